@@ -1,0 +1,167 @@
+import { Reader, Writer, bytesToBigInt, bigIntToBytes, toHex } from './bytes.ts';
+import { BlockRuleError, DecodeError } from './errors.ts';
+import { sha256 } from './hash.ts';
+import { ADDRESS_BYTES } from './keys.ts';
+import { MAX_AMOUNT, isValidAmount } from './amount.ts';
+import { merkleRoot } from './merkle.ts';
+import { TX_BYTES, readTransaction, type Transaction } from './transaction.ts';
+
+export const BLOCK_VERSION = 1;
+export const HASH_BYTES = 32;
+/** version + height + prevHash + merkleRoot + timestamp + target + nonce */
+export const HEADER_BYTES = 4 + 4 + HASH_BYTES * 2 + 8 + 32 + 8;
+export const COINBASE_BYTES = ADDRESS_BYTES + 8;
+/** No network may allow bigger blocks than this; decoding refuses anything larger before reading it. */
+export const MAX_BLOCK_BYTES_LIMIT = 32 * 1024 * 1024;
+/** Timestamps are seconds; keeping them below 2^53 lets them be plain numbers everywhere. */
+const MAX_TIMESTAMP = Number.MAX_SAFE_INTEGER;
+
+export interface HeaderFields {
+  readonly version: number;
+  readonly height: number;
+  readonly prevHash: Uint8Array;
+  readonly merkleRoot: Uint8Array;
+  /** Seconds since the Unix epoch. */
+  readonly timestamp: number;
+  /** The proof-of-work target: the header hash, as a 256-bit number, must not exceed it. */
+  readonly target: bigint;
+  readonly nonce: bigint;
+}
+
+export interface BlockHeader extends HeaderFields {
+  readonly bytes: Uint8Array;
+  readonly hash: Uint8Array;
+}
+
+/** The miner's payment: reward plus the fees of the block's transactions. */
+export interface Coinbase {
+  readonly to: Uint8Array;
+  readonly amount: bigint;
+}
+
+export interface Block {
+  readonly header: BlockHeader;
+  readonly coinbase: Coinbase;
+  readonly txs: readonly Transaction[];
+  readonly bytes: Uint8Array;
+}
+
+function writeHeader(w: Writer, h: HeaderFields): Writer {
+  if (!Number.isSafeInteger(h.timestamp) || h.timestamp < 0) throw new RangeError(`bad timestamp ${h.timestamp}`);
+  return w
+    .u32(h.version)
+    .u32(h.height)
+    .bytes(h.prevHash, HASH_BYTES)
+    .bytes(h.merkleRoot, HASH_BYTES)
+    .u64(BigInt(h.timestamp))
+    .bytes(bigIntToBytes(h.target, 32))
+    .u64(h.nonce);
+}
+
+export function makeHeader(fields: HeaderFields): BlockHeader {
+  const bytes = writeHeader(new Writer(HEADER_BYTES), fields).finish();
+  return { ...fields, bytes, hash: sha256(bytes) };
+}
+
+function readHeader(r: Reader): BlockHeader {
+  const start = r.offset;
+  const version = r.u32('header version');
+  const height = r.u32('header height');
+  const prevHash = r.bytes(HASH_BYTES, 'header prevHash');
+  const root = r.bytes(HASH_BYTES, 'header merkleRoot');
+  const timestamp = r.u64('header timestamp');
+  if (timestamp > BigInt(MAX_TIMESTAMP)) throw new DecodeError('DECODE_OVER_LIMIT', 'header timestamp too large');
+  const target = bytesToBigInt(r.bytes(32, 'header target'));
+  const nonce = r.u64('header nonce');
+  const bytes = r.bytesBetween(start, r.offset);
+  return { version, height, prevHash, merkleRoot: root, timestamp: Number(timestamp), target, nonce, bytes, hash: sha256(bytes) };
+}
+
+export function decodeHeader(bytes: Uint8Array): BlockHeader {
+  const r = new Reader(bytes);
+  const header = readHeader(r);
+  r.end('header');
+  return header;
+}
+
+/** Coinbase ids include the height, so two blocks paying the same miner the same amount differ. */
+export function coinbaseId(height: number, coinbase: Coinbase): Uint8Array {
+  return sha256(new Writer(4 + COINBASE_BYTES).u32(height).bytes(coinbase.to, ADDRESS_BYTES).u64(coinbase.amount).finish());
+}
+
+/** The Merkle root commits to the coinbase (first leaf) and every transaction id, in order. */
+export function computeMerkleRoot(height: number, coinbase: Coinbase, txs: readonly Transaction[]): Uint8Array {
+  return merkleRoot([coinbaseId(height, coinbase), ...txs.map((tx) => tx.id)]);
+}
+
+export function encodeBlock(header: BlockHeader, coinbase: Coinbase, txs: readonly Transaction[]): Uint8Array {
+  const w = new Writer(HEADER_BYTES + COINBASE_BYTES + 9 + txs.length * TX_BYTES)
+    .bytes(header.bytes, HEADER_BYTES)
+    .bytes(coinbase.to, ADDRESS_BYTES)
+    .u64(coinbase.amount)
+    .varint(txs.length);
+  for (const tx of txs) w.bytes(tx.bytes);
+  return w.finish();
+}
+
+export function makeBlock(header: BlockHeader, coinbase: Coinbase, txs: readonly Transaction[]): Block {
+  return { header, coinbase, txs, bytes: encodeBlock(header, coinbase, txs) };
+}
+
+export function decodeBlock(bytes: Uint8Array): Block {
+  if (bytes.length > MAX_BLOCK_BYTES_LIMIT) {
+    throw new DecodeError('DECODE_OVER_LIMIT', `block of ${bytes.length} bytes exceeds ${MAX_BLOCK_BYTES_LIMIT}`);
+  }
+  const r = new Reader(bytes);
+  const header = readHeader(r);
+  const to = r.bytes(ADDRESS_BYTES, 'coinbase recipient');
+  const amount = r.u64('coinbase amount');
+  if (!isValidAmount(amount)) throw new DecodeError('DECODE_OVER_LIMIT', 'coinbase amount exceeds MAX_AMOUNT');
+  // Transactions have a fixed size, so the count can be checked against what is left before reading any.
+  const count = r.varint('tx count', Math.floor(r.remaining / TX_BYTES));
+  const txs: Transaction[] = new Array(count);
+  for (let i = 0; i < count; i++) txs[i] = readTransaction(r);
+  r.end('block');
+  return { header, coinbase: { to, amount }, txs, bytes: r.bytesBetween(0, r.offset) };
+}
+
+export interface BlockLimits {
+  readonly maxBlockBytes: number;
+  readonly maxBlockTxs: number;
+  readonly reward: bigint;
+}
+
+/**
+ * Checks that need nothing but the block itself and the network's limits: version, size,
+ * count, Merkle root, duplicate ids and the coinbase amount. A failure of the Merkle root says
+ * nothing about the header (a peer can pair a good header with a bad body), which consensus
+ * must remember before marking a header invalid.
+ */
+export function checkBlockBody(block: Block, limits: BlockLimits): void {
+  const { header, coinbase, txs } = block;
+  if (header.version !== BLOCK_VERSION) {
+    throw new BlockRuleError('BLOCK_BAD_VERSION', `unknown block version ${header.version}`);
+  }
+  if (block.bytes.length > limits.maxBlockBytes) {
+    throw new BlockRuleError('BLOCK_TOO_LARGE', `block is ${block.bytes.length} bytes, limit ${limits.maxBlockBytes}`);
+  }
+  if (txs.length > limits.maxBlockTxs) {
+    throw new BlockRuleError('BLOCK_TOO_MANY_TXS', `block has ${txs.length} txs, limit ${limits.maxBlockTxs}`);
+  }
+  const root = computeMerkleRoot(header.height, coinbase, txs);
+  if (toHex(root) !== toHex(header.merkleRoot)) {
+    throw new BlockRuleError('BLOCK_BAD_MERKLE_ROOT', 'Merkle root does not match the transactions');
+  }
+  const seen = new Set<string>();
+  let fees = 0n;
+  for (const tx of txs) {
+    const id = toHex(tx.id);
+    if (seen.has(id)) throw new BlockRuleError('BLOCK_DUPLICATE_TX', `transaction ${id} appears twice`);
+    seen.add(id);
+    fees += tx.fee;
+  }
+  const expected = limits.reward + fees;
+  if (expected > MAX_AMOUNT || coinbase.amount !== expected) {
+    throw new BlockRuleError('BLOCK_BAD_COINBASE', `coinbase pays ${coinbase.amount}, expected reward + fees = ${expected}`);
+  }
+}

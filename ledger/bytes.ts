@@ -1,0 +1,216 @@
+import { DecodeError } from './errors.ts';
+
+/** Hex helpers: lower-case, no prefix, even length. */
+export function toHex(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex');
+}
+
+export function fromHex(hex: string, expectedLength?: number): Uint8Array {
+  if (hex.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(hex)) {
+    throw new DecodeError('DECODE_NON_CANONICAL', 'not a hex string');
+  }
+  const bytes = new Uint8Array(Buffer.from(hex, 'hex'));
+  if (expectedLength !== undefined && bytes.length !== expectedLength) {
+    throw new DecodeError('DECODE_NON_CANONICAL', `expected ${expectedLength} bytes of hex, got ${bytes.length}`);
+  }
+  return bytes;
+}
+
+export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+export function concatBytes(...parts: Uint8Array[]): Uint8Array {
+  let length = 0;
+  for (const p of parts) length += p.length;
+  const out = new Uint8Array(length);
+  let offset = 0;
+  for (const p of parts) {
+    out.set(p, offset);
+    offset += p.length;
+  }
+  return out;
+}
+
+/** A 256-bit big-endian byte string as an unsigned integer. */
+export function bytesToBigInt(bytes: Uint8Array): bigint {
+  return bytes.length === 0 ? 0n : BigInt('0x' + toHex(bytes));
+}
+
+export function bigIntToBytes(value: bigint, length: number): Uint8Array {
+  if (value < 0n) throw new RangeError('negative');
+  const hex = value.toString(16).padStart(length * 2, '0');
+  if (hex.length > length * 2) throw new RangeError(`${value} does not fit in ${length} bytes`);
+  return fromHex(hex);
+}
+
+const U64_MAX = (1n << 64n) - 1n;
+
+/**
+ * Appends fixed-width big-endian fields. Every encoder in Cairn goes through this one writer,
+ * so that there is exactly one way to lay out an integer.
+ */
+export class Writer {
+  private buf: Uint8Array;
+  private view: DataView;
+  private pos = 0;
+
+  constructor(capacity = 256) {
+    this.buf = new Uint8Array(capacity);
+    this.view = new DataView(this.buf.buffer);
+  }
+
+  private reserve(n: number): void {
+    if (this.pos + n <= this.buf.length) return;
+    const next = new Uint8Array(Math.max(this.buf.length * 2, this.pos + n));
+    next.set(this.buf.subarray(0, this.pos));
+    this.buf = next;
+    this.view = new DataView(next.buffer);
+  }
+
+  u8(v: number): this {
+    this.reserve(1);
+    this.view.setUint8(this.pos, v);
+    this.pos += 1;
+    return this;
+  }
+
+  u32(v: number): this {
+    if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new RangeError(`u32 out of range: ${v}`);
+    this.reserve(4);
+    this.view.setUint32(this.pos, v);
+    this.pos += 4;
+    return this;
+  }
+
+  u64(v: bigint): this {
+    if (v < 0n || v > U64_MAX) throw new RangeError(`u64 out of range: ${v}`);
+    this.reserve(8);
+    this.view.setBigUint64(this.pos, v);
+    this.pos += 8;
+    return this;
+  }
+
+  /** Bitcoin's CompactSize: 1, 3, 5 or 9 bytes, always the shortest form. */
+  varint(v: number): this {
+    if (!Number.isSafeInteger(v) || v < 0) throw new RangeError(`varint out of range: ${v}`);
+    if (v < 0xfd) return this.u8(v);
+    if (v <= 0xffff) {
+      this.u8(0xfd).reserve(2);
+      this.view.setUint16(this.pos, v);
+      this.pos += 2;
+      return this;
+    }
+    if (v <= 0xffffffff) return this.u8(0xfe).u32(v);
+    return this.u8(0xff).u64(BigInt(v));
+  }
+
+  bytes(b: Uint8Array, expectedLength?: number): this {
+    if (expectedLength !== undefined && b.length !== expectedLength) {
+      throw new RangeError(`expected ${expectedLength} bytes, got ${b.length}`);
+    }
+    this.reserve(b.length);
+    this.buf.set(b, this.pos);
+    this.pos += b.length;
+    return this;
+  }
+
+  finish(): Uint8Array {
+    return this.buf.slice(0, this.pos);
+  }
+}
+
+/** Reads what Writer wrote, refusing anything short, long or non-minimal. */
+export class Reader {
+  private readonly buf: Uint8Array;
+  private readonly view: DataView;
+  private pos = 0;
+
+  constructor(buf: Uint8Array) {
+    this.buf = buf;
+    this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  }
+
+  get remaining(): number {
+    return this.buf.length - this.pos;
+  }
+
+  get offset(): number {
+    return this.pos;
+  }
+
+  private need(n: number, what: string): void {
+    if (this.remaining < n) {
+      throw new DecodeError('DECODE_TRUNCATED', `truncated ${what}: need ${n} bytes, have ${this.remaining}`);
+    }
+  }
+
+  u8(what = 'u8'): number {
+    this.need(1, what);
+    return this.view.getUint8(this.pos++);
+  }
+
+  u32(what = 'u32'): number {
+    this.need(4, what);
+    const v = this.view.getUint32(this.pos);
+    this.pos += 4;
+    return v;
+  }
+
+  u64(what = 'u64'): bigint {
+    this.need(8, what);
+    const v = this.view.getBigUint64(this.pos);
+    this.pos += 8;
+    return v;
+  }
+
+  varint(what = 'varint', max = Number.MAX_SAFE_INTEGER): number {
+    const tag = this.u8(what);
+    let v: number;
+    let min: number;
+    if (tag < 0xfd) return check(tag);
+    if (tag === 0xfd) {
+      this.need(2, what);
+      v = this.view.getUint16(this.pos);
+      this.pos += 2;
+      min = 0xfd;
+    } else if (tag === 0xfe) {
+      v = this.u32(what);
+      min = 0x10000;
+    } else {
+      const big = this.u64(what);
+      if (big > BigInt(Number.MAX_SAFE_INTEGER)) throw new DecodeError('DECODE_OVER_LIMIT', `${what} too large`);
+      v = Number(big);
+      min = 0x100000000;
+    }
+    if (v < min) throw new DecodeError('DECODE_NON_CANONICAL', `${what} is not minimally encoded`);
+    return check(v);
+
+    function check(n: number): number {
+      if (n > max) throw new DecodeError('DECODE_OVER_LIMIT', `${what} ${n} exceeds limit ${max}`);
+      return n;
+    }
+  }
+
+  bytes(n: number, what = 'bytes'): Uint8Array {
+    this.need(n, what);
+    const out = this.buf.slice(this.pos, this.pos + n);
+    this.pos += n;
+    return out;
+  }
+
+  /** A copy of input bytes already read, from `start` to `end`. */
+  bytesBetween(start: number, end: number): Uint8Array {
+    if (start < 0 || end > this.pos || start > end) throw new RangeError('bytesBetween outside what was read');
+    return this.buf.slice(start, end);
+  }
+
+  /** Every decoder ends here: one value, one encoding, nothing after it. */
+  end(what: string): void {
+    if (this.remaining !== 0) {
+      throw new DecodeError('DECODE_TRAILING_BYTES', `${this.remaining} trailing bytes after ${what}`);
+    }
+  }
+}

@@ -1,0 +1,240 @@
+import { Level } from 'level';
+import { Reader, Writer, bytesEqual, toHex } from './bytes.ts';
+import { BlockRuleError, StoreError } from './errors.ts';
+import { layout } from './layout.ts';
+import { checkBlockBody, decodeBlock, type Block } from './block.ts';
+import { genesisBlock, type ChainParams } from './genesis.ts';
+import {
+  applyBlock,
+  decodeAccount,
+  decodeUndo,
+  encodeAccount,
+  encodeUndo,
+  type Account,
+  type AccountSource,
+  type BlockEffects,
+  type SignatureChecker,
+} from './state.ts';
+
+type Db = Level<Uint8Array, Uint8Array>;
+type BatchOp = { type: 'put'; key: Uint8Array; value: Uint8Array } | { type: 'del'; key: Uint8Array };
+
+export interface ChainTip {
+  readonly hash: Uint8Array;
+  readonly height: number;
+}
+
+export interface TxLocation {
+  readonly blockHash: Uint8Array;
+  readonly index: number;
+}
+
+/**
+ * The only code that touches the database (bcoin's ChainDB). It keeps the main chain and the
+ * state at its tip, and moves the tip one block at a time, each move one atomic batch: a kill at
+ * any instant leaves a store that reopens at the last committed block with matching state.
+ *
+ * Concurrency: connect and disconnect are serialised internally; reads may run at any time and
+ * see the state of the last committed batch.
+ */
+export class ChainDB implements AccountSource {
+  readonly params: ChainParams;
+  readonly genesis: Block;
+  private readonly db: Db;
+  private currentTip: ChainTip;
+  private queue: Promise<unknown> = Promise.resolve();
+
+  private constructor(db: Db, params: ChainParams, genesis: Block, tip: ChainTip) {
+    this.db = db;
+    this.params = params;
+    this.genesis = genesis;
+    this.currentTip = tip;
+  }
+
+  /** Opens (creating if empty) the store at `location` for the network `params` defines. */
+  static async open(location: string, params: ChainParams): Promise<ChainDB> {
+    const db: Db = new Level<Uint8Array, Uint8Array>(location, { keyEncoding: 'view', valueEncoding: 'view' });
+    try {
+      await db.open();
+    } catch (err) {
+      throw new StoreError('STORE_CORRUPT', `cannot open the database at ${location}: ${(err as Error).message}`);
+    }
+    try {
+      const genesis = genesisBlock(params);
+      const stored = await db.get(layout.genesis);
+      if (stored === undefined) {
+        await ChainDB.writeGenesis(db, params, genesis);
+      } else if (!bytesEqual(stored, genesis.header.hash)) {
+        const name = new TextDecoder().decode((await db.get(layout.network)) ?? new Uint8Array());
+        throw new StoreError(
+          'STORE_GENESIS_MISMATCH',
+          `${location} holds the network "${name}" (genesis ${toHex(stored)}), not "${params.name}" (genesis ${toHex(genesis.header.hash)})`,
+        );
+      }
+      const tip = await ChainDB.readTip(db);
+      return new ChainDB(db, params, genesis, tip);
+    } catch (err) {
+      await db.close();
+      throw err;
+    }
+  }
+
+  private static async writeGenesis(db: Db, params: ChainParams, genesis: Block): Promise<void> {
+    const hash = genesis.header.hash;
+    const ops: BatchOp[] = [
+      { type: 'put', key: layout.network, value: new TextEncoder().encode(params.name) },
+      { type: 'put', key: layout.block(hash), value: genesis.bytes },
+      { type: 'put', key: layout.height(0), value: hash },
+      { type: 'put', key: layout.tip, value: hash },
+      ...params.alloc.map((a): BatchOp => ({
+        type: 'put',
+        key: layout.account(a.address),
+        value: encodeAccount({ balance: a.balance, nonce: 0n }),
+      })),
+      // Written last in the same batch: its presence means the rest is there.
+      { type: 'put', key: layout.genesis, value: hash },
+    ];
+    await db.batch(ops);
+  }
+
+  private static async readTip(db: Db): Promise<ChainTip> {
+    const hash = await db.get(layout.tip);
+    const bytes = hash && (await db.get(layout.block(hash)));
+    if (!hash || !bytes) throw new StoreError('STORE_CORRUPT', 'the tip pointer names no stored block');
+    const { height } = decodeBlock(bytes).header;
+    const indexed = await db.get(layout.height(height));
+    if (!indexed || !bytesEqual(indexed, hash)) {
+      throw new StoreError('STORE_CORRUPT', `the height index at ${height} does not name the tip`);
+    }
+    return { hash, height };
+  }
+
+  get tip(): ChainTip {
+    return this.currentTip;
+  }
+
+  async close(): Promise<void> {
+    await this.queue.catch(() => {});
+    await this.db.close();
+  }
+
+  async getAccount(address: Uint8Array): Promise<Account | undefined> {
+    const bytes = await this.db.get(layout.account(address));
+    return bytes && decodeAccount(bytes);
+  }
+
+  async hasBlock(hash: Uint8Array): Promise<boolean> {
+    return (await this.db.get(layout.block(hash))) !== undefined;
+  }
+
+  async getBlock(hash: Uint8Array): Promise<Block | undefined> {
+    const bytes = await this.db.get(layout.block(hash));
+    return bytes && decodeBlock(bytes);
+  }
+
+  async getHashAtHeight(height: number): Promise<Uint8Array | undefined> {
+    if (!Number.isInteger(height) || height < 0 || height > this.currentTip.height) return undefined;
+    return this.db.get(layout.height(height));
+  }
+
+  async getBlockAtHeight(height: number): Promise<Block | undefined> {
+    const hash = await this.getHashAtHeight(height);
+    return hash && this.getBlock(hash);
+  }
+
+  async getTxLocation(txid: Uint8Array): Promise<TxLocation | undefined> {
+    const bytes = await this.db.get(layout.tx(txid));
+    if (!bytes) return undefined;
+    const r = new Reader(bytes);
+    return { blockHash: r.bytes(32), index: r.u32() };
+  }
+
+  /** Every account at the tip, in address order. */
+  async *accounts(): AsyncGenerator<{ address: Uint8Array; account: Account }> {
+    for await (const [key, value] of this.db.iterator(layout.range('A'))) {
+      yield { address: key.subarray(1), account: decodeAccount(value) };
+    }
+  }
+
+  /** Stores a block that is not (yet) on the main chain: a side branch, or one awaiting its turn. */
+  async putBlock(block: Block): Promise<void> {
+    await this.db.put(layout.block(block.header.hash), block.bytes);
+  }
+
+  /** Raw access for the block index records consensus keeps beside the blocks. */
+  async putIndexRecord(hash: Uint8Array, record: Uint8Array): Promise<void> {
+    await this.db.put(layout.index(hash), record);
+  }
+
+  async *indexRecords(): AsyncGenerator<{ hash: Uint8Array; record: Uint8Array }> {
+    for await (const [key, value] of this.db.iterator(layout.range('I'))) yield { hash: key.subarray(1), record: value };
+  }
+
+  private exclusive<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(work, work);
+    this.queue = run.catch(() => {});
+    return run;
+  }
+
+  /**
+   * Validates `block` as the child of the tip (linkage, body, every transaction against state)
+   * and, only if all of it holds, commits block, undo data, state, indexes and tip in one batch.
+   * Throws a typed rule error and writes nothing otherwise. `extraOps` lets consensus put its
+   * index record for the block into the same batch.
+   */
+  connectBlock(block: Block, signatures?: SignatureChecker, extraOps: readonly BatchOp[] = []): Promise<BlockEffects> {
+    return this.exclusive(async () => {
+      const tip = this.currentTip;
+      const { header } = block;
+      if (!bytesEqual(header.prevHash, tip.hash)) {
+        throw new BlockRuleError('BLOCK_BAD_PARENT', `parent ${toHex(header.prevHash)} is not the tip ${toHex(tip.hash)}`, 0);
+      }
+      if (header.height !== tip.height + 1) {
+        throw new BlockRuleError('BLOCK_BAD_HEIGHT', `height ${header.height}, expected ${tip.height + 1}`);
+      }
+      checkBlockBody(block, this.params);
+      const effects = await applyBlock(this, block, this.params, signatures);
+      const hash = header.hash;
+      const ops: BatchOp[] = [
+        { type: 'put', key: layout.block(hash), value: block.bytes },
+        { type: 'put', key: layout.height(header.height), value: hash },
+        { type: 'put', key: layout.undo(hash), value: encodeUndo(effects.undo) },
+        ...effects.accounts.map((a): BatchOp => ({ type: 'put', key: layout.account(a.address), value: encodeAccount(a.account) })),
+        ...block.txs.map((tx, i): BatchOp => ({ type: 'put', key: layout.tx(tx.id), value: new Writer(36).bytes(hash).u32(i).finish() })),
+        ...extraOps,
+        { type: 'put', key: layout.tip, value: hash },
+      ];
+      await this.db.batch(ops);
+      this.currentTip = { hash, height: header.height };
+      return effects;
+    });
+  }
+
+  /** Moves the tip back to its parent with the tip's undo data, in one batch. Returns the block removed. */
+  disconnectTip(extraOps: readonly BatchOp[] = []): Promise<Block> {
+    return this.exclusive(async () => {
+      const tip = this.currentTip;
+      if (tip.height === 0) throw new StoreError('STORE_CORRUPT', 'cannot disconnect the genesis block');
+      const block = await this.getBlock(tip.hash);
+      const undoBytes = await this.db.get(layout.undo(tip.hash));
+      if (!block || !undoBytes) throw new StoreError('STORE_CORRUPT', `tip ${toHex(tip.hash)} has no block or undo data`);
+      const ops: BatchOp[] = [
+        ...decodeUndo(undoBytes).map((u): BatchOp =>
+          u.previous
+            ? { type: 'put', key: layout.account(u.address), value: encodeAccount(u.previous) }
+            : { type: 'del', key: layout.account(u.address) },
+        ),
+        ...block.txs.map((tx): BatchOp => ({ type: 'del', key: layout.tx(tx.id) })),
+        { type: 'del', key: layout.undo(tip.hash) },
+        { type: 'del', key: layout.height(tip.height) },
+        ...extraOps,
+        { type: 'put', key: layout.tip, value: block.header.prevHash },
+      ];
+      await this.db.batch(ops);
+      this.currentTip = { hash: block.header.prevHash, height: tip.height - 1 };
+      return block;
+    });
+  }
+}
+
+export type { BatchOp };

@@ -1,0 +1,148 @@
+import { Writer, bigIntToBytes, toHex } from './bytes.ts';
+import { GenesisError } from './errors.ts';
+import { sha256 } from './hash.ts';
+import { decodeAddress } from './keys.ts';
+import { MAX_AMOUNT, parseAmount } from './amount.ts';
+import { BLOCK_VERSION, COINBASE_BYTES, HEADER_BYTES, MAX_BLOCK_BYTES_LIMIT, makeBlock, makeHeader, type Block } from './block.ts';
+
+/** Everything that defines a network. Parsed once from genesis.json; its hash names the network. */
+export interface ChainParams {
+  readonly name: string;
+  readonly chainId: number;
+  /** Seconds since the epoch: the genesis block's timestamp. */
+  readonly timestamp: number;
+  /** The genesis block's proof-of-work target (also the easiest target the chain allows). */
+  readonly target: bigint;
+  /** Intended seconds between blocks. */
+  readonly blockTime: number;
+  /** How fast difficulty answers a change of hash rate: ASERT's half-life, in seconds. */
+  readonly asertHalfLife: number;
+  readonly reward: bigint;
+  readonly maxBlockBytes: number;
+  readonly maxBlockTxs: number;
+  /** Initial balances, sorted by address bytes so the commitment is canonical. */
+  readonly alloc: ReadonlyArray<{ readonly address: Uint8Array; readonly balance: bigint }>;
+}
+
+const KNOWN_KEYS = ['name', 'chainId', 'timestamp', 'target', 'blockTime', 'asertHalfLife', 'reward', 'limits', 'alloc'];
+const MAX_TARGET = (1n << 256n) - 1n;
+const MAX_NAME_BYTES = 64;
+
+function fail(message: string): never {
+  throw new GenesisError(`genesis: ${message}`);
+}
+
+function integer(value: unknown, field: string, min: number, max: number): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
+    fail(`"${field}" must be an integer from ${min} to ${max}, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+function amount(value: unknown, field: string): bigint {
+  const parsed = typeof value === 'string' ? parseAmount(value) : undefined;
+  if (parsed === undefined) fail(`"${field}" must be a decimal string of base units up to ${MAX_AMOUNT}, got ${JSON.stringify(value)}`);
+  return parsed;
+}
+
+function plainObject(value: unknown, field: string): Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) fail(`"${field}" must be an object`);
+  return value as Record<string, unknown>;
+}
+
+/** Parses genesis.json text into params, refusing anything unknown, missing or out of range. */
+export function parseGenesis(text: string): ChainParams {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    fail(`not valid JSON (${(err as Error).message})`);
+  }
+  const g = plainObject(json, 'genesis');
+  for (const key of Object.keys(g)) if (!KNOWN_KEYS.includes(key)) fail(`unknown field "${key}"`);
+  for (const key of KNOWN_KEYS) if (!(key in g)) fail(`missing field "${key}"`);
+
+  if (typeof g.name !== 'string' || !/^[\x21-\x7e]+$/.test(g.name) || g.name.length > MAX_NAME_BYTES) {
+    fail(`"name" must be 1 to ${MAX_NAME_BYTES} printable ASCII characters without spaces`);
+  }
+  if (typeof g.target !== 'string' || !/^0x[0-9a-f]{1,64}$/.test(g.target)) {
+    fail('"target" must be a lower-case hex string "0x…" of at most 64 digits');
+  }
+  const target = BigInt(g.target);
+  if (target === 0n || target > MAX_TARGET) fail('"target" must be non-zero');
+
+  const limits = plainObject(g.limits, 'limits');
+  for (const key of Object.keys(limits)) if (key !== 'maxBlockBytes' && key !== 'maxBlockTxs') fail(`unknown field "limits.${key}"`);
+  const maxBlockBytes = integer(limits.maxBlockBytes, 'limits.maxBlockBytes', HEADER_BYTES + COINBASE_BYTES + 1, MAX_BLOCK_BYTES_LIMIT);
+  const maxBlockTxs = integer(limits.maxBlockTxs, 'limits.maxBlockTxs', 0, 1_000_000);
+
+  const allocObject = plainObject(g.alloc, 'alloc');
+  let total = 0n;
+  const alloc = Object.entries(allocObject).map(([text, value]) => {
+    let address: Uint8Array;
+    try {
+      address = decodeAddress(text);
+    } catch (err) {
+      fail(`alloc: ${(err as Error).message}`);
+    }
+    const balance = amount(value, `alloc.${text}`);
+    total += balance;
+    return { address, balance };
+  });
+  if (total > MAX_AMOUNT) fail('the sum of "alloc" exceeds MAX_AMOUNT');
+  alloc.sort((a, b) => Buffer.compare(a.address, b.address));
+
+  return {
+    name: g.name,
+    chainId: integer(g.chainId, 'chainId', 0, 0xffffffff),
+    timestamp: integer(g.timestamp, 'timestamp', 0, 2 ** 48),
+    target,
+    blockTime: integer(g.blockTime, 'blockTime', 1, 86_400),
+    asertHalfLife: integer(g.asertHalfLife, 'asertHalfLife', 1, 365 * 86_400),
+    reward: amount(g.reward, 'reward'),
+    maxBlockBytes,
+    maxBlockTxs,
+    alloc,
+  };
+}
+
+/** The canonical bytes of the parameters; the genesis header's Merkle root is their hash. */
+export function encodeParams(p: ChainParams): Uint8Array {
+  const name = new TextEncoder().encode(p.name);
+  const w = new Writer(256 + p.alloc.length * 28)
+    .bytes(new TextEncoder().encode('cairn-genesis-v1'))
+    .varint(name.length)
+    .bytes(name)
+    .u32(p.chainId)
+    .u64(BigInt(p.timestamp))
+    .bytes(bigIntToBytes(p.target, 32))
+    .u32(p.blockTime)
+    .u32(p.asertHalfLife)
+    .u64(p.reward)
+    .u32(p.maxBlockBytes)
+    .u32(p.maxBlockTxs)
+    .varint(p.alloc.length);
+  for (const a of p.alloc) w.bytes(a.address).u64(a.balance);
+  return w.finish();
+}
+
+/**
+ * Block 0. It has no transactions and pays nobody: its Merkle root commits to the parameters
+ * instead, so the genesis hash changes whenever any rule of the network does.
+ */
+export function genesisBlock(p: ChainParams): Block {
+  const header = makeHeader({
+    version: BLOCK_VERSION,
+    height: 0,
+    prevHash: new Uint8Array(32),
+    merkleRoot: sha256(encodeParams(p)),
+    timestamp: p.timestamp,
+    target: p.target,
+    nonce: 0n,
+  });
+  return makeBlock(header, { to: new Uint8Array(20), amount: 0n }, []);
+}
+
+export function genesisHashHex(p: ChainParams): string {
+  return toHex(genesisBlock(p).header.hash);
+}

@@ -1,0 +1,54 @@
+/**
+ * Every LevelDB key Cairn writes, in one place. Keys are a one-byte prefix followed by fixed-width
+ * binary fields, so LevelDB's byte order is the order that matters (heights big-endian).
+ *
+ *   M "genesis"        → genesis hash (32)              which network this datadir belongs to
+ *   M "network"        → network name (UTF-8)           for the error when it is the wrong one
+ *   M "tip"            → tip hash (32)                  last block connected to the main chain
+ *   B hash(32)         → block bytes                    every block stored, main chain or not
+ *   I hash(32)         → block index record             header, total work and status (consensus)
+ *   H height(u32 BE)   → hash (32)                      main chain only
+ *   A address(20)      → balance u64 ‖ nonce u64        current state (main chain tip)
+ *   U hash(32)         → undo records                   main chain only; restores state on disconnect
+ *   T txid(32)         → block hash (32) ‖ index u32    main chain only
+ *
+ * Connecting a block writes its B (if new), H, U, T, every touched A and the tip in ONE batch;
+ * disconnecting deletes H, U, T, restores A and moves the tip back, again in one batch.
+ */
+const enc = new TextEncoder();
+
+function key(prefix: string, ...parts: Uint8Array[]): Uint8Array {
+  let length = 1;
+  for (const p of parts) length += p.length;
+  const out = new Uint8Array(length);
+  out[0] = prefix.charCodeAt(0);
+  let offset = 1;
+  for (const p of parts) {
+    out.set(p, offset);
+    offset += p.length;
+  }
+  return out;
+}
+
+function u32(n: number): Uint8Array {
+  const b = new Uint8Array(4);
+  new DataView(b.buffer).setUint32(0, n);
+  return b;
+}
+
+export const layout = {
+  genesis: key('M', enc.encode('genesis')),
+  network: key('M', enc.encode('network')),
+  tip: key('M', enc.encode('tip')),
+  block: (hash: Uint8Array) => key('B', hash),
+  index: (hash: Uint8Array) => key('I', hash),
+  height: (height: number) => key('H', u32(height)),
+  account: (address: Uint8Array) => key('A', address),
+  undo: (hash: Uint8Array) => key('U', hash),
+  tx: (txid: Uint8Array) => key('T', txid),
+  /** Bounds that select every key with a prefix, for iterators. */
+  range: (prefix: 'A' | 'B' | 'I' | 'H' | 'U' | 'T') => ({
+    gte: Uint8Array.of(prefix.charCodeAt(0)),
+    lt: Uint8Array.of(prefix.charCodeAt(0) + 1),
+  }),
+};

@@ -1,0 +1,187 @@
+import { Reader, Writer, toHex } from './bytes.ts';
+import { BlockRuleError, DecodeError, TxRuleError } from './errors.ts';
+import { ADDRESS_BYTES } from './keys.ts';
+import { MAX_AMOUNT } from './amount.ts';
+import type { Block } from './block.ts';
+import { checkTxSignature, type Transaction } from './transaction.ts';
+
+export interface Account {
+  readonly balance: bigint;
+  readonly nonce: bigint;
+}
+
+export const EMPTY_ACCOUNT: Account = { balance: 0n, nonce: 0n };
+export const ACCOUNT_BYTES = 16;
+
+/** Where the state transition reads accounts from: the store, or an overlay on top of it. */
+export interface AccountSource {
+  getAccount(address: Uint8Array): Promise<Account | undefined>;
+}
+
+/** An account as it was before a block touched it; `undefined` means it did not exist. */
+export interface UndoRecord {
+  readonly address: Uint8Array;
+  readonly previous: Account | undefined;
+}
+
+/** What connecting a block does to state, computed in memory before anything is written. */
+export interface BlockEffects {
+  /** Every touched account with its new value, in the order first touched. */
+  readonly accounts: ReadonlyArray<{ readonly address: Uint8Array; readonly account: Account }>;
+  /** The same accounts with their previous values: enough to disconnect the block exactly. */
+  readonly undo: readonly UndoRecord[];
+  readonly fees: bigint;
+}
+
+/**
+ * Verifies transaction signatures in a batch. A parameter so the import path can swap in a
+ * worker pool or a cache of signatures already checked at mempool admission.
+ */
+export interface SignatureChecker {
+  checkBlockSignatures(txs: readonly Transaction[]): Promise<void>;
+}
+
+export const inlineSignatureChecker: SignatureChecker = {
+  async checkBlockSignatures(txs) {
+    txs.forEach((tx, i) => checkTxSignature(tx, i));
+  },
+};
+
+export interface StateRules {
+  readonly chainId: number;
+}
+
+/**
+ * The stateful rules for one transaction against the sender's and recipient's current accounts.
+ * Shared by block connection and mempool admission, so both judge a transaction alike.
+ */
+export function checkTxAgainstState(tx: Transaction, sender: Account, rules: StateRules, txIndex?: number): void {
+  if (tx.chainId !== rules.chainId) {
+    throw new TxRuleError('TX_WRONG_CHAIN', `chainId ${tx.chainId}, expected ${rules.chainId}`, 100, txIndex);
+  }
+  if (tx.nonce !== sender.nonce) {
+    throw new TxRuleError('TX_BAD_NONCE', `nonce ${tx.nonce}, expected ${sender.nonce}`, 0, txIndex);
+  }
+  const cost = tx.amount + tx.fee;
+  if (cost > MAX_AMOUNT) {
+    throw new TxRuleError('TX_AMOUNT_OVER_LIMIT', 'amount + fee exceeds MAX_AMOUNT', 100, txIndex);
+  }
+  if (sender.balance < cost) {
+    throw new TxRuleError('TX_INSUFFICIENT_BALANCE', `balance ${sender.balance} < amount + fee ${cost}`, 0, txIndex);
+  }
+}
+
+/** A read-through overlay: reads once from the source, then works on its own copies. */
+export class StateOverlay implements AccountSource {
+  private readonly source: AccountSource;
+  private readonly entries = new Map<string, { address: Uint8Array; before: Account | undefined; after: Account }>();
+
+  constructor(source: AccountSource) {
+    this.source = source;
+  }
+
+  async getAccount(address: Uint8Array): Promise<Account | undefined> {
+    const entry = this.entries.get(toHex(address));
+    return entry ? entry.after : this.source.getAccount(address);
+  }
+
+  async load(address: Uint8Array): Promise<Account> {
+    const key = toHex(address);
+    let entry = this.entries.get(key);
+    if (!entry) {
+      const before = await this.source.getAccount(address);
+      entry = { address, before, after: before ?? EMPTY_ACCOUNT };
+      this.entries.set(key, entry);
+    }
+    return entry.after;
+  }
+
+  /** `address` must have been loaded first. */
+  set(address: Uint8Array, account: Account): void {
+    this.entries.get(toHex(address))!.after = account;
+  }
+
+  effects(fees: bigint): BlockEffects {
+    const list = [...this.entries.values()];
+    return {
+      accounts: list.map((e) => ({ address: e.address, account: e.after })),
+      undo: list.map((e) => ({ address: e.address, previous: e.before })),
+      fees,
+    };
+  }
+}
+
+/**
+ * Applies one transaction to the overlay. Does not check the signature (see SignatureChecker).
+ * Returns the fee it pays.
+ */
+export async function applyTransaction(state: StateOverlay, tx: Transaction, rules: StateRules, txIndex?: number): Promise<bigint> {
+  const sender = await state.load(tx.from);
+  checkTxAgainstState(tx, sender, rules, txIndex);
+  state.set(tx.from, { balance: sender.balance - tx.amount - tx.fee, nonce: sender.nonce + 1n });
+  const recipient = await state.load(tx.to); // after the debit, so a payment to oneself sees it
+  const credited = recipient.balance + tx.amount;
+  if (credited > MAX_AMOUNT) {
+    throw new TxRuleError('TX_BALANCE_OVERFLOW', 'recipient balance would exceed MAX_AMOUNT', 0, txIndex);
+  }
+  state.set(tx.to, { balance: credited, nonce: recipient.nonce });
+  return tx.fee;
+}
+
+/**
+ * The state transition of a block whose body has passed `checkBlockBody`: every signature, then
+ * every transaction in order, then the coinbase. Deterministic, and writes nothing: the caller
+ * commits the returned effects in one batch, or drops them.
+ */
+export async function applyBlock(
+  source: AccountSource,
+  block: Block,
+  rules: StateRules,
+  signatures: SignatureChecker = inlineSignatureChecker,
+): Promise<BlockEffects> {
+  await signatures.checkBlockSignatures(block.txs);
+  const state = new StateOverlay(source);
+  let fees = 0n;
+  for (let i = 0; i < block.txs.length; i++) fees += await applyTransaction(state, block.txs[i]!, rules, i);
+  const miner = await state.load(block.coinbase.to);
+  const paid = miner.balance + block.coinbase.amount;
+  if (paid > MAX_AMOUNT) throw new BlockRuleError('BLOCK_BAD_COINBASE', 'coinbase would overflow the miner balance', 0);
+  state.set(block.coinbase.to, { balance: paid, nonce: miner.nonce });
+  return state.effects(fees);
+}
+
+export function encodeAccount(account: Account): Uint8Array {
+  return new Writer(ACCOUNT_BYTES).u64(account.balance).u64(account.nonce).finish();
+}
+
+export function decodeAccount(bytes: Uint8Array): Account {
+  const r = new Reader(bytes);
+  const account = { balance: r.u64('balance'), nonce: r.u64('nonce') };
+  r.end('account');
+  if (account.balance > MAX_AMOUNT) throw new DecodeError('DECODE_OVER_LIMIT', 'balance exceeds MAX_AMOUNT');
+  return account;
+}
+
+export function encodeUndo(undo: readonly UndoRecord[]): Uint8Array {
+  const w = new Writer(9 + undo.length * (ADDRESS_BYTES + 1 + ACCOUNT_BYTES)).varint(undo.length);
+  for (const u of undo) {
+    w.bytes(u.address, ADDRESS_BYTES);
+    if (u.previous) w.u8(1).u64(u.previous.balance).u64(u.previous.nonce);
+    else w.u8(0);
+  }
+  return w.finish();
+}
+
+export function decodeUndo(bytes: Uint8Array): UndoRecord[] {
+  const r = new Reader(bytes);
+  const count = r.varint('undo count', Math.floor(r.remaining / (ADDRESS_BYTES + 1)));
+  const out: UndoRecord[] = [];
+  for (let i = 0; i < count; i++) {
+    const address = r.bytes(ADDRESS_BYTES, 'undo address');
+    const flag = r.u8('undo flag');
+    if (flag > 1) throw new DecodeError('DECODE_NON_CANONICAL', `undo flag ${flag}`);
+    out.push({ address, previous: flag === 1 ? { balance: r.u64('undo balance'), nonce: r.u64('undo nonce') } : undefined });
+  }
+  r.end('undo');
+  return out;
+}

@@ -1,0 +1,135 @@
+import { Reader, Writer, bytesEqual } from './bytes.ts';
+import { DecodeError, TxRuleError } from './errors.ts';
+import { sha256 } from './hash.ts';
+import {
+  ADDRESS_BYTES,
+  PUBLIC_KEY_BYTES,
+  SIGNATURE_BYTES,
+  addressOf,
+  isCanonicalPublicKeyForm,
+  isCanonicalSignature,
+  publicKeyOf,
+  signHash,
+  verifySignature,
+} from './keys.ts';
+import { isValidAmount } from './amount.ts';
+
+export const TX_VERSION = 1;
+/** version + chainId + from + to + amount + fee + nonce */
+export const UNSIGNED_TX_BYTES = 1 + 4 + ADDRESS_BYTES * 2 + 8 * 3;
+export const TX_BYTES = UNSIGNED_TX_BYTES + PUBLIC_KEY_BYTES + SIGNATURE_BYTES;
+
+export interface UnsignedTransaction {
+  readonly chainId: number;
+  readonly from: Uint8Array;
+  readonly to: Uint8Array;
+  readonly amount: bigint;
+  readonly fee: bigint;
+  readonly nonce: bigint;
+}
+
+/**
+ * A signed transfer. The public key travels with it because a 64-byte signature cannot be
+ * recovered into one; `from` must be that key's address. Instances come only from
+ * `signTransaction` or `decodeTransaction`, so `bytes`, `id` and `sighash` always match the fields.
+ */
+export interface Transaction extends UnsignedTransaction {
+  readonly publicKey: Uint8Array;
+  readonly signature: Uint8Array;
+  /** The canonical signed encoding. */
+  readonly bytes: Uint8Array;
+  /** SHA-256 of the signed encoding. */
+  readonly id: Uint8Array;
+  /** SHA-256 of the unsigned encoding: what the key signs. */
+  readonly sighash: Uint8Array;
+}
+
+function writeUnsigned(w: Writer, tx: UnsignedTransaction): Writer {
+  if (!isValidAmount(tx.amount) || !isValidAmount(tx.fee)) {
+    throw new TxRuleError('TX_AMOUNT_OVER_LIMIT', 'amount or fee outside [0, MAX_AMOUNT]', 100);
+  }
+  return w
+    .u8(TX_VERSION)
+    .u32(tx.chainId)
+    .bytes(tx.from, ADDRESS_BYTES)
+    .bytes(tx.to, ADDRESS_BYTES)
+    .u64(tx.amount)
+    .u64(tx.fee)
+    .u64(tx.nonce);
+}
+
+export function encodeUnsignedTransaction(tx: UnsignedTransaction): Uint8Array {
+  return writeUnsigned(new Writer(UNSIGNED_TX_BYTES), tx).finish();
+}
+
+function build(fields: UnsignedTransaction, publicKey: Uint8Array, signature: Uint8Array, bytes: Uint8Array): Transaction {
+  return {
+    chainId: fields.chainId,
+    from: fields.from,
+    to: fields.to,
+    amount: fields.amount,
+    fee: fields.fee,
+    nonce: fields.nonce,
+    publicKey,
+    signature,
+    bytes,
+    id: sha256(bytes),
+    sighash: sha256(bytes.subarray(0, UNSIGNED_TX_BYTES)),
+  };
+}
+
+/** Signs locally; `from` is derived from the key, so it cannot disagree with it. */
+export function signTransaction(fields: Omit<UnsignedTransaction, 'from'>, privateKey: Uint8Array): Transaction {
+  const publicKey = publicKeyOf(privateKey);
+  const unsigned: UnsignedTransaction = { ...fields, from: addressOf(publicKey) };
+  const w = writeUnsigned(new Writer(TX_BYTES), unsigned);
+  const signature = signHash(sha256(w.finish()), privateKey);
+  const bytes = w.bytes(publicKey).bytes(signature).finish();
+  return build(unsigned, publicKey, signature, bytes);
+}
+
+/** Reads one transaction from a reader (inside a block) without requiring the end of input. */
+export function readTransaction(r: Reader): Transaction {
+  const start = r.offset;
+  const version = r.u8('tx version');
+  if (version !== TX_VERSION) throw new DecodeError('DECODE_BAD_VERSION', `unknown tx version ${version}`);
+  const chainId = r.u32('tx chainId');
+  const from = r.bytes(ADDRESS_BYTES, 'tx from');
+  const to = r.bytes(ADDRESS_BYTES, 'tx to');
+  const amount = r.u64('tx amount');
+  const fee = r.u64('tx fee');
+  const nonce = r.u64('tx nonce');
+  if (!isValidAmount(amount)) throw new DecodeError('DECODE_OVER_LIMIT', `tx amount ${amount} exceeds MAX_AMOUNT`);
+  if (!isValidAmount(fee)) throw new DecodeError('DECODE_OVER_LIMIT', `tx fee ${fee} exceeds MAX_AMOUNT`);
+  const publicKey = r.bytes(PUBLIC_KEY_BYTES, 'tx public key');
+  if (!isCanonicalPublicKeyForm(publicKey)) {
+    throw new DecodeError('DECODE_NON_CANONICAL', 'tx public key is not a compressed SEC1 key');
+  }
+  const signature = r.bytes(SIGNATURE_BYTES, 'tx signature');
+  if (!isCanonicalSignature(signature)) {
+    throw new DecodeError('DECODE_NON_CANONICAL', 'tx signature r or s out of range, or s not low');
+  }
+  // Re-slicing the input rather than re-encoding: the fields above admit exactly one encoding.
+  const bytes = r.bytesBetween(start, r.offset);
+  return build({ chainId, from, to, amount, fee, nonce }, publicKey, signature, bytes);
+}
+
+export function decodeTransaction(bytes: Uint8Array): Transaction {
+  const r = new Reader(bytes);
+  const tx = readTransaction(r);
+  r.end('transaction');
+  return tx;
+}
+
+/**
+ * Context-free checks: the key is the sender's, and it signed these exact fields. The expensive
+ * half of validation, kept apart so it can be batched, parallelised and cached.
+ */
+export function checkTxSignature(tx: Transaction, txIndex?: number): void {
+  if (!bytesEqual(addressOf(tx.publicKey), tx.from)) {
+    throw new TxRuleError('TX_SENDER_MISMATCH', 'public key does not belong to the sender', 100, txIndex);
+  }
+  if (!verifySignature(tx.signature, tx.sighash, tx.publicKey)) {
+    throw new TxRuleError('TX_BAD_SIGNATURE', 'signature does not verify', 100, txIndex);
+  }
+}

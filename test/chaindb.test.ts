@@ -1,0 +1,60 @@
+import assert from 'node:assert/strict';
+import { ChainDB } from '../ledger/chaindb.ts';
+import { auditChainDB } from '../ledger/audit.ts';
+import { StoreError, TxRuleError, BlockRuleError } from '../ledger/errors.ts';
+import { FUNDED_KEYS, childBlock, tempDir, testKey, testParams, transfer } from './helpers/fixtures.ts';
+
+describe('ChainDB', () => {
+  let dir: ReturnType<typeof tempDir>;
+  beforeEach(() => (dir = tempDir()));
+  afterEach(() => dir.remove());
+
+  it('initialises genesis state and reopens at the same tip', async () => {
+    const params = testParams();
+    let db = await ChainDB.open(dir.path, params);
+    assert.equal(db.tip.height, 0);
+    assert.equal((await db.getAccount(FUNDED_KEYS[0]!.address))?.balance, 1_000_000n);
+    const [a, b] = FUNDED_KEYS as [typeof FUNDED_KEYS[0], typeof FUNDED_KEYS[0]];
+    const block = childBlock(db.tip, [transfer(a, b.address, 100n, 0n), transfer(a, b.address, 5n, 1n, 2n)]);
+    await db.connectBlock(block);
+    await db.close();
+    db = await ChainDB.open(dir.path, params);
+    assert.equal(db.tip.height, 1);
+    assert.deepEqual(await db.getAccount(a.address), { balance: 1_000_000n - 108n, nonce: 2n });
+    assert.deepEqual(await db.getAccount(b.address), { balance: 1_000_105n, nonce: 0n });
+    assert.deepEqual(await db.getAccount(testKey(99).address), { balance: 53n, nonce: 0n });
+    const report = await auditChainDB(db, { checkSignatures: true });
+    assert.equal(report.supply, 4_000_050n);
+    await db.close();
+  });
+
+  it('refuses a datadir that belongs to another genesis, and changes nothing', async () => {
+    const db = await ChainDB.open(dir.path, testParams());
+    await db.close();
+    await assert.rejects(ChainDB.open(dir.path, testParams({ chainId: 8 })), (err: unknown) => {
+      assert.ok(err instanceof StoreError);
+      assert.equal(err.code, 'STORE_GENESIS_MISMATCH');
+      assert.match(err.message, /holds the network "cairn-test"/);
+      return true;
+    });
+    const again = await ChainDB.open(dir.path, testParams());
+    assert.equal(again.tip.height, 0);
+    await again.close();
+  });
+
+  it('writes nothing when a block fails, and disconnects back to byte-identical state', async () => {
+    const db = await ChainDB.open(dir.path, testParams());
+    const [a, b] = FUNDED_KEYS as [typeof FUNDED_KEYS[0], typeof FUNDED_KEYS[0]];
+    const bad = childBlock(db.tip, [transfer(a, b.address, 1n, 0n), transfer(a, b.address, 1n, 5n)]);
+    await assert.rejects(db.connectBlock(bad), (e: unknown) => e instanceof TxRuleError && e.code === 'TX_BAD_NONCE');
+    assert.equal(db.tip.height, 0);
+    assert.equal(await db.hasBlock(bad.header.hash), false);
+    const before = await auditChainDB(db);
+    await db.connectBlock(childBlock(db.tip, [transfer(a, b.address, 1n, 0n)]));
+    await assert.rejects(db.connectBlock(childBlock({ hash: new Uint8Array(32), height: 1 }, [])), BlockRuleError);
+    await db.disconnectTip();
+    const after = await auditChainDB(db);
+    assert.equal(after.digest, before.digest);
+    await db.close();
+  });
+});

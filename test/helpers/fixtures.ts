@@ -1,0 +1,107 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { sha256 } from '../../ledger/hash.ts';
+import { addressOf, publicKeyOf } from '../../ledger/keys.ts';
+import { BLOCK_VERSION, computeMerkleRoot, makeBlock, makeHeader, type Block } from '../../ledger/block.ts';
+import type { ChainParams } from '../../ledger/genesis.ts';
+import { signTransaction, type Transaction } from '../../ledger/transaction.ts';
+
+export interface TestKey {
+  readonly privateKey: Uint8Array;
+  readonly publicKey: Uint8Array;
+  readonly address: Uint8Array;
+}
+
+/** Deterministic keys, so failures reproduce. */
+export function testKey(n: number): TestKey {
+  const privateKey = sha256(new TextEncoder().encode(`cairn test key ${n}`));
+  const publicKey = publicKeyOf(privateKey);
+  return { privateKey, publicKey, address: addressOf(publicKey) };
+}
+
+/** A small deterministic PRNG (xorshift128+): tests draw "random" data from a seed. */
+export function seededRandom(seed: number) {
+  let s0 = BigInt(seed) | 1n;
+  let s1 = 0x9e3779b97f4a7c15n ^ BigInt(seed);
+  const mask = (1n << 64n) - 1n;
+  function next64(): bigint {
+    let x = s0;
+    const y = s1;
+    s0 = y;
+    x ^= (x << 23n) & mask;
+    s1 = x ^ y ^ (x >> 17n) ^ (y >> 26n);
+    return (s1 + y) & mask;
+  }
+  return {
+    /** An integer in [0, n). */
+    int(n: number): number {
+      return Number(next64() % BigInt(n));
+    },
+    bytes(length: number): Uint8Array {
+      const out = new Uint8Array(length);
+      for (let i = 0; i < length; i++) out[i] = Number(next64() & 0xffn);
+      return out;
+    },
+  };
+}
+
+export const FUNDED_KEYS = [0, 1, 2, 3].map(testKey);
+
+export function testParams(overrides: Partial<ChainParams> = {}): ChainParams {
+  return {
+    name: 'cairn-test',
+    chainId: 7,
+    timestamp: 1_700_000_000,
+    target: (1n << 255n) - 1n, // one hash in two meets it
+    blockTime: 10,
+    asertHalfLife: 600,
+    reward: 50n,
+    maxBlockBytes: 1_000_000,
+    maxBlockTxs: 1000,
+    alloc: FUNDED_KEYS.map((k) => ({ address: k.address, balance: 1_000_000n })).sort((a, b) =>
+      Buffer.compare(a.address, b.address),
+    ),
+    ...overrides,
+  };
+}
+
+export function transfer(from: TestKey, to: Uint8Array, amount: bigint, nonce: bigint, fee = 1n, chainId = 7): Transaction {
+  return signTransaction({ chainId, to, amount, fee, nonce }, from.privateKey);
+}
+
+export interface BlockOptions {
+  readonly miner?: Uint8Array;
+  readonly timestamp?: number;
+  readonly target?: bigint;
+  readonly reward?: bigint;
+  /** Overrides the coinbase amount (default reward + fees). */
+  readonly coinbaseAmount?: bigint;
+  readonly merkleRoot?: Uint8Array;
+  readonly height?: number;
+  readonly version?: number;
+  readonly nonce?: bigint;
+}
+
+/** A block on top of `parent` with a correct Merkle root and coinbase unless told otherwise. No PoW search. */
+export function childBlock(parent: { hash: Uint8Array; height: number }, txs: readonly Transaction[], o: BlockOptions = {}): Block {
+  const height = o.height ?? parent.height + 1;
+  const fees = txs.reduce((sum, tx) => sum + tx.fee, 0n);
+  const coinbase = { to: o.miner ?? testKey(99).address, amount: o.coinbaseAmount ?? (o.reward ?? 50n) + fees };
+  const header = makeHeader({
+    version: o.version ?? BLOCK_VERSION,
+    height,
+    prevHash: parent.hash,
+    merkleRoot: o.merkleRoot ?? computeMerkleRoot(height, coinbase, txs),
+    timestamp: o.timestamp ?? 1_700_000_000 + height * 10,
+    target: o.target ?? (1n << 255n) - 1n,
+    nonce: o.nonce ?? 0n,
+  });
+  return makeBlock(header, coinbase, txs);
+}
+
+/** A fresh temporary directory, removed by the returned function. */
+export function tempDir(prefix = 'cairn-test-'): { path: string; remove: () => void } {
+  const path = mkdtempSync(join(tmpdir(), prefix));
+  return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
+}
