@@ -16,6 +16,11 @@ export function fromHex(hex: string, expectedLength?: number): Uint8Array {
   return bytes;
 }
 
+/** A plain Uint8Array copy of bytes that may be a Buffer (LevelDB hands those out). */
+export function plainBytes(bytes: Uint8Array): Uint8Array {
+  return Buffer.isBuffer(bytes) ? new Uint8Array(bytes) : bytes;
+}
+
 export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
@@ -129,7 +134,9 @@ export class Reader {
   private pos = 0;
 
   constructor(buf: Uint8Array) {
-    this.buf = buf;
+    // A Buffer's slice() is a view, not a copy: read through a plain Uint8Array so every value
+    // we hand out owns its bytes and compares equal to values built elsewhere.
+    this.buf = Buffer.isBuffer(buf) ? new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength) : buf;
     this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   }
 

@@ -1,5 +1,5 @@
 import { Level } from 'level';
-import { Reader, Writer, bytesEqual, toHex } from './bytes.ts';
+import { Reader, Writer, bytesEqual, plainBytes, toHex } from './bytes.ts';
 import { BlockRuleError, StoreError } from './errors.ts';
 import { layout } from './layout.ts';
 import { checkBlockBody, decodeBlock, type Block } from './block.ts';
@@ -106,7 +106,7 @@ export class ChainDB implements AccountSource {
     if (!indexed || !bytesEqual(indexed, hash)) {
       throw new StoreError('STORE_CORRUPT', `the height index at ${height} does not name the tip`);
     }
-    return { hash, height };
+    return { hash: plainBytes(hash), height };
   }
 
   get tip(): ChainTip {
@@ -134,7 +134,8 @@ export class ChainDB implements AccountSource {
 
   async getHashAtHeight(height: number): Promise<Uint8Array | undefined> {
     if (!Number.isInteger(height) || height < 0 || height > this.currentTip.height) return undefined;
-    return this.db.get(layout.height(height));
+    const hash = await this.db.get(layout.height(height));
+    return hash && plainBytes(hash);
   }
 
   async getBlockAtHeight(height: number): Promise<Block | undefined> {
@@ -152,22 +153,31 @@ export class ChainDB implements AccountSource {
   /** Every account at the tip, in address order. */
   async *accounts(): AsyncGenerator<{ address: Uint8Array; account: Account }> {
     for await (const [key, value] of this.db.iterator(layout.range('A'))) {
-      yield { address: key.subarray(1), account: decodeAccount(value) };
+      yield { address: plainBytes(key.subarray(1)), account: decodeAccount(value) };
     }
   }
 
-  /** Stores a block that is not (yet) on the main chain: a side branch, or one awaiting its turn. */
-  async putBlock(block: Block): Promise<void> {
-    await this.db.put(layout.block(block.header.hash), block.bytes);
+  /**
+   * Stores a block that is not (yet) on the main chain (a side branch, or one awaiting its turn),
+   * with consensus's index record for it in the same batch.
+   */
+  async putBlock(block: Block, indexRecord?: Uint8Array): Promise<void> {
+    const ops: BatchOp[] = [{ type: 'put', key: layout.block(block.header.hash), value: block.bytes }];
+    if (indexRecord) ops.push(ChainDB.indexRecordOp(block.header.hash, indexRecord));
+    await this.db.batch(ops);
   }
 
-  /** Raw access for the block index records consensus keeps beside the blocks. */
+  /** The write of one block index record, for batches that carry it along with other changes. */
+  static indexRecordOp(hash: Uint8Array, record: Uint8Array): BatchOp {
+    return { type: 'put', key: layout.index(hash), value: record };
+  }
+
   async putIndexRecord(hash: Uint8Array, record: Uint8Array): Promise<void> {
-    await this.db.put(layout.index(hash), record);
+    await this.db.batch([ChainDB.indexRecordOp(hash, record)]);
   }
 
   async *indexRecords(): AsyncGenerator<{ hash: Uint8Array; record: Uint8Array }> {
-    for await (const [key, value] of this.db.iterator(layout.range('I'))) yield { hash: key.subarray(1), record: value };
+    for await (const [key, value] of this.db.iterator(layout.range('I'))) yield { hash: plainBytes(key.subarray(1)), record: value };
   }
 
   private exclusive<T>(work: () => Promise<T>): Promise<T> {

@@ -1,0 +1,92 @@
+import { Reader, Writer, bigIntToBytes, bytesToBigInt, toHex } from '../ledger/bytes.ts';
+import { HEADER_BYTES, decodeHeader, type BlockHeader } from '../ledger/block.ts';
+import { blockWork } from './pow.ts';
+
+/** The block's body is in the store. */
+export const HAVE_DATA = 1;
+/** The block, or an ancestor, broke a rule that is a fact about its header: never try it again. */
+export const INVALID = 2;
+
+/**
+ * What consensus knows about one block, in memory for every block it has accepted: the header,
+ * a link to the parent, the chain's total work up to here and a status. Fork choice, median time
+ * and fork points are all walks over these links, with no database reads.
+ */
+export class BlockIndexEntry {
+  readonly header: BlockHeader;
+  readonly hash: Uint8Array;
+  readonly hashHex: string;
+  readonly parent: BlockIndexEntry | undefined;
+  readonly totalWork: bigint;
+  /** Arrival order, for "on equal work the first seen stays". */
+  readonly seq: number;
+  status: number;
+
+  constructor(header: BlockHeader, parent: BlockIndexEntry | undefined, status: number, seq: number) {
+    this.header = header;
+    this.hash = header.hash;
+    this.hashHex = toHex(header.hash);
+    this.parent = parent;
+    this.totalWork = (parent?.totalWork ?? 0n) + blockWork(header.target);
+    this.status = status;
+    this.seq = seq;
+  }
+
+  get height(): number {
+    return this.header.height;
+  }
+
+  get isValid(): boolean {
+    return (this.status & INVALID) === 0;
+  }
+
+  /** The ancestor at `height` (this entry itself when the heights match). */
+  ancestor(height: number): BlockIndexEntry | undefined {
+    let e: BlockIndexEntry | undefined = this;
+    while (e && e.height > height) e = e.parent;
+    return e && e.height === height ? e : undefined;
+  }
+
+  encode(): Uint8Array {
+    return new Writer(HEADER_BYTES + 32 + 1 + 8).bytes(this.header.bytes).bytes(bigIntToBytes(this.totalWork, 32)).u8(this.status).u64(BigInt(this.seq)).finish();
+  }
+}
+
+export interface IndexRecord {
+  readonly header: BlockHeader;
+  readonly totalWork: bigint;
+  readonly status: number;
+  readonly seq: number;
+}
+
+export function decodeIndexRecord(bytes: Uint8Array): IndexRecord {
+  const r = new Reader(bytes);
+  const header = decodeHeader(r.bytes(HEADER_BYTES, 'index header'));
+  const totalWork = bytesToBigInt(r.bytes(32, 'index work'));
+  const status = r.u8('index status');
+  const seq = Number(r.u64('index seq'));
+  r.end('index record');
+  return { header, totalWork, status, seq };
+}
+
+/** The last common block of two entries' chains. */
+export function findForkPoint(a: BlockIndexEntry, b: BlockIndexEntry): BlockIndexEntry {
+  let x: BlockIndexEntry | undefined = a;
+  let y: BlockIndexEntry | undefined = b;
+  while (x && y && x.height > y.height) x = x.parent;
+  while (x && y && y.height > x.height) y = y.parent;
+  while (x && y && x !== y) {
+    x = x.parent;
+    y = y.parent;
+  }
+  if (!x || x !== y) throw new Error('entries share no ancestor: they belong to different genesis blocks');
+  return x;
+}
+
+/** Median of the timestamps of `entry` and up to 10 blocks before it (Bitcoin's median time past). */
+export function medianTimePast(entry: BlockIndexEntry): number {
+  const times: number[] = [];
+  for (let e: BlockIndexEntry | undefined = entry; e && times.length < 11; e = e.parent) times.push(e.header.timestamp);
+  times.sort((p, q) => p - q);
+  return times[Math.floor(times.length / 2)]!;
+}

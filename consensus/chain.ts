@@ -1,0 +1,335 @@
+import { EventEmitter } from 'node:events';
+import { toHex } from '../ledger/bytes.ts';
+import { BlockRuleError, CairnError, TxRuleError } from '../ledger/errors.ts';
+import { checkBlockBody, type Block } from '../ledger/block.ts';
+import { ChainDB } from '../ledger/chaindb.ts';
+import type { SignatureChecker } from '../ledger/state.ts';
+import { BlockIndexEntry, HAVE_DATA, INVALID, decodeIndexRecord, findForkPoint, medianTimePast } from './block-index.ts';
+import { nextTarget } from './difficulty.ts';
+import { ConsensusError } from './errors.ts';
+import { OrphanPool, type OrphanLimits } from './orphans.ts';
+import { hasValidProofOfWork } from './pow.ts';
+
+/** Seconds since the epoch. A parameter, so tests and simulations control time. */
+export type Clock = () => number;
+
+/** How far ahead of our clock a block's timestamp may be: 12 block times, at least 1 min, at most 2 h. */
+export function maxFutureDrift(blockTime: number): number {
+  return Math.min(7200, Math.max(60, 12 * blockTime));
+}
+
+export interface ChainOptions {
+  readonly clock: Clock;
+  readonly signatures?: SignatureChecker;
+  readonly orphanLimits?: OrphanLimits;
+}
+
+export type BlockOutcome =
+  /** Became (part of) the main chain. */
+  | 'connected'
+  /** Valid so far and stored, on a branch with no more work than the main chain. */
+  | 'side-branch'
+  /** Waiting for its parent. */
+  | 'orphan'
+  | 'duplicate';
+
+export interface ReorgEvent {
+  readonly fork: BlockIndexEntry;
+  readonly from: BlockIndexEntry;
+  readonly to: BlockIndexEntry;
+  readonly disconnected: readonly Block[];
+  readonly connected: readonly Block[];
+}
+
+export interface ChainEvents {
+  connect: [block: Block, entry: BlockIndexEntry];
+  disconnect: [block: Block, entry: BlockIndexEntry];
+  /** After every change of tip, with the blocks taken off and put on (oldest first) by it. */
+  tip: [event: ReorgEvent];
+  invalid: [entry: BlockIndexEntry, error: CairnError];
+}
+
+class ConnectFailure extends Error {
+  readonly entry: BlockIndexEntry;
+  readonly reason: CairnError;
+  constructor(entry: BlockIndexEntry, reason: CairnError) {
+    super(reason.message);
+    this.entry = entry;
+    this.reason = reason;
+  }
+}
+
+/**
+ * Which chain is THE chain. Every block, from gossip or sync, enters through `processBlock`, one
+ * at a time (a single import queue, as in Lodestar), and takes the same road:
+ *   1. sanity: proof of work and body, needing nothing but the block (failures not remembered:
+ *      they may be a peer's tampering with a good header's body);
+ *   2. parent: unknown → orphan pool; invalid → this one is invalid too;
+ *   3. context: height, expected target, timestamp window (remembered, except "too far ahead");
+ *   4. store block + index record in one batch;
+ *   5. fork choice: most work wins, first seen wins ties; reorganise with undo data, each block
+ *      atomic, state rules checked as each connects; a block that fails is marked invalid with
+ *      its descendants, and the chain settles on the best valid branch;
+ *   6. events: connect / disconnect per block, then tip, for mempool, miner, RPC;
+ *   7. orphans waiting for this block go through the same road.
+ */
+export class Chain extends EventEmitter<ChainEvents> {
+  readonly db: ChainDB;
+  private readonly clock: Clock;
+  private readonly signatures: SignatureChecker | undefined;
+  private readonly index = new Map<string, BlockIndexEntry>();
+  /** Valid entries with data that could be the best tip; all others have less work or a better child. */
+  private readonly candidates = new Set<BlockIndexEntry>();
+  readonly orphans: OrphanPool;
+  private tipEntry: BlockIndexEntry;
+  private nextSeq = 1;
+  private queue: Promise<unknown> = Promise.resolve();
+
+  private constructor(db: ChainDB, options: ChainOptions, genesis: BlockIndexEntry) {
+    super();
+    this.db = db;
+    this.clock = options.clock;
+    this.signatures = options.signatures;
+    this.orphans = new OrphanPool(options.orphanLimits);
+    this.tipEntry = genesis;
+    this.index.set(genesis.hashHex, genesis);
+  }
+
+  /** Loads the block index from the store and finishes any reorganisation a crash interrupted. */
+  static async open(db: ChainDB, options: ChainOptions): Promise<Chain> {
+    const genesis = new BlockIndexEntry(db.genesis.header, undefined, HAVE_DATA, 0);
+    const chain = new Chain(db, options, genesis);
+    const records = [];
+    for await (const { record } of db.indexRecords()) records.push(decodeIndexRecord(record));
+    records.sort((a, b) => a.header.height - b.header.height || a.seq - b.seq);
+    for (const r of records) {
+      const parent = chain.index.get(toHex(r.header.prevHash));
+      if (!parent) continue; // cannot happen with batched writes; skip rather than refuse to start
+      const entry = new BlockIndexEntry(r.header, parent, r.status, r.seq);
+      chain.index.set(entry.hashHex, entry);
+      chain.nextSeq = Math.max(chain.nextSeq, r.seq + 1);
+    }
+    const tip = chain.index.get(toHex(db.tip.hash));
+    if (!tip) throw new ConsensusError('BLOCK_KNOWN_INVALID', 'the stored tip has no index record', { remember: false });
+    chain.tipEntry = tip;
+    for (const e of chain.index.values()) {
+      if (e.isValid && e.status & HAVE_DATA && e.totalWork >= tip.totalWork) chain.candidates.add(e);
+    }
+    await chain.exclusive(() => chain.activateBestChain());
+    return chain;
+  }
+
+  get tip(): BlockIndexEntry {
+    return this.tipEntry;
+  }
+
+  get params() {
+    return this.db.params;
+  }
+
+  getEntry(hash: Uint8Array): BlockIndexEntry | undefined {
+    return this.index.get(toHex(hash));
+  }
+
+  /** Whether the block is on the main chain. */
+  isMain(entry: BlockIndexEntry): boolean {
+    return this.tipEntry.ancestor(entry.height) === entry;
+  }
+
+  /** The target a child of the tip must carry, and the earliest timestamp it may have. */
+  nextBlockRules(): { target: bigint; minTimestamp: number; height: number } {
+    const tip = this.tipEntry;
+    return { target: nextTarget(this.params, tip.header), minTimestamp: medianTimePast(tip) + 1, height: tip.height + 1 };
+  }
+
+  /** Serialises every change of chain state: no two blocks are ever imported at once. */
+  private exclusive<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(work, work);
+    this.queue = run.catch(() => {});
+    return run;
+  }
+
+  /**
+   * Imports one block (from any source). Resolves with what became of it; rejects with a typed
+   * rule error (its banScore says whether to punish the sender). Orphans it unblocks are
+   * imported too; their failures are reported through the 'invalid' event, not thrown.
+   */
+  processBlock(block: Block): Promise<BlockOutcome> {
+    return this.exclusive(async () => {
+      const outcome = await this.acceptBlock(block);
+      if (outcome === 'side-branch') await this.activateBestChain();
+      await this.adoptOrphans(block);
+      return outcome === 'side-branch' && this.isMain(this.getEntry(block.header.hash)!) ? 'connected' : outcome;
+    });
+  }
+
+  private async adoptOrphans(parent: Block): Promise<void> {
+    const waiting = this.orphans.takeChildren(parent.header.hash);
+    while (waiting.length > 0) {
+      const child = waiting.shift()!;
+      try {
+        if ((await this.acceptBlock(child)) === 'side-branch') await this.activateBestChain();
+        waiting.push(...this.orphans.takeChildren(child.header.hash));
+      } catch (err) {
+        if (!(err instanceof CairnError)) throw err;
+        const entry = this.getEntry(child.header.hash);
+        if (entry) this.emit('invalid', entry, err);
+      }
+    }
+  }
+
+  /** Steps 1–4. Returns 'side-branch' for a newly stored block (fork choice decides the rest). */
+  private async acceptBlock(block: Block): Promise<BlockOutcome> {
+    const { header } = block;
+    const known = this.getEntry(header.hash);
+    if (known) {
+      if (!known.isValid) throw new ConsensusError('BLOCK_KNOWN_INVALID', `block ${known.hashHex} is known to be invalid`, { remember: false });
+      return 'duplicate';
+    }
+    if (this.orphans.has(header.hash)) return 'duplicate';
+
+    if (!hasValidProofOfWork(header)) {
+      throw new ConsensusError('HEADER_BAD_POW', 'header hash does not meet its target', { remember: false });
+    }
+    checkBlockBody(block, this.params);
+
+    const parent = this.getEntry(header.prevHash);
+    if (!parent) {
+      this.orphans.add(block, this.clock());
+      return 'orphan';
+    }
+    const entry = new BlockIndexEntry(header, parent, HAVE_DATA, this.nextSeq++);
+    try {
+      if (!parent.isValid) {
+        throw new ConsensusError('BLOCK_PARENT_INVALID', `parent ${parent.hashHex} is invalid`, { remember: true });
+      }
+      this.checkHeaderContext(entry);
+    } catch (err) {
+      if (err instanceof ConsensusError && err.remember) await this.remember(entry, INVALID);
+      throw err;
+    }
+    await this.db.putBlock(block, entry.encode());
+    this.index.set(entry.hashHex, entry);
+    if (entry.totalWork >= this.tipEntry.totalWork) this.candidates.add(entry);
+    this.candidates.delete(parent);
+    return 'side-branch';
+  }
+
+  /** Step 3: the rules that need the parent. */
+  private checkHeaderContext(entry: BlockIndexEntry): void {
+    const { header } = entry;
+    const parent = entry.parent!;
+    if (header.height !== parent.height + 1) {
+      throw new ConsensusError('HEADER_BAD_HEIGHT', `height ${header.height}, parent is at ${parent.height}`, { remember: true });
+    }
+    const expected = nextTarget(this.params, parent.header);
+    if (header.target !== expected) {
+      throw new ConsensusError('HEADER_BAD_TARGET', `target ${header.target.toString(16)}, expected ${expected.toString(16)}`, { remember: true });
+    }
+    const mtp = medianTimePast(parent);
+    if (header.timestamp <= mtp) {
+      throw new ConsensusError('HEADER_TIME_TOO_OLD', `timestamp ${header.timestamp} is not after the median time past ${mtp}`, { remember: true });
+    }
+    const limit = this.clock() + maxFutureDrift(this.params.blockTime);
+    if (header.timestamp > limit) {
+      // Our clock may be the one that is wrong, and the block may be fine later: never remembered.
+      throw new ConsensusError('HEADER_TIME_TOO_NEW', `timestamp ${header.timestamp} is beyond ${limit}`, { remember: false, banScore: 0 });
+    }
+  }
+
+  private async remember(entry: BlockIndexEntry, status: number): Promise<void> {
+    entry.status |= status;
+    this.index.set(entry.hashHex, entry);
+    await this.db.putIndexRecord(entry.hash, entry.encode());
+  }
+
+  private bestCandidate(): BlockIndexEntry {
+    let best = this.tipEntry;
+    for (const c of this.candidates) {
+      if (!c.isValid || c.totalWork < this.tipEntry.totalWork) {
+        this.candidates.delete(c);
+        continue;
+      }
+      // Among chains with more work than ours, the most work wins and then the first seen.
+      const tie = c.totalWork === best.totalWork && best !== this.tipEntry && c.seq < best.seq;
+      if (c.totalWork > best.totalWork || tie) best = c;
+    }
+    return best;
+  }
+
+  /** Step 5: move to the most-work valid chain, marking what fails on the way. */
+  private async activateBestChain(): Promise<void> {
+    for (;;) {
+      const best = this.bestCandidate();
+      if (best === this.tipEntry || best.totalWork <= this.tipEntry.totalWork) return;
+      try {
+        await this.reorganizeTo(best);
+      } catch (err) {
+        if (!(err instanceof ConnectFailure)) throw err;
+        await this.markInvalid(err.entry, err.reason);
+      }
+    }
+  }
+
+  private async markInvalid(entry: BlockIndexEntry, cause: CairnError): Promise<void> {
+    await this.remember(entry, INVALID);
+    this.candidates.delete(entry);
+    for (const e of this.index.values()) {
+      if (e.height > entry.height && e.ancestor(entry.height) === entry) {
+        this.candidates.delete(e);
+        if (e.isValid) await this.remember(e, INVALID);
+      }
+    }
+    if (entry.parent && entry.parent.isValid) this.candidates.add(entry.parent);
+    this.emit('invalid', entry, cause);
+  }
+
+  private async reorganizeTo(target: BlockIndexEntry): Promise<void> {
+    const from = this.tipEntry;
+    const fork = findForkPoint(from, target);
+    const disconnected: Block[] = [];
+    const connected: Block[] = [];
+    try {
+      while (this.tipEntry !== fork) {
+        const entry = this.tipEntry;
+        const block = await this.db.disconnectTip();
+        this.tipEntry = entry.parent!;
+        disconnected.unshift(block);
+        this.emit('disconnect', block, entry);
+      }
+      const path: BlockIndexEntry[] = [];
+      for (let e: BlockIndexEntry = target; e !== fork; e = e.parent!) path.unshift(e);
+      for (const entry of path) {
+        const block = await this.db.getBlock(entry.hash);
+        if (!block) throw new Error(`block ${entry.hashHex} is indexed as stored but missing`);
+        try {
+          await this.db.connectBlock(block, this.signatures);
+        } catch (err) {
+          if (err instanceof TxRuleError || err instanceof BlockRuleError) throw new ConnectFailure(entry, err);
+          throw err;
+        }
+        this.tipEntry = entry;
+        connected.push(block);
+        this.emit('connect', block, entry);
+      }
+    } finally {
+      if (disconnected.length > 0 || connected.length > 0) {
+        this.emit('tip', { fork, from, to: this.tipEntry, disconnected, connected });
+      }
+    }
+  }
+
+  /** Main-chain hashes from the tip back to genesis, dense first then exponentially sparse. */
+  locator(): Uint8Array[] {
+    const out: Uint8Array[] = [];
+    let step = 1;
+    let e: BlockIndexEntry | undefined = this.tipEntry;
+    while (e) {
+      out.push(e.hash);
+      if (e.height === 0) break;
+      if (out.length >= 10) step *= 2;
+      e = this.tipEntry.ancestor(Math.max(0, e.height - step));
+    }
+    return out;
+  }
+}

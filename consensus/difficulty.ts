@@ -1,0 +1,50 @@
+import { MAX_TARGET } from './pow.ts';
+
+/**
+ * ASERT, as Bitcoin Cash's aserti3-2d: each block's target is the anchor's target scaled by
+ * 2^((actual time - scheduled time) / halfLife), where the schedule is absolute (anchor time plus
+ * blockTime per block), so errors never accumulate. Pure integer arithmetic with a cubic
+ * approximation of 2^x on 16 fractional bits, bit-for-bit the reference algorithm.
+ *
+ * timeDelta = parent.timestamp - anchorParentTimestamp; heightDelta = parent.height - anchor.height.
+ */
+export function asertTarget(
+  anchorTarget: bigint,
+  blockTime: number,
+  timeDelta: number,
+  heightDelta: number,
+  halfLife: number,
+  maxTarget: bigint = MAX_TARGET,
+): bigint {
+  if (anchorTarget <= 0n || anchorTarget > maxTarget) throw new RangeError('anchor target out of range');
+  if (heightDelta < 0 || halfLife <= 0 || blockTime <= 0) throw new RangeError('bad ASERT parameters');
+  // BigInt division truncates toward zero and >> is arithmetic (floor), as in the reference C++.
+  const exponent = ((BigInt(timeDelta) - BigInt(blockTime) * BigInt(heightDelta + 1)) * 65536n) / BigInt(halfLife);
+  let shifts = exponent >> 16n;
+  const frac = exponent & 0xffffn;
+  const factor =
+    65536n + ((195766423245049n * frac + 971821376n * frac * frac + 5127n * frac * frac * frac + (1n << 47n)) >> 48n);
+  let next = anchorTarget * factor;
+  shifts -= 16n;
+  if (shifts <= 0n) next >>= -shifts;
+  else next <<= shifts;
+  if (next === 0n) return 1n;
+  return next > maxTarget ? maxTarget : next;
+}
+
+export interface DifficultyParams {
+  /** Genesis timestamp and target: the anchor of the schedule. */
+  readonly timestamp: number;
+  readonly target: bigint;
+  readonly blockTime: number;
+  readonly asertHalfLife: number;
+}
+
+/**
+ * The target every child of `parent` must carry. The anchor is the genesis block, whose
+ * (virtual) parent is taken to be one blockTime before it, so block 1 carries the genesis target.
+ */
+export function nextTarget(params: DifficultyParams, parent: { height: number; timestamp: number }): bigint {
+  const anchorParentTime = params.timestamp - params.blockTime;
+  return asertTarget(params.target, params.blockTime, parent.timestamp - anchorParentTime, parent.height, params.asertHalfLife);
+}

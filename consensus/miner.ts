@@ -1,0 +1,91 @@
+import { bigIntToBytes } from '../ledger/bytes.ts';
+import { BLOCK_VERSION, HEADER_BYTES, computeMerkleRoot, makeBlock, decodeHeader, makeHeader, type Block } from '../ledger/block.ts';
+import { TX_BYTES, type Transaction } from '../ledger/transaction.ts';
+import { COINBASE_BYTES } from '../ledger/block.ts';
+import type { Mempool } from '../ledger/mempool.ts';
+import type { Chain } from './chain.ts';
+
+/** The nonce is the header's last 8 bytes, so a search rewrites only those. */
+export const NONCE_OFFSET = HEADER_BYTES - 8;
+
+export interface BlockTemplate {
+  /** The header with nonce 0; search varies its last 8 bytes. */
+  readonly headerBytes: Uint8Array;
+  readonly target: bigint;
+  readonly coinbase: { readonly to: Uint8Array; readonly amount: bigint };
+  readonly txs: readonly Transaction[];
+  readonly parentHash: Uint8Array;
+  readonly height: number;
+}
+
+/**
+ * A block on the current tip paying `coinbaseTo`: the highest-fee transactions the mempool can
+ * execute in order, within the limits, with the target the chain expects and a timestamp that is
+ * `now` unless the median time past demands later.
+ */
+export async function buildTemplate(chain: Chain, mempool: Mempool, coinbaseTo: Uint8Array, now: number): Promise<BlockTemplate> {
+  const { params } = chain;
+  const tip = chain.tip;
+  const rules = chain.nextBlockRules();
+  const room = Math.floor((params.maxBlockBytes - HEADER_BYTES - COINBASE_BYTES - 9) / TX_BYTES);
+  const txs = await mempool.selectForBlock(Math.min(params.maxBlockTxs, room), room * TX_BYTES);
+  const fees = txs.reduce((sum, tx) => sum + tx.fee, 0n);
+  const coinbase = { to: coinbaseTo, amount: params.reward + fees };
+  const header = makeHeader({
+    version: BLOCK_VERSION,
+    height: rules.height,
+    prevHash: tip.hash,
+    merkleRoot: computeMerkleRoot(rules.height, coinbase, txs),
+    timestamp: Math.max(now, rules.minTimestamp),
+    target: rules.target,
+    nonce: 0n,
+  });
+  return { headerBytes: header.bytes, target: rules.target, coinbase, txs, parentHash: tip.hash, height: rules.height };
+}
+
+/** The block a template makes with a nonce that solved it. */
+export function completeBlock(template: BlockTemplate, nonce: bigint): Block {
+  const fields = decodeHeader(template.headerBytes);
+  return makeBlock(makeHeader({ ...fields, nonce }), template.coinbase, template.txs);
+}
+
+/** True when the 32-byte big-endian hash is at most the target's 32-byte big-endian form. */
+export function hashMeetsTargetBytes(hash: Uint8Array, target: Uint8Array): boolean {
+  for (let i = 0; i < 32; i++) {
+    if (hash[i]! !== target[i]!) return hash[i]! < target[i]!;
+  }
+  return true;
+}
+
+export function targetBytes(target: bigint): Uint8Array {
+  return bigIntToBytes(target, 32);
+}
+
+/**
+ * Tries nonces start, start+1, … for `count` hashes. `hash` is a parameter so the search runs
+ * unchanged inside a worker thread with whatever SHA-256 is fastest there.
+ */
+export function searchNonce(
+  headerBytes: Uint8Array,
+  target: Uint8Array,
+  start: bigint,
+  count: number,
+  hash: (data: Uint8Array) => Uint8Array,
+): bigint | undefined {
+  const work = headerBytes.slice();
+  const view = new DataView(work.buffer, work.byteOffset, work.byteLength);
+  // Two 32-bit halves rather than a bigint per try: this loop is the hash rate.
+  let hi = Number(start >> 32n) >>> 0;
+  let lo = Number(start & 0xffffffffn);
+  view.setUint32(NONCE_OFFSET, hi);
+  for (let i = 0; i < count; i++) {
+    view.setUint32(NONCE_OFFSET + 4, lo);
+    if (hashMeetsTargetBytes(hash(work), target)) return (BigInt(hi) << 32n) | BigInt(lo);
+    if (++lo > 0xffffffff) {
+      lo = 0;
+      hi = (hi + 1) >>> 0;
+      view.setUint32(NONCE_OFFSET, hi);
+    }
+  }
+  return undefined;
+}

@@ -1,0 +1,110 @@
+import { Worker } from 'node:worker_threads';
+import { EventEmitter } from 'node:events';
+import { CairnError } from '../ledger/errors.ts';
+import type { Mempool } from '../ledger/mempool.ts';
+import type { Block } from '../ledger/block.ts';
+import type { Chain, Clock } from '../consensus/chain.ts';
+import { buildTemplate, completeBlock, targetBytes, type BlockTemplate } from '../consensus/miner.ts';
+import type { MiningJob, WorkerReport } from './mining-worker.ts';
+
+export interface MinerOptions {
+  readonly chain: Chain;
+  readonly mempool: Mempool;
+  readonly coinbase: Uint8Array;
+  readonly clock: Clock;
+  readonly threads: number;
+}
+
+export interface MinerEvents {
+  mined: [block: Block];
+  error: [error: Error];
+}
+
+/**
+ * Mines on the current tip in worker threads, so the event loop only builds templates. A new tip
+ * bumps a shared job counter, which every worker checks between small slices: stale work is
+ * dropped at once. Each worker searches its own nonce range.
+ */
+export class Miner extends EventEmitter<MinerEvents> {
+  private readonly options: MinerOptions;
+  private readonly jobCounter = new SharedArrayBuffer(4);
+  private readonly job = new Int32Array(this.jobCounter);
+  private readonly workers: Worker[] = [];
+  private template: BlockTemplate | undefined;
+  private running = false;
+  private rebuilding: Promise<void> | undefined;
+  private hashesDone = 0;
+  private readonly onTip = () => void this.newJob();
+
+  constructor(options: MinerOptions) {
+    super();
+    this.options = options;
+  }
+
+  /** Hashes tried since start, across all workers. */
+  get hashes(): number {
+    return this.hashesDone;
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    for (let i = 0; i < this.options.threads; i++) {
+      const worker = new Worker(new URL('./mining-worker.ts', import.meta.url), { workerData: { jobCounter: this.jobCounter } });
+      worker.on('message', (report: WorkerReport) => this.onReport(report));
+      worker.on('error', (err) => this.emit('error', err));
+      this.workers.push(worker);
+    }
+    this.options.chain.on('tip', this.onTip);
+    void this.newJob();
+  }
+
+  async stop(): Promise<void> {
+    if (!this.running) return;
+    this.running = false;
+    this.options.chain.off('tip', this.onTip);
+    Atomics.add(this.job, 0, 1);
+    await Promise.all(this.workers.splice(0).map((w) => w.terminate()));
+  }
+
+  /** Rebuilds the template (e.g. when the mempool has better transactions); tip changes do this themselves. */
+  refresh(): Promise<void> {
+    return this.newJob();
+  }
+
+  private newJob(): Promise<void> {
+    // Coalesce: one rebuild at a time, and one more after it if asked meanwhile.
+    const run = async () => {
+      if (!this.running) return;
+      const { chain, mempool, coinbase, clock } = this.options;
+      const template = await buildTemplate(chain, mempool, coinbase, clock());
+      const jobId = Atomics.add(this.job, 0, 1) + 1;
+      this.template = template;
+      const target = targetBytes(template.target);
+      this.workers.forEach((w, i) => {
+        const job: MiningJob = { jobId, headerBytes: template.headerBytes, target, startNonce: BigInt(i) << 48n };
+        w.postMessage(job);
+      });
+    };
+    const next = (this.rebuilding ?? Promise.resolve()).then(run).catch((err: Error) => {
+      this.emit('error', err);
+    });
+    this.rebuilding = next;
+    return next;
+  }
+
+  private async onReport(report: WorkerReport): Promise<void> {
+    this.hashesDone += report.hashes;
+    if (report.kind !== 'found' || report.jobId !== Atomics.load(this.job, 0) || !this.template) return;
+    Atomics.add(this.job, 0, 1); // stop the other workers on this job
+    const block = completeBlock(this.template, report.nonce);
+    try {
+      await this.options.chain.processBlock(block);
+      this.emit('mined', block);
+    } catch (err) {
+      if (err instanceof CairnError) this.emit('error', err);
+      else throw err;
+    }
+    if (this.running && !this.options.chain.tip.hash.every((b, i) => b === block.header.hash[i])) void this.newJob();
+  }
+}

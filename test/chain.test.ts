@@ -1,0 +1,191 @@
+import assert from 'node:assert/strict';
+import { ChainDB } from '../ledger/chaindb.ts';
+import { auditChainDB, stateDigest } from '../ledger/audit.ts';
+import { toHex } from '../ledger/bytes.ts';
+import { BlockRuleError, CairnError } from '../ledger/errors.ts';
+import { makeBlock, type Block } from '../ledger/block.ts';
+import { Chain, maxFutureDrift } from '../consensus/chain.ts';
+import { ConsensusError } from '../consensus/errors.ts';
+import { FUNDED_KEYS, tempDir, testKey, testParams, transfer } from './helpers/fixtures.ts';
+import { asParent, mineChain, mineChild } from './helpers/mining.ts';
+
+const params = testParams();
+const [alice, bob] = FUNDED_KEYS as [(typeof FUNDED_KEYS)[0], (typeof FUNDED_KEYS)[0]];
+
+function rejectsWith(code: string) {
+  return (err: unknown) => {
+    assert.ok(err instanceof CairnError, `expected a CairnError, got ${String(err)}`);
+    assert.equal(err.code, code, err.message);
+    return true;
+  };
+}
+
+describe('Chain: fork choice, reorgs and header rules', () => {
+  let dir: ReturnType<typeof tempDir>;
+  let db: ChainDB;
+  let chain: Chain;
+  let now: number;
+  const genesis = () => ({ hash: db.genesis.header.hash, height: 0, header: db.genesis.header });
+
+  beforeEach(async () => {
+    dir = tempDir();
+    now = params.timestamp + 1_000_000;
+    db = await ChainDB.open(dir.path, params);
+    chain = await Chain.open(db, { clock: () => now });
+  });
+  afterEach(async () => {
+    await db.close();
+    dir.remove();
+  });
+
+  async function feed(blocks: readonly Block[]): Promise<string[]> {
+    const outcomes: string[] = [];
+    for (const b of blocks) outcomes.push(await chain.processBlock(b));
+    return outcomes;
+  }
+  const tipHex = () => toHex(chain.tip.hash);
+  const hex = (b: Block) => toHex(b.header.hash);
+
+  it('follows the branch with more work, and keeps the first seen on equal work', async () => {
+    const a = mineChain(params, genesis(), 2, { miner: testKey(10).address });
+    const b = mineChain(params, genesis(), 3, { miner: testKey(11).address });
+    assert.deepEqual(await feed(a), ['connected', 'connected']);
+    assert.deepEqual(await feed(b.slice(0, 2)), ['side-branch', 'side-branch']); // equal work: A stays
+    assert.equal(tipHex(), hex(a[1]!));
+    assert.deepEqual(await feed([b[2]!]), ['connected']);
+    assert.equal(tipHex(), hex(b[2]!));
+    assert.equal((await db.getAccount(testKey(10).address)), undefined, "A's rewards are gone after the reorg");
+    assert.equal((await db.getAccount(testKey(11).address))?.balance, 3n * params.reward);
+    assert.equal((await feed([b[2]!]))[0], 'duplicate');
+    await auditChainDB(db);
+  });
+
+  it('reorgs across blocks that spend coinbase rewards, and back', async () => {
+    const miner = testKey(20);
+    const a1 = mineChild(params, genesis(), [], { miner: miner.address });
+    const spend = transfer(miner, bob.address, params.reward - 5n, 0n, 5n);
+    const a2 = mineChild(params, asParent(a1), [spend], { miner: miner.address });
+    await feed([a1, a2]);
+    assert.deepEqual(await db.getAccount(miner.address), { balance: params.reward + 5n, nonce: 1n });
+    const before = await stateDigest(db);
+
+    const b = mineChain(params, genesis(), 3, { miner: testKey(21).address });
+    const seen: { disconnected: number; connected: number }[] = [];
+    chain.on('tip', (e) => seen.push({ disconnected: e.disconnected.length, connected: e.connected.length }));
+    await feed(b);
+    assert.equal(tipHex(), hex(b[2]!));
+    assert.equal(await db.getAccount(miner.address), undefined, 'the spent reward never existed on this branch');
+    assert.equal(await db.getTxLocation(spend.id), undefined);
+    assert.deepEqual(seen.at(-1), { disconnected: 2, connected: 3 });
+    await auditChainDB(db);
+
+    // A grows past B again: the reward and its spend come back exactly.
+    const a3 = mineChild(params, asParent(a2), [], { miner: miner.address });
+    const a4 = mineChild(params, asParent(a3), [], { miner: miner.address });
+    await feed([a3, a4]);
+    assert.equal(tipHex(), hex(a4));
+    assert.deepEqual(await db.getAccount(miner.address), { balance: 3n * params.reward + 5n, nonce: 1n });
+    assert.ok((await db.getTxLocation(spend.id)) !== undefined);
+    await db.disconnectTip();
+    await db.disconnectTip();
+    assert.equal(await stateDigest(db), before);
+  });
+
+  it('a more-work branch whose third block is invalid: back on the old chain, the bad block remembered', async () => {
+    const a = mineChain(params, genesis(), 3, { miner: testKey(30).address });
+    await feed(a);
+    const digest = await stateDigest(db);
+    const b1 = mineChild(params, genesis(), [], { miner: testKey(31).address });
+    const b2 = mineChild(params, asParent(b1));
+    // Valid body (Merkle root, coinbase) but the spend exceeds the balance: only state can tell.
+    const overspend = transfer(alice, bob.address, 2_000_000n, 0n);
+    const b3 = mineChild(params, asParent(b2), [overspend]);
+    const b4 = mineChild(params, asParent(b3));
+    const b5 = mineChild(params, asParent(b4));
+    const invalid: string[] = [];
+    chain.on('invalid', (entry, err) => invalid.push(`${entry.height}:${err.code}`));
+
+    assert.deepEqual(await feed([b1, b2, b3]), ['side-branch', 'side-branch', 'side-branch']);
+    assert.deepEqual(await feed([b4]), ['side-branch']); // b4 triggers the reorg that fails at b3
+    assert.deepEqual(invalid, ['3:TX_INSUFFICIENT_BALANCE']);
+    assert.equal(tipHex(), hex(a[2]!), 'back on the old chain, which has more work than b1-b2');
+    assert.equal(await stateDigest(db), digest);
+    await auditChainDB(db);
+
+    await assert.rejects(chain.processBlock(b5), rejectsWith('BLOCK_PARENT_INVALID'));
+    await assert.rejects(chain.processBlock(b3), rejectsWith('BLOCK_KNOWN_INVALID'));
+    assert.equal(chain.getEntry(b2.header.hash)?.isValid, true, 'the valid prefix stays valid');
+
+    // Remembered across a restart.
+    await db.close();
+    db = await ChainDB.open(dir.path, params);
+    chain = await Chain.open(db, { clock: () => now });
+    assert.equal(tipHex(), hex(a[2]!));
+    await assert.rejects(chain.processBlock(b4), rejectsWith('BLOCK_KNOWN_INVALID'));
+  });
+
+  it('stays on a valid prefix of the new branch when that prefix alone has more work', async () => {
+    const a1 = mineChild(params, genesis(), [], { miner: testKey(40).address });
+    await feed([a1]);
+    const b = mineChain(params, genesis(), 2);
+    const bad = mineChild(params, asParent(b[1]!), [transfer(alice, bob.address, 1n, 7n)]); // nonce gap
+    await feed(b);
+    assert.equal(tipHex(), hex(b[1]!));
+    await assert.doesNotReject(chain.processBlock(bad));
+    assert.equal(tipHex(), hex(b[1]!));
+    assert.equal(chain.getEntry(bad.header.hash)?.isValid, false);
+  });
+
+  it('does not remember a body that does not match its header (CVE-2012-2459), nor a time too far ahead', async () => {
+    const tx = transfer(alice, bob.address, 10n, 0n);
+    const good = mineChild(params, genesis(), [tx]);
+    const tampered = makeBlock(good.header, good.coinbase, [transfer(alice, bob.address, 11n, 0n)]);
+    await assert.rejects(chain.processBlock(tampered), rejectsWith('BLOCK_BAD_MERKLE_ROOT'));
+    assert.equal(await chain.processBlock(good), 'connected', 'the real block with that header is still accepted');
+
+    const future = mineChild(params, asParent(good), [], { timestamp: now + maxFutureDrift(params.blockTime) + 1 });
+    await assert.rejects(chain.processBlock(future), rejectsWith('HEADER_TIME_TOO_NEW'));
+    now += 2;
+    assert.equal(await chain.processBlock(future), 'connected', 'accepted once our clock catches up');
+  });
+
+  it('rejects each header and body rule with its own error', async () => {
+    const g = genesis();
+    const cases: [string, Block][] = [
+      ['HEADER_BAD_POW', mineChild(params, g, [], { badPow: true })],
+      ['HEADER_BAD_TARGET', mineChild(params, g, [], { target: params.target >> 1n })],
+      ['HEADER_TIME_TOO_OLD', mineChild(params, g, [], { spacing: 0 })],
+      ['BLOCK_BAD_COINBASE', mineChild(params, g, [], { coinbaseAmount: params.reward + 1n })],
+      ['BLOCK_BAD_COINBASE', mineChild(params, g, [], { coinbaseAmount: params.reward - 1n })],
+    ];
+    for (const [code, block] of cases) {
+      await assert.rejects(chain.processBlock(block), rejectsWith(code), code);
+      assert.equal(chain.tip.height, 0);
+    }
+    assert.ok(new ConsensusError('HEADER_BAD_POW', 'x', { remember: false }) instanceof CairnError);
+    assert.ok(new BlockRuleError('BLOCK_BAD_COINBASE', 'x') instanceof CairnError);
+  });
+
+  it('connects orphans that arrive in reverse order once their parent comes', async () => {
+    const blocks = mineChain(params, genesis(), 12);
+    const reversed = [...blocks].reverse();
+    const outcomes = await feed(reversed);
+    assert.deepEqual(outcomes.slice(0, 11), Array(11).fill('orphan'));
+    assert.equal(outcomes[11], 'connected');
+    assert.equal(chain.tip.height, 12);
+    assert.equal(chain.orphans.size, 0);
+    await auditChainDB(db);
+  });
+
+  it('bounds the orphan pool by count and age', async () => {
+    await db.close();
+    db = await ChainDB.open(dir.path, params);
+    chain = await Chain.open(db, { clock: () => now, orphanLimits: { maxCount: 3, maxBytes: 1 << 20, maxAge: 60 } });
+    const blocks = mineChain(params, genesis(), 6);
+    await feed(blocks.slice(1, 6).reverse()); // 5 orphans into room for 3
+    assert.equal(chain.orphans.size, 3);
+    now += 61;
+    chain.orphans.expire(now);
+    assert.equal(chain.orphans.size, 0);
+  });
+});

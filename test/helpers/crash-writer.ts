@@ -1,0 +1,83 @@
+/**
+ * Child process of test/crash-safety.test.ts: writes blocks to a ChainDB until it is killed.
+ *
+ *   node test/helpers/crash-writer.ts <datadir> <seed>
+ *
+ * Every line on stdout is written synchronously (fs.writeSync on the pipe), so a line the parent
+ * reads is a fact about the store even when SIGKILL arrives right after it:
+ *
+ *   open <height> <hash>                 the tip this process found on opening the store
+ *   begin connect <height> <hash>        about to commit; the tip it would become
+ *   begin disconnect <height> <hash>     about to commit; the tip it would become
+ *   done <height> <hash>                 the operation above is committed; the tip now
+ *
+ * Between a "begin" and its "done" the store may be at either tip, never anywhere else.
+ */
+import { writeSync } from 'node:fs';
+import { toHex } from '../../ledger/bytes.ts';
+import type { Block } from '../../ledger/block.ts';
+import { ChainDB } from '../../ledger/chaindb.ts';
+import type { SignatureChecker } from '../../ledger/state.ts';
+import type { Transaction } from '../../ledger/transaction.ts';
+import { FUNDED_KEYS, childBlock, seededRandom, testParams, transfer } from './fixtures.ts';
+
+const [datadir, seedText] = process.argv.slice(2);
+if (!datadir || !seedText || !/^\d+$/.test(seedText)) {
+  process.stderr.write('usage: crash-writer.ts <datadir> <seed>\n');
+  process.exit(2);
+}
+const rng = seededRandom(Number(seedText));
+
+function say(line: string): void {
+  writeSync(1, `${line}\n`);
+}
+
+// This process signed every transaction itself a moment earlier. Verifying them again (~3 ms each)
+// would spend most of each loop in crypto, where a kill can break nothing; the parent verifies
+// them all once at the end instead.
+const ownSignatures: SignatureChecker = { async checkBlockSignatures() {} };
+const db = await ChainDB.open(datadir, testParams());
+// Disconnecting only above this height keeps every tip after the first "done" above the tip found
+// on opening, so each run of this process provably extends the chain.
+const floor = db.tip.height + 2;
+say(`open ${db.tip.height} ${toHex(db.tip.hash)}`);
+
+async function buildBlock(): Promise<Block> {
+  const nonces = new Map<number, bigint>();
+  const txs: Transaction[] = [];
+  const count = 3 + rng.int(6);
+  for (let i = 0; i < count; i++) {
+    const sender = rng.int(FUNDED_KEYS.length);
+    const key = FUNDED_KEYS[sender]!;
+    const nonce = nonces.get(sender) ?? (await db.getAccount(key.address))?.nonce ?? 0n;
+    nonces.set(sender, nonce + 1n);
+    // Mostly fresh accounts, so disconnects must also delete accounts, not only restore them.
+    const to = rng.int(4) === 0 ? FUNDED_KEYS[rng.int(FUNDED_KEYS.length)]!.address : rng.bytes(20);
+    txs.push(transfer(key, to, 1n + BigInt(rng.int(100)), nonce, 1n + BigInt(rng.int(3))));
+  }
+  return childBlock(db.tip, txs);
+}
+
+async function connect(block: Block): Promise<void> {
+  say(`begin connect ${block.header.height} ${toHex(block.header.hash)}`);
+  await db.connectBlock(block, ownSignatures);
+  say(`done ${db.tip.height} ${toHex(db.tip.hash)}`);
+}
+
+async function disconnect(): Promise<Block> {
+  const tip = await db.getBlock(db.tip.hash);
+  if (!tip) throw new Error(`the tip ${toHex(db.tip.hash)} has no stored block`);
+  say(`begin disconnect ${tip.header.height - 1} ${toHex(tip.header.prevHash)}`);
+  const removed = await db.disconnectTip();
+  say(`done ${db.tip.height} ${toHex(db.tip.hash)}`);
+  return removed;
+}
+
+for (;;) {
+  await connect(await buildBlock());
+  if (db.tip.height >= floor && rng.int(5) === 0) {
+    const removed = await disconnect();
+    // Either the same block again or a competitor at its height, as a one-block reorg would.
+    await connect(rng.int(2) === 0 ? removed : await buildBlock());
+  }
+}

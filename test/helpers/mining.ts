@@ -1,0 +1,64 @@
+import { sha256 } from '../../ledger/hash.ts';
+import { computeMerkleRoot, makeBlock, makeHeader, BLOCK_VERSION, type Block } from '../../ledger/block.ts';
+import type { ChainParams } from '../../ledger/genesis.ts';
+import type { Transaction } from '../../ledger/transaction.ts';
+import type { BlockIndexEntry } from '../../consensus/block-index.ts';
+import { nextTarget } from '../../consensus/difficulty.ts';
+import { searchNonce, targetBytes } from '../../consensus/miner.ts';
+import { testKey } from './fixtures.ts';
+
+export interface MineOptions {
+  readonly miner?: Uint8Array;
+  /** Seconds after the parent (default: the block time, i.e. on schedule). */
+  readonly spacing?: number;
+  readonly timestamp?: number;
+  readonly target?: bigint;
+  readonly coinbaseAmount?: bigint;
+  /** Grind the nonce until the hash does NOT meet the target. */
+  readonly badPow?: boolean;
+}
+
+type Parent = Pick<BlockIndexEntry, 'hash' | 'height' | 'header'>;
+
+/** A valid child of `parent` under consensus rules: expected target, on-schedule time, real proof of work. */
+export function mineChild(params: ChainParams, parent: Parent, txs: readonly Transaction[] = [], o: MineOptions = {}): Block {
+  const height = parent.height + 1;
+  const fees = txs.reduce((s, tx) => s + tx.fee, 0n);
+  const coinbase = { to: o.miner ?? testKey(99).address, amount: o.coinbaseAmount ?? params.reward + fees };
+  const target = o.target ?? nextTarget(params, parent.header);
+  const base = makeHeader({
+    version: BLOCK_VERSION,
+    height,
+    prevHash: parent.hash,
+    merkleRoot: computeMerkleRoot(height, coinbase, txs),
+    timestamp: o.timestamp ?? parent.header.timestamp + (o.spacing ?? params.blockTime),
+    target,
+    nonce: 0n,
+  });
+  let nonce: bigint | undefined;
+  if (o.badPow) {
+    for (nonce = 0n; ; nonce++) {
+      if (!searchNonce(base.bytes, targetBytes(target), nonce, 1, sha256)) break;
+    }
+  } else {
+    nonce = searchNonce(base.bytes, targetBytes(target), 0n, 1_000_000, sha256);
+    if (nonce === undefined) throw new Error('no nonce found: target too hard for a test');
+  }
+  return makeBlock(makeHeader({ ...base, nonce }), coinbase, txs);
+}
+
+/** A chain of `n` empty blocks on `parent`, each mined by `miner`. */
+export function mineChain(params: ChainParams, parent: Parent, n: number, o: MineOptions = {}): Block[] {
+  const out: Block[] = [];
+  let p: Parent = parent;
+  for (let i = 0; i < n; i++) {
+    const b = mineChild(params, p, [], o);
+    out.push(b);
+    p = { hash: b.header.hash, height: b.header.height, header: b.header };
+  }
+  return out;
+}
+
+export function asParent(block: Block): Parent {
+  return { hash: block.header.hash, height: block.header.height, header: block.header };
+}

@@ -1,0 +1,410 @@
+/**
+ * The mempool: what it refuses (each refusal with its own class and code, and leaving the pool as
+ * it was), how it orders and selects by fee without ever breaking a sender's nonce order, how it
+ * makes room under its byte cap, how it ages entries out, how it follows the tip across connected
+ * and disconnected blocks of a real ChainDB, and that concurrent submissions are serialised.
+ */
+import assert from 'node:assert/strict';
+import { Mempool, MempoolFullError, MempoolRejection } from '../ledger/mempool.ts';
+import { MemoryAccounts } from '../ledger/audit.ts';
+import { ChainDB } from '../ledger/chaindb.ts';
+import { MAX_AMOUNT } from '../ledger/amount.ts';
+import { concatBytes, toHex } from '../ledger/bytes.ts';
+import { CairnError, TxRuleError } from '../ledger/errors.ts';
+import type { Account, AccountSource } from '../ledger/state.ts';
+import {
+  TX_BYTES,
+  decodeTransaction,
+  encodeUnsignedTransaction,
+  type Transaction,
+} from '../ledger/transaction.ts';
+import { FUNDED_KEYS, childBlock, seededRandom, tempDir, testKey, testParams, transfer, type TestKey } from './helpers/fixtures.ts';
+
+const RULES = { chainId: 7 };
+const NOW = 1_000;
+const SINK = testKey(50).address;
+const [A, B, C, D, E] = [10, 11, 12, 13, 14].map(testKey) as [TestKey, TestKey, TestKey, TestKey, TestKey];
+
+/** A payment to SINK; `amount` tells apart transactions that share sender, nonce and fee. */
+function pay(from: TestKey, nonce: number, fee: number | bigint, amount: bigint = 1n, chainId = 7): Transaction {
+  return transfer(from, SINK, amount, BigInt(nonce), BigInt(fee), chainId);
+}
+
+/** `tx` with another fee but the original signature: decodes fine, does not verify. */
+function forgeFee(tx: Transaction, fee: bigint): Transaction {
+  return decodeTransaction(concatBytes(encodeUnsignedTransaction({ ...tx, fee }), tx.publicKey, tx.signature));
+}
+
+function accounts(entries: ReadonlyArray<readonly [TestKey, Partial<Account>]>): MemoryAccounts {
+  const state = new MemoryAccounts();
+  for (const [key, a] of entries) state.set(key.address, { balance: a.balance ?? 1_000_000n, nonce: a.nonce ?? 0n });
+  return state;
+}
+
+function poolIds(pool: Mempool): string[] {
+  return [...pool.entries()].map((e) => e.idHex).sort();
+}
+
+function idsOf(txs: readonly Transaction[]): string[] {
+  return txs.map((tx) => toHex(tx.id));
+}
+
+async function admit(pool: Mempool, txs: readonly Transaction[], now = NOW): Promise<void> {
+  for (const tx of txs) await pool.add(tx, now);
+}
+
+/**
+ * Submits, expects a refusal of exactly `cls` (not a subclass) with `code`, and checks that the
+ * pool holds exactly what it held before: a refusal may never evict or count anything.
+ */
+async function refused(
+  pool: Mempool,
+  submit: () => Promise<unknown>,
+  cls: new (...args: never[]) => CairnError,
+  code: string,
+): Promise<void> {
+  const before = { size: pool.size, bytes: pool.bytes, ids: poolIds(pool) };
+  await assert.rejects(submit(), (err: unknown) => {
+    assert.ok(err instanceof CairnError, `not a CairnError: ${String(err)}`);
+    assert.equal(Object.getPrototypeOf(err), cls.prototype, `${err.name} ${err.code}: ${err.message}`);
+    assert.equal(err.code, code, err.message);
+    return true;
+  });
+  assert.equal(pool.size, before.size, 'size changed by a refusal');
+  assert.equal(pool.bytes, before.bytes, 'bytes changed by a refusal');
+  assert.deepEqual(poolIds(pool), before.ids, 'contents changed by a refusal');
+}
+
+const everything = { txs: 1_000, bytes: 1_000_000 };
+
+describe('Mempool', () => {
+  describe('admission', () => {
+    it('holds a nonce gap back from blocks until the missing nonce arrives, within maxNonceGap', async () => {
+      const pool = new Mempool(accounts([[A, {}]]), RULES, { maxNonceGap: 3 });
+      const [a0, a1, a3] = [pay(A, 0, 5), pay(A, 1, 5), pay(A, 3, 5)];
+
+      await pool.add(a1, NOW);
+      assert.equal(pool.size, 1);
+      assert.equal(pool.bytes, TX_BYTES);
+      assert.deepEqual(await pool.selectForBlock(everything.txs, everything.bytes), []);
+      assert.equal(await pool.nextNonce(A.address), 0n);
+
+      await pool.add(a0, NOW);
+      assert.deepEqual(idsOf(await pool.selectForBlock(everything.txs, everything.bytes)), idsOf([a0, a1]));
+      assert.equal(await pool.nextNonce(A.address), 2n);
+
+      // state nonce 0 + maxNonceGap 3: nonce 3 may wait, nonce 4 may not.
+      await pool.add(a3, NOW);
+      await refused(pool, () => pool.add(pay(A, 4, 5), NOW), MempoolRejection, 'MEMPOOL_NONCE_GAP');
+      assert.deepEqual(idsOf(await pool.selectForBlock(everything.txs, everything.bytes)), idsOf([a0, a1]));
+      assert.equal(await pool.nextNonce(A.address), 2n, 'nonce 2 is still missing');
+      assert.equal(pool.size, 3);
+      assert.equal(pool.bytes, 3 * TX_BYTES);
+    });
+
+    it('refuses used nonces, duplicates, low fees, other chains, bad signatures and overspending', async () => {
+      const pool = new Mempool(
+        accounts([
+          [A, { nonce: 5n }],
+          [B, { balance: 1_000n }],
+        ]),
+        RULES,
+        { minFee: 2n },
+      );
+      const a5 = pay(A, 5, 2);
+      await pool.add(a5, NOW);
+
+      await refused(pool, () => pool.add(pay(A, 4, 2), NOW), MempoolRejection, 'MEMPOOL_NONCE_TOO_LOW');
+      await refused(pool, () => pool.add(a5, NOW + 1), MempoolRejection, 'MEMPOOL_DUPLICATE');
+      await refused(pool, () => pool.add(pay(A, 6, 1), NOW), MempoolRejection, 'MEMPOOL_FEE_TOO_LOW');
+      await refused(pool, () => pool.add(pay(A, 6, 2, 1n, 8), NOW), TxRuleError, 'TX_WRONG_CHAIN');
+      await refused(pool, () => pool.add(forgeFee(pay(A, 6, 2), 50n), NOW), TxRuleError, 'TX_BAD_SIGNATURE');
+      await refused(pool, () => pool.add(pay(A, 6, 2, MAX_AMOUNT - 1n), NOW), TxRuleError, 'TX_AMOUNT_OVER_LIMIT');
+
+      // B holds 1000: what B has pending counts against it, to the last unit.
+      await pool.add(pay(B, 0, 2, 600n), NOW);
+      await refused(pool, () => pool.add(pay(B, 1, 2, 397n), NOW), MempoolRejection, 'MEMPOOL_INSUFFICIENT_BALANCE');
+      await pool.add(pay(B, 1, 2, 396n), NOW);
+      await refused(pool, () => pool.add(pay(C, 0, 2), NOW), MempoolRejection, 'MEMPOOL_INSUFFICIENT_BALANCE');
+      assert.equal(pool.size, 3);
+      assert.equal(pool.bytes, 3 * TX_BYTES);
+    });
+
+    it('reports the next nonce as the state nonce plus the consecutive pending ones', async () => {
+      const pool = new Mempool(accounts([[A, { nonce: 5n }]]), RULES);
+      assert.equal(await pool.nextNonce(A.address), 5n);
+      assert.equal(await pool.nextNonce(B.address), 0n, 'an address without an account starts at 0');
+      await admit(pool, [pay(A, 5, 1), pay(A, 6, 1), pay(A, 8, 1)]);
+      assert.equal(await pool.nextNonce(A.address), 7n, 'nonce 8 waits behind the missing 7');
+    });
+  });
+
+  describe('selection for a block', () => {
+    it('takes the highest-fee head across senders, never a later nonce before an earlier one', async () => {
+      const pool = new Mempool(accounts([[A, {}], [B, {}], [C, {}]]), RULES);
+      const a0 = pay(A, 0, 1);
+      const a1 = pay(A, 1, 100);
+      const b0 = pay(B, 0, 50);
+      const b1 = pay(B, 1, 2);
+      const c0 = pay(C, 0, 10);
+      await admit(pool, [a1, b1, c0, a0, b0]);
+      // Heads A0(1) B0(50) C0(10) → B0; A0(1) B1(2) C0(10) → C0; A0(1) B1(2) → B1; then A0, A1:
+      // A1's fee of 100 cannot lift it over A0, on which it depends.
+      const order = [b0, c0, b1, a0, a1];
+      assert.deepEqual(idsOf(await pool.selectForBlock(everything.txs, everything.bytes)), idsOf(order));
+      assert.deepEqual(idsOf(await pool.selectForBlock(2, everything.bytes)), idsOf(order.slice(0, 2)));
+      assert.deepEqual(await pool.selectForBlock(0, everything.bytes), []);
+      assert.deepEqual(idsOf(await pool.selectForBlock(everything.txs, 3 * TX_BYTES)), idsOf(order.slice(0, 3)));
+      assert.deepEqual(idsOf(await pool.selectForBlock(everything.txs, 3 * TX_BYTES - 1)), idsOf(order.slice(0, 2)));
+      assert.deepEqual(await pool.selectForBlock(everything.txs, TX_BYTES - 1), []);
+      assert.equal(pool.size, 5, 'selecting removes nothing');
+    });
+
+    it('matches a brute-force greedy selection on seeded random pools', async () => {
+      const random = seededRandom(20240611);
+      const senders = [0, 1, 2, 3, 4, 5].map((i) => testKey(30 + i));
+      for (let round = 0; round < 3; round++) {
+        const stateNonces = senders.map(() => BigInt(random.int(3)));
+        const pool = new Mempool(accounts(senders.map((k, i) => [k, { nonce: stateNonces[i]! }] as const)), RULES);
+        const planned: { key: TestKey; nonce: number }[] = [];
+        senders.forEach((key, i) => {
+          const first = Number(stateNonces[i]!);
+          const count = random.int(5);
+          const gap = random.int(4) === 0 ? first + random.int(3) : -1; // sometimes a missing nonce
+          for (let n = first; n < first + count; n++) if (n !== gap) planned.push({ key, nonce: n });
+        });
+        // Distinct fees, so the expected order is unique.
+        const fees = planned.map((_, i) => BigInt(i + 1));
+        for (let i = fees.length - 1; i > 0; i--) {
+          const j = random.int(i + 1);
+          [fees[i], fees[j]] = [fees[j]!, fees[i]!];
+        }
+        const txs = planned.map((p, i) => pay(p.key, p.nonce, fees[i]!));
+        const shuffled = [...txs];
+        for (let i = shuffled.length - 1; i > 0; i--) {
+          const j = random.int(i + 1);
+          [shuffled[i], shuffled[j]] = [shuffled[j]!, shuffled[i]!];
+        }
+        await admit(pool, shuffled);
+
+        const queues = senders.map((key, i) => {
+          const run: Transaction[] = [];
+          for (let n = stateNonces[i]!; ; n++) {
+            const tx = txs.find((t) => toHex(t.from) === toHex(key.address) && t.nonce === n);
+            if (!tx) break;
+            run.push(tx);
+          }
+          return run;
+        });
+        const expected: Transaction[] = [];
+        for (;;) {
+          let best: Transaction[] | undefined;
+          for (const q of queues) if (q.length > 0 && (!best || q[0]!.fee > best[0]!.fee)) best = q;
+          if (!best) break;
+          expected.push(best.shift()!);
+        }
+        assert.deepEqual(idsOf(await pool.selectForBlock(everything.txs, everything.bytes)), idsOf(expected), `round ${round}`);
+        assert.deepEqual(idsOf(await pool.selectForBlock(4, everything.bytes)), idsOf(expected.slice(0, 4)), `round ${round}`);
+      }
+    });
+  });
+
+  describe('replace-by-fee', () => {
+    it('replaces a pending nonce only for max(1, 10%) more fee', async () => {
+      const pool = new Mempool(accounts([[A, { balance: 1_000n }], [B, {}]]), RULES);
+      const old = pay(A, 0, 100, 800n);
+      await pool.add(old, NOW);
+      // 100 + 10% = 110; the replaced transaction's 900 does not count against A's 1000.
+      await refused(pool, () => pool.add(pay(A, 0, 109, 800n), NOW), MempoolRejection, 'MEMPOOL_REPLACEMENT_UNDERPRICED');
+      const replacement = pay(A, 0, 110, 800n);
+      await pool.add(replacement, NOW);
+      assert.equal(pool.has(old.id), false);
+      assert.equal(pool.has(replacement.id), true);
+      assert.equal(pool.size, 1);
+      assert.equal(pool.bytes, TX_BYTES);
+      assert.deepEqual(idsOf(await pool.selectForBlock(everything.txs, everything.bytes)), idsOf([replacement]));
+
+      // Below 10 the bump rounds to 0, and the floor of 1 applies.
+      const cheap = pay(B, 0, 5);
+      await pool.add(cheap, NOW);
+      await refused(pool, () => pool.add(pay(B, 0, 5, 2n), NOW), MempoolRejection, 'MEMPOOL_REPLACEMENT_UNDERPRICED');
+      await pool.add(pay(B, 0, 6, 2n), NOW);
+      assert.equal(pool.has(cheap.id), false);
+      assert.equal(pool.size, 2);
+      assert.equal(pool.bytes, 2 * TX_BYTES);
+    });
+
+    it('replaces in a full pool without evicting anyone else', async () => {
+      const pool = new Mempool(accounts([[A, {}], [B, {}]]), RULES, { maxBytes: 2 * TX_BYTES });
+      const b0 = pay(B, 0, 5);
+      await admit(pool, [pay(A, 0, 100), b0]);
+      const replacement = pay(A, 0, 110, 2n);
+      await pool.add(replacement, NOW);
+      assert.equal(pool.has(replacement.id), true);
+      assert.equal(pool.has(b0.id), true, 'a replacement needs no room, so nothing may be evicted for it');
+      assert.equal(pool.size, 2);
+      assert.equal(pool.bytes, 2 * TX_BYTES);
+    });
+  });
+
+  describe('byte cap', () => {
+    it('evicts the cheapest sender tail for a better fee, and refuses what would be cheapest', async () => {
+      const pool = new Mempool(accounts([[A, {}], [B, {}], [C, {}], [D, {}], [E, {}]]), RULES, { maxBytes: 3 * TX_BYTES });
+      const a0 = pay(A, 0, 1);
+      const a1 = pay(A, 1, 50);
+      const b0 = pay(B, 0, 20);
+      await admit(pool, [a0, a1, b0]);
+      assert.equal(pool.bytes, 3 * TX_BYTES);
+
+      // A0 pays least, but A1 depends on it: only tails (A1 at 50, B0 at 20) can go, and 20 does not beat 20.
+      await refused(pool, () => pool.add(pay(C, 0, 20), NOW), MempoolFullError, 'MEMPOOL_FULL');
+      await refused(pool, () => pool.add(pay(C, 0, 2), NOW), MempoolFullError, 'MEMPOOL_FULL');
+
+      const c0 = pay(C, 0, 21);
+      await pool.add(c0, NOW);
+      assert.deepEqual(poolIds(pool), idsOf([a0, a1, c0]).sort(), 'B0 evicted, never A0 while A1 stays');
+      assert.equal(pool.bytes, 3 * TX_BYTES);
+
+      const d0 = pay(D, 0, 60);
+      await pool.add(d0, NOW);
+      assert.deepEqual(poolIds(pool), idsOf([a0, a1, d0]).sort(), 'C0 (21) was the cheapest tail');
+
+      const e0 = pay(E, 0, 70);
+      await pool.add(e0, NOW);
+      assert.deepEqual(poolIds(pool), idsOf([a0, d0, e0]).sort(), 'A1 (50) goes before A0 (1)');
+      assert.equal(pool.size, 3);
+      assert.equal(pool.bytes, 3 * TX_BYTES);
+      assert.deepEqual(idsOf(await pool.selectForBlock(everything.txs, everything.bytes)), idsOf([e0, d0, a0]));
+    });
+
+    it('evicts nothing for a transaction whose signature then fails', async () => {
+      const pool = new Mempool(accounts([[A, {}], [B, {}]]), RULES, { maxBytes: TX_BYTES });
+      await pool.add(pay(A, 0, 1), NOW);
+      await refused(pool, () => pool.add(forgeFee(pay(B, 0, 1), 1_000n), NOW), TxRuleError, 'TX_BAD_SIGNATURE');
+    });
+  });
+
+  it('expires entries older than maxAge, and only those', async () => {
+    const pool = new Mempool(accounts([[A, {}], [B, {}]]), RULES, { maxAge: 100 });
+    const old = pay(A, 0, 1);
+    const young = pay(B, 0, 1);
+    await pool.add(old, 1_000);
+    await pool.add(young, 1_050);
+    assert.equal(await pool.expire(1_100), 0, 'exactly maxAge old is not older than maxAge');
+    assert.equal(pool.size, 2);
+    assert.equal(await pool.expire(1_101), 1);
+    assert.deepEqual(poolIds(pool), idsOf([young]));
+    assert.equal(pool.bytes, TX_BYTES);
+    assert.equal(await pool.expire(1_150), 0);
+    assert.equal(await pool.expire(1_151), 1);
+    assert.equal(pool.size, 0);
+    assert.equal(pool.bytes, 0);
+  });
+
+  describe('following the tip of a ChainDB', () => {
+    let dir: ReturnType<typeof tempDir>;
+    let db: ChainDB;
+    const [K0, K1, K2, K3] = FUNDED_KEYS as [TestKey, TestKey, TestKey, TestKey];
+    beforeEach(async () => {
+      dir = tempDir();
+      db = await ChainDB.open(dir.path, testParams());
+    });
+    afterEach(async () => {
+      await db.close();
+      dir.remove();
+    });
+
+    it('drops what a block confirmed or invalidated, and takes back a disconnected block', async () => {
+      const params = testParams();
+      const pool = new Mempool(db, params);
+      const k0n0 = transfer(K0, K3.address, 100n, 0n, 5n);
+      const k0n1 = transfer(K0, K3.address, 100n, 1n, 5n);
+      const k1n0 = transfer(K1, K3.address, 600_000n, 0n, 5n);
+      const k1n1 = transfer(K1, K3.address, 300_000n, 1n, 5n);
+      const k2n0 = transfer(K2, K3.address, 7n, 0n, 5n);
+      await admit(pool, [k0n0, k0n1, k1n0, k1n1, k2n0]);
+      // K1's nonce 0 is mined in another version that leaves 99_995: too little for k1n1's 300_005.
+      const competing = transfer(K1, K3.address, 900_000n, 0n, 5n);
+      const block = childBlock(db.tip, [k0n0, competing]);
+      await db.connectBlock(block);
+      await pool.update([block], [], NOW + 10);
+
+      assert.deepEqual(poolIds(pool), idsOf([k0n1, k2n0]).sort());
+      assert.equal(pool.bytes, 2 * TX_BYTES);
+      assert.equal(await pool.nextNonce(K0.address), 2n);
+      assert.equal(await pool.nextNonce(K1.address), 1n);
+      assert.deepEqual(idsOf(await pool.selectForBlock(everything.txs, everything.bytes)), idsOf([k0n1, k2n0]));
+
+      const removed = await db.disconnectTip();
+      assert.equal(toHex(removed.header.hash), toHex(block.header.hash));
+      await pool.update([], [removed], NOW + 20);
+      assert.deepEqual(poolIds(pool), idsOf([k0n0, k0n1, competing, k2n0]).sort());
+      assert.equal(pool.bytes, 4 * TX_BYTES);
+      assert.equal(pool.get(competing.id)?.addedAt, NOW + 20);
+      assert.equal(await pool.nextNonce(K0.address), 2n);
+      assert.equal(await pool.nextNonce(K1.address), 1n);
+      // All fees are 5, so only each sender's order is certain.
+      const selected = await pool.selectForBlock(everything.txs, everything.bytes);
+      assert.equal(selected.length, 4);
+      const k0 = selected.filter((tx) => toHex(tx.from) === toHex(K0.address));
+      assert.deepEqual(idsOf(k0), idsOf([k0n0, k0n1]));
+    });
+
+    it('keeps a later nonce its sender can still pay after a competing version of an earlier one is mined', async () => {
+      const pool = new Mempool(db, testParams());
+      const first = transfer(K2, K3.address, 500_000n, 0n, 5n);
+      const second = transfer(K2, K3.address, 10_000n, 1n, 5n);
+      await admit(pool, [first, second]);
+      const competing = transfer(K2, K3.address, 800_000n, 0n, 5n);
+      const block = childBlock(db.tip, [competing]);
+      await db.connectBlock(block);
+      await pool.update([block], [], NOW + 10);
+      // K2 now holds 199_995 at nonce 1: `second` (10_005) is exactly what it can send next.
+      assert.equal(pool.has(first.id), false);
+      assert.equal(pool.has(second.id), true, 'the dropped nonce 0 must not count against the balance');
+      assert.deepEqual(idsOf(await pool.selectForBlock(everything.txs, everything.bytes)), idsOf([second]));
+    });
+  });
+
+  describe('concurrency', () => {
+    /** Answers the n-th read after `delays[n]` turns of the event loop: later reads may finish first. */
+    function staggered(source: AccountSource, delays: number[]): AccountSource {
+      let call = 0;
+      return {
+        async getAccount(address) {
+          for (let i = delays[call++] ?? 0; i > 0; i--) await new Promise((resolve) => setImmediate(resolve));
+          return source.getAccount(address);
+        },
+      };
+    }
+
+    it('admits exactly one of two submissions of one sender and nonce, the first submitted', async () => {
+      const pool = new Mempool(staggered(accounts([[A, {}]]), [5, 0]), RULES);
+      const first = pay(A, 0, 10, 1n);
+      const second = pay(A, 0, 10, 2n);
+      const results = await Promise.allSettled([pool.add(first, NOW), pool.add(second, NOW)]);
+      assert.equal(results[0]?.status, 'fulfilled');
+      assert.equal(results[1]?.status, 'rejected');
+      const err = (results[1] as PromiseRejectedResult).reason;
+      assert.ok(err instanceof MempoolRejection);
+      assert.equal(err.code, 'MEMPOOL_REPLACEMENT_UNDERPRICED');
+      assert.deepEqual(poolIds(pool), idsOf([first]));
+      assert.equal(pool.bytes, TX_BYTES);
+    });
+
+    it('admits a transaction submitted twice at once only once', async () => {
+      const pool = new Mempool(staggered(accounts([[A, {}]]), [5, 0]), RULES);
+      const tx = pay(A, 0, 10);
+      const results = await Promise.allSettled([pool.add(tx, NOW), pool.add(tx, NOW)]);
+      assert.deepEqual(
+        results.map((r) => r.status),
+        ['fulfilled', 'rejected'],
+      );
+      const err = (results[1] as PromiseRejectedResult).reason;
+      assert.ok(err instanceof MempoolRejection);
+      assert.equal(err.code, 'MEMPOOL_DUPLICATE');
+      assert.equal(pool.size, 1);
+      assert.equal(pool.bytes, TX_BYTES);
+    });
+  });
+});

@@ -1,0 +1,427 @@
+/**
+ * The rules of transactions and blocks, one row per rule: each invalid block is refused by
+ * ChainDB.connectBlock with its own error class and code, and leaves the store exactly as it was.
+ * The valid edge cases (paying oneself, spending within a block what the block just paid,
+ * spending to the last unit, blocks exactly at the limits) are accepted.
+ */
+import assert from 'node:assert/strict';
+import { ChainDB } from '../ledger/chaindb.ts';
+import { auditChainDB } from '../ledger/audit.ts';
+import { concatBytes, toHex } from '../ledger/bytes.ts';
+import { BlockRuleError, TxRuleError } from '../ledger/errors.ts';
+import { sha256 } from '../ledger/hash.ts';
+import { signHash } from '../ledger/keys.ts';
+import { MAX_AMOUNT } from '../ledger/amount.ts';
+import { COINBASE_BYTES, HEADER_BYTES, computeMerkleRoot, type Block } from '../ledger/block.ts';
+import type { ChainParams } from '../ledger/genesis.ts';
+import { encodeAccount, type Account } from '../ledger/state.ts';
+import { TX_BYTES, UNSIGNED_TX_BYTES, decodeTransaction, type Transaction } from '../ledger/transaction.ts';
+import { FUNDED_KEYS, childBlock, tempDir, testKey, testParams, transfer, type TestKey } from './helpers/fixtures.ts';
+
+const [A, B, C] = FUNDED_KEYS as [TestKey, TestKey, TestKey, TestKey];
+const FRESH = testKey(20); // no account at genesis
+const RICH = testKey(21); // funded near MAX_AMOUNT in the overflow rows
+const MINER = testKey(99);
+const START = 1_000_000n;
+const BIG_REWARD = 5_000_000n;
+
+/** A transaction with A's fields but another key or signature: only decoding can build one. */
+function forge(base: Transaction, parts: { publicKey?: Uint8Array; signature?: Uint8Array }): Transaction {
+  return decodeTransaction(
+    concatBytes(base.bytes.subarray(0, UNSIGNED_TX_BYTES), parts.publicKey ?? base.publicKey, parts.signature ?? base.signature),
+  );
+}
+
+/**
+ * A genesis whose allocations sum to exactly MAX_AMOUNT (so parseGenesis would accept it), with a
+ * big reward: once A has mined a block, A holds more than RICH's headroom, so a credit to RICH can
+ * overflow on a perfectly valid chain.
+ */
+function overflowParams(): Partial<ChainParams> {
+  const alloc = [
+    ...FUNDED_KEYS.map((k) => ({ address: k.address, balance: START })),
+    { address: RICH.address, balance: MAX_AMOUNT - 4n * START },
+  ].sort((x, y) => Buffer.compare(x.address, y.address));
+  return { reward: BIG_REWARD, alloc };
+}
+async function aMinesABlock(db: ChainDB): Promise<void> {
+  await db.connectBlock(childBlock(db.tip, [], { miner: A.address, reward: BIG_REWARD }));
+}
+const HEADROOM = 4n * START; // MAX_AMOUNT - RICH's balance
+
+interface Row {
+  readonly name: string;
+  readonly params?: Partial<ChainParams>;
+  /** Valid blocks connected before the bad one. */
+  readonly setup?: (db: ChainDB) => Promise<void>;
+  readonly block: (db: ChainDB) => Block;
+  readonly error: typeof TxRuleError | typeof BlockRuleError;
+  readonly code: string;
+  readonly txIndex?: number;
+  readonly banScore: number;
+}
+
+const ROWS: Row[] = [
+  // --- signatures and keys ---
+  {
+    name: 'a signature by the sender over different fields',
+    block: (db) => {
+      const real = transfer(A, B.address, 10n, 0n);
+      const other = transfer(A, B.address, 11n, 0n);
+      return childBlock(db.tip, [forge(real, { signature: other.signature })]);
+    },
+    error: TxRuleError, code: 'TX_BAD_SIGNATURE', txIndex: 0, banScore: 100,
+  },
+  {
+    name: 'a signature by another key over the same fields',
+    block: (db) => {
+      const real = transfer(A, B.address, 10n, 0n);
+      return childBlock(db.tip, [forge(real, { signature: signHash(real.sighash, C.privateKey) })]);
+    },
+    error: TxRuleError, code: 'TX_BAD_SIGNATURE', txIndex: 0, banScore: 100,
+  },
+  {
+    name: 'a bad signature in the second tx, after a valid first one',
+    block: (db) => {
+      const ok = transfer(A, B.address, 10n, 0n);
+      const real = transfer(A, B.address, 20n, 1n);
+      return childBlock(db.tip, [ok, forge(real, { signature: ok.signature })]);
+    },
+    error: TxRuleError, code: 'TX_BAD_SIGNATURE', txIndex: 1, banScore: 100,
+  },
+  {
+    name: 'a public key that is not the sender\'s (with a signature that verifies under it)',
+    block: (db) => {
+      const real = transfer(A, B.address, 10n, 0n);
+      return childBlock(db.tip, [forge(real, { publicKey: C.publicKey, signature: signHash(real.sighash, C.privateKey) })]);
+    },
+    error: TxRuleError, code: 'TX_SENDER_MISMATCH', txIndex: 0, banScore: 100,
+  },
+  // --- stateful transaction rules ---
+  {
+    name: 'a transaction for another chain',
+    block: (db) => childBlock(db.tip, [transfer(A, B.address, 10n, 0n, 1n, 8)]),
+    error: TxRuleError, code: 'TX_WRONG_CHAIN', txIndex: 0, banScore: 100,
+  },
+  {
+    name: 'a nonce too high',
+    block: (db) => childBlock(db.tip, [transfer(A, B.address, 10n, 1n)]),
+    error: TxRuleError, code: 'TX_BAD_NONCE', txIndex: 0, banScore: 0,
+  },
+  {
+    name: 'a transaction replayed from an earlier block (nonce too low)',
+    setup: async (db) => {
+      await db.connectBlock(childBlock(db.tip, [transfer(A, B.address, 10n, 0n)]));
+    },
+    block: (db) => childBlock(db.tip, [transfer(A, B.address, 10n, 0n)]),
+    error: TxRuleError, code: 'TX_BAD_NONCE', txIndex: 0, banScore: 0,
+  },
+  {
+    name: 'a nonce used twice in one block (different payments)',
+    block: (db) => childBlock(db.tip, [transfer(A, B.address, 10n, 0n), transfer(A, C.address, 10n, 0n)]),
+    error: TxRuleError, code: 'TX_BAD_NONCE', txIndex: 1, banScore: 0,
+  },
+  {
+    name: 'amount + fee one over the balance',
+    block: (db) => childBlock(db.tip, [transfer(A, B.address, START - 1n, 0n, 2n)]),
+    error: TxRuleError, code: 'TX_INSUFFICIENT_BALANCE', txIndex: 0, banScore: 0,
+  },
+  {
+    name: 'a fee from an account that does not exist',
+    block: (db) => childBlock(db.tip, [transfer(FRESH, B.address, 0n, 0n, 1n)]),
+    error: TxRuleError, code: 'TX_INSUFFICIENT_BALANCE', txIndex: 0, banScore: 0,
+  },
+  {
+    name: 'a second spend of what an earlier tx of the block already spent',
+    block: (db) => childBlock(db.tip, [transfer(A, B.address, 600_000n, 0n), transfer(A, C.address, 400_000n, 1n)]),
+    error: TxRuleError, code: 'TX_INSUFFICIENT_BALANCE', txIndex: 1, banScore: 0,
+  },
+  {
+    name: 'amount + fee over MAX_AMOUNT (each within it)',
+    block: (db) => childBlock(db.tip, [transfer(A, B.address, MAX_AMOUNT, 0n, 1n)]),
+    error: TxRuleError, code: 'TX_AMOUNT_OVER_LIMIT', txIndex: 0, banScore: 100,
+  },
+  {
+    name: 'a credit that would take the recipient over MAX_AMOUNT',
+    params: overflowParams(),
+    setup: aMinesABlock,
+    block: (db) => childBlock(db.tip, [transfer(A, RICH.address, HEADROOM + 1n, 0n)], { reward: BIG_REWARD }),
+    error: TxRuleError, code: 'TX_BALANCE_OVERFLOW', txIndex: 0, banScore: 0,
+  },
+  // --- block rules ---
+  {
+    name: 'a Merkle root of random bytes',
+    block: (db) => childBlock(db.tip, [transfer(A, B.address, 10n, 0n)], { merkleRoot: sha256(Uint8Array.of(7)) }),
+    error: BlockRuleError, code: 'BLOCK_BAD_MERKLE_ROOT', banScore: 100,
+  },
+  {
+    name: 'a Merkle root over the same txs in another order',
+    block: (db) => {
+      const txs = [transfer(A, B.address, 10n, 0n), transfer(B, C.address, 10n, 0n)];
+      const height = db.tip.height + 1;
+      const root = computeMerkleRoot(height, { to: MINER.address, amount: 52n }, [txs[1]!, txs[0]!]);
+      return childBlock(db.tip, txs, { merkleRoot: root });
+    },
+    error: BlockRuleError, code: 'BLOCK_BAD_MERKLE_ROOT', banScore: 100,
+  },
+  {
+    name: 'a Merkle root that commits to another coinbase recipient',
+    block: (db) => {
+      const txs = [transfer(A, B.address, 10n, 0n)];
+      const root = computeMerkleRoot(db.tip.height + 1, { to: A.address, amount: 51n }, txs);
+      return childBlock(db.tip, txs, { merkleRoot: root });
+    },
+    error: BlockRuleError, code: 'BLOCK_BAD_MERKLE_ROOT', banScore: 100,
+  },
+  {
+    name: 'a block one transaction over maxBlockBytes',
+    params: { maxBlockBytes: HEADER_BYTES + COINBASE_BYTES + 1 + TX_BYTES },
+    block: (db) => childBlock(db.tip, [transfer(A, B.address, 10n, 0n), transfer(A, B.address, 10n, 1n)]),
+    error: BlockRuleError, code: 'BLOCK_TOO_LARGE', banScore: 100,
+  },
+  {
+    name: 'a block one transaction over maxBlockTxs',
+    params: { maxBlockTxs: 2 },
+    block: (db) => childBlock(db.tip, [0n, 1n, 2n].map((n) => transfer(A, B.address, 10n, n))),
+    error: BlockRuleError, code: 'BLOCK_TOO_MANY_TXS', banScore: 100,
+  },
+  {
+    name: 'any transaction where maxBlockTxs is 0',
+    params: { maxBlockTxs: 0 },
+    block: (db) => childBlock(db.tip, [transfer(A, B.address, 10n, 0n)]),
+    error: BlockRuleError, code: 'BLOCK_TOO_MANY_TXS', banScore: 100,
+  },
+  {
+    name: 'a coinbase paying one unit too much',
+    block: (db) => childBlock(db.tip, [transfer(A, B.address, 10n, 0n, 3n)], { coinbaseAmount: 54n }),
+    error: BlockRuleError, code: 'BLOCK_BAD_COINBASE', banScore: 100,
+  },
+  {
+    name: 'a coinbase paying one unit too little',
+    block: (db) => childBlock(db.tip, [transfer(A, B.address, 10n, 0n, 3n)], { coinbaseAmount: 52n }),
+    error: BlockRuleError, code: 'BLOCK_BAD_COINBASE', banScore: 100,
+  },
+  {
+    name: 'a coinbase that leaves out the fees',
+    block: (db) => childBlock(db.tip, [transfer(A, B.address, 10n, 0n, 3n), transfer(B, A.address, 10n, 0n, 4n)], { coinbaseAmount: 50n }),
+    error: BlockRuleError, code: 'BLOCK_BAD_COINBASE', banScore: 100,
+  },
+  {
+    name: 'a coinbase that would take the miner over MAX_AMOUNT',
+    params: overflowParams(),
+    setup: async (db) => {
+      await aMinesABlock(db);
+      await db.connectBlock(childBlock(db.tip, [transfer(A, RICH.address, HEADROOM, 0n, 0n)], { reward: BIG_REWARD }));
+    },
+    block: (db) => childBlock(db.tip, [], { miner: RICH.address, reward: BIG_REWARD }),
+    error: BlockRuleError, code: 'BLOCK_BAD_COINBASE', banScore: 0,
+  },
+  {
+    name: 'the same transaction twice',
+    block: (db) => {
+      const tx = transfer(A, B.address, 10n, 0n);
+      return childBlock(db.tip, [tx, tx]);
+    },
+    error: BlockRuleError, code: 'BLOCK_DUPLICATE_TX', banScore: 100,
+  },
+  {
+    name: 'the same transaction twice, not adjacent',
+    block: (db) => {
+      const tx = transfer(A, B.address, 10n, 0n);
+      return childBlock(db.tip, [tx, transfer(B, A.address, 1n, 0n), tx]);
+    },
+    error: BlockRuleError, code: 'BLOCK_DUPLICATE_TX', banScore: 100,
+  },
+  {
+    name: 'a parent that is not the tip (unknown hash)',
+    block: (db) => childBlock({ hash: sha256(Uint8Array.of(1)), height: db.tip.height }, []),
+    error: BlockRuleError, code: 'BLOCK_BAD_PARENT', banScore: 0,
+  },
+  {
+    name: 'a parent that is not the tip (the tip\'s own parent)',
+    setup: async (db) => {
+      await db.connectBlock(childBlock(db.tip, []));
+    },
+    block: (db) => childBlock({ hash: db.genesis.header.hash, height: 0 }, [], { miner: A.address }),
+    error: BlockRuleError, code: 'BLOCK_BAD_PARENT', banScore: 0,
+  },
+  {
+    name: 'a height one too high',
+    block: (db) => childBlock(db.tip, [], { height: db.tip.height + 2 }),
+    error: BlockRuleError, code: 'BLOCK_BAD_HEIGHT', banScore: 100,
+  },
+  {
+    name: 'a height equal to the parent\'s',
+    block: (db) => childBlock(db.tip, [], { height: db.tip.height }),
+    error: BlockRuleError, code: 'BLOCK_BAD_HEIGHT', banScore: 100,
+  },
+  {
+    name: 'block version 0',
+    block: (db) => childBlock(db.tip, [transfer(A, B.address, 10n, 0n)], { version: 0 }),
+    error: BlockRuleError, code: 'BLOCK_BAD_VERSION', banScore: 100,
+  },
+  {
+    name: 'block version 2',
+    block: (db) => childBlock(db.tip, [transfer(A, B.address, 10n, 0n)], { version: 2 }),
+    error: BlockRuleError, code: 'BLOCK_BAD_VERSION', banScore: 100,
+  },
+];
+
+async function allAccounts(db: ChainDB): Promise<string[]> {
+  const out: string[] = [];
+  for await (const { address, account } of db.accounts()) out.push(`${toHex(address)}=${toHex(encodeAccount(account))}`);
+  return out;
+}
+
+function touched(block: Block): Uint8Array[] {
+  return [...block.txs.flatMap((tx) => [tx.from, tx.to]), block.coinbase.to];
+}
+
+describe('rules: each invalid block is refused with its own error and writes nothing', () => {
+  let dir: ReturnType<typeof tempDir>;
+  let db: ChainDB | undefined;
+  beforeEach(() => (dir = tempDir()));
+  afterEach(async () => {
+    await db?.close();
+    db = undefined;
+    dir.remove();
+  });
+
+  it('every row has its own code, and the table covers every rule the ledger enforces at connection', () => {
+    const codes = new Set(ROWS.map((r) => r.code));
+    for (const code of [
+      'TX_BAD_SIGNATURE', 'TX_SENDER_MISMATCH', 'TX_WRONG_CHAIN', 'TX_BAD_NONCE', 'TX_INSUFFICIENT_BALANCE',
+      'TX_AMOUNT_OVER_LIMIT', 'TX_BALANCE_OVERFLOW', 'BLOCK_BAD_MERKLE_ROOT', 'BLOCK_TOO_LARGE', 'BLOCK_TOO_MANY_TXS',
+      'BLOCK_BAD_COINBASE', 'BLOCK_DUPLICATE_TX', 'BLOCK_BAD_PARENT', 'BLOCK_BAD_HEIGHT', 'BLOCK_BAD_VERSION',
+    ]) {
+      assert.ok(codes.has(code), `no row for ${code}`);
+    }
+  });
+
+  for (const row of ROWS) {
+    it(`${row.code}: ${row.name}`, async () => {
+      db = await ChainDB.open(dir.path, testParams(row.params));
+      await row.setup?.(db);
+      const tipBefore = db.tip;
+      const accountsBefore = await allAccounts(db);
+      const block = row.block(db);
+      const touchedBefore = new Map<string, Account | undefined>();
+      for (const address of touched(block)) touchedBefore.set(toHex(address), await db.getAccount(address));
+      const locationsBefore = await Promise.all(block.txs.map((tx) => db!.getTxLocation(tx.id)));
+
+      await assert.rejects(db.connectBlock(block), (err: unknown) => {
+        assert.ok(err instanceof row.error, `expected ${row.error.name}, got ${String(err)}`);
+        assert.equal(err.code, row.code, err.message);
+        assert.equal(err.banScore, row.banScore, `banScore of ${row.code}`);
+        if (err instanceof TxRuleError) assert.equal(err.txIndex, row.txIndex, 'txIndex');
+        return true;
+      });
+
+      assert.deepEqual(db.tip, tipBefore);
+      assert.equal(await db.hasBlock(block.header.hash), false);
+      for (const address of touched(block)) assert.deepEqual(await db.getAccount(address), touchedBefore.get(toHex(address)));
+      assert.deepEqual(await Promise.all(block.txs.map((tx) => db!.getTxLocation(tx.id))), locationsBefore);
+      assert.deepEqual(await allAccounts(db), accountsBefore);
+      // The store still moves: a valid child of the unchanged tip connects.
+      await db.connectBlock(childBlock(db.tip, [], { reward: row.params?.reward }));
+      await auditChainDB(db);
+    });
+  }
+});
+
+interface GoodRow {
+  readonly name: string;
+  readonly params?: Partial<ChainParams>;
+  readonly setup?: (db: ChainDB) => Promise<void>;
+  readonly txs: (db: ChainDB) => Transaction[];
+  readonly reward?: bigint;
+  /** Accounts after the block (relative to the store before it when a function). */
+  readonly expect: ReadonlyArray<{ readonly key: TestKey; readonly account: Account | undefined }>;
+}
+
+const GOOD: GoodRow[] = [
+  {
+    name: 'a payment to oneself costs only the fee',
+    txs: () => [transfer(A, A.address, 500n, 0n, 3n)],
+    expect: [{ key: A, account: { balance: START - 3n, nonce: 1n } }],
+  },
+  {
+    name: 'a payment to oneself of the whole balance less the fee',
+    txs: () => [transfer(A, A.address, START - 1n, 0n, 1n)],
+    expect: [{ key: A, account: { balance: START - 1n, nonce: 1n } }],
+  },
+  {
+    name: 'a later tx spends what an earlier tx of the same block received',
+    txs: () => [transfer(A, FRESH.address, 1000n, 0n, 1n), transfer(FRESH, B.address, 990n, 0n, 10n)],
+    expect: [
+      { key: A, account: { balance: START - 1001n, nonce: 1n } },
+      { key: FRESH, account: { balance: 0n, nonce: 1n } },
+      { key: B, account: { balance: START + 990n, nonce: 0n } },
+      { key: MINER, account: { balance: 50n + 11n, nonce: 0n } },
+    ],
+  },
+  {
+    name: 'amount + fee exactly equal to the balance',
+    txs: () => [transfer(A, B.address, START - 2n, 0n, 2n)],
+    expect: [
+      { key: A, account: { balance: 0n, nonce: 1n } },
+      { key: B, account: { balance: 2n * START - 2n, nonce: 0n } },
+    ],
+  },
+  {
+    name: 'a whole balance sent as fee',
+    txs: () => [transfer(A, B.address, 0n, 0n, START)],
+    expect: [
+      { key: A, account: { balance: 0n, nonce: 1n } },
+      { key: MINER, account: { balance: 50n + START, nonce: 0n } },
+    ],
+  },
+  {
+    name: 'a credit that brings the recipient to exactly MAX_AMOUNT',
+    params: overflowParams(),
+    setup: aMinesABlock,
+    reward: BIG_REWARD,
+    txs: () => [transfer(A, RICH.address, HEADROOM, 0n, 0n)],
+    expect: [{ key: RICH, account: { balance: MAX_AMOUNT, nonce: 0n } }],
+  },
+  {
+    name: 'a block of exactly maxBlockBytes',
+    params: { maxBlockBytes: HEADER_BYTES + COINBASE_BYTES + 1 + TX_BYTES },
+    txs: () => [transfer(A, B.address, 10n, 0n)],
+    expect: [{ key: A, account: { balance: START - 11n, nonce: 1n } }],
+  },
+  {
+    name: 'a block of exactly maxBlockTxs',
+    params: { maxBlockTxs: 2 },
+    txs: () => [transfer(A, B.address, 10n, 0n), transfer(A, B.address, 10n, 1n)],
+    expect: [{ key: A, account: { balance: START - 22n, nonce: 2n } }],
+  },
+];
+
+describe('rules: valid edge cases are accepted', () => {
+  let dir: ReturnType<typeof tempDir>;
+  let db: ChainDB | undefined;
+  beforeEach(() => (dir = tempDir()));
+  afterEach(async () => {
+    await db?.close();
+    db = undefined;
+    dir.remove();
+  });
+
+  for (const row of GOOD) {
+    it(row.name, async () => {
+      db = await ChainDB.open(dir.path, testParams(row.params));
+      await row.setup?.(db);
+      const before = await auditChainDB(db);
+      const block = childBlock(db.tip, row.txs(db), { reward: row.reward });
+      await db.connectBlock(block);
+      assert.deepEqual(db.tip, { hash: block.header.hash, height: before.height + 1 });
+      for (const { key, account } of row.expect) assert.deepEqual(await db.getAccount(key.address), account);
+      const after = await auditChainDB(db, { checkSignatures: true });
+      assert.equal(after.supply, before.supply + (row.reward ?? 50n));
+      // And the block undoes to the same state.
+      await db.disconnectTip();
+      assert.equal((await auditChainDB(db)).digest, before.digest);
+    });
+  }
+});
