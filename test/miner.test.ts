@@ -1,0 +1,101 @@
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { ChainDB } from '../ledger/chaindb.ts';
+import { auditChainDB } from '../ledger/audit.ts';
+import { toHex } from '../ledger/bytes.ts';
+import { sha256 } from '../ledger/hash.ts';
+import { Mempool } from '../ledger/mempool.ts';
+import type { Block } from '../ledger/block.ts';
+import { Chain } from '../consensus/chain.ts';
+import { buildTemplate, completeBlock, searchNonce, targetBytes } from '../consensus/miner.ts';
+import { Miner } from '../node/miner.ts';
+import { FUNDED_KEYS, tempDir, testKey, testParams, transfer } from './helpers/fixtures.ts';
+import { asParent, mineChain } from './helpers/mining.ts';
+
+const [alice, bob, carol] = FUNDED_KEYS as [(typeof FUNDED_KEYS)[0], (typeof FUNDED_KEYS)[0], (typeof FUNDED_KEYS)[0]];
+
+describe('Miner', () => {
+  let dir: ReturnType<typeof tempDir>;
+  let db: ChainDB;
+  let chain: Chain;
+  let mempool: Mempool;
+  let now: number;
+  const params = testParams({ maxBlockTxs: 3 });
+
+  beforeEach(async () => {
+    dir = tempDir();
+    db = await ChainDB.open(dir.path, params);
+    now = params.timestamp + 100;
+    chain = await Chain.open(db, { clock: () => now });
+    mempool = new Mempool(db, params);
+    // The node's wiring: every change of tip goes to the mempool.
+    chain.on('tip', (e) => void mempool.update(e.connected, e.disconnected, now));
+  });
+  afterEach(async () => {
+    await db.close();
+    dir.remove();
+  });
+
+  async function mineOne(coinbase = testKey(50).address): Promise<Block> {
+    const template = await buildTemplate(chain, mempool, coinbase, now);
+    const nonce = searchNonce(template.headerBytes, targetBytes(template.target), 0n, 1_000_000, sha256);
+    assert.ok(nonce !== undefined);
+    return completeBlock(template, nonce);
+  }
+
+  it('builds blocks the validator accepts: fees first, nonce order kept, limits kept', async () => {
+    const txs = [
+      transfer(alice, carol.address, 1n, 0n, 1n),
+      transfer(alice, carol.address, 1n, 1n, 90n),
+      transfer(bob, carol.address, 1n, 0n, 50n),
+      transfer(bob, carol.address, 1n, 1n, 2n),
+    ];
+    for (const tx of txs) await mempool.add(tx, now);
+    const block = await mineOne();
+    assert.deepEqual(block.txs.map((t) => t.fee), [50n, 2n, 1n], 'highest fee first, never nonce 1 before nonce 0, at most 3');
+    assert.equal(block.coinbase.amount, params.reward + 53n);
+    assert.equal(await chain.processBlock(block), 'connected');
+    await new Promise((r) => setImmediate(r));
+    assert.equal(mempool.size, 1, 'the mined transactions left the mempool');
+    const next = await mineOne();
+    assert.deepEqual(next.txs.map((t) => t.fee), [90n]);
+    assert.equal(await chain.processBlock(next), 'connected');
+    await auditChainDB(db, { checkSignatures: true });
+  });
+
+  it('puts the transactions of disconnected blocks back into the mempool when still valid', async () => {
+    const tx = transfer(alice, bob.address, 5n, 0n);
+    await mempool.add(tx, now);
+    const mined = await mineOne();
+    await chain.processBlock(mined);
+    await new Promise((r) => setImmediate(r));
+    assert.equal(mempool.size, 0);
+    const rival = mineChain(params, { hash: db.genesis.header.hash, height: 0, header: db.genesis.header }, 2);
+    for (const b of rival) await chain.processBlock(b);
+    assert.equal(toHex(chain.tip.hash), toHex(rival[1]!.header.hash));
+    await mempool.update([], [], now); // wait for the queued update to finish
+    assert.ok(mempool.has(tx.id), 'the transfer from the abandoned block is pending again');
+  });
+
+  it('mines in worker threads, and drops stale work when the tip changes', async function () {
+    this.timeout(30_000);
+    const miner = new Miner({ chain, mempool, coinbase: testKey(51).address, clock: () => now, threads: 1 });
+    const mined: Block[] = [];
+    miner.on('mined', (b) => mined.push(b));
+    try {
+      miner.start();
+      while (mined.length < 3) await once(miner, 'mined');
+      // Someone else's block arrives: the miner must move to it.
+      const outsider = mineChain(params, asParent(mined.at(-1)!), 1, { miner: testKey(52).address })[0]!;
+      const heightBefore = chain.tip.height;
+      if (chain.tip.height === outsider.header.height - 1) await chain.processBlock(outsider);
+      const deadline = Date.now() + 20_000;
+      while (chain.tip.height < heightBefore + 3 && Date.now() < deadline) await once(miner, 'mined');
+    } finally {
+      await miner.stop();
+    }
+    assert.ok(chain.tip.height >= 6, `tip height ${chain.tip.height}`);
+    for (const b of mined) assert.ok(chain.getEntry(b.header.hash), 'every mined block was accepted by the validator');
+    await auditChainDB(db);
+  });
+});
