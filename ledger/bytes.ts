@@ -76,6 +76,7 @@ export class Writer {
   }
 
   u8(v: number): this {
+    if (!Number.isInteger(v) || v < 0 || v > 0xff) throw new RangeError(`u8 out of range: ${v}`);
     this.reserve(1);
     this.view.setUint8(this.pos, v);
     this.pos += 1;

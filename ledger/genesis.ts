@@ -50,6 +50,36 @@ function plainObject(value: unknown, field: string): Record<string, unknown> {
   return value as Record<string, unknown>;
 }
 
+/**
+ * JSON.parse keeps the last of two equal member names and other parsers keep the first, so one
+ * file could define two networks. Walks text that JSON.parse has already accepted, tracking the
+ * names seen in each open object.
+ */
+function findDuplicateMember(text: string): string | undefined {
+  const stack: (Set<string> | null)[] = [];
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === '{') stack.push(new Set());
+    else if (c === '[') stack.push(null);
+    else if (c === '}' || c === ']') stack.pop();
+    else if (c === '"') {
+      let end = i + 1;
+      while (text[end] !== '"') end += text[end] === '\\' ? 2 : 1;
+      const raw = text.slice(i, end + 1);
+      i = end;
+      let j = i + 1;
+      while (/\s/.test(text[j] ?? '')) j++;
+      const names = stack.at(-1);
+      if (text[j] === ':' && names) {
+        const name = JSON.parse(raw) as string;
+        if (names.has(name)) return name;
+        names.add(name);
+      }
+    }
+  }
+  return undefined;
+}
+
 /** Parses genesis.json text into params, refusing anything unknown, missing or out of range. */
 export function parseGenesis(text: string): ChainParams {
   let json: unknown;
@@ -58,6 +88,8 @@ export function parseGenesis(text: string): ChainParams {
   } catch (err) {
     fail(`not valid JSON (${(err as Error).message})`);
   }
+  const duplicate = findDuplicateMember(text);
+  if (duplicate !== undefined) fail(`member "${duplicate}" appears twice in one object`);
   const g = plainObject(json, 'genesis');
   for (const key of Object.keys(g)) if (!KNOWN_KEYS.includes(key)) fail(`unknown field "${key}"`);
   for (const key of KNOWN_KEYS) if (!(key in g)) fail(`missing field "${key}"`);

@@ -180,7 +180,12 @@ export function decodeUndo(bytes: Uint8Array): UndoRecord[] {
     const address = r.bytes(ADDRESS_BYTES, 'undo address');
     const flag = r.u8('undo flag');
     if (flag > 1) throw new DecodeError('DECODE_NON_CANONICAL', `undo flag ${flag}`);
-    out.push({ address, previous: flag === 1 ? { balance: r.u64('undo balance'), nonce: r.u64('undo nonce') } : undefined });
+    let previous: Account | undefined;
+    if (flag === 1) {
+      previous = { balance: r.u64('undo balance'), nonce: r.u64('undo nonce') };
+      if (previous.balance > MAX_AMOUNT) throw new DecodeError('DECODE_OVER_LIMIT', 'undo balance exceeds MAX_AMOUNT');
+    }
+    out.push({ address, previous });
   }
   r.end('undo');
   return out;
