@@ -27,6 +27,7 @@ export function asertTarget(
   let next = anchorTarget * factor;
   shifts -= 16n;
   if (shifts <= 0n) next >>= -shifts;
+  else if (shifts > 256n) return maxTarget; // a huge timestamp gap must not build a huge bigint
   else next <<= shifts;
   if (next === 0n) return 1n;
   return next > maxTarget ? maxTarget : next;

@@ -11,7 +11,7 @@ export interface ChainParams {
   readonly chainId: number;
   /** Seconds since the epoch: the genesis block's timestamp. */
   readonly timestamp: number;
-  /** The genesis block's proof-of-work target (also the easiest target the chain allows). */
+  /** The genesis block's proof-of-work target, and the anchor of the difficulty schedule. */
   readonly target: bigint;
   /** Intended seconds between blocks. */
   readonly blockTime: number;

@@ -168,6 +168,15 @@ function decodesCanonicallyOrRefuses(codec: Codec, bytes: Uint8Array): void {
 
 describe('encoding', () => {
   describe('transactions', () => {
+    it('decoded values own their bytes, even when decoded from a Buffer that is reused', () => {
+      const buf = Buffer.from(SAMPLE_TX.bytes);
+      const tx = decodeTransaction(buf);
+      buf.fill(0);
+      assert.deepEqual(tx.bytes, SAMPLE_TX.bytes);
+      assert.deepEqual(tx.to, SAMPLE_TX.to);
+      assert.ok(!Buffer.isBuffer(tx.bytes));
+    });
+
     it('signTransaction → decodeTransaction gives back the same fields, bytes and id (property)', () => {
       fc.assert(
         fc.property(arbPrivateKey, arbU32, arbBytes(20), arbAmount, arbAmount, arbU64, (key, chainId, to, amount, fee, nonce) => {

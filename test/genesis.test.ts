@@ -251,3 +251,16 @@ describe('genesis', () => {
     assert.equal(genesisHashHex(parseGenesis(BUNDLED)), genesisHashHex(parseGenesis(JSON.stringify(JSON.parse(BUNDLED)))));
   });
 });
+
+describe('genesis: duplicate members', () => {
+  it('refuses a member named twice, at the top level or in alloc (parsers disagree on which wins)', () => {
+    const text = readFileSync(new URL('../genesis.json', import.meta.url), 'utf8');
+    const twiceReward = text.replace('"reward": "5000000000",', '"reward": "5000000000", "reward": "1",');
+    const twiceAlloc = text.replace('"alloc": {', '"alloc": { "cairn12rqpp3a5l5vef8weqsvd42g9rzmqx4la30zrhz": "1",');
+    for (const bad of [twiceReward, twiceAlloc]) {
+      assert.notEqual(bad, text);
+      assert.throws(() => parseGenesis(bad), (e: unknown) => e instanceof GenesisError && /appears twice/.test(e.message));
+    }
+    assert.doesNotThrow(() => parseGenesis(text.replace('"name": "cairn-devnet-1"', '"name": "x\\"name\\":"')));
+  });
+});
