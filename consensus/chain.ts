@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { toHex } from '../ledger/bytes.ts';
-import { BlockRuleError, CairnError, TxRuleError } from '../ledger/errors.ts';
+import { BlockRuleError, CairnError, StoreError, TxRuleError } from '../ledger/errors.ts';
 import { checkBlockBody, type Block } from '../ledger/block.ts';
 import { ChainDB } from '../ledger/chaindb.ts';
 import type { SignatureChecker } from '../ledger/state.ts';
@@ -64,8 +64,9 @@ class ConnectFailure extends Error {
  * at a time (a single import queue, as in Lodestar), and takes the same road:
  *   1. sanity: proof of work and body, needing nothing but the block (failures not remembered:
  *      they may be a peer's tampering with a good header's body);
- *   2. parent: unknown → orphan pool; invalid → this one is invalid too;
- *   3. context: height, expected target, timestamp window (remembered, except "too far ahead");
+ *   2. parent: unknown → orphan pool;
+ *   3. context: height, expected target, timestamp window (not remembered: cheap to re-check,
+ *      cheap to forge); a valid child of an invalid parent is remembered invalid;
  *   4. store block + index record in one batch;
  *   5. fork choice: most work wins, first seen wins ties; reorganise with undo data, each block
  *      atomic, state rules checked as each connects; a block that fails is marked invalid with
@@ -80,6 +81,8 @@ export class Chain extends EventEmitter<ChainEvents> {
   private readonly index = new Map<string, BlockIndexEntry>();
   /** Valid entries with data that could be the best tip; all others have less work or a better child. */
   private readonly candidates = new Set<BlockIndexEntry>();
+  /** Why a block failed as it was connected, for the caller that brought it in this run. */
+  private readonly invalidCause = new WeakMap<BlockIndexEntry, CairnError>();
   readonly orphans: OrphanPool;
   private tipEntry: BlockIndexEntry;
   private nextSeq = 1;
@@ -110,7 +113,7 @@ export class Chain extends EventEmitter<ChainEvents> {
       chain.nextSeq = Math.max(chain.nextSeq, r.seq + 1);
     }
     const tip = chain.index.get(toHex(db.tip.hash));
-    if (!tip) throw new ConsensusError('BLOCK_KNOWN_INVALID', 'the stored tip has no index record', { remember: false });
+    if (!tip) throw new StoreError('STORE_CORRUPT', 'the stored tip has no index record');
     chain.tipEntry = tip;
     for (const e of chain.index.values()) {
       if (e.isValid && e.status & HAVE_DATA && e.totalWork >= tip.totalWork) chain.candidates.add(e);
@@ -157,9 +160,16 @@ export class Chain extends EventEmitter<ChainEvents> {
   processBlock(block: Block): Promise<BlockOutcome> {
     return this.exclusive(async () => {
       const outcome = await this.acceptBlock(block);
-      if (outcome === 'side-branch') await this.activateBestChain();
+      if (outcome !== 'side-branch') return outcome;
+      await this.activateBestChain();
+      const entry = this.getEntry(block.header.hash)!;
+      if (!entry.isValid) {
+        // It failed as fork choice connected it (or an ancestor did): the sender must hear of it.
+        throw this.invalidCause.get(entry) ??
+          new ConsensusError('BLOCK_PARENT_INVALID', `an ancestor of ${entry.hashHex} is invalid`);
+      }
       await this.adoptOrphans(block);
-      return outcome === 'side-branch' && this.isMain(this.getEntry(block.header.hash)!) ? 'connected' : outcome;
+      return this.isMain(entry) ? 'connected' : 'side-branch';
     });
   }
 
@@ -183,13 +193,13 @@ export class Chain extends EventEmitter<ChainEvents> {
     const { header } = block;
     const known = this.getEntry(header.hash);
     if (known) {
-      if (!known.isValid) throw new ConsensusError('BLOCK_KNOWN_INVALID', `block ${known.hashHex} is known to be invalid`, { remember: false });
+      if (!known.isValid) throw new ConsensusError('BLOCK_KNOWN_INVALID', `block ${known.hashHex} is known to be invalid`);
       return 'duplicate';
     }
     if (this.orphans.has(header.hash)) return 'duplicate';
 
     if (!hasValidProofOfWork(header)) {
-      throw new ConsensusError('HEADER_BAD_POW', 'header hash does not meet its target', { remember: false });
+      throw new ConsensusError('HEADER_BAD_POW', 'header hash does not meet its target');
     }
     checkBlockBody(block, this.params);
 
@@ -199,14 +209,14 @@ export class Chain extends EventEmitter<ChainEvents> {
       return 'orphan';
     }
     const entry = new BlockIndexEntry(header, parent, HAVE_DATA, this.nextSeq++);
-    try {
-      if (!parent.isValid) {
-        throw new ConsensusError('BLOCK_PARENT_INVALID', `parent ${parent.hashHex} is invalid`, { remember: true });
-      }
-      this.checkHeaderContext(entry);
-    } catch (err) {
-      if (err instanceof ConsensusError && err.remember) await this.remember(entry, INVALID);
-      throw err;
+    // Context failures are cheap to re-check and cheap to forge (a header may claim an easy
+    // target), so they are refused without a trace: remembering them would let junk fill the disk.
+    this.checkHeaderContext(entry);
+    if (!parent.isValid) {
+      // Real work at the real target built on an invalid block: worth remembering.
+      entry.status = INVALID;
+      await this.remember(entry);
+      throw new ConsensusError('BLOCK_PARENT_INVALID', `parent ${parent.hashHex} is invalid`);
     }
     await this.db.putBlock(block, entry.encode());
     this.index.set(entry.hashHex, entry);
@@ -220,25 +230,24 @@ export class Chain extends EventEmitter<ChainEvents> {
     const { header } = entry;
     const parent = entry.parent!;
     if (header.height !== parent.height + 1) {
-      throw new ConsensusError('HEADER_BAD_HEIGHT', `height ${header.height}, parent is at ${parent.height}`, { remember: true });
+      throw new ConsensusError('HEADER_BAD_HEIGHT', `height ${header.height}, parent is at ${parent.height}`);
     }
     const expected = nextTarget(this.params, parent.header);
     if (header.target !== expected) {
-      throw new ConsensusError('HEADER_BAD_TARGET', `target ${header.target.toString(16)}, expected ${expected.toString(16)}`, { remember: true });
+      throw new ConsensusError('HEADER_BAD_TARGET', `target ${header.target.toString(16)}, expected ${expected.toString(16)}`);
     }
     const mtp = medianTimePast(parent);
     if (header.timestamp <= mtp) {
-      throw new ConsensusError('HEADER_TIME_TOO_OLD', `timestamp ${header.timestamp} is not after the median time past ${mtp}`, { remember: true });
+      throw new ConsensusError('HEADER_TIME_TOO_OLD', `timestamp ${header.timestamp} is not after the median time past ${mtp}`);
     }
     const limit = this.clock() + maxFutureDrift(this.params.blockTime);
     if (header.timestamp > limit) {
-      // Our clock may be the one that is wrong, and the block may be fine later: never remembered.
-      throw new ConsensusError('HEADER_TIME_TOO_NEW', `timestamp ${header.timestamp} is beyond ${limit}`, { remember: false, banScore: 0 });
+      // Our clock may be the one that is wrong, and the block may be fine later: no ban either.
+      throw new ConsensusError('HEADER_TIME_TOO_NEW', `timestamp ${header.timestamp} is beyond ${limit}`, 0);
     }
   }
 
-  private async remember(entry: BlockIndexEntry, status: number): Promise<void> {
-    entry.status |= status;
+  private async remember(entry: BlockIndexEntry): Promise<void> {
     this.index.set(entry.hashHex, entry);
     await this.db.putIndexRecord(entry.hash, entry.encode());
   }
@@ -272,12 +281,17 @@ export class Chain extends EventEmitter<ChainEvents> {
   }
 
   private async markInvalid(entry: BlockIndexEntry, cause: CairnError): Promise<void> {
-    await this.remember(entry, INVALID);
+    entry.status |= INVALID;
+    this.invalidCause.set(entry, cause);
+    await this.remember(entry);
     this.candidates.delete(entry);
     for (const e of this.index.values()) {
       if (e.height > entry.height && e.ancestor(entry.height) === entry) {
         this.candidates.delete(e);
-        if (e.isValid) await this.remember(e, INVALID);
+        if (e.isValid) {
+          e.status |= INVALID;
+          await this.remember(e);
+        }
       }
     }
     if (entry.parent && entry.parent.isValid) this.candidates.add(entry.parent);

@@ -9,15 +9,9 @@ export type ConsensusErrorCode =
   | 'BLOCK_KNOWN_INVALID'
   | 'BLOCK_PARENT_INVALID';
 
-/**
- * A header-level rule, judged by consensus. `remember` says whether the failure is a fact about
- * the header itself (so its hash can be marked invalid for good) or could be someone else's doing
- * (a clock ahead of ours, a body swapped under a good header), in which case it must not be.
- */
+/** A rule judged by consensus; `banScore` says how much the sender is to blame (0: maybe not at all). */
 export class ConsensusError extends CairnError {
-  readonly remember: boolean;
-  constructor(code: ConsensusErrorCode, message: string, options: { banScore?: number; remember: boolean }) {
-    super(code, message, options.banScore ?? 100);
-    this.remember = options.remember;
+  constructor(code: ConsensusErrorCode, message: string, banScore = 100) {
+    super(code, message, banScore);
   }
 }
