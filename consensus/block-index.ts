@@ -1,6 +1,7 @@
 import { Reader, Writer, bigIntToBytes, bytesToBigInt, toHex } from '../ledger/bytes.ts';
 import { HEADER_BYTES, decodeHeader, type BlockHeader } from '../ledger/block.ts';
 import { blockWork } from './pow.ts';
+import { medianOf } from './header-rules.ts';
 
 /** The block's body is in the store. */
 export const HAVE_DATA = 1;
@@ -87,6 +88,5 @@ export function findForkPoint(a: BlockIndexEntry, b: BlockIndexEntry): BlockInde
 export function medianTimePast(entry: BlockIndexEntry): number {
   const times: number[] = [];
   for (let e: BlockIndexEntry | undefined = entry; e && times.length < 11; e = e.parent) times.push(e.header.timestamp);
-  times.sort((p, q) => p - q);
-  return times[Math.floor(times.length / 2)]!;
+  return medianOf(times);
 }

@@ -5,18 +5,15 @@ import { checkBlockBody, type Block } from '../ledger/block.ts';
 import { ChainDB } from '../ledger/chaindb.ts';
 import type { SignatureChecker } from '../ledger/state.ts';
 import { BlockIndexEntry, HAVE_DATA, INVALID, decodeIndexRecord, findForkPoint, medianTimePast } from './block-index.ts';
+export { maxFutureDrift } from './header-rules.ts';
 import { nextTarget } from './difficulty.ts';
+import { checkHeaderContext } from './header-rules.ts';
 import { ConsensusError } from './errors.ts';
 import { OrphanPool, type OrphanLimits } from './orphans.ts';
 import { hasValidProofOfWork } from './pow.ts';
 
 /** Seconds since the epoch. A parameter, so tests and simulations control time. */
 export type Clock = () => number;
-
-/** How far ahead of our clock a block's timestamp may be: 12 block times, at least 1 min, at most 2 h. */
-export function maxFutureDrift(blockTime: number): number {
-  return Math.min(7200, Math.max(60, 12 * blockTime));
-}
 
 export interface ChainOptions {
   readonly clock: Clock;
@@ -227,24 +224,8 @@ export class Chain extends EventEmitter<ChainEvents> {
 
   /** Step 3: the rules that need the parent. */
   private checkHeaderContext(entry: BlockIndexEntry): void {
-    const { header } = entry;
     const parent = entry.parent!;
-    if (header.height !== parent.height + 1) {
-      throw new ConsensusError('HEADER_BAD_HEIGHT', `height ${header.height}, parent is at ${parent.height}`);
-    }
-    const expected = nextTarget(this.params, parent.header);
-    if (header.target !== expected) {
-      throw new ConsensusError('HEADER_BAD_TARGET', `target ${header.target.toString(16)}, expected ${expected.toString(16)}`);
-    }
-    const mtp = medianTimePast(parent);
-    if (header.timestamp <= mtp) {
-      throw new ConsensusError('HEADER_TIME_TOO_OLD', `timestamp ${header.timestamp} is not after the median time past ${mtp}`);
-    }
-    const limit = this.clock() + maxFutureDrift(this.params.blockTime);
-    if (header.timestamp > limit) {
-      // Our clock may be the one that is wrong, and the block may be fine later: no ban either.
-      throw new ConsensusError('HEADER_TIME_TOO_NEW', `timestamp ${header.timestamp} is beyond ${limit}`, 0);
-    }
+    checkHeaderContext(this.params, entry.header, parent.header, medianTimePast(parent), this.clock());
   }
 
   private async remember(entry: BlockIndexEntry): Promise<void> {

@@ -2,6 +2,7 @@ import { CairnError } from '../ledger/errors.ts';
 
 export type ConsensusErrorCode =
   | 'HEADER_BAD_POW'
+  | 'HEADER_BAD_VERSION'
   | 'HEADER_BAD_TARGET'
   | 'HEADER_BAD_HEIGHT'
   | 'HEADER_TIME_TOO_OLD'

@@ -38,7 +38,7 @@ export function mineChild(params: ChainParams, parent: Parent, txs: readonly Tra
   let nonce: bigint | undefined;
   if (o.badPow) {
     for (nonce = 0n; ; nonce++) {
-      if (!searchNonce(base.bytes, targetBytes(target), nonce, 1, sha256)) break;
+      if (searchNonce(base.bytes, targetBytes(target), nonce, 1, sha256) === undefined) break;
     }
   } else {
     nonce = searchNonce(base.bytes, targetBytes(target), 0n, 1_000_000, sha256);

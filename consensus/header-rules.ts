@@ -1,0 +1,44 @@
+import { bytesEqual } from '../ledger/bytes.ts';
+import type { BlockHeader } from '../ledger/block.ts';
+import { nextTarget, type DifficultyParams } from './difficulty.ts';
+import { ConsensusError } from './errors.ts';
+
+/** How far ahead of our clock a block's timestamp may be: 12 block times, at least 1 min, at most 2 h. */
+export function maxFutureDrift(blockTime: number): number {
+  return Math.min(7200, Math.max(60, 12 * blockTime));
+}
+
+/**
+ * The rules a header must meet against its parent: link, height, ASERT's target, and a timestamp
+ * after the median time past and at most `maxFutureDrift` ahead of `now`. Shared by block import
+ * and by the check of a peer's header chain, so both judge a header alike.
+ */
+export function checkHeaderContext(
+  params: DifficultyParams,
+  header: BlockHeader,
+  parent: Pick<BlockHeader, 'hash' | 'height' | 'timestamp'>,
+  medianTimePast: number,
+  now: number,
+): void {
+  if (!bytesEqual(header.prevHash, parent.hash) || header.height !== parent.height + 1) {
+    throw new ConsensusError('HEADER_BAD_HEIGHT', `height ${header.height} does not follow its parent at ${parent.height}`);
+  }
+  const expected = nextTarget(params, parent);
+  if (header.target !== expected) {
+    throw new ConsensusError('HEADER_BAD_TARGET', `target ${header.target.toString(16)}, expected ${expected.toString(16)}`);
+  }
+  if (header.timestamp <= medianTimePast) {
+    throw new ConsensusError('HEADER_TIME_TOO_OLD', `timestamp ${header.timestamp} is not after the median time past ${medianTimePast}`);
+  }
+  const limit = now + maxFutureDrift(params.blockTime);
+  if (header.timestamp > limit) {
+    // Our clock may be the one that is wrong, and the block may be fine later: no ban.
+    throw new ConsensusError('HEADER_TIME_TOO_NEW', `timestamp ${header.timestamp} is beyond ${limit}`, 0);
+  }
+}
+
+/** Median of up to 11 timestamps (Bitcoin's median time past). */
+export function medianOf(times: readonly number[]): number {
+  const sorted = [...times].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
+}

@@ -1,0 +1,60 @@
+import { toHex } from '../ledger/bytes.ts';
+import { BLOCK_VERSION, type BlockHeader } from '../ledger/block.ts';
+import type { ChainParams } from '../ledger/genesis.ts';
+import type { BlockIndexEntry } from './block-index.ts';
+import { checkHeaderContext, medianOf } from './header-rules.ts';
+import { ConsensusError } from './errors.ts';
+import { blockWork, hasValidProofOfWork } from './pow.ts';
+
+/**
+ * A peer's claimed chain, checked header by header before any body is fetched: linkage, height,
+ * proof of work, the expected target and the timestamp window. Nothing is stored, so a long
+ * chain of cheap headers costs the time to hash them and no more. Feed batches in order with
+ * `extend`; `totalWork` is then the claimed tip's total work.
+ */
+export class HeaderChainCheck {
+  private readonly params: ChainParams;
+  private readonly now: number;
+  /** Timestamps of the last 11 headers (oldest first), for median time past. */
+  private readonly recentTimes: number[];
+  private last: Pick<BlockHeader, 'hash' | 'height' | 'timestamp'>;
+  private work: bigint;
+  readonly headers: BlockHeader[] = [];
+
+  /** Starts at `fork`, a block we have: the first header must be its child. */
+  constructor(params: ChainParams, fork: BlockIndexEntry, now: number) {
+    this.params = params;
+    this.now = now;
+    this.last = fork.header;
+    this.work = fork.totalWork;
+    const times: number[] = [];
+    for (let e: BlockIndexEntry | undefined = fork; e && times.length < 11; e = e.parent) times.unshift(e.header.timestamp);
+    this.recentTimes = times;
+  }
+
+  get totalWork(): bigint {
+    return this.work;
+  }
+
+  get tipHash(): Uint8Array {
+    return this.last.hash;
+  }
+
+  get tipHeight(): number {
+    return this.last.height;
+  }
+
+  /** Checks and appends headers; throws a ConsensusError (ban-worthy) at the first bad one. */
+  extend(headers: readonly BlockHeader[]): void {
+    for (const h of headers) {
+      if (h.version !== BLOCK_VERSION) throw new ConsensusError('HEADER_BAD_VERSION', `unknown header version ${h.version}`);
+      if (!hasValidProofOfWork(h)) throw new ConsensusError('HEADER_BAD_POW', `header ${toHex(h.hash)} lacks its proof of work`);
+      checkHeaderContext(this.params, h, this.last, medianOf(this.recentTimes), this.now);
+      this.recentTimes.push(h.timestamp);
+      if (this.recentTimes.length > 11) this.recentTimes.shift();
+      this.work += blockWork(h.target);
+      this.last = h;
+      this.headers.push(h);
+    }
+  }
+}

@@ -1,0 +1,57 @@
+import assert from 'node:assert/strict';
+import { ChainDB } from '../ledger/chaindb.ts';
+import { CairnError } from '../ledger/errors.ts';
+import { Chain } from '../consensus/chain.ts';
+import { HeaderChainCheck } from '../consensus/headers.ts';
+import { tempDir, testParams } from './helpers/fixtures.ts';
+import { asParent, mineChain, mineChild } from './helpers/mining.ts';
+
+const params = testParams();
+
+describe('HeaderChainCheck: a peer claimed chain, judged before any body is fetched', () => {
+  let dir: ReturnType<typeof tempDir>;
+  let db: ChainDB;
+  let chain: Chain;
+  const now = params.timestamp + 1_000_000;
+
+  beforeEach(async () => {
+    dir = tempDir();
+    db = await ChainDB.open(dir.path, params);
+    chain = await Chain.open(db, { clock: () => now });
+  });
+  afterEach(async () => {
+    await db.close();
+    dir.remove();
+  });
+
+  it('accepts a valid chain in batches and sums its work exactly as the chain would', async () => {
+    const blocks = mineChain(params, asParent(db.genesis), 30);
+    const check = new HeaderChainCheck(params, chain.tip, now);
+    check.extend(blocks.slice(0, 12).map((b) => b.header));
+    check.extend(blocks.slice(12).map((b) => b.header));
+    for (const b of blocks) await chain.processBlock(b);
+    assert.equal(check.totalWork, chain.tip.totalWork);
+    assert.equal(check.tipHeight, 30);
+  });
+
+  const cases: [string, string, (p: ReturnType<typeof asParent>) => ReturnType<typeof mineChild>['header']][] = [
+    ['bad proof of work', 'HEADER_BAD_POW', (p) => mineChild(params, p, [], { badPow: true }).header],
+    ['an easier target than ASERT allows', 'HEADER_BAD_TARGET', (p) => mineChild(params, p, [], { target: (1n << 256n) - 1n }).header],
+    ['a timestamp at the median time past', 'HEADER_TIME_TOO_OLD', (p) => mineChild(params, p, [], { spacing: -100 }).header],
+    ['a timestamp too far ahead', 'HEADER_TIME_TOO_NEW', (p) => mineChild(params, p, [], { timestamp: now + 100_000 }).header],
+    ['a header that skips a height', 'HEADER_BAD_HEIGHT', (p) => mineChild(params, { ...p, height: p.height + 1 }).header],
+    ['a header that links elsewhere', 'HEADER_BAD_HEIGHT', (p) => mineChild(params, { ...p, hash: new Uint8Array(32) }).header],
+  ];
+  for (const [what, code, make] of cases) {
+    it(`stops at ${what} in the middle of a batch (${code})`, () => {
+      const good = mineChain(params, asParent(db.genesis), 5);
+      const bad = make(asParent(good[4]!));
+      const check = new HeaderChainCheck(params, chain.tip, now);
+      assert.throws(
+        () => check.extend([...good.map((b) => b.header), bad]),
+        (e: unknown) => e instanceof CairnError && e.code === code,
+      );
+      assert.equal(check.tipHeight, 5, 'the valid prefix is kept');
+    });
+  }
+});
