@@ -82,6 +82,8 @@ export class Chain extends EventEmitter<ChainEvents> {
   private readonly invalidCause = new WeakMap<BlockIndexEntry, CairnError>();
   readonly orphans: OrphanPool;
   private tipEntry: BlockIndexEntry;
+  /** The main chain by height, so main-chain questions are array lookups, not walks. */
+  private readonly main: BlockIndexEntry[] = [];
   private nextSeq = 1;
   private queue: Promise<unknown> = Promise.resolve();
 
@@ -92,6 +94,7 @@ export class Chain extends EventEmitter<ChainEvents> {
     this.signatures = options.signatures;
     this.orphans = new OrphanPool(options.orphanLimits);
     this.tipEntry = genesis;
+    this.main.push(genesis);
     this.index.set(genesis.hashHex, genesis);
   }
 
@@ -112,6 +115,7 @@ export class Chain extends EventEmitter<ChainEvents> {
     const tip = chain.index.get(toHex(db.tip.hash));
     if (!tip) throw new StoreError('STORE_CORRUPT', 'the stored tip has no index record');
     chain.tipEntry = tip;
+    for (let e: BlockIndexEntry | undefined = tip; e; e = e.parent) chain.main[e.height] = e;
     for (const e of chain.index.values()) {
       if (e.isValid && e.status & HAVE_DATA && e.totalWork >= tip.totalWork) chain.candidates.add(e);
     }
@@ -133,7 +137,28 @@ export class Chain extends EventEmitter<ChainEvents> {
 
   /** Whether the block is on the main chain. */
   isMain(entry: BlockIndexEntry): boolean {
-    return this.tipEntry.ancestor(entry.height) === entry;
+    return this.main[entry.height] === entry;
+  }
+
+  /** The main-chain entry at `height`, if the chain is that long. */
+  mainAt(height: number): BlockIndexEntry | undefined {
+    return this.main[height];
+  }
+
+  /**
+   * Main-chain headers after the first locator hash that is on our main chain (genesis when none
+   * is), at most `max`: what a peer asks for to find its fork point and catch up.
+   */
+  headersAfter(locator: readonly Uint8Array[], max: number): BlockIndexEntry[] {
+    let start = 0;
+    for (const hash of locator) {
+      const e = this.getEntry(hash);
+      if (e && this.isMain(e)) {
+        start = e.height;
+        break;
+      }
+    }
+    return this.main.slice(start + 1, start + 1 + max);
   }
 
   /** The target a child of the tip must carry, and the earliest timestamp it may have. */
@@ -289,6 +314,7 @@ export class Chain extends EventEmitter<ChainEvents> {
         const entry = this.tipEntry;
         const block = await this.db.disconnectTip();
         this.tipEntry = entry.parent!;
+        this.main.pop();
         disconnected.unshift(block);
         this.emit('disconnect', block, entry);
       }
@@ -304,6 +330,7 @@ export class Chain extends EventEmitter<ChainEvents> {
           throw err;
         }
         this.tipEntry = entry;
+        this.main.push(entry);
         connected.push(block);
         this.emit('connect', block, entry);
       }
@@ -318,13 +345,13 @@ export class Chain extends EventEmitter<ChainEvents> {
   locator(): Uint8Array[] {
     const out: Uint8Array[] = [];
     let step = 1;
-    let e: BlockIndexEntry | undefined = this.tipEntry;
-    while (e) {
-      out.push(e.hash);
-      if (e.height === 0) break;
+    for (let height = this.tipEntry.height; ; height -= step) {
+      if (height <= 0) {
+        out.push(this.main[0]!.hash);
+        return out;
+      }
+      out.push(this.main[height]!.hash);
       if (out.length >= 10) step *= 2;
-      e = this.tipEntry.ancestor(Math.max(0, e.height - step));
     }
-    return out;
   }
 }
