@@ -1,6 +1,5 @@
 import { Worker } from 'node:worker_threads';
 import { EventEmitter } from 'node:events';
-import { CairnError } from '../ledger/errors.ts';
 import type { Mempool } from '../ledger/mempool.ts';
 import type { Block } from '../ledger/block.ts';
 import type { Chain, Clock } from '../consensus/chain.ts';
@@ -33,6 +32,7 @@ export class Miner extends EventEmitter<MinerEvents> {
   private template: BlockTemplate | undefined;
   private running = false;
   private rebuilding: Promise<void> | undefined;
+  private queued: Promise<void> | undefined;
   private hashesDone = 0;
   private readonly onTip = () => void this.newJob();
 
@@ -51,7 +51,7 @@ export class Miner extends EventEmitter<MinerEvents> {
     this.running = true;
     for (let i = 0; i < this.options.threads; i++) {
       const worker = new Worker(new URL('./mining-worker.ts', import.meta.url), { workerData: { jobCounter: this.jobCounter } });
-      worker.on('message', (report: WorkerReport) => this.onReport(report));
+      worker.on('message', (report: WorkerReport) => this.onReport(report).catch((err: Error) => this.emit('error', err)));
       worker.on('error', (err) => this.emit('error', err));
       this.workers.push(worker);
     }
@@ -73,8 +73,10 @@ export class Miner extends EventEmitter<MinerEvents> {
   }
 
   private newJob(): Promise<void> {
-    // Coalesce: one rebuild at a time, and one more after it if asked meanwhile.
+    // Coalesce: one rebuild at a time, and at most one more queued behind it however often asked.
+    if (this.queued) return this.queued;
     const run = async () => {
+      this.queued = undefined;
       if (!this.running) return;
       const { chain, mempool, coinbase, clock } = this.options;
       const template = await buildTemplate(chain, mempool, coinbase, clock());
@@ -90,6 +92,7 @@ export class Miner extends EventEmitter<MinerEvents> {
       this.emit('error', err);
     });
     this.rebuilding = next;
+    this.queued = next;
     return next;
   }
 
@@ -102,8 +105,7 @@ export class Miner extends EventEmitter<MinerEvents> {
       await this.options.chain.processBlock(block);
       this.emit('mined', block);
     } catch (err) {
-      if (err instanceof CairnError) this.emit('error', err);
-      else throw err;
+      this.emit('error', err as Error);
     }
     if (this.running && !this.options.chain.tip.hash.every((b, i) => b === block.header.hash[i])) void this.newJob();
   }

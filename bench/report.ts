@@ -1,0 +1,240 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { cpus, freemem, loadavg, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+
+/**
+ * One measured figure. `value` is always the median of `runs`: the machines we measure on are
+ * shared and noisy, so a single run (or a mean dragged by one slow run) would mislead.
+ */
+export interface Metric {
+  /** camelCase and stable: scripts and CI compare figures across commits by this key. */
+  readonly key: string;
+  readonly label: string;
+  readonly value: number;
+  readonly unit: string;
+  /** Each timed run's value, in the order run. */
+  readonly runs: readonly number[];
+  readonly note?: string;
+}
+
+export interface SuiteContext {
+  /** How many timed runs each metric takes its median over. */
+  readonly runs: number;
+  /** Progress for the person waiting. Goes to stderr, so `--json` leaves stdout to the report. */
+  log(message: string): void;
+  /**
+   * A fresh temporary directory. The runner removes whatever is left of it when the suite ends,
+   * and at exit (Ctrl-C included), so an interrupted run does not litter the disk.
+   */
+  tempDir(prefix?: string): TempDir;
+}
+
+export interface TempDir {
+  readonly path: string;
+  remove(): void;
+}
+
+export interface Suite {
+  /** What to type after `npm run bench --` to run only this suite. */
+  readonly name: string;
+  readonly description: string;
+  run(ctx: SuiteContext): Promise<Metric[]>;
+}
+
+export function median(values: readonly number[]): number {
+  if (values.length === 0) throw new RangeError('median of no values');
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+export interface RateOptions {
+  readonly runs: number;
+  /** Each run repeats the batch until at least this long has passed. */
+  readonly minMs: number;
+  /** Untimed repetitions first, so JIT compilation and lazy tables do not land in run 1. */
+  readonly warmupMs?: number;
+}
+
+/**
+ * Runs `batch` (which does some operations and returns how many) repeatedly for at least
+ * `minMs`, `runs` times, and returns each run's operations per second. Batches should take a few
+ * milliseconds to tens of milliseconds: the clock is read once per batch.
+ */
+export async function measureRate(batch: () => number | Promise<number>, options: RateOptions): Promise<number[]> {
+  const warmupEnd = performance.now() + (options.warmupMs ?? Math.min(options.minMs, 300));
+  while (performance.now() < warmupEnd) await batch();
+  const rates: number[] = [];
+  for (let r = 0; r < options.runs; r++) {
+    let ops = 0;
+    const start = performance.now();
+    let elapsed = 0;
+    do {
+      ops += await batch();
+      elapsed = performance.now() - start;
+    } while (elapsed < options.minMs);
+    rates.push((ops * 1000) / elapsed);
+  }
+  return rates;
+}
+
+/** One run's work and the time it took, for workloads whose setup must stay outside the timing. */
+export interface TimedRun {
+  readonly ops: number;
+  readonly ms: number;
+}
+
+/** Calls `run` for each run index and turns each result into operations per second. */
+export async function measureRuns(runs: number, run: (index: number) => Promise<TimedRun>): Promise<number[]> {
+  const rates: number[] = [];
+  for (let r = 0; r < runs; r++) {
+    const { ops, ms } = await run(r);
+    if (!(ms > 0)) throw new RangeError(`run ${r} took ${ms} ms`);
+    rates.push((ops * 1000) / ms);
+  }
+  return rates;
+}
+
+/** A metric from its runs; the value is their median. */
+export function metric(fields: { key: string; label: string; unit: string; runs: readonly number[]; note?: string }): Metric {
+  return { ...fields, value: median(fields.runs) };
+}
+
+export interface MachineInfo {
+  readonly cpuModel: string;
+  readonly cores: number;
+  readonly totalMemoryBytes: number;
+  readonly freeMemoryBytes: number;
+  /** At the start of the run: a busy machine explains slow figures. */
+  readonly loadAverage1m: number;
+  readonly nodeVersion: string;
+  readonly platform: string;
+  readonly arch: string;
+}
+
+export function machineInfo(): MachineInfo {
+  const cpu = cpus();
+  return {
+    cpuModel: cpu[0]?.model.trim() ?? 'unknown',
+    cores: cpu.length,
+    totalMemoryBytes: totalmem(),
+    freeMemoryBytes: freemem(),
+    loadAverage1m: loadavg()[0] ?? 0,
+    nodeVersion: process.version,
+    platform: process.platform,
+    arch: process.arch,
+  };
+}
+
+export const METRIC_KEY = /^[a-z][a-zA-Z0-9]*$/;
+
+/** Suites are written separately; the report is only useful if their keys stay unique and well-formed. */
+export function checkMetricKeys(metrics: readonly Metric[]): void {
+  const seen = new Set<string>();
+  for (const m of metrics) {
+    if (!METRIC_KEY.test(m.key)) throw new Error(`metric key "${m.key}" is not camelCase`);
+    if (seen.has(m.key)) throw new Error(`metric key "${m.key}" is reported twice`);
+    seen.add(m.key);
+    if (m.runs.length === 0 || !m.runs.every(Number.isFinite)) throw new Error(`metric "${m.key}" has no finite runs`);
+  }
+}
+
+/** Integers with separators from 100 up, three significant digits below: precision the noise supports. */
+export function formatNumber(value: number): string {
+  if (Math.abs(value) >= 100) return Math.round(value).toLocaleString('en-US');
+  return value.toLocaleString('en-US', { maximumSignificantDigits: 3 });
+}
+
+function gib(bytes: number): string {
+  return (bytes / 2 ** 30).toFixed(1) + ' GiB';
+}
+
+export interface SuiteResult {
+  readonly suite: string;
+  readonly metrics: readonly Metric[];
+}
+
+/** `footer` lines follow the table: what the runner observed about the run itself. */
+export function formatTable(machine: MachineInfo, results: readonly SuiteResult[], runs: number, footer: readonly string[] = []): string {
+  const header = [
+    `Cairn benchmarks on ${machine.cpuModel}, ${machine.cores} cores, ${gib(machine.totalMemoryBytes)} RAM`,
+    `Node ${machine.nodeVersion} ${machine.platform}/${machine.arch}, load average ${machine.loadAverage1m.toFixed(2)} at start`,
+    runs === 1 ? 'Each figure is from a single run (--runs 1): no median, so expect noise.' : `Each figure is the median of ${runs} runs; min–max is the spread of those runs.`,
+    '',
+  ];
+  const rows: string[][] = [['suite', 'metric', 'median', 'unit', 'min–max', 'note']];
+  for (const { suite, metrics } of results) {
+    for (const m of metrics) {
+      const range = `${formatNumber(Math.min(...m.runs))}–${formatNumber(Math.max(...m.runs))}`;
+      rows.push([suite, m.label, formatNumber(m.value), m.unit, range, m.note ?? '']);
+    }
+  }
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((row) => row[c]!.length)));
+  // Numbers align right so their magnitudes line up; the last column is free text.
+  const rightAligned = new Set([2, 4]);
+  const lines = rows.map((row) =>
+    row
+      .map((cell, c) => (c === row.length - 1 ? cell : rightAligned.has(c) ? cell.padStart(widths[c]!) : cell.padEnd(widths[c]!)))
+      .join('  ')
+      .trimEnd(),
+  );
+  lines.splice(1, 0, widths.map((w) => '-'.repeat(w)).join('  '));
+  return [...header, ...lines, ...(footer.length > 0 ? ['', ...footer] : [])].join('\n') + '\n';
+}
+
+export interface JsonReport {
+  readonly machine: MachineInfo;
+  /** key → median, for scripts that want one number per figure. */
+  readonly metrics: Record<string, number>;
+  readonly details: ReadonlyArray<Metric & { readonly suite: string }>;
+}
+
+export function jsonReport(machine: MachineInfo, results: readonly SuiteResult[]): JsonReport {
+  const metrics: Record<string, number> = {};
+  const details: Array<Metric & { suite: string }> = [];
+  for (const { suite, metrics: list } of results) {
+    for (const m of list) {
+      metrics[m.key] = round(m.value);
+      details.push({
+        suite,
+        key: m.key,
+        label: m.label,
+        value: round(m.value),
+        unit: m.unit,
+        runs: m.runs.map(round),
+        ...(m.note === undefined ? {} : { note: m.note }),
+      });
+    }
+  }
+  return { machine, metrics, details };
+}
+
+/** Two decimals: more would be noise, and fewer would flatten figures in milliseconds. */
+function round(value: number): number {
+  return Math.round(value * 100) / 100;
+}
+
+/**
+ * Temporary directories handed to suites, remembered until removed so that the runner can
+ * sweep them when a suite ends or the process exits.
+ */
+export class TempDirs {
+  private readonly live = new Set<string>();
+
+  create(prefix = 'cairn-bench-'): TempDir {
+    const path = mkdtempSync(join(tmpdir(), prefix));
+    this.live.add(path);
+    return {
+      path,
+      remove: () => {
+        rmSync(path, { recursive: true, force: true });
+        this.live.delete(path);
+      },
+    };
+  }
+
+  removeAll(): void {
+    for (const path of this.live) rmSync(path, { recursive: true, force: true });
+    this.live.clear();
+  }
+}
