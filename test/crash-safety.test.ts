@@ -7,17 +7,14 @@ import { auditChainDB } from '../ledger/audit.ts';
 import { seededRandom, tempDir, testParams } from './helpers/fixtures.ts';
 
 const WRITER = fileURLToPath(new URL('./helpers/crash-writer.ts', import.meta.url));
-const KILLS = 30;
+const KILLS = 40;
 const MAX_EXTRA_DELAY_MS = 150;
-/** How each kill picks its moment, in turn. */
-const MODES = ['anywhere', 'connect', 'disconnect', 'connect'] as const;
-/** An aimed kill lands this far into the operation, as a fraction of its typical duration. */
-const AIM_FROM = 0.5;
-const AIM_TO = 1.2;
-/** Until some operations have been timed. */
-const DEFAULT_OP_MS = 2;
+/** How each kill picks its moment, in turn: anywhere in the loop, or aimed at a commit. */
+const MODES = ['anywhere', 'connect', 'connect', 'disconnect', 'connect', 'connect', 'disconnect', 'connect'] as const;
 const STARTUP_TIMEOUT_MS = 15_000;
 const EXIT_TIMEOUT_MS = 5_000;
+
+type Op = 'connect' | 'disconnect';
 
 interface TipLine {
   readonly height: number;
@@ -26,7 +23,7 @@ interface TipLine {
 
 type Line =
   | ({ readonly kind: 'open' } & TipLine)
-  | ({ readonly kind: 'begin'; readonly op: 'connect' | 'disconnect' } & TipLine)
+  | ({ readonly kind: 'begin'; readonly op: Op } & TipLine)
   | ({ readonly kind: 'done' } & TipLine);
 
 function parseLine(text: string): Line {
@@ -35,15 +32,22 @@ function parseLine(text: string): Line {
   const tip = { height: Number(m[3]), hash: m[4]! };
   if (m[1] === 'open') return { kind: 'open', ...tip };
   if (m[1] === 'done') return { kind: 'done', ...tip };
-  return { kind: 'begin', op: m[2] as 'connect' | 'disconnect', ...tip };
+  return { kind: 'begin', op: m[2] as Op, ...tip };
 }
 
-/** One run of the writer: its parsed stdout, its stderr, and a way to wait for either. */
+function sameTip(line: TipLine, tip: ChainTip): boolean {
+  return line.height === tip.height && line.hash === toHex(tip.hash);
+}
+
+/** Blocks the parent for `ms` (fractions allowed) without taking a CPU from the writer. */
+function pause(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+/** One run of crash-writer.ts: its parsed stdout and stderr, and ways to wait on them. */
 class Writer {
   readonly child: ChildProcess;
   readonly lines: Line[] = [];
-  /** performance.now() when each line arrived. */
-  readonly arrivals: number[] = [];
   stderr = '';
   private partial = '';
   private readonly closed: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
@@ -54,17 +58,13 @@ class Writer {
     this.child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
       const parts = (this.partial + chunk).split('\n');
       this.partial = parts.pop()!;
-      const now = performance.now();
-      for (const part of parts) {
-        this.lines.push(parseLine(part));
-        this.arrivals.push(now);
-      }
+      for (const part of parts) this.lines.push(parseLine(part));
       this.changed();
     });
     this.child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (this.stderr += chunk));
     // 'close' rather than 'exit': it waits for both pipes to drain, so every line written is read.
     this.closed = new Promise((resolve) => this.child.on('close', (code, signal) => resolve({ code, signal })));
-    this.closed.then(() => this.changed());
+    void this.closed.then(() => this.changed());
   }
 
   get exited(): boolean {
@@ -75,17 +75,18 @@ class Writer {
     return `writer pid ${this.child.pid}, last lines ${JSON.stringify(this.lines.slice(-3))}, stderr:\n${this.stderr}`;
   }
 
-  /** Resolves once `condition` holds over the lines; rejects if the writer exits first or time runs out. */
-  async until(condition: (lines: readonly Line[]) => boolean, timeoutMs: number, what: string): Promise<void> {
+  /** Resolves with the index of the first line from `from` on that matches; rejects if the writer exits first or time runs out. */
+  async next(from: number, match: (line: Line) => boolean, what: string): Promise<number> {
     let timer: NodeJS.Timeout | undefined;
     try {
-      await new Promise<void>((resolve, reject) => {
+      return await new Promise<number>((resolve, reject) => {
         const check = () => {
-          if (condition(this.lines)) resolve();
+          const found = this.lines.findIndex((line, i) => i >= from && match(line));
+          if (found >= 0) resolve(found);
           else if (this.exited) reject(new Error(`the writer exited before ${what}: ${this.describe()}`));
         };
         this.changed = check;
-        timer = setTimeout(() => reject(new Error(`no ${what} within ${timeoutMs} ms: ${this.describe()}`)), timeoutMs);
+        timer = setTimeout(() => reject(new Error(`no ${what} within ${STARTUP_TIMEOUT_MS} ms: ${this.describe()}`)), STARTUP_TIMEOUT_MS);
         check();
       });
     } finally {
@@ -98,11 +99,14 @@ class Writer {
     if (!this.exited) this.child.kill('SIGKILL');
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`writer pid ${this.child.pid} still running ${EXIT_TIMEOUT_MS} ms after SIGKILL`)), EXIT_TIMEOUT_MS);
+      timer = setTimeout(
+        () => reject(new Error(`writer pid ${this.child.pid} still running ${EXIT_TIMEOUT_MS} ms after SIGKILL`)),
+        EXIT_TIMEOUT_MS,
+      );
     });
     try {
       const { code, signal } = await Promise.race([this.closed, timeout]);
-      // Any other ending means the writer failed on its own, which the test must not mistake for a kill.
+      // Any other ending means the writer failed on its own, which must not pass for a kill.
       assert.equal(signal, 'SIGKILL', `writer ended with code ${code}, signal ${signal}: ${this.describe()}`);
     } finally {
       clearTimeout(timer);
@@ -110,22 +114,12 @@ class Writer {
   }
 }
 
-function median(values: readonly number[]): number | undefined {
-  if (values.length === 0) return undefined;
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)];
-}
-
-function sameTip(line: TipLine, tip: ChainTip): boolean {
-  return line.height === tip.height && line.hash === toHex(tip.hash);
-}
-
 describe('ChainDB crash safety', () => {
   const running = new Set<Writer>();
   let dir: ReturnType<typeof tempDir> | undefined;
 
   afterEach(() => {
-    // A failed assertion leaves the current writer running; stop it by pid before anything else.
+    // A failed assertion leaves the current writer running: stop it by pid.
     for (const w of running) {
       if (!w.exited && w.child.pid !== undefined) process.kill(w.child.pid, 'SIGKILL');
     }
@@ -134,14 +128,19 @@ describe('ChainDB crash safety', () => {
 
   after(() => dir?.remove());
 
-  it(`reopens at the last committed operation, consistent, after ${KILLS} SIGKILLs mid-write`, async function () {
+  it(`reopens consistent at the last committed operation after ${KILLS} SIGKILLs of a writer`, async function () {
     this.timeout(120_000);
     dir = tempDir('cairn-crash-');
     const params = testParams();
     const rng = seededRandom(20240611);
-    // begin -> done as the parent saw the lines arrive, per operation, over every writer so far.
-    const timings = { connect: [] as number[], disconnect: [] as number[] };
-    const inFlightAtKill = { connect: 0, disconnect: 0 };
+    // A commit is the last fraction of a millisecond of a loop that spends most of its time
+    // signing, so a kill at a uniformly random moment rarely lands in one. Aimed kills wait for a
+    // "begin" and then this long (ms, per operation), which a staircase moves towards the moment
+    // the commit lands: later when the kill came before it, earlier when after.
+    const aim: Record<Op, number> = { connect: 0.8, disconnect: 0.5 };
+    const aimedBefore: Record<Op, number> = { connect: 0, disconnect: 0 };
+    const aimedAfter: Record<Op, number> = { connect: 0, disconnect: 0 };
+    const inFlightAtKill: Record<Op, number> = { connect: 0, disconnect: 0 };
     let committedUnreported = 0;
     let previous: ChainTip | undefined;
 
@@ -149,69 +148,64 @@ describe('ChainDB crash safety', () => {
       const mode = MODES[i % MODES.length]!;
       const writer = new Writer(dir.path, 1000 + i);
       running.add(writer);
-      await writer.until((lines) => lines.some((l) => l.kind === 'done'), STARTUP_TIMEOUT_MS, 'first committed block');
+      await writer.next(0, (l) => l.kind === 'done', 'first committed operation');
       const delay = rng.int(MAX_EXTRA_DELAY_MS + 1);
       await new Promise((resolve) => setTimeout(resolve, delay));
+      let aimedAt: number | undefined;
       if (mode !== 'anywhere') {
-        // The commit is the last fraction of a millisecond of a loop that spends most of its
-        // time signing, so a kill at a uniformly random moment rarely lands in it. Start at the
-        // next "begin" of the chosen operation and go a random part of its typical duration in,
-        // spinning because timers are too coarse for this.
-        const seen = writer.lines.length;
-        await writer.until(
-          (lines) => lines.slice(seen).some((l) => l.kind === 'begin' && l.op === mode),
-          STARTUP_TIMEOUT_MS,
-          `"begin ${mode}"`,
-        );
-        const typical = median(timings[mode]) ?? DEFAULT_OP_MS;
-        const end = performance.now() + typical * (AIM_FROM + ((AIM_TO - AIM_FROM) * rng.int(1001)) / 1000);
-        while (performance.now() < end);
+        aimedAt = await writer.next(writer.lines.length, (l) => l.kind === 'begin' && l.op === mode, `"begin ${mode}"`);
+        // ±10% around the staircase: scheduling jitter spreads the kills more than that anyway.
+        pause(aim[mode] * (0.9 + rng.int(201) / 1000));
       }
       await writer.kill();
       running.delete(writer);
 
-      const { lines, arrivals } = writer;
+      const { lines } = writer;
       const open = lines[0];
-      assert.ok(open?.kind === 'open', `first line is not "open": ${writer.describe()}`);
+      assert.ok(open?.kind === 'open', `the first line is not "open": ${writer.describe()}`);
       if (previous) {
-        assert.ok(sameTip(open, previous), `kill ${i}: the writer opened at ${JSON.stringify(open)}, the parent last saw ${previous.height}`);
+        assert.ok(sameTip(open, previous), `kill ${i}: the writer opened at ${JSON.stringify(open)}, the store was at ${previous.height}`);
       }
       let lastDone: TipLine | undefined;
-      let inFlight: (TipLine & { op: 'connect' | 'disconnect' }) | undefined;
-      lines.forEach((line, j) => {
+      let inFlight: Extract<Line, { kind: 'begin' }> | undefined;
+      for (const line of lines) {
         if (line.kind === 'begin') inFlight = line;
-        if (line.kind !== 'done') return;
-        if (inFlight && arrivals[j]! > arrivals[j - 1]!) timings[inFlight.op].push(arrivals[j]! - arrivals[j - 1]!);
-        lastDone = line;
-        inFlight = undefined;
-      });
+        if (line.kind === 'done') [lastDone, inFlight] = [line, undefined];
+      }
       assert.ok(lastDone, 'the writer committed nothing');
+      const context = `kill ${i} (${mode}): last committed ${JSON.stringify(lastDone)}, in flight ${JSON.stringify(inFlight ?? null)}`;
+      const explain = (err: unknown): never => {
+        throw new Error(`${context}: ${String(err)}`, { cause: err });
+      };
 
-      const db = await ChainDB.open(dir.path, params);
+      const db: ChainDB = await ChainDB.open(dir.path, params).catch(explain);
       try {
         // Throws STORE_CORRUPT if blocks, height index, tip or any account disagree with a replay.
-        const report = await auditChainDB(db);
+        const report = await auditChainDB(db).catch(explain);
         assert.equal(report.height, db.tip.height);
         const atInFlight = inFlight !== undefined && sameTip(inFlight, db.tip);
-        assert.ok(
-          sameTip(lastDone, db.tip) || atInFlight,
-          `kill ${i}: reopened at ${db.tip.height} ${toHex(db.tip.hash)}; the last committed tip was ${JSON.stringify(lastDone)}` +
-            `, the operation in flight ${JSON.stringify(inFlight ?? null)}`,
-        );
-        if (inFlight) inFlightAtKill[inFlight.op]++;
-        if (atInFlight) committedUnreported++;
+        assert.ok(sameTip(lastDone, db.tip) || atInFlight, `${context}: reopened at ${db.tip.height} ${toHex(db.tip.hash)}`);
         assert.ok(db.tip.height > (previous?.height ?? 0), `kill ${i}: the chain did not grow past ${previous?.height ?? 0}`);
         previous = db.tip;
+        if (inFlight) inFlightAtKill[inFlight.op]++;
+        if (atInFlight) committedUnreported++;
+        if (mode !== 'anywhere' && aimedAt !== undefined) {
+          const before = aimedAt === lines.length - 1 && !atInFlight;
+          if (before) aimedBefore[mode]++;
+          else aimedAfter[mode]++;
+          aim[mode] = Math.min(50, Math.max(0.02, before ? aim[mode] * 1.15 : aim[mode] / 1.15));
+        }
       } finally {
         await db.close();
       }
     }
 
     console.log(
-      `      crash safety: ${KILLS} kills, final height ${previous!.height}; in flight at the kill: ` +
-        `${inFlightAtKill.connect} connects, ${inFlightAtKill.disconnect} disconnects, ${committedUnreported} of them already committed; ` +
-        `typical connect ${median(timings.connect)?.toFixed(2)} ms, disconnect ${median(timings.disconnect)?.toFixed(2)} ms`,
+      `      crash safety: ${KILLS} kills, final height ${previous!.height}; in flight at the kill: ${inFlightAtKill.connect} ` +
+        `connects, ${inFlightAtKill.disconnect} disconnects, ${committedUnreported} of them committed but not yet reported; ` +
+        `aimed kills before/after the commit: connect ${aimedBefore.connect}/${aimedAfter.connect} ` +
+        `(aim now ${aim.connect.toFixed(2)} ms), disconnect ${aimedBefore.disconnect}/${aimedAfter.disconnect} (${aim.disconnect.toFixed(2)} ms)`,
     );
-    assert.ok(previous!.height >= KILLS);
+    assert.ok(previous!.height >= KILLS, `the chain reached only ${previous!.height}`);
   });
 });

@@ -33,8 +33,8 @@ function say(line: string): void {
 }
 
 // This process signed every transaction itself a moment earlier. Verifying them again (~3 ms each)
-// would spend most of each loop in crypto, where a kill can break nothing; the parent verifies
-// them all once at the end instead.
+// would fill most of each loop with crypto, where a kill has nothing to break; signatures are not
+// what this test is about.
 const ownSignatures: SignatureChecker = { async checkBlockSignatures() {} };
 const db = await ChainDB.open(datadir, testParams());
 // Disconnecting only above this height keeps every tip after the first "done" above the tip found
