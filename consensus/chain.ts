@@ -167,6 +167,11 @@ export class Chain extends EventEmitter<ChainEvents> {
     return { target: nextTarget(this.params, tip.header), minTimestamp: medianTimePast(tip) + 1, height: tip.height + 1 };
   }
 
+  /** Resolves once every block handed in so far has been processed. */
+  async idle(): Promise<void> {
+    await this.queue;
+  }
+
   /** Serialises every change of chain state: no two blocks are ever imported at once. */
   private exclusive<T>(work: () => Promise<T>): Promise<T> {
     const run = this.queue.then(work, work);

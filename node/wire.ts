@@ -1,6 +1,7 @@
 import { Reader, Writer, bigIntToBytes, bytesToBigInt } from '../ledger/bytes.ts';
 import { DecodeError } from '../ledger/errors.ts';
 import { HASH_BYTES, HEADER_BYTES, decodeHeader, type BlockHeader } from '../ledger/block.ts';
+import { TX_BYTES, decodeTransaction, type Transaction } from '../ledger/transaction.ts';
 
 /**
  * The request-response messages of the sync protocol (docs/PROTOCOL.md, "Network protocol").
@@ -10,6 +11,7 @@ export const WIRE_VERSION = 1;
 export const MAX_LOCATOR_HASHES = 64;
 export const MAX_HEADERS_PER_RESPONSE = 2000;
 export const MAX_BLOCKS_PER_REQUEST = 64;
+export const MAX_TXS_PER_PUSH = 1000;
 
 export interface Status {
   readonly genesis: Uint8Array;
@@ -94,5 +96,21 @@ export function decodeGetBlocks(bytes: Uint8Array): Uint8Array[] {
   const out: Uint8Array[] = [];
   for (let i = 0; i < n; i++) out.push(r.bytes(HASH_BYTES, 'block hash'));
   r.end('getBlocks');
+  return out;
+}
+
+export function encodeTxPush(txs: readonly Transaction[]): Uint8Array {
+  const w = new Writer(10 + txs.length * TX_BYTES).u8(WIRE_VERSION).varint(txs.length);
+  for (const tx of txs) w.bytes(tx.bytes, TX_BYTES);
+  return w.finish();
+}
+
+export function decodeTxPush(bytes: Uint8Array): Transaction[] {
+  const r = new Reader(bytes);
+  version(r, 'txPush');
+  const n = r.varint('tx count', MAX_TXS_PER_PUSH);
+  const out: Transaction[] = [];
+  for (let i = 0; i < n; i++) out.push(decodeTransaction(r.bytes(TX_BYTES, 'transaction')));
+  r.end('txPush');
   return out;
 }

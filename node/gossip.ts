@@ -1,0 +1,115 @@
+import { EventEmitter } from 'node:events';
+import { TopicValidatorResult, type Message } from '@libp2p/gossipsub';
+import type { PeerId } from '@libp2p/interface';
+import { CairnError, DecodeError } from '../ledger/errors.ts';
+import { decodeBlock, type Block } from '../ledger/block.ts';
+import { decodeTransaction, type Transaction } from '../ledger/transaction.ts';
+import type { Mempool } from '../ledger/mempool.ts';
+import type { Chain } from '../consensus/chain.ts';
+import { GOSSIP_BAN_SCORE, type Host } from './host.ts';
+import type { PeerManager } from './peers.ts';
+import type { NetworkNames } from './protocols.ts';
+
+/**
+ * Every error → gossip verdict decision, in one place (Lodestar's shape). Reject lowers the
+ * forwarding peer's gossipsub score and adds the error's ban score to ours; Ignore is for what is
+ * nobody's fault (duplicates, stale or not-yet-valid data, a full mempool).
+ */
+export function verdictFor(err: unknown): TopicValidatorResult {
+  if (err instanceof DecodeError) return TopicValidatorResult.Reject;
+  if (err instanceof CairnError) return err.banScore > 0 ? TopicValidatorResult.Reject : TopicValidatorResult.Ignore;
+  return TopicValidatorResult.Ignore; // our own failure, not the peer's
+}
+
+export interface GossipEvents {
+  /** A gossiped block whose parent we lack: sync from that peer. */
+  orphan: [peer: PeerId, block: Block];
+  invalid: [peer: PeerId, error: unknown];
+}
+
+/**
+ * Blocks and transactions over gossipsub. The topic validators run the real validation (the same
+ * import queue and mempool admission as everything else), so only valid data is forwarded.
+ */
+export class Gossip extends EventEmitter<GossipEvents> {
+  private readonly host: Host;
+  private readonly names: NetworkNames;
+  private readonly chain: Chain;
+  private readonly mempool: Mempool;
+  private readonly peers: PeerManager;
+  private readonly clock: () => number;
+  private readonly onHeartbeat = () => this.policeScores();
+
+  constructor(o: { host: Host; names: NetworkNames; chain: Chain; mempool: Mempool; peers: PeerManager; clock: () => number }) {
+    super();
+    this.host = o.host;
+    this.names = o.names;
+    this.chain = o.chain;
+    this.mempool = o.mempool;
+    this.peers = o.peers;
+    this.clock = o.clock;
+  }
+
+  start(): void {
+    const pubsub = this.host.services.pubsub;
+    pubsub.topicValidators.set(this.names.blockTopic, (peer, msg) => this.validateBlock(peer, msg));
+    pubsub.topicValidators.set(this.names.txTopic, (peer, msg) => this.validateTx(peer, msg));
+    pubsub.subscribe(this.names.blockTopic);
+    pubsub.subscribe(this.names.txTopic);
+    pubsub.addEventListener('gossipsub:heartbeat', this.onHeartbeat);
+  }
+
+  stop(): void {
+    const pubsub = this.host.services.pubsub;
+    pubsub.removeEventListener('gossipsub:heartbeat', this.onHeartbeat);
+    pubsub.topicValidators.delete(this.names.blockTopic);
+    pubsub.topicValidators.delete(this.names.txTopic);
+  }
+
+  async publishBlock(block: Block): Promise<void> {
+    await this.host.services.pubsub.publish(this.names.blockTopic, block.bytes).catch(() => {});
+  }
+
+  async publishTx(tx: Transaction): Promise<void> {
+    await this.host.services.pubsub.publish(this.names.txTopic, tx.bytes).catch(() => {});
+  }
+
+  private reject(peer: PeerId, err: unknown): TopicValidatorResult {
+    const verdict = verdictFor(err);
+    if (verdict === TopicValidatorResult.Reject) {
+      this.peers.penalize(peer, err instanceof CairnError ? err.banScore : 100, `invalid gossip: ${(err as Error).message}`);
+      this.emit('invalid', peer, err);
+    }
+    return verdict;
+  }
+
+  private async validateBlock(peer: PeerId, msg: Message): Promise<TopicValidatorResult> {
+    try {
+      const block = decodeBlock(msg.data);
+      const outcome = await this.chain.processBlock(block);
+      if (outcome === 'orphan') this.emit('orphan', peer, block);
+      return outcome === 'connected' || outcome === 'side-branch' ? TopicValidatorResult.Accept : TopicValidatorResult.Ignore;
+    } catch (err) {
+      return this.reject(peer, err);
+    }
+  }
+
+  private async validateTx(peer: PeerId, msg: Message): Promise<TopicValidatorResult> {
+    try {
+      await this.mempool.add(decodeTransaction(msg.data), this.clock());
+      return TopicValidatorResult.Accept;
+    } catch (err) {
+      return this.reject(peer, err);
+    }
+  }
+
+  /** gossipsub only ignores low scorers; a peer that keeps sending invalid data is cut off. */
+  private policeScores(): void {
+    const pubsub = this.host.services.pubsub;
+    for (const peer of pubsub.getPeers()) {
+      if (pubsub.getScore(peer.toString()) < GOSSIP_BAN_SCORE && !this.peers.isBanned(peer)) {
+        this.peers.ban(peer, 'gossip score below threshold');
+      }
+    }
+  }
+}

@@ -1,0 +1,117 @@
+import { createLibp2p, type Libp2p } from 'libp2p';
+import { tcp } from '@libp2p/tcp';
+import { noise } from '@chainsafe/libp2p-noise';
+import { yamux } from '@chainsafe/libp2p-yamux';
+import { identify, type Identify } from '@libp2p/identify';
+import { ping, type Ping } from '@libp2p/ping';
+import { bootstrap } from '@libp2p/bootstrap';
+import { mdns } from '@libp2p/mdns';
+import { kadDHT, passthroughMapper, type KadDHT } from '@libp2p/kad-dht';
+import {
+  gossipsub,
+  StrictNoSign,
+  type GossipSub,
+  type GossipSubComponents,
+  type GossipsubOpts,
+  type Message,
+  type PublishResult,
+  type TopicValidatorResult,
+} from '@libp2p/gossipsub';
+import type { PublishOpts } from '@libp2p/gossipsub/types';
+import type { ConnectionGater, PrivateKey } from '@libp2p/interface';
+import { sha256 } from '../ledger/hash.ts';
+import type { NetworkNames } from './protocols.ts';
+
+/** Methods the runtime GossipSub has that its exported interface leaves out. */
+export interface CairnPubSub extends GossipSub {
+  getScore(peerId: string): number;
+  reportMessageValidationResult(msgId: string, propagationSource: string, acceptance: TopicValidatorResult): void;
+  publish(topic: string, data: Uint8Array, opts?: PublishOpts): Promise<PublishResult>;
+}
+
+export type HostServices = { identify: Identify; ping: Ping; pubsub: CairnPubSub; dht: KadDHT };
+export type Host = Libp2p<HostServices>;
+
+export interface HostOptions {
+  readonly privateKey: PrivateKey;
+  readonly listen: readonly string[];
+  readonly bootstrap: readonly string[];
+  readonly mdns: boolean;
+  readonly maxConnections: number;
+  readonly names: NetworkNames;
+  /** Largest gossip message: a full block plus framing. */
+  readonly maxMessageBytes: number;
+  readonly gater: ConnectionGater;
+}
+
+/** The gossipsub score of a peer below which the node cuts it off (see node/gossip.ts). */
+export const GOSSIP_BAN_SCORE = -40;
+
+function topicScore() {
+  return {
+    topicWeight: 1,
+    timeInMeshWeight: 0.01,
+    timeInMeshQuantum: 1000,
+    timeInMeshCap: 100,
+    firstMessageDeliveriesWeight: 1,
+    firstMessageDeliveriesDecay: 0.5,
+    firstMessageDeliveriesCap: 10,
+    // Few nodes publish rarely here: no penalty for quiet mesh peers, only for invalid messages.
+    meshMessageDeliveriesWeight: 0,
+    meshMessageDeliveriesDecay: 0.5,
+    meshMessageDeliveriesCap: 10,
+    meshMessageDeliveriesThreshold: 1,
+    meshMessageDeliveriesWindow: 10,
+    meshMessageDeliveriesActivation: 5000,
+    meshFailurePenaltyWeight: 0,
+    meshFailurePenaltyDecay: 0.5,
+    invalidMessageDeliveriesWeight: -10,
+    invalidMessageDeliveriesDecay: 0.9,
+  };
+}
+
+/**
+ * libp2p 3 with TCP, noise, yamux, identify, ping, gossipsub and a private Kademlia DHT (peers
+ * beyond the bootstrap list), bootstrap and optional mDNS. Gossip messages carry their own
+ * signatures (transactions) or proof of work (blocks), so they are unsigned at the pubsub layer
+ * and identified by content hash, as Lodestar does.
+ */
+export async function createHost(o: HostOptions): Promise<Host> {
+  const pubsub: Partial<GossipsubOpts> = {
+    globalSignaturePolicy: StrictNoSign,
+    msgIdFn: (m: Message) => sha256(m.data),
+    maxInboundDataLength: o.maxMessageBytes,
+    allowPublishToZeroTopicPeers: true,
+    ignoreDuplicatePublishError: true,
+    scoreParams: {
+      IPColocationFactorWeight: 0, // a local network puts every peer on one IP
+      topics: { [o.names.blockTopic]: topicScore(), [o.names.txTopic]: topicScore() },
+    },
+    scoreThresholds: { gossipThreshold: -10, publishThreshold: -50, graylistThreshold: -80 },
+  };
+  const discovery = [];
+  if (o.bootstrap.length > 0) discovery.push(bootstrap({ list: [...o.bootstrap], timeout: 100 }));
+  if (o.mdns) discovery.push(mdns({ interval: 5000, serviceTag: o.names.mdnsTag }));
+  return createLibp2p({
+    privateKey: o.privateKey,
+    addresses: { listen: [...o.listen] },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    connectionGater: o.gater,
+    connectionManager: {
+      maxConnections: o.maxConnections,
+      // The default (5 per second per IP) refuses the sixth local peer of a devnet or test.
+      inboundConnectionThreshold: 100,
+      dialTimeout: 5000,
+    },
+    peerDiscovery: discovery,
+    services: {
+      identify: identify(),
+      ping: ping(),
+      pubsub: gossipsub(pubsub) as (c: GossipSubComponents) => CairnPubSub,
+      // Server mode and no address filtering: the defaults find nothing on private networks.
+      dht: kadDHT({ protocol: o.names.dht, clientMode: false, peerInfoMapper: passthroughMapper }),
+    },
+  });
+}

@@ -1,0 +1,214 @@
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { EventEmitter } from 'node:events';
+import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
+import { peerIdFromString } from '@libp2p/peer-id';
+import type { PeerId } from '@libp2p/interface';
+import { ChainDB } from '../ledger/chaindb.ts';
+import { Mempool, type MempoolPolicy } from '../ledger/mempool.ts';
+import type { ChainParams } from '../ledger/genesis.ts';
+import type { Transaction } from '../ledger/transaction.ts';
+import type { Block } from '../ledger/block.ts';
+import { Chain, type Clock } from '../consensus/chain.ts';
+import { Gossip } from './gossip.ts';
+import { createHost, type Host } from './host.ts';
+import { loadOrCreatePeerKey } from './identity.ts';
+import { Miner } from './miner.ts';
+import { PeerManager } from './peers.ts';
+import { networkNames, type NetworkNames } from './protocols.ts';
+import { Sync } from './sync.ts';
+import { TxRelay } from './tx-relay.ts';
+
+export interface NodeConfig {
+  readonly datadir: string;
+  readonly params: ChainParams;
+  readonly listen?: readonly string[];
+  readonly bootstrap?: readonly string[];
+  readonly mdns?: boolean;
+  readonly maxConnections?: number;
+  /** Mine to this address with this many worker threads. */
+  readonly mine?: { readonly coinbase: Uint8Array; readonly threads: number };
+  readonly mempool?: Partial<MempoolPolicy>;
+  /** Seconds since the epoch; a parameter so tests can move time. */
+  readonly clock?: Clock;
+  readonly banSeconds?: number;
+  /** How often to ask every peer for its status again (ms): how a node notices it fell behind. */
+  readonly statusIntervalMs?: number;
+}
+
+export interface NodeEvents {
+  log: [level: 'info' | 'warn' | 'debug', message: string, fields?: Record<string, unknown>];
+}
+
+const REDIAL_MIN_MS = 1_000;
+const REDIAL_MAX_MS = 60_000;
+
+/**
+ * One validating node: the store, the chain, the mempool, the libp2p host with gossip and sync,
+ * and optionally a miner, wired so that a block travels one road — gossip/sync/miner → chain →
+ * events → mempool, miner, peers.
+ */
+export class CairnNode extends EventEmitter<NodeEvents> {
+  readonly config: NodeConfig;
+  readonly clock: Clock;
+  db!: ChainDB;
+  chain!: Chain;
+  mempool!: Mempool;
+  peers!: PeerManager;
+  host!: Host;
+  names!: NetworkNames;
+  gossip!: Gossip;
+  sync!: Sync;
+  txRelay!: TxRelay;
+  miner: Miner | undefined;
+  private readonly timers: NodeJS.Timeout[] = [];
+  /** Peers we have known, for redialing: id → addresses and backoff. */
+  private readonly known = new Map<string, { addrs: Multiaddr[]; delayMs: number; nextAt: number }>();
+  private stopped = false;
+
+  constructor(config: NodeConfig) {
+    super();
+    this.config = config;
+    this.clock = config.clock ?? (() => Math.floor(Date.now() / 1000));
+  }
+
+  async start(): Promise<void> {
+    const c = this.config;
+    await mkdir(c.datadir, { recursive: true });
+    this.db = await ChainDB.open(join(c.datadir, 'chain'), c.params);
+    this.chain = await Chain.open(this.db, { clock: this.clock });
+    this.mempool = new Mempool(this.db, c.params, c.mempool);
+    this.peers = new PeerManager(this.clock, c.banSeconds);
+    this.names = networkNames(this.db.genesis.header.hash);
+    this.host = await createHost({
+      privateKey: await loadOrCreatePeerKey(c.datadir),
+      listen: c.listen ?? ['/ip4/0.0.0.0/tcp/0'],
+      bootstrap: c.bootstrap ?? [],
+      mdns: c.mdns ?? true,
+      maxConnections: c.maxConnections ?? 64,
+      names: this.names,
+      maxMessageBytes: c.params.maxBlockBytes + 64 * 1024,
+      gater: this.peers.gater(),
+    });
+    this.gossip = new Gossip({ host: this.host, names: this.names, chain: this.chain, mempool: this.mempool, peers: this.peers, clock: this.clock });
+    this.sync = new Sync({ host: this.host, names: this.names, chain: this.chain, peers: this.peers, clock: this.clock });
+    this.txRelay = new TxRelay({ host: this.host, names: this.names, mempool: this.mempool, gossip: this.gossip, peers: this.peers, clock: this.clock });
+    this.wire();
+    this.gossip.start();
+    await this.sync.start();
+    await this.txRelay.start();
+    for (const addr of c.bootstrap ?? []) this.remember(addr);
+
+    if (c.mine) {
+      this.miner = new Miner({ chain: this.chain, mempool: this.mempool, coinbase: c.mine.coinbase, clock: this.clock, threads: c.mine.threads });
+      this.miner.on('mined', (block) => void this.announce(block));
+      this.miner.on('error', (err) => this.emit('log', 'warn', `mining: ${err.message}`));
+      this.miner.start();
+    }
+    this.every(5_000, () => {
+      void this.mempool.expire(this.clock());
+      this.chain.orphans.expire(this.clock());
+    });
+    this.every(c.statusIntervalMs ?? 15_000, () => this.pollStatuses());
+    this.every(REDIAL_MIN_MS, () => this.redial());
+    this.emit('log', 'info', 'node started', { peerId: this.host.peerId.toString(), height: this.chain.tip.height, listen: this.listenAddresses() });
+  }
+
+  private wire(): void {
+    this.chain.on('tip', (e) => {
+      void this.mempool.update(e.connected, e.disconnected, this.clock()).then(() => this.regossip(e.disconnected));
+      if (e.disconnected.length > 0) {
+        this.emit('log', 'info', 'reorganised', { fork: e.fork.height, disconnected: e.disconnected.length, connected: e.connected.length });
+      }
+    });
+    this.chain.on('invalid', (entry, err) => this.emit('log', 'warn', `invalid block ${entry.hashHex} at ${entry.height}: ${err.message}`));
+    this.peers.on('ban', (id, reason) => {
+      this.emit('log', 'warn', `banned peer ${id}: ${reason}`);
+      this.sync.forget(id);
+      void this.host.hangUp(peerIdFromString(id)).catch(() => {});
+    });
+    this.sync.on('foreign', (id) => this.peers.ban(id, 'another network (genesis or protocols differ)'));
+    this.gossip.on('orphan', (peer) => void this.sync.handshake(peer));
+    this.host.addEventListener('peer:identify', (e) => {
+      const { peerId, listenAddrs } = e.detail;
+      const entry = this.known.get(peerId.toString());
+      const addrs = listenAddrs.map((a) => a.encapsulate(`/p2p/${peerId.toString()}`));
+      if (entry) {
+        entry.addrs = addrs;
+        entry.delayMs = REDIAL_MIN_MS;
+      } else this.known.set(peerId.toString(), { addrs, delayMs: REDIAL_MIN_MS, nextAt: 0 });
+      void this.sync.handshake(peerId).then((status) => status && this.txRelay.pushMempool(peerId));
+    });
+    this.host.addEventListener('peer:disconnect', (e) => this.sync.forget(e.detail));
+  }
+
+  /**
+   * Transactions of blocks a reorganisation took away are back in our mempool, but the peers on
+   * the winning side may never have seen them: push them so they get mined.
+   */
+  private async regossip(disconnected: readonly Block[]): Promise<void> {
+    const back = disconnected.flatMap((b) => b.txs).filter((tx) => this.mempool.has(tx.id));
+    await this.txRelay.pushToAll(back);
+  }
+
+  private every(ms: number, task: () => void): void {
+    this.timers.push(setInterval(task, ms));
+  }
+
+  private remember(addr: string): void {
+    const ma = multiaddr(addr);
+    const id = ma.getComponents().find((c) => c.name === 'p2p')?.value;
+    if (id && !this.known.has(id)) this.known.set(id, { addrs: [ma], delayMs: REDIAL_MIN_MS, nextAt: 0 });
+  }
+
+  /** Keeps dialing known peers we are not connected to, each with its own exponential backoff. */
+  private redial(): void {
+    if (this.stopped) return;
+    const now = Date.now();
+    for (const [id, k] of this.known) {
+      if (k.nextAt > now || this.peers.isBanned(id)) continue;
+      const peer = peerIdFromString(id);
+      if (this.host.getConnections(peer).length > 0) continue;
+      k.nextAt = now + k.delayMs;
+      k.delayMs = Math.min(REDIAL_MAX_MS, k.delayMs * 2);
+      void this.host.dial(k.addrs).catch(() => {});
+    }
+  }
+
+  private pollStatuses(): void {
+    for (const peer of this.host.getPeers()) void this.sync.handshake(peer);
+  }
+
+  /** Admits a transaction from this node's user and gossips it. */
+  async submitTransaction(tx: Transaction): Promise<void> {
+    await this.mempool.add(tx, this.clock());
+    await this.gossip.publishTx(tx);
+  }
+
+  /** Gossips a block this node made. */
+  async announce(block: Block): Promise<void> {
+    await this.gossip.publishBlock(block);
+  }
+
+  async connect(addr: string): Promise<PeerId> {
+    this.remember(addr);
+    const conn = await this.host.dial(multiaddr(addr));
+    return conn.remotePeer;
+  }
+
+  listenAddresses(): string[] {
+    return this.host.getMultiaddrs().map((a) => a.toString());
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    for (const t of this.timers) clearInterval(t);
+    await this.miner?.stop();
+    this.gossip?.stop();
+    await this.host?.stop();
+    await this.sync?.idle();
+    await this.chain?.idle();
+    await this.db?.close();
+  }
+}

@@ -1,0 +1,30 @@
+import { toHex } from '../ledger/bytes.ts';
+
+/**
+ * Protocol ids and gossip topics are namespaced by the genesis hash, so nodes of different
+ * networks never even agree on a protocol; the status handshake then checks the full hash.
+ */
+export interface NetworkNames {
+  readonly status: string;
+  readonly headers: string;
+  readonly blocks: string;
+  readonly txPush: string;
+  readonly dht: string;
+  readonly blockTopic: string;
+  readonly txTopic: string;
+  readonly mdnsTag: string;
+}
+
+export function networkNames(genesisHash: Uint8Array): NetworkNames {
+  const ns = toHex(genesisHash).slice(0, 16);
+  return {
+    status: `/cairn/${ns}/status/1`,
+    headers: `/cairn/${ns}/headers/1`,
+    blocks: `/cairn/${ns}/blocks/1`,
+    txPush: `/cairn/${ns}/txs/1`,
+    dht: `/cairn/${ns}/kad/1.0.0`,
+    blockTopic: `/cairn/${ns}/blocks/1`,
+    txTopic: `/cairn/${ns}/txs/1`,
+    mdnsTag: `cairn-${ns}.local`,
+  };
+}
