@@ -1,6 +1,14 @@
 import assert from 'node:assert/strict';
 import { stateDigest } from '../ledger/audit.ts';
-import { FUNDED_KEYS, testKey, transfer } from './helpers/fixtures.ts';
+import { multiaddr } from '@multiformats/multiaddr';
+import { generateKeyPair } from '@libp2p/crypto/keys';
+import { createHost, type Host } from '../node/host.ts';
+import type { NetworkNames } from '../node/protocols.ts';
+import { serve } from '../node/reqresp.ts';
+import { encodeStatus } from '../node/wire.ts';
+import { FUNDED_KEYS, seededRandom, testKey, transfer } from './helpers/fixtures.ts';
+import { mineChild } from './helpers/mining.ts';
+import { CairnNode } from '../node/node.ts';
 import { mineOn, networkParams, sameTip, startNode, stopAll, waitFor, type TestNode } from './helpers/network.ts';
 
 const params = networkParams();
@@ -93,5 +101,117 @@ describe('network: convergence, late joiners, partitions', function () {
     assert.equal(new Set(digests).size, 1, 'identical state everywhere');
     assert.equal((await d.node.db.getAccount(testKey(90).address))?.balance, 500n);
     console.log(`      healed partition converged in ${ms} ms`);
+  });
+});
+
+describe('network: hostile and foreign peers', function () {
+  this.timeout(60_000);
+  let nodes: TestNode[] = [];
+  let hostiles: Host[] = [];
+  afterEach(async () => {
+    await Promise.allSettled(hostiles.map((h) => h.stop()));
+    await stopAll(nodes);
+    nodes = [];
+    hostiles = [];
+  });
+
+  /** A bare libp2p host on our network's protocol names, controlled by the test. */
+  async function hostileHost(names: NetworkNames): Promise<Host> {
+    const host = await createHost({
+      privateKey: await generateKeyPair('Ed25519'),
+      listen: ['/ip4/127.0.0.1/tcp/0'],
+      bootstrap: [],
+      mdns: false,
+      maxConnections: 10,
+      names,
+      maxMessageBytes: 4 << 20,
+      gater: {},
+    });
+    hostiles.push(host);
+    return host;
+  }
+
+  it('cuts off a peer that gossips garbage and one that answers sync with garbage; honest nodes still converge', async () => {
+    const a = await startNode(params);
+    const b = await startNode(params, [a.addr]);
+    nodes.push(a, b);
+    const names = a.node.names;
+    const rand = seededRandom(7);
+
+    const gossiper = await hostileHost(names);
+    // It passes the handshake (a peer that cannot answer it is taken for another network).
+    const genesisStatus = encodeStatus({ genesis: a.node.db.genesis.header.hash, height: 0, tipHash: a.node.db.genesis.header.hash, totalWork: 1n });
+    await serve(gossiper, names.status, async () => genesisStatus, { timeoutMs: 5000, maxBytes: 1024 });
+    gossiper.services.pubsub.subscribe(names.blockTopic);
+    gossiper.services.pubsub.subscribe(names.txTopic);
+    await gossiper.dial(multiaddr(a.addr));
+    await waitFor(() => gossiper.services.pubsub.getSubscribers(names.blockTopic).length > 0, 10_000, 'the gossiper to see A subscribed');
+    const valid = mineChild(params, { hash: a.node.db.genesis.header.hash, height: 0, header: a.node.db.genesis.header });
+    const badPow = mineChild(params, { hash: a.node.db.genesis.header.hash, height: 0, header: a.node.db.genesis.header }, [], { badPow: true, miner: testKey(66).address });
+    const garbage = [rand.bytes(300), valid.bytes.subarray(0, valid.bytes.length - 1), badPow.bytes, rand.bytes(2000), new Uint8Array(3 << 20)];
+    for (const bytes of garbage) {
+      await gossiper.services.pubsub.publish(names.blockTopic, bytes).catch(() => {});
+      await gossiper.services.pubsub.publish(names.txTopic, bytes).catch(() => {});
+    }
+    await waitFor(() => a.node.peers.isBanned(gossiper.peerId), 15_000, 'A to ban the garbage gossiper');
+    await waitFor(() => a.node.host.getConnections(gossiper.peerId).length === 0, 10_000, 'A to hang up on it');
+
+    const liar = await hostileHost(names);
+    const limits = { timeoutMs: 5000, maxBytes: 1024 };
+    await serve(liar, names.status, async () => encodeStatus({ genesis: a.node.db.genesis.header.hash, height: 10_000, tipHash: rand.bytes(32), totalWork: 1n << 200n }), limits);
+    await serve(liar, names.headers, async () => rand.bytes(4000), limits);
+    await liar.dial(multiaddr(a.addr));
+    await waitFor(() => a.node.peers.isBanned(liar.peerId), 15_000, 'A to ban the lying sync peer');
+    await assert.rejects(liar.dial(multiaddr(a.addr)).then((c) => waitFor(() => c.status !== 'open', 3000, 'refused redial')).then(() => { throw new Error('refused'); }));
+
+    await mineOn(b, 2);
+    await waitFor(() => sameTip([a, b]) && a.node.chain.tip.height === 2, 15_000, 'A and B to converge');
+    assert.equal(a.node.mempool.size, 0, 'nothing from the garbage entered the mempool');
+    assert.equal(a.node.chain.getEntry(badPow.header.hash), undefined, 'nor the chain');
+    assert.equal(a.node.chain.getEntry(valid.header.hash), undefined, 'a block cut by one byte is not the block');
+    console.log(`      banned ${a.node.peers.bannedCount} hostile peers; honest nodes at height ${a.node.chain.tip.height}`);
+  });
+
+  it('refuses a node of another network, by protocol namespace and by the status handshake', async () => {
+    const a = await startNode(params);
+    nodes.push(a);
+    const other = await startNode(networkParams({ chainId: 99 }), [a.addr]);
+    nodes.push(other);
+    await waitFor(() => a.node.peers.isBanned(other.node.host.peerId) || other.node.peers.isBanned(a.node.host.peerId), 15_000, 'the foreign node to be refused');
+    await waitFor(() => a.node.host.getConnections(other.node.host.peerId).length === 0, 10_000, 'the connection to close');
+
+    // Same protocol names (as if the namespaces collided) but another genesis in the status.
+    const impostor = await hostileHost(a.node.names);
+    await serve(impostor, a.node.names.status, async () => encodeStatus({ genesis: new Uint8Array(32).fill(9), height: 1, tipHash: new Uint8Array(32), totalWork: 1n }), { timeoutMs: 5000, maxBytes: 1024 });
+    await impostor.dial(multiaddr(a.addr));
+    await waitFor(() => a.node.peers.isBanned(impostor.peerId), 15_000, 'A to refuse the impostor');
+    assert.equal(a.node.sync.statuses.has(impostor.peerId.toString()), false);
+  });
+});
+
+describe('network: losing every peer', function () {
+  this.timeout(60_000);
+  let nodes: TestNode[] = [];
+  afterEach(async () => {
+    await stopAll(nodes);
+    nodes = [];
+  });
+
+  it('keeps redialing a known peer with backoff until it is back, with the same identity', async () => {
+    const a = await startNode(params);
+    const b = await startNode(params, [a.addr]);
+    nodes.push(b);
+    await waitFor(() => b.node.sync.statuses.size > 0, 10_000, 'B to connect to A');
+    const aId = a.node.host.peerId.toString();
+    const port = a.addr.split('/')[4]!;
+    await a.node.stop(); // B has no peer left
+    await waitFor(() => b.node.host.getPeers().length === 0, 10_000, 'B to notice A is gone');
+    await new Promise((r) => setTimeout(r, 2500)); // let B's redials fail a few times and back off
+    const again = new CairnNode({ ...a.node.config, listen: [`/ip4/127.0.0.1/tcp/${port}`] });
+    await again.start();
+    nodes.push({ node: again, addr: again.listenAddresses()[0]!, remove: a.remove });
+    assert.equal(again.host.peerId.toString(), aId, 'the identity persisted in the datadir');
+    const ms = await waitFor(() => b.node.host.getPeers().some((p) => p.toString() === aId), 30_000, 'B to redial A');
+    console.log(`      B reconnected ${ms} ms after A came back`);
   });
 });
