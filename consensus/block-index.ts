@@ -21,6 +21,8 @@ export class BlockIndexEntry {
   readonly totalWork: bigint;
   /** Arrival order, for "on equal work the first seen stays". */
   readonly seq: number;
+  /** Timestamp of block 1 of this chain: the anchor of the difficulty schedule. */
+  readonly anchorTimestamp: number | undefined;
   status: number;
 
   constructor(header: BlockHeader, parent: BlockIndexEntry | undefined, status: number, seq: number) {
@@ -31,6 +33,7 @@ export class BlockIndexEntry {
     this.totalWork = (parent?.totalWork ?? 0n) + blockWork(header.target);
     this.status = status;
     this.seq = seq;
+    this.anchorTimestamp = header.height === 1 ? header.timestamp : parent?.anchorTimestamp;
   }
 
   get height(): number {

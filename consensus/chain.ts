@@ -164,7 +164,12 @@ export class Chain extends EventEmitter<ChainEvents> {
   /** The target a child of the tip must carry, and the earliest timestamp it may have. */
   nextBlockRules(): { target: bigint; minTimestamp: number; height: number } {
     const tip = this.tipEntry;
-    return { target: nextTarget(this.params, tip.header), minTimestamp: medianTimePast(tip) + 1, height: tip.height + 1 };
+    return { target: nextTarget(this.params, tip.header, tip.anchorTimestamp), minTimestamp: medianTimePast(tip) + 1, height: tip.height + 1 };
+  }
+
+  /** Runs `read` between two imports, so it sees one consistent chain state throughout. */
+  withImportsPaused<T>(read: () => Promise<T>): Promise<T> {
+    return this.exclusive(read);
   }
 
   /** Resolves once every block handed in so far has been processed. */
@@ -255,7 +260,7 @@ export class Chain extends EventEmitter<ChainEvents> {
   /** Step 3: the rules that need the parent. */
   private checkHeaderContext(entry: BlockIndexEntry): void {
     const parent = entry.parent!;
-    checkHeaderContext(this.params, entry.header, parent.header, medianTimePast(parent), this.clock());
+    checkHeaderContext(this.params, entry.header, parent.header, parent.anchorTimestamp, medianTimePast(parent), this.clock());
   }
 
   private async remember(entry: BlockIndexEntry): Promise<void> {

@@ -42,10 +42,17 @@ export interface DifficultyParams {
 }
 
 /**
- * The target every child of `parent` must carry. The anchor is the genesis block, whose
- * (virtual) parent is taken to be one blockTime before it, so block 1 carries the genesis target.
+ * The target every child of `parent` must carry. Blocks 1 and 2 carry the genesis target; from
+ * there the schedule is anchored at block 1, whose (virtual) parent is taken to be one blockTime
+ * before it. Anchoring at block 1 rather than at genesis means the schedule starts when the
+ * network does: a genesis file written weeks before its first block does not leave the chain
+ * "weeks behind schedule" and let the first miners produce a flood of trivial blocks.
+ *
+ * `anchorTimestamp` is the timestamp of block 1 of the parent's chain (unused at height 0).
  */
-export function nextTarget(params: DifficultyParams, parent: { height: number; timestamp: number }): bigint {
-  const anchorParentTime = params.timestamp - params.blockTime;
-  return asertTarget(params.target, params.blockTime, parent.timestamp - anchorParentTime, parent.height, params.asertHalfLife);
+export function nextTarget(params: DifficultyParams, parent: { height: number; timestamp: number }, anchorTimestamp: number | undefined): bigint {
+  if (parent.height === 0) return params.target;
+  if (anchorTimestamp === undefined) throw new RangeError('nextTarget above height 0 needs the timestamp of block 1');
+  const anchorParentTime = anchorTimestamp - params.blockTime;
+  return asertTarget(params.target, params.blockTime, parent.timestamp - anchorParentTime, parent.height - 1, params.asertHalfLife);
 }

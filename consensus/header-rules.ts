@@ -17,13 +17,14 @@ export function checkHeaderContext(
   params: DifficultyParams,
   header: BlockHeader,
   parent: Pick<BlockHeader, 'hash' | 'height' | 'timestamp'>,
+  anchorTimestamp: number | undefined,
   medianTimePast: number,
   now: number,
 ): void {
   if (!bytesEqual(header.prevHash, parent.hash) || header.height !== parent.height + 1) {
     throw new ConsensusError('HEADER_BAD_HEIGHT', `height ${header.height} does not follow its parent at ${parent.height}`);
   }
-  const expected = nextTarget(params, parent);
+  const expected = nextTarget(params, parent, anchorTimestamp);
   if (header.target !== expected) {
     throw new ConsensusError('HEADER_BAD_TARGET', `target ${header.target.toString(16)}, expected ${expected.toString(16)}`);
   }

@@ -18,6 +18,7 @@ export class HeaderChainCheck {
   /** Timestamps of the last 11 headers (oldest first), for median time past. */
   private readonly recentTimes: number[];
   private last: Pick<BlockHeader, 'hash' | 'height' | 'timestamp'>;
+  private anchorTimestamp: number | undefined;
   private work: bigint;
   readonly headers: BlockHeader[] = [];
 
@@ -26,6 +27,7 @@ export class HeaderChainCheck {
     this.params = params;
     this.now = now;
     this.last = fork.header;
+    this.anchorTimestamp = fork.anchorTimestamp;
     this.work = fork.totalWork;
     const times: number[] = [];
     for (let e: BlockIndexEntry | undefined = fork; e && times.length < 11; e = e.parent) times.unshift(e.header.timestamp);
@@ -49,7 +51,8 @@ export class HeaderChainCheck {
     for (const h of headers) {
       if (h.version !== BLOCK_VERSION) throw new ConsensusError('HEADER_BAD_VERSION', `unknown header version ${h.version}`);
       if (!hasValidProofOfWork(h)) throw new ConsensusError('HEADER_BAD_POW', `header ${toHex(h.hash)} lacks its proof of work`);
-      checkHeaderContext(this.params, h, this.last, medianOf(this.recentTimes), this.now);
+      checkHeaderContext(this.params, h, this.last, this.anchorTimestamp, medianOf(this.recentTimes), this.now);
+      if (h.height === 1) this.anchorTimestamp = h.timestamp;
       this.recentTimes.push(h.timestamp);
       if (this.recentTimes.length > 11) this.recentTimes.shift();
       this.work += blockWork(h.target);

@@ -18,6 +18,7 @@ import { PeerManager } from './peers.ts';
 import { networkNames, type NetworkNames } from './protocols.ts';
 import { Sync } from './sync.ts';
 import { TxRelay } from './tx-relay.ts';
+import { RpcServer } from './rpc.ts';
 
 export interface NodeConfig {
   readonly datadir: string;
@@ -34,6 +35,8 @@ export interface NodeConfig {
   readonly banSeconds?: number;
   /** How often to ask every peer for its status again (ms): how a node notices it fell behind. */
   readonly statusIntervalMs?: number;
+  /** Serve JSON-RPC here (port 0: any free port); the endpoint and token go to <datadir>/rpc.json. */
+  readonly rpc?: { readonly host?: string; readonly port?: number };
 }
 
 export interface NodeEvents {
@@ -61,6 +64,7 @@ export class CairnNode extends EventEmitter<NodeEvents> {
   sync!: Sync;
   txRelay!: TxRelay;
   miner: Miner | undefined;
+  rpc: RpcServer | undefined;
   private readonly timers: NodeJS.Timeout[] = [];
   /** Peers we have known, for redialing: id → addresses and backoff. */
   private readonly known = new Map<string, { addrs: Multiaddr[]; delayMs: number; nextAt: number }>();
@@ -105,13 +109,17 @@ export class CairnNode extends EventEmitter<NodeEvents> {
       this.miner.on('error', (err) => this.emit('log', 'warn', `mining: ${err.message}`));
       this.miner.start();
     }
+    if (c.rpc) {
+      this.rpc = new RpcServer(this, c.rpc);
+      await this.rpc.start();
+    }
     this.every(5_000, () => {
       void this.mempool.expire(this.clock());
       this.chain.orphans.expire(this.clock());
     });
     this.every(c.statusIntervalMs ?? 15_000, () => this.pollStatuses());
     this.every(REDIAL_MIN_MS, () => this.redial());
-    this.emit('log', 'info', 'node started', { peerId: this.host.peerId.toString(), height: this.chain.tip.height, listen: this.listenAddresses() });
+    this.emit('log', 'info', 'node started', { peerId: this.host.peerId.toString(), height: this.chain.tip.height, listen: this.listenAddresses(), rpc: this.rpc?.url });
   }
 
   private wire(): void {
@@ -204,6 +212,7 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     if (this.stopped) return;
     this.stopped = true;
     for (const t of this.timers) clearInterval(t);
+    await this.rpc?.stop();
     await this.miner?.stop();
     this.gossip?.stop();
     await this.host?.stop();

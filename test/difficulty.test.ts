@@ -312,30 +312,32 @@ describe('difficulty: asertTarget invariants', () => {
 describe('difficulty: nextTarget', () => {
   const genesisParams = parseGenesis(readFileSync(new URL('../genesis.json', import.meta.url), 'utf8'));
 
-  it('gives the genesis target to block 1, and keeps it on schedule', () => {
+  it('gives the genesis target to blocks 1 and 2, and keeps it on the schedule block 1 starts', () => {
     for (const params of [genesisParams, testParams()]) {
       const genesis = genesisBlock(params).header;
-      assert.equal(nextTarget(params, genesis), params.target);
-      assert.equal(nextTarget(params, genesis), genesis.target);
-      for (const h of [1, 2, 100, 123_456]) {
-        assert.equal(nextTarget(params, { height: h, timestamp: params.timestamp + h * params.blockTime }), params.target);
+      assert.equal(nextTarget(params, genesis, undefined), params.target);
+      assert.equal(nextTarget(params, genesis, undefined), genesis.target);
+      const t1 = params.timestamp + 86_400 * 30; // the network starts a month after its genesis file
+      assert.equal(nextTarget(params, { height: 1, timestamp: t1 }, t1), params.target, 'block 2');
+      for (const h of [2, 100, 123_456]) {
+        assert.equal(nextTarget(params, { height: h, timestamp: t1 + (h - 1) * params.blockTime }, t1), params.target);
       }
     }
   });
 
-  it('anchors at genesis, whose virtual parent is one block time earlier', () => {
+  it('anchors at block 1, whose virtual parent is one block time earlier; a late start is no backlog', () => {
     const p = genesisParams;
-    for (const [h, dt] of [[0, 0], [1, 17], [50, -90], [500, 4000]] as const) {
-      const parent = { height: h, timestamp: p.timestamp + h * p.blockTime + dt };
-      assert.equal(
-        nextTarget(p, parent),
-        asertTarget(p.target, p.blockTime, parent.timestamp - (p.timestamp - p.blockTime), h, p.asertHalfLife),
-      );
+    const t1 = p.timestamp + 20 * 86_400;
+    for (const [h, dt] of [[1, 0], [2, 17], [50, -90], [500, 4000]] as const) {
+      const parent = { height: h, timestamp: t1 + (h - 1) * p.blockTime + dt };
+      assert.equal(nextTarget(p, parent, t1), asertTarget(p.target, p.blockTime, parent.timestamp - (t1 - p.blockTime), h - 1, p.asertHalfLife));
     }
-    // A block one half-life ahead of schedule halves the target of its child. (The late direction
-    // is left out: whether the genesis target also caps the target is an open question.)
-    const early = { height: 100, timestamp: p.timestamp + 100 * p.blockTime - p.asertHalfLife };
-    assert.equal(nextTarget(p, early), p.target >> 1n);
+    // A block one half-life ahead of schedule halves the target of its child, one behind doubles it.
+    const early = { height: 100, timestamp: t1 + 99 * p.blockTime - p.asertHalfLife };
+    assert.equal(nextTarget(p, early, t1), p.target >> 1n);
+    const late = { height: 100, timestamp: t1 + 99 * p.blockTime + p.asertHalfLife };
+    assert.equal(nextTarget(p, late, t1), p.target << 1n);
+    assert.throws(() => nextTarget(p, early, undefined), RangeError, 'above height 0 the anchor is required');
   });
 });
 
@@ -358,6 +360,7 @@ function simulate(params: DifficultyParams, multipliers: readonly number[], sett
   const uniform = (): number => (rng.int(2 ** 53) + 0.5) / 2 ** 53;
   const baseRate = Number(blockWork(params.target)) / params.blockTime;
   let parent = { height: 0, timestamp: params.timestamp };
+  let anchor: number | undefined;
   let now = params.timestamp;
   const recent: number[] = [params.timestamp];
   const results: PhaseResult[] = [];
@@ -367,13 +370,14 @@ function simulate(params: DifficultyParams, multipliers: readonly number[], sett
     let windowStart = 0;
     for (let i = 0; i < settle + window; i++) {
       if (i === settle) windowStart = parent.timestamp;
-      const target = nextTarget(params, parent);
+      const target = nextTarget(params, parent, anchor);
       const expected = Number(blockWork(target)) / rate;
       if (settleBlocks < 0 && Math.abs(expected / params.blockTime - 1) <= 0.1) settleBlocks = i;
       now += -Math.log(uniform()) * expected;
       const median = [...recent].sort((a, b) => a - b)[recent.length >> 1]!;
       const timestamp = Math.max(Math.floor(now), median + 1);
       parent = { height: parent.height + 1, timestamp };
+      anchor ??= timestamp; // block 1
       recent.push(timestamp);
       if (recent.length > 11) recent.shift();
     }

@@ -10,7 +10,7 @@ import { Chain } from '../consensus/chain.ts';
 import { buildTemplate, completeBlock, searchNonce, targetBytes } from '../consensus/miner.ts';
 import { Miner } from '../node/miner.ts';
 import { FUNDED_KEYS, tempDir, testKey, testParams, transfer } from './helpers/fixtures.ts';
-import { asParent, mineChain } from './helpers/mining.ts';
+import { mineChain } from './helpers/mining.ts';
 
 const [alice, bob, carol] = FUNDED_KEYS as [(typeof FUNDED_KEYS)[0], (typeof FUNDED_KEYS)[0], (typeof FUNDED_KEYS)[0]];
 
@@ -86,7 +86,7 @@ describe('Miner', () => {
       miner.start();
       while (mined.length < 3) await once(miner, 'mined');
       // Someone else's block arrives: the miner must move to it.
-      const outsider = mineChain(params, asParent(mined.at(-1)!), 1, { miner: testKey(52).address })[0]!;
+      const outsider = mineChain(params, chain.getEntry(mined.at(-1)!.header.hash)!, 1, { miner: testKey(52).address })[0]!;
       const heightBefore = chain.tip.height;
       if (chain.tip.height === outsider.header.height - 1) await chain.processBlock(outsider);
       const deadline = Date.now() + 20_000;

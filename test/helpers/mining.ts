@@ -18,14 +18,25 @@ export interface MineOptions {
   readonly badPow?: boolean;
 }
 
-type Parent = Pick<BlockIndexEntry, 'hash' | 'height' | 'header'>;
+type Parent = Pick<BlockIndexEntry, 'hash' | 'height' | 'header'> & { readonly anchorTimestamp?: number | undefined };
+
+/** Block 1's timestamp for every block mined here, so a child can be mined from a bare block. */
+const anchors = new Map<string, number>();
+const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
+
+function anchorOf(parent: Parent): number | undefined {
+  if (parent.height === 0) return undefined;
+  if (parent.height === 1) return parent.header.timestamp;
+  return parent.anchorTimestamp ?? anchors.get(hex(parent.hash));
+}
 
 /** A valid child of `parent` under consensus rules: expected target, on-schedule time, real proof of work. */
 export function mineChild(params: ChainParams, parent: Parent, txs: readonly Transaction[] = [], o: MineOptions = {}): Block {
   const height = parent.height + 1;
   const fees = txs.reduce((s, tx) => s + tx.fee, 0n);
   const coinbase = { to: o.miner ?? testKey(99).address, amount: o.coinbaseAmount ?? params.reward + fees };
-  const target = o.target ?? nextTarget(params, parent.header);
+  const anchor = anchorOf(parent);
+  const target = o.target ?? nextTarget(params, parent.header, anchor);
   const base = makeHeader({
     version: BLOCK_VERSION,
     height,
@@ -44,7 +55,9 @@ export function mineChild(params: ChainParams, parent: Parent, txs: readonly Tra
     nonce = searchNonce(base.bytes, targetBytes(target), 0n, 1_000_000, sha256);
     if (nonce === undefined) throw new Error('no nonce found: target too hard for a test');
   }
-  return makeBlock(makeHeader({ ...base, nonce }), coinbase, txs);
+  const block = makeBlock(makeHeader({ ...base, nonce }), coinbase, txs);
+  anchors.set(hex(block.header.hash), height === 1 ? block.header.timestamp : anchor!);
+  return block;
 }
 
 /** A chain of `n` empty blocks on `parent`, each mined by `miner`. */

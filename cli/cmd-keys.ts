@@ -1,0 +1,76 @@
+import { readFile } from 'node:fs/promises';
+import { toHex } from '../ledger/bytes.ts';
+import { createKey, importKey, listKeys, loadPrivateKey, readPassword } from './keystore.ts';
+import { address, parse, required, str, UsageError } from './args.ts';
+import type { Out } from './output.ts';
+
+const OPTIONS = { keystore: { type: 'string' as const }, 'password-file': { type: 'string' as const }, json: { type: 'boolean' as const } };
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+export async function keysCommand(argv: string[], out: Out): Promise<void> {
+  const [sub, ...rest] = argv;
+  if (sub === undefined || sub === '--help' || sub === '-h') return out.help(HELP_KEYS);
+  switch (sub) {
+    case 'new': {
+      const { values } = parse(rest, OPTIONS);
+      if (values.help) return out.help(HELP_KEYS);
+      const keystore = required(values, 'keystore');
+      const password = await readPassword({ passwordFile: str(values, 'password-file'), confirm: true });
+      const { address: created } = await createKey(keystore, password);
+      return out.result({ address: created }, created);
+    }
+    case 'list': {
+      const { values } = parse(rest, OPTIONS);
+      if (values.help) return out.help(HELP_KEYS);
+      const addresses = await listKeys(required(values, 'keystore'));
+      return out.result(addresses.map((a) => ({ address: a })), addresses.length ? addresses.join('\n') : '(no keys)');
+    }
+    case 'import': {
+      const { values, positionals } = parse(rest, OPTIONS, 1);
+      if (values.help) return out.help(HELP_KEYS);
+      const keystore = required(values, 'keystore');
+      const source = positionals[0];
+      if (source === undefined && process.stdin.isTTY) throw new UsageError('give a file holding the hex private key, or pipe it on stdin (- reads stdin)');
+      const hex = source === undefined || source === '-' ? await readStdin() : await readFile(source, 'utf8').catch(() => {
+        throw new UsageError(`cannot read ${source}`);
+      });
+      const password = await readPassword({ passwordFile: str(values, 'password-file'), confirm: true });
+      const { address: imported } = await importKey(keystore, password, hex);
+      return out.result({ address: imported }, imported);
+    }
+    case 'export': {
+      const { values, positionals } = parse(rest, OPTIONS, 1);
+      if (values.help) return out.help(HELP_KEYS);
+      const keystore = required(values, 'keystore');
+      const which = positionals[0];
+      if (!which) throw new UsageError('give the ADDRESS whose key to export');
+      address(which, 'address');
+      const password = await readPassword({ passwordFile: str(values, 'password-file') });
+      const key = await loadPrivateKey(keystore, which, password);
+      return out.result({ address: which, privateKey: toHex(key) }, toHex(key));
+    }
+    default:
+      throw new UsageError(`unknown keys command "${sub}"; see cairn keys --help`);
+  }
+}
+
+const HELP_KEYS = `Usage: cairn keys new    --keystore DIR [--password-file F] [--json]
+       cairn keys list   --keystore DIR [--json]
+       cairn keys import --keystore DIR [--password-file F] [FILE | -]
+       cairn keys export --keystore DIR [--password-file F] ADDRESS
+
+Keys are encrypted at rest (scrypt + AES-256-GCM), one file per address, mode 0600. The password
+comes from --password-file (its first line), else CAIRN_PASSWORD, else a prompt that does not
+echo. It is never printed or logged. import reads a hex private key from FILE or stdin; export
+prints it after the password.
+
+Examples:
+  cairn keys new --keystore ./keys
+  cairn keys import --keystore ./keys ./private-key.hex
+  echo 8010…08c6 | CAIRN_PASSWORD=… cairn keys import --keystore ./keys -   (stdin is the key, so the password cannot be prompted)
+  cairn keys export --keystore ./keys cairn12rqpp3a5l5vef8weqsvd42g9rzmqx4la30zrhz`;

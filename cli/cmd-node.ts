@@ -1,0 +1,204 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { encodeAddress } from '../ledger/keys.ts';
+import { CairnNode } from '../node/node.ts';
+import { Metrics } from '../node/metrics.ts';
+import { createKey, listKeys, readPassword } from './keystore.ts';
+import { RpcClient } from './rpc-client.ts';
+import { address, count, parse, port, str, UsageError } from './args.ts';
+import { DEFAULT_DATADIR, initDatadir } from './datadir.ts';
+import { createLogger, isLogLevel } from './log.ts';
+import { ProgressBar } from './progress.ts';
+import type { Out } from './output.ts';
+
+const MAIN = fileURLToPath(new URL('./main.ts', import.meta.url));
+
+export async function initCommand(argv: string[], out: Out): Promise<void> {
+  const { values } = parse(argv, { datadir: { type: 'string' }, genesis: { type: 'string' }, json: { type: 'boolean' } });
+  if (values.help) return out.help(HELP.init);
+  const datadir = str(values, 'datadir') ?? DEFAULT_DATADIR;
+  const { params, created } = await initDatadir(datadir, str(values, 'genesis'));
+  out.result({ datadir: resolve(datadir), network: params.name, created }, `${created ? 'created' : 'already initialised:'} ${resolve(datadir)} for network ${params.name}`);
+}
+
+/** The address a mining node pays to: --coinbase, else the datadir's key, else a new one. */
+async function coinbaseFor(values: Record<string, unknown>, datadir: string, log: (msg: string) => void): Promise<Uint8Array> {
+  const given = str(values, 'coinbase');
+  if (given) return address(given, '--coinbase address');
+  const keystore = str(values, 'keystore') ?? join(datadir, 'keystore');
+  const existing = await listKeys(keystore).catch(() => [] as string[]);
+  if (existing.length > 0) return address(existing[0]!, 'coinbase key');
+  const password = await readPassword({ passwordFile: str(values, 'password-file'), confirm: true });
+  const { address: created } = await createKey(keystore, password);
+  log(`created coinbase key ${created} in ${keystore}`);
+  return address(created, 'coinbase key');
+}
+
+export async function nodeCommand(argv: string[], out: Out): Promise<void> {
+  const { values } = parse(argv, {
+    datadir: { type: 'string' },
+    genesis: { type: 'string' },
+    'p2p-port': { type: 'string' },
+    'p2p-host': { type: 'string' },
+    'rpc-port': { type: 'string' },
+    bootstrap: { type: 'string', multiple: true },
+    mine: { type: 'boolean' },
+    coinbase: { type: 'string' },
+    threads: { type: 'string' },
+    keystore: { type: 'string' },
+    'password-file': { type: 'string' },
+    'no-mdns': { type: 'boolean' },
+    'metrics-port': { type: 'string' },
+    'log-level': { type: 'string' },
+  });
+  if (values.help) return out.help(HELP.node);
+  const level = str(values, 'log-level') ?? 'info';
+  if (!isLogLevel(level)) throw new UsageError(`--log-level must be one of fatal, error, warn, info, debug, trace, silent`);
+  const datadir = str(values, 'datadir') ?? DEFAULT_DATADIR;
+  const p2pPort = port(values, 'p2p-port') ?? 7370;
+  const rpcPort = port(values, 'rpc-port') ?? 7371;
+  const metricsPort = port(values, 'metrics-port');
+  const threads = count(values, 'threads', 1, 256) ?? 1;
+  const bootstrap = (values.bootstrap as string[] | undefined) ?? [];
+  const logger = createLogger(level);
+
+  const { params, created } = await initDatadir(datadir, str(values, 'genesis'));
+  if (created) logger.info({ datadir: resolve(datadir), network: params.name }, 'initialised datadir');
+  const coinbase = values.mine ? await coinbaseFor(values, datadir, (m) => logger.info(m)) : undefined;
+
+  const node = new CairnNode({
+    datadir,
+    params,
+    listen: [`/ip4/${str(values, 'p2p-host') ?? '0.0.0.0'}/tcp/${p2pPort}`],
+    bootstrap,
+    mdns: !values['no-mdns'],
+    mine: coinbase ? { coinbase, threads } : undefined,
+    rpc: { port: rpcPort },
+  });
+  node.on('log', (lvl, msg, fields) => logger[lvl](fields ?? {}, msg));
+  const stopping = new Promise<void>((resolveStop) => {
+    let signals = 0;
+    const onSignal = (signal: string) => {
+      if (++signals > 1) process.exit(130); // a second Ctrl-C: do not wait
+      logger.info({ signal }, 'stopping');
+      resolveStop();
+    };
+    process.on('SIGINT', () => onSignal('SIGINT'));
+    process.on('SIGTERM', () => onSignal('SIGTERM'));
+  });
+  await node.start();
+  if (coinbase) logger.info({ coinbase: encodeAddress(coinbase), threads }, 'mining');
+
+  node.chain.on('connect', (block) => {
+    const fields = { height: block.header.height, hash: node.chain.tip.hashHex, txs: block.txs.length };
+    if (node.sync.syncing) logger.debug(fields, 'block');
+    else logger.info(fields, 'block');
+  });
+  if (process.stderr.isTTY) {
+    const bar = new ProgressBar();
+    node.sync.on('progress', (p) => bar.update(p));
+  }
+  let metrics: Metrics | undefined;
+  if (metricsPort !== undefined) {
+    metrics = new Metrics(node);
+    const bound = await metrics.listen(metricsPort);
+    logger.info({ url: `http://127.0.0.1:${bound}/metrics` }, 'metrics');
+  }
+  await stopping;
+  await metrics?.close();
+  await node.stop();
+  logger.info('stopped');
+  void out;
+}
+
+export async function devnetCommand(argv: string[], out: Out): Promise<void> {
+  const { values } = parse(argv, { nodes: { type: 'string' }, datadir: { type: 'string' }, genesis: { type: 'string' }, coinbase: { type: 'string' } });
+  if (values.help) return out.help(HELP.devnet);
+  const n = count(values, 'nodes', 1, 32) ?? 3;
+  const root = resolve(str(values, 'datadir') ?? 'devnet');
+  const genesisArgs = str(values, 'genesis') ? ['--genesis', str(values, 'genesis')!] : [];
+  const children: ChildProcess[] = [];
+  const stopAll = async () => {
+    for (const c of children) c.kill('SIGTERM');
+    await Promise.all(children.map((c) => (c.exitCode === null ? new Promise((r) => c.once('exit', r)) : undefined)));
+  };
+  process.on('SIGINT', () => void stopAll().then(() => process.exit(0)));
+  process.on('SIGTERM', () => void stopAll().then(() => process.exit(0)));
+
+  let bootstrap: string[] = [];
+  const rows: { name: string; datadir: string; rpc: string; p2p: string; mining: boolean }[] = [];
+  for (let i = 0; i < n; i++) {
+    const datadir = join(root, `node-${i}`);
+    await mkdir(datadir, { recursive: true });
+    const { params } = await initDatadir(datadir, str(values, 'genesis'));
+    const mining = i === 0;
+    // The miner pays the first funded address of the genesis: on the bundled devnet that is the
+    // documented public development key, so mined coins can be spent right away.
+    const coinbase = str(values, 'coinbase') ?? (params.alloc[0] ? encodeAddress(params.alloc[0].address) : undefined);
+    if (mining && !coinbase) throw new UsageError('this genesis funds nobody: pass --coinbase ADDRESS for the mining node');
+    const args = [MAIN, 'node', '--datadir', datadir, ...genesisArgs, '--p2p-host', '127.0.0.1', '--p2p-port', '0', '--rpc-port', '0', '--no-mdns', '--log-level', 'info'];
+    for (const b of bootstrap) args.push('--bootstrap', b);
+    if (mining) args.push('--mine', '--coinbase', coinbase!);
+    const log = createWriteStream(join(datadir, 'node.log'), { flags: 'a' });
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout!.pipe(log);
+    child.stderr!.pipe(log);
+    children.push(child);
+    const status = await waitForNode(datadir, child);
+    if (i === 0) bootstrap = status.listen.filter((a) => a.includes('/127.0.0.1/'));
+    rows.push({ name: `node-${i}`, datadir, rpc: status.rpc, p2p: status.listen[0] ?? '', mining });
+  }
+  out.result(rows, rows.map((r) => `${r.name}${r.mining ? ' (mining)' : ''}\n  datadir ${r.datadir}\n  rpc     ${r.rpc}\n  p2p     ${r.p2p}\n  try     cairn status --datadir ${r.datadir}`).join('\n') + `\n\nlogs in each datadir's node.log; Ctrl-C stops all ${n} nodes`);
+  await new Promise<never>(() => {}); // until a signal
+}
+
+async function waitForNode(datadir: string, child: ChildProcess): Promise<{ listen: string[]; rpc: string }> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new UsageError(`the node for ${datadir} exited (status ${child.exitCode}); see ${join(datadir, 'node.log')}`);
+    try {
+      const client = await RpcClient.fromDatadir(datadir);
+      const status = await client.call('status', {});
+      return { listen: status.listen, rpc: client.url };
+    } catch {
+      if (Date.now() > deadline) throw new UsageError(`the node for ${datadir} did not start within 30 s; see ${join(datadir, 'node.log')}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+}
+
+export const HELP = {
+  init: `Usage: cairn init [--datadir DIR] [--genesis FILE]
+
+Creates a datadir for the network FILE defines (default: the bundled devnet genesis.json).
+Refuses a datadir that already belongs to another network.
+
+Examples:
+  cairn init --datadir ./data
+  cairn init --datadir ./mainnet --genesis ./mainnet-genesis.json`,
+  node: `Usage: cairn node [--datadir DIR] [--genesis FILE] [--p2p-port N] [--p2p-host IP] [--rpc-port N]
+                  [--bootstrap MULTIADDR]... [--mine] [--coinbase ADDRESS] [--threads N]
+                  [--keystore DIR] [--password-file F] [--no-mdns] [--metrics-port N] [--log-level L]
+
+Runs a validating node (initialising DIR, default ./data, when empty). P2P on port 7370 of all
+interfaces, JSON-RPC on 127.0.0.1:7371 (0 picks a free port; the endpoint and token are written
+to DIR/rpc.json). --mine mines to --coinbase, or to the first key of the keystore (default
+DIR/keystore), creating one on first start. Logs are JSON when stdout is not a terminal.
+Stops cleanly on SIGINT or SIGTERM.
+
+Examples:
+  cairn node --mine
+  cairn node --datadir ./b --p2p-port 7380 --rpc-port 7381 --bootstrap /ip4/127.0.0.1/tcp/7370/p2p/12D3Koo…
+  cairn node --metrics-port 9100 --log-level debug`,
+  devnet: `Usage: cairn devnet [--nodes N] [--datadir DIR] [--genesis FILE] [--coinbase ADDRESS]
+
+Starts N local nodes (default 3) under DIR (default ./devnet), wired together on 127.0.0.1,
+the first one mining; prints how to reach each; Ctrl-C stops them all.
+
+Examples:
+  cairn devnet --nodes 3
+  cairn devnet --nodes 5 --datadir /tmp/dn`,
+};

@@ -1,0 +1,59 @@
+import { copyFile, mkdir, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { CairnError } from '../ledger/errors.ts';
+import { genesisHashHex, parseGenesis, type ChainParams } from '../ledger/genesis.ts';
+import { ChainDB } from '../ledger/chaindb.ts';
+
+export const BUNDLED_GENESIS = fileURLToPath(new URL('../genesis.json', import.meta.url));
+export const DEFAULT_DATADIR = 'data';
+const GENESIS_COPY = 'genesis.json';
+
+export class DatadirError extends CairnError {
+  constructor(message: string) {
+    super('DATADIR', message);
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(() => true, () => false);
+}
+
+async function readGenesis(file: string): Promise<{ text: string; params: ChainParams }> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new DatadirError(`cannot read genesis file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  return { text, params: parseGenesis(text) };
+}
+
+/**
+ * Creates a datadir for the network `genesisFile` defines: a copy of the genesis file (so the
+ * datadir alone says which network it is) and a store holding block 0. Refuses a datadir that
+ * belongs to another network and changes nothing then.
+ */
+export async function initDatadir(datadir: string, genesisFile = BUNDLED_GENESIS): Promise<{ params: ChainParams; created: boolean }> {
+  const { params } = await readGenesis(genesisFile);
+  const copy = join(datadir, GENESIS_COPY);
+  if (await exists(copy)) {
+    const existing = await readGenesis(copy);
+    if (genesisHashHex(existing.params) !== genesisHashHex(params)) {
+      throw new DatadirError(`${datadir} already belongs to the network "${existing.params.name}" (genesis ${genesisHashHex(existing.params)}), not "${params.name}"`);
+    }
+    return { params: existing.params, created: false };
+  }
+  await mkdir(datadir, { recursive: true, mode: 0o700 });
+  const db = await ChainDB.open(join(datadir, 'chain'), params); // refuses a store of another network
+  await db.close();
+  await copyFile(genesisFile, copy);
+  return { params, created: true };
+}
+
+/** The network of an initialised datadir. */
+export async function loadDatadirParams(datadir: string): Promise<ChainParams> {
+  const copy = join(datadir, GENESIS_COPY);
+  if (!(await exists(copy))) throw new DatadirError(`${datadir} is not a Cairn datadir (no ${GENESIS_COPY}); create one with: cairn init --datadir ${datadir}`);
+  return (await readGenesis(copy)).params;
+}

@@ -1,0 +1,181 @@
+import { fromHex, toHex } from '../ledger/bytes.ts';
+import { DecodeError } from '../ledger/errors.ts';
+import { decodeAddress, encodeAddress } from '../ledger/keys.ts';
+import { decodeTransaction, type Transaction } from '../ledger/transaction.ts';
+import type { Block } from '../ledger/block.ts';
+import { auditChainDB } from '../ledger/audit.ts';
+import { RPC_ERRORS, type BlockResult, type RpcMethod, type RpcMethods, type TxResult } from './rpc-types.ts';
+import type { CairnNode } from './node.ts';
+
+/** An error with a JSON-RPC code: bad parameters, or nothing found. */
+export class RpcError extends Error {
+  readonly rpcCode: number;
+  constructor(rpcCode: number, message: string) {
+    super(message);
+    this.rpcCode = rpcCode;
+  }
+}
+
+const invalid = (message: string) => new RpcError(RPC_ERRORS.INVALID_PARAMS, message);
+const notFound = (message: string) => new RpcError(RPC_ERRORS.NOT_FOUND, message);
+
+function param<T>(params: Record<string, unknown>, name: string, check: (v: unknown) => v is T, what: string): T {
+  const value = params[name];
+  if (!check(value)) throw invalid(`"${name}" must be ${what}`);
+  return value;
+}
+const isString = (v: unknown): v is string => typeof v === 'string';
+const isHash = (v: unknown): v is string => typeof v === 'string' && /^[0-9a-f]{64}$/.test(v);
+const isHeight = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+
+function addressParam(params: Record<string, unknown>): Uint8Array {
+  const text = param(params, 'address', isString, 'an address string');
+  try {
+    return decodeAddress(text);
+  } catch (err) {
+    throw invalid((err as Error).message);
+  }
+}
+
+function txJson(tx: Transaction, status: TxResult['status'], block?: { height: number; hash: Uint8Array }): TxResult {
+  return {
+    id: toHex(tx.id),
+    status,
+    blockHeight: block?.height ?? null,
+    blockHash: block ? toHex(block.hash) : null,
+    from: encodeAddress(tx.from),
+    to: encodeAddress(tx.to),
+    amount: tx.amount.toString(),
+    fee: tx.fee.toString(),
+    nonce: tx.nonce.toString(),
+  };
+}
+
+function blockJson(block: Block, mainChain: boolean): BlockResult {
+  const h = block.header;
+  return {
+    hash: toHex(h.hash),
+    height: h.height,
+    prevHash: toHex(h.prevHash),
+    merkleRoot: toHex(h.merkleRoot),
+    timestamp: h.timestamp,
+    target: h.target.toString(16).padStart(64, '0'),
+    nonce: h.nonce.toString(),
+    size: block.bytes.length,
+    coinbase: { to: encodeAddress(block.coinbase.to), amount: block.coinbase.amount.toString() },
+    txs: block.txs.map((tx) => toHex(tx.id)),
+    mainChain,
+  };
+}
+
+type Handlers = { [M in RpcMethod]: (node: CairnNode, params: Record<string, unknown>) => Promise<RpcMethods[M]['result']> };
+
+/** Every RPC method: validate parameters, answer from the node, never mutate except to submit. */
+export const rpcHandlers: Handlers = {
+  async status(node) {
+    const tip = node.chain.tip;
+    return {
+      network: node.config.params.name,
+      chainId: node.config.params.chainId,
+      genesis: toHex(node.db.genesis.header.hash),
+      height: tip.height,
+      head: tip.hashHex,
+      totalWork: tip.totalWork.toString(),
+      peers: node.host.getPeers().length,
+      mempool: node.mempool.size,
+      mempoolBytes: node.mempool.bytes,
+      listen: node.listenAddresses(),
+      peerId: node.host.peerId.toString(),
+      syncing: node.sync.syncing,
+      syncTarget: node.sync.targetHeight,
+      mining: node.miner !== undefined,
+    };
+  },
+
+  async getAccount(node, params) {
+    const address = addressParam(params);
+    const account = (await node.db.getAccount(address)) ?? { balance: 0n, nonce: 0n };
+    return {
+      address: encodeAddress(address),
+      balance: account.balance.toString(),
+      nonce: account.nonce.toString(),
+      nextNonce: (await node.mempool.nextNonce(address)).toString(),
+    };
+  },
+
+  async getTransaction(node, params) {
+    const id = fromHex(param(params, 'id', isHash, 'a 64-digit lower-case hex transaction id'));
+    const pending = node.mempool.get(id);
+    if (pending) return txJson(pending.tx, 'pending');
+    const location = await node.db.getTxLocation(id);
+    const block = location && (await node.db.getBlock(location.blockHash));
+    const tx = block?.txs[location!.index];
+    if (!block || !tx) throw notFound(`no transaction ${toHex(id)} on the main chain or in the mempool`);
+    return txJson(tx, 'confirmed', { height: block.header.height, hash: block.header.hash });
+  },
+
+  async getBlock(node, params) {
+    let block: Block | undefined;
+    if (params.hash !== undefined) {
+      block = await node.db.getBlock(fromHex(param(params, 'hash', isHash, 'a 64-digit lower-case hex block hash')));
+    } else if (params.height !== undefined) {
+      block = await node.db.getBlockAtHeight(param(params, 'height', isHeight, 'a non-negative integer'));
+    } else {
+      throw invalid('give "height" or "hash"');
+    }
+    if (!block) throw notFound('no such block');
+    const entry = node.chain.getEntry(block.header.hash);
+    return blockJson(block, entry !== undefined && node.chain.isMain(entry));
+  },
+
+  async getPeers(node) {
+    return node.host.getPeers().map((peer) => {
+      const known = node.sync.statuses.get(peer.toString());
+      return {
+        id: peer.toString(),
+        addrs: node.host.getConnections(peer).map((c) => c.remoteAddr.toString()),
+        height: known?.status.height ?? null,
+        totalWork: known?.status.totalWork.toString() ?? null,
+        banScore: node.peers.score(peer),
+      };
+    });
+  },
+
+  async getMempool(node) {
+    const txs = [...node.mempool.entries()].map(({ tx }) => ({
+      id: toHex(tx.id),
+      from: encodeAddress(tx.from),
+      to: encodeAddress(tx.to),
+      amount: tx.amount.toString(),
+      fee: tx.fee.toString(),
+      nonce: tx.nonce.toString(),
+    }));
+    return { size: node.mempool.size, bytes: node.mempool.bytes, txs };
+  },
+
+  async sendRawTransaction(node, params) {
+    const hex = param(params, 'tx', isString, 'the hex of a signed transaction');
+    let tx: Transaction;
+    try {
+      tx = decodeTransaction(fromHex(hex));
+    } catch (err) {
+      if (err instanceof DecodeError) throw invalid(`not a transaction: ${err.message}`);
+      throw err;
+    }
+    await node.submitTransaction(tx);
+    return { id: toHex(tx.id) };
+  },
+
+  async auditState(node) {
+    const report = await node.chain.withImportsPaused(() => auditChainDB(node.db));
+    const expected = node.config.params.alloc.reduce((s, a) => s + a.balance, 0n) + node.config.params.reward * BigInt(report.height);
+    return {
+      height: report.height,
+      head: node.chain.tip.hashHex,
+      accounts: report.accounts,
+      supply: report.supply.toString(),
+      expectedSupply: expected.toString(),
+      digest: report.digest,
+    };
+  },
+};

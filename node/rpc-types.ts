@@ -1,0 +1,113 @@
+/**
+ * The JSON-RPC 2.0 API of a node: method names, parameters and results. Shared by the server
+ * (node/rpc.ts) and the typed client (cli/rpc-client.ts), so the two cannot drift. Amounts,
+ * work and nonces are decimal strings; hashes and ids are lower-case hex; addresses are `cairn1…`.
+ */
+export interface StatusResult {
+  network: string;
+  chainId: number;
+  genesis: string;
+  height: number;
+  head: string;
+  totalWork: string;
+  peers: number;
+  mempool: number;
+  mempoolBytes: number;
+  listen: string[];
+  peerId: string;
+  syncing: boolean;
+  syncTarget: number;
+  mining: boolean;
+}
+
+export interface AccountResult {
+  address: string;
+  balance: string;
+  nonce: string;
+  /** The nonce a new transaction should use, counting pending ones. */
+  nextNonce: string;
+}
+
+export interface TxResult {
+  id: string;
+  status: 'pending' | 'confirmed';
+  blockHeight: number | null;
+  blockHash: string | null;
+  from: string;
+  to: string;
+  amount: string;
+  fee: string;
+  nonce: string;
+}
+
+export interface BlockResult {
+  hash: string;
+  height: number;
+  prevHash: string;
+  merkleRoot: string;
+  timestamp: number;
+  target: string;
+  nonce: string;
+  size: number;
+  coinbase: { to: string; amount: string };
+  txs: string[];
+  mainChain: boolean;
+}
+
+export interface PeerResult {
+  id: string;
+  addrs: string[];
+  height: number | null;
+  totalWork: string | null;
+  banScore: number;
+}
+
+export interface MempoolResult {
+  size: number;
+  bytes: number;
+  txs: { id: string; from: string; to: string; amount: string; fee: string; nonce: string }[];
+}
+
+export interface AuditResult {
+  height: number;
+  head: string;
+  accounts: number;
+  supply: string;
+  expectedSupply: string;
+  digest: string;
+}
+
+export interface RpcMethods {
+  status: { params: Record<string, never>; result: StatusResult };
+  getAccount: { params: { address: string }; result: AccountResult };
+  getTransaction: { params: { id: string }; result: TxResult };
+  getBlock: { params: { height?: number; hash?: string }; result: BlockResult };
+  getPeers: { params: Record<string, never>; result: PeerResult[] };
+  getMempool: { params: Record<string, never>; result: MempoolResult };
+  /** Submit a signed transaction (hex of its canonical encoding). */
+  sendRawTransaction: { params: { tx: string }; result: { id: string } };
+  /** Replays the chain from genesis and compares with the stored state (slow: for checks). */
+  auditState: { params: Record<string, never>; result: AuditResult };
+}
+
+export type RpcMethod = keyof RpcMethods;
+
+/** JSON-RPC error codes: the standard ones, then Cairn's (-32000 and below). */
+export const RPC_ERRORS = {
+  PARSE_ERROR: -32700,
+  INVALID_REQUEST: -32600,
+  METHOD_NOT_FOUND: -32601,
+  INVALID_PARAMS: -32602,
+  INTERNAL_ERROR: -32603,
+  NOT_FOUND: -32001,
+  REJECTED: -32002,
+} as const;
+
+/** Where a node's RPC listens and the token it accepts: written to `<datadir>/rpc.json`, mode 0600. */
+export interface RpcEndpointFile {
+  url: string;
+  token: string;
+  pid: number;
+}
+
+export const RPC_ENDPOINT_FILE = 'rpc.json';

@@ -1,0 +1,165 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { writeFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { CairnError } from '../ledger/errors.ts';
+import { RPC_ENDPOINT_FILE, RPC_ERRORS, type RpcEndpointFile, type RpcMethod, type RpcMethods } from './rpc-types.ts';
+import { rpcHandlers, RpcError } from './rpc-methods.ts';
+import type { CairnNode } from './node.ts';
+
+export const MAX_RPC_BODY_BYTES = 1 << 20;
+const MAX_BATCH = 1000;
+
+interface RpcRequest {
+  jsonrpc: '2.0';
+  id?: string | number | null;
+  method: string;
+  params?: unknown;
+}
+
+type RpcResponse =
+  | { jsonrpc: '2.0'; id: string | number | null; result: unknown }
+  | { jsonrpc: '2.0'; id: string | number | null; error: { code: number; message: string; data?: unknown } };
+
+function failure(id: RpcRequest['id'], code: number, message: string, data?: unknown): RpcResponse {
+  return { jsonrpc: '2.0', id: id ?? null, error: data === undefined ? { code, message } : { code, message, data } };
+}
+
+/**
+ * JSON-RPC 2.0 over HTTP, on 127.0.0.1 unless told otherwise. Every request carries the random
+ * token the node wrote to `<datadir>/rpc.json` (mode 0600) as `Authorization: Bearer <token>`;
+ * without it, 401. Bodies are capped; malformed JSON, unknown methods and bad parameters are
+ * JSON-RPC errors, and nothing a client sends can take the node down.
+ */
+export class RpcServer {
+  private readonly node: CairnNode;
+  private readonly host: string;
+  private readonly port: number;
+  readonly token: string;
+  private server: Server | undefined;
+  private endpointFile: string | undefined;
+  url = '';
+
+  constructor(node: CairnNode, options: { host?: string; port?: number; token?: string } = {}) {
+    this.node = node;
+    this.host = options.host ?? '127.0.0.1';
+    this.port = options.port ?? 0;
+    this.token = options.token ?? randomBytes(32).toString('hex');
+  }
+
+  async start(): Promise<string> {
+    const server = createServer((req, res) => void this.handle(req, res));
+    server.requestTimeout = 30_000;
+    server.headersTimeout = 10_000;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.port, this.host, () => resolve());
+    });
+    this.server = server;
+    const address = server.address();
+    const port = typeof address === 'object' && address ? address.port : this.port;
+    const host = this.host.includes(':') ? `[${this.host}]` : this.host;
+    this.url = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}/`;
+    this.endpointFile = join(this.node.config.datadir, RPC_ENDPOINT_FILE);
+    const endpoint: RpcEndpointFile = { url: this.url, token: this.token, pid: process.pid };
+    await writeFile(this.endpointFile, JSON.stringify(endpoint) + '\n', { mode: 0o600 });
+    return this.url;
+  }
+
+  async stop(): Promise<void> {
+    if (this.endpointFile) await rm(this.endpointFile, { force: true });
+    if (!this.server) return;
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server!.close(() => resolve()));
+  }
+
+  private authorized(req: IncomingMessage): boolean {
+    const header = req.headers.authorization ?? '';
+    const given = Buffer.from(header.startsWith('Bearer ') ? header.slice(7) : '');
+    const expected = Buffer.from(this.token);
+    return given.length === expected.length && timingSafeEqual(given, expected);
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const send = (status: number, body: unknown) => {
+      if (res.headersSent) return;
+      res.writeHead(status, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(body));
+    };
+    try {
+      if (!this.authorized(req)) {
+        req.resume();
+        return send(401, failure(null, RPC_ERRORS.INVALID_REQUEST, 'missing or wrong RPC token'));
+      }
+      if (req.method !== 'POST') {
+        req.resume();
+        return send(405, failure(null, RPC_ERRORS.INVALID_REQUEST, 'use POST'));
+      }
+      const body = await readBody(req, MAX_RPC_BODY_BYTES);
+      if (body === undefined) {
+        return send(413, failure(null, RPC_ERRORS.INVALID_REQUEST, `request body over ${MAX_RPC_BODY_BYTES} bytes`));
+      }
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(body);
+      } catch {
+        return send(200, failure(null, RPC_ERRORS.PARSE_ERROR, 'malformed JSON'));
+      }
+      if (Array.isArray(parsed)) {
+        if (parsed.length === 0 || parsed.length > MAX_BATCH) {
+          return send(200, failure(null, RPC_ERRORS.INVALID_REQUEST, `a batch holds 1 to ${MAX_BATCH} requests`));
+        }
+        return send(200, await Promise.all(parsed.map((r) => this.dispatch(r))));
+      }
+      send(200, await this.dispatch(parsed));
+    } catch (err) {
+      send(500, failure(null, RPC_ERRORS.INTERNAL_ERROR, (err as Error).message));
+    }
+  }
+
+  private async dispatch(raw: unknown): Promise<RpcResponse> {
+    if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+      return failure(null, RPC_ERRORS.INVALID_REQUEST, 'a request is a JSON object');
+    }
+    const r = raw as Partial<RpcRequest>;
+    const id = typeof r.id === 'string' || typeof r.id === 'number' ? r.id : null;
+    if (r.jsonrpc !== '2.0' || typeof r.method !== 'string') {
+      return failure(id, RPC_ERRORS.INVALID_REQUEST, 'expected {"jsonrpc":"2.0","method":…}');
+    }
+    if (!Object.hasOwn(rpcHandlers, r.method)) return failure(id, RPC_ERRORS.METHOD_NOT_FOUND, `unknown method "${r.method}"`);
+    const params = r.params ?? {};
+    if (typeof params !== 'object' || params === null || Array.isArray(params)) {
+      return failure(id, RPC_ERRORS.INVALID_PARAMS, 'params must be an object');
+    }
+    try {
+      const handler = rpcHandlers[r.method as RpcMethod] as (n: CairnNode, p: Record<string, unknown>) => Promise<RpcMethods[RpcMethod]['result']>;
+      return { jsonrpc: '2.0', id, result: await handler(this.node, params as Record<string, unknown>) };
+    } catch (err) {
+      if (err instanceof RpcError) return failure(id, err.rpcCode, err.message);
+      if (err instanceof CairnError) return failure(id, RPC_ERRORS.REJECTED, err.message, { code: err.code });
+      return failure(id, RPC_ERRORS.INTERNAL_ERROR, (err as Error).message);
+    }
+  }
+}
+
+/** The body as text, or undefined when it is larger than `limit` (the rest is discarded). */
+function readBody(req: IncomingMessage, limit: number): Promise<string | undefined> {
+  return new Promise((resolve, reject) => {
+    const declared = Number(req.headers['content-length'] ?? 0);
+    if (declared > limit) {
+      req.resume();
+      resolve(undefined);
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let over = false;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) over = true;
+      else chunks.push(chunk);
+    });
+    req.on('end', () => resolve(over ? undefined : Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
