@@ -19,6 +19,7 @@ import { networkNames, type NetworkNames } from './protocols.ts';
 import { Sync } from './sync.ts';
 import { TxRelay } from './tx-relay.ts';
 import { RpcServer } from './rpc.ts';
+import { loadMempool, saveMempool } from './mempool-file.ts';
 
 export interface NodeConfig {
   readonly datadir: string;
@@ -96,6 +97,8 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     });
     this.gossip = new Gossip({ host: this.host, names: this.names, chain: this.chain, mempool: this.mempool, peers: this.peers, clock: this.clock });
     this.sync = new Sync({ host: this.host, names: this.names, chain: this.chain, peers: this.peers, clock: this.clock });
+    const restored = await loadMempool(c.datadir, this.mempool, this.clock());
+    if (restored.admitted + restored.dropped > 0) this.emit('log', 'info', 'restored mempool', restored);
     this.txRelay = new TxRelay({ host: this.host, names: this.names, mempool: this.mempool, gossip: this.gossip, peers: this.peers, clock: this.clock });
     this.wire();
     this.gossip.start();
@@ -118,6 +121,7 @@ export class CairnNode extends EventEmitter<NodeEvents> {
       this.chain.orphans.expire(this.clock());
     });
     this.every(c.statusIntervalMs ?? 15_000, () => this.pollStatuses());
+    this.every(60_000, () => void saveMempool(c.datadir, this.mempool).catch(() => {}));
     this.every(REDIAL_MIN_MS, () => this.redial());
     this.emit('log', 'info', 'node started', { peerId: this.host.peerId.toString(), height: this.chain.tip.height, listen: this.listenAddresses(), rpc: this.rpc?.url });
   }
@@ -218,6 +222,7 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     await this.host?.stop();
     await this.sync?.idle();
     await this.chain?.idle();
+    if (this.mempool) await saveMempool(this.config.datadir, this.mempool).catch(() => {});
     await this.db?.close();
   }
 }

@@ -215,3 +215,26 @@ describe('network: losing every peer', function () {
     console.log(`      B reconnected ${ms} ms after A came back`);
   });
 });
+
+describe('node: restart', function () {
+  this.timeout(30_000);
+  let nodes: TestNode[] = [];
+  afterEach(async () => {
+    await stopAll(nodes);
+    nodes = [];
+  });
+
+  it('resumes at the same head with the same transactions pending (the mempool is persisted on stop)', async () => {
+    const a = await startNode(params);
+    await mineOn(a, 3);
+    const pending = [transfer(alice, testKey(95).address, 1n, 0n), transfer(alice, testKey(95).address, 2n, 1n)];
+    for (const tx of pending) await a.node.submitTransaction(tx);
+    const head = a.node.chain.tip.hashHex;
+    await a.node.stop();
+    const again = new CairnNode(a.node.config);
+    await again.start();
+    nodes.push({ node: again, addr: again.listenAddresses()[0]!, remove: a.remove });
+    assert.equal(again.chain.tip.hashHex, head);
+    for (const tx of pending) assert.ok(again.mempool.has(tx.id), 'still pending after the restart');
+  });
+});
