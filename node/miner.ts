@@ -4,6 +4,8 @@ import type { Mempool } from '../ledger/mempool.ts';
 import type { Block } from '../ledger/block.ts';
 import type { Chain, Clock } from '../consensus/chain.ts';
 import { buildTemplate, completeBlock, targetBytes, type BlockTemplate } from '../consensus/miner.ts';
+import { maxFutureDrift } from '../consensus/chain.ts';
+import { decodeHeader } from '../ledger/block.ts';
 import type { MiningJob, WorkerReport } from './mining-worker.ts';
 
 export interface MinerOptions {
@@ -33,6 +35,7 @@ export class Miner extends EventEmitter<MinerEvents> {
   private running = false;
   private rebuilding: Promise<void> | undefined;
   private queued: Promise<void> | undefined;
+  private retry: NodeJS.Timeout | undefined;
   private hashesDone = 0;
   private readonly onTip = () => void this.newJob();
 
@@ -62,6 +65,7 @@ export class Miner extends EventEmitter<MinerEvents> {
   async stop(): Promise<void> {
     if (!this.running) return;
     this.running = false;
+    clearTimeout(this.retry);
     this.options.chain.off('tip', this.onTip);
     Atomics.add(this.job, 0, 1);
     await Promise.all(this.workers.splice(0).map((w) => w.terminate()));
@@ -79,8 +83,17 @@ export class Miner extends EventEmitter<MinerEvents> {
       this.queued = undefined;
       if (!this.running) return;
       const { chain, mempool, coinbase, clock } = this.options;
-      const template = await buildTemplate(chain, mempool, coinbase, clock());
+      const now = clock();
+      const template = await buildTemplate(chain, mempool, coinbase, now);
       const jobId = Atomics.add(this.job, 0, 1) + 1;
+      const ahead = decodeHeader(template.headerBytes).timestamp - (now + maxFutureDrift(chain.params.blockTime));
+      if (ahead >= 0) {
+        // The median of recent timestamps has run ahead of our clock: any block now would be
+        // refused as too far in the future. Idle (jobId has moved on) and try again shortly.
+        clearTimeout(this.retry);
+        this.retry = setTimeout(() => void this.newJob(), (ahead + 1) * 1000);
+        return;
+      }
       this.template = template;
       const target = targetBytes(template.target);
       this.workers.forEach((w, i) => {
