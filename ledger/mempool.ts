@@ -62,7 +62,7 @@ export class Mempool {
   private readonly state: AccountSource;
   private readonly rules: StateRules;
   readonly policy: MempoolPolicy;
-  private readonly checkSignature: (tx: Transaction) => void;
+  private readonly checkSignature: (tx: Transaction) => void | Promise<void>;
   private readonly byId = new Map<string, MempoolEntry>();
   private readonly bySender = new Map<string, Map<bigint, MempoolEntry>>();
   private totalBytes = 0;
@@ -72,7 +72,7 @@ export class Mempool {
     state: AccountSource,
     rules: StateRules,
     policy: Partial<MempoolPolicy> = {},
-    checkSignature: (tx: Transaction) => void = (tx) => checkTxSignature(tx),
+    checkSignature: (tx: Transaction) => void | Promise<void> = (tx) => checkTxSignature(tx),
   ) {
     this.state = state;
     this.rules = rules;
@@ -152,7 +152,7 @@ export class Mempool {
     // A replacement takes the place of the one it replaces; anyone else makes room only once
     // the (expensive, last) signature check has passed, so a forgery evicts nothing.
     const victims = replaced ? [] : this.chooseVictims(tx);
-    this.checkSignature(tx);
+    await this.checkSignature(tx);
     for (const v of victims) this.remove(v);
     if (replaced) this.remove(replaced);
     const entry: MempoolEntry = { tx, idHex, addedAt: now };

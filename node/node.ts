@@ -20,6 +20,8 @@ import { Sync } from './sync.ts';
 import { TxRelay } from './tx-relay.ts';
 import { RpcServer } from './rpc.ts';
 import { loadMempool, saveMempool } from './mempool-file.ts';
+import { VerifyPool } from './verify-pool.ts';
+import { TxSignatureVerifier } from './tx-signatures.ts';
 
 export interface NodeConfig {
   readonly datadir: string;
@@ -38,6 +40,8 @@ export interface NodeConfig {
   readonly statusIntervalMs?: number;
   /** Serve JSON-RPC here (port 0: any free port); the endpoint and token go to <datadir>/rpc.json. */
   readonly rpc?: { readonly host?: string; readonly port?: number };
+  /** Signature-verification threads (default: one per core). */
+  readonly verifyThreads?: number;
 }
 
 export interface NodeEvents {
@@ -66,6 +70,8 @@ export class CairnNode extends EventEmitter<NodeEvents> {
   txRelay!: TxRelay;
   miner: Miner | undefined;
   rpc: RpcServer | undefined;
+  verifyPool!: VerifyPool;
+  signatures!: TxSignatureVerifier;
   private readonly timers: NodeJS.Timeout[] = [];
   /** Peers we have known, for redialing: id → addresses and backoff. */
   private readonly known = new Map<string, { addrs: Multiaddr[]; delayMs: number; nextAt: number }>();
@@ -81,8 +87,10 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     const c = this.config;
     await mkdir(c.datadir, { recursive: true });
     this.db = await ChainDB.open(join(c.datadir, 'chain'), c.params);
-    this.chain = await Chain.open(this.db, { clock: this.clock });
-    this.mempool = new Mempool(this.db, c.params, c.mempool);
+    this.verifyPool = new VerifyPool(c.verifyThreads);
+    this.signatures = new TxSignatureVerifier(this.verifyPool);
+    this.chain = await Chain.open(this.db, { clock: this.clock, signatures: this.signatures });
+    this.mempool = new Mempool(this.db, c.params, c.mempool, (tx) => this.signatures.checkTx(tx));
     this.peers = new PeerManager(this.clock, c.banSeconds);
     this.names = networkNames(this.db.genesis.header.hash);
     this.host = await createHost({
@@ -99,7 +107,7 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     this.sync = new Sync({ host: this.host, names: this.names, chain: this.chain, peers: this.peers, clock: this.clock });
     const restored = await loadMempool(c.datadir, this.mempool, this.clock());
     if (restored.admitted + restored.dropped > 0) this.emit('log', 'info', 'restored mempool', restored);
-    this.txRelay = new TxRelay({ host: this.host, names: this.names, mempool: this.mempool, gossip: this.gossip, peers: this.peers, clock: this.clock });
+    this.txRelay = new TxRelay({ host: this.host, names: this.names, mempool: this.mempool, gossip: this.gossip, peers: this.peers, clock: this.clock, signatures: this.signatures });
     this.wire();
     this.gossip.start();
     await this.sync.start();
@@ -224,5 +232,6 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     await this.chain?.idle();
     if (this.mempool) await saveMempool(this.config.datadir, this.mempool).catch(() => {});
     await this.db?.close();
+    await this.verifyPool?.close();
   }
 }

@@ -3,6 +3,7 @@ import { CairnError } from '../ledger/errors.ts';
 import type { Mempool } from '../ledger/mempool.ts';
 import type { Transaction } from '../ledger/transaction.ts';
 import type { Gossip } from './gossip.ts';
+import type { TxSignatureVerifier } from './tx-signatures.ts';
 import type { Host } from './host.ts';
 import type { PeerManager } from './peers.ts';
 import type { NetworkNames } from './protocols.ts';
@@ -20,7 +21,7 @@ const MAX_PUSH_BYTES = 16 + MAX_TXS_PER_PUSH * 200;
  * admits from a push it gossips on, so the rest of its side hears of it.
  */
 export class TxRelay {
-  private readonly o: { host: Host; names: NetworkNames; mempool: Mempool; gossip: Gossip; peers: PeerManager; clock: () => number };
+  private readonly o: { host: Host; names: NetworkNames; mempool: Mempool; gossip: Gossip; peers: PeerManager; clock: () => number; signatures: TxSignatureVerifier };
 
   constructor(o: TxRelay['o']) {
     this.o = o;
@@ -31,7 +32,9 @@ export class TxRelay {
       this.o.host,
       this.o.names.txPush,
       async (req, peer) => {
-        for (const tx of decodeTxPush(req)) await this.admit(tx, peer);
+        const txs = decodeTxPush(req);
+        await this.o.signatures.preverify(txs.filter((tx) => !this.o.mempool.has(tx.id)));
+        for (const tx of txs) await this.admit(tx, peer);
         return new Uint8Array(0);
       },
       { timeoutMs: PUSH_TIMEOUT_MS, maxBytes: MAX_PUSH_BYTES },

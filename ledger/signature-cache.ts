@@ -1,0 +1,34 @@
+import { toHex } from './bytes.ts';
+
+/**
+ * Ids of transactions whose signatures have been verified. A transaction id hashes the whole
+ * signed encoding (fields, key and signature), so an id in here vouches for exactly those bytes.
+ * A transaction checked when it entered the mempool is not checked again when its block arrives.
+ * Bounded: the oldest ids go first.
+ */
+export class SignatureCache {
+  private readonly ids = new Set<string>();
+  private readonly capacity: number;
+  hits = 0;
+
+  constructor(capacity = 200_000) {
+    this.capacity = capacity;
+  }
+
+  get size(): number {
+    return this.ids.size;
+  }
+
+  has(id: Uint8Array): boolean {
+    const found = this.ids.has(toHex(id));
+    if (found) this.hits++;
+    return found;
+  }
+
+  add(id: Uint8Array): void {
+    const key = toHex(id);
+    if (this.ids.has(key)) return;
+    this.ids.add(key);
+    if (this.ids.size > this.capacity) this.ids.delete(this.ids.values().next().value!);
+  }
+}

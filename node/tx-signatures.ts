@@ -1,0 +1,64 @@
+import { bytesEqual } from '../ledger/bytes.ts';
+import { TxRuleError } from '../ledger/errors.ts';
+import { addressOf } from '../ledger/keys.ts';
+import { SignatureCache } from '../ledger/signature-cache.ts';
+import type { SignatureChecker } from '../ledger/state.ts';
+import { UNSIGNED_TX_BYTES, type Transaction } from '../ledger/transaction.ts';
+import type { VerifyPool } from './verify-pool.ts';
+
+/**
+ * Transaction signatures for block import and mempool admission: checked once (a cache of ids
+ * already verified, filled at admission, skips them at import), on every core (the pool), with
+ * the same verdicts as `checkTxSignature` in ledger/transaction.ts.
+ */
+export class TxSignatureVerifier implements SignatureChecker {
+  private readonly pool: VerifyPool;
+  readonly cache: SignatureCache;
+
+  constructor(pool: VerifyPool, cache = new SignatureCache()) {
+    this.pool = pool;
+    this.cache = cache;
+  }
+
+  /** Verifies what is not cached; returns the index of the first failure, or -1. Caches successes. */
+  private async firstFailure(txs: readonly Transaction[]): Promise<{ index: number; code: 'TX_SENDER_MISMATCH' | 'TX_BAD_SIGNATURE' } | undefined> {
+    const todo: number[] = [];
+    for (let i = 0; i < txs.length; i++) {
+      const tx = txs[i]!;
+      if (this.cache.has(tx.id)) continue;
+      if (!bytesEqual(addressOf(tx.publicKey), tx.from)) return { index: i, code: 'TX_SENDER_MISMATCH' };
+      todo.push(i);
+    }
+    const verdicts = await this.pool.verify(
+      todo.map((i) => ({ signature: txs[i]!.signature, message: txs[i]!.bytes.subarray(0, UNSIGNED_TX_BYTES), publicKey: txs[i]!.publicKey })),
+    );
+    let failed: number | undefined;
+    verdicts.forEach((ok, k) => {
+      if (ok) this.cache.add(txs[todo[k]!]!.id);
+      else failed ??= todo[k]!;
+    });
+    return failed === undefined ? undefined : { index: failed, code: 'TX_BAD_SIGNATURE' };
+  }
+
+  async checkBlockSignatures(txs: readonly Transaction[]): Promise<void> {
+    const failure = await this.firstFailure(txs);
+    if (failure) throw failureError(failure.code, failure.index);
+  }
+
+  /** One transaction, for mempool admission. */
+  async checkTx(tx: Transaction): Promise<void> {
+    const failure = await this.firstFailure([tx]);
+    if (failure) throw failureError(failure.code);
+  }
+
+  /** Verifies a batch ahead of admitting it one by one (RPC batches, pushes): fills the cache. */
+  async preverify(txs: readonly Transaction[]): Promise<void> {
+    await this.firstFailure(txs.filter((tx) => bytesEqual(addressOf(tx.publicKey), tx.from)));
+  }
+}
+
+function failureError(code: 'TX_SENDER_MISMATCH' | 'TX_BAD_SIGNATURE', index?: number): TxRuleError {
+  return code === 'TX_SENDER_MISMATCH'
+    ? new TxRuleError(code, 'public key does not belong to the sender', 100, index)
+    : new TxRuleError(code, 'signature does not verify', 100, index);
+}

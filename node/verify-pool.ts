@@ -1,0 +1,86 @@
+import { Worker } from 'node:worker_threads';
+import { availableParallelism } from 'node:os';
+import { bestBackend, type SignatureBackend } from '../ledger/signature-backends.ts';
+
+export interface VerifyItem {
+  readonly signature: Uint8Array;
+  readonly message: Uint8Array;
+  readonly publicKey: Uint8Array;
+}
+
+/** Below this many items a batch is verified on the calling thread: a round trip costs more. */
+const INLINE_BELOW = 8;
+
+/**
+ * Verifies signatures on every core: a batch is split into one packed chunk per worker, so the
+ * event loop stays free while they run. Every worker uses the same (fastest available) backend.
+ */
+export class VerifyPool {
+  readonly backend: SignatureBackend['name'];
+  private readonly inline: SignatureBackend;
+  private readonly workers: Worker[] = [];
+  private readonly pending = new Map<number, (verdicts: Uint8Array) => void>();
+  private nextId = 1;
+  private next = 0;
+
+  constructor(threads = availableParallelism(), backend: SignatureBackend = bestBackend()) {
+    this.inline = backend;
+    this.backend = backend.name;
+    for (let i = 0; i < threads; i++) {
+      const worker = new Worker(new URL('./verify-worker.ts', import.meta.url), { workerData: { backend: backend.name } });
+      worker.on('message', (m: { id: number; verdicts: Uint8Array }) => {
+        this.pending.get(m.id)?.(m.verdicts);
+        this.pending.delete(m.id);
+      });
+      worker.unref();
+      this.workers.push(worker);
+    }
+  }
+
+  get threads(): number {
+    return this.workers.length;
+  }
+
+  async verify(items: readonly VerifyItem[]): Promise<boolean[]> {
+    // Workers take fixed-size signatures and keys; anything else is not canonical anyway.
+    if (items.some((it) => it.signature.length !== 64 || it.publicKey.length !== 33)) {
+      const wellFormed = items.filter((it) => it.signature.length === 64 && it.publicKey.length === 33);
+      const verdicts = await this.verify(wellFormed);
+      let next = 0;
+      return items.map((it) => (it.signature.length === 64 && it.publicKey.length === 33 ? verdicts[next++]! : false));
+    }
+    if (items.length < INLINE_BELOW || this.workers.length === 0) {
+      return items.map((it) => this.inline.verify(it.signature, it.message, it.publicKey));
+    }
+    const per = Math.ceil(items.length / this.workers.length);
+    const chunks: Promise<Uint8Array>[] = [];
+    for (let start = 0; start < items.length; start += per) chunks.push(this.send(items.slice(start, start + per)));
+    const verdicts = await Promise.all(chunks);
+    return verdicts.flatMap((v) => [...v].map((b) => b === 1));
+  }
+
+  private send(items: readonly VerifyItem[]): Promise<Uint8Array> {
+    let size = 0;
+    for (const it of items) size += 101 + it.message.length;
+    const packed = new Uint8Array(size);
+    const view = new DataView(packed.buffer);
+    let offset = 0;
+    for (const it of items) {
+      packed.set(it.signature.subarray(0, 64), offset);
+      packed.set(it.publicKey.subarray(0, 33), offset + 64);
+      view.setUint32(offset + 97, it.message.length);
+      packed.set(it.message, offset + 101);
+      offset += 101 + it.message.length;
+    }
+    const id = this.nextId++;
+    const worker = this.workers[this.next++ % this.workers.length]!;
+    return new Promise((resolve) => {
+      this.pending.set(id, resolve);
+      worker.postMessage({ id, packed, count: items.length }, [packed.buffer]);
+    });
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.workers.splice(0).map((w) => w.terminate()));
+  }
+}

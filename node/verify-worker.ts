@@ -1,0 +1,25 @@
+/**
+ * One signature-verification thread. Items arrive packed in one buffer (no per-item messages):
+ * signature (64) ‖ public key (33) ‖ message length (u32) ‖ message; verdicts go back as bytes.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { bestBackend, nobleBackend, opensslBackend, libsecp256k1Backend, type SignatureBackend } from '../ledger/signature-backends.ts';
+
+const wanted = workerData?.backend as SignatureBackend['name'] | undefined;
+const backend =
+  wanted === 'noble' ? nobleBackend : wanted === 'openssl' ? opensslBackend : wanted === 'libsecp256k1' ? libsecp256k1Backend() ?? nobleBackend : bestBackend();
+
+parentPort!.on('message', (job: { id: number; packed: Uint8Array; count: number }) => {
+  const verdicts = new Uint8Array(job.count);
+  const view = new DataView(job.packed.buffer, job.packed.byteOffset, job.packed.byteLength);
+  let offset = 0;
+  for (let i = 0; i < job.count; i++) {
+    const sig = job.packed.subarray(offset, offset + 64);
+    const pub = job.packed.subarray(offset + 64, offset + 97);
+    const length = view.getUint32(offset + 97);
+    const message = job.packed.subarray(offset + 101, offset + 101 + length);
+    verdicts[i] = backend.verify(sig, message, pub) ? 1 : 0;
+    offset += 101 + length;
+  }
+  parentPort!.postMessage({ id: job.id, verdicts }, [verdicts.buffer]);
+});
