@@ -166,6 +166,33 @@ export const rpcHandlers: Handlers = {
     return { id: toHex(tx.id) };
   },
 
+  async sendRawTransactions(node, params) {
+    const list = params.txs;
+    if (!Array.isArray(list) || list.length > 5000 || !list.every(isString)) throw invalid('"txs" must be an array of at most 5000 hex strings');
+    const decoded: (Transaction | Error)[] = list.map((hex) => {
+      try {
+        return decodeTransaction(fromHex(hex));
+      } catch (err) {
+        return err as Error;
+      }
+    });
+    const txs = decoded.filter((d): d is Transaction => !(d instanceof Error));
+    await node.signatures.preverify(txs);
+    const accepted: string[] = [];
+    const rejected: { index: number; code: string; message: string }[] = [];
+    for (let i = 0; i < decoded.length; i++) {
+      const d = decoded[i]!;
+      try {
+        if (d instanceof Error) throw d;
+        await node.submitTransaction(d);
+        accepted.push(toHex(d.id));
+      } catch (err) {
+        rejected.push({ index: i, code: (err as { code?: string }).code ?? 'ERROR', message: (err as Error).message });
+      }
+    }
+    return { accepted, rejected };
+  },
+
   async auditState(node) {
     const report = await node.chain.withImportsPaused(() => auditChainDB(node.db));
     const expected = node.config.params.alloc.reduce((s, a) => s + a.balance, 0n) + node.config.params.reward * BigInt(report.height);

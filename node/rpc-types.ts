@@ -86,6 +86,14 @@ export interface RpcMethods {
   getMempool: { params: Record<string, never>; result: MempoolResult };
   /** Submit a signed transaction (hex of its canonical encoding). */
   sendRawTransaction: { params: { tx: string }; result: { id: string } };
+  /**
+   * Submit many signed transactions at once (at most 5,000): signatures are verified in parallel,
+   * then each is admitted in order. Rejections are reported per transaction, not as one error.
+   */
+  sendRawTransactions: {
+    params: { txs: string[] };
+    result: { accepted: string[]; rejected: { index: number; code: string; message: string }[] };
+  };
   /** Replays the chain from genesis and compares with the stored state (slow: for checks). */
   auditState: { params: Record<string, never>; result: AuditResult };
 }
