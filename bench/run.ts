@@ -2,6 +2,7 @@ import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { consensusSuite } from './consensus.ts';
 import { ledgerSuite } from './ledger.ts';
+import { networkSuite } from './network.ts';
 import {
   TempDirs,
   checkMetricKeys,
@@ -14,7 +15,7 @@ import {
 } from './report.ts';
 
 /** Every suite, in the order they run. A new suite is one module exporting a `Suite`, added here. */
-const SUITES: readonly Suite[] = [ledgerSuite, consensusSuite];
+const SUITES: readonly Suite[] = [ledgerSuite, consensusSuite, networkSuite];
 
 const DEFAULT_RUNS = 5;
 

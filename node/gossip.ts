@@ -7,6 +7,9 @@ import { decodeTransaction, type Transaction } from '../ledger/transaction.ts';
 import type { Mempool } from '../ledger/mempool.ts';
 import type { Chain } from '../consensus/chain.ts';
 import { GOSSIP_BAN_SCORE, type Host } from './host.ts';
+import { assemble, decodeCompactBlock, encodeCompactBlock, fetchBlockTxs, matchMempool } from './compact.ts';
+import { ConsensusError } from '../consensus/errors.ts';
+import { hasValidProofOfWork } from '../consensus/pow.ts';
 import type { PeerManager } from './peers.ts';
 import type { NetworkNames } from './protocols.ts';
 
@@ -23,7 +26,8 @@ export function verdictFor(err: unknown): TopicValidatorResult {
 
 export interface GossipEvents {
   /** A gossiped block whose parent we lack: sync from that peer. */
-  orphan: [peer: PeerId, block: Block];
+  /** A gossiped block we could not place (unknown parent, or not rebuildable): sync from that peer. */
+  orphan: [peer: PeerId, block: Block | undefined];
   invalid: [peer: PeerId, error: unknown];
 }
 
@@ -39,6 +43,8 @@ export class Gossip extends EventEmitter<GossipEvents> {
   private readonly peers: PeerManager;
   private readonly clock: () => number;
   private readonly onHeartbeat = () => this.policeScores();
+  /** Compact blocks rebuilt from the mempool alone, with some transactions fetched, or not at all. */
+  readonly compactStats = { rebuilt: 0, fetched: 0, failed: 0 };
 
   constructor(o: { host: Host; names: NetworkNames; chain: Chain; mempool: Mempool; peers: PeerManager; clock: () => number }) {
     super();
@@ -54,7 +60,9 @@ export class Gossip extends EventEmitter<GossipEvents> {
     const pubsub = this.host.services.pubsub;
     pubsub.topicValidators.set(this.names.blockTopic, (peer, msg) => this.validateBlock(peer, msg));
     pubsub.topicValidators.set(this.names.txTopic, (peer, msg) => this.validateTx(peer, msg));
+    pubsub.topicValidators.set(this.names.compactBlockTopic, (peer, msg) => this.validateCompactBlock(peer, msg));
     pubsub.subscribe(this.names.blockTopic);
+    pubsub.subscribe(this.names.compactBlockTopic);
     pubsub.subscribe(this.names.txTopic);
     pubsub.addEventListener('gossipsub:heartbeat', this.onHeartbeat);
   }
@@ -64,10 +72,12 @@ export class Gossip extends EventEmitter<GossipEvents> {
     pubsub.removeEventListener('gossipsub:heartbeat', this.onHeartbeat);
     pubsub.topicValidators.delete(this.names.blockTopic);
     pubsub.topicValidators.delete(this.names.txTopic);
+    pubsub.topicValidators.delete(this.names.compactBlockTopic);
   }
 
+  /** Announces a block as a compact block: peers rebuild it from their mempools. */
   async publishBlock(block: Block): Promise<void> {
-    await this.host.services.pubsub.publish(this.names.blockTopic, block.bytes).catch(() => {});
+    await this.host.services.pubsub.publish(this.names.compactBlockTopic, encodeCompactBlock(block)).catch(() => {});
   }
 
   async publishTx(tx: Transaction): Promise<void> {
@@ -85,10 +95,50 @@ export class Gossip extends EventEmitter<GossipEvents> {
 
   private async validateBlock(peer: PeerId, msg: Message): Promise<TopicValidatorResult> {
     try {
-      const block = decodeBlock(msg.data);
-      const outcome = await this.chain.processBlock(block);
-      if (outcome === 'orphan') this.emit('orphan', peer, block);
-      return outcome === 'connected' || outcome === 'side-branch' ? TopicValidatorResult.Accept : TopicValidatorResult.Ignore;
+      return await this.importBlock(peer, decodeBlock(msg.data));
+    } catch (err) {
+      return this.reject(peer, err);
+    }
+  }
+
+  private async importBlock(peer: PeerId, block: Block): Promise<TopicValidatorResult> {
+    const outcome = await this.chain.processBlock(block);
+    if (outcome === 'orphan') this.emit('orphan', peer, block);
+    return outcome === 'connected' || outcome === 'side-branch' ? TopicValidatorResult.Accept : TopicValidatorResult.Ignore;
+  }
+
+  /**
+   * A compact block: the proof of work is checked before anything else (so junk costs one hash),
+   * then the block is rebuilt from the mempool, with what is missing fetched from the peer that
+   * forwarded it, and imported like any other.
+   */
+  private async validateCompactBlock(peer: PeerId, msg: Message): Promise<TopicValidatorResult> {
+    try {
+      const compact = decodeCompactBlock(msg.data, this.chain.params.maxBlockTxs);
+      const known = this.chain.getEntry(compact.header.hash);
+      if (known) return known.isValid ? TopicValidatorResult.Ignore : TopicValidatorResult.Reject;
+      if (!hasValidProofOfWork(compact.header)) throw new ConsensusError('HEADER_BAD_POW', 'compact block header lacks its proof of work');
+      const { txs, missing } = matchMempool(compact, this.mempool);
+      let block: Block | undefined;
+      if (missing.length > 0) {
+        this.compactStats.fetched++;
+        const fetched = await fetchBlockTxs(this.host, this.names, peer, compact, missing).catch(() => undefined);
+        if (fetched) missing.forEach((index, k) => (txs[index] = fetched[k]));
+      } else {
+        this.compactStats.rebuilt++;
+      }
+      if (txs.every((tx) => tx !== undefined)) block = assemble(compact, txs as Transaction[]);
+      if (!block) {
+        // A short-id collision, or transactions we could not get: ask for all of them.
+        const all = await fetchBlockTxs(this.host, this.names, peer, compact, compact.shortIds.map((_, i) => i)).catch(() => undefined);
+        block = all && assemble(compact, all);
+      }
+      if (!block) {
+        this.compactStats.failed++;
+        this.emit('orphan', peer, undefined); // let sync fetch it whole
+        return TopicValidatorResult.Ignore;
+      }
+      return await this.importBlock(peer, block);
     } catch (err) {
       return this.reject(peer, err);
     }

@@ -85,7 +85,7 @@ export async function createHost(o: HostOptions): Promise<Host> {
     ignoreDuplicatePublishError: true,
     scoreParams: {
       IPColocationFactorWeight: 0, // a local network puts every peer on one IP
-      topics: { [o.names.blockTopic]: topicScore(), [o.names.txTopic]: topicScore() },
+      topics: { [o.names.blockTopic]: topicScore(), [o.names.compactBlockTopic]: topicScore(), [o.names.txTopic]: topicScore() },
     },
     scoreThresholds: { gossipThreshold: -10, publishThreshold: -50, graylistThreshold: -80 },
   };

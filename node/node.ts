@@ -21,6 +21,7 @@ import { TxRelay } from './tx-relay.ts';
 import { RpcServer } from './rpc.ts';
 import { loadMempool, saveMempool } from './mempool-file.ts';
 import { VerifyPool } from './verify-pool.ts';
+import { serveBlockTxs } from './compact.ts';
 import { TxSignatureVerifier } from './tx-signatures.ts';
 
 export interface NodeConfig {
@@ -112,6 +113,7 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     this.gossip.start();
     await this.sync.start();
     await this.txRelay.start();
+    await serveBlockTxs(this.host, this.names, (hash) => this.db.getBlock(hash));
     for (const addr of c.bootstrap ?? []) this.remember(addr);
 
     if (c.mine) {

@@ -9,8 +9,10 @@ export interface NetworkNames {
   readonly headers: string;
   readonly blocks: string;
   readonly txPush: string;
+  readonly blockTxs: string;
   readonly dht: string;
   readonly blockTopic: string;
+  readonly compactBlockTopic: string;
   readonly txTopic: string;
   readonly mdnsTag: string;
 }
@@ -22,8 +24,10 @@ export function networkNames(genesisHash: Uint8Array): NetworkNames {
     headers: `/cairn/${ns}/headers/1`,
     blocks: `/cairn/${ns}/blocks/1`,
     txPush: `/cairn/${ns}/txs/1`,
+    blockTxs: `/cairn/${ns}/blocktxs/1`,
     dht: `/cairn/${ns}/kad/1.0.0`,
     blockTopic: `/cairn/${ns}/blocks/1`,
+    compactBlockTopic: `/cairn/${ns}/cblocks/1`,
     txTopic: `/cairn/${ns}/txs/1`,
     mdnsTag: `cairn-${ns}.local`,
   };

@@ -238,3 +238,39 @@ describe('node: restart', function () {
     for (const tx of pending) assert.ok(again.mempool.has(tx.id), 'still pending after the restart');
   });
 });
+
+describe('network: compact block relay', function () {
+  this.timeout(60_000);
+  let nodes: TestNode[] = [];
+  afterEach(async () => {
+    await stopAll(nodes);
+    nodes = [];
+  });
+
+  it('rebuilds a block from the mempool, and fetches only what it lacks from the forwarding peer', async () => {
+    const a = await startNode(params);
+    const b = await startNode(params, [a.addr]);
+    nodes.push(a, b);
+    await waitFor(() => b.node.sync.statuses.size > 0 && a.node.sync.statuses.size > 0, 10_000, 'handshake');
+    await mineOn(a, 1); // warms the gossip mesh
+    await waitFor(() => sameTip([a, b]), 10_000, 'the first block');
+
+    const known = Array.from({ length: 30 }, (_, i) => transfer(alice, testKey(100 + (i % 3)).address, 5n, BigInt(i)));
+    for (const tx of known) await a.node.submitTransaction(tx);
+    await waitFor(() => known.every((tx) => b.node.mempool.has(tx.id)), 10_000, 'B to have every transaction');
+    const before = { ...b.node.gossip.compactStats };
+    await mineOn(a, 1);
+    await waitFor(() => sameTip([a, b]), 10_000, 'B to rebuild the block');
+    assert.equal(b.node.gossip.compactStats.rebuilt, before.rebuilt + 1, 'rebuilt from the mempool alone');
+    assert.equal(b.node.gossip.compactStats.fetched, before.fetched);
+
+    // Transactions only A has (added to its mempool directly, never gossiped): B must ask for them.
+    const secret = Array.from({ length: 5 }, (_, i) => transfer(alice, testKey(110).address, 7n, 30n + BigInt(i)));
+    for (const tx of secret) await a.node.mempool.add(tx, a.node.clock());
+    await mineOn(a, 1);
+    await waitFor(() => sameTip([a, b]), 10_000, 'B to complete the block from A');
+    assert.equal(b.node.gossip.compactStats.fetched, before.fetched + 1, 'the missing transactions were fetched');
+    assert.equal(b.node.gossip.compactStats.failed, 0);
+    assert.deepEqual(await b.node.db.getAccount(testKey(110).address), { balance: 35n, nonce: 0n });
+  });
+});

@@ -1,0 +1,133 @@
+import type { PeerId } from '@libp2p/interface';
+import { Reader, Writer, bytesEqual, toHex } from '../ledger/bytes.ts';
+import { DecodeError } from '../ledger/errors.ts';
+import { ADDRESS_BYTES } from '../ledger/keys.ts';
+import { COINBASE_BYTES, HASH_BYTES, HEADER_BYTES, computeMerkleRoot, decodeHeader, makeBlock, type Block, type BlockHeader } from '../ledger/block.ts';
+import type { Mempool } from '../ledger/mempool.ts';
+import { TX_BYTES, decodeTransaction, type Transaction } from '../ledger/transaction.ts';
+import type { Host } from './host.ts';
+import type { NetworkNames } from './protocols.ts';
+import { request, serve } from './reqresp.ts';
+import { WIRE_VERSION } from './wire.ts';
+
+/**
+ * Compact block relay, after Bitcoin's BIP 152: a new block travels as its header, coinbase and
+ * an 8-byte short id per transaction (the first 8 bytes of its id). Peers rebuild it from their
+ * mempools and ask the peer that forwarded it for the few transactions they lack; that peer has
+ * the block, because gossip forwards only what its validator accepted.
+ *
+ * Short ids are unsalted: a collision (found by grinding, or by chance) only costs a fallback to
+ * fetching the transactions, since the rebuilt block must still match the header's Merkle root.
+ */
+export const SHORT_ID_BYTES = 8;
+
+export interface CompactBlock {
+  readonly header: BlockHeader;
+  readonly coinbase: { readonly to: Uint8Array; readonly amount: bigint };
+  readonly shortIds: readonly string[];
+}
+
+export function shortId(txid: Uint8Array): string {
+  return toHex(txid.subarray(0, SHORT_ID_BYTES));
+}
+
+export function encodeCompactBlock(block: Block): Uint8Array {
+  const w = new Writer(HEADER_BYTES + COINBASE_BYTES + 10 + block.txs.length * SHORT_ID_BYTES)
+    .u8(WIRE_VERSION)
+    .bytes(block.header.bytes)
+    .bytes(block.coinbase.to, ADDRESS_BYTES)
+    .u64(block.coinbase.amount)
+    .varint(block.txs.length);
+  for (const tx of block.txs) w.bytes(tx.id.subarray(0, SHORT_ID_BYTES));
+  return w.finish();
+}
+
+export function decodeCompactBlock(bytes: Uint8Array, maxTxs: number): CompactBlock {
+  const r = new Reader(bytes);
+  const version = r.u8('compact block version');
+  if (version !== WIRE_VERSION) throw new DecodeError('DECODE_BAD_VERSION', `compact block version ${version}`);
+  const header = decodeHeader(r.bytes(HEADER_BYTES, 'header'));
+  const coinbase = { to: r.bytes(ADDRESS_BYTES, 'coinbase recipient'), amount: r.u64('coinbase amount') };
+  const n = r.varint('short id count', maxTxs);
+  const shortIds: string[] = [];
+  for (let i = 0; i < n; i++) shortIds.push(toHex(r.bytes(SHORT_ID_BYTES, 'short id')));
+  r.end('compact block');
+  return { header, coinbase, shortIds };
+}
+
+/** Result of matching a compact block against the mempool: the transactions found, and the gaps. */
+export function matchMempool(compact: CompactBlock, mempool: Mempool): { txs: (Transaction | undefined)[]; missing: number[] } {
+  const wanted = new Set(compact.shortIds);
+  const byShortId = new Map<string, Transaction>();
+  for (const { tx } of mempool.entries()) {
+    const id = shortId(tx.id);
+    if (wanted.has(id)) byShortId.set(id, tx);
+  }
+  const txs = compact.shortIds.map((id) => byShortId.get(id));
+  const missing: number[] = [];
+  txs.forEach((tx, i) => tx === undefined && missing.push(i));
+  return { txs, missing };
+}
+
+/** The full block, if the transactions found rebuild exactly what the header commits to. */
+export function assemble(compact: CompactBlock, txs: readonly Transaction[]): Block | undefined {
+  const root = computeMerkleRoot(compact.header.height, compact.coinbase, txs);
+  return bytesEqual(root, compact.header.merkleRoot) ? makeBlock(compact.header, compact.coinbase, txs) : undefined;
+}
+
+const MAX_REQUESTED = 100_000;
+
+export function encodeGetBlockTxs(blockHash: Uint8Array, indexes: readonly number[]): Uint8Array {
+  const w = new Writer(48 + indexes.length * 4).u8(WIRE_VERSION).bytes(blockHash, HASH_BYTES).varint(indexes.length);
+  for (const i of indexes) w.u32(i);
+  return w.finish();
+}
+
+export function decodeGetBlockTxs(bytes: Uint8Array): { blockHash: Uint8Array; indexes: number[] } {
+  const r = new Reader(bytes);
+  if (r.u8('version') !== WIRE_VERSION) throw new DecodeError('DECODE_BAD_VERSION', 'getBlockTxs version');
+  const blockHash = r.bytes(HASH_BYTES, 'block hash');
+  const n = r.varint('index count', Math.min(MAX_REQUESTED, Math.floor(r.remaining / 4)));
+  const indexes: number[] = [];
+  for (let i = 0; i < n; i++) indexes.push(r.u32('index'));
+  r.end('getBlockTxs');
+  return { blockHash, indexes };
+}
+
+/** Serves the transactions of a stored block by position (the answer is a transaction push body). */
+export async function serveBlockTxs(host: Host, names: NetworkNames, getBlock: (hash: Uint8Array) => Promise<Block | undefined>): Promise<void> {
+  await serve(
+    host,
+    names.blockTxs,
+    async (req) => {
+      const { blockHash, indexes } = decodeGetBlockTxs(req);
+      const block = await getBlock(blockHash);
+      const w = new Writer(16 + indexes.length * TX_BYTES).u8(WIRE_VERSION);
+      const txs = block ? indexes.map((i) => block.txs[i]).filter((tx): tx is Transaction => tx !== undefined) : [];
+      w.varint(txs.length);
+      for (const tx of txs) w.bytes(tx.bytes);
+      return w.finish();
+    },
+    { timeoutMs: 5000, maxBytes: 64 + MAX_REQUESTED * 4 },
+  );
+}
+
+/** Asks `peer` for the transactions of block `hash` at `indexes`; checks each against its short id. */
+export async function fetchBlockTxs(host: Host, names: NetworkNames, peer: PeerId, compact: CompactBlock, indexes: readonly number[]): Promise<Transaction[] | undefined> {
+  const bytes = await request(host, peer, names.blockTxs, encodeGetBlockTxs(compact.header.hash, indexes), {
+    timeoutMs: 5000,
+    maxBytes: 16 + indexes.length * TX_BYTES,
+  });
+  const r = new Reader(bytes);
+  if (r.u8() !== WIRE_VERSION) return undefined;
+  const n = r.varint('tx count', indexes.length);
+  if (n !== indexes.length) return undefined;
+  const txs: Transaction[] = [];
+  for (let i = 0; i < n; i++) {
+    const tx = decodeTransaction(r.bytes(TX_BYTES, 'transaction'));
+    if (shortId(tx.id) !== compact.shortIds[indexes[i]!]) return undefined;
+    txs.push(tx);
+  }
+  r.end('block txs');
+  return txs;
+}
