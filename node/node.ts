@@ -105,7 +105,14 @@ export class CairnNode extends EventEmitter<NodeEvents> {
       gater: this.peers.gater(),
     });
     this.gossip = new Gossip({ host: this.host, names: this.names, chain: this.chain, mempool: this.mempool, peers: this.peers, clock: this.clock });
-    this.sync = new Sync({ host: this.host, names: this.names, chain: this.chain, peers: this.peers, clock: this.clock });
+    this.sync = new Sync({
+      host: this.host,
+      names: this.names,
+      chain: this.chain,
+      peers: this.peers,
+      clock: this.clock,
+      preverify: (blocks) => this.signatures.preverify(blocks.flatMap((b) => b.txs)),
+    });
     const restored = await loadMempool(c.datadir, this.mempool, this.clock());
     if (restored.admitted + restored.dropped > 0) this.emit('log', 'info', 'restored mempool', restored);
     this.txRelay = new TxRelay({ host: this.host, names: this.names, mempool: this.mempool, gossip: this.gossip, peers: this.peers, clock: this.clock, signatures: this.signatures });
