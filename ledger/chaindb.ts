@@ -43,6 +43,14 @@ export class ChainDB implements AccountSource {
   private readonly db: Db;
   private currentTip: ChainTip;
   private queue: Promise<unknown> = Promise.resolve();
+  /**
+   * Accounts at the tip, in front of LevelDB (null: known not to exist). Updated only after a
+   * batch has committed, with exactly what it wrote, so it never disagrees with the store.
+   */
+  private readonly accountCache = new Map<string, Account | null>();
+  private readonly accountCacheSize = 500_000;
+  /** Bumped by every commit: a read that straddles one may have seen the old value, and is not cached. */
+  private commits = 0;
 
   private constructor(db: Db, params: ChainParams, genesis: Block, tip: ChainTip) {
     this.db = db;
@@ -119,8 +127,20 @@ export class ChainDB implements AccountSource {
   }
 
   async getAccount(address: Uint8Array): Promise<Account | undefined> {
+    const key = toHex(address);
+    const cached = this.accountCache.get(key);
+    if (cached !== undefined) return cached ?? undefined;
+    const generation = this.commits;
     const bytes = await this.db.get(layout.account(address));
-    return bytes && decodeAccount(bytes);
+    const account = bytes && decodeAccount(bytes);
+    if (generation === this.commits) this.cacheAccount(key, account);
+    return account;
+  }
+
+  private cacheAccount(key: string, account: Account | undefined): void {
+    this.accountCache.delete(key); // re-insert: Map order is our eviction order
+    this.accountCache.set(key, account ?? null);
+    if (this.accountCache.size > this.accountCacheSize) this.accountCache.delete(this.accountCache.keys().next().value!);
   }
 
   async hasBlock(hash: Uint8Array): Promise<boolean> {
@@ -214,7 +234,10 @@ export class ChainDB implements AccountSource {
         ...extraOps,
         { type: 'put', key: layout.tip, value: hash },
       ];
+      this.commits++;
       await this.db.batch(ops);
+      this.commits++;
+      for (const a of effects.accounts) this.cacheAccount(toHex(a.address), a.account);
       this.currentTip = { hash, height: header.height };
       return effects;
     });
@@ -228,8 +251,9 @@ export class ChainDB implements AccountSource {
       const block = await this.getBlock(tip.hash);
       const undoBytes = await this.db.get(layout.undo(tip.hash));
       if (!block || !undoBytes) throw new StoreError('STORE_CORRUPT', `tip ${toHex(tip.hash)} has no block or undo data`);
+      const undo = decodeUndo(undoBytes);
       const ops: BatchOp[] = [
-        ...decodeUndo(undoBytes).map((u): BatchOp =>
+        ...undo.map((u): BatchOp =>
           u.previous
             ? { type: 'put', key: layout.account(u.address), value: encodeAccount(u.previous) }
             : { type: 'del', key: layout.account(u.address) },
@@ -240,7 +264,10 @@ export class ChainDB implements AccountSource {
         ...extraOps,
         { type: 'put', key: layout.tip, value: block.header.prevHash },
       ];
+      this.commits++;
       await this.db.batch(ops);
+      this.commits++;
+      for (const u of undo) this.cacheAccount(toHex(u.address), u.previous);
       this.currentTip = { hash: block.header.prevHash, height: tip.height - 1 };
       return block;
     });

@@ -58,3 +58,27 @@ describe('ChainDB', () => {
     await db.close();
   });
 });
+
+describe('ChainDB account cache', () => {
+  it('never serves a value older than the last commit, even to a read that straddled it', async () => {
+    const dir = tempDir();
+    const db = await ChainDB.open(dir.path, testParams());
+    try {
+      const [a, b] = FUNDED_KEYS as [typeof FUNDED_KEYS[0], typeof FUNDED_KEYS[0]];
+      for (let i = 0; i < 5; i++) {
+        const reads = [db.getAccount(b.address), db.getAccount(a.address)];
+        const commit = db.connectBlock(childBlock(db.tip, [transfer(a, b.address, 10n, BigInt(i))]));
+        const more = [db.getAccount(b.address)];
+        await Promise.all([...reads, commit, ...more]);
+        assert.deepEqual(await db.getAccount(b.address), { balance: 1_000_000n + 10n * BigInt(i + 1), nonce: 0n });
+        assert.deepEqual(await db.getAccount(a.address), { balance: 1_000_000n - 11n * BigInt(i + 1), nonce: BigInt(i + 1) });
+      }
+      for (let i = 0; i < 5; i++) await db.disconnectTip();
+      assert.deepEqual(await db.getAccount(b.address), { balance: 1_000_000n, nonce: 0n });
+      assert.equal(await db.getAccount(testKey(99).address), undefined, 'the miner account is gone again');
+    } finally {
+      await db.close();
+      dir.remove();
+    }
+  });
+});
