@@ -177,7 +177,10 @@ Example:
   tx: `Usage: cairn tx ID [--datadir DIR | --rpc URL --rpc-token T] [--json]
 
 A transaction by id: pending in the mempool, or confirmed with its block height.
-${ACCESS}`,
+${ACCESS}
+
+Example:
+  cairn tx 3f2a…c9e1 --json`,
   block: `Usage: cairn block HEIGHT|HASH [--datadir DIR | --rpc URL --rpc-token T] [--json]
 
 A block of the main chain by height, or any stored block by hash.
@@ -189,11 +192,17 @@ Examples:
   peers: `Usage: cairn peers [--datadir DIR | --rpc URL --rpc-token T] [--json]
 
 Connected peers with their announced heights.
-${ACCESS}`,
+${ACCESS}
+
+Example:
+  cairn peers --datadir ./b --json`,
   mempool: `Usage: cairn mempool [--datadir DIR | --rpc URL --rpc-token T] [--json]
 
 Pending transactions.
-${ACCESS}`,
+${ACCESS}
+
+Example:
+  cairn mempool --json`,
   send: `Usage: cairn send --keystore DIR --from ADDRESS --to ADDRESS --amount N [--fee N] [--nonce N]
                   [--wait] [--timeout SECONDS] [--password-file F]
                   [--datadir DIR | --rpc URL --rpc-token T] [--json]

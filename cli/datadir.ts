@@ -34,9 +34,11 @@ async function readGenesis(file: string): Promise<{ text: string; params: ChainP
  * datadir alone says which network it is) and a store holding block 0. Refuses a datadir that
  * belongs to another network and changes nothing then.
  */
-export async function initDatadir(datadir: string, genesisFile = BUNDLED_GENESIS): Promise<{ params: ChainParams; created: boolean }> {
-  const { params } = await readGenesis(genesisFile);
+export async function initDatadir(datadir: string, genesisFile?: string): Promise<{ params: ChainParams; created: boolean }> {
   const copy = join(datadir, GENESIS_COPY);
+  // Without --genesis an initialised datadir keeps its own network (the bundled one is only a default).
+  if (genesisFile === undefined && (await exists(copy))) return { params: (await readGenesis(copy)).params, created: false };
+  const { params } = await readGenesis(genesisFile ?? BUNDLED_GENESIS);
   if (await exists(copy)) {
     const existing = await readGenesis(copy);
     if (genesisHashHex(existing.params) !== genesisHashHex(params)) {
@@ -47,7 +49,7 @@ export async function initDatadir(datadir: string, genesisFile = BUNDLED_GENESIS
   await mkdir(datadir, { recursive: true, mode: 0o700 });
   const db = await ChainDB.open(join(datadir, 'chain'), params); // refuses a store of another network
   await db.close();
-  await copyFile(genesisFile, copy);
+  await copyFile(genesisFile ?? BUNDLED_GENESIS, copy);
   return { params, created: true };
 }
 

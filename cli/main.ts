@@ -2,15 +2,15 @@ import { CairnError } from '../ledger/errors.ts';
 import { UsageError } from './args.ts';
 import { accountCommand, blockCommand, mempoolCommand, peersCommand, sendCommand, statusCommand, txCommand } from './cmd-chain.ts';
 import { keysCommand } from './cmd-keys.ts';
-import { devnetCommand, initCommand, nodeCommand } from './cmd-node.ts';
 import { createOut, type Out } from './output.ts';
 
 type Command = (argv: string[], out: Out) => Promise<void>;
 
 const COMMANDS: Record<string, Command> = {
-  init: initCommand,
-  node: nodeCommand,
-  devnet: devnetCommand,
+  // Loaded on demand: these pull in libp2p, which read-only commands should not pay for.
+  init: async (argv, out) => (await import('./cmd-node.ts')).initCommand(argv, out),
+  node: async (argv, out) => (await import('./cmd-node.ts')).nodeCommand(argv, out),
+  devnet: async (argv, out) => (await import('./cmd-node.ts')).devnetCommand(argv, out),
   keys: keysCommand,
   send: sendCommand,
   status: statusCommand,
@@ -58,6 +58,8 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-process.exitCode = await main(process.argv.slice(2));
-// Libraries may leave timers behind (libp2p does, for a second); do not let them hold the exit.
-setTimeout(() => process.exit(), 2000).unref();
+const code = await main(process.argv.slice(2));
+// Libraries may leave timers behind (libp2p does, for a second): once our output has been
+// flushed, nothing is left to wait for.
+process.exitCode = code;
+process.stdout.write('', () => process.stderr.write('', () => process.exit(code)));
