@@ -19,7 +19,7 @@ export class VerifyPool {
   readonly backend: SignatureBackend['name'];
   private readonly inline: SignatureBackend;
   private readonly workers: Worker[] = [];
-  private readonly pending = new Map<number, (verdicts: Uint8Array) => void>();
+  private readonly pending = new Map<number, { resolve: (verdicts: Uint8Array) => void; reject: (err: Error) => void; worker: Worker }>();
   private nextId = 1;
   private next = 0;
 
@@ -28,10 +28,24 @@ export class VerifyPool {
     this.backend = backend.name;
     for (let i = 0; i < threads; i++) {
       const worker = new Worker(new URL('./verify-worker.ts', import.meta.url), { workerData: { backend: backend.name } });
-      worker.on('message', (m: { id: number; verdicts: Uint8Array }) => {
-        this.pending.get(m.id)?.(m.verdicts);
+      worker.on('message', (m: { id: number; verdicts: Uint8Array; backend: string }) => {
+        const job = this.pending.get(m.id);
         this.pending.delete(m.id);
+        if (m.backend !== this.backend) job?.reject(new Error(`a verifier thread used ${m.backend}, not ${this.backend}`));
+        else job?.resolve(m.verdicts);
       });
+      // A thread that dies must not leave its callers waiting forever.
+      const fail = (err: Error) => {
+        for (const [id, job] of this.pending) {
+          if (job.worker !== worker) continue;
+          this.pending.delete(id);
+          job.reject(err);
+        }
+        const index = this.workers.indexOf(worker);
+        if (index >= 0) this.workers.splice(index, 1); // the rest carry on; with none left, work is done inline
+      };
+      worker.on('error', fail);
+      worker.on('exit', (code) => fail(new Error(`a verifier thread exited (${code})`)));
       worker.unref();
       this.workers.push(worker);
     }
@@ -74,8 +88,8 @@ export class VerifyPool {
     }
     const id = this.nextId++;
     const worker = this.workers[this.next++ % this.workers.length]!;
-    return new Promise((resolve) => {
-      this.pending.set(id, resolve);
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject, worker });
       worker.postMessage({ id, packed, count: items.length }, [packed.buffer]);
     });
   }

@@ -6,8 +6,10 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { bestBackend, nobleBackend, opensslBackend, libsecp256k1Backend, type SignatureBackend } from '../ledger/signature-backends.ts';
 
 const wanted = workerData?.backend as SignatureBackend['name'] | undefined;
-const backend =
-  wanted === 'noble' ? nobleBackend : wanted === 'openssl' ? opensslBackend : wanted === 'libsecp256k1' ? libsecp256k1Backend() ?? nobleBackend : bestBackend();
+const backend: SignatureBackend | undefined =
+  wanted === 'noble' ? nobleBackend : wanted === 'openssl' ? opensslBackend : wanted === 'libsecp256k1' ? libsecp256k1Backend() : bestBackend();
+// Never substitute another backend silently: the pool must know which library judged.
+if (!backend) throw new Error(`signature backend ${wanted} is not available in this thread`);
 
 parentPort!.on('message', (job: { id: number; packed: Uint8Array; count: number }) => {
   const verdicts = new Uint8Array(job.count);
@@ -21,5 +23,5 @@ parentPort!.on('message', (job: { id: number; packed: Uint8Array; count: number 
     verdicts[i] = backend.verify(sig, message, pub) ? 1 : 0;
     offset += 101 + length;
   }
-  parentPort!.postMessage({ id: job.id, verdicts }, [verdicts.buffer]);
+  parentPort!.postMessage({ id: job.id, verdicts, backend: backend.name }, [verdicts.buffer]);
 });
