@@ -95,7 +95,12 @@ export function decodeGetBlockTxs(bytes: Uint8Array): { blockHash: Uint8Array; i
 }
 
 /** Serves the transactions of a stored block by position (the answer is a transaction push body). */
-export async function serveBlockTxs(host: Host, names: NetworkNames, getBlock: (hash: Uint8Array) => Promise<Block | undefined>): Promise<void> {
+export async function serveBlockTxs(
+  host: Host,
+  names: NetworkNames,
+  getBlock: (hash: Uint8Array) => Promise<Block | undefined>,
+  onBadRequest: (peer: PeerId, err: unknown) => void,
+): Promise<void> {
   await serve(
     host,
     names.blockTxs,
@@ -108,7 +113,7 @@ export async function serveBlockTxs(host: Host, names: NetworkNames, getBlock: (
       for (const tx of txs) w.bytes(tx.bytes);
       return w.finish();
     },
-    { timeoutMs: 5000, maxBytes: 64 + MAX_REQUESTED * 4 },
+    { timeoutMs: 5000, maxBytes: 64 + MAX_REQUESTED * 4, onBadRequest },
   );
 }
 

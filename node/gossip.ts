@@ -1,6 +1,10 @@
 import { EventEmitter } from 'node:events';
 import { TopicValidatorResult, type Message } from '@libp2p/gossipsub';
 import type { PeerId } from '@libp2p/interface';
+import { peerIdFromString } from '@libp2p/peer-id';
+
+/** How long a connection may go without a gossip stream before we hang up. */
+const GOSSIPLESS_GRACE_MS = 10_000;
 import { CairnError, DecodeError } from '../ledger/errors.ts';
 import { decodeBlock, type Block } from '../ledger/block.ts';
 import { decodeTransaction, type Transaction } from '../ledger/transaction.ts';
@@ -43,6 +47,10 @@ export class Gossip extends EventEmitter<GossipEvents> {
   private readonly peers: PeerManager;
   private readonly clock: () => number;
   private readonly onHeartbeat = () => this.policeScores();
+  /** When each connected peer connected (ms), to spot connections that carry no gossip. */
+  private readonly connectedAt = new Map<string, number>();
+  private readonly onConnect = (e: CustomEvent<PeerId>) => void this.connectedAt.set(e.detail.toString(), Date.now());
+  private readonly onDisconnect = (e: CustomEvent<PeerId>) => void this.connectedAt.delete(e.detail.toString());
   /** Compact blocks rebuilt from the mempool alone, with some transactions fetched, or not at all. */
   readonly compactStats = { rebuilt: 0, fetched: 0, failed: 0 };
 
@@ -65,11 +73,15 @@ export class Gossip extends EventEmitter<GossipEvents> {
     pubsub.subscribe(this.names.compactBlockTopic);
     pubsub.subscribe(this.names.txTopic);
     pubsub.addEventListener('gossipsub:heartbeat', this.onHeartbeat);
+    this.host.addEventListener('peer:connect', this.onConnect);
+    this.host.addEventListener('peer:disconnect', this.onDisconnect);
   }
 
   stop(): void {
     const pubsub = this.host.services.pubsub;
     pubsub.removeEventListener('gossipsub:heartbeat', this.onHeartbeat);
+    this.host.removeEventListener('peer:connect', this.onConnect);
+    this.host.removeEventListener('peer:disconnect', this.onDisconnect);
     pubsub.topicValidators.delete(this.names.blockTopic);
     pubsub.topicValidators.delete(this.names.txTopic);
     pubsub.topicValidators.delete(this.names.compactBlockTopic);
@@ -80,8 +92,10 @@ export class Gossip extends EventEmitter<GossipEvents> {
     await this.host.services.pubsub.publish(this.names.compactBlockTopic, encodeCompactBlock(block)).catch(() => {});
   }
 
-  async publishTx(tx: Transaction): Promise<void> {
-    await this.host.services.pubsub.publish(this.names.txTopic, tx.bytes).catch(() => {});
+  /** Publishes a transaction; resolves to the number of peers it was sent to. */
+  async publishTx(tx: Transaction): Promise<number> {
+    const result = await this.host.services.pubsub.publish(this.names.txTopic, tx.bytes).catch(() => undefined);
+    return result?.recipients.length ?? 0;
   }
 
   private reject(peer: PeerId, err: unknown): TopicValidatorResult {
@@ -153,13 +167,26 @@ export class Gossip extends EventEmitter<GossipEvents> {
     }
   }
 
-  /** gossipsub only ignores low scorers; a peer that keeps sending invalid data is cut off. */
+  /**
+   * gossipsub only ignores low scorers: a peer that keeps sending invalid data is cut off here.
+   * So is a connection that has carried no gossip stream for a while — what is left of a peer
+   * whose stream gossipsub closed (an over-limit message, a protocol error).
+   */
   private policeScores(): void {
     const pubsub = this.host.services.pubsub;
+    const gossiping = new Set<string>();
     for (const peer of pubsub.getPeers()) {
+      gossiping.add(peer.toString());
       if (pubsub.getScore(peer.toString()) < GOSSIP_BAN_SCORE && !this.peers.isBanned(peer)) {
         this.peers.ban(peer, 'gossip score below threshold');
       }
+    }
+    const now = Date.now();
+    for (const [id, since] of this.connectedAt) {
+      if (gossiping.has(id) || now - since < GOSSIPLESS_GRACE_MS || this.peers.isBanned(id)) continue;
+      this.connectedAt.delete(id);
+      this.peers.penalize(id, 50, 'connected without a working gossip stream');
+      void this.host.hangUp(peerIdFromString(id)).catch(() => {});
     }
   }
 }

@@ -80,7 +80,10 @@ export async function createHost(o: HostOptions): Promise<Host> {
   const pubsub: Partial<GossipsubOpts> = {
     globalSignaturePolicy: StrictNoSign,
     msgIdFn: (m: Message) => sha256(m.data),
-    maxInboundDataLength: o.maxMessageBytes,
+    // gossipsub drops an over-limit message by closing the sender's stream, unpunished, leaving a
+    // connection we never read from again. Admit up to 8 MiB, so our validators see (and punish)
+    // anything above our own limits; senders beyond it are caught as gossip-less peers.
+    maxInboundDataLength: Math.max(8 << 20, 2 * o.maxMessageBytes),
     allowPublishToZeroTopicPeers: true,
     ignoreDuplicatePublishError: true,
     scoreParams: {

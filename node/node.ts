@@ -120,7 +120,7 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     this.gossip.start();
     await this.sync.start();
     await this.txRelay.start();
-    await serveBlockTxs(this.host, this.names, (hash) => this.db.getBlock(hash));
+    await serveBlockTxs(this.host, this.names, (hash) => this.db.getBlock(hash), (peer, err) => this.peers.badRequest(peer, err));
     for (const addr of c.bootstrap ?? []) this.remember(addr);
 
     if (c.mine) {
@@ -211,7 +211,8 @@ export class CairnNode extends EventEmitter<NodeEvents> {
   /** Admits a transaction from this node's user and gossips it. */
   async submitTransaction(tx: Transaction): Promise<void> {
     await this.mempool.add(tx, this.clock());
-    await this.gossip.publishTx(tx);
+    // Published to nobody (no mesh yet, say), gossip would never try again: push it directly.
+    if ((await this.gossip.publishTx(tx)) === 0) await this.txRelay.pushToAll([tx]);
   }
 
   /** Gossips a block this node made. */

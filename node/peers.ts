@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { PeerId } from '@libp2p/interface';
+import { CairnError } from '../ledger/errors.ts';
 
 /** Misbehaviour adds up per peer; at this score the peer is cut off and refused for a while. */
 export const BAN_THRESHOLD = 100;
@@ -36,6 +37,12 @@ export class PeerManager extends EventEmitter<PeerManagerEvents> {
     if (total < BAN_THRESHOLD) return false;
     this.ban(id, reason);
     return true;
+  }
+
+  /** For a request we could not serve: the error's own ban score, or a flat 25 for framing and timeouts. */
+  badRequest(peer: PeerId | string, err: unknown): void {
+    const score = err instanceof CairnError ? Math.max(err.banScore, 10) : 25;
+    this.penalize(peer, score, `bad request: ${(err as Error)?.message ?? String(err)}`);
   }
 
   ban(peer: PeerId | string, reason: string): void {

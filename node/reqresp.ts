@@ -66,13 +66,25 @@ export type Responder = (request: Uint8Array, peer: PeerId) => Promise<Uint8Arra
  * Serves `protocol`: reads one capped request, answers with one frame, or several frames and the
  * empty terminator. A handler error resets the stream; the asker sees it fail.
  */
-export async function serve(host: Host, protocol: string, respond: Responder, o: RequestOptions): Promise<void> {
+export async function serve(
+  host: Host,
+  protocol: string,
+  respond: Responder,
+  o: RequestOptions & { onBadRequest: (peer: PeerId, err: unknown) => void },
+): Promise<void> {
   await host.handle(
     protocol,
     async (stream: Stream, connection) => {
       const lp = framed(stream, o.maxBytes);
-      const req = (await lp.read({ signal: AbortSignal.timeout(o.timeoutMs) })).subarray();
-      const answer = await respond(req, connection.remotePeer);
+      let answer: Uint8Array | Uint8Array[];
+      try {
+        const req = (await lp.read({ signal: AbortSignal.timeout(o.timeoutMs) })).subarray();
+        answer = await respond(req, connection.remotePeer);
+      } catch (err) {
+        // Garbage, oversized or missing requests are the asker's doing: it pays for them.
+        o.onBadRequest(connection.remotePeer, err);
+        throw err;
+      }
       if (Array.isArray(answer)) {
         for (const frame of answer) await lp.write(frame);
         await lp.write(new Uint8Array(0));

@@ -98,7 +98,8 @@ export class Sync extends EventEmitter<SyncEvents> {
   }
 
   async start(): Promise<void> {
-    const limits = { timeoutMs: STATUS_TIMEOUT_MS, maxBytes: 1024 };
+    const onBadRequest = (peer: PeerId, err: unknown) => this.peers.badRequest(peer, err);
+    const limits = { timeoutMs: STATUS_TIMEOUT_MS, maxBytes: 1024, onBadRequest };
     await serve(this.host, this.names.status, async () => encodeStatus(this.ourStatus()), limits);
     await serve(
       this.host,
@@ -121,7 +122,7 @@ export class Sync extends EventEmitter<SyncEvents> {
         }
         return frames;
       },
-      { timeoutMs: STATUS_TIMEOUT_MS, maxBytes: 4096 },
+      { timeoutMs: STATUS_TIMEOUT_MS, maxBytes: 4096, onBadRequest },
     );
   }
 

@@ -37,7 +37,7 @@ export class TxRelay {
         for (const tx of txs) await this.admit(tx, peer);
         return new Uint8Array(0);
       },
-      { timeoutMs: PUSH_TIMEOUT_MS, maxBytes: MAX_PUSH_BYTES },
+      { timeoutMs: PUSH_TIMEOUT_MS, maxBytes: MAX_PUSH_BYTES, onBadRequest: (peer, err) => this.o.peers.badRequest(peer, err) },
     );
   }
 

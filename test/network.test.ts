@@ -141,7 +141,7 @@ describe('network: hostile and foreign peers', function () {
     const gossiper = await hostileHost(names);
     // It passes the handshake (a peer that cannot answer it is taken for another network).
     const genesisStatus = encodeStatus({ genesis: a.node.db.genesis.header.hash, height: 0, tipHash: a.node.db.genesis.header.hash, totalWork: 1n });
-    await serve(gossiper, names.status, async () => genesisStatus, { timeoutMs: 5000, maxBytes: 1024 });
+    await serve(gossiper, names.status, async () => genesisStatus, { timeoutMs: 5000, maxBytes: 1024, onBadRequest: () => {} });
     gossiper.services.pubsub.subscribe(names.blockTopic);
     gossiper.services.pubsub.subscribe(names.txTopic);
     await gossiper.dial(multiaddr(a.addr));
@@ -157,7 +157,7 @@ describe('network: hostile and foreign peers', function () {
     await waitFor(() => a.node.host.getConnections(gossiper.peerId).length === 0, 10_000, 'A to hang up on it');
 
     const liar = await hostileHost(names);
-    const limits = { timeoutMs: 5000, maxBytes: 1024 };
+    const limits = { timeoutMs: 5000, maxBytes: 1024, onBadRequest: () => {} };
     await serve(liar, names.status, async () => encodeStatus({ genesis: a.node.db.genesis.header.hash, height: 10_000, tipHash: rand.bytes(32), totalWork: 1n << 200n }), limits);
     await serve(liar, names.headers, async () => rand.bytes(4000), limits);
     await liar.dial(multiaddr(a.addr));
@@ -182,7 +182,7 @@ describe('network: hostile and foreign peers', function () {
 
     // Same protocol names (as if the namespaces collided) but another genesis in the status.
     const impostor = await hostileHost(a.node.names);
-    await serve(impostor, a.node.names.status, async () => encodeStatus({ genesis: new Uint8Array(32).fill(9), height: 1, tipHash: new Uint8Array(32), totalWork: 1n }), { timeoutMs: 5000, maxBytes: 1024 });
+    await serve(impostor, a.node.names.status, async () => encodeStatus({ genesis: new Uint8Array(32).fill(9), height: 1, tipHash: new Uint8Array(32), totalWork: 1n }), { timeoutMs: 5000, maxBytes: 1024, onBadRequest: () => {} });
     await impostor.dial(multiaddr(a.addr));
     await waitFor(() => a.node.peers.isBanned(impostor.peerId), 15_000, 'A to refuse the impostor');
     assert.equal(a.node.sync.statuses.has(impostor.peerId.toString()), false);
