@@ -39,9 +39,14 @@ export class PeerManager extends EventEmitter<PeerManagerEvents> {
     return true;
   }
 
-  /** For a request we could not serve: the error's own ban score, or a flat 25 for framing and timeouts. */
+  /**
+   * For a request we could not serve. Malformed content costs its ban score, broken framing (an
+   * over-limit or garbled length prefix) a flat 25; a peer that vanished mid-request (reset,
+   * end of stream, timeout) costs nothing: a crash or a cut cable is no offence.
+   */
   badRequest(peer: PeerId | string, err: unknown): void {
-    const score = err instanceof CairnError ? Math.max(err.banScore, 10) : 25;
+    const name = (err as Error)?.name ?? '';
+    const score = err instanceof CairnError ? Math.max(err.banScore, 10) : /^Invalid.*(Length|Data)/.test(name) ? 25 : 0;
     this.penalize(peer, score, `bad request: ${(err as Error)?.message ?? String(err)}`);
   }
 
