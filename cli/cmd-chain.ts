@@ -1,7 +1,8 @@
 import { toHex } from '../ledger/bytes.ts';
 import { signTransaction } from '../ledger/transaction.ts';
 import { encodeAddress } from '../ledger/keys.ts';
-import { loadPrivateKey, readPassword } from './keystore.ts';
+import { loadPrivateKey } from './keystore.ts';
+import { readPassword } from './password.ts';
 import { RpcClient, RpcClientError } from './rpc-client.ts';
 import { NODE_ACCESS, address, amount, count, parse, required, str, UsageError } from './args.ts';
 import { DEFAULT_DATADIR } from './datadir.ts';

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { toHex } from '../ledger/bytes.ts';
-import { createKey, importKey, listKeys, loadPrivateKey, readPassword } from './keystore.ts';
+import { createKey, importKey, listKeys, loadPrivateKey } from './keystore.ts';
+import { readPassword } from './password.ts';
 import { address, parse, required, str, UsageError } from './args.ts';
 import type { Out } from './output.ts';
 

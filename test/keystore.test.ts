@@ -11,10 +11,9 @@ import {
   KeystoreError,
   listKeys,
   loadPrivateKey,
-  promptHidden,
-  readPassword,
   type KeystoreErrorCode,
 } from '../cli/keystore.ts';
+import { promptHidden, readPassword } from '../cli/password.ts';
 import { bigIntToBytes, fromHex, toHex } from '../ledger/bytes.ts';
 import { CairnError } from '../ledger/errors.ts';
 import { addressOf, CURVE_ORDER, encodeAddress, isValidPrivateKey, publicKeyOf } from '../ledger/keys.ts';

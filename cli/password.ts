@@ -1,0 +1,114 @@
+/**
+ * Where a keystore password comes from: `--password-file`, then `CAIRN_PASSWORD`, then a prompt
+ * on the terminal that echoes nothing. Never printed, never logged, never in an error message.
+ */
+import { readFile } from 'node:fs/promises';
+import { StringDecoder } from 'node:string_decoder';
+import { KeystoreError, errnoText, requirePassword } from './keystore.ts';
+
+export interface ReadPasswordOptions {
+  /** `--password-file`: its first line is the password. Wins over everything else. */
+  readonly passwordFile?: string;
+  /** Where `CAIRN_PASSWORD` is looked up (default `process.env`). Set but empty counts as unset. */
+  readonly env?: NodeJS.ProcessEnv;
+  /** Asks the user; default `promptHidden` when `interactive`. */
+  readonly prompt?: (question: string) => Promise<string>;
+  /** Whether a person can be asked (default: stdin is a TTY). Ignored when `prompt` is given. */
+  readonly interactive?: boolean;
+  /** Ask twice and require the same answer (for `keys new` and `import`); prompts only. */
+  readonly confirm?: boolean;
+}
+
+/** The password, from `--password-file`, then `CAIRN_PASSWORD`, then a prompt that does not echo. */
+export async function readPassword(options: ReadPasswordOptions = {}): Promise<string> {
+  if (options.passwordFile !== undefined) {
+    let text: string;
+    try {
+      text = await readFile(options.passwordFile, 'utf8');
+    } catch (err) {
+      throw new KeystoreError(
+        'PASSWORD_FILE_UNREADABLE',
+        `cannot read password file ${options.passwordFile}: ${errnoText(err)}`,
+      );
+    }
+    const firstLine = text.split('\n', 1)[0] ?? '';
+    return requirePassword(firstLine.endsWith('\r') ? firstLine.slice(0, -1) : firstLine, `password file ${options.passwordFile}`);
+  }
+  const fromEnv = (options.env ?? process.env)['CAIRN_PASSWORD'];
+  if (fromEnv !== undefined && fromEnv !== '') return fromEnv;
+
+  const interactive = options.interactive ?? process.stdin.isTTY === true;
+  const prompt = options.prompt ?? (interactive ? (question: string) => promptHidden(question) : undefined);
+  if (prompt === undefined) {
+    throw new KeystoreError(
+      'NO_PASSWORD',
+      'no password: pass --password-file FILE, set CAIRN_PASSWORD, or run in a terminal to be asked',
+    );
+  }
+  const password = requirePassword(await prompt('Password: '), 'the prompt');
+  if (options.confirm === true && (await prompt('Repeat password: ')) !== password) {
+    throw new KeystoreError('PASSWORD_MISMATCH', 'the two passwords differ');
+  }
+  return password;
+}
+
+export interface PromptStreams {
+  readonly input: NodeJS.ReadableStream & { isRaw?: boolean; setRawMode?: (mode: boolean) => unknown };
+  readonly output: NodeJS.WritableStream;
+}
+
+/**
+ * Writes `question` to stderr and reads one line from stdin in raw mode, so the terminal echoes
+ * nothing. Enter ends the line; Backspace and Ctrl-U edit it; Ctrl-C (which raw mode turns into a
+ * byte rather than SIGINT) and Ctrl-D on an empty line cancel with PROMPT_CANCELLED.
+ */
+export function promptHidden(
+  question: string,
+  streams: PromptStreams = { input: process.stdin, output: process.stderr },
+): Promise<string> {
+  const { input, output } = streams;
+  return new Promise((resolve, reject) => {
+    const wasRaw = input.isRaw === true;
+    const decoder = new StringDecoder('utf8');
+    let answer = '';
+    let inEscape = false;
+
+    const finish = (error?: KeystoreError): void => {
+      input.removeListener('data', onData);
+      input.removeListener('end', onEnd);
+      input.removeListener('error', onError);
+      input.setRawMode?.(wasRaw);
+      input.pause();
+      output.write('\n');
+      if (error === undefined) resolve(answer);
+      else reject(error);
+    };
+    const cancelled = (): KeystoreError => new KeystoreError('PROMPT_CANCELLED', 'password prompt cancelled');
+    const onData = (chunk: Buffer | string): void => {
+      const text = typeof chunk === 'string' ? chunk : decoder.write(chunk);
+      for (const ch of text) {
+        if (inEscape) {
+          // An arrow or function key is ESC [ … final byte; none of it is part of the password.
+          if (ch !== '[' && ch >= '@' && ch <= '~') inEscape = false;
+          continue;
+        }
+        if (ch === '\r' || ch === '\n') return finish();
+        if (ch === '\u0003') return finish(cancelled());
+        if (ch === '\u0004') return answer === '' ? finish(cancelled()) : finish();
+        if (ch === '\u007f' || ch === '\b') answer = Array.from(answer).slice(0, -1).join('');
+        else if (ch === '\u0015') answer = '';
+        else if (ch === '\u001b') inEscape = true;
+        else if (ch >= ' ') answer += ch;
+      }
+    };
+    const onEnd = (): void => (answer === '' ? finish(cancelled()) : finish());
+    const onError = (): void => finish(new KeystoreError('PROMPT_CANCELLED', 'cannot read the password from the terminal'));
+
+    output.write(question);
+    input.setRawMode?.(true);
+    input.on('data', onData);
+    input.on('end', onEnd);
+    input.on('error', onError);
+    input.resume();
+  });
+}
