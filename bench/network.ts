@@ -291,7 +291,7 @@ export const networkSuite: Suite = {
       let v = 0;
       const verifyRate = median(await measureRate(() => (checkTxSignature(txs[v++ % txs.length]!), 1), { runs: 3, minMs: 150, warmupMs: 50 }));
 
-      ctx.log('network: syncBlocksPerSec, syncTxPerSec');
+      ctx.log('network: syncSmallBlocksPerSec, syncSmallTxPerSec');
       const a = await startBenchNode(aDir, params, [], live);
       const verifier = verifierOf(a.node);
       const digest = await stateDigest(a.node.db);
@@ -307,9 +307,9 @@ export const networkSuite: Suite = {
       const nobleSeconds = txCount / verifyRate;
       const syncNote = `${SYNC_BLOCKS} blocks of ${SYNC_TXS_PER_BLOCK} signed transfers from one peer, fresh node per run, from its start to A's tip; first block after ${ms1(median(syncs.map((s) => s.firstBlockMs)))} ms`;
       metrics.push(
-        metric({ key: 'syncBlocksPerSec', label: 'sync of a fresh node from one peer', unit: 'block/s', runs: syncs.map((s) => (SYNC_BLOCKS * 1000) / s.ms), note: syncNote }),
+        metric({ key: 'syncSmallBlocksPerSec', label: 'sync of a fresh node from one peer', unit: 'block/s', runs: syncs.map((s) => (SYNC_BLOCKS * 1000) / s.ms), note: syncNote }),
         metric({
-          key: 'syncTxPerSec',
+          key: 'syncSmallTxPerSec',
           label: 'sync of a fresh node from one peer',
           unit: 'tx/s',
           runs: syncs.map((s) => (txCount * 1000) / s.ms),
@@ -380,14 +380,14 @@ export const networkSuite: Suite = {
       const shape = `a line A–${NAMES[PROPAGATION_NODES - 1]} (each bootstrapping off the one before), then ${topology}; mined on A; all ${PROPAGATION_NODES} nodes in this one process`;
       metrics.push(
         metric({
-          key: 'propagationP50Ms',
+          key: 'propagationEmptyP50Ms',
           label: `block propagation to all ${PROPAGATION_NODES} nodes, p50`,
           unit: 'ms',
           runs: totals,
           note: `${totals.length} coinbase-only blocks, from A's connect to the last node's (min–max over all); ${shape}; median arrival at ${receivers} ${hops(light)} ms`,
         }),
         metric({
-          key: 'propagationP99Ms',
+          key: 'propagationEmptyP99Ms',
           label: `block propagation to all ${PROPAGATION_NODES} nodes, p99`,
           unit: 'ms',
           runs: [percentile(totals, 99)],

@@ -15,11 +15,37 @@ export interface Metric {
   /** Each timed run's value, in the order run. */
   readonly runs: readonly number[];
   readonly note?: string;
+  /** What the issue asks of this figure, if anything: the table says whether the median meets it. */
+  readonly target?: Target;
+  /**
+   * The most this machine could do on this figure, measured in the same run (for transaction
+   * rates: libsecp256k1's single-core verify rate × cores ÷ signature checks per transaction).
+   */
+  readonly limit?: number;
+}
+
+/** A figure's goal: at least `atLeast` (rates), or below `below` (latencies, memory). */
+export type Target = { readonly atLeast: number } | { readonly below: number };
+
+export const atLeast = (value: number): Target => ({ atLeast: value });
+export const below = (value: number): Target => ({ below: value });
+
+export function meets(value: number, target: Target): boolean {
+  return 'atLeast' in target ? value >= target.atLeast : value < target.below;
+}
+
+function formatTarget(target: Target): string {
+  return 'atLeast' in target ? `≥ ${formatNumber(target.atLeast)}` : `< ${formatNumber(target.below)}`;
 }
 
 export interface SuiteContext {
   /** How many timed runs each metric takes its median over. */
   readonly runs: number;
+  /**
+   * `--quick`: suites whose full workload takes minutes (the `perf` suites) shrink it, so the
+   * whole bench can be tried in a few minutes. Figures from a quick run are not the issue's.
+   */
+  readonly quick: boolean;
   /** Progress for the person waiting. Goes to stderr, so `--json` leaves stdout to the report. */
   log(message: string): void;
   /**
@@ -96,8 +122,9 @@ export async function measureRuns(runs: number, run: (index: number) => Promise<
 }
 
 /** A metric from its runs; the value is their median. */
-export function metric(fields: { key: string; label: string; unit: string; runs: readonly number[]; note?: string }): Metric {
-  return { ...fields, value: median(fields.runs) };
+export function metric(fields: { key: string; label: string; unit: string; runs: readonly number[]; note?: string; target?: Target; limit?: number }): Metric {
+  const { target, limit, ...rest } = fields;
+  return { ...rest, value: median(fields.runs), ...(target === undefined ? {} : { target }), ...(limit === undefined ? {} : { limit }) };
 }
 
 export interface MachineInfo {
@@ -136,6 +163,7 @@ export function checkMetricKeys(metrics: readonly Metric[]): void {
     if (seen.has(m.key)) throw new Error(`metric key "${m.key}" is reported twice`);
     seen.add(m.key);
     if (m.runs.length === 0 || !m.runs.every(Number.isFinite)) throw new Error(`metric "${m.key}" has no finite runs`);
+    if (m.limit !== undefined && !Number.isFinite(m.limit)) throw new Error(`metric "${m.key}" has a limit that is not a number`);
   }
 }
 
@@ -155,23 +183,28 @@ export interface SuiteResult {
 }
 
 /** `footer` lines follow the table: what the runner observed about the run itself. */
-export function formatTable(machine: MachineInfo, results: readonly SuiteResult[], runs: number, footer: readonly string[] = []): string {
+export function formatTable(machine: MachineInfo, results: readonly SuiteResult[], runs: number, footer: readonly string[] = [], quick = false): string {
   const header = [
     `Cairn benchmarks on ${machine.cpuModel}, ${machine.cores} cores, ${gib(machine.totalMemoryBytes)} RAM`,
     `Node ${machine.nodeVersion} ${machine.platform}/${machine.arch}, load average ${machine.loadAverage1m.toFixed(2)} at start`,
-    runs === 1 ? 'Each figure is from a single run (--runs 1): no median, so expect noise.' : `Each figure is the median of ${runs} runs; min–max is the spread of those runs.`,
+    runs === 1 ? 'Each figure is from a single run (--runs 1): no median, so expect noise.' : `Each figure is the median of ${runs} runs (fewer where its note says so); min–max is the spread of those runs.`,
+    ...(quick ? ['QUICK SCALE (--quick): the perf workloads are cut down; these are not the figures the issue\'s targets are about.'] : []),
     '',
   ];
-  const rows: string[][] = [['suite', 'metric', 'median', 'unit', 'min–max', 'note']];
+  const all = results.flatMap((r) => r.metrics);
+  const rows: string[][] = [['suite', 'metric', 'median', 'unit', 'min–max', 'target', 'machine limit', 'status', 'note']];
   for (const { suite, metrics } of results) {
     for (const m of metrics) {
       const range = `${formatNumber(Math.min(...m.runs))}–${formatNumber(Math.max(...m.runs))}`;
-      rows.push([suite, m.label, formatNumber(m.value), m.unit, range, m.note ?? '']);
+      const target = m.target ? formatTarget(m.target) : '';
+      const limit = m.limit === undefined ? '' : formatNumber(m.limit);
+      const status = m.target ? (meets(m.value, m.target) ? 'met' : 'MISSED') : '';
+      rows.push([suite, m.label, formatNumber(m.value), m.unit, range, target, limit, status, m.note ?? '']);
     }
   }
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((row) => row[c]!.length)));
   // Numbers align right so their magnitudes line up; the last column is free text.
-  const rightAligned = new Set([2, 4]);
+  const rightAligned = new Set([2, 4, 5, 6]);
   const lines = rows.map((row) =>
     row
       .map((cell, c) => (c === row.length - 1 ? cell : rightAligned.has(c) ? cell.padStart(widths[c]!) : cell.padEnd(widths[c]!)))
@@ -179,22 +212,44 @@ export function formatTable(machine: MachineInfo, results: readonly SuiteResult[
       .trimEnd(),
   );
   lines.splice(1, 0, widths.map((w) => '-'.repeat(w)).join('  '));
-  return [...header, ...lines, ...(footer.length > 0 ? ['', ...footer] : [])].join('\n') + '\n';
+  const targeted = all.filter((m) => m.target);
+  const missed = targeted.filter((m) => !meets(m.value, m.target!));
+  const verdict =
+    targeted.length === 0
+      ? []
+      : [`Targets: ${targeted.length - missed.length} of ${targeted.length} met${missed.length > 0 ? `; MISSED: ${missed.map((m) => m.key).join(', ')}` : ''}.`];
+  return [...header, ...lines, ...(footer.length + verdict.length > 0 ? ['', ...verdict, ...footer] : [])].join('\n') + '\n';
 }
 
 export interface JsonReport {
   readonly machine: MachineInfo;
+  /** Whether the perf workloads were cut down (`--quick`). */
+  readonly quick: boolean;
   /** key → median, for scripts that want one number per figure. */
   readonly metrics: Record<string, number>;
+  /** key → target, for the figures that have one. */
+  readonly targets: Record<string, Target>;
+  /** key → whether its median meets its target, for the same figures. */
+  readonly met: Record<string, boolean>;
+  /** key → the machine's limit for that figure, measured in the same run, where there is one. */
+  readonly limits: Record<string, number>;
   readonly details: ReadonlyArray<Metric & { readonly suite: string }>;
 }
 
-export function jsonReport(machine: MachineInfo, results: readonly SuiteResult[]): JsonReport {
+export function jsonReport(machine: MachineInfo, results: readonly SuiteResult[], quick = false): JsonReport {
   const metrics: Record<string, number> = {};
+  const targets: Record<string, Target> = {};
+  const met: Record<string, boolean> = {};
+  const limits: Record<string, number> = {};
   const details: Array<Metric & { suite: string }> = [];
   for (const { suite, metrics: list } of results) {
     for (const m of list) {
       metrics[m.key] = round(m.value);
+      if (m.target) {
+        targets[m.key] = m.target;
+        met[m.key] = meets(m.value, m.target);
+      }
+      if (m.limit !== undefined) limits[m.key] = round(m.limit);
       details.push({
         suite,
         key: m.key,
@@ -203,10 +258,12 @@ export function jsonReport(machine: MachineInfo, results: readonly SuiteResult[]
         unit: m.unit,
         runs: m.runs.map(round),
         ...(m.note === undefined ? {} : { note: m.note }),
+        ...(m.target === undefined ? {} : { target: m.target }),
+        ...(m.limit === undefined ? {} : { limit: round(m.limit) }),
       });
     }
   }
-  return { machine, metrics, details };
+  return { machine, quick, metrics, targets, met, limits, details };
 }
 
 /** Two decimals: more would be noise, and fewer would flatten figures in milliseconds. */

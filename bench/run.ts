@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util';
 import { consensusSuite } from './consensus.ts';
 import { ledgerSuite } from './ledger.ts';
 import { networkSuite } from './network.ts';
+import { PERF_SUITES } from './perf.ts';
 import {
   TempDirs,
   checkMetricKeys,
@@ -15,15 +16,19 @@ import {
 } from './report.ts';
 
 /** Every suite, in the order they run. A new suite is one module exporting a `Suite`, added here. */
-const SUITES: readonly Suite[] = [ledgerSuite, consensusSuite, networkSuite];
+const SUITES: readonly Suite[] = [...PERF_SUITES, ledgerSuite, consensusSuite, networkSuite];
 
 const DEFAULT_RUNS = 5;
 
-const USAGE = `Usage: npm run bench -- [suite ...] [--json] [--runs N]
+const USAGE = `Usage: npm run bench -- [suite ...] [--json] [--runs N] [--quick]
 
   suite     run only these suites (default: all): ${SUITES.map((s) => s.name).join(', ')}
-  --json    print one JSON object { machine, metrics, details } on stdout instead of the table
+  --json    print one JSON object { machine, quick, metrics, targets, met, limits, details } on
+            stdout instead of the table
   --runs N  timed runs per metric, each figure being their median (default ${DEFAULT_RUNS})
+  --quick   cut the perf suites' workloads down (a 1,000-block sync instead of 10,000, shorter
+            devnet window, fewer transactions) to try the bench in a few minutes; the issue's
+            targets are about the full scale
   --list    list the suites and exit
 
 Progress goes to stderr. With npm, add --silent (npm run --silent bench -- --json) so that npm's
@@ -43,6 +48,7 @@ async function main(): Promise<number> {
       options: {
         json: { type: 'boolean', default: false },
         runs: { type: 'string' },
+        quick: { type: 'boolean', default: false },
         list: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
@@ -77,6 +83,7 @@ async function main(): Promise<number> {
   }
   const ctx: SuiteContext = {
     runs,
+    quick: values.quick,
     log: (message) => process.stderr.write(`${message}\n`),
     tempDir: (prefix) => tempDirs.create(prefix),
   };
@@ -109,7 +116,10 @@ async function main(): Promise<number> {
     `The bench process was on CPU ${(100 * cpuShare).toFixed(0)}% of its wall time (LevelDB's own threads count too); ` +
       `load average ${(loadavg()[0] ?? 0).toFixed(2)} at the end.`,
   ];
-  process.stdout.write(values.json ? JSON.stringify(jsonReport(machine, results)) + '\n' : formatTable(machine, results, runs, footer));
+  const wallSeconds = (performance.now() - wallStart) / 1000;
+  const argv = process.argv.slice(2);
+  footer.push(`Command: npm run bench${argv.length > 0 ? ` -- ${argv.join(' ')}` : ''}; ${new Date().toISOString()}; ${wallSeconds.toFixed(0)} s in all.`);
+  process.stdout.write(values.json ? JSON.stringify(jsonReport(machine, results, values.quick)) + '\n' : formatTable(machine, results, runs, footer, values.quick));
   if (failed.length > 0) ctx.log(`bench: failed suites: ${failed.join(', ')}`);
   return failed.length > 0 ? 1 : 0;
 }
