@@ -17,6 +17,8 @@ export class RpcError extends Error {
 }
 
 const invalid = (message: string) => new RpcError(RPC_ERRORS.INVALID_PARAMS, message);
+/** What fits in one 1 MiB request body: 334 hex characters a transaction plus JSON punctuation. */
+const MAX_TXS_PER_CALL = 3000;
 const notFound = (message: string) => new RpcError(RPC_ERRORS.NOT_FOUND, message);
 
 function param<T>(params: Record<string, unknown>, name: string, check: (v: unknown) => v is T, what: string): T {
@@ -168,7 +170,7 @@ export const rpcHandlers: Handlers = {
 
   async sendRawTransactions(node, params) {
     const list = params.txs;
-    if (!Array.isArray(list) || list.length > 5000 || !list.every(isString)) throw invalid('"txs" must be an array of at most 5000 hex strings');
+    if (!Array.isArray(list) || list.length > MAX_TXS_PER_CALL || !list.every(isString)) throw invalid(`"txs" must be an array of at most ${MAX_TXS_PER_CALL} hex strings`);
     const decoded: (Transaction | Error)[] = list.map((hex) => {
       try {
         return decodeTransaction(fromHex(hex));

@@ -87,7 +87,7 @@ export interface RpcMethods {
   /** Submit a signed transaction (hex of its canonical encoding). */
   sendRawTransaction: { params: { tx: string }; result: { id: string } };
   /**
-   * Submit many signed transactions at once (at most 5,000): signatures are verified in parallel,
+   * Submit many signed transactions at once (at most 3,000, what fits in a 1 MiB body): signatures are verified in parallel,
    * then each is admitted in order. Rejections are reported per transaction, not as one error.
    */
   sendRawTransactions: {

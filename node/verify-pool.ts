@@ -31,6 +31,7 @@ export class VerifyPool {
       worker.on('message', (m: { id: number; verdicts: Uint8Array; backend: string }) => {
         const job = this.pending.get(m.id);
         this.pending.delete(m.id);
+        if (![...this.pending.values()].some((p) => p.worker === worker)) worker.unref();
         if (m.backend !== this.backend) job?.reject(new Error(`a verifier thread used ${m.backend}, not ${this.backend}`));
         else job?.resolve(m.verdicts);
       });
@@ -90,6 +91,7 @@ export class VerifyPool {
     const worker = this.workers[this.next++ % this.workers.length]!;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject, worker });
+      worker.ref(); // idle threads never hold the process open, busy ones do until they answer
       worker.postMessage({ id, packed, count: items.length }, [packed.buffer]);
     });
   }
