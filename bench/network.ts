@@ -12,6 +12,7 @@ import { CairnNode } from '../node/node.ts';
 import { FUNDED_KEYS, seededRandom, testKey, transfer } from '../test/helpers/fixtures.ts';
 import { asParent, mineChild } from '../test/helpers/mining.ts';
 import { mineOn, networkParams, stopAll, waitFor, type TestNode } from '../test/helpers/network.ts';
+import { startBenchNode, stopNodes } from './nodes.ts';
 import { measureRate, median, metric, type Metric, type Suite, type SuiteContext, type TempDir } from './report.ts';
 
 /** The chain the syncing node downloads: long enough for several header and body batches. */
@@ -83,28 +84,6 @@ async function prefillStore(datadir: string, params: ChainParams, blocks: readon
   }
 }
 
-/**
- * A node as a user would run it (default status interval, connection limits, ban time), on
- * 127.0.0.1 without mDNS so that it meets only the peers it is told about. Its directory is the
- * runner's, so it is swept even if the bench dies before `stopAll`.
- */
-async function startBenchNode(dir: TempDir, params: ChainParams, bootstrap: string[], live: TestNode[]): Promise<TestNode> {
-  const node = new CairnNode({ datadir: dir.path, params, listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap, mdns: false });
-  const t: TestNode = { node, addr: '', remove: dir.remove };
-  live.push(t); // before start, so a start that fails halfway is still stopped
-  await node.start();
-  const started = { ...t, addr: node.listenAddresses()[0]! };
-  live[live.indexOf(t)] = started;
-  return started;
-}
-
-async function stopNodes(live: TestNode[], which: readonly TestNode[]): Promise<void> {
-  await stopAll(which);
-  for (const t of which) {
-    const i = live.indexOf(t);
-    if (i >= 0) live.splice(i, 1);
-  }
-}
 
 /** Rejects with `what` if `promise` has not settled in `ms`. */
 async function within<T>(promise: Promise<T>, ms: number, what: () => string): Promise<T> {
@@ -130,7 +109,7 @@ async function syncRun(ctx: SuiteContext, params: ChainParams, a: TestNode, dige
   const target = a.node.chain.tip.hashHex;
   const dir = ctx.tempDir('cairn-bench-sync-');
   const start = performance.now();
-  const b = await startBenchNode(dir, params, [a.addr], live);
+  const b = await startBenchNode(dir, params, live, { bootstrap: [a.addr] });
   try {
     let firstBlockAt: number | undefined;
     let doneAt: number | undefined;
@@ -292,7 +271,7 @@ export const networkSuite: Suite = {
       const verifyRate = median(await measureRate(() => (checkTxSignature(txs[v++ % txs.length]!), 1), { runs: 3, minMs: 150, warmupMs: 50 }));
 
       ctx.log('network: syncSmallBlocksPerSec, syncSmallTxPerSec');
-      const a = await startBenchNode(aDir, params, [], live);
+      const a = await startBenchNode(aDir, params, live);
       const verifier = verifierOf(a.node);
       const digest = await stateDigest(a.node.db);
       const syncs: SyncRun[] = [];
@@ -322,7 +301,7 @@ export const networkSuite: Suite = {
       ctx.log(`network: propagation across ${PROPAGATION_NODES} nodes started as a line`);
       const nodes: TestNode[] = [];
       for (let i = 0; i < PROPAGATION_NODES; i++) {
-        nodes.push(await startBenchNode(ctx.tempDir('cairn-bench-propagation-'), params, i === 0 ? [] : [nodes[i - 1]!.addr], live));
+        nodes.push(await startBenchNode(ctx.tempDir('cairn-bench-propagation-'), params, live, { bootstrap: i === 0 ? [] : [nodes[i - 1]!.addr] }));
       }
       await waitFor(() => nodes.every((t) => t.node.sync.statuses.size > 0), SETUP_TIMEOUT_MS, 'every node to know a peer');
       // Gossipsub forwards to mesh peers only, and builds the mesh on its heartbeat: without it a

@@ -11,19 +11,20 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { Session } from 'node:inspector/promises';
-import { createHash } from 'node:crypto';
+import { stateDigest } from '../ledger/audit.ts';
 import { toHex } from '../ledger/bytes.ts';
 import { ChainDB } from '../ledger/chaindb.ts';
 import { genesisBlock, type ChainParams } from '../ledger/genesis.ts';
 import { sha256 } from '../ledger/hash.ts';
 import { addressOf, encodeAddress, publicKeyOf, signHash } from '../ledger/keys.ts';
 import { bestBackend, libsecp256k1Backend, opensslBackend, type SignatureBackend } from '../ledger/signature-backends.ts';
-import { encodeAccount, type SignatureChecker } from '../ledger/state.ts';
+import type { SignatureChecker } from '../ledger/state.ts';
 import { TX_BYTES, UNSIGNED_TX_BYTES, decodeTransaction, encodeUnsignedTransaction, type Transaction } from '../ledger/transaction.ts';
 import { Chain } from '../consensus/chain.ts';
 import { MAX_TARGET } from '../consensus/pow.ts';
 import { searchNonce } from '../consensus/miner.ts';
 import { RpcClient } from '../cli/rpc-client.ts';
+import { startBenchNode, stopNodes } from './nodes.ts';
 import { assemble, decodeCompactBlock, encodeCompactBlock, matchMempool } from '../node/compact.ts';
 import { CairnNode } from '../node/node.ts';
 import { RPC_ENDPOINT_FILE, type RpcMethod, type RpcMethods, type StatusResult } from '../node/rpc-types.ts';
@@ -248,40 +249,11 @@ async function profiled<T>(name: string, work: () => Promise<T>): Promise<T> {
   }
 }
 
-/**
- * What ledger/audit.ts stateDigest computes (SHA-256 over every address ‖ account in address
- * order), hashed incrementally: stateDigest spreads all the parts into one call, which overflows
- * the stack for the sync chain's ~100,000 accounts.
- */
-async function digestOf(db: ChainDB): Promise<string> {
-  const h = createHash('sha256');
-  for await (const { address, account } of db.accounts()) h.update(address).update(encodeAccount(account));
-  return h.digest('hex');
-}
-
 const skipSignatures: SignatureChecker = { async checkBlockSignatures() {} };
 const s1 = (ms: number): string => (ms / 1000).toFixed(1);
 const ms0 = (ms: number): string => ms.toFixed(0);
 const k = (n: number): string => Math.round(n).toLocaleString('en-US');
 
-/** A CairnNode on 127.0.0.1 without mDNS, in the runner's temporary directory. */
-async function startNode(dir: TempDir, params: ChainParams, live: TestNode[], extra: Partial<ConstructorParameters<typeof CairnNode>[0]> = {}): Promise<TestNode> {
-  const node = new CairnNode({ datadir: dir.path, params, listen: ['/ip4/127.0.0.1/tcp/0'], mdns: false, ...extra });
-  const t: TestNode = { node, addr: '', remove: dir.remove };
-  live.push(t); // before start, so a start that fails halfway is still stopped
-  await node.start();
-  const started = { ...t, addr: node.listenAddresses()[0]! };
-  live[live.indexOf(t)] = started;
-  return started;
-}
-
-async function stopNodes(live: TestNode[], which: readonly TestNode[]): Promise<void> {
-  await stopAll(which);
-  for (const t of which) {
-    const i = live.indexOf(t);
-    if (i >= 0) live.splice(i, 1);
-  }
-}
 
 function verifierOf(node: CairnNode): string {
   const { backend, threads } = node.verifyPool;
@@ -380,7 +352,7 @@ interface AdmitRun {
 }
 
 async function rpcNode(ctx: SuiteContext, params: ChainParams, live: TestNode[]): Promise<{ t: TestNode; client: RpcClient }> {
-  const t = await startNode(ctx.tempDir('cairn-bench-rpc-'), params, live, { rpc: { host: '127.0.0.1', port: 0 } });
+  const t = await startBenchNode(ctx.tempDir('cairn-bench-rpc-'), params, live, { rpc: { host: '127.0.0.1', port: 0 } });
   return { t, client: new RpcClient(t.node.rpc!.url, t.node.rpc!.token) };
 }
 
@@ -549,7 +521,7 @@ async function syncRun(ctx: SuiteContext, params: ChainParams, a: TestNode, dige
   const dir = ctx.tempDir('cairn-bench-sync-');
   const elu0 = performance.eventLoopUtilization();
   const start = performance.now();
-  const b = await startNode(dir, params, live, { bootstrap: [a.addr] });
+  const b = await startBenchNode(dir, params, live, { bootstrap: [a.addr] });
   try {
     let importMs = 0;
     let preverifyMs = 0;
@@ -607,7 +579,7 @@ async function syncRun(ctx: SuiteContext, params: ChainParams, a: TestNode, dige
     if (doneAt === undefined || firstBlockAt === undefined) throw new Error('B reached the tip before it was watched');
     const elu = performance.eventLoopUtilization(elu0).utilization;
     // Outside the timing: the same tip must mean the same state.
-    if ((await digestOf(b.node.db)) !== digest) throw new Error("B's state differs from A's at the same tip");
+    if ((await stateDigest(b.node.db)) !== digest) throw new Error("B's state differs from A's at the same tip");
     return { ms: doneAt - start, firstBlockMs: firstBlockAt - start, importMs, preverifyMs, eventLoopUtilization: elu, allVerifiedMs: (allVerifiedAt ?? doneAt) - start };
   } finally {
     await stopNodes(live, [b]);
@@ -630,8 +602,8 @@ export const syncSuite: Suite = {
       ctx.log(`sync: building the source chain: ${blocks} blocks of ${SYNC_TXS_PER_BLOCK} transfers from ${senders.length} senders (untimed)`);
       const { txs } = await buildSyncSource(ctx, aDir.path, params, senders, blocks);
       ctx.log(`sync: ${txs} transfers ${signerNote()}, mined and stored for node A in ${s1(performance.now() - setup)} s`);
-      const a = await startNode(aDir, params, live);
-      const digest = await digestOf(a.node.db);
+      const a = await startBenchNode(aDir, params, live);
+      const digest = await stateDigest(a.node.db);
       const verifier = verifierOf(a.node);
       const runs: SyncRun[] = [];
       const count = Math.min(ctx.runs, SYNC_MAX_RUNS);
@@ -1185,7 +1157,7 @@ interface Arrival {
 
 /** Times a receiver's work for each block of `rounds` (each round's transactions already in its mempool). */
 async function hopRuns(ctx: SuiteContext, params: ChainParams, rounds: readonly Transaction[][], live: TestNode[]): Promise<number[]> {
-  const t = await startNode(ctx.tempDir('cairn-bench-hop-'), params, live);
+  const t = await startBenchNode(ctx.tempDir('cairn-bench-hop-'), params, live);
   try {
     const times: number[] = [];
     let parent = asParent(genesisBlock(params));
@@ -1231,7 +1203,7 @@ export const propagationSuite: Suite = {
     try {
       const nodes: TestNode[] = [];
       for (let i = 0; i < PROP_NODES; i++) {
-        nodes.push(await startNode(ctx.tempDir('cairn-bench-propagation-'), params, live, { bootstrap: i === 0 ? [] : [nodes[i - 1]!.addr] }));
+        nodes.push(await startBenchNode(ctx.tempDir('cairn-bench-propagation-'), params, live, { bootstrap: i === 0 ? [] : [nodes[i - 1]!.addr] }));
       }
       await waitFor(() => nodes.every((t) => t.node.sync.statuses.size > 0), PROP_SETUP_TIMEOUT_MS, 'every node to know a peer');
       await waitFor(
