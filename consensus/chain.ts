@@ -86,6 +86,12 @@ export class Chain extends EventEmitter<ChainEvents> {
   private readonly main: BlockIndexEntry[] = [];
   private nextSeq = 1;
   private queue: Promise<unknown> = Promise.resolve();
+  /**
+   * Blocks handed in by the running import, so connecting them reads nothing back from the store.
+   * One that extends the tip is not stored on arrival: its connect writes it in the same batch as
+   * its state, and `settleArrivals` stores it only if fork choice left it aside.
+   */
+  private readonly arriving = new Map<BlockIndexEntry, { block: Block; stored: boolean }>();
 
   private constructor(db: ChainDB, options: ChainOptions, genesis: BlockIndexEntry) {
     super();
@@ -191,18 +197,33 @@ export class Chain extends EventEmitter<ChainEvents> {
    */
   processBlock(block: Block): Promise<BlockOutcome> {
     return this.exclusive(async () => {
-      const outcome = await this.acceptBlock(block);
-      if (outcome !== 'side-branch') return outcome;
-      await this.activateBestChain();
-      const entry = this.getEntry(block.header.hash)!;
-      if (!entry.isValid) {
-        // It failed as fork choice connected it (or an ancestor did): the sender must hear of it.
-        throw this.invalidCause.get(entry) ??
-          new ConsensusError('BLOCK_PARENT_INVALID', `an ancestor of ${entry.hashHex} is invalid`);
+      try {
+        const outcome = await this.acceptBlock(block);
+        if (outcome !== 'side-branch') return outcome;
+        await this.activateBestChain();
+        const entry = this.getEntry(block.header.hash)!;
+        if (!entry.isValid) {
+          // It failed as fork choice connected it (or an ancestor did): the sender must hear of it.
+          throw this.invalidCause.get(entry) ??
+            new ConsensusError('BLOCK_PARENT_INVALID', `an ancestor of ${entry.hashHex} is invalid`);
+        }
+        await this.adoptOrphans(block);
+        return this.isMain(entry) ? 'connected' : 'side-branch';
+      } finally {
+        await this.settleArrivals();
       }
-      await this.adoptOrphans(block);
-      return this.isMain(entry) ? 'connected' : 'side-branch';
     });
+  }
+
+  /** Stores what this import accepted but did not connect (a tie lost, or a store failure mid-way). */
+  private async settleArrivals(): Promise<void> {
+    try {
+      for (const [entry, arrived] of this.arriving) {
+        if (!arrived.stored && entry.isValid && !this.isMain(entry)) await this.db.putBlock(arrived.block, entry.encode());
+      }
+    } finally {
+      this.arriving.clear();
+    }
   }
 
   private async adoptOrphans(parent: Block): Promise<void> {
@@ -250,7 +271,10 @@ export class Chain extends EventEmitter<ChainEvents> {
       await this.remember(entry);
       throw new ConsensusError('BLOCK_PARENT_INVALID', `parent ${parent.hashHex} is invalid`);
     }
-    await this.db.putBlock(block, entry.encode());
+    // The common case, a child of the tip with more work, is connected next: its connect stores it.
+    const extendsTip = parent === this.tipEntry && entry.totalWork > parent.totalWork;
+    if (!extendsTip) await this.db.putBlock(block, entry.encode());
+    this.arriving.set(entry, { block, stored: !extendsTip });
     this.index.set(entry.hashHex, entry);
     if (entry.totalWork >= this.tipEntry.totalWork) this.candidates.add(entry);
     this.candidates.delete(parent);
@@ -331,10 +355,13 @@ export class Chain extends EventEmitter<ChainEvents> {
       const path: BlockIndexEntry[] = [];
       for (let e: BlockIndexEntry = target; e !== fork; e = e.parent!) path.unshift(e);
       for (const entry of path) {
-        const block = await this.db.getBlock(entry.hash);
+        const arrived = this.arriving.get(entry);
+        const block = arrived?.block ?? (await this.db.getBlock(entry.hash));
         if (!block) throw new Error(`block ${entry.hashHex} is indexed as stored but missing`);
         try {
-          await this.db.connectBlock(block, this.signatures);
+          const indexOps = arrived && !arrived.stored ? [ChainDB.indexRecordOp(entry.hash, entry.encode())] : [];
+          await this.db.connectBlock(block, this.signatures, indexOps);
+          if (arrived) arrived.stored = true;
         } catch (err) {
           if (err instanceof TxRuleError || err instanceof BlockRuleError) throw new ConnectFailure(entry, err);
           throw err;

@@ -1,4 +1,4 @@
-import { Reader, Writer, bytesToBigInt, bigIntToBytes, toHex } from './bytes.ts';
+import { Reader, Writer, bytesEqual, bytesToBigInt, bigIntToBytes, toHex } from './bytes.ts';
 import { BlockRuleError, DecodeError } from './errors.ts';
 import { sha256 } from './hash.ts';
 import { ADDRESS_BYTES } from './keys.ts';
@@ -78,7 +78,7 @@ function readHeader(r: Reader): BlockHeader {
 }
 
 export function decodeHeader(bytes: Uint8Array): BlockHeader {
-  const r = new Reader(bytes);
+  const r = new Reader(new Uint8Array(bytes), { views: true });
   const header = readHeader(r);
   r.end('header');
   return header;
@@ -92,6 +92,21 @@ export function coinbaseId(height: number, coinbase: Coinbase): Uint8Array {
 /** The Merkle root commits to the coinbase (first leaf) and every transaction id, in order. */
 export function computeMerkleRoot(height: number, coinbase: Coinbase, txs: readonly Transaction[]): Uint8Array {
   return merkleRoot([coinbaseId(height, coinbase), ...txs.map((tx) => tx.id)]);
+}
+
+const merkleRoots = new WeakMap<Block, Uint8Array>();
+
+/**
+ * The Merkle root of a block's own coinbase and transactions, computed once per Block object
+ * (blocks are immutable): relay, body checks and connection all ask for it.
+ */
+export function blockMerkleRoot(block: Block): Uint8Array {
+  let root = merkleRoots.get(block);
+  if (!root) {
+    root = computeMerkleRoot(block.header.height, block.coinbase, block.txs);
+    merkleRoots.set(block, root);
+  }
+  return root;
 }
 
 export function encodeBlock(header: BlockHeader, coinbase: Coinbase, txs: readonly Transaction[]): Uint8Array {
@@ -112,7 +127,9 @@ export function decodeBlock(bytes: Uint8Array): Block {
   if (bytes.length > MAX_BLOCK_BYTES_LIMIT) {
     throw new DecodeError('DECODE_OVER_LIMIT', `block of ${bytes.length} bytes exceeds ${MAX_BLOCK_BYTES_LIMIT}`);
   }
-  const r = new Reader(bytes);
+  // One copy of the input; header, coinbase and every transaction are views into it, so a block
+  // of 10,000 transactions is one allocation rather than tens of thousands.
+  const r = new Reader(new Uint8Array(bytes), { views: true });
   const header = readHeader(r);
   const to = r.bytes(ADDRESS_BYTES, 'coinbase recipient');
   const amount = r.u64('coinbase amount');
@@ -138,6 +155,9 @@ export interface BlockLimits {
  * must remember before marking a header invalid.
  */
 export function checkBlockBody(block: Block, limits: BlockLimits): void {
+  // The same immutable block checked against the same limits twice (consensus on arrival, the
+  // store as it connects) gets the same answer: a passed check is remembered for the object.
+  if (bodiesChecked.get(block) === limits) return;
   const { header, coinbase, txs } = block;
   if (header.version !== BLOCK_VERSION) {
     throw new BlockRuleError('BLOCK_BAD_VERSION', `unknown block version ${header.version}`);
@@ -148,8 +168,7 @@ export function checkBlockBody(block: Block, limits: BlockLimits): void {
   if (txs.length > limits.maxBlockTxs) {
     throw new BlockRuleError('BLOCK_TOO_MANY_TXS', `block has ${txs.length} txs, limit ${limits.maxBlockTxs}`);
   }
-  const root = computeMerkleRoot(header.height, coinbase, txs);
-  if (toHex(root) !== toHex(header.merkleRoot)) {
+  if (!bytesEqual(blockMerkleRoot(block), header.merkleRoot)) {
     throw new BlockRuleError('BLOCK_BAD_MERKLE_ROOT', 'Merkle root does not match the transactions');
   }
   const seen = new Set<string>();
@@ -164,4 +183,7 @@ export function checkBlockBody(block: Block, limits: BlockLimits): void {
   if (expected > MAX_AMOUNT || coinbase.amount !== expected) {
     throw new BlockRuleError('BLOCK_BAD_COINBASE', `coinbase pays ${coinbase.amount}, expected reward + fees = ${expected}`);
   }
+  bodiesChecked.set(block, limits);
 }
+
+const bodiesChecked = new WeakMap<Block, BlockLimits>();

@@ -132,13 +132,21 @@ export class Writer {
 export class Reader {
   private readonly buf: Uint8Array;
   private readonly view: DataView;
+  private readonly views: boolean;
   private pos = 0;
 
-  constructor(buf: Uint8Array) {
+  /**
+   * By default every value handed out is a copy that owns its bytes, so a decoded value never
+   * pins a large input (a network read, a LevelDB value). `views: true` hands out subarrays
+   * instead, for a decoder that has copied its input once and wants one allocation, not one
+   * per field.
+   */
+  constructor(buf: Uint8Array, options: { views?: boolean } = {}) {
     // A Buffer's slice() is a view, not a copy: read through a plain Uint8Array so every value
-    // we hand out owns its bytes and compares equal to values built elsewhere.
+    // compares equal to values built elsewhere.
     this.buf = Buffer.isBuffer(buf) ? new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength) : buf;
     this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+    this.views = options.views === true;
   }
 
   get remaining(): number {
@@ -204,15 +212,15 @@ export class Reader {
 
   bytes(n: number, what = 'bytes'): Uint8Array {
     this.need(n, what);
-    const out = this.buf.slice(this.pos, this.pos + n);
+    const out = this.views ? this.buf.subarray(this.pos, this.pos + n) : this.buf.slice(this.pos, this.pos + n);
     this.pos += n;
     return out;
   }
 
-  /** A copy of input bytes already read, from `start` to `end`. */
+  /** Input bytes already read, from `start` to `end` (a copy, or a view with `views`). */
   bytesBetween(start: number, end: number): Uint8Array {
     if (start < 0 || end > this.pos || start > end) throw new RangeError('bytesBetween outside what was read');
-    return this.buf.slice(start, end);
+    return this.views ? this.buf.subarray(start, end) : this.buf.slice(start, end);
   }
 
   /** Every decoder ends here: one value, one encoding, nothing after it. */

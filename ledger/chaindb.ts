@@ -137,6 +137,26 @@ export class ChainDB implements AccountSource {
     return account;
   }
 
+  async getAccounts(addresses: readonly Uint8Array[]): Promise<(Account | undefined)[]> {
+    const out: (Account | undefined)[] = new Array(addresses.length);
+    const missing: number[] = [];
+    for (let i = 0; i < addresses.length; i++) {
+      const cached = this.accountCache.get(toHex(addresses[i]!));
+      if (cached === undefined) missing.push(i);
+      else out[i] = cached ?? undefined;
+    }
+    if (missing.length === 0) return out;
+    const generation = this.commits;
+    const values = await this.db.getMany(missing.map((i) => layout.account(addresses[i]!)));
+    const cache = generation === this.commits;
+    missing.forEach((i, k) => {
+      const bytes = values[k];
+      out[i] = bytes && decodeAccount(bytes);
+      if (cache) this.cacheAccount(toHex(addresses[i]!), out[i]);
+    });
+    return out;
+  }
+
   private cacheAccount(key: string, account: Account | undefined): void {
     this.accountCache.delete(key); // re-insert: Map order is our eviction order
     this.accountCache.set(key, account ?? null);

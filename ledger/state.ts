@@ -16,6 +16,8 @@ export const ACCOUNT_BYTES = 16;
 /** Where the state transition reads accounts from: the store, or an overlay on top of it. */
 export interface AccountSource {
   getAccount(address: Uint8Array): Promise<Account | undefined>;
+  /** The same answers as `getAccount` for each, in one round trip to the store where it has one. */
+  getAccounts?(addresses: readonly Uint8Array[]): Promise<(Account | undefined)[]>;
 }
 
 /** An account as it was before a block touched it; `undefined` means it did not exist. */
@@ -71,7 +73,11 @@ export function checkTxAgainstState(tx: Transaction, sender: Account, rules: Sta
   }
 }
 
-/** A read-through overlay: reads once from the source, then works on its own copies. */
+/**
+ * A read-through overlay: reads each account once from the source, then works on its own copy.
+ * A block's accounts are all read up front (`preload`), so applying its transactions is
+ * synchronous: no await, and no store round trip, per transaction.
+ */
 export class StateOverlay implements AccountSource {
   private readonly source: AccountSource;
   private readonly entries = new Map<string, { address: Uint8Array; before: Account | undefined; after: Account }>();
@@ -85,14 +91,28 @@ export class StateOverlay implements AccountSource {
     return entry ? entry.after : this.source.getAccount(address);
   }
 
-  async load(address: Uint8Array): Promise<Account> {
-    const key = toHex(address);
-    let entry = this.entries.get(key);
-    if (!entry) {
-      const before = await this.source.getAccount(address);
-      entry = { address, before, after: before ?? EMPTY_ACCOUNT };
-      this.entries.set(key, entry);
+  /** Reads every account in `addresses` not yet in the overlay, in one batch where the source can. */
+  async preload(addresses: readonly Uint8Array[]): Promise<void> {
+    const wanted = new Map<string, Uint8Array>();
+    for (const address of addresses) {
+      const key = toHex(address);
+      if (!this.entries.has(key)) wanted.set(key, address);
     }
+    const list = [...wanted.values()];
+    const found = this.source.getAccounts
+      ? await this.source.getAccounts(list)
+      : await Promise.all(list.map((a) => this.source.getAccount(a)));
+    let i = 0;
+    for (const [key, address] of wanted) {
+      const before = found[i++];
+      if (!this.entries.has(key)) this.entries.set(key, { address, before, after: before ?? EMPTY_ACCOUNT });
+    }
+  }
+
+  /** The current value of an account `preload` has read. */
+  loaded(address: Uint8Array): Account {
+    const entry = this.entries.get(toHex(address));
+    if (!entry) throw new Error(`account ${toHex(address)} was not preloaded`);
     return entry.after;
   }
 
@@ -112,14 +132,14 @@ export class StateOverlay implements AccountSource {
 }
 
 /**
- * Applies one transaction to the overlay. Does not check the signature (see SignatureChecker).
- * Returns the fee it pays.
+ * Applies one transaction to an overlay that has preloaded its sender and recipient. Does not
+ * check the signature (see SignatureChecker). Returns the fee it pays.
  */
-export async function applyTransaction(state: StateOverlay, tx: Transaction, rules: StateRules, txIndex?: number): Promise<bigint> {
-  const sender = await state.load(tx.from);
+export function applyTransaction(state: StateOverlay, tx: Transaction, rules: StateRules, txIndex?: number): bigint {
+  const sender = state.loaded(tx.from);
   checkTxAgainstState(tx, sender, rules, txIndex);
   state.set(tx.from, { balance: sender.balance - tx.amount - tx.fee, nonce: sender.nonce + 1n });
-  const recipient = await state.load(tx.to); // after the debit, so a payment to oneself sees it
+  const recipient = state.loaded(tx.to); // after the debit, so a payment to oneself sees it
   const credited = recipient.balance + tx.amount;
   if (credited > MAX_AMOUNT) {
     throw new TxRuleError('TX_BALANCE_OVERFLOW', 'recipient balance would exceed MAX_AMOUNT', 0, txIndex);
@@ -139,11 +159,15 @@ export async function applyBlock(
   rules: StateRules,
   signatures: SignatureChecker = inlineSignatureChecker,
 ): Promise<BlockEffects> {
-  await signatures.checkBlockSignatures(block.txs);
   const state = new StateOverlay(source);
+  const addresses: Uint8Array[] = [];
+  for (const tx of block.txs) addresses.push(tx.from, tx.to);
+  addresses.push(block.coinbase.to);
+  // The store's reads overlap the signature checks (which may be on other threads).
+  await Promise.all([signatures.checkBlockSignatures(block.txs), state.preload(addresses)]);
   let fees = 0n;
-  for (let i = 0; i < block.txs.length; i++) fees += await applyTransaction(state, block.txs[i]!, rules, i);
-  const miner = await state.load(block.coinbase.to);
+  for (let i = 0; i < block.txs.length; i++) fees += applyTransaction(state, block.txs[i]!, rules, i);
+  const miner = state.loaded(block.coinbase.to);
   const paid = miner.balance + block.coinbase.amount;
   if (paid > MAX_AMOUNT) throw new BlockRuleError('BLOCK_BAD_COINBASE', 'coinbase would overflow the miner balance', 0);
   state.set(block.coinbase.to, { balance: paid, nonce: miner.nonce });

@@ -1,6 +1,6 @@
 import { Reader, Writer, bytesEqual } from './bytes.ts';
 import { DecodeError, TxRuleError } from './errors.ts';
-import { sha256 } from './hash.ts';
+import { sha256Into } from './hash.ts';
 import {
   ADDRESS_BYTES,
   PUBLIC_KEY_BYTES,
@@ -63,6 +63,10 @@ export function encodeUnsignedTransaction(tx: UnsignedTransaction): Uint8Array {
 }
 
 function build(fields: UnsignedTransaction, publicKey: Uint8Array, signature: Uint8Array, bytes: Uint8Array): Transaction {
+  // Both digests share one allocation: a mempool holds tens of thousands of these.
+  const digests = new Uint8Array(64);
+  sha256Into(bytes, digests, 0);
+  sha256Into(bytes.subarray(0, UNSIGNED_TX_BYTES), digests, 32);
   return {
     chainId: fields.chainId,
     from: fields.from,
@@ -73,8 +77,8 @@ function build(fields: UnsignedTransaction, publicKey: Uint8Array, signature: Ui
     publicKey,
     signature,
     bytes,
-    id: sha256(bytes),
-    sighash: sha256(bytes.subarray(0, UNSIGNED_TX_BYTES)),
+    id: digests.subarray(0, 32),
+    sighash: digests.subarray(32, 64),
   };
 }
 
@@ -83,12 +87,15 @@ export function signTransaction(fields: Omit<UnsignedTransaction, 'from'>, priva
   const publicKey = publicKeyOf(privateKey);
   const unsigned: UnsignedTransaction = { ...fields, from: addressOf(publicKey) };
   const w = writeUnsigned(new Writer(TX_BYTES), unsigned);
-  const signature = signHash(sha256(w.finish()), privateKey);
+  const signature = signHash(sha256Into(w.finish(), new Uint8Array(32), 0), privateKey);
   const bytes = w.bytes(publicKey).bytes(signature).finish();
   return build(unsigned, publicKey, signature, bytes);
 }
 
-/** Reads one transaction from a reader (inside a block) without requiring the end of input. */
+/**
+ * Reads one transaction from a reader (inside a block) without requiring the end of input. With a
+ * reader in `views` mode every field is a view into the reader's buffer: no copy per field.
+ */
 export function readTransaction(r: Reader): Transaction {
   const start = r.offset;
   const version = r.u8('tx version');
@@ -115,7 +122,8 @@ export function readTransaction(r: Reader): Transaction {
 }
 
 export function decodeTransaction(bytes: Uint8Array): Transaction {
-  const r = new Reader(bytes);
+  // One private copy of the input, and every field a view into it.
+  const r = new Reader(new Uint8Array(bytes), { views: true });
   const tx = readTransaction(r);
   r.end('transaction');
   return tx;

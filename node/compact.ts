@@ -2,7 +2,7 @@ import type { PeerId } from '@libp2p/interface';
 import { Reader, Writer, bytesEqual, toHex } from '../ledger/bytes.ts';
 import { DecodeError } from '../ledger/errors.ts';
 import { ADDRESS_BYTES } from '../ledger/keys.ts';
-import { COINBASE_BYTES, HASH_BYTES, HEADER_BYTES, computeMerkleRoot, decodeHeader, makeBlock, type Block, type BlockHeader } from '../ledger/block.ts';
+import { COINBASE_BYTES, HASH_BYTES, HEADER_BYTES, blockMerkleRoot, decodeHeader, makeBlock, type Block, type BlockHeader } from '../ledger/block.ts';
 import type { Mempool } from '../ledger/mempool.ts';
 import { TX_BYTES, decodeTransaction, type Transaction } from '../ledger/transaction.ts';
 import type { Host } from './host.ts';
@@ -71,8 +71,8 @@ export function matchMempool(compact: CompactBlock, mempool: Mempool): { txs: (T
 
 /** The full block, if the transactions found rebuild exactly what the header commits to. */
 export function assemble(compact: CompactBlock, txs: readonly Transaction[]): Block | undefined {
-  const root = computeMerkleRoot(compact.header.height, compact.coinbase, txs);
-  return bytesEqual(root, compact.header.merkleRoot) ? makeBlock(compact.header, compact.coinbase, txs) : undefined;
+  const block = makeBlock(compact.header, compact.coinbase, txs);
+  return bytesEqual(blockMerkleRoot(block), compact.header.merkleRoot) ? block : undefined;
 }
 
 const MAX_REQUESTED = 100_000;
