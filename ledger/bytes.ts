@@ -123,8 +123,12 @@ export class Writer {
     return this;
   }
 
+  /**
+   * The bytes written. A writer sized exactly hands over its buffer without a copy: safe even if
+   * written to again, since a full buffer is replaced, not changed, by the next write.
+   */
   finish(): Uint8Array {
-    return this.buf.slice(0, this.pos);
+    return this.pos === this.buf.length ? this.buf : this.buf.slice(0, this.pos);
   }
 }
 

@@ -2,6 +2,7 @@ import { Level } from 'level';
 import { Reader, Writer, bytesEqual, plainBytes, toHex } from './bytes.ts';
 import { BlockRuleError, StoreError } from './errors.ts';
 import { layout } from './layout.ts';
+import { CommitQueue, type AccountWrite, type BatchOp } from './commit-queue.ts';
 import { checkBlockBody, decodeBlock, type Block } from './block.ts';
 import { genesisBlock, type ChainParams } from './genesis.ts';
 import {
@@ -17,7 +18,6 @@ import {
 } from './state.ts';
 
 type Db = Level<Uint8Array, Uint8Array>;
-type BatchOp = { type: 'put'; key: Uint8Array; value: Uint8Array } | { type: 'del'; key: Uint8Array };
 
 export interface ChainTip {
   readonly hash: Uint8Array;
@@ -34,8 +34,10 @@ export interface TxLocation {
  * state at its tip, and moves the tip one block at a time, each move one atomic batch: a kill at
  * any instant leaves a store that reopens at the last committed block with matching state.
  *
- * Concurrency: connect and disconnect are serialised internally; reads may run at any time and
- * see the state of the last committed batch.
+ * Concurrency: connect and disconnect are serialised internally. Their batches are committed
+ * behind them by a CommitQueue (group commit): `connectBlock` resolves once its batch is queued,
+ * `flushed()` once it is in LevelDB. Reads see the state the queue leaves: accounts from the
+ * queue where it holds them, everything else after waiting for the queue to drain.
  */
 export class ChainDB implements AccountSource {
   readonly params: ChainParams;
@@ -44,19 +46,26 @@ export class ChainDB implements AccountSource {
   private currentTip: ChainTip;
   private queue: Promise<unknown> = Promise.resolve();
   /**
-   * Accounts at the tip, in front of LevelDB (null: known not to exist). Updated only after a
-   * batch has committed, with exactly what it wrote, so it never disagrees with the store.
+   * Accounts at the tip, in front of LevelDB (null: known not to exist). Filled only with what a
+   * batch has committed (and reads that no write straddled), so it never disagrees with the store.
    */
   private readonly accountCache = new Map<string, Account | null>();
   private readonly accountCacheSize = 500_000;
-  /** Bumped by every commit: a read that straddles one may have seen the old value, and is not cached. */
-  private commits = 0;
+  private readonly writes: CommitQueue;
 
   private constructor(db: Db, params: ChainParams, genesis: Block, tip: ChainTip) {
     this.db = db;
     this.params = params;
     this.genesis = genesis;
     this.currentTip = tip;
+    this.writes = new CommitQueue(db, (committed) => {
+      for (const a of committed) this.cacheAccount(a.key, a.account ?? undefined);
+    });
+  }
+
+  /** Resolves once every write so far is committed to LevelDB. */
+  flushed(): Promise<void> {
+    return this.writes.flushed();
   }
 
   /** Opens (creating if empty) the store at `location` for the network `params` defines. */
@@ -123,17 +132,25 @@ export class ChainDB implements AccountSource {
 
   async close(): Promise<void> {
     await this.queue.catch(() => {});
+    await this.writes.flushed().catch(() => {});
     await this.db.close();
+  }
+
+  /** What is known without a store read: `null` for no account, `undefined` for not known. */
+  private knownAccount(key: string): Account | null | undefined {
+    const queued = this.writes.account(key);
+    return queued !== undefined ? queued : this.accountCache.get(key);
   }
 
   async getAccount(address: Uint8Array): Promise<Account | undefined> {
     const key = toHex(address);
-    const cached = this.accountCache.get(key);
-    if (cached !== undefined) return cached ?? undefined;
-    const generation = this.commits;
+    const known = this.knownAccount(key);
+    if (known !== undefined) return known ?? undefined;
+    const generation = this.writes.generation;
     const bytes = await this.db.get(layout.account(address));
     const account = bytes && decodeAccount(bytes);
-    if (generation === this.commits) this.cacheAccount(key, account);
+    // A write queued or committed meanwhile may have changed it: answer, but do not cache.
+    if (generation === this.writes.generation) this.cacheAccount(key, account);
     return account;
   }
 
@@ -141,14 +158,14 @@ export class ChainDB implements AccountSource {
     const out: (Account | undefined)[] = new Array(addresses.length);
     const missing: number[] = [];
     for (let i = 0; i < addresses.length; i++) {
-      const cached = this.accountCache.get(toHex(addresses[i]!));
-      if (cached === undefined) missing.push(i);
-      else out[i] = cached ?? undefined;
+      const known = this.knownAccount(toHex(addresses[i]!));
+      if (known === undefined) missing.push(i);
+      else out[i] = known ?? undefined;
     }
     if (missing.length === 0) return out;
-    const generation = this.commits;
+    const generation = this.writes.generation;
     const values = await this.db.getMany(missing.map((i) => layout.account(addresses[i]!)));
-    const cache = generation === this.commits;
+    const cache = generation === this.writes.generation;
     missing.forEach((i, k) => {
       const bytes = values[k];
       out[i] = bytes && decodeAccount(bytes);
@@ -157,23 +174,36 @@ export class ChainDB implements AccountSource {
     return out;
   }
 
+  /**
+   * First in, first out: an update keeps the entry's place. (Deleting and re-inserting on every
+   * update, for true LRU order, made V8 rebuild the half-million-entry table over and over.)
+   */
   private cacheAccount(key: string, account: Account | undefined): void {
-    this.accountCache.delete(key); // re-insert: Map order is our eviction order
+    const isNew = !this.accountCache.has(key);
     this.accountCache.set(key, account ?? null);
-    if (this.accountCache.size > this.accountCacheSize) this.accountCache.delete(this.accountCache.keys().next().value!);
+    if (isNew && this.accountCache.size > this.accountCacheSize) this.accountCache.delete(this.accountCache.keys().next().value!);
   }
 
   async hasBlock(hash: Uint8Array): Promise<boolean> {
+    await this.writes.flushed();
     return (await this.db.get(layout.block(hash))) !== undefined;
   }
 
+  /** Stored blocks' encodings as stored, undecoded (what a peer asking for them is sent), in one read. */
+  async getBlocksBytes(hashes: readonly Uint8Array[]): Promise<(Uint8Array | undefined)[]> {
+    await this.writes.flushed();
+    return this.db.getMany(hashes.map((h) => layout.block(h)));
+  }
+
   async getBlock(hash: Uint8Array): Promise<Block | undefined> {
+    await this.writes.flushed();
     const bytes = await this.db.get(layout.block(hash));
     return bytes && decodeBlock(bytes);
   }
 
   async getHashAtHeight(height: number): Promise<Uint8Array | undefined> {
     if (!Number.isInteger(height) || height < 0 || height > this.currentTip.height) return undefined;
+    await this.writes.flushed();
     const hash = await this.db.get(layout.height(height));
     return hash && plainBytes(hash);
   }
@@ -184,6 +214,7 @@ export class ChainDB implements AccountSource {
   }
 
   async getTxLocation(txid: Uint8Array): Promise<TxLocation | undefined> {
+    await this.writes.flushed();
     const bytes = await this.db.get(layout.tx(txid));
     if (!bytes) return undefined;
     const r = new Reader(bytes);
@@ -192,6 +223,7 @@ export class ChainDB implements AccountSource {
 
   /** Every account at the tip, in address order. */
   async *accounts(): AsyncGenerator<{ address: Uint8Array; account: Account }> {
+    await this.writes.flushed();
     for await (const [key, value] of this.db.iterator(layout.range('A'))) {
       yield { address: plainBytes(key.subarray(1)), account: decodeAccount(value) };
     }
@@ -204,7 +236,9 @@ export class ChainDB implements AccountSource {
   async putBlock(block: Block, indexRecord?: Uint8Array): Promise<void> {
     const ops: BatchOp[] = [{ type: 'put', key: layout.block(block.header.hash), value: block.bytes }];
     if (indexRecord) ops.push(ChainDB.indexRecordOp(block.header.hash, indexRecord));
-    await this.db.batch(ops);
+    // Through the queue, so it lands after (and is never overwritten by) what was queued before.
+    this.writes.enqueue(ops);
+    await this.writes.flushed();
   }
 
   /** The write of one block index record, for batches that carry it along with other changes. */
@@ -213,10 +247,12 @@ export class ChainDB implements AccountSource {
   }
 
   async putIndexRecord(hash: Uint8Array, record: Uint8Array): Promise<void> {
-    await this.db.batch([ChainDB.indexRecordOp(hash, record)]);
+    this.writes.enqueue([ChainDB.indexRecordOp(hash, record)]);
+    await this.writes.flushed();
   }
 
   async *indexRecords(): AsyncGenerator<{ hash: Uint8Array; record: Uint8Array }> {
+    await this.writes.flushed();
     for await (const [key, value] of this.db.iterator(layout.range('I'))) yield { hash: plainBytes(key.subarray(1)), record: value };
   }
 
@@ -228,12 +264,13 @@ export class ChainDB implements AccountSource {
 
   /**
    * Validates `block` as the child of the tip (linkage, body, every transaction against state)
-   * and, only if all of it holds, commits block, undo data, state, indexes and tip in one batch.
-   * Throws a typed rule error and writes nothing otherwise. `extraOps` lets consensus put its
-   * index record for the block into the same batch.
+   * and, only if all of it holds, queues block, undo data, state, indexes and tip as one unit of
+   * the commit queue (committed whole, in one batch). Throws a typed rule error and writes nothing
+   * otherwise. `extraOps` lets consensus put its index record for the block into the same unit.
    */
   connectBlock(block: Block, signatures?: SignatureChecker, extraOps: readonly BatchOp[] = []): Promise<BlockEffects> {
     return this.exclusive(async () => {
+      await this.writes.backpressure();
       const tip = this.currentTip;
       const { header } = block;
       if (!bytesEqual(header.prevHash, tip.hash)) {
@@ -250,14 +287,11 @@ export class ChainDB implements AccountSource {
         { type: 'put', key: layout.height(header.height), value: hash },
         { type: 'put', key: layout.undo(hash), value: encodeUndo(effects.undo) },
         ...effects.accounts.map((a): BatchOp => ({ type: 'put', key: layout.account(a.address), value: encodeAccount(a.account) })),
-        ...block.txs.map((tx, i): BatchOp => ({ type: 'put', key: layout.tx(tx.id), value: new Writer(36).bytes(hash).u32(i).finish() })),
+        ...block.txs.map((tx, i): BatchOp => ({ type: 'put', key: layout.tx(tx.id), value: encodeTxLocation(hash, i) })),
         ...extraOps,
         { type: 'put', key: layout.tip, value: hash },
       ];
-      this.commits++;
-      await this.db.batch(ops);
-      this.commits++;
-      for (const a of effects.accounts) this.cacheAccount(toHex(a.address), a.account);
+      this.writes.enqueue(ops, effects.accounts.map((a): AccountWrite => ({ key: toHex(a.address), account: a.account })));
       this.currentTip = { hash, height: header.height };
       return effects;
     });
@@ -268,6 +302,7 @@ export class ChainDB implements AccountSource {
     return this.exclusive(async () => {
       const tip = this.currentTip;
       if (tip.height === 0) throw new StoreError('STORE_CORRUPT', 'cannot disconnect the genesis block');
+      await this.writes.flushed(); // reorganisations are rare: read the tip's undo data from the store
       const block = await this.getBlock(tip.hash);
       const undoBytes = await this.db.get(layout.undo(tip.hash));
       if (!block || !undoBytes) throw new StoreError('STORE_CORRUPT', `tip ${toHex(tip.hash)} has no block or undo data`);
@@ -284,14 +319,15 @@ export class ChainDB implements AccountSource {
         ...extraOps,
         { type: 'put', key: layout.tip, value: block.header.prevHash },
       ];
-      this.commits++;
-      await this.db.batch(ops);
-      this.commits++;
-      for (const u of undo) this.cacheAccount(toHex(u.address), u.previous);
+      this.writes.enqueue(ops, undo.map((u): AccountWrite => ({ key: toHex(u.address), account: u.previous ?? null })));
       this.currentTip = { hash: block.header.prevHash, height: tip.height - 1 };
       return block;
     });
   }
+}
+
+function encodeTxLocation(blockHash: Uint8Array, index: number): Uint8Array {
+  return new Writer(36).bytes(blockHash).u32(index).finish();
 }
 
 export type { BatchOp };

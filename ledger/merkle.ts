@@ -1,7 +1,5 @@
-import { sha256Parts } from './hash.ts';
+import { hash } from 'node:crypto';
 
-const LEAF = Uint8Array.of(0);
-const NODE = Uint8Array.of(1);
 
 /**
  * The Merkle tree hash of RFC 6962 over 32-byte ids. Leaves and inner nodes are hashed with
@@ -10,13 +8,24 @@ const NODE = Uint8Array.of(1);
  */
 export function merkleRoot(ids: readonly Uint8Array[]): Uint8Array {
   if (ids.length === 0) throw new RangeError('a Merkle tree needs at least one leaf');
-  return treeHash(ids, 0, ids.length);
-}
-
-function treeHash(ids: readonly Uint8Array[], start: number, end: number): Uint8Array {
-  const n = end - start;
-  if (n === 1) return sha256Parts(LEAF, ids[start]!);
-  let k = 1;
-  while (k * 2 < n) k *= 2; // largest power of two below n
-  return sha256Parts(NODE, treeHash(ids, start, start + k), treeHash(ids, start + k, end));
+  // Bottom-up, an unpaired last node moving up unhashed: the same tree as RFC 6962's recursive
+  // split at the largest power of two below n, without recursion or a hash object per node.
+  const scratch = new Uint8Array(65);
+  let level: Uint8Array[] = ids.map((id) => {
+    scratch[0] = 0;
+    scratch.set(id, 1);
+    return hash('sha256', scratch.subarray(0, 33), 'buffer');
+  });
+  scratch[0] = 1;
+  while (level.length > 1) {
+    const next: Uint8Array[] = [];
+    for (let i = 0; i + 1 < level.length; i += 2) {
+      scratch.set(level[i]!, 1);
+      scratch.set(level[i + 1]!, 33);
+      next.push(hash('sha256', scratch, 'buffer'));
+    }
+    if (level.length % 2 === 1) next.push(level[level.length - 1]!);
+    level = next;
+  }
+  return new Uint8Array(level[0]!);
 }

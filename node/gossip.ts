@@ -7,7 +7,7 @@ import { peerIdFromString } from '@libp2p/peer-id';
 const GOSSIPLESS_GRACE_MS = 10_000;
 import { CairnError, DecodeError } from '../ledger/errors.ts';
 import { decodeBlock, type Block } from '../ledger/block.ts';
-import { decodeTransaction, type Transaction } from '../ledger/transaction.ts';
+import type { Transaction } from '../ledger/transaction.ts';
 import type { Mempool } from '../ledger/mempool.ts';
 import type { Chain } from '../consensus/chain.ts';
 import { GOSSIP_BAN_SCORE, type Host } from './host.ts';
@@ -16,6 +16,8 @@ import { ConsensusError } from '../consensus/errors.ts';
 import { hasValidProofOfWork } from '../consensus/pow.ts';
 import type { PeerManager } from './peers.ts';
 import type { NetworkNames } from './protocols.ts';
+import type { TxSignatureVerifier } from './tx-signatures.ts';
+import { decodeTxBatch, encodeTxBatch } from './wire.ts';
 
 /**
  * Every error → gossip verdict decision, in one place (Lodestar's shape). Reject lowers the
@@ -46,6 +48,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
   private readonly mempool: Mempool;
   private readonly peers: PeerManager;
   private readonly clock: () => number;
+  private readonly signatures: TxSignatureVerifier;
   private readonly onHeartbeat = () => this.policeScores();
   /** When each connected peer connected (ms), to spot connections that carry no gossip. */
   private readonly connectedAt = new Map<string, number>();
@@ -54,7 +57,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
   /** Compact blocks rebuilt from the mempool alone, with some transactions fetched, or not at all. */
   readonly compactStats = { rebuilt: 0, fetched: 0, failed: 0 };
 
-  constructor(o: { host: Host; names: NetworkNames; chain: Chain; mempool: Mempool; peers: PeerManager; clock: () => number }) {
+  constructor(o: { host: Host; names: NetworkNames; chain: Chain; mempool: Mempool; peers: PeerManager; clock: () => number; signatures: TxSignatureVerifier }) {
     super();
     this.host = o.host;
     this.names = o.names;
@@ -62,12 +65,13 @@ export class Gossip extends EventEmitter<GossipEvents> {
     this.mempool = o.mempool;
     this.peers = o.peers;
     this.clock = o.clock;
+    this.signatures = o.signatures;
   }
 
   start(): void {
     const pubsub = this.host.services.pubsub;
     pubsub.topicValidators.set(this.names.blockTopic, (peer, msg) => this.validateBlock(peer, msg));
-    pubsub.topicValidators.set(this.names.txTopic, (peer, msg) => this.validateTx(peer, msg));
+    pubsub.topicValidators.set(this.names.txTopic, (peer, msg) => this.validateTxs(peer, msg));
     pubsub.topicValidators.set(this.names.compactBlockTopic, (peer, msg) => this.validateCompactBlock(peer, msg));
     pubsub.subscribe(this.names.blockTopic);
     pubsub.subscribe(this.names.compactBlockTopic);
@@ -92,9 +96,9 @@ export class Gossip extends EventEmitter<GossipEvents> {
     await this.host.services.pubsub.publish(this.names.compactBlockTopic, encodeCompactBlock(block)).catch(() => {});
   }
 
-  /** Publishes a transaction; resolves to the number of peers it was sent to. */
-  async publishTx(tx: Transaction): Promise<number> {
-    const result = await this.host.services.pubsub.publish(this.names.txTopic, tx.bytes).catch(() => undefined);
+  /** Publishes transactions as one batch; resolves to the number of peers it was sent to. */
+  async publishTxs(txs: readonly Transaction[]): Promise<number> {
+    const result = await this.host.services.pubsub.publish(this.names.txTopic, encodeTxBatch(txs)).catch(() => undefined);
     return result?.recipients.length ?? 0;
   }
 
@@ -158,10 +162,28 @@ export class Gossip extends EventEmitter<GossipEvents> {
     }
   }
 
-  private async validateTx(peer: PeerId, msg: Message): Promise<TopicValidatorResult> {
+  /**
+   * A batch of transactions: the new ones' signatures checked together on the pool, then each
+   * admitted in order. Forwarded if any was new and valid; rejected whole, and its sender
+   * punished, if any is invalid (one forged transaction spoils the message).
+   */
+  private async validateTxs(peer: PeerId, msg: Message): Promise<TopicValidatorResult> {
     try {
-      await this.mempool.add(decodeTransaction(msg.data), this.clock());
-      return TopicValidatorResult.Accept;
+      const txs = decodeTxBatch(msg.data);
+      if (txs.length === 0) throw new DecodeError('DECODE_NON_CANONICAL', 'an empty transaction batch');
+      const fresh = txs.filter((tx) => !this.mempool.has(tx.id));
+      await this.signatures.preverify(fresh);
+      const now = this.clock();
+      let admitted = 0;
+      for (const tx of fresh) {
+        try {
+          await this.mempool.add(tx, now);
+          admitted++;
+        } catch (err) {
+          if (verdictFor(err) === TopicValidatorResult.Reject) throw err;
+        }
+      }
+      return admitted > 0 ? TopicValidatorResult.Accept : TopicValidatorResult.Ignore;
     } catch (err) {
       return this.reject(peer, err);
     }

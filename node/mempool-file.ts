@@ -2,7 +2,7 @@ import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Mempool } from '../ledger/mempool.ts';
 import type { Transaction } from '../ledger/transaction.ts';
-import { decodeTxPush, encodeTxPush, MAX_TXS_PER_PUSH } from './wire.ts';
+import { decodeTxBatch, encodeTxBatch, MAX_TXS_PER_BATCH } from './wire.ts';
 
 export const MEMPOOL_FILE = 'mempool.dat';
 
@@ -14,8 +14,8 @@ export const MEMPOOL_FILE = 'mempool.dat';
 export async function saveMempool(datadir: string, mempool: Mempool): Promise<number> {
   const txs = [...mempool.entries()].map((e) => e.tx).sort((a, b) => (a.nonce < b.nonce ? -1 : a.nonce > b.nonce ? 1 : 0));
   const chunks: Uint8Array[] = [];
-  for (let i = 0; i < txs.length; i += MAX_TXS_PER_PUSH) {
-    const body = encodeTxPush(txs.slice(i, i + MAX_TXS_PER_PUSH));
+  for (let i = 0; i < txs.length; i += MAX_TXS_PER_BATCH) {
+    const body = encodeTxBatch(txs.slice(i, i + MAX_TXS_PER_BATCH));
     const length = new Uint8Array(4);
     new DataView(length.buffer).setUint32(0, body.length);
     chunks.push(length, body);
@@ -37,7 +37,7 @@ export async function loadMempool(datadir: string, mempool: Mempool, now: number
   try {
     for (let offset = 0; offset < bytes.length; ) {
       const length = bytes.readUInt32BE(offset);
-      txs.push(...decodeTxPush(new Uint8Array(bytes.subarray(offset + 4, offset + 4 + length))));
+      txs.push(...decodeTxBatch(new Uint8Array(bytes.subarray(offset + 4, offset + 4 + length))));
       offset += 4 + length;
     }
   } catch {

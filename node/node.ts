@@ -104,7 +104,7 @@ export class CairnNode extends EventEmitter<NodeEvents> {
       maxMessageBytes: c.params.maxBlockBytes + 64 * 1024,
       gater: this.peers.gater(),
     });
-    this.gossip = new Gossip({ host: this.host, names: this.names, chain: this.chain, mempool: this.mempool, peers: this.peers, clock: this.clock });
+    this.gossip = new Gossip({ host: this.host, names: this.names, chain: this.chain, mempool: this.mempool, peers: this.peers, clock: this.clock, signatures: this.signatures });
     this.sync = new Sync({
       host: this.host,
       names: this.names,
@@ -208,11 +208,10 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     for (const peer of this.host.getPeers()) void this.sync.handshake(peer);
   }
 
-  /** Admits a transaction from this node's user and gossips it. */
+  /** Admits a transaction from this node's user and relays it (batched with others admitted now). */
   async submitTransaction(tx: Transaction): Promise<void> {
     await this.mempool.add(tx, this.clock());
-    // Published to nobody (no mesh yet, say), gossip would never try again: push it directly.
-    if ((await this.gossip.publishTx(tx)) === 0) await this.txRelay.pushToAll([tx]);
+    this.txRelay.announce(tx);
   }
 
   /** Gossips a block this node made. */
@@ -237,6 +236,7 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     await this.rpc?.stop();
     await this.miner?.stop();
     this.gossip?.stop();
+    this.txRelay?.stop();
     await this.host?.stop();
     await this.sync?.idle();
     await this.chain?.idle();

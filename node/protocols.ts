@@ -28,7 +28,7 @@ export function networkNames(genesisHash: Uint8Array): NetworkNames {
     dht: `/cairn/${ns}/kad/1.0.0`,
     blockTopic: `/cairn/${ns}/blocks/1`,
     compactBlockTopic: `/cairn/${ns}/cblocks/1`,
-    txTopic: `/cairn/${ns}/txs/1`,
+    txTopic: `/cairn/${ns}/txs/2`,
     mdnsTag: `cairn-${ns}.local`,
   };
 }

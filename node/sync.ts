@@ -27,6 +27,14 @@ const STATUS_TIMEOUT_MS = 5_000;
 const HEADERS_TIMEOUT_MS = 10_000;
 const BLOCKS_TIMEOUT_MS = 20_000;
 const BLOCK_BATCH = 32;
+/**
+ * Batches fetched (and their signatures checked) ahead of the import. Enough to keep the pool and
+ * the network busy while a batch imports; more only holds blocks in memory and takes the main
+ * thread from the import.
+ */
+const READ_AHEAD_BATCHES = 8;
+/** Requests outstanding to one provider: one at a time leaves both ends idle for a round trip. */
+const REQUESTS_PER_PEER = 2;
 /** Misbehaviour scores (a ban is at 100): lying is a ban, slowness costs a little. */
 const LIE = 100;
 const SLOW = 25;
@@ -114,13 +122,10 @@ export class Sync extends EventEmitter<SyncEvents> {
       this.host,
       this.names.blocks,
       async (req) => {
-        const frames: Uint8Array[] = [];
-        for (const hash of decodeGetBlocks(req)) {
-          const block = await this.chain.db.getBlock(hash);
-          if (!block) break; // the asker takes the rest from someone else
-          frames.push(block.bytes);
-        }
-        return frames;
+        const stored = await this.chain.db.getBlocksBytes(decodeGetBlocks(req));
+        const missing = stored.indexOf(undefined);
+        // Up to the first we lack: the asker takes the rest from someone else.
+        return (missing < 0 ? stored : stored.slice(0, missing)) as Uint8Array[];
       },
       { timeoutMs: STATUS_TIMEOUT_MS, maxBytes: 4096, onBadRequest },
     );
@@ -255,11 +260,11 @@ export class Sync extends EventEmitter<SyncEvents> {
 
     const worker = async (peer: PeerId) => {
       while (!finished && active.has(peer)) {
-        const index = queue.shift();
-        if (index === undefined) {
-          await changed(); // everything is taken; a failed batch may come back
+        if (queue.length === 0 || queue[0]! >= nextToImport + READ_AHEAD_BATCHES) {
+          await changed(); // everything is taken (a failed batch may come back), or far enough ahead
           continue;
         }
+        const index = queue.shift()!;
         try {
           const blocks = await this.fetchBlocks(peer, batches[index]!);
           if (blocks.length < batches[index]!.length) throw new Error('lacks blocks of the chain it announced');
@@ -273,7 +278,7 @@ export class Sync extends EventEmitter<SyncEvents> {
         notify();
       }
     };
-    const workers = [...active].map((peer) => worker(peer));
+    const workers = [...active].flatMap((peer) => Array.from({ length: REQUESTS_PER_PEER }, () => worker(peer)));
 
     try {
       while (nextToImport < batches.length) {
@@ -284,6 +289,7 @@ export class Sync extends EventEmitter<SyncEvents> {
           continue;
         }
         arrived.delete(nextToImport++);
+        notify(); // the read-ahead window moved
         await ready.verified;
         await this.importBlocks(ready.blocks, ready.from);
         this.emit('progress', { height: this.chain.tip.height, target, peer: ready.from.toString() });

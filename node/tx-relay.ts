@@ -8,13 +8,23 @@ import type { Host } from './host.ts';
 import type { PeerManager } from './peers.ts';
 import type { NetworkNames } from './protocols.ts';
 import { request, serve } from './reqresp.ts';
-import { MAX_TXS_PER_PUSH, decodeTxPush, encodeTxPush } from './wire.ts';
+import { MAX_TXS_PER_BATCH, decodeTxBatch, encodeTxBatch } from './wire.ts';
 
 const PUSH_TIMEOUT_MS = 10_000;
-const MAX_PUSH_BYTES = 16 + MAX_TXS_PER_PUSH * 200;
+const MAX_PUSH_BYTES = 16 + MAX_TXS_PER_BATCH * 200;
+/**
+ * How long an admitted transaction waits for others to share its gossip message. Each message
+ * costs a stream write per mesh peer and a validation at each of them, whatever it carries; one
+ * per transaction held nodes' event loops for seconds at a thousand transactions a second.
+ */
+const ANNOUNCE_DELAY_MS = 10;
 
 /**
- * Pushes pending transactions straight to a peer. Gossip cannot do this job: gossipsub refuses
+ * Relays transactions this node admitted itself (from its user, or from a push): gathered for a
+ * few milliseconds into one gossip message of up to 1,000, pushed directly to every peer when the
+ * gossip reached nobody (no mesh yet, say: gossipsub would never try again).
+ *
+ * Also pushes pending transactions straight to a peer. Gossip cannot do this job: gossipsub refuses
  * to publish a message it has seen in the last two minutes, so transactions that a reorg put
  * back, or that one side of a healed partition never saw, would wait for someone to resubmit
  * them. Used on every new connection (the mempools meet) and after every reorg. What a peer
@@ -23,8 +33,36 @@ const MAX_PUSH_BYTES = 16 + MAX_TXS_PER_PUSH * 200;
 export class TxRelay {
   private readonly o: { host: Host; names: NetworkNames; mempool: Mempool; gossip: Gossip; peers: PeerManager; clock: () => number; signatures: TxSignatureVerifier };
 
+  private outbox: Transaction[] = [];
+  private flushTimer: NodeJS.Timeout | undefined;
+  private stopped = false;
+
   constructor(o: TxRelay['o']) {
     this.o = o;
+  }
+
+  /** Queues an admitted transaction for the next gossip batch. */
+  announce(tx: Transaction): void {
+    if (this.stopped) return;
+    this.outbox.push(tx);
+    if (this.outbox.length >= MAX_TXS_PER_BATCH) void this.flush();
+    else this.flushTimer ??= setTimeout(() => void this.flush(), ANNOUNCE_DELAY_MS);
+  }
+
+  /** Gossips everything queued now. */
+  async flush(): Promise<void> {
+    clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
+    while (this.outbox.length > 0) {
+      const batch = this.outbox.splice(0, MAX_TXS_PER_BATCH);
+      if ((await this.o.gossip.publishTxs(batch)) === 0) await this.pushToAll(batch);
+    }
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.flushTimer);
+    this.outbox = [];
   }
 
   async start(): Promise<void> {
@@ -32,7 +70,7 @@ export class TxRelay {
       this.o.host,
       this.o.names.txPush,
       async (req, peer) => {
-        const txs = decodeTxPush(req);
+        const txs = decodeTxBatch(req);
         await this.o.signatures.preverify(txs.filter((tx) => !this.o.mempool.has(tx.id)));
         for (const tx of txs) await this.admit(tx, peer);
         return new Uint8Array(0);
@@ -44,7 +82,7 @@ export class TxRelay {
   private async admit(tx: Transaction, peer: PeerId): Promise<void> {
     try {
       await this.o.mempool.add(tx, this.o.clock());
-      await this.o.gossip.publishTx(tx);
+      this.announce(tx);
     } catch (err) {
       if (err instanceof CairnError) this.o.peers.penalize(peer, err.banScore, `pushed tx: ${err.message}`);
     }
@@ -52,9 +90,9 @@ export class TxRelay {
 
   /** Sends `txs` (in batches) to `peer`; failures are the peer's business, not ours. */
   async push(peer: PeerId, txs: readonly Transaction[]): Promise<void> {
-    for (let i = 0; i < txs.length; i += MAX_TXS_PER_PUSH) {
-      const batch = txs.slice(i, i + MAX_TXS_PER_PUSH);
-      await request(this.o.host, peer, this.o.names.txPush, encodeTxPush(batch), { timeoutMs: PUSH_TIMEOUT_MS, maxBytes: 16 }).catch(() => {});
+    for (let i = 0; i < txs.length; i += MAX_TXS_PER_BATCH) {
+      const batch = txs.slice(i, i + MAX_TXS_PER_BATCH);
+      await request(this.o.host, peer, this.o.names.txPush, encodeTxBatch(batch), { timeoutMs: PUSH_TIMEOUT_MS, maxBytes: 16 }).catch(() => {});
     }
   }
 

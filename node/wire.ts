@@ -11,7 +11,7 @@ export const WIRE_VERSION = 1;
 export const MAX_LOCATOR_HASHES = 64;
 export const MAX_HEADERS_PER_RESPONSE = 2000;
 export const MAX_BLOCKS_PER_REQUEST = 64;
-export const MAX_TXS_PER_PUSH = 1000;
+export const MAX_TXS_PER_BATCH = 1000;
 
 export interface Status {
   readonly genesis: Uint8Array;
@@ -99,18 +99,23 @@ export function decodeGetBlocks(bytes: Uint8Array): Uint8Array[] {
   return out;
 }
 
-export function encodeTxPush(txs: readonly Transaction[]): Uint8Array {
+export function encodeTxBatch(txs: readonly Transaction[]): Uint8Array {
   const w = new Writer(10 + txs.length * TX_BYTES).u8(WIRE_VERSION).varint(txs.length);
   for (const tx of txs) w.bytes(tx.bytes, TX_BYTES);
   return w.finish();
 }
 
-export function decodeTxPush(bytes: Uint8Array): Transaction[] {
-  const r = new Reader(bytes);
-  version(r, 'txPush');
-  const n = r.varint('tx count', MAX_TXS_PER_PUSH);
+/**
+ * A batch of transactions: a gossip message, a push, a block of the mempool file. Each decoded
+ * transaction owns a copy of its own 166 bytes, so a batch's buffer is not kept alive by the
+ * one transaction of it still in the mempool.
+ */
+export function decodeTxBatch(bytes: Uint8Array): Transaction[] {
+  const r = new Reader(bytes, { views: true });
+  version(r, 'transaction batch');
+  const n = r.varint('tx count', MAX_TXS_PER_BATCH);
   const out: Transaction[] = [];
   for (let i = 0; i < n; i++) out.push(decodeTransaction(r.bytes(TX_BYTES, 'transaction')));
-  r.end('txPush');
+  r.end('transaction batch');
   return out;
 }

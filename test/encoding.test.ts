@@ -9,6 +9,7 @@ import { bech32m } from '@scure/base';
 import { Reader, Writer, bigIntToBytes, concatBytes, fromHex } from '../ledger/bytes.ts';
 import { DecodeError, TxRuleError } from '../ledger/errors.ts';
 import { sha256 } from '../ledger/hash.ts';
+import { merkleRoot } from '../ledger/merkle.ts';
 import {
   AddressError,
   CURVE_ORDER,
@@ -529,5 +530,26 @@ describe('encoding', () => {
       assert.equal(isValidAmount(-1n), false);
       assert.equal(isValidAmount(MAX_AMOUNT + 1n), false);
     });
+  });
+});
+
+describe('Merkle tree', () => {
+  /** RFC 6962 §2.1 as written: split at the largest power of two below n, recursively. */
+  function rfc6962(ids: readonly Uint8Array[]): Uint8Array {
+    if (ids.length === 1) return sha256(concatBytes(Uint8Array.of(0), ids[0]!));
+    let k = 1;
+    while (k * 2 < ids.length) k *= 2;
+    return sha256(concatBytes(Uint8Array.of(1), rfc6962(ids.slice(0, k)), rfc6962(ids.slice(k))));
+  }
+
+  it('the bottom-up computation equals RFC 6962 recursive definition for every size up to 300', () => {
+    for (let n = 1; n <= 300; n++) {
+      const ids = Array.from({ length: n }, (_, i) => sha256(Uint8Array.of(n & 0xff, i & 0xff, i >> 8)));
+      assert.deepEqual(merkleRoot(ids), rfc6962(ids), `${n} leaves`);
+    }
+  });
+
+  it('refuses an empty list', () => {
+    assert.throws(() => merkleRoot([]), RangeError);
   });
 });

@@ -19,7 +19,7 @@ import { gossipsub, StrictNoSign, type GossipSub, type GossipsubOpts, type Messa
 import { lpStream } from '@libp2p/utils';
 import { multiaddr } from '@multiformats/multiaddr';
 import type { Stream } from '@libp2p/interface';
-import { fromHex, toHex } from '../../ledger/bytes.ts';
+import { concatBytes, fromHex, toHex } from '../../ledger/bytes.ts';
 import { encodeAddress } from '../../ledger/keys.ts';
 import { genesisBlock } from '../../ledger/genesis.ts';
 import { signTransaction } from '../../ledger/transaction.ts';
@@ -66,7 +66,9 @@ describe('e2e: hostile peers', function () {
 
   const blockTopic = () => `/cairn/${c.ns}/blocks/1`;
   const compactTopic = () => `/cairn/${c.ns}/cblocks/1`;
-  const txTopic = () => `/cairn/${c.ns}/txs/1`;
+  const txTopic = () => `/cairn/${c.ns}/txs/2`;
+  /** A transaction gossip message: a batch (01 ‖ count ‖ transactions), here of one. */
+  const txBatch = (tx: Uint8Array) => concatBytes(Uint8Array.of(1, 1), tx);
   const protocol = (name: string) => `/cairn/${c.ns}/${name}/1`;
 
   /** The status message of docs/PROTOCOL.md, written out by hand: 01 ‖ genesis ‖ u32 height ‖ tip ‖ u256 work. */
@@ -274,7 +276,8 @@ describe('e2e: hostile peers', function () {
       const h = await hostile('honest');
       await connect(h, true);
       const t = topic === 'blocks' ? blockTopic() : topic === 'cblocks' ? compactTopic() : txTopic();
-      const a = await attack(h, `${what} on /${topic}`, async (i) => void (await h.services.pubsub.publish(t, make(i))));
+      const wrap = topic === 'txs' ? txBatch : (bytes: Uint8Array) => bytes;
+      const a = await attack(h, `${what} on /${topic}`, async (i) => void (await h.services.pubsub.publish(t, wrap(make(i)))));
       lines.push(describeAttack(a));
       await expectDropped(h, a);
     }
@@ -322,8 +325,8 @@ describe('e2e: hostile peers', function () {
       (i) => h.services.pubsub.publish(blockTopic(), badPowBlock(i)),
       (i) => h.services.pubsub.publish(compactTopic(), randomBytes(i)),
       (i) => h.services.pubsub.publish(compactTopic(), compactBadPowBlock(i)),
-      (i) => h.services.pubsub.publish(txTopic(), truncatedTx(i)),
-      (i) => h.services.pubsub.publish(txTopic(), forgedTx(i)),
+      (i) => h.services.pubsub.publish(txTopic(), txBatch(truncatedTx(i))),
+      (i) => h.services.pubsub.publish(txTopic(), txBatch(forgedTx(i))),
     ];
     const a = await attack(h, 'every kind of bad message, oversized first', async (i) => void (await steps[i % steps.length]!(i)));
     const now = await nodeUnharmed(height);

@@ -61,6 +61,7 @@ async function buildBlock(): Promise<Block> {
 async function connect(block: Block): Promise<void> {
   say(`begin connect ${block.header.height} ${toHex(block.header.hash)}`);
   await db.connectBlock(block, ownSignatures);
+  await db.flushed(); // connectBlock queues its batch; "done" means committed
   say(`done ${db.tip.height} ${toHex(db.tip.hash)}`);
 }
 
@@ -69,6 +70,7 @@ async function disconnect(): Promise<Block> {
   if (!tip) throw new Error(`the tip ${toHex(db.tip.hash)} has no stored block`);
   say(`begin disconnect ${tip.header.height - 1} ${toHex(tip.header.prevHash)}`);
   const removed = await db.disconnectTip();
+  await db.flushed();
   say(`done ${db.tip.height} ${toHex(db.tip.hash)}`);
   return removed;
 }

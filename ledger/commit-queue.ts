@@ -1,0 +1,119 @@
+import { StoreError } from './errors.ts';
+import type { Account } from './state.ts';
+
+export type BatchOp = { type: 'put'; key: Uint8Array; value: Uint8Array } | { type: 'del'; key: Uint8Array };
+
+/** An account write riding in a batch, keyed as ChainDB's account cache is. */
+export interface AccountWrite {
+  readonly key: string;
+  readonly account: Account | null;
+}
+
+/** Queued operations beyond which a writer waits for the flush in flight (backpressure). */
+const MAX_QUEUED_OPS = 50_000;
+
+/**
+ * Group commit for ChainDB. Writes are queued in order and committed by one flush at a time, each
+ * flush a single atomic LevelDB batch of everything queued while the one before was in flight.
+ * A writer does not wait for its commit: while block N is written, block N+1 is validated. (The
+ * sync profile spent ~40% of its wall time awaiting one batch per block through a libuv thread
+ * that the verifier threads kept waiting for a core.)
+ *
+ * Crash safety is unchanged: every batch holds whole blocks with their tip pointer, so a kill
+ * leaves the store at the last committed block, as before; what is lost is at most the blocks
+ * queued behind it, which the node fetches again. Accounts written but not yet committed are
+ * answered from here, so readers see the state the queue will leave. A failed flush poisons the
+ * queue: memory is then ahead of the store, and every later write and read that must see the
+ * store refuses with the error rather than build on what was never written.
+ */
+/** The one thing the queue needs of LevelDB. */
+export interface BatchStore {
+  batch(ops: BatchOp[]): Promise<void>;
+}
+
+export class CommitQueue {
+  private readonly db: BatchStore;
+  private readonly onCommitted: (accounts: readonly AccountWrite[]) => void;
+  private queued: BatchOp[] = [];
+  private queuedAccounts: AccountWrite[] = [];
+  /** The newest uncommitted value of each account, with the flush that will carry it. */
+  private readonly uncommitted = new Map<string, { account: Account | null; flush: number }>();
+  private inFlight: Promise<void> | undefined;
+  private flushes = 0;
+  private failure: StoreError | undefined;
+  /** Changes whenever what a store read could return changes: see ChainDB's account cache. */
+  generation = 0;
+
+  constructor(db: BatchStore, onCommitted: (accounts: readonly AccountWrite[]) => void) {
+    this.db = db;
+    this.onCommitted = onCommitted;
+  }
+
+  /** Queues `ops` after everything queued before; `accounts` are the account values they write. */
+  enqueue(ops: readonly BatchOp[], accounts: readonly AccountWrite[] = []): void {
+    this.check();
+    for (const op of ops) this.queued.push(op);
+    const flush = this.flushes + 1;
+    for (const a of accounts) {
+      this.queuedAccounts.push(a);
+      this.uncommitted.set(a.key, { account: a.account, flush });
+    }
+    this.generation++;
+    this.start();
+  }
+
+  /** An account's queued value: `null` for deleted, `undefined` if no queued write touches it. */
+  account(key: string): Account | null | undefined {
+    return this.uncommitted.get(key)?.account;
+  }
+
+  /** Resolves when everything queued so far is committed; rejects if a flush failed. */
+  async flushed(): Promise<void> {
+    while (!this.failure && (this.inFlight || this.queued.length > 0)) {
+      this.start();
+      await this.inFlight;
+    }
+    this.check();
+  }
+
+  /** Waits for the flush in flight if the queue is long: what keeps memory bounded. */
+  async backpressure(): Promise<void> {
+    if (this.queued.length >= MAX_QUEUED_OPS) await this.inFlight;
+    this.check();
+  }
+
+  private check(): void {
+    if (this.failure) throw this.failure;
+  }
+
+  private start(): void {
+    if (this.inFlight || this.queued.length === 0 || this.failure) return;
+    const ops = this.queued;
+    const accounts = this.queuedAccounts;
+    const flush = ++this.flushes;
+    this.queued = [];
+    this.queuedAccounts = [];
+    this.inFlight = this.db
+      .batch(ops)
+      .then(
+        () => {
+          const committed: AccountWrite[] = [];
+          for (const a of accounts) {
+            const entry = this.uncommitted.get(a.key);
+            if (entry?.flush !== flush) continue; // a later batch writes it again
+            this.uncommitted.delete(a.key);
+            committed.push({ key: a.key, account: entry.account });
+          }
+          this.generation++;
+          this.onCommitted(committed);
+        },
+        (err: Error) => {
+          this.failure = new StoreError('STORE_WRITE_FAILED', `a write to the store failed; the node must restart: ${err.message}`);
+        },
+      )
+      .finally(() => {
+        this.inFlight = undefined;
+        this.start();
+      });
+  }
+}

@@ -1,0 +1,68 @@
+import assert from 'node:assert/strict';
+import { CommitQueue, type AccountWrite, type BatchOp } from '../ledger/commit-queue.ts';
+import { StoreError } from '../ledger/errors.ts';
+
+/** A store whose batches complete only when the test says so. */
+function manualStore() {
+  const batches: { ops: BatchOp[]; finish: (err?: Error) => void }[] = [];
+  const store = {
+    batch(ops: BatchOp[]): Promise<void> {
+      return new Promise((resolve, reject) => batches.push({ ops, finish: (err) => (err ? reject(err) : resolve()) }));
+    },
+  };
+  return { store, batches };
+}
+
+const put = (n: number): BatchOp => ({ type: 'put', key: Uint8Array.of(n), value: Uint8Array.of(n) });
+const acct = (key: string, balance: bigint): AccountWrite => ({ key, account: { balance, nonce: 0n } });
+const tick = () => new Promise((r) => setImmediate(r));
+
+describe('CommitQueue (ChainDB group commit)', () => {
+  it('commits what was queued during a flush together, in order, in the next batch', async () => {
+    const { store, batches } = manualStore();
+    const q = new CommitQueue(store, () => {});
+    q.enqueue([put(1)]);
+    q.enqueue([put(2)]);
+    q.enqueue([put(3), put(4)]);
+    assert.equal(batches.length, 1, 'one flush in flight at a time');
+    assert.deepEqual(batches[0]!.ops.map((o) => o.key[0]), [1]);
+    batches[0]!.finish();
+    await tick();
+    assert.equal(batches.length, 2);
+    assert.deepEqual(batches[1]!.ops.map((o) => o.key[0]), [2, 3, 4]);
+    const done = q.flushed();
+    batches[1]!.finish();
+    await done;
+  });
+
+  it('answers queued accounts before they commit, and hands each to the cache once committed unless rewritten later', async () => {
+    const { store, batches } = manualStore();
+    const committed: AccountWrite[] = [];
+    const q = new CommitQueue(store, (c) => committed.push(...c));
+    q.enqueue([put(1)], [acct('a', 1n), acct('b', 1n)]);
+    q.enqueue([put(2)], [acct('a', 2n)]);
+    assert.equal(q.account('a')?.balance, 2n, 'the newest queued value');
+    assert.equal(q.account('b')?.balance, 1n);
+    assert.equal(q.account('c'), undefined);
+    batches[0]!.finish();
+    await tick();
+    assert.deepEqual(committed.map((c) => c.key), ['b'], '"a" is written again by the next batch: not yet the store\'s');
+    assert.equal(q.account('b'), undefined, 'committed: the cache and the store answer now');
+    assert.equal(q.account('a')?.balance, 2n);
+    batches[1]!.finish();
+    await q.flushed();
+    assert.deepEqual(committed.map((c) => [c.key, c.account?.balance]), [['b', 1n], ['a', 2n]]);
+  });
+
+  it('a failed flush refuses every later write and wait with STORE_WRITE_FAILED', async () => {
+    const { store, batches } = manualStore();
+    const q = new CommitQueue(store, () => {});
+    q.enqueue([put(1)]);
+    q.enqueue([put(2)]);
+    batches[0]!.finish(new Error('disk full'));
+    await assert.rejects(q.flushed(), (err: unknown) => err instanceof StoreError && err.code === 'STORE_WRITE_FAILED');
+    assert.equal(batches.length, 1, 'nothing after a failed batch is written: it would build on what is not there');
+    assert.throws(() => q.enqueue([put(3)]), (err: unknown) => err instanceof StoreError && err.code === 'STORE_WRITE_FAILED');
+    await assert.rejects(q.backpressure(), StoreError);
+  });
+});
