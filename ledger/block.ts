@@ -174,7 +174,7 @@ export function checkBlockBody(block: Block, limits: BlockLimits): void {
   const seen = new Set<string>();
   let fees = 0n;
   for (const tx of txs) {
-    const id = toHex(tx.id);
+    const id = tx.idHex;
     if (seen.has(id)) throw new BlockRuleError('BLOCK_DUPLICATE_TX', `transaction ${id} appears twice`);
     seen.add(id);
     fees += tx.fee;

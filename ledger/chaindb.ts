@@ -154,11 +154,11 @@ export class ChainDB implements AccountSource {
     return account;
   }
 
-  async getAccounts(addresses: readonly Uint8Array[]): Promise<(Account | undefined)[]> {
+  async getAccounts(addresses: readonly Uint8Array[], keys: readonly string[] = addresses.map(toHex)): Promise<(Account | undefined)[]> {
     const out: (Account | undefined)[] = new Array(addresses.length);
     const missing: number[] = [];
     for (let i = 0; i < addresses.length; i++) {
-      const known = this.knownAccount(toHex(addresses[i]!));
+      const known = this.knownAccount(keys[i]!);
       if (known === undefined) missing.push(i);
       else out[i] = known ?? undefined;
     }
@@ -169,7 +169,7 @@ export class ChainDB implements AccountSource {
     missing.forEach((i, k) => {
       const bytes = values[k];
       out[i] = bytes && decodeAccount(bytes);
-      if (cache) this.cacheAccount(toHex(addresses[i]!), out[i]);
+      if (cache) this.cacheAccount(keys[i]!, out[i]);
     });
     return out;
   }
@@ -291,7 +291,7 @@ export class ChainDB implements AccountSource {
         ...extraOps,
         { type: 'put', key: layout.tip, value: hash },
       ];
-      this.writes.enqueue(ops, effects.accounts.map((a): AccountWrite => ({ key: toHex(a.address), account: a.account })));
+      this.writes.enqueue(ops, effects.accounts.map((a): AccountWrite => ({ key: a.key, account: a.account })));
       this.currentTip = { hash, height: header.height };
       return effects;
     });

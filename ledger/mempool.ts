@@ -120,7 +120,7 @@ export class Mempool {
   }
 
   private async admit(tx: Transaction, now: number): Promise<MempoolEntry> {
-    const idHex = toHex(tx.id);
+    const idHex = tx.idHex;
     if (this.byId.has(idHex)) throw new MempoolRejection('MEMPOOL_DUPLICATE', `transaction ${idHex} is already pending`);
     if (tx.fee < this.policy.minFee) {
       throw new MempoolRejection('MEMPOOL_FEE_TOO_LOW', `fee ${tx.fee} is below the minimum ${this.policy.minFee}`);
@@ -134,7 +134,7 @@ export class Mempool {
     }
     // The rules a block would apply, as if the earlier pending nonces were already in.
     checkTxAgainstState(tx, { balance: MAX_AMOUNT, nonce: tx.nonce }, this.rules);
-    const senderKey = toHex(tx.from);
+    const senderKey = tx.fromKey;
     const pending = this.bySender.get(senderKey);
     const replaced = pending?.get(tx.nonce);
     if (replaced) {
@@ -162,7 +162,7 @@ export class Mempool {
 
   /** The cheapest transactions that nothing else depends on, whose room `tx` needs; refuses `tx` if it is the cheapest. */
   private chooseVictims(tx: Transaction): MempoolEntry[] {
-    const senderKey = toHex(tx.from);
+    const senderKey = tx.fromKey;
     const victims: MempoolEntry[] = [];
     let freed = 0;
     const excluded = new Set<MempoolEntry>();
@@ -185,7 +185,7 @@ export class Mempool {
   }
 
   private insert(entry: MempoolEntry): void {
-    const key = toHex(entry.tx.from);
+    const key = entry.tx.fromKey;
     let pending = this.bySender.get(key);
     if (!pending) this.bySender.set(key, (pending = new Map()));
     pending.set(entry.tx.nonce, entry);
@@ -196,7 +196,7 @@ export class Mempool {
   private remove(entry: MempoolEntry): void {
     if (!this.byId.delete(entry.idHex)) return;
     this.totalBytes -= entry.tx.bytes.length;
-    const key = toHex(entry.tx.from);
+    const key = entry.tx.fromKey;
     const pending = this.bySender.get(key);
     pending?.delete(entry.tx.nonce);
     if (pending?.size === 0) this.bySender.delete(key);
@@ -227,13 +227,13 @@ export class Mempool {
       for (const block of [...connected, ...disconnected]) {
         touched.set(toHex(block.coinbase.to), block.coinbase.to);
         for (const tx of block.txs) {
-          touched.set(toHex(tx.from), tx.from);
-          touched.set(toHex(tx.to), tx.to);
+          touched.set(tx.fromKey, tx.from);
+          touched.set(tx.toKey, tx.to);
         }
       }
       for (const block of connected) {
         for (const tx of block.txs) {
-          const hex = toHex(tx.id);
+          const hex = tx.idHex;
           confirmed.add(hex);
           const entry = this.byId.get(hex);
           if (entry) this.remove(entry);
@@ -242,7 +242,7 @@ export class Mempool {
       for (const [key, address] of touched) if (this.bySender.has(key)) await this.revalidateSender(address);
       for (const block of disconnected) {
         for (const tx of block.txs) {
-          if (confirmed.has(toHex(tx.id))) continue;
+          if (confirmed.has(tx.idHex)) continue;
           await this.admit(tx, now).catch(() => {}); // no longer valid: gone, as it would be from a block
         }
       }

@@ -1,5 +1,3 @@
-import { toHex } from './bytes.ts';
-
 /**
  * Ids of transactions whose signatures have been verified. A transaction id hashes the whole
  * signed encoding (fields, key and signature), so an id in here vouches for exactly those bytes.
@@ -19,16 +17,16 @@ export class SignatureCache {
     return this.ids.size;
   }
 
-  has(id: Uint8Array): boolean {
-    const found = this.ids.has(toHex(id));
+  /** `idHex`: the transaction's id in hex (Transaction.idHex). */
+  has(idHex: string): boolean {
+    const found = this.ids.has(idHex);
     if (found) this.hits++;
     return found;
   }
 
-  add(id: Uint8Array): void {
-    const key = toHex(id);
-    if (this.ids.has(key)) return;
-    this.ids.add(key);
+  add(idHex: string): void {
+    if (this.ids.has(idHex)) return;
+    this.ids.add(idHex);
     if (this.ids.size > this.capacity) this.ids.delete(this.ids.values().next().value!);
   }
 }

@@ -16,8 +16,11 @@ export const ACCOUNT_BYTES = 16;
 /** Where the state transition reads accounts from: the store, or an overlay on top of it. */
 export interface AccountSource {
   getAccount(address: Uint8Array): Promise<Account | undefined>;
-  /** The same answers as `getAccount` for each, in one round trip to the store where it has one. */
-  getAccounts?(addresses: readonly Uint8Array[]): Promise<(Account | undefined)[]>;
+  /**
+   * The same answers as `getAccount` for each, in one round trip to the store where it has one.
+   * `keys` are the addresses in hex, which the caller has already made.
+   */
+  getAccounts?(addresses: readonly Uint8Array[], keys: readonly string[]): Promise<(Account | undefined)[]>;
 }
 
 /** An account as it was before a block touched it; `undefined` means it did not exist. */
@@ -28,8 +31,8 @@ export interface UndoRecord {
 
 /** What connecting a block does to state, computed in memory before anything is written. */
 export interface BlockEffects {
-  /** Every touched account with its new value, in the order first touched. */
-  readonly accounts: ReadonlyArray<{ readonly address: Uint8Array; readonly account: Account }>;
+  /** Every touched account with its new value, in the order first touched; `key` is the address in hex. */
+  readonly accounts: ReadonlyArray<{ readonly address: Uint8Array; readonly key: string; readonly account: Account }>;
   /** The same accounts with their previous values: enough to disconnect the block exactly. */
   readonly undo: readonly UndoRecord[];
   readonly fees: bigint;
@@ -76,11 +79,12 @@ export function checkTxAgainstState(tx: Transaction, sender: Account, rules: Sta
 /**
  * A read-through overlay: reads each account once from the source, then works on its own copy.
  * A block's accounts are all read up front (`preload`), so applying its transactions is
- * synchronous: no await, and no store round trip, per transaction.
+ * synchronous: no await, and no store round trip, per transaction. Accounts are keyed by their
+ * address in hex (Transaction.fromKey / toKey).
  */
 export class StateOverlay implements AccountSource {
   private readonly source: AccountSource;
-  private readonly entries = new Map<string, { address: Uint8Array; before: Account | undefined; after: Account }>();
+  private readonly entries = new Map<string, { address: Uint8Array; key: string; before: Account | undefined; after: Account }>();
 
   constructor(source: AccountSource) {
     this.source = source;
@@ -91,40 +95,37 @@ export class StateOverlay implements AccountSource {
     return entry ? entry.after : this.source.getAccount(address);
   }
 
-  /** Reads every account in `addresses` not yet in the overlay, in one batch where the source can. */
-  async preload(addresses: readonly Uint8Array[]): Promise<void> {
+  /** Reads every account in `addresses` (hex `keys`) not yet in the overlay, in one batch where the source can. */
+  async preload(addresses: readonly Uint8Array[], keys: readonly string[]): Promise<void> {
     const wanted = new Map<string, Uint8Array>();
-    for (const address of addresses) {
-      const key = toHex(address);
-      if (!this.entries.has(key)) wanted.set(key, address);
-    }
+    for (let i = 0; i < addresses.length; i++) if (!this.entries.has(keys[i]!)) wanted.set(keys[i]!, addresses[i]!);
     const list = [...wanted.values()];
     const found = this.source.getAccounts
-      ? await this.source.getAccounts(list)
+      ? await this.source.getAccounts(list, [...wanted.keys()])
       : await Promise.all(list.map((a) => this.source.getAccount(a)));
     let i = 0;
     for (const [key, address] of wanted) {
       const before = found[i++];
-      if (!this.entries.has(key)) this.entries.set(key, { address, before, after: before ?? EMPTY_ACCOUNT });
+      if (!this.entries.has(key)) this.entries.set(key, { address, key, before, after: before ?? EMPTY_ACCOUNT });
     }
   }
 
   /** The current value of an account `preload` has read. */
-  loaded(address: Uint8Array): Account {
-    const entry = this.entries.get(toHex(address));
-    if (!entry) throw new Error(`account ${toHex(address)} was not preloaded`);
+  loaded(key: string): Account {
+    const entry = this.entries.get(key);
+    if (!entry) throw new Error(`account ${key} was not preloaded`);
     return entry.after;
   }
 
-  /** `address` must have been loaded first. */
-  set(address: Uint8Array, account: Account): void {
-    this.entries.get(toHex(address))!.after = account;
+  /** The account must have been preloaded. */
+  set(key: string, account: Account): void {
+    this.entries.get(key)!.after = account;
   }
 
   effects(fees: bigint): BlockEffects {
     const list = [...this.entries.values()];
     return {
-      accounts: list.map((e) => ({ address: e.address, account: e.after })),
+      accounts: list.map((e) => ({ address: e.address, key: e.key, account: e.after })),
       undo: list.map((e) => ({ address: e.address, previous: e.before })),
       fees,
     };
@@ -136,15 +137,15 @@ export class StateOverlay implements AccountSource {
  * check the signature (see SignatureChecker). Returns the fee it pays.
  */
 export function applyTransaction(state: StateOverlay, tx: Transaction, rules: StateRules, txIndex?: number): bigint {
-  const sender = state.loaded(tx.from);
+  const sender = state.loaded(tx.fromKey);
   checkTxAgainstState(tx, sender, rules, txIndex);
-  state.set(tx.from, { balance: sender.balance - tx.amount - tx.fee, nonce: sender.nonce + 1n });
-  const recipient = state.loaded(tx.to); // after the debit, so a payment to oneself sees it
+  state.set(tx.fromKey, { balance: sender.balance - tx.amount - tx.fee, nonce: sender.nonce + 1n });
+  const recipient = state.loaded(tx.toKey); // after the debit, so a payment to oneself sees it
   const credited = recipient.balance + tx.amount;
   if (credited > MAX_AMOUNT) {
     throw new TxRuleError('TX_BALANCE_OVERFLOW', 'recipient balance would exceed MAX_AMOUNT', 0, txIndex);
   }
-  state.set(tx.to, { balance: credited, nonce: recipient.nonce });
+  state.set(tx.toKey, { balance: credited, nonce: recipient.nonce });
   return tx.fee;
 }
 
@@ -161,16 +162,22 @@ export async function applyBlock(
 ): Promise<BlockEffects> {
   const state = new StateOverlay(source);
   const addresses: Uint8Array[] = [];
-  for (const tx of block.txs) addresses.push(tx.from, tx.to);
+  const keys: string[] = [];
+  for (const tx of block.txs) {
+    addresses.push(tx.from, tx.to);
+    keys.push(tx.fromKey, tx.toKey);
+  }
+  const minerKey = toHex(block.coinbase.to);
   addresses.push(block.coinbase.to);
+  keys.push(minerKey);
   // The store's reads overlap the signature checks (which may be on other threads).
-  await Promise.all([signatures.checkBlockSignatures(block.txs), state.preload(addresses)]);
+  await Promise.all([signatures.checkBlockSignatures(block.txs), state.preload(addresses, keys)]);
   let fees = 0n;
   for (let i = 0; i < block.txs.length; i++) fees += applyTransaction(state, block.txs[i]!, rules, i);
-  const miner = state.loaded(block.coinbase.to);
+  const miner = state.loaded(minerKey);
   const paid = miner.balance + block.coinbase.amount;
   if (paid > MAX_AMOUNT) throw new BlockRuleError('BLOCK_BAD_COINBASE', 'coinbase would overflow the miner balance', 0);
-  state.set(block.coinbase.to, { balance: paid, nonce: miner.nonce });
+  state.set(minerKey, { balance: paid, nonce: miner.nonce });
   return state.effects(fees);
 }
 

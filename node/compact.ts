@@ -60,7 +60,7 @@ export function matchMempool(compact: CompactBlock, mempool: Mempool): { txs: (T
   const wanted = new Set(compact.shortIds);
   const byShortId = new Map<string, Transaction>();
   for (const { tx } of mempool.entries()) {
-    const id = shortId(tx.id);
+    const id = tx.idHex.slice(0, SHORT_ID_BYTES * 2);
     if (wanted.has(id)) byShortId.set(id, tx);
   }
   const txs = compact.shortIds.map((id) => byShortId.get(id));

@@ -25,7 +25,7 @@ export class TxSignatureVerifier implements SignatureChecker {
     const todo: number[] = [];
     for (let i = 0; i < txs.length; i++) {
       const tx = txs[i]!;
-      if (this.cache.has(tx.id)) continue;
+      if (this.cache.has(tx.idHex)) continue;
       if (!bytesEqual(addressOf(tx.publicKey), tx.from)) return { index: i, code: 'TX_SENDER_MISMATCH' };
       todo.push(i);
     }
@@ -34,7 +34,7 @@ export class TxSignatureVerifier implements SignatureChecker {
     );
     let failed: number | undefined;
     verdicts.forEach((ok, k) => {
-      if (ok) this.cache.add(txs[todo[k]!]!.id);
+      if (ok) this.cache.add(txs[todo[k]!]!.idHex);
       else failed ??= todo[k]!;
     });
     return failed === undefined ? undefined : { index: failed, code: 'TX_BAD_SIGNATURE' };
