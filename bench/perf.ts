@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { Session } from 'node:inspector/promises';
 import { stateDigest } from '../ledger/audit.ts';
 import { toHex } from '../ledger/bytes.ts';
-import { ChainDB } from '../ledger/chaindb.ts';
+import { ChainDB, type ChainTip } from '../ledger/chaindb.ts';
 import { genesisBlock, type ChainParams } from '../ledger/genesis.ts';
 import { sha256 } from '../ledger/hash.ts';
 import { addressOf, encodeAddress, publicKeyOf, signHash } from '../ledger/keys.ts';
@@ -25,6 +25,7 @@ import { MAX_TARGET } from '../consensus/pow.ts';
 import { searchNonce } from '../consensus/miner.ts';
 import { RpcClient } from '../cli/rpc-client.ts';
 import { startBenchNode, stopNodes } from './nodes.ts';
+import { ThreadNode, settledThreads, waitForAll } from './threaded-nodes.ts';
 import { assemble, decodeCompactBlock, encodeCompactBlock, matchMempool } from '../node/compact.ts';
 import { CairnNode } from '../node/node.ts';
 import { RPC_ENDPOINT_FILE, type RpcMethod, type RpcMethods, type StatusResult } from '../node/rpc-types.ts';
@@ -509,6 +510,8 @@ interface SyncRun {
   readonly eventLoopUtilization: number;
   /** When the pool had checked every transaction's signature: how far download and verification ran ahead of the import. */
   readonly allVerifiedMs: number;
+  /** What B's VerifyPool runs on. */
+  readonly verifier: string;
 }
 
 /**
@@ -516,8 +519,8 @@ interface SyncRun {
  * and signature verifier's methods are wrapped (after start, before the first batch can arrive:
  * the bootstrap dial waits 100 ms) to say where the time goes.
  */
-async function syncRun(ctx: SuiteContext, params: ChainParams, a: TestNode, digest: string, txs: number, live: TestNode[]): Promise<SyncRun> {
-  const target = a.node.chain.tip.hashHex;
+async function syncRun(ctx: SuiteContext, params: ChainParams, a: { addr: string; tip: ChainTip }, digest: string, txs: number, live: TestNode[]): Promise<SyncRun> {
+  const target = toHex(a.tip.hash);
   const dir = ctx.tempDir('cairn-bench-sync-');
   const elu0 = performance.eventLoopUtilization();
   const start = performance.now();
@@ -571,7 +574,7 @@ async function syncRun(ctx: SuiteContext, params: ChainParams, a: TestNode, dige
     }, 1000);
     try {
       if (chain.tip.hashHex !== target) {
-        await within(done, SYNC_TIMEOUT_MS, () => `B at height ${chain.tip.height} of ${a.node.chain.tip.height}, syncing: ${b.node.sync.syncing}, peers: ${b.node.host.getPeers().length}`);
+        await within(done, SYNC_TIMEOUT_MS, () => `B at height ${chain.tip.height} of ${a.tip.height}, syncing: ${b.node.sync.syncing}, peers: ${b.node.host.getPeers().length}`);
       }
     } finally {
       clearInterval(progress);
@@ -580,7 +583,7 @@ async function syncRun(ctx: SuiteContext, params: ChainParams, a: TestNode, dige
     const elu = performance.eventLoopUtilization(elu0).utilization;
     // Outside the timing: the same tip must mean the same state.
     if ((await stateDigest(b.node.db)) !== digest) throw new Error("B's state differs from A's at the same tip");
-    return { ms: doneAt - start, firstBlockMs: firstBlockAt - start, importMs, preverifyMs, eventLoopUtilization: elu, allVerifiedMs: (allVerifiedAt ?? doneAt) - start };
+    return { ms: doneAt - start, firstBlockMs: firstBlockAt - start, importMs, preverifyMs, eventLoopUtilization: elu, allVerifiedMs: (allVerifiedAt ?? doneAt) - start, verifier: verifierOf(b.node) };
   } finally {
     await stopNodes(live, [b]);
   }
@@ -588,7 +591,7 @@ async function syncRun(ctx: SuiteContext, params: ChainParams, a: TestNode, dige
 
 export const syncSuite: Suite = {
   name: 'sync',
-  description: 'a fresh node syncing 10,000 blocks of 200,000 signed transactions from one peer over libp2p (in-process, 127.0.0.1)',
+  description: 'a fresh node syncing 10,000 blocks of 200,000 signed transactions from one peer (in a worker thread) over libp2p on 127.0.0.1',
   async run(ctx) {
     const limit = await machineLimit(ctx);
     const blocks = ctx.quick ? SYNC_BLOCKS_QUICK : SYNC_BLOCKS;
@@ -602,9 +605,17 @@ export const syncSuite: Suite = {
       ctx.log(`sync: building the source chain: ${blocks} blocks of ${SYNC_TXS_PER_BLOCK} transfers from ${senders.length} senders (untimed)`);
       const { txs } = await buildSyncSource(ctx, aDir.path, params, senders, blocks);
       ctx.log(`sync: ${txs} transfers ${signerNote()}, mined and stored for node A in ${s1(performance.now() - setup)} s`);
-      const a = await startBenchNode(aDir, params, live);
-      const digest = await stateDigest(a.node.db);
-      const verifier = verifierOf(a.node);
+      const { digest, tip } = await (async () => {
+        const db = await ChainDB.open(join(aDir.path, 'chain'), params);
+        try {
+          return { digest: await stateDigest(db), tip: db.tip };
+        } finally {
+          await db.close();
+        }
+      })();
+      // A in its own thread, as the peer would be its own process: its serving does not take B's event loop.
+      const aThread = await ThreadNode.start(aDir, params, []);
+      const a = { addr: aThread.addr, tip };
       const runs: SyncRun[] = [];
       const count = Math.min(ctx.runs, SYNC_MAX_RUNS);
       for (let r = 0; r < count; r++) {
@@ -615,12 +626,12 @@ export const syncSuite: Suite = {
             `in processBlock ${s1(run.importMs)} s, pool busy ${s1(run.preverifyMs)} s, event loop busy ${(100 * run.eventLoopUtilization).toFixed(0)}%`,
         );
       }
-      await stopNodes(live, [a]);
+      await aThread.stop();
       const med = (f: (r: SyncRun) => number) => median(runs.map(f));
       const wall = med((r) => r.ms);
       const phases =
-        `median: first block after ${ms0(med((r) => r.firstBlockMs))} ms; every block downloaded and its signatures checked after ${s1(med((r) => r.allVerifiedMs))} s (no read-ahead limit), the tip imported after ${s1(wall)} s; inside Chain.processBlock (one block at a time) ${((100 * med((r) => r.importMs)) / wall).toFixed(0)}% of the wall time; ` +
-        `its VerifyPool (${verifier}) busy ${((100 * med((r) => r.preverifyMs)) / wall).toFixed(0)}% of it, overlapping; the process's event loop busy ${(100 * med((r) => r.eventLoopUtilization)).toFixed(0)}% (A and B share it)`;
+        `median: first block after ${ms0(med((r) => r.firstBlockMs))} ms; every block downloaded and its signatures checked after ${s1(med((r) => r.allVerifiedMs))} s (8 batches of 32 blocks at most ahead of the import), the tip imported after ${s1(wall)} s; inside Chain.processBlock (one block at a time) ${((100 * med((r) => r.importMs)) / wall).toFixed(0)}% of the wall time; ` +
+        `its VerifyPool (${runs[0]!.verifier}) busy ${((100 * med((r) => r.preverifyMs)) / wall).toFixed(0)}% of it, overlapping; B's event loop busy ${(100 * med((r) => r.eventLoopUtilization)).toFixed(0)}% (A serves from its own worker thread in the same process, as its own process would: bench/node-thread.ts)`;
       return [
         metric({
           key: 'syncTxPerSec',
@@ -1188,6 +1199,47 @@ async function hopRuns(ctx: SuiteContext, params: ChainParams, rounds: readonly 
   }
 }
 
+/**
+ * The same blocks across five nodes each in its own worker thread (its own event loop, as in
+ * separate processes): submitted to A, gossiped into every mempool (untimed), then mined on A.
+ * Returns, per block, each node's connect time minus A's.
+ */
+async function threadedArrivals(ctx: SuiteContext, params: ChainParams, rounds: readonly Transaction[][]): Promise<{ perNodeMs: number[][]; rssMb: number }> {
+  const nodes: ThreadNode[] = [];
+  try {
+    for (let i = 0; i < PROP_NODES; i++) {
+      nodes.push(await ThreadNode.start(ctx.tempDir('cairn-bench-propagation-thread-'), params, i === 0 ? [] : [nodes[i - 1]!.addr]));
+    }
+    await waitForAll(nodes, (s) => s.peers > 0 && s.mesh > 0, PROP_SETUP_TIMEOUT_MS, 'every node thread to have gossip mesh peers');
+    await settledThreads(nodes, PROP_SETTLE_MS, PROP_SETUP_TIMEOUT_MS);
+    const origin = nodes[0]!;
+    const warm = await origin.mine(PROP_MINER_KEY);
+    await waitForAll(nodes, (s) => s.height >= 1, PROP_TIMEOUT_MS, 'the warm-up block to reach every node thread');
+    const perNodeMs: number[][] = [];
+    let rssMb = 0;
+    let height = 1;
+    void warm;
+    for (const txs of rounds) {
+      await origin.submit(txs.map((tx) => tx.bytes));
+      await waitForAll(nodes, (s) => s.mempool >= txs.length, PROP_TIMEOUT_MS, "every node thread's mempool to hold the block's transactions");
+      await sleep(200);
+      const mined = await origin.mine(PROP_MINER_KEY);
+      if (mined.txs !== txs.length) throw new Error(`mined ${mined.txs} transactions from a mempool of ${txs.length}`);
+      height++;
+      await waitForAll(nodes, (s) => s.height >= height && s.mempool === 0, PROP_TIMEOUT_MS, `block ${perNodeMs.length + 1} to reach every node thread`);
+      const times = nodes.map((n) => n.connects.get(mined.hash)!);
+      perNodeMs.push(times.map((t) => t - times[0]!));
+      rssMb = Math.max(rssMb, ...(await Promise.all(nodes.map((n) => n.state()))).map((s) => s.rssMb));
+      const spans = nodes.slice(1).map((n) => n.imports.get(mined.hash)).map((s) => (s ? `${ms0(s.start - times[0]!)}–${ms0(s.end - times[0]!)}` : '?'));
+      ctx.log(`propagation:   threads, block ${perNodeMs.length}: last node after ${ms0(Math.max(...perNodeMs.at(-1)!))} ms; processBlock B–E ${spans.join(', ')} ms after A's connect`);
+      await sleep(100);
+    }
+    return { perNodeMs, rssMb };
+  } finally {
+    await Promise.all(nodes.map((n) => n.stop()));
+  }
+}
+
 export const propagationSuite: Suite = {
   name: 'propagation',
   description: `a ${PROP_TXS}-transaction block whose transactions are in every mempool, across ${PROP_NODES} nodes (in-process, 127.0.0.1)`,
@@ -1277,14 +1329,34 @@ export const propagationSuite: Suite = {
       // The floor under every hop: one receiver's work for such a block, alone in the process and
       // with no network: rebuild from the mempool, import, mempool update.
       ctx.log('propagation: one node alone importing the same blocks (no network)');
-      const hops = await hopRuns(ctx, params, Array.from({ length: blocks }, (_, b) => all.slice(b * PROP_TXS, (b + 1) * PROP_TXS)), live);
+      const rounds = Array.from({ length: blocks }, (_, b) => all.slice(b * PROP_TXS, (b + 1) * PROP_TXS));
+      const hops = await hopRuns(ctx, params, rounds, live);
+      ctx.log(`propagation: the same with each node in its own thread (its own event loop)`);
+      // Fresh senders' nonces: the threaded network starts from genesis again, so the same rounds replay.
+      const threaded = await threadedArrivals(ctx, params, rounds);
+      const threadTotals = threaded.perNodeMs.map((a) => Math.max(...a));
+      const threadPerNode = nodes
+        .slice(1)
+        .map((_, i) => `${NAMES[i + 1]} ${ms0(median(threaded.perNodeMs.map((a) => a[i + 1]!)))}`)
+        .join(', ');
       return [
         metric({
           key: 'propagationP50Ms',
           label: `${PROP_TXS}-tx block (txs in mempools) to all ${PROP_NODES} nodes, p50`,
           unit: 'ms',
-          runs: totals,
+          runs: threadTotals,
           target: TARGETS.propagationP50Ms,
+          note:
+            `${threadTotals.length} blocks of ${PROP_TXS} transfers, each node a CairnNode in its own worker thread (its own event loop, as in its own process; bench/node-thread.ts), ` +
+            `bootstrapped in a line A–E on 127.0.0.1; the transfers submitted to A and gossiped into every mempool (untimed), then the block mined on A; ` +
+            `from A's connect to the last node's (one clock: performance.timeOrigin + now()); median arrival ${threadPerNode} ms; the five share ${CORES} cores; ` +
+            `largest node-thread RSS ${threaded.rssMb.toFixed(0)} MB (the bench process)`,
+        }),
+        metric({
+          key: 'propagationInProcessP50Ms',
+          label: `the same, all ${PROP_NODES} nodes in one event loop, p50`,
+          unit: 'ms',
+          runs: totals,
           note:
             `${totals.length} blocks of ${PROP_TXS} transfers each first gossiped into every mempool (median ${s1(median(gossipMs))} s, untimed), then mined on A with mineOn; ` +
             `from A's connect to the last node's; median arrival ${perNode} ms; median time inside Chain.processBlock ${importPerNode} ms; ` +

@@ -58,9 +58,23 @@ export class ChainDB implements AccountSource {
     this.params = params;
     this.genesis = genesis;
     this.currentTip = tip;
-    this.writes = new CommitQueue(db, (committed) => {
+    this.writes = new CommitQueue((ops) => ChainDB.writeBatch(db, ops), (committed) => {
       for (const a of committed) this.cacheAccount(a.key, a.account ?? undefined);
     });
+  }
+
+  /**
+   * One atomic batch, built as a chained batch: abstract-level's array form copies and checks
+   * every operation object first, 15-30 ms of main thread for a 2,000-transaction block's 6,000
+   * operations against 4-7 ms chained.
+   */
+  private static writeBatch(db: Db, ops: readonly BatchOp[]): Promise<void> {
+    const batch = db.batch();
+    for (const op of ops) {
+      if (op.type === 'put') batch.put(op.key, op.value);
+      else batch.del(op.key);
+    }
+    return batch.write();
   }
 
   /** Resolves once every write so far is committed to LevelDB. */

@@ -26,13 +26,11 @@ const MAX_QUEUED_OPS = 50_000;
  * queue: memory is then ahead of the store, and every later write and read that must see the
  * store refuses with the error rather than build on what was never written.
  */
-/** The one thing the queue needs of LevelDB. */
-export interface BatchStore {
-  batch(ops: BatchOp[]): Promise<void>;
-}
+/** The one thing the queue needs of LevelDB: write these operations as one atomic batch. */
+export type WriteBatch = (ops: readonly BatchOp[]) => Promise<void>;
 
 export class CommitQueue {
-  private readonly db: BatchStore;
+  private readonly write: WriteBatch;
   private readonly onCommitted: (accounts: readonly AccountWrite[]) => void;
   private queued: BatchOp[] = [];
   private queuedAccounts: AccountWrite[] = [];
@@ -44,8 +42,8 @@ export class CommitQueue {
   /** Changes whenever what a store read could return changes: see ChainDB's account cache. */
   generation = 0;
 
-  constructor(db: BatchStore, onCommitted: (accounts: readonly AccountWrite[]) => void) {
-    this.db = db;
+  constructor(write: WriteBatch, onCommitted: (accounts: readonly AccountWrite[]) => void) {
+    this.write = write;
     this.onCommitted = onCommitted;
   }
 
@@ -93,8 +91,7 @@ export class CommitQueue {
     const flush = ++this.flushes;
     this.queued = [];
     this.queuedAccounts = [];
-    this.inFlight = this.db
-      .batch(ops)
+    this.inFlight = this.write(ops)
       .then(
         () => {
           const committed: AccountWrite[] = [];

@@ -5,11 +5,8 @@ import { StoreError } from '../ledger/errors.ts';
 /** A store whose batches complete only when the test says so. */
 function manualStore() {
   const batches: { ops: BatchOp[]; finish: (err?: Error) => void }[] = [];
-  const store = {
-    batch(ops: BatchOp[]): Promise<void> {
-      return new Promise((resolve, reject) => batches.push({ ops, finish: (err) => (err ? reject(err) : resolve()) }));
-    },
-  };
+  const store = (ops: readonly BatchOp[]): Promise<void> =>
+    new Promise((resolve, reject) => batches.push({ ops: [...ops], finish: (err) => (err ? reject(err) : resolve()) }));
   return { store, batches };
 }
 

@@ -1,0 +1,74 @@
+/**
+ * One CairnNode in a worker thread, driven by messages from the bench (bench/threaded-nodes.ts):
+ * nodes that each have their own event loop, as separate processes or machines would, while the
+ * bench still times them on one clock (performance.timeOrigin + performance.now() is absolute).
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import type { ChainParams } from '../ledger/genesis.ts';
+import { decodeTransaction } from '../ledger/transaction.ts';
+import { CairnNode } from '../node/node.ts';
+import { mineOn, type TestNode } from '../test/helpers/network.ts';
+
+interface MeshView {
+  getMeshPeers(topic: string): string[];
+}
+
+const port = parentPort!;
+const { datadir, params, bootstrap } = workerData as { datadir: string; params: ChainParams; bootstrap: string[] };
+const node = new CairnNode({ datadir, params, listen: ['/ip4/127.0.0.1/tcp/0'], mdns: false, bootstrap });
+const at = () => performance.timeOrigin + performance.now();
+
+const handlers: Record<string, (arg: any) => Promise<unknown>> = {
+  async submit(txs: Uint8Array[]) {
+    const decoded = txs.map((bytes) => decodeTransaction(bytes));
+    await node.signatures.preverify(decoded);
+    for (const tx of decoded) await node.submitTransaction(tx);
+    return decoded.length;
+  },
+  async state() {
+    const pubsub = node.host.services.pubsub as unknown as MeshView;
+    return {
+      mempool: node.mempool.size,
+      peers: node.sync.statuses.size,
+      mesh: Math.min(pubsub.getMeshPeers(node.names.compactBlockTopic).length, pubsub.getMeshPeers(node.names.txTopic).length),
+      shape: `${node.host.getConnections().map((c) => c.id).sort().join(',')}:${pubsub.getMeshPeers(node.names.compactBlockTopic).length}:${pubsub.getMeshPeers(node.names.txTopic).length}`,
+      height: node.chain.tip.height,
+      tip: node.chain.tip.hashHex,
+      rssMb: process.memoryUsage.rss() / 2 ** 20,
+    };
+  },
+  async mine(minerKey: number) {
+    const [block] = await mineOn({ node } as TestNode, 1, minerKey);
+    return { hash: Buffer.from(block!.header.hash).toString('hex'), txs: block!.txs.length };
+  },
+  async stop() {
+    await node.stop();
+    setImmediate(() => port.close());
+    return true;
+  },
+};
+
+port.on('message', async ({ id, cmd, arg }: { id: number; cmd: string; arg: unknown }) => {
+  try {
+    port.postMessage({ id, result: await handlers[cmd]!(arg) });
+  } catch (err) {
+    port.postMessage({ id, error: (err as Error).stack ?? String(err) });
+  }
+});
+
+try {
+  await node.start();
+  node.chain.on('connect', (_block, entry) => port.postMessage({ event: 'connect', hash: entry.hashHex, at: at() }));
+  const processBlock = node.chain.processBlock.bind(node.chain);
+  node.chain.processBlock = async (block) => {
+    const t0 = at();
+    try {
+      return await processBlock(block);
+    } finally {
+      port.postMessage({ event: 'import', hash: Buffer.from(block.header.hash).toString('hex'), start: t0, end: at() });
+    }
+  };
+  port.postMessage({ event: 'started', addr: node.listenAddresses()[0] });
+} catch (err) {
+  port.postMessage({ event: 'failed', error: (err as Error).stack ?? String(err) });
+}
