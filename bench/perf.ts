@@ -712,6 +712,8 @@ interface DevnetNode {
   client: RpcClient;
   listen: string[];
   maxRssMb: number;
+  /** The node's own memory report (status.memory) with the highest rss seen while sampled. */
+  peakMemory?: StatusResult['memory'];
   /** RPC calls retried after a dropped connection (see `call`). */
   retries: number;
   /** The slowest answer to `status` while sampled: how long the node's event loop was busy at most. */
@@ -837,7 +839,7 @@ interface DevnetRun {
   readonly mempoolPeak: number;
   readonly drainedMs: number | undefined;
   readonly convergedHeight: number;
-  readonly rssMb: ReadonlyArray<{ name: string; mb: number }>;
+  readonly rssMb: ReadonlyArray<{ name: string; mb: number; peak?: StatusResult['memory'] }>;
   /** Per node: the slowest `status` answer (ms) and the calls retried after a dropped connection. */
   readonly stalls: ReadonlyArray<{ name: string; maxStatusMs: number; retries: number }>;
 }
@@ -922,6 +924,7 @@ async function devnetRun(ctx: SuiteContext, hexes: readonly string[], senders: r
               const t = performance.now();
               const status = await call(n, 'status', {});
               n.maxStatusMs = Math.max(n.maxStatusMs, performance.now() - t);
+              if (status.memory && status.memory.rss > (n.peakMemory?.rss ?? 0)) n.peakMemory = status.memory;
               return status;
             }),
           );
@@ -1014,7 +1017,7 @@ async function devnetRun(ctx: SuiteContext, hexes: readonly string[], senders: r
       mempoolPeak: Math.max(...samples.map((x) => Math.max(...x.statuses.map((y) => y.mempool)))),
       drainedMs,
       convergedHeight: agreed.height,
-      rssMb: nodes.map((n) => ({ name: n.name + (n === minerNode ? ' (miner)' : '') + (n === submitNode ? ' (RPC)' : ''), mb: n.maxRssMb })),
+      rssMb: nodes.map((n) => ({ name: n.name + (n === minerNode ? ' (miner)' : '') + (n === submitNode ? ' (RPC)' : ''), mb: n.maxRssMb, peak: n.peakMemory })),
       stalls: nodes.map((n) => ({ name: n.name, maxStatusMs: n.maxStatusMs, retries: n.retries })),
     };
     ctx.log(
@@ -1114,7 +1117,11 @@ export const devnetSuite: Suite = {
           target: TARGETS.rssMb,
           note:
             `VmRSS of each node process sampled every 250 ms from start to convergence, both devnet runs; max per node ${far.rssMb.map((r) => `${r.name} ${r.mb.toFixed(0)}`).join(', ')} MB ` +
-            `(submitting to node-2), ${near.rssMb.map((r) => `${r.name} ${r.mb.toFixed(0)}`).join(', ')} MB (to the miner)`,
+            `(submitting to node-2), ${near.rssMb.map((r) => `${r.name} ${r.mb.toFixed(0)}`).join(', ')} MB (to the miner); ` +
+            `at the largest status-reported rss, heap used / heap total / external / array buffers: ${all
+              .filter((r) => r.peak)
+              .map((r) => `${r.name} ${[r.peak!.heapUsed, r.peak!.heapTotal, r.peak!.external, r.peak!.arrayBuffers].map((x) => (x / 2 ** 20).toFixed(0)).join('/')}`)
+              .join(', ')} MB`,
         }),
       );
     }

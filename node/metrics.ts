@@ -25,6 +25,8 @@ export class Metrics {
     const n = this.node;
     const rows: [string, 'gauge' | 'counter', string, number][] = [
       ['cairn_chain_height', 'gauge', 'Height of the main chain tip', n.chain.tip.height],
+      ['process_resident_memory_bytes', 'gauge', 'Resident set size of the node process', process.memoryUsage.rss()],
+      ['nodejs_heap_used_bytes', 'gauge', 'V8 heap in use (main thread)', process.memoryUsage().heapUsed],
       ['cairn_peers', 'gauge', 'Connected peers', n.host.getPeers().length],
       ['cairn_peers_banned', 'gauge', 'Peers currently banned', n.peers.bannedCount],
       ['cairn_mempool_transactions', 'gauge', 'Transactions in the mempool', n.mempool.size],

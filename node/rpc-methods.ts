@@ -91,6 +91,7 @@ export const rpcHandlers: Handlers = {
       syncing: node.sync.syncing,
       syncTarget: node.sync.targetHeight,
       mining: node.miner !== undefined,
+      memory: (({ rss, heapUsed, heapTotal, external, arrayBuffers }) => ({ rss, heapUsed, heapTotal, external, arrayBuffers }))(process.memoryUsage()),
     };
   },
 

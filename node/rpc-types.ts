@@ -18,6 +18,8 @@ export interface StatusResult {
   syncing: boolean;
   syncTarget: number;
   mining: boolean;
+  /** The node process's memory, in bytes (process.memoryUsage()): rss, and V8's heap and buffers within it. */
+  memory: { rss: number; heapUsed: number; heapTotal: number; external: number; arrayBuffers: number };
 }
 
 export interface AccountResult {

@@ -5,7 +5,8 @@ import { generateKeyPair } from '@libp2p/crypto/keys';
 import { createHost, type Host } from '../node/host.ts';
 import type { NetworkNames } from '../node/protocols.ts';
 import { serve } from '../node/reqresp.ts';
-import { encodeStatus } from '../node/wire.ts';
+import { encodeStatus, encodeTxBatch } from '../node/wire.ts';
+import { decodeTransaction } from '../ledger/transaction.ts';
 import { FUNDED_KEYS, seededRandom, testKey, transfer } from './helpers/fixtures.ts';
 import { mineChild } from './helpers/mining.ts';
 import { CairnNode } from '../node/node.ts';
@@ -170,6 +171,39 @@ describe('network: hostile and foreign peers', function () {
     assert.equal(a.node.chain.getEntry(badPow.header.hash), undefined, 'nor the chain');
     assert.equal(a.node.chain.getEntry(valid.header.hash), undefined, 'a block cut by one byte is not the block');
     console.log(`      banned ${a.node.peers.bannedCount} hostile peers; honest nodes at height ${a.node.chain.tip.height}`);
+  });
+
+  it('transaction gossip is batched: a batch is admitted and relayed; one forged transaction rejects its whole batch and bans the sender', async () => {
+    const a = await startNode(params);
+    const b = await startNode(params, [a.addr]);
+    nodes.push(a, b);
+    const names = a.node.names;
+    const gossiper = await hostileHost(names);
+    const genesisStatus = encodeStatus({ genesis: a.node.db.genesis.header.hash, height: 0, tipHash: a.node.db.genesis.header.hash, totalWork: 1n });
+    await serve(gossiper, names.status, async () => genesisStatus, { timeoutMs: 5000, maxBytes: 1024, onBadRequest: () => {} });
+    gossiper.services.pubsub.subscribe(names.txTopic);
+    await gossiper.dial(multiaddr(a.addr));
+    await waitFor(() => gossiper.services.pubsub.getSubscribers(names.txTopic).length > 0, 10_000, 'the gossiper to see A subscribed');
+    await waitFor(() => b.node.sync.statuses.size > 0, 10_000, 'A and B to meet');
+
+    // A valid batch of three from one sender, in nonce order: A admits all, and B hears them through A.
+    const valid = [0n, 1n, 2n].map((nonce) => transfer(alice, testKey(71).address, 5n, nonce, 2n));
+    await gossiper.services.pubsub.publish(names.txTopic, encodeTxBatch(valid));
+    await waitFor(() => valid.every((tx) => a.node.mempool.has(tx.id) && b.node.mempool.has(tx.id)), 15_000, 'A and B to admit the batch');
+    assert.equal(a.node.peers.isBanned(gossiper.peerId), false, 'an honest batch costs nothing');
+
+    // Two valid transactions around one with a forged signature: rejected whole, the sender banned.
+    const good = transfer(alice, testKey(72).address, 5n, 3n, 2n);
+    const forgedBytes = transfer(alice, testKey(73).address, 5n, 4n, 2n).bytes.slice();
+    forgedBytes[forgedBytes.length - 40]! ^= 1;
+    const forged = decodeTransaction(forgedBytes);
+    const after = transfer(alice, testKey(74).address, 5n, 5n, 2n);
+    await gossiper.services.pubsub.publish(names.txTopic, encodeTxBatch([good, forged, after]));
+    await waitFor(() => a.node.peers.isBanned(gossiper.peerId), 15_000, 'A to ban the sender of the forged batch');
+    assert.equal(a.node.mempool.has(forged.id), false);
+    assert.equal(a.node.mempool.has(after.id), false, 'nothing after the forged transaction is admitted');
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal(b.node.mempool.has(good.id), false, 'a rejected batch is not relayed');
   });
 
   it('refuses a node of another network, by protocol namespace and by the status handshake', async () => {
