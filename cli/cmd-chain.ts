@@ -24,7 +24,7 @@ export async function statusCommand(argv: string[], out: Out): Promise<void> {
   if (values.help) return out.help(HELP.status);
   const s = await (await client(values)).call('status', {});
   const contract = { network: s.network, genesis: s.genesis, height: s.height, head: s.head, totalWork: s.totalWork, peers: s.peers, mempool: s.mempool, listen: s.listen };
-  out.result({ ...contract, chainId: s.chainId, peerId: s.peerId, syncing: s.syncing, syncTarget: s.syncTarget, mining: s.mining, mempoolBytes: s.mempoolBytes }, lines([
+  out.result({ ...contract, chainId: s.chainId, peerId: s.peerId, syncing: s.syncing, syncTarget: s.syncTarget, mining: s.mining, mempoolBytes: s.mempoolBytes, memory: s.memory }, lines([
     ['network', s.network],
     ['genesis', s.genesis],
     ['height', s.height],
@@ -34,6 +34,7 @@ export async function statusCommand(argv: string[], out: Out): Promise<void> {
     ['peers', s.peers],
     ['mempool', `${s.mempool} txs, ${s.mempoolBytes} bytes`],
     ['mining', s.mining],
+    ['memory', `${(s.memory.rss / 2 ** 20).toFixed(0)} MB resident, heap ${(s.memory.heapUsed / 2 ** 20).toFixed(0)} of ${(s.memory.heapTotal / 2 ** 20).toFixed(0)} MB`],
     ['listen', s.listen.join('\n' + ' '.repeat(12))],
   ]));
 }
