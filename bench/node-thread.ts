@@ -3,6 +3,9 @@
  * nodes that each have their own event loop, as separate processes or machines would, while the
  * bench still times them on one clock (performance.timeOrigin + performance.now() is absolute).
  */
+import { writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
+import { join } from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import type { ChainParams } from '../ledger/genesis.ts';
 import { decodeTransaction } from '../ledger/transaction.ts';
@@ -18,7 +21,26 @@ const { datadir, params, bootstrap } = workerData as { datadir: string; params: 
 const node = new CairnNode({ datadir, params, listen: ['/ip4/127.0.0.1/tcp/0'], mdns: false, bootstrap });
 const at = () => performance.timeOrigin + performance.now();
 
+let session: Session | undefined;
+
 const handlers: Record<string, (arg: any) => Promise<unknown>> = {
+  /** With CAIRN_BENCH_PROFILE set: this thread's CPU profile from `profileStart` to `profileStop`. */
+  async profileStart() {
+    if (!process.env.CAIRN_BENCH_PROFILE) return false;
+    session = new Session();
+    session.connect();
+    await session.post('Profiler.enable');
+    await session.post('Profiler.start');
+    return true;
+  },
+  async profileStop(name: string) {
+    if (!session) return false;
+    const { profile } = await session.post('Profiler.stop');
+    writeFileSync(join(process.env.CAIRN_BENCH_PROFILE!, `${name}.cpuprofile`), JSON.stringify(profile));
+    session.disconnect();
+    session = undefined;
+    return true;
+  },
   async submit(txs: Uint8Array[]) {
     const decoded = txs.map((bytes) => decodeTransaction(bytes));
     await node.signatures.preverify(decoded);

@@ -1223,6 +1223,8 @@ async function threadedArrivals(ctx: SuiteContext, params: ChainParams, rounds: 
     const warm = await origin.mine(PROP_MINER_KEY);
     await waitForAll(nodes, (s) => s.height >= 1, PROP_TIMEOUT_MS, 'the warm-up block to reach every node thread');
     const perNodeMs: number[][] = [];
+    /** CPU time of the whole process (every thread) over wall time, from the mining to the last node's mempool update. */
+    const cpuShares: number[] = [];
     let rssMb = 0;
     let height = 1;
     void warm;
@@ -1230,15 +1232,21 @@ async function threadedArrivals(ctx: SuiteContext, params: ChainParams, rounds: 
       await origin.submit(txs.map((tx) => tx.bytes));
       await waitForAll(nodes, (s) => s.mempool >= txs.length, PROP_TIMEOUT_MS, "every node thread's mempool to hold the block's transactions");
       await sleep(200);
+      await Promise.all(nodes.map((n) => n.profileStart()));
+      const cpu0 = process.cpuUsage();
+      const wall0 = performance.now();
       const mined = await origin.mine(PROP_MINER_KEY);
       if (mined.txs !== txs.length) throw new Error(`mined ${mined.txs} transactions from a mempool of ${txs.length}`);
       height++;
       await waitForAll(nodes, (s) => s.height >= height && s.mempool === 0, PROP_TIMEOUT_MS, `block ${perNodeMs.length + 1} to reach every node thread`);
       const times = nodes.map((n) => n.connects.get(mined.hash)!);
+      const cpu = process.cpuUsage(cpu0);
+      await Promise.all(nodes.map((n, i) => n.profileStop(`propagation-thread-${NAMES[i]}-block-${perNodeMs.length + 1}`)));
+      cpuShares.push((cpu.user + cpu.system) / 1000 / (performance.now() - wall0));
       perNodeMs.push(times.map((t) => t - times[0]!));
       rssMb = Math.max(rssMb, ...(await Promise.all(nodes.map((n) => n.state()))).map((s) => s.rssMb));
       const spans = nodes.slice(1).map((n) => n.imports.get(mined.hash)).map((s) => (s ? `${ms0(s.start - times[0]!)}–${ms0(s.end - times[0]!)}` : '?'));
-      ctx.log(`propagation:   threads, block ${perNodeMs.length}: last node after ${ms0(Math.max(...perNodeMs.at(-1)!))} ms; processBlock B–E ${spans.join(', ')} ms after A's connect`);
+      ctx.log(`propagation:   threads, block ${perNodeMs.length}: last node after ${ms0(Math.max(...perNodeMs.at(-1)!))} ms; processBlock B–E ${spans.join(', ')} ms after A's connect; the process on ${(100 * cpuShares.at(-1)!).toFixed(0)}% CPU meanwhile`);
       await sleep(100);
     }
     return { perNodeMs, rssMb };

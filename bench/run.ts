@@ -1,3 +1,4 @@
+import './threadpool.ts';
 import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { consensusSuite } from './consensus.ts';

@@ -84,6 +84,14 @@ export class ThreadNode {
     return this.call('mine', minerKey);
   }
 
+  profileStart(): Promise<boolean> {
+    return this.call('profileStart');
+  }
+
+  profileStop(name: string): Promise<boolean> {
+    return this.call('profileStop', name);
+  }
+
   async stop(): Promise<void> {
     await Promise.race([this.call('stop').catch(() => {}), sleep(15_000)]);
     await this.worker.terminate();
