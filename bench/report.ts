@@ -234,6 +234,8 @@ export interface JsonReport {
   /** key → the machine's limit for that figure, measured in the same run, where there is one. */
   readonly limits: Record<string, number>;
   readonly details: ReadonlyArray<Metric & { readonly suite: string }>;
+  /** Every figure's median also at the top level (`verifyPerSec`, `syncTxPerSec`, …), as issue #7 names them. */
+  readonly [key: string]: unknown;
 }
 
 export function jsonReport(machine: MachineInfo, results: readonly SuiteResult[], quick = false): JsonReport {
@@ -263,7 +265,7 @@ export function jsonReport(machine: MachineInfo, results: readonly SuiteResult[]
       });
     }
   }
-  return { machine, quick, metrics, targets, met, limits, details };
+  return { ...metrics, machine, quick, metrics, targets, met, limits, details };
 }
 
 /** Two decimals: more would be noise, and fewer would flatten figures in milliseconds. */

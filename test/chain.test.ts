@@ -125,6 +125,23 @@ describe('Chain: fork choice, reorgs and header rules', () => {
     await assert.rejects(chain.processBlock(b4), rejectsWith('BLOCK_KNOWN_INVALID'));
   });
 
+  it('a child of the tip is stored by its own connect; one that fails there leaves only its invalid mark', async () => {
+    const good = mineChild(params, genesis(), [transfer(alice, bob.address, 5n, 0n)], { miner: testKey(32).address });
+    assert.equal(await chain.processBlock(good), 'connected');
+    assert.ok(await db.getBlock(good.header.hash), 'the block is in the store');
+    const bad = mineChild(params, asParent(good), [transfer(alice, bob.address, 2_000_000n, 1n)]);
+    await assert.rejects(chain.processBlock(bad), rejectsWith('TX_INSUFFICIENT_BALANCE'));
+    assert.equal(await db.getBlock(bad.header.hash), undefined, 'an invalid child of the tip is never written');
+    await auditChainDB(db);
+
+    // Both index records survive a restart: the good block at the tip, the bad one refused at once.
+    await db.close();
+    db = await ChainDB.open(dir.path, params);
+    chain = await Chain.open(db, { clock: () => now });
+    assert.equal(tipHex(), hex(good));
+    await assert.rejects(chain.processBlock(bad), rejectsWith('BLOCK_KNOWN_INVALID'));
+  });
+
   it('stays on a valid prefix of the new branch when that prefix alone has more work', async () => {
     const a1 = mineChild(params, genesis(), [], { miner: testKey(40).address });
     await feed([a1]);
