@@ -12,8 +12,3 @@ export function sha256Parts(...parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
   return new Uint8Array(h.digest());
 }
 
-/** SHA-256 of `data` written into `out` at `offset`, so related digests can share one buffer. */
-export function sha256Into(data: Uint8Array, out: Uint8Array, offset: number): Uint8Array {
-  out.set(hash('sha256', data, 'buffer'), offset);
-  return out.subarray(offset, offset + 32);
-}

@@ -1,6 +1,6 @@
 import { Reader, Writer, bytesEqual, toHex } from './bytes.ts';
 import { DecodeError, TxRuleError } from './errors.ts';
-import { sha256Into } from './hash.ts';
+import { sha256 } from './hash.ts';
 import {
   ADDRESS_BYTES,
   PUBLIC_KEY_BYTES,
@@ -64,12 +64,12 @@ class SignedTransaction implements Transaction {
   readonly signature: Uint8Array;
   readonly bytes: Uint8Array;
   readonly id: Uint8Array;
-  readonly sighash: Uint8Array;
+  #sighash: Uint8Array | undefined;
   #idHex: string | undefined;
   #fromKey: string | undefined;
   #toKey: string | undefined;
 
-  constructor(fields: UnsignedTransaction, publicKey: Uint8Array, signature: Uint8Array, bytes: Uint8Array, id: Uint8Array, sighash: Uint8Array) {
+  constructor(fields: UnsignedTransaction, publicKey: Uint8Array, signature: Uint8Array, bytes: Uint8Array, id: Uint8Array) {
     this.chainId = fields.chainId;
     this.from = fields.from;
     this.to = fields.to;
@@ -80,7 +80,14 @@ class SignedTransaction implements Transaction {
     this.signature = signature;
     this.bytes = bytes;
     this.id = id;
-    this.sighash = sighash;
+  }
+
+  /**
+   * Made on first use: the worker pool hashes the unsigned bytes itself, so most transactions
+   * (every one a syncing node downloads) never need it on the main thread.
+   */
+  get sighash(): Uint8Array {
+    return (this.#sighash ??= sha256(this.bytes.subarray(0, UNSIGNED_TX_BYTES)));
   }
 
   get idHex(): string {
@@ -115,11 +122,7 @@ export function encodeUnsignedTransaction(tx: UnsignedTransaction): Uint8Array {
 }
 
 function build(fields: UnsignedTransaction, publicKey: Uint8Array, signature: Uint8Array, bytes: Uint8Array): Transaction {
-  // Both digests share one allocation: a mempool holds tens of thousands of these.
-  const digests = new Uint8Array(64);
-  sha256Into(bytes, digests, 0);
-  sha256Into(bytes.subarray(0, UNSIGNED_TX_BYTES), digests, 32);
-  return new SignedTransaction(fields, publicKey, signature, bytes, digests.subarray(0, 32), digests.subarray(32, 64));
+  return new SignedTransaction(fields, publicKey, signature, bytes, sha256(bytes));
 }
 
 /** Signs locally; `from` is derived from the key, so it cannot disagree with it. */
@@ -127,7 +130,7 @@ export function signTransaction(fields: Omit<UnsignedTransaction, 'from'>, priva
   const publicKey = publicKeyOf(privateKey);
   const unsigned: UnsignedTransaction = { ...fields, from: addressOf(publicKey) };
   const w = writeUnsigned(new Writer(TX_BYTES), unsigned);
-  const signature = signHash(sha256Into(w.finish(), new Uint8Array(32), 0), privateKey);
+  const signature = signHash(sha256(w.finish()), privateKey);
   const bytes = w.bytes(publicKey).bytes(signature).finish();
   return build(unsigned, publicKey, signature, bytes);
 }
