@@ -49,11 +49,12 @@ export class ChainDB implements AccountSource {
    * Accounts at the tip, in front of LevelDB (null: known not to exist). Filled only with what a
    * batch has committed (and reads that no write straddled), so it never disagrees with the store.
    */
-  private readonly accountCache = new Map<string, Account | null>();
+  private readonly accountCache = new Map<string, { account: Account | null; used: boolean }>();
   /**
-   * ~180 bytes of heap an entry (hex key, two bigints, the map's slot): 100,000 is ~18 MB. It was
+   * ~200 bytes of heap an entry (hex key, two bigints, the map's slot): 100,000 is ~20 MB. It was
    * 500,000, which a devnet taking thousands of payments a second to new addresses filled in
-   * minutes, for ~90 MB of a node's memory; the accounts that matter (senders) are read again.
+   * minutes, for ~90 MB of a node's memory. Eviction gives used entries a second chance, so the
+   * accounts that matter (senders) stay while one-off recipients pass through.
    */
   private readonly accountCacheSize = 100_000;
   private readonly writes: CommitQueue;
@@ -158,7 +159,11 @@ export class ChainDB implements AccountSource {
   /** What is known without a store read: `null` for no account, `undefined` for not known. */
   private knownAccount(key: string): Account | null | undefined {
     const queued = this.writes.account(key);
-    return queued !== undefined ? queued : this.accountCache.get(key);
+    if (queued !== undefined) return queued;
+    const cached = this.accountCache.get(key);
+    if (!cached) return undefined;
+    cached.used = true;
+    return cached.account;
   }
 
   async getAccount(address: Uint8Array): Promise<Account | undefined> {
@@ -194,13 +199,26 @@ export class ChainDB implements AccountSource {
   }
 
   /**
-   * First in, first out: an update keeps the entry's place. (Deleting and re-inserting on every
-   * update, for true LRU order, made V8 rebuild the half-million-entry table over and over.)
+   * CLOCK (second chance) eviction: entries keep their insertion place, a read or write marks one
+   * used, and the oldest is evicted unless marked, in which case it is unmarked and moves to the
+   * back. Close to LRU, without moving an entry on every hit (deleting and re-inserting on each
+   * update made V8 rebuild the half-million-entry table over and over).
    */
   private cacheAccount(key: string, account: Account | undefined): void {
-    const isNew = !this.accountCache.has(key);
-    this.accountCache.set(key, account ?? null);
-    if (isNew && this.accountCache.size > this.accountCacheSize) this.accountCache.delete(this.accountCache.keys().next().value!);
+    const entry = this.accountCache.get(key);
+    if (entry) {
+      entry.account = account ?? null;
+      entry.used = true;
+      return;
+    }
+    this.accountCache.set(key, { account: account ?? null, used: false });
+    while (this.accountCache.size > this.accountCacheSize) {
+      const [oldest, value] = this.accountCache.entries().next().value!;
+      this.accountCache.delete(oldest);
+      if (!value.used) break;
+      value.used = false;
+      this.accountCache.set(oldest, value);
+    }
   }
 
   async hasBlock(hash: Uint8Array): Promise<boolean> {
