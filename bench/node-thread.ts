@@ -56,7 +56,6 @@ const handlers: Record<string, (arg: any) => Promise<unknown>> = {
       shape: `${node.host.getConnections().map((c) => c.id).sort().join(',')}:${pubsub.getMeshPeers(node.names.compactBlockTopic).length}:${pubsub.getMeshPeers(node.names.txTopic).length}`,
       height: node.chain.tip.height,
       tip: node.chain.tip.hashHex,
-      rssMb: process.memoryUsage.rss() / 2 ** 20,
     };
   },
   async mine(minerKey: number) {

@@ -1211,7 +1211,7 @@ async function hopRuns(ctx: SuiteContext, params: ChainParams, rounds: readonly 
  * separate processes): submitted to A, gossiped into every mempool (untimed), then mined on A.
  * Returns, per block, each node's connect time minus A's.
  */
-async function threadedArrivals(ctx: SuiteContext, params: ChainParams, rounds: readonly Transaction[][]): Promise<{ perNodeMs: number[][]; rssMb: number }> {
+async function threadedArrivals(ctx: SuiteContext, params: ChainParams, rounds: readonly Transaction[][]): Promise<{ perNodeMs: number[][]; cpuShares: number[] }> {
   const nodes: ThreadNode[] = [];
   try {
     for (let i = 0; i < PROP_NODES; i++) {
@@ -1225,7 +1225,6 @@ async function threadedArrivals(ctx: SuiteContext, params: ChainParams, rounds: 
     const perNodeMs: number[][] = [];
     /** CPU time of the whole process (every thread) over wall time, from the mining to the last node's mempool update. */
     const cpuShares: number[] = [];
-    let rssMb = 0;
     let height = 1;
     void warm;
     for (const txs of rounds) {
@@ -1244,12 +1243,11 @@ async function threadedArrivals(ctx: SuiteContext, params: ChainParams, rounds: 
       await Promise.all(nodes.map((n, i) => n.profileStop(`propagation-thread-${NAMES[i]}-block-${perNodeMs.length + 1}`)));
       cpuShares.push((cpu.user + cpu.system) / 1000 / (performance.now() - wall0));
       perNodeMs.push(times.map((t) => t - times[0]!));
-      rssMb = Math.max(rssMb, ...(await Promise.all(nodes.map((n) => n.state()))).map((s) => s.rssMb));
       const spans = nodes.slice(1).map((n) => n.imports.get(mined.hash)).map((s) => (s ? `${ms0(s.start - times[0]!)}–${ms0(s.end - times[0]!)}` : '?'));
       ctx.log(`propagation:   threads, block ${perNodeMs.length}: last node after ${ms0(Math.max(...perNodeMs.at(-1)!))} ms; processBlock B–E ${spans.join(', ')} ms after A's connect; the process on ${(100 * cpuShares.at(-1)!).toFixed(0)}% CPU meanwhile`);
       await sleep(100);
     }
-    return { perNodeMs, rssMb };
+    return { perNodeMs, cpuShares };
   } finally {
     await Promise.all(nodes.map((n) => n.stop()));
   }
@@ -1364,8 +1362,8 @@ export const propagationSuite: Suite = {
           note:
             `${threadTotals.length} blocks of ${PROP_TXS} transfers, each node a CairnNode in its own worker thread (its own event loop, as in its own process; bench/node-thread.ts), ` +
             `bootstrapped in a line A–E on 127.0.0.1; the transfers submitted to A and gossiped into every mempool (untimed), then the block mined on A; ` +
-            `from A's connect to the last node's (one clock: performance.timeOrigin + now()); median arrival ${threadPerNode} ms; the five share ${CORES} cores; ` +
-            `largest node-thread RSS ${threaded.rssMb.toFixed(0)} MB (the bench process)`,
+            `from A's connect to the last node's (one clock: performance.timeOrigin + now()); median arrival ${threadPerNode} ms; ` +
+            `the five share ${CORES} cores, and the process (every thread, LevelDB's included) was on ${(100 * median(threaded.cpuShares)).toFixed(0)}% CPU (median) from the mining to the last mempool update`,
         }),
         metric({
           key: 'propagationInProcessP50Ms',

@@ -14,7 +14,6 @@ export interface ThreadNodeState {
   readonly shape: string;
   readonly height: number;
   readonly tip: string;
-  readonly rssMb: number;
 }
 
 export class ThreadNode {
