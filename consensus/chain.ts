@@ -271,8 +271,8 @@ export class Chain extends EventEmitter<ChainEvents> {
       await this.remember(entry);
       throw new ConsensusError('BLOCK_PARENT_INVALID', `parent ${parent.hashHex} is invalid`);
     }
-    // The common case, a child of the tip with more work, is connected next: its connect stores it.
-    const extendsTip = parent === this.tipEntry && entry.totalWork > parent.totalWork;
+    // The common case, a child of the tip (more work by its own), is connected next: its connect stores it.
+    const extendsTip = parent === this.tipEntry;
     if (!extendsTip) await this.db.putBlock(block, entry.encode());
     this.arriving.set(entry, { block, stored: !extendsTip });
     this.index.set(entry.hashHex, entry);
