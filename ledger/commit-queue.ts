@@ -37,7 +37,9 @@ export class CommitQueue {
   /** The newest uncommitted value of each account, with the flush that will carry it. */
   private readonly uncommitted = new Map<string, { account: Account | null; flush: number }>();
   private inFlight: Promise<void> | undefined;
+  /** Flushes started, and flushes committed: flush n carries what was queued while n − 1 ran. */
   private flushes = 0;
+  private committedFlushes = 0;
   private failure: StoreError | undefined;
   /** Changes whenever what a store read could return changes: see ChainDB's account cache. */
   generation = 0;
@@ -65,9 +67,13 @@ export class CommitQueue {
     return this.uncommitted.get(key)?.account;
   }
 
-  /** Resolves when everything queued so far is committed; rejects if a flush failed. */
+  /**
+   * Resolves when everything queued so far is committed (not what is queued after: under a
+   * steady import that would be never); rejects if a flush failed.
+   */
   async flushed(): Promise<void> {
-    while (!this.failure && (this.inFlight || this.queued.length > 0)) {
+    const target = this.queued.length > 0 ? this.flushes + 1 : this.flushes;
+    while (!this.failure && this.committedFlushes < target) {
       this.start();
       await this.inFlight;
     }
@@ -102,6 +108,7 @@ export class CommitQueue {
             committed.push({ key: a.key, account: entry.account });
           }
           this.generation++;
+          this.committedFlushes = flush;
           this.onCommitted(committed);
         },
         (err: Error) => {

@@ -133,7 +133,11 @@ export class RpcServer {
     }
     try {
       const handler = rpcHandlers[r.method as RpcMethod] as (n: CairnNode, p: Record<string, unknown>) => Promise<RpcMethods[RpcMethod]['result']>;
-      return { jsonrpc: '2.0', id, result: await handler(this.node, params as Record<string, unknown>) };
+      const result = await handler(this.node, params as Record<string, unknown>);
+      // Whatever the answer saw (a head, a balance) was queued for the store before it was made:
+      // once that is committed, what the user is told survives a crash.
+      await this.node.db.flushed();
+      return { jsonrpc: '2.0', id, result };
     } catch (err) {
       if (err instanceof RpcError) return failure(id, err.rpcCode, err.message);
       if (err instanceof CairnError) return failure(id, RPC_ERRORS.REJECTED, err.message, { code: err.code });

@@ -51,6 +51,25 @@ describe('CommitQueue (ChainDB group commit)', () => {
     assert.deepEqual(committed.map((c) => [c.key, c.account?.balance]), [['b', 1n], ['a', 2n]]);
   });
 
+  it('flushed() waits for what was queued before it was called, not for what comes after', async () => {
+    const { store, batches } = manualStore();
+    const q = new CommitQueue(store, () => {});
+    q.enqueue([put(1)]);
+    q.enqueue([put(2)]);
+    let done = false;
+    const waiting = q.flushed().then(() => (done = true));
+    batches[0]!.finish();
+    await tick();
+    q.enqueue([put(3)]); // queued after the call: behind batch 2, which carries put(2)
+    assert.equal(done, false, 'put(2) is not committed yet');
+    batches[1]!.finish();
+    await waiting;
+    assert.equal(done, true, 'resolved once put(2) committed, with put(3) still queued');
+    assert.deepEqual(batches[1]!.ops.map((o) => o.key[0]), [2]);
+    batches[2]?.finish();
+    await q.flushed();
+  });
+
   it('a failed flush refuses every later write and wait with STORE_WRITE_FAILED', async () => {
     const { store, batches } = manualStore();
     const q = new CommitQueue(store, () => {});
