@@ -1,0 +1,293 @@
+/** The propagation suite of issue #7: a 2,000-transaction block across five nodes. */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { toHex } from '../ledger/bytes.ts';
+import { genesisBlock, type ChainParams } from '../ledger/genesis.ts';
+import { type Transaction } from '../ledger/transaction.ts';
+import { startBenchNode, stopNodes } from './nodes.ts';
+import { ThreadNode, settledThreads, waitForAll } from './threaded-nodes.ts';
+import { assemble, decodeCompactBlock, encodeCompactBlock, matchMempool } from '../node/compact.ts';
+import { asParent, mineChild } from '../test/helpers/mining.ts';
+import { mineOn, networkParams, stopAll, waitFor, type TestNode } from '../test/helpers/network.ts';
+import { median, metric, type Suite, type SuiteContext } from './report.ts';
+import {
+  CORES,
+  TARGETS,
+  allocFor,
+  benchKey,
+  benchKeys,
+  ms0,
+  profiled,
+  s1,
+  signedTx,
+  signerNote,
+  transfers,
+} from './perf-common.ts';
+
+// ---------------------------------------------------------------------------------------------
+// propagation: a 2,000-transaction block whose transactions every mempool already holds.
+
+const PROP_NODES = 5;
+const PROP_TXS = 2_000;
+const PROP_BLOCKS_PER_RUN = 2;
+const PROP_TIMEOUT_MS = 30_000;
+const PROP_SETUP_TIMEOUT_MS = 30_000;
+const PROP_SETTLE_MS = 2_000;
+const PROP_MINER_KEY = 97;
+const NAMES = 'ABCDEFGHIJ';
+
+interface MeshView {
+  getMeshPeers(topic: string): string[];
+}
+const meshPeers = (t: TestNode, topic: string): number => (t.node.host.services.pubsub as unknown as MeshView).getMeshPeers(topic).length;
+
+/** Resolves once no node has opened or closed a connection, or changed a gossip mesh, for `quietMs`. */
+async function settled(nodes: readonly TestNode[], quietMs: number, timeoutMs: number): Promise<void> {
+  const shape = () =>
+    nodes
+      .map((t) => `${t.node.host.getConnections().map((c) => c.id).sort().join(',')}:${meshPeers(t, t.node.names.compactBlockTopic)}:${meshPeers(t, t.node.names.txTopic)}`)
+      .join('|');
+  const deadline = performance.now() + timeoutMs;
+  let last = shape();
+  let since = performance.now();
+  while (performance.now() - since < quietMs) {
+    if (performance.now() > deadline) throw new Error(`the nodes' connections kept changing for ${timeoutMs} ms`);
+    await sleep(100);
+    const now = shape();
+    if (now !== last) {
+      last = now;
+      since = performance.now();
+    }
+  }
+}
+
+interface Arrival {
+  /** Each node's connect time minus the origin's, in line order (index 0 is the origin). */
+  readonly perNodeMs: readonly number[];
+  /** Each receiver's time inside Chain.processBlock for this block. */
+  readonly importMs: readonly number[];
+}
+
+/** Times a receiver's work for each block of `rounds` (each round's transactions already in its mempool). */
+async function hopRuns(ctx: SuiteContext, params: ChainParams, rounds: readonly Transaction[][], live: TestNode[]): Promise<number[]> {
+  const t = await startBenchNode(ctx.tempDir('cairn-bench-hop-'), params, live);
+  try {
+    const times: number[] = [];
+    let parent = asParent(genesisBlock(params));
+    for (const txs of rounds) {
+      await t.node.signatures.preverify(txs);
+      for (const tx of txs) await t.node.mempool.add(tx, t.node.clock());
+      const block = mineChild(params, parent, txs, { miner: benchKey(999_997).address });
+      const wire = encodeCompactBlock(block);
+      await profiled(`propagation-hop-${times.length + 1}`, async () => {
+        const start = performance.now();
+        const compact = decodeCompactBlock(wire, params.maxBlockTxs);
+        const { txs: found, missing } = matchMempool(compact, t.node.mempool);
+        if (missing.length > 0) throw new Error(`${missing.length} of the block's transactions are not in the mempool`);
+        const rebuilt = assemble(compact, found as Transaction[]);
+        if (!rebuilt) throw new Error('the block did not rebuild from the mempool');
+        const outcome = await t.node.chain.processBlock(rebuilt);
+        if (outcome !== 'connected') throw new Error(`the block was ${outcome}`);
+        // Queued behind the mempool's update for the new tip: resolves once that is done.
+        await t.node.mempool.expire(t.node.clock());
+        times.push(performance.now() - start);
+      });
+      if (t.node.mempool.size !== 0) throw new Error(`${t.node.mempool.size} transactions left in the mempool after their block`);
+      parent = asParent(block);
+    }
+    return times;
+  } finally {
+    await stopNodes(live, [t]);
+  }
+}
+
+/**
+ * The same blocks across five nodes each in its own worker thread (its own event loop, as in
+ * separate processes): submitted to A, gossiped into every mempool (untimed), then mined on A.
+ * Returns, per block, each node's connect time minus A's.
+ */
+async function threadedArrivals(ctx: SuiteContext, params: ChainParams, rounds: readonly Transaction[][]): Promise<{ perNodeMs: number[][]; cpuShares: number[] }> {
+  const nodes: ThreadNode[] = [];
+  try {
+    for (let i = 0; i < PROP_NODES; i++) {
+      nodes.push(await ThreadNode.start(ctx.tempDir('cairn-bench-propagation-thread-'), params, i === 0 ? [] : [nodes[i - 1]!.addr]));
+    }
+    await waitForAll(nodes, (s) => s.peers > 0 && s.mesh > 0, PROP_SETUP_TIMEOUT_MS, 'every node thread to have gossip mesh peers');
+    await settledThreads(nodes, PROP_SETTLE_MS, PROP_SETUP_TIMEOUT_MS);
+    const origin = nodes[0]!;
+    const warm = await origin.mine(PROP_MINER_KEY);
+    await waitForAll(nodes, (s) => s.height >= 1, PROP_TIMEOUT_MS, 'the warm-up block to reach every node thread');
+    const perNodeMs: number[][] = [];
+    /** CPU time of the whole process (every thread) over wall time, from the mining to the last node's mempool update. */
+    const cpuShares: number[] = [];
+    let height = 1;
+    void warm;
+    for (const txs of rounds) {
+      await origin.submit(txs.map((tx) => tx.bytes));
+      await waitForAll(nodes, (s) => s.mempool >= txs.length, PROP_TIMEOUT_MS, "every node thread's mempool to hold the block's transactions");
+      await sleep(200);
+      await Promise.all(nodes.map((n) => n.profileStart()));
+      const cpu0 = process.cpuUsage();
+      const wall0 = performance.now();
+      const mined = await origin.mine(PROP_MINER_KEY);
+      if (mined.txs !== txs.length) throw new Error(`mined ${mined.txs} transactions from a mempool of ${txs.length}`);
+      height++;
+      await waitForAll(nodes, (s) => s.height >= height && s.mempool === 0, PROP_TIMEOUT_MS, `block ${perNodeMs.length + 1} to reach every node thread`);
+      const times = nodes.map((n) => n.connects.get(mined.hash)!);
+      const cpu = process.cpuUsage(cpu0);
+      await Promise.all(nodes.map((n, i) => n.profileStop(`propagation-thread-${NAMES[i]}-block-${perNodeMs.length + 1}`)));
+      cpuShares.push((cpu.user + cpu.system) / 1000 / (performance.now() - wall0));
+      perNodeMs.push(times.map((t) => t - times[0]!));
+      const spans = nodes.slice(1).map((n) => n.imports.get(mined.hash)).map((s) => (s ? `${ms0(s.start - times[0]!)}–${ms0(s.end - times[0]!)}` : '?'));
+      ctx.log(`propagation:   threads, block ${perNodeMs.length}: last node after ${ms0(Math.max(...perNodeMs.at(-1)!))} ms; processBlock B–E ${spans.join(', ')} ms after A's connect; the process on ${(100 * cpuShares.at(-1)!).toFixed(0)}% CPU meanwhile`);
+      await sleep(100);
+    }
+    return { perNodeMs, cpuShares };
+  } finally {
+    await Promise.all(nodes.map((n) => n.stop()));
+  }
+}
+
+export const propagationSuite: Suite = {
+  name: 'propagation',
+  description: `a ${PROP_TXS}-transaction block whose transactions are in every mempool, across ${PROP_NODES} nodes on 127.0.0.1 (each in its own worker thread, and all in one event loop)`,
+  async run(ctx) {
+    const senders = benchKeys(200_000, PROP_TXS);
+    const params = networkParams({ name: 'cairn-bench-propagation', maxBlockTxs: 10_000, maxBlockBytes: 4 << 20, alloc: allocFor(senders) });
+    const blocks = (ctx.quick ? 1 : PROP_BLOCKS_PER_RUN) * ctx.runs;
+    const setup = performance.now();
+    // Round r is every sender's nonce r: each block takes exactly one round.
+    const all = [...transfers(senders, params.chainId, blocks)].map(({ key, fields }) => signedTx(key, fields));
+    ctx.log(`propagation: ${all.length} transfers ${signerNote()} in ${s1(performance.now() - setup)} s`);
+    const live: TestNode[] = [];
+    try {
+      const nodes: TestNode[] = [];
+      for (let i = 0; i < PROP_NODES; i++) {
+        nodes.push(await startBenchNode(ctx.tempDir('cairn-bench-propagation-'), params, live, { bootstrap: i === 0 ? [] : [nodes[i - 1]!.addr] }));
+      }
+      await waitFor(() => nodes.every((t) => t.node.sync.statuses.size > 0), PROP_SETUP_TIMEOUT_MS, 'every node to know a peer');
+      await waitFor(
+        () => nodes.every((t) => meshPeers(t, t.node.names.compactBlockTopic) > 0 && meshPeers(t, t.node.names.txTopic) > 0),
+        PROP_SETUP_TIMEOUT_MS,
+        'every node to have gossip mesh peers',
+      );
+      await settled(nodes, PROP_SETTLE_MS, PROP_SETUP_TIMEOUT_MS);
+
+      // When each node connected each block, and how long its import took.
+      const connects = nodes.map(() => new Map<string, number>());
+      const imports = nodes.map(() => new Map<string, number>());
+      nodes.forEach((t, i) => {
+        t.node.chain.on('connect', (_block, entry) => connects[i]!.set(entry.hashHex, performance.now()));
+        const chain = t.node.chain;
+        const processBlock = chain.processBlock.bind(chain);
+        chain.processBlock = async (block) => {
+          const t0 = performance.now();
+          try {
+            return await processBlock(block);
+          } finally {
+            imports[i]!.set(toHex(block.header.hash), performance.now() - t0);
+          }
+        };
+      });
+      const origin = nodes[0]!;
+      // Warm-up: a coinbase-only block through everyone.
+      const [warm] = await mineOn(origin, 1, PROP_MINER_KEY);
+      await waitFor(() => connects.every((c) => c.has(toHex(warm!.header.hash))), PROP_TIMEOUT_MS, 'the warm-up block to reach every node');
+
+      const arrivals: Arrival[] = [];
+      const gossipMs: number[] = [];
+      for (let b = 0; b < blocks; b++) {
+        const txs = all.slice(b * PROP_TXS, (b + 1) * PROP_TXS);
+        // Untimed: admitted at A (checked on every core first, as RPC batches are) and gossiped into every mempool.
+        const g0 = performance.now();
+        await profiled(`propagation-txs-${b + 1}`, async () => {
+          await origin.node.signatures.preverify(txs);
+          for (const tx of txs) await origin.node.submitTransaction(tx);
+          await waitFor(() => nodes.every((t) => t.node.mempool.size >= PROP_TXS && txs.every((tx) => t.node.mempool.has(tx.id))), PROP_TIMEOUT_MS, "every mempool to hold the block's transactions");
+        });
+        gossipMs.push(performance.now() - g0);
+        await sleep(200); // let the last gossip forwards and IHAVEs settle
+        const hash = await profiled(`propagation-block-${b + 1}`, async () => {
+          const [block] = await mineOn(origin, 1, PROP_MINER_KEY);
+          if (block!.txs.length !== PROP_TXS) throw new Error(`mined ${block!.txs.length} transactions from a mempool of ${PROP_TXS}`);
+          const hex = toHex(block!.header.hash);
+          await waitFor(() => connects.every((c) => c.has(hex)), PROP_TIMEOUT_MS, `block ${b + 1} to reach every node`);
+          return hex;
+        });
+        const times = connects.map((c) => c.get(hash)!);
+        arrivals.push({ perNodeMs: times.map((t) => t - times[0]!), importMs: imports.slice(1).map((m) => m.get(hash) ?? Number.NaN) });
+        ctx.log(`propagation:   block ${b + 1}: last node after ${ms0(Math.max(...arrivals.at(-1)!.perNodeMs))} ms (gossiping its txs took ${s1(gossipMs.at(-1)!)} s)`);
+        await waitFor(() => nodes.every((t) => t.node.mempool.size === 0), PROP_TIMEOUT_MS, 'every mempool to empty after the block');
+        await sleep(100);
+      }
+      const receiverStats = nodes.slice(1).map((t) => t.node.gossip.compactStats);
+      await stopNodes(live, [...nodes]);
+
+      const totals = arrivals.map((a) => Math.max(...a.perNodeMs));
+      const perNode = nodes
+        .slice(1)
+        .map((_, i) => `${NAMES[i + 1]} ${ms0(median(arrivals.map((a) => a.perNodeMs[i + 1]!)))}`)
+        .join(', ');
+      const importPerNode = nodes
+        .slice(1)
+        .map((_, i) => `${NAMES[i + 1]} ${ms0(median(arrivals.map((a) => a.importMs[i]!)))}`)
+        .join(', ');
+      const rebuilt = receiverStats.reduce((s, c) => s + c.rebuilt, 0);
+      const fetched = receiverStats.reduce((s, c) => s + c.fetched, 0);
+      // The floor under every hop: one receiver's work for such a block, alone in the process and
+      // with no network: rebuild from the mempool, import, mempool update.
+      ctx.log('propagation: one node alone importing the same blocks (no network)');
+      const rounds = Array.from({ length: blocks }, (_, b) => all.slice(b * PROP_TXS, (b + 1) * PROP_TXS));
+      const hops = await hopRuns(ctx, params, rounds, live);
+      ctx.log(`propagation: the same with each node in its own thread (its own event loop)`);
+      // Fresh senders' nonces: the threaded network starts from genesis again, so the same rounds replay.
+      const threaded = await threadedArrivals(ctx, params, rounds);
+      const threadTotals = threaded.perNodeMs.map((a) => Math.max(...a));
+      const threadPerNode = nodes
+        .slice(1)
+        .map((_, i) => `${NAMES[i + 1]} ${ms0(median(threaded.perNodeMs.map((a) => a[i + 1]!)))}`)
+        .join(', ');
+      return [
+        metric({
+          key: 'propagationP50Ms',
+          label: `${PROP_TXS}-tx block (txs in mempools) to all ${PROP_NODES} nodes, p50`,
+          unit: 'ms',
+          runs: threadTotals,
+          target: TARGETS.propagationP50Ms,
+          note:
+            `${threadTotals.length} blocks of ${PROP_TXS} transfers, each node a CairnNode in its own worker thread (its own event loop, as in its own process; bench/node-thread.ts), ` +
+            `bootstrapped in a line A–E on 127.0.0.1; the transfers submitted to A and gossiped into every mempool (untimed), then the block mined on A; ` +
+            `from A's connect to the last node's (one clock: performance.timeOrigin + now()); median arrival ${threadPerNode} ms; ` +
+            `the five share ${CORES} cores, and the process (every thread, LevelDB's included) was on ${(100 * median(threaded.cpuShares)).toFixed(0)}% CPU (median) from the mining to the last mempool update`,
+        }),
+        metric({
+          key: 'propagationInProcessP50Ms',
+          label: `the same, all ${PROP_NODES} nodes in one event loop, p50`,
+          unit: 'ms',
+          runs: totals,
+          note:
+            `${totals.length} blocks of ${PROP_TXS} transfers each first gossiped into every mempool (median ${s1(median(gossipMs))} s, untimed), then mined on A with mineOn; ` +
+            `from A's connect to the last node's; median arrival ${perNode} ms; median time inside Chain.processBlock ${importPerNode} ms; ` +
+            `compact blocks rebuilt from the mempool ${rebuilt}, with transactions fetched ${fetched}; all ${PROP_NODES} nodes share this process's event loop and ${CORES} cores`,
+        }),
+        metric({
+          key: 'propagationHopMs',
+          label: `${PROP_TXS}-tx block (txs in mempool), one node's import alone`,
+          unit: 'ms',
+          runs: hops,
+          note:
+            `a fresh node with no peers holding the block's ${PROP_TXS} transactions (signatures checked at admission): decode the compact block, rebuild it from the mempool, ` +
+            `Chain.processBlock, and the mempool's update for the new tip; what every hop costs even where each node has its own machine`,
+        }),
+        metric({
+          key: 'propagationMaxMs',
+          label: `${PROP_TXS}-tx block (txs in mempools) to all ${PROP_NODES} nodes, max`,
+          unit: 'ms',
+          runs: [Math.max(...totals)],
+          note: `the slowest of the same ${totals.length} blocks`,
+        }),
+      ];
+    } finally {
+      await stopAll(live);
+    }
+  },
+};
