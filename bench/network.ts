@@ -12,7 +12,7 @@ import { CairnNode } from '../node/node.ts';
 import { FUNDED_KEYS, seededRandom, testKey, transfer } from '../test/helpers/fixtures.ts';
 import { asParent, mineChild } from '../test/helpers/mining.ts';
 import { mineOn, networkParams, stopAll, waitFor, type TestNode } from '../test/helpers/network.ts';
-import { startBenchNode, stopNodes } from './nodes.ts';
+import { startBenchNode, stopNodes, untilQuiet, within } from './nodes.ts';
 import { measureRate, median, metric, type Metric, type Suite, type SuiteContext, type TempDir } from './report.ts';
 
 /** The chain the syncing node downloads: long enough for several header and body batches. */
@@ -84,19 +84,6 @@ async function prefillStore(datadir: string, params: ChainParams, blocks: readon
   }
 }
 
-
-/** Rejects with `what` if `promise` has not settled in `ms`. */
-async function within<T>(promise: Promise<T>, ms: number, what: () => string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what()}`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 interface SyncRun {
   readonly ms: number;
@@ -231,21 +218,8 @@ function links(nodes: readonly TestNode[]): string {
  * turning the bootstrap line into (nearly) a full mesh; a block sent meanwhile competes with
  * those handshakes and takes a hundred milliseconds or more, which is start-up, not propagation.
  */
-async function settled(nodes: readonly TestNode[], quietMs: number, timeoutMs: number): Promise<void> {
-  const shape = () =>
-    nodes.map((t) => `${t.node.host.getConnections().map((c) => c.id).sort().join(',')}:${meshPeers(t)}`).join('|');
-  const deadline = performance.now() + timeoutMs;
-  let last = shape();
-  let since = performance.now();
-  while (performance.now() - since < quietMs) {
-    if (performance.now() > deadline) throw new Error(`the nodes' connections kept changing for ${timeoutMs} ms`);
-    await sleep(100);
-    const now = shape();
-    if (now !== last) {
-      last = now;
-      since = performance.now();
-    }
-  }
+function settled(nodes: readonly TestNode[], quietMs: number, timeoutMs: number): Promise<void> {
+  return untilQuiet(() => nodes.map((t) => `${t.node.host.getConnections().map((c) => c.id).sort().join(',')}:${meshPeers(t)}`).join('|'), quietMs, timeoutMs);
 }
 
 const meshPeers = (t: TestNode): number => (t.node.host.services.pubsub as unknown as MeshView).getMeshPeers(t.node.names.blockTopic).length;

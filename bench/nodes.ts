@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { ChainParams } from '../ledger/genesis.ts';
 import { CairnNode, type NodeConfig } from '../node/node.ts';
 import { stopAll, type TestNode } from '../test/helpers/network.ts';
@@ -24,5 +25,37 @@ export async function stopNodes(live: TestNode[], which: readonly TestNode[]): P
   for (const t of which) {
     const i = live.indexOf(t);
     if (i >= 0) live.splice(i, 1);
+  }
+}
+
+/** Rejects with `what()` if `promise` has not settled in `ms`. */
+export async function within<T>(promise: Promise<T>, ms: number, what: () => string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what()}`)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Resolves once `shape()` (the nodes' connections and gossip meshes, say) has not changed for
+ * `quietMs`; throws if it keeps changing for `timeoutMs`.
+ */
+export async function untilQuiet(shape: () => string | Promise<string>, quietMs: number, timeoutMs: number): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  let last = await shape();
+  let since = performance.now();
+  while (performance.now() - since < quietMs) {
+    if (performance.now() > deadline) throw new Error(`the nodes' connections kept changing for ${timeoutMs} ms`);
+    await sleep(100);
+    const now = await shape();
+    if (now !== last) {
+      last = now;
+      since = performance.now();
+    }
   }
 }

@@ -187,18 +187,7 @@ export function machineLimit(ctx: SuiteContext): Promise<MachineLimit> {
 // ---------------------------------------------------------------------------------------------
 // Small shared helpers.
 
-/** Rejects with `what()` if `promise` has not settled in `ms`. */
-export async function within<T>(promise: Promise<T>, ms: number, what: () => string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what()}`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+export { within } from './nodes.ts';
 
 /**
  * VerifyPool's workers are unref'd, so a process whose only pending work is a pool job exits in

@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { toHex } from '../ledger/bytes.ts';
 import { genesisBlock, type ChainParams } from '../ledger/genesis.ts';
 import { type Transaction } from '../ledger/transaction.ts';
-import { startBenchNode, stopNodes } from './nodes.ts';
+import { startBenchNode, stopNodes, untilQuiet } from './nodes.ts';
 import { ThreadNode, settledThreads, waitForAll } from './threaded-nodes.ts';
 import { assemble, decodeCompactBlock, encodeCompactBlock, matchMempool } from '../node/compact.ts';
 import { asParent, mineChild } from '../test/helpers/mining.ts';
@@ -41,23 +41,10 @@ interface MeshView {
 const meshPeers = (t: TestNode, topic: string): number => (t.node.host.services.pubsub as unknown as MeshView).getMeshPeers(topic).length;
 
 /** Resolves once no node has opened or closed a connection, or changed a gossip mesh, for `quietMs`. */
-async function settled(nodes: readonly TestNode[], quietMs: number, timeoutMs: number): Promise<void> {
-  const shape = () =>
-    nodes
-      .map((t) => `${t.node.host.getConnections().map((c) => c.id).sort().join(',')}:${meshPeers(t, t.node.names.compactBlockTopic)}:${meshPeers(t, t.node.names.txTopic)}`)
-      .join('|');
-  const deadline = performance.now() + timeoutMs;
-  let last = shape();
-  let since = performance.now();
-  while (performance.now() - since < quietMs) {
-    if (performance.now() > deadline) throw new Error(`the nodes' connections kept changing for ${timeoutMs} ms`);
-    await sleep(100);
-    const now = shape();
-    if (now !== last) {
-      last = now;
-      since = performance.now();
-    }
-  }
+function settled(nodes: readonly TestNode[], quietMs: number, timeoutMs: number): Promise<void> {
+  const shape = (t: TestNode) =>
+    `${t.node.host.getConnections().map((c) => c.id).sort().join(',')}:${meshPeers(t, t.node.names.compactBlockTopic)}:${meshPeers(t, t.node.names.txTopic)}`;
+  return untilQuiet(() => nodes.map(shape).join('|'), quietMs, timeoutMs);
 }
 
 interface Arrival {

@@ -5,6 +5,7 @@
 import { Worker } from 'node:worker_threads';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ChainParams } from '../ledger/genesis.ts';
+import { untilQuiet } from './nodes.ts';
 import type { TempDir } from './report.ts';
 
 export interface ThreadNodeState {
@@ -111,17 +112,5 @@ export async function waitForAll(nodes: readonly ThreadNode[], ok: (s: ThreadNod
 
 /** Resolves once no node has opened or closed a connection, or changed a gossip mesh, for `quietMs`. */
 export async function settledThreads(nodes: readonly ThreadNode[], quietMs: number, timeoutMs: number): Promise<void> {
-  const shape = async () => (await Promise.all(nodes.map((n) => n.state()))).map((s) => s.shape).join('|');
-  const deadline = performance.now() + timeoutMs;
-  let last = await shape();
-  let since = performance.now();
-  while (performance.now() - since < quietMs) {
-    if (performance.now() > deadline) throw new Error(`the nodes' connections kept changing for ${timeoutMs} ms`);
-    await sleep(100);
-    const now = await shape();
-    if (now !== last) {
-      last = now;
-      since = performance.now();
-    }
-  }
+  await untilQuiet(async () => (await Promise.all(nodes.map((n) => n.state()))).map((s) => s.shape).join('|'), quietMs, timeoutMs);
 }
