@@ -11,6 +11,7 @@ import type { ChainParams } from '../ledger/genesis.ts';
 import { decodeTransaction } from '../ledger/transaction.ts';
 import { CairnNode } from '../node/node.ts';
 import { mineOn, type TestNode } from '../test/helpers/network.ts';
+import { watchImports } from './nodes.ts';
 
 interface MeshView {
   getMeshPeers(topic: string): string[];
@@ -80,15 +81,9 @@ port.on('message', async ({ id, cmd, arg }: { id: number; cmd: string; arg: unkn
 try {
   await node.start();
   node.chain.on('connect', (_block, entry) => port.postMessage({ event: 'connect', hash: entry.hashHex, at: at() }));
-  const processBlock = node.chain.processBlock.bind(node.chain);
-  node.chain.processBlock = async (block) => {
-    const t0 = at();
-    try {
-      return await processBlock(block);
-    } finally {
-      port.postMessage({ event: 'import', hash: Buffer.from(block.header.hash).toString('hex'), start: t0, end: at() });
-    }
-  };
+  watchImports(node.chain, (block, start, end) =>
+    port.postMessage({ event: 'import', hash: Buffer.from(block.header.hash).toString('hex'), start: performance.timeOrigin + start, end: performance.timeOrigin + end }),
+  );
   port.postMessage({ event: 'started', addr: node.listenAddresses()[0] });
 } catch (err) {
   port.postMessage({ event: 'failed', error: (err as Error).stack ?? String(err) });

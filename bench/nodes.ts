@@ -1,5 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { Block } from '../ledger/block.ts';
 import type { ChainParams } from '../ledger/genesis.ts';
+import type { Chain } from '../consensus/chain.ts';
 import { CairnNode, type NodeConfig } from '../node/node.ts';
 import { stopAll, type TestNode } from '../test/helpers/network.ts';
 import type { TempDir } from './report.ts';
@@ -58,4 +60,17 @@ export async function untilQuiet(shape: () => string | Promise<string>, quietMs:
       since = performance.now();
     }
   }
+}
+
+/** Calls `onImport` with the start and end (performance.now()) of every Chain.processBlock call. */
+export function watchImports(chain: Chain, onImport: (block: Block, startMs: number, endMs: number) => void): void {
+  const processBlock = chain.processBlock.bind(chain);
+  chain.processBlock = async (block) => {
+    const start = performance.now();
+    try {
+      return await processBlock(block);
+    } finally {
+      onImport(block, start, performance.now());
+    }
+  };
 }

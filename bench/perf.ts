@@ -14,7 +14,7 @@ import { bestBackend, libsecp256k1Backend, opensslBackend } from '../ledger/sign
 import { type Transaction } from '../ledger/transaction.ts';
 import { Chain } from '../consensus/chain.ts';
 import { RpcClient } from '../cli/rpc-client.ts';
-import { startBenchNode, stopNodes } from './nodes.ts';
+import { startBenchNode, stopNodes, watchImports } from './nodes.ts';
 import { ThreadNode } from './threaded-nodes.ts';
 import { CairnNode } from '../node/node.ts';
 import { VerifyPool } from '../node/verify-pool.ts';
@@ -317,15 +317,7 @@ async function syncRun(ctx: SuiteContext, params: ChainParams, a: { addr: string
     let importMs = 0;
     let preverifyMs = 0;
     const chain = b.node.chain;
-    const processBlock = chain.processBlock.bind(chain);
-    chain.processBlock = async (block) => {
-      const t0 = performance.now();
-      try {
-        return await processBlock(block);
-      } finally {
-        importMs += performance.now() - t0;
-      }
-    };
+    watchImports(chain, (_block, start, end) => (importMs += end - start));
     // The pool's busy time: while at least one of its jobs is outstanding (they overlap).
     const pool = b.node.verifyPool;
     const verify = pool.verify.bind(pool);

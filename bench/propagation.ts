@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { toHex } from '../ledger/bytes.ts';
 import { genesisBlock, type ChainParams } from '../ledger/genesis.ts';
 import { type Transaction } from '../ledger/transaction.ts';
-import { startBenchNode, stopNodes, untilQuiet } from './nodes.ts';
+import { startBenchNode, stopNodes, untilQuiet, watchImports } from './nodes.ts';
 import { ThreadNode, settledThreads, waitForAll } from './threaded-nodes.ts';
 import { assemble, decodeCompactBlock, encodeCompactBlock, matchMempool } from '../node/compact.ts';
 import { asParent, mineChild } from '../test/helpers/mining.ts';
@@ -164,16 +164,7 @@ export const propagationSuite: Suite = {
       const imports = nodes.map(() => new Map<string, number>());
       nodes.forEach((t, i) => {
         t.node.chain.on('connect', (_block, entry) => connects[i]!.set(entry.hashHex, performance.now()));
-        const chain = t.node.chain;
-        const processBlock = chain.processBlock.bind(chain);
-        chain.processBlock = async (block) => {
-          const t0 = performance.now();
-          try {
-            return await processBlock(block);
-          } finally {
-            imports[i]!.set(toHex(block.header.hash), performance.now() - t0);
-          }
-        };
+        watchImports(t.node.chain, (block, start, end) => imports[i]!.set(toHex(block.header.hash), end - start));
       });
       const origin = nodes[0]!;
       // Warm-up: a coinbase-only block through everyone.
