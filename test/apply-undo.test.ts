@@ -10,7 +10,7 @@ import { toHex } from '../ledger/bytes.ts';
 import { encodeAccount, type Account } from '../ledger/state.ts';
 import type { Block } from '../ledger/block.ts';
 import type { Transaction } from '../ledger/transaction.ts';
-import { FUNDED_KEYS, childBlock, seededRandom, tempDir, testKey, testParams, transfer, type TestKey } from './helpers/fixtures.ts';
+import { FUNDED_KEYS, childBlock, seededRandom, useTempStore, testKey, testParams, transfer, type TestKey } from './helpers/fixtures.ts';
 
 const BLOCKS = 60;
 const MAX_TXS_PER_BLOCK = 6;
@@ -81,17 +81,11 @@ function randomChain(seed: number, genesis: { hash: Uint8Array; height: number }
 }
 
 describe('apply and undo', () => {
-  let dir: ReturnType<typeof tempDir>;
+  const store = useTempStore();
   let db: ChainDB | undefined;
-  beforeEach(() => (dir = tempDir()));
-  afterEach(async () => {
-    await db?.close();
-    db = undefined;
-    dir.remove();
-  });
 
   it(`connects ${BLOCKS} random blocks, disconnects them all back to byte-identical genesis state, and reconnects them`, async () => {
-    db = await ChainDB.open(dir.path, testParams());
+    db = await store.open(testParams());
     const { blocks, model } = randomChain(20240601, db.tip);
     const txCount = blocks.reduce((s, b) => s + b.txs.length, 0);
     assert.ok(txCount >= 100 && txCount <= 400, `${txCount} txs: enough to mean something, few enough to verify quickly`);
@@ -147,8 +141,7 @@ describe('apply and undo', () => {
     assert.deepEqual(await auditChainDB(db), top);
 
     // And the reconnected chain survives a reopen.
-    await db.close();
-    db = await ChainDB.open(dir.path, testParams());
+    db = await store.open(testParams());
     assert.equal(db.tip.height, BLOCKS);
     assert.equal(await stateDigest(db), digests[BLOCKS]);
     console.log(`      apply/undo: ${BLOCKS} blocks, ${txCount} txs, ${states[BLOCKS]!.length} accounts at the top`);

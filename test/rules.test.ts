@@ -16,7 +16,7 @@ import { COINBASE_BYTES, HEADER_BYTES, computeMerkleRoot, type Block } from '../
 import type { ChainParams } from '../ledger/genesis.ts';
 import { encodeAccount, type Account } from '../ledger/state.ts';
 import { TX_BYTES, UNSIGNED_TX_BYTES, decodeTransaction, type Transaction } from '../ledger/transaction.ts';
-import { FUNDED_KEYS, childBlock, tempDir, testKey, testParams, transfer, type TestKey } from './helpers/fixtures.ts';
+import { FUNDED_KEYS, childBlock, useTempStore, testKey, testParams, transfer, type TestKey } from './helpers/fixtures.ts';
 
 const [A, B, C] = FUNDED_KEYS as [TestKey, TestKey, TestKey, TestKey];
 const FRESH = testKey(20); // no account at genesis
@@ -278,14 +278,8 @@ function touched(block: Block): Uint8Array[] {
 }
 
 describe('rules: each invalid block is refused with its own error and writes nothing', () => {
-  let dir: ReturnType<typeof tempDir>;
+  const store = useTempStore();
   let db: ChainDB | undefined;
-  beforeEach(() => (dir = tempDir()));
-  afterEach(async () => {
-    await db?.close();
-    db = undefined;
-    dir.remove();
-  });
 
   it('every row has its own code, and the table covers every rule the ledger enforces at connection', () => {
     const codes = new Set(ROWS.map((r) => r.code));
@@ -300,7 +294,7 @@ describe('rules: each invalid block is refused with its own error and writes not
 
   for (const row of ROWS) {
     it(`${row.code}: ${row.name}`, async () => {
-      db = await ChainDB.open(dir.path, testParams(row.params));
+      db = await store.open(testParams(row.params));
       await row.setup?.(db);
       const tipBefore = db.tip;
       const accountsBefore = await allAccounts(db);
@@ -399,18 +393,12 @@ const GOOD: GoodRow[] = [
 ];
 
 describe('rules: valid edge cases are accepted', () => {
-  let dir: ReturnType<typeof tempDir>;
+  const store = useTempStore();
   let db: ChainDB | undefined;
-  beforeEach(() => (dir = tempDir()));
-  afterEach(async () => {
-    await db?.close();
-    db = undefined;
-    dir.remove();
-  });
 
   for (const row of GOOD) {
     it(row.name, async () => {
-      db = await ChainDB.open(dir.path, testParams(row.params));
+      db = await store.open(testParams(row.params));
       await row.setup?.(db);
       const before = await auditChainDB(db);
       const block = childBlock(db.tip, row.txs(db), { reward: row.reward });

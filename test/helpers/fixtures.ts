@@ -5,6 +5,7 @@ import { sha256 } from '../../ledger/hash.ts';
 import { addressOf, publicKeyOf } from '../../ledger/keys.ts';
 import { BLOCK_VERSION, computeMerkleRoot, makeBlock, makeHeader, type Block } from '../../ledger/block.ts';
 import type { ChainParams } from '../../ledger/genesis.ts';
+import { ChainDB } from '../../ledger/chaindb.ts';
 import { signTransaction, type Transaction } from '../../ledger/transaction.ts';
 
 export interface TestKey {
@@ -104,4 +105,26 @@ export function childBlock(parent: { hash: Uint8Array; height: number }, txs: re
 export function tempDir(prefix = 'cairn-test-'): { path: string; remove: () => void } {
   const path = mkdtempSync(join(tmpdir(), prefix));
   return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
+}
+
+/**
+ * For a mocha `describe`: a fresh directory per test, and the ChainDB the test opens in it
+ * (`open` again closes and reopens it), closed and removed after each test.
+ */
+export function useTempStore(): { open(params: ChainParams): Promise<ChainDB> } {
+  let dir: ReturnType<typeof tempDir> | undefined;
+  let db: ChainDB | undefined;
+  beforeEach(() => (dir = tempDir()));
+  afterEach(async () => {
+    await db?.close();
+    db = undefined;
+    dir?.remove();
+  });
+  return {
+    async open(params) {
+      await db?.close();
+      db = await ChainDB.open(dir!.path, params);
+      return db;
+    },
+  };
 }
