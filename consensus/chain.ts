@@ -322,6 +322,8 @@ export class Chain extends EventEmitter<ChainEvents> {
 
   private async markInvalid(entry: BlockIndexEntry, cause: CairnError): Promise<void> {
     entry.status |= INVALID;
+    // A child of the tip that failed its connect was never written: its record must not claim data.
+    if (this.arriving.get(entry)?.stored === false) entry.status &= ~HAVE_DATA;
     this.invalidCause.set(entry, cause);
     await this.remember(entry);
     this.candidates.delete(entry);

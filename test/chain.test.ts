@@ -5,6 +5,7 @@ import { toHex } from '../ledger/bytes.ts';
 import { BlockRuleError, CairnError } from '../ledger/errors.ts';
 import { makeBlock, type Block } from '../ledger/block.ts';
 import { Chain, maxFutureDrift } from '../consensus/chain.ts';
+import { HAVE_DATA } from '../consensus/block-index.ts';
 import { ConsensusError } from '../consensus/errors.ts';
 import { FUNDED_KEYS, tempDir, testKey, testParams, transfer } from './helpers/fixtures.ts';
 import { asParent, mineChain, mineChild } from './helpers/mining.ts';
@@ -139,6 +140,7 @@ describe('Chain: fork choice, reorgs and header rules', () => {
     db = await ChainDB.open(dir.path, params);
     chain = await Chain.open(db, { clock: () => now });
     assert.equal(tipHex(), hex(good));
+    assert.equal(chain.getEntry(bad.header.hash)!.status & HAVE_DATA, 0, 'its record does not claim the block is stored');
     await assert.rejects(chain.processBlock(bad), rejectsWith('BLOCK_KNOWN_INVALID'));
   });
 
