@@ -13,9 +13,9 @@ import { searchNonce } from '../consensus/miner.ts';
 import { RpcClient } from '../cli/rpc-client.ts';
 import { RPC_ENDPOINT_FILE, type RpcMethod, type RpcMethods, type StatusResult } from '../node/rpc-types.ts';
 import { waitFor } from '../test/helpers/network.ts';
+import { CAIRN_MAIN, exited, stopProcess, track } from '../test/helpers/cluster.ts';
 import { below, metric, type Metric, type Suite, type SuiteContext } from './report.ts';
 import {
-  CAIRN_MAIN,
   SENDER_BALANCE,
   TARGETS,
   benchKey,
@@ -52,33 +52,6 @@ const DEVNET_SETTLE_TIMEOUT_MS = 60_000;
 const DEVNET_CONVERGE_TIMEOUT_MS = 90_000;
 /** Extra flags for the node processes, e.g. CAIRN_BENCH_NODE_FLAGS="--cpu-prof --cpu-prof-dir=/tmp/prof". */
 const NODE_FLAGS = (process.env.CAIRN_BENCH_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
-
-/** Child processes by pid, killed at exit if still alive (an interrupted bench leaves no node behind). */
-const children = new Map<number, ChildProcess>();
-process.once('exit', () => {
-  for (const pid of children.keys()) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
-});
-
-function exited(child: ChildProcess): boolean {
-  return child.exitCode !== null || child.signalCode !== null;
-}
-
-async function stopChild(child: ChildProcess, graceMs = 15_000): Promise<void> {
-  if (child.pid === undefined || exited(child)) return;
-  const done = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  process.kill(child.pid, 'SIGTERM');
-  const timer = setTimeout(() => {
-    if (!exited(child) && child.pid !== undefined) process.kill(child.pid, 'SIGKILL');
-  }, graceMs);
-  await done;
-  clearTimeout(timer);
-}
 
 interface DevnetNode {
   readonly name: string;
@@ -142,11 +115,7 @@ async function startDevnetNode(ctx: SuiteContext, name: string, genesisFile: str
   for (const b of bootstrap) args.push('--bootstrap', b);
   if (mine) args.push('--mine', '--coinbase', encodeAddress(mine), '--threads', '1');
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: datadir });
-  if (child.pid !== undefined) {
-    const pid = child.pid;
-    children.set(pid, child);
-    child.once('exit', () => children.delete(pid));
-  }
+  track(child); // killed if the bench exits without stopping it
   const log = createWriteStream(join(datadir, 'node.log'));
   child.stdout!.pipe(log);
   child.stderr!.pipe(log);
@@ -416,7 +385,7 @@ async function devnetRun(ctx: SuiteContext, hexes: readonly string[], senders: r
     throw err;
   } finally {
     clearInterval(rssTimer);
-    await Promise.all(nodes.map((n) => stopChild(n.child)));
+    await Promise.all(nodes.map((n) => stopProcess(n.child, 'SIGTERM', 15_000)));
     dir.remove();
   }
 }

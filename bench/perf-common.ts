@@ -6,7 +6,6 @@ import { writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Session } from 'node:inspector/promises';
 import { type ChainParams } from '../ledger/genesis.ts';
 import { sha256 } from '../ledger/hash.ts';
@@ -38,8 +37,6 @@ export const TARGETS = {
 } as const;
 
 export const CORES = availableParallelism();
-export const REPO = fileURLToPath(new URL('../', import.meta.url));
-export const CAIRN_MAIN = join(REPO, 'cli', 'main.ts');
 
 // ---------------------------------------------------------------------------------------------
 // Fast signing. Every figure here needs tens to hundreds of thousands of signed transactions;

@@ -42,7 +42,8 @@ export const E2E_TARGET = '0x003ffffffffffffffffffffffffffffffffffffffffffffffff
 
 const live = new Map<number, ChildProcess>();
 
-function track(child: ChildProcess): void {
+/** Kills `child` by pid when this process exits, if no one has stopped it before. */
+export function track(child: ChildProcess): void {
   if (child.pid === undefined) return;
   const pid = child.pid;
   live.set(pid, child);
@@ -60,7 +61,7 @@ process.once('exit', () => {
   }
 });
 
-function exited(child: ChildProcess): boolean {
+export function exited(child: ChildProcess): boolean {
   return child.exitCode !== null || child.signalCode !== null;
 }
 
