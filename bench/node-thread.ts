@@ -21,6 +21,11 @@ const port = parentPort!;
 const { datadir, params, bootstrap } = workerData as { datadir: string; params: ChainParams; bootstrap: string[] };
 const node = new CairnNode({ datadir, params, listen: ['/ip4/127.0.0.1/tcp/0'], mdns: false, bootstrap });
 const at = () => performance.timeOrigin + performance.now();
+/** This thread's own CPU time (not its verifier threads' or LevelDB's), in ms. */
+const threadCpuMs = () => {
+  const { user, system } = process.threadCpuUsage();
+  return (user + system) / 1000;
+};
 
 let session: Session | undefined;
 
@@ -57,6 +62,7 @@ const handlers: Record<string, (arg: any) => Promise<unknown>> = {
       shape: `${node.host.getConnections().map((c) => c.id).sort().join(',')}:${pubsub.getMeshPeers(node.names.compactBlockTopic).length}:${pubsub.getMeshPeers(node.names.txTopic).length}`,
       height: node.chain.tip.height,
       tip: node.chain.tip.hashHex,
+      cpuMs: threadCpuMs(),
     };
   },
   async mine(minerKey: number) {

@@ -29,6 +29,13 @@ import {
 const PROP_NODES = 5;
 const PROP_TXS = 2_000;
 const PROP_BLOCKS_PER_RUN = 2;
+/**
+ * Full-size blocks each network (and the lone hop node) takes before the timed ones, untimed, as
+ * every other figure is warmed up: a fresh node's import path runs unoptimised for its first few
+ * 2,000-transaction blocks (measured: 40–126 ms of a node thread's CPU a block for the first
+ * seven, 26–41 ms after), and a long-running node has long since left that behind.
+ */
+const PROP_WARMUP_BLOCKS = 4;
 const PROP_TIMEOUT_MS = 30_000;
 const PROP_SETUP_TIMEOUT_MS = 30_000;
 const PROP_SETTLE_MS = 2_000;
@@ -54,13 +61,16 @@ interface Arrival {
   readonly importMs: readonly number[];
 }
 
-/** Times a receiver's work for each block of `rounds` (each round's transactions already in its mempool). */
-async function hopRuns(ctx: SuiteContext, params: ChainParams, rounds: readonly Transaction[][], live: TestNode[]): Promise<number[]> {
+/**
+ * Times a receiver's work for each block of `rounds` after the first `warmup` (each round's
+ * transactions already in its mempool).
+ */
+async function hopRuns(ctx: SuiteContext, params: ChainParams, rounds: readonly Transaction[][], warmup: number, live: TestNode[]): Promise<number[]> {
   const t = await startBenchNode(ctx.tempDir('cairn-bench-hop-'), params, live);
   try {
     const times: number[] = [];
     let parent = asParent(genesisBlock(params));
-    for (const txs of rounds) {
+    for (const [round, txs] of rounds.entries()) {
       await t.node.signatures.preverify(txs);
       for (const tx of txs) await t.node.mempool.add(tx, t.node.clock());
       const block = mineChild(params, parent, txs, { miner: benchKey(999_997).address });
@@ -76,7 +86,7 @@ async function hopRuns(ctx: SuiteContext, params: ChainParams, rounds: readonly 
         if (outcome !== 'connected') throw new Error(`the block was ${outcome}`);
         // Queued behind the mempool's update for the new tip: resolves once that is done.
         await t.node.mempool.expire(t.node.clock());
-        times.push(performance.now() - start);
+        if (round >= warmup) times.push(performance.now() - start);
       });
       if (t.node.mempool.size !== 0) throw new Error(`${t.node.mempool.size} transactions left in the mempool after their block`);
       parent = asParent(block);
@@ -92,7 +102,7 @@ async function hopRuns(ctx: SuiteContext, params: ChainParams, rounds: readonly 
  * separate processes): submitted to A, gossiped into every mempool (untimed), then mined on A.
  * Returns, per block, each node's connect time minus A's.
  */
-async function threadedArrivals(ctx: SuiteContext, params: ChainParams, rounds: readonly Transaction[][]): Promise<{ perNodeMs: number[][]; cpuShares: number[] }> {
+async function threadedArrivals(ctx: SuiteContext, params: ChainParams, rounds: readonly Transaction[][], warmup: number): Promise<{ perNodeMs: number[][]; cpuShares: number[] }> {
   const nodes: ThreadNode[] = [];
   try {
     for (let i = 0; i < PROP_NODES; i++) {
@@ -108,11 +118,12 @@ async function threadedArrivals(ctx: SuiteContext, params: ChainParams, rounds: 
     const cpuShares: number[] = [];
     let height = 1;
     void warm;
-    for (const txs of rounds) {
+    for (const [round, txs] of rounds.entries()) {
       await origin.submit(txs.map((tx) => tx.bytes));
       await waitForAll(nodes, (s) => s.mempool >= txs.length, PROP_TIMEOUT_MS, "every node thread's mempool to hold the block's transactions");
       await sleep(200);
       await Promise.all(nodes.map((n) => n.profileStart()));
+      const threadCpu0 = (await Promise.all(nodes.map((n) => n.state()))).map((s) => s.cpuMs);
       const cpu0 = process.cpuUsage();
       const wall0 = performance.now();
       const mined = await origin.mine(PROP_MINER_KEY);
@@ -121,11 +132,18 @@ async function threadedArrivals(ctx: SuiteContext, params: ChainParams, rounds: 
       await waitForAll(nodes, (s) => s.height >= height && s.mempool === 0, PROP_TIMEOUT_MS, `block ${perNodeMs.length + 1} to reach every node thread`);
       const times = nodes.map((n) => n.connects.get(mined.hash)!);
       const cpu = process.cpuUsage(cpu0);
-      await Promise.all(nodes.map((n, i) => n.profileStop(`propagation-thread-${NAMES[i]}-block-${perNodeMs.length + 1}`)));
+      const threadCpu = (await Promise.all(nodes.map((n) => n.state()))).map((s, i) => s.cpuMs - threadCpu0[i]!);
+      const label = round < warmup ? `warmup-${round + 1}` : `block-${round - warmup + 1}`;
+      await Promise.all(nodes.map((n, i) => n.profileStop(`propagation-thread-${NAMES[i]}-${label}`)));
+      if (round < warmup) {
+        ctx.log(`propagation:   threads, warm-up block ${round + 1}: last node after ${ms0(Math.max(...times) - times[0]!)} ms (untimed); node threads' CPU A–E ${threadCpu.map(ms0).join(', ')} ms`);
+        await sleep(100);
+        continue;
+      }
       cpuShares.push((cpu.user + cpu.system) / 1000 / (performance.now() - wall0));
       perNodeMs.push(times.map((t) => t - times[0]!));
       const spans = nodes.slice(1).map((n) => n.imports.get(mined.hash)).map((s) => (s ? `${ms0(s.start - times[0]!)}–${ms0(s.end - times[0]!)}` : '?'));
-      ctx.log(`propagation:   threads, block ${perNodeMs.length}: last node after ${ms0(Math.max(...perNodeMs.at(-1)!))} ms; processBlock B–E ${spans.join(', ')} ms after A's connect; the process on ${(100 * cpuShares.at(-1)!).toFixed(0)}% CPU meanwhile`);
+      ctx.log(`propagation:   threads, block ${perNodeMs.length}: last node after ${ms0(Math.max(...perNodeMs.at(-1)!))} ms; processBlock B–E ${spans.join(', ')} ms after A's connect; the process on ${(100 * cpuShares.at(-1)!).toFixed(0)}% CPU meanwhile; node threads' CPU A–E ${threadCpu.map(ms0).join(', ')} ms`);
       await sleep(100);
     }
     return { perNodeMs, cpuShares };
@@ -141,9 +159,11 @@ export const propagationSuite: Suite = {
     const senders = benchKeys(200_000, PROP_TXS);
     const params = networkParams({ name: 'cairn-bench-propagation', maxBlockTxs: 10_000, maxBlockBytes: 4 << 20, alloc: allocFor(senders) });
     const blocks = (ctx.quick ? 1 : PROP_BLOCKS_PER_RUN) * ctx.runs;
+    const warmup = ctx.quick ? 1 : PROP_WARMUP_BLOCKS;
     const setup = performance.now();
-    // Round r is every sender's nonce r: each block takes exactly one round.
-    const all = [...transfers(senders, params.chainId, blocks)].map(({ key, fields }) => signedTx(key, fields));
+    // Round r is every sender's nonce r: each block takes exactly one round, the warm-up blocks first.
+    const all = [...transfers(senders, params.chainId, warmup + blocks)].map(({ key, fields }) => signedTx(key, fields));
+    const rounds = Array.from({ length: warmup + blocks }, (_, b) => all.slice(b * PROP_TXS, (b + 1) * PROP_TXS));
     ctx.log(`propagation: ${all.length} transfers ${signerNote()} in ${s1(performance.now() - setup)} s`);
     const live: TestNode[] = [];
     try {
@@ -173,27 +193,32 @@ export const propagationSuite: Suite = {
 
       const arrivals: Arrival[] = [];
       const gossipMs: number[] = [];
-      for (let b = 0; b < blocks; b++) {
-        const txs = all.slice(b * PROP_TXS, (b + 1) * PROP_TXS);
+      for (const [round, txs] of rounds.entries()) {
+        const b = round - warmup; // negative for the warm-up blocks
+        const label = b < 0 ? `warmup-${round + 1}` : `${b + 1}`;
         // Untimed: admitted at A (checked on every core first, as RPC batches are) and gossiped into every mempool.
         const g0 = performance.now();
-        await profiled(`propagation-txs-${b + 1}`, async () => {
+        await profiled(`propagation-txs-${label}`, async () => {
           await origin.node.signatures.preverify(txs);
           for (const tx of txs) await origin.node.submitTransaction(tx);
           await waitFor(() => nodes.every((t) => t.node.mempool.size >= PROP_TXS && txs.every((tx) => t.node.mempool.has(tx.id))), PROP_TIMEOUT_MS, "every mempool to hold the block's transactions");
         });
-        gossipMs.push(performance.now() - g0);
+        if (b >= 0) gossipMs.push(performance.now() - g0);
         await sleep(200); // let the last gossip forwards and IHAVEs settle
-        const hash = await profiled(`propagation-block-${b + 1}`, async () => {
+        const hash = await profiled(`propagation-block-${label}`, async () => {
           const [block] = await mineOn(origin, 1, PROP_MINER_KEY);
           if (block!.txs.length !== PROP_TXS) throw new Error(`mined ${block!.txs.length} transactions from a mempool of ${PROP_TXS}`);
           const hex = toHex(block!.header.hash);
-          await waitFor(() => connects.every((c) => c.has(hex)), PROP_TIMEOUT_MS, `block ${b + 1} to reach every node`);
+          await waitFor(() => connects.every((c) => c.has(hex)), PROP_TIMEOUT_MS, `block ${label} to reach every node`);
           return hex;
         });
         const times = connects.map((c) => c.get(hash)!);
-        arrivals.push({ perNodeMs: times.map((t) => t - times[0]!), importMs: imports.slice(1).map((m) => m.get(hash) ?? Number.NaN) });
-        ctx.log(`propagation:   block ${b + 1}: last node after ${ms0(Math.max(...arrivals.at(-1)!.perNodeMs))} ms (gossiping its txs took ${s1(gossipMs.at(-1)!)} s)`);
+        if (b < 0) {
+          ctx.log(`propagation:   warm-up block ${round + 1}: last node after ${ms0(Math.max(...times) - times[0]!)} ms (untimed)`);
+        } else {
+          arrivals.push({ perNodeMs: times.map((t) => t - times[0]!), importMs: imports.slice(1).map((m) => m.get(hash) ?? Number.NaN) });
+          ctx.log(`propagation:   block ${b + 1}: last node after ${ms0(Math.max(...arrivals.at(-1)!.perNodeMs))} ms (gossiping its txs took ${s1(gossipMs.at(-1)!)} s)`);
+        }
         await waitFor(() => nodes.every((t) => t.node.mempool.size === 0), PROP_TIMEOUT_MS, 'every mempool to empty after the block');
         await sleep(100);
       }
@@ -214,11 +239,10 @@ export const propagationSuite: Suite = {
       // The floor under every hop: one receiver's work for such a block, alone in the process and
       // with no network: rebuild from the mempool, import, mempool update.
       ctx.log('propagation: one node alone importing the same blocks (no network)');
-      const rounds = Array.from({ length: blocks }, (_, b) => all.slice(b * PROP_TXS, (b + 1) * PROP_TXS));
-      const hops = await hopRuns(ctx, params, rounds, live);
+      const hops = await hopRuns(ctx, params, rounds, warmup, live);
       ctx.log(`propagation: the same with each node in its own thread (its own event loop)`);
       // Fresh senders' nonces: the threaded network starts from genesis again, so the same rounds replay.
-      const threaded = await threadedArrivals(ctx, params, rounds);
+      const threaded = await threadedArrivals(ctx, params, rounds, warmup);
       const threadTotals = threaded.perNodeMs.map((a) => Math.max(...a));
       const threadPerNode = nodes
         .slice(1)

@@ -15,6 +15,8 @@ export interface ThreadNodeState {
   readonly shape: string;
   readonly height: number;
   readonly tip: string;
+  /** The node thread's own CPU time so far (ms). */
+  readonly cpuMs: number;
 }
 
 export class ThreadNode {
