@@ -3,7 +3,7 @@ import { BlockRuleError, DecodeError } from './errors.ts';
 import { sha256 } from './hash.ts';
 import { ADDRESS_BYTES } from './keys.ts';
 import { MAX_AMOUNT, isValidAmount } from './amount.ts';
-import { merkleRoot } from './merkle.ts';
+import { merkleLeaf, merkleRootOfLeaves } from './merkle.ts';
 import { TX_BYTES, readTransaction, type Transaction } from './transaction.ts';
 
 export const BLOCK_VERSION = 1;
@@ -91,7 +91,10 @@ export function coinbaseId(height: number, coinbase: Coinbase): Uint8Array {
 
 /** The Merkle root commits to the coinbase (first leaf) and every transaction id, in order. */
 export function computeMerkleRoot(height: number, coinbase: Coinbase, txs: readonly Transaction[]): Uint8Array {
-  return merkleRoot([coinbaseId(height, coinbase), ...txs.map((tx) => tx.id)]);
+  const leaves: Uint8Array[] = new Array(txs.length + 1);
+  leaves[0] = merkleLeaf(coinbaseId(height, coinbase));
+  for (let i = 0; i < txs.length; i++) leaves[i + 1] = txs[i]!.merkleLeaf;
+  return merkleRootOfLeaves(leaves);
 }
 
 const merkleRoots = new WeakMap<Block, Uint8Array>();

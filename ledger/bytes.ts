@@ -52,6 +52,8 @@ export function bigIntToBytes(value: bigint, length: number): Uint8Array {
 }
 
 const U64_MAX = (1n << 64n) - 1n;
+const U64_VIEW = new DataView(new ArrayBuffer(8));
+const U64_BYTES = new Uint8Array(U64_VIEW.buffer);
 
 /**
  * Appends fixed-width big-endian fields. Every encoder in Cairn goes through this one writer,
@@ -101,8 +103,11 @@ export class Writer {
   u64(v: bigint): this {
     if (v < 0n || v > U64_MAX) throw new RangeError(`u64 out of range: ${v}`);
     this.reserve(8);
-    this.put32(Number(v >> 32n));
-    this.put32(Number(v & 0xffffffffn));
+    // Through one shared view: shifting and masking made two bigints per field, and a block's
+    // import writes thousands of fields.
+    U64_VIEW.setBigUint64(0, v);
+    this.buf.set(U64_BYTES, this.pos);
+    this.pos += 8;
     return this;
   }
 

@@ -2,7 +2,7 @@ import { Level } from 'level';
 import { Reader, Writer, bytesEqual, plainBytes, toHex } from './bytes.ts';
 import { BlockRuleError, StoreError } from './errors.ts';
 import { layout } from './layout.ts';
-import { CommitQueue, type AccountWrite, type BatchOp } from './commit-queue.ts';
+import { CommitQueue, type AccountWrite, type BatchOp, type FlushScheduler } from './commit-queue.ts';
 import { checkBlockBody, decodeBlock, type Block } from './block.ts';
 import { genesisBlock, type ChainParams } from './genesis.ts';
 import {
@@ -59,14 +59,18 @@ export class ChainDB implements AccountSource {
   private readonly accountCacheSize = 100_000;
   private readonly writes: CommitQueue;
 
-  private constructor(db: Db, params: ChainParams, genesis: Block, tip: ChainTip) {
+  private constructor(db: Db, params: ChainParams, genesis: Block, tip: ChainTip, schedule: FlushScheduler | undefined) {
     this.db = db;
     this.params = params;
     this.genesis = genesis;
     this.currentTip = tip;
-    this.writes = new CommitQueue((ops) => ChainDB.writeBatch(db, ops), (committed) => {
-      for (const a of committed) this.cacheAccount(a.key, a.account ?? undefined);
-    });
+    this.writes = new CommitQueue(
+      (ops) => ChainDB.writeBatch(db, ops),
+      (committed) => {
+        for (const a of committed) this.cacheAccount(a.key, a.account ?? undefined);
+      },
+      schedule,
+    );
   }
 
   /**
@@ -88,8 +92,11 @@ export class ChainDB implements AccountSource {
     return this.writes.flushed();
   }
 
-  /** Opens (creating if empty) the store at `location` for the network `params` defines. */
-  static async open(location: string, params: ChainParams): Promise<ChainDB> {
+  /**
+   * Opens (creating if empty) the store at `location` for the network `params` defines.
+   * `scheduleFlush`: when the commit queue starts writing what a connect queued (see FlushScheduler).
+   */
+  static async open(location: string, params: ChainParams, options: { scheduleFlush?: FlushScheduler } = {}): Promise<ChainDB> {
     const db: Db = new Level<Uint8Array, Uint8Array>(location, { keyEncoding: 'view', valueEncoding: 'view' });
     try {
       await db.open();
@@ -109,7 +116,7 @@ export class ChainDB implements AccountSource {
         );
       }
       const tip = await ChainDB.readTip(db);
-      return new ChainDB(db, params, genesis, tip);
+      return new ChainDB(db, params, genesis, tip, options.scheduleFlush);
     } catch (err) {
       await db.close();
       throw err;
@@ -323,12 +330,12 @@ export class ChainDB implements AccountSource {
         { type: 'put', key: layout.block(hash), value: block.bytes },
         { type: 'put', key: layout.height(header.height), value: hash },
         { type: 'put', key: layout.undo(hash), value: encodeUndo(effects.undo) },
-        ...effects.accounts.map((a): BatchOp => ({ type: 'put', key: layout.account(a.address), value: encodeAccount(a.account) })),
-        ...block.txs.map((tx, i): BatchOp => ({ type: 'put', key: layout.tx(tx.id), value: encodeTxLocation(hash, i) })),
-        ...extraOps,
-        { type: 'put', key: layout.tip, value: hash },
       ];
-      this.writes.enqueue(ops, effects.accounts.map((a): AccountWrite => ({ key: a.key, account: a.account })));
+      for (const a of effects.accounts) ops.push({ type: 'put', key: layout.account(a.address), value: encodeAccount(a.account) });
+      for (let i = 0; i < block.txs.length; i++) ops.push({ type: 'put', key: layout.tx(block.txs[i]!.id), value: encodeTxLocation(hash, i) });
+      for (const op of extraOps) ops.push(op);
+      ops.push({ type: 'put', key: layout.tip, value: hash });
+      this.writes.enqueue(ops, effects.accounts);
       this.currentTip = { hash, height: header.height };
       return effects;
     });

@@ -29,6 +29,14 @@ const MAX_QUEUED_OPS = 50_000;
 /** The one thing the queue needs of LevelDB: write these operations as one atomic batch. */
 export type WriteBatch = (ops: readonly BatchOp[]) => Promise<void>;
 
+/**
+ * When a flush that a write made necessary starts: at once (the default), or later in the same
+ * thread, e.g. `setImmediate` from node/, so that building the batch — a few milliseconds for a
+ * large block — comes after the block's connection is announced, not before.
+ */
+export type FlushScheduler = (start: () => void) => void;
+const immediately: FlushScheduler = (start) => start();
+
 export class CommitQueue {
   private readonly write: WriteBatch;
   private readonly onCommitted: (accounts: readonly AccountWrite[]) => void;
@@ -44,9 +52,13 @@ export class CommitQueue {
   /** Changes whenever what a store read could return changes: see ChainDB's account cache. */
   generation = 0;
 
-  constructor(write: WriteBatch, onCommitted: (accounts: readonly AccountWrite[]) => void) {
+  private readonly schedule: FlushScheduler;
+  private scheduled = false;
+
+  constructor(write: WriteBatch, onCommitted: (accounts: readonly AccountWrite[]) => void, schedule: FlushScheduler = immediately) {
     this.write = write;
     this.onCommitted = onCommitted;
+    this.schedule = schedule;
   }
 
   /** Queues `ops` after everything queued before; `accounts` are the account values they write. */
@@ -59,7 +71,13 @@ export class CommitQueue {
       this.uncommitted.set(a.key, { account: a.account, flush });
     }
     this.generation++;
-    this.start();
+    if (!this.scheduled && !this.inFlight) {
+      this.scheduled = true;
+      this.schedule(() => {
+        this.scheduled = false;
+        this.start();
+      });
+    }
   }
 
   /** An account's queued value: `null` for deleted, `undefined` if no queued write touches it. */
@@ -82,7 +100,10 @@ export class CommitQueue {
 
   /** Waits for the flush in flight if the queue is long: what keeps memory bounded. */
   async backpressure(): Promise<void> {
-    if (this.queued.length >= MAX_QUEUED_OPS) await this.inFlight;
+    if (this.queued.length >= MAX_QUEUED_OPS) {
+      this.start(); // a flush only scheduled so far
+      await this.inFlight;
+    }
     this.check();
   }
 

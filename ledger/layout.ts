@@ -17,23 +17,16 @@
  */
 const enc = new TextEncoder();
 
-function key(prefix: string, ...parts: Uint8Array[]): Uint8Array {
-  let length = 1;
-  for (const p of parts) length += p.length;
-  const out = new Uint8Array(length);
+/** A one-byte prefix and one field: a block's import makes thousands of these. */
+function key(prefix: string, field: Uint8Array): Uint8Array {
+  const out = new Uint8Array(1 + field.length);
   out[0] = prefix.charCodeAt(0);
-  let offset = 1;
-  for (const p of parts) {
-    out.set(p, offset);
-    offset += p.length;
-  }
+  out.set(field, 1);
   return out;
 }
 
 function u32(n: number): Uint8Array {
-  const b = new Uint8Array(4);
-  new DataView(b.buffer).setUint32(0, n);
-  return b;
+  return Uint8Array.of(n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff);
 }
 
 export const layout = {

@@ -222,24 +222,30 @@ export class Mempool {
    */
   update(connected: readonly Block[], disconnected: readonly Block[], now: number): Promise<void> {
     return this.exclusive(async () => {
-      const touched = new Map<string, Uint8Array>();
-      const confirmed = new Set<string>();
-      for (const block of [...connected, ...disconnected]) {
-        touched.set(toHex(block.coinbase.to), block.coinbase.to);
-        for (const tx of block.txs) {
-          touched.set(tx.fromKey, tx.from);
-          touched.set(tx.toKey, tx.to);
-        }
-      }
       for (const block of connected) {
         for (const tx of block.txs) {
-          const hex = tx.idHex;
-          confirmed.add(hex);
-          const entry = this.byId.get(hex);
+          const entry = this.byId.get(tx.idHex);
           if (entry) this.remove(entry);
         }
       }
+      // Only senders with something still pending need a look: usually a few of the block's accounts.
+      const touched = new Map<string, Uint8Array>();
+      const touch = (key: string, address: Uint8Array) => {
+        if (this.bySender.has(key)) touched.set(key, address);
+      };
+      for (const blocks of [connected, disconnected]) {
+        for (const block of blocks) {
+          touch(toHex(block.coinbase.to), block.coinbase.to);
+          for (const tx of block.txs) {
+            touch(tx.fromKey, tx.from);
+            touch(tx.toKey, tx.to);
+          }
+        }
+      }
       for (const [key, address] of touched) if (this.bySender.has(key)) await this.revalidateSender(address);
+      if (disconnected.length === 0) return;
+      const confirmed = new Set<string>();
+      for (const block of connected) for (const tx of block.txs) confirmed.add(tx.idHex);
       for (const block of disconnected) {
         for (const tx of block.txs) {
           if (confirmed.has(tx.idHex)) continue;

@@ -1,22 +1,33 @@
 import { hash } from 'node:crypto';
 
-
 /**
  * The Merkle tree hash of RFC 6962 over 32-byte ids. Leaves and inner nodes are hashed with
  * different prefixes and an odd node is never paired with itself, so no two lists of ids share
  * a root: the duplicated-last-leaf ambiguity behind Bitcoin's CVE-2012-2459 cannot arise.
  */
 export function merkleRoot(ids: readonly Uint8Array[]): Uint8Array {
-  if (ids.length === 0) throw new RangeError('a Merkle tree needs at least one leaf');
+  return merkleRootOfLeaves(ids.map(merkleLeaf));
+}
+
+const leafInput = new Uint8Array(33);
+
+/** The leaf hash of one id, H(0x00 ‖ id): what a transaction keeps, so a block's root costs only its inner nodes. */
+export function merkleLeaf(id: Uint8Array): Uint8Array {
+  leafInput[0] = 0;
+  leafInput.set(id, 1);
+  // Copied onto the V8 heap: a transaction keeps its leaf, and a Buffer's own malloc'd backing
+  // store per transaction is what made a busy node's native memory grow.
+  return new Uint8Array(hash('sha256', leafInput, 'buffer'));
+}
+
+/** The root over leaf hashes already made by `merkleLeaf`. */
+export function merkleRootOfLeaves(leaves: readonly Uint8Array[]): Uint8Array {
+  if (leaves.length === 0) throw new RangeError('a Merkle tree needs at least one leaf');
   // Bottom-up, an unpaired last node moving up unhashed: the same tree as RFC 6962's recursive
   // split at the largest power of two below n, without recursion or a hash object per node.
   const scratch = new Uint8Array(65);
-  let level: Uint8Array[] = ids.map((id) => {
-    scratch[0] = 0;
-    scratch.set(id, 1);
-    return hash('sha256', scratch.subarray(0, 33), 'buffer');
-  });
   scratch[0] = 1;
+  let level = leaves;
   while (level.length > 1) {
     const next: Uint8Array[] = [];
     for (let i = 0; i + 1 < level.length; i += 2) {

@@ -76,6 +76,13 @@ export function checkTxAgainstState(tx: Transaction, sender: Account, rules: Sta
   }
 }
 
+interface OverlayEntry {
+  readonly address: Uint8Array;
+  readonly key: string;
+  before: Account | undefined;
+  after: Account;
+}
+
 /**
  * A read-through overlay: reads each account once from the source, then works on its own copy.
  * A block's accounts are all read up front (`preload`), so applying its transactions is
@@ -84,7 +91,7 @@ export function checkTxAgainstState(tx: Transaction, sender: Account, rules: Sta
  */
 export class StateOverlay implements AccountSource {
   private readonly source: AccountSource;
-  private readonly entries = new Map<string, { address: Uint8Array; key: string; before: Account | undefined; after: Account }>();
+  private readonly entries = new Map<string, OverlayEntry>();
 
   constructor(source: AccountSource) {
     this.source = source;
@@ -95,18 +102,30 @@ export class StateOverlay implements AccountSource {
     return entry ? entry.after : this.source.getAccount(address);
   }
 
-  /** Reads every account in `addresses` (hex `keys`) not yet in the overlay, in one batch where the source can. */
+  /**
+   * Reads every account in `addresses` (hex `keys`) not yet in the overlay, in one batch where the
+   * source can. Not to be called again before it resolves.
+   */
   async preload(addresses: readonly Uint8Array[], keys: readonly string[]): Promise<void> {
-    const wanted = new Map<string, Uint8Array>();
-    for (let i = 0; i < addresses.length; i++) if (!this.entries.has(keys[i]!)) wanted.set(keys[i]!, addresses[i]!);
-    const list = [...wanted.values()];
+    const fresh: OverlayEntry[] = [];
+    const freshAddresses: Uint8Array[] = [];
+    const freshKeys: string[] = [];
+    for (let i = 0; i < addresses.length; i++) {
+      const key = keys[i]!;
+      if (this.entries.has(key)) continue;
+      const entry: OverlayEntry = { address: addresses[i]!, key, before: undefined, after: EMPTY_ACCOUNT };
+      this.entries.set(key, entry);
+      fresh.push(entry);
+      freshAddresses.push(entry.address);
+      freshKeys.push(key);
+    }
     const found = this.source.getAccounts
-      ? await this.source.getAccounts(list, [...wanted.keys()])
-      : await Promise.all(list.map((a) => this.source.getAccount(a)));
-    let i = 0;
-    for (const [key, address] of wanted) {
-      const before = found[i++];
-      if (!this.entries.has(key)) this.entries.set(key, { address, key, before, after: before ?? EMPTY_ACCOUNT });
+      ? await this.source.getAccounts(freshAddresses, freshKeys)
+      : await Promise.all(freshAddresses.map((a) => this.source.getAccount(a)));
+    for (let i = 0; i < fresh.length; i++) {
+      const account = found[i];
+      fresh[i]!.before = account;
+      fresh[i]!.after = account ?? EMPTY_ACCOUNT;
     }
   }
 

@@ -13,11 +13,14 @@ import {
   verifySignature,
 } from './keys.ts';
 import { isValidAmount } from './amount.ts';
+import { merkleLeaf } from './merkle.ts';
 
 export const TX_VERSION = 1;
 /** version + chainId + from + to + amount + fee + nonce */
 export const UNSIGNED_TX_BYTES = 1 + 4 + ADDRESS_BYTES * 2 + 8 * 3;
 export const TX_BYTES = UNSIGNED_TX_BYTES + PUBLIC_KEY_BYTES + SIGNATURE_BYTES;
+const FROM_AT = 1 + 4;
+const TO_AT = FROM_AT + ADDRESS_BYTES;
 
 export interface UnsignedTransaction {
   readonly chainId: number;
@@ -42,6 +45,8 @@ export interface Transaction extends UnsignedTransaction {
   readonly id: Uint8Array;
   /** SHA-256 of the unsigned encoding: what the key signs. */
   readonly sighash: Uint8Array;
+  /** Its leaf in a block's Merkle tree (merkle.ts), made with the id. */
+  readonly merkleLeaf: Uint8Array;
   /** Hex of `id`, `from` and `to`: the keys of every map a transaction goes into, made once. */
   readonly idHex: string;
   readonly fromKey: string;
@@ -55,31 +60,48 @@ export interface Transaction extends UnsignedTransaction {
  */
 class SignedTransaction implements Transaction {
   readonly chainId: number;
-  readonly from: Uint8Array;
-  readonly to: Uint8Array;
   readonly amount: bigint;
   readonly fee: bigint;
   readonly nonce: bigint;
-  readonly publicKey: Uint8Array;
-  readonly signature: Uint8Array;
   readonly bytes: Uint8Array;
   readonly id: Uint8Array;
+  /**
+   * Made with the id rather than on first use: a node relaying a block rebuilds it from its
+   * mempool, and every leaf hashed at admission is one hash fewer between the block's arrival and
+   * its connection.
+   */
+  readonly merkleLeaf: Uint8Array;
   #sighash: Uint8Array | undefined;
   #idHex: string | undefined;
   #fromKey: string | undefined;
   #toKey: string | undefined;
 
-  constructor(fields: UnsignedTransaction, publicKey: Uint8Array, signature: Uint8Array, bytes: Uint8Array, id: Uint8Array) {
+  constructor(fields: Omit<UnsignedTransaction, 'from' | 'to'>, bytes: Uint8Array, id: Uint8Array) {
     this.chainId = fields.chainId;
-    this.from = fields.from;
-    this.to = fields.to;
     this.amount = fields.amount;
     this.fee = fields.fee;
     this.nonce = fields.nonce;
-    this.publicKey = publicKey;
-    this.signature = signature;
     this.bytes = bytes;
     this.id = id;
+    this.merkleLeaf = merkleLeaf(id);
+  }
+
+  // The byte fields are views made when asked for, not kept: four views held by each of the tens
+  // of thousands of transactions a busy node keeps were a quarter of a transaction's memory.
+  get from(): Uint8Array {
+    return this.bytes.subarray(FROM_AT, FROM_AT + ADDRESS_BYTES);
+  }
+
+  get to(): Uint8Array {
+    return this.bytes.subarray(TO_AT, TO_AT + ADDRESS_BYTES);
+  }
+
+  get publicKey(): Uint8Array {
+    return this.bytes.subarray(UNSIGNED_TX_BYTES, UNSIGNED_TX_BYTES + PUBLIC_KEY_BYTES);
+  }
+
+  get signature(): Uint8Array {
+    return this.bytes.subarray(UNSIGNED_TX_BYTES + PUBLIC_KEY_BYTES, TX_BYTES);
   }
 
   /**
@@ -121,8 +143,9 @@ export function encodeUnsignedTransaction(tx: UnsignedTransaction): Uint8Array {
   return writeUnsigned(new Writer(UNSIGNED_TX_BYTES), tx).finish();
 }
 
-function build(fields: UnsignedTransaction, publicKey: Uint8Array, signature: Uint8Array, bytes: Uint8Array): Transaction {
-  return new SignedTransaction(fields, publicKey, signature, bytes, sha256(bytes));
+/** `bytes` is the canonical signed encoding of exactly these fields. */
+function build(fields: Omit<UnsignedTransaction, 'from' | 'to'>, bytes: Uint8Array): Transaction {
+  return new SignedTransaction(fields, bytes, sha256(bytes));
 }
 
 /** Signs locally; `from` is derived from the key, so it cannot disagree with it. */
@@ -132,7 +155,7 @@ export function signTransaction(fields: Omit<UnsignedTransaction, 'from'>, priva
   const w = writeUnsigned(new Writer(TX_BYTES), unsigned);
   const signature = signHash(sha256(w.finish()), privateKey);
   const bytes = w.bytes(publicKey).bytes(signature).finish();
-  return build(unsigned, publicKey, signature, bytes);
+  return build(unsigned, bytes);
 }
 
 /**
@@ -144,8 +167,7 @@ export function readTransaction(r: Reader): Transaction {
   const version = r.u8('tx version');
   if (version !== TX_VERSION) throw new DecodeError('DECODE_BAD_VERSION', `unknown tx version ${version}`);
   const chainId = r.u32('tx chainId');
-  const from = r.bytes(ADDRESS_BYTES, 'tx from');
-  const to = r.bytes(ADDRESS_BYTES, 'tx to');
+  r.bytes(ADDRESS_BYTES * 2, 'tx from and to');
   const amount = r.u64('tx amount');
   const fee = r.u64('tx fee');
   const nonce = r.u64('tx nonce');
@@ -161,7 +183,7 @@ export function readTransaction(r: Reader): Transaction {
   }
   // Re-slicing the input rather than re-encoding: the fields above admit exactly one encoding.
   const bytes = r.bytesBetween(start, r.offset);
-  return build({ chainId, from, to, amount, fee, nonce }, publicKey, signature, bytes);
+  return build({ chainId, amount, fee, nonce }, bytes);
 }
 
 export function decodeTransaction(bytes: Uint8Array): Transaction {

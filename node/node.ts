@@ -87,7 +87,9 @@ export class CairnNode extends EventEmitter<NodeEvents> {
   async start(): Promise<void> {
     const c = this.config;
     await mkdir(c.datadir, { recursive: true });
-    this.db = await ChainDB.open(join(c.datadir, 'chain'), c.params);
+    // A connected block's batch is built on the next turn of the event loop, after its connection
+    // has been announced and relayed.
+    this.db = await ChainDB.open(join(c.datadir, 'chain'), c.params, { scheduleFlush: (start) => setImmediate(start) });
     this.verifyPool = new VerifyPool(c.verifyThreads);
     this.signatures = new TxSignatureVerifier(this.verifyPool);
     this.chain = await Chain.open(this.db, { clock: this.clock, signatures: this.signatures });

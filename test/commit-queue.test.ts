@@ -70,6 +70,32 @@ describe('CommitQueue (ChainDB group commit)', () => {
     await q.flushed();
   });
 
+  it('with a scheduler, starts the flush a write needs when the scheduler says, and flushed() does not wait for it', async () => {
+    const { store, batches } = manualStore();
+    const scheduled: (() => void)[] = [];
+    const q = new CommitQueue(store, () => {}, (start) => scheduled.push(start));
+    q.enqueue([put(1)]);
+    q.enqueue([put(2)]);
+    assert.equal(batches.length, 0, 'nothing written while the connect that queued it is still running');
+    assert.equal(scheduled.length, 1, 'one scheduled start for both');
+    scheduled[0]!();
+    assert.deepEqual(batches[0]!.ops.map((o) => o.key[0]), [1, 2], 'both in one batch');
+    q.enqueue([put(3)]);
+    assert.equal(scheduled.length, 1, 'a flush in flight starts the next itself');
+    batches[0]!.finish();
+    await tick();
+    assert.deepEqual(batches[1]!.ops.map((o) => o.key[0]), [3]);
+    batches[1]!.finish();
+    await tick();
+    q.enqueue([put(4)]);
+    const done = q.flushed(); // starts the write at once: a reader is waiting for it
+    assert.deepEqual(batches[2]!.ops.map((o) => o.key[0]), [4]);
+    batches[2]!.finish();
+    await done;
+    scheduled[1]!(); // the start scheduled for put(4) finds nothing left to write
+    assert.equal(batches.length, 3);
+  });
+
   it('a failed flush refuses every later write and wait with STORE_WRITE_FAILED', async () => {
     const { store, batches } = manualStore();
     const q = new CommitQueue(store, () => {});

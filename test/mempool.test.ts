@@ -32,7 +32,8 @@ function pay(from: TestKey, nonce: number, fee: number | bigint, amount: bigint 
 
 /** `tx` with another fee but the original signature: decodes fine, does not verify. */
 function forgeFee(tx: Transaction, fee: bigint): Transaction {
-  return decodeTransaction(concatBytes(encodeUnsignedTransaction({ ...tx, fee }), tx.publicKey, tx.signature));
+  const { chainId, from, to, amount, nonce } = tx;
+  return decodeTransaction(concatBytes(encodeUnsignedTransaction({ chainId, from, to, amount, fee, nonce }), tx.publicKey, tx.signature));
 }
 
 function accounts(entries: ReadonlyArray<readonly [TestKey, Partial<Account>]>): MemoryAccounts {
