@@ -2,7 +2,7 @@
  * Ids of transactions whose signatures have been verified. A transaction id hashes the whole
  * signed encoding (fields, key and signature), so an id in here vouches for exactly those bytes.
  * A transaction checked when it entered the mempool is not checked again when its block arrives.
- * Bounded: the oldest ids go first.
+ * Bounded: the oldest ids go first, and a confirmed transaction's id is dropped with its block.
  */
 export class SignatureCache {
   private readonly ids = new Set<string>();
@@ -22,6 +22,10 @@ export class SignatureCache {
     const found = this.ids.has(idHex);
     if (found) this.hits++;
     return found;
+  }
+
+  delete(idHex: string): void {
+    this.ids.delete(idHex);
   }
 
   add(idHex: string): void {

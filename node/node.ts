@@ -147,6 +147,7 @@ export class CairnNode extends EventEmitter<NodeEvents> {
 
   private wire(): void {
     this.chain.on('tip', (e) => {
+      for (const block of e.connected) this.signatures.confirmed(block.txs);
       void this.mempool.update(e.connected, e.disconnected, this.clock()).then(() => this.regossip(e.disconnected));
       if (e.disconnected.length > 0) {
         this.emit('log', 'info', 'reorganised', { fork: e.fork.height, disconnected: e.disconnected.length, connected: e.connected.length });
