@@ -114,7 +114,9 @@ async function startDevnetNode(ctx: SuiteContext, name: string, genesisFile: str
   const args = [...NODE_FLAGS, CAIRN_MAIN, 'node', '--datadir', datadir, '--genesis', genesisFile, '--p2p-host', '127.0.0.1', '--p2p-port', '0', '--rpc-port', '0', '--no-mdns', '--log-level', 'info'];
   for (const b of bootstrap) args.push('--bootstrap', b);
   if (mine) args.push('--mine', '--coinbase', encodeAddress(mine), '--threads', '1');
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: datadir });
+  // As a user would start it: without the bench's own threadpool size (bench/threadpool.ts).
+  const { UV_THREADPOOL_SIZE: _benchOnly, ...env } = process.env;
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: datadir, env });
   track(child); // killed if the bench exits without stopping it
   const log = createWriteStream(join(datadir, 'node.log'));
   child.stdout!.pipe(log);

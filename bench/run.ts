@@ -1,3 +1,4 @@
+import './node-runtime.ts';
 import './threadpool.ts';
 import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';

@@ -34,7 +34,7 @@ export async function statusCommand(argv: string[], out: Out): Promise<void> {
     ['peers', s.peers],
     ['mempool', `${s.mempool} txs, ${s.mempoolBytes} bytes`],
     ['mining', s.mining],
-    ['memory', `${(s.memory.rss / 2 ** 20).toFixed(0)} MB resident, heap ${(s.memory.heapUsed / 2 ** 20).toFixed(0)} of ${(s.memory.heapTotal / 2 ** 20).toFixed(0)} MB`],
+    ['memory', `${(s.memory.rss / 2 ** 20).toFixed(0)} MB resident, heap ${(s.memory.heapUsed / 2 ** 20).toFixed(0)} of ${(s.memory.heapTotal / 2 ** 20).toFixed(0)} MB (limit ${(s.memory.heapLimit / 2 ** 20).toFixed(0)} MB)`],
     ['listen', s.listen.join('\n' + ' '.repeat(12))],
   ]));
 }

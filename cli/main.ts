@@ -3,13 +3,17 @@ import { UsageError } from './args.ts';
 import { accountCommand, blockCommand, mempoolCommand, peersCommand, sendCommand, statusCommand, txCommand } from './cmd-chain.ts';
 import { keysCommand } from './cmd-keys.ts';
 import { createOut, type Out } from './output.ts';
+import { execWithNodeRuntime } from './runtime.ts';
 
 type Command = (argv: string[], out: Out) => Promise<void>;
 
 const COMMANDS: Record<string, Command> = {
   // Loaded on demand: these pull in libp2p, which read-only commands should not pay for.
   init: async (argv, out) => (await import('./cmd-node.ts')).initCommand(argv, out),
-  node: async (argv, out) => (await import('./cmd-node.ts')).nodeCommand(argv, out),
+  node: async (argv, out) => {
+    execWithNodeRuntime(); // returns only once the process runs with the node's memory settings
+    return (await import('./cmd-node.ts')).nodeCommand(argv, out);
+  },
   devnet: async (argv, out) => (await import('./cmd-node.ts')).devnetCommand(argv, out),
   keys: keysCommand,
   send: sendCommand,

@@ -1,3 +1,4 @@
+import { getHeapStatistics } from 'node:v8';
 import { fromHex, toHex } from '../ledger/bytes.ts';
 import { DecodeError } from '../ledger/errors.ts';
 import { decodeAddress, encodeAddress } from '../ledger/keys.ts';
@@ -91,7 +92,10 @@ export const rpcHandlers: Handlers = {
       syncing: node.sync.syncing,
       syncTarget: node.sync.targetHeight,
       mining: node.miner !== undefined,
-      memory: (({ rss, heapUsed, heapTotal, external, arrayBuffers }) => ({ rss, heapUsed, heapTotal, external, arrayBuffers }))(process.memoryUsage()),
+      memory: {
+        ...(({ rss, heapUsed, heapTotal, external, arrayBuffers }) => ({ rss, heapUsed, heapTotal, external, arrayBuffers }))(process.memoryUsage()),
+        heapLimit: getHeapStatistics().heap_size_limit,
+      },
     };
   },
 

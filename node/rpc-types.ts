@@ -18,8 +18,11 @@ export interface StatusResult {
   syncing: boolean;
   syncTarget: number;
   mining: boolean;
-  /** The node process's memory, in bytes (process.memoryUsage()): rss, and V8's heap and buffers within it. */
-  memory: { rss: number; heapUsed: number; heapTotal: number; external: number; arrayBuffers: number };
+  /**
+   * The node process's memory, in bytes (process.memoryUsage()): rss, and V8's heap and buffers
+   * within it; heapLimit is the most the heap may grow to (cli/runtime.ts).
+   */
+  memory: { rss: number; heapUsed: number; heapTotal: number; external: number; arrayBuffers: number; heapLimit: number };
 }
 
 export interface AccountResult {
