@@ -10,7 +10,7 @@ import { Session } from 'node:inspector/promises';
 import { type ChainParams } from '../ledger/genesis.ts';
 import { sha256 } from '../ledger/hash.ts';
 import { addressOf, publicKeyOf, signHash } from '../ledger/keys.ts';
-import { libsecp256k1Backend, opensslBackend, type SignatureBackend } from '../ledger/signature-backends.ts';
+import { libsecp256k1Backend, opensslBackend, type SignatureBackend } from '../ledger/signature-backends.js';
 import type { SignatureChecker } from '../ledger/state.ts';
 import {
   TX_BYTES,

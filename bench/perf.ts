@@ -10,7 +10,7 @@ import { stateDigest } from '../ledger/audit.ts';
 import { toHex } from '../ledger/bytes.ts';
 import { ChainDB, type ChainTip } from '../ledger/chaindb.ts';
 import { genesisBlock, type ChainParams } from '../ledger/genesis.ts';
-import { bestBackend, libsecp256k1Backend, opensslBackend } from '../ledger/signature-backends.ts';
+import { bestBackend, libsecp256k1Backend, opensslBackend } from '../ledger/signature-backends.js';
 import { type Transaction } from '../ledger/transaction.ts';
 import { Chain } from '../consensus/chain.ts';
 import { RpcClient } from '../cli/rpc-client.ts';

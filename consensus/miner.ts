@@ -5,8 +5,8 @@ import { COINBASE_BYTES } from '../ledger/block.ts';
 import type { Mempool } from '../ledger/mempool.ts';
 import type { Chain } from './chain.ts';
 
-/** The nonce is the header's last 8 bytes, so a search rewrites only those. */
-export const NONCE_OFFSET = HEADER_BYTES - 8;
+// The nonce search lives apart so that a mining thread loads no TypeScript (nonce-search.js).
+export { NONCE_OFFSET, hashMeetsTargetBytes, searchNonce } from './nonce-search.js';
 
 export interface BlockTemplate {
   /** The header with nonce 0; search varies its last 8 bytes. */
@@ -49,43 +49,6 @@ export function completeBlock(template: BlockTemplate, nonce: bigint): Block {
   return makeBlock(makeHeader({ ...fields, nonce }), template.coinbase, template.txs);
 }
 
-/** True when the 32-byte big-endian hash is at most the target's 32-byte big-endian form. */
-export function hashMeetsTargetBytes(hash: Uint8Array, target: Uint8Array): boolean {
-  for (let i = 0; i < 32; i++) {
-    if (hash[i]! !== target[i]!) return hash[i]! < target[i]!;
-  }
-  return true;
-}
-
 export function targetBytes(target: bigint): Uint8Array {
   return bigIntToBytes(target, 32);
-}
-
-/**
- * Tries nonces start, start+1, … for `count` hashes. `hash` is a parameter so the search runs
- * unchanged inside a worker thread with whatever SHA-256 is fastest there.
- */
-export function searchNonce(
-  headerBytes: Uint8Array,
-  target: Uint8Array,
-  start: bigint,
-  count: number,
-  hash: (data: Uint8Array) => Uint8Array,
-): bigint | undefined {
-  const work = headerBytes.slice();
-  const view = new DataView(work.buffer, work.byteOffset, work.byteLength);
-  // Two 32-bit halves rather than a bigint per try: this loop is the hash rate.
-  let hi = Number(start >> 32n) >>> 0;
-  let lo = Number(start & 0xffffffffn);
-  view.setUint32(NONCE_OFFSET, hi);
-  for (let i = 0; i < count; i++) {
-    view.setUint32(NONCE_OFFSET + 4, lo);
-    if (hashMeetsTargetBytes(hash(work), target)) return (BigInt(hi) << 32n) | BigInt(lo);
-    if (++lo > 0xffffffff) {
-      lo = 0;
-      hi = (hi + 1) >>> 0;
-      view.setUint32(NONCE_OFFSET, hi);
-    }
-  }
-  return undefined;
 }

@@ -3,21 +3,18 @@ import { createHmac } from 'node:crypto';
 import { bech32m } from '@scure/base';
 import { sha256 } from './hash.ts';
 import { DecodeError } from './errors.ts';
-import { bytesToBigInt } from './bytes.ts';
 
 // noble's sync API needs these; node:crypto is the fastest SHA-256 available to us.
 secp.hashes.sha256 = (m) => sha256(m);
 secp.hashes.hmacSha256 = (k, m) => new Uint8Array(createHmac('sha256', k).update(m).digest());
 
+// The canonical forms live with the verifiers, in the one module a verifier thread loads.
+export { CURVE_ORDER, PUBLIC_KEY_BYTES, SIGNATURE_BYTES, isCanonicalPublicKeyForm, isCanonicalSignature } from './signature-backends.js';
+import { isCanonicalPublicKeyForm, isCanonicalSignature } from './signature-backends.js';
+
 export const PRIVATE_KEY_BYTES = 32;
-export const PUBLIC_KEY_BYTES = 33;
-export const SIGNATURE_BYTES = 64;
 export const ADDRESS_BYTES = 20;
 export const ADDRESS_PREFIX = 'cairn';
-
-/** The order of the secp256k1 group. */
-export const CURVE_ORDER = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n;
-const HALF_ORDER = CURVE_ORDER >> 1n;
 
 export type RandomSource = (length: number) => Uint8Array;
 
@@ -41,23 +38,6 @@ export function publicKeyOf(privateKey: Uint8Array): Uint8Array {
 /** An address is the first 20 bytes of SHA-256 of the compressed public key. */
 export function addressOf(publicKey: Uint8Array): Uint8Array {
   return sha256(publicKey).slice(0, ADDRESS_BYTES);
-}
-
-/**
- * r and s must each lie in [1, n-1], and s in the lower half: for every valid (r, s) the pair
- * (r, n - s) is valid too, so admitting only one of them leaves no signature that a relayer
- * could alter into another valid one (and so no second transaction id for the same payment).
- */
-export function isCanonicalSignature(sig: Uint8Array): boolean {
-  if (sig.length !== SIGNATURE_BYTES) return false;
-  const r = bytesToBigInt(sig.subarray(0, 32));
-  const s = bytesToBigInt(sig.subarray(32, 64));
-  return r >= 1n && r < CURVE_ORDER && s >= 1n && s <= HALF_ORDER;
-}
-
-/** Compressed form with a valid prefix; whether x lies on the curve is checked when verifying. */
-export function isCanonicalPublicKeyForm(publicKey: Uint8Array): boolean {
-  return publicKey.length === PUBLIC_KEY_BYTES && (publicKey[0] === 2 || publicKey[0] === 3);
 }
 
 /** Sign a 32-byte hash (we hash transactions ourselves: no prehash). Always low-S. */

@@ -6,7 +6,6 @@ import type { Chain, Clock } from '../consensus/chain.ts';
 import { buildTemplate, completeBlock, targetBytes, type BlockTemplate } from '../consensus/miner.ts';
 import { maxFutureDrift } from '../consensus/chain.ts';
 import { decodeHeader } from '../ledger/block.ts';
-import type { MiningJob, WorkerReport } from './mining-worker.ts';
 
 export interface MinerOptions {
   readonly chain: Chain;
@@ -15,6 +14,19 @@ export interface MinerOptions {
   readonly clock: Clock;
   readonly threads: number;
 }
+
+/** What the miner posts to each mining thread (node/mining-worker.js). */
+export interface MiningJob {
+  readonly jobId: number;
+  readonly headerBytes: Uint8Array;
+  readonly target: Uint8Array;
+  readonly startNonce: bigint;
+}
+
+/** What a mining thread posts back. */
+export type WorkerReport =
+  | { readonly kind: 'found'; readonly jobId: number; readonly nonce: bigint; readonly hashes: number }
+  | { readonly kind: 'progress'; readonly jobId: number; readonly hashes: number };
 
 export interface MinerEvents {
   mined: [block: Block];
@@ -53,7 +65,7 @@ export class Miner extends EventEmitter<MinerEvents> {
     if (this.running) return;
     this.running = true;
     for (let i = 0; i < this.options.threads; i++) {
-      const worker = new Worker(new URL('./mining-worker.ts', import.meta.url), { workerData: { jobCounter: this.jobCounter } });
+      const worker = new Worker(new URL('./mining-worker.js', import.meta.url), { workerData: { jobCounter: this.jobCounter } });
       worker.on('message', (report: WorkerReport) => this.onReport(report).catch((err: Error) => this.emit('error', err)));
       worker.on('error', (err) => this.emit('error', err));
       this.workers.push(worker);

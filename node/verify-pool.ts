@@ -1,6 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
-import { bestBackend, type SignatureBackend } from '../ledger/signature-backends.ts';
+import { bestBackend, type SignatureBackend } from '../ledger/signature-backends.js';
 
 export interface VerifyItem {
   readonly signature: Uint8Array;
@@ -27,7 +27,7 @@ export class VerifyPool {
     this.inline = backend;
     this.backend = backend.name;
     for (let i = 0; i < threads; i++) {
-      const worker = new Worker(new URL('./verify-worker.ts', import.meta.url), { workerData: { backend: backend.name } });
+      const worker = new Worker(new URL('./verify-worker.js', import.meta.url), { workerData: { backend: backend.name } });
       worker.on('message', (m: { id: number; verdicts: Uint8Array; backend: string }) => {
         const job = this.pending.get(m.id);
         this.pending.delete(m.id);

@@ -19,7 +19,7 @@ import {
   nobleBackend,
   opensslBackend,
   type SignatureBackend,
-} from '../ledger/signature-backends.ts';
+} from '../ledger/signature-backends.js';
 import { CURVE_ORDER, isValidPrivateKey, signHash } from '../ledger/keys.ts';
 import { bytesToBigInt, concatBytes, toHex } from '../ledger/bytes.ts';
 import { sha256 } from '../ledger/hash.ts';

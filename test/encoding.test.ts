@@ -16,6 +16,7 @@ import {
   addressOf,
   decodeAddress,
   encodeAddress,
+  isCanonicalSignature,
   isValidPrivateKey,
   publicKeyOf,
 } from '../ledger/keys.ts';
@@ -391,6 +392,22 @@ describe('encoding', () => {
       // The largest accepted values still decode (they will not verify, which is a rule, not a form).
       decodeTransaction(withBytes(SAMPLE_TX.bytes, TX_R_AT, bigIntToBytes(CURVE_ORDER - 1n, 32)));
       decodeTransaction(withBytes(SAMPLE_TX.bytes, TX_S_AT, bigIntToBytes(CURVE_ORDER >> 1n, 32)));
+    });
+
+    it('judges r and s byte by byte exactly as their definition over integers (1 <= r < n, 1 <= s <= n/2)', () => {
+      const n = CURVE_ORDER;
+      // Values at and around every bound, and anything else.
+      const near = fc.oneof(
+        fc.constantFrom(0n, 1n, n >> 1n, n - 1n, n, (1n << 256n) - 1n).chain((b) => fc.bigInt({ min: -3n, max: 3n }).map((d) => b + d)),
+        fc.bigInt({ min: 0n, max: (1n << 256n) - 1n }),
+      ).filter((v) => v >= 0n && v < 1n << 256n);
+      fc.assert(
+        fc.property(near, near, (r, s) => {
+          const sig = concatBytes(bigIntToBytes(r, 32), bigIntToBytes(s, 32));
+          assert.equal(isCanonicalSignature(sig), r >= 1n && r < n && s >= 1n && s <= n >> 1n);
+        }),
+        { seed: SEED, numRuns: 5000 },
+      );
     });
 
     it('refuses a public key without a compressed prefix as DECODE_NON_CANONICAL', () => {

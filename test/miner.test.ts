@@ -7,7 +7,8 @@ import { sha256 } from '../ledger/hash.ts';
 import { Mempool } from '../ledger/mempool.ts';
 import type { Block } from '../ledger/block.ts';
 import { Chain } from '../consensus/chain.ts';
-import { buildTemplate, completeBlock, searchNonce, targetBytes } from '../consensus/miner.ts';
+import { NONCE_OFFSET, buildTemplate, completeBlock, searchNonce, targetBytes } from '../consensus/miner.ts';
+import { HEADER_BYTES, decodeHeader } from '../ledger/block.ts';
 import { Miner } from '../node/miner.ts';
 import { FUNDED_KEYS, tempDir, testKey, testParams, transfer } from './helpers/fixtures.ts';
 import { mineChain } from './helpers/mining.ts';
@@ -75,6 +76,15 @@ describe('Miner', () => {
     assert.equal(toHex(chain.tip.hash), toHex(rival[1]!.header.hash));
     await mempool.update([], [], now); // wait for the queued update to finish
     assert.ok(mempool.has(tx.id), 'the transfer from the abandoned block is pending again');
+  });
+
+  it('searches the nonce where the header keeps it (nonce-search.js is plain JavaScript, apart from the header layout)', function () {
+    assert.equal(NONCE_OFFSET, HEADER_BYTES - 8);
+    const bytes = new Uint8Array(HEADER_BYTES);
+    const nonce = searchNonce(bytes, targetBytes(testParams().target), 5n, 1_000, sha256)!;
+    const solved = bytes.slice();
+    new DataView(solved.buffer).setBigUint64(NONCE_OFFSET, nonce);
+    assert.equal(decodeHeader(solved).nonce, nonce);
   });
 
   it('mines in worker threads, and drops stale work when the tip changes', async function () {

@@ -16,7 +16,7 @@ import {
   nobleBackend,
   opensslBackend,
   type SignatureBackend,
-} from '../ledger/signature-backends.ts';
+} from '../ledger/signature-backends.js';
 import { CURVE_ORDER } from '../ledger/keys.ts';
 import { bytesToBigInt, toHex } from '../ledger/bytes.ts';
 import { VerifyPool, type VerifyItem } from '../node/verify-pool.ts';
