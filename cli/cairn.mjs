@@ -1,12 +1,42 @@
 #!/usr/bin/env node
-// The `cairn` executable. Cairn is TypeScript run by Node's type stripping (22.18+); when the
-// `node` on PATH is older, re-run under the Node that the `node` package installed beside us.
+// The `cairn` executable. It runs the build in dist/ (`npm run build`, which `npm ci` runs) when
+// that is newer than every source file, and the TypeScript sources through Node's type stripping
+// otherwise: the build starts faster and spares each node process the type stripper (~25 MB of
+// memory, measured). When the `node` on PATH is older than 22.18, it re-runs under the Node that
+// the `node` package installed beside us.
 import { spawnSync } from 'node:child_process';
+import { readdirSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+
+/** The newest modification time (ms) of the sources the build is made from. */
+function newestSource() {
+  let newest = 0;
+  for (const dir of ['ledger', 'consensus', 'node', 'cli']) {
+    for (const name of readdirSync(join(root, dir))) {
+      if (/\.(ts|js|mjs)$/.test(name)) newest = Math.max(newest, statSync(join(root, dir, name)).mtimeMs);
+    }
+  }
+  return newest;
+}
+
+/** dist/cli/main.js if it is up to date, else cli/main.ts (after an edit, until the next build). */
+function entry() {
+  const built = join(root, 'dist', 'cli', 'main.js');
+  try {
+    if (statSync(built).mtimeMs >= newestSource()) return built;
+  } catch {
+    // not built
+  }
+  return join(root, 'cli', 'main.ts');
+}
 
 const [major = 0, minor = 0] = process.versions.node.split('.').map(Number);
 if (major > 22 || (major === 22 && minor >= 18)) {
-  await import('./main.ts');
+  await import(pathToFileURL(entry()).href);
 } else {
   let bundled;
   try {
@@ -15,6 +45,6 @@ if (major > 22 || (major === 22 && minor >= 18)) {
     console.error(`cairn: needs Node.js 22.18 or newer (this is ${process.versions.node}); install one, or run "npm install" to get it`);
     process.exit(1);
   }
-  const result = spawnSync(bundled, [new URL('./main.ts', import.meta.url).pathname, ...process.argv.slice(2)], { stdio: 'inherit' });
+  const result = spawnSync(bundled, [fileURLToPath(import.meta.url), ...process.argv.slice(2)], { stdio: 'inherit' });
   process.exit(result.status ?? 1);
 }

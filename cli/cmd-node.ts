@@ -2,7 +2,6 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { encodeAddress } from '../ledger/keys.ts';
 import { CairnNode } from '../node/node.ts';
 import { Metrics } from '../node/metrics.ts';
@@ -15,7 +14,9 @@ import { createLogger, isLogLevel } from './log.ts';
 import { ProgressBar } from './progress.ts';
 import type { Out } from './output.ts';
 
-const MAIN = fileURLToPath(new URL('./main.ts', import.meta.url));
+// The entry this process was started from (the `cairn` launcher, cli/main.ts, or its build in
+// dist/), so that a devnet's nodes run the same code as the command that started them.
+const ENTRY = process.argv[1]!;
 
 export async function initCommand(argv: string[], out: Out): Promise<void> {
   const { values } = parse(argv, { datadir: { type: 'string' }, genesis: { type: 'string' }, json: { type: 'boolean' } });
@@ -140,7 +141,7 @@ export async function devnetCommand(argv: string[], out: Out): Promise<void> {
     // documented public development key, so mined coins can be spent right away.
     const coinbase = str(values, 'coinbase') ?? (params.alloc[0] ? encodeAddress(params.alloc[0].address) : undefined);
     if (mining && !coinbase) throw new UsageError('this genesis funds nobody: pass --coinbase ADDRESS for the mining node');
-    const args = [MAIN, 'node', '--datadir', datadir, ...genesisArgs, '--p2p-host', '127.0.0.1', '--p2p-port', '0', '--rpc-port', '0', '--no-mdns', '--log-level', 'info'];
+    const args = [ENTRY, 'node', '--datadir', datadir, ...genesisArgs, '--p2p-host', '127.0.0.1', '--p2p-port', '0', '--rpc-port', '0', '--no-mdns', '--log-level', 'info'];
     for (const b of bootstrap) args.push('--bootstrap', b);
     if (mining) args.push('--mine', '--coinbase', coinbase!);
     const log = createWriteStream(join(datadir, 'node.log'), { flags: 'a' });

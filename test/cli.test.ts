@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { genesisHashHex, parseGenesis } from '../ledger/genesis.ts';
 import { addressOf, decodeAddress, encodeAddress, publicKeyOf } from '../ledger/keys.ts';
@@ -120,6 +121,26 @@ describe('cairn command, through real processes', function () {
       assert.equal(shim.stderr, '');
       assert.equal(bare.code, 2);
       assert.equal(bare.stdout, shim.stdout);
+    });
+  });
+
+  describe('the build (npm run build: what the cairn launcher runs once it is newer than the sources)', () => {
+    it('compiles to JavaScript that runs: the help, and a datadir made from the bundled genesis', async function () {
+      this.timeout(60_000);
+      const out = join(dir.path, 'build');
+      const tsc = spawnSync(process.execPath, [join(REPO, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(REPO, 'tsconfig.build.json'), '--outDir', out], { encoding: 'utf8' });
+      assert.equal(tsc.status, 0, tsc.stdout + tsc.stderr);
+      copyFileSync(join(REPO, 'genesis.json'), join(out, 'genesis.json'));
+      symlinkSync(join(REPO, 'node_modules'), join(out, 'node_modules')); // where the packages resolve from
+      assert.ok(!existsSync(join(out, 'cli', 'main.ts')) && existsSync(join(out, 'node', 'verify-worker.js')));
+      const [help, init] = await Promise.all([
+        runCli(['--help'], { script: join(out, 'cli', 'main.js') }),
+        runCli(['init', '--datadir', join(dir.path, 'built-init'), '--json'], { script: join(out, 'cli', 'main.js') }),
+      ]);
+      assertOk(help);
+      assert.match(help.stdout, /^Usage: cairn COMMAND/);
+      assertOk(init);
+      assert.equal(JSON.parse(init.stdout).network, 'cairn-devnet-1');
     });
   });
 

@@ -19,6 +19,8 @@ import { tempDir, type TestKey } from './fixtures.ts';
 
 export const REPO = fileURLToPath(new URL('../../', import.meta.url));
 export const CAIRN_MAIN = join(REPO, 'cli', 'main.ts');
+/** The `cairn` launcher, as a user runs it: the build in dist/ when that is up to date (cli/cairn.mjs). */
+export const CAIRN_BIN = join(REPO, 'cli', 'cairn.mjs');
 const BUNDLED_GENESIS = join(REPO, 'genesis.json');
 
 /** The public devnet key of README.md ("deliberately public"): funded by every e2e genesis. */
