@@ -180,9 +180,8 @@ async function propagate(arrivals: Arrivals, nodes: readonly TestNode[], produce
 /** What mineOn does, with the block's transactions given rather than taken from the mempool. */
 async function mineWith(t: TestNode, txs: readonly Transaction[]): Promise<Block> {
   const block = mineChild(t.node.chain.params, t.node.chain.tip, txs, { spacing: 1, miner: MINER });
-  const outcome = await t.node.chain.processBlock(block);
+  const outcome = await t.node.importAndAnnounce(block);
   if (outcome !== 'connected') throw new Error(`block ${block.header.height} was ${outcome} on its own miner`);
-  await t.node.announce(block);
   return block;
 }
 

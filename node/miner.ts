@@ -6,6 +6,7 @@ import type { Chain, Clock } from '../consensus/chain.ts';
 import { buildTemplate, completeBlock, targetBytes, type BlockTemplate } from '../consensus/miner.ts';
 import { maxFutureDrift } from '../consensus/chain.ts';
 import { decodeHeader } from '../ledger/block.ts';
+import { WORKER_HEAP } from './verify-pool.ts';
 
 export interface MinerOptions {
   readonly chain: Chain;
@@ -13,6 +14,8 @@ export interface MinerOptions {
   readonly coinbase: Uint8Array;
   readonly clock: Clock;
   readonly threads: number;
+  /** Where a found block goes: the chain's import by default; the node's imports and gossips it. */
+  readonly submit?: (block: Block) => Promise<unknown>;
 }
 
 /** What the miner posts to each mining thread (node/mining-worker.js). */
@@ -65,7 +68,7 @@ export class Miner extends EventEmitter<MinerEvents> {
     if (this.running) return;
     this.running = true;
     for (let i = 0; i < this.options.threads; i++) {
-      const worker = new Worker(new URL('./mining-worker.js', import.meta.url), { workerData: { jobCounter: this.jobCounter } });
+      const worker = new Worker(new URL('./mining-worker.js', import.meta.url), { workerData: { jobCounter: this.jobCounter }, resourceLimits: WORKER_HEAP });
       worker.on('message', (report: WorkerReport) => this.onReport(report).catch((err: Error) => this.emit('error', err)));
       worker.on('error', (err) => this.emit('error', err));
       this.workers.push(worker);
@@ -127,7 +130,7 @@ export class Miner extends EventEmitter<MinerEvents> {
     Atomics.add(this.job, 0, 1); // stop the other workers on this job
     const block = completeBlock(this.template, report.nonce);
     try {
-      await this.options.chain.processBlock(block);
+      await (this.options.submit ?? ((b: Block) => this.options.chain.processBlock(b)))(block);
       this.emit('mined', block);
     } catch (err) {
       this.emit('error', err as Error);

@@ -9,7 +9,7 @@ import { Mempool, type MempoolPolicy } from '../ledger/mempool.ts';
 import type { ChainParams } from '../ledger/genesis.ts';
 import type { Transaction } from '../ledger/transaction.ts';
 import type { Block } from '../ledger/block.ts';
-import { Chain, type Clock } from '../consensus/chain.ts';
+import { Chain, type BlockOutcome, type Clock } from '../consensus/chain.ts';
 import { Gossip } from './gossip.ts';
 import { createHost, type Host } from './host.ts';
 import { loadOrCreatePeerKey } from './identity.ts';
@@ -126,8 +126,14 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     for (const addr of c.bootstrap ?? []) this.remember(addr);
 
     if (c.mine) {
-      this.miner = new Miner({ chain: this.chain, mempool: this.mempool, coinbase: c.mine.coinbase, clock: this.clock, threads: c.mine.threads });
-      this.miner.on('mined', (block) => void this.announce(block));
+      this.miner = new Miner({
+        chain: this.chain,
+        mempool: this.mempool,
+        coinbase: c.mine.coinbase,
+        clock: this.clock,
+        threads: c.mine.threads,
+        submit: (block) => this.importAndAnnounce(block),
+      });
       this.miner.on('error', (err) => this.emit('log', 'warn', `mining: ${err.message}`));
       this.miner.start();
     }
@@ -220,6 +226,22 @@ export class CairnNode extends EventEmitter<NodeEvents> {
   /** Gossips a block this node made. */
   async announce(block: Block): Promise<void> {
     await this.gossip.publishBlock(block);
+  }
+
+  /**
+   * Imports a block this node made and gossips it the moment it is connected: not after the rest
+   * of the import (the mempool's update, the miner's next template), which peers need not wait for.
+   */
+  async importAndAnnounce(block: Block): Promise<BlockOutcome> {
+    const onConnect = (connected: Block) => {
+      if (connected === block) void this.announce(block);
+    };
+    this.chain.on('connect', onConnect);
+    try {
+      return await this.chain.processBlock(block);
+    } finally {
+      this.chain.off('connect', onConnect);
+    }
   }
 
   async connect(addr: string): Promise<PeerId> {

@@ -8,6 +8,12 @@ export interface VerifyItem {
   readonly publicKey: Uint8Array;
 }
 
+/**
+ * A verifier or mining thread keeps nothing from one job to the next, so a small young generation
+ * holds all it needs; V8's default lets each thread grow its own tens of megabytes of garbage.
+ */
+export const WORKER_HEAP = { maxYoungGenerationSizeMb: 4 };
+
 /** Below this many items a batch is verified on the calling thread: a round trip costs more. */
 const INLINE_BELOW = 8;
 
@@ -27,7 +33,7 @@ export class VerifyPool {
     this.inline = backend;
     this.backend = backend.name;
     for (let i = 0; i < threads; i++) {
-      const worker = new Worker(new URL('./verify-worker.js', import.meta.url), { workerData: { backend: backend.name } });
+      const worker = new Worker(new URL('./verify-worker.js', import.meta.url), { workerData: { backend: backend.name }, resourceLimits: WORKER_HEAP });
       worker.on('message', (m: { id: number; verdicts: Uint8Array; backend: string }) => {
         const job = this.pending.get(m.id);
         this.pending.delete(m.id);

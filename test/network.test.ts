@@ -39,6 +39,23 @@ describe('network: gossip and sync between nodes on 127.0.0.1', function () {
     assert.equal(b.node.mempool.has(tx.id), false);
     console.log(`      block reached B in ${ms} ms`);
   });
+
+  it('a node gossips a block it made as it is connected, before the rest of its import', async () => {
+    const a = await startNode(params);
+    nodes.push(a);
+    const steps: string[] = [];
+    const announce = a.node.announce.bind(a.node);
+    a.node.announce = async (block) => {
+      steps.push('gossiped');
+      await announce(block);
+    };
+    a.node.chain.on('connect', () => steps.push('connected'));
+    a.node.chain.on('tip', () => steps.push('tip event'));
+    const block = mineChild(params, a.node.chain.tip, [], { miner: testKey(60).address });
+    assert.equal(await a.node.importAndAnnounce(block), 'connected');
+    steps.push('import done');
+    assert.deepEqual(steps, ['connected', 'gossiped', 'tip event', 'import done']);
+  });
 });
 
 describe('network: convergence, late joiners, partitions', function () {

@@ -44,7 +44,7 @@ export async function stopAll(nodes: readonly (TestNode | undefined)[]): Promise
   }));
 }
 
-/** Mines `count` blocks on the node's tip in-process (one second apart) and gossips each. */
+/** Mines `count` blocks on the node's tip in-process (one second apart) and gossips each, as the node's miner does. */
 export async function mineOn(t: TestNode, count = 1, minerKey = 60): Promise<Block[]> {
   const { chain, mempool } = t.node;
   const out: Block[] = [];
@@ -53,8 +53,7 @@ export async function mineOn(t: TestNode, count = 1, minerKey = 60): Promise<Blo
     const nonce = searchNonce(template.headerBytes, targetBytes(template.target), 0n, 1_000_000, sha256);
     if (nonce === undefined) throw new Error('no nonce');
     const block = completeBlock(template, nonce);
-    await chain.processBlock(block);
-    await t.node.announce(block);
+    await t.node.importAndAnnounce(block);
     out.push(block);
   }
   return out;
