@@ -23,6 +23,7 @@ import { loadMempool, saveMempool } from './mempool-file.ts';
 import { VerifyPool } from './verify-pool.ts';
 import { serveBlockTxs } from './compact.ts';
 import { TxSignatureVerifier } from './tx-signatures.ts';
+import { CATCH_UP_BLOCKS, setHeapGrowth } from './heap-growth.ts';
 
 export interface NodeConfig {
   readonly datadir: string;
@@ -166,6 +167,8 @@ export class CairnNode extends EventEmitter<NodeEvents> {
       void this.host.hangUp(peerIdFromString(id)).catch(() => {});
     });
     this.sync.on('foreign', (id) => this.peers.ban(id, 'another network (genesis or protocols differ)'));
+    this.sync.on('download', (blocks) => blocks >= CATCH_UP_BLOCKS && setHeapGrowth('catch-up'));
+    this.sync.on('idle', () => setHeapGrowth('follow'));
     this.gossip.on('orphan', (peer) => void this.sync.handshake(peer));
     this.host.addEventListener('peer:identify', (e) => {
       const { peerId, listenAddrs } = e.detail;

@@ -49,6 +49,10 @@ export interface SyncEvents {
   progress: [progress: SyncProgress];
   /** A peer answered our status with another genesis, or does not speak our protocols. */
   foreign: [peer: string];
+  /** Bodies are about to be downloaded, this many blocks of them. */
+  download: [blocks: number];
+  /** A sync ended: caught up with every peer known ahead, or nobody left to ask. */
+  idle: [];
 }
 
 class PeerFault extends Error {
@@ -178,6 +182,7 @@ export class Sync extends EventEmitter<SyncEvents> {
         } while (this.again);
       } finally {
         this.running = undefined;
+        this.emit('idle');
       }
     })();
     return this.running;
@@ -243,6 +248,7 @@ export class Sync extends EventEmitter<SyncEvents> {
    * and its batch goes back in line for the others.
    */
   private async download(wanted: readonly Uint8Array[], providers: PeerId[], target: number): Promise<void> {
+    this.emit('download', wanted.length);
     const batches: Uint8Array[][] = [];
     for (let i = 0; i < wanted.length; i += BLOCK_BATCH) batches.push(wanted.slice(i, i + BLOCK_BATCH));
     const queue = batches.map((_, i) => i);

@@ -89,7 +89,14 @@ describe('network: convergence, late joiners, partitions', function () {
     const started = Date.now();
     const late = await startNode(params, [a.addr]);
     nodes.push(late);
+    // What the node's heap policy follows (node/heap-growth.ts): one download of the whole chain, then idle.
+    const downloads: number[] = [];
+    let idle = false;
+    late.node.sync.on('download', (blocks) => downloads.push(blocks));
+    late.node.sync.on('idle', () => (idle = true));
     await waitFor(() => late.node.chain.tip.height === 500, 60_000, 'the late joiner to reach height 500');
+    await waitFor(() => idle, 10_000, 'the sync to end');
+    assert.deepEqual(downloads, [500]);
     const seconds = (Date.now() - started) / 1000;
     assert.equal(late.node.chain.tip.hashHex, a.node.chain.tip.hashHex);
     assert.equal(await stateDigest(late.node.db), await stateDigest(a.node.db));
