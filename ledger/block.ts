@@ -145,6 +145,19 @@ export function decodeBlock(bytes: Uint8Array): Block {
   return { header, coinbase: { to, amount }, txs, bytes: r.bytesBetween(0, r.offset) };
 }
 
+/**
+ * The encodings of the transactions at `indexes` in an encoded block, read off their fixed places
+ * without decoding the block (a peer asking for a few of a large block's transactions); an index
+ * past the end has none. For blocks from our own store, which only holds blocks that decoded.
+ */
+export function transactionBytesAt(blockBytes: Uint8Array, indexes: readonly number[]): (Uint8Array | undefined)[] {
+  const r = new Reader(blockBytes, { views: true });
+  r.bytes(HEADER_BYTES + COINBASE_BYTES, 'header and coinbase');
+  const count = r.varint('tx count', Math.floor(r.remaining / TX_BYTES));
+  const first = r.offset;
+  return indexes.map((i) => (Number.isInteger(i) && i >= 0 && i < count ? blockBytes.subarray(first + i * TX_BYTES, first + (i + 1) * TX_BYTES) : undefined));
+}
+
 export interface BlockLimits {
   readonly maxBlockBytes: number;
   readonly maxBlockTxs: number;

@@ -123,7 +123,7 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     this.gossip.start();
     await this.sync.start();
     await this.txRelay.start();
-    await serveBlockTxs(this.host, this.names, (hash) => this.db.getBlock(hash), (peer, err) => this.peers.badRequest(peer, err));
+    await serveBlockTxs(this.host, this.names, async (hash) => (await this.db.getBlocksBytes([hash]))[0], (peer, err) => this.peers.badRequest(peer, err));
     for (const addr of c.bootstrap ?? []) this.remember(addr);
 
     if (c.mine) {

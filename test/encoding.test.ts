@@ -39,6 +39,7 @@ import {
   encodeBlock,
   makeBlock,
   makeHeader,
+  transactionBytesAt,
   type Block,
   type BlockHeader,
   type HeaderFields,
@@ -568,5 +569,16 @@ describe('Merkle tree', () => {
 
   it('refuses an empty list', () => {
     assert.throws(() => merkleRoot([]), RangeError);
+  });
+});
+
+describe('transactionBytesAt: the transactions of an encoded block, read off their places', () => {
+  it('gives the encoding of each transaction asked for, and none past the end', () => {
+    const txs = Array.from({ length: 3 }, (_, i) => transfer(testKey(1), testKey(2).address, 1n + BigInt(i), BigInt(i)));
+    const bytes = encodeBlock(SAMPLE_HEADER, { to: testKey(3).address, amount: 50n }, txs);
+    const got = transactionBytesAt(bytes, [2, 0, 3, -1, 1.5]);
+    assert.deepEqual(got.slice(0, 2).map((b) => Buffer.from(b!).toString('hex')), [txs[2]!, txs[0]!].map((tx) => Buffer.from(tx.bytes).toString('hex')));
+    assert.deepEqual(got.slice(2), [undefined, undefined, undefined]);
+    assert.deepEqual(transactionBytesAt(encodeBlock(SAMPLE_HEADER, { to: testKey(3).address, amount: 50n }, []), [0]), [undefined]);
   });
 });

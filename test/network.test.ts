@@ -40,6 +40,21 @@ describe('network: gossip and sync between nodes on 127.0.0.1', function () {
     console.log(`      block reached B in ${ms} ms`);
   });
 
+  it('a compact block whose transactions a peer lacks: it fetches them by position and connects the block', async () => {
+    const a = await startNode(params);
+    const b = await startNode(params, [a.addr]);
+    nodes.push(a, b);
+    await waitFor(() => b.node.sync.statuses.size > 0 && a.node.sync.statuses.size > 0, 10_000, 'handshake');
+    // Into A's mempool only (not relayed): B has none of them when the block comes.
+    const txs = Array.from({ length: 5 }, (_, i) => transfer(alice, testKey(71).address, 10n + BigInt(i), BigInt(i)));
+    for (const tx of txs) await a.node.mempool.add(tx, a.node.clock());
+    const [block] = await mineOn(a, 1);
+    assert.equal(block!.txs.length, 5);
+    await waitFor(() => sameTip([a, b]), 10_000, 'B to connect the block');
+    assert.deepEqual(b.node.gossip.compactStats, { rebuilt: 0, fetched: 1, failed: 0 });
+    assert.deepEqual(await b.node.db.getAccount(testKey(71).address), { balance: 10n + 11n + 12n + 13n + 14n, nonce: 0n });
+  });
+
   it('a node gossips a block it made as it is connected, before the rest of its import', async () => {
     const a = await startNode(params);
     nodes.push(a);
