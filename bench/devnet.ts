@@ -9,7 +9,8 @@ import { toHex } from '../ledger/bytes.ts';
 import { sha256 } from '../ledger/hash.ts';
 import { encodeAddress } from '../ledger/keys.ts';
 import { MAX_TARGET } from '../consensus/pow.ts';
-import { searchNonce } from '../consensus/miner.ts';
+import { searchNonceWith } from '../consensus/miner.ts';
+import { meetsTarget } from '../node/pow-hash.js';
 import { RpcClient } from '../cli/rpc-client.ts';
 import { RPC_ENDPOINT_FILE, type RpcMethod, type RpcMethods, type StatusResult } from '../node/rpc-types.ts';
 import { waitFor } from '../test/helpers/network.ts';
@@ -77,15 +78,15 @@ function rssMbOf(pid: number): number | undefined {
   }
 }
 
-/** Hashes a second with one thread, as the mining worker hashes (node:crypto, one header at a time). */
+/** Hashes a second with one thread, as the mining worker hashes (node/pow-hash.js, one header at a time). */
 function hashRate(): number {
   const header = new Uint8Array(128);
-  const never = new Uint8Array(32); // no hash is below zero
-  searchNonce(header, never, 0n, 20_000, sha256);
+  const never = meetsTarget(new Uint8Array(32)); // only an all-zero hash would meet it
+  searchNonceWith(header, 0n, 20_000, never);
   const start = performance.now();
   let hashes = 0;
   while (performance.now() - start < 500) {
-    searchNonce(header, never, BigInt(hashes), 20_000, sha256);
+    searchNonceWith(header, BigInt(hashes), 20_000, never);
     hashes += 20_000;
   }
   return (hashes * 1000) / (performance.now() - start);

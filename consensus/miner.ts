@@ -6,7 +6,7 @@ import type { Mempool } from '../ledger/mempool.ts';
 import type { Chain } from './chain.ts';
 
 // The nonce search lives apart so that a mining thread loads no TypeScript (nonce-search.js).
-export { NONCE_OFFSET, hashMeetsTargetBytes, searchNonce } from './nonce-search.js';
+export { NONCE_OFFSET, hashMeetsTargetBytes, searchNonce, searchNonceWith } from './nonce-search.js';
 
 export interface BlockTemplate {
   /** The header with nonce 0; search varies its last 8 bytes. */

@@ -22,16 +22,15 @@ export function hashMeetsTargetBytes(hash, target) {
 }
 
 /**
- * Tries nonces start, start+1, … for `count` hashes. `hash` is a parameter so the search runs
- * unchanged inside a worker thread with whatever SHA-256 is fastest there.
+ * Tries nonces start, start+1, … for `count` headers and returns the first whose header `meets`
+ * accepts (its proof of work, judged however is fastest where the search runs).
  * @param {Uint8Array} headerBytes
- * @param {Uint8Array} target
  * @param {bigint} start
  * @param {number} count
- * @param {(data: Uint8Array) => Uint8Array} hash
+ * @param {(header: Uint8Array) => boolean} meets
  * @returns {bigint | undefined}
  */
-export function searchNonce(headerBytes, target, start, count, hash) {
+export function searchNonceWith(headerBytes, start, count, meets) {
   const work = headerBytes.slice();
   const view = new DataView(work.buffer, work.byteOffset, work.byteLength);
   // Two 32-bit halves rather than a bigint per try: this loop is the hash rate.
@@ -40,7 +39,7 @@ export function searchNonce(headerBytes, target, start, count, hash) {
   view.setUint32(NONCE_OFFSET, hi);
   for (let i = 0; i < count; i++) {
     view.setUint32(NONCE_OFFSET + 4, lo);
-    if (hashMeetsTargetBytes(hash(work), target)) return (BigInt(hi) << 32n) | BigInt(lo);
+    if (meets(work)) return (BigInt(hi) << 32n) | BigInt(lo);
     if (++lo > 0xffffffff) {
       lo = 0;
       hi = (hi + 1) >>> 0;
@@ -48,4 +47,17 @@ export function searchNonce(headerBytes, target, start, count, hash) {
     }
   }
   return undefined;
+}
+
+/**
+ * The same, judging each header by `hash` of it against a 32-byte big-endian target.
+ * @param {Uint8Array} headerBytes
+ * @param {Uint8Array} target
+ * @param {bigint} start
+ * @param {number} count
+ * @param {(data: Uint8Array) => Uint8Array} hash
+ * @returns {bigint | undefined}
+ */
+export function searchNonce(headerBytes, target, start, count, hash) {
+  return searchNonceWith(headerBytes, start, count, (header) => hashMeetsTargetBytes(hash(header), target));
 }

@@ -9,16 +9,13 @@
  * @typedef {import('./miner.ts').WorkerReport} WorkerReport
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { hash } from 'node:crypto';
-import { searchNonce } from '../consensus/nonce-search.js';
+import { searchNonceWith } from '../consensus/nonce-search.js';
+import { meetsTarget } from './pow-hash.js';
 
 const SLICE = 1000;
 const REPORT_EVERY = 200; // slices
 const currentJob = new Int32Array(workerData.jobCounter);
 const port = /** @type {import('node:worker_threads').MessagePort} */ (parentPort);
-// A Buffer is a Uint8Array: this hot loop skips ledger's defensive copy of every digest.
-/** @param {Uint8Array} data */
-const sha256 = (data) => hash('sha256', data, 'buffer');
 
 /** @param {WorkerReport} report */
 const report = (report) => port.postMessage(report);
@@ -27,9 +24,10 @@ port.on('message', (/** @type {MiningJob} */ job) => {
   let nonce = job.startNonce;
   let hashes = 0;
   let slices = 0;
+  const meets = meetsTarget(job.target);
   const run = () => {
     while (Atomics.load(currentJob, 0) === job.jobId) {
-      const found = searchNonce(job.headerBytes, job.target, nonce, SLICE, sha256);
+      const found = searchNonceWith(job.headerBytes, nonce, SLICE, meets);
       if (found !== undefined) {
         report({ kind: 'found', jobId: job.jobId, nonce: found, hashes: hashes + Number(found - nonce) + 1 });
         return;

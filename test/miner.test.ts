@@ -7,7 +7,8 @@ import { sha256 } from '../ledger/hash.ts';
 import { Mempool } from '../ledger/mempool.ts';
 import type { Block } from '../ledger/block.ts';
 import { Chain } from '../consensus/chain.ts';
-import { NONCE_OFFSET, buildTemplate, completeBlock, searchNonce, targetBytes } from '../consensus/miner.ts';
+import { NONCE_OFFSET, buildTemplate, completeBlock, hashMeetsTargetBytes, searchNonce, targetBytes } from '../consensus/miner.ts';
+import { meetsTarget } from '../node/pow-hash.js';
 import { HEADER_BYTES, decodeHeader } from '../ledger/block.ts';
 import { Miner } from '../node/miner.ts';
 import { FUNDED_KEYS, tempDir, testKey, testParams, transfer } from './helpers/fixtures.ts';
@@ -85,6 +86,19 @@ describe('Miner', () => {
     const solved = bytes.slice();
     new DataView(solved.buffer).setBigUint64(NONCE_OFFSET, nonce);
     assert.equal(decodeHeader(solved).nonce, nonce);
+  });
+
+  it("a mining thread's hex-string judgement of a header agrees with the byte comparison, at and around the target", function () {
+    const header = new Uint8Array(HEADER_BYTES);
+    for (let n = 0; n < 300; n++) {
+      new DataView(header.buffer).setUint32(NONCE_OFFSET + 4, n);
+      const hash = sha256(header);
+      // The hash itself as the target (met), and a target one below it in its first and last byte (not met).
+      const targets = [hash.slice(), hash.slice(), hash.slice(), new Uint8Array(32).fill(0xff), new Uint8Array(32)];
+      if (targets[1]![0]! > 0) targets[1]![0]!--; else targets[1]![0] = 0xff;
+      if (targets[2]![31]! > 0) targets[2]![31]!--; else targets[2]![31] = 0xff;
+      for (const target of targets) assert.equal(meetsTarget(target)(header), hashMeetsTargetBytes(hash, target));
+    }
   });
 
   it('mines in worker threads, and drops stale work when the tip changes', async function () {
