@@ -140,7 +140,20 @@ export interface MachineLimit {
   readonly limit: number;
 }
 
-let machineLimitCache: Promise<MachineLimit> | undefined;
+/**
+ * The bench runs each suite in a process of its own (bench/run.ts): the limit a suite measured
+ * reaches the later suites' processes through this variable, as JSON.
+ */
+export const MACHINE_LIMIT_ENV = 'CAIRN_BENCH_MACHINE_LIMIT';
+
+let machineLimitCache: Promise<MachineLimit> | undefined = process.env[MACHINE_LIMIT_ENV]
+  ? Promise.resolve(JSON.parse(process.env[MACHINE_LIMIT_ENV]) as MachineLimit)
+  : undefined;
+
+/** The limit this process measured or was given, if any. */
+export function currentMachineLimit(): Promise<MachineLimit | undefined> {
+  return machineLimitCache ?? Promise.resolve(undefined);
+}
 
 /** The verify suite measures the limit itself: the suites after it compare with that figure. */
 export function setMachineLimit(limit: MachineLimit): void {

@@ -1,17 +1,21 @@
 import './node-runtime.ts';
 import './threadpool.ts';
+import { spawn } from 'node:child_process';
 import { loadavg } from 'node:os';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { consensusSuite } from './consensus.ts';
 import { ledgerSuite } from './ledger.ts';
 import { networkSuite } from './network.ts';
 import { PERF_SUITES } from './perf.ts';
+import { currentMachineLimit, MACHINE_LIMIT_ENV } from './perf-common.ts';
 import {
   TempDirs,
   checkMetricKeys,
   formatTable,
   jsonReport,
   machineInfo,
+  type Metric,
   type Suite,
   type SuiteContext,
   type SuiteResult,
@@ -53,6 +57,7 @@ async function main(): Promise<number> {
         quick: { type: 'boolean', default: false },
         list: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
+        child: { type: 'string' },
       },
     });
   } catch (err) {
@@ -69,6 +74,7 @@ async function main(): Promise<number> {
   }
   const runs = values.runs === undefined ? DEFAULT_RUNS : Number(values.runs);
   if (!Number.isInteger(runs) || runs < 1) fail(`--runs must be a positive integer, got "${values.runs}"`);
+  if (values.child !== undefined) return runChild(values.child, runs, values.quick);
   const unknown = positionals.filter((name) => !SUITES.some((s) => s.name === name));
   if (unknown.length > 0) fail(`unknown suite ${unknown.map((n) => `"${n}"`).join(', ')}`);
   const selected = positionals.length === 0 ? SUITES : SUITES.filter((s) => positionals.includes(s.name));
@@ -78,52 +84,89 @@ async function main(): Promise<number> {
   if (values.json) console.log = console.error;
 
   const machine = machineInfo();
-  const tempDirs = new TempDirs();
-  process.on('exit', () => tempDirs.removeAll());
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.on(signal, () => process.exit(130)); // exit runs the 'exit' handler above; a signal death would not
-  }
-  const ctx: SuiteContext = {
-    runs,
-    quick: values.quick,
-    log: (message) => process.stderr.write(`${message}\n`),
-    tempDir: (prefix) => tempDirs.create(prefix),
-  };
+  const log = (message: string) => process.stderr.write(`${message}\n`);
 
   const wallStart = performance.now();
-  const cpuStart = process.cpuUsage();
+  let cpuMs = 0;
   const results: SuiteResult[] = [];
   const failed: string[] = [];
   for (const suite of selected) {
     const start = performance.now();
     try {
-      const metrics = await suite.run(ctx);
-      checkMetricKeys([...results.flatMap((r) => r.metrics), ...metrics]);
-      results.push({ suite: suite.name, metrics });
-      ctx.log(`${suite.name}: done in ${((performance.now() - start) / 1000).toFixed(1)} s`);
+      const child = await runInChild(suite.name, runs, values.quick);
+      cpuMs += child.cpuMs;
+      if (child.machineLimit) process.env[MACHINE_LIMIT_ENV] ??= child.machineLimit;
+      checkMetricKeys([...results.flatMap((r) => r.metrics), ...child.metrics]);
+      results.push({ suite: suite.name, metrics: child.metrics });
+      log(`${suite.name}: done in ${((performance.now() - start) / 1000).toFixed(1)} s`);
     } catch (err) {
       // The other suites still run and report; the exit status says something failed.
       failed.push(suite.name);
-      ctx.log(`${suite.name}: FAILED: ${(err as Error).stack ?? String(err)}`);
-    } finally {
-      tempDirs.removeAll();
+      log(`${suite.name}: FAILED: ${(err as Error).message}`);
     }
   }
 
-  // On a shared machine the figures are only as good as the CPU the process got. Mostly
+  // On a shared machine the figures are only as good as the CPU the processes got. Mostly
   // single-threaded work near 100% of a core ran uncontended; far below, others were busy.
-  const cpu = process.cpuUsage(cpuStart);
-  const cpuShare = (cpu.user + cpu.system) / 1000 / (performance.now() - wallStart);
+  const cpuShare = cpuMs / (performance.now() - wallStart);
   const footer = [
-    `The bench process was on CPU ${(100 * cpuShare).toFixed(0)}% of its wall time (LevelDB's own threads count too); ` +
-      `load average ${(loadavg()[0] ?? 0).toFixed(2)} at the end.`,
+    `Each suite ran in a process of its own; they were on CPU ${(100 * cpuShare).toFixed(0)}% of the wall time (LevelDB's own threads count too, ` +
+      `the devnet's node processes do not); load average ${(loadavg()[0] ?? 0).toFixed(2)} at the end.`,
   ];
   const wallSeconds = (performance.now() - wallStart) / 1000;
   const argv = process.argv.slice(2);
   footer.push(`Command: npm run bench${argv.length > 0 ? ` -- ${argv.join(' ')}` : ''}; ${new Date().toISOString()}; ${wallSeconds.toFixed(0)} s in all.`);
   process.stdout.write(values.json ? JSON.stringify(jsonReport(machine, results, values.quick)) + '\n' : formatTable(machine, results, runs, footer, values.quick));
-  if (failed.length > 0) ctx.log(`bench: failed suites: ${failed.join(', ')}`);
+  if (failed.length > 0) log(`bench: failed suites: ${failed.join(', ')}`);
   return failed.length > 0 ? 1 : 0;
+}
+
+/**
+ * Every suite runs in a process of its own, so that no figure depends on the suites before it:
+ * run one after another in one process, the propagation suite's node threads took up to half as
+ * much CPU again per block once the sync and devnet suites had left their garbage behind.
+ */
+function runInChild(name: string, runs: number, quick: boolean): Promise<{ metrics: Metric[]; cpuMs: number; machineLimit?: string }> {
+  const args = [...process.execArgv, fileURLToPath(import.meta.url), '--child', name, '--runs', String(runs), ...(quick ? ['--quick'] : [])];
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+  return new Promise((resolve, reject) => {
+    child.on('error', reject);
+    child.on('exit', (code, signal) => {
+      if (code !== 0) return reject(new Error(`its process exited with ${signal ?? code} (its output above says why)`));
+      try {
+        resolve(JSON.parse(out));
+      } catch {
+        reject(new Error(`its process printed no result: ${out.slice(0, 200)}`));
+      }
+    });
+  });
+}
+
+/** In the child: run one suite and print its metrics, CPU time and the machine limit as one JSON object. */
+async function runChild(name: string, runs: number, quick: boolean): Promise<number> {
+  const suite = SUITES.find((s) => s.name === name);
+  if (!suite) fail(`unknown suite "${name}"`);
+  console.log = console.error; // stdout carries exactly the result
+  const tempDirs = new TempDirs();
+  process.on('exit', () => tempDirs.removeAll());
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(signal, () => process.exit(130)); // exit runs the 'exit' handler above; a signal death would not
+  }
+  const ctx: SuiteContext = { runs, quick, log: (message) => process.stderr.write(`${message}\n`), tempDir: (prefix) => tempDirs.create(prefix) };
+  try {
+    const metrics = await suite.run(ctx);
+    const cpu = process.cpuUsage();
+    const limit = await currentMachineLimit();
+    process.stdout.write(JSON.stringify({ metrics, cpuMs: (cpu.user + cpu.system) / 1000, machineLimit: limit && JSON.stringify(limit) }) + '\n');
+    return 0;
+  } catch (err) {
+    ctx.log(`${name}: ${(err as Error).stack ?? String(err)}`);
+    return 1;
+  } finally {
+    tempDirs.removeAll();
+  }
 }
 
 process.exitCode = await main();
