@@ -13,6 +13,7 @@ import { MAX_TARGET } from '../consensus/pow.ts';
 import { searchNonceWith } from '../consensus/miner.ts';
 import { meetsTarget } from '../node/pow-hash.js';
 import { Miner } from '../node/miner.ts';
+import { VerifyPool } from '../node/verify-pool.ts';
 import { FUNDED_KEYS, seededRandom, testKey, testParams, transfer } from '../test/helpers/fixtures.ts';
 import { asParent, mineChild } from '../test/helpers/mining.ts';
 import { measureRate, median, metric, type Metric, type Suite, type SuiteContext } from './report.ts';
@@ -144,7 +145,8 @@ async function startMining(ctx: SuiteContext, params: ChainParams, clock: Clock,
   const mempool = new Mempool(db, params);
   for (const tx of pending) await mempool.add(tx, clock());
   chain.on('tip', (e) => void mempool.update(e.connected, e.disconnected, clock()));
-  const miner = new Miner({ chain, mempool, coinbase: testKey(60).address, clock, threads });
+  const pool = new VerifyPool(threads);
+  const miner = new Miner({ chain, mempool, coinbase: testKey(60).address, clock, threads, pool });
   const mined: Block[] = [];
   const errors: Error[] = [];
   miner.on('mined', (block) => mined.push(block));
@@ -164,6 +166,7 @@ async function startMining(ctx: SuiteContext, params: ChainParams, clock: Clock,
         await mempool.update([], [], clock());
       } finally {
         await db.close();
+        await pool.close();
         dir.remove();
       }
       if (errors.length > 0) throw errors[0]!;
@@ -171,7 +174,7 @@ async function startMining(ctx: SuiteContext, params: ChainParams, clock: Clock,
   };
 }
 
-/** How often a worker reports (node/mining-worker.ts: 200 slices of 1,000). */
+/** How often a hashing thread reports (node/pool-worker.js: 200 slices of 1,000). */
 const WORKER_REPORT_HASHES = 200_000;
 
 /**

@@ -78,7 +78,7 @@ function rssMbOf(pid: number): number | undefined {
   }
 }
 
-/** Hashes a second with one thread, as the mining worker hashes (node/pow-hash.js, one header at a time). */
+/** Hashes a second with one thread, as a node's hashing thread does (node/pow-hash.js, one header at a time). */
 function hashRate(): number {
   const header = new Uint8Array(128);
   const never = meetsTarget(new Uint8Array(32)); // only an all-zero hash would meet it

@@ -188,7 +188,8 @@ Examples:
 Runs a validating node (initialising DIR, default ./data, when empty). P2P on port 7370 of all
 interfaces, JSON-RPC on 127.0.0.1:7371 (0 picks a free port; the endpoint and token are written
 to DIR/rpc.json). --mine mines to --coinbase, or to the first key of the keystore (default
-DIR/keystore), creating one on first start. Logs are JSON when stdout is not a terminal.
+DIR/keystore), creating one on first start, hashing on --threads of the node's worker threads
+(default 1) whenever they have no signatures to check. Logs are JSON when stdout is not a terminal.
 Stops cleanly on SIGINT or SIGTERM.
 
 Examples:

@@ -18,7 +18,7 @@ export const NODE_RUNTIME = {
     '--max-old-space-size=768',
     // The young generation of each thread (the node's, its verifiers' and its miner's): 16 MiB
     // semi-spaces by default, half that here. At 4 MiB, importing a block took a third longer.
-    '--max-semi-space-size=8',
+    '--max-semi-space-size=6',
   ],
   // Two malloc arenas for the whole process instead of up to eight per core.
   env: { MALLOC_ARENA_MAX: '2' },

@@ -1,6 +1,6 @@
 // @ts-check
 /**
- * The nonce search: the whole of what a mining thread (node/mining-worker.js) runs. Plain
+ * The nonce search: what a node's worker threads (node/pool-worker.js) run to mine. Plain
  * JavaScript, type-checked through JSDoc, because a thread that loads a TypeScript module also
  * loads Node's type stripper: about 13 MB of memory in every thread that does (measured).
  */

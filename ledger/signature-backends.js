@@ -2,7 +2,7 @@
 /**
  * The canonical form of a signature and a public key, and the secp256k1 verifiers behind it.
  * Plain JavaScript, type-checked through JSDoc: with the packages it imports, this is all a
- * signature-verification thread (node/verify-worker.js) loads, and a thread that loads
+ * node's worker thread (node/pool-worker.js) loads, and a thread that loads
  * TypeScript also carries Node's type stripper, about 13 MB of memory per thread (measured).
  * ledger/keys.ts re-exports the rules; everything else imports them from there.
  */

@@ -1,4 +1,3 @@
-import { Worker } from 'node:worker_threads';
 import { EventEmitter } from 'node:events';
 import type { Mempool } from '../ledger/mempool.ts';
 import type { Block } from '../ledger/block.ts';
@@ -6,19 +5,22 @@ import type { Chain, Clock } from '../consensus/chain.ts';
 import { buildTemplate, completeBlock, targetBytes, type BlockTemplate } from '../consensus/miner.ts';
 import { maxFutureDrift } from '../consensus/chain.ts';
 import { decodeHeader } from '../ledger/block.ts';
-import { WORKER_HEAP } from './verify-pool.ts';
+import type { HashingThreads, VerifyPool } from './verify-pool.ts';
 
 export interface MinerOptions {
   readonly chain: Chain;
   readonly mempool: Mempool;
   readonly coinbase: Uint8Array;
   readonly clock: Clock;
+  /** How many of the pool's threads hash (at most all of them). */
   readonly threads: number;
+  /** The node's worker threads, which hash whenever they have no signatures to check. */
+  readonly pool: VerifyPool;
   /** Where a found block goes: the chain's import by default; the node's imports and gossips it. */
   readonly submit?: (block: Block) => Promise<unknown>;
 }
 
-/** What the miner posts to each mining thread (node/mining-worker.js). */
+/** What the miner gives each hashing thread (node/pool-worker.js). */
 export interface MiningJob {
   readonly jobId: number;
   readonly headerBytes: Uint8Array;
@@ -26,7 +28,7 @@ export interface MiningJob {
   readonly startNonce: bigint;
 }
 
-/** What a mining thread posts back. */
+/** What a hashing thread reports back. */
 export type WorkerReport =
   | { readonly kind: 'found'; readonly jobId: number; readonly nonce: bigint; readonly hashes: number }
   | { readonly kind: 'progress'; readonly jobId: number; readonly hashes: number };
@@ -37,15 +39,16 @@ export interface MinerEvents {
 }
 
 /**
- * Mines on the current tip in worker threads, so the event loop only builds templates. A new tip
- * bumps a shared job counter, which every worker checks between small slices: stale work is
- * dropped at once. Each worker searches its own nonce range.
+ * Mines on the current tip in the node's worker threads (between their signature checks), so the
+ * event loop only builds templates. A new tip bumps a shared job counter, which every thread
+ * checks between small slices: stale work is dropped at once. Each thread searches its own nonce
+ * range.
  */
 export class Miner extends EventEmitter<MinerEvents> {
   private readonly options: MinerOptions;
   private readonly jobCounter = new SharedArrayBuffer(4);
   private readonly job = new Int32Array(this.jobCounter);
-  private readonly workers: Worker[] = [];
+  private hashing: HashingThreads | undefined;
   private template: BlockTemplate | undefined;
   private running = false;
   private rebuilding: Promise<void> | undefined;
@@ -67,12 +70,10 @@ export class Miner extends EventEmitter<MinerEvents> {
   start(): void {
     if (this.running) return;
     this.running = true;
-    for (let i = 0; i < this.options.threads; i++) {
-      const worker = new Worker(new URL('./mining-worker.js', import.meta.url), { workerData: { jobCounter: this.jobCounter }, resourceLimits: WORKER_HEAP });
-      worker.on('message', (report: WorkerReport) => this.onReport(report).catch((err: Error) => this.emit('error', err)));
-      worker.on('error', (err) => this.emit('error', err));
-      this.workers.push(worker);
-    }
+    this.hashing = this.options.pool.hashFor(this.jobCounter, this.options.threads, (report) =>
+      this.onReport(report).catch((err: Error) => this.emit('error', err)),
+    );
+    if (this.hashing.threads === 0) this.emit('error', new Error('no worker threads to mine on'));
     this.options.chain.on('tip', this.onTip);
     void this.newJob();
   }
@@ -82,8 +83,9 @@ export class Miner extends EventEmitter<MinerEvents> {
     this.running = false;
     clearTimeout(this.retry);
     this.options.chain.off('tip', this.onTip);
-    Atomics.add(this.job, 0, 1);
-    await Promise.all(this.workers.splice(0).map((w) => w.terminate()));
+    Atomics.add(this.job, 0, 1); // the threads drop the job at their next slice
+    this.options.pool.stopHashing();
+    this.hashing = undefined;
   }
 
   /** Rebuilds the template (e.g. when the mempool has better transactions); tip changes do this themselves. */
@@ -111,10 +113,9 @@ export class Miner extends EventEmitter<MinerEvents> {
       }
       this.template = template;
       const target = targetBytes(template.target);
-      this.workers.forEach((w, i) => {
-        const job: MiningJob = { jobId, headerBytes: template.headerBytes, target, startNonce: BigInt(i) << 48n };
-        w.postMessage(job);
-      });
+      for (let i = 0; i < (this.hashing?.threads ?? 0); i++) {
+        this.hashing!.post(i, { jobId, headerBytes: template.headerBytes, target, startNonce: BigInt(i) << 48n });
+      }
     };
     const next = (this.rebuilding ?? Promise.resolve()).then(run).catch((err: Error) => {
       this.emit('error', err);

@@ -133,6 +133,7 @@ export class CairnNode extends EventEmitter<NodeEvents> {
         coinbase: c.mine.coinbase,
         clock: this.clock,
         threads: c.mine.threads,
+        pool: this.verifyPool,
         submit: (block) => this.importAndAnnounce(block),
       });
       this.miner.on('error', (err) => this.emit('log', 'warn', `mining: ${err.message}`));

@@ -1,6 +1,7 @@
 import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
 import { bestBackend, type SignatureBackend } from '../ledger/signature-backends.js';
+import type { MiningJob, WorkerReport } from './miner.ts';
 
 export interface VerifyItem {
   readonly signature: Uint8Array;
@@ -9,10 +10,16 @@ export interface VerifyItem {
 }
 
 /**
- * A verifier or mining thread keeps nothing from one job to the next, so a small young generation
- * holds all it needs; V8's default lets each thread grow its own tens of megabytes of garbage.
+ * A pool thread keeps nothing from one job to the next, so a small young generation holds all it
+ * needs; V8's default lets each thread grow its own tens of megabytes of garbage.
  */
-export const WORKER_HEAP = { maxYoungGenerationSizeMb: 4 };
+const WORKER_HEAP = { maxYoungGenerationSizeMb: 4 };
+
+/** What a miner gets from `hashFor`: how many threads hash for it, and how to give one a job. */
+export interface HashingThreads {
+  readonly threads: number;
+  post(thread: number, job: MiningJob): void;
+}
 
 /** Below this many items a batch is verified on the calling thread: a round trip costs more. */
 const INLINE_BELOW = 8;
@@ -20,6 +27,8 @@ const INLINE_BELOW = 8;
 /**
  * Verifies signatures on every core: a batch is split into one packed chunk per worker, so the
  * event loop stays free while they run. Every worker uses the same (fastest available) backend.
+ * On a mining node the same threads hash for the miner when they have nothing to verify
+ * (node/pool-worker.js).
  */
 export class VerifyPool {
   readonly backend: SignatureBackend['name'];
@@ -33,11 +42,12 @@ export class VerifyPool {
     this.inline = backend;
     this.backend = backend.name;
     for (let i = 0; i < threads; i++) {
-      const worker = new Worker(new URL('./verify-worker.js', import.meta.url), { workerData: { backend: backend.name }, resourceLimits: WORKER_HEAP });
-      worker.on('message', (m: { id: number; verdicts: Uint8Array; backend: string }) => {
+      const worker = new Worker(new URL('./pool-worker.js', import.meta.url), { workerData: { backend: backend.name }, resourceLimits: WORKER_HEAP });
+      worker.on('message', (m: { id: number; verdicts: Uint8Array; backend: string } | { mining: WorkerReport }) => {
+        if ('mining' in m) return this.onHashed?.(m.mining);
         const job = this.pending.get(m.id);
         this.pending.delete(m.id);
-        if (![...this.pending.values()].some((p) => p.worker === worker)) worker.unref();
+        if (!this.onHashed && ![...this.pending.values()].some((p) => p.worker === worker)) worker.unref();
         if (m.backend !== this.backend) job?.reject(new Error(`a verifier thread used ${m.backend}, not ${this.backend}`));
         else job?.resolve(m.verdicts);
       });
@@ -60,6 +70,34 @@ export class VerifyPool {
 
   get threads(): number {
     return this.workers.length;
+  }
+
+  /** Where the threads' hashing reports go while a miner uses them. */
+  private onHashed: ((report: WorkerReport) => void) | undefined;
+
+  /**
+   * Lends up to `threads` of the pool's threads to a miner: each hashes the job it was last given
+   * whenever it has no signatures to check, until `jobCounter` (shared memory) moves past it.
+   */
+  hashFor(jobCounter: SharedArrayBuffer, threads: number, onReport: (report: WorkerReport) => void): HashingThreads {
+    this.onHashed = onReport;
+    const lent = this.workers.slice(0, threads);
+    for (const worker of lent) worker.ref(); // hashing threads keep the process alive, as mining should
+    const told = new Set<Worker>();
+    return {
+      threads: lent.length,
+      post: (thread, job) => {
+        const worker = lent[thread]!;
+        worker.postMessage({ mine: job, jobCounter: told.has(worker) ? undefined : jobCounter });
+        told.add(worker);
+      },
+    };
+  }
+
+  /** Takes the threads back from the miner (which has already bumped its job counter). */
+  stopHashing(): void {
+    this.onHashed = undefined;
+    for (const worker of this.workers) if (![...this.pending.values()].some((p) => p.worker === worker)) worker.unref();
   }
 
   async verify(items: readonly VerifyItem[]): Promise<boolean[]> {

@@ -132,7 +132,7 @@ describe('cairn command, through real processes', function () {
       assert.equal(tsc.status, 0, tsc.stdout + tsc.stderr);
       copyFileSync(join(REPO, 'genesis.json'), join(out, 'genesis.json'));
       symlinkSync(join(REPO, 'node_modules'), join(out, 'node_modules')); // where the packages resolve from
-      assert.ok(!existsSync(join(out, 'cli', 'main.ts')) && existsSync(join(out, 'node', 'verify-worker.js')));
+      assert.ok(!existsSync(join(out, 'cli', 'main.ts')) && existsSync(join(out, 'node', 'pool-worker.js')));
       const [help, init] = await Promise.all([
         runCli(['--help'], { script: join(out, 'cli', 'main.js') }),
         runCli(['init', '--datadir', join(dir.path, 'built-init'), '--json'], { script: join(out, 'cli', 'main.js') }),

@@ -10,7 +10,9 @@ import { Chain } from '../consensus/chain.ts';
 import { NONCE_OFFSET, buildTemplate, completeBlock, hashMeetsTargetBytes, searchNonce, targetBytes } from '../consensus/miner.ts';
 import { meetsTarget } from '../node/pow-hash.js';
 import { HEADER_BYTES, decodeHeader } from '../ledger/block.ts';
-import { Miner } from '../node/miner.ts';
+import { Miner, type WorkerReport } from '../node/miner.ts';
+import { VerifyPool } from '../node/verify-pool.ts';
+import { UNSIGNED_TX_BYTES } from '../ledger/transaction.ts';
 import { FUNDED_KEYS, tempDir, testKey, testParams, transfer } from './helpers/fixtures.ts';
 import { mineChain } from './helpers/mining.ts';
 
@@ -103,7 +105,8 @@ describe('Miner', () => {
 
   it('mines in worker threads, and drops stale work when the tip changes', async function () {
     this.timeout(30_000);
-    const miner = new Miner({ chain, mempool, coinbase: testKey(51).address, clock: () => now, threads: 1 });
+    const pool = new VerifyPool(1);
+    const miner = new Miner({ chain, mempool, coinbase: testKey(51).address, clock: () => now, threads: 1, pool });
     const mined: Block[] = [];
     miner.on('mined', (b) => mined.push(b));
     try {
@@ -117,9 +120,35 @@ describe('Miner', () => {
       while (chain.tip.height < heightBefore + 3 && Date.now() < deadline) await once(miner, 'mined');
     } finally {
       await miner.stop();
+      await pool.close();
     }
     assert.ok(chain.tip.height >= 6, `tip height ${chain.tip.height}`);
     for (const b of mined) assert.ok(chain.getEntry(b.header.hash), 'every mined block was accepted by the validator');
     await auditChainDB(db);
+  });
+
+  it("the pool's threads check signatures while they hash: a batch is verified between slices", async function () {
+    this.timeout(30_000);
+    const pool = new VerifyPool(1);
+    const counter = new SharedArrayBuffer(4);
+    const reports: WorkerReport[] = [];
+    try {
+      const hashing = pool.hashFor(counter, 1, (r) => reports.push(r));
+      Atomics.store(new Int32Array(counter), 0, 1);
+      hashing.post(0, { jobId: 1, headerBytes: new Uint8Array(HEADER_BYTES), target: new Uint8Array(32), startNonce: 0n }); // never met
+      while (!reports.some((r) => r.kind === 'progress')) await new Promise((r) => setTimeout(r, 10));
+      const txs = Array.from({ length: 16 }, (_, i) => transfer(FUNDED_KEYS[0]!, testKey(9).address, 1n, BigInt(i)));
+      const items = txs.map((tx) => ({ signature: tx.signature, message: tx.bytes.subarray(0, UNSIGNED_TX_BYTES), publicKey: tx.publicKey }));
+      items[3] = { ...items[3]!, message: items[4]!.message }; // one that must fail
+      const verdicts = await pool.verify(items);
+      assert.deepEqual(verdicts, items.map((_, i) => i !== 3));
+      const seen = reports.length;
+      while (reports.length === seen) await new Promise((r) => setTimeout(r, 10));
+      assert.ok(reports.every((r) => r.kind === 'progress' && r.jobId === 1), 'still hashing the job after the batch');
+    } finally {
+      Atomics.add(new Int32Array(counter), 0, 1);
+      pool.stopHashing();
+      await pool.close();
+    }
   });
 });
