@@ -37,6 +37,10 @@ export class VerifyPool {
   private readonly pending = new Map<number, { resolve: (verdicts: Uint8Array) => void; reject: (err: Error) => void; worker: Worker }>();
   private nextId = 1;
   private next = 0;
+  /** Threads a miner has borrowed (`hashFor`): they hold the process open while it mines. */
+  private readonly lent = new Set<Worker>();
+  /** Where the threads' hashing reports go while a miner uses them. */
+  private onHashed: ((report: WorkerReport) => void) | undefined;
 
   constructor(threads = availableParallelism(), backend: SignatureBackend = bestBackend()) {
     this.inline = backend;
@@ -47,7 +51,7 @@ export class VerifyPool {
         if ('mining' in m) return this.onHashed?.(m.mining);
         const job = this.pending.get(m.id);
         this.pending.delete(m.id);
-        if (!this.onHashed && ![...this.pending.values()].some((p) => p.worker === worker)) worker.unref();
+        this.release(worker);
         if (m.backend !== this.backend) job?.reject(new Error(`a verifier thread used ${m.backend}, not ${this.backend}`));
         else job?.resolve(m.verdicts);
       });
@@ -72,9 +76,6 @@ export class VerifyPool {
     return this.workers.length;
   }
 
-  /** Where the threads' hashing reports go while a miner uses them. */
-  private onHashed: ((report: WorkerReport) => void) | undefined;
-
   /**
    * Lends up to `threads` of the pool's threads to a miner: each hashes the job it was last given
    * whenever it has no signatures to check, until `jobCounter` (shared memory) moves past it.
@@ -82,7 +83,10 @@ export class VerifyPool {
   hashFor(jobCounter: SharedArrayBuffer, threads: number, onReport: (report: WorkerReport) => void): HashingThreads {
     this.onHashed = onReport;
     const lent = this.workers.slice(0, threads);
-    for (const worker of lent) worker.ref(); // hashing threads keep the process alive, as mining should
+    for (const worker of lent) {
+      this.lent.add(worker);
+      worker.ref(); // hashing threads keep the process alive, as mining should
+    }
     const told = new Set<Worker>();
     return {
       threads: lent.length,
@@ -97,7 +101,16 @@ export class VerifyPool {
   /** Takes the threads back from the miner (which has already bumped its job counter). */
   stopHashing(): void {
     this.onHashed = undefined;
-    for (const worker of this.workers) if (![...this.pending.values()].some((p) => p.worker === worker)) worker.unref();
+    const lent = [...this.lent];
+    this.lent.clear();
+    for (const worker of lent) this.release(worker);
+  }
+
+  /** Idle threads never hold the process open: one is held while it owes an answer or mines. */
+  private release(worker: Worker): void {
+    if (this.lent.has(worker)) return;
+    for (const job of this.pending.values()) if (job.worker === worker) return;
+    worker.unref();
   }
 
   async verify(items: readonly VerifyItem[]): Promise<boolean[]> {
