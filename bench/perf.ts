@@ -388,7 +388,7 @@ export const syncSuite: Suite = {
       const { digest, tip } = await (async () => {
         const db = await ChainDB.open(join(aDir.path, 'chain'), params);
         try {
-          return { digest: await stateDigest(db), tip: db.tip };
+          return { digest: await stateDigest(db), tip: await db.storedTip() };
         } finally {
           await db.close();
         }

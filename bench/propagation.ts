@@ -80,9 +80,9 @@ async function hopRuns(ctx: SuiteContext, params: ChainParams, rounds: readonly 
         const compact = decodeCompactBlock(wire, params.maxBlockTxs);
         const { txs: found, missing } = matchMempool(compact, t.node.mempool);
         if (missing.length > 0) throw new Error(`${missing.length} of the block's transactions are not in the mempool`);
-        const rebuilt = assemble(compact, found as Transaction[]);
+        const rebuilt = assemble(compact, found as Transaction[], params);
         if (!rebuilt) throw new Error('the block did not rebuild from the mempool');
-        const outcome = await t.node.chain.processBlock(rebuilt);
+        const outcome = await t.node.chain.processSaneBlock(rebuilt);
         if (outcome !== 'connected') throw new Error(`the block was ${outcome}`);
         // Queued behind the mempool's update for the new tip: resolves once that is done.
         await t.node.mempool.expire(t.node.clock());

@@ -51,8 +51,9 @@ export class BlockIndexEntry {
     return e && e.height === height ? e : undefined;
   }
 
-  encode(): Uint8Array {
-    return new Writer(HEADER_BYTES + 32 + 1 + 8).bytes(this.header.bytes).bytes(bigIntToBytes(this.totalWork, 32)).u8(this.status).u64(BigInt(this.seq)).finish();
+  /** The index record; `status` for a record written in the same unit as the change it describes. */
+  encode(status = this.status): Uint8Array {
+    return new Writer(HEADER_BYTES + 32 + 1 + 8).bytes(this.header.bytes).bytes(bigIntToBytes(this.totalWork, 32)).u8(status).u64(BigInt(this.seq)).finish();
   }
 }
 

@@ -1,16 +1,18 @@
 import { EventEmitter } from 'node:events';
 import { toHex } from '../ledger/bytes.ts';
 import { BlockRuleError, CairnError, StoreError, TxRuleError } from '../ledger/errors.ts';
-import { checkBlockBody, type Block } from '../ledger/block.ts';
+import type { Block } from '../ledger/block.ts';
 import { ChainDB } from '../ledger/chaindb.ts';
 import type { SignatureChecker } from '../ledger/state.ts';
+import { SerialQueue } from '../ledger/serial.ts';
 import { BlockIndexEntry, HAVE_DATA, INVALID, decodeIndexRecord, findForkPoint, medianTimePast } from './block-index.ts';
-export { maxFutureDrift } from './header-rules.ts';
 import { nextTarget } from './difficulty.ts';
 import { checkHeaderContext } from './header-rules.ts';
 import { ConsensusError } from './errors.ts';
 import { OrphanPool, type OrphanLimits } from './orphans.ts';
-import { hasValidProofOfWork } from './pow.ts';
+import { checkBlockSanity, storedBlockIsSane, type SaneBlock } from './sanity.ts';
+import { connectBlock, disconnectBlock } from './connect.ts';
+export { maxFutureDrift } from './header-rules.ts';
 
 /** Seconds since the epoch. A parameter, so tests and simulations control time. */
 export type Clock = () => number;
@@ -46,52 +48,58 @@ export interface ChainEvents {
   invalid: [entry: BlockIndexEntry, error: CairnError];
 }
 
-class ConnectFailure extends Error {
+/** A block that failed as fork choice connected it, and why. */
+interface ConnectFailure {
   readonly entry: BlockIndexEntry;
   readonly reason: CairnError;
-  constructor(entry: BlockIndexEntry, reason: CairnError) {
-    super(reason.message);
-    this.entry = entry;
-    this.reason = reason;
+}
+
+class ConnectFailed extends Error {
+  readonly failure: ConnectFailure;
+  constructor(failure: ConnectFailure) {
+    super(failure.reason.message);
+    this.failure = failure;
   }
 }
 
 /**
- * Which chain is THE chain. Every block, from gossip or sync, enters through `processBlock`, one
- * at a time (a single import queue, as in Lodestar), and takes the same road:
- *   1. sanity: proof of work and body, needing nothing but the block (failures not remembered:
- *      they may be a peer's tampering with a good header's body);
+ * Which chain is THE chain. Every block, from gossip, sync or the miner, enters through
+ * `processBlock` (or `processSaneBlock` when the caller ran the sanity check itself), one at a
+ * time: a single import queue, as in Lodestar. Each block takes the same road and ends with one
+ * outcome (a BlockOutcome, or a typed rule error whose banScore says whether to punish the sender):
+ *   1. sanity: proof of work and body, needing nothing but the block (consensus/sanity.ts; not
+ *      remembered: a peer can pair a good header with a tampered body);
  *   2. parent: unknown → orphan pool;
  *   3. context: height, expected target, timestamp window (not remembered: cheap to re-check,
  *      cheap to forge); a valid child of an invalid parent is remembered invalid;
- *   4. store block + index record in one batch;
+ *   4. store: block + index record in one batch — except a child of the tip, which its own
+ *      connect writes with its state (HAVE_DATA, and only it, says a block is on disk);
  *   5. fork choice: most work wins, first seen wins ties; reorganise with undo data, each block
- *      atomic, state rules checked as each connects; a block that fails is marked invalid with
- *      its descendants, and the chain settles on the best valid branch;
+ *      one unit, state rules checked as each connects (consensus/connect.ts); a block that fails
+ *      is marked invalid with its descendants, and the chain settles on the best valid branch;
  *   6. events: connect / disconnect per block, then tip, for mempool, miner, RPC;
  *   7. orphans waiting for this block go through the same road.
+ * Methods marked "import lock" run only inside the queue and assert it.
  */
 export class Chain extends EventEmitter<ChainEvents> {
   readonly db: ChainDB;
   private readonly clock: Clock;
   private readonly signatures: SignatureChecker | undefined;
   private readonly index = new Map<string, BlockIndexEntry>();
-  /** Valid entries with data that could be the best tip; all others have less work or a better child. */
+  /** Valid entries with their block at hand that could be the best tip; all others have less work or a better child. */
   private readonly candidates = new Set<BlockIndexEntry>();
-  /** Why a block failed as it was connected, for the caller that brought it in this run. */
-  private readonly invalidCause = new WeakMap<BlockIndexEntry, CairnError>();
   readonly orphans: OrphanPool;
   private tipEntry: BlockIndexEntry;
   /** The main chain by height, so main-chain questions are array lookups, not walks. */
   private readonly main: BlockIndexEntry[] = [];
   private nextSeq = 1;
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly lock = new SerialQueue();
   /**
-   * Blocks handed in by the running import, so connecting them reads nothing back from the store.
-   * One that extends the tip is not stored on arrival: its connect writes it in the same batch as
-   * its state, and `settleArrivals` stores it only if fork choice left it aside.
+   * Blocks the running import accepted that are not on disk yet (their entries lack HAVE_DATA):
+   * a child of the tip waits for its connect to write it, and `writeUnconnected` stores what
+   * fork choice left aside. Empty between imports.
    */
-  private readonly arriving = new Map<BlockIndexEntry, { block: Block; stored: boolean }>();
+  private readonly unwritten = new Map<BlockIndexEntry, SaneBlock>();
 
   private constructor(db: ChainDB, options: ChainOptions, genesis: BlockIndexEntry) {
     super();
@@ -118,14 +126,15 @@ export class Chain extends EventEmitter<ChainEvents> {
       chain.index.set(entry.hashHex, entry);
       chain.nextSeq = Math.max(chain.nextSeq, r.seq + 1);
     }
-    const tip = chain.index.get(toHex(db.tip.hash));
+    const stored = await db.storedTip();
+    const tip = chain.index.get(toHex(stored.hash));
     if (!tip) throw new StoreError('STORE_CORRUPT', 'the stored tip has no index record');
     chain.tipEntry = tip;
     for (let e: BlockIndexEntry | undefined = tip; e; e = e.parent) chain.main[e.height] = e;
     for (const e of chain.index.values()) {
       if (e.isValid && e.status & HAVE_DATA && e.totalWork >= tip.totalWork) chain.candidates.add(e);
     }
-    await chain.exclusive(() => chain.activateBestChain());
+    await chain.lock.run(() => chain.activateBestChain());
     return chain;
   }
 
@@ -175,63 +184,81 @@ export class Chain extends EventEmitter<ChainEvents> {
 
   /** Runs `read` between two imports, so it sees one consistent chain state throughout. */
   withImportsPaused<T>(read: () => Promise<T>): Promise<T> {
-    return this.exclusive(read);
+    return this.lock.run(read);
   }
 
   /** Resolves once every block handed in so far has been processed. */
-  async idle(): Promise<void> {
-    await this.queue;
-  }
-
-  /** Serialises every change of chain state: no two blocks are ever imported at once. */
-  private exclusive<T>(work: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(work, work);
-    this.queue = run.catch(() => {});
-    return run;
+  idle(): Promise<void> {
+    return this.lock.idle();
   }
 
   /**
-   * Imports one block (from any source). Resolves with what became of it; rejects with a typed
+   * Imports one block from any source. Resolves with what became of it; rejects with a typed
    * rule error (its banScore says whether to punish the sender). Orphans it unblocks are
    * imported too; their failures are reported through the 'invalid' event, not thrown.
    */
   processBlock(block: Block): Promise<BlockOutcome> {
-    return this.exclusive(async () => {
-      try {
-        const outcome = await this.acceptBlock(block);
-        if (outcome !== 'side-branch') return outcome;
-        await this.activateBestChain();
-        const entry = this.getEntry(block.header.hash)!;
-        if (!entry.isValid) {
-          // It failed as fork choice connected it (or an ancestor did): the sender must hear of it.
-          throw this.invalidCause.get(entry) ??
-            new ConsensusError('BLOCK_PARENT_INVALID', `an ancestor of ${entry.hashHex} is invalid`);
-        }
-        await this.adoptOrphans(block);
-        return this.isMain(entry) ? 'connected' : 'side-branch';
-      } finally {
-        await this.settleArrivals();
-      }
-    });
+    return this.lock.run(async () => this.known(block) ?? this.importBlock(checkBlockSanity(block, this.params)));
   }
 
-  /** Stores what this import accepted but did not connect (a tie lost, or a store failure mid-way). */
-  private async settleArrivals(): Promise<void> {
+  /** The same for a block whose sanity the caller checked (a compact block rebuilt, a synced batch). */
+  processSaneBlock(block: SaneBlock): Promise<BlockOutcome> {
+    return this.lock.run(async () => this.known(block) ?? this.importBlock(block));
+  }
+
+  /** The outcome for a block seen before, without checking it again. */
+  private known(block: Block): BlockOutcome | undefined {
+    const known = this.getEntry(block.header.hash);
+    if (known && !known.isValid) throw new ConsensusError('BLOCK_KNOWN_INVALID', `block ${known.hashHex} is known to be invalid`);
+    return known || this.orphans.has(block.header.hash) ? 'duplicate' : undefined;
+  }
+
+  /** Steps 2–7 for one block. Import lock. */
+  private async importBlock(block: SaneBlock): Promise<BlockOutcome> {
+    this.lock.assertHeld('importBlock');
     try {
-      for (const [entry, arrived] of this.arriving) {
-        if (!arrived.stored && entry.isValid && !this.isMain(entry)) await this.db.putBlock(arrived.block, entry.encode());
+      const entry = await this.accept(block);
+      if (!entry) return 'orphan';
+      const failures = await this.activateBestChain();
+      if (!entry.isValid) {
+        // It failed as fork choice connected it, or an ancestor did: the sender must hear why.
+        const own = failures.find((f) => f.entry === entry);
+        throw own?.reason ?? new ConsensusError('BLOCK_PARENT_INVALID', `an ancestor of ${entry.hashHex} is invalid`);
       }
+      await this.adoptOrphans(block);
+      return this.isMain(entry) ? 'connected' : 'side-branch';
     } finally {
-      this.arriving.clear();
+      await this.writeUnconnected();
     }
   }
 
+  /** Stores what this import accepted but fork choice did not connect (a tie lost, or a failure mid-way). Import lock. */
+  private async writeUnconnected(): Promise<void> {
+    this.lock.assertHeld('writeUnconnected');
+    try {
+      for (const [entry, block] of this.unwritten) {
+        if (!entry.isValid || entry.status & HAVE_DATA) continue;
+        entry.status |= HAVE_DATA;
+        await this.db.putBlock(block, entry.encode());
+      }
+    } finally {
+      this.unwritten.clear();
+    }
+  }
+
+  /** Step 7. Import lock. */
   private async adoptOrphans(parent: Block): Promise<void> {
+    this.lock.assertHeld('adoptOrphans');
     const waiting = this.orphans.takeChildren(parent.header.hash);
     while (waiting.length > 0) {
       const child = waiting.shift()!;
       try {
-        if ((await this.acceptBlock(child)) === 'side-branch') await this.activateBestChain();
+        const entry = await this.accept(child);
+        if (entry) {
+          const failures = await this.activateBestChain();
+          const own = failures.find((f) => f.entry === entry);
+          if (own) throw own.reason;
+        }
         waiting.push(...this.orphans.takeChildren(child.header.hash));
       } catch (err) {
         if (!(err instanceof CairnError)) throw err;
@@ -241,50 +268,40 @@ export class Chain extends EventEmitter<ChainEvents> {
     }
   }
 
-  /** Steps 1–4. Returns 'side-branch' for a newly stored block (fork choice decides the rest). */
-  private async acceptBlock(block: Block): Promise<BlockOutcome> {
+  /**
+   * Steps 2–4. Returns the new index entry (a candidate for fork choice), or undefined for an
+   * orphan. Import lock.
+   */
+  private async accept(block: SaneBlock): Promise<BlockIndexEntry | undefined> {
+    this.lock.assertHeld('accept');
     const { header } = block;
-    const known = this.getEntry(header.hash);
-    if (known) {
-      if (!known.isValid) throw new ConsensusError('BLOCK_KNOWN_INVALID', `block ${known.hashHex} is known to be invalid`);
-      return 'duplicate';
-    }
-    if (this.orphans.has(header.hash)) return 'duplicate';
-
-    if (!hasValidProofOfWork(header)) {
-      throw new ConsensusError('HEADER_BAD_POW', 'header hash does not meet its target');
-    }
-    checkBlockBody(block, this.params);
-
     const parent = this.getEntry(header.prevHash);
     if (!parent) {
       this.orphans.add(block, this.clock());
-      return 'orphan';
+      return undefined;
     }
-    const entry = new BlockIndexEntry(header, parent, HAVE_DATA, this.nextSeq++);
+    const entry = new BlockIndexEntry(header, parent, 0, this.nextSeq++);
     // Context failures are cheap to re-check and cheap to forge (a header may claim an easy
     // target), so they are refused without a trace: remembering them would let junk fill the disk.
-    this.checkHeaderContext(entry);
+    checkHeaderContext(this.params, header, parent.header, parent.anchorTimestamp, medianTimePast(parent), this.clock());
     if (!parent.isValid) {
       // Real work at the real target built on an invalid block: worth remembering.
       entry.status = INVALID;
       await this.remember(entry);
       throw new ConsensusError('BLOCK_PARENT_INVALID', `parent ${parent.hashHex} is invalid`);
     }
-    // The common case, a child of the tip (more work by its own), is connected next: its connect stores it.
-    const extendsTip = parent === this.tipEntry;
-    if (!extendsTip) await this.db.putBlock(block, entry.encode());
-    this.arriving.set(entry, { block, stored: !extendsTip });
+    // The common case, a child of the tip (more work by its own), is connected next: its
+    // connect writes it, in the same unit as its state.
+    if (parent === this.tipEntry) {
+      this.unwritten.set(entry, block);
+    } else {
+      entry.status = HAVE_DATA;
+      await this.db.putBlock(block, entry.encode());
+    }
     this.index.set(entry.hashHex, entry);
     if (entry.totalWork >= this.tipEntry.totalWork) this.candidates.add(entry);
     this.candidates.delete(parent);
-    return 'side-branch';
-  }
-
-  /** Step 3: the rules that need the parent. */
-  private checkHeaderContext(entry: BlockIndexEntry): void {
-    const parent = entry.parent!;
-    checkHeaderContext(this.params, entry.header, parent.header, parent.anchorTimestamp, medianTimePast(parent), this.clock());
+    return entry;
   }
 
   private async remember(entry: BlockIndexEntry): Promise<void> {
@@ -306,25 +323,27 @@ export class Chain extends EventEmitter<ChainEvents> {
     return best;
   }
 
-  /** Step 5: move to the most-work valid chain, marking what fails on the way. */
-  private async activateBestChain(): Promise<void> {
+  /** Step 5: moves to the most-work valid chain; returns what failed on the way. Import lock. */
+  private async activateBestChain(): Promise<ConnectFailure[]> {
+    this.lock.assertHeld('activateBestChain');
+    const failures: ConnectFailure[] = [];
     for (;;) {
       const best = this.bestCandidate();
-      if (best === this.tipEntry || best.totalWork <= this.tipEntry.totalWork) return;
+      if (best === this.tipEntry || best.totalWork <= this.tipEntry.totalWork) return failures;
       try {
         await this.reorganizeTo(best);
       } catch (err) {
-        if (!(err instanceof ConnectFailure)) throw err;
-        await this.markInvalid(err.entry, err.reason);
+        if (!(err instanceof ConnectFailed)) throw err;
+        failures.push(err.failure);
+        await this.markInvalid(err.failure);
       }
     }
   }
 
-  private async markInvalid(entry: BlockIndexEntry, cause: CairnError): Promise<void> {
+  /** Import lock. */
+  private async markInvalid({ entry, reason }: ConnectFailure): Promise<void> {
+    this.lock.assertHeld('markInvalid');
     entry.status |= INVALID;
-    // A child of the tip that failed its connect was never written: its record must not claim data.
-    if (this.arriving.get(entry)?.stored === false) entry.status &= ~HAVE_DATA;
-    this.invalidCause.set(entry, cause);
     await this.remember(entry);
     this.candidates.delete(entry);
     for (const e of this.index.values()) {
@@ -337,10 +356,21 @@ export class Chain extends EventEmitter<ChainEvents> {
       }
     }
     if (entry.parent && entry.parent.isValid) this.candidates.add(entry.parent);
-    this.emit('invalid', entry, cause);
+    this.emit('invalid', entry, reason);
   }
 
+  /** The block of an entry on its way to the main chain: in hand from this import, or from the store. */
+  private async blockOf(entry: BlockIndexEntry): Promise<SaneBlock> {
+    const inHand = this.unwritten.get(entry);
+    if (inHand) return inHand;
+    const stored = await this.db.getBlock(entry.hash);
+    if (!stored) throw new StoreError('STORE_CORRUPT', `block ${entry.hashHex} is indexed as stored but missing`);
+    return storedBlockIsSane(stored);
+  }
+
+  /** Import lock. */
   private async reorganizeTo(target: BlockIndexEntry): Promise<void> {
+    this.lock.assertHeld('reorganizeTo');
     const from = this.tipEntry;
     const fork = findForkPoint(from, target);
     const disconnected: Block[] = [];
@@ -348,7 +378,8 @@ export class Chain extends EventEmitter<ChainEvents> {
     try {
       while (this.tipEntry !== fork) {
         const entry = this.tipEntry;
-        const block = await this.db.disconnectTip();
+        const block = await this.blockOf(entry);
+        await disconnectBlock(this.db, block);
         this.tipEntry = entry.parent!;
         this.main.pop();
         disconnected.unshift(block);
@@ -357,15 +388,15 @@ export class Chain extends EventEmitter<ChainEvents> {
       const path: BlockIndexEntry[] = [];
       for (let e: BlockIndexEntry = target; e !== fork; e = e.parent!) path.unshift(e);
       for (const entry of path) {
-        const arrived = this.arriving.get(entry);
-        const block = arrived?.block ?? (await this.db.getBlock(entry.hash));
-        if (!block) throw new Error(`block ${entry.hashHex} is indexed as stored but missing`);
+        const block = await this.blockOf(entry);
+        const stored = (entry.status & HAVE_DATA) !== 0;
         try {
-          const indexOps = arrived && !arrived.stored ? [ChainDB.indexRecordOp(entry.hash, entry.encode())] : [];
-          await this.db.connectBlock(block, this.signatures, indexOps);
-          if (arrived) arrived.stored = true;
+          // A block not yet on disk goes in with its index record, in the unit of its connect.
+          const record = stored ? [] : [ChainDB.indexRecordOp(entry.hash, entry.encode(entry.status | HAVE_DATA))];
+          await connectBlock(this.db, this.params, this.tipEntry, block, { signatures: this.signatures, extraOps: record, blockStored: stored });
+          entry.status |= HAVE_DATA;
         } catch (err) {
-          if (err instanceof TxRuleError || err instanceof BlockRuleError) throw new ConnectFailure(entry, err);
+          if (err instanceof TxRuleError || err instanceof BlockRuleError) throw new ConnectFailed({ entry, reason: err });
           throw err;
         }
         this.tipEntry = entry;

@@ -1,5 +1,5 @@
 import { toHex } from '../ledger/bytes.ts';
-import type { Block } from '../ledger/block.ts';
+import type { SaneBlock } from './sanity.ts';
 
 export interface OrphanLimits {
   readonly maxCount: number;
@@ -17,7 +17,7 @@ export const DEFAULT_ORPHAN_LIMITS: OrphanLimits = { maxCount: 256, maxBytes: 64
  */
 export class OrphanPool {
   private readonly limits: OrphanLimits;
-  private readonly byHash = new Map<string, { block: Block; addedAt: number }>();
+  private readonly byHash = new Map<string, { block: SaneBlock; addedAt: number }>();
   private readonly byParent = new Map<string, Set<string>>();
   private totalBytes = 0;
 
@@ -37,7 +37,7 @@ export class OrphanPool {
     return this.byHash.has(toHex(hash));
   }
 
-  add(block: Block, now: number): void {
+  add(block: SaneBlock, now: number): void {
     const key = toHex(block.header.hash);
     if (this.byHash.has(key) || block.bytes.length > this.limits.maxBytes) return;
     this.expire(now);
@@ -53,7 +53,7 @@ export class OrphanPool {
   }
 
   /** Removes and returns the orphans waiting for `parentHash`. */
-  takeChildren(parentHash: Uint8Array): Block[] {
+  takeChildren(parentHash: Uint8Array): SaneBlock[] {
     const keys = this.byParent.get(toHex(parentHash));
     if (!keys) return [];
     const blocks = [...keys].map((k) => this.byHash.get(k)!.block);

@@ -54,7 +54,7 @@ export async function auditChainDB(db: ChainDB, options: { checkSignatures?: boo
   const signatures = options.checkSignatures ? inlineSignatureChecker : noSignatures;
   const replay = new MemoryAccounts();
   for (const a of db.params.alloc) replay.set(a.address, { balance: a.balance, nonce: 0n });
-  const tip = db.tip;
+  const tip = await db.storedTip();
   let prev = db.genesis.header.hash;
   const stored0 = await db.getHashAtHeight(0);
   if (!stored0 || !bytesEqual(stored0, prev)) throw new StoreError('STORE_CORRUPT', 'height 0 is not the genesis block');

@@ -97,19 +97,9 @@ export function computeMerkleRoot(height: number, coinbase: Coinbase, txs: reado
   return merkleRootOfLeaves(leaves);
 }
 
-const merkleRoots = new WeakMap<Block, Uint8Array>();
-
-/**
- * The Merkle root of a block's own coinbase and transactions, computed once per Block object
- * (blocks are immutable): relay, body checks and connection all ask for it.
- */
+/** The Merkle root of a block's own coinbase and transactions. */
 export function blockMerkleRoot(block: Block): Uint8Array {
-  let root = merkleRoots.get(block);
-  if (!root) {
-    root = computeMerkleRoot(block.header.height, block.coinbase, block.txs);
-    merkleRoots.set(block, root);
-  }
-  return root;
+  return computeMerkleRoot(block.header.height, block.coinbase, block.txs);
 }
 
 export function encodeBlock(header: BlockHeader, coinbase: Coinbase, txs: readonly Transaction[]): Uint8Array {
@@ -168,12 +158,10 @@ export interface BlockLimits {
  * Checks that need nothing but the block itself and the network's limits: version, size,
  * count, Merkle root, duplicate ids and the coinbase amount. A failure of the Merkle root says
  * nothing about the header (a peer can pair a good header with a bad body), which consensus
- * must remember before marking a header invalid.
+ * must remember before marking a header invalid. Consensus runs it once per block, on arrival
+ * (consensus/sanity.ts), and its type says so from then on.
  */
 export function checkBlockBody(block: Block, limits: BlockLimits): void {
-  // The same immutable block checked against the same limits twice (consensus on arrival, the
-  // store as it connects) gets the same answer: a passed check is remembered for the object.
-  if (bodiesChecked.get(block) === limits) return;
   const { header, coinbase, txs } = block;
   if (header.version !== BLOCK_VERSION) {
     throw new BlockRuleError('BLOCK_BAD_VERSION', `unknown block version ${header.version}`);
@@ -199,7 +187,4 @@ export function checkBlockBody(block: Block, limits: BlockLimits): void {
   if (expected > MAX_AMOUNT || coinbase.amount !== expected) {
     throw new BlockRuleError('BLOCK_BAD_COINBASE', `coinbase pays ${coinbase.amount}, expected reward + fees = ${expected}`);
   }
-  bodiesChecked.set(block, limits);
 }
-
-const bodiesChecked = new WeakMap<Block, BlockLimits>();

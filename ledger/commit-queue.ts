@@ -1,7 +1,8 @@
 import { StoreError } from './errors.ts';
 import type { Account } from './state.ts';
 
-export type BatchOp = { type: 'put'; key: Uint8Array; value: Uint8Array } | { type: 'del'; key: Uint8Array };
+import type { BatchOp } from './kv.ts';
+export type { BatchOp };
 
 /** An account write riding in a batch, keyed as ChainDB's account cache is. */
 export interface AccountWrite {

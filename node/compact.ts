@@ -1,8 +1,10 @@
 import type { PeerId } from '@libp2p/interface';
 import { Reader, Writer, bytesEqual, toHex } from '../ledger/bytes.ts';
-import { DecodeError } from '../ledger/errors.ts';
+import { BlockRuleError, DecodeError } from '../ledger/errors.ts';
+import type { ChainParams } from '../ledger/genesis.ts';
+import { checkBlockSanity, type SaneBlock } from '../consensus/sanity.ts';
 import { ADDRESS_BYTES } from '../ledger/keys.ts';
-import { COINBASE_BYTES, HASH_BYTES, HEADER_BYTES, blockMerkleRoot, decodeHeader, makeBlock, transactionBytesAt, type Block, type BlockHeader } from '../ledger/block.ts';
+import { COINBASE_BYTES, HASH_BYTES, HEADER_BYTES, decodeHeader, makeBlock, transactionBytesAt, type Block, type BlockHeader } from '../ledger/block.ts';
 import type { Mempool } from '../ledger/mempool.ts';
 import { TX_BYTES, decodeTransaction, type Transaction } from '../ledger/transaction.ts';
 import type { Host } from './host.ts';
@@ -71,10 +73,18 @@ export function matchMempool(compact: CompactBlock, mempool: Mempool): { txs: (T
   return { txs, missing };
 }
 
-/** The full block, if the transactions found rebuild exactly what the header commits to. */
-export function assemble(compact: CompactBlock, txs: readonly Transaction[]): Block | undefined {
-  const block = makeBlock(compact.header, compact.coinbase, txs);
-  return bytesEqual(blockMerkleRoot(block), compact.header.merkleRoot) ? block : undefined;
+/**
+ * The full block, checked for sanity, if the transactions found rebuild exactly what the header
+ * commits to; undefined if they do not (a short-id collision, or a peer's wrong transactions).
+ * Any other rule the block breaks is thrown, as for a block that travelled whole.
+ */
+export function assemble(compact: CompactBlock, txs: readonly Transaction[], params: ChainParams): SaneBlock | undefined {
+  try {
+    return checkBlockSanity(makeBlock(compact.header, compact.coinbase, txs), params);
+  } catch (err) {
+    if (err instanceof BlockRuleError && err.code === 'BLOCK_BAD_MERKLE_ROOT') return undefined;
+    throw err;
+  }
 }
 
 const MAX_REQUESTED = 100_000;

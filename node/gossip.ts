@@ -9,7 +9,8 @@ import { CairnError, DecodeError } from '../ledger/errors.ts';
 import { decodeBlock, type Block } from '../ledger/block.ts';
 import type { Transaction } from '../ledger/transaction.ts';
 import type { Mempool } from '../ledger/mempool.ts';
-import type { Chain } from '../consensus/chain.ts';
+import type { BlockOutcome, Chain } from '../consensus/chain.ts';
+import type { SaneBlock } from '../consensus/sanity.ts';
 import { GOSSIP_BAN_SCORE, type Host } from './host.ts';
 import { assemble, decodeCompactBlock, encodeCompactBlock, fetchBlockTxs, matchMempool } from './compact.ts';
 import { ConsensusError } from '../consensus/errors.ts';
@@ -33,7 +34,7 @@ export function verdictFor(err: unknown): TopicValidatorResult {
 export interface GossipEvents {
   /** A gossiped block whose parent we lack: sync from that peer. */
   /** A gossiped block we could not place (unknown parent, or not rebuildable): sync from that peer. */
-  orphan: [peer: PeerId, block: Block | undefined];
+  orphan: [peer: PeerId];
   invalid: [peer: PeerId, error: unknown];
 }
 
@@ -120,9 +121,18 @@ export class Gossip extends EventEmitter<GossipEvents> {
   }
 
   private async importBlock(peer: PeerId, block: Block): Promise<TopicValidatorResult> {
-    const outcome = await this.chain.processBlock(block);
-    if (outcome === 'orphan') this.emit('orphan', peer, block);
-    return outcome === 'connected' || outcome === 'side-branch' ? TopicValidatorResult.Accept : TopicValidatorResult.Ignore;
+    return this.verdictOf(peer, await this.chain.processBlock(block));
+  }
+
+  /**
+   * Only a block that became our tip is forwarded: it is the one block whose every rule, state
+   * included, we have checked. A side branch's blocks are checked for state only when fork choice
+   * connects them, so forwarding one could make us relay an invalid block that gets an honest
+   * node blamed; peers hear of a side branch once it leads, from whoever connects it.
+   */
+  private verdictOf(peer: PeerId, outcome: BlockOutcome): TopicValidatorResult {
+    if (outcome === 'orphan') this.emit('orphan', peer);
+    return outcome === 'connected' ? TopicValidatorResult.Accept : TopicValidatorResult.Ignore;
   }
 
   /**
@@ -137,7 +147,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
       if (known) return known.isValid ? TopicValidatorResult.Ignore : TopicValidatorResult.Reject;
       if (!hasValidProofOfWork(compact.header)) throw new ConsensusError('HEADER_BAD_POW', 'compact block header lacks its proof of work');
       const { txs, missing } = matchMempool(compact, this.mempool);
-      let block: Block | undefined;
+      let block: SaneBlock | undefined;
       if (missing.length > 0) {
         this.compactStats.fetched++;
         const fetched = await fetchBlockTxs(this.host, this.names, peer, compact, missing).catch(() => undefined);
@@ -145,18 +155,18 @@ export class Gossip extends EventEmitter<GossipEvents> {
       } else {
         this.compactStats.rebuilt++;
       }
-      if (txs.every((tx) => tx !== undefined)) block = assemble(compact, txs as Transaction[]);
+      if (txs.every((tx) => tx !== undefined)) block = assemble(compact, txs as Transaction[], this.chain.params);
       if (!block) {
         // A short-id collision, or transactions we could not get: ask for all of them.
         const all = await fetchBlockTxs(this.host, this.names, peer, compact, compact.shortIds.map((_, i) => i)).catch(() => undefined);
-        block = all && assemble(compact, all);
+        block = all && assemble(compact, all, this.chain.params);
       }
       if (!block) {
         this.compactStats.failed++;
-        this.emit('orphan', peer, undefined); // let sync fetch it whole
+        this.emit('orphan', peer); // let sync fetch it whole
         return TopicValidatorResult.Ignore;
       }
-      return await this.importBlock(peer, block);
+      return this.verdictOf(peer, await this.chain.processSaneBlock(block));
     } catch (err) {
       return this.reject(peer, err);
     }

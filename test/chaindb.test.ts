@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { ChainDB } from '../ledger/chaindb.ts';
 import { auditChainDB } from '../ledger/audit.ts';
 import { StoreError, TxRuleError, BlockRuleError } from '../ledger/errors.ts';
+import { TipHarness } from './helpers/tip.ts';
 import { FUNDED_KEYS, childBlock, tempDir, testKey, testParams, transfer } from './helpers/fixtures.ts';
 
 describe('ChainDB', () => {
@@ -12,14 +13,16 @@ describe('ChainDB', () => {
   it('initialises genesis state and reopens at the same tip', async () => {
     const params = testParams();
     let db = await ChainDB.open(dir.path, params);
-    assert.equal(db.tip.height, 0);
+    let h = await TipHarness.open(db);
+    assert.equal(h.tip.height, 0);
     assert.equal((await db.getAccount(FUNDED_KEYS[0]!.address))?.balance, 1_000_000n);
     const [a, b] = FUNDED_KEYS as [typeof FUNDED_KEYS[0], typeof FUNDED_KEYS[0]];
-    const block = childBlock(db.tip, [transfer(a, b.address, 100n, 0n), transfer(a, b.address, 5n, 1n, 2n)]);
-    await db.connectBlock(block);
+    const block = childBlock(h.tip, [transfer(a, b.address, 100n, 0n), transfer(a, b.address, 5n, 1n, 2n)]);
+    await h.connectBlock(block);
     await db.close();
     db = await ChainDB.open(dir.path, params);
-    assert.equal(db.tip.height, 1);
+    h = await TipHarness.open(db);
+    assert.equal(h.tip.height, 1);
     assert.deepEqual(await db.getAccount(a.address), { balance: 1_000_000n - 108n, nonce: 2n });
     assert.deepEqual(await db.getAccount(b.address), { balance: 1_000_105n, nonce: 0n });
     assert.deepEqual(await db.getAccount(testKey(99).address), { balance: 53n, nonce: 0n });
@@ -38,21 +41,22 @@ describe('ChainDB', () => {
       return true;
     });
     const again = await ChainDB.open(dir.path, testParams());
-    assert.equal(again.tip.height, 0);
+    assert.equal((await again.storedTip()).height, 0);
     await again.close();
   });
 
   it('writes nothing when a block fails, and disconnects back to byte-identical state', async () => {
     const db = await ChainDB.open(dir.path, testParams());
+    const h = await TipHarness.open(db);
     const [a, b] = FUNDED_KEYS as [typeof FUNDED_KEYS[0], typeof FUNDED_KEYS[0]];
-    const bad = childBlock(db.tip, [transfer(a, b.address, 1n, 0n), transfer(a, b.address, 1n, 5n)]);
-    await assert.rejects(db.connectBlock(bad), (e: unknown) => e instanceof TxRuleError && e.code === 'TX_BAD_NONCE');
-    assert.equal(db.tip.height, 0);
+    const bad = childBlock(h.tip, [transfer(a, b.address, 1n, 0n), transfer(a, b.address, 1n, 5n)]);
+    await assert.rejects(h.connectBlock(bad), (e: unknown) => e instanceof TxRuleError && e.code === 'TX_BAD_NONCE');
+    assert.equal(h.tip.height, 0);
     assert.equal(await db.hasBlock(bad.header.hash), false);
     const before = await auditChainDB(db);
-    await db.connectBlock(childBlock(db.tip, [transfer(a, b.address, 1n, 0n)]));
-    await assert.rejects(db.connectBlock(childBlock({ hash: new Uint8Array(32), height: 1 }, [])), BlockRuleError);
-    await db.disconnectTip();
+    await h.connectBlock(childBlock(h.tip, [transfer(a, b.address, 1n, 0n)]));
+    await assert.rejects(h.connectBlock(childBlock({ hash: new Uint8Array(32), height: 1 }, [])), BlockRuleError);
+    await h.disconnectTip();
     const after = await auditChainDB(db);
     assert.equal(after.digest, before.digest);
     await db.close();
@@ -63,17 +67,18 @@ describe('ChainDB account cache', () => {
   it('never serves a value older than the last commit, even to a read that straddled it', async () => {
     const dir = tempDir();
     const db = await ChainDB.open(dir.path, testParams());
+    const h = await TipHarness.open(db);
     try {
       const [a, b] = FUNDED_KEYS as [typeof FUNDED_KEYS[0], typeof FUNDED_KEYS[0]];
       for (let i = 0; i < 5; i++) {
         const reads = [db.getAccount(b.address), db.getAccount(a.address)];
-        const commit = db.connectBlock(childBlock(db.tip, [transfer(a, b.address, 10n, BigInt(i))]));
+        const commit = h.connectBlock(childBlock(h.tip, [transfer(a, b.address, 10n, BigInt(i))]));
         const more = [db.getAccount(b.address)];
         await Promise.all([...reads, commit, ...more]);
         assert.deepEqual(await db.getAccount(b.address), { balance: 1_000_000n + 10n * BigInt(i + 1), nonce: 0n });
         assert.deepEqual(await db.getAccount(a.address), { balance: 1_000_000n - 11n * BigInt(i + 1), nonce: BigInt(i + 1) });
       }
-      for (let i = 0; i < 5; i++) await db.disconnectTip();
+      for (let i = 0; i < 5; i++) await h.disconnectTip();
       assert.deepEqual(await db.getAccount(b.address), { balance: 1_000_000n, nonce: 0n });
       assert.equal(await db.getAccount(testKey(99).address), undefined, 'the miner account is gone again');
     } finally {

@@ -4,6 +4,7 @@
  * makes room under its byte cap, how it ages entries out, how it follows the tip across connected
  * and disconnected blocks of a real ChainDB, and that concurrent submissions are serialised.
  */
+import { TipHarness } from './helpers/tip.ts';
 import assert from 'node:assert/strict';
 import { Mempool, MempoolFullError, MempoolRejection } from '../ledger/mempool.ts';
 import { MemoryAccounts } from '../ledger/audit.ts';
@@ -326,8 +327,9 @@ describe('Mempool', () => {
       await admit(pool, [k0n0, k0n1, k1n0, k1n1, k2n0]);
       // K1's nonce 0 is mined in another version that leaves 99_995: too little for k1n1's 300_005.
       const competing = transfer(K1, K3.address, 900_000n, 0n, 5n);
-      const block = childBlock(db.tip, [k0n0, competing]);
-      await db.connectBlock(block);
+      const h = await TipHarness.open(db);
+      const block = childBlock(h.tip, [k0n0, competing]);
+      await h.connectBlock(block);
       await pool.update([block], [], NOW + 10);
 
       assert.deepEqual(poolIds(pool), idsOf([k0n1, k2n0]).sort());
@@ -336,7 +338,7 @@ describe('Mempool', () => {
       assert.equal(await pool.nextNonce(K1.address), 1n);
       assert.deepEqual(idsOf(await pool.selectForBlock(everything.txs, everything.bytes)), idsOf([k0n1, k2n0]));
 
-      const removed = await db.disconnectTip();
+      const removed = await h.disconnectTip();
       assert.equal(toHex(removed.header.hash), toHex(block.header.hash));
       await pool.update([], [removed], NOW + 20);
       assert.deepEqual(poolIds(pool), idsOf([k0n0, k0n1, competing, k2n0]).sort());
@@ -357,8 +359,9 @@ describe('Mempool', () => {
       const second = transfer(K2, K3.address, 10_000n, 1n, 5n);
       await admit(pool, [first, second]);
       const competing = transfer(K2, K3.address, 800_000n, 0n, 5n);
-      const block = childBlock(db.tip, [competing]);
-      await db.connectBlock(block);
+      const h = await TipHarness.open(db);
+      const block = childBlock(h.tip, [competing]);
+      await h.connectBlock(block);
       await pool.update([block], [], NOW + 10);
       // K2 now holds 199_995 at nonce 1: `second` (10_005) is exactly what it can send next.
       assert.equal(pool.has(first.id), false);

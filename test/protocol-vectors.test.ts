@@ -5,6 +5,7 @@
  * document's text alone, with node:crypto and nothing of ours, so that the code, the vectors and
  * the prose cannot agree with each other while disagreeing with the spec.
  */
+import { TipHarness } from './helpers/tip.ts';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { createECDH, createHash, createHmac, createPublicKey, verify as cryptoVerify } from 'node:crypto';
@@ -424,13 +425,14 @@ const CHECKS: Record<string, (v: Vector) => void | Promise<void>> = {
     const dir = tempDir('cairn-protocol-');
     try {
       const db = await ChainDB.open(dir.path, params);
+      const h = await TipHarness.open(db);
       try {
         for (const step of v.ordered(['connect', 'disconnect'])) {
           const block = decodeBlock(named(step.value).peekHex('encoded'));
           if (step.key === 'connect') {
-            await db.connectBlock(block);
+            await h.connectBlock(block);
           } else {
-            const removed = await db.disconnectTip();
+            const removed = await h.disconnectTip();
             assert.equal(hex(removed.header.hash), hex(block.header.hash), `disconnect: the tip is not ${step.value}`);
           }
         }

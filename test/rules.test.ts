@@ -4,6 +4,7 @@
  * The valid edge cases (paying oneself, spending within a block what the block just paid,
  * spending to the last unit, blocks exactly at the limits) are accepted.
  */
+import { TipHarness } from './helpers/tip.ts';
 import assert from 'node:assert/strict';
 import { ChainDB } from '../ledger/chaindb.ts';
 import { auditChainDB } from '../ledger/audit.ts';
@@ -44,8 +45,8 @@ function overflowParams(): Partial<ChainParams> {
   ].sort((x, y) => Buffer.compare(x.address, y.address));
   return { reward: BIG_REWARD, alloc };
 }
-async function aMinesABlock(db: ChainDB): Promise<void> {
-  await db.connectBlock(childBlock(db.tip, [], { miner: A.address, reward: BIG_REWARD }));
+async function aMinesABlock(h: TipHarness): Promise<void> {
+  await h.connectBlock(childBlock(h.tip, [], { miner: A.address, reward: BIG_REWARD }));
 }
 const HEADROOM = 4n * START; // MAX_AMOUNT - RICH's balance
 
@@ -53,8 +54,8 @@ interface Row {
   readonly name: string;
   readonly params?: Partial<ChainParams>;
   /** Valid blocks connected before the bad one. */
-  readonly setup?: (db: ChainDB) => Promise<void>;
-  readonly block: (db: ChainDB) => Block;
+  readonly setup?: (h: TipHarness) => Promise<void>;
+  readonly block: (h: TipHarness) => Block;
   readonly error: typeof TxRuleError | typeof BlockRuleError;
   readonly code: string;
   readonly txIndex?: number;
@@ -65,204 +66,204 @@ const ROWS: Row[] = [
   // --- signatures and keys ---
   {
     name: 'a signature by the sender over different fields',
-    block: (db) => {
+    block: (h) => {
       const real = transfer(A, B.address, 10n, 0n);
       const other = transfer(A, B.address, 11n, 0n);
-      return childBlock(db.tip, [forge(real, { signature: other.signature })]);
+      return childBlock(h.tip, [forge(real, { signature: other.signature })]);
     },
     error: TxRuleError, code: 'TX_BAD_SIGNATURE', txIndex: 0, banScore: 100,
   },
   {
     name: 'a signature by another key over the same fields',
-    block: (db) => {
+    block: (h) => {
       const real = transfer(A, B.address, 10n, 0n);
-      return childBlock(db.tip, [forge(real, { signature: signHash(real.sighash, C.privateKey) })]);
+      return childBlock(h.tip, [forge(real, { signature: signHash(real.sighash, C.privateKey) })]);
     },
     error: TxRuleError, code: 'TX_BAD_SIGNATURE', txIndex: 0, banScore: 100,
   },
   {
     name: 'a bad signature in the second tx, after a valid first one',
-    block: (db) => {
+    block: (h) => {
       const ok = transfer(A, B.address, 10n, 0n);
       const real = transfer(A, B.address, 20n, 1n);
-      return childBlock(db.tip, [ok, forge(real, { signature: ok.signature })]);
+      return childBlock(h.tip, [ok, forge(real, { signature: ok.signature })]);
     },
     error: TxRuleError, code: 'TX_BAD_SIGNATURE', txIndex: 1, banScore: 100,
   },
   {
     name: 'a public key that is not the sender\'s (with a signature that verifies under it)',
-    block: (db) => {
+    block: (h) => {
       const real = transfer(A, B.address, 10n, 0n);
-      return childBlock(db.tip, [forge(real, { publicKey: C.publicKey, signature: signHash(real.sighash, C.privateKey) })]);
+      return childBlock(h.tip, [forge(real, { publicKey: C.publicKey, signature: signHash(real.sighash, C.privateKey) })]);
     },
     error: TxRuleError, code: 'TX_SENDER_MISMATCH', txIndex: 0, banScore: 100,
   },
   // --- stateful transaction rules ---
   {
     name: 'a transaction for another chain',
-    block: (db) => childBlock(db.tip, [transfer(A, B.address, 10n, 0n, 1n, 8)]),
+    block: (h) => childBlock(h.tip, [transfer(A, B.address, 10n, 0n, 1n, 8)]),
     error: TxRuleError, code: 'TX_WRONG_CHAIN', txIndex: 0, banScore: 100,
   },
   {
     name: 'a nonce too high',
-    block: (db) => childBlock(db.tip, [transfer(A, B.address, 10n, 1n)]),
+    block: (h) => childBlock(h.tip, [transfer(A, B.address, 10n, 1n)]),
     error: TxRuleError, code: 'TX_BAD_NONCE', txIndex: 0, banScore: 0,
   },
   {
     name: 'a transaction replayed from an earlier block (nonce too low)',
-    setup: async (db) => {
-      await db.connectBlock(childBlock(db.tip, [transfer(A, B.address, 10n, 0n)]));
+    setup: async (h) => {
+      await h.connectBlock(childBlock(h.tip, [transfer(A, B.address, 10n, 0n)]));
     },
-    block: (db) => childBlock(db.tip, [transfer(A, B.address, 10n, 0n)]),
+    block: (h) => childBlock(h.tip, [transfer(A, B.address, 10n, 0n)]),
     error: TxRuleError, code: 'TX_BAD_NONCE', txIndex: 0, banScore: 0,
   },
   {
     name: 'a nonce used twice in one block (different payments)',
-    block: (db) => childBlock(db.tip, [transfer(A, B.address, 10n, 0n), transfer(A, C.address, 10n, 0n)]),
+    block: (h) => childBlock(h.tip, [transfer(A, B.address, 10n, 0n), transfer(A, C.address, 10n, 0n)]),
     error: TxRuleError, code: 'TX_BAD_NONCE', txIndex: 1, banScore: 0,
   },
   {
     name: 'amount + fee one over the balance',
-    block: (db) => childBlock(db.tip, [transfer(A, B.address, START - 1n, 0n, 2n)]),
+    block: (h) => childBlock(h.tip, [transfer(A, B.address, START - 1n, 0n, 2n)]),
     error: TxRuleError, code: 'TX_INSUFFICIENT_BALANCE', txIndex: 0, banScore: 0,
   },
   {
     name: 'a fee from an account that does not exist',
-    block: (db) => childBlock(db.tip, [transfer(FRESH, B.address, 0n, 0n, 1n)]),
+    block: (h) => childBlock(h.tip, [transfer(FRESH, B.address, 0n, 0n, 1n)]),
     error: TxRuleError, code: 'TX_INSUFFICIENT_BALANCE', txIndex: 0, banScore: 0,
   },
   {
     name: 'a second spend of what an earlier tx of the block already spent',
-    block: (db) => childBlock(db.tip, [transfer(A, B.address, 600_000n, 0n), transfer(A, C.address, 400_000n, 1n)]),
+    block: (h) => childBlock(h.tip, [transfer(A, B.address, 600_000n, 0n), transfer(A, C.address, 400_000n, 1n)]),
     error: TxRuleError, code: 'TX_INSUFFICIENT_BALANCE', txIndex: 1, banScore: 0,
   },
   {
     name: 'amount + fee over MAX_AMOUNT (each within it)',
-    block: (db) => childBlock(db.tip, [transfer(A, B.address, MAX_AMOUNT, 0n, 1n)]),
+    block: (h) => childBlock(h.tip, [transfer(A, B.address, MAX_AMOUNT, 0n, 1n)]),
     error: TxRuleError, code: 'TX_AMOUNT_OVER_LIMIT', txIndex: 0, banScore: 100,
   },
   {
     name: 'a credit that would take the recipient over MAX_AMOUNT',
     params: overflowParams(),
     setup: aMinesABlock,
-    block: (db) => childBlock(db.tip, [transfer(A, RICH.address, HEADROOM + 1n, 0n)], { reward: BIG_REWARD }),
+    block: (h) => childBlock(h.tip, [transfer(A, RICH.address, HEADROOM + 1n, 0n)], { reward: BIG_REWARD }),
     error: TxRuleError, code: 'TX_BALANCE_OVERFLOW', txIndex: 0, banScore: 0,
   },
   // --- block rules ---
   {
     name: 'a Merkle root of random bytes',
-    block: (db) => childBlock(db.tip, [transfer(A, B.address, 10n, 0n)], { merkleRoot: sha256(Uint8Array.of(7)) }),
+    block: (h) => childBlock(h.tip, [transfer(A, B.address, 10n, 0n)], { merkleRoot: sha256(Uint8Array.of(7)) }),
     error: BlockRuleError, code: 'BLOCK_BAD_MERKLE_ROOT', banScore: 100,
   },
   {
     name: 'a Merkle root over the same txs in another order',
-    block: (db) => {
+    block: (h) => {
       const txs = [transfer(A, B.address, 10n, 0n), transfer(B, C.address, 10n, 0n)];
-      const height = db.tip.height + 1;
+      const height = h.tip.height + 1;
       const root = computeMerkleRoot(height, { to: MINER.address, amount: 52n }, [txs[1]!, txs[0]!]);
-      return childBlock(db.tip, txs, { merkleRoot: root });
+      return childBlock(h.tip, txs, { merkleRoot: root });
     },
     error: BlockRuleError, code: 'BLOCK_BAD_MERKLE_ROOT', banScore: 100,
   },
   {
     name: 'a Merkle root that commits to another coinbase recipient',
-    block: (db) => {
+    block: (h) => {
       const txs = [transfer(A, B.address, 10n, 0n)];
-      const root = computeMerkleRoot(db.tip.height + 1, { to: A.address, amount: 51n }, txs);
-      return childBlock(db.tip, txs, { merkleRoot: root });
+      const root = computeMerkleRoot(h.tip.height + 1, { to: A.address, amount: 51n }, txs);
+      return childBlock(h.tip, txs, { merkleRoot: root });
     },
     error: BlockRuleError, code: 'BLOCK_BAD_MERKLE_ROOT', banScore: 100,
   },
   {
     name: 'a block one transaction over maxBlockBytes',
     params: { maxBlockBytes: HEADER_BYTES + COINBASE_BYTES + 1 + TX_BYTES },
-    block: (db) => childBlock(db.tip, [transfer(A, B.address, 10n, 0n), transfer(A, B.address, 10n, 1n)]),
+    block: (h) => childBlock(h.tip, [transfer(A, B.address, 10n, 0n), transfer(A, B.address, 10n, 1n)]),
     error: BlockRuleError, code: 'BLOCK_TOO_LARGE', banScore: 100,
   },
   {
     name: 'a block one transaction over maxBlockTxs',
     params: { maxBlockTxs: 2 },
-    block: (db) => childBlock(db.tip, [0n, 1n, 2n].map((n) => transfer(A, B.address, 10n, n))),
+    block: (h) => childBlock(h.tip, [0n, 1n, 2n].map((n) => transfer(A, B.address, 10n, n))),
     error: BlockRuleError, code: 'BLOCK_TOO_MANY_TXS', banScore: 100,
   },
   {
     name: 'any transaction where maxBlockTxs is 0',
     params: { maxBlockTxs: 0 },
-    block: (db) => childBlock(db.tip, [transfer(A, B.address, 10n, 0n)]),
+    block: (h) => childBlock(h.tip, [transfer(A, B.address, 10n, 0n)]),
     error: BlockRuleError, code: 'BLOCK_TOO_MANY_TXS', banScore: 100,
   },
   {
     name: 'a coinbase paying one unit too much',
-    block: (db) => childBlock(db.tip, [transfer(A, B.address, 10n, 0n, 3n)], { coinbaseAmount: 54n }),
+    block: (h) => childBlock(h.tip, [transfer(A, B.address, 10n, 0n, 3n)], { coinbaseAmount: 54n }),
     error: BlockRuleError, code: 'BLOCK_BAD_COINBASE', banScore: 100,
   },
   {
     name: 'a coinbase paying one unit too little',
-    block: (db) => childBlock(db.tip, [transfer(A, B.address, 10n, 0n, 3n)], { coinbaseAmount: 52n }),
+    block: (h) => childBlock(h.tip, [transfer(A, B.address, 10n, 0n, 3n)], { coinbaseAmount: 52n }),
     error: BlockRuleError, code: 'BLOCK_BAD_COINBASE', banScore: 100,
   },
   {
     name: 'a coinbase that leaves out the fees',
-    block: (db) => childBlock(db.tip, [transfer(A, B.address, 10n, 0n, 3n), transfer(B, A.address, 10n, 0n, 4n)], { coinbaseAmount: 50n }),
+    block: (h) => childBlock(h.tip, [transfer(A, B.address, 10n, 0n, 3n), transfer(B, A.address, 10n, 0n, 4n)], { coinbaseAmount: 50n }),
     error: BlockRuleError, code: 'BLOCK_BAD_COINBASE', banScore: 100,
   },
   {
     name: 'a coinbase that would take the miner over MAX_AMOUNT',
     params: overflowParams(),
-    setup: async (db) => {
-      await aMinesABlock(db);
-      await db.connectBlock(childBlock(db.tip, [transfer(A, RICH.address, HEADROOM, 0n, 0n)], { reward: BIG_REWARD }));
+    setup: async (h) => {
+      await aMinesABlock(h);
+      await h.connectBlock(childBlock(h.tip, [transfer(A, RICH.address, HEADROOM, 0n, 0n)], { reward: BIG_REWARD }));
     },
-    block: (db) => childBlock(db.tip, [], { miner: RICH.address, reward: BIG_REWARD }),
+    block: (h) => childBlock(h.tip, [], { miner: RICH.address, reward: BIG_REWARD }),
     error: BlockRuleError, code: 'BLOCK_BAD_COINBASE', banScore: 0,
   },
   {
     name: 'the same transaction twice',
-    block: (db) => {
+    block: (h) => {
       const tx = transfer(A, B.address, 10n, 0n);
-      return childBlock(db.tip, [tx, tx]);
+      return childBlock(h.tip, [tx, tx]);
     },
     error: BlockRuleError, code: 'BLOCK_DUPLICATE_TX', banScore: 100,
   },
   {
     name: 'the same transaction twice, not adjacent',
-    block: (db) => {
+    block: (h) => {
       const tx = transfer(A, B.address, 10n, 0n);
-      return childBlock(db.tip, [tx, transfer(B, A.address, 1n, 0n), tx]);
+      return childBlock(h.tip, [tx, transfer(B, A.address, 1n, 0n), tx]);
     },
     error: BlockRuleError, code: 'BLOCK_DUPLICATE_TX', banScore: 100,
   },
   {
     name: 'a parent that is not the tip (unknown hash)',
-    block: (db) => childBlock({ hash: sha256(Uint8Array.of(1)), height: db.tip.height }, []),
+    block: (h) => childBlock({ hash: sha256(Uint8Array.of(1)), height: h.tip.height }, []),
     error: BlockRuleError, code: 'BLOCK_BAD_PARENT', banScore: 0,
   },
   {
     name: 'a parent that is not the tip (the tip\'s own parent)',
-    setup: async (db) => {
-      await db.connectBlock(childBlock(db.tip, []));
+    setup: async (h) => {
+      await h.connectBlock(childBlock(h.tip, []));
     },
-    block: (db) => childBlock({ hash: db.genesis.header.hash, height: 0 }, [], { miner: A.address }),
+    block: (h) => childBlock({ hash: h.db.genesis.header.hash, height: 0 }, [], { miner: A.address }),
     error: BlockRuleError, code: 'BLOCK_BAD_PARENT', banScore: 0,
   },
   {
     name: 'a height one too high',
-    block: (db) => childBlock(db.tip, [], { height: db.tip.height + 2 }),
+    block: (h) => childBlock(h.tip, [], { height: h.tip.height + 2 }),
     error: BlockRuleError, code: 'BLOCK_BAD_HEIGHT', banScore: 100,
   },
   {
     name: 'a height equal to the parent\'s',
-    block: (db) => childBlock(db.tip, [], { height: db.tip.height }),
+    block: (h) => childBlock(h.tip, [], { height: h.tip.height }),
     error: BlockRuleError, code: 'BLOCK_BAD_HEIGHT', banScore: 100,
   },
   {
     name: 'block version 0',
-    block: (db) => childBlock(db.tip, [transfer(A, B.address, 10n, 0n)], { version: 0 }),
+    block: (h) => childBlock(h.tip, [transfer(A, B.address, 10n, 0n)], { version: 0 }),
     error: BlockRuleError, code: 'BLOCK_BAD_VERSION', banScore: 100,
   },
   {
     name: 'block version 2',
-    block: (db) => childBlock(db.tip, [transfer(A, B.address, 10n, 0n)], { version: 2 }),
+    block: (h) => childBlock(h.tip, [transfer(A, B.address, 10n, 0n)], { version: 2 }),
     error: BlockRuleError, code: 'BLOCK_BAD_VERSION', banScore: 100,
   },
 ];
@@ -295,15 +296,16 @@ describe('rules: each invalid block is refused with its own error and writes not
   for (const row of ROWS) {
     it(`${row.code}: ${row.name}`, async () => {
       db = await store.open(testParams(row.params));
-      await row.setup?.(db);
-      const tipBefore = db.tip;
+      const h = await TipHarness.open(db);
+      await row.setup?.(h);
+      const tipBefore = h.tip;
       const accountsBefore = await allAccounts(db);
-      const block = row.block(db);
+      const block = row.block(h);
       const touchedBefore = new Map<string, Account | undefined>();
       for (const address of touched(block)) touchedBefore.set(toHex(address), await db.getAccount(address));
       const locationsBefore = await Promise.all(block.txs.map((tx) => db!.getTxLocation(tx.id)));
 
-      await assert.rejects(db.connectBlock(block), (err: unknown) => {
+      await assert.rejects(h.connectBlock(block), (err: unknown) => {
         assert.ok(err instanceof row.error, `expected ${row.error.name}, got ${String(err)}`);
         assert.equal(err.code, row.code, err.message);
         assert.equal(err.banScore, row.banScore, `banScore of ${row.code}`);
@@ -311,13 +313,13 @@ describe('rules: each invalid block is refused with its own error and writes not
         return true;
       });
 
-      assert.deepEqual(db.tip, tipBefore);
+      assert.deepEqual(h.tip, tipBefore);
       assert.equal(await db.hasBlock(block.header.hash), false);
       for (const address of touched(block)) assert.deepEqual(await db.getAccount(address), touchedBefore.get(toHex(address)));
       assert.deepEqual(await Promise.all(block.txs.map((tx) => db!.getTxLocation(tx.id))), locationsBefore);
       assert.deepEqual(await allAccounts(db), accountsBefore);
       // The store still moves: a valid child of the unchanged tip connects.
-      await db.connectBlock(childBlock(db.tip, [], { reward: row.params?.reward }));
+      await h.connectBlock(childBlock(h.tip, [], { reward: row.params?.reward }));
       await auditChainDB(db);
     });
   }
@@ -326,8 +328,8 @@ describe('rules: each invalid block is refused with its own error and writes not
 interface GoodRow {
   readonly name: string;
   readonly params?: Partial<ChainParams>;
-  readonly setup?: (db: ChainDB) => Promise<void>;
-  readonly txs: (db: ChainDB) => Transaction[];
+  readonly setup?: (h: TipHarness) => Promise<void>;
+  readonly txs: (h: TipHarness) => Transaction[];
   readonly reward?: bigint;
   /** Accounts after the block (relative to the store before it when a function). */
   readonly expect: ReadonlyArray<{ readonly key: TestKey; readonly account: Account | undefined }>;
@@ -399,16 +401,17 @@ describe('rules: valid edge cases are accepted', () => {
   for (const row of GOOD) {
     it(row.name, async () => {
       db = await store.open(testParams(row.params));
-      await row.setup?.(db);
+      const h = await TipHarness.open(db);
+      await row.setup?.(h);
       const before = await auditChainDB(db);
-      const block = childBlock(db.tip, row.txs(db), { reward: row.reward });
-      await db.connectBlock(block);
-      assert.deepEqual(db.tip, { hash: block.header.hash, height: before.height + 1 });
+      const block = childBlock(h.tip, row.txs(h), { reward: row.reward });
+      await h.connectBlock(block);
+      assert.deepEqual(h.tip, { hash: block.header.hash, height: before.height + 1 });
       for (const { key, account } of row.expect) assert.deepEqual(await db.getAccount(key.address), account);
       const after = await auditChainDB(db, { checkSignatures: true });
       assert.equal(after.supply, before.supply + (row.reward ?? 50n));
       // And the block undoes to the same state.
-      await db.disconnectTip();
+      await h.disconnectTip();
       assert.equal((await auditChainDB(db)).digest, before.digest);
     });
   }

@@ -1,0 +1,22 @@
+/**
+ * The key-value store ChainDB keeps everything in. Two adapters: LevelDB (`kv-level.ts`) for
+ * real nodes, and memory (`kv-memory.ts`) for tests and the simulator, whose crash drops every
+ * batch not yet written. What ChainDB relies on, and every adapter must give:
+ *   - `write` is atomic: after a crash either every operation of a batch is there or none is;
+ *   - a read that starts after `write` resolved sees the batch;
+ *   - `iterate` yields keys in unsigned byte order (LevelDB's), within [gte, lt).
+ */
+export type BatchOp = { type: 'put'; key: Uint8Array; value: Uint8Array } | { type: 'del'; key: Uint8Array };
+
+export interface KeyRange {
+  readonly gte: Uint8Array;
+  readonly lt: Uint8Array;
+}
+
+export interface KvStore {
+  get(key: Uint8Array): Promise<Uint8Array | undefined>;
+  getMany(keys: readonly Uint8Array[]): Promise<(Uint8Array | undefined)[]>;
+  write(ops: readonly BatchOp[]): Promise<void>;
+  iterate(range: KeyRange): AsyncIterable<[Uint8Array, Uint8Array]>;
+  close(): Promise<void>;
+}
