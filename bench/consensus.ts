@@ -1,3 +1,4 @@
+import { realEnv } from '../node/env.ts';
 import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -146,7 +147,7 @@ async function startMining(ctx: SuiteContext, params: ChainParams, clock: Clock,
   for (const tx of pending) await mempool.add(tx, clock());
   chain.on('tip', (e) => void mempool.update(e.connected, e.disconnected, clock()));
   const pool = new VerifyPool(threads);
-  const miner = new Miner({ chain, mempool, coinbase: testKey(60).address, clock, threads, pool });
+  const miner = new Miner({ chain, mempool, coinbase: testKey(60).address, clock, threads, pool, env: realEnv });
   const mined: Block[] = [];
   const errors: Error[] = [];
   miner.on('mined', (block) => mined.push(block));

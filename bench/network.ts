@@ -8,10 +8,10 @@ import type { SignatureChecker } from '../ledger/state.ts';
 import { checkTxSignature, type Transaction } from '../ledger/transaction.ts';
 import type { Block } from '../ledger/block.ts';
 import { Chain } from '../consensus/chain.ts';
-import { CairnNode } from '../node/node.ts';
+import type { CairnNode } from '../node/node.ts';
 import { FUNDED_KEYS, seededRandom, testKey, transfer } from '../test/helpers/fixtures.ts';
 import { asParent, mineChild } from '../test/helpers/mining.ts';
-import { mineOn, networkParams, stopAll, waitFor, type TestNode } from '../test/helpers/network.ts';
+import { verifyPoolOf, libp2pHost, mineOn, networkParams, stopAll, waitFor, type TestNode } from '../test/helpers/network.ts';
 import { startBenchNode, stopNodes, untilQuiet, within } from './nodes.ts';
 import { measureRate, median, metric, type Metric, type Suite, type SuiteContext, type TempDir } from './report.ts';
 
@@ -110,7 +110,7 @@ async function syncRun(ctx: SuiteContext, params: ChainParams, a: TestNode, dige
       });
     });
     if (b.node.chain.tip.hashHex !== target) {
-      await within(done, SYNC_TIMEOUT_MS, () => `B at height ${b.node.chain.tip.height} of ${SYNC_BLOCKS}, syncing: ${b.node.sync.syncing}, peers: ${b.node.host.getPeers().length}`);
+      await within(done, SYNC_TIMEOUT_MS, () => `B at height ${b.node.chain.tip.height} of ${SYNC_BLOCKS}, syncing: ${b.node.sync.syncing}, peers: ${b.node.transport.peers().length}`);
     }
     if (doneAt === undefined || firstBlockAt === undefined) throw new Error('B reached the tip before it was watched');
     // Outside the timing: the same tip must mean the same state.
@@ -123,7 +123,7 @@ async function syncRun(ctx: SuiteContext, params: ChainParams, a: TestNode, dige
 
 /** How the node checks signatures (node/verify-pool.ts), for the notes. */
 function verifierOf(node: CairnNode): string {
-  const { backend, threads } = node.verifyPool;
+  const { backend, threads } = verifyPoolOf(node);
   return threads === 0 ? `${backend} on the main thread` : `${backend} on ${threads} worker thread${threads === 1 ? '' : 's'}`;
 }
 
@@ -202,10 +202,10 @@ function links(nodes: readonly TestNode[]): string {
   const missing: string[] = [];
   let pairs = 0;
   for (let i = 0; i < nodes.length; i++) {
-    const peers = new Set(nodes[i]!.node.host.getPeers().map((p) => p.toString()));
+    const peers = new Set(nodes[i]!.node.transport.peers());
     for (let j = i + 1; j < nodes.length; j++) {
       pairs++;
-      if (!peers.has(nodes[j]!.node.host.peerId.toString())) missing.push(`${NAMES[i]}–${NAMES[j]}`);
+      if (!peers.has(nodes[j]!.node.transport.peerId)) missing.push(`${NAMES[i]}–${NAMES[j]}`);
     }
   }
   return `${pairs - missing.length} of ${pairs} pairs connected${missing.length > 0 ? ` (not ${missing.join(', ')})` : ''}`;
@@ -218,10 +218,10 @@ function links(nodes: readonly TestNode[]): string {
  * those handshakes and takes a hundred milliseconds or more, which is start-up, not propagation.
  */
 function settled(nodes: readonly TestNode[], quietMs: number, timeoutMs: number): Promise<void> {
-  return untilQuiet(() => nodes.map((t) => `${t.node.host.getConnections().map((c) => c.id).sort().join(',')}:${meshPeers(t)}`).join('|'), quietMs, timeoutMs);
+  return untilQuiet(() => nodes.map((t) => `${libp2pHost(t.node).getConnections().map((c) => c.id).sort().join(',')}:${meshPeers(t)}`).join('|'), quietMs, timeoutMs);
 }
 
-const meshPeers = (t: TestNode): number => (t.node.host.services.pubsub as unknown as MeshView).getMeshPeers(t.node.names.blockTopic).length;
+const meshPeers = (t: TestNode): number => (libp2pHost(t.node).services.pubsub as unknown as MeshView).getMeshPeers(t.node.names.blockTopic).length;
 const ms1 = (value: number): string => value.toFixed(1);
 
 export const networkSuite: Suite = {

@@ -9,8 +9,8 @@ import { join } from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import type { ChainParams } from '../ledger/genesis.ts';
 import { decodeTransaction } from '../ledger/transaction.ts';
-import { CairnNode } from '../node/node.ts';
-import { mineOn, type TestNode } from '../test/helpers/network.ts';
+import { createNode } from '../node/launch.ts';
+import { libp2pHost, mineOn, type TestNode } from '../test/helpers/network.ts';
 import { watchImports } from './nodes.ts';
 
 interface MeshView {
@@ -19,7 +19,7 @@ interface MeshView {
 
 const port = parentPort!;
 const { datadir, params, bootstrap } = workerData as { datadir: string; params: ChainParams; bootstrap: string[] };
-const node = new CairnNode({ datadir, params, listen: ['/ip4/127.0.0.1/tcp/0'], mdns: false, bootstrap });
+const node = createNode({ datadir, params, listen: ['/ip4/127.0.0.1/tcp/0'], mdns: false, bootstrap });
 const at = () => performance.timeOrigin + performance.now();
 /** This thread's own CPU time (not its verifier threads' or LevelDB's), in ms. */
 const threadCpuMs = () => {
@@ -54,12 +54,12 @@ const handlers: Record<string, (arg: any) => Promise<unknown>> = {
     return decoded.length;
   },
   async state() {
-    const pubsub = node.host.services.pubsub as unknown as MeshView;
+    const pubsub = libp2pHost(node).services.pubsub as unknown as MeshView;
     return {
       mempool: node.mempool.size,
       peers: node.sync.statuses.size,
       mesh: Math.min(pubsub.getMeshPeers(node.names.compactBlockTopic).length, pubsub.getMeshPeers(node.names.txTopic).length),
-      shape: `${node.host.getConnections().map((c) => c.id).sort().join(',')}:${pubsub.getMeshPeers(node.names.compactBlockTopic).length}:${pubsub.getMeshPeers(node.names.txTopic).length}`,
+      shape: `${libp2pHost(node).getConnections().map((c) => c.id).sort().join(',')}:${pubsub.getMeshPeers(node.names.compactBlockTopic).length}:${pubsub.getMeshPeers(node.names.txTopic).length}`,
       height: node.chain.tip.height,
       tip: node.chain.tip.hashHex,
       cpuMs: threadCpuMs(),

@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Block } from '../ledger/block.ts';
 import type { ChainParams } from '../ledger/genesis.ts';
 import type { Chain } from '../consensus/chain.ts';
-import { CairnNode, type NodeConfig } from '../node/node.ts';
+import { createNode, type NodeConfig } from '../node/launch.ts';
 import { stopAll, type TestNode } from '../test/helpers/network.ts';
 import type { TempDir } from './report.ts';
 
@@ -13,8 +13,9 @@ import type { TempDir } from './report.ts';
  * halfway through its start is stopped too.
  */
 export async function startBenchNode(dir: TempDir, params: ChainParams, live: TestNode[], extra: Partial<NodeConfig> = {}): Promise<TestNode> {
-  const node = new CairnNode({ datadir: dir.path, params, listen: ['/ip4/127.0.0.1/tcp/0'], mdns: false, ...extra });
-  const t: TestNode = { node, addr: '', remove: dir.remove };
+  const config: NodeConfig = { datadir: dir.path, params, listen: ['/ip4/127.0.0.1/tcp/0'], mdns: false, ...extra };
+  const node = createNode(config);
+  const t: TestNode = { node, config, addr: '', remove: dir.remove };
   live.push(t);
   await node.start();
   const started = { ...t, addr: node.listenAddresses()[0]! };

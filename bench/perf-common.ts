@@ -19,7 +19,8 @@ import {
   encodeUnsignedTransaction,
   type Transaction,
 } from '../ledger/transaction.ts';
-import { CairnNode } from '../node/node.ts';
+import type { CairnNode } from '../node/node.ts';
+import { verifyPoolOf } from '../test/helpers/network.ts';
 import { VerifyPool, type VerifyItem } from '../node/verify-pool.ts';
 import { seededRandom } from '../test/helpers/fixtures.ts';
 import { atLeast, below, measureRate, median, type SuiteContext } from './report.ts';
@@ -241,6 +242,6 @@ export const k = (n: number): string => Math.round(n).toLocaleString('en-US');
 
 
 export function verifierOf(node: CairnNode): string {
-  const { backend, threads } = node.verifyPool;
+  const { backend, threads } = verifyPoolOf(node);
   return threads === 0 ? `${backend} on the main thread` : `${backend} on ${threads} worker thread${threads === 1 ? '' : 's'}`;
 }

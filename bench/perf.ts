@@ -16,11 +16,11 @@ import { Chain } from '../consensus/chain.ts';
 import { RpcClient } from '../cli/rpc-client.ts';
 import { startBenchNode, stopNodes, watchImports } from './nodes.ts';
 import { ThreadNode } from './threaded-nodes.ts';
-import { CairnNode } from '../node/node.ts';
+import type { CairnNode } from '../node/node.ts';
 import { VerifyPool } from '../node/verify-pool.ts';
 import { testParams } from '../test/helpers/fixtures.ts';
 import { asParent, mineChild } from '../test/helpers/mining.ts';
-import { networkParams, stopAll, type TestNode } from '../test/helpers/network.ts';
+import { verifyPoolOf, networkParams, stopAll, type TestNode } from '../test/helpers/network.ts';
 import { measureRate, median, metric, type Suite, type SuiteContext } from './report.ts';
 import {
   CORES,
@@ -142,7 +142,7 @@ interface AdmitRun {
 
 async function rpcNode(ctx: SuiteContext, params: ChainParams, live: TestNode[]): Promise<{ t: TestNode; client: RpcClient }> {
   const t = await startBenchNode(ctx.tempDir('cairn-bench-rpc-'), params, live, { rpc: { host: '127.0.0.1', port: 0 } });
-  return { t, client: new RpcClient(t.node.rpc!.url, t.node.rpc!.token) };
+  return { t, client: await RpcClient.fromDatadir(t.config.datadir) };
 }
 
 /** `sendRawTransactions` batches, `RPC_CONCURRENCY` at a time, into a fresh node; timed until every one is admitted. */
@@ -319,7 +319,7 @@ async function syncRun(ctx: SuiteContext, params: ChainParams, a: { addr: string
     const chain = b.node.chain;
     watchImports(chain, (_block, start, end) => (importMs += end - start));
     // The pool's busy time: while at least one of its jobs is outstanding (they overlap).
-    const pool = b.node.verifyPool;
+    const pool = verifyPoolOf(b.node);
     const verify = pool.verify.bind(pool);
     let outstanding = 0;
     let busySince = 0;
@@ -354,7 +354,7 @@ async function syncRun(ctx: SuiteContext, params: ChainParams, a: { addr: string
     }, 1000);
     try {
       if (chain.tip.hashHex !== target) {
-        await within(done, SYNC_TIMEOUT_MS, () => `B at height ${chain.tip.height} of ${a.tip.height}, syncing: ${b.node.sync.syncing}, peers: ${b.node.host.getPeers().length}`);
+        await within(done, SYNC_TIMEOUT_MS, () => `B at height ${chain.tip.height} of ${a.tip.height}, syncing: ${b.node.sync.syncing}, peers: ${b.node.transport.peers().length}`);
       }
     } finally {
       clearInterval(progress);

@@ -7,7 +7,7 @@ import { startBenchNode, stopNodes, untilQuiet, watchImports } from './nodes.ts'
 import { ThreadNode, settledThreads, waitForAll } from './threaded-nodes.ts';
 import { assemble, decodeCompactBlock, encodeCompactBlock, matchMempool } from '../node/compact.ts';
 import { asParent, mineChild } from '../test/helpers/mining.ts';
-import { mineOn, networkParams, stopAll, waitFor, type TestNode } from '../test/helpers/network.ts';
+import { libp2pHost, mineOn, networkParams, stopAll, waitFor, type TestNode } from '../test/helpers/network.ts';
 import { median, metric, type Suite, type SuiteContext } from './report.ts';
 import {
   CORES,
@@ -45,12 +45,12 @@ const NAMES = 'ABCDEFGHIJ';
 interface MeshView {
   getMeshPeers(topic: string): string[];
 }
-const meshPeers = (t: TestNode, topic: string): number => (t.node.host.services.pubsub as unknown as MeshView).getMeshPeers(topic).length;
+const meshPeers = (t: TestNode, topic: string): number => (libp2pHost(t.node).services.pubsub as unknown as MeshView).getMeshPeers(topic).length;
 
 /** Resolves once no node has opened or closed a connection, or changed a gossip mesh, for `quietMs`. */
 function settled(nodes: readonly TestNode[], quietMs: number, timeoutMs: number): Promise<void> {
   const shape = (t: TestNode) =>
-    `${t.node.host.getConnections().map((c) => c.id).sort().join(',')}:${meshPeers(t, t.node.names.compactBlockTopic)}:${meshPeers(t, t.node.names.txTopic)}`;
+    `${libp2pHost(t.node).getConnections().map((c) => c.id).sort().join(',')}:${meshPeers(t, t.node.names.compactBlockTopic)}:${meshPeers(t, t.node.names.txTopic)}`;
   return untilQuiet(() => nodes.map(shape).join('|'), quietMs, timeoutMs);
 }
 

@@ -3,7 +3,7 @@ import { createWriteStream } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { encodeAddress } from '../ledger/keys.ts';
-import { CairnNode } from '../node/node.ts';
+import { createNode } from '../node/launch.ts';
 import { Metrics } from '../node/metrics.ts';
 import { createKey, listKeys } from './keystore.ts';
 import { readPassword } from './password.ts';
@@ -71,8 +71,9 @@ export async function nodeCommand(argv: string[], out: Out): Promise<void> {
   if (created) logger.info({ datadir: resolve(datadir), network: params.name }, 'initialised datadir');
   const coinbase = values.mine ? await coinbaseFor(values, datadir, (m) => logger.info(m)) : undefined;
 
-  const node = new CairnNode({
+  const node = createNode({
     datadir,
+    heapGrowth: true,
     params,
     listen: [`/ip4/${str(values, 'p2p-host') ?? '0.0.0.0'}/tcp/${p2pPort}`],
     bootstrap,
@@ -94,10 +95,11 @@ export async function nodeCommand(argv: string[], out: Out): Promise<void> {
   await node.start();
   if (coinbase) logger.info({ coinbase: encodeAddress(coinbase), threads }, 'mining');
 
-  node.chain.on('connect', (block) => {
+  node.on('block', (block, source) => {
     const fields = { height: block.header.height, hash: node.chain.tip.hashHex, txs: block.txs.length };
-    if (node.sync.syncing) logger.debug(fields, 'block');
-    else logger.info(fields, 'block');
+    const message = source === 'mined' ? 'mined block' : 'received block';
+    if (node.sync.syncing) logger.debug(fields, message);
+    else logger.info(fields, message);
   });
   if (process.stderr.isTTY) {
     const bar = new ProgressBar();

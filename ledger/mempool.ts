@@ -1,4 +1,5 @@
 import { toHex } from './bytes.ts';
+import { SerialQueue } from './serial.ts';
 import { CairnError } from './errors.ts';
 import { MAX_AMOUNT } from './amount.ts';
 import type { Block } from './block.ts';
@@ -66,7 +67,7 @@ export class Mempool {
   private readonly byId = new Map<string, MempoolEntry>();
   private readonly bySender = new Map<string, Map<bigint, MempoolEntry>>();
   private totalBytes = 0;
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly queue = new SerialQueue();
 
   constructor(
     state: AccountSource,
@@ -108,15 +109,9 @@ export class Mempool {
     return nonce;
   }
 
-  private exclusive<T>(work: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(work, work);
-    this.queue = run.catch(() => {});
-    return run;
-  }
-
   /** Admits `tx` or throws a MempoolRejection / TxRuleError saying why. `now` is in seconds. */
   add(tx: Transaction, now: number): Promise<MempoolEntry> {
-    return this.exclusive(() => this.admit(tx, now));
+    return this.queue.run(() => this.admit(tx, now));
   }
 
   private async admit(tx: Transaction, now: number): Promise<MempoolEntry> {
@@ -204,7 +199,7 @@ export class Mempool {
 
   /** Drops what has waited longer than the policy allows. */
   expire(now: number): Promise<number> {
-    return this.exclusive(async () => {
+    return this.queue.run(async () => {
       let dropped = 0;
       for (const e of [...this.byId.values()]) {
         if (now - e.addedAt > this.policy.maxAge) {
@@ -221,7 +216,7 @@ export class Mempool {
    * account they touched, and offers the transactions of disconnected blocks again.
    */
   update(connected: readonly Block[], disconnected: readonly Block[], now: number): Promise<void> {
-    return this.exclusive(async () => {
+    return this.queue.run(async () => {
       for (const block of connected) {
         for (const tx of block.txs) {
           const entry = this.byId.get(tx.idHex);

@@ -1,4 +1,3 @@
-import type { PeerId } from '@libp2p/interface';
 import { Reader, Writer, bytesEqual, toHex } from '../ledger/bytes.ts';
 import { BlockRuleError, DecodeError } from '../ledger/errors.ts';
 import type { ChainParams } from '../ledger/genesis.ts';
@@ -7,9 +6,8 @@ import { ADDRESS_BYTES } from '../ledger/keys.ts';
 import { COINBASE_BYTES, HASH_BYTES, HEADER_BYTES, decodeHeader, makeBlock, transactionBytesAt, type Block, type BlockHeader } from '../ledger/block.ts';
 import type { Mempool } from '../ledger/mempool.ts';
 import { TX_BYTES, decodeTransaction, type Transaction } from '../ledger/transaction.ts';
-import type { Host } from './host.ts';
+import type { Transport } from './transport.ts';
 import type { NetworkNames } from './protocols.ts';
-import { request, serve } from './reqresp.ts';
 import { WIRE_VERSION } from './wire.ts';
 
 /**
@@ -112,13 +110,12 @@ export function decodeGetBlockTxs(bytes: Uint8Array): { blockHash: Uint8Array; i
  * lacks a few of them was tens of megabytes of garbage each time.
  */
 export async function serveBlockTxs(
-  host: Host,
+  transport: Transport,
   names: NetworkNames,
   getBlockBytes: (hash: Uint8Array) => Promise<Uint8Array | undefined>,
-  onBadRequest: (peer: PeerId, err: unknown) => void,
+  onBadRequest: (peer: string, err: unknown) => void,
 ): Promise<void> {
-  await serve(
-    host,
+  await transport.handle(
     names.blockTxs,
     async (req) => {
       const { blockHash, indexes } = decodeGetBlockTxs(req);
@@ -133,8 +130,8 @@ export async function serveBlockTxs(
 }
 
 /** Asks `peer` for the transactions of block `hash` at `indexes`; checks each against its short id. */
-export async function fetchBlockTxs(host: Host, names: NetworkNames, peer: PeerId, compact: CompactBlock, indexes: readonly number[]): Promise<Transaction[] | undefined> {
-  const bytes = await request(host, peer, names.blockTxs, encodeGetBlockTxs(compact.header.hash, indexes), {
+export async function fetchBlockTxs(transport: Transport, names: NetworkNames, peer: string, compact: CompactBlock, indexes: readonly number[]): Promise<Transaction[] | undefined> {
+  const bytes = await transport.request(peer, names.blockTxs, encodeGetBlockTxs(compact.header.hash, indexes), {
     timeoutMs: 5000,
     maxBytes: 16 + indexes.length * TX_BYTES,
   });

@@ -1,127 +1,97 @@
 import { EventEmitter } from 'node:events';
-import { TopicValidatorResult, type Message } from '@libp2p/gossipsub';
-import type { PeerId } from '@libp2p/interface';
-import { peerIdFromString } from '@libp2p/peer-id';
-
-/** How long a connection may go without a gossip stream before we hang up. */
-const GOSSIPLESS_GRACE_MS = 10_000;
 import { CairnError, DecodeError } from '../ledger/errors.ts';
 import { decodeBlock, type Block } from '../ledger/block.ts';
 import type { Transaction } from '../ledger/transaction.ts';
 import type { Mempool } from '../ledger/mempool.ts';
 import type { BlockOutcome, Chain } from '../consensus/chain.ts';
 import type { SaneBlock } from '../consensus/sanity.ts';
-import { GOSSIP_BAN_SCORE, type Host } from './host.ts';
-import { assemble, decodeCompactBlock, encodeCompactBlock, fetchBlockTxs, matchMempool } from './compact.ts';
 import { ConsensusError } from '../consensus/errors.ts';
 import { hasValidProofOfWork } from '../consensus/pow.ts';
+import { assemble, decodeCompactBlock, encodeCompactBlock, fetchBlockTxs, matchMempool } from './compact.ts';
 import type { PeerManager } from './peers.ts';
 import type { NetworkNames } from './protocols.ts';
+import type { Transport, Verdict } from './transport.ts';
 import type { TxSignatureVerifier } from './tx-signatures.ts';
 import { decodeTxBatch, encodeTxBatch } from './wire.ts';
 
 /**
  * Every error → gossip verdict decision, in one place (Lodestar's shape). Reject lowers the
- * forwarding peer's gossipsub score and adds the error's ban score to ours; Ignore is for what is
- * nobody's fault (duplicates, stale or not-yet-valid data, a full mempool).
+ * forwarding peer's standing with the transport and adds the error's ban score to ours; Ignore is
+ * for what is nobody's fault (duplicates, stale or not-yet-valid data, a full mempool).
  */
-export function verdictFor(err: unknown): TopicValidatorResult {
-  if (err instanceof DecodeError) return TopicValidatorResult.Reject;
-  if (err instanceof CairnError) return err.banScore > 0 ? TopicValidatorResult.Reject : TopicValidatorResult.Ignore;
-  return TopicValidatorResult.Ignore; // our own failure, not the peer's
+export function verdictFor(err: unknown): Verdict {
+  if (err instanceof DecodeError) return 'reject';
+  if (err instanceof CairnError) return err.banScore > 0 ? 'reject' : 'ignore';
+  return 'ignore'; // our own failure, not the peer's
 }
 
 export interface GossipEvents {
-  /** A gossiped block whose parent we lack: sync from that peer. */
   /** A gossiped block we could not place (unknown parent, or not rebuildable): sync from that peer. */
-  orphan: [peer: PeerId];
-  invalid: [peer: PeerId, error: unknown];
+  orphan: [peer: string];
+  invalid: [peer: string, error: unknown];
+}
+
+export interface GossipOptions {
+  readonly transport: Transport;
+  readonly names: NetworkNames;
+  readonly chain: Chain;
+  readonly mempool: Mempool;
+  readonly peers: PeerManager;
+  readonly clock: () => number;
+  readonly signatures: TxSignatureVerifier;
 }
 
 /**
- * Blocks and transactions over gossipsub. The topic validators run the real validation (the same
+ * Blocks and transactions over gossip. The topic validators run the real validation (the same
  * import queue and mempool admission as everything else), so only valid data is forwarded.
  */
 export class Gossip extends EventEmitter<GossipEvents> {
-  private readonly host: Host;
-  private readonly names: NetworkNames;
-  private readonly chain: Chain;
-  private readonly mempool: Mempool;
-  private readonly peers: PeerManager;
-  private readonly clock: () => number;
-  private readonly signatures: TxSignatureVerifier;
-  private readonly onHeartbeat = () => this.policeScores();
-  /** When each connected peer connected (ms), to spot connections that carry no gossip. */
-  private readonly connectedAt = new Map<string, number>();
-  private readonly onConnect = (e: CustomEvent<PeerId>) => void this.connectedAt.set(e.detail.toString(), Date.now());
-  private readonly onDisconnect = (e: CustomEvent<PeerId>) => void this.connectedAt.delete(e.detail.toString());
+  private readonly o: GossipOptions;
   /** Compact blocks rebuilt from the mempool alone, with some transactions fetched, or not at all. */
   readonly compactStats = { rebuilt: 0, fetched: 0, failed: 0 };
 
-  constructor(o: { host: Host; names: NetworkNames; chain: Chain; mempool: Mempool; peers: PeerManager; clock: () => number; signatures: TxSignatureVerifier }) {
+  constructor(o: GossipOptions) {
     super();
-    this.host = o.host;
-    this.names = o.names;
-    this.chain = o.chain;
-    this.mempool = o.mempool;
-    this.peers = o.peers;
-    this.clock = o.clock;
-    this.signatures = o.signatures;
+    this.o = o;
   }
 
   start(): void {
-    const pubsub = this.host.services.pubsub;
-    pubsub.topicValidators.set(this.names.blockTopic, (peer, msg) => this.validateBlock(peer, msg));
-    pubsub.topicValidators.set(this.names.txTopic, (peer, msg) => this.validateTxs(peer, msg));
-    pubsub.topicValidators.set(this.names.compactBlockTopic, (peer, msg) => this.validateCompactBlock(peer, msg));
-    pubsub.subscribe(this.names.blockTopic);
-    pubsub.subscribe(this.names.compactBlockTopic);
-    pubsub.subscribe(this.names.txTopic);
-    pubsub.addEventListener('gossipsub:heartbeat', this.onHeartbeat);
-    this.host.addEventListener('peer:connect', this.onConnect);
-    this.host.addEventListener('peer:disconnect', this.onDisconnect);
+    const { transport, names } = this.o;
+    transport.subscribe(names.blockTopic, (peer, data) => this.validateBlock(peer, data));
+    transport.subscribe(names.compactBlockTopic, (peer, data) => this.validateCompactBlock(peer, data));
+    transport.subscribe(names.txTopic, (peer, data) => this.validateTxs(peer, data));
   }
 
   stop(): void {
-    const pubsub = this.host.services.pubsub;
-    pubsub.removeEventListener('gossipsub:heartbeat', this.onHeartbeat);
-    this.host.removeEventListener('peer:connect', this.onConnect);
-    this.host.removeEventListener('peer:disconnect', this.onDisconnect);
-    pubsub.topicValidators.delete(this.names.blockTopic);
-    pubsub.topicValidators.delete(this.names.txTopic);
-    pubsub.topicValidators.delete(this.names.compactBlockTopic);
+    const { transport, names } = this.o;
+    for (const topic of [names.blockTopic, names.compactBlockTopic, names.txTopic]) transport.unsubscribe(topic);
   }
 
   /** Announces a block as a compact block: peers rebuild it from their mempools. */
   async publishBlock(block: Block): Promise<void> {
-    await this.host.services.pubsub.publish(this.names.compactBlockTopic, encodeCompactBlock(block)).catch(() => {});
+    await this.o.transport.publish(this.o.names.compactBlockTopic, encodeCompactBlock(block));
   }
 
   /** Publishes transactions as one batch; resolves to the number of peers it was sent to. */
-  async publishTxs(txs: readonly Transaction[]): Promise<number> {
-    const result = await this.host.services.pubsub.publish(this.names.txTopic, encodeTxBatch(txs)).catch(() => undefined);
-    return result?.recipients.length ?? 0;
+  publishTxs(txs: readonly Transaction[]): Promise<number> {
+    return this.o.transport.publish(this.o.names.txTopic, encodeTxBatch(txs));
   }
 
-  private reject(peer: PeerId, err: unknown): TopicValidatorResult {
+  private reject(peer: string, err: unknown): Verdict {
     const verdict = verdictFor(err);
-    if (verdict === TopicValidatorResult.Reject) {
-      this.peers.penalize(peer, err instanceof CairnError ? err.banScore : 100, `invalid gossip: ${(err as Error).message}`);
+    if (verdict === 'reject') {
+      this.o.peers.penalize(peer, err instanceof CairnError ? err.banScore : 100, `invalid gossip: ${(err as Error).message}`);
       this.emit('invalid', peer, err);
     }
     return verdict;
   }
 
-  private async validateBlock(peer: PeerId, msg: Message): Promise<TopicValidatorResult> {
+  private async validateBlock(peer: string, data: Uint8Array): Promise<Verdict> {
     try {
-      return await this.importBlock(peer, decodeBlock(msg.data));
+      return this.verdictOf(peer, await this.o.chain.processBlock(decodeBlock(data)));
     } catch (err) {
       return this.reject(peer, err);
     }
-  }
-
-  private async importBlock(peer: PeerId, block: Block): Promise<TopicValidatorResult> {
-    return this.verdictOf(peer, await this.chain.processBlock(block));
   }
 
   /**
@@ -130,9 +100,9 @@ export class Gossip extends EventEmitter<GossipEvents> {
    * connects them, so forwarding one could make us relay an invalid block that gets an honest
    * node blamed; peers hear of a side branch once it leads, from whoever connects it.
    */
-  private verdictOf(peer: PeerId, outcome: BlockOutcome): TopicValidatorResult {
+  private verdictOf(peer: string, outcome: BlockOutcome): Verdict {
     if (outcome === 'orphan') this.emit('orphan', peer);
-    return outcome === 'connected' ? TopicValidatorResult.Accept : TopicValidatorResult.Ignore;
+    return outcome === 'connected' ? 'accept' : 'ignore';
   }
 
   /**
@@ -140,33 +110,34 @@ export class Gossip extends EventEmitter<GossipEvents> {
    * then the block is rebuilt from the mempool, with what is missing fetched from the peer that
    * forwarded it, and imported like any other.
    */
-  private async validateCompactBlock(peer: PeerId, msg: Message): Promise<TopicValidatorResult> {
+  private async validateCompactBlock(peer: string, data: Uint8Array): Promise<Verdict> {
+    const { chain, mempool, transport, names } = this.o;
     try {
-      const compact = decodeCompactBlock(msg.data, this.chain.params.maxBlockTxs);
-      const known = this.chain.getEntry(compact.header.hash);
-      if (known) return known.isValid ? TopicValidatorResult.Ignore : TopicValidatorResult.Reject;
+      const compact = decodeCompactBlock(data, chain.params.maxBlockTxs);
+      const known = chain.getEntry(compact.header.hash);
+      if (known) return known.isValid ? 'ignore' : 'reject';
       if (!hasValidProofOfWork(compact.header)) throw new ConsensusError('HEADER_BAD_POW', 'compact block header lacks its proof of work');
-      const { txs, missing } = matchMempool(compact, this.mempool);
+      const { txs, missing } = matchMempool(compact, mempool);
       let block: SaneBlock | undefined;
       if (missing.length > 0) {
         this.compactStats.fetched++;
-        const fetched = await fetchBlockTxs(this.host, this.names, peer, compact, missing).catch(() => undefined);
+        const fetched = await fetchBlockTxs(transport, names, peer, compact, missing).catch(() => undefined);
         if (fetched) missing.forEach((index, k) => (txs[index] = fetched[k]));
       } else {
         this.compactStats.rebuilt++;
       }
-      if (txs.every((tx) => tx !== undefined)) block = assemble(compact, txs as Transaction[], this.chain.params);
+      if (txs.every((tx) => tx !== undefined)) block = assemble(compact, txs as Transaction[], chain.params);
       if (!block) {
         // A short-id collision, or transactions we could not get: ask for all of them.
-        const all = await fetchBlockTxs(this.host, this.names, peer, compact, compact.shortIds.map((_, i) => i)).catch(() => undefined);
-        block = all && assemble(compact, all, this.chain.params);
+        const all = await fetchBlockTxs(transport, names, peer, compact, compact.shortIds.map((_, i) => i)).catch(() => undefined);
+        block = all && assemble(compact, all, chain.params);
       }
       if (!block) {
         this.compactStats.failed++;
         this.emit('orphan', peer); // let sync fetch it whole
-        return TopicValidatorResult.Ignore;
+        return 'ignore';
       }
-      return this.verdictOf(peer, await this.chain.processSaneBlock(block));
+      return this.verdictOf(peer, await chain.processSaneBlock(block));
     } catch (err) {
       return this.reject(peer, err);
     }
@@ -177,48 +148,26 @@ export class Gossip extends EventEmitter<GossipEvents> {
    * admitted in order. Forwarded if any was new and valid; rejected whole, and its sender
    * punished, if any is invalid (one forged transaction spoils the message).
    */
-  private async validateTxs(peer: PeerId, msg: Message): Promise<TopicValidatorResult> {
+  private async validateTxs(peer: string, data: Uint8Array): Promise<Verdict> {
+    const { mempool, signatures, clock } = this.o;
     try {
-      const txs = decodeTxBatch(msg.data);
+      const txs = decodeTxBatch(data);
       if (txs.length === 0) throw new DecodeError('DECODE_NON_CANONICAL', 'an empty transaction batch');
-      const fresh = txs.filter((tx) => !this.mempool.has(tx.id));
-      await this.signatures.preverify(fresh);
-      const now = this.clock();
+      const fresh = txs.filter((tx) => !mempool.has(tx.id));
+      await signatures.preverify(fresh);
+      const now = clock();
       let admitted = 0;
       for (const tx of fresh) {
         try {
-          await this.mempool.add(tx, now);
+          await mempool.add(tx, now);
           admitted++;
         } catch (err) {
-          if (verdictFor(err) === TopicValidatorResult.Reject) throw err;
+          if (verdictFor(err) === 'reject') throw err;
         }
       }
-      return admitted > 0 ? TopicValidatorResult.Accept : TopicValidatorResult.Ignore;
+      return admitted > 0 ? 'accept' : 'ignore';
     } catch (err) {
       return this.reject(peer, err);
-    }
-  }
-
-  /**
-   * gossipsub only ignores low scorers: a peer that keeps sending invalid data is cut off here.
-   * So is a connection that has carried no gossip stream for a while — what is left of a peer
-   * whose stream gossipsub closed (an over-limit message, a protocol error).
-   */
-  private policeScores(): void {
-    const pubsub = this.host.services.pubsub;
-    const gossiping = new Set<string>();
-    for (const peer of pubsub.getPeers()) {
-      gossiping.add(peer.toString());
-      if (pubsub.getScore(peer.toString()) < GOSSIP_BAN_SCORE && !this.peers.isBanned(peer)) {
-        this.peers.ban(peer, 'gossip score below threshold');
-      }
-    }
-    const now = Date.now();
-    for (const [id, since] of this.connectedAt) {
-      if (gossiping.has(id) || now - since < GOSSIPLESS_GRACE_MS || this.peers.isBanned(id)) continue;
-      this.connectedAt.delete(id);
-      this.peers.penalize(id, 50, 'connected without a working gossip stream');
-      void this.host.hangUp(peerIdFromString(id)).catch(() => {});
     }
   }
 }

@@ -1,16 +1,16 @@
 import { createServer, type Server } from 'node:http';
-import type { CairnNode } from './node.ts';
+import type { NodeView } from './view.ts';
 
 /**
  * Prometheus metrics on their own port (text exposition format 0.0.4). Gauges are read from the
  * node when scraped; counters are kept from its events.
  */
 export class Metrics {
-  private readonly node: CairnNode;
+  private readonly node: NodeView;
   private server: Server | undefined;
   private readonly counters = { blocksImported: 0, reorgs: 0, invalidMessages: 0, invalidBlocks: 0, bans: 0 };
 
-  constructor(node: CairnNode) {
+  constructor(node: NodeView) {
     this.node = node;
     node.chain.on('connect', () => this.counters.blocksImported++);
     node.chain.on('tip', (e) => {
@@ -27,7 +27,7 @@ export class Metrics {
       ['cairn_chain_height', 'gauge', 'Height of the main chain tip', n.chain.tip.height],
       ['process_resident_memory_bytes', 'gauge', 'Resident set size of the node process', process.memoryUsage.rss()],
       ['nodejs_heap_used_bytes', 'gauge', 'V8 heap in use (main thread)', process.memoryUsage().heapUsed],
-      ['cairn_peers', 'gauge', 'Connected peers', n.host.getPeers().length],
+      ['cairn_peers', 'gauge', 'Connected peers', n.transport.peers().length],
       ['cairn_peers_banned', 'gauge', 'Peers currently banned', n.peers.bannedCount],
       ['cairn_mempool_transactions', 'gauge', 'Transactions in the mempool', n.mempool.size],
       ['cairn_mempool_bytes', 'gauge', 'Bytes of transactions in the mempool', n.mempool.bytes],

@@ -5,7 +5,8 @@ import type { Chain, Clock } from '../consensus/chain.ts';
 import { buildTemplate, completeBlock, targetBytes, type BlockTemplate } from '../consensus/miner.ts';
 import { maxFutureDrift } from '../consensus/chain.ts';
 import { decodeHeader } from '../ledger/block.ts';
-import type { HashingThreads, VerifyPool } from './verify-pool.ts';
+import type { HashingThreads, ThreadLender, WorkerReport } from './hashing.ts';
+import type { Env, Timer } from './env.ts';
 
 export interface MinerOptions {
   readonly chain: Chain;
@@ -15,23 +16,11 @@ export interface MinerOptions {
   /** How many of the pool's threads hash (at most all of them). */
   readonly threads: number;
   /** The node's worker threads, which hash whenever they have no signatures to check. */
-  readonly pool: VerifyPool;
+  readonly pool: ThreadLender;
+  readonly env: Env;
   /** Where a found block goes: the chain's import by default; the node's imports and gossips it. */
   readonly submit?: (block: Block) => Promise<unknown>;
 }
-
-/** What the miner gives each hashing thread (node/pool-worker.js). */
-export interface MiningJob {
-  readonly jobId: number;
-  readonly headerBytes: Uint8Array;
-  readonly target: Uint8Array;
-  readonly startNonce: bigint;
-}
-
-/** What a hashing thread reports back. */
-export type WorkerReport =
-  | { readonly kind: 'found'; readonly jobId: number; readonly nonce: bigint; readonly hashes: number }
-  | { readonly kind: 'progress'; readonly jobId: number; readonly hashes: number };
 
 export interface MinerEvents {
   mined: [block: Block];
@@ -53,7 +42,7 @@ export class Miner extends EventEmitter<MinerEvents> {
   private running = false;
   private rebuilding: Promise<void> | undefined;
   private queued: Promise<void> | undefined;
-  private retry: NodeJS.Timeout | undefined;
+  private retry: Timer | undefined;
   private hashesDone = 0;
   private readonly onTip = () => void this.newJob();
 
@@ -81,7 +70,7 @@ export class Miner extends EventEmitter<MinerEvents> {
   async stop(): Promise<void> {
     if (!this.running) return;
     this.running = false;
-    clearTimeout(this.retry);
+    this.options.env.clearTimeout(this.retry);
     this.options.chain.off('tip', this.onTip);
     Atomics.add(this.job, 0, 1); // the threads drop the job at their next slice
     this.options.pool.stopHashing();
@@ -107,8 +96,8 @@ export class Miner extends EventEmitter<MinerEvents> {
       if (ahead >= 0) {
         // The median of recent timestamps has run ahead of our clock: any block now would be
         // refused as too far in the future. Idle (jobId has moved on) and try again shortly.
-        clearTimeout(this.retry);
-        this.retry = setTimeout(() => void this.newJob(), (ahead + 1) * 1000);
+        this.options.env.clearTimeout(this.retry);
+        this.retry = this.options.env.setTimeout(() => void this.newJob(), (ahead + 1) * 1000);
         return;
       }
       this.template = template;

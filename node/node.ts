@@ -1,156 +1,159 @@
-import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
 import { EventEmitter } from 'node:events';
-import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
-import { peerIdFromString } from '@libp2p/peer-id';
-import type { PeerId } from '@libp2p/interface';
 import { ChainDB } from '../ledger/chaindb.ts';
+import type { KvStore } from '../ledger/kv.ts';
 import { Mempool, type MempoolPolicy } from '../ledger/mempool.ts';
 import type { ChainParams } from '../ledger/genesis.ts';
 import type { Transaction } from '../ledger/transaction.ts';
 import type { Block } from '../ledger/block.ts';
 import { Chain, type BlockOutcome, type Clock } from '../consensus/chain.ts';
+import type { OrphanLimits } from '../consensus/orphans.ts';
+import { secondsOf, type Env, type Timer } from './env.ts';
 import { Gossip } from './gossip.ts';
-import { createHost, type Host } from './host.ts';
-import { loadOrCreatePeerKey } from './identity.ts';
-import { Miner } from './miner.ts';
 import { PeerManager } from './peers.ts';
 import { networkNames, type NetworkNames } from './protocols.ts';
 import { Sync } from './sync.ts';
 import { TxRelay } from './tx-relay.ts';
-import { RpcServer } from './rpc.ts';
-import { loadMempool, saveMempool } from './mempool-file.ts';
-import { VerifyPool } from './verify-pool.ts';
 import { serveBlockTxs } from './compact.ts';
-import { TxSignatureVerifier } from './tx-signatures.ts';
-import { CATCH_UP_BLOCKS, setHeapGrowth } from './heap-growth.ts';
+import { TxSignatureVerifier, type SignatureVerifier } from './tx-signatures.ts';
+import type { ConnectionGate, Transport } from './transport.ts';
+import { PeerBook } from './peer-book.ts';
 
-export interface NodeConfig {
-  readonly datadir: string;
+/** Pending transactions kept across restarts (a file for real nodes). */
+export interface MempoolStore {
+  load(mempool: Mempool, now: number): Promise<{ admitted: number; dropped: number }>;
+  save(mempool: Mempool): Promise<void>;
+}
+
+/** Something that runs beside a node and stops with it: the miner, the RPC server, metrics. */
+export interface NodeService {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Everything a node is made of, passed in: the real launcher (node/launch.ts) gives LevelDB,
+ * libp2p, worker threads and the machine's clock; the simulator (sim/) gives memory, its own
+ * network and simulated time.
+ */
+export interface NodeParts {
   readonly params: ChainParams;
-  readonly listen?: readonly string[];
+  readonly env: Env;
+  readonly openStore: () => Promise<KvStore>;
+  /** Makes the transport once the node knows its network names and who is banned. */
+  readonly createTransport: (gate: ConnectionGate, names: NetworkNames) => Promise<Transport>;
+  readonly verifier: SignatureVerifier;
+  /** Addresses to keep connected to, dialled at start and redialled with backoff. */
   readonly bootstrap?: readonly string[];
-  readonly mdns?: boolean;
-  readonly maxConnections?: number;
-  /** Mine to this address with this many worker threads. */
-  readonly mine?: { readonly coinbase: Uint8Array; readonly threads: number };
   readonly mempool?: Partial<MempoolPolicy>;
-  /** Seconds since the epoch; a parameter so tests can move time. */
-  readonly clock?: Clock;
+  readonly mempoolStore?: MempoolStore;
+  readonly orphanLimits?: OrphanLimits;
   readonly banSeconds?: number;
   /** How often to ask every peer for its status again (ms): how a node notices it fell behind. */
   readonly statusIntervalMs?: number;
-  /** Serve JSON-RPC here (port 0: any free port); the endpoint and token go to <datadir>/rpc.json. */
-  readonly rpc?: { readonly host?: string; readonly port?: number };
-  /** Signature-verification threads (default: one per core). */
-  readonly verifyThreads?: number;
+  /** Services started after the node and stopped before it (the miner, RPC, metrics). */
+  readonly services?: readonly ((node: CairnNode) => NodeService)[];
+  /** Released once the node has stopped (the worker threads). */
+  readonly release?: () => Promise<void>;
 }
+
+export type LogLevel = 'info' | 'warn' | 'debug';
 
 export interface NodeEvents {
-  log: [level: 'info' | 'warn' | 'debug', message: string, fields?: Record<string, unknown>];
+  log: [level: LogLevel, message: string, fields?: Record<string, unknown>];
+  /** A block this node connected, and where it came from. */
+  block: [block: Block, source: 'mined' | 'received'];
 }
 
-const REDIAL_MIN_MS = 1_000;
-const REDIAL_MAX_MS = 60_000;
+/** How long a node may have no peer before it says so, and how often it repeats it. */
+const LONELY_AFTER_MS = 30_000;
 
 /**
- * One validating node: the store, the chain, the mempool, the libp2p host with gossip and sync,
- * and optionally a miner, wired so that a block travels one road — gossip/sync/miner → chain →
- * events → mempool, miner, peers.
+ * One validating node: the store, the chain, the mempool, and a transport carrying gossip,
+ * sync and transaction relay, wired so that a block travels one road — gossip/sync/miner →
+ * chain → events → mempool, relay, services.
  */
 export class CairnNode extends EventEmitter<NodeEvents> {
-  readonly config: NodeConfig;
+  readonly parts: NodeParts;
+  readonly env: Env;
   readonly clock: Clock;
+  readonly params: ChainParams;
   db!: ChainDB;
   chain!: Chain;
   mempool!: Mempool;
   peers!: PeerManager;
-  host!: Host;
+  transport!: Transport;
   names!: NetworkNames;
   gossip!: Gossip;
   sync!: Sync;
   txRelay!: TxRelay;
-  miner: Miner | undefined;
-  rpc: RpcServer | undefined;
-  verifyPool!: VerifyPool;
   signatures!: TxSignatureVerifier;
-  private readonly timers: NodeJS.Timeout[] = [];
-  /** Peers we have known, for redialing: id → addresses and backoff. */
-  private readonly known = new Map<string, { addrs: Multiaddr[]; delayMs: number; nextAt: number }>();
+  private book!: PeerBook;
+  private readonly services: NodeService[] = [];
+  private readonly timers: Timer[] = [];
+  /** Blocks this node made, told apart from received ones in the 'block' event. */
+  private readonly own = new WeakSet<Block>();
+  private lonelySince: number | undefined;
   private stopped = false;
 
-  constructor(config: NodeConfig) {
+  constructor(parts: NodeParts) {
     super();
-    this.config = config;
-    this.clock = config.clock ?? (() => Math.floor(Date.now() / 1000));
+    this.parts = parts;
+    this.env = parts.env;
+    this.params = parts.params;
+    this.clock = secondsOf(parts.env);
   }
 
+  /** Whether one of the node's services is a miner (set by the miner service when it starts). */
+  mining = false;
+
   async start(): Promise<void> {
-    const c = this.config;
-    await mkdir(c.datadir, { recursive: true });
+    const p = this.parts;
     // A connected block's batch is built on the next turn of the event loop, after its connection
     // has been announced and relayed.
-    this.db = await ChainDB.open(join(c.datadir, 'chain'), c.params, { scheduleFlush: (start) => setImmediate(start) });
-    this.verifyPool = new VerifyPool(c.verifyThreads);
-    this.signatures = new TxSignatureVerifier(this.verifyPool);
-    this.chain = await Chain.open(this.db, { clock: this.clock, signatures: this.signatures });
-    this.mempool = new Mempool(this.db, c.params, c.mempool, (tx) => this.signatures.checkTx(tx));
-    this.peers = new PeerManager(this.clock, c.banSeconds);
+    this.db = await ChainDB.open(await p.openStore(), p.params, { scheduleFlush: (start) => this.env.defer(start) });
+    this.signatures = new TxSignatureVerifier(p.verifier);
+    this.chain = await Chain.open(this.db, { clock: this.clock, signatures: this.signatures, orphanLimits: p.orphanLimits });
+    this.mempool = new Mempool(this.db, p.params, p.mempool, (tx) => this.signatures.checkTx(tx));
+    this.peers = new PeerManager(this.clock, p.banSeconds);
     this.names = networkNames(this.db.genesis.header.hash);
-    this.host = await createHost({
-      privateKey: await loadOrCreatePeerKey(c.datadir),
-      listen: c.listen ?? ['/ip4/0.0.0.0/tcp/0'],
-      bootstrap: c.bootstrap ?? [],
-      mdns: c.mdns ?? true,
-      maxConnections: c.maxConnections ?? 64,
-      names: this.names,
-      maxMessageBytes: c.params.maxBlockBytes + 64 * 1024,
-      gater: this.peers.gater(),
-    });
-    this.gossip = new Gossip({ host: this.host, names: this.names, chain: this.chain, mempool: this.mempool, peers: this.peers, clock: this.clock, signatures: this.signatures });
-    this.sync = new Sync({
-      host: this.host,
-      names: this.names,
-      chain: this.chain,
-      peers: this.peers,
-      clock: this.clock,
-      preverify: (blocks) => this.signatures.preverify(blocks.flatMap((b) => b.txs)),
-    });
-    const restored = await loadMempool(c.datadir, this.mempool, this.clock());
-    if (restored.admitted + restored.dropped > 0) this.emit('log', 'info', 'restored mempool', restored);
-    this.txRelay = new TxRelay({ host: this.host, names: this.names, mempool: this.mempool, gossip: this.gossip, peers: this.peers, clock: this.clock, signatures: this.signatures });
+    this.transport = await p.createTransport(this.peers, this.names);
+    this.book = new PeerBook(this.env, this.transport, this.peers);
+    this.book.onDialFailed = (peer, source, err) => {
+      if (source === 'bootstrap' || source === 'user') this.emit('log', 'warn', `cannot reach ${source} peer ${peer}: ${err.message} (retrying with backoff)`);
+      else this.emit('log', 'debug', `cannot reach discovered peer ${peer}: ${err.message}`);
+    };
+    const common = { transport: this.transport, names: this.names, chain: this.chain, peers: this.peers, clock: this.clock };
+    this.gossip = new Gossip({ ...common, mempool: this.mempool, signatures: this.signatures });
+    this.sync = new Sync({ ...common, preverify: (blocks) => this.signatures.preverify(blocks.flatMap((b) => b.txs)) });
+    if (p.mempoolStore) {
+      const restored = await p.mempoolStore.load(this.mempool, this.clock());
+      if (restored.admitted + restored.dropped > 0) this.emit('log', 'info', 'restored mempool', restored);
+    }
+    this.txRelay = new TxRelay({ ...common, env: this.env, mempool: this.mempool, gossip: this.gossip, signatures: this.signatures });
     this.wire();
     this.gossip.start();
     await this.sync.start();
     await this.txRelay.start();
-    await serveBlockTxs(this.host, this.names, async (hash) => (await this.db.getBlocksBytes([hash]))[0], (peer, err) => this.peers.badRequest(peer, err));
-    for (const addr of c.bootstrap ?? []) this.remember(addr);
+    await serveBlockTxs(this.transport, this.names, async (hash) => (await this.db.getBlocksBytes([hash]))[0], (peer, err) => this.peers.badRequest(peer, err));
+    for (const addr of p.bootstrap ?? []) this.book.remember(addr, 'bootstrap');
 
-    if (c.mine) {
-      this.miner = new Miner({
-        chain: this.chain,
-        mempool: this.mempool,
-        coinbase: c.mine.coinbase,
-        clock: this.clock,
-        threads: c.mine.threads,
-        pool: this.verifyPool,
-        submit: (block) => this.importAndAnnounce(block),
-      });
-      this.miner.on('error', (err) => this.emit('log', 'warn', `mining: ${err.message}`));
-      this.miner.start();
-    }
-    if (c.rpc) {
-      this.rpc = new RpcServer(this, c.rpc);
-      await this.rpc.start();
-    }
     this.every(5_000, () => {
       void this.mempool.expire(this.clock());
       this.chain.orphans.expire(this.clock());
     });
-    this.every(c.statusIntervalMs ?? 15_000, () => this.pollStatuses());
-    this.every(60_000, () => void saveMempool(c.datadir, this.mempool).catch(() => {}));
-    this.every(REDIAL_MIN_MS, () => this.redial());
-    this.emit('log', 'info', 'node started', { peerId: this.host.peerId.toString(), height: this.chain.tip.height, listen: this.listenAddresses(), rpc: this.rpc?.url });
+    this.every(p.statusIntervalMs ?? 15_000, () => this.pollStatuses());
+    if (p.mempoolStore) this.every(60_000, () => void p.mempoolStore!.save(this.mempool).catch(() => {}));
+    this.every(1_000, () => {
+      if (!this.stopped) this.book.redial();
+      this.checkLonely();
+    });
+    this.book.redial();
+    for (const make of p.services ?? []) {
+      const service = make(this);
+      await service.start();
+      this.services.push(service);
+    }
+    this.emit('log', 'info', 'node started', { peerId: this.transport.peerId, height: this.chain.tip.height, listen: this.listenAddresses() });
   }
 
   private wire(): void {
@@ -161,27 +164,46 @@ export class CairnNode extends EventEmitter<NodeEvents> {
         this.emit('log', 'info', 'reorganised', { fork: e.fork.height, disconnected: e.disconnected.length, connected: e.connected.length });
       }
     });
+    this.chain.on('connect', (block) => this.emit('block', block, this.own.has(block) ? 'mined' : 'received'));
     this.chain.on('invalid', (entry, err) => this.emit('log', 'warn', `invalid block ${entry.hashHex} at ${entry.height}: ${err.message}`));
-    this.peers.on('ban', (id, reason) => {
-      this.emit('log', 'warn', `banned peer ${id}: ${reason}`);
-      this.sync.forget(id);
-      void this.host.hangUp(peerIdFromString(id)).catch(() => {});
+    this.peers.on('ban', (peer, reason) => {
+      this.emit('log', 'warn', `banned peer ${peer}: ${reason}`);
+      this.sync.forget(peer);
+      void this.transport.hangUp(peer);
     });
-    this.sync.on('foreign', (id) => this.peers.ban(id, 'another network (genesis or protocols differ)'));
-    this.sync.on('download', (blocks) => blocks >= CATCH_UP_BLOCKS && setHeapGrowth('catch-up'));
-    this.sync.on('idle', () => setHeapGrowth('follow'));
+    this.sync.on('foreign', (peer) => this.peers.ban(peer, 'another network (genesis or protocols differ)'));
     this.gossip.on('orphan', (peer) => void this.sync.handshake(peer));
-    this.host.addEventListener('peer:identify', (e) => {
-      const { peerId, listenAddrs } = e.detail;
-      const entry = this.known.get(peerId.toString());
-      const addrs = listenAddrs.map((a) => a.encapsulate(`/p2p/${peerId.toString()}`));
-      if (entry) {
-        entry.addrs = addrs;
-        entry.delayMs = REDIAL_MIN_MS;
-      } else this.known.set(peerId.toString(), { addrs, delayMs: REDIAL_MIN_MS, nextAt: 0 });
-      void this.sync.handshake(peerId).then((status) => status && this.txRelay.pushMempool(peerId));
+    const t = this.transport;
+    t.on('peer:connect', (peer, info) => {
+      this.lonelySince = undefined;
+      this.emit('log', 'info', 'peer connected', { peer, direction: info.direction, address: info.remoteAddr, peers: t.peers().length });
     });
-    this.host.addEventListener('peer:disconnect', (e) => this.sync.forget(e.detail));
+    t.on('peer:disconnect', (peer) => {
+      this.sync.forget(peer);
+      this.emit('log', 'info', 'peer disconnected', { peer, peers: t.peers().length });
+    });
+    t.on('peer:ready', (peer, listenAddrs) => {
+      this.book.connected(peer, listenAddrs);
+      void this.sync.handshake(peer).then((status) => status && this.txRelay.pushMempool(peer));
+    });
+    t.on('peer:discovered', (peer, addrs) => {
+      if (this.book.discovered(peer, addrs)) this.emit('log', 'debug', 'peer discovered', { peer, addrs });
+    });
+    t.on('peer:misbehaved', (peer, score, reason) => void this.peers.penalize(peer, score, reason));
+  }
+
+  /** After a grace period without peers, and every so often while it lasts, says what to check. */
+  private checkLonely(): void {
+    if (this.stopped || this.transport.peers().length > 0) {
+      this.lonelySince = undefined;
+      return;
+    }
+    const now = this.env.now();
+    this.lonelySince ??= now;
+    if (now - this.lonelySince < LONELY_AFTER_MS) return;
+    this.lonelySince = now;
+    const known = this.book.size;
+    this.emit('log', 'warn', known > 0 ? `no peers: none of the ${known} known peers answers; check that they run and that --bootstrap names them right` : 'no peers: give one with --bootstrap MULTIADDR (mDNS finds peers only on the local network)');
   }
 
   /**
@@ -194,31 +216,11 @@ export class CairnNode extends EventEmitter<NodeEvents> {
   }
 
   private every(ms: number, task: () => void): void {
-    this.timers.push(setInterval(task, ms));
-  }
-
-  private remember(addr: string): void {
-    const ma = multiaddr(addr);
-    const id = ma.getComponents().find((c) => c.name === 'p2p')?.value;
-    if (id && !this.known.has(id)) this.known.set(id, { addrs: [ma], delayMs: REDIAL_MIN_MS, nextAt: 0 });
-  }
-
-  /** Keeps dialing known peers we are not connected to, each with its own exponential backoff. */
-  private redial(): void {
-    if (this.stopped) return;
-    const now = Date.now();
-    for (const [id, k] of this.known) {
-      if (k.nextAt > now || this.peers.isBanned(id)) continue;
-      const peer = peerIdFromString(id);
-      if (this.host.getConnections(peer).length > 0) continue;
-      k.nextAt = now + k.delayMs;
-      k.delayMs = Math.min(REDIAL_MAX_MS, k.delayMs * 2);
-      void this.host.dial(k.addrs).catch(() => {});
-    }
+    this.timers.push(this.env.setInterval(task, ms));
   }
 
   private pollStatuses(): void {
-    for (const peer of this.host.getPeers()) void this.sync.handshake(peer);
+    for (const peer of this.transport.peers()) void this.sync.handshake(peer);
   }
 
   /** Admits a transaction from this node's user and relays it (batched with others admitted now). */
@@ -237,6 +239,7 @@ export class CairnNode extends EventEmitter<NodeEvents> {
    * of the import (the mempool's update, the miner's next template), which peers need not wait for.
    */
   async importAndAnnounce(block: Block): Promise<BlockOutcome> {
+    this.own.add(block);
     const onConnect = (connected: Block) => {
       if (connected === block) void this.announce(block);
     };
@@ -248,29 +251,28 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     }
   }
 
-  async connect(addr: string): Promise<PeerId> {
-    this.remember(addr);
-    const conn = await this.host.dial(multiaddr(addr));
-    return conn.remotePeer;
+  /** Dials `addr` now and keeps it among the peers to redial. */
+  async connect(addr: string): Promise<string> {
+    this.book.remember(addr, 'user');
+    return this.transport.dial([addr]);
   }
 
   listenAddresses(): string[] {
-    return this.host.getMultiaddrs().map((a) => a.toString());
+    return this.transport.listenAddresses();
   }
 
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    for (const t of this.timers) clearInterval(t);
-    await this.rpc?.stop();
-    await this.miner?.stop();
+    for (const t of this.timers) this.env.clearInterval(t);
+    for (const service of this.services.reverse()) await service.stop().catch(() => {});
     this.gossip?.stop();
     this.txRelay?.stop();
-    await this.host?.stop();
+    await this.transport?.stop();
     await this.sync?.idle();
     await this.chain?.idle();
-    if (this.mempool) await saveMempool(this.config.datadir, this.mempool).catch(() => {});
+    if (this.mempool && this.parts.mempoolStore) await this.parts.mempoolStore.save(this.mempool).catch(() => {});
     await this.db?.close();
-    await this.verifyPool?.close();
+    await this.parts.release?.();
   }
 }

@@ -11,8 +11,8 @@
  * Plain JavaScript, as is all it imports: a thread that loads TypeScript carries Node's type
  * stripper, about 13 MB of memory per thread.
  *
- * @typedef {import('./miner.ts').MiningJob} MiningJob
- * @typedef {import('./miner.ts').WorkerReport} WorkerReport
+ * @typedef {import('./hashing.ts').MiningJob} MiningJob
+ * @typedef {import('./hashing.ts').WorkerReport} WorkerReport
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { bestBackend, nobleBackend, opensslBackend, libsecp256k1Backend } from '../ledger/signature-backends.js';

@@ -6,7 +6,7 @@ import { decodeTransaction, type Transaction } from '../ledger/transaction.ts';
 import type { Block } from '../ledger/block.ts';
 import { auditChainDB } from '../ledger/audit.ts';
 import { RPC_ERRORS, type BlockResult, type RpcMethod, type RpcMethods, type TxResult } from './rpc-types.ts';
-import type { CairnNode } from './node.ts';
+import type { NodeView } from './view.ts';
 
 /** An error with a JSON-RPC code: bad parameters, or nothing found. */
 export class RpcError extends Error {
@@ -71,27 +71,27 @@ function blockJson(block: Block, mainChain: boolean): BlockResult {
   };
 }
 
-type Handlers = { [M in RpcMethod]: (node: CairnNode, params: Record<string, unknown>) => Promise<RpcMethods[M]['result']> };
+type Handlers = { [M in RpcMethod]: (node: NodeView, params: Record<string, unknown>) => Promise<RpcMethods[M]['result']> };
 
 /** Every RPC method: validate parameters, answer from the node, never mutate except to submit. */
 export const rpcHandlers: Handlers = {
   async status(node) {
     const tip = node.chain.tip;
     return {
-      network: node.config.params.name,
-      chainId: node.config.params.chainId,
+      network: node.params.name,
+      chainId: node.params.chainId,
       genesis: toHex(node.db.genesis.header.hash),
       height: tip.height,
       head: tip.hashHex,
       totalWork: tip.totalWork.toString(),
-      peers: node.host.getPeers().length,
+      peers: node.transport.peers().length,
       mempool: node.mempool.size,
       mempoolBytes: node.mempool.bytes,
-      listen: node.listenAddresses(),
-      peerId: node.host.peerId.toString(),
+      listen: node.transport.listenAddresses(),
+      peerId: node.transport.peerId,
       syncing: node.sync.syncing,
       syncTarget: node.sync.targetHeight,
-      mining: node.miner !== undefined,
+      mining: node.mining,
       memory: {
         ...(({ rss, heapUsed, heapTotal, external, arrayBuffers }) => ({ rss, heapUsed, heapTotal, external, arrayBuffers }))(process.memoryUsage()),
         heapLimit: getHeapStatistics().heap_size_limit,
@@ -136,11 +136,12 @@ export const rpcHandlers: Handlers = {
   },
 
   async getPeers(node) {
-    return node.host.getPeers().map((peer) => {
-      const known = node.sync.statuses.get(peer.toString());
+    return node.transport.peers().map((peer) => {
+      const known = node.sync.statuses.get(peer);
+      const info = node.transport.connectionInfo(peer);
       return {
-        id: peer.toString(),
-        addrs: node.host.getConnections(peer).map((c) => c.remoteAddr.toString()),
+        id: peer,
+        addrs: info ? [info.remoteAddr] : [],
         height: known?.status.height ?? null,
         totalWork: known?.status.totalWork.toString() ?? null,
         banScore: node.peers.score(peer),
@@ -202,7 +203,7 @@ export const rpcHandlers: Handlers = {
 
   async auditState(node) {
     const report = await node.chain.withImportsPaused(() => auditChainDB(node.db));
-    const expected = node.config.params.alloc.reduce((s, a) => s + a.balance, 0n) + node.config.params.reward * BigInt(report.height);
+    const expected = node.params.alloc.reduce((s, a) => s + a.balance, 0n) + node.params.reward * BigInt(report.height);
     return {
       height: report.height,
       head: node.chain.tip.hashHex,

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { CairnError } from '../ledger/errors.ts';
 import { RPC_ENDPOINT_FILE, RPC_ERRORS, type RpcEndpointFile, type RpcMethod, type RpcMethods } from './rpc-types.ts';
 import { rpcHandlers, RpcError } from './rpc-methods.ts';
-import type { CairnNode } from './node.ts';
+import type { NodeView } from './view.ts';
 
 export const MAX_RPC_BODY_BYTES = 1 << 20;
 const MAX_BATCH = 1000;
@@ -32,7 +32,8 @@ function failure(id: RpcRequest['id'], code: number, message: string, data?: unk
  * JSON-RPC errors, and nothing a client sends can take the node down.
  */
 export class RpcServer {
-  private readonly node: CairnNode;
+  private readonly node: NodeView;
+  private readonly datadir: string;
   private readonly host: string;
   private readonly port: number;
   readonly token: string;
@@ -40,8 +41,10 @@ export class RpcServer {
   private endpointFile: string | undefined;
   url = '';
 
-  constructor(node: CairnNode, options: { host?: string; port?: number; token?: string } = {}) {
+  /** `datadir`: where the endpoint file goes, for the CLI to find. */
+  constructor(node: NodeView, options: { datadir: string; host?: string; port?: number; token?: string }) {
     this.node = node;
+    this.datadir = options.datadir;
     this.host = options.host ?? '127.0.0.1';
     this.port = options.port ?? 0;
     this.token = options.token ?? randomBytes(32).toString('hex');
@@ -60,7 +63,7 @@ export class RpcServer {
     const port = typeof address === 'object' && address ? address.port : this.port;
     const host = this.host.includes(':') ? `[${this.host}]` : this.host;
     this.url = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}/`;
-    this.endpointFile = join(this.node.config.datadir, RPC_ENDPOINT_FILE);
+    this.endpointFile = join(this.datadir, RPC_ENDPOINT_FILE);
     const endpoint: RpcEndpointFile = { url: this.url, token: this.token, pid: process.pid };
     await writeFile(this.endpointFile, JSON.stringify(endpoint) + '\n', { mode: 0o600 });
     return this.url;
@@ -132,7 +135,7 @@ export class RpcServer {
       return failure(id, RPC_ERRORS.INVALID_PARAMS, 'params must be an object');
     }
     try {
-      const handler = rpcHandlers[r.method as RpcMethod] as (n: CairnNode, p: Record<string, unknown>) => Promise<RpcMethods[RpcMethod]['result']>;
+      const handler = rpcHandlers[r.method as RpcMethod] as (n: NodeView, p: Record<string, unknown>) => Promise<RpcMethods[RpcMethod]['result']>;
       const result = await handler(this.node, params as Record<string, unknown>);
       // Whatever the answer saw (a head, a balance) was queued for the store before it was made:
       // once that is committed, what the user is told survives a crash.

@@ -1,14 +1,13 @@
 import { EventEmitter } from 'node:events';
-import type { PeerId } from '@libp2p/interface';
 import { bytesEqual, toHex } from '../ledger/bytes.ts';
-import { CairnError } from '../ledger/errors.ts';
-import { decodeBlock, type Block } from '../ledger/block.ts';
+import { BlockRuleError, CairnError } from '../ledger/errors.ts';
+import { decodeBlock } from '../ledger/block.ts';
 import type { Chain } from '../consensus/chain.ts';
 import { HeaderChainCheck } from '../consensus/headers.ts';
-import type { Host } from './host.ts';
+import { checkBlockSanity, type SaneBlock } from '../consensus/sanity.ts';
 import type { PeerManager } from './peers.ts';
 import type { NetworkNames } from './protocols.ts';
-import { request, requestMany, serve } from './reqresp.ts';
+import { TransportError, type Transport } from './transport.ts';
 import {
   MAX_BLOCKS_PER_REQUEST,
   MAX_HEADERS_PER_RESPONSE,
@@ -55,6 +54,7 @@ export interface SyncEvents {
   idle: [];
 }
 
+/** Something a peer provably did wrong in the sync protocol. */
 class PeerFault extends Error {
   readonly score: number;
   constructor(message: string, score: number) {
@@ -64,39 +64,54 @@ class PeerFault extends Error {
 }
 
 /**
+ * A block of the claimed chain broke a rule of its own (not a body that fails to match its
+ * header, which is the sender's doing): the peer that claimed the chain is to blame.
+ */
+class InvalidChain extends Error {
+  readonly reason: CairnError;
+  constructor(reason: CairnError) {
+    super(reason.message);
+    this.reason = reason;
+  }
+}
+
+export interface SyncOptions {
+  readonly transport: Transport;
+  readonly names: NetworkNames;
+  readonly chain: Chain;
+  readonly peers: PeerManager;
+  readonly clock: () => number;
+  /** Verifies a batch's signatures on every core as it arrives, ahead of its import. */
+  readonly preverify?: (blocks: readonly SaneBlock[]) => Promise<void>;
+}
+
+/**
  * Catches this node up to the most-work chain its peers know, and answers their requests.
  *
  * Protocol (docs/PROTOCOL.md): status (genesis, height, tip, total work) on every new
  * connection; then headers first — the peer's chain is checked header by header for proof of
  * work, targets and total work before any body is fetched, so a long low-work chain costs only
  * headers — then bodies in batches from every peer that claims the chain, several at once,
- * imported in order through the one import queue. A peer that lies is banned; a slow one is
- * penalised and its batch goes to another.
+ * imported in order through the one import queue.
+ *
+ * Blame follows what each peer did. The header peer claimed the chain: if a block of it breaks a
+ * rule, the header peer lied. A body provider only served bodies: it is blamed for a body that
+ * does not match the header it was asked for (wrong block, wrong transactions), never for what
+ * the block itself is — an honest node stores side branches it has not validated, and serves them.
+ * A peer that is slow, times out or goes away is not punished: its batch goes to another.
  */
 export class Sync extends EventEmitter<SyncEvents> {
-  private readonly host: Host;
-  private readonly names: NetworkNames;
-  private readonly chain: Chain;
-  private readonly peers: PeerManager;
-  private readonly clock: () => number;
+  private readonly o: SyncOptions;
   private readonly maxBlockBytes: number;
-  readonly statuses = new Map<string, { peer: PeerId; status: Status }>();
+  readonly statuses = new Map<string, { peer: string; status: Status }>();
   private running: Promise<void> | undefined;
   private again = false;
   private lastTarget = 0;
 
-  /** Verifies a batch's signatures on every core as it arrives, ahead of its import. */
-  private readonly preverify: ((blocks: readonly Block[]) => Promise<void>) | undefined;
-
-  constructor(o: { host: Host; names: NetworkNames; chain: Chain; peers: PeerManager; clock: () => number; preverify?: (blocks: readonly Block[]) => Promise<void> }) {
+  constructor(o: SyncOptions) {
     super();
-    this.host = o.host;
-    this.names = o.names;
-    this.chain = o.chain;
-    this.peers = o.peers;
-    this.clock = o.clock;
+    this.o = o;
     this.maxBlockBytes = o.chain.params.maxBlockBytes;
-    this.preverify = o.preverify;
   }
 
   /** True while a sync is running. */
@@ -106,27 +121,26 @@ export class Sync extends EventEmitter<SyncEvents> {
 
   /** The height the best peer claims; equals our height when caught up. */
   get targetHeight(): number {
-    return Math.max(this.chain.tip.height, this.lastTarget);
+    return Math.max(this.o.chain.tip.height, this.lastTarget);
   }
 
   async start(): Promise<void> {
-    const onBadRequest = (peer: PeerId, err: unknown) => this.peers.badRequest(peer, err);
+    const { transport, names, chain, peers } = this.o;
+    const onBadRequest = (peer: string, err: unknown) => peers.badRequest(peer, err);
     const limits = { timeoutMs: STATUS_TIMEOUT_MS, maxBytes: 1024, onBadRequest };
-    await serve(this.host, this.names.status, async () => encodeStatus(this.ourStatus()), limits);
-    await serve(
-      this.host,
-      this.names.headers,
+    await transport.handle(names.status, async () => encodeStatus(this.ourStatus()), limits);
+    await transport.handle(
+      names.headers,
       async (req) => {
         const { locator, max } = decodeGetHeaders(req);
-        return encodeHeaders(this.chain.headersAfter(locator, max).map((e) => e.header));
+        return encodeHeaders(chain.headersAfter(locator, max).map((e) => e.header));
       },
-      limits,
+      { ...limits, maxBytes: 16 + 64 * 32 + 8 },
     );
-    await serve(
-      this.host,
-      this.names.blocks,
+    await transport.handle(
+      names.blocks,
       async (req) => {
-        const stored = await this.chain.db.getBlocksBytes(decodeGetBlocks(req));
+        const stored = await chain.db.getBlocksBytes(decodeGetBlocks(req));
         const missing = stored.indexOf(undefined);
         // Up to the first we lack: the asker takes the rest from someone else.
         return (missing < 0 ? stored : stored.slice(0, missing)) as Uint8Array[];
@@ -136,31 +150,33 @@ export class Sync extends EventEmitter<SyncEvents> {
   }
 
   ourStatus(): Status {
-    const tip = this.chain.tip;
-    return { genesis: this.chain.db.genesis.header.hash, height: tip.height, tipHash: tip.hash, totalWork: tip.totalWork };
+    const tip = this.o.chain.tip;
+    return { genesis: this.o.chain.db.genesis.header.hash, height: tip.height, tipHash: tip.hash, totalWork: tip.totalWork };
   }
 
   /** The handshake: learn the peer's chain, refuse it if it is another network, sync if it is ahead. */
-  async handshake(peer: PeerId): Promise<Status | undefined> {
+  async handshake(peer: string): Promise<Status | undefined> {
+    const { transport, names, chain } = this.o;
     let status: Status;
     try {
-      status = decodeStatus(await request(this.host, peer, this.names.status, new Uint8Array(0), { timeoutMs: STATUS_TIMEOUT_MS, maxBytes: 1024 }));
+      status = decodeStatus(await transport.request(peer, names.status, new Uint8Array(0), { timeoutMs: STATUS_TIMEOUT_MS, maxBytes: 1024 }));
     } catch (err) {
-      if ((err as Error).name === 'UnsupportedProtocolError') this.emit('foreign', peer.toString());
-      this.statuses.delete(peer.toString());
+      if (err instanceof TransportError && err.code === 'TRANSPORT_UNSUPPORTED') this.emit('foreign', peer);
+      else if (err instanceof CairnError && err.banScore > 0) this.o.peers.penalize(peer, err.banScore, `status: ${err.message}`);
+      this.statuses.delete(peer);
       return undefined;
     }
-    if (!bytesEqual(status.genesis, this.chain.db.genesis.header.hash)) {
-      this.emit('foreign', peer.toString());
+    if (!bytesEqual(status.genesis, chain.db.genesis.header.hash)) {
+      this.emit('foreign', peer);
       return undefined;
     }
-    this.statuses.set(peer.toString(), { peer, status });
-    if (status.totalWork > this.chain.tip.totalWork) this.requestSync();
+    this.statuses.set(peer, { peer, status });
+    if (status.totalWork > chain.tip.totalWork) void this.requestSync();
     return status;
   }
 
-  forget(peer: PeerId | string): void {
-    this.statuses.delete(peer.toString());
+  forget(peer: string): void {
+    this.statuses.delete(peer);
   }
 
   /** Resolves when no sync is running. */
@@ -189,11 +205,12 @@ export class Sync extends EventEmitter<SyncEvents> {
   }
 
   private async round(): Promise<void> {
+    const { chain, peers } = this.o;
     const ahead = [...this.statuses.values()]
-      .filter(({ status, peer }) => status.totalWork > this.chain.tip.totalWork && !this.peers.isBanned(peer))
-      .sort((a, b) => (b.status.totalWork > a.status.totalWork ? 1 : -1));
+      .filter(({ status, peer }) => status.totalWork > chain.tip.totalWork && !peers.isBanned(peer))
+      .sort((a, b) => (b.status.totalWork > a.status.totalWork ? 1 : b.status.totalWork < a.status.totalWork ? -1 : 0));
     for (const { peer, status } of ahead) {
-      if (status.totalWork <= this.chain.tip.totalWork) continue;
+      if (status.totalWork <= chain.tip.totalWork) continue;
       try {
         await this.syncFrom(peer, status);
       } catch (err) {
@@ -202,60 +219,65 @@ export class Sync extends EventEmitter<SyncEvents> {
     }
   }
 
-  private blame(peer: PeerId, err: unknown): void {
-    if (err instanceof PeerFault) this.peers.penalize(peer, err.score, err.message);
-    else if (err instanceof CairnError) this.peers.penalize(peer, err.banScore, `sync: ${err.message}`);
-    else this.peers.penalize(peer, SLOW, `sync: ${(err as Error).message}`); // timeouts, resets, garbage framing
-    this.statuses.delete(peer.toString());
+  private blame(peer: string, err: unknown): void {
+    if (err instanceof PeerFault) this.o.peers.penalize(peer, err.score, err.message);
+    else if (err instanceof InvalidChain) this.o.peers.penalize(peer, err.reason.banScore, `sync: its chain holds an invalid block: ${err.message}`);
+    else if (err instanceof CairnError && !(err instanceof TransportError)) this.o.peers.penalize(peer, err.banScore, `sync: ${err.message}`);
+    else this.o.peers.penalize(peer, SLOW, `sync: ${(err as Error).message}`); // timeouts, resets, garbage framing
+    this.statuses.delete(peer);
   }
 
-  private async syncFrom(peer: PeerId, claimed: Status): Promise<void> {
+  private async syncFrom(peer: string, claimed: Status): Promise<void> {
+    const { transport, names, chain, clock } = this.o;
     // 1. Headers, checked as they come; nothing stored.
     let check: HeaderChainCheck | undefined;
     for (;;) {
-      const locator = check ? [check.tipHash, ...this.chain.locator()] : this.chain.locator();
-      const bytes = await request(this.host, peer, this.names.headers, encodeGetHeaders({ locator, max: MAX_HEADERS_PER_RESPONSE }), {
+      const locator = check ? [check.tipHash, ...chain.locator()] : chain.locator();
+      const bytes = await transport.request(peer, names.headers, encodeGetHeaders({ locator, max: MAX_HEADERS_PER_RESPONSE }), {
         timeoutMs: HEADERS_TIMEOUT_MS,
         maxBytes: 16 + MAX_HEADERS_PER_RESPONSE * 120,
       });
       const headers = decodeHeaders(bytes);
       if (headers.length === 0) break;
       if (!check) {
-        const fork = this.chain.getEntry(headers[0]!.prevHash);
+        const fork = chain.getEntry(headers[0]!.prevHash);
         if (!fork || !fork.isValid) throw new PeerFault('headers do not start from a block we know', LIE);
-        check = new HeaderChainCheck(this.chain.params, fork, this.clock());
+        check = new HeaderChainCheck(chain.params, fork, clock());
       }
       check.extend(headers); // throws ConsensusError with its ban score
       this.lastTarget = check.tipHeight;
       if (check.tipHeight > claimed.height + MAX_HEADERS_PER_RESPONSE) throw new PeerFault('more headers than its status claimed', LIE);
       if (headers.length < MAX_HEADERS_PER_RESPONSE) break;
     }
-    if (!check || check.totalWork <= this.chain.tip.totalWork) {
-      if (claimed.totalWork > this.chain.tip.totalWork && (!check || check.totalWork < claimed.totalWork)) {
+    if (!check || check.totalWork <= chain.tip.totalWork) {
+      if (claimed.totalWork > chain.tip.totalWork && (!check || check.totalWork < claimed.totalWork)) {
         throw new PeerFault('its headers do not add up to the work it claimed', LIE);
       }
       return;
     }
     // 2. Bodies we lack, from every peer that claims at least this much work.
-    const wanted = check.headers.filter((h) => !this.chain.getEntry(h.hash)).map((h) => h.hash);
+    const wanted = check.headers.filter((h) => !chain.getEntry(h.hash)).map((h) => h.hash);
     const providers = [peer, ...[...this.statuses.values()].filter((s) => s.peer !== peer && s.status.totalWork >= check.totalWork).map((s) => s.peer)];
     await this.download(wanted, providers, check.tipHeight);
   }
 
   /**
-   * Fetches `wanted` in batches, one outstanding batch per provider, and imports them strictly
-   * in order as they arrive. A provider that fails or lacks a batch drops out of this download
-   * and its batch goes back in line for the others.
+   * Fetches `wanted` in batches, a few outstanding per provider, and imports them strictly in
+   * order as they arrive. A provider that fails or lacks a batch drops out of this download and
+   * its batch goes back in line for the others; one that sent a body that does not match its
+   * header is also punished. A block that breaks a rule ends the download: the chain is bad
+   * (InvalidChain, for the header peer).
    */
-  private async download(wanted: readonly Uint8Array[], providers: PeerId[], target: number): Promise<void> {
+  private async download(wanted: readonly Uint8Array[], providers: string[], target: number): Promise<void> {
     this.emit('download', wanted.length);
     const batches: Uint8Array[][] = [];
     for (let i = 0; i < wanted.length; i += BLOCK_BATCH) batches.push(wanted.slice(i, i + BLOCK_BATCH));
     const queue = batches.map((_, i) => i);
-    const arrived = new Map<number, { blocks: Block[]; from: PeerId; verified: Promise<void> }>();
-    const active = new Set(providers.filter((p) => !this.peers.isBanned(p)));
+    const arrived = new Map<number, { blocks: SaneBlock[]; from: string; verified: Promise<void> }>();
+    const active = new Set(providers.filter((p) => !this.o.peers.isBanned(p)));
     let nextToImport = 0;
     let finished = false;
+    let invalid: InvalidChain | undefined;
     let waiters: (() => void)[] = [];
     const changed = () => new Promise<void>((resolve) => waiters.push(resolve));
     const notify = () => {
@@ -264,7 +286,7 @@ export class Sync extends EventEmitter<SyncEvents> {
       for (const wake of woken) wake();
     };
 
-    const worker = async (peer: PeerId) => {
+    const worker = async (peer: string) => {
       while (!finished && active.has(peer)) {
         if (queue.length === 0 || queue[0]! >= nextToImport + READ_AHEAD_BATCHES) {
           await changed(); // everything is taken (a failed batch may come back), or far enough ahead
@@ -275,11 +297,16 @@ export class Sync extends EventEmitter<SyncEvents> {
           const blocks = await this.fetchBlocks(peer, batches[index]!);
           if (blocks.length < batches[index]!.length) throw new Error('lacks blocks of the chain it announced');
           // Signatures are checked on every core while earlier batches import.
-          arrived.set(index, { blocks, from: peer, verified: this.preverify?.(blocks).catch(() => {}) ?? Promise.resolve() });
+          arrived.set(index, { blocks, from: peer, verified: this.o.preverify?.(blocks).catch(() => {}) ?? Promise.resolve() });
         } catch (err) {
-          active.delete(peer);
-          queue.unshift(index);
-          if ((err as Error).message !== 'lacks blocks of the chain it announced') this.blame(peer, err);
+          if (err instanceof InvalidChain) {
+            invalid ??= err;
+            finished = true;
+          } else {
+            active.delete(peer);
+            queue.unshift(index);
+            if ((err as Error).message !== 'lacks blocks of the chain it announced') this.blame(peer, err);
+          }
         }
         notify();
       }
@@ -287,10 +314,10 @@ export class Sync extends EventEmitter<SyncEvents> {
     const workers = [...active].flatMap((peer) => Array.from({ length: REQUESTS_PER_PEER }, () => worker(peer)));
 
     try {
-      while (nextToImport < batches.length) {
+      while (nextToImport < batches.length && !invalid) {
         const ready = arrived.get(nextToImport);
         if (!ready) {
-          if (active.size === 0) return; // nobody left who can serve us; the next round retries
+          if (active.size === 0 || finished) break; // nobody left who can serve us; the next round retries
           await changed();
           continue;
         }
@@ -298,31 +325,33 @@ export class Sync extends EventEmitter<SyncEvents> {
         notify(); // the read-ahead window moved
         await ready.verified;
         await this.importBlocks(ready.blocks, ready.from);
-        this.emit('progress', { height: this.chain.tip.height, target, peer: ready.from.toString() });
+        this.emit('progress', { height: this.o.chain.tip.height, target, peer: ready.from });
       }
     } finally {
       finished = true;
       notify();
       await Promise.allSettled(workers);
     }
+    if (invalid) throw invalid;
   }
 
-  private async fetchBlocks(peer: PeerId, hashes: readonly Uint8Array[]): Promise<Block[]> {
-    const frames = await requestMany(this.host, peer, this.names.blocks, encodeGetBlocks(hashes), hashes.length, {
+  /** A batch from one provider: each body must be the block asked for and match its header. */
+  private async fetchBlocks(peer: string, hashes: readonly Uint8Array[]): Promise<SaneBlock[]> {
+    const frames = await this.o.transport.requestMany(peer, this.o.names.blocks, encodeGetBlocks(hashes), hashes.length, {
       timeoutMs: BLOCKS_TIMEOUT_MS,
       maxBytes: this.maxBlockBytes,
     });
     return frames.map((bytes, i) => {
       const block = decodeBlock(bytes);
       if (!bytesEqual(block.header.hash, hashes[i]!)) throw new PeerFault(`sent block ${toHex(block.header.hash)} for ${toHex(hashes[i]!)}`, LIE);
-      return block;
+      return block as SaneBlock;
     });
   }
 
-  private async importBlocks(blocks: readonly Block[], from: PeerId): Promise<void> {
+  private async importBlocks(blocks: readonly SaneBlock[], from: string): Promise<void> {
     for (const block of blocks) {
       try {
-        await this.chain.processBlock(block);
+        await this.o.chain.processBlock(block);
       } catch (err) {
         this.blame(from, err);
         throw err;

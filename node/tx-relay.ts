@@ -1,13 +1,12 @@
-import type { PeerId } from '@libp2p/interface';
 import { CairnError } from '../ledger/errors.ts';
 import type { Mempool } from '../ledger/mempool.ts';
 import type { Transaction } from '../ledger/transaction.ts';
 import type { Gossip } from './gossip.ts';
 import type { TxSignatureVerifier } from './tx-signatures.ts';
-import type { Host } from './host.ts';
+import type { Env, Timer } from './env.ts';
+import type { Transport } from './transport.ts';
 import type { PeerManager } from './peers.ts';
 import type { NetworkNames } from './protocols.ts';
-import { request, serve } from './reqresp.ts';
 import { MAX_TXS_PER_BATCH, decodeTxBatch, encodeTxBatch } from './wire.ts';
 
 const PUSH_TIMEOUT_MS = 10_000;
@@ -31,10 +30,10 @@ const ANNOUNCE_DELAY_MS = 10;
  * admits from a push it gossips on, so the rest of its side hears of it.
  */
 export class TxRelay {
-  private readonly o: { host: Host; names: NetworkNames; mempool: Mempool; gossip: Gossip; peers: PeerManager; clock: () => number; signatures: TxSignatureVerifier };
+  private readonly o: { transport: Transport; env: Env; names: NetworkNames; mempool: Mempool; gossip: Gossip; peers: PeerManager; clock: () => number; signatures: TxSignatureVerifier };
 
   private outbox: Transaction[] = [];
-  private flushTimer: NodeJS.Timeout | undefined;
+  private flushTimer: Timer | undefined;
   private stopped = false;
 
   constructor(o: TxRelay['o']) {
@@ -46,12 +45,12 @@ export class TxRelay {
     if (this.stopped) return;
     this.outbox.push(tx);
     if (this.outbox.length >= MAX_TXS_PER_BATCH) void this.flush();
-    else this.flushTimer ??= setTimeout(() => void this.flush(), ANNOUNCE_DELAY_MS);
+    else this.flushTimer ??= this.o.env.setTimeout(() => void this.flush(), ANNOUNCE_DELAY_MS);
   }
 
   /** Gossips everything queued now. */
   async flush(): Promise<void> {
-    clearTimeout(this.flushTimer);
+    this.o.env.clearTimeout(this.flushTimer);
     this.flushTimer = undefined;
     while (this.outbox.length > 0) {
       const batch = this.outbox.splice(0, MAX_TXS_PER_BATCH);
@@ -61,13 +60,12 @@ export class TxRelay {
 
   stop(): void {
     this.stopped = true;
-    clearTimeout(this.flushTimer);
+    this.o.env.clearTimeout(this.flushTimer);
     this.outbox = [];
   }
 
   async start(): Promise<void> {
-    await serve(
-      this.o.host,
+    await this.o.transport.handle(
       this.o.names.txPush,
       async (req, peer) => {
         const txs = decodeTxBatch(req);
@@ -79,7 +77,7 @@ export class TxRelay {
     );
   }
 
-  private async admit(tx: Transaction, peer: PeerId): Promise<void> {
+  private async admit(tx: Transaction, peer: string): Promise<void> {
     try {
       await this.o.mempool.add(tx, this.o.clock());
       this.announce(tx);
@@ -89,20 +87,20 @@ export class TxRelay {
   }
 
   /** Sends `txs` (in batches) to `peer`; failures are the peer's business, not ours. */
-  async push(peer: PeerId, txs: readonly Transaction[]): Promise<void> {
+  async push(peer: string, txs: readonly Transaction[]): Promise<void> {
     for (let i = 0; i < txs.length; i += MAX_TXS_PER_BATCH) {
       const batch = txs.slice(i, i + MAX_TXS_PER_BATCH);
-      await request(this.o.host, peer, this.o.names.txPush, encodeTxBatch(batch), { timeoutMs: PUSH_TIMEOUT_MS, maxBytes: 16 }).catch(() => {});
+      await this.o.transport.request(peer, this.o.names.txPush, encodeTxBatch(batch), { timeoutMs: PUSH_TIMEOUT_MS, maxBytes: 16 }).catch(() => {});
     }
   }
 
   async pushToAll(txs: readonly Transaction[]): Promise<void> {
     if (txs.length === 0) return;
-    await Promise.all(this.o.host.getPeers().map((peer) => this.push(peer, txs)));
+    await Promise.all(this.o.transport.peers().map((peer) => this.push(peer, txs)));
   }
 
   /** Our whole mempool, in nonce order per sender, for a peer that just connected. */
-  async pushMempool(peer: PeerId): Promise<void> {
+  async pushMempool(peer: string): Promise<void> {
     const txs = [...this.o.mempool.entries()].map((e) => e.tx).sort((a, b) => (a.nonce < b.nonce ? -1 : a.nonce > b.nonce ? 1 : 0));
     await this.push(peer, txs);
   }

@@ -4,7 +4,10 @@ import { addressOf } from '../ledger/keys.ts';
 import { SignatureCache } from '../ledger/signature-cache.ts';
 import type { SignatureChecker } from '../ledger/state.ts';
 import { UNSIGNED_TX_BYTES, type Transaction } from '../ledger/transaction.ts';
-import type { VerifyPool } from './verify-pool.ts';
+/** Who checks signatures in bulk: the node's worker pool, or (in the simulator) the calling thread. */
+export interface SignatureVerifier {
+  verify(items: readonly { signature: Uint8Array; message: Uint8Array; publicKey: Uint8Array }[]): Promise<boolean[]>;
+}
 
 /**
  * Transaction signatures for block import and mempool admission: checked once (a cache of ids
@@ -12,10 +15,10 @@ import type { VerifyPool } from './verify-pool.ts';
  * the same verdicts as `checkTxSignature` in ledger/transaction.ts.
  */
 export class TxSignatureVerifier implements SignatureChecker {
-  private readonly pool: VerifyPool;
+  private readonly pool: SignatureVerifier;
   readonly cache: SignatureCache;
 
-  constructor(pool: VerifyPool, cache = new SignatureCache()) {
+  constructor(pool: SignatureVerifier, cache = new SignatureCache()) {
     this.pool = pool;
     this.cache = cache;
   }

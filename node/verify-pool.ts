@@ -1,7 +1,7 @@
 import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
 import { bestBackend, type SignatureBackend } from '../ledger/signature-backends.js';
-import type { MiningJob, WorkerReport } from './miner.ts';
+import type { HashingThreads, ThreadLender, WorkerReport } from './hashing.ts';
 
 export interface VerifyItem {
   readonly signature: Uint8Array;
@@ -15,12 +15,6 @@ export interface VerifyItem {
  */
 const WORKER_HEAP = { maxYoungGenerationSizeMb: 4 };
 
-/** What a miner gets from `hashFor`: how many threads hash for it, and how to give one a job. */
-export interface HashingThreads {
-  readonly threads: number;
-  post(thread: number, job: MiningJob): void;
-}
-
 /** Below this many items a batch is verified on the calling thread: a round trip costs more. */
 const INLINE_BELOW = 8;
 
@@ -30,7 +24,7 @@ const INLINE_BELOW = 8;
  * On a mining node the same threads hash for the miner when they have nothing to verify
  * (node/pool-worker.js).
  */
-export class VerifyPool {
+export class VerifyPool implements ThreadLender {
   readonly backend: SignatureBackend['name'];
   private readonly inline: SignatureBackend;
   private readonly workers: Worker[] = [];

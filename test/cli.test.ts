@@ -482,7 +482,7 @@ describe('cairn command, through real processes', function () {
         assert.equal(existsSync(join(datadir, 'rpc.json')), false);
         // stdout is not a terminal: one JSON record per line.
         const messages = node.stdout().trim().split('\n').map((line) => (JSON.parse(line) as { msg: string }).msg);
-        for (const m of ['node started', 'mining', 'block', 'stopping', 'stopped']) assert.ok(messages.includes(m), m);
+        for (const m of ['node started', 'mining', 'mined block', 'stopping', 'stopped']) assert.ok(messages.includes(m), m);
         assert.equal(node.stderr(), '');
         assertOneLineError(await runCli(['status', '--datadir', datadir]), /no node is running/, 1);
       });

@@ -1,3 +1,4 @@
+import { realEnv } from '../node/env.ts';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { ChainDB } from '../ledger/chaindb.ts';
@@ -10,7 +11,8 @@ import { Chain } from '../consensus/chain.ts';
 import { NONCE_OFFSET, buildTemplate, completeBlock, hashMeetsTargetBytes, searchNonce, targetBytes } from '../consensus/miner.ts';
 import { meetsTarget } from '../node/pow-hash.js';
 import { HEADER_BYTES, decodeHeader } from '../ledger/block.ts';
-import { Miner, type WorkerReport } from '../node/miner.ts';
+import { Miner } from '../node/miner.ts';
+import type { WorkerReport } from '../node/hashing.ts';
 import { VerifyPool } from '../node/verify-pool.ts';
 import { UNSIGNED_TX_BYTES } from '../ledger/transaction.ts';
 import { FUNDED_KEYS, tempDir, testKey, testParams, transfer } from './helpers/fixtures.ts';
@@ -106,7 +108,7 @@ describe('Miner', () => {
   it('mines in worker threads, and drops stale work when the tip changes', async function () {
     this.timeout(30_000);
     const pool = new VerifyPool(1);
-    const miner = new Miner({ chain, mempool, coinbase: testKey(51).address, clock: () => now, threads: 1, pool });
+    const miner = new Miner({ chain, mempool, coinbase: testKey(51).address, clock: () => now, threads: 1, pool, env: realEnv });
     const mined: Block[] = [];
     miner.on('mined', (b) => mined.push(b));
     try {

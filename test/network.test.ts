@@ -2,15 +2,15 @@ import assert from 'node:assert/strict';
 import { stateDigest } from '../ledger/audit.ts';
 import { multiaddr } from '@multiformats/multiaddr';
 import { generateKeyPair } from '@libp2p/crypto/keys';
-import { createHost, type Host } from '../node/host.ts';
+import { createHost, type Host } from '../node/libp2p/host.ts';
 import type { NetworkNames } from '../node/protocols.ts';
-import { serve } from '../node/reqresp.ts';
+import { serve } from '../node/libp2p/reqresp.ts';
 import { encodeStatus, encodeTxBatch } from '../node/wire.ts';
 import { decodeTransaction } from '../ledger/transaction.ts';
 import { FUNDED_KEYS, seededRandom, testKey, transfer } from './helpers/fixtures.ts';
 import { mineChild } from './helpers/mining.ts';
-import { CairnNode } from '../node/node.ts';
-import { mineOn, networkParams, sameTip, startNode, stopAll, waitFor, type TestNode } from './helpers/network.ts';
+import { createNode } from '../node/launch.ts';
+import { libp2pHost, mineOn, networkParams, sameTip, startNode, stopAll, waitFor, type TestNode } from './helpers/network.ts';
 
 const params = networkParams();
 const [alice] = FUNDED_KEYS as [(typeof FUNDED_KEYS)[0]];
@@ -193,15 +193,15 @@ describe('network: hostile and foreign peers', function () {
       await gossiper.services.pubsub.publish(names.blockTopic, bytes).catch(() => {});
       await gossiper.services.pubsub.publish(names.txTopic, bytes).catch(() => {});
     }
-    await waitFor(() => a.node.peers.isBanned(gossiper.peerId), 15_000, 'A to ban the garbage gossiper');
-    await waitFor(() => a.node.host.getConnections(gossiper.peerId).length === 0, 10_000, 'A to hang up on it');
+    await waitFor(() => a.node.peers.isBanned(gossiper.peerId.toString()), 15_000, 'A to ban the garbage gossiper');
+    await waitFor(() => !a.node.transport.peers().includes(gossiper.peerId.toString()), 10_000, 'A to hang up on it');
 
     const liar = await hostileHost(names);
     const limits = { timeoutMs: 5000, maxBytes: 1024, onBadRequest: () => {} };
     await serve(liar, names.status, async () => encodeStatus({ genesis: a.node.db.genesis.header.hash, height: 10_000, tipHash: rand.bytes(32), totalWork: 1n << 200n }), limits);
     await serve(liar, names.headers, async () => rand.bytes(4000), limits);
     await liar.dial(multiaddr(a.addr));
-    await waitFor(() => a.node.peers.isBanned(liar.peerId), 15_000, 'A to ban the lying sync peer');
+    await waitFor(() => a.node.peers.isBanned(liar.peerId.toString()), 15_000, 'A to ban the lying sync peer');
     await assert.rejects(liar.dial(multiaddr(a.addr)).then((c) => waitFor(() => c.status !== 'open', 3000, 'refused redial')).then(() => { throw new Error('refused'); }));
 
     await mineOn(b, 2);
@@ -229,7 +229,7 @@ describe('network: hostile and foreign peers', function () {
     const valid = [0n, 1n, 2n].map((nonce) => transfer(alice, testKey(71).address, 5n, nonce, 2n));
     await gossiper.services.pubsub.publish(names.txTopic, encodeTxBatch(valid));
     await waitFor(() => valid.every((tx) => a.node.mempool.has(tx.id) && b.node.mempool.has(tx.id)), 15_000, 'A and B to admit the batch');
-    assert.equal(a.node.peers.isBanned(gossiper.peerId), false, 'an honest batch costs nothing');
+    assert.equal(a.node.peers.isBanned(gossiper.peerId.toString()), false, 'an honest batch costs nothing');
 
     // Two valid transactions around one with a forged signature: rejected whole, the sender banned.
     const good = transfer(alice, testKey(72).address, 5n, 3n, 2n);
@@ -238,7 +238,7 @@ describe('network: hostile and foreign peers', function () {
     const forged = decodeTransaction(forgedBytes);
     const after = transfer(alice, testKey(74).address, 5n, 5n, 2n);
     await gossiper.services.pubsub.publish(names.txTopic, encodeTxBatch([good, forged, after]));
-    await waitFor(() => a.node.peers.isBanned(gossiper.peerId), 15_000, 'A to ban the sender of the forged batch');
+    await waitFor(() => a.node.peers.isBanned(gossiper.peerId.toString()), 15_000, 'A to ban the sender of the forged batch');
     assert.equal(a.node.mempool.has(forged.id), false);
     assert.equal(a.node.mempool.has(after.id), false, 'nothing after the forged transaction is admitted');
     await new Promise((r) => setTimeout(r, 500));
@@ -250,14 +250,14 @@ describe('network: hostile and foreign peers', function () {
     nodes.push(a);
     const other = await startNode(networkParams({ chainId: 99 }), [a.addr]);
     nodes.push(other);
-    await waitFor(() => a.node.peers.isBanned(other.node.host.peerId) || other.node.peers.isBanned(a.node.host.peerId), 15_000, 'the foreign node to be refused');
-    await waitFor(() => a.node.host.getConnections(other.node.host.peerId).length === 0, 10_000, 'the connection to close');
+    await waitFor(() => a.node.peers.isBanned(other.node.transport.peerId) || other.node.peers.isBanned(a.node.transport.peerId), 15_000, 'the foreign node to be refused');
+    await waitFor(() => !a.node.transport.peers().includes(other.node.transport.peerId), 10_000, 'the connection to close');
 
     // Same protocol names (as if the namespaces collided) but another genesis in the status.
     const impostor = await hostileHost(a.node.names);
     await serve(impostor, a.node.names.status, async () => encodeStatus({ genesis: new Uint8Array(32).fill(9), height: 1, tipHash: new Uint8Array(32), totalWork: 1n }), { timeoutMs: 5000, maxBytes: 1024, onBadRequest: () => {} });
     await impostor.dial(multiaddr(a.addr));
-    await waitFor(() => a.node.peers.isBanned(impostor.peerId), 15_000, 'A to refuse the impostor');
+    await waitFor(() => a.node.peers.isBanned(impostor.peerId.toString()), 15_000, 'A to refuse the impostor');
     assert.equal(a.node.sync.statuses.has(impostor.peerId.toString()), false);
   });
 });
@@ -275,16 +275,17 @@ describe('network: losing every peer', function () {
     const b = await startNode(params, [a.addr]);
     nodes.push(b);
     await waitFor(() => b.node.sync.statuses.size > 0, 10_000, 'B to connect to A');
-    const aId = a.node.host.peerId.toString();
+    const aId = a.node.transport.peerId;
     const port = a.addr.split('/')[4]!;
     await a.node.stop(); // B has no peer left
-    await waitFor(() => b.node.host.getPeers().length === 0, 10_000, 'B to notice A is gone');
+    await waitFor(() => b.node.transport.peers().length === 0, 10_000, 'B to notice A is gone');
     await new Promise((r) => setTimeout(r, 2500)); // let B's redials fail a few times and back off
-    const again = new CairnNode({ ...a.node.config, listen: [`/ip4/127.0.0.1/tcp/${port}`] });
+    const config = { ...a.config, listen: [`/ip4/127.0.0.1/tcp/${port}`] };
+    const again = createNode(config);
     await again.start();
-    nodes.push({ node: again, addr: again.listenAddresses()[0]!, remove: a.remove });
-    assert.equal(again.host.peerId.toString(), aId, 'the identity persisted in the datadir');
-    const ms = await waitFor(() => b.node.host.getPeers().some((p) => p.toString() === aId), 30_000, 'B to redial A');
+    nodes.push({ node: again, config, addr: again.listenAddresses()[0]!, remove: a.remove });
+    assert.equal(again.transport.peerId, aId, 'the identity persisted in the datadir');
+    const ms = await waitFor(() => b.node.transport.peers().includes(aId), 30_000, 'B to redial A');
     console.log(`      B reconnected ${ms} ms after A came back`);
   });
 });
@@ -304,9 +305,9 @@ describe('node: restart', function () {
     for (const tx of pending) await a.node.submitTransaction(tx);
     const head = a.node.chain.tip.hashHex;
     await a.node.stop();
-    const again = new CairnNode(a.node.config);
+    const again = createNode(a.config);
     await again.start();
-    nodes.push({ node: again, addr: again.listenAddresses()[0]!, remove: a.remove });
+    nodes.push({ node: again, config: a.config, addr: again.listenAddresses()[0]!, remove: a.remove });
     assert.equal(again.chain.tip.hashHex, head);
     for (const tx of pending) assert.ok(again.mempool.has(tx.id), 'still pending after the restart');
   });

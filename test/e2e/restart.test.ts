@@ -34,7 +34,7 @@ describe('e2e: restart', function () {
     await waitFor('20 blocks', 30_000, async () => (await n.status()).height >= 20);
     const stop1 = await n.stop('SIGTERM');
     assert.deepEqual([stop1.code, stop1.forced], [0, false], 'a clean exit on SIGTERM');
-    const loggedHead = lastLoggedHead(n.logLines(/"msg":"block"/));
+    const loggedHead = lastLoggedHead(n.logLines(/"msg":"(mined|received) block"/));
     await n.start({});
     const afterMining = await n.status();
     assert.equal(afterMining.head, loggedHead, 'resumed at the last block it connected before SIGTERM');

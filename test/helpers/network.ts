@@ -2,7 +2,11 @@ import { sha256 } from '../../ledger/hash.ts';
 import type { Block } from '../../ledger/block.ts';
 import type { ChainParams } from '../../ledger/genesis.ts';
 import { buildTemplate, completeBlock, searchNonce, targetBytes } from '../../consensus/miner.ts';
-import { CairnNode } from '../../node/node.ts';
+import type { CairnNode } from '../../node/node.ts';
+import { createNode, type NodeConfig } from '../../node/launch.ts';
+import { Libp2pTransport } from '../../node/libp2p/transport.ts';
+import type { Host } from '../../node/libp2p/host.ts';
+import { VerifyPool } from '../../node/verify-pool.ts';
 import { tempDir, testKey, testParams } from './fixtures.ts';
 
 /**
@@ -16,13 +20,15 @@ export function networkParams(overrides: Partial<ChainParams> = {}): ChainParams
 
 export interface TestNode {
   readonly node: CairnNode;
+  /** What the node was made from, to make it again (a restart). */
+  readonly config: NodeConfig;
   readonly addr: string;
   readonly remove: () => void;
 }
 
-export async function startNode(params: ChainParams, bootstrap: string[] = [], extra: Partial<ConstructorParameters<typeof CairnNode>[0]> = {}): Promise<TestNode> {
+export async function startNode(params: ChainParams, bootstrap: string[] = [], extra: Partial<NodeConfig> = {}): Promise<TestNode> {
   const dir = tempDir('cairn-node-');
-  const node = new CairnNode({
+  const config: NodeConfig = {
     datadir: dir.path,
     params,
     listen: ['/ip4/127.0.0.1/tcp/0'],
@@ -31,9 +37,10 @@ export async function startNode(params: ChainParams, bootstrap: string[] = [], e
     statusIntervalMs: 1000,
     banSeconds: 600,
     ...extra,
-  });
+  };
+  const node = createNode(config);
   await node.start();
-  return { node, addr: node.listenAddresses()[0]!, remove: dir.remove };
+  return { node, config, addr: node.listenAddresses()[0]!, remove: dir.remove };
 }
 
 export async function stopAll(nodes: readonly (TestNode | undefined)[]): Promise<void> {
@@ -72,4 +79,17 @@ export async function waitFor(condition: () => boolean | Promise<boolean>, timeo
 export function sameTip(nodes: readonly TestNode[]): boolean {
   const first = nodes[0]!.node.chain.tip.hashHex;
   return nodes.every((n) => n.node.chain.tip.hashHex === first);
+}
+
+/** The libp2p node under a real node's transport, for tests that look at connections and the mesh. */
+export function libp2pHost(node: CairnNode): Host {
+  if (!(node.transport instanceof Libp2pTransport)) throw new Error('not a libp2p node');
+  return node.transport.host;
+}
+
+/** The worker pool a real node verifies signatures on. */
+export function verifyPoolOf(node: CairnNode): VerifyPool {
+  const pool = node.parts.verifier;
+  if (!(pool instanceof VerifyPool)) throw new Error('this node verifies inline');
+  return pool;
 }

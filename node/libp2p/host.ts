@@ -19,8 +19,8 @@ import {
 } from '@libp2p/gossipsub';
 import type { PublishOpts } from '@libp2p/gossipsub/types';
 import type { ConnectionGater, PrivateKey } from '@libp2p/interface';
-import { sha256 } from '../ledger/hash.ts';
-import type { NetworkNames } from './protocols.ts';
+import { sha256 } from '../../ledger/hash.ts';
+import type { NetworkNames } from '../protocols.ts';
 
 /** Methods the runtime GossipSub has that its exported interface leaves out. */
 export interface CairnPubSub extends GossipSub {

@@ -1,25 +1,41 @@
 import { lpStream } from '@libp2p/utils';
 import type { PeerId, Stream } from '@libp2p/interface';
+import { CairnError } from '../../ledger/errors.ts';
+import { TransportError, type RequestLimits, type Responder, type ServeOptions } from '../transport.ts';
 import type { Host } from './host.ts';
 
 /**
  * Length-prefixed request-response over libp2p streams. Every read has a size cap and a deadline;
  * a response of several frames ends with an empty frame (lpStream cannot tell a clean end of
- * stream from a cut one).
+ * stream from a cut one). Failures leave here as TransportErrors, so nothing above reads libp2p's
+ * error names.
  */
-export interface RequestOptions {
-  readonly timeoutMs: number;
-  readonly maxBytes: number;
-}
 
 /** Frames capped at `maxBytes` when read (writes are ours, and sized by our own limits). */
 function framed(stream: Stream, maxBytes: number) {
   return lpStream(stream, { maxDataLength: maxBytes, maxBufferSize: Math.max(4 << 20, 2 * maxBytes) });
 }
 
-export async function request(host: Host, peer: PeerId, protocol: string, body: Uint8Array, o: RequestOptions): Promise<Uint8Array> {
+/** What a libp2p or stream error means for the caller. */
+export function classify(err: unknown): TransportError {
+  if (err instanceof TransportError) return err;
+  const e = err as Error;
+  const name = e?.name ?? '';
+  const message = e?.message ?? String(err);
+  if (name === 'UnsupportedProtocolError') return new TransportError('TRANSPORT_UNSUPPORTED', message);
+  if (name === 'AbortError' || name === 'TimeoutError') return new TransportError('TRANSPORT_TIMEOUT', message);
+  if (/^Invalid.*(Length|Data)/.test(name)) return new TransportError('TRANSPORT_BAD_FRAME', message);
+  return new TransportError('TRANSPORT_CLOSED', message);
+}
+
+export async function request(host: Host, peer: PeerId, protocol: string, body: Uint8Array, o: RequestLimits): Promise<Uint8Array> {
   const signal = AbortSignal.timeout(o.timeoutMs);
-  const stream = await host.dialProtocol(peer, protocol, { signal });
+  let stream: Stream;
+  try {
+    stream = await host.dialProtocol(peer, protocol, { signal });
+  } catch (err) {
+    throw classify(err);
+  }
   try {
     const lp = framed(stream, o.maxBytes);
     await lp.write(body, { signal });
@@ -28,21 +44,19 @@ export async function request(host: Host, peer: PeerId, protocol: string, body: 
     return response.subarray();
   } catch (err) {
     stream.abort(err as Error);
-    throw err;
+    throw classify(err);
   }
 }
 
 /** Sends one request and collects frames until the empty terminator, at most `maxFrames`. */
-export async function requestMany(
-  host: Host,
-  peer: PeerId,
-  protocol: string,
-  body: Uint8Array,
-  maxFrames: number,
-  o: RequestOptions,
-): Promise<Uint8Array[]> {
+export async function requestMany(host: Host, peer: PeerId, protocol: string, body: Uint8Array, maxFrames: number, o: RequestLimits): Promise<Uint8Array[]> {
   const signal = AbortSignal.timeout(o.timeoutMs);
-  const stream = await host.dialProtocol(peer, protocol, { signal });
+  let stream: Stream;
+  try {
+    stream = await host.dialProtocol(peer, protocol, { signal });
+  } catch (err) {
+    throw classify(err);
+  }
   try {
     const lp = framed(stream, o.maxBytes);
     await lp.write(body, { signal });
@@ -51,38 +65,32 @@ export async function requestMany(
     for (;;) {
       const frame = (await lp.read({ signal })).subarray();
       if (frame.byteLength === 0) return frames;
-      if (frames.length === maxFrames) throw new Error(`more than ${maxFrames} frames in a response`);
+      if (frames.length === maxFrames) throw new TransportError('TRANSPORT_BAD_FRAME', `more than ${maxFrames} frames in a response`);
       frames.push(frame);
     }
   } catch (err) {
     stream.abort(err as Error);
-    throw err;
+    throw classify(err);
   }
 }
-
-export type Responder = (request: Uint8Array, peer: PeerId) => Promise<Uint8Array | Uint8Array[]>;
 
 /**
  * Serves `protocol`: reads one capped request, answers with one frame, or several frames and the
  * empty terminator. A handler error resets the stream; the asker sees it fail.
  */
-export async function serve(
-  host: Host,
-  protocol: string,
-  respond: Responder,
-  o: RequestOptions & { onBadRequest: (peer: PeerId, err: unknown) => void },
-): Promise<void> {
+export async function serve(host: Host, protocol: string, respond: Responder, o: ServeOptions): Promise<void> {
   await host.handle(
     protocol,
     async (stream: Stream, connection) => {
+      const peer = connection.remotePeer.toString();
       const lp = framed(stream, o.maxBytes);
       let answer: Uint8Array | Uint8Array[];
       try {
         const req = (await lp.read({ signal: AbortSignal.timeout(o.timeoutMs) })).subarray();
-        answer = await respond(req, connection.remotePeer);
+        answer = await respond(req, peer);
       } catch (err) {
         // Garbage, oversized or missing requests are the asker's doing: it pays for them.
-        o.onBadRequest(connection.remotePeer, err);
+        o.onBadRequest(peer, err instanceof CairnError ? err : classify(err));
         throw err;
       }
       if (Array.isArray(answer)) {
@@ -93,6 +101,6 @@ export async function serve(
       }
       await stream.close();
     },
-    { maxInboundStreams: 8, maxOutboundStreams: 8 },
+    { maxInboundStreams: o.maxInFlightPerPeer ?? 8, maxOutboundStreams: 8 },
   );
 }

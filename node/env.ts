@@ -1,0 +1,45 @@
+import { randomBytes } from 'node:crypto';
+
+/** A timer handle: opaque, only ever given back to the Env that made it. */
+export type Timer = unknown;
+
+/**
+ * Time, timers and randomness: everything in node/ that would otherwise reach for Date.now,
+ * setTimeout or Math.random takes them from here. `realEnv` is the machine's; the simulator
+ * (sim/) gives each node one of its own, driven by simulated time and a seed, so a whole network
+ * runs deterministically in one process. test/house.test.ts refuses the direct calls elsewhere.
+ */
+export interface Env {
+  /** Milliseconds since the Unix epoch. */
+  now(): number;
+  setTimeout(run: () => void, ms: number): Timer;
+  clearTimeout(timer: Timer | undefined): void;
+  setInterval(run: () => void, ms: number): Timer;
+  clearInterval(timer: Timer | undefined): void;
+  /** Runs `run` after the current turn of the event loop (setImmediate). */
+  defer(run: () => void): void;
+  /** A number in [0, 1). */
+  random(): number;
+  randomBytes(length: number): Uint8Array;
+}
+
+export const realEnv: Env = {
+  now: () => Date.now(),
+  setTimeout: (run, ms) => setTimeout(run, ms),
+  clearTimeout: (timer) => clearTimeout(timer as NodeJS.Timeout | undefined),
+  setInterval: (run, ms) => setInterval(run, ms),
+  clearInterval: (timer) => clearInterval(timer as NodeJS.Timeout | undefined),
+  defer: (run) => void setImmediate(run),
+  random: () => Math.random(),
+  randomBytes: (length) => new Uint8Array(randomBytes(length)),
+};
+
+/** Seconds since the epoch, as consensus's Clock wants them. */
+export function secondsOf(env: Env): () => number {
+  return () => Math.floor(env.now() / 1000);
+}
+
+/** A promise that resolves after `ms` of the env's time. */
+export function sleep(env: Env, ms: number): Promise<void> {
+  return new Promise((resolve) => env.setTimeout(resolve, ms));
+}

@@ -1,0 +1,186 @@
+import { EventEmitter } from 'node:events';
+import { TopicValidatorResult } from '@libp2p/gossipsub';
+import { multiaddr } from '@multiformats/multiaddr';
+import { peerIdFromString } from '@libp2p/peer-id';
+import type { PeerId, PeerInfo } from '@libp2p/interface';
+import type { NetworkNames } from '../protocols.ts';
+import {
+  TransportError,
+  type ConnectionGate,
+  type ConnectionInfo,
+  type GossipValidator,
+  type RequestLimits,
+  type Responder,
+  type ServeOptions,
+  type Transport,
+  type TransportEvents,
+} from '../transport.ts';
+import { GOSSIP_BAN_SCORE, createHost, type Host, type HostOptions } from './host.ts';
+import { classify, request, requestMany, serve } from './reqresp.ts';
+
+/** How long a connection may go without a gossip stream before we hang up. */
+const GOSSIPLESS_GRACE_MS = 10_000;
+
+const VERDICTS = {
+  accept: TopicValidatorResult.Accept,
+  ignore: TopicValidatorResult.Ignore,
+  reject: TopicValidatorResult.Reject,
+} as const;
+
+export interface Libp2pTransportOptions extends Omit<HostOptions, 'gater'> {
+  readonly names: NetworkNames;
+  readonly gate: ConnectionGate;
+}
+
+/**
+ * The Transport of a real node: libp2p 3 (node/libp2p/host.ts) with gossipsub, length-prefixed
+ * request-response, and the peer policing only libp2p needs — gossipsub scores and connections
+ * whose gossip stream died, reported as 'peer:misbehaved'.
+ */
+export class Libp2pTransport extends EventEmitter<TransportEvents> implements Transport {
+  /** The libp2p node itself, for tests and benchmarks that look at its connections and mesh. */
+  readonly host: Host;
+  private readonly connectedAt = new Map<string, number>();
+  private readonly onHeartbeat = () => this.police();
+
+  private constructor(host: Host) {
+    super();
+    this.host = host;
+  }
+
+  static async create(o: Libp2pTransportOptions): Promise<Libp2pTransport> {
+    const denied = (peer: PeerId) => o.gate.denied(peer.toString());
+    const host = await createHost({
+      ...o,
+      gater: {
+        denyDialPeer: async (peer: PeerId) => denied(peer),
+        denyOutboundEncryptedConnection: async (peer: PeerId) => denied(peer),
+        denyInboundEncryptedConnection: async (peer: PeerId) => denied(peer),
+      },
+    });
+    const t = new Libp2pTransport(host);
+    t.wire();
+    return t;
+  }
+
+  private wire(): void {
+    const host = this.host;
+    host.addEventListener('peer:connect', (e) => {
+      const peer = e.detail.toString();
+      this.connectedAt.set(peer, Date.now());
+      const info = this.connectionInfo(peer);
+      if (info) this.emit('peer:connect', peer, info);
+    });
+    host.addEventListener('peer:disconnect', (e) => {
+      this.connectedAt.delete(e.detail.toString());
+      this.emit('peer:disconnect', e.detail.toString());
+    });
+    host.addEventListener('peer:identify', (e) => {
+      const { peerId, listenAddrs } = e.detail;
+      const id = peerId.toString();
+      this.emit('peer:ready', id, listenAddrs.map((a) => a.encapsulate(`/p2p/${id}`).toString()));
+    });
+    host.addEventListener('peer:discovery', (e: CustomEvent<PeerInfo>) => {
+      const { id, multiaddrs } = e.detail;
+      if (id.equals(host.peerId)) return;
+      const peer = id.toString();
+      const addrs = multiaddrs.map((a) => (a.getComponents().some((c) => c.name === 'p2p') ? a : a.encapsulate(`/p2p/${peer}`)).toString());
+      this.emit('peer:discovered', peer, addrs);
+    });
+    host.services.pubsub.addEventListener('gossipsub:heartbeat', this.onHeartbeat);
+  }
+
+  get peerId(): string {
+    return this.host.peerId.toString();
+  }
+
+  listenAddresses(): string[] {
+    return this.host.getMultiaddrs().map((a) => a.toString());
+  }
+
+  peers(): string[] {
+    return this.host.getPeers().map((p) => p.toString());
+  }
+
+  connectionInfo(peer: string): ConnectionInfo | undefined {
+    const conn = this.host.getConnections(peerIdFromString(peer))[0];
+    return conn && { direction: conn.direction, remoteAddr: conn.remoteAddr.toString() };
+  }
+
+  async dial(addrs: readonly string[]): Promise<string> {
+    try {
+      const conn = await this.host.dial(addrs.map((a) => multiaddr(a)));
+      return conn.remotePeer.toString();
+    } catch (err) {
+      throw classify(err);
+    }
+  }
+
+  async hangUp(peer: string): Promise<void> {
+    await this.host.hangUp(peerIdFromString(peer)).catch(() => {});
+  }
+
+  handle(protocol: string, respond: Responder, options: ServeOptions): Promise<void> {
+    return serve(this.host, protocol, respond, options);
+  }
+
+  request(peer: string, protocol: string, body: Uint8Array, limits: RequestLimits): Promise<Uint8Array> {
+    return request(this.host, toPeerId(peer), protocol, body, limits);
+  }
+
+  requestMany(peer: string, protocol: string, body: Uint8Array, maxFrames: number, limits: RequestLimits): Promise<Uint8Array[]> {
+    return requestMany(this.host, toPeerId(peer), protocol, body, maxFrames, limits);
+  }
+
+  subscribe(topic: string, validate: GossipValidator): void {
+    const pubsub = this.host.services.pubsub;
+    pubsub.topicValidators.set(topic, async (peer, msg) => VERDICTS[await validate(peer.toString(), msg.data)]);
+    pubsub.subscribe(topic);
+  }
+
+  unsubscribe(topic: string): void {
+    const pubsub = this.host.services.pubsub;
+    pubsub.topicValidators.delete(topic);
+    pubsub.unsubscribe(topic);
+  }
+
+  async publish(topic: string, data: Uint8Array): Promise<number> {
+    const result = await this.host.services.pubsub.publish(topic, data).catch(() => undefined);
+    return result?.recipients.length ?? 0;
+  }
+
+  async stop(): Promise<void> {
+    this.host.services.pubsub.removeEventListener('gossipsub:heartbeat', this.onHeartbeat);
+    await this.host.stop();
+  }
+
+  /**
+   * gossipsub only ignores low scorers: a peer that keeps sending invalid data is reported here.
+   * So is a connection that has carried no gossip stream for a while — what is left of a peer
+   * whose stream gossipsub closed (an over-limit message, a protocol error).
+   */
+  private police(): void {
+    const pubsub = this.host.services.pubsub;
+    const gossiping = new Set<string>();
+    for (const peer of pubsub.getPeers()) {
+      const id = peer.toString();
+      gossiping.add(id);
+      if (pubsub.getScore(id) < GOSSIP_BAN_SCORE) this.emit('peer:misbehaved', id, 100, 'gossip score below threshold');
+    }
+    const now = Date.now();
+    for (const [id, since] of this.connectedAt) {
+      if (gossiping.has(id) || now - since < GOSSIPLESS_GRACE_MS) continue;
+      this.connectedAt.delete(id);
+      this.emit('peer:misbehaved', id, 50, 'connected without a working gossip stream');
+      void this.hangUp(id);
+    }
+  }
+}
+
+function toPeerId(peer: string): PeerId {
+  try {
+    return peerIdFromString(peer);
+  } catch (err) {
+    throw new TransportError('TRANSPORT_CLOSED', `not a peer id: ${peer} (${(err as Error).message})`);
+  }
+}

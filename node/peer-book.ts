@@ -1,0 +1,133 @@
+import type { Env } from './env.ts';
+import type { PeerManager } from './peers.ts';
+import type { Transport } from './transport.ts';
+
+/** How a peer came to be known. Bootstrap and user-given peers are kept for good; the others may be forgotten. */
+export type PeerSource = 'bootstrap' | 'user' | 'discovered' | 'connected';
+
+interface KnownPeer {
+  addrs: string[];
+  source: PeerSource;
+  delayMs: number;
+  nextAt: number;
+  failures: number;
+  /** Whether a failed dial of this peer has been reported (once per peer, not every retry). */
+  reported: boolean;
+}
+
+const REDIAL_MIN_MS = 1_000;
+const REDIAL_MAX_MS = 60_000;
+/** Discovered peers are dialled while the node has fewer connections than this. */
+const WANTED_PEERS = 8;
+/** A discovered peer that failed this many dials in a row is forgotten (it moved, or left). */
+const MAX_DISCOVERED_FAILURES = 5;
+const MAX_KNOWN = 1_000;
+
+/** The peer id at the end of an address ("…/p2p/<id>"), as libp2p and the simulator write them. */
+export function peerIdOf(addr: string): string | undefined {
+  return /\/p2p\/([^/]+)$/.exec(addr)?.[1];
+}
+
+/**
+ * The peers a node knows how to reach, and the dialling that keeps it connected: bootstrap
+ * peers always (each with its own exponential backoff), peers heard of by discovery (mDNS, the
+ * DHT, the simulator's) while the node has fewer than WANTED_PEERS connections, and any peer it
+ * was once connected to, so a restart or a partition heals without help.
+ */
+export class PeerBook {
+  private readonly env: Env;
+  private readonly transport: Transport;
+  private readonly peers: PeerManager;
+  private readonly known = new Map<string, KnownPeer>();
+  /** Told once per peer when dialling it fails, with why. */
+  onDialFailed: ((peer: string, source: PeerSource, err: Error) => void) | undefined;
+
+  constructor(env: Env, transport: Transport, peers: PeerManager) {
+    this.env = env;
+    this.transport = transport;
+    this.peers = peers;
+  }
+
+  get size(): number {
+    return this.known.size;
+  }
+
+  /** Remembers a full address (with its /p2p/ id). Returns the peer id, or undefined if it has none. */
+  remember(addr: string, source: PeerSource): string | undefined {
+    const id = peerIdOf(addr);
+    if (!id || id === this.transport.peerId) return id;
+    const k = this.known.get(id);
+    if (k) {
+      if (!k.addrs.includes(addr)) k.addrs.push(addr);
+      if (source === 'bootstrap' || source === 'user') k.source = source;
+    } else {
+      this.add(id, { addrs: [addr], source, delayMs: REDIAL_MIN_MS, nextAt: 0, failures: 0, reported: false });
+    }
+    return id;
+  }
+
+  /** A peer heard of by discovery. Returns true if it was new. */
+  discovered(peer: string, addrs: readonly string[]): boolean {
+    if (peer === this.transport.peerId || addrs.length === 0) return false;
+    const k = this.known.get(peer);
+    if (k) {
+      for (const a of addrs) if (!k.addrs.includes(a)) k.addrs.push(a);
+      return false;
+    }
+    this.add(peer, { addrs: [...addrs], source: 'discovered', delayMs: REDIAL_MIN_MS, nextAt: 0, failures: 0, reported: false });
+    return true;
+  }
+
+  /** A connection is up: its listen addresses are where to find it again, and its backoff starts over. */
+  connected(peer: string, listenAddrs: readonly string[]): void {
+    const k = this.known.get(peer);
+    if (k) {
+      if (listenAddrs.length > 0) k.addrs = [...listenAddrs];
+      k.delayMs = REDIAL_MIN_MS;
+      k.failures = 0;
+      k.reported = false;
+    } else if (listenAddrs.length > 0) {
+      this.add(peer, { addrs: [...listenAddrs], source: 'connected', delayMs: REDIAL_MIN_MS, nextAt: 0, failures: 0, reported: false });
+    }
+  }
+
+  private add(peer: string, k: KnownPeer): void {
+    if (this.known.size >= MAX_KNOWN) {
+      // Forget the oldest peer that is not a bootstrap or user-given one.
+      for (const [id, old] of this.known) {
+        if (old.source === 'discovered' || old.source === 'connected') {
+          this.known.delete(id);
+          break;
+        }
+      }
+      if (this.known.size >= MAX_KNOWN) return;
+    }
+    this.known.set(peer, k);
+  }
+
+  /** Dials known peers we are not connected to, each when its backoff allows. */
+  redial(): void {
+    const now = this.env.now();
+    const connected = new Set(this.transport.peers());
+    for (const [id, k] of this.known) {
+      if (k.nextAt > now || connected.has(id) || this.peers.isBanned(id)) continue;
+      const keep = k.source === 'bootstrap' || k.source === 'user';
+      if (!keep && connected.size >= WANTED_PEERS) continue;
+      k.nextAt = now + k.delayMs;
+      k.delayMs = Math.min(REDIAL_MAX_MS, k.delayMs * 2);
+      this.transport.dial(k.addrs).then(
+        () => {
+          k.failures = 0;
+        },
+        (err: Error) => {
+          k.failures++;
+          if (!k.reported) {
+            k.reported = true;
+            this.onDialFailed?.(id, k.source, err);
+          }
+          if (!keep && k.failures >= MAX_DISCOVERED_FAILURES) this.known.delete(id);
+        },
+      );
+    }
+  }
+}

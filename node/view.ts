@@ -1,0 +1,29 @@
+import type { ChainDB } from '../ledger/chaindb.ts';
+import type { ChainParams } from '../ledger/genesis.ts';
+import type { Mempool } from '../ledger/mempool.ts';
+import type { Transaction } from '../ledger/transaction.ts';
+import type { Chain } from '../consensus/chain.ts';
+import type { Gossip } from './gossip.ts';
+import type { PeerManager } from './peers.ts';
+import type { Sync } from './sync.ts';
+import type { Transport } from './transport.ts';
+import type { TxSignatureVerifier } from './tx-signatures.ts';
+
+/**
+ * What the RPC server and the metrics see of a node: reads, and the one write a user may make
+ * (submitting transactions). CairnNode has this shape; the services depend on it, not on the
+ * node, so neither imports the other.
+ */
+export interface NodeView {
+  readonly params: ChainParams;
+  readonly chain: Chain;
+  readonly db: ChainDB;
+  readonly mempool: Mempool;
+  readonly sync: Pick<Sync, 'syncing' | 'targetHeight' | 'statuses'>;
+  readonly peers: Pick<PeerManager, 'score' | 'bannedCount' | 'on'>;
+  readonly gossip: Pick<Gossip, 'on'>;
+  readonly transport: Pick<Transport, 'peers' | 'connectionInfo' | 'listenAddresses' | 'peerId'>;
+  readonly signatures: Pick<TxSignatureVerifier, 'preverify'>;
+  readonly mining: boolean;
+  submitTransaction(tx: Transaction): Promise<void>;
+}
