@@ -50,8 +50,8 @@ export async function stateDigest(db: ChainDB): Promise<string> {
  * height index and tip. Throws StoreError('STORE_CORRUPT') naming the first disagreement.
  * Signatures were checked when the blocks were connected; re-checking them is optional.
  */
-export async function auditChainDB(db: ChainDB, options: { checkSignatures?: boolean } = {}): Promise<AuditReport> {
-  const signatures = options.checkSignatures ? inlineSignatureChecker : noSignatures;
+export async function auditChainDB(db: ChainDB, options: { checkSignatures?: boolean; signatures?: SignatureChecker } = {}): Promise<AuditReport> {
+  const signatures = options.signatures ?? (options.checkSignatures ? inlineSignatureChecker : noSignatures);
   const replay = new MemoryAccounts();
   for (const a of db.params.alloc) replay.set(a.address, { balance: a.balance, nonce: 0n });
   const tip = await db.storedTip();

@@ -109,7 +109,30 @@ export const opensslBackend = canonical('openssl', (sig, message, pub) => {
   return opensslVerify('sha256', message, { key, dsaEncoding: 'ieee-p1363' }, sig);
 });
 
-/** @typedef {{ ecdsaVerify(sig: Uint8Array, msg32: Uint8Array, pub: Uint8Array): boolean }} NativeBindings */
+/**
+ * @typedef {{
+ *   ecdsaVerify(sig: Uint8Array, msg32: Uint8Array, pub: Uint8Array): boolean;
+ *   ecdsaSign(msg32: Uint8Array, seckey: Uint8Array): { signature: Uint8Array };
+ *   publicKeyCreate(seckey: Uint8Array, compressed: boolean): Uint8Array;
+ * }} NativeBindings
+ */
+
+/** @type {NativeBindings | null | undefined} */
+let bindings;
+
+/** @returns {NativeBindings | undefined} */
+function nativeBindings() {
+  if (bindings === undefined) {
+    try {
+      // `bindings` is the prebuilt addon behind the package's checked wrapper; it throws if the
+      // binary does not load, where the package's index would quietly use elliptic instead.
+      bindings = /** @type {NativeBindings} */ (createRequire(import.meta.url)('secp256k1/bindings'));
+    } catch {
+      bindings = null;
+    }
+  }
+  return bindings ?? undefined;
+}
 
 /** @type {SignatureBackend | null | undefined} */
 let native;
@@ -122,17 +145,25 @@ let native;
  */
 export function libsecp256k1Backend() {
   if (native === undefined) {
-    try {
-      const require = createRequire(import.meta.url);
-      // `bindings` is the prebuilt addon behind the package's checked wrapper; it throws if the
-      // binary does not load, where the package's index would quietly use elliptic instead.
-      const bindings = /** @type {NativeBindings} */ (require('secp256k1/bindings'));
-      native = canonical('libsecp256k1', (sig, message, pub) => bindings.ecdsaVerify(sig, sha256(message), pub) === true);
-    } catch {
-      native = null;
-    }
+    const lib = nativeBindings();
+    native = lib ? canonical('libsecp256k1', (sig, message, pub) => lib.ecdsaVerify(sig, sha256(message), pub) === true) : null;
   }
   return native ?? undefined;
+}
+
+/**
+ * libsecp256k1's signer, when its binary loads: RFC 6979 nonces and low S, so its signatures are
+ * byte for byte noble's (a test holds them to it), about 20 times faster. For tools that sign in
+ * bulk (the simulator, benchmarks); a user's key is signed with noble (ledger/keys.ts).
+ * @returns {{ sign(hash32: Uint8Array, privateKey: Uint8Array): Uint8Array; publicKey(privateKey: Uint8Array): Uint8Array } | undefined}
+ */
+export function libsecp256k1Signer() {
+  const lib = nativeBindings();
+  if (!lib) return undefined;
+  return {
+    sign: (hash32, privateKey) => lib.ecdsaSign(hash32, privateKey).signature,
+    publicKey: (privateKey) => lib.publicKeyCreate(privateKey, true),
+  };
 }
 
 /**

@@ -149,11 +149,16 @@ function build(fields: Omit<UnsignedTransaction, 'from' | 'to'>, bytes: Uint8Arr
 }
 
 /** Signs locally; `from` is derived from the key, so it cannot disagree with it. */
-export function signTransaction(fields: Omit<UnsignedTransaction, 'from'>, privateKey: Uint8Array): Transaction {
-  const publicKey = publicKeyOf(privateKey);
+export function signTransaction(
+  fields: Omit<UnsignedTransaction, 'from'>,
+  privateKey: Uint8Array,
+  /** For bulk signing: the key's public key if known, and another signer with noble's exact output. */
+  o: { publicKey?: Uint8Array; sign?: (hash: Uint8Array, privateKey: Uint8Array) => Uint8Array } = {},
+): Transaction {
+  const publicKey = o.publicKey ?? publicKeyOf(privateKey);
   const unsigned: UnsignedTransaction = { ...fields, from: addressOf(publicKey) };
   const w = writeUnsigned(new Writer(TX_BYTES), unsigned);
-  const signature = signHash(sha256(w.finish()), privateKey);
+  const signature = (o.sign ?? signHash)(sha256(w.finish()), privateKey);
   const bytes = w.bytes(publicKey).bytes(signature).finish();
   return build(unsigned, bytes);
 }

@@ -1,0 +1,207 @@
+import { toHex } from '../ledger/bytes.ts';
+import { sha256 } from '../ledger/hash.ts';
+import { computeMerkleRoot, decodeBlock, makeBlock, makeHeader, BLOCK_VERSION, type Block, type BlockHeader } from '../ledger/block.ts';
+import { decodeTransaction, UNSIGNED_TX_BYTES, type Transaction } from '../ledger/transaction.ts';
+import { sign } from './wallets.ts';
+import { concatBytes } from '../ledger/bytes.ts';
+import { nextTarget } from '../consensus/difficulty.ts';
+import { searchNonce, targetBytes } from '../consensus/miner.ts';
+import { medianTimePast } from '../consensus/block-index.ts';
+import type { CairnNode } from '../node/node.ts';
+import { decodeGetBlocks, decodeHeaders, encodeGetBlocks, encodeGetHeaders, encodeHeaders, encodeStatus, encodeTxBatch } from '../node/wire.ts';
+import type { Checker } from './invariants.ts';
+import type { Random } from './random.ts';
+import type { SimNode } from './sim-node.ts';
+import { SIM_EPOCH_MS, type World } from './world.ts';
+
+/**
+ * The adversaries among the nodes. Each runs a real CairnNode (so it follows the chain and
+ * speaks the protocol) and misbehaves with the real wire messages: invalid blocks and
+ * transactions, bodies that do not match their headers, a chain of bad headers claiming more
+ * work, withheld blocks, downloads without serving, request floods. What they make invalid on
+ * purpose goes into the checker's registry, which no honest node may ever hold.
+ */
+export function arm(world: World, checker: Checker): void {
+  const selfish = new Map<string, Block[]>();
+  world.observe({
+    onStarted(sim, node) {
+      const rng = world.rng.fork(`adversary-${sim.id}-${sim.lives}`);
+      switch (sim.spec.role) {
+        case 'garbage':
+          return every(world, sim, 6_000, () => sendGarbage(world, checker, node, rng));
+        case 'tamperer':
+          return tamperBodies(node);
+        case 'liar':
+          return lieAboutChain(node);
+        case 'freerider':
+          refuseToServe(node);
+          return every(world, sim, 3_000, () => freeRide(node, rng));
+        case 'flooder':
+          return every(world, sim, 500, () => flood(node));
+        case 'selfish':
+          return every(world, sim, 1_000, () => maybeRelease(node, selfish.get(sim.id) ?? []));
+        case 'honest':
+          return;
+      }
+    },
+  });
+  // A selfish miner keeps what it finds, building a private chain on it.
+  for (const sim of world.nodes.filter((n) => n.spec.role === 'selfish')) {
+    world.minedBy.set(sim.id, async (s, _public) => {
+      const node = s.node;
+      if (!node) return;
+      const withheld = selfish.get(s.id) ?? [];
+      const tip = node.chain.tip;
+      // Give up a private chain the public one has caught up with.
+      if (withheld.length > 0 && tip.height >= withheld.at(-1)!.header.height) withheld.length = 0;
+      const parent = withheld.at(-1)?.header ?? tip.header;
+      const anchor = parent.height === 0 ? undefined : (node.chain.mainAt(1)?.header.timestamp ?? withheld.find((b) => b.header.height === 1)?.header.timestamp);
+      const block = craft(node, parent, anchor, world.o.wallets.minerAddress(s.spec.minerKey), []);
+      if (block) withheld.push(block);
+      selfish.set(s.id, withheld);
+    });
+  }
+}
+
+function every(world: World, sim: SimNode, ms: number, act: () => Promise<void> | void): void {
+  const life = sim.lives;
+  const tick = () => {
+    if (!sim.node || sim.lives !== life || world.scheduler.now >= SIM_EPOCH_MS + world.o.durationMs) return;
+    void Promise.resolve(act()).catch(() => {});
+    world.scheduler.after(ms, tick);
+  };
+  world.scheduler.after(ms, tick);
+}
+
+/** A block on `parent` with a real proof of work at the target consensus expects, and whatever body it is given. */
+function craft(
+  node: CairnNode,
+  parent: BlockHeader,
+  anchorTimestamp: number | undefined,
+  miner: Uint8Array,
+  txs: readonly Transaction[],
+  o: { coinbaseAmount?: bigint; merkleRoot?: Uint8Array } = {},
+): Block | undefined {
+  const params = node.params;
+  const height = parent.height + 1;
+  const fees = txs.reduce((s, tx) => s + tx.fee, 0n);
+  const coinbase = { to: miner, amount: o.coinbaseAmount ?? params.reward + fees };
+  const target = nextTarget(params, parent, anchorTimestamp);
+  const parentEntry = node.chain.getEntry(parent.hash);
+  const minTime = parentEntry ? medianTimePast(parentEntry) + 1 : parent.timestamp + 1;
+  const header = makeHeader({
+    version: BLOCK_VERSION,
+    height,
+    prevHash: parent.hash,
+    merkleRoot: o.merkleRoot ?? computeMerkleRoot(height, coinbase, txs),
+    timestamp: Math.max(node.clock(), minTime, parent.timestamp + 1),
+    target,
+    nonce: 0n,
+  });
+  const nonce = searchNonce(header.bytes, targetBytes(target), 0n, 1_000_000, sha256);
+  if (nonce === undefined) return undefined;
+  return makeBlock(makeHeader({ ...header, nonce }), coinbase, txs);
+}
+
+/** Invalid blocks of every kind on its tip, and forged transactions, gossiped as if valid. */
+async function sendGarbage(world: World, checker: Checker, node: CairnNode, rng: Random): Promise<void> {
+  const tip = node.chain.tip;
+  const wallets = world.o.wallets;
+  const payer = rng.pick(wallets.keys);
+  const nonce = (await node.db.getAccount(payer.address))?.nonce ?? 0n;
+  const chainId = node.params.chainId;
+  const honestTx = sign({ chainId, to: rng.pick(wallets.keys).address, amount: 1n, fee: 1n, nonce }, payer);
+  const forged = decodeTransaction(concatBytes(honestTx.bytes.subarray(0, UNSIGNED_TX_BYTES), honestTx.publicKey, rng.bytes(64)));
+  const miner = rng.bytes(20);
+  const kind = rng.int(6);
+  let block: Block | undefined;
+  if (kind === 0) block = craft(node, tip.header, tip.anchorTimestamp, miner, [], { coinbaseAmount: node.params.reward + 1n }); // pays itself too much
+  else if (kind === 1) block = craft(node, tip.header, tip.anchorTimestamp, miner, [forged]); // a bad signature inside
+  else if (kind === 2) block = craft(node, tip.header, tip.anchorTimestamp, miner, [sign({ chainId, to: miner, amount: 1n, fee: 1n, nonce: nonce + 5n }, payer)]); // a nonce gap
+  else if (kind === 3) block = craft(node, tip.header, tip.anchorTimestamp, miner, [sign({ chainId, to: miner, amount: wallets.balance * 10n, fee: 1n, nonce }, payer)]); // overspends
+  else if (kind === 4) block = craft(node, tip.header, tip.anchorTimestamp, miner, [honestTx], { merkleRoot: rng.bytes(32) }); // body does not match
+  else block = craft(node, tip.header, tip.anchorTimestamp, miner, [honestTx, honestTx]); // a transaction twice
+  if (block) {
+    checker.invalid.blocks.add(toHex(block.header.hash));
+    await node.transport.publish(node.names.blockTopic, block.bytes);
+  }
+  checker.invalid.txs.add(forged.idHex);
+  await node.transport.publish(node.names.txTopic, encodeTxBatch([forged]));
+  const wrongChain = sign({ chainId: chainId + 1, to: miner, amount: 1n, fee: 1n, nonce }, payer);
+  checker.invalid.txs.add(wrongChain.idHex);
+  await node.transport.publish(node.names.txTopic, encodeTxBatch([wrongChain]));
+}
+
+/** Serves every block with a body that does not match its header (another coinbase recipient). */
+function tamperBodies(node: CairnNode): void {
+  const transport = node.transport as unknown as { override(protocol: string, respond: (req: Uint8Array, peer: string) => Promise<Uint8Array | Uint8Array[]>): void };
+  transport.override(node.names.blocks, async (req) => {
+    const stored = await node.db.getBlocksBytes(decodeGetBlocks(req));
+    const out: Uint8Array[] = [];
+    for (const bytes of stored) {
+      if (!bytes) break;
+      const b = decodeBlock(bytes);
+      out.push(makeBlock(b.header, { to: sha256(b.header.hash).subarray(0, 20), amount: b.coinbase.amount }, b.txs).bytes);
+    }
+    return out;
+  });
+}
+
+/** Claims far more work than it has, and answers headers with a chain whose proof of work is missing. */
+function lieAboutChain(node: CairnNode): void {
+  const transport = node.transport as unknown as { override(protocol: string, respond: (req: Uint8Array, peer: string) => Promise<Uint8Array | Uint8Array[]>): void };
+  transport.override(node.names.status, async () => {
+    const tip = node.chain.tip;
+    return encodeStatus({ genesis: node.db.genesis.header.hash, height: tip.height + 500, tipHash: sha256(tip.hash), totalWork: tip.totalWork * 100n + 1n });
+  });
+  transport.override(node.names.headers, async () => {
+    const headers: BlockHeader[] = [];
+    let parent = node.db.genesis.header;
+    for (let i = 0; i < 50; i++) {
+      // A header that links and carries the expected target, but whose hash misses it.
+      const base = { version: BLOCK_VERSION, height: parent.height + 1, prevHash: parent.hash, merkleRoot: sha256(parent.hash), timestamp: parent.timestamp + 10, target: parent.target };
+      let h = makeHeader({ ...base, nonce: 0n });
+      for (let n = 1n; BigInt('0x' + toHex(h.hash)) <= h.target; n++) h = makeHeader({ ...base, nonce: n });
+      headers.push(h);
+      parent = h;
+    }
+    return encodeHeaders(headers);
+  });
+}
+
+/** A free rider serves nothing: no headers, no blocks. */
+function refuseToServe(node: CairnNode): void {
+  const transport = node.transport as unknown as { override(protocol: string, respond: (req: Uint8Array, peer: string) => Promise<Uint8Array | Uint8Array[]>): void };
+  transport.override(node.names.headers, async () => encodeHeaders([]));
+  transport.override(node.names.blocks, async () => []);
+}
+
+/** Downloads the chain from genesis from a random peer, again and again. */
+async function freeRide(node: CairnNode, rng: Random): Promise<void> {
+  const peers = node.transport.peers();
+  if (peers.length === 0) return;
+  const peer = rng.pick(peers);
+  const headers = decodeHeaders(await node.transport.request(peer, node.names.headers, encodeGetHeaders({ locator: [node.db.genesis.header.hash], max: 2000 }), { timeoutMs: 10_000, maxBytes: 1 << 20 }));
+  for (let i = 0; i < headers.length; i += 64) {
+    await node.transport.requestMany(peer, node.names.blocks, encodeGetBlocks(headers.slice(i, i + 64).map((h) => h.hash)), 64, { timeoutMs: 20_000, maxBytes: 1 << 20 });
+  }
+}
+
+/** Status requests to every peer, twice a second, each a few times over. */
+async function flood(node: CairnNode): Promise<void> {
+  await Promise.allSettled(node.transport.peers().flatMap((peer) => Array.from({ length: 4 }, () => node.transport.request(peer, node.names.status, new Uint8Array(0), { timeoutMs: 2_000, maxBytes: 1024 }))));
+}
+
+/** Publishes the private chain once the public one comes within a block of it. */
+async function maybeRelease(node: CairnNode, withheld: Block[]): Promise<void> {
+  if (withheld.length === 0) return;
+  const lead = withheld.at(-1)!.header.height - node.chain.tip.height;
+  if (lead > 1) return;
+  const blocks = withheld.splice(0);
+  for (const block of blocks) {
+    if (node.chain.getEntry(block.header.prevHash) === undefined) break;
+    await node.chain.processBlock(block).catch(() => {});
+    await node.transport.publish(node.names.blockTopic, block.bytes);
+  }
+}
+

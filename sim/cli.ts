@@ -1,0 +1,74 @@
+/**
+ * npm run sim -- --seed S [--nodes N] [--minutes M] [--json]
+ * npm run sim -- --seeds K [--from F] [--nodes N] [--minutes M] [--json]
+ *
+ * One seeded scenario, or a sweep of K seeds; a failing seed is printed with the command that
+ * replays it. Exit status 1 if any seed fails an invariant.
+ */
+import { parseArgs } from 'node:util';
+import { simulate, type SimResult } from './run.ts';
+
+const { values } = parseArgs({
+  options: {
+    seed: { type: 'string' },
+    seeds: { type: 'string' },
+    from: { type: 'string' },
+    nodes: { type: 'string' },
+    minutes: { type: 'string' },
+    json: { type: 'boolean' },
+    calm: { type: 'boolean' },
+  },
+  strict: true,
+});
+
+function whole(name: string, text: string | undefined, min: number, max: number): number | undefined {
+  if (text === undefined) return undefined;
+  if (!/^\d+$/.test(text) || Number(text) < min || Number(text) > max) {
+    process.stderr.write(`sim: --${name} must be a whole number from ${min} to ${max}\n`);
+    process.exit(2);
+  }
+  return Number(text);
+}
+
+const nodes = whole('nodes', values.nodes, 2, 64);
+const minutes = whole('minutes', values.minutes, 1, 600);
+const options = { nodes, minutes, calm: values.calm };
+const replay = (seed: string) =>
+  `npm run sim -- --seed ${seed}${nodes ? ` --nodes ${nodes}` : ''}${minutes ? ` --minutes ${minutes}` : ''}${values.calm ? ' --calm' : ''}`;
+
+function summary(r: SimResult): string {
+  const failed = Object.entries(r.invariants).filter(([, v]) => v === 'fail').map(([k]) => k);
+  return `seed ${r.seed}: ${r.ok ? 'ok' : 'FAIL ' + failed.join(', ')}  ${r.nodes} nodes (${Object.entries(r.roles).map(([k, v]) => `${v} ${k}`).join(', ')}), ${r.simulatedSeconds} s simulated in ${r.wallMs} ms, ${r.blocks} blocks, ${r.txs} txs, ${r.reorgs} reorgs, faults ${JSON.stringify(r.faults)}, trace ${r.traceHash.slice(0, 16)}`;
+}
+
+if (values.seeds !== undefined) {
+  const count = whole('seeds', values.seeds, 1, 1_000_000)!;
+  const from = whole('from', values.from ?? '1', 0, Number.MAX_SAFE_INTEGER)!;
+  const failures: SimResult[] = [];
+  const started = performance.now();
+  for (let i = 0; i < count; i++) {
+    const r = await simulate(String(from + i), options);
+    if (!r.ok) failures.push(r);
+    if (!values.json) process.stderr.write(`${summary(r)}\n`);
+    if (!r.ok && !values.json) for (const [name, list] of Object.entries(r.violations)) for (const v of list ?? []) process.stderr.write(`    ${name}: ${v}\n`);
+  }
+  const wallMs = Math.round(performance.now() - started);
+  const first = failures[0];
+  if (values.json) {
+    process.stdout.write(JSON.stringify({ seeds: count, from, failed: failures.map((f) => f.seed), wallMs, firstFailure: first ? { ...first, replay: replay(first.seed) } : null }) + '\n');
+  } else {
+    process.stdout.write(`${count - failures.length} of ${count} seeds passed in ${(wallMs / 1000).toFixed(1)} s\n`);
+    if (first) process.stdout.write(`first failing seed: ${first.seed}\nreplay: ${replay(first.seed)}\n`);
+  }
+  process.exit(failures.length > 0 ? 1 : 0);
+} else {
+  const seed = values.seed ?? '1';
+  const r = await simulate(seed, options);
+  if (values.json) process.stdout.write(JSON.stringify(r) + '\n');
+  else {
+    process.stdout.write(`${summary(r)}\n`);
+    for (const [name, list] of Object.entries(r.violations)) for (const v of list ?? []) process.stdout.write(`  ${name}: ${v}\n`);
+    if (!r.ok) process.stdout.write(`replay: ${replay(seed)}\n`);
+  }
+  process.exit(r.ok ? 0 : 1);
+}

@@ -1,0 +1,124 @@
+import { auditChainDB } from '../ledger/audit.ts';
+import { InlineVerifier } from '../node/inline-verifier.ts';
+import { TxSignatureVerifier } from '../node/tx-signatures.ts';
+import { DEFAULT_ORPHAN_LIMITS } from '../consensus/orphans.ts';
+import { DEFAULT_MEMPOOL_POLICY } from '../ledger/mempool.ts';
+import type { World } from './world.ts';
+import { SIM_EPOCH_MS } from './world.ts';
+
+export const INVARIANTS = [
+  /** No honest node has an invalid block on its main chain or an invalid transaction in its mempool. */
+  'no-invalid-accepted',
+  /** Each honest node's stored state equals a replay of its own chain (signatures checked again). */
+  'state-equals-replay',
+  /** Total supply equals the genesis allocations plus the rewards of the chain. */
+  'supply',
+  /** After the faults stop and a quiet period, all honest nodes share one tip and one state. */
+  'convergence',
+  /** No honest node penalises or bans an honest node. */
+  'no-honest-penalised',
+  /** No node's code throws (an unhandled rejection or exception), and no node stalls. */
+  'no-throw-or-stall',
+  /** Mempools and orphan pools stay within their bounds. */
+  'pools-bounded',
+] as const;
+
+export type InvariantName = (typeof INVARIANTS)[number];
+
+/** Blocks and transactions an adversary made invalid on purpose: no honest node may keep one. */
+export class InvalidRegistry {
+  readonly blocks = new Set<string>();
+  readonly txs = new Set<string>();
+}
+
+/**
+ * The checkers, kept apart from the world they watch (as TigerBeetle's state checker is):
+ * events are checked as they happen (penalties), the pools and the invalid registry every few
+ * simulated seconds, and the rest once the network has been quiet.
+ */
+export class Checker {
+  private readonly world: World;
+  readonly invalid = new InvalidRegistry();
+  readonly violations = new Map<InvariantName, string[]>();
+
+  constructor(world: World) {
+    this.world = world;
+    world.observe({
+      onNode: (sim, node) => {
+        if (!sim.honest) return;
+        node.peers.on('penalty', (peer, score, reason) => {
+          if (world.nodes.find((n) => n.id === peer)?.honest) this.fail('no-honest-penalised', `${sim.id} penalised honest ${peer} by ${score}: ${reason}`);
+        });
+      },
+    });
+  }
+
+  fail(name: InvariantName, message: string): void {
+    const list = this.violations.get(name) ?? [];
+    if (list.length < 5) list.push(`t=${((this.world.scheduler.now - SIM_EPOCH_MS) / 1000).toFixed(1)}s ${message}`);
+    this.violations.set(name, list);
+  }
+
+  /** What is checked all the time, every `everyMs` of simulated time. */
+  schedule(everyMs: number): void {
+    const tick = () => {
+      this.checkNow();
+      this.world.scheduler.after(everyMs, tick);
+    };
+    this.world.scheduler.after(everyMs, tick);
+  }
+
+  checkNow(): void {
+    for (const sim of this.world.nodes) {
+      const node = sim.node;
+      if (!node || !sim.honest) continue;
+      const policy = { ...DEFAULT_MEMPOOL_POLICY, ...this.world.o.mempool };
+      if (node.mempool.bytes > policy.maxBytes) this.fail('pools-bounded', `${sim.id} mempool holds ${node.mempool.bytes} bytes, limit ${policy.maxBytes}`);
+      const orphans = node.chain.orphans;
+      if (orphans.size > DEFAULT_ORPHAN_LIMITS.maxCount || orphans.bytes > DEFAULT_ORPHAN_LIMITS.maxBytes) this.fail('pools-bounded', `${sim.id} holds ${orphans.size} orphans`);
+      for (const hash of this.invalid.blocks) {
+        const entry = node.chain.getEntry(Buffer.from(hash, 'hex'));
+        if (entry && entry.isValid && node.chain.isMain(entry)) this.fail('no-invalid-accepted', `${sim.id} has invalid block ${hash.slice(0, 16)} on its main chain`);
+      }
+      for (const id of this.invalid.txs) {
+        if (node.mempool.has(Buffer.from(id, 'hex'))) this.fail('no-invalid-accepted', `${sim.id} holds invalid transaction ${id.slice(0, 16)}`);
+      }
+    }
+  }
+
+  /** After the quiet period: one tip, one state, each equal to a replay of its chain. */
+  async final(): Promise<void> {
+    this.checkNow();
+    for (const crash of this.world.crashes) this.fail('no-throw-or-stall', crash);
+    const honest = this.world.nodes.filter((n) => n.honest && !n.gone);
+    const down = honest.filter((n) => !n.up);
+    for (const n of down) this.fail('no-throw-or-stall', `${n.id} is not running at the end`);
+    const up = honest.filter((n) => n.node);
+    const digests = new Map<string, string[]>();
+    // One checker for every node's replay: each transaction's signature is checked again once,
+    // independently of the nodes' own caches.
+    const signatures = new TxSignatureVerifier(new InlineVerifier());
+    for (const sim of up) {
+      const node = sim.node!;
+      await node.chain.idle();
+      try {
+        const report = await node.chain.withImportsPaused(() => auditChainDB(node.db, { signatures }));
+        const key = `${node.chain.tip.hashHex.slice(0, 16)} ${report.digest.slice(0, 16)}`;
+        digests.set(key, [...(digests.get(key) ?? []), sim.id]);
+        const expected = node.params.alloc.reduce((s, a) => s + a.balance, 0n) + node.params.reward * BigInt(report.height);
+        if (report.supply !== expected) this.fail('supply', `${sim.id} supply ${report.supply}, expected ${expected}`);
+      } catch (err) {
+        this.fail('state-equals-replay', `${sim.id}: ${(err as Error).message}`);
+      }
+      if (node.transport.peers().length === 0 && up.length > 1) this.fail('no-throw-or-stall', `${sim.id} has no peer at the end`);
+    }
+    if (digests.size > 1) {
+      const groups = [...digests.entries()].map(([k, ids]) => `${ids.join(',')} at ${k}`);
+      this.fail('convergence', `${digests.size} different tips/states: ${groups.join(' | ')}`);
+    }
+  }
+
+  results(): Record<InvariantName, 'pass' | 'fail'> {
+    return Object.fromEntries(INVARIANTS.map((name) => [name, this.violations.has(name) ? 'fail' : 'pass'])) as Record<InvariantName, 'pass' | 'fail'>;
+  }
+}

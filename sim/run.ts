@@ -1,0 +1,63 @@
+import { Checker, INVARIANTS, type InvariantName } from './invariants.ts';
+import { scenario, type ScenarioOptions } from './scenario.ts';
+import { World } from './world.ts';
+import { arm } from './adversary.ts';
+
+export interface SimResult {
+  readonly seed: string;
+  readonly nodes: number;
+  readonly simulatedSeconds: number;
+  readonly wallMs: number;
+  readonly blocks: number;
+  readonly txs: number;
+  readonly reorgs: number;
+  readonly faults: Record<string, number>;
+  readonly roles: Record<string, number>;
+  readonly events: number;
+  readonly traceHash: string;
+  readonly invariants: Record<InvariantName, 'pass' | 'fail'>;
+  readonly violations: Partial<Record<InvariantName, string[]>>;
+  readonly ok: boolean;
+}
+
+/**
+ * Runs one seeded scenario to the end and checks every invariant. Errors thrown from node code
+ * while it runs (unhandled rejections) are caught and count as violations, not as a crash of
+ * the simulator.
+ */
+export async function simulate(seed: string, options: ScenarioOptions = {}): Promise<SimResult> {
+  const started = performance.now();
+  const o = scenario(seed, options);
+  const world = new World(o);
+  const checker = new Checker(world);
+  arm(world, checker);
+  const onRejection = (err: unknown) => world.crashes.push(`unhandled rejection: ${(err as Error)?.stack ?? String(err)}`);
+  process.on('unhandledRejection', onRejection);
+  try {
+    checker.schedule(10_000);
+    await world.run();
+    await checker.final();
+  } finally {
+    process.off('unhandledRejection', onRejection);
+    for (const sim of world.nodes) sim.crash();
+  }
+  const roles: Record<string, number> = {};
+  for (const n of o.nodes) roles[n.role] = (roles[n.role] ?? 0) + 1;
+  const invariants = checker.results();
+  return {
+    seed,
+    nodes: o.nodes.length,
+    simulatedSeconds: (o.durationMs + o.quietMs) / 1000,
+    wallMs: Math.round(performance.now() - started),
+    blocks: world.counts.blocks,
+    txs: world.counts.txs,
+    reorgs: world.counts.reorgs,
+    faults: world.counts.faults,
+    roles,
+    events: world.scheduler.events,
+    traceHash: world.traceHash(),
+    invariants,
+    violations: Object.fromEntries(checker.violations),
+    ok: INVARIANTS.every((name) => invariants[name] === 'pass'),
+  };
+}

@@ -1,0 +1,110 @@
+import type { ChainParams } from '../ledger/genesis.ts';
+import type { LinkProfile } from './network.ts';
+import { Random } from './random.ts';
+import type { Role, SimNodeSpec } from './sim-node.ts';
+import { SIM_EPOCH_MS, type Fault, type WorldOptions } from './world.ts';
+import { Wallets } from './wallets.ts';
+
+export interface ScenarioOptions {
+  /** Nodes, adversaries included (default: 4 to 10, from the seed). */
+  readonly nodes?: number;
+  /** Simulated minutes of activity before the quiet period (default: 2 to 5, from the seed). */
+  readonly minutes?: number;
+  /** No adversaries and no faults: the network as it should be. */
+  readonly calm?: boolean;
+}
+
+const WALLETS = new Wallets(24);
+const ADVERSARIES: readonly Role[] = ['garbage', 'tamperer', 'liar', 'selfish', 'freerider', 'flooder'];
+
+/**
+ * The network's rules under simulation: 10-second blocks at an easy target (a few hashes each),
+ * so mining costs no real time. Most seeds keep the target fixed (a long ASERT half-life), which
+ * makes two blocks at one height tie exactly, so the first-seen rule is exercised; some let it move.
+ */
+export function simParams(rng: Random, history = 0): ChainParams {
+  return {
+    name: 'cairn-sim',
+    chainId: 4242,
+    // Early enough for `history` blocks on schedule before the run starts.
+    timestamp: Math.floor(SIM_EPOCH_MS / 1000) - 10 * (history + 1),
+    target: 1n << 252n,
+    blockTime: 10,
+    asertHalfLife: rng.chance(0.8) ? 365 * 86_400 : 600,
+    reward: 5_000n,
+    maxBlockBytes: 120_000,
+    maxBlockTxs: 400,
+    alloc: WALLETS.alloc(),
+  };
+}
+
+function link(rng: Random, rough: boolean): LinkProfile {
+  return {
+    latencyMs: rng.range(5, 120),
+    jitterMs: rough && rng.chance(0.5) ? rng.range(50, 400) : rng.range(0, 20),
+    drop: rough && rng.chance(0.5) ? rng.next() * 0.08 : 0,
+    duplicate: rough && rng.chance(0.3) ? rng.next() * 0.05 : 0,
+  };
+}
+
+/** Everything a seed decides: the nodes and their roles, the links, the faults, the load. */
+export function scenario(seed: string, o: ScenarioOptions = {}): WorldOptions {
+  const rng = new Random(`scenario:${seed}`);
+  const n = o.nodes ?? rng.range(4, 10);
+  const minutes = o.minutes ?? rng.range(2, 5);
+  const durationMs = minutes * 60_000;
+  const calm = o.calm ?? false;
+  // Some networks have a past: a chain of up to 250 blocks the first node holds at the start.
+  const history = !calm && rng.chance(0.5) ? rng.range(40, 250) : 0;
+  const adversaries = calm || n < 4 ? 0 : rng.pick([0, 0, 1, 1, 2]);
+  const ids = Array.from({ length: n }, (_, i) => `n${i}`);
+  // Adversaries anywhere but n0, which holds the history and mines first.
+  const bad = new Set(rng.shuffle(ids.slice(1)).slice(0, adversaries));
+  const nodes: SimNodeSpec[] = ids.map((id, i) => {
+    const role: Role = bad.has(id) ? rng.pick(ADVERSARIES) : 'honest';
+    // With a history to download, joining late is where sync is put to the test.
+    const late = !calm && i >= 2 && rng.chance(history > 0 ? 0.5 : 0.3);
+    return {
+      id,
+      role,
+      hashShare: role === 'selfish' ? 0.3 : role === 'honest' && (i === 0 || rng.chance(0.5)) ? 0.2 + rng.next() : 0,
+      joinAtMs: late ? rng.int(Math.floor(durationMs * 0.6)) : i * 200,
+      leaveAtMs: !calm && role === 'honest' && i >= 3 && rng.chance(0.1) ? rng.range(Math.floor(durationMs * 0.3), durationMs - 1) : undefined,
+      skewMs: calm ? 0 : rng.range(-20_000, 20_000),
+      minerKey: i,
+    };
+  });
+  const rough = !calm && rng.chance(0.6);
+  const links = [];
+  for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) if (rng.chance(0.3)) links.push({ a: ids[i]!, b: ids[j]!, profile: link(rng, rough) });
+  const faults: Fault[] = [];
+  if (!calm) {
+    const at = () => rng.range(10_000, Math.max(10_001, durationMs - 20_000));
+    for (let k = rng.int(3); k > 0; k--) {
+      const cut = 1 + rng.int(n - 1);
+      const shuffled = rng.shuffle(ids);
+      faults.push({ kind: 'partition', atMs: at(), healMs: rng.range(10_000, 90_000), sides: [shuffled.slice(0, cut), shuffled.slice(cut)] });
+    }
+    for (let k = rng.int(4); k > 0; k--) faults.push({ kind: rng.chance(0.7) ? 'crash' : 'restart', atMs: at(), node: rng.pick(ids), restartMs: rng.range(1_000, 60_000) });
+    for (let k = rng.int(3); k > 0; k--) faults.push({ kind: 'burst', atMs: at(), txs: rng.range(10, 80), style: rng.pick(['valid', 'conflicting', 'replacing'] as const) });
+    for (let k = rng.int(3); k > 0; k--) {
+      const a = rng.pick(ids);
+      const b = rng.pick(ids.filter((x) => x !== a));
+      faults.push({ kind: 'link', atMs: at(), a, b, profile: link(rng, true), untilMs: rng.range(10_000, 60_000) });
+    }
+  }
+  return {
+    seed,
+    params: simParams(rng, history),
+    history,
+    nodes,
+    durationMs,
+    quietMs: 120_000,
+    defaultLink: link(rng, rough),
+    links,
+    faults: faults.sort((a, b) => a.atMs - b.atMs),
+    txPerMinute: calm ? 30 : rng.range(10, 60),
+    mempool: { maxBytes: rng.chance(0.5) ? 40_000 : 400_000 },
+    wallets: WALLETS,
+  };
+}

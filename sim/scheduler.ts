@@ -1,0 +1,104 @@
+/**
+ * Simulated time for a whole network in one process. Events run in time order (ties in the
+ * order they were scheduled); after each, every promise continuation it set off runs before the
+ * next event, so async code sees simulated time stand still while it works, as it would on a
+ * fast machine. Nothing real may be awaited under it (no sockets, files, threads or real
+ * timers): then a seed and the code decide the whole run.
+ */
+export interface ScheduledEvent {
+  readonly at: number;
+  readonly seq: number;
+  run: (() => void) | undefined;
+}
+
+export class Scheduler {
+  /** Simulated milliseconds since the epoch. */
+  now: number;
+  private seq = 0;
+  private heap: ScheduledEvent[] = [];
+  /** Events run so far. */
+  events = 0;
+
+  constructor(startMs: number) {
+    this.now = startMs;
+  }
+
+  at(time: number, run: () => void): ScheduledEvent {
+    const event: ScheduledEvent = { at: Math.max(time, this.now), seq: this.seq++, run };
+    this.push(event);
+    return event;
+  }
+
+  after(ms: number, run: () => void): ScheduledEvent {
+    return this.at(this.now + Math.max(0, ms), run);
+  }
+
+  cancel(event: ScheduledEvent | undefined): void {
+    if (event) event.run = undefined;
+  }
+
+  get pending(): number {
+    return this.heap.length;
+  }
+
+  /** Runs events until simulated time reaches `until` (or nothing is left), draining promise work after each. */
+  async runUntil(until: number, stop?: () => boolean): Promise<void> {
+    while (this.heap.length > 0 && this.heap[0]!.at <= until) {
+      const event = this.pop()!;
+      if (!event.run) continue;
+      this.now = event.at;
+      const run = event.run;
+      event.run = undefined;
+      this.events++;
+      run();
+      await settle();
+      if (stop?.()) return;
+    }
+    if (this.now < until) this.now = until;
+  }
+
+  private push(e: ScheduledEvent): void {
+    const h = this.heap;
+    h.push(e);
+    let i = h.length - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (!before(h[i]!, h[parent]!)) break;
+      [h[i], h[parent]] = [h[parent]!, h[i]!];
+      i = parent;
+    }
+  }
+
+  private pop(): ScheduledEvent | undefined {
+    const h = this.heap;
+    const top = h[0];
+    const last = h.pop();
+    if (h.length > 0 && last) {
+      h[0] = last;
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let m = i;
+        if (l < h.length && before(h[l]!, h[m]!)) m = l;
+        if (r < h.length && before(h[r]!, h[m]!)) m = r;
+        if (m === i) break;
+        [h[i], h[m]] = [h[m]!, h[i]!];
+        i = m;
+      }
+    }
+    return top;
+  }
+}
+
+function before(a: ScheduledEvent, b: ScheduledEvent): boolean {
+  return a.at < b.at || (a.at === b.at && a.seq < b.seq);
+}
+
+/**
+ * Lets every queued promise continuation run: a macrotask turn comes only after the microtask
+ * queue is empty, and under the simulator nothing else can be queued for that turn.
+ */
+function settle(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}

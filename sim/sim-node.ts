@@ -1,0 +1,123 @@
+import { MemoryDisk, type MemoryKv } from '../ledger/kv-memory.ts';
+import type { ChainParams } from '../ledger/genesis.ts';
+import type { MempoolPolicy } from '../ledger/mempool.ts';
+import { CairnNode } from '../node/node.ts';
+import { InlineVerifier } from '../node/inline-verifier.ts';
+import { SimEnv } from './env.ts';
+import { SimTransport, type SimNetwork } from './network.ts';
+import type { Random } from './random.ts';
+import type { Scheduler } from './scheduler.ts';
+
+export type Role = 'honest' | 'garbage' | 'tamperer' | 'liar' | 'selfish' | 'freerider' | 'flooder';
+
+export interface SimNodeSpec {
+  readonly id: string;
+  readonly role: Role;
+  /** Share of the network's hash power (0: does not mine). */
+  readonly hashShare: number;
+  /** Simulated ms after the start when the node first starts. */
+  readonly joinAtMs: number;
+  /** When it leaves for good (undefined: stays). */
+  readonly leaveAtMs?: number;
+  readonly skewMs: number;
+  /** A key index for its coinbase. */
+  readonly minerKey: number;
+}
+
+/** One signature checker for every simulated node: stateless, and its verdicts are the pool's. */
+const verifier = new InlineVerifier();
+
+/**
+ * A node of the simulated network across its lives: its disk survives crashes, everything else
+ * (the CairnNode, its Env and transport) is made anew at each start. A crash drops what its
+ * store had not yet written and every timer it had set.
+ */
+export class SimNode {
+  readonly spec: SimNodeSpec;
+  readonly disk = new MemoryDisk();
+  node: CairnNode | undefined;
+  transport: SimTransport | undefined;
+  private env: SimEnv | undefined;
+  private kv: MemoryKv | undefined;
+  /** Starts and crashes, for the trace. */
+  lives = 0;
+  gone = false;
+
+  constructor(spec: SimNodeSpec) {
+    this.spec = spec;
+  }
+
+  get id(): string {
+    return this.spec.id;
+  }
+
+  get up(): boolean {
+    return this.node !== undefined;
+  }
+
+  get honest(): boolean {
+    return this.spec.role === 'honest';
+  }
+
+  async start(o: {
+    scheduler: Scheduler;
+    net: SimNetwork;
+    rng: Random;
+    params: ChainParams;
+    bootstrap: readonly string[];
+    mempool: Partial<MempoolPolicy>;
+    /** Called once the node has its chain and peers, before its transport carries anything. */
+    onNode: (node: CairnNode) => void;
+  }): Promise<CairnNode> {
+    this.lives++;
+    const env = new SimEnv(o.scheduler, o.rng.fork(`env-${this.id}-${this.lives}`), this.spec.skewMs);
+    // A write reaches the disk 1-3 ms after it is made: a crash can fall in between.
+    const diskRng = o.rng.fork(`disk-${this.id}-${this.lives}`);
+    const kv = this.disk.open((complete) => void env.setTimeout(complete, 1 + diskRng.int(3)));
+    const node = new CairnNode({
+      params: o.params,
+      env,
+      openStore: async () => kv,
+      createTransport: async (gate) => {
+        o.onNode(node);
+        const t = o.net.attach(this.id, gate, o.rng.fork(`net-${this.id}-${this.lives}`));
+        this.transport = t;
+        return t;
+      },
+      verifier,
+      bootstrap: o.bootstrap,
+      mempool: o.mempool,
+      statusIntervalMs: 15_000,
+      banSeconds: 600,
+    });
+    this.env = env;
+    this.kv = kv;
+    await node.start();
+    this.node = node;
+    return node;
+  }
+
+  /** A kill -9: unwritten batches are lost, timers never fire, peers see the connections drop. */
+  crash(): void {
+    if (!this.env) return;
+    this.env.kill();
+    this.kv?.crash();
+    this.transport?.goDown();
+    this.node = undefined;
+    this.env = undefined;
+    this.kv = undefined;
+    this.transport = undefined;
+  }
+
+  /** A clean stop (SIGTERM). */
+  async stop(): Promise<void> {
+    const node = this.node;
+    if (!node) return;
+    this.node = undefined;
+    await node.stop();
+    this.env?.kill();
+    this.env = undefined;
+    this.kv = undefined;
+    this.transport = undefined;
+  }
+}

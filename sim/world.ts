@@ -1,0 +1,294 @@
+import { createHash, type Hash } from 'node:crypto';
+import { toHex } from '../ledger/bytes.ts';
+import type { Block } from '../ledger/block.ts';
+import type { ChainParams } from '../ledger/genesis.ts';
+import type { MempoolPolicy } from '../ledger/mempool.ts';
+import type { CairnNode } from '../node/node.ts';
+import { SimNetwork, SimTransport, type LinkProfile } from './network.ts';
+import { Random } from './random.ts';
+import { Scheduler } from './scheduler.ts';
+import { SimNode, type SimNodeSpec } from './sim-node.ts';
+import { mineBlock, mineHistory } from './mining.ts';
+import type { Wallets } from './wallets.ts';
+
+/** A fault the scenario applies at a simulated time. */
+export type Fault =
+  | { readonly kind: 'partition'; readonly atMs: number; readonly healMs: number; readonly sides: readonly (readonly string[])[] }
+  | { readonly kind: 'crash'; readonly atMs: number; readonly node: string; readonly restartMs: number }
+  | { readonly kind: 'restart'; readonly atMs: number; readonly node: string; readonly restartMs: number }
+  | { readonly kind: 'link'; readonly atMs: number; readonly a: string; readonly b: string; readonly profile: LinkProfile; readonly untilMs: number }
+  | { readonly kind: 'burst'; readonly atMs: number; readonly txs: number; readonly style: 'valid' | 'conflicting' | 'replacing' };
+
+export interface WorldOptions {
+  readonly seed: string;
+  readonly params: ChainParams;
+  readonly nodes: readonly SimNodeSpec[];
+  readonly durationMs: number;
+  /** After the faults stop: no mining, no faults, then every invariant is checked. */
+  readonly quietMs: number;
+  readonly defaultLink: LinkProfile;
+  readonly links: readonly { a: string; b: string; profile: LinkProfile }[];
+  readonly faults: readonly Fault[];
+  /** Transactions a minute, spread over the honest nodes. */
+  readonly txPerMinute: number;
+  readonly mempool: Partial<MempoolPolicy>;
+  readonly wallets: Wallets;
+  /** Blocks the first node already holds when the run starts. */
+  readonly history: number;
+}
+
+/** Hooks that see every node as it starts (its chain and peers exist, its transport not yet). */
+export interface WorldObserver {
+  onNode?(sim: SimNode, node: CairnNode): void;
+  /** Once the node has started: its protocols are served, its timers run. */
+  onStarted?(sim: SimNode, node: CairnNode): void;
+}
+
+export const SIM_EPOCH_MS = 1_800_000_000_000;
+
+/**
+ * A whole Cairn network under one seed: the nodes (honest and not), their links, the miners'
+ * lottery, the users' transactions and the faults, all on one Scheduler.
+ */
+export class World {
+  readonly o: WorldOptions;
+  readonly scheduler = new Scheduler(SIM_EPOCH_MS);
+  readonly rng: Random;
+  readonly net: SimNetwork;
+  readonly nodes: SimNode[];
+  private readonly trace: Hash = createHash('sha256');
+  readonly counts = { blocks: 0, txs: 0, reorgs: 0, faults: {} as Record<string, number> };
+  private readonly observers: WorldObserver[] = [];
+  private miningUntil: number;
+  /** Errors thrown from node code (rejections nobody handled): a node must never throw. */
+  readonly crashes: string[] = [];
+
+  constructor(o: WorldOptions) {
+    this.o = o;
+    this.rng = new Random(o.seed);
+    this.net = new SimNetwork(this.scheduler, this.rng.fork('links'));
+    this.net.defaultLink = o.defaultLink;
+    for (const l of o.links) this.net.setLink(l.a, l.b, l.profile);
+    this.nodes = o.nodes.map((spec) => new SimNode(spec));
+    this.miningUntil = SIM_EPOCH_MS + o.durationMs;
+  }
+
+  observe(observer: WorldObserver): void {
+    this.observers.push(observer);
+  }
+
+  record(line: string): void {
+    this.trace.update(`${this.scheduler.now - SIM_EPOCH_MS} ${line}\n`);
+  }
+
+  traceHash(): string {
+    return this.trace.copy().digest('hex');
+  }
+
+  node(id: string): SimNode {
+    const n = this.nodes.find((x) => x.id === id);
+    if (!n) throw new Error(`no node ${id}`);
+    return n;
+  }
+
+  private countFault(kind: string): void {
+    this.counts.faults[kind] = (this.counts.faults[kind] ?? 0) + 1;
+  }
+
+  /** Starts node `sim` (first start or a restart after a crash). */
+  async startNode(sim: SimNode): Promise<void> {
+    if (sim.up || sim.gone) return;
+    const others = this.nodes.filter((n) => n !== sim && n.spec.joinAtMs <= this.scheduler.now - SIM_EPOCH_MS);
+    // Like a user's --bootstrap: up to two nodes that were there before it (whoever they are).
+    const bootstrap = this.rng.fork(`bootstrap-${sim.id}-${sim.lives}`).shuffle(others).slice(0, 2).map((n) => SimTransport.address(n.id));
+    this.record(`start ${sim.id} life ${sim.lives + 1}`);
+    await sim.start({
+      scheduler: this.scheduler,
+      net: this.net,
+      rng: this.rng,
+      params: this.o.params,
+      bootstrap,
+      mempool: this.o.mempool,
+      onNode: (node) => this.watch(sim, node),
+    });
+    if (sim.node) for (const o of this.observers) o.onStarted?.(sim, sim.node);
+    if (sim.node && sim === this.nodes[0] && sim.lives === 1 && this.o.history > 0) {
+      for (const block of mineHistory(this.o.params, this.o.history, this.o.wallets.minerAddress(0))) await sim.node.chain.processBlock(block);
+      this.record(`history ${this.o.history} on ${sim.id}`);
+    }
+  }
+
+  /** Hooks a node's events as it starts (its chain and peers exist, its transport not yet). */
+  private watch(sim: SimNode, node: CairnNode): void {
+    node.on('block', (block) => {
+      this.record(`${sim.id} connect ${block.header.height} ${toHex(block.header.hash).slice(0, 16)}`);
+    });
+    node.chain.on('tip', (e) => {
+      if (e.disconnected.length === 0) return;
+      this.counts.reorgs++;
+      this.record(`${sim.id} reorg -${e.disconnected.length} +${e.connected.length}`);
+    });
+    for (const o of this.observers) o.onNode?.(sim, node);
+  }
+
+  /** Runs the scenario: nodes join, mine, transact and suffer faults; then a quiet period. */
+  async run(): Promise<void> {
+    const s = this.scheduler;
+    const t0 = SIM_EPOCH_MS;
+    for (const sim of this.nodes) {
+      s.at(t0 + sim.spec.joinAtMs, () => void this.startNode(sim).catch((err: Error) => this.crashes.push(`${sim.id} start: ${err.stack ?? err.message}`)));
+      if (sim.spec.leaveAtMs !== undefined) s.at(t0 + sim.spec.leaveAtMs, () => this.leave(sim));
+    }
+    for (const f of this.o.faults) s.at(t0 + f.atMs, () => this.apply(f));
+    this.scheduleBlock();
+    this.scheduleTx();
+    this.scheduleDiscovery();
+    await s.runUntil(t0 + this.o.durationMs);
+    this.endFaults();
+    this.settle();
+    await s.runUntil(t0 + this.o.durationMs + this.o.quietMs);
+  }
+
+  /**
+   * Two branches of equal work stay apart until a block breaks the tie, here as on any network.
+   * So after the faults, one honest miner alone mines a few blocks, far enough apart that none
+   * can tie, and then nobody mines.
+   */
+  private settle(): void {
+    const t = SIM_EPOCH_MS + this.o.durationMs;
+    for (const delay of [10_000, 25_000, 40_000]) {
+      this.scheduler.at(t + delay, () => {
+        const miner = this.nodes.find((n) => n.honest && n.up && !n.gone);
+        if (miner) void this.mine(miner);
+      });
+    }
+  }
+
+  /** Every fault ends: links are perfect again, partitions heal, crashed nodes come back. */
+  private endFaults(): void {
+    this.record('faults end');
+    this.net.heal();
+    this.net.defaultLink = { ...this.o.defaultLink, drop: 0, duplicate: 0 };
+    for (const l of this.o.links) this.net.setLink(l.a, l.b, { ...l.profile, drop: 0, duplicate: 0 });
+    for (const sim of this.nodes) if (!sim.up && !sim.gone && sim.lives > 0) void this.startNode(sim);
+  }
+
+  private leave(sim: SimNode): void {
+    this.countFault('leave');
+    this.record(`leave ${sim.id}`);
+    sim.gone = true;
+    if (this.rng.chance(0.5)) sim.crash();
+    else void sim.stop();
+  }
+
+  private apply(f: Fault): void {
+    if (this.scheduler.now >= SIM_EPOCH_MS + this.o.durationMs) return;
+    this.countFault(f.kind);
+    const s = this.scheduler;
+    switch (f.kind) {
+      case 'partition': {
+        this.record(`partition ${f.sides.map((side) => side.join(',')).join(' | ')}`);
+        this.net.partition(f.sides);
+        s.after(f.healMs, () => {
+          this.record('heal');
+          this.net.heal();
+        });
+        return;
+      }
+      case 'crash':
+      case 'restart': {
+        const sim = this.node(f.node);
+        if (!sim.up || sim.gone) return;
+        this.record(`${f.kind} ${sim.id}`);
+        if (f.kind === 'crash') sim.crash();
+        else void sim.stop();
+        s.after(f.restartMs, () => void this.startNode(sim));
+        return;
+      }
+      case 'link': {
+        this.net.setLink(f.a, f.b, f.profile);
+        s.after(f.untilMs, () => this.net.setLink(f.a, f.b, this.o.defaultLink));
+        return;
+      }
+      case 'burst':
+        this.record(`burst ${f.style} ${f.txs}`);
+        for (let i = 0; i < f.txs; i++) void this.submitTx(f.style);
+        return;
+    }
+  }
+
+  /** The miners' lottery: blocks arrive as a Poisson process; the winner is drawn by hash share. */
+  private scheduleBlock(): void {
+    const rng = this.rng.fork('mining');
+    const next = () => {
+      const wait = rng.exponential(this.o.params.blockTime * 1000);
+      this.scheduler.after(wait, () => {
+        if (this.scheduler.now >= this.miningUntil) return;
+        const miners = this.nodes.filter((n) => n.up && n.spec.hashShare > 0);
+        const total = miners.reduce((sum, n) => sum + n.spec.hashShare, 0);
+        let draw = rng.next() * total;
+        const winner = miners.find((n) => (draw -= n.spec.hashShare) < 0) ?? miners.at(-1);
+        if (winner?.node) void this.mine(winner);
+        next();
+      });
+    };
+    next();
+  }
+
+  /** Hooks for adversaries that mine differently (a selfish miner keeps its blocks). */
+  minedBy: Map<string, (sim: SimNode, block: Block) => Promise<void>> = new Map();
+
+  private async mine(sim: SimNode): Promise<void> {
+    const node = sim.node!;
+    const block = await mineBlock(node, this.o.wallets.minerAddress(sim.spec.minerKey));
+    if (!block) return;
+    this.counts.blocks++;
+    this.record(`${sim.id} mined ${block.header.height} ${toHex(block.header.hash).slice(0, 16)}`);
+    const custom = this.minedBy.get(sim.id);
+    if (custom) return custom(sim, block);
+    await node.importAndAnnounce(block).catch(() => {});
+  }
+
+  private scheduleTx(): void {
+    if (this.o.txPerMinute <= 0) return;
+    const rng = this.rng.fork('txs');
+    const next = () => {
+      this.scheduler.after(rng.exponential(60_000 / this.o.txPerMinute), () => {
+        if (this.scheduler.now >= this.miningUntil) return;
+        void this.submitTx('valid');
+        next();
+      });
+    };
+    next();
+  }
+
+  /** A user's transaction to a random honest node, as `cairn send` makes it. */
+  private async submitTx(style: 'valid' | 'conflicting' | 'replacing'): Promise<void> {
+    const honest = this.nodes.filter((n) => n.up && n.honest);
+    if (honest.length === 0) return;
+    const rng = this.rng.fork(`tx-${this.counts.txs}`);
+    const target = rng.pick(honest);
+    const node = target.node!;
+    const made = await this.o.wallets.transfer(node, rng, style);
+    for (const [i, tx] of made.entries()) {
+      // A conflicting pair goes to two different nodes; a replacement to the same one.
+      const to = style === 'conflicting' && i === 1 ? rng.pick(honest) : target;
+      if (!to.node) continue;
+      this.counts.txs++;
+      await to.node.submitTransaction(tx).catch(() => {});
+    }
+  }
+
+  /** The simulator's mDNS/DHT: now and then each node hears of a few others. */
+  private scheduleDiscovery(): void {
+    const rng = this.rng.fork('discovery');
+    const round = () => {
+      const up = this.nodes.filter((n) => n.up && n.transport);
+      for (const n of up) {
+        for (let i = 0; i < 2 && up.length > 1; i++) n.transport!.discover(rng.pick(up).id);
+      }
+      this.scheduler.after(20_000, round);
+    };
+    this.scheduler.after(5_000, round);
+  }
+}
