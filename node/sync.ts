@@ -34,9 +34,8 @@ const BLOCK_BATCH = 32;
 const READ_AHEAD_BATCHES = 8;
 /** Requests outstanding to one provider: one at a time leaves both ends idle for a round trip. */
 const REQUESTS_PER_PEER = 2;
-/** Misbehaviour scores (a ban is at 100): lying is a ban, slowness costs a little. */
+/** Lying about the chain, or sending what does not match what was asked for, is a ban. */
 const LIE = 100;
-const SLOW = 25;
 
 export interface SyncProgress {
   readonly height: number;
@@ -219,11 +218,15 @@ export class Sync extends EventEmitter<SyncEvents> {
     }
   }
 
+  /**
+   * Punishes only what the peer provably did; every failure drops it from this round. A timeout
+   * or a closed connection costs nothing: a crash, a cut cable or a lossy link is no offence,
+   * and an honest peer behind one must never be banned for it.
+   */
   private blame(peer: string, err: unknown): void {
     if (err instanceof PeerFault) this.o.peers.penalize(peer, err.score, err.message);
     else if (err instanceof InvalidChain) this.o.peers.penalize(peer, err.reason.banScore, `sync: its chain holds an invalid block: ${err.message}`);
-    else if (err instanceof CairnError && !(err instanceof TransportError)) this.o.peers.penalize(peer, err.banScore, `sync: ${err.message}`);
-    else this.o.peers.penalize(peer, SLOW, `sync: ${(err as Error).message}`); // timeouts, resets, garbage framing
+    else if (err instanceof CairnError) this.o.peers.penalize(peer, err.banScore, `sync: ${err.message}`);
     this.statuses.delete(peer);
   }
 
