@@ -48,6 +48,8 @@ export interface NodeConfig {
 
 export interface NodeEvents {
   log: [level: 'info' | 'warn' | 'debug', message: string, fields?: Record<string, unknown>];
+  /** Someone asked over RPC for a clean stop; whoever runs the node decides how (cli/cmd-node.ts). */
+  stopRequested: [];
 }
 
 const REDIAL_MIN_MS = 1_000;
