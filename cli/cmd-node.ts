@@ -12,6 +12,7 @@ import { address, count, parse, port, str, UsageError } from './args.ts';
 import { DEFAULT_DATADIR, initDatadir } from './datadir.ts';
 import { createLogger, isLogLevel } from './log.ts';
 import { ProgressBar } from './progress.ts';
+import { explainStartFailure } from './start-errors.ts';
 import type { Out } from './output.ts';
 
 // The entry this process was started from (the `cairn` launcher, cli/main.ts, or its build in
@@ -22,7 +23,9 @@ export async function initCommand(argv: string[], out: Out): Promise<void> {
   const { values } = parse(argv, { datadir: { type: 'string' }, genesis: { type: 'string' }, json: { type: 'boolean' } });
   if (values.help) return out.help(HELP.init);
   const datadir = str(values, 'datadir') ?? DEFAULT_DATADIR;
-  const { params, created } = await initDatadir(datadir, str(values, 'genesis'));
+  const { params, created } = await initDatadir(datadir, str(values, 'genesis')).catch((err: unknown) => {
+    throw explainStartFailure(err, { datadir, p2pPort: 7370, rpcPort: 7371 });
+  });
   out.result({ datadir: resolve(datadir), network: params.name, created }, `${created ? 'created' : 'already initialised:'} ${resolve(datadir)} for network ${params.name}`);
 }
 
@@ -67,7 +70,10 @@ export async function nodeCommand(argv: string[], out: Out): Promise<void> {
   const bootstrap = (values.bootstrap as string[] | undefined) ?? [];
   const logger = createLogger(level);
 
-  const { params, created } = await initDatadir(datadir, str(values, 'genesis'));
+  const settings = { datadir, p2pPort, rpcPort };
+  const { params, created } = await initDatadir(datadir, str(values, 'genesis')).catch((err: unknown) => {
+    throw explainStartFailure(err, settings);
+  });
   if (created) logger.info({ datadir: resolve(datadir), network: params.name }, 'initialised datadir');
   const coinbase = values.mine ? await coinbaseFor(values, datadir, (m) => logger.info(m)) : undefined;
 
@@ -84,14 +90,24 @@ export async function nodeCommand(argv: string[], out: Out): Promise<void> {
   const stopping = new Promise<void>((resolveStop) => {
     let signals = 0;
     const onSignal = (signal: string) => {
-      if (++signals > 1) process.exit(130); // a second Ctrl-C: do not wait
+      if (++signals > 1) {
+        if (signal === 'rpc stop') return; // asked twice: the first stop is under way
+        process.exit(130); // a second Ctrl-C: do not wait
+      }
       logger.info({ signal }, 'stopping');
       resolveStop();
     };
     process.on('SIGINT', () => onSignal('SIGINT'));
     process.on('SIGTERM', () => onSignal('SIGTERM'));
+    // `cairn stop` takes the same road as a signal.
+    node.on('stopRequested', () => onSignal('rpc stop'));
   });
-  await node.start();
+  try {
+    await node.start();
+  } catch (err) {
+    await node.stop().catch(() => {}); // whatever did start (the store, threads) is closed again
+    throw explainStartFailure(err, settings);
+  }
   if (coinbase) logger.info({ coinbase: encodeAddress(coinbase), threads }, 'mining');
 
   node.chain.on('connect', (block) => {

@@ -102,7 +102,8 @@ export class ChainDB implements AccountSource {
     try {
       await db.open();
     } catch (err) {
-      throw new StoreError('STORE_CORRUPT', `cannot open the database at ${location}: ${(err as Error).message}`);
+      const locked = (err as { cause?: { code?: string } }).cause?.code === 'LEVEL_LOCKED'; // another process has it open
+      throw new StoreError(locked ? 'STORE_LOCKED' : 'STORE_CORRUPT', `cannot open the database at ${location}: ${(err as Error).message}`);
     }
     try {
       const genesis = genesisBlock(params);

@@ -72,7 +72,7 @@ export class GenesisError extends CairnError {
 
 /** The datadir cannot be used as asked: another network's data, or a damaged store. */
 export class StoreError extends CairnError {
-  constructor(code: 'STORE_GENESIS_MISMATCH' | 'STORE_CORRUPT' | 'STORE_NOT_FOUND' | 'STORE_WRITE_FAILED', message: string) {
+  constructor(code: 'STORE_GENESIS_MISMATCH' | 'STORE_CORRUPT' | 'STORE_LOCKED' | 'STORE_NOT_FOUND' | 'STORE_WRITE_FAILED', message: string) {
     super(code, message);
   }
 }
