@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CairnError } from '../ledger/errors.ts';
+import { DEFAULT_DATADIR, UsageError } from './args.ts';
 import { RPC_ENDPOINT_FILE, type RpcEndpointFile, type RpcMethod, type RpcMethods } from '../node/rpc-types.ts';
 
 /** A failure talking to a node: not running, refused our token, or answered with a JSON-RPC error. */
@@ -61,4 +62,18 @@ export class RpcClient {
     if (body.error) throw new RpcClientError('RPC_ERROR', body.error.message, body.error.code, body.error.data);
     return body.result as RpcMethods[M]['result'];
   }
+}
+
+/**
+ * The node a command talks to: --rpc URL with --rpc-token (or CAIRN_RPC_TOKEN), else the one
+ * running on --datadir (default ./data), found through its rpc.json.
+ */
+export async function connect(values: Record<string, unknown>): Promise<RpcClient> {
+  const url = typeof values['rpc'] === 'string' ? values['rpc'] : undefined;
+  if (url) {
+    const token = (typeof values['rpc-token'] === 'string' ? values['rpc-token'] : undefined) ?? process.env['CAIRN_RPC_TOKEN'];
+    if (!token) throw new UsageError('--rpc needs --rpc-token (or CAIRN_RPC_TOKEN)');
+    return new RpcClient(url, token);
+  }
+  return RpcClient.fromDatadir(typeof values['datadir'] === 'string' ? values['datadir'] : DEFAULT_DATADIR);
 }
