@@ -7,6 +7,7 @@ import { toHex } from '../ledger/bytes.ts';
 import { encodeAddress } from '../ledger/keys.ts';
 import { COINBASE_BYTES, HEADER_BYTES, decodeBlock } from '../ledger/block.ts';
 import { TX_BYTES } from '../ledger/transaction.ts';
+import { MAX_AMOUNT } from '../ledger/amount.ts';
 import type { Mempool } from '../ledger/mempool.ts';
 import type { BlockIndexEntry } from '../consensus/block-index.ts';
 import type { Chain } from '../consensus/chain.ts';
@@ -61,15 +62,30 @@ export async function estimateFee(chain: Chain, mempool: Mempool): Promise<FeeEs
   let fullBlocks = 0;
   for (let h = chain.tip.height; h > 0 && h > chain.tip.height - FEE_WINDOW; h--) {
     const entry = chain.mainAt(h);
-    const bytes = entry && (await chain.db.getBlocksBytes([entry.hash]))[0];
-    // Most blocks are not full: their count says so without decoding a megabyte of transactions.
-    if (!bytes || txCount(bytes) < capacity) continue;
-    const block = decodeBlock(bytes);
+    const lowest = entry && (await cheapestIfFull(chain, entry, capacity));
+    if (lowest === undefined || lowest === null) continue;
     fullBlocks++;
-    const lowest = block.txs.reduce((low, tx) => (tx.fee < low ? tx.fee : low), block.txs[0]!.fee);
     if (lowest > fee) [fee, basis] = [lowest, 'recent-blocks'];
   }
   return { fee: fee.toString(), minFee: minFee.toString(), basis, blockCapacity: capacity, mempoolTxs: mempool.size, fullRecentBlocks: fullBlocks, recentBlocks: Math.min(FEE_WINDOW, chain.tip.height) };
+}
+
+/**
+ * Per block hash, its cheapest fee if it was full, else null: status asks for the estimate often
+ * (a benchmark, ten times a second), and a block's answer never changes, so each is read once.
+ */
+const fullBlockFloors = new Map<string, bigint | null>();
+
+async function cheapestIfFull(chain: Chain, entry: BlockIndexEntry, capacity: number): Promise<bigint | null | undefined> {
+  const known = fullBlockFloors.get(entry.hashHex);
+  if (known !== undefined) return known;
+  const bytes = (await chain.db.getBlocksBytes([entry.hash]))[0];
+  if (!bytes) return undefined;
+  // Most blocks are not full: their count says so without decoding a megabyte of transactions.
+  const floor = capacity === 0 || txCount(bytes) < capacity ? null : decodeBlock(bytes).txs.reduce((low, tx) => (tx.fee < low ? tx.fee : low), MAX_AMOUNT);
+  fullBlockFloors.set(entry.hashHex, floor);
+  if (fullBlockFloors.size > 16 * FEE_WINDOW) fullBlockFloors.delete(fullBlockFloors.keys().next().value!);
+  return floor;
 }
 
 /** The transaction count of an encoded block: the CompactSize after header and coinbase. */
