@@ -1,4 +1,4 @@
-import { NODE_ACCESS, count, parse, UsageError } from './args.ts';
+import { DEFAULT_DATADIR, NODE_ACCESS, count, parse, UsageError } from './args.ts';
 import { connect, RpcClient, RpcClientError } from './rpc-client.ts';
 import { coins, duration, lines, si, type Out } from './output.ts';
 import { runningPid } from './start-errors.ts';
@@ -86,7 +86,7 @@ export async function stopCommand(argv: string[], out: Out): Promise<void> {
   const { values } = parse(argv, { ...NODE_ACCESS, timeout: { type: 'string' } });
   if (values.help) return out.help(HELP.stop);
   const timeoutSeconds = count(values, 'timeout', 1, 3600) ?? 60;
-  const datadir = typeof values.datadir === 'string' ? values.datadir : values.rpc ? undefined : 'data';
+  const datadir = typeof values.datadir === 'string' ? values.datadir : values.rpc ? undefined : DEFAULT_DATADIR;
   const pid = datadir === undefined ? undefined : runningPid(datadir);
   const rpc = await connect(values);
   await rpc.call('stop', {});
