@@ -108,6 +108,8 @@ function devnetGenesis(senders: readonly BenchKey[], target: bigint): string {
     blockTime: DEVNET_BLOCK_TIME,
     asertHalfLife: DEVNET_HALF_LIFE,
     reward: '5000000000',
+    unit: 'CRN',
+    decimals: 8,
     limits: { maxBlockBytes: 16 * 1024 * 1024, maxBlockTxs: 50_000 },
     alloc,
   });

@@ -1,6 +1,6 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { CairnError } from '../ledger/errors.ts';
-import { parseAmount } from '../ledger/amount.ts';
+import { MAX_AMOUNT, formatUnits, parseAmount, parseUnits } from '../ledger/amount.ts';
 import { decodeAddress } from '../ledger/keys.ts';
 
 /** A command line that cannot be run as written: exit status 2, with a pointer to --help. */
@@ -12,6 +12,9 @@ export class UsageError extends CairnError {
 
 export type Options = NonNullable<ParseArgsConfig['options']>;
 
+/** Where a node keeps its data unless told otherwise (relative to the working directory). */
+export const DEFAULT_DATADIR = 'data';
+
 /** Flags every command that talks to a node understands. */
 export const NODE_ACCESS: Options = {
   datadir: { type: 'string' },
@@ -21,12 +24,47 @@ export const NODE_ACCESS: Options = {
   help: { type: 'boolean', short: 'h' },
 };
 
+/**
+ * Node's parser explains itself in a paragraph with quotes ("Unknown option '--bogus'. To specify a
+ * positional argument starting with a '-', …"); one line naming the option reads better, with the
+ * nearest known option when the unknown one looks like a typo.
+ */
+function parseFailure(err: unknown, options: Options): UsageError {
+  const e = err as { code?: string; message: string };
+  const given = /'(-[^' ]*)/.exec(e.message)?.[1] ?? '';
+  const name = given.replace(/^-+/, '').split('=')[0]!;
+  switch (e.code) {
+    case 'ERR_PARSE_ARGS_UNKNOWN_OPTION': {
+      const near = Object.keys(options).find((o) => o !== 'help' && editDistance(o, name) <= 2);
+      return new UsageError(`unknown option ${given}${near ? `; did you mean --${near}?` : ''}`);
+    }
+    case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE':
+      return options[name]?.type === 'boolean'
+        ? new UsageError(`--${name} takes no value`)
+        : new UsageError(`--${name} needs a value (one that starts with "-" is written --${name}=VALUE)`);
+    default:
+      return new UsageError(e.message.split('\n')[0]!.replace(/\. To specify.*$/, ''));
+  }
+}
+
+/** Levenshtein distance, for "did you mean": option names are short. */
+function editDistance(a: string, b: string): number {
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i];
+    for (let j = 1; j <= b.length; j++) next[j] = Math.min(row[j]! + 1, next[j - 1]! + 1, row[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    row = next;
+  }
+  return row[b.length]!;
+}
+
 export function parse(argv: string[], options: Options, positionals = 0) {
   let parsed;
+  const all: Options = { help: { type: 'boolean', short: 'h' }, ...options };
   try {
-    parsed = parseArgs({ args: argv, options: { help: { type: 'boolean', short: 'h' }, ...options }, allowPositionals: true, strict: true });
+    parsed = parseArgs({ args: argv, options: all, allowPositionals: true, strict: true });
   } catch (err) {
-    throw new UsageError((err as Error).message.split('\n')[0]!);
+    throw parseFailure(err, all);
   }
   if (!parsed.values.help && parsed.positionals.length > positionals) {
     throw new UsageError(`unexpected argument "${parsed.positionals[positionals]}"`);
@@ -59,9 +97,33 @@ export function count(values: Record<string, unknown>, name: string, min: number
   return Number(v);
 }
 
+/** An amount as typed: base units ("1500"), or whole coins with their unit ("12.5CRN", "12.5 CRN"). */
+export type AmountArg = { readonly base: bigint } | { readonly number: string; readonly unit: string; readonly text: string };
+
+const AMOUNT_HINT = 'give base units as a whole number (1500), or coins with their unit (12.5CRN)';
+
+/** Checks an amount's form before any node is asked; `resolveAmount` turns coins into base units. */
+export function amountArg(text: string, what: string): AmountArg {
+  const base = parseAmount(text);
+  if (base !== undefined) return { base };
+  const m = /^0[xX]/.test(text) ? null : /^(\d+(?:\.\d+)?) ?([A-Za-z][A-Za-z0-9]{0,7})$/.exec(text.trim());
+  if (m) return { number: m[1]!, unit: m[2]!, text };
+  throw new UsageError(`invalid ${what} "${text}": ${AMOUNT_HINT}`);
+}
+
+/** Base units of `arg` on a network whose coin is `coin`. */
+export function resolveAmount(arg: AmountArg, coin: { unit: string; decimals: number }, what: string): bigint {
+  if ('base' in arg) return arg.base;
+  if (arg.unit.toUpperCase() !== coin.unit) throw new UsageError(`invalid ${what} "${arg.text}": this network's unit is ${coin.unit}`);
+  const value = parseUnits(arg.number, coin.decimals);
+  if (value === undefined) throw new UsageError(`invalid ${what} "${arg.text}": at most ${coin.decimals} decimals, and no more than ${formatUnits(MAX_AMOUNT, coin.decimals)} ${coin.unit}`);
+  return value;
+}
+
+/** An amount that must be base units (no node to say what a coin is). */
 export function amount(text: string, what: string): bigint {
   const value = parseAmount(text);
-  if (value === undefined) throw new UsageError(`invalid ${what} "${text}": give a whole number of base units, like 1500`);
+  if (value === undefined) throw new UsageError(`invalid ${what} "${text}": ${AMOUNT_HINT}`);
   return value;
 }
 

@@ -12,6 +12,8 @@ import { address, count, parse, port, str, UsageError } from './args.ts';
 import { DEFAULT_DATADIR, initDatadir } from './datadir.ts';
 import { createLogger, isLogLevel } from './log.ts';
 import { ProgressBar } from './progress.ts';
+import { explainStartFailure } from './start-errors.ts';
+import { cairnCommand } from './self.ts';
 import type { Out } from './output.ts';
 
 // The entry this process was started from (the `cairn` launcher, cli/main.ts, or its build in
@@ -22,7 +24,9 @@ export async function initCommand(argv: string[], out: Out): Promise<void> {
   const { values } = parse(argv, { datadir: { type: 'string' }, genesis: { type: 'string' }, json: { type: 'boolean' } });
   if (values.help) return out.help(HELP.init);
   const datadir = str(values, 'datadir') ?? DEFAULT_DATADIR;
-  const { params, created } = await initDatadir(datadir, str(values, 'genesis'));
+  const { params, created } = await initDatadir(datadir, str(values, 'genesis')).catch((err: unknown) => {
+    throw explainStartFailure(err, { datadir, p2pPort: 7370, rpcPort: 7371 });
+  });
   out.result({ datadir: resolve(datadir), network: params.name, created }, `${created ? 'created' : 'already initialised:'} ${resolve(datadir)} for network ${params.name}`);
 }
 
@@ -60,14 +64,22 @@ export async function nodeCommand(argv: string[], out: Out): Promise<void> {
   const level = str(values, 'log-level') ?? 'info';
   if (!isLogLevel(level)) throw new UsageError(`--log-level must be one of fatal, error, warn, info, debug, trace, silent`);
   const datadir = str(values, 'datadir') ?? DEFAULT_DATADIR;
-  const p2pPort = port(values, 'p2p-port') ?? 7370;
-  const rpcPort = port(values, 'rpc-port') ?? 7371;
+  // Flags win; then the environment (so a script or a test can move a node without editing its
+  // command line); then the defaults.
+  const env = process.env;
+  const p2pPort = port(values, 'p2p-port') ?? envPort('CAIRN_P2P_PORT') ?? 7370;
+  const rpcPort = port(values, 'rpc-port') ?? envPort('CAIRN_RPC_PORT') ?? 7371;
+  const p2pHost = str(values, 'p2p-host') ?? (env['CAIRN_P2P_HOST'] || '0.0.0.0');
+  const mdns = !values['no-mdns'] && !/^(0|off|no|false)$/i.test(env['CAIRN_MDNS'] ?? '');
   const metricsPort = port(values, 'metrics-port');
   const threads = count(values, 'threads', 1, 256) ?? 1;
   const bootstrap = (values.bootstrap as string[] | undefined) ?? [];
   const logger = createLogger(level);
 
-  const { params, created } = await initDatadir(datadir, str(values, 'genesis'));
+  const settings = { datadir, p2pPort, rpcPort };
+  const { params, created } = await initDatadir(datadir, str(values, 'genesis')).catch((err: unknown) => {
+    throw explainStartFailure(err, settings);
+  });
   if (created) logger.info({ datadir: resolve(datadir), network: params.name }, 'initialised datadir');
   const coinbase = values.mine ? await coinbaseFor(values, datadir, (m) => logger.info(m)) : undefined;
 
@@ -75,9 +87,9 @@ export async function nodeCommand(argv: string[], out: Out): Promise<void> {
     datadir,
     heapGrowth: true,
     params,
-    listen: [`/ip4/${str(values, 'p2p-host') ?? '0.0.0.0'}/tcp/${p2pPort}`],
+    listen: [`/ip4/${p2pHost}/tcp/${p2pPort}`],
     bootstrap,
-    mdns: !values['no-mdns'],
+    mdns,
     mine: coinbase ? { coinbase, threads } : undefined,
     rpc: { port: rpcPort },
   });
@@ -85,14 +97,24 @@ export async function nodeCommand(argv: string[], out: Out): Promise<void> {
   const stopping = new Promise<void>((resolveStop) => {
     let signals = 0;
     const onSignal = (signal: string) => {
-      if (++signals > 1) process.exit(130); // a second Ctrl-C: do not wait
+      if (++signals > 1) {
+        if (signal === 'rpc stop') return; // asked twice: the first stop is under way
+        process.exit(130); // a second Ctrl-C: do not wait
+      }
       logger.info({ signal }, 'stopping');
       resolveStop();
     };
     process.on('SIGINT', () => onSignal('SIGINT'));
     process.on('SIGTERM', () => onSignal('SIGTERM'));
+    // `cairn stop` takes the same road as a signal.
+    node.on('stopRequested', () => onSignal('rpc stop'));
   });
-  await node.start();
+  try {
+    await node.start();
+  } catch (err) {
+    await node.stop().catch(() => {}); // whatever did start (the store, threads) is closed again
+    throw explainStartFailure(err, settings);
+  }
   if (coinbase) logger.info({ coinbase: encodeAddress(coinbase), threads }, 'mining');
 
   node.on('block', (block, source) => {
@@ -155,8 +177,17 @@ export async function devnetCommand(argv: string[], out: Out): Promise<void> {
     if (i === 0) bootstrap = status.listen.filter((a) => a.includes('/127.0.0.1/'));
     rows.push({ name: `node-${i}`, datadir, rpc: status.rpc, p2p: status.listen[0] ?? '', mining });
   }
-  out.result(rows, rows.map((r) => `${r.name}${r.mining ? ' (mining)' : ''}\n  datadir ${r.datadir}\n  rpc     ${r.rpc}\n  p2p     ${r.p2p}\n  try     cairn status --datadir ${r.datadir}`).join('\n') + `\n\nlogs in each datadir's node.log; Ctrl-C stops all ${n} nodes`);
+  const cairn = cairnCommand();
+  out.result(rows, rows.map((r) => `${r.name}${r.mining ? ' (mining)' : ''}\n  datadir ${r.datadir}\n  rpc     ${r.rpc}\n  p2p     ${r.p2p}\n  try     ${cairn} status --datadir ${r.datadir}`).join('\n') + `\n\nlogs in each datadir's node.log; Ctrl-C stops all ${n} nodes`);
   await new Promise<never>(() => {}); // until a signal
+}
+
+/** A port from environment variable `name`, checked like the flag it stands for. */
+function envPort(name: string): number | undefined {
+  const v = process.env[name];
+  if (v === undefined || v === '') return undefined;
+  if (!/^\d+$/.test(v) || Number(v) > 65535) throw new UsageError(`${name} must be a port number from 0 to 65535, got "${v}"`);
+  return Number(v);
 }
 
 async function waitForNode(datadir: string, child: ChildProcess): Promise<{ listen: string[]; rpc: string }> {
@@ -192,7 +223,10 @@ interfaces, JSON-RPC on 127.0.0.1:7371 (0 picks a free port; the endpoint and to
 to DIR/rpc.json). --mine mines to --coinbase, or to the first key of the keystore (default
 DIR/keystore), creating one on first start, hashing on --threads of the node's worker threads
 (default 1) whenever they have no signatures to check. Logs are JSON when stdout is not a terminal.
-Stops cleanly on SIGINT or SIGTERM.
+Stops cleanly on SIGINT, SIGTERM or cairn stop.
+
+Environment (a flag wins over its variable): CAIRN_P2P_PORT, CAIRN_RPC_PORT, CAIRN_P2P_HOST, and
+CAIRN_MDNS=off for --no-mdns. CAIRN_PASSWORD is the coinbase key's password (see cairn keys --help).
 
 Examples:
   cairn node --mine
@@ -201,7 +235,8 @@ Examples:
   devnet: `Usage: cairn devnet [--nodes N] [--datadir DIR] [--genesis FILE] [--coinbase ADDRESS]
 
 Starts N local nodes (default 3) under DIR (default ./devnet), wired together on 127.0.0.1,
-the first one mining; prints how to reach each; Ctrl-C stops them all.
+the first one mining to the genesis's funded key (on the bundled devnet, the public development
+key); prints how to reach each; Ctrl-C stops them all.
 
 Examples:
   cairn devnet --nodes 3

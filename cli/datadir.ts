@@ -6,7 +6,7 @@ import { genesisHashHex, parseGenesis, type ChainParams } from '../ledger/genesi
 import { ChainDB } from '../ledger/chaindb.ts';
 
 export const BUNDLED_GENESIS = fileURLToPath(new URL('../genesis.json', import.meta.url));
-export const DEFAULT_DATADIR = 'data';
+export { DEFAULT_DATADIR } from './args.ts';
 const GENESIS_COPY = 'genesis.json';
 
 export class DatadirError extends CairnError {

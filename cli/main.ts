@@ -1,7 +1,10 @@
+import { readFileSync } from 'node:fs';
 import { CairnError } from '../ledger/errors.ts';
 import { UsageError } from './args.ts';
-import { accountCommand, blockCommand, mempoolCommand, peersCommand, sendCommand, statusCommand, txCommand } from './cmd-chain.ts';
+import { accountCommand, mempoolCommand, peersCommand, txCommand } from './cmd-chain.ts';
+import { blockCommand, blocksCommand, rpcHelpCommand, statusCommand, stopCommand, tipsCommand } from './cmd-inspect.ts';
 import { keysCommand } from './cmd-keys.ts';
+import { sendCommand } from './cmd-send.ts';
 import { createOut, type Out } from './output.ts';
 import { execWithNodeRuntime } from './runtime.ts';
 
@@ -15,12 +18,15 @@ const COMMANDS: Record<string, Command> = {
     return (await import('./cmd-node.ts')).nodeCommand(argv, out);
   },
   devnet: async (argv, out) => (await import('./cmd-node.ts')).devnetCommand(argv, out),
+  stop: stopCommand,
   keys: keysCommand,
   send: sendCommand,
   status: statusCommand,
   account: accountCommand,
   tx: txCommand,
   block: blockCommand,
+  blocks: blocksCommand,
+  tips: tipsCommand,
   peers: peersCommand,
   mempool: mempoolCommand,
 };
@@ -30,26 +36,49 @@ const HELP = `Usage: cairn COMMAND [options]     (cairn COMMAND --help for each)
 Run a node:
   init      create a datadir for a network
   node      run a validating (and with --mine, mining) node
+  stop      stop a running node cleanly
   devnet    run several local nodes wired together
 
 Keys and transactions:
   keys      new | list | import | export keys in an encrypted keystore
-  send      sign a transfer locally and submit it
+  send      sign a transfer locally and submit it (amounts: 1500 base units, or 12.5CRN)
 
 Inspect chain state:
-  status | account ADDRESS | tx ID | block HEIGHT|HASH | peers | mempool
+  status | account ADDRESS | tx ID | block HEIGHT|HASH|latest | blocks [--last N] | tips
+  peers | mempool
+  help rpc  the node's JSON-RPC methods
+
+cairn --version prints the version. Human output shows amounts in coins (1000 CRN); --json keeps
+exact base units.
 
 Example, a mining node on ./data with the bundled devnet genesis:
   cairn node --mine`;
 
+/** package.json's version: beside cli/ in the sources, two levels up from dist/cli/. */
+function version(): string {
+  for (const path of ['../package.json', '../../package.json']) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(path, import.meta.url), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'cairn' && pkg.version) return pkg.version;
+    } catch {
+      // not this one
+    }
+  }
+  return 'unknown';
+}
+
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   const out = createOut(rest.includes('--json'));
-  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+  if (name === '--version' || name === '-V' || name === 'version') {
+    out.result({ version: version(), node: process.versions.node }, `cairn ${version()} (Node.js ${process.versions.node})`);
+    return 0;
+  }
+  const command = name === 'help' && rest[0] === 'rpc' ? (a: string[], o: Out) => rpcHelpCommand(a.slice(1), o) : name === undefined ? undefined : COMMANDS[name];
+  if (name === undefined || name === '--help' || name === '-h' || (name === 'help' && rest[0] !== 'rpc')) {
     out.help(HELP);
     return name === undefined ? 2 : 0;
   }
-  const command = COMMANDS[name];
   try {
     if (!command) throw new UsageError(`unknown command "${name}"`);
     await command(rest, out);

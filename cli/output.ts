@@ -1,3 +1,5 @@
+import { formatUnits } from '../ledger/amount.ts';
+
 /** Where a command's answer goes: JSON for scripts with --json, lines for people otherwise. */
 export interface Out {
   readonly json: boolean;
@@ -21,4 +23,34 @@ export function createOut(json: boolean, write: (text: string) => void = (t) => 
 export function lines(rows: [string, string | number | boolean | null][]): string {
   const width = Math.max(...rows.map(([k]) => k.length));
   return rows.map(([k, v]) => `${k.padEnd(width)}  ${v ?? '-'}`).join('\n');
+}
+
+/** What a network calls its coin: from `status` (unit, decimals). */
+export interface Coin {
+  readonly unit: string;
+  readonly decimals: number;
+}
+
+/** Base units (a decimal string or bigint) as people read them: "12.5 CRN". JSON keeps base units. */
+export function coins(baseUnits: string | bigint, coin: Coin): string {
+  return `${formatUnits(BigInt(baseUnits), coin.decimals)} ${coin.unit}`;
+}
+
+/** Seconds as "42 s", "3 min", "5 h", "2 d": how long ago, to the unit that matters. */
+export function duration(seconds: number): string {
+  if (seconds < 120) return `${Math.max(0, Math.round(seconds))} s`;
+  if (seconds < 7200) return `${Math.round(seconds / 60)} min`;
+  if (seconds < 172_800) return `${Math.round(seconds / 3600)} h`;
+  return `${Math.round(seconds / 86_400)} d`;
+}
+
+/** A large count with an SI prefix: 4194304 → "4.19 M". */
+export function si(value: number): string {
+  const prefixes = ['', 'k', 'M', 'G', 'T', 'P', 'E', 'Z', 'Y'];
+  let i = 0;
+  while (Math.abs(value) >= 1000 && i < prefixes.length - 1) {
+    value /= 1000;
+    i++;
+  }
+  return i === 0 ? `${Math.round(value)}` : `${value.toFixed(value < 10 ? 2 : value < 100 ? 1 : 0)} ${prefixes[i]}`;
 }

@@ -1,6 +1,9 @@
 import { readFile } from 'node:fs/promises';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import { CairnError } from '../ledger/errors.ts';
+import { DEFAULT_DATADIR, UsageError } from './args.ts';
 import { RPC_ENDPOINT_FILE, type RpcEndpointFile, type RpcMethod, type RpcMethods } from '../node/rpc-types.ts';
 
 /** A failure talking to a node: not running, refused our token, or answered with a JSON-RPC error. */
@@ -40,25 +43,59 @@ export class RpcClient {
   }
 
   async call<M extends RpcMethod>(method: M, params: RpcMethods[M]['params']): Promise<RpcMethods[M]['result']> {
-    let response: Response;
+    const body = JSON.stringify({ jsonrpc: '2.0', id: this.nextId++, method, params });
+    let response: { status: number; text: string };
     try {
-      response = await fetch(this.url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${this.token}` },
-        body: JSON.stringify({ jsonrpc: '2.0', id: this.nextId++, method, params }),
-        signal: AbortSignal.timeout(60_000),
-      });
+      response = await post(this.url, this.token, body, 60_000);
     } catch {
       throw new RpcClientError('NODE_NOT_RUNNING', `the node at ${this.url} is not answering; is it running?`);
     }
     if (response.status === 401) throw new RpcClientError('RPC_UNAUTHORIZED', `the node at ${this.url} refused the RPC token`);
-    let body: { result?: unknown; error?: { code: number; message: string; data?: unknown } };
+    let answer: { result?: unknown; error?: { code: number; message: string; data?: unknown } };
     try {
-      body = (await response.json()) as typeof body;
+      answer = JSON.parse(response.text) as typeof answer;
     } catch {
       throw new RpcClientError('RPC_BAD_RESPONSE', `the node at ${this.url} answered HTTP ${response.status} without JSON`);
     }
-    if (body.error) throw new RpcClientError('RPC_ERROR', body.error.message, body.error.code, body.error.data);
-    return body.result as RpcMethods[M]['result'];
+    if (answer.error) throw new RpcClientError('RPC_ERROR', answer.error.message, answer.error.code, answer.error.data);
+    return answer.result as RpcMethods[M]['result'];
   }
+}
+
+/**
+ * One POST with node:http rather than fetch: a command that asks once ran ~20 ms (about a tenth)
+ * faster this way, measured. No keep-alive: a command makes a few calls, and an idle socket must
+ * not hold a script's process open.
+ */
+function post(url: string, token: string, body: string, timeoutMs: number): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = (url.startsWith('https:') ? httpsRequest : httpRequest)(url, {
+      method: 'POST',
+      agent: false,
+      headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), authorization: `Bearer ${token}` },
+      timeout: timeoutMs,
+    }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error('timed out')));
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/**
+ * The node a command talks to: --rpc URL with --rpc-token (or CAIRN_RPC_TOKEN), else the one
+ * running on --datadir (default ./data), found through its rpc.json.
+ */
+export async function connect(values: Record<string, unknown>): Promise<RpcClient> {
+  const url = typeof values['rpc'] === 'string' ? values['rpc'] : undefined;
+  if (url) {
+    const token = (typeof values['rpc-token'] === 'string' ? values['rpc-token'] : undefined) ?? process.env['CAIRN_RPC_TOKEN'];
+    if (!token) throw new UsageError('--rpc needs --rpc-token (or CAIRN_RPC_TOKEN)');
+    return new RpcClient(url, token);
+  }
+  return RpcClient.fromDatadir(typeof values['datadir'] === 'string' ? values['datadir'] : DEFAULT_DATADIR);
 }

@@ -155,6 +155,12 @@ export class Chain extends EventEmitter<ChainEvents> {
     return this.main[entry.height] === entry;
   }
 
+  /** Every block no other block builds on: the main tip and the end of each side branch seen. */
+  tips(): BlockIndexEntry[] {
+    const parents = new Set<BlockIndexEntry | undefined>([...this.index.values()].map((e) => e.parent));
+    return [...this.index.values()].filter((e) => !parents.has(e));
+  }
+
   /** The main-chain entry at `height`, if the chain is that long. */
   mainAt(height: number): BlockIndexEntry | undefined {
     return this.main[height];

@@ -2,7 +2,7 @@ import { Writer, bigIntToBytes, toHex } from './bytes.ts';
 import { GenesisError } from './errors.ts';
 import { sha256 } from './hash.ts';
 import { decodeAddress } from './keys.ts';
-import { MAX_AMOUNT, parseAmount } from './amount.ts';
+import { MAX_AMOUNT, MAX_DECIMALS, parseAmount } from './amount.ts';
 import { BLOCK_VERSION, COINBASE_BYTES, HEADER_BYTES, MAX_BLOCK_BYTES_LIMIT, makeBlock, makeHeader, type Block } from './block.ts';
 
 /** Everything that defines a network. Parsed once from genesis.json; its hash names the network. */
@@ -18,13 +18,17 @@ export interface ChainParams {
   /** How fast difficulty answers a change of hash rate: ASERT's half-life, in seconds. */
   readonly asertHalfLife: number;
   readonly reward: bigint;
+  /** What people call one whole coin ("CRN"): amounts are shown as base units / 10^decimals of it. */
+  readonly unit: string;
+  /** How many base units make one `unit`, as a power of ten. */
+  readonly decimals: number;
   readonly maxBlockBytes: number;
   readonly maxBlockTxs: number;
   /** Initial balances, sorted by address bytes so the commitment is canonical. */
   readonly alloc: ReadonlyArray<{ readonly address: Uint8Array; readonly balance: bigint }>;
 }
 
-const KNOWN_KEYS = ['name', 'chainId', 'timestamp', 'target', 'blockTime', 'asertHalfLife', 'reward', 'limits', 'alloc'];
+const KNOWN_KEYS = ['name', 'chainId', 'timestamp', 'target', 'blockTime', 'asertHalfLife', 'reward', 'unit', 'decimals', 'limits', 'alloc'];
 const MAX_TARGET = (1n << 256n) - 1n;
 const MAX_NAME_BYTES = 64;
 
@@ -103,6 +107,10 @@ export function parseGenesis(text: string): ChainParams {
   const target = BigInt(g.target);
   if (target === 0n || target > MAX_TARGET) fail('"target" must be non-zero');
 
+  if (typeof g.unit !== 'string' || !/^[A-Z][A-Z0-9]{0,7}$/.test(g.unit)) {
+    fail('"unit" must be 1 to 8 upper-case ASCII letters or digits, starting with a letter');
+  }
+
   const limits = plainObject(g.limits, 'limits');
   for (const key of Object.keys(limits)) if (key !== 'maxBlockBytes' && key !== 'maxBlockTxs') fail(`unknown field "limits.${key}"`);
   const maxBlockBytes = integer(limits.maxBlockBytes, 'limits.maxBlockBytes', HEADER_BYTES + COINBASE_BYTES + 1, MAX_BLOCK_BYTES_LIMIT);
@@ -132,6 +140,8 @@ export function parseGenesis(text: string): ChainParams {
     blockTime: integer(g.blockTime, 'blockTime', 1, 86_400),
     asertHalfLife: integer(g.asertHalfLife, 'asertHalfLife', 1, 365 * 86_400),
     reward: amount(g.reward, 'reward'),
+    unit: g.unit,
+    decimals: integer(g.decimals, 'decimals', 0, MAX_DECIMALS),
     maxBlockBytes,
     maxBlockTxs,
     alloc,
@@ -141,8 +151,9 @@ export function parseGenesis(text: string): ChainParams {
 /** The canonical bytes of the parameters; the genesis header's Merkle root is their hash. */
 export function encodeParams(p: ChainParams): Uint8Array {
   const name = new TextEncoder().encode(p.name);
+  const unit = new TextEncoder().encode(p.unit);
   const w = new Writer(256 + p.alloc.length * 28)
-    .bytes(new TextEncoder().encode('cairn-genesis-v1'))
+    .bytes(new TextEncoder().encode('cairn-genesis-v2'))
     .varint(name.length)
     .bytes(name)
     .u32(p.chainId)
@@ -151,6 +162,9 @@ export function encodeParams(p: ChainParams): Uint8Array {
     .u32(p.blockTime)
     .u32(p.asertHalfLife)
     .u64(p.reward)
+    .varint(unit.length)
+    .bytes(unit)
+    .u8(p.decimals)
     .u32(p.maxBlockBytes)
     .u32(p.maxBlockTxs)
     .varint(p.alloc.length);

@@ -142,7 +142,9 @@ export class Mempool {
     let committed = tx.amount + tx.fee;
     for (const e of pending?.values() ?? []) if (e !== replaced) committed += e.tx.amount + e.tx.fee;
     if (committed > account.balance) {
-      throw new MempoolRejection('MEMPOOL_INSUFFICIENT_BALANCE', `balance ${account.balance} does not cover ${committed} pending from this sender`);
+      const earlier = committed - tx.amount - tx.fee;
+      const parts = `${tx.amount} + fee ${tx.fee}${earlier > 0n ? `, plus ${earlier} pending from this sender` : ''}`;
+      throw new MempoolRejection('MEMPOOL_INSUFFICIENT_BALANCE', `insufficient funds: need ${committed} (${parts}), have ${account.balance} (base units)`);
     }
     // A replacement takes the place of the one it replaces; anyone else makes room only once
     // the (expensive, last) signature check has passed, so a forgery evicts nothing.

@@ -62,6 +62,8 @@ export interface NodeEvents {
   log: [level: LogLevel, message: string, fields?: Record<string, unknown>];
   /** A block this node connected, and where it came from. */
   block: [block: Block, source: 'mined' | 'received'];
+  /** Someone asked over RPC for a clean stop; whoever runs the node decides how (cli/cmd-node.ts). */
+  stopRequested: [];
 }
 
 /** How long a node may have no peer before it says so, and how often it repeats it. */
@@ -249,6 +251,14 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     } finally {
       this.chain.off('connect', onConnect);
     }
+  }
+
+  /**
+   * A clean stop, asked for over RPC: after the current turn (so the answer is on its way before
+   * the stop closes the RPC server), by whoever runs the node if it listens, else by the node.
+   */
+  requestStop(): void {
+    this.env.defer(() => (this.listenerCount('stopRequested') > 0 ? this.emit('stopRequested') : void this.stop()));
   }
 
   /** Dials `addr` now and keeps it among the peers to redial. */

@@ -5,7 +5,8 @@ import { decodeAddress, encodeAddress } from '../ledger/keys.ts';
 import { decodeTransaction, type Transaction } from '../ledger/transaction.ts';
 import type { Block } from '../ledger/block.ts';
 import { auditChainDB } from '../ledger/audit.ts';
-import { RPC_ERRORS, type BlockResult, type RpcMethod, type RpcMethods, type TxResult } from './rpc-types.ts';
+import { RPC_ERRORS, RPC_METHOD_HELP, type BlockResult, type RpcMethod, type RpcMethods, type TxResult } from './rpc-types.ts';
+import { chainTips, estimateFee, networkHashRate, nextBlockDifficulty, recentBlocks } from './chain-info.ts';
 import type { NodeView } from './view.ts';
 
 /** An error with a JSON-RPC code: bad parameters, or nothing found. */
@@ -30,6 +31,7 @@ function param<T>(params: Record<string, unknown>, name: string, check: (v: unkn
 const isString = (v: unknown): v is string => typeof v === 'string';
 const isHash = (v: unknown): v is string => typeof v === 'string' && /^[0-9a-f]{64}$/.test(v);
 const isHeight = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 1 && v <= 1000;
 
 function addressParam(params: Record<string, unknown>): Uint8Array {
   const text = param(params, 'address', isString, 'an address string');
@@ -77,6 +79,9 @@ type Handlers = { [M in RpcMethod]: (node: NodeView, params: Record<string, unkn
 export const rpcHandlers: Handlers = {
   async status(node) {
     const tip = node.chain.tip;
+    const connections = node.transport.peers().map((peer) => node.transport.connectionInfo(peer)).filter((c) => c !== undefined);
+    const peerHeights = [...node.sync.statuses.values()].map((s) => s.status.height);
+    const fee = await estimateFee(node.chain, node.mempool);
     return {
       network: node.params.name,
       chainId: node.params.chainId,
@@ -92,6 +97,17 @@ export const rpcHandlers: Handlers = {
       syncing: node.sync.syncing,
       syncTarget: node.sync.targetHeight,
       mining: node.mining,
+      unit: node.params.unit,
+      decimals: node.params.decimals,
+      difficulty: nextBlockDifficulty(node.chain).toString(),
+      networkHashRate: networkHashRate(node.chain) ?? null,
+      tipTimestamp: tip.header.timestamp,
+      tipAge: Math.max(0, node.clock() - tip.header.timestamp),
+      peersIn: connections.filter((c) => c.direction === 'inbound').length,
+      peersOut: connections.filter((c) => c.direction === 'outbound').length,
+      bestPeerHeight: peerHeights.length > 0 ? Math.max(...peerHeights) : null,
+      feeEstimate: fee.fee,
+      minFee: fee.minFee,
       memory: {
         ...(({ rss, heapUsed, heapTotal, external, arrayBuffers }) => ({ rss, heapUsed, heapTotal, external, arrayBuffers }))(process.memoryUsage()),
         heapLimit: getHeapStatistics().heap_size_limit,
@@ -199,6 +215,29 @@ export const rpcHandlers: Handlers = {
       }
     }
     return { accepted, rejected };
+  },
+
+  async getBlocks(node, params) {
+    const count = params.count === undefined ? 10 : param(params, 'count', isCount, 'an integer from 1 to 1000');
+    const to = params.to === undefined ? node.chain.tip.height : param(params, 'to', isHeight, 'a non-negative integer');
+    return recentBlocks(node.chain, count, to);
+  },
+
+  async getTips(node) {
+    return chainTips(node.chain);
+  },
+
+  async estimateFee(node) {
+    return estimateFee(node.chain, node.mempool);
+  },
+
+  async stop(node) {
+    node.requestStop();
+    return { stopping: true };
+  },
+
+  async help() {
+    return { methods: Object.entries(RPC_METHOD_HELP).map(([name, description]) => ({ name, description })) };
   },
 
   async auditState(node) {

@@ -18,6 +18,24 @@ export interface StatusResult {
   syncing: boolean;
   syncTarget: number;
   mining: boolean;
+  /** The network's coin and how many base units make one (genesis.json). */
+  unit: string;
+  decimals: number;
+  /** Expected hashes to find the next block (the work of one block at the next target), decimal. */
+  difficulty: string;
+  /** Hashes per second the network spent on its last blocks; null before block 2. */
+  networkHashRate: number | null;
+  /** The tip's timestamp, and seconds since then by the node's clock. */
+  tipTimestamp: number;
+  tipAge: number;
+  /** Connections the peers opened to us, and we to them. */
+  peersIn: number;
+  peersOut: number;
+  /** The highest chain any peer announced; null without peers. */
+  bestPeerHeight: number | null;
+  /** The suggested fee (estimateFee) and the mempool's minimum, in base units. */
+  feeEstimate: string;
+  minFee: string;
   /**
    * The node process's memory, in bytes (process.memoryUsage()): rss, and V8's heap and buffers
    * within it; heapLimit is the most the heap may grow to (cli/runtime.ts).
@@ -57,6 +75,43 @@ export interface BlockResult {
   coinbase: { to: string; amount: string };
   txs: string[];
   mainChain: boolean;
+}
+
+/** One main-chain block in a list (getBlocks). */
+export interface BlockSummary {
+  height: number;
+  hash: string;
+  timestamp: number;
+  txs: number;
+  size: number;
+  /** Sum of its transactions' fees, base units. */
+  fees: string;
+  /** Who the coinbase paid; null for genesis. */
+  miner: string | null;
+}
+
+/** A block no other block builds on (getTips): the main tip, or the end of a fork. */
+export interface TipResult {
+  height: number;
+  hash: string;
+  /** Blocks from the fork point to this tip; 0 for the main tip. */
+  branchLength: number;
+  forkHeight: number;
+  status: 'active' | 'valid-fork' | 'invalid';
+  totalWork: string;
+}
+
+/** A fee (base units) that gets a transaction into the next block, and what it is based on. */
+export interface FeeEstimate {
+  fee: string;
+  minFee: string;
+  basis: 'minimum' | 'mempool' | 'recent-blocks';
+  /** Transactions one block holds. */
+  blockCapacity: number;
+  mempoolTxs: number;
+  /** Of the recent blocks looked at, how many were full. */
+  fullRecentBlocks: number;
+  recentBlocks: number;
 }
 
 export interface PeerResult {
@@ -101,7 +156,33 @@ export interface RpcMethods {
   };
   /** Replays the chain from genesis and compares with the stored state (slow: for checks). */
   auditState: { params: Record<string, never>; result: AuditResult };
+  /** The last `count` (1 to 1000, default 10) main-chain blocks up to height `to` (default the tip), newest first. */
+  getBlocks: { params: { count?: number; to?: number }; result: BlockSummary[] };
+  /** Every chain tip this node knows: the main one and the ends of forks. */
+  getTips: { params: Record<string, never>; result: TipResult[] };
+  estimateFee: { params: Record<string, never>; result: FeeEstimate };
+  /** Stops the node cleanly, after answering. */
+  stop: { params: Record<string, never>; result: { stopping: true } };
+  help: { params: Record<string, never>; result: { methods: { name: string; description: string }[] } };
 }
+
+/** One line per method, for `help`: the type makes a method without one a compile error. */
+export const RPC_METHOD_HELP: { readonly [M in keyof RpcMethods]: string } = {
+  status: 'network, height, head, difficulty, hash rate, peers in/out, sync, mining, mempool, fee estimate, memory',
+  getAccount: '{address}: balance, nonce and the next nonce to use (counting pending transactions)',
+  getTransaction: '{id}: a transaction, pending or confirmed with its block',
+  getBlock: '{height} or {hash}: a block with its transaction ids',
+  getBlocks: '{count?, to?}: summaries of the last main-chain blocks, newest first',
+  getTips: 'the main chain tip and the tips of forks this node has seen',
+  getPeers: 'connected peers, their addresses, announced heights and ban scores',
+  getMempool: 'pending transactions',
+  estimateFee: 'a fee that gets a transaction into the next block (never below the relay minimum)',
+  sendRawTransaction: '{tx}: submit one signed transaction (hex)',
+  sendRawTransactions: '{txs}: submit up to 3000 signed transactions; rejections reported one by one',
+  auditState: 'replay the chain from genesis and compare with the stored state (slow)',
+  stop: 'stop the node cleanly',
+  help: 'this list',
+};
 
 export type RpcMethod = keyof RpcMethods;
 

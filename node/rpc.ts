@@ -72,8 +72,14 @@ export class RpcServer {
   async stop(): Promise<void> {
     if (this.endpointFile) await rm(this.endpointFile, { force: true });
     if (!this.server) return;
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server!.close(() => resolve()));
+    // Answers in flight (the one to `stop` among them) are finished; idle keep-alive connections
+    // are closed at once, and whatever is still open a second later is cut.
+    const server = this.server;
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    server.closeIdleConnections();
+    const cut = setTimeout(() => server.closeAllConnections(), 1_000);
+    await closed;
+    clearTimeout(cut);
   }
 
   private authorized(req: IncomingMessage): boolean {

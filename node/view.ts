@@ -25,5 +25,9 @@ export interface NodeView {
   readonly transport: Pick<Transport, 'peers' | 'connectionInfo' | 'listenAddresses' | 'peerId'>;
   readonly signatures: Pick<TxSignatureVerifier, 'preverify'>;
   readonly mining: boolean;
+  /** Seconds since the epoch, by the node's clock. */
+  clock(): number;
   submitTransaction(tx: Transaction): Promise<void>;
+  /** Asks for a clean stop (the RPC method `stop`). */
+  requestStop(): void;
 }

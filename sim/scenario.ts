@@ -25,6 +25,8 @@ const ADVERSARIES: readonly Role[] = ['garbage', 'tamperer', 'liar', 'selfish', 
 export function simParams(rng: Random, history = 0): ChainParams {
   return {
     name: 'cairn-sim',
+    unit: 'SIM',
+    decimals: 8,
     chainId: 4242,
     // Early enough for `history` blocks on schedule before the run starts.
     timestamp: Math.floor(SIM_EPOCH_MS / 1000) - 10 * (history + 1),

@@ -69,6 +69,9 @@ const HELP_COMMANDS: readonly (readonly string[])[] = [
   ['account'],
   ['tx'],
   ['block'],
+  ['blocks'],
+  ['tips'],
+  ['stop'],
   ['peers'],
   ['mempool'],
 ];

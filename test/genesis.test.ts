@@ -35,6 +35,8 @@ function base(): Json {
     blockTime: 10,
     asertHalfLife: 600,
     reward: '5000',
+    unit: 'UNT',
+    decimals: 8,
     limits: { maxBlockBytes: 1_000_000, maxBlockTxs: 1000 },
     alloc: { [ADDR_1]: '100', [ADDR_2]: '200', [ADDR_3]: '300' },
   };
@@ -70,7 +72,7 @@ function badChecksum(address: string): string {
   return address.slice(0, -1) + last;
 }
 
-const FIELDS = ['name', 'chainId', 'timestamp', 'target', 'blockTime', 'asertHalfLife', 'reward', 'limits', 'alloc'];
+const FIELDS = ['name', 'chainId', 'timestamp', 'target', 'blockTime', 'asertHalfLife', 'reward', 'unit', 'decimals', 'limits', 'alloc'];
 
 interface BadRow {
   readonly name: string;
@@ -148,12 +150,22 @@ const BAD: BadRow[] = [
       ['limits.maxBlockBytes', 0], ['limits.maxBlockBytes', HEADER_BYTES + COINBASE_BYTES], ['limits.maxBlockBytes', MAX_BLOCK_BYTES_LIMIT + 1],
       ['limits.maxBlockBytes', 1e6 + 0.5], ['limits.maxBlockBytes', '1000000'],
       ['limits.maxBlockTxs', -1], ['limits.maxBlockTxs', 1_000_001], ['limits.maxBlockTxs', 2.5],
+      ['decimals', -1], ['decimals', 19], ['decimals', 8.5], ['decimals', '8'], ['decimals', null],
     ] as const
   ).map(([path, value]) => ({
     name: `${path}: ${JSON.stringify(value)}`,
     text: JSON.stringify(withField(path, value)),
     field: new RegExp(`"${path.replace('.', '\\.')}" must be an integer`),
   })),
+  // unit
+  ...[
+    ['lower case', 'crn'],
+    ['empty', ''],
+    ['9 characters', 'ABCDEFGHI'],
+    ['a leading digit', '1CRN'],
+    ['a space', 'C RN'],
+    ['a number', 8],
+  ].map(([what, value]) => ({ name: `unit: ${String(what)}`, text: JSON.stringify(withField('unit', value)), field: /"unit"/ })),
   { name: 'limits: not an object', text: JSON.stringify(withField('limits', [1_000_000, 1000])), field: /"limits" must be an object/ },
   // name
   ...[
@@ -173,6 +185,7 @@ describe('genesis', () => {
     assert.equal(params.chainId, 1337);
     assert.equal(params.blockTime, 5);
     assert.equal(params.reward, 5_000_000_000n);
+    assert.deepEqual([params.unit, params.decimals], ['CRN', 8]);
     assert.equal(params.target, BigInt('0x000003ffffffffffffffffffffffffffffffffffffffffffffffffffffffffff'));
     assert.equal(params.alloc.length, 1);
     // The README's key: SHA-256 of a public sentence, so anyone can reproduce it.
@@ -194,6 +207,7 @@ describe('genesis', () => {
       ['target', '0x1'], ['target', '0x' + 'f'.repeat(64)], ['target', '0x' + '0'.repeat(63) + '1'],
       ['blockTime', 1], ['blockTime', 86_400], ['asertHalfLife', 1], ['asertHalfLife', 365 * 86_400],
       ['reward', '0'], ['reward', MAX_AMOUNT.toString()],
+      ['unit', 'X'], ['unit', 'ABCDEFG8'], ['decimals', 0], ['decimals', 18],
       ['limits.maxBlockBytes', HEADER_BYTES + COINBASE_BYTES + 1], ['limits.maxBlockBytes', MAX_BLOCK_BYTES_LIMIT],
       ['limits.maxBlockTxs', 0], ['limits.maxBlockTxs', 1_000_000],
       ['alloc', {}], ['alloc', { [ADDR_1]: '0' }], ['alloc', { [ADDR_1]: (MAX_AMOUNT - 1n).toString(), [ADDR_2]: '1' }],
@@ -219,6 +233,8 @@ describe('genesis', () => {
       ['blockTime', withField('blockTime', 11)],
       ['asertHalfLife', withField('asertHalfLife', 601)],
       ['reward', withField('reward', '5001')],
+      ['unit', withField('unit', 'UNU')],
+      ['decimals', withField('decimals', 9)],
       ['limits.maxBlockBytes', withField('limits.maxBlockBytes', 1_000_001)],
       ['limits.maxBlockTxs', withField('limits.maxBlockTxs', 1001)],
       ['an alloc balance', withField('alloc', { [ADDR_1]: '101', [ADDR_2]: '200', [ADDR_3]: '300' })],

@@ -126,8 +126,11 @@ describe('Mempool', () => {
       // B holds 1000: what B has pending counts against it, to the last unit.
       await pool.add(pay(B, 0, 2, 600n), NOW);
       await refused(pool, () => pool.add(pay(B, 1, 2, 397n), NOW), MempoolRejection, 'MEMPOOL_INSUFFICIENT_BALANCE');
+      // The message adds it up for the submitter: what this one costs, what is already pending, what there is.
+      await assert.rejects(pool.add(pay(B, 1, 2, 397n), NOW), { message: 'insufficient funds: need 1001 (397 + fee 2, plus 602 pending from this sender), have 1000 (base units)' });
       await pool.add(pay(B, 1, 2, 396n), NOW);
       await refused(pool, () => pool.add(pay(C, 0, 2), NOW), MempoolRejection, 'MEMPOOL_INSUFFICIENT_BALANCE');
+      await assert.rejects(pool.add(pay(C, 0, 2), NOW), { message: /^insufficient funds: need \d+ \(\d+ \+ fee 2\), have 0 \(base units\)$/ });
       assert.equal(pool.size, 3);
       assert.equal(pool.bytes, 3 * TX_BYTES);
     });

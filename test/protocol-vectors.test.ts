@@ -828,6 +828,8 @@ describe('docs/PROTOCOL.md vectors, recomputed from the spec text with node:cryp
         blockTime: number;
         asertHalfLife: number;
         reward: string;
+        unit: string;
+        decimals: number;
         limits: { maxBlockBytes: number; maxBlockTxs: number };
         alloc: Record<string, string>;
       };
@@ -837,7 +839,7 @@ describe('docs/PROTOCOL.md vectors, recomputed from the spec text with node:cryp
         .sort((x, y) => Buffer.compare(x.address, y.address));
       const name = Buffer.from(g.name, 'ascii');
       const params = Buffer.concat([
-        Buffer.from('cairn-genesis-v1', 'ascii'),
+        Buffer.from('cairn-genesis-v2', 'ascii'),
         compactSize(name.length),
         name,
         u32(g.chainId),
@@ -846,6 +848,9 @@ describe('docs/PROTOCOL.md vectors, recomputed from the spec text with node:cryp
         u32(g.blockTime),
         u32(g.asertHalfLife),
         u64(BigInt(g.reward)),
+        compactSize(g.unit.length),
+        Buffer.from(g.unit, 'ascii'),
+        Buffer.of(g.decimals),
         u32(g.limits.maxBlockBytes),
         u32(g.limits.maxBlockTxs),
         compactSize(alloc.length),

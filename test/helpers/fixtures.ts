@@ -58,6 +58,8 @@ export function testParams(overrides: Partial<ChainParams> = {}): ChainParams {
     blockTime: 10,
     asertHalfLife: 600,
     reward: 50n,
+    unit: 'TST',
+    decimals: 8,
     maxBlockBytes: 1_000_000,
     maxBlockTxs: 1000,
     alloc: FUNDED_KEYS.map((k) => ({ address: k.address, balance: 1_000_000n })).sort((a, b) =>

@@ -1,0 +1,179 @@
+import { DEFAULT_DATADIR, NODE_ACCESS, count, parse, UsageError } from './args.ts';
+import { connect, RpcClient, RpcClientError } from './rpc-client.ts';
+import { coins, duration, lines, si, type Out } from './output.ts';
+import { runningPid } from './start-errors.ts';
+import type { StatusResult } from '../node/rpc-types.ts';
+
+const now = () => Math.floor(Date.now() / 1000);
+
+/** What is true about syncing, in words: never "up to date" when there is nobody to be behind. */
+export function syncText(s: StatusResult): string {
+  if (s.syncing) return `syncing: at ${s.height} of ${s.syncTarget}`;
+  if (s.peers === 0) {
+    return s.mining ? 'no peers yet: mining on its own' : 'no peers yet, and not mining: nothing will add blocks (--bootstrap a peer, or --mine)';
+  }
+  if (s.bestPeerHeight !== null && s.bestPeerHeight > s.height) return `behind: a peer is at ${s.bestPeerHeight}`;
+  return `in step with ${s.peers} peer${s.peers === 1 ? '' : 's'}${s.bestPeerHeight === null ? '' : ` (best announced height ${s.bestPeerHeight})`}`;
+}
+
+export async function statusCommand(argv: string[], out: Out): Promise<void> {
+  const { values } = parse(argv, NODE_ACCESS);
+  if (values.help) return out.help(HELP.status);
+  const s = await (await connect(values)).call('status', {});
+  const mb = (n: number) => (n / 2 ** 20).toFixed(0);
+  out.result(s, lines([
+    ['network', `${s.network} (chain id ${s.chainId}, coin ${s.unit} with ${s.decimals} decimals)`],
+    ['genesis', s.genesis],
+    ['height', `${s.height}, last block ${duration(s.tipAge)} ago`],
+    ['head', s.head],
+    ['sync', syncText(s)],
+    ['peers', `${s.peers} (${s.peersIn} in, ${s.peersOut} out)`],
+    ['mining', s.mining ? 'yes' : 'no'],
+    ['difficulty', `${si(Number(s.difficulty))} hashes a block`],
+    ['hash rate', s.networkHashRate === null ? 'not known yet (needs 2 blocks)' : `${si(s.networkHashRate)}H/s (network, estimated from recent blocks)`],
+    ['total work', s.totalWork],
+    ['mempool', `${s.mempool} txs, ${s.mempoolBytes} bytes`],
+    ['fee', `${coins(s.feeEstimate, s)} suggested (minimum ${coins(s.minFee, s)})`],
+    ['memory', `${mb(s.memory.rss)} MB resident, heap ${mb(s.memory.heapUsed)} of ${mb(s.memory.heapTotal)} MB (limit ${mb(s.memory.heapLimit)} MB)`],
+    ['listen', s.listen.join('\n' + ' '.repeat(12))],
+  ]));
+}
+
+export async function blockCommand(argv: string[], out: Out): Promise<void> {
+  const { values, positionals } = parse(argv, NODE_ACCESS, 1);
+  if (values.help) return out.help(HELP.block);
+  const which = positionals[0];
+  const valid = which === 'latest' || (which !== undefined && ((/^\d+$/.test(which) && which.length < 16) || /^[0-9a-f]{64}$/.test(which)));
+  if (!valid) throw new UsageError('give a block HEIGHT (a whole number), HASH (64 lower-case hex digits) or latest');
+  const rpc = await connect(values);
+  const status = await rpc.call('status', {});
+  const params = which === 'latest' ? { hash: status.head } : /^\d+$/.test(which) ? { height: Number(which) } : { hash: which };
+  const b = await rpc.call('getBlock', params);
+  out.result(b, lines([
+    ['hash', b.hash],
+    ['height', b.height],
+    ['previous', b.prevHash],
+    ['time', `${new Date(b.timestamp * 1000).toISOString()} (${duration(now() - b.timestamp)} ago)`],
+    ['target', b.target],
+    ['nonce', b.nonce],
+    ['size', `${b.size} bytes`],
+    ['coinbase', `${coins(b.coinbase.amount, status)} to ${b.coinbase.to}`],
+    ['main chain', b.mainChain],
+    ['txs', b.txs.length === 0 ? '(none)' : b.txs.join('\n' + ' '.repeat(12))],
+  ]));
+}
+
+export async function blocksCommand(argv: string[], out: Out): Promise<void> {
+  const { values } = parse(argv, { ...NODE_ACCESS, last: { type: 'string' } });
+  if (values.help) return out.help(HELP.blocks);
+  const last = count(values, 'last', 1, 1000) ?? 10;
+  const blocks = await (await connect(values)).call('getBlocks', { count: last });
+  const t = now();
+  const rows = blocks.map((b) => [String(b.height), b.hash, `${duration(t - b.timestamp)} ago`, String(b.txs), `${b.size} B`, b.miner ?? '(genesis)']);
+  out.result(blocks, table(['height', 'hash', 'age', 'txs', 'size', 'miner'], rows));
+}
+
+export async function tipsCommand(argv: string[], out: Out): Promise<void> {
+  const { values } = parse(argv, NODE_ACCESS);
+  if (values.help) return out.help(HELP.tips);
+  const tips = await (await connect(values)).call('getTips', {});
+  const rows = tips.map((t) => [String(t.height), t.status, String(t.branchLength), t.hash]);
+  const forks = tips.length - 1;
+  out.result(tips, table(['height', 'status', 'branch', 'hash'], rows) + `\n${forks === 0 ? 'no forks seen' : `${forks} fork${forks === 1 ? '' : 's'} seen`}`);
+}
+
+export async function stopCommand(argv: string[], out: Out): Promise<void> {
+  const { values } = parse(argv, { ...NODE_ACCESS, timeout: { type: 'string' } });
+  if (values.help) return out.help(HELP.stop);
+  const timeoutSeconds = count(values, 'timeout', 1, 3600) ?? 60;
+  const datadir = typeof values.datadir === 'string' ? values.datadir : values.rpc ? undefined : DEFAULT_DATADIR;
+  const pid = datadir === undefined ? undefined : runningPid(datadir);
+  const rpc = await connect(values);
+  await rpc.call('stop', {});
+  const deadline = Date.now() + timeoutSeconds * 1000;
+  while (await stillRunning(rpc, pid)) {
+    if (Date.now() > deadline) throw new RpcClientError('STOP_TIMEOUT', `the node was asked to stop but still runs after ${timeoutSeconds} s${pid ? ` (pid ${pid})` : ''}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  out.result({ stopped: true, pid: pid ?? null }, `stopped the node${pid ? ` (pid ${pid})` : ''}`);
+}
+
+/** A node has stopped when its process is gone (known pid) or, reached by URL, when it stops answering. */
+async function stillRunning(rpc: RpcClient, pid: number | undefined): Promise<boolean> {
+  if (pid !== undefined) {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+  return rpc.call('status', {}).then(() => true, () => false);
+}
+
+/** `cairn help rpc`: the node's own list of its JSON-RPC methods. */
+export async function rpcHelpCommand(argv: string[], out: Out): Promise<void> {
+  const { values } = parse(argv, NODE_ACCESS);
+  const { methods } = await (await connect(values)).call('help', {});
+  const width = Math.max(...methods.map((m) => m.name.length));
+  out.result(methods, methods.map((m) => `${m.name.padEnd(width)}  ${m.description}`).join('\n'));
+}
+
+/** Columns padded to their widest cell; the last column is not padded. */
+function table(head: string[], rows: string[][]): string {
+  const all = [head, ...rows];
+  const widths = head.map((_, i) => Math.max(...all.map((r) => r[i]!.length)));
+  return all.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n');
+}
+
+const ACCESS = `  --datadir DIR          the node running on DIR (default ./data)
+  --rpc URL --rpc-token T   or a node reached by URL
+  --json                 machine-readable output (amounts in base units)`;
+
+export const HELP = {
+  status: `Usage: cairn status [--datadir DIR | --rpc URL --rpc-token T] [--json]
+
+The node's network and coin, height and the age of its last block, whether it is syncing (or has
+no peers to sync from), peers in and out, whether it mines, the difficulty (expected hashes a
+block), the network's estimated hash rate, mempool, a suggested fee, memory and listen addresses.
+${ACCESS}
+
+Examples:
+  cairn status
+  cairn status --datadir ./b --json`,
+  block: `Usage: cairn block HEIGHT|HASH|latest [--datadir DIR | --rpc URL --rpc-token T] [--json]
+
+A block of the main chain by height, any stored block by hash, or the main chain's latest.
+${ACCESS}
+
+Examples:
+  cairn block latest
+  cairn block 0
+  cairn block 42 --json`,
+  blocks: `Usage: cairn blocks [--last N] [--datadir DIR | --rpc URL --rpc-token T] [--json]
+
+The last N blocks of the main chain (default 10, at most 1000), newest first: height, hash, age,
+transactions, size and the miner's address.
+${ACCESS}
+
+Examples:
+  cairn blocks
+  cairn blocks --last 50 --json`,
+  tips: `Usage: cairn tips [--datadir DIR | --rpc URL --rpc-token T] [--json]
+
+Every chain tip the node knows: the main chain's (active) and the end of each fork it has seen,
+with the fork's length from where it branched off (valid-fork: it could win with more work;
+invalid: it broke a rule).
+${ACCESS}
+
+Example:
+  cairn tips`,
+  stop: `Usage: cairn stop [--timeout SECONDS] [--datadir DIR | --rpc URL --rpc-token T] [--json]
+
+Asks the node to stop cleanly (as Ctrl-C or SIGTERM would) and waits until it has (default 60 s).
+${ACCESS}
+
+Examples:
+  cairn stop
+  cairn stop --datadir ./b`,
+};

@@ -1,0 +1,145 @@
+import { toHex } from '../ledger/bytes.ts';
+import { CairnError } from '../ledger/errors.ts';
+import { signTransaction } from '../ledger/transaction.ts';
+import { loadPrivateKey } from './keystore.ts';
+import { readPassword } from './password.ts';
+import { connect, RpcClient, RpcClientError } from './rpc-client.ts';
+import { NODE_ACCESS, address, amountArg, count, parse, required, resolveAmount, str, UsageError } from './args.ts';
+import { coins, type Out } from './output.ts';
+import type { StatusResult } from '../node/rpc-types.ts';
+
+/** How often --wait asks the node, and how often it says so when stderr is not a terminal. */
+const POLL_MS = 500;
+const QUIET_PROGRESS_MS = 10_000;
+
+export async function sendCommand(argv: string[], out: Out): Promise<void> {
+  const { values } = parse(argv, {
+    ...NODE_ACCESS,
+    keystore: { type: 'string' },
+    'password-file': { type: 'string' },
+    from: { type: 'string' },
+    to: { type: 'string' },
+    amount: { type: 'string' },
+    fee: { type: 'string' },
+    nonce: { type: 'string' },
+    wait: { type: 'boolean' },
+    timeout: { type: 'string' },
+  });
+  if (values.help) return out.help(HELP);
+  const keystore = required(values, 'keystore');
+  const from = required(values, 'from');
+  address(from, '--from address');
+  const to = address(required(values, 'to'), '--to address');
+  const amountText = amountArg(required(values, 'amount'), '--amount');
+  const feeText = str(values, 'fee') === undefined ? undefined : amountArg(str(values, 'fee')!, '--fee');
+  const nonceText = str(values, 'nonce');
+  if (nonceText !== undefined && !/^(0|[1-9]\d{0,18})$/.test(nonceText)) throw new UsageError(`invalid --nonce "${nonceText}": give a whole number`);
+  const timeoutSeconds = count(values, 'timeout', 1, 86_400) ?? 120;
+
+  const rpc = await connect(values);
+  const status = await rpc.call('status', {});
+  const value = resolveAmount(amountText, status, '--amount');
+  // Without --fee, what the node expects to get into the next block (never below its minimum).
+  const fee = feeText ? resolveAmount(feeText, status, '--fee') : BigInt((await rpc.call('estimateFee', {})).fee);
+  const account = await rpc.call('getAccount', { address: from });
+  if (nonceText === undefined) await checkFunds(rpc, account, value, fee, status);
+  const nonce = nonceText !== undefined ? BigInt(nonceText) : BigInt(account.nextNonce);
+  const password = await readPassword({ passwordFile: str(values, 'password-file') });
+  const key = await loadPrivateKey(keystore, from, password);
+  // Signed here: the key never leaves this process.
+  const tx = signTransaction({ chainId: status.chainId, to, amount: value, fee, nonce }, key);
+  key.fill(0);
+  const { id } = await rpc.call('sendRawTransaction', { tx: toHex(tx.bytes) });
+  if (!values.wait) return out.result({ id }, id);
+  if (!out.json) process.stdout.write(`${id}\n`); // at once: the id is what to ask about if the wait is cut short
+  const height = await waitForConfirmation(rpc, id, timeoutSeconds, status, coins(fee, status));
+  out.result({ id, status: 'confirmed', blockHeight: height }, `confirmed in block ${height}`);
+}
+
+/**
+ * Refuses, before the password is asked, a transfer the sender cannot pay for (counting what it
+ * already has pending), in the network's coins: the node would refuse it in base units.
+ */
+async function checkFunds(rpc: RpcClient, account: { address: string; balance: string; nonce: string; nextNonce: string }, value: bigint, fee: bigint, coin: StatusResult): Promise<void> {
+  let pending = 0n;
+  if (account.nextNonce !== account.nonce) {
+    for (const t of (await rpc.call('getMempool', {})).txs) if (t.from === account.address) pending += BigInt(t.amount) + BigInt(t.fee);
+  }
+  const need = value + fee + pending;
+  const have = BigInt(account.balance);
+  if (need <= have) return;
+  const parts = `${coins(value, coin)} + fee ${coins(fee, coin)}${pending > 0n ? `, plus ${coins(pending, coin)} pending from this sender` : ''}`;
+  throw new CairnError('INSUFFICIENT_FUNDS', `insufficient funds: need ${coins(need, coin)} (${parts}), have ${coins(have, coin)} in ${account.address}`);
+}
+
+/**
+ * Polls until `id` is in a main-chain block, telling the user on stderr what it waits for: a
+ * counter on a terminal, a line every 10 s otherwise, and at once a warning when the node has
+ * neither peers nor a miner, since then nothing can ever confirm the transaction.
+ */
+async function waitForConfirmation(rpc: RpcClient, id: string, timeoutSeconds: number, first: StatusResult, fee: string): Promise<number> {
+  const tty = process.stderr.isTTY === true;
+  const started = Date.now();
+  const deadline = started + timeoutSeconds * 1000;
+  let status = first;
+  let warned = false;
+  let lastLine = 0;
+  let lastStatus = Date.now();
+  process.stderr.write(`waiting for a block to include it (fee ${fee}, up to ${timeoutSeconds} s; Ctrl-C stops waiting, not the transaction)\n`);
+  for (;;) {
+    const t = await rpc.call('getTransaction', { id }).catch((err: unknown) => {
+      if (err instanceof RpcClientError && err.rpcCode === -32001) return undefined; // dropped or reorged out for now
+      throw err;
+    });
+    if (t?.status === 'confirmed') {
+      if (tty) process.stderr.write('\r\x1b[K');
+      return t.blockHeight!;
+    }
+    if (Date.now() - lastStatus >= 5_000) {
+      status = await rpc.call('status', {});
+      lastStatus = Date.now();
+    }
+    const stuck = status.peers === 0 && !status.mining;
+    if (stuck && !warned) {
+      warned = true;
+      process.stderr.write(`${tty ? '\r\x1b[K' : ''}warning: the node has no peers and does not mine: nothing can confirm this transaction until it gets a peer (cairn node --bootstrap ADDR) or mines (cairn node --mine)\n`);
+    }
+    const waited = Math.round((Date.now() - started) / 1000);
+    const line = `waited ${waited} s: ${t?.status ?? 'not in the mempool'}, chain at ${status.height}, ${status.peers} peer${status.peers === 1 ? '' : 's'}${status.mining ? ', mining' : ''}`;
+    if (tty) process.stderr.write(`\r\x1b[K${line}`);
+    else if (Date.now() - lastLine >= QUIET_PROGRESS_MS) {
+      if (lastLine !== 0) process.stderr.write(line + '\n');
+      lastLine = Date.now();
+    }
+    if (Date.now() > deadline) {
+      if (tty) process.stderr.write('\n');
+      const why = stuck ? ': the node has no peers and does not mine' : '';
+      throw new RpcClientError('SEND_TIMEOUT', `${id} was not confirmed within ${timeoutSeconds} s (still ${t?.status ?? 'unknown'}${why}); cairn tx ${id} tells what became of it`);
+    }
+    await new Promise((r) => setTimeout(r, POLL_MS));
+  }
+}
+
+const HELP = `Usage: cairn send --keystore DIR --from ADDRESS --to ADDRESS --amount N [--fee N] [--nonce N]
+                  [--wait] [--timeout SECONDS] [--password-file F]
+                  [--datadir DIR | --rpc URL --rpc-token T] [--json]
+
+Builds and signs a transfer here (the key never reaches the node), takes the next nonce from the
+node unless --nonce is given, submits it and prints its id.
+
+Amounts (--amount, --fee): a whole number is base units (1500); a number with the network's unit
+is coins (12.5CRN, or "12.5 CRN"; on the devnet 1 CRN = 100000000 base units). Without --fee, the
+node's suggestion (cairn status shows it): enough for the next block, never below its minimum.
+The sender must hold amount + fee, counting what it already has pending.
+
+--wait prints the id at once, then waits until a block includes the transaction (at most
+--timeout, default 120 s), showing progress on stderr, and warns at once when the node has no
+peers and does not mine (nothing could confirm it then).
+  --datadir DIR          the node running on DIR (default ./data)
+  --rpc URL --rpc-token T   or a node reached by URL
+  --json                 machine-readable output
+
+Examples:
+  cairn send --keystore ./keys --from cairn12rqpp3a5l5vef8weqsvd42g9rzmqx4la30zrhz \\
+             --to cairn1khw92xl6qudmpnfnxp9kz8ll2sq6e7y2ppu0rk --amount 12.5CRN --wait
+  cairn send --keystore ./keys --from ADDRESS --to ADDRESS --amount 1500 --fee 10 --json`;

@@ -1,0 +1,166 @@
+/**
+ * The errors a newcomer meets, through real processes, with the text they read: each names the
+ * cause and the fix (the port and its flag, the pid holding a datadir, the option that is unknown,
+ * what a transfer needs and what the sender has), and send --wait says at once what it waits for
+ * and when nothing can confirm the transaction.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { join } from 'node:path';
+import { toHex } from '../ledger/bytes.ts';
+import { encodeAddress } from '../ledger/keys.ts';
+import { signTransaction } from '../ledger/transaction.ts';
+import { cairnCommand } from '../cli/self.ts';
+import { tempDir, testKey } from './helpers/fixtures.ts';
+import { DEVNET_ADDRESS, DEVNET_PRIVATE_KEY, REPO, cliJson, killAll, runCli, spawnCli, stopChild, waitFor, type CliChild, type CliResult } from './helpers/cli.ts';
+
+const NODE_FLAGS = ['--p2p-host', '127.0.0.1', '--no-mdns', '--log-level', 'warn'];
+
+/** A server holding a port on 127.0.0.1, as another program would. */
+async function holdPort(): Promise<{ port: number; server: Server }> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  if (typeof address !== 'object' || address === null) throw new Error('no port');
+  return { port: address.port, server };
+}
+
+/** The last line of stderr, which must be the one error line, and the status. */
+function failure(r: CliResult): { code: number | null; line: string } {
+  const lines = r.stderr.trimEnd().split('\n');
+  assert.doesNotMatch(r.stderr, /^\s+at /m, r.stderr);
+  return { code: r.code, line: lines.at(-1)! };
+}
+
+describe('errors that name the fix, through real processes', function () {
+  this.timeout(60_000);
+  const dir = tempDir('cairn-cli-errors-');
+  const keystore = join(dir.path, 'keys');
+  const passwordFile = join(dir.path, 'password');
+  const datadir = join(dir.path, 'busy');
+  const held: Server[] = [];
+  let node: CliChild | undefined;
+  let pid = 0;
+
+  before(async function () {
+    this.timeout(60_000);
+    writeFileSync(passwordFile, 'pw\n');
+    writeFileSync(join(dir.path, 'devkey.hex'), DEVNET_PRIVATE_KEY + '\n');
+    await cliJson(['keys', 'import', '--keystore', keystore, '--password-file', passwordFile, join(dir.path, 'devkey.hex')]);
+    // The bundled devnet, not mining and alone: nothing can confirm a transaction here.
+    node = spawnCli(['node', '--datadir', datadir, '--p2p-port', '0', '--rpc-port', '0', ...NODE_FLAGS]);
+    const started = node;
+    await waitFor('the node to answer', async () => {
+      if (started.child.exitCode !== null) throw new Error(`the node exited: ${started.stderr()}`);
+      return (await runCli(['status', '--datadir', datadir, '--json'])).code === 0 ? true : undefined;
+    }, 40_000);
+    pid = (JSON.parse(readFileSync(join(datadir, 'rpc.json'), 'utf8')) as { pid: number }).pid;
+  });
+  afterEach(() => killAll([node]));
+  after(async () => {
+    if (node) await stopChild(node, 10_000);
+    await killAll();
+    for (const s of held) s.close();
+    dir.remove();
+  });
+
+  it('a P2P port in use: names the port and --p2p-port', async () => {
+    const { port, server } = await holdPort();
+    held.push(server);
+    const r = await runCli(['node', '--datadir', join(dir.path, 'p2p'), '--p2p-port', String(port), '--rpc-port', '0', ...NODE_FLAGS]);
+    assert.deepEqual(failure(r), { code: 1, line: `cairn: P2P port ${port} is already in use (another cairn node?): choose another with --p2p-port N, or --p2p-port 0 for any free port` });
+    assert.equal(existsSync(join(dir.path, 'p2p', 'rpc.json')), false);
+  });
+
+  it('an RPC port in use: names the port and --rpc-port', async () => {
+    const { port, server } = await holdPort();
+    held.push(server);
+    const r = await runCli(['node', '--datadir', join(dir.path, 'rpc'), '--p2p-port', '0', '--rpc-port', String(port), ...NODE_FLAGS]);
+    assert.deepEqual(failure(r), { code: 1, line: `cairn: RPC port ${port} is already in use (another cairn node?): choose another with --rpc-port N, or --rpc-port 0 for any free port` });
+  });
+
+  it('a second node on the same datadir: names the running pid and cairn stop', async () => {
+    const r = await runCli(['node', '--datadir', datadir, '--p2p-port', '0', '--rpc-port', '0', ...NODE_FLAGS]);
+    assert.deepEqual(failure(r), { code: 1, line: `cairn: the datadir ${datadir} is in use by the cairn node with pid ${pid}: stop it first (cairn stop --datadir ${datadir}), or give this one another --datadir` });
+    // The running node did not notice.
+    assert.equal((await cliJson<{ height: number }>(['status', '--datadir', datadir])).height, 0);
+  });
+
+  it('an unknown option: one line of our own, with the option nearest a typo', async () => {
+    const [bogus, typo, noValue] = await Promise.all([
+      runCli(['status', '--bogus']),
+      runCli(['send', '--amout', '5']),
+      runCli(['blocks', '--last']),
+    ]);
+    assert.deepEqual([bogus.code, bogus.stdout, bogus.stderr], [2, '', 'cairn: unknown option --bogus (see cairn status --help)\n']);
+    assert.equal(typo.stderr, 'cairn: unknown option --amout; did you mean --amount? (see cairn send --help)\n');
+    assert.equal(noValue.stderr, 'cairn: --last needs a value (one that starts with "-" is written --last=VALUE) (see cairn blocks --help)\n');
+  });
+
+  it('insufficient funds: need (amount + fee) and have, in coins, before the password is asked', async () => {
+    const poor = encodeAddress(testKey(77).address);
+    writeFileSync(join(dir.path, 'poor.hex'), toHex(testKey(77).privateKey) + '\n');
+    await cliJson(['keys', 'import', '--keystore', keystore, '--password-file', passwordFile, join(dir.path, 'poor.hex')]);
+    // No --password-file and no terminal: reaching the password would fail differently.
+    const r = await runCli(['send', '--datadir', datadir, '--keystore', keystore, '--from', poor, '--to', DEVNET_ADDRESS, '--amount', '5000', '--fee', '1']);
+    assert.deepEqual(failure(r), { code: 1, line: `cairn: insufficient funds: need 0.00005001 CRN (0.00005 CRN + fee 0.00000001 CRN), have 0 CRN in ${poor}` });
+    const coins = await runCli(['send', '--datadir', datadir, '--keystore', keystore, '--from', poor, '--to', DEVNET_ADDRESS, '--amount', '12.5CRN']);
+    assert.match(failure(coins).line, new RegExp(`^cairn: insufficient funds: need 12\\.5\\d* CRN \\(12\\.5 CRN \\+ fee 0\\.\\d+ CRN\\), have 0 CRN in ${poor}$`));
+  });
+
+  it('insufficient funds from the node itself (a raw transaction): need (amount + fee), have', async () => {
+    const { url, token } = JSON.parse(readFileSync(join(datadir, 'rpc.json'), 'utf8')) as { url: string; token: string };
+    const tx = signTransaction({ chainId: 1337, to: testKey(1).address, amount: 5000n, fee: 1n, nonce: 0n }, testKey(78).privateKey);
+    const res = await fetch(url, { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'sendRawTransaction', params: { tx: toHex(tx.bytes) } }) });
+    const body = (await res.json()) as { error: { message: string; data: { code: string } } };
+    assert.deepEqual(body.error.data, { code: 'MEMPOOL_INSUFFICIENT_BALANCE' });
+    assert.equal(body.error.message, 'insufficient funds: need 5001 (5000 + fee 1), have 0 (base units)');
+  });
+
+  it('send --wait with no peers and no miner: the id at once, a warning at once, then the timeout says why', async () => {
+    const child = spawn(process.execPath, [join(REPO, 'cli', 'main.ts'), 'send', '--datadir', datadir, '--keystore', keystore, '--password-file', passwordFile,
+      '--from', DEVNET_ADDRESS, '--to', encodeAddress(testKey(5).address), '--amount', '1CRN', '--wait', '--timeout', '4'], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
+    // Both arrive while the command still waits, long before its 4 s are up.
+    const id = await waitFor('the id on stdout', async () => /^([0-9a-f]{64})\n/.exec(stdout)?.[1], 20_000, 50);
+    await waitFor('the warning', async () => (stderr.includes('warning: the node has no peers and does not mine') ? true : undefined), 20_000, 50);
+    assert.equal(child.exitCode, null, 'still waiting when the id and the warning are out');
+    assert.equal(await exited, 1);
+    assert.equal(stdout, `${id}\n`);
+    assert.match(stderr, /^waiting for a block to include it \(fee 0\.00000001 CRN, up to 4 s; /m);
+    assert.match(stderr, /^warning: the node has no peers and does not mine: nothing can confirm this transaction until it gets a peer \(cairn node --bootstrap ADDR\) or mines \(cairn node --mine\)$/m);
+    assert.equal(stderr.trimEnd().split('\n').at(-1), `cairn: ${id} was not confirmed within 4 s (still pending: the node has no peers and does not mine); cairn tx ${id} tells what became of it`);
+  });
+
+  it('cairn stop: the node answers, stops cleanly and exits 0; rpc.json is gone', async () => {
+    assert.ok(node);
+    const r = await cliJson<{ stopped: boolean; pid: number }>(['stop', '--datadir', datadir]);
+    assert.deepEqual(r, { stopped: true, pid });
+    assert.deepEqual(await node.exited, { code: 0, signal: null });
+    assert.equal(existsSync(join(datadir, 'rpc.json')), false);
+  });
+
+  it('hints name a cairn that runs: "cairn" when bin/ is on PATH, else the launcher\'s path', () => {
+    const bin = join(REPO, 'bin');
+    assert.equal(cairnCommand({ PATH: `${bin}:/usr/bin` }, '/'), 'cairn');
+    assert.equal(cairnCommand({ PATH: '/usr/bin' }, REPO), 'bin/cairn');
+    assert.equal(cairnCommand({ PATH: '/usr/bin' }, dir.path), join(bin, 'cairn'));
+  });
+
+  it('bin/cairn runs the CLI under the bundled Node 24', async () => {
+    const r = await new Promise<{ code: number | null; out: string }>((resolve) => {
+      const c = spawn(join(REPO, 'bin', 'cairn'), ['--version'], { stdio: ['ignore', 'pipe', 'inherit'] });
+      let out = '';
+      c.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+      c.on('close', (code) => resolve({ code, out }));
+    });
+    assert.equal(r.code, 0);
+    assert.match(r.out, /^cairn 0\.1\.0 \(Node\.js 24\.\d+\.\d+\)\n$/);
+  });
+});
