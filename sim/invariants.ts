@@ -13,6 +13,8 @@ export const INVARIANTS = [
   'state-equals-replay',
   /** Total supply equals the genesis allocations plus the rewards of the chain. */
   'supply',
+  /** A node's tip only ever moves to a chain with strictly more work (first seen wins a tie). */
+  'most-work',
   /** After the faults stop and a quiet period, all honest nodes share one tip and one state. */
   'convergence',
   /** No honest node penalises or bans an honest node. */
@@ -48,6 +50,17 @@ export class Checker {
         if (!sim.honest) return;
         node.peers.on('penalty', (peer, score, reason) => {
           if (world.nodes.find((n) => n.id === peer)?.honest) this.fail('no-honest-penalised', `${sim.id} penalised honest ${peer} by ${score}: ${reason}`);
+        });
+        node.chain.on('tip', (e) => {
+          if (e.disconnected.length === 0) return;
+          // A reorganisation that fails part-way settles elsewhere: judge where the import ends.
+          const from = e.from;
+          void node.chain.idle().then(() => {
+            const now = node.chain.tip;
+            if (now !== from && now.totalWork <= from.totalWork) {
+              this.fail('most-work', `${sim.id} left ${from.hashHex.slice(0, 16)} (work ${from.totalWork}) for ${now.hashHex.slice(0, 16)} (work ${now.totalWork})`);
+            }
+          });
         });
       },
     });

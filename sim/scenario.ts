@@ -87,7 +87,10 @@ export function scenario(seed: string, o: ScenarioOptions = {}): WorldOptions {
       const shuffled = rng.shuffle(ids);
       faults.push({ kind: 'partition', atMs: at(), healMs: rng.range(10_000, 90_000), sides: [shuffled.slice(0, cut), shuffled.slice(cut)] });
     }
-    for (let k = rng.int(4); k > 0; k--) faults.push({ kind: rng.chance(0.7) ? 'crash' : 'restart', atMs: at(), node: rng.pick(ids), restartMs: rng.range(1_000, 60_000) });
+    for (let k = rng.int(4); k > 0; k--) {
+      const kind = rng.chance(0.7) ? 'crash' : 'restart';
+      faults.push({ kind, atMs: at(), node: rng.pick(ids), restartMs: rng.range(1_000, 60_000), duringImport: kind === 'crash' && rng.chance(0.5) });
+    }
     for (let k = rng.int(3); k > 0; k--) faults.push({ kind: 'burst', atMs: at(), txs: rng.range(10, 80), style: rng.pick(['valid', 'conflicting', 'replacing'] as const) });
     for (let k = rng.int(3); k > 0; k--) {
       const a = rng.pick(ids);

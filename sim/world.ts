@@ -14,7 +14,8 @@ import type { Wallets } from './wallets.ts';
 /** A fault the scenario applies at a simulated time. */
 export type Fault =
   | { readonly kind: 'partition'; readonly atMs: number; readonly healMs: number; readonly sides: readonly (readonly string[])[] }
-  | { readonly kind: 'crash'; readonly atMs: number; readonly node: string; readonly restartMs: number }
+  /** A kill -9; `duringImport`: at the node's next block, within the few ms its writes take. */
+  | { readonly kind: 'crash'; readonly atMs: number; readonly node: string; readonly restartMs: number; readonly duringImport?: boolean }
   | { readonly kind: 'restart'; readonly atMs: number; readonly node: string; readonly restartMs: number }
   | { readonly kind: 'link'; readonly atMs: number; readonly a: string; readonly b: string; readonly profile: LinkProfile; readonly untilMs: number }
   | { readonly kind: 'burst'; readonly atMs: number; readonly txs: number; readonly style: 'valid' | 'conflicting' | 'replacing' };
@@ -199,10 +200,20 @@ export class World {
       case 'restart': {
         const sim = this.node(f.node);
         if (!sim.up || sim.gone) return;
-        this.record(`${f.kind} ${sim.id}`);
-        if (f.kind === 'crash') sim.crash();
-        else void sim.stop();
-        s.after(f.restartMs, () => void this.startNode(sim));
+        const down = () => {
+          if (!sim.up || sim.gone) return;
+          this.record(`${f.kind} ${sim.id}`);
+          if (f.kind === 'crash') sim.crash();
+          else void sim.stop();
+          s.after(f.restartMs, () => void this.startNode(sim));
+        };
+        if (f.kind === 'crash' && f.duringImport) {
+          // Like the crash tests' aimed kills: while the block's batches are on their way to disk.
+          const delay = this.rng.fork(`crash-${f.atMs}`).int(6);
+          sim.node!.once('block', () => void s.after(delay, down));
+        } else {
+          down();
+        }
         return;
       }
       case 'link': {
