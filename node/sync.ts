@@ -308,7 +308,7 @@ export class Sync extends EventEmitter<SyncEvents> {
           } else {
             active.delete(peer);
             queue.unshift(index);
-            if ((err as Error).message !== 'lacks blocks of the chain it announced') this.blame(peer, err);
+            if (err instanceof PeerFault || err instanceof CairnError) this.blame(peer, err);
           }
         }
         notify();
@@ -327,7 +327,7 @@ export class Sync extends EventEmitter<SyncEvents> {
         arrived.delete(nextToImport++);
         notify(); // the read-ahead window moved
         await ready.verified;
-        await this.importBlocks(ready.blocks, ready.from);
+        await this.importBlocks(ready.blocks);
         this.emit('progress', { height: this.o.chain.tip.height, target, peer: ready.from });
       }
     } finally {
@@ -347,16 +347,23 @@ export class Sync extends EventEmitter<SyncEvents> {
     return frames.map((bytes, i) => {
       const block = decodeBlock(bytes);
       if (!bytesEqual(block.header.hash, hashes[i]!)) throw new PeerFault(`sent block ${toHex(block.header.hash)} for ${toHex(hashes[i]!)}`, LIE);
-      return block as SaneBlock;
+      try {
+        return checkBlockSanity(block, this.o.chain.params);
+      } catch (err) {
+        if (err instanceof BlockRuleError && err.code === 'BLOCK_BAD_MERKLE_ROOT') {
+          throw new PeerFault(`sent a body that does not match the header of ${toHex(block.header.hash)}`, LIE);
+        }
+        throw new InvalidChain(err as CairnError);
+      }
     });
   }
 
-  private async importBlocks(blocks: readonly SaneBlock[], from: string): Promise<void> {
+  private async importBlocks(blocks: readonly SaneBlock[]): Promise<void> {
     for (const block of blocks) {
       try {
-        await this.o.chain.processBlock(block);
+        await this.o.chain.processSaneBlock(block);
       } catch (err) {
-        this.blame(from, err);
+        if (err instanceof CairnError) throw new InvalidChain(err);
         throw err;
       }
     }

@@ -12,6 +12,8 @@ const SWEEP = 200;
 /** Seeds that found bugs, and what they found (each also fails with the bug put back). */
 const REGRESSIONS: readonly { seed: string; found: string }[] = [
   { seed: '1', found: 'sync charged 25 ban score for a timeout on a lossy link, so honest peers were banned' },
+  { seed: '270', found: 'a body provider that tampered with a body got the honest header peer of the round banned too' },
+  { seed: '800', found: 'the same, until the honest node had only adversaries left and never converged' },
 ];
 
 function explain(r: SimResult): string {
