@@ -94,6 +94,8 @@ export class CairnNode extends EventEmitter<NodeEvents> {
   private readonly timers: Timer[] = [];
   /** Blocks this node made, told apart from received ones in the 'block' event. */
   private readonly own = new WeakSet<Block>();
+  /** Blocks this node made that are gossiped the moment they connect (see importAndAnnounce). */
+  private readonly announceOnConnect = new Set<Block>();
   private lonelySince: number | undefined;
   private stopped = false;
 
@@ -166,7 +168,10 @@ export class CairnNode extends EventEmitter<NodeEvents> {
         this.emit('log', 'info', 'reorganised', { fork: e.fork.height, disconnected: e.disconnected.length, connected: e.connected.length });
       }
     });
-    this.chain.on('connect', (block) => this.emit('block', block, this.own.has(block) ? 'mined' : 'received'));
+    this.chain.on('connect', (block) => {
+      if (this.announceOnConnect.delete(block)) void this.announce(block);
+      this.emit('block', block, this.own.has(block) ? 'mined' : 'received');
+    });
     this.chain.on('invalid', (entry, err) => this.emit('log', 'warn', `invalid block ${entry.hashHex} at ${entry.height}: ${err.message}`));
     this.peers.on('ban', (peer, reason) => {
       this.emit('log', 'warn', `banned peer ${peer}: ${reason}`);
@@ -242,14 +247,11 @@ export class CairnNode extends EventEmitter<NodeEvents> {
    */
   async importAndAnnounce(block: Block): Promise<BlockOutcome> {
     this.own.add(block);
-    const onConnect = (connected: Block) => {
-      if (connected === block) void this.announce(block);
-    };
-    this.chain.on('connect', onConnect);
+    this.announceOnConnect.add(block);
     try {
       return await this.chain.processBlock(block);
     } finally {
-      this.chain.off('connect', onConnect);
+      this.announceOnConnect.delete(block);
     }
   }
 

@@ -30,6 +30,15 @@ function whole(name: string, text: string | undefined, min: number, max: number)
   return Number(text);
 }
 
+// A run whose every promise waits on something that will never come leaves Node with nothing to
+// do, and Node would exit quietly with status 0: say so, and fail.
+let finished = false;
+process.on('exit', (code) => {
+  if (finished || code !== 0) return;
+  process.stderr.write('sim: the run stopped with work still pending (a deadlock in the code under test)\n');
+  process.exitCode = 1;
+});
+
 const nodes = whole('nodes', values.nodes, 2, 64);
 const minutes = whole('minutes', values.minutes, 1, 600);
 const options = { nodes, minutes, calm: values.calm };
@@ -60,6 +69,7 @@ if (values.seeds !== undefined) {
     process.stdout.write(`${count - failures.length} of ${count} seeds passed in ${(wallMs / 1000).toFixed(1)} s\n`);
     if (first) process.stdout.write(`first failing seed: ${first.seed}\nreplay: ${replay(first.seed)}\n`);
   }
+  finished = true;
   process.exit(failures.length > 0 ? 1 : 0);
 } else {
   const seed = values.seed ?? '1';
@@ -70,5 +80,6 @@ if (values.seeds !== undefined) {
     for (const [name, list] of Object.entries(r.violations)) for (const v of list ?? []) process.stdout.write(`  ${name}: ${v}\n`);
     if (!r.ok) process.stdout.write(`replay: ${replay(seed)}\n`);
   }
+  finished = true;
   process.exit(r.ok ? 0 : 1);
 }

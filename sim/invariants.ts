@@ -111,11 +111,17 @@ export class Checker {
     // One checker for every node's replay: each transaction's signature is checked again once,
     // independently of the nodes' own caches.
     const signatures = new TxSignatureVerifier(new InlineVerifier());
+    const drive = <T>(work: Promise<T>) => this.world.scheduler.drive(work, 60_000);
     for (const sim of up) {
       const node = sim.node!;
-      await node.chain.idle();
+      if (!(await drive(node.chain.idle()))) {
+        this.fail('no-throw-or-stall', `${sim.id} is still importing a minute after the quiet period (a stuck or endless import)`);
+        continue;
+      }
       try {
-        const report = await node.chain.withImportsPaused(() => auditChainDB(node.db, { signatures }));
+        const done = await drive(node.chain.withImportsPaused(() => auditChainDB(node.db, { signatures })));
+        if (!done) throw new Error('the replay did not finish');
+        const report = done.value;
         const key = `${node.chain.tip.hashHex.slice(0, 16)} ${report.digest.slice(0, 16)}`;
         digests.set(key, [...(digests.get(key) ?? []), sim.id]);
         const expected = node.params.alloc.reduce((s, a) => s + a.balance, 0n) + node.params.reward * BigInt(report.height);

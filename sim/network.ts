@@ -62,8 +62,8 @@ export class SimNetwork {
   }
 
   /** A transport for node `id`; it is up until `down()`. */
-  attach(id: string, gate: ConnectionGate, rng: Random): SimTransport {
-    const t = new SimTransport(this, id, gate, rng);
+  attach(id: string, gate: ConnectionGate): SimTransport {
+    const t = new SimTransport(this, id, gate);
     this.transports.set(id, t);
     return t;
   }
@@ -176,7 +176,6 @@ export class SimTransport extends EventEmitter<TransportEvents> implements Trans
   readonly peerId: string;
   readonly gate: ConnectionGate;
   private readonly net: SimNetwork;
-  private readonly rng: Random;
   private readonly connections = new Map<string, ConnectionInfo>();
   private readonly handlers = new Map<string, { respond: Responder; options: ServeOptions; inFlight: Map<string, number> }>();
   private readonly topics = new Map<string, GossipValidator>();
@@ -184,12 +183,11 @@ export class SimTransport extends EventEmitter<TransportEvents> implements Trans
   private readonly pending = new Map<number, PendingRequest>();
   up = true;
 
-  constructor(net: SimNetwork, id: string, gate: ConnectionGate, rng: Random) {
+  constructor(net: SimNetwork, id: string, gate: ConnectionGate) {
     super();
     this.net = net;
     this.peerId = id;
     this.gate = gate;
-    this.rng = rng;
   }
 
   static address(id: string): string {
@@ -260,15 +258,15 @@ export class SimTransport extends EventEmitter<TransportEvents> implements Trans
   }
 
   async request(peer: string, protocol: string, body: Uint8Array, limits: RequestLimits): Promise<Uint8Array> {
-    const frames = await this.ask(peer, protocol, body, 1, limits, false);
+    const frames = await this.ask(peer, protocol, body, 1, limits);
     return frames[0]!;
   }
 
   requestMany(peer: string, protocol: string, body: Uint8Array, maxFrames: number, limits: RequestLimits): Promise<Uint8Array[]> {
-    return this.ask(peer, protocol, body, maxFrames, limits, true);
+    return this.ask(peer, protocol, body, maxFrames, limits);
   }
 
-  private ask(peer: string, protocol: string, body: Uint8Array, maxFrames: number, limits: RequestLimits, many: boolean): Promise<Uint8Array[]> {
+  private ask(peer: string, protocol: string, body: Uint8Array, maxFrames: number, limits: RequestLimits): Promise<Uint8Array[]> {
     if (!this.up) return new Promise(() => {});
     if (!this.connections.has(peer)) return Promise.reject(new TransportError('TRANSPORT_CLOSED', `not connected to ${peer}`));
     const id = nextRequestId++;
@@ -278,12 +276,12 @@ export class SimTransport extends EventEmitter<TransportEvents> implements Trans
       p.timer = this.net.scheduler.after(limits.timeoutMs, () => {
         if (this.pending.delete(id)) reject(new TransportError('TRANSPORT_TIMEOUT', `${protocol} to ${peer} timed out`));
       });
-      this.net.send(this.peerId, peer, body.length + 64, (remote) => remote.serve(this.peerId, protocol, body, id, many));
+      this.net.send(this.peerId, peer, body.length + 64, (remote) => remote.serve(this.peerId, protocol, body, id));
     });
   }
 
   /** A request arrived from `from`. */
-  private serve(from: string, protocol: string, body: Uint8Array, id: number, many: boolean): void {
+  private serve(from: string, protocol: string, body: Uint8Array, id: number): void {
     if (!this.connections.has(from)) return;
     const h = this.handlers.get(protocol);
     const reply = (frames: Uint8Array[] | Error) => {
@@ -309,7 +307,6 @@ export class SimTransport extends EventEmitter<TransportEvents> implements Trans
       if (n <= 0) h.inFlight.delete(from);
       else h.inFlight.set(from, n);
     });
-    void many;
   }
 
   /** The answer to request `id` arrived. A duplicate finds nothing pending and is dropped. */
@@ -336,29 +333,32 @@ export class SimTransport extends EventEmitter<TransportEvents> implements Trans
     const id = messageId(topic, data);
     if (this.seen.has(id)) return 0;
     this.remember(id);
-    return this.forward(topic, data, undefined);
+    return this.forward(topic, data, id, undefined);
   }
 
-  private forward(topic: string, data: Uint8Array, except: string | undefined): number {
+  /**
+   * Sends a message to every peer but `except`. Its id (the content hash gossipsub derives from
+   * the data) travels with it, so that the receivers need not hash it again: same ids, less work.
+   */
+  private forward(topic: string, data: Uint8Array, id: string, except: string | undefined): number {
     let sent = 0;
     for (const peer of this.connections.keys()) {
       if (peer === except) continue;
       sent++;
-      this.net.send(this.peerId, peer, data.length + 64, (remote) => remote.gossip(this.peerId, topic, data));
+      this.net.send(this.peerId, peer, data.length + 64, (remote) => remote.gossip(this.peerId, topic, data, id));
     }
     return sent;
   }
 
   /** A gossip message from `from`: validated once (duplicates are dropped), forwarded if accepted. */
-  private gossip(from: string, topic: string, data: Uint8Array): void {
+  private gossip(from: string, topic: string, data: Uint8Array, id: string): void {
     if (!this.connections.has(from)) return;
     const validate = this.topics.get(topic);
     if (!validate) return;
-    const id = messageId(topic, data);
     if (this.seen.has(id)) return;
     this.remember(id);
     void validate(from, data.slice()).then((verdict) => {
-      if (verdict === 'accept' && this.up) this.forward(topic, data, from);
+      if (verdict === 'accept' && this.up) this.forward(topic, data, id, from);
     });
   }
 
@@ -394,8 +394,5 @@ export class SimTransport extends EventEmitter<TransportEvents> implements Trans
 }
 
 function messageId(topic: string, data: Uint8Array): string {
-  return toHex(sha256(data)) + topic.length;
+  return `${topic} ${toHex(sha256(data))}`;
 }
-
-/** The pending requests' random source is unused today; kept so links can grow per-message behaviour. */
-export type { Random };

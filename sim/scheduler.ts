@@ -44,17 +44,40 @@ export class Scheduler {
   /** Runs events until simulated time reaches `until` (or nothing is left), draining promise work after each. */
   async runUntil(until: number, stop?: () => boolean): Promise<void> {
     while (this.heap.length > 0 && this.heap[0]!.at <= until) {
-      const event = this.pop()!;
-      if (!event.run) continue;
-      this.now = event.at;
-      const run = event.run;
-      event.run = undefined;
-      this.events++;
-      run();
-      await settle();
+      await this.step();
       if (stop?.()) return;
     }
     if (this.now < until) this.now = until;
+  }
+
+  /**
+   * Runs events until `work` settles, for at most `limitMs` of simulated time. Code under the
+   * simulator waits on simulated disks and networks, so awaiting it directly, with nobody
+   * running events, would wait forever. Returns undefined if it did not settle in time: a stall.
+   */
+  async drive<T>(work: Promise<T>, limitMs: number): Promise<{ value: T } | undefined> {
+    let outcome: { value: T } | { error: unknown } | undefined;
+    work.then(
+      (value) => (outcome = { value }),
+      (error: unknown) => (outcome = { error }),
+    );
+    await settle();
+    const deadline = this.now + limitMs;
+    while (!outcome && this.heap.length > 0 && this.heap[0]!.at <= deadline) await this.step();
+    if (!outcome) return undefined;
+    if ('error' in outcome) throw outcome.error;
+    return outcome;
+  }
+
+  private async step(): Promise<void> {
+    const event = this.pop()!;
+    if (!event.run) return;
+    this.now = event.at;
+    const run = event.run;
+    event.run = undefined;
+    this.events++;
+    run();
+    await settle();
   }
 
   private push(e: ScheduledEvent): void {

@@ -3,6 +3,9 @@ import type { ChainParams } from '../ledger/genesis.ts';
 import type { MempoolPolicy } from '../ledger/mempool.ts';
 import { CairnNode } from '../node/node.ts';
 import { InlineVerifier } from '../node/inline-verifier.ts';
+import type { SignatureVerifier } from '../node/tx-signatures.ts';
+import { toHex } from '../ledger/bytes.ts';
+import { sha256 } from '../ledger/hash.ts';
 import { SimEnv } from './env.ts';
 import { SimTransport, type SimNetwork } from './network.ts';
 import type { Random } from './random.ts';
@@ -24,8 +27,36 @@ export interface SimNodeSpec {
   readonly minerKey: number;
 }
 
-/** One signature checker for every simulated node: stateless, and its verdicts are the pool's. */
-const verifier = new InlineVerifier();
+/**
+ * One signature checker for every simulated node, with the pool's verdicts. A verdict is a pure
+ * function of (signature, key, message), so one computed for a node holds for all of them: ten
+ * nodes checking the same transaction pay for one check, as ten machines would each pay for
+ * their own in parallel. Bounded, oldest first.
+ */
+class SharedVerdicts implements SignatureVerifier {
+  private readonly inner = new InlineVerifier();
+  private readonly verdicts = new Map<string, boolean>();
+
+  async verify(items: readonly { signature: Uint8Array; message: Uint8Array; publicKey: Uint8Array }[]): Promise<boolean[]> {
+    const out: boolean[] = new Array(items.length);
+    const todo: number[] = [];
+    const keys = items.map((it) => toHex(it.signature) + toHex(it.publicKey) + toHex(sha256(it.message)));
+    keys.forEach((k, i) => {
+      const known = this.verdicts.get(k);
+      if (known === undefined) todo.push(i);
+      else out[i] = known;
+    });
+    const fresh = await this.inner.verify(todo.map((i) => items[i]!));
+    todo.forEach((i, k) => {
+      out[i] = fresh[k]!;
+      this.verdicts.set(keys[i]!, fresh[k]!);
+      if (this.verdicts.size > 200_000) this.verdicts.delete(this.verdicts.keys().next().value!);
+    });
+    return out;
+  }
+}
+
+const verifier = new SharedVerdicts();
 
 /**
  * A node of the simulated network across its lives: its disk survives crashes, everything else
@@ -80,7 +111,7 @@ export class SimNode {
       openStore: async () => kv,
       createTransport: async (gate) => {
         o.onNode(node);
-        const t = o.net.attach(this.id, gate, o.rng.fork(`net-${this.id}-${this.lives}`));
+        const t = o.net.attach(this.id, gate);
         this.transport = t;
         return t;
       },
