@@ -4,6 +4,7 @@ import { computeMerkleRoot, decodeBlock, makeBlock, makeHeader, BLOCK_VERSION, t
 import { decodeTransaction, UNSIGNED_TX_BYTES, type Transaction } from '../ledger/transaction.ts';
 import { sign } from './wallets.ts';
 import { concatBytes } from '../ledger/bytes.ts';
+import { MAX_AMOUNT } from '../ledger/amount.ts';
 import { nextTarget } from '../consensus/difficulty.ts';
 import { searchNonce, targetBytes } from '../consensus/miner.ts';
 import { medianTimePast } from '../consensus/block-index.ts';
@@ -80,21 +81,21 @@ function craft(
   anchorTimestamp: number | undefined,
   miner: Uint8Array,
   txs: readonly Transaction[],
-  o: { coinbaseAmount?: bigint; merkleRoot?: Uint8Array } = {},
+  o: { coinbaseAmount?: bigint; merkleRoot?: Uint8Array; target?: bigint; timestamp?: number; height?: number; version?: number } = {},
 ): Block | undefined {
   const params = node.params;
-  const height = parent.height + 1;
+  const height = o.height ?? parent.height + 1;
   const fees = txs.reduce((s, tx) => s + tx.fee, 0n);
   const coinbase = { to: miner, amount: o.coinbaseAmount ?? params.reward + fees };
-  const target = nextTarget(params, parent, anchorTimestamp);
+  const target = o.target ?? nextTarget(params, parent, anchorTimestamp);
   const parentEntry = node.chain.getEntry(parent.hash);
   const minTime = parentEntry ? medianTimePast(parentEntry) + 1 : parent.timestamp + 1;
   const header = makeHeader({
-    version: BLOCK_VERSION,
+    version: o.version ?? BLOCK_VERSION,
     height,
     prevHash: parent.hash,
     merkleRoot: o.merkleRoot ?? computeMerkleRoot(height, coinbase, txs),
-    timestamp: Math.max(node.clock(), minTime, parent.timestamp + 1),
+    timestamp: o.timestamp ?? Math.max(node.clock(), minTime, parent.timestamp + 1),
     target,
     nonce: 0n,
   });
@@ -113,23 +114,38 @@ async function sendGarbage(world: World, checker: Checker, node: CairnNode, rng:
   const honestTx = sign({ chainId, to: rng.pick(wallets.keys).address, amount: 1n, fee: 1n, nonce }, payer);
   const forged = decodeTransaction(concatBytes(honestTx.bytes.subarray(0, UNSIGNED_TX_BYTES), honestTx.publicKey, rng.bytes(64)));
   const miner = rng.bytes(20);
-  const kind = rng.int(6);
-  let block: Block | undefined;
-  if (kind === 0) block = craft(node, tip.header, tip.anchorTimestamp, miner, [], { coinbaseAmount: node.params.reward + 1n }); // pays itself too much
-  else if (kind === 1) block = craft(node, tip.header, tip.anchorTimestamp, miner, [forged]); // a bad signature inside
-  else if (kind === 2) block = craft(node, tip.header, tip.anchorTimestamp, miner, [sign({ chainId, to: miner, amount: 1n, fee: 1n, nonce: nonce + 5n }, payer)]); // a nonce gap
-  else if (kind === 3) block = craft(node, tip.header, tip.anchorTimestamp, miner, [sign({ chainId, to: miner, amount: wallets.balance * 10n, fee: 1n, nonce }, payer)]); // overspends
-  else if (kind === 4) block = craft(node, tip.header, tip.anchorTimestamp, miner, [honestTx], { merkleRoot: rng.bytes(32) }); // body does not match
-  else block = craft(node, tip.header, tip.anchorTimestamp, miner, [honestTx, honestTx]); // a transaction twice
+  const on = (txs: Transaction[], o: Parameters<typeof craft>[5] = {}) => craft(node, tip.header, tip.anchorTimestamp, miner, txs, o);
+  const transfer = (fields: { amount?: bigint; nonce?: bigint; chainId?: number }) =>
+    sign({ chainId: fields.chainId ?? chainId, to: miner, amount: fields.amount ?? 1n, fee: 1n, nonce: fields.nonce ?? nonce }, payer);
+  // One block per rule it breaks, chosen by the seed: body rules, header rules, state rules.
+  const kinds: (() => Block | undefined)[] = [
+    () => on([], { coinbaseAmount: node.params.reward + 1n }), // pays itself too much
+    () => on([forged]), // a bad signature inside
+    () => on([transfer({ nonce: nonce + 5n })]), // a nonce gap
+    () => on([transfer({ amount: wallets.balance * 10n })]), // overspends
+    () => on([honestTx], { merkleRoot: rng.bytes(32) }), // body does not match
+    () => on([honestTx, honestTx]), // a transaction twice
+    () => on([transfer({ chainId: chainId + 1 })]), // a transaction of another chain
+    () => on([], { target: tip.header.target * 2n }), // claims an easier target than ASERT allows
+    () => on([], { timestamp: tip.header.timestamp - 3_600 }), // before the median time past
+    () => on([], { timestamp: node.clock() + 3_600 }), // too far in the future (not the sender's fault: no ban)
+    () => on([], { height: tip.height + 2 }), // a height that does not follow its parent
+    () => on([], { version: 99 }), // an unknown version
+  ];
+  const block = rng.pick(kinds)();
   if (block) {
     checker.invalid.blocks.add(toHex(block.header.hash));
     await node.transport.publish(node.names.blockTopic, block.bytes);
   }
-  checker.invalid.txs.add(forged.idHex);
-  await node.transport.publish(node.names.txTopic, encodeTxBatch([forged]));
-  const wrongChain = sign({ chainId: chainId + 1, to: miner, amount: 1n, fee: 1n, nonce }, payer);
-  checker.invalid.txs.add(wrongChain.idHex);
-  await node.transport.publish(node.names.txTopic, encodeTxBatch([wrongChain]));
+  // And transactions that break a rule of their own: a forged signature, a key that is not the
+  // sender's, another chain, an amount past the cap.
+  const stranger = rng.pick(wallets.keys.filter((k) => k !== payer));
+  const badKey = decodeTransaction(concatBytes(honestTx.bytes.subarray(0, UNSIGNED_TX_BYTES), stranger.publicKey, honestTx.signature));
+  const overCap = sign({ chainId, to: miner, amount: MAX_AMOUNT, fee: 1n, nonce }, payer);
+  for (const tx of [forged, badKey, transfer({ chainId: chainId + 1 }), overCap]) {
+    checker.invalid.txs.add(tx.idHex);
+    await node.transport.publish(node.names.txTopic, encodeTxBatch([tx]));
+  }
 }
 
 /** Serves every block with a body that does not match its header (another coinbase recipient). */
