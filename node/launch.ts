@@ -10,6 +10,7 @@ import { loadMempool, saveMempool } from './mempool-file.ts';
 import { Miner } from './miner.ts';
 import { CairnNode, type NodeService } from './node.ts';
 import { RpcServer } from './rpc.ts';
+import { HttpServer, type HttpOptions } from './http/server.ts';
 import { VerifyPool } from './verify-pool.ts';
 import { CATCH_UP_BLOCKS, setHeapGrowth } from './heap-growth.ts';
 
@@ -29,6 +30,10 @@ export interface NodeConfig {
   readonly statusIntervalMs?: number;
   /** Serve JSON-RPC here (port 0: any free port); the endpoint and token go to <datadir>/rpc.json. */
   readonly rpc?: { readonly host?: string; readonly port?: number };
+  /** Serve the REST API, live events and the explorer here (node/http/). */
+  readonly http?: HttpOptions;
+  /** Keep the address index (default: on; the explorer's address pages need it). */
+  readonly addressIndex?: boolean;
   /** Signature-verification threads (default: one per core). */
   readonly verifyThreads?: number;
   /** Time and randomness (default: the machine's). */
@@ -85,6 +90,19 @@ export function createNode(config: NodeConfig): CairnNode {
       };
     });
   }
+  if (config.http) {
+    const httpOptions = config.http;
+    services.push((node) => {
+      const http = new HttpServer(node, httpOptions);
+      return {
+        async start() {
+          await http.start();
+          node.emit('log', 'info', 'explorer and REST API', { url: http.url });
+        },
+        stop: () => http.stop(),
+      };
+    });
+  }
   if (config.heapGrowth) {
     services.push((node) => ({
       async start() {
@@ -118,6 +136,7 @@ export function createNode(config: NodeConfig): CairnNode {
     mempoolStore: { load: (mempool, now) => loadMempool(config.datadir, mempool, now), save: async (mempool) => void (await saveMempool(config.datadir, mempool)) },
     banSeconds: config.banSeconds,
     statusIntervalMs: config.statusIntervalMs,
+    addressIndex: config.addressIndex ?? true,
     services,
     release: () => pool.close(),
   });

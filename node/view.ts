@@ -1,4 +1,5 @@
 import type { ChainDB } from '../ledger/chaindb.ts';
+import type { AddressIndex } from '../ledger/address-index.ts';
 import type { ChainParams } from '../ledger/genesis.ts';
 import type { Mempool } from '../ledger/mempool.ts';
 import type { Transaction } from '../ledger/transaction.ts';
@@ -25,6 +26,8 @@ export interface NodeView {
   readonly transport: Pick<Transport, 'peers' | 'connectionInfo' | 'listenAddresses' | 'peerId'>;
   readonly signatures: Pick<TxSignatureVerifier, 'preverify'>;
   readonly mining: boolean;
+  /** Present when the node keeps the address index. */
+  readonly addressIndex: AddressIndex | undefined;
   /** Seconds since the epoch, by the node's clock. */
   clock(): number;
   submitTransaction(tx: Transaction): Promise<void>;
