@@ -107,6 +107,7 @@ export class CairnNode extends EventEmitter<NodeEvents> {
   private readonly announceOnConnect = new Set<Block>();
   private lonelySince: number | undefined;
   private stopped = false;
+  private stopping: Promise<void> | undefined;
 
   constructor(parts: NodeParts) {
     super();
@@ -307,8 +308,13 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     return this.transport.listenAddresses();
   }
 
-  async stop(): Promise<void> {
-    if (this.stopped) return;
+  /** Stops the node; a second call (a stop asked over RPC, then the test's own) waits for the first. */
+  stop(): Promise<void> {
+    this.stopping ??= this.stopNow();
+    return this.stopping;
+  }
+
+  private async stopNow(): Promise<void> {
     this.stopped = true;
     for (const t of this.timers) this.env.clearInterval(t);
     for (const service of this.services.reverse()) await service.stop().catch(() => {});

@@ -81,6 +81,13 @@ describe('errors that name the fix, through real processes', function () {
     assert.deepEqual(failure(r), { code: 1, line: `cairn: RPC port ${port} is already in use (another cairn node?): choose another with --rpc-port N, or --rpc-port 0 for any free port` });
   });
 
+  it('an HTTP port in use: names the port and --http-port', async () => {
+    const { port, server } = await holdPort();
+    held.push(server);
+    const r = await runCli(['node', '--datadir', join(dir.path, 'http'), '--p2p-port', '0', '--rpc-port', '0', '--http-port', String(port), ...NODE_FLAGS]);
+    assert.deepEqual(failure(r), { code: 1, line: `cairn: HTTP port ${port} (explorer and REST API) is already in use (another cairn node?): choose another with --http-port N, or --http-port 0 for any free port` });
+  });
+
   it('a second node on the same datadir: names the running pid and cairn stop', async () => {
     const r = await runCli(['node', '--datadir', datadir, '--p2p-port', '0', '--rpc-port', '0', '--http-port', '0', ...NODE_FLAGS]);
     assert.deepEqual(failure(r), { code: 1, line: `cairn: the datadir ${datadir} is in use by the cairn node with pid ${pid}: stop it first (cairn stop --datadir ${datadir}), or give this one another --datadir` });
