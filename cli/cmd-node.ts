@@ -4,7 +4,6 @@ import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { encodeAddress } from '../ledger/keys.ts';
 import { createNode } from '../node/launch.ts';
-import { Metrics } from '../node/metrics.ts';
 import { createKey, listKeys } from './keystore.ts';
 import { readPassword } from './password.ts';
 import { RpcClient } from './rpc-client.ts';
@@ -100,6 +99,7 @@ export async function nodeCommand(argv: string[], out: Out): Promise<void> {
     mine: coinbase ? { coinbase, threads } : undefined,
     rpc: { port: rpcPort },
     http,
+    metrics: metricsPort === undefined ? undefined : { port: metricsPort },
     addressIndex: !values['no-address-index'],
   });
   node.on('log', (lvl, msg, fields) => logger[lvl](fields ?? {}, msg));
@@ -136,14 +136,7 @@ export async function nodeCommand(argv: string[], out: Out): Promise<void> {
     const bar = new ProgressBar();
     node.sync.on('progress', (p) => bar.update(p));
   }
-  let metrics: Metrics | undefined;
-  if (metricsPort !== undefined) {
-    metrics = new Metrics(node);
-    const bound = await metrics.listen(metricsPort);
-    logger.info({ url: `http://127.0.0.1:${bound}/metrics` }, 'metrics');
-  }
   await stopping;
-  await metrics?.close();
   await node.stop();
   logger.info('stopped');
   void out;

@@ -11,6 +11,7 @@ import { Miner } from './miner.ts';
 import { CairnNode, type NodeService } from './node.ts';
 import { RpcServer } from './rpc.ts';
 import { HttpServer, type HttpOptions } from './http/server.ts';
+import { Metrics } from './metrics.ts';
 import { VerifyPool } from './verify-pool.ts';
 import { CATCH_UP_BLOCKS, setHeapGrowth } from './heap-growth.ts';
 
@@ -32,6 +33,8 @@ export interface NodeConfig {
   readonly rpc?: { readonly host?: string; readonly port?: number };
   /** Serve the REST API, live events and the explorer here (node/http/). */
   readonly http?: HttpOptions;
+  /** Serve Prometheus metrics at http://HOST:PORT/metrics (port 0: any free port). */
+  readonly metrics?: { readonly port: number; readonly host?: string };
   /** Keep the address index (default: on; the explorer's address pages need it). */
   readonly addressIndex?: boolean;
   /** Signature-verification threads (default: one per core). */
@@ -51,6 +54,24 @@ export function createNode(config: NodeConfig): CairnNode {
   const env = config.env ?? realEnv;
   const pool = new VerifyPool(config.verifyThreads);
   const services: ((node: CairnNode) => NodeService)[] = [];
+  let metrics: Metrics | undefined;
+  if (config.metrics) {
+    const where = config.metrics;
+    services.push((node) => {
+      metrics = new Metrics(node, { now: () => env.now() });
+      pool.onQueueWait = (seconds) => metrics?.verifyQueueWait.observe(seconds);
+      return {
+        async start() {
+          const port = await metrics!.listen(where.port, where.host);
+          node.emit('log', 'info', 'metrics', { url: `http://${where.host ?? '127.0.0.1'}:${port}/metrics` });
+        },
+        async stop() {
+          pool.onQueueWait = undefined;
+          await metrics?.close();
+        },
+      };
+    });
+  }
   if (config.mine) {
     const mine = config.mine;
     services.push((node) => {
@@ -80,7 +101,7 @@ export function createNode(config: NodeConfig): CairnNode {
   if (config.rpc) {
     const rpcOptions = config.rpc;
     services.push((node) => {
-      const rpc = new RpcServer(node, { datadir: config.datadir, ...rpcOptions });
+      const rpc = new RpcServer(node, { datadir: config.datadir, ...rpcOptions, observe: (method, seconds) => metrics?.rpcRequest.observe({ method }, seconds) });
       return {
         async start() {
           await rpc.start();
@@ -137,6 +158,7 @@ export function createNode(config: NodeConfig): CairnNode {
     banSeconds: config.banSeconds,
     statusIntervalMs: config.statusIntervalMs,
     addressIndex: config.addressIndex ?? true,
+    stopwatch: () => performance.now(),
     services,
     release: () => pool.close(),
   });

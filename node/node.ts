@@ -58,6 +58,8 @@ export interface NodeParts {
    * pages read). Turning it on for a datadir that had none backfills it in the background.
    */
   readonly addressIndex?: boolean;
+  /** Milliseconds for measurements only (block import times in the metrics); none in the simulator. */
+  readonly stopwatch?: () => number;
   /** Released once the node has stopped (the worker threads). */
   readonly release?: () => Promise<void>;
 }
@@ -129,7 +131,7 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     if (p.addressIndex) this.addressIndex = await AddressIndex.open(this.db);
     else await AddressIndex.turnOff(this.db);
     this.signatures = new TxSignatureVerifier(p.verifier);
-    this.chain = await Chain.open(this.db, { clock: this.clock, signatures: this.signatures, orphanLimits: p.orphanLimits });
+    this.chain = await Chain.open(this.db, { clock: this.clock, signatures: this.signatures, orphanLimits: p.orphanLimits, stopwatch: p.stopwatch });
     this.mempool = new Mempool(this.db, p.params, p.mempool, (tx) => this.signatures.checkTx(tx));
     this.peers = new PeerManager(this.clock, p.banSeconds);
     this.names = networkNames(this.db.genesis.header.hash);

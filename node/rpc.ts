@@ -39,13 +39,16 @@ export class RpcServer {
   private readonly host: string;
   private readonly port: number;
   readonly token: string;
+  private readonly observe: ((method: string, seconds: number) => void) | undefined;
   private server: Server | undefined;
   private endpointFile: string | undefined;
   url = '';
 
   /** `datadir`: where the endpoint file goes, for the CLI to find. */
-  constructor(node: NodeView, options: { datadir: string; host?: string; port?: number; token?: string }) {
+  /** `observe`: told each known method's answer time (the metrics' RPC latency). */
+  constructor(node: NodeView, options: { datadir: string; host?: string; port?: number; token?: string; observe?: (method: string, seconds: number) => void }) {
     this.node = node;
+    this.observe = options.observe;
     this.datadir = options.datadir;
     this.host = options.host ?? '127.0.0.1';
     this.port = options.port ?? 0;
@@ -144,12 +147,14 @@ export class RpcServer {
     }
     const refused = checkParams(r.method, params as Record<string, unknown>);
     if (refused) return failure(id, RPC_ERRORS.INVALID_PARAMS, refused);
+    const started = performance.now();
     try {
       const handler = rpcHandlers[r.method as RpcMethod] as (n: NodeView, p: Record<string, unknown>) => Promise<RpcMethods[RpcMethod]['result']>;
       const result = await handler(this.node, params as Record<string, unknown>);
       // Whatever the answer saw (a head, a balance) was queued for the store before it was made:
       // once that is committed, what the user is told survives a crash.
       await this.node.db.flushed();
+      this.observe?.(r.method, (performance.now() - started) / 1000);
       return { jsonrpc: '2.0', id, result };
     } catch (err) {
       if (err instanceof RpcError) return failure(id, err.rpcCode, err.message);
