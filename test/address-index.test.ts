@@ -156,3 +156,34 @@ describe('address index', () => {
     await db.close();
   });
 });
+
+describe('address index on a real node', function () {
+  this.timeout(60_000);
+
+  it('an existing datadir gets its index built in the background, with progress in the log and the status', async () => {
+    const { startNode, mineOn, networkParams, waitFor, stopAll } = await import('./helpers/network.ts');
+    const { createNode } = await import('../node/launch.ts');
+    const p = networkParams();
+    const first = await startNode(p, [], { verifyThreads: 1, addressIndex: false });
+    assert.equal(first.node.addressIndex, undefined);
+    await first.node.submitTransaction(transfer(alice, carol, 9n, 0n));
+    await mineOn(first, 1);
+    await mineOn(first, 150);
+    await first.node.stop();
+    const node = createNode({ ...first.config, addressIndex: true });
+    const logs: string[] = [];
+    node.on('log', (_level, message, fields) => void logs.push(`${message} ${JSON.stringify(fields ?? {})}`));
+    try {
+      await node.start();
+      await waitFor(() => node.addressIndex?.status().state === 'ready', 30_000, 'the index to be built');
+      assert.ok(logs.some((l) => l.startsWith('building the address index') && l.includes('"state":"building"')), logs.join('\n'));
+      assert.ok(logs.some((l) => l.startsWith('address index ready')), logs.join('\n'));
+      const history = await node.addressIndex!.history(carol, 10);
+      assert.deepEqual(history.map((e) => e.height), [1]);
+      assert.equal((await node.addressIndex!.history(testKey(60).address, 1000)).length, 151, 'every coinbase of the miner');
+    } finally {
+      await node.stop();
+      await stopAll([first]);
+    }
+  });
+});

@@ -105,6 +105,24 @@ describe('REST API and live events', function () {
     await expectError('/events?types=bogus', 400, 'BAD_REQUEST');
   });
 
+  it('serves the explorer: its page and assets with content types, an ETag and revalidation; under 150 KB of script', async () => {
+    const page = await get(`${base}/`);
+    assert.equal(page.status, 200);
+    assert.equal(page.headers.get('content-type'), 'text/html; charset=utf-8');
+    assert.equal(page.headers.get('cache-control'), 'no-cache');
+    const scripts = [...page.text.matchAll(/src="\/assets\/([a-z]+\.js)"/g)].map((m) => m[1]!);
+    assert.deepEqual(scripts, ['app.js']);
+    const app = await get(`${base}/assets/app.js`);
+    assert.equal(app.headers.get('content-type'), 'text/javascript; charset=utf-8');
+    const etag = app.headers.get('etag')!;
+    assert.equal((await get(`${base}/assets/app.js`, { headers: { 'if-none-match': etag } })).status, 304);
+    assert.equal((await get(`${base}/assets/style.css`)).headers.get('content-type'), 'text/css; charset=utf-8');
+    assert.equal((await get(`${base}/assets/../package.json`)).status, 404);
+    let bytes = 0;
+    for (const name of ['app.js', 'dom.js', 'views.js', 'chart.js']) bytes += (await get(`${base}/assets/${name}`)).bytes.length;
+    assert.ok(bytes < 150_000, `${bytes} bytes of script`);
+  });
+
   it('CORS is off unless asked for; a client over its rate gets 429 with a code', async () => {
     assert.equal((await get(`${base}/blocks/tip/height`)).headers.get('access-control-allow-origin'), null);
     assert.equal((await get(`${base}/blocks/tip/height`, { method: 'OPTIONS' })).status, 405);

@@ -103,6 +103,11 @@ export class EventFeed {
     return this.history[0]?.seq ?? this.seq + 1;
   }
 
+  /** Streams open now. */
+  get subscribers(): number {
+    return this.listeners.size;
+  }
+
   subscribe(listener: (e: FeedEvent) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
