@@ -35,7 +35,6 @@ const REAL_ADAPTERS: Record<string, string> = {
   'node/rpc.ts': 'the HTTP server and its random token',
   'node/metrics.ts': 'the metrics HTTP server',
   'node/http/server.ts': 'the REST/events HTTP server: rate limits, keep-alives, its run id',
-  'node/http/static.ts': 'the explorer files read from disk',
   'node/verify-pool.ts': 'worker threads',
   'node/pool-worker.js': 'a worker thread',
   'node/heap-growth.ts': 'V8 flags of the real process',

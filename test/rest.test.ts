@@ -103,6 +103,7 @@ describe('REST API and live events', function () {
     // A valid transaction the mempool refuses: its rule's code.
     await expectError('/tx', 400, 'MEMPOOL_NONCE_TOO_LOW', { method: 'POST', body: toHex(transfer(alice, carol, 1n, 0n, 5n).bytes) });
     await expectError('/events?types=bogus', 400, 'BAD_REQUEST');
+    await expectError('/events?address=cairn1nope', 400, 'BAD_REQUEST');
   });
 
   it('serves the explorer: its page and assets with content types, an ETag and revalidation; under 150 KB of script', async () => {

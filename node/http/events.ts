@@ -19,8 +19,9 @@ export type FeedEventType = 'block' | 'reorg' | 'tx';
 export interface FeedEvent {
   readonly seq: number;
   readonly type: FeedEventType;
-  readonly data: Record<string, unknown>;
-  /** Addresses (cairn1…) the event touched, for `address` subscribers. */
+  /** What a client is sent, made on first use (address text costs ~10 µs each to encode). */
+  data(): Record<string, unknown>;
+  /** Addresses the event touched, in hex (a transaction's own keys), for `address` subscribers. */
   readonly addresses: ReadonlySet<string>;
 }
 
@@ -40,6 +41,11 @@ export interface TxSummary {
 
 /** Events kept for clients that come back: past this many, a returning client resyncs. */
 export const DEFAULT_HISTORY = 10_000;
+/**
+ * And at most this many addresses across the kept events (~80 bytes each): a run of full blocks
+ * touches thousands each, and must not hold gigabytes for clients that may never come back.
+ */
+export const MAX_HISTORY_ADDRESSES = 500_000;
 const RECENT_TXS = 10;
 
 export function txSummary(tx: Transaction): TxSummary {
@@ -50,31 +56,40 @@ function blockRef(block: Block): { height: number; hash: string } {
   return { height: block.header.height, hash: toHex(block.header.hash) };
 }
 
+/** Every address the blocks touched, in hex: the transactions' own keys, so no encoding on the import path. */
 function touched(blocks: readonly Block[], into = new Set<string>()): Set<string> {
   for (const b of blocks) {
-    if (b.header.height > 0) into.add(encodeAddress(b.coinbase.to));
+    if (b.header.height > 0) into.add(toHex(b.coinbase.to));
     for (const tx of b.txs) {
-      into.add(encodeAddress(tx.from));
-      into.add(encodeAddress(tx.to));
+      into.add(tx.fromKey);
+      into.add(tx.toKey);
     }
   }
   return into;
+}
+
+function memo(make: () => Record<string, unknown>): () => Record<string, unknown> {
+  let made: Record<string, unknown> | undefined;
+  return () => (made ??= make());
 }
 
 export class EventFeed {
   /** Names this run of the node: ids from another run cannot be resumed. */
   readonly runId: string;
   private readonly capacity: number;
+  private readonly maxAddresses: number;
   private readonly history: FeedEvent[] = [];
+  private historyAddresses = 0;
   private seq = 0;
   private readonly listeners = new Set<(e: FeedEvent) => void>();
   /** The last transactions that entered the mempool, newest first. */
-  readonly recentTxs: TxSummary[] = [];
+  private readonly recent: Transaction[] = [];
   private readonly detach: () => void;
 
-  constructor(node: Pick<NodeView, 'chain' | 'mempool'>, options: { runId: string; capacity?: number }) {
+  constructor(node: Pick<NodeView, 'chain' | 'mempool'>, options: { runId: string; capacity?: number; maxAddresses?: number }) {
     this.runId = options.runId;
     this.capacity = options.capacity ?? DEFAULT_HISTORY;
+    this.maxAddresses = options.maxAddresses ?? MAX_HISTORY_ADDRESSES;
     const onTip = (e: ReorgEvent) => this.onTip(e);
     const onAdded = (entry: MempoolEntry) => this.onTx(entry.tx);
     node.chain.on('tip', onTip);
@@ -129,46 +144,47 @@ export class EventFeed {
     return { events: this.history.filter((e) => e.seq > seq) };
   }
 
-  private push(type: FeedEventType, data: Record<string, unknown>, addresses: Set<string>): void {
+  /** The last transactions that entered the mempool, newest first. */
+  recentTxs(): TxSummary[] {
+    return this.recent.map(txSummary);
+  }
+
+  private push(type: FeedEventType, data: () => Record<string, unknown>, addresses: Set<string>): void {
     const event: FeedEvent = { seq: ++this.seq, type, data, addresses };
     this.history.push(event);
-    if (this.history.length > this.capacity) this.history.splice(0, this.history.length - this.capacity);
+    this.historyAddresses += addresses.size;
+    let drop = 0;
+    while (drop < this.history.length - 1 && (this.history.length - drop > this.capacity || this.historyAddresses > this.maxAddresses)) {
+      this.historyAddresses -= this.history[drop]!.addresses.size;
+      drop++;
+    }
+    if (drop > 0) this.history.splice(0, drop);
     for (const l of this.listeners) l(event);
   }
 
   private onTip(e: ReorgEvent): void {
     if (e.disconnected.length > 0) {
-      this.push(
-        'reorg',
-        {
-          common_ancestor: { height: e.fork.height, hash: e.fork.hashHex },
-          disconnected: e.disconnected.map(blockRef),
-          connected: e.connected.map(blockRef),
-        },
-        touched(e.connected, touched(e.disconnected)),
-      );
+      const data = { common_ancestor: { height: e.fork.height, hash: e.fork.hashHex }, disconnected: e.disconnected.map(blockRef), connected: e.connected.map(blockRef) };
+      this.push('reorg', () => data, touched(e.connected, touched(e.disconnected)));
     }
     for (const b of e.connected) {
-      this.push(
-        'block',
-        {
-          height: b.header.height,
-          hash: toHex(b.header.hash),
-          previousblockhash: toHex(b.header.prevHash),
-          timestamp: b.header.timestamp,
-          tx_count: b.txs.length,
-          size: b.bytes.length,
-          miner: encodeAddress(b.coinbase.to),
-        },
-        touched([b]),
-      );
+      // Made now: a closure would keep the whole block alive for as long as the history keeps it.
+      const data = {
+        height: b.header.height,
+        hash: toHex(b.header.hash),
+        previousblockhash: toHex(b.header.prevHash),
+        timestamp: b.header.timestamp,
+        tx_count: b.txs.length,
+        size: b.bytes.length,
+        miner: encodeAddress(b.coinbase.to),
+      };
+      this.push('block', () => data, touched([b]));
     }
   }
 
   private onTx(tx: Transaction): void {
-    const summary = txSummary(tx);
-    this.recentTxs.unshift(summary);
-    if (this.recentTxs.length > RECENT_TXS) this.recentTxs.pop();
-    this.push('tx', { ...summary }, new Set([summary.from, summary.to]));
+    this.recent.unshift(tx);
+    if (this.recent.length > RECENT_TXS) this.recent.pop();
+    this.push('tx', memo(() => ({ ...txSummary(tx) })), new Set([tx.fromKey, tx.toKey]));
   }
 }

@@ -257,7 +257,7 @@ export async function answerRest(node: NodeView, feed: EventFeed, method: string
         for (const { tx } of node.mempool.entries()) fees += tx.fee;
         return { json: { count: node.mempool.size, vsize: node.mempool.bytes, total_fee: Number(fees), fee_histogram: feeHistogram(node) } };
       }
-      if (p[1] === 'recent' && p.length === 2) return { json: feed.recentTxs };
+      if (p[1] === 'recent' && p.length === 2) return { json: feed.recentTxs() };
       return undefined;
     }
     case 'fee-estimates':

@@ -1,6 +1,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import type { NodeView } from '../view.ts';
+import { toHex } from '../../ledger/bytes.ts';
+import { decodeAddress } from '../../ledger/keys.ts';
 import { EventFeed, type FeedEvent, type FeedEventType } from './events.ts';
 import { answerRest, RestError } from './rest.ts';
 import { StaticFiles } from './static.ts';
@@ -149,8 +151,17 @@ export class HttpServer {
    * address, which `address=` parameters turn on); `Last-Event-ID` (or `since=`) resumes.
    */
   private stream(req: IncomingMessage, res: ServerResponse, query: URLSearchParams): void {
-    const tracked = new Set(query.getAll('address'));
-    if (tracked.size > MAX_TRACKED) return this.error(res, 400, 'BAD_REQUEST', `follow at most ${MAX_TRACKED} addresses a stream`);
+    const given = new Set(query.getAll('address'));
+    if (given.size > MAX_TRACKED) return this.error(res, 400, 'BAD_REQUEST', `follow at most ${MAX_TRACKED} addresses a stream`);
+    // Each followed address by its hex, as events list them, with its text for the client.
+    const tracked = new Map<string, string>();
+    for (const text of given) {
+      try {
+        tracked.set(toHex(decodeAddress(text)), text);
+      } catch (err) {
+        return this.error(res, 400, 'BAD_REQUEST', `not an address: ${text} (${(err as Error).message})`);
+      }
+    }
     const typeList = query.get('types')?.split(',') ?? ['block', 'reorg', 'tx', ...(tracked.size > 0 ? ['address'] : [])];
     const unknown = typeList.filter((t) => !['block', 'reorg', 'tx', 'address'].includes(t));
     if (unknown.length > 0) return this.error(res, 400, 'BAD_REQUEST', `unknown event types: ${unknown.join(', ')} (block, reorg, tx, address)`);
@@ -160,10 +171,10 @@ export class HttpServer {
     const send = (event: FeedEvent) => {
       const id = this.feed.idOf(event.seq);
       let out = '';
-      if (types.has(event.type)) out += `id: ${id}\nevent: ${event.type}\ndata: ${JSON.stringify({ seq: event.seq, ...event.data })}\n\n`;
+      if (types.has(event.type)) out += `id: ${id}\nevent: ${event.type}\ndata: ${JSON.stringify({ seq: event.seq, ...event.data() })}\n\n`;
       if (types.has('address')) {
-        for (const address of tracked) {
-          if (event.addresses.has(address)) out += `id: ${id}\nevent: address\ndata: ${JSON.stringify({ seq: event.seq, address, cause: event.type, ...event.data })}\n\n`;
+        for (const [hex, address] of tracked) {
+          if (event.addresses.has(hex)) out += `id: ${id}\nevent: address\ndata: ${JSON.stringify({ seq: event.seq, address, cause: event.type, ...event.data() })}\n\n`;
         }
       }
       if (out === '') return;
