@@ -65,7 +65,7 @@ describe('explorer in headless Chromium', function () {
     assert.match(await text('#tx-page'), new RegExp(address));
   });
 
-  it('searches a height and a block hash; light and dark', async () => {
+  it('searches a height, a block hash and a transaction id; light and dark', async () => {
     await page.click('#search-input', { count: 3 });
     await page.type('#search-input', '5');
     await page.keyboard.press('Enter');
@@ -75,6 +75,12 @@ describe('explorer in headless Chromium', function () {
     await page.type('#search-input', Buffer.from(hash).toString('hex'));
     await page.keyboard.press('Enter');
     await page.waitForFunction("document.querySelector('h1')?.textContent?.startsWith('Block 7')");
+    const tx = (await demo.node.db.getBlockAtHeight(1))!.txs[0]!;
+    await page.click('#search-input', { count: 3 });
+    await page.type('#search-input', tx.idHex);
+    await page.keyboard.press('Enter');
+    await page.waitForSelector('#tx-page');
+    assert.match(await text('#tx-page'), new RegExp(tx.idHex));
     const background = () => page.evaluate('getComputedStyle(document.body).backgroundColor');
     await page.emulateMediaFeatures([{ name: 'prefers-color-scheme', value: 'light' }]);
     const light = await background();
