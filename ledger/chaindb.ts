@@ -2,7 +2,7 @@ import { Reader, Writer, bytesEqual, plainBytes, toHex } from './bytes.ts';
 import { StoreError } from './errors.ts';
 import { layout } from './layout.ts';
 import { CommitQueue, type AccountWrite, type FlushScheduler } from './commit-queue.ts';
-import type { BatchOp, KvStore } from './kv.ts';
+import type { BatchOp, KeyRange, KvStore } from './kv.ts';
 import { LevelKv } from './kv-level.ts';
 import { decodeBlock, type Block } from './block.ts';
 import { genesisBlock, type ChainParams } from './genesis.ts';
@@ -11,6 +11,16 @@ import { decodeAccount, decodeUndo, encodeAccount, encodeUndo, type Account, typ
 export interface ChainTip {
   readonly hash: Uint8Array;
   readonly height: number;
+}
+
+/**
+ * Records kept beside the chain that follow the main chain exactly (the address index,
+ * ledger/address-index.ts): what connecting or disconnecting a block adds to its unit, so an
+ * index can never disagree with the block it describes, even across a kill.
+ */
+export interface BlockIndexer {
+  connectOps(block: Block, effects: BlockEffects): readonly BatchOp[];
+  disconnectOps(block: Block): readonly BatchOp[];
 }
 
 export interface TxLocation {
@@ -48,9 +58,11 @@ export class ChainDB implements AccountSource {
    */
   private readonly accountCacheSize = 32_768;
   private readonly writes: CommitQueue;
+  private readonly indexers: readonly BlockIndexer[];
 
-  private constructor(kv: KvStore, params: ChainParams, genesis: Block, schedule: FlushScheduler | undefined) {
+  private constructor(kv: KvStore, params: ChainParams, genesis: Block, schedule: FlushScheduler | undefined, indexers: readonly BlockIndexer[]) {
     this.kv = kv;
+    this.indexers = indexers;
     this.params = params;
     this.genesis = genesis;
     this.writes = new CommitQueue(
@@ -75,9 +87,10 @@ export class ChainDB implements AccountSource {
   /**
    * Opens the store (a LevelDB directory, or a KvStore the caller made) for the network `params`
    * defines, writing block 0 and the allocations into an empty one. `scheduleFlush`: when the
-   * commit queue starts writing what was queued (see FlushScheduler).
+   * commit queue starts writing what was queued (see FlushScheduler); `indexers`: whose records
+   * go into every connect and disconnect unit.
    */
-  static async open(store: string | KvStore, params: ChainParams, options: { scheduleFlush?: FlushScheduler } = {}): Promise<ChainDB> {
+  static async open(store: string | KvStore, params: ChainParams, options: { scheduleFlush?: FlushScheduler; indexers?: readonly BlockIndexer[] } = {}): Promise<ChainDB> {
     const kv = typeof store === 'string' ? await LevelKv.open(store) : store;
     try {
       const genesis = genesisBlock(params);
@@ -91,7 +104,7 @@ export class ChainDB implements AccountSource {
           `this store holds the network "${name}" (genesis ${toHex(stored)}), not "${params.name}" (genesis ${toHex(genesis.header.hash)})`,
         );
       }
-      return new ChainDB(kv, params, genesis, options.scheduleFlush);
+      return new ChainDB(kv, params, genesis, options.scheduleFlush, options.indexers ?? []);
     } catch (err) {
       await kv.close();
       throw err;
@@ -271,6 +284,24 @@ export class ChainDB implements AccountSource {
     await this.writes.flushed();
   }
 
+  /** A record of an index kept beside the chain (layout.ts names its keys), as committed. */
+  async getRecord(key: Uint8Array): Promise<Uint8Array | undefined> {
+    await this.writes.flushed();
+    const value = await this.kv.get(key);
+    return value && plainBytes(value);
+  }
+
+  /** An index's records in `range`, as committed, in key order (or reversed). */
+  async *records(range: KeyRange): AsyncGenerator<[Uint8Array, Uint8Array]> {
+    await this.writes.flushed();
+    for await (const [key, value] of this.kv.iterate(range)) yield [plainBytes(key), plainBytes(value)];
+  }
+
+  /** Queues an index's own writes (a backfill step), in order with the blocks' units. */
+  queueRecords(ops: readonly BatchOp[]): void {
+    this.writes.enqueue(ops);
+  }
+
   async *indexRecords(): AsyncGenerator<{ hash: Uint8Array; record: Uint8Array }> {
     await this.writes.flushed();
     for await (const [key, value] of this.kv.iterate(layout.range('I'))) yield { hash: plainBytes(key.subarray(1)), record: value };
@@ -290,6 +321,7 @@ export class ChainDB implements AccountSource {
     for (const a of effects.accounts) ops.push({ type: 'put', key: layout.account(a.address), value: encodeAccount(a.account) });
     for (let i = 0; i < block.txs.length; i++) ops.push({ type: 'put', key: layout.tx(block.txs[i]!.id), value: encodeTxLocation(hash, i) });
     for (const op of extraOps) ops.push(op);
+    for (const indexer of this.indexers) for (const op of indexer.connectOps(block, effects)) ops.push(op);
     ops.push({ type: 'put', key: layout.tip, value: hash });
     this.writes.enqueue(ops, effects.accounts);
   }
@@ -304,6 +336,7 @@ export class ChainDB implements AccountSource {
     for (const tx of block.txs) ops.push({ type: 'del', key: layout.tx(tx.id) });
     ops.push({ type: 'del', key: layout.undo(header.hash) }, { type: 'del', key: layout.height(header.height) });
     for (const op of extraOps) ops.push(op);
+    for (const indexer of this.indexers) for (const op of indexer.disconnectOps(block)) ops.push(op);
     ops.push({ type: 'put', key: layout.tip, value: header.prevHash });
     this.writes.enqueue(ops, undo.map((u): AccountWrite => ({ key: toHex(u.address), account: u.previous ?? null })));
   }

@@ -10,6 +10,8 @@ import { loadMempool, saveMempool } from './mempool-file.ts';
 import { Miner } from './miner.ts';
 import { CairnNode, type NodeService } from './node.ts';
 import { RpcServer } from './rpc.ts';
+import { HttpServer, type HttpOptions } from './http/server.ts';
+import { Metrics } from './metrics.ts';
 import { VerifyPool } from './verify-pool.ts';
 import { CATCH_UP_BLOCKS, setHeapGrowth } from './heap-growth.ts';
 
@@ -29,6 +31,12 @@ export interface NodeConfig {
   readonly statusIntervalMs?: number;
   /** Serve JSON-RPC here (port 0: any free port); the endpoint and token go to <datadir>/rpc.json. */
   readonly rpc?: { readonly host?: string; readonly port?: number };
+  /** Serve the REST API, live events and the explorer here (node/http/). */
+  readonly http?: HttpOptions;
+  /** Serve Prometheus metrics at http://HOST:PORT/metrics (port 0: any free port). */
+  readonly metrics?: { readonly port: number; readonly host?: string };
+  /** Keep the address index (default: on; the explorer's address pages need it). */
+  readonly addressIndex?: boolean;
   /** Signature-verification threads (default: one per core). */
   readonly verifyThreads?: number;
   /** Time and randomness (default: the machine's). */
@@ -46,6 +54,24 @@ export function createNode(config: NodeConfig): CairnNode {
   const env = config.env ?? realEnv;
   const pool = new VerifyPool(config.verifyThreads);
   const services: ((node: CairnNode) => NodeService)[] = [];
+  let metrics: Metrics | undefined;
+  if (config.metrics) {
+    const where = config.metrics;
+    services.push((node) => {
+      metrics = new Metrics(node, { now: () => env.now() });
+      pool.onQueueWait = (seconds) => metrics?.verifyQueueWait.observe(seconds);
+      return {
+        async start() {
+          const port = await metrics!.listen(where.port, where.host);
+          node.emit('log', 'info', 'metrics', { url: `http://${where.host ?? '127.0.0.1'}:${port}/metrics` });
+        },
+        async stop() {
+          pool.onQueueWait = undefined;
+          await metrics?.close();
+        },
+      };
+    });
+  }
   if (config.mine) {
     const mine = config.mine;
     services.push((node) => {
@@ -75,13 +101,26 @@ export function createNode(config: NodeConfig): CairnNode {
   if (config.rpc) {
     const rpcOptions = config.rpc;
     services.push((node) => {
-      const rpc = new RpcServer(node, { datadir: config.datadir, ...rpcOptions });
+      const rpc = new RpcServer(node, { datadir: config.datadir, ...rpcOptions, observe: (method, seconds) => metrics?.rpcRequest.observe({ method }, seconds) });
       return {
         async start() {
           await rpc.start();
           node.emit('log', 'info', 'rpc', { url: rpc.url });
         },
         stop: () => rpc.stop(),
+      };
+    });
+  }
+  if (config.http) {
+    const httpOptions = config.http;
+    services.push((node) => {
+      const http = new HttpServer(node, httpOptions);
+      return {
+        async start() {
+          await http.start();
+          node.emit('log', 'info', 'explorer and REST API', { url: http.url });
+        },
+        stop: () => http.stop(),
       };
     });
   }
@@ -118,6 +157,8 @@ export function createNode(config: NodeConfig): CairnNode {
     mempoolStore: { load: (mempool, now) => loadMempool(config.datadir, mempool, now), save: async (mempool) => void (await saveMempool(config.datadir, mempool)) },
     banSeconds: config.banSeconds,
     statusIntervalMs: config.statusIntervalMs,
+    addressIndex: config.addressIndex ?? true,
+    stopwatch: () => performance.now(),
     services,
     release: () => pool.close(),
   });

@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { ChainDB } from '../ledger/chaindb.ts';
+import { AddressIndex, addressIndexer } from '../ledger/address-index.ts';
 import type { KvStore } from '../ledger/kv.ts';
 import { Mempool, type MempoolPolicy } from '../ledger/mempool.ts';
 import type { ChainParams } from '../ledger/genesis.ts';
@@ -52,6 +53,13 @@ export interface NodeParts {
   readonly statusIntervalMs?: number;
   /** Services started after the node and stopped before it (the miner, RPC, metrics). */
   readonly services?: readonly ((node: CairnNode) => NodeService)[];
+  /**
+   * Keep the address index (ledger/address-index.ts: what the explorer and the REST API's address
+   * pages read). Turning it on for a datadir that had none backfills it in the background.
+   */
+  readonly addressIndex?: boolean;
+  /** Milliseconds for measurements only (block import times in the metrics); none in the simulator. */
+  readonly stopwatch?: () => number;
   /** Released once the node has stopped (the worker threads). */
   readonly release?: () => Promise<void>;
 }
@@ -89,6 +97,9 @@ export class CairnNode extends EventEmitter<NodeEvents> {
   sync!: Sync;
   txRelay!: TxRelay;
   signatures!: TxSignatureVerifier;
+  /** Present when the node keeps the address index (NodeParts.addressIndex). */
+  addressIndex: AddressIndex | undefined;
+  private backfill: Promise<void> | undefined;
   private book!: PeerBook;
   private readonly services: NodeService[] = [];
   private readonly timers: Timer[] = [];
@@ -98,6 +109,7 @@ export class CairnNode extends EventEmitter<NodeEvents> {
   private readonly announceOnConnect = new Set<Block>();
   private lonelySince: number | undefined;
   private stopped = false;
+  private stopping: Promise<void> | undefined;
 
   constructor(parts: NodeParts) {
     super();
@@ -114,9 +126,12 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     const p = this.parts;
     // A connected block's batch is built on the next turn of the event loop, after its connection
     // has been announced and relayed.
-    this.db = await ChainDB.open(await p.openStore(), p.params, { scheduleFlush: (start) => this.env.defer(start) });
+    const indexers = p.addressIndex ? [addressIndexer] : [];
+    this.db = await ChainDB.open(await p.openStore(), p.params, { scheduleFlush: (start) => this.env.defer(start), indexers });
+    if (p.addressIndex) this.addressIndex = await AddressIndex.open(this.db);
+    else await AddressIndex.turnOff(this.db);
     this.signatures = new TxSignatureVerifier(p.verifier);
-    this.chain = await Chain.open(this.db, { clock: this.clock, signatures: this.signatures, orphanLimits: p.orphanLimits });
+    this.chain = await Chain.open(this.db, { clock: this.clock, signatures: this.signatures, orphanLimits: p.orphanLimits, stopwatch: p.stopwatch });
     this.mempool = new Mempool(this.db, p.params, p.mempool, (tx) => this.signatures.checkTx(tx));
     this.peers = new PeerManager(this.clock, p.banSeconds);
     this.names = networkNames(this.db.genesis.header.hash);
@@ -157,6 +172,7 @@ export class CairnNode extends EventEmitter<NodeEvents> {
       await service.start();
       this.services.push(service);
     }
+    if (this.addressIndex && this.addressIndex.status().state === 'building') this.backfill = this.backfillAddressIndex(this.addressIndex);
     this.emit('log', 'info', 'node started', { peerId: this.transport.peerId, height: this.chain.tip.height, listen: this.listenAddresses() });
   }
 
@@ -197,6 +213,27 @@ export class CairnNode extends EventEmitter<NodeEvents> {
       if (this.book.discovered(peer, addrs)) this.emit('log', 'debug', 'peer discovered', { peer, addrs });
     });
     t.on('peer:misbehaved', (peer, score, reason) => void this.peers.penalize(peer, score, reason));
+  }
+
+  /**
+   * Indexes the blocks that were there before the address index, a step at a time between
+   * imports, saying how far it got every tenth of the way.
+   */
+  private async backfillAddressIndex(index: AddressIndex): Promise<void> {
+    let told = 0;
+    this.emit('log', 'info', 'building the address index', { ...index.status() });
+    while (!this.stopped) {
+      if (await this.chain.withImportsPaused(() => index.backfillStep())) {
+        this.emit('log', 'info', 'address index ready', { ...index.status() });
+        return;
+      }
+      const { progress } = index.status();
+      if (progress - told >= 0.1) {
+        told = progress;
+        this.emit('log', 'info', 'building the address index', { ...index.status() });
+      }
+      await new Promise<void>((resolve) => this.env.defer(resolve));
+    }
   }
 
   /** After a grace period without peers, and every so often while it lasts, says what to check. */
@@ -273,8 +310,13 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     return this.transport.listenAddresses();
   }
 
-  async stop(): Promise<void> {
-    if (this.stopped) return;
+  /** Stops the node; a second call (a stop asked over RPC, then the test's own) waits for the first. */
+  stop(): Promise<void> {
+    this.stopping ??= this.stopNow();
+    return this.stopping;
+  }
+
+  private async stopNow(): Promise<void> {
     this.stopped = true;
     for (const t of this.timers) this.env.clearInterval(t);
     for (const service of this.services.reverse()) await service.stop().catch(() => {});
@@ -282,6 +324,7 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     this.txRelay?.stop();
     await this.transport?.stop();
     await this.sync?.idle();
+    await this.backfill?.catch(() => {});
     await this.chain?.idle();
     if (this.mempool && this.parts.mempoolStore) await this.parts.mempoolStore.save(this.mempool).catch(() => {});
     await this.db?.close();

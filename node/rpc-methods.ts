@@ -5,9 +5,10 @@ import { decodeAddress, encodeAddress } from '../ledger/keys.ts';
 import { decodeTransaction, type Transaction } from '../ledger/transaction.ts';
 import type { Block } from '../ledger/block.ts';
 import { auditChainDB } from '../ledger/audit.ts';
-import { RPC_ERRORS, RPC_METHOD_HELP, type BlockResult, type RpcMethod, type RpcMethods, type TxResult } from './rpc-types.ts';
+import { RPC_ERRORS, type BlockResult, type RpcMethod, type RpcMethods, type TxResult } from './rpc-types.ts';
 import { chainTips, estimateFee, networkHashRate, nextBlockDifficulty, recentBlocks } from './chain-info.ts';
 import type { NodeView } from './view.ts';
+import { RPC_DOC } from './rpc-doc.ts';
 
 /** An error with a JSON-RPC code: bad parameters, or nothing found. */
 export class RpcError extends Error {
@@ -73,6 +74,32 @@ function blockJson(block: Block, mainChain: boolean): BlockResult {
   };
 }
 
+/** A block by {hash} (any stored) or {height} (main chain). */
+async function findBlock(node: NodeView, params: Record<string, unknown>): Promise<Block> {
+  let block: Block | undefined;
+  if (params.hash !== undefined) {
+    block = await node.db.getBlock(fromHex(param(params, 'hash', isHash, 'a 64-digit lower-case hex block hash')));
+  } else if (params.height !== undefined) {
+    block = await node.db.getBlockAtHeight(param(params, 'height', isHeight, 'a non-negative integer'));
+  } else {
+    throw invalid('give "height" or "hash"');
+  }
+  if (!block) throw notFound('no such block');
+  return block;
+}
+
+/** A transaction by {id}, pending or on the main chain, with its block when confirmed. */
+async function findTx(node: NodeView, params: Record<string, unknown>): Promise<{ tx: Transaction; block?: Block }> {
+  const id = fromHex(param(params, 'id', isHash, 'a 64-digit lower-case hex transaction id'));
+  const pending = node.mempool.get(id);
+  if (pending) return { tx: pending.tx };
+  const location = await node.db.getTxLocation(id);
+  const block = location && (await node.db.getBlock(location.blockHash));
+  const tx = block?.txs[location!.index];
+  if (!block || !tx) throw notFound(`no transaction ${toHex(id)} on the main chain or in the mempool`);
+  return { tx, block };
+}
+
 type Handlers = { [M in RpcMethod]: (node: NodeView, params: Record<string, unknown>) => Promise<RpcMethods[M]['result']> };
 
 /** Every RPC method: validate parameters, answer from the node, never mutate except to submit. */
@@ -127,28 +154,22 @@ export const rpcHandlers: Handlers = {
   },
 
   async getTransaction(node, params) {
-    const id = fromHex(param(params, 'id', isHash, 'a 64-digit lower-case hex transaction id'));
-    const pending = node.mempool.get(id);
-    if (pending) return txJson(pending.tx, 'pending');
-    const location = await node.db.getTxLocation(id);
-    const block = location && (await node.db.getBlock(location.blockHash));
-    const tx = block?.txs[location!.index];
-    if (!block || !tx) throw notFound(`no transaction ${toHex(id)} on the main chain or in the mempool`);
-    return txJson(tx, 'confirmed', { height: block.header.height, hash: block.header.hash });
+    const { tx, block } = await findTx(node, params);
+    return block ? txJson(tx, 'confirmed', { height: block.header.height, hash: block.header.hash }) : txJson(tx, 'pending');
   },
 
   async getBlock(node, params) {
-    let block: Block | undefined;
-    if (params.hash !== undefined) {
-      block = await node.db.getBlock(fromHex(param(params, 'hash', isHash, 'a 64-digit lower-case hex block hash')));
-    } else if (params.height !== undefined) {
-      block = await node.db.getBlockAtHeight(param(params, 'height', isHeight, 'a non-negative integer'));
-    } else {
-      throw invalid('give "height" or "hash"');
-    }
-    if (!block) throw notFound('no such block');
+    const block = await findBlock(node, params);
     const entry = node.chain.getEntry(block.header.hash);
     return blockJson(block, entry !== undefined && node.chain.isMain(entry));
+  },
+
+  async getRawBlock(node, params) {
+    return toHex((await findBlock(node, params)).bytes);
+  },
+
+  async getRawTransaction(node, params) {
+    return toHex((await findTx(node, params)).tx.bytes);
   },
 
   async getPeers(node) {
@@ -237,7 +258,11 @@ export const rpcHandlers: Handlers = {
   },
 
   async help() {
-    return { methods: Object.entries(RPC_METHOD_HELP).map(([name, description]) => ({ name, description })) };
+    return { methods: RPC_DOC.methods.map((m) => ({ name: m.name, description: m.summary })) };
+  },
+
+  async 'rpc.discover'() {
+    return RPC_DOC as unknown as Record<string, unknown>;
   },
 
   async auditState(node) {

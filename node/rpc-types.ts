@@ -164,25 +164,13 @@ export interface RpcMethods {
   /** Stops the node cleanly, after answering. */
   stop: { params: Record<string, never>; result: { stopping: true } };
   help: { params: Record<string, never>; result: { methods: { name: string; description: string }[] } };
+  /** A transaction's canonical encoding, hex. */
+  getRawTransaction: { params: { id: string }; result: string };
+  /** A block's canonical encoding, hex. */
+  getRawBlock: { params: { height?: number; hash?: string }; result: string };
+  /** The OpenRPC document of this API (node/rpc-doc.ts). */
+  'rpc.discover': { params: Record<string, never>; result: Record<string, unknown> };
 }
-
-/** One line per method, for `help`: the type makes a method without one a compile error. */
-export const RPC_METHOD_HELP: { readonly [M in keyof RpcMethods]: string } = {
-  status: 'network, height, head, difficulty, hash rate, peers in/out, sync, mining, mempool, fee estimate, memory',
-  getAccount: '{address}: balance, nonce and the next nonce to use (counting pending transactions)',
-  getTransaction: '{id}: a transaction, pending or confirmed with its block',
-  getBlock: '{height} or {hash}: a block with its transaction ids',
-  getBlocks: '{count?, to?}: summaries of the last main-chain blocks, newest first',
-  getTips: 'the main chain tip and the tips of forks this node has seen',
-  getPeers: 'connected peers, their addresses, announced heights and ban scores',
-  getMempool: 'pending transactions',
-  estimateFee: 'a fee that gets a transaction into the next block (never below the relay minimum)',
-  sendRawTransaction: '{tx}: submit one signed transaction (hex)',
-  sendRawTransactions: '{txs}: submit up to 3000 signed transactions; rejections reported one by one',
-  auditState: 'replay the chain from genesis and compare with the stored state (slow)',
-  stop: 'stop the node cleanly',
-  help: 'this list',
-};
 
 export type RpcMethod = keyof RpcMethods;
 

@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import { CairnError } from '../ledger/errors.ts';
 import { RPC_ENDPOINT_FILE, RPC_ERRORS, type RpcEndpointFile, type RpcMethod, type RpcMethods } from './rpc-types.ts';
 import { rpcHandlers, RpcError } from './rpc-methods.ts';
+import { methodDoc, RPC_DOC } from './rpc-doc.ts';
+import { validate } from './json-schema.ts';
 import type { NodeView } from './view.ts';
 
 export const MAX_RPC_BODY_BYTES = 1 << 20;
@@ -37,13 +39,16 @@ export class RpcServer {
   private readonly host: string;
   private readonly port: number;
   readonly token: string;
+  private readonly observe: ((method: string, seconds: number) => void) | undefined;
   private server: Server | undefined;
   private endpointFile: string | undefined;
   url = '';
 
   /** `datadir`: where the endpoint file goes, for the CLI to find. */
-  constructor(node: NodeView, options: { datadir: string; host?: string; port?: number; token?: string }) {
+  /** `observe`: told each known method's answer time (the metrics' RPC latency). */
+  constructor(node: NodeView, options: { datadir: string; host?: string; port?: number; token?: string; observe?: (method: string, seconds: number) => void }) {
     this.node = node;
+    this.observe = options.observe;
     this.datadir = options.datadir;
     this.host = options.host ?? '127.0.0.1';
     this.port = options.port ?? 0;
@@ -140,12 +145,16 @@ export class RpcServer {
     if (typeof params !== 'object' || params === null || Array.isArray(params)) {
       return failure(id, RPC_ERRORS.INVALID_PARAMS, 'params must be an object');
     }
+    const refused = checkParams(r.method, params as Record<string, unknown>);
+    if (refused) return failure(id, RPC_ERRORS.INVALID_PARAMS, refused);
+    const started = performance.now();
     try {
       const handler = rpcHandlers[r.method as RpcMethod] as (n: NodeView, p: Record<string, unknown>) => Promise<RpcMethods[RpcMethod]['result']>;
       const result = await handler(this.node, params as Record<string, unknown>);
       // Whatever the answer saw (a head, a balance) was queued for the store before it was made:
       // once that is committed, what the user is told survives a crash.
       await this.node.db.flushed();
+      this.observe?.(r.method, (performance.now() - started) / 1000);
       return { jsonrpc: '2.0', id, result };
     } catch (err) {
       if (err instanceof RpcError) return failure(id, err.rpcCode, err.message);
@@ -153,6 +162,28 @@ export class RpcServer {
       return failure(id, RPC_ERRORS.INTERNAL_ERROR, (err as Error).message);
     }
   }
+}
+
+/**
+ * What is wrong with a method's params by its OpenRPC entry (node/rpc-doc.ts): a name it does not
+ * take, a required one missing, a value outside its schema. Undefined when nothing is.
+ */
+export function checkParams(method: string, params: Record<string, unknown>): string | undefined {
+  const doc = methodDoc(method);
+  if (!doc) return undefined;
+  const takes = doc.params.map((p) => p.name);
+  for (const name of Object.keys(params)) {
+    if (!takes.includes(name)) return `unknown parameter "${name}": ${method} takes ${takes.length > 0 ? takes.map((t) => `"${t}"`).join(', ') : 'none'}`;
+  }
+  for (const p of doc.params) {
+    if (!Object.hasOwn(params, p.name)) {
+      if (p.required) return `"${p.name}" is required (${p.description})`;
+      continue;
+    }
+    const errors = validate(params[p.name], p.schema, RPC_DOC.components.schemas);
+    if (errors.length > 0) return `"${p.name}": ${errors[0]!.replace(/^\$:? ?/, '')}`;
+  }
+  return undefined;
 }
 
 /** The body as text, or undefined when it is larger than `limit` (the rest is discarded). */

@@ -1,4 +1,8 @@
 import { auditChainDB } from '../ledger/audit.ts';
+import { toHex } from '../ledger/bytes.ts';
+import { layout } from '../ledger/layout.ts';
+import { addressIndexPuts } from '../ledger/address-index.ts';
+import type { CairnNode } from '../node/node.ts';
 import { InlineVerifier } from '../node/inline-verifier.ts';
 import { TxSignatureVerifier } from '../node/tx-signatures.ts';
 import { DEFAULT_ORPHAN_LIMITS } from '../consensus/orphans.ts';
@@ -23,6 +27,8 @@ export const INVARIANTS = [
   'no-throw-or-stall',
   /** Mempools and orphan pools stay within their bounds. */
   'pools-bounded',
+  /** A node's address index, once built, holds exactly the records of its main chain's blocks. */
+  'address-index-exact',
 ] as const;
 
 export type InvariantName = (typeof INVARIANTS)[number];
@@ -129,6 +135,11 @@ export class Checker {
       } catch (err) {
         this.fail('state-equals-replay', `${sim.id}: ${(err as Error).message}`);
       }
+      if (node.addressIndex) {
+        const checked = await drive(node.chain.withImportsPaused(() => addressIndexMismatch(node)));
+        if (!checked) this.fail('no-throw-or-stall', `${sim.id}: the address index check did not finish`);
+        else if (checked.value) this.fail('address-index-exact', `${sim.id}: ${checked.value}`);
+      }
       if (node.transport.peers().length === 0 && up.length > 1) this.fail('no-throw-or-stall', `${sim.id} has no peer at the end`);
     }
     if (digests.size > 1) {
@@ -140,4 +151,27 @@ export class Checker {
   results(): Record<InvariantName, 'pass' | 'fail'> {
     return Object.fromEntries(INVARIANTS.map((name) => [name, this.violations.has(name) ? 'fail' : 'pass'])) as Record<InvariantName, 'pass' | 'fail'>;
   }
+}
+
+/**
+ * Finishes the node's address index backfill, then compares every stored X record with the
+ * records of its main chain's blocks. Import lock. Returns what differs, or undefined.
+ */
+async function addressIndexMismatch(node: CairnNode): Promise<string | undefined> {
+  const index = node.addressIndex!;
+  while (!(await index.backfillStep()));
+  const expected = new Map<string, string>();
+  for (let h = 1; h <= node.chain.tip.height; h++) {
+    const block = await node.db.getBlockAtHeight(h);
+    if (!block) return `no main-chain block at ${h}`;
+    for (const op of addressIndexPuts(block)) if (op.type === 'put') expected.set(toHex(op.key), toHex(op.value));
+  }
+  let stored = 0;
+  for await (const [key, value] of node.db.records(layout.range('X'))) {
+    stored++;
+    const want = expected.get(toHex(key));
+    if (want === undefined) return `a stale record ${toHex(key).slice(0, 60)}… (of a block no longer on the main chain)`;
+    if (want !== toHex(value)) return `record ${toHex(key).slice(0, 60)}… differs`;
+  }
+  return stored === expected.size ? undefined : `${expected.size - stored} of ${expected.size} records missing`;
 }
