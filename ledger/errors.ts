@@ -76,3 +76,10 @@ export class StoreError extends CairnError {
     super(code, message);
   }
 }
+
+/** A state or transaction proof that does not prove what it claims: whoever served it lied. */
+export class ProofError extends CairnError {
+  constructor(message: string) {
+    super('PROOF_INVALID', message, 100);
+  }
+}
