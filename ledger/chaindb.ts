@@ -1,12 +1,19 @@
 import { Reader, Writer, bytesEqual, plainBytes, toHex } from './bytes.ts';
 import { StoreError } from './errors.ts';
 import { layout } from './layout.ts';
-import { CommitQueue, type AccountWrite, type FlushScheduler } from './commit-queue.ts';
+import { CommitQueue, type AccountWrite, type FlushScheduler, type NodeWrite } from './commit-queue.ts';
 import type { BatchOp, KvStore } from './kv.ts';
 import { LevelKv } from './kv-level.ts';
 import { decodeBlock, type Block } from './block.ts';
-import { genesisBlock, type ChainParams } from './genesis.ts';
+import { genesisBlock, genesisChanges, type ChainParams } from './genesis.ts';
 import { decodeAccount, decodeUndo, encodeAccount, encodeUndo, type Account, type AccountSource, type BlockEffects, type UndoRecord } from './state.ts';
+import { EMPTY_HASH, nodeHash, positionIdOfBytes, updateTree, type TreeNodeReader, type TreeUpdate } from './smt.ts';
+
+/**
+ * Tree positions this shallow stay in memory once read or written: every block's update passes
+ * through the top of the tree. At most 2^(d+1) − 1 of them (~8,000 here, about 1.5 MB).
+ */
+const CACHED_TREE_DEPTH = 12;
 
 export interface ChainTip {
   readonly hash: Uint8Array;
@@ -30,7 +37,7 @@ export interface TxLocation {
  * the unit is queued, `flushed()` once it is in the store. Reads see the state the queue leaves:
  * accounts from the queue where it holds them, everything else after waiting for it to drain.
  */
-export class ChainDB implements AccountSource {
+export class ChainDB implements AccountSource, TreeNodeReader {
   readonly params: ChainParams;
   readonly genesis: Block;
   private readonly kv: KvStore;
@@ -47,6 +54,8 @@ export class ChainDB implements AccountSource {
    * batch of its block's reads.
    */
   private readonly accountCacheSize = 32_768;
+  /** The top of the state tree (null: the position is empty), coherent with the store as the account cache is. */
+  private readonly nodeCache = new Map<string, Uint8Array | null>();
   private readonly writes: CommitQueue;
 
   private constructor(kv: KvStore, params: ChainParams, genesis: Block, schedule: FlushScheduler | undefined) {
@@ -55,8 +64,9 @@ export class ChainDB implements AccountSource {
     this.genesis = genesis;
     this.writes = new CommitQueue(
       (ops) => kv.write(ops),
-      (committed) => {
+      (committed, nodes) => {
         for (const a of committed) this.cacheAccount(a.key, a.account ?? undefined);
+        for (const n of nodes) if (n.id.charCodeAt(0) <= CACHED_TREE_DEPTH) this.nodeCache.set(n.id, n.node);
       },
       schedule,
     );
@@ -100,6 +110,8 @@ export class ChainDB implements AccountSource {
 
   private static async writeGenesis(kv: KvStore, params: ChainParams, genesis: Block): Promise<void> {
     const hash = genesis.header.hash;
+    const tree = await updateTree({ readNodes: async (ids) => ids.map(() => undefined) }, genesisChanges(params));
+    if (!bytesEqual(tree.root, genesis.header.stateRoot)) throw new StoreError('STORE_CORRUPT', 'the genesis state does not hash to the genesis state root');
     const ops: BatchOp[] = [
       { type: 'put', key: layout.network, value: new TextEncoder().encode(params.name) },
       { type: 'put', key: layout.block(hash), value: genesis.bytes },
@@ -110,6 +122,7 @@ export class ChainDB implements AccountSource {
         key: layout.account(a.address),
         value: encodeAccount({ balance: a.balance, nonce: 0n }),
       })),
+      ...ChainDB.treeOps(tree),
       // Written last in the same batch: its presence means the rest is there.
       { type: 'put', key: layout.genesis, value: hash },
     ];
@@ -175,6 +188,44 @@ export class ChainDB implements AccountSource {
       if (cache) this.cacheAccount(keys[i]!, out[i]);
     });
     return out;
+  }
+
+  /**
+   * State tree nodes at the tip, by position (ledger/smt.ts): queued writes first, then the cached
+   * top of the tree, then the store, all misses in one read.
+   */
+  async readNodes(ids: readonly string[]): Promise<(Uint8Array | undefined)[]> {
+    const out: (Uint8Array | undefined)[] = new Array(ids.length);
+    const missing: number[] = [];
+    for (let i = 0; i < ids.length; i++) {
+      const id = ids[i]!;
+      const queued = this.writes.node(id);
+      const known = queued !== undefined ? queued : this.nodeCache.get(id);
+      if (known === undefined) missing.push(i);
+      else out[i] = known ?? undefined;
+    }
+    if (missing.length === 0) return out;
+    const generation = this.writes.generation;
+    const values = await this.kv.getMany(missing.map((i) => layout.stateNode(ids[i]!)));
+    const cache = generation === this.writes.generation;
+    missing.forEach((i, k) => {
+      const node = values[k];
+      out[i] = node;
+      if (cache && ids[i]!.charCodeAt(0) <= CACHED_TREE_DEPTH) this.nodeCache.set(ids[i]!, node ?? null);
+    });
+    return out;
+  }
+
+  /** The root of the state tree as the queue will leave it: the tip's state root. */
+  async stateRoot(): Promise<Uint8Array> {
+    const [root] = await this.readNodes([String.fromCharCode(0)]);
+    return root ? new Uint8Array(nodeHash(root)) : EMPTY_HASH;
+  }
+
+  /** Every stored state tree node, by position id, in store order. */
+  async *stateNodes(): AsyncGenerator<{ id: string; node: Uint8Array }> {
+    await this.writes.flushed();
+    for await (const [key, value] of this.kv.iterate(layout.range('S'))) yield { id: positionIdOfBytes(key.subarray(1)), node: value };
   }
 
   /**
@@ -276,12 +327,18 @@ export class ChainDB implements AccountSource {
     for await (const [key, value] of this.kv.iterate(layout.range('I'))) yield { hash: plainBytes(key.subarray(1)), record: value };
   }
 
+  /** The writes of a tree update, as store operations. */
+  private static treeOps(tree: TreeUpdate): BatchOp[] {
+    return tree.writes.map((w): BatchOp => (w.node ? { type: 'put', key: layout.stateNode(w.id), value: w.node } : { type: 'del', key: layout.stateNode(w.id) }));
+  }
+
   /**
    * Queues the connection of `block` on top of the stored tip as ONE unit: the block (unless
    * `blockStored`), its height and transaction indexes, its undo data, every account it changed,
-   * `extraOps` (consensus's index record) and the tip pointer. Consensus has already judged it.
+   * the state tree nodes `tree` changes, `extraOps` (consensus's index record) and the tip
+   * pointer. Consensus has already judged it.
    */
-  queueConnect(block: Block, effects: BlockEffects, extraOps: readonly BatchOp[] = [], blockStored = false): void {
+  queueConnect(block: Block, effects: BlockEffects, tree: TreeUpdate, extraOps: readonly BatchOp[] = [], blockStored = false): void {
     const { header } = block;
     const hash = header.hash;
     const ops: BatchOp[] = [];
@@ -289,13 +346,14 @@ export class ChainDB implements AccountSource {
     ops.push({ type: 'put', key: layout.height(header.height), value: hash }, { type: 'put', key: layout.undo(hash), value: encodeUndo(effects.undo) });
     for (const a of effects.accounts) ops.push({ type: 'put', key: layout.account(a.address), value: encodeAccount(a.account) });
     for (let i = 0; i < block.txs.length; i++) ops.push({ type: 'put', key: layout.tx(block.txs[i]!.id), value: encodeTxLocation(hash, i) });
+    for (const op of ChainDB.treeOps(tree)) ops.push(op);
     for (const op of extraOps) ops.push(op);
     ops.push({ type: 'put', key: layout.tip, value: hash });
-    this.writes.enqueue(ops, effects.accounts);
+    this.writes.enqueue(ops, effects.accounts, tree.writes as readonly NodeWrite[]);
   }
 
-  /** Queues the disconnection of the stored tip `block` with its `undo` data as ONE unit. */
-  queueDisconnect(block: Block, undo: readonly UndoRecord[], extraOps: readonly BatchOp[] = []): void {
+  /** Queues the disconnection of the stored tip `block` with its `undo` data, and the tree back as it was, as ONE unit. */
+  queueDisconnect(block: Block, undo: readonly UndoRecord[], tree: TreeUpdate, extraOps: readonly BatchOp[] = []): void {
     const { header } = block;
     const ops: BatchOp[] = [];
     for (const u of undo) {
@@ -303,9 +361,10 @@ export class ChainDB implements AccountSource {
     }
     for (const tx of block.txs) ops.push({ type: 'del', key: layout.tx(tx.id) });
     ops.push({ type: 'del', key: layout.undo(header.hash) }, { type: 'del', key: layout.height(header.height) });
+    for (const op of ChainDB.treeOps(tree)) ops.push(op);
     for (const op of extraOps) ops.push(op);
     ops.push({ type: 'put', key: layout.tip, value: header.prevHash });
-    this.writes.enqueue(ops, undo.map((u): AccountWrite => ({ key: toHex(u.address), account: u.previous ?? null })));
+    this.writes.enqueue(ops, undo.map((u): AccountWrite => ({ key: toHex(u.address), account: u.previous ?? null })), tree.writes as readonly NodeWrite[]);
   }
 }
 

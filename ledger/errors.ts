@@ -61,6 +61,7 @@ export type BlockRuleErrorCode =
   | 'BLOCK_BAD_PARENT'
   | 'BLOCK_BAD_HEIGHT'
   | 'BLOCK_BAD_VERSION'
+  | 'BLOCK_BAD_STATE_ROOT'
   | 'BLOCK_BAD_TX';
 
 /** A genesis file that does not define a network. */

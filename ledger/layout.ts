@@ -11,9 +11,12 @@
  *   A address(20)      → balance u64 ‖ nonce u64        current state (main chain tip)
  *   U hash(32)         → undo records                   main chain only; restores state on disconnect
  *   T txid(32)         → block hash (32) ‖ index u32    main chain only
+ *   S depth(u8) ‖ bits → state tree node               the tree at the main-chain tip, by position:
+ *                                                      the key's first `depth` bits in whole bytes
  *
- * Connecting a block writes its B (if new), H, U, T, every touched A and the tip in ONE batch;
- * disconnecting deletes H, U, T, restores A and moves the tip back, again in one batch.
+ * Connecting a block writes its B (if new), H, U, T, every touched A, the tree nodes it changed (S)
+ * and the tip in ONE batch; disconnecting deletes H, U, T, restores A and S and moves the tip back,
+ * again in one batch.
  */
 const enc = new TextEncoder();
 
@@ -39,8 +42,15 @@ export const layout = {
   account: (address: Uint8Array) => key('A', address),
   undo: (hash: Uint8Array) => key('U', hash),
   tx: (txid: Uint8Array) => key('T', txid),
+  /** A state tree position, from its id (ledger/smt.ts positionId: char codes of the bytes). */
+  stateNode: (id: string) => {
+    const out = new Uint8Array(1 + id.length);
+    out[0] = 0x53; // 'S'
+    for (let i = 0; i < id.length; i++) out[i + 1] = id.charCodeAt(i);
+    return out;
+  },
   /** Bounds that select every key with a prefix, for iterators. */
-  range: (prefix: 'A' | 'B' | 'I' | 'H' | 'U' | 'T') => ({
+  range: (prefix: 'A' | 'B' | 'I' | 'H' | 'U' | 'T' | 'S') => ({
     gte: Uint8Array.of(prefix.charCodeAt(0)),
     lt: Uint8Array.of(prefix.charCodeAt(0) + 1),
   }),

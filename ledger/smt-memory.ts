@@ -9,7 +9,7 @@ import { EMPTY_HASH, bitAt, innerNode, leafNode, nodeHash, type StateChange } fr
  * tree as ledger/smt.ts (the tests hold the two to each other and to a naive reference).
  */
 type MemNode =
-  | { readonly leaf: true; readonly key: Uint8Array; readonly hash: Uint8Array }
+  | { readonly leaf: true; readonly key: Uint8Array; readonly account: Account; readonly hash: Uint8Array }
   | { readonly leaf: false; readonly left: MemNode | null; readonly right: MemNode | null; readonly hash: Uint8Array };
 
 interface KeyedChange {
@@ -31,6 +31,35 @@ export class MemoryStateTree {
 
   get root(): Uint8Array {
     return this.top ? new Uint8Array(this.top.hash) : EMPTY_HASH;
+  }
+
+  /** The account at `key` (ledger/smt.ts stateKey), if there is one. */
+  get(key: Uint8Array): Account | undefined {
+    let node = this.top;
+    for (let depth = 0; node && !node.leaf; depth++) node = bitAt(key, depth) === 0 ? node.left : node.right;
+    return node && bytesSame(node.key, key) ? node.account : undefined;
+  }
+
+  /**
+   * The node a store must hold at position `id` (ledger/smt.ts positionId), or `undefined` where
+   * it must hold none: for checking a stored tree against this one, node by node.
+   */
+  nodeAt(id: string): Uint8Array | undefined {
+    const depth = id.charCodeAt(0);
+    let node = this.top;
+    for (let d = 0; node && d < depth; d++) {
+      if (node.leaf) return undefined;
+      const bit = (id.charCodeAt(1 + (d >>> 3)) >>> (7 - (d & 7))) & 1;
+      node = bit === 0 ? node.left : node.right;
+    }
+    if (!node) return undefined;
+    return node.leaf ? leafNode(node.key, node.account) : innerNode(node.left?.hash ?? EMPTY_HASH, node.right?.hash ?? EMPTY_HASH);
+  }
+
+  /** How many nodes the tree has: what a store holding exactly it holds. */
+  get nodeCount(): number {
+    const count = (node: MemNode | null): number => (node === null ? 0 : node.leaf ? 1 : 1 + count(node.left) + count(node.right));
+    return count(this.top);
   }
 
   /** The tree with `changes` applied (each key at most once); this one is unchanged. */
@@ -69,7 +98,7 @@ function join(left: MemNode | null, right: MemNode | null): MemNode | null {
 }
 
 function leaf(key: Uint8Array, account: Account): MemNode {
-  return { leaf: true, key, hash: nodeHash(leafNode(key, account)) };
+  return { leaf: true, key, account, hash: nodeHash(leafNode(key, account)) };
 }
 
 function firstOne(changes: readonly KeyedChange[], depth: number): number {

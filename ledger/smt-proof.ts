@@ -147,9 +147,9 @@ export async function proveKeys(reader: TreeNodeReader, keys: readonly Uint8Arra
       } else if (!isInner(node)) {
         const other = leafKey(node);
         const account = decodeAccount(leafAccountBytes(node));
-        ends[i] = bytesEqual(other, key) ? { kind: 'leaf', account } : { kind: 'other', key: other.slice(), account };
+        ends[i] = bytesEqual(other, key) ? { kind: 'leaf', account } : { kind: 'other', key: new Uint8Array(other), account };
       } else {
-        siblings[i]!.push(childHash(node, 1 - bitAt(key, depth)).slice());
+        siblings[i]!.push(new Uint8Array(childHash(node, 1 - bitAt(key, depth))));
         still.push(i);
       }
     });

@@ -1,5 +1,5 @@
 import { hash } from 'node:crypto';
-import { ACCOUNT_BYTES, encodeAccount, type Account } from './state.ts';
+import { ACCOUNT_BYTES, encodeAccount, type Account, type BlockEffects, type UndoRecord } from './state.ts';
 
 /**
  * The state tree: a sparse Merkle tree over every account, keyed by `H(address)` (docs/PROTOCOL.md,
@@ -111,6 +111,16 @@ export interface TreeNodeReader {
 export interface StateChange {
   readonly key: Uint8Array;
   readonly account: Account | undefined;
+}
+
+/** What connecting a block does to the tree: every account it touched, at its new value. */
+export function changesOfEffects(effects: BlockEffects): StateChange[] {
+  return effects.accounts.map((a) => ({ key: stateKey(a.address), account: a.account }));
+}
+
+/** What disconnecting it does: every account back to its value before, or gone if it was new. */
+export function changesOfUndo(undo: readonly UndoRecord[]): StateChange[] {
+  return undo.map((u) => ({ key: stateKey(u.address), account: u.previous }));
 }
 
 /** A position's new node, or `null`: the position is empty now. */
@@ -258,7 +268,7 @@ async function readPaths(reader: TreeNodeReader, batch: Batch): Promise<void> {
 
 /** The position at `depth` beside the path of change `i` (same parent, the other side). */
 function siblingId(batch: Batch, i: number, depth: number): string {
-  const key = batch.keys[i]!.slice();
+  const key = new Uint8Array(batch.keys[i]!); // a copy even of a Buffer, whose slice() is a view
   const bit = depth - 1;
   key[bit >>> 3]! ^= 0x80 >>> (bit & 7);
   return positionId(key, depth);
@@ -321,7 +331,7 @@ function build(batch: Batch, entries: readonly Entry[], depth: number): Result {
   while (mid < entries.length && bitAt(entries[mid]!.key, depth) === 0) mid++;
   const left = build(batch, entries.slice(0, mid), depth + 1);
   const right = build(batch, entries.slice(mid), depth + 1);
-  const any = entries[0]!.key.slice();
+  const any = new Uint8Array(entries[0]!.key); // never a view: the key may sit inside a stored node
   any[depth >>> 3]! &= ~(0x80 >>> (depth & 7));
   const leftId = positionId(any, depth + 1);
   any[depth >>> 3]! |= 0x80 >>> (depth & 7);

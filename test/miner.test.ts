@@ -8,7 +8,7 @@ import { sha256 } from '../ledger/hash.ts';
 import { Mempool } from '../ledger/mempool.ts';
 import type { Block } from '../ledger/block.ts';
 import { Chain } from '../consensus/chain.ts';
-import { NONCE_OFFSET, buildTemplate, completeBlock, hashMeetsTargetBytes, searchNonce, targetBytes } from '../consensus/miner.ts';
+import { NONCE_OFFSET, buildTemplate, completeBlock, hashMeetsTargetBytes, postStateRoot, searchNonce, targetBytes } from '../consensus/miner.ts';
 import { meetsTarget } from '../node/pow-hash.js';
 import { HEADER_BYTES, decodeHeader } from '../ledger/block.ts';
 import { Miner } from '../node/miner.ts';
@@ -115,7 +115,9 @@ describe('Miner', () => {
       miner.start();
       while (mined.length < 3) await once(miner, 'mined');
       // Someone else's block arrives: the miner must move to it.
-      const outsider = mineChain(params, chain.getEntry(mined.at(-1)!.header.hash)!, 1, { miner: testKey(52).address })[0]!;
+      // (Its state root from the store: the parent is the miner's block, built by no helper here.)
+      const { stateRoot } = await chain.withImportsPaused(() => postStateRoot(chain.db, params, testKey(52).address, []));
+      const outsider = mineChain(params, chain.getEntry(mined.at(-1)!.header.hash)!, 1, { miner: testKey(52).address, stateRoot })[0]!;
       const heightBefore = chain.tip.height;
       if (chain.tip.height === outsider.header.height - 1) await chain.processBlock(outsider);
       const deadline = Date.now() + 20_000;

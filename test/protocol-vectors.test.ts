@@ -227,6 +227,7 @@ function headerFields(v: Vector): HeaderFields {
     height: v.num('height'),
     prevHash: v.hex('prevHash'),
     merkleRoot: v.hex('merkleRoot'),
+    stateRoot: v.hex('stateRoot'),
     timestamp: v.num('timestamp'),
     target: bytesToBigInt(v.hex('target')),
     nonce: v.big('nonce'),
@@ -238,6 +239,7 @@ function assertHeaderFields(actual: HeaderFields, expected: HeaderFields): void 
   assert.equal(actual.height, expected.height);
   assert.equal(hex(actual.prevHash), hex(expected.prevHash));
   assert.equal(hex(actual.merkleRoot), hex(expected.merkleRoot));
+  assert.equal(hex(actual.stateRoot), hex(expected.stateRoot));
   assert.equal(actual.timestamp, expected.timestamp);
   assert.equal(actual.target, expected.target);
   assert.equal(actual.nonce, expected.nonce);

@@ -13,9 +13,13 @@ class MapTree implements TreeNodeReader {
   readonly nodes = new Map<string, Uint8Array>();
   reads = 0;
 
+  /** As Buffers, as LevelDB hands values out: a Buffer's slice() is a view, which the tree must never write through. */
   async readNodes(ids: readonly string[]): Promise<(Uint8Array | undefined)[]> {
     this.reads++;
-    return ids.map((id) => this.nodes.get(id));
+    return ids.map((id) => {
+      const node = this.nodes.get(id);
+      return node && Buffer.from(node);
+    });
   }
 
   apply(writes: readonly TreeWrite[]): void {

@@ -6,6 +6,7 @@ import type { BlockIndexEntry } from '../../consensus/block-index.ts';
 import { nextTarget } from '../../consensus/difficulty.ts';
 import { searchNonce, targetBytes } from '../../consensus/miner.ts';
 import { testKey } from './fixtures.ts';
+import { applyLoosely, rememberState, stateAfter } from './states.ts';
 
 export interface MineOptions {
   readonly miner?: Uint8Array;
@@ -16,6 +17,8 @@ export interface MineOptions {
   readonly coinbaseAmount?: bigint;
   /** Grind the nonce until the hash does NOT meet the target. */
   readonly badPow?: boolean;
+  /** Overrides the state root (default: the parent's state after this block). */
+  readonly stateRoot?: Uint8Array;
 }
 
 type Parent = Pick<BlockIndexEntry, 'hash' | 'height' | 'header'> & { readonly anchorTimestamp?: number | undefined };
@@ -37,11 +40,15 @@ export function mineChild(params: ChainParams, parent: Parent, txs: readonly Tra
   const coinbase = { to: o.miner ?? testKey(99).address, amount: o.coinbaseAmount ?? params.reward + fees };
   const anchor = anchorOf(parent);
   const target = o.target ?? nextTarget(params, parent.header, anchor);
+  const before = stateAfter(parent, params);
+  if (!before && !o.stateRoot) throw new Error(`mineChild: the state after block ${hex(parent.hash)} is unknown here (mine it with mineChild, or give stateRoot)`);
+  const after = before && applyLoosely(before, txs, coinbase);
   const base = makeHeader({
     version: BLOCK_VERSION,
     height,
     prevHash: parent.hash,
     merkleRoot: computeMerkleRoot(height, coinbase, txs),
+    stateRoot: o.stateRoot ?? after!.root,
     timestamp: o.timestamp ?? parent.header.timestamp + (o.spacing ?? params.blockTime),
     target,
     nonce: 0n,
@@ -57,6 +64,7 @@ export function mineChild(params: ChainParams, parent: Parent, txs: readonly Tra
   }
   const block = makeBlock(makeHeader({ ...base, nonce }), coinbase, txs);
   anchors.set(hex(block.header.hash), height === 1 ? block.header.timestamp : anchor!);
+  if (after) rememberState(block.header.hash, after);
   return block;
 }
 
