@@ -4,7 +4,7 @@ import type { BatchOp, ChainDB, ChainTip } from '../ledger/chaindb.ts';
 import type { Block } from '../ledger/block.ts';
 import type { ChainParams } from '../ledger/genesis.ts';
 import { applyBlock, type BlockEffects, type SignatureChecker } from '../ledger/state.ts';
-import { changesOfEffects, changesOfUndo, updateTree } from '../ledger/smt.ts';
+import { changesOfEffects, changesOfUndo, prepareTreeUpdate, stateKey, updateTree } from '../ledger/smt.ts';
 import type { SaneBlock } from './sanity.ts';
 
 /**
@@ -33,13 +33,32 @@ export async function connectBlock(
     throw new BlockRuleError('BLOCK_BAD_HEIGHT', `height ${header.height}, expected ${tip.height + 1}`);
   }
   await db.backpressure();
+  // The tree's reads go out with the state transition's: both know the accounts before their values.
+  const tree = prepareTreeUpdate(db, touchedKeys(block));
   const effects = await applyBlock(db, block, params, options.signatures);
-  const tree = await updateTree(db, changesOfEffects(effects));
-  if (!bytesEqual(tree.root, header.stateRoot)) {
-    throw new BlockRuleError('BLOCK_BAD_STATE_ROOT', `state root ${toHex(header.stateRoot)}, but the state after the block hashes to ${toHex(tree.root)}`);
+  const update = await tree.finish(changesOfEffects(effects));
+  if (!bytesEqual(update.root, header.stateRoot)) {
+    throw new BlockRuleError('BLOCK_BAD_STATE_ROOT', `state root ${toHex(header.stateRoot)}, but the state after the block hashes to ${toHex(update.root)}`);
   }
-  db.queueConnect(block, effects, tree, options.extraOps, options.blockStored);
+  db.queueConnect(block, effects, update, options.extraOps, options.blockStored);
   return effects;
+}
+
+/** The tree keys of every account a block touches (senders, recipients, its miner), once each. */
+function touchedKeys(block: Block): Uint8Array[] {
+  const seen = new Set<string>();
+  const keys: Uint8Array[] = [];
+  const add = (address: Uint8Array, hex: string) => {
+    if (seen.has(hex)) return;
+    seen.add(hex);
+    keys.push(stateKey(address));
+  };
+  for (const tx of block.txs) {
+    add(tx.from, tx.fromKey);
+    add(tx.to, tx.toKey);
+  }
+  add(block.coinbase.to, toHex(block.coinbase.to));
+  return keys;
 }
 
 /**

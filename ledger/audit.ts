@@ -1,7 +1,7 @@
 import { bytesEqual, toHex } from './bytes.ts';
 import { StoreError } from './errors.ts';
 import { createHash } from 'node:crypto';
-import type { ChainDB } from './chaindb.ts';
+import { STORED_TREE_DEPTH, type ChainDB } from './chaindb.ts';
 import { stateKey } from './smt.ts';
 import { MemoryStateTree } from './smt-memory.ts';
 import {
@@ -107,6 +107,7 @@ async function auditStateTree(db: ChainDB, replay: MemoryAccounts, headerRoot: U
   if (!bytesEqual(tree.root, headerRoot)) {
     throw new StoreError('STORE_CORRUPT', `the replayed state hashes to ${toHex(tree.root)}, the tip's header says ${toHex(headerRoot)}`);
   }
+  if (!bytesEqual(await db.stateRoot(), tree.root)) throw new StoreError('STORE_CORRUPT', "the store's state tree does not hash to the replayed state's root");
   let stored = 0;
   for await (const { id, node } of db.stateNodes()) {
     stored++;
@@ -115,6 +116,7 @@ async function auditStateTree(db: ChainDB, replay: MemoryAccounts, headerRoot: U
       throw new StoreError('STORE_CORRUPT', `the stored state tree node at depth ${id.charCodeAt(0)} is not the replayed state's`);
     }
   }
-  if (stored !== tree.nodeCount) throw new StoreError('STORE_CORRUPT', `the store holds ${stored} state tree nodes, the replayed state's tree has ${tree.nodeCount}`);
+  const expected = tree.storedNodeCount(STORED_TREE_DEPTH);
+  if (stored !== expected) throw new StoreError('STORE_CORRUPT', `the store holds ${stored} state tree nodes, the replayed state's tree ${expected}`);
   return toHex(tree.root);
 }

@@ -56,10 +56,11 @@ export class MemoryStateTree {
     return node.leaf ? leafNode(node.key, node.account) : innerNode(node.left?.hash ?? EMPTY_HASH, node.right?.hash ?? EMPTY_HASH);
   }
 
-  /** How many nodes the tree has: what a store holding exactly it holds. */
-  get nodeCount(): number {
-    const count = (node: MemNode | null): number => (node === null ? 0 : node.leaf ? 1 : 1 + count(node.left) + count(node.right));
-    return count(this.top);
+  /** How many nodes the tree has from `depth` down, and leaves above it: what a store keeping only those holds. */
+  storedNodeCount(depth: number): number {
+    const count = (node: MemNode | null, d: number): number =>
+      node === null ? 0 : node.leaf ? 1 : (d >= depth ? 1 : 0) + count(node.left, d + 1) + count(node.right, d + 1);
+    return count(this.top, 0);
   }
 
   /** The tree with `changes` applied (each key at most once); this one is unchanged. */

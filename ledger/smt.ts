@@ -71,11 +71,16 @@ export function leafAccountBytes(node: Uint8Array): Uint8Array {
   return node.subarray(1 + STATE_KEY_BYTES);
 }
 
-const isEmptyHash = (h: Uint8Array): boolean => h.every((b) => b === 0);
+/** Whether the 32 bytes at `offset` are all zero: the empty subtree's hash. */
+function zeroAt(bytes: Uint8Array, offset: number): boolean {
+  for (let i = offset; i < offset + 32; i++) if (bytes[i] !== 0) return false;
+  return true;
+}
 
-/** A key as a string of 32 char codes 0–255, which sort and slice as the bytes do. */
-function keyString(key: Uint8Array): string {
-  return String.fromCharCode.apply(null, key as unknown as number[]);
+/** Byte order of two keys (32 bytes each). */
+function compareKeys(a: Uint8Array, b: Uint8Array): number {
+  for (let i = 0; i < STATE_KEY_BYTES; i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
+  return 0;
 }
 
 /**
@@ -83,11 +88,22 @@ function keyString(key: Uint8Array): string {
  * the key's first `depth` bits in whole bytes, the bits past `depth` cleared. Store keys are
  * `S ‖ those bytes` (ledger/layout.ts).
  */
-export function positionId(key: Uint8Array, depth: number, keyText: string = keyString(key)): string {
+export function positionId(key: Uint8Array, depth: number): string {
   const whole = depth >>> 3;
   const rest = depth & 7;
-  const head = String.fromCharCode(depth) + keyText.slice(0, whole);
-  return rest === 0 ? head : head + String.fromCharCode(key[whole]! & (0xff << (8 - rest)) & 0xff);
+  // One call for the depths a tree of up to billions of accounts reaches: an update makes one id
+  // per changed account per level, and concatenating them a character at a time showed up.
+  if (whole < 4) {
+    const last = rest === 0 ? -1 : key[whole]! & (0xff << (8 - rest)) & 0xff;
+    const k = key;
+    if (whole === 0) return last < 0 ? String.fromCharCode(depth) : String.fromCharCode(depth, last);
+    if (whole === 1) return last < 0 ? String.fromCharCode(depth, k[0]!) : String.fromCharCode(depth, k[0]!, last);
+    if (whole === 2) return last < 0 ? String.fromCharCode(depth, k[0]!, k[1]!) : String.fromCharCode(depth, k[0]!, k[1]!, last);
+    return last < 0 ? String.fromCharCode(depth, k[0]!, k[1]!, k[2]!) : String.fromCharCode(depth, k[0]!, k[1]!, k[2]!, last);
+  }
+  let id = String.fromCharCode(depth);
+  for (let i = 0; i < whole; i++) id += String.fromCharCode(key[i]!);
+  return rest === 0 ? id : id + String.fromCharCode(key[whole]! & (0xff << (8 - rest)) & 0xff);
 }
 
 /** The bytes of a position id, as the store keys it (after its prefix byte). */
@@ -148,32 +164,56 @@ interface Result {
 
 const EMPTY: Result = { node: undefined, hash: EMPTY_HASH, changed: false };
 
-/** Sorted changes and what the first phase learnt about each span of them. */
+/**
+ * The changes under one position, and what phase 1 learnt there: the node the position holds
+ * and, where it is an inner node, the spans of its two halves (`undefined` for an untouched half).
+ */
+interface Span {
+  readonly lo: number;
+  readonly hi: number;
+  readonly depth: number;
+  readonly id: string;
+  /** Read in phase 1; `undefined`: the position is empty. */
+  node?: Uint8Array | undefined;
+  left?: Span | undefined;
+  right?: Span | undefined;
+  /** The untouched half's node, read when the other half removes accounts (a collapse may lift it). */
+  sibling?: Uint8Array | undefined;
+  siblingId?: string;
+}
+
+/** Sorted changes. */
 class Batch {
   readonly keys: Uint8Array[];
-  readonly texts: string[];
   readonly accounts: (Account | undefined)[];
   /** deletions[i] = removals among changes [0, i): whether a span holds one, in O(1). */
-  private readonly deletions: number[];
-  /** Nodes read, by position id; absent from the map = not read, `undefined` = read and empty. */
-  readonly nodes = new Map<string, Uint8Array | undefined>();
+  private readonly deletions: Int32Array;
   readonly writes: TreeWrite[] = [];
 
   constructor(changes: readonly StateChange[]) {
-    const items = changes.map((c) => ({ text: keyString(c.key), change: c }));
-    items.sort((a, b) => (a.text < b.text ? -1 : a.text > b.text ? 1 : 0));
-    for (let i = 1; i < items.length; i++) {
-      if (items[i]!.text === items[i - 1]!.text) throw new RangeError('a key changes twice in one tree update');
+    const sorted = sortChanges(changes);
+    for (let i = 1; i < sorted.length; i++) {
+      if (compareKeys(sorted[i]!.key, sorted[i - 1]!.key) === 0) throw new RangeError('a key changes twice in one tree update');
     }
-    this.keys = items.map((i) => i.change.key);
-    this.texts = items.map((i) => i.text);
-    this.accounts = items.map((i) => i.change.account);
-    this.deletions = [0];
-    for (const a of this.accounts) this.deletions.push(this.deletions.at(-1)! + (a === undefined ? 1 : 0));
+    this.keys = sorted.map((c) => c.key);
+    this.accounts = sorted.map((c) => c.account);
+    this.deletions = new Int32Array(sorted.length + 1);
+    for (let i = 0; i < sorted.length; i++) this.deletions[i + 1] = this.deletions[i]! + (this.accounts[i] === undefined ? 1 : 0);
   }
 
-  id(i: number, depth: number): string {
-    return positionId(this.keys[i]!, depth, this.texts[i]!);
+  /** The same keys with their final values (sorted as the keys are); false if the keys differ. */
+  setAccounts(changes: readonly StateChange[]): boolean {
+    if (changes.length !== this.keys.length) return false;
+    const sorted = sortChanges(changes);
+    for (let i = 0; i < sorted.length; i++) {
+      if (compareKeys(sorted[i]!.key, this.keys[i]!) !== 0 || sorted[i]!.account === undefined) return false;
+      this.accounts[i] = sorted[i]!.account;
+    }
+    return true;
+  }
+
+  span(lo: number, hi: number, depth: number): Span {
+    return { lo, hi, depth, id: positionId(this.keys[lo]!, depth) };
   }
 
   removes(lo: number, hi: number): boolean {
@@ -182,11 +222,13 @@ class Batch {
 
   /** The first change in [lo, hi) whose key has bit `depth` set (all share the bits before it). */
   split(lo: number, hi: number, depth: number): number {
+    const byte = depth >>> 3;
+    const mask = 0x80 >>> (depth & 7);
     let a = lo;
     let b = hi;
     while (a < b) {
       const m = (a + b) >>> 1;
-      if (bitAt(this.keys[m]!, depth) === 0) a = m + 1;
+      if ((this.keys[m]![byte]! & mask) === 0) a = m + 1;
       else b = m;
     }
     return a;
@@ -201,10 +243,13 @@ class Batch {
   }
 }
 
-interface Span {
-  readonly lo: number;
-  readonly hi: number;
-  readonly depth: number;
+/** Keys are hashes: their first four bytes nearly always decide the order. */
+function sortChanges(changes: readonly StateChange[]): StateChange[] {
+  const head = (k: Uint8Array) => ((k[0]! << 24) | (k[1]! << 16) | (k[2]! << 8) | k[3]!) >>> 0;
+  return changes
+    .map((change) => ({ head: head(change.key), change }))
+    .sort((a, b) => a.head - b.head || compareKeys(a.change.key, b.change.key))
+    .map((i) => i.change);
 }
 
 /**
@@ -213,18 +258,46 @@ interface Span {
  * paths of a level in one round trip; costs O(changes × depth) reads and hashes. Writes nothing.
  */
 export async function updateTree(reader: TreeNodeReader, changes: readonly StateChange[]): Promise<TreeUpdate> {
-  const batch = new Batch(changes);
-  const rootId = String.fromCharCode(0);
-  if (batch.keys.length === 0) {
-    const [root] = await reader.readNodes([rootId]);
+  if (changes.length === 0) {
+    const [root] = await reader.readNodes([String.fromCharCode(0)]);
     return { root: root ? new Uint8Array(nodeHash(root)) : EMPTY_HASH, writes: [] };
   }
-  await readPaths(reader, batch);
-  const root = compute(batch, { lo: 0, hi: batch.keys.length, depth: 0 }, batch.nodes.get(rootId));
+  const batch = new Batch(changes);
+  const top = batch.span(0, batch.keys.length, 0);
+  await readPaths(reader, batch, top);
+  return finish(batch, top);
+}
+
+/**
+ * An update whose keys are known before their values: its reads start at once and overlap the
+ * work that finds the values (a block's state transition reads the same accounts meanwhile).
+ * `finish` takes the values; given other keys, or removals, it does the whole update itself.
+ */
+export function prepareTreeUpdate(reader: TreeNodeReader, keys: readonly Uint8Array[]): { finish(changes: readonly StateChange[]): Promise<TreeUpdate> } {
+  let batch: Batch | undefined;
+  let top: Span | undefined;
+  try {
+    batch = new Batch(keys.map((key) => ({ key, account: { balance: 0n, nonce: 0n } })));
+    top = batch.span(0, batch.keys.length, 0);
+  } catch {
+    batch = undefined; // repeated keys: left to `finish`, which will refuse them
+  }
+  const read = batch && top && keys.length > 0 ? readPaths(reader, batch, top).then(() => true, () => false) : Promise.resolve(false);
+  return {
+    async finish(changes) {
+      const ready = await read;
+      if (!ready || !batch!.setAccounts(changes)) return updateTree(reader, changes);
+      return finish(batch!, top!);
+    },
+  };
+}
+
+function finish(batch: Batch, top: Span): TreeUpdate {
+  const root = compute(batch, top);
   if (root.node === undefined) {
-    if (batch.nodes.get(rootId) !== undefined) batch.remove(rootId);
+    if (top.node !== undefined) batch.remove(top.id);
   } else if (root.changed) {
-    batch.put(rootId, root.node);
+    batch.put(top.id, root.node);
   }
   return { root: new Uint8Array(root.hash), writes: batch.writes };
 }
@@ -235,81 +308,81 @@ export async function updateTree(reader: TreeNodeReader, changes: readonly State
  * the sibling is read too: if the span empties, a sibling leaf moves up (the collapse) and must be
  * known to be a leaf.
  */
-async function readPaths(reader: TreeNodeReader, batch: Batch): Promise<void> {
-  let spans: Span[] = [{ lo: 0, hi: batch.keys.length, depth: 0 }];
-  let siblings: string[] = [];
-  while (spans.length > 0 || siblings.length > 0) {
-    const ids = spans.map((s) => batch.id(s.lo, s.depth));
-    const asked = ids.concat(siblings);
-    const found = await reader.readNodes(asked);
-    for (let i = 0; i < asked.length; i++) batch.nodes.set(asked[i]!, found[i]);
+async function readPaths(reader: TreeNodeReader, batch: Batch, top: Span): Promise<void> {
+  let level: Span[] = [top];
+  let lifted: Span[] = [];
+  while (level.length > 0 || lifted.length > 0) {
+    const ids = level.map((s) => s.id);
+    for (const s of lifted) ids.push(s.siblingId!);
+    const found = await reader.readNodes(ids);
+    for (let i = 0; i < lifted.length; i++) lifted[i]!.sibling = found[level.length + i];
     const next: Span[] = [];
-    siblings = [];
-    for (let s = 0; s < spans.length; s++) {
-      const node = found[s];
-      if (node === undefined || !isInner(node)) continue;
-      const { lo, hi, depth } = spans[s]!;
+    lifted = [];
+    for (let i = 0; i < level.length; i++) {
+      const span = level[i]!;
+      const node = (span.node = found[i]);
+      if (node === undefined || node[0] !== INNER_PREFIX) continue;
+      const { lo, hi, depth } = span;
       const mid = batch.split(lo, hi, depth);
-      const sides: [number, number][] = [[lo, mid], [mid, hi]];
-      for (let bit = 0; bit < 2; bit++) {
-        const [a, b] = sides[bit]!;
-        if (a < b) {
-          next.push({ lo: a, hi: b, depth: depth + 1 });
-          const [c, d] = sides[1 - bit]!;
-          if (c === d && batch.removes(a, b) && !isEmptyHash(childHash(node, 1 - bit))) {
-            siblings.push(siblingId(batch, a, depth + 1));
-          }
-        }
+      const left = lo < mid ? batch.span(lo, mid, depth + 1) : undefined;
+      const right = mid < hi ? batch.span(mid, hi, depth + 1) : undefined;
+      span.left = left;
+      span.right = right;
+      if (left) next.push(left);
+      if (right) next.push(right);
+      // One half untouched, the other removing accounts: read the untouched one too.
+      const lifts = left ? !right && batch.removes(lo, mid) && !zeroAt(node, 33) : batch.removes(mid, hi) && !zeroAt(node, 1);
+      if (lifts) {
+        span.siblingId = flippedId(batch.keys[lo]!, depth);
+        lifted.push(span);
       }
     }
-    spans = next;
+    level = next;
   }
 }
 
-/** The position at `depth` beside the path of change `i` (same parent, the other side). */
-function siblingId(batch: Batch, i: number, depth: number): string {
-  const key = new Uint8Array(batch.keys[i]!); // a copy even of a Buffer, whose slice() is a view
-  const bit = depth - 1;
-  key[bit >>> 3]! ^= 0x80 >>> (bit & 7);
-  return positionId(key, depth);
+/** The position at `depth + 1` under `key`'s position at `depth`, on the side `key` does not take. */
+function flippedId(key: Uint8Array, depth: number): string {
+  const other = new Uint8Array(key); // a copy even of a Buffer, whose slice() is a view
+  other[depth >>> 3]! ^= 0x80 >>> (depth & 7);
+  return positionId(other, depth + 1);
 }
 
 /** Phase 2: the new subtree at a span's position, from the nodes phase 1 read. */
-function compute(batch: Batch, span: Span, existing: Uint8Array | undefined): Result {
+function compute(batch: Batch, span: Span): Result {
   const { lo, hi, depth } = span;
+  const existing = span.node;
   if (existing === undefined) return build(batch, collect(batch, lo, hi), depth);
-  if (!isInner(existing)) {
+  if (existing[0] !== INNER_PREFIX) {
     // A leaf has nothing below it: the subtree is built again from it and the changes.
     const key = leafKey(existing);
-    const text = keyString(key);
     const entries = collect(batch, lo, hi);
     let touched = false;
-    for (let i = lo; i < hi; i++) if (batch.texts[i] === text) touched = true;
+    for (let i = lo; i < hi; i++) if (compareKeys(batch.keys[i]!, key) === 0) touched = true;
     if (!touched) {
-      entries.push({ key, text, node: existing });
-      entries.sort((a, b) => (a.text < b.text ? -1 : a.text > b.text ? 1 : 0));
+      entries.push({ key, node: existing });
+      entries.sort((a, b) => compareKeys(a.key, b.key));
     }
     const result = build(batch, entries, depth);
     return result.node !== undefined && sameBytes(result.node, existing) ? { ...result, changed: false } : result;
   }
-  const mid = batch.split(lo, hi, depth);
-  // The children's positions: from a key on that side, or from a key of the other side with bit `depth` flipped.
-  const leftId = lo < mid ? batch.id(lo, depth + 1) : siblingId(batch, lo, depth + 1);
-  const rightId = mid < hi ? batch.id(mid, depth + 1) : siblingId(batch, lo, depth + 1);
-  const left = lo < mid ? compute(batch, { lo, hi: mid, depth: depth + 1 }, batch.nodes.get(leftId)) : untouched(batch, childHash(existing, 0), leftId);
-  const right = mid < hi ? compute(batch, { lo: mid, hi, depth: depth + 1 }, batch.nodes.get(rightId)) : untouched(batch, childHash(existing, 1), rightId);
-  return place(batch, left, right, leftId, rightId, !isEmptyHash(childHash(existing, 0)), !isEmptyHash(childHash(existing, 1)), existing);
+  const leftSpan = span.left;
+  const rightSpan = span.right;
+  const left = leftSpan ? compute(batch, leftSpan) : untouched(existing, 0, span.sibling);
+  const right = rightSpan ? compute(batch, rightSpan) : untouched(existing, 1, span.sibling);
+  const otherId = leftSpan && rightSpan ? '' : flippedId(batch.keys[lo]!, depth);
+  return place(batch, left, right, leftSpan?.id ?? otherId, rightSpan?.id ?? otherId, !zeroAt(existing, 1), !zeroAt(existing, 33), existing);
 }
 
-function untouched(batch: Batch, hash: Uint8Array, id: string): Result {
-  if (isEmptyHash(hash)) return EMPTY;
-  const node = batch.nodes.get(id);
+function untouched(parent: Uint8Array, bit: number, node: Uint8Array | undefined): Result {
+  const offset = bit === 0 ? 1 : 33;
+  if (zeroAt(parent, offset)) return EMPTY;
+  const hash = parent.subarray(offset, offset + 32);
   return node === undefined ? { node: undefined, hash, changed: false, unknown: true } : { node, hash, changed: false };
 }
 
 interface Entry {
   readonly key: Uint8Array;
-  readonly text: string;
   readonly node: Uint8Array;
 }
 
@@ -318,7 +391,7 @@ function collect(batch: Batch, lo: number, hi: number): Entry[] {
   const out: Entry[] = [];
   for (let i = lo; i < hi; i++) {
     const account = batch.accounts[i];
-    if (account !== undefined) out.push({ key: batch.keys[i]!, text: batch.texts[i]!, node: leafNode(batch.keys[i]!, account) });
+    if (account !== undefined) out.push({ key: batch.keys[i]!, node: leafNode(batch.keys[i]!, account) });
   }
   return out;
 }
@@ -359,7 +432,7 @@ function place(
   if (leftEmpty || rightEmpty) {
     const other = leftEmpty ? right : left;
     if (other.unknown) throw new Error('state tree: a collapse needs a node that was not read');
-    if (other.node === undefined || !isInner(other.node)) {
+    if (other.node === undefined || other.node[0] !== INNER_PREFIX) {
       if (hadLeft) batch.remove(leftId);
       if (hadRight) batch.remove(rightId);
       return other.node === undefined ? EMPTY : { node: other.node, hash: other.hash, changed: true };

@@ -8,7 +8,7 @@ import { sha256 } from '../ledger/hash.ts';
 import { Mempool } from '../ledger/mempool.ts';
 import type { Block } from '../ledger/block.ts';
 import { Chain } from '../consensus/chain.ts';
-import { NONCE_OFFSET, buildTemplate, completeBlock, hashMeetsTargetBytes, postStateRoot, searchNonce, targetBytes } from '../consensus/miner.ts';
+import { NONCE_OFFSET, buildTemplate, completeBlock, hashMeetsTargetBytes, searchNonce, targetBytes } from '../consensus/miner.ts';
 import { meetsTarget } from '../node/pow-hash.js';
 import { HEADER_BYTES, decodeHeader } from '../ledger/block.ts';
 import { Miner } from '../node/miner.ts';
@@ -16,7 +16,7 @@ import type { WorkerReport } from '../node/hashing.ts';
 import { VerifyPool } from '../node/verify-pool.ts';
 import { UNSIGNED_TX_BYTES } from '../ledger/transaction.ts';
 import { FUNDED_KEYS, tempDir, testKey, testParams, transfer } from './helpers/fixtures.ts';
-import { mineChain } from './helpers/mining.ts';
+import { mineChain, stateRootOnTip } from './helpers/mining.ts';
 
 const [alice, bob, carol] = FUNDED_KEYS as [(typeof FUNDED_KEYS)[0], (typeof FUNDED_KEYS)[0], (typeof FUNDED_KEYS)[0]];
 
@@ -116,7 +116,7 @@ describe('Miner', () => {
       while (mined.length < 3) await once(miner, 'mined');
       // Someone else's block arrives: the miner must move to it.
       // (Its state root from the store: the parent is the miner's block, built by no helper here.)
-      const { stateRoot } = await chain.withImportsPaused(() => postStateRoot(chain.db, params, testKey(52).address, []));
+      const stateRoot = await stateRootOnTip(chain, testKey(52).address);
       const outsider = mineChain(params, chain.getEntry(mined.at(-1)!.header.hash)!, 1, { miner: testKey(52).address, stateRoot })[0]!;
       const heightBefore = chain.tip.height;
       if (chain.tip.height === outsider.header.height - 1) await chain.processBlock(outsider);

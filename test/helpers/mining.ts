@@ -4,7 +4,8 @@ import type { ChainParams } from '../../ledger/genesis.ts';
 import type { Transaction } from '../../ledger/transaction.ts';
 import type { BlockIndexEntry } from '../../consensus/block-index.ts';
 import { nextTarget } from '../../consensus/difficulty.ts';
-import { searchNonce, targetBytes } from '../../consensus/miner.ts';
+import { postStateRoot, searchNonce, targetBytes } from '../../consensus/miner.ts';
+import type { Chain } from '../../consensus/chain.ts';
 import { testKey } from './fixtures.ts';
 import { applyLoosely, rememberState, stateAfter } from './states.ts';
 
@@ -82,4 +83,12 @@ export function mineChain(params: ChainParams, parent: Parent, n: number, o: Min
 
 export function asParent(block: Block): Parent {
   return { hash: block.header.hash, height: block.header.height, header: block.header };
+}
+
+/**
+ * The state root a block of `txs` paying `miner` leaves on `chain`'s tip, from its store: for
+ * blocks built on a tip that blocks from elsewhere (a node's miner, gossip) led to.
+ */
+export async function stateRootOnTip(chain: Chain, miner: Uint8Array, txs: readonly Transaction[] = []): Promise<Uint8Array> {
+  return chain.withImportsPaused(async () => (await postStateRoot(chain.db, chain.params, miner, txs)).stateRoot);
 }

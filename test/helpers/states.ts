@@ -15,18 +15,51 @@ import { MemoryStateTree } from '../../ledger/smt-memory.ts';
 import type { Transaction } from '../../ledger/transaction.ts';
 
 const KEEP = 2048;
-const states = new Map<string, MemoryStateTree>();
+/** A state, or how to make it from its parent's when someone asks (a TipHarness's blocks: benchmarks connect many and ask for none). */
+type Known = MemoryStateTree | { readonly parent: string; readonly changes: readonly StateChange[] };
+const states = new Map<string, Known>();
+
+function remember(key: string, state: Known): void {
+  states.delete(key);
+  states.set(key, state);
+  if (states.size > KEEP) states.delete(states.keys().next().value!);
+}
 
 export function rememberState(blockHash: Uint8Array, tree: MemoryStateTree): void {
-  const key = toHex(blockHash);
-  states.delete(key);
-  states.set(key, tree);
-  if (states.size > KEEP) states.delete(states.keys().next().value!);
+  remember(toHex(blockHash), tree);
+}
+
+/** The state after `blockHash` is its parent's with `changes`, worked out only if asked for. */
+export function rememberChanges(blockHash: Uint8Array, parentHash: Uint8Array, changes: readonly StateChange[]): void {
+  remember(toHex(blockHash), { parent: toHex(parentHash), changes });
+}
+
+function resolve(key: string): MemoryStateTree | undefined {
+  const pending: { key: string; changes: readonly StateChange[] }[] = [];
+  let at = key;
+  let state = states.get(at);
+  while (state && !(state instanceof MemoryStateTree)) {
+    pending.push({ key: at, changes: state.changes });
+    at = state.parent;
+    state = states.get(at);
+  }
+  if (!state) return undefined;
+  let tree = state;
+  for (const p of pending.reverse()) {
+    tree = tree.with(p.changes);
+    states.set(p.key, tree);
+  }
+  return tree;
+}
+
+/** Whether the state after `blockHash` is known here (without working it out). */
+export function knowsState(blockHash: Uint8Array): boolean {
+  return states.has(toHex(blockHash));
 }
 
 /** The state after block `hash`, if a block built or connected in this process left it; a genesis from its params. */
 export function stateAfter(parent: { hash: Uint8Array; height: number }, params?: ChainParams): MemoryStateTree | undefined {
-  const known = states.get(toHex(parent.hash));
+  const known = resolve(toHex(parent.hash));
   if (known || parent.height !== 0 || !params) return known;
   const tree = MemoryStateTree.EMPTY.with(genesisChanges(params));
   if (toHex(genesisBlock(params).header.hash) !== toHex(parent.hash)) return undefined;

@@ -4,7 +4,7 @@ import type { BlockEffects, SignatureChecker } from '../../ledger/state.ts';
 import { connectBlock, disconnectBlock } from '../../consensus/connect.ts';
 import type { SaneBlock } from '../../consensus/sanity.ts';
 import { changesOfEffects } from '../../ledger/smt.ts';
-import { rememberState, stateAfter, stateOfStore } from './states.ts';
+import { knowsState, rememberChanges, rememberState, stateOfStore } from './states.ts';
 
 /**
  * The state step of consensus on its own, for tests of the state rules and the store: a tip held
@@ -23,15 +23,15 @@ export class TipHarness {
   /** Also records the tip's state, so that test blocks built on it (childBlock) carry the right state root. */
   static async open(db: ChainDB): Promise<TipHarness> {
     const tip = await db.storedTip();
-    if (!stateAfter(tip)) rememberState(tip.hash, await stateOfStore(db));
+    if (!knowsState(tip.hash)) rememberState(tip.hash, await stateOfStore(db));
     return new TipHarness(db, tip);
   }
 
   async connectBlock(block: Block, signatures?: SignatureChecker): Promise<BlockEffects> {
     checkBlockBody(block, this.db.params);
     const effects = await connectBlock(this.db, this.db.params, this.tip, block as SaneBlock, { signatures });
-    const before = stateAfter(this.tip) ?? (await stateOfStore(this.db));
-    rememberState(block.header.hash, before.with(changesOfEffects(effects)));
+    if (!knowsState(this.tip.hash)) rememberState(this.tip.hash, await stateOfStore(this.db));
+    rememberChanges(block.header.hash, this.tip.hash, changesOfEffects(effects));
     this.tip = { hash: block.header.hash, height: block.header.height };
     return effects;
   }
@@ -43,7 +43,7 @@ export class TipHarness {
     if (!parent) throw new Error('the tip has no stored parent');
     await disconnectBlock(this.db, block, parent.header.stateRoot);
     this.tip = { hash: block.header.prevHash, height: this.tip.height - 1 };
-    if (!stateAfter(this.tip)) rememberState(this.tip.hash, await stateOfStore(this.db));
+    if (!knowsState(this.tip.hash)) rememberState(this.tip.hash, await stateOfStore(this.db));
     return block;
   }
 }
