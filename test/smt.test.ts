@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { bytesEqual, toHex } from '../ledger/bytes.ts';
 import { DecodeError, ProofError } from '../ledger/errors.ts';
 import type { Account } from '../ledger/state.ts';
-import { EMPTY_HASH, positionBytes, stateKey, updateTree, type StateChange, type TreeNodeReader, type TreeWrite } from '../ledger/smt.ts';
+import { EMPTY_HASH, positionBytes, prepareTreeUpdate, stateKey, updateTree, type StateChange, type TreeNodeReader, type TreeWrite } from '../ledger/smt.ts';
 import { decodeAccountProof, encodeAccountProof, proveAccount, proveKeys, verifyAccountProof } from '../ledger/smt-proof.ts';
 import { MemoryStateTree } from '../ledger/smt-memory.ts';
 import { seededRandom } from './helpers/fixtures.ts';
@@ -213,5 +213,22 @@ describe('state tree (sparse Merkle tree)', () => {
     const update = await updateTree(store, changesOf(changes));
     assert.ok(store.reads <= 20, `${store.reads} round trips for 500 changes in a tree of 4096 (depth ~12)`);
     assert.ok(bytesEqual(update.root, MemoryStateTree.EMPTY.with(changesOf(new Map([...accounts, ...changes]))).root));
+  });
+
+  it('an update prepared from its keys alone equals the whole update, and falls back for other keys or removals', async () => {
+    const rng = seededRandom(12);
+    const accounts: Accounts = new Map();
+    for (let i = 0; i < 500; i++) accounts.set(toHex(rng.bytes(20)), { balance: 1n, nonce: 0n });
+    const store = new MapTree();
+    store.apply((await updateTree(store, changesOf(accounts))).writes);
+    const addresses = [...accounts.keys()];
+    const changes = changesOf(addresses.slice(0, 50).map((a) => [a, { balance: 9n, nonce: 2n }] as const));
+    const whole = await updateTree(store, changes);
+    const prepared = await prepareTreeUpdate(store, changes.map((c) => c.key)).finish(changes);
+    assert.deepEqual(prepared, whole);
+    const other = changesOf(addresses.slice(1, 51).map((a) => [a, { balance: 9n, nonce: 2n }] as const));
+    assert.deepEqual(await prepareTreeUpdate(store, changes.map((c) => c.key)).finish(other), await updateTree(store, other));
+    const removal = changesOf(addresses.slice(0, 50).map((a, i) => [a, i === 7 ? undefined : { balance: 9n, nonce: 2n }] as const));
+    assert.deepEqual(await prepareTreeUpdate(store, changes.map((c) => c.key)).finish(removal), await updateTree(store, removal));
   });
 });
