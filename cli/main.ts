@@ -19,6 +19,7 @@ const COMMANDS: Record<string, Command> = {
     return (await import('./cmd-node.ts')).nodeCommand(argv, out);
   },
   devnet: async (argv, out) => (await import('./cmd-node.ts')).devnetCommand(argv, out),
+  light: async (argv, out) => (await import('./cmd-light.ts')).lightCommand(argv, out),
   stop: stopCommand,
   keys: keysCommand,
   send: sendCommand,

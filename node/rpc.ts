@@ -3,7 +3,7 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { writeFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CairnError } from '../ledger/errors.ts';
-import { RPC_ENDPOINT_FILE, RPC_ERRORS, type RpcEndpointFile, type RpcMethod, type RpcMethods } from './rpc-types.ts';
+import { RPC_ENDPOINT_FILE, RPC_ERRORS, type RpcEndpointFile } from './rpc-types.ts';
 import { rpcHandlers, RpcError } from './rpc-methods.ts';
 import type { NodeView } from './view.ts';
 
@@ -25,14 +25,20 @@ function failure(id: RpcRequest['id'], code: number, message: string, data?: unk
   return { jsonrpc: '2.0', id: id ?? null, error: data === undefined ? { code, message } : { code, message, data } };
 }
 
+/** A method table over some context: the node's (`rpcHandlers`) or a light client's. */
+export type RpcHandlers<C> = Record<string, (context: C, params: Record<string, unknown>) => Promise<unknown>>;
+
 /**
  * JSON-RPC 2.0 over HTTP, on 127.0.0.1 unless told otherwise. Every request carries the random
- * token the node wrote to `<datadir>/rpc.json` (mode 0600) as `Authorization: Bearer <token>`;
+ * token the server wrote to `<datadir>/rpc.json` (mode 0600) as `Authorization: Bearer <token>`;
  * without it, 401. Bodies are capped; malformed JSON, unknown methods and bad parameters are
- * JSON-RPC errors, and nothing a client sends can take the node down.
+ * JSON-RPC errors, and nothing a client sends can take the server down. `settle` runs after each
+ * answer is made and before it is sent.
  */
-export class RpcServer {
-  private readonly node: NodeView;
+export class JsonRpcServer<C> {
+  private readonly context: C;
+  private readonly handlers: RpcHandlers<C>;
+  private readonly settle: (context: C) => Promise<void>;
   private readonly datadir: string;
   private readonly host: string;
   private readonly port: number;
@@ -42,8 +48,14 @@ export class RpcServer {
   url = '';
 
   /** `datadir`: where the endpoint file goes, for the CLI to find. */
-  constructor(node: NodeView, options: { datadir: string; host?: string; port?: number; token?: string }) {
-    this.node = node;
+  constructor(
+    context: C,
+    handlers: RpcHandlers<C>,
+    options: { datadir: string; host?: string; port?: number; token?: string; settle?: (context: C) => Promise<void> },
+  ) {
+    this.context = context;
+    this.handlers = handlers;
+    this.settle = options.settle ?? (async () => {});
     this.datadir = options.datadir;
     this.host = options.host ?? '127.0.0.1';
     this.port = options.port ?? 0;
@@ -135,23 +147,33 @@ export class RpcServer {
     if (r.jsonrpc !== '2.0' || typeof r.method !== 'string') {
       return failure(id, RPC_ERRORS.INVALID_REQUEST, 'expected {"jsonrpc":"2.0","method":…}');
     }
-    if (!Object.hasOwn(rpcHandlers, r.method)) return failure(id, RPC_ERRORS.METHOD_NOT_FOUND, `unknown method "${r.method}"`);
+    if (!Object.hasOwn(this.handlers, r.method)) return failure(id, RPC_ERRORS.METHOD_NOT_FOUND, `unknown method "${r.method}"`);
     const params = r.params ?? {};
     if (typeof params !== 'object' || params === null || Array.isArray(params)) {
       return failure(id, RPC_ERRORS.INVALID_PARAMS, 'params must be an object');
     }
     try {
-      const handler = rpcHandlers[r.method as RpcMethod] as (n: NodeView, p: Record<string, unknown>) => Promise<RpcMethods[RpcMethod]['result']>;
-      const result = await handler(this.node, params as Record<string, unknown>);
-      // Whatever the answer saw (a head, a balance) was queued for the store before it was made:
-      // once that is committed, what the user is told survives a crash.
-      await this.node.db.flushed();
+      const handler = this.handlers[r.method]!;
+      const result = await handler(this.context, params as Record<string, unknown>);
+      await this.settle(this.context);
       return { jsonrpc: '2.0', id, result };
     } catch (err) {
       if (err instanceof RpcError) return failure(id, err.rpcCode, err.message);
       if (err instanceof CairnError) return failure(id, RPC_ERRORS.REJECTED, err.message, { code: err.code });
       return failure(id, RPC_ERRORS.INTERNAL_ERROR, (err as Error).message);
     }
+  }
+}
+
+/** The node's JSON-RPC server: its method table over a NodeView. */
+export class RpcServer extends JsonRpcServer<NodeView> {
+  constructor(node: NodeView, options: { datadir: string; host?: string; port?: number; token?: string }) {
+    super(node, rpcHandlers as unknown as RpcHandlers<NodeView>, {
+      ...options,
+      // Whatever the answer saw (a head, a balance) was queued for the store before it was made:
+      // once that is committed, what the user is told survives a crash.
+      settle: (n) => n.db.flushed(),
+    });
   }
 }
 
