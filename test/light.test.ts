@@ -186,7 +186,7 @@ describe('light client', function () {
     const client = await startLight();
     for (const p of ['a-forger', 'b-stale', 'c-honest']) await meet(client, p);
     const proven = await client.getAccount(carol.address);
-    assert.equal(proven.peer, 'c-honest');
+    assert.equal(proven.peer, 'c-honest', 'every peer is asked: the liars are caught at the first question');
     assert.deepEqual(proven.account, { balance: 507n, nonce: 0n });
     assert.ok(client.peers.isBanned('a-forger'));
     assert.ok(client.peers.isBanned('b-stale'));
