@@ -6,6 +6,8 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { consensusSuite } from './consensus.ts';
 import { ledgerSuite } from './ledger.ts';
+import { lightSuite } from './light.ts';
+import { stateSuite } from './state.ts';
 import { networkSuite } from './network.ts';
 import { PERF_SUITES } from './perf.ts';
 import { currentMachineLimit, MACHINE_LIMIT_ENV } from './perf-common.ts';
@@ -22,7 +24,7 @@ import {
 } from './report.ts';
 
 /** Every suite, in the order they run. A new suite is one module exporting a `Suite`, added here. */
-const SUITES: readonly Suite[] = [...PERF_SUITES, ledgerSuite, consensusSuite, networkSuite];
+const SUITES: readonly Suite[] = [...PERF_SUITES, ledgerSuite, consensusSuite, networkSuite, stateSuite, lightSuite];
 
 const DEFAULT_RUNS = 5;
 

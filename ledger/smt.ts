@@ -121,6 +121,12 @@ export function positionIdOfBytes(bytes: Uint8Array): string {
 export interface TreeNodeReader {
   /** The node at each position, `undefined` where there is none. */
   readNodes(ids: readonly string[]): Promise<(Uint8Array | undefined)[]>;
+  /**
+   * How many levels below a node at `depth` to ask for along with it, on each changed key's path
+   * (a position is known from the key alone): one round trip to a store then brings most paths to
+   * their end, at the price of asking for some positions past it. 0 or absent: a level at a time.
+   */
+  readAhead?(depth: number): number;
 }
 
 /** One account's new value; `undefined` removes it (only disconnecting a block that created it does). */
@@ -304,23 +310,34 @@ function finish(batch: Batch, top: Span): TreeUpdate {
 
 /**
  * Phase 1: every node on the changed keys' paths, down to where each path ends (a leaf or an empty
- * position), a level per round trip. Where a span removes accounts and its sibling is untouched,
+ * position), a level per round trip, or several where the reader says to read ahead. Where a span removes accounts and its sibling is untouched,
  * the sibling is read too: if the span empties, a sibling leaf moves up (the collapse) and must be
  * known to be a leaf.
  */
 async function readPaths(reader: TreeNodeReader, batch: Batch, top: Span): Promise<void> {
+  const known = new Map<string, Uint8Array | undefined>();
   let level: Span[] = [top];
   let lifted: Span[] = [];
   while (level.length > 0 || lifted.length > 0) {
-    const ids = level.map((s) => s.id);
-    for (const s of lifted) ids.push(s.siblingId!);
-    const found = await reader.readNodes(ids);
-    for (let i = 0; i < lifted.length; i++) lifted[i]!.sibling = found[level.length + i];
+    const wanted = new Set<string>();
+    for (const s of lifted) if (!known.has(s.siblingId!)) wanted.add(s.siblingId!);
+    for (const s of level) {
+      if (known.has(s.id)) continue;
+      wanted.add(s.id);
+      const ahead = reader.readAhead?.(s.depth) ?? 0;
+      for (let d = s.depth + 1; d < s.depth + ahead; d++) for (let i = s.lo; i < s.hi; i++) wanted.add(positionId(batch.keys[i]!, d));
+    }
+    if (wanted.size > 0) {
+      const ids = [...wanted];
+      const found = await reader.readNodes(ids);
+      ids.forEach((id, i) => known.set(id, found[i]));
+    }
+    for (const s of lifted) s.sibling = known.get(s.siblingId!);
     const next: Span[] = [];
     lifted = [];
     for (let i = 0; i < level.length; i++) {
       const span = level[i]!;
-      const node = (span.node = found[i]);
+      const node = (span.node = known.get(span.id));
       if (node === undefined || node[0] !== INNER_PREFIX) continue;
       const { lo, hi, depth } = span;
       const mid = batch.split(lo, hi, depth);
