@@ -1,8 +1,8 @@
 import { LevelKv } from '../ledger/kv-level.ts';
-import { layout } from '../ledger/layout.ts';
-import { STORED_TREE_DEPTH } from '../ledger/chaindb.ts';
-import type { BatchOp } from '../ledger/kv.ts';
-import { EMPTY_HASH, INNER_PREFIX, bitAt, innerNode, leafNode, nodeHash, positionId, stateKey, updateTree, type StateChange, type TreeNodeReader } from '../ledger/smt.ts';
+import { STORED_TREE_DEPTH, TreeStore } from '../ledger/tree-store.ts';
+import type { KvStore } from '../ledger/kv.ts';
+import { EMPTY_HASH, bitAt, innerNode, leafNode, nodeHash, positionId, stateKey, type StateChange, type TreeNodeReader, type TreeWrite } from '../ledger/smt.ts';
+import { updateTree } from '../ledger/smt-update.ts';
 import { encodeAccountProof, proveKeys } from '../ledger/smt-proof.ts';
 import { seededRandom } from '../test/helpers/fixtures.ts';
 import { median, metric, type Metric, type Suite, type SuiteContext } from './report.ts';
@@ -19,7 +19,9 @@ const SIZES = [1_000, 100_000, 1_000_000] as const;
 const SAMPLE_PROOFS = 1_000;
 
 interface Stored {
-  readonly reader: TreeNodeReader & { reads: number; nodesRead: number };
+  readonly reader: TreeNodeReader;
+  /** Round trips to the store, and the nodes they read. */
+  readonly reads: { trips: number; nodes: number };
   readonly keys: Uint8Array;
   readonly count: number;
   close(): Promise<void>;
@@ -50,40 +52,34 @@ async function buildStore(ctx: SuiteContext, count: number): Promise<Stored> {
   const head = (i: number) => ((keys[i * 32]! << 24) | (keys[i * 32 + 1]! << 16) | (keys[i * 32 + 2]! << 8) | keys[i * 32 + 3]!) >>> 0;
   order.sort((a, b) => head(a) - head(b) || Buffer.compare(keys.subarray(a * 32, a * 32 + 32), keys.subarray(b * 32, b * 32 + 32)));
   const dir = ctx.tempDir('cairn-bench-state-');
-  const kv = await LevelKv.open(dir.path);
+  const level = await LevelKv.open(dir.path);
+  // ChainDB's own tree store over this store, its reads counted.
+  const reads = { trips: 0, nodes: 0 };
+  const kv: KvStore = {
+    get: (key) => level.get(key),
+    getMany: (keys) => {
+      reads.trips++;
+      reads.nodes += keys.length;
+      return level.getMany(keys);
+    },
+    write: (ops) => level.write(ops),
+    iterate: (range) => level.iterate(range),
+    close: () => level.close(),
+  };
   const top = new Map<string, Uint8Array>();
-  let ops: BatchOp[] = [];
+  let writes: TreeWrite[] = [];
   const started = performance.now();
   const nodes = nodesOf(keys, order, 0, count, 0);
   for (let step = nodes.next(); !step.done; step = nodes.next()) {
-    const [id, node] = step.value;
-    if (id.charCodeAt(0) < STORED_TREE_DEPTH) top.set(id, node);
-    if (id.charCodeAt(0) >= STORED_TREE_DEPTH || node[0] !== INNER_PREFIX) ops.push({ type: 'put', key: layout.stateNode(id), value: node });
-    if (ops.length >= 50_000) {
-      await kv.write(ops);
-      ops = [];
+    writes.push({ id: step.value[0], node: step.value[1] });
+    if (writes.length >= 50_000) {
+      await kv.write(TreeStore.ops({ root: EMPTY_HASH, writes }, top));
+      writes = [];
     }
   }
-  await kv.write(ops);
+  await kv.write(TreeStore.ops({ root: EMPTY_HASH, writes }, top));
   ctx.log(`state: the tree of ${count.toLocaleString('en')} accounts built and stored in ${((performance.now() - started) / 1000).toFixed(1)} s`);
-  const reader = {
-    reads: 0,
-    nodesRead: 0,
-    readAhead: (depth: number) => (depth >= STORED_TREE_DEPTH ? 4 : 0),
-    async readNodes(ids: readonly string[]) {
-      const out: (Uint8Array | undefined)[] = new Array(ids.length);
-      const deep: number[] = [];
-      ids.forEach((id, i) => (id.charCodeAt(0) < STORED_TREE_DEPTH ? (out[i] = top.get(id)) : deep.push(i)));
-      if (deep.length > 0) {
-        reader.reads++;
-        reader.nodesRead += deep.length;
-        const found = await kv.getMany(deep.map((i) => layout.stateNode(ids[i]!)));
-        deep.forEach((i, k) => (out[i] = found[k]));
-      }
-      return out;
-    },
-  };
-  return { reader, keys, count, close: () => kv.close() };
+  return { reader: new TreeStore(kv, top, () => undefined), reads, keys, count, close: () => kv.close() };
 }
 
 /** A block's changes: `senders` existing accounts and as many recipients (half new), and a new miner. */
@@ -130,14 +126,14 @@ export const stateSuite: Suite = {
           const counts: string[] = [];
           for (let r = 0; r < ctx.runs + 1; r++) {
             const changes = blockChanges(s, senders, count * 7 + r);
-            s.reader.reads = 0;
-            s.reader.nodesRead = 0;
+            s.reads.trips = 0;
+            s.reads.nodes = 0;
             const t = performance.now();
             const update = await updateTree(s.reader, changes);
             const ms = performance.now() - t;
             if (r === 0) continue; // warm-up: the JIT, and LevelDB's first reads of its tables
             runs.push(ms);
-            counts.push(`${update.writes.filter((w) => w.node).length} nodes hashed, ${s.reader.nodesRead} stored nodes read in ${s.reader.reads} round trips`);
+            counts.push(`${update.writes.filter((w) => w.node).length} nodes hashed, ${s.reads.nodes} stored nodes read in ${s.reads.trips} round trips`);
           }
           metrics.push(metric({
             key: `stateRootUpdateMs${senders === 20 ? 'Block20' : 'Block500'}At${key[0]!.toUpperCase()}${key.slice(1)}`,

@@ -4,7 +4,8 @@ import type { BatchOp, ChainDB, ChainTip } from '../ledger/chaindb.ts';
 import type { Block } from '../ledger/block.ts';
 import type { ChainParams } from '../ledger/genesis.ts';
 import { applyBlock, type BlockEffects, type SignatureChecker } from '../ledger/state.ts';
-import { changesOfEffects, changesOfUndo, prepareTreeUpdate, stateKey, updateTree } from '../ledger/smt.ts';
+import { changesOfEffects, changesOfUndo, stateKey } from '../ledger/smt.ts';
+import { prepareTreeUpdate, updateTree } from '../ledger/smt-update.ts';
 import type { SaneBlock } from './sanity.ts';
 
 /**

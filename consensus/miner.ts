@@ -5,7 +5,8 @@ import { TX_BYTES, type Transaction } from '../ledger/transaction.ts';
 import { COINBASE_BYTES } from '../ledger/block.ts';
 import type { Mempool } from '../ledger/mempool.ts';
 import { applyBlock, type AccountSource, type SignatureChecker, type StateRules } from '../ledger/state.ts';
-import { changesOfEffects, updateTree, type TreeNodeReader } from '../ledger/smt.ts';
+import { changesOfEffects, type TreeNodeReader } from '../ledger/smt.ts';
+import { updateTree } from '../ledger/smt-update.ts';
 import type { Chain } from './chain.ts';
 
 // The nonce search lives apart so that a mining thread loads no TypeScript (nonce-search.js).

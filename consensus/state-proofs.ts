@@ -1,6 +1,7 @@
 import { bytesEqual, toHex } from '../ledger/bytes.ts';
 import { StoreError } from '../ledger/errors.ts';
-import { changesOfUndo, stateKey, updateTree, type TreeNodeReader, type TreeWrite } from '../ledger/smt.ts';
+import { changesOfUndo, stateKey, type TreeNodeReader, type TreeWrite } from '../ledger/smt.ts';
+import { updateTree } from '../ledger/smt-update.ts';
 import { encodeAccountProof, proveKeys } from '../ledger/smt-proof.ts';
 import { proveTransaction, encodeTxProof } from '../ledger/tx-proof.ts';
 import type { BlockHeader } from '../ledger/block.ts';

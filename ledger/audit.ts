@@ -1,7 +1,8 @@
 import { bytesEqual, toHex } from './bytes.ts';
 import { StoreError } from './errors.ts';
 import { createHash } from 'node:crypto';
-import { STORED_TREE_DEPTH, type ChainDB } from './chaindb.ts';
+import type { ChainDB } from './chaindb.ts';
+import { STORED_TREE_DEPTH } from './tree-store.ts';
 import { stateKey } from './smt.ts';
 import { MemoryStateTree } from './smt-memory.ts';
 import {

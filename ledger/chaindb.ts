@@ -1,21 +1,16 @@
 import { Reader, Writer, bytesEqual, plainBytes, toHex } from './bytes.ts';
 import { StoreError } from './errors.ts';
 import { layout } from './layout.ts';
-import { CommitQueue, type AccountWrite, type FlushScheduler, type NodeWrite } from './commit-queue.ts';
+import { CommitQueue, type AccountWrite, type FlushScheduler } from './commit-queue.ts';
 import type { BatchOp, KvStore } from './kv.ts';
 import { LevelKv } from './kv-level.ts';
 import { decodeBlock, type Block } from './block.ts';
 import { genesisBlock, genesisChanges, type ChainParams } from './genesis.ts';
 import { decodeAccount, decodeUndo, encodeAccount, encodeUndo, type Account, type AccountSource, type BlockEffects, type UndoRecord } from './state.ts';
-import { EMPTY_HASH, INNER_PREFIX, innerNode, nodeHash, positionId, positionIdOfBytes, updateTree, type TreeNodeReader, type TreeUpdate, type TreeWrite } from './smt.ts';
+import type { TreeNodeReader, TreeUpdate } from './smt.ts';
+import { TreeStore } from './tree-store.ts';
+import { updateTree } from './smt-update.ts';
 
-/**
- * The top of the state tree lives in memory only: inner nodes shallower than this are never
- * stored, but rebuilt when the store opens from the nodes at this depth and the leaves above it
- * (docs/PROTOCOL.md, "Keys and values"). Every block rewrites the top of the tree, so this spares
- * most of its writes and reads; it is at most 2^14 − 1 inner nodes, about 3 MB.
- */
-export const STORED_TREE_DEPTH = 14;
 
 export interface ChainTip {
   readonly hash: Uint8Array;
@@ -56,15 +51,15 @@ export class ChainDB implements AccountSource, TreeNodeReader {
    * batch of its block's reads.
    */
   private readonly accountCacheSize = 32_768;
-  /** Every node shallower than STORED_TREE_DEPTH, as the queued writes leave them (absent: the position is empty). */
-  private readonly treeTop: Map<string, Uint8Array>;
+  /** The state tree's nodes: its top in memory, the rest in the store (ledger/tree-store.ts). */
+  private readonly tree: TreeStore;
   private readonly writes: CommitQueue;
 
-  private constructor(kv: KvStore, params: ChainParams, genesis: Block, schedule: FlushScheduler | undefined, treeTop: Map<string, Uint8Array>) {
+  private constructor(kv: KvStore, params: ChainParams, genesis: Block, schedule: FlushScheduler | undefined, top: Map<string, Uint8Array>) {
     this.kv = kv;
     this.params = params;
     this.genesis = genesis;
-    this.treeTop = treeTop;
+    this.tree = new TreeStore(kv, top, (id) => this.writes.node(id));
     this.writes = new CommitQueue(
       (ops) => kv.write(ops),
       (committed) => {
@@ -103,8 +98,7 @@ export class ChainDB implements AccountSource, TreeNodeReader {
           `this store holds the network "${name}" (genesis ${toHex(stored)}), not "${params.name}" (genesis ${toHex(genesis.header.hash)})`,
         );
       }
-      const treeTop = await ChainDB.loadTreeTop(kv);
-      const db = new ChainDB(kv, params, genesis, options.scheduleFlush, treeTop);
+      const db = new ChainDB(kv, params, genesis, options.scheduleFlush, await TreeStore.loadTop(kv));
       const tip = await db.storedTip();
       const tipBlock = await db.getBlock(tip.hash);
       if (!tipBlock || !bytesEqual(await db.stateRoot(), tipBlock.header.stateRoot)) {
@@ -131,7 +125,7 @@ export class ChainDB implements AccountSource, TreeNodeReader {
         key: layout.account(a.address),
         value: encodeAccount({ balance: a.balance, nonce: 0n }),
       })),
-      ...ChainDB.treeOps(tree, new Map()),
+      ...TreeStore.ops(tree, new Map()),
       // Written last in the same batch: its presence means the rest is there.
       { type: 'put', key: layout.genesis, value: hash },
     ];
@@ -199,84 +193,24 @@ export class ChainDB implements AccountSource, TreeNodeReader {
     return out;
   }
 
-  /**
-   * Rebuilds the top of the tree from the store: the leaves above STORED_TREE_DEPTH as stored, and
-   * every inner node above it from the nodes below, a level at a time.
-   */
-  private static async loadTreeTop(kv: KvStore): Promise<Map<string, Uint8Array>> {
-    const top = new Map<string, Uint8Array>();
-    let level = new Map<string, Uint8Array>();
-    const range = { gte: Uint8Array.of(0x53, 0), lt: Uint8Array.of(0x53, STORED_TREE_DEPTH + 1) };
-    for await (const [key, value] of kv.iterate(range)) {
-      const id = positionIdOfBytes(key.subarray(1));
-      if (id.charCodeAt(0) === STORED_TREE_DEPTH) level.set(id, value);
-      else if (value[0] === INNER_PREFIX) throw new StoreError('STORE_CORRUPT', `an inner state tree node is stored above depth ${STORED_TREE_DEPTH}`);
-      else top.set(id, value);
-    }
-    for (let depth = STORED_TREE_DEPTH - 1; depth >= 0; depth--) {
-      const halves = new Map<string, [Uint8Array, Uint8Array]>();
-      for (const [id, node] of level) {
-        const key = positionBytes(id);
-        const parent = positionId(key, depth);
-        const pair = halves.get(parent) ?? [EMPTY_HASH, EMPTY_HASH];
-        pair[(key[depth >>> 3]! >>> (7 - (depth & 7))) & 1] = nodeHash(node);
-        halves.set(parent, pair);
-      }
-      const next = new Map<string, Uint8Array>();
-      for (const [id, node] of top) if (id.charCodeAt(0) === depth) next.set(id, node);
-      for (const [id, [left, right]] of halves) {
-        if (next.has(id)) throw new StoreError('STORE_CORRUPT', 'a state tree leaf is stored above nodes of its own subtree');
-        const inner = innerNode(left, right);
-        top.set(id, inner);
-        next.set(id, inner);
-      }
-      level = next;
-    }
-    return top;
+  /** State tree nodes at the tip, by position (ledger/smt.ts): the top from memory, the rest as queued or stored. */
+  readNodes(ids: readonly string[]): Promise<(Uint8Array | undefined)[]> {
+    return this.tree.readNodes(ids);
   }
 
-  /**
-   * State tree nodes at the tip, by position (ledger/smt.ts): the top of the tree from memory;
-   * below it queued writes first, then the store, all misses in one read.
-   */
-  async readNodes(ids: readonly string[]): Promise<(Uint8Array | undefined)[]> {
-    const out: (Uint8Array | undefined)[] = new Array(ids.length);
-    const missing: number[] = [];
-    for (let i = 0; i < ids.length; i++) {
-      const id = ids[i]!;
-      if (id.charCodeAt(0) < STORED_TREE_DEPTH) {
-        out[i] = this.treeTop.get(id);
-        continue;
-      }
-      const queued = this.writes.node(id);
-      if (queued === undefined) missing.push(i);
-      else out[i] = queued ?? undefined;
-    }
-    if (missing.length === 0) return out;
-    const values = await this.kv.getMany(missing.map((i) => layout.stateNode(ids[i]!)));
-    missing.forEach((i, k) => (out[i] = values[k]));
-    return out;
-  }
-
-  /**
-   * From the stored depth down, a path is read four levels at a time: the top is in memory, and
-   * the paths of a tree of a million accounts end about six levels below it, so most take one
-   * round trip to the store, where a level at a time took six.
-   */
   readAhead(depth: number): number {
-    return depth >= STORED_TREE_DEPTH ? 4 : 0;
+    return this.tree.readAhead(depth);
   }
 
   /** The root of the state tree as the queue will leave it: the tip's state root. */
-  async stateRoot(): Promise<Uint8Array> {
-    const [root] = await this.readNodes([String.fromCharCode(0)]);
-    return root ? new Uint8Array(nodeHash(root)) : EMPTY_HASH;
+  stateRoot(): Promise<Uint8Array> {
+    return this.tree.root();
   }
 
   /** Every state tree node the store holds (not the top, which lives in memory), by position id, in store order. */
   async *stateNodes(): AsyncGenerator<{ id: string; node: Uint8Array }> {
     await this.writes.flushed();
-    for await (const [key, value] of this.kv.iterate(layout.range('S'))) yield { id: positionIdOfBytes(key.subarray(1)), node: value };
+    yield* this.tree.stored();
   }
 
   /**
@@ -379,33 +313,6 @@ export class ChainDB implements AccountSource, TreeNodeReader {
   }
 
   /**
-   * The writes of a tree update as store operations, with the top of the tree (`top`) updated in
-   * place: above STORED_TREE_DEPTH only leaves are stored, so an inner node there is no write at
-   * all, save the removal of a leaf it replaces.
-   */
-  private static treeOps(tree: TreeUpdate, top: Map<string, Uint8Array>): BatchOp[] {
-    const ops: BatchOp[] = [];
-    for (const w of tree.writes) {
-      if (w.id.charCodeAt(0) >= STORED_TREE_DEPTH) {
-        const key = layout.stateNode(w.id);
-        ops.push(w.node ? { type: 'put', key, value: w.node } : { type: 'del', key });
-        continue;
-      }
-      const before = top.get(w.id);
-      if (w.node && w.node[0] !== INNER_PREFIX) ops.push({ type: 'put', key: layout.stateNode(w.id), value: w.node });
-      else if (before && before[0] !== INNER_PREFIX) ops.push({ type: 'del', key: layout.stateNode(w.id) });
-      if (w.node) top.set(w.id, w.node);
-      else top.delete(w.id);
-    }
-    return ops;
-  }
-
-  /** The writes below the top of the tree, for the queue to answer reads of until they are committed. */
-  private static storedWrites(tree: TreeUpdate): NodeWrite[] {
-    return tree.writes.filter((w: TreeWrite) => w.id.charCodeAt(0) >= STORED_TREE_DEPTH);
-  }
-
-  /**
    * Queues the connection of `block` on top of the stored tip as ONE unit: the block (unless
    * `blockStored`), its height and transaction indexes, its undo data, every account it changed,
    * the state tree nodes `tree` changes, `extraOps` (consensus's index record) and the tip
@@ -419,10 +326,10 @@ export class ChainDB implements AccountSource, TreeNodeReader {
     ops.push({ type: 'put', key: layout.height(header.height), value: hash }, { type: 'put', key: layout.undo(hash), value: encodeUndo(effects.undo) });
     for (const a of effects.accounts) ops.push({ type: 'put', key: layout.account(a.address), value: encodeAccount(a.account) });
     for (let i = 0; i < block.txs.length; i++) ops.push({ type: 'put', key: layout.tx(block.txs[i]!.id), value: encodeTxLocation(hash, i) });
-    for (const op of ChainDB.treeOps(tree, this.treeTop)) ops.push(op);
+    for (const op of this.tree.ops(tree)) ops.push(op);
     for (const op of extraOps) ops.push(op);
     ops.push({ type: 'put', key: layout.tip, value: hash });
-    this.writes.enqueue(ops, effects.accounts, ChainDB.storedWrites(tree));
+    this.writes.enqueue(ops, effects.accounts, TreeStore.stored(tree));
   }
 
   /** Queues the disconnection of the stored tip `block` with its `undo` data, and the tree back as it was, as ONE unit. */
@@ -434,22 +341,15 @@ export class ChainDB implements AccountSource, TreeNodeReader {
     }
     for (const tx of block.txs) ops.push({ type: 'del', key: layout.tx(tx.id) });
     ops.push({ type: 'del', key: layout.undo(header.hash) }, { type: 'del', key: layout.height(header.height) });
-    for (const op of ChainDB.treeOps(tree, this.treeTop)) ops.push(op);
+    for (const op of this.tree.ops(tree)) ops.push(op);
     for (const op of extraOps) ops.push(op);
     ops.push({ type: 'put', key: layout.tip, value: header.prevHash });
-    this.writes.enqueue(ops, undo.map((u): AccountWrite => ({ key: toHex(u.address), account: u.previous ?? null })), ChainDB.storedWrites(tree));
+    this.writes.enqueue(ops, undo.map((u): AccountWrite => ({ key: toHex(u.address), account: u.previous ?? null })), TreeStore.stored(tree));
   }
 }
 
 function encodeTxLocation(blockHash: Uint8Array, index: number): Uint8Array {
   return new Writer(36).bytes(blockHash).u32(index).finish();
-}
-
-/** The key bytes a position id stands for, padded to 32 (the bits past its depth are zero). */
-function positionBytes(id: string): Uint8Array {
-  const key = new Uint8Array(32);
-  for (let i = 1; i < id.length; i++) key[i - 1] = id.charCodeAt(i);
-  return key;
 }
 
 export type { BatchOp };

@@ -5,7 +5,7 @@ import { StoreError, TxRuleError, BlockRuleError } from '../ledger/errors.ts';
 import { TipHarness } from './helpers/tip.ts';
 import { FUNDED_KEYS, childBlock, seededRandom, tempDir, testKey, testParams, transfer } from './helpers/fixtures.ts';
 import { LevelKv } from '../ledger/kv-level.ts';
-import { STORED_TREE_DEPTH } from '../ledger/chaindb.ts';
+import { STORED_TREE_DEPTH } from '../ledger/tree-store.ts';
 import { layout } from '../ledger/layout.ts';
 import { toHex } from '../ledger/bytes.ts';
 import { INNER_PREFIX } from '../ledger/smt.ts';

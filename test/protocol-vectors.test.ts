@@ -43,8 +43,10 @@ import { encodeParams, genesisBlock, parseGenesis, type ChainParams } from '../l
 import { ACCOUNT_BYTES, applyBlock, decodeAccount, decodeUndo, encodeAccount, encodeUndo, type UndoRecord } from '../ledger/state.ts';
 import { MemoryAccounts, stateDigest } from '../ledger/audit.ts';
 import { layout } from '../ledger/layout.ts';
-import { ChainDB, STORED_TREE_DEPTH } from '../ledger/chaindb.ts';
-import { positionIdOfBytes, stateKey, updateTree, type TreeNodeReader, type TreeWrite } from '../ledger/smt.ts';
+import { ChainDB } from '../ledger/chaindb.ts';
+import { STORED_TREE_DEPTH } from '../ledger/tree-store.ts';
+import { positionIdOfBytes, stateKey, type TreeNodeReader, type TreeWrite } from '../ledger/smt.ts';
+import { updateTree } from '../ledger/smt-update.ts';
 import { decodeAccountProof, encodeAccountProof, proveAccount, verifyAccountProof } from '../ledger/smt-proof.ts';
 import { decodeTxProof, encodeTxProof, proveTransaction, verifyTxProof } from '../ledger/tx-proof.ts';
 import { tempDir } from './helpers/fixtures.ts';

@@ -14,9 +14,13 @@ import { stateKey, type StateChange } from '../../ledger/smt.ts';
 import { MemoryStateTree } from '../../ledger/smt-memory.ts';
 import type { Transaction } from '../../ledger/transaction.ts';
 
-const KEEP = 2048;
+/**
+ * States kept: each costs only the nodes its block changed, but a benchmark's 500-transaction
+ * blocks change a thousand paths, and a kept state is heap the measured code then shares.
+ */
+const KEEP = 32;
 /** A state, or how to make it from its parent's when someone asks (a TipHarness's blocks: benchmarks connect many and ask for none). */
-type Known = MemoryStateTree | { readonly parent: string; readonly changes: readonly StateChange[] };
+type Known = MemoryStateTree | { readonly parent: string; readonly changes: () => readonly StateChange[] };
 const states = new Map<string, Known>();
 
 function remember(key: string, state: Known): void {
@@ -25,36 +29,51 @@ function remember(key: string, state: Known): void {
   if (states.size > KEEP) states.delete(states.keys().next().value!);
 }
 
+/** Forgets every state: for a benchmark, once its chain is built, so that what it measures does not share a heap with them. */
+export function forgetStates(): void {
+  states.clear();
+}
+
 export function rememberState(blockHash: Uint8Array, tree: MemoryStateTree): void {
   remember(toHex(blockHash), tree);
 }
 
-/** The state after `blockHash` is its parent's with `changes`, worked out only if asked for. */
-export function rememberChanges(blockHash: Uint8Array, parentHash: Uint8Array, changes: readonly StateChange[]): void {
+/** The state after `blockHash` is its parent's with `changes`, both worked out only if asked for. */
+export function rememberChanges(blockHash: Uint8Array, parentHash: Uint8Array, changes: () => readonly StateChange[]): void {
   remember(toHex(blockHash), { parent: toHex(parentHash), changes });
 }
 
 function resolve(key: string): MemoryStateTree | undefined {
-  const pending: { key: string; changes: readonly StateChange[] }[] = [];
+  const pending: { key: string; changes: () => readonly StateChange[] }[] = [];
   let at = key;
-  let state = states.get(at);
+  let state = touch(at);
   while (state && !(state instanceof MemoryStateTree)) {
     pending.push({ key: at, changes: state.changes });
     at = state.parent;
-    state = states.get(at);
+    state = touch(at);
   }
   if (!state) return undefined;
   let tree = state;
   for (const p of pending.reverse()) {
-    tree = tree.with(p.changes);
+    tree = tree.with(p.changes());
     states.set(p.key, tree);
   }
   return tree;
 }
 
+/** The entry at `key`, made the most recent: a state in use is the last to be forgotten. */
+function touch(key: string): Known | undefined {
+  const state = states.get(key);
+  if (state !== undefined) {
+    states.delete(key);
+    states.set(key, state);
+  }
+  return state;
+}
+
 /** Whether the state after `blockHash` is known here (without working it out). */
 export function knowsState(blockHash: Uint8Array): boolean {
-  return states.has(toHex(blockHash));
+  return touch(toHex(blockHash)) !== undefined;
 }
 
 /** The state after block `hash`, if a block built or connected in this process left it; a genesis from its params. */
