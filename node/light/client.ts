@@ -15,7 +15,7 @@ import { TransportError, type ConnectionGate, type Transport } from '../transpor
 import { MAX_HEADERS_PER_RESPONSE, decodeHeaders, decodeStatus, encodeGetHeaders, encodeStatus, type Status } from '../wire.ts';
 import { LightHeaders, RECENT_HEADERS } from './headers.ts';
 import { MAX_PROOFS_ANSWER_BYTES } from './serve.ts';
-import { decodeProofs, encodeGetProofs } from './wire.ts';
+import { MAX_RANGE_HEADERS, decodeProofs, encodeGetHeaderRange, encodeGetProofs } from './wire.ts';
 
 const STATUS_TIMEOUT_MS = 5_000;
 const HEADERS_TIMEOUT_MS = 10_000;
@@ -201,16 +201,58 @@ export class LightClient extends EventEmitter<LightClientEvents> {
   }
 
   /**
-   * Headers after our locator from `peer`, each checked against the one before it. Extending our
-   * tip, they are kept as they come; a branch that forks below it is held until its work exceeds
-   * ours, and only then replaces our headers above the fork.
+   * Catches up with `peer`: by height while its chain extends ours (getHeaderRange), else from
+   * where its chain leaves ours (getHeaders and a locator). Every header is checked against the
+   * one before it; the peer must show the work its status claimed.
    */
   private async syncFrom(peer: string, claimed: Status): Promise<void> {
+    const before = this.headers.height;
+    const work = (await this.extendByRange(peer)) ?? (await this.followBranch(peer));
+    if (work === undefined) return;
+    if (work < claimed.totalWork) throw new PeerFault('its headers do not add up to the work its status claimed (withheld)');
+    if (this.headers.height !== before) {
+      this.emit('tip', this.headers.height);
+      this.emit('log', 'info', 'headers', { height: this.headers.height, tip: toHex(this.headers.tip.header.hash) });
+    }
+  }
+
+  /**
+   * Headers by height after our tip, kept as they are checked: the usual case, a peer further
+   * along our own chain. The total work then shown; undefined if the peer's next header does not
+   * follow our tip (its chain forks from ours).
+   */
+  private async extendByRange(peer: string): Promise<bigint | undefined> {
+    let check: HeaderChainCheck | undefined;
+    for (;;) {
+      const tip = this.headers.tip;
+      const bytes = await this.transport.request(peer, this.names.headerRange, encodeGetHeaderRange(tip.header.height + 1, MAX_RANGE_HEADERS), {
+        timeoutMs: HEADERS_TIMEOUT_MS,
+        maxBytes: 16 + MAX_RANGE_HEADERS * HEADER_BYTES,
+      });
+      const headers = decodeHeaders(bytes);
+      if (headers.length === 0) return check?.totalWork ?? tip.totalWork;
+      if (!bytesEqual(headers[0]!.prevHash, tip.header.hash)) return undefined;
+      check ??= new HeaderChainCheck(this.params, this.headers.startAt(tip.header.height)!, this.clock(), { keepHeaders: false });
+      const works: bigint[] = [];
+      for (const h of headers) {
+        check.extend([h]); // throws a ConsensusError with its ban score at the first bad header
+        works.push(check.totalWork);
+      }
+      this.headers.append(headers, works);
+      if (headers.length < MAX_RANGE_HEADERS) return check.totalWork;
+    }
+  }
+
+  /**
+   * Headers after our locator: a branch that forks below our tip is held until its work exceeds
+   * ours, and only then replaces our headers above the fork. The work shown; undefined if the
+   * branch cannot be followed (it forks too far back, or runs too long without more work).
+   */
+  private async followBranch(peer: string): Promise<bigint | undefined> {
     let check: HeaderChainCheck | undefined;
     let fork = -1;
     let branch: { header: BlockHeader; work: bigint }[] = [];
     let adopted = false;
-    const before = this.headers.tip.header.height;
     for (;;) {
       const { hashes, heights } = this.headers.locator();
       const locator = branch.length > 0 ? [branch.at(-1)!.header.hash, ...hashes] : hashes;
@@ -226,14 +268,14 @@ export class LightClient extends EventEmitter<LightClientEvents> {
         const start = this.headers.startAt(from);
         if (!start) {
           this.emit('log', 'warn', `peer ${peer} has a chain that forks from ours more than ${RECENT_HEADERS} headers back; not following it`);
-          return;
+          return undefined;
         }
         check = new HeaderChainCheck(this.params, start, this.clock(), { keepHeaders: false });
         fork = from;
       }
       const works: bigint[] = [];
       for (const h of headers) {
-        check.extend([h]); // throws a ConsensusError with its ban score at the first bad header
+        check.extend([h]);
         works.push(check.totalWork);
       }
       if (adopted || fork === this.headers.height) {
@@ -248,16 +290,12 @@ export class LightClient extends EventEmitter<LightClientEvents> {
           adopted = true;
         } else if (branch.length > MAX_BRANCH) {
           this.emit('log', 'warn', `peer ${peer}'s branch is ${branch.length} headers long without more work than ours; not following it`);
-          return;
+          return undefined;
         }
       }
       if (headers.length < MAX_HEADERS_PER_RESPONSE) break;
     }
-    if (!check || check.totalWork < claimed.totalWork) throw new PeerFault('its headers do not add up to the work its status claimed (withheld)');
-    if (this.headers.height !== before) {
-      this.emit('tip', this.headers.height);
-      this.emit('log', 'info', 'headers', { height: this.headers.height, tip: toHex(this.headers.tip.header.hash) });
-    }
+    return check?.totalWork ?? this.headers.tip.totalWork;
   }
 
   /**
