@@ -20,6 +20,7 @@ import type { CairnNode } from '../node/node.ts';
 import { VerifyPool } from '../node/verify-pool.ts';
 import { testParams } from '../test/helpers/fixtures.ts';
 import { asParent, mineChild } from '../test/helpers/mining.ts';
+import { forgetStates } from '../test/helpers/states.ts';
 import { verifyPoolOf, networkParams, stopAll, type TestNode } from '../test/helpers/network.ts';
 import { measureRate, median, metric, type Suite, type SuiteContext } from './report.ts';
 import {
@@ -283,6 +284,7 @@ export async function buildSyncSource(ctx: SuiteContext, datadir: string, params
       if ((b + 1) % 2000 === 0) ctx.log(`sync:   source at ${b + 1} of ${blocks} blocks, ${s1(performance.now() - start)} s`);
     }
   } finally {
+    forgetStates();
     await db.close();
   }
   return { txs: txCount };

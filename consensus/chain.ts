@@ -399,7 +399,7 @@ export class Chain extends EventEmitter<ChainEvents> {
       while (this.tipEntry !== fork) {
         const entry = this.tipEntry;
         const block = await this.blockOf(entry);
-        await disconnectBlock(this.db, block);
+        await disconnectBlock(this.db, block, entry.parent!.header.stateRoot);
         this.tipEntry = entry.parent!;
         this.main.pop();
         disconnected.unshift(block);

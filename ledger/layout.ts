@@ -19,10 +19,13 @@
  *                                                       a reverse read of one address's keys.
  *   M "addrindex"      → next u32 ‖ end u32             the address index is on; main-chain heights [next, end)
  *                                                       still wait for the background backfill (next = end: done)
+ *   S depth(u8) ‖ bits → state tree node               the tree at the main-chain tip, by position:
+ *                                                      the key's first `depth` bits in whole bytes
  *
- * Connecting a block writes its B (if new), H, U, T, every touched A and the tip in ONE batch;
- * disconnecting deletes H, U, T, restores A and moves the tip back, again in one batch. An index
- * kept beside the chain (X) adds its records to those same batches (ChainDB's BlockIndexer).
+ * Connecting a block writes its B (if new), H, U, T, every touched A, the tree nodes it changed (S)
+ * and the tip in ONE batch; disconnecting deletes H, U, T, restores A and S and moves the tip back,
+ * again in one batch. An index kept beside the chain (X) adds its records to those same batches
+ * (ChainDB's BlockIndexer).
  */
 const enc = new TextEncoder();
 
@@ -58,8 +61,15 @@ export const layout = {
     out.set(u32(position), 25);
     return out;
   },
+  /** A state tree position, from its id (ledger/smt.ts positionId: char codes of the bytes). */
+  stateNode: (id: string) => {
+    const out = new Uint8Array(1 + id.length);
+    out[0] = 0x53; // 'S'
+    for (let i = 0; i < id.length; i++) out[i + 1] = id.charCodeAt(i);
+    return out;
+  },
   /** Bounds that select every key with a prefix, for iterators. */
-  range: (prefix: 'A' | 'B' | 'I' | 'H' | 'U' | 'T' | 'X') => ({
+  range: (prefix: 'A' | 'B' | 'I' | 'H' | 'U' | 'T' | 'X' | 'S') => ({
     gte: Uint8Array.of(prefix.charCodeAt(0)),
     lt: Uint8Array.of(prefix.charCodeAt(0) + 1),
   }),

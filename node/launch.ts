@@ -14,6 +14,9 @@ import { HttpServer, type HttpOptions } from './http/server.ts';
 import { Metrics } from './metrics.ts';
 import { VerifyPool } from './verify-pool.ts';
 import { CATCH_UP_BLOCKS, setHeapGrowth } from './heap-growth.ts';
+import { LightClient } from './light/client.ts';
+import { lightRpcHandlers, type LightContext } from './light/rpc.ts';
+import { JsonRpcServer } from './rpc.ts';
 
 /** A real node's settings: a datadir on disk, libp2p on TCP, worker threads, the machine's clock. */
 export interface NodeConfig {
@@ -162,4 +165,56 @@ export function createNode(config: NodeConfig): CairnNode {
     services,
     release: () => pool.close(),
   });
+}
+
+/** A light client's settings: like a node's, without a store, mining or a mempool. */
+export interface LightConfig {
+  readonly datadir: string;
+  readonly params: ChainParams;
+  readonly bootstrap: readonly string[];
+  readonly listen?: readonly string[];
+  readonly mdns?: boolean;
+  /** Serve JSON-RPC here; the endpoint and token go to <datadir>/rpc.json. */
+  readonly rpc?: { readonly host?: string; readonly port?: number };
+  readonly banSeconds?: number;
+  readonly statusIntervalMs?: number;
+  readonly env?: Env;
+}
+
+/** A light client as `cairn light` runs one: libp2p with its identity in the datadir, and its RPC. */
+export function createLightClient(config: LightConfig, onStopRequested: () => void = () => {}) {
+  const client = new LightClient({
+    params: config.params,
+    env: config.env ?? realEnv,
+    datadir: config.datadir,
+    bootstrap: config.bootstrap,
+    banSeconds: config.banSeconds,
+    statusIntervalMs: config.statusIntervalMs,
+    createTransport: async (gate, names) =>
+      Libp2pTransport.create({
+        privateKey: await loadOrCreatePeerKey(config.datadir),
+        listen: config.listen ?? ['/ip4/0.0.0.0/tcp/0'],
+        bootstrap: [...config.bootstrap],
+        mdns: config.mdns ?? true,
+        maxConnections: 64,
+        names,
+        maxMessageBytes: config.params.maxBlockBytes + 64 * 1024,
+        gate,
+      }),
+  });
+  const context: LightContext = { client, requestStop: () => (config.env ?? realEnv).defer(onStopRequested) };
+  const rpc = config.rpc ? new JsonRpcServer(context, lightRpcHandlers, { datadir: config.datadir, ...config.rpc }) : undefined;
+  return {
+    client,
+    rpc,
+    async start(): Promise<void> {
+      await mkdir(config.datadir, { recursive: true });
+      await client.start();
+      await rpc?.start();
+    },
+    async stop(): Promise<void> {
+      await rpc?.stop();
+      await client.stop();
+    },
+  };
 }

@@ -15,6 +15,7 @@ import { networkNames, type NetworkNames } from './protocols.ts';
 import { Sync } from './sync.ts';
 import { TxRelay } from './tx-relay.ts';
 import { serveBlockTxs } from './compact.ts';
+import { serveLightClients } from './light/serve.ts';
 import { TxSignatureVerifier, type SignatureVerifier } from './tx-signatures.ts';
 import type { ConnectionGate, Transport } from './transport.ts';
 import { PeerBook } from './peer-book.ts';
@@ -154,6 +155,7 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     await this.sync.start();
     await this.txRelay.start();
     await serveBlockTxs(this.transport, this.names, async (hash) => (await this.db.getBlocksBytes([hash]))[0], (peer, err) => this.peers.badRequest(peer, err));
+    await serveLightClients(this.chain, this.transport, this.names, (peer, err) => this.peers.badRequest(peer, err));
     for (const addr of p.bootstrap ?? []) this.book.remember(addr, 'bootstrap');
 
     this.every(5_000, () => {

@@ -67,6 +67,8 @@ const blockParams: RpcParamDoc[] = [
   { name: 'hash', description: 'a block hash (any stored block, main chain or not)', schema: ref('Hash') },
 ];
 
+const proofBlock = obj({ height: ref('Height'), hash: ref('Hash'), header: ref('Hex') });
+
 const txJson = obj({
   id: ref('Hash'),
   status: { type: 'string', enum: ['pending', 'confirmed'] },
@@ -124,7 +126,7 @@ const METHODS: { readonly [M in RpcMethod]: Omit<RpcMethodDoc, 'name'> } = {
     result: {
       name: 'block',
       schema: obj({
-        hash: ref('Hash'), height: ref('Height'), prevHash: ref('Hash'), merkleRoot: ref('Hash'), timestamp: int, target: ref('Hash'), nonce: ref('Decimal'),
+        hash: ref('Hash'), height: ref('Height'), prevHash: ref('Hash'), merkleRoot: ref('Hash'), stateRoot: ref('Hash'), timestamp: int, target: ref('Hash'), nonce: ref('Decimal'),
         size: int, coinbase: obj({ to: ref('Address'), amount: ref('Amount') }), txs: { type: 'array', items: ref('Hash') }, mainChain: { type: 'boolean' },
       }),
     },
@@ -210,11 +212,45 @@ const METHODS: { readonly [M in RpcMethod]: Omit<RpcMethodDoc, 'name'> } = {
     examples: [{ name: 'the devnet key\'s nonce 2', params: [{ name: 'txs', value: [EXAMPLE.tx2] }] }],
   },
   auditState: {
-    summary: 'replay the chain from genesis and compare with the stored state (slow)',
+    summary: 'replay the chain from genesis and compare with the stored state and its tree (slow)',
     params: [],
-    result: { name: 'audit', schema: obj({ height: ref('Height'), head: ref('Hash'), accounts: int, supply: ref('Amount'), expectedSupply: ref('Amount'), digest: ref('Hash') }) },
+    result: {
+      name: 'audit',
+      schema: obj({ height: ref('Height'), head: ref('Hash'), accounts: int, supply: ref('Amount'), expectedSupply: ref('Amount'), digest: ref('Hash'), stateRoot: ref('Hash') }),
+    },
     errors: [],
     examples: [none('a full replay')],
+  },
+  getProof: {
+    summary: '{address, block?}: an account proof against the state root of a main-chain block',
+    description: `The block is a height or a hash, the tip by default, at most 256 blocks below the tip. The proof (docs/PROTOCOL.md, "Account proofs") proves the account, or that there is none (account null); \`cairn verify\` checks it offline.`,
+    params: [
+      { name: 'address', description: 'the account', required: true, schema: ref('Address') },
+      { name: 'block', description: 'a main-chain height or block hash (default the tip)', schema: { oneOf: [ref('Height'), ref('Hash')] } },
+    ],
+    result: {
+      name: 'accountProof',
+      schema: obj({ address: ref('Address'), block: proofBlock, account: { oneOf: [obj({ balance: ref('Amount'), nonce: ref('Decimal') }), { type: 'null' }] }, proof: ref('Hex') }),
+    },
+    errors: [ERR.params, ERR.notFound],
+    examples: [{ name: 'the devnet key at block 1', params: [{ name: 'address', value: EXAMPLE.address }, { name: 'block', value: 1 }] }],
+  },
+  getTxProof: {
+    summary: '{id}: a confirmed transaction with its proof against its block header',
+    params: [{ name: 'id', description: 'the transaction id', required: true, schema: ref('Hash') }],
+    result: { name: 'txProof', schema: obj({ id: ref('Hash'), block: proofBlock, proof: ref('Hex') }) },
+    errors: [ERR.params, ERR.notFound],
+    examples: [{ name: 'a confirmed transfer', params: [{ name: 'id', value: EXAMPLE.txid }] }],
+  },
+  getHeaders: {
+    summary: '{from, count}: up to 2000 main-chain headers (hex) from a height, fewer at the tip',
+    params: [
+      { name: 'from', description: 'the first height', required: true, schema: ref('Height') },
+      { name: 'count', description: 'how many (1 to 2000)', required: true, schema: { type: 'integer', minimum: 1, maximum: 2000 } },
+    ],
+    result: { name: 'headers', schema: obj({ from: ref('Height'), headers: { type: 'array', items: ref('Hex') } }) },
+    errors: [ERR.params],
+    examples: [{ name: 'genesis and block 1', params: [{ name: 'from', value: 0 }, { name: 'count', value: 2 }] }],
   },
   help: {
     summary: 'this list: every method and a line about it',

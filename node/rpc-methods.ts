@@ -5,6 +5,9 @@ import { decodeAddress, encodeAddress } from '../ledger/keys.ts';
 import { decodeTransaction, type Transaction } from '../ledger/transaction.ts';
 import type { Block } from '../ledger/block.ts';
 import { auditChainDB } from '../ledger/audit.ts';
+import { verifyAccountProof } from '../ledger/smt-proof.ts';
+import { proveAccountsAt, proveTransactionById } from '../consensus/state-proofs.ts';
+import type { BlockIndexEntry } from '../consensus/block-index.ts';
 import { RPC_ERRORS, type BlockResult, type RpcMethod, type RpcMethods, type TxResult } from './rpc-types.ts';
 import { chainTips, estimateFee, networkHashRate, nextBlockDifficulty, recentBlocks } from './chain-info.ts';
 import type { NodeView } from './view.ts';
@@ -23,6 +26,20 @@ const invalid = (message: string) => new RpcError(RPC_ERRORS.INVALID_PARAMS, mes
 /** What fits in one 1 MiB request body: 334 hex characters a transaction plus JSON punctuation. */
 const MAX_TXS_PER_CALL = 3000;
 const notFound = (message: string) => new RpcError(RPC_ERRORS.NOT_FOUND, message);
+/** How far below the tip `getProof` rolls the state back (each block rolled back costs its changes). */
+export const RPC_PROOF_DEPTH = 256;
+const MAX_HEADERS_PER_CALL = 2000;
+
+/** A main-chain entry by height or hash. */
+function mainEntry(node: NodeView, block: unknown): BlockIndexEntry {
+  if (block === undefined) return node.chain.tip;
+  let entry: BlockIndexEntry | undefined;
+  if (isHeight(block)) entry = node.chain.mainAt(block);
+  else if (isHash(block)) entry = node.chain.getEntry(fromHex(block));
+  else throw invalid('"block" must be a height or a 64-digit lower-case hex block hash');
+  if (!entry || !node.chain.isMain(entry)) throw notFound(`no main-chain block ${String(block)}`);
+  return entry;
+}
 
 function param<T>(params: Record<string, unknown>, name: string, check: (v: unknown) => v is T, what: string): T {
   const value = params[name];
@@ -64,6 +81,7 @@ function blockJson(block: Block, mainChain: boolean): BlockResult {
     height: h.height,
     prevHash: toHex(h.prevHash),
     merkleRoot: toHex(h.merkleRoot),
+    stateRoot: toHex(h.stateRoot),
     timestamp: h.timestamp,
     target: h.target.toString(16).padStart(64, '0'),
     nonce: h.nonce.toString(),
@@ -252,6 +270,44 @@ export const rpcHandlers: Handlers = {
     return estimateFee(node.chain, node.mempool);
   },
 
+  async getProof(node, params) {
+    const address = addressParam(params);
+    return node.chain.withImportsPaused(async () => {
+      const entry = mainEntry(node, params.block);
+      const proofs = await proveAccountsAt(node.chain, entry, [address], RPC_PROOF_DEPTH);
+      if (proofs === 'too-deep') throw invalid(`block ${entry.height} is more than ${RPC_PROOF_DEPTH} blocks below the tip (${node.chain.tip.height}): proofs are made that far back at most`);
+      if (proofs === 'not-on-main-chain') throw notFound(`block ${entry.hashHex} is not on the main chain`);
+      const proof = proofs[0]!;
+      // What the answer says it proves is what the proof proves: checked, not assumed.
+      const account = verifyAccountProof(entry.header.stateRoot, address, proof);
+      return {
+        address: encodeAddress(address),
+        block: { height: entry.height, hash: entry.hashHex, header: toHex(entry.header.bytes) },
+        account: account ? { balance: account.balance.toString(), nonce: account.nonce.toString() } : null,
+        proof: toHex(proof),
+      };
+    });
+  },
+
+  async getTxProof(node, params) {
+    const id = fromHex(param(params, 'id', isHash, 'a 64-digit lower-case hex transaction id'));
+    const found = await node.chain.withImportsPaused(() => proveTransactionById(node.chain, id));
+    if (!found) throw notFound(`no transaction ${toHex(id)} on the main chain${node.mempool.get(id) ? ' (it is pending: wait for a block)' : ''}`);
+    return { id: toHex(id), block: { height: found.header.height, hash: toHex(found.header.hash), header: toHex(found.header.bytes) }, proof: toHex(found.proof) };
+  },
+
+  async getHeaders(node, params) {
+    const from = param(params, 'from', isHeight, 'a non-negative integer');
+    const count = param(params, 'count', (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 1 && v <= MAX_HEADERS_PER_CALL, `an integer from 1 to ${MAX_HEADERS_PER_CALL}`);
+    const headers: string[] = [];
+    for (let h = from; h < from + count; h++) {
+      const entry = node.chain.mainAt(h);
+      if (!entry) break;
+      headers.push(toHex(entry.header.bytes));
+    }
+    return { from, headers };
+  },
+
   async stop(node) {
     node.requestStop();
     return { stopping: true };
@@ -275,6 +331,7 @@ export const rpcHandlers: Handlers = {
       supply: report.supply.toString(),
       expectedSupply: expected.toString(),
       digest: report.digest,
+      stateRoot: report.stateRoot,
     };
   },
 };

@@ -68,6 +68,8 @@ export interface BlockResult {
   height: number;
   prevHash: string;
   merkleRoot: string;
+  /** The state root after the block. */
+  stateRoot: string;
   timestamp: number;
   target: string;
   nonce: string;
@@ -135,6 +137,38 @@ export interface AuditResult {
   supply: string;
   expectedSupply: string;
   digest: string;
+  /** The replayed state's root: the head's header commits to it, and the store holds its tree. */
+  stateRoot: string;
+}
+
+/** A main-chain block a proof is against. */
+export interface ProofBlock {
+  height: number;
+  hash: string;
+  /** Its header (hex, 152 bytes): its stateRoot is what the proof leads to. */
+  header: string;
+}
+
+export interface AccountProofResult {
+  address: string;
+  block: ProofBlock;
+  /** What the proof proves: the account, or null for none. */
+  account: { balance: string; nonce: string } | null;
+  /** The account proof (hex; docs/PROTOCOL.md, "Account proofs"). */
+  proof: string;
+}
+
+export interface TxProofResult {
+  id: string;
+  block: ProofBlock;
+  /** The transaction proof (hex; docs/PROTOCOL.md, "Transaction proofs"). */
+  proof: string;
+}
+
+export interface HeadersResult {
+  from: number;
+  /** Main-chain headers from height `from` on (hex), fewer at the tip. */
+  headers: string[];
 }
 
 export interface RpcMethods {
@@ -161,6 +195,15 @@ export interface RpcMethods {
   /** Every chain tip this node knows: the main one and the ends of forks. */
   getTips: { params: Record<string, never>; result: TipResult[] };
   estimateFee: { params: Record<string, never>; result: FeeEstimate };
+  /**
+   * An account proof against the state root of main-chain block `block` (a height or a hash;
+   * default the tip), at most 256 blocks below the tip.
+   */
+  getProof: { params: { address: string; block?: number | string }; result: AccountProofResult };
+  /** A confirmed transaction's inclusion proof against its block's header. */
+  getTxProof: { params: { id: string }; result: TxProofResult };
+  /** Up to `count` (1 to 2000) main-chain headers from height `from`: what a proof's verifier checks. */
+  getHeaders: { params: { from: number; count: number }; result: HeadersResult };
   /** Stops the node cleanly, after answering. */
   stop: { params: Record<string, never>; result: { stopping: true } };
   help: { params: Record<string, never>; result: { methods: { name: string; description: string }[] } };

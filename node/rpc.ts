@@ -3,7 +3,7 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { writeFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CairnError } from '../ledger/errors.ts';
-import { RPC_ENDPOINT_FILE, RPC_ERRORS, type RpcEndpointFile, type RpcMethod, type RpcMethods } from './rpc-types.ts';
+import { RPC_ENDPOINT_FILE, RPC_ERRORS, type RpcEndpointFile } from './rpc-types.ts';
 import { rpcHandlers, RpcError } from './rpc-methods.ts';
 import { methodDoc, RPC_DOC } from './rpc-doc.ts';
 import { validate } from './json-schema.ts';
@@ -27,28 +27,52 @@ function failure(id: RpcRequest['id'], code: number, message: string, data?: unk
   return { jsonrpc: '2.0', id: id ?? null, error: data === undefined ? { code, message } : { code, message, data } };
 }
 
+export interface RpcServerOptions {
+  /** Where the endpoint file goes, for the CLI to find. */
+  datadir: string;
+  host?: string;
+  port?: number;
+  token?: string;
+  /** Told each known method's answer time (the metrics' RPC latency). */
+  observe?: (method: string, seconds: number) => void;
+  /** What is wrong with a method's params, undefined when nothing is (checked before the handler runs). */
+  checkParams?: (method: string, params: Record<string, unknown>) => string | undefined;
+}
+
+/** A method table over some context: the node's (`rpcHandlers`) or a light client's. */
+export type RpcHandlers<C> = Record<string, (context: C, params: Record<string, unknown>) => Promise<unknown>>;
+
 /**
  * JSON-RPC 2.0 over HTTP, on 127.0.0.1 unless told otherwise. Every request carries the random
- * token the node wrote to `<datadir>/rpc.json` (mode 0600) as `Authorization: Bearer <token>`;
+ * token the server wrote to `<datadir>/rpc.json` (mode 0600) as `Authorization: Bearer <token>`;
  * without it, 401. Bodies are capped; malformed JSON, unknown methods and bad parameters are
- * JSON-RPC errors, and nothing a client sends can take the node down.
+ * JSON-RPC errors, and nothing a client sends can take the server down. `settle` runs after each
+ * answer is made and before it is sent.
  */
-export class RpcServer {
-  private readonly node: NodeView;
+export class JsonRpcServer<C> {
+  private readonly context: C;
+  private readonly handlers: RpcHandlers<C>;
+  private readonly settle: (context: C) => Promise<void>;
+  private readonly observe: ((method: string, seconds: number) => void) | undefined;
+  private readonly checkParams: (method: string, params: Record<string, unknown>) => string | undefined;
   private readonly datadir: string;
   private readonly host: string;
   private readonly port: number;
   readonly token: string;
-  private readonly observe: ((method: string, seconds: number) => void) | undefined;
   private server: Server | undefined;
   private endpointFile: string | undefined;
   url = '';
 
-  /** `datadir`: where the endpoint file goes, for the CLI to find. */
-  /** `observe`: told each known method's answer time (the metrics' RPC latency). */
-  constructor(node: NodeView, options: { datadir: string; host?: string; port?: number; token?: string; observe?: (method: string, seconds: number) => void }) {
-    this.node = node;
+  constructor(
+    context: C,
+    handlers: RpcHandlers<C>,
+    options: RpcServerOptions & { settle?: (context: C) => Promise<void> },
+  ) {
+    this.context = context;
+    this.handlers = handlers;
+    this.settle = options.settle ?? (async () => {});
     this.observe = options.observe;
+    this.checkParams = options.checkParams ?? (() => undefined);
     this.datadir = options.datadir;
     this.host = options.host ?? '127.0.0.1';
     this.port = options.port ?? 0;
@@ -140,20 +164,18 @@ export class RpcServer {
     if (r.jsonrpc !== '2.0' || typeof r.method !== 'string') {
       return failure(id, RPC_ERRORS.INVALID_REQUEST, 'expected {"jsonrpc":"2.0","method":…}');
     }
-    if (!Object.hasOwn(rpcHandlers, r.method)) return failure(id, RPC_ERRORS.METHOD_NOT_FOUND, `unknown method "${r.method}"`);
+    if (!Object.hasOwn(this.handlers, r.method)) return failure(id, RPC_ERRORS.METHOD_NOT_FOUND, `unknown method "${r.method}"`);
     const params = r.params ?? {};
     if (typeof params !== 'object' || params === null || Array.isArray(params)) {
       return failure(id, RPC_ERRORS.INVALID_PARAMS, 'params must be an object');
     }
-    const refused = checkParams(r.method, params as Record<string, unknown>);
+    const refused = this.checkParams(r.method, params as Record<string, unknown>);
     if (refused) return failure(id, RPC_ERRORS.INVALID_PARAMS, refused);
     const started = performance.now();
     try {
-      const handler = rpcHandlers[r.method as RpcMethod] as (n: NodeView, p: Record<string, unknown>) => Promise<RpcMethods[RpcMethod]['result']>;
-      const result = await handler(this.node, params as Record<string, unknown>);
-      // Whatever the answer saw (a head, a balance) was queued for the store before it was made:
-      // once that is committed, what the user is told survives a crash.
-      await this.node.db.flushed();
+      const handler = this.handlers[r.method]!;
+      const result = await handler(this.context, params as Record<string, unknown>);
+      await this.settle(this.context);
       this.observe?.(r.method, (performance.now() - started) / 1000);
       return { jsonrpc: '2.0', id, result };
     } catch (err) {
@@ -161,6 +183,19 @@ export class RpcServer {
       if (err instanceof CairnError) return failure(id, RPC_ERRORS.REJECTED, err.message, { code: err.code });
       return failure(id, RPC_ERRORS.INTERNAL_ERROR, (err as Error).message);
     }
+  }
+}
+
+/** The node's JSON-RPC server: its method table over a NodeView. */
+export class RpcServer extends JsonRpcServer<NodeView> {
+  constructor(node: NodeView, options: Omit<RpcServerOptions, 'checkParams'>) {
+    super(node, rpcHandlers as unknown as RpcHandlers<NodeView>, {
+      ...options,
+      checkParams,
+      // Whatever the answer saw (a head, a balance) was queued for the store before it was made:
+      // once that is committed, what the user is told survives a crash.
+      settle: (n) => n.db.flushed(),
+    });
   }
 }
 

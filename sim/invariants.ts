@@ -2,6 +2,8 @@ import { auditChainDB } from '../ledger/audit.ts';
 import { toHex } from '../ledger/bytes.ts';
 import { layout } from '../ledger/layout.ts';
 import { addressIndexPuts } from '../ledger/address-index.ts';
+import { stateKey } from '../ledger/smt.ts';
+import { MemoryStateTree } from '../ledger/smt-memory.ts';
 import type { CairnNode } from '../node/node.ts';
 import { InlineVerifier } from '../node/inline-verifier.ts';
 import { TxSignatureVerifier } from '../node/tx-signatures.ts';
@@ -15,6 +17,8 @@ export const INVARIANTS = [
   'no-invalid-accepted',
   /** Each honest node's stored state equals a replay of its own chain (signatures checked again). */
   'state-equals-replay',
+  /** Each honest node's stored state tree hashes to the root recomputed from its accounts, which its tip's header carries. */
+  'state-root',
   /** Total supply equals the genesis allocations plus the rewards of the chain. */
   'supply',
   /** A node's tip only ever moves to a chain with strictly more work (first seen wins a tie). */
@@ -124,6 +128,9 @@ export class Checker {
         this.fail('no-throw-or-stall', `${sim.id} is still importing a minute after the quiet period (a stuck or endless import)`);
         continue;
       }
+      const root = await drive(node.chain.withImportsPaused(() => stateRootCheck(node)));
+      if (!root) this.fail('state-root', `${sim.id}: the state root check did not finish`);
+      else if (root.value) this.fail('state-root', `${sim.id}: ${root.value}`);
       try {
         const done = await drive(node.chain.withImportsPaused(() => auditChainDB(node.db, { signatures })));
         if (!done) throw new Error('the replay did not finish');
@@ -174,4 +181,19 @@ async function addressIndexMismatch(node: CairnNode): Promise<string | undefined
     if (want !== toHex(value)) return `record ${toHex(key).slice(0, 60)}… differs`;
   }
   return stored === expected.size ? undefined : `${expected.size - stored} of ${expected.size} records missing`;
+}
+
+/**
+ * The tree a node stores against its accounts, recomputed from scratch, and the root its tip's
+ * header commits to: undefined when all three agree, else what differs.
+ */
+async function stateRootCheck(node: CairnNode): Promise<string | undefined> {
+  const changes = [];
+  for await (const { address, account } of node.db.accounts()) changes.push({ key: stateKey(address), account });
+  const recomputed = toHex(MemoryStateTree.EMPTY.with(changes).root);
+  const stored = toHex(await node.db.stateRoot());
+  const header = toHex(node.chain.tip.header.stateRoot);
+  if (stored !== recomputed) return `its stored tree's root ${stored.slice(0, 16)} is not its accounts' ${recomputed.slice(0, 16)}`;
+  if (header !== recomputed) return `its tip's header says ${header.slice(0, 16)}, its accounts hash to ${recomputed.slice(0, 16)}`;
+  return undefined;
 }

@@ -14,6 +14,7 @@ import { RPC_ENDPOINT_FILE, type RpcEndpointFile } from '../node/rpc-types.ts';
 import { ensureDebianBinary } from './helpers/debian.ts';
 import { FUNDED_KEYS, tempDir } from './helpers/fixtures.ts';
 import { mineChild } from './helpers/mining.ts';
+import { rememberState, stateOfStore } from './helpers/states.ts';
 import { mineOn, networkParams, verifyPoolOf, waitFor } from './helpers/network.ts';
 
 const KEPT = [
@@ -41,6 +42,7 @@ describe('metrics (prom-client)', function () {
     await mineOn({ node, config, addr: '', remove: () => {} }, 2);
     // One block as if from a peer: not mined here, and stamped two seconds ago.
     const tip = node.chain.tip;
+    rememberState(tip.hash, await stateOfStore(node.db));
     await node.chain.processBlock(mineChild(node.params, tip, [], { timestamp: Math.max(tip.header.timestamp + 1, Math.floor(Date.now() / 1000) - 2) }));
     const endpoint = JSON.parse(readFileSync(`${dir.path}/${RPC_ENDPOINT_FILE}`, 'utf8')) as RpcEndpointFile;
     await fetch(endpoint.url, { method: 'POST', headers: { authorization: `Bearer ${endpoint.token}` }, body: '{"jsonrpc":"2.0","id":1,"method":"status"}' });

@@ -10,6 +10,7 @@ import { encodeAddress } from '../ledger/keys.ts';
 import { HttpServer } from '../node/http/server.ts';
 import { FUNDED_KEYS, testKey, transfer } from './helpers/fixtures.ts';
 import { mineChild } from './helpers/mining.ts';
+import { rememberState, stateOfStore } from './helpers/states.ts';
 import { get, openStream, type StreamEvent } from './helpers/http.ts';
 import { mineOn, networkParams, startNode, stopAll, waitFor, type TestNode } from './helpers/network.ts';
 
@@ -143,6 +144,7 @@ describe('REST API and live events', function () {
     const stream = await openStream(`${base}/events?types=block,reorg,address&address=${encodeAddress(carol)}`);
     try {
       const fork = t.node.chain.tip;
+      rememberState(fork.hash, await stateOfStore(t.node.db));
       const tx3 = transfer(alice, carol, 50n, 2n, 2n);
       assert.equal((await post('/tx', toHex(tx3.bytes))).status, 200);
       const [b3] = await mineOn(t, 1);
