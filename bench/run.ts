@@ -7,6 +7,7 @@ import { parseArgs } from 'node:util';
 import { consensusSuite } from './consensus.ts';
 import { ledgerSuite } from './ledger.ts';
 import { lightSuite } from './light.ts';
+import { scalingSuite } from './scaling.ts';
 import { stateSuite } from './state.ts';
 import { networkSuite } from './network.ts';
 import { PERF_SUITES } from './perf.ts';
@@ -25,7 +26,7 @@ import {
 } from './report.ts';
 
 /** Every suite, in the order they run. A new suite is one module exporting a `Suite`, added here. */
-const SUITES: readonly Suite[] = [...PERF_SUITES, ledgerSuite, consensusSuite, networkSuite, stateSuite, lightSuite, vsBcoinSuite];
+const SUITES: readonly Suite[] = [...PERF_SUITES, ledgerSuite, consensusSuite, networkSuite, stateSuite, lightSuite, scalingSuite, vsBcoinSuite];
 /** Suites that run only when asked for: they need what a plain clone lacks (the bcoin harness beside it). */
 const ON_REQUEST = new Set(['vs-bcoin']);
 
