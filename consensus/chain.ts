@@ -1,11 +1,12 @@
 import { EventEmitter } from 'node:events';
 import { toHex } from '../ledger/bytes.ts';
 import { BlockRuleError, CairnError, StoreError, TxRuleError } from '../ledger/errors.ts';
-import type { Block } from '../ledger/block.ts';
+import type { Block, BlockHeader } from '../ledger/block.ts';
 import { ChainDB } from '../ledger/chaindb.ts';
 import type { SignatureChecker } from '../ledger/state.ts';
 import { SerialQueue } from '../ledger/serial.ts';
 import { BlockIndexEntry, HAVE_DATA, INVALID, decodeIndexRecord, findForkPoint, medianTimePast } from './block-index.ts';
+import { ChainIndex, DEFAULT_REORG_DEPTH } from './chain-index.ts';
 import { nextTarget } from './difficulty.ts';
 import { checkHeaderContext } from './header-rules.ts';
 import { ConsensusError } from './errors.ts';
@@ -21,6 +22,8 @@ export interface ChainOptions {
   readonly clock: Clock;
   readonly signatures?: SignatureChecker;
   readonly orphanLimits?: OrphanLimits;
+  /** The deepest reorganisation followed (DEFAULT_REORG_DEPTH); tests and the simulator use small ones. */
+  readonly reorgDepth?: number;
 }
 
 export type BlockOutcome =
@@ -85,14 +88,11 @@ export class Chain extends EventEmitter<ChainEvents> {
   readonly db: ChainDB;
   private readonly clock: Clock;
   private readonly signatures: SignatureChecker | undefined;
-  private readonly index = new Map<string, BlockIndexEntry>();
+  /** The recent window of the main chain and the side branches off it; older blocks are in the store. */
+  private readonly index: ChainIndex;
   /** Valid entries with their block at hand that could be the best tip; all others have less work or a better child. */
   private readonly candidates = new Set<BlockIndexEntry>();
   readonly orphans: OrphanPool;
-  private tipEntry: BlockIndexEntry;
-  /** The main chain by height, so main-chain questions are array lookups, not walks. */
-  private readonly main: BlockIndexEntry[] = [];
-  private nextSeq = 1;
   private readonly lock = new SerialQueue();
   /**
    * Blocks the running import accepted that are not on disk yet (their entries lack HAVE_DATA):
@@ -101,76 +101,111 @@ export class Chain extends EventEmitter<ChainEvents> {
    */
   private readonly unwritten = new Map<BlockIndexEntry, SaneBlock>();
 
-  private constructor(db: ChainDB, options: ChainOptions, genesis: BlockIndexEntry) {
+  private constructor(db: ChainDB, options: ChainOptions, index: ChainIndex) {
     super();
     this.db = db;
     this.clock = options.clock;
     this.signatures = options.signatures;
     this.orphans = new OrphanPool(options.orphanLimits);
-    this.tipEntry = genesis;
-    this.main.push(genesis);
-    this.index.set(genesis.hashHex, genesis);
+    this.index = index;
   }
 
-  /** Loads the block index from the store and finishes any reorganisation a crash interrupted. */
+  /**
+   * Loads the window of the block index from the store (not the whole chain: start-up does not
+   * grow with it) and finishes any reorganisation a crash interrupted.
+   */
   static async open(db: ChainDB, options: ChainOptions): Promise<Chain> {
-    const genesis = new BlockIndexEntry(db.genesis.header, undefined, HAVE_DATA, 0);
-    const chain = new Chain(db, options, genesis);
-    const records = [];
-    for await (const { record } of db.indexRecords()) records.push(decodeIndexRecord(record));
-    records.sort((a, b) => a.header.height - b.header.height || a.seq - b.seq);
-    for (const r of records) {
-      const parent = chain.index.get(toHex(r.header.prevHash));
-      if (!parent) continue; // cannot happen with batched writes; skip rather than refuse to start
-      const entry = new BlockIndexEntry(r.header, parent, r.status, r.seq);
-      chain.index.set(entry.hashHex, entry);
-      chain.nextSeq = Math.max(chain.nextSeq, r.seq + 1);
-    }
-    const stored = await db.storedTip();
-    const tip = chain.index.get(toHex(stored.hash));
-    if (!tip) throw new StoreError('STORE_CORRUPT', 'the stored tip has no index record');
-    chain.tipEntry = tip;
-    for (let e: BlockIndexEntry | undefined = tip; e; e = e.parent) chain.main[e.height] = e;
-    for (const e of chain.index.values()) {
+    const index = await ChainIndex.load(db, options.reorgDepth ?? DEFAULT_REORG_DEPTH);
+    const chain = new Chain(db, options, index);
+    const tip = index.tip;
+    for (const e of index.values()) {
       if (e.isValid && e.status & HAVE_DATA && e.totalWork >= tip.totalWork) chain.candidates.add(e);
     }
-    await chain.lock.run(() => chain.activateBestChain());
+    await chain.lock.run(async () => {
+      await chain.activateBestChain();
+      await chain.fitWindow();
+    });
     return chain;
   }
 
   get tip(): BlockIndexEntry {
-    return this.tipEntry;
+    return this.index.tip;
   }
 
   get params() {
     return this.db.params;
   }
 
+  /** The deepest reorganisation this chain follows, in blocks below its tip. */
+  get reorgDepth(): number {
+    return this.index.reorgDepth;
+  }
+
+  /** The lowest height a fork point may have now: blocks built on anything lower are refused. */
+  get forkFloor(): number {
+    return this.index.forkFloor;
+  }
+
+  /** A block in the index's window or a side branch off it (older blocks are only in the store). */
   getEntry(hash: Uint8Array): BlockIndexEntry | undefined {
-    return this.index.get(toHex(hash));
+    return this.index.get(hash);
   }
 
   /** Whether the block is on the main chain. */
   isMain(entry: BlockIndexEntry): boolean {
-    return this.main[entry.height] === entry;
+    return this.index.isMain(entry);
   }
 
-  /** Every block no other block builds on: the main tip and the end of each side branch seen. */
+  /** Whether the block with this hash and height is on the main chain, in the window or below it. */
+  async isMainHash(hash: Uint8Array, height: number): Promise<boolean> {
+    if (height >= this.index.bottom) return this.index.mainAt(height)?.hashHex === toHex(hash);
+    const stored = await this.db.getHashAtHeight(height);
+    return stored !== undefined && toHex(stored) === toHex(hash);
+  }
+
+  /** Every block no other block builds on, in the window: the main tip and the end of each side branch seen. */
   tips(): BlockIndexEntry[] {
     const parents = new Set<BlockIndexEntry | undefined>([...this.index.values()].map((e) => e.parent));
     return [...this.index.values()].filter((e) => !parents.has(e));
   }
 
-  /** The main-chain entry at `height`, if the chain is that long. */
+  /** The main-chain entry at `height`, if it is in the window (the last `reorgDepth` blocks and a few more). */
   mainAt(height: number): BlockIndexEntry | undefined {
-    return this.main[height];
+    return this.index.mainAt(height);
+  }
+
+  /** The main chain's block hash at `height`, from the window or the store. */
+  async mainHashAt(height: number): Promise<Uint8Array | undefined> {
+    return this.index.mainAt(height)?.hash ?? (height < this.index.bottom ? this.db.getHashAtHeight(height) : undefined);
+  }
+
+  /**
+   * Up to `count` main-chain headers from height `from` on: from the window, and below it from
+   * the store by height (two range scans), so serving a long chain never walks it.
+   */
+  async headerRange(from: number, count: number): Promise<BlockHeader[]> {
+    const tip = this.tip.height;
+    if (!Number.isSafeInteger(from) || from < 0 || from > tip || count <= 0) return [];
+    const end = Math.min(tip + 1, from + count);
+    const out: BlockHeader[] = [];
+    if (from < this.index.bottom) {
+      const upto = Math.min(end, this.index.bottom);
+      for (const r of await this.db.history.mainRecords(from, upto - from)) out.push(decodeIndexRecord(r.record).header);
+      if (out.length < upto - from) return out; // the store moved under us (it cannot below the window): stop short
+    }
+    for (let h = from + out.length; h < end; h++) {
+      const e = this.index.mainAt(h);
+      if (!e) break; // the tip moved down meanwhile
+      out.push(e.header);
+    }
+    return out;
   }
 
   /**
    * Main-chain headers after the first locator hash that is on our main chain (genesis when none
    * is), at most `max`: what a peer asks for to find its fork point and catch up.
    */
-  headersAfter(locator: readonly Uint8Array[], max: number): BlockIndexEntry[] {
+  async headersAfter(locator: readonly Uint8Array[], max: number): Promise<BlockHeader[]> {
     let start = 0;
     for (const hash of locator) {
       const e = this.getEntry(hash);
@@ -178,13 +213,18 @@ export class Chain extends EventEmitter<ChainEvents> {
         start = e.height;
         break;
       }
+      const old = e ? undefined : await this.db.history.mainHeightOf(hash);
+      if (old !== undefined) {
+        start = old;
+        break;
+      }
     }
-    return this.main.slice(start + 1, start + 1 + max);
+    return this.headerRange(start + 1, max);
   }
 
   /** The target a child of the tip must carry, and the earliest timestamp it may have. */
   nextBlockRules(): { target: bigint; minTimestamp: number; height: number } {
-    const tip = this.tipEntry;
+    const tip = this.tip;
     return { target: nextTarget(this.params, tip.header, tip.anchorTimestamp), minTimestamp: medianTimePast(tip) + 1, height: tip.height + 1 };
   }
 
@@ -204,19 +244,24 @@ export class Chain extends EventEmitter<ChainEvents> {
    * imported too; their failures are reported through the 'invalid' event, not thrown.
    */
   processBlock(block: Block): Promise<BlockOutcome> {
-    return this.lock.run(async () => this.known(block) ?? this.importBlock(checkBlockSanity(block, this.params)));
+    return this.lock.run(async () => (await this.known(block)) ?? this.importBlock(checkBlockSanity(block, this.params)));
   }
 
   /** The same for a block whose sanity the caller checked (a compact block rebuilt, a synced batch). */
   processSaneBlock(block: SaneBlock): Promise<BlockOutcome> {
-    return this.lock.run(async () => this.known(block) ?? this.importBlock(block));
+    return this.lock.run(async () => (await this.known(block)) ?? this.importBlock(block));
   }
 
-  /** The outcome for a block seen before, without checking it again. */
-  private known(block: Block): BlockOutcome | undefined {
-    const known = this.getEntry(block.header.hash);
-    if (known && !known.isValid) throw new ConsensusError('BLOCK_KNOWN_INVALID', `block ${known.hashHex} is known to be invalid`);
-    return known || this.orphans.has(block.header.hash) ? 'duplicate' : undefined;
+  /** The outcome for a block seen before, without checking it again; below the window, from its stored record. */
+  private async known(block: Block): Promise<BlockOutcome | undefined> {
+    const { hash, height } = block.header;
+    let status = this.getEntry(hash)?.status;
+    if (status === undefined && height < this.index.bottom) {
+      const record = await this.db.history.record(height, hash);
+      status = record && decodeIndexRecord(record).status;
+    }
+    if (status !== undefined && status & INVALID) throw new ConsensusError('BLOCK_KNOWN_INVALID', `block ${toHex(hash)} is known to be invalid`);
+    return status !== undefined || this.orphans.has(hash) ? 'duplicate' : undefined;
   }
 
   /** Steps 2–7 for one block. Import lock. */
@@ -235,7 +280,14 @@ export class Chain extends EventEmitter<ChainEvents> {
       return this.isMain(entry) ? 'connected' : 'side-branch';
     } finally {
       await this.writeUnconnected();
+      await this.fitWindow();
     }
+  }
+
+  /** Moves the index's window with the tip; what falls out of it can no longer be a candidate. Import lock. */
+  private async fitWindow(): Promise<void> {
+    this.lock.assertHeld('fitWindow');
+    for (const e of await this.index.fit(this.db)) this.candidates.delete(e);
   }
 
   /** Stores what this import accepted but fork choice did not connect (a tie lost, or a failure mid-way). Import lock. */
@@ -282,11 +334,16 @@ export class Chain extends EventEmitter<ChainEvents> {
     this.lock.assertHeld('accept');
     const { header } = block;
     const parent = this.getEntry(header.prevHash);
+    const floor = this.index.forkFloor;
+    if (parent ? parent.height < floor : header.height - 1 < floor) {
+      // Its parent is too deep to reorganise to (or unknown that deep): it can never become ours.
+      throw new ConsensusError('BLOCK_FORK_TOO_DEEP', `block ${toHex(header.hash)} at ${header.height} forks below height ${floor}, deeper than the ${this.index.reorgDepth} blocks this node reorganises`, 0);
+    }
     if (!parent) {
       this.orphans.add(block, this.clock());
       return undefined;
     }
-    const entry = new BlockIndexEntry(header, parent, 0, this.nextSeq++);
+    const entry = new BlockIndexEntry(header, parent, 0, this.index.nextSeq++);
     // Context failures are cheap to re-check and cheap to forge (a header may claim an easy
     // target), so they are refused without a trace: remembering them would let junk fill the disk.
     checkHeaderContext(this.params, header, parent.header, parent.anchorTimestamp, medianTimePast(parent), this.clock());
@@ -298,32 +355,33 @@ export class Chain extends EventEmitter<ChainEvents> {
     }
     // The common case, a child of the tip (more work by its own), is connected next: its
     // connect writes it, in the same unit as its state.
-    if (parent === this.tipEntry) {
+    if (parent === this.tip) {
       this.unwritten.set(entry, block);
     } else {
       entry.status = HAVE_DATA;
       await this.db.putBlock(block, entry.encode());
     }
-    this.index.set(entry.hashHex, entry);
-    if (entry.totalWork >= this.tipEntry.totalWork) this.candidates.add(entry);
+    this.index.add(entry);
+    if (entry.totalWork >= this.tip.totalWork) this.candidates.add(entry);
     this.candidates.delete(parent);
     return entry;
   }
 
   private async remember(entry: BlockIndexEntry): Promise<void> {
-    this.index.set(entry.hashHex, entry);
-    await this.db.putIndexRecord(entry.hash, entry.encode());
+    this.index.add(entry);
+    await this.db.putIndexRecord(entry.height, entry.hash, entry.encode());
   }
 
   private bestCandidate(): BlockIndexEntry {
-    let best = this.tipEntry;
+    const tip = this.tip;
+    let best = tip;
     for (const c of this.candidates) {
-      if (!c.isValid || c.totalWork < this.tipEntry.totalWork) {
+      if (!c.isValid || c.totalWork < tip.totalWork) {
         this.candidates.delete(c);
         continue;
       }
       // Among chains with more work than ours, the most work wins and then the first seen.
-      const tie = c.totalWork === best.totalWork && best !== this.tipEntry && c.seq < best.seq;
+      const tie = c.totalWork === best.totalWork && best !== tip && c.seq < best.seq;
       if (c.totalWork > best.totalWork || tie) best = c;
     }
     return best;
@@ -335,7 +393,7 @@ export class Chain extends EventEmitter<ChainEvents> {
     const failures: ConnectFailure[] = [];
     for (;;) {
       const best = this.bestCandidate();
-      if (best === this.tipEntry || best.totalWork <= this.tipEntry.totalWork) return failures;
+      if (best === this.tip || best.totalWork <= this.tip.totalWork) return failures;
       try {
         await this.reorganizeTo(best);
       } catch (err) {
@@ -352,8 +410,9 @@ export class Chain extends EventEmitter<ChainEvents> {
     entry.status |= INVALID;
     await this.remember(entry);
     this.candidates.delete(entry);
-    for (const e of this.index.values()) {
-      if (e.height > entry.height && e.ancestor(entry.height) === entry) {
+    // Descendants are off the main chain (it ends below `entry`), on side branches of the window.
+    for (const e of [...this.index.values()]) {
+      if (e.height > entry.height && !this.isMain(e) && e.ancestor(entry.height) === entry) {
         this.candidates.delete(e);
         if (e.isValid) {
           e.status |= INVALID;
@@ -377,17 +436,16 @@ export class Chain extends EventEmitter<ChainEvents> {
   /** Import lock. */
   private async reorganizeTo(target: BlockIndexEntry): Promise<void> {
     this.lock.assertHeld('reorganizeTo');
-    const from = this.tipEntry;
+    const from = this.tip;
     const fork = findForkPoint(from, target);
     const disconnected: Block[] = [];
     const connected: Block[] = [];
     try {
-      while (this.tipEntry !== fork) {
-        const entry = this.tipEntry;
+      while (this.tip !== fork) {
+        const entry = this.tip;
         const block = await this.blockOf(entry);
         await disconnectBlock(this.db, block);
-        this.tipEntry = entry.parent!;
-        this.main.pop();
+        this.index.popMain();
         disconnected.unshift(block);
         this.emit('disconnect', block, entry);
       }
@@ -398,36 +456,41 @@ export class Chain extends EventEmitter<ChainEvents> {
         const stored = (entry.status & HAVE_DATA) !== 0;
         try {
           // A block not yet on disk goes in with its index record, in the unit of its connect.
-          const record = stored ? [] : [ChainDB.indexRecordOp(entry.hash, entry.encode(entry.status | HAVE_DATA))];
-          await connectBlock(this.db, this.params, this.tipEntry, block, { signatures: this.signatures, extraOps: record, blockStored: stored });
+          const record = stored ? [] : [ChainDB.indexRecordOp(entry.height, entry.hash, entry.encode(entry.status | HAVE_DATA))];
+          await connectBlock(this.db, this.params, this.tip, block, { signatures: this.signatures, extraOps: record, blockStored: stored });
           entry.status |= HAVE_DATA;
         } catch (err) {
           if (err instanceof TxRuleError || err instanceof BlockRuleError) throw new ConnectFailed({ entry, reason: err });
           throw err;
         }
-        this.tipEntry = entry;
-        this.main.push(entry);
+        this.index.pushMain(entry);
         connected.push(block);
         this.emit('connect', block, entry);
       }
     } finally {
       if (disconnected.length > 0 || connected.length > 0) {
-        this.emit('tip', { fork, from, to: this.tipEntry, disconnected, connected });
+        this.emit('tip', { fork, from, to: this.tip, disconnected, connected });
       }
     }
   }
 
-  /** Main-chain hashes from the tip back to genesis, dense first then exponentially sparse. */
-  locator(): Uint8Array[] {
-    const out: Uint8Array[] = [];
+  /**
+   * Main-chain hashes from the tip back to genesis, dense first then exponentially sparse: the
+   * recent ones from the window, the older (one per doubling) by height from the store.
+   */
+  async locator(): Promise<Uint8Array[]> {
+    const heights: number[] = [];
     let step = 1;
-    for (let height = this.tipEntry.height; ; height -= step) {
-      if (height <= 0) {
-        out.push(this.main[0]!.hash);
-        return out;
-      }
-      out.push(this.main[height]!.hash);
-      if (out.length >= 10) step *= 2;
+    for (let height = this.tip.height; height > 0; height -= step) {
+      heights.push(height);
+      if (heights.length >= 10) step *= 2;
     }
+    heights.push(0);
+    const out: Uint8Array[] = [];
+    for (const height of heights) {
+      const hash = await this.mainHashAt(height);
+      if (hash) out.push(hash);
+    }
+    return out;
   }
 }

@@ -8,9 +8,10 @@ import { blockWork, hasValidProofOfWork } from './pow.ts';
 
 /**
  * A peer's claimed chain, checked header by header before any body is fetched: linkage, height,
- * proof of work, the expected target and the timestamp window. Nothing is stored, so a long
- * chain of cheap headers costs the time to hash them and no more. Feed batches in order with
- * `extend`; `totalWork` is then the claimed tip's total work.
+ * proof of work, the expected target and the timestamp window. It keeps only what the next
+ * header is judged against (the last 11 timestamps, the anchor, the work), so a chain of any
+ * length costs the time to hash it and no memory; the caller stores what it needs. Feed batches
+ * in order with `extend`; `totalWork` is then the claimed tip's total work.
  */
 export class HeaderChainCheck {
   private readonly params: ChainParams;
@@ -20,7 +21,6 @@ export class HeaderChainCheck {
   private last: Pick<BlockHeader, 'hash' | 'height' | 'timestamp'>;
   private anchorTimestamp: number | undefined;
   private work: bigint;
-  readonly headers: BlockHeader[] = [];
 
   /** Starts at `fork`, a block we have: the first header must be its child. */
   constructor(params: ChainParams, fork: BlockIndexEntry, now: number) {
@@ -57,7 +57,6 @@ export class HeaderChainCheck {
       if (this.recentTimes.length > 11) this.recentTimes.shift();
       this.work += blockWork(h.target);
       this.last = h;
-      this.headers.push(h);
     }
   }
 }

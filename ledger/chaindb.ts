@@ -7,6 +7,7 @@ import { LevelKv } from './kv-level.ts';
 import { decodeBlock, type Block } from './block.ts';
 import { genesisBlock, type ChainParams } from './genesis.ts';
 import { decodeAccount, decodeUndo, encodeAccount, encodeUndo, type Account, type AccountSource, type BlockEffects, type UndoRecord } from './state.ts';
+import { ChainHistory } from './history.ts';
 
 export interface ChainTip {
   readonly hash: Uint8Array;
@@ -48,6 +49,8 @@ export class ChainDB implements AccountSource {
    */
   private readonly accountCacheSize = 32_768;
   private readonly writes: CommitQueue;
+  /** Reads by height deep in the chain, a sync's scratch, pruning. */
+  readonly history: ChainHistory;
 
   private constructor(kv: KvStore, params: ChainParams, genesis: Block, schedule: FlushScheduler | undefined) {
     this.kv = kv;
@@ -60,6 +63,7 @@ export class ChainDB implements AccountSource {
       },
       schedule,
     );
+    this.history = new ChainHistory(kv, () => this.writes.flushed());
   }
 
   /** Resolves once every write so far is committed to the store. */
@@ -91,7 +95,9 @@ export class ChainDB implements AccountSource {
           `this store holds the network "${name}" (genesis ${toHex(stored)}), not "${params.name}" (genesis ${toHex(genesis.header.hash)})`,
         );
       }
-      return new ChainDB(kv, params, genesis, options.scheduleFlush);
+      const db = new ChainDB(kv, params, genesis, options.scheduleFlush);
+      await db.history.load();
+      return db;
     } catch (err) {
       await kv.close();
       throw err;
@@ -254,26 +260,22 @@ export class ChainDB implements AccountSource {
 
   /** Stores a block that is not (yet) on the main chain, with consensus's index record for it in the same batch. */
   async putBlock(block: Block, indexRecord?: Uint8Array): Promise<void> {
-    const ops: BatchOp[] = [{ type: 'put', key: layout.block(block.header.hash), value: block.bytes }];
-    if (indexRecord) ops.push(ChainDB.indexRecordOp(block.header.hash, indexRecord));
+    const { header } = block;
+    const ops: BatchOp[] = [{ type: 'put', key: layout.block(header.hash), value: block.bytes }];
+    if (indexRecord) ops.push(ChainDB.indexRecordOp(header.height, header.hash, indexRecord));
     // Through the queue, so it lands after (and is never overwritten by) what was queued before.
     this.writes.enqueue(ops);
     await this.writes.flushed();
   }
 
   /** The write of one block index record, for batches that carry it along with other changes. */
-  static indexRecordOp(hash: Uint8Array, record: Uint8Array): BatchOp {
-    return { type: 'put', key: layout.index(hash), value: record };
+  static indexRecordOp(height: number, hash: Uint8Array, record: Uint8Array): BatchOp {
+    return { type: 'put', key: layout.index(height, hash), value: record };
   }
 
-  async putIndexRecord(hash: Uint8Array, record: Uint8Array): Promise<void> {
-    this.writes.enqueue([ChainDB.indexRecordOp(hash, record)]);
+  async putIndexRecord(height: number, hash: Uint8Array, record: Uint8Array): Promise<void> {
+    this.writes.enqueue([ChainDB.indexRecordOp(height, hash, record)]);
     await this.writes.flushed();
-  }
-
-  async *indexRecords(): AsyncGenerator<{ hash: Uint8Array; record: Uint8Array }> {
-    await this.writes.flushed();
-    for await (const [key, value] of this.kv.iterate(layout.range('I'))) yield { hash: plainBytes(key.subarray(1)), record: value };
   }
 
   /**

@@ -50,8 +50,22 @@ export class LevelKv implements KvStore {
     return batch.write();
   }
 
-  async *iterate(range: KeyRange): AsyncIterable<[Uint8Array, Uint8Array]> {
-    for await (const entry of this.db.iterator({ gte: range.gte, lt: range.lt })) yield entry;
+  /** In chunks (`nextv`): one native call per thousand entries, not one promise each from LevelDB. */
+  async *iterate(range: KeyRange, limit = Infinity): AsyncIterable<[Uint8Array, Uint8Array]> {
+    const it = this.db.iterator({ gte: range.gte, lt: range.lt, ...(limit < Infinity ? { limit } : {}) });
+    try {
+      for (;;) {
+        const chunk = await it.nextv(1000);
+        if (chunk.length === 0) return;
+        yield* chunk;
+      }
+    } finally {
+      await it.close();
+    }
+  }
+
+  clear(range: KeyRange): Promise<void> {
+    return this.db.clear({ gte: range.gte, lt: range.lt });
   }
 
   close(): Promise<void> {

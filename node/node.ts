@@ -47,6 +47,8 @@ export interface NodeParts {
   readonly mempool?: Partial<MempoolPolicy>;
   readonly mempoolStore?: MempoolStore;
   readonly orphanLimits?: OrphanLimits;
+  /** The deepest reorganisation followed (consensus's DEFAULT_REORG_DEPTH unless given). */
+  readonly reorgDepth?: number;
   readonly banSeconds?: number;
   /** How often to ask every peer for its status again (ms): how a node notices it fell behind. */
   readonly statusIntervalMs?: number;
@@ -116,7 +118,7 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     // has been announced and relayed.
     this.db = await ChainDB.open(await p.openStore(), p.params, { scheduleFlush: (start) => this.env.defer(start) });
     this.signatures = new TxSignatureVerifier(p.verifier);
-    this.chain = await Chain.open(this.db, { clock: this.clock, signatures: this.signatures, orphanLimits: p.orphanLimits });
+    this.chain = await Chain.open(this.db, { clock: this.clock, signatures: this.signatures, orphanLimits: p.orphanLimits, reorgDepth: p.reorgDepth });
     this.mempool = new Mempool(this.db, p.params, p.mempool, (tx) => this.signatures.checkTx(tx));
     this.peers = new PeerManager(this.clock, p.banSeconds);
     this.names = networkNames(this.db.genesis.header.hash);

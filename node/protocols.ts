@@ -7,6 +7,7 @@ import { toHex } from '../ledger/bytes.ts';
 export interface NetworkNames {
   readonly status: string;
   readonly headers: string;
+  readonly headerRange: string;
   readonly blocks: string;
   readonly txPush: string;
   readonly blockTxs: string;
@@ -20,8 +21,9 @@ export interface NetworkNames {
 export function networkNames(genesisHash: Uint8Array): NetworkNames {
   const ns = toHex(genesisHash).slice(0, 16);
   return {
-    status: `/cairn/${ns}/status/1`,
+    status: `/cairn/${ns}/status/2`,
     headers: `/cairn/${ns}/headers/1`,
+    headerRange: `/cairn/${ns}/headerrange/1`,
     blocks: `/cairn/${ns}/blocks/1`,
     txPush: `/cairn/${ns}/txs/1`,
     blockTxs: `/cairn/${ns}/blocktxs/1`,

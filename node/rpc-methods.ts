@@ -147,8 +147,7 @@ export const rpcHandlers: Handlers = {
       throw invalid('give "height" or "hash"');
     }
     if (!block) throw notFound('no such block');
-    const entry = node.chain.getEntry(block.header.hash);
-    return blockJson(block, entry !== undefined && node.chain.isMain(entry));
+    return blockJson(block, await node.chain.isMainHash(block.header.hash, block.header.height));
   },
 
   async getPeers(node) {

@@ -18,15 +18,18 @@ export interface Status {
   readonly height: number;
   readonly tipHash: Uint8Array;
   readonly totalWork: bigint;
+  /** Main-chain blocks 1 up to this height have no body at this node (pruned); 0: it has them all. */
+  readonly prunedHeight: number;
 }
 
 export function encodeStatus(s: Status): Uint8Array {
-  return new Writer(1 + 32 + 4 + 32 + 32)
+  return new Writer(1 + 32 + 4 + 32 + 32 + 4)
     .u8(WIRE_VERSION)
     .bytes(s.genesis, HASH_BYTES)
     .u32(s.height)
     .bytes(s.tipHash, HASH_BYTES)
     .bytes(bigIntToBytes(s.totalWork, 32))
+    .u32(s.prunedHeight)
     .finish();
 }
 
@@ -38,9 +41,30 @@ function version(r: Reader, what: string): void {
 export function decodeStatus(bytes: Uint8Array): Status {
   const r = new Reader(bytes);
   version(r, 'status');
-  const s = { genesis: r.bytes(HASH_BYTES), height: r.u32(), tipHash: r.bytes(HASH_BYTES), totalWork: bytesToBigInt(r.bytes(32)) };
+  const s = { genesis: r.bytes(HASH_BYTES), height: r.u32(), tipHash: r.bytes(HASH_BYTES), totalWork: bytesToBigInt(r.bytes(32)), prunedHeight: r.u32() };
   r.end('status');
+  if (s.prunedHeight > s.height) throw new DecodeError('DECODE_OVER_LIMIT', `pruned height ${s.prunedHeight} above the tip at ${s.height}`);
   return s;
+}
+
+/** Main-chain headers by height: `count` from `start` on (fewer at the tip). */
+export interface GetHeaderRange {
+  readonly start: number;
+  readonly count: number;
+}
+
+export function encodeGetHeaderRange(m: GetHeaderRange): Uint8Array {
+  return new Writer(9).u8(WIRE_VERSION).u32(m.start).u32(m.count).finish();
+}
+
+export function decodeGetHeaderRange(bytes: Uint8Array): GetHeaderRange {
+  const r = new Reader(bytes);
+  version(r, 'getHeaderRange');
+  const start = r.u32('start height');
+  const count = r.u32('header count');
+  if (count === 0 || count > MAX_HEADERS_PER_RESPONSE) throw new DecodeError('DECODE_OVER_LIMIT', `header count ${count}`);
+  r.end('getHeaderRange');
+  return { start, count };
 }
 
 export interface GetHeaders {

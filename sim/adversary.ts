@@ -56,7 +56,7 @@ export function arm(world: World, checker: Checker): void {
       // Give up a private chain the public one has caught up with.
       if (withheld.length > 0 && tip.height >= withheld.at(-1)!.header.height) withheld.length = 0;
       const parent = withheld.at(-1)?.header ?? tip.header;
-      const anchor = parent.height === 0 ? undefined : (node.chain.mainAt(1)?.header.timestamp ?? withheld.find((b) => b.header.height === 1)?.header.timestamp);
+      const anchor = parent.height === 0 ? undefined : (tip.anchorTimestamp ?? withheld.find((b) => b.header.height === 1)?.header.timestamp);
       const block = craft(node, parent, anchor, world.o.wallets.minerAddress(s.spec.minerKey), []);
       if (block) withheld.push(block);
       selfish.set(s.id, withheld);
@@ -168,7 +168,7 @@ function lieAboutChain(node: CairnNode): void {
   const transport = node.transport as unknown as { override(protocol: string, respond: (req: Uint8Array, peer: string) => Promise<Uint8Array | Uint8Array[]>): void };
   transport.override(node.names.status, async () => {
     const tip = node.chain.tip;
-    return encodeStatus({ genesis: node.db.genesis.header.hash, height: tip.height + 500, tipHash: sha256(tip.hash), totalWork: tip.totalWork * 100n + 1n });
+    return encodeStatus({ genesis: node.db.genesis.header.hash, height: tip.height + 500, tipHash: sha256(tip.hash), totalWork: tip.totalWork * 100n + 1n, prunedHeight: 0 });
   });
   transport.override(node.names.headers, async () => {
     const headers: BlockHeader[] = [];

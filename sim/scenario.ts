@@ -1,4 +1,5 @@
 import type { ChainParams } from '../ledger/genesis.ts';
+import { DEFAULT_REORG_DEPTH } from '../consensus/chain-index.ts';
 import type { LinkProfile } from './network.ts';
 import { Random } from './random.ts';
 import type { Role, SimNodeSpec } from './sim-node.ts';
@@ -98,10 +99,15 @@ export function scenario(seed: string, o: ScenarioOptions = {}): WorldOptions {
       faults.push({ kind: 'link', atMs: at(), a, b, profile: link(rng, true), untilMs: rng.range(10_000, 60_000) });
     }
   }
+  // From a stream of its own, so that adding it left every other choice of a seed as it was. The
+  // deepest reorganisation 300 seeds produced was 9 blocks; most seeds follow 16 (a window of
+  // about 40 blocks, which a history of up to 250 crosses), some the real default.
+  const reorgDepth = new Random(`reorg-depth:${seed}`).chance(0.8) ? 16 : DEFAULT_REORG_DEPTH;
   return {
     seed,
     params: simParams(rng, history),
     history,
+    reorgDepth,
     nodes,
     durationMs,
     quietMs: 120_000,

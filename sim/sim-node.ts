@@ -97,6 +97,7 @@ export class SimNode {
     params: ChainParams;
     bootstrap: readonly string[];
     mempool: Partial<MempoolPolicy>;
+    reorgDepth: number;
     /** Called once the node has its chain and peers, before its transport carries anything. */
     onNode: (node: CairnNode) => void;
   }): Promise<CairnNode> {
@@ -118,6 +119,7 @@ export class SimNode {
       verifier,
       bootstrap: o.bootstrap,
       mempool: o.mempool,
+      reorgDepth: o.reorgDepth,
       statusIntervalMs: 15_000,
       banSeconds: 600,
     });

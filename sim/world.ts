@@ -36,6 +36,11 @@ export interface WorldOptions {
   readonly wallets: Wallets;
   /** Blocks the first node already holds when the run starts. */
   readonly history: number;
+  /**
+   * The deepest reorganisation the nodes follow: small, so that the block index's window moves
+   * and its edge (blocks read back from the store by height) is crossed all the time.
+   */
+  readonly reorgDepth: number;
 }
 
 /** Hooks that see every node as it starts (its chain and peers exist, its transport not yet). */
@@ -110,6 +115,7 @@ export class World {
       params: this.o.params,
       bootstrap,
       mempool: this.o.mempool,
+      reorgDepth: this.o.reorgDepth,
       onNode: (node) => this.watch(sim, node),
     });
     if (sim.node) for (const o of this.observers) o.onStarted?.(sim, sim.node);
