@@ -80,8 +80,13 @@ export class BlockIndexEntry {
 
   /** The index record; `status` for a record written in the same unit as the change it describes. */
   encode(status = this.status): Uint8Array {
-    return new Writer(HEADER_BYTES + 32 + 1 + 8).bytes(this.header.bytes).bytes(bigIntToBytes(this.totalWork, 32)).u8(status).u64(BigInt(this.seq)).finish();
+    return encodeIndexRecord({ header: this.header, totalWork: this.totalWork, status, seq: this.seq });
   }
+}
+
+/** header ‖ total work (32) ‖ status (1) ‖ arrival order (u64): what the store keeps of an entry. */
+export function encodeIndexRecord(r: IndexRecord): Uint8Array {
+  return new Writer(HEADER_BYTES + 32 + 1 + 8).bytes(r.header.bytes).bytes(bigIntToBytes(r.totalWork, 32)).u8(r.status).u64(BigInt(r.seq)).finish();
 }
 
 export interface IndexRecord {

@@ -1,5 +1,5 @@
 import { bigIntToBytes } from '../ledger/bytes.ts';
-import { BLOCK_VERSION, HEADER_BYTES, computeMerkleRoot, makeBlock, decodeHeader, makeHeader, type Block } from '../ledger/block.ts';
+import { BLOCK_VERSION, HEADER_BYTES, computeMerkleRoot, makeBlock, decodeHeader, makeHeader, type Block, type BlockHeader, type Coinbase } from '../ledger/block.ts';
 import { TX_BYTES, type Transaction } from '../ledger/transaction.ts';
 import { COINBASE_BYTES } from '../ledger/block.ts';
 import type { Mempool } from '../ledger/mempool.ts';
@@ -31,16 +31,25 @@ export async function buildTemplate(chain: Chain, mempool: Mempool, coinbaseTo: 
   const txs = await mempool.selectForBlock(Math.min(params.maxBlockTxs, room), room * TX_BYTES);
   const fees = txs.reduce((sum, tx) => sum + tx.fee, 0n);
   const coinbase = { to: coinbaseTo, amount: params.reward + fees };
-  const header = makeHeader({
+  const header = templateHeader({ height: rules.height, prevHash: tip.hash, coinbase, txs, timestamp: Math.max(now, rules.minTimestamp), target: rules.target });
+  return { headerBytes: header.bytes, target: rules.target, coinbase, txs, parentHash: tip.hash, height: rules.height };
+}
+
+/**
+ * The header of a new block, nonce 0: the one place a miner's header fields are chosen (the
+ * miner's template and the chain generator both come here), so a new header field is added
+ * once for both.
+ */
+export function templateHeader(o: { height: number; prevHash: Uint8Array; coinbase: Coinbase; txs: readonly Transaction[]; timestamp: number; target: bigint }): BlockHeader {
+  return makeHeader({
     version: BLOCK_VERSION,
-    height: rules.height,
-    prevHash: tip.hash,
-    merkleRoot: computeMerkleRoot(rules.height, coinbase, txs),
-    timestamp: Math.max(now, rules.minTimestamp),
-    target: rules.target,
+    height: o.height,
+    prevHash: o.prevHash,
+    merkleRoot: computeMerkleRoot(o.height, o.coinbase, o.txs),
+    timestamp: o.timestamp,
+    target: o.target,
     nonce: 0n,
   });
-  return { headerBytes: header.bytes, target: rules.target, coinbase, txs, parentHash: tip.hash, height: rules.height };
 }
 
 /** The block a template makes with a nonce that solved it. */

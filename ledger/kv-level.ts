@@ -14,10 +14,11 @@ export class LevelKv implements KvStore {
 
   /**
    * Opens (creating if absent) the database at `location`. A database another process holds is
-   * refused with STORE_LOCKED, so the caller can say who holds it.
+   * refused with STORE_LOCKED, so the caller can say who holds it. `writeBufferSize`: a bulk
+   * writer (the chain generator) flushes fewer, larger tables with a bigger one.
    */
-  static async open(location: string): Promise<LevelKv> {
-    const db: Db = new Level<Uint8Array, Uint8Array>(location, { keyEncoding: 'view', valueEncoding: 'view' });
+  static async open(location: string, tuning: { writeBufferSize?: number } = {}): Promise<LevelKv> {
+    const db: Db = new Level<Uint8Array, Uint8Array>(location, { keyEncoding: 'view', valueEncoding: 'view', ...tuning });
     try {
       await db.open();
     } catch (err) {
