@@ -7,6 +7,7 @@ import { parseArgs } from 'node:util';
 import { consensusSuite } from './consensus.ts';
 import { ledgerSuite } from './ledger.ts';
 import { networkSuite } from './network.ts';
+import { longChainSuite } from './long-chain.ts';
 import { PERF_SUITES } from './perf.ts';
 import { currentMachineLimit, MACHINE_LIMIT_ENV } from './perf-common.ts';
 import {
@@ -22,7 +23,7 @@ import {
 } from './report.ts';
 
 /** Every suite, in the order they run. A new suite is one module exporting a `Suite`, added here. */
-const SUITES: readonly Suite[] = [...PERF_SUITES, ledgerSuite, consensusSuite, networkSuite];
+const SUITES: readonly Suite[] = [...PERF_SUITES, ledgerSuite, consensusSuite, networkSuite, longChainSuite];
 
 const DEFAULT_RUNS = 5;
 
@@ -69,7 +70,7 @@ async function main(): Promise<number> {
     return 0;
   }
   if (values.list) {
-    for (const s of SUITES) process.stdout.write(`${s.name.padEnd(12)} ${s.description}\n`);
+    for (const s of SUITES) process.stdout.write(`${s.name.padEnd(12)} ${s.description}${s.onlyWhenNamed ? ' (only when named)' : ''}\n`);
     return 0;
   }
   const runs = values.runs === undefined ? DEFAULT_RUNS : Number(values.runs);
@@ -77,7 +78,7 @@ async function main(): Promise<number> {
   if (values.child !== undefined) return runChild(values.child, runs, values.quick);
   const unknown = positionals.filter((name) => !SUITES.some((s) => s.name === name));
   if (unknown.length > 0) fail(`unknown suite ${unknown.map((n) => `"${n}"`).join(', ')}`);
-  const selected = positionals.length === 0 ? SUITES : SUITES.filter((s) => positionals.includes(s.name));
+  const selected = positionals.length === 0 ? SUITES.filter((s) => !s.onlyWhenNamed) : SUITES.filter((s) => positionals.includes(s.name));
 
   // In JSON mode stdout carries exactly one object: anything a suite (or a library under it)
   // prints with console.log is diverted to stderr.

@@ -4,6 +4,7 @@ import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { encodeAddress } from '../ledger/keys.ts';
 import { createNode } from '../node/launch.ts';
+import { DEFAULT_REORG_DEPTH } from '../consensus/chain-index.ts';
 import { Metrics } from '../node/metrics.ts';
 import { createKey, listKeys } from './keystore.ts';
 import { readPassword } from './password.ts';
@@ -59,8 +60,10 @@ export async function nodeCommand(argv: string[], out: Out): Promise<void> {
     'no-mdns': { type: 'boolean' },
     'metrics-port': { type: 'string' },
     'log-level': { type: 'string' },
+    'prune-keep': { type: 'string' },
   });
   if (values.help) return out.help(HELP.node);
+  const pruneKeep = count(values, 'prune-keep', DEFAULT_REORG_DEPTH, 0xffffffff);
   const level = str(values, 'log-level') ?? 'info';
   if (!isLogLevel(level)) throw new UsageError(`--log-level must be one of fatal, error, warn, info, debug, trace, silent`);
   const datadir = str(values, 'datadir') ?? DEFAULT_DATADIR;
@@ -92,6 +95,7 @@ export async function nodeCommand(argv: string[], out: Out): Promise<void> {
     mdns,
     mine: coinbase ? { coinbase, threads } : undefined,
     rpc: { port: rpcPort },
+    pruneKeep,
   });
   node.on('log', (lvl, msg, fields) => logger[lvl](fields ?? {}, msg));
   const stopping = new Promise<void>((resolveStop) => {
@@ -217,6 +221,7 @@ Examples:
   node: `Usage: cairn node [--datadir DIR] [--genesis FILE] [--p2p-port N] [--p2p-host IP] [--rpc-port N]
                   [--bootstrap MULTIADDR]... [--mine] [--coinbase ADDRESS] [--threads N]
                   [--keystore DIR] [--password-file F] [--no-mdns] [--metrics-port N] [--log-level L]
+                  [--prune-keep N]
 
 Runs a validating node (initialising DIR, default ./data, when empty). P2P on port 7370 of all
 interfaces, JSON-RPC on 127.0.0.1:7371 (0 picks a free port; the endpoint and token are written
@@ -224,6 +229,10 @@ to DIR/rpc.json). --mine mines to --coinbase, or to the first key of the keystor
 DIR/keystore), creating one on first start, hashing on --threads of the node's worker threads
 (default 1) whenever they have no signatures to check. Logs are JSON when stdout is not a terminal.
 Stops cleanly on SIGINT, SIGTERM or cairn stop.
+
+--prune-keep N keeps the bodies and undo data of only the last N blocks (N at least 10000, the
+deepest reorganisation a node follows) and deletes older ones in the background; headers and
+state stay, the node still validates every new block, and it tells peers what it no longer has.
 
 Environment (a flag wins over its variable): CAIRN_P2P_PORT, CAIRN_RPC_PORT, CAIRN_P2P_HOST, and
 CAIRN_MDNS=off for --no-mdns. CAIRN_PASSWORD is the coinbase key's password (see cairn keys --help).

@@ -1,5 +1,4 @@
 import { bytesEqual, toHex } from '../ledger/bytes.ts';
-import { decodeHeader, HEADER_BYTES } from '../ledger/block.ts';
 import type { ChainDB } from '../ledger/chaindb.ts';
 import { StoreError } from '../ledger/errors.ts';
 import type { StoredIndexRecord } from '../ledger/history.ts';
@@ -8,23 +7,35 @@ import { BlockIndexEntry, HAVE_DATA, decodeIndexRecord } from './block-index.ts'
 /**
  * The deepest reorganisation a node follows, in blocks below its tip: about 14 hours of the
  * devnet's 5-second blocks. A block whose parent is deeper is refused (BLOCK_FORK_TOO_DEEP),
- * the undo data a reorganisation needs is kept at least this deep (pruning may not go nearer
- * the tip), and the block index holds entries in memory this deep and no deeper.
+ * and the undo data a reorganisation needs is kept at least this deep (pruning may not go
+ * nearer the tip).
  */
 export const DEFAULT_REORG_DEPTH = 10_000;
 
+/**
+ * Main-chain blocks below the tip kept in memory when nothing needs more: what fee estimates and
+ * hash rates read, and the usual forks. Deeper forks, down to the reorg depth, load their part
+ * of the chain from the store when a block of theirs arrives.
+ */
+export const DEFAULT_WINDOW = 1_000;
+
 /** Blocks below a fork point whose timestamps its children's median time past needs. */
-const MEDIAN_SPAN = 10;
+export const MEDIAN_SPAN = 10;
 
 /**
- * The block index in memory: main-chain entries for a window of recent heights (the reorg depth
- * plus the span of median time past, and some slack so that it is trimmed in steps), and the
- * side branches off that window. The lowest main entry's parent link is cut. Everything older
- * stays in the store, reached by height (ChainDB.history), so memory does not grow with the chain
- * and opening a store reads the window, not the chain.
+ * The block index in memory: main-chain entries for a window of recent heights, and the side
+ * branches off it. The lowest main entry's parent link is cut, so nothing older stays
+ * reachable; everything older is in the store, reached by height (ChainDB.history). The window
+ * is `window` blocks and the median span below the tip, trimmed in steps; it reaches deeper
+ * (`ensure`, from the store) when a block builds on a block below it, never below the fork
+ * floor (the reorg depth), and stays that deep while a side branch forks there. So memory does
+ * not grow with the chain, and opening a store reads a thousand records, not the chain.
+ *
+ * Only the import queue changes it (Chain holds the lock around every async method here).
  */
 export class ChainIndex {
   readonly reorgDepth: number;
+  private readonly window: number;
   private readonly slack: number;
   private readonly byHash = new Map<string, BlockIndexEntry>();
   /** main[i] is the main-chain entry at height base + i; the last is the tip. */
@@ -35,20 +46,37 @@ export class ChainIndex {
   /** The next arrival number (BlockIndexEntry.seq). */
   nextSeq = 1;
 
-  private constructor(reorgDepth: number) {
+  private constructor(reorgDepth: number, window: number) {
     if (!Number.isSafeInteger(reorgDepth) || reorgDepth < 1) throw new RangeError(`reorg depth ${reorgDepth}`);
+    if (!Number.isSafeInteger(window) || window < 1) throw new RangeError(`window ${window}`);
     this.reorgDepth = reorgDepth;
-    this.slack = Math.max(16, Math.floor(reorgDepth / 10));
+    this.window = window;
+    this.slack = Math.max(16, Math.floor(window / 10));
   }
 
-  /** Loads the window below the stored tip and the side branches off it: a range scan, not the chain. */
-  static async load(db: ChainDB, reorgDepth: number): Promise<ChainIndex> {
-    const index = new ChainIndex(reorgDepth);
+  /**
+   * Loads the window below the stored tip and the side branches off it (reaching deeper for a
+   * stored branch that forks within the reorg depth): range scans of the last `reorgDepth`
+   * heights, not the chain.
+   */
+  static async load(db: ChainDB, reorgDepth: number, window: number): Promise<ChainIndex> {
+    const index = new ChainIndex(reorgDepth, window);
     const tip = await db.storedTip();
-    const from = index.desiredBottom(tip.height);
+    const lowest = Math.max(0, tip.height - reorgDepth - MEDIAN_SPAN);
+    const hashes = await db.history.mainHashes(lowest, tip.height + 1);
+    const records = await db.history.records(lowest);
+    let from = index.desiredBottom(tip.height);
+    // Records come by height: the first that is not the main chain's is the lowest side branch.
+    const side = records.find((r) => !bytesEqual(r.hash, hashes[r.height - lowest] ?? new Uint8Array(0)));
+    if (side) from = Math.max(lowest, Math.min(from, side.height - 1 - MEDIAN_SPAN));
     index.base = from;
-    if (from > 1) index.anchor = await mainAnchor(db);
-    await index.loadRange(db, from, tip.height + 1, 2 ** 32);
+    await index.build(
+      db,
+      from,
+      tip.height + 1,
+      hashes.slice(from - lowest),
+      records.filter((r) => r.height >= from),
+    );
     if (index.tip.height !== tip.height || !bytesEqual(index.tip.hash, tip.hash)) {
       throw new StoreError('STORE_CORRUPT', `the index records below the tip ${toHex(tip.hash)} are incomplete`);
     }
@@ -57,14 +85,18 @@ export class ChainIndex {
 
   /**
    * Adds the main-chain entries of heights [from, to) from the store beneath (or, on first load,
-   * as) the window, and the side records below `sidesTo` whose parent is loaded. The window's
-   * lowest entry is linked to the new one below it.
+   * as) the window, and the side records whose parent is loaded. The window's lowest entry is
+   * linked to the new one below it.
    */
-  private async loadRange(db: ChainDB, from: number, to: number, sidesTo = to): Promise<void> {
-    const hashes = await db.history.mainHashes(from, to);
-    const records = await db.history.records(from, sidesTo);
+  private async loadRange(db: ChainDB, from: number, to: number): Promise<void> {
+    await this.build(db, from, to, await db.history.mainHashes(from, to), await db.history.records(from, to));
+  }
+
+  /** loadRange's work on what it read: `hashes` of the main chain from `from`, and the records. */
+  private async build(db: ChainDB, from: number, to: number, hashes: readonly Uint8Array[], records: readonly StoredIndexRecord[]): Promise<void> {
+    if (from > 1) this.anchor ??= await mainAnchor(db);
     const loaded: BlockIndexEntry[] = [];
-    const below = this.main[0] && this.main[0].height === to ? this.main[0] : undefined;
+    const above = this.main[0] && this.main[0].height === to ? this.main[0] : undefined;
     if (from === 0) {
       const genesis = new BlockIndexEntry(db.genesis.header, undefined, HAVE_DATA, 0);
       this.byHash.set(genesis.hashHex, genesis);
@@ -72,6 +104,7 @@ export class ChainIndex {
     }
     for (const r of records) {
       const isMain = bytesEqual(r.hash, hashes[r.height - from] ?? new Uint8Array(0));
+      if (this.byHash.has(toHex(r.hash))) continue;
       const record = decodeRecord(r);
       const parent = this.byHash.get(toHex(record.header.prevHash));
       if (!parent && !(isMain && r.height === from)) continue; // a branch that forks below the window
@@ -81,19 +114,18 @@ export class ChainIndex {
       if (record.seq >= this.nextSeq) this.nextSeq = record.seq + 1;
     }
     if (loaded.length !== to - from) throw new StoreError('STORE_CORRUPT', `main-chain index records missing between heights ${from} and ${to}`);
-    if (below) {
-      // Extending downward: the new entries go beneath the window.
-      below.attach(loaded.at(-1)!);
+    if (above) {
+      above.attach(loaded.at(-1)!);
       this.main = [...loaded, ...this.main];
-      this.base = from;
     } else {
       for (const e of loaded) this.pushMain(e);
     }
+    this.base = from;
   }
 
-  /** The lowest height the window should hold for a tip at `tipHeight`. */
+  /** The lowest height the window holds when nothing needs it deeper, for a tip at `tipHeight`. */
   private desiredBottom(tipHeight: number): number {
-    return Math.max(0, tipHeight - this.reorgDepth - MEDIAN_SPAN);
+    return Math.max(0, tipHeight - this.window - MEDIAN_SPAN);
   }
 
   /** The lowest height a fork point may have: a block whose parent is lower is refused. */
@@ -104,6 +136,12 @@ export class ChainIndex {
   /** The lowest main-chain height in memory. */
   get bottom(): number {
     return this.base;
+  }
+
+  /** Loads the main chain from the store down to `height` (and what branches off there), if it is not in memory. */
+  async ensure(db: ChainDB, height: number): Promise<void> {
+    const from = Math.max(0, height);
+    if (from < this.base) await this.loadRange(db, from, this.base);
   }
 
   get tip(): BlockIndexEntry {
@@ -147,31 +185,36 @@ export class ChainIndex {
   }
 
   /**
-   * Fits the window to the tip after it moved: trims the heights that fell below it (with the
-   * side branches that fork there), in steps of `slack`, or loads from the store what a tip that
-   * moved down needs beneath it. Returns the entries let go, for the caller's other sets.
+   * Fits the window to the tip after it moved. Side branches that fork below the fork floor are
+   * let go (they can never be followed); the others keep the window deep enough for their fork
+   * point's median time past. Then the window is trimmed, in steps of `slack`, or loaded deeper
+   * when the tip moved down. Returns the entries let go, for the caller's other sets.
    */
   async fit(db: ChainDB): Promise<BlockIndexEntry[]> {
-    const want = this.desiredBottom(this.tip.height);
-    if (want < this.base) {
-      if (this.base > 1 && this.anchor === undefined) this.anchor = await mainAnchor(db);
-      await this.loadRange(db, want, this.base);
-      return [];
-    }
-    if (want - this.base < this.slack) return [];
+    const floor = this.forkFloor;
+    let want = this.desiredBottom(this.tip.height);
     const dropped: BlockIndexEntry[] = [];
     for (const e of this.byHash.values()) {
       if (this.isMain(e)) continue;
       let fork: BlockIndexEntry | undefined = e;
       while (fork && !this.isMain(fork)) fork = fork.parent;
-      if (!fork || fork.height < want) dropped.push(e);
+      if (!fork || fork.height < floor) dropped.push(e);
+      else want = Math.min(want, fork.height - MEDIAN_SPAN);
     }
-    for (const e of this.main.slice(0, want - this.base)) dropped.push(e);
     for (const e of dropped) this.byHash.delete(e.hashHex);
-    if (this.base <= 1 && want > 1) this.anchor = this.mainAt(1)?.header.timestamp ?? this.anchor;
-    this.main = this.main.slice(want - this.base);
-    this.base = want;
-    this.main[0]!.detach();
+    want = Math.max(0, want);
+    if (want < this.base) {
+      await this.ensure(db, want);
+    } else if (want - this.base >= this.slack) {
+      for (const e of this.main.slice(0, want - this.base)) {
+        this.byHash.delete(e.hashHex);
+        dropped.push(e);
+      }
+      if (this.base <= 1 && want > 1) this.anchor ??= this.mainAt(1)!.header.timestamp;
+      this.main = this.main.slice(want - this.base);
+      this.base = want;
+      this.main[0]!.detach();
+    }
     return dropped;
   }
 }
@@ -187,5 +230,5 @@ function decodeRecord(r: StoredIndexRecord) {
 /** Block 1's timestamp, read from its stored index record. */
 async function mainAnchor(db: ChainDB): Promise<number | undefined> {
   const [r] = await db.history.mainRecords(1, 1);
-  return r && decodeHeader(r.record.subarray(0, HEADER_BYTES)).timestamp;
+  return r && decodeIndexRecord(r.record).header.timestamp;
 }

@@ -1,12 +1,13 @@
 import { EventEmitter } from 'node:events';
 import { toHex } from '../ledger/bytes.ts';
 import { BlockRuleError, CairnError, StoreError, TxRuleError } from '../ledger/errors.ts';
-import type { Block, BlockHeader } from '../ledger/block.ts';
+import { decodeHeader, type Block, type BlockHeader } from '../ledger/block.ts';
 import { ChainDB } from '../ledger/chaindb.ts';
 import type { SignatureChecker } from '../ledger/state.ts';
 import { SerialQueue } from '../ledger/serial.ts';
 import { BlockIndexEntry, HAVE_DATA, INVALID, decodeIndexRecord, findForkPoint, medianTimePast } from './block-index.ts';
-import { ChainIndex, DEFAULT_REORG_DEPTH } from './chain-index.ts';
+import { ChainIndex, DEFAULT_REORG_DEPTH, DEFAULT_WINDOW, MEDIAN_SPAN } from './chain-index.ts';
+import { HeaderChainCheck } from './headers.ts';
 import { nextTarget } from './difficulty.ts';
 import { checkHeaderContext } from './header-rules.ts';
 import { ConsensusError } from './errors.ts';
@@ -24,6 +25,8 @@ export interface ChainOptions {
   readonly orphanLimits?: OrphanLimits;
   /** The deepest reorganisation followed (DEFAULT_REORG_DEPTH); tests and the simulator use small ones. */
   readonly reorgDepth?: number;
+  /** Main-chain blocks below the tip kept in memory when nothing needs more (DEFAULT_WINDOW). */
+  readonly window?: number;
 }
 
 export type BlockOutcome =
@@ -115,7 +118,7 @@ export class Chain extends EventEmitter<ChainEvents> {
    * grow with it) and finishes any reorganisation a crash interrupted.
    */
   static async open(db: ChainDB, options: ChainOptions): Promise<Chain> {
-    const index = await ChainIndex.load(db, options.reorgDepth ?? DEFAULT_REORG_DEPTH);
+    const index = await ChainIndex.load(db, options.reorgDepth ?? DEFAULT_REORG_DEPTH, options.window ?? DEFAULT_WINDOW);
     const chain = new Chain(db, options, index);
     const tip = index.tip;
     for (const e of index.values()) {
@@ -179,24 +182,58 @@ export class Chain extends EventEmitter<ChainEvents> {
     return this.index.mainAt(height)?.hash ?? (height < this.index.bottom ? this.db.getHashAtHeight(height) : undefined);
   }
 
+  /** The main chain's hashes for heights [from, from + count) (fewer past the tip): the window's, and below it one range read. */
+  async mainHashes(from: number, count: number): Promise<Uint8Array[]> {
+    const bottom = this.index.bottom;
+    const out = from < bottom ? await this.db.history.mainHashes(from, Math.min(from + count, bottom)) : [];
+    for (let h = from + out.length; h < from + count; h++) {
+      const e = this.index.mainAt(h);
+      if (!e) break;
+      out.push(e.hash);
+    }
+    return out;
+  }
+
+  /**
+   * A check of a peer's headers that build on our main-chain block at `height` (HeaderChainCheck),
+   * with the block index reaching down to the median span below it. Undefined when that block is
+   * below the fork floor (a fork we would not follow) or past the tip.
+   */
+  headerCheckFrom(height: number, now: number): Promise<HeaderChainCheck | undefined> {
+    return this.lock.run(async () => {
+      if (height < this.index.forkFloor || height > this.tip.height) return undefined;
+      await this.index.ensure(this.db, height - MEDIAN_SPAN);
+      // Built while the lock is held: the window cannot be trimmed under its walk back.
+      return new HeaderChainCheck(this.params, this.index.mainAt(height)!, now);
+    });
+  }
+
   /**
    * Up to `count` main-chain headers from height `from` on: from the window, and below it from
    * the store by height (two range scans), so serving a long chain never walks it.
    */
   async headerRange(from: number, count: number): Promise<BlockHeader[]> {
+    return (await this.headerBytesRange(from, count)).map(decodeHeader);
+  }
+
+  /**
+   * The same as headerRange, as the headers' encodings (from the store's records as they are):
+   * what a node serving a syncing peer sends, without decoding or hashing a header.
+   */
+  async headerBytesRange(from: number, count: number): Promise<Uint8Array[]> {
     const tip = this.tip.height;
     if (!Number.isSafeInteger(from) || from < 0 || from > tip || count <= 0) return [];
     const end = Math.min(tip + 1, from + count);
-    const out: BlockHeader[] = [];
+    const out: Uint8Array[] = [];
     if (from < this.index.bottom) {
       const upto = Math.min(end, this.index.bottom);
-      for (const r of await this.db.history.mainRecords(from, upto - from)) out.push(decodeIndexRecord(r.record).header);
-      if (out.length < upto - from) return out; // the store moved under us (it cannot below the window): stop short
+      out.push(...(await this.db.history.mainHeaderBytes(from, upto - from)));
+      if (out.length < upto - from) return out;
     }
     for (let h = from + out.length; h < end; h++) {
       const e = this.index.mainAt(h);
-      if (!e) break; // the tip moved down meanwhile
-      out.push(e.header);
+      if (!e) break;
+      out.push(e.header.bytes);
     }
     return out;
   }
@@ -333,8 +370,15 @@ export class Chain extends EventEmitter<ChainEvents> {
   private async accept(block: SaneBlock): Promise<BlockIndexEntry | undefined> {
     this.lock.assertHeld('accept');
     const { header } = block;
-    const parent = this.getEntry(header.prevHash);
     const floor = this.index.forkFloor;
+    const below = header.height - 1;
+    if (below >= floor && below - MEDIAN_SPAN < this.index.bottom && (below === 0 || (await this.db.history.record(below, header.prevHash)))) {
+      // Its parent is stored below the window (a fork deeper than the window but within the
+      // reorg depth): bring that part of the chain back from the store. Only for a parent that
+      // exists, so that made-up blocks cannot make us load the window again and again.
+      await this.index.ensure(this.db, below - MEDIAN_SPAN);
+    }
+    const parent = this.getEntry(header.prevHash);
     if (parent ? parent.height < floor : header.height - 1 < floor) {
       // Its parent is too deep to reorganise to (or unknown that deep): it can never become ours.
       throw new ConsensusError('BLOCK_FORK_TOO_DEEP', `block ${toHex(header.hash)} at ${header.height} forks below height ${floor}, deeper than the ${this.index.reorgDepth} blocks this node reorganises`, 0);

@@ -2,7 +2,7 @@ import { toHex } from '../ledger/bytes.ts';
 import { BLOCK_VERSION, type BlockHeader } from '../ledger/block.ts';
 import type { ChainParams } from '../ledger/genesis.ts';
 import type { BlockIndexEntry } from './block-index.ts';
-import { checkHeaderContext, medianOf } from './header-rules.ts';
+import { checkHeaderContext } from './header-rules.ts';
 import { ConsensusError } from './errors.ts';
 import { blockWork, hasValidProofOfWork } from './pow.ts';
 
@@ -16,8 +16,9 @@ import { blockWork, hasValidProofOfWork } from './pow.ts';
 export class HeaderChainCheck {
   private readonly params: ChainParams;
   private readonly now: number;
-  /** Timestamps of the last 11 headers (oldest first), for median time past. */
+  /** Timestamps of the last 11 headers (oldest first), for median time past, and the same sorted. */
   private readonly recentTimes: number[];
+  private readonly sortedTimes: number[];
   private last: Pick<BlockHeader, 'hash' | 'height' | 'timestamp'>;
   private anchorTimestamp: number | undefined;
   private work: bigint;
@@ -32,6 +33,7 @@ export class HeaderChainCheck {
     const times: number[] = [];
     for (let e: BlockIndexEntry | undefined = fork; e && times.length < 11; e = e.parent) times.unshift(e.header.timestamp);
     this.recentTimes = times;
+    this.sortedTimes = [...times].sort((a, b) => a - b);
   }
 
   get totalWork(): bigint {
@@ -51,12 +53,21 @@ export class HeaderChainCheck {
     for (const h of headers) {
       if (h.version !== BLOCK_VERSION) throw new ConsensusError('HEADER_BAD_VERSION', `unknown header version ${h.version}`);
       if (!hasValidProofOfWork(h)) throw new ConsensusError('HEADER_BAD_POW', `header ${toHex(h.hash)} lacks its proof of work`);
-      checkHeaderContext(this.params, h, this.last, this.anchorTimestamp, medianOf(this.recentTimes), this.now);
+      // The median of the sorted copy: what medianOf(recentTimes) gives, without a sort per header.
+      const median = this.sortedTimes[this.sortedTimes.length >> 1]!;
+      checkHeaderContext(this.params, h, this.last, this.anchorTimestamp, median, this.now);
       if (h.height === 1) this.anchorTimestamp = h.timestamp;
       this.recentTimes.push(h.timestamp);
-      if (this.recentTimes.length > 11) this.recentTimes.shift();
+      insertSorted(this.sortedTimes, h.timestamp);
+      if (this.recentTimes.length > 11) this.sortedTimes.splice(this.sortedTimes.indexOf(this.recentTimes.shift()!), 1);
       this.work += blockWork(h.target);
       this.last = h;
     }
   }
+}
+
+function insertSorted(list: number[], value: number): void {
+  let i = list.length;
+  while (i > 0 && list[i - 1]! > value) i--;
+  list.splice(i, 0, value);
 }

@@ -10,7 +10,8 @@
  *   I height(u32 BE) hash(32) → block index record      header, total work and status (consensus);
  *                                                       by height first, so a height range is one scan
  *   H height(u32 BE)   → hash (32)                      main chain only
- *   P height(u32 BE)   → hash (32)                      scratch: the header chain a sync is fetching
+ *   P chunk(u32 BE)    → hashes (32 each)               scratch: the header chain a sync is fetching,
+ *                                                       heights chunk × 2048 on
  *   A address(20)      → balance u64 ‖ nonce u64        current state (main chain tip)
  *   U hash(32)         → undo records                   main chain only; restores state on disconnect
  *   T txid(32)         → block hash (32) ‖ index u32    main chain only
@@ -48,7 +49,7 @@ export const layout = {
   block: (hash: Uint8Array) => key('B', hash),
   index: (height: number, hash: Uint8Array) => key('I', concat(u32(height), hash)),
   height: (height: number) => key('H', u32(height)),
-  pending: (height: number) => key('P', u32(height)),
+  pending: (chunk: number) => key('P', u32(chunk)),
   account: (address: Uint8Array) => key('A', address),
   undo: (hash: Uint8Array) => key('U', hash),
   tx: (txid: Uint8Array) => key('T', txid),
@@ -57,14 +58,14 @@ export const layout = {
     gte: Uint8Array.of(prefix.charCodeAt(0)),
     lt: Uint8Array.of(prefix.charCodeAt(0) + 1),
   }),
-  /** Keys of a height-keyed prefix (H, I, P) for heights from `from` up to, not including, `to`. */
-  heights: (prefix: 'H' | 'I' | 'P', from: number, to = 2 ** 32) => ({
+  /** Keys of a height-keyed prefix (H, I) for heights from `from` up to, not including, `to`. */
+  heights: (prefix: 'H' | 'I', from: number, to = 2 ** 32) => ({
     gte: key(prefix, u32(from)),
     lt: to >= 2 ** 32 ? Uint8Array.of(prefix.charCodeAt(0) + 1) : key(prefix, u32(to)),
   }),
 };
 
-/** The height in a height-keyed key (H, I, P). */
+/** The height in a height-keyed key (H, I). */
 export function heightOfKey(key: Uint8Array): number {
   return ((key[1]! << 24) | (key[2]! << 16) | (key[3]! << 8) | key[4]!) >>> 0;
 }

@@ -1,8 +1,7 @@
-import { bytesEqual, toHex } from '../ledger/bytes.ts';
+import { bytesEqual } from '../ledger/bytes.ts';
 import { HEADER_BYTES, type BlockHeader } from '../ledger/block.ts';
-import type { BlockIndexEntry } from '../consensus/block-index.ts';
 import type { Chain } from '../consensus/chain.ts';
-import { HeaderChainCheck } from '../consensus/headers.ts';
+import type { HeaderChainCheck } from '../consensus/headers.ts';
 import type { NetworkNames } from './protocols.ts';
 import type { Transport } from './transport.ts';
 import { MAX_HEADERS_PER_RESPONSE, decodeHeaders, encodeGetHeaderRange, type Status } from './wire.ts';
@@ -12,7 +11,7 @@ const HEADERS_TIMEOUT_MS = 10_000;
  * Header ranges asked of the peer at once. One at a time leaves both ends idle for a round trip
  * per 2,000 headers; a few keep the checker busy while the next ranges travel.
  */
-const RANGES_IN_FLIGHT = 4;
+const RANGES_IN_FLIGHT = 8;
 /** Below the height both chains share, how far back the first range starts: most forks are shallow. */
 const FIRST_LOOK_BACK = 16;
 /** Lying about the chain, or sending what does not match what was asked for, is a ban. */
@@ -29,7 +28,7 @@ export class PeerFault extends Error {
 
 /** A peer's header chain beyond the block both chains share, checked and written to the scratch list. */
 export interface HeaderChain {
-  readonly fork: BlockIndexEntry;
+  readonly fork: { readonly height: number };
   readonly check: HeaderChainCheck;
   /**
    * False when the peer's chain moved while we fetched it (a reorganisation there): what was
@@ -71,8 +70,10 @@ export async function fetchHeaderChain(o: HeaderSyncOptions, peer: string, claim
 
   const found = await findFork(chain, claimed, range);
   if (!found) return undefined;
-  const { fork, headers: first, more } = found;
-  const check = new HeaderChainCheck(chain.params, fork, o.clock());
+  const { forkHeight, headers: first, more } = found;
+  const check = await chain.headerCheckFrom(forkHeight, o.clock());
+  if (!check) return undefined; // the tip moved meanwhile and the fork is now too deep
+  const fork = { height: forkHeight };
   const accept = async (headers: readonly BlockHeader[]) => {
     const from = check.tipHeight + 1;
     check.extend(headers); // throws ConsensusError with its ban score
@@ -104,33 +105,31 @@ export async function fetchHeaderChain(o: HeaderSyncOptions, peer: string, claim
 /**
  * The last block of our main chain that the peer's chain holds too, no deeper than our fork
  * floor, and the peer's headers after it from the same range. Compares the peer's headers by
- * height with our own, a few below the lower of the two tips first, then from the floor.
+ * height with our own (from the window, or the store below it), a few below the lower of the
+ * two tips first, then from the floor.
  */
 async function findFork(
   chain: Chain,
   claimed: Status,
   range: (start: number, count: number) => Promise<BlockHeader[]>,
-): Promise<{ fork: BlockIndexEntry; headers: BlockHeader[]; more: boolean } | undefined> {
+): Promise<{ forkHeight: number; headers: BlockHeader[]; more: boolean } | undefined> {
   const floor = chain.forkFloor;
   const top = Math.min(chain.tip.height, claimed.height);
   if (top < floor) return undefined; // its whole chain is below anything we could reorganise to
   let from = Math.max(floor, top - FIRST_LOOK_BACK);
   for (;;) {
     const headers = await range(from + 1, MAX_HEADERS_PER_RESPONSE);
-    const ours = chain.mainAt(from);
-    if (headers.length === 0 || !ours) return undefined;
-    if (!bytesEqual(headers[0]!.prevHash, ours.hash)) {
+    const ours = await chain.mainHashes(from, headers.length + 1);
+    if (headers.length === 0 || ours.length === 0) return undefined;
+    if (!bytesEqual(headers[0]!.prevHash, ours[0]!)) {
       if (from <= floor) return undefined; // forks below what we follow
       from = floor;
       continue;
     }
     let i = 0;
-    while (i < headers.length && chain.mainAt(from + 1 + i)?.hashHex === toHex(headers[i]!.hash)) i++;
+    while (i < headers.length && i + 1 < ours.length && bytesEqual(ours[i + 1]!, headers[i]!.hash)) i++;
     const full = headers.length === MAX_HEADERS_PER_RESPONSE;
-    if (i < headers.length || !full) {
-      const fork = chain.mainAt(from + i);
-      return fork && { fork, headers: headers.slice(i), more: full };
-    }
+    if (i < headers.length || !full) return { forkHeight: from + i, headers: headers.slice(i), more: full };
     from += headers.length; // every one of them is ours too
   }
 }

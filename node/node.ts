@@ -17,6 +17,7 @@ import { serveBlockTxs } from './compact.ts';
 import { TxSignatureVerifier, type SignatureVerifier } from './tx-signatures.ts';
 import type { ConnectionGate, Transport } from './transport.ts';
 import { PeerBook } from './peer-book.ts';
+import { Pruner } from './pruner.ts';
 
 /** Pending transactions kept across restarts (a file for real nodes). */
 export interface MempoolStore {
@@ -49,6 +50,10 @@ export interface NodeParts {
   readonly orphanLimits?: OrphanLimits;
   /** The deepest reorganisation followed (consensus's DEFAULT_REORG_DEPTH unless given). */
   readonly reorgDepth?: number;
+  /** Main-chain blocks kept in memory below the tip when nothing needs more (DEFAULT_WINDOW unless given). */
+  readonly window?: number;
+  /** Keep the bodies and undo data of only this many blocks below the tip (at least the reorg depth); undefined keeps all. */
+  readonly pruneKeep?: number;
   readonly banSeconds?: number;
   /** How often to ask every peer for its status again (ms): how a node notices it fell behind. */
   readonly statusIntervalMs?: number;
@@ -91,6 +96,7 @@ export class CairnNode extends EventEmitter<NodeEvents> {
   sync!: Sync;
   txRelay!: TxRelay;
   signatures!: TxSignatureVerifier;
+  pruner: Pruner | undefined;
   private book!: PeerBook;
   private readonly services: NodeService[] = [];
   private readonly timers: Timer[] = [];
@@ -118,8 +124,13 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     // has been announced and relayed.
     this.db = await ChainDB.open(await p.openStore(), p.params, { scheduleFlush: (start) => this.env.defer(start) });
     this.signatures = new TxSignatureVerifier(p.verifier);
-    this.chain = await Chain.open(this.db, { clock: this.clock, signatures: this.signatures, orphanLimits: p.orphanLimits, reorgDepth: p.reorgDepth });
+    this.chain = await Chain.open(this.db, { clock: this.clock, signatures: this.signatures, orphanLimits: p.orphanLimits, reorgDepth: p.reorgDepth, window: p.window });
     this.mempool = new Mempool(this.db, p.params, p.mempool, (tx) => this.signatures.checkTx(tx));
+    if (p.pruneKeep !== undefined) {
+      this.pruner = new Pruner(this.chain, this.env, p.pruneKeep, (height, err) =>
+        err ? this.emit('log', 'warn', `pruning stopped at ${height}: ${err.message}`) : this.emit('log', 'debug', 'pruned', { height }),
+      );
+    }
     this.peers = new PeerManager(this.clock, p.banSeconds);
     this.names = networkNames(this.db.genesis.header.hash);
     this.transport = await p.createTransport(this.peers, this.names);
@@ -138,6 +149,7 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     this.txRelay = new TxRelay({ ...common, env: this.env, mempool: this.mempool, gossip: this.gossip, signatures: this.signatures });
     this.wire();
     this.gossip.start();
+    this.pruner?.start();
     await this.sync.start();
     await this.txRelay.start();
     await serveBlockTxs(this.transport, this.names, async (hash) => (await this.db.getBlocksBytes([hash]))[0], (peer, err) => this.peers.badRequest(peer, err));
@@ -285,6 +297,7 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     await this.transport?.stop();
     await this.sync?.idle();
     await this.chain?.idle();
+    await this.pruner?.stop();
     if (this.mempool && this.parts.mempoolStore) await this.parts.mempoolStore.save(this.mempool).catch(() => {});
     await this.db?.close();
     await this.parts.release?.();

@@ -96,6 +96,7 @@ export const rpcHandlers: Handlers = {
       peerId: node.transport.peerId,
       syncing: node.sync.syncing,
       syncTarget: node.sync.targetHeight,
+      prunedHeight: node.db.history.prunedHeight,
       mining: node.mining,
       unit: node.params.unit,
       decimals: node.params.decimals,
@@ -145,6 +146,9 @@ export const rpcHandlers: Handlers = {
       block = await node.db.getBlockAtHeight(param(params, 'height', isHeight, 'a non-negative integer'));
     } else {
       throw invalid('give "height" or "hash"');
+    }
+    if (!block && typeof params.height === 'number' && params.height > 0 && params.height <= node.db.history.prunedHeight) {
+      throw notFound(`block ${params.height} is pruned: this node keeps only recent bodies (its headers and the state stay)`);
     }
     if (!block) throw notFound('no such block');
     return blockJson(block, await node.chain.isMainHash(block.header.hash, block.header.height));

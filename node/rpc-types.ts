@@ -17,6 +17,8 @@ export interface StatusResult {
   peerId: string;
   syncing: boolean;
   syncTarget: number;
+  /** Main-chain blocks 1 up to this height have no body here (pruned); 0 when the node keeps every block. */
+  prunedHeight: number;
   mining: boolean;
   /** The network's coin and how many base units make one (genesis.json). */
   unit: string;

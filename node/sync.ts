@@ -15,6 +15,7 @@ import {
   decodeGetHeaders,
   decodeStatus,
   encodeGetBlocks,
+  encodeHeaderBytes,
   encodeHeaders,
   encodeStatus,
   type Status,
@@ -128,9 +129,10 @@ export class Sync extends EventEmitter<SyncEvents> {
       names.headerRange,
       async (req) => {
         const { start, count } = decodeGetHeaderRange(req);
-        return encodeHeaders(await chain.headerRange(start, count));
+        return encodeHeaderBytes(await chain.headerBytesRange(start, count));
       },
-      { ...limits, maxBytes: 16 },
+      // As many as a syncing peer keeps in flight (node/header-sync.ts): a pipeline, not a flood.
+      { ...limits, maxBytes: 16, maxInFlightPerPeer: 8 },
     );
     await transport.handle(
       names.blocks,

@@ -1,6 +1,6 @@
 import { Reader, Writer, bigIntToBytes, bytesToBigInt } from '../ledger/bytes.ts';
 import { DecodeError } from '../ledger/errors.ts';
-import { HASH_BYTES, HEADER_BYTES, decodeHeader, type BlockHeader } from '../ledger/block.ts';
+import { HASH_BYTES, HEADER_BYTES, decodeHeaderList, type BlockHeader } from '../ledger/block.ts';
 import { TX_BYTES, decodeTransaction, type Transaction } from '../ledger/transaction.ts';
 
 /**
@@ -97,14 +97,20 @@ export function encodeHeaders(headers: readonly BlockHeader[]): Uint8Array {
   return w.finish();
 }
 
+/** The same message from headers' encodings as stored (a node serving ranges from its store decodes nothing). */
+export function encodeHeaderBytes(headers: readonly Uint8Array[]): Uint8Array {
+  const w = new Writer(10 + headers.length * HEADER_BYTES).u8(WIRE_VERSION).varint(headers.length);
+  for (const h of headers) w.bytes(h, HEADER_BYTES);
+  return w.finish();
+}
+
 export function decodeHeaders(bytes: Uint8Array): BlockHeader[] {
-  const r = new Reader(bytes);
+  const r = new Reader(bytes, { views: true });
   version(r, 'headers');
   const n = r.varint('header count', MAX_HEADERS_PER_RESPONSE);
-  const out: BlockHeader[] = [];
-  for (let i = 0; i < n; i++) out.push(decodeHeader(r.bytes(HEADER_BYTES, 'header')));
+  const list = r.bytes(n * HEADER_BYTES, 'headers');
   r.end('headers');
-  return out;
+  return decodeHeaderList(list, n);
 }
 
 export function encodeGetBlocks(hashes: readonly Uint8Array[]): Uint8Array {

@@ -1,5 +1,5 @@
 import type { ChainParams } from '../ledger/genesis.ts';
-import { DEFAULT_REORG_DEPTH } from '../consensus/chain-index.ts';
+import { DEFAULT_REORG_DEPTH, DEFAULT_WINDOW } from '../consensus/chain-index.ts';
 import type { LinkProfile } from './network.ts';
 import { Random } from './random.ts';
 import type { Role, SimNodeSpec } from './sim-node.ts';
@@ -100,14 +100,18 @@ export function scenario(seed: string, o: ScenarioOptions = {}): WorldOptions {
     }
   }
   // From a stream of its own, so that adding it left every other choice of a seed as it was. The
-  // deepest reorganisation 300 seeds produced was 9 blocks; most seeds follow 16 (a window of
-  // about 40 blocks, which a history of up to 250 crosses), some the real default.
-  const reorgDepth = new Random(`reorg-depth:${seed}`).chance(0.8) ? 16 : DEFAULT_REORG_DEPTH;
+  // deepest reorganisation 300 seeds produced was 9 blocks; most seeds follow 16 with 4 blocks
+  // in memory (so forks load the chain below from the store, and a history of up to 250 crosses
+  // the window's edge all the time), some the real defaults.
+  const small = new Random(`reorg-depth:${seed}`).chance(0.8);
+  const reorgDepth = small ? 16 : DEFAULT_REORG_DEPTH;
+  const window = small ? 4 : DEFAULT_WINDOW;
   return {
     seed,
     params: simParams(rng, history),
     history,
     reorgDepth,
+    window,
     nodes,
     durationMs,
     quietMs: 120_000,

@@ -98,6 +98,7 @@ export class SimNode {
     bootstrap: readonly string[];
     mempool: Partial<MempoolPolicy>;
     reorgDepth: number;
+    window: number;
     /** Called once the node has its chain and peers, before its transport carries anything. */
     onNode: (node: CairnNode) => void;
   }): Promise<CairnNode> {
@@ -120,6 +121,7 @@ export class SimNode {
       bootstrap: o.bootstrap,
       mempool: o.mempool,
       reorgDepth: o.reorgDepth,
+      window: o.window,
       statusIntervalMs: 15_000,
       banSeconds: 600,
     });

@@ -41,6 +41,8 @@ export interface WorldOptions {
    * and its edge (blocks read back from the store by height) is crossed all the time.
    */
   readonly reorgDepth: number;
+  /** Main-chain blocks a node keeps in memory below its tip when nothing needs more. */
+  readonly window: number;
 }
 
 /** Hooks that see every node as it starts (its chain and peers exist, its transport not yet). */
@@ -116,6 +118,7 @@ export class World {
       bootstrap,
       mempool: this.o.mempool,
       reorgDepth: this.o.reorgDepth,
+      window: this.o.window,
       onNode: (node) => this.watch(sim, node),
     });
     if (sim.node) for (const o of this.observers) o.onStarted?.(sim, sim.node);

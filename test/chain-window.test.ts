@@ -15,9 +15,11 @@ import { testKey, testParams } from './helpers/fixtures.ts';
 import { asParent, mineChain, mineChild } from './helpers/mining.ts';
 
 const params = testParams();
-const DEPTH = 8;
-/** The window: the reorg depth, the 10 blocks of median time past below it, and its trimming slack (16). */
-const MAX_WINDOW = DEPTH + 10 + 16 + 1;
+const DEPTH = 40;
+/** Blocks kept in memory when nothing needs more: fewer than the reorg depth, so deep forks load from the store. */
+const WINDOW = 4;
+/** At most: the window, the 10 blocks of median time past below it, and its trimming slack (16). */
+const MAX_WINDOW = WINDOW + 10 + 16 + 1;
 
 describe('Chain: the block index window', () => {
   let disk: MemoryDisk;
@@ -27,7 +29,7 @@ describe('Chain: the block index window', () => {
 
   async function open(): Promise<void> {
     db = await ChainDB.open(disk.open(), params);
-    chain = await Chain.open(db, { clock: () => now, reorgDepth: DEPTH });
+    chain = await Chain.open(db, { clock: () => now, reorgDepth: DEPTH, window: WINDOW });
   }
   async function reopen(): Promise<void> {
     await db.close();
@@ -53,10 +55,9 @@ describe('Chain: the block index window', () => {
     await feed(blocks);
     assert.equal(chain.tip.height, 120);
     assert.ok(entries() <= MAX_WINDOW, `${entries()} entries in memory for 121 blocks`);
-    const bottom = chain.mainAt(chain.tip.height - DEPTH - 10)!;
     let lowest = chain.tip;
     while (lowest.parent) lowest = lowest.parent;
-    assert.ok(lowest.height <= bottom.height && lowest.height > 120 - MAX_WINDOW, `the lowest entry in memory is at ${lowest.height}`);
+    assert.ok(lowest.height <= 120 - WINDOW - 10 && lowest.height > 120 - MAX_WINDOW, `the lowest entry in memory is at ${lowest.height}`);
     assert.equal(chain.mainAt(lowest.height - 1), undefined, 'nothing below the window');
 
     await reopen();
@@ -71,7 +72,12 @@ describe('Chain: the block index window', () => {
 
   it('answers for blocks below the window from the store: duplicates, headers by height, locators', async () => {
     const blocks = mineChain(params, asParent(db.genesis), 80, { miner: testKey(52).address });
-    await feed(blocks);
+    await feed(blocks.slice(0, 10));
+    // A sibling of block 5, stored as a side branch: deep below the window later, where headers are
+    // served from a scan of the index records, it must not be taken for the main chain's.
+    const sibling = mineChild(params, asParent(blocks[3]!), [], { miner: testKey(59).address });
+    assert.equal(await chain.processBlock(sibling), 'side-branch');
+    await feed(blocks.slice(10));
     assert.equal(chain.getEntry(blocks[3]!.header.hash), undefined, 'block 4 is below the window');
     assert.equal(await chain.processBlock(blocks[3]!), 'duplicate', 'an old main-chain block is known, not an orphan');
     assert.equal(await chain.isMainHash(blocks[3]!.header.hash, 4), true);
@@ -94,6 +100,7 @@ describe('Chain: the block index window', () => {
     const floor = chain.forkFloor;
     assert.equal(floor, 60 - DEPTH);
     // One block deeper than we follow: refused, nobody's fault, nothing kept.
+    assert.equal(chain.mainAt(floor), undefined, 'the fork floor is below the window: a fork there loads it from the store');
     const deep = mineChain(params, asParent(main[floor - 2]!), DEPTH + 3, { miner: testKey(54).address });
     await assert.rejects(chain.processBlock(deep[0]!), (err: unknown) => err instanceof CairnError && err.code === 'BLOCK_FORK_TOO_DEEP' && err.banScore === 0);
     assert.equal(chain.getEntry(deep[0]!.header.hash), undefined);
@@ -115,20 +122,20 @@ describe('Chain: the block index window', () => {
     await db.close();
     disk = new MemoryDisk();
     db = await ChainDB.open(disk.open(), hard);
-    chain = await Chain.open(db, { clock: () => now, reorgDepth: DEPTH });
+    chain = await Chain.open(db, { clock: () => now, reorgDepth: DEPTH, window: WINDOW });
     // 42 + 8 blocks: the window was trimmed at the tip's last block (to 32, in steps of 16).
     const early = mineChain(hard, asParent(db.genesis), 42, { miner: testKey(56).address });
     // The last blocks of the main chain came far behind schedule: easy targets, little work each.
     const late = mineChain(hard, asParent(early.at(-1)!), 8, { miner: testKey(56).address, spacing: 3_000 });
     await feed([...early, ...late]);
     assert.equal(chain.tip.height, 50);
-    assert.equal(chain.mainAt(31), undefined, 'the window starts at 32');
+    assert.equal(chain.mainAt(31), undefined, 'the window starts at 32 (50 - 4 - 10, in steps of 16)');
     // A branch from block 42 on schedule: each of its blocks carries more work than all eight.
     const branch = [mineChild(hard, asParent(early.at(-1)!), [], { miner: testKey(57).address })];
     branch.push(mineChild(hard, asParent(branch[0]!), [], { miner: testKey(57).address }));
     await feed(branch);
     assert.equal(chain.tip.height, 44, 'the heavier, shorter branch won');
-    assert.ok(chain.mainAt(44 - DEPTH - 10), 'the window reached back to the median span below the new fork floor (26)');
+    assert.ok(chain.mainAt(44 - WINDOW - 10), 'the window reached back down for the new tip (30)');
     // A fork at the new floor is followed.
     const fork = mineChain(hard, asParent(early[44 - DEPTH - 1]!), DEPTH + 1, { miner: testKey(58).address });
     const outcomes = await feed(fork);

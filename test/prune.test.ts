@@ -1,0 +1,150 @@
+/**
+ * Pruning (node/pruner.ts, ChainHistory.prune): bodies, undo data and the transaction index of
+ * blocks deeper than `keep` go, in the background; headers and state stay; the deepest
+ * reorganisation the node follows still finds everything it needs; a kill -9 at any moment
+ * leaves a node that reopens and finishes.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { ChainDB } from '../ledger/chaindb.ts';
+import { auditChainDB, stateDigest } from '../ledger/audit.ts';
+import { toHex } from '../ledger/bytes.ts';
+import { CairnError } from '../ledger/errors.ts';
+import { MemoryDisk } from '../ledger/kv-memory.ts';
+import type { Block } from '../ledger/block.ts';
+import { parseGenesis } from '../ledger/genesis.ts';
+import { Chain } from '../consensus/chain.ts';
+import { realEnv } from '../node/env.ts';
+import { Pruner } from '../node/pruner.ts';
+import { RpcClient } from '../cli/rpc-client.ts';
+import { generateDatadir } from '../cli/cmd-generate.ts';
+import { CAIRN_BIN, exited, stopProcess, track, waitFor } from './helpers/cluster.ts';
+import { FUNDED_KEYS, tempDir, testKey, testParams, transfer } from './helpers/fixtures.ts';
+import { asParent, mineChain, mineChild } from './helpers/mining.ts';
+
+const params = testParams();
+const DEPTH = 8;
+
+describe('pruning', function () {
+  this.timeout(120_000);
+
+  async function openChain(disk: MemoryDisk) {
+    const db = await ChainDB.open(disk.open(), params);
+    const chain = await Chain.open(db, { clock: () => params.timestamp + 10_000_000, reorgDepth: DEPTH, window: 4 });
+    return { db, chain };
+  }
+
+  it('keeps what the deepest reorganisation it follows needs, and nothing deeper', async () => {
+    const disk = new MemoryDisk();
+    const { db, chain } = await openChain(disk);
+    const twin = await openChain(new MemoryDisk()); // follows the same blocks, never pruned
+    assert.throws(() => new Pruner(chain, realEnv, DEPTH - 1), RangeError, 'keeping less than the reorg depth is refused');
+    const pruner = new Pruner(chain, realEnv, DEPTH);
+    pruner.start();
+    const blocks: Block[] = [];
+    let parent = asParent(db.genesis);
+    for (let h = 1; h <= 60; h++) {
+      const txs = h % 5 === 0 ? [transfer(FUNDED_KEYS[0]!, testKey(80 + h).address, 1n, BigInt(h / 5 - 1))] : [];
+      const b = mineChild(params, parent, txs, { miner: testKey(70).address });
+      blocks.push(b);
+      parent = asParent(b);
+      assert.equal(await chain.processBlock(b), 'connected');
+      assert.equal(await twin.chain.processBlock(b), 'connected');
+    }
+    await pruner.idle();
+    assert.equal(db.history.prunedHeight, 60 - DEPTH);
+    for (const b of blocks) {
+      const { height, hash } = b.header;
+      const pruned = height <= 60 - DEPTH;
+      assert.equal((await db.getBlock(hash)) === undefined, pruned, `body of ${height}`);
+      assert.equal((await db.getUndo(hash)) === undefined, pruned, `undo data of ${height}`);
+      for (const tx of b.txs) assert.equal((await db.getTxLocation(tx.id)) === undefined, pruned, `transaction index of ${height}`);
+    }
+    assert.deepEqual((await chain.headerRange(1, 60)).map((h) => toHex(h.hash)), blocks.map((b) => toHex(b.header.hash)), 'every header stays');
+    const report = await auditChainDB(db);
+    assert.equal(report.replayed, false);
+    assert.equal(report.digest, await stateDigest(twin.db));
+
+    // The deepest reorganisation it follows: a branch off the fork floor, DEPTH blocks undone.
+    const floor = chain.forkFloor;
+    const branch = mineChain(params, asParent(blocks[floor - 1]!), DEPTH + 1, { miner: testKey(71).address });
+    const undone: number[] = [];
+    chain.on('tip', (e) => undone.push(e.disconnected.length));
+    for (const b of branch) {
+      await chain.processBlock(b);
+      await twin.chain.processBlock(b);
+    }
+    assert.deepEqual(undone, [DEPTH]);
+    assert.equal(toHex(chain.tip.hash), toHex(branch.at(-1)!.header.hash));
+    await pruner.idle();
+    assert.equal(await stateDigest(db), await stateDigest(twin.db), 'the same state as a node that pruned nothing');
+    // One deeper is refused, as on any node.
+    const deeper = mineChild(params, asParent(blocks[chain.forkFloor - 2]!), [], { miner: testKey(72).address });
+    await assert.rejects(chain.processBlock(deeper), (err: unknown) => err instanceof CairnError && err.code === 'BLOCK_FORK_TOO_DEEP');
+    await auditChainDB(db);
+    await pruner.stop();
+    await db.close();
+    await twin.db.close();
+  });
+
+  it('a kill -9 while pruning leaves a node that reopens and finishes', async () => {
+    const dir = tempDir();
+    const children: ReturnType<typeof spawn>[] = [];
+    try {
+      const datadir = join(dir.path, 'pruned');
+      const blocks = 25_000;
+      const keep = 10_000;
+      await generateDatadir({ datadir, blocks, txsPerBlock: 0 });
+      const genesis = parseGenesis(readFileSync(join(datadir, 'genesis.json'), 'utf8'));
+      const args = [CAIRN_BIN, 'node', '--datadir', datadir, '--prune-keep', String(keep), '--p2p-host', '127.0.0.1', '--p2p-port', '0', '--rpc-port', '0', '--no-mdns', '--log-level', 'debug'];
+      let seen = 0;
+      for (let kill = 0; kill < 3; kill++) {
+        const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'ignore'] });
+        children.push(child);
+        track(child);
+        // Killed as soon as it reports a chunk: the next one is being read or written.
+        const pruned = await new Promise<number>((resolve, reject) => {
+          createInterface({ input: child.stdout! }).on('line', (line) => {
+            const m = /"height":(\d+).*"msg":"pruned"|"msg":"pruned".*"height":(\d+)/.exec(line);
+            if (m) resolve(Number(m[1] ?? m[2]));
+          });
+          child.once('exit', (code) => reject(new Error(`the node exited (${code}) before pruning`)));
+        });
+        process.kill(child.pid!, 'SIGKILL');
+        await new Promise((r) => (exited(child) ? r(undefined) : child.once('exit', r)));
+        assert.ok(pruned > seen && pruned < blocks - keep, `pruned to ${pruned} after ${seen}`);
+        seen = pruned;
+        // Whatever the kill interrupted: the mark says exactly what is gone.
+        const db = await ChainDB.open(join(datadir, 'chain'), genesis);
+        const mark = db.history.prunedHeight;
+        assert.ok(mark >= pruned, `mark ${mark} after the node said ${pruned}`);
+        for (const height of [1, mark, mark + 1, blocks - keep, blocks]) {
+          if (height < 1) continue;
+          const hash = (await db.getHashAtHeight(height))!;
+          assert.equal((await db.getBlock(hash)) === undefined, height <= mark, `body of ${height} with the mark at ${mark}`);
+          assert.equal((await db.getUndo(hash)) === undefined, height <= mark, `undo data of ${height} with the mark at ${mark}`);
+        }
+        await db.close();
+      }
+      // And once more, left alone: it reopens at its tip and finishes.
+      const child = spawn(process.execPath, args, { stdio: 'ignore' });
+      children.push(child);
+      track(child);
+      await waitFor('the node to finish pruning', 60_000, async () => {
+        const status = await (await RpcClient.fromDatadir(datadir)).call('status', {});
+        return status.height === blocks && status.prunedHeight === blocks - keep;
+      });
+      await stopProcess(child);
+      const db = await ChainDB.open(join(datadir, 'chain'), genesis);
+      const report = await auditChainDB(db);
+      assert.equal(report.height, blocks);
+      await db.close();
+    } finally {
+      for (const c of children) await stopProcess(c, 'SIGKILL');
+      dir.remove();
+    }
+  });
+});
