@@ -1,10 +1,10 @@
 import { sha256 } from '../ledger/hash.ts';
 import type { Block } from '../ledger/block.ts';
-import { BLOCK_VERSION, computeMerkleRoot, makeBlock, makeHeader } from '../ledger/block.ts';
+import { makeBlock, makeHeader } from '../ledger/block.ts';
 import type { ChainParams } from '../ledger/genesis.ts';
 import { genesisBlock } from '../ledger/genesis.ts';
 import { nextTarget } from '../consensus/difficulty.ts';
-import { buildTemplate, completeBlock, searchNonce, targetBytes } from '../consensus/miner.ts';
+import { buildTemplate, completeBlock, searchNonce, targetBytes, templateHeader } from '../consensus/miner.ts';
 import type { CairnNode } from '../node/node.ts';
 
 /**
@@ -31,7 +31,7 @@ export function mineHistory(params: ChainParams, count: number, coinbase: Uint8A
     const height = parent.height + 1;
     const target = nextTarget(params, parent, anchor);
     const cb = { to: coinbase, amount: params.reward };
-    const base = makeHeader({ version: BLOCK_VERSION, height, prevHash: parent.hash, merkleRoot: computeMerkleRoot(height, cb, []), timestamp: parent.timestamp + params.blockTime, target, nonce: 0n });
+    const base = templateHeader({ height, prevHash: parent.hash, coinbase: cb, txs: [], timestamp: parent.timestamp + params.blockTime, target });
     const nonce = searchNonce(base.bytes, targetBytes(target), 0n, 1_000_000, sha256);
     if (nonce === undefined) throw new Error('history: no nonce');
     const block = makeBlock(makeHeader({ ...base, nonce }), cb, []);

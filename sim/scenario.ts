@@ -103,16 +103,20 @@ export function scenario(seed: string, o: ScenarioOptions = {}): WorldOptions {
   // deepest reorganisation 300 seeds produced was 9 blocks; most seeds follow 16 with 4 blocks
   // in memory (so forks load the chain below from the store, and a history of up to 250 crosses
   // the window's edge all the time), some the real defaults.
-  const small = new Random(`reorg-depth:${seed}`).chance(0.8);
+  const depths = new Random(`reorg-depth:${seed}`);
+  const small = depths.chance(0.8);
   const reorgDepth = small ? 16 : DEFAULT_REORG_DEPTH;
   const window = small ? 4 : DEFAULT_WINDOW;
+  // Some honest nodes prune all they may (n0, which holds the history, never does): the others
+  // must learn from their status which bodies they lack and fetch them elsewhere.
+  const pruned = nodes.map((spec, i) => (small && i > 0 && spec.role === 'honest' && depths.chance(0.3) ? { ...spec, pruneKeep: reorgDepth } : spec));
   return {
     seed,
     params: simParams(rng, history),
     history,
     reorgDepth,
     window,
-    nodes,
+    nodes: pruned,
     durationMs,
     quietMs: 120_000,
     defaultLink: link(rng, rough),

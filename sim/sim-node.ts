@@ -25,6 +25,8 @@ export interface SimNodeSpec {
   readonly skewMs: number;
   /** A key index for its coinbase. */
   readonly minerKey: number;
+  /** Keeps the bodies of only this many blocks below its tip (node/pruner.ts); undefined keeps all. */
+  readonly pruneKeep?: number;
 }
 
 /**
@@ -122,6 +124,7 @@ export class SimNode {
       mempool: o.mempool,
       reorgDepth: o.reorgDepth,
       window: o.window,
+      pruneKeep: this.spec.pruneKeep,
       statusIntervalMs: 15_000,
       banSeconds: 600,
     });

@@ -21,6 +21,12 @@ import { realEnv } from '../node/env.ts';
 import { Pruner } from '../node/pruner.ts';
 import { RpcClient } from '../cli/rpc-client.ts';
 import { generateDatadir } from '../cli/cmd-generate.ts';
+import { decodeGetBlocks } from '../node/wire.ts';
+import { Checker } from '../sim/invariants.ts';
+import type { SimTransport } from '../sim/network.ts';
+import { Random } from '../sim/random.ts';
+import { scenario, simParams } from '../sim/scenario.ts';
+import { World } from '../sim/world.ts';
 import { CAIRN_BIN, exited, stopProcess, track, waitFor } from './helpers/cluster.ts';
 import { FUNDED_KEYS, tempDir, testKey, testParams, transfer } from './helpers/fixtures.ts';
 import { asParent, mineChain, mineChild } from './helpers/mining.ts';
@@ -88,6 +94,47 @@ describe('pruning', function () {
     await pruner.stop();
     await db.close();
     await twin.db.close();
+  });
+
+  it('a pruned node says so in its status, and a node joining later takes those bodies from another', async () => {
+    const base = scenario('pruned-peer', { calm: true, nodes: 3, minutes: 3 });
+    const o = {
+      ...base,
+      params: simParams(new Random('pruned-peer'), 120),
+      history: 120,
+      reorgDepth: 16,
+      window: 4,
+      nodes: [
+        { ...base.nodes[0]!, hashShare: 1 },
+        { ...base.nodes[1]!, hashShare: 0, pruneKeep: 16 },
+        { ...base.nodes[2]!, hashShare: 0, joinAtMs: 90_000 },
+      ],
+    };
+    const world = new World(o);
+    const checker = new Checker(world);
+    let askedForPruned = 0;
+    world.observe({
+      onStarted(sim, node) {
+        if (sim.id !== 'n1') return;
+        // n1 answers as every node does, and counts requests for bodies it no longer has.
+        (node.transport as SimTransport).override(node.names.blocks, async (req) => {
+          const stored = await node.db.getBlocksBytes(decodeGetBlocks(req));
+          const missing = stored.indexOf(undefined);
+          if (missing >= 0) askedForPruned++;
+          return (missing < 0 ? stored : stored.slice(0, missing)) as Uint8Array[];
+        });
+      },
+    });
+    checker.schedule(10_000);
+    await world.run();
+    await checker.final();
+    const [n0, n1, n2] = world.nodes.map((n) => n.node!);
+    for (const sim of world.nodes) sim.crash();
+    assert.deepEqual(Object.fromEntries(checker.violations), {});
+    assert.ok(n1!.db.history.prunedHeight >= 100, `n1 pruned to ${n1!.db.history.prunedHeight}`);
+    assert.equal(n1!.sync.ourStatus().prunedHeight, n1!.db.history.prunedHeight, 'its status says so');
+    assert.equal(n2!.chain.tip.hashHex, n0!.chain.tip.hashHex, 'the late joiner caught up');
+    assert.equal(askedForPruned, 0, 'and never asked n1 for what n1 said it had pruned');
   });
 
   it('a kill -9 while pruning leaves a node that reopens and finishes', async () => {

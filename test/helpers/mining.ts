@@ -1,10 +1,10 @@
 import { sha256 } from '../../ledger/hash.ts';
-import { computeMerkleRoot, makeBlock, makeHeader, BLOCK_VERSION, type Block } from '../../ledger/block.ts';
+import { makeBlock, makeHeader, type Block } from '../../ledger/block.ts';
 import type { ChainParams } from '../../ledger/genesis.ts';
 import type { Transaction } from '../../ledger/transaction.ts';
 import type { BlockIndexEntry } from '../../consensus/block-index.ts';
 import { nextTarget } from '../../consensus/difficulty.ts';
-import { searchNonce, targetBytes } from '../../consensus/miner.ts';
+import { searchNonce, targetBytes, templateHeader } from '../../consensus/miner.ts';
 import { testKey } from './fixtures.ts';
 
 export interface MineOptions {
@@ -37,15 +37,7 @@ export function mineChild(params: ChainParams, parent: Parent, txs: readonly Tra
   const coinbase = { to: o.miner ?? testKey(99).address, amount: o.coinbaseAmount ?? params.reward + fees };
   const anchor = anchorOf(parent);
   const target = o.target ?? nextTarget(params, parent.header, anchor);
-  const base = makeHeader({
-    version: BLOCK_VERSION,
-    height,
-    prevHash: parent.hash,
-    merkleRoot: computeMerkleRoot(height, coinbase, txs),
-    timestamp: o.timestamp ?? parent.header.timestamp + (o.spacing ?? params.blockTime),
-    target,
-    nonce: 0n,
-  });
+  const base = templateHeader({ height, prevHash: parent.hash, coinbase, txs, timestamp: o.timestamp ?? parent.header.timestamp + (o.spacing ?? params.blockTime), target });
   let nonce: bigint | undefined;
   if (o.badPow) {
     for (nonce = 0n; ; nonce++) {
