@@ -1,58 +1,24 @@
 import { EventEmitter } from 'node:events';
 import { toHex } from '../ledger/bytes.ts';
 import { BlockRuleError, CairnError, StoreError, TxRuleError } from '../ledger/errors.ts';
-import { decodeHeader, type Block, type BlockHeader } from '../ledger/block.ts';
+import type { Block } from '../ledger/block.ts';
 import { ChainDB } from '../ledger/chaindb.ts';
 import type { SignatureChecker } from '../ledger/state.ts';
 import { SerialQueue } from '../ledger/serial.ts';
 import { BlockIndexEntry, HAVE_DATA, INVALID, decodeIndexRecord, findForkPoint, medianTimePast } from './block-index.ts';
 import { ChainIndex, DEFAULT_REORG_DEPTH, DEFAULT_WINDOW, MEDIAN_SPAN } from './chain-index.ts';
 import { HeaderChainCheck } from './headers.ts';
+import { ChainByHeight } from './by-height.ts';
 import { nextTarget } from './difficulty.ts';
 import { checkHeaderContext } from './header-rules.ts';
 import { ConsensusError } from './errors.ts';
-import { OrphanPool, type OrphanLimits } from './orphans.ts';
+import type { BlockOutcome, ChainEvents, ChainOptions, Clock } from './chain-types.ts';
+import { OrphanPool } from './orphans.ts';
 import { checkBlockSanity, storedBlockIsSane, type SaneBlock } from './sanity.ts';
 import { connectBlock, disconnectBlock } from './connect.ts';
 export { maxFutureDrift } from './header-rules.ts';
 
-/** Seconds since the epoch. A parameter, so tests and simulations control time. */
-export type Clock = () => number;
-
-export interface ChainOptions {
-  readonly clock: Clock;
-  readonly signatures?: SignatureChecker;
-  readonly orphanLimits?: OrphanLimits;
-  /** The deepest reorganisation followed (DEFAULT_REORG_DEPTH); tests and the simulator use small ones. */
-  readonly reorgDepth?: number;
-  /** Main-chain blocks below the tip kept in memory when nothing needs more (DEFAULT_WINDOW). */
-  readonly window?: number;
-}
-
-export type BlockOutcome =
-  /** Became (part of) the main chain. */
-  | 'connected'
-  /** Valid so far and stored, on a branch with no more work than the main chain. */
-  | 'side-branch'
-  /** Waiting for its parent. */
-  | 'orphan'
-  | 'duplicate';
-
-export interface ReorgEvent {
-  readonly fork: BlockIndexEntry;
-  readonly from: BlockIndexEntry;
-  readonly to: BlockIndexEntry;
-  readonly disconnected: readonly Block[];
-  readonly connected: readonly Block[];
-}
-
-export interface ChainEvents {
-  connect: [block: Block, entry: BlockIndexEntry];
-  disconnect: [block: Block, entry: BlockIndexEntry];
-  /** After every change of tip, with the blocks taken off and put on (oldest first) by it. */
-  tip: [event: ReorgEvent];
-  invalid: [entry: BlockIndexEntry, error: CairnError];
-}
+export type { BlockOutcome, ChainEvents, ChainOptions, Clock, ReorgEvent } from './chain-types.ts';
 
 /** A block that failed as fork choice connected it, and why. */
 interface ConnectFailure {
@@ -75,7 +41,7 @@ class ConnectFailed extends Error {
  * outcome (a BlockOutcome, or a typed rule error whose banScore says whether to punish the sender):
  *   1. sanity: proof of work and body, needing nothing but the block (consensus/sanity.ts; not
  *      remembered: a peer can pair a good header with a tampered body);
- *   2. parent: unknown → orphan pool;
+ *   2. parent: deeper than the reorg depth → refused (BLOCK_FORK_TOO_DEEP); unknown → orphan pool;
  *   3. context: height, expected target, timestamp window (not remembered: cheap to re-check,
  *      cheap to forge); a valid child of an invalid parent is remembered invalid;
  *   4. store: block + index record in one batch — except a child of the tip, which its own
@@ -96,6 +62,8 @@ export class Chain extends EventEmitter<ChainEvents> {
   /** Valid entries with their block at hand that could be the best tip; all others have less work or a better child. */
   private readonly candidates = new Set<BlockIndexEntry>();
   readonly orphans: OrphanPool;
+  /** The main chain by height, the window's part from memory and the rest from the store. */
+  readonly byHeight: ChainByHeight;
   private readonly lock = new SerialQueue();
   /**
    * Blocks the running import accepted that are not on disk yet (their entries lack HAVE_DATA):
@@ -111,6 +79,7 @@ export class Chain extends EventEmitter<ChainEvents> {
     this.signatures = options.signatures;
     this.orphans = new OrphanPool(options.orphanLimits);
     this.index = index;
+    this.byHeight = new ChainByHeight(this, db);
   }
 
   /**
@@ -159,39 +128,20 @@ export class Chain extends EventEmitter<ChainEvents> {
     return this.index.isMain(entry);
   }
 
-  /** Whether the block with this hash and height is on the main chain, in the window or below it. */
-  async isMainHash(hash: Uint8Array, height: number): Promise<boolean> {
-    if (height >= this.index.bottom) return this.index.mainAt(height)?.hashHex === toHex(hash);
-    const stored = await this.db.getHashAtHeight(height);
-    return stored !== undefined && toHex(stored) === toHex(hash);
-  }
-
   /** Every block no other block builds on, in the window: the main tip and the end of each side branch seen. */
   tips(): BlockIndexEntry[] {
     const parents = new Set<BlockIndexEntry | undefined>([...this.index.values()].map((e) => e.parent));
     return [...this.index.values()].filter((e) => !parents.has(e));
   }
 
-  /** The main-chain entry at `height`, if it is in the window (the last `reorgDepth` blocks and a few more). */
+  /** The main-chain entry at `height`, if it is in the window (the last 1,000 blocks and a few more). */
   mainAt(height: number): BlockIndexEntry | undefined {
     return this.index.mainAt(height);
   }
 
-  /** The main chain's block hash at `height`, from the window or the store. */
-  async mainHashAt(height: number): Promise<Uint8Array | undefined> {
-    return this.index.mainAt(height)?.hash ?? (height < this.index.bottom ? this.db.getHashAtHeight(height) : undefined);
-  }
-
-  /** The main chain's hashes for heights [from, from + count) (fewer past the tip): the window's, and below it one range read. */
-  async mainHashes(from: number, count: number): Promise<Uint8Array[]> {
-    const bottom = this.index.bottom;
-    const out = from < bottom ? await this.db.history.mainHashes(from, Math.min(from + count, bottom)) : [];
-    for (let h = from + out.length; h < from + count; h++) {
-      const e = this.index.mainAt(h);
-      if (!e) break;
-      out.push(e.hash);
-    }
-    return out;
+  /** The lowest main-chain height in memory; older blocks are read from the store (`byHeight`). */
+  get windowBottom(): number {
+    return this.index.bottom;
   }
 
   /**
@@ -206,57 +156,6 @@ export class Chain extends EventEmitter<ChainEvents> {
       // Built while the lock is held: the window cannot be trimmed under its walk back.
       return new HeaderChainCheck(this.params, this.index.mainAt(height)!, now);
     });
-  }
-
-  /**
-   * Up to `count` main-chain headers from height `from` on: from the window, and below it from
-   * the store by height (two range scans), so serving a long chain never walks it.
-   */
-  async headerRange(from: number, count: number): Promise<BlockHeader[]> {
-    return (await this.headerBytesRange(from, count)).map(decodeHeader);
-  }
-
-  /**
-   * The same as headerRange, as the headers' encodings (from the store's records as they are):
-   * what a node serving a syncing peer sends, without decoding or hashing a header.
-   */
-  async headerBytesRange(from: number, count: number): Promise<Uint8Array[]> {
-    const tip = this.tip.height;
-    if (!Number.isSafeInteger(from) || from < 0 || from > tip || count <= 0) return [];
-    const end = Math.min(tip + 1, from + count);
-    const out: Uint8Array[] = [];
-    if (from < this.index.bottom) {
-      const upto = Math.min(end, this.index.bottom);
-      out.push(...(await this.db.history.mainHeaderBytes(from, upto - from)));
-      if (out.length < upto - from) return out;
-    }
-    for (let h = from + out.length; h < end; h++) {
-      const e = this.index.mainAt(h);
-      if (!e) break;
-      out.push(e.header.bytes);
-    }
-    return out;
-  }
-
-  /**
-   * Main-chain headers after the first locator hash that is on our main chain (genesis when none
-   * is), at most `max`: what a peer asks for to find its fork point and catch up.
-   */
-  async headersAfter(locator: readonly Uint8Array[], max: number): Promise<BlockHeader[]> {
-    let start = 0;
-    for (const hash of locator) {
-      const e = this.getEntry(hash);
-      if (e && this.isMain(e)) {
-        start = e.height;
-        break;
-      }
-      const old = e ? undefined : await this.db.history.mainHeightOf(hash);
-      if (old !== undefined) {
-        start = old;
-        break;
-      }
-    }
-    return this.headerRange(start + 1, max);
   }
 
   /** The target a child of the tip must carry, and the earliest timestamp it may have. */
@@ -516,25 +415,5 @@ export class Chain extends EventEmitter<ChainEvents> {
         this.emit('tip', { fork, from, to: this.tip, disconnected, connected });
       }
     }
-  }
-
-  /**
-   * Main-chain hashes from the tip back to genesis, dense first then exponentially sparse: the
-   * recent ones from the window, the older (one per doubling) by height from the store.
-   */
-  async locator(): Promise<Uint8Array[]> {
-    const heights: number[] = [];
-    let step = 1;
-    for (let height = this.tip.height; height > 0; height -= step) {
-      heights.push(height);
-      if (heights.length >= 10) step *= 2;
-    }
-    heights.push(0);
-    const out: Uint8Array[] = [];
-    for (const height of heights) {
-      const hash = await this.mainHashAt(height);
-      if (hash) out.push(hash);
-    }
-    return out;
   }
 }

@@ -119,7 +119,7 @@ async function findFork(
   let from = Math.max(floor, top - FIRST_LOOK_BACK);
   for (;;) {
     const headers = await range(from + 1, MAX_HEADERS_PER_RESPONSE);
-    const ours = await chain.mainHashes(from, headers.length + 1);
+    const ours = await chain.byHeight.hashes(from, headers.length + 1);
     if (headers.length === 0 || ours.length === 0) return undefined;
     if (!bytesEqual(headers[0]!.prevHash, ours[0]!)) {
       if (from <= floor) return undefined; // forks below what we follow

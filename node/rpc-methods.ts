@@ -151,7 +151,7 @@ export const rpcHandlers: Handlers = {
       throw notFound(`block ${params.height} is pruned: this node keeps only recent bodies (its headers and the state stay)`);
     }
     if (!block) throw notFound('no such block');
-    return blockJson(block, await node.chain.isMainHash(block.header.hash, block.header.height));
+    return blockJson(block, await node.chain.byHeight.isMain(block.header.hash, block.header.height));
   },
 
   async getPeers(node) {

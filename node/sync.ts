@@ -121,7 +121,7 @@ export class Sync extends EventEmitter<SyncEvents> {
       names.headers,
       async (req) => {
         const { locator, max } = decodeGetHeaders(req);
-        return encodeHeaders(await chain.headersAfter(locator, max));
+        return encodeHeaders(await chain.byHeight.headersAfter(locator, max));
       },
       { ...limits, maxBytes: 16 + 64 * 32 + 8 },
     );
@@ -129,7 +129,7 @@ export class Sync extends EventEmitter<SyncEvents> {
       names.headerRange,
       async (req) => {
         const { start, count } = decodeGetHeaderRange(req);
-        return encodeHeaderBytes(await chain.headerBytesRange(start, count));
+        return encodeHeaderBytes(await chain.byHeight.headerBytes(start, count));
       },
       // As many as a syncing peer keeps in flight (node/header-sync.ts): a pipeline, not a flood.
       { ...limits, maxBytes: 16, maxInFlightPerPeer: 8 },

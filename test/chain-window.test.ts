@@ -80,17 +80,17 @@ describe('Chain: the block index window', () => {
     await feed(blocks.slice(10));
     assert.equal(chain.getEntry(blocks[3]!.header.hash), undefined, 'block 4 is below the window');
     assert.equal(await chain.processBlock(blocks[3]!), 'duplicate', 'an old main-chain block is known, not an orphan');
-    assert.equal(await chain.isMainHash(blocks[3]!.header.hash, 4), true);
+    assert.equal(await chain.byHeight.isMain(blocks[3]!.header.hash, 4), true);
 
-    const range = await chain.headerRange(1, 80);
+    const range = await chain.byHeight.headers(1, 80);
     assert.deepEqual(range.map((h) => toHex(h.hash)), blocks.map((b) => toHex(b.header.hash)), 'the window and the store agree, in order');
-    assert.deepEqual((await chain.headerRange(75, 10)).map((h) => h.height), [75, 76, 77, 78, 79, 80], 'stops at the tip');
+    assert.deepEqual((await chain.byHeight.headers(75, 10)).map((h) => h.height), [75, 76, 77, 78, 79, 80], 'stops at the tip');
 
-    const locator = await chain.locator();
+    const locator = await chain.byHeight.locator();
     assert.equal(toHex(locator.at(-1)!), toHex(db.genesis.header.hash));
     assert.ok(locator.some((h) => toHex(h) === toHex(blocks[40]!.header.hash)), 'a sparse hash from below the window (height 41)');
     // A peer far behind asks with a locator whose tip is below our window.
-    const behind = await chain.headersAfter([blocks[9]!.header.hash], 3);
+    const behind = await chain.byHeight.headersAfter([blocks[9]!.header.hash], 3);
     assert.deepEqual(behind.map((h) => h.height), [11, 12, 13]);
   });
 
