@@ -105,7 +105,7 @@ async function openRuns(ctx: SuiteContext, blocks: number, datadir: string): Pro
   for (let i = 0; i < ctx.runs; i++) {
     const run = await openNode(ctx, datadir, `open-${blocks}-${i}`);
     const status = await run.client.call('status', {});
-    if (status.height !== blocks) throw new Error(`the node opened at height ${status.height}, not ${blocks}`);
+    if (status.height < blocks) throw new Error(`the node opened at height ${status.height}, below the ${blocks} generated`);
     await stopProcess(run.child);
     ms.push(run.ms);
     rss.push(run.rssMb);

@@ -55,28 +55,20 @@ export class ChainIndex {
   }
 
   /**
-   * Loads the window below the stored tip and the side branches off it (reaching deeper for a
-   * stored branch that forks within the reorg depth): range scans of the last `reorgDepth`
-   * heights, not the chain.
+   * Loads the window below the stored tip and the side branches off it, reaching deeper for a
+   * stored branch that forks within the reorg depth: the window's records, and the keys alone of
+   * the heights below it down to the reorg depth (a height with two records has a side branch).
+   * Range scans of a few thousand keys, not the chain.
    */
   static async load(db: ChainDB, reorgDepth: number, window: number): Promise<ChainIndex> {
     const index = new ChainIndex(reorgDepth, window);
     const tip = await db.storedTip();
     const lowest = Math.max(0, tip.height - reorgDepth - MEDIAN_SPAN);
-    const hashes = await db.history.mainHashes(lowest, tip.height + 1);
-    const records = await db.history.records(lowest);
     let from = index.desiredBottom(tip.height);
-    // Records come by height: the first that is not the main chain's is the lowest side branch.
-    const side = records.find((r) => !bytesEqual(r.hash, hashes[r.height - lowest] ?? new Uint8Array(0)));
-    if (side) from = Math.max(lowest, Math.min(from, side.height - 1 - MEDIAN_SPAN));
+    const side = await db.history.lowestSideHeight(lowest, from);
+    if (side !== undefined) from = Math.max(lowest, side - 1 - MEDIAN_SPAN);
     index.base = from;
-    await index.build(
-      db,
-      from,
-      tip.height + 1,
-      hashes.slice(from - lowest),
-      records.filter((r) => r.height >= from),
-    );
+    await index.build(db, from, tip.height + 1, await db.history.mainHashes(from, tip.height + 1), await db.history.records(from));
     if (index.tip.height !== tip.height || !bytesEqual(index.tip.hash, tip.hash)) {
       throw new StoreError('STORE_CORRUPT', `the index records below the tip ${toHex(tip.hash)} are incomplete`);
     }

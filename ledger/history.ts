@@ -57,6 +57,23 @@ export class ChainHistory {
     return out;
   }
 
+  /**
+   * The lowest height in [from, to) that holds more than one index record (a side branch's block
+   * beside the main chain's), from the keys alone: what opening a store needs to know of the
+   * heights below the window it loads.
+   */
+  async lowestSideHeight(from: number, to: number): Promise<number | undefined> {
+    if (to <= from) return undefined;
+    await this.flushed();
+    let last = -1;
+    for await (const key of this.kv.keys(layout.heights('I', from, to))) {
+      const height = heightOfKey(key);
+      if (height === last) return height;
+      last = height;
+    }
+    return undefined;
+  }
+
   /** The main chain's index records for heights [from, from + count), two range scans. */
   async mainRecords(from: number, count: number): Promise<StoredIndexRecord[]> {
     const hashes = await this.mainHashes(from, from + count);

@@ -65,6 +65,19 @@ export class LevelKv implements KvStore {
     }
   }
 
+  async *keys(range: KeyRange): AsyncIterable<Uint8Array> {
+    const it = this.db.keys({ gte: range.gte, lt: range.lt });
+    try {
+      for (;;) {
+        const chunk = await it.nextv(1000);
+        if (chunk.length === 0) return;
+        yield* chunk;
+      }
+    } finally {
+      await it.close();
+    }
+  }
+
   clear(range: KeyRange): Promise<void> {
     return this.db.clear({ gte: range.gte, lt: range.lt });
   }

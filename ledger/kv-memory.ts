@@ -118,6 +118,14 @@ export class MemoryKv implements KvStore {
     }
   }
 
+  async *keys(range: KeyRange): AsyncIterable<Uint8Array> {
+    this.checkOpen();
+    for (const k of this.disk.keysIn(toHex(range.gte), toHex(range.lt))) {
+      const entry = this.disk.entries.get(k);
+      if (entry) yield entry.key.slice();
+    }
+  }
+
   /** As a batch of deletions, in order with the writes before it. */
   async clear(range: KeyRange): Promise<void> {
     this.checkOpen();

@@ -19,6 +19,8 @@ export interface KvStore {
   getMany(keys: readonly Uint8Array[]): Promise<(Uint8Array | undefined)[]>;
   write(ops: readonly BatchOp[]): Promise<void>;
   iterate(range: KeyRange, limit?: number): AsyncIterable<[Uint8Array, Uint8Array]>;
+  /** The keys alone, in the same order: a scan that needs no values reads none. */
+  keys(range: KeyRange): AsyncIterable<Uint8Array>;
   clear(range: KeyRange): Promise<void>;
   close(): Promise<void>;
 }
