@@ -56,7 +56,7 @@ export interface HeaderSyncOptions {
 export async function fetchHeaderChain(o: HeaderSyncOptions, peer: string, claimed: Status): Promise<HeaderChain | undefined> {
   const { chain } = o;
   const range = async (start: number, count: number): Promise<BlockHeader[]> => {
-    const bytes = await o.transport.request(peer, o.names.headerRange, encodeGetHeaderRange({ start, count }), {
+    const bytes = await o.transport.request(peer, o.names.headerRange, encodeGetHeaderRange(start, count), {
       timeoutMs: HEADERS_TIMEOUT_MS,
       maxBytes: 16 + count * HEADER_BYTES,
     });

@@ -76,11 +76,12 @@ export interface SyncOptions {
 /**
  * Catches this node up to the most-work chain its peers know, and answers their requests.
  *
- * Protocol (docs/PROTOCOL.md): status (genesis, height, tip, total work) on every new
- * connection; then headers first — the peer's chain is checked header by header for proof of
- * work, targets and total work before any body is fetched, so a long low-work chain costs only
- * headers — then bodies in batches from every peer that claims the chain, several at once,
- * imported in order through the one import queue.
+ * Protocol (docs/PROTOCOL.md): status (genesis, height, tip, total work, pruned height) on
+ * every new connection; then headers first, by height ranges (node/header-sync.ts) — the peer's
+ * chain is checked header by header for proof of work, targets and total work before any body
+ * is fetched, so a long low-work chain costs only headers — then bodies in batches from every
+ * peer that claims the chain and still has them, several at once, imported in order through the
+ * one import queue.
  *
  * Blame follows what each peer did. The header peer claimed the chain: if a block of it breaks a
  * rule, the header peer lied. A body provider only served bodies: it is blamed for a body that
@@ -128,8 +129,8 @@ export class Sync extends EventEmitter<SyncEvents> {
     await transport.handle(
       names.headerRange,
       async (req) => {
-        const { start, count } = decodeGetHeaderRange(req);
-        return encodeHeaderBytes(await chain.byHeight.headerBytes(start, count));
+        const { from, count } = decodeGetHeaderRange(req);
+        return encodeHeaderBytes(await chain.byHeight.headerBytes(from, count));
       },
       // As many as a syncing peer keeps in flight (node/header-sync.ts): a pipeline, not a flood.
       { ...limits, maxBytes: 16, maxInFlightPerPeer: 8 },

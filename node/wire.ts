@@ -47,24 +47,23 @@ export function decodeStatus(bytes: Uint8Array): Status {
   return s;
 }
 
-/** Main-chain headers by height: `count` from `start` on (fewer at the tip). */
-export interface GetHeaderRange {
-  readonly start: number;
-  readonly count: number;
+/**
+ * Main-chain headers by height, `count` from `from` on (fewer at the tip): `01 ‖ from u32 ‖ count
+ * u16`, the encoding the light-client work (branch state) gives the same protocol, so that the
+ * two are one message when they meet.
+ */
+export function encodeGetHeaderRange(from: number, count: number): Uint8Array {
+  return new Writer(7).u8(WIRE_VERSION).u32(from).u8(count >>> 8).u8(count & 0xff).finish();
 }
 
-export function encodeGetHeaderRange(m: GetHeaderRange): Uint8Array {
-  return new Writer(9).u8(WIRE_VERSION).u32(m.start).u32(m.count).finish();
-}
-
-export function decodeGetHeaderRange(bytes: Uint8Array): GetHeaderRange {
+export function decodeGetHeaderRange(bytes: Uint8Array): { from: number; count: number } {
   const r = new Reader(bytes);
   version(r, 'getHeaderRange');
-  const start = r.u32('start height');
-  const count = r.u32('header count');
-  if (count === 0 || count > MAX_HEADERS_PER_RESPONSE) throw new DecodeError('DECODE_OVER_LIMIT', `header count ${count}`);
+  const from = r.u32('from');
+  const count = (r.u8('count') << 8) | r.u8('count');
   r.end('getHeaderRange');
-  return { start, count };
+  if (count === 0 || count > MAX_HEADERS_PER_RESPONSE) throw new DecodeError('DECODE_OVER_LIMIT', `header count ${count}`);
+  return { from, count };
 }
 
 export interface GetHeaders {

@@ -39,9 +39,9 @@ describe('header sync by height ranges', function () {
     const asked: number[] = [];
     const transport = {
       async request(_peer: string, _protocol: string, body: Uint8Array) {
-        const { start, count } = decodeGetHeaderRange(body);
-        asked.push(start);
-        return encodeHeaders(answer ? answer(start, count) : headers.slice(start - 1, start - 1 + count));
+        const { from, count } = decodeGetHeaderRange(body);
+        asked.push(from);
+        return encodeHeaders(answer ? answer(from, count) : headers.slice(from - 1, from - 1 + count));
       },
     } as unknown as Transport;
     const status = (): Status => ({ genesis: db.genesis.header.hash, height: headers.length, tipHash: headers.at(-1)!.hash, totalWork: 1n << 200n, prunedHeight: 0 });
@@ -87,8 +87,8 @@ describe('header sync by height ranges', function () {
   });
 
   it('decodes the range request and the status strictly', () => {
-    assert.throws(() => decodeGetHeaderRange(encodeGetHeaderRange({ start: 5, count: 0 })), /header count 0/);
-    assert.throws(() => decodeGetHeaderRange(encodeGetHeaderRange({ start: 5, count: 2_001 })), /header count 2001/);
+    assert.throws(() => decodeGetHeaderRange(encodeGetHeaderRange(5, 0)), /header count 0/);
+    assert.throws(() => decodeGetHeaderRange(encodeGetHeaderRange(5, 2_001)), /header count 2001/);
     const status = { genesis: db.genesis.header.hash, height: 10, tipHash: new Uint8Array(32), totalWork: 5n };
     assert.equal(decodeStatus(encodeStatus({ ...status, prunedHeight: 10 })).prunedHeight, 10);
     assert.throws(() => decodeStatus(encodeStatus({ ...status, prunedHeight: 11 })), /pruned height 11 above the tip/);
