@@ -20,6 +20,7 @@ import type { CairnNode } from '../node/node.ts';
 import { VerifyPool } from '../node/verify-pool.ts';
 import { testParams } from '../test/helpers/fixtures.ts';
 import { asParent, mineChild } from '../test/helpers/mining.ts';
+import { forgetStates } from '../test/helpers/states.ts';
 import { verifyPoolOf, networkParams, stopAll, type TestNode } from '../test/helpers/network.ts';
 import { measureRate, median, metric, type Suite, type SuiteContext } from './report.ts';
 import {
@@ -135,7 +136,7 @@ const RPC_CONCURRENCY = 4;
 const RPC_SINGLE_TXS = 4_000;
 const RPC_SINGLE_CONCURRENCY = 32;
 
-interface AdmitRun {
+export interface AdmitRun {
   readonly ms: number;
   readonly txs: number;
 }
@@ -145,16 +146,16 @@ async function rpcNode(ctx: SuiteContext, params: ChainParams, live: TestNode[])
   return { t, client: await RpcClient.fromDatadir(t.config.datadir) };
 }
 
-/** `sendRawTransactions` batches, `RPC_CONCURRENCY` at a time, into a fresh node; timed until every one is admitted. */
-async function batchedAdmitRun(ctx: SuiteContext, params: ChainParams, hexes: readonly string[], live: TestNode[]): Promise<AdmitRun> {
+/** `sendRawTransactions` batches of `batch`, `concurrency` at a time, into a fresh node; timed until every one is admitted. */
+export async function batchedAdmitRun(ctx: SuiteContext, params: ChainParams, hexes: readonly string[], live: TestNode[], batch = RPC_BATCH, concurrency = RPC_CONCURRENCY): Promise<AdmitRun> {
   const { t, client } = await rpcNode(ctx, params, live);
   try {
     let nextBatch = 0;
     const sender = async () => {
       for (;;) {
-        const start = nextBatch++ * RPC_BATCH;
+        const start = nextBatch++ * batch;
         if (start >= hexes.length) return;
-        const result = await client.call('sendRawTransactions', { txs: hexes.slice(start, start + RPC_BATCH) });
+        const result = await client.call('sendRawTransactions', { txs: hexes.slice(start, start + batch) });
         if (result.rejected.length > 0) {
           const r = result.rejected[0]!;
           throw new Error(`${result.rejected.length} of a batch rejected, first ${r.code}: ${r.message}`);
@@ -162,7 +163,7 @@ async function batchedAdmitRun(ctx: SuiteContext, params: ChainParams, hexes: re
       }
     };
     const begin = performance.now();
-    await Promise.all(Array.from({ length: RPC_CONCURRENCY }, sender));
+    await Promise.all(Array.from({ length: concurrency }, sender));
     const ms = performance.now() - begin;
     if (t.node.mempool.size !== hexes.length) throw new Error(`mempool holds ${t.node.mempool.size} of ${hexes.length}`);
     return { ms, txs: hexes.length };
@@ -259,17 +260,17 @@ const SYNC_MINER = benchKey(999_999).address;
  * signatures unchecked there: only the syncing node pays for them. Built block by block, so the
  * 200,000 transactions never sit in memory at once.
  */
-async function buildSyncSource(ctx: SuiteContext, datadir: string, params: ChainParams, senders: readonly BenchKey[], blocks: number): Promise<{ txs: number }> {
+export async function buildSyncSource(ctx: SuiteContext, datadir: string, params: ChainParams, senders: readonly BenchKey[], blocks: number, txsPerBlock = SYNC_TXS_PER_BLOCK): Promise<{ txs: number }> {
   const db = await ChainDB.open(join(datadir, 'chain'), params);
   let txCount = 0;
   try {
     const chain = await Chain.open(db, { clock: () => Math.floor(Date.now() / 1000), signatures: skipSignatures });
-    const source = transfers(senders, params.chainId, Math.ceil((blocks * SYNC_TXS_PER_BLOCK) / senders.length));
+    const source = transfers(senders, params.chainId, Math.ceil((blocks * txsPerBlock) / senders.length));
     let parent = asParent(genesisBlock(params));
     const start = performance.now();
     for (let b = 0; b < blocks; b++) {
       const txs: Transaction[] = [];
-      for (let i = 0; i < SYNC_TXS_PER_BLOCK; i++) {
+      for (let i = 0; i < txsPerBlock; i++) {
         const next = source.next();
         if (next.done) throw new Error('ran out of transfers');
         txs.push(signedTx(next.value.key, next.value.fields));
@@ -283,12 +284,13 @@ async function buildSyncSource(ctx: SuiteContext, datadir: string, params: Chain
       if ((b + 1) % 2000 === 0) ctx.log(`sync:   source at ${b + 1} of ${blocks} blocks, ${s1(performance.now() - start)} s`);
     }
   } finally {
+    forgetStates();
     await db.close();
   }
   return { txs: txCount };
 }
 
-interface SyncRun {
+export interface SyncRun {
   readonly ms: number;
   readonly firstBlockMs: number;
   /** Wall time the syncing node spent inside Chain.processBlock (one block at a time: the import queue). */
@@ -307,7 +309,7 @@ interface SyncRun {
  * and signature verifier's methods are wrapped (after start, before the first batch can arrive:
  * the bootstrap dial waits 100 ms) to say where the time goes.
  */
-async function syncRun(ctx: SuiteContext, params: ChainParams, a: { addr: string; tip: ChainTip }, digest: string, txs: number, live: TestNode[]): Promise<SyncRun> {
+export async function syncRun(ctx: SuiteContext, params: ChainParams, a: { addr: string; tip: ChainTip }, digest: string, txs: number, live: TestNode[]): Promise<SyncRun> {
   const target = toHex(a.tip.hash);
   const dir = ctx.tempDir('cairn-bench-sync-');
   const elu0 = performance.eventLoopUtilization();

@@ -5,7 +5,6 @@ import { join, resolve } from 'node:path';
 import { encodeAddress } from '../ledger/keys.ts';
 import { createNode } from '../node/launch.ts';
 import { DEFAULT_REORG_DEPTH } from '../consensus/chain-index.ts';
-import { Metrics } from '../node/metrics.ts';
 import { createKey, listKeys } from './keystore.ts';
 import { readPassword } from './password.ts';
 import { RpcClient } from './rpc-client.ts';
@@ -51,6 +50,11 @@ export async function nodeCommand(argv: string[], out: Out): Promise<void> {
     'p2p-port': { type: 'string' },
     'p2p-host': { type: 'string' },
     'rpc-port': { type: 'string' },
+    'http-port': { type: 'string' },
+    'http-host': { type: 'string' },
+    'http-cors': { type: 'string' },
+    'no-http': { type: 'boolean' },
+    'no-address-index': { type: 'boolean' },
     bootstrap: { type: 'string', multiple: true },
     mine: { type: 'boolean' },
     coinbase: { type: 'string' },
@@ -72,6 +76,8 @@ export async function nodeCommand(argv: string[], out: Out): Promise<void> {
   const env = process.env;
   const p2pPort = port(values, 'p2p-port') ?? envPort('CAIRN_P2P_PORT') ?? 7370;
   const rpcPort = port(values, 'rpc-port') ?? envPort('CAIRN_RPC_PORT') ?? 7371;
+  const httpPort = port(values, 'http-port') ?? envPort('CAIRN_HTTP_PORT') ?? 7372;
+  const http = values['no-http'] ? undefined : { port: httpPort, host: str(values, 'http-host') ?? '127.0.0.1', cors: str(values, 'http-cors') };
   const p2pHost = str(values, 'p2p-host') ?? (env['CAIRN_P2P_HOST'] || '0.0.0.0');
   const mdns = !values['no-mdns'] && !/^(0|off|no|false)$/i.test(env['CAIRN_MDNS'] ?? '');
   const metricsPort = port(values, 'metrics-port');
@@ -79,7 +85,7 @@ export async function nodeCommand(argv: string[], out: Out): Promise<void> {
   const bootstrap = (values.bootstrap as string[] | undefined) ?? [];
   const logger = createLogger(level);
 
-  const settings = { datadir, p2pPort, rpcPort };
+  const settings = { datadir, p2pPort, rpcPort, httpPort: http?.port };
   const { params, created } = await initDatadir(datadir, str(values, 'genesis')).catch((err: unknown) => {
     throw explainStartFailure(err, settings);
   });
@@ -96,6 +102,9 @@ export async function nodeCommand(argv: string[], out: Out): Promise<void> {
     mine: coinbase ? { coinbase, threads } : undefined,
     rpc: { port: rpcPort },
     pruneKeep,
+    http,
+    metrics: metricsPort === undefined ? undefined : { port: metricsPort },
+    addressIndex: !values['no-address-index'],
   });
   node.on('log', (lvl, msg, fields) => logger[lvl](fields ?? {}, msg));
   const stopping = new Promise<void>((resolveStop) => {
@@ -131,14 +140,7 @@ export async function nodeCommand(argv: string[], out: Out): Promise<void> {
     const bar = new ProgressBar();
     node.sync.on('progress', (p) => bar.update(p));
   }
-  let metrics: Metrics | undefined;
-  if (metricsPort !== undefined) {
-    metrics = new Metrics(node);
-    const bound = await metrics.listen(metricsPort);
-    logger.info({ url: `http://127.0.0.1:${bound}/metrics` }, 'metrics');
-  }
   await stopping;
-  await metrics?.close();
   await node.stop();
   logger.info('stopped');
   void out;
@@ -169,7 +171,7 @@ export async function devnetCommand(argv: string[], out: Out): Promise<void> {
     // documented public development key, so mined coins can be spent right away.
     const coinbase = str(values, 'coinbase') ?? (params.alloc[0] ? encodeAddress(params.alloc[0].address) : undefined);
     if (mining && !coinbase) throw new UsageError('this genesis funds nobody: pass --coinbase ADDRESS for the mining node');
-    const args = [ENTRY, 'node', '--datadir', datadir, ...genesisArgs, '--p2p-host', '127.0.0.1', '--p2p-port', '0', '--rpc-port', '0', '--no-mdns', '--log-level', 'info'];
+    const args = [ENTRY, 'node', '--datadir', datadir, ...genesisArgs, '--p2p-host', '127.0.0.1', '--p2p-port', '0', '--rpc-port', '0', '--http-port', '0', '--no-mdns', '--log-level', 'info'];
     for (const b of bootstrap) args.push('--bootstrap', b);
     if (mining) args.push('--mine', '--coinbase', coinbase!);
     const log = createWriteStream(join(datadir, 'node.log'), { flags: 'a' });
@@ -219,6 +221,7 @@ Examples:
   cairn init --datadir ./data
   cairn init --datadir ./mainnet --genesis ./mainnet-genesis.json`,
   node: `Usage: cairn node [--datadir DIR] [--genesis FILE] [--p2p-port N] [--p2p-host IP] [--rpc-port N]
+                  [--http-port N] [--http-host IP] [--http-cors ORIGIN] [--no-http] [--no-address-index]
                   [--bootstrap MULTIADDR]... [--mine] [--coinbase ADDRESS] [--threads N]
                   [--keystore DIR] [--password-file F] [--no-mdns] [--metrics-port N] [--log-level L]
                   [--prune-keep N]
@@ -228,13 +231,18 @@ interfaces, JSON-RPC on 127.0.0.1:7371 (0 picks a free port; the endpoint and to
 to DIR/rpc.json). --mine mines to --coinbase, or to the first key of the keystore (default
 DIR/keystore), creating one on first start, hashing on --threads of the node's worker threads
 (default 1) whenever they have no signatures to check. Logs are JSON when stdout is not a terminal.
+The explorer (open it in a browser), the REST API and live events are on http://127.0.0.1:7372/
+(--http-port, --http-host; read-only, no token; --http-cors lets pages of ORIGIN call it; --no-http
+turns it off). The address index behind its address pages is kept unless --no-address-index; an
+existing datadir gets one built in the background, its progress in the log.
 Stops cleanly on SIGINT, SIGTERM or cairn stop.
 
 --prune-keep N keeps the bodies and undo data of only the last N blocks (N at least 10000, the
-deepest reorganisation a node follows) and deletes older ones in the background; headers and
-state stay, the node still validates every new block, and it tells peers what it no longer has.
+deepest reorganisation a node follows) and deletes older ones in the background; headers, the
+state, its tree and the address index stay, the node still validates every new block, and it
+tells peers what it no longer has. Its RPC and REST answer "pruned" for a body it deleted.
 
-Environment (a flag wins over its variable): CAIRN_P2P_PORT, CAIRN_RPC_PORT, CAIRN_P2P_HOST, and
+Environment (a flag wins over its variable): CAIRN_P2P_PORT, CAIRN_RPC_PORT, CAIRN_HTTP_PORT, CAIRN_P2P_HOST, and
 CAIRN_MDNS=off for --no-mdns. CAIRN_PASSWORD is the coinbase key's password (see cairn keys --help).
 
 Examples:

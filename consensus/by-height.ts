@@ -50,6 +50,17 @@ export class ChainByHeight {
     return main !== undefined && bytesEqual(main, hash);
   }
 
+  /**
+   * The header of the main-chain block with this hash: from the window, or below it through its
+   * stored body (so not once it is pruned: a hash alone does not say the height otherwise).
+   */
+  async mainHeader(hash: Uint8Array): Promise<BlockHeader | undefined> {
+    const e = this.chain.getEntry(hash);
+    if (e) return this.chain.isMain(e) ? e.header : undefined;
+    const height = await this.db.history.mainHeightOf(hash);
+    return height === undefined ? undefined : (await this.headers(height, 1))[0];
+  }
+
   /** Up to `count` main-chain headers from height `from` on. */
   async headers(from: number, count: number): Promise<BlockHeader[]> {
     return (await this.headerBytes(from, count)).map(decodeHeader);
@@ -65,12 +76,20 @@ export class ChainByHeight {
     const end = Math.min(tip + 1, from + count);
     const bottom = this.chain.windowBottom;
     const out: Uint8Array[] = [];
+    if (from === 0 && bottom > 0) {
+      // The genesis block has no index record in the store: its header is the network's own.
+      out.push(this.db.genesis.header.bytes);
+      if (end === 1) return out;
+      from = 1;
+    }
+    const first = from - out.length;
     if (from < bottom) {
       const upto = Math.min(end, bottom);
-      out.push(...(await this.db.history.mainHeaderBytes(from, upto - from)));
-      if (out.length < upto - from) return out; // the store ends short of the window (it cannot): stop there
+      const stored = await this.db.history.mainHeaderBytes(from, upto - from);
+      out.push(...stored);
+      if (stored.length < upto - from) return out; // the store ends short of the window (it cannot): stop there
     }
-    for (let h = from + out.length; h < end; h++) {
+    for (let h = first + out.length; h < end; h++) {
       const e = this.chain.mainAt(h);
       if (!e) break; // the tip moved down meanwhile
       out.push(e.header.bytes);

@@ -17,6 +17,8 @@ export interface ChainOptions {
   readonly reorgDepth?: number;
   /** Main-chain blocks below the tip kept in memory when nothing needs more (DEFAULT_WINDOW). */
   readonly window?: number;
+  /** Milliseconds, for measuring imports only (the 'imported' event): nothing is judged by it. */
+  readonly stopwatch?: () => number;
 }
 
 export type BlockOutcome =
@@ -42,4 +44,6 @@ export interface ChainEvents {
   /** After every change of tip, with the blocks taken off and put on (oldest first) by it. */
   tip: [event: ReorgEvent];
   invalid: [entry: BlockIndexEntry, error: CairnError];
+  /** A block's import finished with an outcome, after `ms` in the import queue (with a stopwatch). */
+  imported: [block: Block, outcome: BlockOutcome, ms: number];
 }

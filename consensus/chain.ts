@@ -57,6 +57,7 @@ export class Chain extends EventEmitter<ChainEvents> {
   readonly db: ChainDB;
   private readonly clock: Clock;
   private readonly signatures: SignatureChecker | undefined;
+  private readonly stopwatch: (() => number) | undefined;
   /** The recent window of the main chain and the side branches off it; older blocks are in the store. */
   private readonly index: ChainIndex;
   /** Valid entries with their block at hand that could be the best tip; all others have less work or a better child. */
@@ -77,6 +78,7 @@ export class Chain extends EventEmitter<ChainEvents> {
     this.db = db;
     this.clock = options.clock;
     this.signatures = options.signatures;
+    this.stopwatch = options.stopwatch;
     this.orphans = new OrphanPool(options.orphanLimits);
     this.index = index;
     this.byHeight = new ChainByHeight(this, db);
@@ -180,12 +182,20 @@ export class Chain extends EventEmitter<ChainEvents> {
    * imported too; their failures are reported through the 'invalid' event, not thrown.
    */
   processBlock(block: Block): Promise<BlockOutcome> {
-    return this.lock.run(async () => (await this.known(block)) ?? this.importBlock(checkBlockSanity(block, this.params)));
+    return this.lock.run(async () => (await this.known(block)) ?? this.timed(block, () => this.importBlock(checkBlockSanity(block, this.params))));
   }
 
   /** The same for a block whose sanity the caller checked (a compact block rebuilt, a synced batch). */
   processSaneBlock(block: SaneBlock): Promise<BlockOutcome> {
-    return this.lock.run(async () => (await this.known(block)) ?? this.importBlock(block));
+    return this.lock.run(async () => (await this.known(block)) ?? this.timed(block, () => this.importBlock(block)));
+  }
+
+  /** Runs an import, and with a stopwatch tells how long it took ('imported'). Import lock. */
+  private async timed(block: Block, run: () => Promise<BlockOutcome>): Promise<BlockOutcome> {
+    const start = this.stopwatch?.();
+    const outcome = await run();
+    if (start !== undefined) this.emit('imported', block, outcome, this.stopwatch!() - start);
+    return outcome;
   }
 
   /** The outcome for a block seen before, without checking it again; below the window, from its stored record. */
@@ -387,7 +397,8 @@ export class Chain extends EventEmitter<ChainEvents> {
       while (this.tip !== fork) {
         const entry = this.tip;
         const block = await this.blockOf(entry);
-        await disconnectBlock(this.db, block);
+        // The fork is in the window (a reorganisation is never deeper), so every parent here is too.
+        await disconnectBlock(this.db, block, entry.parent!.header.stateRoot);
         this.index.popMain();
         disconnected.unshift(block);
         this.emit('disconnect', block, entry);

@@ -6,7 +6,7 @@ import type { ChainParams } from '../ledger/genesis.ts';
 import type { SignatureChecker } from '../ledger/state.ts';
 import { signTransaction, type Transaction } from '../ledger/transaction.ts';
 import { HAVE_DATA, decodeIndexRecord, encodeIndexRecord } from './block-index.ts';
-import { connectBlock } from './connect.ts';
+import { connectMadeBlock } from './connect.ts';
 import { nextTarget } from './difficulty.ts';
 import { maxFutureDrift } from './header-rules.ts';
 import { searchNonce, targetBytes, templateHeader } from './miner.ts';
@@ -92,7 +92,8 @@ const signedHere: SignatureChecker = { async checkBlockSignatures() {} };
 /**
  * Mines `blocks` valid blocks on the stored tip, on schedule (each `blockTime` after its parent),
  * and stores them exactly as importing them would: each block's sanity is checked and it is
- * connected through consensus/connect.ts with its index record, but without the import queue,
+ * connected through consensus/connect.ts (connectMadeBlock: the state root it carries is the one
+ * its body leaves, computed once) with its index record, but without the import queue,
  * fork choice or events, so the commit queue gathers thousands of blocks into each batch. For a
  * store nothing else writes to meanwhile (a new datadir); a node opens it afterwards.
  */
@@ -140,15 +141,26 @@ export async function generateChain(db: ChainDB, o: GenerateOptions): Promise<{ 
     const target = nextTarget(params, parent, anchor);
     const txs = transfers();
     const coinbase = { to: o.miner, amount: params.reward + txs.reduce((sum, tx) => sum + tx.fee, 0n) };
-    const base = templateHeader({ height, prevHash: parent.hash, coinbase, txs, timestamp: parent.timestamp + params.blockTime, target });
-    const nonce = hasValidProofOfWork(base) ? 0n : searchNonce(base.bytes, targetBytes(target), 1n, 1_000_000, sha256);
-    if (nonce === undefined) throw new RangeError(`no nonce for block ${height}: the target is too hard for a generator`);
-    const block = assembledBlockIsSane(makeBlock(nonce === 0n ? base : makeHeader({ ...base, nonce }), coinbase, txs));
+    totalWork += blockWork(target);
+    seq++;
+    const block = await connectMadeBlock(
+      db,
+      params,
+      tip,
+      { txs, coinbase },
+      (stateRoot) => {
+        const base = templateHeader({ height, prevHash: parent.hash, coinbase, txs, stateRoot, timestamp: parent.timestamp + params.blockTime, target });
+        const nonce = hasValidProofOfWork(base) ? 0n : searchNonce(base.bytes, targetBytes(target), 1n, 1_000_000, sha256);
+        if (nonce === undefined) throw new RangeError(`no nonce for block ${height}: the target is too hard for a generator`);
+        return assembledBlockIsSane(makeBlock(nonce === 0n ? base : makeHeader({ ...base, nonce }), coinbase, txs));
+      },
+      {
+        signatures: signedHere,
+        extraOps: ({ header }) => [ChainDB.indexRecordOp(height, header.hash, encodeIndexRecord({ header, totalWork, status: HAVE_DATA, seq }))],
+      },
+    );
     const { header } = block;
     if (height === 1) anchor = header.timestamp;
-    totalWork += blockWork(target);
-    const record = encodeIndexRecord({ header, totalWork, status: HAVE_DATA, seq: ++seq });
-    await connectBlock(db, params, tip, block, { signatures: signedHere, extraOps: [ChainDB.indexRecordOp(height, header.hash, record)] });
     tip = { hash: header.hash, height };
     parent = header;
     if (o.onProgress && height % every === 0) o.onProgress(height);

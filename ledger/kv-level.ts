@@ -53,7 +53,7 @@ export class LevelKv implements KvStore {
 
   /** In chunks (`nextv`): one native call per thousand entries, not one promise each from LevelDB. */
   async *iterate(range: KeyRange, limit = Infinity): AsyncIterable<[Uint8Array, Uint8Array]> {
-    const it = this.db.iterator({ gte: range.gte, lt: range.lt, ...(limit < Infinity ? { limit } : {}) });
+    const it = this.db.iterator({ gte: range.gte, lt: range.lt, reverse: range.reverse === true, ...(limit < Infinity ? { limit } : {}) });
     try {
       for (;;) {
         const chunk = await it.nextv(1000);
@@ -66,7 +66,7 @@ export class LevelKv implements KvStore {
   }
 
   async *keys(range: KeyRange): AsyncIterable<Uint8Array> {
-    const it = this.db.keys({ gte: range.gte, lt: range.lt });
+    const it = this.db.keys({ gte: range.gte, lt: range.lt, reverse: range.reverse === true });
     try {
       for (;;) {
         const chunk = await it.nextv(1000);

@@ -109,7 +109,9 @@ export class MemoryKv implements KvStore {
   async *iterate(range: KeyRange, limit = Infinity): AsyncIterable<[Uint8Array, Uint8Array]> {
     this.checkOpen();
     let yielded = 0;
-    for (const k of this.disk.keysIn(toHex(range.gte), toHex(range.lt))) {
+    const keys = this.disk.keysIn(toHex(range.gte), toHex(range.lt));
+    if (range.reverse) keys.reverse();
+    for (const k of keys) {
       if (yielded >= limit) return;
       const entry = this.disk.entries.get(k);
       if (!entry) continue;
@@ -120,7 +122,9 @@ export class MemoryKv implements KvStore {
 
   async *keys(range: KeyRange): AsyncIterable<Uint8Array> {
     this.checkOpen();
-    for (const k of this.disk.keysIn(toHex(range.gte), toHex(range.lt))) {
+    const keys = this.disk.keysIn(toHex(range.gte), toHex(range.lt));
+    if (range.reverse) keys.reverse();
+    for (const k of keys) {
       const entry = this.disk.entries.get(k);
       if (entry) yield entry.key.slice();
     }

@@ -4,7 +4,7 @@ import type { Chain } from '../consensus/chain.ts';
 import type { HeaderChainCheck } from '../consensus/headers.ts';
 import type { NetworkNames } from './protocols.ts';
 import type { Transport } from './transport.ts';
-import { MAX_HEADERS_PER_RESPONSE, decodeHeaders, encodeGetHeaderRange, type Status } from './wire.ts';
+import { MAX_HEADERS_PER_RESPONSE, decodeGetHeaderRange, decodeHeaders, encodeGetHeaderRange, encodeHeaderBytes, type Status } from './wire.ts';
 
 const HEADERS_TIMEOUT_MS = 10_000;
 /**
@@ -24,6 +24,16 @@ export class PeerFault extends Error {
     super(message);
     this.score = score;
   }
+}
+
+/**
+ * The answer to getHeaderRange, for every peer that asks (a syncing full node, a light client):
+ * main-chain headers by height from the window, or below it from the store's records in one range
+ * scan, as stored (nothing decoded or hashed), so a height costs the same at any depth.
+ */
+export async function answerHeaderRange(chain: Chain, request: Uint8Array): Promise<Uint8Array> {
+  const { from, count } = decodeGetHeaderRange(request);
+  return encodeHeaderBytes(await chain.byHeight.headerBytes(from, count));
 }
 
 /** A peer's header chain beyond the block both chains share, checked and written to the scratch list. */

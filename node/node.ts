@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { ChainDB } from '../ledger/chaindb.ts';
+import { AddressIndex, addressIndexer } from '../ledger/address-index.ts';
 import type { KvStore } from '../ledger/kv.ts';
 import { Mempool, type MempoolPolicy } from '../ledger/mempool.ts';
 import type { ChainParams } from '../ledger/genesis.ts';
@@ -14,6 +15,7 @@ import { networkNames, type NetworkNames } from './protocols.ts';
 import { Sync } from './sync.ts';
 import { TxRelay } from './tx-relay.ts';
 import { serveBlockTxs } from './compact.ts';
+import { serveLightClients } from './light/serve.ts';
 import { TxSignatureVerifier, type SignatureVerifier } from './tx-signatures.ts';
 import type { ConnectionGate, Transport } from './transport.ts';
 import { PeerBook } from './peer-book.ts';
@@ -59,6 +61,13 @@ export interface NodeParts {
   readonly statusIntervalMs?: number;
   /** Services started after the node and stopped before it (the miner, RPC, metrics). */
   readonly services?: readonly ((node: CairnNode) => NodeService)[];
+  /**
+   * Keep the address index (ledger/address-index.ts: what the explorer and the REST API's address
+   * pages read). Turning it on for a datadir that had none backfills it in the background.
+   */
+  readonly addressIndex?: boolean;
+  /** Milliseconds for measurements only (block import times in the metrics); none in the simulator. */
+  readonly stopwatch?: () => number;
   /** Released once the node has stopped (the worker threads). */
   readonly release?: () => Promise<void>;
 }
@@ -97,6 +106,9 @@ export class CairnNode extends EventEmitter<NodeEvents> {
   txRelay!: TxRelay;
   signatures!: TxSignatureVerifier;
   pruner: Pruner | undefined;
+  /** Present when the node keeps the address index (NodeParts.addressIndex). */
+  addressIndex: AddressIndex | undefined;
+  private backfill: Promise<void> | undefined;
   private book!: PeerBook;
   private readonly services: NodeService[] = [];
   private readonly timers: Timer[] = [];
@@ -106,6 +118,7 @@ export class CairnNode extends EventEmitter<NodeEvents> {
   private readonly announceOnConnect = new Set<Block>();
   private lonelySince: number | undefined;
   private stopped = false;
+  private stopping: Promise<void> | undefined;
 
   constructor(parts: NodeParts) {
     super();
@@ -122,13 +135,24 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     const p = this.parts;
     // A connected block's batch is built on the next turn of the event loop, after its connection
     // has been announced and relayed.
-    this.db = await ChainDB.open(await p.openStore(), p.params, { scheduleFlush: (start) => this.env.defer(start) });
+    const indexers = p.addressIndex ? [addressIndexer] : [];
+    this.db = await ChainDB.open(await p.openStore(), p.params, { scheduleFlush: (start) => this.env.defer(start), indexers });
+    if (p.addressIndex) this.addressIndex = await AddressIndex.open(this.db);
+    else await AddressIndex.turnOff(this.db);
     this.signatures = new TxSignatureVerifier(p.verifier);
-    this.chain = await Chain.open(this.db, { clock: this.clock, signatures: this.signatures, orphanLimits: p.orphanLimits, reorgDepth: p.reorgDepth, window: p.window });
+    this.chain = await Chain.open(this.db, { clock: this.clock, signatures: this.signatures, orphanLimits: p.orphanLimits, reorgDepth: p.reorgDepth, window: p.window, stopwatch: p.stopwatch });
     this.mempool = new Mempool(this.db, p.params, p.mempool, (tx) => this.signatures.checkTx(tx));
     if (p.pruneKeep !== undefined) {
-      this.pruner = new Pruner(this.chain, this.env, p.pruneKeep, (height, err) =>
-        err ? this.emit('log', 'warn', `pruning stopped at ${height}: ${err.message}`) : this.emit('log', 'debug', 'pruned', { height }),
+      this.pruner = new Pruner(
+        this.chain,
+        this.env,
+        p.pruneKeep,
+        (height, err) => (err ? this.emit('log', 'warn', `pruning stopped at ${height}: ${err.message}`) : this.emit('log', 'debug', 'pruned', { height })),
+        // The address index's backfill reads bodies: pruning waits behind it.
+        () => {
+          const index = this.addressIndex?.status();
+          return index && index.state === 'building' ? index.next - 1 : Infinity;
+        },
       );
     }
     this.peers = new PeerManager(this.clock, p.banSeconds);
@@ -153,6 +177,7 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     await this.sync.start();
     await this.txRelay.start();
     await serveBlockTxs(this.transport, this.names, async (hash) => (await this.db.getBlocksBytes([hash]))[0], (peer, err) => this.peers.badRequest(peer, err));
+    await serveLightClients(this.chain, this.transport, this.names, (peer, err) => this.peers.badRequest(peer, err));
     for (const addr of p.bootstrap ?? []) this.book.remember(addr, 'bootstrap');
 
     this.every(5_000, () => {
@@ -171,6 +196,7 @@ export class CairnNode extends EventEmitter<NodeEvents> {
       await service.start();
       this.services.push(service);
     }
+    if (this.addressIndex && this.addressIndex.status().state === 'building') this.backfill = this.backfillAddressIndex(this.addressIndex);
     this.emit('log', 'info', 'node started', { peerId: this.transport.peerId, height: this.chain.tip.height, listen: this.listenAddresses() });
   }
 
@@ -211,6 +237,29 @@ export class CairnNode extends EventEmitter<NodeEvents> {
       if (this.book.discovered(peer, addrs)) this.emit('log', 'debug', 'peer discovered', { peer, addrs });
     });
     t.on('peer:misbehaved', (peer, score, reason) => void this.peers.penalize(peer, score, reason));
+  }
+
+  /**
+   * Indexes the blocks that were there before the address index, a step at a time between
+   * imports, saying how far it got every tenth of the way.
+   */
+  private async backfillAddressIndex(index: AddressIndex): Promise<void> {
+    let told = 0;
+    this.emit('log', 'info', 'building the address index', { ...index.status() });
+    while (!this.stopped) {
+      const done = await this.chain.withImportsPaused(() => index.backfillStep());
+      this.pruner?.schedule(); // it waits behind the backfill
+      if (done) {
+        this.emit('log', 'info', 'address index ready', { ...index.status() });
+        return;
+      }
+      const { progress } = index.status();
+      if (progress - told >= 0.1) {
+        told = progress;
+        this.emit('log', 'info', 'building the address index', { ...index.status() });
+      }
+      await new Promise<void>((resolve) => this.env.defer(resolve));
+    }
   }
 
   /** After a grace period without peers, and every so often while it lasts, says what to check. */
@@ -287,8 +336,13 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     return this.transport.listenAddresses();
   }
 
-  async stop(): Promise<void> {
-    if (this.stopped) return;
+  /** Stops the node; a second call (a stop asked over RPC, then the test's own) waits for the first. */
+  stop(): Promise<void> {
+    this.stopping ??= this.stopNow();
+    return this.stopping;
+  }
+
+  private async stopNow(): Promise<void> {
     this.stopped = true;
     for (const t of this.timers) this.env.clearInterval(t);
     for (const service of this.services.reverse()) await service.stop().catch(() => {});
@@ -296,6 +350,7 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     this.txRelay?.stop();
     await this.transport?.stop();
     await this.sync?.idle();
+    await this.backfill?.catch(() => {});
     await this.chain?.idle();
     await this.pruner?.stop();
     if (this.mempool && this.parts.mempoolStore) await this.parts.mempoolStore.save(this.mempool).catch(() => {});

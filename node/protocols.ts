@@ -7,10 +7,13 @@ import { toHex } from '../ledger/bytes.ts';
 export interface NetworkNames {
   readonly status: string;
   readonly headers: string;
+  /** Main-chain headers by height: full-node sync and light clients alike. */
   readonly headerRange: string;
   readonly blocks: string;
   readonly txPush: string;
   readonly blockTxs: string;
+  /** Light clients: account proofs. */
+  readonly proofs: string;
   readonly dht: string;
   readonly blockTopic: string;
   readonly compactBlockTopic: string;
@@ -27,6 +30,7 @@ export function networkNames(genesisHash: Uint8Array): NetworkNames {
     blocks: `/cairn/${ns}/blocks/1`,
     txPush: `/cairn/${ns}/txs/1`,
     blockTxs: `/cairn/${ns}/blocktxs/1`,
+    proofs: `/cairn/${ns}/proofs/1`,
     dht: `/cairn/${ns}/kad/1.0.0`,
     blockTopic: `/cairn/${ns}/blocks/1`,
     compactBlockTopic: `/cairn/${ns}/cblocks/1`,

@@ -22,8 +22,10 @@ export class Pruner {
   private readonly onTip = () => this.schedule();
   /** Told of every chunk pruned (the node logs it), and of a chunk that failed (the next tip tries again). */
   private readonly report: (height: number, err?: Error) => void;
+  /** The highest height something else still needs the bodies up to (the address index's backfill). */
+  private readonly needed: () => number;
 
-  constructor(chain: Chain, env: Env, keep: number, report: (height: number, err?: Error) => void = () => {}) {
+  constructor(chain: Chain, env: Env, keep: number, report: (height: number, err?: Error) => void = () => {}, needed: () => number = () => Infinity) {
     if (!Number.isSafeInteger(keep) || keep < chain.reorgDepth) {
       throw new RangeError(`pruning must keep at least the ${chain.reorgDepth} blocks of the deepest reorganisation followed, not ${keep}`);
     }
@@ -31,6 +33,7 @@ export class Pruner {
     this.env = env;
     this.keep = keep;
     this.report = report;
+    this.needed = needed;
   }
 
   start(): void {
@@ -52,10 +55,11 @@ export class Pruner {
 
   /** The highest height that may be pruned now. */
   private target(): number {
-    return this.chain.tip.height - this.keep;
+    return Math.min(this.chain.tip.height - this.keep, this.needed());
   }
 
-  private schedule(): void {
+  /** Prunes what may be pruned now, in the background: on every new tip, and when what held it back (needed) moved. */
+  schedule(): void {
     if (this.running || this.stopped || this.target() <= this.chain.db.history.prunedHeight) return;
     this.running = new Promise<void>((resolve) => this.env.defer(resolve))
       .then(() => this.run())

@@ -3,11 +3,14 @@ import { fromHex, toHex } from '../ledger/bytes.ts';
 import { DecodeError } from '../ledger/errors.ts';
 import { decodeAddress, encodeAddress } from '../ledger/keys.ts';
 import { decodeTransaction, type Transaction } from '../ledger/transaction.ts';
-import type { Block } from '../ledger/block.ts';
+import type { Block, BlockHeader } from '../ledger/block.ts';
 import { auditChainDB } from '../ledger/audit.ts';
-import { RPC_ERRORS, RPC_METHOD_HELP, type BlockResult, type RpcMethod, type RpcMethods, type TxResult } from './rpc-types.ts';
+import { verifyAccountProof } from '../ledger/smt-proof.ts';
+import { proveAccountsAt, proveTransactionById } from '../consensus/state-proofs.ts';
+import { RPC_ERRORS, type BlockResult, type RpcMethod, type RpcMethods, type TxResult } from './rpc-types.ts';
 import { chainTips, estimateFee, networkHashRate, nextBlockDifficulty, recentBlocks } from './chain-info.ts';
 import type { NodeView } from './view.ts';
+import { RPC_DOC } from './rpc-doc.ts';
 
 /** An error with a JSON-RPC code: bad parameters, or nothing found. */
 export class RpcError extends Error {
@@ -22,6 +25,20 @@ const invalid = (message: string) => new RpcError(RPC_ERRORS.INVALID_PARAMS, mes
 /** What fits in one 1 MiB request body: 334 hex characters a transaction plus JSON punctuation. */
 const MAX_TXS_PER_CALL = 3000;
 const notFound = (message: string) => new RpcError(RPC_ERRORS.NOT_FOUND, message);
+/** How far below the tip `getProof` rolls the state back (each block rolled back costs its changes). */
+export const RPC_PROOF_DEPTH = 256;
+const MAX_HEADERS_PER_CALL = 2000;
+
+/** A main-chain block's header by height or hash (the tip's by default), in the window or below it. */
+async function mainHeader(node: NodeView, block: unknown): Promise<BlockHeader> {
+  if (block === undefined) return node.chain.tip.header;
+  let header: BlockHeader | undefined;
+  if (isHeight(block)) header = (await node.chain.byHeight.headers(block, 1))[0];
+  else if (isHash(block)) header = await node.chain.byHeight.mainHeader(fromHex(block));
+  else throw invalid('"block" must be a height or a 64-digit lower-case hex block hash');
+  if (!header) throw notFound(`no main-chain block ${String(block)}`);
+  return header;
+}
 
 function param<T>(params: Record<string, unknown>, name: string, check: (v: unknown) => v is T, what: string): T {
   const value = params[name];
@@ -63,6 +80,7 @@ function blockJson(block: Block, mainChain: boolean): BlockResult {
     height: h.height,
     prevHash: toHex(h.prevHash),
     merkleRoot: toHex(h.merkleRoot),
+    stateRoot: toHex(h.stateRoot),
     timestamp: h.timestamp,
     target: h.target.toString(16).padStart(64, '0'),
     nonce: h.nonce.toString(),
@@ -71,6 +89,49 @@ function blockJson(block: Block, mainChain: boolean): BlockResult {
     txs: block.txs.map((tx) => toHex(tx.id)),
     mainChain,
   };
+}
+
+/**
+ * A block by {hash} (any stored) or {height} (main chain). A pruned node says so for a body it
+ * deleted (by height: for certain; by hash: it cannot tell a pruned block from an unknown one).
+ */
+async function findBlock(node: NodeView, params: Record<string, unknown>): Promise<Block> {
+  let block: Block | undefined;
+  const pruned = node.db.history.prunedHeight;
+  if (params.hash !== undefined) {
+    block = await node.db.getBlock(fromHex(param(params, 'hash', isHash, 'a 64-digit lower-case hex block hash')));
+    if (!block && pruned > 0) throw notFound(`no such block here: this node prunes, keeping bodies only above height ${pruned}`);
+  } else if (params.height !== undefined) {
+    const height = param(params, 'height', isHeight, 'a non-negative integer');
+    block = await node.db.getBlockAtHeight(height);
+    if (!block && height > 0 && height <= pruned) throw new RpcError(RPC_ERRORS.PRUNED, prunedMessage(`block ${height}`, pruned));
+  } else {
+    throw invalid('give "height" or "hash"');
+  }
+  if (!block) throw notFound('no such block');
+  return block;
+}
+
+/** On a pruned node, why a confirmed transaction may not be found: its block's transaction index is gone. */
+function prunedNote(node: NodeView): string {
+  const pruned = node.db.history.prunedHeight;
+  return pruned > 0 ? ` (this node prunes: transactions in blocks up to ${pruned} are no longer indexed here)` : '';
+}
+
+function prunedMessage(what: string, pruned: number): string {
+  return `${what} is pruned: this node keeps bodies only above height ${pruned} (headers, the state and its tree stay)`;
+}
+
+/** A transaction by {id}, pending or on the main chain, with its block when confirmed. */
+async function findTx(node: NodeView, params: Record<string, unknown>): Promise<{ tx: Transaction; block?: Block }> {
+  const id = fromHex(param(params, 'id', isHash, 'a 64-digit lower-case hex transaction id'));
+  const pending = node.mempool.get(id);
+  if (pending) return { tx: pending.tx };
+  const location = await node.db.getTxLocation(id);
+  const block = location && (await node.db.getBlock(location.blockHash));
+  const tx = block?.txs[location!.index];
+  if (!block || !tx) throw notFound(`no transaction ${toHex(id)} on the main chain or in the mempool${prunedNote(node)}`);
+  return { tx, block };
 }
 
 type Handlers = { [M in RpcMethod]: (node: NodeView, params: Record<string, unknown>) => Promise<RpcMethods[M]['result']> };
@@ -128,30 +189,21 @@ export const rpcHandlers: Handlers = {
   },
 
   async getTransaction(node, params) {
-    const id = fromHex(param(params, 'id', isHash, 'a 64-digit lower-case hex transaction id'));
-    const pending = node.mempool.get(id);
-    if (pending) return txJson(pending.tx, 'pending');
-    const location = await node.db.getTxLocation(id);
-    const block = location && (await node.db.getBlock(location.blockHash));
-    const tx = block?.txs[location!.index];
-    if (!block || !tx) throw notFound(`no transaction ${toHex(id)} on the main chain or in the mempool`);
-    return txJson(tx, 'confirmed', { height: block.header.height, hash: block.header.hash });
+    const { tx, block } = await findTx(node, params);
+    return block ? txJson(tx, 'confirmed', { height: block.header.height, hash: block.header.hash }) : txJson(tx, 'pending');
   },
 
   async getBlock(node, params) {
-    let block: Block | undefined;
-    if (params.hash !== undefined) {
-      block = await node.db.getBlock(fromHex(param(params, 'hash', isHash, 'a 64-digit lower-case hex block hash')));
-    } else if (params.height !== undefined) {
-      block = await node.db.getBlockAtHeight(param(params, 'height', isHeight, 'a non-negative integer'));
-    } else {
-      throw invalid('give "height" or "hash"');
-    }
-    if (!block && typeof params.height === 'number' && params.height > 0 && params.height <= node.db.history.prunedHeight) {
-      throw notFound(`block ${params.height} is pruned: this node keeps only recent bodies (its headers and the state stay)`);
-    }
-    if (!block) throw notFound('no such block');
+    const block = await findBlock(node, params);
     return blockJson(block, await node.chain.byHeight.isMain(block.header.hash, block.header.height));
+  },
+
+  async getRawBlock(node, params) {
+    return toHex((await findBlock(node, params)).bytes);
+  },
+
+  async getRawTransaction(node, params) {
+    return toHex((await findTx(node, params)).tx.bytes);
   },
 
   async getPeers(node) {
@@ -234,13 +286,50 @@ export const rpcHandlers: Handlers = {
     return estimateFee(node.chain, node.mempool);
   },
 
+  async getProof(node, params) {
+    const address = addressParam(params);
+    return node.chain.withImportsPaused(async () => {
+      const header = await mainHeader(node, params.block);
+      const proofs = await proveAccountsAt(node.chain, header, [address], RPC_PROOF_DEPTH);
+      if (proofs === 'too-deep') throw invalid(`block ${header.height} is more than ${RPC_PROOF_DEPTH} blocks below the tip (${node.chain.tip.height}): proofs are made that far back at most`);
+      if (proofs === 'pruned') throw new RpcError(RPC_ERRORS.PRUNED, prunedMessage(`the undo data above block ${header.height} that a proof there needs`, node.db.history.prunedHeight));
+      if (proofs === 'not-on-main-chain') throw notFound(`block ${toHex(header.hash)} is not on the main chain`);
+      const proof = proofs[0]!;
+      // What the answer says it proves is what the proof proves: checked, not assumed.
+      const account = verifyAccountProof(header.stateRoot, address, proof);
+      return {
+        address: encodeAddress(address),
+        block: { height: header.height, hash: toHex(header.hash), header: toHex(header.bytes) },
+        account: account ? { balance: account.balance.toString(), nonce: account.nonce.toString() } : null,
+        proof: toHex(proof),
+      };
+    });
+  },
+
+  async getTxProof(node, params) {
+    const id = fromHex(param(params, 'id', isHash, 'a 64-digit lower-case hex transaction id'));
+    const found = await node.chain.withImportsPaused(() => proveTransactionById(node.chain, id));
+    if (!found) throw notFound(`no transaction ${toHex(id)} on the main chain${node.mempool.get(id) ? ' (it is pending: wait for a block)' : prunedNote(node)}`);
+    return { id: toHex(id), block: { height: found.header.height, hash: toHex(found.header.hash), header: toHex(found.header.bytes) }, proof: toHex(found.proof) };
+  },
+
+  async getHeaders(node, params) {
+    const from = param(params, 'from', isHeight, 'a non-negative integer');
+    const count = param(params, 'count', (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 1 && v <= MAX_HEADERS_PER_CALL, `an integer from 1 to ${MAX_HEADERS_PER_CALL}`);
+    return { from, headers: (await node.chain.byHeight.headerBytes(from, count)).map(toHex) };
+  },
+
   async stop(node) {
     node.requestStop();
     return { stopping: true };
   },
 
   async help() {
-    return { methods: Object.entries(RPC_METHOD_HELP).map(([name, description]) => ({ name, description })) };
+    return { methods: RPC_DOC.methods.map((m) => ({ name: m.name, description: m.summary })) };
+  },
+
+  async 'rpc.discover'() {
+    return RPC_DOC as unknown as Record<string, unknown>;
   },
 
   async auditState(node) {
@@ -253,6 +342,7 @@ export const rpcHandlers: Handlers = {
       supply: report.supply.toString(),
       expectedSupply: expected.toString(),
       digest: report.digest,
+      stateRoot: report.stateRoot,
     };
   },
 };

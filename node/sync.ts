@@ -1,21 +1,19 @@
 import { EventEmitter } from 'node:events';
 import { bytesEqual, toHex } from '../ledger/bytes.ts';
 import { BlockRuleError, CairnError } from '../ledger/errors.ts';
-import { decodeBlock } from '../ledger/block.ts';
+import { HEADER_BYTES, decodeBlock } from '../ledger/block.ts';
 import type { Chain } from '../consensus/chain.ts';
 import { checkBlockSanity, type SaneBlock } from '../consensus/sanity.ts';
-import { LIE, PeerFault, fetchHeaderChain } from './header-sync.ts';
+import { LIE, PeerFault, answerHeaderRange, fetchHeaderChain } from './header-sync.ts';
 import type { PeerManager } from './peers.ts';
 import type { NetworkNames } from './protocols.ts';
 import { TransportError, type Transport } from './transport.ts';
 import {
   MAX_BLOCKS_PER_REQUEST,
   decodeGetBlocks,
-  decodeGetHeaderRange,
   decodeGetHeaders,
   decodeStatus,
   encodeGetBlocks,
-  encodeHeaderBytes,
   encodeHeaders,
   encodeStatus,
   type Status,
@@ -128,10 +126,7 @@ export class Sync extends EventEmitter<SyncEvents> {
     );
     await transport.handle(
       names.headerRange,
-      async (req) => {
-        const { from, count } = decodeGetHeaderRange(req);
-        return encodeHeaderBytes(await chain.byHeight.headerBytes(from, count));
-      },
+      (req) => answerHeaderRange(chain, req),
       // As many as a syncing peer keeps in flight (node/header-sync.ts): a pipeline, not a flood.
       { ...limits, maxBytes: 16, maxInFlightPerPeer: 8 },
     );

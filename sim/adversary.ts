@@ -8,6 +8,8 @@ import { MAX_AMOUNT } from '../ledger/amount.ts';
 import { nextTarget } from '../consensus/difficulty.ts';
 import { searchNonce, targetBytes } from '../consensus/miner.ts';
 import { medianTimePast } from '../consensus/block-index.ts';
+import { stateKey } from '../ledger/smt.ts';
+import { MemoryStateTree } from '../ledger/smt-memory.ts';
 import type { CairnNode } from '../node/node.ts';
 import { decodeGetBlocks, decodeHeaders, encodeGetBlocks, encodeGetHeaders, encodeHeaders, encodeStatus, encodeTxBatch } from '../node/wire.ts';
 import type { Checker } from './invariants.ts';
@@ -22,8 +24,14 @@ import { SIM_EPOCH_MS, type World } from './world.ts';
  * work, withheld blocks, downloads without serving, request floods. What they make invalid on
  * purpose goes into the checker's registry, which no honest node may ever hold.
  */
+/** A selfish miner's private chain, and the state after its last block. */
+interface PrivateChain {
+  readonly blocks: Block[];
+  state: MemoryStateTree;
+}
+
 export function arm(world: World, checker: Checker): void {
-  const selfish = new Map<string, Block[]>();
+  const selfish = new Map<string, PrivateChain>();
   world.observe({
     onStarted(sim, node) {
       const rng = world.rng.fork(`adversary-${sim.id}-${sim.lives}`);
@@ -40,7 +48,7 @@ export function arm(world: World, checker: Checker): void {
         case 'flooder':
           return every(world, sim, 500, () => flood(node));
         case 'selfish':
-          return every(world, sim, 1_000, () => maybeRelease(node, selfish.get(sim.id) ?? []));
+          return every(world, sim, 1_000, () => maybeRelease(node, selfish.get(sim.id)?.blocks ?? []));
         case 'honest':
           return;
       }
@@ -51,15 +59,28 @@ export function arm(world: World, checker: Checker): void {
     world.minedBy.set(sim.id, async (s, _public) => {
       const node = s.node;
       if (!node) return;
-      const withheld = selfish.get(s.id) ?? [];
-      const tip = node.chain.tip;
+      const own = selfish.get(s.id) ?? { blocks: [], state: MemoryStateTree.EMPTY };
+      const withheld = own.blocks;
       // Give up a private chain the public one has caught up with.
-      if (withheld.length > 0 && tip.height >= withheld.at(-1)!.header.height) withheld.length = 0;
-      const parent = withheld.at(-1)?.header ?? tip.header;
-      const anchor = parent.height === 0 ? undefined : (tip.anchorTimestamp ?? withheld.find((b) => b.header.height === 1)?.header.timestamp);
-      const block = craft(node, parent, anchor, world.o.wallets.minerAddress(s.spec.minerKey), []);
-      if (block) withheld.push(block);
-      selfish.set(s.id, withheld);
+      if (withheld.length > 0 && node.chain.tip.height >= withheld.at(-1)!.header.height) withheld.length = 0;
+      let parent = withheld.at(-1)?.header;
+      if (!parent) {
+        // A new private chain starts from the public tip's state.
+        const start = await node.chain.withImportsPaused(async () => ({ tip: node.chain.tip.header, state: await treeOf(node) }));
+        parent = start.tip;
+        own.state = start.state;
+      }
+      const anchor = parent.height === 0 ? undefined : (node.chain.tip.anchorTimestamp ?? withheld.find((b) => b.header.height === 1)?.header.timestamp);
+      const miner = world.o.wallets.minerAddress(s.spec.minerKey);
+      const key = stateKey(miner);
+      const paid = own.state.get(key) ?? { balance: 0n, nonce: 0n };
+      const state = own.state.with([{ key, account: { balance: paid.balance + node.params.reward, nonce: paid.nonce } }]);
+      const block = craft(node, parent, anchor, miner, [], { stateRoot: state.root });
+      if (block) {
+        withheld.push(block);
+        own.state = state;
+      }
+      selfish.set(s.id, own);
     });
   }
 }
@@ -74,14 +95,25 @@ function every(world: World, sim: SimNode, ms: number, act: () => Promise<void> 
   world.scheduler.after(ms, tick);
 }
 
-/** A block on `parent` with a real proof of work at the target consensus expects, and whatever body it is given. */
+/** Every account of the node's tip as a tree. */
+async function treeOf(node: CairnNode): Promise<MemoryStateTree> {
+  const changes = [];
+  for await (const { address, account } of node.db.accounts()) changes.push({ key: stateKey(address), account });
+  return MemoryStateTree.EMPTY.with(changes);
+}
+
+/**
+ * A block on `parent` with a real proof of work at the target consensus expects, and whatever body
+ * and state root it is given (by default its parent's: right only for a block that breaks a rule
+ * checked before the state root).
+ */
 function craft(
   node: CairnNode,
   parent: BlockHeader,
   anchorTimestamp: number | undefined,
   miner: Uint8Array,
   txs: readonly Transaction[],
-  o: { coinbaseAmount?: bigint; merkleRoot?: Uint8Array; target?: bigint; timestamp?: number; height?: number; version?: number } = {},
+  o: { coinbaseAmount?: bigint; merkleRoot?: Uint8Array; stateRoot?: Uint8Array; target?: bigint; timestamp?: number; height?: number; version?: number } = {},
 ): Block | undefined {
   const params = node.params;
   const height = o.height ?? parent.height + 1;
@@ -95,6 +127,7 @@ function craft(
     height,
     prevHash: parent.hash,
     merkleRoot: o.merkleRoot ?? computeMerkleRoot(height, coinbase, txs),
+    stateRoot: o.stateRoot ?? parent.stateRoot,
     timestamp: o.timestamp ?? Math.max(node.clock(), minTime, parent.timestamp + 1),
     target,
     nonce: 0n,
@@ -131,6 +164,7 @@ async function sendGarbage(world: World, checker: Checker, node: CairnNode, rng:
     () => on([], { timestamp: node.clock() + 3_600 }), // too far in the future (not the sender's fault: no ban)
     () => on([], { height: tip.height + 2 }), // a height that does not follow its parent
     () => on([], { version: 99 }), // an unknown version
+    () => on([], { stateRoot: rng.bytes(32) }), // a valid body, a state root it does not leave
   ];
   const block = rng.pick(kinds)();
   if (block) {
@@ -175,7 +209,7 @@ function lieAboutChain(node: CairnNode): void {
     let parent = node.db.genesis.header;
     for (let i = 0; i < 50; i++) {
       // A header that links and carries the expected target, but whose hash misses it.
-      const base = { version: BLOCK_VERSION, height: parent.height + 1, prevHash: parent.hash, merkleRoot: sha256(parent.hash), timestamp: parent.timestamp + 10, target: parent.target };
+      const base = { version: BLOCK_VERSION, height: parent.height + 1, prevHash: parent.hash, merkleRoot: sha256(parent.hash), stateRoot: parent.stateRoot, timestamp: parent.timestamp + 10, target: parent.target };
       let h = makeHeader({ ...base, nonce: 0n });
       for (let n = 1n; BigInt('0x' + toHex(h.hash)) <= h.target; n++) h = makeHeader({ ...base, nonce: n });
       headers.push(h);

@@ -2,7 +2,9 @@ import { sha256 } from '../ledger/hash.ts';
 import type { Block } from '../ledger/block.ts';
 import { makeBlock, makeHeader } from '../ledger/block.ts';
 import type { ChainParams } from '../ledger/genesis.ts';
-import { genesisBlock } from '../ledger/genesis.ts';
+import { genesisBlock, genesisChanges } from '../ledger/genesis.ts';
+import { stateKey } from '../ledger/smt.ts';
+import { MemoryStateTree } from '../ledger/smt-memory.ts';
 import { nextTarget } from '../consensus/difficulty.ts';
 import { buildTemplate, completeBlock, searchNonce, targetBytes, templateHeader } from '../consensus/miner.ts';
 import type { CairnNode } from '../node/node.ts';
@@ -27,11 +29,16 @@ export function mineHistory(params: ChainParams, count: number, coinbase: Uint8A
   const out: Block[] = [];
   let parent = genesisBlock(params).header;
   let anchor: number | undefined;
+  // Only the miner's account changes: the state after each block is the genesis state plus its rewards.
+  let state = MemoryStateTree.EMPTY.with(genesisChanges(params));
+  const minerKey = stateKey(coinbase);
   for (let i = 0; i < count; i++) {
     const height = parent.height + 1;
     const target = nextTarget(params, parent, anchor);
     const cb = { to: coinbase, amount: params.reward };
-    const base = templateHeader({ height, prevHash: parent.hash, coinbase: cb, txs: [], timestamp: parent.timestamp + params.blockTime, target });
+    const paid = state.get(minerKey) ?? { balance: 0n, nonce: 0n };
+    state = state.with([{ key: minerKey, account: { balance: paid.balance + cb.amount, nonce: paid.nonce } }]);
+    const base = templateHeader({ height, prevHash: parent.hash, coinbase: cb, txs: [], stateRoot: state.root, timestamp: parent.timestamp + params.blockTime, target });
     const nonce = searchNonce(base.bytes, targetBytes(target), 0n, 1_000_000, sha256);
     if (nonce === undefined) throw new Error('history: no nonce');
     const block = makeBlock(makeHeader({ ...base, nonce }), cb, []);

@@ -127,6 +127,9 @@ export class SimNode {
       pruneKeep: this.spec.pruneKeep,
       statusIntervalMs: 15_000,
       banSeconds: 600,
+      // Off for every third life: the next life then rebuilds the index from scratch in the
+      // background, through whatever reorganisations and crashes the seed brings.
+      addressIndex: this.lives % 3 !== 2,
     });
     this.env = env;
     this.kv = kv;

@@ -17,8 +17,8 @@ import { parseGenesis, genesisHashHex, genesisJson } from '../ledger/genesis.ts'
 import { inlineSignatureChecker } from '../ledger/state.ts';
 import { Chain } from '../consensus/chain.ts';
 import { generateChain, generatorGenesis, generatorKey, generatorSenders } from '../consensus/generate.ts';
-import { tempDir } from './helpers/fixtures.ts';
-import { asParent, mineChild } from './helpers/mining.ts';
+import { tempDir, testKey } from './helpers/fixtures.ts';
+import { asParent, mineChild, stateRootOnTip } from './helpers/mining.ts';
 
 const CAIRN = fileURLToPath(new URL('../cli/cairn.mjs', import.meta.url));
 
@@ -73,7 +73,9 @@ describe('the chain generator', function () {
       try {
         const chain = await Chain.open(db, { clock: () => Math.floor(Date.now() / 1000) });
         assert.equal(chain.tip.height, 3000);
-        const next = mineChild(params, { ...asParent((await db.getBlockAtHeight(3000))!), anchorTimestamp: chain.tip.anchorTimestamp });
+        const miner = testKey(99).address;
+        const stateRoot = await stateRootOnTip(chain, miner);
+        const next = mineChild(params, { ...asParent((await db.getBlockAtHeight(3000))!), anchorTimestamp: chain.tip.anchorTimestamp }, [], { miner, stateRoot });
         assert.equal(await chain.processBlock(next), 'connected');
         assert.equal((await auditChainDB(db)).height, 3001);
       } finally {

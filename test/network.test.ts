@@ -69,8 +69,7 @@ describe('network: gossip and sync between nodes on 127.0.0.1', function () {
     const block = mineChild(params, a.node.chain.tip, [], { miner: testKey(60).address });
     assert.equal(await a.node.importAndAnnounce(block), 'connected');
     steps.push('import done');
-    // Gossiped from within the connect event (the node's own listener runs before this test's),
-    // so before the tip event and the rest of the import.
+    // The node gossips from its own connect listener, registered at start: before this test's.
     assert.deepEqual(steps, ['gossiped', 'connected', 'tip event', 'import done']);
   });
 });

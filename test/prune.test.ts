@@ -19,6 +19,13 @@ import { parseGenesis } from '../ledger/genesis.ts';
 import { Chain } from '../consensus/chain.ts';
 import { realEnv } from '../node/env.ts';
 import { Pruner } from '../node/pruner.ts';
+import { RpcError, rpcHandlers } from '../node/rpc-methods.ts';
+import { RPC_ERRORS } from '../node/rpc-types.ts';
+import { answerRest, RestError } from '../node/http/rest.ts';
+import type { EventFeed } from '../node/http/events.ts';
+import type { NodeView } from '../node/view.ts';
+import { AddressIndex, addressIndexer } from '../ledger/address-index.ts';
+import { encodeAddress } from '../ledger/keys.ts';
 import { RpcClient } from '../cli/rpc-client.ts';
 import { generateDatadir } from '../cli/cmd-generate.ts';
 import { decodeGetBlocks } from '../node/wire.ts';
@@ -94,6 +101,66 @@ describe('pruning', function () {
     await pruner.stop();
     await db.close();
     await twin.db.close();
+  });
+
+  it('answers "pruned" for what it deleted: bodies by height, proofs whose undo data is gone, and address history from the index alone', async () => {
+    const disk = new MemoryDisk();
+    const db = await ChainDB.open(disk.open(), params, { indexers: [addressIndexer] });
+    const addressIndex = await AddressIndex.open(db);
+    const chain = await Chain.open(db, { clock: () => params.timestamp + 10_000_000, reorgDepth: DEPTH, window: 4 });
+    const pruner = new Pruner(chain, realEnv, DEPTH);
+    pruner.start();
+    const carol = testKey(90).address;
+    const blocks: Block[] = [];
+    let parent = asParent(db.genesis);
+    for (let h = 1; h <= 40; h++) {
+      const txs = h % 5 === 0 ? [transfer(FUNDED_KEYS[0]!, carol, 1n, BigInt(h / 5 - 1))] : [];
+      const b = mineChild(params, parent, txs, { miner: testKey(70).address });
+      blocks.push(b);
+      parent = asParent(b);
+      assert.equal(await chain.processBlock(b), 'connected');
+    }
+    await pruner.idle();
+    const mark = db.history.prunedHeight;
+    assert.equal(mark, 40 - DEPTH);
+    const view = { params, chain, db, addressIndex, mempool: { get: () => undefined, entries: () => [] } } as unknown as NodeView;
+    const rpcFails = (call: Promise<unknown>, code: number, pattern: RegExp) =>
+      assert.rejects(call, (err: unknown) => err instanceof RpcError && err.rpcCode === code && pattern.test(err.message));
+
+    // RPC: a body by height below the mark is pruned (not "no such block"); above it, served.
+    await rpcFails(rpcHandlers.getBlock(view, { height: 5 }), RPC_ERRORS.PRUNED, /block 5 is pruned: this node keeps bodies only above height 32/);
+    assert.equal((await rpcHandlers.getBlock(view, { height: 35 })).hash, toHex(blocks[34]!.header.hash));
+    await rpcFails(rpcHandlers.getBlock(view, { hash: toHex(blocks[4]!.header.hash) }), RPC_ERRORS.NOT_FOUND, /this node prunes/);
+    await rpcFails(rpcHandlers.getTransaction(view, { id: toHex(blocks[4]!.txs[0]!.id) }), RPC_ERRORS.NOT_FOUND, /no longer indexed here/);
+    // Headers stay, far below the window.
+    assert.equal((await rpcHandlers.getHeaders(view, { from: 0, count: 41 })).headers.length, 41);
+    // A proof needs the undo data of every block above it: within what is kept, answered...
+    const atMark = await rpcHandlers.getProof(view, { address: encodeAddress(carol), block: mark });
+    assert.equal(atMark.account?.balance, String(mark / 5 | 0));
+    // ...below it (still well within RPC_PROOF_DEPTH), refused as pruned, not as a corrupt store.
+    await rpcFails(rpcHandlers.getProof(view, { address: encodeAddress(carol), block: mark - 1 }), RPC_ERRORS.PRUNED, /undo data above block 31/);
+
+    // REST: the same, with 410 PRUNED; the address index outlives the bodies.
+    const rest = async (path: string) => {
+      try {
+        return { status: 200, answer: await answerRest(view, undefined as unknown as EventFeed, 'GET', path, new URLSearchParams(), undefined) };
+      } catch (err) {
+        if (err instanceof RestError) return { status: err.status, code: err.code, message: err.message };
+        throw err;
+      }
+    };
+    assert.deepEqual(await rest('/block-height/5'), { status: 200, answer: { text: toHex(blocks[4]!.header.hash) } });
+    const page = await rest('/blocks/5');
+    assert.equal(page.status, 410);
+    assert.equal(page.code, 'PRUNED');
+    assert.equal(((await rest('/blocks/40')).answer as { json: unknown[] }).json.length, 40 - mark, 'a page of blocks ends where the bodies do');
+    const lines = ((await rest(`/address/${encodeAddress(carol)}/txs`)).answer as { json: { txid: string; pruned?: boolean; amount: string | null; status: { block_height: number } }[] }).json;
+    assert.deepEqual(
+      lines.map((l) => [l.status.block_height, l.txid, l.pruned === true, l.amount]),
+      [40, 35, 30, 25, 20, 15, 10, 5].map((h) => [h, blocks[h - 1]!.txs[0]!.idHex, h <= mark, h <= mark ? null : '1']),
+    );
+    await pruner.stop();
+    await db.close();
   });
 
   it('a pruned node says so in its status, and a node joining later takes those bodies from another', async () => {
