@@ -42,7 +42,7 @@ export const lightSuite: Suite = {
     const dir = ctx.tempDir('cairn-bench-light-');
     const before = memory();
     const store = new LightHeaders(join(dir.path, 'headers'), genesis);
-    const check = new HeaderChainCheck(params, store.startAt(0)!, params.timestamp + count * params.blockTime + 3600, { keepHeaders: false });
+    const check = new HeaderChainCheck(params, store.startAt(0)!, params.timestamp + count * params.blockTime + 3600);
     const stateRoot = sha256(Uint8Array.of(1));
     let parent: BlockHeader = genesis;
     let anchor: number | undefined;

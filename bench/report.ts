@@ -64,6 +64,8 @@ export interface Suite {
   /** What to type after `npm run bench --` to run only this suite. */
   readonly name: string;
   readonly description: string;
+  /** Runs only when named (its first run generates gigabytes of chain): not part of a plain `npm run bench`. */
+  readonly onlyWhenNamed?: boolean;
   run(ctx: SuiteContext): Promise<Metric[]>;
 }
 

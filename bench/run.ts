@@ -10,6 +10,7 @@ import { lightSuite } from './light.ts';
 import { scalingSuite } from './scaling.ts';
 import { stateSuite } from './state.ts';
 import { networkSuite } from './network.ts';
+import { longChainSuite } from './long-chain.ts';
 import { PERF_SUITES } from './perf.ts';
 import { vsBcoinSuite } from './vs-bcoin.ts';
 import { currentMachineLimit, MACHINE_LIMIT_ENV } from './perf-common.ts';
@@ -26,9 +27,9 @@ import {
 } from './report.ts';
 
 /** Every suite, in the order they run. A new suite is one module exporting a `Suite`, added here. */
-const SUITES: readonly Suite[] = [...PERF_SUITES, ledgerSuite, consensusSuite, networkSuite, stateSuite, lightSuite, scalingSuite, vsBcoinSuite];
-/** Suites that run only when asked for: vs-bcoin needs what a plain clone lacks (the bcoin harness beside it), scaling takes ~16 minutes at full scale. */
-const ON_REQUEST = new Set(['vs-bcoin', 'scaling']);
+const SUITES: readonly Suite[] = [...PERF_SUITES, ledgerSuite, consensusSuite, networkSuite, stateSuite, lightSuite, longChainSuite, scalingSuite, vsBcoinSuite];
+/** Suites that run only when asked for: they need what a plain clone lacks (the bcoin harness beside it). */
+const ON_REQUEST = new Set(['vs-bcoin']);
 
 const DEFAULT_RUNS = 5;
 
@@ -79,7 +80,7 @@ async function main(): Promise<number> {
     return 0;
   }
   if (values.list) {
-    for (const s of SUITES) process.stdout.write(`${s.name.padEnd(12)} ${s.description}\n`);
+    for (const s of SUITES) process.stdout.write(`${s.name.padEnd(12)} ${s.description}${s.onlyWhenNamed ? ' (only when named)' : ''}\n`);
     return 0;
   }
   const runs = values.runs === undefined ? DEFAULT_RUNS : Number(values.runs);
@@ -89,7 +90,7 @@ async function main(): Promise<number> {
   if (unknown.length > 0) fail(`unknown suite ${unknown.map((n) => `"${n}"`).join(', ')}`);
   const selected =
     positionals.length === 0
-      ? SUITES.filter((s) => !ON_REQUEST.has(s.name) || (s.name === 'vs-bcoin' && values['vs-bcoin']))
+      ? SUITES.filter((s) => (!s.onlyWhenNamed && !ON_REQUEST.has(s.name)) || (s.name === 'vs-bcoin' && values['vs-bcoin']))
       : SUITES.filter((s) => positionals.includes(s.name) || (s.name === 'vs-bcoin' && values['vs-bcoin']));
 
   // In JSON mode stdout carries exactly one object: anything a suite (or a library under it)

@@ -78,6 +78,7 @@ function thatFit(ctx: SuiteContext, what: string, sizes: readonly number[], byte
 
 export const scalingSuite: Suite = {
   name: 'scaling',
+  onlyWhenNamed: true,
   description: 'how cost grows: sync vs chain length and accounts, mempool vs size, connect vs block size, propagation vs nodes; charts',
   async run(ctx) {
     const scale = ctx.quick ? QUICK : FULL;

@@ -63,7 +63,9 @@ async function buildStore(ctx: SuiteContext, count: number): Promise<Stored> {
       return level.getMany(keys);
     },
     write: (ops) => level.write(ops),
-    iterate: (range) => level.iterate(range),
+    iterate: (range, limit) => level.iterate(range, limit),
+    keys: (range) => level.keys(range),
+    clear: (range) => level.clear(range),
     close: () => level.close(),
   };
   const top = new Map<string, Uint8Array>();

@@ -27,6 +27,7 @@ export async function statusCommand(argv: string[], out: Out): Promise<void> {
     ['height', `${s.height}, last block ${duration(s.tipAge)} ago`],
     ['head', s.head],
     ['sync', syncText(s)],
+    ...(s.prunedHeight > 0 ? [['pruned', `bodies of blocks 1 to ${s.prunedHeight} deleted (headers and state kept)`] as [string, string]] : []),
     ['peers', `${s.peers} (${s.peersIn} in, ${s.peersOut} out)`],
     ['mining', s.mining ? 'yes' : 'no'],
     ['difficulty', `${si(Number(s.difficulty))} hashes a block`],

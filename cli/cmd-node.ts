@@ -4,6 +4,7 @@ import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { encodeAddress } from '../ledger/keys.ts';
 import { createNode } from '../node/launch.ts';
+import { DEFAULT_REORG_DEPTH } from '../consensus/chain-index.ts';
 import { createKey, listKeys } from './keystore.ts';
 import { readPassword } from './password.ts';
 import { RpcClient } from './rpc-client.ts';
@@ -63,8 +64,10 @@ export async function nodeCommand(argv: string[], out: Out): Promise<void> {
     'no-mdns': { type: 'boolean' },
     'metrics-port': { type: 'string' },
     'log-level': { type: 'string' },
+    'prune-keep': { type: 'string' },
   });
   if (values.help) return out.help(HELP.node);
+  const pruneKeep = count(values, 'prune-keep', DEFAULT_REORG_DEPTH, 0xffffffff);
   const level = str(values, 'log-level') ?? 'info';
   if (!isLogLevel(level)) throw new UsageError(`--log-level must be one of fatal, error, warn, info, debug, trace, silent`);
   const datadir = str(values, 'datadir') ?? DEFAULT_DATADIR;
@@ -98,6 +101,7 @@ export async function nodeCommand(argv: string[], out: Out): Promise<void> {
     mdns,
     mine: coinbase ? { coinbase, threads } : undefined,
     rpc: { port: rpcPort },
+    pruneKeep,
     http,
     metrics: metricsPort === undefined ? undefined : { port: metricsPort },
     addressIndex: !values['no-address-index'],
@@ -220,6 +224,7 @@ Examples:
                   [--http-port N] [--http-host IP] [--http-cors ORIGIN] [--no-http] [--no-address-index]
                   [--bootstrap MULTIADDR]... [--mine] [--coinbase ADDRESS] [--threads N]
                   [--keystore DIR] [--password-file F] [--no-mdns] [--metrics-port N] [--log-level L]
+                  [--prune-keep N]
 
 Runs a validating node (initialising DIR, default ./data, when empty). P2P on port 7370 of all
 interfaces, JSON-RPC on 127.0.0.1:7371 (0 picks a free port; the endpoint and token are written
@@ -231,6 +236,11 @@ The explorer (open it in a browser), the REST API and live events are on http://
 turns it off). The address index behind its address pages is kept unless --no-address-index; an
 existing datadir gets one built in the background, its progress in the log.
 Stops cleanly on SIGINT, SIGTERM or cairn stop.
+
+--prune-keep N keeps the bodies and undo data of only the last N blocks (N at least 10000, the
+deepest reorganisation a node follows) and deletes older ones in the background; headers, the
+state, its tree and the address index stay, the node still validates every new block, and it
+tells peers what it no longer has. Its RPC and REST answer "pruned" for a body it deleted.
 
 Environment (a flag wins over its variable): CAIRN_P2P_PORT, CAIRN_RPC_PORT, CAIRN_HTTP_PORT, CAIRN_P2P_HOST, and
 CAIRN_MDNS=off for --no-mdns. CAIRN_PASSWORD is the coinbase key's password (see cairn keys --help).

@@ -19,6 +19,7 @@ const COMMANDS: Record<string, Command> = {
     return (await import('./cmd-node.ts')).nodeCommand(argv, out);
   },
   devnet: async (argv, out) => (await import('./cmd-node.ts')).devnetCommand(argv, out),
+  generate: async (argv, out) => (await import('./cmd-generate.ts')).generateCommand(argv, out),
   light: async (argv, out) => (await import('./cmd-light.ts')).lightCommand(argv, out),
   stop: stopCommand,
   keys: keysCommand,
@@ -42,6 +43,7 @@ Run a node:
   node      run a validating (and with --mine, mining) node
   stop      stop a running node cleanly
   devnet    run several local nodes wired together
+  generate  mine a long chain of valid blocks into a new datadir (tests, benchmarks)
 
 Keys and transactions:
   keys      new | list | import | export keys in an encrypted keystore

@@ -6,51 +6,19 @@ import { ChainDB } from '../ledger/chaindb.ts';
 import type { SignatureChecker } from '../ledger/state.ts';
 import { SerialQueue } from '../ledger/serial.ts';
 import { BlockIndexEntry, HAVE_DATA, INVALID, decodeIndexRecord, findForkPoint, medianTimePast } from './block-index.ts';
+import { ChainIndex, DEFAULT_REORG_DEPTH, DEFAULT_WINDOW, MEDIAN_SPAN } from './chain-index.ts';
+import { HeaderChainCheck } from './headers.ts';
+import { ChainByHeight } from './by-height.ts';
 import { nextTarget } from './difficulty.ts';
 import { checkHeaderContext } from './header-rules.ts';
 import { ConsensusError } from './errors.ts';
-import { OrphanPool, type OrphanLimits } from './orphans.ts';
+import type { BlockOutcome, ChainEvents, ChainOptions, Clock } from './chain-types.ts';
+import { OrphanPool } from './orphans.ts';
 import { checkBlockSanity, storedBlockIsSane, type SaneBlock } from './sanity.ts';
 import { connectBlock, disconnectBlock } from './connect.ts';
 export { maxFutureDrift } from './header-rules.ts';
 
-/** Seconds since the epoch. A parameter, so tests and simulations control time. */
-export type Clock = () => number;
-
-export interface ChainOptions {
-  readonly clock: Clock;
-  readonly signatures?: SignatureChecker;
-  readonly orphanLimits?: OrphanLimits;
-  /** Milliseconds, for measuring imports only (the 'imported' event): nothing is judged by it. */
-  readonly stopwatch?: () => number;
-}
-
-export type BlockOutcome =
-  /** Became (part of) the main chain. */
-  | 'connected'
-  /** Valid so far and stored, on a branch with no more work than the main chain. */
-  | 'side-branch'
-  /** Waiting for its parent. */
-  | 'orphan'
-  | 'duplicate';
-
-export interface ReorgEvent {
-  readonly fork: BlockIndexEntry;
-  readonly from: BlockIndexEntry;
-  readonly to: BlockIndexEntry;
-  readonly disconnected: readonly Block[];
-  readonly connected: readonly Block[];
-}
-
-export interface ChainEvents {
-  connect: [block: Block, entry: BlockIndexEntry];
-  disconnect: [block: Block, entry: BlockIndexEntry];
-  /** After every change of tip, with the blocks taken off and put on (oldest first) by it. */
-  tip: [event: ReorgEvent];
-  invalid: [entry: BlockIndexEntry, error: CairnError];
-  /** A block's import finished with an outcome, after `ms` in the import queue (with a stopwatch). */
-  imported: [block: Block, outcome: BlockOutcome, ms: number];
-}
+export type { BlockOutcome, ChainEvents, ChainOptions, Clock, ReorgEvent } from './chain-types.ts';
 
 /** A block that failed as fork choice connected it, and why. */
 interface ConnectFailure {
@@ -73,7 +41,7 @@ class ConnectFailed extends Error {
  * outcome (a BlockOutcome, or a typed rule error whose banScore says whether to punish the sender):
  *   1. sanity: proof of work and body, needing nothing but the block (consensus/sanity.ts; not
  *      remembered: a peer can pair a good header with a tampered body);
- *   2. parent: unknown → orphan pool;
+ *   2. parent: deeper than the reorg depth → refused (BLOCK_FORK_TOO_DEEP); unknown → orphan pool;
  *   3. context: height, expected target, timestamp window (not remembered: cheap to re-check,
  *      cheap to forge); a valid child of an invalid parent is remembered invalid;
  *   4. store: block + index record in one batch — except a child of the tip, which its own
@@ -90,14 +58,13 @@ export class Chain extends EventEmitter<ChainEvents> {
   private readonly clock: Clock;
   private readonly signatures: SignatureChecker | undefined;
   private readonly stopwatch: (() => number) | undefined;
-  private readonly index = new Map<string, BlockIndexEntry>();
+  /** The recent window of the main chain and the side branches off it; older blocks are in the store. */
+  private readonly index: ChainIndex;
   /** Valid entries with their block at hand that could be the best tip; all others have less work or a better child. */
   private readonly candidates = new Set<BlockIndexEntry>();
   readonly orphans: OrphanPool;
-  private tipEntry: BlockIndexEntry;
-  /** The main chain by height, so main-chain questions are array lookups, not walks. */
-  private readonly main: BlockIndexEntry[] = [];
-  private nextSeq = 1;
+  /** The main chain by height, the window's part from memory and the rest from the store. */
+  readonly byHeight: ChainByHeight;
   private readonly lock = new SerialQueue();
   /**
    * Blocks the running import accepted that are not on disk yet (their entries lack HAVE_DATA):
@@ -106,91 +73,96 @@ export class Chain extends EventEmitter<ChainEvents> {
    */
   private readonly unwritten = new Map<BlockIndexEntry, SaneBlock>();
 
-  private constructor(db: ChainDB, options: ChainOptions, genesis: BlockIndexEntry) {
+  private constructor(db: ChainDB, options: ChainOptions, index: ChainIndex) {
     super();
     this.db = db;
     this.clock = options.clock;
     this.signatures = options.signatures;
     this.stopwatch = options.stopwatch;
     this.orphans = new OrphanPool(options.orphanLimits);
-    this.tipEntry = genesis;
-    this.main.push(genesis);
-    this.index.set(genesis.hashHex, genesis);
+    this.index = index;
+    this.byHeight = new ChainByHeight(this, db);
   }
 
-  /** Loads the block index from the store and finishes any reorganisation a crash interrupted. */
+  /**
+   * Loads the window of the block index from the store (not the whole chain: start-up does not
+   * grow with it) and finishes any reorganisation a crash interrupted.
+   */
   static async open(db: ChainDB, options: ChainOptions): Promise<Chain> {
-    const genesis = new BlockIndexEntry(db.genesis.header, undefined, HAVE_DATA, 0);
-    const chain = new Chain(db, options, genesis);
-    const records = [];
-    for await (const { record } of db.indexRecords()) records.push(decodeIndexRecord(record));
-    records.sort((a, b) => a.header.height - b.header.height || a.seq - b.seq);
-    for (const r of records) {
-      const parent = chain.index.get(toHex(r.header.prevHash));
-      if (!parent) continue; // cannot happen with batched writes; skip rather than refuse to start
-      const entry = new BlockIndexEntry(r.header, parent, r.status, r.seq);
-      chain.index.set(entry.hashHex, entry);
-      chain.nextSeq = Math.max(chain.nextSeq, r.seq + 1);
-    }
-    const stored = await db.storedTip();
-    const tip = chain.index.get(toHex(stored.hash));
-    if (!tip) throw new StoreError('STORE_CORRUPT', 'the stored tip has no index record');
-    chain.tipEntry = tip;
-    for (let e: BlockIndexEntry | undefined = tip; e; e = e.parent) chain.main[e.height] = e;
-    for (const e of chain.index.values()) {
+    const index = await ChainIndex.load(db, options.reorgDepth ?? DEFAULT_REORG_DEPTH, options.window ?? DEFAULT_WINDOW);
+    const chain = new Chain(db, options, index);
+    const tip = index.tip;
+    for (const e of index.values()) {
       if (e.isValid && e.status & HAVE_DATA && e.totalWork >= tip.totalWork) chain.candidates.add(e);
     }
-    await chain.lock.run(() => chain.activateBestChain());
+    await chain.lock.run(async () => {
+      await chain.activateBestChain();
+      await chain.fitWindow();
+    });
     return chain;
   }
 
   get tip(): BlockIndexEntry {
-    return this.tipEntry;
+    return this.index.tip;
   }
 
   get params() {
     return this.db.params;
   }
 
+  /** The deepest reorganisation this chain follows, in blocks below its tip. */
+  get reorgDepth(): number {
+    return this.index.reorgDepth;
+  }
+
+  /** The lowest height a fork point may have now: blocks built on anything lower are refused. */
+  get forkFloor(): number {
+    return this.index.forkFloor;
+  }
+
+  /** A block in the index's window or a side branch off it (older blocks are only in the store). */
   getEntry(hash: Uint8Array): BlockIndexEntry | undefined {
-    return this.index.get(toHex(hash));
+    return this.index.get(hash);
   }
 
   /** Whether the block is on the main chain. */
   isMain(entry: BlockIndexEntry): boolean {
-    return this.main[entry.height] === entry;
+    return this.index.isMain(entry);
   }
 
-  /** Every block no other block builds on: the main tip and the end of each side branch seen. */
+  /** Every block no other block builds on, in the window: the main tip and the end of each side branch seen. */
   tips(): BlockIndexEntry[] {
     const parents = new Set<BlockIndexEntry | undefined>([...this.index.values()].map((e) => e.parent));
     return [...this.index.values()].filter((e) => !parents.has(e));
   }
 
-  /** The main-chain entry at `height`, if the chain is that long. */
+  /** The main-chain entry at `height`, if it is in the window (the last 1,000 blocks and a few more). */
   mainAt(height: number): BlockIndexEntry | undefined {
-    return this.main[height];
+    return this.index.mainAt(height);
+  }
+
+  /** The lowest main-chain height in memory; older blocks are read from the store (`byHeight`). */
+  get windowBottom(): number {
+    return this.index.bottom;
   }
 
   /**
-   * Main-chain headers after the first locator hash that is on our main chain (genesis when none
-   * is), at most `max`: what a peer asks for to find its fork point and catch up.
+   * A check of a peer's headers that build on our main-chain block at `height` (HeaderChainCheck),
+   * with the block index reaching down to the median span below it. Undefined when that block is
+   * below the fork floor (a fork we would not follow) or past the tip.
    */
-  headersAfter(locator: readonly Uint8Array[], max: number): BlockIndexEntry[] {
-    let start = 0;
-    for (const hash of locator) {
-      const e = this.getEntry(hash);
-      if (e && this.isMain(e)) {
-        start = e.height;
-        break;
-      }
-    }
-    return this.main.slice(start + 1, start + 1 + max);
+  headerCheckFrom(height: number, now: number): Promise<HeaderChainCheck | undefined> {
+    return this.lock.run(async () => {
+      if (height < this.index.forkFloor || height > this.tip.height) return undefined;
+      await this.index.ensure(this.db, height - MEDIAN_SPAN);
+      // Built while the lock is held: the window cannot be trimmed under its walk back.
+      return new HeaderChainCheck(this.params, this.index.mainAt(height)!, now);
+    });
   }
 
   /** The target a child of the tip must carry, and the earliest timestamp it may have. */
   nextBlockRules(): { target: bigint; minTimestamp: number; height: number } {
-    const tip = this.tipEntry;
+    const tip = this.tip;
     return { target: nextTarget(this.params, tip.header, tip.anchorTimestamp), minTimestamp: medianTimePast(tip) + 1, height: tip.height + 1 };
   }
 
@@ -210,12 +182,12 @@ export class Chain extends EventEmitter<ChainEvents> {
    * imported too; their failures are reported through the 'invalid' event, not thrown.
    */
   processBlock(block: Block): Promise<BlockOutcome> {
-    return this.lock.run(async () => this.known(block) ?? this.timed(block, () => this.importBlock(checkBlockSanity(block, this.params))));
+    return this.lock.run(async () => (await this.known(block)) ?? this.timed(block, () => this.importBlock(checkBlockSanity(block, this.params))));
   }
 
   /** The same for a block whose sanity the caller checked (a compact block rebuilt, a synced batch). */
   processSaneBlock(block: SaneBlock): Promise<BlockOutcome> {
-    return this.lock.run(async () => this.known(block) ?? this.timed(block, () => this.importBlock(block)));
+    return this.lock.run(async () => (await this.known(block)) ?? this.timed(block, () => this.importBlock(block)));
   }
 
   /** Runs an import, and with a stopwatch tells how long it took ('imported'). Import lock. */
@@ -226,11 +198,16 @@ export class Chain extends EventEmitter<ChainEvents> {
     return outcome;
   }
 
-  /** The outcome for a block seen before, without checking it again. */
-  private known(block: Block): BlockOutcome | undefined {
-    const known = this.getEntry(block.header.hash);
-    if (known && !known.isValid) throw new ConsensusError('BLOCK_KNOWN_INVALID', `block ${known.hashHex} is known to be invalid`);
-    return known || this.orphans.has(block.header.hash) ? 'duplicate' : undefined;
+  /** The outcome for a block seen before, without checking it again; below the window, from its stored record. */
+  private async known(block: Block): Promise<BlockOutcome | undefined> {
+    const { hash, height } = block.header;
+    let status = this.getEntry(hash)?.status;
+    if (status === undefined && height < this.index.bottom) {
+      const record = await this.db.history.record(height, hash);
+      status = record && decodeIndexRecord(record).status;
+    }
+    if (status !== undefined && status & INVALID) throw new ConsensusError('BLOCK_KNOWN_INVALID', `block ${toHex(hash)} is known to be invalid`);
+    return status !== undefined || this.orphans.has(hash) ? 'duplicate' : undefined;
   }
 
   /** Steps 2–7 for one block. Import lock. */
@@ -249,7 +226,14 @@ export class Chain extends EventEmitter<ChainEvents> {
       return this.isMain(entry) ? 'connected' : 'side-branch';
     } finally {
       await this.writeUnconnected();
+      await this.fitWindow();
     }
+  }
+
+  /** Moves the index's window with the tip; what falls out of it can no longer be a candidate. Import lock. */
+  private async fitWindow(): Promise<void> {
+    this.lock.assertHeld('fitWindow');
+    for (const e of await this.index.fit(this.db)) this.candidates.delete(e);
   }
 
   /** Stores what this import accepted but fork choice did not connect (a tie lost, or a failure mid-way). Import lock. */
@@ -295,12 +279,24 @@ export class Chain extends EventEmitter<ChainEvents> {
   private async accept(block: SaneBlock): Promise<BlockIndexEntry | undefined> {
     this.lock.assertHeld('accept');
     const { header } = block;
+    const floor = this.index.forkFloor;
+    const below = header.height - 1;
+    if (below >= floor && below - MEDIAN_SPAN < this.index.bottom && (below === 0 || (await this.db.history.record(below, header.prevHash)))) {
+      // Its parent is stored below the window (a fork deeper than the window but within the
+      // reorg depth): bring that part of the chain back from the store. Only for a parent that
+      // exists, so that made-up blocks cannot make us load the window again and again.
+      await this.index.ensure(this.db, below - MEDIAN_SPAN);
+    }
     const parent = this.getEntry(header.prevHash);
+    if (parent ? parent.height < floor : header.height - 1 < floor) {
+      // Its parent is too deep to reorganise to (or unknown that deep): it can never become ours.
+      throw new ConsensusError('BLOCK_FORK_TOO_DEEP', `block ${toHex(header.hash)} at ${header.height} forks below height ${floor}, deeper than the ${this.index.reorgDepth} blocks this node reorganises`, 0);
+    }
     if (!parent) {
       this.orphans.add(block, this.clock());
       return undefined;
     }
-    const entry = new BlockIndexEntry(header, parent, 0, this.nextSeq++);
+    const entry = new BlockIndexEntry(header, parent, 0, this.index.nextSeq++);
     // Context failures are cheap to re-check and cheap to forge (a header may claim an easy
     // target), so they are refused without a trace: remembering them would let junk fill the disk.
     checkHeaderContext(this.params, header, parent.header, parent.anchorTimestamp, medianTimePast(parent), this.clock());
@@ -312,32 +308,33 @@ export class Chain extends EventEmitter<ChainEvents> {
     }
     // The common case, a child of the tip (more work by its own), is connected next: its
     // connect writes it, in the same unit as its state.
-    if (parent === this.tipEntry) {
+    if (parent === this.tip) {
       this.unwritten.set(entry, block);
     } else {
       entry.status = HAVE_DATA;
       await this.db.putBlock(block, entry.encode());
     }
-    this.index.set(entry.hashHex, entry);
-    if (entry.totalWork >= this.tipEntry.totalWork) this.candidates.add(entry);
+    this.index.add(entry);
+    if (entry.totalWork >= this.tip.totalWork) this.candidates.add(entry);
     this.candidates.delete(parent);
     return entry;
   }
 
   private async remember(entry: BlockIndexEntry): Promise<void> {
-    this.index.set(entry.hashHex, entry);
-    await this.db.putIndexRecord(entry.hash, entry.encode());
+    this.index.add(entry);
+    await this.db.putIndexRecord(entry.height, entry.hash, entry.encode());
   }
 
   private bestCandidate(): BlockIndexEntry {
-    let best = this.tipEntry;
+    const tip = this.tip;
+    let best = tip;
     for (const c of this.candidates) {
-      if (!c.isValid || c.totalWork < this.tipEntry.totalWork) {
+      if (!c.isValid || c.totalWork < tip.totalWork) {
         this.candidates.delete(c);
         continue;
       }
       // Among chains with more work than ours, the most work wins and then the first seen.
-      const tie = c.totalWork === best.totalWork && best !== this.tipEntry && c.seq < best.seq;
+      const tie = c.totalWork === best.totalWork && best !== tip && c.seq < best.seq;
       if (c.totalWork > best.totalWork || tie) best = c;
     }
     return best;
@@ -349,7 +346,7 @@ export class Chain extends EventEmitter<ChainEvents> {
     const failures: ConnectFailure[] = [];
     for (;;) {
       const best = this.bestCandidate();
-      if (best === this.tipEntry || best.totalWork <= this.tipEntry.totalWork) return failures;
+      if (best === this.tip || best.totalWork <= this.tip.totalWork) return failures;
       try {
         await this.reorganizeTo(best);
       } catch (err) {
@@ -366,8 +363,9 @@ export class Chain extends EventEmitter<ChainEvents> {
     entry.status |= INVALID;
     await this.remember(entry);
     this.candidates.delete(entry);
-    for (const e of this.index.values()) {
-      if (e.height > entry.height && e.ancestor(entry.height) === entry) {
+    // Descendants are off the main chain (it ends below `entry`), on side branches of the window.
+    for (const e of [...this.index.values()]) {
+      if (e.height > entry.height && !this.isMain(e) && e.ancestor(entry.height) === entry) {
         this.candidates.delete(e);
         if (e.isValid) {
           e.status |= INVALID;
@@ -391,17 +389,17 @@ export class Chain extends EventEmitter<ChainEvents> {
   /** Import lock. */
   private async reorganizeTo(target: BlockIndexEntry): Promise<void> {
     this.lock.assertHeld('reorganizeTo');
-    const from = this.tipEntry;
+    const from = this.tip;
     const fork = findForkPoint(from, target);
     const disconnected: Block[] = [];
     const connected: Block[] = [];
     try {
-      while (this.tipEntry !== fork) {
-        const entry = this.tipEntry;
+      while (this.tip !== fork) {
+        const entry = this.tip;
         const block = await this.blockOf(entry);
+        // The fork is in the window (a reorganisation is never deeper), so every parent here is too.
         await disconnectBlock(this.db, block, entry.parent!.header.stateRoot);
-        this.tipEntry = entry.parent!;
-        this.main.pop();
+        this.index.popMain();
         disconnected.unshift(block);
         this.emit('disconnect', block, entry);
       }
@@ -412,36 +410,21 @@ export class Chain extends EventEmitter<ChainEvents> {
         const stored = (entry.status & HAVE_DATA) !== 0;
         try {
           // A block not yet on disk goes in with its index record, in the unit of its connect.
-          const record = stored ? [] : [ChainDB.indexRecordOp(entry.hash, entry.encode(entry.status | HAVE_DATA))];
-          await connectBlock(this.db, this.params, this.tipEntry, block, { signatures: this.signatures, extraOps: record, blockStored: stored });
+          const record = stored ? [] : [ChainDB.indexRecordOp(entry.height, entry.hash, entry.encode(entry.status | HAVE_DATA))];
+          await connectBlock(this.db, this.params, this.tip, block, { signatures: this.signatures, extraOps: record, blockStored: stored });
           entry.status |= HAVE_DATA;
         } catch (err) {
           if (err instanceof TxRuleError || err instanceof BlockRuleError) throw new ConnectFailed({ entry, reason: err });
           throw err;
         }
-        this.tipEntry = entry;
-        this.main.push(entry);
+        this.index.pushMain(entry);
         connected.push(block);
         this.emit('connect', block, entry);
       }
     } finally {
       if (disconnected.length > 0 || connected.length > 0) {
-        this.emit('tip', { fork, from, to: this.tipEntry, disconnected, connected });
+        this.emit('tip', { fork, from, to: this.tip, disconnected, connected });
       }
-    }
-  }
-
-  /** Main-chain hashes from the tip back to genesis, dense first then exponentially sparse. */
-  locator(): Uint8Array[] {
-    const out: Uint8Array[] = [];
-    let step = 1;
-    for (let height = this.tipEntry.height; ; height -= step) {
-      if (height <= 0) {
-        out.push(this.main[0]!.hash);
-        return out;
-      }
-      out.push(this.main[height]!.hash);
-      if (out.length >= 10) step *= 2;
     }
   }
 }

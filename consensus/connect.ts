@@ -45,8 +45,36 @@ export async function connectBlock(
   return effects;
 }
 
+/**
+ * The state step for a block made here, whose header is not yet known because it must carry the
+ * state root the body leaves (the chain generator): the body's effects and that root are computed
+ * once, `seal` makes the block with the root (header, nonce), and the block is queued as
+ * connectBlock would queue it. A block made this way is one connectBlock accepts (a test imports
+ * generated chains through the import path).
+ */
+export async function connectMadeBlock(
+  db: ChainDB,
+  params: ChainParams,
+  tip: ChainTip,
+  body: Pick<Block, 'txs' | 'coinbase'>,
+  seal: (stateRoot: Uint8Array) => SaneBlock,
+  options: { signatures?: SignatureChecker; extraOps?: (block: SaneBlock) => readonly BatchOp[] } = {},
+): Promise<SaneBlock> {
+  await db.backpressure();
+  const tree = prepareTreeUpdate(db, touchedKeys(body));
+  const effects = await applyBlock(db, body, params, options.signatures);
+  const update = await tree.finish(changesOfEffects(effects));
+  const block = seal(update.root);
+  const { header } = block;
+  if (!bytesEqual(header.prevHash, tip.hash) || header.height !== tip.height + 1 || !bytesEqual(header.stateRoot, update.root)) {
+    throw new RangeError(`a made block must be the tip's child and carry the root its body leaves`);
+  }
+  db.queueConnect(block, effects, update, options.extraOps?.(block) ?? []);
+  return block;
+}
+
 /** The tree keys of every account a block touches (senders, recipients, its miner), once each. */
-function touchedKeys(block: Block): Uint8Array[] {
+function touchedKeys(block: Pick<Block, 'txs' | 'coinbase'>): Uint8Array[] {
   const seen = new Set<string>();
   const keys: Uint8Array[] = [];
   const add = (address: Uint8Array, hex: string) => {

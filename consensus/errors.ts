@@ -8,7 +8,9 @@ export type ConsensusErrorCode =
   | 'HEADER_TIME_TOO_OLD'
   | 'HEADER_TIME_TOO_NEW'
   | 'BLOCK_KNOWN_INVALID'
-  | 'BLOCK_PARENT_INVALID';
+  | 'BLOCK_PARENT_INVALID'
+  /** Forks off deeper than the reorg depth this node follows: not followed, nobody's fault. */
+  | 'BLOCK_FORK_TOO_DEEP';
 
 /** A rule judged by consensus; `banScore` says how much the sender is to blame (0: maybe not at all). */
 export class ConsensusError extends CairnError {

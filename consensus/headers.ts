@@ -2,7 +2,7 @@ import { toHex } from '../ledger/bytes.ts';
 import { BLOCK_VERSION, type BlockHeader } from '../ledger/block.ts';
 import type { ChainParams } from '../ledger/genesis.ts';
 import type { BlockIndexEntry } from './block-index.ts';
-import { checkHeaderContext, medianOf } from './header-rules.ts';
+import { checkHeaderContext } from './header-rules.ts';
 import { ConsensusError } from './errors.ts';
 import { blockWork, hasValidProofOfWork } from './pow.ts';
 
@@ -26,25 +26,24 @@ export function startAt(fork: BlockIndexEntry): HeaderChainStart {
 
 /**
  * A peer's claimed chain, checked header by header before any body is fetched: linkage, height,
- * proof of work, the expected target and the timestamp window. Nothing is stored, so a long
- * chain of cheap headers costs the time to hash them and no more. Feed batches in order with
- * `extend`; `totalWork` is then the claimed tip's total work. Light clients and `cairn verify`
- * check their header chains with it too.
+ * proof of work, the expected target and the timestamp window. It keeps only what the next
+ * header is judged against (the last 11 timestamps, the anchor, the work), so a chain of any
+ * length costs the time to hash it and no memory; the caller stores what it needs. Feed batches
+ * in order with `extend`; `totalWork` is then the claimed tip's total work. Full-node sync,
+ * light clients and `cairn verify` check their header chains with it.
  */
 export class HeaderChainCheck {
   private readonly params: ChainParams;
   private readonly now: number;
-  /** Timestamps of the last 11 headers (oldest first), for median time past. */
+  /** Timestamps of the last 11 headers (oldest first), for median time past, and the same sorted. */
   private readonly recentTimes: number[];
+  private readonly sortedTimes: number[];
   private last: Pick<BlockHeader, 'hash' | 'height' | 'timestamp'>;
   private anchorTimestamp: number | undefined;
   private work: bigint;
-  readonly headers: BlockHeader[] = [];
-  /** Whether checked headers are kept in `headers` (a light client keeps its own, compact, record). */
-  private readonly keep: boolean;
 
   /** Starts at `fork`, a block we have (or a start we trust): the first header must be its child. */
-  constructor(params: ChainParams, fork: BlockIndexEntry | HeaderChainStart, now: number, options: { keepHeaders?: boolean } = {}) {
+  constructor(params: ChainParams, fork: BlockIndexEntry | HeaderChainStart, now: number) {
     const start = 'recentTimes' in fork ? fork : startAt(fork);
     this.params = params;
     this.now = now;
@@ -52,7 +51,7 @@ export class HeaderChainCheck {
     this.anchorTimestamp = start.anchorTimestamp;
     this.work = start.totalWork;
     this.recentTimes = [...start.recentTimes];
-    this.keep = options.keepHeaders ?? true;
+    this.sortedTimes = [...start.recentTimes].sort((a, b) => a - b);
   }
 
   /** Block 1's timestamp, once the chain has reached it. */
@@ -82,13 +81,21 @@ export class HeaderChainCheck {
     for (const h of headers) {
       if (h.version !== BLOCK_VERSION) throw new ConsensusError('HEADER_BAD_VERSION', `unknown header version ${h.version}`);
       if (!hasValidProofOfWork(h)) throw new ConsensusError('HEADER_BAD_POW', `header ${toHex(h.hash)} lacks its proof of work`);
-      checkHeaderContext(this.params, h, this.last, this.anchorTimestamp, medianOf(this.recentTimes), this.now);
+      // The median of the sorted copy: what medianOf(recentTimes) gives, without a sort per header.
+      const median = this.sortedTimes[this.sortedTimes.length >> 1]!;
+      checkHeaderContext(this.params, h, this.last, this.anchorTimestamp, median, this.now);
       if (h.height === 1) this.anchorTimestamp = h.timestamp;
       this.recentTimes.push(h.timestamp);
-      if (this.recentTimes.length > 11) this.recentTimes.shift();
+      insertSorted(this.sortedTimes, h.timestamp);
+      if (this.recentTimes.length > 11) this.sortedTimes.splice(this.sortedTimes.indexOf(this.recentTimes.shift()!), 1);
       this.work += blockWork(h.target);
       this.last = h;
-      if (this.keep) this.headers.push(h);
     }
   }
+}
+
+function insertSorted(list: number[], value: number): void {
+  let i = list.length;
+  while (i > 0 && list[i - 1]! > value) i--;
+  list.splice(i, 0, value);
 }

@@ -1,5 +1,5 @@
 import { bigIntToBytes, bytesEqual } from '../ledger/bytes.ts';
-import { BLOCK_VERSION, HEADER_BYTES, computeMerkleRoot, makeBlock, decodeHeader, makeHeader, type Block, type Coinbase } from '../ledger/block.ts';
+import { BLOCK_VERSION, HEADER_BYTES, computeMerkleRoot, makeBlock, decodeHeader, makeHeader, type Block, type BlockHeader, type Coinbase } from '../ledger/block.ts';
 import { TxRuleError } from '../ledger/errors.ts';
 import { TX_BYTES, type Transaction } from '../ledger/transaction.ts';
 import { COINBASE_BYTES } from '../ledger/block.ts';
@@ -64,17 +64,26 @@ export async function buildTemplate(chain: Chain, mempool: Mempool, coinbaseTo: 
     const room = Math.floor((params.maxBlockBytes - HEADER_BYTES - COINBASE_BYTES - 9) / TX_BYTES);
     const selected = await mempool.selectForBlock(Math.min(params.maxBlockTxs, room), room * TX_BYTES);
     const { stateRoot, txs, coinbase } = await postStateRoot(chain.db, params, coinbaseTo, selected);
-    const header = makeHeader({
-      version: BLOCK_VERSION,
-      height: rules.height,
-      prevHash: tip.hash,
-      merkleRoot: computeMerkleRoot(rules.height, coinbase, txs),
-      stateRoot,
-      timestamp: Math.max(now, rules.minTimestamp),
-      target: rules.target,
-      nonce: 0n,
-    });
+    const header = templateHeader({ height: rules.height, prevHash: tip.hash, coinbase, txs, stateRoot, timestamp: Math.max(now, rules.minTimestamp), target: rules.target });
     return { headerBytes: header.bytes, target: rules.target, coinbase, txs, parentHash: tip.hash, height: rules.height };
+  });
+}
+
+/**
+ * The header of a new block, nonce 0: the one place a miner's header fields are chosen (the
+ * miner's template and the chain generator both come here), so a new header field is added
+ * once for both. `stateRoot` is the root of the state the block leaves (postStateRoot).
+ */
+export function templateHeader(o: { height: number; prevHash: Uint8Array; coinbase: Coinbase; txs: readonly Transaction[]; stateRoot: Uint8Array; timestamp: number; target: bigint }): BlockHeader {
+  return makeHeader({
+    version: BLOCK_VERSION,
+    height: o.height,
+    prevHash: o.prevHash,
+    merkleRoot: computeMerkleRoot(o.height, o.coinbase, o.txs),
+    stateRoot: o.stateRoot,
+    timestamp: o.timestamp,
+    target: o.target,
+    nonce: 0n,
   });
 }
 

@@ -130,7 +130,7 @@ export function verifyProofFile(params: ChainParams, file: ProofFile, options: {
     if (h.height !== from + i) throw not(`header ${from + i} in the list says it is at height ${h.height}`);
   });
   const { start, rest, fromGenesis } = startOfChain(params, genesis, file, list, options.checkpoint);
-  const check = new HeaderChainCheck(params, start, options.now, { keepHeaders: false });
+  const check = new HeaderChainCheck(params, start, options.now);
   for (const h of rest) {
     try {
       check.extend([h]);

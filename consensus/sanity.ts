@@ -30,3 +30,14 @@ export function checkBlockSanity(block: Block, params: ChainParams): SaneBlock {
 export function storedBlockIsSane(block: Block): SaneBlock {
   return block as SaneBlock;
 }
+
+/**
+ * For a block the chain generator (consensus/generate.ts) just assembled from the miner's own
+ * template: its proof of work is checked here, and its body is what checkBlockSanity would
+ * recompute from the same parts (test/generate.test.ts imports generated chains through the
+ * full import path to prove it).
+ */
+export function assembledBlockIsSane(block: Block): SaneBlock {
+  if (!hasValidProofOfWork(block.header)) throw new ConsensusError('HEADER_BAD_POW', 'header hash does not meet its target');
+  return block as SaneBlock;
+}

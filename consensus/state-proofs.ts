@@ -5,7 +5,6 @@ import { updateTree } from '../ledger/smt-update.ts';
 import { encodeAccountProof, proveKeys } from '../ledger/smt-proof.ts';
 import { proveTransaction, encodeTxProof } from '../ledger/tx-proof.ts';
 import type { BlockHeader } from '../ledger/block.ts';
-import type { BlockIndexEntry } from './block-index.ts';
 import type { Chain } from './chain.ts';
 
 /**
@@ -16,7 +15,10 @@ import type { Chain } from './chain.ts';
  *
  * Call between imports (Chain.withImportsPaused): the tip and its tree must not move meanwhile.
  */
-export type ProofRefusal = 'not-on-main-chain' | 'too-deep';
+export type ProofRefusal = 'not-on-main-chain' | 'too-deep' | 'pruned';
+
+/** A main-chain block a proof is made at: an index entry, or a header read by height. */
+type ProofBlock = Pick<BlockHeader, 'height' | 'hash'>;
 
 /** A tree of nodes written in memory over another (the store's), for states that are not the tip's. */
 class TreeOverlay implements TreeNodeReader {
@@ -47,28 +49,43 @@ class TreeOverlay implements TreeNodeReader {
   }
 }
 
-/** The state tree after main-chain block `entry`, at most `maxDepth` blocks below the tip. */
-export async function treeAt(chain: Chain, entry: BlockIndexEntry, maxDepth: number): Promise<TreeNodeReader | ProofRefusal> {
-  if (!chain.isMain(entry)) return 'not-on-main-chain';
+/**
+ * The state tree after main-chain block `at`, at most `maxDepth` blocks below the tip. Rolling back
+ * to it needs the undo data of every block above it, which a pruned node keeps only so deep
+ * (ledger/history.ts): below that it answers 'pruned'. Headers are read by height, so `at` may
+ * be below the block index's window.
+ */
+export async function treeAt(chain: Chain, at: ProofBlock, maxDepth: number): Promise<TreeNodeReader | ProofRefusal> {
   const tip = chain.tip;
-  if (tip.height - entry.height > maxDepth) return 'too-deep';
-  if (entry === tip) return chain.db;
+  if (at.height > tip.height || !(await chain.byHeight.isMain(at.hash, at.height))) return 'not-on-main-chain';
+  if (tip.height - at.height > maxDepth) return 'too-deep';
+  if (at.height === tip.height) return chain.db;
+  const history = chain.db.history;
+  if (at.height < history.prunedHeight) return 'pruned';
+  const headers = await chain.byHeight.headers(at.height, tip.height - at.height + 1);
+  if (headers.length !== tip.height - at.height + 1) throw new StoreError('STORE_CORRUPT', `main-chain headers missing between heights ${at.height} and ${tip.height}`);
   const overlay = new TreeOverlay(chain.db);
-  for (let e = tip; e !== entry; e = e.parent!) {
-    const undo = await chain.db.getUndo(e.hash);
-    if (!undo) throw new StoreError('STORE_CORRUPT', `main-chain block ${e.hashHex} has no undo data`);
+  for (let i = headers.length - 1; i > 0; i--) {
+    const block = headers[i]!;
+    const parent = headers[i - 1]!;
+    const undo = await chain.db.getUndo(block.hash);
+    if (!undo) {
+      // Pruning runs beside proofs, between imports: it may have passed this height meanwhile.
+      if (block.height <= history.prunedHeight) return 'pruned';
+      throw new StoreError('STORE_CORRUPT', `main-chain block ${toHex(block.hash)} has no undo data`);
+    }
     const update = await updateTree(overlay, changesOfUndo(undo));
-    if (!bytesEqual(update.root, e.parent!.header.stateRoot)) {
-      throw new StoreError('STORE_CORRUPT', `rolling back ${e.hashHex} leaves state root ${toHex(update.root)}, not its parent's`);
+    if (!bytesEqual(update.root, parent.stateRoot)) {
+      throw new StoreError('STORE_CORRUPT', `rolling back ${toHex(block.hash)} leaves state root ${toHex(update.root)}, not its parent's`);
     }
     overlay.apply(update.writes);
   }
   return overlay;
 }
 
-/** Account proofs of `addresses` against the state root of main-chain block `entry`. */
-export async function proveAccountsAt(chain: Chain, entry: BlockIndexEntry, addresses: readonly Uint8Array[], maxDepth: number): Promise<Uint8Array[] | ProofRefusal> {
-  const tree = await treeAt(chain, entry, maxDepth);
+/** Account proofs of `addresses` against the state root of main-chain block `at`. */
+export async function proveAccountsAt(chain: Chain, at: ProofBlock, addresses: readonly Uint8Array[], maxDepth: number): Promise<Uint8Array[] | ProofRefusal> {
+  const tree = await treeAt(chain, at, maxDepth);
   if (typeof tree === 'string') return tree;
   return (await proveKeys(tree, addresses.map(stateKey))).map(encodeAccountProof);
 }
@@ -78,7 +95,6 @@ export async function proveTransactionById(chain: Chain, txid: Uint8Array): Prom
   const location = await chain.db.getTxLocation(txid);
   if (!location) return undefined;
   const block = await chain.db.getBlock(location.blockHash);
-  const entry = chain.getEntry(location.blockHash);
-  if (!block || !entry || !chain.isMain(entry)) return undefined;
+  if (!block || !(await chain.byHeight.isMain(block.header.hash, block.header.height))) return undefined;
   return { header: block.header, proof: encodeTxProof(proveTransaction(block, location.index)) };
 }

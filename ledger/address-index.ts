@@ -118,7 +118,8 @@ export class AddressIndex {
 
   /**
    * Resumes the index, or starts one: every main-chain block up to the stored tip is then left for
-   * the backfill. A store whose index was turned off and on again loses its old records first:
+   * the backfill (above the pruning mark: a pruned store's older bodies are gone, so an index
+   * started there covers only the blocks kept; the pruner waits behind a backfill under way). A store whose index was turned off and on again loses its old records first:
    * blocks connected meanwhile were not indexed, and those disconnected not unindexed.
    */
   static async open(db: ChainDB): Promise<AddressIndex> {
@@ -133,9 +134,11 @@ export class AddressIndex {
     const stale: BatchOp[] = [];
     for await (const [key] of db.records(layout.range('X'))) stale.push({ type: 'del', key });
     const tip = await db.storedTip();
-    db.queueRecords([...stale, { type: 'put', key: layout.addressIndexState, value: encodeState(1, tip.height + 1) }]);
+    // A pruned store has no bodies to index below its mark: the index starts above it.
+    const start = Math.min(tip.height + 1, db.history.prunedHeight + 1);
+    db.queueRecords([...stale, { type: 'put', key: layout.addressIndexState, value: encodeState(start, tip.height + 1) }]);
     await db.flushed();
-    return new AddressIndex(db, 1, tip.height + 1);
+    return new AddressIndex(db, start, tip.height + 1);
   }
 
   /** Forgets that the index is complete, so turning it on again rebuilds it (see open). */

@@ -10,7 +10,7 @@ import { decodeAccount, decodeUndo, encodeAccount, encodeUndo, type Account, typ
 import type { TreeNodeReader, TreeUpdate } from './smt.ts';
 import { TreeStore } from './tree-store.ts';
 import { updateTree } from './smt-update.ts';
-
+import { ChainHistory } from './history.ts';
 
 export interface ChainTip {
   readonly hash: Uint8Array;
@@ -65,6 +65,8 @@ export class ChainDB implements AccountSource, TreeNodeReader {
   private readonly tree: TreeStore;
   private readonly writes: CommitQueue;
   private readonly indexers: readonly BlockIndexer[];
+  /** Reads by height deep in the chain, a sync's scratch, pruning. */
+  readonly history: ChainHistory;
 
   private constructor(kv: KvStore, params: ChainParams, genesis: Block, schedule: FlushScheduler | undefined, indexers: readonly BlockIndexer[], top: Map<string, Uint8Array>) {
     this.kv = kv;
@@ -79,6 +81,7 @@ export class ChainDB implements AccountSource, TreeNodeReader {
       },
       schedule,
     );
+    this.history = new ChainHistory(kv, () => this.writes.flushed());
   }
 
   /** Resolves once every write so far is committed to the store. */
@@ -112,6 +115,7 @@ export class ChainDB implements AccountSource, TreeNodeReader {
         );
       }
       const db = new ChainDB(kv, params, genesis, options.scheduleFlush, options.indexers ?? [], await TreeStore.loadTop(kv));
+      await db.history.load();
       const tip = await db.storedTip();
       const tipBlock = await db.getBlock(tip.hash);
       if (!tipBlock || !bytesEqual(await db.stateRoot(), tipBlock.header.stateRoot)) {
@@ -303,20 +307,21 @@ export class ChainDB implements AccountSource, TreeNodeReader {
 
   /** Stores a block that is not (yet) on the main chain, with consensus's index record for it in the same batch. */
   async putBlock(block: Block, indexRecord?: Uint8Array): Promise<void> {
-    const ops: BatchOp[] = [{ type: 'put', key: layout.block(block.header.hash), value: block.bytes }];
-    if (indexRecord) ops.push(ChainDB.indexRecordOp(block.header.hash, indexRecord));
+    const { header } = block;
+    const ops: BatchOp[] = [{ type: 'put', key: layout.block(header.hash), value: block.bytes }];
+    if (indexRecord) ops.push(ChainDB.indexRecordOp(header.height, header.hash, indexRecord));
     // Through the queue, so it lands after (and is never overwritten by) what was queued before.
     this.writes.enqueue(ops);
     await this.writes.flushed();
   }
 
   /** The write of one block index record, for batches that carry it along with other changes. */
-  static indexRecordOp(hash: Uint8Array, record: Uint8Array): BatchOp {
-    return { type: 'put', key: layout.index(hash), value: record };
+  static indexRecordOp(height: number, hash: Uint8Array, record: Uint8Array): BatchOp {
+    return { type: 'put', key: layout.index(height, hash), value: record };
   }
 
-  async putIndexRecord(hash: Uint8Array, record: Uint8Array): Promise<void> {
-    this.writes.enqueue([ChainDB.indexRecordOp(hash, record)]);
+  async putIndexRecord(height: number, hash: Uint8Array, record: Uint8Array): Promise<void> {
+    this.writes.enqueue([ChainDB.indexRecordOp(height, hash, record)]);
     await this.writes.flushed();
   }
 
@@ -336,11 +341,6 @@ export class ChainDB implements AccountSource, TreeNodeReader {
   /** Queues an index's own writes (a backfill step), in order with the blocks' units. */
   queueRecords(ops: readonly BatchOp[]): void {
     this.writes.enqueue(ops);
-  }
-
-  async *indexRecords(): AsyncGenerator<{ hash: Uint8Array; record: Uint8Array }> {
-    await this.writes.flushed();
-    for await (const [key, value] of this.kv.iterate(layout.range('I'))) yield { hash: plainBytes(key.subarray(1)), record: value };
   }
 
   /**

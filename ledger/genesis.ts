@@ -1,7 +1,7 @@
 import { Writer, bigIntToBytes, toHex } from './bytes.ts';
 import { GenesisError } from './errors.ts';
 import { sha256 } from './hash.ts';
-import { decodeAddress } from './keys.ts';
+import { decodeAddress, encodeAddress } from './keys.ts';
 import { MAX_AMOUNT, MAX_DECIMALS, parseAmount } from './amount.ts';
 import { BLOCK_VERSION, COINBASE_BYTES, HEADER_BYTES, MAX_BLOCK_BYTES_LIMIT, makeBlock, makeHeader, type Block } from './block.ts';
 import { stateKey, type StateChange } from './smt.ts';
@@ -148,6 +148,26 @@ export function parseGenesis(text: string): ChainParams {
     maxBlockTxs,
     alloc,
   };
+}
+
+/** The genesis.json text of `p`, which parseGenesis reads back as `p` (a network made by a program). */
+export function genesisJson(p: ChainParams): string {
+  const alloc: Record<string, string> = {};
+  for (const a of p.alloc) alloc[encodeAddress(a.address)] = a.balance.toString();
+  const json = {
+    name: p.name,
+    chainId: p.chainId,
+    timestamp: p.timestamp,
+    target: `0x${p.target.toString(16)}`,
+    blockTime: p.blockTime,
+    asertHalfLife: p.asertHalfLife,
+    reward: p.reward.toString(),
+    unit: p.unit,
+    decimals: p.decimals,
+    limits: { maxBlockBytes: p.maxBlockBytes, maxBlockTxs: p.maxBlockTxs },
+    alloc,
+  };
+  return JSON.stringify(json, null, 2) + '\n';
 }
 
 /** The canonical bytes of the parameters; the genesis header's Merkle root is their hash. */

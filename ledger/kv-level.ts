@@ -14,10 +14,11 @@ export class LevelKv implements KvStore {
 
   /**
    * Opens (creating if absent) the database at `location`. A database another process holds is
-   * refused with STORE_LOCKED, so the caller can say who holds it.
+   * refused with STORE_LOCKED, so the caller can say who holds it. `writeBufferSize`: a bulk
+   * writer (the chain generator) flushes fewer, larger tables with a bigger one.
    */
-  static async open(location: string): Promise<LevelKv> {
-    const db: Db = new Level<Uint8Array, Uint8Array>(location, { keyEncoding: 'view', valueEncoding: 'view' });
+  static async open(location: string, tuning: { writeBufferSize?: number } = {}): Promise<LevelKv> {
+    const db: Db = new Level<Uint8Array, Uint8Array>(location, { keyEncoding: 'view', valueEncoding: 'view', ...tuning });
     try {
       await db.open();
     } catch (err) {
@@ -50,8 +51,35 @@ export class LevelKv implements KvStore {
     return batch.write();
   }
 
-  async *iterate(range: KeyRange): AsyncIterable<[Uint8Array, Uint8Array]> {
-    for await (const entry of this.db.iterator({ gte: range.gte, lt: range.lt, reverse: range.reverse === true })) yield entry;
+  /** In chunks (`nextv`): one native call per thousand entries, not one promise each from LevelDB. */
+  async *iterate(range: KeyRange, limit = Infinity): AsyncIterable<[Uint8Array, Uint8Array]> {
+    const it = this.db.iterator({ gte: range.gte, lt: range.lt, reverse: range.reverse === true, ...(limit < Infinity ? { limit } : {}) });
+    try {
+      for (;;) {
+        const chunk = await it.nextv(1000);
+        if (chunk.length === 0) return;
+        yield* chunk;
+      }
+    } finally {
+      await it.close();
+    }
+  }
+
+  async *keys(range: KeyRange): AsyncIterable<Uint8Array> {
+    const it = this.db.keys({ gte: range.gte, lt: range.lt, reverse: range.reverse === true });
+    try {
+      for (;;) {
+        const chunk = await it.nextv(1000);
+        if (chunk.length === 0) return;
+        yield* chunk;
+      }
+    } finally {
+      await it.close();
+    }
+  }
+
+  clear(range: KeyRange): Promise<void> {
+    return this.db.clear({ gte: range.gte, lt: range.lt });
   }
 
   close(): Promise<void> {

@@ -18,13 +18,42 @@ export class MemoryDisk {
     return new MemoryKv(this, schedule);
   }
 
+  /** Every key in sorted order, kept between writes: the simulator scans height ranges often. */
+  private sorted: string[] | undefined;
+
   apply(ops: readonly BatchOp[]): void {
     for (const op of ops) {
       const k = toHex(op.key);
-      if (op.type === 'put') this.entries.set(k, { key: op.key.slice(), value: op.value.slice() });
-      else this.entries.delete(k);
+      if (op.type === 'put') {
+        if (this.sorted && !this.entries.has(k)) this.sorted.splice(this.lowerBound(k), 0, k);
+        this.entries.set(k, { key: op.key.slice(), value: op.value.slice() });
+      } else if (this.entries.delete(k)) {
+        this.sorted?.splice(this.lowerBound(k), 1);
+      }
     }
     this.batches++;
+  }
+
+  /** Where `k` is, or would go, in the sorted keys. */
+  private lowerBound(k: string): number {
+    const keys = this.sorted!;
+    let a = 0;
+    let b = keys.length;
+    while (a < b) {
+      const mid = (a + b) >> 1;
+      if (keys[mid]! < k) a = mid + 1;
+      else b = mid;
+    }
+    return a;
+  }
+
+  /** Hex keys in [lo, hi), in order. Lower-case hex sorts as the bytes do. */
+  keysIn(lo: string, hi: string): string[] {
+    this.sorted ??= [...this.entries.keys()].sort();
+    const keys = this.sorted;
+    const out: string[] = [];
+    for (let i = this.lowerBound(lo); i < keys.length && keys[i]! < hi; i++) out.push(keys[i]!);
+    return out;
   }
 }
 
@@ -77,17 +106,36 @@ export class MemoryKv implements KvStore {
     next.resolve();
   }
 
-  async *iterate(range: KeyRange): AsyncIterable<[Uint8Array, Uint8Array]> {
+  async *iterate(range: KeyRange, limit = Infinity): AsyncIterable<[Uint8Array, Uint8Array]> {
     this.checkOpen();
-    const lo = toHex(range.gte);
-    const hi = toHex(range.lt);
-    // Lower-case hex sorts as the bytes do (a prefix first, then digit by digit).
-    const keys = [...this.disk.entries.keys()].filter((k) => k >= lo && k < hi).sort();
+    let yielded = 0;
+    const keys = this.disk.keysIn(toHex(range.gte), toHex(range.lt));
+    if (range.reverse) keys.reverse();
+    for (const k of keys) {
+      if (yielded >= limit) return;
+      const entry = this.disk.entries.get(k);
+      if (!entry) continue;
+      yielded++;
+      yield [entry.key.slice(), entry.value.slice()];
+    }
+  }
+
+  async *keys(range: KeyRange): AsyncIterable<Uint8Array> {
+    this.checkOpen();
+    const keys = this.disk.keysIn(toHex(range.gte), toHex(range.lt));
     if (range.reverse) keys.reverse();
     for (const k of keys) {
       const entry = this.disk.entries.get(k);
-      if (entry) yield [entry.key.slice(), entry.value.slice()];
+      if (entry) yield entry.key.slice();
     }
+  }
+
+  /** As a batch of deletions, in order with the writes before it. */
+  async clear(range: KeyRange): Promise<void> {
+    this.checkOpen();
+    const keys = this.disk.keysIn(toHex(range.gte), toHex(range.lt));
+    if (keys.length === 0) return;
+    await this.write(keys.map((k) => ({ type: 'del', key: this.disk.entries.get(k)!.key })));
   }
 
   /** Loses what was not yet written and closes, like a kill -9. Pending writes never settle. */

@@ -4,7 +4,9 @@
  * batch not yet written. What ChainDB relies on, and every adapter must give:
  *   - `write` is atomic: after a crash either every operation of a batch is there or none is;
  *   - a read that starts after `write` resolved sees the batch;
- *   - `iterate` yields keys in unsigned byte order (LevelDB's), within [gte, lt), or the reverse.
+ *   - `iterate` yields keys in unsigned byte order (LevelDB's), within [gte, lt), or the reverse,
+ *     at most `limit`;
+ *   - `clear` deletes every key of a range; it need not be atomic (it is for scratch data).
  */
 export type BatchOp = { type: 'put'; key: Uint8Array; value: Uint8Array } | { type: 'del'; key: Uint8Array };
 
@@ -19,6 +21,9 @@ export interface KvStore {
   get(key: Uint8Array): Promise<Uint8Array | undefined>;
   getMany(keys: readonly Uint8Array[]): Promise<(Uint8Array | undefined)[]>;
   write(ops: readonly BatchOp[]): Promise<void>;
-  iterate(range: KeyRange): AsyncIterable<[Uint8Array, Uint8Array]>;
+  iterate(range: KeyRange, limit?: number): AsyncIterable<[Uint8Array, Uint8Array]>;
+  /** The keys alone, in the same order: a scan that needs no values reads none. */
+  keys(range: KeyRange): AsyncIterable<Uint8Array>;
+  clear(range: KeyRange): Promise<void>;
   close(): Promise<void>;
 }

@@ -5,9 +5,13 @@
  *   M "genesis"        → genesis hash (32)              which network this datadir belongs to
  *   M "network"        → network name (UTF-8)           for the error when it is the wrong one
  *   M "tip"            → tip hash (32)                  last block connected to the main chain
+ *   M "pruned"         → height (u32 BE)                main-chain bodies up to here are deleted
  *   B hash(32)         → block bytes                    every block stored, main chain or not
- *   I hash(32)         → block index record             header, total work and status (consensus)
+ *   I height(u32 BE) hash(32) → block index record      header, total work and status (consensus);
+ *                                                       by height first, so a height range is one scan
  *   H height(u32 BE)   → hash (32)                      main chain only
+ *   P chunk(u32 BE)    → hashes (32 each)               scratch: the header chain a sync is fetching,
+ *                                                       heights chunk × 2048 on
  *   A address(20)      → balance u64 ‖ nonce u64        current state (main chain tip)
  *   U hash(32)         → undo records                   main chain only; restores state on disconnect
  *   T txid(32)         → block hash (32) ‖ index u32    main chain only
@@ -25,7 +29,8 @@
  * Connecting a block writes its B (if new), H, U, T, every touched A, the tree nodes it changed (S)
  * and the tip in ONE batch; disconnecting deletes H, U, T, restores A and S and moves the tip back,
  * again in one batch. An index kept beside the chain (X) adds its records to those same batches
- * (ChainDB's BlockIndexer).
+ * (ChainDB's BlockIndexer). Pruning deletes old main-chain B, U and T (never H, I, A, S or X) with
+ * the new M "pruned", one batch a chunk.
  */
 const enc = new TextEncoder();
 
@@ -37,6 +42,13 @@ function key(prefix: string, field: Uint8Array): Uint8Array {
   return out;
 }
 
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}
+
 function u32(n: number): Uint8Array {
   return Uint8Array.of(n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff);
 }
@@ -45,9 +57,11 @@ export const layout = {
   genesis: key('M', enc.encode('genesis')),
   network: key('M', enc.encode('network')),
   tip: key('M', enc.encode('tip')),
+  pruned: key('M', enc.encode('pruned')),
   block: (hash: Uint8Array) => key('B', hash),
-  index: (hash: Uint8Array) => key('I', hash),
+  index: (height: number, hash: Uint8Array) => key('I', concat(u32(height), hash)),
   height: (height: number) => key('H', u32(height)),
+  pending: (chunk: number) => key('P', u32(chunk)),
   account: (address: Uint8Array) => key('A', address),
   undo: (hash: Uint8Array) => key('U', hash),
   tx: (txid: Uint8Array) => key('T', txid),
@@ -69,8 +83,18 @@ export const layout = {
     return out;
   },
   /** Bounds that select every key with a prefix, for iterators. */
-  range: (prefix: 'A' | 'B' | 'I' | 'H' | 'U' | 'T' | 'X' | 'S') => ({
+  range: (prefix: 'A' | 'B' | 'I' | 'H' | 'U' | 'T' | 'P' | 'X' | 'S') => ({
     gte: Uint8Array.of(prefix.charCodeAt(0)),
     lt: Uint8Array.of(prefix.charCodeAt(0) + 1),
   }),
+  /** Keys of a height-keyed prefix (H, I) for heights from `from` up to, not including, `to`. */
+  heights: (prefix: 'H' | 'I', from: number, to = 2 ** 32) => ({
+    gte: key(prefix, u32(from)),
+    lt: to >= 2 ** 32 ? Uint8Array.of(prefix.charCodeAt(0) + 1) : key(prefix, u32(to)),
+  }),
 };
+
+/** The height in a height-keyed key (H, I). */
+export function heightOfKey(key: Uint8Array): number {
+  return ((key[1]! << 24) | (key[2]! << 16) | (key[3]! << 8) | key[4]!) >>> 0;
+}

@@ -21,11 +21,15 @@ export function merkleLeaf(id: Uint8Array): Uint8Array {
 }
 
 /** The root over leaf hashes already made by `merkleLeaf`. */
+const nodeInput = new Uint8Array(65);
+
 export function merkleRootOfLeaves(leaves: readonly Uint8Array[]): Uint8Array {
   if (leaves.length === 0) throw new RangeError('a Merkle tree needs at least one leaf');
+  // A block with no transactions, the commonest: its root is its coinbase's leaf.
+  if (leaves.length === 1) return leaves[0]!.slice();
   // Bottom-up, an unpaired last node moving up unhashed: the same tree as RFC 6962's recursive
   // split at the largest power of two below n, without recursion or a hash object per node.
-  const scratch = new Uint8Array(65);
+  const scratch = nodeInput;
   scratch[0] = 1;
   let level = leaves;
   while (level.length > 1) {

@@ -100,9 +100,9 @@ function txCount(block: Uint8Array): number {
 export async function recentBlocks(chain: Chain, count: number, to = chain.tip.height): Promise<BlockSummary[]> {
   const out: BlockSummary[] = [];
   for (let h = Math.min(to, chain.tip.height); h >= 0 && out.length < count; h--) {
-    const entry = chain.mainAt(h);
-    const block = entry && (await chain.db.getBlock(entry.hash));
-    if (!block) break; // the tip moved under us: what we have is still true
+    const hash = await chain.byHeight.hashAt(h);
+    const block = hash && (await chain.db.getBlock(hash));
+    if (!block) break; // the tip moved under us, or the block is pruned: what we have is still true
     out.push({
       height: h,
       hash: toHex(block.header.hash),

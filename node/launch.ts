@@ -46,6 +46,8 @@ export interface NodeConfig {
   readonly env?: Env;
   /** Lets V8's heap grow further while downloading a long chain (a process-wide setting: off for several nodes in one process). */
   readonly heapGrowth?: boolean;
+  /** Keep the bodies of only this many blocks below the tip (node/pruner.ts); undefined keeps all. */
+  readonly pruneKeep?: number;
 }
 
 /**
@@ -160,6 +162,7 @@ export function createNode(config: NodeConfig): CairnNode {
     mempoolStore: { load: (mempool, now) => loadMempool(config.datadir, mempool, now), save: async (mempool) => void (await saveMempool(config.datadir, mempool)) },
     banSeconds: config.banSeconds,
     statusIntervalMs: config.statusIntervalMs,
+    pruneKeep: config.pruneKeep,
     addressIndex: config.addressIndex ?? true,
     stopwatch: () => performance.now(),
     services,

@@ -19,6 +19,7 @@ import { serveLightClients } from './light/serve.ts';
 import { TxSignatureVerifier, type SignatureVerifier } from './tx-signatures.ts';
 import type { ConnectionGate, Transport } from './transport.ts';
 import { PeerBook } from './peer-book.ts';
+import { Pruner } from './pruner.ts';
 
 /** Pending transactions kept across restarts (a file for real nodes). */
 export interface MempoolStore {
@@ -49,6 +50,12 @@ export interface NodeParts {
   readonly mempool?: Partial<MempoolPolicy>;
   readonly mempoolStore?: MempoolStore;
   readonly orphanLimits?: OrphanLimits;
+  /** The deepest reorganisation followed (consensus's DEFAULT_REORG_DEPTH unless given). */
+  readonly reorgDepth?: number;
+  /** Main-chain blocks kept in memory below the tip when nothing needs more (DEFAULT_WINDOW unless given). */
+  readonly window?: number;
+  /** Keep the bodies and undo data of only this many blocks below the tip (at least the reorg depth); undefined keeps all. */
+  readonly pruneKeep?: number;
   readonly banSeconds?: number;
   /** How often to ask every peer for its status again (ms): how a node notices it fell behind. */
   readonly statusIntervalMs?: number;
@@ -98,6 +105,7 @@ export class CairnNode extends EventEmitter<NodeEvents> {
   sync!: Sync;
   txRelay!: TxRelay;
   signatures!: TxSignatureVerifier;
+  pruner: Pruner | undefined;
   /** Present when the node keeps the address index (NodeParts.addressIndex). */
   addressIndex: AddressIndex | undefined;
   private backfill: Promise<void> | undefined;
@@ -132,8 +140,21 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     if (p.addressIndex) this.addressIndex = await AddressIndex.open(this.db);
     else await AddressIndex.turnOff(this.db);
     this.signatures = new TxSignatureVerifier(p.verifier);
-    this.chain = await Chain.open(this.db, { clock: this.clock, signatures: this.signatures, orphanLimits: p.orphanLimits, stopwatch: p.stopwatch });
+    this.chain = await Chain.open(this.db, { clock: this.clock, signatures: this.signatures, orphanLimits: p.orphanLimits, reorgDepth: p.reorgDepth, window: p.window, stopwatch: p.stopwatch });
     this.mempool = new Mempool(this.db, p.params, p.mempool, (tx) => this.signatures.checkTx(tx));
+    if (p.pruneKeep !== undefined) {
+      this.pruner = new Pruner(
+        this.chain,
+        this.env,
+        p.pruneKeep,
+        (height, err) => (err ? this.emit('log', 'warn', `pruning stopped at ${height}: ${err.message}`) : this.emit('log', 'debug', 'pruned', { height })),
+        // The address index's backfill reads bodies: pruning waits behind it.
+        () => {
+          const index = this.addressIndex?.status();
+          return index && index.state === 'building' ? index.next - 1 : Infinity;
+        },
+      );
+    }
     this.peers = new PeerManager(this.clock, p.banSeconds);
     this.names = networkNames(this.db.genesis.header.hash);
     this.transport = await p.createTransport(this.peers, this.names);
@@ -152,6 +173,7 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     this.txRelay = new TxRelay({ ...common, env: this.env, mempool: this.mempool, gossip: this.gossip, signatures: this.signatures });
     this.wire();
     this.gossip.start();
+    this.pruner?.start();
     await this.sync.start();
     await this.txRelay.start();
     await serveBlockTxs(this.transport, this.names, async (hash) => (await this.db.getBlocksBytes([hash]))[0], (peer, err) => this.peers.badRequest(peer, err));
@@ -225,7 +247,9 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     let told = 0;
     this.emit('log', 'info', 'building the address index', { ...index.status() });
     while (!this.stopped) {
-      if (await this.chain.withImportsPaused(() => index.backfillStep())) {
+      const done = await this.chain.withImportsPaused(() => index.backfillStep());
+      this.pruner?.schedule(); // it waits behind the backfill
+      if (done) {
         this.emit('log', 'info', 'address index ready', { ...index.status() });
         return;
       }
@@ -328,6 +352,7 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     await this.sync?.idle();
     await this.backfill?.catch(() => {});
     await this.chain?.idle();
+    await this.pruner?.stop();
     if (this.mempool && this.parts.mempoolStore) await this.parts.mempoolStore.save(this.mempool).catch(() => {});
     await this.db?.close();
     await this.parts.release?.();

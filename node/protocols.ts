@@ -7,11 +7,12 @@ import { toHex } from '../ledger/bytes.ts';
 export interface NetworkNames {
   readonly status: string;
   readonly headers: string;
+  /** Main-chain headers by height: full-node sync and light clients alike. */
+  readonly headerRange: string;
   readonly blocks: string;
   readonly txPush: string;
   readonly blockTxs: string;
-  /** Light clients: headers by height, and account proofs. */
-  readonly headerRange: string;
+  /** Light clients: account proofs. */
   readonly proofs: string;
   readonly dht: string;
   readonly blockTopic: string;
@@ -23,12 +24,12 @@ export interface NetworkNames {
 export function networkNames(genesisHash: Uint8Array): NetworkNames {
   const ns = toHex(genesisHash).slice(0, 16);
   return {
-    status: `/cairn/${ns}/status/1`,
+    status: `/cairn/${ns}/status/2`,
     headers: `/cairn/${ns}/headers/1`,
+    headerRange: `/cairn/${ns}/headerrange/1`,
     blocks: `/cairn/${ns}/blocks/1`,
     txPush: `/cairn/${ns}/txs/1`,
     blockTxs: `/cairn/${ns}/blocktxs/1`,
-    headerRange: `/cairn/${ns}/headerrange/1`,
     proofs: `/cairn/${ns}/proofs/1`,
     dht: `/cairn/${ns}/kad/1.0.0`,
     blockTopic: `/cairn/${ns}/blocks/1`,

@@ -49,6 +49,7 @@ const ERR = {
   params: { code: RPC_ERRORS.INVALID_PARAMS, message: 'invalid params: unknown, missing or ill-typed' },
   notFound: { code: RPC_ERRORS.NOT_FOUND, message: 'not found' },
   rejected: { code: RPC_ERRORS.REJECTED, message: 'rejected by a rule (error.data.code names it)' },
+  pruned: { code: RPC_ERRORS.PRUNED, message: 'pruned: this node no longer keeps that block\'s body or undo data (status: prunedHeight)' },
 };
 
 /** The devnet's public development key (README) and what its first example transfers look like. */
@@ -90,7 +91,7 @@ const METHODS: { readonly [M in RpcMethod]: Omit<RpcMethodDoc, 'name'> } = {
       schema: obj({
         network: { type: 'string' }, chainId: int, genesis: ref('Hash'), height: ref('Height'), head: ref('Hash'), totalWork: ref('Decimal'),
         peers: int, mempool: int, mempoolBytes: int, listen: { type: 'array', items: { type: 'string' } }, peerId: { type: 'string' },
-        syncing: { type: 'boolean' }, syncTarget: int, mining: { type: 'boolean' }, unit: { type: 'string' }, decimals: int,
+        syncing: { type: 'boolean' }, syncTarget: int, prunedHeight: ref('Height'), mining: { type: 'boolean' }, unit: { type: 'string' }, decimals: int,
         difficulty: ref('Decimal'), networkHashRate: { type: ['number', 'null'], minimum: 0 }, tipTimestamp: int, tipAge: int,
         peersIn: int, peersOut: int, bestPeerHeight: { type: ['integer', 'null'], minimum: 0 }, feeEstimate: ref('Amount'), minFee: ref('Amount'),
         memory: obj({ rss: int, heapUsed: int, heapTotal: int, external: int, arrayBuffers: int, heapLimit: int }),
@@ -130,14 +131,14 @@ const METHODS: { readonly [M in RpcMethod]: Omit<RpcMethodDoc, 'name'> } = {
         size: int, coinbase: obj({ to: ref('Address'), amount: ref('Amount') }), txs: { type: 'array', items: ref('Hash') }, mainChain: { type: 'boolean' },
       }),
     },
-    errors: [ERR.params, ERR.notFound],
+    errors: [ERR.params, ERR.notFound, ERR.pruned],
     examples: [{ name: 'block 1', params: [{ name: 'height', value: 1 }] }],
   },
   getRawBlock: {
     summary: '{height} or {hash}: a block\'s canonical encoding (hex), as peers are sent it',
     params: blockParams,
     result: { name: 'hex', schema: ref('Hex') },
-    errors: [ERR.params, ERR.notFound],
+    errors: [ERR.params, ERR.notFound, ERR.pruned],
     examples: [{ name: 'block 1', params: [{ name: 'height', value: 1 }] }],
   },
   getBlocks: {
@@ -223,7 +224,7 @@ const METHODS: { readonly [M in RpcMethod]: Omit<RpcMethodDoc, 'name'> } = {
   },
   getProof: {
     summary: '{address, block?}: an account proof against the state root of a main-chain block',
-    description: `The block is a height or a hash, the tip by default, at most 256 blocks below the tip. The proof (docs/PROTOCOL.md, "Account proofs") proves the account, or that there is none (account null); \`cairn verify\` checks it offline.`,
+    description: `The block is a height or a hash, the tip by default, at most 256 blocks below the tip (a pruned node rolls the state back no deeper than the undo data it keeps: -32003 below that). The proof (docs/PROTOCOL.md, "Account proofs") proves the account, or that there is none (account null); \`cairn verify\` checks it offline.`,
     params: [
       { name: 'address', description: 'the account', required: true, schema: ref('Address') },
       { name: 'block', description: 'a main-chain height or block hash (default the tip)', schema: { oneOf: [ref('Height'), ref('Hash')] } },
@@ -232,7 +233,7 @@ const METHODS: { readonly [M in RpcMethod]: Omit<RpcMethodDoc, 'name'> } = {
       name: 'accountProof',
       schema: obj({ address: ref('Address'), block: proofBlock, account: { oneOf: [obj({ balance: ref('Amount'), nonce: ref('Decimal') }), { type: 'null' }] }, proof: ref('Hex') }),
     },
-    errors: [ERR.params, ERR.notFound],
+    errors: [ERR.params, ERR.notFound, ERR.pruned],
     examples: [{ name: 'the devnet key at block 1', params: [{ name: 'address', value: EXAMPLE.address }, { name: 'block', value: 1 }] }],
   },
   getTxProof: {

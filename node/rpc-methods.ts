@@ -3,11 +3,10 @@ import { fromHex, toHex } from '../ledger/bytes.ts';
 import { DecodeError } from '../ledger/errors.ts';
 import { decodeAddress, encodeAddress } from '../ledger/keys.ts';
 import { decodeTransaction, type Transaction } from '../ledger/transaction.ts';
-import type { Block } from '../ledger/block.ts';
+import type { Block, BlockHeader } from '../ledger/block.ts';
 import { auditChainDB } from '../ledger/audit.ts';
 import { verifyAccountProof } from '../ledger/smt-proof.ts';
 import { proveAccountsAt, proveTransactionById } from '../consensus/state-proofs.ts';
-import type { BlockIndexEntry } from '../consensus/block-index.ts';
 import { RPC_ERRORS, type BlockResult, type RpcMethod, type RpcMethods, type TxResult } from './rpc-types.ts';
 import { chainTips, estimateFee, networkHashRate, nextBlockDifficulty, recentBlocks } from './chain-info.ts';
 import type { NodeView } from './view.ts';
@@ -30,15 +29,15 @@ const notFound = (message: string) => new RpcError(RPC_ERRORS.NOT_FOUND, message
 export const RPC_PROOF_DEPTH = 256;
 const MAX_HEADERS_PER_CALL = 2000;
 
-/** A main-chain entry by height or hash. */
-function mainEntry(node: NodeView, block: unknown): BlockIndexEntry {
-  if (block === undefined) return node.chain.tip;
-  let entry: BlockIndexEntry | undefined;
-  if (isHeight(block)) entry = node.chain.mainAt(block);
-  else if (isHash(block)) entry = node.chain.getEntry(fromHex(block));
+/** A main-chain block's header by height or hash (the tip's by default), in the window or below it. */
+async function mainHeader(node: NodeView, block: unknown): Promise<BlockHeader> {
+  if (block === undefined) return node.chain.tip.header;
+  let header: BlockHeader | undefined;
+  if (isHeight(block)) header = (await node.chain.byHeight.headers(block, 1))[0];
+  else if (isHash(block)) header = await node.chain.byHeight.mainHeader(fromHex(block));
   else throw invalid('"block" must be a height or a 64-digit lower-case hex block hash');
-  if (!entry || !node.chain.isMain(entry)) throw notFound(`no main-chain block ${String(block)}`);
-  return entry;
+  if (!header) throw notFound(`no main-chain block ${String(block)}`);
+  return header;
 }
 
 function param<T>(params: Record<string, unknown>, name: string, check: (v: unknown) => v is T, what: string): T {
@@ -92,18 +91,35 @@ function blockJson(block: Block, mainChain: boolean): BlockResult {
   };
 }
 
-/** A block by {hash} (any stored) or {height} (main chain). */
+/**
+ * A block by {hash} (any stored) or {height} (main chain). A pruned node says so for a body it
+ * deleted (by height: for certain; by hash: it cannot tell a pruned block from an unknown one).
+ */
 async function findBlock(node: NodeView, params: Record<string, unknown>): Promise<Block> {
   let block: Block | undefined;
+  const pruned = node.db.history.prunedHeight;
   if (params.hash !== undefined) {
     block = await node.db.getBlock(fromHex(param(params, 'hash', isHash, 'a 64-digit lower-case hex block hash')));
+    if (!block && pruned > 0) throw notFound(`no such block here: this node prunes, keeping bodies only above height ${pruned}`);
   } else if (params.height !== undefined) {
-    block = await node.db.getBlockAtHeight(param(params, 'height', isHeight, 'a non-negative integer'));
+    const height = param(params, 'height', isHeight, 'a non-negative integer');
+    block = await node.db.getBlockAtHeight(height);
+    if (!block && height > 0 && height <= pruned) throw new RpcError(RPC_ERRORS.PRUNED, prunedMessage(`block ${height}`, pruned));
   } else {
     throw invalid('give "height" or "hash"');
   }
   if (!block) throw notFound('no such block');
   return block;
+}
+
+/** On a pruned node, why a confirmed transaction may not be found: its block's transaction index is gone. */
+function prunedNote(node: NodeView): string {
+  const pruned = node.db.history.prunedHeight;
+  return pruned > 0 ? ` (this node prunes: transactions in blocks up to ${pruned} are no longer indexed here)` : '';
+}
+
+function prunedMessage(what: string, pruned: number): string {
+  return `${what} is pruned: this node keeps bodies only above height ${pruned} (headers, the state and its tree stay)`;
 }
 
 /** A transaction by {id}, pending or on the main chain, with its block when confirmed. */
@@ -114,7 +130,7 @@ async function findTx(node: NodeView, params: Record<string, unknown>): Promise<
   const location = await node.db.getTxLocation(id);
   const block = location && (await node.db.getBlock(location.blockHash));
   const tx = block?.txs[location!.index];
-  if (!block || !tx) throw notFound(`no transaction ${toHex(id)} on the main chain or in the mempool`);
+  if (!block || !tx) throw notFound(`no transaction ${toHex(id)} on the main chain or in the mempool${prunedNote(node)}`);
   return { tx, block };
 }
 
@@ -141,6 +157,7 @@ export const rpcHandlers: Handlers = {
       peerId: node.transport.peerId,
       syncing: node.sync.syncing,
       syncTarget: node.sync.targetHeight,
+      prunedHeight: node.db.history.prunedHeight,
       mining: node.mining,
       unit: node.params.unit,
       decimals: node.params.decimals,
@@ -178,8 +195,7 @@ export const rpcHandlers: Handlers = {
 
   async getBlock(node, params) {
     const block = await findBlock(node, params);
-    const entry = node.chain.getEntry(block.header.hash);
-    return blockJson(block, entry !== undefined && node.chain.isMain(entry));
+    return blockJson(block, await node.chain.byHeight.isMain(block.header.hash, block.header.height));
   },
 
   async getRawBlock(node, params) {
@@ -273,16 +289,17 @@ export const rpcHandlers: Handlers = {
   async getProof(node, params) {
     const address = addressParam(params);
     return node.chain.withImportsPaused(async () => {
-      const entry = mainEntry(node, params.block);
-      const proofs = await proveAccountsAt(node.chain, entry, [address], RPC_PROOF_DEPTH);
-      if (proofs === 'too-deep') throw invalid(`block ${entry.height} is more than ${RPC_PROOF_DEPTH} blocks below the tip (${node.chain.tip.height}): proofs are made that far back at most`);
-      if (proofs === 'not-on-main-chain') throw notFound(`block ${entry.hashHex} is not on the main chain`);
+      const header = await mainHeader(node, params.block);
+      const proofs = await proveAccountsAt(node.chain, header, [address], RPC_PROOF_DEPTH);
+      if (proofs === 'too-deep') throw invalid(`block ${header.height} is more than ${RPC_PROOF_DEPTH} blocks below the tip (${node.chain.tip.height}): proofs are made that far back at most`);
+      if (proofs === 'pruned') throw new RpcError(RPC_ERRORS.PRUNED, prunedMessage(`the undo data above block ${header.height} that a proof there needs`, node.db.history.prunedHeight));
+      if (proofs === 'not-on-main-chain') throw notFound(`block ${toHex(header.hash)} is not on the main chain`);
       const proof = proofs[0]!;
       // What the answer says it proves is what the proof proves: checked, not assumed.
-      const account = verifyAccountProof(entry.header.stateRoot, address, proof);
+      const account = verifyAccountProof(header.stateRoot, address, proof);
       return {
         address: encodeAddress(address),
-        block: { height: entry.height, hash: entry.hashHex, header: toHex(entry.header.bytes) },
+        block: { height: header.height, hash: toHex(header.hash), header: toHex(header.bytes) },
         account: account ? { balance: account.balance.toString(), nonce: account.nonce.toString() } : null,
         proof: toHex(proof),
       };
@@ -292,20 +309,14 @@ export const rpcHandlers: Handlers = {
   async getTxProof(node, params) {
     const id = fromHex(param(params, 'id', isHash, 'a 64-digit lower-case hex transaction id'));
     const found = await node.chain.withImportsPaused(() => proveTransactionById(node.chain, id));
-    if (!found) throw notFound(`no transaction ${toHex(id)} on the main chain${node.mempool.get(id) ? ' (it is pending: wait for a block)' : ''}`);
+    if (!found) throw notFound(`no transaction ${toHex(id)} on the main chain${node.mempool.get(id) ? ' (it is pending: wait for a block)' : prunedNote(node)}`);
     return { id: toHex(id), block: { height: found.header.height, hash: toHex(found.header.hash), header: toHex(found.header.bytes) }, proof: toHex(found.proof) };
   },
 
   async getHeaders(node, params) {
     const from = param(params, 'from', isHeight, 'a non-negative integer');
     const count = param(params, 'count', (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 1 && v <= MAX_HEADERS_PER_CALL, `an integer from 1 to ${MAX_HEADERS_PER_CALL}`);
-    const headers: string[] = [];
-    for (let h = from; h < from + count; h++) {
-      const entry = node.chain.mainAt(h);
-      if (!entry) break;
-      headers.push(toHex(entry.header.bytes));
-    }
-    return { from, headers };
+    return { from, headers: (await node.chain.byHeight.headerBytes(from, count)).map(toHex) };
   },
 
   async stop(node) {

@@ -17,6 +17,8 @@ export interface StatusResult {
   peerId: string;
   syncing: boolean;
   syncTarget: number;
+  /** Main-chain blocks 1 up to this height have no body here (pruned); 0 when the node keeps every block. */
+  prunedHeight: number;
   mining: boolean;
   /** The network's coin and how many base units make one (genesis.json). */
   unit: string;
@@ -226,6 +228,8 @@ export const RPC_ERRORS = {
   INTERNAL_ERROR: -32603,
   NOT_FOUND: -32001,
   REJECTED: -32002,
+  /** What was asked for is below what this pruned node keeps (its status says how far: prunedHeight). */
+  PRUNED: -32003,
 } as const;
 
 /** Where a node's RPC listens and the token it accepts: written to `<datadir>/rpc.json`, mode 0600. */

@@ -3,27 +3,23 @@ import { bytesEqual, toHex } from '../ledger/bytes.ts';
 import { BlockRuleError, CairnError } from '../ledger/errors.ts';
 import { HEADER_BYTES, decodeBlock } from '../ledger/block.ts';
 import type { Chain } from '../consensus/chain.ts';
-import { HeaderChainCheck } from '../consensus/headers.ts';
 import { checkBlockSanity, type SaneBlock } from '../consensus/sanity.ts';
+import { LIE, PeerFault, answerHeaderRange, fetchHeaderChain } from './header-sync.ts';
 import type { PeerManager } from './peers.ts';
 import type { NetworkNames } from './protocols.ts';
 import { TransportError, type Transport } from './transport.ts';
 import {
   MAX_BLOCKS_PER_REQUEST,
-  MAX_HEADERS_PER_RESPONSE,
   decodeGetBlocks,
   decodeGetHeaders,
-  decodeHeaders,
   decodeStatus,
   encodeGetBlocks,
-  encodeGetHeaders,
   encodeHeaders,
   encodeStatus,
   type Status,
 } from './wire.ts';
 
 const STATUS_TIMEOUT_MS = 5_000;
-const HEADERS_TIMEOUT_MS = 10_000;
 const BLOCKS_TIMEOUT_MS = 20_000;
 const BLOCK_BATCH = 32;
 /**
@@ -34,8 +30,6 @@ const BLOCK_BATCH = 32;
 const READ_AHEAD_BATCHES = 8;
 /** Requests outstanding to one provider: one at a time leaves both ends idle for a round trip. */
 const REQUESTS_PER_PEER = 2;
-/** Lying about the chain, or sending what does not match what was asked for, is a ban. */
-const LIE = 100;
 
 export interface SyncProgress {
   readonly height: number;
@@ -47,19 +41,12 @@ export interface SyncEvents {
   progress: [progress: SyncProgress];
   /** A peer answered our status with another genesis, or does not speak our protocols. */
   foreign: [peer: string];
-  /** Bodies are about to be downloaded, this many blocks of them. */
+  /** Headers checked up to this height of the peer's chain (bodies come after). */
+  headers: [height: number];
+  /** The headers are checked; bodies are about to be downloaded, this many blocks of them. */
   download: [blocks: number];
   /** A sync ended: caught up with every peer known ahead, or nobody left to ask. */
   idle: [];
-}
-
-/** Something a peer provably did wrong in the sync protocol. */
-class PeerFault extends Error {
-  readonly score: number;
-  constructor(message: string, score: number) {
-    super(message);
-    this.score = score;
-  }
 }
 
 /**
@@ -87,11 +74,12 @@ export interface SyncOptions {
 /**
  * Catches this node up to the most-work chain its peers know, and answers their requests.
  *
- * Protocol (docs/PROTOCOL.md): status (genesis, height, tip, total work) on every new
- * connection; then headers first — the peer's chain is checked header by header for proof of
- * work, targets and total work before any body is fetched, so a long low-work chain costs only
- * headers — then bodies in batches from every peer that claims the chain, several at once,
- * imported in order through the one import queue.
+ * Protocol (docs/PROTOCOL.md): status (genesis, height, tip, total work, pruned height) on
+ * every new connection; then headers first, by height ranges (node/header-sync.ts) — the peer's
+ * chain is checked header by header for proof of work, targets and total work before any body
+ * is fetched, so a long low-work chain costs only headers — then bodies in batches from every
+ * peer that claims the chain and still has them, several at once, imported in order through the
+ * one import queue.
  *
  * Blame follows what each peer did. The header peer claimed the chain: if a block of it breaks a
  * rule, the header peer lied. A body provider only served bodies: it is blamed for a body that
@@ -132,9 +120,15 @@ export class Sync extends EventEmitter<SyncEvents> {
       names.headers,
       async (req) => {
         const { locator, max } = decodeGetHeaders(req);
-        return encodeHeaders(chain.headersAfter(locator, max).map((e) => e.header));
+        return encodeHeaders(await chain.byHeight.headersAfter(locator, max));
       },
       { ...limits, maxBytes: 16 + 64 * 32 + 8 },
+    );
+    await transport.handle(
+      names.headerRange,
+      (req) => answerHeaderRange(chain, req),
+      // As many as a syncing peer keeps in flight (node/header-sync.ts): a pipeline, not a flood.
+      { ...limits, maxBytes: 16, maxInFlightPerPeer: 8 },
     );
     await transport.handle(
       names.blocks,
@@ -149,8 +143,9 @@ export class Sync extends EventEmitter<SyncEvents> {
   }
 
   ourStatus(): Status {
-    const tip = this.o.chain.tip;
-    return { genesis: this.o.chain.db.genesis.header.hash, height: tip.height, tipHash: tip.hash, totalWork: tip.totalWork };
+    const { chain } = this.o;
+    const tip = chain.tip;
+    return { genesis: chain.db.genesis.header.hash, height: tip.height, tipHash: tip.hash, totalWork: tip.totalWork, prunedHeight: Math.min(tip.height, chain.db.history.prunedHeight) };
   }
 
   /** The handshake: learn the peer's chain, refuse it if it is another network, sync if it is ahead. */
@@ -231,51 +226,51 @@ export class Sync extends EventEmitter<SyncEvents> {
   }
 
   private async syncFrom(peer: string, claimed: Status): Promise<void> {
-    const { transport, names, chain, clock } = this.o;
-    // 1. Headers, checked as they come; nothing stored.
-    let check: HeaderChainCheck | undefined;
-    for (;;) {
-      const locator = check ? [check.tipHash, ...chain.locator()] : chain.locator();
-      const bytes = await transport.request(peer, names.headers, encodeGetHeaders({ locator, max: MAX_HEADERS_PER_RESPONSE }), {
-        timeoutMs: HEADERS_TIMEOUT_MS,
-        maxBytes: 16 + MAX_HEADERS_PER_RESPONSE * HEADER_BYTES,
-      });
-      const headers = decodeHeaders(bytes);
-      if (headers.length === 0) break;
-      if (!check) {
-        const fork = chain.getEntry(headers[0]!.prevHash);
-        if (!fork || !fork.isValid) throw new PeerFault('headers do not start from a block we know', LIE);
-        check = new HeaderChainCheck(chain.params, fork, clock());
-      }
-      check.extend(headers); // throws ConsensusError with its ban score
-      this.lastTarget = check.tipHeight;
-      if (check.tipHeight > claimed.height + MAX_HEADERS_PER_RESPONSE) throw new PeerFault('more headers than its status claimed', LIE);
-      if (headers.length < MAX_HEADERS_PER_RESPONSE) break;
-    }
-    if (!check || check.totalWork <= chain.tip.totalWork) {
-      if (claimed.totalWork > chain.tip.totalWork && (!check || check.totalWork < claimed.totalWork)) {
+    const { chain, clock } = this.o;
+    // 1. Headers, checked as they come; their hashes go to the store's scratch list by height.
+    const found = await fetchHeaderChain(
+      { transport: this.o.transport, names: this.o.names, chain, clock, onProgress: (height) => this.emit('headers', (this.lastTarget = height)) },
+      peer,
+      claimed,
+    );
+    if (!found) return; // nothing new, or a fork deeper than we follow: nobody's fault
+    const { fork, check, complete } = found;
+    if (check.totalWork <= chain.tip.totalWork) {
+      if (complete && claimed.totalWork > chain.tip.totalWork && check.totalWork < claimed.totalWork) {
         throw new PeerFault('its headers do not add up to the work it claimed', LIE);
       }
       return;
     }
-    // 2. Bodies we lack, from every peer that claims at least this much work.
-    const wanted = check.headers.filter((h) => !chain.getEntry(h.hash)).map((h) => h.hash);
-    const providers = [peer, ...[...this.statuses.values()].filter((s) => s.peer !== peer && s.status.totalWork >= check.totalWork).map((s) => s.peer)];
-    await this.download(wanted, providers, check.tipHeight);
+    // 2. Bodies we lack, from every peer that claims at least this much work and has not pruned them.
+    const first = fork.height + 1;
+    const hasBodies = (s: Status) => s.prunedHeight < first;
+    const others = [...this.statuses.values()].filter((s) => s.peer !== peer && s.status.totalWork >= check.totalWork && hasBodies(s.status));
+    const providers = [...(hasBodies(claimed) ? [peer] : []), ...others.map((s) => s.peer)];
+    try {
+      await this.download(first, check.tipHeight, providers);
+    } finally {
+      await chain.db.history.clearPending();
+    }
   }
 
   /**
-   * Fetches `wanted` in batches, a few outstanding per provider, and imports them strictly in
-   * order as they arrive. A provider that fails or lacks a batch drops out of this download and
-   * its batch goes back in line for the others; one that sent a body that does not match its
-   * header is also punished. A block that breaks a rule ends the download: the chain is bad
-   * (InvalidChain, for the header peer).
+   * Fetches the blocks of heights [first, last] of the checked header chain (hashes from the
+   * scratch list, those we lack) in batches, a few outstanding per provider, and imports them
+   * strictly in order as they arrive. A provider that fails or lacks a batch drops out of this
+   * download and its batch goes back in line for the others; one that sent a body that does not
+   * match its header is also punished. A block that breaks a rule ends the download: the chain
+   * is bad (InvalidChain, for the header peer).
    */
-  private async download(wanted: readonly Uint8Array[], providers: string[], target: number): Promise<void> {
-    this.emit('download', wanted.length);
-    const batches: Uint8Array[][] = [];
-    for (let i = 0; i < wanted.length; i += BLOCK_BATCH) batches.push(wanted.slice(i, i + BLOCK_BATCH));
-    const queue = batches.map((_, i) => i);
+  private async download(first: number, last: number, providers: string[]): Promise<void> {
+    this.emit('download', last - first + 1);
+    const target = last;
+    const batchCount = Math.ceil((last - first + 1) / BLOCK_BATCH);
+    const batchHashes = async (index: number): Promise<Uint8Array[]> => {
+      const start = first + index * BLOCK_BATCH;
+      const hashes = await this.o.chain.db.history.pending(start, Math.min(BLOCK_BATCH, last - start + 1));
+      return hashes.filter((h) => !this.o.chain.getEntry(h));
+    };
+    const queue = Array.from({ length: batchCount }, (_, i) => i);
     const arrived = new Map<number, { blocks: SaneBlock[]; from: string; verified: Promise<void> }>();
     const active = new Set(providers.filter((p) => !this.o.peers.isBanned(p)));
     let nextToImport = 0;
@@ -297,8 +292,9 @@ export class Sync extends EventEmitter<SyncEvents> {
         }
         const index = queue.shift()!;
         try {
-          const blocks = await this.fetchBlocks(peer, batches[index]!);
-          if (blocks.length < batches[index]!.length) throw new Error('lacks blocks of the chain it announced');
+          const hashes = await batchHashes(index);
+          const blocks = hashes.length === 0 ? [] : await this.fetchBlocks(peer, hashes);
+          if (blocks.length < hashes.length) throw new Error('lacks blocks of the chain it announced');
           // Signatures are checked on every core while earlier batches import.
           arrived.set(index, { blocks, from: peer, verified: this.o.preverify?.(blocks).catch(() => {}) ?? Promise.resolve() });
         } catch (err) {
@@ -317,7 +313,7 @@ export class Sync extends EventEmitter<SyncEvents> {
     const workers = [...active].flatMap((peer) => Array.from({ length: REQUESTS_PER_PEER }, () => worker(peer)));
 
     try {
-      while (nextToImport < batches.length && !invalid) {
+      while (nextToImport < batchCount && !invalid) {
         const ready = arrived.get(nextToImport);
         if (!ready) {
           if (active.size === 0 || finished) break; // nobody left who can serve us; the next round retries

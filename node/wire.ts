@@ -1,6 +1,6 @@
 import { Reader, Writer, bigIntToBytes, bytesToBigInt } from '../ledger/bytes.ts';
 import { DecodeError } from '../ledger/errors.ts';
-import { HASH_BYTES, HEADER_BYTES, decodeHeader, type BlockHeader } from '../ledger/block.ts';
+import { HASH_BYTES, HEADER_BYTES, decodeHeaderList, type BlockHeader } from '../ledger/block.ts';
 import { TX_BYTES, decodeTransaction, type Transaction } from '../ledger/transaction.ts';
 
 /**
@@ -18,15 +18,18 @@ export interface Status {
   readonly height: number;
   readonly tipHash: Uint8Array;
   readonly totalWork: bigint;
+  /** Main-chain blocks 1 up to this height have no body at this node (pruned); 0: it has them all. */
+  readonly prunedHeight: number;
 }
 
 export function encodeStatus(s: Status): Uint8Array {
-  return new Writer(1 + 32 + 4 + 32 + 32)
+  return new Writer(1 + 32 + 4 + 32 + 32 + 4)
     .u8(WIRE_VERSION)
     .bytes(s.genesis, HASH_BYTES)
     .u32(s.height)
     .bytes(s.tipHash, HASH_BYTES)
     .bytes(bigIntToBytes(s.totalWork, 32))
+    .u32(s.prunedHeight)
     .finish();
 }
 
@@ -38,9 +41,29 @@ function version(r: Reader, what: string): void {
 export function decodeStatus(bytes: Uint8Array): Status {
   const r = new Reader(bytes);
   version(r, 'status');
-  const s = { genesis: r.bytes(HASH_BYTES), height: r.u32(), tipHash: r.bytes(HASH_BYTES), totalWork: bytesToBigInt(r.bytes(32)) };
+  const s = { genesis: r.bytes(HASH_BYTES), height: r.u32(), tipHash: r.bytes(HASH_BYTES), totalWork: bytesToBigInt(r.bytes(32)), prunedHeight: r.u32() };
   r.end('status');
+  if (s.prunedHeight > s.height) throw new DecodeError('DECODE_OVER_LIMIT', `pruned height ${s.prunedHeight} above the tip at ${s.height}`);
   return s;
+}
+
+/**
+ * Main-chain headers by height, `count` from `from` on (fewer at the tip): `01 ‖ from u32 ‖ count
+ * u16`, the encoding the light-client work (branch state) gives the same protocol, so that the
+ * two are one message when they meet.
+ */
+export function encodeGetHeaderRange(from: number, count: number): Uint8Array {
+  return new Writer(7).u8(WIRE_VERSION).u32(from).u8(count >>> 8).u8(count & 0xff).finish();
+}
+
+export function decodeGetHeaderRange(bytes: Uint8Array): { from: number; count: number } {
+  const r = new Reader(bytes);
+  version(r, 'getHeaderRange');
+  const from = r.u32('from');
+  const count = (r.u8('count') << 8) | r.u8('count');
+  r.end('getHeaderRange');
+  if (count === 0 || count > MAX_HEADERS_PER_RESPONSE) throw new DecodeError('DECODE_OVER_LIMIT', `header count ${count}`);
+  return { from, count };
 }
 
 export interface GetHeaders {
@@ -73,14 +96,20 @@ export function encodeHeaders(headers: readonly BlockHeader[]): Uint8Array {
   return w.finish();
 }
 
+/** The same message from headers' encodings as stored (a node serving ranges from its store decodes nothing). */
+export function encodeHeaderBytes(headers: readonly Uint8Array[]): Uint8Array {
+  const w = new Writer(10 + headers.length * HEADER_BYTES).u8(WIRE_VERSION).varint(headers.length);
+  for (const h of headers) w.bytes(h, HEADER_BYTES);
+  return w.finish();
+}
+
 export function decodeHeaders(bytes: Uint8Array): BlockHeader[] {
-  const r = new Reader(bytes);
+  const r = new Reader(bytes, { views: true });
   version(r, 'headers');
   const n = r.varint('header count', MAX_HEADERS_PER_RESPONSE);
-  const out: BlockHeader[] = [];
-  for (let i = 0; i < n; i++) out.push(decodeHeader(r.bytes(HEADER_BYTES, 'header')));
+  const list = r.bytes(n * HEADER_BYTES, 'headers');
   r.end('headers');
-  return out;
+  return decodeHeaderList(list, n);
 }
 
 export function encodeGetBlocks(hashes: readonly Uint8Array[]): Uint8Array {

@@ -70,7 +70,7 @@ export function arm(world: World, checker: Checker): void {
         parent = start.tip;
         own.state = start.state;
       }
-      const anchor = parent.height === 0 ? undefined : (node.chain.mainAt(1)?.header.timestamp ?? withheld.find((b) => b.header.height === 1)?.header.timestamp);
+      const anchor = parent.height === 0 ? undefined : (node.chain.tip.anchorTimestamp ?? withheld.find((b) => b.header.height === 1)?.header.timestamp);
       const miner = world.o.wallets.minerAddress(s.spec.minerKey);
       const key = stateKey(miner);
       const paid = own.state.get(key) ?? { balance: 0n, nonce: 0n };
@@ -202,7 +202,7 @@ function lieAboutChain(node: CairnNode): void {
   const transport = node.transport as unknown as { override(protocol: string, respond: (req: Uint8Array, peer: string) => Promise<Uint8Array | Uint8Array[]>): void };
   transport.override(node.names.status, async () => {
     const tip = node.chain.tip;
-    return encodeStatus({ genesis: node.db.genesis.header.hash, height: tip.height + 500, tipHash: sha256(tip.hash), totalWork: tip.totalWork * 100n + 1n });
+    return encodeStatus({ genesis: node.db.genesis.header.hash, height: tip.height + 500, tipHash: sha256(tip.hash), totalWork: tip.totalWork * 100n + 1n, prunedHeight: 0 });
   });
   transport.override(node.names.headers, async () => {
     const headers: BlockHeader[] = [];

@@ -1,12 +1,12 @@
 import { sha256 } from '../ledger/hash.ts';
 import type { Block } from '../ledger/block.ts';
-import { BLOCK_VERSION, computeMerkleRoot, makeBlock, makeHeader } from '../ledger/block.ts';
+import { makeBlock, makeHeader } from '../ledger/block.ts';
 import type { ChainParams } from '../ledger/genesis.ts';
 import { genesisBlock, genesisChanges } from '../ledger/genesis.ts';
 import { stateKey } from '../ledger/smt.ts';
 import { MemoryStateTree } from '../ledger/smt-memory.ts';
 import { nextTarget } from '../consensus/difficulty.ts';
-import { buildTemplate, completeBlock, searchNonce, targetBytes } from '../consensus/miner.ts';
+import { buildTemplate, completeBlock, searchNonce, targetBytes, templateHeader } from '../consensus/miner.ts';
 import type { CairnNode } from '../node/node.ts';
 
 /**
@@ -38,16 +38,7 @@ export function mineHistory(params: ChainParams, count: number, coinbase: Uint8A
     const cb = { to: coinbase, amount: params.reward };
     const paid = state.get(minerKey) ?? { balance: 0n, nonce: 0n };
     state = state.with([{ key: minerKey, account: { balance: paid.balance + cb.amount, nonce: paid.nonce } }]);
-    const base = makeHeader({
-      version: BLOCK_VERSION,
-      height,
-      prevHash: parent.hash,
-      merkleRoot: computeMerkleRoot(height, cb, []),
-      stateRoot: state.root,
-      timestamp: parent.timestamp + params.blockTime,
-      target,
-      nonce: 0n,
-    });
+    const base = templateHeader({ height, prevHash: parent.hash, coinbase: cb, txs: [], stateRoot: state.root, timestamp: parent.timestamp + params.blockTime, target });
     const nonce = searchNonce(base.bytes, targetBytes(target), 0n, 1_000_000, sha256);
     if (nonce === undefined) throw new Error('history: no nonce');
     const block = makeBlock(makeHeader({ ...base, nonce }), cb, []);

@@ -25,6 +25,8 @@ export interface SimNodeSpec {
   readonly skewMs: number;
   /** A key index for its coinbase. */
   readonly minerKey: number;
+  /** Keeps the bodies of only this many blocks below its tip (node/pruner.ts); undefined keeps all. */
+  readonly pruneKeep?: number;
 }
 
 /**
@@ -97,6 +99,8 @@ export class SimNode {
     params: ChainParams;
     bootstrap: readonly string[];
     mempool: Partial<MempoolPolicy>;
+    reorgDepth: number;
+    window: number;
     /** Called once the node has its chain and peers, before its transport carries anything. */
     onNode: (node: CairnNode) => void;
   }): Promise<CairnNode> {
@@ -118,6 +122,9 @@ export class SimNode {
       verifier,
       bootstrap: o.bootstrap,
       mempool: o.mempool,
+      reorgDepth: o.reorgDepth,
+      window: o.window,
+      pruneKeep: this.spec.pruneKeep,
       statusIntervalMs: 15_000,
       banSeconds: 600,
       // Off for every third life: the next life then rebuilds the index from scratch in the

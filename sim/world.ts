@@ -36,6 +36,13 @@ export interface WorldOptions {
   readonly wallets: Wallets;
   /** Blocks the first node already holds when the run starts. */
   readonly history: number;
+  /**
+   * The deepest reorganisation the nodes follow: small, so that the block index's window moves
+   * and its edge (blocks read back from the store by height) is crossed all the time.
+   */
+  readonly reorgDepth: number;
+  /** Main-chain blocks a node keeps in memory below its tip when nothing needs more. */
+  readonly window: number;
 }
 
 /** Hooks that see every node as it starts (its chain and peers exist, its transport not yet). */
@@ -110,6 +117,8 @@ export class World {
       params: this.o.params,
       bootstrap,
       mempool: this.o.mempool,
+      reorgDepth: this.o.reorgDepth,
+      window: this.o.window,
       onNode: (node) => this.watch(sim, node),
     });
     if (sim.node) for (const o of this.observers) o.onStarted?.(sim, sim.node);

@@ -37,17 +37,17 @@ describe('HeaderChainCheck: a peer claimed chain, judged before any body is fetc
   it('answers a locator with the main-chain headers after the fork point', async () => {
     const main = mineChain(params, asParent(db.genesis), 40);
     for (const b of main) await chain.processBlock(b);
-    const locator = chain.locator();
+    const locator = await chain.byHeight.locator();
     assert.ok(locator.length < 20, `locator of ${locator.length} hashes for 41 blocks`);
     assert.deepEqual(locator[0], chain.tip.hash);
     assert.deepEqual(locator.at(-1), db.genesis.header.hash);
     // A peer that forked off at height 25 sends its own locator: its tip is unknown to us.
     const peerFork = mineChain(params, asParent(main[24]!), 3, { miner: new Uint8Array(20).fill(7) });
     const peerLocator = [peerFork[2]!.header.hash, peerFork[1]!.header.hash, peerFork[0]!.header.hash, main[24]!.header.hash, main[20]!.header.hash];
-    const answer = chain.headersAfter(peerLocator, 10);
-    assert.deepEqual(answer.map((e) => e.height), [26, 27, 28, 29, 30, 31, 32, 33, 34, 35]);
-    assert.deepEqual(chain.headersAfter([new Uint8Array(32)], 3).map((e) => e.height), [1, 2, 3], 'nothing known: from genesis');
-    assert.deepEqual(chain.headersAfter([chain.tip.hash], 5), [], 'up to date: nothing');
+    const answer = await chain.byHeight.headersAfter(peerLocator, 10);
+    assert.deepEqual(answer.map((h) => h.height), [26, 27, 28, 29, 30, 31, 32, 33, 34, 35]);
+    assert.deepEqual((await chain.byHeight.headersAfter([new Uint8Array(32)], 3)).map((h) => h.height), [1, 2, 3], 'nothing known: from genesis');
+    assert.deepEqual(await chain.byHeight.headersAfter([chain.tip.hash], 5), [], 'up to date: nothing');
   });
 
   const cases: [string, string, (p: ReturnType<typeof asParent>) => ReturnType<typeof mineChild>['header']][] = [

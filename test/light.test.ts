@@ -16,6 +16,7 @@ import { proveAccountsAt } from '../consensus/state-proofs.ts';
 import { realEnv } from '../node/env.ts';
 import { LightClient } from '../node/light/client.ts';
 import { serveLightClients } from '../node/light/serve.ts';
+import { answerHeaderRange } from '../node/header-sync.ts';
 import { decodeGetProofs, encodeProofs } from '../node/light/wire.ts';
 import { networkNames } from '../node/protocols.ts';
 import { TransportError, type ConnectionGate, type Responder, type Transport, type TransportEvents } from '../node/transport.ts';
@@ -79,16 +80,17 @@ async function fullNode(net: FakeNet, id: string, chain: Chain, tweak: { status?
   const transport = { handle: async (protocol: string, respond: Responder) => void handlers.set(protocol, respond) } as unknown as Transport;
   await serveLightClients(chain, transport, names, () => {});
   handlers.set(names.status, async () => encodeStatus((tweak.status ?? ((s) => s))(statusOf(chain))));
+  handlers.set(names.headerRange, (req) => answerHeaderRange(chain, req));
   handlers.set(names.headers, async (req) => {
     const { locator, max } = decodeGetHeaders(req);
-    return encodeHeaders(chain.headersAfter(locator, max).map((e) => e.header));
+    return encodeHeaders(await chain.byHeight.headersAfter(locator, max));
   });
   if (tweak.proofs) handlers.set(names.proofs, tweak.proofs);
   net.peers.set(id, handlers);
 }
 
 function statusOf(chain: Chain) {
-  return { genesis: chain.db.genesis.header.hash, height: chain.tip.height, tipHash: chain.tip.hash, totalWork: chain.tip.totalWork };
+  return { genesis: chain.db.genesis.header.hash, height: chain.tip.height, tipHash: chain.tip.hash, totalWork: chain.tip.totalWork, prunedHeight: 0 };
 }
 
 const [alice, bob] = FUNDED_KEYS;

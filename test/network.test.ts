@@ -181,7 +181,7 @@ describe('network: hostile and foreign peers', function () {
 
     const gossiper = await hostileHost(names);
     // It passes the handshake (a peer that cannot answer it is taken for another network).
-    const genesisStatus = encodeStatus({ genesis: a.node.db.genesis.header.hash, height: 0, tipHash: a.node.db.genesis.header.hash, totalWork: 1n });
+    const genesisStatus = encodeStatus({ genesis: a.node.db.genesis.header.hash, height: 0, tipHash: a.node.db.genesis.header.hash, totalWork: 1n, prunedHeight: 0 });
     await serve(gossiper, names.status, async () => genesisStatus, { timeoutMs: 5000, maxBytes: 1024, onBadRequest: () => {} });
     gossiper.services.pubsub.subscribe(names.blockTopic);
     gossiper.services.pubsub.subscribe(names.txTopic);
@@ -199,8 +199,8 @@ describe('network: hostile and foreign peers', function () {
 
     const liar = await hostileHost(names);
     const limits = { timeoutMs: 5000, maxBytes: 1024, onBadRequest: () => {} };
-    await serve(liar, names.status, async () => encodeStatus({ genesis: a.node.db.genesis.header.hash, height: 10_000, tipHash: rand.bytes(32), totalWork: 1n << 200n }), limits);
-    await serve(liar, names.headers, async () => rand.bytes(4000), limits);
+    await serve(liar, names.status, async () => encodeStatus({ genesis: a.node.db.genesis.header.hash, height: 10_000, tipHash: rand.bytes(32), totalWork: 1n << 200n, prunedHeight: 0 }), limits);
+    await serve(liar, names.headerRange, async () => rand.bytes(4000), limits);
     await liar.dial(multiaddr(a.addr));
     await waitFor(() => a.node.peers.isBanned(liar.peerId.toString()), 15_000, 'A to ban the lying sync peer');
     await assert.rejects(liar.dial(multiaddr(a.addr)).then((c) => waitFor(() => c.status !== 'open', 3000, 'refused redial')).then(() => { throw new Error('refused'); }));
@@ -219,7 +219,7 @@ describe('network: hostile and foreign peers', function () {
     nodes.push(a, b);
     const names = a.node.names;
     const gossiper = await hostileHost(names);
-    const genesisStatus = encodeStatus({ genesis: a.node.db.genesis.header.hash, height: 0, tipHash: a.node.db.genesis.header.hash, totalWork: 1n });
+    const genesisStatus = encodeStatus({ genesis: a.node.db.genesis.header.hash, height: 0, tipHash: a.node.db.genesis.header.hash, totalWork: 1n, prunedHeight: 0 });
     await serve(gossiper, names.status, async () => genesisStatus, { timeoutMs: 5000, maxBytes: 1024, onBadRequest: () => {} });
     gossiper.services.pubsub.subscribe(names.txTopic);
     await gossiper.dial(multiaddr(a.addr));
@@ -256,7 +256,7 @@ describe('network: hostile and foreign peers', function () {
 
     // Same protocol names (as if the namespaces collided) but another genesis in the status.
     const impostor = await hostileHost(a.node.names);
-    await serve(impostor, a.node.names.status, async () => encodeStatus({ genesis: new Uint8Array(32).fill(9), height: 1, tipHash: new Uint8Array(32), totalWork: 1n }), { timeoutMs: 5000, maxBytes: 1024, onBadRequest: () => {} });
+    await serve(impostor, a.node.names.status, async () => encodeStatus({ genesis: new Uint8Array(32).fill(9), height: 1, tipHash: new Uint8Array(32), totalWork: 1n, prunedHeight: 0 }), { timeoutMs: 5000, maxBytes: 1024, onBadRequest: () => {} });
     await impostor.dial(multiaddr(a.addr));
     await waitFor(() => a.node.peers.isBanned(impostor.peerId.toString()), 15_000, 'A to refuse the impostor');
     assert.equal(a.node.sync.statuses.has(impostor.peerId.toString()), false);

@@ -474,10 +474,12 @@ const CHECKS: Record<string, (v: Vector) => void | Promise<void>> = {
   key(v) {
     const name = v.text('key') as keyof typeof layout;
     const entry = layout[name];
-    assert.ok(entry !== undefined && name !== 'range', `unknown layout key "${name}"`);
+    assert.ok(entry !== undefined && name !== 'range' && name !== 'heights', `unknown layout key "${name}"`);
     let key: unknown;
-    if (typeof entry === 'function') {
-      const arg = name === 'height' ? v.num('arg') : name === 'stateNode' ? positionIdOfBytes(v.hex('arg')) : v.hex('arg');
+    if (name === 'index') {
+      key = layout.index(v.num('height'), v.hex('arg'));
+    } else if (typeof entry === 'function') {
+      const arg = name === 'height' || name === 'pending' ? v.num('arg') : name === 'stateNode' ? positionIdOfBytes(v.hex('arg')) : v.hex('arg');
       key = (entry as (a: unknown) => Uint8Array)(arg);
     } else {
       key = entry;

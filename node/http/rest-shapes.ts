@@ -5,7 +5,7 @@
  */
 import { toHex } from '../../ledger/bytes.ts';
 import { encodeAddress } from '../../ledger/keys.ts';
-import type { Block } from '../../ledger/block.ts';
+import type { Block, BlockHeader } from '../../ledger/block.ts';
 import type { Transaction } from '../../ledger/transaction.ts';
 import { ROLE_COINBASE, ROLE_RECEIVED, ROLE_SENT, type AddressEntry } from '../../ledger/address-index.ts';
 import { medianTimePast, type BlockIndexEntry } from '../../consensus/block-index.ts';
@@ -93,5 +93,23 @@ export function addressLine(address: string, kind: AddressTxKind, block: Block |
     amount: (tx ? tx.amount : block!.coinbase.amount).toString(),
     fee: tx ? tx.fee.toString() : '0',
     status: block ? confirmedIn(block) : UNCONFIRMED,
+  };
+}
+
+/**
+ * A line of an address's history in a block a pruned node no longer has the body of: what the
+ * address index knows (kind, transaction id, the block), `pruned: true`, and nulls for the rest.
+ */
+export function prunedAddressLine(address: string, kind: AddressTxKind, header: BlockHeader, txid: Uint8Array | undefined, cursor: string) {
+  return {
+    cursor,
+    kind,
+    txid: txid ? toHex(txid) : null,
+    from: null,
+    to: kind === 'coinbase' ? address : null,
+    amount: null,
+    fee: null,
+    status: { confirmed: true, block_height: header.height, block_hash: toHex(header.hash), block_time: header.timestamp },
+    pruned: true,
   };
 }

@@ -7,11 +7,11 @@ import { fromHex, toHex } from '../../ledger/bytes.ts';
 import { CairnError, DecodeError } from '../../ledger/errors.ts';
 import { decodeAddress, encodeAddress } from '../../ledger/keys.ts';
 import { decodeTransaction, type Transaction } from '../../ledger/transaction.ts';
-import type { Block } from '../../ledger/block.ts';
+import { decodeBlock, type Block } from '../../ledger/block.ts';
 import { blockCapacity, estimateFee } from '../chain-info.ts';
 import type { NodeView } from '../view.ts';
 import type { EventFeed } from './events.ts';
-import { addressLine, blockJson, confirmedIn, cursorOf, kindOf, parseCursor, txJson, UNCONFIRMED } from './rest-shapes.ts';
+import { addressLine, blockJson, prunedAddressLine, confirmedIn, cursorOf, kindOf, parseCursor, txJson, UNCONFIRMED } from './rest-shapes.ts';
 import { blockWork } from '../../consensus/pow.ts';
 
 export type RestAnswer =
@@ -67,9 +67,22 @@ function intQuery(query: URLSearchParams, name: string, fallback: number, min: n
   return Number(text);
 }
 
+/**
+ * What a pruned node answers for a body it deleted: 410 with code PRUNED, and how far it prunes
+ * (its headers, the state and the address index stay; a node that keeps everything has the body).
+ */
+const pruned = (what: string, height: number) =>
+  new RestError(410, 'PRUNED', `${what} is pruned: this node keeps block bodies only above height ${height} (headers, the state and the address index stay)`);
+
+/** On a pruned node, why something stored with a block may not be found. */
+function prunedNote(node: NodeView): string {
+  const height = node.db.history.prunedHeight;
+  return height > 0 ? ` (this node prunes: blocks up to ${height} keep only their headers here)` : '';
+}
+
 async function blockByHash(node: NodeView, text: string): Promise<Block> {
   const block = await node.db.getBlock(hashParam(text, 'a block hash'));
-  if (!block) throw notFound(`no block ${text}`);
+  if (!block) throw notFound(`no block ${text}${prunedNote(node)}`);
   return block;
 }
 
@@ -81,7 +94,7 @@ async function findTx(node: NodeView, text: string): Promise<{ tx: Transaction; 
   const location = await node.db.getTxLocation(id);
   const block = location && (await node.db.getBlock(location.blockHash));
   const tx = block?.txs[location!.index];
-  if (!block || !tx) throw notFound(`no transaction ${text} on the main chain or in the mempool`);
+  if (!block || !tx) throw notFound(`no transaction ${text} on the main chain or in the mempool${prunedNote(node)}`);
   return { tx, block };
 }
 
@@ -91,13 +104,18 @@ function indexOf(node: NodeView) {
   return index;
 }
 
+/** A page of main-chain blocks, newest first from `start`; it ends where a pruned node's bodies do. */
 async function blocksFrom(node: NodeView, start: number) {
+  const top = Math.min(start, node.chain.tip.height);
+  if (top > 0 && top <= node.db.history.prunedHeight) throw pruned(`block ${top}`, node.db.history.prunedHeight);
+  const from = Math.max(0, top - BLOCKS_PAGE + 1);
+  const hashes = await node.chain.byHeight.hashes(from, top - from + 1);
+  const bodies = await node.db.getBlocksBytes(hashes);
   const out = [];
-  for (let h = Math.min(start, node.chain.tip.height); h >= 0 && out.length < BLOCKS_PAGE; h--) {
-    const entry = node.chain.mainAt(h);
-    const block = entry && (await node.db.getBlock(entry.hash));
-    if (!block) break;
-    out.push(blockJson(block, entry));
+  for (let i = hashes.length - 1; i >= 0; i--) {
+    const bytes = bodies[i];
+    if (!bytes) break;
+    out.push(blockJson(decodeBlock(bytes), node.chain.getEntry(hashes[i]!)));
   }
   return out;
 }
@@ -123,6 +141,12 @@ async function addressTxs(node: NodeView, addrText: string, cursorText: string |
   }
   const blocks = new Map<number, Block | undefined>();
   for (const e of await index.history(address, limit, before)) {
+    if (e.height > 0 && e.height <= node.db.history.prunedHeight) {
+      // The index outlives the body: the line says what the index knows, and that the rest is pruned.
+      const [header] = await node.chain.byHeight.headers(e.height, 1);
+      if (header) lines.push(prunedAddressLine(text, kindOf(e.roles), header, e.position > 0 ? e.id : undefined, cursorOf(e)));
+      continue;
+    }
     if (!blocks.has(e.height)) blocks.set(e.height, await node.db.getBlockAtHeight(e.height));
     const block = blocks.get(e.height);
     // A reorganisation between the index read and the block read: the next request sees it whole.
@@ -194,12 +218,12 @@ export async function answerRest(node: NodeView, feed: EventFeed, method: string
       if (p.length < 2) return undefined;
       const block = await blockByHash(node, p[1]!);
       const entry = node.chain.getEntry(block.header.hash);
-      const main = entry !== undefined && node.chain.isMain(entry);
+      const main = await node.chain.byHeight.isMain(block.header.hash, block.header.height);
       if (p.length === 2) return { json: { ...blockJson(block, entry), in_best_chain: main } };
       if (p[2] === 'raw' && p.length === 3) return { bytes: block.bytes };
       if (p[2] === 'status' && p.length === 3) {
-        const next = main ? node.chain.mainAt(block.header.height + 1) : undefined;
-        return { json: { in_best_chain: main, height: block.header.height, next_best: next ? next.hashHex : null } };
+        const next = main ? await node.chain.byHeight.hashAt(block.header.height + 1) : undefined;
+        return { json: { in_best_chain: main, height: block.header.height, next_best: next ? toHex(next) : null } };
       }
       if (p[2] === 'txs' && p.length <= 4) {
         const start = p[3] === undefined ? 0 : heightParam(p[3]);
@@ -211,9 +235,9 @@ export async function answerRest(node: NodeView, feed: EventFeed, method: string
     }
     case 'block-height': {
       if (p.length !== 2) return undefined;
-      const entry = node.chain.mainAt(heightParam(p[1]!));
-      if (!entry) throw notFound(`no main-chain block at height ${p[1]}`);
-      return { text: entry.hashHex };
+      const hash = await node.chain.byHeight.hashAt(heightParam(p[1]!));
+      if (!hash) throw notFound(`no main-chain block at height ${p[1]}`);
+      return { text: toHex(hash) };
     }
     case 'tx': {
       if (p.length < 2 || p.length > 3) return undefined;
@@ -267,11 +291,14 @@ export async function answerRest(node: NodeView, feed: EventFeed, method: string
     case 'chart': {
       if (p.length !== 1) return undefined;
       const count = intQuery(query, 'count', 100, 2, MAX_CHART_BLOCKS);
+      // From the store below the block index's window: a chart may reach deeper than it.
+      const from = Math.max(0, tip.height - count + 1);
+      const headers = await node.chain.byHeight.headers(Math.max(0, from - 1), tip.height - Math.max(0, from - 1) + 1);
       const out = [];
-      for (let h = Math.max(0, tip.height - count + 1); h <= tip.height; h++) {
-        const e = node.chain.mainAt(h)!;
-        const prev = e.parent;
-        out.push({ height: h, timestamp: e.header.timestamp, interval: prev ? e.header.timestamp - prev.header.timestamp : null, difficulty: Number(blockWork(e.header.target)) });
+      for (let i = from === 0 ? 0 : 1; i < headers.length; i++) {
+        const h = headers[i]!;
+        const prev = i > 0 ? headers[i - 1] : undefined;
+        out.push({ height: h.height, timestamp: h.timestamp, interval: prev ? h.timestamp - prev.timestamp : null, difficulty: Number(blockWork(h.target)) });
       }
       return { json: out };
     }

@@ -12,10 +12,10 @@ import { PeerBook } from '../peer-book.ts';
 import { PeerManager } from '../peers.ts';
 import { networkNames, type NetworkNames } from '../protocols.ts';
 import { TransportError, type ConnectionGate, type Transport } from '../transport.ts';
-import { MAX_HEADERS_PER_RESPONSE, decodeHeaders, decodeStatus, encodeGetHeaders, encodeStatus, type Status } from '../wire.ts';
+import { MAX_HEADERS_PER_RESPONSE, decodeHeaders, decodeStatus, encodeGetHeaderRange, encodeGetHeaders, encodeStatus, type Status } from '../wire.ts';
 import { LightHeaders, RECENT_HEADERS } from './headers.ts';
 import { MAX_PROOFS_ANSWER_BYTES } from './serve.ts';
-import { MAX_RANGE_HEADERS, decodeProofs, encodeGetHeaderRange, encodeGetProofs } from './wire.ts';
+import { decodeProofs, encodeGetProofs } from './wire.ts';
 
 const STATUS_TIMEOUT_MS = 5_000;
 const HEADERS_TIMEOUT_MS = 10_000;
@@ -129,10 +129,10 @@ export class LightClient extends EventEmitter<LightClientEvents> {
     this.emit('log', 'info', 'light client started', { peerId: this.transport.peerId, network: this.params.name });
   }
 
-  /** Our chain, as the status message says it. */
+  /** Our chain, as the status message says it: a light client keeps no bodies, so every one is "pruned". */
   status(): Status {
     const tip = this.headers.tip;
-    return { genesis: this.genesis.hash, height: tip.header.height, tipHash: tip.header.hash, totalWork: tip.totalWork };
+    return { genesis: this.genesis.hash, height: tip.header.height, tipHash: tip.header.hash, totalWork: tip.totalWork, prunedHeight: tip.header.height };
   }
 
   async stop(): Promise<void> {
@@ -225,21 +225,21 @@ export class LightClient extends EventEmitter<LightClientEvents> {
     let check: HeaderChainCheck | undefined;
     for (;;) {
       const tip = this.headers.tip;
-      const bytes = await this.transport.request(peer, this.names.headerRange, encodeGetHeaderRange(tip.header.height + 1, MAX_RANGE_HEADERS), {
+      const bytes = await this.transport.request(peer, this.names.headerRange, encodeGetHeaderRange(tip.header.height + 1, MAX_HEADERS_PER_RESPONSE), {
         timeoutMs: HEADERS_TIMEOUT_MS,
-        maxBytes: 16 + MAX_RANGE_HEADERS * HEADER_BYTES,
+        maxBytes: 16 + MAX_HEADERS_PER_RESPONSE * HEADER_BYTES,
       });
       const headers = decodeHeaders(bytes);
       if (headers.length === 0) return check?.totalWork ?? tip.totalWork;
       if (!bytesEqual(headers[0]!.prevHash, tip.header.hash)) return undefined;
-      check ??= new HeaderChainCheck(this.params, this.headers.startAt(tip.header.height)!, this.clock(), { keepHeaders: false });
+      check ??= new HeaderChainCheck(this.params, this.headers.startAt(tip.header.height)!, this.clock());
       const works: bigint[] = [];
       for (const h of headers) {
         check.extend([h]); // throws a ConsensusError with its ban score at the first bad header
         works.push(check.totalWork);
       }
       this.headers.append(headers, works);
-      if (headers.length < MAX_RANGE_HEADERS) return check.totalWork;
+      if (headers.length < MAX_HEADERS_PER_RESPONSE) return check.totalWork;
     }
   }
 
@@ -270,7 +270,7 @@ export class LightClient extends EventEmitter<LightClientEvents> {
           this.emit('log', 'warn', `peer ${peer} has a chain that forks from ours more than ${RECENT_HEADERS} headers back; not following it`);
           return undefined;
         }
-        check = new HeaderChainCheck(this.params, start, this.clock(), { keepHeaders: false });
+        check = new HeaderChainCheck(this.params, start, this.clock());
         fork = from;
       }
       const works: bigint[] = [];

@@ -1,42 +1,30 @@
 import type { Chain } from '../../consensus/chain.ts';
 import { proveAccountsAt } from '../../consensus/state-proofs.ts';
-import { encodeHeaders } from '../wire.ts';
 import type { NetworkNames } from '../protocols.ts';
 import type { Transport } from '../transport.ts';
-import { MAX_PROOF_ADDRESSES, MAX_PROOF_BYTES, MAX_RANGE_HEADERS, PROOF_DEPTH, decodeGetHeaderRange, decodeGetProofs, encodeProofs } from './wire.ts';
+import { MAX_PROOF_ADDRESSES, MAX_PROOF_BYTES, PROOF_DEPTH, decodeGetProofs, encodeProofs } from './wire.ts';
 
 const TIMEOUT_MS = 10_000;
 
 /**
- * What a full node serves light clients (docs/PROTOCOL.md, "Light clients"): main-chain headers by
- * height, and account proofs against the state root of a main-chain block near its tip. A proof
- * request runs between two imports (the tip and its tree must hold still), so a peer may have one
- * in flight at a time, and it reaches back at most PROOF_DEPTH blocks.
+ * What a full node serves light clients alone (docs/PROTOCOL.md, "Light clients"): account proofs
+ * against the state root of a main-chain block near its tip. (Headers by height are the sync
+ * protocol's getHeaderRange, which node/sync.ts serves to every peer from the windowed by-height
+ * store.) A proof request runs between two imports (the tip and its tree must hold still), so a
+ * peer may have one in flight at a time, and it reaches back at most PROOF_DEPTH blocks, never
+ * below what a pruned node keeps the undo data of.
  */
 export async function serveLightClients(chain: Chain, transport: Transport, names: NetworkNames, onBadRequest: (peer: string, err: unknown) => void): Promise<void> {
-  await transport.handle(
-    names.headerRange,
-    async (req) => {
-      const { from, count } = decodeGetHeaderRange(req);
-      const headers = [];
-      for (let h = from; h < from + Math.min(count, MAX_RANGE_HEADERS); h++) {
-        const entry = chain.mainAt(h);
-        if (!entry) break;
-        headers.push(entry.header);
-      }
-      return encodeHeaders(headers);
-    },
-    { timeoutMs: TIMEOUT_MS, maxBytes: 16, onBadRequest },
-  );
   await transport.handle(
     names.proofs,
     async (req) => {
       const { blockHash, addresses } = decodeGetProofs(req);
       return chain.withImportsPaused(async () => {
-        const entry = chain.getEntry(blockHash);
-        if (!entry || !chain.isMain(entry)) return encodeProofs({ kind: 'unknown-block' });
-        const proofs = await proveAccountsAt(chain, entry, addresses, PROOF_DEPTH);
-        if (proofs === 'too-deep') return encodeProofs({ kind: 'too-deep' });
+        const header = await chain.byHeight.mainHeader(blockHash);
+        if (!header) return encodeProofs({ kind: 'unknown-block' });
+        const proofs = await proveAccountsAt(chain, header, addresses, PROOF_DEPTH);
+        // A pruned node's limit is a depth too: the light client asks a node that keeps more.
+        if (proofs === 'too-deep' || proofs === 'pruned') return encodeProofs({ kind: 'too-deep' });
         if (proofs === 'not-on-main-chain') return encodeProofs({ kind: 'unknown-block' });
         return encodeProofs({ kind: 'proofs', proofs });
       });

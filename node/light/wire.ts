@@ -5,10 +5,10 @@ import { ADDRESS_BYTES } from '../../ledger/keys.ts';
 import { WIRE_VERSION } from '../wire.ts';
 
 /**
- * The messages full nodes serve light clients (docs/PROTOCOL.md, "Light clients"): headers by
- * height, and account proofs against a block's state root. As strict as every other decoder.
+ * The message full nodes serve light clients alone (docs/PROTOCOL.md, "Light clients"): account
+ * proofs against a block's state root. Headers by height are the sync protocol's getHeaderRange
+ * (node/wire.ts), which full nodes and light clients both ask. As strict as every other decoder.
  */
-export const MAX_RANGE_HEADERS = 2000;
 export const MAX_PROOF_ADDRESSES = 64;
 /** How far below its tip a full node rolls its state back to prove at a block (each block costs its changes). */
 export const PROOF_DEPTH = 16;
@@ -28,21 +28,6 @@ const ANSWER_CODES = { proofs: 0, 'unknown-block': 1, 'too-deep': 2 } as const;
 function version(r: Reader, what: string): void {
   const v = r.u8(`${what} version`);
   if (v !== WIRE_VERSION) throw new DecodeError('DECODE_BAD_VERSION', `${what} version ${v}`);
-}
-
-export function encodeGetHeaderRange(from: number, count: number): Uint8Array {
-  const w = new Writer(7).u8(WIRE_VERSION).u32(from);
-  return w.u8(count >>> 8).u8(count & 0xff).finish();
-}
-
-export function decodeGetHeaderRange(bytes: Uint8Array): { from: number; count: number } {
-  const r = new Reader(bytes);
-  version(r, 'getHeaderRange');
-  const from = r.u32('from');
-  const count = (r.u8('count') << 8) | r.u8('count');
-  r.end('getHeaderRange');
-  if (count === 0 || count > MAX_RANGE_HEADERS) throw new DecodeError('DECODE_OVER_LIMIT', `a header range of ${count}`);
-  return { from, count };
 }
 
 export function encodeGetProofs(blockHash: Uint8Array, addresses: readonly Uint8Array[]): Uint8Array {

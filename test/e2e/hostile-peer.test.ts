@@ -23,7 +23,7 @@ import { concatBytes, fromHex, toHex } from '../../ledger/bytes.ts';
 import { encodeAddress } from '../../ledger/keys.ts';
 import { genesisBlock } from '../../ledger/genesis.ts';
 import { signTransaction } from '../../ledger/transaction.ts';
-import { HEADER_BYTES, type Block } from '../../ledger/block.ts';
+import { HEADER_BYTES, decodeHeader, type Block } from '../../ledger/block.ts';
 import { RPC_ERRORS } from '../../node/rpc-types.ts';
 import { RpcClientError } from '../../cli/rpc-client.ts';
 import { seededRandom, testKey } from '../helpers/fixtures.ts';
@@ -33,7 +33,7 @@ import { Cluster, commonHead, DEVNET_KEY, report, secs, waitFor, type NodeProc }
 /** gossipsub's publish, which its exported interface leaves out. */
 type HostilePubSub = GossipSub & { publish(topic: string, data: Uint8Array): Promise<PublishResult> };
 type HostileHost = Libp2p<{ identify: Identify; pubsub: HostilePubSub }>;
-type StatusAnswer = 'honest' | 'none' | 'foreign' | { readonly height: number; readonly totalWork: bigint; readonly headers: () => Uint8Array };
+type StatusAnswer = 'honest' | 'none' | 'foreign' | { readonly height: number; readonly totalWork: bigint; readonly headers: (request: Uint8Array) => Promise<Uint8Array> };
 
 const sha256 = (data: Uint8Array) => new Uint8Array(createHash('sha256').update(data).digest());
 const rand = seededRandom(5);
@@ -69,11 +69,11 @@ describe('e2e: hostile peers', function () {
   const txTopic = () => `/cairn/${c.ns}/txs/2`;
   /** A transaction gossip message: a batch (01 ‖ count ‖ transactions), here of one. */
   const txBatch = (tx: Uint8Array) => concatBytes(Uint8Array.of(1, 1), tx);
-  const protocol = (name: string) => `/cairn/${c.ns}/${name}/1`;
+  const protocol = (name: string) => `/cairn/${c.ns}/${name}/${name === 'status' ? 2 : 1}`;
 
-  /** The status message of docs/PROTOCOL.md, written out by hand: 01 ‖ genesis ‖ u32 height ‖ tip ‖ u256 work. */
+  /** The status message of docs/PROTOCOL.md, written out by hand: 01 ‖ genesis ‖ u32 height ‖ tip ‖ u256 work ‖ u32 pruned height. */
   function statusBytes(genesisHash: Uint8Array, height: number, tip: Uint8Array, totalWork: bigint): Uint8Array {
-    const out = new Uint8Array(101);
+    const out = new Uint8Array(105);
     out[0] = 1;
     out.set(genesisHash, 1);
     new DataView(out.buffer).setUint32(33, height);
@@ -98,10 +98,10 @@ describe('e2e: hostile peers', function () {
       services: { identify: identify(), pubsub: gossipsub(pubsubOptions) },
     })) as unknown as HostileHost;
     hostiles.push(host);
-    const answer = async (bytes: Uint8Array, stream: Stream) => {
+    const answer = async (bytes: Uint8Array | ((request: Uint8Array) => Promise<Uint8Array>), stream: Stream) => {
       const lp = lpStream(stream);
-      await lp.read({ signal: AbortSignal.timeout(5000) });
-      await lp.write(bytes);
+      const request = (await lp.read({ signal: AbortSignal.timeout(5000) })).subarray();
+      await lp.write(typeof bytes === 'function' ? await bytes(request) : bytes);
       await stream.close();
     };
     if (status === 'honest') {
@@ -110,7 +110,8 @@ describe('e2e: hostile peers', function () {
       await host.handle(protocol('status'), (stream) => answer(statusBytes(sha256(new TextEncoder().encode('another network')), 5, rand.bytes(32), 1n << 40n), stream));
     } else if (status !== 'none') {
       await host.handle(protocol('status'), (stream) => answer(statusBytes(genesis.header.hash, status.height, rand.bytes(32), status.totalWork), stream));
-      await host.handle(protocol('headers'), (stream) => answer(status.headers(), stream));
+      // Sync asks for headers by height (getHeaderRange: 01 ‖ start u32 ‖ count u32).
+      await host.handle(protocol('headerrange'), (stream) => answer(status.headers, stream));
     }
     return host;
   }
@@ -288,8 +289,17 @@ describe('e2e: hostile peers', function () {
 
   it('bans a sync peer that claims a huge chain and serves garbage headers, or headers with bad proof of work', async () => {
     const height = (await n.status()).height;
-    const badPowHeaders = () => {
-      const headers = mineChain(c.params, asParent(genesis), 20, { badPow: true, miner: testKey(640).address }).map((b) => b.header.bytes);
+    // Headers at the heights asked, the first building on N's own block there, each lacking its proof of work.
+    const badPowHeaders = async (request: Uint8Array) => {
+      const start = new DataView(request.buffer, request.byteOffset).getUint32(1);
+      const at = async (height: number) => {
+        const header = decodeHeader(fromHex((await n.call('getHeaders', { from: height, count: 1 })).headers[0]!));
+        return { hash: header.hash, height, header };
+      };
+      const parent = await at(start - 1);
+      const anchorTimestamp = start - 1 >= 1 ? (await at(1)).header.timestamp : undefined;
+      // The state root is beside the point: these headers fail on their proof of work first.
+      const headers = mineChain(c.params, { ...parent, anchorTimestamp }, 20, { badPow: true, miner: testKey(640).address, stateRoot: parent.header.stateRoot }).map((b) => b.header.bytes);
       const out = new Uint8Array(2 + headers.length * HEADER_BYTES);
       out[0] = 1;
       out[1] = headers.length;
@@ -297,7 +307,7 @@ describe('e2e: hostile peers', function () {
       return out;
     };
     const lines: string[] = [];
-    for (const [what, headers] of [['garbage headers', () => rand.bytes(4000)], ['headers with bad proof of work', badPowHeaders]] as const) {
+    for (const [what, headers] of [['garbage headers', async () => rand.bytes(4000)], ['headers with bad proof of work', badPowHeaders]] as const) {
       const h = await hostile({ height: 1_000_000, totalWork: 1n << 200n, headers });
       const start = Date.now();
       await connect(h, false);

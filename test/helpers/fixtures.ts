@@ -112,7 +112,7 @@ export function childBlock(parent: { hash: Uint8Array; height: number }, txs: re
     target: o.target ?? (1n << 255n) - 1n,
     nonce: o.nonce ?? 0n,
   });
-  if (after) rememberState(header.hash, after);
+  if (after) rememberState(header.hash, after, 2 * txs.length + 1);
   return makeBlock(header, coinbase, txs);
 }
 

@@ -1,10 +1,10 @@
 import { sha256 } from '../../ledger/hash.ts';
-import { computeMerkleRoot, makeBlock, makeHeader, BLOCK_VERSION, type Block } from '../../ledger/block.ts';
+import { makeBlock, makeHeader, type Block } from '../../ledger/block.ts';
 import type { ChainParams } from '../../ledger/genesis.ts';
 import type { Transaction } from '../../ledger/transaction.ts';
 import type { BlockIndexEntry } from '../../consensus/block-index.ts';
 import { nextTarget } from '../../consensus/difficulty.ts';
-import { postStateRoot, searchNonce, targetBytes } from '../../consensus/miner.ts';
+import { postStateRoot, searchNonce, targetBytes, templateHeader } from '../../consensus/miner.ts';
 import type { Chain } from '../../consensus/chain.ts';
 import { testKey } from './fixtures.ts';
 import { applyLoosely, rememberState, stateAfter } from './states.ts';
@@ -44,15 +44,14 @@ export function mineChild(params: ChainParams, parent: Parent, txs: readonly Tra
   const before = stateAfter(parent, params);
   if (!before && !o.stateRoot) throw new Error(`mineChild: the state after block ${hex(parent.hash)} is unknown here (mine it with mineChild, or give stateRoot)`);
   const after = before && applyLoosely(before, txs, coinbase);
-  const base = makeHeader({
-    version: BLOCK_VERSION,
+  const base = templateHeader({
     height,
     prevHash: parent.hash,
-    merkleRoot: computeMerkleRoot(height, coinbase, txs),
+    coinbase,
+    txs,
     stateRoot: o.stateRoot ?? after!.root,
     timestamp: o.timestamp ?? parent.header.timestamp + (o.spacing ?? params.blockTime),
     target,
-    nonce: 0n,
   });
   let nonce: bigint | undefined;
   if (o.badPow) {
@@ -65,7 +64,7 @@ export function mineChild(params: ChainParams, parent: Parent, txs: readonly Tra
   }
   const block = makeBlock(makeHeader({ ...base, nonce }), coinbase, txs);
   anchors.set(hex(block.header.hash), height === 1 ? block.header.timestamp : anchor!);
-  if (after) rememberState(block.header.hash, after);
+  if (after) rememberState(block.header.hash, after, 2 * txs.length + 1);
   return block;
 }
 

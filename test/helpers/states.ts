@@ -15,32 +15,47 @@ import { MemoryStateTree } from '../../ledger/smt-memory.ts';
 import type { Transaction } from '../../ledger/transaction.ts';
 
 /**
- * States kept: each costs only the nodes its block changed, but a benchmark's 500-transaction
- * blocks change a thousand paths, and a kept state is heap the measured code then shares.
+ * States kept, by what they cost: each costs only the nodes its block changed, about a path per
+ * account it touched (its weight), and a benchmark's 500-transaction blocks change a thousand
+ * paths, a kept state being heap the measured code then shares. So the bound is on the weight
+ * kept: 32 such blocks, or thousands of coinbase-only ones (a test that forks deep below a long
+ * chain, at the block index window's edge, needs those).
  */
-const KEEP = 32;
+const KEEP_WEIGHT = 32_000;
 /** A state, or how to make it from its parent's when someone asks (a TipHarness's blocks: benchmarks connect many and ask for none). */
 type Known = MemoryStateTree | { readonly parent: string; readonly changes: () => readonly StateChange[] };
 const states = new Map<string, Known>();
+const weights = new Map<string, number>();
+let kept = 0;
 
-function remember(key: string, state: Known): void {
+function remember(key: string, state: Known, weight: number): void {
   states.delete(key);
   states.set(key, state);
-  if (states.size > KEEP) states.delete(states.keys().next().value!);
+  kept += weight - (weights.get(key) ?? 0);
+  weights.set(key, weight);
+  while (kept > KEEP_WEIGHT && states.size > 1) {
+    const oldest = states.keys().next().value!;
+    states.delete(oldest);
+    kept -= weights.get(oldest) ?? 0;
+    weights.delete(oldest);
+  }
 }
 
 /** Forgets every state: for a benchmark, once its chain is built, so that what it measures does not share a heap with them. */
 export function forgetStates(): void {
   states.clear();
+  weights.clear();
+  kept = 0;
 }
 
-export function rememberState(blockHash: Uint8Array, tree: MemoryStateTree): void {
-  remember(toHex(blockHash), tree);
+/** `weight`: about the accounts the state's block touched (a whole store's state: its accounts). */
+export function rememberState(blockHash: Uint8Array, tree: MemoryStateTree, weight = 1000): void {
+  remember(toHex(blockHash), tree, weight);
 }
 
 /** The state after `blockHash` is its parent's with `changes`, both worked out only if asked for. */
-export function rememberChanges(blockHash: Uint8Array, parentHash: Uint8Array, changes: () => readonly StateChange[]): void {
-  remember(toHex(blockHash), { parent: toHex(parentHash), changes });
+export function rememberChanges(blockHash: Uint8Array, parentHash: Uint8Array, changes: () => readonly StateChange[], weight: number): void {
+  remember(toHex(blockHash), { parent: toHex(parentHash), changes }, weight);
 }
 
 function resolve(key: string): MemoryStateTree | undefined {

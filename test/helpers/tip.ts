@@ -31,7 +31,7 @@ export class TipHarness {
     checkBlockBody(block, this.db.params);
     const effects = await connectBlock(this.db, this.db.params, this.tip, block as SaneBlock, { signatures });
     if (!knowsState(this.tip.hash)) rememberState(this.tip.hash, await stateOfStore(this.db));
-    rememberChanges(block.header.hash, this.tip.hash, () => changesOfEffects(effects));
+    rememberChanges(block.header.hash, this.tip.hash, () => changesOfEffects(effects), 2 * block.txs.length + 1);
     this.tip = { hash: block.header.hash, height: block.header.height };
     return effects;
   }

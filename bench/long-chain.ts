@@ -1,0 +1,178 @@
+/**
+ * The long-chain suite of issue #18: nodes on chains of millions of blocks, made by `cairn
+ * generate` and cached under the OS temp folder (keyed by the parameters and the code that
+ * decides their bytes), so a second run reuses them.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { createWriteStream, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { parseGenesis } from '../ledger/genesis.ts';
+import { ChainDB } from '../ledger/chaindb.ts';
+import { MemoryDisk } from '../ledger/kv-memory.ts';
+import { generateChain, generatorGenesis, generatorKey, generatorSenders } from '../consensus/generate.ts';
+import { RpcClient } from '../cli/rpc-client.ts';
+import { generateDatadir } from '../cli/cmd-generate.ts';
+import { createNode } from '../node/launch.ts';
+import { CAIRN_BIN, exited, stopProcess, track } from '../test/helpers/cluster.ts';
+import { atLeast, below, metric, type Metric, type Suite, type SuiteContext } from './report.ts';
+
+const CACHE = join(tmpdir(), 'cairn-bench-chains');
+const OPEN_TIMEOUT_MS = 120_000;
+const HEADER_SYNC_TIMEOUT_MS = 600_000;
+
+/**
+ * What the code in this checkout writes for a chain: the whole store of a small generated chain
+ * (fixed clock, transfers included), hashed. A cached chain made by code that writes other
+ * bytes (another header, another layout) is made again; one made by code that writes the same
+ * is reused, whatever else changed.
+ */
+async function formatKey(): Promise<string> {
+  const now = 1_800_000_000;
+  const params = generatorGenesis({ blocks: 30, txsPerBlock: 2, accounts: 3, now });
+  const disk = new MemoryDisk();
+  const db = await ChainDB.open(disk.open(), params);
+  await generateChain(db, { blocks: 30, txsPerBlock: 2, senders: generatorSenders(2), miner: generatorKey(0).address, now });
+  await db.close();
+  const h = createHash('sha256');
+  for (const [key, { value }] of [...disk.entries].sort(([a], [b]) => (a < b ? -1 : 1))) h.update(key).update(value);
+  return h.digest('hex').slice(0, 12);
+}
+
+/** A generated chain of `blocks` empty blocks, from the cache or made now (and the rate it was made at, then). */
+async function cachedChain(ctx: SuiteContext, blocks: number): Promise<{ datadir: string; generatedPerSec?: number }> {
+  const key = await formatKey();
+  const datadir = join(CACHE, `${blocks}-blocks-${key}`);
+  const done = `${datadir}.complete`;
+  if (existsSync(done)) {
+    ctx.log(`long-chain: reusing the ${blocks}-block chain in ${datadir}`);
+    return { datadir };
+  }
+  rmSync(datadir, { recursive: true, force: true }); // what an interrupted run left
+  ctx.log(`long-chain: generating ${blocks} blocks into ${datadir} (cached for later runs)`);
+  const made = await generateDatadir({ datadir, blocks, onProgress: (h) => ctx.log(`long-chain: generated ${h} of ${blocks}`) });
+  writeFileSync(done, JSON.stringify({ blocks, seconds: made.seconds }));
+  return { datadir, generatedPerSec: blocks / made.seconds };
+}
+
+function rssMb(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024;
+}
+
+interface OpenRun {
+  readonly ms: number;
+  readonly rssMb: number;
+  readonly child: ChildProcess;
+  readonly client: RpcClient;
+}
+
+/**
+ * Starts `cairn node` on the chain as a user would (the launcher, the build in dist/, its own
+ * memory settings) and times it from spawn to the first `status` answered over RPC; the RSS is
+ * read at that moment. The node keeps running for the caller to use or stop.
+ */
+async function openNode(ctx: SuiteContext, datadir: string, logName: string): Promise<OpenRun> {
+  rmSync(join(datadir, 'rpc.json'), { force: true });
+  const args = [CAIRN_BIN, 'node', '--datadir', datadir, '--p2p-host', '127.0.0.1', '--p2p-port', '0', '--rpc-port', '0', '--no-mdns', '--log-level', 'info'];
+  const { UV_THREADPOOL_SIZE: _benchOnly, ...env } = process.env;
+  const started = performance.now();
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
+  track(child);
+  const log = createWriteStream(join(ctx.tempDir('cairn-bench-long-').path, `${logName}.log`));
+  child.stdout!.pipe(log);
+  child.stderr!.pipe(log);
+  for (;;) {
+    if (exited(child)) throw new Error(`the node on ${datadir} exited (${child.exitCode ?? child.signalCode})`);
+    try {
+      const client = await RpcClient.fromDatadir(datadir);
+      await client.call('status', {});
+      const ms = performance.now() - started;
+      return { ms, rssMb: rssMb(child.pid!), child, client };
+    } catch {
+      if (performance.now() - started > OPEN_TIMEOUT_MS) throw new Error(`the node on ${datadir} did not answer status within ${OPEN_TIMEOUT_MS} ms`);
+      await sleep(10);
+    }
+  }
+}
+
+/** Opens the chain `ctx.runs` times: how long until `status` answers, and the RSS then. */
+async function openRuns(ctx: SuiteContext, blocks: number, datadir: string): Promise<{ ms: number[]; rss: number[] }> {
+  const ms: number[] = [];
+  const rss: number[] = [];
+  for (let i = 0; i < ctx.runs; i++) {
+    const run = await openNode(ctx, datadir, `open-${blocks}-${i}`);
+    const status = await run.client.call('status', {});
+    if (status.height < blocks) throw new Error(`the node opened at height ${status.height}, below the ${blocks} generated`);
+    await stopProcess(run.child);
+    ms.push(run.ms);
+    rss.push(run.rssMb);
+    ctx.log(`long-chain: ${blocks} blocks: status after ${run.ms.toFixed(0)} ms at ${run.rssMb.toFixed(0)} MB RSS`);
+  }
+  return { ms, rss };
+}
+
+/**
+ * A fresh node (in this process, real libp2p and LevelDB) joins a `cairn node` serving the
+ * chain: headers per second from its start until every header is checked (the sync's
+ * `download` event), bodies left aside.
+ */
+async function headerSyncRuns(ctx: SuiteContext, blocks: number, datadir: string, runs: number): Promise<number[]> {
+  const params = parseGenesis(readFileSync(join(datadir, 'genesis.json'), 'utf8'));
+  const server = await openNode(ctx, datadir, `serve-${blocks}`);
+  const rates: number[] = [];
+  try {
+    const listen = (await server.client.call('status', {})).listen.filter((a) => a.includes('/127.0.0.1/'));
+    for (let i = 0; i < runs; i++) {
+      const node = createNode({ datadir: ctx.tempDir('cairn-bench-headers-').path, params, listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: listen, mdns: false });
+      const started = performance.now();
+      let checked = 0;
+      await node.start();
+      // Subscribed once the node has its sync; its first headers are a round trip away still.
+      const headersDone = new Promise<number>((resolve) => {
+        node.sync.on('headers', (height) => (checked = height));
+        node.sync.once('download', (count) => resolve(count));
+      });
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`header sync reached ${checked} of ${blocks} in ${HEADER_SYNC_TIMEOUT_MS} ms`)), HEADER_SYNC_TIMEOUT_MS)));
+      try {
+        const count = await Promise.race([headersDone, timeout]);
+        const seconds = (performance.now() - started) / 1000;
+        rates.push(count / seconds);
+        ctx.log(`long-chain: ${count} headers in ${seconds.toFixed(1)} s: ${(count / seconds).toFixed(0)}/s`);
+      } finally {
+        clearTimeout(timer);
+        await node.stop();
+      }
+    }
+  } finally {
+    await stopProcess(server.child);
+  }
+  return rates;
+}
+
+export const longChainSuite: Suite = {
+  name: 'long-chain',
+  description: 'nodes on generated chains of 1M and 10M blocks: open time, RSS, header sync (issue #18)',
+  onlyWhenNamed: true,
+  async run(ctx) {
+    const sizes = ctx.quick ? [100_000, 1_000_000] : [1_000_000, 10_000_000];
+    const metrics: Metric[] = [];
+    for (const blocks of sizes) {
+      const { datadir, generatedPerSec } = await cachedChain(ctx, blocks);
+      const tag = blocks >= 1_000_000 ? `${blocks / 1_000_000}M` : `${blocks / 1000}k`;
+      if (generatedPerSec !== undefined) metrics.push(metric({ key: `generatePerSec${tag}`, label: `cairn generate, ${tag} empty blocks`, unit: 'block/s', runs: [generatedPerSec], target: atLeast(20_000), note: 'once, when the chain was not cached yet' }));
+      const open = await openRuns(ctx, blocks, datadir);
+      const big = blocks === sizes.at(-1);
+      metrics.push(metric({ key: `openMs${tag}`, label: `cairn node on ${tag} blocks: start to status over RPC`, unit: 'ms', runs: open.ms, ...(big ? { target: below(3000) } : {}) }));
+      metrics.push(metric({ key: `openRssMb${tag}`, label: `cairn node on ${tag} blocks: RSS when status answers`, unit: 'MB', runs: open.rss, ...(big ? { target: below(250) } : {}) }));
+    }
+    const syncSize = sizes[sizes.length - 2]!;
+    const { datadir } = await cachedChain(ctx, syncSize);
+    const rates = await headerSyncRuns(ctx, syncSize, datadir, Math.min(ctx.runs, 3));
+    metrics.push(metric({ key: 'headerSyncPerSec', label: `header sync of ${syncSize} headers from one peer over libp2p`, unit: 'header/s', runs: rates, target: atLeast(50_000) }));
+    return metrics;
+  },
+};

@@ -1,0 +1,145 @@
+import { bytesEqual } from '../ledger/bytes.ts';
+import { HEADER_BYTES, type BlockHeader } from '../ledger/block.ts';
+import type { Chain } from '../consensus/chain.ts';
+import type { HeaderChainCheck } from '../consensus/headers.ts';
+import type { NetworkNames } from './protocols.ts';
+import type { Transport } from './transport.ts';
+import { MAX_HEADERS_PER_RESPONSE, decodeGetHeaderRange, decodeHeaders, encodeGetHeaderRange, encodeHeaderBytes, type Status } from './wire.ts';
+
+const HEADERS_TIMEOUT_MS = 10_000;
+/**
+ * Header ranges asked of the peer at once. One at a time leaves both ends idle for a round trip
+ * per 2,000 headers; a few keep the checker busy while the next ranges travel.
+ */
+const RANGES_IN_FLIGHT = 8;
+/** Below the height both chains share, how far back the first range starts: most forks are shallow. */
+const FIRST_LOOK_BACK = 16;
+/** Lying about the chain, or sending what does not match what was asked for, is a ban. */
+export const LIE = 100;
+
+/** Something a peer provably did wrong in the sync protocol. */
+export class PeerFault extends Error {
+  readonly score: number;
+  constructor(message: string, score: number) {
+    super(message);
+    this.score = score;
+  }
+}
+
+/**
+ * The answer to getHeaderRange, for every peer that asks (a syncing full node, a light client):
+ * main-chain headers by height from the window, or below it from the store's records in one range
+ * scan, as stored (nothing decoded or hashed), so a height costs the same at any depth.
+ */
+export async function answerHeaderRange(chain: Chain, request: Uint8Array): Promise<Uint8Array> {
+  const { from, count } = decodeGetHeaderRange(request);
+  return encodeHeaderBytes(await chain.byHeight.headerBytes(from, count));
+}
+
+/** A peer's header chain beyond the block both chains share, checked and written to the scratch list. */
+export interface HeaderChain {
+  readonly fork: { readonly height: number };
+  readonly check: HeaderChainCheck;
+  /**
+   * False when the peer's chain moved while we fetched it (a reorganisation there): what was
+   * checked still holds, but falling short of the work it claimed proves nothing.
+   */
+  readonly complete: boolean;
+}
+
+export interface HeaderSyncOptions {
+  readonly transport: Transport;
+  readonly names: NetworkNames;
+  readonly chain: Chain;
+  readonly clock: () => number;
+  readonly onProgress: (height: number) => void;
+}
+
+/**
+ * Fetches `peer`'s header chain by height ranges, several in flight: finds the last block its
+ * chain shares with ours within our reorg depth, then checks every header after it in order
+ * (HeaderChainCheck) and stores their hashes by height in the store's scratch list as it goes,
+ * so a chain of millions of headers never sits in memory. Undefined when the chains share
+ * nothing within our reorg depth (a fork we would not follow: nobody's fault) or when the peer
+ * has nothing beyond the shared block.
+ */
+export async function fetchHeaderChain(o: HeaderSyncOptions, peer: string, claimed: Status): Promise<HeaderChain | undefined> {
+  const { chain } = o;
+  const range = async (start: number, count: number): Promise<BlockHeader[]> => {
+    const bytes = await o.transport.request(peer, o.names.headerRange, encodeGetHeaderRange(start, count), {
+      timeoutMs: HEADERS_TIMEOUT_MS,
+      maxBytes: 16 + count * HEADER_BYTES,
+    });
+    const headers = decodeHeaders(bytes);
+    if (headers.length > count) throw new PeerFault(`${headers.length} headers for a range of ${count}`, LIE);
+    headers.forEach((h, i) => {
+      if (h.height !== start + i) throw new PeerFault(`a header of height ${h.height} at ${start + i} of a range`, LIE);
+    });
+    return headers;
+  };
+
+  const found = await findFork(chain, claimed, range);
+  if (!found) return undefined;
+  const { forkHeight, headers: first, more } = found;
+  const check = await chain.headerCheckFrom(forkHeight, o.clock());
+  if (!check) return undefined; // the tip moved meanwhile and the fork is now too deep
+  const fork = { height: forkHeight };
+  const accept = async (headers: readonly BlockHeader[]) => {
+    const from = check.tipHeight + 1;
+    check.extend(headers); // throws ConsensusError with its ban score
+    await chain.db.history.putPending(from, headers.map((h) => h.hash));
+    o.onProgress(check.tipHeight);
+    if (check.tipHeight > claimed.height + MAX_HEADERS_PER_RESPONSE) throw new PeerFault('more headers than its status claimed', LIE);
+  };
+  await accept(first);
+  if (!more) return { fork, check, complete: true };
+
+  const inFlight: Promise<BlockHeader[] | Error>[] = [];
+  let ask = check.tipHeight + 1;
+  for (;;) {
+    while (inFlight.length < RANGES_IN_FLIGHT && ask <= claimed.height) {
+      inFlight.push(range(ask, MAX_HEADERS_PER_RESPONSE).catch((err: Error) => err));
+      ask += MAX_HEADERS_PER_RESPONSE;
+    }
+    const next = inFlight.shift();
+    if (!next) return { fork, check, complete: true };
+    const headers = await next;
+    if (headers instanceof Error) throw headers;
+    if (headers.length === 0) return { fork, check, complete: true };
+    if (!bytesEqual(headers[0]!.prevHash, check.tipHash)) return { fork, check, complete: false };
+    await accept(headers);
+    if (headers.length < MAX_HEADERS_PER_RESPONSE) return { fork, check, complete: true };
+  }
+}
+
+/**
+ * The last block of our main chain that the peer's chain holds too, no deeper than our fork
+ * floor, and the peer's headers after it from the same range. Compares the peer's headers by
+ * height with our own (from the window, or the store below it), a few below the lower of the
+ * two tips first, then from the floor.
+ */
+async function findFork(
+  chain: Chain,
+  claimed: Status,
+  range: (start: number, count: number) => Promise<BlockHeader[]>,
+): Promise<{ forkHeight: number; headers: BlockHeader[]; more: boolean } | undefined> {
+  const floor = chain.forkFloor;
+  const top = Math.min(chain.tip.height, claimed.height);
+  if (top < floor) return undefined; // its whole chain is below anything we could reorganise to
+  let from = Math.max(floor, top - FIRST_LOOK_BACK);
+  for (;;) {
+    const headers = await range(from + 1, MAX_HEADERS_PER_RESPONSE);
+    const ours = await chain.byHeight.hashes(from, headers.length + 1);
+    if (headers.length === 0 || ours.length === 0) return undefined;
+    if (!bytesEqual(headers[0]!.prevHash, ours[0]!)) {
+      if (from <= floor) return undefined; // forks below what we follow
+      from = floor;
+      continue;
+    }
+    let i = 0;
+    while (i < headers.length && i + 1 < ours.length && bytesEqual(ours[i + 1]!, headers[i]!.hash)) i++;
+    const full = headers.length === MAX_HEADERS_PER_RESPONSE;
+    if (i < headers.length || !full) return { forkHeight: from + i, headers: headers.slice(i), more: full };
+    from += headers.length; // every one of them is ours too
+  }
+}

@@ -1,0 +1,77 @@
+import type { Chain } from '../consensus/chain.ts';
+import type { Env } from './env.ts';
+
+/** Blocks pruned per batch at most (fewer when they hold many transactions): one atomic write. */
+const CHUNK = 1_000;
+
+/**
+ * Deletes the bodies, undo data and transaction index of main-chain blocks more than `keep`
+ * below the tip, in the background: a chunk at a time after the tip moves, each chunk ONE batch
+ * with the new pruning mark (ledger/history.ts), never part of a block's commit, and on its own
+ * turn of the event loop so imports and RPC go on meanwhile. Headers, the index and the state
+ * stay. `keep` is at least the chain's reorg depth, so a reorganisation always finds the undo
+ * data and bodies it needs. A kill between chunks, or within one, leaves a store that reopens
+ * with the mark where the last whole chunk put it, and the next start carries on.
+ */
+export class Pruner {
+  private readonly chain: Chain;
+  private readonly env: Env;
+  readonly keep: number;
+  private running: Promise<void> | undefined;
+  private stopped = false;
+  private readonly onTip = () => this.schedule();
+  /** Told of every chunk pruned (the node logs it), and of a chunk that failed (the next tip tries again). */
+  private readonly report: (height: number, err?: Error) => void;
+  /** The highest height something else still needs the bodies up to (the address index's backfill). */
+  private readonly needed: () => number;
+
+  constructor(chain: Chain, env: Env, keep: number, report: (height: number, err?: Error) => void = () => {}, needed: () => number = () => Infinity) {
+    if (!Number.isSafeInteger(keep) || keep < chain.reorgDepth) {
+      throw new RangeError(`pruning must keep at least the ${chain.reorgDepth} blocks of the deepest reorganisation followed, not ${keep}`);
+    }
+    this.chain = chain;
+    this.env = env;
+    this.keep = keep;
+    this.report = report;
+    this.needed = needed;
+  }
+
+  start(): void {
+    this.chain.on('tip', this.onTip);
+    this.schedule();
+  }
+
+  /** Resolves once no chunk is being written (the store can then be closed). */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.chain.off('tip', this.onTip);
+    await this.running;
+  }
+
+  /** Resolves when everything prunable now is pruned: for tests. */
+  async idle(): Promise<void> {
+    while (this.running) await this.running;
+  }
+
+  /** The highest height that may be pruned now. */
+  private target(): number {
+    return Math.min(this.chain.tip.height - this.keep, this.needed());
+  }
+
+  /** Prunes what may be pruned now, in the background: on every new tip, and when what held it back (needed) moved. */
+  schedule(): void {
+    if (this.running || this.stopped || this.target() <= this.chain.db.history.prunedHeight) return;
+    this.running = new Promise<void>((resolve) => this.env.defer(resolve))
+      .then(() => this.run())
+      .catch((err: Error) => this.report(this.chain.db.history.prunedHeight, err))
+      .finally(() => (this.running = undefined));
+  }
+
+  private async run(): Promise<void> {
+    const history = this.chain.db.history;
+    while (!this.stopped && this.target() > history.prunedHeight) {
+      this.report(await history.prune(Math.min(this.target(), history.prunedHeight + CHUNK)));
+      await new Promise<void>((resolve) => this.env.defer(resolve)); // let imports and RPC in between chunks
+    }
+  }
+}

@@ -1,0 +1,96 @@
+/**
+ * Header sync by height ranges (node/header-sync.ts): the fork point found by comparing heights,
+ * every header checked and its hash written to the store's scratch list, and blame only for what
+ * a peer provably did.
+ */
+import assert from 'node:assert/strict';
+import { toHex } from '../ledger/bytes.ts';
+import { CairnError } from '../ledger/errors.ts';
+import { MemoryDisk } from '../ledger/kv-memory.ts';
+import { ChainDB } from '../ledger/chaindb.ts';
+import type { Block, BlockHeader } from '../ledger/block.ts';
+import { Chain } from '../consensus/chain.ts';
+import { fetchHeaderChain, PeerFault } from '../node/header-sync.ts';
+import { networkNames } from '../node/protocols.ts';
+import type { Transport } from '../node/transport.ts';
+import { decodeGetHeaderRange, decodeStatus, encodeGetHeaderRange, encodeHeaders, encodeStatus, type Status } from '../node/wire.ts';
+import { testKey, testParams } from './helpers/fixtures.ts';
+import { asParent, mineChain, mineChild } from './helpers/mining.ts';
+
+const params = testParams();
+const now = params.timestamp + 100_000_000;
+
+describe('header sync by height ranges', function () {
+  this.timeout(60_000);
+  let db: ChainDB;
+  let chain: Chain;
+  let ours: Block[];
+
+  beforeEach(async () => {
+    db = await ChainDB.open(new MemoryDisk().open(), params);
+    chain = await Chain.open(db, { clock: () => now, reorgDepth: 20, window: 4 });
+    ours = mineChain(params, asParent(db.genesis), 40, { miner: testKey(1).address });
+    for (const b of ours) await chain.processBlock(b);
+  });
+  afterEach(() => db.close());
+
+  /** A peer whose main chain is `headers` (heights 1 on), answering ranges as the protocol says, or as `answer` lies. */
+  function peer(headers: readonly BlockHeader[], answer?: (start: number, count: number) => BlockHeader[]) {
+    const asked: number[] = [];
+    const transport = {
+      async request(_peer: string, _protocol: string, body: Uint8Array) {
+        const { from, count } = decodeGetHeaderRange(body);
+        asked.push(from);
+        return encodeHeaders(answer ? answer(from, count) : headers.slice(from - 1, from - 1 + count));
+      },
+    } as unknown as Transport;
+    const status = (): Status => ({ genesis: db.genesis.header.hash, height: headers.length, tipHash: headers.at(-1)!.hash, totalWork: 1n << 200n, prunedHeight: 0 });
+    const o = { transport, names: networkNames(db.genesis.header.hash), chain, clock: () => now, onProgress: () => {} };
+    return { asked, fetch: () => fetchHeaderChain(o, 'peer', status()) };
+  }
+
+  it('finds the fork point by height and checks a long chain range by range, keeping only the hashes', async () => {
+    const theirs = [...ours.slice(0, 30), ...mineChain(params, asParent(ours[29]!), 4_500, { miner: testKey(2).address })].map((b) => b.header);
+    const p = peer(theirs);
+    const found = (await p.fetch())!;
+    assert.equal(found.fork.height, 30);
+    assert.equal(found.complete, true);
+    assert.equal(found.check.tipHeight, 4_530);
+    const stored = await db.history.pending(31, 4_500);
+    assert.deepEqual(stored.map(toHex), theirs.slice(30).map((h) => toHex(h.hash)));
+    assert.ok(p.asked.length >= 3 && p.asked[0] === 40 - 16 + 1, `ranges asked from ${p.asked.join(', ')}`);
+  });
+
+  it('leaves alone a peer whose chain forks below the fork floor, and one whose chain moved while we fetched it', async () => {
+    const deep = mineChain(params, asParent(ours[9]!), 60, { miner: testKey(3).address }).map((b) => b.header);
+    assert.equal(await peer([...ours.slice(0, 10).map((b) => b.header), ...deep]).fetch(), undefined, 'forks at 10, the floor is 20');
+
+    const first = mineChain(params, asParent(ours.at(-1)!), 2_500, { miner: testKey(4).address }).map((b) => b.header);
+    const fork = first[1_000]!;
+    const moved = mineChain(params, { hash: fork.hash, height: fork.height, header: fork }, 3_000, { miner: testKey(5).address }).map((b) => b.header);
+    const before = [...ours.map((b) => b.header), ...first];
+    const after = [...before.slice(0, 41 + 1_000), ...moved];
+    let served = 0;
+    const p = peer(before, (start, count) => (served++ === 0 ? before : after).slice(start - 1, start - 1 + count));
+    const found = (await p.fetch())!;
+    assert.equal(found.complete, false, 'its next range did not follow what we had checked');
+    assert.ok(found.check.tipHeight > 40, 'what was checked stands');
+  });
+
+  it('blames a peer for headers at other heights than asked, and for headers that break a rule', async () => {
+    const theirs = [...ours.map((b) => b.header), ...mineChain(params, asParent(ours.at(-1)!), 30, { miner: testKey(6).address }).map((b) => b.header)];
+    const shifted = peer(theirs, (start, count) => theirs.slice(start, start + count));
+    await assert.rejects(shifted.fetch(), (err: unknown) => err instanceof PeerFault && err.score === 100);
+
+    const bad = mineChild(params, asParent(ours.at(-1)!), [], { badPow: true, miner: testKey(7).address }).header;
+    await assert.rejects(peer([...ours.map((b) => b.header), bad]).fetch(), (err: unknown) => err instanceof CairnError && err.code === 'HEADER_BAD_POW');
+  });
+
+  it('decodes the range request and the status strictly', () => {
+    assert.throws(() => decodeGetHeaderRange(encodeGetHeaderRange(5, 0)), /header count 0/);
+    assert.throws(() => decodeGetHeaderRange(encodeGetHeaderRange(5, 2_001)), /header count 2001/);
+    const status = { genesis: db.genesis.header.hash, height: 10, tipHash: new Uint8Array(32), totalWork: 5n };
+    assert.equal(decodeStatus(encodeStatus({ ...status, prunedHeight: 10 })).prunedHeight, 10);
+    assert.throws(() => decodeStatus(encodeStatus({ ...status, prunedHeight: 11 })), /pruned height 11 above the tip/);
+  });
+});
