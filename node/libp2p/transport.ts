@@ -50,17 +50,19 @@ export class Libp2pTransport extends EventEmitter<TransportEvents> implements Tr
 
   static async create(o: Libp2pTransportOptions): Promise<Libp2pTransport> {
     const denied = (peer: PeerId) => o.gate.denied(peer.toString());
+    let transport: Libp2pTransport | undefined;
     const host = await createHost({
       ...o,
+      onDiscovered: (peer) => transport?.heardOf(peer),
       gater: {
         denyDialPeer: async (peer: PeerId) => denied(peer),
         denyOutboundEncryptedConnection: async (peer: PeerId) => denied(peer),
         denyInboundEncryptedConnection: async (peer: PeerId) => denied(peer),
       },
     });
-    const t = new Libp2pTransport(host);
-    t.wire();
-    return t;
+    transport = new Libp2pTransport(host);
+    transport.wire();
+    return transport;
   }
 
   private wire(): void {
@@ -80,14 +82,16 @@ export class Libp2pTransport extends EventEmitter<TransportEvents> implements Tr
       const id = peerId.toString();
       this.emit('peer:ready', id, listenAddrs.map((a) => a.encapsulate(`/p2p/${id}`).toString()));
     });
-    host.addEventListener('peer:discovery', (e: CustomEvent<PeerInfo>) => {
-      const { id, multiaddrs } = e.detail;
-      if (id.equals(host.peerId)) return;
-      const peer = id.toString();
-      const addrs = multiaddrs.map((a) => (a.getComponents().some((c) => c.name === 'p2p') ? a : a.encapsulate(`/p2p/${peer}`)).toString());
-      this.emit('peer:discovered', peer, addrs);
-    });
+    host.addEventListener('peer:discovery', (e: CustomEvent<PeerInfo>) => this.heardOf(e.detail));
     host.services.pubsub.addEventListener('gossipsub:heartbeat', this.onHeartbeat);
+  }
+
+  /** A peer announced by discovery (mDNS, the DHT, the bootstrap list): worth telling the node while we are not connected to it. */
+  private heardOf({ id, multiaddrs }: PeerInfo): void {
+    if (id.equals(this.host.peerId) || multiaddrs.length === 0 || this.host.getConnections(id).length > 0) return;
+    const peer = id.toString();
+    const addrs = multiaddrs.map((a) => (a.getComponents().some((c) => c.name === 'p2p') ? a : a.encapsulate(`/p2p/${peer}`)).toString());
+    this.emit('peer:discovered', peer, addrs);
   }
 
   get peerId(): string {
