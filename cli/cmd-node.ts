@@ -4,6 +4,7 @@ import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { encodeAddress } from '../ledger/keys.ts';
 import { createNode } from '../node/launch.ts';
+import { checkPeerAddress } from '../node/libp2p/addresses.ts';
 import { Metrics } from '../node/metrics.ts';
 import { createKey, listKeys } from './keystore.ts';
 import { readPassword } from './password.ts';
@@ -74,6 +75,14 @@ export async function nodeCommand(argv: string[], out: Out): Promise<void> {
   const metricsPort = port(values, 'metrics-port');
   const threads = count(values, 'threads', 1, 256) ?? 1;
   const bootstrap = (values.bootstrap as string[] | undefined) ?? [];
+  for (const addr of bootstrap) {
+    try {
+      checkPeerAddress(addr);
+    } catch (err) {
+      throw new UsageError(`--bootstrap ${(err as Error).message}`);
+    }
+  }
+  const noPeersWarningMs = envSeconds('CAIRN_NO_PEERS_WARNING_SECONDS');
   const logger = createLogger(level);
 
   const settings = { datadir, p2pPort, rpcPort };
@@ -92,6 +101,7 @@ export async function nodeCommand(argv: string[], out: Out): Promise<void> {
     mdns,
     mine: coinbase ? { coinbase, threads } : undefined,
     rpc: { port: rpcPort },
+    noPeersWarningMs,
   });
   node.on('log', (lvl, msg, fields) => logger[lvl](fields ?? {}, msg));
   const stopping = new Promise<void>((resolveStop) => {
@@ -190,6 +200,14 @@ function envPort(name: string): number | undefined {
   return Number(v);
 }
 
+/** A whole number of seconds from environment variable `name`, in milliseconds. */
+function envSeconds(name: string): number | undefined {
+  const v = process.env[name];
+  if (v === undefined || v === '') return undefined;
+  if (!/^\d+$/.test(v) || Number(v) < 1 || Number(v) > 86_400) throw new UsageError(`${name} must be a whole number of seconds from 1 to 86400, got "${v}"`);
+  return Number(v) * 1000;
+}
+
 async function waitForNode(datadir: string, child: ChildProcess): Promise<{ listen: string[]; rpc: string }> {
   const deadline = Date.now() + 30_000;
   for (;;) {
@@ -225,8 +243,14 @@ DIR/keystore), creating one on first start, hashing on --threads of the node's w
 (default 1) whenever they have no signatures to check. Logs are JSON when stdout is not a terminal.
 Stops cleanly on SIGINT, SIGTERM or cairn stop.
 
+Peers: each --bootstrap names a node as /ip4/HOST/tcp/PORT/p2p/PEER_ID (checked before the node
+starts; one that cannot be reached is retried with backoff, and logged). mDNS finds nodes of the
+same network on the local network, the DHT finds the peers of peers. Alone for 30 s, the node
+says so, and what to check.
+
 Environment (a flag wins over its variable): CAIRN_P2P_PORT, CAIRN_RPC_PORT, CAIRN_P2P_HOST, and
 CAIRN_MDNS=off for --no-mdns. CAIRN_PASSWORD is the coinbase key's password (see cairn keys --help).
+CAIRN_NO_PEERS_WARNING_SECONDS moves the "no peers" warning (default 30).
 
 Examples:
   cairn node --mine

@@ -6,6 +6,8 @@ import type { MempoolPolicy } from '../ledger/mempool.ts';
 import { realEnv, type Env } from './env.ts';
 import { Libp2pTransport } from './libp2p/transport.ts';
 import { loadOrCreatePeerKey } from './libp2p/identity.ts';
+import { checkPeerAddress } from './libp2p/addresses.ts';
+import { mdnsRouteProblem } from './libp2p/multicast.ts';
 import { loadMempool, saveMempool } from './mempool-file.ts';
 import { Miner } from './miner.ts';
 import { CairnNode, type NodeService } from './node.ts';
@@ -33,6 +35,8 @@ export interface NodeConfig {
   readonly verifyThreads?: number;
   /** Time and randomness (default: the machine's). */
   readonly env?: Env;
+  /** How long the node may be without a peer before it warns (ms; default 30 s). */
+  readonly noPeersWarningMs?: number;
   /** Lets V8's heap grow further while downloading a long chain (a process-wide setting: off for several nodes in one process). */
   readonly heapGrowth?: boolean;
 }
@@ -43,6 +47,8 @@ export interface NodeConfig {
  * RPC server. Not started: call `start()`.
  */
 export function createNode(config: NodeConfig): CairnNode {
+  // A malformed bootstrap address is refused here, naming it, rather than never dialled.
+  for (const addr of config.bootstrap ?? []) checkPeerAddress(addr);
   const env = config.env ?? realEnv;
   const pool = new VerifyPool(config.verifyThreads);
   const services: ((node: CairnNode) => NodeService)[] = [];
@@ -85,6 +91,15 @@ export function createNode(config: NodeConfig): CairnNode {
       };
     });
   }
+  if (config.mdns ?? true) {
+    services.push((node) => ({
+      async start() {
+        const problem = await mdnsRouteProblem();
+        if (problem) node.emit('log', 'warn', problem);
+      },
+      async stop() {},
+    }));
+  }
   if (config.heapGrowth) {
     services.push((node) => ({
       async start() {
@@ -118,6 +133,7 @@ export function createNode(config: NodeConfig): CairnNode {
     mempoolStore: { load: (mempool, now) => loadMempool(config.datadir, mempool, now), save: async (mempool) => void (await saveMempool(config.datadir, mempool)) },
     banSeconds: config.banSeconds,
     statusIntervalMs: config.statusIntervalMs,
+    noPeersWarningMs: config.noPeersWarningMs,
     services,
     release: () => pool.close(),
   });

@@ -15,7 +15,7 @@ import { Sync } from './sync.ts';
 import { TxRelay } from './tx-relay.ts';
 import { serveBlockTxs } from './compact.ts';
 import { TxSignatureVerifier, type SignatureVerifier } from './tx-signatures.ts';
-import type { ConnectionGate, Transport } from './transport.ts';
+import type { ConnectionGate, ConnectionInfo, Transport } from './transport.ts';
 import { PeerBook } from './peer-book.ts';
 
 /** Pending transactions kept across restarts (a file for real nodes). */
@@ -50,6 +50,8 @@ export interface NodeParts {
   readonly banSeconds?: number;
   /** How often to ask every peer for its status again (ms): how a node notices it fell behind. */
   readonly statusIntervalMs?: number;
+  /** How long the node may be without a peer before it warns, and how often it repeats it (ms; default 30 s). */
+  readonly noPeersWarningMs?: number;
   /** Services started after the node and stopped before it (the miner, RPC, metrics). */
   readonly services?: readonly ((node: CairnNode) => NodeService)[];
   /** Released once the node has stopped (the worker threads). */
@@ -67,7 +69,7 @@ export interface NodeEvents {
 }
 
 /** How long a node may have no peer before it says so, and how often it repeats it. */
-const LONELY_AFTER_MS = 30_000;
+const NO_PEERS_WARNING_MS = 30_000;
 
 /**
  * One validating node: the store, the chain, the mempool, and a transport carrying gossip,
@@ -122,9 +124,9 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     this.names = networkNames(this.db.genesis.header.hash);
     this.transport = await p.createTransport(this.peers, this.names);
     this.book = new PeerBook(this.env, this.transport, this.peers);
-    this.book.onDialFailed = (peer, source, err) => {
-      if (source === 'bootstrap' || source === 'user') this.emit('log', 'warn', `cannot reach ${source} peer ${peer}: ${err.message} (retrying with backoff)`);
-      else this.emit('log', 'debug', `cannot reach discovered peer ${peer}: ${err.message}`);
+    this.book.onDialFailed = (peer, source, addrs, err) => {
+      if (source === 'bootstrap' || source === 'user') this.emit('log', 'warn', `cannot reach ${source} peer ${peer}: ${err.message} (retrying with backoff)`, { peer, addrs });
+      else this.emit('log', 'debug', `cannot reach ${source} peer ${peer}: ${err.message}`, { peer, addrs });
     };
     const common = { transport: this.transport, names: this.names, chain: this.chain, peers: this.peers, clock: this.clock };
     this.gossip = new Gossip({ ...common, mempool: this.mempool, signatures: this.signatures });
@@ -181,20 +183,27 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     this.sync.on('foreign', (peer) => this.peers.ban(peer, 'another network (genesis or protocols differ)'));
     this.gossip.on('orphan', (peer) => void this.sync.handshake(peer));
     const t = this.transport;
+    // What each connection was, for the line that says it ended (the transport has forgotten it by then).
+    const connections = new Map<string, ConnectionInfo>();
     t.on('peer:connect', (peer, info) => {
       this.lonelySince = undefined;
+      connections.set(peer, info);
       this.emit('log', 'info', 'peer connected', { peer, direction: info.direction, address: info.remoteAddr, peers: t.peers().length });
     });
     t.on('peer:disconnect', (peer) => {
       this.sync.forget(peer);
-      this.emit('log', 'info', 'peer disconnected', { peer, peers: t.peers().length });
+      const info = connections.get(peer);
+      connections.delete(peer);
+      this.emit('log', 'info', 'peer disconnected', { peer, direction: info?.direction, address: info?.remoteAddr, peers: t.peers().length });
     });
     t.on('peer:ready', (peer, listenAddrs) => {
       this.book.connected(peer, listenAddrs);
       void this.sync.handshake(peer).then((status) => status && this.txRelay.pushMempool(peer));
     });
     t.on('peer:discovered', (peer, addrs) => {
-      if (this.book.discovered(peer, addrs)) this.emit('log', 'debug', 'peer discovered', { peer, addrs });
+      if (!this.book.discovered(peer, addrs)) return;
+      this.emit('log', 'debug', 'peer discovered', { peer, addrs });
+      if (!this.stopped) this.book.redial(); // now, not at the next second's round
     });
     t.on('peer:misbehaved', (peer, score, reason) => void this.peers.penalize(peer, score, reason));
   }
@@ -207,7 +216,7 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     }
     const now = this.env.now();
     this.lonelySince ??= now;
-    if (now - this.lonelySince < LONELY_AFTER_MS) return;
+    if (now - this.lonelySince < (this.parts.noPeersWarningMs ?? NO_PEERS_WARNING_MS)) return;
     this.lonelySince = now;
     const known = this.book.size;
     this.emit('log', 'warn', known > 0 ? `no peers: none of the ${known} known peers answers; check that they run and that --bootstrap names them right` : 'no peers: give one with --bootstrap MULTIADDR (mDNS finds peers only on the local network)');
