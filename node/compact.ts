@@ -9,6 +9,7 @@ import { TX_BYTES, decodeTransaction, type Transaction } from '../ledger/transac
 import type { Transport } from './transport.ts';
 import type { NetworkNames } from './protocols.ts';
 import { WIRE_VERSION } from './wire.ts';
+import type { Serve } from './serving.ts';
 
 /**
  * Compact block relay, after Bitcoin's BIP 152: a new block travels as its header, coinbase and
@@ -110,12 +111,13 @@ export function decodeGetBlockTxs(bytes: Uint8Array): { blockHash: Uint8Array; i
  * lacks a few of them was tens of megabytes of garbage each time.
  */
 export async function serveBlockTxs(
-  transport: Transport,
+  serve: Serve,
   names: NetworkNames,
   getBlockBytes: (hash: Uint8Array) => Promise<Uint8Array | undefined>,
   onBadRequest: (peer: string, err: unknown) => void,
 ): Promise<void> {
-  await transport.handle(
+  await serve(
+    'blockTxs',
     names.blockTxs,
     async (req) => {
       const { blockHash, indexes } = decodeGetBlockTxs(req);

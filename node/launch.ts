@@ -8,6 +8,9 @@ import { Libp2pTransport } from './libp2p/transport.ts';
 import { loadOrCreatePeerKey } from './libp2p/identity.ts';
 import { checkPeerAddress } from './libp2p/addresses.ts';
 import { mdnsRouteProblem } from './libp2p/multicast.ts';
+import { banFile } from './ban-file.ts';
+import type { ServingLimits } from './serving.ts';
+import type { SlotLimits } from './slots.ts';
 import { loadMempool, saveMempool } from './mempool-file.ts';
 import { Miner } from './miner.ts';
 import { CairnNode, type NodeService } from './node.ts';
@@ -37,6 +40,10 @@ export interface NodeConfig {
   readonly env?: Env;
   /** How long the node may be without a peer before it warns (ms; default 30 s). */
   readonly noPeersWarningMs?: number;
+  /** Per-peer budgets on the request protocols (node/serving.ts). */
+  readonly serving?: Partial<ServingLimits>;
+  /** Inbound connections in all, per IP and per subnet (node/slots.ts). */
+  readonly connectionLimits?: Partial<SlotLimits>;
   /** Lets V8's heap grow further while downloading a long chain (a process-wide setting: off for several nodes in one process). */
   readonly heapGrowth?: boolean;
 }
@@ -131,6 +138,9 @@ export function createNode(config: NodeConfig): CairnNode {
     bootstrap: config.bootstrap,
     mempool: config.mempool,
     mempoolStore: { load: (mempool, now) => loadMempool(config.datadir, mempool, now), save: async (mempool) => void (await saveMempool(config.datadir, mempool)) },
+    banStore: banFile(config.datadir),
+    serving: config.serving,
+    connectionLimits: config.connectionLimits,
     banSeconds: config.banSeconds,
     statusIntervalMs: config.statusIntervalMs,
     noPeersWarningMs: config.noPeersWarningMs,

@@ -1,5 +1,21 @@
 import { createServer, type Server } from 'node:http';
 import type { NodeView } from './view.ts';
+import { networkMetrics, type NetworkMetric } from './peer-records.ts';
+
+/** Metrics with labels, each name's HELP and TYPE once. */
+function renderLabelled(metrics: readonly NetworkMetric[]): string {
+  const seen = new Set<string>();
+  let out = '';
+  for (const m of metrics) {
+    if (!seen.has(m.name)) {
+      seen.add(m.name);
+      out += `# HELP ${m.name} ${m.help}\n# TYPE ${m.name} ${m.type}\n`;
+    }
+    const labels = m.labels ? `{${Object.entries(m.labels).map(([k, v]) => `${k}="${v}"`).join(',')}}` : '';
+    out += `${m.name}${labels} ${m.value}\n`;
+  }
+  return out;
+}
 
 /**
  * Prometheus metrics on their own port (text exposition format 0.0.4). Gauges are read from the
@@ -41,7 +57,8 @@ export class Metrics {
       ['cairn_invalid_messages_total', 'counter', 'Gossip messages rejected as invalid', this.counters.invalidMessages],
       ['cairn_peer_bans_total', 'counter', 'Peers banned for misbehaviour', this.counters.bans],
     ];
-    return rows.map(([name, type, help, value]) => `# HELP ${name} ${help}\n# TYPE ${name} ${type}\n${name} ${value}\n`).join('');
+    const text = rows.map(([name, type, help, value]) => `# HELP ${name} ${help}\n# TYPE ${name} ${type}\n${name} ${value}\n`).join('');
+    return text + renderLabelled(networkMetrics(n.guard.stats, n.peers.bannedAddressCount));
   }
 
   async listen(port: number, host = '127.0.0.1'): Promise<number> {

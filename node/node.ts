@@ -9,7 +9,10 @@ import { Chain, type BlockOutcome, type Clock } from '../consensus/chain.ts';
 import type { OrphanLimits } from '../consensus/orphans.ts';
 import { secondsOf, type Env, type Timer } from './env.ts';
 import { Gossip } from './gossip.ts';
-import { PeerManager } from './peers.ts';
+import { PeerManager, type BanStore } from './peers.ts';
+import { NetworkGuard } from './guard.ts';
+import type { Serve, ServingLimits } from './serving.ts';
+import type { SlotLimits } from './slots.ts';
 import { networkNames, type NetworkNames } from './protocols.ts';
 import { Sync } from './sync.ts';
 import { TxRelay } from './tx-relay.ts';
@@ -52,6 +55,12 @@ export interface NodeParts {
   readonly statusIntervalMs?: number;
   /** How long the node may be without a peer before it warns, and how often it repeats it (ms; default 30 s). */
   readonly noPeersWarningMs?: number;
+  /** Per-peer budgets on the request protocols (default DEFAULT_SERVING_LIMITS). */
+  readonly serving?: Partial<ServingLimits>;
+  /** Inbound connections in all, per IP and per subnet (default DEFAULT_SLOT_LIMITS). */
+  readonly connectionLimits?: Partial<SlotLimits>;
+  /** Where bans are kept across restarts (a file in the datadir; memory in the simulator). */
+  readonly banStore?: BanStore;
   /** Services started after the node and stopped before it (the miner, RPC, metrics). */
   readonly services?: readonly ((node: CairnNode) => NodeService)[];
   /** Released once the node has stopped (the worker threads). */
@@ -91,6 +100,8 @@ export class CairnNode extends EventEmitter<NodeEvents> {
   sync!: Sync;
   txRelay!: TxRelay;
   signatures!: TxSignatureVerifier;
+  /** Connection slots, serving budgets, and what each peer gave and took. */
+  guard!: NetworkGuard;
   private book!: PeerBook;
   private readonly services: NodeService[] = [];
   private readonly timers: Timer[] = [];
@@ -120,27 +131,43 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     this.signatures = new TxSignatureVerifier(p.verifier);
     this.chain = await Chain.open(this.db, { clock: this.clock, signatures: this.signatures, orphanLimits: p.orphanLimits });
     this.mempool = new Mempool(this.db, p.params, p.mempool, (tx) => this.signatures.checkTx(tx));
-    this.peers = new PeerManager(this.clock, p.banSeconds);
+    this.peers = new PeerManager(this.clock, { banSeconds: p.banSeconds, limitLoopback: p.connectionLimits?.limitLoopback });
+    this.guard = new NetworkGuard({
+      env: this.env,
+      peers: this.peers,
+      serving: p.serving,
+      slots: p.connectionLimits,
+      banStore: p.banStore,
+      log: (level, message, fields) => this.emit('log', level, message, fields),
+    });
+    await this.guard.restoreBans();
     this.names = networkNames(this.db.genesis.header.hash);
-    this.transport = await p.createTransport(this.peers, this.names);
+    this.transport = await p.createTransport(this.guard.gate(), this.names);
+    this.guard.attach(this.transport);
     this.book = new PeerBook(this.env, this.transport, this.peers);
     this.book.onDialFailed = (peer, source, addrs, err) => {
       if (source === 'bootstrap' || source === 'user') this.emit('log', 'warn', `cannot reach ${source} peer ${peer}: ${err.message} (retrying with backoff)`, { peer, addrs });
       else this.emit('log', 'debug', `cannot reach ${source} peer ${peer}: ${err.message}`, { peer, addrs });
     };
-    const common = { transport: this.transport, names: this.names, chain: this.chain, peers: this.peers, clock: this.clock };
-    this.gossip = new Gossip({ ...common, mempool: this.mempool, signatures: this.signatures });
-    this.sync = new Sync({ ...common, preverify: (blocks) => this.signatures.preverify(blocks.flatMap((b) => b.txs)) });
+    const serve: Serve = (name, protocol, respond, options) => this.guard.handle(name, protocol, respond, options);
+    const common = { transport: this.transport, names: this.names, chain: this.chain, peers: this.peers, clock: this.clock, env: this.env, records: this.guard.records };
+    this.gossip = new Gossip({ ...common, mempool: this.mempool, signatures: this.signatures, stats: this.guard.stats, now: () => this.env.now() });
+    this.sync = new Sync({
+      ...common,
+      serve,
+      admitBlocks: (peer, blocks, height) => this.guard.serving.serveBlocks(peer, blocks, height),
+      preverify: (blocks) => this.signatures.preverify(blocks.flatMap((b) => b.txs)),
+    });
     if (p.mempoolStore) {
       const restored = await p.mempoolStore.load(this.mempool, this.clock());
       if (restored.admitted + restored.dropped > 0) this.emit('log', 'info', 'restored mempool', restored);
     }
-    this.txRelay = new TxRelay({ ...common, env: this.env, mempool: this.mempool, gossip: this.gossip, signatures: this.signatures });
+    this.txRelay = new TxRelay({ ...common, mempool: this.mempool, gossip: this.gossip, signatures: this.signatures, serve });
     this.wire();
     this.gossip.start();
     await this.sync.start();
     await this.txRelay.start();
-    await serveBlockTxs(this.transport, this.names, async (hash) => (await this.db.getBlocksBytes([hash]))[0], (peer, err) => this.peers.badRequest(peer, err));
+    await serveBlockTxs(serve, this.names, async (hash) => (await this.db.getBlocksBytes([hash]))[0], (peer, err) => this.peers.badRequest(peer, err));
     for (const addr of p.bootstrap ?? []) this.book.remember(addr, 'bootstrap');
 
     this.every(5_000, () => {
@@ -290,6 +317,7 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     this.gossip?.stop();
     this.txRelay?.stop();
     await this.transport?.stop();
+    await this.guard?.stop();
     await this.sync?.idle();
     await this.chain?.idle();
     if (this.mempool && this.parts.mempoolStore) await this.parts.mempoolStore.save(this.mempool).catch(() => {});

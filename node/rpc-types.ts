@@ -117,9 +117,18 @@ export interface FeeEstimate {
 export interface PeerResult {
   id: string;
   addrs: string[];
+  /** Who dialled: 'outbound' we did, 'inbound' it did. */
+  direction: 'inbound' | 'outbound' | null;
   height: number | null;
   totalWork: string | null;
   banScore: number;
+  /** Bytes it sent us (answers, gossip) and we served it, on this connection. */
+  bytesIn: number;
+  bytesOut: number;
+  /** Whether we are answering it "busy" now: it asked for more than its budget. */
+  throttled: boolean;
+  /** Its last status round trip, ms. */
+  rttMs: number | null;
 }
 
 export interface MempoolResult {
@@ -174,7 +183,7 @@ export const RPC_METHOD_HELP: { readonly [M in keyof RpcMethods]: string } = {
   getBlock: '{height} or {hash}: a block with its transaction ids',
   getBlocks: '{count?, to?}: summaries of the last main-chain blocks, newest first',
   getTips: 'the main chain tip and the tips of forks this node has seen',
-  getPeers: 'connected peers, their addresses, announced heights and ban scores',
+  getPeers: 'connected peers: direction, address, announced height, ban score, bytes in and out, throttled',
   getMempool: 'pending transactions',
   estimateFee: 'a fee that gets a transaction into the next block (never below the relay minimum)',
   sendRawTransaction: '{tx}: submit one signed transaction (hex)',

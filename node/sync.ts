@@ -5,9 +5,12 @@ import { decodeBlock } from '../ledger/block.ts';
 import type { Chain } from '../consensus/chain.ts';
 import { HeaderChainCheck } from '../consensus/headers.ts';
 import { checkBlockSanity, type SaneBlock } from '../consensus/sanity.ts';
+import { sleep, type Env } from './env.ts';
 import type { PeerManager } from './peers.ts';
+import type { PeerRecords } from './peer-records.ts';
+import type { Serve } from './serving.ts';
 import type { NetworkNames } from './protocols.ts';
-import { TransportError, type Transport } from './transport.ts';
+import { TransportError, busyError, type Busy, type Transport } from './transport.ts';
 import {
   MAX_BLOCKS_PER_REQUEST,
   MAX_HEADERS_PER_RESPONSE,
@@ -36,6 +39,14 @@ const READ_AHEAD_BATCHES = 8;
 const REQUESTS_PER_PEER = 2;
 /** Lying about the chain, or sending what does not match what was asked for, is a ban. */
 const LIE = 100;
+/** Busy answers in a row from one peer before a headers sync gives it up for this round. */
+const MAX_BUSY_IN_A_ROW = 5;
+/** Request caps, as docs/PROTOCOL.md writes them. */
+export const STATUS_REQUEST_MAX_BYTES = 1024;
+/** getHeaders: 01 ‖ count (1 byte up to 64) ‖ 64 hashes ‖ max u32 = 2,054 bytes, with room to spare. */
+export const GET_HEADERS_MAX_BYTES = 16 + 64 * 32 + 8;
+/** getBlocks: 01 ‖ count ‖ 64 hashes = 2,050 bytes. */
+export const GET_BLOCKS_MAX_BYTES = 4096;
 
 export interface SyncProgress {
   readonly height: number;
@@ -74,12 +85,23 @@ class InvalidChain extends Error {
   }
 }
 
+/**
+ * What the blocks responder asks the budgets (node/serving.ts) before it answers: how many of
+ * these blocks the peer gets now, given which it already has, or busy.
+ */
+export type AdmitBlocks = (peer: string, blocks: readonly { bytes: number; height: number | undefined; theirs: boolean }[], chainHeight: number) => number | Busy;
+
 export interface SyncOptions {
   readonly transport: Transport;
+  readonly env: Env;
   readonly names: NetworkNames;
   readonly chain: Chain;
   readonly peers: PeerManager;
   readonly clock: () => number;
+  readonly serve: Serve;
+  readonly admitBlocks?: AdmitBlocks;
+  /** Where round trips and blocks given are noted, for eviction. */
+  readonly records?: PeerRecords;
   /** Verifies a batch's signatures on every core as it arrives, ahead of its import. */
   readonly preverify?: (blocks: readonly SaneBlock[]) => Promise<void>;
 }
@@ -106,6 +128,10 @@ export class Sync extends EventEmitter<SyncEvents> {
   private running: Promise<void> | undefined;
   private again = false;
   private lastTarget = 0;
+  /** Status requests in flight, one per peer: handshakes asked for meanwhile share it. */
+  private readonly asking = new Map<string, Promise<Status | undefined>>();
+  /** Per peer and protocol: not to be asked before then (its busy answer said so). */
+  private readonly notBefore = new Map<string, number>();
 
   constructor(o: SyncOptions) {
     super();
@@ -124,28 +150,70 @@ export class Sync extends EventEmitter<SyncEvents> {
   }
 
   async start(): Promise<void> {
-    const { transport, names, chain, peers } = this.o;
+    const { serve, names, chain, peers } = this.o;
     const onBadRequest = (peer: string, err: unknown) => peers.badRequest(peer, err);
-    const limits = { timeoutMs: STATUS_TIMEOUT_MS, maxBytes: 1024, onBadRequest };
-    await transport.handle(names.status, async () => encodeStatus(this.ourStatus()), limits);
-    await transport.handle(
+    const limits = { timeoutMs: STATUS_TIMEOUT_MS, maxBytes: STATUS_REQUEST_MAX_BYTES, onBadRequest };
+    await serve('status', names.status, async () => encodeStatus(this.ourStatus()), limits);
+    await serve(
+      'headers',
       names.headers,
       async (req) => {
         const { locator, max } = decodeGetHeaders(req);
         return encodeHeaders(chain.headersAfter(locator, max).map((e) => e.header));
       },
-      { ...limits, maxBytes: 16 + 64 * 32 + 8 },
+      { ...limits, maxBytes: GET_HEADERS_MAX_BYTES },
     );
-    await transport.handle(
+    await serve(
+      'blocks',
       names.blocks,
-      async (req) => {
-        const stored = await chain.db.getBlocksBytes(decodeGetBlocks(req));
+      async (req, peer) => {
+        const hashes = decodeGetBlocks(req);
+        const stored = await chain.db.getBlocksBytes(hashes);
         const missing = stored.indexOf(undefined);
         // Up to the first we lack: the asker takes the rest from someone else.
-        return (missing < 0 ? stored : stored.slice(0, missing)) as Uint8Array[];
+        const frames = (missing < 0 ? stored : stored.slice(0, missing)) as Uint8Array[];
+        const admitted = this.admitBlocks(peer, hashes, frames);
+        return typeof admitted === 'number' ? frames.slice(0, admitted) : admitted;
       },
-      { timeoutMs: STATUS_TIMEOUT_MS, maxBytes: 4096, onBadRequest },
+      { timeoutMs: STATUS_TIMEOUT_MS, maxBytes: GET_BLOCKS_MAX_BYTES, onBadRequest },
     );
+  }
+
+  /** How many of `frames` the budgets let `peer` have, told which blocks it has: ancestors of the tip it announced. */
+  private admitBlocks(peer: string, hashes: readonly Uint8Array[], frames: readonly Uint8Array[]): number | Busy {
+    if (!this.o.admitBlocks || frames.length === 0) return frames.length;
+    const { chain } = this.o;
+    const announced = this.statuses.get(peer);
+    const theirTip = announced ? chain.getEntry(announced.status.tipHash) : undefined;
+    return this.o.admitBlocks(
+      peer,
+      frames.map((bytes, i) => {
+        const entry = chain.getEntry(hashes[i]!);
+        return {
+          bytes: bytes.byteLength,
+          height: entry && chain.isMain(entry) ? entry.height : undefined,
+          theirs: entry !== undefined && theirTip !== undefined && theirTip.height >= entry.height && theirTip.ancestor(entry.height) === entry,
+        };
+      }),
+      chain.tip.height,
+    );
+  }
+
+  /**
+   * Asks `peer` on `protocol`, unless a busy answer of its asked us to wait: then (or when it
+   * answers busy now) a TRANSPORT_BUSY error, and the wait is remembered.
+   */
+  private async ask<T>(peer: string, protocol: string, request: () => Promise<T>): Promise<T> {
+    const key = `${peer}\n${protocol}`;
+    const wait = (this.notBefore.get(key) ?? 0) - this.o.env.now();
+    if (wait > 0) throw busyError(peer, protocol, wait);
+    this.notBefore.delete(key);
+    try {
+      return await request();
+    } catch (err) {
+      if (err instanceof TransportError && err.code === 'TRANSPORT_BUSY') this.notBefore.set(key, this.o.env.now() + err.retryAfterMs);
+      throw err;
+    }
   }
 
   ourStatus(): Status {
@@ -153,18 +221,36 @@ export class Sync extends EventEmitter<SyncEvents> {
     return { genesis: this.o.chain.db.genesis.header.hash, height: tip.height, tipHash: tip.hash, totalWork: tip.totalWork };
   }
 
-  /** The handshake: learn the peer's chain, refuse it if it is another network, sync if it is ahead. */
-  async handshake(peer: string): Promise<Status | undefined> {
-    const { transport, names, chain } = this.o;
+  /**
+   * The handshake: learn the peer's chain, refuse it if it is another network, sync if it is
+   * ahead. One status request per peer at a time: handshakes asked for meanwhile (a burst of
+   * orphan blocks, the status poll) share it.
+   */
+  handshake(peer: string): Promise<Status | undefined> {
+    let asking = this.asking.get(peer);
+    if (!asking) {
+      asking = this.askStatus(peer).finally(() => this.asking.delete(peer));
+      this.asking.set(peer, asking);
+    }
+    return asking;
+  }
+
+  private async askStatus(peer: string): Promise<Status | undefined> {
+    const { transport, names, chain, env } = this.o;
     let status: Status;
+    const sent = env.now();
     try {
-      status = decodeStatus(await transport.request(peer, names.status, new Uint8Array(0), { timeoutMs: STATUS_TIMEOUT_MS, maxBytes: 1024 }));
+      status = decodeStatus(await this.ask(peer, names.status, () => transport.request(peer, names.status, new Uint8Array(0), { timeoutMs: STATUS_TIMEOUT_MS, maxBytes: STATUS_REQUEST_MAX_BYTES })));
     } catch (err) {
+      // Busy: what it said last still stands; ask again later.
+      if (err instanceof TransportError && err.code === 'TRANSPORT_BUSY') return undefined;
       if (err instanceof TransportError && err.code === 'TRANSPORT_UNSUPPORTED') this.emit('foreign', peer);
       else if (err instanceof CairnError && err.banScore > 0) this.o.peers.penalize(peer, err.banScore, `status: ${err.message}`);
       this.statuses.delete(peer);
       return undefined;
     }
+    const record = this.o.records?.get(peer);
+    if (record) record.rttMs = env.now() - sent;
     if (!bytesEqual(status.genesis, chain.db.genesis.header.hash)) {
       this.emit('foreign', peer);
       return undefined;
@@ -176,6 +262,7 @@ export class Sync extends EventEmitter<SyncEvents> {
 
   forget(peer: string): void {
     this.statuses.delete(peer);
+    for (const key of this.notBefore.keys()) if (key.startsWith(`${peer}\n`)) this.notBefore.delete(key);
   }
 
   /** Resolves when no sync is running. */
@@ -224,6 +311,7 @@ export class Sync extends EventEmitter<SyncEvents> {
    * and an honest peer behind one must never be banned for it.
    */
   private blame(peer: string, err: unknown): void {
+    if (err instanceof TransportError && err.code === 'TRANSPORT_BUSY') return; // it said when to come back; its status stands
     if (err instanceof PeerFault) this.o.peers.penalize(peer, err.score, err.message);
     else if (err instanceof InvalidChain) this.o.peers.penalize(peer, err.reason.banScore, `sync: its chain holds an invalid block: ${err.message}`);
     else if (err instanceof CairnError) this.o.peers.penalize(peer, err.banScore, `sync: ${err.message}`);
@@ -234,12 +322,24 @@ export class Sync extends EventEmitter<SyncEvents> {
     const { transport, names, chain, clock } = this.o;
     // 1. Headers, checked as they come; nothing stored.
     let check: HeaderChainCheck | undefined;
+    let busy = 0;
     for (;;) {
       const locator = check ? [check.tipHash, ...chain.locator()] : chain.locator();
-      const bytes = await transport.request(peer, names.headers, encodeGetHeaders({ locator, max: MAX_HEADERS_PER_RESPONSE }), {
-        timeoutMs: HEADERS_TIMEOUT_MS,
-        maxBytes: 16 + MAX_HEADERS_PER_RESPONSE * 120,
-      });
+      let bytes: Uint8Array;
+      try {
+        bytes = await this.ask(peer, names.headers, () =>
+          transport.request(peer, names.headers, encodeGetHeaders({ locator, max: MAX_HEADERS_PER_RESPONSE }), {
+            timeoutMs: HEADERS_TIMEOUT_MS,
+            maxBytes: 16 + MAX_HEADERS_PER_RESPONSE * 120,
+          }),
+        );
+        busy = 0;
+      } catch (err) {
+        // Busy: wait as long as it asked, a few times, then leave it for this round.
+        if (!(err instanceof TransportError && err.code === 'TRANSPORT_BUSY') || ++busy > MAX_BUSY_IN_A_ROW) throw err;
+        await sleep(this.o.env, err.retryAfterMs);
+        continue;
+      }
       const headers = decodeHeaders(bytes);
       if (headers.length === 0) break;
       if (!check) {
@@ -288,6 +388,8 @@ export class Sync extends EventEmitter<SyncEvents> {
       waiters = [];
       for (const wake of woken) wake();
     };
+    let finish!: () => void;
+    const over = new Promise<void>((resolve) => (finish = resolve));
 
     const worker = async (peer: string) => {
       while (!finished && active.has(peer)) {
@@ -305,6 +407,14 @@ export class Sync extends EventEmitter<SyncEvents> {
           if (err instanceof InvalidChain) {
             invalid ??= err;
             finished = true;
+          } else if (err instanceof TransportError && err.code === 'TRANSPORT_BUSY') {
+            // Not a failure: the batch goes back in line (others may take it), and this peer is
+            // asked again once its retry-after has passed.
+            queue.unshift(index);
+            queue.sort((a, b) => a - b);
+            notify();
+            await Promise.race([sleep(this.o.env, err.retryAfterMs), over]);
+            continue;
           } else {
             active.delete(peer);
             queue.unshift(index);
@@ -328,10 +438,12 @@ export class Sync extends EventEmitter<SyncEvents> {
         notify(); // the read-ahead window moved
         await ready.verified;
         await this.importBlocks(ready.blocks);
+        this.o.records?.gave(ready.from, 'block', this.o.env.now());
         this.emit('progress', { height: this.o.chain.tip.height, target, peer: ready.from });
       }
     } finally {
       finished = true;
+      finish();
       notify();
       await Promise.allSettled(workers);
     }
@@ -340,10 +452,10 @@ export class Sync extends EventEmitter<SyncEvents> {
 
   /** A batch from one provider: each body must be the block asked for and match its header. */
   private async fetchBlocks(peer: string, hashes: readonly Uint8Array[]): Promise<SaneBlock[]> {
-    const frames = await this.o.transport.requestMany(peer, this.o.names.blocks, encodeGetBlocks(hashes), hashes.length, {
-      timeoutMs: BLOCKS_TIMEOUT_MS,
-      maxBytes: this.maxBlockBytes,
-    });
+    const { transport, names } = this.o;
+    const frames = await this.ask(peer, names.blocks, () =>
+      transport.requestMany(peer, names.blocks, encodeGetBlocks(hashes), hashes.length, { timeoutMs: BLOCKS_TIMEOUT_MS, maxBytes: this.maxBlockBytes }),
+    );
     return frames.map((bytes, i) => {
       const block = decodeBlock(bytes);
       if (!bytesEqual(block.header.hash, hashes[i]!)) throw new PeerFault(`sent block ${toHex(block.header.hash)} for ${toHex(hashes[i]!)}`, LIE);

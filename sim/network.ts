@@ -2,7 +2,12 @@ import { EventEmitter } from 'node:events';
 import { sha256 } from '../ledger/hash.ts';
 import { toHex } from '../ledger/bytes.ts';
 import {
+  MAX_STREAMS_PER_PEER,
   TransportError,
+  busyError,
+  decodeBusy,
+  encodeBusy,
+  isBusy,
   type ConnectionGate,
   type ConnectionInfo,
   type GossipValidator,
@@ -29,8 +34,14 @@ export interface LinkProfile {
 
 export const PERFECT_LINK: LinkProfile = { latencyMs: 5, jitterMs: 0, drop: 0, duplicate: 0 };
 
-/** Bytes a link carries per millisecond (10 MB/s): a large block takes longer than a status. */
-const BYTES_PER_MS = 10_000;
+/**
+ * Bytes a node's uplink sends per millisecond (10 MB/s) unless told otherwise. Everything a node
+ * sends, to whichever peer, leaves through its one uplink, first in first out: a large block takes
+ * longer than a status, and what one peer downloads delays what the others get.
+ */
+export const UPLINK_BYTES_PER_MS = 10_000;
+/** The port every simulated node listens on (its address is its IP and this). */
+const SIM_PORT = 7370;
 /** How long a gossip message id is remembered, as gossipsub's seen cache does (ms). */
 const SEEN_TTL_MS = 120_000;
 
@@ -51,10 +62,15 @@ export class SimNetwork {
   private readonly rng: Random;
   private readonly transports = new Map<string, SimTransport>();
   private readonly links = new Map<string, LinkProfile>();
+  /** Each node's IP (several identities may share one), its uplink speed, and when its uplink is next free. */
+  private readonly ips = new Map<string, string>();
+  private readonly uplinks = new Map<string, { bytesPerMs: number; freeAt: number }>();
   /** Nodes in different groups cannot reach each other; undefined: no partition. */
   private groups: Map<string, number> | undefined;
   defaultLink: LinkProfile = PERFECT_LINK;
   readonly stats: NetworkStats = { messages: 0, dropped: 0, duplicated: 0, bytes: 0 };
+  /** Bytes sent from one node to another ("from>to"), for measurements. */
+  private readonly linkBytes = new Map<string, number>();
 
   constructor(scheduler: Scheduler, rng: Random) {
     this.scheduler = scheduler;
@@ -66,6 +82,34 @@ export class SimNetwork {
     const t = new SimTransport(this, id, gate);
     this.transports.set(id, t);
     return t;
+  }
+
+  /** Gives node `id` an IP (default: one of its own) and an uplink speed (default UPLINK_BYTES_PER_MS). */
+  place(id: string, o: { ip?: string; uplinkBytesPerMs?: number }): void {
+    if (o.ip) this.ips.set(id, o.ip);
+    if (o.uplinkBytesPerMs) this.uplinks.set(id, { bytesPerMs: o.uplinkBytesPerMs, freeAt: 0 });
+  }
+
+  ipOf(id: string): string {
+    let ip = this.ips.get(id);
+    if (!ip) {
+      // A node of its own: its own /24, derived from its id, so that nothing depends on start order.
+      const h = [...id].reduce((x, c) => (x * 31 + c.charCodeAt(0)) >>> 0, 7);
+      ip = `10.${(h >>> 16) & 0xff}.${(h >>> 8) & 0xff}.${1 + (h & 0x7f)}`;
+      this.ips.set(id, ip);
+    }
+    return ip;
+  }
+
+  /** Where node `id` listens, as a dialable address with its id. */
+  address(id: string): string {
+    return `/ip4/${this.ipOf(id)}/tcp/${SIM_PORT}/p2p/${id}`;
+  }
+
+  /** The address a connection from `id` comes from: its IP and a port of its own. */
+  remoteAddress(id: string): string {
+    const h = [...id].reduce((x, c) => (x * 33 + c.charCodeAt(0)) >>> 0, 5);
+    return `/ip4/${this.ipOf(id)}/tcp/${40_000 + (h % 20_000)}/p2p/${id}`;
   }
 
   transport(id: string): SimTransport | undefined {
@@ -109,6 +153,13 @@ export class SimNetwork {
     const link = this.link(from, to);
     this.stats.messages++;
     this.stats.bytes += bytes;
+    this.linkBytes.set(`${from}>${to}`, (this.linkBytes.get(`${from}>${to}`) ?? 0) + bytes);
+    // The bytes leave through the sender's uplink once what it queued before has gone (a message
+    // lost on the way still took its turn).
+    let uplink = this.uplinks.get(from);
+    if (!uplink) this.uplinks.set(from, (uplink = { bytesPerMs: UPLINK_BYTES_PER_MS, freeAt: 0 }));
+    uplink.freeAt = Math.max(uplink.freeAt, this.scheduler.now) + bytes / uplink.bytesPerMs;
+    const queued = uplink.freeAt - this.scheduler.now;
     if (link.drop > 0 && this.rng.chance(link.drop)) {
       this.stats.dropped++;
       return;
@@ -116,7 +167,7 @@ export class SimNetwork {
     const copies = link.duplicate > 0 && this.rng.chance(link.duplicate) ? 2 : 1;
     if (copies === 2) this.stats.duplicated++;
     for (let i = 0; i < copies; i++) {
-      const delay = link.latencyMs + (link.jitterMs > 0 ? this.rng.next() * link.jitterMs : 0) + bytes / BYTES_PER_MS;
+      const delay = queued + link.latencyMs + (link.jitterMs > 0 ? this.rng.next() * link.jitterMs : 0);
       this.scheduler.after(delay, () => {
         const target = this.transport(to);
         if (target && this.reachable(from, to)) deliver(target);
@@ -134,7 +185,9 @@ export class SimNetwork {
         const target = this.transport(to);
         if (!target || !this.reachable(from.peerId, to)) return fail('no answer');
         if (target === from) return fail('that is this node');
-        if (from.gate.denied(to) || target.gate.denied(from.peerId)) return fail('refused');
+        if (from.gate.denied(to) || from.gate.deniedDial?.(this.address(to))) return fail('refused');
+        // The answerer sees the address first, and the identity only after the handshake.
+        if (target.gate.deniedInbound?.(this.remoteAddress(from.peerId)) || target.gate.denied(from.peerId)) return fail('refused');
         if (!from.isConnected(to)) {
           from.open(to, 'outbound');
           target.open(from.peerId, 'inbound');
@@ -148,6 +201,11 @@ export class SimNetwork {
   disconnect(a: string, b: string): void {
     this.transports.get(a)?.closed(b);
     this.transports.get(b)?.closed(a);
+  }
+
+  /** Bytes `from` has sent `to` so far. */
+  sent(from: string, to: string): number {
+    return this.linkBytes.get(`${from}>${to}`) ?? 0;
   }
 
   /** Every attached transport that is up, for discovery. */
@@ -190,12 +248,8 @@ export class SimTransport extends EventEmitter<TransportEvents> implements Trans
     this.gate = gate;
   }
 
-  static address(id: string): string {
-    return `/sim/${id}/p2p/${id}`;
-  }
-
   listenAddresses(): string[] {
-    return [SimTransport.address(this.peerId)];
+    return [this.net.address(this.peerId)];
   }
 
   peers(): string[] {
@@ -219,10 +273,11 @@ export class SimTransport extends EventEmitter<TransportEvents> implements Trans
 
   /** The network opened a connection: tell the node, and soon that the peer is ready. */
   open(peer: string, direction: 'inbound' | 'outbound'): void {
-    this.connections.set(peer, { direction, remoteAddr: SimTransport.address(peer) });
+    // An outbound connection goes to the address dialled; an inbound one comes from a port of the peer's.
+    this.connections.set(peer, { direction, remoteAddr: direction === 'outbound' ? this.net.address(peer) : this.net.remoteAddress(peer) });
     this.emit('peer:connect', peer, this.connections.get(peer)!);
     this.net.scheduler.after(this.net.link(peer, this.peerId).latencyMs, () => {
-      if (this.up && this.connections.has(peer)) this.emit('peer:ready', peer, [SimTransport.address(peer)]);
+      if (this.up && this.connections.has(peer)) this.emit('peer:ready', peer, [this.net.address(peer)]);
     });
   }
 
@@ -286,7 +341,7 @@ export class SimTransport extends EventEmitter<TransportEvents> implements Trans
     const h = this.handlers.get(protocol);
     const reply = (frames: Uint8Array[] | Error) => {
       const size = frames instanceof Error ? 64 : frames.reduce((s, f) => s + f.length + 4, 64);
-      this.net.send(this.peerId, from, size, (asker) => asker.answered(id, frames));
+      this.net.send(this.peerId, from, size, (asker) => asker.answered(id, protocol, frames));
     };
     if (!h) return reply(new TransportError('TRANSPORT_UNSUPPORTED', `${this.peerId} does not speak ${protocol}`));
     if (body.length > h.options.maxBytes) {
@@ -294,10 +349,10 @@ export class SimTransport extends EventEmitter<TransportEvents> implements Trans
       return reply(new TransportError('TRANSPORT_CLOSED', 'stream reset'));
     }
     const inFlight = h.inFlight.get(from) ?? 0;
-    if (inFlight >= (h.options.maxInFlightPerPeer ?? 8)) return reply(new TransportError('TRANSPORT_CLOSED', 'too many streams'));
+    if (inFlight >= (h.options.maxStreamsPerPeer ?? MAX_STREAMS_PER_PEER)) return reply(new TransportError('TRANSPORT_CLOSED', 'too many streams'));
     h.inFlight.set(from, inFlight + 1);
     h.respond(body, from).then(
-      (answer) => reply(Array.isArray(answer) ? answer : [answer]),
+      (answer) => reply(isBusy(answer) ? [encodeBusy(answer.retryAfterMs)] : Array.isArray(answer) ? answer : [answer]),
       (err: unknown) => {
         h.options.onBadRequest(from, err);
         reply(new TransportError('TRANSPORT_CLOSED', 'stream reset'));
@@ -310,12 +365,15 @@ export class SimTransport extends EventEmitter<TransportEvents> implements Trans
   }
 
   /** The answer to request `id` arrived. A duplicate finds nothing pending and is dropped. */
-  private answered(id: number, frames: Uint8Array[] | Error): void {
+  private answered(id: number, protocol: string, frames: Uint8Array[] | Error): void {
     const p = this.pending.get(id);
     if (!p) return;
     this.pending.delete(id);
     this.net.scheduler.cancel(p.timer as Parameters<Scheduler['cancel']>[0]);
     if (frames instanceof Error) return p.reject(frames);
+    const retryAfter = frames.length === 1 ? decodeBusy(frames[0]!) : undefined;
+    if (retryAfter !== undefined) return p.reject(busyError(p.peer, protocol, retryAfter));
+    this.emit('peer:bytes', p.peer, frames.reduce((sum, f) => sum + f.length, 0));
     if (frames.length > p.maxFrames) return p.reject(new TransportError('TRANSPORT_BAD_FRAME', `more than ${p.maxFrames} frames in a response`));
     if (frames.some((f) => f.length > p.limits.maxBytes)) return p.reject(new TransportError('TRANSPORT_BAD_FRAME', 'a response frame over its limit'));
     p.resolve(frames.map((f) => f.slice()));
@@ -357,6 +415,7 @@ export class SimTransport extends EventEmitter<TransportEvents> implements Trans
     if (!validate) return;
     if (this.seen.has(id)) return;
     this.remember(id);
+    this.emit('peer:bytes', from, data.length);
     void validate(from, data.slice()).then((verdict) => {
       if (verdict === 'accept' && this.up) this.forward(topic, data, id, from);
     });
@@ -375,7 +434,7 @@ export class SimTransport extends EventEmitter<TransportEvents> implements Trans
 
   /** Tells the node about a peer it could dial (the simulator's stand-in for mDNS and the DHT). */
   discover(peer: string): void {
-    if (this.up && peer !== this.peerId && !this.connections.has(peer)) this.emit('peer:discovered', peer, [SimTransport.address(peer)]);
+    if (this.up && peer !== this.peerId && !this.connections.has(peer)) this.emit('peer:discovered', peer, [this.net.address(peer)]);
   }
 
   /** The node crashed or stopped: every connection drops, nothing more is delivered here. */
