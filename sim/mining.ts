@@ -1,5 +1,6 @@
 import { sha256 } from '../ledger/hash.ts';
 import type { Block } from '../ledger/block.ts';
+import type { Transaction } from '../ledger/transaction.ts';
 import { BLOCK_VERSION, computeMerkleRoot, makeBlock, makeHeader } from '../ledger/block.ts';
 import type { ChainParams } from '../ledger/genesis.ts';
 import { genesisBlock } from '../ledger/genesis.ts';
@@ -19,22 +20,23 @@ export async function mineBlock(node: CairnNode, coinbase: Uint8Array): Promise<
 }
 
 /**
- * A chain the network already has when the run starts: `count` coinbase-only blocks on
- * schedule from genesis, so that nodes joining later have a long download (several batches,
+ * A chain the network already has when the run starts: `count` blocks on schedule from genesis
+ * (coinbase-only unless `txsAt` gives each height its transactions), so that nodes joining later have a long download (several batches,
  * from several peers) ahead of them.
  */
-export function mineHistory(params: ChainParams, count: number, coinbase: Uint8Array): Block[] {
+export function mineHistory(params: ChainParams, count: number, coinbase: Uint8Array, txsAt: (height: number) => readonly Transaction[] = () => []): Block[] {
   const out: Block[] = [];
   let parent = genesisBlock(params).header;
   let anchor: number | undefined;
   for (let i = 0; i < count; i++) {
     const height = parent.height + 1;
     const target = nextTarget(params, parent, anchor);
-    const cb = { to: coinbase, amount: params.reward };
-    const base = makeHeader({ version: BLOCK_VERSION, height, prevHash: parent.hash, merkleRoot: computeMerkleRoot(height, cb, []), timestamp: parent.timestamp + params.blockTime, target, nonce: 0n });
+    const txs = txsAt(height);
+    const cb = { to: coinbase, amount: params.reward + txs.reduce((sum, tx) => sum + tx.fee, 0n) };
+    const base = makeHeader({ version: BLOCK_VERSION, height, prevHash: parent.hash, merkleRoot: computeMerkleRoot(height, cb, txs), timestamp: parent.timestamp + params.blockTime, target, nonce: 0n });
     const nonce = searchNonce(base.bytes, targetBytes(target), 0n, 1_000_000, sha256);
     if (nonce === undefined) throw new Error('history: no nonce');
-    const block = makeBlock(makeHeader({ ...base, nonce }), cb, []);
+    const block = makeBlock(makeHeader({ ...base, nonce }), cb, txs);
     if (height === 1) anchor = block.header.timestamp;
     out.push(block);
     parent = block.header;
