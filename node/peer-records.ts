@@ -67,8 +67,8 @@ export interface PeerRecord {
   lastTxAt: number | undefined;
   /** Its last status round trip (ms): how close it is. */
   rttMs: number | undefined;
-  /** Until when it is being answered busy on some protocol (env ms). */
-  throttledUntil: number;
+  /** When it was last answered busy, on any protocol (env ms). */
+  lastThrottledAt: number | undefined;
 }
 
 /** The connected peers' records, kept from the transport's events and from what the node sees them do. */
@@ -87,7 +87,7 @@ export class PeerRecords {
       lastBlockAt: undefined,
       lastTxAt: undefined,
       rttMs: undefined,
-      throttledUntil: 0,
+      lastThrottledAt: undefined,
     };
     this.records.set(peer, r);
     return r;

@@ -125,7 +125,7 @@ export interface PeerResult {
   /** Bytes it sent us (answers, gossip) and we served it, on this connection. */
   bytesIn: number;
   bytesOut: number;
-  /** Whether we are answering it "busy" now: it asked for more than its budget. */
+  /** Whether we answered it "busy" in the last 10 s: it asked for more than its budget. */
   throttled: boolean;
   /** Its last status round trip, ms. */
   rttMs: number | null;

@@ -66,6 +66,8 @@ export const DEFAULT_SERVING_LIMITS: ServingLimits = {
   ignoredBusyScore: 10,
 };
 
+/** A peer answered busy this recently is shown as throttled. */
+export const THROTTLED_SHOWN_MS = 10_000;
 /** Who counts as downloading now, for the equal shares. */
 const ACTIVE_WINDOW_MS = 2_000;
 /** Peers whose budgets are remembered after they leave (a reconnect does not refill them). */
@@ -195,9 +197,10 @@ export class Serving {
     return served;
   }
 
-  /** Whether `peer` is being answered busy now, on any protocol. */
+  /** Whether `peer` was answered busy, on any protocol, in the last THROTTLED_SHOWN_MS (what `cairn peers` shows). */
   throttled(peer: string): boolean {
-    return (this.records.get(peer)?.throttledUntil ?? 0) > this.env.now();
+    const at = this.records.get(peer)?.lastThrottledAt;
+    return at !== undefined && this.env.now() - at < THROTTLED_SHOWN_MS;
   }
 
   /** The connection ended: what it downloaded no longer says what it has. Its budgets stay a while. */
@@ -239,7 +242,7 @@ export class Serving {
     }
     this.stats.throttled[protocol]++;
     const r = this.records.get(peer);
-    if (r) r.throttledUntil = Math.max(r.throttledUntil, now + retryAfterMs);
+    if (r) r.lastThrottledAt = now;
     return { busy: true, retryAfterMs };
   }
 

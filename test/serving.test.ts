@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import type { Env } from '../node/env.ts';
 import { PeerManager } from '../node/peers.ts';
 import { NetworkStats, PeerRecords } from '../node/peer-records.ts';
-import { DEFAULT_SERVING_LIMITS, Serving, type ServingLimits } from '../node/serving.ts';
+import { DEFAULT_SERVING_LIMITS, Serving, THROTTLED_SHOWN_MS, type ServingLimits } from '../node/serving.ts';
 import { isBusy, type Busy, type Responder } from '../node/transport.ts';
 
 class Clock {
@@ -61,11 +61,13 @@ describe('serving budgets', () => {
     assert.ok(isBusy(busy));
     assert.equal(busy.retryAfterMs, 1000, 'one status a second');
     assert.equal(serving.throttled('a'), true);
-    assert.equal(records.get('a')!.throttledUntil, clock.ms + 1000);
+    assert.equal(records.get('a')!.lastThrottledAt, clock.ms);
     clock.ms += busy.retryAfterMs;
     assert.ok(!isBusy(await status(new Uint8Array(0), 'a')), 'answered once it waited');
     assert.deepEqual(penalties, []);
     assert.ok(!isBusy(await status(new Uint8Array(0), 'b')), 'another peer has its own budget');
+    clock.ms += THROTTLED_SHOWN_MS;
+    assert.equal(serving.throttled('a'), false, 'shown as throttled for 10 s after its last busy answer');
   });
 
   it('requests that come back before their retry-after: those that may have been on their way are free, each one after costs 10', async () => {

@@ -1,0 +1,117 @@
+/**
+ * Fair serving over real libp2p, against a peer built from docs/PROTOCOL.md alone
+ * (test/helpers/spec-peer.ts): the spec's own limits are answered (64 locator hashes), a spent
+ * budget is answered with the busy frame and not a reset, waiting it out costs nothing, an
+ * oversized gossip message is dropped before decoding and its sender banned, and an address gets
+ * no more inbound slots than its share.
+ */
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { multiaddr } from '@multiformats/multiaddr';
+import { mineOn, networkParams, startNode, stopAll, waitFor, type TestNode } from './helpers/network.ts';
+import { answer, ask, busyRetryAfter, getHeadersBytes, headerHashes, specHost, statusBytes, type SpecHost } from './helpers/spec-peer.ts';
+import { runCli } from './helpers/cli.ts';
+
+const params = networkParams({ name: 'cairn-fair-serving-test' });
+const sha256 = (data: Uint8Array) => new Uint8Array(createHash('sha256').update(data).digest());
+
+describe('fair serving over libp2p, against a peer built from the spec', function () {
+  this.timeout(60_000);
+  let nodes: TestNode[] = [];
+  let hosts: SpecHost[] = [];
+  afterEach(async () => {
+    await Promise.allSettled(hosts.map((h) => h.stop()));
+    await stopAll(nodes);
+    nodes = [];
+    hosts = [];
+  });
+
+  /** A spec peer that passes the handshake (its status: genesis, height 0), connected to `node`. */
+  async function peerOf(node: TestNode, o: { gossip?: boolean } = {}): Promise<SpecHost> {
+    const h = await specHost(o);
+    hosts.push(h);
+    const genesis = node.node.db.genesis.header.hash;
+    await answer(h, node.node.names.status, () => statusBytes(genesis, 0, genesis, 1n));
+    await h.dial(multiaddr(node.addr));
+    await waitFor(() => node.node.sync.statuses.has(h.peerId.toString()), 10_000, 'the node to finish its handshake with the spec peer');
+    return h;
+  }
+
+  it('getHeaders with 64 locator hashes, as the spec allows, is answered and costs nothing', async () => {
+    const a = await startNode(params);
+    nodes.push(a);
+    await mineOn(a, 30);
+    const h = await peerOf(a);
+    // 63 hashes A does not know, then its genesis: the answer starts after genesis.
+    const locator = [...Array.from({ length: 63 }, (_, i) => sha256(Uint8Array.of(i))), a.node.db.genesis.header.hash];
+    const request = getHeadersBytes(locator, 2000);
+    assert.equal(request.length, 2054);
+    const [headers] = await ask(h, a.addr, a.node.names.headers, request);
+    assert.equal(headers![0], 1);
+    assert.equal(headers![1], 30, 'all 30 headers after genesis');
+    assert.deepEqual(headerHashes(headers!).at(-1), a.node.chain.tip.hash);
+    assert.equal(a.node.peers.score(h.peerId.toString()), 0);
+  });
+
+  it('a flood of status requests is answered busy (FF and the time to wait), not reset; cairn peers shows it THROTTLED; waiting it out costs nothing', async () => {
+    const a = await startNode(params, [], { rpc: { port: 0 } });
+    nodes.push(a);
+    const h = await peerOf(a);
+    const answers: Uint8Array[] = [];
+    for (let i = 0; i < 20; i++) answers.push((await ask(h, a.addr, a.node.names.status, new Uint8Array(0)))[0]!);
+    const busy = answers.filter((f) => busyRetryAfter(f) !== undefined);
+    assert.ok(busy.length >= 4, `${busy.length} of 20 busy`);
+    assert.ok(answers.slice(0, 10).every((f) => f.length === 101), 'the burst is answered in full');
+    const wait = busyRetryAfter(busy[0]!)!;
+    assert.ok(wait > 0 && wait <= 1000, `retry after ${wait} ms`);
+    const id = h.peerId.toString();
+    assert.equal(a.node.guard.serving.throttled(id), true);
+    assert.ok(a.node.guard.stats.throttled.status >= busy.length);
+    // What a user reads: who dialled, height, score, bytes each way, THROTTLED (answered busy in the last 10 s).
+    const shown = await runCli(['peers', '--datadir', a.config.datadir]);
+    const line = shown.stdout.split('\n').find((l) => l.startsWith(id));
+    assert.match(line ?? shown.stdout + shown.stderr, new RegExp(`^${id} {2}inbound {2}height 0 {2}score 0 {2}in [\\d.]+ [KM]?B {2}out [\\d.]+ KB {2}THROTTLED {2}/ip4/127\\.0\\.0\\.1/tcp/\\d+/p2p/${id}$`));
+    console.log(`      cairn peers: ${line}`);
+    await new Promise((r) => setTimeout(r, busyRetryAfter(busy.at(-1)!)! + 50));
+    const [after] = await ask(h, a.addr, a.node.names.status, new Uint8Array(0));
+    assert.equal(after!.length, 101, 'answered again after the wait');
+    assert.equal(a.node.peers.score(id), 0, 'busy answers cost nothing to a peer that waits');
+  });
+
+  it('a gossip message over maxBlockBytes + 64 KiB is dropped before it is decoded, and its sender banned', async () => {
+    const a = await startNode(params);
+    nodes.push(a);
+    const h = await peerOf(a, { gossip: true });
+    const topic = a.node.names.txTopic;
+    h.services.pubsub!.subscribe(topic);
+    await waitFor(() => h.services.pubsub!.getSubscribers(topic).some((p) => p.toString() === a.node.transport.peerId), 10_000, 'the spec peer to see A on the topic');
+    const reasons: string[] = [];
+    a.node.peers.on('penalty', (_peer, score, reason) => reasons.push(`${score} ${reason}`));
+    // A transaction batch's start (01, one transaction) padded past the cap: decoded, it would be
+    // "trailing bytes"; read as an oversized message, it never is.
+    const cap = params.maxBlockBytes + 64 * 1024;
+    const message = new Uint8Array(cap + 1);
+    message.set([1, 1]);
+    await h.services.pubsub!.publish(topic, message);
+    await waitFor(() => a.node.peers.isBanned(h.peerId.toString()), 15_000, 'A to ban the sender');
+    assert.deepEqual(reasons, [`100 oversized gossip: ${cap + 1} bytes, above the cap of ${cap}`]);
+    assert.equal(a.node.guard.stats.oversizedGossip, 1);
+  });
+
+  it('inbound slots per IP over libp2p: past the limit, dials from the address are refused before the handshake', async () => {
+    const a = await startNode(params, [], { connectionLimits: { limitLoopback: true, maxInboundPerIp: 3 } });
+    nodes.push(a);
+    const results: boolean[] = [];
+    for (let i = 0; i < 8; i++) {
+      const h = await specHost();
+      hosts.push(h);
+      const genesis = a.node.db.genesis.header.hash;
+      await answer(h, a.node.names.status, () => statusBytes(genesis, 0, genesis, 1n));
+      results.push(await h.dial(multiaddr(a.addr), { signal: AbortSignal.timeout(5000) }).then((c) => c.status === 'open', () => false));
+    }
+    await waitFor(() => a.node.transport.peers().length <= 3, 5_000, 'at most 3 peers from 127.0.0.1');
+    assert.deepEqual(results, [true, true, true, false, false, false, false, false]);
+    assert.equal(a.node.transport.peers().length, 3);
+    assert.ok(a.node.guard.stats.refusedInbound >= 5);
+  });
+});
