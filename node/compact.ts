@@ -86,7 +86,9 @@ export function assemble(compact: CompactBlock, txs: readonly Transaction[], par
   }
 }
 
-const MAX_REQUESTED = 100_000;
+export const MAX_REQUESTED = 100_000;
+/** getBlockTxs: 01 ‖ hash ‖ count ‖ 100,000 indexes of 4 bytes, with room to spare. */
+export const GET_BLOCK_TXS_MAX_BYTES = 64 + MAX_REQUESTED * 4;
 
 export function encodeGetBlockTxs(blockHash: Uint8Array, indexes: readonly number[]): Uint8Array {
   const w = new Writer(48 + indexes.length * 4).u8(WIRE_VERSION).bytes(blockHash, HASH_BYTES).varint(indexes.length);
@@ -127,7 +129,7 @@ export async function serveBlockTxs(
       for (const tx of txs) w.bytes(tx);
       return w.finish();
     },
-    { timeoutMs: 5000, maxBytes: 64 + MAX_REQUESTED * 4, onBadRequest },
+    { timeoutMs: 5000, maxBytes: GET_BLOCK_TXS_MAX_BYTES, onBadRequest },
   );
 }
 
