@@ -26,10 +26,12 @@ export interface ServingLimits {
   readonly redundantBytesPerSec: number;
   readonly redundantBurstBytes: number;
   /**
-   * ...and past this many such blocks on one connection (or the chain's length and 256 more,
-   * if that is less: it has had the whole chain twice), a ban score of 100: it is cut off.
+   * ...and past this many such blocks on one connection (or the chain's length and
+   * `redundantChainMargin` more, if that is less: it has had the whole chain twice), a ban score
+   * of 100: it is cut off.
    */
   readonly maxRedundantBlocks: number;
+  readonly redundantChainMargin: number;
   /**
    * Blocks asked for a second time on one connection that are forgiven: an honest node asks again
    * for a batch whose answer it lost (a timeout, a cut), 32 blocks at a time. At least this many,
@@ -62,8 +64,24 @@ export const DEFAULT_SERVING_LIMITS: ServingLimits = {
   redundantBytesPerSec: 128 << 10,
   redundantBurstBytes: 256 << 10,
   maxRedundantBlocks: 4096,
+  redundantChainMargin: 256,
   repeatAllowance: 256,
   ignoredBusyScore: 10,
+};
+
+const NONE: RequestBudget = { burst: 1e9, perSecond: 1e9, inFlight: 1e9 };
+
+/** No budgets at all, what serving was before them: for benchmarks and control runs, never a real node. */
+export const UNLIMITED_SERVING: ServingLimits = {
+  requests: { status: NONE, headers: NONE, blocks: NONE, txPush: NONE, blockTxs: NONE },
+  uploadBytesPerSec: 1e15,
+  burstBytes: 1e15,
+  redundantBytesPerSec: 1e15,
+  redundantBurstBytes: 1e15,
+  maxRedundantBlocks: Number.MAX_SAFE_INTEGER,
+  redundantChainMargin: Number.MAX_SAFE_INTEGER,
+  repeatAllowance: Number.MAX_SAFE_INTEGER,
+  ignoredBusyScore: 0,
 };
 
 /** A peer answered busy this recently is shown as throttled. */
@@ -189,7 +207,7 @@ export class Serving {
       return this.busy(peer, 'blocks', budget.redundant.waitFor(Number.MIN_VALUE, this.limits.redundantBytesPerSec), state, now, true);
     }
     budget.redundantBlocks += redundant;
-    const limit = Math.min(this.limits.maxRedundantBlocks, chainHeight + 256);
+    const limit = Math.min(this.limits.maxRedundantBlocks, chainHeight + this.limits.redundantChainMargin);
     if (budget.redundantBlocks > limit) {
       budget.redundantBlocks = 0;
       this.peers.penalize(peer, 100, `re-downloads blocks it has: more than ${limit} on one connection`);

@@ -11,7 +11,7 @@
  */
 import type { Block } from '../ledger/block.ts';
 import { DEFAULT_SLOT_LIMITS } from '../node/slots.ts';
-import type { ServingLimits } from '../node/serving.ts';
+import { UNLIMITED_SERVING, type ServingLimits } from '../node/serving.ts';
 import { Checker } from './invariants.ts';
 import { arm, SYBIL_IDENTITIES } from './adversary.ts';
 import { mineHistory } from './mining.ts';
@@ -29,21 +29,7 @@ const HONEST_JOINS_AT_MS = 30_000;
 const WALLETS = new Wallets(24);
 
 /** No budgets at all: what serving was before them (a control). */
-export const UNLIMITED: Partial<ServingLimits> = {
-  requests: {
-    status: { burst: 1e9, perSecond: 1e9, inFlight: 1e9 },
-    headers: { burst: 1e9, perSecond: 1e9, inFlight: 1e9 },
-    blocks: { burst: 1e9, perSecond: 1e9, inFlight: 1e9 },
-    txPush: { burst: 1e9, perSecond: 1e9, inFlight: 1e9 },
-    blockTxs: { burst: 1e9, perSecond: 1e9, inFlight: 1e9 },
-  },
-  uploadBytesPerSec: 1e15,
-  burstBytes: 1e15,
-  redundantBytesPerSec: 1e15,
-  redundantBurstBytes: 1e15,
-  maxRedundantBlocks: Number.MAX_SAFE_INTEGER,
-  repeatAllowance: Number.MAX_SAFE_INTEGER,
-};
+export const UNLIMITED = UNLIMITED_SERVING;
 
 let historyCache: { key: string; blocks: readonly Block[] } | undefined;
 

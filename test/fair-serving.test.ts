@@ -8,6 +8,8 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { multiaddr } from '@multiformats/multiaddr';
+import { createNode } from '../node/launch.ts';
+import { Metrics } from '../node/metrics.ts';
 import { mineOn, networkParams, startNode, stopAll, waitFor, type TestNode } from './helpers/network.ts';
 import { answer, ask, busyRetryAfter, getHeadersBytes, headerHashes, specHost, statusBytes, type SpecHost } from './helpers/spec-peer.ts';
 import { runCli } from './helpers/cli.ts';
@@ -96,6 +98,36 @@ describe('fair serving over libp2p, against a peer built from the spec', functio
     await waitFor(() => a.node.peers.isBanned(h.peerId.toString()), 15_000, 'A to ban the sender');
     assert.deepEqual(reasons, [`100 oversized gossip: ${cap + 1} bytes, above the cap of ${cap}`]);
     assert.equal(a.node.guard.stats.oversizedGossip, 1);
+  });
+
+  it('a ban outlives a restart (bans.json in the datadir): the banned peer is refused by the node started again', async () => {
+    const a = await startNode(params);
+    nodes.push(a);
+    const h = await peerOf(a);
+    const id = h.peerId.toString();
+    a.node.peers.ban(id, 'test: a ban to keep');
+    await a.node.stop();
+    const again = createNode(a.config);
+    nodes[nodes.indexOf(a)] = { ...a, node: again };
+    await again.start();
+    assert.equal(again.peers.isBanned(id), true);
+    const redial = await h.dial(multiaddr(again.listenAddresses()[0]!), { signal: AbortSignal.timeout(5000) }).then((c) => c, () => undefined);
+    await waitFor(() => !again.transport.peers().includes(id) && (redial === undefined || redial.status !== 'open'), 10_000, 'the redial to be refused');
+    assert.deepEqual(again.peers.records().map((r) => [r.kind, r.id, r.reason]), [['peer', id, 'test: a ban to keep']], 'loopback: the IP is not banned');
+  });
+
+  it('the network\'s counters reach the metrics: bytes served and busy answers by protocol, bans by reason', async () => {
+    const a = await startNode(params);
+    nodes.push(a);
+    const h = await peerOf(a);
+    for (let i = 0; i < 20; i++) await ask(h, a.addr, a.node.names.status, new Uint8Array(0));
+    a.node.peers.ban(h.peerId.toString(), 're-downloads blocks it has: test');
+    const text = new Metrics(a.node).render();
+    assert.match(text, /^cairn_served_bytes_total\{protocol="status"\} \d+$/m);
+    assert.match(text, /^cairn_throttled_requests_total\{protocol="status"\} [1-9]\d*$/m);
+    assert.match(text, /^cairn_bans_total\{reason="redownload"\} 1$/m);
+    assert.match(text, /^cairn_peer_evictions_total 0$/m);
+    assert.equal(text.match(/^# TYPE cairn_served_bytes_total counter$/gm)?.length, 1, 'one TYPE line per metric');
   });
 
   it('inbound slots per IP over libp2p: past the limit, dials from the address are refused before the handshake', async () => {
