@@ -58,6 +58,8 @@ export async function nodeCommand(argv: string[], out: Out): Promise<void> {
     keystore: { type: 'string' },
     'password-file': { type: 'string' },
     'no-mdns': { type: 'boolean' },
+    'max-inbound-per-ip': { type: 'string' },
+    'max-inbound-per-subnet': { type: 'string' },
     'metrics-port': { type: 'string' },
     'log-level': { type: 'string' },
   });
@@ -83,6 +85,9 @@ export async function nodeCommand(argv: string[], out: Out): Promise<void> {
     }
   }
   const noPeersWarningMs = envSeconds('CAIRN_NO_PEERS_WARNING_SECONDS');
+  const perIp = count(values, 'max-inbound-per-ip', 1, 1000);
+  const perSubnet = count(values, 'max-inbound-per-subnet', 1, 1000);
+  const connectionLimits = { ...(perIp !== undefined && { maxInboundPerIp: perIp }), ...(perSubnet !== undefined && { maxInboundPerSubnet: perSubnet }) };
   const logger = createLogger(level);
 
   const settings = { datadir, p2pPort, rpcPort };
@@ -102,6 +107,7 @@ export async function nodeCommand(argv: string[], out: Out): Promise<void> {
     mine: coinbase ? { coinbase, threads } : undefined,
     rpc: { port: rpcPort },
     noPeersWarningMs,
+    connectionLimits,
   });
   node.on('log', (lvl, msg, fields) => logger[lvl](fields ?? {}, msg));
   const stopping = new Promise<void>((resolveStop) => {
@@ -235,6 +241,7 @@ Examples:
   node: `Usage: cairn node [--datadir DIR] [--genesis FILE] [--p2p-port N] [--p2p-host IP] [--rpc-port N]
                   [--bootstrap MULTIADDR]... [--mine] [--coinbase ADDRESS] [--threads N]
                   [--keystore DIR] [--password-file F] [--no-mdns] [--metrics-port N] [--log-level L]
+                  [--max-inbound-per-ip N] [--max-inbound-per-subnet N]
 
 Runs a validating node (initialising DIR, default ./data, when empty). P2P on port 7370 of all
 interfaces, JSON-RPC on 127.0.0.1:7371 (0 picks a free port; the endpoint and token are written
@@ -246,7 +253,9 @@ Stops cleanly on SIGINT, SIGTERM or cairn stop.
 Peers: each --bootstrap names a node as /ip4/HOST/tcp/PORT/p2p/PEER_ID (checked before the node
 starts; one that cannot be reached is retried with backoff, and logged). mDNS finds nodes of the
 same network on the local network, the DHT finds the peers of peers. Alone for 30 s, the node
-says so, and what to check.
+says so, and what to check. Inbound connections: at most 48, 4 from one IP (--max-inbound-per-ip)
+and 8 from one /24 or /48 (--max-inbound-per-subnet); this machine's own (127.0.0.1) are not
+counted. Bans cover the peer's IP too and are kept in DIR/bans.json until they expire.
 
 Environment (a flag wins over its variable): CAIRN_P2P_PORT, CAIRN_RPC_PORT, CAIRN_P2P_HOST, and
 CAIRN_MDNS=off for --no-mdns. CAIRN_PASSWORD is the coinbase key's password (see cairn keys --help).
