@@ -9,19 +9,16 @@ import { sleep, type Env } from './env.ts';
 import type { PeerManager } from './peers.ts';
 import type { PeerRecords } from './peer-records.ts';
 import type { Serve } from './serving.ts';
+import { STATUS_REQUEST_MAX_BYTES, serveChain, type AdmitBlocks } from './chain-server.ts';
 import type { NetworkNames } from './protocols.ts';
-import { TransportError, busyError, type Busy, type Transport } from './transport.ts';
+import { TransportError, busyError, type Transport } from './transport.ts';
 import {
   MAX_BLOCKS_PER_REQUEST,
   MAX_HEADERS_PER_RESPONSE,
-  decodeGetBlocks,
-  decodeGetHeaders,
   decodeHeaders,
   decodeStatus,
   encodeGetBlocks,
   encodeGetHeaders,
-  encodeHeaders,
-  encodeStatus,
   type Status,
 } from './wire.ts';
 
@@ -41,12 +38,7 @@ const REQUESTS_PER_PEER = 2;
 const LIE = 100;
 /** Busy answers in a row from one peer before a headers sync gives it up for this round. */
 const MAX_BUSY_IN_A_ROW = 5;
-/** Request caps, as docs/PROTOCOL.md writes them. */
-export const STATUS_REQUEST_MAX_BYTES = 1024;
-/** getHeaders: 01 ‖ count (1 byte up to 64) ‖ 64 hashes ‖ max u32 = 2,054 bytes, with room to spare. */
-export const GET_HEADERS_MAX_BYTES = 16 + 64 * 32 + 8;
-/** getBlocks: 01 ‖ count ‖ 64 hashes = 2,050 bytes. */
-export const GET_BLOCKS_MAX_BYTES = 4096;
+
 
 export interface SyncProgress {
   readonly height: number;
@@ -84,12 +76,6 @@ class InvalidChain extends Error {
     this.reason = reason;
   }
 }
-
-/**
- * What the blocks responder asks the budgets (node/serving.ts) before it answers: how many of
- * these blocks the peer gets now, given which it already has, or busy.
- */
-export type AdmitBlocks = (peer: string, blocks: readonly { bytes: number; height: number | undefined; theirs: boolean }[], chainHeight: number) => number | Busy;
 
 export interface SyncOptions {
   readonly transport: Transport;
@@ -149,54 +135,17 @@ export class Sync extends EventEmitter<SyncEvents> {
     return Math.max(this.o.chain.tip.height, this.lastTarget);
   }
 
+  /** Serves our chain: status, headers, blocks (node/chain-server.ts). */
   async start(): Promise<void> {
-    const { serve, names, chain, peers } = this.o;
-    const onBadRequest = (peer: string, err: unknown) => peers.badRequest(peer, err);
-    const limits = { timeoutMs: STATUS_TIMEOUT_MS, maxBytes: STATUS_REQUEST_MAX_BYTES, onBadRequest };
-    await serve('status', names.status, async () => encodeStatus(this.ourStatus()), limits);
-    await serve(
-      'headers',
-      names.headers,
-      async (req) => {
-        const { locator, max } = decodeGetHeaders(req);
-        return encodeHeaders(chain.headersAfter(locator, max).map((e) => e.header));
-      },
-      { ...limits, maxBytes: GET_HEADERS_MAX_BYTES },
-    );
-    await serve(
-      'blocks',
-      names.blocks,
-      async (req, peer) => {
-        const hashes = decodeGetBlocks(req);
-        const stored = await chain.db.getBlocksBytes(hashes);
-        const missing = stored.indexOf(undefined);
-        // Up to the first we lack: the asker takes the rest from someone else.
-        const frames = (missing < 0 ? stored : stored.slice(0, missing)) as Uint8Array[];
-        const admitted = this.admitBlocks(peer, hashes, frames);
-        return typeof admitted === 'number' ? frames.slice(0, admitted) : admitted;
-      },
-      { timeoutMs: STATUS_TIMEOUT_MS, maxBytes: GET_BLOCKS_MAX_BYTES, onBadRequest },
-    );
-  }
-
-  /** How many of `frames` the budgets let `peer` have, told which blocks it has: ancestors of the tip it announced. */
-  private admitBlocks(peer: string, hashes: readonly Uint8Array[], frames: readonly Uint8Array[]): number | Busy {
-    if (!this.o.admitBlocks || frames.length === 0) return frames.length;
     const { chain } = this.o;
-    const announced = this.statuses.get(peer);
-    const theirTip = announced ? chain.getEntry(announced.status.tipHash) : undefined;
-    return this.o.admitBlocks(
-      peer,
-      frames.map((bytes, i) => {
-        const entry = chain.getEntry(hashes[i]!);
-        return {
-          bytes: bytes.byteLength,
-          height: entry && chain.isMain(entry) ? entry.height : undefined,
-          theirs: entry !== undefined && theirTip !== undefined && theirTip.height >= entry.height && theirTip.ancestor(entry.height) === entry,
-        };
-      }),
-      chain.tip.height,
-    );
+    await serveChain({
+      ...this.o,
+      status: () => this.ourStatus(),
+      announcedTip: (peer) => {
+        const announced = this.statuses.get(peer);
+        return announced ? chain.getEntry(announced.status.tipHash) : undefined;
+      },
+    });
   }
 
   /**

@@ -10,7 +10,7 @@ import { maxGossipBytes } from '../node/gossip.ts';
 import { DEFAULT_BAN_SECONDS, BAN_THRESHOLD } from '../node/peers.ts';
 import { DEFAULT_SERVING_LIMITS } from '../node/serving.ts';
 import { DEFAULT_SLOT_LIMITS } from '../node/slots.ts';
-import { GET_BLOCKS_MAX_BYTES, GET_HEADERS_MAX_BYTES, STATUS_REQUEST_MAX_BYTES } from '../node/sync.ts';
+import { GET_BLOCKS_MAX_BYTES, GET_HEADERS_MAX_BYTES, STATUS_REQUEST_MAX_BYTES } from '../node/chain-server.ts';
 import { MAX_PUSH_BYTES } from '../node/tx-relay.ts';
 import { MAX_LOCATOR_HASHES, MAX_BLOCKS_PER_REQUEST, MAX_HEADERS_PER_RESPONSE } from '../node/wire.ts';
 import { BUSY_FRAME_BYTES, TransportError, encodeBusy } from '../node/transport.ts';
