@@ -207,7 +207,7 @@ export class CairnNode extends EventEmitter<NodeEvents> {
       this.sync.forget(peer);
       void this.transport.hangUp(peer);
     });
-    this.sync.on('foreign', (peer) => this.peers.ban(peer, 'another network (genesis or protocols differ)'));
+    this.sync.on('foreign', (peer) => this.peers.ban(peer, 'another network (genesis or protocols differ)', { address: false }));
     this.gossip.on('orphan', (peer) => void this.sync.handshake(peer));
     const t = this.transport;
     // What each connection was, for the line that says it ended (the transport has forgotten it by then).

@@ -109,12 +109,15 @@ export class PeerManager extends EventEmitter<PeerManagerEvents> {
     this.penalize(peer, score, `bad request: ${(err as Error)?.message ?? String(err)}`);
   }
 
-  /** Bans the peer, and the IP it is connected from, for banSeconds. */
-  ban(peer: string, reason: string): void {
+  /**
+   * Bans the peer, and the IP it is connected from, for banSeconds. `address: false` for what is
+   * no offence of the address's other nodes (a node of another network: its neighbours may be ours).
+   */
+  ban(peer: string, reason: string, o: { address?: boolean } = {}): void {
     const until = this.clock() + this.banSeconds;
     this.bans.set(peer, { until, reason });
     this.scores.delete(peer);
-    const ip = this.ips.get(peer);
+    const ip = o.address === false ? undefined : this.ips.get(peer);
     if (ip) {
       this.ipBans.set(ip, { until, reason });
       this.ipScores.delete(ip);

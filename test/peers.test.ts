@@ -31,6 +31,14 @@ describe('bans by identity and address', () => {
     assert.equal(peers.addressBanned(addr('198.51.100.8', 'x')), false);
   });
 
+  it('a node of another network is refused by its identity only: its neighbours may be of ours', () => {
+    const peers = new PeerManager(clock);
+    peers.connectedFrom('foreign', addr('198.51.100.7', 'foreign'));
+    peers.ban('foreign', 'another network (genesis or protocols differ)', { address: false });
+    assert.equal(peers.isBanned('foreign'), true);
+    assert.equal(peers.addressBanned(addr('198.51.100.7', 'ours')), false);
+  });
+
   it('scores add up across the identities of one address: three framing errors each no longer come free', () => {
     const peers = new PeerManager(clock);
     for (let i = 0; i < 4; i++) peers.connectedFrom(`id${i}`, addr('203.0.113.9', `id${i}`));
