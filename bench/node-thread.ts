@@ -66,9 +66,10 @@ const handlers: Record<string, (arg: any) => Promise<unknown>> = {
       cpuMs: threadCpuMs(),
     };
   },
-  /** Bytes this node has served, all protocols together. */
+  /** Bytes this node has served, and requests it answered busy, all protocols together. */
   async served() {
-    return Object.values(node.guard.stats.servedBytes).reduce((a, b) => a + b, 0);
+    const sum = (r: Record<string, number>) => Object.values(r).reduce((a, b) => a + b, 0);
+    return { bytes: sum(node.guard.stats.servedBytes), throttled: sum(node.guard.stats.throttled) };
   },
   async mine(minerKey: number) {
     const [block] = await mineOn({ node } as TestNode, 1, minerKey);

@@ -83,8 +83,8 @@ export class ThreadNode {
     return this.call('state');
   }
 
-  /** Bytes the node has served so far, all request protocols together. */
-  served(): Promise<number> {
+  /** Bytes the node has served so far, and requests it answered busy, all request protocols together. */
+  served(): Promise<{ bytes: number; throttled: number }> {
     return this.call('served');
   }
 
