@@ -117,7 +117,7 @@ function devnetGenesis(senders: readonly BenchKey[], target: bigint): string {
 
 async function startDevnetNode(ctx: SuiteContext, name: string, genesisFile: string, bootstrap: readonly string[], mine: Uint8Array | undefined): Promise<DevnetNode> {
   const datadir = ctx.tempDir(`cairn-bench-devnet-${name}-`).path;
-  const args = [...NODE_FLAGS, CAIRN_BIN, 'node', '--datadir', datadir, '--genesis', genesisFile, '--p2p-host', '127.0.0.1', '--p2p-port', '0', '--rpc-port', '0', '--no-mdns', '--log-level', 'info'];
+  const args = [...NODE_FLAGS, CAIRN_BIN, 'node', '--datadir', datadir, '--genesis', genesisFile, '--p2p-host', '127.0.0.1', '--p2p-port', '0', '--rpc-port', '0', '--http-port', '0', '--no-mdns', '--log-level', 'info'];
   for (const b of bootstrap) args.push('--bootstrap', b);
   if (mine) args.push('--mine', '--coinbase', encodeAddress(mine), '--threads', '1');
   // As a user would start it: without the bench's own threadpool size (bench/threadpool.ts).

@@ -10,7 +10,7 @@ import type { Block } from '../ledger/block.ts';
 import { Chain } from '../consensus/chain.ts';
 import type { CairnNode } from '../node/node.ts';
 import { FUNDED_KEYS, seededRandom, testKey, transfer } from '../test/helpers/fixtures.ts';
-import { asParent, mineChild } from '../test/helpers/mining.ts';
+import { asParent, mineChild, stateRootOnTip } from '../test/helpers/mining.ts';
 import { verifyPoolOf, libp2pHost, mineOn, networkParams, stopAll, waitFor, type TestNode } from '../test/helpers/network.ts';
 import { startBenchNode, stopNodes, untilQuiet, within } from './nodes.ts';
 import { measureRate, median, metric, type Metric, type Suite, type SuiteContext, type TempDir } from './report.ts';
@@ -179,7 +179,8 @@ async function propagate(arrivals: Arrivals, nodes: readonly TestNode[], produce
 
 /** What mineOn does, with the block's transactions given rather than taken from the mempool. */
 async function mineWith(t: TestNode, txs: readonly Transaction[]): Promise<Block> {
-  const block = mineChild(t.node.chain.params, t.node.chain.tip, txs, { spacing: 1, miner: MINER });
+  const stateRoot = await stateRootOnTip(t.node.chain, MINER, txs);
+  const block = mineChild(t.node.chain.params, t.node.chain.tip, txs, { spacing: 1, miner: MINER, stateRoot });
   const outcome = await t.node.importAndAnnounce(block);
   if (outcome !== 'connected') throw new Error(`block ${block.header.height} was ${outcome} on its own miner`);
   return block;

@@ -121,7 +121,7 @@ const RPC_CONCURRENCY = 4;
 const RPC_SINGLE_TXS = 4_000;
 const RPC_SINGLE_CONCURRENCY = 32;
 
-interface AdmitRun {
+export interface AdmitRun {
   readonly ms: number;
   readonly txs: number;
 }
@@ -131,16 +131,16 @@ async function rpcNode(ctx: SuiteContext, params: ChainParams, live: TestNode[])
   return { t, client: await RpcClient.fromDatadir(t.config.datadir) };
 }
 
-/** `sendRawTransactions` batches, `RPC_CONCURRENCY` at a time, into a fresh node; timed until every one is admitted. */
-async function batchedAdmitRun(ctx: SuiteContext, params: ChainParams, hexes: readonly string[], live: TestNode[]): Promise<AdmitRun> {
+/** `sendRawTransactions` batches of `batch`, `concurrency` at a time, into a fresh node; timed until every one is admitted. */
+export async function batchedAdmitRun(ctx: SuiteContext, params: ChainParams, hexes: readonly string[], live: TestNode[], batch = RPC_BATCH, concurrency = RPC_CONCURRENCY): Promise<AdmitRun> {
   const { t, client } = await rpcNode(ctx, params, live);
   try {
     let nextBatch = 0;
     const sender = async () => {
       for (;;) {
-        const start = nextBatch++ * RPC_BATCH;
+        const start = nextBatch++ * batch;
         if (start >= hexes.length) return;
-        const result = await client.call('sendRawTransactions', { txs: hexes.slice(start, start + RPC_BATCH) });
+        const result = await client.call('sendRawTransactions', { txs: hexes.slice(start, start + batch) });
         if (result.rejected.length > 0) {
           const r = result.rejected[0]!;
           throw new Error(`${result.rejected.length} of a batch rejected, first ${r.code}: ${r.message}`);
@@ -148,7 +148,7 @@ async function batchedAdmitRun(ctx: SuiteContext, params: ChainParams, hexes: re
       }
     };
     const begin = performance.now();
-    await Promise.all(Array.from({ length: RPC_CONCURRENCY }, sender));
+    await Promise.all(Array.from({ length: concurrency }, sender));
     const ms = performance.now() - begin;
     if (t.node.mempool.size !== hexes.length) throw new Error(`mempool holds ${t.node.mempool.size} of ${hexes.length}`);
     return { ms, txs: hexes.length };

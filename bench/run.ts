@@ -6,8 +6,11 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { consensusSuite } from './consensus.ts';
 import { ledgerSuite } from './ledger.ts';
+import { lightSuite } from './light.ts';
+import { stateSuite } from './state.ts';
 import { networkSuite } from './network.ts';
 import { PERF_SUITES } from './perf.ts';
+import { vsBcoinSuite } from './vs-bcoin.ts';
 import { currentMachineLimit, MACHINE_LIMIT_ENV } from './perf-common.ts';
 import {
   TempDirs,
@@ -22,7 +25,9 @@ import {
 } from './report.ts';
 
 /** Every suite, in the order they run. A new suite is one module exporting a `Suite`, added here. */
-const SUITES: readonly Suite[] = [...PERF_SUITES, ledgerSuite, consensusSuite, networkSuite];
+const SUITES: readonly Suite[] = [...PERF_SUITES, ledgerSuite, consensusSuite, networkSuite, stateSuite, lightSuite, vsBcoinSuite];
+/** Suites that run only when asked for: they need what a plain clone lacks (the bcoin harness beside it). */
+const ON_REQUEST = new Set(['vs-bcoin']);
 
 const DEFAULT_RUNS = 5;
 
@@ -35,6 +40,9 @@ const USAGE = `Usage: npm run bench -- [suite ...] [--json] [--runs N] [--quick]
   --quick   cut the perf suites' workloads down (a 1,000-block sync instead of 10,000, shorter
             devnet window, fewer transactions) to try the bench in a few minutes; the issue's
             targets are about the full scale
+  --vs-bcoin  also run bcoin 1.0.2 side by side (the vs-bcoin suite: installs the harness from
+            ../shared/anchors/bcoin-bench into the OS temp folder once, then alternates bcoin's
+            and Cairn's sync and RPC admission and prints the ratios Cairn/bcoin)
   --list    list the suites and exit
 
 Progress goes to stderr. With npm, add --silent (npm run --silent bench -- --json) so that npm's
@@ -56,6 +64,7 @@ async function main(): Promise<number> {
         runs: { type: 'string' },
         quick: { type: 'boolean', default: false },
         list: { type: 'boolean', default: false },
+        'vs-bcoin': { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
         child: { type: 'string' },
       },
@@ -77,7 +86,10 @@ async function main(): Promise<number> {
   if (values.child !== undefined) return runChild(values.child, runs, values.quick);
   const unknown = positionals.filter((name) => !SUITES.some((s) => s.name === name));
   if (unknown.length > 0) fail(`unknown suite ${unknown.map((n) => `"${n}"`).join(', ')}`);
-  const selected = positionals.length === 0 ? SUITES : SUITES.filter((s) => positionals.includes(s.name));
+  const selected =
+    positionals.length === 0
+      ? SUITES.filter((s) => !ON_REQUEST.has(s.name) || (s.name === 'vs-bcoin' && values['vs-bcoin']))
+      : SUITES.filter((s) => positionals.includes(s.name) || (s.name === 'vs-bcoin' && values['vs-bcoin']));
 
   // In JSON mode stdout carries exactly one object: anything a suite (or a library under it)
   // prints with console.log is diverted to stderr.
@@ -116,9 +128,22 @@ async function main(): Promise<number> {
   const wallSeconds = (performance.now() - wallStart) / 1000;
   const argv = process.argv.slice(2);
   footer.push(`Command: npm run bench${argv.length > 0 ? ` -- ${argv.join(' ')}` : ''}; ${new Date().toISOString()}; ${wallSeconds.toFixed(0)} s in all.`);
-  process.stdout.write(values.json ? JSON.stringify(jsonReport(machine, results, values.quick)) + '\n' : formatTable(machine, results, runs, footer, values.quick));
+  process.stdout.write(values.json ? JSON.stringify(withVsBcoin(jsonReport(machine, results, values.quick), results)) + '\n' : formatTable(machine, results, runs, footer, values.quick));
   if (failed.length > 0) log(`bench: failed suites: ${failed.join(', ')}`);
   return failed.length > 0 ? 1 : 0;
+}
+
+/** The Cairn/bcoin ratios under one key too, each with its spread, when the vs-bcoin suite ran. */
+function withVsBcoin<T extends object>(report: T, results: readonly SuiteResult[]): T & { vsBcoin?: Record<string, { ratio: number; min: number; max: number }> } {
+  const mine = results.find((r) => r.suite === 'vs-bcoin');
+  if (!mine) return report;
+  const vsBcoin: Record<string, { ratio: number; min: number; max: number }> = {};
+  for (const m of mine.metrics) {
+    if (m.unit !== '×') continue;
+    const name = m.key.replace(/^vsBcoin/, '');
+    vsBcoin[name.charAt(0).toLowerCase() + name.slice(1)] = { ratio: m.value, min: Math.min(...m.runs), max: Math.max(...m.runs) };
+  }
+  return { ...report, vsBcoin };
 }
 
 /**

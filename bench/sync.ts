@@ -14,6 +14,7 @@ import { Chain } from '../consensus/chain.ts';
 import { startBenchNode, stopNodes, watchImports } from './nodes.ts';
 import { ThreadNode } from './threaded-nodes.ts';
 import { asParent, mineChild } from '../test/helpers/mining.ts';
+import { forgetStates } from '../test/helpers/states.ts';
 import { verifyPoolOf, networkParams, stopAll, type TestNode } from '../test/helpers/network.ts';
 import { atLeast, median, metric, type Suite, type SuiteContext } from './report.ts';
 import { TARGETS, allocFor, benchKey, benchKeys, k, machineLimit, ms0, profiled, s1, signedTx, signerNote, skipSignatures, transfers, verifierOf, within, type BenchKey } from './perf-common.ts';
@@ -34,17 +35,17 @@ const SYNC_MINER = benchKey(999_999).address;
  * signatures unchecked there: only the syncing node pays for them. Built block by block, so the
  * 200,000 transactions never sit in memory at once.
  */
-async function buildSyncSource(ctx: SuiteContext, datadir: string, params: ChainParams, senders: readonly BenchKey[], blocks: number): Promise<{ txs: number }> {
+export async function buildSyncSource(ctx: SuiteContext, datadir: string, params: ChainParams, senders: readonly BenchKey[], blocks: number, txsPerBlock = SYNC_TXS_PER_BLOCK): Promise<{ txs: number }> {
   const db = await ChainDB.open(join(datadir, 'chain'), params);
   let txCount = 0;
   try {
     const chain = await Chain.open(db, { clock: () => Math.floor(Date.now() / 1000), signatures: skipSignatures });
-    const source = transfers(senders, params.chainId, Math.ceil((blocks * SYNC_TXS_PER_BLOCK) / senders.length));
+    const source = transfers(senders, params.chainId, Math.ceil((blocks * txsPerBlock) / senders.length));
     let parent = asParent(genesisBlock(params));
     const start = performance.now();
     for (let b = 0; b < blocks; b++) {
       const txs: Transaction[] = [];
-      for (let i = 0; i < SYNC_TXS_PER_BLOCK; i++) {
+      for (let i = 0; i < txsPerBlock; i++) {
         const next = source.next();
         if (next.done) throw new Error('ran out of transfers');
         txs.push(signedTx(next.value.key, next.value.fields));
@@ -58,12 +59,13 @@ async function buildSyncSource(ctx: SuiteContext, datadir: string, params: Chain
       if ((b + 1) % 2000 === 0) ctx.log(`sync:   source at ${b + 1} of ${blocks} blocks, ${s1(performance.now() - start)} s`);
     }
   } finally {
+    forgetStates();
     await db.close();
   }
   return { txs: txCount };
 }
 
-interface SyncRun {
+export interface SyncRun {
   readonly ms: number;
   readonly firstBlockMs: number;
   /** Wall time the syncing node spent inside Chain.processBlock (one block at a time: the import queue). */
@@ -82,7 +84,7 @@ interface SyncRun {
  * and signature verifier's methods are wrapped (after start, before the first batch can arrive:
  * the bootstrap dial waits 100 ms) to say where the time goes.
  */
-async function syncRun(ctx: SuiteContext, params: ChainParams, a: { addr: string; tip: ChainTip }, digest: string, txs: number, live: TestNode[]): Promise<SyncRun> {
+export async function syncRun(ctx: SuiteContext, params: ChainParams, a: { addr: string; tip: ChainTip }, digest: string, txs: number, live: TestNode[]): Promise<SyncRun> {
   const target = toHex(a.tip.hash);
   const dir = ctx.tempDir('cairn-bench-sync-');
   const elu0 = performance.eventLoopUtilization();

@@ -14,6 +14,8 @@ export type Options = NonNullable<ParseArgsConfig['options']>;
 
 /** Where a node keeps its data unless told otherwise (relative to the working directory). */
 export const DEFAULT_DATADIR = 'data';
+/** Where a light client keeps its headers and RPC endpoint unless told otherwise. */
+export const DEFAULT_LIGHT_DATADIR = 'light';
 
 /** Flags every command that talks to a node understands. */
 export const NODE_ACCESS: Options = {

@@ -1,12 +1,14 @@
-import { NODE_ACCESS, address, parse, UsageError } from './args.ts';
-import { connect } from './rpc-client.ts';
+import { DEFAULT_LIGHT_DATADIR, NODE_ACCESS, address, parse, str, UsageError } from './args.ts';
+import { RpcClient, RpcClientError, connect } from './rpc-client.ts';
 import { coins, lines, type Out } from './output.ts';
+import type { LightRpcMethods } from '../node/light/rpc.ts';
 
 export async function accountCommand(argv: string[], out: Out): Promise<void> {
-  const { values, positionals } = parse(argv, NODE_ACCESS, 1);
+  const { values, positionals } = parse(argv, { ...NODE_ACCESS, light: { type: 'boolean' } }, 1);
   if (values.help) return out.help(HELP.account);
   if (!positionals[0]) throw new UsageError('give the ADDRESS to look up');
   address(positionals[0], 'address');
+  if (values.light) return lightAccount(positionals[0], str(values, 'datadir') ?? DEFAULT_LIGHT_DATADIR, out);
   const rpc = await connect(values);
   const [a, coin] = await Promise.all([rpc.call('getAccount', { address: positionals[0] }), out.json ? undefined : rpc.call('status', {})]);
   out.result({ address: a.address, balance: a.balance, nonce: a.nonce, nextNonce: a.nextNonce }, lines([
@@ -14,6 +16,23 @@ export async function accountCommand(argv: string[], out: Out): Promise<void> {
     ['balance', coin ? coins(a.balance, coin) : a.balance],
     ['nonce', a.nonce],
     ['next nonce', a.nextNonce],
+  ]));
+}
+
+/** The account as the light client on `datadir` proves it: checked against a header it holds, trusting no peer. */
+async function lightAccount(addr: string, datadir: string, out: Out): Promise<void> {
+  const rpc = await RpcClient.fromDatadir<LightRpcMethods>(datadir).catch((err: unknown) => {
+    if (err instanceof RpcClientError) throw new RpcClientError(err.code, `no light client is running on ${datadir}; start one with: cairn light --datadir ${datadir} --bootstrap MULTIADDR`);
+    throw err;
+  });
+  const [a, coin] = await Promise.all([rpc.call('getAccount', { address: addr }), out.json ? undefined : rpc.call('status', {})]);
+  out.result(a, lines([
+    ['address', a.address],
+    ['balance', coin ? coins(a.balance, coin) : a.balance],
+    ['nonce', a.nonce],
+    ['account', a.exists ? 'exists' : 'none (never paid or paid from)'],
+    ['proven at', `height ${a.block.height} (${a.block.hash}), the light client's tip`],
+    ['proof from', `${a.provenBy} (checked here against the header's state root)`],
   ]));
 }
 
@@ -72,12 +91,16 @@ const ACCESS = `  --datadir DIR          the node running on DIR (default ./data
 
 const HELP = {
   account: `Usage: cairn account ADDRESS [--datadir DIR | --rpc URL --rpc-token T] [--json]
+       cairn account ADDRESS --light [--datadir DIR] [--json]
 
-Balance (in coins; --json: base units) and nonce of ADDRESS at the chain tip.
+Balance (in coins; --json: base units) and nonce of ADDRESS at the chain tip. With --light, from the
+light client running on DIR (default ./light; see cairn light --help): proven by a peer's proof
+against the state root of the light client's tip, checked there, trusting no node.
 ${ACCESS}
 
-Example:
-  cairn account cairn12rqpp3a5l5vef8weqsvd42g9rzmqx4la30zrhz`,
+Examples:
+  cairn account cairn12rqpp3a5l5vef8weqsvd42g9rzmqx4la30zrhz
+  cairn account cairn12rqpp3a5l5vef8weqsvd42g9rzmqx4la30zrhz --light`,
   tx: `Usage: cairn tx ID [--datadir DIR | --rpc URL --rpc-token T] [--json]
 
 A transaction by id: pending in the mempool, or confirmed with its block height.

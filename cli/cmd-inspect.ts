@@ -56,6 +56,7 @@ export async function blockCommand(argv: string[], out: Out): Promise<void> {
     ['time', `${new Date(b.timestamp * 1000).toISOString()} (${duration(now() - b.timestamp)} ago)`],
     ['target', b.target],
     ['nonce', b.nonce],
+    ['state root', b.stateRoot],
     ['size', `${b.size} bytes`],
     ['coinbase', `${coins(b.coinbase.amount, status)} to ${b.coinbase.to}`],
     ['main chain', b.mainChain],

@@ -5,7 +5,6 @@ import { join, resolve } from 'node:path';
 import { encodeAddress } from '../ledger/keys.ts';
 import { createNode } from '../node/launch.ts';
 import { checkPeerAddress } from '../node/libp2p/addresses.ts';
-import { Metrics } from '../node/metrics.ts';
 import { createKey, listKeys } from './keystore.ts';
 import { readPassword } from './password.ts';
 import { RpcClient } from './rpc-client.ts';
@@ -51,6 +50,11 @@ export async function nodeCommand(argv: string[], out: Out): Promise<void> {
     'p2p-port': { type: 'string' },
     'p2p-host': { type: 'string' },
     'rpc-port': { type: 'string' },
+    'http-port': { type: 'string' },
+    'http-host': { type: 'string' },
+    'http-cors': { type: 'string' },
+    'no-http': { type: 'boolean' },
+    'no-address-index': { type: 'boolean' },
     bootstrap: { type: 'string', multiple: true },
     mine: { type: 'boolean' },
     coinbase: { type: 'string' },
@@ -72,6 +76,8 @@ export async function nodeCommand(argv: string[], out: Out): Promise<void> {
   const env = process.env;
   const p2pPort = port(values, 'p2p-port') ?? envPort('CAIRN_P2P_PORT') ?? 7370;
   const rpcPort = port(values, 'rpc-port') ?? envPort('CAIRN_RPC_PORT') ?? 7371;
+  const httpPort = port(values, 'http-port') ?? envPort('CAIRN_HTTP_PORT') ?? 7372;
+  const http = values['no-http'] ? undefined : { port: httpPort, host: str(values, 'http-host') ?? '127.0.0.1', cors: str(values, 'http-cors') };
   const p2pHost = str(values, 'p2p-host') ?? (env['CAIRN_P2P_HOST'] || '0.0.0.0');
   const mdns = !values['no-mdns'] && !/^(0|off|no|false)$/i.test(env['CAIRN_MDNS'] ?? '');
   const metricsPort = port(values, 'metrics-port');
@@ -90,7 +96,7 @@ export async function nodeCommand(argv: string[], out: Out): Promise<void> {
   const connectionLimits = { ...(perIp !== undefined && { maxInboundPerIp: perIp }), ...(perSubnet !== undefined && { maxInboundPerSubnet: perSubnet }) };
   const logger = createLogger(level);
 
-  const settings = { datadir, p2pPort, rpcPort };
+  const settings = { datadir, p2pPort, rpcPort, httpPort: http?.port };
   const { params, created } = await initDatadir(datadir, str(values, 'genesis')).catch((err: unknown) => {
     throw explainStartFailure(err, settings);
   });
@@ -108,6 +114,9 @@ export async function nodeCommand(argv: string[], out: Out): Promise<void> {
     rpc: { port: rpcPort },
     noPeersWarningMs,
     connectionLimits,
+    http,
+    metrics: metricsPort === undefined ? undefined : { port: metricsPort },
+    addressIndex: !values['no-address-index'],
   });
   node.on('log', (lvl, msg, fields) => logger[lvl](fields ?? {}, msg));
   const stopping = new Promise<void>((resolveStop) => {
@@ -143,14 +152,7 @@ export async function nodeCommand(argv: string[], out: Out): Promise<void> {
     const bar = new ProgressBar();
     node.sync.on('progress', (p) => bar.update(p));
   }
-  let metrics: Metrics | undefined;
-  if (metricsPort !== undefined) {
-    metrics = new Metrics(node);
-    const bound = await metrics.listen(metricsPort);
-    logger.info({ url: `http://127.0.0.1:${bound}/metrics` }, 'metrics');
-  }
   await stopping;
-  await metrics?.close();
   await node.stop();
   logger.info('stopped');
   void out;
@@ -181,7 +183,7 @@ export async function devnetCommand(argv: string[], out: Out): Promise<void> {
     // documented public development key, so mined coins can be spent right away.
     const coinbase = str(values, 'coinbase') ?? (params.alloc[0] ? encodeAddress(params.alloc[0].address) : undefined);
     if (mining && !coinbase) throw new UsageError('this genesis funds nobody: pass --coinbase ADDRESS for the mining node');
-    const args = [ENTRY, 'node', '--datadir', datadir, ...genesisArgs, '--p2p-host', '127.0.0.1', '--p2p-port', '0', '--rpc-port', '0', '--no-mdns', '--log-level', 'info'];
+    const args = [ENTRY, 'node', '--datadir', datadir, ...genesisArgs, '--p2p-host', '127.0.0.1', '--p2p-port', '0', '--rpc-port', '0', '--http-port', '0', '--no-mdns', '--log-level', 'info'];
     for (const b of bootstrap) args.push('--bootstrap', b);
     if (mining) args.push('--mine', '--coinbase', coinbase!);
     const log = createWriteStream(join(datadir, 'node.log'), { flags: 'a' });
@@ -239,6 +241,7 @@ Examples:
   cairn init --datadir ./data
   cairn init --datadir ./mainnet --genesis ./mainnet-genesis.json`,
   node: `Usage: cairn node [--datadir DIR] [--genesis FILE] [--p2p-port N] [--p2p-host IP] [--rpc-port N]
+                  [--http-port N] [--http-host IP] [--http-cors ORIGIN] [--no-http] [--no-address-index]
                   [--bootstrap MULTIADDR]... [--mine] [--coinbase ADDRESS] [--threads N]
                   [--keystore DIR] [--password-file F] [--no-mdns] [--metrics-port N] [--log-level L]
                   [--max-inbound-per-ip N] [--max-inbound-per-subnet N]
@@ -248,6 +251,10 @@ interfaces, JSON-RPC on 127.0.0.1:7371 (0 picks a free port; the endpoint and to
 to DIR/rpc.json). --mine mines to --coinbase, or to the first key of the keystore (default
 DIR/keystore), creating one on first start, hashing on --threads of the node's worker threads
 (default 1) whenever they have no signatures to check. Logs are JSON when stdout is not a terminal.
+The explorer (open it in a browser), the REST API and live events are on http://127.0.0.1:7372/
+(--http-port, --http-host; read-only, no token; --http-cors lets pages of ORIGIN call it; --no-http
+turns it off). The address index behind its address pages is kept unless --no-address-index; an
+existing datadir gets one built in the background, its progress in the log.
 Stops cleanly on SIGINT, SIGTERM or cairn stop.
 
 Peers: each --bootstrap names a node as /ip4/HOST/tcp/PORT/p2p/PEER_ID (checked before the node
@@ -257,7 +264,7 @@ says so, and what to check. Inbound connections: at most 48, 4 from one IP (--ma
 and 8 from one /24 or /48 (--max-inbound-per-subnet); this machine's own (127.0.0.1) are not
 counted. Bans cover the peer's IP too and are kept in DIR/bans.json until they expire.
 
-Environment (a flag wins over its variable): CAIRN_P2P_PORT, CAIRN_RPC_PORT, CAIRN_P2P_HOST, and
+Environment (a flag wins over its variable): CAIRN_P2P_PORT, CAIRN_RPC_PORT, CAIRN_HTTP_PORT, CAIRN_P2P_HOST, and
 CAIRN_MDNS=off for --no-mdns. CAIRN_PASSWORD is the coinbase key's password (see cairn keys --help).
 CAIRN_NO_PEERS_WARNING_SECONDS moves the "no peers" warning (default 30).
 

@@ -31,10 +31,11 @@ async function readGenesis(file: string): Promise<{ text: string; params: ChainP
 
 /**
  * Creates a datadir for the network `genesisFile` defines: a copy of the genesis file (so the
- * datadir alone says which network it is) and a store holding block 0. Refuses a datadir that
+ * datadir alone says which network it is) and a store holding block 0 (a light client's, `store:
+ * false`, has none). Refuses a datadir that
  * belongs to another network and changes nothing then.
  */
-export async function initDatadir(datadir: string, genesisFile?: string): Promise<{ params: ChainParams; created: boolean }> {
+export async function initDatadir(datadir: string, genesisFile?: string, options: { store?: boolean } = {}): Promise<{ params: ChainParams; created: boolean }> {
   const copy = join(datadir, GENESIS_COPY);
   // Without --genesis an initialised datadir keeps its own network (the bundled one is only a default).
   if (genesisFile === undefined && (await exists(copy))) return { params: (await readGenesis(copy)).params, created: false };
@@ -47,8 +48,10 @@ export async function initDatadir(datadir: string, genesisFile?: string): Promis
     return { params: existing.params, created: false };
   }
   await mkdir(datadir, { recursive: true, mode: 0o700 });
-  const db = await ChainDB.open(join(datadir, 'chain'), params); // refuses a store of another network
-  await db.close();
+  if (options.store !== false) {
+    const db = await ChainDB.open(join(datadir, 'chain'), params); // refuses a store of another network
+    await db.close();
+  }
   await copyFile(genesisFile ?? BUNDLED_GENESIS, copy);
   return { params, created: true };
 }

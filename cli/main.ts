@@ -4,6 +4,7 @@ import { UsageError } from './args.ts';
 import { accountCommand, mempoolCommand, peersCommand, txCommand } from './cmd-chain.ts';
 import { blockCommand, blocksCommand, rpcHelpCommand, statusCommand, stopCommand, tipsCommand } from './cmd-inspect.ts';
 import { keysCommand } from './cmd-keys.ts';
+import { proofCommand, verifyCommand } from './cmd-proof.ts';
 import { sendCommand } from './cmd-send.ts';
 import { createOut, type Out } from './output.ts';
 import { execWithNodeRuntime } from './runtime.ts';
@@ -18,6 +19,7 @@ const COMMANDS: Record<string, Command> = {
     return (await import('./cmd-node.ts')).nodeCommand(argv, out);
   },
   devnet: async (argv, out) => (await import('./cmd-node.ts')).devnetCommand(argv, out),
+  light: async (argv, out) => (await import('./cmd-light.ts')).lightCommand(argv, out),
   stop: stopCommand,
   keys: keysCommand,
   send: sendCommand,
@@ -29,6 +31,8 @@ const COMMANDS: Record<string, Command> = {
   tips: tipsCommand,
   peers: peersCommand,
   mempool: mempoolCommand,
+  proof: proofCommand,
+  verify: verifyCommand,
 };
 
 const HELP = `Usage: cairn COMMAND [options]     (cairn COMMAND --help for each)
@@ -47,6 +51,11 @@ Inspect chain state:
   status | account ADDRESS | tx ID | block HEIGHT|HASH|latest | blocks [--last N] | tips
   peers | mempool
   help rpc  the node's JSON-RPC methods
+
+Proofs (no trust in any node):
+  proof account ADDRESS | proof tx ID   a proof file with its headers, to stdout
+  verify FILE                           check a proof file offline
+  light     a light client: headers only, accounts proven by any peer (cairn account ADDRESS --light)
 
 cairn --version prints the version. Human output shows amounts in coins (1000 CRN); --json keeps
 exact base units.

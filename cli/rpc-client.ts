@@ -4,7 +4,7 @@ import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import { CairnError } from '../ledger/errors.ts';
 import { DEFAULT_DATADIR, UsageError } from './args.ts';
-import { RPC_ENDPOINT_FILE, type RpcEndpointFile, type RpcMethod, type RpcMethods } from '../node/rpc-types.ts';
+import { RPC_ENDPOINT_FILE, type RpcEndpointFile, type RpcMethods } from '../node/rpc-types.ts';
 
 /** A failure talking to a node: not running, refused our token, or answered with a JSON-RPC error. */
 export class RpcClientError extends CairnError {
@@ -21,7 +21,7 @@ export class RpcClientError extends CairnError {
  * The typed JSON-RPC client the CLI uses (and any script may): `await client.call('getAccount',
  * { address })` is checked against the server's own method table (node/rpc-types.ts).
  */
-export class RpcClient {
+export class RpcClient<M extends { [K in keyof M]: { params: unknown; result: unknown } } = RpcMethods> {
   readonly url: string;
   private readonly token: string;
   private nextId = 1;
@@ -32,17 +32,17 @@ export class RpcClient {
   }
 
   /** Finds a running node's endpoint and token in its datadir. */
-  static async fromDatadir(datadir: string): Promise<RpcClient> {
+  static async fromDatadir<T extends { [K in keyof T]: { params: unknown; result: unknown } } = RpcMethods>(datadir: string): Promise<RpcClient<T>> {
     let endpoint: RpcEndpointFile;
     try {
       endpoint = JSON.parse(await readFile(join(datadir, RPC_ENDPOINT_FILE), 'utf8')) as RpcEndpointFile;
     } catch {
       throw new RpcClientError('NODE_NOT_RUNNING', `no node is running on ${datadir} (no ${RPC_ENDPOINT_FILE} there); start one with: cairn node --datadir ${datadir}`);
     }
-    return new RpcClient(endpoint.url, endpoint.token);
+    return new RpcClient<T>(endpoint.url, endpoint.token);
   }
 
-  async call<M extends RpcMethod>(method: M, params: RpcMethods[M]['params']): Promise<RpcMethods[M]['result']> {
+  async call<K extends keyof M & string>(method: K, params: M[K]['params']): Promise<M[K]['result']> {
     const body = JSON.stringify({ jsonrpc: '2.0', id: this.nextId++, method, params });
     let response: { status: number; text: string };
     try {
@@ -58,7 +58,7 @@ export class RpcClient {
       throw new RpcClientError('RPC_BAD_RESPONSE', `the node at ${this.url} answered HTTP ${response.status} without JSON`);
     }
     if (answer.error) throw new RpcClientError('RPC_ERROR', answer.error.message, answer.error.code, answer.error.data);
-    return answer.result as RpcMethods[M]['result'];
+    return answer.result as M[K]['result'];
   }
 }
 

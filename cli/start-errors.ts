@@ -18,6 +18,7 @@ export interface StartSettings {
   readonly datadir: string;
   readonly p2pPort: number;
   readonly rpcPort: number;
+  readonly httpPort?: number | undefined;
 }
 
 /** The pid a running node wrote to DIR/rpc.json, if it is there and that process is alive. */
@@ -47,6 +48,9 @@ export function explainStartFailure(err: unknown, s: StartSettings): unknown {
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
   if (code === 'EADDRINUSE' && (err as { port?: number }).port === s.rpcPort) {
     return new StartError('PORT_IN_USE', `RPC port ${s.rpcPort} is already in use (another cairn node?): choose another with --rpc-port N, or --rpc-port 0 for any free port`);
+  }
+  if (code === 'EADDRINUSE' && s.httpPort !== undefined && (err as { port?: number }).port === s.httpPort) {
+    return new StartError('PORT_IN_USE', `HTTP port ${s.httpPort} (explorer and REST API) is already in use (another cairn node?): choose another with --http-port N, or --http-port 0 for any free port`);
   }
   if (err instanceof Error && err.name === 'UnsupportedListenAddressesError') {
     if (text.includes('EADDRINUSE')) {

@@ -21,6 +21,8 @@ export interface ChainOptions {
   readonly clock: Clock;
   readonly signatures?: SignatureChecker;
   readonly orphanLimits?: OrphanLimits;
+  /** Milliseconds, for measuring imports only (the 'imported' event): nothing is judged by it. */
+  readonly stopwatch?: () => number;
 }
 
 export type BlockOutcome =
@@ -46,6 +48,8 @@ export interface ChainEvents {
   /** After every change of tip, with the blocks taken off and put on (oldest first) by it. */
   tip: [event: ReorgEvent];
   invalid: [entry: BlockIndexEntry, error: CairnError];
+  /** A block's import finished with an outcome, after `ms` in the import queue (with a stopwatch). */
+  imported: [block: Block, outcome: BlockOutcome, ms: number];
 }
 
 /** A block that failed as fork choice connected it, and why. */
@@ -85,6 +89,7 @@ export class Chain extends EventEmitter<ChainEvents> {
   readonly db: ChainDB;
   private readonly clock: Clock;
   private readonly signatures: SignatureChecker | undefined;
+  private readonly stopwatch: (() => number) | undefined;
   private readonly index = new Map<string, BlockIndexEntry>();
   /** Valid entries with their block at hand that could be the best tip; all others have less work or a better child. */
   private readonly candidates = new Set<BlockIndexEntry>();
@@ -106,6 +111,7 @@ export class Chain extends EventEmitter<ChainEvents> {
     this.db = db;
     this.clock = options.clock;
     this.signatures = options.signatures;
+    this.stopwatch = options.stopwatch;
     this.orphans = new OrphanPool(options.orphanLimits);
     this.tipEntry = genesis;
     this.main.push(genesis);
@@ -204,12 +210,20 @@ export class Chain extends EventEmitter<ChainEvents> {
    * imported too; their failures are reported through the 'invalid' event, not thrown.
    */
   processBlock(block: Block): Promise<BlockOutcome> {
-    return this.lock.run(async () => this.known(block) ?? this.importBlock(checkBlockSanity(block, this.params)));
+    return this.lock.run(async () => this.known(block) ?? this.timed(block, () => this.importBlock(checkBlockSanity(block, this.params))));
   }
 
   /** The same for a block whose sanity the caller checked (a compact block rebuilt, a synced batch). */
   processSaneBlock(block: SaneBlock): Promise<BlockOutcome> {
-    return this.lock.run(async () => this.known(block) ?? this.importBlock(block));
+    return this.lock.run(async () => this.known(block) ?? this.timed(block, () => this.importBlock(block)));
+  }
+
+  /** Runs an import, and with a stopwatch tells how long it took ('imported'). Import lock. */
+  private async timed(block: Block, run: () => Promise<BlockOutcome>): Promise<BlockOutcome> {
+    const start = this.stopwatch?.();
+    const outcome = await run();
+    if (start !== undefined) this.emit('imported', block, outcome, this.stopwatch!() - start);
+    return outcome;
   }
 
   /** The outcome for a block seen before, without checking it again. */
@@ -385,7 +399,7 @@ export class Chain extends EventEmitter<ChainEvents> {
       while (this.tipEntry !== fork) {
         const entry = this.tipEntry;
         const block = await this.blockOf(entry);
-        await disconnectBlock(this.db, block);
+        await disconnectBlock(this.db, block, entry.parent!.header.stateRoot);
         this.tipEntry = entry.parent!;
         this.main.pop();
         disconnected.unshift(block);

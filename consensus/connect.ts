@@ -4,13 +4,20 @@ import type { BatchOp, ChainDB, ChainTip } from '../ledger/chaindb.ts';
 import type { Block } from '../ledger/block.ts';
 import type { ChainParams } from '../ledger/genesis.ts';
 import { applyBlock, type BlockEffects, type SignatureChecker } from '../ledger/state.ts';
+import { changesOfEffects, changesOfUndo, stateKey } from '../ledger/smt.ts';
+import { prepareTreeUpdate, updateTree } from '../ledger/smt-update.ts';
 import type { SaneBlock } from './sanity.ts';
 
 /**
  * The state step of connecting a block (btcd's checkConnectBlock): `block` must be the child of
- * `tip`, and every signature and transaction must hold against the state at `tip`. Only if all
- * of it holds is the connection queued, as one unit, in the store; otherwise a typed rule error
- * is thrown and nothing is written. The caller owns the tip and moves it.
+ * `tip`, every signature and transaction must hold against the state at `tip`, and the state
+ * they leave must hash to the header's state root. Only if all of it holds is the connection
+ * queued, as one unit, in the store; otherwise a typed rule error is thrown and nothing is
+ * written. The caller owns the tip and moves it.
+ *
+ * A wrong state root is a fact about the header, not about how the body travelled: the body has
+ * already matched the header's Merkle root, and the state it leaves follows from the parent's.
+ * The block is invalid for good, like any other failure here.
  */
 export async function connectBlock(
   db: ChainDB,
@@ -27,15 +34,45 @@ export async function connectBlock(
     throw new BlockRuleError('BLOCK_BAD_HEIGHT', `height ${header.height}, expected ${tip.height + 1}`);
   }
   await db.backpressure();
+  // The tree's reads go out with the state transition's: both know the accounts before their values.
+  const tree = prepareTreeUpdate(db, touchedKeys(block));
   const effects = await applyBlock(db, block, params, options.signatures);
-  db.queueConnect(block, effects, options.extraOps, options.blockStored);
+  const update = await tree.finish(changesOfEffects(effects));
+  if (!bytesEqual(update.root, header.stateRoot)) {
+    throw new BlockRuleError('BLOCK_BAD_STATE_ROOT', `state root ${toHex(header.stateRoot)}, but the state after the block hashes to ${toHex(update.root)}`);
+  }
+  db.queueConnect(block, effects, update, options.extraOps, options.blockStored);
   return effects;
 }
 
-/** Queues the disconnection of the tip `block` with its stored undo data. */
-export async function disconnectBlock(db: ChainDB, block: Block, extraOps: readonly BatchOp[] = []): Promise<void> {
+/** The tree keys of every account a block touches (senders, recipients, its miner), once each. */
+function touchedKeys(block: Block): Uint8Array[] {
+  const seen = new Set<string>();
+  const keys: Uint8Array[] = [];
+  const add = (address: Uint8Array, hex: string) => {
+    if (seen.has(hex)) return;
+    seen.add(hex);
+    keys.push(stateKey(address));
+  };
+  for (const tx of block.txs) {
+    add(tx.from, tx.fromKey);
+    add(tx.to, tx.toKey);
+  }
+  add(block.coinbase.to, toHex(block.coinbase.to));
+  return keys;
+}
+
+/**
+ * Queues the disconnection of the tip `block` with its stored undo data. The tree goes back with
+ * the accounts, and must come back to `parentStateRoot` exactly: anything else is a damaged store.
+ */
+export async function disconnectBlock(db: ChainDB, block: Block, parentStateRoot: Uint8Array, extraOps: readonly BatchOp[] = []): Promise<void> {
   if (block.header.height === 0) throw new StoreError('STORE_CORRUPT', 'cannot disconnect the genesis block');
   const undo = await db.getUndo(block.header.hash);
   if (!undo) throw new StoreError('STORE_CORRUPT', `tip ${toHex(block.header.hash)} has no undo data`);
-  db.queueDisconnect(block, undo, extraOps);
+  const tree = await updateTree(db, changesOfUndo(undo));
+  if (!bytesEqual(tree.root, parentStateRoot)) {
+    throw new StoreError('STORE_CORRUPT', `disconnecting ${toHex(block.header.hash)} leaves state root ${toHex(tree.root)}, not its parent's ${toHex(parentStateRoot)}`);
+  }
+  db.queueDisconnect(block, undo, tree, extraOps);
 }

@@ -6,11 +6,30 @@ import { checkHeaderContext, medianOf } from './header-rules.ts';
 import { ConsensusError } from './errors.ts';
 import { blockWork, hasValidProofOfWork } from './pow.ts';
 
+/** Where a checked chain of headers starts: a header we trust, and what checking its children needs. */
+export interface HeaderChainStart {
+  readonly header: Pick<BlockHeader, 'hash' | 'height' | 'timestamp'>;
+  /** The chain's total work up to and including `header`. */
+  readonly totalWork: bigint;
+  /** Block 1's timestamp (ASERT's anchor); undefined at genesis. */
+  readonly anchorTimestamp: number | undefined;
+  /** Timestamps of `header` and up to 10 before it, oldest first: for the median time past. */
+  readonly recentTimes: readonly number[];
+}
+
+/** The start of a chain after an entry of our block index. */
+export function startAt(fork: BlockIndexEntry): HeaderChainStart {
+  const times: number[] = [];
+  for (let e: BlockIndexEntry | undefined = fork; e && times.length < 11; e = e.parent) times.unshift(e.header.timestamp);
+  return { header: fork.header, totalWork: fork.totalWork, anchorTimestamp: fork.anchorTimestamp, recentTimes: times };
+}
+
 /**
  * A peer's claimed chain, checked header by header before any body is fetched: linkage, height,
  * proof of work, the expected target and the timestamp window. Nothing is stored, so a long
  * chain of cheap headers costs the time to hash them and no more. Feed batches in order with
- * `extend`; `totalWork` is then the claimed tip's total work.
+ * `extend`; `totalWork` is then the claimed tip's total work. Light clients and `cairn verify`
+ * check their header chains with it too.
  */
 export class HeaderChainCheck {
   private readonly params: ChainParams;
@@ -21,17 +40,29 @@ export class HeaderChainCheck {
   private anchorTimestamp: number | undefined;
   private work: bigint;
   readonly headers: BlockHeader[] = [];
+  /** Whether checked headers are kept in `headers` (a light client keeps its own, compact, record). */
+  private readonly keep: boolean;
 
-  /** Starts at `fork`, a block we have: the first header must be its child. */
-  constructor(params: ChainParams, fork: BlockIndexEntry, now: number) {
+  /** Starts at `fork`, a block we have (or a start we trust): the first header must be its child. */
+  constructor(params: ChainParams, fork: BlockIndexEntry | HeaderChainStart, now: number, options: { keepHeaders?: boolean } = {}) {
+    const start = 'recentTimes' in fork ? fork : startAt(fork);
     this.params = params;
     this.now = now;
-    this.last = fork.header;
-    this.anchorTimestamp = fork.anchorTimestamp;
-    this.work = fork.totalWork;
-    const times: number[] = [];
-    for (let e: BlockIndexEntry | undefined = fork; e && times.length < 11; e = e.parent) times.unshift(e.header.timestamp);
-    this.recentTimes = times;
+    this.last = start.header;
+    this.anchorTimestamp = start.anchorTimestamp;
+    this.work = start.totalWork;
+    this.recentTimes = [...start.recentTimes];
+    this.keep = options.keepHeaders ?? true;
+  }
+
+  /** Block 1's timestamp, once the chain has reached it. */
+  get anchor(): number | undefined {
+    return this.anchorTimestamp;
+  }
+
+  /** Where the checked chain now ends, as a start for checking more. */
+  get end(): HeaderChainStart {
+    return { header: this.last, totalWork: this.work, anchorTimestamp: this.anchorTimestamp, recentTimes: [...this.recentTimes] };
   }
 
   get totalWork(): bigint {
@@ -57,7 +88,7 @@ export class HeaderChainCheck {
       if (this.recentTimes.length > 11) this.recentTimes.shift();
       this.work += blockWork(h.target);
       this.last = h;
-      this.headers.push(h);
+      if (this.keep) this.headers.push(h);
     }
   }
 }

@@ -1,8 +1,12 @@
-import { bigIntToBytes } from '../ledger/bytes.ts';
-import { BLOCK_VERSION, HEADER_BYTES, computeMerkleRoot, makeBlock, decodeHeader, makeHeader, type Block } from '../ledger/block.ts';
+import { bigIntToBytes, bytesEqual } from '../ledger/bytes.ts';
+import { BLOCK_VERSION, HEADER_BYTES, computeMerkleRoot, makeBlock, decodeHeader, makeHeader, type Block, type Coinbase } from '../ledger/block.ts';
+import { TxRuleError } from '../ledger/errors.ts';
 import { TX_BYTES, type Transaction } from '../ledger/transaction.ts';
 import { COINBASE_BYTES } from '../ledger/block.ts';
 import type { Mempool } from '../ledger/mempool.ts';
+import { applyBlock, type AccountSource, type SignatureChecker, type StateRules } from '../ledger/state.ts';
+import { changesOfEffects, type TreeNodeReader } from '../ledger/smt.ts';
+import { updateTree } from '../ledger/smt-update.ts';
 import type { Chain } from './chain.ts';
 
 // The nonce search lives apart so that a mining thread loads no TypeScript (nonce-search.js).
@@ -18,29 +22,60 @@ export interface BlockTemplate {
   readonly height: number;
 }
 
+/** Signatures were checked when the mempool admitted the transactions. */
+const admitted: SignatureChecker = { async checkBlockSignatures() {} };
+
+/**
+ * The state root a block of `txs` paying `coinbase` leaves on the state `state` holds, and the
+ * transactions that make it: one that no longer applies (the mempool trails the tip by a moment)
+ * is left out with its sender's later ones, so the template stays a valid block.
+ */
+export async function postStateRoot(
+  state: AccountSource & TreeNodeReader,
+  rules: StateRules & { readonly reward: bigint },
+  coinbaseTo: Uint8Array,
+  candidates: readonly Transaction[],
+): Promise<{ stateRoot: Uint8Array; txs: Transaction[]; coinbase: Coinbase }> {
+  let txs = [...candidates];
+  for (;;) {
+    const coinbase = { to: coinbaseTo, amount: rules.reward + txs.reduce((sum, tx) => sum + tx.fee, 0n) };
+    try {
+      const effects = await applyBlock(state, { txs, coinbase }, rules, admitted);
+      return { stateRoot: (await updateTree(state, changesOfEffects(effects))).root, txs, coinbase };
+    } catch (err) {
+      if (!(err instanceof TxRuleError) || err.txIndex === undefined) throw err;
+      const bad = txs[err.txIndex]!;
+      txs = txs.filter((tx, i) => i < err.txIndex! || !bytesEqual(tx.from, bad.from));
+    }
+  }
+}
+
 /**
  * A block on the current tip paying `coinbaseTo`: the highest-fee transactions the mempool can
- * execute in order, within the limits, with the target the chain expects and a timestamp that is
- * `now` unless the median time past demands later.
+ * execute in order, within the limits, with the target the chain expects, a timestamp that is
+ * `now` unless the median time past demands later, and the root of the state it leaves. Built
+ * between two imports, so that the state it is built on is the tip's throughout.
  */
 export async function buildTemplate(chain: Chain, mempool: Mempool, coinbaseTo: Uint8Array, now: number): Promise<BlockTemplate> {
-  const { params } = chain;
-  const tip = chain.tip;
-  const rules = chain.nextBlockRules();
-  const room = Math.floor((params.maxBlockBytes - HEADER_BYTES - COINBASE_BYTES - 9) / TX_BYTES);
-  const txs = await mempool.selectForBlock(Math.min(params.maxBlockTxs, room), room * TX_BYTES);
-  const fees = txs.reduce((sum, tx) => sum + tx.fee, 0n);
-  const coinbase = { to: coinbaseTo, amount: params.reward + fees };
-  const header = makeHeader({
-    version: BLOCK_VERSION,
-    height: rules.height,
-    prevHash: tip.hash,
-    merkleRoot: computeMerkleRoot(rules.height, coinbase, txs),
-    timestamp: Math.max(now, rules.minTimestamp),
-    target: rules.target,
-    nonce: 0n,
+  return chain.withImportsPaused(async () => {
+    const { params } = chain;
+    const tip = chain.tip;
+    const rules = chain.nextBlockRules();
+    const room = Math.floor((params.maxBlockBytes - HEADER_BYTES - COINBASE_BYTES - 9) / TX_BYTES);
+    const selected = await mempool.selectForBlock(Math.min(params.maxBlockTxs, room), room * TX_BYTES);
+    const { stateRoot, txs, coinbase } = await postStateRoot(chain.db, params, coinbaseTo, selected);
+    const header = makeHeader({
+      version: BLOCK_VERSION,
+      height: rules.height,
+      prevHash: tip.hash,
+      merkleRoot: computeMerkleRoot(rules.height, coinbase, txs),
+      stateRoot,
+      timestamp: Math.max(now, rules.minTimestamp),
+      target: rules.target,
+      nonce: 0n,
+    });
+    return { headerBytes: header.bytes, target: rules.target, coinbase, txs, parentHash: tip.hash, height: rules.height };
   });
-  return { headerBytes: header.bytes, target: rules.target, coinbase, txs, parentHash: tip.hash, height: rules.height };
 }
 
 /** The block a template makes with a nonce that solved it. */

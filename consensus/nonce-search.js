@@ -6,7 +6,7 @@
  */
 
 /** Where the 8-byte nonce sits in a header: its last field (ledger/block.ts, HEADER_BYTES − 8). */
-export const NONCE_OFFSET = 112;
+export const NONCE_OFFSET = 144;
 
 /**
  * True when the 32-byte big-endian hash is at most the target's 32-byte big-endian form.

@@ -2,6 +2,9 @@ import { bytesEqual, toHex } from './bytes.ts';
 import { StoreError } from './errors.ts';
 import { createHash } from 'node:crypto';
 import type { ChainDB } from './chaindb.ts';
+import { STORED_TREE_DEPTH } from './tree-store.ts';
+import { stateKey } from './smt.ts';
+import { MemoryStateTree } from './smt-memory.ts';
 import {
   applyBlock,
   encodeAccount,
@@ -30,6 +33,8 @@ export interface AuditReport {
   /** Sum of all balances: the genesis allocations plus every block's reward (fees only move). */
   readonly supply: bigint;
   readonly digest: string;
+  /** The state root of the replayed state: the tip's header commits to it, and the stored tree holds it. */
+  readonly stateRoot: string;
 }
 
 const noSignatures: SignatureChecker = { async checkBlockSignatures() {} };
@@ -47,8 +52,10 @@ export async function stateDigest(db: ChainDB): Promise<string> {
 
 /**
  * Replays the main chain from genesis in memory and compares the result with the stored state,
- * height index and tip. Throws StoreError('STORE_CORRUPT') naming the first disagreement.
- * Signatures were checked when the blocks were connected; re-checking them is optional.
+ * height index, tip and state tree (the replay's root must be the tip header's state root, and the
+ * store must hold exactly the nodes of that tree). Throws StoreError('STORE_CORRUPT') naming the
+ * first disagreement. Signatures were checked when the blocks were connected; re-checking them is
+ * optional.
  */
 export async function auditChainDB(db: ChainDB, options: { checkSignatures?: boolean; signatures?: SignatureChecker } = {}): Promise<AuditReport> {
   const signatures = options.signatures ?? (options.checkSignatures ? inlineSignatureChecker : noSignatures);
@@ -59,6 +66,7 @@ export async function auditChainDB(db: ChainDB, options: { checkSignatures?: boo
   const stored0 = await db.getHashAtHeight(0);
   if (!stored0 || !bytesEqual(stored0, prev)) throw new StoreError('STORE_CORRUPT', 'height 0 is not the genesis block');
   let expectedSupply = db.params.alloc.reduce((s, a) => s + a.balance, 0n);
+  let tipStateRoot = db.genesis.header.stateRoot;
 
   for (let height = 1; height <= tip.height; height++) {
     const block = await db.getBlockAtHeight(height);
@@ -70,6 +78,7 @@ export async function auditChainDB(db: ChainDB, options: { checkSignatures?: boo
     for (const { address, account } of effects.accounts) replay.set(address, account);
     expectedSupply += db.params.reward;
     prev = block.header.hash;
+    tipStateRoot = block.header.stateRoot;
   }
   if (!bytesEqual(prev, tip.hash)) throw new StoreError('STORE_CORRUPT', 'the tip is not the top of the height index');
 
@@ -89,5 +98,26 @@ export async function auditChainDB(db: ChainDB, options: { checkSignatures?: boo
   if (supply !== expectedSupply) {
     throw new StoreError('STORE_CORRUPT', `supply ${supply} is not genesis + rewards = ${expectedSupply}`);
   }
-  return { height: tip.height, accounts, supply, digest: await stateDigest(db) };
+  const stateRoot = await auditStateTree(db, replay, tipStateRoot);
+  return { height: tip.height, accounts, supply, digest: await stateDigest(db), stateRoot };
+}
+
+/** The replayed state's tree against the tip header's state root and against every stored node. */
+async function auditStateTree(db: ChainDB, replay: MemoryAccounts, headerRoot: Uint8Array): Promise<string> {
+  const tree = MemoryStateTree.EMPTY.with([...replay.map].map(([address, account]) => ({ key: stateKey(Buffer.from(address, 'hex')), account })));
+  if (!bytesEqual(tree.root, headerRoot)) {
+    throw new StoreError('STORE_CORRUPT', `the replayed state hashes to ${toHex(tree.root)}, the tip's header says ${toHex(headerRoot)}`);
+  }
+  if (!bytesEqual(await db.stateRoot(), tree.root)) throw new StoreError('STORE_CORRUPT', "the store's state tree does not hash to the replayed state's root");
+  let stored = 0;
+  for await (const { id, node } of db.stateNodes()) {
+    stored++;
+    const expected = tree.nodeAt(id);
+    if (!expected || !bytesEqual(expected, node)) {
+      throw new StoreError('STORE_CORRUPT', `the stored state tree node at depth ${id.charCodeAt(0)} is not the replayed state's`);
+    }
+  }
+  const expected = tree.storedNodeCount(STORED_TREE_DEPTH);
+  if (stored !== expected) throw new StoreError('STORE_CORRUPT', `the store holds ${stored} state tree nodes, the replayed state's tree ${expected}`);
+  return toHex(tree.root);
 }

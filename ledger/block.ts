@@ -6,10 +6,11 @@ import { MAX_AMOUNT, isValidAmount } from './amount.ts';
 import { merkleLeaf, merkleRootOfLeaves } from './merkle.ts';
 import { TX_BYTES, readTransaction, type Transaction } from './transaction.ts';
 
-export const BLOCK_VERSION = 1;
+/** 2 since the header commits to the state (`stateRoot`); version 1 headers had no state root. */
+export const BLOCK_VERSION = 2;
 export const HASH_BYTES = 32;
-/** version + height + prevHash + merkleRoot + timestamp + target + nonce */
-export const HEADER_BYTES = 4 + 4 + HASH_BYTES * 2 + 8 + 32 + 8;
+/** version + height + prevHash + merkleRoot + stateRoot + timestamp + target + nonce */
+export const HEADER_BYTES = 4 + 4 + HASH_BYTES * 3 + 8 + 32 + 8;
 export const COINBASE_BYTES = ADDRESS_BYTES + 8;
 /** No network may allow bigger blocks than this; decoding refuses anything larger before reading it. */
 export const MAX_BLOCK_BYTES_LIMIT = 32 * 1024 * 1024;
@@ -21,6 +22,8 @@ export interface HeaderFields {
   readonly height: number;
   readonly prevHash: Uint8Array;
   readonly merkleRoot: Uint8Array;
+  /** The root of the state tree (ledger/smt.ts) after applying the block: every account, committed. */
+  readonly stateRoot: Uint8Array;
   /** Seconds since the Unix epoch. */
   readonly timestamp: number;
   /** The proof-of-work target: the header hash, as a 256-bit number, must not exceed it. */
@@ -53,6 +56,7 @@ function writeHeader(w: Writer, h: HeaderFields): Writer {
     .u32(h.height)
     .bytes(h.prevHash, HASH_BYTES)
     .bytes(h.merkleRoot, HASH_BYTES)
+    .bytes(h.stateRoot, HASH_BYTES)
     .u64(BigInt(h.timestamp))
     .bytes(bigIntToBytes(h.target, 32))
     .u64(h.nonce);
@@ -69,12 +73,13 @@ function readHeader(r: Reader): BlockHeader {
   const height = r.u32('header height');
   const prevHash = r.bytes(HASH_BYTES, 'header prevHash');
   const root = r.bytes(HASH_BYTES, 'header merkleRoot');
+  const stateRoot = r.bytes(HASH_BYTES, 'header stateRoot');
   const timestamp = r.u64('header timestamp');
   if (timestamp > BigInt(MAX_TIMESTAMP)) throw new DecodeError('DECODE_OVER_LIMIT', 'header timestamp too large');
   const target = bytesToBigInt(r.bytes(32, 'header target'));
   const nonce = r.u64('header nonce');
   const bytes = r.bytesBetween(start, r.offset);
-  return { version, height, prevHash, merkleRoot: root, timestamp: Number(timestamp), target, nonce, bytes, hash: sha256(bytes) };
+  return { version, height, prevHash, merkleRoot: root, stateRoot, timestamp: Number(timestamp), target, nonce, bytes, hash: sha256(bytes) };
 }
 
 export function decodeHeader(bytes: Uint8Array): BlockHeader {

@@ -2,15 +2,29 @@ import { Reader, Writer, bytesEqual, plainBytes, toHex } from './bytes.ts';
 import { StoreError } from './errors.ts';
 import { layout } from './layout.ts';
 import { CommitQueue, type AccountWrite, type FlushScheduler } from './commit-queue.ts';
-import type { BatchOp, KvStore } from './kv.ts';
+import type { BatchOp, KeyRange, KvStore } from './kv.ts';
 import { LevelKv } from './kv-level.ts';
 import { decodeBlock, type Block } from './block.ts';
-import { genesisBlock, type ChainParams } from './genesis.ts';
+import { genesisBlock, genesisChanges, type ChainParams } from './genesis.ts';
 import { decodeAccount, decodeUndo, encodeAccount, encodeUndo, type Account, type AccountSource, type BlockEffects, type UndoRecord } from './state.ts';
+import type { TreeNodeReader, TreeUpdate } from './smt.ts';
+import { TreeStore } from './tree-store.ts';
+import { updateTree } from './smt-update.ts';
+
 
 export interface ChainTip {
   readonly hash: Uint8Array;
   readonly height: number;
+}
+
+/**
+ * Records kept beside the chain that follow the main chain exactly (the address index,
+ * ledger/address-index.ts): what connecting or disconnecting a block adds to its unit, so an
+ * index can never disagree with the block it describes, even across a kill.
+ */
+export interface BlockIndexer {
+  connectOps(block: Block, effects: BlockEffects): readonly BatchOp[];
+  disconnectOps(block: Block): readonly BatchOp[];
 }
 
 export interface TxLocation {
@@ -30,7 +44,7 @@ export interface TxLocation {
  * the unit is queued, `flushed()` once it is in the store. Reads see the state the queue leaves:
  * accounts from the queue where it holds them, everything else after waiting for it to drain.
  */
-export class ChainDB implements AccountSource {
+export class ChainDB implements AccountSource, TreeNodeReader {
   readonly params: ChainParams;
   readonly genesis: Block;
   private readonly kv: KvStore;
@@ -47,12 +61,17 @@ export class ChainDB implements AccountSource {
    * batch of its block's reads.
    */
   private readonly accountCacheSize = 32_768;
+  /** The state tree's nodes: its top in memory, the rest in the store (ledger/tree-store.ts). */
+  private readonly tree: TreeStore;
   private readonly writes: CommitQueue;
+  private readonly indexers: readonly BlockIndexer[];
 
-  private constructor(kv: KvStore, params: ChainParams, genesis: Block, schedule: FlushScheduler | undefined) {
+  private constructor(kv: KvStore, params: ChainParams, genesis: Block, schedule: FlushScheduler | undefined, indexers: readonly BlockIndexer[], top: Map<string, Uint8Array>) {
     this.kv = kv;
+    this.indexers = indexers;
     this.params = params;
     this.genesis = genesis;
+    this.tree = new TreeStore(kv, top, (id) => this.writes.node(id));
     this.writes = new CommitQueue(
       (ops) => kv.write(ops),
       (committed) => {
@@ -75,9 +94,10 @@ export class ChainDB implements AccountSource {
   /**
    * Opens the store (a LevelDB directory, or a KvStore the caller made) for the network `params`
    * defines, writing block 0 and the allocations into an empty one. `scheduleFlush`: when the
-   * commit queue starts writing what was queued (see FlushScheduler).
+   * commit queue starts writing what was queued (see FlushScheduler); `indexers`: whose records
+   * go into every connect and disconnect unit.
    */
-  static async open(store: string | KvStore, params: ChainParams, options: { scheduleFlush?: FlushScheduler } = {}): Promise<ChainDB> {
+  static async open(store: string | KvStore, params: ChainParams, options: { scheduleFlush?: FlushScheduler; indexers?: readonly BlockIndexer[] } = {}): Promise<ChainDB> {
     const kv = typeof store === 'string' ? await LevelKv.open(store) : store;
     try {
       const genesis = genesisBlock(params);
@@ -91,7 +111,13 @@ export class ChainDB implements AccountSource {
           `this store holds the network "${name}" (genesis ${toHex(stored)}), not "${params.name}" (genesis ${toHex(genesis.header.hash)})`,
         );
       }
-      return new ChainDB(kv, params, genesis, options.scheduleFlush);
+      const db = new ChainDB(kv, params, genesis, options.scheduleFlush, options.indexers ?? [], await TreeStore.loadTop(kv));
+      const tip = await db.storedTip();
+      const tipBlock = await db.getBlock(tip.hash);
+      if (!tipBlock || !bytesEqual(await db.stateRoot(), tipBlock.header.stateRoot)) {
+        throw new StoreError('STORE_CORRUPT', `the stored state tree's root is not the state root of the tip ${toHex(tip.hash)}`);
+      }
+      return db;
     } catch (err) {
       await kv.close();
       throw err;
@@ -100,6 +126,8 @@ export class ChainDB implements AccountSource {
 
   private static async writeGenesis(kv: KvStore, params: ChainParams, genesis: Block): Promise<void> {
     const hash = genesis.header.hash;
+    const tree = await updateTree({ readNodes: async (ids) => ids.map(() => undefined) }, genesisChanges(params));
+    if (!bytesEqual(tree.root, genesis.header.stateRoot)) throw new StoreError('STORE_CORRUPT', 'the genesis state does not hash to the genesis state root');
     const ops: BatchOp[] = [
       { type: 'put', key: layout.network, value: new TextEncoder().encode(params.name) },
       { type: 'put', key: layout.block(hash), value: genesis.bytes },
@@ -110,6 +138,7 @@ export class ChainDB implements AccountSource {
         key: layout.account(a.address),
         value: encodeAccount({ balance: a.balance, nonce: 0n }),
       })),
+      ...TreeStore.ops(tree, new Map()),
       // Written last in the same batch: its presence means the rest is there.
       { type: 'put', key: layout.genesis, value: hash },
     ];
@@ -175,6 +204,26 @@ export class ChainDB implements AccountSource {
       if (cache) this.cacheAccount(keys[i]!, out[i]);
     });
     return out;
+  }
+
+  /** State tree nodes at the tip, by position (ledger/smt.ts): the top from memory, the rest as queued or stored. */
+  readNodes(ids: readonly string[]): Promise<(Uint8Array | undefined)[]> {
+    return this.tree.readNodes(ids);
+  }
+
+  readAhead(depth: number): number {
+    return this.tree.readAhead(depth);
+  }
+
+  /** The root of the state tree as the queue will leave it: the tip's state root. */
+  stateRoot(): Promise<Uint8Array> {
+    return this.tree.root();
+  }
+
+  /** Every state tree node the store holds (not the top, which lives in memory), by position id, in store order. */
+  async *stateNodes(): AsyncGenerator<{ id: string; node: Uint8Array }> {
+    await this.writes.flushed();
+    yield* this.tree.stored();
   }
 
   /**
@@ -271,6 +320,24 @@ export class ChainDB implements AccountSource {
     await this.writes.flushed();
   }
 
+  /** A record of an index kept beside the chain (layout.ts names its keys), as committed. */
+  async getRecord(key: Uint8Array): Promise<Uint8Array | undefined> {
+    await this.writes.flushed();
+    const value = await this.kv.get(key);
+    return value && plainBytes(value);
+  }
+
+  /** An index's records in `range`, as committed, in key order (or reversed). */
+  async *records(range: KeyRange): AsyncGenerator<[Uint8Array, Uint8Array]> {
+    await this.writes.flushed();
+    for await (const [key, value] of this.kv.iterate(range)) yield [plainBytes(key), plainBytes(value)];
+  }
+
+  /** Queues an index's own writes (a backfill step), in order with the blocks' units. */
+  queueRecords(ops: readonly BatchOp[]): void {
+    this.writes.enqueue(ops);
+  }
+
   async *indexRecords(): AsyncGenerator<{ hash: Uint8Array; record: Uint8Array }> {
     await this.writes.flushed();
     for await (const [key, value] of this.kv.iterate(layout.range('I'))) yield { hash: plainBytes(key.subarray(1)), record: value };
@@ -279,9 +346,10 @@ export class ChainDB implements AccountSource {
   /**
    * Queues the connection of `block` on top of the stored tip as ONE unit: the block (unless
    * `blockStored`), its height and transaction indexes, its undo data, every account it changed,
-   * `extraOps` (consensus's index record) and the tip pointer. Consensus has already judged it.
+   * the state tree nodes `tree` changes, `extraOps` (consensus's index record) and the tip
+   * pointer. Consensus has already judged it.
    */
-  queueConnect(block: Block, effects: BlockEffects, extraOps: readonly BatchOp[] = [], blockStored = false): void {
+  queueConnect(block: Block, effects: BlockEffects, tree: TreeUpdate, extraOps: readonly BatchOp[] = [], blockStored = false): void {
     const { header } = block;
     const hash = header.hash;
     const ops: BatchOp[] = [];
@@ -289,13 +357,15 @@ export class ChainDB implements AccountSource {
     ops.push({ type: 'put', key: layout.height(header.height), value: hash }, { type: 'put', key: layout.undo(hash), value: encodeUndo(effects.undo) });
     for (const a of effects.accounts) ops.push({ type: 'put', key: layout.account(a.address), value: encodeAccount(a.account) });
     for (let i = 0; i < block.txs.length; i++) ops.push({ type: 'put', key: layout.tx(block.txs[i]!.id), value: encodeTxLocation(hash, i) });
+    for (const op of this.tree.ops(tree)) ops.push(op);
     for (const op of extraOps) ops.push(op);
+    for (const indexer of this.indexers) for (const op of indexer.connectOps(block, effects)) ops.push(op);
     ops.push({ type: 'put', key: layout.tip, value: hash });
-    this.writes.enqueue(ops, effects.accounts);
+    this.writes.enqueue(ops, effects.accounts, TreeStore.stored(tree));
   }
 
-  /** Queues the disconnection of the stored tip `block` with its `undo` data as ONE unit. */
-  queueDisconnect(block: Block, undo: readonly UndoRecord[], extraOps: readonly BatchOp[] = []): void {
+  /** Queues the disconnection of the stored tip `block` with its `undo` data, and the tree back as it was, as ONE unit. */
+  queueDisconnect(block: Block, undo: readonly UndoRecord[], tree: TreeUpdate, extraOps: readonly BatchOp[] = []): void {
     const { header } = block;
     const ops: BatchOp[] = [];
     for (const u of undo) {
@@ -303,9 +373,11 @@ export class ChainDB implements AccountSource {
     }
     for (const tx of block.txs) ops.push({ type: 'del', key: layout.tx(tx.id) });
     ops.push({ type: 'del', key: layout.undo(header.hash) }, { type: 'del', key: layout.height(header.height) });
+    for (const op of this.tree.ops(tree)) ops.push(op);
     for (const op of extraOps) ops.push(op);
+    for (const indexer of this.indexers) for (const op of indexer.disconnectOps(block)) ops.push(op);
     ops.push({ type: 'put', key: layout.tip, value: header.prevHash });
-    this.writes.enqueue(ops, undo.map((u): AccountWrite => ({ key: toHex(u.address), account: u.previous ?? null })));
+    this.writes.enqueue(ops, undo.map((u): AccountWrite => ({ key: toHex(u.address), account: u.previous ?? null })), TreeStore.stored(tree));
   }
 }
 

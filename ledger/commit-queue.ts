@@ -10,6 +10,12 @@ export interface AccountWrite {
   readonly account: Account | null;
 }
 
+/** A state tree node written (or, `null`, removed) at a position, keyed by its position id. */
+export interface NodeWrite {
+  readonly id: string;
+  readonly node: Uint8Array | null;
+}
+
 /** Queued operations beyond which a writer waits for the flush in flight (backpressure). */
 const MAX_QUEUED_OPS = 50_000;
 
@@ -40,11 +46,14 @@ const immediately: FlushScheduler = (start) => start();
 
 export class CommitQueue {
   private readonly write: WriteBatch;
-  private readonly onCommitted: (accounts: readonly AccountWrite[]) => void;
+  private readonly onCommitted: (accounts: readonly AccountWrite[], nodes: readonly NodeWrite[]) => void;
   private queued: BatchOp[] = [];
   private queuedAccounts: AccountWrite[] = [];
+  private queuedNodes: NodeWrite[] = [];
   /** The newest uncommitted value of each account, with the flush that will carry it. */
   private readonly uncommitted = new Map<string, { account: Account | null; flush: number }>();
+  /** The same for state tree nodes: the next block's tree update reads what this one wrote. */
+  private readonly uncommittedNodes = new Map<string, { node: Uint8Array | null; flush: number }>();
   private inFlight: Promise<void> | undefined;
   /** Flushes started, and flushes committed: flush n carries what was queued while n − 1 ran. */
   private flushes = 0;
@@ -56,20 +65,28 @@ export class CommitQueue {
   private readonly schedule: FlushScheduler;
   private scheduled = false;
 
-  constructor(write: WriteBatch, onCommitted: (accounts: readonly AccountWrite[]) => void, schedule: FlushScheduler = immediately) {
+  constructor(
+    write: WriteBatch,
+    onCommitted: (accounts: readonly AccountWrite[], nodes: readonly NodeWrite[]) => void,
+    schedule: FlushScheduler = immediately,
+  ) {
     this.write = write;
     this.onCommitted = onCommitted;
     this.schedule = schedule;
   }
 
-  /** Queues `ops` after everything queued before; `accounts` are the account values they write. */
-  enqueue(ops: readonly BatchOp[], accounts: readonly AccountWrite[] = []): void {
+  /** Queues `ops` after everything queued before; `accounts` and `nodes` are the account values and tree nodes they write. */
+  enqueue(ops: readonly BatchOp[], accounts: readonly AccountWrite[] = [], nodes: readonly NodeWrite[] = []): void {
     this.check();
     for (const op of ops) this.queued.push(op);
     const flush = this.flushes + 1;
     for (const a of accounts) {
       this.queuedAccounts.push(a);
       this.uncommitted.set(a.key, { account: a.account, flush });
+    }
+    for (const n of nodes) {
+      this.queuedNodes.push(n);
+      this.uncommittedNodes.set(n.id, { node: n.node, flush });
     }
     this.generation++;
     if (!this.scheduled && !this.inFlight) {
@@ -84,6 +101,11 @@ export class CommitQueue {
   /** An account's queued value: `null` for deleted, `undefined` if no queued write touches it. */
   account(key: string): Account | null | undefined {
     return this.uncommitted.get(key)?.account;
+  }
+
+  /** A tree position's queued node: `null` for removed, `undefined` if no queued write touches it. */
+  node(id: string): Uint8Array | null | undefined {
+    return this.uncommittedNodes.get(id)?.node;
   }
 
   /**
@@ -116,9 +138,11 @@ export class CommitQueue {
     if (this.inFlight || this.queued.length === 0 || this.failure) return;
     const ops = this.queued;
     const accounts = this.queuedAccounts;
+    const nodes = this.queuedNodes;
     const flush = ++this.flushes;
     this.queued = [];
     this.queuedAccounts = [];
+    this.queuedNodes = [];
     this.inFlight = this.write(ops)
       .then(
         () => {
@@ -129,9 +153,16 @@ export class CommitQueue {
             this.uncommitted.delete(a.key);
             committed.push({ key: a.key, account: entry.account });
           }
+          const committedNodes: NodeWrite[] = [];
+          for (const n of nodes) {
+            const entry = this.uncommittedNodes.get(n.id);
+            if (entry?.flush !== flush) continue;
+            this.uncommittedNodes.delete(n.id);
+            committedNodes.push({ id: n.id, node: entry.node });
+          }
           this.generation++;
           this.committedFlushes = flush;
-          this.onCommitted(committed);
+          this.onCommitted(committed, committedNodes);
         },
         (err: Error) => {
           this.failure = new StoreError('STORE_WRITE_FAILED', `a write to the store failed; the node must restart: ${err.message}`);

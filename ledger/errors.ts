@@ -61,6 +61,7 @@ export type BlockRuleErrorCode =
   | 'BLOCK_BAD_PARENT'
   | 'BLOCK_BAD_HEIGHT'
   | 'BLOCK_BAD_VERSION'
+  | 'BLOCK_BAD_STATE_ROOT'
   | 'BLOCK_BAD_TX';
 
 /** A genesis file that does not define a network. */
@@ -74,5 +75,12 @@ export class GenesisError extends CairnError {
 export class StoreError extends CairnError {
   constructor(code: 'STORE_GENESIS_MISMATCH' | 'STORE_CORRUPT' | 'STORE_NOT_FOUND' | 'STORE_WRITE_FAILED' | 'STORE_LOCKED', message: string) {
     super(code, message);
+  }
+}
+
+/** A state or transaction proof that does not prove what it claims: whoever served it lied. */
+export class ProofError extends CairnError {
+  constructor(message: string) {
+    super('PROOF_INVALID', message, 100);
   }
 }

@@ -4,6 +4,8 @@ import { sha256 } from './hash.ts';
 import { decodeAddress } from './keys.ts';
 import { MAX_AMOUNT, MAX_DECIMALS, parseAmount } from './amount.ts';
 import { BLOCK_VERSION, COINBASE_BYTES, HEADER_BYTES, MAX_BLOCK_BYTES_LIMIT, makeBlock, makeHeader, type Block } from './block.ts';
+import { stateKey, type StateChange } from './smt.ts';
+import { MemoryStateTree } from './smt-memory.ts';
 
 /** Everything that defines a network. Parsed once from genesis.json; its hash names the network. */
 export interface ChainParams {
@@ -172,9 +174,15 @@ export function encodeParams(p: ChainParams): Uint8Array {
   return w.finish();
 }
 
+/** The genesis state as changes to the empty tree: one account per allocation, nonce 0. */
+export function genesisChanges(p: ChainParams): StateChange[] {
+  return p.alloc.map((a) => ({ key: stateKey(a.address), account: { balance: a.balance, nonce: 0n } }));
+}
+
 /**
  * Block 0. It has no transactions and pays nobody: its Merkle root commits to the parameters
- * instead, so the genesis hash changes whenever any rule of the network does.
+ * instead, so the genesis hash changes whenever any rule of the network does; its state root
+ * commits to the allocations.
  */
 export function genesisBlock(p: ChainParams): Block {
   const header = makeHeader({
@@ -182,6 +190,7 @@ export function genesisBlock(p: ChainParams): Block {
     height: 0,
     prevHash: new Uint8Array(32),
     merkleRoot: sha256(encodeParams(p)),
+    stateRoot: MemoryStateTree.EMPTY.with(genesisChanges(p)).root,
     timestamp: p.timestamp,
     target: p.target,
     nonce: 0n,

@@ -51,7 +51,7 @@ export class LevelKv implements KvStore {
   }
 
   async *iterate(range: KeyRange): AsyncIterable<[Uint8Array, Uint8Array]> {
-    for await (const entry of this.db.iterator({ gte: range.gte, lt: range.lt })) yield entry;
+    for await (const entry of this.db.iterator({ gte: range.gte, lt: range.lt, reverse: range.reverse === true })) yield entry;
   }
 
   close(): Promise<void> {

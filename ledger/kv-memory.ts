@@ -83,6 +83,7 @@ export class MemoryKv implements KvStore {
     const hi = toHex(range.lt);
     // Lower-case hex sorts as the bytes do (a prefix first, then digit by digit).
     const keys = [...this.disk.entries.keys()].filter((k) => k >= lo && k < hi).sort();
+    if (range.reverse) keys.reverse();
     for (const k of keys) {
       const entry = this.disk.entries.get(k);
       if (entry) yield [entry.key.slice(), entry.value.slice()];

@@ -4,13 +4,15 @@
  * batch not yet written. What ChainDB relies on, and every adapter must give:
  *   - `write` is atomic: after a crash either every operation of a batch is there or none is;
  *   - a read that starts after `write` resolved sees the batch;
- *   - `iterate` yields keys in unsigned byte order (LevelDB's), within [gte, lt).
+ *   - `iterate` yields keys in unsigned byte order (LevelDB's), within [gte, lt), or the reverse.
  */
 export type BatchOp = { type: 'put'; key: Uint8Array; value: Uint8Array } | { type: 'del'; key: Uint8Array };
 
 export interface KeyRange {
   readonly gte: Uint8Array;
   readonly lt: Uint8Array;
+  /** Highest key first (an index read newest first). */
+  readonly reverse?: boolean;
 }
 
 export interface KvStore {

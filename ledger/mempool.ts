@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import { toHex } from './bytes.ts';
 import { SerialQueue } from './serial.ts';
 import { CairnError } from './errors.ts';
@@ -59,7 +60,7 @@ export interface MempoolEntry {
  * are kept by nonce; blocks take them by fee, never out of nonce order. Mutations are serialised
  * so two submissions from one sender cannot both see the same nonce.
  */
-export class Mempool {
+export class Mempool extends EventEmitter<{ added: [entry: MempoolEntry] }> {
   private readonly state: AccountSource;
   private readonly rules: StateRules;
   readonly policy: MempoolPolicy;
@@ -75,6 +76,7 @@ export class Mempool {
     policy: Partial<MempoolPolicy> = {},
     checkSignature: (tx: Transaction) => void | Promise<void> = (tx) => checkTxSignature(tx),
   ) {
+    super();
     this.state = state;
     this.rules = rules;
     this.policy = { ...DEFAULT_MEMPOOL_POLICY, ...policy };
@@ -154,6 +156,8 @@ export class Mempool {
     if (replaced) this.remove(replaced);
     const entry: MempoolEntry = { tx, idHex, addedAt: now };
     this.insert(entry);
+    // For live feeds (node/http/events.ts): a transaction that entered, also one a reorg put back.
+    this.emit('added', entry);
     return entry;
   }
 

@@ -40,3 +40,50 @@ export function merkleRootOfLeaves(leaves: readonly Uint8Array[]): Uint8Array {
   }
   return new Uint8Array(level[0]!);
 }
+
+/** One step of an audit path: the sibling's hash, and whether it sits left of the path. */
+export interface PathStep {
+  readonly hash: Uint8Array;
+  readonly left: boolean;
+}
+
+/**
+ * The audit path of leaf `index` (RFC 6962 §2.1.1, PATH): the sibling hashes from the leaf up,
+ * each with its side. A node with no sibling at its level (the last of an odd level, which moves
+ * up unhashed) adds no step.
+ */
+export function merkleAuditPath(leaves: readonly Uint8Array[], index: number): PathStep[] {
+  if (!Number.isInteger(index) || index < 0 || index >= leaves.length) throw new RangeError(`no leaf ${index} among ${leaves.length}`);
+  const path: PathStep[] = [];
+  const scratch = new Uint8Array(65);
+  scratch[0] = 1;
+  let level = leaves;
+  let i = index;
+  while (level.length > 1) {
+    const sibling = i ^ 1;
+    if (sibling < level.length) path.push({ hash: new Uint8Array(level[sibling]!), left: sibling < i });
+    const next: Uint8Array[] = [];
+    for (let j = 0; j + 1 < level.length; j += 2) {
+      scratch.set(level[j]!, 1);
+      scratch.set(level[j + 1]!, 33);
+      next.push(hash('sha256', scratch, 'buffer'));
+    }
+    if (level.length % 2 === 1) next.push(level[level.length - 1]!);
+    level = next;
+    i >>>= 1;
+  }
+  return path;
+}
+
+/** The root a path leads to from leaf hash `leaf`: H(01 ‖ left ‖ right) at each step. */
+export function merkleRootFromPath(leaf: Uint8Array, path: readonly PathStep[]): Uint8Array {
+  const scratch = new Uint8Array(65);
+  scratch[0] = 1;
+  let r = leaf;
+  for (const step of path) {
+    scratch.set(step.left ? step.hash : r, 1);
+    scratch.set(step.left ? r : step.hash, 33);
+    r = hash('sha256', scratch, 'buffer');
+  }
+  return new Uint8Array(r);
+}

@@ -175,7 +175,7 @@ export function applyTransaction(state: StateOverlay, tx: Transaction, rules: St
  */
 export async function applyBlock(
   source: AccountSource,
-  block: Block,
+  block: Pick<Block, 'txs' | 'coinbase'>,
   rules: StateRules,
   signatures: SignatureChecker = inlineSignatureChecker,
 ): Promise<BlockEffects> {

@@ -15,8 +15,13 @@ import { loadMempool, saveMempool } from './mempool-file.ts';
 import { Miner } from './miner.ts';
 import { CairnNode, type NodeService } from './node.ts';
 import { RpcServer } from './rpc.ts';
+import { HttpServer, type HttpOptions } from './http/server.ts';
+import { Metrics } from './metrics.ts';
 import { VerifyPool } from './verify-pool.ts';
 import { CATCH_UP_BLOCKS, setHeapGrowth } from './heap-growth.ts';
+import { LightClient } from './light/client.ts';
+import { lightRpcHandlers, type LightContext } from './light/rpc.ts';
+import { JsonRpcServer } from './rpc.ts';
 
 /** A real node's settings: a datadir on disk, libp2p on TCP, worker threads, the machine's clock. */
 export interface NodeConfig {
@@ -34,6 +39,12 @@ export interface NodeConfig {
   readonly statusIntervalMs?: number;
   /** Serve JSON-RPC here (port 0: any free port); the endpoint and token go to <datadir>/rpc.json. */
   readonly rpc?: { readonly host?: string; readonly port?: number };
+  /** Serve the REST API, live events and the explorer here (node/http/). */
+  readonly http?: HttpOptions;
+  /** Serve Prometheus metrics at http://HOST:PORT/metrics (port 0: any free port). */
+  readonly metrics?: { readonly port: number; readonly host?: string };
+  /** Keep the address index (default: on; the explorer's address pages need it). */
+  readonly addressIndex?: boolean;
   /** Signature-verification threads (default: one per core). */
   readonly verifyThreads?: number;
   /** Time and randomness (default: the machine's). */
@@ -59,6 +70,24 @@ export function createNode(config: NodeConfig): CairnNode {
   const env = config.env ?? realEnv;
   const pool = new VerifyPool(config.verifyThreads);
   const services: ((node: CairnNode) => NodeService)[] = [];
+  let metrics: Metrics | undefined;
+  if (config.metrics) {
+    const where = config.metrics;
+    services.push((node) => {
+      metrics = new Metrics(node, { now: () => env.now() });
+      pool.onQueueWait = (seconds) => metrics?.verifyQueueWait.observe(seconds);
+      return {
+        async start() {
+          const port = await metrics!.listen(where.port, where.host);
+          node.emit('log', 'info', 'metrics', { url: `http://${where.host ?? '127.0.0.1'}:${port}/metrics` });
+        },
+        async stop() {
+          pool.onQueueWait = undefined;
+          await metrics?.close();
+        },
+      };
+    });
+  }
   if (config.mine) {
     const mine = config.mine;
     services.push((node) => {
@@ -88,7 +117,7 @@ export function createNode(config: NodeConfig): CairnNode {
   if (config.rpc) {
     const rpcOptions = config.rpc;
     services.push((node) => {
-      const rpc = new RpcServer(node, { datadir: config.datadir, ...rpcOptions });
+      const rpc = new RpcServer(node, { datadir: config.datadir, ...rpcOptions, observe: (method, seconds) => metrics?.rpcRequest.observe({ method }, seconds) });
       return {
         async start() {
           await rpc.start();
@@ -106,6 +135,19 @@ export function createNode(config: NodeConfig): CairnNode {
       },
       async stop() {},
     }));
+  }
+  if (config.http) {
+    const httpOptions = config.http;
+    services.push((node) => {
+      const http = new HttpServer(node, httpOptions);
+      return {
+        async start() {
+          await http.start();
+          node.emit('log', 'info', 'explorer and REST API', { url: http.url });
+        },
+        stop: () => http.stop(),
+      };
+    });
   }
   if (config.heapGrowth) {
     services.push((node) => ({
@@ -144,7 +186,61 @@ export function createNode(config: NodeConfig): CairnNode {
     banSeconds: config.banSeconds,
     statusIntervalMs: config.statusIntervalMs,
     noPeersWarningMs: config.noPeersWarningMs,
+    addressIndex: config.addressIndex ?? true,
+    stopwatch: () => performance.now(),
     services,
     release: () => pool.close(),
   });
+}
+
+/** A light client's settings: like a node's, without a store, mining or a mempool. */
+export interface LightConfig {
+  readonly datadir: string;
+  readonly params: ChainParams;
+  readonly bootstrap: readonly string[];
+  readonly listen?: readonly string[];
+  readonly mdns?: boolean;
+  /** Serve JSON-RPC here; the endpoint and token go to <datadir>/rpc.json. */
+  readonly rpc?: { readonly host?: string; readonly port?: number };
+  readonly banSeconds?: number;
+  readonly statusIntervalMs?: number;
+  readonly env?: Env;
+}
+
+/** A light client as `cairn light` runs one: libp2p with its identity in the datadir, and its RPC. */
+export function createLightClient(config: LightConfig, onStopRequested: () => void = () => {}) {
+  const client = new LightClient({
+    params: config.params,
+    env: config.env ?? realEnv,
+    datadir: config.datadir,
+    bootstrap: config.bootstrap,
+    banSeconds: config.banSeconds,
+    statusIntervalMs: config.statusIntervalMs,
+    createTransport: async (gate, names) =>
+      Libp2pTransport.create({
+        privateKey: await loadOrCreatePeerKey(config.datadir),
+        listen: config.listen ?? ['/ip4/0.0.0.0/tcp/0'],
+        bootstrap: [...config.bootstrap],
+        mdns: config.mdns ?? true,
+        maxConnections: 64,
+        names,
+        maxMessageBytes: config.params.maxBlockBytes + 64 * 1024,
+        gate,
+      }),
+  });
+  const context: LightContext = { client, requestStop: () => (config.env ?? realEnv).defer(onStopRequested) };
+  const rpc = config.rpc ? new JsonRpcServer(context, lightRpcHandlers, { datadir: config.datadir, ...config.rpc }) : undefined;
+  return {
+    client,
+    rpc,
+    async start(): Promise<void> {
+      await mkdir(config.datadir, { recursive: true });
+      await client.start();
+      await rpc?.start();
+    },
+    async stop(): Promise<void> {
+      await rpc?.stop();
+      await client.stop();
+    },
+  };
 }

@@ -1,64 +1,93 @@
 import { createServer, type Server } from 'node:http';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { NodeView } from './view.ts';
-import { networkMetrics, type NetworkMetric } from './peer-records.ts';
+import { NETWORK_METRIC_FAMILIES, networkMetrics } from './peer-records.ts';
 
-/** Metrics with labels, each name's HELP and TYPE once. */
-function renderLabelled(metrics: readonly NetworkMetric[]): string {
-  const seen = new Set<string>();
-  let out = '';
-  for (const m of metrics) {
-    if (!seen.has(m.name)) {
-      seen.add(m.name);
-      out += `# HELP ${m.name} ${m.help}\n# TYPE ${m.name} ${m.type}\n`;
-    }
-    const labels = m.labels ? `{${Object.entries(m.labels).map(([k, v]) => `${k}="${v}"`).join(',')}}` : '';
-    out += `${m.name}${labels} ${m.value}\n`;
-  }
-  return out;
-}
+/** Seconds: a block import is milliseconds when following the tip, seconds for a big block. */
+const IMPORT_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+/** Seconds from a block's timestamp to its arrival: timestamps are whole seconds, so coarse. */
+const PROPAGATION_BUCKETS = [0.25, 0.5, 1, 2, 3, 5, 10, 20, 30, 60, 120];
+const RPC_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30];
+const QUEUE_BUCKETS = [0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1];
 
 /**
- * Prometheus metrics on their own port (text exposition format 0.0.4). Gauges are read from the
- * node when scraped; counters are kept from its events.
+ * Prometheus metrics on their own port, through prom-client (process and event-loop metrics come
+ * with it). Gauges are read from the node when scraped; counters and histograms follow its
+ * events. Whoever has another figure to show adds it to `registry` (a Gauge with `collect`, a
+ * Counter fed from an event) in the constructor: every cairn_* name here is kept stable.
  */
 export class Metrics {
-  private readonly node: NodeView;
+  readonly registry = new Registry();
+  readonly blockImport: Histogram;
+  readonly blockPropagation: Histogram;
+  readonly rpcRequest: Histogram<'method'>;
+  readonly verifyQueueWait: Histogram;
   private server: Server | undefined;
-  private readonly counters = { blocksImported: 0, reorgs: 0, invalidMessages: 0, invalidBlocks: 0, bans: 0 };
 
-  constructor(node: NodeView) {
-    this.node = node;
-    node.chain.on('connect', () => this.counters.blocksImported++);
+  constructor(node: NodeView, options: { now?: () => number } = {}) {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry });
+    // Gauges prom-client names like counters, which promtool refuses; the same figures stay, by
+    // type, in nodejs_active_handles, nodejs_active_requests and nodejs_active_resources.
+    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) this.registry.removeSingleMetric(name);
+    const gauge = (name: string, help: string, read: () => number) =>
+      new Gauge({ name, help, registers, collect() { this.set(read()); } });
+    const counter = (name: string, help: string) => new Counter({ name, help, registers });
+    const n = node;
+    gauge('cairn_chain_height', 'Height of the main chain tip', () => n.chain.tip.height);
+    // prom-client's default metrics include process_resident_memory_bytes.
+    gauge('nodejs_heap_used_bytes', 'V8 heap in use (main thread)', () => process.memoryUsage().heapUsed);
+    gauge('cairn_peers', 'Connected peers', () => n.transport.peers().length);
+    gauge('cairn_peers_banned', 'Peers currently banned', () => n.peers.bannedCount);
+    gauge('cairn_mempool_transactions', 'Transactions in the mempool', () => n.mempool.size);
+    gauge('cairn_mempool_bytes', 'Bytes of transactions in the mempool', () => n.mempool.bytes);
+    gauge('cairn_orphan_blocks', 'Blocks waiting for their parent', () => n.chain.orphans.size);
+    gauge('cairn_sync_target_height', 'Height of the best chain peers announced', () => n.sync.targetHeight);
+    gauge('cairn_syncing', '1 while catching up with peers', () => (n.sync.syncing ? 1 : 0));
+    gauge('cairn_sync_progress_ratio', 'Own height over the best announced height', () => (n.sync.targetHeight > 0 ? n.chain.tip.height / n.sync.targetHeight : 1));
+    gauge('cairn_address_index_progress_ratio', 'Share of the address index built (1: ready; 0 without one)', () => n.addressIndex?.status().progress ?? 0);
+    const imported = counter('cairn_blocks_imported_total', 'Blocks connected to the main chain');
+    const reorgs = counter('cairn_reorgs_total', 'Reorganisations that disconnected blocks');
+    const invalidBlocks = counter('cairn_invalid_blocks_total', 'Blocks that failed validation on connection');
+    const invalidMessages = counter('cairn_invalid_messages_total', 'Gossip messages rejected as invalid');
+    const bans = counter('cairn_peer_bans_total', 'Peers banned for misbehaviour');
+    this.blockImport = new Histogram({ name: 'cairn_block_import_seconds', help: 'Time a block spent in the import queue, from sanity checks to its outcome', buckets: IMPORT_BUCKETS, registers });
+    this.blockPropagation = new Histogram({ name: 'cairn_block_propagation_seconds', help: 'Received blocks: arrival (connected) minus the block timestamp, while following the tip', buckets: PROPAGATION_BUCKETS, registers });
+    this.rpcRequest = new Histogram({ name: 'cairn_rpc_request_seconds', help: 'JSON-RPC requests by method, from parsed to answered', labelNames: ['method'], buckets: RPC_BUCKETS, registers });
+    this.verifyQueueWait = new Histogram({ name: 'cairn_verify_queue_wait_seconds', help: 'Time a batch of signatures waited for a verifier thread', buckets: QUEUE_BUCKETS, registers });
+
+    node.chain.on('connect', () => imported.inc());
     node.chain.on('tip', (e) => {
-      if (e.disconnected.length > 0) this.counters.reorgs++;
+      if (e.disconnected.length > 0) reorgs.inc();
     });
-    node.chain.on('invalid', () => this.counters.invalidBlocks++);
-    node.gossip.on('invalid', () => this.counters.invalidMessages++);
-    node.peers.on('ban', () => this.counters.bans++);
+    node.chain.on('invalid', () => invalidBlocks.inc());
+    node.chain.on('imported', (_block, _outcome, ms) => this.blockImport.observe(ms / 1000));
+    node.gossip.on('invalid', () => invalidMessages.inc());
+    node.peers.on('ban', () => bans.inc());
+    // The network's counters (node/peer-records.ts: served bytes and busy answers by protocol,
+    // evictions, refusals, bans by reason), read from its NetworkStats when scraped.
+    const samples = (name: string) => networkMetrics(n.guard.stats, n.peers.bannedAddressCount).filter((m) => m.name === name);
+    for (const family of NETWORK_METRIC_FAMILIES) {
+      const config = { name: family.name, help: family.help, labelNames: [...family.labelNames], registers };
+      if (family.type === 'gauge') {
+        new Gauge({ ...config, collect() { this.reset(); for (const m of samples(family.name)) this.set(m.labels ?? {}, m.value); } });
+      } else {
+        new Counter({ ...config, collect() { this.reset(); for (const m of samples(family.name)) this.inc(m.labels ?? {}, m.value); } });
+      }
+    }
+    const now = options.now;
+    if (now) {
+      node.on('block', (block, source) => {
+        // A block downloaded while catching up is old news, not propagation.
+        if (source !== 'received' || node.sync.syncing) return;
+        const delay = now() / 1000 - block.header.timestamp;
+        if (delay >= 0) this.blockPropagation.observe(delay);
+      });
+    }
   }
 
-  render(): string {
-    const n = this.node;
-    const rows: [string, 'gauge' | 'counter', string, number][] = [
-      ['cairn_chain_height', 'gauge', 'Height of the main chain tip', n.chain.tip.height],
-      ['process_resident_memory_bytes', 'gauge', 'Resident set size of the node process', process.memoryUsage.rss()],
-      ['nodejs_heap_used_bytes', 'gauge', 'V8 heap in use (main thread)', process.memoryUsage().heapUsed],
-      ['cairn_peers', 'gauge', 'Connected peers', n.transport.peers().length],
-      ['cairn_peers_banned', 'gauge', 'Peers currently banned', n.peers.bannedCount],
-      ['cairn_mempool_transactions', 'gauge', 'Transactions in the mempool', n.mempool.size],
-      ['cairn_mempool_bytes', 'gauge', 'Bytes of transactions in the mempool', n.mempool.bytes],
-      ['cairn_orphan_blocks', 'gauge', 'Blocks waiting for their parent', n.chain.orphans.size],
-      ['cairn_sync_target_height', 'gauge', 'Height of the best chain peers announced', n.sync.targetHeight],
-      ['cairn_syncing', 'gauge', '1 while catching up with peers', n.sync.syncing ? 1 : 0],
-      ['cairn_sync_progress_ratio', 'gauge', 'Own height over the best announced height', n.sync.targetHeight > 0 ? n.chain.tip.height / n.sync.targetHeight : 1],
-      ['cairn_blocks_imported_total', 'counter', 'Blocks connected to the main chain', this.counters.blocksImported],
-      ['cairn_reorgs_total', 'counter', 'Reorganisations that disconnected blocks', this.counters.reorgs],
-      ['cairn_invalid_blocks_total', 'counter', 'Blocks that failed validation on connection', this.counters.invalidBlocks],
-      ['cairn_invalid_messages_total', 'counter', 'Gossip messages rejected as invalid', this.counters.invalidMessages],
-      ['cairn_peer_bans_total', 'counter', 'Peers banned for misbehaviour', this.counters.bans],
-    ];
-    const text = rows.map(([name, type, help, value]) => `# HELP ${name} ${help}\n# TYPE ${name} ${type}\n${name} ${value}\n`).join('');
-    return text + renderLabelled(networkMetrics(n.guard.stats, n.peers.bannedAddressCount));
+  render(): Promise<string> {
+    return this.registry.metrics();
   }
 
   async listen(port: number, host = '127.0.0.1'): Promise<number> {
@@ -67,7 +96,10 @@ export class Metrics {
         res.writeHead(404).end();
         return;
       }
-      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(this.render());
+      this.render().then(
+        (text) => res.writeHead(200, { 'content-type': this.registry.contentType }).end(text),
+        (err: Error) => res.writeHead(500).end(err.message),
+      );
     });
     await new Promise<void>((resolve, reject) => {
       this.server!.once('error', reject);

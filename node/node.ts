@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { ChainDB } from '../ledger/chaindb.ts';
+import { AddressIndex, addressIndexer } from '../ledger/address-index.ts';
 import type { KvStore } from '../ledger/kv.ts';
 import { Mempool, type MempoolPolicy } from '../ledger/mempool.ts';
 import type { ChainParams } from '../ledger/genesis.ts';
@@ -17,6 +18,7 @@ import { networkNames, type NetworkNames } from './protocols.ts';
 import { Sync } from './sync.ts';
 import { TxRelay } from './tx-relay.ts';
 import { serveBlockTxs } from './compact.ts';
+import { serveLightClients } from './light/serve.ts';
 import { TxSignatureVerifier, type SignatureVerifier } from './tx-signatures.ts';
 import type { ConnectionGate, ConnectionInfo, Transport } from './transport.ts';
 import { PeerBook } from './peer-book.ts';
@@ -63,6 +65,13 @@ export interface NodeParts {
   readonly banStore?: BanStore;
   /** Services started after the node and stopped before it (the miner, RPC, metrics). */
   readonly services?: readonly ((node: CairnNode) => NodeService)[];
+  /**
+   * Keep the address index (ledger/address-index.ts: what the explorer and the REST API's address
+   * pages read). Turning it on for a datadir that had none backfills it in the background.
+   */
+  readonly addressIndex?: boolean;
+  /** Milliseconds for measurements only (block import times in the metrics); none in the simulator. */
+  readonly stopwatch?: () => number;
   /** Released once the node has stopped (the worker threads). */
   readonly release?: () => Promise<void>;
 }
@@ -102,6 +111,9 @@ export class CairnNode extends EventEmitter<NodeEvents> {
   signatures!: TxSignatureVerifier;
   /** Connection slots, serving budgets, and what each peer gave and took. */
   guard!: NetworkGuard;
+  /** Present when the node keeps the address index (NodeParts.addressIndex). */
+  addressIndex: AddressIndex | undefined;
+  private backfill: Promise<void> | undefined;
   private book!: PeerBook;
   private readonly services: NodeService[] = [];
   private readonly timers: Timer[] = [];
@@ -111,6 +123,7 @@ export class CairnNode extends EventEmitter<NodeEvents> {
   private readonly announceOnConnect = new Set<Block>();
   private lonelySince: number | undefined;
   private stopped = false;
+  private stopping: Promise<void> | undefined;
 
   constructor(parts: NodeParts) {
     super();
@@ -127,9 +140,12 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     const p = this.parts;
     // A connected block's batch is built on the next turn of the event loop, after its connection
     // has been announced and relayed.
-    this.db = await ChainDB.open(await p.openStore(), p.params, { scheduleFlush: (start) => this.env.defer(start) });
+    const indexers = p.addressIndex ? [addressIndexer] : [];
+    this.db = await ChainDB.open(await p.openStore(), p.params, { scheduleFlush: (start) => this.env.defer(start), indexers });
+    if (p.addressIndex) this.addressIndex = await AddressIndex.open(this.db);
+    else await AddressIndex.turnOff(this.db);
     this.signatures = new TxSignatureVerifier(p.verifier);
-    this.chain = await Chain.open(this.db, { clock: this.clock, signatures: this.signatures, orphanLimits: p.orphanLimits });
+    this.chain = await Chain.open(this.db, { clock: this.clock, signatures: this.signatures, orphanLimits: p.orphanLimits, stopwatch: p.stopwatch });
     this.mempool = new Mempool(this.db, p.params, p.mempool, (tx) => this.signatures.checkTx(tx));
     this.peers = new PeerManager(this.clock, { banSeconds: p.banSeconds, limitLoopback: p.connectionLimits?.limitLoopback });
     this.guard = new NetworkGuard({
@@ -168,6 +184,7 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     await this.sync.start();
     await this.txRelay.start();
     await serveBlockTxs(serve, this.names, async (hash) => (await this.db.getBlocksBytes([hash]))[0], (peer, err) => this.peers.badRequest(peer, err));
+    await serveLightClients(this.chain, serve, this.names, (peer, err) => this.peers.badRequest(peer, err));
     for (const addr of p.bootstrap ?? []) this.book.remember(addr, 'bootstrap');
 
     this.every(5_000, () => {
@@ -186,6 +203,7 @@ export class CairnNode extends EventEmitter<NodeEvents> {
       await service.start();
       this.services.push(service);
     }
+    if (this.addressIndex && this.addressIndex.status().state === 'building') this.backfill = this.backfillAddressIndex(this.addressIndex);
     this.emit('log', 'info', 'node started', { peerId: this.transport.peerId, height: this.chain.tip.height, listen: this.listenAddresses() });
   }
 
@@ -233,6 +251,27 @@ export class CairnNode extends EventEmitter<NodeEvents> {
       if (!this.stopped) this.book.redial(); // now, not at the next second's round
     });
     t.on('peer:misbehaved', (peer, score, reason) => void this.peers.penalize(peer, score, reason));
+  }
+
+  /**
+   * Indexes the blocks that were there before the address index, a step at a time between
+   * imports, saying how far it got every tenth of the way.
+   */
+  private async backfillAddressIndex(index: AddressIndex): Promise<void> {
+    let told = 0;
+    this.emit('log', 'info', 'building the address index', { ...index.status() });
+    while (!this.stopped) {
+      if (await this.chain.withImportsPaused(() => index.backfillStep())) {
+        this.emit('log', 'info', 'address index ready', { ...index.status() });
+        return;
+      }
+      const { progress } = index.status();
+      if (progress - told >= 0.1) {
+        told = progress;
+        this.emit('log', 'info', 'building the address index', { ...index.status() });
+      }
+      await new Promise<void>((resolve) => this.env.defer(resolve));
+    }
   }
 
   /** After a grace period without peers, and every so often while it lasts, says what to check. */
@@ -309,8 +348,13 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     return this.transport.listenAddresses();
   }
 
-  async stop(): Promise<void> {
-    if (this.stopped) return;
+  /** Stops the node; a second call (a stop asked over RPC, then the test's own) waits for the first. */
+  stop(): Promise<void> {
+    this.stopping ??= this.stopNow();
+    return this.stopping;
+  }
+
+  private async stopNow(): Promise<void> {
     this.stopped = true;
     for (const t of this.timers) this.env.clearInterval(t);
     for (const service of this.services.reverse()) await service.stop().catch(() => {});
@@ -319,6 +363,7 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     await this.transport?.stop();
     await this.guard?.stop();
     await this.sync?.idle();
+    await this.backfill?.catch(() => {});
     await this.chain?.idle();
     if (this.mempool && this.parts.mempoolStore) await this.parts.mempoolStore.save(this.mempool).catch(() => {});
     await this.db?.close();

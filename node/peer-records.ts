@@ -2,10 +2,10 @@ import type { ConnectionInfo } from './transport.ts';
 import { addressGroup, type AddressGroup } from './address-groups.ts';
 
 /** The request protocols a node serves, each with a budget of its own (node/serving.ts). */
-export const SERVED_PROTOCOLS = ['status', 'headers', 'blocks', 'txPush', 'blockTxs'] as const;
+export const SERVED_PROTOCOLS = ['status', 'headers', 'blocks', 'txPush', 'blockTxs', 'headerRange', 'proofs'] as const;
 export type ServedProtocol = (typeof SERVED_PROTOCOLS)[number];
 
-const perProtocol = (): Record<ServedProtocol, number> => ({ status: 0, headers: 0, blocks: 0, txPush: 0, blockTxs: 0 });
+const perProtocol = (): Record<ServedProtocol, number> => ({ status: 0, headers: 0, blocks: 0, txPush: 0, blockTxs: 0, headerRange: 0, proofs: 0 });
 
 /**
  * What the node's network has done, for metrics (node/metrics.ts reads it; it keeps no
@@ -26,28 +26,46 @@ export class NetworkStats {
   readonly bans: Record<string, number> = {};
 }
 
-/** A metric: name, labels, type, help and value, for whichever exposition renders it. */
-export interface NetworkMetric {
+/** A metric family: its name, type, help and label names, for whichever library exposes it. */
+export interface NetworkMetricFamily {
   readonly name: string;
   readonly type: 'counter' | 'gauge';
   readonly help: string;
+  readonly labelNames: readonly string[];
+}
+
+/** Every family networkMetrics gives samples of, known before any sample exists (a ban reason before the first ban). */
+export const NETWORK_METRIC_FAMILIES: readonly NetworkMetricFamily[] = [
+  { name: 'cairn_served_bytes_total', type: 'counter', help: 'Bytes of answers served to peers, by protocol', labelNames: ['protocol'] },
+  { name: 'cairn_served_requests_total', type: 'counter', help: 'Requests served to peers, by protocol', labelNames: ['protocol'] },
+  { name: 'cairn_throttled_requests_total', type: 'counter', help: 'Requests answered busy (a budget spent), by protocol', labelNames: ['protocol'] },
+  { name: 'cairn_peer_evictions_total', type: 'counter', help: 'Inbound peers hung up to make room', labelNames: [] },
+  { name: 'cairn_inbound_refused_total', type: 'counter', help: 'Inbound connections refused: banned address, or its share of slots taken', labelNames: [] },
+  { name: 'cairn_oversized_gossip_total', type: 'counter', help: 'Gossip messages over the size cap, dropped unread', labelNames: [] },
+  { name: 'cairn_bans_total', type: 'counter', help: 'Peers banned, by reason', labelNames: ['reason'] },
+  { name: 'cairn_banned_addresses', type: 'gauge', help: 'IP addresses currently banned', labelNames: [] },
+];
+
+/** One sample of a family of NETWORK_METRIC_FAMILIES. */
+export interface NetworkMetric {
+  readonly name: string;
   readonly labels?: Readonly<Record<string, string>>;
   readonly value: number;
 }
 
-/** The network's counters as metrics (node/metrics.ts renders them). */
+/** The network's counters as samples (node/metrics.ts exposes them). */
 export function networkMetrics(s: NetworkStats, bannedAddresses: number): NetworkMetric[] {
   const out: NetworkMetric[] = [];
   for (const protocol of SERVED_PROTOCOLS) {
-    out.push({ name: 'cairn_served_bytes_total', type: 'counter', help: 'Bytes of answers served to peers, by protocol', labels: { protocol }, value: s.servedBytes[protocol] });
-    out.push({ name: 'cairn_served_requests_total', type: 'counter', help: 'Requests served to peers, by protocol', labels: { protocol }, value: s.servedRequests[protocol] });
-    out.push({ name: 'cairn_throttled_requests_total', type: 'counter', help: 'Requests answered busy (a budget spent), by protocol', labels: { protocol }, value: s.throttled[protocol] });
+    out.push({ name: 'cairn_served_bytes_total', labels: { protocol }, value: s.servedBytes[protocol] });
+    out.push({ name: 'cairn_served_requests_total', labels: { protocol }, value: s.servedRequests[protocol] });
+    out.push({ name: 'cairn_throttled_requests_total', labels: { protocol }, value: s.throttled[protocol] });
   }
-  out.push({ name: 'cairn_peer_evictions_total', type: 'counter', help: 'Inbound peers hung up to make room', value: s.evictions });
-  out.push({ name: 'cairn_inbound_refused_total', type: 'counter', help: 'Inbound connections refused: banned address, or its share of slots taken', value: s.refusedInbound });
-  out.push({ name: 'cairn_oversized_gossip_total', type: 'counter', help: 'Gossip messages over the size cap, dropped unread', value: s.oversizedGossip });
-  for (const [reason, n] of Object.entries(s.bans)) out.push({ name: 'cairn_bans_total', type: 'counter', help: 'Peers banned, by reason', labels: { reason }, value: n });
-  out.push({ name: 'cairn_banned_addresses', type: 'gauge', help: 'IP addresses currently banned', value: bannedAddresses });
+  out.push({ name: 'cairn_peer_evictions_total', value: s.evictions });
+  out.push({ name: 'cairn_inbound_refused_total', value: s.refusedInbound });
+  out.push({ name: 'cairn_oversized_gossip_total', value: s.oversizedGossip });
+  for (const [reason, n] of Object.entries(s.bans)) out.push({ name: 'cairn_bans_total', labels: { reason }, value: n });
+  out.push({ name: 'cairn_banned_addresses', value: bannedAddresses });
   return out;
 }
 

@@ -10,6 +10,9 @@ export interface NetworkNames {
   readonly blocks: string;
   readonly txPush: string;
   readonly blockTxs: string;
+  /** Light clients: headers by height, and account proofs. */
+  readonly headerRange: string;
+  readonly proofs: string;
   readonly dht: string;
   readonly blockTopic: string;
   readonly compactBlockTopic: string;
@@ -25,6 +28,8 @@ export function networkNames(genesisHash: Uint8Array): NetworkNames {
     blocks: `/cairn/${ns}/blocks/1`,
     txPush: `/cairn/${ns}/txs/1`,
     blockTxs: `/cairn/${ns}/blocktxs/1`,
+    headerRange: `/cairn/${ns}/headerrange/1`,
+    proofs: `/cairn/${ns}/proofs/1`,
     dht: `/cairn/${ns}/kad/1.0.0`,
     blockTopic: `/cairn/${ns}/blocks/1`,
     compactBlockTopic: `/cairn/${ns}/cblocks/1`,

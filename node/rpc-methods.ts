@@ -5,9 +5,13 @@ import { decodeAddress, encodeAddress } from '../ledger/keys.ts';
 import { decodeTransaction, type Transaction } from '../ledger/transaction.ts';
 import type { Block } from '../ledger/block.ts';
 import { auditChainDB } from '../ledger/audit.ts';
-import { RPC_ERRORS, RPC_METHOD_HELP, type BlockResult, type RpcMethod, type RpcMethods, type TxResult } from './rpc-types.ts';
+import { verifyAccountProof } from '../ledger/smt-proof.ts';
+import { proveAccountsAt, proveTransactionById } from '../consensus/state-proofs.ts';
+import type { BlockIndexEntry } from '../consensus/block-index.ts';
+import { RPC_ERRORS, type BlockResult, type RpcMethod, type RpcMethods, type TxResult } from './rpc-types.ts';
 import { chainTips, estimateFee, networkHashRate, nextBlockDifficulty, recentBlocks } from './chain-info.ts';
 import type { NodeView } from './view.ts';
+import { RPC_DOC } from './rpc-doc.ts';
 
 /** An error with a JSON-RPC code: bad parameters, or nothing found. */
 export class RpcError extends Error {
@@ -22,6 +26,20 @@ const invalid = (message: string) => new RpcError(RPC_ERRORS.INVALID_PARAMS, mes
 /** What fits in one 1 MiB request body: 334 hex characters a transaction plus JSON punctuation. */
 const MAX_TXS_PER_CALL = 3000;
 const notFound = (message: string) => new RpcError(RPC_ERRORS.NOT_FOUND, message);
+/** How far below the tip `getProof` rolls the state back (each block rolled back costs its changes). */
+export const RPC_PROOF_DEPTH = 256;
+const MAX_HEADERS_PER_CALL = 2000;
+
+/** A main-chain entry by height or hash. */
+function mainEntry(node: NodeView, block: unknown): BlockIndexEntry {
+  if (block === undefined) return node.chain.tip;
+  let entry: BlockIndexEntry | undefined;
+  if (isHeight(block)) entry = node.chain.mainAt(block);
+  else if (isHash(block)) entry = node.chain.getEntry(fromHex(block));
+  else throw invalid('"block" must be a height or a 64-digit lower-case hex block hash');
+  if (!entry || !node.chain.isMain(entry)) throw notFound(`no main-chain block ${String(block)}`);
+  return entry;
+}
 
 function param<T>(params: Record<string, unknown>, name: string, check: (v: unknown) => v is T, what: string): T {
   const value = params[name];
@@ -63,6 +81,7 @@ function blockJson(block: Block, mainChain: boolean): BlockResult {
     height: h.height,
     prevHash: toHex(h.prevHash),
     merkleRoot: toHex(h.merkleRoot),
+    stateRoot: toHex(h.stateRoot),
     timestamp: h.timestamp,
     target: h.target.toString(16).padStart(64, '0'),
     nonce: h.nonce.toString(),
@@ -71,6 +90,32 @@ function blockJson(block: Block, mainChain: boolean): BlockResult {
     txs: block.txs.map((tx) => toHex(tx.id)),
     mainChain,
   };
+}
+
+/** A block by {hash} (any stored) or {height} (main chain). */
+async function findBlock(node: NodeView, params: Record<string, unknown>): Promise<Block> {
+  let block: Block | undefined;
+  if (params.hash !== undefined) {
+    block = await node.db.getBlock(fromHex(param(params, 'hash', isHash, 'a 64-digit lower-case hex block hash')));
+  } else if (params.height !== undefined) {
+    block = await node.db.getBlockAtHeight(param(params, 'height', isHeight, 'a non-negative integer'));
+  } else {
+    throw invalid('give "height" or "hash"');
+  }
+  if (!block) throw notFound('no such block');
+  return block;
+}
+
+/** A transaction by {id}, pending or on the main chain, with its block when confirmed. */
+async function findTx(node: NodeView, params: Record<string, unknown>): Promise<{ tx: Transaction; block?: Block }> {
+  const id = fromHex(param(params, 'id', isHash, 'a 64-digit lower-case hex transaction id'));
+  const pending = node.mempool.get(id);
+  if (pending) return { tx: pending.tx };
+  const location = await node.db.getTxLocation(id);
+  const block = location && (await node.db.getBlock(location.blockHash));
+  const tx = block?.txs[location!.index];
+  if (!block || !tx) throw notFound(`no transaction ${toHex(id)} on the main chain or in the mempool`);
+  return { tx, block };
 }
 
 type Handlers = { [M in RpcMethod]: (node: NodeView, params: Record<string, unknown>) => Promise<RpcMethods[M]['result']> };
@@ -127,28 +172,22 @@ export const rpcHandlers: Handlers = {
   },
 
   async getTransaction(node, params) {
-    const id = fromHex(param(params, 'id', isHash, 'a 64-digit lower-case hex transaction id'));
-    const pending = node.mempool.get(id);
-    if (pending) return txJson(pending.tx, 'pending');
-    const location = await node.db.getTxLocation(id);
-    const block = location && (await node.db.getBlock(location.blockHash));
-    const tx = block?.txs[location!.index];
-    if (!block || !tx) throw notFound(`no transaction ${toHex(id)} on the main chain or in the mempool`);
-    return txJson(tx, 'confirmed', { height: block.header.height, hash: block.header.hash });
+    const { tx, block } = await findTx(node, params);
+    return block ? txJson(tx, 'confirmed', { height: block.header.height, hash: block.header.hash }) : txJson(tx, 'pending');
   },
 
   async getBlock(node, params) {
-    let block: Block | undefined;
-    if (params.hash !== undefined) {
-      block = await node.db.getBlock(fromHex(param(params, 'hash', isHash, 'a 64-digit lower-case hex block hash')));
-    } else if (params.height !== undefined) {
-      block = await node.db.getBlockAtHeight(param(params, 'height', isHeight, 'a non-negative integer'));
-    } else {
-      throw invalid('give "height" or "hash"');
-    }
-    if (!block) throw notFound('no such block');
+    const block = await findBlock(node, params);
     const entry = node.chain.getEntry(block.header.hash);
     return blockJson(block, entry !== undefined && node.chain.isMain(entry));
+  },
+
+  async getRawBlock(node, params) {
+    return toHex((await findBlock(node, params)).bytes);
+  },
+
+  async getRawTransaction(node, params) {
+    return toHex((await findTx(node, params)).tx.bytes);
   },
 
   async getPeers(node) {
@@ -237,13 +276,55 @@ export const rpcHandlers: Handlers = {
     return estimateFee(node.chain, node.mempool);
   },
 
+  async getProof(node, params) {
+    const address = addressParam(params);
+    return node.chain.withImportsPaused(async () => {
+      const entry = mainEntry(node, params.block);
+      const proofs = await proveAccountsAt(node.chain, entry, [address], RPC_PROOF_DEPTH);
+      if (proofs === 'too-deep') throw invalid(`block ${entry.height} is more than ${RPC_PROOF_DEPTH} blocks below the tip (${node.chain.tip.height}): proofs are made that far back at most`);
+      if (proofs === 'not-on-main-chain') throw notFound(`block ${entry.hashHex} is not on the main chain`);
+      const proof = proofs[0]!;
+      // What the answer says it proves is what the proof proves: checked, not assumed.
+      const account = verifyAccountProof(entry.header.stateRoot, address, proof);
+      return {
+        address: encodeAddress(address),
+        block: { height: entry.height, hash: entry.hashHex, header: toHex(entry.header.bytes) },
+        account: account ? { balance: account.balance.toString(), nonce: account.nonce.toString() } : null,
+        proof: toHex(proof),
+      };
+    });
+  },
+
+  async getTxProof(node, params) {
+    const id = fromHex(param(params, 'id', isHash, 'a 64-digit lower-case hex transaction id'));
+    const found = await node.chain.withImportsPaused(() => proveTransactionById(node.chain, id));
+    if (!found) throw notFound(`no transaction ${toHex(id)} on the main chain${node.mempool.get(id) ? ' (it is pending: wait for a block)' : ''}`);
+    return { id: toHex(id), block: { height: found.header.height, hash: toHex(found.header.hash), header: toHex(found.header.bytes) }, proof: toHex(found.proof) };
+  },
+
+  async getHeaders(node, params) {
+    const from = param(params, 'from', isHeight, 'a non-negative integer');
+    const count = param(params, 'count', (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 1 && v <= MAX_HEADERS_PER_CALL, `an integer from 1 to ${MAX_HEADERS_PER_CALL}`);
+    const headers: string[] = [];
+    for (let h = from; h < from + count; h++) {
+      const entry = node.chain.mainAt(h);
+      if (!entry) break;
+      headers.push(toHex(entry.header.bytes));
+    }
+    return { from, headers };
+  },
+
   async stop(node) {
     node.requestStop();
     return { stopping: true };
   },
 
   async help() {
-    return { methods: Object.entries(RPC_METHOD_HELP).map(([name, description]) => ({ name, description })) };
+    return { methods: RPC_DOC.methods.map((m) => ({ name: m.name, description: m.summary })) };
+  },
+
+  async 'rpc.discover'() {
+    return RPC_DOC as unknown as Record<string, unknown>;
   },
 
   async auditState(node) {
@@ -256,6 +337,7 @@ export const rpcHandlers: Handlers = {
       supply: report.supply.toString(),
       expectedSupply: expected.toString(),
       digest: report.digest,
+      stateRoot: report.stateRoot,
     };
   },
 };

@@ -68,6 +68,8 @@ export interface BlockResult {
   height: number;
   prevHash: string;
   merkleRoot: string;
+  /** The state root after the block. */
+  stateRoot: string;
   timestamp: number;
   target: string;
   nonce: string;
@@ -144,6 +146,38 @@ export interface AuditResult {
   supply: string;
   expectedSupply: string;
   digest: string;
+  /** The replayed state's root: the head's header commits to it, and the store holds its tree. */
+  stateRoot: string;
+}
+
+/** A main-chain block a proof is against. */
+export interface ProofBlock {
+  height: number;
+  hash: string;
+  /** Its header (hex, 152 bytes): its stateRoot is what the proof leads to. */
+  header: string;
+}
+
+export interface AccountProofResult {
+  address: string;
+  block: ProofBlock;
+  /** What the proof proves: the account, or null for none. */
+  account: { balance: string; nonce: string } | null;
+  /** The account proof (hex; docs/PROTOCOL.md, "Account proofs"). */
+  proof: string;
+}
+
+export interface TxProofResult {
+  id: string;
+  block: ProofBlock;
+  /** The transaction proof (hex; docs/PROTOCOL.md, "Transaction proofs"). */
+  proof: string;
+}
+
+export interface HeadersResult {
+  from: number;
+  /** Main-chain headers from height `from` on (hex), fewer at the tip. */
+  headers: string[];
 }
 
 export interface RpcMethods {
@@ -170,28 +204,25 @@ export interface RpcMethods {
   /** Every chain tip this node knows: the main one and the ends of forks. */
   getTips: { params: Record<string, never>; result: TipResult[] };
   estimateFee: { params: Record<string, never>; result: FeeEstimate };
+  /**
+   * An account proof against the state root of main-chain block `block` (a height or a hash;
+   * default the tip), at most 256 blocks below the tip.
+   */
+  getProof: { params: { address: string; block?: number | string }; result: AccountProofResult };
+  /** A confirmed transaction's inclusion proof against its block's header. */
+  getTxProof: { params: { id: string }; result: TxProofResult };
+  /** Up to `count` (1 to 2000) main-chain headers from height `from`: what a proof's verifier checks. */
+  getHeaders: { params: { from: number; count: number }; result: HeadersResult };
   /** Stops the node cleanly, after answering. */
   stop: { params: Record<string, never>; result: { stopping: true } };
   help: { params: Record<string, never>; result: { methods: { name: string; description: string }[] } };
+  /** A transaction's canonical encoding, hex. */
+  getRawTransaction: { params: { id: string }; result: string };
+  /** A block's canonical encoding, hex. */
+  getRawBlock: { params: { height?: number; hash?: string }; result: string };
+  /** The OpenRPC document of this API (node/rpc-doc.ts). */
+  'rpc.discover': { params: Record<string, never>; result: Record<string, unknown> };
 }
-
-/** One line per method, for `help`: the type makes a method without one a compile error. */
-export const RPC_METHOD_HELP: { readonly [M in keyof RpcMethods]: string } = {
-  status: 'network, height, head, difficulty, hash rate, peers in/out, sync, mining, mempool, fee estimate, memory',
-  getAccount: '{address}: balance, nonce and the next nonce to use (counting pending transactions)',
-  getTransaction: '{id}: a transaction, pending or confirmed with its block',
-  getBlock: '{height} or {hash}: a block with its transaction ids',
-  getBlocks: '{count?, to?}: summaries of the last main-chain blocks, newest first',
-  getTips: 'the main chain tip and the tips of forks this node has seen',
-  getPeers: 'connected peers: direction, address, announced height, ban score, bytes in and out, throttled',
-  getMempool: 'pending transactions',
-  estimateFee: 'a fee that gets a transaction into the next block (never below the relay minimum)',
-  sendRawTransaction: '{tx}: submit one signed transaction (hex)',
-  sendRawTransactions: '{txs}: submit up to 3000 signed transactions; rejections reported one by one',
-  auditState: 'replay the chain from genesis and compare with the stored state (slow)',
-  stop: 'stop the node cleanly',
-  help: 'this list',
-};
 
 export type RpcMethod = keyof RpcMethods;
 

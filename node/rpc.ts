@@ -3,8 +3,10 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { writeFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CairnError } from '../ledger/errors.ts';
-import { RPC_ENDPOINT_FILE, RPC_ERRORS, type RpcEndpointFile, type RpcMethod, type RpcMethods } from './rpc-types.ts';
+import { RPC_ENDPOINT_FILE, RPC_ERRORS, type RpcEndpointFile } from './rpc-types.ts';
 import { rpcHandlers, RpcError } from './rpc-methods.ts';
+import { methodDoc, RPC_DOC } from './rpc-doc.ts';
+import { validate } from './json-schema.ts';
 import type { NodeView } from './view.ts';
 
 export const MAX_RPC_BODY_BYTES = 1 << 20;
@@ -25,14 +27,34 @@ function failure(id: RpcRequest['id'], code: number, message: string, data?: unk
   return { jsonrpc: '2.0', id: id ?? null, error: data === undefined ? { code, message } : { code, message, data } };
 }
 
+export interface RpcServerOptions {
+  /** Where the endpoint file goes, for the CLI to find. */
+  datadir: string;
+  host?: string;
+  port?: number;
+  token?: string;
+  /** Told each known method's answer time (the metrics' RPC latency). */
+  observe?: (method: string, seconds: number) => void;
+  /** What is wrong with a method's params, undefined when nothing is (checked before the handler runs). */
+  checkParams?: (method: string, params: Record<string, unknown>) => string | undefined;
+}
+
+/** A method table over some context: the node's (`rpcHandlers`) or a light client's. */
+export type RpcHandlers<C> = Record<string, (context: C, params: Record<string, unknown>) => Promise<unknown>>;
+
 /**
  * JSON-RPC 2.0 over HTTP, on 127.0.0.1 unless told otherwise. Every request carries the random
- * token the node wrote to `<datadir>/rpc.json` (mode 0600) as `Authorization: Bearer <token>`;
+ * token the server wrote to `<datadir>/rpc.json` (mode 0600) as `Authorization: Bearer <token>`;
  * without it, 401. Bodies are capped; malformed JSON, unknown methods and bad parameters are
- * JSON-RPC errors, and nothing a client sends can take the node down.
+ * JSON-RPC errors, and nothing a client sends can take the server down. `settle` runs after each
+ * answer is made and before it is sent.
  */
-export class RpcServer {
-  private readonly node: NodeView;
+export class JsonRpcServer<C> {
+  private readonly context: C;
+  private readonly handlers: RpcHandlers<C>;
+  private readonly settle: (context: C) => Promise<void>;
+  private readonly observe: ((method: string, seconds: number) => void) | undefined;
+  private readonly checkParams: (method: string, params: Record<string, unknown>) => string | undefined;
   private readonly datadir: string;
   private readonly host: string;
   private readonly port: number;
@@ -41,9 +63,16 @@ export class RpcServer {
   private endpointFile: string | undefined;
   url = '';
 
-  /** `datadir`: where the endpoint file goes, for the CLI to find. */
-  constructor(node: NodeView, options: { datadir: string; host?: string; port?: number; token?: string }) {
-    this.node = node;
+  constructor(
+    context: C,
+    handlers: RpcHandlers<C>,
+    options: RpcServerOptions & { settle?: (context: C) => Promise<void> },
+  ) {
+    this.context = context;
+    this.handlers = handlers;
+    this.settle = options.settle ?? (async () => {});
+    this.observe = options.observe;
+    this.checkParams = options.checkParams ?? (() => undefined);
     this.datadir = options.datadir;
     this.host = options.host ?? '127.0.0.1';
     this.port = options.port ?? 0;
@@ -135,17 +164,19 @@ export class RpcServer {
     if (r.jsonrpc !== '2.0' || typeof r.method !== 'string') {
       return failure(id, RPC_ERRORS.INVALID_REQUEST, 'expected {"jsonrpc":"2.0","method":…}');
     }
-    if (!Object.hasOwn(rpcHandlers, r.method)) return failure(id, RPC_ERRORS.METHOD_NOT_FOUND, `unknown method "${r.method}"`);
+    if (!Object.hasOwn(this.handlers, r.method)) return failure(id, RPC_ERRORS.METHOD_NOT_FOUND, `unknown method "${r.method}"`);
     const params = r.params ?? {};
     if (typeof params !== 'object' || params === null || Array.isArray(params)) {
       return failure(id, RPC_ERRORS.INVALID_PARAMS, 'params must be an object');
     }
+    const refused = this.checkParams(r.method, params as Record<string, unknown>);
+    if (refused) return failure(id, RPC_ERRORS.INVALID_PARAMS, refused);
+    const started = performance.now();
     try {
-      const handler = rpcHandlers[r.method as RpcMethod] as (n: NodeView, p: Record<string, unknown>) => Promise<RpcMethods[RpcMethod]['result']>;
-      const result = await handler(this.node, params as Record<string, unknown>);
-      // Whatever the answer saw (a head, a balance) was queued for the store before it was made:
-      // once that is committed, what the user is told survives a crash.
-      await this.node.db.flushed();
+      const handler = this.handlers[r.method]!;
+      const result = await handler(this.context, params as Record<string, unknown>);
+      await this.settle(this.context);
+      this.observe?.(r.method, (performance.now() - started) / 1000);
       return { jsonrpc: '2.0', id, result };
     } catch (err) {
       if (err instanceof RpcError) return failure(id, err.rpcCode, err.message);
@@ -153,6 +184,41 @@ export class RpcServer {
       return failure(id, RPC_ERRORS.INTERNAL_ERROR, (err as Error).message);
     }
   }
+}
+
+/** The node's JSON-RPC server: its method table over a NodeView. */
+export class RpcServer extends JsonRpcServer<NodeView> {
+  constructor(node: NodeView, options: Omit<RpcServerOptions, 'checkParams'>) {
+    super(node, rpcHandlers as unknown as RpcHandlers<NodeView>, {
+      ...options,
+      checkParams,
+      // Whatever the answer saw (a head, a balance) was queued for the store before it was made:
+      // once that is committed, what the user is told survives a crash.
+      settle: (n) => n.db.flushed(),
+    });
+  }
+}
+
+/**
+ * What is wrong with a method's params by its OpenRPC entry (node/rpc-doc.ts): a name it does not
+ * take, a required one missing, a value outside its schema. Undefined when nothing is.
+ */
+export function checkParams(method: string, params: Record<string, unknown>): string | undefined {
+  const doc = methodDoc(method);
+  if (!doc) return undefined;
+  const takes = doc.params.map((p) => p.name);
+  for (const name of Object.keys(params)) {
+    if (!takes.includes(name)) return `unknown parameter "${name}": ${method} takes ${takes.length > 0 ? takes.map((t) => `"${t}"`).join(', ') : 'none'}`;
+  }
+  for (const p of doc.params) {
+    if (!Object.hasOwn(params, p.name)) {
+      if (p.required) return `"${p.name}" is required (${p.description})`;
+      continue;
+    }
+    const errors = validate(params[p.name], p.schema, RPC_DOC.components.schemas);
+    if (errors.length > 0) return `"${p.name}": ${errors[0]!.replace(/^\$:? ?/, '')}`;
+  }
+  return undefined;
 }
 
 /** The body as text, or undefined when it is larger than `limit` (the rest is discarded). */

@@ -49,7 +49,9 @@ export interface ServingLimits {
  * Sized from what honest peers do (docs/PROTOCOL.md, "Budgets"): a status on every connection,
  * every 15 s and per orphan block, one at a time; headers 2000 at a time, one request after
  * another; blocks 32 at a time, two in flight; the whole mempool pushed on connection; a few
- * missing transactions per compact block.
+ * missing transactions per compact block; a light client's headers by height 2000 at a time, one
+ * request after another, and its account proofs one request at a time, a few per question it is
+ * asked (each proof pauses the node's imports: the tightest budget).
  */
 export const DEFAULT_SERVING_LIMITS: ServingLimits = {
   requests: {
@@ -58,6 +60,8 @@ export const DEFAULT_SERVING_LIMITS: ServingLimits = {
     blocks: { burst: 64, perSecond: 64, inFlight: 4 },
     txPush: { burst: 64, perSecond: 8, inFlight: 2 },
     blockTxs: { burst: 32, perSecond: 8, inFlight: 4 },
+    headerRange: { burst: 64, perSecond: 20, inFlight: 2 },
+    proofs: { burst: 32, perSecond: 4, inFlight: 1 },
   },
   uploadBytesPerSec: 64 << 20,
   burstBytes: 8 << 20,
@@ -73,7 +77,7 @@ const NONE: RequestBudget = { burst: 1e9, perSecond: 1e9, inFlight: 1e9 };
 
 /** No budgets at all, what serving was before them: for benchmarks and control runs, never a real node. */
 export const UNLIMITED_SERVING: ServingLimits = {
-  requests: { status: NONE, headers: NONE, blocks: NONE, txPush: NONE, blockTxs: NONE },
+  requests: { status: NONE, headers: NONE, blocks: NONE, txPush: NONE, blockTxs: NONE, headerRange: NONE, proofs: NONE },
   uploadBytesPerSec: 1e15,
   burstBytes: 1e15,
   redundantBytesPerSec: 1e15,

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { bytesEqual, toHex } from '../ledger/bytes.ts';
 import { BlockRuleError, CairnError } from '../ledger/errors.ts';
-import { decodeBlock } from '../ledger/block.ts';
+import { HEADER_BYTES, decodeBlock } from '../ledger/block.ts';
 import type { Chain } from '../consensus/chain.ts';
 import { HeaderChainCheck } from '../consensus/headers.ts';
 import { checkBlockSanity, type SaneBlock } from '../consensus/sanity.ts';
@@ -279,7 +279,7 @@ export class Sync extends EventEmitter<SyncEvents> {
         bytes = await this.ask(peer, names.headers, () =>
           transport.request(peer, names.headers, encodeGetHeaders({ locator, max: MAX_HEADERS_PER_RESPONSE }), {
             timeoutMs: HEADERS_TIMEOUT_MS,
-            maxBytes: 16 + MAX_HEADERS_PER_RESPONSE * 120,
+            maxBytes: 16 + MAX_HEADERS_PER_RESPONSE * HEADER_BYTES,
           }),
         );
         busy = 0;

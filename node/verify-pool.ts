@@ -28,7 +28,9 @@ export class VerifyPool implements ThreadLender {
   readonly backend: SignatureBackend['name'];
   private readonly inline: SignatureBackend;
   private readonly workers: Worker[] = [];
-  private readonly pending = new Map<number, { resolve: (verdicts: Uint8Array) => void; reject: (err: Error) => void; worker: Worker }>();
+  private readonly pending = new Map<number, { resolve: (verdicts: Uint8Array) => void; reject: (err: Error) => void; worker: Worker; sentAt: number }>();
+  /** Told how long each batch of signatures waited for its thread (seconds): the metrics' queue wait. */
+  onQueueWait: ((seconds: number) => void) | undefined;
   private nextId = 1;
   private next = 0;
   /** Threads a miner has borrowed (`hashFor`): they hold the process open while it mines. */
@@ -41,9 +43,10 @@ export class VerifyPool implements ThreadLender {
     this.backend = backend.name;
     for (let i = 0; i < threads; i++) {
       const worker = new Worker(new URL('./pool-worker.js', import.meta.url), { workerData: { backend: backend.name }, resourceLimits: WORKER_HEAP });
-      worker.on('message', (m: { id: number; verdicts: Uint8Array; backend: string } | { mining: WorkerReport }) => {
+      worker.on('message', (m: { id: number; verdicts: Uint8Array; backend: string; started: number } | { mining: WorkerReport }) => {
         if ('mining' in m) return this.onHashed?.(m.mining);
         const job = this.pending.get(m.id);
+        if (job && this.onQueueWait) this.onQueueWait(Math.max(0, m.started - job.sentAt) / 1000);
         this.pending.delete(m.id);
         this.release(worker);
         if (m.backend !== this.backend) job?.reject(new Error(`a verifier thread used ${m.backend}, not ${this.backend}`));
@@ -141,7 +144,7 @@ export class VerifyPool implements ThreadLender {
     const id = this.nextId++;
     const worker = this.workers[this.next++ % this.workers.length]!;
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject, worker });
+      this.pending.set(id, { resolve, reject, worker, sentAt: performance.timeOrigin + performance.now() });
       worker.ref(); // idle threads never hold the process open, busy ones do until they answer
       worker.postMessage({ id, packed, count: items.length }, [packed.buffer]);
     });

@@ -1,7 +1,9 @@
 import type { ChainDB } from '../ledger/chaindb.ts';
+import type { AddressIndex } from '../ledger/address-index.ts';
 import type { ChainParams } from '../ledger/genesis.ts';
 import type { Mempool } from '../ledger/mempool.ts';
 import type { Transaction } from '../ledger/transaction.ts';
+import type { Block } from '../ledger/block.ts';
 import type { Chain } from '../consensus/chain.ts';
 import type { Gossip } from './gossip.ts';
 import type { PeerManager } from './peers.ts';
@@ -29,6 +31,10 @@ export interface NodeView {
   /** Per-peer records, budgets and the network's counters (metrics, getPeers). */
   readonly guard: { readonly records: Pick<PeerRecords, 'get'>; readonly serving: Pick<Serving, 'throttled'>; readonly stats: NetworkStats };
   readonly mining: boolean;
+  /** Present when the node keeps the address index. */
+  readonly addressIndex: AddressIndex | undefined;
+  /** Each block the node connected, and whether it mined it or received it. */
+  on(event: 'block', listener: (block: Block, source: 'mined' | 'received') => void): unknown;
   /** Seconds since the epoch, by the node's clock. */
   clock(): number;
   submitTransaction(tx: Transaction): Promise<void>;

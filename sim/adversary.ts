@@ -4,9 +4,12 @@ import { computeMerkleRoot, decodeBlock, makeBlock, makeHeader, BLOCK_VERSION, t
 import { decodeTransaction, UNSIGNED_TX_BYTES, type Transaction } from '../ledger/transaction.ts';
 import { sign } from './wallets.ts';
 import { concatBytes } from '../ledger/bytes.ts';
+import { MAX_AMOUNT } from '../ledger/amount.ts';
 import { nextTarget } from '../consensus/difficulty.ts';
 import { searchNonce, targetBytes } from '../consensus/miner.ts';
 import { medianTimePast } from '../consensus/block-index.ts';
+import { stateKey } from '../ledger/smt.ts';
+import { MemoryStateTree } from '../ledger/smt-memory.ts';
 import type { CairnNode } from '../node/node.ts';
 import { sleep } from '../node/env.ts';
 import { TransportError } from '../node/transport.ts';
@@ -23,8 +26,14 @@ import { SIM_EPOCH_MS, type World } from './world.ts';
  * work, withheld blocks, downloads without serving, request floods. What they make invalid on
  * purpose goes into the checker's registry, which no honest node may ever hold.
  */
+/** A selfish miner's private chain, and the state after its last block. */
+interface PrivateChain {
+  readonly blocks: Block[];
+  state: MemoryStateTree;
+}
+
 export function arm(world: World, checker: Checker): void {
-  const selfish = new Map<string, Block[]>();
+  const selfish = new Map<string, PrivateChain>();
   world.observe({
     onStarted(sim, node) {
       const rng = world.rng.fork(`adversary-${sim.id}-${sim.lives}`);
@@ -44,7 +53,7 @@ export function arm(world: World, checker: Checker): void {
         case 'flooder':
           return every(world, sim, 500, () => flood(node));
         case 'selfish':
-          return every(world, sim, 1_000, () => maybeRelease(node, selfish.get(sim.id) ?? []));
+          return every(world, sim, 1_000, () => maybeRelease(node, selfish.get(sim.id)?.blocks ?? []));
         case 'honest':
           return;
       }
@@ -55,15 +64,28 @@ export function arm(world: World, checker: Checker): void {
     world.minedBy.set(sim.id, async (s, _public) => {
       const node = s.node;
       if (!node) return;
-      const withheld = selfish.get(s.id) ?? [];
-      const tip = node.chain.tip;
+      const own = selfish.get(s.id) ?? { blocks: [], state: MemoryStateTree.EMPTY };
+      const withheld = own.blocks;
       // Give up a private chain the public one has caught up with.
-      if (withheld.length > 0 && tip.height >= withheld.at(-1)!.header.height) withheld.length = 0;
-      const parent = withheld.at(-1)?.header ?? tip.header;
+      if (withheld.length > 0 && node.chain.tip.height >= withheld.at(-1)!.header.height) withheld.length = 0;
+      let parent = withheld.at(-1)?.header;
+      if (!parent) {
+        // A new private chain starts from the public tip's state.
+        const start = await node.chain.withImportsPaused(async () => ({ tip: node.chain.tip.header, state: await treeOf(node) }));
+        parent = start.tip;
+        own.state = start.state;
+      }
       const anchor = parent.height === 0 ? undefined : (node.chain.mainAt(1)?.header.timestamp ?? withheld.find((b) => b.header.height === 1)?.header.timestamp);
-      const block = craft(node, parent, anchor, world.o.wallets.minerAddress(s.spec.minerKey), []);
-      if (block) withheld.push(block);
-      selfish.set(s.id, withheld);
+      const miner = world.o.wallets.minerAddress(s.spec.minerKey);
+      const key = stateKey(miner);
+      const paid = own.state.get(key) ?? { balance: 0n, nonce: 0n };
+      const state = own.state.with([{ key, account: { balance: paid.balance + node.params.reward, nonce: paid.nonce } }]);
+      const block = craft(node, parent, anchor, miner, [], { stateRoot: state.root });
+      if (block) {
+        withheld.push(block);
+        own.state = state;
+      }
+      selfish.set(s.id, own);
     });
   }
 }
@@ -78,28 +100,40 @@ function every(world: World, sim: SimNode, ms: number, act: () => Promise<void> 
   world.scheduler.after(ms, tick);
 }
 
-/** A block on `parent` with a real proof of work at the target consensus expects, and whatever body it is given. */
+/** Every account of the node's tip as a tree. */
+async function treeOf(node: CairnNode): Promise<MemoryStateTree> {
+  const changes = [];
+  for await (const { address, account } of node.db.accounts()) changes.push({ key: stateKey(address), account });
+  return MemoryStateTree.EMPTY.with(changes);
+}
+
+/**
+ * A block on `parent` with a real proof of work at the target consensus expects, and whatever body
+ * and state root it is given (by default its parent's: right only for a block that breaks a rule
+ * checked before the state root).
+ */
 function craft(
   node: CairnNode,
   parent: BlockHeader,
   anchorTimestamp: number | undefined,
   miner: Uint8Array,
   txs: readonly Transaction[],
-  o: { coinbaseAmount?: bigint; merkleRoot?: Uint8Array } = {},
+  o: { coinbaseAmount?: bigint; merkleRoot?: Uint8Array; stateRoot?: Uint8Array; target?: bigint; timestamp?: number; height?: number; version?: number } = {},
 ): Block | undefined {
   const params = node.params;
-  const height = parent.height + 1;
+  const height = o.height ?? parent.height + 1;
   const fees = txs.reduce((s, tx) => s + tx.fee, 0n);
   const coinbase = { to: miner, amount: o.coinbaseAmount ?? params.reward + fees };
-  const target = nextTarget(params, parent, anchorTimestamp);
+  const target = o.target ?? nextTarget(params, parent, anchorTimestamp);
   const parentEntry = node.chain.getEntry(parent.hash);
   const minTime = parentEntry ? medianTimePast(parentEntry) + 1 : parent.timestamp + 1;
   const header = makeHeader({
-    version: BLOCK_VERSION,
+    version: o.version ?? BLOCK_VERSION,
     height,
     prevHash: parent.hash,
     merkleRoot: o.merkleRoot ?? computeMerkleRoot(height, coinbase, txs),
-    timestamp: Math.max(node.clock(), minTime, parent.timestamp + 1),
+    stateRoot: o.stateRoot ?? parent.stateRoot,
+    timestamp: o.timestamp ?? Math.max(node.clock(), minTime, parent.timestamp + 1),
     target,
     nonce: 0n,
   });
@@ -118,23 +152,39 @@ async function sendGarbage(world: World, checker: Checker, node: CairnNode, rng:
   const honestTx = sign({ chainId, to: rng.pick(wallets.keys).address, amount: 1n, fee: 1n, nonce }, payer);
   const forged = decodeTransaction(concatBytes(honestTx.bytes.subarray(0, UNSIGNED_TX_BYTES), honestTx.publicKey, rng.bytes(64)));
   const miner = rng.bytes(20);
-  const kind = rng.int(6);
-  let block: Block | undefined;
-  if (kind === 0) block = craft(node, tip.header, tip.anchorTimestamp, miner, [], { coinbaseAmount: node.params.reward + 1n }); // pays itself too much
-  else if (kind === 1) block = craft(node, tip.header, tip.anchorTimestamp, miner, [forged]); // a bad signature inside
-  else if (kind === 2) block = craft(node, tip.header, tip.anchorTimestamp, miner, [sign({ chainId, to: miner, amount: 1n, fee: 1n, nonce: nonce + 5n }, payer)]); // a nonce gap
-  else if (kind === 3) block = craft(node, tip.header, tip.anchorTimestamp, miner, [sign({ chainId, to: miner, amount: wallets.balance * 10n, fee: 1n, nonce }, payer)]); // overspends
-  else if (kind === 4) block = craft(node, tip.header, tip.anchorTimestamp, miner, [honestTx], { merkleRoot: rng.bytes(32) }); // body does not match
-  else block = craft(node, tip.header, tip.anchorTimestamp, miner, [honestTx, honestTx]); // a transaction twice
+  const on = (txs: Transaction[], o: Parameters<typeof craft>[5] = {}) => craft(node, tip.header, tip.anchorTimestamp, miner, txs, o);
+  const transfer = (fields: { amount?: bigint; nonce?: bigint; chainId?: number }) =>
+    sign({ chainId: fields.chainId ?? chainId, to: miner, amount: fields.amount ?? 1n, fee: 1n, nonce: fields.nonce ?? nonce }, payer);
+  // One block per rule it breaks, chosen by the seed: body rules, header rules, state rules.
+  const kinds: (() => Block | undefined)[] = [
+    () => on([], { coinbaseAmount: node.params.reward + 1n }), // pays itself too much
+    () => on([forged]), // a bad signature inside
+    () => on([transfer({ nonce: nonce + 5n })]), // a nonce gap
+    () => on([transfer({ amount: wallets.balance * 10n })]), // overspends
+    () => on([honestTx], { merkleRoot: rng.bytes(32) }), // body does not match
+    () => on([honestTx, honestTx]), // a transaction twice
+    () => on([transfer({ chainId: chainId + 1 })]), // a transaction of another chain
+    () => on([], { target: tip.header.target * 2n }), // claims an easier target than ASERT allows
+    () => on([], { timestamp: tip.header.timestamp - 3_600 }), // before the median time past
+    () => on([], { timestamp: node.clock() + 3_600 }), // too far in the future (not the sender's fault: no ban)
+    () => on([], { height: tip.height + 2 }), // a height that does not follow its parent
+    () => on([], { version: 99 }), // an unknown version
+    () => on([], { stateRoot: rng.bytes(32) }), // a valid body, a state root it does not leave
+  ];
+  const block = rng.pick(kinds)();
   if (block) {
     checker.invalid.blocks.add(toHex(block.header.hash));
     await node.transport.publish(node.names.blockTopic, block.bytes);
   }
-  checker.invalid.txs.add(forged.idHex);
-  await node.transport.publish(node.names.txTopic, encodeTxBatch([forged]));
-  const wrongChain = sign({ chainId: chainId + 1, to: miner, amount: 1n, fee: 1n, nonce }, payer);
-  checker.invalid.txs.add(wrongChain.idHex);
-  await node.transport.publish(node.names.txTopic, encodeTxBatch([wrongChain]));
+  // And transactions that break a rule of their own: a forged signature, a key that is not the
+  // sender's, another chain, an amount past the cap.
+  const stranger = rng.pick(wallets.keys.filter((k) => k !== payer));
+  const badKey = decodeTransaction(concatBytes(honestTx.bytes.subarray(0, UNSIGNED_TX_BYTES), stranger.publicKey, honestTx.signature));
+  const overCap = sign({ chainId, to: miner, amount: MAX_AMOUNT, fee: 1n, nonce }, payer);
+  for (const tx of [forged, badKey, transfer({ chainId: chainId + 1 }), overCap]) {
+    checker.invalid.txs.add(tx.idHex);
+    await node.transport.publish(node.names.txTopic, encodeTxBatch([tx]));
+  }
 }
 
 /** Serves every block with a body that does not match its header (another coinbase recipient). */
@@ -164,7 +214,7 @@ function lieAboutChain(node: CairnNode): void {
     let parent = node.db.genesis.header;
     for (let i = 0; i < 50; i++) {
       // A header that links and carries the expected target, but whose hash misses it.
-      const base = { version: BLOCK_VERSION, height: parent.height + 1, prevHash: parent.hash, merkleRoot: sha256(parent.hash), timestamp: parent.timestamp + 10, target: parent.target };
+      const base = { version: BLOCK_VERSION, height: parent.height + 1, prevHash: parent.hash, merkleRoot: sha256(parent.hash), stateRoot: parent.stateRoot, timestamp: parent.timestamp + 10, target: parent.target };
       let h = makeHeader({ ...base, nonce: 0n });
       for (let n = 1n; BigInt('0x' + toHex(h.hash)) <= h.target; n++) h = makeHeader({ ...base, nonce: n });
       headers.push(h);

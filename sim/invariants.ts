@@ -1,10 +1,15 @@
 import { auditChainDB } from '../ledger/audit.ts';
+import { toHex } from '../ledger/bytes.ts';
+import { layout } from '../ledger/layout.ts';
+import { addressIndexPuts } from '../ledger/address-index.ts';
+import { stateKey } from '../ledger/smt.ts';
+import { MemoryStateTree } from '../ledger/smt-memory.ts';
+import type { CairnNode } from '../node/node.ts';
 import { InlineVerifier } from '../node/inline-verifier.ts';
 import { TxSignatureVerifier } from '../node/tx-signatures.ts';
 import { DEFAULT_ORPHAN_LIMITS } from '../consensus/orphans.ts';
 import { DEFAULT_MEMPOOL_POLICY } from '../ledger/mempool.ts';
 import type { World } from './world.ts';
-import type { CairnNode } from '../node/node.ts';
 import { addressGroup } from '../node/address-groups.ts';
 import { SIM_EPOCH_MS } from './world.ts';
 
@@ -13,6 +18,8 @@ export const INVARIANTS = [
   'no-invalid-accepted',
   /** Each honest node's stored state equals a replay of its own chain (signatures checked again). */
   'state-equals-replay',
+  /** Each honest node's stored state tree hashes to the root recomputed from its accounts, which its tip's header carries. */
+  'state-root',
   /** Total supply equals the genesis allocations plus the rewards of the chain. */
   'supply',
   /** A node's tip only ever moves to a chain with strictly more work (first seen wins a tie). */
@@ -27,6 +34,8 @@ export const INVARIANTS = [
   'pools-bounded',
   /** No honest node holds more inbound connections from one IP, or one subnet, than its limits allow. */
   'slots-bounded',
+  /** A node's address index, once built, holds exactly the records of its main chain's blocks. */
+  'address-index-exact',
 ] as const;
 
 export type InvariantName = (typeof INVARIANTS)[number];
@@ -139,6 +148,9 @@ export class Checker {
         this.fail('no-throw-or-stall', `${sim.id} is still importing a minute after the quiet period (a stuck or endless import)`);
         continue;
       }
+      const root = await drive(node.chain.withImportsPaused(() => stateRootCheck(node)));
+      if (!root) this.fail('state-root', `${sim.id}: the state root check did not finish`);
+      else if (root.value) this.fail('state-root', `${sim.id}: ${root.value}`);
       try {
         const done = await drive(node.chain.withImportsPaused(() => auditChainDB(node.db, { signatures })));
         if (!done) throw new Error('the replay did not finish');
@@ -149,6 +161,11 @@ export class Checker {
         if (report.supply !== expected) this.fail('supply', `${sim.id} supply ${report.supply}, expected ${expected}`);
       } catch (err) {
         this.fail('state-equals-replay', `${sim.id}: ${(err as Error).message}`);
+      }
+      if (node.addressIndex) {
+        const checked = await drive(node.chain.withImportsPaused(() => addressIndexMismatch(node)));
+        if (!checked) this.fail('no-throw-or-stall', `${sim.id}: the address index check did not finish`);
+        else if (checked.value) this.fail('address-index-exact', `${sim.id}: ${checked.value}`);
       }
       if (node.transport.peers().length === 0 && up.length > 1) this.fail('no-throw-or-stall', `${sim.id} has no peer at the end`);
     }
@@ -161,4 +178,42 @@ export class Checker {
   results(): Record<InvariantName, 'pass' | 'fail'> {
     return Object.fromEntries(INVARIANTS.map((name) => [name, this.violations.has(name) ? 'fail' : 'pass'])) as Record<InvariantName, 'pass' | 'fail'>;
   }
+}
+
+/**
+ * Finishes the node's address index backfill, then compares every stored X record with the
+ * records of its main chain's blocks. Import lock. Returns what differs, or undefined.
+ */
+async function addressIndexMismatch(node: CairnNode): Promise<string | undefined> {
+  const index = node.addressIndex!;
+  while (!(await index.backfillStep()));
+  const expected = new Map<string, string>();
+  for (let h = 1; h <= node.chain.tip.height; h++) {
+    const block = await node.db.getBlockAtHeight(h);
+    if (!block) return `no main-chain block at ${h}`;
+    for (const op of addressIndexPuts(block)) if (op.type === 'put') expected.set(toHex(op.key), toHex(op.value));
+  }
+  let stored = 0;
+  for await (const [key, value] of node.db.records(layout.range('X'))) {
+    stored++;
+    const want = expected.get(toHex(key));
+    if (want === undefined) return `a stale record ${toHex(key).slice(0, 60)}… (of a block no longer on the main chain)`;
+    if (want !== toHex(value)) return `record ${toHex(key).slice(0, 60)}… differs`;
+  }
+  return stored === expected.size ? undefined : `${expected.size - stored} of ${expected.size} records missing`;
+}
+
+/**
+ * The tree a node stores against its accounts, recomputed from scratch, and the root its tip's
+ * header commits to: undefined when all three agree, else what differs.
+ */
+async function stateRootCheck(node: CairnNode): Promise<string | undefined> {
+  const changes = [];
+  for await (const { address, account } of node.db.accounts()) changes.push({ key: stateKey(address), account });
+  const recomputed = toHex(MemoryStateTree.EMPTY.with(changes).root);
+  const stored = toHex(await node.db.stateRoot());
+  const header = toHex(node.chain.tip.header.stateRoot);
+  if (stored !== recomputed) return `its stored tree's root ${stored.slice(0, 16)} is not its accounts' ${recomputed.slice(0, 16)}`;
+  if (header !== recomputed) return `its tip's header says ${header.slice(0, 16)}, its accounts hash to ${recomputed.slice(0, 16)}`;
+  return undefined;
 }

@@ -3,7 +3,11 @@ import type { Block } from '../ledger/block.ts';
 import type { Transaction } from '../ledger/transaction.ts';
 import { BLOCK_VERSION, computeMerkleRoot, makeBlock, makeHeader } from '../ledger/block.ts';
 import type { ChainParams } from '../ledger/genesis.ts';
-import { genesisBlock } from '../ledger/genesis.ts';
+import { genesisBlock, genesisChanges } from '../ledger/genesis.ts';
+import { stateKey, type StateChange } from '../ledger/smt.ts';
+import { toHex } from '../ledger/bytes.ts';
+import { EMPTY_ACCOUNT, type Account } from '../ledger/state.ts';
+import { MemoryStateTree } from '../ledger/smt-memory.ts';
 import { nextTarget } from '../consensus/difficulty.ts';
 import { buildTemplate, completeBlock, searchNonce, targetBytes } from '../consensus/miner.ts';
 import type { CairnNode } from '../node/node.ts';
@@ -28,12 +32,23 @@ export function mineHistory(params: ChainParams, count: number, coinbase: Uint8A
   const out: Block[] = [];
   let parent = genesisBlock(params).header;
   let anchor: number | undefined;
+  let state = MemoryStateTree.EMPTY.with(genesisChanges(params));
   for (let i = 0; i < count; i++) {
     const height = parent.height + 1;
     const target = nextTarget(params, parent, anchor);
     const txs = txsAt(height);
     const cb = { to: coinbase, amount: params.reward + txs.reduce((sum, tx) => sum + tx.fee, 0n) };
-    const base = makeHeader({ version: BLOCK_VERSION, height, prevHash: parent.hash, merkleRoot: computeMerkleRoot(height, cb, txs), timestamp: parent.timestamp + params.blockTime, target, nonce: 0n });
+    state = state.with(historyChanges(state, cb, txs));
+    const base = makeHeader({
+      version: BLOCK_VERSION,
+      height,
+      prevHash: parent.hash,
+      merkleRoot: computeMerkleRoot(height, cb, txs),
+      stateRoot: state.root,
+      timestamp: parent.timestamp + params.blockTime,
+      target,
+      nonce: 0n,
+    });
     const nonce = searchNonce(base.bytes, targetBytes(target), 0n, 1_000_000, sha256);
     if (nonce === undefined) throw new Error('history: no nonce');
     const block = makeBlock(makeHeader({ ...base, nonce }), cb, txs);
@@ -42,4 +57,30 @@ export function mineHistory(params: ChainParams, count: number, coinbase: Uint8A
     parent = block.header;
   }
   return out;
+}
+
+/**
+ * What a history block changes: its transfers, in order, then its coinbase. The history's
+ * transactions are valid by construction (their senders funded, their nonces in order), so they are
+ * applied without the checks consensus makes; the nodes that download them make those.
+ */
+function historyChanges(state: MemoryStateTree, cb: { to: Uint8Array; amount: bigint }, txs: readonly Transaction[]): StateChange[] {
+  const changed = new Map<string, StateChange>();
+  const account = (address: Uint8Array) => {
+    const key = stateKey(address);
+    return changed.get(toHex(key))?.account ?? state.get(key) ?? EMPTY_ACCOUNT;
+  };
+  const set = (address: Uint8Array, a: Account) => {
+    const key = stateKey(address);
+    changed.set(toHex(key), { key, account: a });
+  };
+  for (const tx of txs) {
+    const from = account(tx.from);
+    set(tx.from, { balance: from.balance - tx.amount - tx.fee, nonce: from.nonce + 1n });
+    const to = account(tx.to);
+    set(tx.to, { balance: to.balance + tx.amount, nonce: to.nonce });
+  }
+  const miner = account(cb.to);
+  set(cb.to, { balance: miner.balance + cb.amount, nonce: miner.nonce });
+  return [...changed.values()];
 }

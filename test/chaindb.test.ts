@@ -3,7 +3,13 @@ import { ChainDB } from '../ledger/chaindb.ts';
 import { auditChainDB } from '../ledger/audit.ts';
 import { StoreError, TxRuleError, BlockRuleError } from '../ledger/errors.ts';
 import { TipHarness } from './helpers/tip.ts';
-import { FUNDED_KEYS, childBlock, tempDir, testKey, testParams, transfer } from './helpers/fixtures.ts';
+import { FUNDED_KEYS, childBlock, seededRandom, tempDir, testKey, testParams, transfer } from './helpers/fixtures.ts';
+import { LevelKv } from '../ledger/kv-level.ts';
+import { STORED_TREE_DEPTH } from '../ledger/tree-store.ts';
+import { layout } from '../ledger/layout.ts';
+import { toHex } from '../ledger/bytes.ts';
+import { INNER_PREFIX } from '../ledger/smt.ts';
+import { decodeTransaction, encodeUnsignedTransaction } from '../ledger/transaction.ts';
 
 describe('ChainDB', () => {
   let dir: ReturnType<typeof tempDir>;
@@ -85,5 +91,64 @@ describe('ChainDB account cache', () => {
       await db.close();
       dir.remove();
     }
+  });
+});
+
+describe('ChainDB state tree storage', () => {
+  let dir: ReturnType<typeof tempDir>;
+  beforeEach(() => (dir = tempDir()));
+  afterEach(() => dir.remove());
+
+  it('keeps the top of the state tree in memory: only leaves are stored above its depth, and reopening rebuilds it', async function () {
+    this.timeout(30_000);
+    // Enough accounts that paths reach below STORED_TREE_DEPTH (2^14 slots: a few thousand keys collide there).
+    const params = testParams();
+    let db = await ChainDB.open(dir.path, params);
+    let h = await TipHarness.open(db);
+    const rng = seededRandom(77);
+    const [a] = FUNDED_KEYS;
+    // Unsigned (a placeholder signature): signatures are not what this is about, and 1,500 would take seconds.
+    const unchecked = { async checkBlockSignatures() {} };
+    const payment = (nonce: number) => {
+      const unsigned = encodeUnsignedTransaction({ chainId: params.chainId, from: a!.address, to: rng.bytes(20), amount: 1n, fee: 1n, nonce: BigInt(nonce) });
+      const signature = new Uint8Array(64);
+      signature[31] = 1;
+      signature[63] = 1;
+      return decodeTransaction(Uint8Array.from([...unsigned, ...a!.publicKey, ...signature]));
+    };
+    for (let b = 0; b < 6; b++) await h.connectBlock(childBlock(h.tip, Array.from({ length: 250 }, (_, i) => payment(b * 250 + i))), unchecked);
+    const root = toHex(await db.stateRoot());
+    await db.close();
+    const kv = await LevelKv.open(dir.path);
+    let shallowInner = 0;
+    let deep = 0;
+    for await (const [key, value] of kv.iterate(layout.range('S'))) {
+      if (key[1]! < STORED_TREE_DEPTH && value[0] === INNER_PREFIX) shallowInner++;
+      if (key[1]! >= STORED_TREE_DEPTH) deep++;
+    }
+    assert.equal(shallowInner, 0, 'no inner node above the stored depth');
+    assert.ok(deep > 0, 'some paths reach the stored depth');
+    await kv.close();
+    db = await ChainDB.open(dir.path, params);
+    assert.equal(toHex(await db.stateRoot()), root, 'the top rebuilt from the store');
+    await auditChainDB(db);
+    // Disconnecting everything brings the tree back to genesis's, top and store alike.
+    h = await TipHarness.open(db);
+    while (h.tip.height > 0) await h.disconnectTip();
+    assert.equal(toHex(await db.stateRoot()), toHex(db.genesis.header.stateRoot));
+    await auditChainDB(db);
+    await db.close();
+  });
+
+  it('refuses to open a store whose state tree does not hash to its tip\'s state root', async () => {
+    const params = testParams();
+    const db = await ChainDB.open(dir.path, params);
+    await db.close();
+    const kv = await LevelKv.open(dir.path);
+    const leaves: Uint8Array[] = [];
+    for await (const [key] of kv.iterate(layout.range('S'))) leaves.push(key);
+    await kv.write([{ type: 'del', key: leaves[0]! }]);
+    await kv.close();
+    await assert.rejects(ChainDB.open(dir.path, params), (err: unknown) => err instanceof StoreError && err.code === 'STORE_CORRUPT');
   });
 });

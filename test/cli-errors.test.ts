@@ -50,7 +50,7 @@ describe('errors that name the fix, through real processes', function () {
     writeFileSync(join(dir.path, 'devkey.hex'), DEVNET_PRIVATE_KEY + '\n');
     await cliJson(['keys', 'import', '--keystore', keystore, '--password-file', passwordFile, join(dir.path, 'devkey.hex')]);
     // The bundled devnet, not mining and alone: nothing can confirm a transaction here.
-    node = spawnCli(['node', '--datadir', datadir, '--p2p-port', '0', '--rpc-port', '0', ...NODE_FLAGS]);
+    node = spawnCli(['node', '--datadir', datadir, '--p2p-port', '0', '--rpc-port', '0', '--http-port', '0', ...NODE_FLAGS]);
     const started = node;
     await waitFor('the node to answer', async () => {
       if (started.child.exitCode !== null) throw new Error(`the node exited: ${started.stderr()}`);
@@ -69,7 +69,7 @@ describe('errors that name the fix, through real processes', function () {
   it('a P2P port in use: names the port and --p2p-port', async () => {
     const { port, server } = await holdPort();
     held.push(server);
-    const r = await runCli(['node', '--datadir', join(dir.path, 'p2p'), '--p2p-port', String(port), '--rpc-port', '0', ...NODE_FLAGS]);
+    const r = await runCli(['node', '--datadir', join(dir.path, 'p2p'), '--p2p-port', String(port), '--rpc-port', '0', '--http-port', '0', ...NODE_FLAGS]);
     assert.deepEqual(failure(r), { code: 1, line: `cairn: P2P port ${port} is already in use (another cairn node?): choose another with --p2p-port N, or --p2p-port 0 for any free port` });
     assert.equal(existsSync(join(dir.path, 'p2p', 'rpc.json')), false);
   });
@@ -77,12 +77,19 @@ describe('errors that name the fix, through real processes', function () {
   it('an RPC port in use: names the port and --rpc-port', async () => {
     const { port, server } = await holdPort();
     held.push(server);
-    const r = await runCli(['node', '--datadir', join(dir.path, 'rpc'), '--p2p-port', '0', '--rpc-port', String(port), ...NODE_FLAGS]);
+    const r = await runCli(['node', '--datadir', join(dir.path, 'rpc'), '--p2p-port', '0', '--rpc-port', String(port), '--http-port', '0', ...NODE_FLAGS]);
     assert.deepEqual(failure(r), { code: 1, line: `cairn: RPC port ${port} is already in use (another cairn node?): choose another with --rpc-port N, or --rpc-port 0 for any free port` });
   });
 
+  it('an HTTP port in use: names the port and --http-port', async () => {
+    const { port, server } = await holdPort();
+    held.push(server);
+    const r = await runCli(['node', '--datadir', join(dir.path, 'http'), '--p2p-port', '0', '--rpc-port', '0', '--http-port', String(port), ...NODE_FLAGS]);
+    assert.deepEqual(failure(r), { code: 1, line: `cairn: HTTP port ${port} (explorer and REST API) is already in use (another cairn node?): choose another with --http-port N, or --http-port 0 for any free port` });
+  });
+
   it('a second node on the same datadir: names the running pid and cairn stop', async () => {
-    const r = await runCli(['node', '--datadir', datadir, '--p2p-port', '0', '--rpc-port', '0', ...NODE_FLAGS]);
+    const r = await runCli(['node', '--datadir', datadir, '--p2p-port', '0', '--rpc-port', '0', '--http-port', '0', ...NODE_FLAGS]);
     assert.deepEqual(failure(r), { code: 1, line: `cairn: the datadir ${datadir} is in use by the cairn node with pid ${pid}: stop it first (cairn stop --datadir ${datadir}), or give this one another --datadir` });
     // The running node did not notice.
     assert.equal((await cliJson<{ height: number }>(['status', '--datadir', datadir])).height, 0);

@@ -264,7 +264,7 @@ describe('cairn command, through real processes', function () {
 
       // No --genesis: the datadir knows its network. The miner keeps a core busy; niced, it
       // leaves the CPU to the commands under test, which wait for it only in send --wait.
-      node = spawnCli(['node', '--datadir', datadir, '--mine', '--coinbase', coinbase, '--p2p-host', '127.0.0.1', '--p2p-port', '0', '--rpc-port', '0', '--no-mdns', '--log-level', 'info'], { nice: 15 });
+      node = spawnCli(['node', '--datadir', datadir, '--mine', '--coinbase', coinbase, '--p2p-host', '127.0.0.1', '--p2p-port', '0', '--rpc-port', '0', '--http-port', '0', '--no-mdns', '--log-level', 'info'], { nice: 15 });
       const started = node;
       try {
         rpc = await waitFor('rpc.json', async () => {

@@ -180,10 +180,14 @@ describe('ChainDB crash safety', () => {
 
       const db: ChainDB = await ChainDB.open(dir.path, params).catch(explain);
       try {
-        // Throws STORE_CORRUPT if blocks, height index, tip or any account disagree with a replay.
+        // Throws STORE_CORRUPT if blocks, height index, tip, any account or any state tree node
+        // disagree with a replay (the replay's state root must be the tip header's).
         const report = await auditChainDB(db).catch(explain);
         const tip = await db.storedTip();
         assert.equal(report.height, tip.height);
+        const tipBlock = await db.getBlock(tip.hash);
+        assert.equal(toHex(await db.stateRoot()), toHex(tipBlock!.header.stateRoot), `${context}: the stored tree's root is the tip header's`);
+        assert.equal(report.stateRoot, toHex(tipBlock!.header.stateRoot));
         const atInFlight = inFlight !== undefined && sameTip(inFlight, tip);
         assert.ok(sameTip(lastDone, tip) || atInFlight, `${context}: reopened at ${tip.height} ${toHex(tip.hash)}`);
         assert.ok(tip.height > (previous?.height ?? 0), `kill ${i}: the chain did not grow past ${previous?.height ?? 0}`);

@@ -38,9 +38,15 @@ const TWO_256 = 1n << 256n;
 const BACKEND_NAMES: readonly SignatureBackend['name'][] = ['noble', 'openssl', 'libsecp256k1'];
 
 /**
- * Generous: noble verifies about 450 signatures a second per core, so its ~85,000 curve checks
- * take ~95 s on two idle cores, and much longer on a loaded machine. No assertion depends on time.
+ * Noble verifies about 450 signatures a second per core: all 104,000 items took 95 s on two idle
+ * cores and three minutes on a loaded one, a quarter of the whole suite. It judges a sample
+ * instead, the first NOBLE_PER_CATEGORY items of every category (so every kind of case, edge
+ * cases whole: they are smaller than that), while libsecp256k1 and OpenSSL judge every item.
+ * Noble is the signer and the audit's verifier; the node's verifier is libsecp256k1, or OpenSSL.
  */
+const NOBLE_PER_CATEGORY = 350;
+
+/** Generous: no assertion depends on time. */
 const TIMEOUT_MS: Record<SignatureBackend['name'], number> = { noble: 1_200_000, openssl: 400_000, libsecp256k1: 120_000 };
 
 /** The libsecp256k1 binary's own API, used here only to sign (the backends only verify). */
@@ -346,7 +352,7 @@ function describeItem(item: Item): string {
 
 describe(`signature backends: differential test over ${MINIMUM_ITEMS.toLocaleString('en')}+ seeded signatures`, function () {
   let items: Item[] = [];
-  const verdicts = new Map<SignatureBackend['name'], boolean[]>();
+  const verdicts = new Map<SignatureBackend['name'], (boolean | undefined)[]>();
 
   before(function () {
     this.timeout(180_000);
@@ -372,22 +378,36 @@ describe(`signature backends: differential test over ${MINIMUM_ITEMS.toLocaleStr
     assert.ok(items.filter((i) => !i.category.startsWith('valid:')).every((i) => !i.expected));
   });
 
+  /** The items a backend judges: all of them, or noble's sample (their indexes). */
+  const judged = (name: SignatureBackend['name']): number[] => {
+    if (name !== 'noble') return items.map((_, i) => i);
+    const seen = new Map<string, number>();
+    return items.flatMap((item, i) => {
+      const n = seen.get(item.category) ?? 0;
+      seen.set(item.category, n + 1);
+      return n < NOBLE_PER_CATEGORY ? [i] : [];
+    });
+  };
+
   for (const name of BACKEND_NAMES) {
-    it(`${name} on a VerifyPool of 2 threads gives Cairn's verdict on every item`, async function () {
+    it(`${name} on a VerifyPool of 2 threads gives Cairn's verdict on ${name === 'noble' ? `up to ${NOBLE_PER_CATEGORY} items of every category` : 'every item'}`, async function () {
       this.timeout(TIMEOUT_MS[name]);
+      const indexes = judged(name);
       const pool = new VerifyPool(2, backendNamed(name));
       let got: boolean[];
       const start = performance.now();
       try {
-        got = await pool.verify(items);
+        got = await pool.verify(indexes.map((i) => items[i]!));
       } finally {
         await pool.close();
       }
       const seconds = (performance.now() - start) / 1000;
-      console.log(`      ${name}: ${items.length} verdicts in ${seconds.toFixed(1)} s (${Math.round(items.length / seconds)}/s on 2 threads)`);
-      verdicts.set(name, got);
-      assert.equal(got.length, items.length);
-      const wrong = items.flatMap((item, i) => (got[i] === item.expected ? [] : [`${name} said ${String(got[i])}: ${describeItem(item)}`]));
+      console.log(`      ${name}: ${indexes.length} verdicts in ${seconds.toFixed(1)} s (${Math.round(indexes.length / seconds)}/s on 2 threads)`);
+      const all: (boolean | undefined)[] = new Array(items.length);
+      indexes.forEach((i, k) => (all[i] = got[k]));
+      verdicts.set(name, all);
+      assert.equal(got.length, indexes.length);
+      const wrong = indexes.flatMap((i, k) => (got[k] === items[i]!.expected ? [] : [`${name} said ${String(got[k])}: ${describeItem(items[i]!)}`]));
       assert.equal(wrong.length, 0, `${wrong.length} wrong verdict(s):\n  ${wrong.slice(0, 20).join('\n  ')}`);
     });
   }
@@ -398,10 +418,11 @@ describe(`signature backends: differential test over ${MINIMUM_ITEMS.toLocaleStr
     assert.ok(pooled, 'the libsecp256k1 pool run did not complete');
     const backend = backendNamed('libsecp256k1');
     const differ = items.flatMap((item, i) => (backend.verify(item.signature, item.message, item.publicKey) === pooled[i] ? [] : [describeItem(item)]));
+    assert.ok(pooled.every((v) => v !== undefined), 'libsecp256k1 judged every item');
     assert.equal(differ.length, 0, `${differ.length} item(s) judged differently through the pool:\n  ${differ.slice(0, 20).join('\n  ')}`);
   });
 
-  it('every backend gives the same verdict on every item', function () {
+  it('every backend gives the same verdict on every item it judged', function () {
     const runs = BACKEND_NAMES.map((name) => {
       const v = verdicts.get(name);
       assert.ok(v, `the ${name} run did not complete, so there is nothing to compare`);
@@ -409,7 +430,7 @@ describe(`signature backends: differential test over ${MINIMUM_ITEMS.toLocaleStr
     });
     const disagreements: string[] = [];
     items.forEach((item, i) => {
-      const these = runs.map((v) => v[i]);
+      const these = runs.map((v) => v[i]).filter((v) => v !== undefined);
       if (these.some((v) => v !== these[0])) {
         disagreements.push(`${BACKEND_NAMES.map((n, k) => `${n}=${String(these[k])}`).join(' ')}: ${describeItem(item)}`);
       }

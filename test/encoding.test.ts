@@ -57,7 +57,7 @@ const TX_PUBKEY_AT = UNSIGNED_TX_BYTES;
 const TX_R_AT = TX_PUBKEY_AT + 33;
 const TX_S_AT = TX_R_AT + 32;
 const BLOCK_COUNT_AT = HEADER_BYTES + COINBASE_BYTES;
-const HEADER_TIMESTAMP_AT = 4 + 4 + 32 + 32;
+const HEADER_TIMESTAMP_AT = 4 + 4 + 32 + 32 + 32;
 
 function decodeFails(fn: () => unknown, code: string | readonly string[], cls: new (...a: never[]) => Error = DecodeError): void {
   const codes = typeof code === 'string' ? [code] : code;
@@ -80,7 +80,7 @@ function reencodeTx(tx: Transaction): Uint8Array {
   return concatBytes(encodeUnsignedTransaction(tx), tx.publicKey, tx.signature);
 }
 function headerFields(h: BlockHeader): HeaderFields {
-  return { version: h.version, height: h.height, prevHash: h.prevHash, merkleRoot: h.merkleRoot, timestamp: h.timestamp, target: h.target, nonce: h.nonce };
+  return { version: h.version, height: h.height, prevHash: h.prevHash, merkleRoot: h.merkleRoot, stateRoot: h.stateRoot, timestamp: h.timestamp, target: h.target, nonce: h.nonce };
 }
 function reencodeHeader(h: BlockHeader): Uint8Array {
   return makeHeader(headerFields(h)).bytes;
@@ -100,6 +100,7 @@ const arbHeaderFields: fc.Arbitrary<HeaderFields> = fc.record({
   height: arbU32,
   prevHash: arbBytes(32),
   merkleRoot: arbBytes(32),
+  stateRoot: arbBytes(32),
   timestamp: fc.maxSafeNat(),
   target: fc.bigInt({ min: 0n, max: (1n << 256n) - 1n }),
   nonce: arbU64,
@@ -125,10 +126,11 @@ const arbBlock: fc.Arbitrary<Block> = fc
 
 const SAMPLE_TX = TX_POOL[0]!;
 const SAMPLE_HEADER = makeHeader({
-  version: 1,
+  version: 2,
   height: 12,
   prevHash: sha256(Uint8Array.of(1)),
   merkleRoot: sha256(Uint8Array.of(2)),
+  stateRoot: sha256(Uint8Array.of(3)),
   timestamp: 1_700_000_120,
   target: (1n << 255n) - 1n,
   nonce: 99n,

@@ -55,6 +55,24 @@ describe('fair serving over libp2p, against a peer built from the spec', functio
     assert.equal(a.node.peers.score(h.peerId.toString()), 0);
   });
 
+  it('a light client\'s requests (header range, proofs) are served within the same per-peer budgets as the others', async () => {
+    const a = await startNode(params);
+    nodes.push(a);
+    await mineOn(a, 5);
+    const h = await peerOf(a);
+    // As the spec encodes them: getHeaderRange 01 ‖ from u32 ‖ count u16; getProofs 01 ‖ block hash ‖ count ‖ addresses.
+    const [range] = await ask(h, a.addr, a.node.names.headerRange, Uint8Array.of(1, 0, 0, 0, 1, 0, 10));
+    assert.equal(range![1], 5, 'headers 1 to 5');
+    const [proofs] = await ask(h, a.addr, a.node.names.proofs, Uint8Array.from([1, ...a.node.chain.tip.hash, 1, ...new Uint8Array(20)]));
+    assert.deepEqual([...proofs!.subarray(0, 3)], [1, 0, 1], 'answer 00: one proof');
+    const stats = a.node.guard.stats;
+    assert.deepEqual([stats.servedRequests.headerRange, stats.servedRequests.proofs], [1, 1]);
+    assert.deepEqual([stats.servedBytes.headerRange, stats.servedBytes.proofs], [range!.length, proofs!.length]);
+    assert.equal(a.node.guard.records.get(h.peerId.toString())!.bytesOut >= range!.length + proofs!.length, true);
+    const text = await new Metrics(a.node).render();
+    assert.match(text, /^cairn_served_requests_total\{protocol="proofs"\} 1$/m);
+  });
+
   it('a flood of status requests is answered busy (FF and the time to wait), not reset; cairn peers shows it THROTTLED; waiting it out costs nothing', async () => {
     const a = await startNode(params, [], { rpc: { port: 0 } });
     nodes.push(a);
@@ -122,7 +140,7 @@ describe('fair serving over libp2p, against a peer built from the spec', functio
     const h = await peerOf(a);
     for (let i = 0; i < 20; i++) await ask(h, a.addr, a.node.names.status, new Uint8Array(0));
     a.node.peers.ban(h.peerId.toString(), 're-downloads blocks it has: test');
-    const text = new Metrics(a.node).render();
+    const text = await new Metrics(a.node).render();
     assert.match(text, /^cairn_served_bytes_total\{protocol="status"\} \d+$/m);
     assert.match(text, /^cairn_throttled_requests_total\{protocol="status"\} [1-9]\d*$/m);
     assert.match(text, /^cairn_bans_total\{reason="redownload"\} 1$/m);

@@ -34,6 +34,7 @@ const REAL_ADAPTERS: Record<string, string> = {
   'node/libp2p/host.ts': 'libp2p configuration',
   'node/rpc.ts': 'the HTTP server and its random token',
   'node/metrics.ts': 'the metrics HTTP server',
+  'node/http/server.ts': 'the REST/events HTTP server: rate limits, keep-alives, its run id',
   'node/verify-pool.ts': 'worker threads',
   'node/pool-worker.js': 'a worker thread',
   'node/heap-growth.ts': 'V8 flags of the real process',

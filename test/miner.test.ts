@@ -16,7 +16,7 @@ import type { WorkerReport } from '../node/hashing.ts';
 import { VerifyPool } from '../node/verify-pool.ts';
 import { UNSIGNED_TX_BYTES } from '../ledger/transaction.ts';
 import { FUNDED_KEYS, tempDir, testKey, testParams, transfer } from './helpers/fixtures.ts';
-import { mineChain } from './helpers/mining.ts';
+import { mineChain, stateRootOnTip } from './helpers/mining.ts';
 
 const [alice, bob, carol] = FUNDED_KEYS as [(typeof FUNDED_KEYS)[0], (typeof FUNDED_KEYS)[0], (typeof FUNDED_KEYS)[0]];
 
@@ -115,7 +115,9 @@ describe('Miner', () => {
       miner.start();
       while (mined.length < 3) await once(miner, 'mined');
       // Someone else's block arrives: the miner must move to it.
-      const outsider = mineChain(params, chain.getEntry(mined.at(-1)!.header.hash)!, 1, { miner: testKey(52).address })[0]!;
+      // (Its state root from the store: the parent is the miner's block, built by no helper here.)
+      const stateRoot = await stateRootOnTip(chain, testKey(52).address);
+      const outsider = mineChain(params, chain.getEntry(mined.at(-1)!.header.hash)!, 1, { miner: testKey(52).address, stateRoot })[0]!;
       const heightBefore = chain.tip.height;
       if (chain.tip.height === outsider.header.height - 1) await chain.processBlock(outsider);
       const deadline = Date.now() + 20_000;

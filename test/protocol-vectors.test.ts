@@ -44,6 +44,11 @@ import { ACCOUNT_BYTES, applyBlock, decodeAccount, decodeUndo, encodeAccount, en
 import { MemoryAccounts, stateDigest } from '../ledger/audit.ts';
 import { layout } from '../ledger/layout.ts';
 import { ChainDB } from '../ledger/chaindb.ts';
+import { STORED_TREE_DEPTH } from '../ledger/tree-store.ts';
+import { positionIdOfBytes, stateKey, type TreeNodeReader, type TreeWrite } from '../ledger/smt.ts';
+import { updateTree } from '../ledger/smt-update.ts';
+import { decodeAccountProof, encodeAccountProof, proveAccount, verifyAccountProof } from '../ledger/smt-proof.ts';
+import { decodeTxProof, encodeTxProof, proveTransaction, verifyTxProof } from '../ledger/tx-proof.ts';
 import { tempDir } from './helpers/fixtures.ts';
 
 const DOC_URL = new URL('../docs/PROTOCOL.md', import.meta.url);
@@ -227,6 +232,7 @@ function headerFields(v: Vector): HeaderFields {
     height: v.num('height'),
     prevHash: v.hex('prevHash'),
     merkleRoot: v.hex('merkleRoot'),
+    stateRoot: v.hex('stateRoot'),
     timestamp: v.num('timestamp'),
     target: bytesToBigInt(v.hex('target')),
     nonce: v.big('nonce'),
@@ -238,6 +244,7 @@ function assertHeaderFields(actual: HeaderFields, expected: HeaderFields): void 
   assert.equal(actual.height, expected.height);
   assert.equal(hex(actual.prevHash), hex(expected.prevHash));
   assert.equal(hex(actual.merkleRoot), hex(expected.merkleRoot));
+  assert.equal(hex(actual.stateRoot), hex(expected.stateRoot));
   assert.equal(actual.timestamp, expected.timestamp);
   assert.equal(actual.target, expected.target);
   assert.equal(actual.nonce, expected.nonce);
@@ -248,6 +255,30 @@ function parseAccountLine(line: string): { address: string; account: { balance: 
   const m = /^([0-9a-f]{40}) (?:(absent)|(0|[1-9][0-9]*) (0|[1-9][0-9]*))$/.exec(line);
   assert.ok(m, `not "address balance nonce" or "address absent": ${line}`);
   return { address: m[1]!, account: m[2] ? undefined : { balance: BigInt(m[3]!), nonce: BigInt(m[4]!) } };
+}
+
+/** A state-root vector's accounts (`address balance nonce` lines; none for the empty state). */
+function stateAccounts(v: Vector): Array<{ address: Uint8Array; account: { balance: bigint; nonce: bigint } }> {
+  const lines = v.list('account');
+  return lines.map((line) => {
+    const { address, account } = parseAccountLine(line);
+    assert.ok(account, `${v.name}: an account line must have a balance and a nonce`);
+    return { address: new Uint8Array(Buffer.from(address, 'hex')), account };
+  });
+}
+
+/** The store's side of the tree in a Map (position → node). */
+class MapTree implements TreeNodeReader {
+  readonly nodes = new Map<string, Uint8Array>();
+  async readNodes(ids: readonly string[]): Promise<(Uint8Array | undefined)[]> {
+    return ids.map((id) => this.nodes.get(id));
+  }
+  apply(writes: readonly TreeWrite[]): void {
+    for (const w of writes) {
+      if (w.node) this.nodes.set(w.id, w.node);
+      else this.nodes.delete(w.id);
+    }
+  }
 }
 
 /** Applies a block vector to the genesis state of its network, with the project's state code. */
@@ -266,6 +297,8 @@ const DECODERS: Record<string, (bytes: Uint8Array) => unknown> = {
   block: decodeBlock,
   account: decodeAccount,
   undo: decodeUndo,
+  'account-proof': decodeAccountProof,
+  'tx-proof': decodeTxProof,
   varint: (bytes) => {
     const r = new Reader(bytes);
     r.varint();
@@ -286,6 +319,39 @@ const CHECKS: Record<string, (v: Vector) => void | Promise<void>> = {
     assert.equal(v.num('ACCOUNT_BYTES'), ACCOUNT_BYTES);
     assert.equal(v.num('MAX_BLOCK_BYTES_LIMIT'), MAX_BLOCK_BYTES_LIMIT);
     assert.equal(v.text('ADDRESS_PREFIX'), ADDRESS_PREFIX);
+    assert.equal(v.num('STORED_TREE_DEPTH'), STORED_TREE_DEPTH);
+  },
+
+  async 'state-root'(v) {
+    const accounts = stateAccounts(v);
+    const tree = new MapTree();
+    const update = await updateTree(tree, accounts.map((a) => ({ key: stateKey(a.address), account: a.account })));
+    tree.apply(update.writes);
+    assert.equal(hex(update.root), hex(v.hex('root')));
+  },
+
+  async 'account-proof'(v) {
+    const state = named(v.text('state'));
+    const tree = new MapTree();
+    tree.apply((await updateTree(tree, stateAccounts(state).map((a) => ({ key: stateKey(a.address), account: a.account })))).writes);
+    const address = v.hex('address');
+    const proof = await proveAccount(tree, address);
+    assert.equal(hex(proof), hex(v.hex('proof')));
+    assert.deepEqual(encodeAccountProof(decodeAccountProof(proof)), proof);
+    const account = verifyAccountProof(state.peekHex('root'), address, proof);
+    const expected = v.text('account');
+    assert.equal(account ? `${account.balance} ${account.nonce}` : 'absent', expected);
+  },
+
+  'tx-proof'(v) {
+    const block = decodeBlock(named(v.text('block')).peekHex('encoded'));
+    const txId = hex(named(v.text('tx')).peekHex('id'));
+    const position = block.txs.findIndex((tx) => hex(tx.id) === txId);
+    assert.ok(position >= 0, `${v.name}: the transaction is not in the block`);
+    const proof = encodeTxProof(proveTransaction(block, position));
+    assert.equal(hex(proof), hex(v.hex('proof')));
+    assert.deepEqual(encodeTxProof(decodeTxProof(proof)), proof);
+    assert.equal(hex(verifyTxProof(block.header, proof).tx.id), txId);
   },
 
   varint(v) {
@@ -411,7 +477,7 @@ const CHECKS: Record<string, (v: Vector) => void | Promise<void>> = {
     assert.ok(entry !== undefined && name !== 'range', `unknown layout key "${name}"`);
     let key: unknown;
     if (typeof entry === 'function') {
-      const arg = name === 'height' ? v.num('arg') : v.hex('arg');
+      const arg = name === 'height' ? v.num('arg') : name === 'stateNode' ? positionIdOfBytes(v.hex('arg')) : v.hex('arg');
       key = (entry as (a: unknown) => Uint8Array)(arg);
     } else {
       key = entry;
@@ -734,6 +800,7 @@ function headerBytes(v: Vector): Buffer {
     u32(BigInt(v.peekText('height'))),
     v.peekHex('prevHash'),
     v.peekHex('merkleRoot'),
+    v.peekHex('stateRoot'),
     u64(BigInt(v.peekText('timestamp'))),
     v.peekHex('target'),
     u64(BigInt(v.peekText('nonce'))),
@@ -814,7 +881,7 @@ describe('docs/PROTOCOL.md vectors, recomputed from the spec text with node:cryp
       assert.equal(mth([cbid, ...txs.map((t) => H(t))]).toString('hex'), plainHex(v.peekHex('merkleRoot')), v.name);
       const bytes = Buffer.concat([headerBytes(v), to, u64(amount), compactSize(txs.length), ...txs]);
       assert.equal(bytes.toString('hex'), plainHex(v.peekHex('encoded')), v.name);
-      assert.equal(H(bytes.subarray(0, 120)).toString('hex'), plainHex(v.peekHex('hash')), v.name);
+      assert.equal(H(bytes.subarray(0, 152)).toString('hex'), plainHex(v.peekHex('hash')), v.name);
     }
   });
 
@@ -857,10 +924,111 @@ describe('docs/PROTOCOL.md vectors, recomputed from the spec text with node:cryp
         ...alloc.flatMap((a) => [a.address, u64(a.balance)]),
       ]);
       assert.equal(params.toString('hex'), plainHex(v.peekHex('params')), v.name);
-      const header = Buffer.concat([u32(1), u32(0), Buffer.alloc(32), H(params), u64(g.timestamp), target, u64(0)]);
+      const stateRoot = specStateRoot(alloc.map((a) => ({ address: a.address, balance: a.balance, nonce: 0n })));
+      const header = Buffer.concat([u32(2), u32(0), Buffer.alloc(32), H(params), stateRoot, u64(g.timestamp), target, u64(0)]);
       const block = Buffer.concat([header, Buffer.alloc(20), u64(0), Buffer.of(0)]);
       assert.equal(block.toString('hex'), plainHex(v.peekHex('encoded')), v.name);
       assert.equal(H(header).toString('hex'), plainHex(v.peekHex('hash')), v.name);
     }
   });
+
+  it('state roots: R(S, d) over the accounts at H(address), leaves H(00 ‖ key ‖ account), inner nodes H(01 ‖ left ‖ right)', () => {
+    for (const v of ofKind('state-root')) {
+      const accounts = (v.has('account') ? v.list('account') : []).map(specAccount);
+      assert.equal(specStateRoot(accounts).toString('hex'), plainHex(v.peekHex('root')), v.name);
+    }
+    // The genesis and block-devnet-1 states are the state roots of those blocks.
+    assert.equal(plainHex(named('state-root-genesis-devnet').peekHex('root')), plainHex(named('genesis-devnet').peekHex('encoded').subarray(72, 104)));
+    assert.equal(plainHex(named('state-root-devnet-1').peekHex('root')), plainHex(named('block-devnet-1').peekHex('stateRoot')));
+  });
+
+  it('account proofs: the bitmap, the siblings, the end, folded up to the root', () => {
+    for (const v of ofKind('account-proof')) {
+      const root = named(v.peekText('state')).peekHex('root');
+      const key = H(v.peekHex('address'));
+      const p = Buffer.from(v.peekHex('proof'));
+      const d = p[0]!;
+      let at = 1 + Math.ceil(d / 8);
+      const siblings: Buffer[] = [];
+      for (let i = 0; i < d; i++) {
+        const present = (p[1 + (i >> 3)]! >> (7 - (i % 8))) & 1;
+        siblings.push(present ? p.subarray(at, (at += 32)) : Buffer.alloc(32));
+      }
+      const end = p[at++]!;
+      let h: Buffer;
+      let proven = 'absent';
+      if (end === 0) h = Buffer.alloc(32);
+      else if (end === 1) {
+        h = H(Buffer.of(0), key, p.subarray(at, at + 16));
+        proven = `${int(p.subarray(at, at + 8))} ${int(p.subarray(at + 8, at + 16))}`;
+      } else {
+        const other = p.subarray(at, at + 32);
+        assert.notEqual(other.toString('hex'), key.toString('hex'));
+        for (let i = 0; i < d; i++) assert.equal(bitOf(other, i), bitOf(key, i), `${v.name}: the other leaf shares the path`);
+        h = H(Buffer.of(0), other, p.subarray(at + 32, at + 48));
+      }
+      for (let i = d - 1; i >= 0; i--) h = bitOf(key, i) === 0 ? H(Buffer.of(1), h, siblings[i]!) : H(Buffer.of(1), siblings[i]!, h);
+      assert.equal(h.toString('hex'), plainHex(root), v.name);
+      assert.equal(proven, v.peekText('account'), v.name);
+    }
+  });
+
+  it("transaction proofs: H(00 ‖ id) folded with each hash on its side reaches the header's Merkle root", () => {
+    for (const v of ofKind('tx-proof')) {
+      const p = Buffer.from(v.peekHex('proof'));
+      const tx = p.subarray(0, 166);
+      assert.equal(H(tx).toString('hex'), plainHex(named(v.peekText('tx')).peekHex('id')), v.name);
+      const n = p[166]!;
+      const sides = p.subarray(167, 167 + Math.ceil(n / 8));
+      let r = H(Buffer.of(0), H(tx));
+      for (let i = 0; i < n; i++) {
+        const hash = p.subarray(167 + sides.length + 32 * i, 167 + sides.length + 32 * (i + 1));
+        r = (sides[i >> 3]! >> (7 - (i % 8))) & 1 ? H(Buffer.of(1), hash, r) : H(Buffer.of(1), r, hash);
+      }
+      assert.equal(r.toString('hex'), plainHex(named(v.peekText('block')).peekHex('merkleRoot')), v.name);
+    }
+  });
+
+  it('store vectors: S holds every leaf, and the inner nodes from depth 14 down, at their positions', () => {
+    for (const v of ofKind('store')) {
+      const entries = v.items('entries').map((line) => line.split(' ') as [string, string]);
+      const accounts = entries
+        .filter(([k]) => k.startsWith('41'))
+        .map(([k, value]) => ({ address: Buffer.from(k.slice(2), 'hex'), balance: BigInt('0x' + value.slice(0, 16)), nonce: BigInt('0x' + value.slice(16)) }));
+      const nodes = new Map<string, string>();
+      specStateRoot(accounts, nodes);
+      const stored = [...nodes].filter(([position, node]) => node.startsWith('00') || parseInt(position.slice(0, 2), 16) >= 14);
+      const expected = stored.map(([position, node]) => `53${position} ${node}`).sort();
+      assert.deepEqual(entries.filter(([k]) => k.startsWith('53')).map((e) => e.join(' ')), expected, v.name);
+    }
+  });
 });
+
+const bitOf = (key: Uint8Array, i: number) => (key[i >> 3]! >> (7 - (i % 8))) & 1;
+
+function specAccount(line: string): { address: Buffer; balance: bigint; nonce: bigint } {
+  const [address, balance, nonce] = line.split(' ') as [string, string, string];
+  return { address: Buffer.from(address, 'hex'), balance: BigInt(balance), nonce: BigInt(nonce) };
+}
+
+/**
+ * "The state tree": R(S, d), keys H(address). With `nodes`, every node by position (depth byte and
+ * the key bits in whole bytes, hex) as "Keys and values" lays them out.
+ */
+function specStateRoot(accounts: readonly { address: Uint8Array; balance: bigint; nonce: bigint }[], nodes?: Map<string, string>): Buffer {
+  const entries = accounts.map((a) => ({ key: H(a.address), account: Buffer.concat([u64(a.balance), u64(a.nonce)]) }));
+  const R = (set: typeof entries, d: number, bits: string): Buffer => {
+    if (set.length === 0) return Buffer.alloc(32);
+    const node =
+      set.length === 1
+        ? Buffer.concat([Buffer.of(0), set[0]!.key, set[0]!.account])
+        : Buffer.concat([Buffer.of(1), R(set.filter((e) => bitOf(e.key, d) === 0), d + 1, bits + '0'), R(set.filter((e) => bitOf(e.key, d) === 1), d + 1, bits + '1')]);
+    if (nodes) {
+      const prefix = Buffer.alloc(Math.ceil(d / 8));
+      for (let i = 0; i < d; i++) if (bits[i] === '1') prefix[i >> 3]! |= 0x80 >> i % 8;
+      nodes.set(Buffer.concat([Buffer.of(d), prefix]).toString('hex'), node.toString('hex'));
+    }
+    return H(node);
+  };
+  return R(entries, 0, '');
+}

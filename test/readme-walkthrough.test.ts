@@ -33,7 +33,7 @@ export function walkthroughBlocks(readme: string): Block[] {
 }
 
 /** What the reader's own clone would not have: state the walkthrough and devnets leave behind. */
-const NOT_IN_A_CLONE = new Set(['.git', 'data', 'devnet', 'keys', 'devkey.hex', '.tmp']);
+const NOT_IN_A_CLONE = new Set(['.git', 'data', 'devnet', 'keys', 'devkey.hex', 'proof.json', 'light', '.tmp']);
 
 const README = readFileSync(join(REPO, 'README.md'), 'utf8');
 const BLOCKS = walkthroughBlocks(README);
@@ -68,7 +68,7 @@ describe('README walkthrough, run as written', function () {
   it('has the blocks the reader needs, in order: a mining node, status, keys, a confirmed send, the chain, stop', () => {
     assert.deepEqual(BLOCKS.filter((b) => b.kind === 'walkthrough-node').map((b) => b.text.trim()), ['cairn node --mine']);
     const lines = BLOCKS.flatMap((b) => b.text.split('\n').map((l) => l.replace(/\s+#.*$/, '').trim())).filter(Boolean);
-    const order = [/^npm ci$/, /^export PATH=/, /^cairn node --mine$/, /^cairn status$/, /^cairn keys import /, /cairn keys new /, /^cairn send .*--wait/, /^cairn account /, /^cairn blocks/, /^cairn block latest$/, /^cairn tips$/, /^cairn stop$/];
+    const order = [/^npm ci$/, /^export PATH=/, /^cairn node --mine$/, /^cairn status$/, /^cairn keys import /, /cairn keys new /, /^cairn send .*--wait/, /^cairn account /, /^cairn proof account .* > proof\.json$/, /^cairn verify proof\.json$/, /^cairn blocks/, /^cairn block latest$/, /^cairn tips$/, /^cairn stop$/];
     let at = -1;
     for (const want of order) {
       const found = lines.findIndex((l, i) => i > at && want.test(l));
@@ -135,6 +135,8 @@ describe('README walkthrough, run as written', function () {
     assert.match(transcript, /^sync +no peers yet: mining on its own$/m);
     assert.match(transcript, /^confirmed in block \d+$/m);
     assert.match(transcript, /^balance +12\.5 CRN$/m);
+    assert.match(transcript, /^proven: cairn1\S+: balance 12\.5 CRN, nonce 0, at height \d+, \d+ confirmations?$/m);
+    assert.match(transcript, /^checked: \d+ headers from genesis \(links, proof of work, ASERT targets, timestamps\)/m);
     assert.match(transcript, /^height +hash +age +txs +size +miner$/m);
     assert.match(transcript, /^main chain +true$/m);
     assert.match(transcript, /^no forks seen$/m);

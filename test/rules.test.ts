@@ -18,6 +18,7 @@ import type { ChainParams } from '../ledger/genesis.ts';
 import { encodeAccount, type Account } from '../ledger/state.ts';
 import { TX_BYTES, UNSIGNED_TX_BYTES, decodeTransaction, type Transaction } from '../ledger/transaction.ts';
 import { FUNDED_KEYS, childBlock, useTempStore, testKey, testParams, transfer, type TestKey } from './helpers/fixtures.ts';
+import { stateAfter } from './helpers/states.ts';
 
 const [A, B, C] = FUNDED_KEYS as [TestKey, TestKey, TestKey, TestKey];
 const FRESH = testKey(20); // no account at genesis
@@ -257,13 +258,23 @@ const ROWS: Row[] = [
     error: BlockRuleError, code: 'BLOCK_BAD_HEIGHT', banScore: 100,
   },
   {
-    name: 'block version 0',
-    block: (h) => childBlock(h.tip, [transfer(A, B.address, 10n, 0n)], { version: 0 }),
+    name: 'a valid body with a state root its transactions do not leave',
+    block: (h) => childBlock(h.tip, [transfer(A, B.address, 10n, 0n)], { stateRoot: sha256(Uint8Array.of(9)) }),
+    error: BlockRuleError, code: 'BLOCK_BAD_STATE_ROOT', banScore: 100,
+  },
+  {
+    name: "a valid body carrying its parent's state root forward (a stale root)",
+    block: (h) => childBlock(h.tip, [transfer(A, B.address, 10n, 0n)], { stateRoot: stateAfter(h.tip)!.root }),
+    error: BlockRuleError, code: 'BLOCK_BAD_STATE_ROOT', banScore: 100,
+  },
+  {
+    name: 'a block version 1 (before the state root)',
+    block: (h) => childBlock(h.tip, [transfer(A, B.address, 10n, 0n)], { version: 1 }),
     error: BlockRuleError, code: 'BLOCK_BAD_VERSION', banScore: 100,
   },
   {
-    name: 'block version 2',
-    block: (h) => childBlock(h.tip, [transfer(A, B.address, 10n, 0n)], { version: 2 }),
+    name: 'block version 3',
+    block: (h) => childBlock(h.tip, [transfer(A, B.address, 10n, 0n)], { version: 3 }),
     error: BlockRuleError, code: 'BLOCK_BAD_VERSION', banScore: 100,
   },
 ];
@@ -271,6 +282,13 @@ const ROWS: Row[] = [
 async function allAccounts(db: ChainDB): Promise<string[]> {
   const out: string[] = [];
   for await (const { address, account } of db.accounts()) out.push(`${toHex(address)}=${toHex(encodeAccount(account))}`);
+  return out;
+}
+
+async function allNodes(db: ChainDB): Promise<string[]> {
+  await db.flushed();
+  const out: string[] = [];
+  for await (const { id, node } of db.stateNodes()) out.push(`${toHex(Buffer.from(id, 'latin1'))}=${toHex(node)}`);
   return out;
 }
 
@@ -288,6 +306,7 @@ describe('rules: each invalid block is refused with its own error and writes not
       'TX_BAD_SIGNATURE', 'TX_SENDER_MISMATCH', 'TX_WRONG_CHAIN', 'TX_BAD_NONCE', 'TX_INSUFFICIENT_BALANCE',
       'TX_AMOUNT_OVER_LIMIT', 'TX_BALANCE_OVERFLOW', 'BLOCK_BAD_MERKLE_ROOT', 'BLOCK_TOO_LARGE', 'BLOCK_TOO_MANY_TXS',
       'BLOCK_BAD_COINBASE', 'BLOCK_DUPLICATE_TX', 'BLOCK_BAD_PARENT', 'BLOCK_BAD_HEIGHT', 'BLOCK_BAD_VERSION',
+      'BLOCK_BAD_STATE_ROOT',
     ]) {
       assert.ok(codes.has(code), `no row for ${code}`);
     }
@@ -304,6 +323,7 @@ describe('rules: each invalid block is refused with its own error and writes not
       const touchedBefore = new Map<string, Account | undefined>();
       for (const address of touched(block)) touchedBefore.set(toHex(address), await db.getAccount(address));
       const locationsBefore = await Promise.all(block.txs.map((tx) => db!.getTxLocation(tx.id)));
+      const treeBefore = await allNodes(db);
 
       await assert.rejects(h.connectBlock(block), (err: unknown) => {
         assert.ok(err instanceof row.error, `expected ${row.error.name}, got ${String(err)}`);
@@ -318,6 +338,7 @@ describe('rules: each invalid block is refused with its own error and writes not
       for (const address of touched(block)) assert.deepEqual(await db.getAccount(address), touchedBefore.get(toHex(address)));
       assert.deepEqual(await Promise.all(block.txs.map((tx) => db!.getTxLocation(tx.id))), locationsBefore);
       assert.deepEqual(await allAccounts(db), accountsBefore);
+      assert.deepEqual(await allNodes(db), treeBefore, 'the state tree is untouched');
       // The store still moves: a valid child of the unchanged tip connects.
       await h.connectBlock(childBlock(h.tip, [], { reward: row.params?.reward }));
       await auditChainDB(db);

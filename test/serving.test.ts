@@ -53,6 +53,32 @@ describe('serving budgets', () => {
     assert.equal(stats.servedBytes.blocks, 625 * 32 * 25_000);
   });
 
+  it('a light client\'s requests have budgets too: catching up by header range at full pace is never busy; proofs one at a time, and busy past their burst', async () => {
+    const { clock, serving, penalties, stats } = setup();
+    const range = serving.guard('headerRange', answer(16 + 2000 * 152));
+    for (let i = 0; i < 500; i++) {
+      assert.ok(!isBusy(await range(new Uint8Array(0), 'a')), `range ${i}`);
+      clock.ms += 60; // a million headers in 30 s
+    }
+    let release!: () => void;
+    const slow: Responder = () => new Promise((resolve) => (release = () => resolve(new Uint8Array(100))));
+    const proofs = serving.guard('proofs', slow);
+    const first = proofs(new Uint8Array(0), 'b');
+    assert.ok(isBusy(await proofs(new Uint8Array(0), 'b')), 'a second proof request while one is in flight');
+    release();
+    assert.ok(!isBusy(await first));
+    clock.ms += 1000;
+    const quick = serving.guard('proofs', answer(100));
+    const { burst } = DEFAULT_SERVING_LIMITS.requests.proofs;
+    for (let i = 0; i < burst; i++) assert.ok(!isBusy(await quick(new Uint8Array(0), 'c')), `proof ${i}`);
+    const busy = (await quick(new Uint8Array(0), 'c')) as Busy;
+    assert.ok(isBusy(busy));
+    assert.equal(busy.retryAfterMs, Math.ceil(1000 / DEFAULT_SERVING_LIMITS.requests.proofs.perSecond));
+    assert.deepEqual(penalties, []);
+    assert.equal(stats.throttled.headerRange, 0);
+    assert.equal(stats.servedRequests.headerRange, 500);
+  });
+
   it('a status flood is answered busy after its burst, with the time until the next token; waiting costs nothing', async () => {
     const { clock, serving, penalties, records } = setup();
     const status = serving.guard('status', answer(101));

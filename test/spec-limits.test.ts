@@ -13,6 +13,10 @@ import { DEFAULT_SLOT_LIMITS } from '../node/slots.ts';
 import { GET_BLOCKS_MAX_BYTES, GET_HEADERS_MAX_BYTES, STATUS_REQUEST_MAX_BYTES } from '../node/chain-server.ts';
 import { MAX_PUSH_BYTES } from '../node/tx-relay.ts';
 import { MAX_LOCATOR_HASHES, MAX_BLOCKS_PER_REQUEST, MAX_HEADERS_PER_RESPONSE } from '../node/wire.ts';
+import { GET_HEADER_RANGE_MAX_BYTES, GET_PROOFS_MAX_BYTES, MAX_PROOFS_ANSWER_BYTES } from '../node/light/serve.ts';
+import { MAX_PROOF_ADDRESSES, MAX_RANGE_HEADERS } from '../node/light/wire.ts';
+import { HEADER_BYTES } from '../ledger/block.ts';
+import type { ServedProtocol } from '../node/peer-records.ts';
 import { BUSY_FRAME_BYTES, TransportError, encodeBusy } from '../node/transport.ts';
 
 const spec = readFileSync(new URL('../docs/PROTOCOL.md', import.meta.url), 'utf8');
@@ -47,6 +51,15 @@ describe('docs/PROTOCOL.md and the code agree on every limit', () => {
     assert.equal(number(row('status request')[3], 'the status request cap'), STATUS_REQUEST_MAX_BYTES);
     assert.equal(number(/^([\d,]+)/.exec(row('transaction push')[3]!)?.[1], 'the push cap'), MAX_PUSH_BYTES);
     assert.equal(number(row('getBlockTxs')[3], 'the getBlockTxs cap'), GET_BLOCK_TXS_MAX_BYTES);
+    // What askers cap answers at: headers (sync, and a light client's getHeaders), a header range, proofs.
+    assert.equal(number(row('headers')[3], 'the headers cap'), 16 + MAX_HEADERS_PER_RESPONSE * HEADER_BYTES);
+    assert.match(row('headers')[1]!, new RegExp(`headers \\(${HEADER_BYTES} each\\)`));
+    assert.equal(number(row('header range')[3], 'the header range cap'), 16 + MAX_RANGE_HEADERS * HEADER_BYTES);
+    assert.equal(number(/count ≤ (\d+)/.exec(row('getHeaderRange')[2]!)?.[1], 'the header range count'), MAX_RANGE_HEADERS);
+    assert.equal(number(row('getHeaderRange')[3], 'the getHeaderRange cap'), GET_HEADER_RANGE_MAX_BYTES);
+    assert.equal(number(/count ≤ (\d+)/.exec(row('getProofs')[2]!)?.[1], 'the proofs count'), MAX_PROOF_ADDRESSES);
+    assert.equal(number(row('getProofs')[3], 'the getProofs cap'), GET_PROOFS_MAX_BYTES);
+    assert.equal(number(row('proofs')[3], 'the proofs cap'), MAX_PROOFS_ANSWER_BYTES);
     assert.equal(number(/(\d+) bytes/.exec(row('busy')[2]!)?.[1], 'the busy frame size'), BUSY_FRAME_BYTES);
     assert.match(row('busy')[1]!, /^`FF ‖ retry after \(u32, milliseconds\)`/);
     assert.deepEqual([...encodeBusy(0x01020304)], [0xff, 1, 2, 3, 4]);
@@ -58,9 +71,10 @@ describe('docs/PROTOCOL.md and the code agree on every limit', () => {
   });
 
   it('the budgets of every request protocol', () => {
-    const names = { status: 'status', headers: 'headers', blocks: 'blocks', txPush: 'transaction push', blockTxs: 'getBlockTxs' } as const;
+    // Every protocol the node serves (a new one without its row here does not compile).
+    const names: Record<ServedProtocol, string> = { status: 'status', headers: 'headers', blocks: 'blocks', txPush: 'transaction push', blockTxs: 'getBlockTxs', headerRange: 'getHeaderRange', proofs: 'getProofs' };
     const budgets = network.slice(network.indexOf('### Budgets'));
-    for (const [key, name] of Object.entries(names) as [keyof typeof names, string][]) {
+    for (const [key, name] of Object.entries(names) as [ServedProtocol, string][]) {
       const line = budgets.split('\n').find((l) => l.startsWith(`| ${name} |`))!;
       const [, burst, perSecond, inFlight] = line.split('|').slice(1, -1).map((c) => number(c.trim(), `${name}'s budget`));
       assert.deepEqual({ burst, perSecond, inFlight }, DEFAULT_SERVING_LIMITS.requests[key], name);

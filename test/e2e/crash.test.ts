@@ -3,7 +3,8 @@
  * blocks — a long chain synced from a feeder node (P) that mines too, and its own and P's new
  * blocks, with the reorganisations two miners cause — is killed with SIGKILL at random (seeded)
  * moments 20 times. After every restart, before anything else, its stored state must equal a
- * from-scratch replay of its stored chain (the `auditState` RPC), the sum of all balances must be
+ * from-scratch replay of its stored chain (the `auditState` RPC), its stored state tree must hash
+ * to the root of that replay, which its head's header must carry, the sum of all balances must be
  * the genesis allocations plus one reward per block, and the head it reported just before the
  * kill must still be in its store. At the end it follows P to one head with the same state.
  */
@@ -85,6 +86,8 @@ describe('e2e: crash consistency', function () {
       const audit = await m.call('auditState', {});
       assert.equal(audit.supply, audit.expectedSupply, `after kill ${k}: supply`);
       assert.equal(BigInt(audit.supply), c.supplyAt(audit.height), `after kill ${k}: supply = allocations + ${audit.height} rewards`);
+      // The audit checked the stored tree against the replay; the head's header commits to the same root.
+      assert.equal((await m.call('getBlock', { hash: audit.head })).stateRoot, audit.stateRoot, `after kill ${k}: the head's state root is its state's`);
       reopened.push({ height: audit.height, audited: Date.now() - auditStart, startMs: m.startMs });
       if (last) {
         const block = await m.call('getBlock', { hash: last.head });
@@ -109,6 +112,7 @@ describe('e2e: crash consistency', function () {
       return a.head === b.head ? ([a, b] as const) : undefined;
     }, 200);
     assert.equal(audits.value[0].digest, audits.value[1].digest, 'M and P hold the same state');
+    assert.equal(audits.value[0].stateRoot, audits.value[1].stateRoot, 'and the same state root');
 
     const duringSync = kills.filter((x) => x.syncing).length;
     report(`feeder pre-built ${built.height} blocks in ${secs(built.ms)}; ${KILLS} SIGKILLs at seeded moments 0–800 ms after the reopened node's audit, ${duringSync} while it was still catching up with the feeder`);

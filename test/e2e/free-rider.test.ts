@@ -17,6 +17,8 @@ import { testKey } from '../helpers/fixtures.ts';
 import { answer, ask, busyRetryAfter, getBlocksBytes, getHeadersBytes, headerHashes, specHost, statusBytes, type SpecHost } from '../helpers/spec-peer.ts';
 import { clusters, report, secs, waitFor, type Cluster, type NodeProc } from '../helpers/cluster.ts';
 import type { PeerResult } from '../../node/rpc-types.ts';
+import { RPC_DOC } from '../../node/rpc-doc.ts';
+import { validate } from '../../node/json-schema.ts';
 
 const SENDERS = Array.from({ length: 80 }, (_, i) => testKey(800 + i));
 const TXS_PER_SENDER = 50;
@@ -50,6 +52,13 @@ interface Ride {
   blocks: number;
   cutOffAt: number | undefined;
   lastRetryAfter: number;
+  /**
+   * Resolves once the test has seen A show it throttled. After its first busy answer the rider
+   * waits for that too (at most 8 s: A shows a peer throttled for 10 s after a busy answer), as it
+   * may wait longer than it was told: otherwise, on a loaded machine, A could cut it off between
+   * two of the test's polls and the throttled state would never be seen.
+   */
+  shown: Promise<void>;
 }
 
 describe('e2e: a free rider beside an honest syncing node', function () {
@@ -87,7 +96,9 @@ describe('e2e: a free rider beside an honest syncing node', function () {
     const ns = c.ns;
     await answer(rider, `/cairn/${ns}/status/1`, () => statusBytes(genesis, st.height, Buffer.from(st.head, 'hex'), BigInt(st.totalWork)));
     await rider.dial(multiaddr(a.addr));
-    const ride: Ride = { startedAt: Date.now(), passes: 0, busy: 0, bytes: 0, blocks: 0, cutOffAt: undefined, lastRetryAfter: 0 };
+    let markShown!: () => void;
+    const shown = new Promise<void>((resolve) => (markShown = resolve));
+    const ride: Ride = { startedAt: Date.now(), passes: 0, busy: 0, bytes: 0, blocks: 0, cutOffAt: undefined, lastRetryAfter: 0, shown };
     const riding = freeRide(rider, a.addr, ns, genesis, ride);
 
     // Meanwhile an honest node syncs from A.
@@ -100,7 +111,10 @@ describe('e2e: a free rider beside an honest syncing node', function () {
     const watch = (async () => {
       while (watching) {
         const peer = (await a.call('getPeers', {})).find((p) => p.id === rider!.peerId.toString());
-        if (peer?.throttled) throttledSeen.push(peer);
+        if (peer?.throttled) {
+          throttledSeen.push(peer);
+          markShown();
+        }
         await new Promise((r) => setTimeout(r, 20));
       }
     })();
@@ -126,6 +140,9 @@ describe('e2e: a free rider beside an honest syncing node', function () {
     assert.ok(throttledSeen.length > 0, 'A showed the free rider throttled');
     assert.equal(throttledSeen[0]!.direction, 'inbound');
     assert.ok(throttledSeen.at(-1)!.bytesOut > 0);
+    // What the OpenRPC document says getPeers answers, checked on peers that have its every field set.
+    const peersDoc = RPC_DOC.methods.find((m) => m.name === 'getPeers')!;
+    assert.deepEqual(validate([atA, throttledSeen.at(-1)], peersDoc.result.schema, RPC_DOC.components.schemas), []);
     report(`A at height ${height}: the honest node synced in ${secs(aloneMs)} alone, ${secs(besideMs)} beside the free rider (not asserted: wall time on a shared machine)`);
     report(`the free rider: ${ride.blocks} blocks (${ride.passes} whole passes), ${Math.round(ride.bytes / 1024)} KiB in ${seconds.toFixed(1)} s (allowed ${Math.round(allowed / 1024)} KiB), ${ride.busy} busy answers (last: retry after ${ride.lastRetryAfter} ms), then cut off`);
     report(`getPeers on A, the free rider: ${JSON.stringify(throttledSeen.at(-1))}`);
@@ -167,4 +184,5 @@ async function pause(ride: Ride, ms: number): Promise<void> {
   ride.busy++;
   ride.lastRetryAfter = ms;
   await new Promise((r) => setTimeout(r, ms));
+  if (ride.busy === 1) await Promise.race([ride.shown, new Promise((r) => setTimeout(r, 8000))]);
 }

@@ -23,7 +23,7 @@ import { concatBytes, fromHex, toHex } from '../../ledger/bytes.ts';
 import { encodeAddress } from '../../ledger/keys.ts';
 import { genesisBlock } from '../../ledger/genesis.ts';
 import { signTransaction } from '../../ledger/transaction.ts';
-import type { Block } from '../../ledger/block.ts';
+import { HEADER_BYTES, type Block } from '../../ledger/block.ts';
 import { RPC_ERRORS } from '../../node/rpc-types.ts';
 import { RpcClientError } from '../../cli/rpc-client.ts';
 import { seededRandom, testKey } from '../helpers/fixtures.ts';
@@ -216,11 +216,11 @@ describe('e2e: hostile peers', function () {
   function compactBadPowBlock(i: number): Uint8Array {
     const block = mineChild(c.params, asParent(genesis), [], { badPow: true, miner: testKey(680 + (i % 50)).address, spacing: 1 + Math.floor(i / 50) });
     badBlocks.add(toHex(block.header.hash));
-    const out = new Uint8Array(1 + 120 + 20 + 8 + 1);
+    const out = new Uint8Array(1 + HEADER_BYTES + 20 + 8 + 1);
     out[0] = 1;
     out.set(block.header.bytes, 1);
-    out.set(block.coinbase.to, 121);
-    new DataView(out.buffer).setBigUint64(141, block.coinbase.amount);
+    out.set(block.coinbase.to, 1 + HEADER_BYTES);
+    new DataView(out.buffer).setBigUint64(1 + HEADER_BYTES + 20, block.coinbase.amount);
     return out;
   }
   function truncatedBlock(i: number): Uint8Array {
@@ -290,10 +290,10 @@ describe('e2e: hostile peers', function () {
     const height = (await n.status()).height;
     const badPowHeaders = () => {
       const headers = mineChain(c.params, asParent(genesis), 20, { badPow: true, miner: testKey(640).address }).map((b) => b.header.bytes);
-      const out = new Uint8Array(2 + headers.length * 120);
+      const out = new Uint8Array(2 + headers.length * HEADER_BYTES);
       out[0] = 1;
       out[1] = headers.length;
-      headers.forEach((h, i) => out.set(h, 2 + i * 120));
+      headers.forEach((h, i) => out.set(h, 2 + i * HEADER_BYTES));
       return out;
     };
     const lines: string[] = [];

@@ -219,7 +219,7 @@ export class NodeProc {
   async start(options: StartOptions = {}): Promise<this> {
     if (this.child && !exited(this.child)) throw new Error(`${this.name} is still running (pid ${this.pid})`);
     this.options = options;
-    const args = [CAIRN_MAIN, 'node', '--datadir', this.datadir, '--genesis', this.genesisFile, '--p2p-host', '127.0.0.1', '--p2p-port', String(options.p2pPort ?? 0), '--rpc-port', '0', '--log-level', 'info'];
+    const args = [CAIRN_MAIN, 'node', '--datadir', this.datadir, '--genesis', this.genesisFile, '--p2p-host', '127.0.0.1', '--p2p-port', String(options.p2pPort ?? 0), '--rpc-port', '0', '--http-port', '0', '--log-level', 'info'];
     if (!options.mdns) args.push('--no-mdns');
     for (const b of options.bootstrap ?? []) args.push('--bootstrap', b);
     if (options.coinbase) args.push('--mine', '--coinbase', options.coinbase, '--threads', '1');

@@ -7,6 +7,8 @@ import { BLOCK_VERSION, computeMerkleRoot, makeBlock, makeHeader, type Block } f
 import type { ChainParams } from '../../ledger/genesis.ts';
 import { ChainDB } from '../../ledger/chaindb.ts';
 import { signTransaction, type Transaction } from '../../ledger/transaction.ts';
+import { EMPTY_HASH } from '../../ledger/smt.ts';
+import { applyLoosely, rememberState, stateAfter } from './states.ts';
 
 export interface TestKey {
   readonly privateKey: Uint8Array;
@@ -81,25 +83,36 @@ export interface BlockOptions {
   /** Overrides the coinbase amount (default reward + fees). */
   readonly coinbaseAmount?: bigint;
   readonly merkleRoot?: Uint8Array;
+  /** Overrides the state root (default: the root of the parent's state after this block, when the parent's state is known). */
+  readonly stateRoot?: Uint8Array;
   readonly height?: number;
   readonly version?: number;
   readonly nonce?: bigint;
 }
 
-/** A block on top of `parent` with a correct Merkle root and coinbase unless told otherwise. No PoW search. */
+/**
+ * A block on top of `parent` with a correct Merkle root, coinbase and state root unless told
+ * otherwise. No PoW search. The state root needs the parent's state (test/helpers/states.ts): a
+ * block on a parent nobody built here carries the empty root, which only a block that fails an
+ * earlier rule (an unknown parent, a wrong height) can get away with.
+ */
 export function childBlock(parent: { hash: Uint8Array; height: number }, txs: readonly Transaction[], o: BlockOptions = {}): Block {
   const height = o.height ?? parent.height + 1;
   const fees = txs.reduce((sum, tx) => sum + tx.fee, 0n);
   const coinbase = { to: o.miner ?? testKey(99).address, amount: o.coinbaseAmount ?? (o.reward ?? 50n) + fees };
+  const before = stateAfter(parent);
+  const after = before && applyLoosely(before, txs, coinbase);
   const header = makeHeader({
     version: o.version ?? BLOCK_VERSION,
     height,
     prevHash: parent.hash,
     merkleRoot: o.merkleRoot ?? computeMerkleRoot(height, coinbase, txs),
+    stateRoot: o.stateRoot ?? after?.root ?? EMPTY_HASH,
     timestamp: o.timestamp ?? 1_700_000_000 + height * 10,
     target: o.target ?? (1n << 255n) - 1n,
     nonce: o.nonce ?? 0n,
   });
+  if (after) rememberState(header.hash, after);
   return makeBlock(header, coinbase, txs);
 }
 

@@ -4,8 +4,10 @@ import type { ChainParams } from '../../ledger/genesis.ts';
 import type { Transaction } from '../../ledger/transaction.ts';
 import type { BlockIndexEntry } from '../../consensus/block-index.ts';
 import { nextTarget } from '../../consensus/difficulty.ts';
-import { searchNonce, targetBytes } from '../../consensus/miner.ts';
+import { postStateRoot, searchNonce, targetBytes } from '../../consensus/miner.ts';
+import type { Chain } from '../../consensus/chain.ts';
 import { testKey } from './fixtures.ts';
+import { applyLoosely, rememberState, stateAfter } from './states.ts';
 
 export interface MineOptions {
   readonly miner?: Uint8Array;
@@ -16,6 +18,8 @@ export interface MineOptions {
   readonly coinbaseAmount?: bigint;
   /** Grind the nonce until the hash does NOT meet the target. */
   readonly badPow?: boolean;
+  /** Overrides the state root (default: the parent's state after this block). */
+  readonly stateRoot?: Uint8Array;
 }
 
 type Parent = Pick<BlockIndexEntry, 'hash' | 'height' | 'header'> & { readonly anchorTimestamp?: number | undefined };
@@ -37,11 +41,15 @@ export function mineChild(params: ChainParams, parent: Parent, txs: readonly Tra
   const coinbase = { to: o.miner ?? testKey(99).address, amount: o.coinbaseAmount ?? params.reward + fees };
   const anchor = anchorOf(parent);
   const target = o.target ?? nextTarget(params, parent.header, anchor);
+  const before = stateAfter(parent, params);
+  if (!before && !o.stateRoot) throw new Error(`mineChild: the state after block ${hex(parent.hash)} is unknown here (mine it with mineChild, or give stateRoot)`);
+  const after = before && applyLoosely(before, txs, coinbase);
   const base = makeHeader({
     version: BLOCK_VERSION,
     height,
     prevHash: parent.hash,
     merkleRoot: computeMerkleRoot(height, coinbase, txs),
+    stateRoot: o.stateRoot ?? after!.root,
     timestamp: o.timestamp ?? parent.header.timestamp + (o.spacing ?? params.blockTime),
     target,
     nonce: 0n,
@@ -57,6 +65,7 @@ export function mineChild(params: ChainParams, parent: Parent, txs: readonly Tra
   }
   const block = makeBlock(makeHeader({ ...base, nonce }), coinbase, txs);
   anchors.set(hex(block.header.hash), height === 1 ? block.header.timestamp : anchor!);
+  if (after) rememberState(block.header.hash, after);
   return block;
 }
 
@@ -74,4 +83,12 @@ export function mineChain(params: ChainParams, parent: Parent, n: number, o: Min
 
 export function asParent(block: Block): Parent {
   return { hash: block.header.hash, height: block.header.height, header: block.header };
+}
+
+/**
+ * The state root a block of `txs` paying `miner` leaves on `chain`'s tip, from its store: for
+ * blocks built on a tip that blocks from elsewhere (a node's miner, gossip) led to.
+ */
+export async function stateRootOnTip(chain: Chain, miner: Uint8Array, txs: readonly Transaction[] = []): Promise<Uint8Array> {
+  return chain.withImportsPaused(async () => (await postStateRoot(chain.db, chain.params, miner, txs)).stateRoot);
 }

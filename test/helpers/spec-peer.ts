@@ -51,7 +51,10 @@ export function getBlocksBytes(hashes: readonly Uint8Array[]): Uint8Array {
   return out;
 }
 
-/** The header hashes of a headers message (01 ‖ CompactSize count ‖ 120-byte headers), each the SHA-256 of its bytes. */
+/** A header's size as PROTOCOL.md gives it (version 2: with the state root). */
+const SPEC_HEADER_BYTES = 152;
+
+/** The header hashes of a headers message (01 ‖ CompactSize count ‖ 152-byte headers), each the SHA-256 of its bytes. */
 export function headerHashes(headers: Uint8Array): Uint8Array[] {
   let count = headers[1]!;
   let at = 2;
@@ -59,7 +62,7 @@ export function headerHashes(headers: Uint8Array): Uint8Array[] {
     count = (headers[2]! << 8) | headers[3]!; // big-endian, as every integer in Cairn
     at = 4;
   }
-  return Array.from({ length: count }, (_, i) => sha256(headers.subarray(at + 120 * i, at + 120 * (i + 1))));
+  return Array.from({ length: count }, (_, i) => sha256(headers.subarray(at + SPEC_HEADER_BYTES * i, at + SPEC_HEADER_BYTES * (i + 1))));
 }
 
 /** The busy frame: FF ‖ u32 retry-after (ms); undefined for any other frame. */

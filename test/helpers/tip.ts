@@ -3,6 +3,8 @@ import type { ChainDB, ChainTip } from '../../ledger/chaindb.ts';
 import type { BlockEffects, SignatureChecker } from '../../ledger/state.ts';
 import { connectBlock, disconnectBlock } from '../../consensus/connect.ts';
 import type { SaneBlock } from '../../consensus/sanity.ts';
+import { changesOfEffects } from '../../ledger/smt.ts';
+import { knowsState, rememberChanges, rememberState, stateOfStore } from './states.ts';
 
 /**
  * The state step of consensus on its own, for tests of the state rules and the store: a tip held
@@ -18,13 +20,18 @@ export class TipHarness {
     this.tip = tip;
   }
 
+  /** Also records the tip's state, so that test blocks built on it (childBlock) carry the right state root. */
   static async open(db: ChainDB): Promise<TipHarness> {
-    return new TipHarness(db, await db.storedTip());
+    const tip = await db.storedTip();
+    if (!knowsState(tip.hash)) rememberState(tip.hash, await stateOfStore(db));
+    return new TipHarness(db, tip);
   }
 
   async connectBlock(block: Block, signatures?: SignatureChecker): Promise<BlockEffects> {
     checkBlockBody(block, this.db.params);
     const effects = await connectBlock(this.db, this.db.params, this.tip, block as SaneBlock, { signatures });
+    if (!knowsState(this.tip.hash)) rememberState(this.tip.hash, await stateOfStore(this.db));
+    rememberChanges(block.header.hash, this.tip.hash, () => changesOfEffects(effects));
     this.tip = { hash: block.header.hash, height: block.header.height };
     return effects;
   }
@@ -32,8 +39,11 @@ export class TipHarness {
   async disconnectTip(): Promise<Block> {
     const block = await this.db.getBlock(this.tip.hash);
     if (!block) throw new Error('the tip has no stored block');
-    await disconnectBlock(this.db, block);
+    const parent = await this.db.getBlock(block.header.prevHash);
+    if (!parent) throw new Error('the tip has no stored parent');
+    await disconnectBlock(this.db, block, parent.header.stateRoot);
     this.tip = { hash: block.header.prevHash, height: this.tip.height - 1 };
+    if (!knowsState(this.tip.hash)) rememberState(this.tip.hash, await stateOfStore(this.db));
     return block;
   }
 }

@@ -1,0 +1,69 @@
+import { resolve } from 'node:path';
+import { createLightClient } from '../node/launch.ts';
+import { DEFAULT_LIGHT_DATADIR, parse, port, str, UsageError } from './args.ts';
+import { initDatadir } from './datadir.ts';
+import { createLogger, isLogLevel } from './log.ts';
+import type { Out } from './output.ts';
+
+/** `cairn light`: headers only, accounts proven by any peer (`cairn account ADDRESS --light`). */
+export async function lightCommand(argv: string[], out: Out): Promise<void> {
+  const { values } = parse(argv, {
+    datadir: { type: 'string' },
+    genesis: { type: 'string' },
+    bootstrap: { type: 'string', multiple: true },
+    'p2p-port': { type: 'string' },
+    'p2p-host': { type: 'string' },
+    'rpc-port': { type: 'string' },
+    'no-mdns': { type: 'boolean' },
+    'log-level': { type: 'string' },
+  });
+  if (values.help) return out.help(HELP);
+  const level = str(values, 'log-level') ?? 'info';
+  if (!isLogLevel(level)) throw new UsageError('--log-level must be one of fatal, error, warn, info, debug, trace, silent');
+  const bootstrap = (values.bootstrap as string[] | undefined) ?? [];
+  if (bootstrap.length === 0) throw new UsageError('give at least one full node to start from: --bootstrap MULTIADDR (cairn status on it shows its listen addresses)');
+  const datadir = str(values, 'datadir') ?? DEFAULT_LIGHT_DATADIR;
+  // The datadir holds the network's genesis.json, as a node's does; the light client keeps no chain store.
+  const { params } = await initDatadir(datadir, str(values, 'genesis'), { store: false });
+  const logger = createLogger(level);
+  const host = str(values, 'p2p-host') ?? '0.0.0.0';
+  const light = createLightClient(
+    {
+      datadir,
+      params,
+      bootstrap,
+      listen: [`/ip4/${host}/tcp/${port(values, 'p2p-port') ?? 0}`],
+      mdns: !values['no-mdns'],
+      rpc: { port: port(values, 'rpc-port') ?? 7372 },
+    },
+    () => stop('rpc stop'),
+  );
+  light.client.on('log', (lvl, msg, fields) => logger[lvl](fields ?? {}, msg));
+  let resolveStop: () => void = () => {};
+  const stopping = new Promise<void>((r) => (resolveStop = r));
+  function stop(reason: string): void {
+    logger.info({ reason }, 'stopping');
+    resolveStop();
+  }
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  await light.start();
+  logger.info({ datadir: resolve(datadir), rpc: light.rpc?.url, listen: light.client.transport.listenAddresses() }, 'light client');
+  await stopping;
+  await light.stop();
+  logger.info('stopped');
+}
+
+const HELP = `Usage: cairn light --bootstrap MULTIADDR [--bootstrap …] [--datadir DIR] [--genesis FILE]
+                   [--p2p-port N] [--p2p-host IP] [--rpc-port N] [--no-mdns] [--log-level L]
+
+Runs a light client on DIR (default ./light): it keeps headers only (their hashes in a file, the
+last 2,048 in memory), follows the chain with the most work among its peers' (every header checked:
+links, proof of work, ASERT targets, timestamps), and answers cairn account ADDRESS --light by asking
+a peer for a proof against its tip's state root and checking it itself. A peer that lies (headers
+that do not check or add up, a forged or stale proof) is banned. JSON-RPC on 127.0.0.1:7372 (0
+picks a free port; the endpoint and token go to DIR/rpc.json).
+
+Examples:
+  cairn light --bootstrap /ip4/127.0.0.1/tcp/7370/p2p/12D3Koo…
+  cairn account cairn12rqpp3a5l5vef8weqsvd42g9rzmqx4la30zrhz --light`;

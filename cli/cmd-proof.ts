@@ -1,0 +1,177 @@
+import { readFile } from 'node:fs/promises';
+import { fromHex } from '../ledger/bytes.ts';
+import { encodeAddress } from '../ledger/keys.ts';
+import { parseGenesis, type ChainParams } from '../ledger/genesis.ts';
+import { readProofFile, verifyProofFile, type Checkpoint, type ProofFile, type VerifiedProof } from '../consensus/proof-file.ts';
+import { NODE_ACCESS, address, parse, str, UsageError } from './args.ts';
+import { BUNDLED_GENESIS } from './datadir.ts';
+import { connect, type RpcClient } from './rpc-client.ts';
+import { coins, type Out } from './output.ts';
+
+const HEADERS_PER_CALL = 2000;
+
+/** `cairn proof account ADDRESS` / `cairn proof tx ID`: a proof file on stdout, with every header it needs. */
+export async function proofCommand(argv: string[], out: Out): Promise<void> {
+  const { values, positionals } = parse(argv, { ...NODE_ACCESS, block: { type: 'string' }, since: { type: 'string' } }, 2);
+  if (values.help) return out.help(HELP.proof);
+  const [what, subject] = positionals;
+  if (what !== 'account' && what !== 'tx') throw new UsageError('say what to prove: cairn proof account ADDRESS, or cairn proof tx ID');
+  if (!subject) throw new UsageError(what === 'account' ? 'give the ADDRESS to prove' : 'give the transaction ID to prove');
+  const since = sinceArg(str(values, 'since'));
+  const rpc = await connect(values);
+  let file: ProofFile;
+  const status = await rpc.call('status', {});
+  if (what === 'account') {
+    address(subject, 'address');
+    const block = blockArg(str(values, 'block'));
+    const p = await rpc.call('getProof', { address: subject, ...(block === undefined ? {} : { block }) });
+    file = {
+      cairnProof: 1,
+      kind: 'account',
+      network: status.network,
+      genesis: status.genesis,
+      block: { height: p.block.height, hash: p.block.hash },
+      address: p.address,
+      account: p.account,
+      proof: p.proof,
+      headers: await headersFor(rpc, p.block.height, since),
+    };
+  } else {
+    if (!/^[0-9a-f]{64}$/.test(subject)) throw new UsageError('give the transaction ID: 64 lower-case hex digits');
+    if (str(values, 'block') !== undefined) throw new UsageError('--block is for account proofs: a transaction is proven against its own block');
+    const p = await rpc.call('getTxProof', { id: subject });
+    file = {
+      cairnProof: 1,
+      kind: 'transaction',
+      network: status.network,
+      genesis: status.genesis,
+      block: { height: p.block.height, hash: p.block.hash },
+      transaction: p.id,
+      proof: p.proof,
+      headers: await headersFor(rpc, p.block.height, since),
+    };
+  }
+  // The file is the answer with or without --json: it is JSON, for `cairn verify`.
+  process.stdout.write(JSON.stringify(file, null, 1) + '\n');
+}
+
+function sinceArg(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  if (!/^\d+$/.test(text) || Number(text) < 11) throw new UsageError('--since must be a height of at least 11 (the checkpoint the verifier will trust)');
+  return Number(text);
+}
+
+function blockArg(text: string | undefined): number | string | undefined {
+  if (text === undefined) return undefined;
+  if (/^\d+$/.test(text)) return Number(text);
+  if (/^[0-9a-f]{64}$/.test(text)) return text;
+  throw new UsageError('--block must be a height or a 64-digit lower-case hex block hash');
+}
+
+/**
+ * Headers from genesis (or from 10 before the checkpoint `since`) to the node's tip: the proof's
+ * block and its confirmations. With a checkpoint, block 1 comes along for ASERT's anchor.
+ */
+async function headersFor(rpc: RpcClient, proofHeight: number, since: number | undefined): Promise<ProofFile['headers']> {
+  const from = since === undefined ? 1 : since - 10;
+  if (since !== undefined && since > proofHeight) throw new UsageError(`--since ${since} is after the proof's block ${proofHeight}: the checkpoint must come before it`);
+  const list: string[] = [];
+  for (;;) {
+    const page = await rpc.call('getHeaders', { from: from + list.length, count: HEADERS_PER_CALL });
+    list.push(...page.headers);
+    if (page.headers.length < HEADERS_PER_CALL) break;
+  }
+  if (since === undefined) return { from, list };
+  const [anchor] = (await rpc.call('getHeaders', { from: 1, count: 1 })).headers;
+  return { from, anchor: anchor!, list };
+}
+
+/** `cairn verify FILE`: a proof file checked offline, with no node. */
+export async function verifyCommand(argv: string[], out: Out): Promise<void> {
+  const { values, positionals } = parse(argv, { genesis: { type: 'string' }, checkpoint: { type: 'string' }, json: { type: 'boolean' } }, 1);
+  if (values.help) return out.help(HELP.verify);
+  const path = positionals[0];
+  if (!path) throw new UsageError('give the proof FILE (from cairn proof …)');
+  const params = await genesisFor(str(values, 'genesis'));
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    throw new UsageError(`cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  const file = readProofFile(text);
+  const proven = verifyProofFile(params, file, { checkpoint: checkpointArg(str(values, 'checkpoint')), now: Math.floor(Date.now() / 1000) });
+  out.result(provenJson(proven), describe(proven, params));
+}
+
+async function genesisFor(path: string | undefined): Promise<ChainParams> {
+  const file = path ?? BUNDLED_GENESIS;
+  try {
+    return parseGenesis(await readFile(file, 'utf8'));
+  } catch (err) {
+    throw new UsageError(`cannot use the genesis file ${file}: ${(err as Error).message}`);
+  }
+}
+
+function checkpointArg(text: string | undefined): Checkpoint | undefined {
+  if (text === undefined) return undefined;
+  const m = /^(\d+):([0-9a-f]{64})$/.exec(text);
+  if (!m) throw new UsageError('--checkpoint must be HEIGHT:HASH (a block you trust, e.g. from cairn block HEIGHT on a node of your own)');
+  return { height: Number(m[1]), hash: fromHex(m[2]!) };
+}
+
+function provenJson(p: VerifiedProof) {
+  return {
+    proven: true,
+    kind: p.kind,
+    block: { height: p.height, hash: p.hash },
+    confirmations: p.confirmations,
+    headersChecked: p.headersChecked,
+    totalWork: p.totalWork.toString(),
+    fromGenesis: p.fromGenesis,
+    ...(p.kind === 'account'
+      ? { address: encodeAddress(p.address!), account: p.account ? { balance: p.account.balance.toString(), nonce: p.account.nonce.toString() } : null }
+      : { transaction: p.tx!.idHex, from: encodeAddress(p.tx!.from), to: encodeAddress(p.tx!.to), amount: p.tx!.amount.toString(), fee: p.tx!.fee.toString() }),
+  };
+}
+
+function describe(p: VerifiedProof, params: ChainParams): string {
+  const at = `at height ${p.height}, ${p.confirmations} confirmation${p.confirmations === 1 ? '' : 's'}`;
+  let what: string;
+  if (p.kind === 'account') {
+    const a = encodeAddress(p.address!);
+    what = p.account ? `${a}: balance ${coins(p.account.balance, params)}, nonce ${p.account.nonce}, ${at}` : `${a}: no account (balance 0) ${at}`;
+  } else {
+    const tx = p.tx!;
+    what = `transaction ${tx.idHex}: ${coins(tx.amount, params)} from ${encodeAddress(tx.from)} to ${encodeAddress(tx.to)} (fee ${coins(tx.fee, params)}), in block ${at}`;
+  }
+  const chain = p.fromGenesis ? `${p.headersChecked} headers from genesis` : `${p.headersChecked} headers after the checkpoint`;
+  return `proven: ${what}\nchecked: ${chain} (links, proof of work, ASERT targets, timestamps), total work ${p.totalWork} (0x${p.totalWork.toString(16)}); block ${p.hash}`;
+}
+
+export const HELP = {
+  proof: `Usage: cairn proof account ADDRESS [--block HEIGHT|HASH] [--since HEIGHT] [--datadir DIR | --rpc URL --rpc-token T] > proof.json
+       cairn proof tx ID [--since HEIGHT] [--datadir DIR | --rpc URL --rpc-token T] > txproof.json
+
+Writes a proof file to stdout: an account proof against the state root of a main-chain block
+(default the tip; --block at most 256 blocks back), or a confirmed transaction's proof against its
+block's header, with the node's headers from genesis to its tip, so that cairn verify can check it
+all without a node. --since HEIGHT starts the headers at a checkpoint instead (the verifier then
+needs --checkpoint HEIGHT:HASH): a smaller file for a long chain.
+
+Examples:
+  cairn proof account cairn12rqpp3a5l5vef8weqsvd42g9rzmqx4la30zrhz > proof.json
+  cairn proof account cairn12rqpp3a5l5vef8weqsvd42g9rzmqx4la30zrhz --block 412 > proof.json
+  cairn proof tx 3f2a…c9e1 > txproof.json`,
+  verify: `Usage: cairn verify FILE [--genesis FILE] [--checkpoint HEIGHT:HASH] [--json]
+
+Checks a proof file offline, trusting no node: the headers from genesis (of the bundled
+genesis.json, or --genesis FILE) or from the checkpoint you give, their links, proof of work, ASERT
+targets, timestamps and total work, then the proof against its block's header. Prints what is
+proven (a balance at a height, with its confirmations), or exactly why not, with exit status 1.
+
+Examples:
+  cairn verify proof.json
+  cairn verify proof.json --checkpoint 10000:0000a1…`,
+};
+

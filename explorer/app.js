@@ -1,0 +1,127 @@
+// The explorer: a page per hash route (#/block/…, #/tx/…, #/address/…), a search box, light or
+// dark, and the node's live events, which add new blocks to the home page as they come.
+import { ApiError, api, coin, h } from './dom.js';
+import { BLOCK_HEADS, addressPage, blockPage, blockRow, blocksPage, homePage, mempoolPage, nodePage, txPage } from './views.js';
+
+const main = /** @type {HTMLElement} */ (document.getElementById('main'));
+const live = /** @type {HTMLElement} */ (document.getElementById('live'));
+
+/** Which page is shown, so a live event knows whether it concerns it. */
+let current = '';
+
+async function route() {
+  const path = location.hash.replace(/^#/, '') || '/';
+  const parts = path.split('/').filter(Boolean);
+  current = parts[0] ?? 'home';
+  try {
+    let page;
+    if (parts.length === 0) page = await homePage();
+    else if (parts[0] === 'block' && parts[1]) page = await blockPage(parts[1]);
+    else if (parts[0] === 'height' && parts[1]) {
+      location.replace(`#/block/${await api(`/block-height/${parts[1]}`)}`);
+      return;
+    } else if (parts[0] === 'blocks' && parts[1]) page = await blocksPage(Number(parts[1]));
+    else if (parts[0] === 'tx' && parts[1]) page = await txPage(parts[1]);
+    else if (parts[0] === 'address' && parts[1]) page = await addressPage(parts[1]);
+    else if (parts[0] === 'mempool') page = await mempoolPage();
+    else if (parts[0] === 'node') page = await nodePage();
+    else page = h('p', { class: 'error' }, `No page ${path}`);
+    main.replaceChildren(page);
+  } catch (err) {
+    const message = err instanceof ApiError ? `${err.message} (${err.code})` : String(err);
+    main.replaceChildren(h('p', { class: 'error' }, message));
+  }
+}
+
+/**
+ * What the search box holds: a height, a block hash or a transaction id (both 64 hex digits: the
+ * node says which), or an address.
+ * @param {string} text
+ */
+async function search(text) {
+  const q = text.trim();
+  if (/^\d{1,10}$/.test(q)) return void (location.hash = `#/height/${q}`);
+  if (/^cairn1[0-9a-z]+$/.test(q)) return void (location.hash = `#/address/${q}`);
+  if (/^[0-9a-fA-F]{64}$/.test(q)) {
+    const hex = q.toLowerCase();
+    try {
+      await api(`/block/${hex}/status`);
+      location.hash = `#/block/${hex}`;
+    } catch {
+      location.hash = `#/tx/${hex}`;
+    }
+    return;
+  }
+  main.replaceChildren(h('p', { class: 'error' }, `"${q}" is not a height, a block hash, a transaction id or an address.`));
+}
+
+/** Light, dark, or as the system says: the toggle cycles, and the choice is remembered. */
+function setupTheme() {
+  const root = document.documentElement;
+  const saved = localStorage.getItem('cairn-theme');
+  if (saved === 'light' || saved === 'dark') root.dataset.theme = saved;
+  document.getElementById('theme')?.addEventListener('click', () => {
+    const dark = root.dataset.theme ? root.dataset.theme === 'dark' : matchMedia('(prefers-color-scheme: dark)').matches;
+    root.dataset.theme = dark ? 'light' : 'dark';
+    localStorage.setItem('cairn-theme', root.dataset.theme);
+  });
+}
+
+/** @param {string} text */
+function say(text) {
+  live.textContent = text;
+}
+
+/**
+ * The node's events. EventSource reconnects by itself with the last id it saw, and the node
+ * replays what was missed; when it cannot (too old, or the node restarted) it sends `resync`, and
+ * the page is fetched afresh.
+ */
+function follow() {
+  const events = new EventSource('/events?types=block,reorg');
+  events.addEventListener('block', (e) => {
+    const b = JSON.parse(/** @type {MessageEvent<string>} */ (e).data);
+    say(`new block ${b.height} (${b.tx_count} txs)`);
+    if (current !== 'home') return;
+    const tip = document.getElementById('tip-height');
+    if (tip) tip.replaceChildren(h('a', { href: `#/block/${b.hash}` }, String(b.height)));
+    const tbody = document.querySelector('#recent-blocks tbody');
+    if (!tbody) return;
+    const row = h('tr', { class: 'fresh', 'data-height': b.height }, blockRow({ ...b, id: b.hash }).map((c, i) => h('td', { class: BLOCK_HEADS[i]?.startsWith('#') ? 'num' : undefined }, c)));
+    tbody.prepend(row);
+    while (tbody.children.length > 10) tbody.lastElementChild?.remove();
+  });
+  events.addEventListener('reorg', (e) => {
+    const r = JSON.parse(/** @type {MessageEvent<string>} */ (e).data);
+    say(`reorganisation at ${r.common_ancestor.height}: ${r.disconnected.length} block(s) replaced`);
+    if (current === 'home') void route();
+  });
+  events.addEventListener('resync', () => {
+    say('reconnected: refreshing');
+    void route();
+  });
+  events.addEventListener('error', () => say('live updates paused: reconnecting…'));
+}
+
+async function start() {
+  setupTheme();
+  try {
+    const node = /** @type {{ network: string; unit: string; decimals: number }} */ (await api('/node'));
+    coin.unit = node.unit;
+    coin.decimals = node.decimals;
+    const net = document.getElementById('network');
+    if (net) net.textContent = node.network;
+  } catch {
+    // the pages say what failed
+  }
+  document.getElementById('search')?.addEventListener('submit', (e) => {
+    e.preventDefault();
+    const input = /** @type {HTMLInputElement} */ (document.getElementById('search-input'));
+    void search(input.value);
+  });
+  addEventListener('hashchange', () => void route());
+  await route();
+  follow();
+}
+
+void start();

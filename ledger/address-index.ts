@@ -1,0 +1,211 @@
+/**
+ * The address index: for every address, the main-chain transactions that sent from it or paid
+ * it, and the blocks whose coinbase paid it, newest first and pageable (what an explorer's address
+ * page shows). Its records (`X`, ledger/layout.ts) are a pure function of a main-chain block, so
+ * `addressIndexer` adds them to the block's own connect unit and deletes the same keys in its
+ * disconnect unit: the index rolls back exactly with a reorganisation, and a kill leaves it
+ * matching the chain.
+ *
+ * A datadir that had no index gets one in the background (`AddressIndex.backfillStep`): blocks
+ * connected from then on are indexed as they connect, older ones by the backfill, a few at a
+ * time between imports, its progress (`M addrindex`) written in the same batch as what it
+ * indexed, so a kill resumes where it stopped.
+ */
+import { Reader, Writer, toHex } from './bytes.ts';
+import { StoreError } from './errors.ts';
+import { layout } from './layout.ts';
+import type { Block } from './block.ts';
+import type { BatchOp, BlockIndexer, ChainDB } from './chaindb.ts';
+import { ADDRESS_BYTES } from './keys.ts';
+
+export const ROLE_SENT = 1;
+export const ROLE_RECEIVED = 2;
+export const ROLE_COINBASE = 4;
+
+/** One line of an address's history. */
+export interface AddressEntry {
+  readonly height: number;
+  /** 0: the block's coinbase; i + 1: the block's transaction i. */
+  readonly position: number;
+  /** ROLE_* bits: a transfer to oneself is both sent and received. */
+  readonly roles: number;
+  /** The transaction id, or for a coinbase the block hash. */
+  readonly id: Uint8Array;
+}
+
+export interface AddressCounts {
+  /** Entries in all: transactions plus coinbases. */
+  readonly entries: number;
+  readonly sent: number;
+  readonly received: number;
+  readonly coinbase: number;
+}
+
+export interface AddressIndexStatus {
+  readonly state: 'building' | 'ready';
+  /** Heights still to backfill are [next, end). */
+  readonly next: number;
+  readonly end: number;
+  /** Share of the backfill done, 0 to 1. */
+  readonly progress: number;
+}
+
+/** A position in one address's history: entries strictly older than it come next. */
+export interface AddressCursor {
+  readonly height: number;
+  readonly position: number;
+}
+
+/** The index records of one block: address → roles, per position. */
+function blockEntries(block: Block): { address: Uint8Array; position: number; roles: number; id: Uint8Array }[] {
+  const out: { address: Uint8Array; position: number; roles: number; id: Uint8Array }[] = [];
+  // Genesis pays nobody (its allocations are state, not a payment).
+  if (block.header.height > 0) out.push({ address: block.coinbase.to, position: 0, roles: ROLE_COINBASE, id: block.header.hash });
+  block.txs.forEach((tx, i) => {
+    if (tx.fromKey === tx.toKey) {
+      out.push({ address: tx.from, position: i + 1, roles: ROLE_SENT | ROLE_RECEIVED, id: tx.id });
+    } else {
+      out.push({ address: tx.from, position: i + 1, roles: ROLE_SENT, id: tx.id });
+      out.push({ address: tx.to, position: i + 1, roles: ROLE_RECEIVED, id: tx.id });
+    }
+  });
+  return out;
+}
+
+/** The puts that index `block` at its height. */
+export function addressIndexPuts(block: Block): BatchOp[] {
+  const height = block.header.height;
+  return blockEntries(block).map((e) => ({
+    type: 'put',
+    key: layout.addressEntry(e.address, height, e.position),
+    value: new Writer(33).u8(e.roles).bytes(e.id, 32).finish(),
+  }));
+}
+
+/** The deletes that take `block` out of the index again. */
+export function addressIndexDeletes(block: Block): BatchOp[] {
+  const height = block.header.height;
+  return blockEntries(block).map((e) => ({ type: 'del', key: layout.addressEntry(e.address, height, e.position) }));
+}
+
+/** The hook ChainDB calls for every connect and disconnect unit while the index is on. */
+export const addressIndexer: BlockIndexer = {
+  connectOps: (block) => addressIndexPuts(block),
+  disconnectOps: (block) => addressIndexDeletes(block),
+};
+
+function encodeState(next: number, end: number): Uint8Array {
+  return new Writer(8).u32(next).u32(end).finish();
+}
+
+/** Most blocks one backfill step indexes: a step runs between imports, holding them up. */
+const BACKFILL_BLOCKS = 64;
+
+/**
+ * Reads of the address index, and its backfill. `open` is called after ChainDB.open with the
+ * indexer and before the chain imports anything; `turnOff` when the node runs without the index.
+ */
+export class AddressIndex {
+  private readonly db: ChainDB;
+  private next: number;
+  private readonly end: number;
+
+  private constructor(db: ChainDB, next: number, end: number) {
+    this.db = db;
+    this.next = next;
+    this.end = end;
+  }
+
+  /**
+   * Resumes the index, or starts one: every main-chain block up to the stored tip is then left for
+   * the backfill. A store whose index was turned off and on again loses its old records first:
+   * blocks connected meanwhile were not indexed, and those disconnected not unindexed.
+   */
+  static async open(db: ChainDB): Promise<AddressIndex> {
+    const stored = await db.getRecord(layout.addressIndexState);
+    if (stored) {
+      const r = new Reader(stored);
+      const next = r.u32();
+      const end = r.u32();
+      if (next > end) throw new StoreError('STORE_CORRUPT', `address index state ${next} > ${end}`);
+      return new AddressIndex(db, next, end);
+    }
+    const stale: BatchOp[] = [];
+    for await (const [key] of db.records(layout.range('X'))) stale.push({ type: 'del', key });
+    const tip = await db.storedTip();
+    db.queueRecords([...stale, { type: 'put', key: layout.addressIndexState, value: encodeState(1, tip.height + 1) }]);
+    await db.flushed();
+    return new AddressIndex(db, 1, tip.height + 1);
+  }
+
+  /** Forgets that the index is complete, so turning it on again rebuilds it (see open). */
+  static async turnOff(db: ChainDB): Promise<void> {
+    if (!(await db.getRecord(layout.addressIndexState))) return;
+    db.queueRecords([{ type: 'del', key: layout.addressIndexState }]);
+    await db.flushed();
+  }
+
+  status(): AddressIndexStatus {
+    const total = this.end - 1;
+    const done = this.next - 1;
+    return { state: this.next >= this.end ? 'ready' : 'building', next: this.next, end: this.end, progress: total <= 0 ? 1 : done / total };
+  }
+
+  /**
+   * Indexes the next few main-chain blocks below where live indexing began, with the progress in
+   * the same batch. The caller runs it between imports (Chain.withImportsPaused), so the blocks it
+   * reads are the main chain's when its batch is queued. Returns whether the backfill is done.
+   */
+  async backfillStep(): Promise<boolean> {
+    if (this.next >= this.end) return true;
+    const upTo = Math.min(this.end, this.next + BACKFILL_BLOCKS);
+    const ops: BatchOp[] = [];
+    for (let h = this.next; h < upTo; h++) {
+      // A reorganisation may have left the main chain shorter than it was: nothing to index there.
+      const block = await this.db.getBlockAtHeight(h);
+      if (block) ops.push(...addressIndexPuts(block));
+    }
+    ops.push({ type: 'put', key: layout.addressIndexState, value: encodeState(upTo, this.end) });
+    this.db.queueRecords(ops);
+    await this.db.flushed();
+    this.next = upTo;
+    return this.next >= this.end;
+  }
+
+  /** Up to `limit` entries of `address`, newest first, older than `before` when given. */
+  async history(address: Uint8Array, limit: number, before?: AddressCursor): Promise<AddressEntry[]> {
+    checkAddress(address);
+    const lt = before ? layout.addressEntry(address, before.height, before.position) : layout.addressEntry(address, 0xffffffff, 0xffffffff);
+    const out: AddressEntry[] = [];
+    for await (const [key, value] of this.db.records({ gte: layout.addressEntry(address, 0, 0), lt, reverse: true })) {
+      const k = new Reader(key.subarray(1 + ADDRESS_BYTES));
+      const v = new Reader(value);
+      out.push({ height: k.u32(), position: k.u32(), roles: v.u8(), id: v.bytes(32) });
+      if (out.length >= limit) break;
+    }
+    // The top key (0xffffffff, 0xffffffff) itself cannot hold an entry: no block has 2^32 - 1 txs.
+    return out;
+  }
+
+  /** How many entries `address` has, by role. Reads every key of the address. */
+  async counts(address: Uint8Array): Promise<AddressCounts> {
+    checkAddress(address);
+    let entries = 0;
+    let sent = 0;
+    let received = 0;
+    let coinbase = 0;
+    const range = { gte: layout.addressEntry(address, 0, 0), lt: layout.addressEntry(address, 0xffffffff, 0xffffffff) };
+    for await (const [, value] of this.db.records(range)) {
+      const roles = value[0]!;
+      entries++;
+      if (roles & ROLE_SENT) sent++;
+      if (roles & ROLE_RECEIVED) received++;
+      if (roles & ROLE_COINBASE) coinbase++;
+    }
+    return { entries, sent, received, coinbase };
+  }
+}
+
+function checkAddress(address: Uint8Array): void {
+  if (address.length !== ADDRESS_BYTES) throw new RangeError(`an address is ${ADDRESS_BYTES} bytes, got ${address.length} (${toHex(address)})`);
+}

@@ -1,0 +1,341 @@
+import {
+  EMPTY_HASH,
+  INNER_PREFIX,
+  bitAt,
+  compareKeys,
+  innerNode,
+  leafKey,
+  leafNode,
+  nodeHash,
+  positionId,
+  zeroAt,
+  type StateChange,
+  type TreeNodeReader,
+  type TreeUpdate,
+  type TreeWrite,
+} from './smt.ts';
+import type { Account } from './state.ts';
+
+/**
+ * The update of the state tree (ledger/smt.ts) by a block's changes, in two phases: read every
+ * node on the changed keys' paths (a level per round trip, or several at once where the reader
+ * says to read ahead), then compute the new subtrees bottom-up and the position writes that make
+ * a store hold exactly the new tree. O(changes × depth) reads and hashes; nothing is written here.
+ */
+/** What a subtree became: its node (undefined: empty) and whether its position must be rewritten. */
+interface Result {
+  readonly node: Uint8Array | undefined;
+  readonly hash: Uint8Array;
+  /** The node differs from what its position held (or the position is new). */
+  readonly changed: boolean;
+  /** Known only to be non-empty: an untouched subtree whose node was not read. */
+  readonly unknown?: boolean;
+}
+
+const EMPTY: Result = { node: undefined, hash: EMPTY_HASH, changed: false };
+
+/**
+ * The changes under one position, and what phase 1 learnt there: the node the position holds
+ * and, where it is an inner node, the spans of its two halves (`undefined` for an untouched half).
+ */
+interface Span {
+  readonly lo: number;
+  readonly hi: number;
+  readonly depth: number;
+  readonly id: string;
+  /** Read in phase 1; `undefined`: the position is empty. */
+  node?: Uint8Array | undefined;
+  left?: Span | undefined;
+  right?: Span | undefined;
+  /** The untouched half's node, read when the other half removes accounts (a collapse may lift it). */
+  sibling?: Uint8Array | undefined;
+  siblingId?: string;
+}
+
+/** Sorted changes. */
+class Batch {
+  readonly keys: Uint8Array[];
+  readonly accounts: (Account | undefined)[];
+  /** deletions[i] = removals among changes [0, i): whether a span holds one, in O(1). */
+  private readonly deletions: Int32Array;
+  readonly writes: TreeWrite[] = [];
+
+  constructor(changes: readonly StateChange[]) {
+    const sorted = sortChanges(changes);
+    for (let i = 1; i < sorted.length; i++) {
+      if (compareKeys(sorted[i]!.key, sorted[i - 1]!.key) === 0) throw new RangeError('a key changes twice in one tree update');
+    }
+    this.keys = sorted.map((c) => c.key);
+    this.accounts = sorted.map((c) => c.account);
+    this.deletions = new Int32Array(sorted.length + 1);
+    for (let i = 0; i < sorted.length; i++) this.deletions[i + 1] = this.deletions[i]! + (this.accounts[i] === undefined ? 1 : 0);
+  }
+
+  /** The same keys with their final values (sorted as the keys are); false if the keys differ. */
+  setAccounts(changes: readonly StateChange[]): boolean {
+    if (changes.length !== this.keys.length) return false;
+    const sorted = sortChanges(changes);
+    for (let i = 0; i < sorted.length; i++) {
+      if (compareKeys(sorted[i]!.key, this.keys[i]!) !== 0 || sorted[i]!.account === undefined) return false;
+      this.accounts[i] = sorted[i]!.account;
+    }
+    return true;
+  }
+
+  span(lo: number, hi: number, depth: number): Span {
+    return { lo, hi, depth, id: positionId(this.keys[lo]!, depth) };
+  }
+
+  removes(lo: number, hi: number): boolean {
+    return this.deletions[hi]! > this.deletions[lo]!;
+  }
+
+  /** The first change in [lo, hi) whose key has bit `depth` set (all share the bits before it). */
+  split(lo: number, hi: number, depth: number): number {
+    const byte = depth >>> 3;
+    const mask = 0x80 >>> (depth & 7);
+    let a = lo;
+    let b = hi;
+    while (a < b) {
+      const m = (a + b) >>> 1;
+      if ((this.keys[m]![byte]! & mask) === 0) a = m + 1;
+      else b = m;
+    }
+    return a;
+  }
+
+  put(id: string, node: Uint8Array): void {
+    this.writes.push({ id, node });
+  }
+
+  remove(id: string): void {
+    this.writes.push({ id, node: null });
+  }
+}
+
+/** Keys are hashes: their first four bytes nearly always decide the order. */
+function sortChanges(changes: readonly StateChange[]): StateChange[] {
+  const head = (k: Uint8Array) => ((k[0]! << 24) | (k[1]! << 16) | (k[2]! << 8) | k[3]!) >>> 0;
+  return changes
+    .map((change) => ({ head: head(change.key), change }))
+    .sort((a, b) => a.head - b.head || compareKeys(a.change.key, b.change.key))
+    .map((i) => i.change);
+}
+
+/**
+ * Applies `changes` (each key at most once) to the tree `reader` holds and returns the new root
+ * with the position writes that make the store hold the new tree. Reads level by level, all
+ * paths of a level in one round trip; costs O(changes × depth) reads and hashes. Writes nothing.
+ */
+export async function updateTree(reader: TreeNodeReader, changes: readonly StateChange[]): Promise<TreeUpdate> {
+  if (changes.length === 0) {
+    const [root] = await reader.readNodes([String.fromCharCode(0)]);
+    return { root: root ? new Uint8Array(nodeHash(root)) : EMPTY_HASH, writes: [] };
+  }
+  const batch = new Batch(changes);
+  const top = batch.span(0, batch.keys.length, 0);
+  await readPaths(reader, batch, top);
+  return finish(batch, top);
+}
+
+/**
+ * An update whose keys are known before their values: its reads start at once and overlap the
+ * work that finds the values (a block's state transition reads the same accounts meanwhile).
+ * `finish` takes the values; given other keys, or removals, it does the whole update itself.
+ */
+export function prepareTreeUpdate(reader: TreeNodeReader, keys: readonly Uint8Array[]): { finish(changes: readonly StateChange[]): Promise<TreeUpdate> } {
+  let batch: Batch | undefined;
+  let top: Span | undefined;
+  try {
+    batch = new Batch(keys.map((key) => ({ key, account: { balance: 0n, nonce: 0n } })));
+    top = batch.span(0, batch.keys.length, 0);
+  } catch {
+    batch = undefined; // repeated keys: left to `finish`, which will refuse them
+  }
+  const read = batch && top && keys.length > 0 ? readPaths(reader, batch, top).then(() => true, () => false) : Promise.resolve(false);
+  return {
+    async finish(changes) {
+      const ready = await read;
+      if (!ready || !batch!.setAccounts(changes)) return updateTree(reader, changes);
+      return finish(batch!, top!);
+    },
+  };
+}
+
+function finish(batch: Batch, top: Span): TreeUpdate {
+  const root = compute(batch, top);
+  if (root.node === undefined) {
+    if (top.node !== undefined) batch.remove(top.id);
+  } else if (root.changed) {
+    batch.put(top.id, root.node);
+  }
+  return { root: new Uint8Array(root.hash), writes: batch.writes };
+}
+
+/**
+ * Phase 1: every node on the changed keys' paths, down to where each path ends (a leaf or an empty
+ * position), a level per round trip, or several where the reader says to read ahead. Where a span removes accounts and its sibling is untouched,
+ * the sibling is read too: if the span empties, a sibling leaf moves up (the collapse) and must be
+ * known to be a leaf.
+ */
+async function readPaths(reader: TreeNodeReader, batch: Batch, top: Span): Promise<void> {
+  const known = new Map<string, Uint8Array | undefined>();
+  let level: Span[] = [top];
+  let lifted: Span[] = [];
+  while (level.length > 0 || lifted.length > 0) {
+    const wanted = new Set<string>();
+    for (const s of lifted) if (!known.has(s.siblingId!)) wanted.add(s.siblingId!);
+    for (const s of level) {
+      if (known.has(s.id)) continue;
+      wanted.add(s.id);
+      const ahead = reader.readAhead?.(s.depth) ?? 0;
+      for (let d = s.depth + 1; d < s.depth + ahead; d++) for (let i = s.lo; i < s.hi; i++) wanted.add(positionId(batch.keys[i]!, d));
+    }
+    if (wanted.size > 0) {
+      const ids = [...wanted];
+      const found = await reader.readNodes(ids);
+      ids.forEach((id, i) => known.set(id, found[i]));
+    }
+    for (const s of lifted) s.sibling = known.get(s.siblingId!);
+    const next: Span[] = [];
+    lifted = [];
+    for (let i = 0; i < level.length; i++) {
+      const span = level[i]!;
+      const node = (span.node = known.get(span.id));
+      if (node === undefined || node[0] !== INNER_PREFIX) continue;
+      const { lo, hi, depth } = span;
+      const mid = batch.split(lo, hi, depth);
+      const left = lo < mid ? batch.span(lo, mid, depth + 1) : undefined;
+      const right = mid < hi ? batch.span(mid, hi, depth + 1) : undefined;
+      span.left = left;
+      span.right = right;
+      if (left) next.push(left);
+      if (right) next.push(right);
+      // One half untouched, the other removing accounts: read the untouched one too.
+      const lifts = left ? !right && batch.removes(lo, mid) && !zeroAt(node, 33) : batch.removes(mid, hi) && !zeroAt(node, 1);
+      if (lifts) {
+        span.siblingId = flippedId(batch.keys[lo]!, depth);
+        lifted.push(span);
+      }
+    }
+    level = next;
+  }
+}
+
+/** The position at `depth + 1` under `key`'s position at `depth`, on the side `key` does not take. */
+function flippedId(key: Uint8Array, depth: number): string {
+  const other = new Uint8Array(key); // a copy even of a Buffer, whose slice() is a view
+  other[depth >>> 3]! ^= 0x80 >>> (depth & 7);
+  return positionId(other, depth + 1);
+}
+
+/** Phase 2: the new subtree at a span's position, from the nodes phase 1 read. */
+function compute(batch: Batch, span: Span): Result {
+  const { lo, hi, depth } = span;
+  const existing = span.node;
+  if (existing === undefined) return build(batch, collect(batch, lo, hi), depth);
+  if (existing[0] !== INNER_PREFIX) {
+    // A leaf has nothing below it: the subtree is built again from it and the changes.
+    const key = leafKey(existing);
+    const entries = collect(batch, lo, hi);
+    let touched = false;
+    for (let i = lo; i < hi; i++) if (compareKeys(batch.keys[i]!, key) === 0) touched = true;
+    if (!touched) {
+      entries.push({ key, node: existing });
+      entries.sort((a, b) => compareKeys(a.key, b.key));
+    }
+    const result = build(batch, entries, depth);
+    return result.node !== undefined && sameBytes(result.node, existing) ? { ...result, changed: false } : result;
+  }
+  const leftSpan = span.left;
+  const rightSpan = span.right;
+  const left = leftSpan ? compute(batch, leftSpan) : untouched(existing, 0, span.sibling);
+  const right = rightSpan ? compute(batch, rightSpan) : untouched(existing, 1, span.sibling);
+  const otherId = leftSpan && rightSpan ? '' : flippedId(batch.keys[lo]!, depth);
+  return place(batch, left, right, leftSpan?.id ?? otherId, rightSpan?.id ?? otherId, !zeroAt(existing, 1), !zeroAt(existing, 33), existing);
+}
+
+function untouched(parent: Uint8Array, bit: number, node: Uint8Array | undefined): Result {
+  const offset = bit === 0 ? 1 : 33;
+  if (zeroAt(parent, offset)) return EMPTY;
+  const hash = parent.subarray(offset, offset + 32);
+  return node === undefined ? { node: undefined, hash, changed: false, unknown: true } : { node, hash, changed: false };
+}
+
+interface Entry {
+  readonly key: Uint8Array;
+  readonly node: Uint8Array;
+}
+
+/** The leaves the changes in [lo, hi) put (removals leave none). */
+function collect(batch: Batch, lo: number, hi: number): Entry[] {
+  const out: Entry[] = [];
+  for (let i = lo; i < hi; i++) {
+    const account = batch.accounts[i];
+    if (account !== undefined) out.push({ key: batch.keys[i]!, node: leafNode(batch.keys[i]!, account) });
+  }
+  return out;
+}
+
+/** A subtree from sorted leaves alone: no position below this one held a node before. */
+function build(batch: Batch, entries: readonly Entry[], depth: number): Result {
+  if (entries.length === 0) return EMPTY;
+  if (entries.length === 1) return { node: entries[0]!.node, hash: nodeHash(entries[0]!.node), changed: true };
+  let mid = 0;
+  while (mid < entries.length && bitAt(entries[mid]!.key, depth) === 0) mid++;
+  const left = build(batch, entries.slice(0, mid), depth + 1);
+  const right = build(batch, entries.slice(mid), depth + 1);
+  const any = new Uint8Array(entries[0]!.key); // never a view: the key may sit inside a stored node
+  any[depth >>> 3]! &= ~(0x80 >>> (depth & 7));
+  const leftId = positionId(any, depth + 1);
+  any[depth >>> 3]! |= 0x80 >>> (depth & 7);
+  const rightId = positionId(any, depth + 1);
+  return place(batch, left, right, leftId, rightId, false, false, undefined);
+}
+
+/**
+ * The node over two new halves, and the writes of the halves' positions: two empty halves make an
+ * empty subtree, a lone leaf moves up (its old position emptied), anything else is an inner node
+ * with its changed halves written below it.
+ */
+function place(
+  batch: Batch,
+  left: Result,
+  right: Result,
+  leftId: string,
+  rightId: string,
+  hadLeft: boolean,
+  hadRight: boolean,
+  existing: Uint8Array | undefined,
+): Result {
+  const leftEmpty = left.node === undefined && !left.unknown;
+  const rightEmpty = right.node === undefined && !right.unknown;
+  if (leftEmpty || rightEmpty) {
+    const other = leftEmpty ? right : left;
+    if (other.unknown) throw new Error('state tree: a collapse needs a node that was not read');
+    if (other.node === undefined || other.node[0] !== INNER_PREFIX) {
+      if (hadLeft) batch.remove(leftId);
+      if (hadRight) batch.remove(rightId);
+      return other.node === undefined ? EMPTY : { node: other.node, hash: other.hash, changed: true };
+    }
+  }
+  if (leftEmpty) {
+    if (hadLeft) batch.remove(leftId);
+  } else if (left.changed || !hadLeft) {
+    batch.put(leftId, left.node!);
+  }
+  if (rightEmpty) {
+    if (hadRight) batch.remove(rightId);
+  } else if (right.changed || !hadRight) {
+    batch.put(rightId, right.node!);
+  }
+  const node = innerNode(left.hash, right.hash);
+  if (existing !== undefined && sameBytes(node, existing)) return { node: existing, hash: nodeHash(existing), changed: false };
+  return { node, hash: nodeHash(node), changed: true };
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}

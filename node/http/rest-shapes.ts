@@ -1,0 +1,97 @@
+/**
+ * The JSON the REST API answers with, in Esplora's shapes where an account model allows (its
+ * field names, snake_case): a block, a transaction with its status, an address line. Amounts,
+ * fees and nonces are decimal strings of base units, as everywhere in Cairn's APIs.
+ */
+import { toHex } from '../../ledger/bytes.ts';
+import { encodeAddress } from '../../ledger/keys.ts';
+import type { Block } from '../../ledger/block.ts';
+import type { Transaction } from '../../ledger/transaction.ts';
+import { ROLE_COINBASE, ROLE_RECEIVED, ROLE_SENT, type AddressEntry } from '../../ledger/address-index.ts';
+import { medianTimePast, type BlockIndexEntry } from '../../consensus/block-index.ts';
+import { blockWork } from '../../consensus/pow.ts';
+
+export interface TxStatus {
+  confirmed: boolean;
+  block_height: number | null;
+  block_hash: string | null;
+  block_time: number | null;
+}
+
+export const UNCONFIRMED: TxStatus = { confirmed: false, block_height: null, block_hash: null, block_time: null };
+
+export function confirmedIn(block: Block): TxStatus {
+  return { confirmed: true, block_height: block.header.height, block_hash: toHex(block.header.hash), block_time: block.header.timestamp };
+}
+
+export function blockJson(block: Block, entry: BlockIndexEntry | undefined) {
+  const h = block.header;
+  return {
+    id: toHex(h.hash),
+    height: h.height,
+    version: h.version,
+    timestamp: h.timestamp,
+    mediantime: entry ? medianTimePast(entry) : null,
+    tx_count: block.txs.length,
+    size: block.bytes.length,
+    merkle_root: toHex(h.merkleRoot),
+    previousblockhash: h.height === 0 ? null : toHex(h.prevHash),
+    nonce: h.nonce.toString(),
+    target: h.target.toString(16).padStart(64, '0'),
+    /** Expected hashes to find a block at this target. */
+    difficulty: blockWork(h.target).toString(),
+    miner: h.height === 0 ? null : encodeAddress(block.coinbase.to),
+    reward: block.coinbase.amount.toString(),
+    fees: block.txs.reduce((s, tx) => s + tx.fee, 0n).toString(),
+  };
+}
+
+export function txJson(tx: Transaction, status: TxStatus) {
+  return {
+    txid: tx.idHex,
+    version: 1,
+    chain_id: tx.chainId,
+    from: encodeAddress(tx.from),
+    to: encodeAddress(tx.to),
+    amount: tx.amount.toString(),
+    fee: tx.fee.toString(),
+    nonce: tx.nonce.toString(),
+    size: tx.bytes.length,
+    status,
+  };
+}
+
+export type AddressTxKind = 'sent' | 'received' | 'self' | 'coinbase';
+
+export function kindOf(roles: number): AddressTxKind {
+  if (roles & ROLE_COINBASE) return 'coinbase';
+  if (roles & ROLE_SENT && roles & ROLE_RECEIVED) return 'self';
+  return roles & ROLE_SENT ? 'sent' : 'received';
+}
+
+/** The cursor of an address line: the next page starts after it. */
+export function cursorOf(e: Pick<AddressEntry, 'height' | 'position'>): string {
+  return `${e.height}-${e.position}`;
+}
+
+export function parseCursor(text: string): { height: number; position: number } | undefined {
+  const m = /^(\d{1,10})-(\d{1,10})$/.exec(text);
+  if (!m) return undefined;
+  const height = Number(m[1]);
+  const position = Number(m[2]);
+  return height <= 0xffffffff && position <= 0xffffffff ? { height, position } : undefined;
+}
+
+/** One line of an address's history: a transfer it sent or received, or a coinbase that paid it. */
+export function addressLine(address: string, kind: AddressTxKind, block: Block | undefined, tx: Transaction | undefined, cursor: string | null) {
+  return {
+    cursor,
+    kind,
+    txid: tx ? tx.idHex : null,
+    from: tx ? encodeAddress(tx.from) : null,
+    to: tx ? encodeAddress(tx.to) : address,
+    amount: (tx ? tx.amount : block!.coinbase.amount).toString(),
+    fee: tx ? tx.fee.toString() : '0',
+    status: block ? confirmedIn(block) : UNCONFIRMED,
+  };
+}

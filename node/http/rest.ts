@@ -1,0 +1,300 @@
+/**
+ * The REST API's routes (Esplora's paths where an account model allows), answered from a
+ * NodeView. Read-only but for `POST /tx`. Pure over the node: the HTTP server (server.ts) turns
+ * an answer into a response, and a RestError into a JSON error with a code.
+ */
+import { fromHex, toHex } from '../../ledger/bytes.ts';
+import { CairnError, DecodeError } from '../../ledger/errors.ts';
+import { decodeAddress, encodeAddress } from '../../ledger/keys.ts';
+import { decodeTransaction, type Transaction } from '../../ledger/transaction.ts';
+import type { Block } from '../../ledger/block.ts';
+import { blockCapacity, estimateFee } from '../chain-info.ts';
+import type { NodeView } from '../view.ts';
+import type { EventFeed } from './events.ts';
+import { addressLine, blockJson, confirmedIn, cursorOf, kindOf, parseCursor, txJson, UNCONFIRMED } from './rest-shapes.ts';
+import { blockWork } from '../../consensus/pow.ts';
+
+export type RestAnswer =
+  | { readonly json: unknown; readonly status?: number }
+  | { readonly text: string }
+  | { readonly bytes: Uint8Array };
+
+export class RestError extends Error {
+  readonly status: number;
+  readonly code: string;
+  constructor(status: number, code: string, message: string) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+/** Esplora's page sizes: ten blocks, 25 transactions of a block; an address page 25 (at most 100). */
+export const BLOCKS_PAGE = 10;
+export const BLOCK_TXS_PAGE = 25;
+export const ADDRESS_PAGE = 25;
+export const MAX_ADDRESS_PAGE = 100;
+/** Pending transactions of an address shown on its first page, at most (Esplora: 50). */
+const ADDRESS_MEMPOOL = 50;
+/** A chart over more blocks than this reads too much for one request. */
+export const MAX_CHART_BLOCKS = 1000;
+
+const notFound = (what: string) => new RestError(404, 'NOT_FOUND', what);
+const bad = (message: string) => new RestError(400, 'BAD_REQUEST', message);
+
+function hashParam(text: string, what: string): Uint8Array {
+  if (!/^[0-9a-f]{64}$/.test(text)) throw bad(`${what} must be 64 lower-case hex digits`);
+  return fromHex(text);
+}
+
+function heightParam(text: string): number {
+  if (!/^\d{1,10}$/.test(text) || Number(text) > 0xffffffff) throw bad('a height is a non-negative integer');
+  return Number(text);
+}
+
+function addressParam(text: string): Uint8Array {
+  try {
+    return decodeAddress(text);
+  } catch (err) {
+    throw bad(`not an address: ${(err as Error).message}`);
+  }
+}
+
+function intQuery(query: URLSearchParams, name: string, fallback: number, min: number, max: number): number {
+  const text = query.get(name);
+  if (text === null) return fallback;
+  if (!/^\d{1,7}$/.test(text) || Number(text) < min || Number(text) > max) throw bad(`"${name}" must be an integer from ${min} to ${max}`);
+  return Number(text);
+}
+
+async function blockByHash(node: NodeView, text: string): Promise<Block> {
+  const block = await node.db.getBlock(hashParam(text, 'a block hash'));
+  if (!block) throw notFound(`no block ${text}`);
+  return block;
+}
+
+/** A transaction with its block, pending or on the main chain. */
+async function findTx(node: NodeView, text: string): Promise<{ tx: Transaction; block?: Block }> {
+  const id = hashParam(text, 'a transaction id');
+  const pending = node.mempool.get(id);
+  if (pending) return { tx: pending.tx };
+  const location = await node.db.getTxLocation(id);
+  const block = location && (await node.db.getBlock(location.blockHash));
+  const tx = block?.txs[location!.index];
+  if (!block || !tx) throw notFound(`no transaction ${text} on the main chain or in the mempool`);
+  return { tx, block };
+}
+
+function indexOf(node: NodeView) {
+  const index = node.addressIndex;
+  if (!index) throw new RestError(501, 'INDEX_OFF', 'this node keeps no address index (it runs with --no-address-index)');
+  return index;
+}
+
+async function blocksFrom(node: NodeView, start: number) {
+  const out = [];
+  for (let h = Math.min(start, node.chain.tip.height); h >= 0 && out.length < BLOCKS_PAGE; h--) {
+    const entry = node.chain.mainAt(h);
+    const block = entry && (await node.db.getBlock(entry.hash));
+    if (!block) break;
+    out.push(blockJson(block, entry));
+  }
+  return out;
+}
+
+async function addressTxs(node: NodeView, addrText: string, cursorText: string | undefined, limit: number) {
+  const address = addressParam(addrText);
+  const index = indexOf(node);
+  const status = index.status();
+  if (status.state !== 'ready') {
+    throw new RestError(503, 'INDEX_BUILDING', `the address index is being built (${Math.floor(status.progress * 100)}% done); try again soon`);
+  }
+  const before = cursorText === undefined ? undefined : parseCursor(cursorText);
+  if (cursorText !== undefined && !before) throw bad('a cursor is HEIGHT-POSITION, as the last line of the previous page gives it');
+  const lines: unknown[] = [];
+  const text = encodeAddress(address);
+  if (!before) {
+    for (const { tx } of node.mempool.entries()) {
+      if (lines.length >= ADDRESS_MEMPOOL) break;
+      if (tx.fromKey === toHex(address) || tx.toKey === toHex(address)) {
+        lines.push(addressLine(text, tx.fromKey === tx.toKey ? 'self' : tx.fromKey === toHex(address) ? 'sent' : 'received', undefined, tx, null));
+      }
+    }
+  }
+  const blocks = new Map<number, Block | undefined>();
+  for (const e of await index.history(address, limit, before)) {
+    if (!blocks.has(e.height)) blocks.set(e.height, await node.db.getBlockAtHeight(e.height));
+    const block = blocks.get(e.height);
+    // A reorganisation between the index read and the block read: the next request sees it whole.
+    if (!block || (e.position > 0 && block.txs[e.position - 1]?.idHex !== toHex(e.id))) continue;
+    lines.push(addressLine(text, kindOf(e.roles), block, e.position > 0 ? block.txs[e.position - 1] : undefined, cursorOf(e)));
+  }
+  return lines;
+}
+
+/** Buckets of pending fees, highest first: [fee, bytes] as Esplora's [feerate, vsize] (every transfer has one size). */
+function feeHistogram(node: NodeView): [number, number][] {
+  const byFee = new Map<bigint, number>();
+  for (const { tx } of node.mempool.entries()) byFee.set(tx.fee, (byFee.get(tx.fee) ?? 0) + tx.bytes.length);
+  const sorted = [...byFee].sort((a, b) => (a[0] > b[0] ? -1 : a[0] < b[0] ? 1 : 0));
+  const buckets: [number, number][] = sorted.slice(0, 39).map(([fee, bytes]) => [Number(fee), bytes]);
+  // The cheapest fees share one last bucket, so the answer stays small however varied the fees.
+  const rest = sorted.slice(39);
+  if (rest.length > 0) buckets.push([Number(rest[0]![0]), rest.reduce((s, [, b]) => s + b, 0)]);
+  return buckets;
+}
+
+/** Esplora's /fee-estimates: for a confirmation within N blocks, the fee (base units) to pay. */
+async function feeEstimates(node: NodeView): Promise<Record<string, number>> {
+  const next = await estimateFee(node.chain, node.mempool);
+  const capacity = blockCapacity(node.chain);
+  const fees = [...node.mempool.entries()].map((e) => e.tx.fee).sort((a, b) => (a > b ? -1 : a < b ? 1 : 0));
+  const min = node.mempool.policy.minFee;
+  const out: Record<string, number> = { '1': Number(next.fee) };
+  for (const n of [2, 3, 6, 12, 24, 144]) {
+    const beat = capacity > 0 && fees.length >= n * capacity ? fees[n * capacity - 1]! + 1n : min;
+    out[String(n)] = Number(beat > min ? beat : min);
+  }
+  return out;
+}
+
+/**
+ * Answers one request, or undefined for a path that is not the API's. `body` is the request's
+ * text for POST.
+ */
+export async function answerRest(node: NodeView, feed: EventFeed, method: string, path: string, query: URLSearchParams, body: string | undefined): Promise<RestAnswer | undefined> {
+  const p = path.split('/').slice(1).map(decodeURIComponent);
+  if (method === 'POST') {
+    if (path !== '/tx') return undefined;
+    let tx: Transaction;
+    try {
+      tx = decodeTransaction(fromHex((body ?? '').trim()));
+    } catch (err) {
+      if (err instanceof DecodeError) throw bad(`not a transaction: ${err.message}`);
+      throw err;
+    }
+    try {
+      await node.submitTransaction(tx);
+    } catch (err) {
+      if (err instanceof CairnError) throw new RestError(400, err.code, err.message);
+      throw err;
+    }
+    return { text: tx.idHex };
+  }
+  if (method !== 'GET' && method !== 'HEAD') return undefined;
+  const tip = node.chain.tip;
+  switch (p[0]) {
+    case 'blocks':
+      if (p.length === 1) return { json: await blocksFrom(node, tip.height) };
+      if (p[1] === 'tip' && p[2] === 'height' && p.length === 3) return { text: String(tip.height) };
+      if (p[1] === 'tip' && p[2] === 'hash' && p.length === 3) return { text: tip.hashHex };
+      if (p.length === 2) return { json: await blocksFrom(node, heightParam(p[1]!)) };
+      return undefined;
+    case 'block': {
+      if (p.length < 2) return undefined;
+      const block = await blockByHash(node, p[1]!);
+      const entry = node.chain.getEntry(block.header.hash);
+      const main = entry !== undefined && node.chain.isMain(entry);
+      if (p.length === 2) return { json: { ...blockJson(block, entry), in_best_chain: main } };
+      if (p[2] === 'raw' && p.length === 3) return { bytes: block.bytes };
+      if (p[2] === 'status' && p.length === 3) {
+        const next = main ? node.chain.mainAt(block.header.height + 1) : undefined;
+        return { json: { in_best_chain: main, height: block.header.height, next_best: next ? next.hashHex : null } };
+      }
+      if (p[2] === 'txs' && p.length <= 4) {
+        const start = p[3] === undefined ? 0 : heightParam(p[3]);
+        if (start % BLOCK_TXS_PAGE !== 0) throw bad(`start must be a multiple of ${BLOCK_TXS_PAGE}`);
+        const status = main ? confirmedIn(block) : UNCONFIRMED;
+        return { json: block.txs.slice(start, start + BLOCK_TXS_PAGE).map((tx) => txJson(tx, status)) };
+      }
+      return undefined;
+    }
+    case 'block-height': {
+      if (p.length !== 2) return undefined;
+      const entry = node.chain.mainAt(heightParam(p[1]!));
+      if (!entry) throw notFound(`no main-chain block at height ${p[1]}`);
+      return { text: entry.hashHex };
+    }
+    case 'tx': {
+      if (p.length < 2 || p.length > 3) return undefined;
+      const { tx, block } = await findTx(node, p[1]!);
+      const status = block ? confirmedIn(block) : UNCONFIRMED;
+      if (p.length === 2) return { json: txJson(tx, status) };
+      if (p[2] === 'status') return { json: status };
+      if (p[2] === 'raw') return { bytes: tx.bytes };
+      return undefined;
+    }
+    case 'address': {
+      if (p.length < 2) return undefined;
+      if (p.length === 2) {
+        const address = addressParam(p[1]!);
+        const account = (await node.db.getAccount(address)) ?? { balance: 0n, nonce: 0n };
+        const key = toHex(address);
+        let pending = 0;
+        for (const { tx } of node.mempool.entries()) if (tx.fromKey === key || tx.toKey === key) pending++;
+        const index = node.addressIndex;
+        const counts = index && index.status().state === 'ready' ? await index.counts(address) : undefined;
+        return {
+          json: {
+            address: encodeAddress(address),
+            balance: account.balance.toString(),
+            nonce: account.nonce.toString(),
+            chain_stats: counts ? { tx_count: counts.entries - counts.coinbase, sent_count: counts.sent, received_count: counts.received, coinbase_count: counts.coinbase } : null,
+            mempool_stats: { tx_count: pending },
+            index: index ? index.status() : null,
+          },
+        };
+      }
+      if (p[2] !== 'txs') return undefined;
+      const limit = intQuery(query, 'limit', ADDRESS_PAGE, 1, MAX_ADDRESS_PAGE);
+      if (p.length === 3) return { json: await addressTxs(node, p[1]!, query.get('cursor') ?? undefined, limit) };
+      if (p.length === 5 && p[3] === 'chain') return { json: await addressTxs(node, p[1]!, p[4]!, limit) };
+      return undefined;
+    }
+    case 'mempool': {
+      if (p.length === 1) {
+        let fees = 0n;
+        for (const { tx } of node.mempool.entries()) fees += tx.fee;
+        return { json: { count: node.mempool.size, vsize: node.mempool.bytes, total_fee: Number(fees), fee_histogram: feeHistogram(node) } };
+      }
+      if (p[1] === 'recent' && p.length === 2) return { json: feed.recentTxs() };
+      return undefined;
+    }
+    case 'fee-estimates':
+      return p.length === 1 ? { json: await feeEstimates(node) } : undefined;
+    case 'node':
+      return p.length === 1 ? { json: nodeJson(node, feed) } : undefined;
+    case 'chart': {
+      if (p.length !== 1) return undefined;
+      const count = intQuery(query, 'count', 100, 2, MAX_CHART_BLOCKS);
+      const out = [];
+      for (let h = Math.max(0, tip.height - count + 1); h <= tip.height; h++) {
+        const e = node.chain.mainAt(h)!;
+        const prev = e.parent;
+        out.push({ height: h, timestamp: e.header.timestamp, interval: prev ? e.header.timestamp - prev.header.timestamp : null, difficulty: Number(blockWork(e.header.target)) });
+      }
+      return { json: out };
+    }
+    default:
+      return undefined;
+  }
+}
+
+/** What the explorer shows of the node itself: tip, peers, sync, the index. Cairn's own. */
+function nodeJson(node: NodeView, feed: EventFeed) {
+  const peerHeights = new Map([...node.sync.statuses].map(([peer, s]) => [peer, s.status.height]));
+  return {
+    network: node.params.name,
+    unit: node.params.unit,
+    decimals: node.params.decimals,
+    block_time: node.params.blockTime,
+    height: node.chain.tip.height,
+    tip: node.chain.tip.hashHex,
+    syncing: node.sync.syncing,
+    sync_target: node.sync.targetHeight,
+    mining: node.mining,
+    peers: node.transport.peers().map((id) => ({ id, address: node.transport.connectionInfo(id)?.remoteAddr ?? null, direction: node.transport.connectionInfo(id)?.direction ?? null, height: peerHeights.get(id) ?? null })),
+    address_index: node.addressIndex ? node.addressIndex.status() : null,
+    events: { run: feed.runId, latest: feed.latest, oldest: feed.oldest },
+  };
+}

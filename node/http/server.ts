@@ -1,0 +1,221 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { randomBytes } from 'node:crypto';
+import type { NodeView } from '../view.ts';
+import { toHex } from '../../ledger/bytes.ts';
+import { decodeAddress } from '../../ledger/keys.ts';
+import { EventFeed, type FeedEvent, type FeedEventType } from './events.ts';
+import { answerRest, RestError } from './rest.ts';
+import { StaticFiles } from './static.ts';
+
+export interface HttpOptions {
+  /** Default 127.0.0.1: the API is open to whoever reaches it, with no token. */
+  readonly host?: string;
+  readonly port?: number;
+  /** An origin (or `*`) allowed to call the API from a browser page; none by default. */
+  readonly cors?: string;
+  /** Requests a client (by remote address) may burst, and then make each second. */
+  readonly rateBurst?: number;
+  readonly ratePerSecond?: number;
+  /** Events kept for clients that reconnect (EventFeed). */
+  readonly eventHistory?: number;
+}
+
+/** Most request body a POST /tx takes: one transaction in hex is 334 characters. */
+const MAX_BODY = 16 * 1024;
+const MAX_STREAMS = 200;
+/** Addresses one event stream may follow. */
+export const MAX_TRACKED = 100;
+/** A stream whose client reads slower than this much backlog is cut; it resumes by its last id. */
+const MAX_STREAM_BACKLOG = 4 * 1024 * 1024;
+const KEEPALIVE_MS = 15_000;
+
+/**
+ * The node's read-only web face on its own port: the REST API (rest.ts), live events as
+ * Server-Sent Events (`/events`), and the explorer's page and assets (`/`, `/assets/…`). A real
+ * adapter: it keeps time for rate limits and keep-alives itself. Every error is JSON with a code.
+ */
+export class HttpServer {
+  private readonly node: NodeView;
+  private readonly options: HttpOptions;
+  readonly feed: EventFeed;
+  private readonly files = new StaticFiles();
+  private server: Server | undefined;
+  private readonly buckets = new Map<string, { tokens: number; at: number }>();
+  private readonly streams = new Set<ServerResponse>();
+  private keepalive: NodeJS.Timeout | undefined;
+  url = '';
+
+  constructor(node: NodeView, options: HttpOptions = {}) {
+    this.node = node;
+    this.options = options;
+    this.feed = new EventFeed(node, { runId: randomBytes(6).toString('hex'), capacity: options.eventHistory });
+  }
+
+  async start(): Promise<string> {
+    await this.files.load();
+    const server = createServer((req, res) => void this.handle(req, res));
+    server.headersTimeout = 10_000;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.options.port ?? 0, this.options.host ?? '127.0.0.1', () => resolve());
+    });
+    this.server = server;
+    const address = server.address();
+    const port = typeof address === 'object' && address ? address.port : this.options.port;
+    const host = this.options.host ?? '127.0.0.1';
+    this.url = `http://${host === '0.0.0.0' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host}:${port}/`;
+    this.keepalive = setInterval(() => {
+      for (const s of this.streams) s.write(': keep-alive\n\n');
+    }, KEEPALIVE_MS);
+    return this.url;
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.keepalive);
+    this.feed.close();
+    for (const s of this.streams) s.end();
+    if (!this.server) return;
+    const server = this.server;
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    server.closeAllConnections();
+    await closed;
+  }
+
+  /** A token bucket per client address: false when it is empty. */
+  private allow(req: IncomingMessage): boolean {
+    const burst = this.options.rateBurst ?? 200;
+    const rate = this.options.ratePerSecond ?? 50;
+    const key = req.socket.remoteAddress ?? '?';
+    const now = Date.now();
+    const b = this.buckets.get(key) ?? { tokens: burst, at: now };
+    b.tokens = Math.min(burst, b.tokens + ((now - b.at) / 1000) * rate);
+    b.at = now;
+    this.buckets.set(key, b);
+    if (this.buckets.size > 10_000) this.buckets.delete(this.buckets.keys().next().value!);
+    if (b.tokens < 1) return false;
+    b.tokens -= 1;
+    return true;
+  }
+
+  private headers(extra: Record<string, string | number>): Record<string, string | number> {
+    return this.options.cors ? { 'access-control-allow-origin': this.options.cors, vary: 'origin', ...extra } : extra;
+  }
+
+  private error(res: ServerResponse, status: number, code: string, message: string): void {
+    if (res.headersSent) return void res.end();
+    res.writeHead(status, this.headers({ 'content-type': 'application/json', 'cache-control': 'no-store' }));
+    res.end(JSON.stringify({ error: { code, message } }));
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    try {
+      const url = new URL(req.url ?? '/', 'http://localhost');
+      const method = req.method ?? 'GET';
+      if (method === 'OPTIONS') {
+        req.resume();
+        if (!this.options.cors) return this.error(res, 405, 'CORS_OFF', 'cross-origin requests are off (the node runs without --http-cors)');
+        res.writeHead(204, this.headers({ 'access-control-allow-methods': 'GET, POST', 'access-control-allow-headers': 'content-type, last-event-id', 'access-control-max-age': 600 }));
+        return void res.end();
+      }
+      if (!this.allow(req)) {
+        req.resume();
+        res.setHeader('retry-after', '1');
+        return this.error(res, 429, 'RATE_LIMITED', 'too many requests from this address; slow down');
+      }
+      if (method === 'GET' && url.pathname === '/events') return this.stream(req, res, url.searchParams);
+      if ((method === 'GET' || method === 'HEAD') && this.files.serve(url.pathname, req, res)) return;
+      const body = method === 'POST' ? await readBody(req) : (req.resume(), undefined);
+      if (body === null) return this.error(res, 413, 'TOO_LARGE', `a request body is at most ${MAX_BODY} bytes`);
+      const answer = await answerRest(this.node, this.feed, method, url.pathname, url.searchParams, body);
+      if (!answer) return this.error(res, 404, 'NOT_FOUND', `no such path: ${method} ${url.pathname} (the API follows Esplora's paths; see docs/REST.md)`);
+      await this.node.db.flushed();
+      const h = { 'cache-control': 'no-store' };
+      if ('json' in answer) {
+        res.writeHead(answer.status ?? 200, this.headers({ ...h, 'content-type': 'application/json' }));
+        res.end(JSON.stringify(answer.json));
+      } else if ('text' in answer) {
+        res.writeHead(200, this.headers({ ...h, 'content-type': 'text/plain; charset=utf-8' }));
+        res.end(answer.text);
+      } else {
+        res.writeHead(200, this.headers({ ...h, 'content-type': 'application/octet-stream' }));
+        res.end(answer.bytes);
+      }
+    } catch (err) {
+      if (err instanceof RestError) return this.error(res, err.status, err.code, err.message);
+      this.error(res, 500, 'INTERNAL', (err as Error).message);
+    }
+  }
+
+  /**
+   * `/events`: Server-Sent Events. `types=block,reorg,tx,address` picks kinds (default all but
+   * address, which `address=` parameters turn on); `Last-Event-ID` (or `since=`) resumes.
+   */
+  private stream(req: IncomingMessage, res: ServerResponse, query: URLSearchParams): void {
+    const given = new Set(query.getAll('address'));
+    if (given.size > MAX_TRACKED) return this.error(res, 400, 'BAD_REQUEST', `follow at most ${MAX_TRACKED} addresses a stream`);
+    // Each followed address by its hex, as events list them, with its text for the client.
+    const tracked = new Map<string, string>();
+    for (const text of given) {
+      try {
+        tracked.set(toHex(decodeAddress(text)), text);
+      } catch (err) {
+        return this.error(res, 400, 'BAD_REQUEST', `not an address: ${text} (${(err as Error).message})`);
+      }
+    }
+    const typeList = query.get('types')?.split(',') ?? ['block', 'reorg', 'tx', ...(tracked.size > 0 ? ['address'] : [])];
+    const unknown = typeList.filter((t) => !['block', 'reorg', 'tx', 'address'].includes(t));
+    if (unknown.length > 0) return this.error(res, 400, 'BAD_REQUEST', `unknown event types: ${unknown.join(', ')} (block, reorg, tx, address)`);
+    if (this.streams.size >= MAX_STREAMS) return this.error(res, 503, 'BUSY', 'too many event streams open');
+    const types = new Set(typeList);
+    res.writeHead(200, this.headers({ 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' }));
+    const send = (event: FeedEvent) => {
+      const id = this.feed.idOf(event.seq);
+      let out = '';
+      if (types.has(event.type)) out += `id: ${id}\nevent: ${event.type}\ndata: ${JSON.stringify({ seq: event.seq, ...event.data() })}\n\n`;
+      if (types.has('address')) {
+        for (const [hex, address] of tracked) {
+          if (event.addresses.has(hex)) out += `id: ${id}\nevent: address\ndata: ${JSON.stringify({ seq: event.seq, address, cause: event.type, ...event.data() })}\n\n`;
+        }
+      }
+      if (out === '') return;
+      res.write(out);
+      // A client that does not read is cut rather than buffered without end; its id resumes it.
+      if (res.writableLength > MAX_STREAM_BACKLOG) res.destroy();
+    };
+    const lastId = (req.headers['last-event-id'] as string | undefined) ?? query.get('since') ?? undefined;
+    res.write(`retry: 2000\n: cairn events, run ${this.feed.runId}, latest ${this.feed.latest}\n\n`);
+    if (lastId !== undefined) {
+      const resumed = this.feed.resume(lastId);
+      if ('resync' in resumed) {
+        const hint = resumed.resync === 'too-old' ? `events before ${resumed.oldest} are no longer kept` : resumed.resync === 'restarted' ? 'the node restarted since that id' : 'no such event id';
+        res.write(`id: ${this.feed.idOf(this.feed.latest)}\nevent: resync\ndata: ${JSON.stringify({ reason: resumed.resync, message: `${hint}: fetch the state afresh`, ...resumed })}\n\n`);
+      } else {
+        for (const e of resumed.events) send(e);
+      }
+    }
+    const unsubscribe = this.feed.subscribe(send);
+    this.streams.add(res);
+    const done = () => {
+      unsubscribe();
+      this.streams.delete(res);
+    };
+    res.on('close', done);
+    req.on('error', done);
+  }
+}
+
+/** The body as text; null when it is over MAX_BODY. */
+function readBody(req: IncomingMessage): Promise<string | null> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= MAX_BODY) chunks.push(chunk);
+    });
+    req.on('end', () => resolve(size > MAX_BODY ? null : Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
+
+export type { FeedEventType };

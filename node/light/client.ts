@@ -1,0 +1,385 @@
+import { EventEmitter } from 'node:events';
+import { join } from 'node:path';
+import { bytesEqual, toHex } from '../../ledger/bytes.ts';
+import { CairnError, DecodeError, ProofError } from '../../ledger/errors.ts';
+import { HEADER_BYTES, type BlockHeader } from '../../ledger/block.ts';
+import { genesisBlock, type ChainParams } from '../../ledger/genesis.ts';
+import type { Account } from '../../ledger/state.ts';
+import { verifyAccountProof } from '../../ledger/smt-proof.ts';
+import { HeaderChainCheck } from '../../consensus/headers.ts';
+import { secondsOf, sleep, type Env, type Timer } from '../env.ts';
+import { PeerBook } from '../peer-book.ts';
+import { PeerManager } from '../peers.ts';
+import { networkNames, type NetworkNames } from '../protocols.ts';
+import { TransportError, type ConnectionGate, type RequestLimits, type Transport } from '../transport.ts';
+import { MAX_HEADERS_PER_RESPONSE, decodeHeaders, decodeStatus, encodeGetHeaders, encodeStatus, type Status } from '../wire.ts';
+import { LightHeaders, RECENT_HEADERS } from './headers.ts';
+import { MAX_PROOFS_ANSWER_BYTES } from './serve.ts';
+import { MAX_RANGE_HEADERS, decodeProofs, encodeGetHeaderRange, encodeGetProofs } from './wire.ts';
+
+const STATUS_TIMEOUT_MS = 5_000;
+const HEADERS_TIMEOUT_MS = 10_000;
+const PROOFS_TIMEOUT_MS = 10_000;
+/** Lying about the chain, or a proof that does not hold: a ban. */
+const LIE = 100;
+/** "Unknown block" for the very tip it announced: a reorganisation in between is possible, not every time. */
+const WITHHELD = 25;
+/** Peers asked at once for a proof. */
+const MAX_PROVERS = 8;
+/** Headers of a competing branch held while its work is weighed against ours. */
+const MAX_BRANCH = 4 * RECENT_HEADERS;
+/** Busy answers in a row from one peer before the client leaves it for this round (or this question). */
+const MAX_BUSY_IN_A_ROW = 5;
+
+export interface LightClientParts {
+  readonly params: ChainParams;
+  readonly env: Env;
+  /** Where the header hashes are kept (a file, `headers`). */
+  readonly datadir: string;
+  readonly createTransport: (gate: ConnectionGate, names: NetworkNames) => Promise<Transport>;
+  readonly bootstrap: readonly string[];
+  readonly banSeconds?: number;
+  readonly statusIntervalMs?: number;
+}
+
+export interface LightClientEvents {
+  log: [level: 'info' | 'warn' | 'debug', message: string, fields?: Record<string, unknown>];
+  /** The header chain moved: a new tip (height). */
+  tip: [height: number];
+}
+
+/** An account, proven by a peer's proof against the state root of a header this client holds. */
+export interface ProvenAccount {
+  readonly address: Uint8Array;
+  readonly account: Account | undefined;
+  readonly height: number;
+  readonly blockHash: Uint8Array;
+  readonly peer: string;
+}
+
+class PeerFault extends Error {
+  readonly score: number;
+  constructor(message: string, score = LIE) {
+    super(message);
+    this.score = score;
+  }
+}
+
+/**
+ * A light client: headers only, trusting no node. It follows the most-work header chain its
+ * peers show it, every header checked as a full node's sync checks them, and learns accounts by
+ * asking peers for proofs against the state root of a header it holds, checking each proof itself.
+ * A peer that lies — headers that do not check or do not add up to the work it claimed, a proof
+ * that does not hold (forged, or made against another block's state) — is banned.
+ */
+export class LightClient extends EventEmitter<LightClientEvents> {
+  readonly params: ChainParams;
+  readonly genesis: BlockHeader;
+  private readonly parts: LightClientParts;
+  private readonly env: Env;
+  private readonly clock: () => number;
+  readonly names: NetworkNames;
+  readonly peers: PeerManager;
+  headers!: LightHeaders;
+  transport!: Transport;
+  private book!: PeerBook;
+  readonly statuses = new Map<string, Status>();
+  /** Why each banned peer was banned, for status. */
+  readonly bans = new Map<string, string>();
+  private readonly timers: Timer[] = [];
+  private syncing: Promise<void> | undefined;
+  private again = false;
+  private stopped = false;
+
+  constructor(parts: LightClientParts) {
+    super();
+    this.parts = parts;
+    this.params = parts.params;
+    this.env = parts.env;
+    this.clock = secondsOf(parts.env);
+    this.genesis = genesisBlock(parts.params).header;
+    this.names = networkNames(this.genesis.hash);
+    this.peers = new PeerManager(this.clock, parts.banSeconds);
+  }
+
+  async start(): Promise<void> {
+    this.headers = new LightHeaders(join(this.parts.datadir, 'headers'), this.genesis);
+    this.transport = await this.parts.createTransport({ denied: (peer) => this.peers.isBanned(peer), deniedDial: (addr) => this.peers.addressBanned(addr) }, this.names);
+    this.book = new PeerBook(this.env, this.transport, this.peers);
+    // Full nodes ask every peer its status; a light client answers truthfully, as a chain of headers.
+    await this.transport.handle(this.names.status, async () => encodeStatus(this.status()), {
+      timeoutMs: STATUS_TIMEOUT_MS,
+      maxBytes: 1024,
+      onBadRequest: (peer, err) => this.peers.badRequest(peer, err),
+    });
+    this.peers.on('ban', (peer, reason) => {
+      this.bans.set(peer, reason);
+      this.statuses.delete(peer);
+      this.emit('log', 'warn', `banned peer ${peer}: ${reason}`);
+      void this.transport.hangUp(peer);
+    });
+    this.transport.on('peer:ready', (peer, addrs) => {
+      this.book.connected(peer, addrs);
+      void this.handshake(peer);
+    });
+    this.transport.on('peer:disconnect', (peer) => this.statuses.delete(peer));
+    this.transport.on('peer:misbehaved', (peer, score, reason) => void this.peers.penalize(peer, score, reason));
+    for (const addr of this.parts.bootstrap) this.book.remember(addr, 'bootstrap');
+    this.timers.push(this.env.setInterval(() => this.stopped || this.book.redial(), 1_000));
+    this.timers.push(this.env.setInterval(() => this.transport.peers().forEach((p) => void this.handshake(p)), this.parts.statusIntervalMs ?? 5_000));
+    this.book.redial();
+    this.emit('log', 'info', 'light client started', { peerId: this.transport.peerId, network: this.params.name });
+  }
+
+  /** Our chain, as the status message says it. */
+  status(): Status {
+    const tip = this.headers.tip;
+    return { genesis: this.genesis.hash, height: tip.header.height, tipHash: tip.header.hash, totalWork: tip.totalWork };
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    for (const t of this.timers) this.env.clearInterval(t);
+    await this.transport?.stop();
+    await this.syncing?.catch(() => {});
+    this.headers?.close();
+  }
+
+  private async handshake(peer: string): Promise<void> {
+    let status: Status;
+    try {
+      status = decodeStatus(await this.transport.request(peer, this.names.status, new Uint8Array(0), { timeoutMs: STATUS_TIMEOUT_MS, maxBytes: 1024 }));
+    } catch (err) {
+      if (err instanceof TransportError && err.code === 'TRANSPORT_UNSUPPORTED') this.peers.ban(peer, 'not a Cairn node of this network');
+      else if (err instanceof CairnError && err.banScore > 0) this.peers.penalize(peer, err.banScore, `status: ${err.message}`);
+      return;
+    }
+    if (!bytesEqual(status.genesis, this.genesis.hash)) {
+      this.peers.ban(peer, 'another network (its genesis differs)');
+      return;
+    }
+    this.statuses.set(peer, status);
+    if (status.totalWork > this.headers.tip.totalWork) void this.requestSync();
+  }
+
+  /**
+   * A request that waits out busy answers (docs/PROTOCOL.md, "Busy"): no fault of the peer's; the
+   * client waits as long as it was told and asks again, a few times, then gives up on it (the
+   * caller moves on to another peer).
+   */
+  private async request(peer: string, protocol: string, message: Uint8Array, limits: RequestLimits): Promise<Uint8Array> {
+    for (let busy = 0; ; busy++) {
+      try {
+        return await this.transport.request(peer, protocol, message, limits);
+      } catch (err) {
+        if (!(err instanceof TransportError && err.code === 'TRANSPORT_BUSY') || busy >= MAX_BUSY_IN_A_ROW || this.stopped) throw err;
+        await sleep(this.env, err.retryAfterMs);
+      }
+    }
+  }
+
+  /** Follows every peer that claims more work than our chain, one at a time. Resolves when caught up. */
+  requestSync(): Promise<void> {
+    if (this.syncing) {
+      this.again = true;
+      return this.syncing;
+    }
+    this.syncing = (async () => {
+      try {
+        do {
+          this.again = false;
+          await this.round(); // always a turn later, so `syncing` is set before this ends
+        } while (this.again && !this.stopped);
+      } finally {
+        this.syncing = undefined;
+      }
+    })();
+    return this.syncing;
+  }
+
+  private async round(): Promise<void> {
+    const ahead = [...this.statuses].filter(([p, s]) => s.totalWork > this.headers.tip.totalWork && !this.peers.isBanned(p));
+    ahead.sort(([, a], [, b]) => (b.totalWork > a.totalWork ? 1 : b.totalWork < a.totalWork ? -1 : 0));
+    for (const [peer, status] of ahead) {
+      if (this.stopped || status.totalWork <= this.headers.tip.totalWork) continue;
+      try {
+        await this.syncFrom(peer, status);
+      } catch (err) {
+        this.blame(peer, err);
+      }
+    }
+  }
+
+  private blame(peer: string, err: unknown): void {
+    if (err instanceof PeerFault) this.peers.penalize(peer, err.score, err.message);
+    else if (err instanceof CairnError && err.banScore > 0 && !(err instanceof TransportError)) this.peers.penalize(peer, err.banScore, `headers: ${err.message}`);
+    else this.emit('log', 'debug', `sync from ${peer} stopped: ${(err as Error).message}`);
+    this.statuses.delete(peer);
+  }
+
+  /**
+   * Catches up with `peer`: by height while its chain extends ours (getHeaderRange), else from
+   * where its chain leaves ours (getHeaders and a locator). Every header is checked against the
+   * one before it; the peer must show the work its status claimed.
+   */
+  private async syncFrom(peer: string, claimed: Status): Promise<void> {
+    const before = this.headers.height;
+    const work = (await this.extendByRange(peer)) ?? (await this.followBranch(peer));
+    if (work === undefined) return;
+    if (work < claimed.totalWork) throw new PeerFault('its headers do not add up to the work its status claimed (withheld)');
+    if (this.headers.height !== before) {
+      this.emit('tip', this.headers.height);
+      this.emit('log', 'info', 'headers', { height: this.headers.height, tip: toHex(this.headers.tip.header.hash) });
+    }
+  }
+
+  /**
+   * Headers by height after our tip, kept as they are checked: the usual case, a peer further
+   * along our own chain. The total work then shown; undefined if the peer's next header does not
+   * follow our tip (its chain forks from ours).
+   */
+  private async extendByRange(peer: string): Promise<bigint | undefined> {
+    let check: HeaderChainCheck | undefined;
+    for (;;) {
+      const tip = this.headers.tip;
+      const bytes = await this.request(peer, this.names.headerRange, encodeGetHeaderRange(tip.header.height + 1, MAX_RANGE_HEADERS), {
+        timeoutMs: HEADERS_TIMEOUT_MS,
+        maxBytes: 16 + MAX_RANGE_HEADERS * HEADER_BYTES,
+      });
+      const headers = decodeHeaders(bytes);
+      if (headers.length === 0) return check?.totalWork ?? tip.totalWork;
+      if (!bytesEqual(headers[0]!.prevHash, tip.header.hash)) return undefined;
+      check ??= new HeaderChainCheck(this.params, this.headers.startAt(tip.header.height)!, this.clock(), { keepHeaders: false });
+      const works: bigint[] = [];
+      for (const h of headers) {
+        check.extend([h]); // throws a ConsensusError with its ban score at the first bad header
+        works.push(check.totalWork);
+      }
+      this.headers.append(headers, works);
+      if (headers.length < MAX_RANGE_HEADERS) return check.totalWork;
+    }
+  }
+
+  /**
+   * Headers after our locator: a branch that forks below our tip is held until its work exceeds
+   * ours, and only then replaces our headers above the fork. The work shown; undefined if the
+   * branch cannot be followed (it forks too far back, or runs too long without more work).
+   */
+  private async followBranch(peer: string): Promise<bigint | undefined> {
+    let check: HeaderChainCheck | undefined;
+    let fork = -1;
+    let branch: { header: BlockHeader; work: bigint }[] = [];
+    let adopted = false;
+    for (;;) {
+      const { hashes, heights } = this.headers.locator();
+      const locator = branch.length > 0 ? [branch.at(-1)!.header.hash, ...hashes] : hashes;
+      const bytes = await this.request(peer, this.names.headers, encodeGetHeaders({ locator, max: MAX_HEADERS_PER_RESPONSE }), {
+        timeoutMs: HEADERS_TIMEOUT_MS,
+        maxBytes: 16 + MAX_HEADERS_PER_RESPONSE * HEADER_BYTES,
+      });
+      const headers = decodeHeaders(bytes);
+      if (headers.length === 0) break;
+      if (!check) {
+        const from = heights.get(toHex(headers[0]!.prevHash));
+        if (from === undefined) throw new PeerFault('headers that do not start from a block of our chain');
+        const start = this.headers.startAt(from);
+        if (!start) {
+          this.emit('log', 'warn', `peer ${peer} has a chain that forks from ours more than ${RECENT_HEADERS} headers back; not following it`);
+          return undefined;
+        }
+        check = new HeaderChainCheck(this.params, start, this.clock(), { keepHeaders: false });
+        fork = from;
+      }
+      const works: bigint[] = [];
+      for (const h of headers) {
+        check.extend([h]);
+        works.push(check.totalWork);
+      }
+      if (adopted || fork === this.headers.height) {
+        this.headers.append(headers, works);
+        adopted = true;
+      } else {
+        branch.push(...headers.map((header, i) => ({ header, work: works[i]! })));
+        if (check.totalWork > this.headers.tip.totalWork) {
+          this.headers.truncate(fork);
+          this.headers.append(branch.map((b) => b.header), branch.map((b) => b.work));
+          branch = [];
+          adopted = true;
+        } else if (branch.length > MAX_BRANCH) {
+          this.emit('log', 'warn', `peer ${peer}'s branch is ${branch.length} headers long without more work than ours; not following it`);
+          return undefined;
+        }
+      }
+      if (headers.length < MAX_HEADERS_PER_RESPONSE) break;
+    }
+    return check?.totalWork ?? this.headers.tip.totalWork;
+  }
+
+  /**
+   * The account at `address` in the state of our tip, proven: every peer that has our tip (at most
+   * MAX_PROVERS) is asked at once, each proof is checked against our tip's state root, a peer whose
+   * proof does not hold is banned, and the answer is the first that holds. Asking them all costs a
+   * few small requests and finds a liar at the first question it lies to; any one honest peer is
+   * enough for the answer.
+   */
+  async getAccount(address: Uint8Array): Promise<ProvenAccount> {
+    // Our tip first, as fresh as our peers can make it: a full node proves only near its own tip.
+    await Promise.all(this.transport.peers().map((peer) => this.handshake(peer)));
+    await this.requestSync();
+    const tip = this.headers.tip.header;
+    const candidates = [...this.statuses]
+      .filter(([peer, s]) => !this.peers.isBanned(peer) && s.totalWork >= this.headers.tip.totalWork)
+      .map(([peer, s]) => ({ peer, announcedOurTip: bytesEqual(s.tipHash, tip.hash) }))
+      .sort((a, b) => Number(b.announcedOurTip) - Number(a.announcedOurTip) || (a.peer < b.peer ? -1 : 1))
+      .slice(0, MAX_PROVERS);
+    const answers = await Promise.all(candidates.map((c) => this.proofFrom(c.peer, c.announcedOurTip, tip, address)));
+    const proven = answers.find((a): a is { account: Account | undefined } => typeof a !== 'string');
+    if (proven) {
+      const peer = candidates[answers.indexOf(proven)]!.peer;
+      return { address, account: proven.account, height: tip.height, blockHash: tip.hash, peer };
+    }
+    const why = answers.map((a, i) => `${candidates[i]!.peer}: ${a as string}`);
+    throw new CairnError('LIGHT_NO_PROOF', candidates.length === 0 ? `no peer has our tip (height ${tip.height}) yet` : `no peer served a proof that holds at height ${tip.height} (${why.join('; ')})`);
+  }
+
+  /** One peer's proof, checked; or why there is none (and the peer punished where it lied). */
+  private async proofFrom(peer: string, announcedOurTip: boolean, tip: BlockHeader, address: Uint8Array): Promise<{ account: Account | undefined } | string> {
+    try {
+      const bytes = await this.request(peer, this.names.proofs, encodeGetProofs(tip.hash, [address]), { timeoutMs: PROOFS_TIMEOUT_MS, maxBytes: MAX_PROOFS_ANSWER_BYTES });
+      const answer = decodeProofs(bytes, 1);
+      if (answer.kind !== 'proofs') {
+        if (answer.kind === 'unknown-block' && announcedOurTip) this.peers.penalize(peer, WITHHELD, 'said it does not have the tip it announced');
+        return answer.kind;
+      }
+      return { account: verifyAccountProof(tip.stateRoot, address, answer.proofs[0]!) };
+    } catch (err) {
+      if (err instanceof ProofError || err instanceof DecodeError) {
+        this.peers.penalize(peer, LIE, `served a proof that does not hold against the state root of block ${tip.height}: ${err.message}`);
+        return 'a proof that does not hold';
+      }
+      return (err as Error).message;
+    }
+  }
+
+  /** What `cairn light`'s status shows. */
+  summary() {
+    const tip = this.headers.tip;
+    return {
+      network: this.params.name,
+      unit: this.params.unit,
+      decimals: this.params.decimals,
+      genesis: toHex(this.genesis.hash),
+      height: tip.header.height,
+      head: toHex(tip.header.hash),
+      totalWork: tip.totalWork.toString(),
+      peers: this.transport.peers().length,
+      peerId: this.transport.peerId,
+      listen: this.transport.listenAddresses(),
+      banned: [...this.bans].map(([peer, reason]) => ({ peer, reason })),
+      headerMemoryBytes: this.headers.memoryBytes,
+      syncing: this.syncing !== undefined,
+    };
+  }
+}
+

@@ -1,0 +1,80 @@
+import { encodeAddress } from '../../ledger/keys.ts';
+import { decodeAddress } from '../../ledger/keys.ts';
+import { toHex } from '../../ledger/bytes.ts';
+import { RPC_ERRORS } from '../rpc-types.ts';
+import { RpcError } from '../rpc-methods.ts';
+import type { RpcHandlers } from '../rpc.ts';
+import type { LightClient } from './client.ts';
+
+/** A light client's JSON-RPC API (`cairn light`, read by `cairn account --light`). */
+export interface LightStatusResult {
+  network: string;
+  /** The network's coin (genesis.json). */
+  unit: string;
+  decimals: number;
+  genesis: string;
+  height: number;
+  head: string;
+  totalWork: string;
+  peers: number;
+  peerId: string;
+  listen: string[];
+  /** Peers this client banned, and why (a forged proof, headers that do not check, …). */
+  banned: { peer: string; reason: string }[];
+  /** Memory the kept headers take (the rest are hashes in a file). */
+  headerMemoryBytes: number;
+  syncing: boolean;
+}
+
+export interface LightAccountResult {
+  address: string;
+  balance: string;
+  nonce: string;
+  /** False: the proof shows the address has no account (balance 0). */
+  exists: boolean;
+  /** The header whose state root the proof was checked against. */
+  block: { height: number; hash: string };
+  /** The peer whose proof held. */
+  provenBy: string;
+}
+
+export interface LightRpcMethods {
+  status: { params: Record<string, never>; result: LightStatusResult };
+  /** The account at `address` in the state of the light client's tip, proven by a peer and checked here. */
+  getAccount: { params: { address: string }; result: LightAccountResult };
+  stop: { params: Record<string, never>; result: { stopping: true } };
+}
+
+/** What the handlers see: the client, and how to ask for a stop. */
+export interface LightContext {
+  readonly client: LightClient;
+  requestStop(): void;
+}
+
+export const lightRpcHandlers: RpcHandlers<LightContext> = {
+  async status({ client }) {
+    return client.summary() satisfies LightStatusResult;
+  },
+  async getAccount({ client }, params) {
+    if (typeof params.address !== 'string') throw new RpcError(RPC_ERRORS.INVALID_PARAMS, '"address" must be an address string');
+    let address: Uint8Array;
+    try {
+      address = decodeAddress(params.address);
+    } catch (err) {
+      throw new RpcError(RPC_ERRORS.INVALID_PARAMS, (err as Error).message);
+    }
+    const p = await client.getAccount(address);
+    return {
+      address: encodeAddress(address),
+      balance: (p.account?.balance ?? 0n).toString(),
+      nonce: (p.account?.nonce ?? 0n).toString(),
+      exists: p.account !== undefined,
+      block: { height: p.height, hash: toHex(p.blockHash) },
+      provenBy: p.peer,
+    } satisfies LightAccountResult;
+  },
+  async stop(context) {
+    context.requestStop();
+    return { stopping: true };
+  },
+};

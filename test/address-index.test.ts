@@ -1,0 +1,189 @@
+/**
+ * ledger/address-index.ts: an address's history newest first and by cursor, with its roles; the
+ * index rolled back exactly by a reorganisation (it always equals the index of the main chain
+ * computed afresh); the background backfill of a datadir that had no index, resumed after a kill
+ * in the middle of a step; and an index turned off and on again rebuilt without stale entries.
+ */
+import assert from 'node:assert/strict';
+import { toHex } from '../ledger/bytes.ts';
+import { ChainDB } from '../ledger/chaindb.ts';
+import { MemoryDisk } from '../ledger/kv-memory.ts';
+import { layout } from '../ledger/layout.ts';
+import { AddressIndex, ROLE_COINBASE, ROLE_RECEIVED, ROLE_SENT, addressIndexPuts, addressIndexer } from '../ledger/address-index.ts';
+import type { Block } from '../ledger/block.ts';
+import { Chain } from '../consensus/chain.ts';
+import { FUNDED_KEYS, testKey, testParams, transfer } from './helpers/fixtures.ts';
+import { asParent, mineChain, mineChild } from './helpers/mining.ts';
+
+const params = testParams();
+const now = () => params.timestamp + 10_000_000;
+const [alice, bob] = FUNDED_KEYS as [(typeof FUNDED_KEYS)[0], (typeof FUNDED_KEYS)[0]];
+const carol = testKey(30).address;
+const minerA = testKey(10).address;
+const minerB = testKey(11).address;
+
+async function open(disk: MemoryDisk, indexed: boolean): Promise<{ db: ChainDB; chain: Chain; index?: AddressIndex }> {
+  const db = await ChainDB.open(disk.open(), params, indexed ? { indexers: [addressIndexer] } : {});
+  const index = indexed ? await AddressIndex.open(db) : (await AddressIndex.turnOff(db), undefined);
+  const chain = await Chain.open(db, { clock: now });
+  return { db, chain, index };
+}
+
+/** Every X record in the store, as hex key → hex value. */
+async function stored(db: ChainDB): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  for await (const [k, v] of db.records(layout.range('X'))) out.set(toHex(k), toHex(v));
+  return out;
+}
+
+/** The index the main chain should have, computed from its blocks. */
+async function expected(db: ChainDB, chain: Chain): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  for (let h = 1; h <= chain.tip.height; h++) {
+    for (const op of addressIndexPuts((await db.getBlockAtHeight(h))!)) if (op.type === 'put') out.set(toHex(op.key), toHex(op.value));
+  }
+  return out;
+}
+
+describe('address index', () => {
+  it('lists an address newest first with its roles, pages by cursor, and counts', async () => {
+    const { db, chain, index } = await open(new MemoryDisk(), true);
+    const g = asParent(db.genesis);
+    const b1 = mineChild(params, g, [transfer(alice, bob.address, 5n, 0n)], { miner: alice.address });
+    const b2 = mineChild(params, asParent(b1), [transfer(bob, alice.address, 2n, 0n), transfer(alice, alice.address, 1n, 1n)], { miner: minerA });
+    for (const b of [b1, b2]) assert.equal(await chain.processBlock(b), 'connected');
+    const history = await index!.history(alice.address, 10);
+    assert.deepEqual(
+      history.map((e) => [e.height, e.position, e.roles, toHex(e.id)]),
+      [
+        [2, 2, ROLE_SENT | ROLE_RECEIVED, toHex(b2.txs[1]!.id)],
+        [2, 1, ROLE_RECEIVED, toHex(b2.txs[0]!.id)],
+        [1, 1, ROLE_SENT, toHex(b1.txs[0]!.id)],
+        [1, 0, ROLE_COINBASE, toHex(b1.header.hash)],
+      ],
+    );
+    const page1 = await index!.history(alice.address, 2);
+    const page2 = await index!.history(alice.address, 2, page1[1]);
+    assert.deepEqual([...page1, ...page2], history, 'two pages of two are the list of four');
+    assert.deepEqual(await index!.history(alice.address, 2, page2[1]), []);
+    assert.deepEqual(await index!.counts(alice.address), { entries: 4, sent: 2, received: 2, coinbase: 1 });
+    assert.deepEqual(await index!.history(carol, 10), []);
+    assert.deepEqual(index!.status(), { state: 'ready', next: 1, end: 1, progress: 1 });
+    await db.close();
+  });
+
+  it('rolls back exactly with a reorganisation, in the units of the blocks themselves', async () => {
+    const { db, chain } = await open(new MemoryDisk(), true);
+    const g = asParent(db.genesis);
+    const a1 = mineChild(params, g, [transfer(alice, carol, 5n, 0n)], { miner: minerA });
+    const a2 = mineChild(params, asParent(a1), [transfer(bob, carol, 7n, 0n)], { miner: minerA });
+    for (const b of [a1, a2]) await chain.processBlock(b);
+    const before = await stored(db);
+    assert.deepEqual(before, await expected(db, chain));
+    // A heavier branch from genesis where carol is never paid.
+    const branch = [mineChild(params, g, [transfer(alice, bob.address, 3n, 0n)], { miner: minerB })];
+    branch.push(...mineChain(params, asParent(branch[0]!), 2, { miner: minerB }));
+    for (const b of branch) await chain.processBlock(b);
+    assert.equal(chain.tip.hashHex, toHex(branch[2]!.header.hash));
+    assert.deepEqual(await stored(db), await expected(db, chain), 'the index is the new main chain\'s');
+    const { index } = { index: await AddressIndex.open(db) };
+    assert.deepEqual(await index.history(carol, 10), [], 'carol\'s payments went with their blocks');
+    assert.equal((await index.history(minerA, 10)).length, 0);
+    assert.equal((await index.history(minerB, 10)).length, 3);
+    await db.close();
+  });
+
+  it('backfills a datadir that had no index, a step at a time, resuming after a kill', async () => {
+    const disk = new MemoryDisk();
+    let blocks: Block[] = [];
+    {
+      const { db, chain } = await open(disk, false);
+      const first = mineChild(params, asParent(db.genesis), [transfer(alice, carol, 1n, 0n)], { miner: minerA });
+      blocks = [first, ...mineChain(params, asParent(first), 149, { miner: minerB })];
+      for (const b of blocks) await chain.processBlock(b);
+      await db.close();
+    }
+    {
+      // A step's batch lost to a kill: the index is where it was.
+      let hold = true;
+      const held: (() => void)[] = [];
+      const kv = disk.open((complete) => (hold ? held.push(complete) : complete()));
+      hold = false;
+      const db = await ChainDB.open(kv, params, { indexers: [addressIndexer] });
+      const index = await AddressIndex.open(db);
+      assert.deepEqual(index.status(), { state: 'building', next: 1, end: 151, progress: 0 });
+      hold = true;
+      void index.backfillStep().catch(() => {});
+      await new Promise((r) => setImmediate(r));
+      assert.ok(held.length > 0, 'the step\'s batch is waiting for the disk');
+      kv.crash();
+    }
+    const { db, chain, index } = await open(disk, true);
+    assert.equal(index!.status().next, 1, 'nothing of the lost step was kept');
+    // A block connected meanwhile is indexed at once, in its own unit.
+    await chain.processBlock(mineChild(params, chain.tip, [transfer(alice, carol, 2n, 1n)], { miner: minerA }));
+    assert.equal((await index!.history(carol, 10)).length, 1);
+    let steps = 0;
+    while (!(await index!.backfillStep())) {
+      steps++;
+      assert.equal(index!.status().state, 'building');
+    }
+    assert.equal(steps, 2, '150 blocks in steps of 64');
+    assert.deepEqual(index!.status(), { state: 'ready', next: 151, end: 151, progress: 1 });
+    assert.deepEqual(await stored(db), await expected(db, chain));
+    assert.equal((await index!.history(carol, 10)).length, 2);
+    await db.close();
+  });
+
+  it('an index turned off and on again is rebuilt, without entries of blocks it missed', async () => {
+    const disk = new MemoryDisk();
+    const g = (db: ChainDB) => asParent(db.genesis);
+    {
+      const { db, chain } = await open(disk, true);
+      await chain.processBlock(mineChild(params, g(db), [transfer(alice, carol, 5n, 0n)], { miner: minerA }));
+      await db.close();
+    }
+    {
+      // Off: a heavier branch replaces the block that paid carol, unseen by the index.
+      const { db, chain } = await open(disk, false);
+      for (const b of mineChain(params, g(db), 2, { miner: minerB })) await chain.processBlock(b);
+      await db.close();
+    }
+    const { db, chain, index } = await open(disk, true);
+    while (!(await index!.backfillStep()));
+    assert.deepEqual(await index!.history(carol, 10), []);
+    assert.deepEqual(await stored(db), await expected(db, chain));
+    await db.close();
+  });
+});
+
+describe('address index on a real node', function () {
+  this.timeout(60_000);
+
+  it('an existing datadir gets its index built in the background, with progress in the log and the status', async () => {
+    const { startNode, mineOn, networkParams, waitFor, stopAll } = await import('./helpers/network.ts');
+    const { createNode } = await import('../node/launch.ts');
+    const p = networkParams();
+    const first = await startNode(p, [], { verifyThreads: 1, addressIndex: false });
+    assert.equal(first.node.addressIndex, undefined);
+    await first.node.submitTransaction(transfer(alice, carol, 9n, 0n));
+    await mineOn(first, 1);
+    await mineOn(first, 150);
+    await first.node.stop();
+    const node = createNode({ ...first.config, addressIndex: true });
+    const logs: string[] = [];
+    node.on('log', (_level, message, fields) => void logs.push(`${message} ${JSON.stringify(fields ?? {})}`));
+    try {
+      await node.start();
+      await waitFor(() => node.addressIndex?.status().state === 'ready', 30_000, 'the index to be built');
+      assert.ok(logs.some((l) => l.startsWith('building the address index') && l.includes('"state":"building"')), logs.join('\n'));
+      assert.ok(logs.some((l) => l.startsWith('address index ready')), logs.join('\n'));
+      const history = await node.addressIndex!.history(carol, 10);
+      assert.deepEqual(history.map((e) => e.height), [1]);
+      assert.equal((await node.addressIndex!.history(testKey(60).address, 1000)).length, 151, 'every coinbase of the miner');
+    } finally {
+      await node.stop();
+      await stopAll([first]);
+    }
+  });
+});

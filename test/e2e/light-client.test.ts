@@ -1,0 +1,136 @@
+/**
+ * Light clients and proofs, as users run them: a mining `cairn node` process, a forger (a real node
+ * in this process whose account proofs are doctored), and `cairn light` processes. A light client
+ * that can reach only the forger bans it and proves nothing rather than a wrong balance; one that
+ * reaches the honest node proves the balance the node holds. `cairn proof` and `cairn verify`
+ * prove the same balance offline, and refuse the file once a byte of its proof is changed.
+ */
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { RpcClient } from '../../cli/rpc-client.ts';
+import { encodeAddress } from '../../ledger/keys.ts';
+import { proveAccountsAt } from '../../consensus/state-proofs.ts';
+import type { LightRpcMethods } from '../../node/light/rpc.ts';
+import { decodeGetProofs, encodeProofs } from '../../node/light/wire.ts';
+import { RPC_ENDPOINT_FILE, type RpcEndpointFile } from '../../node/rpc-types.ts';
+import { tempDir, testKey } from '../helpers/fixtures.ts';
+import { libp2pHost, startNode, stopAll, type TestNode } from '../helpers/network.ts';
+import { CAIRN_MAIN, DEVNET_KEY, cairn, clusters, exited, report, signedTransfer, stopProcess, track, waitFor } from '../helpers/cluster.ts';
+
+/** A `cairn light` process on its own datadir, stopped by pid. */
+class LightProc {
+  readonly datadir: string;
+  child!: ChildProcess;
+  rpc!: RpcClient<LightRpcMethods>;
+  log = '';
+
+  constructor(datadir: string) {
+    this.datadir = datadir;
+  }
+
+  async start(genesisFile: string, bootstrap: readonly string[]): Promise<this> {
+    const args = [CAIRN_MAIN, 'light', '--datadir', this.datadir, '--genesis', genesisFile, '--p2p-host', '127.0.0.1', '--rpc-port', '0', '--no-mdns', '--log-level', 'debug'];
+    for (const b of bootstrap) args.push('--bootstrap', b);
+    this.child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    track(this.child);
+    this.child.stdout!.setEncoding('utf8').on('data', (d: string) => (this.log += d));
+    this.child.stderr!.setEncoding('utf8').on('data', (d: string) => (this.log += d));
+    await waitFor('the light client to serve RPC', 30_000, async () => {
+      if (exited(this.child)) throw new Error(`cairn light exited: ${this.log}`);
+      const file = join(this.datadir, RPC_ENDPOINT_FILE);
+      if (!existsSync(file)) return undefined;
+      const endpoint = JSON.parse(readFileSync(file, 'utf8')) as RpcEndpointFile;
+      if (endpoint.pid !== this.child.pid) return undefined;
+      this.rpc = new RpcClient<LightRpcMethods>(endpoint.url, endpoint.token);
+      return this.rpc.call('status', {});
+    });
+    return this;
+  }
+
+  async stop(): Promise<void> {
+    if (this.child) await stopProcess(this.child);
+  }
+}
+
+describe('e2e: light clients and proofs', function () {
+  this.timeout(120_000);
+  const cluster = clusters();
+  const lights: LightProc[] = [];
+  let forger: TestNode | undefined;
+  let dir: ReturnType<typeof tempDir> | undefined;
+
+  after(async () => {
+    for (const l of lights) await l.stop();
+    await stopAll([forger]);
+    dir?.remove();
+  });
+
+  it('a light client proves balances from an honest node, and bans a node that serves a forged proof', async () => {
+    const c = cluster({ name: 'light' });
+    dir = tempDir('cairn-e2e-light-');
+    const miner = await c.startNode('miner', { coinbase: encodeAddress(testKey(700).address) });
+    const payee = testKey(701).address;
+    const payeeText = encodeAddress(payee);
+    await waitFor('a few blocks', 30_000, async () => (await miner.status()).height >= 3);
+    const tx = signedTransfer(c.params, DEVNET_KEY, payee, 123_456_789n, 0n);
+    await miner.call('sendRawTransaction', { tx: tx.hex });
+    await waitFor('the payment mined', 30_000, async () => (await miner.call('getTransaction', { id: tx.id })).status === 'confirmed');
+
+    // The forger: a real node of the same network whose proofs claim ten times the balance.
+    forger = await startNode(c.params, [miner.addr]);
+    const node = forger.node;
+    await waitFor('the forger synced', 30_000, async () => node.chain.tip.height >= (await miner.status()).height - 1);
+    await libp2pHost(node).unhandle(node.names.proofs);
+    await node.transport.handle(
+      node.names.proofs,
+      async (req) => {
+        const { addresses } = decodeGetProofs(req);
+        const proofs = (await node.chain.withImportsPaused(() => proveAccountsAt(node.chain, node.chain.tip, addresses, 16))) as Uint8Array[];
+        return encodeProofs({ kind: 'proofs', proofs: proofs.map((p) => p.map((b, i) => (i === p.length - 12 ? b ^ 0x10 : b))) });
+      },
+      { timeoutMs: 10_000, maxBytes: 4096, onBadRequest: () => {} },
+    );
+
+    // A light client that knows both: it asks every peer that has its tip, and only one tells the truth.
+    const client = await new LightProc(join(dir.path, 'light')).start(c.genesisFile, [forger.addr, miner.addr]);
+    lights.push(client);
+    const started = Date.now();
+    await waitFor('the light client on the chain, with both peers', 30_000, async () => {
+      const s = await client.rpc.call('status', {});
+      return s.height >= 3 && s.peers >= 2;
+    });
+    const proven = await cairn(['account', payeeText, '--light', '--datadir', client.datadir, '--json']);
+    assert.equal(proven.code, 0, proven.stderr);
+    const light = JSON.parse(proven.stdout) as { balance: string; exists: boolean; block: { height: number }; provenBy: string };
+    const full = await miner.call('getAccount', { address: payeeText });
+    assert.equal(light.balance, '123456789');
+    assert.equal(light.balance, full.balance);
+    assert.equal(light.exists, true);
+    assert.equal(light.provenBy, miner.peerId);
+    const banned = (await client.rpc.call('status', {})).banned;
+    assert.deepEqual(banned.map((b) => b.peer), [node.transport.peerId], 'the forger, and only the forger, banned');
+    assert.match(banned[0]!.reason, /proof that does not hold/);
+    const human = await cairn(['account', payeeText, '--light', '--datadir', client.datadir]);
+    assert.match(human.stdout, /balance\s+1\.23456789 CRN/);
+    assert.match(human.stdout, /proven at\s+height \d+/);
+    report(`light client: synced and proven in ${Date.now() - started} ms at height ${light.block.height}; the forger banned: ${banned[0]!.reason}`);
+
+    // Offline: a proof file from the node, checked with no node at all.
+    const file = await cairn(['proof', 'account', payeeText, '--datadir', miner.datadir]);
+    assert.equal(file.code, 0, file.stderr);
+    const path = join(dir.path, 'proof.json');
+    writeFileSync(path, file.stdout);
+    const verified = await cairn(['verify', path, '--genesis', c.genesisFile]);
+    assert.equal(verified.code, 0, verified.stderr);
+    assert.match(verified.stdout, new RegExp(`proven: ${payeeText}: balance 1\\.23456789 CRN, nonce 0, at height \\d+, \\d+ confirmations?`));
+    assert.match(verified.stdout, /checked: \d+ headers from genesis \(links, proof of work, ASERT targets, timestamps\)/);
+    const parsed = JSON.parse(file.stdout) as { proof: string };
+    const flipped = parsed.proof.slice(0, -4) + ((parseInt(parsed.proof.slice(-4, -2), 16) ^ 1).toString(16).padStart(2, '0')) + parsed.proof.slice(-2);
+    writeFileSync(path, JSON.stringify({ ...parsed, proof: flipped }));
+    const tampered = await cairn(['verify', path, '--genesis', c.genesisFile]);
+    assert.equal(tampered.code, 1);
+    assert.match(tampered.stderr, /not proven|does not hold/);
+  });
+});

@@ -1,0 +1,106 @@
+/**
+ * The explorer in a real browser: Debian's headless Chromium (installed by this test when it is
+ * missing) driven by puppeteer-core, against a node with a demo chain (scripts/explorer-demo.ts).
+ * The page shows a block mined after it loaded without a reload, finds an address by the search
+ * box and lists its history, opens a transaction from it, switches light/dark, and asks nothing
+ * of any host but the node.
+ */
+import assert from 'node:assert/strict';
+import puppeteer, { type Browser, type Page } from 'puppeteer-core';
+import { encodeAddress } from '../ledger/keys.ts';
+import { demoKey, startDemo, type Demo } from '../scripts/explorer-demo.ts';
+import { ensureDebianBinary } from './helpers/debian.ts';
+
+describe('explorer in headless Chromium', function () {
+  this.timeout(120_000);
+  let demo: Demo;
+  let browser: Browser;
+  let page: Page;
+  const requested: string[] = [];
+  const pageErrors: string[] = [];
+
+  before(async function () {
+    this.timeout(660_000); // on a machine without Chromium, apt-get installs it first
+    const chromium = ensureDebianBinary('chromium', 'chromium');
+    demo = await startDemo({ blocks: 12 });
+    browser = await puppeteer.launch({ executablePath: chromium, headless: true, args: ['--no-sandbox', '--disable-gpu'] });
+    page = await browser.newPage();
+    page.on('request', (r) => void requested.push(r.url()));
+    page.on('pageerror', (err) => void pageErrors.push(String(err)));
+  });
+  after(async () => {
+    await browser?.close();
+    await demo?.stop();
+  });
+
+  const text = (selector: string) => page.$eval(selector, (el) => el.textContent ?? '');
+
+  it('shows a new block live, without a reload', async () => {
+    await page.goto(demo.url, { waitUntil: 'load' });
+    await page.waitForSelector('#recent-blocks tbody tr');
+    assert.equal((await text('#recent-blocks tbody tr td')).trim(), '12');
+    await page.evaluate('window.loadedOnce = true'); // the main tsconfig has no DOM types: browser code as text
+    // The page follows the node's events: wait until its stream is open, then mine.
+    await waitForStream();
+    await demo.mine();
+    await page.waitForSelector('#recent-blocks tbody tr[data-height="13"]', { timeout: 20_000 });
+    assert.equal(await page.evaluate('window.loadedOnce'), true, 'the same page, not a reload');
+    assert.equal((await text('#tip-height')).trim(), '13');
+  });
+
+  it('finds an address by the search box and lists its history; opens a transaction from it', async () => {
+    const address = encodeAddress(demoKey(1).address);
+    await page.click('#search-input', { count: 3 });
+    await page.type('#search-input', address);
+    await page.keyboard.press('Enter');
+    await page.waitForSelector('#address-page tbody tr');
+    const rows = await page.$$eval('#address-page tbody tr', (trs) => trs.map((tr) => tr.textContent ?? ''));
+    assert.ok(rows.length >= 2, `history rows: ${rows.join(' | ')}`);
+    assert.match(rows[0]!, /received/);
+    const txid = await page.$eval('#address-page tbody tr a.mono', (a) => a.getAttribute('title') ?? '');
+    assert.match(txid, /^[0-9a-f]{64}$/);
+    await page.click('#address-page tbody tr a.mono');
+    await page.waitForSelector('#tx-page');
+    assert.match(await text('#tx-page'), new RegExp(txid));
+    assert.match(await text('#tx-page'), new RegExp(address));
+  });
+
+  it('searches a height, a block hash and a transaction id; light and dark', async () => {
+    await page.click('#search-input', { count: 3 });
+    await page.type('#search-input', '5');
+    await page.keyboard.press('Enter');
+    await page.waitForFunction("document.querySelector('h1')?.textContent?.startsWith('Block 5')");
+    const hash = (await demo.node.db.getHashAtHeight(7))!;
+    await page.click('#search-input', { count: 3 });
+    await page.type('#search-input', Buffer.from(hash).toString('hex'));
+    await page.keyboard.press('Enter');
+    await page.waitForFunction("document.querySelector('h1')?.textContent?.startsWith('Block 7')");
+    const tx = (await demo.node.db.getBlockAtHeight(1))!.txs[0]!;
+    await page.click('#search-input', { count: 3 });
+    await page.type('#search-input', tx.idHex);
+    await page.keyboard.press('Enter');
+    await page.waitForSelector('#tx-page');
+    assert.match(await text('#tx-page'), new RegExp(tx.idHex));
+    const background = () => page.evaluate('getComputedStyle(document.body).backgroundColor');
+    await page.emulateMediaFeatures([{ name: 'prefers-color-scheme', value: 'light' }]);
+    const light = await background();
+    await page.click('#theme');
+    assert.equal(await page.evaluate('document.documentElement.dataset.theme'), 'dark');
+    assert.notEqual(await background(), light, 'the toggle changes the colours');
+  });
+
+  it('loaded nothing from anywhere but the node, and threw no error', () => {
+    const foreign = requested.filter((u) => !u.startsWith(demo.url));
+    assert.deepEqual(foreign, []);
+    assert.deepEqual(pageErrors, []);
+  });
+
+  /** The page's EventSource is connected once the node's feed has a listener. */
+  async function waitForStream(): Promise<void> {
+    const deadline = Date.now() + 20_000;
+    while (demo.http.feed.subscribers === 0) {
+      if (Date.now() > deadline) throw new Error('the page never opened its event stream');
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+});

@@ -1,0 +1,89 @@
+/** Helpers for tests of the node's HTTP face: JSON answers, and an event stream read as it comes. */
+
+export interface HttpAnswer {
+  readonly status: number;
+  readonly headers: Headers;
+  readonly text: string;
+  readonly bytes: Uint8Array;
+  json<T = unknown>(): T;
+}
+
+export async function get(url: string, init: RequestInit = {}): Promise<HttpAnswer> {
+  const response = await fetch(url, { signal: AbortSignal.timeout(20_000), ...init });
+  const bytes = new Uint8Array(await response.arrayBuffer());
+  const text = new TextDecoder().decode(bytes);
+  return { status: response.status, headers: response.headers, text, bytes, json: <T>() => JSON.parse(text) as T };
+}
+
+export interface StreamEvent {
+  readonly id: string | undefined;
+  readonly event: string;
+  readonly data: Record<string, unknown>;
+}
+
+/** An open `/events` stream: every event so far in `events`, and a wait for the one you need. */
+export interface EventStream {
+  readonly events: StreamEvent[];
+  waitFor(what: string, predicate: (events: StreamEvent[]) => boolean, timeoutMs?: number): Promise<void>;
+  close(): void;
+}
+
+export async function openStream(url: string, headers: Record<string, string> = {}): Promise<EventStream> {
+  const abort = new AbortController();
+  const response = await fetch(url, { headers, signal: abort.signal });
+  if (response.status !== 200) throw new Error(`events: HTTP ${response.status} ${await response.text()}`);
+  const events: StreamEvent[] = [];
+  const waiters = new Set<() => void>();
+  let buffer = '';
+  let ended = false;
+  void (async () => {
+    const decoder = new TextDecoder();
+    try {
+      for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+        buffer += decoder.decode(chunk, { stream: true });
+        let cut;
+        while ((cut = buffer.indexOf('\n\n')) >= 0) {
+          const block = buffer.slice(0, cut);
+          buffer = buffer.slice(cut + 2);
+          let id: string | undefined;
+          let event = 'message';
+          let data = '';
+          for (const line of block.split('\n')) {
+            if (line.startsWith('id: ')) id = line.slice(4);
+            else if (line.startsWith('event: ')) event = line.slice(7);
+            else if (line.startsWith('data: ')) data += line.slice(6);
+          }
+          if (data) events.push({ id, event, data: JSON.parse(data) as Record<string, unknown> });
+        }
+        for (const w of waiters) w();
+      }
+    } catch {
+      // aborted by close()
+    } finally {
+      ended = true;
+      for (const w of waiters) w();
+    }
+  })();
+  return {
+    events,
+    async waitFor(what, predicate, timeoutMs = 20_000) {
+      if (predicate(events)) return;
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => {
+          waiters.delete(check);
+          reject(new Error(`timed out waiting for ${what}; got ${JSON.stringify(events.map((e) => [e.event, e.data.seq]))}`));
+        }, timeoutMs);
+        const check = () => {
+          if (predicate(events) || ended) {
+            clearTimeout(timer);
+            waiters.delete(check);
+            if (predicate(events)) resolve();
+            else reject(new Error(`the stream ended before ${what}`));
+          }
+        };
+        waiters.add(check);
+      });
+    },
+    close: () => abort.abort(),
+  };
+}

@@ -1,0 +1,268 @@
+/**
+ * The light client against peers that answer the light protocols from real chains
+ * (node/light/serve.ts on a Chain), over an in-memory transport: it syncs headers, proves
+ * accounts, moves to a branch with more work, and bans the peer that forges a proof, answers with a
+ * stale one, or claims work its headers do not show. Fast and deterministic; test/e2e/light-client
+ * runs the real processes.
+ */
+import assert from 'node:assert/strict';
+import { EventEmitter } from 'node:events';
+import { toHex } from '../ledger/bytes.ts';
+import { ChainDB } from '../ledger/chaindb.ts';
+import { MemoryDisk } from '../ledger/kv-memory.ts';
+import type { Block } from '../ledger/block.ts';
+import { Chain } from '../consensus/chain.ts';
+import { proveAccountsAt } from '../consensus/state-proofs.ts';
+import { realEnv } from '../node/env.ts';
+import { LightClient } from '../node/light/client.ts';
+import { serveLightClients } from '../node/light/serve.ts';
+import type { Serve } from '../node/serving.ts';
+import { decodeGetProofs, encodeProofs } from '../node/light/wire.ts';
+import { networkNames } from '../node/protocols.ts';
+import { TransportError, busyError, isBusy, type ConnectionGate, type Responder, type Transport, type TransportEvents } from '../node/transport.ts';
+import { decodeGetHeaders, encodeHeaders, encodeStatus } from '../node/wire.ts';
+import { FUNDED_KEYS, tempDir, testKey, testParams, transfer } from './helpers/fixtures.ts';
+import { asParent, mineChild } from './helpers/mining.ts';
+
+const params = testParams({ name: 'cairn-light-test', timestamp: 1_600_000_000 });
+const NOW = params.timestamp + 1_000_000;
+const env = { ...realEnv, now: () => NOW * 1000 };
+const names = networkNames((await ChainDB.open(new MemoryDisk().open(), params)).genesis.header.hash);
+
+/** Peers are responders by protocol; the light client's side is a Transport over them. */
+class FakeNet {
+  readonly peers = new Map<string, Map<string, Responder>>();
+}
+
+class FakeTransport extends EventEmitter<TransportEvents> implements Transport {
+  readonly peerId = 'light';
+  private readonly net: FakeNet;
+  private readonly gate: ConnectionGate;
+  private readonly connected = new Set<string>();
+
+  constructor(net: FakeNet, gate: ConnectionGate) {
+    super();
+    this.net = net;
+    this.gate = gate;
+  }
+
+  connect(peer: string): void {
+    if (this.gate.denied(peer)) return;
+    this.connected.add(peer);
+    this.emit('peer:ready', peer, [`/fake/${peer}`]);
+  }
+
+  listenAddresses = () => [];
+  peers = () => [...this.connected];
+  connectionInfo = () => undefined;
+  dial = async (addrs: readonly string[]) => addrs[0]!;
+  async hangUp(peer: string) {
+    this.connected.delete(peer);
+    this.emit('peer:disconnect', peer);
+  }
+  async handle() {}
+  async request(peer: string, protocol: string, body: Uint8Array): Promise<Uint8Array> {
+    const respond = this.net.peers.get(peer)?.get(protocol);
+    if (!this.connected.has(peer) || !respond) throw new TransportError('TRANSPORT_UNSUPPORTED', `${peer} does not serve ${protocol}`);
+    const out = await respond(body, this.peerId);
+    if (isBusy(out)) throw busyError(peer, protocol, out.retryAfterMs);
+    return out as Uint8Array;
+  }
+  requestMany = async () => [];
+  subscribe() {}
+  unsubscribe() {}
+  publish = async () => 0;
+  async stop() {}
+}
+
+/** A full node's answers: status, headers after a locator, and the light protocols, from `chain`. */
+async function fullNode(net: FakeNet, id: string, chain: Chain, tweak: { status?: (s: ReturnType<typeof statusOf>) => ReturnType<typeof statusOf>; proofs?: Responder; busyFirst?: number } = {}): Promise<void> {
+  const handlers = new Map<string, Responder>();
+  // Its budgets, as a stand-in: the first `busyFirst` requests of each light protocol answered busy.
+  const serve: Serve = async (_name, protocol, respond) => {
+    let busy = tweak.busyFirst ?? 0;
+    handlers.set(protocol, (req, peer) => (busy-- > 0 ? Promise.resolve({ busy: true, retryAfterMs: 5 }) : respond(req, peer)));
+  };
+  await serveLightClients(chain, serve, names, () => {});
+  handlers.set(names.status, async () => encodeStatus((tweak.status ?? ((s) => s))(statusOf(chain))));
+  handlers.set(names.headers, async (req) => {
+    const { locator, max } = decodeGetHeaders(req);
+    return encodeHeaders(chain.headersAfter(locator, max).map((e) => e.header));
+  });
+  if (tweak.proofs) handlers.set(names.proofs, tweak.proofs);
+  net.peers.set(id, handlers);
+}
+
+function statusOf(chain: Chain) {
+  return { genesis: chain.db.genesis.header.hash, height: chain.tip.height, tipHash: chain.tip.hash, totalWork: chain.tip.totalWork };
+}
+
+const [alice, bob] = FUNDED_KEYS;
+const carol = testKey(70);
+
+async function newChain(): Promise<Chain> {
+  const db = await ChainDB.open(new MemoryDisk().open(), params);
+  return Chain.open(db, { clock: () => NOW });
+}
+
+/** Mines `n` blocks on `chain`'s tip (the first pays carol 500 from alice), returning them. */
+async function extend(chain: Chain, n: number, miner: number, payCarol = false): Promise<Block[]> {
+  const out: Block[] = [];
+  for (let i = 0; i < n; i++) {
+    const tip = chain.tip;
+    const txs = payCarol && i === 0 ? [transfer(alice!, carol.address, 500n, 0n), transfer(bob!, carol.address, 7n, 0n)] : [];
+    const block = mineChild(params, { hash: tip.hash, height: tip.height, header: tip.header, anchorTimestamp: tip.anchorTimestamp }, txs, { miner: testKey(miner).address });
+    assert.equal(await chain.processBlock(block), 'connected');
+    out.push(block);
+  }
+  return out;
+}
+
+describe('light client', function () {
+  this.timeout(30_000);
+  let dir: ReturnType<typeof tempDir>;
+  let light: LightClient | undefined;
+  let transport: FakeTransport;
+  let net: FakeNet;
+
+  beforeEach(() => {
+    dir = tempDir('cairn-light-');
+    net = new FakeNet();
+  });
+  afterEach(async () => {
+    await light?.stop();
+    light = undefined;
+    dir.remove();
+  });
+
+  async function startLight(): Promise<LightClient> {
+    light = new LightClient({
+      params,
+      env,
+      datadir: dir.path,
+      bootstrap: [],
+      statusIntervalMs: 3_600_000,
+      createTransport: async (gate) => (transport = new FakeTransport(net, gate)),
+    });
+    await light.start();
+    return light;
+  }
+
+  async function meet(client: LightClient, peer: string): Promise<void> {
+    transport.connect(peer);
+    for (let i = 0; i < 100 && !client.statuses.has(peer) && !client.peers.isBanned(peer); i++) await new Promise((r) => setImmediate(r));
+    await client.requestSync();
+  }
+
+  it('syncs headers from a full node and proves an account against its tip, absent ones too', async () => {
+    const chain = await newChain();
+    await extend(chain, 3, 50, true);
+    await extend(chain, 20, 51);
+    await fullNode(net, 'full', chain);
+    const client = await startLight();
+    await meet(client, 'full');
+    assert.equal(client.headers.height, chain.tip.height);
+    assert.equal(toHex(client.headers.tip.header.hash), chain.tip.hashHex);
+    const proven = await client.getAccount(carol.address);
+    assert.deepEqual(proven.account, await chain.db.getAccount(carol.address));
+    assert.deepEqual(proven.account, { balance: 507n, nonce: 0n });
+    assert.equal(proven.height, chain.tip.height);
+    assert.equal((await client.getAccount(testKey(71).address)).account, undefined);
+  });
+
+  it('waits out busy answers (a full node\'s budgets): syncs and proves all the same, and blames no one', async () => {
+    const chain = await newChain();
+    await extend(chain, 3, 50, true);
+    await fullNode(net, 'full', chain, { busyFirst: 3 });
+    const client = await startLight();
+    await meet(client, 'full');
+    assert.equal(client.headers.height, chain.tip.height);
+    assert.deepEqual((await client.getAccount(carol.address)).account, { balance: 507n, nonce: 0n });
+    assert.equal(client.peers.score('full'), 0);
+  });
+
+  it('bans a peer whose proof is forged, and one whose proof is of an older state; an honest peer still answers', async () => {
+    const chain = await newChain();
+    await extend(chain, 2, 50, true);
+    await extend(chain, 3, 51);
+    const forged: Responder = async (req) => {
+      const { addresses } = decodeGetProofs(req);
+      const [proof] = (await proveAccountsAt(chain, chain.tip, addresses, 16)) as Uint8Array[];
+      const bad = proof!.slice();
+      bad[bad.length - 9]! ^= 0x40; // the balance, in the leaf at the end
+      return encodeProofs({ kind: 'proofs', proofs: [bad] });
+    };
+    const stale: Responder = async (req) => {
+      const { addresses } = decodeGetProofs(req);
+      const proofs = (await proveAccountsAt(chain, chain.mainAt(1)!, addresses, 16)) as Uint8Array[];
+      return encodeProofs({ kind: 'proofs', proofs });
+    };
+    await fullNode(net, 'a-forger', chain, { proofs: forged });
+    await fullNode(net, 'b-stale', chain, { proofs: stale });
+    await fullNode(net, 'c-honest', chain);
+    const client = await startLight();
+    for (const p of ['a-forger', 'b-stale', 'c-honest']) await meet(client, p);
+    const proven = await client.getAccount(carol.address);
+    assert.equal(proven.peer, 'c-honest', 'every peer is asked: the liars are caught at the first question');
+    assert.deepEqual(proven.account, { balance: 507n, nonce: 0n });
+    assert.ok(client.peers.isBanned('a-forger'));
+    assert.ok(client.peers.isBanned('b-stale'));
+    assert.match(client.bans.get('a-forger')!, /proof that does not hold/);
+    assert.match(client.bans.get('b-stale')!, /proof that does not hold/);
+    assert.ok(!client.peers.isBanned('c-honest'));
+  });
+
+  it('with only a lying peer, answers no account at all rather than a wrong one', async () => {
+    const chain = await newChain();
+    await extend(chain, 2, 50, true);
+    await fullNode(net, 'forger', chain, {
+      proofs: async () => encodeProofs({ kind: 'proofs', proofs: [Uint8Array.of(0, 1, ...new Uint8Array(16).fill(0x11))] }),
+    });
+    const client = await startLight();
+    await meet(client, 'forger');
+    await assert.rejects(client.getAccount(carol.address), /no peer served a proof that holds/);
+    assert.ok(client.peers.isBanned('forger'));
+  });
+
+  it('bans a peer whose status claims more work than its headers show (withheld headers)', async () => {
+    const chain = await newChain();
+    await extend(chain, 5, 50);
+    await fullNode(net, 'boaster', chain, { status: (s) => ({ ...s, height: s.height + 100, totalWork: s.totalWork * 2n }) });
+    const client = await startLight();
+    await meet(client, 'boaster');
+    assert.ok(client.peers.isBanned('boaster'));
+    assert.match(client.bans.get('boaster')!, /do not add up/);
+    assert.equal(client.headers.height, 5, 'the headers it did show were checked and kept');
+  });
+
+  it('moves to a branch with more work, and back where it forked', async () => {
+    const a = await newChain();
+    const b = await newChain();
+    const common = await extend(a, 4, 50);
+    for (const block of common) await b.processBlock(block);
+    await extend(a, 3, 51); // a: 7 blocks
+    await extend(b, 6, 52); // b: 10 blocks, the same first 4
+    await fullNode(net, 'a', a);
+    const client = await startLight();
+    await meet(client, 'a');
+    assert.equal(client.headers.tip.header.height, 7);
+    await fullNode(net, 'b', b);
+    await meet(client, 'b');
+    assert.equal(client.headers.height, 10);
+    assert.equal(toHex(client.headers.tip.header.hash), b.tip.hashHex);
+    assert.equal(toHex(client.headers.hashAt(4)!), toHex(common[3]!.header.hash));
+    // The proof now comes from the branch it follows.
+    assert.equal((await client.getAccount(testKey(52).address)).account?.balance, 6n * params.reward);
+  });
+
+  it("penalises, but does not ban at once, a peer that says it lacks the tip it announced", async () => {
+    const chain = await newChain();
+    await extend(chain, 3, 50);
+    await fullNode(net, 'forgetful', chain, { proofs: async () => encodeProofs({ kind: 'unknown-block' }) });
+    const client = await startLight();
+    await meet(client, 'forgetful');
+    await assert.rejects(client.getAccount(carol.address), /no peer served/);
+    assert.equal(client.peers.score('forgetful'), 25);
+    assert.ok(!client.peers.isBanned('forgetful'));
+  });
+});

@@ -1,0 +1,89 @@
+/**
+ * node/metrics.ts through prom-client on a running node: every cairn_* name of before is still
+ * there; process and event-loop metrics come with it; the histograms (block import, propagation,
+ * RPC latency, verify-pool queue wait) fill as the node works; `promtool check metrics` passes on
+ * the scrape; and every metric the Grafana dashboard in contrib/ queries exists.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { signTransaction } from '../ledger/transaction.ts';
+import { createNode, type NodeConfig } from '../node/launch.ts';
+import type { CairnNode } from '../node/node.ts';
+import { RPC_ENDPOINT_FILE, type RpcEndpointFile } from '../node/rpc-types.ts';
+import { ensureDebianBinary } from './helpers/debian.ts';
+import { FUNDED_KEYS, tempDir } from './helpers/fixtures.ts';
+import { mineChild } from './helpers/mining.ts';
+import { rememberState, stateOfStore } from './helpers/states.ts';
+import { mineOn, networkParams, verifyPoolOf, waitFor } from './helpers/network.ts';
+
+const KEPT = [
+  'cairn_chain_height', 'process_resident_memory_bytes', 'nodejs_heap_used_bytes', 'cairn_peers', 'cairn_peers_banned', 'cairn_mempool_transactions',
+  'cairn_mempool_bytes', 'cairn_orphan_blocks', 'cairn_sync_target_height', 'cairn_syncing', 'cairn_sync_progress_ratio', 'cairn_blocks_imported_total',
+  'cairn_reorgs_total', 'cairn_invalid_blocks_total', 'cairn_invalid_messages_total', 'cairn_peer_bans_total',
+];
+
+describe('metrics (prom-client)', function () {
+  this.timeout(120_000);
+  const dir = tempDir('cairn-metrics-');
+  let node: CairnNode;
+  let url = '';
+  let text = '';
+
+  before(async function () {
+    this.timeout(660_000); // on a machine without promtool, apt-get installs it first
+    ensureDebianBinary('promtool', 'prometheus');
+    const config: NodeConfig = { datadir: dir.path, params: networkParams(), listen: ['/ip4/127.0.0.1/tcp/0'], mdns: false, verifyThreads: 1, rpc: { port: 0 }, metrics: { port: 0 } };
+    node = createNode(config);
+    node.on('log', (_level, message, fields) => {
+      if (message === 'metrics') url = String(fields?.url);
+    });
+    await node.start();
+    await mineOn({ node, config, addr: '', remove: () => {} }, 2);
+    // One block as if from a peer: not mined here, and stamped two seconds ago.
+    const tip = node.chain.tip;
+    rememberState(tip.hash, await stateOfStore(node.db));
+    await node.chain.processBlock(mineChild(node.params, tip, [], { timestamp: Math.max(tip.header.timestamp + 1, Math.floor(Date.now() / 1000) - 2) }));
+    const endpoint = JSON.parse(readFileSync(`${dir.path}/${RPC_ENDPOINT_FILE}`, 'utf8')) as RpcEndpointFile;
+    await fetch(endpoint.url, { method: 'POST', headers: { authorization: `Bearer ${endpoint.token}` }, body: '{"jsonrpc":"2.0","id":1,"method":"status"}' });
+    const txs = Array.from({ length: 16 }, (_, i) => signTransaction({ chainId: 7, to: FUNDED_KEYS[1]!.address, amount: 1n, fee: 1n, nonce: BigInt(i) }, FUNDED_KEYS[0]!.privateKey));
+    await verifyPoolOf(node).verify(txs.map((tx) => ({ signature: tx.signature, message: tx.sighash, publicKey: tx.publicKey })));
+    await waitFor(() => url !== '', 10_000, 'the metrics url');
+    text = await (await fetch(url)).text();
+  });
+  after(async () => {
+    await node?.stop();
+    dir.remove();
+  });
+
+  const value = (series: string) => Number(new RegExp(`^${series.replace(/[{}"]/g, '\\$&')} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+
+  it('keeps every cairn_* name it had, and adds process and event-loop metrics', () => {
+    for (const name of KEPT) assert.match(text, new RegExp(`^# TYPE ${name} `, 'm'), name);
+    assert.equal(value('cairn_chain_height'), 3);
+    assert.equal(value('cairn_blocks_imported_total'), 3);
+    for (const name of ['nodejs_eventloop_lag_seconds', 'nodejs_eventloop_lag_p99_seconds', 'process_cpu_seconds_total', 'nodejs_gc_duration_seconds']) assert.match(text, new RegExp(`^# TYPE ${name} `, 'm'), name);
+  });
+
+  it('histograms of block import, RPC latency by method and verify-pool queue wait fill as the node works', () => {
+    assert.equal(value('cairn_block_import_seconds_count'), 3);
+    assert.equal(value('cairn_block_propagation_seconds_count'), 1, 'only the received block, not the two mined here');
+    assert.ok(value('cairn_block_propagation_seconds_sum') >= 1, 'its timestamp was seconds ago');
+    assert.equal(value('cairn_rpc_request_seconds_count{method="status"}'), 1);
+    assert.ok(value('cairn_verify_queue_wait_seconds_count') >= 1, 'a batch went to the thread');
+    assert.match(text, /^# TYPE cairn_block_propagation_seconds histogram$/m);
+  });
+
+  it('promtool check metrics passes on the scrape', () => {
+    const r = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
+    assert.equal(r.status, 0, `promtool: ${r.stdout}${r.stderr}`);
+  });
+
+  it('every metric the Grafana dashboard queries exists', () => {
+    const dashboard = readFileSync(new URL('../contrib/grafana-dashboard.json', import.meta.url), 'utf8');
+    const exprs = [...dashboard.matchAll(/"expr":\s*"((?:[^"\\]|\\.)*)"/g)].map((m) => m[1]!);
+    assert.ok(exprs.length >= 8, `${exprs.length} panels' queries`);
+    const names = new Set(exprs.flatMap((e) => [...e.matchAll(/\b((?:cairn|nodejs|process)_[a-z0-9_]+)/g)].map((m) => m[1]!.replace(/_(bucket|sum|count)$/, ''))));
+    for (const name of names) assert.match(text, new RegExp(`^# TYPE ${name} `, 'm'), `the dashboard queries ${name}`);
+  });
+});

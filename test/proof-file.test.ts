@@ -1,0 +1,160 @@
+/**
+ * Proofs from a node's chain, and `cairn verify`'s check of a proof file, in process: what the RPC
+ * methods serve (consensus/state-proofs.ts) and what the verifier accepts (consensus/proof-file.ts).
+ * Every byte of a file's payloads and every value in it is tampered with in turn: each must fail,
+ * with its reason.
+ */
+import assert from 'node:assert/strict';
+import { toHex } from '../ledger/bytes.ts';
+import { ChainDB } from '../ledger/chaindb.ts';
+import { encodeAddress } from '../ledger/keys.ts';
+import { verifyAccountProof } from '../ledger/smt-proof.ts';
+import { Chain } from '../consensus/chain.ts';
+import { proveAccountsAt, proveTransactionById, treeAt } from '../consensus/state-proofs.ts';
+import { ProofFileError, readProofFile, verifyProofFile, type ProofFile } from '../consensus/proof-file.ts';
+import { FUNDED_KEYS, tempDir, testKey, testParams, transfer } from './helpers/fixtures.ts';
+import { asParent, mineChild } from './helpers/mining.ts';
+
+// One hash in 2^16 meets it: a header changed anywhere is all but certain to lose its proof of work.
+const params = testParams({ name: 'cairn-proofs', target: (1n << 240n) - 1n, timestamp: 1_600_000_000 });
+const NOW = params.timestamp + 100_000;
+const [alice, bob] = FUNDED_KEYS;
+const carol = testKey(31);
+
+describe('proofs and proof files', function () {
+  this.timeout(60_000);
+  let dir: ReturnType<typeof tempDir>;
+  let db: ChainDB;
+  let chain: Chain;
+  let files: { account: ProofFile; absent: ProofFile; old: ProofFile; tx: ProofFile; checkpointed: ProofFile };
+
+  before(async () => {
+    dir = tempDir();
+    db = await ChainDB.open(dir.path, params);
+    chain = await Chain.open(db, { clock: () => NOW });
+    let parent = asParent(db.genesis);
+    const payments = [transfer(alice!, carol.address, 700n, 0n), transfer(alice!, bob!.address, 5n, 1n), transfer(bob!, carol.address, 9n, 0n)];
+    for (let i = 0; i < 16; i++) {
+      const block = mineChild(params, parent, i === 3 ? payments : [], { miner: testKey(40 + (i % 3)).address });
+      assert.equal(await chain.processBlock(block), 'connected');
+      parent = asParent(block);
+    }
+    const list = Array.from({ length: chain.tip.height }, (_, h) => toHex(chain.mainAt(h + 1)!.header.bytes));
+    const base = { cairnProof: 1 as const, network: params.name, genesis: toHex(db.genesis.header.hash), headers: { from: 1, list } };
+    const accountFile = async (address: Uint8Array, height: number): Promise<ProofFile> => {
+      const entry = chain.mainAt(height)!;
+      const [proof] = (await chain.withImportsPaused(() => proveAccountsAt(chain, entry, [address], 64))) as Uint8Array[];
+      const account = verifyAccountProof(entry.header.stateRoot, address, proof!);
+      return {
+        ...base,
+        kind: 'account',
+        block: { height, hash: entry.hashHex },
+        address: encodeAddress(address),
+        account: account ? { balance: account.balance.toString(), nonce: account.nonce.toString() } : null,
+        proof: toHex(proof!),
+      };
+    };
+    const found = await proveTransactionById(chain, payments[2]!.id);
+    files = {
+      account: await accountFile(carol.address, 16),
+      absent: await accountFile(testKey(32).address, 16),
+      old: await accountFile(carol.address, 3), // before the block that paid carol: rolled back 13 blocks
+      tx: { ...base, kind: 'transaction', block: { height: 4, hash: toHex(found!.header.hash) }, transaction: payments[2]!.idHex, proof: toHex(found!.proof) },
+      checkpointed: { ...(await accountFile(carol.address, 16)), headers: { from: 2, anchor: list[0]!, list: list.slice(1) } },
+    };
+  });
+
+  after(async () => {
+    await db.close();
+    dir.remove();
+  });
+
+  it('proves accounts at the tip and at older blocks, absences, and transactions', () => {
+    const account = verifyProofFile(params, files.account, { now: NOW });
+    assert.deepEqual(account.account, { balance: 709n, nonce: 0n });
+    assert.equal(account.confirmations, 1);
+    assert.equal(account.headersChecked, 16);
+    assert.equal(account.totalWork, chain.tip.totalWork);
+    assert.equal(verifyProofFile(params, files.absent, { now: NOW }).account, undefined);
+    const old = verifyProofFile(params, files.old, { now: NOW });
+    assert.equal(old.account, undefined, 'carol had no account before block 4');
+    assert.equal(old.confirmations, 14);
+    const tx = verifyProofFile(params, files.tx, { now: NOW });
+    assert.equal(tx.tx!.idHex, files.tx.transaction);
+    assert.equal(tx.confirmations, 13);
+  });
+
+  it('from a checkpoint: the headers before it link back to it, and block 1 anchors the targets', () => {
+    const cp = { height: 12, hash: chain.mainAt(12)!.hash };
+    const proven = verifyProofFile(params, files.checkpointed, { now: NOW, checkpoint: cp });
+    assert.equal(proven.fromGenesis, false);
+    assert.equal(proven.headersChecked, 4);
+    assert.throws(() => verifyProofFile(params, files.checkpointed, { now: NOW }), /say which checkpoint to trust/);
+    assert.throws(() => verifyProofFile(params, files.checkpointed, { now: NOW, checkpoint: { height: 12, hash: chain.mainAt(11)!.hash } }), /not the checkpoint/);
+    // A block 1 of another chain (another timestamp) does not fit the targets before the checkpoint.
+    const other = mineChild(params, asParent(db.genesis), [], { miner: testKey(90).address, timestamp: params.timestamp + 3_000 });
+    const forged = { ...files.checkpointed, headers: { ...files.checkpointed.headers, anchor: toHex(other.header.bytes) } };
+    assert.throws(() => verifyProofFile(params, forged, { now: NOW, checkpoint: cp }), /anchor header/);
+  });
+
+  it('a proof rolled back below the limit is refused, not made', async () => {
+    const result = await chain.withImportsPaused(() => proveAccountsAt(chain, chain.mainAt(1)!, [carol.address], 10));
+    assert.equal(result, 'too-deep');
+    const tree = await chain.withImportsPaused(() => treeAt(chain, chain.mainAt(1)!, 64));
+    assert.notEqual(typeof tree, 'string');
+  });
+
+  for (const name of ['account', 'absent', 'tx', 'checkpointed'] as const) {
+    it(`${name}: every byte of the proof and of every header, and every value, tampered with: each fails with its reason`, () => {
+      const file = files[name];
+      const checkpoint = name === 'checkpointed' ? { height: 12, hash: chain.mainAt(12)!.hash } : undefined;
+      const reasons = new Set<string>();
+      const fails = (tampered: unknown, what: string) => {
+        assert.throws(
+          () => verifyProofFile(params, readProofFile(JSON.stringify(tampered)), { now: NOW, checkpoint }),
+          (err: unknown) => {
+            assert.ok(err instanceof ProofFileError, `${what}: ${String(err)}`);
+            reasons.add(err.message.replace(/[0-9a-f]{16,}/g, '…').replace(/\d+/g, 'N'));
+            return true;
+          },
+          what,
+        );
+      };
+      const flip = (hex: string, i: number) => hex.slice(0, 2 * i) + ((parseInt(hex.slice(2 * i, 2 * i + 2), 16) ^ 0x01) >>> 0).toString(16).padStart(2, '0') + hex.slice(2 * i + 2);
+      for (let i = 0; i < file.proof.length / 2; i++) fails({ ...file, proof: flip(file.proof, i) }, `proof byte ${i}`);
+      file.headers.list.forEach((h, k) => {
+        for (let i = 0; i < h.length / 2; i++) {
+          const list = [...file.headers.list];
+          list[k] = flip(h, i);
+          fails({ ...file, headers: { ...file.headers, list } }, `header ${k} byte ${i}`);
+        }
+      });
+      if (file.headers.anchor) for (let i = 0; i < 152; i++) fails({ ...file, headers: { ...file.headers, anchor: flip(file.headers.anchor, i) } }, `anchor byte ${i}`);
+      // Fewer confirmations are no forgery: the file still proves what it says, with one less.
+      const shorter = { ...file, headers: { ...file.headers, list: file.headers.list.slice(0, -1) } };
+      if (file.block.height === file.headers.from + file.headers.list.length - 1) fails(shorter, 'the last header dropped');
+      else assert.equal(verifyProofFile(params, shorter, { now: NOW, checkpoint }).confirmations, verifyProofFile(params, file, { now: NOW, checkpoint }).confirmations - 1);
+      fails({ ...file, headers: { ...file.headers, from: file.headers.from + 1 } }, 'headers.from');
+      fails({ ...file, block: { ...file.block, height: file.block.height - 1 } }, 'block.height');
+      fails({ ...file, block: { ...file.block, hash: flip(file.block.hash, 5) } }, 'block.hash');
+      fails({ ...file, genesis: flip(file.genesis, 0) }, 'genesis');
+      fails({ ...file, network: 'cairn-other' }, 'network');
+      fails({ ...file, kind: file.kind === 'account' ? 'transaction' : 'account' }, 'kind');
+      if (file.kind === 'account') {
+        fails({ ...file, address: encodeAddress(testKey(33).address) }, 'address');
+        fails({ ...file, account: file.account ? { ...file.account, balance: String(BigInt(file.account.balance) + 1n) } : { balance: '0', nonce: '0' } }, 'account');
+        if (file.account) fails({ ...file, account: { ...file.account, nonce: String(BigInt(file.account.nonce) + 1n) } }, 'account nonce');
+        if (file.account) fails({ ...file, account: null }, 'account null');
+      } else {
+        fails({ ...file, transaction: flip(file.transaction!, 0) }, 'transaction');
+      }
+      assert.ok(reasons.size >= 5, `several distinct reasons: ${[...reasons].join(' | ')}`);
+    });
+  }
+
+  it('refuses what is not a proof file, saying why', () => {
+    assert.throws(() => readProofFile('{'), /not JSON/);
+    assert.throws(() => readProofFile('{"cairnProof":2}'), /"cairnProof" must be 1/);
+    assert.throws(() => readProofFile(JSON.stringify({ ...files.account, proof: 'xyz' })), /"proof" must be hex/);
+  });
+});

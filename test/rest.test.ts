@@ -1,0 +1,214 @@
+/**
+ * The REST API and live events over HTTP on a running node (real libp2p, LevelDB, the address
+ * index on): Esplora's paths and shapes, JSON errors with codes, page limits, rate limits and
+ * CORS; a reorganisation seen as events (disconnect and reconnect) with the address index rolled
+ * back; and a client resuming after a disconnect without a gap, or told to resync.
+ */
+import assert from 'node:assert/strict';
+import { toHex } from '../ledger/bytes.ts';
+import { encodeAddress } from '../ledger/keys.ts';
+import { HttpServer } from '../node/http/server.ts';
+import { FUNDED_KEYS, testKey, transfer } from './helpers/fixtures.ts';
+import { mineChild } from './helpers/mining.ts';
+import { rememberState, stateOfStore } from './helpers/states.ts';
+import { get, openStream, type StreamEvent } from './helpers/http.ts';
+import { mineOn, networkParams, startNode, stopAll, waitFor, type TestNode } from './helpers/network.ts';
+
+describe('REST API and live events', function () {
+  this.timeout(60_000);
+  const params = networkParams();
+  const [alice, bob] = FUNDED_KEYS as [(typeof FUNDED_KEYS)[0], (typeof FUNDED_KEYS)[0]];
+  const carol = testKey(31).address;
+  let t: TestNode;
+  let http: HttpServer;
+  let base: string;
+  const servers: HttpServer[] = [];
+
+  before(async () => {
+    t = await startNode(params, [], { verifyThreads: 1, addressIndex: true });
+    http = new HttpServer(t.node, { eventHistory: 50 });
+    servers.push(http);
+    base = (await http.start()).replace(/\/$/, '');
+  });
+  after(async () => {
+    for (const s of servers) await s.stop();
+    await stopAll([t]);
+  });
+
+  const post = (path: string, body: string) => get(base + path, { method: 'POST', body });
+  const seqs = (events: StreamEvent[], type?: string) => events.filter((e) => !type || e.event === type).map((e) => e.data.seq as number);
+
+  it('answers Esplora\'s paths: blocks, block, txs, raw, heights, tx, address pages, mempool, fees', async () => {
+    const tx1 = transfer(alice, carol, 500n, 0n, 3n);
+    const sent = await post('/tx', toHex(tx1.bytes));
+    assert.equal(sent.status, 200, sent.text);
+    assert.equal(sent.text, tx1.idHex);
+    assert.equal((await get(`${base}/tx/${tx1.idHex}/status`)).json<{ confirmed: boolean }>().confirmed, false);
+    const mempool = (await get(`${base}/mempool`)).json<{ count: number; fee_histogram: number[][] }>();
+    assert.deepEqual([mempool.count, mempool.fee_histogram], [1, [[3, tx1.bytes.length]]]);
+    assert.equal((await get(`${base}/mempool/recent`)).json<{ txid: string }[]>()[0]!.txid, tx1.idHex);
+    const pending = (await get(`${base}/address/${encodeAddress(carol)}/txs`)).json<{ kind: string; cursor: string | null }[]>();
+    assert.deepEqual(pending.map((l) => [l.kind, l.cursor]), [['received', null]], 'a pending payment leads the first page');
+
+    const [b1] = await mineOn(t, 1);
+    const tx2 = transfer(alice, carol, 200n, 1n, 2n);
+    assert.equal((await post('/tx', toHex(tx2.bytes))).status, 200);
+    const [b2] = await mineOn(t, 1);
+    const hash1 = toHex(b1!.header.hash);
+    const hash2 = toHex(b2!.header.hash);
+
+    assert.equal((await get(`${base}/blocks/tip/height`)).text, '2');
+    assert.equal((await get(`${base}/blocks/tip/hash`)).text, hash2);
+    assert.equal((await get(`${base}/block-height/1`)).text, hash1);
+    const blocks = (await get(`${base}/blocks`)).json<{ id: string; height: number; tx_count: number }[]>();
+    assert.deepEqual(blocks.map((b) => [b.height, b.tx_count]), [[2, 1], [1, 1], [0, 0]]);
+    assert.deepEqual((await get(`${base}/blocks/1`)).json<{ height: number }[]>().map((b) => b.height), [1, 0]);
+    const block = (await get(`${base}/block/${hash1}`)).json<Record<string, unknown>>();
+    assert.equal(block.previousblockhash, toHex(b1!.header.prevHash));
+    assert.equal(block.in_best_chain, true);
+    assert.deepEqual((await get(`${base}/block/${hash1}/status`)).json(), { in_best_chain: true, height: 1, next_best: hash2 });
+    assert.deepEqual((await get(`${base}/block/${hash1}/txs`)).json<{ txid: string }[]>().map((x) => x.txid), [tx1.idHex]);
+    assert.deepEqual((await get(`${base}/block/${hash1}/raw`)).bytes, b1!.bytes);
+    assert.deepEqual((await get(`${base}/tx/${tx1.idHex}/raw`)).bytes, tx1.bytes);
+    const tx = (await get(`${base}/tx/${tx1.idHex}`)).json<{ from: string; amount: string; status: { block_height: number } }>();
+    assert.deepEqual([tx.from, tx.amount, tx.status.block_height], [encodeAddress(alice.address), '500', 1]);
+
+    const address = (await get(`${base}/address/${encodeAddress(carol)}`)).json<{ balance: string; chain_stats: Record<string, number> }>();
+    assert.equal(address.balance, '700');
+    assert.deepEqual(address.chain_stats, { tx_count: 2, sent_count: 0, received_count: 2, coinbase_count: 0 });
+    const page1 = (await get(`${base}/address/${encodeAddress(carol)}/txs?limit=1`)).json<{ txid: string; cursor: string }[]>();
+    assert.deepEqual(page1.map((l) => l.txid), [tx2.idHex]);
+    const page2 = (await get(`${base}/address/${encodeAddress(carol)}/txs/chain/${page1[0]!.cursor}?limit=1`)).json<{ txid: string }[]>();
+    assert.deepEqual(page2.map((l) => l.txid), [tx1.idHex], 'the next page goes on after the cursor');
+    const fees = (await get(`${base}/fee-estimates`)).json<Record<string, number>>();
+    assert.ok(fees['1']! >= 1 && fees['6']! >= 1, JSON.stringify(fees));
+  });
+
+  it('refuses bad input with JSON errors that carry a code, and caps page sizes', async () => {
+    const expectError = async (path: string, status: number, code: string, init?: RequestInit) => {
+      const a = await get(base + path, init);
+      assert.equal(a.status, status, `${path}: ${a.text}`);
+      assert.equal(a.headers.get('content-type'), 'application/json');
+      assert.equal(a.json<{ error: { code: string } }>().error.code, code, path);
+    };
+    await expectError('/block/nothex', 400, 'BAD_REQUEST');
+    await expectError(`/block/${'0'.repeat(64)}`, 404, 'NOT_FOUND');
+    await expectError(`/tx/${'ab'.repeat(32)}`, 404, 'NOT_FOUND');
+    await expectError('/block-height/99999', 404, 'NOT_FOUND');
+    await expectError('/address/cairn1nope', 400, 'BAD_REQUEST');
+    await expectError(`/address/${encodeAddress(carol)}/txs?limit=101`, 400, 'BAD_REQUEST');
+    await expectError(`/address/${encodeAddress(carol)}/txs/chain/garbage`, 400, 'BAD_REQUEST');
+    await expectError('/no/such/path', 404, 'NOT_FOUND');
+    await expectError('/tx', 400, 'BAD_REQUEST', { method: 'POST', body: 'zz' });
+    await expectError('/tx', 413, 'TOO_LARGE', { method: 'POST', body: 'a'.repeat(20_000) });
+    // A valid transaction the mempool refuses: its rule's code.
+    await expectError('/tx', 400, 'MEMPOOL_NONCE_TOO_LOW', { method: 'POST', body: toHex(transfer(alice, carol, 1n, 0n, 5n).bytes) });
+    await expectError('/events?types=bogus', 400, 'BAD_REQUEST');
+    await expectError('/events?address=cairn1nope', 400, 'BAD_REQUEST');
+  });
+
+  it('serves the explorer: its page and assets with content types, an ETag and revalidation; under 150 KB of script', async () => {
+    const page = await get(`${base}/`);
+    assert.equal(page.status, 200);
+    assert.equal(page.headers.get('content-type'), 'text/html; charset=utf-8');
+    assert.equal(page.headers.get('cache-control'), 'no-cache');
+    const scripts = [...page.text.matchAll(/src="\/assets\/([a-z]+\.js)"/g)].map((m) => m[1]!);
+    assert.deepEqual(scripts, ['app.js']);
+    const app = await get(`${base}/assets/app.js`);
+    assert.equal(app.headers.get('content-type'), 'text/javascript; charset=utf-8');
+    const etag = app.headers.get('etag')!;
+    assert.equal((await get(`${base}/assets/app.js`, { headers: { 'if-none-match': etag } })).status, 304);
+    assert.equal((await get(`${base}/assets/style.css`)).headers.get('content-type'), 'text/css; charset=utf-8');
+    assert.equal((await get(`${base}/assets/../package.json`)).status, 404);
+    let bytes = 0;
+    for (const name of ['app.js', 'dom.js', 'views.js', 'chart.js']) bytes += (await get(`${base}/assets/${name}`)).bytes.length;
+    assert.ok(bytes < 150_000, `${bytes} bytes of script`);
+  });
+
+  it('CORS is off unless asked for; a client over its rate gets 429 with a code', async () => {
+    assert.equal((await get(`${base}/blocks/tip/height`)).headers.get('access-control-allow-origin'), null);
+    assert.equal((await get(`${base}/blocks/tip/height`, { method: 'OPTIONS' })).status, 405);
+    const limited = new HttpServer(t.node, { rateBurst: 5, ratePerSecond: 0.001, cors: 'https://example.org' });
+    servers.push(limited);
+    const url = (await limited.start()).replace(/\/$/, '');
+    const first = await get(`${url}/blocks/tip/height`);
+    assert.equal(first.headers.get('access-control-allow-origin'), 'https://example.org');
+    const statuses = [];
+    for (let i = 0; i < 5; i++) statuses.push((await get(`${url}/blocks/tip/height`)).status);
+    assert.deepEqual(statuses, [200, 200, 200, 200, 429]);
+    const refused = await get(`${url}/blocks/tip/height`);
+    assert.equal(refused.json<{ error: { code: string } }>().error.code, 'RATE_LIMITED');
+  });
+
+  it('a reorganisation is a reorg event (disconnected, ancestor, connected) and the address index rolls back', async () => {
+    const stream = await openStream(`${base}/events?types=block,reorg,address&address=${encodeAddress(carol)}`);
+    try {
+      const fork = t.node.chain.tip;
+      rememberState(fork.hash, await stateOfStore(t.node.db));
+      const tx3 = transfer(alice, carol, 50n, 2n, 2n);
+      assert.equal((await post('/tx', toHex(tx3.bytes))).status, 200);
+      const [b3] = await mineOn(t, 1);
+      await stream.waitFor('block 3', (es) => es.some((e) => e.event === 'block' && e.data.height === 3));
+      await stream.waitFor('carol\'s address event', (es) => es.some((e) => e.event === 'address' && e.data.cause === 'block'));
+      assert.equal((await get(`${base}/address/${encodeAddress(carol)}/txs`)).json<unknown[]>().length, 3);
+
+      // A heavier branch from block 2 where alice's nonce 2 pays bob instead: carol's third payment is gone.
+      const c3 = mineChild(params, fork, [transfer(alice, bob.address, 9n, 2n, 2n)], { spacing: 1, miner: testKey(70).address });
+      const c4 = mineChild(params, { hash: c3.header.hash, height: 3, header: c3.header, anchorTimestamp: fork.anchorTimestamp }, [], { spacing: 1, miner: testKey(70).address });
+      assert.equal(await t.node.chain.processBlock(c3), 'side-branch');
+      assert.equal(await t.node.chain.processBlock(c4), 'connected');
+      await stream.waitFor('the reorg', (es) => es.some((e) => e.event === 'reorg'));
+      await stream.waitFor('block 4', (es) => es.some((e) => e.event === 'block' && e.data.height === 4));
+      const reorg = stream.events.find((e) => e.event === 'reorg')!;
+      assert.deepEqual(reorg.data.common_ancestor, { height: 2, hash: fork.hashHex });
+      assert.deepEqual(reorg.data.disconnected, [{ height: 3, hash: toHex(b3!.header.hash) }]);
+      assert.deepEqual(reorg.data.connected, [{ height: 3, hash: toHex(c3.header.hash) }, { height: 4, hash: toHex(c4.header.hash) }]);
+      const after = stream.events.slice(stream.events.indexOf(reorg));
+      assert.deepEqual(after.filter((e) => e.event === 'block').map((e) => e.data.height), [3, 4], 'then the connected blocks, in order');
+      const s = seqs(stream.events.filter((e) => e.event !== 'address'));
+      assert.deepEqual(s, [...s].sort((a, b) => a - b), 'sequence numbers only grow');
+
+      await waitFor(async () => (await get(`${base}/address/${encodeAddress(carol)}/txs`)).json<unknown[]>().length === 2, 10_000, 'carol\'s history without the disconnected payment');
+      const lines = (await get(`${base}/address/${encodeAddress(carol)}/txs`)).json<{ txid: string }[]>();
+      assert.ok(!lines.some((l) => l.txid === tx3.idHex), 'the payment left the index with its block (and the mempool: its nonce is spent)');
+      assert.equal((await get(`${base}/tx/${tx3.idHex}`)).status, 404);
+    } finally {
+      stream.close();
+    }
+  });
+
+  it('a client that reconnects with Last-Event-ID gets exactly what it missed; one too far behind is told to resync', async () => {
+    const first = await openStream(`${base}/events?types=block`);
+    await mineOn(t, 1);
+    await first.waitFor('a block', (es) => es.length >= 1);
+    const lastSeen = first.events.at(-1)!;
+    first.close();
+    // Missed while away: two blocks and a transaction.
+    await mineOn(t, 2);
+    const tx = transfer(bob, carol, 1n, 0n, 2n);
+    assert.equal((await post('/tx', toHex(tx.bytes))).status, 200);
+    const again = await openStream(`${base}/events`, { 'last-event-id': lastSeen.id! });
+    try {
+      await again.waitFor('the missed events', (es) => es.some((e) => e.event === 'tx'));
+      const got = seqs(again.events);
+      const from = lastSeen.data.seq as number;
+      assert.deepEqual(got, Array.from({ length: got.length }, (_, i) => from + 1 + i), 'every seq after the last seen, none skipped');
+      assert.deepEqual(again.events.map((e) => e.event), ['block', 'block', 'tx']);
+    } finally {
+      again.close();
+    }
+    // The history keeps 50 events: fill it past the old id.
+    for (let i = 0; i < 6; i++) await mineOn(t, 10);
+    const late = await openStream(`${base}/events`, { 'last-event-id': lastSeen.id! });
+    const restarted = await openStream(`${base}/events?since=other-run:1`);
+    try {
+      await late.waitFor('resync', (es) => es.some((e) => e.event === 'resync'));
+      await restarted.waitFor('resync', (es) => es.some((e) => e.event === 'resync'));
+      assert.equal(late.events[0]!.data.reason, 'too-old');
+      assert.equal(restarted.events[0]!.data.reason, 'restarted');
+    } finally {
+      late.close();
+      restarted.close();
+    }
+  });
+});
