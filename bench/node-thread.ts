@@ -10,6 +10,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import type { ChainParams } from '../ledger/genesis.ts';
 import { decodeTransaction } from '../ledger/transaction.ts';
 import { createNode } from '../node/launch.ts';
+import { UNLIMITED_SERVING } from '../node/serving.ts';
 import { libp2pHost, mineOn, type TestNode } from '../test/helpers/network.ts';
 import { watchImports } from './nodes.ts';
 
@@ -18,8 +19,8 @@ interface MeshView {
 }
 
 const port = parentPort!;
-const { datadir, params, bootstrap } = workerData as { datadir: string; params: ChainParams; bootstrap: string[] };
-const node = createNode({ datadir, params, listen: ['/ip4/127.0.0.1/tcp/0'], mdns: false, bootstrap });
+const { datadir, params, bootstrap, unlimited } = workerData as { datadir: string; params: ChainParams; bootstrap: string[]; unlimited: boolean };
+const node = createNode({ datadir, params, listen: ['/ip4/127.0.0.1/tcp/0'], mdns: false, bootstrap, serving: unlimited ? UNLIMITED_SERVING : undefined });
 const at = () => performance.timeOrigin + performance.now();
 /** This thread's own CPU time (not its verifier threads' or LevelDB's), in ms. */
 const threadCpuMs = () => {
@@ -64,6 +65,11 @@ const handlers: Record<string, (arg: any) => Promise<unknown>> = {
       tip: node.chain.tip.hashHex,
       cpuMs: threadCpuMs(),
     };
+  },
+  /** Bytes this node has served, and requests it answered busy, all protocols together. */
+  async served() {
+    const sum = (r: Record<string, number>) => Object.values(r).reduce((a, b) => a + b, 0);
+    return { bytes: sum(node.guard.stats.servedBytes), throttled: sum(node.guard.stats.throttled) };
   },
   async mine(minerKey: number) {
     const [block] = await mineOn({ node } as TestNode, 1, minerKey);

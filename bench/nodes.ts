@@ -63,13 +63,23 @@ export async function untilQuiet(shape: () => string | Promise<string>, quietMs:
   }
 }
 
-/** Calls `onImport` with the start and end (performance.now()) of every Chain.processBlock call. */
+/** Calls `onImport` with the start and end (performance.now()) of every Chain.processBlock and processSaneBlock call. */
 export function watchImports(chain: Chain, onImport: (block: Block, startMs: number, endMs: number) => void): void {
   const processBlock = chain.processBlock.bind(chain);
   chain.processBlock = async (block) => {
     const start = performance.now();
     try {
       return await processBlock(block);
+    } finally {
+      onImport(block, start, performance.now());
+    }
+  };
+  // Sync and compact blocks import through the other entry, their sanity already checked.
+  const processSaneBlock = chain.processSaneBlock.bind(chain);
+  chain.processSaneBlock = async (block) => {
+    const start = performance.now();
+    try {
+      return await processSaneBlock(block);
     } finally {
       onImport(block, start, performance.now());
     }

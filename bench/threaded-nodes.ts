@@ -49,8 +49,9 @@ export class ThreadNode {
     });
   }
 
-  static start(dir: TempDir, params: ChainParams, bootstrap: readonly string[]): Promise<ThreadNode> {
-    const worker = new Worker(new URL('./node-thread.ts', import.meta.url), { workerData: { datadir: dir.path, params, bootstrap: [...bootstrap] } });
+  /** `unlimited`: the node serves with no budgets (node/serving.ts UNLIMITED_SERVING), as before them. */
+  static start(dir: TempDir, params: ChainParams, bootstrap: readonly string[], o: { unlimited?: boolean } = {}): Promise<ThreadNode> {
+    const worker = new Worker(new URL('./node-thread.ts', import.meta.url), { workerData: { datadir: dir.path, params, bootstrap: [...bootstrap], unlimited: o.unlimited ?? false } });
     return new Promise((resolve, reject) => {
       const onMessage = (m: { event?: string; addr?: string; error?: string }) => {
         if (m.event === 'started') {
@@ -80,6 +81,11 @@ export class ThreadNode {
 
   state(): Promise<ThreadNodeState> {
     return this.call('state');
+  }
+
+  /** Bytes the node has served so far, and requests it answered busy, all request protocols together. */
+  served(): Promise<{ bytes: number; throttled: number }> {
+    return this.call('served');
   }
 
   mine(minerKey: number): Promise<{ hash: string; txs: number }> {

@@ -24,7 +24,8 @@ import { networkParams, stopAll, type TestNode } from '../test/helpers/network.t
 import { testParams } from '../test/helpers/fixtures.ts';
 import { ThreadNode } from './threaded-nodes.ts';
 import { allocFor, benchKeys, signedBytes, transfers } from './perf-common.ts';
-import { batchedAdmitRun, buildSyncSource, syncRun } from './perf.ts';
+import { batchedAdmitRun } from './perf.ts';
+import { buildSyncSource, syncRun } from './sync.ts';
 import { metric, type Metric, type Suite, type SuiteContext } from './report.ts';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));

@@ -59,7 +59,14 @@ export async function peersCommand(argv: string[], out: Out): Promise<void> {
   const { values } = parse(argv, NODE_ACCESS);
   if (values.help) return out.help(HELP.peers);
   const peers = await (await connect(values)).call('getPeers', {});
-  out.result(peers, peers.length === 0 ? '(no peers)' : peers.map((p) => `${p.id}  height ${p.height ?? '?'}  ${p.addrs.join(' ')}`).join('\n'));
+  out.result(
+    peers,
+    peers.length === 0
+      ? '(no peers)'
+      : peers
+          .map((p) => `${p.id}  ${p.direction ?? '?'}  height ${p.height ?? '?'}  score ${p.banScore}  in ${bytes(p.bytesIn)}  out ${bytes(p.bytesOut)}${p.throttled ? '  THROTTLED' : ''}  ${p.addrs.join(' ')}`)
+          .join('\n'),
+  );
 }
 
 export async function mempoolCommand(argv: string[], out: Out): Promise<void> {
@@ -69,6 +76,13 @@ export async function mempoolCommand(argv: string[], out: Out): Promise<void> {
   const [m, coin] = await Promise.all([rpc.call('getMempool', {}), out.json ? undefined : rpc.call('status', {})]);
   const show = (v: string) => (coin ? coins(v, coin) : v);
   out.result(m, [`${m.size} transactions, ${m.bytes} bytes`, ...m.txs.map((t) => `${t.id}  fee ${show(t.fee)}  ${t.from} #${t.nonce} → ${t.to}  ${show(t.amount)}`)].join('\n'));
+}
+
+/** A byte count for people: 812 B, 14.2 KB, 3.7 MB. */
+function bytes(n: number): string {
+  if (n < 1000) return `${n} B`;
+  if (n < 1_000_000) return `${(n / 1000).toFixed(1)} KB`;
+  return `${(n / 1_000_000).toFixed(1)} MB`;
 }
 
 const ACCESS = `  --datadir DIR          the node running on DIR (default ./data)
@@ -96,7 +110,9 @@ Example:
   cairn tx 3f2a…c9e1 --json`,
   peers: `Usage: cairn peers [--datadir DIR | --rpc URL --rpc-token T] [--json]
 
-Connected peers with their announced heights.
+Connected peers: who dialled (inbound: it did), announced height, ban score, bytes it sent us
+and we served it, THROTTLED if it was answered busy in the last 10 s (it asked for more than its
+share), and its address.
 ${ACCESS}
 
 Example:

@@ -5,6 +5,7 @@ import { join, resolve } from 'node:path';
 import { encodeAddress } from '../ledger/keys.ts';
 import { createNode } from '../node/launch.ts';
 import { DEFAULT_REORG_DEPTH } from '../consensus/chain-index.ts';
+import { checkPeerAddress } from '../node/libp2p/addresses.ts';
 import { createKey, listKeys } from './keystore.ts';
 import { readPassword } from './password.ts';
 import { RpcClient } from './rpc-client.ts';
@@ -62,6 +63,8 @@ export async function nodeCommand(argv: string[], out: Out): Promise<void> {
     keystore: { type: 'string' },
     'password-file': { type: 'string' },
     'no-mdns': { type: 'boolean' },
+    'max-inbound-per-ip': { type: 'string' },
+    'max-inbound-per-subnet': { type: 'string' },
     'metrics-port': { type: 'string' },
     'log-level': { type: 'string' },
     'prune-keep': { type: 'string' },
@@ -83,6 +86,17 @@ export async function nodeCommand(argv: string[], out: Out): Promise<void> {
   const metricsPort = port(values, 'metrics-port');
   const threads = count(values, 'threads', 1, 256) ?? 1;
   const bootstrap = (values.bootstrap as string[] | undefined) ?? [];
+  for (const addr of bootstrap) {
+    try {
+      checkPeerAddress(addr);
+    } catch (err) {
+      throw new UsageError(`--bootstrap ${(err as Error).message}`);
+    }
+  }
+  const noPeersWarningMs = envSeconds('CAIRN_NO_PEERS_WARNING_SECONDS');
+  const perIp = count(values, 'max-inbound-per-ip', 1, 1000);
+  const perSubnet = count(values, 'max-inbound-per-subnet', 1, 1000);
+  const connectionLimits = { ...(perIp !== undefined && { maxInboundPerIp: perIp }), ...(perSubnet !== undefined && { maxInboundPerSubnet: perSubnet }) };
   const logger = createLogger(level);
 
   const settings = { datadir, p2pPort, rpcPort, httpPort: http?.port };
@@ -102,6 +116,8 @@ export async function nodeCommand(argv: string[], out: Out): Promise<void> {
     mine: coinbase ? { coinbase, threads } : undefined,
     rpc: { port: rpcPort },
     pruneKeep,
+    noPeersWarningMs,
+    connectionLimits,
     http,
     metrics: metricsPort === undefined ? undefined : { port: metricsPort },
     addressIndex: !values['no-address-index'],
@@ -196,6 +212,14 @@ function envPort(name: string): number | undefined {
   return Number(v);
 }
 
+/** A whole number of seconds from environment variable `name`, in milliseconds. */
+function envSeconds(name: string): number | undefined {
+  const v = process.env[name];
+  if (v === undefined || v === '') return undefined;
+  if (!/^\d+$/.test(v) || Number(v) < 1 || Number(v) > 86_400) throw new UsageError(`${name} must be a whole number of seconds from 1 to 86400, got "${v}"`);
+  return Number(v) * 1000;
+}
+
 async function waitForNode(datadir: string, child: ChildProcess): Promise<{ listen: string[]; rpc: string }> {
   const deadline = Date.now() + 30_000;
   for (;;) {
@@ -224,7 +248,7 @@ Examples:
                   [--http-port N] [--http-host IP] [--http-cors ORIGIN] [--no-http] [--no-address-index]
                   [--bootstrap MULTIADDR]... [--mine] [--coinbase ADDRESS] [--threads N]
                   [--keystore DIR] [--password-file F] [--no-mdns] [--metrics-port N] [--log-level L]
-                  [--prune-keep N]
+                  [--prune-keep N] [--max-inbound-per-ip N] [--max-inbound-per-subnet N]
 
 Runs a validating node (initialising DIR, default ./data, when empty). P2P on port 7370 of all
 interfaces, JSON-RPC on 127.0.0.1:7371 (0 picks a free port; the endpoint and token are written
@@ -237,6 +261,13 @@ turns it off). The address index behind its address pages is kept unless --no-ad
 existing datadir gets one built in the background, its progress in the log.
 Stops cleanly on SIGINT, SIGTERM or cairn stop.
 
+Peers: each --bootstrap names a node as /ip4/HOST/tcp/PORT/p2p/PEER_ID (checked before the node
+starts; one that cannot be reached is retried with backoff, and logged). mDNS finds nodes of the
+same network on the local network, the DHT finds the peers of peers. Alone for 30 s, the node
+says so, and what to check. Inbound connections: at most 48, 4 from one IP (--max-inbound-per-ip)
+and 8 from one /24 or /48 (--max-inbound-per-subnet); this machine's own (127.0.0.1) are not
+counted. Bans cover the peer's IP too and are kept in DIR/bans.json until they expire.
+
 --prune-keep N keeps the bodies and undo data of only the last N blocks (N at least 10000, the
 deepest reorganisation a node follows) and deletes older ones in the background; headers, the
 state, its tree and the address index stay, the node still validates every new block, and it
@@ -244,6 +275,7 @@ tells peers what it no longer has. Its RPC and REST answer "pruned" for a body i
 
 Environment (a flag wins over its variable): CAIRN_P2P_PORT, CAIRN_RPC_PORT, CAIRN_HTTP_PORT, CAIRN_P2P_HOST, and
 CAIRN_MDNS=off for --no-mdns. CAIRN_PASSWORD is the coinbase key's password (see cairn keys --help).
+CAIRN_NO_PEERS_WARNING_SECONDS moves the "no peers" warning (default 30).
 
 Examples:
   cairn node --mine

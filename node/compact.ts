@@ -9,6 +9,7 @@ import { TX_BYTES, decodeTransaction, type Transaction } from '../ledger/transac
 import type { Transport } from './transport.ts';
 import type { NetworkNames } from './protocols.ts';
 import { WIRE_VERSION } from './wire.ts';
+import type { Serve } from './serving.ts';
 
 /**
  * Compact block relay, after Bitcoin's BIP 152: a new block travels as its header, coinbase and
@@ -85,7 +86,9 @@ export function assemble(compact: CompactBlock, txs: readonly Transaction[], par
   }
 }
 
-const MAX_REQUESTED = 100_000;
+export const MAX_REQUESTED = 100_000;
+/** getBlockTxs: 01 ‖ hash ‖ count ‖ 100,000 indexes of 4 bytes, with room to spare. */
+export const GET_BLOCK_TXS_MAX_BYTES = 64 + MAX_REQUESTED * 4;
 
 export function encodeGetBlockTxs(blockHash: Uint8Array, indexes: readonly number[]): Uint8Array {
   const w = new Writer(48 + indexes.length * 4).u8(WIRE_VERSION).bytes(blockHash, HASH_BYTES).varint(indexes.length);
@@ -110,12 +113,13 @@ export function decodeGetBlockTxs(bytes: Uint8Array): { blockHash: Uint8Array; i
  * lacks a few of them was tens of megabytes of garbage each time.
  */
 export async function serveBlockTxs(
-  transport: Transport,
+  serve: Serve,
   names: NetworkNames,
   getBlockBytes: (hash: Uint8Array) => Promise<Uint8Array | undefined>,
   onBadRequest: (peer: string, err: unknown) => void,
 ): Promise<void> {
-  await transport.handle(
+  await serve(
+    'blockTxs',
     names.blockTxs,
     async (req) => {
       const { blockHash, indexes } = decodeGetBlockTxs(req);
@@ -125,7 +129,7 @@ export async function serveBlockTxs(
       for (const tx of txs) w.bytes(tx);
       return w.finish();
     },
-    { timeoutMs: 5000, maxBytes: 64 + MAX_REQUESTED * 4, onBadRequest },
+    { timeoutMs: 5000, maxBytes: GET_BLOCK_TXS_MAX_BYTES, onBadRequest },
   );
 }
 

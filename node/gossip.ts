@@ -9,6 +9,7 @@ import { ConsensusError } from '../consensus/errors.ts';
 import { hasValidProofOfWork } from '../consensus/pow.ts';
 import { assemble, decodeCompactBlock, encodeCompactBlock, fetchBlockTxs, matchMempool } from './compact.ts';
 import type { PeerManager } from './peers.ts';
+import type { NetworkStats, PeerRecords } from './peer-records.ts';
 import type { NetworkNames } from './protocols.ts';
 import type { Transport, Verdict } from './transport.ts';
 import type { TxSignatureVerifier } from './tx-signatures.ts';
@@ -39,7 +40,20 @@ export interface GossipOptions {
   readonly peers: PeerManager;
   readonly clock: () => number;
   readonly signatures: TxSignatureVerifier;
+  /** Where the peers that brought valid blocks and transactions first are noted, for eviction. */
+  readonly records?: PeerRecords;
+  readonly stats?: NetworkStats;
+  /** Milliseconds since the epoch, for the records. */
+  readonly now?: () => number;
 }
+
+/** The largest gossip message on any topic: a full block and its framing (docs/PROTOCOL.md, "Gossip"). */
+export function maxGossipBytes(maxBlockBytes: number): number {
+  return maxBlockBytes + 64 * 1024;
+}
+
+/** An honest node never sends a message above the cap: it is dropped unread, and its sender banned. */
+const OVERSIZED_SCORE = 100;
 
 /**
  * Blocks and transactions over gossip. The topic validators run the real validation (the same
@@ -57,9 +71,22 @@ export class Gossip extends EventEmitter<GossipEvents> {
 
   start(): void {
     const { transport, names } = this.o;
-    transport.subscribe(names.blockTopic, (peer, data) => this.validateBlock(peer, data));
-    transport.subscribe(names.compactBlockTopic, (peer, data) => this.validateCompactBlock(peer, data));
-    transport.subscribe(names.txTopic, (peer, data) => this.validateTxs(peer, data));
+    const cap = maxGossipBytes(this.o.chain.params.maxBlockBytes);
+    // The size is judged before anything else reads the message.
+    const capped = (validate: (peer: string, data: Uint8Array) => Promise<Verdict>) => (peer: string, data: Uint8Array) => {
+      if (data.byteLength <= cap) return validate(peer, data);
+      if (this.o.stats) this.o.stats.oversizedGossip++;
+      this.o.peers.penalize(peer, OVERSIZED_SCORE, `oversized gossip: ${data.byteLength} bytes, above the cap of ${cap}`);
+      return Promise.resolve<Verdict>('reject');
+    };
+    transport.subscribe(names.blockTopic, capped((peer, data) => this.validateBlock(peer, data)));
+    transport.subscribe(names.compactBlockTopic, capped((peer, data) => this.validateCompactBlock(peer, data)));
+    transport.subscribe(names.txTopic, capped((peer, data) => this.validateTxs(peer, data)));
+  }
+
+  /** The peer brought us something valid first: it keeps its slot when the node is full. */
+  private gave(peer: string, what: 'block' | 'tx'): void {
+    if (this.o.records && this.o.now) this.o.records.gave(peer, what, this.o.now());
   }
 
   stop(): void {
@@ -102,6 +129,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
    */
   private verdictOf(peer: string, outcome: BlockOutcome): Verdict {
     if (outcome === 'orphan') this.emit('orphan', peer);
+    if (outcome === 'connected') this.gave(peer, 'block');
     return outcome === 'connected' ? 'accept' : 'ignore';
   }
 
@@ -165,6 +193,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
           if (verdictFor(err) === 'reject') throw err;
         }
       }
+      if (admitted > 0) this.gave(peer, 'tx');
       return admitted > 0 ? 'accept' : 'ignore';
     } catch (err) {
       return this.reject(peer, err);

@@ -48,7 +48,8 @@ export interface HeaderChain {
 }
 
 export interface HeaderSyncOptions {
-  readonly transport: Transport;
+  /** A request to a peer (the transport's, with whatever waiting the caller's budgets need). */
+  readonly request: Transport['request'];
   readonly names: NetworkNames;
   readonly chain: Chain;
   readonly clock: () => number;
@@ -66,7 +67,7 @@ export interface HeaderSyncOptions {
 export async function fetchHeaderChain(o: HeaderSyncOptions, peer: string, claimed: Status): Promise<HeaderChain | undefined> {
   const { chain } = o;
   const range = async (start: number, count: number): Promise<BlockHeader[]> => {
-    const bytes = await o.transport.request(peer, o.names.headerRange, encodeGetHeaderRange(start, count), {
+    const bytes = await o.request(peer, o.names.headerRange, encodeGetHeaderRange(start, count), {
       timeoutMs: HEADERS_TIMEOUT_MS,
       maxBytes: 16 + count * HEADER_BYTES,
     });

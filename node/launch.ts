@@ -6,6 +6,11 @@ import type { MempoolPolicy } from '../ledger/mempool.ts';
 import { realEnv, type Env } from './env.ts';
 import { Libp2pTransport } from './libp2p/transport.ts';
 import { loadOrCreatePeerKey } from './libp2p/identity.ts';
+import { checkPeerAddress } from './libp2p/addresses.ts';
+import { mdnsRouteProblem } from './libp2p/multicast.ts';
+import { banFile } from './ban-file.ts';
+import type { ServingLimits } from './serving.ts';
+import type { SlotLimits } from './slots.ts';
 import { loadMempool, saveMempool } from './mempool-file.ts';
 import { Miner } from './miner.ts';
 import { CairnNode, type NodeService } from './node.ts';
@@ -44,6 +49,12 @@ export interface NodeConfig {
   readonly verifyThreads?: number;
   /** Time and randomness (default: the machine's). */
   readonly env?: Env;
+  /** How long the node may be without a peer before it warns (ms; default 30 s). */
+  readonly noPeersWarningMs?: number;
+  /** Per-peer budgets on the request protocols (node/serving.ts). */
+  readonly serving?: Partial<ServingLimits>;
+  /** Inbound connections in all, per IP and per subnet (node/slots.ts). */
+  readonly connectionLimits?: Partial<SlotLimits>;
   /** Lets V8's heap grow further while downloading a long chain (a process-wide setting: off for several nodes in one process). */
   readonly heapGrowth?: boolean;
   /** Keep the bodies of only this many blocks below the tip (node/pruner.ts); undefined keeps all. */
@@ -56,6 +67,8 @@ export interface NodeConfig {
  * RPC server. Not started: call `start()`.
  */
 export function createNode(config: NodeConfig): CairnNode {
+  // A malformed bootstrap address is refused here, naming it, rather than never dialled.
+  for (const addr of config.bootstrap ?? []) checkPeerAddress(addr);
   const env = config.env ?? realEnv;
   const pool = new VerifyPool(config.verifyThreads);
   const services: ((node: CairnNode) => NodeService)[] = [];
@@ -116,6 +129,15 @@ export function createNode(config: NodeConfig): CairnNode {
       };
     });
   }
+  if (config.mdns ?? true) {
+    services.push((node) => ({
+      async start() {
+        const problem = await mdnsRouteProblem();
+        if (problem) node.emit('log', 'warn', problem);
+      },
+      async stop() {},
+    }));
+  }
   if (config.http) {
     const httpOptions = config.http;
     services.push((node) => {
@@ -160,9 +182,13 @@ export function createNode(config: NodeConfig): CairnNode {
     bootstrap: config.bootstrap,
     mempool: config.mempool,
     mempoolStore: { load: (mempool, now) => loadMempool(config.datadir, mempool, now), save: async (mempool) => void (await saveMempool(config.datadir, mempool)) },
+    banStore: banFile(config.datadir),
+    serving: config.serving,
+    connectionLimits: config.connectionLimits,
     banSeconds: config.banSeconds,
     statusIntervalMs: config.statusIntervalMs,
     pruneKeep: config.pruneKeep,
+    noPeersWarningMs: config.noPeersWarningMs,
     addressIndex: config.addressIndex ?? true,
     stopwatch: () => performance.now(),
     services,

@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { NodeView } from './view.ts';
+import { NETWORK_METRIC_FAMILIES, networkMetrics } from './peer-records.ts';
 
 /** Seconds: a block import is milliseconds when following the tip, seconds for a big block. */
 const IMPORT_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -63,6 +64,17 @@ export class Metrics {
     node.chain.on('imported', (_block, _outcome, ms) => this.blockImport.observe(ms / 1000));
     node.gossip.on('invalid', () => invalidMessages.inc());
     node.peers.on('ban', () => bans.inc());
+    // The network's counters (node/peer-records.ts: served bytes and busy answers by protocol,
+    // evictions, refusals, bans by reason), read from its NetworkStats when scraped.
+    const samples = (name: string) => networkMetrics(n.guard.stats, n.peers.bannedAddressCount).filter((m) => m.name === name);
+    for (const family of NETWORK_METRIC_FAMILIES) {
+      const config = { name: family.name, help: family.help, labelNames: [...family.labelNames], registers };
+      if (family.type === 'gauge') {
+        new Gauge({ ...config, collect() { this.reset(); for (const m of samples(family.name)) this.set(m.labels ?? {}, m.value); } });
+      } else {
+        new Counter({ ...config, collect() { this.reset(); for (const m of samples(family.name)) this.inc(m.labels ?? {}, m.value); } });
+      }
+    }
     const now = options.now;
     if (now) {
       node.on('block', (block, source) => {

@@ -10,14 +10,17 @@ import { Chain, type BlockOutcome, type Clock } from '../consensus/chain.ts';
 import type { OrphanLimits } from '../consensus/orphans.ts';
 import { secondsOf, type Env, type Timer } from './env.ts';
 import { Gossip } from './gossip.ts';
-import { PeerManager } from './peers.ts';
+import { PeerManager, type BanStore } from './peers.ts';
+import { NetworkGuard } from './guard.ts';
+import type { Serve, ServingLimits } from './serving.ts';
+import type { SlotLimits } from './slots.ts';
 import { networkNames, type NetworkNames } from './protocols.ts';
 import { Sync } from './sync.ts';
 import { TxRelay } from './tx-relay.ts';
 import { serveBlockTxs } from './compact.ts';
 import { serveLightClients } from './light/serve.ts';
 import { TxSignatureVerifier, type SignatureVerifier } from './tx-signatures.ts';
-import type { ConnectionGate, Transport } from './transport.ts';
+import type { ConnectionGate, ConnectionInfo, Transport } from './transport.ts';
 import { PeerBook } from './peer-book.ts';
 import { Pruner } from './pruner.ts';
 
@@ -59,6 +62,14 @@ export interface NodeParts {
   readonly banSeconds?: number;
   /** How often to ask every peer for its status again (ms): how a node notices it fell behind. */
   readonly statusIntervalMs?: number;
+  /** How long the node may be without a peer before it warns, and how often it repeats it (ms; default 30 s). */
+  readonly noPeersWarningMs?: number;
+  /** Per-peer budgets on the request protocols (default DEFAULT_SERVING_LIMITS). */
+  readonly serving?: Partial<ServingLimits>;
+  /** Inbound connections in all, per IP and per subnet (default DEFAULT_SLOT_LIMITS). */
+  readonly connectionLimits?: Partial<SlotLimits>;
+  /** Where bans are kept across restarts (a file in the datadir; memory in the simulator). */
+  readonly banStore?: BanStore;
   /** Services started after the node and stopped before it (the miner, RPC, metrics). */
   readonly services?: readonly ((node: CairnNode) => NodeService)[];
   /**
@@ -83,7 +94,7 @@ export interface NodeEvents {
 }
 
 /** How long a node may have no peer before it says so, and how often it repeats it. */
-const LONELY_AFTER_MS = 30_000;
+const NO_PEERS_WARNING_MS = 30_000;
 
 /**
  * One validating node: the store, the chain, the mempool, and a transport carrying gossip,
@@ -106,6 +117,8 @@ export class CairnNode extends EventEmitter<NodeEvents> {
   txRelay!: TxRelay;
   signatures!: TxSignatureVerifier;
   pruner: Pruner | undefined;
+  /** Connection slots, serving budgets, and what each peer gave and took. */
+  guard!: NetworkGuard;
   /** Present when the node keeps the address index (NodeParts.addressIndex). */
   addressIndex: AddressIndex | undefined;
   private backfill: Promise<void> | undefined;
@@ -155,29 +168,45 @@ export class CairnNode extends EventEmitter<NodeEvents> {
         },
       );
     }
-    this.peers = new PeerManager(this.clock, p.banSeconds);
+    this.peers = new PeerManager(this.clock, { banSeconds: p.banSeconds, limitLoopback: p.connectionLimits?.limitLoopback });
+    this.guard = new NetworkGuard({
+      env: this.env,
+      peers: this.peers,
+      serving: p.serving,
+      slots: p.connectionLimits,
+      banStore: p.banStore,
+      log: (level, message, fields) => this.emit('log', level, message, fields),
+    });
+    await this.guard.restoreBans();
     this.names = networkNames(this.db.genesis.header.hash);
-    this.transport = await p.createTransport(this.peers, this.names);
+    this.transport = await p.createTransport(this.guard.gate(), this.names);
+    this.guard.attach(this.transport);
     this.book = new PeerBook(this.env, this.transport, this.peers);
-    this.book.onDialFailed = (peer, source, err) => {
-      if (source === 'bootstrap' || source === 'user') this.emit('log', 'warn', `cannot reach ${source} peer ${peer}: ${err.message} (retrying with backoff)`);
-      else this.emit('log', 'debug', `cannot reach discovered peer ${peer}: ${err.message}`);
+    this.book.onDialFailed = (peer, source, addrs, err) => {
+      if (source === 'bootstrap' || source === 'user') this.emit('log', 'warn', `cannot reach ${source} peer ${peer}: ${err.message} (retrying with backoff)`, { peer, addrs });
+      else this.emit('log', 'debug', `cannot reach ${source} peer ${peer}: ${err.message}`, { peer, addrs });
     };
-    const common = { transport: this.transport, names: this.names, chain: this.chain, peers: this.peers, clock: this.clock };
-    this.gossip = new Gossip({ ...common, mempool: this.mempool, signatures: this.signatures });
-    this.sync = new Sync({ ...common, preverify: (blocks) => this.signatures.preverify(blocks.flatMap((b) => b.txs)) });
+    const serve: Serve = (name, protocol, respond, options) => this.guard.handle(name, protocol, respond, options);
+    const common = { transport: this.transport, names: this.names, chain: this.chain, peers: this.peers, clock: this.clock, env: this.env, records: this.guard.records };
+    this.gossip = new Gossip({ ...common, mempool: this.mempool, signatures: this.signatures, stats: this.guard.stats, now: () => this.env.now() });
+    this.sync = new Sync({
+      ...common,
+      serve,
+      admitBlocks: (peer, blocks, height) => this.guard.serving.serveBlocks(peer, blocks, height),
+      preverify: (blocks) => this.signatures.preverify(blocks.flatMap((b) => b.txs)),
+    });
     if (p.mempoolStore) {
       const restored = await p.mempoolStore.load(this.mempool, this.clock());
       if (restored.admitted + restored.dropped > 0) this.emit('log', 'info', 'restored mempool', restored);
     }
-    this.txRelay = new TxRelay({ ...common, env: this.env, mempool: this.mempool, gossip: this.gossip, signatures: this.signatures });
+    this.txRelay = new TxRelay({ ...common, mempool: this.mempool, gossip: this.gossip, signatures: this.signatures, serve });
     this.wire();
     this.gossip.start();
     this.pruner?.start();
     await this.sync.start();
     await this.txRelay.start();
-    await serveBlockTxs(this.transport, this.names, async (hash) => (await this.db.getBlocksBytes([hash]))[0], (peer, err) => this.peers.badRequest(peer, err));
-    await serveLightClients(this.chain, this.transport, this.names, (peer, err) => this.peers.badRequest(peer, err));
+    await serveBlockTxs(serve, this.names, async (hash) => (await this.db.getBlocksBytes([hash]))[0], (peer, err) => this.peers.badRequest(peer, err));
+    await serveLightClients(this.chain, serve, this.names, (peer, err) => this.peers.badRequest(peer, err));
     for (const addr of p.bootstrap ?? []) this.book.remember(addr, 'bootstrap');
 
     this.every(5_000, () => {
@@ -218,23 +247,30 @@ export class CairnNode extends EventEmitter<NodeEvents> {
       this.sync.forget(peer);
       void this.transport.hangUp(peer);
     });
-    this.sync.on('foreign', (peer) => this.peers.ban(peer, 'another network (genesis or protocols differ)'));
+    this.sync.on('foreign', (peer) => this.peers.ban(peer, 'another network (genesis or protocols differ)', { address: false }));
     this.gossip.on('orphan', (peer) => void this.sync.handshake(peer));
     const t = this.transport;
+    // What each connection was, for the line that says it ended (the transport has forgotten it by then).
+    const connections = new Map<string, ConnectionInfo>();
     t.on('peer:connect', (peer, info) => {
       this.lonelySince = undefined;
+      connections.set(peer, info);
       this.emit('log', 'info', 'peer connected', { peer, direction: info.direction, address: info.remoteAddr, peers: t.peers().length });
     });
     t.on('peer:disconnect', (peer) => {
       this.sync.forget(peer);
-      this.emit('log', 'info', 'peer disconnected', { peer, peers: t.peers().length });
+      const info = connections.get(peer);
+      connections.delete(peer);
+      this.emit('log', 'info', 'peer disconnected', { peer, direction: info?.direction, address: info?.remoteAddr, peers: t.peers().length });
     });
     t.on('peer:ready', (peer, listenAddrs) => {
       this.book.connected(peer, listenAddrs);
       void this.sync.handshake(peer).then((status) => status && this.txRelay.pushMempool(peer));
     });
     t.on('peer:discovered', (peer, addrs) => {
-      if (this.book.discovered(peer, addrs)) this.emit('log', 'debug', 'peer discovered', { peer, addrs });
+      if (!this.book.discovered(peer, addrs)) return;
+      this.emit('log', 'debug', 'peer discovered', { peer, addrs });
+      if (!this.stopped) this.book.redial(); // now, not at the next second's round
     });
     t.on('peer:misbehaved', (peer, score, reason) => void this.peers.penalize(peer, score, reason));
   }
@@ -270,7 +306,7 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     }
     const now = this.env.now();
     this.lonelySince ??= now;
-    if (now - this.lonelySince < LONELY_AFTER_MS) return;
+    if (now - this.lonelySince < (this.parts.noPeersWarningMs ?? NO_PEERS_WARNING_MS)) return;
     this.lonelySince = now;
     const known = this.book.size;
     this.emit('log', 'warn', known > 0 ? `no peers: none of the ${known} known peers answers; check that they run and that --bootstrap names them right` : 'no peers: give one with --bootstrap MULTIADDR (mDNS finds peers only on the local network)');
@@ -349,6 +385,7 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     this.gossip?.stop();
     this.txRelay?.stop();
     await this.transport?.stop();
+    await this.guard?.stop();
     await this.sync?.idle();
     await this.backfill?.catch(() => {});
     await this.chain?.idle();

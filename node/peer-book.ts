@@ -39,8 +39,10 @@ export class PeerBook {
   private readonly transport: Transport;
   private readonly peers: PeerManager;
   private readonly known = new Map<string, KnownPeer>();
+  /** Peers being dialled now: not dialled twice at once, and counted against WANTED_PEERS. */
+  private readonly dialling = new Set<string>();
   /** Told once per peer when dialling it fails, with why. */
-  onDialFailed: ((peer: string, source: PeerSource, err: Error) => void) | undefined;
+  onDialFailed: ((peer: string, source: PeerSource, addrs: readonly string[], err: Error) => void) | undefined;
 
   constructor(env: Env, transport: Transport, peers: PeerManager) {
     this.env = env;
@@ -83,6 +85,7 @@ export class PeerBook {
     const k = this.known.get(peer);
     if (k) {
       if (listenAddrs.length > 0) k.addrs = [...listenAddrs];
+      k.nextAt = 0;
       k.delayMs = REDIAL_MIN_MS;
       k.failures = 0;
       k.reported = false;
@@ -110,12 +113,14 @@ export class PeerBook {
     const now = this.env.now();
     const connected = new Set(this.transport.peers());
     for (const [id, k] of this.known) {
-      if (k.nextAt > now || connected.has(id) || this.peers.isBanned(id)) continue;
+      if (k.nextAt > now || connected.has(id) || this.dialling.has(id) || this.peers.isBanned(id)) continue;
       const keep = k.source === 'bootstrap' || k.source === 'user';
-      if (!keep && connected.size >= WANTED_PEERS) continue;
+      // However many peers discovery announces at once, only enough to reach WANTED_PEERS are dialled.
+      if (!keep && connected.size + this.dialling.size >= WANTED_PEERS) continue;
       k.nextAt = now + k.delayMs;
       k.delayMs = Math.min(REDIAL_MAX_MS, k.delayMs * 2);
-      this.transport.dial(k.addrs).then(
+      this.dialling.add(id);
+      this.transport.dial(k.addrs).finally(() => this.dialling.delete(id)).then(
         () => {
           k.failures = 0;
         },
@@ -123,7 +128,7 @@ export class PeerBook {
           k.failures++;
           if (!k.reported) {
             k.reported = true;
-            this.onDialFailed?.(id, k.source, err);
+            this.onDialFailed?.(id, k.source, k.addrs, err);
           }
           if (!keep && k.failures >= MAX_DISCOVERED_FAILURES) this.known.delete(id);
         },

@@ -1,10 +1,36 @@
 import { EventEmitter } from 'node:events';
 import { CairnError } from '../ledger/errors.ts';
-import type { ConnectionGate } from './transport.ts';
+import { addressGroup } from './address-groups.ts';
 
 /** Misbehaviour adds up per peer; at this score the peer is cut off and refused for a while. */
 export const BAN_THRESHOLD = 100;
 export const DEFAULT_BAN_SECONDS = 600;
+/** Bans remembered at most, of each kind: the soonest to expire go first. */
+const MAX_BANS = 10_000;
+
+/** A ban as it is kept across restarts: a peer id or an IP, until a time (seconds since the epoch). */
+export interface BanRecord {
+  readonly kind: 'peer' | 'ip';
+  readonly id: string;
+  readonly until: number;
+  readonly reason: string;
+}
+
+/** Where bans survive a restart (a file in the datadir for a real node, memory in the simulator). */
+export interface BanStore {
+  load(): Promise<readonly BanRecord[]>;
+  save(bans: readonly BanRecord[]): Promise<void>;
+}
+
+export interface PeerManagerOptions {
+  readonly banSeconds?: number;
+  /**
+   * Whether loopback addresses (127.0.0.0/8, ::1) are scored and banned like others. Off by
+   * default: they are the machine's own processes — a local devnet, tests — and one hostile local
+   * process would otherwise get every other one refused. Bans by peer id apply to them as to all.
+   */
+  readonly limitLoopback?: boolean;
+}
 
 export interface PeerManagerEvents {
   /** Hang up on this peer now (the node does it; this class holds no connections). */
@@ -14,32 +40,63 @@ export interface PeerManagerEvents {
 }
 
 /**
- * Ban scores and bans, by peer id. Rule errors carry their own ban score (ledger/errors.ts), so
- * this class punishes without interpreting consensus. Only what a peer provably did counts:
- * invalid data, lies about its chain, broken framing. Slowness, timeouts and vanished
- * connections cost nothing here (a crash or a cut cable is no offence); sync simply asks someone
- * else. It is also the transport's gate: a banned peer is refused both ways until its ban expires.
+ * Ban scores and bans, by peer id and by IP. Rule errors carry their own ban score
+ * (ledger/errors.ts), so this class punishes without interpreting consensus. Only what a peer
+ * provably did counts: invalid data, lies about its chain, broken framing, requests that ignore
+ * "busy". Slowness, timeouts and vanished connections cost nothing here (a crash or a cut cable is
+ * no offence); sync simply asks someone else.
+ *
+ * An identity costs nothing to make, an address does: a peer's score also adds up on its IP, and
+ * a ban covers both, so a new identity from a banned address is refused too, for as long. Peers
+ * already connected from that address stay (neighbours behind one NAT). Bans outlive restarts
+ * through a BanStore, and expire by the node's clock.
  */
-export class PeerManager extends EventEmitter<PeerManagerEvents> implements ConnectionGate {
+export class PeerManager extends EventEmitter<PeerManagerEvents> {
   private readonly clock: () => number;
   private readonly banSeconds: number;
+  private readonly limitLoopback: boolean;
   private readonly scores = new Map<string, number>();
-  private readonly bans = new Map<string, number>();
+  private readonly ipScores = new Map<string, number>();
+  private readonly bans = new Map<string, { until: number; reason: string }>();
+  private readonly ipBans = new Map<string, { until: number; reason: string }>();
+  /** The IP each connected peer came from, for its score and its ban. */
+  private readonly ips = new Map<string, string>();
 
-  constructor(clock: () => number, banSeconds = DEFAULT_BAN_SECONDS) {
+  constructor(clock: () => number, options: PeerManagerOptions | number = {}) {
     super();
+    const o = typeof options === 'number' ? { banSeconds: options } : options;
     this.clock = clock;
-    this.banSeconds = banSeconds;
+    this.banSeconds = o.banSeconds ?? DEFAULT_BAN_SECONDS;
+    this.limitLoopback = o.limitLoopback ?? false;
   }
 
-  /** Adds `score` to the peer's misbehaviour; bans it at BAN_THRESHOLD. Returns true if it was banned. */
+  /** The IP of `addr` if it is one this manager scores (not loopback, unless told to). */
+  private scoredIp(addr: string): string | undefined {
+    const g = addressGroup(addr);
+    return g && (this.limitLoopback || !g.loopback) ? g.ip : undefined;
+  }
+
+  /** A peer connected from `remoteAddr`: its misbehaviour will also count against that IP. */
+  connectedFrom(peer: string, remoteAddr: string): void {
+    const ip = this.scoredIp(remoteAddr);
+    if (ip) this.ips.set(peer, ip);
+  }
+
+  disconnected(peer: string): void {
+    this.ips.delete(peer);
+  }
+
+  /** Adds `score` to the peer's misbehaviour (and its IP's); bans it at BAN_THRESHOLD. Returns true if it was banned. */
   penalize(peer: string, score: number, reason: string): boolean {
     if (score <= 0 || this.isBanned(peer)) return false;
     const total = (this.scores.get(peer) ?? 0) + score;
     this.scores.set(peer, total);
+    const ip = this.ips.get(peer);
+    const ipTotal = ip ? (this.ipScores.get(ip) ?? 0) + score : 0;
+    if (ip) this.ipScores.set(ip, ipTotal);
     this.emit('penalty', peer, score, reason);
-    if (total < BAN_THRESHOLD) return false;
-    this.ban(peer, reason);
+    if (total < BAN_THRESHOLD && ipTotal < BAN_THRESHOLD) return false;
+    this.ban(peer, ipTotal >= BAN_THRESHOLD && total < BAN_THRESHOLD ? `${reason} (its address's identities together)` : reason);
     return true;
   }
 
@@ -52,24 +109,32 @@ export class PeerManager extends EventEmitter<PeerManagerEvents> implements Conn
     this.penalize(peer, score, `bad request: ${(err as Error)?.message ?? String(err)}`);
   }
 
-  ban(peer: string, reason: string): void {
-    this.bans.set(peer, this.clock() + this.banSeconds);
+  /**
+   * Bans the peer, and the IP it is connected from, for banSeconds. `address: false` for what is
+   * no offence of the address's other nodes (a node of another network: its neighbours may be ours).
+   */
+  ban(peer: string, reason: string, o: { address?: boolean } = {}): void {
+    const until = this.clock() + this.banSeconds;
+    this.bans.set(peer, { until, reason });
     this.scores.delete(peer);
+    const ip = o.address === false ? undefined : this.ips.get(peer);
+    if (ip) {
+      this.ipBans.set(ip, { until, reason });
+      this.ipScores.delete(ip);
+    }
+    bound(this.bans);
+    bound(this.ipBans);
     this.emit('ban', peer, reason);
   }
 
   isBanned(peer: string): boolean {
-    const until = this.bans.get(peer);
-    if (until === undefined) return false;
-    if (this.clock() >= until) {
-      this.bans.delete(peer);
-      return false;
-    }
-    return true;
+    return live(this.bans, peer, this.clock());
   }
 
-  denied(peer: string): boolean {
-    return this.isBanned(peer);
+  /** Whether connections from (or to) `addr` are refused: its IP is banned. */
+  addressBanned(addr: string): boolean {
+    const ip = this.scoredIp(addr);
+    return ip !== undefined && live(this.ipBans, ip, this.clock());
   }
 
   score(peer: string): number {
@@ -77,6 +142,51 @@ export class PeerManager extends EventEmitter<PeerManagerEvents> implements Conn
   }
 
   get bannedCount(): number {
-    return [...this.bans.keys()].filter((id) => this.isBanned(id)).length;
+    const now = this.clock();
+    return [...this.bans.keys()].filter((id) => live(this.bans, id, now)).length;
   }
+
+  get bannedAddressCount(): number {
+    const now = this.clock();
+    return [...this.ipBans.keys()].filter((ip) => live(this.ipBans, ip, now)).length;
+  }
+
+  /** Every ban in force, to be saved. */
+  records(): BanRecord[] {
+    const now = this.clock();
+    const out: BanRecord[] = [];
+    for (const [id, b] of this.bans) if (b.until > now) out.push({ kind: 'peer', id, until: b.until, reason: b.reason });
+    for (const [id, b] of this.ipBans) if (b.until > now) out.push({ kind: 'ip', id, until: b.until, reason: b.reason });
+    return out;
+  }
+
+  /** Bans saved before a restart; those expired by now are dropped. */
+  restore(records: readonly BanRecord[]): number {
+    const now = this.clock();
+    let restored = 0;
+    for (const r of records) {
+      if (!(r.until > now)) continue;
+      (r.kind === 'ip' ? this.ipBans : this.bans).set(r.id, { until: r.until, reason: r.reason });
+      restored++;
+    }
+    bound(this.bans);
+    bound(this.ipBans);
+    return restored;
+  }
+}
+
+function live(bans: Map<string, { until: number }>, key: string, now: number): boolean {
+  const b = bans.get(key);
+  if (b === undefined) return false;
+  if (now >= b.until) {
+    bans.delete(key);
+    return false;
+  }
+  return true;
+}
+
+function bound(bans: Map<string, { until: number }>): void {
+  if (bans.size <= MAX_BANS) return;
+  const soonest = [...bans.entries()].sort((a, b) => a[1].until - b[1].until).slice(0, bans.size - MAX_BANS);
+  for (const [key] of soonest) bans.delete(key);
 }

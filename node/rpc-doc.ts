@@ -165,11 +165,26 @@ const METHODS: { readonly [M in RpcMethod]: Omit<RpcMethodDoc, 'name'> } = {
     examples: [none('every tip')],
   },
   getPeers: {
-    summary: 'connected peers, their addresses, announced heights and ban scores',
+    summary: 'connected peers: direction, address, announced height, ban score, bytes in and out, throttled',
+    description: 'bytesIn and bytesOut count this connection: what the peer sent us and what we served it. throttled: we answered it "busy, retry later" in the last 10 s (it asked for more than its budget; docs/PROTOCOL.md, request limits). rttMs: its last status round trip.',
     params: [],
     result: {
       name: 'peers',
-      schema: { type: 'array', items: obj({ id: { type: 'string' }, addrs: { type: 'array', items: { type: 'string' } }, height: { type: ['integer', 'null'] }, totalWork: { oneOf: [ref('Decimal'), { type: 'null' }] }, banScore: { type: 'number' } }) },
+      schema: {
+        type: 'array',
+        items: obj({
+          id: { type: 'string' },
+          addrs: { type: 'array', items: { type: 'string' } },
+          direction: { oneOf: [{ type: 'string', enum: ['inbound', 'outbound'] }, { type: 'null' }] },
+          height: { type: ['integer', 'null'] },
+          totalWork: { oneOf: [ref('Decimal'), { type: 'null' }] },
+          banScore: { type: 'number' },
+          bytesIn: int,
+          bytesOut: int,
+          throttled: { type: 'boolean' },
+          rttMs: { type: ['number', 'null'], minimum: 0 },
+        }),
+      },
     },
     errors: [],
     examples: [none('the peers')],

@@ -210,12 +210,18 @@ export const rpcHandlers: Handlers = {
     return node.transport.peers().map((peer) => {
       const known = node.sync.statuses.get(peer);
       const info = node.transport.connectionInfo(peer);
+      const record = node.guard.records.get(peer);
       return {
         id: peer,
         addrs: info ? [info.remoteAddr] : [],
+        direction: info?.direction ?? null,
         height: known?.status.height ?? null,
         totalWork: known?.status.totalWork.toString() ?? null,
         banScore: node.peers.score(peer),
+        bytesIn: record?.bytesIn ?? 0,
+        bytesOut: record?.bytesOut ?? 0,
+        throttled: node.guard.serving.throttled(peer),
+        rttMs: record?.rttMs ?? null,
       };
     });
   },

@@ -121,9 +121,18 @@ export interface FeeEstimate {
 export interface PeerResult {
   id: string;
   addrs: string[];
+  /** Who dialled: 'outbound' we did, 'inbound' it did. */
+  direction: 'inbound' | 'outbound' | null;
   height: number | null;
   totalWork: string | null;
   banScore: number;
+  /** Bytes it sent us (answers, gossip) and we served it, on this connection. */
+  bytesIn: number;
+  bytesOut: number;
+  /** Whether we answered it "busy" in the last 10 s: it asked for more than its budget. */
+  throttled: boolean;
+  /** Its last status round trip, ms. */
+  rttMs: number | null;
 }
 
 export interface MempoolResult {

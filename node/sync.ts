@@ -5,17 +5,17 @@ import { HEADER_BYTES, decodeBlock } from '../ledger/block.ts';
 import type { Chain } from '../consensus/chain.ts';
 import { checkBlockSanity, type SaneBlock } from '../consensus/sanity.ts';
 import { LIE, PeerFault, answerHeaderRange, fetchHeaderChain } from './header-sync.ts';
+import { sleep, type Env } from './env.ts';
 import type { PeerManager } from './peers.ts';
+import type { PeerRecords } from './peer-records.ts';
+import type { Serve } from './serving.ts';
+import { STATUS_REQUEST_MAX_BYTES, serveChain, type AdmitBlocks } from './chain-server.ts';
 import type { NetworkNames } from './protocols.ts';
-import { TransportError, type Transport } from './transport.ts';
+import { TransportError, busyError, type Transport } from './transport.ts';
 import {
   MAX_BLOCKS_PER_REQUEST,
-  decodeGetBlocks,
-  decodeGetHeaders,
   decodeStatus,
   encodeGetBlocks,
-  encodeHeaders,
-  encodeStatus,
   type Status,
 } from './wire.ts';
 
@@ -30,6 +30,9 @@ const BLOCK_BATCH = 32;
 const READ_AHEAD_BATCHES = 8;
 /** Requests outstanding to one provider: one at a time leaves both ends idle for a round trip. */
 const REQUESTS_PER_PEER = 2;
+/** Busy answers in a row from one peer before a headers sync gives it up for this round. */
+const MAX_BUSY_IN_A_ROW = 5;
+
 
 export interface SyncProgress {
   readonly height: number;
@@ -63,10 +66,15 @@ class InvalidChain extends Error {
 
 export interface SyncOptions {
   readonly transport: Transport;
+  readonly env: Env;
   readonly names: NetworkNames;
   readonly chain: Chain;
   readonly peers: PeerManager;
   readonly clock: () => number;
+  readonly serve: Serve;
+  readonly admitBlocks?: AdmitBlocks;
+  /** Where round trips and blocks given are noted, for eviction. */
+  readonly records?: PeerRecords;
   /** Verifies a batch's signatures on every core as it arrives, ahead of its import. */
   readonly preverify?: (blocks: readonly SaneBlock[]) => Promise<void>;
 }
@@ -94,6 +102,10 @@ export class Sync extends EventEmitter<SyncEvents> {
   private running: Promise<void> | undefined;
   private again = false;
   private lastTarget = 0;
+  /** Status requests in flight, one per peer: handshakes asked for meanwhile share it. */
+  private readonly asking = new Map<string, Promise<Status | undefined>>();
+  /** Per peer and protocol: not to be asked before then (its busy answer said so). */
+  private readonly notBefore = new Map<string, number>();
 
   constructor(o: SyncOptions) {
     super();
@@ -111,35 +123,34 @@ export class Sync extends EventEmitter<SyncEvents> {
     return Math.max(this.o.chain.tip.height, this.lastTarget);
   }
 
+  /** Serves our chain: status, headers, blocks (node/chain-server.ts). */
   async start(): Promise<void> {
-    const { transport, names, chain, peers } = this.o;
-    const onBadRequest = (peer: string, err: unknown) => peers.badRequest(peer, err);
-    const limits = { timeoutMs: STATUS_TIMEOUT_MS, maxBytes: 1024, onBadRequest };
-    await transport.handle(names.status, async () => encodeStatus(this.ourStatus()), limits);
-    await transport.handle(
-      names.headers,
-      async (req) => {
-        const { locator, max } = decodeGetHeaders(req);
-        return encodeHeaders(await chain.byHeight.headersAfter(locator, max));
+    const { chain } = this.o;
+    await serveChain({
+      ...this.o,
+      status: () => this.ourStatus(),
+      announcedTip: (peer) => {
+        const announced = this.statuses.get(peer);
+        return announced ? chain.getEntry(announced.status.tipHash) : undefined;
       },
-      { ...limits, maxBytes: 16 + 64 * 32 + 8 },
-    );
-    await transport.handle(
-      names.headerRange,
-      (req) => answerHeaderRange(chain, req),
-      // As many as a syncing peer keeps in flight (node/header-sync.ts): a pipeline, not a flood.
-      { ...limits, maxBytes: 16, maxInFlightPerPeer: 8 },
-    );
-    await transport.handle(
-      names.blocks,
-      async (req) => {
-        const stored = await chain.db.getBlocksBytes(decodeGetBlocks(req));
-        const missing = stored.indexOf(undefined);
-        // Up to the first we lack: the asker takes the rest from someone else.
-        return (missing < 0 ? stored : stored.slice(0, missing)) as Uint8Array[];
-      },
-      { timeoutMs: STATUS_TIMEOUT_MS, maxBytes: 4096, onBadRequest },
-    );
+    });
+  }
+
+  /**
+   * Asks `peer` on `protocol`, unless a busy answer of its asked us to wait: then (or when it
+   * answers busy now) a TRANSPORT_BUSY error, and the wait is remembered.
+   */
+  private async ask<T>(peer: string, protocol: string, request: () => Promise<T>): Promise<T> {
+    const key = `${peer}\n${protocol}`;
+    const wait = (this.notBefore.get(key) ?? 0) - this.o.env.now();
+    if (wait > 0) throw busyError(peer, protocol, wait);
+    this.notBefore.delete(key);
+    try {
+      return await request();
+    } catch (err) {
+      if (err instanceof TransportError && err.code === 'TRANSPORT_BUSY') this.notBefore.set(key, this.o.env.now() + err.retryAfterMs);
+      throw err;
+    }
   }
 
   ourStatus(): Status {
@@ -148,18 +159,36 @@ export class Sync extends EventEmitter<SyncEvents> {
     return { genesis: chain.db.genesis.header.hash, height: tip.height, tipHash: tip.hash, totalWork: tip.totalWork, prunedHeight: Math.min(tip.height, chain.db.history.prunedHeight) };
   }
 
-  /** The handshake: learn the peer's chain, refuse it if it is another network, sync if it is ahead. */
-  async handshake(peer: string): Promise<Status | undefined> {
-    const { transport, names, chain } = this.o;
+  /**
+   * The handshake: learn the peer's chain, refuse it if it is another network, sync if it is
+   * ahead. One status request per peer at a time: handshakes asked for meanwhile (a burst of
+   * orphan blocks, the status poll) share it.
+   */
+  handshake(peer: string): Promise<Status | undefined> {
+    let asking = this.asking.get(peer);
+    if (!asking) {
+      asking = this.askStatus(peer).finally(() => this.asking.delete(peer));
+      this.asking.set(peer, asking);
+    }
+    return asking;
+  }
+
+  private async askStatus(peer: string): Promise<Status | undefined> {
+    const { transport, names, chain, env } = this.o;
     let status: Status;
+    const sent = env.now();
     try {
-      status = decodeStatus(await transport.request(peer, names.status, new Uint8Array(0), { timeoutMs: STATUS_TIMEOUT_MS, maxBytes: 1024 }));
+      status = decodeStatus(await this.ask(peer, names.status, () => transport.request(peer, names.status, new Uint8Array(0), { timeoutMs: STATUS_TIMEOUT_MS, maxBytes: STATUS_REQUEST_MAX_BYTES })));
     } catch (err) {
+      // Busy: what it said last still stands; ask again later.
+      if (err instanceof TransportError && err.code === 'TRANSPORT_BUSY') return undefined;
       if (err instanceof TransportError && err.code === 'TRANSPORT_UNSUPPORTED') this.emit('foreign', peer);
       else if (err instanceof CairnError && err.banScore > 0) this.o.peers.penalize(peer, err.banScore, `status: ${err.message}`);
       this.statuses.delete(peer);
       return undefined;
     }
+    const record = this.o.records?.get(peer);
+    if (record) record.rttMs = env.now() - sent;
     if (!bytesEqual(status.genesis, chain.db.genesis.header.hash)) {
       this.emit('foreign', peer);
       return undefined;
@@ -171,6 +200,7 @@ export class Sync extends EventEmitter<SyncEvents> {
 
   forget(peer: string): void {
     this.statuses.delete(peer);
+    for (const key of this.notBefore.keys()) if (key.startsWith(`${peer}\n`)) this.notBefore.delete(key);
   }
 
   /** Resolves when no sync is running. */
@@ -219,6 +249,7 @@ export class Sync extends EventEmitter<SyncEvents> {
    * and an honest peer behind one must never be banned for it.
    */
   private blame(peer: string, err: unknown): void {
+    if (err instanceof TransportError && err.code === 'TRANSPORT_BUSY') return; // it said when to come back; its status stands
     if (err instanceof PeerFault) this.o.peers.penalize(peer, err.score, err.message);
     else if (err instanceof InvalidChain) this.o.peers.penalize(peer, err.reason.banScore, `sync: its chain holds an invalid block: ${err.message}`);
     else if (err instanceof CairnError) this.o.peers.penalize(peer, err.banScore, `sync: ${err.message}`);
@@ -226,10 +257,22 @@ export class Sync extends EventEmitter<SyncEvents> {
   }
 
   private async syncFrom(peer: string, claimed: Status): Promise<void> {
-    const { chain, clock } = this.o;
+    const { chain, clock, transport } = this.o;
     // 1. Headers, checked as they come; their hashes go to the store's scratch list by height.
+    // A busy answer is waited out as long as it asks, a few times in a row, then the peer is left
+    // for this round: busy is the budget speaking, not a fault.
+    const request: Transport['request'] = async (to, protocol, body, options) => {
+      for (let busy = 0; ; ) {
+        try {
+          return await this.ask(to, protocol, () => transport.request(to, protocol, body, options));
+        } catch (err) {
+          if (!(err instanceof TransportError && err.code === 'TRANSPORT_BUSY') || ++busy > MAX_BUSY_IN_A_ROW) throw err;
+          await sleep(this.o.env, err.retryAfterMs);
+        }
+      }
+    };
     const found = await fetchHeaderChain(
-      { transport: this.o.transport, names: this.o.names, chain, clock, onProgress: (height) => this.emit('headers', (this.lastTarget = height)) },
+      { request, names: this.o.names, chain, clock, onProgress: (height) => this.emit('headers', (this.lastTarget = height)) },
       peer,
       claimed,
     );
@@ -283,6 +326,8 @@ export class Sync extends EventEmitter<SyncEvents> {
       waiters = [];
       for (const wake of woken) wake();
     };
+    let finish!: () => void;
+    const over = new Promise<void>((resolve) => (finish = resolve));
 
     const worker = async (peer: string) => {
       while (!finished && active.has(peer)) {
@@ -301,6 +346,14 @@ export class Sync extends EventEmitter<SyncEvents> {
           if (err instanceof InvalidChain) {
             invalid ??= err;
             finished = true;
+          } else if (err instanceof TransportError && err.code === 'TRANSPORT_BUSY') {
+            // Not a failure: the batch goes back in line (others may take it), and this peer is
+            // asked again once its retry-after has passed.
+            queue.unshift(index);
+            queue.sort((a, b) => a - b);
+            notify();
+            await Promise.race([sleep(this.o.env, err.retryAfterMs), over]);
+            continue;
           } else {
             active.delete(peer);
             queue.unshift(index);
@@ -324,10 +377,12 @@ export class Sync extends EventEmitter<SyncEvents> {
         notify(); // the read-ahead window moved
         await ready.verified;
         await this.importBlocks(ready.blocks);
+        this.o.records?.gave(ready.from, 'block', this.o.env.now());
         this.emit('progress', { height: this.o.chain.tip.height, target, peer: ready.from });
       }
     } finally {
       finished = true;
+      finish();
       notify();
       await Promise.allSettled(workers);
     }
@@ -336,10 +391,10 @@ export class Sync extends EventEmitter<SyncEvents> {
 
   /** A batch from one provider: each body must be the block asked for and match its header. */
   private async fetchBlocks(peer: string, hashes: readonly Uint8Array[]): Promise<SaneBlock[]> {
-    const frames = await this.o.transport.requestMany(peer, this.o.names.blocks, encodeGetBlocks(hashes), hashes.length, {
-      timeoutMs: BLOCKS_TIMEOUT_MS,
-      maxBytes: this.maxBlockBytes,
-    });
+    const { transport, names } = this.o;
+    const frames = await this.ask(peer, names.blocks, () =>
+      transport.requestMany(peer, names.blocks, encodeGetBlocks(hashes), hashes.length, { timeoutMs: BLOCKS_TIMEOUT_MS, maxBytes: this.maxBlockBytes }),
+    );
     return frames.map((bytes, i) => {
       const block = decodeBlock(bytes);
       if (!bytesEqual(block.header.hash, hashes[i]!)) throw new PeerFault(`sent block ${toHex(block.header.hash)} for ${toHex(hashes[i]!)}`, LIE);

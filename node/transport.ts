@@ -25,14 +25,55 @@ export interface RequestLimits {
   readonly maxBytes: number;
 }
 
-export type Responder = (request: Uint8Array, peer: string) => Promise<Uint8Array | Uint8Array[]>;
+/**
+ * "Busy, retry later": the answerer will not serve this request now (a budget of the asker's is
+ * spent). Not an error of anyone's: the asker waits at least `retryAfterMs` before asking this
+ * peer on this protocol again, and may ask another peer meanwhile. On the wire it is one frame,
+ * `FF ‖ retry after (u32, ms)`, in place of the whole response (docs/PROTOCOL.md, "Busy").
+ */
+export interface Busy {
+  readonly busy: true;
+  readonly retryAfterMs: number;
+}
+
+export type Responder = (request: Uint8Array, peer: string) => Promise<Uint8Array | Uint8Array[] | Busy>;
+
+const BUSY_MARK = 0xff;
+export const BUSY_FRAME_BYTES = 5;
+
+export function isBusy(answer: Uint8Array | Uint8Array[] | Busy): answer is Busy {
+  return (answer as Busy).busy === true;
+}
+
+export function encodeBusy(retryAfterMs: number): Uint8Array {
+  const out = new Uint8Array(BUSY_FRAME_BYTES);
+  out[0] = BUSY_MARK;
+  new DataView(out.buffer).setUint32(1, Math.min(0xffff_ffff, Math.max(0, Math.ceil(retryAfterMs))));
+  return out;
+}
+
+/**
+ * The retry-after of a busy frame, or undefined for any other frame. No other response can be
+ * taken for one: every other message starts with the wire version 01, a block with its version's
+ * first byte 00, and an end of list or a push's answer is empty.
+ */
+export function decodeBusy(frame: Uint8Array): number | undefined {
+  if (frame.byteLength !== BUSY_FRAME_BYTES || frame[0] !== BUSY_MARK) return undefined;
+  return new DataView(frame.buffer, frame.byteOffset, frame.byteLength).getUint32(1);
+}
 
 export interface ServeOptions extends RequestLimits {
   /** A request we could not serve (garbage, over the cap, too slow): the asker may pay for it. */
   readonly onBadRequest: (peer: string, err: unknown) => void;
-  /** Requests a peer may have in flight on this protocol at once. */
-  readonly maxInFlightPerPeer?: number;
+  /**
+   * Streams a peer may open on this protocol at once, past which the transport resets them: a
+   * backstop well above what the node's own budgets (node/serving.ts) answer busy to.
+   */
+  readonly maxStreamsPerPeer?: number;
 }
+
+/** The transport's backstop on streams per peer and protocol (see ServeOptions). */
+export const MAX_STREAMS_PER_PEER = 32;
 
 export type GossipValidator = (peer: string, data: Uint8Array) => Promise<Verdict>;
 
@@ -45,6 +86,8 @@ export interface TransportEvents {
   'peer:discovered': [peer: string, addrs: readonly string[]];
   /** The transport's own judgement of a peer (libp2p: its gossipsub score fell, or its gossip stream died). */
   'peer:misbehaved': [peer: string, score: number, reason: string];
+  /** Bytes that arrived from a peer at our layer: responses to our requests, gossip it forwarded. */
+  'peer:bytes': [peer: string, bytes: number];
 }
 
 export interface Transport extends EventEmitter<TransportEvents> {
@@ -70,9 +113,17 @@ export interface Transport extends EventEmitter<TransportEvents> {
   stop(): Promise<void>;
 }
 
-/** Decides, for the transport, which peers may not connect (bans). */
+/**
+ * Decides, for the transport, who may not connect: banned peers, and (before any handshake, from
+ * the address alone) banned addresses and addresses that already hold their share of inbound
+ * connections. The transport asks as early as it can, so that a refused peer costs little.
+ */
 export interface ConnectionGate {
   denied(peer: string): boolean;
+  /** An inbound connection from `remoteAddr` (a multiaddr) is refused. */
+  deniedInbound?(remoteAddr: string): boolean;
+  /** Dialling `addr` is refused (a banned address). */
+  deniedDial?(addr: string): boolean;
 }
 
 export type TransportErrorCode =
@@ -82,11 +133,21 @@ export type TransportErrorCode =
   /** A frame over its cap, or a garbled length prefix: the sender broke the framing. */
   | 'TRANSPORT_BAD_FRAME'
   /** Reset, closed, unreachable: nobody's proven fault. */
-  | 'TRANSPORT_CLOSED';
+  | 'TRANSPORT_CLOSED'
+  /** The peer answered busy: ask again after `retryAfterMs`, or ask someone else. */
+  | 'TRANSPORT_BUSY';
 
 /** A request that failed in the transport, classified so callers never read adapter-specific errors. */
 export class TransportError extends CairnError {
-  constructor(code: TransportErrorCode, message: string) {
+  /** For TRANSPORT_BUSY: how long the peer asked us to wait. */
+  readonly retryAfterMs: number;
+  constructor(code: TransportErrorCode, message: string, retryAfterMs = 0) {
     super(code, message, code === 'TRANSPORT_BAD_FRAME' ? 25 : 0);
+    this.retryAfterMs = retryAfterMs;
   }
+}
+
+/** The error a busy answer becomes on the asking side. */
+export function busyError(peer: string, protocol: string, retryAfterMs: number): TransportError {
+  return new TransportError('TRANSPORT_BUSY', `${peer} is busy on ${protocol}: retry after ${retryAfterMs} ms`, retryAfterMs);
 }

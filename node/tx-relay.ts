@@ -3,14 +3,19 @@ import type { Mempool } from '../ledger/mempool.ts';
 import type { Transaction } from '../ledger/transaction.ts';
 import type { Gossip } from './gossip.ts';
 import type { TxSignatureVerifier } from './tx-signatures.ts';
-import type { Env, Timer } from './env.ts';
-import type { Transport } from './transport.ts';
+import { sleep, type Env, type Timer } from './env.ts';
+import { TransportError, type Transport } from './transport.ts';
+import type { PeerRecords } from './peer-records.ts';
+import type { Serve } from './serving.ts';
 import type { PeerManager } from './peers.ts';
 import type { NetworkNames } from './protocols.ts';
 import { MAX_TXS_PER_BATCH, decodeTxBatch, encodeTxBatch } from './wire.ts';
 
 const PUSH_TIMEOUT_MS = 10_000;
-const MAX_PUSH_BYTES = 16 + MAX_TXS_PER_BATCH * 200;
+/** A push: 01 ‖ count ‖ up to 1,000 transactions of 166 bytes = 166,003 bytes, with room to spare. */
+export const MAX_PUSH_BYTES = 16 + MAX_TXS_PER_BATCH * 200;
+/** Busy answers to one batch before a push gives the rest up (the peer hears of them by gossip). */
+const MAX_BUSY_PER_BATCH = 3;
 /**
  * How long an admitted transaction waits for others to share its gossip message. Each message
  * costs a stream write per mesh peer and a validation at each of them, whatever it carries; one
@@ -30,7 +35,18 @@ const ANNOUNCE_DELAY_MS = 10;
  * admits from a push it gossips on, so the rest of its side hears of it.
  */
 export class TxRelay {
-  private readonly o: { transport: Transport; env: Env; names: NetworkNames; mempool: Mempool; gossip: Gossip; peers: PeerManager; clock: () => number; signatures: TxSignatureVerifier };
+  private readonly o: {
+    transport: Transport;
+    env: Env;
+    names: NetworkNames;
+    mempool: Mempool;
+    gossip: Gossip;
+    peers: PeerManager;
+    clock: () => number;
+    signatures: TxSignatureVerifier;
+    serve: Serve;
+    records?: PeerRecords;
+  };
 
   private outbox: Transaction[] = [];
   private flushTimer: Timer | undefined;
@@ -65,32 +81,45 @@ export class TxRelay {
   }
 
   async start(): Promise<void> {
-    await this.o.transport.handle(
+    await this.o.serve(
+      'txPush',
       this.o.names.txPush,
       async (req, peer) => {
         const txs = decodeTxBatch(req);
         await this.o.signatures.preverify(txs.filter((tx) => !this.o.mempool.has(tx.id)));
-        for (const tx of txs) await this.admit(tx, peer);
+        let admitted = 0;
+        for (const tx of txs) if (await this.admit(tx, peer)) admitted++;
+        if (admitted > 0) this.o.records?.gave(peer, 'tx', this.o.env.now());
         return new Uint8Array(0);
       },
       { timeoutMs: PUSH_TIMEOUT_MS, maxBytes: MAX_PUSH_BYTES, onBadRequest: (peer, err) => this.o.peers.badRequest(peer, err) },
     );
   }
 
-  private async admit(tx: Transaction, peer: string): Promise<void> {
+  private async admit(tx: Transaction, peer: string): Promise<boolean> {
     try {
       await this.o.mempool.add(tx, this.o.clock());
       this.announce(tx);
+      return true;
     } catch (err) {
       if (err instanceof CairnError) this.o.peers.penalize(peer, err.banScore, `pushed tx: ${err.message}`);
+      return false;
     }
   }
 
-  /** Sends `txs` (in batches) to `peer`; failures are the peer's business, not ours. */
+  /**
+   * Sends `txs` (in batches) to `peer`; failures are the peer's business, not ours. A busy peer is
+   * given the time it asks for, a few times per batch.
+   */
   async push(peer: string, txs: readonly Transaction[]): Promise<void> {
     for (let i = 0; i < txs.length; i += MAX_TXS_PER_BATCH) {
-      const batch = txs.slice(i, i + MAX_TXS_PER_BATCH);
-      await this.o.transport.request(peer, this.o.names.txPush, encodeTxBatch(batch), { timeoutMs: PUSH_TIMEOUT_MS, maxBytes: 16 }).catch(() => {});
+      const body = encodeTxBatch(txs.slice(i, i + MAX_TXS_PER_BATCH));
+      for (let busy = 0; ; busy++) {
+        const err = await this.o.transport.request(peer, this.o.names.txPush, body, { timeoutMs: PUSH_TIMEOUT_MS, maxBytes: 16 }).then(() => undefined, (e: unknown) => e);
+        if (!(err instanceof TransportError) || err.code !== 'TRANSPORT_BUSY') break;
+        if (busy >= MAX_BUSY_PER_BATCH || this.stopped) return;
+        await sleep(this.o.env, err.retryAfterMs);
+      }
     }
   }
 

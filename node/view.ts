@@ -7,6 +7,8 @@ import type { Block } from '../ledger/block.ts';
 import type { Chain } from '../consensus/chain.ts';
 import type { Gossip } from './gossip.ts';
 import type { PeerManager } from './peers.ts';
+import type { NetworkStats, PeerRecords } from './peer-records.ts';
+import type { Serving } from './serving.ts';
 import type { Sync } from './sync.ts';
 import type { Transport } from './transport.ts';
 import type { TxSignatureVerifier } from './tx-signatures.ts';
@@ -22,10 +24,12 @@ export interface NodeView {
   readonly db: ChainDB;
   readonly mempool: Mempool;
   readonly sync: Pick<Sync, 'syncing' | 'targetHeight' | 'statuses'>;
-  readonly peers: Pick<PeerManager, 'score' | 'bannedCount' | 'on'>;
+  readonly peers: Pick<PeerManager, 'score' | 'bannedCount' | 'bannedAddressCount' | 'on'>;
   readonly gossip: Pick<Gossip, 'on'>;
   readonly transport: Pick<Transport, 'peers' | 'connectionInfo' | 'listenAddresses' | 'peerId'>;
   readonly signatures: Pick<TxSignatureVerifier, 'preverify'>;
+  /** Per-peer records, budgets and the network's counters (metrics, getPeers). */
+  readonly guard: { readonly records: Pick<PeerRecords, 'get'>; readonly serving: Pick<Serving, 'throttled'>; readonly stats: NetworkStats };
   readonly mining: boolean;
   /** Present when the node keeps the address index. */
   readonly addressIndex: AddressIndex | undefined;

@@ -11,6 +11,8 @@ import { medianTimePast } from '../consensus/block-index.ts';
 import { stateKey } from '../ledger/smt.ts';
 import { MemoryStateTree } from '../ledger/smt-memory.ts';
 import type { CairnNode } from '../node/node.ts';
+import { sleep } from '../node/env.ts';
+import { TransportError } from '../node/transport.ts';
 import { decodeGetBlocks, decodeHeaders, encodeGetBlocks, encodeGetHeaders, encodeHeaders, encodeStatus, encodeTxBatch } from '../node/wire.ts';
 import type { Checker } from './invariants.ts';
 import type { Random } from './random.ts';
@@ -44,7 +46,10 @@ export function arm(world: World, checker: Checker): void {
           return lieAboutChain(node);
         case 'freerider':
           refuseToServe(node);
-          return every(world, sim, 3_000, () => freeRide(node, rng));
+          for (let i = 0; i < FREE_RIDE_LOOPS; i++) void freeRideLoop(world, sim, node, rng.fork(`loop-${i}`));
+          return;
+        case 'sybil':
+          return sybils(world, sim, node, rng);
         case 'flooder':
           return every(world, sim, 500, () => flood(node));
         case 'selfish':
@@ -226,14 +231,75 @@ function refuseToServe(node: CairnNode): void {
   transport.override(node.names.blocks, async () => []);
 }
 
-/** Downloads the chain from genesis from a random peer, again and again. */
-async function freeRide(node: CairnNode, rng: Random): Promise<void> {
-  const peers = node.transport.peers();
-  if (peers.length === 0) return;
-  const peer = rng.pick(peers);
-  const headers = decodeHeaders(await node.transport.request(peer, node.names.headers, encodeGetHeaders({ locator: [node.db.genesis.header.hash], max: 2000 }), { timeoutMs: 10_000, maxBytes: 1 << 20 }));
-  for (let i = 0; i < headers.length; i += 64) {
-    await node.transport.requestMany(peer, node.names.blocks, encodeGetBlocks(headers.slice(i, i + 64).map((h) => h.hash)), 64, { timeoutMs: 20_000, maxBytes: 1 << 20 });
+/** Downloads running at once in a free rider: as many as a peer may have in flight. */
+export const FREE_RIDE_LOOPS = 4;
+
+/**
+ * Downloads the whole chain from genesis from a peer, again and again, as fast as it is given
+ * it — a taker that knows the rules: it waits as long as a busy answer asks (so that only its
+ * re-downloads, not its manners, can be held against it), and moves on when a peer cuts it off.
+ */
+async function freeRideLoop(world: World, sim: SimNode, node: CairnNode, rng: Random): Promise<void> {
+  const life = sim.lives;
+  const alive = () => sim.node === node && sim.lives === life && world.scheduler.now < SIM_EPOCH_MS + world.o.durationMs;
+  const env = node.env;
+  // Its own sync first: a free rider follows the chain like anyone.
+  await sleep(env, 5_000);
+  while (alive()) {
+    const peers = node.transport.peers();
+    if (peers.length === 0) {
+      await sleep(env, 1_000);
+      continue;
+    }
+    const peer = rng.pick(peers);
+    try {
+      const headers = decodeHeaders(await patiently(node, () => node.transport.request(peer, node.names.headers, encodeGetHeaders({ locator: [node.db.genesis.header.hash], max: 2000 }), { timeoutMs: 10_000, maxBytes: 1 << 20 })));
+      if (headers.length === 0) await sleep(env, 1_000);
+      for (let i = 0; i < headers.length && alive(); i += 64) {
+        const hashes = headers.slice(i, i + 64).map((h) => h.hash);
+        await patiently(node, () => node.transport.requestMany(peer, node.names.blocks, encodeGetBlocks(hashes), 64, { timeoutMs: 20_000, maxBytes: 1 << 20 }));
+      }
+    } catch {
+      await sleep(env, 500); // cut off, or gone: another peer
+    }
+  }
+}
+
+/** `ask`, asked again after each busy answer's retry-after. */
+async function patiently<T>(node: CairnNode, ask: () => Promise<T>): Promise<T> {
+  for (;;) {
+    try {
+      return await ask();
+    } catch (err) {
+      if (!(err instanceof TransportError) || err.code !== 'TRANSPORT_BUSY') throw err;
+      await sleep(node.env, err.retryAfterMs);
+    }
+  }
+}
+
+/** Identities a sybil makes, all from one IP. */
+export const SYBIL_IDENTITIES = 50;
+
+/**
+ * Fifty identities from one IP, each a bare transport that answers the status handshake (so it
+ * is not refused as another network) and does nothing else, all dialling one honest node (one of
+ * those it bootstraps off, if it is told any): they must get no more inbound slots there than one
+ * IP's share.
+ */
+function sybils(world: World, sim: SimNode, node: CairnNode, rng: Random): void {
+  const honest = world.nodes.filter((n) => n.honest && n.up && (!sim.spec.bootstrapTo || sim.spec.bootstrapTo.includes(n.id)));
+  if (honest.length === 0) return;
+  const target = rng.pick(honest);
+  const ip = `10.250.${sim.lives}.${1 + rng.int(250)}`;
+  const genesis = node.db.genesis.header;
+  const status = encodeStatus({ genesis: genesis.hash, height: 0, tipHash: genesis.hash, totalWork: 1n, prunedHeight: 0 });
+  for (let i = 0; i < SYBIL_IDENTITIES; i++) {
+    const id = `${sim.id}-sybil-${sim.lives}-${i}`;
+    if (world.net.transport(id)) continue;
+    world.net.place(id, { ip });
+    const t = world.net.attach(id, { denied: () => false });
+    void t.handle(node.names.status, async () => status, { timeoutMs: 5_000, maxBytes: 1024, onBadRequest: () => {} });
+    void t.dial([world.net.address(target.id)]).catch(() => {});
   }
 }
 

@@ -10,6 +10,7 @@ import { TxSignatureVerifier } from '../node/tx-signatures.ts';
 import { DEFAULT_ORPHAN_LIMITS } from '../consensus/orphans.ts';
 import { DEFAULT_MEMPOOL_POLICY } from '../ledger/mempool.ts';
 import type { World } from './world.ts';
+import { addressGroup } from '../node/address-groups.ts';
 import { SIM_EPOCH_MS } from './world.ts';
 
 export const INVARIANTS = [
@@ -31,6 +32,8 @@ export const INVARIANTS = [
   'no-throw-or-stall',
   /** Mempools and orphan pools stay within their bounds. */
   'pools-bounded',
+  /** No honest node holds more inbound connections from one IP, or one subnet, than its limits allow. */
+  'slots-bounded',
   /** A node's address index, once built, holds exactly the records of its main chain's blocks. */
   'address-index-exact',
 ] as const;
@@ -106,7 +109,24 @@ export class Checker {
       for (const id of this.invalid.txs) {
         if (node.mempool.has(Buffer.from(id, 'hex'))) this.fail('no-invalid-accepted', `${sim.id} holds invalid transaction ${id.slice(0, 16)}`);
       }
+      this.checkSlots(sim.id, node);
     }
+  }
+
+  /** Inbound connections by IP and subnet, against the node's own limits. */
+  private checkSlots(id: string, node: CairnNode): void {
+    const limits = node.guard.slots.limits;
+    const byIp = new Map<string, number>();
+    const bySubnet = new Map<string, number>();
+    for (const peer of node.transport.peers()) {
+      const info = node.transport.connectionInfo(peer);
+      const group = info?.direction === 'inbound' ? addressGroup(info.remoteAddr) : undefined;
+      if (!group || (group.loopback && !limits.limitLoopback)) continue;
+      byIp.set(group.ip, (byIp.get(group.ip) ?? 0) + 1);
+      bySubnet.set(group.subnet, (bySubnet.get(group.subnet) ?? 0) + 1);
+    }
+    for (const [ip, n] of byIp) if (n > limits.maxInboundPerIp) this.fail('slots-bounded', `${id} holds ${n} inbound connections from ${ip}, limit ${limits.maxInboundPerIp}`);
+    for (const [subnet, n] of bySubnet) if (n > limits.maxInboundPerSubnet) this.fail('slots-bounded', `${id} holds ${n} inbound connections from ${subnet}, limit ${limits.maxInboundPerSubnet}`);
   }
 
   /** After the quiet period: one tip, one state, each equal to a replay of its chain. */

@@ -1,9 +1,12 @@
 import { sha256 } from '../ledger/hash.ts';
 import type { Block } from '../ledger/block.ts';
+import type { Transaction } from '../ledger/transaction.ts';
 import { makeBlock, makeHeader } from '../ledger/block.ts';
 import type { ChainParams } from '../ledger/genesis.ts';
 import { genesisBlock, genesisChanges } from '../ledger/genesis.ts';
-import { stateKey } from '../ledger/smt.ts';
+import { stateKey, type StateChange } from '../ledger/smt.ts';
+import { toHex } from '../ledger/bytes.ts';
+import { EMPTY_ACCOUNT, type Account } from '../ledger/state.ts';
 import { MemoryStateTree } from '../ledger/smt-memory.ts';
 import { nextTarget } from '../consensus/difficulty.ts';
 import { buildTemplate, completeBlock, searchNonce, targetBytes, templateHeader } from '../consensus/miner.ts';
@@ -21,30 +24,54 @@ export async function mineBlock(node: CairnNode, coinbase: Uint8Array): Promise<
 }
 
 /**
- * A chain the network already has when the run starts: `count` coinbase-only blocks on
- * schedule from genesis, so that nodes joining later have a long download (several batches,
+ * A chain the network already has when the run starts: `count` blocks on schedule from genesis
+ * (coinbase-only unless `txsAt` gives each height its transactions), so that nodes joining later have a long download (several batches,
  * from several peers) ahead of them.
  */
-export function mineHistory(params: ChainParams, count: number, coinbase: Uint8Array): Block[] {
+export function mineHistory(params: ChainParams, count: number, coinbase: Uint8Array, txsAt: (height: number) => readonly Transaction[] = () => []): Block[] {
   const out: Block[] = [];
   let parent = genesisBlock(params).header;
   let anchor: number | undefined;
-  // Only the miner's account changes: the state after each block is the genesis state plus its rewards.
   let state = MemoryStateTree.EMPTY.with(genesisChanges(params));
-  const minerKey = stateKey(coinbase);
   for (let i = 0; i < count; i++) {
     const height = parent.height + 1;
     const target = nextTarget(params, parent, anchor);
-    const cb = { to: coinbase, amount: params.reward };
-    const paid = state.get(minerKey) ?? { balance: 0n, nonce: 0n };
-    state = state.with([{ key: minerKey, account: { balance: paid.balance + cb.amount, nonce: paid.nonce } }]);
-    const base = templateHeader({ height, prevHash: parent.hash, coinbase: cb, txs: [], stateRoot: state.root, timestamp: parent.timestamp + params.blockTime, target });
+    const txs = txsAt(height);
+    const cb = { to: coinbase, amount: params.reward + txs.reduce((sum, tx) => sum + tx.fee, 0n) };
+    state = state.with(historyChanges(state, cb, txs));
+    const base = templateHeader({ height, prevHash: parent.hash, coinbase: cb, txs, stateRoot: state.root, timestamp: parent.timestamp + params.blockTime, target });
     const nonce = searchNonce(base.bytes, targetBytes(target), 0n, 1_000_000, sha256);
     if (nonce === undefined) throw new Error('history: no nonce');
-    const block = makeBlock(makeHeader({ ...base, nonce }), cb, []);
+    const block = makeBlock(makeHeader({ ...base, nonce }), cb, txs);
     if (height === 1) anchor = block.header.timestamp;
     out.push(block);
     parent = block.header;
   }
   return out;
+}
+
+/**
+ * What a history block changes: its transfers, in order, then its coinbase. The history's
+ * transactions are valid by construction (their senders funded, their nonces in order), so they are
+ * applied without the checks consensus makes; the nodes that download them make those.
+ */
+function historyChanges(state: MemoryStateTree, cb: { to: Uint8Array; amount: bigint }, txs: readonly Transaction[]): StateChange[] {
+  const changed = new Map<string, StateChange>();
+  const account = (address: Uint8Array) => {
+    const key = stateKey(address);
+    return changed.get(toHex(key))?.account ?? state.get(key) ?? EMPTY_ACCOUNT;
+  };
+  const set = (address: Uint8Array, a: Account) => {
+    const key = stateKey(address);
+    changed.set(toHex(key), { key, account: a });
+  };
+  for (const tx of txs) {
+    const from = account(tx.from);
+    set(tx.from, { balance: from.balance - tx.amount - tx.fee, nonce: from.nonce + 1n });
+    const to = account(tx.to);
+    set(tx.to, { balance: to.balance + tx.amount, nonce: to.nonce });
+  }
+  const miner = account(cb.to);
+  set(cb.to, { balance: miner.balance + cb.amount, nonce: miner.nonce });
+  return [...changed.values()];
 }

@@ -16,7 +16,7 @@ export interface ScenarioOptions {
 }
 
 const WALLETS = new Wallets(24);
-const ADVERSARIES: readonly Role[] = ['garbage', 'tamperer', 'liar', 'selfish', 'freerider', 'flooder'];
+const ADVERSARIES: readonly Role[] = ['garbage', 'tamperer', 'liar', 'selfish', 'freerider', 'flooder', 'sybil'];
 
 /**
  * The network's rules under simulation: 10-second blocks at an easy target (a few hashes each),

@@ -2,6 +2,8 @@ import { MemoryDisk, type MemoryKv } from '../ledger/kv-memory.ts';
 import type { ChainParams } from '../ledger/genesis.ts';
 import type { MempoolPolicy } from '../ledger/mempool.ts';
 import { CairnNode } from '../node/node.ts';
+import type { BanRecord, BanStore } from '../node/peers.ts';
+import type { ServingLimits } from '../node/serving.ts';
 import { InlineVerifier } from '../node/inline-verifier.ts';
 import type { SignatureVerifier } from '../node/tx-signatures.ts';
 import { toHex } from '../ledger/bytes.ts';
@@ -11,7 +13,7 @@ import { SimTransport, type SimNetwork } from './network.ts';
 import type { Random } from './random.ts';
 import type { Scheduler } from './scheduler.ts';
 
-export type Role = 'honest' | 'garbage' | 'tamperer' | 'liar' | 'selfish' | 'freerider' | 'flooder';
+export type Role = 'honest' | 'garbage' | 'tamperer' | 'liar' | 'selfish' | 'freerider' | 'flooder' | 'sybil';
 
 export interface SimNodeSpec {
   readonly id: string;
@@ -27,6 +29,12 @@ export interface SimNodeSpec {
   readonly minerKey: number;
   /** Keeps the bodies of only this many blocks below its tip (node/pruner.ts); undefined keeps all. */
   readonly pruneKeep?: number;
+  /** Its uplink (bytes per ms; default the network's). */
+  readonly uplinkBytesPerMs?: number;
+  /** The nodes it bootstraps off (default: up to two that were there before it). */
+  readonly bootstrapTo?: readonly string[];
+  /** Its serving budgets (default the node's). */
+  readonly serving?: Partial<ServingLimits>;
 }
 
 /**
@@ -70,6 +78,12 @@ export class SimNode {
   readonly disk = new MemoryDisk();
   node: CairnNode | undefined;
   transport: SimTransport | undefined;
+  /** Its bans, kept across its lives as a real node keeps them in its datadir. */
+  private bans: readonly BanRecord[] = [];
+  private readonly banStore: BanStore = {
+    load: async () => this.bans,
+    save: async (bans) => void (this.bans = [...bans]),
+  };
   private env: SimEnv | undefined;
   private kv: MemoryKv | undefined;
   /** Starts and crashes, for the trace. */
@@ -127,6 +141,9 @@ export class SimNode {
       pruneKeep: this.spec.pruneKeep,
       statusIntervalMs: 15_000,
       banSeconds: 600,
+      banStore: this.banStore,
+      connectionLimits: { limitLoopback: true },
+      serving: this.spec.serving,
       // Off for every third life: the next life then rebuilds the index from scratch in the
       // background, through whatever reorganisations and crashes the seed brings.
       addressIndex: this.lives % 3 !== 2,

@@ -43,6 +43,10 @@ export interface WorldOptions {
   readonly reorgDepth: number;
   /** Main-chain blocks a node keeps in memory below its tip when nothing needs more. */
   readonly window: number;
+  /** Those blocks themselves, when not coinbase-only ones (mineHistory). */
+  readonly historyBlocks?: () => readonly Block[];
+  /** The simulator's stand-in for mDNS and the DHT (default on). */
+  readonly discovery?: boolean;
 }
 
 /** Hooks that see every node as it starts (its chain and peers exist, its transport not yet). */
@@ -108,7 +112,9 @@ export class World {
     if (sim.up || sim.gone) return;
     const others = this.nodes.filter((n) => n !== sim && n.spec.joinAtMs <= this.scheduler.now - SIM_EPOCH_MS);
     // Like a user's --bootstrap: up to two nodes that were there before it (whoever they are).
-    const bootstrap = this.rng.fork(`bootstrap-${sim.id}-${sim.lives}`).shuffle(others).slice(0, 2).map((n) => SimTransport.address(n.id));
+    const chosen = sim.spec.bootstrapTo ? others.filter((n) => sim.spec.bootstrapTo!.includes(n.id)) : this.rng.fork(`bootstrap-${sim.id}-${sim.lives}`).shuffle(others).slice(0, 2);
+    const bootstrap = chosen.map((n) => this.net.address(n.id));
+    if (sim.spec.uplinkBytesPerMs) this.net.place(sim.id, { uplinkBytesPerMs: sim.spec.uplinkBytesPerMs });
     this.record(`start ${sim.id} life ${sim.lives + 1}`);
     await sim.start({
       scheduler: this.scheduler,
@@ -123,7 +129,8 @@ export class World {
     });
     if (sim.node) for (const o of this.observers) o.onStarted?.(sim, sim.node);
     if (sim.node && sim === this.nodes[0] && sim.lives === 1 && this.o.history > 0) {
-      for (const block of mineHistory(this.o.params, this.o.history, this.o.wallets.minerAddress(0))) await sim.node.chain.processBlock(block);
+      const blocks = this.o.historyBlocks?.() ?? mineHistory(this.o.params, this.o.history, this.o.wallets.minerAddress(0));
+      for (const block of blocks) await sim.node.chain.processBlock(block);
       this.record(`history ${this.o.history} on ${sim.id}`);
     }
   }
@@ -152,7 +159,7 @@ export class World {
     for (const f of this.o.faults) s.at(t0 + f.atMs, () => this.apply(f));
     this.scheduleBlock();
     this.scheduleTx();
-    this.scheduleDiscovery();
+    if (this.o.discovery !== false) this.scheduleDiscovery();
     await s.runUntil(t0 + this.o.durationMs);
     this.endFaults();
     this.settle();

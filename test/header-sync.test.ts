@@ -45,7 +45,7 @@ describe('header sync by height ranges', function () {
       },
     } as unknown as Transport;
     const status = (): Status => ({ genesis: db.genesis.header.hash, height: headers.length, tipHash: headers.at(-1)!.hash, totalWork: 1n << 200n, prunedHeight: 0 });
-    const o = { transport, names: networkNames(db.genesis.header.hash), chain, clock: () => now, onProgress: () => {} };
+    const o = { request: transport.request.bind(transport), names: networkNames(db.genesis.header.hash), chain, clock: () => now, onProgress: () => {} };
     return { asked, fetch: () => fetchHeaderChain(o, 'peer', status()) };
   }
 

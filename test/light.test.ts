@@ -17,9 +17,10 @@ import { realEnv } from '../node/env.ts';
 import { LightClient } from '../node/light/client.ts';
 import { serveLightClients } from '../node/light/serve.ts';
 import { answerHeaderRange } from '../node/header-sync.ts';
+import type { Serve } from '../node/serving.ts';
 import { decodeGetProofs, encodeProofs } from '../node/light/wire.ts';
 import { networkNames } from '../node/protocols.ts';
-import { TransportError, type ConnectionGate, type Responder, type Transport, type TransportEvents } from '../node/transport.ts';
+import { TransportError, busyError, isBusy, type ConnectionGate, type Responder, type Transport, type TransportEvents } from '../node/transport.ts';
 import { decodeGetHeaders, encodeHeaders, encodeStatus } from '../node/wire.ts';
 import { FUNDED_KEYS, tempDir, testKey, testParams, transfer } from './helpers/fixtures.ts';
 import { asParent, mineChild } from './helpers/mining.ts';
@@ -65,6 +66,7 @@ class FakeTransport extends EventEmitter<TransportEvents> implements Transport {
     const respond = this.net.peers.get(peer)?.get(protocol);
     if (!this.connected.has(peer) || !respond) throw new TransportError('TRANSPORT_UNSUPPORTED', `${peer} does not serve ${protocol}`);
     const out = await respond(body, this.peerId);
+    if (isBusy(out)) throw busyError(peer, protocol, out.retryAfterMs);
     return out as Uint8Array;
   }
   requestMany = async () => [];
@@ -75,12 +77,16 @@ class FakeTransport extends EventEmitter<TransportEvents> implements Transport {
 }
 
 /** A full node's answers: status, headers after a locator, and the light protocols, from `chain`. */
-async function fullNode(net: FakeNet, id: string, chain: Chain, tweak: { status?: (s: ReturnType<typeof statusOf>) => ReturnType<typeof statusOf>; proofs?: Responder } = {}): Promise<void> {
+async function fullNode(net: FakeNet, id: string, chain: Chain, tweak: { status?: (s: ReturnType<typeof statusOf>) => ReturnType<typeof statusOf>; proofs?: Responder; busyFirst?: number } = {}): Promise<void> {
   const handlers = new Map<string, Responder>();
-  const transport = { handle: async (protocol: string, respond: Responder) => void handlers.set(protocol, respond) } as unknown as Transport;
-  await serveLightClients(chain, transport, names, () => {});
+  // Its budgets, as a stand-in: the first `busyFirst` requests of each light protocol answered busy.
+  const serve: Serve = async (_name, protocol, respond) => {
+    let busy = tweak.busyFirst ?? 0;
+    handlers.set(protocol, (req, peer) => (busy-- > 0 ? Promise.resolve({ busy: true, retryAfterMs: 5 }) : respond(req, peer)));
+  };
+  await serveLightClients(chain, serve, names, () => {});
   handlers.set(names.status, async () => encodeStatus((tweak.status ?? ((s) => s))(statusOf(chain))));
-  handlers.set(names.headerRange, (req) => answerHeaderRange(chain, req));
+  await serve('headerRange', names.headerRange, (req) => answerHeaderRange(chain, req), { timeoutMs: 1_000, maxBytes: 16, onBadRequest: () => {} });
   handlers.set(names.headers, async (req) => {
     const { locator, max } = decodeGetHeaders(req);
     return encodeHeaders(await chain.byHeight.headersAfter(locator, max));
@@ -164,6 +170,17 @@ describe('light client', function () {
     assert.deepEqual(proven.account, { balance: 507n, nonce: 0n });
     assert.equal(proven.height, chain.tip.height);
     assert.equal((await client.getAccount(testKey(71).address)).account, undefined);
+  });
+
+  it('waits out busy answers (a full node\'s budgets): syncs and proves all the same, and blames no one', async () => {
+    const chain = await newChain();
+    await extend(chain, 3, 50, true);
+    await fullNode(net, 'full', chain, { busyFirst: 3 });
+    const client = await startLight();
+    await meet(client, 'full');
+    assert.equal(client.headers.height, chain.tip.height);
+    assert.deepEqual((await client.getAccount(carol.address)).account, { balance: 507n, nonce: 0n });
+    assert.equal(client.peers.score('full'), 0);
   });
 
   it('bans a peer whose proof is forged, and one whose proof is of an older state; an honest peer still answers', async () => {

@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { simulate, type SimResult } from '../sim/run.ts';
+import { measureFreeRider, measureSybil, UNLIMITED } from '../sim/fair-share.ts';
 
 const SWEEP = 200;
 
@@ -57,5 +58,36 @@ describe('simulation', function () {
     }
     console.log(`      ${SWEEP} seeds in ${(wallMs / 1000).toFixed(1)} s: ${blocks} blocks, ${reorgs} reorgs; faults ${JSON.stringify(faults)}; nodes ${JSON.stringify(roles)}`);
     assert.deepEqual(failed, []);
+  });
+});
+
+describe('simulation: fair serving', function () {
+  this.timeout(300_000);
+
+  it('a free rider beside an honest syncing node: the honest sync takes at most 25% longer; the free rider gets a trickle, then is cut off', async () => {
+    const alone = await measureFreeRider({ freeRider: false });
+    const beside = await measureFreeRider({ freeRider: true });
+    // The same free rider against a node without budgets: what the budgets are worth.
+    const unguarded = await measureFreeRider({ freeRider: true, serving: UNLIMITED });
+    const slowdown = beside.honestSyncMs / alone.honestSyncMs;
+    const share = beside.toFreeRider / (beside.toFreeRider + beside.toHonest);
+    console.log(
+      `      honest sync of 3.8 MB over a 10 Mbit/s uplink: ${alone.honestSyncMs} ms alone, ${beside.honestSyncMs} ms beside the free rider (+${((slowdown - 1) * 100).toFixed(0)}%), ` +
+        `${unguarded.honestSyncMs} ms without budgets (+${((unguarded.honestSyncMs / alone.honestSyncMs - 1) * 100).toFixed(0)}%); the free rider's share meanwhile ${(share * 100).toFixed(1)}% ` +
+        `(${(unguarded.toFreeRider / (unguarded.toFreeRider + unguarded.toHonest) * 100).toFixed(1)}% without budgets); cut off: ${beside.freeRiderBanned}`,
+    );
+    assert.ok(slowdown <= 1.25, `the honest sync took ${beside.honestSyncMs} ms beside the free rider, ${alone.honestSyncMs} ms alone`);
+    assert.ok(unguarded.honestSyncMs / alone.honestSyncMs > 1.25, 'without budgets the free rider does slow the honest sync: the measurement can tell');
+    assert.ok(share < 0.2, `the free rider got ${(share * 100).toFixed(1)}% of the upload while the honest node synced`);
+    assert.match(beside.freeRiderBanned ?? '', /^re-downloads blocks it has/);
+    assert.deepEqual([...alone.honestPenalised, ...beside.honestPenalised], []);
+  });
+
+  it('fifty identities from one IP get at most one IP\'s inbound slots, and no honest node is penalised', async () => {
+    const r = await measureSybil();
+    console.log(`      ${r.identities} identities from one IP: ${r.slotsTaken} slots taken (limit ${r.limit}), ${r.refused} refused`);
+    assert.ok(r.slotsTaken > 0 && r.slotsTaken <= r.limit, `${r.slotsTaken} slots`);
+    assert.ok(r.refused >= r.identities - r.limit);
+    assert.deepEqual(r.honestPenalised, []);
   });
 });

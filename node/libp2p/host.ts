@@ -18,7 +18,7 @@ import {
   type TopicValidatorResult,
 } from '@libp2p/gossipsub';
 import type { PublishOpts } from '@libp2p/gossipsub/types';
-import type { ConnectionGater, PrivateKey } from '@libp2p/interface';
+import type { ConnectionGater, PeerDiscovery, PeerInfo, PrivateKey } from '@libp2p/interface';
 import { sha256 } from '../../ledger/hash.ts';
 import type { NetworkNames } from '../protocols.ts';
 
@@ -42,6 +42,22 @@ export interface HostOptions {
   /** Largest gossip message: a full block plus framing. */
   readonly maxMessageBytes: number;
   readonly gater: ConnectionGater;
+  /**
+   * Every announcement of a peer by mDNS or the DHT. libp2p's own 'peer:discovery' fires only
+   * for a peer new to its peer store: a peer forgotten after failed dials, and announced again
+   * once it is back, would never be heard of again.
+   */
+  readonly onDiscovered?: (peer: PeerInfo) => void;
+}
+
+/** A service made by `factory` whose 'peer' announcements also go to `onPeer`. */
+function announcing<C, S>(factory: (components: C) => S, onPeer: ((peer: PeerInfo) => void) | undefined): (components: C) => S {
+  if (!onPeer) return factory;
+  return (components) => {
+    const service = factory(components);
+    (service as unknown as PeerDiscovery).addEventListener('peer', (e) => onPeer(e.detail));
+    return service;
+  };
 }
 
 /** The gossipsub score of a peer below which the node cuts it off (see node/gossip.ts). */
@@ -94,7 +110,7 @@ export async function createHost(o: HostOptions): Promise<Host> {
   };
   const discovery = [];
   if (o.bootstrap.length > 0) discovery.push(bootstrap({ list: [...o.bootstrap], timeout: 100 }));
-  if (o.mdns) discovery.push(mdns({ interval: 5000, serviceTag: o.names.mdnsTag }));
+  if (o.mdns) discovery.push(announcing(mdns({ interval: 5000, serviceTag: o.names.mdnsTag }), o.onDiscovered));
   return createLibp2p({
     privateKey: o.privateKey,
     addresses: { listen: [...o.listen] },
@@ -114,7 +130,7 @@ export async function createHost(o: HostOptions): Promise<Host> {
       ping: ping(),
       pubsub: gossipsub(pubsub) as (c: GossipSubComponents) => CairnPubSub,
       // Server mode and no address filtering: the defaults find nothing on private networks.
-      dht: kadDHT({ protocol: o.names.dht, clientMode: false, peerInfoMapper: passthroughMapper }),
+      dht: announcing(kadDHT({ protocol: o.names.dht, clientMode: false, peerInfoMapper: passthroughMapper }), o.onDiscovered),
     },
   });
 }

@@ -1,7 +1,7 @@
 import { lpStream } from '@libp2p/utils';
 import type { PeerId, Stream } from '@libp2p/interface';
 import { CairnError } from '../../ledger/errors.ts';
-import { TransportError, type RequestLimits, type Responder, type ServeOptions } from '../transport.ts';
+import { MAX_STREAMS_PER_PEER, TransportError, busyError, decodeBusy, encodeBusy, isBusy, type Busy, type RequestLimits, type Responder, type ServeOptions } from '../transport.ts';
 import type { Host } from './host.ts';
 
 /**
@@ -39,9 +39,11 @@ export async function request(host: Host, peer: PeerId, protocol: string, body: 
   try {
     const lp = framed(stream, o.maxBytes);
     await lp.write(body, { signal });
-    const response = await lp.read({ signal });
+    const response = (await lp.read({ signal })).subarray();
     await stream.close({ signal });
-    return response.subarray();
+    const retryAfter = decodeBusy(response);
+    if (retryAfter !== undefined) throw busyError(peer.toString(), protocol, retryAfter);
+    return response;
   } catch (err) {
     stream.abort(err as Error);
     throw classify(err);
@@ -64,6 +66,13 @@ export async function requestMany(host: Host, peer: PeerId, protocol: string, bo
     const frames: Uint8Array[] = [];
     for (;;) {
       const frame = (await lp.read({ signal })).subarray();
+      if (frames.length === 0) {
+        const retryAfter = decodeBusy(frame);
+        if (retryAfter !== undefined) {
+          stream.abort(new Error('busy'));
+          throw busyError(peer.toString(), protocol, retryAfter);
+        }
+      }
       if (frame.byteLength === 0) return frames;
       if (frames.length === maxFrames) throw new TransportError('TRANSPORT_BAD_FRAME', `more than ${maxFrames} frames in a response`);
       frames.push(frame);
@@ -76,7 +85,7 @@ export async function requestMany(host: Host, peer: PeerId, protocol: string, bo
 
 /**
  * Serves `protocol`: reads one capped request, answers with one frame, or several frames and the
- * empty terminator. A handler error resets the stream; the asker sees it fail.
+ * empty terminator, or the one busy frame. A handler error resets the stream; the asker sees it fail.
  */
 export async function serve(host: Host, protocol: string, respond: Responder, o: ServeOptions): Promise<void> {
   await host.handle(
@@ -84,7 +93,7 @@ export async function serve(host: Host, protocol: string, respond: Responder, o:
     async (stream: Stream, connection) => {
       const peer = connection.remotePeer.toString();
       const lp = framed(stream, o.maxBytes);
-      let answer: Uint8Array | Uint8Array[];
+      let answer: Uint8Array | Uint8Array[] | Busy;
       try {
         const req = (await lp.read({ signal: AbortSignal.timeout(o.timeoutMs) })).subarray();
         answer = await respond(req, peer);
@@ -93,7 +102,9 @@ export async function serve(host: Host, protocol: string, respond: Responder, o:
         o.onBadRequest(peer, err instanceof CairnError ? err : classify(err));
         throw err;
       }
-      if (Array.isArray(answer)) {
+      if (isBusy(answer)) {
+        await lp.write(encodeBusy(answer.retryAfterMs));
+      } else if (Array.isArray(answer)) {
         for (const frame of answer) await lp.write(frame);
         await lp.write(new Uint8Array(0));
       } else {
@@ -101,6 +112,6 @@ export async function serve(host: Host, protocol: string, respond: Responder, o:
       }
       await stream.close();
     },
-    { maxInboundStreams: o.maxInFlightPerPeer ?? 8, maxOutboundStreams: 8 },
+    { maxInboundStreams: o.maxStreamsPerPeer ?? MAX_STREAMS_PER_PEER, maxOutboundStreams: MAX_STREAMS_PER_PEER },
   );
 }

@@ -1,8 +1,8 @@
 import { EventEmitter } from 'node:events';
 import { TopicValidatorResult } from '@libp2p/gossipsub';
-import { multiaddr } from '@multiformats/multiaddr';
+import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
 import { peerIdFromString } from '@libp2p/peer-id';
-import type { PeerId, PeerInfo } from '@libp2p/interface';
+import type { MultiaddrConnection, PeerId, PeerInfo } from '@libp2p/interface';
 import type { NetworkNames } from '../protocols.ts';
 import {
   TransportError,
@@ -50,17 +50,22 @@ export class Libp2pTransport extends EventEmitter<TransportEvents> implements Tr
 
   static async create(o: Libp2pTransportOptions): Promise<Libp2pTransport> {
     const denied = (peer: PeerId) => o.gate.denied(peer.toString());
+    let transport: Libp2pTransport | undefined;
     const host = await createHost({
       ...o,
+      onDiscovered: (peer) => transport?.heardOf(peer),
       gater: {
         denyDialPeer: async (peer: PeerId) => denied(peer),
+        denyDialMultiaddr: async (addr: Multiaddr) => o.gate.deniedDial?.(addr.toString()) ?? false,
+        // Before noise and yamux: an address that is banned or has its share costs one accept.
+        denyInboundConnection: async (conn: MultiaddrConnection) => o.gate.deniedInbound?.(conn.remoteAddr.toString()) ?? false,
         denyOutboundEncryptedConnection: async (peer: PeerId) => denied(peer),
         denyInboundEncryptedConnection: async (peer: PeerId) => denied(peer),
       },
     });
-    const t = new Libp2pTransport(host);
-    t.wire();
-    return t;
+    transport = new Libp2pTransport(host);
+    transport.wire();
+    return transport;
   }
 
   private wire(): void {
@@ -80,14 +85,16 @@ export class Libp2pTransport extends EventEmitter<TransportEvents> implements Tr
       const id = peerId.toString();
       this.emit('peer:ready', id, listenAddrs.map((a) => a.encapsulate(`/p2p/${id}`).toString()));
     });
-    host.addEventListener('peer:discovery', (e: CustomEvent<PeerInfo>) => {
-      const { id, multiaddrs } = e.detail;
-      if (id.equals(host.peerId)) return;
-      const peer = id.toString();
-      const addrs = multiaddrs.map((a) => (a.getComponents().some((c) => c.name === 'p2p') ? a : a.encapsulate(`/p2p/${peer}`)).toString());
-      this.emit('peer:discovered', peer, addrs);
-    });
+    host.addEventListener('peer:discovery', (e: CustomEvent<PeerInfo>) => this.heardOf(e.detail));
     host.services.pubsub.addEventListener('gossipsub:heartbeat', this.onHeartbeat);
+  }
+
+  /** A peer announced by discovery (mDNS, the DHT, the bootstrap list): worth telling the node while we are not connected to it. */
+  private heardOf({ id, multiaddrs }: PeerInfo): void {
+    if (id.equals(this.host.peerId) || multiaddrs.length === 0 || this.host.getConnections(id).length > 0) return;
+    const peer = id.toString();
+    const addrs = multiaddrs.map((a) => (a.getComponents().some((c) => c.name === 'p2p') ? a : a.encapsulate(`/p2p/${peer}`)).toString());
+    this.emit('peer:discovered', peer, addrs);
   }
 
   get peerId(): string {
@@ -124,17 +131,25 @@ export class Libp2pTransport extends EventEmitter<TransportEvents> implements Tr
     return serve(this.host, protocol, respond, options);
   }
 
-  request(peer: string, protocol: string, body: Uint8Array, limits: RequestLimits): Promise<Uint8Array> {
-    return request(this.host, toPeerId(peer), protocol, body, limits);
+  async request(peer: string, protocol: string, body: Uint8Array, limits: RequestLimits): Promise<Uint8Array> {
+    const response = await request(this.host, toPeerId(peer), protocol, body, limits);
+    this.emit('peer:bytes', peer, response.byteLength);
+    return response;
   }
 
-  requestMany(peer: string, protocol: string, body: Uint8Array, maxFrames: number, limits: RequestLimits): Promise<Uint8Array[]> {
-    return requestMany(this.host, toPeerId(peer), protocol, body, maxFrames, limits);
+  async requestMany(peer: string, protocol: string, body: Uint8Array, maxFrames: number, limits: RequestLimits): Promise<Uint8Array[]> {
+    const frames = await requestMany(this.host, toPeerId(peer), protocol, body, maxFrames, limits);
+    this.emit('peer:bytes', peer, frames.reduce((sum, f) => sum + f.byteLength, 0));
+    return frames;
   }
 
   subscribe(topic: string, validate: GossipValidator): void {
     const pubsub = this.host.services.pubsub;
-    pubsub.topicValidators.set(topic, async (peer, msg) => VERDICTS[await validate(peer.toString(), msg.data)]);
+    pubsub.topicValidators.set(topic, async (peer, msg) => {
+      const id = peer.toString();
+      this.emit('peer:bytes', id, msg.data.byteLength);
+      return VERDICTS[await validate(id, msg.data)];
+    });
     pubsub.subscribe(topic);
   }
 

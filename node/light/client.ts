@@ -7,11 +7,11 @@ import { genesisBlock, type ChainParams } from '../../ledger/genesis.ts';
 import type { Account } from '../../ledger/state.ts';
 import { verifyAccountProof } from '../../ledger/smt-proof.ts';
 import { HeaderChainCheck } from '../../consensus/headers.ts';
-import { secondsOf, type Env, type Timer } from '../env.ts';
+import { secondsOf, sleep, type Env, type Timer } from '../env.ts';
 import { PeerBook } from '../peer-book.ts';
 import { PeerManager } from '../peers.ts';
 import { networkNames, type NetworkNames } from '../protocols.ts';
-import { TransportError, type ConnectionGate, type Transport } from '../transport.ts';
+import { TransportError, type ConnectionGate, type RequestLimits, type Transport } from '../transport.ts';
 import { MAX_HEADERS_PER_RESPONSE, decodeHeaders, decodeStatus, encodeGetHeaderRange, encodeGetHeaders, encodeStatus, type Status } from '../wire.ts';
 import { LightHeaders, RECENT_HEADERS } from './headers.ts';
 import { MAX_PROOFS_ANSWER_BYTES } from './serve.ts';
@@ -28,6 +28,8 @@ const WITHHELD = 25;
 const MAX_PROVERS = 8;
 /** Headers of a competing branch held while its work is weighed against ours. */
 const MAX_BRANCH = 4 * RECENT_HEADERS;
+/** Busy answers in a row from one peer before the client leaves it for this round (or this question). */
+const MAX_BUSY_IN_A_ROW = 5;
 
 export interface LightClientParts {
   readonly params: ChainParams;
@@ -102,7 +104,7 @@ export class LightClient extends EventEmitter<LightClientEvents> {
 
   async start(): Promise<void> {
     this.headers = new LightHeaders(join(this.parts.datadir, 'headers'), this.genesis);
-    this.transport = await this.parts.createTransport(this.peers, this.names);
+    this.transport = await this.parts.createTransport({ denied: (peer) => this.peers.isBanned(peer), deniedDial: (addr) => this.peers.addressBanned(addr) }, this.names);
     this.book = new PeerBook(this.env, this.transport, this.peers);
     // Full nodes ask every peer its status; a light client answers truthfully, as a chain of headers.
     await this.transport.handle(this.names.status, async () => encodeStatus(this.status()), {
@@ -159,6 +161,22 @@ export class LightClient extends EventEmitter<LightClientEvents> {
     }
     this.statuses.set(peer, status);
     if (status.totalWork > this.headers.tip.totalWork) void this.requestSync();
+  }
+
+  /**
+   * A request that waits out busy answers (docs/PROTOCOL.md, "Busy"): no fault of the peer's; the
+   * client waits as long as it was told and asks again, a few times, then gives up on it (the
+   * caller moves on to another peer).
+   */
+  private async request(peer: string, protocol: string, message: Uint8Array, limits: RequestLimits): Promise<Uint8Array> {
+    for (let busy = 0; ; busy++) {
+      try {
+        return await this.transport.request(peer, protocol, message, limits);
+      } catch (err) {
+        if (!(err instanceof TransportError && err.code === 'TRANSPORT_BUSY') || busy >= MAX_BUSY_IN_A_ROW || this.stopped) throw err;
+        await sleep(this.env, err.retryAfterMs);
+      }
+    }
   }
 
   /** Follows every peer that claims more work than our chain, one at a time. Resolves when caught up. */
@@ -225,7 +243,7 @@ export class LightClient extends EventEmitter<LightClientEvents> {
     let check: HeaderChainCheck | undefined;
     for (;;) {
       const tip = this.headers.tip;
-      const bytes = await this.transport.request(peer, this.names.headerRange, encodeGetHeaderRange(tip.header.height + 1, MAX_HEADERS_PER_RESPONSE), {
+      const bytes = await this.request(peer, this.names.headerRange, encodeGetHeaderRange(tip.header.height + 1, MAX_HEADERS_PER_RESPONSE), {
         timeoutMs: HEADERS_TIMEOUT_MS,
         maxBytes: 16 + MAX_HEADERS_PER_RESPONSE * HEADER_BYTES,
       });
@@ -256,7 +274,7 @@ export class LightClient extends EventEmitter<LightClientEvents> {
     for (;;) {
       const { hashes, heights } = this.headers.locator();
       const locator = branch.length > 0 ? [branch.at(-1)!.header.hash, ...hashes] : hashes;
-      const bytes = await this.transport.request(peer, this.names.headers, encodeGetHeaders({ locator, max: MAX_HEADERS_PER_RESPONSE }), {
+      const bytes = await this.request(peer, this.names.headers, encodeGetHeaders({ locator, max: MAX_HEADERS_PER_RESPONSE }), {
         timeoutMs: HEADERS_TIMEOUT_MS,
         maxBytes: 16 + MAX_HEADERS_PER_RESPONSE * HEADER_BYTES,
       });
@@ -328,7 +346,7 @@ export class LightClient extends EventEmitter<LightClientEvents> {
   /** One peer's proof, checked; or why there is none (and the peer punished where it lied). */
   private async proofFrom(peer: string, announcedOurTip: boolean, tip: BlockHeader, address: Uint8Array): Promise<{ account: Account | undefined } | string> {
     try {
-      const bytes = await this.transport.request(peer, this.names.proofs, encodeGetProofs(tip.hash, [address]), { timeoutMs: PROOFS_TIMEOUT_MS, maxBytes: MAX_PROOFS_ANSWER_BYTES });
+      const bytes = await this.request(peer, this.names.proofs, encodeGetProofs(tip.hash, [address]), { timeoutMs: PROOFS_TIMEOUT_MS, maxBytes: MAX_PROOFS_ANSWER_BYTES });
       const answer = decodeProofs(bytes, 1);
       if (answer.kind !== 'proofs') {
         if (answer.kind === 'unknown-block' && announcedOurTip) this.peers.penalize(peer, WITHHELD, 'said it does not have the tip it announced');

@@ -113,6 +113,7 @@ describe('e2e: light clients and proofs', function () {
     assert.deepEqual(banned.map((b) => b.peer), [node.transport.peerId], 'the forger, and only the forger, banned');
     assert.match(banned[0]!.reason, /proof that does not hold/);
     const human = await cairn(['account', payeeText, '--light', '--datadir', client.datadir]);
+    assert.equal(human.code, 0, human.stderr);
     assert.match(human.stdout, /balance\s+1\.23456789 CRN/);
     assert.match(human.stdout, /proven at\s+height \d+/);
     report(`light client: synced and proven in ${Date.now() - started} ms at height ${light.block.height}; the forger banned: ${banned[0]!.reason}`);

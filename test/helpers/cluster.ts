@@ -169,6 +169,10 @@ export interface StartOptions {
   /** Reuse a P2P port (so peers that know the old address find the node again); default: free. */
   readonly p2pPort?: number;
   readonly extraArgs?: readonly string[];
+  /** mDNS on (default off: nodes of one test find each other only as the test says). */
+  readonly mdns?: boolean;
+  /** Extra environment variables for the process. */
+  readonly env?: Readonly<Record<string, string>>;
   readonly startTimeoutMs?: number;
 }
 
@@ -215,13 +219,14 @@ export class NodeProc {
   async start(options: StartOptions = {}): Promise<this> {
     if (this.child && !exited(this.child)) throw new Error(`${this.name} is still running (pid ${this.pid})`);
     this.options = options;
-    const args = [CAIRN_MAIN, 'node', '--datadir', this.datadir, '--genesis', this.genesisFile, '--p2p-host', '127.0.0.1', '--p2p-port', String(options.p2pPort ?? 0), '--rpc-port', '0', '--http-port', '0', '--no-mdns', '--log-level', 'info'];
+    const args = [CAIRN_MAIN, 'node', '--datadir', this.datadir, '--genesis', this.genesisFile, '--p2p-host', '127.0.0.1', '--p2p-port', String(options.p2pPort ?? 0), '--rpc-port', '0', '--http-port', '0', '--log-level', 'info'];
+    if (!options.mdns) args.push('--no-mdns');
     for (const b of options.bootstrap ?? []) args.push('--bootstrap', b);
     if (options.coinbase) args.push('--mine', '--coinbase', options.coinbase, '--threads', '1');
     args.push(...(options.extraArgs ?? []));
     const log = createWriteStream(this.logFile, { flags: 'a' });
     log.write(`--- start #${++this.starts} at ${new Date().toISOString()}: ${args.slice(1).join(' ')}\n`);
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env } });
     track(child);
     child.stdout!.pipe(log, { end: false });
     child.stderr!.pipe(log, { end: false });

@@ -1,0 +1,90 @@
+import type { Chain } from '../consensus/chain.ts';
+import type { BlockIndexEntry } from '../consensus/block-index.ts';
+import type { PeerManager } from './peers.ts';
+import type { NetworkNames } from './protocols.ts';
+import type { Serve } from './serving.ts';
+import type { Busy } from './transport.ts';
+import { answerHeaderRange } from './header-sync.ts';
+import { decodeGetBlocks, decodeGetHeaders, encodeHeaders, encodeStatus, type Status } from './wire.ts';
+
+/** Request caps, as docs/PROTOCOL.md writes them (test/spec-limits.test.ts reads them there). */
+export const STATUS_REQUEST_MAX_BYTES = 1024;
+/** getHeaders: 01 ‖ count (1 byte up to 64) ‖ 64 hashes ‖ max u32 = 2,054 bytes, with room to spare. */
+export const GET_HEADERS_MAX_BYTES = 16 + 64 * 32 + 8;
+/** getHeaderRange: 01 ‖ from u32 ‖ count u16 = 7 bytes, with room to spare. */
+export const GET_HEADER_RANGE_MAX_BYTES = 16;
+/** getBlocks: 01 ‖ count ‖ 64 hashes = 2,050 bytes. */
+export const GET_BLOCKS_MAX_BYTES = 4096;
+const SERVE_TIMEOUT_MS = 5_000;
+
+/**
+ * What the blocks responder asks the budgets (node/serving.ts) before it answers: how many of
+ * these blocks the peer gets now, given which it already has, or busy.
+ */
+export type AdmitBlocks = (peer: string, blocks: readonly { bytes: number; height: number | undefined; theirs: boolean }[], chainHeight: number) => number | Busy;
+
+export interface ChainServerOptions {
+  readonly serve: Serve;
+  readonly names: NetworkNames;
+  readonly chain: Chain;
+  readonly peers: PeerManager;
+  readonly status: () => Status;
+  /** The tip a peer's status announced, if we know that block: what the peer has. */
+  readonly announcedTip: (peer: string) => BlockIndexEntry | undefined;
+  readonly admitBlocks?: AdmitBlocks;
+}
+
+/**
+ * The other half of sync: our status, headers after a locator or by height, and stored blocks, each within the
+ * asker's budgets. The blocks answer tells the budgets which blocks the asker already has — the
+ * ancestors of the tip it announced — and stops where they say.
+ */
+export async function serveChain(o: ChainServerOptions): Promise<void> {
+  const { serve, names, chain, peers } = o;
+  const onBadRequest = (peer: string, err: unknown) => peers.badRequest(peer, err);
+  const limits = { timeoutMs: SERVE_TIMEOUT_MS, maxBytes: STATUS_REQUEST_MAX_BYTES, onBadRequest };
+  await serve('status', names.status, async () => encodeStatus(o.status()), limits);
+  await serve(
+    'headers',
+    names.headers,
+    async (req) => {
+      const { locator, max } = decodeGetHeaders(req);
+      return encodeHeaders(await chain.byHeight.headersAfter(locator, max));
+    },
+    { ...limits, maxBytes: GET_HEADERS_MAX_BYTES },
+  );
+  // Syncing full nodes and light clients alike (node/header-sync.ts, node/light/client.ts).
+  await serve('headerRange', names.headerRange, (req) => answerHeaderRange(chain, req), { ...limits, maxBytes: GET_HEADER_RANGE_MAX_BYTES });
+  await serve(
+    'blocks',
+    names.blocks,
+    async (req, peer) => {
+      const hashes = decodeGetBlocks(req);
+      const stored = await chain.db.getBlocksBytes(hashes);
+      const missing = stored.indexOf(undefined);
+      // Up to the first we lack: the asker takes the rest from someone else.
+      const frames = (missing < 0 ? stored : stored.slice(0, missing)) as Uint8Array[];
+      const admitted = admit(o, peer, hashes, frames);
+      return typeof admitted === 'number' ? frames.slice(0, admitted) : admitted;
+    },
+    { timeoutMs: SERVE_TIMEOUT_MS, maxBytes: GET_BLOCKS_MAX_BYTES, onBadRequest },
+  );
+}
+
+function admit(o: ChainServerOptions, peer: string, hashes: readonly Uint8Array[], frames: readonly Uint8Array[]): number | Busy {
+  if (!o.admitBlocks || frames.length === 0) return frames.length;
+  const { chain } = o;
+  const theirTip = o.announcedTip(peer);
+  return o.admitBlocks(
+    peer,
+    frames.map((bytes, i) => {
+      const entry = chain.getEntry(hashes[i]!);
+      return {
+        bytes: bytes.byteLength,
+        height: entry && chain.isMain(entry) ? entry.height : undefined,
+        theirs: entry !== undefined && theirTip !== undefined && theirTip.height >= entry.height && theirTip.ancestor(entry.height) === entry,
+      };
+    }),
+    chain.tip.height,
+  );
+}

@@ -1,0 +1,110 @@
+import type { Env } from './env.ts';
+import type { BanStore, PeerManager } from './peers.ts';
+import { NetworkStats, PeerRecords, banKind, type ServedProtocol } from './peer-records.ts';
+import { Serving, type ServingLimits } from './serving.ts';
+import { Slots, type SlotLimits } from './slots.ts';
+import type { ConnectionGate, Responder, ServeOptions, Transport } from './transport.ts';
+
+export interface NetworkGuardOptions {
+  readonly env: Env;
+  readonly peers: PeerManager;
+  readonly serving?: Partial<ServingLimits>;
+  readonly slots?: Partial<SlotLimits>;
+  readonly banStore?: BanStore;
+  readonly log: (level: 'info' | 'warn' | 'debug', message: string, fields?: Record<string, unknown>) => void;
+}
+
+/**
+ * What stands between a node and peers that take more than their share: who may connect (bans
+ * by id and address, inbound slots per IP and subnet, eviction when full), what each may ask
+ * (budgets per protocol, node/serving.ts), and the records both read — what each peer gave and
+ * took. Bans are saved as they happen and restored at start.
+ */
+export class NetworkGuard {
+  readonly records = new PeerRecords();
+  readonly stats = new NetworkStats();
+  readonly serving: Serving;
+  readonly slots: Slots;
+  private readonly o: NetworkGuardOptions;
+  private transport: Transport | undefined;
+  private saving: Promise<void> = Promise.resolve();
+
+  constructor(o: NetworkGuardOptions) {
+    this.o = o;
+    this.serving = new Serving({ env: o.env, peers: o.peers, records: this.records, stats: this.stats, limits: o.serving });
+    const salt = new DataView(o.env.randomBytes(4).buffer).getUint32(0);
+    this.slots = new Slots(this.records, o.slots, salt);
+    o.peers.on('ban', (_peer, reason) => {
+      const kind = banKind(reason);
+      this.stats.bans[kind] = (this.stats.bans[kind] ?? 0) + 1;
+      this.saveBans();
+    });
+  }
+
+  /** Restores the bans saved before a restart. */
+  async restoreBans(): Promise<void> {
+    if (!this.o.banStore) return;
+    const restored = this.o.peers.restore(await this.o.banStore.load());
+    if (restored > 0) this.o.log('info', 'restored bans', { bans: restored });
+  }
+
+  /** Saves the bans in force, one save after another (the newest wins). */
+  saveBans(): Promise<void> {
+    const store = this.o.banStore;
+    if (!store) return Promise.resolve();
+    this.saving = this.saving.then(() => store.save(this.o.peers.records())).catch((err: Error) => this.o.log('warn', `cannot save bans: ${err.message}`));
+    return this.saving;
+  }
+
+  /** The transport's gate: banned ids, banned addresses, and addresses that hold their share. */
+  gate(): ConnectionGate {
+    const peers = this.o.peers;
+    return {
+      denied: (peer) => peers.isBanned(peer),
+      deniedDial: (addr) => peers.addressBanned(addr),
+      deniedInbound: (addr) => {
+        const why = peers.addressBanned(addr) ? 'banned address' : this.slots.refuse(addr);
+        if (why) {
+          this.stats.refusedInbound++;
+          this.o.log('debug', 'refused inbound connection', { address: addr, reason: why });
+        }
+        return why !== undefined;
+      },
+    };
+  }
+
+  /** Keeps the records from the transport's events, and enforces the slots as connections come up. */
+  attach(transport: Transport): void {
+    this.transport = transport;
+    const { env, peers } = this.o;
+    transport.on('peer:connect', (peer, info) => {
+      this.records.connected(peer, info, env.now());
+      peers.connectedFrom(peer, info.remoteAddr);
+      const out = this.slots.afterConnect(peer);
+      if (!out) return;
+      if (out.eviction) this.stats.evictions++;
+      else this.stats.refusedInbound++;
+      this.o.log(out.eviction ? 'info' : 'debug', out.eviction ? 'evicted peer' : 'refused inbound connection', { peer: out.peer, reason: out.reason });
+      void transport.hangUp(out.peer);
+    });
+    transport.on('peer:disconnect', (peer) => {
+      this.records.disconnected(peer);
+      peers.disconnected(peer);
+      this.serving.disconnected(peer);
+    });
+    transport.on('peer:bytes', (peer, bytes) => {
+      const r = this.records.get(peer);
+      if (r) r.bytesIn += bytes;
+    });
+  }
+
+  /** Serves `protocol` within each asker's budget (answers busy when it is spent). */
+  handle(name: ServedProtocol, protocol: string, respond: Responder, options: ServeOptions): Promise<void> {
+    if (!this.transport) throw new Error('NetworkGuard.handle before attach');
+    return this.transport.handle(protocol, this.serving.guard(name, respond), options);
+  }
+
+  async stop(): Promise<void> {
+    await this.saveBans();
+  }
+}

@@ -1,0 +1,341 @@
+import type { Env } from './env.ts';
+import type { PeerManager } from './peers.ts';
+import type { NetworkStats, PeerRecords, ServedProtocol } from './peer-records.ts';
+import { isBusy, type Busy, type Responder, type ServeOptions } from './transport.ts';
+
+/** Serves a protocol within the askers' budgets (the node's NetworkGuard). */
+export type Serve = (name: ServedProtocol, protocol: string, respond: Responder, options: ServeOptions) => Promise<void>;
+
+/** What one peer may ask of one protocol: a burst, then a rate, and a few at a time. */
+export interface RequestBudget {
+  readonly burst: number;
+  readonly perSecond: number;
+  readonly inFlight: number;
+}
+
+export interface ServingLimits {
+  readonly requests: Readonly<Record<ServedProtocol, RequestBudget>>;
+  /**
+   * Bytes a second the node serves, all peers together, shared equally among the peers it served
+   * in the last two seconds: one syncing peer alone gets all of it, n of them a share each.
+   */
+  readonly uploadBytesPerSec: number;
+  /** Bytes a peer may take at once before its share applies. */
+  readonly burstBytes: number;
+  /** Blocks a peer already has (re-downloads): this many bytes a second, after this burst... */
+  readonly redundantBytesPerSec: number;
+  readonly redundantBurstBytes: number;
+  /**
+   * ...and past this many such blocks on one connection (or the chain's length and
+   * `redundantChainMargin` more, if that is less: it has had the whole chain twice), a ban score
+   * of 100: it is cut off.
+   */
+  readonly maxRedundantBlocks: number;
+  readonly redundantChainMargin: number;
+  /**
+   * Blocks asked for a second time on one connection that are forgiven: an honest node asks again
+   * for a batch whose answer it lost (a timeout, a cut), 32 blocks at a time. At least this many,
+   * or an eighth of the chain if that is more.
+   */
+  readonly repeatAllowance: number;
+  /**
+   * Requests that arrive before the retry-after of a busy answer: the first `inFlight + 2` may
+   * have been on their way already; each one after costs this ban score.
+   */
+  readonly ignoredBusyScore: number;
+}
+
+/**
+ * Sized from what honest peers do (docs/PROTOCOL.md, "Budgets"): a status on every connection,
+ * every 15 s and per orphan block, one at a time; headers 2000 at a time, one request after
+ * another; blocks 32 at a time, two in flight; the whole mempool pushed on connection; a few
+ * missing transactions per compact block; headers by height 2000 at a time, eight in flight for a
+ * syncing full node (80,000 headers/s sustained), one after another for a light client; a light
+ * client's account proofs one request at a time, a few per question it is asked (each proof
+ * pauses the node's imports: the tightest budget).
+ */
+export const DEFAULT_SERVING_LIMITS: ServingLimits = {
+  requests: {
+    status: { burst: 16, perSecond: 1, inFlight: 2 },
+    headers: { burst: 64, perSecond: 20, inFlight: 2 },
+    blocks: { burst: 64, perSecond: 64, inFlight: 4 },
+    txPush: { burst: 64, perSecond: 8, inFlight: 2 },
+    blockTxs: { burst: 32, perSecond: 8, inFlight: 4 },
+    headerRange: { burst: 128, perSecond: 40, inFlight: 8 },
+    proofs: { burst: 32, perSecond: 4, inFlight: 1 },
+  },
+  uploadBytesPerSec: 64 << 20,
+  burstBytes: 8 << 20,
+  redundantBytesPerSec: 128 << 10,
+  redundantBurstBytes: 256 << 10,
+  maxRedundantBlocks: 4096,
+  redundantChainMargin: 256,
+  repeatAllowance: 256,
+  ignoredBusyScore: 10,
+};
+
+const NONE: RequestBudget = { burst: 1e9, perSecond: 1e9, inFlight: 1e9 };
+
+/** No budgets at all, what serving was before them: for benchmarks and control runs, never a real node. */
+export const UNLIMITED_SERVING: ServingLimits = {
+  requests: { status: NONE, headers: NONE, blocks: NONE, txPush: NONE, blockTxs: NONE, headerRange: NONE, proofs: NONE },
+  uploadBytesPerSec: 1e15,
+  burstBytes: 1e15,
+  redundantBytesPerSec: 1e15,
+  redundantBurstBytes: 1e15,
+  maxRedundantBlocks: Number.MAX_SAFE_INTEGER,
+  redundantChainMargin: Number.MAX_SAFE_INTEGER,
+  repeatAllowance: Number.MAX_SAFE_INTEGER,
+  ignoredBusyScore: 0,
+};
+
+/** A peer answered busy this recently is shown as throttled. */
+export const THROTTLED_SHOWN_MS = 10_000;
+/** Who counts as downloading now, for the equal shares. */
+const ACTIVE_WINDOW_MS = 2_000;
+/** Peers whose budgets are remembered after they leave (a reconnect does not refill them). */
+const MAX_REMEMBERED = 4_096;
+const FORGET_AFTER_MS = 10 * 60_000;
+
+/** A token bucket on the node's clock. Tokens may go below zero (a debt): an answer is sent whole, and paid for after. */
+class Bucket {
+  tokens: number;
+  private at: number;
+  constructor(capacity: number, now: number) {
+    this.tokens = capacity;
+    this.at = now;
+  }
+
+  refill(now: number, capacity: number, perSecond: number): void {
+    if (now > this.at) this.tokens = Math.min(capacity, this.tokens + ((now - this.at) * perSecond) / 1000);
+    this.at = Math.max(this.at, now);
+  }
+
+  /** Milliseconds until the bucket holds `want` tokens. */
+  waitFor(want: number, perSecond: number): number {
+    return this.tokens >= want ? 0 : Math.ceil(((want - this.tokens) * 1000) / perSecond);
+  }
+}
+
+interface ProtocolState {
+  readonly requests: Bucket;
+  inFlight: number;
+  /** A busy answer asked the peer to keep off until then; requests arriving earlier are counted. */
+  busyUntil: number;
+  early: number;
+}
+
+interface PeerBudget {
+  readonly protocols: Map<ServedProtocol, ProtocolState>;
+  readonly bytes: Bucket;
+  readonly redundant: Bucket;
+  /** Main-chain heights served on this connection, one bit each: a second time is a re-download. */
+  served: Uint8Array;
+  repeats: number;
+  redundantBlocks: number;
+  lastServedAt: number;
+  lastSeenAt: number;
+}
+
+/**
+ * Per-peer budgets on every request protocol (token buckets in requests and in bytes), answered
+ * "busy, retry later" when spent rather than reset, with the time to wait. A peer costs score only
+ * when it persists: asking again before its retry-after, beyond what was already on its way. A
+ * peer that re-downloads what it already has is served at a trickle, then cut off.
+ */
+export class Serving {
+  private readonly env: Env;
+  private readonly peers: PeerManager;
+  private readonly records: PeerRecords;
+  private readonly stats: NetworkStats;
+  readonly limits: ServingLimits;
+  private readonly budgets = new Map<string, PeerBudget>();
+
+  constructor(o: { env: Env; peers: PeerManager; records: PeerRecords; stats: NetworkStats; limits?: Partial<ServingLimits> }) {
+    this.env = o.env;
+    this.peers = o.peers;
+    this.records = o.records;
+    this.stats = o.stats;
+    this.limits = { ...DEFAULT_SERVING_LIMITS, ...o.limits, requests: { ...DEFAULT_SERVING_LIMITS.requests, ...o.limits?.requests } };
+  }
+
+  /** `respond`, answered only within the asker's budgets on `protocol`, its answer counted against them. */
+  guard(protocol: ServedProtocol, respond: Responder): Responder {
+    return async (request, peer) => {
+      const now = this.env.now();
+      const budget = this.budgetOf(peer, now);
+      const state = this.protocolOf(budget, protocol, now);
+      const refusal = this.admit(peer, protocol, budget, state, now);
+      if (refusal) return refusal;
+      state.inFlight++;
+      try {
+        const answer = await respond(request, peer);
+        if (!isBusy(answer)) this.charge(peer, protocol, budget, size(answer));
+        return answer;
+      } finally {
+        state.inFlight--;
+      }
+    };
+  }
+
+  /**
+   * How many of the blocks about to be served to `peer` it gets now (a prefix), or busy: each
+   * comes with its size, its main-chain height (undefined off the main chain), and whether the tip
+   * the peer announced builds on it; `chainHeight` is ours. A block it already has — its own tip's
+   * ancestor, or, past the repeat allowance, one served to it before on this connection — is a
+   * re-download, paid for from a trickle: the answer stops where the trickle runs dry (a debt of
+   * one block at most), so one request of 64 large blocks cannot take a burst's worth many times
+   * over. Honest askers never re-download, and are never cut short here.
+   */
+  serveBlocks(peer: string, blocks: readonly { bytes: number; height: number | undefined; theirs: boolean }[], chainHeight: number): number | Busy {
+    const budget = this.budgets.get(peer);
+    if (!budget) return blocks.length;
+    const now = this.env.now();
+    const allowance = Math.max(this.limits.repeatAllowance, Math.floor(chainHeight / 8));
+    budget.redundant.refill(now, this.limits.redundantBurstBytes, this.limits.redundantBytesPerSec);
+    let served = 0;
+    let redundant = 0;
+    for (const b of blocks) {
+      const repeat = b.height !== undefined && wasServed(budget, b.height) && budget.repeats + 1 > allowance;
+      if (b.theirs || repeat) {
+        if (budget.redundant.tokens <= 0) break;
+        budget.redundant.tokens -= b.bytes;
+        redundant++;
+      } else if (b.height !== undefined && wasServed(budget, b.height)) {
+        budget.repeats++;
+      }
+      if (b.height !== undefined) markServed(budget, b.height);
+      served++;
+    }
+    if (served === 0) {
+      const state = this.protocolOf(budget, 'blocks', now);
+      return this.busy(peer, 'blocks', budget.redundant.waitFor(Number.MIN_VALUE, this.limits.redundantBytesPerSec), state, now, true);
+    }
+    budget.redundantBlocks += redundant;
+    const limit = Math.min(this.limits.maxRedundantBlocks, chainHeight + this.limits.redundantChainMargin);
+    if (budget.redundantBlocks > limit) {
+      budget.redundantBlocks = 0;
+      this.peers.penalize(peer, 100, `re-downloads blocks it has: more than ${limit} on one connection`);
+    }
+    return served;
+  }
+
+  /** Whether `peer` was answered busy, on any protocol, in the last THROTTLED_SHOWN_MS (what `cairn peers` shows). */
+  throttled(peer: string): boolean {
+    const at = this.records.get(peer)?.lastThrottledAt;
+    return at !== undefined && this.env.now() - at < THROTTLED_SHOWN_MS;
+  }
+
+  /** The connection ended: what it downloaded no longer says what it has. Its budgets stay a while. */
+  disconnected(peer: string): void {
+    const b = this.budgets.get(peer);
+    if (b) {
+      b.served = new Uint8Array(0);
+      b.repeats = 0;
+      b.redundantBlocks = 0;
+    }
+  }
+
+  private admit(peer: string, protocol: ServedProtocol, budget: PeerBudget, state: ProtocolState, now: number): Busy | undefined {
+    const rules = this.limits.requests[protocol];
+    if (now < state.busyUntil) {
+      // Told to keep off until then. What was already on its way is forgiven; the rest costs.
+      if (++state.early > rules.inFlight + 2) this.peers.penalize(peer, this.limits.ignoredBusyScore, `${protocol} requests before their retry-after`);
+      return this.busy(peer, protocol, state.busyUntil - now, state, now, false);
+    }
+    state.requests.refill(now, rules.burst, rules.perSecond);
+    budget.bytes.refill(now, this.limits.burstBytes, this.share(now));
+    budget.redundant.refill(now, this.limits.redundantBurstBytes, this.limits.redundantBytesPerSec);
+    const wait = Math.max(
+      state.inFlight >= rules.inFlight ? 100 : 0,
+      state.requests.waitFor(1, rules.perSecond),
+      budget.bytes.waitFor(Number.MIN_VALUE, this.share(now)),
+      protocol === 'blocks' ? budget.redundant.waitFor(Number.MIN_VALUE, this.limits.redundantBytesPerSec) : 0,
+    );
+    if (wait > 0) return this.busy(peer, protocol, wait, state, now, true);
+    state.requests.tokens -= 1;
+    return undefined;
+  }
+
+  private busy(peer: string, protocol: ServedProtocol, waitMs: number, state: ProtocolState, now: number, fresh: boolean): Busy {
+    const retryAfterMs = Math.max(1, Math.ceil(waitMs));
+    if (fresh) {
+      state.busyUntil = now + retryAfterMs;
+      state.early = 0;
+    }
+    this.stats.throttled[protocol]++;
+    const r = this.records.get(peer);
+    if (r) r.lastThrottledAt = now;
+    return { busy: true, retryAfterMs };
+  }
+
+  private charge(peer: string, protocol: ServedProtocol, budget: PeerBudget, bytes: number): void {
+    const now = this.env.now();
+    budget.bytes.refill(now, this.limits.burstBytes, this.share(now));
+    budget.bytes.tokens -= bytes;
+    budget.lastServedAt = now;
+    this.stats.servedBytes[protocol] += bytes;
+    this.stats.servedRequests[protocol]++;
+    const r = this.records.get(peer);
+    if (r) r.bytesOut += bytes;
+  }
+
+  /** Each active downloader's share of the upload, in bytes a second. */
+  private share(now: number): number {
+    let active = 0;
+    for (const b of this.budgets.values()) if (now - b.lastServedAt < ACTIVE_WINDOW_MS) active++;
+    return this.limits.uploadBytesPerSec / Math.max(1, active);
+  }
+
+  private budgetOf(peer: string, now: number): PeerBudget {
+    let b = this.budgets.get(peer);
+    if (!b) {
+      if (this.budgets.size >= MAX_REMEMBERED) this.forget(now);
+      b = {
+        protocols: new Map(),
+        bytes: new Bucket(this.limits.burstBytes, now),
+        redundant: new Bucket(this.limits.redundantBurstBytes, now),
+        served: new Uint8Array(0),
+        repeats: 0,
+        redundantBlocks: 0,
+        lastServedAt: -Infinity,
+        lastSeenAt: now,
+      };
+      this.budgets.set(peer, b);
+    }
+    b.lastSeenAt = now;
+    return b;
+  }
+
+  private protocolOf(b: PeerBudget, protocol: ServedProtocol, now: number): ProtocolState {
+    let s = b.protocols.get(protocol);
+    if (!s) b.protocols.set(protocol, (s = { requests: new Bucket(this.limits.requests[protocol].burst, now), inFlight: 0, busyUntil: 0, early: 0 }));
+    return s;
+  }
+
+  /** Drops budgets not used for a while (and, if there are still too many, the oldest). */
+  private forget(now: number): void {
+    for (const [peer, b] of this.budgets) if (now - b.lastSeenAt > FORGET_AFTER_MS && !this.records.get(peer)) this.budgets.delete(peer);
+    while (this.budgets.size >= MAX_REMEMBERED) this.budgets.delete(this.budgets.keys().next().value!);
+  }
+}
+
+function size(answer: Uint8Array | Uint8Array[]): number {
+  return Array.isArray(answer) ? answer.reduce((s, f) => s + f.byteLength, 0) : answer.byteLength;
+}
+
+function wasServed(b: PeerBudget, h: number): boolean {
+  const byte = h >> 3;
+  return byte < b.served.length && (b.served[byte]! & (1 << (h & 7))) !== 0;
+}
+
+/** Marks main-chain height `h` served on this connection. */
+function markServed(b: PeerBudget, h: number): void {
+  const byte = h >> 3;
+  if (byte >= b.served.length) {
+    const grown = new Uint8Array(Math.max(byte + 1, b.served.length * 2, 1024));
+    grown.set(b.served);
+    b.served = grown;
+  }
+  b.served[byte]! |= 1 << (h & 7);
+}

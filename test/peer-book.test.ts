@@ -1,0 +1,139 @@
+/**
+ * PeerBook: who a node dials and when. A peer heard of by discovery (mDNS, the DHT) is dialled
+ * like a bootstrap peer, with the same backoff, but only while the node has few connections, and
+ * forgotten after failing five times in a row, until it is announced again.
+ */
+import assert from 'node:assert/strict';
+import { EventEmitter } from 'node:events';
+import type { Env } from '../node/env.ts';
+import { PeerBook } from '../node/peer-book.ts';
+import { PeerManager } from '../node/peers.ts';
+import { TransportError, type TransportEvents } from '../node/transport.ts';
+
+/** A transport that records dials and answers them as the test says; time moves when the test says. */
+class FakeNet extends EventEmitter<TransportEvents> {
+  readonly peerId = 'self';
+  now = 1_000_000;
+  connected = new Set<string>();
+  reachable = new Set<string>();
+  dials: { peer: string; at: number }[] = [];
+
+  peers(): string[] {
+    return [...this.connected];
+  }
+
+  async dial(addrs: readonly string[]): Promise<string> {
+    const peer = /\/p2p\/([^/]+)$/.exec(addrs[0]!)![1]!;
+    this.dials.push({ peer, at: this.now });
+    if (!this.reachable.has(peer)) throw new TransportError('TRANSPORT_CLOSED', `connection refused by ${peer}`);
+    this.connected.add(peer);
+    return peer;
+  }
+
+  env(): Env {
+    return { now: () => this.now } as Env;
+  }
+
+  dialsOf(peer: string): number[] {
+    return this.dials.filter((d) => d.peer === peer).map((d) => d.at - 1_000_000);
+  }
+}
+
+const addr = (id: string) => `/ip4/127.0.0.1/tcp/1/p2p/${id}`;
+const settle = () => new Promise((r) => setImmediate(r));
+
+/** Runs the node's once-a-second redial for `seconds` seconds. */
+async function tick(net: FakeNet, book: PeerBook, seconds: number): Promise<void> {
+  for (let i = 0; i < seconds; i++) {
+    book.redial();
+    await settle();
+    net.now += 1000;
+  }
+}
+
+describe('PeerBook: dialling known and discovered peers', () => {
+  let net: FakeNet;
+  let peers: PeerManager;
+  let book: PeerBook;
+  let failures: string[];
+  beforeEach(() => {
+    net = new FakeNet();
+    peers = new PeerManager(() => Math.floor(net.now / 1000));
+    book = new PeerBook(net.env(), net as never, peers);
+    failures = [];
+    book.onDialFailed = (peer, source, addrs, err) => failures.push(`${source} ${peer} ${addrs.join(',')}: ${err.message}`);
+  });
+
+  it('dials a discovered peer at once and connects', async () => {
+    net.reachable.add('d1');
+    assert.equal(book.discovered('d1', [addr('d1')]), true);
+    await tick(net, book, 3);
+    assert.deepEqual(net.dialsOf('d1'), [0]);
+    assert.deepEqual(net.peers(), ['d1']);
+  });
+
+  it('redials an unreachable discovered peer with the backoff of a bootstrap peer (1, 2, 4, 8 s …), reports it once', async () => {
+    book.remember(addr('b1'), 'bootstrap');
+    book.discovered('d1', [addr('d1')]);
+    await tick(net, book, 16);
+    assert.deepEqual(net.dialsOf('b1'), [0, 1000, 3000, 7000, 15000]);
+    assert.deepEqual(net.dialsOf('d1'), net.dialsOf('b1'));
+    assert.deepEqual(failures, [`bootstrap b1 ${addr('b1')}: connection refused by b1`, `discovered d1 ${addr('d1')}: connection refused by d1`]);
+  });
+
+  it('forgets a discovered peer after five failed dials in a row, keeps a bootstrap peer, and dials the peer again when it is announced again', async () => {
+    book.remember(addr('b1'), 'bootstrap');
+    book.discovered('d1', [addr('d1')]);
+    await tick(net, book, 120);
+    assert.equal(net.dialsOf('d1').length, 5, 'five tries, then forgotten');
+    assert.equal(book.size, 1);
+    assert.ok(net.dialsOf('b1').length > 5, 'a bootstrap peer is never given up');
+    // mDNS answers again: the peer is back on the network.
+    net.reachable.add('d1');
+    assert.equal(book.discovered('d1', [addr('d1')]), true);
+    await tick(net, book, 1);
+    assert.deepEqual(net.peers(), ['d1']);
+  });
+
+  it('dials discovered peers only while the node has fewer than 8 connections; bootstrap peers always', async () => {
+    for (let i = 0; i < 8; i++) net.connected.add(`c${i}`);
+    book.discovered('d1', [addr('d1')]);
+    book.remember(addr('b1'), 'bootstrap');
+    await tick(net, book, 5);
+    assert.deepEqual(net.dialsOf('d1'), []);
+    assert.equal(net.dialsOf('b1').length > 0, true);
+    net.connected.delete('c0');
+    await tick(net, book, 1);
+    assert.equal(net.dialsOf('d1').length, 1);
+  });
+
+  it('dials at most 8 of many peers announced at once', async () => {
+    for (let i = 0; i < 30; i++) book.discovered(`d${i}`, [addr(`d${i}`)]);
+    book.redial();
+    assert.equal(net.dials.length, 8);
+    await settle();
+    book.redial(); // those eight failed: eight others now, none twice
+    assert.equal(new Set(net.dials.map((d) => d.peer)).size, 16);
+  });
+
+  it('never dials a banned peer, nor itself', async () => {
+    peers.ban('d1', 'test');
+    book.discovered('d1', [addr('d1')]);
+    assert.equal(book.discovered('self', [addr('self')]), false);
+    await tick(net, book, 5);
+    assert.deepEqual(net.dials, []);
+  });
+
+  it('a connection resets the backoff: after the peer leaves, it is redialled within a second', async () => {
+    book.discovered('d1', [addr('d1')]);
+    await tick(net, book, 8); // dials at 0, 1, 3, 7 s: the next would wait 8 s
+    net.reachable.add('d1');
+    await tick(net, book, 8);
+    assert.deepEqual(net.peers(), ['d1']);
+    book.connected('d1', [addr('d1')]);
+    net.connected.delete('d1');
+    const before = net.dials.length;
+    await tick(net, book, 2);
+    assert.equal(net.dials.length, before + 1);
+  });
+});

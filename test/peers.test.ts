@@ -1,0 +1,100 @@
+/**
+ * Bans (node/peers.ts, node/ban-file.ts): by identity and by address, so that a new identity from
+ * a banned address is refused; scores that add up across an address's identities; loopback left
+ * alone unless asked; bans kept across a restart, in a file written whole, until they expire.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { banFile, BANS_FILE } from '../node/ban-file.ts';
+import { PeerManager } from '../node/peers.ts';
+import { tempDir } from './helpers/fixtures.ts';
+
+const addr = (ip: string, id: string) => `/ip4/${ip}/tcp/4000/p2p/${id}`;
+
+describe('bans by identity and address', () => {
+  let now: number;
+  const clock = () => now;
+  beforeEach(() => (now = 1_800_000_000));
+
+  it('a ban covers the address: a new identity from it is refused, peers already connected from it stay', () => {
+    const peers = new PeerManager(clock);
+    peers.connectedFrom('neighbour', addr('198.51.100.7', 'neighbour'));
+    peers.connectedFrom('bad', addr('198.51.100.7', 'bad'));
+    const hungUp: string[] = [];
+    peers.on('ban', (p) => hungUp.push(p));
+    peers.penalize('bad', 100, 'invalid gossip: test');
+    assert.deepEqual(hungUp, ['bad']);
+    assert.equal(peers.isBanned('bad'), true);
+    assert.equal(peers.addressBanned(addr('198.51.100.7', 'fresh-identity')), true);
+    assert.equal(peers.isBanned('neighbour'), false);
+    assert.equal(peers.addressBanned(addr('198.51.100.8', 'x')), false);
+  });
+
+  it('a node of another network is refused by its identity only: its neighbours may be of ours', () => {
+    const peers = new PeerManager(clock);
+    peers.connectedFrom('foreign', addr('198.51.100.7', 'foreign'));
+    peers.ban('foreign', 'another network (genesis or protocols differ)', { address: false });
+    assert.equal(peers.isBanned('foreign'), true);
+    assert.equal(peers.addressBanned(addr('198.51.100.7', 'ours')), false);
+  });
+
+  it('scores add up across the identities of one address: three framing errors each no longer come free', () => {
+    const peers = new PeerManager(clock);
+    for (let i = 0; i < 4; i++) peers.connectedFrom(`id${i}`, addr('203.0.113.9', `id${i}`));
+    for (let i = 0; i < 3; i++) peers.penalize(`id${i}`, 25, 'bad request: broken framing');
+    assert.equal(peers.addressBanned(addr('203.0.113.9', 'x')), false);
+    assert.equal(peers.penalize('id3', 25, 'bad request: broken framing'), true, 'the fourth, from a fourth identity');
+    assert.equal(peers.addressBanned(addr('203.0.113.9', 'x')), true);
+  });
+
+  it('loopback peers are banned by identity only, unless told otherwise', () => {
+    const lenient = new PeerManager(clock);
+    lenient.connectedFrom('local', addr('127.0.0.1', 'local'));
+    lenient.ban('local', 'test');
+    assert.equal(lenient.addressBanned(addr('127.0.0.1', 'other')), false);
+    const strict = new PeerManager(clock, { limitLoopback: true });
+    strict.connectedFrom('local', addr('127.0.0.1', 'local'));
+    strict.ban('local', 'test');
+    assert.equal(strict.addressBanned(addr('127.0.0.1', 'other')), true);
+  });
+
+  it('bans expire by the clock, and restore only what is still in force', () => {
+    const peers = new PeerManager(clock, { banSeconds: 600 });
+    peers.connectedFrom('p', addr('192.0.2.1', 'p'));
+    peers.ban('p', 'lies in sync');
+    const saved = peers.records();
+    assert.deepEqual(saved, [
+      { kind: 'peer', id: 'p', until: now + 600, reason: 'lies in sync' },
+      { kind: 'ip', id: '192.0.2.1', until: now + 600, reason: 'lies in sync' },
+    ]);
+    now += 300;
+    const restarted = new PeerManager(clock);
+    assert.equal(restarted.restore(saved), 2);
+    assert.equal(restarted.isBanned('p'), true);
+    assert.equal(restarted.addressBanned(addr('192.0.2.1', 'q')), true);
+    now += 301;
+    assert.equal(restarted.isBanned('p'), false);
+    assert.equal(restarted.addressBanned(addr('192.0.2.1', 'q')), false);
+    assert.equal(new PeerManager(clock).restore(saved), 0, 'expired while the node was down');
+  });
+
+  it('the ban file: written whole and renamed, read back; a damaged one is as if there were none', async () => {
+    const dir = tempDir('cairn-bans-');
+    try {
+      const store = banFile(dir.path);
+      assert.deepEqual(await store.load(), [], 'no file yet');
+      const bans = [{ kind: 'peer' as const, id: 'p', until: 2_000_000_000, reason: 'x' }, { kind: 'ip' as const, id: '192.0.2.1', until: 2_000_000_000, reason: 'x' }];
+      await store.save(bans);
+      assert.equal(existsSync(join(dir.path, `${BANS_FILE}.tmp`)), false);
+      assert.deepEqual(await store.load(), bans);
+      writeFileSync(join(dir.path, BANS_FILE), '{"bans": [{"kind": "peer", "id": 5}, ');
+      assert.deepEqual(await store.load(), []);
+      writeFileSync(join(dir.path, BANS_FILE), JSON.stringify({ bans: [bans[0], { kind: 'peer', id: 7 }] }));
+      assert.deepEqual(await store.load(), [bans[0]], 'what is not a ban is skipped');
+      assert.match(readFileSync(join(dir.path, BANS_FILE), 'utf8'), /"id":7/, 'and the file is left for the next save to replace');
+    } finally {
+      dir.remove();
+    }
+  });
+});

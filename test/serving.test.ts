@@ -1,0 +1,181 @@
+/**
+ * Per-peer budgets on the request protocols (node/serving.ts): what an honest peer does is never
+ * answered busy; a flood is, with the time to wait; waiting costs nothing and coming back early
+ * does, beyond what was already on its way; the upload is shared equally among the peers asking;
+ * a peer re-downloading what it has gets a trickle, then is cut off.
+ */
+import assert from 'node:assert/strict';
+import type { Env } from '../node/env.ts';
+import { PeerManager } from '../node/peers.ts';
+import { NetworkStats, PeerRecords } from '../node/peer-records.ts';
+import { DEFAULT_SERVING_LIMITS, Serving, THROTTLED_SHOWN_MS, type ServingLimits } from '../node/serving.ts';
+import { isBusy, type Busy, type Responder } from '../node/transport.ts';
+
+class Clock {
+  ms = 1_800_000_000_000;
+  env(): Env {
+    return { now: () => this.ms } as Env;
+  }
+}
+
+function setup(limits: Partial<ServingLimits> = {}) {
+  const clock = new Clock();
+  const peers = new PeerManager(() => Math.floor(clock.ms / 1000));
+  const records = new PeerRecords();
+  const stats = new NetworkStats();
+  const serving = new Serving({ env: clock.env(), peers, records, stats, limits });
+  const penalties: string[] = [];
+  peers.on('penalty', (peer, score, reason) => penalties.push(`${peer} ${score} ${reason}`));
+  for (const peer of ['a', 'b', 'c']) records.connected(peer, { direction: 'inbound', remoteAddr: `/ip4/10.0.0.${peer.charCodeAt(0) - 96}/tcp/1/p2p/${peer}` }, clock.ms);
+  return { clock, peers, records, stats, serving, penalties };
+}
+
+const answer = (bytes: number): Responder => {
+  const frame = new Uint8Array(bytes);
+  return async () => frame;
+};
+
+describe('serving budgets', () => {
+  it('a syncing peer alone is never answered busy: 2,000 header requests and 20,000 blocks of 25 KB, at the pace of a fast download', async () => {
+    const { clock, serving, penalties, stats } = setup();
+    const headers = serving.guard('headers', answer(240_000));
+    const blocks = serving.guard('blocks', answer(32 * 25_000));
+    for (let i = 0; i < 100; i++) {
+      assert.ok(!isBusy(await headers(new Uint8Array(0), 'a')));
+      clock.ms += 60;
+    }
+    for (let i = 0; i < 625; i++) {
+      assert.ok(!isBusy(await blocks(new Uint8Array(0), 'a')), `batch ${i}`);
+      clock.ms += 20; // 32 blocks every 20 ms: 1,600 blocks, 40 MB a second
+    }
+    assert.deepEqual(penalties, []);
+    assert.equal(stats.throttled.blocks + stats.throttled.headers, 0);
+    assert.equal(stats.servedBytes.blocks, 625 * 32 * 25_000);
+  });
+
+  it('a light client\'s requests have budgets too: catching up by header range at full pace is never busy; proofs one at a time, and busy past their burst', async () => {
+    const { clock, serving, penalties, stats } = setup();
+    const range = serving.guard('headerRange', answer(16 + 2000 * 152));
+    for (let i = 0; i < 500; i++) {
+      assert.ok(!isBusy(await range(new Uint8Array(0), 'a')), `range ${i}`);
+      clock.ms += 60; // a million headers in 30 s
+    }
+    let release!: () => void;
+    const slow: Responder = () => new Promise((resolve) => (release = () => resolve(new Uint8Array(100))));
+    const proofs = serving.guard('proofs', slow);
+    const first = proofs(new Uint8Array(0), 'b');
+    assert.ok(isBusy(await proofs(new Uint8Array(0), 'b')), 'a second proof request while one is in flight');
+    release();
+    assert.ok(!isBusy(await first));
+    clock.ms += 1000;
+    const quick = serving.guard('proofs', answer(100));
+    const { burst } = DEFAULT_SERVING_LIMITS.requests.proofs;
+    for (let i = 0; i < burst; i++) assert.ok(!isBusy(await quick(new Uint8Array(0), 'c')), `proof ${i}`);
+    const busy = (await quick(new Uint8Array(0), 'c')) as Busy;
+    assert.ok(isBusy(busy));
+    assert.equal(busy.retryAfterMs, Math.ceil(1000 / DEFAULT_SERVING_LIMITS.requests.proofs.perSecond));
+    assert.deepEqual(penalties, []);
+    assert.equal(stats.throttled.headerRange, 0);
+    assert.equal(stats.servedRequests.headerRange, 500);
+  });
+
+  it('a status flood is answered busy after its burst, with the time until the next token; waiting costs nothing', async () => {
+    const { clock, serving, penalties, records } = setup();
+    const status = serving.guard('status', answer(101));
+    for (let i = 0; i < DEFAULT_SERVING_LIMITS.requests.status.burst; i++) assert.ok(!isBusy(await status(new Uint8Array(0), 'a')));
+    const busy = (await status(new Uint8Array(0), 'a')) as Busy;
+    assert.ok(isBusy(busy));
+    assert.equal(busy.retryAfterMs, 1000, 'one status a second');
+    assert.equal(serving.throttled('a'), true);
+    assert.equal(records.get('a')!.lastThrottledAt, clock.ms);
+    clock.ms += busy.retryAfterMs;
+    assert.ok(!isBusy(await status(new Uint8Array(0), 'a')), 'answered once it waited');
+    assert.deepEqual(penalties, []);
+    assert.ok(!isBusy(await status(new Uint8Array(0), 'b')), 'another peer has its own budget');
+    clock.ms += THROTTLED_SHOWN_MS;
+    assert.equal(serving.throttled('a'), false, 'shown as throttled for 10 s after its last busy answer');
+  });
+
+  it('requests that come back before their retry-after: those that may have been on their way are free, each one after costs 10', async () => {
+    const { serving, penalties, peers } = setup();
+    const status = serving.guard('status', answer(101));
+    for (let i = 0; i < 16; i++) await status(new Uint8Array(0), 'a');
+    assert.ok(isBusy(await status(new Uint8Array(0), 'a')));
+    const forgiven = DEFAULT_SERVING_LIMITS.requests.status.inFlight + 2;
+    for (let i = 0; i < forgiven; i++) assert.ok(isBusy(await status(new Uint8Array(0), 'a')));
+    assert.deepEqual(penalties, []);
+    for (let i = 0; i < 10; i++) await status(new Uint8Array(0), 'a');
+    assert.equal(penalties.length, 10);
+    assert.match(penalties[0]!, /^a 10 status requests before their retry-after$/);
+    assert.equal(peers.isBanned('a'), true, 'a flood that ignores busy ends in a ban');
+  });
+
+  it('more requests in flight than the protocol allows: busy, not a reset', async () => {
+    const { serving } = setup();
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const slow = serving.guard('status', async () => {
+      await held;
+      return new Uint8Array(101);
+    });
+    const first = [slow(new Uint8Array(0), 'a'), slow(new Uint8Array(0), 'a')];
+    const third = await slow(new Uint8Array(0), 'a');
+    assert.ok(isBusy(third));
+    release();
+    for (const r of await Promise.all(first)) assert.ok(!isBusy(r));
+  });
+
+  it('the upload is shared equally among the peers served in the last 2 s', async () => {
+    // 10 MB/s in all, bursts of 1 MB: one peer alone takes 10 MB/s; beside another, 5 MB/s each.
+    const { clock, serving } = setup({ uploadBytesPerSec: 10_000_000, burstBytes: 1_000_000 });
+    const blocks = serving.guard('blocks', answer(500_000));
+    const take = async (peers: string[], ms: number) => {
+      const got: Record<string, number> = {};
+      for (let t = 0; t < ms; t += 10) {
+        for (const p of peers) if (!isBusy(await blocks(new Uint8Array(0), p))) got[p] = (got[p] ?? 0) + 500_000;
+        clock.ms += 10;
+      }
+      return got;
+    };
+    const alone = await take(['a'], 4000);
+    assert.ok(alone['a']! >= 38_000_000 && alone['a']! <= 42_000_000, `alone: ${alone['a']} bytes in 4 s`);
+    clock.ms += 5000;
+    const both = await take(['b', 'c'], 4000);
+    for (const p of ['b', 'c']) assert.ok(both[p]! >= 18_000_000 && both[p]! <= 22_000_000, `${p} beside another: ${both[p]} bytes in 4 s`);
+  });
+
+  it('a peer re-downloading blocks its own tip has gets a trickle, its answers cut where it runs dry, then it is cut off', async () => {
+    const { clock, serving, peers } = setup();
+    const limits = DEFAULT_SERVING_LIMITS;
+    const blocks = serving.guard('blocks', answer(0)); // creates the budget
+    await blocks(new Uint8Array(0), 'a');
+    const batch = (from: number) => Array.from({ length: 64 }, (_, i) => ({ bytes: 25_000, height: from + i, theirs: true }));
+    // A 300-block chain: cut off past 300 + 256 re-downloaded blocks.
+    const first = serving.serveBlocks('a', batch(1), 300);
+    assert.equal(first, Math.ceil(limits.redundantBurstBytes / 25_000), 'the burst, and one block of debt');
+    const dry = serving.serveBlocks('a', batch(100), 300) as Busy;
+    assert.ok(isBusy(dry));
+    assert.equal(dry.retryAfterMs, Math.ceil(((first * 25_000 - limits.redundantBurstBytes) * 1000) / limits.redundantBytesPerSec));
+    let served = first;
+    for (let s = 0; s < 200 && !peers.isBanned('a'); s++) {
+      clock.ms += 1000;
+      const n = serving.serveBlocks('a', batch(1 + ((64 * s) % 300)), 300);
+      if (typeof n === 'number') served += n;
+    }
+    assert.ok(peers.isBanned('a'), 'cut off');
+    assert.ok(served > 556 && served < 556 + 64, `${served} blocks re-downloaded`);
+  });
+
+  it('blocks served twice on one connection: a few batches are forgiven (lost answers asked again), then they are re-downloads', async () => {
+    const { serving } = setup();
+    await serving.guard('blocks', answer(0))(new Uint8Array(0), 'a');
+    const batch = (from: number) => Array.from({ length: 32 }, (_, i) => ({ bytes: 25_000, height: from + i, theirs: false }));
+    // A 1,600-block chain: the allowance is 256 blocks (an eighth of the chain would be 200).
+    for (let b = 0; b < 50; b++) assert.equal(serving.serveBlocks('a', batch(b * 32), 1_600), 32, 'each block once: all served');
+    for (let b = 0; b < 8; b++) assert.equal(serving.serveBlocks('a', batch(b * 32), 1_600), 32, 'asked again: forgiven up to 256 blocks');
+    const over = serving.serveBlocks('a', batch(0), 1_600);
+    assert.equal(over, Math.ceil(DEFAULT_SERVING_LIMITS.redundantBurstBytes / 25_000));
+    serving.disconnected('a');
+    assert.equal(serving.serveBlocks('a', batch(0), 1_600), 32, 'a new connection starts a new record');
+  });
+});

@@ -1,0 +1,111 @@
+/**
+ * Every limit the node applies to its peers is written in docs/PROTOCOL.md's network section, and
+ * the code applies what the text says: each figure here is read from the spec's own text and
+ * compared with the constant the code uses, so that neither can change alone.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { GET_BLOCK_TXS_MAX_BYTES } from '../node/compact.ts';
+import { maxGossipBytes } from '../node/gossip.ts';
+import { DEFAULT_BAN_SECONDS, BAN_THRESHOLD } from '../node/peers.ts';
+import { DEFAULT_SERVING_LIMITS } from '../node/serving.ts';
+import { DEFAULT_SLOT_LIMITS } from '../node/slots.ts';
+import { GET_BLOCKS_MAX_BYTES, GET_HEADER_RANGE_MAX_BYTES, GET_HEADERS_MAX_BYTES, STATUS_REQUEST_MAX_BYTES } from '../node/chain-server.ts';
+import { MAX_PUSH_BYTES } from '../node/tx-relay.ts';
+import { MAX_LOCATOR_HASHES, MAX_BLOCKS_PER_REQUEST, MAX_HEADERS_PER_RESPONSE } from '../node/wire.ts';
+import { GET_PROOFS_MAX_BYTES, MAX_PROOFS_ANSWER_BYTES } from '../node/light/serve.ts';
+import { MAX_PROOF_ADDRESSES } from '../node/light/wire.ts';
+import { HEADER_BYTES } from '../ledger/block.ts';
+import type { ServedProtocol } from '../node/peer-records.ts';
+import { BUSY_FRAME_BYTES, TransportError, encodeBusy } from '../node/transport.ts';
+
+const spec = readFileSync(new URL('../docs/PROTOCOL.md', import.meta.url), 'utf8');
+const network = spec.slice(spec.indexOf('## Network protocol'), spec.indexOf('## Test vectors'));
+
+/** The number in `text` (commas allowed), or a test failure naming what was looked for. */
+function number(text: string | undefined, what: string): number {
+  assert.ok(text !== undefined, `the spec does not say ${what}`);
+  return Number(text.replace(/,/g, ''));
+}
+
+const framing = network.slice(network.indexOf('### Framing'), network.indexOf('### Handshake'));
+
+/** The cells of the row of the framing table whose first cell is `first`. */
+function row(first: string): string[] {
+  const line = framing.split('\n').find((l) => l.startsWith(`| ${first} |`));
+  assert.ok(line, `no row "${first}" in the framing table`);
+  return line.split('|').slice(1, -1).map((c) => c.trim());
+}
+
+describe('docs/PROTOCOL.md and the code agree on every limit', () => {
+  it('message limits and frame caps', () => {
+    const getHeaders = row('getHeaders');
+    assert.equal(number(/count ≤ (\d+)/.exec(getHeaders[2]!)?.[1], 'the locator count'), MAX_LOCATOR_HASHES);
+    assert.equal(number(/max ≤ (\d+)/.exec(getHeaders[2]!)?.[1], 'the headers max'), MAX_HEADERS_PER_RESPONSE);
+    assert.equal(number(/^([\d,]+)/.exec(getHeaders[3]!)?.[1], 'the getHeaders cap'), GET_HEADERS_MAX_BYTES);
+    // 64 hashes as the spec encodes them fit under the cap.
+    assert.equal(number(/64 hashes take ([\d,]+)/.exec(getHeaders[3]!)?.[1], 'what 64 hashes take'), 1 + 1 + 64 * 32 + 4);
+    assert.ok(1 + 1 + MAX_LOCATOR_HASHES * 32 + 4 <= GET_HEADERS_MAX_BYTES);
+    assert.equal(number(/count ≤ (\d+)/.exec(row('getBlocks')[2]!)?.[1], 'the getBlocks count'), MAX_BLOCKS_PER_REQUEST);
+    assert.equal(number(row('getBlocks')[3], 'the getBlocks cap'), GET_BLOCKS_MAX_BYTES);
+    assert.equal(number(row('status request')[3], 'the status request cap'), STATUS_REQUEST_MAX_BYTES);
+    assert.equal(number(/^([\d,]+)/.exec(row('transaction push')[3]!)?.[1], 'the push cap'), MAX_PUSH_BYTES);
+    assert.equal(number(row('getBlockTxs')[3], 'the getBlockTxs cap'), GET_BLOCK_TXS_MAX_BYTES);
+    // What askers cap answers at: headers (sync, and a light client's getHeaders), a header range, proofs.
+    assert.equal(number(row('headers')[3], 'the headers cap'), 16 + MAX_HEADERS_PER_RESPONSE * HEADER_BYTES);
+    assert.match(row('headers')[1]!, new RegExp(`headers \\(${HEADER_BYTES} each\\)`));
+    assert.equal(number(row('header range')[3], 'the header range cap'), 16 + MAX_HEADERS_PER_RESPONSE * HEADER_BYTES);
+    assert.equal(number(/count ≤ (\d+)/.exec(row('getHeaderRange')[2]!)?.[1], 'the header range count'), MAX_HEADERS_PER_RESPONSE);
+    assert.equal(number(row('getHeaderRange')[3], 'the getHeaderRange cap'), GET_HEADER_RANGE_MAX_BYTES);
+    assert.equal(number(/count ≤ (\d+)/.exec(row('getProofs')[2]!)?.[1], 'the proofs count'), MAX_PROOF_ADDRESSES);
+    assert.equal(number(row('getProofs')[3], 'the getProofs cap'), GET_PROOFS_MAX_BYTES);
+    assert.equal(number(row('proofs')[3], 'the proofs cap'), MAX_PROOFS_ANSWER_BYTES);
+    assert.equal(number(/(\d+) bytes/.exec(row('busy')[2]!)?.[1], 'the busy frame size'), BUSY_FRAME_BYTES);
+    assert.match(row('busy')[1]!, /^`FF ‖ retry after \(u32, milliseconds\)`/);
+    assert.deepEqual([...encodeBusy(0x01020304)], [0xff, 1, 2, 3, 4]);
+  });
+
+  it('the gossip cap', () => {
+    assert.match(network, /A message above `maxBlockBytes \+ 64 KiB`, on any topic, is dropped\s+before it is decoded/);
+    assert.equal(maxGossipBytes(1_000_000), 1_000_000 + 64 * 1024);
+  });
+
+  it('the budgets of every request protocol', () => {
+    // Every protocol the node serves (a new one without its row here does not compile).
+    const names: Record<ServedProtocol, string> = { status: 'status', headers: 'headers', blocks: 'blocks', txPush: 'transaction push', blockTxs: 'getBlockTxs', headerRange: 'getHeaderRange', proofs: 'getProofs' };
+    const budgets = network.slice(network.indexOf('### Budgets'));
+    for (const [key, name] of Object.entries(names) as [ServedProtocol, string][]) {
+      const line = budgets.split('\n').find((l) => l.startsWith(`| ${name} |`))!;
+      const [, burst, perSecond, inFlight] = line.split('|').slice(1, -1).map((c) => number(c.trim(), `${name}'s budget`));
+      assert.deepEqual({ burst, perSecond, inFlight }, DEFAULT_SERVING_LIMITS.requests[key], name);
+    }
+    const L = DEFAULT_SERVING_LIMITS;
+    assert.match(budgets, new RegExp(`at most ${L.uploadBytesPerSec / 2 ** 20} MiB/s in all`));
+    assert.match(budgets, /peers it served in the\s+last 2 s/);
+    assert.match(budgets, new RegExp(`burst of ${L.burstBytes / 2 ** 20} MiB`));
+    const words = (text: string) => new RegExp(text.split(' ').join('\\s+'));
+    assert.match(budgets, words(`trickle of ${L.redundantBytesPerSec / 1024} KiB/s \\(after a burst of ${L.redundantBurstBytes / 1024} KiB\\)`));
+    assert.match(budgets, words(`past ${L.maxRedundantBlocks.toLocaleString('en')} such blocks on one connection, or the chain's own length and ${L.redundantChainMargin} more`));
+    assert.match(budgets, words(`beyond the first ${L.repeatAllowance} such repeats, or an eighth of the chain`));
+  });
+
+  it('connection slots', () => {
+    const L = DEFAULT_SLOT_LIMITS;
+    assert.match(network, new RegExp(`of which at most ${L.maxInbound} inbound`));
+    assert.match(network, new RegExp(`at most ${L.maxInboundPerIp} inbound from one IP and ${L.maxInboundPerSubnet} from one subnet`));
+  });
+
+  it('ban scores and bans', () => {
+    const score = (offence: RegExp) => {
+      const line = network.split('\n').find((l) => l.startsWith('| ') && offence.test(l));
+      assert.ok(line, `no ban score for ${offence}`);
+      return line.split('|').slice(1, -1).map((c) => c.trim())[1]!;
+    };
+    assert.equal(number(score(/over its frame cap/), 'framing'), new TransportError('TRANSPORT_BAD_FRAME', '').banScore);
+    assert.equal(number(/^(\d+)/.exec(score(/before its retry-after/))?.[1], 'ignored busy'), DEFAULT_SERVING_LIMITS.ignoredBusyScore);
+    assert.equal(number(score(/re-downloaded blocks/), 're-downloads'), 100);
+    assert.equal(number(score(/gossip message over the cap/), 'oversized gossip'), 100);
+    assert.equal(new TransportError('TRANSPORT_BUSY', '').banScore, 0, 'a busy answer is no offence');
+    assert.match(network, new RegExp(`at ${BAN_THRESHOLD} \\(either one\\) it is disconnected and refused, inbound and outbound,\\s+for ${DEFAULT_BAN_SECONDS / 60} minutes`));
+  });
+});
