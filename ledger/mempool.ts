@@ -6,6 +6,7 @@ import { MAX_AMOUNT } from './amount.ts';
 import type { Block } from './block.ts';
 import { checkTxSignature, TX_BYTES, type Transaction } from './transaction.ts';
 import { EMPTY_ACCOUNT, checkTxAgainstState, type AccountSource, type StateRules } from './state.ts';
+import { SenderTails } from './sender-tails.ts';
 
 export type MempoolRejectionCode =
   | 'MEMPOOL_DUPLICATE'
@@ -67,6 +68,8 @@ export class Mempool extends EventEmitter<{ added: [entry: MempoolEntry] }> {
   private readonly checkSignature: (tx: Transaction) => void | Promise<void>;
   private readonly byId = new Map<string, MempoolEntry>();
   private readonly bySender = new Map<string, Map<bigint, MempoolEntry>>();
+  /** Each sender's evictable transaction by fee, kept in step with `bySender` by insert and remove. */
+  private readonly tails = new SenderTails<MempoolEntry>();
   private totalBytes = 0;
   private readonly queue = new SerialQueue();
 
@@ -161,25 +164,21 @@ export class Mempool extends EventEmitter<{ added: [entry: MempoolEntry] }> {
     return entry;
   }
 
-  /** The cheapest transactions that nothing else depends on, whose room `tx` needs; refuses `tx` if it is the cheapest. */
+  /**
+   * The cheapest transactions that nothing else depends on (other senders' tails; equal fees: the
+   * sender that entered the pool first), whose room `tx` needs; refuses `tx` if it is the
+   * cheapest. Changes nothing: the caller evicts once the signature has passed.
+   */
   private chooseVictims(tx: Transaction): MempoolEntry[] {
-    const senderKey = tx.fromKey;
     const victims: MempoolEntry[] = [];
     let freed = 0;
-    const excluded = new Set<MempoolEntry>();
+    const cheapest = this.tails.cheapestFirst(tx.fromKey);
     while (this.totalBytes - freed + TX_BYTES > this.policy.maxBytes) {
-      let victim: MempoolEntry | undefined;
-      for (const [key, pending] of this.bySender) {
-        if (key === senderKey) continue;
-        let tail: MempoolEntry | undefined;
-        for (const e of pending.values()) if (!excluded.has(e) && (!tail || e.tx.nonce > tail.tx.nonce)) tail = e;
-        if (tail && (!victim || tail.tx.fee < victim.tx.fee)) victim = tail;
-      }
+      const victim = cheapest.next().value;
       if (!victim || victim.tx.fee >= tx.fee) {
         throw new MempoolFullError(`mempool is full (${this.policy.maxBytes} bytes) and fee ${tx.fee} does not beat the cheapest pending`);
       }
       victims.push(victim);
-      excluded.add(victim);
       freed += victim.tx.bytes.length;
     }
     return victims;
@@ -190,6 +189,7 @@ export class Mempool extends EventEmitter<{ added: [entry: MempoolEntry] }> {
     let pending = this.bySender.get(key);
     if (!pending) this.bySender.set(key, (pending = new Map()));
     pending.set(entry.tx.nonce, entry);
+    this.tails.added(entry, pending);
     this.byId.set(entry.idHex, entry);
     this.totalBytes += entry.tx.bytes.length;
   }
@@ -201,6 +201,7 @@ export class Mempool extends EventEmitter<{ added: [entry: MempoolEntry] }> {
     const pending = this.bySender.get(key);
     pending?.delete(entry.tx.nonce);
     if (pending?.size === 0) this.bySender.delete(key);
+    this.tails.removed(entry);
   }
 
   /** Drops what has waited longer than the policy allows. */
