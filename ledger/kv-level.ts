@@ -53,29 +53,11 @@ export class LevelKv implements KvStore {
 
   /** In chunks (`nextv`): one native call per thousand entries, not one promise each from LevelDB. */
   async *iterate(range: KeyRange, limit = Infinity): AsyncIterable<[Uint8Array, Uint8Array]> {
-    const it = this.db.iterator({ gte: range.gte, lt: range.lt, reverse: range.reverse === true, ...(limit < Infinity ? { limit } : {}) });
-    try {
-      for (;;) {
-        const chunk = await it.nextv(1000);
-        if (chunk.length === 0) return;
-        yield* chunk;
-      }
-    } finally {
-      await it.close();
-    }
+    yield* inChunks(this.db.iterator({ gte: range.gte, lt: range.lt, reverse: range.reverse === true, ...(limit < Infinity ? { limit } : {}) }));
   }
 
   async *keys(range: KeyRange): AsyncIterable<Uint8Array> {
-    const it = this.db.keys({ gte: range.gte, lt: range.lt, reverse: range.reverse === true });
-    try {
-      for (;;) {
-        const chunk = await it.nextv(1000);
-        if (chunk.length === 0) return;
-        yield* chunk;
-      }
-    } finally {
-      await it.close();
-    }
+    yield* inChunks(this.db.keys({ gte: range.gte, lt: range.lt, reverse: range.reverse === true }));
   }
 
   clear(range: KeyRange): Promise<void> {
@@ -84,5 +66,18 @@ export class LevelKv implements KvStore {
 
   close(): Promise<void> {
     return this.db.close();
+  }
+}
+
+/** A LevelDB iterator's entries a thousand at a time (`nextv`), closed however the reader stops. */
+async function* inChunks<T>(it: { nextv(size: number): Promise<T[]>; close(): Promise<void> }): AsyncIterable<T> {
+  try {
+    for (;;) {
+      const chunk = await it.nextv(1000);
+      if (chunk.length === 0) return;
+      yield* chunk;
+    }
+  } finally {
+    await it.close();
   }
 }
