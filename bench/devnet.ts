@@ -1,4 +1,5 @@
 /** The devnet suite of issue #7: three `cairn node` processes, transactions submitted over RPC. */
+import { HEADER_BYTES } from '../ledger/block.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { copyFileSync, createWriteStream, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -83,7 +84,7 @@ function rssMbOf(pid: number): number | undefined {
 
 /** Hashes a second with one thread, as a node's hashing thread does (node/pow-hash.js, one header at a time). */
 function hashRate(): number {
-  const header = new Uint8Array(128);
+  const header = new Uint8Array(HEADER_BYTES);
   const never = meetsTarget(new Uint8Array(32)); // only an all-zero hash would meet it
   searchNonceWith(header, 0n, 20_000, never);
   const start = performance.now();
