@@ -11,7 +11,7 @@ import type { PeerRecords } from './peer-records.ts';
 import type { Serve } from './serving.ts';
 import { STATUS_REQUEST_MAX_BYTES, serveChain, type AdmitBlocks } from './chain-server.ts';
 import type { NetworkNames } from './protocols.ts';
-import { TransportError, busyError, type Transport } from './transport.ts';
+import { TransportError, busyError, waitingOutBusy, type Transport } from './transport.ts';
 import {
   MAX_BLOCKS_PER_REQUEST,
   decodeStatus,
@@ -30,9 +30,6 @@ const BLOCK_BATCH = 32;
 const READ_AHEAD_BATCHES = 8;
 /** Requests outstanding to one provider: one at a time leaves both ends idle for a round trip. */
 const REQUESTS_PER_PEER = 2;
-/** Busy answers in a row from one peer before a headers sync gives it up for this round. */
-const MAX_BUSY_IN_A_ROW = 5;
-
 
 export interface SyncProgress {
   readonly height: number;
@@ -261,16 +258,8 @@ export class Sync extends EventEmitter<SyncEvents> {
     // 1. Headers, checked as they come; their hashes go to the store's scratch list by height.
     // A busy answer is waited out as long as it asks, a few times in a row, then the peer is left
     // for this round: busy is the budget speaking, not a fault.
-    const request: Transport['request'] = async (to, protocol, body, options) => {
-      for (let busy = 0; ; ) {
-        try {
-          return await this.ask(to, protocol, () => transport.request(to, protocol, body, options));
-        } catch (err) {
-          if (!(err instanceof TransportError && err.code === 'TRANSPORT_BUSY') || ++busy > MAX_BUSY_IN_A_ROW) throw err;
-          await sleep(this.o.env, err.retryAfterMs);
-        }
-      }
-    };
+    const request: Transport['request'] = (to, protocol, body, options) =>
+      waitingOutBusy((ms) => sleep(this.o.env, ms), () => this.ask(to, protocol, () => transport.request(to, protocol, body, options)));
     const found = await fetchHeaderChain(
       { request, names: this.o.names, chain, clock, onProgress: (height) => this.emit('headers', (this.lastTarget = height)) },
       peer,

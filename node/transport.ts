@@ -151,3 +151,21 @@ export class TransportError extends CairnError {
 export function busyError(peer: string, protocol: string, retryAfterMs: number): TransportError {
   return new TransportError('TRANSPORT_BUSY', `${peer} is busy on ${protocol}: retry after ${retryAfterMs} ms`, retryAfterMs);
 }
+
+/** Busy answers in a row an asker waits out before it leaves that peer (docs/PROTOCOL.md, "Busy"). */
+export const MAX_BUSY_IN_A_ROW = 5;
+
+/**
+ * Runs `attempt` until it is not answered busy: each busy answer is waited out as long as it asked
+ * (no fault of the peer's), a few in a row, then, or once `stopped` says so, its error is thrown.
+ */
+export async function waitingOutBusy<T>(wait: (ms: number) => Promise<void>, attempt: () => Promise<T>, stopped: () => boolean = () => false): Promise<T> {
+  for (let busy = 0; ; busy++) {
+    try {
+      return await attempt();
+    } catch (err) {
+      if (!(err instanceof TransportError && err.code === 'TRANSPORT_BUSY') || busy >= MAX_BUSY_IN_A_ROW || stopped()) throw err;
+      await wait(err.retryAfterMs);
+    }
+  }
+}

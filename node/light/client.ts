@@ -11,7 +11,7 @@ import { secondsOf, sleep, type Env, type Timer } from '../env.ts';
 import { PeerBook } from '../peer-book.ts';
 import { PeerManager } from '../peers.ts';
 import { networkNames, type NetworkNames } from '../protocols.ts';
-import { TransportError, type ConnectionGate, type RequestLimits, type Transport } from '../transport.ts';
+import { TransportError, waitingOutBusy, type ConnectionGate, type RequestLimits, type Transport } from '../transport.ts';
 import { MAX_HEADERS_PER_RESPONSE, decodeHeaders, decodeStatus, encodeGetHeaderRange, encodeGetHeaders, encodeStatus, type Status } from '../wire.ts';
 import { LightHeaders, RECENT_HEADERS } from './headers.ts';
 import { MAX_PROOFS_ANSWER_BYTES } from './serve.ts';
@@ -28,8 +28,6 @@ const WITHHELD = 25;
 const MAX_PROVERS = 8;
 /** Headers of a competing branch held while its work is weighed against ours. */
 const MAX_BRANCH = 4 * RECENT_HEADERS;
-/** Busy answers in a row from one peer before the client leaves it for this round (or this question). */
-const MAX_BUSY_IN_A_ROW = 5;
 
 export interface LightClientParts {
   readonly params: ChainParams;
@@ -168,15 +166,8 @@ export class LightClient extends EventEmitter<LightClientEvents> {
    * client waits as long as it was told and asks again, a few times, then gives up on it (the
    * caller moves on to another peer).
    */
-  private async request(peer: string, protocol: string, message: Uint8Array, limits: RequestLimits): Promise<Uint8Array> {
-    for (let busy = 0; ; busy++) {
-      try {
-        return await this.transport.request(peer, protocol, message, limits);
-      } catch (err) {
-        if (!(err instanceof TransportError && err.code === 'TRANSPORT_BUSY') || busy >= MAX_BUSY_IN_A_ROW || this.stopped) throw err;
-        await sleep(this.env, err.retryAfterMs);
-      }
-    }
+  private request(peer: string, protocol: string, message: Uint8Array, limits: RequestLimits): Promise<Uint8Array> {
+    return waitingOutBusy((ms) => sleep(this.env, ms), () => this.transport.request(peer, protocol, message, limits), () => this.stopped);
   }
 
   /** Follows every peer that claims more work than our chain, one at a time. Resolves when caught up. */
