@@ -1,5 +1,5 @@
 import { LevelKv } from '../ledger/kv-level.ts';
-import { STORED_TREE_DEPTH, TreeStore } from '../ledger/tree-store.ts';
+import { STORED_TREE_DEPTH, TopNodes, TreeStore } from '../ledger/tree-store.ts';
 import type { KvStore } from '../ledger/kv.ts';
 import { EMPTY_HASH, bitAt, innerNode, leafNode, nodeHash, positionId, stateKey, type StateChange, type TreeNodeReader, type TreeWrite } from '../ledger/smt.ts';
 import { updateTree } from '../ledger/smt-update.ts';
@@ -68,7 +68,7 @@ async function buildStore(ctx: SuiteContext, count: number): Promise<Stored> {
     clear: (range) => level.clear(range),
     close: () => level.close(),
   };
-  const top = new Map<string, Uint8Array>();
+  const top = new TopNodes();
   let writes: TreeWrite[] = [];
   const started = performance.now();
   const nodes = nodesOf(keys, order, 0, count, 0);

@@ -8,7 +8,7 @@ import { decodeBlock, type Block } from './block.ts';
 import { genesisBlock, genesisChanges, type ChainParams } from './genesis.ts';
 import { decodeAccount, decodeUndo, encodeAccount, encodeUndo, type Account, type AccountSource, type BlockEffects, type UndoRecord } from './state.ts';
 import type { TreeNodeReader, TreeUpdate } from './smt.ts';
-import { TreeStore } from './tree-store.ts';
+import { TopNodes, TreeStore } from './tree-store.ts';
 import { updateTree } from './smt-update.ts';
 import { ChainHistory } from './history.ts';
 
@@ -68,7 +68,7 @@ export class ChainDB implements AccountSource, TreeNodeReader {
   /** Reads by height deep in the chain, a sync's scratch, pruning. */
   readonly history: ChainHistory;
 
-  private constructor(kv: KvStore, params: ChainParams, genesis: Block, schedule: FlushScheduler | undefined, indexers: readonly BlockIndexer[], top: Map<string, Uint8Array>) {
+  private constructor(kv: KvStore, params: ChainParams, genesis: Block, schedule: FlushScheduler | undefined, indexers: readonly BlockIndexer[], top: TopNodes) {
     this.kv = kv;
     this.indexers = indexers;
     this.params = params;
@@ -142,7 +142,7 @@ export class ChainDB implements AccountSource, TreeNodeReader {
         key: layout.account(a.address),
         value: encodeAccount({ balance: a.balance, nonce: 0n }),
       })),
-      ...TreeStore.ops(tree, new Map()),
+      ...TreeStore.ops(tree, new TopNodes()),
       // Written last in the same batch: its presence means the rest is there.
       { type: 'put', key: layout.genesis, value: hash },
     ];

@@ -209,8 +209,15 @@ async function readPaths(reader: TreeNodeReader, batch: Batch, top: Span): Promi
       const right = mid < hi ? batch.span(mid, hi, depth + 1) : undefined;
       span.left = left;
       span.right = right;
-      if (left) next.push(left);
-      if (right) next.push(right);
+      // A half whose hash in this node is zero is empty: nothing there to read.
+      if (left) {
+        if (zeroAt(node, 1)) known.set(left.id, undefined);
+        next.push(left);
+      }
+      if (right) {
+        if (zeroAt(node, 33)) known.set(right.id, undefined);
+        next.push(right);
+      }
       // One half untouched, the other removing accounts: read the untouched one too.
       const lifts = left ? !right && batch.removes(lo, mid) && !zeroAt(node, 33) : batch.removes(mid, hi) && !zeroAt(node, 1);
       if (lifts) {
@@ -224,9 +231,16 @@ async function readPaths(reader: TreeNodeReader, batch: Batch, top: Span): Promi
 
 /** The position at `depth + 1` under `key`'s position at `depth`, on the side `key` does not take. */
 function flippedId(key: Uint8Array, depth: number): string {
-  const other = new Uint8Array(key); // a copy even of a Buffer, whose slice() is a view
-  other[depth >>> 3]! ^= 0x80 >>> (depth & 7);
-  return positionId(other, depth + 1);
+  return siblingOf(positionId(key, depth + 1), depth);
+}
+
+/**
+ * The other half's position next to `id`, a position at `depth + 1`: the bit `depth` flipped. That
+ * bit sits in the id's last character (the depth, then the key's bytes up to the bit).
+ */
+function siblingOf(id: string, depth: number): string {
+  const last = id.length - 1;
+  return id.slice(0, last) + String.fromCharCode(id.charCodeAt(last) ^ (0x80 >>> (depth & 7)));
 }
 
 /** Phase 2: the new subtree at a span's position, from the nodes phase 1 read. */
@@ -251,7 +265,7 @@ function compute(batch: Batch, span: Span): Result {
   const rightSpan = span.right;
   const left = leftSpan ? compute(batch, leftSpan) : untouched(existing, 0, span.sibling);
   const right = rightSpan ? compute(batch, rightSpan) : untouched(existing, 1, span.sibling);
-  const otherId = leftSpan && rightSpan ? '' : flippedId(batch.keys[lo]!, depth);
+  const otherId = leftSpan && rightSpan ? '' : siblingOf((leftSpan ?? rightSpan)!.id, depth);
   return place(batch, left, right, leftSpan?.id ?? otherId, rightSpan?.id ?? otherId, !zeroAt(existing, 1), !zeroAt(existing, 33), existing);
 }
 
@@ -330,7 +344,8 @@ function place(
     batch.put(rightId, right.node!);
   }
   const node = innerNode(left.hash, right.hash);
-  if (existing !== undefined && sameBytes(node, existing)) return { node: existing, hash: nodeHash(existing), changed: false };
+  // A changed half changes the node; only halves that came out as they were may leave it as it was.
+  if (existing !== undefined && !left.changed && !right.changed && sameBytes(node, existing)) return { node: existing, hash: nodeHash(existing), changed: false };
   return { node, hash: nodeHash(node), changed: true };
 }
 

@@ -34,8 +34,27 @@ export function bitAt(key: Uint8Array, i: number): number {
   return (key[i >>> 3]! >>> (7 - (i & 7))) & 1;
 }
 
+/**
+ * Nodes are carved from shared slabs: a typed array over 64 bytes gets a backing store of its own
+ * outside V8's heap, and an update makes hundreds of 65-byte nodes, whose allocation and collection
+ * cost more than hashing them. A slab lives while any node cut from it does; nodes are held only
+ * until the commit queue writes them (the in-memory top keeps copies, ledger/tree-store.ts).
+ */
+const SLAB_BYTES = 64 * 1024;
+let slab = new Uint8Array(SLAB_BYTES);
+let slabUsed = 0;
+
+/** A zeroed node-sized array from the current slab. */
+export function newNode(size: number): Uint8Array {
+  if (slabUsed + size > SLAB_BYTES) {
+    slab = new Uint8Array(SLAB_BYTES);
+    slabUsed = 0;
+  }
+  return slab.subarray(slabUsed, (slabUsed += size));
+}
+
 export function leafNode(key: Uint8Array, account: Account): Uint8Array {
-  const node = new Uint8Array(LEAF_NODE_BYTES);
+  const node = newNode(LEAF_NODE_BYTES);
   node[0] = LEAF_PREFIX;
   node.set(key, 1);
   node.set(encodeAccount(account), 1 + STATE_KEY_BYTES);
@@ -43,7 +62,7 @@ export function leafNode(key: Uint8Array, account: Account): Uint8Array {
 }
 
 export function innerNode(left: Uint8Array, right: Uint8Array): Uint8Array {
-  const node = new Uint8Array(INNER_NODE_BYTES);
+  const node = newNode(INNER_NODE_BYTES);
   node[0] = INNER_PREFIX;
   node.set(left, 1);
   node.set(right, 33);

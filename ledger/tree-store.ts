@@ -2,7 +2,7 @@ import { StoreError } from './errors.ts';
 import { layout } from './layout.ts';
 import type { BatchOp, KvStore } from './kv.ts';
 import type { NodeWrite } from './commit-queue.ts';
-import { EMPTY_HASH, INNER_PREFIX, innerNode, nodeHash, positionId, positionIdOfBytes, type TreeNodeReader, type TreeUpdate } from './smt.ts';
+import { EMPTY_HASH, INNER_NODE_BYTES, INNER_PREFIX, innerNode, newNode, nodeHash, positionId, positionIdOfBytes, type TreeNodeReader, type TreeUpdate } from './smt.ts';
 
 /**
  * The top of the state tree lives in memory only: inner nodes shallower than this are never
@@ -23,10 +23,10 @@ const READ_AHEAD = 4;
 export class TreeStore implements TreeNodeReader {
   private readonly kv: KvStore;
   /** Every node shallower than STORED_TREE_DEPTH (absent: the position is empty). */
-  private readonly top: Map<string, Uint8Array>;
+  private readonly top: TopNodes;
   private readonly queued: (id: string) => Uint8Array | null | undefined;
 
-  constructor(kv: KvStore, top: Map<string, Uint8Array>, queued: (id: string) => Uint8Array | null | undefined) {
+  constructor(kv: KvStore, top: TopNodes, queued: (id: string) => Uint8Array | null | undefined) {
     this.kv = kv;
     this.top = top;
     this.queued = queued;
@@ -36,7 +36,7 @@ export class TreeStore implements TreeNodeReader {
    * Rebuilds the top of the tree from the store: the leaves above STORED_TREE_DEPTH as stored, and
    * every inner node above it from the nodes below, a level at a time.
    */
-  static async loadTop(kv: KvStore): Promise<Map<string, Uint8Array>> {
+  static async loadTop(kv: KvStore): Promise<TopNodes> {
     const top = new Map<string, Uint8Array>();
     let level = new Map<string, Uint8Array>();
     const range = { gte: Uint8Array.of(0x53, 0), lt: Uint8Array.of(0x53, STORED_TREE_DEPTH + 1) };
@@ -65,7 +65,7 @@ export class TreeStore implements TreeNodeReader {
       }
       level = next;
     }
-    return top;
+    return TopNodes.of(top);
   }
 
   /** The top from memory; below it queued writes first, then the store, all misses in one read. */
@@ -114,7 +114,7 @@ export class TreeStore implements TreeNodeReader {
    * STORED_TREE_DEPTH only leaves are stored, so an inner node there is no write at all, save the
    * removal of a leaf it replaces.
    */
-  static ops(update: TreeUpdate, top: Map<string, Uint8Array>): BatchOp[] {
+  static ops(update: TreeUpdate, top: TopNodes): BatchOp[] {
     const ops: BatchOp[] = [];
     for (const w of update.writes) {
       if (w.id.charCodeAt(0) >= STORED_TREE_DEPTH) {
@@ -122,9 +122,8 @@ export class TreeStore implements TreeNodeReader {
         ops.push(w.node ? { type: 'put', key, value: w.node } : { type: 'del', key });
         continue;
       }
-      const before = top.get(w.id);
       if (w.node && w.node[0] !== INNER_PREFIX) ops.push({ type: 'put', key: layout.stateNode(w.id), value: w.node });
-      else if (before && before[0] !== INNER_PREFIX) ops.push({ type: 'del', key: layout.stateNode(w.id) });
+      else if (top.holdsLeaf(w.id)) ops.push({ type: 'del', key: layout.stateNode(w.id) });
       if (w.node) top.set(w.id, w.node);
       else top.delete(w.id);
     }
@@ -142,4 +141,55 @@ function keyOfPosition(id: string): Uint8Array {
   const key = new Uint8Array(32);
   for (let i = 1; i < id.length; i++) key[i - 1] = id.charCodeAt(i);
   return key;
+}
+
+/**
+ * The top of the tree in one flat array: every position shallower than STORED_TREE_DEPTH has a
+ * slot of an inner node's size, at 2^depth − 1 plus the position's bits read as a number. About
+ * 1 MB however many accounts there are, and no object per node for the collector to trace.
+ * Reads return copies: a slot is rewritten by the update after the one that read it.
+ */
+export class TopNodes {
+  private readonly bytes = new Uint8Array(((1 << STORED_TREE_DEPTH) - 1) * INNER_NODE_BYTES);
+  /** Each slot's node length; 0 where the position is empty. */
+  private readonly lengths = new Uint8Array((1 << STORED_TREE_DEPTH) - 1);
+
+  static of(nodes: ReadonlyMap<string, Uint8Array>): TopNodes {
+    const top = new TopNodes();
+    for (const [id, node] of nodes) top.set(id, node);
+    return top;
+  }
+
+  private slot(id: string): number {
+    const depth = id.charCodeAt(0);
+    if (depth >= STORED_TREE_DEPTH) throw new RangeError(`position at depth ${depth} is not in the top`);
+    // The position's bits, most significant first: at most STORED_TREE_DEPTH of them, in two bytes.
+    const bits = depth === 0 ? 0 : (((id.charCodeAt(1) << 8) | (id.length > 2 ? id.charCodeAt(2) : 0)) >>> (16 - depth));
+    return (1 << depth) - 1 + bits;
+  }
+
+  get(id: string): Uint8Array | undefined {
+    const slot = this.slot(id);
+    const length = this.lengths[slot]!;
+    if (length === 0) return undefined;
+    const node = newNode(length);
+    node.set(this.bytes.subarray(slot * INNER_NODE_BYTES, slot * INNER_NODE_BYTES + length));
+    return node;
+  }
+
+  /** Whether the position holds a leaf (leaves are the only nodes of the top the store keeps). */
+  holdsLeaf(id: string): boolean {
+    const slot = this.slot(id);
+    return this.lengths[slot]! > 0 && this.bytes[slot * INNER_NODE_BYTES] !== INNER_PREFIX;
+  }
+
+  set(id: string, node: Uint8Array): void {
+    const slot = this.slot(id);
+    this.bytes.set(node, slot * INNER_NODE_BYTES);
+    this.lengths[slot] = node.length;
+  }
+
+  delete(id: string): void {
+    this.lengths[this.slot(id)] = 0;
+  }
 }

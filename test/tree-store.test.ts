@@ -1,0 +1,66 @@
+import assert from 'node:assert/strict';
+import { toHex } from '../ledger/bytes.ts';
+import { MemoryDisk, MemoryKv } from '../ledger/kv-memory.ts';
+import type { Account } from '../ledger/state.ts';
+import { positionId, stateKey } from '../ledger/smt.ts';
+import { updateTree } from '../ledger/smt-update.ts';
+import { STORED_TREE_DEPTH, TopNodes, TreeStore } from '../ledger/tree-store.ts';
+import { seededRandom } from './helpers/fixtures.ts';
+import { referenceRoot } from './helpers/smt-reference.ts';
+
+describe('tree store (the top in memory, the rest by position)', () => {
+  it('gives every position above the stored depth a slot of its own, and reads are copies', () => {
+    const top = new TopNodes();
+    const rng = seededRandom(5);
+    const written = new Map<string, Uint8Array>();
+    for (let i = 0; i < 3000; i++) {
+      const depth = rng.int(STORED_TREE_DEPTH);
+      const id = positionId(rng.bytes(32), depth);
+      const node = rng.bytes(rng.int(2) === 0 ? 49 : 65);
+      top.set(id, node);
+      written.set(id, node);
+    }
+    for (const [id, node] of written) assert.deepEqual(top.get(id), node, `position ${toHex(Buffer.from(id, 'latin1'))}`);
+    const [someId, someNode] = [...written][0]!;
+    top.get(someId)!.fill(0xff); // a reader writing into its copy
+    assert.deepEqual(top.get(someId), someNode, 'the slot is unchanged by what a reader does with its copy');
+    top.delete(someId);
+    assert.equal(top.get(someId), undefined);
+    assert.throws(() => top.get(positionId(new Uint8Array(32), STORED_TREE_DEPTH)), RangeError);
+  });
+
+  it('holds the reference tree through random blocks, and rebuilds the same top when reopened', async () => {
+    const rng = seededRandom(9);
+    const kv = new MemoryKv(new MemoryDisk());
+    let store = new TreeStore(kv, await TreeStore.loadTop(kv), () => undefined);
+    const accounts = new Map<string, Account>();
+    const addresses: string[] = [];
+    // Enough accounts that many paths pass the stored depth: reads and writes on both sides of it.
+    for (let block = 0; block < 30; block++) {
+      const changes = new Map<string, Account | undefined>();
+      const n = block < 10 ? 600 : 1 + rng.int(40);
+      for (let i = 0; i < n; i++) {
+        const fresh = addresses.length === 0 || rng.int(2) === 0;
+        const address = fresh ? toHex(rng.bytes(20)) : addresses[rng.int(addresses.length)]!;
+        if (fresh) addresses.push(address);
+        // Now and then an account goes (as when a block that created it is disconnected).
+        changes.set(address, !fresh && rng.int(8) === 0 ? undefined : { balance: BigInt(1 + rng.int(1e6)), nonce: BigInt(rng.int(9)) });
+      }
+      const update = await updateTree(
+        store,
+        [...changes].map(([a, account]) => ({ key: stateKey(Buffer.from(a, 'hex')), account })),
+      );
+      await kv.write(store.ops(update));
+      for (const [a, account] of changes) {
+        if (account) accounts.set(a, account);
+        else accounts.delete(a);
+      }
+      assert.equal(toHex(update.root), referenceRoot(accounts).toString('hex'), `block ${block}`);
+      assert.equal(toHex(await store.root()), toHex(update.root));
+      if (block % 10 === 9) {
+        store = new TreeStore(kv, await TreeStore.loadTop(kv), () => undefined);
+        assert.equal(toHex(await store.root()), toHex(update.root), `reopened after block ${block}`);
+      }
+    }
+  });
+});
