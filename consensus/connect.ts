@@ -35,9 +35,10 @@ export async function connectBlock(
   }
   await db.backpressure();
   // The tree's reads go out with the state transition's: both know the accounts before their values.
-  const tree = prepareTreeUpdate(db, touchedKeys(block));
+  const keys = touchedKeys(block);
+  const tree = prepareTreeUpdate(db, [...keys.values()]);
   const effects = await applyBlock(db, block, params, options.signatures);
-  const update = await tree.finish(changesOfEffects(effects));
+  const update = await tree.finish(changesOfEffects(effects, keys));
   if (!bytesEqual(update.root, header.stateRoot)) {
     throw new BlockRuleError('BLOCK_BAD_STATE_ROOT', `state root ${toHex(header.stateRoot)}, but the state after the block hashes to ${toHex(update.root)}`);
   }
@@ -61,9 +62,10 @@ export async function connectMadeBlock(
   options: { signatures?: SignatureChecker; extraOps?: (block: SaneBlock) => readonly BatchOp[] } = {},
 ): Promise<SaneBlock> {
   await db.backpressure();
-  const tree = prepareTreeUpdate(db, touchedKeys(body));
+  const keys = touchedKeys(body);
+  const tree = prepareTreeUpdate(db, [...keys.values()]);
   const effects = await applyBlock(db, body, params, options.signatures);
-  const update = await tree.finish(changesOfEffects(effects));
+  const update = await tree.finish(changesOfEffects(effects, keys));
   const block = seal(update.root);
   const { header } = block;
   if (!bytesEqual(header.prevHash, tip.hash) || header.height !== tip.height + 1 || !bytesEqual(header.stateRoot, update.root)) {
@@ -73,14 +75,11 @@ export async function connectMadeBlock(
   return block;
 }
 
-/** The tree keys of every account a block touches (senders, recipients, its miner), once each. */
-function touchedKeys(block: Pick<Block, 'txs' | 'coinbase'>): Uint8Array[] {
-  const seen = new Set<string>();
-  const keys: Uint8Array[] = [];
+/** The tree keys of every account a block touches (senders, recipients, its miner), once each, by address hex. */
+function touchedKeys(block: Pick<Block, 'txs' | 'coinbase'>): Map<string, Uint8Array> {
+  const keys = new Map<string, Uint8Array>();
   const add = (address: Uint8Array, hex: string) => {
-    if (seen.has(hex)) return;
-    seen.add(hex);
-    keys.push(stateKey(address));
+    if (!keys.has(hex)) keys.set(hex, stateKey(address));
   };
   for (const tx of block.txs) {
     add(tx.from, tx.fromKey);

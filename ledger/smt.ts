@@ -155,9 +155,9 @@ export interface StateChange {
   readonly account: Account | undefined;
 }
 
-/** What connecting a block does to the tree: every account it touched, at its new value. */
-export function changesOfEffects(effects: BlockEffects): StateChange[] {
-  return effects.accounts.map((a) => ({ key: stateKey(a.address), account: a.account }));
+/** What connecting a block does to the tree: every account it touched, at its new value (`knownKeys`: tree keys already hashed, by address hex). */
+export function changesOfEffects(effects: BlockEffects, knownKeys?: ReadonlyMap<string, Uint8Array>): StateChange[] {
+  return effects.accounts.map((a) => ({ key: knownKeys?.get(a.key) ?? stateKey(a.address), account: a.account }));
 }
 
 /** What disconnecting it does: every account back to its value before, or gone if it was new. */

@@ -2,15 +2,23 @@ import { StoreError } from './errors.ts';
 import { layout } from './layout.ts';
 import type { BatchOp, KvStore } from './kv.ts';
 import type { NodeWrite } from './commit-queue.ts';
-import { EMPTY_HASH, INNER_NODE_BYTES, INNER_PREFIX, innerNode, newNode, nodeHash, positionId, positionIdOfBytes, type TreeNodeReader, type TreeUpdate } from './smt.ts';
+import { EMPTY_HASH, INNER_PREFIX, innerNode, nodeHash, positionId, positionIdOfBytes, zeroAt, type TreeNodeReader, type TreeUpdate } from './smt.ts';
+import { NodeCache, STORED_TREE_DEPTH, TopNodes } from './tree-memory.ts';
+
+/*
+ * The top of the state tree lives in memory only: inner nodes shallower than STORED_TREE_DEPTH are
+ * never stored, but rebuilt when the store opens from the nodes at that depth and the leaves above
+ * it (docs/PROTOCOL.md, "Keys and values"). Every block rewrites the top of the tree, so this
+ * spares most of its writes and reads.
+ */
+export { STORED_TREE_DEPTH, TopNodes };
 
 /**
- * The top of the state tree lives in memory only: inner nodes shallower than this are never
- * stored, but rebuilt when the store opens from the nodes at this depth and the leaves above it
- * (docs/PROTOCOL.md, "Keys and values"). Every block rewrites the top of the tree, so this spares
- * most of its writes and reads; it is at most 2^14 − 1 inner nodes, about 3 MB.
+ * Positions below the top kept in memory (ledger/tree-memory.ts NodeCache): about 8.5 MB. Enough
+ * for every stored node of a tree of some tens of thousands of accounts, and for the upper stored
+ * levels of a larger one, which every block's paths cross.
  */
-export const STORED_TREE_DEPTH = 14;
+const CACHED_NODES = 1 << 17;
 
 /** Levels read together below the top: the paths of a million accounts end about six below it. */
 const READ_AHEAD = 4;
@@ -25,8 +33,10 @@ export class TreeStore implements TreeNodeReader {
   /** Every node shallower than STORED_TREE_DEPTH (absent: the position is empty). */
   private readonly top: TopNodes;
   private readonly queued: (id: string) => Uint8Array | null | undefined;
+  private readonly cache: NodeCache;
 
-  constructor(kv: KvStore, top: TopNodes, queued: (id: string) => Uint8Array | null | undefined) {
+  constructor(kv: KvStore, top: TopNodes, queued: (id: string) => Uint8Array | null | undefined, cachedNodes = CACHED_NODES) {
+    this.cache = new NodeCache(cachedNodes);
     this.kv = kv;
     this.top = top;
     this.queued = queued;
@@ -68,24 +78,77 @@ export class TreeStore implements TreeNodeReader {
     return TopNodes.of(top);
   }
 
-  /** The top from memory; below it queued writes first, then the store, all misses in one read. */
+  /**
+   * The top from memory; below it queued writes first, then the cache, then the store, all misses
+   * in one read. A position under a leaf or an empty half is empty, which the ids asked for with it
+   * often show: those are not asked of the store (a path read ahead past its end).
+   */
   async readNodes(ids: readonly string[]): Promise<(Uint8Array | undefined)[]> {
     const out: (Uint8Array | undefined)[] = new Array(ids.length);
-    const missing: number[] = [];
+    let missing: number[] | undefined;
     for (let i = 0; i < ids.length; i++) {
       const id = ids[i]!;
       if (id.charCodeAt(0) < STORED_TREE_DEPTH) {
         out[i] = this.top.get(id);
         continue;
       }
-      const queued = this.queued(id);
-      if (queued === undefined) missing.push(i);
-      else out[i] = queued ?? undefined;
+      const known = this.queuedOrCached(id);
+      if (known === undefined) (missing ??= []).push(i);
+      else out[i] = known ?? undefined;
     }
-    if (missing.length === 0) return out;
-    const values = await this.kv.getMany(missing.map((i) => layout.stateNode(ids[i]!)));
-    missing.forEach((i, k) => (out[i] = values[k]));
+    if (missing === undefined) return out;
+    const asked = new Map<string, number>();
+    ids.forEach((id, i) => asked.set(id, i));
+    const unresolved = new Set(missing);
+    missing.sort((a, b) => ids[a]!.charCodeAt(0) - ids[b]!.charCodeAt(0));
+    const fromStore: number[] = [];
+    for (const i of missing) {
+      if (this.knownEmpty(ids[i]!, asked, out, unresolved)) {
+        out[i] = undefined;
+        unresolved.delete(i);
+      } else {
+        fromStore.push(i);
+      }
+    }
+    if (fromStore.length === 0) return out;
+    const values = await this.kv.getMany(fromStore.map((i) => layout.stateNode(ids[i]!)));
+    fromStore.forEach((i, k) => {
+      out[i] = values[k];
+      // Not over a write queued meanwhile: the queue answers for the position until it commits.
+      if (this.queued(ids[i]!) === undefined) this.cache.set(ids[i]!, values[k]);
+    });
     return out;
+  }
+
+  /** A position below the top as the queue will leave it: a node, `null` for empty, `undefined` if unknown here. */
+  private queuedOrCached(id: string): Uint8Array | null | undefined {
+    const queued = this.queued(id);
+    return queued !== undefined ? queued : this.cache.get(id);
+  }
+
+  /**
+   * Whether position `id` is empty by what its parent holds: nothing, a leaf, or an inner node
+   * whose half on `id`'s side is empty. The parent is looked up among the ids of this read (those
+   * resolved so far), then where readNodes looks.
+   */
+  private knownEmpty(id: string, asked: Map<string, number>, out: (Uint8Array | undefined)[], unresolved: Set<number>): boolean {
+    const depth = id.charCodeAt(0);
+    if (depth === 0) return false;
+    const parentId = parentOf(id);
+    let parent: Uint8Array | null | undefined;
+    const i = asked.get(parentId);
+    if (i !== undefined) {
+      if (unresolved.has(i)) return false;
+      parent = out[i] ?? null;
+    } else if (depth - 1 < STORED_TREE_DEPTH) {
+      parent = this.top.get(parentId) ?? null;
+    } else {
+      parent = this.queuedOrCached(parentId);
+      if (parent === undefined) return false;
+    }
+    if (parent === null || parent[0] !== INNER_PREFIX) return true;
+    const bit = (id.charCodeAt(1 + ((depth - 1) >>> 3)) >>> (7 - ((depth - 1) & 7))) & 1;
+    return zeroAt(parent, bit === 0 ? 1 : 33);
   }
 
   /** Below the top, a path is read READ_AHEAD levels at a time: most take one round trip to the store. */
@@ -106,6 +169,7 @@ export class TreeStore implements TreeNodeReader {
 
   /** The store operations of a tree update, the top updated as they are made (the update is queued). */
   ops(update: TreeUpdate): BatchOp[] {
+    for (const w of update.writes) if (w.id.charCodeAt(0) >= STORED_TREE_DEPTH) this.cache.set(w.id, w.node);
     return TreeStore.ops(update, this.top);
   }
 
@@ -143,53 +207,13 @@ function keyOfPosition(id: string): Uint8Array {
   return key;
 }
 
-/**
- * The top of the tree in one flat array: every position shallower than STORED_TREE_DEPTH has a
- * slot of an inner node's size, at 2^depth − 1 plus the position's bits read as a number. About
- * 1 MB however many accounts there are, and no object per node for the collector to trace.
- * Reads return copies: a slot is rewritten by the update after the one that read it.
- */
-export class TopNodes {
-  private readonly bytes = new Uint8Array(((1 << STORED_TREE_DEPTH) - 1) * INNER_NODE_BYTES);
-  /** Each slot's node length; 0 where the position is empty. */
-  private readonly lengths = new Uint8Array((1 << STORED_TREE_DEPTH) - 1);
 
-  static of(nodes: ReadonlyMap<string, Uint8Array>): TopNodes {
-    const top = new TopNodes();
-    for (const [id, node] of nodes) top.set(id, node);
-    return top;
-  }
-
-  private slot(id: string): number {
-    const depth = id.charCodeAt(0);
-    if (depth >= STORED_TREE_DEPTH) throw new RangeError(`position at depth ${depth} is not in the top`);
-    // The position's bits, most significant first: at most STORED_TREE_DEPTH of them, in two bytes.
-    const bits = depth === 0 ? 0 : (((id.charCodeAt(1) << 8) | (id.length > 2 ? id.charCodeAt(2) : 0)) >>> (16 - depth));
-    return (1 << depth) - 1 + bits;
-  }
-
-  get(id: string): Uint8Array | undefined {
-    const slot = this.slot(id);
-    const length = this.lengths[slot]!;
-    if (length === 0) return undefined;
-    const node = newNode(length);
-    node.set(this.bytes.subarray(slot * INNER_NODE_BYTES, slot * INNER_NODE_BYTES + length));
-    return node;
-  }
-
-  /** Whether the position holds a leaf (leaves are the only nodes of the top the store keeps). */
-  holdsLeaf(id: string): boolean {
-    const slot = this.slot(id);
-    return this.lengths[slot]! > 0 && this.bytes[slot * INNER_NODE_BYTES] !== INNER_PREFIX;
-  }
-
-  set(id: string, node: Uint8Array): void {
-    const slot = this.slot(id);
-    this.bytes.set(node, slot * INNER_NODE_BYTES);
-    this.lengths[slot] = node.length;
-  }
-
-  delete(id: string): void {
-    this.lengths[this.slot(id)] = 0;
-  }
+/** The id of the position right above `id` (depth one less, the last bit of its path cleared). */
+function parentOf(id: string): string {
+  const depth = id.charCodeAt(0) - 1;
+  const whole = depth >>> 3;
+  const rest = depth & 7;
+  let parent = String.fromCharCode(depth) + id.slice(1, 1 + whole);
+  if (rest !== 0) parent += String.fromCharCode(id.charCodeAt(1 + whole) & (0xff << (8 - rest)) & 0xff);
+  return parent;
 }

@@ -29,38 +29,40 @@ describe('tree store (the top in memory, the rest by position)', () => {
     assert.throws(() => top.get(positionId(new Uint8Array(32), STORED_TREE_DEPTH)), RangeError);
   });
 
-  it('holds the reference tree through random blocks, and rebuilds the same top when reopened', async () => {
-    const rng = seededRandom(9);
-    const kv = new MemoryKv(new MemoryDisk());
-    let store = new TreeStore(kv, await TreeStore.loadTop(kv), () => undefined);
-    const accounts = new Map<string, Account>();
-    const addresses: string[] = [];
-    // Enough accounts that many paths pass the stored depth: reads and writes on both sides of it.
-    for (let block = 0; block < 30; block++) {
-      const changes = new Map<string, Account | undefined>();
-      const n = block < 10 ? 600 : 1 + rng.int(40);
-      for (let i = 0; i < n; i++) {
-        const fresh = addresses.length === 0 || rng.int(2) === 0;
-        const address = fresh ? toHex(rng.bytes(20)) : addresses[rng.int(addresses.length)]!;
-        if (fresh) addresses.push(address);
-        // Now and then an account goes (as when a block that created it is disconnected).
-        changes.set(address, !fresh && rng.int(8) === 0 ? undefined : { balance: BigInt(1 + rng.int(1e6)), nonce: BigInt(rng.int(9)) });
+  for (const cachedNodes of [1 << 17, 50]) {
+    it(`holds the reference tree through random blocks, and rebuilds the same top when reopened (${cachedNodes} nodes cached below the top)`, async () => {
+      const rng = seededRandom(9);
+      const kv = new MemoryKv(new MemoryDisk());
+      let store = new TreeStore(kv, await TreeStore.loadTop(kv), () => undefined, cachedNodes);
+      const accounts = new Map<string, Account>();
+      const addresses: string[] = [];
+      // Enough accounts that many paths pass the stored depth: reads and writes on both sides of it.
+      for (let block = 0; block < 30; block++) {
+        const changes = new Map<string, Account | undefined>();
+        const n = block < 10 ? 600 : 1 + rng.int(40);
+        for (let i = 0; i < n; i++) {
+          const fresh = addresses.length === 0 || rng.int(2) === 0;
+          const address = fresh ? toHex(rng.bytes(20)) : addresses[rng.int(addresses.length)]!;
+          if (fresh) addresses.push(address);
+          // Now and then an account goes (as when a block that created it is disconnected).
+          changes.set(address, !fresh && rng.int(8) === 0 ? undefined : { balance: BigInt(1 + rng.int(1e6)), nonce: BigInt(rng.int(9)) });
+        }
+        const update = await updateTree(
+          store,
+          [...changes].map(([a, account]) => ({ key: stateKey(Buffer.from(a, 'hex')), account })),
+        );
+        await kv.write(store.ops(update));
+        for (const [a, account] of changes) {
+          if (account) accounts.set(a, account);
+          else accounts.delete(a);
+        }
+        assert.equal(toHex(update.root), referenceRoot(accounts).toString('hex'), `block ${block}`);
+        assert.equal(toHex(await store.root()), toHex(update.root));
+        if (block % 10 === 9) {
+          store = new TreeStore(kv, await TreeStore.loadTop(kv), () => undefined, cachedNodes);
+          assert.equal(toHex(await store.root()), toHex(update.root), `reopened after block ${block}`);
+        }
       }
-      const update = await updateTree(
-        store,
-        [...changes].map(([a, account]) => ({ key: stateKey(Buffer.from(a, 'hex')), account })),
-      );
-      await kv.write(store.ops(update));
-      for (const [a, account] of changes) {
-        if (account) accounts.set(a, account);
-        else accounts.delete(a);
-      }
-      assert.equal(toHex(update.root), referenceRoot(accounts).toString('hex'), `block ${block}`);
-      assert.equal(toHex(await store.root()), toHex(update.root));
-      if (block % 10 === 9) {
-        store = new TreeStore(kv, await TreeStore.loadTop(kv), () => undefined);
-        assert.equal(toHex(await store.root()), toHex(update.root), `reopened after block ${block}`);
-      }
-    }
-  });
+    });
+  }
 });

@@ -1,0 +1,106 @@
+import { INNER_NODE_BYTES, INNER_PREFIX, newNode } from './smt.ts';
+
+/**
+ * The state tree's nodes held in memory for ChainDB's tree (ledger/tree-store.ts): all of its top,
+ * and a bounded cache below it. Both keep nodes in flat arrays, a slot of an inner node's size
+ * each, so that neither makes an object per node for the collector to trace; reads return copies,
+ * because a slot is rewritten by a later update than the one that read it.
+ */
+
+/** Tree levels kept whole in memory: shallower nodes are never stored but rebuilt on open (docs/PROTOCOL.md). */
+export const STORED_TREE_DEPTH = 14;
+
+/**
+ * The top: every position shallower than STORED_TREE_DEPTH has a slot, at 2^depth − 1 plus the
+ * position's bits read as a number. About 1 MB however many accounts there are.
+ */
+export class TopNodes {
+  private readonly bytes = new Uint8Array(((1 << STORED_TREE_DEPTH) - 1) * INNER_NODE_BYTES);
+  /** Each slot's node length; 0 where the position is empty. */
+  private readonly lengths = new Uint8Array((1 << STORED_TREE_DEPTH) - 1);
+
+  static of(nodes: ReadonlyMap<string, Uint8Array>): TopNodes {
+    const top = new TopNodes();
+    for (const [id, node] of nodes) top.set(id, node);
+    return top;
+  }
+
+  private slot(id: string): number {
+    const depth = id.charCodeAt(0);
+    if (depth >= STORED_TREE_DEPTH) throw new RangeError(`position at depth ${depth} is not in the top`);
+    // The position's bits, most significant first: fewer than 16 of them, in at most two bytes.
+    const bits = depth === 0 ? 0 : ((id.charCodeAt(1) << 8) | (id.length > 2 ? id.charCodeAt(2) : 0)) >>> (16 - depth);
+    return (1 << depth) - 1 + bits;
+  }
+
+  get(id: string): Uint8Array | undefined {
+    const slot = this.slot(id);
+    return copyOut(this.bytes, slot, this.lengths[slot]!);
+  }
+
+  /** Whether the position holds a leaf (leaves are the only nodes of the top the store keeps). */
+  holdsLeaf(id: string): boolean {
+    const slot = this.slot(id);
+    return this.lengths[slot]! > 0 && this.bytes[slot * INNER_NODE_BYTES] !== INNER_PREFIX;
+  }
+
+  set(id: string, node: Uint8Array): void {
+    const slot = this.slot(id);
+    this.bytes.set(node, slot * INNER_NODE_BYTES);
+    this.lengths[slot] = node.length;
+  }
+
+  delete(id: string): void {
+    this.lengths[this.slot(id)] = 0;
+  }
+}
+
+/**
+ * Positions below the top as the store and the commit queue leave them: a node, or known empty.
+ * A ring of slots, the oldest entry giving way to the newest. Every tree write goes through
+ * TreeStore.ops, which updates its entries, so an entry is never stale. Without it, each block's
+ * reads below the top were a LevelDB round trip or two that the import sat idle for.
+ */
+export class NodeCache {
+  private readonly bytes: Uint8Array;
+  /** Each slot's node length; 0: the position is empty. */
+  private readonly lengths: Uint8Array;
+  private readonly ids: (string | undefined)[];
+  private readonly slots = new Map<string, number>();
+  private hand = 0;
+
+  constructor(size: number) {
+    this.bytes = new Uint8Array(size * INNER_NODE_BYTES);
+    this.lengths = new Uint8Array(size);
+    this.ids = new Array(size);
+  }
+
+  /** The node at `id` (a copy), `null` where the position is known empty, `undefined` if not cached. */
+  get(id: string): Uint8Array | null | undefined {
+    const slot = this.slots.get(id);
+    if (slot === undefined) return undefined;
+    return copyOut(this.bytes, slot, this.lengths[slot]!) ?? null;
+  }
+
+  /** Records the node at `id`; `null` or `undefined`: the position is empty. */
+  set(id: string, node: Uint8Array | null | undefined): void {
+    let slot = this.slots.get(id);
+    if (slot === undefined) {
+      slot = this.hand;
+      this.hand = (this.hand + 1) % this.lengths.length;
+      const evicted = this.ids[slot];
+      if (evicted !== undefined) this.slots.delete(evicted);
+      this.ids[slot] = id;
+      this.slots.set(id, slot);
+    }
+    if (node) this.bytes.set(node, slot * INNER_NODE_BYTES);
+    this.lengths[slot] = node ? node.length : 0;
+  }
+}
+
+function copyOut(bytes: Uint8Array, slot: number, length: number): Uint8Array | undefined {
+  if (length === 0) return undefined;
+  const node = newNode(length);
+  node.set(bytes.subarray(slot * INNER_NODE_BYTES, slot * INNER_NODE_BYTES + length));
+  return node;
+}
