@@ -213,7 +213,7 @@ describe('pruning', function () {
       const keep = 10_000;
       await generateDatadir({ datadir, blocks, txsPerBlock: 0 });
       const genesis = parseGenesis(readFileSync(join(datadir, 'genesis.json'), 'utf8'));
-      const args = [CAIRN_BIN, 'node', '--datadir', datadir, '--prune-keep', String(keep), '--p2p-host', '127.0.0.1', '--p2p-port', '0', '--rpc-port', '0', '--no-mdns', '--log-level', 'debug'];
+      const args = [CAIRN_BIN, 'node', '--datadir', datadir, '--prune-keep', String(keep), '--p2p-host', '127.0.0.1', '--p2p-port', '0', '--rpc-port', '0', '--http-port', '0', '--no-mdns', '--log-level', 'debug'];
       let seen = 0;
       for (let kill = 0; kill < 3; kill++) {
         const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'ignore'] });
