@@ -355,31 +355,36 @@ export class ChainDB implements AccountSource, TreeNodeReader {
     const ops: BatchOp[] = [];
     if (!blockStored) ops.push({ type: 'put', key: layout.block(hash), value: block.bytes });
     ops.push({ type: 'put', key: layout.height(header.height), value: hash }, { type: 'put', key: layout.undo(hash), value: encodeUndo(effects.undo) });
-    for (const a of effects.accounts) ops.push({ type: 'put', key: layout.account(a.address), value: encodeAccount(a.account) });
     for (let i = 0; i < block.txs.length; i++) ops.push({ type: 'put', key: layout.tx(block.txs[i]!.id), value: encodeTxLocation(hash, i) });
-    for (const op of this.tree.ops(tree)) ops.push(op);
     for (const op of extraOps) ops.push(op);
     for (const indexer of this.indexers) for (const op of indexer.connectOps(block, effects)) ops.push(op);
-    ops.push({ type: 'put', key: layout.tip, value: hash });
-    this.writes.enqueue(ops, effects.accounts, TreeStore.stored(tree));
+    const latest = this.tree.ops(tree);
+    for (const a of effects.accounts) latest.push({ slot: 'A' + a.key, op: { type: 'put', key: layout.account(a.address), value: encodeAccount(a.account) } });
+    latest.push({ slot: TIP_SLOT, op: { type: 'put', key: layout.tip, value: hash } });
+    this.writes.enqueue(ops, effects.accounts, TreeStore.stored(tree), latest);
   }
 
   /** Queues the disconnection of the stored tip `block` with its `undo` data, and the tree back as it was, as ONE unit. */
   queueDisconnect(block: Block, undo: readonly UndoRecord[], tree: TreeUpdate, extraOps: readonly BatchOp[] = []): void {
     const { header } = block;
     const ops: BatchOp[] = [];
-    for (const u of undo) {
-      ops.push(u.previous ? { type: 'put', key: layout.account(u.address), value: encodeAccount(u.previous) } : { type: 'del', key: layout.account(u.address) });
-    }
     for (const tx of block.txs) ops.push({ type: 'del', key: layout.tx(tx.id) });
     ops.push({ type: 'del', key: layout.undo(header.hash) }, { type: 'del', key: layout.height(header.height) });
-    for (const op of this.tree.ops(tree)) ops.push(op);
     for (const op of extraOps) ops.push(op);
     for (const indexer of this.indexers) for (const op of indexer.disconnectOps(block)) ops.push(op);
-    ops.push({ type: 'put', key: layout.tip, value: header.prevHash });
-    this.writes.enqueue(ops, undo.map((u): AccountWrite => ({ key: toHex(u.address), account: u.previous ?? null })), TreeStore.stored(tree));
+    const accounts = undo.map((u): AccountWrite => ({ key: toHex(u.address), account: u.previous ?? null }));
+    const latest = this.tree.ops(tree);
+    undo.forEach((u, i) => {
+      const key = layout.account(u.address);
+      latest.push({ slot: 'A' + accounts[i]!.key, op: u.previous ? { type: 'put', key, value: encodeAccount(u.previous) } : { type: 'del', key } });
+    });
+    latest.push({ slot: TIP_SLOT, op: { type: 'put', key: layout.tip, value: header.prevHash } });
+    this.writes.enqueue(ops, accounts, TreeStore.stored(tree), latest);
   }
 }
+
+/** The tip pointer's LatestOp slot (accounts' are `A` and the address hex, tree positions' `S` and the id). */
+const TIP_SLOT = 'tip';
 
 function encodeTxLocation(blockHash: Uint8Array, index: number): Uint8Array {
   return new Writer(36).bytes(blockHash).u32(index).finish();

@@ -16,6 +16,17 @@ export interface NodeWrite {
   readonly node: Uint8Array | null;
 }
 
+/**
+ * An operation on a key that holds only its latest value (an account, a tree position, the tip):
+ * in one flush, a later operation for the same `slot` takes the earlier one's place. A flush is one
+ * atomic batch, so only the last value of each such key in it is ever seen; a generated chain's
+ * batch of thousands of blocks otherwise wrote the tip, the miner's account and its leaf once per block.
+ */
+export interface LatestOp {
+  readonly slot: string;
+  readonly op: BatchOp;
+}
+
 /** Queued operations beyond which a writer waits for the flush in flight (backpressure). */
 const MAX_QUEUED_OPS = 50_000;
 
@@ -50,6 +61,8 @@ export class CommitQueue {
   private queued: BatchOp[] = [];
   private queuedAccounts: AccountWrite[] = [];
   private queuedNodes: NodeWrite[] = [];
+  /** Where in `queued` each LatestOp slot of the next flush sits. */
+  private latestSlots = new Map<string, number>();
   /** The newest uncommitted value of each account, with the flush that will carry it. */
   private readonly uncommitted = new Map<string, { account: Account | null; flush: number }>();
   /** The same for state tree nodes: the next block's tree update reads what this one wrote. */
@@ -75,10 +88,22 @@ export class CommitQueue {
     this.schedule = schedule;
   }
 
-  /** Queues `ops` after everything queued before; `accounts` and `nodes` are the account values and tree nodes they write. */
-  enqueue(ops: readonly BatchOp[], accounts: readonly AccountWrite[] = [], nodes: readonly NodeWrite[] = []): void {
+  /**
+   * Queues `ops` and `latest` after everything queued before; `accounts` and `nodes` are the
+   * account values and tree nodes they write.
+   */
+  enqueue(ops: readonly BatchOp[], accounts: readonly AccountWrite[] = [], nodes: readonly NodeWrite[] = [], latest: readonly LatestOp[] = []): void {
     this.check();
     for (const op of ops) this.queued.push(op);
+    for (const { slot, op } of latest) {
+      const at = this.latestSlots.get(slot);
+      if (at === undefined) {
+        this.latestSlots.set(slot, this.queued.length);
+        this.queued.push(op);
+      } else {
+        this.queued[at] = op;
+      }
+    }
     const flush = this.flushes + 1;
     for (const a of accounts) {
       this.queuedAccounts.push(a);
@@ -143,6 +168,7 @@ export class CommitQueue {
     this.queued = [];
     this.queuedAccounts = [];
     this.queuedNodes = [];
+    this.latestSlots = new Map();
     this.inFlight = this.write(ops)
       .then(
         () => {

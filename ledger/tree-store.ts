@@ -1,7 +1,7 @@
 import { StoreError } from './errors.ts';
 import { layout } from './layout.ts';
 import type { BatchOp, KvStore } from './kv.ts';
-import type { NodeWrite } from './commit-queue.ts';
+import type { LatestOp, NodeWrite } from './commit-queue.ts';
 import { EMPTY_HASH, INNER_PREFIX, innerNode, nodeHash, positionId, positionIdOfBytes, zeroAt, type TreeNodeReader, type TreeUpdate } from './smt.ts';
 import { NodeCache, STORED_TREE_DEPTH, TopNodes } from './tree-memory.ts';
 
@@ -167,27 +167,36 @@ export class TreeStore implements TreeNodeReader {
     for await (const [key, value] of this.kv.iterate(layout.range('S'))) yield { id: positionIdOfBytes(key.subarray(1)), node: value };
   }
 
-  /** The store operations of a tree update, the top updated as they are made (the update is queued). */
-  ops(update: TreeUpdate): BatchOp[] {
+  /**
+   * The store operations of a tree update, each with its position as its LatestOp slot, the top
+   * and the cache updated as they are made (the update is queued).
+   */
+  ops(update: TreeUpdate): LatestOp[] {
     for (const w of update.writes) if (w.id.charCodeAt(0) >= STORED_TREE_DEPTH) this.cache.set(w.id, w.node);
-    return TreeStore.ops(update, this.top);
+    return TreeStore.latestOps(update, this.top);
+  }
+
+  /** The writes of a tree update as store operations, with `top` updated in place (see latestOps). */
+  static ops(update: TreeUpdate, top: TopNodes): BatchOp[] {
+    return TreeStore.latestOps(update, top).map((l) => l.op);
   }
 
   /**
    * The writes of a tree update as store operations, with `top` updated in place: above
    * STORED_TREE_DEPTH only leaves are stored, so an inner node there is no write at all, save the
-   * removal of a leaf it replaces.
+   * removal of a leaf it replaces. Each is the latest value of its position (`S` and the id).
    */
-  static ops(update: TreeUpdate, top: TopNodes): BatchOp[] {
-    const ops: BatchOp[] = [];
+  private static latestOps(update: TreeUpdate, top: TopNodes): LatestOp[] {
+    const ops: LatestOp[] = [];
     for (const w of update.writes) {
+      const slot = 'S' + w.id;
       if (w.id.charCodeAt(0) >= STORED_TREE_DEPTH) {
         const key = layout.stateNode(w.id);
-        ops.push(w.node ? { type: 'put', key, value: w.node } : { type: 'del', key });
+        ops.push({ slot, op: w.node ? { type: 'put', key, value: w.node } : { type: 'del', key } });
         continue;
       }
-      if (w.node && w.node[0] !== INNER_PREFIX) ops.push({ type: 'put', key: layout.stateNode(w.id), value: w.node });
-      else if (top.holdsLeaf(w.id)) ops.push({ type: 'del', key: layout.stateNode(w.id) });
+      if (w.node && w.node[0] !== INNER_PREFIX) ops.push({ slot, op: { type: 'put', key: layout.stateNode(w.id), value: w.node } });
+      else if (top.holdsLeaf(w.id)) ops.push({ slot, op: { type: 'del', key: layout.stateNode(w.id) } });
       if (w.node) top.set(w.id, w.node);
       else top.delete(w.id);
     }

@@ -32,6 +32,28 @@ describe('CommitQueue (ChainDB group commit)', () => {
     await done;
   });
 
+  it('writes a latest-value slot once per flush, its last value in its first place; the next flush writes it again', async () => {
+    const { store, batches } = manualStore();
+    const q = new CommitQueue(store, () => {});
+    const tip = (n: number) => ({ slot: 'tip', op: { type: 'put' as const, key: Uint8Array.of(200), value: Uint8Array.of(n) } });
+    q.enqueue([put(1)], [], [], [tip(1)]);
+    q.enqueue([put(2)], [], [], [tip(2), { slot: 'x', op: put(50) }]);
+    q.enqueue([put(3)], [], [], [tip(3), { slot: 'x', op: { type: 'del', key: Uint8Array.of(50) } }]);
+    q.enqueue([put(4)], [], [], [tip(4)]);
+    const shown = (ops: BatchOp[]) => ops.map((o) => (o.type === 'put' ? `${o.key[0]}=${o.value[0]}` : `-${o.key[0]}`));
+    assert.deepEqual(shown(batches[0]!.ops), ['1=1', '200=1']);
+    batches[0]!.finish();
+    await tick();
+    assert.deepEqual(shown(batches[1]!.ops), ['2=2', '200=4', '-50', '3=3', '4=4'], 'one tip (the last), one x (its removal)');
+    q.enqueue([put(5)], [], [], [tip(5)]);
+    batches[1]!.finish();
+    await tick();
+    assert.deepEqual(shown(batches[2]!.ops), ['5=5', '200=5']);
+    const done = q.flushed();
+    batches[2]!.finish();
+    await done;
+  });
+
   it('answers queued accounts before they commit, and hands each to the cache once committed unless rewritten later', async () => {
     const { store, batches } = manualStore();
     const committed: AccountWrite[] = [];

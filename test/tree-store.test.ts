@@ -51,7 +51,7 @@ describe('tree store (the top in memory, the rest by position)', () => {
           store,
           [...changes].map(([a, account]) => ({ key: stateKey(Buffer.from(a, 'hex')), account })),
         );
-        await kv.write(store.ops(update));
+        await kv.write(store.ops(update).map((l) => l.op));
         for (const [a, account] of changes) {
           if (account) accounts.set(a, account);
           else accounts.delete(a);
