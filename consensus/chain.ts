@@ -174,13 +174,16 @@ export class Chain extends EventEmitter<ChainEvents> {
   }
 
   /**
-   * Takes the stored state and tip as they are now, after a snapshot sync installed them under a
-   * chain still at genesis (node/snapshot-sync.ts): the store's memory and the index window are
-   * read again, and fork choice starts from the snapshot's block. Between imports.
+   * Runs a snapshot sync's `install` (ledger/snapshot-join.ts), which replaces the state and tip
+   * of a chain still at genesis in the store (node/snapshot-sync.ts), then takes them as they are:
+   * the store's memory and the index window are read again, and fork choice starts from the
+   * snapshot's block. Between imports.
    */
-  adoptSnapshot(): Promise<void> {
+  adoptSnapshot(install: () => Promise<void>): Promise<void> {
     return this.lock.run(async () => {
       if (this.tip.height !== 0) throw new Error('a snapshot is adopted only by a chain at genesis');
+      await this.db.flushed();
+      await install();
       await this.db.reload();
       this.index = await ChainIndex.load(this.db, this.index.reorgDepth, this.options.window ?? DEFAULT_WINDOW);
       this.candidates.clear();

@@ -332,6 +332,19 @@ export class ChainDB implements AccountSource, TreeNodeReader {
     }
   }
 
+  /**
+   * Every account at the tip as committed now, read from one snapshot of the store however long
+   * the reading goes on: the caller holds imports still until this resolves, then lets them run.
+   */
+  async pinnedAccounts(): Promise<AsyncIterable<{ address: Uint8Array; account: Account }>> {
+    await this.writes.flushed();
+    const it = this.kv.iterate(layout.range('A'))[Symbol.asyncIterator]();
+    const first = await it.next(); // the store's iterator, and its snapshot, are made here
+    return (async function* () {
+      for (let r = first; !r.done; r = await it.next()) yield { address: plainBytes(r.value[0].subarray(1)), account: decodeAccount(r.value[1]) };
+    })();
+  }
+
   /** Stores a block that is not (yet) on the main chain, with consensus's index record for it in the same batch. */
   async putBlock(block: Block, indexRecord?: Uint8Array): Promise<void> {
     const { header } = block;

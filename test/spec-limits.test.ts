@@ -72,7 +72,7 @@ describe('docs/PROTOCOL.md and the code agree on every limit', () => {
 
   it('the budgets of every request protocol', () => {
     // Every protocol the node serves (a new one without its row here does not compile).
-    const names: Record<ServedProtocol, string> = { status: 'status', headers: 'headers', blocks: 'blocks', txPush: 'transaction push', blockTxs: 'getBlockTxs', headerRange: 'getHeaderRange', proofs: 'getProofs' };
+    const names: Record<ServedProtocol, string> = { status: 'status', headers: 'headers', blocks: 'blocks', txPush: 'transaction push', blockTxs: 'getBlockTxs', headerRange: 'getHeaderRange', proofs: 'getProofs', snapshot: 'getSnapshotChunk' };
     const budgets = network.slice(network.indexOf('### Budgets'));
     for (const [key, name] of Object.entries(names) as [ServedProtocol, string][]) {
       const line = budgets.split('\n').find((l) => l.startsWith(`| ${name} |`))!;
