@@ -54,18 +54,17 @@ export class SnapshotJoinStore {
     return { height, hash, phase, pivotRecord };
   }
 
-  /** Starts (or goes on with) a join at the pivot `height`/`hash`; a join at another pivot is dropped with what it fetched. */
+  /**
+   * Starts (or goes on with) a join at the pivot `height`/`hash`; the state a join at another
+   * pivot fetched is dropped (the headers just staged stay: they are this join's).
+   */
   async begin(height: number, hash: Uint8Array): Promise<void> {
     const current = await this.state();
     if (current && current.height === height && bytesEqual(current.hash, hash)) return;
-    await this.abandon();
-    await this.kv.write([{ type: 'put', key: layout.join, value: encodeState(height, hash, 0) }]);
-  }
-
-  /** Forgets a join and everything it fetched. */
-  async abandon(): Promise<void> {
     await this.kv.write([{ type: 'del', key: layout.join }]);
-    await this.kv.clear(layout.range('W'));
+    await this.kv.clear(layout.joinEntries);
+    await this.kv.clear(layout.joinChunks);
+    await this.kv.write([{ type: 'put', key: layout.join, value: encodeState(height, hash, 0) }]);
   }
 
   async stageHeaders(headers: readonly StagedHeader[]): Promise<void> {

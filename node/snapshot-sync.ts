@@ -32,6 +32,8 @@ export interface SnapshotJoinOptions {
   readonly peers: PeerManager;
   readonly clock: () => number;
   readonly interval: number;
+  /** The peers whose status is known now, the most work first: providers are taken from it when the chunks are asked. */
+  readonly candidates: () => readonly { peer: string; status: Status }[];
   readonly onHeaders: (height: number) => void;
   readonly log: (level: 'info' | 'warn' | 'debug', message: string, fields?: Record<string, unknown>) => void;
 }
@@ -58,11 +60,11 @@ export class SnapshotJoin {
     this.o = o;
   }
 
-  /** Tries to join from `candidates` (peers' statuses, the most work first). */
-  async run(candidates: readonly { peer: string; status: Status }[]): Promise<JoinOutcome> {
+  /** Tries to join from the peers ahead of us. */
+  async run(): Promise<JoinOutcome> {
     const { chain, interval } = this.o;
     if (chain.tip.height !== 0) return 'not-possible';
-    const best = candidates[0];
+    const best = this.o.candidates()[0];
     if (!best) return 'later';
     const maxPivot = pivotHeight(best.status.height, interval, chain.reorgDepth);
     if (maxPivot === undefined) return (await chain.db.join.state()) ? 'later' : 'not-possible';
@@ -97,7 +99,8 @@ export class SnapshotJoin {
     this.o.log('info', 'snapshot sync', { pivot, hash: toHex(pivotHeader.hash), tip: check.tipHeight });
 
     // 2. The pivot's body (the tip must be a stored block), then its state, chunk by chunk.
-    const providers = candidates.filter((c) => c.status.height >= pivot && !this.o.peers.isBanned(c.peer)).map((c) => c.peer);
+    // Every peer known by now whose chain reaches the pivot (more statuses came in during the headers).
+    const providers = this.o.candidates().filter((c) => c.status.height >= pivot && !this.o.peers.isBanned(c.peer)).map((c) => c.peer);
     if (!(await chain.db.hasBlock(pivotHeader.hash)) && !(await this.fetchPivotBlock(pivotHeader, providers))) return 'later';
     if (!(await this.fetchState(pivot, pivotHeader, providers))) return 'later';
 

@@ -233,12 +233,10 @@ export class Sync extends EventEmitter<SyncEvents> {
   }
 
   private async round(): Promise<void> {
-    const { chain, peers } = this.o;
-    const ahead = [...this.statuses.values()]
-      .filter(({ status, peer }) => status.totalWork > chain.tip.totalWork && !peers.isBanned(peer))
-      .sort((a, b) => (b.status.totalWork > a.status.totalWork ? 1 : b.status.totalWork < a.status.totalWork ? -1 : 0));
+    const { chain } = this.o;
+    const ahead = this.ahead();
     if (this.o.snapshotSync && chain.tip.height === 0 && ahead.length > 0) {
-      const outcome = await this.join(ahead);
+      const outcome = await this.join();
       if (outcome === 'joined') this.again = true; // the next round executes the blocks after the pivot
       if (outcome !== 'not-possible') return;
     }
@@ -272,11 +270,21 @@ export class Sync extends EventEmitter<SyncEvents> {
   private readonly patientRequest: Transport['request'] = (to, protocol, body, options) =>
     waitingOutBusy((ms) => sleep(this.o.env, ms), () => this.ask(to, protocol, () => this.o.transport.request(to, protocol, body, options)));
 
-  private async join(ahead: readonly { peer: string; status: Status }[]): Promise<JoinOutcome> {
+  /** The peers ahead of us, not banned, the most work first. */
+  private ahead(): { peer: string; status: Status }[] {
+    const { chain, peers } = this.o;
+    return [...this.statuses.values()]
+      .filter(({ status, peer }) => status.totalWork > chain.tip.totalWork && !peers.isBanned(peer))
+      .sort((a, b) => (b.status.totalWork > a.status.totalWork ? 1 : b.status.totalWork < a.status.totalWork ? -1 : 0));
+  }
+
+  private async join(): Promise<JoinOutcome> {
     const { transport } = this.o;
+    const best = this.ahead()[0]!;
     const join = new SnapshotJoin({
       ...this.o,
       interval: this.o.snapshotSync!.interval,
+      candidates: () => this.ahead(),
       request: this.patientRequest,
       requestMany: (to, protocol, body, max, options) =>
         waitingOutBusy((ms) => sleep(this.o.env, ms), () => this.ask(to, protocol, () => transport.requestMany(to, protocol, body, max, options))),
@@ -284,9 +292,9 @@ export class Sync extends EventEmitter<SyncEvents> {
       log: this.o.log ?? (() => {}),
     });
     try {
-      return await join.run(ahead);
+      return await join.run();
     } catch (err) {
-      this.blame(ahead[0]!.peer, err);
+      this.blame(best.peer, err);
       if (!(err instanceof CairnError || err instanceof PeerFault || err instanceof TransportError)) this.o.log?.('warn', `snapshot sync: ${(err as Error).message}`);
       return 'later';
     }

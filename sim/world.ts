@@ -43,6 +43,8 @@ export interface WorldOptions {
   readonly reorgDepth: number;
   /** Main-chain blocks a node keeps in memory below its tip when nothing needs more. */
   readonly window: number;
+  /** Snapshot heights are its multiples (default the node's, 10,000: never reached in a simulation). */
+  readonly snapshotInterval?: number;
   /** Those blocks themselves, when not coinbase-only ones (mineHistory). */
   readonly historyBlocks?: () => readonly Block[];
   /** The simulator's stand-in for mDNS and the DHT (default on). */
@@ -125,6 +127,7 @@ export class World {
       mempool: this.o.mempool,
       reorgDepth: this.o.reorgDepth,
       window: this.o.window,
+      snapshotInterval: this.o.snapshotInterval,
       onNode: (node) => this.watch(sim, node),
     });
     if (sim.node) for (const o of this.observers) o.onStarted?.(sim, sim.node);
