@@ -67,6 +67,14 @@ export class SnapshotJoinStore {
     await this.kv.write([{ type: 'put', key: layout.join, value: encodeState(height, hash, 0) }]);
   }
 
+  /** Forgets a join (or an import) and all it staged, and the pivot block it stored: the store is as before it. */
+  async discard(pivotBlock?: Uint8Array): Promise<void> {
+    const ops: BatchOp[] = [{ type: 'del', key: layout.join }];
+    if (pivotBlock) ops.push({ type: 'del', key: layout.block(pivotBlock) });
+    await this.kv.write(ops);
+    await this.kv.clear(layout.range('W'));
+  }
+
   async stageHeaders(headers: readonly StagedHeader[]): Promise<void> {
     await this.kv.write(
       headers.map((h) => ({ type: 'put', key: layout.joinHeader(h.height), value: new Writer(32 + h.record.length).bytes(h.hash, 32).bytes(h.record).finish() })),

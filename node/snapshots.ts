@@ -1,5 +1,6 @@
 import { bytesEqual, toHex } from '../ledger/bytes.ts';
 import type { Account } from '../ledger/state.ts';
+import type { SnapshotInfo } from '../ledger/snapshot-store.ts';
 import { proveChunk, type ChunkEntry } from '../ledger/smt-range.ts';
 import type { Chain } from '../consensus/chain.ts';
 import type { Env } from './env.ts';
@@ -114,39 +115,45 @@ export class SnapshotKeeper {
     }
   }
 
-  /** The copy at `height`, or undefined when this node no longer has the undo data to reach back there. */
   private async make(height: number): Promise<number | undefined> {
-    const { chain } = this.o;
-    const db = chain.db;
-    // Held still only while the iterator opens: its snapshot is the tip's state.
-    const pinned = await chain.withImportsPaused(async () => {
-      const tip = chain.tip;
-      if (height > tip.height || height < db.history.prunedHeight || height < db.history.stateBase) return undefined;
-      const [header] = await chain.byHeight.headers(height, 1);
-      const above = await chain.byHeight.hashes(height + 1, tip.height - height);
-      return header && { header, above, accounts: await db.pinnedAccounts() };
-    });
-    if (!pinned) return undefined;
-    // The values at `height` of the accounts the blocks above it changed: the undo record of the
-    // lowest block that touched each (absent: the account did not exist yet).
-    const back = new Map<string, Account | undefined>();
-    for (let i = pinned.above.length - 1; i >= 0; i--) {
-      const undo = await db.getUndo(pinned.above[i]!);
-      if (!undo) throw new Error(`no undo data for block ${toHex(pinned.above[i]!)} (a reorganisation meanwhile?)`);
-      for (const u of undo) back.set(toHex(u.address), u.previous);
-    }
-    const accounts = async function* (): AsyncGenerator<ChunkEntry> {
-      for await (const a of pinned.accounts) {
-        const key = toHex(a.address);
-        if (!back.has(key)) yield a;
-        else if (back.get(key)) yield { address: a.address, account: back.get(key)! };
-      }
-    };
     // Between batches imports go on; a stop ends the copy there (the next open clears what it wrote).
     const pause = () => (this.stopped ? Promise.reject(new Error('the node is stopping')) : new Promise<void>((resolve) => this.o.env.defer(resolve)));
-    const info = await db.snapshots.make(height, pinned.header.hash, pinned.header.stateRoot, accounts(), pause);
-    return info.accounts;
+    return (await makeSnapshot(this.o.chain, height, pause))?.accounts;
   }
+}
+
+/**
+ * Makes the copy of the state at main-chain `height` (ledger/snapshot-store.ts), or undefined
+ * when the store no longer has the undo data to reach back there. Imports are held only while
+ * the accounts' iterator opens; `pause` runs between batches of the copy.
+ */
+export async function makeSnapshot(chain: Chain, height: number, pause: () => Promise<void>): Promise<SnapshotInfo | undefined> {
+  const db = chain.db;
+  // Held still only while the iterator opens: its snapshot is the tip's state.
+  const pinned = await chain.withImportsPaused(async () => {
+    const tip = chain.tip;
+    if (height > tip.height || height < db.history.prunedHeight || height < db.history.stateBase) return undefined;
+    const [header] = await chain.byHeight.headers(height, 1);
+    const above = await chain.byHeight.hashes(height + 1, tip.height - height);
+    return header && { header, above, accounts: await db.pinnedAccounts() };
+  });
+  if (!pinned) return undefined;
+  // The values at `height` of the accounts the blocks above it changed: the undo record of the
+  // lowest block that touched each (absent: the account did not exist yet).
+  const back = new Map<string, Account | undefined>();
+  for (let i = pinned.above.length - 1; i >= 0; i--) {
+    const undo = await db.getUndo(pinned.above[i]!);
+    if (!undo) throw new Error(`no undo data for block ${toHex(pinned.above[i]!)} (a reorganisation meanwhile?)`);
+    for (const u of undo) back.set(toHex(u.address), u.previous);
+  }
+  const accounts = async function* (): AsyncGenerator<ChunkEntry> {
+    for await (const a of pinned.accounts) {
+      const key = toHex(a.address);
+      if (!back.has(key)) yield a;
+      else if (back.get(key)) yield { address: a.address, account: back.get(key)! };
+    }
+  };
+  return db.snapshots.make(height, pinned.header.hash, pinned.header.stateRoot, accounts(), pause);
 }
 
 /**
