@@ -96,7 +96,7 @@ export class SnapshotJoin {
     const pivotHeader = decodeIndexRecord(staged0.record).header;
     await chain.db.join.begin(pivot, pivotHeader.hash);
     await chain.db.join.dropHeadersFrom(pivot + 1);
-    this.o.log('info', 'snapshot sync', { pivot, hash: toHex(pivotHeader.hash), tip: check.tipHeight });
+    this.o.log('info', 'snapshot sync', { pivot, hash: toHex(pivotHeader.hash), tip: check.tipHeight, chunksDone: (await chain.db.join.chunksDone()).size });
 
     // 2. The pivot's body (the tip must be a stored block), then its state, chunk by chunk.
     // Every peer known by now whose chain reaches the pivot (more statuses came in during the headers).
@@ -106,7 +106,7 @@ export class SnapshotJoin {
 
     // 3. Install, and the chain takes the pivot as its tip.
     const pivotRecord = encodeIndexRecord({ ...decodeIndexRecord(staged0.record), status: HAVE_DATA });
-    await chain.adoptSnapshot(() => chain.db.join.install(pivotRecord));
+    await chain.adoptSnapshot(() => chain.db.join.install(pivotRecord, (step) => this.o.log('debug', 'snapshot installing', { step })));
     this.o.log('info', 'snapshot installed', { height: chain.tip.height, hash: chain.tip.hashHex });
     return 'joined';
   }
@@ -171,6 +171,7 @@ export class SnapshotJoin {
             const leaves = verifyChunk(header.stateRoot, position, answer.entries, answer.proof);
             await chain.db.join.putChunk(position, leaves);
             verified++;
+            this.o.log('debug', 'snapshot chunk', { peer, depth: positionDepth(position), accounts: leaves.length });
           }
         } catch (err) {
           todo.unshift(position);
