@@ -56,12 +56,14 @@ export class SnapshotJoinStore {
 
   /**
    * Starts (or goes on with) a join at the pivot `height`/`hash`; the state a join at another
-   * pivot fetched is dropped (the headers just staged stay: they are this join's).
+   * pivot fetched is dropped, and its pivot block (the headers just staged stay: they are this
+   * join's).
    */
   async begin(height: number, hash: Uint8Array): Promise<void> {
     const current = await this.state();
     if (current && current.height === height && bytesEqual(current.hash, hash)) return;
-    await this.kv.write([{ type: 'del', key: layout.join }]);
+    // The old pivot's body goes too: below the new pivot it would be a body below the pruning mark.
+    await this.kv.write([{ type: 'del', key: layout.join }, ...(current ? [{ type: 'del' as const, key: layout.block(current.hash) }] : [])]);
     await this.kv.clear(layout.joinEntries);
     await this.kv.clear(layout.joinChunks);
     await this.kv.write([{ type: 'put', key: layout.join, value: encodeState(height, hash, 0) }]);

@@ -71,7 +71,7 @@ export class World {
   readonly net: SimNetwork;
   readonly nodes: SimNode[];
   private readonly trace: Hash = createHash('sha256');
-  readonly counts = { blocks: 0, txs: 0, reorgs: 0, faults: {} as Record<string, number> };
+  readonly counts = { blocks: 0, txs: 0, reorgs: 0, snapshotJoins: 0, faults: {} as Record<string, number> };
   private readonly observers: WorldObserver[] = [];
   private miningUntil: number;
   /** Errors thrown from node code (rejections nobody handled): a node must never throw. */
@@ -147,6 +147,11 @@ export class World {
       if (e.disconnected.length === 0) return;
       this.counts.reorgs++;
       this.record(`${sim.id} reorg -${e.disconnected.length} +${e.connected.length}`);
+    });
+    node.on('log', (_level, message, fields) => {
+      if (message !== 'snapshot installed') return;
+      this.counts.snapshotJoins++;
+      this.record(`${sim.id} snapshot ${String(fields?.height)}`);
     });
     for (const o of this.observers) o.onNode?.(sim, node);
   }
