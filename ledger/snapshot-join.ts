@@ -77,21 +77,34 @@ export class SnapshotJoinStore {
     await this.kv.clear(layout.range('W'));
   }
 
+  /** Forgets the headers staged so far (a join's header sync starts from genesis each time). */
+  async clearHeaders(): Promise<void> {
+    await this.kv.clear(layout.joinHeaders(0, 2 ** 32));
+  }
+
+  /**
+   * A batch of checked headers of consecutive heights, as one record (a sync's batch is 2,000):
+   * `W H first height` → record length u16 ‖ (hash ‖ index record) each. Cheap to write and to
+   * clear, however long the chain.
+   */
   async stageHeaders(headers: readonly StagedHeader[]): Promise<void> {
-    await this.kv.write(
-      headers.map((h) => ({ type: 'put', key: layout.joinHeader(h.height), value: new Writer(32 + h.record.length).bytes(h.hash, 32).bytes(h.record).finish() })),
-    );
+    if (headers.length === 0) return;
+    const size = headers[0]!.record.length;
+    const w = new Writer(2 + headers.length * (32 + size)).u8(size >>> 8).u8(size & 0xff);
+    headers.forEach((h, i) => {
+      if (h.height !== headers[0]!.height + i || h.record.length !== size) throw new RangeError('staged headers must be consecutive, their records of one size');
+      w.bytes(h.hash, 32).bytes(h.record);
+    });
+    await this.kv.write([{ type: 'put', key: layout.joinHeader(headers[0]!.height), value: w.finish() }]);
   }
 
   /** A staged header's record (the pivot's, for its state root). */
   async stagedRecord(height: number): Promise<{ hash: Uint8Array; record: Uint8Array } | undefined> {
-    const bytes = await this.kv.get(layout.joinHeader(height));
-    return bytes && { hash: plainBytes(bytes.subarray(0, 32)), record: plainBytes(bytes.subarray(32)) };
-  }
-
-  /** Drops staged headers from `height` on (above the pivot chosen once the chain's length was known). */
-  async dropHeadersFrom(height: number): Promise<void> {
-    await this.kv.clear(layout.joinHeaders(height, 2 ** 32));
+    for await (const [key, value] of this.kv.iterate({ ...layout.joinHeaders(0, height + 1), reverse: true }, 1)) {
+      const entry = stagedEntries(key, value).find((e) => e.height === height);
+      return entry && { hash: plainBytes(entry.hash), record: plainBytes(entry.record) };
+    }
+    return undefined;
   }
 
   /** The chunk positions verified so far. */
@@ -167,12 +180,17 @@ export class SnapshotJoinStore {
     if (!bytesEqual(root, header.stateRoot)) throw new StoreError('STORE_CORRUPT', `the snapshot's accounts hash to ${toHex(root)}, not the pivot's state root ${toHex(header.stateRoot)}`);
     onProgress?.('headers');
     // 3. The headers up to the pivot, as index records and the height index of the main chain.
-    for await (const [key, value] of this.kv.iterate(layout.joinHeaders(1, height))) {
-      const h = ((key[2]! << 24) | (key[3]! << 16) | (key[4]! << 8) | key[5]!) >>> 0;
-      const blockHash = value.subarray(0, 32);
-      ops.push({ type: 'put', key: layout.index(h, blockHash), value: value.subarray(32) }, { type: 'put', key: layout.height(h), value: blockHash });
+    let next = 1;
+    for await (const [key, value] of this.kv.iterate(layout.joinHeaders(1, height + 1))) {
+      for (const e of stagedEntries(key, value)) {
+        if (e.height !== next) throw new StoreError('STORE_CORRUPT', `the snapshot sync's staged headers skip from ${next} to ${e.height}`);
+        if (e.height < height) ops.push({ type: 'put', key: layout.index(e.height, e.hash), value: e.record }, { type: 'put', key: layout.height(e.height), value: e.hash });
+        if (++next > height) break;
+      }
       if (ops.length >= BATCH) await flush();
+      if (next > height) break;
     }
+    if (next <= height) throw new StoreError('STORE_CORRUPT', `the snapshot sync's staged headers end at ${next - 1}, below the pivot ${height}`);
     ops.push({ type: 'put', key: layout.index(height, hash), value: pivotRecord }, { type: 'put', key: layout.height(height), value: hash });
     await flush();
     // 4. The tip moves to the pivot; history below it is absent, as on a pruned node.
@@ -185,6 +203,17 @@ export class SnapshotJoinStore {
     await this.kv.clear(layout.range('W'));
     onProgress?.('done');
   }
+}
+
+/** The headers of one staged batch, as views into its value. */
+function stagedEntries(key: Uint8Array, value: Uint8Array): { height: number; hash: Uint8Array; record: Uint8Array }[] {
+  const first = ((key[2]! << 24) | (key[3]! << 16) | (key[4]! << 8) | key[5]!) >>> 0;
+  const size = (value[0]! << 8) | value[1]!;
+  const out: { height: number; hash: Uint8Array; record: Uint8Array }[] = [];
+  for (let at = 2, i = 0; at + 32 + size <= value.length; at += 32 + size, i++) {
+    out.push({ height: first + i, hash: value.subarray(at, at + 32), record: value.subarray(at + 32, at + 32 + size) });
+  }
+  return out;
 }
 
 function encodeState(height: number, hash: Uint8Array, phase: number, pivotRecord?: Uint8Array): Uint8Array {

@@ -206,7 +206,14 @@ export class CairnNode extends EventEmitter<NodeEvents> {
       log: (level, message, fields) => this.emit('log', level, message, fields),
     });
     if (p.serveSnapshots !== false) {
-      this.snapshots = new SnapshotKeeper({ chain: this.chain, env: this.env, interval: p.snapshotInterval ?? DEFAULT_SNAPSHOT_INTERVAL, log: (level, message, fields) => this.emit('log', level, message, fields) });
+      this.snapshots = new SnapshotKeeper({
+        chain: this.chain,
+        env: this.env,
+        interval: p.snapshotInterval ?? DEFAULT_SNAPSHOT_INTERVAL,
+        busy: () => this.sync.syncing,
+        log: (level, message, fields) => this.emit('log', level, message, fields),
+      });
+      this.sync.on('idle', () => this.snapshots?.schedule());
     }
     if (p.mempoolStore) {
       const restored = await p.mempoolStore.load(this.mempool, this.clock());

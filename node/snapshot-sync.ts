@@ -81,6 +81,7 @@ export class SnapshotJoin {
       if (keep.length > 0) await chain.db.join.stageHeaders(keep);
     };
     let found;
+    await chain.db.join.clearHeaders();
     try {
       found = await fetchHeaderChain({ request: this.o.request, names: this.o.names, chain, clock: this.o.clock, onProgress: this.o.onHeaders, onChecked: staged }, best.peer, best.status);
     } finally {
@@ -95,14 +96,16 @@ export class SnapshotJoin {
     if (!staged0) return 'later';
     const pivotHeader = decodeIndexRecord(staged0.record).header;
     await chain.db.join.begin(pivot, pivotHeader.hash);
-    await chain.db.join.dropHeadersFrom(pivot + 1);
     this.o.log('info', 'snapshot sync', { pivot, hash: toHex(pivotHeader.hash), tip: check.tipHeight, chunksDone: (await chain.db.join.chunksDone()).size });
 
     // 2. The pivot's body (the tip must be a stored block), then its state, chunk by chunk.
     // Every peer known by now whose chain reaches the pivot (more statuses came in during the headers).
     const providers = this.o.candidates().filter((c) => c.status.height >= pivot && !this.o.peers.isBanned(c.peer)).map((c) => c.peer);
     if (!(await chain.db.hasBlock(pivotHeader.hash)) && !(await this.fetchPivotBlock(pivotHeader, providers))) return 'later';
-    if (!(await this.fetchState(pivot, pivotHeader, providers))) return 'later';
+    if (!(await this.fetchState(pivot, pivotHeader, providers))) {
+      this.o.log('warn', `snapshot sync: no peer left that serves the state at ${pivot}; asking again at the next status`, { providers: providers.length });
+      return 'later';
+    }
 
     // 3. Install, and the chain takes the pivot as its tip.
     const pivotRecord = encodeIndexRecord({ ...decodeIndexRecord(staged0.record), status: HAVE_DATA });

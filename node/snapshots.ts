@@ -38,6 +38,11 @@ export interface SnapshotKeeperOptions {
   readonly chain: Chain;
   readonly env: Env;
   readonly interval: number;
+  /**
+   * While this says so (the node is catching up), no copy is made: the tip is about to move far,
+   * and a copy costs O(accounts). The owner calls `schedule()` when it is done.
+   */
+  readonly busy?: () => boolean;
   readonly log: (level: 'info' | 'warn' | 'debug', message: string, fields?: Record<string, unknown>) => void;
 }
 
@@ -54,6 +59,8 @@ export class SnapshotKeeper {
   private running: Promise<void> | undefined;
   private again = false;
   private stopped = false;
+  /** The heights last logged as kept. */
+  private told = '';
   private readonly onTip = () => this.schedule();
 
   constructor(o: SnapshotKeeperOptions) {
@@ -77,7 +84,7 @@ export class SnapshotKeeper {
   }
 
   schedule(): void {
-    if (this.stopped) return;
+    if (this.stopped || this.o.busy?.()) return;
     if (this.running) {
       this.again = true;
       return;
@@ -113,6 +120,9 @@ export class SnapshotKeeper {
       const made = await this.make(height);
       if (made) this.o.log('info', 'snapshot made', { height, accounts: made });
     }
+    const kept = (await snapshots.list()).map((s) => s.height);
+    if (kept.join() !== this.told) this.o.log('info', 'snapshots kept', { heights: kept });
+    this.told = kept.join();
   }
 
   private async make(height: number): Promise<number | undefined> {
