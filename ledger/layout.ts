@@ -34,7 +34,8 @@
  *   Q height(u32 BE) 'N' depth ‖ bits → node           its tree nodes down to depth 16 (chunk proofs)
  *   M "join"           → height u32 ‖ hash(32) ‖ phase u8   a snapshot sync in progress (ledger/snapshot-join.ts):
  *                                                      phase 0 fetching, 1 installing
- *   W 'H' height(u32 BE) → hash(32) ‖ index record    the join's checked headers up to its pivot
+ *   W 'H' height(u32 BE) → size u16 ‖ (hash(32) ‖ index record) × n
+ *                                                      the join's checked headers, a batch from this height
  *   W 'E' key(32)      → address(20) ‖ account          the join's verified chunk accounts
  *   W 'C' depth ‖ bits → (empty)                       the chunks verified, each with its accounts
  *
