@@ -9,6 +9,7 @@ import { createWriteStream, existsSync, readFileSync, rmSync, writeFileSync } fr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { createInterface } from 'node:readline';
 import { parseGenesis } from '../ledger/genesis.ts';
 import { ChainDB } from '../ledger/chaindb.ts';
 import { MemoryDisk } from '../ledger/kv-memory.ts';
@@ -41,10 +42,13 @@ async function formatKey(): Promise<string> {
   return h.digest('hex').slice(0, 12);
 }
 
-/** A generated chain of `blocks` empty blocks, from the cache or made now (and the rate it was made at, then). */
-async function cachedChain(ctx: SuiteContext, blocks: number): Promise<{ datadir: string; generatedPerSec?: number }> {
+/**
+ * A generated chain of `blocks` empty blocks (and `accounts` funded accounts in its genesis), from
+ * the cache or made now (and the rate it was made at, then).
+ */
+async function cachedChain(ctx: SuiteContext, blocks: number, accounts = 0): Promise<{ datadir: string; generatedPerSec?: number }> {
   const key = await formatKey();
-  const datadir = join(CACHE, `${blocks}-blocks-${key}`);
+  const datadir = join(CACHE, `${blocks}-blocks-${accounts > 0 ? `${accounts}-accounts-` : ''}${key}`);
   const done = `${datadir}.complete`;
   if (existsSync(done)) {
     ctx.log(`long-chain: reusing the ${blocks}-block chain in ${datadir}`);
@@ -52,7 +56,7 @@ async function cachedChain(ctx: SuiteContext, blocks: number): Promise<{ datadir
   }
   rmSync(datadir, { recursive: true, force: true }); // what an interrupted run left
   ctx.log(`long-chain: generating ${blocks} blocks into ${datadir} (cached for later runs)`);
-  const made = await generateDatadir({ datadir, blocks, onProgress: (h) => ctx.log(`long-chain: generated ${h} of ${blocks}`) });
+  const made = await generateDatadir({ datadir, blocks, accounts, onProgress: (h) => ctx.log(`long-chain: generated ${h} of ${blocks}`) });
   writeFileSync(done, JSON.stringify({ blocks, seconds: made.seconds }));
   return { datadir, generatedPerSec: blocks / made.seconds };
 }
@@ -74,7 +78,7 @@ interface OpenRun {
  * memory settings) and times it from spawn to the first `status` answered over RPC; the RSS is
  * read at that moment. The node keeps running for the caller to use or stop.
  */
-async function openNode(ctx: SuiteContext, datadir: string, logName: string): Promise<OpenRun> {
+async function openNode(ctx: SuiteContext, datadir: string, logName: string, onLog?: (entry: Record<string, unknown>) => void): Promise<OpenRun> {
   rmSync(join(datadir, 'rpc.json'), { force: true });
   const args = [CAIRN_BIN, 'node', '--datadir', datadir, '--p2p-host', '127.0.0.1', '--p2p-port', '0', '--rpc-port', '0', '--no-mdns', '--log-level', 'info'];
   const { UV_THREADPOOL_SIZE: _benchOnly, ...env } = process.env;
@@ -84,6 +88,15 @@ async function openNode(ctx: SuiteContext, datadir: string, logName: string): Pr
   const log = createWriteStream(join(ctx.tempDir('cairn-bench-long-').path, `${logName}.log`));
   child.stdout!.pipe(log);
   child.stderr!.pipe(log);
+  if (onLog) {
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      try {
+        onLog(JSON.parse(line) as Record<string, unknown>);
+      } catch {
+        // not a JSON line
+      }
+    });
+  }
   for (;;) {
     if (exited(child)) throw new Error(`the node on ${datadir} exited (${child.exitCode ?? child.signalCode})`);
     try {
@@ -153,14 +166,76 @@ async function headerSyncRuns(ctx: SuiteContext, blocks: number, datadir: string
   return rates;
 }
 
+/** Funded accounts in the genesis of the chain a snapshot-syncing node joins (the issue's figure). */
+const SNAPSHOT_ACCOUNTS = 100_000;
+const SNAPSHOT_SYNC_TIMEOUT_MS = 600_000;
+
+/**
+ * A fresh node (in this process, real libp2p and LevelDB, `snapshotSync` on) joins a `cairn node`
+ * serving the chain with SNAPSHOT_ACCOUNTS accounts, once that node has made its snapshot at the
+ * pivot (it makes it when it opens, from its tip and undo records: not timed). Timed from the
+ * joiner's start until its tip is the server's: every header checked, the state at the pivot
+ * (the highest multiple of 10,000 at least 10,000 below the tip) fetched in chunks and checked
+ * against the pivot's state root, installed, and the blocks after the pivot executed. The phases
+ * are in the log.
+ */
+async function snapshotSyncRuns(ctx: SuiteContext, blocks: number, datadir: string, runs: number): Promise<{ ms: number[]; phases: string[] }> {
+  const params = parseGenesis(readFileSync(join(datadir, 'genesis.json'), 'utf8'));
+  const pivot = Math.floor((blocks - 10_000) / 10_000) * 10_000;
+  let madeAt: () => void = () => {};
+  const made = new Promise<void>((resolve) => (madeAt = resolve));
+  const server = await openNode(ctx, datadir, `snapshot-serve-${blocks}`, (e) => e.msg === 'snapshots kept' && (e.heights as number[]).includes(pivot) && madeAt());
+  const ms: number[] = [];
+  const phases: string[] = [];
+  try {
+    const waited = performance.now();
+    await made;
+    ctx.log(`long-chain: the server made its snapshot at ${pivot} ${((performance.now() - waited) / 1000).toFixed(1)} s after it answered status`);
+    const listen = (await server.client.call('status', {})).listen.filter((a) => a.includes('/127.0.0.1/'));
+    for (let i = 0; i < runs; i++) {
+      const node = createNode({ datadir: ctx.tempDir('cairn-bench-snapshot-').path, params, listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: listen, mdns: false, snapshotSync: true });
+      const started = performance.now();
+      const marks: string[] = [];
+      node.on('log', (_level, message) => {
+        if (message === 'snapshot sync' || message === 'snapshot installed') marks.push(`${message} at ${((performance.now() - started) / 1000).toFixed(1)} s`);
+      });
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        await node.start();
+        const caughtUp = new Promise<void>((resolve) => {
+          const check = () => node.chain.tip.height >= blocks && resolve();
+          node.chain.on('tip', check);
+          check();
+        });
+        const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`snapshot sync reached ${node.chain.tip.height} of ${blocks} in ${SNAPSHOT_SYNC_TIMEOUT_MS} ms`)), SNAPSHOT_SYNC_TIMEOUT_MS)));
+        await Promise.race([caughtUp, timeout]);
+        const took = performance.now() - started;
+        if (node.db.history.stateBase !== pivot) throw new Error(`the node's state began at ${node.db.history.stateBase}, not the pivot ${pivot}`);
+        ms.push(took);
+        phases.push(marks.join(', '));
+        ctx.log(`long-chain: snapshot sync to ${blocks} in ${(took / 1000).toFixed(1)} s (${marks.join(', ')})`);
+      } finally {
+        clearTimeout(timer);
+        await node.stop();
+      }
+    }
+  } finally {
+    await stopProcess(server.child);
+  }
+  return { ms, phases };
+}
+
 export const longChainSuite: Suite = {
   name: 'long-chain',
-  description: 'nodes on generated chains of 1M and 10M blocks: open time, RSS, header sync (issue #18)',
+  description: 'nodes on generated chains of 1M and 10M blocks: open time, RSS, header sync, snapshot sync (issue #18)',
   onlyWhenNamed: true,
   async run(ctx) {
     const sizes = ctx.quick ? [100_000, 1_000_000] : [1_000_000, 10_000_000];
     const metrics: Metric[] = [];
-    for (const blocks of sizes) {
+    const syncSize = sizes[sizes.length - 2]!;
+    // CAIRN_LONG_CHAIN_PARTS=snapshot: only the snapshot sync (its chain is one of its own).
+    const only = process.env.CAIRN_LONG_CHAIN_PARTS;
+    for (const blocks of only === 'snapshot' ? [] : sizes) {
       const { datadir, generatedPerSec } = await cachedChain(ctx, blocks);
       const tag = blocks >= 1_000_000 ? `${blocks / 1_000_000}M` : `${blocks / 1000}k`;
       if (generatedPerSec !== undefined) metrics.push(metric({ key: `generatePerSec${tag}`, label: `cairn generate, ${tag} empty blocks`, unit: 'block/s', runs: [generatedPerSec], target: atLeast(20_000), note: 'once, when the chain was not cached yet' }));
@@ -169,10 +244,23 @@ export const longChainSuite: Suite = {
       metrics.push(metric({ key: `openMs${tag}`, label: `cairn node on ${tag} blocks: start to status over RPC`, unit: 'ms', runs: open.ms, ...(big ? { target: below(3000) } : {}) }));
       metrics.push(metric({ key: `openRssMb${tag}`, label: `cairn node on ${tag} blocks: RSS when status answers`, unit: 'MB', runs: open.rss, ...(big ? { target: below(250) } : {}) }));
     }
-    const syncSize = sizes[sizes.length - 2]!;
-    const { datadir } = await cachedChain(ctx, syncSize);
-    const rates = await headerSyncRuns(ctx, syncSize, datadir, Math.min(ctx.runs, 3));
-    metrics.push(metric({ key: 'headerSyncPerSec', label: `header sync of ${syncSize} headers from one peer over libp2p`, unit: 'header/s', runs: rates, target: atLeast(50_000) }));
+    if (only !== 'snapshot') {
+      const { datadir } = await cachedChain(ctx, syncSize);
+      const rates = await headerSyncRuns(ctx, syncSize, datadir, Math.min(ctx.runs, 3));
+      metrics.push(metric({ key: 'headerSyncPerSec', label: `header sync of ${syncSize} headers from one peer over libp2p`, unit: 'header/s', runs: rates, target: atLeast(50_000) }));
+    }
+    const funded = await cachedChain(ctx, syncSize, SNAPSHOT_ACCOUNTS);
+    const snap = await snapshotSyncRuns(ctx, syncSize, funded.datadir, Math.min(ctx.runs, 3));
+    metrics.push(
+      metric({
+        key: 'snapshotSyncMs',
+        label: `snapshot sync: a fresh node joins ${syncSize} blocks with ${SNAPSHOT_ACCOUNTS} funded accounts from one peer`,
+        unit: 'ms',
+        runs: snap.ms,
+        target: below(60_000),
+        note: snap.phases[0],
+      }),
+    );
     return metrics;
   },
 };

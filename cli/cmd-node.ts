@@ -68,9 +68,14 @@ export async function nodeCommand(argv: string[], out: Out): Promise<void> {
     'metrics-port': { type: 'string' },
     'log-level': { type: 'string' },
     'prune-keep': { type: 'string' },
+    'snapshot-sync': { type: 'boolean' },
+    'snapshot-interval': { type: 'string' },
+    'reorg-depth': { type: 'string' },
   });
   if (values.help) return out.help(HELP.node);
-  const pruneKeep = count(values, 'prune-keep', DEFAULT_REORG_DEPTH, 0xffffffff);
+  const reorgDepth = count(values, 'reorg-depth', 1, 0xffffffff);
+  const pruneKeep = count(values, 'prune-keep', reorgDepth ?? DEFAULT_REORG_DEPTH, 0xffffffff);
+  const snapshotInterval = count(values, 'snapshot-interval', 1, 0xffffffff);
   const level = str(values, 'log-level') ?? 'info';
   if (!isLogLevel(level)) throw new UsageError(`--log-level must be one of fatal, error, warn, info, debug, trace, silent`);
   const datadir = str(values, 'datadir') ?? DEFAULT_DATADIR;
@@ -116,6 +121,9 @@ export async function nodeCommand(argv: string[], out: Out): Promise<void> {
     mine: coinbase ? { coinbase, threads } : undefined,
     rpc: { port: rpcPort },
     pruneKeep,
+    reorgDepth,
+    snapshotSync: values['snapshot-sync'] === true,
+    snapshotInterval,
     noPeersWarningMs,
     connectionLimits,
     http,
@@ -249,6 +257,7 @@ Examples:
                   [--bootstrap MULTIADDR]... [--mine] [--coinbase ADDRESS] [--threads N]
                   [--keystore DIR] [--password-file F] [--no-mdns] [--metrics-port N] [--log-level L]
                   [--prune-keep N] [--max-inbound-per-ip N] [--max-inbound-per-subnet N]
+                  [--snapshot-sync] [--snapshot-interval N] [--reorg-depth N]
 
 Runs a validating node (initialising DIR, default ./data, when empty). P2P on port 7370 of all
 interfaces, JSON-RPC on 127.0.0.1:7371 (0 picks a free port; the endpoint and token are written
@@ -272,6 +281,13 @@ counted. Bans cover the peer's IP too and are kept in DIR/bans.json until they e
 deepest reorganisation a node follows) and deletes older ones in the background; headers, the
 state, its tree and the address index stay, the node still validates every new block, and it
 tells peers what it no longer has. Its RPC and REST answer "pruned" for a body it deleted.
+
+--snapshot-sync joins a long chain without executing its history: a node at genesis checks the
+best peer's headers, takes the state at the highest snapshot height (a multiple of 10,000) at least
+10,000 blocks below their tip from its peers in chunks, each checked against that block's state
+root, then executes the blocks after it. It has no history below that block, as a pruned node.
+Every node keeps and serves the snapshots joining nodes pick. --snapshot-interval and --reorg-depth
+change those two numbers, for test networks (every node of a network must use the same).
 
 Environment (a flag wins over its variable): CAIRN_P2P_PORT, CAIRN_RPC_PORT, CAIRN_HTTP_PORT, CAIRN_P2P_HOST, and
 CAIRN_MDNS=off for --no-mdns. CAIRN_PASSWORD is the coinbase key's password (see cairn keys --help).

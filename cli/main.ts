@@ -20,6 +20,7 @@ const COMMANDS: Record<string, Command> = {
   },
   devnet: async (argv, out) => (await import('./cmd-node.ts')).devnetCommand(argv, out),
   generate: async (argv, out) => (await import('./cmd-generate.ts')).generateCommand(argv, out),
+  snapshot: async (argv, out) => (await import('./cmd-snapshot.ts')).snapshotCommand(argv, out),
   light: async (argv, out) => (await import('./cmd-light.ts')).lightCommand(argv, out),
   stop: stopCommand,
   keys: keysCommand,
@@ -44,6 +45,7 @@ Run a node:
   stop      stop a running node cleanly
   devnet    run several local nodes wired together
   generate  mine a long chain of valid blocks into a new datadir (tests, benchmarks)
+  snapshot  export | import the state at one block, checked against its header (a fast start)
 
 Keys and transactions:
   keys      new | list | import | export keys in an encrypted keystore

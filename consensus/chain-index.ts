@@ -45,6 +45,8 @@ export class ChainIndex {
   private anchor: number | undefined;
   /** The next arrival number (BlockIndexEntry.seq). */
   nextSeq = 1;
+  /** The block the stored state began from (a snapshot sync's pivot): nothing below it can be undone. */
+  private stateBase = 0;
 
   private constructor(reorgDepth: number, window: number) {
     if (!Number.isSafeInteger(reorgDepth) || reorgDepth < 1) throw new RangeError(`reorg depth ${reorgDepth}`);
@@ -62,6 +64,7 @@ export class ChainIndex {
    */
   static async load(db: ChainDB, reorgDepth: number, window: number): Promise<ChainIndex> {
     const index = new ChainIndex(reorgDepth, window);
+    index.stateBase = db.history.stateBase;
     const tip = await db.storedTip();
     const lowest = Math.max(0, tip.height - reorgDepth - MEDIAN_SPAN);
     let from = index.desiredBottom(tip.height);
@@ -120,9 +123,12 @@ export class ChainIndex {
     return Math.max(0, tipHeight - this.window - MEDIAN_SPAN);
   }
 
-  /** The lowest height a fork point may have: a block whose parent is lower is refused. */
+  /**
+   * The lowest height a fork point may have: a block whose parent is lower is refused. Never
+   * below a snapshot sync's pivot, which has no undo data.
+   */
   get forkFloor(): number {
-    return Math.max(0, this.tip.height - this.reorgDepth);
+    return Math.max(0, this.tip.height - this.reorgDepth, this.stateBase);
   }
 
   /** The lowest main-chain height in memory. */

@@ -59,7 +59,8 @@ export class Chain extends EventEmitter<ChainEvents> {
   private readonly signatures: SignatureChecker | undefined;
   private readonly stopwatch: (() => number) | undefined;
   /** The recent window of the main chain and the side branches off it; older blocks are in the store. */
-  private readonly index: ChainIndex;
+  private index: ChainIndex;
+  private readonly options: ChainOptions;
   /** Valid entries with their block at hand that could be the best tip; all others have less work or a better child. */
   private readonly candidates = new Set<BlockIndexEntry>();
   readonly orphans: OrphanPool;
@@ -81,6 +82,7 @@ export class Chain extends EventEmitter<ChainEvents> {
     this.stopwatch = options.stopwatch;
     this.orphans = new OrphanPool(options.orphanLimits);
     this.index = index;
+    this.options = options;
     this.byHeight = new ChainByHeight(this, db);
   }
 
@@ -169,6 +171,24 @@ export class Chain extends EventEmitter<ChainEvents> {
   /** Runs `read` between two imports, so it sees one consistent chain state throughout. */
   withImportsPaused<T>(read: () => Promise<T>): Promise<T> {
     return this.lock.run(read);
+  }
+
+  /**
+   * Runs a snapshot sync's `install` (ledger/snapshot-join.ts), which replaces the state and tip
+   * of a chain still at genesis in the store (node/snapshot-sync.ts), then takes them as they are:
+   * the store's memory and the index window are read again, and fork choice starts from the
+   * snapshot's block. Between imports.
+   */
+  adoptSnapshot(install: () => Promise<void>): Promise<void> {
+    return this.lock.run(async () => {
+      if (this.tip.height !== 0) throw new Error('a snapshot is adopted only by a chain at genesis');
+      await this.db.flushed();
+      await install();
+      await this.db.reload();
+      this.index = await ChainIndex.load(this.db, this.index.reorgDepth, this.options.window ?? DEFAULT_WINDOW);
+      this.candidates.clear();
+      this.candidates.add(this.index.tip);
+    });
   }
 
   /** Resolves once every block handed in so far has been processed. */

@@ -11,6 +11,8 @@ import type { TreeNodeReader, TreeUpdate } from './smt.ts';
 import { TopNodes, TreeStore } from './tree-store.ts';
 import { updateTree } from './smt-update.ts';
 import { ChainHistory } from './history.ts';
+import { SnapshotJoinStore } from './snapshot-join.ts';
+import { SnapshotStore } from './snapshot-store.ts';
 
 export interface ChainTip {
   readonly hash: Uint8Array;
@@ -62,11 +64,15 @@ export class ChainDB implements AccountSource, TreeNodeReader {
    */
   private readonly accountCacheSize = 32_768;
   /** The state tree's nodes: its top in memory, the rest in the store (ledger/tree-store.ts). */
-  private readonly tree: TreeStore;
+  private tree: TreeStore;
   private readonly writes: CommitQueue;
   private readonly indexers: readonly BlockIndexer[];
   /** Reads by height deep in the chain, a sync's scratch, pruning. */
   readonly history: ChainHistory;
+  /** Copies of the state at snapshot heights, served to joining nodes. */
+  readonly snapshots: SnapshotStore;
+  /** A snapshot sync of this store's own: what it fetched, and its install. */
+  readonly join: SnapshotJoinStore;
 
   private constructor(kv: KvStore, params: ChainParams, genesis: Block, schedule: FlushScheduler | undefined, indexers: readonly BlockIndexer[], top: TopNodes) {
     this.kv = kv;
@@ -82,6 +88,24 @@ export class ChainDB implements AccountSource, TreeNodeReader {
       schedule,
     );
     this.history = new ChainHistory(kv, () => this.writes.flushed());
+    this.snapshots = new SnapshotStore(kv);
+    this.join = new SnapshotJoinStore(kv);
+  }
+
+  /**
+   * Re-reads what is kept in memory of the stored state, after a snapshot sync replaced it
+   * underneath (the queue is empty: the join ran between imports).
+   */
+  async reload(): Promise<void> {
+    await this.writes.flushed();
+    this.accountCache.clear();
+    this.tree = new TreeStore(this.kv, await TreeStore.loadTop(this.kv), (id) => this.writes.node(id));
+    await this.history.load();
+    const tip = await this.storedTip();
+    const tipBlock = await this.getBlock(tip.hash);
+    if (!tipBlock || !bytesEqual(await this.stateRoot(), tipBlock.header.stateRoot)) {
+      throw new StoreError('STORE_CORRUPT', `the stored state tree's root is not the state root of the tip ${toHex(tip.hash)}`);
+    }
   }
 
   /** Resolves once every write so far is committed to the store. */
@@ -114,6 +138,9 @@ export class ChainDB implements AccountSource, TreeNodeReader {
           `this store holds the network "${name}" (genesis ${toHex(stored)}), not "${params.name}" (genesis ${toHex(genesis.header.hash)})`,
         );
       }
+      // A snapshot sync's install that a kill interrupted is finished before the state is read.
+      await new SnapshotJoinStore(kv).resumeInstall();
+      await new SnapshotStore(kv).clearIncomplete();
       const db = new ChainDB(kv, params, genesis, options.scheduleFlush, options.indexers ?? [], await TreeStore.loadTop(kv));
       await db.history.load();
       const tip = await db.storedTip();
@@ -303,6 +330,19 @@ export class ChainDB implements AccountSource, TreeNodeReader {
     for await (const [key, value] of this.kv.iterate(layout.range('A'))) {
       yield { address: plainBytes(key.subarray(1)), account: decodeAccount(value) };
     }
+  }
+
+  /**
+   * Every account at the tip as committed now, read from one snapshot of the store however long
+   * the reading goes on: the caller holds imports still until this resolves, then lets them run.
+   */
+  async pinnedAccounts(): Promise<AsyncIterable<{ address: Uint8Array; account: Account }>> {
+    await this.writes.flushed();
+    const it = this.kv.iterate(layout.range('A'))[Symbol.asyncIterator]();
+    const first = await it.next(); // the store's iterator, and its snapshot, are made here
+    return (async function* () {
+      for (let r = first; !r.done; r = await it.next()) yield { address: plainBytes(r.value[0].subarray(1)), account: decodeAccount(r.value[1]) };
+    })();
   }
 
   /** Stores a block that is not (yet) on the main chain, with consensus's index record for it in the same batch. */

@@ -20,6 +20,7 @@ export class ChainHistory {
   private readonly kv: KvStore;
   private readonly flushed: () => Promise<void>;
   private pruned = 0;
+  private base = 0;
   /** The scratch chunk last written: a sync writes each chunk in several steps, in order. */
   private lastPending: { chunk: number; value: Uint8Array } | undefined;
 
@@ -32,6 +33,16 @@ export class ChainHistory {
   async load(): Promise<void> {
     const bytes = await this.kv.get(layout.pruned);
     this.pruned = bytes ? new Reader(bytes).u32('pruned height') : 0;
+    const base = await this.kv.get(layout.stateBase);
+    this.base = base ? new Reader(base).u32('state base height') : 0;
+  }
+
+  /**
+   * The main-chain block whose state this store began from (a snapshot sync's pivot), 0 for
+   * genesis: there is no undo data below it, so no fork may go below it.
+   */
+  get stateBase(): number {
+    return this.base;
   }
 
   /** Main-chain blocks 1 up to this height have no body (nor undo data, nor transaction index) here. */

@@ -106,18 +106,18 @@ export class MemoryKv implements KvStore {
     next.resolve();
   }
 
+  /** As of its first step, as a LevelDB iterator reads from a snapshot of the store taken then. */
   async *iterate(range: KeyRange, limit = Infinity): AsyncIterable<[Uint8Array, Uint8Array]> {
     this.checkOpen();
-    let yielded = 0;
     const keys = this.disk.keysIn(toHex(range.gte), toHex(range.lt));
     if (range.reverse) keys.reverse();
+    const entries: { key: Uint8Array; value: Uint8Array }[] = [];
     for (const k of keys) {
-      if (yielded >= limit) return;
+      if (entries.length >= limit) break;
       const entry = this.disk.entries.get(k);
-      if (!entry) continue;
-      yielded++;
-      yield [entry.key.slice(), entry.value.slice()];
+      if (entry) entries.push(entry);
     }
+    for (const entry of entries) yield [entry.key.slice(), entry.value.slice()];
   }
 
   async *keys(range: KeyRange): AsyncIterable<Uint8Array> {

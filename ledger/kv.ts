@@ -5,7 +5,9 @@
  *   - `write` is atomic: after a crash either every operation of a batch is there or none is;
  *   - a read that starts after `write` resolved sees the batch;
  *   - `iterate` yields keys in unsigned byte order (LevelDB's), within [gte, lt), or the reverse,
- *     at most `limit`;
+ *     at most `limit`, as the store was at its first step however long the reading takes (LevelDB
+ *     iterators read from an implicit snapshot: how a snapshot height's accounts are copied while
+ *     blocks connect);
  *   - `clear` deletes every key of a range; it need not be atomic (it is for scratch data).
  */
 export type BatchOp = { type: 'put'; key: Uint8Array; value: Uint8Array } | { type: 'del'; key: Uint8Array };

@@ -25,6 +25,19 @@
  *                                                       still wait for the background backfill (next = end: done)
  *   S depth(u8) ‖ bits → state tree node               the tree at the main-chain tip, by position:
  *                                                      the key's first `depth` bits in whole bytes
+ *   M "statebase"      → height (u32 BE)                the state began as a snapshot of this main-chain
+ *                                                      block (snapshot sync): no fork below it, no undo
+ *   q height(u32 BE)   → block hash ‖ state root ‖ accounts u64
+ *                                                      a complete snapshot served to joining nodes
+ *                                                      (ledger/snapshot-store.ts); written last
+ *   Q height(u32 BE) 'E' key(32) → address(20) ‖ account   that snapshot's accounts by state key
+ *   Q height(u32 BE) 'N' depth ‖ bits → node           its tree nodes down to depth 16 (chunk proofs)
+ *   M "join"           → height u32 ‖ hash(32) ‖ phase u8   a snapshot sync in progress (ledger/snapshot-join.ts):
+ *                                                      phase 0 fetching, 1 installing
+ *   W 'H' height(u32 BE) → size u16 ‖ (hash(32) ‖ index record) × n
+ *                                                      the join's checked headers, a batch from this height
+ *   W 'E' key(32)      → address(20) ‖ account          the join's verified chunk accounts
+ *   W 'C' depth ‖ bits → (empty)                       the chunks verified, each with its accounts
  *
  * Connecting a block writes its B (if new), H, U, T, every touched A, the tree nodes it changed (S)
  * and the tip in ONE batch; disconnecting deletes H, U, T, restores A and S and moves the tip back,
@@ -53,11 +66,52 @@ function u32(n: number): Uint8Array {
   return Uint8Array.of(n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff);
 }
 
+function idBytes(id: string): Uint8Array {
+  const out = new Uint8Array(id.length);
+  for (let i = 0; i < id.length; i++) out[i] = id.charCodeAt(i);
+  return out;
+}
+
+/** The keys `base ‖ k` for every 32-byte k whose first `depth` bits are `prefix`'s (the rest of `prefix` zero). */
+function keyRange(base: Uint8Array, prefix: Uint8Array, depth: number): { gte: Uint8Array; lt: Uint8Array } {
+  const gte = concat(base, prefix);
+  const end = prefix.slice();
+  // The first key past the range: the prefix plus one at its last bit, carried into the bytes before.
+  let byte = (depth - 1) >> 3;
+  let add = depth === 0 ? 0 : 0x80 >>> ((depth - 1) & 7);
+  while (depth > 0 && byte >= 0) {
+    const sum = end[byte]! + add;
+    end[byte] = sum & 0xff;
+    if (sum <= 0xff) return { gte, lt: concat(base, end) };
+    add = 1;
+    byte--;
+  }
+  const lt = base.slice();
+  lt[lt.length - 1]! += 1;
+  return { gte, lt };
+}
+
 export const layout = {
   genesis: key('M', enc.encode('genesis')),
   network: key('M', enc.encode('network')),
   tip: key('M', enc.encode('tip')),
   pruned: key('M', enc.encode('pruned')),
+  stateBase: key('M', enc.encode('statebase')),
+  join: key('M', enc.encode('join')),
+  snapshotInfo: (height: number) => key('q', u32(height)),
+  /** Every key of the snapshot at `height`. */
+  snapshotData: (height: number) => ({ gte: key('Q', u32(height)), lt: height >= 0xffffffff ? Uint8Array.of(0x52) : key('Q', u32(height + 1)) }),
+  snapshotEntry: (height: number, stateKey: Uint8Array) => concat(key('Q', u32(height)), concat(Uint8Array.of(0x45), stateKey)),
+  snapshotEntries: (height: number) => ({ gte: concat(key('Q', u32(height)), Uint8Array.of(0x45)), lt: concat(key('Q', u32(height)), Uint8Array.of(0x46)) }),
+  /** The snapshot's entries whose key starts with the first `depth` bits of `prefix`. */
+  snapshotRange: (height: number, prefix: Uint8Array, depth: number) => keyRange(concat(key('Q', u32(height)), Uint8Array.of(0x45)), prefix, depth),
+  snapshotNode: (height: number, id: string) => concat(key('Q', u32(height)), concat(Uint8Array.of(0x4e), idBytes(id))),
+  joinHeader: (height: number) => concat(Uint8Array.of(0x57, 0x48), u32(height)),
+  joinHeaders: (from: number, to: number) => ({ gte: concat(Uint8Array.of(0x57, 0x48), u32(from)), lt: to >= 2 ** 32 ? Uint8Array.of(0x57, 0x49) : concat(Uint8Array.of(0x57, 0x48), u32(to)) }),
+  joinEntry: (stateKey: Uint8Array) => concat(Uint8Array.of(0x57, 0x45), stateKey),
+  joinEntries: { gte: Uint8Array.of(0x57, 0x45), lt: Uint8Array.of(0x57, 0x46) },
+  joinChunk: (id: string) => concat(Uint8Array.of(0x57, 0x43), idBytes(id)),
+  joinChunks: { gte: Uint8Array.of(0x57, 0x43), lt: Uint8Array.of(0x57, 0x44) },
   block: (hash: Uint8Array) => key('B', hash),
   index: (height: number, hash: Uint8Array) => key('I', concat(u32(height), hash)),
   height: (height: number) => key('H', u32(height)),
@@ -83,7 +137,7 @@ export const layout = {
     return out;
   },
   /** Bounds that select every key with a prefix, for iterators. */
-  range: (prefix: 'A' | 'B' | 'I' | 'H' | 'U' | 'T' | 'P' | 'X' | 'S') => ({
+  range: (prefix: 'A' | 'B' | 'I' | 'H' | 'U' | 'T' | 'P' | 'X' | 'S' | 'Q' | 'q' | 'W') => ({
     gte: Uint8Array.of(prefix.charCodeAt(0)),
     lt: Uint8Array.of(prefix.charCodeAt(0) + 1),
   }),

@@ -54,6 +54,8 @@ export interface HeaderSyncOptions {
   readonly chain: Chain;
   readonly clock: () => number;
   readonly onProgress: (height: number) => void;
+  /** Each batch once checked, with the chain's total work before it (a snapshot sync keeps the headers). */
+  readonly onChecked?: (headers: readonly BlockHeader[], workBefore: bigint) => Promise<void>;
 }
 
 /**
@@ -87,8 +89,10 @@ export async function fetchHeaderChain(o: HeaderSyncOptions, peer: string, claim
   const fork = { height: forkHeight };
   const accept = async (headers: readonly BlockHeader[]) => {
     const from = check.tipHeight + 1;
+    const workBefore = check.totalWork;
     check.extend(headers); // throws ConsensusError with its ban score
     await chain.db.history.putPending(from, headers.map((h) => h.hash));
+    await o.onChecked?.(headers, workBefore);
     o.onProgress(check.tipHeight);
     if (check.tipHeight > claimed.height + MAX_HEADERS_PER_RESPONSE) throw new PeerFault('more headers than its status claimed', LIE);
   };

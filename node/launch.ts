@@ -59,6 +59,12 @@ export interface NodeConfig {
   readonly heapGrowth?: boolean;
   /** Keep the bodies of only this many blocks below the tip (node/pruner.ts); undefined keeps all. */
   readonly pruneKeep?: number;
+  /** The deepest reorganisation followed (default 10,000): a convention of the network, small on test networks. */
+  readonly reorgDepth?: number;
+  /** Join a long chain from a snapshot of its state (node/snapshot-sync.ts) when the datadir is at genesis. */
+  readonly snapshotSync?: boolean;
+  /** Snapshot heights are its multiples (default 10,000): a convention of the network. */
+  readonly snapshotInterval?: number;
 }
 
 /**
@@ -188,6 +194,9 @@ export function createNode(config: NodeConfig): CairnNode {
     banSeconds: config.banSeconds,
     statusIntervalMs: config.statusIntervalMs,
     pruneKeep: config.pruneKeep,
+    reorgDepth: config.reorgDepth,
+    snapshotSync: config.snapshotSync,
+    snapshotInterval: config.snapshotInterval,
     noPeersWarningMs: config.noPeersWarningMs,
     addressIndex: config.addressIndex ?? true,
     stopwatch: () => performance.now(),

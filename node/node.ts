@@ -23,6 +23,7 @@ import { TxSignatureVerifier, type SignatureVerifier } from './tx-signatures.ts'
 import type { ConnectionGate, ConnectionInfo, Transport } from './transport.ts';
 import { PeerBook } from './peer-book.ts';
 import { Pruner } from './pruner.ts';
+import { DEFAULT_SNAPSHOT_INTERVAL, SnapshotKeeper, serveSnapshots } from './snapshots.ts';
 
 /** Pending transactions kept across restarts (a file for real nodes). */
 export interface MempoolStore {
@@ -59,6 +60,12 @@ export interface NodeParts {
   readonly window?: number;
   /** Keep the bodies and undo data of only this many blocks below the tip (at least the reorg depth); undefined keeps all. */
   readonly pruneKeep?: number;
+  /** Snapshot heights are the multiples of this (DEFAULT_SNAPSHOT_INTERVAL unless given): a convention of the network. */
+  readonly snapshotInterval?: number;
+  /** A node at genesis joins by snapshot sync when the best chain is long enough (node/snapshot-sync.ts). */
+  readonly snapshotSync?: boolean;
+  /** Keep and serve copies of the state at snapshot heights (default on). */
+  readonly serveSnapshots?: boolean;
   readonly banSeconds?: number;
   /** How often to ask every peer for its status again (ms): how a node notices it fell behind. */
   readonly statusIntervalMs?: number;
@@ -117,6 +124,7 @@ export class CairnNode extends EventEmitter<NodeEvents> {
   txRelay!: TxRelay;
   signatures!: TxSignatureVerifier;
   pruner: Pruner | undefined;
+  snapshots: SnapshotKeeper | undefined;
   /** Connection slots, serving budgets, and what each peer gave and took. */
   guard!: NetworkGuard;
   /** Present when the node keeps the address index (NodeParts.addressIndex). */
@@ -194,7 +202,19 @@ export class CairnNode extends EventEmitter<NodeEvents> {
       serve,
       admitBlocks: (peer, blocks, height) => this.guard.serving.serveBlocks(peer, blocks, height),
       preverify: (blocks) => this.signatures.preverify(blocks.flatMap((b) => b.txs)),
+      snapshotSync: p.snapshotSync ? { interval: p.snapshotInterval ?? DEFAULT_SNAPSHOT_INTERVAL } : undefined,
+      log: (level, message, fields) => this.emit('log', level, message, fields),
     });
+    if (p.serveSnapshots !== false) {
+      this.snapshots = new SnapshotKeeper({
+        chain: this.chain,
+        env: this.env,
+        interval: p.snapshotInterval ?? DEFAULT_SNAPSHOT_INTERVAL,
+        busy: () => this.sync.syncing,
+        log: (level, message, fields) => this.emit('log', level, message, fields),
+      });
+      this.sync.on('idle', () => this.snapshots?.schedule());
+    }
     if (p.mempoolStore) {
       const restored = await p.mempoolStore.load(this.mempool, this.clock());
       if (restored.admitted + restored.dropped > 0) this.emit('log', 'info', 'restored mempool', restored);
@@ -207,6 +227,10 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     await this.txRelay.start();
     await serveBlockTxs(serve, this.names, async (hash) => (await this.db.getBlocksBytes([hash]))[0], (peer, err) => this.peers.badRequest(peer, err));
     await serveLightClients(this.chain, serve, this.names, (peer, err) => this.peers.badRequest(peer, err));
+    if (this.snapshots) {
+      await serveSnapshots(this.chain, serve, this.names, (peer, err) => this.peers.badRequest(peer, err));
+      this.snapshots.start();
+    }
     for (const addr of p.bootstrap ?? []) this.book.remember(addr, 'bootstrap');
 
     this.every(5_000, () => {
@@ -390,6 +414,7 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     await this.backfill?.catch(() => {});
     await this.chain?.idle();
     await this.pruner?.stop();
+    await this.snapshots?.stop();
     if (this.mempool && this.parts.mempoolStore) await this.parts.mempoolStore.save(this.mempool).catch(() => {});
     await this.db?.close();
     await this.parts.release?.();

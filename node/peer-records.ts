@@ -2,10 +2,10 @@ import type { ConnectionInfo } from './transport.ts';
 import { addressGroup, type AddressGroup } from './address-groups.ts';
 
 /** The request protocols a node serves, each with a budget of its own (node/serving.ts). */
-export const SERVED_PROTOCOLS = ['status', 'headers', 'blocks', 'txPush', 'blockTxs', 'headerRange', 'proofs'] as const;
+export const SERVED_PROTOCOLS = ['status', 'headers', 'blocks', 'txPush', 'blockTxs', 'headerRange', 'proofs', 'snapshot'] as const;
 export type ServedProtocol = (typeof SERVED_PROTOCOLS)[number];
 
-const perProtocol = (): Record<ServedProtocol, number> => ({ status: 0, headers: 0, blocks: 0, txPush: 0, blockTxs: 0, headerRange: 0, proofs: 0 });
+const perProtocol = (): Record<ServedProtocol, number> => ({ status: 0, headers: 0, blocks: 0, txPush: 0, blockTxs: 0, headerRange: 0, proofs: 0, snapshot: 0 });
 
 /**
  * What the node's network has done, for metrics (node/metrics.ts reads it; it keeps no

@@ -14,6 +14,8 @@ export interface NetworkNames {
   readonly blockTxs: string;
   /** Light clients: account proofs. */
   readonly proofs: string;
+  /** Snapshot sync: chunks of the state at a snapshot block, with range proofs. */
+  readonly snapshot: string;
   readonly dht: string;
   readonly blockTopic: string;
   readonly compactBlockTopic: string;
@@ -31,6 +33,7 @@ export function networkNames(genesisHash: Uint8Array): NetworkNames {
     txPush: `/cairn/${ns}/txs/1`,
     blockTxs: `/cairn/${ns}/blocktxs/1`,
     proofs: `/cairn/${ns}/proofs/1`,
+    snapshot: `/cairn/${ns}/snapshot/1`,
     dht: `/cairn/${ns}/kad/1.0.0`,
     blockTopic: `/cairn/${ns}/blocks/1`,
     compactBlockTopic: `/cairn/${ns}/cblocks/1`,

@@ -158,6 +158,7 @@ export const rpcHandlers: Handlers = {
       syncing: node.sync.syncing,
       syncTarget: node.sync.targetHeight,
       prunedHeight: node.db.history.prunedHeight,
+      stateBase: node.db.history.stateBase,
       mining: node.mining,
       unit: node.params.unit,
       decimals: node.params.decimals,

@@ -19,6 +19,8 @@ export interface StatusResult {
   syncTarget: number;
   /** Main-chain blocks 1 up to this height have no body here (pruned); 0 when the node keeps every block. */
   prunedHeight: number;
+  /** The block whose state this node began from by snapshot sync (no history below it); 0: genesis. */
+  stateBase: number;
   mining: boolean;
   /** The network's coin and how many base units make one (genesis.json). */
   unit: string;

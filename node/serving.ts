@@ -52,7 +52,8 @@ export interface ServingLimits {
  * missing transactions per compact block; headers by height 2000 at a time, eight in flight for a
  * syncing full node (80,000 headers/s sustained), one after another for a light client; a light
  * client's account proofs one request at a time, a few per question it is asked (each proof
- * pauses the node's imports: the tightest budget).
+ * pauses the node's imports: the tightest budget); a joining node's snapshot chunks, eight in
+ * flight (4,096 accounts each at most: about 150 KB an answer).
  */
 export const DEFAULT_SERVING_LIMITS: ServingLimits = {
   requests: {
@@ -63,6 +64,7 @@ export const DEFAULT_SERVING_LIMITS: ServingLimits = {
     blockTxs: { burst: 32, perSecond: 8, inFlight: 4 },
     headerRange: { burst: 128, perSecond: 40, inFlight: 8 },
     proofs: { burst: 32, perSecond: 4, inFlight: 1 },
+    snapshot: { burst: 64, perSecond: 32, inFlight: 8 },
   },
   uploadBytesPerSec: 64 << 20,
   burstBytes: 8 << 20,
@@ -78,7 +80,7 @@ const NONE: RequestBudget = { burst: 1e9, perSecond: 1e9, inFlight: 1e9 };
 
 /** No budgets at all, what serving was before them: for benchmarks and control runs, never a real node. */
 export const UNLIMITED_SERVING: ServingLimits = {
-  requests: { status: NONE, headers: NONE, blocks: NONE, txPush: NONE, blockTxs: NONE, headerRange: NONE, proofs: NONE },
+  requests: { status: NONE, headers: NONE, blocks: NONE, txPush: NONE, blockTxs: NONE, headerRange: NONE, proofs: NONE, snapshot: NONE },
   uploadBytesPerSec: 1e15,
   burstBytes: 1e15,
   redundantBytesPerSec: 1e15,

@@ -5,6 +5,7 @@ import { HEADER_BYTES, decodeBlock } from '../ledger/block.ts';
 import type { Chain } from '../consensus/chain.ts';
 import { checkBlockSanity, type SaneBlock } from '../consensus/sanity.ts';
 import { LIE, PeerFault, answerHeaderRange, fetchHeaderChain } from './header-sync.ts';
+import { SnapshotJoin, type JoinOutcome } from './snapshot-sync.ts';
 import { sleep, type Env } from './env.ts';
 import type { PeerManager } from './peers.ts';
 import type { PeerRecords } from './peer-records.ts';
@@ -74,6 +75,12 @@ export interface SyncOptions {
   readonly records?: PeerRecords;
   /** Verifies a batch's signatures on every core as it arrives, ahead of its import. */
   readonly preverify?: (blocks: readonly SaneBlock[]) => Promise<void>;
+  /**
+   * Snapshot sync (node/snapshot-sync.ts): a node at genesis joins from the state at a snapshot
+   * height (multiples of `interval`) rather than from genesis, when the best chain is long enough.
+   */
+  readonly snapshotSync?: { readonly interval: number };
+  readonly log?: (level: 'info' | 'warn' | 'debug', message: string, fields?: Record<string, unknown>) => void;
 }
 
 /**
@@ -226,10 +233,13 @@ export class Sync extends EventEmitter<SyncEvents> {
   }
 
   private async round(): Promise<void> {
-    const { chain, peers } = this.o;
-    const ahead = [...this.statuses.values()]
-      .filter(({ status, peer }) => status.totalWork > chain.tip.totalWork && !peers.isBanned(peer))
-      .sort((a, b) => (b.status.totalWork > a.status.totalWork ? 1 : b.status.totalWork < a.status.totalWork ? -1 : 0));
+    const { chain } = this.o;
+    const ahead = this.ahead();
+    if (this.o.snapshotSync && chain.tip.height === 0 && ahead.length > 0) {
+      const outcome = await this.join();
+      if (outcome === 'joined') this.again = true; // the next round executes the blocks after the pivot
+      if (outcome !== 'not-possible') return;
+    }
     for (const { peer, status } of ahead) {
       if (status.totalWork <= chain.tip.totalWork) continue;
       try {
@@ -253,13 +263,47 @@ export class Sync extends EventEmitter<SyncEvents> {
     this.statuses.delete(peer);
   }
 
+  /**
+   * A busy answer is waited out as long as it asks, a few times in a row, then the peer is left
+   * for this round: busy is the budget speaking, not a fault.
+   */
+  private readonly patientRequest: Transport['request'] = (to, protocol, body, options) =>
+    waitingOutBusy((ms) => sleep(this.o.env, ms), () => this.ask(to, protocol, () => this.o.transport.request(to, protocol, body, options)));
+
+  /** The peers ahead of us, not banned, the most work first. */
+  private ahead(): { peer: string; status: Status }[] {
+    const { chain, peers } = this.o;
+    return [...this.statuses.values()]
+      .filter(({ status, peer }) => status.totalWork > chain.tip.totalWork && !peers.isBanned(peer))
+      .sort((a, b) => (b.status.totalWork > a.status.totalWork ? 1 : b.status.totalWork < a.status.totalWork ? -1 : 0));
+  }
+
+  private async join(): Promise<JoinOutcome> {
+    const { transport } = this.o;
+    const best = this.ahead()[0]!;
+    const join = new SnapshotJoin({
+      ...this.o,
+      interval: this.o.snapshotSync!.interval,
+      candidates: () => this.ahead(),
+      request: this.patientRequest,
+      requestMany: (to, protocol, body, max, options) =>
+        waitingOutBusy((ms) => sleep(this.o.env, ms), () => this.ask(to, protocol, () => transport.requestMany(to, protocol, body, max, options))),
+      onHeaders: (height) => this.emit('headers', (this.lastTarget = height)),
+      log: this.o.log ?? (() => {}),
+    });
+    try {
+      return await join.run();
+    } catch (err) {
+      this.blame(best.peer, err);
+      if (!(err instanceof CairnError || err instanceof PeerFault || err instanceof TransportError)) this.o.log?.('warn', `snapshot sync: ${(err as Error).message}`);
+      return 'later';
+    }
+  }
+
   private async syncFrom(peer: string, claimed: Status): Promise<void> {
-    const { chain, clock, transport } = this.o;
+    const { chain, clock } = this.o;
     // 1. Headers, checked as they come; their hashes go to the store's scratch list by height.
-    // A busy answer is waited out as long as it asks, a few times in a row, then the peer is left
-    // for this round: busy is the budget speaking, not a fault.
-    const request: Transport['request'] = (to, protocol, body, options) =>
-      waitingOutBusy((ms) => sleep(this.o.env, ms), () => this.ask(to, protocol, () => transport.request(to, protocol, body, options)));
+    const request = this.patientRequest;
     const found = await fetchHeaderChain(
       { request, names: this.o.names, chain, clock, onProgress: (height) => this.emit('headers', (this.lastTarget = height)) },
       peer,

@@ -11,6 +11,8 @@ export interface SimResult {
   readonly blocks: number;
   readonly txs: number;
   readonly reorgs: number;
+  /** Nodes that joined by snapshot sync. */
+  readonly snapshotJoins: number;
   readonly faults: Record<string, number>;
   readonly roles: Record<string, number>;
   readonly events: number;
@@ -52,6 +54,7 @@ export async function simulate(seed: string, options: ScenarioOptions = {}): Pro
     blocks: world.counts.blocks,
     txs: world.counts.txs,
     reorgs: world.counts.reorgs,
+    snapshotJoins: world.counts.snapshotJoins,
     faults: world.counts.faults,
     roles,
     events: world.scheduler.events,

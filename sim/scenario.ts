@@ -23,6 +23,9 @@ const ADVERSARIES: readonly Role[] = ['garbage', 'tamperer', 'liar', 'selfish', 
  * so mining costs no real time. Most seeds keep the target fixed (a long ASERT half-life), which
  * makes two blocks at one height tie exactly, so the first-seen rule is exercised; some let it move.
  */
+/** Snapshot heights in the networks that have them: a history of 40 to 250 blocks crosses several. */
+export const SIM_SNAPSHOT_INTERVAL = 20;
+
 export function simParams(rng: Random, history = 0): ChainParams {
   return {
     name: 'cairn-sim',
@@ -110,13 +113,20 @@ export function scenario(seed: string, o: ScenarioOptions = {}): WorldOptions {
   // Some honest nodes prune all they may (n0, which holds the history, never does): the others
   // must learn from their status which bodies they lack and fetch them elsewhere.
   const pruned = nodes.map((spec, i) => (small && i > 0 && spec.role === 'honest' && depths.chance(0.3) ? { ...spec, pruneKeep: reorgDepth } : spec));
+  // Snapshot sync, from a stream of its own too: in most networks with a past and the small reorg
+  // depth, snapshot heights come every 20 blocks (every node keeps and serves them), and some
+  // honest nodes that join late start from one, through the seed's crashes and adversaries.
+  const snap = new Random(`snapshot:${seed}`);
+  const snapshots = small && history > 0 && snap.chance(0.6);
+  const joining = pruned.map((spec, i) => (snapshots && i >= 2 && spec.role === 'honest' && spec.joinAtMs >= 1_000 && snap.chance(0.7) ? { ...spec, snapshotSync: true } : spec));
   return {
     seed,
     params: simParams(rng, history),
     history,
     reorgDepth,
     window,
-    nodes: pruned,
+    snapshotInterval: snapshots ? SIM_SNAPSHOT_INTERVAL : undefined,
+    nodes: joining,
     durationMs,
     quietMs: 120_000,
     defaultLink: link(rng, rough),

@@ -35,6 +35,8 @@ export interface SimNodeSpec {
   readonly bootstrapTo?: readonly string[];
   /** Its serving budgets (default the node's). */
   readonly serving?: Partial<ServingLimits>;
+  /** Joins by snapshot sync when it starts at genesis (node/snapshot-sync.ts). */
+  readonly snapshotSync?: boolean;
 }
 
 /**
@@ -115,6 +117,8 @@ export class SimNode {
     mempool: Partial<MempoolPolicy>;
     reorgDepth: number;
     window: number;
+    /** Snapshot heights are its multiples (default the node's). */
+    snapshotInterval?: number;
     /** Called once the node has its chain and peers, before its transport carries anything. */
     onNode: (node: CairnNode) => void;
   }): Promise<CairnNode> {
@@ -139,6 +143,8 @@ export class SimNode {
       reorgDepth: o.reorgDepth,
       window: o.window,
       pruneKeep: this.spec.pruneKeep,
+      snapshotSync: this.spec.snapshotSync,
+      snapshotInterval: o.snapshotInterval,
       statusIntervalMs: 15_000,
       banSeconds: 600,
       banStore: this.banStore,

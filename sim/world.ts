@@ -43,6 +43,8 @@ export interface WorldOptions {
   readonly reorgDepth: number;
   /** Main-chain blocks a node keeps in memory below its tip when nothing needs more. */
   readonly window: number;
+  /** Snapshot heights are its multiples (default the node's, 10,000: never reached in a simulation). */
+  readonly snapshotInterval?: number;
   /** Those blocks themselves, when not coinbase-only ones (mineHistory). */
   readonly historyBlocks?: () => readonly Block[];
   /** The simulator's stand-in for mDNS and the DHT (default on). */
@@ -69,7 +71,7 @@ export class World {
   readonly net: SimNetwork;
   readonly nodes: SimNode[];
   private readonly trace: Hash = createHash('sha256');
-  readonly counts = { blocks: 0, txs: 0, reorgs: 0, faults: {} as Record<string, number> };
+  readonly counts = { blocks: 0, txs: 0, reorgs: 0, snapshotJoins: 0, faults: {} as Record<string, number> };
   private readonly observers: WorldObserver[] = [];
   private miningUntil: number;
   /** Errors thrown from node code (rejections nobody handled): a node must never throw. */
@@ -125,6 +127,7 @@ export class World {
       mempool: this.o.mempool,
       reorgDepth: this.o.reorgDepth,
       window: this.o.window,
+      snapshotInterval: this.o.snapshotInterval,
       onNode: (node) => this.watch(sim, node),
     });
     if (sim.node) for (const o of this.observers) o.onStarted?.(sim, sim.node);
@@ -144,6 +147,11 @@ export class World {
       if (e.disconnected.length === 0) return;
       this.counts.reorgs++;
       this.record(`${sim.id} reorg -${e.disconnected.length} +${e.connected.length}`);
+    });
+    node.on('log', (_level, message, fields) => {
+      if (message !== 'snapshot installed') return;
+      this.counts.snapshotJoins++;
+      this.record(`${sim.id} snapshot ${String(fields?.height)}`);
     });
     for (const o of this.observers) o.onNode?.(sim, node);
   }

@@ -45,10 +45,11 @@ import { MemoryAccounts, stateDigest } from '../ledger/audit.ts';
 import { layout } from '../ledger/layout.ts';
 import { ChainDB } from '../ledger/chaindb.ts';
 import { STORED_TREE_DEPTH } from '../ledger/tree-store.ts';
-import { positionIdOfBytes, stateKey, type TreeNodeReader, type TreeWrite } from '../ledger/smt.ts';
+import { compareKeys, positionIdOfBytes, stateKey, type TreeNodeReader, type TreeWrite } from '../ledger/smt.ts';
 import { updateTree } from '../ledger/smt-update.ts';
 import { decodeAccountProof, encodeAccountProof, proveAccount, verifyAccountProof } from '../ledger/smt-proof.ts';
 import { decodeTxProof, encodeTxProof, proveTransaction, verifyTxProof } from '../ledger/tx-proof.ts';
+import { encodeChunkProof, keyUnder, proveChunk, readChunkPosition, readChunkProof, verifyChunk } from '../ledger/smt-range.ts';
 import { tempDir } from './helpers/fixtures.ts';
 
 const DOC_URL = new URL('../docs/PROTOCOL.md', import.meta.url);
@@ -341,6 +342,23 @@ const CHECKS: Record<string, (v: Vector) => void | Promise<void>> = {
     const account = verifyAccountProof(state.peekHex('root'), address, proof);
     const expected = v.text('account');
     assert.equal(account ? `${account.balance} ${account.nonce}` : 'absent', expected);
+  },
+
+  async 'chunk-proof'(v) {
+    const state = named(v.text('state'));
+    const tree = new MapTree();
+    tree.apply((await updateTree(tree, stateAccounts(state).map((a) => ({ key: stateKey(a.address), account: a.account })))).writes);
+    const position = readChunkPosition(new Reader(v.hex('position')));
+    const proof = await proveChunk(tree, position);
+    assert.equal(hex(encodeChunkProof(proof)), hex(v.hex('proof')));
+    const expected = v.has('account') ? stateAccounts(v) : [];
+    const under = stateAccounts(state)
+      .map((a) => ({ ...a, key: stateKey(a.address) }))
+      .filter((a) => keyUnder(a.key, position))
+      .sort((a, b) => compareKeys(a.key, b.key));
+    assert.deepEqual(under.map((a) => hex(a.address)), expected.map((a) => hex(a.address)), `${v.name}: the accounts under the position, in key order`);
+    const leaves = verifyChunk(state.peekHex('root'), position, expected, readChunkProof(new Reader(v.hex('proof'))));
+    assert.equal(leaves.length, expected.length);
   },
 
   'tx-proof'(v) {
@@ -975,6 +993,43 @@ describe('docs/PROTOCOL.md vectors, recomputed from the spec text with node:cryp
     }
   });
 
+  it("chunk proofs: the chunk's subtree, or the path's end, folded up the position's path to the root", () => {
+    for (const v of ofKind('chunk-proof')) {
+      const root = named(v.peekText('state')).peekHex('root');
+      const pos = Buffer.from(v.peekHex('position'));
+      const depth = pos[0]!;
+      const prefix = Buffer.concat([pos.subarray(1), Buffer.alloc(32)]).subarray(0, 32);
+      const accounts = v.has('account') ? v.list('account').map(specAccount) : [];
+      for (const a of accounts) for (let i = 0; i < depth; i++) assert.equal(bitOf(H(a.address), i), bitOf(prefix, i), `${v.name}: an account under the position`);
+      const p = Buffer.from(v.peekHex('proof'));
+      const j = p[0]!;
+      assert.ok(j <= depth, `${v.name}: no deeper than the position`);
+      let at = 1 + Math.ceil(j / 8);
+      const siblings: Buffer[] = [];
+      for (let i = 0; i < j; i++) {
+        const present = (p[1 + (i >> 3)]! >> (7 - (i % 8))) & 1;
+        siblings.push(present ? p.subarray(at, (at += 32)) : Buffer.alloc(32));
+      }
+      const end = p[at++]!;
+      let h: Buffer;
+      if (end === 0) {
+        assert.ok(accounts.length > 0 && (accounts.length === 1 || j === depth), v.name);
+        h = specSubtreeRoot(accounts, depth);
+      } else if (end === 1) {
+        assert.equal(accounts.length, 0, v.name);
+        h = Buffer.alloc(32);
+      } else {
+        assert.equal(accounts.length, 0, v.name);
+        const other = p.subarray(at, at + 32);
+        for (let i = 0; i < j; i++) assert.equal(bitOf(other, i), bitOf(prefix, i), `${v.name}: the other leaf is on the path`);
+        assert.ok([...Array(depth).keys()].some((i) => bitOf(other, i) !== bitOf(prefix, i)), `${v.name}: and outside the range`);
+        h = H(Buffer.of(0), other, p.subarray(at + 32, at + 48));
+      }
+      for (let i = j - 1; i >= 0; i--) h = bitOf(prefix, i) === 0 ? H(Buffer.of(1), h, siblings[i]!) : H(Buffer.of(1), siblings[i]!, h);
+      assert.equal(h.toString('hex'), plainHex(root), v.name);
+    }
+  });
+
   it("transaction proofs: H(00 ‖ id) folded with each hash on its side reaches the header's Merkle root", () => {
     for (const v of ofKind('tx-proof')) {
       const p = Buffer.from(v.peekHex('proof'));
@@ -1033,4 +1088,15 @@ function specStateRoot(accounts: readonly { address: Uint8Array; balance: bigint
     return H(node);
   };
   return R(entries, 0, '');
+}
+
+/** R(S, d) of accounts whose keys share their first `d` bits: a chunk's subtree ("Range proofs"). */
+function specSubtreeRoot(accounts: readonly { address: Uint8Array; balance: bigint; nonce: bigint }[], d: number): Buffer {
+  const entries = accounts.map((a) => ({ key: H(a.address), account: Buffer.concat([u64(a.balance), u64(a.nonce)]) }));
+  const R = (set: typeof entries, depth: number): Buffer => {
+    if (set.length === 0) return Buffer.alloc(32);
+    if (set.length === 1) return H(Buffer.of(0), set[0]!.key, set[0]!.account);
+    return H(Buffer.of(1), R(set.filter((e) => bitOf(e.key, depth) === 0), depth + 1), R(set.filter((e) => bitOf(e.key, depth) === 1), depth + 1));
+  };
+  return R(entries, d);
 }

@@ -18,6 +18,8 @@ import { MAX_PROOF_ADDRESSES } from '../node/light/wire.ts';
 import { HEADER_BYTES } from '../ledger/block.ts';
 import type { ServedProtocol } from '../node/peer-records.ts';
 import { BUSY_FRAME_BYTES, TransportError, encodeBusy } from '../node/transport.ts';
+import { GET_SNAPSHOT_CHUNK_MAX_BYTES, MAX_CHUNK_ACCOUNTS, SNAPSHOT_CHUNK_MAX_BYTES } from '../node/snapshot-wire.ts';
+import { MAX_CHUNK_DEPTH } from '../ledger/smt-range.ts';
 
 const spec = readFileSync(new URL('../docs/PROTOCOL.md', import.meta.url), 'utf8');
 const network = spec.slice(spec.indexOf('## Network protocol'), spec.indexOf('## Test vectors'));
@@ -59,6 +61,10 @@ describe('docs/PROTOCOL.md and the code agree on every limit', () => {
     assert.equal(number(row('getHeaderRange')[3], 'the getHeaderRange cap'), GET_HEADER_RANGE_MAX_BYTES);
     assert.equal(number(/count ≤ (\d+)/.exec(row('getProofs')[2]!)?.[1], 'the proofs count'), MAX_PROOF_ADDRESSES);
     assert.equal(number(row('getProofs')[3], 'the getProofs cap'), GET_PROOFS_MAX_BYTES);
+    assert.equal(number(row('getSnapshotChunk')[3], 'the getSnapshotChunk cap'), GET_SNAPSHOT_CHUNK_MAX_BYTES);
+    assert.equal(number(/depth ≤ (\d+)/.exec(row('getSnapshotChunk')[2]!)?.[1], 'the chunk depth'), MAX_CHUNK_DEPTH);
+    assert.equal(number(/count ≤ (\d+)/.exec(row('snapshot chunk')[2]!)?.[1], 'the chunk count'), MAX_CHUNK_ACCOUNTS);
+    assert.equal(number(row('snapshot chunk')[3], 'the snapshot chunk cap'), SNAPSHOT_CHUNK_MAX_BYTES);
     assert.equal(number(row('proofs')[3], 'the proofs cap'), MAX_PROOFS_ANSWER_BYTES);
     assert.equal(number(/(\d+) bytes/.exec(row('busy')[2]!)?.[1], 'the busy frame size'), BUSY_FRAME_BYTES);
     assert.match(row('busy')[1]!, /^`FF ‖ retry after \(u32, milliseconds\)`/);
@@ -72,7 +78,7 @@ describe('docs/PROTOCOL.md and the code agree on every limit', () => {
 
   it('the budgets of every request protocol', () => {
     // Every protocol the node serves (a new one without its row here does not compile).
-    const names: Record<ServedProtocol, string> = { status: 'status', headers: 'headers', blocks: 'blocks', txPush: 'transaction push', blockTxs: 'getBlockTxs', headerRange: 'getHeaderRange', proofs: 'getProofs' };
+    const names: Record<ServedProtocol, string> = { status: 'status', headers: 'headers', blocks: 'blocks', txPush: 'transaction push', blockTxs: 'getBlockTxs', headerRange: 'getHeaderRange', proofs: 'getProofs', snapshot: 'getSnapshotChunk' };
     const budgets = network.slice(network.indexOf('### Budgets'));
     for (const [key, name] of Object.entries(names) as [ServedProtocol, string][]) {
       const line = budgets.split('\n').find((l) => l.startsWith(`| ${name} |`))!;

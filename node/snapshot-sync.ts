@@ -1,0 +1,222 @@
+import { bytesEqual, toHex } from '../ledger/bytes.ts';
+import { CairnError, ProofError } from '../ledger/errors.ts';
+import { decodeBlock, type BlockHeader } from '../ledger/block.ts';
+import { MAX_CHUNK_DEPTH, childPositions, positionDepth, positionKey, positionsAt, verifyChunk } from '../ledger/smt-range.ts';
+import { positionId } from '../ledger/smt.ts';
+import type { StagedHeader } from '../ledger/snapshot-join.ts';
+import type { Chain } from '../consensus/chain.ts';
+import { HAVE_DATA, decodeIndexRecord, encodeIndexRecord } from '../consensus/block-index.ts';
+import { blockWork } from '../consensus/pow.ts';
+import { checkBlockSanity } from '../consensus/sanity.ts';
+import { LIE, PeerFault, fetchHeaderChain } from './header-sync.ts';
+import type { PeerManager } from './peers.ts';
+import type { NetworkNames } from './protocols.ts';
+import { TransportError, type Transport } from './transport.ts';
+import { pivotHeight } from './snapshots.ts';
+import { decodeSnapshotChunk, encodeGetSnapshotChunk, SNAPSHOT_CHUNK_MAX_BYTES } from './snapshot-wire.ts';
+import { encodeGetBlocks, type Status } from './wire.ts';
+
+/** The depth of the first chunks asked for (16 of them); a chunk too big to send comes back as its halves. */
+const FIRST_CHUNK_DEPTH = 4;
+/** Chunks asked of one peer at once (its budget allows eight). */
+const CHUNKS_PER_PEER = 4;
+const CHUNK_TIMEOUT_MS = 20_000;
+const BLOCK_TIMEOUT_MS = 20_000;
+
+export interface SnapshotJoinOptions {
+  /** A request to a peer, busy answers waited out (the Sync's). */
+  readonly request: Transport['request'];
+  readonly requestMany: Transport['requestMany'];
+  readonly names: NetworkNames;
+  readonly chain: Chain;
+  readonly peers: PeerManager;
+  readonly clock: () => number;
+  readonly interval: number;
+  /** The peers whose status is known now, the most work first: providers are taken from it when the chunks are asked. */
+  readonly candidates: () => readonly { peer: string; status: Status }[];
+  readonly onHeaders: (height: number) => void;
+  readonly log: (level: 'info' | 'warn' | 'debug', message: string, fields?: Record<string, unknown>) => void;
+}
+
+/** How a join attempt ended: the state installed, not possible (sync from genesis instead), or to try again later. */
+export type JoinOutcome = 'joined' | 'not-possible' | 'later';
+
+/**
+ * Snapshot sync (docs/PROTOCOL.md, "Snapshot sync"): a node at genesis takes the state of a
+ * snapshot block well below the best chain's tip instead of executing every block before it. It
+ * checks the best peer's headers as any sync does (node/header-sync.ts), keeping them up to the
+ * pivot — the highest snapshot height at least the reorg depth below the checked tip — then
+ * fetches the state at the pivot in chunks from every peer that has it, several in flight, each
+ * checked by its range proof against the pivot header's state root (a chunk that fails costs its
+ * sender a ban, and is asked of another), each kept as it verifies (ledger/snapshot-join.ts), so a
+ * kill loses nothing already checked. Then it installs the state under the import lock and the
+ * chain adopts the pivot as its tip (history below it absent, as on a pruned node); the ordinary
+ * sync executes the blocks from there.
+ */
+export class SnapshotJoin {
+  private readonly o: SnapshotJoinOptions;
+
+  constructor(o: SnapshotJoinOptions) {
+    this.o = o;
+  }
+
+  /** Tries to join from the peers ahead of us. */
+  async run(): Promise<JoinOutcome> {
+    const { chain, interval } = this.o;
+    if (chain.tip.height !== 0) return 'not-possible';
+    const best = this.o.candidates()[0];
+    if (!best) return 'later';
+    const maxPivot = pivotHeight(best.status.height, interval, chain.reorgDepth);
+    if (maxPivot === undefined) return (await chain.db.join.state()) ? 'later' : 'not-possible';
+
+    // 1. Headers, checked as any sync checks them; those up to the highest pivot possible kept.
+    let work = 0n;
+    const staged = async (headers: readonly BlockHeader[], workBefore: bigint) => {
+      work = workBefore;
+      const keep: StagedHeader[] = [];
+      for (const header of headers) {
+        work += blockWork(header.target);
+        if (header.height <= maxPivot) keep.push({ height: header.height, hash: header.hash, record: encodeIndexRecord({ header, totalWork: work, status: 0, seq: 0 }) });
+      }
+      if (keep.length > 0) await chain.db.join.stageHeaders(keep);
+    };
+    let found;
+    await chain.db.join.clearHeaders();
+    try {
+      found = await fetchHeaderChain({ request: this.o.request, names: this.o.names, chain, clock: this.o.clock, onProgress: this.o.onHeaders, onChecked: staged }, best.peer, best.status);
+    } finally {
+      await chain.db.history.clearPending();
+    }
+    if (!found) return 'later';
+    const { check, complete } = found;
+    if (complete && check.totalWork < best.status.totalWork) throw new PeerFault('its headers do not add up to the work it claimed', LIE);
+    const pivot = pivotHeight(Math.min(check.tipHeight, maxPivot + chain.reorgDepth), interval, chain.reorgDepth);
+    if (pivot === undefined) return 'later';
+    const staged0 = await chain.db.join.stagedRecord(pivot);
+    if (!staged0) return 'later';
+    const pivotHeader = decodeIndexRecord(staged0.record).header;
+    await chain.db.join.begin(pivot, pivotHeader.hash);
+    this.o.log('info', 'snapshot sync', { pivot, hash: toHex(pivotHeader.hash), tip: check.tipHeight, chunksDone: (await chain.db.join.chunksDone()).size });
+
+    // 2. The pivot's body (the tip must be a stored block), then its state, chunk by chunk.
+    // Every peer known by now whose chain reaches the pivot (more statuses came in during the headers).
+    const providers = this.o.candidates().filter((c) => c.status.height >= pivot && !this.o.peers.isBanned(c.peer)).map((c) => c.peer);
+    if (!(await chain.db.hasBlock(pivotHeader.hash)) && !(await this.fetchPivotBlock(pivotHeader, providers))) return 'later';
+    if (!(await this.fetchState(pivot, pivotHeader, providers))) {
+      this.o.log('warn', `snapshot sync: no peer left that serves the state at ${pivot}; asking again at the next status`, { providers: providers.length });
+      return 'later';
+    }
+
+    // 3. Install, and the chain takes the pivot as its tip.
+    const pivotRecord = encodeIndexRecord({ ...decodeIndexRecord(staged0.record), status: HAVE_DATA });
+    await chain.adoptSnapshot(() => chain.db.join.install(pivotRecord, (step) => this.o.log('debug', 'snapshot installing', { step })));
+    this.o.log('info', 'snapshot installed', { height: chain.tip.height, hash: chain.tip.hashHex });
+    return 'joined';
+  }
+
+  private async fetchPivotBlock(header: BlockHeader, providers: readonly string[]): Promise<boolean> {
+    for (const peer of providers) {
+      try {
+        const [bytes] = await this.o.requestMany(peer, this.o.names.blocks, encodeGetBlocks([header.hash]), 1, { timeoutMs: BLOCK_TIMEOUT_MS, maxBytes: this.o.chain.params.maxBlockBytes });
+        if (!bytes) continue; // pruned or lacking: another may have it
+        const block = decodeBlock(bytes);
+        if (!bytesEqual(block.header.hash, header.hash)) throw new PeerFault(`sent block ${toHex(block.header.hash)} for ${toHex(header.hash)}`, LIE);
+        try {
+          checkBlockSanity(block, this.o.chain.params);
+        } catch (err) {
+          throw new PeerFault(`sent a body that does not match the header of ${toHex(header.hash)}: ${(err as Error).message}`, LIE);
+        }
+        await this.o.chain.db.putBlock(block);
+        return true;
+      } catch (err) {
+        this.blame(peer, err);
+      }
+    }
+    return false;
+  }
+
+  /**
+   * The state at the pivot: every chunk not yet verified, asked of the providers a few at a time
+   * each; a provider that lacks the snapshot, fails or lies drops out (a liar banned) and its chunk
+   * goes back in line. False when chunks remain and nobody is left to ask.
+   */
+  private async fetchState(pivot: number, header: BlockHeader, providers: readonly string[]): Promise<boolean> {
+    const { chain } = this.o;
+    const todo = plan(await chain.db.join.chunksDone());
+    const active = new Set(providers);
+    let verified = 0;
+    let waiters: (() => void)[] = [];
+    let inFlight = 0;
+    const wake = () => {
+      const w = waiters;
+      waiters = [];
+      for (const f of w) f();
+    };
+    const worker = async (peer: string) => {
+      while (active.has(peer)) {
+        const position = todo.shift();
+        if (position === undefined) {
+          if (inFlight === 0) return;
+          await new Promise<void>((resolve) => waiters.push(resolve)); // a chunk in flight may come back split or refused
+          continue;
+        }
+        inFlight++;
+        try {
+          const bytes = await this.o.request(peer, this.o.names.snapshot, encodeGetSnapshotChunk({ height: pivot, hash: header.hash, position }), { timeoutMs: CHUNK_TIMEOUT_MS, maxBytes: SNAPSHOT_CHUNK_MAX_BYTES });
+          const answer = decodeSnapshotChunk(bytes);
+          if (answer.kind === 'none') {
+            todo.unshift(position);
+            active.delete(peer);
+          } else if (answer.kind === 'split') {
+            if (positionDepth(position) >= MAX_CHUNK_DEPTH) throw new PeerFault(`answered split at chunk depth ${MAX_CHUNK_DEPTH}`, LIE);
+            todo.push(...childPositions(position));
+          } else {
+            const leaves = verifyChunk(header.stateRoot, position, answer.entries, answer.proof);
+            await chain.db.join.putChunk(position, leaves);
+            verified++;
+            this.o.log('debug', 'snapshot chunk', { peer, depth: positionDepth(position), accounts: leaves.length });
+          }
+        } catch (err) {
+          todo.unshift(position);
+          active.delete(peer);
+          this.blame(peer, err);
+        } finally {
+          inFlight--;
+          wake();
+        }
+      }
+    };
+    await Promise.all([...active].flatMap((peer) => Array.from({ length: CHUNKS_PER_PEER }, () => worker(peer))));
+    this.o.log('debug', 'snapshot chunks', { verified, left: todo.length });
+    return todo.length === 0;
+  }
+
+  /** Only what a peer provably did: a chunk whose proof fails, garbage, a wrong body. Never a timeout. */
+  private blame(peer: string, err: unknown): void {
+    if (err instanceof TransportError) return;
+    if (err instanceof ProofError) this.o.peers.penalize(peer, err.banScore, `snapshot sync: a chunk that fails its range proof: ${err.message}`);
+    else if (err instanceof PeerFault) this.o.peers.penalize(peer, err.score, `snapshot sync: ${err.message}`);
+    else if (err instanceof CairnError) this.o.peers.penalize(peer, err.banScore, `snapshot sync: ${err.message}`);
+    else throw err;
+  }
+}
+
+/** The chunks still to fetch: the first positions, less those verified, split where a half was verified. */
+export function plan(done: ReadonlySet<string>): string[] {
+  const partial = new Set<string>();
+  for (const id of done) {
+    for (let d = positionDepth(id) - 1; d >= FIRST_CHUNK_DEPTH; d--) partial.add(ancestor(id, d));
+  }
+  const out: string[] = [];
+  const visit = (id: string) => {
+    if (done.has(id)) return;
+    if (partial.has(id)) for (const child of childPositions(id)) visit(child);
+    else out.push(id);
+  };
+  for (const id of positionsAt(FIRST_CHUNK_DEPTH)) visit(id);
+  return out;
+}
+
+function ancestor(id: string, depth: number): string {
+  return positionId(positionKey(id), depth);
+}

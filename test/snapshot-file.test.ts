@@ -1,0 +1,136 @@
+/**
+ * `cairn snapshot export` / `import` (cli/cmd-snapshot.ts, consensus/snapshot-file.ts): the state at
+ * a block written with every header and each chunk's range proof, and read back into a new datadir
+ * that starts at that block; a file changed anywhere is refused with its reason and changes nothing.
+ */
+import assert from 'node:assert/strict';
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { stateDigest } from '../ledger/audit.ts';
+import { bytesEqual } from '../ledger/bytes.ts';
+import { ChainDB } from '../ledger/chaindb.ts';
+import { CairnError } from '../ledger/errors.ts';
+import { parseGenesis } from '../ledger/genesis.ts';
+import { Chain } from '../consensus/chain.ts';
+import { SNAPSHOT_HEAD_BYTES } from '../consensus/snapshot-file.ts';
+import { HEADER_BYTES } from '../ledger/block.ts';
+import { generateDatadir } from '../cli/cmd-generate.ts';
+import { exportSnapshot, importSnapshot } from '../cli/cmd-snapshot.ts';
+import { tempDir } from './helpers/fixtures.ts';
+
+const BLOCKS = 300;
+
+describe('snapshot files', function () {
+  this.timeout(120_000);
+  const dir = tempDir();
+  const source = join(dir.path, 'source');
+  const file = join(dir.path, 'state.snap');
+  let bytes: Uint8Array;
+  let params: ReturnType<typeof parseGenesis>;
+
+  before(async () => {
+    await generateDatadir({ datadir: source, blocks: BLOCKS, txsPerBlock: 2, accounts: 700 });
+    params = parseGenesis(readFileSync(join(source, 'genesis.json'), 'utf8'));
+    const made = await exportSnapshot(source, file, { interval: 100, reorgDepth: 50 });
+    assert.equal(made.height, 200, 'the height a joining node would pick: a multiple of the interval, the reorg depth below the tip');
+    bytes = new Uint8Array(readFileSync(file));
+  });
+  after(() => dir.remove());
+
+  /** A new datadir of the generated network. */
+  function fresh(name: string): string {
+    const datadir = join(dir.path, name);
+    mkdirSync(datadir);
+    copyFileSync(join(source, 'genesis.json'), join(datadir, 'genesis.json'));
+    return datadir;
+  }
+
+  /** Everything the store holds, to show a refused import changed nothing. */
+  async function content(datadir: string): Promise<string> {
+    const db = await ChainDB.open(join(datadir, 'chain'), params);
+    const keys: string[] = [];
+    for await (const [k, v] of db.records({ gte: Uint8Array.of(0), lt: Uint8Array.of(0xff) })) keys.push(Buffer.from(k).toString('hex') + Buffer.from(v).toString('hex'));
+    await db.close();
+    return keys.join('\n');
+  }
+
+  it('round trip: the imported datadir starts at the snapshot block with its state', async () => {
+    const datadir = fresh('imported');
+    const done = await importSnapshot(datadir, file, params);
+    assert.equal(done.height, 200);
+    const db = await ChainDB.open(join(datadir, 'chain'), params);
+    const chain = await Chain.open(db, { clock: () => Math.floor(Date.now() / 1000) });
+    assert.equal(chain.tip.height, 200);
+    assert.equal(db.history.stateBase, 200);
+    assert.equal(db.history.prunedHeight, 199, 'no history below it, as a pruned node');
+    assert.ok(bytesEqual(await db.stateRoot(), chain.tip.header.stateRoot));
+    assert.equal((await chain.byHeight.headers(1, 200)).length, 200, 'every header, to serve peers');
+    // The source's state at 200: its copy, account by account.
+    const src = await ChainDB.open(join(source, 'chain'), params);
+    const theirs: string[] = [];
+    for await (const e of src.snapshots.allEntries(200)) theirs.push(Buffer.from(e.address).toString('hex') + e.account.balance + ':' + e.account.nonce);
+    await src.close();
+    const ours: string[] = [];
+    for await (const a of db.accounts()) ours.push(Buffer.from(a.address).toString('hex') + a.account.balance + ':' + a.account.nonce);
+    assert.equal(ours.length, theirs.length);
+    assert.deepEqual(ours.sort(), theirs.sort());
+    assert.ok(ours.length > 700);
+    assert.equal(await db.join.state(), undefined, 'no join left behind');
+    await db.close();
+  });
+
+  it('refuses a file changed anywhere, or cut short, and leaves the datadir as it was', async () => {
+    const chunksAt = SNAPSHOT_HEAD_BYTES + 200 * HEADER_BYTES;
+    const flips: [string, number][] = [
+      ['the genesis hash', 12],
+      ['a header', SNAPSHOT_HEAD_BYTES + 50 * HEADER_BYTES + 40],
+      ['the pivot header', SNAPSHOT_HEAD_BYTES + 199 * HEADER_BYTES + 100],
+      ['the pivot block', chunksAt + 4 + 170],
+      ['an account', bytes.length - 600],
+      ['a proof', bytes.length - 10],
+    ];
+    const datadir = fresh('refusing');
+    const before = await content(datadir);
+    const tampered = join(dir.path, 'tampered.snap');
+    for (const [what, at] of flips) {
+      const copy = bytes.slice();
+      copy[at]! ^= 0x04;
+      writeFileSync(tampered, copy);
+      await assert.rejects(importSnapshot(datadir, tampered, params), CairnError, what);
+      assert.equal(await content(datadir), before, `${what}: nothing changed`);
+    }
+    writeFileSync(tampered, bytes.subarray(0, bytes.length - 4));
+    await assert.rejects(importSnapshot(datadir, tampered, params), /ends in the middle/);
+    assert.equal(await content(datadir), before);
+    // A chunk left out, or one twice: each chunk holds, but they do not cover every key once.
+    const view = new DataView(bytes.buffer, bytes.byteOffset);
+    const first = chunksAt + 4 + view.getUint32(chunksAt);
+    const firstEnd = first + 4 + view.getUint32(first);
+    for (const [what, edited, reason] of [
+      ['a chunk left out', Buffer.concat([bytes.subarray(0, first), bytes.subarray(firstEnd)]), /cover/],
+      ['a chunk twice', Buffer.concat([bytes.subarray(0, firstEnd), bytes.subarray(first, firstEnd), bytes.subarray(firstEnd)]), /overlaps/],
+    ] as const) {
+      writeFileSync(tampered, edited);
+      await assert.rejects(importSnapshot(datadir, tampered, params), reason, what);
+      assert.equal(await content(datadir), before, `${what}: nothing changed`);
+    }
+  });
+
+  it('an import into a datadir that already holds a chain is refused', async () => {
+    await assert.rejects(importSnapshot(source, file, params), /already holds a chain/);
+  });
+
+  it('the imported node and the source agree on the state after the same blocks', async () => {
+    const datadir = fresh('follows');
+    await importSnapshot(datadir, file, params);
+    const src = await ChainDB.open(join(source, 'chain'), params);
+    const srcChain = await Chain.open(src, { clock: () => Math.floor(Date.now() / 1000) });
+    const db = await ChainDB.open(join(datadir, 'chain'), params);
+    const chain = await Chain.open(db, { clock: () => Math.floor(Date.now() / 1000) });
+    for (let h = 201; h <= BLOCKS; h++) await chain.processBlock((await src.getBlockAtHeight(h))!);
+    assert.equal(chain.tip.hashHex, srcChain.tip.hashHex);
+    assert.equal(await stateDigest(db), await stateDigest(src));
+    await db.close();
+    await src.close();
+  });
+});

@@ -1,0 +1,112 @@
+/**
+ * Snapshot sync (node/snapshot-sync.ts, node/snapshots.ts) over the simulated network: a node at
+ * genesis joins a chain from the state at a snapshot height, fetched in chunks from two peers and
+ * checked against the pivot header's state root, then executes the blocks after it; a peer that
+ * serves a chunk failing its range proof is banned and the join finishes from the honest one.
+ */
+import assert from 'node:assert/strict';
+import { stateDigest } from '../ledger/audit.ts';
+import { bytesEqual } from '../ledger/bytes.ts';
+import { Checker } from '../sim/invariants.ts';
+import type { SimTransport } from '../sim/network.ts';
+import { Random } from '../sim/random.ts';
+import { scenario, simParams } from '../sim/scenario.ts';
+import { World } from '../sim/world.ts';
+import { decodeSnapshotChunk, encodeSnapshotChunk } from '../node/snapshot-wire.ts';
+import { keptSnapshotHeights, pivotHeight } from '../node/snapshots.ts';
+
+const INTERVAL = 20;
+const DEPTH = 16;
+
+function joinWorld(name: string, extra: { hostile?: boolean } = {}) {
+  const base = scenario(name, { calm: true, nodes: extra.hostile ? 4 : 3, minutes: 3 });
+  const nodes = [
+    { ...base.nodes[0]!, hashShare: 1 },
+    { ...base.nodes[1]!, hashShare: 0, pruneKeep: undefined },
+    { ...base.nodes[2]!, hashShare: 0, joinAtMs: 60_000, snapshotSync: true, bootstrapTo: extra.hostile ? ['n3', 'n1'] : ['n0', 'n1'] },
+  ];
+  if (extra.hostile) nodes.push({ ...base.nodes[3]!, hashShare: 0, role: 'tamperer' as const, joinAtMs: 0 });
+  return new World({
+    ...base,
+    params: simParams(new Random(name), 130),
+    history: 130,
+    reorgDepth: DEPTH,
+    window: 4,
+    snapshotInterval: INTERVAL,
+    nodes,
+  });
+}
+
+type Responder = (req: Uint8Array, peer: string) => Promise<Uint8Array>;
+
+/** Wraps node `id`'s getSnapshotChunk answers, each life. */
+function wrapSnapshots(world: World, id: string, wrap: (honest: Responder) => Responder): void {
+  world.observe({
+    onStarted(sim, node) {
+      if (sim.id !== id) return;
+      const transport = node.transport as SimTransport;
+      const honest = (transport as unknown as { handlers: Map<string, { respond: Responder }> }).handlers.get(node.names.snapshot)!.respond;
+      transport.override(node.names.snapshot, wrap(honest));
+    },
+  });
+}
+
+describe('snapshot sync', function () {
+  this.timeout(120_000);
+
+  it('picks a fixed snapshot height at least the reorg depth below the tip, and keeps the ones joiners pick', () => {
+    assert.equal(pivotHeight(130, INTERVAL, DEPTH), 100);
+    assert.equal(pivotHeight(136, INTERVAL, DEPTH), 120);
+    assert.equal(pivotHeight(35, INTERVAL, DEPTH), undefined, 'too short a chain: sync from genesis');
+    assert.equal(pivotHeight(1_000_000, 10_000, 10_000), 990_000);
+    assert.deepEqual(keptSnapshotHeights(130, INTERVAL, DEPTH), [100, 120]);
+    assert.deepEqual(keptSnapshotHeights(10, INTERVAL, DEPTH), []);
+  });
+
+  it('a fresh node joins from two peers and ends at the same tip and state', async () => {
+    const world = joinWorld('snapshot-join');
+    const chunks = new Map<string, number>();
+    for (const id of ['n0', 'n1']) {
+      wrapSnapshots(world, id, (honest) => async (req, peer) => {
+        const answer = await honest(req, peer);
+        if (decodeSnapshotChunk(answer).kind === 'chunk') chunks.set(id, (chunks.get(id) ?? 0) + 1);
+        return answer;
+      });
+    }
+    const checker = new Checker(world);
+    checker.schedule(10_000);
+    await world.run();
+    await checker.final();
+    const [n0, n1, n2] = world.nodes.map((n) => n.node!);
+    assert.deepEqual(Object.fromEntries(checker.violations), {});
+    const base = n2!.db.history.stateBase;
+    assert.ok(base > 0 && base % INTERVAL === 0, `n2's state began at the snapshot height ${base}`);
+    assert.equal(n2!.sync.ourStatus().prunedHeight, base - 1, 'its status says it has no body below the pivot');
+    assert.ok((chunks.get('n0') ?? 0) > 0 && (chunks.get('n1') ?? 0) > 0, `chunks came from both peers: ${[...chunks]}`);
+    assert.equal(n2!.chain.tip.hashHex, n0!.chain.tip.hashHex, 'same tip');
+    assert.equal(await stateDigest(n2!.db), await stateDigest(n0!.db), 'same state');
+    assert.ok(bytesEqual(await n2!.db.stateRoot(), n0!.chain.tip.header.stateRoot), 'same state root');
+    for (const sim of world.nodes) sim.crash();
+  });
+
+  it('bans a peer whose chunk fails its range proof and finishes from the honest one', async () => {
+    const world = joinWorld('snapshot-forger', { hostile: true });
+    let forged = 0;
+    // n3 keeps real snapshots, and raises a balance in every chunk it serves.
+    wrapSnapshots(world, 'n3', (honest) => async (req, peer) => {
+      const answer = decodeSnapshotChunk(await honest(req, peer));
+      if (answer.kind !== 'chunk' || answer.entries.length === 0) return encodeSnapshotChunk(answer);
+      forged++;
+      const entries = answer.entries.map((e, i) => (i === 0 ? { ...e, account: { ...e.account, balance: e.account.balance + 1n } } : e));
+      return encodeSnapshotChunk({ ...answer, entries });
+    });
+    await world.run();
+    const [n0, , n2] = world.nodes.map((n) => n.node!);
+    assert.ok(forged > 0, 'n3 served forged chunks');
+    assert.ok(n2!.peers.isBanned('n3'), 'n2 banned n3');
+    assert.ok(n2!.db.history.stateBase > 0, 'n2 joined by snapshot');
+    assert.equal(n2!.chain.tip.hashHex, n0!.chain.tip.hashHex, 'and caught up');
+    assert.equal(await stateDigest(n2!.db), await stateDigest(n0!.db), 'same state');
+    for (const sim of world.nodes) sim.crash();
+  });
+});
