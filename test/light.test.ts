@@ -172,6 +172,28 @@ describe('light client', function () {
     assert.equal((await client.getAccount(testKey(71).address)).account, undefined);
   });
 
+  it('asks for statuses again when the headers run past them (a block found in between), then proves', async () => {
+    const chain = await newChain();
+    await extend(chain, 3, 50, true);
+    await fullNode(net, 'full', chain);
+    const client = await startLight();
+    await meet(client, 'full');
+    await extend(chain, 1, 51);
+    // The next status is of the tip before the next block; the headers asked after it already hold it.
+    let blockAfterStatus = true;
+    net.peers.get('full')!.set(names.status, async () => {
+      const status = encodeStatus(statusOf(chain));
+      if (blockAfterStatus) {
+        blockAfterStatus = false;
+        await extend(chain, 1, 52);
+      }
+      return status;
+    });
+    const proven = await client.getAccount(carol.address);
+    assert.equal(proven.height, chain.tip.height);
+    assert.deepEqual(proven.account, { balance: 507n, nonce: 0n });
+  });
+
   it('waits out busy answers (a full node\'s budgets): syncs and proves all the same, and blames no one', async () => {
     const chain = await newChain();
     await extend(chain, 3, 50, true);

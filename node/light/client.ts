@@ -26,6 +26,8 @@ const LIE = 100;
 const WITHHELD = 25;
 /** Peers asked at once for a proof. */
 const MAX_PROVERS = 8;
+/** Rounds of statuses and headers a proof waits for a peer with our tip (see getAccount). */
+const TIP_ATTEMPTS = 3;
 /** Headers of a competing branch held while its work is weighed against ours. */
 const MAX_BRANCH = 4 * RECENT_HEADERS;
 
@@ -315,15 +317,21 @@ export class LightClient extends EventEmitter<LightClientEvents> {
    * enough for the answer.
    */
   async getAccount(address: Uint8Array): Promise<ProvenAccount> {
+    let tip = this.headers.tip.header;
+    let candidates: { peer: string; announcedOurTip: boolean }[] = [];
     // Our tip first, as fresh as our peers can make it: a full node proves only near its own tip.
-    await Promise.all(this.transport.peers().map((peer) => this.handshake(peer)));
-    await this.requestSync();
-    const tip = this.headers.tip.header;
-    const candidates = [...this.statuses]
-      .filter(([peer, s]) => !this.peers.isBanned(peer) && s.totalWork >= this.headers.tip.totalWork)
-      .map(([peer, s]) => ({ peer, announcedOurTip: bytesEqual(s.tipHash, tip.hash) }))
-      .sort((a, b) => Number(b.announcedOurTip) - Number(a.announcedOurTip) || (a.peer < b.peer ? -1 : 1))
-      .slice(0, MAX_PROVERS);
+    // A block found between the statuses and the headers leaves every status short of our new tip:
+    // then the statuses are asked again (a few times at most; the chain may be fast).
+    for (let attempt = 0; attempt < TIP_ATTEMPTS && candidates.length === 0; attempt++) {
+      await Promise.all(this.transport.peers().map((peer) => this.handshake(peer)));
+      await this.requestSync();
+      tip = this.headers.tip.header;
+      candidates = [...this.statuses]
+        .filter(([peer, s]) => !this.peers.isBanned(peer) && s.totalWork >= this.headers.tip.totalWork)
+        .map(([peer, s]) => ({ peer, announcedOurTip: bytesEqual(s.tipHash, tip.hash) }))
+        .sort((a, b) => Number(b.announcedOurTip) - Number(a.announcedOurTip) || (a.peer < b.peer ? -1 : 1))
+        .slice(0, MAX_PROVERS);
+    }
     const answers = await Promise.all(candidates.map((c) => this.proofFrom(c.peer, c.announcedOurTip, tip, address)));
     const proven = answers.find((a): a is { account: Account | undefined } => typeof a !== 'string');
     if (proven) {
