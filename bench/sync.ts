@@ -78,6 +78,8 @@ export interface SyncRun {
   readonly allVerifiedMs: number;
   /** What B's VerifyPool runs on. */
   readonly verifier: string;
+  /** The peers B was connected to when it reached the tip. */
+  readonly peers: number;
 }
 
 /**
@@ -142,7 +144,7 @@ export async function syncRun(ctx: SuiteContext, params: ChainParams, a: { addrs
     const elu = performance.eventLoopUtilization(elu0).utilization;
     // Outside the timing: the same tip must mean the same state.
     if ((await stateDigest(b.node.db)) !== digest) throw new Error("B's state differs from A's at the same tip");
-    return { ms: doneAt - start, firstBlockMs: firstBlockAt - start, importMs, preverifyMs, eventLoopUtilization: elu, allVerifiedMs: (allVerifiedAt ?? doneAt) - start, verifier: verifierOf(b.node) };
+    return { ms: doneAt - start, firstBlockMs: firstBlockAt - start, importMs, preverifyMs, eventLoopUtilization: elu, allVerifiedMs: (allVerifiedAt ?? doneAt) - start, verifier: verifierOf(b.node), peers: b.node.transport.peers().length };
   } finally {
     await stopNodes(live, [b]);
   }
@@ -178,20 +180,21 @@ export const syncSuite: Suite = {
       })();
       // Copies of the same chain, made before A first starts so that each gets a peer id of its
       // own: a second A that serves without budgets (as before them), to compare with, and the
-      // two other serving nodes of the three-peer runs.
+      // three serving nodes of the three-peer runs. Those are not A: a B that met all three
+      // leaves their addresses in A's DHT, and the next B from A alone would find them there.
       const copyOfA = (prefix: string) => {
         const dir = ctx.tempDir(prefix);
         cpSync(aDir.path, dir.path, { recursive: true });
         return dir;
       };
       const unlimitedDir = copyOfA('cairn-bench-sync-source-unlimited-');
-      const peerDirs = Array.from({ length: SYNC_PEERS - 1 }, (_, i) => copyOfA(`cairn-bench-sync-source-${i + 2}-`));
+      const peerDirs = Array.from({ length: SYNC_PEERS }, (_, i) => copyOfA(`cairn-bench-sync-source-${i + 2}-`));
       // A in its own thread, as the peer would be its own process: its serving does not take B's event loop.
       const aThread = await ThreadNode.start(aDir, params, []);
       threads.push(aThread);
       const unlimitedThread = await ThreadNode.start(unlimitedDir, params, [], { unlimited: true });
       threads.push(unlimitedThread);
-      const servers = [aThread];
+      const servers: ThreadNode[] = [];
       for (const dir of peerDirs) {
         const t = await ThreadNode.start(dir, params, []);
         threads.push(t);
@@ -212,7 +215,7 @@ export const syncSuite: Suite = {
       };
       const line = (r: number, what: string, run: SyncRun, extra: string) =>
         ctx.log(
-          `sync:   run ${r + 1} ${what}: ${s1(run.ms)} s (${k((txs * 1000) / run.ms)} tx/s), ${extra}, first block after ${ms0(run.firstBlockMs)} ms, every signature checked after ${s1(run.allVerifiedMs)} s, ` +
+          `sync:   run ${r + 1} ${what}: ${s1(run.ms)} s (${k((txs * 1000) / run.ms)} tx/s), ${extra}, B had ${run.peers} peer${run.peers === 1 ? '' : 's'} at the tip, first block after ${ms0(run.firstBlockMs)} ms, every signature checked after ${s1(run.allVerifiedMs)} s, ` +
             `in processBlock ${s1(run.importMs)} s, pool busy ${s1(run.preverifyMs)} s, event loop busy ${(100 * run.eventLoopUtilization).toFixed(0)}%`,
         );
       // Alternating, so that all see the same machine: a fresh B from A with its budgets and a
@@ -265,7 +268,7 @@ export const syncSuite: Suite = {
           runs: threePeerRuns.map((r) => (txs * 1000) / r.ms),
           target: TARGETS.syncTxPerSecThreePeers,
           limit: limit.limit,
-          note: `B bootstraps off A and two nodes on copies of its datadir (their own peer ids), each in a worker thread; runs alternating with the one-peer runs (in turn first); what each served, median of the runs: ${servers.map((_, i) => `${(median(threePeerShares.map((b) => b[i]!)) / 1e6).toFixed(1)} MB`).join(', ')} (A alone served ${(oneBytes / 1e6).toFixed(1)} MB); ${phases(threePeerRuns)}`,
+          note: `B bootstraps off three nodes on copies of A's datadir (their own peer ids), each in a worker thread; runs alternating with the one-peer runs (in turn first); what each served, median of the runs: ${servers.map((_, i) => `${(median(threePeerShares.map((b) => b[i]!)) / 1e6).toFixed(1)} MB`).join(', ')} (A alone served ${(oneBytes / 1e6).toFixed(1)} MB); ${phases(threePeerRuns)}`,
         }),
         metric({
           key: 'syncThreePeersVsOnePeer',
