@@ -32,6 +32,8 @@ export const TARGETS = {
   verifyPerSec: atLeast(25_000),
   rpcAdmitTxPerSec: atLeast(5_000),
   syncTxPerSec: atLeast(10_000),
+  /** Issue #19: from three peers, and no slower than from one (`syncThreePeersVsOnePeer`). */
+  syncTxPerSecThreePeers: atLeast(25_000),
   devnetConfirmedTxPerSec: atLeast(2_000),
   propagationP50Ms: below(100),
   rssMb: below(300),

@@ -1,7 +1,8 @@
 /**
  * The sync suite of the performance report (bench/perf.ts): a fresh node downloading a long chain
- * of signed transfers from one peer over libp2p, and what the serving peer uploads to it, with its
- * budgets (node/serving.ts) and, in alternating runs, without them.
+ * of signed transfers over libp2p, from one peer and from three (issue #19: no slower than from
+ * one), and what the serving peer uploads to it, with its budgets (node/serving.ts) and, in
+ * alternating runs, without them.
  */
 import { cpSync } from 'node:fs';
 import { join } from 'node:path';
@@ -20,7 +21,7 @@ import { atLeast, median, metric, type Suite, type SuiteContext } from './report
 import { TARGETS, allocFor, benchKey, benchKeys, k, machineLimit, ms0, profiled, s1, signedTx, signerNote, skipSignatures, transfers, verifierOf, within, type BenchKey } from './perf-common.ts';
 
 // ---------------------------------------------------------------------------------------------
-// sync: a fresh node downloading 10,000 blocks of 200,000 transactions from one peer.
+// sync: a fresh node downloading 10,000 blocks of 200,000 transactions from one peer, and from three.
 
 const SYNC_BLOCKS = 10_000;
 const SYNC_BLOCKS_QUICK = 1_000;
@@ -77,19 +78,22 @@ export interface SyncRun {
   readonly allVerifiedMs: number;
   /** What B's VerifyPool runs on. */
   readonly verifier: string;
+  /** The peers B was connected to when it reached the tip. */
+  readonly peers: number;
 }
 
 /**
- * Times a fresh node B from just before its start until its chain connects A's tip. Its chain's
+ * Times a fresh node B, bootstrapping off every address in `a.addrs` (the serving nodes, each
+ * holding the same chain), from just before its start until its chain connects their tip. Its chain's
  * and signature verifier's methods are wrapped (after start, before the first batch can arrive:
  * the bootstrap dial waits 100 ms) to say where the time goes.
  */
-export async function syncRun(ctx: SuiteContext, params: ChainParams, a: { addr: string; tip: ChainTip }, digest: string, txs: number, live: TestNode[]): Promise<SyncRun> {
+export async function syncRun(ctx: SuiteContext, params: ChainParams, a: { addrs: readonly string[]; tip: ChainTip }, digest: string, txs: number, live: TestNode[]): Promise<SyncRun> {
   const target = toHex(a.tip.hash);
   const dir = ctx.tempDir('cairn-bench-sync-');
   const elu0 = performance.eventLoopUtilization();
   const start = performance.now();
-  const b = await startBenchNode(dir, params, live, { bootstrap: [a.addr] });
+  const b = await startBenchNode(dir, params, live, { bootstrap: [...a.addrs] });
   try {
     let importMs = 0;
     let preverifyMs = 0;
@@ -140,15 +144,18 @@ export async function syncRun(ctx: SuiteContext, params: ChainParams, a: { addr:
     const elu = performance.eventLoopUtilization(elu0).utilization;
     // Outside the timing: the same tip must mean the same state.
     if ((await stateDigest(b.node.db)) !== digest) throw new Error("B's state differs from A's at the same tip");
-    return { ms: doneAt - start, firstBlockMs: firstBlockAt - start, importMs, preverifyMs, eventLoopUtilization: elu, allVerifiedMs: (allVerifiedAt ?? doneAt) - start, verifier: verifierOf(b.node) };
+    return { ms: doneAt - start, firstBlockMs: firstBlockAt - start, importMs, preverifyMs, eventLoopUtilization: elu, allVerifiedMs: (allVerifiedAt ?? doneAt) - start, verifier: verifierOf(b.node), peers: b.node.transport.peers().length };
   } finally {
     await stopNodes(live, [b]);
   }
 }
 
+/** The serving nodes of the three-peer figure: A and two more on copies of its chain. */
+const SYNC_PEERS = 3;
+
 export const syncSuite: Suite = {
   name: 'sync',
-  description: 'a fresh node syncing 10,000 blocks of 200,000 signed transactions from one peer (in a worker thread) over libp2p on 127.0.0.1',
+  description: 'a fresh node syncing 10,000 blocks of 200,000 signed transactions from one peer, and from three (each in a worker thread), over libp2p on 127.0.0.1',
   async run(ctx) {
     const limit = await machineLimit(ctx);
     const blocks = ctx.quick ? SYNC_BLOCKS_QUICK : SYNC_BLOCKS;
@@ -156,6 +163,7 @@ export const syncSuite: Suite = {
     // Dated so that 10,000 blocks a block time apart still end in the past.
     const params = networkParams({ name: 'cairn-bench-sync', maxBlockTxs: 1000, alloc: allocFor(senders) });
     const live: TestNode[] = [];
+    const threads: ThreadNode[] = [];
     try {
       const setup = performance.now();
       const aDir = ctx.tempDir('cairn-bench-sync-source-');
@@ -170,40 +178,79 @@ export const syncSuite: Suite = {
           await db.close();
         }
       })();
-      // The same chain for a second A that serves without budgets (as before them), to compare with.
-      const unlimitedDir = ctx.tempDir('cairn-bench-sync-source-unlimited-');
-      cpSync(aDir.path, unlimitedDir.path, { recursive: true });
+      // Copies of the same chain, made before A first starts so that each gets a peer id of its
+      // own: a second A that serves without budgets (as before them), to compare with, and the
+      // three serving nodes of the three-peer runs. Those are not A: a B that met all three
+      // leaves their addresses in A's DHT, and the next B from A alone would find them there.
+      const copyOfA = (prefix: string) => {
+        const dir = ctx.tempDir(prefix);
+        cpSync(aDir.path, dir.path, { recursive: true });
+        return dir;
+      };
+      const unlimitedDir = copyOfA('cairn-bench-sync-source-unlimited-');
+      const peerDirs = Array.from({ length: SYNC_PEERS }, (_, i) => copyOfA(`cairn-bench-sync-source-${i + 2}-`));
       // A in its own thread, as the peer would be its own process: its serving does not take B's event loop.
       const aThread = await ThreadNode.start(aDir, params, []);
+      threads.push(aThread);
       const unlimitedThread = await ThreadNode.start(unlimitedDir, params, [], { unlimited: true });
+      threads.push(unlimitedThread);
+      const servers: ThreadNode[] = [];
+      for (const dir of peerDirs) {
+        const t = await ThreadNode.start(dir, params, []);
+        threads.push(t);
+        servers.push(t);
+      }
       const runs: SyncRun[] = [];
+      const threePeerRuns: SyncRun[] = [];
+      const threePeerShares: number[][] = [];
       const uploads: number[] = [];
       const unlimitedUploads: number[] = [];
       let busyAnswers = 0;
       const count = Math.min(ctx.runs, SYNC_MAX_RUNS);
-      // Alternating, so that both see the same machine: a fresh B from A with its budgets, then one from A without.
+      const timed = async (name: string, sources: readonly ThreadNode[]) => {
+        const before = await Promise.all(sources.map((t) => t.served()));
+        const run = await profiled(name, () => syncRun(ctx, params, { addrs: sources.map((t) => t.addr), tip }, digest, txs, live));
+        const after = await Promise.all(sources.map((t) => t.served()));
+        return { run, bytes: after.map((a, i) => a.bytes - before[i]!.bytes), throttled: after.reduce((sum, a, i) => sum + a.throttled - before[i]!.throttled, 0) };
+      };
+      const line = (r: number, what: string, run: SyncRun, extra: string) =>
+        ctx.log(
+          `sync:   run ${r + 1} ${what}: ${s1(run.ms)} s (${k((txs * 1000) / run.ms)} tx/s), ${extra}, B had ${run.peers} peer${run.peers === 1 ? '' : 's'} at the tip, first block after ${ms0(run.firstBlockMs)} ms, every signature checked after ${s1(run.allVerifiedMs)} s, ` +
+            `in processBlock ${s1(run.importMs)} s, pool busy ${s1(run.preverifyMs)} s, event loop busy ${(100 * run.eventLoopUtilization).toFixed(0)}%`,
+        );
+      // Alternating, so that all see the same machine: a fresh B from A with its budgets and a
+      // fresh B from three peers (in turn first), then one from A without budgets.
       for (let r = 0; r < count; r++) {
-        for (const [source, unlimited] of [[aThread, false], [unlimitedThread, true]] as const) {
-          const before = await source.served();
-          const run = await profiled(`sync-${r + 1}${unlimited ? '-unlimited' : ''}`, () => syncRun(ctx, params, { addr: source.addr, tip }, digest, txs, live));
-          const after = await source.served();
-          const upload = (after.bytes - before.bytes) / (run.ms / 1000);
-          if (!unlimited) busyAnswers += after.throttled - before.throttled;
-          (unlimited ? unlimitedUploads : uploads).push(upload);
-          if (!unlimited) runs.push(run);
-          ctx.log(
-            `sync:   run ${r + 1}${unlimited ? ' (A without budgets)' : ''}: ${s1(run.ms)} s (${k((txs * 1000) / run.ms)} tx/s), A uploaded ${(upload / 1e6).toFixed(2)} MB/s, first block after ${ms0(run.firstBlockMs)} ms, every signature checked after ${s1(run.allVerifiedMs)} s, ` +
-              `in processBlock ${s1(run.importMs)} s, pool busy ${s1(run.preverifyMs)} s, event loop busy ${(100 * run.eventLoopUtilization).toFixed(0)}%`,
-          );
+        const order = r % 2 === 0 ? (['one', 'three'] as const) : (['three', 'one'] as const);
+        for (const kind of order) {
+          if (kind === 'one') {
+            const { run, bytes, throttled } = await timed(`sync-${r + 1}`, [aThread]);
+            const upload = bytes[0]! / (run.ms / 1000);
+            busyAnswers += throttled;
+            uploads.push(upload);
+            runs.push(run);
+            line(r, 'from A', run, `A uploaded ${(upload / 1e6).toFixed(2)} MB/s`);
+          } else {
+            const { run, bytes } = await timed(`sync-${r + 1}-three-peers`, servers);
+            threePeerRuns.push(run);
+            threePeerShares.push(bytes);
+            line(r, `from ${SYNC_PEERS} peers`, run, `they uploaded ${bytes.map((b) => (b / 1e6).toFixed(1)).join(' + ')} MB`);
+          }
         }
+        const { run, bytes } = await timed(`sync-${r + 1}-unlimited`, [unlimitedThread]);
+        const upload = bytes[0]! / (run.ms / 1000);
+        unlimitedUploads.push(upload);
+        line(r, '(A without budgets)', run, `A uploaded ${(upload / 1e6).toFixed(2)} MB/s`);
       }
-      await aThread.stop();
-      await unlimitedThread.stop();
-      const med = (f: (r: SyncRun) => number) => median(runs.map(f));
-      const wall = med((r) => r.ms);
-      const phases =
-        `median: first block after ${ms0(med((r) => r.firstBlockMs))} ms; every block downloaded and its signatures checked after ${s1(med((r) => r.allVerifiedMs))} s (8 batches of 32 blocks at most ahead of the import), the tip imported after ${s1(wall)} s; inside Chain.processBlock (one block at a time) ${((100 * med((r) => r.importMs)) / wall).toFixed(0)}% of the wall time; ` +
-        `its VerifyPool (${runs[0]!.verifier}) busy ${((100 * med((r) => r.preverifyMs)) / wall).toFixed(0)}% of it, overlapping; B's event loop busy ${(100 * med((r) => r.eventLoopUtilization)).toFixed(0)}% (A serves from its own worker thread in the same process, as its own process would: bench/node-thread.ts)`;
+      const med = (list: readonly SyncRun[], f: (r: SyncRun) => number) => median(list.map(f));
+      const phases = (list: readonly SyncRun[]) => {
+        const wall = med(list, (r) => r.ms);
+        return (
+          `median: first block after ${ms0(med(list, (r) => r.firstBlockMs))} ms; every block downloaded and its signatures checked after ${s1(med(list, (r) => r.allVerifiedMs))} s (8 batches of 32 blocks at most ahead of the import), the tip imported after ${s1(wall)} s; inside Chain.processBlock (one block at a time) ${((100 * med(list, (r) => r.importMs)) / wall).toFixed(0)}% of the wall time; ` +
+          `its VerifyPool (${list[0]!.verifier}) busy ${((100 * med(list, (r) => r.preverifyMs)) / wall).toFixed(0)}% of it, overlapping; B's event loop busy ${(100 * med(list, (r) => r.eventLoopUtilization)).toFixed(0)}% (the serving nodes serve from worker threads of their own in the same process, as their own processes would: bench/node-thread.ts)`
+        );
+      };
+      const oneBytes = median(uploads.map((u, i) => u * (runs[i]!.ms / 1000)));
       return [
         metric({
           key: 'syncTxPerSec',
@@ -212,7 +259,24 @@ export const syncSuite: Suite = {
           runs: runs.map((r) => (txs * 1000) / r.ms),
           target: TARGETS.syncTxPerSec,
           limit: limit.limit,
-          note: `${k(txs)} signed transfers, every signature checked by B; ${count} runs, fresh B each; ${phases}`,
+          note: `${k(txs)} signed transfers, every signature checked by B; ${count} runs, fresh B each; ${phases(runs)}`,
+        }),
+        metric({
+          key: 'syncTxPerSecThreePeers',
+          label: `the same from ${SYNC_PEERS} peers`,
+          unit: 'tx/s',
+          runs: threePeerRuns.map((r) => (txs * 1000) / r.ms),
+          target: TARGETS.syncTxPerSecThreePeers,
+          limit: limit.limit,
+          note: `B bootstraps off three nodes on copies of A's datadir (their own peer ids), each in a worker thread; runs alternating with the one-peer runs (in turn first); what each served, median of the runs: ${servers.map((_, i) => `${(median(threePeerShares.map((b) => b[i]!)) / 1e6).toFixed(1)} MB`).join(', ')} (A alone served ${(oneBytes / 1e6).toFixed(1)} MB); ${phases(threePeerRuns)}`,
+        }),
+        metric({
+          key: 'syncThreePeersVsOnePeer',
+          label: `that rate over the one-peer rate of the same run (issue #19: no slower)`,
+          unit: '×',
+          runs: threePeerRuns.map((r, i) => runs[i]!.ms / r.ms),
+          target: atLeast(1),
+          note: 'each three-peer run against the one-peer run beside it (their order alternating run by run)',
         }),
         metric({
           key: 'syncBlocksPerSec',
@@ -226,7 +290,7 @@ export const syncSuite: Suite = {
           label: 'upload of the serving node to one syncing peer, with its budgets',
           unit: 'B/s',
           runs: uploads,
-          note: `bytes A served (headers, blocks, status: its NetworkStats) over B's sync time, the runs above; without budgets (node/serving.ts UNLIMITED_SERVING) in alternating runs on a copy of A: median ${(median(unlimitedUploads) / 1e6).toFixed(2)} MB/s (${unlimitedUploads.map((u) => (u / 1e6).toFixed(2)).join(', ')})`,
+          note: `bytes A served (headers, blocks, status: its NetworkStats) over B's sync time, the one-peer runs above; without budgets (node/serving.ts UNLIMITED_SERVING) in alternating runs on a copy of A: median ${(median(unlimitedUploads) / 1e6).toFixed(2)} MB/s (${unlimitedUploads.map((u) => (u / 1e6).toFixed(2)).join(', ')})`,
         }),
         metric({
           key: 'syncUploadRatioVsUnlimited',
@@ -238,6 +302,7 @@ export const syncSuite: Suite = {
         }),
       ];
     } finally {
+      for (const t of threads) await t.stop();
       await stopAll(live);
     }
   },

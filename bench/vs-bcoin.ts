@@ -190,7 +190,7 @@ export const vsBcoinSuite: Suite = {
       try {
         for (let r = 0; r < runs; r++) {
           sync.bcoin.push(await bcoinSync(h));
-          const c = await syncRun(ctx, syncParams, { addr: aThread.addr, tip }, digest, txs, live);
+          const c = await syncRun(ctx, syncParams, { addrs: [aThread.addr], tip }, digest, txs, live);
           sync.cairn.push((txs * 1000) / c.ms);
           ctx.log(`vs-bcoin: sync run ${r + 1}: bcoin ${Math.round(sync.bcoin.at(-1)!)} tx/s, Cairn ${Math.round(sync.cairn.at(-1)!)} tx/s`);
         }

@@ -31,6 +31,13 @@ const BLOCK_BATCH = 32;
 const READ_AHEAD_BATCHES = 8;
 /** Requests outstanding to one provider: one at a time leaves both ends idle for a round trip. */
 const REQUESTS_PER_PEER = 2;
+/**
+ * A provider holds up the import when the next batch is its, the read-ahead is full and another
+ * provider is idle: once its request has taken twice as long as the idle one's last batch took
+ * (at least STALL_MIN_MS; STALL_MS while that one has none yet), its batches go to the others.
+ */
+const STALL_MIN_MS = 500;
+const STALL_MS = 2_000;
 
 export interface SyncProgress {
   readonly height: number;
@@ -110,6 +117,8 @@ export class Sync extends EventEmitter<SyncEvents> {
   private readonly asking = new Map<string, Promise<Status | undefined>>();
   /** Per peer and protocol: not to be asked before then (its busy answer said so). */
   private readonly notBefore = new Map<string, number>();
+  /** While bodies download: offers a peer whose status just arrived as one more provider. */
+  private joinDownload: ((peer: string, status: Status) => void) | undefined;
 
   constructor(o: SyncOptions) {
     super();
@@ -198,6 +207,7 @@ export class Sync extends EventEmitter<SyncEvents> {
       return undefined;
     }
     this.statuses.set(peer, { peer, status });
+    this.joinDownload?.(peer, status);
     if (status.totalWork > chain.tip.totalWork) void this.requestSync();
     return status;
   }
@@ -320,10 +330,11 @@ export class Sync extends EventEmitter<SyncEvents> {
     // 2. Bodies we lack, from every peer that claims at least this much work and has not pruned them.
     const first = fork.height + 1;
     const hasBodies = (s: Status) => s.prunedHeight < first;
-    const others = [...this.statuses.values()].filter((s) => s.peer !== peer && s.status.totalWork >= check.totalWork && hasBodies(s.status));
+    const canServe = (s: Status) => s.totalWork >= check.totalWork && hasBodies(s);
+    const others = [...this.statuses.values()].filter((s) => s.peer !== peer && canServe(s.status));
     const providers = [...(hasBodies(claimed) ? [peer] : []), ...others.map((s) => s.peer)];
     try {
-      await this.download(first, check.tipHeight, providers);
+      await this.download(first, check.tipHeight, providers, canServe);
     } finally {
       await chain.db.history.clearPending();
     }
@@ -332,13 +343,19 @@ export class Sync extends EventEmitter<SyncEvents> {
   /**
    * Fetches the blocks of heights [first, last] of the checked header chain (hashes from the
    * scratch list, those we lack) in batches, a few outstanding per provider, and imports them
-   * strictly in order as they arrive. A provider that fails or lacks a batch drops out of this
+   * strictly in order as they arrive. Peers whose status shows they can serve (`canServe`) join
+   * the download as their status arrives. A provider that fails or lacks a batch drops out of this
    * download and its batch goes back in line for the others; one that sent a body that does not
-   * match its header is also punished. A block that breaks a rule ends the download: the chain
-   * is bad (InvalidChain, for the header peer).
+   * match its header is also punished. A provider that holds up the import (its batch is the next
+   * one, the read-ahead is full, and an idle provider would have fetched it twice over meanwhile:
+   * STALL_MIN_MS) drops out too, unpunished, and its batches go to the others: the first copy of
+   * a batch to arrive is imported, so one slow peer costs a few batches asked twice rather than
+   * a wait on every batch it holds. A block that breaks
+   * a rule ends the download: the chain is bad (InvalidChain, for the header peer).
    */
-  private async download(first: number, last: number, providers: string[]): Promise<void> {
+  private async download(first: number, last: number, providers: string[], canServe: (status: Status) => boolean): Promise<void> {
     this.emit('download', last - first + 1);
+    const { env } = this.o;
     const target = last;
     const batchCount = Math.ceil((last - first + 1) / BLOCK_BATCH);
     const batchHashes = async (index: number): Promise<Uint8Array[]> => {
@@ -348,7 +365,13 @@ export class Sync extends EventEmitter<SyncEvents> {
     };
     const queue = Array.from({ length: batchCount }, (_, i) => i);
     const arrived = new Map<number, { blocks: SaneBlock[]; from: string; verified: Promise<void> }>();
-    const active = new Set(providers.filter((p) => !this.o.peers.isBanned(p)));
+    /** Who was last given each batch still outstanding, and when. */
+    const holders = new Map<number, { peer: string; since: number }>();
+    /** How long each provider's last batch took. */
+    const batchMs = new Map<string, number>();
+    const active = new Set<string>();
+    /** Every peer that took part: one that dropped out does not come back in this download. */
+    const joined = new Set<string>();
     let nextToImport = 0;
     let finished = false;
     let invalid: InvalidChain | undefined;
@@ -361,20 +384,49 @@ export class Sync extends EventEmitter<SyncEvents> {
     };
     let finish!: () => void;
     const over = new Promise<void>((resolve) => (finish = resolve));
+    const requeue = (index: number) => {
+      queue.unshift(index);
+      queue.sort((a, b) => a - b);
+    };
+    const dropSlow = (peer: string) => {
+      active.delete(peer);
+      for (const [index, holder] of holders) {
+        if (holder.peer !== peer) continue;
+        holders.delete(index); // its copy is still imported if it comes first
+        requeue(index);
+      }
+      notify();
+    };
 
     const worker = async (peer: string) => {
       while (!finished && active.has(peer)) {
         if (queue.length === 0 || queue[0]! >= nextToImport + READ_AHEAD_BATCHES) {
-          await changed(); // everything is taken (a failed batch may come back), or far enough ahead
+          // Everything is taken (a failed batch may come back), or far enough ahead. If the
+          // import waits on another peer's batch meanwhile, that peer is holding everyone up.
+          const holder = arrived.has(nextToImport) ? undefined : holders.get(nextToImport);
+          if (holder === undefined || holder.peer === peer) {
+            await changed();
+            continue;
+          }
+          const mine = batchMs.get(peer);
+          const left = holder.since + (mine === undefined ? STALL_MS : Math.max(STALL_MIN_MS, 2 * mine)) - env.now();
+          if (left <= 0) dropSlow(holder.peer);
+          else await Promise.race([changed(), sleep(env, left), over]);
           continue;
         }
         const index = queue.shift()!;
+        if (index < nextToImport || arrived.has(index)) continue; // a copy came first
+        const since = env.now();
+        holders.set(index, { peer, since });
         try {
           const hashes = await batchHashes(index);
           const blocks = hashes.length === 0 ? [] : await this.fetchBlocks(peer, hashes);
           if (blocks.length < hashes.length) throw new Error('lacks blocks of the chain it announced');
+          batchMs.set(peer, env.now() - since);
           // Signatures are checked on every core while earlier batches import.
-          arrived.set(index, { blocks, from: peer, verified: this.o.preverify?.(blocks).catch(() => {}) ?? Promise.resolve() });
+          if (index >= nextToImport && !arrived.has(index)) {
+            arrived.set(index, { blocks, from: peer, verified: this.o.preverify?.(blocks).catch(() => {}) ?? Promise.resolve() });
+          }
         } catch (err) {
           if (err instanceof InvalidChain) {
             invalid ??= err;
@@ -382,21 +434,33 @@ export class Sync extends EventEmitter<SyncEvents> {
           } else if (err instanceof TransportError && err.code === 'TRANSPORT_BUSY') {
             // Not a failure: the batch goes back in line (others may take it), and this peer is
             // asked again once its retry-after has passed.
-            queue.unshift(index);
-            queue.sort((a, b) => a - b);
+            if (holders.get(index)?.peer === peer) requeue(index);
+            holders.delete(index);
             notify();
-            await Promise.race([sleep(this.o.env, err.retryAfterMs), over]);
+            await Promise.race([sleep(env, err.retryAfterMs), over]);
             continue;
           } else {
             active.delete(peer);
-            queue.unshift(index);
+            if (holders.get(index)?.peer === peer) requeue(index);
             if (err instanceof PeerFault || err instanceof CairnError) this.blame(peer, err);
           }
+        } finally {
+          if (holders.get(index)?.peer === peer) holders.delete(index);
         }
         notify();
       }
     };
-    const workers = [...active].flatMap((peer) => Array.from({ length: REQUESTS_PER_PEER }, () => worker(peer)));
+    const workers: Promise<void>[] = [];
+    const join = (peer: string) => {
+      if (finished || joined.has(peer) || this.o.peers.isBanned(peer)) return;
+      joined.add(peer);
+      active.add(peer);
+      for (let i = 0; i < REQUESTS_PER_PEER; i++) workers.push(worker(peer));
+    };
+    for (const peer of providers) join(peer);
+    this.joinDownload = (peer, status) => {
+      if (canServe(status)) join(peer);
+    };
 
     try {
       while (nextToImport < batchCount && !invalid) {
@@ -414,6 +478,7 @@ export class Sync extends EventEmitter<SyncEvents> {
         this.emit('progress', { height: this.o.chain.tip.height, target, peer: ready.from });
       }
     } finally {
+      this.joinDownload = undefined;
       finished = true;
       finish();
       notify();

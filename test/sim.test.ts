@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { simulate, type SimResult } from '../sim/run.ts';
 import { measureFreeRider, measureSybil, UNLIMITED } from '../sim/fair-share.ts';
+import { measureSyncFromPeers, SYNC_UPLINK_BYTES_PER_MS, type SyncPeersMeasurement } from '../sim/sync-peers.ts';
 
 const SWEEP = 200;
 
@@ -93,5 +94,40 @@ describe('simulation: fair serving', function () {
     assert.ok(r.slotsTaken > 0 && r.slotsTaken <= r.limit, `${r.slotsTaken} slots`);
     assert.ok(r.refused >= r.identities - r.limit);
     assert.deepEqual(r.honestPenalised, []);
+  });
+});
+
+describe('simulation: sync from several peers (issue #19: no slower than from one)', function () {
+  this.timeout(120_000);
+  const total = (m: SyncPeersMeasurement) => Object.values(m.sent).reduce((a, b) => a + b, 0);
+  let alone: SyncPeersMeasurement;
+  before(async () => {
+    alone = await measureSyncFromPeers([{ id: 'S1' }]);
+  });
+
+  it('three alike: the bodies come from all three, each once, faster than from one', async () => {
+    const three = await measureSyncFromPeers([{ id: 'S1' }, { id: 'S2' }, { id: 'S3' }]);
+    console.log(`      bodies from one server in ${Math.round(alone.downloadMs)} ms, from three in ${Math.round(three.downloadMs)} ms; sent ${JSON.stringify(three.sent)}`);
+    assert.ok(three.downloadMs < alone.downloadMs, `${three.downloadMs} ms from three, ${alone.downloadMs} ms from one`);
+    for (const [id, bytes] of Object.entries(three.sent)) assert.ok(bytes > 10_000, `${id} sent ${bytes} bytes`);
+    assert.ok(total(three) <= total(alone) * 1.01, `${total(three)} bytes from three, ${total(alone)} from one`);
+    assert.deepEqual([...alone.honestPenalised, ...three.honestPenalised], []);
+  });
+
+  it('one of three ten times slower: its batches go to the others, and the sync is no slower than from one fast peer', async () => {
+    const slow = await measureSyncFromPeers([{ id: 'S1' }, { id: 'S2', uplinkBytesPerMs: SYNC_UPLINK_BYTES_PER_MS / 10 }, { id: 'S3' }]);
+    console.log(`      with a slow one among three: ${Math.round(slow.downloadMs)} ms; sent ${JSON.stringify(slow.sent)}`);
+    assert.ok(slow.downloadMs <= alone.downloadMs, `${slow.downloadMs} ms with a slow one among three, ${alone.downloadMs} ms from one`);
+    assert.ok(total(slow) <= total(alone) * 1.25, `${total(slow)} bytes, ${total(alone)} from one: the batches asked again are few`);
+    assert.deepEqual(slow.honestPenalised, [], 'a slow peer is no offence');
+  });
+
+  it('peers that arrive while the bodies download join the download', async () => {
+    // The headers from S1 take about 5 s; S2 and S3 start after that and dial H.
+    const joining = await measureSyncFromPeers([{ id: 'S1' }, { id: 'S2', joinsAfterHMs: 5_500 }, { id: 'S3', joinsAfterHMs: 5_500 }]);
+    console.log(`      two more servers arriving during the download: ${Math.round(joining.downloadMs)} ms; sent ${JSON.stringify(joining.sent)}`);
+    assert.ok(joining.sent.S2! > 10_000 && joining.sent.S3! > 10_000, JSON.stringify(joining.sent));
+    assert.ok(joining.downloadMs < alone.downloadMs, `${joining.downloadMs} ms, ${alone.downloadMs} ms from one`);
+    assert.deepEqual(joining.honestPenalised, []);
   });
 });
