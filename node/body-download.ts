@@ -1,0 +1,204 @@
+import { CairnError } from '../ledger/errors.ts';
+import type { SaneBlock } from '../consensus/sanity.ts';
+import { PeerFault } from './header-sync.ts';
+import { sleep, type Env } from './env.ts';
+import { TransportError } from './transport.ts';
+
+/**
+ * A sync's body download (node/sync.ts): the blocks of heights [first, last] of a checked header
+ * chain, in batches fetched from every provider at once and imported strictly in order. Its own
+ * file because its scheduling (read-ahead, who holds which batch, a slow provider's hand-over)
+ * is a piece to read alone.
+ */
+const BLOCK_BATCH = 32;
+/**
+ * Batches fetched (and their signatures checked) ahead of the import. Enough to keep the pool and
+ * the network busy while a batch imports; more only holds blocks in memory and takes the main
+ * thread from the import.
+ */
+const READ_AHEAD_BATCHES = 8;
+/** Requests outstanding to one provider: one at a time leaves both ends idle for a round trip. */
+const REQUESTS_PER_PEER = 2;
+/**
+ * A provider holds up the import when the next batch is its, the read-ahead is full and another
+ * provider is idle: once its request has taken twice as long as the idle one's last batch took
+ * (at least STALL_MIN_MS; STALL_MS while that one has none yet), its batches go to the others.
+ */
+const STALL_MIN_MS = 500;
+const STALL_MS = 2_000;
+
+/**
+ * A block of the claimed chain broke a rule of its own (not a body that fails to match its
+ * header, which is the sender's doing): the peer that claimed the chain is to blame.
+ */
+export class InvalidChain extends Error {
+  readonly reason: CairnError;
+  constructor(reason: CairnError) {
+    super(reason.message);
+    this.reason = reason;
+  }
+}
+
+export interface BodyDownloadParts {
+  readonly env: Env;
+  readonly first: number;
+  readonly last: number;
+  /** The hashes of the blocks of heights [start, start + count) still to fetch. */
+  batchHashes(start: number, count: number): Promise<Uint8Array[]>;
+  /** A batch from one provider, each body checked against its header (InvalidChain: a block breaks a rule). */
+  fetch(peer: string, hashes: readonly Uint8Array[]): Promise<SaneBlock[]>;
+  /** Signatures checked on every core while earlier batches import. */
+  preverify?(blocks: readonly SaneBlock[]): Promise<void>;
+  /** Imports a batch in order (InvalidChain: a block breaks a rule); `from` sent it. */
+  importBatch(blocks: readonly SaneBlock[], from: string): Promise<void>;
+  /** A provider at fault (a body that does not match, a rule broken). */
+  blame(peer: string, err: unknown): void;
+  isBanned(peer: string): boolean;
+}
+
+export class BodyDownload {
+  private readonly parts: BodyDownloadParts;
+  /** Providers that joined before the download started. */
+  private readonly early: string[] = [];
+  private joinNow: ((peer: string) => void) | undefined;
+
+  constructor(parts: BodyDownloadParts) {
+    this.parts = parts;
+  }
+
+  /** A provider joins (before or during the download); one that dropped out does not come back. */
+  join(peer: string): void {
+    if (this.joinNow) this.joinNow(peer);
+    else this.early.push(peer);
+  }
+
+  /**
+   * Runs the download to its end: every block imported, or nobody left who can serve it (the
+   * sync's next round retries), or a block that breaks a rule (thrown: InvalidChain).
+   */
+  async run(): Promise<void> {
+    const { env, first, last } = this.parts;
+    const batchCount = Math.ceil((last - first + 1) / BLOCK_BATCH);
+    const batchHashes = (index: number): Promise<Uint8Array[]> => {
+      const start = first + index * BLOCK_BATCH;
+      return this.parts.batchHashes(start, Math.min(BLOCK_BATCH, last - start + 1));
+    };
+    const queue = Array.from({ length: batchCount }, (_, i) => i);
+    const arrived = new Map<number, { blocks: SaneBlock[]; from: string; verified: Promise<void> }>();
+    /** Who was last given each batch still outstanding, and when. */
+    const holders = new Map<number, { peer: string; since: number }>();
+    /** How long each provider's last batch took. */
+    const batchMs = new Map<string, number>();
+    const active = new Set<string>();
+    /** Every peer that took part: one that dropped out does not come back in this download. */
+    const joined = new Set<string>();
+    let nextToImport = 0;
+    let finished = false;
+    let invalid: InvalidChain | undefined;
+    let waiters: (() => void)[] = [];
+    const changed = () => new Promise<void>((resolve) => waiters.push(resolve));
+    const notify = () => {
+      const woken = waiters;
+      waiters = [];
+      for (const wake of woken) wake();
+    };
+    let finish!: () => void;
+    const over = new Promise<void>((resolve) => (finish = resolve));
+    const requeue = (index: number) => {
+      queue.unshift(index);
+      queue.sort((a, b) => a - b);
+    };
+    const dropSlow = (peer: string) => {
+      active.delete(peer);
+      for (const [index, holder] of holders) {
+        if (holder.peer !== peer) continue;
+        holders.delete(index); // its copy is still imported if it comes first
+        requeue(index);
+      }
+      notify();
+    };
+
+    const worker = async (peer: string) => {
+      while (!finished && active.has(peer)) {
+        if (queue.length === 0 || queue[0]! >= nextToImport + READ_AHEAD_BATCHES) {
+          // Everything is taken (a failed batch may come back), or far enough ahead. If the
+          // import waits on another peer's batch meanwhile, that peer is holding everyone up.
+          const holder = arrived.has(nextToImport) ? undefined : holders.get(nextToImport);
+          if (holder === undefined || holder.peer === peer) {
+            await changed();
+            continue;
+          }
+          const mine = batchMs.get(peer);
+          const left = holder.since + (mine === undefined ? STALL_MS : Math.max(STALL_MIN_MS, 2 * mine)) - env.now();
+          if (left <= 0) dropSlow(holder.peer);
+          else await Promise.race([changed(), sleep(env, left), over]);
+          continue;
+        }
+        const index = queue.shift()!;
+        if (index < nextToImport || arrived.has(index)) continue; // a copy came first
+        const since = env.now();
+        holders.set(index, { peer, since });
+        try {
+          const hashes = await batchHashes(index);
+          const blocks = hashes.length === 0 ? [] : await this.parts.fetch(peer, hashes);
+          if (blocks.length < hashes.length) throw new Error('lacks blocks of the chain it announced');
+          batchMs.set(peer, env.now() - since);
+          // Signatures are checked on every core while earlier batches import.
+          if (index >= nextToImport && !arrived.has(index)) {
+            arrived.set(index, { blocks, from: peer, verified: this.parts.preverify?.(blocks).catch(() => {}) ?? Promise.resolve() });
+          }
+        } catch (err) {
+          if (err instanceof InvalidChain) {
+            invalid ??= err;
+            finished = true;
+          } else if (err instanceof TransportError && err.code === 'TRANSPORT_BUSY') {
+            // Not a failure: the batch goes back in line (others may take it), and this peer is
+            // asked again once its retry-after has passed.
+            if (holders.get(index)?.peer === peer) requeue(index);
+            holders.delete(index);
+            notify();
+            await Promise.race([sleep(env, err.retryAfterMs), over]);
+            continue;
+          } else {
+            active.delete(peer);
+            if (holders.get(index)?.peer === peer) requeue(index);
+            if (err instanceof PeerFault || err instanceof CairnError) this.parts.blame(peer, err);
+          }
+        } finally {
+          if (holders.get(index)?.peer === peer) holders.delete(index);
+        }
+        notify();
+      }
+    };
+    const workers: Promise<void>[] = [];
+    this.joinNow = (peer: string) => {
+      if (finished || joined.has(peer) || this.parts.isBanned(peer)) return;
+      joined.add(peer);
+      active.add(peer);
+      for (let i = 0; i < REQUESTS_PER_PEER; i++) workers.push(worker(peer));
+    };
+    for (const peer of this.early) this.joinNow(peer);
+
+    try {
+      while (nextToImport < batchCount && !invalid) {
+        const ready = arrived.get(nextToImport);
+        if (!ready) {
+          if (active.size === 0 || finished) break; // nobody left who can serve us; the next round retries
+          await changed();
+          continue;
+        }
+        arrived.delete(nextToImport++);
+        notify(); // the read-ahead window moved
+        await ready.verified;
+        await this.parts.importBatch(ready.blocks, ready.from);
+      }
+    } finally {
+      this.joinNow = undefined;
+      finished = true;
+      finish();
+      notify();
+      await Promise.allSettled(workers);
+    }
+    if (invalid) throw invalid;
+  }
+}
