@@ -26,17 +26,18 @@ import { seededRandom } from '../test/helpers/fixtures.ts';
 import { atLeast, below, measureRate, median, type SuiteContext } from './report.ts';
 
 // ---------------------------------------------------------------------------------------------
-// The issue's targets (on the 2-core development machine).
+// Issue #19's targets (on the 2-core development machine; issue #7's, met, were lower).
 
 export const TARGETS = {
-  verifyPerSec: atLeast(25_000),
-  rpcAdmitTxPerSec: atLeast(5_000),
-  syncTxPerSec: atLeast(10_000),
-  /** Issue #19: from three peers, and no slower than from one (`syncThreePeersVsOnePeer`). */
+  /** Pooled verification as a share of the machine limit measured in the same run. */
+  verifyShareOfLimit: 0.95,
+  rpcAdmitTxPerSec: atLeast(30_000),
+  syncTxPerSec: atLeast(25_000),
+  /** From three peers, and no slower than from one (`syncThreePeersVsOnePeer`). */
   syncTxPerSecThreePeers: atLeast(25_000),
-  devnetConfirmedTxPerSec: atLeast(2_000),
-  propagationP50Ms: below(100),
-  rssMb: below(300),
+  devnetConfirmedTxPerSec: atLeast(8_000),
+  propagationP50Ms: below(30),
+  rssMb: below(200),
 } as const;
 
 export const CORES = availableParallelism();
