@@ -40,17 +40,45 @@ const END_LEAF = 1;
 const END_OTHER = 2;
 const MAX_DEPTH = 255;
 
-export function encodeAccountProof(proof: AccountProof): Uint8Array {
-  const d = proof.siblings.length;
-  if (d > MAX_DEPTH) throw new RangeError(`a proof of ${d} siblings`);
+/**
+ * A proof's siblings as written, for account proofs and chunk proofs alike: their count, a bitmap
+ * of the non-empty ones, then those in full; a Writer with room for the proof's end after them.
+ */
+export function writeSiblings(siblings: readonly Uint8Array[], maxDepth: number, what: string): Writer {
+  const d = siblings.length;
+  if (d > maxDepth) throw new RangeError(`a ${what} of ${d} siblings`);
   const bitmap = new Uint8Array((d + 7) >>> 3);
-  const present = proof.siblings.filter((s, i) => {
+  const present = siblings.filter((s, i) => {
     const full = !bytesEqual(s, EMPTY_HASH);
     if (full) bitmap[i >>> 3]! |= 0x80 >>> (i & 7);
     return full;
   });
   const w = new Writer(2 + bitmap.length + present.length * 32 + 1 + STATE_KEY_BYTES + ACCOUNT_BYTES).u8(d).bytes(bitmap);
   for (const s of present) w.bytes(s, 32);
+  return w;
+}
+
+/** The siblings writeSiblings wrote, in canonical form only (no bits past the count, no empty one in full). */
+export function readSiblings(r: Reader, maxDepth: number, what: string): Uint8Array[] {
+  const d = r.u8(`${what} depth`);
+  if (d > maxDepth) throw new DecodeError('DECODE_NON_CANONICAL', `a ${what} of ${d} siblings`);
+  const bitmap = r.bytes((d + 7) >>> 3, `${what} bitmap`);
+  if (d & 7 && (bitmap.at(-1)! & (0xff >>> (d & 7))) !== 0) throw new DecodeError('DECODE_NON_CANONICAL', `${what} bitmap has bits set past its depth`);
+  const siblings: Uint8Array[] = [];
+  for (let i = 0; i < d; i++) {
+    if ((bitmap[i >>> 3]! & (0x80 >>> (i & 7))) === 0) {
+      siblings.push(EMPTY_HASH);
+      continue;
+    }
+    const s = r.bytes(32, `${what} sibling`);
+    if (bytesEqual(s, EMPTY_HASH)) throw new DecodeError('DECODE_NON_CANONICAL', 'an empty sibling written out in full');
+    siblings.push(s);
+  }
+  return siblings;
+}
+
+export function encodeAccountProof(proof: AccountProof): Uint8Array {
+  const w = writeSiblings(proof.siblings, MAX_DEPTH, 'proof');
   const end = proof.end;
   if (end.kind === 'empty') w.u8(END_EMPTY);
   else if (end.kind === 'leaf') w.u8(END_LEAF).bytes(encodeAccount(end.account));
@@ -60,19 +88,7 @@ export function encodeAccountProof(proof: AccountProof): Uint8Array {
 
 export function decodeAccountProof(bytes: Uint8Array): AccountProof {
   const r = new Reader(bytes);
-  const d = r.u8('proof depth');
-  const bitmap = r.bytes((d + 7) >>> 3, 'proof bitmap');
-  if (d & 7 && (bitmap.at(-1)! & (0xff >>> (d & 7))) !== 0) throw new DecodeError('DECODE_NON_CANONICAL', 'proof bitmap has bits set past its depth');
-  const siblings: Uint8Array[] = [];
-  for (let i = 0; i < d; i++) {
-    if ((bitmap[i >>> 3]! & (0x80 >>> (i & 7))) === 0) {
-      siblings.push(EMPTY_HASH);
-      continue;
-    }
-    const s = r.bytes(32, 'proof sibling');
-    if (bytesEqual(s, EMPTY_HASH)) throw new DecodeError('DECODE_NON_CANONICAL', 'an empty sibling written out in full');
-    siblings.push(s);
-  }
+  const siblings = readSiblings(r, MAX_DEPTH, 'proof');
   const kind = r.u8('proof end');
   let end: ProofEnd;
   if (kind === END_EMPTY) end = { kind: 'empty' };

@@ -1,5 +1,5 @@
 import { hash } from 'node:crypto';
-import { Reader, Writer, bytesEqual } from './bytes.ts';
+import { Reader, bytesEqual } from './bytes.ts';
 import { DecodeError, ProofError } from './errors.ts';
 import { ACCOUNT_BYTES, decodeAccount, encodeAccount, type Account } from './state.ts';
 import {
@@ -17,6 +17,7 @@ import {
   type TreeNodeReader,
 } from './smt.ts';
 import { buildSubtree, leafSubtree, type SortedLeaf } from './smt-build.ts';
+import { readSiblings, writeSiblings } from './smt-proof.ts';
 
 /**
  * Range proofs of the state tree (docs/PROTOCOL.md, "Snapshot chunks"): a chunk is every account
@@ -134,16 +135,7 @@ export async function proveChunk(reader: TreeNodeReader, id: string): Promise<Ch
 }
 
 export function encodeChunkProof(proof: ChunkProof): Uint8Array {
-  const d = proof.siblings.length;
-  if (d > MAX_CHUNK_DEPTH) throw new RangeError(`a chunk proof of ${d} siblings`);
-  const bitmap = new Uint8Array((d + 7) >>> 3);
-  const present = proof.siblings.filter((s, i) => {
-    const full = !bytesEqual(s, EMPTY_HASH);
-    if (full) bitmap[i >>> 3]! |= 0x80 >>> (i & 7);
-    return full;
-  });
-  const w = new Writer(2 + bitmap.length + present.length * 32 + 1 + STATE_KEY_BYTES + ACCOUNT_BYTES).u8(d).bytes(bitmap);
-  for (const s of present) w.bytes(s, 32);
+  const w = writeSiblings(proof.siblings, MAX_CHUNK_DEPTH, 'chunk proof');
   const end = proof.end;
   if (end.kind === 'node') w.u8(END_NODE);
   else if (end.kind === 'empty') w.u8(END_EMPTY);
@@ -152,20 +144,7 @@ export function encodeChunkProof(proof: ChunkProof): Uint8Array {
 }
 
 export function readChunkProof(r: Reader): ChunkProof {
-  const d = r.u8('chunk proof depth');
-  if (d > MAX_CHUNK_DEPTH) throw new DecodeError('DECODE_NON_CANONICAL', `a chunk proof of ${d} siblings`);
-  const bitmap = r.bytes((d + 7) >>> 3, 'chunk proof bitmap');
-  if (d & 7 && (bitmap.at(-1)! & (0xff >>> (d & 7))) !== 0) throw new DecodeError('DECODE_NON_CANONICAL', 'chunk proof bitmap has bits set past its depth');
-  const siblings: Uint8Array[] = [];
-  for (let i = 0; i < d; i++) {
-    if ((bitmap[i >>> 3]! & (0x80 >>> (i & 7))) === 0) {
-      siblings.push(EMPTY_HASH);
-      continue;
-    }
-    const s = r.bytes(32, 'chunk proof sibling');
-    if (bytesEqual(s, EMPTY_HASH)) throw new DecodeError('DECODE_NON_CANONICAL', 'an empty sibling written out in full');
-    siblings.push(s);
-  }
+  const siblings = readSiblings(r, MAX_CHUNK_DEPTH, 'chunk proof');
   const kind = r.u8('chunk proof end');
   let end: ChunkEnd;
   if (kind === END_NODE) end = { kind: 'node' };
