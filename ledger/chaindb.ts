@@ -100,6 +100,11 @@ export class ChainDB implements AccountSource, TreeNodeReader {
     await this.writes.flushed();
     this.accountCache.clear();
     this.tree = new TreeStore(this.kv, await TreeStore.loadTop(this.kv), (id) => this.writes.node(id));
+    await this.loadChecked();
+  }
+
+  /** Loads the history's marks and checks the stored tree against the tip's state root. */
+  private async loadChecked(): Promise<void> {
     await this.history.load();
     const tip = await this.storedTip();
     const tipBlock = await this.getBlock(tip.hash);
@@ -142,12 +147,7 @@ export class ChainDB implements AccountSource, TreeNodeReader {
       await new SnapshotJoinStore(kv).resumeInstall();
       await new SnapshotStore(kv).clearIncomplete();
       const db = new ChainDB(kv, params, genesis, options.scheduleFlush, options.indexers ?? [], await TreeStore.loadTop(kv));
-      await db.history.load();
-      const tip = await db.storedTip();
-      const tipBlock = await db.getBlock(tip.hash);
-      if (!tipBlock || !bytesEqual(await db.stateRoot(), tipBlock.header.stateRoot)) {
-        throw new StoreError('STORE_CORRUPT', `the stored state tree's root is not the state root of the tip ${toHex(tip.hash)}`);
-      }
+      await db.loadChecked();
       return db;
     } catch (err) {
       await kv.close();
