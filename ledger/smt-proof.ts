@@ -122,10 +122,19 @@ export function verifyAccountProof(stateRoot: Uint8Array, address: Uint8Array, p
     }
     h = leafHash(end.key, end.account);
   }
+  if (!bytesEqual(climbSiblings(h, key, proof.siblings), stateRoot)) throw new ProofError('the proof does not lead to the state root of its block');
+  return end.kind === 'leaf' ? end.account : undefined;
+}
+
+/**
+ * The root a proof leads to: `h`, the hash at depth `siblings.length` on `key`'s path, hashed up
+ * with the sibling beside it at each depth, for account proofs and chunk proofs alike.
+ */
+export function climbSiblings(h: Uint8Array, key: Uint8Array, siblings: readonly Uint8Array[]): Uint8Array {
   const input = new Uint8Array(65);
   input[0] = INNER_PREFIX;
-  for (let i = d - 1; i >= 0; i--) {
-    const s = proof.siblings[i]!;
+  for (let i = siblings.length - 1; i >= 0; i--) {
+    const s = siblings[i]!;
     if (bitAt(key, i) === 0) {
       input.set(h, 1);
       input.set(s, 33);
@@ -135,8 +144,7 @@ export function verifyAccountProof(stateRoot: Uint8Array, address: Uint8Array, p
     }
     h = hash('sha256', input, 'buffer');
   }
-  if (!bytesEqual(h, stateRoot)) throw new ProofError('the proof does not lead to the state root of its block');
-  return end.kind === 'leaf' ? end.account : undefined;
+  return h;
 }
 
 function leafHash(key: Uint8Array, account: Account): Uint8Array {

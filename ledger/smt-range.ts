@@ -1,10 +1,8 @@
-import { hash } from 'node:crypto';
 import { Reader, bytesEqual } from './bytes.ts';
 import { DecodeError, ProofError } from './errors.ts';
 import { ACCOUNT_BYTES, decodeAccount, encodeAccount, type Account } from './state.ts';
 import {
   EMPTY_HASH,
-  INNER_PREFIX,
   STATE_KEY_BYTES,
   bitAt,
   childHash,
@@ -17,7 +15,7 @@ import {
   type TreeNodeReader,
 } from './smt.ts';
 import { buildSubtree, leafSubtree, type SortedLeaf } from './smt-build.ts';
-import { readSiblings, writeSiblings } from './smt-proof.ts';
+import { climbSiblings, readSiblings, writeSiblings } from './smt-proof.ts';
 
 /**
  * Range proofs of the state tree (docs/PROTOCOL.md, "Snapshot chunks"): a chunk is every account
@@ -187,19 +185,6 @@ export function verifyChunk(stateRoot: Uint8Array, id: string, entries: readonly
     if (j !== depth) throw new ProofError(`a chunk of ${leaves.length} accounts whose path ends at depth ${j}, above its position`);
     h = buildSubtree(leaves, depth).hash;
   }
-  const input = new Uint8Array(65);
-  input[0] = INNER_PREFIX;
-  for (let i = j - 1; i >= 0; i--) {
-    const s = proof.siblings[i]!;
-    if (bitAt(key, i) === 0) {
-      input.set(h, 1);
-      input.set(s, 33);
-    } else {
-      input.set(s, 1);
-      input.set(h, 33);
-    }
-    h = hash('sha256', input, 'buffer');
-  }
-  if (!bytesEqual(h, stateRoot)) throw new ProofError('the chunk and its proof do not lead to the state root of the snapshot block');
+  if (!bytesEqual(climbSiblings(h, key, proof.siblings), stateRoot)) throw new ProofError('the chunk and its proof do not lead to the state root of the snapshot block');
   return leaves;
 }
