@@ -137,7 +137,11 @@ export class BodyDownload {
         const index = queue.shift()!;
         if (index < nextToImport || arrived.has(index)) continue; // a copy came first
         const since = env.now();
-        holders.set(index, { peer, since });
+        // This request's own mark: the peer's other request may hold the same batch later (it
+        // went back in line meanwhile), and only the request that set a mark may clear it.
+        const mark = { peer, since };
+        holders.set(index, mark);
+        let retryAfterMs: number | undefined;
         try {
           const hashes = await batchHashes(index);
           const blocks = hashes.length === 0 ? [] : await this.parts.fetch(peer, hashes);
@@ -154,20 +158,18 @@ export class BodyDownload {
           } else if (err instanceof TransportError && err.code === 'TRANSPORT_BUSY') {
             // Not a failure: the batch goes back in line (others may take it), and this peer is
             // asked again once its retry-after has passed.
-            if (holders.get(index)?.peer === peer) requeue(index);
-            holders.delete(index);
-            notify();
-            await Promise.race([sleep(env, err.retryAfterMs), over]);
-            continue;
+            if (holders.get(index) === mark) requeue(index);
+            retryAfterMs = err.retryAfterMs;
           } else {
             active.delete(peer);
-            if (holders.get(index)?.peer === peer) requeue(index);
+            if (holders.get(index) === mark) requeue(index);
             if (err instanceof PeerFault || err instanceof CairnError) this.parts.blame(peer, err);
           }
         } finally {
-          if (holders.get(index)?.peer === peer) holders.delete(index);
+          if (holders.get(index) === mark) holders.delete(index);
         }
         notify();
+        if (retryAfterMs !== undefined) await Promise.race([sleep(env, retryAfterMs), over]);
       }
     };
     const workers: Promise<void>[] = [];
