@@ -4,7 +4,7 @@ import type { BatchOp, ChainDB, ChainTip } from '../ledger/chaindb.ts';
 import type { Block } from '../ledger/block.ts';
 import type { ChainParams } from '../ledger/genesis.ts';
 import { applyBlock, type BlockEffects, type SignatureChecker } from '../ledger/state.ts';
-import { changesOfEffects, changesOfUndo, stateKey } from '../ledger/smt.ts';
+import { changesOfEffects, changesOfUndo } from '../ledger/smt.ts';
 import { prepareTreeUpdate, updateTree } from '../ledger/smt-update.ts';
 import type { SaneBlock } from './sanity.ts';
 
@@ -35,7 +35,7 @@ export async function connectBlock(
   }
   await db.backpressure();
   // The tree's reads go out with the state transition's: both know the accounts before their values.
-  const keys = touchedKeys(block);
+  const keys = touchedKeys(db, block);
   const tree = prepareTreeUpdate(db, [...keys.values()]);
   const effects = await applyBlock(db, block, params, options.signatures);
   const update = await tree.finish(changesOfEffects(effects, keys));
@@ -62,7 +62,7 @@ export async function connectMadeBlock(
   options: { signatures?: SignatureChecker; extraOps?: (block: SaneBlock) => readonly BatchOp[] } = {},
 ): Promise<SaneBlock> {
   await db.backpressure();
-  const keys = touchedKeys(body);
+  const keys = touchedKeys(db, body);
   const tree = prepareTreeUpdate(db, [...keys.values()]);
   const effects = await applyBlock(db, body, params, options.signatures);
   const update = await tree.finish(changesOfEffects(effects, keys));
@@ -76,10 +76,10 @@ export async function connectMadeBlock(
 }
 
 /** The tree keys of every account a block touches (senders, recipients, its miner), once each, by address hex. */
-function touchedKeys(block: Pick<Block, 'txs' | 'coinbase'>): Map<string, Uint8Array> {
+function touchedKeys(db: ChainDB, block: Pick<Block, 'txs' | 'coinbase'>): Map<string, Uint8Array> {
   const keys = new Map<string, Uint8Array>();
   const add = (address: Uint8Array, hex: string) => {
-    if (!keys.has(hex)) keys.set(hex, stateKey(address));
+    if (!keys.has(hex)) keys.set(hex, db.stateKeys.of(address, hex));
   };
   for (const tx of block.txs) {
     add(tx.from, tx.fromKey);

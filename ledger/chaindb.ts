@@ -7,7 +7,7 @@ import { LevelKv } from './kv-level.ts';
 import { decodeBlock, type Block } from './block.ts';
 import { genesisBlock, genesisChanges, type ChainParams } from './genesis.ts';
 import { decodeAccount, decodeUndo, encodeAccount, encodeUndo, type Account, type AccountSource, type BlockEffects, type UndoRecord } from './state.ts';
-import type { TreeNodeReader, TreeUpdate } from './smt.ts';
+import { StateKeys, type TreeNodeReader, type TreeUpdate } from './smt.ts';
 import { TopNodes, TreeStore } from './tree-store.ts';
 import { updateTree } from './smt-update.ts';
 import { ChainHistory } from './history.ts';
@@ -63,6 +63,8 @@ export class ChainDB implements AccountSource, TreeNodeReader {
    * batch of its block's reads.
    */
   private readonly accountCacheSize = 32_768;
+  /** Tree keys of the addresses blocks touched lately (consensus/connect.ts). */
+  readonly stateKeys = new StateKeys(16_384);
   /** The state tree's nodes: its top in memory, the rest in the store (ledger/tree-store.ts). */
   private tree: TreeStore;
   private readonly writes: CommitQueue;

@@ -30,6 +30,30 @@ export function stateKey(address: Uint8Array): Uint8Array {
   return new Uint8Array(hash('sha256', address, 'buffer'));
 }
 
+/**
+ * Tree keys of recently touched addresses, by address hex: a key is a SHA-256 of its own, and the
+ * same accounts come back block after block (a chain's active senders, a miner's coinbase). A
+ * bounded memo, the oldest entry giving way; the keys it hands out are shared and never written.
+ */
+export class StateKeys {
+  private readonly keys = new Map<string, Uint8Array>();
+  private readonly size: number;
+
+  constructor(size: number) {
+    this.size = size;
+  }
+
+  of(address: Uint8Array, hex: string): Uint8Array {
+    let key = this.keys.get(hex);
+    if (key === undefined) {
+      key = stateKey(address);
+      if (this.keys.size >= this.size) this.keys.delete(this.keys.keys().next().value!);
+      this.keys.set(hex, key);
+    }
+    return key;
+  }
+}
+
 export function bitAt(key: Uint8Array, i: number): number {
   return (key[i >>> 3]! >>> (7 - (i & 7))) & 1;
 }

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { bytesEqual, toHex } from '../ledger/bytes.ts';
 import { DecodeError, ProofError } from '../ledger/errors.ts';
 import type { Account } from '../ledger/state.ts';
-import { EMPTY_HASH, positionBytes, stateKey, type StateChange, type TreeNodeReader, type TreeWrite } from '../ledger/smt.ts';
+import { EMPTY_HASH, StateKeys, positionBytes, stateKey, type StateChange, type TreeNodeReader, type TreeWrite } from '../ledger/smt.ts';
 import { prepareTreeUpdate, updateTree } from '../ledger/smt-update.ts';
 import { decodeAccountProof, encodeAccountProof, proveAccount, proveKeys, verifyAccountProof } from '../ledger/smt-proof.ts';
 import { MemoryStateTree } from '../ledger/smt-memory.ts';
@@ -242,5 +242,21 @@ describe('state tree (sparse Merkle tree)', () => {
     assert.deepEqual(await prepareTreeUpdate(store, changes.map((c) => c.key)).finish(other), await updateTree(store, other));
     const removal = changesOf(addresses.slice(0, 50).map((a, i) => [a, i === 7 ? undefined : { balance: 9n, nonce: 2n }] as const));
     assert.deepEqual(await prepareTreeUpdate(store, changes.map((c) => c.key)).finish(removal), await updateTree(store, removal));
+  });
+});
+
+describe('StateKeys (the memo of tree keys)', () => {
+  it('hands out H(address) for every address, the oldest entry giving way when full', () => {
+    const memo = new StateKeys(2);
+    const addresses = [1, 2, 3].map((i) => new Uint8Array(20).fill(i));
+    const first = memo.of(addresses[0]!, toHex(addresses[0]!));
+    assert.deepEqual(first, stateKey(addresses[0]!));
+    assert.equal(memo.of(addresses[0]!, toHex(addresses[0]!)), first, 'a second ask is the same key, not a second hash');
+    memo.of(addresses[1]!, toHex(addresses[1]!));
+    memo.of(addresses[2]!, toHex(addresses[2]!)); // the memo is full: the first address gives way
+    const again = memo.of(addresses[0]!, toHex(addresses[0]!));
+    assert.notEqual(again, first, 'hashed again after it was evicted');
+    assert.deepEqual(again, stateKey(addresses[0]!));
+    for (const a of addresses) assert.deepEqual(memo.of(a, toHex(a)), stateKey(a));
   });
 });
