@@ -155,15 +155,15 @@ export class BodyDownload {
           if (err instanceof InvalidChain) {
             invalid ??= err;
             finished = true;
-          } else if (err instanceof TransportError && err.code === 'TRANSPORT_BUSY') {
-            // Not a failure: the batch goes back in line (others may take it), and this peer is
-            // asked again once its retry-after has passed.
-            if (holders.get(index) === mark) requeue(index);
-            retryAfterMs = err.retryAfterMs;
           } else {
-            active.delete(peer);
+            // The batch goes back in line for the others, unless another request holds it now.
             if (holders.get(index) === mark) requeue(index);
-            if (err instanceof PeerFault || err instanceof CairnError) this.parts.blame(peer, err);
+            if (err instanceof TransportError && err.code === 'TRANSPORT_BUSY') {
+              retryAfterMs = err.retryAfterMs; // not a failure: asked again once that has passed
+            } else {
+              active.delete(peer);
+              if (err instanceof PeerFault || err instanceof CairnError) this.parts.blame(peer, err);
+            }
           }
         } finally {
           if (holders.get(index) === mark) holders.delete(index);
