@@ -16,6 +16,20 @@ export function syncText(s: StatusResult): string {
   return `in step with ${s.peers} peer${s.peers === 1 ? '' : 's'}${s.bestPeerHeight === null ? '' : ` (best announced height ${s.bestPeerHeight})`}`;
 }
 
+/** The background check of the history below a snapshot, in words. */
+function historyText(h: NonNullable<StatusResult['historyCheck']>): string {
+  switch (h.state) {
+    case 'checking':
+      return `checking blocks 1 to ${h.target} in the background: ${h.height} done (${Math.floor((100 * h.height) / Math.max(1, h.target))}%)`;
+    case 'valid':
+      return `blocks 1 to ${h.height} checked: all valid, and the state at ${h.height} is the one taken`;
+    case 'invalid':
+      return `INVALID: block ${h.height} ${h.reason} (the chain followed is invalid below the snapshot; resync from genesis without --snapshot-sync)`;
+    case 'off':
+      return `not checked (--no-history-check)`;
+  }
+}
+
 export async function statusCommand(argv: string[], out: Out): Promise<void> {
   const { values } = parse(argv, NODE_ACCESS);
   if (values.help) return out.help(HELP.status);
@@ -28,6 +42,7 @@ export async function statusCommand(argv: string[], out: Out): Promise<void> {
     ['head', s.head],
     ['sync', syncText(s)],
     ...(s.stateBase > 0 ? [['snapshot', `state taken from block ${s.stateBase} by snapshot sync (no history below it)`] as [string, string]] : []),
+    ...(s.historyCheck ? [['history', historyText(s.historyCheck)] as [string, string]] : []),
     ...(s.prunedHeight > 0 ? [['pruned', `bodies of blocks 1 to ${s.prunedHeight} ${s.stateBase > 0 ? 'absent' : 'deleted'} (headers and state kept)`] as [string, string]] : []),
     ['peers', `${s.peers} (${s.peersIn} in, ${s.peersOut} out)`],
     ['mining', s.mining ? 'yes' : 'no'],

@@ -69,6 +69,7 @@ export async function nodeCommand(argv: string[], out: Out): Promise<void> {
     'log-level': { type: 'string' },
     'prune-keep': { type: 'string' },
     'snapshot-sync': { type: 'boolean' },
+    'no-history-check': { type: 'boolean' },
     'snapshot-interval': { type: 'string' },
     'reorg-depth': { type: 'string' },
   });
@@ -123,6 +124,7 @@ export async function nodeCommand(argv: string[], out: Out): Promise<void> {
     pruneKeep,
     reorgDepth,
     snapshotSync: values['snapshot-sync'] === true,
+    historyCheck: values['no-history-check'] !== true,
     snapshotInterval,
     noPeersWarningMs,
     connectionLimits,
@@ -257,7 +259,7 @@ Examples:
                   [--bootstrap MULTIADDR]... [--mine] [--coinbase ADDRESS] [--threads N]
                   [--keystore DIR] [--password-file F] [--no-mdns] [--metrics-port N] [--log-level L]
                   [--prune-keep N] [--max-inbound-per-ip N] [--max-inbound-per-subnet N]
-                  [--snapshot-sync] [--snapshot-interval N] [--reorg-depth N]
+                  [--snapshot-sync] [--snapshot-interval N] [--reorg-depth N] [--no-history-check]
 
 Runs a validating node (initialising DIR, default ./data, when empty). P2P on port 7370 of all
 interfaces, JSON-RPC on 127.0.0.1:7371 (0 picks a free port; the endpoint and token are written
@@ -286,6 +288,9 @@ tells peers what it no longer has. Its RPC and REST answer "pruned" for a body i
 best peer's headers, takes the state at the highest snapshot height (a multiple of 10,000) at least
 10,000 blocks below their tip from its peers in chunks, each checked against that block's state
 root, then executes the blocks after it. It has no history below that block, as a pruned node.
+Then, in the background and only while it is caught up, it checks that history: it executes every
+block from genesis to that block (bodies from peers that kept them) in DIR/history-check, removed
+once done, and its status says how far it got and the verdict (--no-history-check: it does not).
 Every node keeps and serves the snapshots joining nodes pick. --snapshot-interval and --reorg-depth
 change those two numbers, for test networks (every node of a network must use the same).
 

@@ -11,6 +11,17 @@ export interface StoredIndexRecord {
 }
 
 /**
+ * What re-executing the history below a snapshot's state from genesis found (node/history-check.ts):
+ * every block valid and the state at the base the snapshot's, or the first block found to break a rule.
+ */
+export interface HistoryVerdict {
+  readonly valid: boolean;
+  /** The base (valid), or the height of the block that broke a rule. */
+  readonly height: number;
+  readonly reason: string;
+}
+
+/**
  * The chain's history by height: the reads a node needs of blocks far below its tip, each a
  * range scan or a lookup by height, never a walk or a scan of the whole chain; the scratch list
  * of the header chain a sync is fetching; and pruning. It only saves and loads, like ChainDB,
@@ -21,6 +32,7 @@ export class ChainHistory {
   private readonly flushed: () => Promise<void>;
   private pruned = 0;
   private base = 0;
+  private verdict: HistoryVerdict | undefined;
   /** The scratch chunk last written: a sync writes each chunk in several steps, in order. */
   private lastPending: { chunk: number; value: Uint8Array } | undefined;
 
@@ -35,6 +47,24 @@ export class ChainHistory {
     this.pruned = bytes ? new Reader(bytes).u32('pruned height') : 0;
     const base = await this.kv.get(layout.stateBase);
     this.base = base ? new Reader(base).u32('state base height') : 0;
+    const verdict = await this.kv.get(layout.historyVerdict);
+    if (verdict) {
+      const r = new Reader(verdict);
+      this.verdict = { valid: r.u8('history verdict') === 1, height: r.u32('history verdict height'), reason: new TextDecoder().decode(r.bytes(r.remaining, 'history verdict reason')) };
+    }
+  }
+
+  /** The verdict on the history below the state base, once the check has reached one. */
+  get historyVerdict(): HistoryVerdict | undefined {
+    return this.verdict;
+  }
+
+  async recordHistoryVerdict(verdict: HistoryVerdict): Promise<void> {
+    const reason = new TextEncoder().encode(verdict.reason);
+    const value = new Writer(5 + reason.length).u8(verdict.valid ? 1 : 0).u32(verdict.height).bytes(reason).finish();
+    await this.flushed();
+    await this.kv.write([{ type: 'put', key: layout.historyVerdict, value }]);
+    this.verdict = verdict;
   }
 
   /**

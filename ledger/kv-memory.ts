@@ -18,6 +18,12 @@ export class MemoryDisk {
     return new MemoryKv(this, schedule);
   }
 
+  /** Deletes everything, as removing a store's directory does. */
+  clear(): void {
+    this.entries.clear();
+    this.sorted = undefined;
+  }
+
   /** Every key in sorted order, kept between writes: the simulator scans height ranges often. */
   private sorted: string[] | undefined;
 

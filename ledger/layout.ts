@@ -97,6 +97,7 @@ export const layout = {
   tip: key('M', enc.encode('tip')),
   pruned: key('M', enc.encode('pruned')),
   stateBase: key('M', enc.encode('statebase')),
+  historyVerdict: key('M', enc.encode('historyverdict')),
   join: key('M', enc.encode('join')),
   snapshotInfo: (height: number) => key('q', u32(height)),
   /** Every key of the snapshot at `height`. */

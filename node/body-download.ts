@@ -33,9 +33,12 @@ const STALL_MS = 2_000;
  */
 export class InvalidChain extends Error {
   readonly reason: CairnError;
-  constructor(reason: CairnError) {
+  /** The height of the block that broke it. */
+  readonly height: number;
+  constructor(reason: CairnError, height: number) {
     super(reason.message);
     this.reason = reason;
+    this.height = height;
   }
 }
 

@@ -1,4 +1,4 @@
-import { mkdir } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LevelKv } from '../ledger/kv-level.ts';
 import type { ChainParams } from '../ledger/genesis.ts';
@@ -65,6 +65,8 @@ export interface NodeConfig {
   readonly snapshotSync?: boolean;
   /** Snapshot heights are its multiples (default 10,000): a convention of the network. */
   readonly snapshotInterval?: number;
+  /** Re-execute the history below a snapshot's state in the background (default on; node/history-check.ts). */
+  readonly historyCheck?: boolean;
 }
 
 /**
@@ -197,6 +199,10 @@ export function createNode(config: NodeConfig): CairnNode {
     reorgDepth: config.reorgDepth,
     snapshotSync: config.snapshotSync,
     snapshotInterval: config.snapshotInterval,
+    historyStore: config.historyCheck === false ? undefined : {
+      open: () => LevelKv.open(join(config.datadir, 'history-check')),
+      remove: () => rm(join(config.datadir, 'history-check'), { recursive: true, force: true }),
+    },
     noPeersWarningMs: config.noPeersWarningMs,
     addressIndex: config.addressIndex ?? true,
     stopwatch: () => performance.now(),

@@ -24,6 +24,7 @@ import type { ConnectionGate, ConnectionInfo, Transport } from './transport.ts';
 import { PeerBook } from './peer-book.ts';
 import { Pruner } from './pruner.ts';
 import { DEFAULT_SNAPSHOT_INTERVAL, SnapshotKeeper, serveSnapshots } from './snapshots.ts';
+import { HistoryCheck, type HistoryStore } from './history-check.ts';
 
 /** Pending transactions kept across restarts (a file for real nodes). */
 export interface MempoolStore {
@@ -66,6 +67,11 @@ export interface NodeParts {
   readonly snapshotSync?: boolean;
   /** Keep and serve copies of the state at snapshot heights (default on). */
   readonly serveSnapshots?: boolean;
+  /**
+   * Where a node whose state came from a snapshot re-executes the history below it in the
+   * background (node/history-check.ts); absent, it does not.
+   */
+  readonly historyStore?: HistoryStore;
   readonly banSeconds?: number;
   /** How often to ask every peer for its status again (ms): how a node notices it fell behind. */
   readonly statusIntervalMs?: number;
@@ -125,6 +131,8 @@ export class CairnNode extends EventEmitter<NodeEvents> {
   signatures!: TxSignatureVerifier;
   pruner: Pruner | undefined;
   snapshots: SnapshotKeeper | undefined;
+  /** Present when the node can check the history below a snapshot's state (NodeParts.historyStore). */
+  historyCheck: HistoryCheck | undefined;
   /** Connection slots, serving budgets, and what each peer gave and took. */
   guard!: NetworkGuard;
   /** Present when the node keeps the address index (NodeParts.addressIndex). */
@@ -215,6 +223,23 @@ export class CairnNode extends EventEmitter<NodeEvents> {
       });
       this.sync.on('idle', () => this.snapshots?.schedule());
     }
+    if (p.historyStore) {
+      this.historyCheck = new HistoryCheck({
+        env: this.env,
+        chain: this.chain,
+        store: p.historyStore,
+        verifier: p.verifier,
+        // Bodies from height 1: peers that pruned none, whose chain reaches the base.
+        providers: (base) => [...this.sync.statuses.values()].filter((s) => s.status.prunedHeight === 0 && s.status.height >= base && !this.peers.isBanned(s.peer)).map((s) => s.peer),
+        fetch: (peer, hashes) => this.sync.fetchBodies(peer, hashes),
+        blame: (peer, err) => this.sync.blame(peer, err),
+        isBanned: (peer) => this.peers.isBanned(peer),
+        syncIdle: () => this.sync.idle(),
+        log: (level, message, fields) => this.emit('log', level, message, fields),
+      });
+      // A snapshot join ends in an idle sync: the state then has a base to check below.
+      this.sync.on('idle', () => this.historyCheck?.start());
+    }
     if (p.mempoolStore) {
       const restored = await p.mempoolStore.load(this.mempool, this.clock());
       if (restored.admitted + restored.dropped > 0) this.emit('log', 'info', 'restored mempool', restored);
@@ -249,6 +274,7 @@ export class CairnNode extends EventEmitter<NodeEvents> {
       await service.start();
       this.services.push(service);
     }
+    this.historyCheck?.start();
     if (this.addressIndex && this.addressIndex.status().state === 'building') this.backfill = this.backfillAddressIndex(this.addressIndex);
     this.emit('log', 'info', 'node started', { peerId: this.transport.peerId, height: this.chain.tip.height, listen: this.listenAddresses() });
   }
@@ -412,6 +438,7 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     await this.guard?.stop();
     await this.sync?.idle();
     await this.backfill?.catch(() => {});
+    await this.historyCheck?.stop();
     await this.chain?.idle();
     await this.pruner?.stop();
     await this.snapshots?.stop();

@@ -10,6 +10,7 @@ import { proveAccountsAt, proveTransactionById } from '../consensus/state-proofs
 import { RPC_ERRORS, type BlockResult, type RpcMethod, type RpcMethods, type TxResult } from './rpc-types.ts';
 import { chainTips, estimateFee, networkHashRate, nextBlockDifficulty, recentBlocks } from './chain-info.ts';
 import type { NodeView } from './view.ts';
+import { historyCheckStatus } from './history-check.ts';
 import { RPC_DOC } from './rpc-doc.ts';
 
 /** An error with a JSON-RPC code: bad parameters, or nothing found. */
@@ -159,6 +160,7 @@ export const rpcHandlers: Handlers = {
       syncTarget: node.sync.targetHeight,
       prunedHeight: node.db.history.prunedHeight,
       stateBase: node.db.history.stateBase,
+      historyCheck: historyCheckStatus(node.db.history, node.historyCheck) ?? null,
       mining: node.mining,
       unit: node.params.unit,
       decimals: node.params.decimals,

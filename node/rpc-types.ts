@@ -21,6 +21,12 @@ export interface StatusResult {
   prunedHeight: number;
   /** The block whose state this node began from by snapshot sync (no history below it); 0: genesis. */
   stateBase: number;
+  /**
+   * The background check of the history below stateBase (node/history-check.ts): `checking` up to
+   * `height` of `target`, `valid`, `invalid` at block `height` (`reason`), or `off`; null when the
+   * state began at genesis.
+   */
+  historyCheck: { state: 'checking' | 'valid' | 'invalid' | 'off'; height: number; target: number; reason: string } | null;
   mining: boolean;
   /** The network's coin and how many base units make one (genesis.json). */
   unit: string;

@@ -237,7 +237,7 @@ export class Sync extends EventEmitter<SyncEvents> {
    * or a closed connection costs nothing: a crash, a cut cable or a lossy link is no offence,
    * and an honest peer behind one must never be banned for it.
    */
-  private blame(peer: string, err: unknown): void {
+  blame(peer: string, err: unknown): void {
     if (err instanceof TransportError && err.code === 'TRANSPORT_BUSY') return; // it said when to come back; its status stands
     if (err instanceof PeerFault) this.o.peers.penalize(peer, err.score, err.message);
     else if (err instanceof InvalidChain) this.o.peers.penalize(peer, err.reason.banScore, `sync: its chain holds an invalid block: ${err.message}`);
@@ -333,10 +333,10 @@ export class Sync extends EventEmitter<SyncEvents> {
       first,
       last,
       batchHashes: async (start, count) => (await chain.db.history.pending(start, count)).filter((h) => !chain.getEntry(h)),
-      fetch: (peer, hashes) => this.fetchBlocks(peer, hashes),
+      fetch: (peer, hashes) => this.fetchBodies(peer, hashes),
       preverify: this.o.preverify,
       importBatch: async (blocks, from) => {
-        await this.importBlocks(blocks);
+        await importBlocks(chain, blocks);
         this.o.records?.gave(from, 'block', env.now());
         this.emit('progress', { height: chain.tip.height, target: last, peer: from });
       },
@@ -355,7 +355,7 @@ export class Sync extends EventEmitter<SyncEvents> {
   }
 
   /** A batch from one provider: each body must be the block asked for and match its header. */
-  private async fetchBlocks(peer: string, hashes: readonly Uint8Array[]): Promise<SaneBlock[]> {
+  async fetchBodies(peer: string, hashes: readonly Uint8Array[]): Promise<SaneBlock[]> {
     const { transport, names } = this.o;
     const frames = await this.ask(peer, names.blocks, () =>
       transport.requestMany(peer, names.blocks, encodeGetBlocks(hashes), hashes.length, { timeoutMs: BLOCKS_TIMEOUT_MS, maxBytes: this.maxBlockBytes }),
@@ -369,19 +369,21 @@ export class Sync extends EventEmitter<SyncEvents> {
         if (err instanceof BlockRuleError && err.code === 'BLOCK_BAD_MERKLE_ROOT') {
           throw new PeerFault(`sent a body that does not match the header of ${toHex(block.header.hash)}`, LIE);
         }
-        throw new InvalidChain(err as CairnError);
+        throw new InvalidChain(err as CairnError, block.header.height);
       }
     });
   }
 
-  private async importBlocks(blocks: readonly SaneBlock[]): Promise<void> {
-    for (const block of blocks) {
-      try {
-        await this.o.chain.processSaneBlock(block);
-      } catch (err) {
-        if (err instanceof CairnError) throw new InvalidChain(err);
-        throw err;
-      }
+}
+
+/** Imports a batch of a checked header chain in order; a block that breaks a rule ends it (InvalidChain). */
+export async function importBlocks(chain: Chain, blocks: readonly SaneBlock[]): Promise<void> {
+  for (const block of blocks) {
+    try {
+      await chain.processSaneBlock(block);
+    } catch (err) {
+      if (err instanceof CairnError) throw new InvalidChain(err, block.header.height);
+      throw err;
     }
   }
 }

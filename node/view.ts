@@ -6,6 +6,7 @@ import type { Transaction } from '../ledger/transaction.ts';
 import type { Block } from '../ledger/block.ts';
 import type { Chain } from '../consensus/chain.ts';
 import type { Gossip } from './gossip.ts';
+import type { HistoryCheck } from './history-check.ts';
 import type { PeerManager } from './peers.ts';
 import type { NetworkStats, PeerRecords } from './peer-records.ts';
 import type { Serving } from './serving.ts';
@@ -33,6 +34,8 @@ export interface NodeView {
   readonly mining: boolean;
   /** Present when the node keeps the address index. */
   readonly addressIndex: AddressIndex | undefined;
+  /** Present when the node checks the history below a snapshot's state. */
+  readonly historyCheck: Pick<HistoryCheck, 'checkedHeight'> | undefined;
   /** Each block the node connected, and whether it mined it or received it. */
   on(event: 'block', listener: (block: Block, source: 'mined' | 'received') => void): unknown;
   /** Seconds since the epoch, by the node's clock. */

@@ -167,6 +167,9 @@ export class Checker {
         if (!checked) this.fail('no-throw-or-stall', `${sim.id}: the address index check did not finish`);
         else if (checked.value) this.fail('address-index-exact', `${sim.id}: ${checked.value}`);
       }
+      // An honest network's history is valid: a snapshot-joined node's background check must never say otherwise.
+      const verdict = node.db.history.historyVerdict;
+      if (verdict && !verdict.valid) this.fail('state-equals-replay', `${sim.id}: its history check found block ${verdict.height} invalid: ${verdict.reason}`);
       if (node.transport.peers().length === 0 && up.length > 1) this.fail('no-throw-or-stall', `${sim.id} has no peer at the end`);
     }
     if (digests.size > 1) {

@@ -78,6 +78,8 @@ const verifier = new SharedVerdicts();
 export class SimNode {
   readonly spec: SimNodeSpec;
   readonly disk = new MemoryDisk();
+  /** Where its check of the history below a snapshot keeps its own chain (node/history-check.ts). */
+  readonly historyDisk = new MemoryDisk();
   node: CairnNode | undefined;
   transport: SimTransport | undefined;
   /** Its bans, kept across its lives as a real node keeps them in its datadir. */
@@ -88,6 +90,7 @@ export class SimNode {
   };
   private env: SimEnv | undefined;
   private kv: MemoryKv | undefined;
+  private historyKv: MemoryKv | undefined;
   /** Starts and crashes, for the trace. */
   lives = 0;
   gone = false;
@@ -126,11 +129,16 @@ export class SimNode {
     const env = new SimEnv(o.scheduler, o.rng.fork(`env-${this.id}-${this.lives}`), this.spec.skewMs);
     // A write reaches the disk 1-3 ms after it is made: a crash can fall in between.
     const diskRng = o.rng.fork(`disk-${this.id}-${this.lives}`);
-    const kv = this.disk.open((complete) => void env.setTimeout(complete, 1 + diskRng.int(3)));
+    const schedule = (complete: () => void) => void env.setTimeout(complete, 1 + diskRng.int(3));
+    const kv = this.disk.open(schedule);
     const node = new CairnNode({
       params: o.params,
       env,
       openStore: async () => kv,
+      historyStore: {
+        open: async () => (this.historyKv = this.historyDisk.open(schedule)),
+        remove: async () => this.historyDisk.clear(),
+      },
       createTransport: async (gate) => {
         o.onNode(node);
         const t = o.net.attach(this.id, gate);
@@ -166,10 +174,12 @@ export class SimNode {
     if (!this.env) return;
     this.env.kill();
     this.kv?.crash();
+    this.historyKv?.crash();
     this.transport?.goDown();
     this.node = undefined;
     this.env = undefined;
     this.kv = undefined;
+    this.historyKv = undefined;
     this.transport = undefined;
   }
 
@@ -182,6 +192,7 @@ export class SimNode {
     this.env?.kill();
     this.env = undefined;
     this.kv = undefined;
+    this.historyKv = undefined;
     this.transport = undefined;
   }
 }

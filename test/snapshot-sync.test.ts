@@ -14,6 +14,7 @@ import { scenario, simParams } from '../sim/scenario.ts';
 import { World } from '../sim/world.ts';
 import { decodeSnapshotChunk, encodeSnapshotChunk } from '../node/snapshot-wire.ts';
 import { keptSnapshotHeights, pivotHeight } from '../node/snapshots.ts';
+import { historyCheckStatus } from '../node/history-check.ts';
 
 const INTERVAL = 20;
 const DEPTH = 16;
@@ -86,6 +87,9 @@ describe('snapshot sync', function () {
     assert.equal(n2!.chain.tip.hashHex, n0!.chain.tip.hashHex, 'same tip');
     assert.equal(await stateDigest(n2!.db), await stateDigest(n0!.db), 'same state');
     assert.ok(bytesEqual(await n2!.db.stateRoot(), n0!.chain.tip.header.stateRoot), 'same state root');
+    // Then it executed the history below the pivot in the background, from both peers that keep it.
+    assert.deepEqual(historyCheckStatus(n2!.db.history, n2!.historyCheck), { state: 'valid', height: base, target: base, reason: '' });
+    assert.equal(world.nodes[2]!.historyDisk.entries.size, 0, "the check's own store is removed once it is done");
     for (const sim of world.nodes) sim.crash();
   });
 

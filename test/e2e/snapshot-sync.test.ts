@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { copyFileSync, createWriteStream, mkdirSync, readFileSync } from 'node:fs';
+import { copyFileSync, createWriteStream, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { stateDigest } from '../../ledger/audit.ts';
@@ -107,6 +107,13 @@ describe('e2e: snapshot sync', function () {
       const status = await rpc.call('status', {});
       return status.height === BLOCKS && status.prunedHeight === PIVOT - 1;
     });
+    // Caught up, it executes the history below the pivot in the background, from the server.
+    const { value: checked } = await waitFor('the joiner to check the history below its snapshot', 90_000, async () => {
+      const { historyCheck } = await rpc.call('status', {});
+      return historyCheck?.state === 'checking' ? undefined : historyCheck;
+    });
+    assert.deepEqual(checked, { state: 'valid', height: PIVOT, target: PIVOT, reason: '' });
+    assert.ok(!existsSync(join(joiner, 'history-check')), "the check's own store is removed once it is done");
     await stopProcess(j);
     await stopProcess(s);
     const ours = await ChainDB.open(join(joiner, 'chain'), params);

@@ -1,0 +1,195 @@
+import { bytesEqual, toHex } from '../ledger/bytes.ts';
+import { ChainDB } from '../ledger/chaindb.ts';
+import type { KvStore } from '../ledger/kv.ts';
+import type { ChainHistory, HistoryVerdict } from '../ledger/history.ts';
+import { Chain } from '../consensus/chain.ts';
+import type { SaneBlock } from '../consensus/sanity.ts';
+import { BodyDownload, InvalidChain } from './body-download.ts';
+import type { Env } from './env.ts';
+import { importBlocks } from './sync.ts';
+import { TxSignatureVerifier, type SignatureVerifier } from './tx-signatures.ts';
+
+/** How long to wait before asking again when nobody could serve the history. */
+const RETRY_MS = 10_000;
+
+/** Where the check keeps its own chain: a store of its own, removed once a verdict is reached. */
+export interface HistoryStore {
+  open(): Promise<KvStore>;
+  remove(): Promise<void>;
+}
+
+export interface HistoryCheckParts {
+  readonly env: Env;
+  /** The node's chain, whose state was taken from a snapshot at `db.history.stateBase`. */
+  readonly chain: Chain;
+  readonly store: HistoryStore;
+  /** The node's signature pool; the check keeps its own cache of verdicts. */
+  readonly verifier: SignatureVerifier;
+  /** Peers whose status says they hold every body from height 1 up to `base`. */
+  providers(base: number): string[];
+  /** A batch of bodies from one peer, each checked against the header asked for (node/sync.ts). */
+  fetch(peer: string, hashes: readonly Uint8Array[]): Promise<SaneBlock[]>;
+  blame(peer: string, err: unknown): void;
+  isBanned(peer: string): boolean;
+  /** Resolves when the node's own sync is idle: the check only imports between syncs. */
+  syncIdle(): Promise<void>;
+  log(level: 'info' | 'warn' | 'debug', message: string, fields?: Record<string, unknown>): void;
+}
+
+/** Where the check stands (the RPC's status shows it): `checking` up to `height` of `target`, or its verdict. */
+export interface HistoryCheckStatus {
+  /** `off`: the state came from a snapshot and this node does not check below it (--no-history-check). */
+  readonly state: 'checking' | 'valid' | 'invalid' | 'off';
+  /** Checked up to (checking), the base (valid), the block that broke a rule (invalid). */
+  readonly height: number;
+  /** The base: the block whose state the node took. */
+  readonly target: number;
+  /** Why it is invalid; empty otherwise. */
+  readonly reason: string;
+}
+
+/** The check's status for a store whose state began at `history.stateBase`; undefined when that is genesis. */
+export function historyCheckStatus(history: ChainHistory, check: Pick<HistoryCheck, 'checkedHeight'> | undefined): HistoryCheckStatus | undefined {
+  const verdict = history.historyVerdict;
+  const target = history.stateBase;
+  if (verdict) return { state: verdict.valid ? 'valid' : 'invalid', height: verdict.height, target, reason: verdict.reason };
+  if (target === 0) return undefined;
+  return check ? { state: 'checking', height: check.checkedHeight, target, reason: '' } : { state: 'off', height: 0, target, reason: '' };
+}
+
+/**
+ * Background validation of the history below a snapshot's state (Bitcoin Core's assumeutxo). A
+ * node that joined by snapshot sync, or imported a snapshot file, follows the tip from a state it
+ * checked only against a header's state root: the blocks below it were never executed here. This
+ * re-executes them from genesis into a chain of its own, in its own store — every rule, every
+ * signature, every block's state root — fetching the bodies from peers that keep them, only while
+ * the node's own sync is idle. Reaching the base block is the proof: its header commits to the
+ * state the node took. The verdict stays in the node's store and the check's store is removed;
+ * a restart resumes from the check's own tip.
+ *
+ * A block that breaks a rule means the most-work chain is invalid below the snapshot: there is
+ * no undo data to reorganise below it, so the node says so loudly (a log line at every start and
+ * its status) and keeps running for its operator to decide; a resync from genesis without
+ * snapshot sync then follows the valid chain.
+ */
+export class HistoryCheck {
+  private readonly p: HistoryCheckParts;
+  private running: Promise<void> | undefined;
+  private stopped = false;
+  private wake: (() => void) | undefined;
+  private checkChain: Chain | undefined;
+  private base = 0;
+
+  constructor(parts: HistoryCheckParts) {
+    this.p = parts;
+  }
+
+  /** The height the check has executed up to (0 until its store is open). */
+  get checkedHeight(): number {
+    return this.checkChain?.tip.height ?? 0;
+  }
+
+  /** Starts the check if the state came from a snapshot and has no verdict yet (called again: no-op). */
+  start(): void {
+    if (this.running || this.stopped) return;
+    const { history } = this.p.chain.db;
+    if (history.stateBase === 0) return;
+    const verdict = history.historyVerdict;
+    if (verdict) {
+      if (!verdict.valid) this.p.log('warn', `the chain this node follows is invalid below its snapshot: block ${verdict.height} ${verdict.reason}; resync from genesis without snapshot sync to leave it`);
+      return;
+    }
+    this.base = history.stateBase;
+    this.running = this.run().catch((err: Error) => {
+      if (!this.stopped) this.p.log('warn', `history check stopped: ${err.message}`);
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.wake?.();
+    await this.running;
+  }
+
+  private async run(): Promise<void> {
+    const { env, chain } = this.p;
+    const db = await ChainDB.open(await this.p.store.open(), chain.params, { scheduleFlush: (start) => env.defer(start) });
+    let verdict: HistoryVerdict | undefined;
+    try {
+      const signatures = new TxSignatureVerifier(this.p.verifier);
+      const check = await Chain.open(db, { clock: () => Math.floor(env.now() / 1000), signatures, reorgDepth: chain.reorgDepth });
+      check.on('tip', (e) => {
+        for (const block of e.connected) signatures.confirmed(block.txs);
+      });
+      this.checkChain = check;
+      this.p.log('info', 'checking the history below the snapshot', { from: check.tip.height + 1, to: this.base });
+      while (!this.stopped && check.tip.height < this.base) {
+        verdict = await this.round(check, signatures);
+        if (verdict) break;
+        if (check.tip.height < this.base) await this.pause(RETRY_MS);
+      }
+      if (!verdict && check.tip.height >= this.base) {
+        const [mainHash] = await chain.db.history.mainHashes(this.base, this.base + 1);
+        verdict = mainHash && bytesEqual(check.tip.hash, mainHash)
+          ? { valid: true, height: this.base, reason: '' }
+          : { valid: false, height: this.base, reason: `executes to block ${toHex(check.tip.hash)}, not the main chain's ${mainHash ? toHex(mainHash) : '(none)'}` };
+      }
+      await check.idle();
+    } finally {
+      await db.close();
+    }
+    if (!verdict) return; // stopped: the next start resumes from the check's tip
+    await chain.db.history.recordHistoryVerdict(verdict);
+    await this.p.store.remove();
+    if (verdict.valid) this.p.log('info', 'history below the snapshot checked: every block valid, and the state at the base is the one taken', { height: verdict.height });
+    else this.p.log('warn', `the chain this node follows is invalid below its snapshot: block ${verdict.height} ${verdict.reason}; resync from genesis without snapshot sync to leave it`);
+  }
+
+  /** One download of the bodies still unchecked from the peers that have them; a verdict if a block broke a rule. */
+  private async round(check: Chain, signatures: TxSignatureVerifier): Promise<HistoryVerdict | undefined> {
+    const { env, chain } = this.p;
+    await this.p.syncIdle();
+    const providers = this.p.providers(this.base);
+    if (providers.length === 0 || this.stopped) return undefined;
+    let told = check.tip.height;
+    const download = new BodyDownload({
+      env,
+      first: check.tip.height + 1,
+      last: this.base,
+      batchHashes: (start, count) => chain.db.history.mainHashes(start, start + count),
+      fetch: (peer, hashes) => this.p.fetch(peer, hashes),
+      preverify: (blocks) => signatures.preverify(blocks.flatMap((b) => b.txs)),
+      importBatch: async (blocks) => {
+        if (this.stopped) throw new Error('stopped');
+        await this.p.syncIdle();
+        await importBlocks(check, blocks);
+        if (check.tip.height - told >= Math.max(1, Math.ceil(this.base / 10))) {
+          told = check.tip.height;
+          this.p.log('info', 'checking the history below the snapshot', { height: told, target: this.base });
+        }
+      },
+      blame: (peer, err) => this.p.blame(peer, err),
+      isBanned: (peer) => this.p.isBanned(peer),
+    });
+    for (const peer of providers) download.join(peer);
+    try {
+      await download.run();
+    } catch (err) {
+      if (err instanceof InvalidChain) return { valid: false, height: err.height, reason: `breaks a rule: ${err.message}` };
+      if (!this.stopped) throw err;
+    }
+    return undefined;
+  }
+
+  /** Waits `ms`, or less if the check is stopped meanwhile. */
+  private pause(ms: number): Promise<void> {
+    const { env } = this.p;
+    return new Promise<void>((resolve) => {
+      const timer = env.setTimeout(() => resolve(), ms);
+      this.wake = () => {
+        env.clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
+}

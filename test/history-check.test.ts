@@ -1,0 +1,196 @@
+/**
+ * The background check of the history below a snapshot (node/history-check.ts): a node whose
+ * state was imported from a snapshot executes blocks 1 to the snapshot's block in a store of its
+ * own, reaches a verdict, keeps it, and removes that store; a block below the snapshot that breaks
+ * a rule (here a signature the chain's miner never checked) is found and named; a stopped check
+ * resumes where it stopped.
+ */
+import assert from 'node:assert/strict';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ChainDB } from '../ledger/chaindb.ts';
+import { genesisJson, type ChainParams } from '../ledger/genesis.ts';
+import { MemoryDisk } from '../ledger/kv-memory.ts';
+import type { SignatureChecker } from '../ledger/state.ts';
+import { decodeTransaction, UNSIGNED_TX_BYTES, type Transaction } from '../ledger/transaction.ts';
+import { Chain } from '../consensus/chain.ts';
+import { checkBlockSanity, type SaneBlock } from '../consensus/sanity.ts';
+import { exportSnapshot, importSnapshot } from '../cli/cmd-snapshot.ts';
+import { realEnv } from '../node/env.ts';
+import { HistoryCheck, historyCheckStatus, type HistoryCheckStatus } from '../node/history-check.ts';
+import { InlineVerifier } from '../node/inline-verifier.ts';
+import { FUNDED_KEYS, tempDir, testKey, testParams, transfer } from './helpers/fixtures.ts';
+import { mineChild } from './helpers/mining.ts';
+
+const BLOCKS = 80;
+/** The snapshot of an 80-block chain, interval 20 and reorg depth 10: block 60. */
+const BASE = 60;
+const BAD_HEIGHT = 7;
+const clock = () => 2_000_000_000;
+const noSignatureCheck: SignatureChecker = { async checkBlockSignatures() {} };
+
+/** A copy of `tx` whose signature no longer verifies (its last byte changed). */
+function brokenSignature(tx: Transaction): Transaction {
+  const bytes = tx.bytes.slice();
+  assert.ok(bytes.length > UNSIGNED_TX_BYTES);
+  bytes[bytes.length - 1]! ^= 0x01;
+  return decodeTransaction(bytes);
+}
+
+/**
+ * A datadir holding an 80-block chain with a transfer in every block, mined by a node that checks
+ * no signatures: with `badAt`, that block's transfer carries a broken signature.
+ */
+async function sourceChain(datadir: string, params: ChainParams, badAt?: number): Promise<void> {
+  mkdirSync(datadir, { recursive: true });
+  writeFileSync(join(datadir, 'genesis.json'), genesisJson(params));
+  const db = await ChainDB.open(join(datadir, 'chain'), params);
+  const chain = await Chain.open(db, { clock, signatures: noSignatureCheck });
+  for (let h = 1; h <= BLOCKS; h++) {
+    const tx = transfer(FUNDED_KEYS[0]!, testKey(50 + (h % 7)).address, 10n, BigInt(h - 1));
+    const block = mineChild(params, chain.tip, [h === badAt ? brokenSignature(tx) : tx]);
+    assert.equal(await chain.processBlock(block), 'connected');
+  }
+  await chain.idle();
+  await db.close();
+}
+
+describe('history check below a snapshot', function () {
+  this.timeout(60_000);
+  const dir = tempDir();
+  const params = testParams({ name: 'cairn-history-check' });
+  const goodSource = join(dir.path, 'good-source');
+  const badSource = join(dir.path, 'bad-source');
+  before(async () => {
+    await sourceChain(goodSource, params);
+    await sourceChain(badSource, params, BAD_HEIGHT);
+  });
+  /** Every check started, stopped after each test even when it failed (a running one keeps the process alive). */
+  const started: HistoryCheck[] = [];
+  afterEach(async () => {
+    await Promise.all(started.splice(0).map((check) => check.stop()));
+  });
+  after(() => dir.remove());
+
+  /** A node whose state was imported from `source`'s snapshot, checking its history from `source`'s blocks. */
+  async function importedNode(source: string, name: string) {
+    const file = join(dir.path, `${name}.snap`);
+    assert.equal((await exportSnapshot(source, file, { interval: 20, reorgDepth: 10 })).height, BASE);
+    const datadir = join(dir.path, name);
+    mkdirSync(datadir);
+    await importSnapshot(datadir, file, params);
+    const db = await ChainDB.open(join(datadir, 'chain'), params);
+    const chain = await Chain.open(db, { clock });
+    const src = await ChainDB.open(join(source, 'chain'), params);
+    return { db, chain, src, disk: new MemoryDisk(), async close() { await db.close(); await src.close(); } };
+  }
+
+  /**
+   * A check of `node`'s history from the source's blocks. `serveUpTo`: the peer fails every request
+   * for a block above it, once the blocks up to it are imported (earlier, the download would drop
+   * the batch it is fetching with the peer).
+   */
+  function checker(node: Awaited<ReturnType<typeof importedNode>>, o: { serveUpTo?: number; fetched?: number[] } = {}): HistoryCheck {
+    const check: HistoryCheck = new HistoryCheck({
+      env: realEnv,
+      chain: node.chain,
+      store: { open: async () => node.disk.open(), remove: async () => node.disk.clear() },
+      verifier: new InlineVerifier(),
+      providers: () => ['source'],
+      fetch: async (_peer, hashes): Promise<SaneBlock[]> => {
+        const blocks = [];
+        for (const hash of hashes) {
+          const block = (await node.src.getBlock(hash))!;
+          if (block.header.height > (o.serveUpTo ?? Infinity)) {
+            while (check.checkedHeight < o.serveUpTo!) await new Promise((resolve) => setTimeout(resolve, 10));
+            throw new Error('the peer went away');
+          }
+          o.fetched?.push(block.header.height);
+          blocks.push(checkBlockSanity(block, params));
+        }
+        return blocks;
+      },
+      blame: () => {},
+      isBanned: () => false,
+      syncIdle: async () => {},
+      log: () => {},
+    });
+    started.push(check);
+    return check;
+  }
+
+  async function verdict(node: Awaited<ReturnType<typeof importedNode>>, check: HistoryCheck): Promise<HistoryCheckStatus> {
+    for (let i = 0; i < 600; i++) {
+      const status = historyCheckStatus(node.db.history, check)!;
+      if (status.state !== 'checking') return status;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    throw new Error(`no verdict: ${JSON.stringify(historyCheckStatus(node.db.history, check))}`);
+  }
+
+  it('executes blocks 1 to the snapshot block, keeps the verdict and removes its own store', async () => {
+    const node = await importedNode(goodSource, 'good');
+    try {
+      assert.equal(node.db.history.stateBase, BASE);
+      assert.deepEqual(historyCheckStatus(node.db.history, undefined), { state: 'off', height: 0, target: BASE, reason: '' });
+      const fetched: number[] = [];
+      const check = checker(node, { fetched });
+      check.start();
+      assert.deepEqual(await verdict(node, check), { state: 'valid', height: BASE, target: BASE, reason: '' });
+      await check.stop();
+      assert.deepEqual(fetched.sort((a, b) => a - b), Array.from({ length: BASE }, (_, i) => i + 1), 'every block below the snapshot, once');
+      assert.equal(node.disk.entries.size, 0, "the check's store is removed");
+      assert.deepEqual(node.db.history.historyVerdict, { valid: true, height: BASE, reason: '' });
+    } finally {
+      await node.close();
+    }
+    // The verdict is kept: a restart does not check again.
+    const db = await ChainDB.open(join(dir.path, 'good', 'chain'), params);
+    try {
+      assert.deepEqual(historyCheckStatus(db.history, undefined), { state: 'valid', height: BASE, target: BASE, reason: '' });
+    } finally {
+      await db.close();
+    }
+  });
+
+  it('names the block below the snapshot that breaks a rule', async () => {
+    const node = await importedNode(badSource, 'bad');
+    try {
+      assert.equal(node.chain.tip.height, BASE, 'the node starts at the snapshot block, its history unexecuted');
+      const check = checker(node);
+      check.start();
+      const status = await verdict(node, check);
+      await check.stop();
+      assert.equal(status.state, 'invalid');
+      assert.equal(status.height, BAD_HEIGHT);
+      assert.match(status.reason, /signature does not verify/);
+      assert.equal(node.db.history.historyVerdict?.valid, false);
+      assert.equal(node.disk.entries.size, 0);
+    } finally {
+      await node.close();
+    }
+  });
+
+  it('a stopped check resumes from where it stopped, not from genesis', async () => {
+    const node = await importedNode(goodSource, 'resumed');
+    try {
+      // The only peer serves the first batch (blocks 1 to 32), then goes away.
+      const first = checker(node, { serveUpTo: 32 });
+      first.start();
+      for (let i = 0; i < 200 && first.checkedHeight < 32; i++) await new Promise((resolve) => setTimeout(resolve, 50));
+      assert.equal(first.checkedHeight, 32);
+      await first.stop();
+      assert.equal(historyCheckStatus(node.db.history, undefined)?.state, 'off', 'no verdict yet');
+      assert.ok(node.disk.entries.size > 0, 'the check keeps its store to resume from');
+
+      const fetched: number[] = [];
+      const second = checker(node, { fetched });
+      second.start();
+      assert.equal((await verdict(node, second)).state, 'valid');
+      await second.stop();
+      assert.deepEqual(fetched.sort((a, b) => a - b), Array.from({ length: BASE - 32 }, (_, i) => 33 + i), 'only the blocks after where the first check stopped');
+    } finally {
+      await node.close();
+    }
+  });
+});
