@@ -2,6 +2,7 @@ import { createServer, type Server } from 'node:http';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { NodeView } from './view.ts';
 import { NETWORK_METRIC_FAMILIES, networkMetrics } from './peer-records.ts';
+import { historyCheckStatus } from './history-check.ts';
 
 /** Seconds: a block import is milliseconds when following the tip, seconds for a big block. */
 const IMPORT_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -46,6 +47,11 @@ export class Metrics {
     gauge('cairn_syncing', '1 while catching up with peers', () => (n.sync.syncing ? 1 : 0));
     gauge('cairn_sync_progress_ratio', 'Own height over the best announced height', () => (n.sync.targetHeight > 0 ? n.chain.tip.height / n.sync.targetHeight : 1));
     gauge('cairn_address_index_progress_ratio', 'Share of the address index built (1: ready; 0 without one)', () => n.addressIndex?.status().progress ?? 0);
+    gauge('cairn_history_check_height', 'Blocks below the snapshot the state came from checked so far (the snapshot height once valid; 0 without one)', () => {
+      const h = historyCheckStatus(n.db.history, n.historyCheck);
+      return h && h.state !== 'invalid' ? h.height : 0;
+    });
+    gauge('cairn_history_check_invalid', '1 when the history below the snapshot the state came from broke a rule', () => (historyCheckStatus(n.db.history, n.historyCheck)?.state === 'invalid' ? 1 : 0));
     const imported = counter('cairn_blocks_imported_total', 'Blocks connected to the main chain');
     const reorgs = counter('cairn_reorgs_total', 'Reorganisations that disconnected blocks');
     const invalidBlocks = counter('cairn_invalid_blocks_total', 'Blocks that failed validation on connection');
