@@ -79,6 +79,7 @@ export class HistoryCheck {
   private wake: (() => void) | undefined;
   private checkChain: Chain | undefined;
   private base = 0;
+  private warned = false;
 
   constructor(parts: HistoryCheckParts) {
     this.p = parts;
@@ -96,7 +97,7 @@ export class HistoryCheck {
     if (history.stateBase === 0) return;
     const verdict = history.historyVerdict;
     if (verdict) {
-      if (!verdict.valid) this.p.log('warn', `the chain this node follows is invalid below its snapshot: block ${verdict.height} ${verdict.reason}; resync from genesis without snapshot sync to leave it`);
+      if (!verdict.valid && !this.warned) this.warnInvalid(verdict);
       return;
     }
     this.base = history.stateBase;
@@ -139,10 +140,17 @@ export class HistoryCheck {
       await db.close();
     }
     if (!verdict) return; // stopped: the next start resumes from the check's tip
+    this.checkChain = undefined; // its store is closed: nothing of it to keep
     await chain.db.history.recordHistoryVerdict(verdict);
     await this.p.store.remove();
     if (verdict.valid) this.p.log('info', 'history below the snapshot checked: every block valid, and the state at the base is the one taken', { height: verdict.height });
-    else this.p.log('warn', `the chain this node follows is invalid below its snapshot: block ${verdict.height} ${verdict.reason}; resync from genesis without snapshot sync to leave it`);
+    else this.warnInvalid(verdict);
+  }
+
+  /** Once a life (start() runs at every idle sync). */
+  private warnInvalid(verdict: HistoryVerdict): void {
+    this.warned = true;
+    this.p.log('warn', `the chain this node follows is invalid below its snapshot: block ${verdict.height} ${verdict.reason}; resync from genesis without snapshot sync to leave it`);
   }
 
   /** One download of the bodies still unchecked from the peers that have them; a verdict if a block broke a rule. */

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { bytesEqual, toHex } from '../ledger/bytes.ts';
-import { BlockRuleError, CairnError } from '../ledger/errors.ts';
+import { BlockRuleError, CairnError, StoreError } from '../ledger/errors.ts';
 import { HEADER_BYTES, decodeBlock } from '../ledger/block.ts';
 import type { Chain } from '../consensus/chain.ts';
 import { checkBlockSanity, type SaneBlock } from '../consensus/sanity.ts';
@@ -376,13 +376,16 @@ export class Sync extends EventEmitter<SyncEvents> {
 
 }
 
-/** Imports a batch of a checked header chain in order; a block that breaks a rule ends it (InvalidChain). */
+/**
+ * Imports a batch of a checked header chain in order; a block that breaks a rule ends it
+ * (InvalidChain). A store that fails is not the block's doing: its error goes up as it is.
+ */
 export async function importBlocks(chain: Chain, blocks: readonly SaneBlock[]): Promise<void> {
   for (const block of blocks) {
     try {
       await chain.processSaneBlock(block);
     } catch (err) {
-      if (err instanceof CairnError) throw new InvalidChain(err, block.header.height);
+      if (err instanceof CairnError && !(err instanceof StoreError)) throw new InvalidChain(err, block.header.height);
       throw err;
     }
   }
