@@ -15,7 +15,7 @@ import { ChainDB } from '../../ledger/chaindb.ts';
 import { parseGenesis } from '../../ledger/genesis.ts';
 import { RpcClient } from '../../cli/rpc-client.ts';
 import { generateDatadir } from '../../cli/cmd-generate.ts';
-import { CAIRN_BIN, exited, stopProcess, track, waitFor } from '../helpers/cluster.ts';
+import { CAIRN_BIN, cairn, exited, stopProcess, track, waitFor } from '../helpers/cluster.ts';
 import { tempDir } from '../helpers/fixtures.ts';
 
 const BLOCKS = 1500;
@@ -114,6 +114,9 @@ describe('e2e: snapshot sync', function () {
     });
     assert.deepEqual(checked, { state: 'valid', height: PIVOT, target: PIVOT, reason: '' });
     assert.ok(!existsSync(join(joiner, 'history-check')), "the check's own store is removed once it is done");
+    const shown = await cairn(['status', '--datadir', joiner]);
+    assert.equal(shown.code, 0, shown.stderr);
+    assert.match(shown.stdout, new RegExp(`history +blocks 1 to ${PIVOT} checked: all valid`), `cairn status says so:\n${shown.stdout}`);
     await stopProcess(j);
     await stopProcess(s);
     const ours = await ChainDB.open(join(joiner, 'chain'), params);
