@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { toHex } from '../ledger/bytes.ts';
 import { encodeAddress } from '../ledger/keys.ts';
 import { createNode } from '../node/launch.ts';
 import { DEFAULT_REORG_DEPTH } from '../consensus/chain-index.ts';
@@ -157,7 +158,8 @@ export async function nodeCommand(argv: string[], out: Out): Promise<void> {
   if (coinbase) logger.info({ coinbase: encodeAddress(coinbase), threads }, 'mining');
 
   node.on('block', (block, source) => {
-    const fields = { height: block.header.height, hash: node.chain.tip.hashHex, txs: block.txs.length };
+    // The block's own hash: by the time the event is told, the tip may have moved past it.
+    const fields = { height: block.header.height, hash: toHex(block.header.hash), txs: block.txs.length };
     const message = source === 'mined' ? 'mined block' : 'received block';
     if (node.sync.syncing) logger.debug(fields, message);
     else logger.info(fields, message);
