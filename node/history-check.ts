@@ -80,6 +80,7 @@ export class HistoryCheck {
   private checkChain: Chain | undefined;
   private base = 0;
   private warned = false;
+  private removed = false;
 
   constructor(parts: HistoryCheckParts) {
     this.p = parts;
@@ -98,6 +99,11 @@ export class HistoryCheck {
     const verdict = history.historyVerdict;
     if (verdict) {
       if (!verdict.valid && !this.warned) this.warnInvalid(verdict);
+      // A kill between keeping the verdict and removing the check's store leaves the store behind.
+      if (!this.removed) {
+        this.removed = true;
+        this.p.store.remove().catch((err: Error) => this.p.log('warn', `cannot remove the history check's store: ${err.message}`));
+      }
       return;
     }
     this.base = history.stateBase;
@@ -142,6 +148,7 @@ export class HistoryCheck {
     if (!verdict) return; // stopped: the next start resumes from the check's tip
     this.checkChain = undefined; // its store is closed: nothing of it to keep
     await chain.db.history.recordHistoryVerdict(verdict);
+    this.removed = true;
     await this.p.store.remove();
     if (verdict.valid) this.p.log('info', 'history below the snapshot checked: every block valid, and the state at the base is the one taken', { height: verdict.height });
     else this.warnInvalid(verdict);

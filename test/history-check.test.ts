@@ -141,6 +141,15 @@ describe('history check below a snapshot', function () {
       assert.deepEqual(fetched.sort((a, b) => a - b), Array.from({ length: BASE }, (_, i) => i + 1), 'every block below the snapshot, once');
       assert.equal(node.disk.entries.size, 0, "the check's store is removed");
       assert.deepEqual(node.db.history.historyVerdict, { valid: true, height: BASE, reason: '' });
+
+      // Killed after keeping the verdict, before removing its store: the next start removes it, checking nothing.
+      node.disk.apply([{ type: 'put', key: Uint8Array.of(1, 2, 3), value: Uint8Array.of(4) }]);
+      const fetchedAgain: number[] = [];
+      const again = checker(node, { fetched: fetchedAgain });
+      again.start();
+      await again.stop();
+      assert.equal(node.disk.entries.size, 0, 'a store left behind by a kill is removed');
+      assert.deepEqual(fetchedAgain, [], 'and nothing is checked again');
     } finally {
       await node.close();
     }
