@@ -68,8 +68,7 @@ async function cachedChain(ctx: SuiteContext, blocks: number, accounts = 0): Pro
  */
 async function generateWithCli(ctx: SuiteContext, datadir: string, blocks: number, accounts: number): Promise<{ seconds: number }> {
   const args = [CAIRN_BIN, 'generate', '--blocks', String(blocks), '--accounts', String(accounts), '--datadir', datadir, '--json'];
-  const { UV_THREADPOOL_SIZE: _benchOnly, ...env } = process.env;
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: userEnv() });
   track(child);
   let stdout = '';
   let lastProgress = '';
@@ -84,6 +83,12 @@ async function generateWithCli(ctx: SuiteContext, datadir: string, blocks: numbe
   const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
   if (code !== 0) throw new Error(`cairn generate exited ${code}: ${lastProgress}`);
   return { seconds: (JSON.parse(stdout) as { seconds: number }).seconds };
+}
+
+/** The environment a user's `cairn` runs with: the bench's own thread-pool size left out. */
+function userEnv(): NodeJS.ProcessEnv {
+  const { UV_THREADPOOL_SIZE: _benchOnly, ...env } = process.env;
+  return env;
 }
 
 function rssMb(pid: number): number {
@@ -106,9 +111,8 @@ interface OpenRun {
 async function openNode(ctx: SuiteContext, datadir: string, logName: string, onLog?: (entry: Record<string, unknown>) => void): Promise<OpenRun> {
   rmSync(join(datadir, 'rpc.json'), { force: true });
   const args = [CAIRN_BIN, 'node', '--datadir', datadir, '--p2p-host', '127.0.0.1', '--p2p-port', '0', '--rpc-port', '0', '--no-mdns', '--log-level', 'info'];
-  const { UV_THREADPOOL_SIZE: _benchOnly, ...env } = process.env;
   const started = performance.now();
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: userEnv() });
   track(child);
   const log = createWriteStream(join(ctx.tempDir('cairn-bench-long-').path, `${logName}.log`));
   child.stdout!.pipe(log);

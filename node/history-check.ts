@@ -5,7 +5,7 @@ import type { ChainHistory, HistoryVerdict } from '../ledger/history.ts';
 import { Chain } from '../consensus/chain.ts';
 import type { SaneBlock } from '../consensus/sanity.ts';
 import { BodyDownload, InvalidChain } from './body-download.ts';
-import type { Env } from './env.ts';
+import { secondsOf, type Env } from './env.ts';
 import { importBlocks } from './sync.ts';
 import { TxSignatureVerifier, type SignatureVerifier } from './tx-signatures.ts';
 
@@ -78,12 +78,16 @@ export class HistoryCheck {
   private stopped = false;
   private wake: (() => void) | undefined;
   private checkChain: Chain | undefined;
-  private base = 0;
   private warned = false;
   private removed = false;
 
   constructor(parts: HistoryCheckParts) {
     this.p = parts;
+  }
+
+  /** The block whose state the node took: the check ends there (no fork reaches below it). */
+  private get base(): number {
+    return this.p.chain.db.history.stateBase;
   }
 
   /** The height the check has executed up to (0 until its store is open). */
@@ -106,7 +110,6 @@ export class HistoryCheck {
       }
       return;
     }
-    this.base = history.stateBase;
     this.running = this.run().catch((err: Error) => {
       if (!this.stopped) this.p.log('warn', `history check stopped: ${err.message}`);
     });
@@ -124,7 +127,7 @@ export class HistoryCheck {
     let verdict: HistoryVerdict | undefined;
     try {
       const signatures = new TxSignatureVerifier(this.p.verifier);
-      const check = await Chain.open(db, { clock: () => Math.floor(env.now() / 1000), signatures, reorgDepth: chain.reorgDepth });
+      const check = await Chain.open(db, { clock: secondsOf(env), signatures, reorgDepth: chain.reorgDepth });
       check.on('tip', (e) => {
         for (const block of e.connected) signatures.confirmed(block.txs);
       });
