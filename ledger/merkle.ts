@@ -1,4 +1,4 @@
-import { hash } from 'node:crypto';
+import { sha256 } from './hash.ts';
 
 /**
  * The Merkle tree hash of RFC 6962 over 32-byte ids. Leaves and inner nodes are hashed with
@@ -15,9 +15,9 @@ const leafInput = new Uint8Array(33);
 export function merkleLeaf(id: Uint8Array): Uint8Array {
   leafInput[0] = 0;
   leafInput.set(id, 1);
-  // Copied onto the V8 heap: a transaction keeps its leaf, and a Buffer's own malloc'd backing
-  // store per transaction is what made a busy node's native memory grow.
-  return new Uint8Array(hash('sha256', leafInput, 'buffer'));
+  // On the V8 heap (sha256 of a short message makes a plain Uint8Array): a transaction keeps its
+  // leaf, and a Buffer's own malloc'd backing store per transaction made a busy node's native memory grow.
+  return sha256(leafInput);
 }
 
 /** The root over leaf hashes already made by `merkleLeaf`. */
@@ -37,7 +37,7 @@ export function merkleRootOfLeaves(leaves: readonly Uint8Array[]): Uint8Array {
     for (let i = 0; i + 1 < level.length; i += 2) {
       scratch.set(level[i]!, 1);
       scratch.set(level[i + 1]!, 33);
-      next.push(hash('sha256', scratch, 'buffer'));
+      next.push(sha256(scratch));
     }
     if (level.length % 2 === 1) next.push(level[level.length - 1]!);
     level = next;
@@ -70,7 +70,7 @@ export function merkleAuditPath(leaves: readonly Uint8Array[], index: number): P
     for (let j = 0; j + 1 < level.length; j += 2) {
       scratch.set(level[j]!, 1);
       scratch.set(level[j + 1]!, 33);
-      next.push(hash('sha256', scratch, 'buffer'));
+      next.push(sha256(scratch));
     }
     if (level.length % 2 === 1) next.push(level[level.length - 1]!);
     level = next;
@@ -87,7 +87,7 @@ export function merkleRootFromPath(leaf: Uint8Array, path: readonly PathStep[]):
   for (const step of path) {
     scratch.set(step.left ? step.hash : r, 1);
     scratch.set(step.left ? r : step.hash, 33);
-    r = hash('sha256', scratch, 'buffer');
+    r = sha256(scratch);
   }
   return new Uint8Array(r);
 }

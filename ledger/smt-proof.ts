@@ -1,6 +1,6 @@
 import { Reader, Writer, bytesEqual } from './bytes.ts';
 import { DecodeError, ProofError } from './errors.ts';
-import { hash } from 'node:crypto';
+import { sha256 } from './hash.ts';
 import { ACCOUNT_BYTES, decodeAccount, encodeAccount, type Account } from './state.ts';
 import {
   EMPTY_HASH,
@@ -142,7 +142,7 @@ export function climbSiblings(h: Uint8Array, key: Uint8Array, siblings: readonly
       input.set(s, 1);
       input.set(h, 33);
     }
-    h = hash('sha256', input, 'buffer');
+    h = sha256(input);
   }
   return h;
 }
@@ -152,7 +152,7 @@ function leafHash(key: Uint8Array, account: Account): Uint8Array {
   input[0] = LEAF_PREFIX;
   input.set(key, 1);
   input.set(encodeAccount(account), 1 + STATE_KEY_BYTES);
-  return hash('sha256', input, 'buffer');
+  return sha256(input);
 }
 
 /** Proofs for several keys from the tree `reader` holds, their paths read a level per round trip. */

@@ -1,4 +1,4 @@
-import { hash } from 'node:crypto';
+import { sha256 } from './hash.ts';
 import { ACCOUNT_BYTES, encodeAccount, type Account, type BlockEffects, type UndoRecord } from './state.ts';
 
 /**
@@ -27,7 +27,7 @@ export const INNER_NODE_BYTES = 1 + 32 + 32;
 
 /** Where an account sits in the tree: `H(address)`, read as 256 bits, most significant first. */
 export function stateKey(address: Uint8Array): Uint8Array {
-  return new Uint8Array(hash('sha256', address, 'buffer'));
+  return sha256(address);
 }
 
 /**
@@ -95,7 +95,7 @@ export function innerNode(left: Uint8Array, right: Uint8Array): Uint8Array {
 
 /** A node's hash: SHA-256 of its bytes (the prefix byte keeps leaves and inner nodes apart). */
 export function nodeHash(node: Uint8Array): Uint8Array {
-  return hash('sha256', node, 'buffer');
+  return sha256(node);
 }
 
 export function isInner(node: Uint8Array): boolean {
