@@ -3,7 +3,7 @@ import { layout } from './layout.ts';
 import type { BatchOp, KvStore } from './kv.ts';
 import type { LatestOp, NodeWrite } from './commit-queue.ts';
 import { EMPTY_HASH, INNER_PREFIX, innerNode, nodeHash, positionId, positionIdOfBytes, zeroAt, type TreeNodeReader, type TreeUpdate } from './smt.ts';
-import { NodeCache, STORED_TREE_DEPTH, TopNodes } from './tree-memory.ts';
+import { LEGACY_STORED_TREE_DEPTH, NodeCache, STORED_TREE_DEPTH, TopNodes } from './tree-memory.ts';
 
 /*
  * The top of the state tree lives in memory only: inner nodes shallower than STORED_TREE_DEPTH are
@@ -44,17 +44,23 @@ export class TreeStore implements TreeNodeReader {
 
   /**
    * Rebuilds the top of the tree from the store: the leaves above STORED_TREE_DEPTH as stored, and
-   * every inner node above it from the nodes below, a level at a time.
+   * every inner node above it from the nodes below, a level at a time. A store written when fewer
+   * levels were kept in memory also holds inner nodes from LEGACY_STORED_TREE_DEPTH down: the
+   * rebuild does not need them, and they are deleted in one batch (the store's one migration;
+   * until it commits, nothing reads them, and the next open repeats it).
    */
   static async loadTop(kv: KvStore): Promise<TopNodes> {
     const top = new Map<string, Uint8Array>();
     let level = new Map<string, Uint8Array>();
+    const superseded: BatchOp[] = [];
     const range = { gte: Uint8Array.of(0x53, 0), lt: Uint8Array.of(0x53, STORED_TREE_DEPTH + 1) };
     for await (const [key, value] of kv.iterate(range)) {
       const id = positionIdOfBytes(key.subarray(1));
-      if (id.charCodeAt(0) === STORED_TREE_DEPTH) level.set(id, value);
-      else if (value[0] === INNER_PREFIX) throw new StoreError('STORE_CORRUPT', `an inner state tree node is stored above depth ${STORED_TREE_DEPTH}`);
-      else top.set(id, value);
+      const depth = id.charCodeAt(0);
+      if (depth === STORED_TREE_DEPTH) level.set(id, value);
+      else if (value[0] !== INNER_PREFIX) top.set(id, value);
+      else if (depth >= LEGACY_STORED_TREE_DEPTH) superseded.push({ type: 'del', key: key.slice() });
+      else throw new StoreError('STORE_CORRUPT', `an inner state tree node is stored above depth ${LEGACY_STORED_TREE_DEPTH}`);
     }
     for (let depth = STORED_TREE_DEPTH - 1; depth >= 0; depth--) {
       const halves = new Map<string, [Uint8Array, Uint8Array]>();
@@ -75,6 +81,7 @@ export class TreeStore implements TreeNodeReader {
       }
       level = next;
     }
+    if (superseded.length > 0) await kv.write(superseded);
     return TopNodes.of(top);
   }
 

@@ -101,7 +101,7 @@ describe('ChainDB state tree storage', () => {
 
   it('keeps the top of the state tree in memory: only leaves are stored above its depth, and reopening rebuilds it', async function () {
     this.timeout(30_000);
-    // Enough accounts that paths reach below STORED_TREE_DEPTH (2^14 slots: a few thousand keys collide there).
+    // Enough accounts that paths reach below STORED_TREE_DEPTH (2^16 slots: some of 1,500 keys share one).
     const params = testParams();
     let db = await ChainDB.open(dir.path, params);
     let h = await TipHarness.open(db);

@@ -5,6 +5,10 @@ import type { Account } from '../ledger/state.ts';
 import { positionId, stateKey } from '../ledger/smt.ts';
 import { updateTree } from '../ledger/smt-update.ts';
 import { STORED_TREE_DEPTH, TopNodes, TreeStore } from '../ledger/tree-store.ts';
+import { LEGACY_STORED_TREE_DEPTH } from '../ledger/tree-memory.ts';
+import { INNER_PREFIX } from '../ledger/smt.ts';
+import { layout } from '../ledger/layout.ts';
+import { StoreError } from '../ledger/errors.ts';
 import { seededRandom } from './helpers/fixtures.ts';
 import { referenceRoot } from './helpers/smt-reference.ts';
 
@@ -65,4 +69,42 @@ describe('tree store (the top in memory, the rest by position)', () => {
       }
     });
   }
+
+  /** A tree of `count` random accounts written as a store kept it when inner nodes were stored from `storedFrom` down. */
+  async function storeWithInnerNodesFrom(storedFrom: number, count: number) {
+    const rng = seededRandom(21);
+    const accounts = new Map<string, Account>();
+    for (let i = 0; i < count; i++) accounts.set(toHex(rng.bytes(20)), { balance: BigInt(1 + i), nonce: 0n });
+    const whole = await updateTree({ readNodes: async (ids) => ids.map(() => undefined) }, [...accounts].map(([a, account]) => ({ key: stateKey(Buffer.from(a, 'hex')), account })));
+    const kv = new MemoryKv(new MemoryDisk());
+    const kept = whole.writes.filter((w) => w.node && (w.node[0] !== INNER_PREFIX || w.id.charCodeAt(0) >= storedFrom));
+    await kv.write(kept.map((w) => ({ type: 'put' as const, key: layout.stateNode(w.id), value: w.node! })));
+    return { kv, root: toHex(referenceRoot(accounts)) };
+  }
+
+  async function innerNodesByDepth(kv: MemoryKv): Promise<Map<number, number>> {
+    const counts = new Map<number, number>();
+    for await (const [key, value] of kv.iterate(layout.range('S'))) if (value[0] === INNER_PREFIX) counts.set(key[1]!, (counts.get(key[1]!) ?? 0) + 1);
+    return counts;
+  }
+
+  it(`opens a store of the earlier layout (inner nodes from depth ${LEGACY_STORED_TREE_DEPTH}), deleting the inner nodes it no longer keeps, with the same root`, async () => {
+    // 20,000 accounts: every position at depths 14 and 15 holds an inner node, and many at 16 and below.
+    const { kv, root } = await storeWithInnerNodesFrom(LEGACY_STORED_TREE_DEPTH, 20_000);
+    const before = await innerNodesByDepth(kv);
+    assert.ok((before.get(LEGACY_STORED_TREE_DEPTH) ?? 0) > 0 && (before.get(STORED_TREE_DEPTH) ?? 0) > 0, 'the legacy store has inner nodes on both sides of the new depth');
+    const store = new TreeStore(kv, await TreeStore.loadTop(kv), () => undefined);
+    assert.equal(toHex(await store.root()), root);
+    const after = await innerNodesByDepth(kv);
+    for (let depth = 0; depth < STORED_TREE_DEPTH; depth++) assert.equal(after.get(depth) ?? 0, 0, `no inner node stored at depth ${depth}`);
+    for (const [depth, n] of before) if (depth >= STORED_TREE_DEPTH) assert.equal(after.get(depth), n, `depth ${depth} untouched`);
+    // Opened again: nothing left to migrate, the same root.
+    assert.equal(toHex(await new TreeStore(kv, await TreeStore.loadTop(kv), () => undefined).root()), root);
+    assert.deepEqual(await innerNodesByDepth(kv), after);
+  });
+
+  it(`refuses a store with an inner node shallower than any layout kept (depth ${LEGACY_STORED_TREE_DEPTH - 1})`, async () => {
+    const { kv } = await storeWithInnerNodesFrom(LEGACY_STORED_TREE_DEPTH - 1, 20_000);
+    await assert.rejects(TreeStore.loadTop(kv), (err: unknown) => err instanceof StoreError && err.code === 'STORE_CORRUPT');
+  });
 });
