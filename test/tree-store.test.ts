@@ -89,7 +89,7 @@ describe('tree store (the top in memory, the rest by position)', () => {
   }
 
   it(`opens a store of the earlier layout (inner nodes from depth ${LEGACY_STORED_TREE_DEPTH}), deleting the inner nodes it no longer keeps, with the same root`, async () => {
-    // 20,000 accounts: every position at depths 14 and 15 holds an inner node, and many at 16 and below.
+    // 20,000 accounts: thousands of inner nodes at depths 14 and 15, and about 2,500 at depth 16.
     const { kv, root } = await storeWithInnerNodesFrom(LEGACY_STORED_TREE_DEPTH, 20_000);
     const before = await innerNodesByDepth(kv);
     assert.ok((before.get(LEGACY_STORED_TREE_DEPTH) ?? 0) > 0 && (before.get(STORED_TREE_DEPTH) ?? 0) > 0, 'the legacy store has inner nodes on both sides of the new depth');
