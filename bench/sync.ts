@@ -93,7 +93,10 @@ export async function syncRun(ctx: SuiteContext, params: ChainParams, a: { addrs
   const dir = ctx.tempDir('cairn-bench-sync-');
   const elu0 = performance.eventLoopUtilization();
   const start = performance.now();
-  const b = await startBenchNode(dir, params, live, { bootstrap: [...a.addrs] });
+  // With the heap growth `cairn node` has (cli/cmd-node.ts): while B downloads a long chain, V8
+  // may let its heap grow to three times what is live (node/heap-growth.ts). The setting is the
+  // process's, so the serving nodes' threads share it while B catches up; a real A would not.
+  const b = await startBenchNode(dir, params, live, { bootstrap: [...a.addrs], heapGrowth: true });
   try {
     let importMs = 0;
     let preverifyMs = 0;
