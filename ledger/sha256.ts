@@ -69,7 +69,8 @@ export function sha256Js(msg: Uint8Array): Uint8Array<ArrayBuffer> {
   // than 9 bytes are left in the first.
   const rest = n - whole;
   const end = rest < 56 ? 64 : 128;
-  TAIL.set(msg.subarray(whole), 0);
+  // A byte loop, not TAIL.set(msg.subarray(whole)): every tree node hashed made a view for it.
+  for (let i = 0; i < rest; i++) TAIL[i] = msg[whole + i]!;
   TAIL[rest] = 0x80;
   TAIL.fill(0, rest + 1, end - 4);
   const bits = n * 8;
