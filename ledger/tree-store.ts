@@ -196,15 +196,12 @@ export class TreeStore implements TreeNodeReader {
   private static latestOps(update: TreeUpdate, top: TopNodes): LatestOp[] {
     const ops: LatestOp[] = [];
     for (const w of update.writes) {
-      // Slots are made only for the writes that become operations: most of an update's writes
-      // are inner nodes of the top, which are none.
-      if (w.id.charCodeAt(0) >= STORED_TREE_DEPTH) {
-        const key = layout.stateNode(w.id);
-        ops.push({ slot: 'S' + w.id, op: w.node ? { type: 'put', key, value: w.node } : { type: 'del', key } });
-        continue;
-      }
-      if (w.node && w.node[0] !== INNER_PREFIX) ops.push({ slot: 'S' + w.id, op: { type: 'put', key: layout.stateNode(w.id), value: w.node } });
-      else if (top.holdsLeaf(w.id)) ops.push({ slot: 'S' + w.id, op: { type: 'del', key: layout.stateNode(w.id) } });
+      const stored = w.id.charCodeAt(0) >= STORED_TREE_DEPTH;
+      // Slot and key are made only for the writes that become operations: most of an update's
+      // writes are inner nodes of the top, which are none.
+      if (w.node && (stored || w.node[0] !== INNER_PREFIX)) ops.push({ slot: 'S' + w.id, op: { type: 'put', key: layout.stateNode(w.id), value: w.node } });
+      else if (stored || top.holdsLeaf(w.id)) ops.push({ slot: 'S' + w.id, op: { type: 'del', key: layout.stateNode(w.id) } });
+      if (stored) continue;
       if (w.node) top.set(w.id, w.node);
       else top.delete(w.id);
     }
