@@ -248,6 +248,10 @@ export class ChainDB implements AccountSource, TreeNodeReader {
     return this.tree.readAhead(depth);
   }
 
+  readNow(id: string): Uint8Array | undefined | false {
+    return this.tree.readNow(id);
+  }
+
   /** The root of the state tree as the queue will leave it: the tip's state root. */
   stateRoot(): Promise<Uint8Array> {
     return this.tree.root();

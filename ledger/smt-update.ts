@@ -45,6 +45,8 @@ interface Span {
   readonly id: string;
   /** Read in phase 1; `undefined`: the position is empty. */
   node?: Uint8Array | undefined;
+  /** Empty by its parent: the parent's hash for this half is zero, so there is nothing to read. */
+  emptyHalf?: boolean;
   left?: Span | undefined;
   right?: Span | undefined;
   /** The untouched half's node, read when the other half removes accounts (a collapse may lift it). */
@@ -174,34 +176,53 @@ function finish(batch: Batch, top: Span): TreeUpdate {
 
 /**
  * Phase 1: every node on the changed keys' paths, down to where each path ends (a leaf or an empty
- * position), a level per round trip, or several where the reader says to read ahead. Where a span removes accounts and its sibling is untouched,
- * the sibling is read too: if the span empties, a sibling leaf moves up (the collapse) and must be
- * known to be a leaf.
+ * position), a level at a time. What the reader holds in memory (`readNow`) is taken at once; the
+ * rest of a level is asked of the store in one round trip, several levels deep where the reader
+ * says to read ahead. Where a span removes accounts and its sibling is untouched, the sibling is
+ * read too: if the span empties, a sibling leaf moves up (the collapse) and must be known to be a leaf.
  */
 async function readPaths(reader: TreeNodeReader, batch: Batch, top: Span): Promise<void> {
+  // What the store answered, with the positions read ahead of their level.
   const known = new Map<string, Uint8Array | undefined>();
   let level: Span[] = [top];
   let lifted: Span[] = [];
   while (level.length > 0 || lifted.length > 0) {
-    const wanted = new Set<string>();
-    for (const s of lifted) if (!known.has(s.siblingId!)) wanted.add(s.siblingId!);
+    let wanted: Set<string> | undefined;
+    const lateSiblings: Span[] = [];
+    for (const s of lifted) {
+      const node = answer(reader, known, s.siblingId!);
+      if (node !== false) {
+        s.sibling = node;
+        continue;
+      }
+      lateSiblings.push(s);
+      (wanted ??= new Set()).add(s.siblingId!);
+    }
+    const late: Span[] = [];
     for (const s of level) {
-      if (known.has(s.id)) continue;
-      wanted.add(s.id);
+      if (s.emptyHalf) continue;
+      const node = answer(reader, known, s.id);
+      if (node !== false) {
+        s.node = node;
+        continue;
+      }
+      late.push(s);
+      (wanted ??= new Set()).add(s.id);
       const ahead = reader.readAhead?.(s.depth) ?? 0;
       for (let d = s.depth + 1; d < s.depth + ahead; d++) for (let i = s.lo; i < s.hi; i++) wanted.add(positionId(batch.keys[i]!, d));
     }
-    if (wanted.size > 0) {
+    if (wanted) {
       const ids = [...wanted];
       const found = await reader.readNodes(ids);
       ids.forEach((id, i) => known.set(id, found[i]));
+      for (const s of lateSiblings) s.sibling = known.get(s.siblingId!);
+      for (const s of late) s.node = known.get(s.id);
     }
-    for (const s of lifted) s.sibling = known.get(s.siblingId!);
     const next: Span[] = [];
     lifted = [];
     for (let i = 0; i < level.length; i++) {
       const span = level[i]!;
-      const node = (span.node = known.get(span.id));
+      const node = span.node;
       if (node === undefined || node[0] !== INNER_PREFIX) continue;
       const { lo, hi, depth } = span;
       const mid = batch.split(lo, hi, depth);
@@ -211,11 +232,11 @@ async function readPaths(reader: TreeNodeReader, batch: Batch, top: Span): Promi
       span.right = right;
       // A half whose hash in this node is zero is empty: nothing there to read.
       if (left) {
-        if (zeroAt(node, 1)) known.set(left.id, undefined);
+        if (zeroAt(node, 1)) left.emptyHalf = true;
         next.push(left);
       }
       if (right) {
-        if (zeroAt(node, 33)) known.set(right.id, undefined);
+        if (zeroAt(node, 33)) right.emptyHalf = true;
         next.push(right);
       }
       // One half untouched, the other removing accounts: read the untouched one too.
@@ -227,6 +248,12 @@ async function readPaths(reader: TreeNodeReader, batch: Batch, top: Span): Promi
     }
     level = next;
   }
+}
+
+/** A position's node if known without asking the store: read this update already, or held by the reader in memory. */
+function answer(reader: TreeNodeReader, known: Map<string, Uint8Array | undefined>, id: string): Uint8Array | undefined | false {
+  if (known.has(id)) return known.get(id);
+  return reader.readNow?.(id) ?? false;
 }
 
 /** The position at `depth + 1` under `key`'s position at `depth`, on the side `key` does not take. */

@@ -171,6 +171,13 @@ export interface TreeNodeReader {
    * their end, at the price of asking for some positions past it. 0 or absent: a level at a time.
    */
   readAhead?(depth: number): number;
+  /**
+   * The node at `id` where the reader holds it in memory (`undefined`: the position is empty), or
+   * `false`: ask readNodes. An update reads every level of a block's paths, and most of them are
+   * in memory: answered here, they cost no round trip, no await and no bookkeeping of ids. A node
+   * returned may be the reader's own bytes: read it before the tree next changes, never write it.
+   */
+  readNow?(id: string): Uint8Array | undefined | false;
 }
 
 /** One account's new value; `undefined` removes it (only disconnecting a block that created it does). */

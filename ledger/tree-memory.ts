@@ -3,8 +3,10 @@ import { INNER_NODE_BYTES, INNER_PREFIX, newNode } from './smt.ts';
 /**
  * The state tree's nodes held in memory for ChainDB's tree (ledger/tree-store.ts): all of its top,
  * and a bounded cache below it. Both keep nodes in flat arrays, a slot of an inner node's size
- * each, so that neither makes an object per node for the collector to trace; reads return copies,
- * because a slot is rewritten by a later update than the one that read it.
+ * each, so that neither makes an object per node for the collector to trace. Reads return copies,
+ * because a slot is rewritten by a later update than the one that read it; only a tree update's
+ * own reads of the top (TopNodes.peek) see inner nodes in place, as it is done with them before
+ * the next update.
  */
 
 /**
@@ -46,6 +48,18 @@ export class TopNodes {
   get(id: string): Uint8Array | undefined {
     const slot = this.slot(id);
     return copyOut(this.bytes, slot, this.lengths[slot]!);
+  }
+
+  /**
+   * The node at `id`, an inner node as a view of the top's own bytes (valid until the top next
+   * changes), a leaf as a copy: an update may move a leaf into a write the commit queue holds.
+   */
+  peek(id: string): Uint8Array | undefined {
+    const slot = this.slot(id);
+    const length = this.lengths[slot]!;
+    const at = slot * INNER_NODE_BYTES;
+    if (length === 0 || this.bytes[at] !== INNER_PREFIX) return copyOut(this.bytes, slot, length);
+    return this.bytes.subarray(at, at + length);
   }
 
   /** Whether the position holds a leaf (leaves are the only nodes of the top the store keeps). */

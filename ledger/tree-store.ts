@@ -127,6 +127,13 @@ export class TreeStore implements TreeNodeReader {
     return out;
   }
 
+  /** The top, and below it what the queue or the cache holds; `false` for a position only the store knows. */
+  readNow(id: string): Uint8Array | undefined | false {
+    if (id.charCodeAt(0) < STORED_TREE_DEPTH) return this.top.peek(id);
+    const known = this.queuedOrCached(id);
+    return known === undefined ? false : (known ?? undefined);
+  }
+
   /** A position below the top as the queue will leave it: a node, `null` for empty, `undefined` if unknown here. */
   private queuedOrCached(id: string): Uint8Array | null | undefined {
     const queued = this.queued(id);

@@ -16,8 +16,16 @@ class MapTree implements TreeNodeReader {
   /** Levels to read ahead below a depth (as ChainDB reads below its in-memory top): 0 reads a level at a time. */
   ahead = 0;
 
+  /** Levels answered at once from memory (`readNow`, as ChainDB answers its top): 0, none. */
+  inMemory = 0;
+
   readAhead(depth: number): number {
     return depth >= 4 ? this.ahead : 0;
+  }
+
+  /** The node itself, not a copy, as ChainDB's top hands out its inner nodes: the tree must not write through it. */
+  readNow(id: string): Uint8Array | undefined | false {
+    return id.charCodeAt(0) < this.inMemory ? this.nodes.get(id) : false;
   }
 
   /** As Buffers, as LevelDB hands values out: a Buffer's slice() is a view, which the tree must never write through. */
@@ -107,6 +115,7 @@ describe('state tree (sparse Merkle tree)', () => {
       const accounts: Accounts = new Map();
       const store = new MapTree();
       store.ahead = seed === 2 ? 3 : 0; // reading ahead changes the round trips, never the tree
+      store.inMemory = seed === 3 ? 6 : 0; // nor does answering the upper levels from memory
       let mem = MemoryStateTree.EMPTY;
       /** Per connected block: each touched account's value before it (undefined: did not exist), and the root before it. */
       const undo: { before: Map<string, Account | undefined>; root: Uint8Array }[] = [];

@@ -28,8 +28,16 @@ describe('tree store (the top in memory, the rest by position)', () => {
     const [someId, someNode] = [...written][0]!;
     top.get(someId)!.fill(0xff); // a reader writing into its copy
     assert.deepEqual(top.get(someId), someNode, 'the slot is unchanged by what a reader does with its copy');
+    for (const [id, node] of [...written].slice(0, 200)) {
+      const peeked = top.peek(id)!;
+      assert.deepEqual(peeked, node);
+      if (node[0] === INNER_PREFIX) continue;
+      peeked.fill(0xee); // a leaf may move into a write: peek hands out a copy
+      assert.deepEqual(top.get(id), node, 'a leaf peeked at is a copy');
+    }
     top.delete(someId);
     assert.equal(top.get(someId), undefined);
+    assert.equal(top.peek(someId), undefined);
     assert.throws(() => top.get(positionId(new Uint8Array(32), STORED_TREE_DEPTH)), RangeError);
   });
 
