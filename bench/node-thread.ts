@@ -71,6 +71,11 @@ const handlers: Record<string, (arg: any) => Promise<unknown>> = {
     const sum = (r: Record<string, number>) => Object.values(r).reduce((a, b) => a + b, 0);
     return { bytes: sum(node.guard.stats.servedBytes), throttled: sum(node.guard.stats.throttled) };
   },
+  /** Resolves once the node holds every state snapshot it keeps (node/snapshots.ts). */
+  async snapshotsIdle() {
+    await node.snapshots?.idle();
+    return true;
+  },
   async mine(minerKey: number) {
     const [block] = await mineOn({ node } as TestNode, 1, minerKey);
     return { hash: Buffer.from(block!.header.hash).toString('hex'), txs: block!.txs.length };

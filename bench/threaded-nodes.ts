@@ -88,6 +88,14 @@ export class ThreadNode {
     return this.call('served');
   }
 
+  /**
+   * Resolves once the node has made the state snapshots it keeps. A node opened on a chain whose
+   * tip is past a snapshot height makes its copy at start (O(accounts)), once.
+   */
+  snapshotsIdle(): Promise<boolean> {
+    return this.call('snapshotsIdle');
+  }
+
   mine(minerKey: number): Promise<{ hash: string; txs: number }> {
     return this.call('mine', minerKey);
   }
