@@ -68,6 +68,11 @@ export class Mempool extends EventEmitter<{ added: [entry: MempoolEntry] }> {
   private readonly checkSignature: (tx: Transaction) => void | Promise<void>;
   private readonly byId = new Map<string, MempoolEntry>();
   private readonly bySender = new Map<string, Map<bigint, MempoolEntry>>();
+  /**
+   * Each sender's pending amount plus fee, kept in step with `bySender` by insert and remove:
+   * summing a sender's entries at every admission made a sender's burst quadratic.
+   */
+  private readonly committedBySender = new Map<string, bigint>();
   /** Each sender's evictable transaction by fee, kept in step with `bySender` by insert and remove. */
   private readonly tails = new SenderTails<MempoolEntry>();
   private totalBytes = 0;
@@ -144,8 +149,8 @@ export class Mempool extends EventEmitter<{ added: [entry: MempoolEntry] }> {
         throw new MempoolRejection('MEMPOOL_REPLACEMENT_UNDERPRICED', `replacing nonce ${tx.nonce} needs a fee of at least ${required}, got ${tx.fee}`);
       }
     }
-    let committed = tx.amount + tx.fee;
-    for (const e of pending?.values() ?? []) if (e !== replaced) committed += e.tx.amount + e.tx.fee;
+    let committed = (this.committedBySender.get(senderKey) ?? 0n) + tx.amount + tx.fee;
+    if (replaced) committed -= replaced.tx.amount + replaced.tx.fee;
     if (committed > account.balance) {
       const earlier = committed - tx.amount - tx.fee;
       const parts = `${tx.amount} + fee ${tx.fee}${earlier > 0n ? `, plus ${earlier} pending from this sender` : ''}`;
@@ -189,6 +194,7 @@ export class Mempool extends EventEmitter<{ added: [entry: MempoolEntry] }> {
     let pending = this.bySender.get(key);
     if (!pending) this.bySender.set(key, (pending = new Map()));
     pending.set(entry.tx.nonce, entry);
+    this.committedBySender.set(key, (this.committedBySender.get(key) ?? 0n) + entry.tx.amount + entry.tx.fee);
     this.tails.added(entry, pending);
     this.byId.set(entry.idHex, entry);
     this.totalBytes += entry.tx.bytes.length;
@@ -200,7 +206,12 @@ export class Mempool extends EventEmitter<{ added: [entry: MempoolEntry] }> {
     const key = entry.tx.fromKey;
     const pending = this.bySender.get(key);
     pending?.delete(entry.tx.nonce);
-    if (pending?.size === 0) this.bySender.delete(key);
+    if (pending?.size === 0) {
+      this.bySender.delete(key);
+      this.committedBySender.delete(key);
+    } else {
+      this.committedBySender.set(key, this.committedBySender.get(key)! - entry.tx.amount - entry.tx.fee);
+    }
     this.tails.removed(entry);
   }
 

@@ -306,6 +306,71 @@ describe('Mempool', () => {
     assert.equal(pool.bytes, 0);
   });
 
+  it('judges a sender against exactly what it has pending, through replacements, expiry and blocks', async () => {
+    // The pool keeps each sender's pending total as it goes; here it is recomputed from the pool's
+    // entries after every step and probed from both sides: one base unit more than the sender can
+    // still afford is refused for the balance, exactly that much gets past the balance to the
+    // signature check, which the probe fails on purpose so that the pool stays as it was.
+    const senders = [A, B, C];
+    const state = accounts(senders.map((k) => [k, { balance: 100_000n }] as const));
+    const probesStop = new Set<string>();
+    const pool = new Mempool(state, RULES, { maxAge: 50, maxNonceGap: 6 }, (tx) => {
+      if (probesStop.has(tx.idHex)) throw new MempoolRejection('MEMPOOL_DUPLICATE', 'the probe stops here');
+    });
+    const random = seededRandom(19);
+    let now = NOW;
+    const pendingTotal = (k: TestKey) =>
+      [...pool.entries()].filter((e) => toHex(e.tx.from) === toHex(k.address)).reduce((sum, e) => sum + e.tx.amount + e.tx.fee, 0n);
+    const refusalCode = async (tx: Transaction) => {
+      try {
+        await pool.add(tx, now);
+        return 'admitted';
+      } catch (err) {
+        assert.ok(err instanceof CairnError, String(err));
+        return err.code;
+      }
+    };
+    const seen = { probes: 0, replaced: 0, expired: 0, mined: 0 };
+    for (let step = 0; step < 300; step++) {
+      now += random.int(8);
+      const k = senders[random.int(senders.length)]!;
+      const account = (await state.getAccount(k.address))!;
+      const choice = random.int(10);
+      if (choice < 4) {
+        // A payment at a nonce that may be new, pending (a replacement) or out of reach.
+        const nonce = Number(account.nonce) + random.int(8);
+        const pendingAlready = [...pool.entries()].some((e) => toHex(e.tx.from) === toHex(k.address) && e.tx.nonce === BigInt(nonce));
+        const code = await refusalCode(pay(k, nonce, 1 + random.int(40), BigInt(1 + random.int(2_500))));
+        if (pendingAlready && code === 'admitted') seen.replaced++;
+      } else if (choice < 6) {
+        seen.expired += await pool.expire(now);
+      } else {
+        // A block mines the sender's lowest pending nonce, if it has one.
+        const lowest = [...pool.entries()].find((e) => toHex(e.tx.from) === toHex(k.address) && e.tx.nonce === account.nonce);
+        if (lowest) {
+          state.set(k.address, { balance: account.balance - lowest.tx.amount - lowest.tx.fee, nonce: account.nonce + 1n });
+          await pool.update([childBlock({ hash: new Uint8Array(32), height: step }, [lowest.tx])], [], now);
+          seen.mined++;
+        }
+      }
+      for (const s of senders) {
+        const { balance } = (await state.getAccount(s.address))!;
+        const nonce = await pool.nextNonce(s.address);
+        const room = balance - pendingTotal(s) - 1n; // what a fee of 1 leaves for the amount
+        if (room < 1n || nonce > (await state.getAccount(s.address))!.nonce + 6n) continue;
+        assert.equal(await refusalCode(pay(s, Number(nonce), 1, room + 1n)), 'MEMPOOL_INSUFFICIENT_BALANCE', `step ${step}`);
+        seen.probes++;
+        const exact = pay(s, Number(nonce), 1, room);
+        probesStop.add(exact.idHex);
+        const before = poolIds(pool);
+        await assert.rejects(pool.add(exact, now), /the probe stops here/, `step ${step}`);
+        assert.deepEqual(poolIds(pool), before);
+      }
+    }
+    // The walk must have gone through every kind of removal, and probed often.
+    assert.ok(seen.probes > 500 && seen.replaced > 5 && seen.expired > 5 && seen.mined > 10, JSON.stringify(seen));
+  });
+
   describe('following the tip of a ChainDB', () => {
     let dir: ReturnType<typeof tempDir>;
     let db: ChainDB;
