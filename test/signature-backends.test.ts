@@ -8,17 +8,19 @@
  * another library would not be running what these tests claim to have checked.
  */
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import * as secp from '@noble/secp256k1';
 import {
   libsecp256k1Backend,
+  libsecp256k1Signer,
   nobleBackend,
   opensslBackend,
   type SignatureBackend,
 } from '../ledger/signature-backends.js';
 import { CURVE_ORDER } from '../ledger/keys.ts';
-import { bytesToBigInt, toHex } from '../ledger/bytes.ts';
+import { bigIntToBytes, bytesToBigInt, toHex } from '../ledger/bytes.ts';
 import { VerifyPool, type VerifyItem } from '../node/verify-pool.ts';
 import { decodeDerSignature, encodeDerSignature } from './helpers/der.ts';
 
@@ -159,6 +161,38 @@ describe('signature backends: the native libsecp256k1 backend is present', funct
     const native = backendNamed('libsecp256k1');
     assert.equal(native.name, 'libsecp256k1');
     assert.equal(libsecp256k1Backend(), native, 'loaded once, then cached');
+  });
+
+  it('gives the same verdicts for keys it has met before: the other parity, off the curve, after more keys than it keeps', function () {
+    const native = backendNamed('libsecp256k1');
+    const message = (i: number) => new TextEncoder().encode(`payment ${i}`);
+    const digest = (i: number) => new Uint8Array(createHash('sha256').update(message(i)).digest());
+    const sign = (sk: bigint, i: number) => secp.sign(digest(i), bigIntToBytes(sk, 32), { prehash: false, lowS: true });
+    const key = (sk: bigint) => secp.getPublicKey(bigIntToBytes(sk, 32), true);
+    const sk = 0x1234567n;
+    const pub = key(sk);
+    const otherParity = Uint8Array.from(pub);
+    otherParity[0] = pub[0] === 2 ? 3 : 2; // the key of n - sk: same x, the other y
+    for (let round = 0; round < 2; round++) {
+      assert.equal(native.verify(sign(sk, 1), message(1), pub), true, `round ${round}`);
+      assert.equal(native.verify(sign(sk, 1), message(2), pub), false, `round ${round}: another message`);
+      assert.equal(native.verify(sign(sk, 1), message(1), otherParity), false, `round ${round}: the other parity`);
+      assert.equal(native.verify(sign(CURVE_ORDER - sk, 1), message(1), otherParity), true, `round ${round}: n - sk`);
+    }
+    // x = 5 is not on the curve (5³ + 7 = 132 has no square root mod p): refused every time.
+    const offCurve = new Uint8Array(33);
+    offCurve[0] = 2;
+    offCurve[32] = 5;
+    assert.throws(() => secp.Point.fromBytes(offCurve));
+    for (let round = 0; round < 2; round++) assert.equal(native.verify(sign(sk, 1), message(1), offCurve), false);
+    // More keys than the backend keeps, then the first again.
+    const fast = libsecp256k1Signer()!; // noble's signatures byte for byte, and quicker for a thousand keys
+    for (let i = 1; i <= 1_100; i++) {
+      const ski = bigIntToBytes(sk + BigInt(i), 32);
+      assert.equal(native.verify(fast.sign(digest(i), ski), message(i), fast.publicKey(ski)), true, `key ${i}`);
+    }
+    assert.equal(native.verify(sign(sk, 3), message(3), pub), true);
+    assert.equal(native.verify(sign(sk, 3), message(3), otherParity), false);
   });
 });
 
