@@ -273,7 +273,7 @@ export const rpcHandlers: Handlers = {
       try {
         if (d instanceof Error) throw d;
         await node.submitTransaction(d);
-        accepted.push(toHex(d.id));
+        accepted.push(d.idHex);
       } catch (err) {
         rejected.push({ index: i, code: (err as { code?: string }).code ?? 'ERROR', message: (err as Error).message });
       }
