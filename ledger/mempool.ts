@@ -56,6 +56,8 @@ export interface MempoolEntry {
   readonly addedAt: number;
 }
 
+const NO_VICTIMS: readonly MempoolEntry[] = [];
+
 /**
  * Transactions waiting for a block, judged against the state at the chain tip. Per sender they
  * are kept by nonce; blocks take them by fee, never out of nonce order. Mutations are serialised
@@ -158,7 +160,7 @@ export class Mempool extends EventEmitter<{ added: [entry: MempoolEntry] }> {
     }
     // A replacement takes the place of the one it replaces; anyone else makes room only once
     // the (expensive, last) signature check has passed, so a forgery evicts nothing.
-    const victims = replaced ? [] : this.chooseVictims(tx);
+    const victims = replaced ? NO_VICTIMS : this.chooseVictims(tx);
     await this.checkSignature(tx);
     for (const v of victims) this.remove(v);
     if (replaced) this.remove(replaced);
@@ -174,7 +176,8 @@ export class Mempool extends EventEmitter<{ added: [entry: MempoolEntry] }> {
    * sender that entered the pool first), whose room `tx` needs; refuses `tx` if it is the
    * cheapest. Changes nothing: the caller evicts once the signature has passed.
    */
-  private chooseVictims(tx: Transaction): MempoolEntry[] {
+  private chooseVictims(tx: Transaction): readonly MempoolEntry[] {
+    if (this.totalBytes + TX_BYTES <= this.policy.maxBytes) return NO_VICTIMS;
     const victims: MempoolEntry[] = [];
     let freed = 0;
     const cheapest = this.tails.cheapestFirst(tx.fromKey);
