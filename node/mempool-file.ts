@@ -43,14 +43,7 @@ export async function loadMempool(datadir: string, mempool: Mempool, now: number
   } catch {
     await rm(join(datadir, MEMPOOL_FILE), { force: true }); // damaged: start empty rather than fail
   }
-  let admitted = 0;
-  for (const tx of txs) {
-    try {
-      await mempool.add(tx, now);
-      admitted++;
-    } catch {
-      // confirmed or invalidated while we were down
-    }
-  }
+  // What was confirmed or invalidated while we were down is refused, and dropped.
+  const admitted = (await mempool.addMany(txs, now)).filter((outcome) => !(outcome instanceof Error)).length;
   return { admitted, dropped: txs.length - admitted };
 }

@@ -385,6 +385,16 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     this.txRelay.announce(tx);
   }
 
+  /** `submitTransaction` for each of `txs`, in one turn of the mempool: undefined where admitted, else why not. */
+  async submitTransactions(txs: readonly Transaction[]): Promise<(Error | undefined)[]> {
+    const outcomes = await this.mempool.addMany(txs, this.clock());
+    return outcomes.map((outcome, i) => {
+      if (outcome instanceof Error) return outcome;
+      this.txRelay.announce(txs[i]!);
+      return undefined;
+    });
+  }
+
   /** Gossips a block this node made. */
   async announce(block: Block): Promise<void> {
     await this.gossip.publishBlock(block);

@@ -266,17 +266,15 @@ export const rpcHandlers: Handlers = {
     });
     const txs = decoded.filter((d): d is Transaction => !(d instanceof Error));
     await node.signatures.preverify(txs);
+    const outcomes = await node.submitTransactions(txs);
     const accepted: string[] = [];
     const rejected: { index: number; code: string; message: string }[] = [];
+    let next = 0;
     for (let i = 0; i < decoded.length; i++) {
       const d = decoded[i]!;
-      try {
-        if (d instanceof Error) throw d;
-        await node.submitTransaction(d);
-        accepted.push(d.idHex);
-      } catch (err) {
-        rejected.push({ index: i, code: (err as { code?: string }).code ?? 'ERROR', message: (err as Error).message });
-      }
+      const err = d instanceof Error ? d : outcomes[next++];
+      if (err === undefined) accepted.push((d as Transaction).idHex);
+      else rejected.push({ index: i, code: (err as { code?: string }).code ?? 'ERROR', message: err.message });
     }
     return { accepted, rejected };
   },

@@ -87,24 +87,21 @@ export class TxRelay {
       async (req, peer) => {
         const txs = decodeTxBatch(req);
         await this.o.signatures.preverify(txs.filter((tx) => !this.o.mempool.has(tx.id)));
+        const outcomes = await this.o.mempool.addMany(txs, this.o.clock());
         let admitted = 0;
-        for (const tx of txs) if (await this.admit(tx, peer)) admitted++;
+        outcomes.forEach((outcome, i) => {
+          if (outcome instanceof Error) {
+            if (outcome instanceof CairnError) this.o.peers.penalize(peer, outcome.banScore, `pushed tx: ${outcome.message}`);
+          } else {
+            this.announce(txs[i]!);
+            admitted++;
+          }
+        });
         if (admitted > 0) this.o.records?.gave(peer, 'tx', this.o.env.now());
         return new Uint8Array(0);
       },
       { timeoutMs: PUSH_TIMEOUT_MS, maxBytes: MAX_PUSH_BYTES, onBadRequest: (peer, err) => this.o.peers.badRequest(peer, err) },
     );
-  }
-
-  private async admit(tx: Transaction, peer: string): Promise<boolean> {
-    try {
-      await this.o.mempool.add(tx, this.o.clock());
-      this.announce(tx);
-      return true;
-    } catch (err) {
-      if (err instanceof CairnError) this.o.peers.penalize(peer, err.banScore, `pushed tx: ${err.message}`);
-      return false;
-    }
   }
 
   /**

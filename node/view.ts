@@ -41,6 +41,7 @@ export interface NodeView {
   /** Seconds since the epoch, by the node's clock. */
   clock(): number;
   submitTransaction(tx: Transaction): Promise<void>;
+  submitTransactions(txs: readonly Transaction[]): Promise<(Error | undefined)[]>;
   /** Asks for a clean stop (the RPC method `stop`). */
   requestStop(): void;
 }

@@ -464,6 +464,35 @@ describe('Mempool', () => {
       assert.equal(pool.bytes, TX_BYTES);
     });
 
+    it('admits a batch as one add after another would, in one turn of the queue', async () => {
+      // Duplicates, replacements, gaps, overspending, forged signatures and a full pool, mixed.
+      const random = seededRandom(23);
+      const batch: Transaction[] = [];
+      for (let i = 0; i < 120; i++) {
+        const k = [A, B, C][random.int(3)]!;
+        const tx = pay(k, random.int(6), 1 + random.int(30), BigInt(1 + random.int(400_000)));
+        batch.push(random.int(10) === 0 ? forgeFee(tx, tx.fee + 1n) : tx);
+        if (random.int(8) === 0) batch.push(batch[random.int(batch.length)]!);
+      }
+      const fresh = () => new Mempool(accounts([[A, {}], [B, {}], [C, {}]]), RULES, { maxBytes: 10 * TX_BYTES, maxNonceGap: 3 });
+      const one = fresh();
+      const expected: string[] = [];
+      for (const tx of batch) expected.push(await one.add(tx, NOW).then((e) => e.idHex, (err: CairnError) => err.code));
+      const many = fresh();
+      // An add handed in just after the batch waits for all of it: had it gone first, its fee of
+      // 10,000 for A's nonce 0 would have made every version of that nonce in the batch underpriced.
+      const late = pay(A, 0, 10_000, 1n);
+      const [outcomes, after] = await Promise.all([many.addMany(batch, NOW), many.add(late, NOW)]);
+      assert.deepEqual(outcomes.map((o) => (o instanceof Error ? (o as CairnError).code : o.idHex)), expected);
+      await one.add(late, NOW);
+      assert.equal(after.idHex, late.idHex);
+      assert.deepEqual(poolIds(many), poolIds(one));
+      assert.equal(many.bytes, one.bytes);
+      const codes = new Set(expected.filter((e) => e.length < 64));
+      for (const code of ['MEMPOOL_DUPLICATE', 'MEMPOOL_NONCE_GAP', 'MEMPOOL_INSUFFICIENT_BALANCE', 'MEMPOOL_REPLACEMENT_UNDERPRICED', 'MEMPOOL_FULL', 'TX_BAD_SIGNATURE']) assert.ok(codes.has(code), `${code} among ${[...codes]}`);
+      assert.ok(expected.some((e) => e.length === 64), 'some admitted');
+    });
+
     it('admits a transaction submitted twice at once only once', async () => {
       const pool = new Mempool(staggered(accounts([[A, {}]]), [5, 0]), RULES);
       const tx = pay(A, 0, 10);
