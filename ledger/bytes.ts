@@ -5,11 +5,30 @@ export function toHex(bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex');
 }
 
+/** Each character code's value as a hex digit; -1 for any other character. */
+const HEX_DIGIT = new Int8Array(256).fill(-1);
+for (let i = 0; i < 10; i++) HEX_DIGIT[0x30 + i] = i;
+for (let i = 0; i < 6; i++) HEX_DIGIT[0x61 + i] = HEX_DIGIT[0x41 + i] = 10 + i;
+
+/**
+ * Decoded in one pass rather than a pattern test and then Buffer's decoder (which would read
+ * U+0130 as "0": it keeps a character's low byte), at about half the cost on an RPC batch's
+ * transactions.
+ */
 export function fromHex(hex: string, expectedLength?: number): Uint8Array {
-  if (hex.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(hex)) {
-    throw new DecodeError('DECODE_NON_CANONICAL', 'not a hex string');
+  const n = hex.length;
+  if (n % 2 !== 0) throw new DecodeError('DECODE_NON_CANONICAL', 'not a hex string');
+  const bytes = new Uint8Array(n >>> 1);
+  let bad = 0;
+  for (let i = 0, j = 0; i < n; i += 2, j++) {
+    const a = hex.charCodeAt(i);
+    const b = hex.charCodeAt(i + 1);
+    const hi = a < 256 ? HEX_DIGIT[a]! : -1;
+    const lo = b < 256 ? HEX_DIGIT[b]! : -1;
+    bad |= hi | lo;
+    bytes[j] = (hi << 4) | lo;
   }
-  const bytes = new Uint8Array(Buffer.from(hex, 'hex'));
+  if (bad < 0) throw new DecodeError('DECODE_NON_CANONICAL', 'not a hex string');
   if (expectedLength !== undefined && bytes.length !== expectedLength) {
     throw new DecodeError('DECODE_NON_CANONICAL', `expected ${expectedLength} bytes of hex, got ${bytes.length}`);
   }

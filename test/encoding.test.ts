@@ -471,6 +471,21 @@ describe('encoding', () => {
     });
   });
 
+  describe('hex', () => {
+    it('reads every byte in either case, and refuses odd lengths and any other character', () => {
+      const all = Uint8Array.from({ length: 256 }, (_, i) => i);
+      const lower = Buffer.from(all).toString('hex');
+      assert.deepEqual(fromHex(lower), all);
+      assert.deepEqual(fromHex(lower.toUpperCase()), all);
+      assert.deepEqual(fromHex(''), new Uint8Array(0));
+      // U+0130 and U+0161 have the low bytes of "0" and "a": Buffer's own decoder would take them.
+      for (const bad of ['0', 'abc', '0g', 'g0', ' 00', '00 ', '+1', '0x00', '\u01300', '0\u0161', 'é0', '\u0000\u0000']) {
+        assert.throws(() => fromHex(bad), (err: unknown) => err instanceof DecodeError && err.code === 'DECODE_NON_CANONICAL', JSON.stringify(bad));
+      }
+      assert.throws(() => fromHex('00', 2), /expected 2 bytes of hex, got 1/);
+    });
+  });
+
   describe('addresses', () => {
     const BECH32_CHARS = 'qpzry9x8gf2tvdw0s3jn54khce6mua7l';
     const SUBSTITUTES = [...new Set([...BECH32_CHARS, ...'abcdefghijklmnopqrstuvwxyz0123456789', 'Q', '-', ' '])];
