@@ -157,8 +157,8 @@ export function libsecp256k1Backend() {
   return native ?? undefined;
 }
 
-/** About 150 KB a thread; a busy chain's active senders, and then some. */
-const UNCOMPRESSED_KEYS_KEPT = 1024;
+/** About 1 MB a thread: a busy chain's active senders (the sync bench's chain cycles through 2,000). */
+const UNCOMPRESSED_KEYS_KEPT = 4096;
 
 /**
  * Recent senders' keys in uncompressed form. Parsing a compressed key takes a square root mod p,
