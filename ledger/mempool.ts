@@ -129,16 +129,19 @@ export class Mempool extends EventEmitter<{ added: [entry: MempoolEntry] }> {
   /**
    * Admits `txs` in order, as as many `add` calls would, in one turn of the queue: for each, its
    * entry or the error that refused it. A batch (an RPC call, a peer's push) of thousands pays for
-   * the queue's turn once rather than per transaction.
+   * the queue's turn once rather than per transaction. With `stopAt`, the first refusal it picks
+   * ends the batch: the outcomes then end with that refusal, and the rest are not tried.
    */
-  addMany(txs: readonly Transaction[], now: number): Promise<(MempoolEntry | Error)[]> {
+  addMany(txs: readonly Transaction[], now: number, stopAt?: (refusal: Error) => boolean): Promise<(MempoolEntry | Error)[]> {
     return this.queue.run(async () => {
       const outcomes: (MempoolEntry | Error)[] = [];
       for (const tx of txs) {
         try {
           outcomes.push(await this.admit(tx, now));
         } catch (err) {
-          outcomes.push(err instanceof Error ? err : new Error(String(err)));
+          const refusal = err instanceof Error ? err : new Error(String(err));
+          outcomes.push(refusal);
+          if (stopAt?.(refusal)) break;
         }
       }
       return outcomes;

@@ -172,9 +172,10 @@ export class Gossip extends EventEmitter<GossipEvents> {
   }
 
   /**
-   * A batch of transactions: the new ones' signatures checked together on the pool, then each
-   * admitted in order. Forwarded if any was new and valid; rejected whole, and its sender
-   * punished, if any is invalid (one forged transaction spoils the message).
+   * A batch of transactions: the new ones' signatures checked together on the pool, then all
+   * admitted in order, in one turn of the mempool. Forwarded if any was new and valid; rejected
+   * whole, and its sender punished, if any is invalid (one forged transaction spoils the
+   * message: nothing after it is admitted).
    */
   private async validateTxs(peer: string, data: Uint8Array): Promise<Verdict> {
     const { mempool, signatures, clock } = this.o;
@@ -183,15 +184,10 @@ export class Gossip extends EventEmitter<GossipEvents> {
       if (txs.length === 0) throw new DecodeError('DECODE_NON_CANONICAL', 'an empty transaction batch');
       const fresh = txs.filter((tx) => !mempool.has(tx.id));
       await signatures.preverify(fresh);
-      const now = clock();
       let admitted = 0;
-      for (const tx of fresh) {
-        try {
-          await mempool.add(tx, now);
-          admitted++;
-        } catch (err) {
-          if (verdictFor(err) === 'reject') throw err;
-        }
+      for (const outcome of await mempool.addMany(fresh, clock(), (refusal) => verdictFor(refusal) === 'reject')) {
+        if (!(outcome instanceof Error)) admitted++;
+        else if (verdictFor(outcome) === 'reject') return this.reject(peer, outcome);
       }
       if (admitted > 0) this.gave(peer, 'tx');
       return admitted > 0 ? 'accept' : 'ignore';

@@ -491,6 +491,15 @@ describe('Mempool', () => {
       const codes = new Set(expected.filter((e) => e.length < 64));
       for (const code of ['MEMPOOL_DUPLICATE', 'MEMPOOL_NONCE_GAP', 'MEMPOOL_INSUFFICIENT_BALANCE', 'MEMPOOL_REPLACEMENT_UNDERPRICED', 'MEMPOOL_FULL', 'TX_BAD_SIGNATURE']) assert.ok(codes.has(code), `${code} among ${[...codes]}`);
       assert.ok(expected.some((e) => e.length === 64), 'some admitted');
+
+      // Stopping at the first forgery: the outcomes end with it, and nothing after it is tried.
+      const stopped = fresh();
+      const forgery = expected.indexOf('TX_BAD_SIGNATURE');
+      const upTo = await stopped.addMany(batch, NOW, (refusal) => (refusal as CairnError).code === 'TX_BAD_SIGNATURE');
+      assert.deepEqual(upTo.map((o) => (o instanceof Error ? (o as CairnError).code : o.idHex)), expected.slice(0, forgery + 1));
+      const first = fresh();
+      for (const tx of batch.slice(0, forgery)) await first.add(tx, NOW).catch(() => {});
+      assert.deepEqual(poolIds(stopped), poolIds(first));
     });
 
     it('admits a transaction submitted twice at once only once', async () => {
