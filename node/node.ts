@@ -385,8 +385,12 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     this.txRelay.announce(tx);
   }
 
-  /** `submitTransaction` for each of `txs`, in one turn of the mempool: undefined where admitted, else why not. */
+  /**
+   * `submitTransaction` for each of `txs`: their signatures checked together on the pool first,
+   * then admitted in one turn of the mempool. Undefined where admitted, else why not.
+   */
   async submitTransactions(txs: readonly Transaction[]): Promise<(Error | undefined)[]> {
+    await this.signatures.preverify(txs);
     const outcomes = await this.mempool.addMany(txs, this.clock());
     return outcomes.map((outcome, i) => {
       if (outcome instanceof Error) return outcome;

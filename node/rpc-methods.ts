@@ -265,7 +265,6 @@ export const rpcHandlers: Handlers = {
       }
     });
     const txs = decoded.filter((d): d is Transaction => !(d instanceof Error));
-    await node.signatures.preverify(txs);
     const outcomes = await node.submitTransactions(txs);
     const accepted: string[] = [];
     const rejected: { index: number; code: string; message: string }[] = [];

@@ -12,7 +12,6 @@ import type { NetworkStats, PeerRecords } from './peer-records.ts';
 import type { Serving } from './serving.ts';
 import type { Sync } from './sync.ts';
 import type { Transport } from './transport.ts';
-import type { TxSignatureVerifier } from './tx-signatures.ts';
 
 /**
  * What the RPC server and the metrics see of a node: reads, and the one write a user may make
@@ -28,7 +27,6 @@ export interface NodeView {
   readonly peers: Pick<PeerManager, 'score' | 'bannedCount' | 'bannedAddressCount' | 'on'>;
   readonly gossip: Pick<Gossip, 'on'>;
   readonly transport: Pick<Transport, 'peers' | 'connectionInfo' | 'listenAddresses' | 'peerId'>;
-  readonly signatures: Pick<TxSignatureVerifier, 'preverify'>;
   /** Per-peer records, budgets and the network's counters (metrics, getPeers). */
   readonly guard: { readonly records: Pick<PeerRecords, 'get'>; readonly serving: Pick<Serving, 'throttled'>; readonly stats: NetworkStats };
   readonly mining: boolean;
