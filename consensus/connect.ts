@@ -3,9 +3,9 @@ import { BlockRuleError, StoreError } from '../ledger/errors.ts';
 import type { BatchOp, ChainDB, ChainTip } from '../ledger/chaindb.ts';
 import type { Block } from '../ledger/block.ts';
 import type { ChainParams } from '../ledger/genesis.ts';
-import { applyBlock, type BlockEffects, type SignatureChecker } from '../ledger/state.ts';
+import { applyBlock, type Account, type AccountSource, type BlockEffects, type SignatureChecker } from '../ledger/state.ts';
 import { changesOfEffects, changesOfUndo } from '../ledger/smt.ts';
-import { prepareTreeUpdate, updateTree } from '../ledger/smt-update.ts';
+import { prepareTreeUpdate, updateTree, type PreparedTreeUpdate } from '../ledger/smt-update.ts';
 import type { SaneBlock } from './sanity.ts';
 
 /**
@@ -37,7 +37,7 @@ export async function connectBlock(
   // The tree's reads go out with the state transition's: both know the accounts before their values.
   const keys = touchedKeys(db, block);
   const tree = prepareTreeUpdate(db, [...keys.values()]);
-  const effects = await applyBlock(db, block, params, options.signatures);
+  const effects = await applyBlock(accountsFromTree(db, keys, tree), block, params, options.signatures);
   const update = await tree.finish(changesOfEffects(effects, keys));
   if (!bytesEqual(update.root, header.stateRoot)) {
     throw new BlockRuleError('BLOCK_BAD_STATE_ROOT', `state root ${toHex(header.stateRoot)}, but the state after the block hashes to ${toHex(update.root)}`);
@@ -64,7 +64,7 @@ export async function connectMadeBlock(
   await db.backpressure();
   const keys = touchedKeys(db, body);
   const tree = prepareTreeUpdate(db, [...keys.values()]);
-  const effects = await applyBlock(db, body, params, options.signatures);
+  const effects = await applyBlock(accountsFromTree(db, keys, tree), body, params, options.signatures);
   const update = await tree.finish(changesOfEffects(effects, keys));
   const block = seal(update.root);
   const { header } = block;
@@ -87,6 +87,38 @@ function touchedKeys(db: ChainDB, block: Pick<Block, 'txs' | 'coinbase'>): Map<s
   }
   add(block.coinbase.to, toHex(block.coinbase.to));
   return keys;
+}
+
+/**
+ * The accounts a block starts from, out of the tree update's own reads: each key's path ends at
+ * its leaf, which holds the account, or says there is none. The tree at the tip and the stored
+ * accounts are the same state (both written in every block's one batch), so the answers are the
+ * store's; what the paths reach in memory costs no store read. On a fresh node most new
+ * recipients' paths end in the top (ledger/tree-store.ts) while their accounts are in no cache.
+ * The store answers whatever the tree did not.
+ */
+function accountsFromTree(db: ChainDB, keys: ReadonlyMap<string, Uint8Array>, tree: PreparedTreeUpdate): AccountSource {
+  return {
+    getAccount: (address) => db.getAccount(address),
+    async getAccounts(addresses, hexKeys) {
+      const found = await tree.accounts();
+      if (!found) return db.getAccounts(addresses, hexKeys);
+      const byHex = new Map<string, Account | undefined>();
+      let i = 0;
+      for (const hex of keys.keys()) byHex.set(hex, found[i++]);
+      const out: (Account | undefined)[] = new Array(addresses.length);
+      const missing: number[] = [];
+      hexKeys.forEach((hex, k) => {
+        if (byHex.has(hex)) out[k] = byHex.get(hex);
+        else missing.push(k);
+      });
+      if (missing.length > 0) {
+        const rest = await db.getAccounts(missing.map((k) => addresses[k]!), missing.map((k) => hexKeys[k]!));
+        missing.forEach((k, j) => (out[k] = rest[j]));
+      }
+      return out;
+    },
+  };
 }
 
 /**

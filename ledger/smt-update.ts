@@ -4,6 +4,7 @@ import {
   bitAt,
   compareKeys,
   innerNode,
+  leafAccountBytes,
   leafKey,
   leafNode,
   nodeHash,
@@ -14,7 +15,7 @@ import {
   type TreeUpdate,
   type TreeWrite,
 } from './smt.ts';
-import type { Account } from './state.ts';
+import { decodeAccount, type Account } from './state.ts';
 
 /**
  * The update of the state tree (ledger/smt.ts) by a block's changes, in two phases: read every
@@ -140,12 +141,24 @@ export async function updateTree(reader: TreeNodeReader, changes: readonly State
   return finish(batch, top);
 }
 
+/** A tree update whose keys are known before their values (see prepareTreeUpdate). */
+export interface PreparedTreeUpdate {
+  /**
+   * The account at each key, in the order the keys were given (`undefined`: none), as the tree
+   * holds it: the read goes down every key's path anyway, and a path ends at the key's own leaf,
+   * which holds its account, or somewhere that says it has none. `undefined` if the read failed.
+   */
+  accounts(): Promise<(Account | undefined)[] | undefined>;
+  finish(changes: readonly StateChange[]): Promise<TreeUpdate>;
+}
+
 /**
  * An update whose keys are known before their values: its reads start at once and overlap the
- * work that finds the values (a block's state transition reads the same accounts meanwhile).
- * `finish` takes the values; given other keys, or removals, it does the whole update itself.
+ * work that finds the values (a block's state transition, which can take the accounts it starts
+ * from out of these very reads). `finish` takes the values; given other keys, or removals, it
+ * does the whole update itself.
  */
-export function prepareTreeUpdate(reader: TreeNodeReader, keys: readonly Uint8Array[]): { finish(changes: readonly StateChange[]): Promise<TreeUpdate> } {
+export function prepareTreeUpdate(reader: TreeNodeReader, keys: readonly Uint8Array[]): PreparedTreeUpdate {
   let batch: Batch | undefined;
   let top: Span | undefined;
   try {
@@ -156,12 +169,34 @@ export function prepareTreeUpdate(reader: TreeNodeReader, keys: readonly Uint8Ar
   }
   const read = batch && top && keys.length > 0 ? readPaths(reader, batch, top).then(() => true, () => false) : Promise.resolve(false);
   return {
+    async accounts() {
+      if (!(await read)) return undefined;
+      const sorted: (Account | undefined)[] = new Array(batch!.keys.length);
+      accountsAt(batch!, top!, sorted);
+      const at = new Map<Uint8Array, number>();
+      batch!.keys.forEach((key, i) => at.set(key, i));
+      return keys.map((key) => sorted[at.get(key)!]);
+    },
     async finish(changes) {
       const ready = await read;
       if (!ready || !batch!.setAccounts(changes)) return updateTree(reader, changes);
       return finish(batch!, top!);
     },
   };
+}
+
+/** Phase 1's answer for the accounts themselves: where each key's path ended, into `out` (sorted as the batch). */
+function accountsAt(batch: Batch, span: Span, out: (Account | undefined)[]): void {
+  const { lo, hi } = span;
+  const node = span.emptyHalf ? undefined : span.node;
+  if (node === undefined) return; // an empty position: none of these keys has an account
+  if (node[0] !== INNER_PREFIX) {
+    const key = leafKey(node);
+    for (let i = lo; i < hi; i++) if (compareKeys(batch.keys[i]!, key) === 0) out[i] = decodeAccount(leafAccountBytes(node));
+    return;
+  }
+  if (span.left) accountsAt(batch, span.left, out);
+  if (span.right) accountsAt(batch, span.right, out);
 }
 
 function finish(batch: Batch, top: Span): TreeUpdate {

@@ -123,6 +123,9 @@ describe('state tree (sparse Merkle tree)', () => {
 
       const step = async (changes: Map<string, Account | undefined>) => {
         const list = changesOf(changes);
+        // What the paths' own reads say the accounts are, before the update: what the state holds.
+        const read = await prepareTreeUpdate(store, list.map((c) => c.key)).accounts();
+        assert.deepEqual(read, [...changes.keys()].map((a) => accounts.get(a)), `seed ${seed}: the accounts at the update's keys`);
         const update = await updateTree(store, list);
         store.apply(update.writes);
         mem = mem.with(list);
@@ -251,6 +254,32 @@ describe('state tree (sparse Merkle tree)', () => {
     assert.deepEqual(await prepareTreeUpdate(store, changes.map((c) => c.key)).finish(other), await updateTree(store, other));
     const removal = changesOf(addresses.slice(0, 50).map((a, i) => [a, i === 7 ? undefined : { balance: 9n, nonce: 2n }] as const));
     assert.deepEqual(await prepareTreeUpdate(store, changes.map((c) => c.key)).finish(removal), await updateTree(store, removal));
+  });
+
+  it('an update prepared from its keys reads their accounts on the way down: its own leaf, or where the path ends without one', async () => {
+    const key = (address: string) => stateKey(Buffer.from(address, 'hex'));
+    const store = new MapTree();
+    assert.deepEqual(await prepareTreeUpdate(store, [key('01'.repeat(20))]).accounts(), [undefined], 'an empty tree holds no account');
+    const rng = seededRandom(13);
+    const accounts: Accounts = new Map();
+    for (let i = 0; i < 300; i++) accounts.set(toHex(rng.bytes(20)), { balance: BigInt(1 + i), nonce: BigInt(i % 7) });
+    store.apply((await updateTree(store, changesOf(accounts))).writes);
+    const present = [...accounts.keys()].slice(0, 40);
+    const absent = Array.from({ length: 40 }, () => toHex(rng.bytes(20)));
+    // Keys in any order, present and absent mixed: the answers come back in the order asked.
+    const asked = present.flatMap((a, i) => [a, absent[i]!]).reverse();
+    for (const inMemory of [0, 5, 64]) {
+      store.inMemory = inMemory;
+      assert.deepEqual(await prepareTreeUpdate(store, asked.map(key)).accounts(), asked.map((a) => accounts.get(a)), `${inMemory} levels in memory`);
+    }
+    // A lone account: at the root, its leaf answers for its own key and says no other key has one.
+    const lone = new MapTree();
+    const [only] = present;
+    lone.apply((await updateTree(lone, changesOf([[only!, accounts.get(only!)]]))).writes);
+    assert.deepEqual(await prepareTreeUpdate(lone, [key(absent[0]!), key(only!)]).accounts(), [undefined, accounts.get(only!)]);
+    // A failed read answers nothing, and the caller asks the store itself.
+    const failing: TreeNodeReader = { readNodes: () => Promise.reject(new Error('store gone')) };
+    assert.equal(await prepareTreeUpdate(failing, [key(only!)]).accounts(), undefined);
   });
 });
 
