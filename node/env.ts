@@ -39,6 +39,11 @@ export function secondsOf(env: Env): () => number {
   return () => Math.floor(env.now() / 1000);
 }
 
+/** A promise that resolves in the event loop's next turn, after the I/O and timers already due. */
+export function nextTurn(env: Env): Promise<void> {
+  return new Promise((resolve) => env.defer(resolve));
+}
+
 /** A promise that resolves after `ms` of the env's time. */
 export function sleep(env: Env, ms: number): Promise<void> {
   return new Promise((resolve) => env.setTimeout(resolve, ms));

@@ -180,7 +180,7 @@ export class HistoryCheck {
       importBatch: async (blocks) => {
         if (this.stopped) throw new Error('stopped');
         await this.p.syncIdle();
-        await importBlocks(check, blocks);
+        await importBlocks(check, blocks, env);
         if (check.tip.height - told >= Math.max(1, Math.ceil(this.base / 10))) {
           told = check.tip.height;
           this.p.log('info', 'checking the history below the snapshot', { height: told, target: this.base });
