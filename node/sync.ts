@@ -383,8 +383,8 @@ export class Sync extends EventEmitter<SyncEvents> {
  * Between blocks it gives the event loop a turn (`env.defer`). A block whose accounts and tree
  * paths are all in memory, and whose signatures were checked ahead, imports without waiting on
  * anything, so a batch would otherwise hold the loop for all of its blocks: the peers' messages,
- * RPC calls and the store's write completions wait behind it (a 32-block batch of full blocks is
- * seconds).
+ * RPC calls and the store's write completions wait behind it (a 32-block batch of full blocks takes
+ * over a second).
  */
 export async function importBlocks(chain: Chain, blocks: readonly SaneBlock[], env: Env): Promise<void> {
   for (const [i, block] of blocks.entries()) {
