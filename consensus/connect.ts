@@ -3,7 +3,7 @@ import { BlockRuleError, StoreError } from '../ledger/errors.ts';
 import type { BatchOp, ChainDB, ChainTip } from '../ledger/chaindb.ts';
 import type { Block } from '../ledger/block.ts';
 import type { ChainParams } from '../ledger/genesis.ts';
-import { applyBlock, type Account, type AccountSource, type BlockEffects, type SignatureChecker } from '../ledger/state.ts';
+import { applyBlock, type AccountSource, type BlockEffects, type SignatureChecker } from '../ledger/state.ts';
 import { changesOfEffects, changesOfUndo } from '../ledger/smt.ts';
 import { prepareTreeUpdate, updateTree, type PreparedTreeUpdate } from '../ledger/smt-update.ts';
 import type { SaneBlock } from './sanity.ts';
@@ -95,28 +95,17 @@ function touchedKeys(db: ChainDB, block: Pick<Block, 'txs' | 'coinbase'>): Map<s
  * accounts are the same state (both written in every block's one batch), so the answers are the
  * store's; what the paths reach in memory costs no store read. On a fresh node most new
  * recipients' paths end in the top (ledger/tree-store.ts) while their accounts are in no cache.
- * The store answers whatever the tree did not.
+ * The state transition asks only for the block's own accounts; if it asked for another, or the
+ * tree read failed, the store would answer.
  */
 function accountsFromTree(db: ChainDB, keys: ReadonlyMap<string, Uint8Array>, tree: PreparedTreeUpdate): AccountSource {
   return {
     getAccount: (address) => db.getAccount(address),
     async getAccounts(addresses, hexKeys) {
       const found = await tree.accounts();
-      if (!found) return db.getAccounts(addresses, hexKeys);
-      const byHex = new Map<string, Account | undefined>();
-      let i = 0;
-      for (const hex of keys.keys()) byHex.set(hex, found[i++]);
-      const out: (Account | undefined)[] = new Array(addresses.length);
-      const missing: number[] = [];
-      hexKeys.forEach((hex, k) => {
-        if (byHex.has(hex)) out[k] = byHex.get(hex);
-        else missing.push(k);
-      });
-      if (missing.length > 0) {
-        const rest = await db.getAccounts(missing.map((k) => addresses[k]!), missing.map((k) => hexKeys[k]!));
-        missing.forEach((k, j) => (out[k] = rest[j]));
-      }
-      return out;
+      const treeKeys = hexKeys.map((hex) => keys.get(hex));
+      if (!found || !treeKeys.every((key) => key !== undefined && found.has(key))) return db.getAccounts(addresses, hexKeys);
+      return treeKeys.map((key) => found.get(key!));
     },
   };
 }

@@ -144,11 +144,11 @@ export async function updateTree(reader: TreeNodeReader, changes: readonly State
 /** A tree update whose keys are known before their values (see prepareTreeUpdate). */
 export interface PreparedTreeUpdate {
   /**
-   * The account at each key, in the order the keys were given (`undefined`: none), as the tree
-   * holds it: the read goes down every key's path anyway, and a path ends at the key's own leaf,
-   * which holds its account, or somewhere that says it has none. `undefined` if the read failed.
+   * The account at each key (`undefined`: none), by the very key arrays given, as the tree holds
+   * it: the read goes down every key's path anyway, and a path ends at the key's own leaf, which
+   * holds its account, or somewhere that says it has none. `undefined` if the read failed.
    */
-  accounts(): Promise<(Account | undefined)[] | undefined>;
+  accounts(): Promise<ReadonlyMap<Uint8Array, Account | undefined> | undefined>;
   finish(changes: readonly StateChange[]): Promise<TreeUpdate>;
 }
 
@@ -171,11 +171,9 @@ export function prepareTreeUpdate(reader: TreeNodeReader, keys: readonly Uint8Ar
   return {
     async accounts() {
       if (!(await read)) return undefined;
-      const sorted: (Account | undefined)[] = new Array(batch!.keys.length);
-      accountsAt(batch!, top!, sorted);
-      const at = new Map<Uint8Array, number>();
-      batch!.keys.forEach((key, i) => at.set(key, i));
-      return keys.map((key) => sorted[at.get(key)!]);
+      const found = new Map<Uint8Array, Account | undefined>(batch!.keys.map((key) => [key, undefined]));
+      accountsAt(batch!, top!, found);
+      return found;
     },
     async finish(changes) {
       const ready = await read;
@@ -185,14 +183,14 @@ export function prepareTreeUpdate(reader: TreeNodeReader, keys: readonly Uint8Ar
   };
 }
 
-/** Phase 1's answer for the accounts themselves: where each key's path ended, into `out` (sorted as the batch). */
-function accountsAt(batch: Batch, span: Span, out: (Account | undefined)[]): void {
+/** Phase 1's answer for the accounts themselves: where each key's path ended, into `out`. */
+function accountsAt(batch: Batch, span: Span, out: Map<Uint8Array, Account | undefined>): void {
   const { lo, hi } = span;
   const node = span.emptyHalf ? undefined : span.node;
   if (node === undefined) return; // an empty position: none of these keys has an account
   if (node[0] !== INNER_PREFIX) {
     const key = leafKey(node);
-    for (let i = lo; i < hi; i++) if (compareKeys(batch.keys[i]!, key) === 0) out[i] = decodeAccount(leafAccountBytes(node));
+    for (let i = lo; i < hi; i++) if (compareKeys(batch.keys[i]!, key) === 0) out.set(batch.keys[i]!, decodeAccount(leafAccountBytes(node)));
     return;
   }
   if (span.left) accountsAt(batch, span.left, out);
