@@ -8,7 +8,7 @@ import type { Transaction } from '../ledger/transaction.ts';
 import type { Block } from '../ledger/block.ts';
 import { Chain, type BlockOutcome, type Clock } from '../consensus/chain.ts';
 import type { OrphanLimits } from '../consensus/orphans.ts';
-import { secondsOf, type Env, type Timer } from './env.ts';
+import { nextTurn, secondsOf, type Env, type Timer } from './env.ts';
 import { Gossip } from './gossip.ts';
 import { PeerManager, type BanStore } from './peers.ts';
 import { NetworkGuard } from './guard.ts';
@@ -344,7 +344,7 @@ export class CairnNode extends EventEmitter<NodeEvents> {
         told = progress;
         this.emit('log', 'info', 'building the address index', { ...index.status() });
       }
-      await new Promise<void>((resolve) => this.env.defer(resolve));
+      await nextTurn(this.env);
     }
   }
 

@@ -1,5 +1,5 @@
 import type { Chain } from '../consensus/chain.ts';
-import type { Env } from './env.ts';
+import { nextTurn, type Env } from './env.ts';
 
 /** Blocks pruned per batch at most (fewer when they hold many transactions): one atomic write. */
 const CHUNK = 1_000;
@@ -61,7 +61,7 @@ export class Pruner {
   /** Prunes what may be pruned now, in the background: on every new tip, and when what held it back (needed) moved. */
   schedule(): void {
     if (this.running || this.stopped || this.target() <= this.chain.db.history.prunedHeight) return;
-    this.running = new Promise<void>((resolve) => this.env.defer(resolve))
+    this.running = nextTurn(this.env)
       .then(() => this.run())
       .catch((err: Error) => this.report(this.chain.db.history.prunedHeight, err))
       .finally(() => (this.running = undefined));
@@ -71,7 +71,7 @@ export class Pruner {
     const history = this.chain.db.history;
     while (!this.stopped && this.target() > history.prunedHeight) {
       this.report(await history.prune(Math.min(this.target(), history.prunedHeight + CHUNK)));
-      await new Promise<void>((resolve) => this.env.defer(resolve)); // let imports and RPC in between chunks
+      await nextTurn(this.env); // let imports and RPC in between chunks
     }
   }
 }

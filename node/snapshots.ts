@@ -3,7 +3,7 @@ import type { Account } from '../ledger/state.ts';
 import type { SnapshotInfo } from '../ledger/snapshot-store.ts';
 import { proveChunk, type ChunkEntry } from '../ledger/smt-range.ts';
 import type { Chain } from '../consensus/chain.ts';
-import type { Env } from './env.ts';
+import { nextTurn, type Env } from './env.ts';
 import type { NetworkNames } from './protocols.ts';
 import type { Serve } from './serving.ts';
 import { GET_SNAPSHOT_CHUNK_MAX_BYTES, MAX_CHUNK_ACCOUNTS, decodeGetSnapshotChunk, encodeSnapshotChunk } from './snapshot-wire.ts';
@@ -91,7 +91,7 @@ export class SnapshotKeeper {
     }
     const wanted = keptSnapshotHeights(this.o.chain.tip.height, this.o.interval, this.o.chain.reorgDepth);
     if (wanted.length === 0 && this.o.chain.tip.height < this.o.interval) return; // nothing to keep, nothing kept
-    this.running = new Promise<void>((resolve) => this.o.env.defer(resolve))
+    this.running = nextTurn(this.o.env)
       .then(() => this.run())
       .catch((err: Error) => {
         if (!this.stopped) this.o.log('warn', `snapshot not made: ${err.message}`);
@@ -127,7 +127,7 @@ export class SnapshotKeeper {
 
   private async make(height: number): Promise<number | undefined> {
     // Between batches imports go on; a stop ends the copy there (the next open clears what it wrote).
-    const pause = () => (this.stopped ? Promise.reject(new Error('the node is stopping')) : new Promise<void>((resolve) => this.o.env.defer(resolve)));
+    const pause = () => (this.stopped ? Promise.reject(new Error('the node is stopping')) : nextTurn(this.o.env));
     return (await makeSnapshot(this.o.chain, height, pause))?.accounts;
   }
 }
