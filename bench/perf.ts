@@ -88,7 +88,7 @@ export const verifySuite: Suite = {
           runs: poolRuns,
           target: atLeast(Math.round(TARGETS.verifyShareOfLimit * limit.limit)),
           limit: limit.limit,
-          note: `VerifyPool (node/verify-pool.ts), ${pool.backend}, batches of ${VERIFY_BATCH} distinct signatures split across the threads; ${((100 * pooledRate) / limit.limit).toFixed(0)}% of the machine limit`,
+          note: `VerifyPool (node/verify-pool.ts), ${pool.backend}, batches of ${VERIFY_BATCH} distinct signatures, chunks shared out as the threads have room; ${((100 * pooledRate) / limit.limit).toFixed(0)}% of the machine limit`,
         }),
         metric({
           key: 'libsecp256k1SingleCorePerSec',

@@ -19,20 +19,45 @@ const WORKER_HEAP = { maxYoungGenerationSizeMb: 4 };
 const INLINE_BELOW = 8;
 
 /**
- * Verifies signatures on every core: a batch is split into one packed chunk per worker, so the
- * event loop stays free while they run. Every worker uses the same (fastest available) backend.
- * On a mining node the same threads hash for the miner when they have nothing to verify
- * (node/pool-worker.js).
+ * Chunks a thread holds at once: the one it verifies and the next, already in its message queue,
+ * so it never waits on this thread between them.
+ */
+const IN_FLIGHT_PER_THREAD = 2;
+
+/**
+ * A chunk's size bounds: above, the packing before the first post (~0.3 µs an item) and the
+ * time one thread may finish after the other; below, a message's own cost (~50 µs).
+ */
+const MAX_CHUNK = 1024;
+const MIN_CHUNK = 8;
+
+/** Part of a caller's batch, queued until a thread has room for it. */
+interface Chunk {
+  readonly items: readonly VerifyItem[];
+  readonly queuedAt: number;
+  readonly resolve: (verdicts: Uint8Array) => void;
+  readonly reject: (err: Error) => void;
+}
+
+/**
+ * Verifies signatures on every core, so the event loop stays free while they run. A batch is cut
+ * into chunks that shrink as it runs out (each about a 2×threads-th of what is left), and a
+ * thread gets the next queued chunk whenever it has fewer than two: the threads start within a
+ * small chunk's packing and finish within a small chunk of each other, whatever the mix of callers.
+ * Every worker uses the same (fastest available) backend. On a mining node the same threads hash
+ * for the miner when they have nothing to verify (node/pool-worker.js).
  */
 export class VerifyPool implements ThreadLender {
   readonly backend: SignatureBackend['name'];
   private readonly inline: SignatureBackend;
   private readonly workers: Worker[] = [];
-  private readonly pending = new Map<number, { resolve: (verdicts: Uint8Array) => void; reject: (err: Error) => void; worker: Worker; sentAt: number }>();
-  /** Told how long each batch of signatures waited for its thread (seconds): the metrics' queue wait. */
+  private readonly pending = new Map<number, { chunk: Chunk; worker: Worker }>();
+  /** Chunks no thread has room for yet, first come first sent. */
+  private readonly queue: Chunk[] = [];
+  private readonly inFlight = new Map<Worker, number>();
+  /** Told how long each chunk of signatures waited for its thread (seconds): the metrics' queue wait. */
   onQueueWait: ((seconds: number) => void) | undefined;
   private nextId = 1;
-  private next = 0;
   /** Threads a miner has borrowed (`hashFor`): they hold the process open while it mines. */
   private readonly lent = new Set<Worker>();
   /** Where the threads' hashing reports go while a miner uses them. */
@@ -46,26 +71,31 @@ export class VerifyPool implements ThreadLender {
       worker.on('message', (m: { id: number; verdicts: Uint8Array; backend: string; started: number } | { mining: WorkerReport }) => {
         if ('mining' in m) return this.onHashed?.(m.mining);
         const job = this.pending.get(m.id);
-        if (job && this.onQueueWait) this.onQueueWait(Math.max(0, m.started - job.sentAt) / 1000);
+        if (job && this.onQueueWait) this.onQueueWait(Math.max(0, m.started - job.chunk.queuedAt) / 1000);
         this.pending.delete(m.id);
+        this.inFlight.set(worker, (this.inFlight.get(worker) ?? 1) - 1);
         this.release(worker);
-        if (m.backend !== this.backend) job?.reject(new Error(`a verifier thread used ${m.backend}, not ${this.backend}`));
-        else job?.resolve(m.verdicts);
+        if (m.backend !== this.backend) job?.chunk.reject(new Error(`a verifier thread used ${m.backend}, not ${this.backend}`));
+        else job?.chunk.resolve(m.verdicts);
+        this.dispatch();
       });
       // A thread that dies must not leave its callers waiting forever.
       const fail = (err: Error) => {
         for (const [id, job] of this.pending) {
           if (job.worker !== worker) continue;
           this.pending.delete(id);
-          job.reject(err);
+          job.chunk.reject(err);
         }
         const index = this.workers.indexOf(worker);
         if (index >= 0) this.workers.splice(index, 1); // the rest carry on; with none left, work is done inline
+        this.inFlight.delete(worker);
+        this.dispatch();
       };
       worker.on('error', fail);
       worker.on('exit', (code) => fail(new Error(`a verifier thread exited (${code})`)));
       worker.unref();
       this.workers.push(worker);
+      this.inFlight.set(worker, 0);
     }
   }
 
@@ -119,22 +149,49 @@ export class VerifyPool implements ThreadLender {
       return items.map((it) => (it.signature.length === 64 && it.publicKey.length === 33 ? verdicts[next++]! : false));
     }
     if (items.length < INLINE_BELOW || this.workers.length === 0) {
-      return items.map((it) => this.inline.verify(it.signature, it.message, it.publicKey));
+      return this.verifyHere(items);
     }
-    const per = Math.ceil(items.length / this.workers.length);
     const chunks: Promise<Uint8Array>[] = [];
-    for (let start = 0; start < items.length; start += per) chunks.push(this.send(items.slice(start, start + per)));
+    for (let start = 0; start < items.length; ) {
+      const size = Math.min(MAX_CHUNK, Math.max(MIN_CHUNK, Math.ceil((items.length - start) / (2 * this.workers.length))));
+      const part = items.slice(start, start + size);
+      chunks.push(new Promise((resolve, reject) => this.queue.push({ items: part, queuedAt: performance.timeOrigin + performance.now(), resolve, reject })));
+      start += part.length;
+    }
+    this.dispatch();
     const verdicts = await Promise.all(chunks);
-    return verdicts.flatMap((v) => [...v].map((b) => b === 1));
+    const out: boolean[] = new Array(items.length);
+    let i = 0;
+    for (const v of verdicts) for (const b of v) out[i++] = b === 1;
+    return out;
   }
 
-  private send(items: readonly VerifyItem[]): Promise<Uint8Array> {
+  /** Sends queued chunks to the threads with room, the least busy first; with no thread left, verifies them here. */
+  private dispatch(): void {
+    while (this.queue.length > 0) {
+      if (this.workers.length === 0) {
+        const chunk = this.queue.shift()!;
+        chunk.resolve(Uint8Array.from(this.verifyHere(chunk.items), (ok) => (ok ? 1 : 0)));
+        continue;
+      }
+      let worker: Worker | undefined;
+      for (const w of this.workers) if (this.inFlight.get(w)! < IN_FLIGHT_PER_THREAD && (!worker || this.inFlight.get(w)! < this.inFlight.get(worker)!)) worker = w;
+      if (!worker) return;
+      this.send(worker, this.queue.shift()!);
+    }
+  }
+
+  private verifyHere(items: readonly VerifyItem[]): boolean[] {
+    return items.map((it) => this.inline.verify(it.signature, it.message, it.publicKey));
+  }
+
+  private send(worker: Worker, chunk: Chunk): void {
     let size = 0;
-    for (const it of items) size += 101 + it.message.length;
+    for (const it of chunk.items) size += 101 + it.message.length;
     const packed = new Uint8Array(size);
     const view = new DataView(packed.buffer);
     let offset = 0;
-    for (const it of items) {
+    for (const it of chunk.items) {
       packed.set(it.signature.subarray(0, 64), offset);
       packed.set(it.publicKey.subarray(0, 33), offset + 64);
       view.setUint32(offset + 97, it.message.length);
@@ -142,12 +199,10 @@ export class VerifyPool implements ThreadLender {
       offset += 101 + it.message.length;
     }
     const id = this.nextId++;
-    const worker = this.workers[this.next++ % this.workers.length]!;
-    return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject, worker, sentAt: performance.timeOrigin + performance.now() });
-      worker.ref(); // idle threads never hold the process open, busy ones do until they answer
-      worker.postMessage({ id, packed, count: items.length }, [packed.buffer]);
-    });
+    this.pending.set(id, { chunk, worker });
+    this.inFlight.set(worker, this.inFlight.get(worker)! + 1);
+    worker.ref(); // idle threads never hold the process open, busy ones do until they answer
+    worker.postMessage({ id, packed, count: chunk.items.length }, [packed.buffer]);
   }
 
   async close(): Promise<void> {

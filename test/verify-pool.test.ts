@@ -1,0 +1,92 @@
+/**
+ * How VerifyPool (node/verify-pool.ts) shares a batch between its threads: in chunks that a thread
+ * takes whenever it has room, so a thread that is slow to answer (busy, descheduled, lent to the
+ * miner) leaves the rest of the batch to the others instead of holding it to the end. The
+ * verdicts themselves are checked against Wycheproof in test/signature-backends.test.ts.
+ */
+import assert from 'node:assert/strict';
+import type { Worker } from 'node:worker_threads';
+import { sha256 } from '../ledger/hash.ts';
+import { bestBackend, libsecp256k1Signer, nobleBackend } from '../ledger/signature-backends.js';
+import { VerifyPool, type VerifyItem } from '../node/verify-pool.ts';
+
+/** `count` signed messages from a few keys; every seventh carries another message's signature. */
+function items(count: number): { items: VerifyItem[]; expected: boolean[] } {
+  const signer = libsecp256k1Signer();
+  assert.ok(signer, 'the native libsecp256k1 signer must load (npm ci installs it)');
+  const keys = [1, 2, 3].map((k) => Uint8Array.from({ length: 32 }, (_, i) => (i === 31 ? k : 0)));
+  const out: VerifyItem[] = [];
+  const expected: boolean[] = [];
+  for (let i = 0; i < count; i++) {
+    const key = keys[i % keys.length]!;
+    const message = Uint8Array.of(i & 0xff, i >>> 8, 7);
+    const forged = i % 7 === 3;
+    const signed = forged ? Uint8Array.of(i & 0xff, i >>> 8, 8) : message;
+    out.push({ message, publicKey: signer.publicKey(key), signature: signer.sign(sha256(signed), key) });
+    expected.push(!forged);
+  }
+  return { items: out, expected };
+}
+
+interface Traffic {
+  /** Items sent to each thread, by its index. */
+  readonly items: number[];
+  /** The most chunks any thread held at once. */
+  maxHeld: number;
+}
+
+/** Watches what the pool sends each thread; `delayMs[i]` holds thread i's messages back that long. */
+function watch(pool: VerifyPool, delayMs: number[]): Traffic {
+  const workers = (pool as unknown as { workers: Worker[] }).workers;
+  const traffic: Traffic = { items: workers.map(() => 0), maxHeld: 0 };
+  workers.forEach((worker, i) => {
+    let held = 0;
+    const post = worker.postMessage.bind(worker);
+    worker.prependListener('message', () => held--); // before the pool's own listener sends the next chunk
+    worker.postMessage = ((message: { count?: number }, transfer?: readonly ArrayBuffer[]) => {
+      traffic.items[i]! += message.count ?? 0;
+      traffic.maxHeld = Math.max(traffic.maxHeld, ++held);
+      if (delayMs[i]) setTimeout(() => post(message, transfer as never), delayMs[i]);
+      else post(message, transfer as never);
+    }) as Worker['postMessage'];
+  });
+  return traffic;
+}
+
+describe('VerifyPool: sharing a batch between threads', function () {
+  this.timeout(20_000);
+  const batch = items(2000);
+
+  it('answers in the order asked, each thread holding at most two chunks at a time', async function () {
+    const pool = new VerifyPool(2, bestBackend());
+    try {
+      const traffic = watch(pool, [0, 0]);
+      assert.deepEqual(await pool.verify(batch.items), batch.expected);
+      assert.equal(traffic.items[0]! + traffic.items[1]!, 2000);
+      assert.ok(traffic.items[0]! > 0 && traffic.items[1]! > 0, `both threads work: ${traffic.items}`);
+      assert.ok(traffic.maxHeld <= 2, `a thread held ${traffic.maxHeld} chunks at once`);
+      // Concurrent callers share the threads the same way, each answered in its own order.
+      const parts = [batch.items.slice(0, 700), batch.items.slice(700, 1300), batch.items.slice(1300)];
+      const verdicts = await Promise.all(parts.map((p) => pool.verify(p)));
+      assert.deepEqual(verdicts.flat(), batch.expected);
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it('leaves what a slow thread has not started to the other thread', async function () {
+    // noble: about 2 ms a signature, so the whole batch is seconds of work for the prompt thread
+    // and the slow one's first chunks arrive long after it started.
+    const pool = new VerifyPool(2, nobleBackend);
+    try {
+      const traffic = watch(pool, [1500, 0]);
+      const few = items(400);
+      assert.deepEqual(await pool.verify(few.items), few.expected);
+      // A fixed split would give each thread half (200); the slow one gets only its first two chunks.
+      assert.ok(traffic.items[0]! < 200, `the slow thread was sent ${traffic.items[0]} of 400`);
+      assert.ok(traffic.items[1]! > 200, `the prompt thread was sent ${traffic.items[1]} of 400`);
+    } finally {
+      await pool.close();
+    }
+  });
+});
