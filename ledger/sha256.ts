@@ -61,6 +61,16 @@ function compress(block: Uint8Array, off: number): void {
 
 /** SHA-256 of `msg` (messages under 2^29 bytes: the length is padded as 32 bits). */
 export function sha256Js(msg: Uint8Array): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(32);
+  sha256JsInto(msg, out, 0);
+  return out;
+}
+
+/**
+ * SHA-256 of `msg` written to `out` at `offset`: a state tree update hashes each node straight
+ * into its parent, where the hash belongs, instead of into an array of its own.
+ */
+export function sha256JsInto(msg: Uint8Array, out: Uint8Array, offset: number): void {
   H.set(IV);
   const n = msg.length;
   const whole = n & ~63;
@@ -80,13 +90,11 @@ export function sha256Js(msg: Uint8Array): Uint8Array<ArrayBuffer> {
   TAIL[end - 1] = bits;
   compress(TAIL, 0);
   if (end === 128) compress(TAIL, 64);
-  const out = new Uint8Array(32);
   for (let i = 0; i < 8; i++) {
     const v = H[i]!;
-    out[4 * i] = v >>> 24;
-    out[4 * i + 1] = v >>> 16;
-    out[4 * i + 2] = v >>> 8;
-    out[4 * i + 3] = v;
+    out[offset + 4 * i] = v >>> 24;
+    out[offset + 4 * i + 1] = v >>> 16;
+    out[offset + 4 * i + 2] = v >>> 8;
+    out[offset + 4 * i + 3] = v;
   }
-  return out;
 }

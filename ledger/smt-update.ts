@@ -8,6 +8,9 @@ import {
   leafKey,
   leafNode,
   nodeHash,
+  nodeHashInto,
+  INNER_NODE_BYTES,
+  newNode,
   positionId,
   zeroAt,
   type StateChange,
@@ -23,17 +26,39 @@ import { decodeAccount, type Account } from './state.ts';
  * says to read ahead), then compute the new subtrees bottom-up and the position writes that make
  * a store hold exactly the new tree. O(changes × depth) reads and hashes; nothing is written here.
  */
-/** What a subtree became: its node (undefined: empty) and whether its position must be rewritten. */
-interface Result {
-  readonly node: Uint8Array | undefined;
-  readonly hash: Uint8Array;
+/**
+ * What phase 2 made of a subtree, besides its hash: its node (undefined: empty) and whether its
+ * position must be rewritten. The hash goes where the caller asks, which is where it belongs: into
+ * the parent's new node, or the root. An update makes hundreds of these, so they are reused, one
+ * pair a level (`halvesAt`): each is read before the next at its level is made.
+ */
+interface Made {
+  node: Uint8Array | undefined;
   /** The node differs from what its position held (or the position is new). */
-  readonly changed: boolean;
+  changed: boolean;
   /** Known only to be non-empty: an untouched subtree whose node was not read. */
-  readonly unknown?: boolean;
+  unknown: boolean;
 }
 
-const EMPTY: Result = { node: undefined, hash: EMPTY_HASH, changed: false };
+const newMade = (): Made => ({ node: undefined, changed: false, unknown: false });
+
+/** HALVES[d]: what the two halves of a node being made at depth d came to (phase 2 is synchronous). */
+const HALVES: [Made, Made][] = [];
+
+function halvesAt(depth: number): [Made, Made] {
+  return (HALVES[depth] ??= [newMade(), newMade()]);
+}
+
+function madeEmpty(made: Made, out: Uint8Array, at: number): void {
+  made.node = undefined;
+  made.changed = false;
+  made.unknown = false;
+  out.fill(0, at, at + 32);
+}
+
+function copyHash(from: Uint8Array, offset: number, out: Uint8Array, at: number): void {
+  for (let i = 0; i < 32; i++) out[at + i] = from[offset + i]!;
+}
 
 /**
  * The changes under one position, and what phase 1 learnt there: the node the position holds
@@ -198,13 +223,15 @@ function accountsAt(batch: Batch, span: Span, out: Map<Uint8Array, Account | und
 }
 
 function finish(batch: Batch, top: Span): TreeUpdate {
-  const root = compute(batch, top);
-  if (root.node === undefined) {
+  const root = new Uint8Array(32);
+  const made = newMade();
+  compute(batch, top, root, 0, made);
+  if (made.node === undefined) {
     if (top.node !== undefined) batch.remove(top.id);
-  } else if (root.changed) {
-    batch.put(top.id, root.node);
+  } else if (made.changed) {
+    batch.put(top.id, made.node);
   }
-  return { root: new Uint8Array(root.hash), writes: batch.writes };
+  return { root, writes: batch.writes };
 }
 
 /**
@@ -303,37 +330,53 @@ function siblingOf(id: string, depth: number): string {
   return id.slice(0, last) + String.fromCharCode(id.charCodeAt(last) ^ (0x80 >>> (depth & 7)));
 }
 
-/** Phase 2: the new subtree at a span's position, from the nodes phase 1 read. */
-function compute(batch: Batch, span: Span): Result {
+/**
+ * Phase 2: the new subtree at a span's position, from the nodes phase 1 read, into `made`; its
+ * hash into `out` at `at`. An inner node's halves hash straight into the node made over them.
+ */
+function compute(batch: Batch, span: Span, out: Uint8Array, at: number, made: Made): void {
   const { lo, hi, depth } = span;
   const existing = span.node;
-  if (existing === undefined) return build(batch, collect(batch, lo, hi), depth);
+  if (existing === undefined) {
+    const entries = collect(batch, lo, hi);
+    return build(batch, entries, 0, entries.length, depth, out, at, made);
+  }
   if (existing[0] !== INNER_PREFIX) {
     // A leaf has nothing below it: the subtree is built again from it and the changes.
-    const key = leafKey(existing);
     const entries = collect(batch, lo, hi);
     let touched = false;
-    for (let i = lo; i < hi; i++) if (compareKeys(batch.keys[i]!, key) === 0) touched = true;
+    for (let i = lo; i < hi; i++) if (keyAt(batch.keys[i]!, existing)) touched = true;
     if (!touched) {
-      entries.push({ key, node: existing });
+      entries.push({ key: leafKey(existing), node: existing });
       entries.sort((a, b) => compareKeys(a.key, b.key));
     }
-    const result = build(batch, entries, depth);
-    return result.node !== undefined && sameBytes(result.node, existing) ? { ...result, changed: false } : result;
+    build(batch, entries, 0, entries.length, depth, out, at, made);
+    if (made.node !== undefined && sameBytes(made.node, existing)) made.changed = false;
+    return;
   }
-  const leftSpan = span.left;
-  const rightSpan = span.right;
-  const left = leftSpan ? compute(batch, leftSpan) : untouched(existing, 0, span.sibling);
-  const right = rightSpan ? compute(batch, rightSpan) : untouched(existing, 1, span.sibling);
-  const otherId = leftSpan && rightSpan ? '' : siblingOf((leftSpan ?? rightSpan)!.id, depth);
-  return place(batch, left, right, leftSpan?.id ?? otherId, rightSpan?.id ?? otherId, !zeroAt(existing, 1), !zeroAt(existing, 33), existing);
+  const inner = newNode(INNER_NODE_BYTES);
+  inner[0] = INNER_PREFIX;
+  const [left, right] = halvesAt(depth);
+  if (span.left) compute(batch, span.left, inner, 1, left);
+  else untouched(existing, 1, span.sibling, inner, left);
+  if (span.right) compute(batch, span.right, inner, 33, right);
+  else untouched(existing, 33, span.sibling, inner, right);
+  place(batch, inner, depth, span.left?.id, span.right?.id, !zeroAt(existing, 1), !zeroAt(existing, 33), existing, out, at, made);
 }
 
-function untouched(parent: Uint8Array, bit: number, node: Uint8Array | undefined): Result {
-  const offset = bit === 0 ? 1 : 33;
-  if (zeroAt(parent, offset)) return EMPTY;
-  const hash = parent.subarray(offset, offset + 32);
-  return node === undefined ? { node: undefined, hash, changed: false, unknown: true } : { node, hash, changed: false };
+/** Whether `key` is the key of `leaf` (compared in place: no view of the leaf's key). */
+function keyAt(key: Uint8Array, leaf: Uint8Array): boolean {
+  for (let i = 0; i < 32; i++) if (key[i] !== leaf[1 + i]) return false;
+  return true;
+}
+
+/** A half no change reaches: its hash, at `offset` in its parent, carried into the new node. */
+function untouched(parent: Uint8Array, offset: number, node: Uint8Array | undefined, inner: Uint8Array, made: Made): void {
+  if (zeroAt(parent, offset)) return madeEmpty(made, inner, offset);
+  copyHash(parent, offset, inner, offset);
+  made.node = node;
+  made.changed = false;
+  made.unknown = node === undefined;
 }
 
 interface Entry {
@@ -351,62 +394,83 @@ function collect(batch: Batch, lo: number, hi: number): Entry[] {
   return out;
 }
 
-/** A subtree from sorted leaves alone: no position below this one held a node before. */
-function build(batch: Batch, entries: readonly Entry[], depth: number): Result {
-  if (entries.length === 0) return EMPTY;
-  if (entries.length === 1) return { node: entries[0]!.node, hash: nodeHash(entries[0]!.node), changed: true };
-  let mid = 0;
-  while (mid < entries.length && bitAt(entries[mid]!.key, depth) === 0) mid++;
-  const left = build(batch, entries.slice(0, mid), depth + 1);
-  const right = build(batch, entries.slice(mid), depth + 1);
-  const any = new Uint8Array(entries[0]!.key); // never a view: the key may sit inside a stored node
+/** A subtree from sorted leaves `entries[from, to)` alone: no position below this one held a node before. */
+function build(batch: Batch, entries: readonly Entry[], from: number, to: number, depth: number, out: Uint8Array, at: number, made: Made): void {
+  if (from === to) return madeEmpty(made, out, at);
+  if (to - from === 1) {
+    made.node = entries[from]!.node;
+    made.changed = true;
+    made.unknown = false;
+    nodeHashInto(made.node, out, at);
+    return;
+  }
+  let mid = from;
+  while (mid < to && bitAt(entries[mid]!.key, depth) === 0) mid++;
+  const inner = newNode(INNER_NODE_BYTES);
+  inner[0] = INNER_PREFIX;
+  const [left, right] = halvesAt(depth);
+  build(batch, entries, from, mid, depth + 1, inner, 1, left);
+  build(batch, entries, mid, to, depth + 1, inner, 33, right);
+  const any = new Uint8Array(entries[from]!.key); // never a view: the key may sit inside a stored node
   any[depth >>> 3]! &= ~(0x80 >>> (depth & 7));
   const leftId = positionId(any, depth + 1);
   any[depth >>> 3]! |= 0x80 >>> (depth & 7);
   const rightId = positionId(any, depth + 1);
-  return place(batch, left, right, leftId, rightId, false, false, undefined);
+  place(batch, inner, depth, leftId, rightId, false, false, undefined, out, at, made);
 }
 
 /**
- * The node over two new halves, and the writes of the halves' positions: two empty halves make an
- * empty subtree, a lone leaf moves up (its old position emptied), anything else is an inner node
- * with its changed halves written below it.
+ * The node over the two halves just made at `depth` (their hashes already in `inner`), and the
+ * writes of the halves' positions: two empty halves make an empty subtree, a lone leaf moves up
+ * (its old position emptied), anything else is `inner` with its changed halves written below it.
+ * A half's id, if not given, is its sibling's with the bit `depth` flipped.
  */
 function place(
   batch: Batch,
-  left: Result,
-  right: Result,
-  leftId: string,
-  rightId: string,
+  inner: Uint8Array,
+  depth: number,
+  leftId: string | undefined,
+  rightId: string | undefined,
   hadLeft: boolean,
   hadRight: boolean,
   existing: Uint8Array | undefined,
-): Result {
+  out: Uint8Array,
+  at: number,
+  made: Made,
+): void {
+  const [left, right] = halvesAt(depth);
   const leftEmpty = left.node === undefined && !left.unknown;
   const rightEmpty = right.node === undefined && !right.unknown;
   if (leftEmpty || rightEmpty) {
     const other = leftEmpty ? right : left;
     if (other.unknown) throw new Error('state tree: a collapse needs a node that was not read');
     if (other.node === undefined || other.node[0] !== INNER_PREFIX) {
-      if (hadLeft) batch.remove(leftId);
-      if (hadRight) batch.remove(rightId);
-      return other.node === undefined ? EMPTY : { node: other.node, hash: other.hash, changed: true };
+      if (hadLeft) batch.remove(leftId ?? siblingOf(rightId!, depth));
+      if (hadRight) batch.remove(rightId ?? siblingOf(leftId!, depth));
+      if (other.node === undefined) return madeEmpty(made, out, at);
+      copyHash(inner, leftEmpty ? 33 : 1, out, at);
+      made.node = other.node;
+      made.changed = true;
+      made.unknown = false;
+      return;
     }
   }
   if (leftEmpty) {
-    if (hadLeft) batch.remove(leftId);
+    if (hadLeft) batch.remove(leftId ?? siblingOf(rightId!, depth));
   } else if (left.changed || !hadLeft) {
-    batch.put(leftId, left.node!);
+    batch.put(leftId ?? siblingOf(rightId!, depth), left.node!);
   }
   if (rightEmpty) {
-    if (hadRight) batch.remove(rightId);
+    if (hadRight) batch.remove(rightId ?? siblingOf(leftId!, depth));
   } else if (right.changed || !hadRight) {
-    batch.put(rightId, right.node!);
+    batch.put(rightId ?? siblingOf(leftId!, depth), right.node!);
   }
-  const node = innerNode(left.hash, right.hash);
   // A changed half changes the node; only halves that came out as they were may leave it as it was.
-  if (existing !== undefined && !left.changed && !right.changed && sameBytes(node, existing)) return { node: existing, hash: nodeHash(existing), changed: false };
-  return { node, hash: nodeHash(node), changed: true };
+  const same = existing !== undefined && !left.changed && !right.changed && sameBytes(inner, existing);
+  made.node = same ? existing : inner;
+  made.changed = !same;
+  made.unknown = false;
+  nodeHashInto(inner, out, at);
 }
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {

@@ -1,4 +1,5 @@
 import { sha256 } from './hash.ts';
+import { sha256JsInto } from './sha256.ts';
 import { ACCOUNT_BYTES, encodeAccount, type Account, type BlockEffects, type UndoRecord } from './state.ts';
 
 /**
@@ -96,6 +97,11 @@ export function innerNode(left: Uint8Array, right: Uint8Array): Uint8Array {
 /** A node's hash: SHA-256 of its bytes (the prefix byte keeps leaves and inner nodes apart). */
 export function nodeHash(node: Uint8Array): Uint8Array {
   return sha256(node);
+}
+
+/** A node's hash written to `out` at `offset` (a node is at most 65 bytes: always the JavaScript hash). */
+export function nodeHashInto(node: Uint8Array, out: Uint8Array, offset: number): void {
+  sha256JsInto(node, out, offset);
 }
 
 export function isInner(node: Uint8Array): boolean {

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { hash } from 'node:crypto';
 import fc from 'fast-check';
 import { sha256 } from '../ledger/hash.ts';
-import { sha256Js } from '../ledger/sha256.ts';
+import { sha256Js, sha256JsInto } from '../ledger/sha256.ts';
 import { toHex } from '../ledger/bytes.ts';
 
 const text = (s: string) => new TextEncoder().encode(s);
@@ -47,6 +47,18 @@ describe('SHA-256 in JavaScript', () => {
         assert.equal(toHex(sha256(view)), toHex(hash('sha256', view, 'buffer')));
       }),
       { numRuns: 2000 },
+    );
+  });
+
+  it('writes a digest into a buffer at an offset, and nothing else there', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 200 }), fc.nat(68), (bytes, offset) => {
+        const out = new Uint8Array(100).fill(0xaa);
+        sha256JsInto(bytes, out, offset);
+        assert.equal(toHex(out.subarray(offset, offset + 32)), toHex(hash('sha256', bytes, 'buffer')));
+        assert.ok(out.subarray(0, offset).every((b) => b === 0xaa) && out.subarray(offset + 32).every((b) => b === 0xaa));
+      }),
+      { numRuns: 500 },
     );
   });
 
