@@ -63,21 +63,30 @@ function copyHash(from: Uint8Array, offset: number, out: Uint8Array, at: number)
 /**
  * The changes under one position, and what phase 1 learnt there: the node the position holds
  * and, where it is an inner node, the spans of its two halves (`undefined` for an untouched half).
+ * A class, every field set at construction: spans are made by the hundred an update, and fields
+ * added later would give each object a second allocation for them.
  */
-interface Span {
+class Span {
   readonly lo: number;
   readonly hi: number;
   readonly depth: number;
   readonly id: string;
   /** Read in phase 1; `undefined`: the position is empty. */
-  node?: Uint8Array | undefined;
+  node: Uint8Array | undefined = undefined;
   /** Empty by its parent: the parent's hash for this half is zero, so there is nothing to read. */
-  emptyHalf?: boolean;
-  left?: Span | undefined;
-  right?: Span | undefined;
+  emptyHalf = false;
+  left: Span | undefined = undefined;
+  right: Span | undefined = undefined;
   /** The untouched half's node, read when the other half removes accounts (a collapse may lift it). */
-  sibling?: Uint8Array | undefined;
-  siblingId?: string;
+  sibling: Uint8Array | undefined = undefined;
+  siblingId: string | undefined = undefined;
+
+  constructor(lo: number, hi: number, depth: number, id: string) {
+    this.lo = lo;
+    this.hi = hi;
+    this.depth = depth;
+    this.id = id;
+  }
 }
 
 /** Sorted changes. */
@@ -111,7 +120,7 @@ class Batch {
   }
 
   span(lo: number, hi: number, depth: number): Span {
-    return { lo, hi, depth, id: positionId(this.keys[lo]!, depth) };
+    return new Span(lo, hi, depth, positionId(this.keys[lo]!, depth));
   }
 
   removes(lo: number, hi: number): boolean {
