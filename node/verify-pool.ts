@@ -205,7 +205,10 @@ export class VerifyPool implements ThreadLender {
     worker.postMessage({ id, packed, count: chunk.items.length }, [packed.buffer]);
   }
 
+  /** Stops the threads; what is still queued is refused, not verified here (a closing node needs no verdicts). */
   async close(): Promise<void> {
-    await Promise.all(this.workers.splice(0).map((w) => w.terminate()));
+    const workers = this.workers.splice(0);
+    for (const chunk of this.queue.splice(0)) chunk.reject(new Error('the verifier pool is closed'));
+    await Promise.all(workers.map((w) => w.terminate()));
   }
 }

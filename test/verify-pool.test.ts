@@ -74,6 +74,17 @@ describe('VerifyPool: sharing a batch between threads', function () {
     }
   });
 
+  it('refuses what is still queued when it closes, rather than verifying it on the calling thread', async function () {
+    let here = 0;
+    const counted: typeof nobleBackend = { ...nobleBackend, verify: (...args) => (here++, nobleBackend.verify(...args)) };
+    const pool = new VerifyPool(2, counted);
+    const few = items(400);
+    const outcome = pool.verify(few.items).then(() => 'answered', (err: Error) => err);
+    await pool.close();
+    assert.ok((await outcome) instanceof Error, 'the batch was answered after close');
+    assert.equal(here, 0, `${here} signatures verified on the calling thread after close`);
+  });
+
   it('leaves what a slow thread has not started to the other thread', async function () {
     // noble: about 2 ms a signature, so the whole batch is seconds of work for the prompt thread
     // and the slow one's first chunks arrive long after it started.
