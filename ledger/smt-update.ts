@@ -3,7 +3,6 @@ import {
   INNER_PREFIX,
   bitAt,
   compareKeys,
-  innerNode,
   leafAccountBytes,
   leafKey,
   leafNode,
@@ -432,7 +431,7 @@ function build(batch: Batch, entries: readonly Entry[], from: number, to: number
  * The node over the two halves just made at `depth` (their hashes already in `inner`), and the
  * writes of the halves' positions: two empty halves make an empty subtree, a lone leaf moves up
  * (its old position emptied), anything else is `inner` with its changed halves written below it.
- * A half's id, if not given, is its sibling's with the bit `depth` flipped.
+ * A half's id may be left out: it is its sibling's with one bit flipped (`halfId`).
  */
 function place(
   batch: Batch,
@@ -454,8 +453,8 @@ function place(
     const other = leftEmpty ? right : left;
     if (other.unknown) throw new Error('state tree: a collapse needs a node that was not read');
     if (other.node === undefined || other.node[0] !== INNER_PREFIX) {
-      if (hadLeft) batch.remove(leftId ?? siblingOf(rightId!, depth));
-      if (hadRight) batch.remove(rightId ?? siblingOf(leftId!, depth));
+      if (hadLeft) batch.remove(halfId(leftId, rightId, depth));
+      if (hadRight) batch.remove(halfId(rightId, leftId, depth));
       if (other.node === undefined) return madeEmpty(made, out, at);
       copyHash(inner, leftEmpty ? 33 : 1, out, at);
       made.node = other.node;
@@ -465,14 +464,14 @@ function place(
     }
   }
   if (leftEmpty) {
-    if (hadLeft) batch.remove(leftId ?? siblingOf(rightId!, depth));
+    if (hadLeft) batch.remove(halfId(leftId, rightId, depth));
   } else if (left.changed || !hadLeft) {
-    batch.put(leftId ?? siblingOf(rightId!, depth), left.node!);
+    batch.put(halfId(leftId, rightId, depth), left.node!);
   }
   if (rightEmpty) {
-    if (hadRight) batch.remove(rightId ?? siblingOf(leftId!, depth));
+    if (hadRight) batch.remove(halfId(rightId, leftId, depth));
   } else if (right.changed || !hadRight) {
-    batch.put(rightId ?? siblingOf(leftId!, depth), right.node!);
+    batch.put(halfId(rightId, leftId, depth), right.node!);
   }
   // A changed half changes the node; only halves that came out as they were may leave it as it was.
   const same = existing !== undefined && !left.changed && !right.changed && sameBytes(inner, existing);
@@ -480,6 +479,11 @@ function place(
   made.changed = !same;
   made.unknown = false;
   nodeHashInto(inner, out, at);
+}
+
+/** A half's position: given, or its sibling's with the bit `depth` flipped. */
+function halfId(id: string | undefined, siblingId: string | undefined, depth: number): string {
+  return id ?? siblingOf(siblingId!, depth);
 }
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
