@@ -57,7 +57,7 @@ const immediately: FlushScheduler = (start) => start();
 
 export class CommitQueue {
   private readonly write: WriteBatch;
-  private readonly onCommitted: (accounts: readonly AccountWrite[], nodes: readonly NodeWrite[]) => void;
+  private readonly onCommitted: (accounts: readonly AccountWrite[]) => void;
   private queued: BatchOp[] = [];
   private queuedAccounts: AccountWrite[] = [];
   private queuedNodes: NodeWrite[] = [];
@@ -80,7 +80,8 @@ export class CommitQueue {
 
   constructor(
     write: WriteBatch,
-    onCommitted: (accounts: readonly AccountWrite[], nodes: readonly NodeWrite[]) => void,
+    /** Told the accounts a flush committed (their caches may keep them); its nodes the tree's cache has since they were queued. */
+    onCommitted: (accounts: readonly AccountWrite[]) => void,
     schedule: FlushScheduler = immediately,
   ) {
     this.write = write;
@@ -179,16 +180,10 @@ export class CommitQueue {
             this.uncommitted.delete(a.key);
             committed.push({ key: a.key, account: entry.account });
           }
-          const committedNodes: NodeWrite[] = [];
-          for (const n of nodes) {
-            const entry = this.uncommittedNodes.get(n.id);
-            if (entry?.flush !== flush) continue;
-            this.uncommittedNodes.delete(n.id);
-            committedNodes.push({ id: n.id, node: entry.node });
-          }
+          for (const n of nodes) if (this.uncommittedNodes.get(n.id)?.flush === flush) this.uncommittedNodes.delete(n.id);
           this.generation++;
           this.committedFlushes = flush;
-          this.onCommitted(committed, committedNodes);
+          this.onCommitted(committed);
         },
         (err: Error) => {
           this.failure = new StoreError('STORE_WRITE_FAILED', `a write to the store failed; the node must restart: ${err.message}`);
