@@ -26,7 +26,7 @@ const IN_FLIGHT_PER_THREAD = 2;
 
 /**
  * A chunk's size bounds: above, the packing before the first post (~0.3 µs an item) and the
- * time one thread may finish after the other; below, a message's own cost (~50 µs).
+ * time one thread may finish after the other; below, what each message costs both threads.
  */
 const MAX_CHUNK = 1024;
 const MIN_CHUNK = 8;
