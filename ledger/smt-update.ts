@@ -222,8 +222,7 @@ function accountsAt(batch: Batch, span: Span, out: Map<Uint8Array, Account | und
   const node = span.emptyHalf ? undefined : span.node;
   if (node === undefined) return; // an empty position: none of these keys has an account
   if (node[0] !== INNER_PREFIX) {
-    const key = leafKey(node);
-    for (let i = lo; i < hi; i++) if (compareKeys(batch.keys[i]!, key) === 0) out.set(batch.keys[i]!, decodeAccount(leafAccountBytes(node)));
+    for (let i = lo; i < hi; i++) if (keyAt(batch.keys[i]!, node)) out.set(batch.keys[i]!, decodeAccount(leafAccountBytes(node)));
     return;
   }
   if (span.left) accountsAt(batch, span.left, out);

@@ -380,7 +380,7 @@ export class Sync extends EventEmitter<SyncEvents> {
  * Imports a batch of a checked header chain in order; a block that breaks a rule ends it
  * (InvalidChain). A store that fails is not the block's doing: its error goes up as it is.
  *
- * Between blocks it gives the event loop a turn (`env.defer`). A block whose accounts and tree
+ * Between blocks it gives the event loop a turn (`nextTurn`). A block whose accounts and tree
  * paths are all in memory, and whose signatures were checked ahead, imports without waiting on
  * anything, so a batch would otherwise hold the loop for all of its blocks: the peers' messages,
  * RPC calls and the store's write completions wait behind it (a 32-block batch of full blocks takes

@@ -174,11 +174,24 @@ export class VerifyPool implements ThreadLender {
         chunk.resolve(Uint8Array.from(this.verifyHere(chunk.items), (ok) => (ok ? 1 : 0)));
         continue;
       }
-      let worker: Worker | undefined;
-      for (const w of this.workers) if (this.inFlight.get(w)! < IN_FLIGHT_PER_THREAD && (!worker || this.inFlight.get(w)! < this.inFlight.get(worker)!)) worker = w;
+      const worker = this.leastBusy();
       if (!worker) return;
       this.send(worker, this.queue.shift()!);
     }
+  }
+
+  /** The thread holding the fewest chunks (the first of equals), if one holds fewer than IN_FLIGHT_PER_THREAD. */
+  private leastBusy(): Worker | undefined {
+    let best: Worker | undefined;
+    let held = IN_FLIGHT_PER_THREAD;
+    for (const worker of this.workers) {
+      const n = this.inFlight.get(worker)!;
+      if (n < held) {
+        best = worker;
+        held = n;
+      }
+    }
+    return best;
   }
 
   private verifyHere(items: readonly VerifyItem[]): boolean[] {
