@@ -1,6 +1,7 @@
 import { Reader, Writer, bytesEqual, plainBytes, toHex } from './bytes.ts';
 import { StoreError } from './errors.ts';
 import { layout } from './layout.ts';
+import { ClockCache } from './clock-cache.ts';
 import { CommitQueue, type AccountWrite, type FlushScheduler } from './commit-queue.ts';
 import type { BatchOp, KeyRange, KvStore } from './kv.ts';
 import { LevelKv } from './kv-level.ts';
@@ -54,7 +55,6 @@ export class ChainDB implements AccountSource, TreeNodeReader {
    * Accounts at the tip, in front of the store (null: known not to exist). Filled only with what a
    * batch has committed (and reads that no write straddled), so it never disagrees with the store.
    */
-  private readonly accountCache = new Map<string, { account: Account | null; used: boolean }>();
   /**
    * ~200 bytes of heap an entry (hex key, two bigints, the map's slot): 32,768 is ~6 MB. It was
    * 500,000 and then 100,000, which a devnet paying ~1,500 new addresses a second filled within a
@@ -62,7 +62,7 @@ export class ChainDB implements AccountSource, TreeNodeReader {
    * stay while one-off recipients pass through; an account not cached costs one read, in the
    * batch of its block's reads.
    */
-  private readonly accountCacheSize = 32_768;
+  private readonly accountCache = new ClockCache<Account | null>(32_768);
   /** Tree keys of the addresses blocks touched lately (consensus/connect.ts). */
   readonly stateKeys = new StateKeys(16_384);
   /** The state tree's nodes: its top in memory, the rest in the store (ledger/tree-store.ts). */
@@ -201,10 +201,7 @@ export class ChainDB implements AccountSource, TreeNodeReader {
   private knownAccount(key: string): Account | null | undefined {
     const queued = this.writes.account(key);
     if (queued !== undefined) return queued;
-    const cached = this.accountCache.get(key);
-    if (!cached) return undefined;
-    cached.used = true;
-    return cached.account;
+    return this.accountCache.get(key);
   }
 
   async getAccount(address: Uint8Array): Promise<Account | undefined> {
@@ -263,26 +260,8 @@ export class ChainDB implements AccountSource, TreeNodeReader {
     yield* this.tree.stored();
   }
 
-  /**
-   * CLOCK (second chance) eviction: entries keep their insertion place, a read or write marks one
-   * used, and the oldest is evicted unless marked, in which case it is unmarked and moves to the
-   * back. Close to LRU, without moving an entry on every hit.
-   */
   private cacheAccount(key: string, account: Account | undefined): void {
-    const entry = this.accountCache.get(key);
-    if (entry) {
-      entry.account = account ?? null;
-      entry.used = true;
-      return;
-    }
-    this.accountCache.set(key, { account: account ?? null, used: false });
-    while (this.accountCache.size > this.accountCacheSize) {
-      const [oldest, value] = this.accountCache.entries().next().value!;
-      this.accountCache.delete(oldest);
-      if (!value.used) break;
-      value.used = false;
-      this.accountCache.set(oldest, value);
-    }
+    this.accountCache.set(key, account ?? null);
   }
 
   async hasBlock(hash: Uint8Array): Promise<boolean> {

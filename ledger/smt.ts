@@ -1,3 +1,4 @@
+import { ClockCache } from './clock-cache.ts';
 import { sha256 } from './hash.ts';
 import { sha256JsInto } from './sha256.ts';
 import { ACCOUNT_BYTES, encodeAccount, type Account, type BlockEffects, type UndoRecord } from './state.ts';
@@ -34,21 +35,20 @@ export function stateKey(address: Uint8Array): Uint8Array {
 /**
  * Tree keys of recently touched addresses, by address hex: a key is a SHA-256 of its own, and the
  * same accounts come back block after block (a chain's active senders, a miner's coinbase). A
- * bounded memo, the oldest entry giving way; the keys it hands out are shared and never written.
+ * bounded memo whose used entries get a second chance (ClockCache), so that one-off recipients
+ * pass through while senders stay; the keys it hands out are shared and never written.
  */
 export class StateKeys {
-  private readonly keys = new Map<string, Uint8Array>();
-  private readonly size: number;
+  private readonly keys: ClockCache<Uint8Array>;
 
   constructor(size: number) {
-    this.size = size;
+    this.keys = new ClockCache(size);
   }
 
   of(address: Uint8Array, hex: string): Uint8Array {
     let key = this.keys.get(hex);
     if (key === undefined) {
       key = stateKey(address);
-      if (this.keys.size >= this.size) this.keys.delete(this.keys.keys().next().value!);
       this.keys.set(hex, key);
     }
     return key;
