@@ -10,7 +10,7 @@ import { median, metric, type Metric, type Suite, type SuiteContext } from './re
 /**
  * The state tree at scale: a LevelDB store holding the tree of N random accounts (1k, 100k, 1M;
  * built bottom-up in one pass, as a node's would be after N accounts), kept as ChainDB keeps it
- * (the top 16 levels in memory, the rest by position in the store). On it: the sizes of account
+ * (the top STORED_TREE_DEPTH levels in memory, the rest by position in the store). On it: the sizes of account
  * proofs, and what updating the root for one block costs — a block of 20 transfers (41 accounts:
  * the sync benchmark's blocks) and one of 500 (1,001 accounts: the ledger benchmark's) — read and
  * hashed, as connecting the block does (the writes are not applied, so every run sees the same tree).

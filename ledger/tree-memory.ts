@@ -11,20 +11,22 @@ import { INNER_NODE_BYTES, INNER_PREFIX, newNode } from './smt.ts';
 
 /**
  * Tree levels kept whole in memory: shallower inner nodes are never stored but rebuilt on open
- * (docs/PROTOCOL.md). 16 levels are about 4 MB; each level moved into memory spared a 100k-account
- * import one stored write and read per changed account, ~15% of its time from 14 to 16.
+ * (docs/PROTOCOL.md). 18 levels are 17 MB of address space, resident as the tree fills them (all
+ * of it from about 100k accounts). Each level moved into memory spares an import one stored write
+ * and read per changed account where paths pass it: ~15% of a 100k-account import from 14 to 16,
+ * and 16 to 18 took its CPU from 16.1 to 13.2 s (17 levels: 13.9; BENCHMARKS.md).
  */
-export const STORED_TREE_DEPTH = 16;
+export const STORED_TREE_DEPTH = 18;
 
 /**
- * The shallowest depth at which stores written before STORED_TREE_DEPTH grew (it was 14) hold
- * inner nodes. Opening such a store deletes those it no longer keeps (TreeStore.loadTop).
+ * The shallowest depth at which stores written before STORED_TREE_DEPTH grew (it was 14, then 16)
+ * hold inner nodes. Opening such a store deletes those it no longer keeps (TreeStore.loadTop).
  */
 export const LEGACY_STORED_TREE_DEPTH = 14;
 
 /**
  * The top: every position shallower than STORED_TREE_DEPTH has a slot, at 2^depth − 1 plus the
- * position's bits read as a number. About 4 MB however many accounts there are.
+ * position's bits read as a number. 17 MB however many accounts there are (touched as they come).
  */
 export class TopNodes {
   private readonly bytes = new Uint8Array(((1 << STORED_TREE_DEPTH) - 1) * INNER_NODE_BYTES);

@@ -20,7 +20,7 @@ export { STORED_TREE_DEPTH, TopNodes };
  */
 const CACHED_NODES = 1 << 17;
 
-/** Levels read together below the top: the paths of a million accounts end about six below it. */
+/** Levels read together below the top: the paths of a million accounts end two to four below it. */
 const READ_AHEAD = 4;
 
 /**

@@ -101,13 +101,13 @@ describe('ChainDB state tree storage', () => {
 
   it('keeps the top of the state tree in memory: only leaves are stored above its depth, and reopening rebuilds it', async function () {
     this.timeout(30_000);
-    // Enough accounts that paths reach below STORED_TREE_DEPTH (2^16 slots: some of 1,500 keys share one).
+    // Enough accounts that paths reach below STORED_TREE_DEPTH (2^18 slots: some of 4,000 keys share one).
     const params = testParams();
     let db = await ChainDB.open(dir.path, params);
     let h = await TipHarness.open(db);
     const rng = seededRandom(77);
     const [a] = FUNDED_KEYS;
-    // Unsigned (a placeholder signature): signatures are not what this is about, and 1,500 would take seconds.
+    // Unsigned (a placeholder signature): signatures are not what this is about, and 4,000 would take seconds.
     const unchecked = { async checkBlockSignatures() {} };
     const payment = (nonce: number) => {
       const unsigned = encodeUnsignedTransaction({ chainId: params.chainId, from: a!.address, to: rng.bytes(20), amount: 1n, fee: 1n, nonce: BigInt(nonce) });
@@ -116,7 +116,7 @@ describe('ChainDB state tree storage', () => {
       signature[63] = 1;
       return decodeTransaction(Uint8Array.from([...unsigned, ...a!.publicKey, ...signature]));
     };
-    for (let b = 0; b < 6; b++) await h.connectBlock(childBlock(h.tip, Array.from({ length: 250 }, (_, i) => payment(b * 250 + i))), unchecked);
+    for (let b = 0; b < 8; b++) await h.connectBlock(childBlock(h.tip, Array.from({ length: 500 }, (_, i) => payment(b * 500 + i))), unchecked);
     const root = toHex(await db.stateRoot());
     await db.close();
     const kv = await LevelKv.open(dir.path);

@@ -96,20 +96,23 @@ describe('tree store (the top in memory, the rest by position)', () => {
     return counts;
   }
 
-  it(`opens a store of the earlier layout (inner nodes from depth ${LEGACY_STORED_TREE_DEPTH}), deleting the inner nodes it no longer keeps, with the same root`, async () => {
-    // 20,000 accounts: thousands of inner nodes at depths 14 and 15, and about 2,500 at depth 16.
-    const { kv, root } = await storeWithInnerNodesFrom(LEGACY_STORED_TREE_DEPTH, 20_000);
-    const before = await innerNodesByDepth(kv);
-    assert.ok((before.get(LEGACY_STORED_TREE_DEPTH) ?? 0) > 0 && (before.get(STORED_TREE_DEPTH) ?? 0) > 0, 'the legacy store has inner nodes on both sides of the new depth');
-    const store = new TreeStore(kv, await TreeStore.loadTop(kv), () => undefined);
-    assert.equal(toHex(await store.root()), root);
-    const after = await innerNodesByDepth(kv);
-    for (let depth = 0; depth < STORED_TREE_DEPTH; depth++) assert.equal(after.get(depth) ?? 0, 0, `no inner node stored at depth ${depth}`);
-    for (const [depth, n] of before) if (depth >= STORED_TREE_DEPTH) assert.equal(after.get(depth), n, `depth ${depth} untouched`);
-    // Opened again: nothing left to migrate, the same root.
-    assert.equal(toHex(await new TreeStore(kv, await TreeStore.loadTop(kv), () => undefined).root()), root);
-    assert.deepEqual(await innerNodesByDepth(kv), after);
-  });
+  for (const storedFrom of [LEGACY_STORED_TREE_DEPTH, 16]) {
+    it(`opens a store of an earlier layout (inner nodes from depth ${storedFrom}), deleting the inner nodes it no longer keeps, with the same root`, async () => {
+      // 20,000 accounts: thousands of inner nodes at depths 14 to 16, and hundreds at depth 18.
+      const { kv, root } = await storeWithInnerNodesFrom(storedFrom, 20_000);
+      const before = await innerNodesByDepth(kv);
+      assert.ok(storedFrom < STORED_TREE_DEPTH, 'an earlier layout stored inner nodes above the depth kept now');
+      assert.ok((before.get(storedFrom) ?? 0) > 0 && (before.get(STORED_TREE_DEPTH) ?? 0) > 0, 'the earlier store has inner nodes on both sides of the new depth');
+      const store = new TreeStore(kv, await TreeStore.loadTop(kv), () => undefined);
+      assert.equal(toHex(await store.root()), root);
+      const after = await innerNodesByDepth(kv);
+      for (let depth = 0; depth < STORED_TREE_DEPTH; depth++) assert.equal(after.get(depth) ?? 0, 0, `no inner node stored at depth ${depth}`);
+      for (const [depth, n] of before) if (depth >= STORED_TREE_DEPTH) assert.equal(after.get(depth), n, `depth ${depth} untouched`);
+      // Opened again: nothing left to migrate, the same root.
+      assert.equal(toHex(await new TreeStore(kv, await TreeStore.loadTop(kv), () => undefined).root()), root);
+      assert.deepEqual(await innerNodesByDepth(kv), after);
+    });
+  }
 
   it(`refuses a store with an inner node shallower than any layout kept (depth ${LEGACY_STORED_TREE_DEPTH - 1})`, async () => {
     const { kv } = await storeWithInnerNodesFrom(LEGACY_STORED_TREE_DEPTH - 1, 20_000);
