@@ -11,8 +11,8 @@ import { INNER_NODE_BYTES, INNER_PREFIX, newNode } from './smt.ts';
 
 /**
  * Tree levels kept whole in memory: shallower inner nodes are never stored but rebuilt on open
- * (docs/PROTOCOL.md). 18 levels are 17 MB of address space, resident as the tree fills them (all
- * of it from about 100k accounts). Each level moved into memory spares an import one stored write
+ * (docs/PROTOCOL.md). 18 levels are 17 MB when full (a level's arrays are made with its first
+ * node; a tree of ~100k accounts has all of them). Each level moved into memory spares an import one stored write
  * and read per changed account where paths pass it: ~15% of a 100k-account import from 14 to 16,
  * and 16 to 18 took its CPU from 16.1 to 13.2 s (17 levels: 13.9; BENCHMARKS.md).
  */
@@ -25,13 +25,16 @@ export const STORED_TREE_DEPTH = 18;
 export const LEGACY_STORED_TREE_DEPTH = 14;
 
 /**
- * The top: every position shallower than STORED_TREE_DEPTH has a slot, at 2^depth − 1 plus the
- * position's bits read as a number. 17 MB however many accounts there are (touched as they come).
+ * The top: every position shallower than STORED_TREE_DEPTH has a slot in its level's flat array,
+ * at the position's bits read as a number. A level's arrays are made when a node is first set in
+ * it: a tree of a few accounts (a test's, a simulated node's) keeps a few small levels, and the
+ * whole top of a large one is 17 MB.
  */
 export class TopNodes {
-  private readonly bytes = new Uint8Array(((1 << STORED_TREE_DEPTH) - 1) * INNER_NODE_BYTES);
-  /** Each slot's node length; 0 where the position is empty. */
-  private readonly lengths = new Uint8Array((1 << STORED_TREE_DEPTH) - 1);
+  /** Per depth: 2^depth slots of an inner node's size, or undefined while the level is empty. */
+  private readonly levels: (Uint8Array | undefined)[] = new Array(STORED_TREE_DEPTH).fill(undefined);
+  /** Per depth: each slot's node length, 0 where the position is empty. */
+  private readonly lengths: (Uint8Array | undefined)[] = new Array(STORED_TREE_DEPTH).fill(undefined);
 
   static of(nodes: ReadonlyMap<string, Uint8Array>): TopNodes {
     const top = new TopNodes();
@@ -39,17 +42,12 @@ export class TopNodes {
     return top;
   }
 
-  private slot(id: string): number {
-    const depth = id.charCodeAt(0);
-    if (depth >= STORED_TREE_DEPTH) throw new RangeError(`position at depth ${depth} is not in the top`);
-    // The position's bits, most significant first: fewer than 24 of them, in at most three bytes.
-    const bits = depth === 0 ? 0 : ((id.charCodeAt(1) << 16) | (id.length > 2 ? id.charCodeAt(2) << 8 : 0) | (id.length > 3 ? id.charCodeAt(3) : 0)) >>> (24 - depth);
-    return (1 << depth) - 1 + bits;
-  }
-
   get(id: string): Uint8Array | undefined {
-    const slot = this.slot(id);
-    return copyOut(this.bytes, slot, this.lengths[slot]!);
+    const depth = depthOf(id);
+    const lengths = this.lengths[depth];
+    if (lengths === undefined) return undefined;
+    const slot = slotOf(id, depth);
+    return copyOut(this.levels[depth]!, slot, lengths[slot]!);
   }
 
   /**
@@ -57,28 +55,55 @@ export class TopNodes {
    * changes), a leaf as a copy: an update may move a leaf into a write the commit queue holds.
    */
   peek(id: string): Uint8Array | undefined {
-    const slot = this.slot(id);
-    const length = this.lengths[slot]!;
+    const depth = depthOf(id);
+    const lengths = this.lengths[depth];
+    if (lengths === undefined) return undefined;
+    const slot = slotOf(id, depth);
+    const length = lengths[slot]!;
+    const bytes = this.levels[depth]!;
     const at = slot * INNER_NODE_BYTES;
-    if (length === 0 || this.bytes[at] !== INNER_PREFIX) return copyOut(this.bytes, slot, length);
-    return this.bytes.subarray(at, at + length);
+    if (length === 0 || bytes[at] !== INNER_PREFIX) return copyOut(bytes, slot, length);
+    return bytes.subarray(at, at + length);
   }
 
   /** Whether the position holds a leaf (leaves are the only nodes of the top the store keeps). */
   holdsLeaf(id: string): boolean {
-    const slot = this.slot(id);
-    return this.lengths[slot]! > 0 && this.bytes[slot * INNER_NODE_BYTES] !== INNER_PREFIX;
+    const depth = depthOf(id);
+    const lengths = this.lengths[depth];
+    if (lengths === undefined) return false;
+    const slot = slotOf(id, depth);
+    return lengths[slot]! > 0 && this.levels[depth]![slot * INNER_NODE_BYTES] !== INNER_PREFIX;
   }
 
   set(id: string, node: Uint8Array): void {
-    const slot = this.slot(id);
-    this.bytes.set(node, slot * INNER_NODE_BYTES);
-    this.lengths[slot] = node.length;
+    const depth = depthOf(id);
+    const slot = slotOf(id, depth);
+    let lengths = this.lengths[depth];
+    if (lengths === undefined) {
+      lengths = this.lengths[depth] = new Uint8Array(1 << depth);
+      this.levels[depth] = new Uint8Array((1 << depth) * INNER_NODE_BYTES);
+    }
+    this.levels[depth]!.set(node, slot * INNER_NODE_BYTES);
+    lengths[slot] = node.length;
   }
 
   delete(id: string): void {
-    this.lengths[this.slot(id)] = 0;
+    const depth = depthOf(id);
+    const lengths = this.lengths[depth];
+    if (lengths !== undefined) lengths[slotOf(id, depth)] = 0;
   }
+}
+
+function depthOf(id: string): number {
+  const depth = id.charCodeAt(0);
+  if (depth >= STORED_TREE_DEPTH) throw new RangeError(`position at depth ${depth} is not in the top`);
+  return depth;
+}
+
+/** The position's bits, most significant first: fewer than 24 of them, in at most three bytes. */
+function slotOf(id: string, depth: number): number {
+  if (depth === 0) return 0;
+  return ((id.charCodeAt(1) << 16) | (id.length > 2 ? id.charCodeAt(2) << 8 : 0) | (id.length > 3 ? id.charCodeAt(3) : 0)) >>> (24 - depth);
 }
 
 /**
@@ -88,7 +113,8 @@ export class TopNodes {
  * reads below the top were a LevelDB round trip or two that the import sat idle for.
  */
 export class NodeCache {
-  private readonly bytes: Uint8Array;
+  /** The slots' bytes in chunks of CHUNK_SLOTS, each made when the ring first reaches it. */
+  private readonly chunks: Uint8Array[] = [];
   /** Each slot's node length; 0: the position is empty. */
   private readonly lengths: Uint8Array;
   private readonly ids: (string | undefined)[];
@@ -96,7 +122,6 @@ export class NodeCache {
   private hand = 0;
 
   constructor(size: number) {
-    this.bytes = new Uint8Array(size * INNER_NODE_BYTES);
     this.lengths = new Uint8Array(size);
     this.ids = new Array(size);
   }
@@ -105,7 +130,7 @@ export class NodeCache {
   get(id: string): Uint8Array | null | undefined {
     const slot = this.slots.get(id);
     if (slot === undefined) return undefined;
-    return copyOut(this.bytes, slot, this.lengths[slot]!) ?? null;
+    return copyOut(this.chunks[slot >>> CHUNK_BITS]!, slot & (CHUNK_SLOTS - 1), this.lengths[slot]!) ?? null;
   }
 
   /** Records the node at `id`; `null` or `undefined`: the position is empty. */
@@ -119,14 +144,20 @@ export class NodeCache {
       this.ids[slot] = id;
       this.slots.set(id, slot);
     }
-    if (node) this.bytes.set(node, slot * INNER_NODE_BYTES);
+    if (node) (this.chunks[slot >>> CHUNK_BITS] ??= new Uint8Array(CHUNK_SLOTS * INNER_NODE_BYTES)).set(node, (slot & (CHUNK_SLOTS - 1)) * INNER_NODE_BYTES);
     this.lengths[slot] = node ? node.length : 0;
   }
 }
 
+/** NodeCache's slots come in chunks of 2^CHUNK_BITS (266 KB): a small tree never makes most of them. */
+const CHUNK_BITS = 12;
+const CHUNK_SLOTS = 1 << CHUNK_BITS;
+
+/** A copy of the node in `slot` of `bytes`, byte by byte (no view made for it). */
 function copyOut(bytes: Uint8Array, slot: number, length: number): Uint8Array | undefined {
   if (length === 0) return undefined;
   const node = newNode(length);
-  node.set(bytes.subarray(slot * INNER_NODE_BYTES, slot * INNER_NODE_BYTES + length));
+  const at = slot * INNER_NODE_BYTES;
+  for (let i = 0; i < length; i++) node[i] = bytes[at + i]!;
   return node;
 }

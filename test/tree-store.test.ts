@@ -5,7 +5,7 @@ import type { Account } from '../ledger/state.ts';
 import { positionId, stateKey } from '../ledger/smt.ts';
 import { updateTree } from '../ledger/smt-update.ts';
 import { STORED_TREE_DEPTH, TopNodes, TreeStore } from '../ledger/tree-store.ts';
-import { LEGACY_STORED_TREE_DEPTH } from '../ledger/tree-memory.ts';
+import { LEGACY_STORED_TREE_DEPTH, NodeCache } from '../ledger/tree-memory.ts';
 import { INNER_PREFIX } from '../ledger/smt.ts';
 import { layout } from '../ledger/layout.ts';
 import { StoreError } from '../ledger/errors.ts';
@@ -39,6 +39,41 @@ describe('tree store (the top in memory, the rest by position)', () => {
     assert.equal(top.get(someId), undefined);
     assert.equal(top.peek(someId), undefined);
     assert.throws(() => top.get(positionId(new Uint8Array(32), STORED_TREE_DEPTH)), RangeError);
+  });
+
+  it('reads a level no node was ever set in as empty (its arrays are made with its first node)', () => {
+    const top = new TopNodes();
+    const id = positionId(new Uint8Array(32).fill(0xa5), STORED_TREE_DEPTH - 1);
+    assert.equal(top.get(id), undefined);
+    assert.equal(top.peek(id), undefined);
+    assert.equal(top.holdsLeaf(id), false);
+    top.delete(id);
+    const leaf = new Uint8Array(49).fill(7);
+    leaf[0] = 0;
+    top.set(id, leaf);
+    assert.equal(top.holdsLeaf(id), true);
+    assert.deepEqual(top.get(id), leaf);
+  });
+
+  it('caches positions below the top in a ring across its chunks: the first set of an id takes the next slot, evicting its holder', () => {
+    const size = 10_000; // three chunks of slots, the last one partly used
+    const cache = new NodeCache(size);
+    const rng = seededRandom(9);
+    const model = new Map<string, Uint8Array | null>(); // insertion order = slot order
+    for (let i = 0; i < 40_000; i++) {
+      const id = positionId(rng.bytes(32), STORED_TREE_DEPTH + rng.int(4));
+      const node = rng.int(5) === 0 ? null : rng.bytes(rng.int(2) === 0 ? 49 : 65);
+      if (!model.has(id) && model.size === size) model.delete(model.keys().next().value!);
+      model.set(id, node); // an id held keeps its slot, as a Map entry keeps its place
+      cache.set(id, node);
+      if (i % 997 === 0) for (const [k, v] of model) assert.deepEqual(cache.get(k), v, `step ${i}`);
+    }
+    let held = 0;
+    for (const [k, v] of model) {
+      assert.deepEqual(cache.get(k), v);
+      held++;
+    }
+    assert.equal(held, size);
   });
 
   for (const cachedNodes of [1 << 17, 50]) {
