@@ -54,8 +54,7 @@ export class ChainDB implements AccountSource, TreeNodeReader {
   /**
    * Accounts at the tip, in front of the store (null: known not to exist). Filled only with what a
    * batch has committed (and reads that no write straddled), so it never disagrees with the store.
-   */
-  /**
+   *
    * ~200 bytes of heap an entry (hex key, two bigints, the map's slot): 32,768 is ~6 MB. It was
    * 500,000 and then 100,000, which a devnet paying ~1,500 new addresses a second filled within a
    * minute. Eviction gives used entries a second chance, so the accounts that matter (senders)

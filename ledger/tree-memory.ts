@@ -12,9 +12,10 @@ import { INNER_NODE_BYTES, INNER_PREFIX, newNode } from './smt.ts';
 /**
  * Tree levels kept whole in memory: shallower inner nodes are never stored but rebuilt on open
  * (docs/PROTOCOL.md). 18 levels are 17 MB when full (a level's arrays are made with its first
- * node; a tree of ~100k accounts has all of them). Each level moved into memory spares an import one stored write
- * and read per changed account where paths pass it: ~15% of a 100k-account import from 14 to 16,
- * and 16 to 18 took its CPU from 16.1 to 13.2 s (17 levels: 13.9; BENCHMARKS.md).
+ * node; a tree of ~100k accounts has all of them). Each level moved into memory spares an import
+ * one stored write and read per changed account where paths pass it: ~15% of a 100k-account
+ * import from 14 to 16, and 16 to 18 took its CPU from 16.1 to 13.2 s (17 levels: 13.9;
+ * BENCHMARKS.md).
  */
 export const STORED_TREE_DEPTH = 18;
 
