@@ -84,6 +84,16 @@ describe('ClockCache (bounded map, second-chance eviction)', () => {
     assert.equal(cache.size, 3);
   });
 
+  it('forgets freed slots when cleared: every entry after a clear has a slot of its own', () => {
+    const cache = new ClockCache<number>(3);
+    for (const [i, k] of ['a', 'b', 'c'].entries()) cache.set(k, i);
+    cache.delete('b'); // a freed slot, which clear() must not hand out again besides the unfilled ones
+    cache.clear();
+    for (const [i, k] of ['p', 'q', 'r'].entries()) cache.set(k, i);
+    assert.deepEqual(['p', 'q', 'r'].map((k) => cache.get(k)), [0, 1, 2]);
+    assert.equal(cache.size, 3);
+  });
+
   it('refuses a capacity below one', () => {
     assert.throws(() => new ClockCache(0), RangeError);
     assert.throws(() => new ClockCache(1.5), RangeError);

@@ -41,6 +41,28 @@ describe('tree store (the top in memory, the rest by position)', () => {
     assert.throws(() => top.get(positionId(new Uint8Array(32), STORED_TREE_DEPTH)), RangeError);
   });
 
+  it('keeps the two halves under every position of the top apart, at every depth', () => {
+    const top = new TopNodes();
+    const rng = seededRandom(11);
+    const written = new Map<string, Uint8Array>();
+    for (let depth = 1; depth < STORED_TREE_DEPTH; depth++) {
+      for (let k = 0; k < 20; k++) {
+        const key = rng.bytes(32);
+        for (const bit of [0, 1]) {
+          // Positions that differ only in their last bit: a slot number that lost it would merge them.
+          if (bit === 0) key[(depth - 1) >>> 3]! &= ~(0x80 >>> ((depth - 1) & 7));
+          else key[(depth - 1) >>> 3]! |= 0x80 >>> ((depth - 1) & 7);
+          const id = positionId(key, depth);
+          const node = rng.bytes(65);
+          node[0] = INNER_PREFIX;
+          top.set(id, node);
+          written.set(id, node);
+        }
+      }
+    }
+    for (const [id, node] of written) assert.deepEqual(top.get(id), node, `depth ${id.charCodeAt(0)}`);
+  });
+
   it('reads a level no node was ever set in as empty (its arrays are made with its first node)', () => {
     const top = new TopNodes();
     const id = positionId(new Uint8Array(32).fill(0xa5), STORED_TREE_DEPTH - 1);
@@ -122,7 +144,7 @@ describe('tree store (the top in memory, the rest by position)', () => {
     const kv = new MemoryKv(new MemoryDisk());
     const kept = whole.writes.filter((w) => w.node && (w.node[0] !== INNER_PREFIX || w.id.charCodeAt(0) >= storedFrom));
     await kv.write(kept.map((w) => ({ type: 'put' as const, key: layout.stateNode(w.id), value: w.node! })));
-    return { kv, root: toHex(referenceRoot(accounts)) };
+    return { kv, root: toHex(referenceRoot(accounts)), nodes: whole.writes };
   }
 
   async function innerNodesByDepth(kv: MemoryKv): Promise<Map<number, number>> {
@@ -134,11 +156,16 @@ describe('tree store (the top in memory, the rest by position)', () => {
   for (const storedFrom of [LEGACY_STORED_TREE_DEPTH, 16]) {
     it(`opens a store of an earlier layout (inner nodes from depth ${storedFrom}), deleting the inner nodes it no longer keeps, with the same root`, async () => {
       // 20,000 accounts: thousands of inner nodes at depths 14 to 16, and hundreds at depth 18.
-      const { kv, root } = await storeWithInnerNodesFrom(storedFrom, 20_000);
+      const { kv, root, nodes } = await storeWithInnerNodesFrom(storedFrom, 20_000);
       const before = await innerNodesByDepth(kv);
       assert.ok(storedFrom < STORED_TREE_DEPTH, 'an earlier layout stored inner nodes above the depth kept now');
       assert.ok((before.get(storedFrom) ?? 0) > 0 && (before.get(STORED_TREE_DEPTH) ?? 0) > 0, 'the earlier store has inner nodes on both sides of the new depth');
-      const store = new TreeStore(kv, await TreeStore.loadTop(kv), () => undefined);
+      const top = await TreeStore.loadTop(kv);
+      // The rebuilt top holds every node of the tree above the stored depth, the deepest levels included.
+      const topNodes = nodes.filter((w) => w.node && w.id.charCodeAt(0) < STORED_TREE_DEPTH);
+      for (const w of topNodes) assert.deepEqual(top.get(w.id), w.node, `depth ${w.id.charCodeAt(0)}`);
+      assert.ok(topNodes.some((w) => w.id.charCodeAt(0) === STORED_TREE_DEPTH - 1), 'the check reaches the deepest level of the top');
+      const store = new TreeStore(kv, top, () => undefined);
       assert.equal(toHex(await store.root()), root);
       const after = await innerNodesByDepth(kv);
       for (let depth = 0; depth < STORED_TREE_DEPTH; depth++) assert.equal(after.get(depth) ?? 0, 0, `no inner node stored at depth ${depth}`);
