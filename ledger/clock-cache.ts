@@ -31,10 +31,6 @@ export class ClockCache<V> {
     return this.slots.size;
   }
 
-  get capacity(): number {
-    return this.used.length;
-  }
-
   /** The entry's value, marking it used; `undefined` if not held. */
   get(key: string): V | undefined {
     const slot = this.slots.get(key);
