@@ -6,8 +6,8 @@ import { MAX_AMOUNT, isValidAmount } from './amount.ts';
 import { merkleLeaf, merkleRootOfLeaves } from './merkle.ts';
 import { TX_BYTES, readTransaction, type Transaction } from './transaction.ts';
 
-/** 2 since the header commits to the state (`stateRoot`); version 1 headers had no state root. */
-export const BLOCK_VERSION = 2;
+/** 3 since inner nodes of the state tree hash without their prefix; 2 hashed them with it, and version 1 headers had no state root. */
+export const BLOCK_VERSION = 3;
 export const HASH_BYTES = 32;
 /** version + height + prevHash + merkleRoot + stateRoot + timestamp + target + nonce */
 export const HEADER_BYTES = 4 + 4 + HASH_BYTES * 3 + 8 + 32 + 8;

@@ -1,8 +1,9 @@
 /**
  * SHA-256 (FIPS 180-4) in JavaScript, for the short messages a block's import hashes by the
- * hundred: state tree nodes (49 and 65 bytes), Merkle nodes, addresses, ids. node:crypto's one-shot
- * hash costs about 1.6 µs a call here whatever the length, most of it crossing into C++ and making
- * a Buffer; this costs ~0.35 µs a 64-byte block and allocates only its result. Past a few blocks
+ * hundred: state tree leaves (49 bytes), Merkle nodes, addresses, ids, and inner nodes (64 bytes)
+ * where no native hash takes them a level at a time (inner-hashes.ts). node:crypto's one-shot hash
+ * costs about 1.6 µs a call here whatever the length, most of it crossing into C++ and making a
+ * Buffer; this costs ~0.35 µs a 64-byte block and allocates only its result. Past a few blocks
  * node:crypto's native compression wins, which `sha256` in hash.ts decides by length.
  */
 const K = Int32Array.of(
@@ -96,5 +97,27 @@ export function sha256JsInto(msg: Uint8Array, out: Uint8Array, offset: number): 
     out[offset + 4 * i + 1] = v >>> 16;
     out[offset + 4 * i + 2] = v >>> 8;
     out[offset + 4 * i + 3] = v;
+  }
+}
+
+// The padding block of every 64-byte message: the 0x80 marker and the length, 512 bits.
+const PAD64 = new Uint8Array(64);
+PAD64[0] = 0x80;
+PAD64[62] = 0x02;
+
+/**
+ * SHA-256 of the 64 bytes at `src[off, off + 64)` written to `out` at `at`: a state tree inner
+ * node's two child hashes, hashed in place inside the node with no view made of them.
+ */
+export function sha256Js64Into(src: Uint8Array, off: number, out: Uint8Array, at: number): void {
+  H.set(IV);
+  compress(src, off);
+  compress(PAD64, 0);
+  for (let i = 0; i < 8; i++) {
+    const v = H[i]!;
+    out[at + 4 * i] = v >>> 24;
+    out[at + 4 * i + 1] = v >>> 16;
+    out[at + 4 * i + 2] = v >>> 8;
+    out[at + 4 * i + 3] = v;
   }
 }

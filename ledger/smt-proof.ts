@@ -4,7 +4,6 @@ import { sha256 } from './hash.ts';
 import { ACCOUNT_BYTES, decodeAccount, encodeAccount, type Account } from './state.ts';
 import {
   EMPTY_HASH,
-  INNER_PREFIX,
   LEAF_PREFIX,
   STATE_KEY_BYTES,
   bitAt,
@@ -131,16 +130,15 @@ export function verifyAccountProof(stateRoot: Uint8Array, address: Uint8Array, p
  * with the sibling beside it at each depth, for account proofs and chunk proofs alike.
  */
 export function climbSiblings(h: Uint8Array, key: Uint8Array, siblings: readonly Uint8Array[]): Uint8Array {
-  const input = new Uint8Array(65);
-  input[0] = INNER_PREFIX;
+  const input = new Uint8Array(64); // an inner node's hash covers its two halves, not its prefix
   for (let i = siblings.length - 1; i >= 0; i--) {
     const s = siblings[i]!;
     if (bitAt(key, i) === 0) {
-      input.set(h, 1);
-      input.set(s, 33);
+      input.set(h, 0);
+      input.set(s, 32);
     } else {
-      input.set(s, 1);
-      input.set(h, 33);
+      input.set(s, 0);
+      input.set(h, 32);
     }
     h = sha256(input);
   }

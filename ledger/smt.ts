@@ -1,6 +1,6 @@
 import { ClockCache } from './clock-cache.ts';
 import { sha256 } from './hash.ts';
-import { sha256JsInto } from './sha256.ts';
+import { sha256Js64Into, sha256JsInto } from './sha256.ts';
 import { ACCOUNT_BYTES, encodeAccount, type Account, type BlockEffects, type UndoRecord } from './state.ts';
 
 /**
@@ -10,9 +10,12 @@ import { ACCOUNT_BYTES, encodeAccount, type Account, type BlockEffects, type Und
  * tree), and any other subtree is an inner node over its two halves: a path is about log2(accounts)
  * long however the keys fall.
  *
- * A node's stored bytes are exactly what its hash covers, so `H(node)` is its hash:
- *   leaf   00 ‖ key (32) ‖ account (16)        49 bytes
- *   inner  01 ‖ left hash (32) ‖ right hash (32)  65 bytes
+ * A node is stored as its kind's prefix and what its hash covers:
+ *   leaf   00 ‖ key (32) ‖ account (16)        49 bytes, hashed whole
+ *   inner  01 ‖ left hash (32) ‖ right hash (32)  65 bytes, hashed without its prefix
+ * A leaf's hash covers 49 bytes and an inner node's 64, so the lengths keep the kinds apart; and
+ * 64 bytes are one SHA-256 block, which a native hash takes a whole tree level at a time
+ * (ledger/inner-hashes.ts).
  *
  * Nodes are stored by position: depth and the key's first `depth` bits (`positionId`). A position
  * is computable from a key alone, so every node a key's path may hold can be asked for at once,
@@ -94,14 +97,15 @@ export function innerNode(left: Uint8Array, right: Uint8Array): Uint8Array {
   return node;
 }
 
-/** A node's hash: SHA-256 of its bytes (the prefix byte keeps leaves and inner nodes apart). */
+/** A node's hash: SHA-256 of a leaf's 49 bytes, or of an inner node's 64 after its prefix. */
 export function nodeHash(node: Uint8Array): Uint8Array {
-  return sha256(node);
+  return node[0] === INNER_PREFIX ? sha256(node.subarray(1)) : sha256(node);
 }
 
-/** A node's hash written to `out` at `offset` (a node is at most 65 bytes: always the JavaScript hash). */
+/** A node's hash written to `out` at `offset`, in JavaScript (a node is at most 65 bytes). */
 export function nodeHashInto(node: Uint8Array, out: Uint8Array, offset: number): void {
-  sha256JsInto(node, out, offset);
+  if (node[0] === INNER_PREFIX) sha256Js64Into(node, 1, out, offset);
+  else sha256JsInto(node, out, offset);
 }
 
 export function isInner(node: Uint8Array): boolean {

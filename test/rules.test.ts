@@ -273,8 +273,13 @@ const ROWS: Row[] = [
     error: BlockRuleError, code: 'BLOCK_BAD_VERSION', banScore: 100,
   },
   {
-    name: 'block version 3',
-    block: (h) => childBlock(h.tip, [transfer(A, B.address, 10n, 0n)], { version: 3 }),
+    name: 'a block version 2 (inner nodes of the state tree hashed with their prefix)',
+    block: (h) => childBlock(h.tip, [transfer(A, B.address, 10n, 0n)], { version: 2 }),
+    error: BlockRuleError, code: 'BLOCK_BAD_VERSION', banScore: 100,
+  },
+  {
+    name: 'block version 4',
+    block: (h) => childBlock(h.tip, [transfer(A, B.address, 10n, 0n)], { version: 4 }),
     error: BlockRuleError, code: 'BLOCK_BAD_VERSION', banScore: 100,
   },
 ];

@@ -35,7 +35,7 @@ function entriesOf(accounts: ReadonlyMap<string, RefAccount>): Entry[] {
   return [...accounts].map(([address, a]) => ({ key: keyOf(address), value: Buffer.concat([u64(a.balance), u64(a.nonce)]) }));
 }
 
-/** R(S, d): empty → 32 zero bytes; one account → its leaf; more → H(01 ‖ R(S0) ‖ R(S1)). */
+/** R(S, d): empty → 32 zero bytes; one account → H(its leaf); more → H(R(S0) ‖ R(S1)), stored as 01 ‖ R(S0) ‖ R(S1). */
 function root(entries: readonly Entry[], depth: number, nodes?: Map<string, string>, prefix = ''): Buffer {
   if (entries.length === 0) return Buffer.alloc(32);
   let node: Buffer;
@@ -47,7 +47,7 @@ function root(entries: readonly Entry[], depth: number, nodes?: Map<string, stri
     node = Buffer.concat([Buffer.of(1), root(left, depth + 1, nodes, prefix + '0'), root(right, depth + 1, nodes, prefix + '1')]);
   }
   nodes?.set(positionHex(depth, prefix), node.toString('hex'));
-  return H(node);
+  return entries.length === 1 ? H(node) : H(node.subarray(1));
 }
 
 /** A position as the store keys it (after `S`): the depth byte, then the prefix bits in whole bytes, zero-padded. */
