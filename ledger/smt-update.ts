@@ -17,6 +17,7 @@ import {
   type TreeUpdate,
   type TreeWrite,
 } from './smt.ts';
+import { InnerHashQueue } from './inner-hashes.ts';
 import { decodeAccount, type Account } from './state.ts';
 
 /**
@@ -229,10 +230,22 @@ function accountsAt(batch: Batch, span: Span, out: Map<Uint8Array, Account | und
   if (span.right) accountsAt(batch, span.right, out);
 }
 
+/**
+ * The new inner nodes' hashes, queued as phase 2 makes them and taken a level at a time once it
+ * is done: phase 2 decides the tree's shape from what nodes are (leaf, inner, empty) and whether
+ * they changed, never from an inner node's hash, so those can wait for a whole level.
+ */
+const innerHashes = new InnerHashQueue();
+
 function finish(batch: Batch, top: Span): TreeUpdate {
   const root = new Uint8Array(32);
   const made = newMade();
-  compute(batch, top, root, 0, made);
+  try {
+    compute(batch, top, root, 0, made, undefined);
+    innerHashes.run();
+  } finally {
+    innerHashes.clear();
+  }
   if (made.node === undefined) {
     if (top.node !== undefined) batch.remove(top.id);
   } else if (made.changed) {
@@ -339,9 +352,10 @@ function siblingOf(id: string, depth: number): string {
 
 /**
  * Phase 2: the new subtree at a span's position, from the nodes phase 1 read, into `made`; its
- * hash into `out` at `at`. An inner node's halves hash straight into the node made over them.
+ * hash into `out` at `at`, where `old` (the parent's node before, if it had one) held the hash
+ * before. An inner node's halves hash straight into the node made over them.
  */
-function compute(batch: Batch, span: Span, out: Uint8Array, at: number, made: Made): void {
+function compute(batch: Batch, span: Span, out: Uint8Array, at: number, made: Made, old: Uint8Array | undefined): void {
   const { lo, hi, depth } = span;
   const existing = span.node;
   if (existing === undefined) {
@@ -364,11 +378,11 @@ function compute(batch: Batch, span: Span, out: Uint8Array, at: number, made: Ma
   const inner = newNode(INNER_NODE_BYTES);
   inner[0] = INNER_PREFIX;
   const [left, right] = halvesAt(depth);
-  if (span.left) compute(batch, span.left, inner, 1, left);
+  if (span.left) compute(batch, span.left, inner, 1, left, existing);
   else untouched(existing, 1, span.sibling, inner, left);
-  if (span.right) compute(batch, span.right, inner, 33, right);
+  if (span.right) compute(batch, span.right, inner, 33, right, existing);
   else untouched(existing, 33, span.sibling, inner, right);
-  place(batch, inner, depth, span.left?.id, span.right?.id, !zeroAt(existing, 1), !zeroAt(existing, 33), existing, out, at, made);
+  place(batch, inner, depth, span.left?.id, span.right?.id, !zeroAt(existing, 1), !zeroAt(existing, 33), existing, out, at, made, old);
 }
 
 /** Whether `key` is the key of `leaf` (compared in place: no view of the leaf's key). */
@@ -423,14 +437,16 @@ function build(batch: Batch, entries: readonly Entry[], from: number, to: number
   const leftId = positionId(any, depth + 1);
   any[depth >>> 3]! |= 0x80 >>> (depth & 7);
   const rightId = positionId(any, depth + 1);
-  place(batch, inner, depth, leftId, rightId, false, false, undefined, out, at, made);
+  place(batch, inner, depth, leftId, rightId, false, false, undefined, out, at, made, undefined);
 }
 
 /**
- * The node over the two halves just made at `depth` (their hashes already in `inner`), and the
+ * The node over the two halves just made at `depth` (in `inner` the hashes of the halves that came
+ * out as they were, leaves and empty ones; a new inner half's is queued to land there), and the
  * writes of the halves' positions: two empty halves make an empty subtree, a lone leaf moves up
  * (its old position emptied), anything else is `inner` with its changed halves written below it.
- * A half's id may be left out: it is its sibling's with one bit flipped (`halfId`).
+ * A half's id may be left out: it is its sibling's with one bit flipped (`halfId`). A new inner
+ * node's hash is queued (`innerHashes`); one that came out as it was keeps the hash `old` held.
  */
 function place(
   batch: Batch,
@@ -444,6 +460,7 @@ function place(
   out: Uint8Array,
   at: number,
   made: Made,
+  old: Uint8Array | undefined,
 ): void {
   const [left, right] = halvesAt(depth);
   const leftEmpty = left.node === undefined && !left.unknown;
@@ -473,11 +490,13 @@ function place(
     batch.put(halfId(rightId, leftId, depth), right.node!);
   }
   // A changed half changes the node; only halves that came out as they were may leave it as it was.
+  // Their hashes are then in `inner` already: a half's hash waits in the queue only if it changed.
   const same = existing !== undefined && !left.changed && !right.changed && sameBytes(inner, existing);
   made.node = same ? existing : inner;
   made.changed = !same;
   made.unknown = false;
-  nodeHashInto(inner, out, at);
+  if (same && old !== undefined) copyHash(old, at, out, at);
+  else innerHashes.add(depth, inner, out, at);
 }
 
 /** A half's position: given, or its sibling's with the bit `depth` flipped. */
