@@ -91,12 +91,17 @@ export function sha256JsInto(msg: Uint8Array, out: Uint8Array, offset: number): 
   TAIL[end - 1] = bits;
   compress(TAIL, 0);
   if (end === 128) compress(TAIL, 64);
+  writeDigest(out, offset);
+}
+
+/** The state `H` as the digest's 32 bytes, big-endian, into `out` at `at`. */
+function writeDigest(out: Uint8Array, at: number): void {
   for (let i = 0; i < 8; i++) {
     const v = H[i]!;
-    out[offset + 4 * i] = v >>> 24;
-    out[offset + 4 * i + 1] = v >>> 16;
-    out[offset + 4 * i + 2] = v >>> 8;
-    out[offset + 4 * i + 3] = v;
+    out[at + 4 * i] = v >>> 24;
+    out[at + 4 * i + 1] = v >>> 16;
+    out[at + 4 * i + 2] = v >>> 8;
+    out[at + 4 * i + 3] = v;
   }
 }
 
@@ -113,11 +118,5 @@ export function sha256Js64Into(src: Uint8Array, off: number, out: Uint8Array, at
   H.set(IV);
   compress(src, off);
   compress(PAD64, 0);
-  for (let i = 0; i < 8; i++) {
-    const v = H[i]!;
-    out[at + 4 * i] = v >>> 24;
-    out[at + 4 * i + 1] = v >>> 16;
-    out[at + 4 * i + 2] = v >>> 8;
-    out[at + 4 * i + 3] = v;
-  }
+  writeDigest(out, at);
 }
