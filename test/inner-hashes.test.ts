@@ -99,8 +99,11 @@ describe('inner node hashes, a tree level at a time (ledger/inner-hashes.ts)', (
     const throws: HashMany = () => {
       throw new Error('no such instruction');
     };
+    // A binding that reads the input's buffer from its start, not from the view's offset.
+    const ignoresOffset: HashMany = (input, output) => right(new Uint8Array(input.buffer, 0, input.length), output);
     assert.equal(checkedHashMany(right), right);
     assert.equal(checkedHashMany(wrongOnce), undefined);
+    assert.equal(checkedHashMany(ignoresOffset), undefined);
     assert.equal(checkedHashMany(throws), undefined);
     // On this platform the native hash loaded and passed the same check (else the node hashes in JavaScript).
     if (process.platform === 'linux' && process.arch === 'x64') assert.equal(innerHashBackend(), 'native');
