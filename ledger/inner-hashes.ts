@@ -61,6 +61,12 @@ interface Level {
   ats: number[];
 }
 
+function emptyLevel(level: Level): void {
+  level.nodes.length = 0;
+  level.outs.length = 0;
+  level.ats.length = 0;
+}
+
 /**
  * Jobs by depth, run deepest first: a node's hash goes into its parent, one level up, whose own
  * hash is then taken with it in place. Phase 2 of an update is synchronous, so one set of levels
@@ -70,7 +76,7 @@ export class InnerHashQueue {
   private readonly levels: Level[] = [];
   private deepest = -1;
   // One byte before the first message: each node is copied whole, prefix included, onto the
-  // previous message's last byte, last node first, so the prefix is overwritten (see run).
+  // previous message's last byte, last node first, so the prefix is overwritten (see runNative).
   private input = new Uint8Array(1 + 64 * 256);
   private output = new Uint8Array(32 * 256);
 
@@ -89,9 +95,7 @@ export class InnerHashQueue {
       if (level === undefined || level.nodes.length === 0) continue;
       if (useNative) this.runNative(level);
       else for (let i = 0; i < level.nodes.length; i++) sha256Js64Into(level.nodes[i]!, 1, level.outs[i]!, level.ats[i]!);
-      level.nodes.length = 0;
-      level.outs.length = 0;
-      level.ats.length = 0;
+      emptyLevel(level);
     }
     this.deepest = -1;
   }
@@ -115,12 +119,7 @@ export class InnerHashQueue {
 
   /** Drops the jobs queued: an update that failed part way leaves none behind for the next. */
   clear(): void {
-    for (const level of this.levels) {
-      if (level === undefined) continue;
-      level.nodes.length = 0;
-      level.outs.length = 0;
-      level.ats.length = 0;
-    }
+    for (const level of this.levels) if (level !== undefined) emptyLevel(level);
     this.deepest = -1;
   }
 

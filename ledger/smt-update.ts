@@ -242,9 +242,10 @@ function finish(batch: Batch, top: Span): TreeUpdate {
   const made = newMade();
   try {
     compute(batch, top, root, 0, made, undefined);
-    innerHashes.run();
-  } finally {
-    innerHashes.clear();
+    innerHashes.run(); // empties the queue as it goes
+  } catch (err) {
+    innerHashes.clear(); // an update that failed part way leaves nothing for the next
+    throw err;
   }
   if (made.node === undefined) {
     if (top.node !== undefined) batch.remove(top.id);

@@ -3,9 +3,9 @@ import { createHash } from 'node:crypto';
 import { InnerHashQueue, checkedHashMany, innerHashBackend, useInnerHashBackend, type HashMany } from '../ledger/inner-hashes.ts';
 import { INNER_NODE_BYTES, INNER_PREFIX, nodeHash } from '../ledger/smt.ts';
 import { seededRandom } from './helpers/fixtures.ts';
+import { INNER_HASH_BACKENDS, backendLabel, useBackendOrSkip } from './helpers/inner-hash-backend.ts';
 
 const sha256 = (bytes: Uint8Array): Buffer => createHash('sha256').update(bytes).digest();
-const LABEL = { native: 'native', js: 'JavaScript' } as const;
 
 function randomInner(rng: ReturnType<typeof seededRandom>): Uint8Array {
   const node = new Uint8Array(INNER_NODE_BYTES);
@@ -26,12 +26,9 @@ describe('inner node hashes, a tree level at a time (ledger/inner-hashes.ts)', (
     assert.deepEqual(Buffer.from(nodeHash(leaf)), sha256(leaf));
   });
 
-  for (const backend of ['native', 'js'] as const) {
-    it(`hashes every node of a level into its place, levels of 1 to 700 nodes (${LABEL[backend]} SHA-256)`, function () {
-      if (useInnerHashBackend(backend) !== backend) {
-        console.log(`      SKIPPED: no native SHA-256 for ${process.platform}-${process.arch}; the JavaScript one is tested`);
-        this.skip();
-      }
+  for (const backend of INNER_HASH_BACKENDS) {
+    it(`hashes every node of a level into its place, levels of 1 to 700 nodes (${backendLabel(backend)} SHA-256)`, function () {
+      useBackendOrSkip(this, backend);
       const rng = seededRandom(11);
       const queue = new InnerHashQueue();
       for (const n of [1, 2, 3, 255, 256, 257, 700, 5]) {
@@ -53,11 +50,8 @@ describe('inner node hashes, a tree level at a time (ledger/inner-hashes.ts)', (
       }
     });
 
-    it(`takes the deepest level first, so a parent hashes its children's new hashes (${LABEL[backend]} SHA-256)`, function () {
-      if (useInnerHashBackend(backend) !== backend) {
-        console.log(`      SKIPPED: no native SHA-256 for ${process.platform}-${process.arch}; the JavaScript one is tested`);
-        this.skip();
-      }
+    it(`takes the deepest level first, so a parent hashes its children's new hashes (${backendLabel(backend)} SHA-256)`, function () {
+      useBackendOrSkip(this, backend);
       // A path of nodes from depth 0 to 20, each with its child's hash as its left half, queued
       // root first (the order phase 2 of an update meets them in is bottom-up; this is the worst).
       const rng = seededRandom(13);

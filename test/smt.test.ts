@@ -5,6 +5,7 @@ import type { Account } from '../ledger/state.ts';
 import { EMPTY_HASH, StateKeys, positionBytes, stateKey, type StateChange, type TreeNodeReader, type TreeWrite } from '../ledger/smt.ts';
 import { prepareTreeUpdate, updateTree } from '../ledger/smt-update.ts';
 import { useInnerHashBackend } from '../ledger/inner-hashes.ts';
+import { INNER_HASH_BACKENDS, backendLabel, useBackendOrSkip } from './helpers/inner-hash-backend.ts';
 import { decodeAccountProof, encodeAccountProof, proveAccount, proveKeys, verifyAccountProof } from '../ledger/smt-proof.ts';
 import { MemoryStateTree } from '../ledger/smt-memory.ts';
 import { seededRandom } from './helpers/fixtures.ts';
@@ -61,6 +62,8 @@ function sortedMap(m: Map<string, string>): string[] {
 }
 
 describe('state tree (sparse Merkle tree)', () => {
+  afterEach(() => useInnerHashBackend('native'));
+
   it('an empty tree has the empty root; one account is its leaf at the root', async () => {
     const store = new MapTree();
     assert.deepEqual((await updateTree(store, [])).root, EMPTY_HASH);
@@ -103,18 +106,11 @@ describe('state tree (sparse Merkle tree)', () => {
     assert.equal(proof!.end.kind, 'other');
   });
 
-  for (const backend of ['native', 'js'] as const) {
-    it(`equals the naive reference at every step of random workloads with reorganisations (inner nodes hashed by the ${backend === 'js' ? 'JavaScript' : 'native'} SHA-256)`, async function () {
+  for (const backend of INNER_HASH_BACKENDS) {
+    it(`equals the naive reference at every step of random workloads with reorganisations (inner nodes hashed by the ${backendLabel(backend)} SHA-256)`, async function () {
       this.timeout(60_000);
-      if (useInnerHashBackend(backend) !== backend) {
-        console.log(`      SKIPPED: no native SHA-256 for ${process.platform}-${process.arch} (@chainsafe/hashtree has no binary here); the JavaScript one is tested`);
-        this.skip();
-      }
-      try {
-        await equalsReferenceThroughReorgs();
-      } finally {
-        useInnerHashBackend('native');
-      }
+      useBackendOrSkip(this, backend);
+      await equalsReferenceThroughReorgs();
     });
   }
 
@@ -187,49 +183,42 @@ describe('state tree (sparse Merkle tree)', () => {
     }
   }
 
-  for (const backend of ['native', 'js'] as const) {
-    it(`an update that leaves accounts as they were keeps the root and writes nothing; mixed with real changes, it equals the reference (${backend === 'js' ? 'JavaScript' : 'native'} SHA-256)`, async function () {
-      if (useInnerHashBackend(backend) !== backend) {
-        console.log(`      SKIPPED: no native SHA-256 for ${process.platform}-${process.arch} (@chainsafe/hashtree has no binary here); the JavaScript one is tested`);
-        this.skip();
-      }
-      try {
-        const rng = seededRandom(21);
-        const accounts: Accounts = new Map();
-        for (let i = 0; i < 300; i++) accounts.set(toHex(rng.bytes(20)), { balance: BigInt(rng.int(1e9)), nonce: BigInt(rng.int(9)) });
-        const store = new MapTree();
-        store.inMemory = 5; // the upper levels handed out as the nodes themselves, as ChainDB's top does
-        const first = await updateTree(store, changesOf(accounts));
-        store.apply(first.writes);
-        let root = first.root;
-        // As a block of 0-amount transfers between existing accounts reports them: every value as it was.
-        const addresses = [...accounts.keys()];
-        for (let trial = 0; trial < 20; trial++) {
-          const changes = new Map<string, Account | undefined>();
-          for (let i = 0; i < 1 + rng.int(60); i++) {
-            const a = addresses[rng.int(addresses.length)]!;
-            changes.set(a, accounts.get(a));
-          }
-          for (let i = 0; i < rng.int(3); i++) changes.set(toHex(rng.bytes(20)), undefined); // removing what is not there
-          const same = await updateTree(store, changesOf(changes));
-          assert.equal(toHex(same.root), toHex(root), `trial ${trial}: the root`);
-          assert.deepEqual(same.writes, [], `trial ${trial}: nothing to write`);
-          // Some of the same accounts changed for real: nodes that came out as they were sit beside ones that did not.
-          const mixed = new Map(changes);
-          for (const a of [...changes.keys()].filter((a) => accounts.has(a)).slice(0, 1 + rng.int(3))) {
-            const next = { balance: BigInt(rng.int(1e9)), nonce: BigInt(rng.int(9)) };
-            mixed.set(a, next);
-            accounts.set(a, next);
-          }
-          const update = await updateTree(store, changesOf(mixed));
-          store.apply(update.writes);
-          root = update.root;
-          assert.equal(toHex(root), referenceRoot(accounts).toString('hex'), `trial ${trial}: the root after real changes`);
+  for (const backend of INNER_HASH_BACKENDS) {
+    it(`an update that leaves accounts as they were keeps the root and writes nothing; mixed with real changes, it equals the reference (${backendLabel(backend)} SHA-256)`, async function () {
+      useBackendOrSkip(this, backend);
+      const rng = seededRandom(21);
+      const accounts: Accounts = new Map();
+      for (let i = 0; i < 300; i++) accounts.set(toHex(rng.bytes(20)), { balance: BigInt(rng.int(1e9)), nonce: BigInt(rng.int(9)) });
+      const store = new MapTree();
+      store.inMemory = 5; // the upper levels handed out as the nodes themselves, as ChainDB's top does
+      const first = await updateTree(store, changesOf(accounts));
+      store.apply(first.writes);
+      let root = first.root;
+      // As a block of 0-amount transfers between existing accounts reports them: every value as it was.
+      const addresses = [...accounts.keys()];
+      for (let trial = 0; trial < 20; trial++) {
+        const changes = new Map<string, Account | undefined>();
+        for (let i = 0; i < 1 + rng.int(60); i++) {
+          const a = addresses[rng.int(addresses.length)]!;
+          changes.set(a, accounts.get(a));
         }
-        assert.deepEqual(sortedMap(store.content()), sortedMap(referenceNodes(accounts)), 'the store holds exactly the tree');
-      } finally {
-        useInnerHashBackend('native');
+        for (let i = 0; i < rng.int(3); i++) changes.set(toHex(rng.bytes(20)), undefined); // removing what is not there
+        const same = await updateTree(store, changesOf(changes));
+        assert.equal(toHex(same.root), toHex(root), `trial ${trial}: the root`);
+        assert.deepEqual(same.writes, [], `trial ${trial}: nothing to write`);
+        // Some of the same accounts changed for real: nodes that came out as they were sit beside ones that did not.
+        const mixed = new Map(changes);
+        for (const a of [...changes.keys()].filter((a) => accounts.has(a)).slice(0, 1 + rng.int(3))) {
+          const next = { balance: BigInt(rng.int(1e9)), nonce: BigInt(rng.int(9)) };
+          mixed.set(a, next);
+          accounts.set(a, next);
+        }
+        const update = await updateTree(store, changesOf(mixed));
+        store.apply(update.writes);
+        root = update.root;
+        assert.equal(toHex(root), referenceRoot(accounts).toString('hex'), `trial ${trial}: the root after real changes`);
       }
+      assert.deepEqual(sortedMap(store.content()), sortedMap(referenceNodes(accounts)), 'the store holds exactly the tree');
     });
   }
 
