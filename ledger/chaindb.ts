@@ -383,9 +383,9 @@ export class ChainDB implements AccountSource, TreeNodeReader {
     for (const op of extraOps) ops.push(op);
     for (const indexer of this.indexers) for (const op of indexer.connectOps(block, effects)) ops.push(op);
     const latest = this.tree.ops(tree);
-    for (const a of effects.accounts) latest.push({ slot: 'A' + a.key, op: { type: 'put', key: layout.account(a.address), value: encodeAccount(a.account) } });
-    latest.push({ slot: TIP_SLOT, op: { type: 'put', key: layout.tip, value: hash } });
-    this.writes.enqueue(ops, effects.accounts, TreeStore.stored(tree), latest);
+    latest.push({ kind: 'tip', slot: TIP_SLOT, op: { type: 'put', key: layout.tip, value: hash } });
+    const accounts = effects.accounts.map((a): AccountWrite => ({ key: a.key, account: a.account, op: { type: 'put', key: layout.account(a.address), value: encodeAccount(a.account) } }));
+    this.writes.enqueue(ops, accounts, TreeStore.stored(tree), latest);
   }
 
   /** Queues the disconnection of the stored tip `block` with its `undo` data, and the tree back as it was, as ONE unit. */
@@ -396,18 +396,17 @@ export class ChainDB implements AccountSource, TreeNodeReader {
     ops.push({ type: 'del', key: layout.undo(header.hash) }, { type: 'del', key: layout.height(header.height) });
     for (const op of extraOps) ops.push(op);
     for (const indexer of this.indexers) for (const op of indexer.disconnectOps(block)) ops.push(op);
-    const accounts = undo.map((u): AccountWrite => ({ key: toHex(u.address), account: u.previous ?? null }));
-    const latest = this.tree.ops(tree);
-    undo.forEach((u, i) => {
+    const accounts = undo.map((u): AccountWrite => {
       const key = layout.account(u.address);
-      latest.push({ slot: 'A' + accounts[i]!.key, op: u.previous ? { type: 'put', key, value: encodeAccount(u.previous) } : { type: 'del', key } });
+      return { key: toHex(u.address), account: u.previous ?? null, op: u.previous ? { type: 'put', key, value: encodeAccount(u.previous) } : { type: 'del', key } };
     });
-    latest.push({ slot: TIP_SLOT, op: { type: 'put', key: layout.tip, value: header.prevHash } });
+    const latest = this.tree.ops(tree);
+    latest.push({ kind: 'tip', slot: TIP_SLOT, op: { type: 'put', key: layout.tip, value: header.prevHash } });
     this.writes.enqueue(ops, accounts, TreeStore.stored(tree), latest);
   }
 }
 
-/** The tip pointer's LatestOp slot (accounts' are `A` and the address hex, tree positions' `S` and the id). */
+/** The tip pointer's LatestOp slot, the one of its kind (a tree position's is its id). */
 const TIP_SLOT = 'tip';
 
 function encodeTxLocation(blockHash: Uint8Array, index: number): Uint8Array {

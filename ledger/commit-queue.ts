@@ -8,6 +8,12 @@ export type { BatchOp };
 export interface AccountWrite {
   readonly key: string;
   readonly account: Account | null;
+  /**
+   * The store operation that writes it, if the batch is to carry one: like a LatestOp, only the
+   * account's last in a flush is written, in the place of its first. The queue's own map of
+   * uncommitted accounts keeps that place, so an account costs one map lookup, not two.
+   */
+  readonly op?: BatchOp;
 }
 
 /** A state tree node written (or, `null`, removed) at a position, keyed by its position id. */
@@ -17,15 +23,24 @@ export interface NodeWrite {
 }
 
 /**
- * An operation on a key that holds only its latest value (an account, a tree position, the tip):
+ * An operation on a key that holds only its latest value (a tree position, the tip; an account's
+ * rides with its AccountWrite):
  * in one flush, a later operation for the same `slot` takes the earlier one's place. A flush is one
  * atomic batch, so only the last value of each such key in it is ever seen; a generated chain's
  * batch of thousands of blocks otherwise wrote the tip, the miner's account and its leaf once per block.
  */
 export interface LatestOp {
+  readonly kind: LatestKind;
   readonly slot: string;
   readonly op: BatchOp;
 }
+
+/**
+ * What a LatestOp's slot names: a tree position (its id) or the tip. Each kind has its own slots,
+ * so no slot is a prefix glued to a key: that concatenation, and hashing the new string, was most
+ * of the cost of queueing a block.
+ */
+export type LatestKind = 'node' | 'tip';
 
 /** Queued operations beyond which a writer waits for the flush in flight (backpressure). */
 const MAX_QUEUED_OPS = 50_000;
@@ -62,9 +77,12 @@ export class CommitQueue {
   private queuedAccounts: AccountWrite[] = [];
   private queuedNodes: NodeWrite[] = [];
   /** Where in `queued` each LatestOp slot of the next flush sits. */
-  private latestSlots = new Map<string, number>();
-  /** The newest uncommitted value of each account, with the flush that will carry it. */
-  private readonly uncommitted = new Map<string, { account: Account | null; flush: number }>();
+  private latestSlots = newLatestSlots();
+  /**
+   * The newest uncommitted value of each account, with the flush that will carry it and where in
+   * that flush's `queued` its operation sits (-1: none yet).
+   */
+  private readonly uncommitted = new Map<string, { account: Account | null; flush: number; at: number }>();
   /** The same for state tree nodes: the next block's tree update reads what this one wrote. */
   private readonly uncommittedNodes = new Map<string, { node: Uint8Array | null; flush: number }>();
   private inFlight: Promise<void> | undefined;
@@ -96,10 +114,11 @@ export class CommitQueue {
   enqueue(ops: readonly BatchOp[], accounts: readonly AccountWrite[] = [], nodes: readonly NodeWrite[] = [], latest: readonly LatestOp[] = []): void {
     this.check();
     for (const op of ops) this.queued.push(op);
-    for (const { slot, op } of latest) {
-      const at = this.latestSlots.get(slot);
+    for (const { kind, slot, op } of latest) {
+      const slots = this.latestSlots[kind];
+      const at = slots.get(slot);
       if (at === undefined) {
-        this.latestSlots.set(slot, this.queued.length);
+        slots.set(slot, this.queued.length);
         this.queued.push(op);
       } else {
         this.queued[at] = op;
@@ -107,8 +126,21 @@ export class CommitQueue {
     }
     const flush = this.flushes + 1;
     for (const a of accounts) {
-      this.queuedAccounts.push(a);
-      this.uncommitted.set(a.key, { account: a.account, flush });
+      let entry = this.uncommitted.get(a.key);
+      if (entry === undefined || entry.flush !== flush) {
+        entry = { account: a.account, flush, at: -1 };
+        this.uncommitted.set(a.key, entry);
+        this.queuedAccounts.push(a); // once a flush: its commit reads the entry's last value
+      } else {
+        entry.account = a.account;
+      }
+      if (a.op === undefined) continue;
+      if (entry.at < 0) {
+        entry.at = this.queued.length;
+        this.queued.push(a.op);
+      } else {
+        this.queued[entry.at] = a.op;
+      }
     }
     for (const n of nodes) {
       this.queuedNodes.push(n);
@@ -169,7 +201,7 @@ export class CommitQueue {
     this.queued = [];
     this.queuedAccounts = [];
     this.queuedNodes = [];
-    this.latestSlots = new Map();
+    this.latestSlots = newLatestSlots();
     this.inFlight = this.write(ops)
       .then(
         () => {
@@ -194,4 +226,8 @@ export class CommitQueue {
         this.start();
       });
   }
+}
+
+function newLatestSlots(): Record<LatestKind, Map<string, number>> {
+  return { node: new Map(), tip: new Map() };
 }

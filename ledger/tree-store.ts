@@ -198,7 +198,7 @@ export class TreeStore implements TreeNodeReader {
   /**
    * The writes of a tree update as store operations, with `top` updated in place: above
    * STORED_TREE_DEPTH only leaves are stored, so an inner node there is no write at all, save the
-   * removal of a leaf it replaces. Each is the latest value of its position (`S` and the id).
+   * removal of a leaf it replaces. Each is the latest value of its position (slot: the id).
    */
   private static latestOps(update: TreeUpdate, top: TopNodes): LatestOp[] {
     const ops: LatestOp[] = [];
@@ -206,8 +206,8 @@ export class TreeStore implements TreeNodeReader {
       const stored = w.id.charCodeAt(0) >= STORED_TREE_DEPTH;
       // Slot and key are made only for the writes that become operations: most of an update's
       // writes are inner nodes of the top, which are none.
-      if (w.node && (stored || w.node[0] !== INNER_PREFIX)) ops.push({ slot: 'S' + w.id, op: { type: 'put', key: layout.stateNode(w.id), value: w.node } });
-      else if (stored || top.holdsLeaf(w.id)) ops.push({ slot: 'S' + w.id, op: { type: 'del', key: layout.stateNode(w.id) } });
+      if (w.node && (stored || w.node[0] !== INNER_PREFIX)) ops.push({ kind: 'node', slot: w.id, op: { type: 'put', key: layout.stateNode(w.id), value: w.node } });
+      else if (stored || top.holdsLeaf(w.id)) ops.push({ kind: 'node', slot: w.id, op: { type: 'del', key: layout.stateNode(w.id) } });
       if (stored) continue;
       if (w.node) top.set(w.id, w.node);
       else top.delete(w.id);

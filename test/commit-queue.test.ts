@@ -35,10 +35,10 @@ describe('CommitQueue (ChainDB group commit)', () => {
   it('writes a latest-value slot once per flush, its last value in its first place; the next flush writes it again', async () => {
     const { store, batches } = manualStore();
     const q = new CommitQueue(store, () => {});
-    const tip = (n: number) => ({ slot: 'tip', op: { type: 'put' as const, key: Uint8Array.of(200), value: Uint8Array.of(n) } });
+    const tip = (n: number) => ({ kind: 'tip' as const, slot: 'tip', op: { type: 'put' as const, key: Uint8Array.of(200), value: Uint8Array.of(n) } });
     q.enqueue([put(1)], [], [], [tip(1)]);
-    q.enqueue([put(2)], [], [], [tip(2), { slot: 'x', op: put(50) }]);
-    q.enqueue([put(3)], [], [], [tip(3), { slot: 'x', op: { type: 'del', key: Uint8Array.of(50) } }]);
+    q.enqueue([put(2)], [], [], [tip(2), { kind: 'node' as const, slot: 'x', op: put(50) }]);
+    q.enqueue([put(3)], [], [], [tip(3), { kind: 'node' as const, slot: 'x', op: { type: 'del', key: Uint8Array.of(50) } }]);
     q.enqueue([put(4)], [], [], [tip(4)]);
     const shown = (ops: BatchOp[]) => ops.map((o) => (o.type === 'put' ? `${o.key[0]}=${o.value[0]}` : `-${o.key[0]}`));
     assert.deepEqual(shown(batches[0]!.ops), ['1=1', '200=1']);
@@ -71,6 +71,31 @@ describe('CommitQueue (ChainDB group commit)', () => {
     batches[1]!.finish();
     await q.flushed();
     assert.deepEqual(committed.map((c) => [c.key, c.account?.balance]), [['b', 1n], ['a', 2n]]);
+  });
+
+  it("writes an account's operation once per flush, its last in its first place, and hands the account to the cache once", async () => {
+    const { store, batches } = manualStore();
+    const committed: AccountWrite[] = [];
+    const q = new CommitQueue(store, (c) => committed.push(...c));
+    const write = (key: string, balance: number): AccountWrite => ({ ...acct(key, BigInt(balance)), op: { type: 'put', key: Uint8Array.of(key.charCodeAt(0)), value: Uint8Array.of(balance) } });
+    const shown = (ops: BatchOp[]) => ops.map((o) => (o.type === 'put' ? `${String.fromCharCode(o.key[0]!)}=${o.value[0]}` : `-${o.key[0]}`));
+    q.enqueue([put(1)], [write('a', 1)]);
+    q.enqueue([put(2)], [write('a', 2), write('b', 2)]);
+    q.enqueue([put(3)], [write('b', 3), write('a', 3), acct('c', 3n)]);
+    q.enqueue([put(4)], [write('a', 4)]);
+    assert.deepEqual(shown(batches[0]!.ops), ['\x01=1', 'a=1']);
+    batches[0]!.finish();
+    await tick();
+    assert.deepEqual(shown(batches[1]!.ops), ['\x02=2', 'a=4', 'b=3', '\x03=3', '\x04=4'], 'one write of a and of b, each its last value; c rides with no operation');
+    assert.equal(q.account('a')?.balance, 4n);
+    batches[1]!.finish();
+    await q.flushed();
+    assert.deepEqual(committed.map((c) => [c.key, c.account?.balance]), [['a', 4n], ['b', 3n], ['c', 3n]], "each account once, with its last value (the first flush's a was overtaken)");
+    q.enqueue([], [write('a', 5)]);
+    await tick();
+    assert.deepEqual(shown(batches[2]!.ops), ['a=5'], 'the next flush writes it again');
+    batches[2]!.finish();
+    await q.flushed();
   });
 
   it('flushed() waits for what was queued before it was called, not for what comes after', async () => {
