@@ -382,10 +382,10 @@ export class ChainDB implements AccountSource, TreeNodeReader {
     for (let i = 0; i < block.txs.length; i++) ops.push({ type: 'put', key: layout.tx(block.txs[i]!.id), value: encodeTxLocation(hash, i) });
     for (const op of extraOps) ops.push(op);
     for (const indexer of this.indexers) for (const op of indexer.connectOps(block, effects)) ops.push(op);
-    const latest = this.tree.ops(tree);
+    const { latest, stored } = this.tree.apply(tree);
     latest.push({ kind: 'tip', slot: TIP_SLOT, op: { type: 'put', key: layout.tip, value: hash } });
     const accounts = effects.accounts.map((a): AccountWrite => ({ key: a.key, account: a.account, op: { type: 'put', key: layout.account(a.address), value: encodeAccount(a.account) } }));
-    this.writes.enqueue(ops, accounts, TreeStore.stored(tree), latest);
+    this.writes.enqueue(ops, accounts, stored, latest);
   }
 
   /** Queues the disconnection of the stored tip `block` with its `undo` data, and the tree back as it was, as ONE unit. */
@@ -400,9 +400,9 @@ export class ChainDB implements AccountSource, TreeNodeReader {
       const key = layout.account(u.address);
       return { key: toHex(u.address), account: u.previous ?? null, op: u.previous ? { type: 'put', key, value: encodeAccount(u.previous) } : { type: 'del', key } };
     });
-    const latest = this.tree.ops(tree);
+    const { latest, stored } = this.tree.apply(tree);
     latest.push({ kind: 'tip', slot: TIP_SLOT, op: { type: 'put', key: layout.tip, value: header.prevHash } });
-    this.writes.enqueue(ops, accounts, TreeStore.stored(tree), latest);
+    this.writes.enqueue(ops, accounts, stored, latest);
   }
 }
 

@@ -8,8 +8,6 @@ import {
   leafNode,
   nodeHash,
   nodeHashInto,
-  INNER_NODE_BYTES,
-  newNode,
   positionId,
   zeroAt,
   type StateChange,
@@ -18,6 +16,7 @@ import {
   type TreeWrite,
 } from './smt.ts';
 import { InnerHashQueue } from './inner-hashes.ts';
+import { InnerNodePool } from './inner-node-pool.ts';
 import { decodeAccount, type Account } from './state.ts';
 
 /**
@@ -237,7 +236,18 @@ function accountsAt(batch: Batch, span: Span, out: Map<Uint8Array, Account | und
  */
 const innerHashes = new InnerHashQueue();
 
+/**
+ * Where phase 2's new inner nodes come from (ledger/inner-node-pool.ts): the pool the last
+ * released update left, or a new one while an update not yet released holds it. `phase2Nodes` is
+ * the running update's (phase 2 is synchronous).
+ */
+let innerNodes = new InnerNodePool();
+let phase2Nodes = innerNodes;
+
 function finish(batch: Batch, top: Span): TreeUpdate {
+  if (!innerNodes.available) innerNodes = new InnerNodePool();
+  phase2Nodes = innerNodes;
+  const release = innerNodes.claim();
   const root = new Uint8Array(32);
   const made = newMade();
   try {
@@ -245,6 +255,7 @@ function finish(batch: Batch, top: Span): TreeUpdate {
     innerHashes.run(); // empties the queue as it goes
   } catch (err) {
     innerHashes.clear(); // an update that failed part way leaves nothing for the next
+    release();
     throw err;
   }
   if (made.node === undefined) {
@@ -252,7 +263,7 @@ function finish(batch: Batch, top: Span): TreeUpdate {
   } else if (made.changed) {
     batch.put(top.id, made.node);
   }
-  return { root, writes: batch.writes };
+  return { root, writes: batch.writes, release };
 }
 
 /**
@@ -376,7 +387,7 @@ function compute(batch: Batch, span: Span, out: Uint8Array, at: number, made: Ma
     if (made.node !== undefined && sameBytes(made.node, existing)) made.changed = false;
     return;
   }
-  const inner = newNode(INNER_NODE_BYTES);
+  const inner = phase2Nodes.take();
   inner[0] = INNER_PREFIX;
   const [left, right] = halvesAt(depth);
   if (span.left) compute(batch, span.left, inner, 1, left, existing);
@@ -428,7 +439,7 @@ function build(batch: Batch, entries: readonly Entry[], from: number, to: number
   }
   let mid = from;
   while (mid < to && bitAt(entries[mid]!.key, depth) === 0) mid++;
-  const inner = newNode(INNER_NODE_BYTES);
+  const inner = phase2Nodes.take();
   inner[0] = INNER_PREFIX;
   const [left, right] = halvesAt(depth);
   build(batch, entries, from, mid, depth + 1, inner, 1, left);

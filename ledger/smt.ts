@@ -217,4 +217,10 @@ export interface TreeUpdate {
   readonly root: Uint8Array;
   /** Exactly the positions whose node changed, appeared or went away. */
   readonly writes: readonly TreeWrite[];
+  /**
+   * Lets the next update reuse this one's new inner nodes (ledger/inner-node-pool.ts): call it
+   * once every node kept from `writes` has been copied, and read none of them after. Absent, or
+   * never called, the nodes stay this update's.
+   */
+  readonly release?: () => void;
 }

@@ -2,7 +2,7 @@ import { StoreError } from './errors.ts';
 import { layout } from './layout.ts';
 import type { BatchOp, KvStore } from './kv.ts';
 import type { LatestOp, NodeWrite } from './commit-queue.ts';
-import { EMPTY_HASH, INNER_PREFIX, innerNode, nodeHash, positionId, positionIdOfBytes, zeroAt, type TreeNodeReader, type TreeUpdate } from './smt.ts';
+import { EMPTY_HASH, INNER_PREFIX, innerNode, newNode, nodeHash, positionId, positionIdOfBytes, zeroAt, type TreeNodeReader, type TreeUpdate, type TreeWrite } from './smt.ts';
 import { LEGACY_STORED_TREE_DEPTH, NodeCache, STORED_TREE_DEPTH, TopNodes } from './tree-memory.ts';
 
 /*
@@ -182,12 +182,21 @@ export class TreeStore implements TreeNodeReader {
   }
 
   /**
-   * The store operations of a tree update, each with its position as its LatestOp slot, the top
-   * and the cache updated as they are made (the update is queued).
+   * The store operations of a tree update, each with its position as its LatestOp slot, and its
+   * writes below the top for the commit queue to answer reads of until they are committed; the
+   * top and the cache are updated as they are made (the update is queued). What is kept of the
+   * update's inner nodes is copied, and the update released: the next may reuse them.
    */
-  ops(update: TreeUpdate): LatestOp[] {
-    for (const w of update.writes) if (w.id.charCodeAt(0) >= STORED_TREE_DEPTH) this.cache.set(w.id, w.node);
-    return TreeStore.latestOps(update, this.top);
+  apply(update: TreeUpdate): { latest: LatestOp[]; stored: NodeWrite[] } {
+    const stored: NodeWrite[] = [];
+    const latest = TreeStore.latestOps(update, this.top, (w) => {
+      const kept = w.node && w.node[0] === INNER_PREFIX ? { id: w.id, node: copyNode(w.node) } : w;
+      this.cache.set(kept.id, kept.node);
+      stored.push(kept);
+      return kept;
+    });
+    update.release?.();
+    return { latest, stored };
   }
 
   /** The writes of a tree update as store operations, with `top` updated in place (see latestOps). */
@@ -198,12 +207,14 @@ export class TreeStore implements TreeNodeReader {
   /**
    * The writes of a tree update as store operations, with `top` updated in place: above
    * STORED_TREE_DEPTH only leaves are stored, so an inner node there is no write at all, save the
-   * removal of a leaf it replaces. Each is the latest value of its position (slot: the id).
+   * removal of a leaf it replaces. Each is the latest value of its position (slot: the id). A
+   * write below the top is written as `keep` returns it (the node it keeps, perhaps a copy).
    */
-  private static latestOps(update: TreeUpdate, top: TopNodes): LatestOp[] {
+  private static latestOps(update: TreeUpdate, top: TopNodes, keep: (w: TreeWrite) => TreeWrite = (w) => w): LatestOp[] {
     const ops: LatestOp[] = [];
-    for (const w of update.writes) {
-      const stored = w.id.charCodeAt(0) >= STORED_TREE_DEPTH;
+    for (const written of update.writes) {
+      const stored = written.id.charCodeAt(0) >= STORED_TREE_DEPTH;
+      const w = stored ? keep(written) : written;
       // Slot and key are made only for the writes that become operations: most of an update's
       // writes are inner nodes of the top, which are none.
       if (w.node && (stored || w.node[0] !== INNER_PREFIX)) ops.push({ kind: 'node', slot: w.id, op: { type: 'put', key: layout.stateNode(w.id), value: w.node } });
@@ -215,10 +226,13 @@ export class TreeStore implements TreeNodeReader {
     return ops;
   }
 
-  /** The writes below the top, for the commit queue to answer reads of until they are committed. */
-  static stored(update: TreeUpdate): NodeWrite[] {
-    return update.writes.filter((w) => w.id.charCodeAt(0) >= STORED_TREE_DEPTH);
-  }
+}
+
+/** A node's own copy, on a slab (smt.ts `newNode`). */
+function copyNode(node: Uint8Array): Uint8Array {
+  const copy = newNode(node.length);
+  copy.set(node);
+  return copy;
 }
 
 /** The key bytes a position id stands for, padded to 32 (the bits past its depth are zero). */

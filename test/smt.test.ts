@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { bytesEqual, toHex } from '../ledger/bytes.ts';
 import { DecodeError, ProofError } from '../ledger/errors.ts';
 import type { Account } from '../ledger/state.ts';
-import { EMPTY_HASH, StateKeys, positionBytes, stateKey, type StateChange, type TreeNodeReader, type TreeWrite } from '../ledger/smt.ts';
+import { EMPTY_HASH, StateKeys, positionBytes, stateKey, type StateChange, type TreeNodeReader, type TreeUpdate, type TreeWrite } from '../ledger/smt.ts';
 import { prepareTreeUpdate, updateTree } from '../ledger/smt-update.ts';
 import { useInnerHashBackend } from '../ledger/inner-hashes.ts';
 import { INNER_HASH_BACKENDS, backendLabel, useBackendOrSkip } from './helpers/inner-hash-backend.ts';
@@ -56,6 +56,9 @@ type Accounts = Map<string, Account>;
 
 const changesOf = (entries: Iterable<[string, Account | undefined]>): StateChange[] =>
   [...entries].map(([address, account]) => ({ key: stateKey(Buffer.from(address, 'hex')), account }));
+
+/** What an update says (its root and writes), for comparing two: each carries a release of its own. */
+const written = (update: TreeUpdate) => ({ root: update.root, writes: update.writes });
 
 function sortedMap(m: Map<string, string>): string[] {
   return [...m].map(([k, v]) => `${k} ${v}`).sort();
@@ -284,7 +287,7 @@ describe('state tree (sparse Merkle tree)', () => {
     assert.ok(store.reads <= 20, `${store.reads} round trips for 500 changes in a tree of 4096 (depth ~12)`);
     store.ahead = 8;
     store.reads = 0;
-    assert.deepEqual(await updateTree(store, changesOf(changes)), update, 'reading ahead, the same update');
+    assert.deepEqual(written(await updateTree(store, changesOf(changes))), written(update), 'reading ahead, the same update');
     assert.ok(store.reads <= 6, `${store.reads} round trips reading 8 levels ahead below depth 4`);
     assert.ok(bytesEqual(update.root, MemoryStateTree.EMPTY.with(changesOf(new Map([...accounts, ...changes]))).root));
   });
@@ -299,11 +302,11 @@ describe('state tree (sparse Merkle tree)', () => {
     const changes = changesOf(addresses.slice(0, 50).map((a) => [a, { balance: 9n, nonce: 2n }] as const));
     const whole = await updateTree(store, changes);
     const prepared = await prepareTreeUpdate(store, changes.map((c) => c.key)).finish(changes);
-    assert.deepEqual(prepared, whole);
+    assert.deepEqual(written(prepared), written(whole));
     const other = changesOf(addresses.slice(1, 51).map((a) => [a, { balance: 9n, nonce: 2n }] as const));
-    assert.deepEqual(await prepareTreeUpdate(store, changes.map((c) => c.key)).finish(other), await updateTree(store, other));
+    assert.deepEqual(written(await prepareTreeUpdate(store, changes.map((c) => c.key)).finish(other)), written(await updateTree(store, other)));
     const removal = changesOf(addresses.slice(0, 50).map((a, i) => [a, i === 7 ? undefined : { balance: 9n, nonce: 2n }] as const));
-    assert.deepEqual(await prepareTreeUpdate(store, changes.map((c) => c.key)).finish(removal), await updateTree(store, removal));
+    assert.deepEqual(written(await prepareTreeUpdate(store, changes.map((c) => c.key)).finish(removal)), written(await updateTree(store, removal)));
   });
 
   it('an update prepared from its keys reads their accounts on the way down: its own leaf, or where the path ends without one', async () => {

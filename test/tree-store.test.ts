@@ -120,7 +120,7 @@ describe('tree store (the top in memory, the rest by position)', () => {
           store,
           [...changes].map(([a, account]) => ({ key: stateKey(Buffer.from(a, 'hex')), account })),
         );
-        await kv.write(store.ops(update).map((l) => l.op));
+        await kv.write(store.apply(update).latest.map((l) => l.op));
         for (const [a, account] of changes) {
           if (account) accounts.set(a, account);
           else accounts.delete(a);
