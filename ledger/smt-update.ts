@@ -94,7 +94,9 @@ class Batch {
   readonly accounts: (Account | undefined)[];
   /** deletions[i] = removals among changes [0, i): whether a span holds one, in O(1). */
   private readonly deletions: Int32Array;
-  readonly writes: TreeWrite[] = [];
+  /** The writes, as two arrays (an object each was most of what a scavenge found alive in an update). */
+  readonly writeIds: string[] = [];
+  readonly writeNodes: (Uint8Array | null)[] = [];
 
   constructor(changes: readonly StateChange[]) {
     const sorted = sortChanges(changes);
@@ -141,11 +143,37 @@ class Batch {
   }
 
   put(id: string, node: Uint8Array): void {
-    this.writes.push({ id, node });
+    this.writeIds.push(id);
+    this.writeNodes.push(node);
   }
 
   remove(id: string): void {
-    this.writes.push({ id, node: null });
+    this.writeIds.push(id);
+    this.writeNodes.push(null);
+  }
+}
+
+/** A tree update as phase 2 leaves it: its writes kept as the batch's two arrays, made objects only if asked for. */
+class BatchUpdate implements TreeUpdate {
+  readonly root: Uint8Array;
+  readonly release: () => void;
+  private readonly ids: readonly string[];
+  private readonly nodes: readonly (Uint8Array | null)[];
+  private made: TreeWrite[] | undefined;
+
+  constructor(root: Uint8Array, batch: Batch, release: () => void) {
+    this.root = root;
+    this.ids = batch.writeIds;
+    this.nodes = batch.writeNodes;
+    this.release = release;
+  }
+
+  get writes(): readonly TreeWrite[] {
+    return (this.made ??= this.ids.map((id, i) => ({ id, node: this.nodes[i]! })));
+  }
+
+  forEachWrite(visit: (id: string, node: Uint8Array | null) => void): void {
+    for (let i = 0; i < this.ids.length; i++) visit(this.ids[i]!, this.nodes[i]!);
   }
 }
 
@@ -263,7 +291,7 @@ function finish(batch: Batch, top: Span): TreeUpdate {
   } else if (made.changed) {
     batch.put(top.id, made.node);
   }
-  return { root, writes: batch.writes, release };
+  return new BatchUpdate(root, batch, release);
 }
 
 /**

@@ -218,9 +218,20 @@ export interface TreeUpdate {
   /** Exactly the positions whose node changed, appeared or went away. */
   readonly writes: readonly TreeWrite[];
   /**
+   * The same writes one by one, without an object each where the update keeps them as arrays (a
+   * block's update makes thousands): what a consumer that only walks them should call (`eachWrite`).
+   */
+  readonly forEachWrite?: (visit: (id: string, node: Uint8Array | null) => void) => void;
+  /**
    * Lets the next update reuse this one's new inner nodes (ledger/inner-node-pool.ts): call it
    * once every node kept from `writes` has been copied, and read none of them after. Absent, or
    * never called, the nodes stay this update's.
    */
   readonly release?: () => void;
+}
+
+/** Each of an update's writes, through `forEachWrite` where it has one. */
+export function eachWrite(update: TreeUpdate, visit: (id: string, node: Uint8Array | null) => void): void {
+  if (update.forEachWrite) update.forEachWrite(visit);
+  else for (const w of update.writes) visit(w.id, w.node);
 }

@@ -2,7 +2,7 @@ import { StoreError } from './errors.ts';
 import { layout } from './layout.ts';
 import type { BatchOp, KvStore } from './kv.ts';
 import type { LatestOp, NodeWrite } from './commit-queue.ts';
-import { EMPTY_HASH, INNER_PREFIX, innerNode, newNode, nodeHash, positionId, positionIdOfBytes, zeroAt, type TreeNodeReader, type TreeUpdate, type TreeWrite } from './smt.ts';
+import { EMPTY_HASH, INNER_PREFIX, eachWrite, innerNode, newNode, nodeHash, positionId, positionIdOfBytes, zeroAt, type TreeNodeReader, type TreeUpdate } from './smt.ts';
 import { LEGACY_STORED_TREE_DEPTH, NodeCache, STORED_TREE_DEPTH, TopNodes } from './tree-memory.ts';
 
 /*
@@ -189,10 +189,10 @@ export class TreeStore implements TreeNodeReader {
    */
   apply(update: TreeUpdate): { latest: LatestOp[]; stored: NodeWrite[] } {
     const stored: NodeWrite[] = [];
-    const latest = TreeStore.latestOps(update, this.top, (w) => {
-      const kept = w.node && w.node[0] === INNER_PREFIX ? { id: w.id, node: copyNode(w.node) } : w;
-      this.cache.set(kept.id, kept.node);
-      stored.push(kept);
+    const latest = TreeStore.latestOps(update, this.top, (id, node) => {
+      const kept = node && node[0] === INNER_PREFIX ? copyNode(node) : node;
+      this.cache.set(id, kept);
+      stored.push({ id, node: kept });
       return kept;
     });
     update.release?.();
@@ -210,19 +210,23 @@ export class TreeStore implements TreeNodeReader {
    * removal of a leaf it replaces. Each is the latest value of its position (slot: the id). A
    * write below the top is written as `keep` returns it (the node it keeps, perhaps a copy).
    */
-  private static latestOps(update: TreeUpdate, top: TopNodes, keep: (w: TreeWrite) => TreeWrite = (w) => w): LatestOp[] {
+  private static latestOps(
+    update: TreeUpdate,
+    top: TopNodes,
+    keep: (id: string, node: Uint8Array | null) => Uint8Array | null = (_id, node) => node,
+  ): LatestOp[] {
     const ops: LatestOp[] = [];
-    for (const written of update.writes) {
-      const stored = written.id.charCodeAt(0) >= STORED_TREE_DEPTH;
-      const w = stored ? keep(written) : written;
+    eachWrite(update, (id, written) => {
+      const stored = id.charCodeAt(0) >= STORED_TREE_DEPTH;
+      const node = stored ? keep(id, written) : written;
       // Slot and key are made only for the writes that become operations: most of an update's
       // writes are inner nodes of the top, which are none.
-      if (w.node && (stored || w.node[0] !== INNER_PREFIX)) ops.push({ kind: 'node', slot: w.id, op: { type: 'put', key: layout.stateNode(w.id), value: w.node } });
-      else if (stored || top.holdsLeaf(w.id)) ops.push({ kind: 'node', slot: w.id, op: { type: 'del', key: layout.stateNode(w.id) } });
-      if (stored) continue;
-      if (w.node) top.set(w.id, w.node);
-      else top.delete(w.id);
-    }
+      if (node && (stored || node[0] !== INNER_PREFIX)) ops.push({ kind: 'node', slot: id, op: { type: 'put', key: layout.stateNode(id), value: node } });
+      else if (stored || top.holdsLeaf(id)) ops.push({ kind: 'node', slot: id, op: { type: 'del', key: layout.stateNode(id) } });
+      if (stored) return;
+      if (node) top.set(id, node);
+      else top.delete(id);
+    });
     return ops;
   }
 
