@@ -8,7 +8,11 @@ import { LevelKv } from '../ledger/kv-level.ts';
 import { STORED_TREE_DEPTH } from '../ledger/tree-store.ts';
 import { layout } from '../ledger/layout.ts';
 import { toHex } from '../ledger/bytes.ts';
-import { INNER_PREFIX } from '../ledger/smt.ts';
+import { INNER_PREFIX, bitAt, positionId, stateKey } from '../ledger/smt.ts';
+import { MemoryDisk } from '../ledger/kv-memory.ts';
+import { connectBlock } from '../consensus/connect.ts';
+import type { SaneBlock } from '../consensus/sanity.ts';
+import { stateAfter } from './helpers/states.ts';
 import { decodeTransaction, encodeUnsignedTransaction } from '../ledger/transaction.ts';
 
 describe('ChainDB', () => {
@@ -138,6 +142,78 @@ describe('ChainDB state tree storage', () => {
     assert.equal(toHex(await db.stateRoot()), toHex(db.genesis.header.stateRoot));
     await auditChainDB(db);
     await db.close();
+  });
+
+  it('answers and writes the nodes below the top a held flush carries, whatever the updates after it make', async function () {
+    this.timeout(30_000);
+    // Flushes complete only when the test says: block 1's nodes stay queued while block 2's update
+    // runs, and that update takes the inner node arrays block 1's was made in (ledger/inner-node-pool.ts).
+    const held: (() => void)[] = [];
+    let holding = false;
+    const disk = new MemoryDisk();
+    const params = testParams();
+    const db = await ChainDB.open(disk.open((complete) => (holding ? held.push(complete) : complete())), params);
+    const genesis = await TipHarness.open(db);
+    const rng = seededRandom(78);
+    // Pairs of addresses whose tree keys share their first 19 bits: each pair's leaves sit below
+    // STORED_TREE_DEPTH, under inner nodes that are stored there.
+    const byPrefix = new Map<number, Uint8Array>();
+    const pairs: [Uint8Array, Uint8Array][] = [];
+    while (pairs.length < 8) {
+      const address = rng.bytes(20);
+      const key = stateKey(address);
+      const prefix = ((key[0]! << 16) | (key[1]! << 8) | key[2]!) >>> 5;
+      const other = byPrefix.get(prefix);
+      if (other) {
+        pairs.push([other, address]);
+        byPrefix.delete(prefix);
+      } else {
+        byPrefix.set(prefix, address);
+      }
+    }
+    const [a] = FUNDED_KEYS;
+    const unchecked = { async checkBlockSignatures() {} };
+    let nonce = 0;
+    const payment = (to: Uint8Array) => {
+      const unsigned = encodeUnsignedTransaction({ chainId: params.chainId, from: a!.address, to, amount: 1n, fee: 1n, nonce: BigInt(nonce++) });
+      const signature = new Uint8Array(64);
+      signature[31] = 1;
+      signature[63] = 1;
+      return decodeTransaction(Uint8Array.from([...unsigned, ...a!.publicKey, ...signature]));
+    };
+    const fresh = () => Array.from({ length: 300 }, () => payment(rng.bytes(20)));
+    holding = true;
+    const block1 = childBlock(genesis.tip, [...pairs.flat().map(payment), ...fresh()]);
+    await connectBlock(db, params, genesis.tip, block1 as SaneBlock, { signatures: unchecked });
+    const tip1 = { hash: block1.header.hash, height: 1 };
+    const block2 = childBlock(tip1, fresh());
+    await connectBlock(db, params, tip1, block2 as SaneBlock, { signatures: unchecked });
+    assert.ok(held.length > 0, 'the first flush is still in flight');
+
+    const expected = stateAfter({ hash: block2.header.hash, height: 2 })!;
+    const ids: string[] = [];
+    for (const [k1, k2] of pairs.map(([x, y]) => [stateKey(x), stateKey(y)])) {
+      let split = 0;
+      while (bitAt(k1!, split) === bitAt(k2!, split)) split++;
+      for (let d = STORED_TREE_DEPTH; d <= split; d++) ids.push(positionId(k1!, d));
+      ids.push(positionId(k1!, split + 1), positionId(k2!, split + 1));
+    }
+    const want = ids.map((id) => expected.nodeAt(id));
+    assert.ok(want.filter((n) => n && n[0] === INNER_PREFIX).length >= 8, 'inner nodes below the top');
+    const show = (nodes: (Uint8Array | undefined)[]) => nodes.map((n) => (n ? toHex(n) : '-'));
+    assert.deepEqual(show(await db.readNodes(ids)), show(want), 'answered from the commit queue before the flush');
+
+    holding = false;
+    while (held.length > 0) held.shift()!();
+    await db.flushed();
+    for (let i = 0; i < ids.length; i++) {
+      const stored = disk.entries.get(toHex(layout.stateNode(ids[i]!)))?.value;
+      assert.equal(stored && toHex(stored), want[i] && toHex(want[i]!), `the store's node at depth ${ids[i]!.charCodeAt(0)}`);
+    }
+    await db.close();
+    const reopened = await ChainDB.open(disk.open(), params);
+    assert.equal(toHex(await reopened.stateRoot()), toHex(block2.header.stateRoot));
+    await reopened.close();
   });
 
   it('refuses to open a store whose state tree does not hash to its tip\'s state root', async () => {
