@@ -40,6 +40,7 @@ export async function connectBlock(
   const effects = await applyBlock(accountsFromTree(db, keys, tree), block, params, options.signatures);
   const update = await tree.finish(changesOfEffects(effects, keys));
   if (!bytesEqual(update.root, header.stateRoot)) {
+    update.release?.(); // nothing of it is kept
     throw new BlockRuleError('BLOCK_BAD_STATE_ROOT', `state root ${toHex(header.stateRoot)}, but the state after the block hashes to ${toHex(update.root)}`);
   }
   db.queueConnect(block, effects, update, options.extraOps, options.blockStored);
@@ -120,6 +121,7 @@ export async function disconnectBlock(db: ChainDB, block: Block, parentStateRoot
   if (!undo) throw new StoreError('STORE_CORRUPT', `tip ${toHex(block.header.hash)} has no undo data`);
   const tree = await updateTree(db, changesOfUndo(undo));
   if (!bytesEqual(tree.root, parentStateRoot)) {
+    tree.release?.();
     throw new StoreError('STORE_CORRUPT', `disconnecting ${toHex(block.header.hash)} leaves state root ${toHex(tree.root)}, not its parent's ${toHex(parentStateRoot)}`);
   }
   db.queueDisconnect(block, undo, tree, extraOps);

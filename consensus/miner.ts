@@ -41,7 +41,9 @@ export async function postStateRoot(
     const coinbase = { to: coinbaseTo, amount: rules.reward + txs.reduce((sum, tx) => sum + tx.fee, 0n) };
     try {
       const effects = await applyBlock(state, { txs, coinbase }, rules, admitted);
-      return { stateRoot: (await updateTree(state, changesOfEffects(effects))).root, txs, coinbase };
+      const update = await updateTree(state, changesOfEffects(effects));
+      update.release?.(); // only the root is kept: the next block's update may reuse its nodes
+      return { stateRoot: update.root, txs, coinbase };
     } catch (err) {
       if (!(err instanceof TxRuleError) || err.txIndex === undefined) throw err;
       const bad = txs[err.txIndex]!;

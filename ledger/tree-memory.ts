@@ -110,7 +110,7 @@ function slotOf(id: string, depth: number): number {
 /**
  * Positions below the top as the store and the commit queue leave them: a node, or known empty.
  * A ring of slots, the oldest entry giving way to the newest. Every tree write goes through
- * TreeStore.ops, which updates its entries, so an entry is never stale. Without it, each block's
+ * TreeStore.apply, which updates its entries, so an entry is never stale. Without it, each block's
  * reads below the top were a LevelDB round trip or two that the import sat idle for.
  */
 export class NodeCache {
