@@ -10,6 +10,13 @@ import { INNER_NODE_BYTES, newNode } from './smt.ts';
  * an update nobody releases keeps its nodes, and the next update takes a pool of its own.
  */
 export class InnerNodePool {
+  /**
+   * Tests set this: a release then fills the nodes it frees with 0xff, so that a consumer that
+   * reads an update's node after releasing it reads garbage at once, not only when a later
+   * update happens to rewrite that very node.
+   */
+  static poisonOnRelease = false;
+
   private readonly nodes: Uint8Array[] = [];
   private used = 0;
   /** Claims so far; the holder is the last claim until it releases. */
@@ -31,7 +38,9 @@ export class InnerNodePool {
     this.used = 0;
     const claim = ++this.claims;
     return () => {
-      if (claim === this.claims) this.held = false;
+      if (claim !== this.claims || !this.held) return;
+      if (InnerNodePool.poisonOnRelease) for (let i = 0; i < Math.min(this.used, this.nodes.length); i++) this.nodes[i]!.fill(0xff);
+      this.held = false;
     };
   }
 

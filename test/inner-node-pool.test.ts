@@ -5,6 +5,13 @@ import { updateTree } from '../ledger/smt-update.ts';
 import { seededRandom } from './helpers/fixtures.ts';
 import { referenceRoot } from './helpers/smt-reference.ts';
 import type { Account } from '../ledger/state.ts';
+import { ChainDB } from '../ledger/chaindb.ts';
+import { MemoryDisk } from '../ledger/kv-memory.ts';
+import { auditChainDB } from '../ledger/audit.ts';
+import { toHex } from '../ledger/bytes.ts';
+import { decodeTransaction, encodeUnsignedTransaction } from '../ledger/transaction.ts';
+import { FUNDED_KEYS, childBlock, testParams } from './helpers/fixtures.ts';
+import { TipHarness } from './helpers/tip.ts';
 
 /** Positions in a Map; `copying` keeps copies of the nodes it applies, as ChainDB's tree does, and releases the update. */
 class Nodes implements TreeNodeReader {
@@ -79,5 +86,43 @@ describe('InnerNodePool (the inner nodes a tree update makes, reused once releas
     assert.ok(innerNodesOf(next.writes).some((n) => releasedNodes.has(n)), 'a released update’s nodes are reused');
     copier.apply(next);
     assert.deepEqual(new Uint8Array((await updateTree(copier, [])).root), new Uint8Array(referenceRoot(accounts)));
+  });
+});
+
+describe('ChainDB with released inner nodes poisoned (nothing reads an update after releasing it)', () => {
+  before(() => (InnerNodePool.poisonOnRelease = true));
+  after(() => (InnerNodePool.poisonOnRelease = false));
+
+  it('connects, disconnects and connects again, and reopens, with a tree that passes the audit', async function () {
+    this.timeout(30_000);
+    const disk = new MemoryDisk();
+    const params = testParams();
+    let db = await ChainDB.open(disk.open(), params);
+    const h = await TipHarness.open(db);
+    const rng = seededRandom(79);
+    const [a] = FUNDED_KEYS;
+    const unchecked = { async checkBlockSignatures() {} };
+    let nonce = 0;
+    const payment = (to: Uint8Array) => {
+      const unsigned = encodeUnsignedTransaction({ chainId: params.chainId, from: a!.address, to, amount: 1n, fee: 1n, nonce: BigInt(nonce++) });
+      const signature = new Uint8Array(64);
+      signature[31] = 1;
+      signature[63] = 1;
+      return decodeTransaction(Uint8Array.from([...unsigned, ...a!.publicKey, ...signature]));
+    };
+    // Enough accounts (~3,000) that some paths pass the stored depth: nodes below the top are kept too.
+    for (let b = 0; b < 6; b++) await h.connectBlock(childBlock(h.tip, Array.from({ length: 500 }, () => payment(rng.bytes(20)))), unchecked);
+    await h.disconnectTip();
+    await h.disconnectTip();
+    nonce -= 1000;
+    for (let b = 0; b < 3; b++) await h.connectBlock(childBlock(h.tip, Array.from({ length: 300 }, () => payment(rng.bytes(20)))), unchecked);
+    assert.deepEqual(new Uint8Array(await db.stateRoot()), new Uint8Array((await db.getBlock(h.tip.hash))!.header.stateRoot));
+    await auditChainDB(db);
+    const root = toHex(await db.stateRoot());
+    await db.close();
+    db = await ChainDB.open(disk.open(), params);
+    assert.equal(toHex(await db.stateRoot()), root, 'the same tree from the store');
+    await auditChainDB(db);
+    await db.close();
   });
 });
