@@ -3,7 +3,7 @@ import { ChainDB } from '../ledger/chaindb.ts';
 import { auditChainDB } from '../ledger/audit.ts';
 import { StoreError, TxRuleError, BlockRuleError } from '../ledger/errors.ts';
 import { TipHarness } from './helpers/tip.ts';
-import { FUNDED_KEYS, childBlock, seededRandom, tempDir, testKey, testParams, transfer } from './helpers/fixtures.ts';
+import { FUNDED_KEYS, childBlock, placeholderPayment, seededRandom, tempDir, testKey, testParams, transfer, uncheckedSignatures } from './helpers/fixtures.ts';
 import { LevelKv } from '../ledger/kv-level.ts';
 import { STORED_TREE_DEPTH } from '../ledger/tree-store.ts';
 import { layout } from '../ledger/layout.ts';
@@ -13,7 +13,6 @@ import { MemoryDisk } from '../ledger/kv-memory.ts';
 import { connectBlock } from '../consensus/connect.ts';
 import type { SaneBlock } from '../consensus/sanity.ts';
 import { stateAfter } from './helpers/states.ts';
-import { decodeTransaction, encodeUnsignedTransaction } from '../ledger/transaction.ts';
 
 describe('ChainDB', () => {
   let dir: ReturnType<typeof tempDir>;
@@ -112,14 +111,8 @@ describe('ChainDB state tree storage', () => {
     const rng = seededRandom(77);
     const [a] = FUNDED_KEYS;
     // Unsigned (a placeholder signature): signatures are not what this is about, and 4,000 would take seconds.
-    const unchecked = { async checkBlockSignatures() {} };
-    const payment = (nonce: number) => {
-      const unsigned = encodeUnsignedTransaction({ chainId: params.chainId, from: a!.address, to: rng.bytes(20), amount: 1n, fee: 1n, nonce: BigInt(nonce) });
-      const signature = new Uint8Array(64);
-      signature[31] = 1;
-      signature[63] = 1;
-      return decodeTransaction(Uint8Array.from([...unsigned, ...a!.publicKey, ...signature]));
-    };
+    const unchecked = uncheckedSignatures;
+    const payment = (nonce: number) => placeholderPayment(a!, rng.bytes(20), nonce, params.chainId);
     for (let b = 0; b < 8; b++) await h.connectBlock(childBlock(h.tip, Array.from({ length: 500 }, (_, i) => payment(b * 500 + i))), unchecked);
     const root = toHex(await db.stateRoot());
     await db.close();
@@ -172,15 +165,9 @@ describe('ChainDB state tree storage', () => {
       }
     }
     const [a] = FUNDED_KEYS;
-    const unchecked = { async checkBlockSignatures() {} };
+    const unchecked = uncheckedSignatures;
     let nonce = 0;
-    const payment = (to: Uint8Array) => {
-      const unsigned = encodeUnsignedTransaction({ chainId: params.chainId, from: a!.address, to, amount: 1n, fee: 1n, nonce: BigInt(nonce++) });
-      const signature = new Uint8Array(64);
-      signature[31] = 1;
-      signature[63] = 1;
-      return decodeTransaction(Uint8Array.from([...unsigned, ...a!.publicKey, ...signature]));
-    };
+    const payment = (to: Uint8Array) => placeholderPayment(a!, to, nonce++, params.chainId);
     const fresh = () => Array.from({ length: 300 }, () => payment(rng.bytes(20)));
     holding = true;
     const block1 = childBlock(genesis.tip, [...pairs.flat().map(payment), ...fresh()]);

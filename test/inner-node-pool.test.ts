@@ -2,15 +2,13 @@ import assert from 'node:assert/strict';
 import { InnerNodePool } from '../ledger/inner-node-pool.ts';
 import { INNER_PREFIX, stateKey, type TreeNodeReader, type TreeUpdate, type TreeWrite } from '../ledger/smt.ts';
 import { updateTree } from '../ledger/smt-update.ts';
-import { seededRandom } from './helpers/fixtures.ts';
 import { referenceRoot } from './helpers/smt-reference.ts';
 import type { Account } from '../ledger/state.ts';
 import { ChainDB } from '../ledger/chaindb.ts';
 import { MemoryDisk } from '../ledger/kv-memory.ts';
 import { auditChainDB } from '../ledger/audit.ts';
 import { toHex } from '../ledger/bytes.ts';
-import { decodeTransaction, encodeUnsignedTransaction } from '../ledger/transaction.ts';
-import { FUNDED_KEYS, childBlock, testParams } from './helpers/fixtures.ts';
+import { FUNDED_KEYS, childBlock, placeholderPayment, seededRandom, testParams, uncheckedSignatures } from './helpers/fixtures.ts';
 import { TipHarness } from './helpers/tip.ts';
 
 /** Positions in a Map; `copying` keeps copies of the nodes it applies, as ChainDB's tree does, and releases the update. */
@@ -101,15 +99,9 @@ describe('ChainDB with released inner nodes poisoned (nothing reads an update af
     const h = await TipHarness.open(db);
     const rng = seededRandom(79);
     const [a] = FUNDED_KEYS;
-    const unchecked = { async checkBlockSignatures() {} };
+    const unchecked = uncheckedSignatures;
     let nonce = 0;
-    const payment = (to: Uint8Array) => {
-      const unsigned = encodeUnsignedTransaction({ chainId: params.chainId, from: a!.address, to, amount: 1n, fee: 1n, nonce: BigInt(nonce++) });
-      const signature = new Uint8Array(64);
-      signature[31] = 1;
-      signature[63] = 1;
-      return decodeTransaction(Uint8Array.from([...unsigned, ...a!.publicKey, ...signature]));
-    };
+    const payment = (to: Uint8Array) => placeholderPayment(a!, to, nonce++, params.chainId);
     // Enough accounts (~3,000) that some paths pass the stored depth: nodes below the top are kept too.
     for (let b = 0; b < 6; b++) await h.connectBlock(childBlock(h.tip, Array.from({ length: 500 }, () => payment(rng.bytes(20)))), unchecked);
     await h.disconnectTip();
