@@ -159,7 +159,7 @@ class BatchUpdate implements TreeUpdate {
   readonly release: () => void;
   private readonly ids: readonly string[];
   private readonly nodes: readonly (Uint8Array | null)[];
-  private made: TreeWrite[] | undefined;
+  private objects: TreeWrite[] | undefined;
 
   constructor(root: Uint8Array, batch: Batch, release: () => void) {
     this.root = root;
@@ -169,7 +169,7 @@ class BatchUpdate implements TreeUpdate {
   }
 
   get writes(): readonly TreeWrite[] {
-    return (this.made ??= this.ids.map((id, i) => ({ id, node: this.nodes[i]! })));
+    return (this.objects ??= this.ids.map((id, i) => ({ id, node: this.nodes[i]! })));
   }
 
   forEachWrite(visit: (id: string, node: Uint8Array | null) => void): void {
@@ -266,15 +266,13 @@ const innerHashes = new InnerHashQueue();
 
 /**
  * Where phase 2's new inner nodes come from (ledger/inner-node-pool.ts): the pool the last
- * released update left, or a new one while an update not yet released holds it. `phase2Nodes` is
- * the running update's (phase 2 is synchronous).
+ * released update left, or a new one while an update not yet released holds it. Phase 2 is
+ * synchronous, so this is the running update's pool until it returns.
  */
 let innerNodes = new InnerNodePool();
-let phase2Nodes = innerNodes;
 
 function finish(batch: Batch, top: Span): TreeUpdate {
   if (!innerNodes.available) innerNodes = new InnerNodePool();
-  phase2Nodes = innerNodes;
   const release = innerNodes.claim();
   const root = new Uint8Array(32);
   const made = newMade();
@@ -415,7 +413,7 @@ function compute(batch: Batch, span: Span, out: Uint8Array, at: number, made: Ma
     if (made.node !== undefined && sameBytes(made.node, existing)) made.changed = false;
     return;
   }
-  const inner = phase2Nodes.take();
+  const inner = innerNodes.take();
   inner[0] = INNER_PREFIX;
   const [left, right] = halvesAt(depth);
   if (span.left) compute(batch, span.left, inner, 1, left, existing);
@@ -467,7 +465,7 @@ function build(batch: Batch, entries: readonly Entry[], from: number, to: number
   }
   let mid = from;
   while (mid < to && bitAt(entries[mid]!.key, depth) === 0) mid++;
-  const inner = phase2Nodes.take();
+  const inner = innerNodes.take();
   inner[0] = INNER_PREFIX;
   const [left, right] = halvesAt(depth);
   build(batch, entries, from, mid, depth + 1, inner, 1, left);

@@ -229,7 +229,6 @@ export class TreeStore implements TreeNodeReader {
     });
     return ops;
   }
-
 }
 
 /** A node's own copy, on a slab (smt.ts `newNode`). */
