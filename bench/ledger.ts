@@ -3,18 +3,16 @@ import type { SaneBlock } from '../consensus/sanity.ts';
 import { toHex } from '../ledger/bytes.ts';
 import { ChainDB } from '../ledger/chaindb.ts';
 import { genesisBlock, type ChainParams } from '../ledger/genesis.ts';
-import { SIGNATURE_BYTES, verifySignature } from '../ledger/keys.ts';
+import { verifySignature } from '../ledger/keys.ts';
 import { checkTxAgainstState, type Account, type SignatureChecker } from '../ledger/state.ts';
 import {
   checkTxSignature,
   decodeTransaction,
-  encodeUnsignedTransaction,
   signTransaction,
   type Transaction,
-  type UnsignedTransaction,
 } from '../ledger/transaction.ts';
 import { checkBlockBody, type Block } from '../ledger/block.ts';
-import { childBlock, seededRandom, testKey, testParams, type TestKey } from '../test/helpers/fixtures.ts';
+import { childBlock, placeholderTransfer, seededRandom, testKey, testParams, type TestKey } from '../test/helpers/fixtures.ts';
 import { forgetStates, stateAfter } from '../test/helpers/states.ts';
 import { measureRate, measureRuns, median, metric, type Metric, type Suite, type SuiteContext } from './report.ts';
 
@@ -26,7 +24,7 @@ const BLOCK_TXS = 500;
  * takes over a second to verify on a laptop-class core.
  */
 const SIGNED_BLOCKS = 2;
-/** Blocks for the runs that skip signatures; cheap to build (see `placeholderTx`). */
+/** Blocks for the runs that skip signatures; cheap to build (test/helpers/fixtures.ts `placeholderTransfer`). */
 const UNSIGNED_BLOCKS = 40;
 const SENDER_BALANCE = 1_000_000_000_000n;
 const MIN_RUN_MS = 1000;
@@ -54,30 +52,13 @@ function buildChain(params: ChainParams, senders: readonly TestKey[], blocks: nu
     for (const sender of senders) {
       const to = random.int(2) === 0 ? senders[random.int(senders.length)]!.address : random.bytes(20);
       const fields = { chainId: params.chainId, to, amount: 1n + BigInt(random.int(1000)), fee: 1n + BigInt(random.int(10)), nonce: BigInt(b) };
-      txs.push(sign ? signTransaction(fields, sender.privateKey) : placeholderTx(fields, sender));
+      txs.push(sign ? signTransaction(fields, sender.privateKey) : placeholderTransfer(params, sender, fields.to, fields.nonce, fields.amount, fields.fee));
     }
     const block = childBlock(parent, txs, { reward: params.reward });
     chain.push(block);
     parent = { hash: block.header.hash, height: block.header.height };
   }
   return chain;
-}
-
-/**
- * A well-formed transaction whose signature (r = s = 1) is canonical but signs nothing. Only for
- * blocks connected with signature checks skipped: what that measures is state and storage, and
- * building tens of thousands of really signed transactions would take longer than the suite.
- */
-function placeholderTx(fields: Omit<UnsignedTransaction, 'from'>, sender: TestKey): Transaction {
-  const unsigned = encodeUnsignedTransaction({ ...fields, from: sender.address });
-  const signature = new Uint8Array(SIGNATURE_BYTES);
-  signature[31] = 1;
-  signature[63] = 1;
-  const bytes = new Uint8Array(unsigned.length + sender.publicKey.length + SIGNATURE_BYTES);
-  bytes.set(unsigned, 0);
-  bytes.set(sender.publicKey, unsigned.length);
-  bytes.set(signature, unsigned.length + sender.publicKey.length);
-  return decodeTransaction(bytes);
 }
 
 function buildFixture(): Fixture {

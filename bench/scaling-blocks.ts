@@ -9,29 +9,16 @@
 import { sha256 } from '../ledger/hash.ts';
 import { BLOCK_VERSION, computeMerkleRoot, makeBlock, makeHeader, type Block, type BlockHeader } from '../ledger/block.ts';
 import { genesisBlock, genesisChanges, type ChainParams } from '../ledger/genesis.ts';
-import { SIGNATURE_BYTES } from '../ledger/keys.ts';
 import { MemoryStateTree } from '../ledger/smt-memory.ts';
 import { stateKey } from '../ledger/smt.ts';
-import { decodeTransaction, encodeUnsignedTransaction, type Transaction } from '../ledger/transaction.ts';
+import type { Transaction } from '../ledger/transaction.ts';
 import type { Chain } from '../consensus/chain.ts';
 import { nextTarget } from '../consensus/difficulty.ts';
 import { postStateRoot, searchNonce, targetBytes } from '../consensus/miner.ts';
-import type { TestKey } from '../test/helpers/fixtures.ts';
 
 /** A clock far enough ahead that no block of a million on schedule is "too far in the future". */
 export function farClock(params: ChainParams): () => number {
   return () => params.timestamp + params.blockTime * 50_000_000;
-}
-
-/** A transfer whose signature (r = s = 1) is canonical but signs nothing: for connects that skip signatures. */
-export function placeholderTransfer(params: ChainParams, from: TestKey, to: Uint8Array, nonce: bigint, amount = 1n, fee = 1n): Transaction {
-  const unsigned = encodeUnsignedTransaction({ chainId: params.chainId, from: from.address, to, amount, fee, nonce });
-  const bytes = new Uint8Array(unsigned.length + from.publicKey.length + SIGNATURE_BYTES);
-  bytes.set(unsigned, 0);
-  bytes.set(from.publicKey, unsigned.length);
-  bytes[unsigned.length + from.publicKey.length + 31] = 1;
-  bytes[bytes.length - 1] = 1;
-  return decodeTransaction(bytes);
 }
 
 function solve(fields: Omit<Parameters<typeof makeHeader>[0], 'nonce'>): BlockHeader {

@@ -11,7 +11,8 @@ import type { Block } from '../ledger/block.ts';
 import type { Transaction } from '../ledger/transaction.ts';
 import { Chain } from '../consensus/chain.ts';
 import { seededRandom, testKey, testParams, type TestKey } from '../test/helpers/fixtures.ts';
-import { blockOnTip, connect, emptyBlocks, farClock, placeholderTransfer } from './scaling-blocks.ts';
+import { blockOnTip, connect, emptyBlocks, farClock } from './scaling-blocks.ts';
+import { placeholderTransfer } from '../test/helpers/fixtures.ts';
 import { profiled, skipSignatures } from './perf-common.ts';
 import type { SuiteContext } from './report.ts';
 

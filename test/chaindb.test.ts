@@ -3,7 +3,7 @@ import { ChainDB } from '../ledger/chaindb.ts';
 import { auditChainDB } from '../ledger/audit.ts';
 import { StoreError, TxRuleError, BlockRuleError } from '../ledger/errors.ts';
 import { TipHarness } from './helpers/tip.ts';
-import { FUNDED_KEYS, childBlock, placeholderPayment, seededRandom, tempDir, testKey, testParams, transfer, uncheckedSignatures } from './helpers/fixtures.ts';
+import { FUNDED_KEYS, childBlock, placeholderTransfer, seededRandom, tempDir, testKey, testParams, transfer, uncheckedSignatures } from './helpers/fixtures.ts';
 import { LevelKv } from '../ledger/kv-level.ts';
 import { STORED_TREE_DEPTH } from '../ledger/tree-store.ts';
 import { layout } from '../ledger/layout.ts';
@@ -111,9 +111,8 @@ describe('ChainDB state tree storage', () => {
     const rng = seededRandom(77);
     const [a] = FUNDED_KEYS;
     // Unsigned (a placeholder signature): signatures are not what this is about, and 4,000 would take seconds.
-    const unchecked = uncheckedSignatures;
-    const payment = (nonce: number) => placeholderPayment(a!, rng.bytes(20), nonce, params.chainId);
-    for (let b = 0; b < 8; b++) await h.connectBlock(childBlock(h.tip, Array.from({ length: 500 }, (_, i) => payment(b * 500 + i))), unchecked);
+    const payment = (nonce: number) => placeholderTransfer(params, a!, rng.bytes(20), BigInt(nonce));
+    for (let b = 0; b < 8; b++) await h.connectBlock(childBlock(h.tip, Array.from({ length: 500 }, (_, i) => payment(b * 500 + i))), uncheckedSignatures);
     const root = toHex(await db.stateRoot());
     await db.close();
     const kv = await LevelKv.open(dir.path);
@@ -165,16 +164,15 @@ describe('ChainDB state tree storage', () => {
       }
     }
     const [a] = FUNDED_KEYS;
-    const unchecked = uncheckedSignatures;
     let nonce = 0;
-    const payment = (to: Uint8Array) => placeholderPayment(a!, to, nonce++, params.chainId);
+    const payment = (to: Uint8Array) => placeholderTransfer(params, a!, to, BigInt(nonce++));
     const fresh = () => Array.from({ length: 300 }, () => payment(rng.bytes(20)));
     holding = true;
     const block1 = childBlock(genesis.tip, [...pairs.flat().map(payment), ...fresh()]);
-    await connectBlock(db, params, genesis.tip, block1 as SaneBlock, { signatures: unchecked });
+    await connectBlock(db, params, genesis.tip, block1 as SaneBlock, { signatures: uncheckedSignatures });
     const tip1 = { hash: block1.header.hash, height: 1 };
     const block2 = childBlock(tip1, fresh());
-    await connectBlock(db, params, tip1, block2 as SaneBlock, { signatures: unchecked });
+    await connectBlock(db, params, tip1, block2 as SaneBlock, { signatures: uncheckedSignatures });
     assert.ok(held.length > 0, 'the first flush is still in flight');
 
     const expected = stateAfter({ hash: block2.header.hash, height: 2 })!;

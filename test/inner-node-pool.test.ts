@@ -8,7 +8,7 @@ import { ChainDB } from '../ledger/chaindb.ts';
 import { MemoryDisk } from '../ledger/kv-memory.ts';
 import { auditChainDB } from '../ledger/audit.ts';
 import { toHex } from '../ledger/bytes.ts';
-import { FUNDED_KEYS, childBlock, placeholderPayment, seededRandom, testParams, uncheckedSignatures } from './helpers/fixtures.ts';
+import { FUNDED_KEYS, childBlock, placeholderTransfer, seededRandom, testParams, uncheckedSignatures } from './helpers/fixtures.ts';
 import { TipHarness } from './helpers/tip.ts';
 
 /** Positions in a Map; `copying` keeps copies of the nodes it applies, as ChainDB's tree does, and releases the update. */
@@ -99,15 +99,14 @@ describe('ChainDB with released inner nodes poisoned (nothing reads an update af
     const h = await TipHarness.open(db);
     const rng = seededRandom(79);
     const [a] = FUNDED_KEYS;
-    const unchecked = uncheckedSignatures;
     let nonce = 0;
-    const payment = (to: Uint8Array) => placeholderPayment(a!, to, nonce++, params.chainId);
+    const payment = (to: Uint8Array) => placeholderTransfer(params, a!, to, BigInt(nonce++));
     // Enough accounts (~3,000) that some paths pass the stored depth: nodes below the top are kept too.
-    for (let b = 0; b < 6; b++) await h.connectBlock(childBlock(h.tip, Array.from({ length: 500 }, () => payment(rng.bytes(20)))), unchecked);
+    for (let b = 0; b < 6; b++) await h.connectBlock(childBlock(h.tip, Array.from({ length: 500 }, () => payment(rng.bytes(20)))), uncheckedSignatures);
     await h.disconnectTip();
     await h.disconnectTip();
     nonce -= 1000;
-    for (let b = 0; b < 3; b++) await h.connectBlock(childBlock(h.tip, Array.from({ length: 300 }, () => payment(rng.bytes(20)))), unchecked);
+    for (let b = 0; b < 3; b++) await h.connectBlock(childBlock(h.tip, Array.from({ length: 300 }, () => payment(rng.bytes(20)))), uncheckedSignatures);
     assert.deepEqual(new Uint8Array(await db.stateRoot()), new Uint8Array((await db.getBlock(h.tip.hash))!.header.stateRoot));
     await auditChainDB(db);
     const root = toHex(await db.stateRoot());

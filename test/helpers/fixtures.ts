@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sha256 } from '../../ledger/hash.ts';
-import { addressOf, publicKeyOf } from '../../ledger/keys.ts';
+import { SIGNATURE_BYTES, addressOf, publicKeyOf } from '../../ledger/keys.ts';
 import { BLOCK_VERSION, computeMerkleRoot, makeBlock, makeHeader, type Block } from '../../ledger/block.ts';
 import type { ChainParams } from '../../ledger/genesis.ts';
 import { ChainDB } from '../../ledger/chaindb.ts';
@@ -72,18 +72,20 @@ export function testParams(overrides: Partial<ChainParams> = {}): ChainParams {
 }
 
 /**
- * A payment of 1 (fee 1) whose signature (r = s = 1) is canonical but signs nothing: for blocks
- * connected with signature checks skipped, where thousands of really signed ones would take seconds.
+ * A transfer whose signature (r = s = 1) is canonical but signs nothing: for blocks connected with
+ * signature checks skipped (`uncheckedSignatures`), where thousands of really signed ones would take seconds.
  */
-export function placeholderPayment(from: TestKey, to: Uint8Array, nonce: number, chainId = 7): Transaction {
-  const unsigned = encodeUnsignedTransaction({ chainId, from: from.address, to, amount: 1n, fee: 1n, nonce: BigInt(nonce) });
-  const signature = new Uint8Array(64);
-  signature[31] = 1;
-  signature[63] = 1;
-  return decodeTransaction(Uint8Array.from([...unsigned, ...from.publicKey, ...signature]));
+export function placeholderTransfer(params: ChainParams, from: TestKey, to: Uint8Array, nonce: bigint, amount = 1n, fee = 1n): Transaction {
+  const unsigned = encodeUnsignedTransaction({ chainId: params.chainId, from: from.address, to, amount, fee, nonce });
+  const bytes = new Uint8Array(unsigned.length + from.publicKey.length + SIGNATURE_BYTES);
+  bytes.set(unsigned, 0);
+  bytes.set(from.publicKey, unsigned.length);
+  bytes[unsigned.length + from.publicKey.length + 31] = 1;
+  bytes[bytes.length - 1] = 1;
+  return decodeTransaction(bytes);
 }
 
-/** A signature checker that checks nothing, for blocks of placeholderPayment. */
+/** A signature checker that checks nothing, for blocks of placeholderTransfer. */
 export const uncheckedSignatures = { async checkBlockSignatures() {} };
 
 export function transfer(from: TestKey, to: Uint8Array, amount: bigint, nonce: bigint, fee = 1n, chainId = 7): Transaction {
