@@ -71,9 +71,14 @@ const handlers: Record<string, (arg: any) => Promise<unknown>> = {
     const sum = (r: Record<string, number>) => Object.values(r).reduce((a, b) => a + b, 0);
     return { bytes: sum(node.guard.stats.servedBytes), throttled: sum(node.guard.stats.throttled) };
   },
-  /** Resolves once the node holds every state snapshot it keeps (node/snapshots.ts). */
-  async snapshotsIdle() {
+  /**
+   * Resolves once the node's start-up work in the background is done: every state snapshot it
+   * keeps (node/snapshots.ts) and its address index's backfill (a datadir built without the index
+   * is indexed block by block after the start, writing ~40 records a block).
+   */
+  async backgroundIdle() {
     await node.snapshots?.idle();
+    while (node.addressIndex?.status().state === 'building') await new Promise((resolve) => setTimeout(resolve, 50));
     return true;
   },
   async mine(minerKey: number) {

@@ -89,11 +89,12 @@ export class ThreadNode {
   }
 
   /**
-   * Resolves once the node has made the state snapshots it keeps. A node opened on a chain whose
-   * tip is past a snapshot height makes its copy at start (O(accounts)), once.
+   * Resolves once the node has made the state snapshots it keeps and indexed every block by
+   * address. A node opened on a chain whose tip is past a snapshot height makes its copy at start
+   * (O(accounts)), once; one opened on a datadir built without the address index backfills it.
    */
-  snapshotsIdle(): Promise<boolean> {
-    return this.call('snapshotsIdle');
+  backgroundIdle(): Promise<boolean> {
+    return this.call('backgroundIdle');
   }
 
   mine(minerKey: number): Promise<{ hash: string; txs: number }> {
