@@ -74,6 +74,12 @@ export interface SyncRun {
   /** Wall time with at least one signature batch outstanding in its VerifyPool (overlapping the imports). */
   readonly preverifyMs: number;
   readonly eventLoopUtilization: number;
+  /**
+   * B's main thread's CPU time over the wall time. Below the event loop's busy share, the rest is
+   * time the thread was ready to run but the machine's two cores ran other threads (its pool, the
+   * serving nodes, LevelDB's, the collector's helpers).
+   */
+  readonly mainThreadCpu: number;
   /** When the pool had checked every transaction's signature: how far download and verification ran ahead of the import. */
   readonly allVerifiedMs: number;
   /** What B's VerifyPool runs on. */
@@ -92,6 +98,7 @@ export async function syncRun(ctx: SuiteContext, params: ChainParams, a: { addrs
   const target = toHex(a.tip.hash);
   const dir = ctx.tempDir('cairn-bench-sync-');
   const elu0 = performance.eventLoopUtilization();
+  const cpu0 = process.threadCpuUsage();
   const start = performance.now();
   // With the heap growth `cairn node` has (cli/cmd-node.ts): while B downloads a long chain, V8
   // may let its heap grow to three times what is live (node/heap-growth.ts). The setting is the
@@ -145,9 +152,11 @@ export async function syncRun(ctx: SuiteContext, params: ChainParams, a: { addrs
     }
     if (doneAt === undefined || firstBlockAt === undefined) throw new Error('B reached the tip before it was watched');
     const elu = performance.eventLoopUtilization(elu0).utilization;
+    const cpu = process.threadCpuUsage(cpu0);
+    const mainThreadCpu = (cpu.user + cpu.system) / 1000 / (performance.now() - start); // over the interval the event loop's share covers
     // Outside the timing: the same tip must mean the same state.
     if ((await stateDigest(b.node.db)) !== digest) throw new Error("B's state differs from A's at the same tip");
-    return { ms: doneAt - start, firstBlockMs: firstBlockAt - start, importMs, preverifyMs, eventLoopUtilization: elu, allVerifiedMs: (allVerifiedAt ?? doneAt) - start, verifier: verifierOf(b.node), peers: b.node.transport.peers().length };
+    return { ms: doneAt - start, firstBlockMs: firstBlockAt - start, importMs, preverifyMs, eventLoopUtilization: elu, mainThreadCpu, allVerifiedMs: (allVerifiedAt ?? doneAt) - start, verifier: verifierOf(b.node), peers: b.node.transport.peers().length };
   } finally {
     await stopNodes(live, [b]);
   }
@@ -228,7 +237,7 @@ export const syncSuite: Suite = {
       const line = (r: number, what: string, run: SyncRun, extra: string) =>
         ctx.log(
           `sync:   run ${r + 1} ${what}: ${s1(run.ms)} s (${k((txs * 1000) / run.ms)} tx/s), ${extra}, B had ${run.peers} peer${run.peers === 1 ? '' : 's'} at the tip, first block after ${ms0(run.firstBlockMs)} ms, every signature checked after ${s1(run.allVerifiedMs)} s, ` +
-            `in processBlock ${s1(run.importMs)} s, pool busy ${s1(run.preverifyMs)} s, event loop busy ${(100 * run.eventLoopUtilization).toFixed(0)}%`,
+            `in processBlock ${s1(run.importMs)} s, pool busy ${s1(run.preverifyMs)} s, event loop busy ${(100 * run.eventLoopUtilization).toFixed(0)}%, its thread on CPU ${(100 * run.mainThreadCpu).toFixed(0)}%`,
         );
       // Alternating, so that all see the same machine: a fresh B from A with its budgets and a
       // fresh B from three peers (in turn first), then one from A without budgets.
@@ -259,7 +268,7 @@ export const syncSuite: Suite = {
         const wall = med(list, (r) => r.ms);
         return (
           `median: first block after ${ms0(med(list, (r) => r.firstBlockMs))} ms; every block downloaded and its signatures checked after ${s1(med(list, (r) => r.allVerifiedMs))} s (8 batches of 32 blocks at most ahead of the import), the tip imported after ${s1(wall)} s; inside Chain.processBlock (one block at a time) ${((100 * med(list, (r) => r.importMs)) / wall).toFixed(0)}% of the wall time; ` +
-          `its VerifyPool (${list[0]!.verifier}) busy ${((100 * med(list, (r) => r.preverifyMs)) / wall).toFixed(0)}% of it, overlapping; B's event loop busy ${(100 * med(list, (r) => r.eventLoopUtilization)).toFixed(0)}% (the serving nodes serve from worker threads of their own in the same process, as their own processes would: bench/node-thread.ts)`
+          `its VerifyPool (${list[0]!.verifier}) busy ${((100 * med(list, (r) => r.preverifyMs)) / wall).toFixed(0)}% of it, overlapping; B's event loop busy ${(100 * med(list, (r) => r.eventLoopUtilization)).toFixed(0)}%, its thread on CPU ${(100 * med(list, (r) => r.mainThreadCpu)).toFixed(0)}% of the wall time (the rest of its busy time it waited for a core) (the serving nodes serve from worker threads of their own in the same process, as their own processes would: bench/node-thread.ts)`
         );
       };
       const oneBytes = median(uploads.map((u, i) => u * (runs[i]!.ms / 1000)));
