@@ -19,6 +19,8 @@ interface MeshView {
 }
 
 const port = parentPort!;
+/** A backfill of the bench's chains takes seconds; one that has not finished in this has stopped. */
+const BACKFILL_TIMEOUT_MS = 300_000;
 const { datadir, params, bootstrap, unlimited } = workerData as { datadir: string; params: ChainParams; bootstrap: string[]; unlimited: boolean };
 const node = createNode({ datadir, params, listen: ['/ip4/127.0.0.1/tcp/0'], mdns: false, bootstrap, serving: unlimited ? UNLIMITED_SERVING : undefined });
 const at = () => performance.timeOrigin + performance.now();
@@ -78,7 +80,11 @@ const handlers: Record<string, (arg: any) => Promise<unknown>> = {
    */
   async backgroundIdle() {
     await node.snapshots?.idle();
-    while (node.addressIndex?.status().state === 'building') await new Promise((resolve) => setTimeout(resolve, 50));
+    const deadline = performance.now() + BACKFILL_TIMEOUT_MS;
+    while (node.addressIndex?.status().state === 'building') {
+      if (performance.now() > deadline) throw new Error(`the address index was still being built after ${BACKFILL_TIMEOUT_MS / 1000} s: ${JSON.stringify(node.addressIndex.status())}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
     return true;
   },
   async mine(minerKey: number) {
