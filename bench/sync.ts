@@ -268,7 +268,7 @@ export const syncSuite: Suite = {
         const wall = med(list, (r) => r.ms);
         return (
           `median: first block after ${ms0(med(list, (r) => r.firstBlockMs))} ms; every block downloaded and its signatures checked after ${s1(med(list, (r) => r.allVerifiedMs))} s (8 batches of 32 blocks at most ahead of the import), the tip imported after ${s1(wall)} s; inside Chain.processBlock (one block at a time) ${((100 * med(list, (r) => r.importMs)) / wall).toFixed(0)}% of the wall time; ` +
-          `its VerifyPool (${list[0]!.verifier}) busy ${((100 * med(list, (r) => r.preverifyMs)) / wall).toFixed(0)}% of it, overlapping; B's event loop busy ${(100 * med(list, (r) => r.eventLoopUtilization)).toFixed(0)}%, its thread on CPU ${(100 * med(list, (r) => r.mainThreadCpu)).toFixed(0)}% of the wall time (the rest of its busy time it waited for a core) (the serving nodes serve from worker threads of their own in the same process, as their own processes would: bench/node-thread.ts)`
+          `its VerifyPool (${list[0]!.verifier}) busy ${((100 * med(list, (r) => r.preverifyMs)) / wall).toFixed(0)}% of it, overlapping; B's event loop busy ${(100 * med(list, (r) => r.eventLoopUtilization)).toFixed(0)}%, its thread on CPU ${(100 * med(list, (r) => r.mainThreadCpu)).toFixed(0)}% of the wall time, waiting for a core the rest of its busy time (the serving nodes serve from worker threads of their own in the same process, as their own processes would: bench/node-thread.ts)`
         );
       };
       const oneBytes = median(uploads.map((u, i) => u * (runs[i]!.ms / 1000)));
