@@ -4,12 +4,11 @@ import { stateDigest } from '../ledger/audit.ts';
 import { toHex } from '../ledger/bytes.ts';
 import { ChainDB } from '../ledger/chaindb.ts';
 import { genesisBlock, type ChainParams } from '../ledger/genesis.ts';
-import type { SignatureChecker } from '../ledger/state.ts';
 import { checkTxSignature, type Transaction } from '../ledger/transaction.ts';
 import type { Block } from '../ledger/block.ts';
 import { Chain } from '../consensus/chain.ts';
 import type { CairnNode } from '../node/node.ts';
-import { FUNDED_KEYS, seededRandom, testKey, transfer } from '../test/helpers/fixtures.ts';
+import { FUNDED_KEYS, seededRandom, testKey, transfer, uncheckedSignatures } from '../test/helpers/fixtures.ts';
 import { asParent, mineChild, stateRootOnTip } from '../test/helpers/mining.ts';
 import { verifyPoolOf, libp2pHost, mineOn, networkParams, stopAll, waitFor, type TestNode } from '../test/helpers/network.ts';
 import { startBenchNode, stopNodes, untilQuiet, within } from './nodes.ts';
@@ -37,7 +36,6 @@ const SETTLE_MS = 2_000;
 const MINER = testKey(97).address;
 
 /** The pre-built chain's store is filled with signatures unchecked: only the syncing node pays for them. */
-const skipSignatures: SignatureChecker = { async checkBlockSignatures() {} };
 
 /**
  * Signed transfers from the funded keys in turn, each sender's nonces in order, to other funded
@@ -74,7 +72,7 @@ function buildSyncChain(params: ChainParams, txs: readonly Transaction[]): Block
 async function prefillStore(datadir: string, params: ChainParams, blocks: readonly Block[]): Promise<void> {
   const db = await ChainDB.open(join(datadir, 'chain'), params);
   try {
-    const chain = await Chain.open(db, { clock: () => Math.floor(Date.now() / 1000), signatures: skipSignatures });
+    const chain = await Chain.open(db, { clock: () => Math.floor(Date.now() / 1000), signatures: uncheckedSignatures });
     for (const block of blocks) {
       const outcome = await chain.processBlock(block);
       if (outcome !== 'connected') throw new Error(`pre-built block ${block.header.height} was ${outcome}`);

@@ -11,7 +11,6 @@ import { type ChainParams } from '../ledger/genesis.ts';
 import { sha256 } from '../ledger/hash.ts';
 import { addressOf, publicKeyOf, signHash } from '../ledger/keys.ts';
 import { libsecp256k1Backend, opensslBackend, type SignatureBackend } from '../ledger/signature-backends.js';
-import type { SignatureChecker } from '../ledger/state.ts';
 import {
   TX_BYTES,
   UNSIGNED_TX_BYTES,
@@ -238,7 +237,6 @@ export async function profiled<T>(name: string, work: () => Promise<T>): Promise
   }
 }
 
-export const skipSignatures: SignatureChecker = { async checkBlockSignatures() {} };
 export const s1 = (ms: number): string => (ms / 1000).toFixed(1);
 export const ms0 = (ms: number): string => ms.toFixed(0);
 export const k = (n: number): string => Math.round(n).toLocaleString('en-US');

@@ -10,10 +10,9 @@ import type { ChainParams } from '../ledger/genesis.ts';
 import type { Block } from '../ledger/block.ts';
 import type { Transaction } from '../ledger/transaction.ts';
 import { Chain } from '../consensus/chain.ts';
-import { seededRandom, testKey, testParams, type TestKey } from '../test/helpers/fixtures.ts';
+import { placeholderTransfer, seededRandom, testKey, testParams, uncheckedSignatures, type TestKey } from '../test/helpers/fixtures.ts';
 import { blockOnTip, connect, emptyBlocks, farClock } from './scaling-blocks.ts';
-import { placeholderTransfer } from '../test/helpers/fixtures.ts';
-import { profiled, skipSignatures } from './perf-common.ts';
+import { profiled } from './perf-common.ts';
 import type { SuiteContext } from './report.ts';
 
 /** One point of a curve: the runs at one size, and what was seen there. */
@@ -28,7 +27,7 @@ const mb = (bytes: number) => `${Math.round(bytes / 2 ** 20)} MB`;
 async function openChain(ctx: SuiteContext, params: ChainParams, prefix: string): Promise<{ chain: Chain; close(): Promise<void> }> {
   const dir = ctx.tempDir(prefix);
   const db = await ChainDB.open(dir.path, params);
-  const chain = await Chain.open(db, { clock: farClock(params), signatures: skipSignatures });
+  const chain = await Chain.open(db, { clock: farClock(params), signatures: uncheckedSignatures });
   return {
     chain,
     async close() {
@@ -123,7 +122,7 @@ export async function syncByAccounts(ctx: SuiteContext, sizes: readonly number[]
     const source = await ChainDB.open(sourceDir.path, params);
     const target = await ChainDB.open(targetDir.path, params);
     try {
-      const options = { clock: farClock(params), signatures: skipSignatures };
+      const options = { clock: farClock(params), signatures: uncheckedSignatures };
       const [s, t] = [await Chain.open(source, options), await Chain.open(target, options)];
       ctx.log(`scaling: a genesis of ${size.toLocaleString('en')} accounts stored in ${((performance.now() - started) / 1000).toFixed(0)} s`);
       const nonces = senders.map(() => 0n);

@@ -9,11 +9,10 @@ import { Mempool } from '../ledger/mempool.ts';
 import type { Account, AccountSource } from '../ledger/state.ts';
 import { TX_BYTES, type Transaction } from '../ledger/transaction.ts';
 import { Chain } from '../consensus/chain.ts';
-import { seededRandom, testKey, testParams, type TestKey } from '../test/helpers/fixtures.ts';
+import { placeholderTransfer, seededRandom, testKey, testParams, uncheckedSignatures, type TestKey } from '../test/helpers/fixtures.ts';
 import { blockOnTip, connect, farClock } from './scaling-blocks.ts';
-import { placeholderTransfer } from '../test/helpers/fixtures.ts';
 import type { CurvePoint } from './scaling-sync.ts';
-import { profiled, skipSignatures } from './perf-common.ts';
+import { profiled } from './perf-common.ts';
 import type { SuiteContext } from './report.ts';
 
 /** Pending transactions per sender in the pool: well inside the policy's nonce gap of 64. */
@@ -101,7 +100,7 @@ export async function connectBySize(ctx: SuiteContext, sizes: readonly number[],
       const dir = ctx.tempDir('cairn-bench-connect-');
       const db = await ChainDB.open(dir.path, params);
       try {
-        const chain = await Chain.open(db, { clock: farClock(params), signatures: skipSignatures });
+        const chain = await Chain.open(db, { clock: farClock(params), signatures: uncheckedSignatures });
         const nonces = senders.map(() => 0n);
         const txs = (count: number) =>
           Array.from({ length: count }, (_, i) => {

@@ -16,9 +16,10 @@ import { startBenchNode, stopNodes, watchImports } from './nodes.ts';
 import { ThreadNode } from './threaded-nodes.ts';
 import { asParent, mineChild } from '../test/helpers/mining.ts';
 import { forgetStates } from '../test/helpers/states.ts';
+import { uncheckedSignatures } from '../test/helpers/fixtures.ts';
 import { verifyPoolOf, networkParams, stopAll, type TestNode } from '../test/helpers/network.ts';
 import { atLeast, median, metric, type Suite, type SuiteContext } from './report.ts';
-import { TARGETS, allocFor, benchKey, benchKeys, k, machineLimit, ms0, profiled, s1, signedTx, signerNote, skipSignatures, transfers, verifierOf, within, type BenchKey } from './perf-common.ts';
+import { TARGETS, allocFor, benchKey, benchKeys, k, machineLimit, ms0, profiled, s1, signedTx, signerNote, transfers, verifierOf, within, type BenchKey } from './perf-common.ts';
 
 // ---------------------------------------------------------------------------------------------
 // sync: a fresh node downloading 10,000 blocks of 200,000 transactions from one peer, and from three.
@@ -40,7 +41,7 @@ export async function buildSyncSource(ctx: SuiteContext, datadir: string, params
   const db = await ChainDB.open(join(datadir, 'chain'), params);
   let txCount = 0;
   try {
-    const chain = await Chain.open(db, { clock: () => Math.floor(Date.now() / 1000), signatures: skipSignatures });
+    const chain = await Chain.open(db, { clock: () => Math.floor(Date.now() / 1000), signatures: uncheckedSignatures });
     const source = transfers(senders, params.chainId, Math.ceil((blocks * txsPerBlock) / senders.length));
     let parent = asParent(genesisBlock(params));
     const start = performance.now();

@@ -11,7 +11,6 @@ import { join } from 'node:path';
 import { ChainDB } from '../ledger/chaindb.ts';
 import { genesisJson, type ChainParams } from '../ledger/genesis.ts';
 import { MemoryDisk } from '../ledger/kv-memory.ts';
-import type { SignatureChecker } from '../ledger/state.ts';
 import { decodeTransaction, UNSIGNED_TX_BYTES, type Transaction } from '../ledger/transaction.ts';
 import { Chain } from '../consensus/chain.ts';
 import { checkBlockSanity, type SaneBlock } from '../consensus/sanity.ts';
@@ -19,7 +18,7 @@ import { exportSnapshot, importSnapshot } from '../cli/cmd-snapshot.ts';
 import { realEnv } from '../node/env.ts';
 import { HistoryCheck, historyCheckStatus, type HistoryCheckStatus } from '../node/history-check.ts';
 import { InlineVerifier } from '../node/inline-verifier.ts';
-import { FUNDED_KEYS, tempDir, testKey, testParams, transfer } from './helpers/fixtures.ts';
+import { FUNDED_KEYS, tempDir, testKey, testParams, transfer, uncheckedSignatures } from './helpers/fixtures.ts';
 import { mineChild } from './helpers/mining.ts';
 
 const BLOCKS = 80;
@@ -27,7 +26,6 @@ const BLOCKS = 80;
 const BASE = 60;
 const BAD_HEIGHT = 7;
 const clock = () => 2_000_000_000;
-const noSignatureCheck: SignatureChecker = { async checkBlockSignatures() {} };
 
 /** A copy of `tx` whose signature no longer verifies (its last byte changed). */
 function brokenSignature(tx: Transaction): Transaction {
@@ -45,7 +43,7 @@ async function sourceChain(datadir: string, params: ChainParams, badAt?: number)
   mkdirSync(datadir, { recursive: true });
   writeFileSync(join(datadir, 'genesis.json'), genesisJson(params));
   const db = await ChainDB.open(join(datadir, 'chain'), params);
-  const chain = await Chain.open(db, { clock, signatures: noSignatureCheck });
+  const chain = await Chain.open(db, { clock, signatures: uncheckedSignatures });
   for (let h = 1; h <= BLOCKS; h++) {
     const tx = transfer(FUNDED_KEYS[0]!, testKey(50 + (h % 7)).address, 10n, BigInt(h - 1));
     const block = mineChild(params, chain.tip, [h === badAt ? brokenSignature(tx) : tx]);

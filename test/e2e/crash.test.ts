@@ -16,7 +16,7 @@ import { encodeAddress } from '../../ledger/keys.ts';
 import { signTransaction, type Transaction } from '../../ledger/transaction.ts';
 import type { ChainParams } from '../../ledger/genesis.ts';
 import { Chain } from '../../consensus/chain.ts';
-import { seededRandom, testKey } from '../helpers/fixtures.ts';
+import { seededRandom, testKey, uncheckedSignatures } from '../helpers/fixtures.ts';
 import { asParent, mineChild } from '../helpers/mining.ts';
 import { cairnJson, clusters, commonHead, report, secs, waitFor } from '../helpers/cluster.ts';
 
@@ -37,7 +37,7 @@ async function prebuildChain(datadir: string, genesisFile: string, params: Chain
   await cairnJson(['init', '--datadir', datadir, '--genesis', genesisFile]);
   const db = await ChainDB.open(join(datadir, 'chain'), params);
   try {
-    const chain = await Chain.open(db, { clock: () => Math.floor(Date.now() / 1000), signatures: { async checkBlockSignatures() {} } });
+    const chain = await Chain.open(db, { clock: () => Math.floor(Date.now() / 1000), signatures: uncheckedSignatures });
     const nonces = SENDERS.map(() => 0n);
     let parent = asParent(db.genesis);
     for (let i = 0; i < blocks; i++) {

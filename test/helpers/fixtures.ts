@@ -6,6 +6,7 @@ import { SIGNATURE_BYTES, addressOf, publicKeyOf } from '../../ledger/keys.ts';
 import { BLOCK_VERSION, computeMerkleRoot, makeBlock, makeHeader, type Block } from '../../ledger/block.ts';
 import type { ChainParams } from '../../ledger/genesis.ts';
 import { ChainDB } from '../../ledger/chaindb.ts';
+import type { SignatureChecker } from '../../ledger/state.ts';
 import { decodeTransaction, encodeUnsignedTransaction, signTransaction, type Transaction } from '../../ledger/transaction.ts';
 import { EMPTY_HASH } from '../../ledger/smt.ts';
 import { applyLoosely, rememberState, stateAfter } from './states.ts';
@@ -85,8 +86,8 @@ export function placeholderTransfer(params: ChainParams, from: TestKey, to: Uint
   return decodeTransaction(bytes);
 }
 
-/** A signature checker that checks nothing, for blocks of placeholderTransfer. */
-export const uncheckedSignatures = { async checkBlockSignatures() {} };
+/** A signature checker that checks nothing: for blocks of placeholderTransfer, and for blocks whose signatures are not what a test or bench measures. */
+export const uncheckedSignatures: SignatureChecker = { async checkBlockSignatures() {} };
 
 export function transfer(from: TestKey, to: Uint8Array, amount: bigint, nonce: bigint, fee = 1n, chainId = 7): Transaction {
   return signTransaction({ chainId, to, amount, fee, nonce }, from.privateKey);
