@@ -82,7 +82,7 @@ export class ChainDB implements AccountSource, TreeNodeReader {
     this.genesis = genesis;
     this.tree = new TreeStore(kv, top, (id) => this.writes.node(id));
     this.writes = new CommitQueue(
-      (ops) => kv.write(ops),
+      (log) => (kv.writeLog ? kv.writeLog(log) : kv.write(log.ops())),
       (committed) => {
         for (const a of committed) this.cacheAccount(a.key, a.account ?? undefined);
       },

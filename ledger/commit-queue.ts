@@ -1,4 +1,5 @@
 import { StoreError } from './errors.ts';
+import { OpLog } from './op-log.ts';
 import type { Account } from './state.ts';
 
 import type { BatchOp } from './kv.ts';
@@ -60,7 +61,7 @@ const MAX_QUEUED_OPS = 50_000;
  * store refuses with the error rather than build on what was never written.
  */
 /** The one thing the queue needs of LevelDB: write these operations as one atomic batch. */
-export type WriteBatch = (ops: readonly BatchOp[]) => Promise<void>;
+export type WriteBatch = (ops: OpLog) => Promise<void>;
 
 /**
  * When a flush that a write made necessary starts: at once (the default), or later in the same
@@ -73,8 +74,16 @@ const immediately: FlushScheduler = (start) => start();
 export class CommitQueue {
   private readonly write: WriteBatch;
   private readonly onCommitted: (accounts: readonly AccountWrite[]) => void;
-  private queued: BatchOp[] = [];
-  private queuedAccounts: AccountWrite[] = [];
+  private queued = new OpLog();
+  /** The log of the last flush that committed, emptied, for the next: its buffer is not made again. */
+  private spare: OpLog | undefined;
+  /**
+   * The keys of the accounts the next flush carries, once each: its commit reads their values from
+   * `uncommitted`. Only the keys, so that the writes themselves (their operations, keys and values)
+   * are garbage once the batch is built, not kept through the flush: LevelDB's write takes long
+   * enough for scavenges to fall inside it, and everything held across one is copied, then promoted.
+   */
+  private queuedAccounts: string[] = [];
   private queuedNodes: NodeWrite[] = [];
   /** Where in `queued` each LatestOp slot of the next flush sits. */
   private latestSlots = newLatestSlots();
@@ -113,16 +122,13 @@ export class CommitQueue {
    */
   enqueue(ops: readonly BatchOp[], accounts: readonly AccountWrite[] = [], nodes: readonly NodeWrite[] = [], latest: readonly LatestOp[] = []): void {
     this.check();
-    for (const op of ops) this.queued.push(op);
+    const queued = this.queued;
+    for (const op of ops) queued.push(op);
     for (const { kind, slot, op } of latest) {
       const slots = this.latestSlots[kind];
       const at = slots.get(slot);
-      if (at === undefined) {
-        slots.set(slot, this.queued.length);
-        this.queued.push(op);
-      } else {
-        this.queued[at] = op;
-      }
+      if (at === undefined) slots.set(slot, queued.push(op));
+      else queued.set(at, op);
     }
     const flush = this.flushes + 1;
     for (const a of accounts) {
@@ -130,17 +136,13 @@ export class CommitQueue {
       if (entry === undefined || entry.flush !== flush) {
         entry = { account: a.account, flush, at: -1 };
         this.uncommitted.set(a.key, entry);
-        this.queuedAccounts.push(a); // once a flush: its commit reads the entry's last value
+        this.queuedAccounts.push(a.key); // once a flush: its commit reads the entry's last value
       } else {
         entry.account = a.account;
       }
       if (a.op === undefined) continue;
-      if (entry.at < 0) {
-        entry.at = this.queued.length;
-        this.queued.push(a.op);
-      } else {
-        this.queued[entry.at] = a.op;
-      }
+      if (entry.at < 0) entry.at = queued.push(a.op);
+      else queued.set(entry.at, a.op);
     }
     for (const n of nodes) {
       this.queuedNodes.push(n);
@@ -194,27 +196,30 @@ export class CommitQueue {
 
   private start(): void {
     if (this.inFlight || this.queued.length === 0 || this.failure) return;
-    const ops = this.queued;
+    const log = this.queued;
     const accounts = this.queuedAccounts;
     const nodes = this.queuedNodes;
     const flush = ++this.flushes;
-    this.queued = [];
+    this.queued = this.spare ?? new OpLog();
+    this.spare = undefined;
     this.queuedAccounts = [];
     this.queuedNodes = [];
     this.latestSlots = newLatestSlots();
-    this.inFlight = this.write(ops)
+    this.inFlight = this.write(log)
       .then(
         () => {
           const committed: AccountWrite[] = [];
-          for (const a of accounts) {
-            const entry = this.uncommitted.get(a.key);
+          for (const key of accounts) {
+            const entry = this.uncommitted.get(key);
             if (entry?.flush !== flush) continue; // a later batch writes it again
-            this.uncommitted.delete(a.key);
-            committed.push({ key: a.key, account: entry.account });
+            this.uncommitted.delete(key);
+            committed.push({ key, account: entry.account });
           }
           for (const n of nodes) if (this.uncommittedNodes.get(n.id)?.flush === flush) this.uncommittedNodes.delete(n.id);
           this.generation++;
           this.committedFlushes = flush;
+          log.clear(); // the store has the batch: its views are done with
+          this.spare = log;
           this.onCommitted(committed);
         },
         (err: Error) => {

@@ -1,6 +1,6 @@
 import { Level } from 'level';
 import { StoreError } from './errors.ts';
-import type { BatchOp, KeyRange, KvStore } from './kv.ts';
+import type { BatchLog, BatchOp, KeyRange, KvStore } from './kv.ts';
 
 type Db = Level<Uint8Array, Uint8Array>;
 
@@ -53,6 +53,16 @@ export class LevelKv implements KvStore {
     return batch.write();
   }
 
+  /** A commit's batch from the commit queue's log: its views live outside the heap, so they are passed as they are. */
+  writeLog(log: BatchLog): Promise<void> {
+    const batch = this.db.batch();
+    log.forEach((key, value) => {
+      if (value === undefined) batch.del(key);
+      else batch.put(key, value);
+    });
+    return batch.write();
+  }
+
   /** In chunks (`nextv`): one native call per thousand entries, not one promise each from LevelDB. */
   async *iterate(range: KeyRange, limit = Infinity): AsyncIterable<[Uint8Array, Uint8Array]> {
     yield* inChunks(this.db.iterator({ gte: range.gte, lt: range.lt, reverse: range.reverse === true, ...(limit < Infinity ? { limit } : {}) }));
@@ -94,14 +104,19 @@ class Slab {
   }
 
   place(bytes: Uint8Array): Uint8Array {
-    if (bytes.length > IN_HEAP_MAX) return bytes;
+    if (!small(bytes)) return bytes;
     const out = this.bytes.subarray(this.used, (this.used += bytes.length));
     for (let i = 0; i < bytes.length; i++) out[i] = bytes[i]!;
     return out;
   }
 }
 
-const small = (bytes: Uint8Array): number => (bytes.length > IN_HEAP_MAX ? 0 : bytes.length);
+/**
+ * The bytes to copy for `bytes`: none if it lives outside the heap already, which a view at an
+ * offset always does (only a typed array made whole, of up to 64 bytes, is kept in the heap; taking
+ * a view of one first moves its bytes out). The commit queue's operations are such views (OpLog).
+ */
+const small = (bytes: Uint8Array): number => (bytes.length > IN_HEAP_MAX || bytes.byteOffset !== 0 ? 0 : bytes.length);
 
 /** A LevelDB iterator's entries a thousand at a time (`nextv`), closed however the reader stops. */
 async function* inChunks<T>(it: { nextv(size: number): Promise<T[]>; close(): Promise<void> }): AsyncIterable<T> {

@@ -12,6 +12,12 @@
  */
 export type BatchOp = { type: 'put'; key: Uint8Array; value: Uint8Array } | { type: 'del'; key: Uint8Array };
 
+/** A batch's operations in order, each key and value a view valid while the batch is written (ledger/op-log.ts). */
+export interface BatchLog {
+  forEach(visit: (key: Uint8Array, value: Uint8Array | undefined) => void): void;
+  ops(): BatchOp[];
+}
+
 export interface KeyRange {
   readonly gte: Uint8Array;
   readonly lt: Uint8Array;
@@ -23,6 +29,8 @@ export interface KvStore {
   get(key: Uint8Array): Promise<Uint8Array | undefined>;
   getMany(keys: readonly Uint8Array[]): Promise<(Uint8Array | undefined)[]>;
   write(ops: readonly BatchOp[]): Promise<void>;
+  /** The same as `write(log.ops())`, where the store can take the operations without their objects (ChainDB's commits). */
+  writeLog?(log: BatchLog): Promise<void>;
   iterate(range: KeyRange, limit?: number): AsyncIterable<[Uint8Array, Uint8Array]>;
   /** The keys alone, in the same order: a scan that needs no values reads none. */
   keys(range: KeyRange): AsyncIterable<Uint8Array>;

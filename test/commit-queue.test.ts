@@ -1,12 +1,19 @@
 import assert from 'node:assert/strict';
 import { CommitQueue, type AccountWrite, type BatchOp } from '../ledger/commit-queue.ts';
 import { StoreError } from '../ledger/errors.ts';
+import type { OpLog } from '../ledger/op-log.ts';
 
 /** A store whose batches complete only when the test says so. */
 function manualStore() {
   const batches: { ops: BatchOp[]; finish: (err?: Error) => void }[] = [];
-  const store = (ops: readonly BatchOp[]): Promise<void> =>
-    new Promise((resolve, reject) => batches.push({ ops: [...ops], finish: (err) => (err ? reject(err) : resolve()) }));
+  // The ops copied: the queue reuses a committed batch's log for a later one.
+  const store = (log: OpLog): Promise<void> =>
+    new Promise((resolve, reject) =>
+      batches.push({
+        ops: log.ops().map((op) => (op.type === 'put' ? { type: 'put', key: op.key.slice(), value: op.value.slice() } : { type: 'del', key: op.key.slice() })),
+        finish: (err) => (err ? reject(err) : resolve()),
+      }),
+    );
   return { store, batches };
 }
 
