@@ -2,7 +2,7 @@ import { Reader, Writer, bytesEqual, plainBytes, toHex } from './bytes.ts';
 import { StoreError } from './errors.ts';
 import { layout } from './layout.ts';
 import { ClockCache } from './clock-cache.ts';
-import { CommitQueue, type AccountWrite, type FlushScheduler } from './commit-queue.ts';
+import { CommitQueue, type FlushScheduler } from './commit-queue.ts';
 import type { BatchOp, KeyRange, KvStore } from './kv.ts';
 import { LevelKv } from './kv-level.ts';
 import { decodeBlock, type Block } from './block.ts';
@@ -376,33 +376,32 @@ export class ChainDB implements AccountSource, TreeNodeReader {
   queueConnect(block: Block, effects: BlockEffects, tree: TreeUpdate, extraOps: readonly BatchOp[] = [], blockStored = false): void {
     const { header } = block;
     const hash = header.hash;
-    const ops: BatchOp[] = [];
-    if (!blockStored) ops.push({ type: 'put', key: layout.block(hash), value: block.bytes });
-    ops.push({ type: 'put', key: layout.height(header.height), value: hash }, { type: 'put', key: layout.undo(hash), value: encodeUndo(effects.undo) });
-    for (let i = 0; i < block.txs.length; i++) ops.push({ type: 'put', key: layout.tx(block.txs[i]!.id), value: encodeTxLocation(hash, i) });
-    for (const op of extraOps) ops.push(op);
-    for (const indexer of this.indexers) for (const op of indexer.connectOps(block, effects)) ops.push(op);
-    const { latest, stored } = this.tree.apply(tree);
-    latest.push({ kind: 'tip', slot: TIP_SLOT, op: { type: 'put', key: layout.tip, value: hash } });
-    const accounts = effects.accounts.map((a): AccountWrite => ({ key: a.key, account: a.account, op: { type: 'put', key: layout.account(a.address), value: encodeAccount(a.account) } }));
-    this.writes.enqueue(ops, accounts, stored, latest);
+    const unit = this.writes.unit();
+    if (!blockStored) unit.put(layout.block(hash), block.bytes);
+    unit.put(layout.height(header.height), hash);
+    unit.put(layout.undo(hash), encodeUndo(effects.undo));
+    for (let i = 0; i < block.txs.length; i++) unit.put(layout.tx(block.txs[i]!.id), encodeTxLocation(hash, i));
+    for (const op of extraOps) unit.op(op);
+    for (const indexer of this.indexers) for (const op of indexer.connectOps(block, effects)) unit.op(op);
+    this.tree.apply(tree, unit);
+    unit.latest('tip', TIP_SLOT, layout.tip, hash);
+    for (const a of effects.accounts) unit.account(a.key, a.account, layout.account(a.address), encodeAccount(a.account));
+    unit.end();
   }
 
   /** Queues the disconnection of the stored tip `block` with its `undo` data, and the tree back as it was, as ONE unit. */
   queueDisconnect(block: Block, undo: readonly UndoRecord[], tree: TreeUpdate, extraOps: readonly BatchOp[] = []): void {
     const { header } = block;
-    const ops: BatchOp[] = [];
-    for (const tx of block.txs) ops.push({ type: 'del', key: layout.tx(tx.id) });
-    ops.push({ type: 'del', key: layout.undo(header.hash) }, { type: 'del', key: layout.height(header.height) });
-    for (const op of extraOps) ops.push(op);
-    for (const indexer of this.indexers) for (const op of indexer.disconnectOps(block)) ops.push(op);
-    const accounts = undo.map((u): AccountWrite => {
-      const key = layout.account(u.address);
-      return { key: toHex(u.address), account: u.previous ?? null, op: u.previous ? { type: 'put', key, value: encodeAccount(u.previous) } : { type: 'del', key } };
-    });
-    const { latest, stored } = this.tree.apply(tree);
-    latest.push({ kind: 'tip', slot: TIP_SLOT, op: { type: 'put', key: layout.tip, value: header.prevHash } });
-    this.writes.enqueue(ops, accounts, stored, latest);
+    const unit = this.writes.unit();
+    for (const tx of block.txs) unit.put(layout.tx(tx.id), undefined);
+    unit.put(layout.undo(header.hash), undefined);
+    unit.put(layout.height(header.height), undefined);
+    for (const op of extraOps) unit.op(op);
+    for (const indexer of this.indexers) for (const op of indexer.disconnectOps(block)) unit.op(op);
+    this.tree.apply(tree, unit);
+    unit.latest('tip', TIP_SLOT, layout.tip, header.prevHash);
+    for (const u of undo) unit.account(toHex(u.address), u.previous ?? null, layout.account(u.address), u.previous && encodeAccount(u.previous));
+    unit.end();
   }
 }
 

@@ -121,33 +121,67 @@ export class CommitQueue {
    * account values and tree nodes they write.
    */
   enqueue(ops: readonly BatchOp[], accounts: readonly AccountWrite[] = [], nodes: readonly NodeWrite[] = [], latest: readonly LatestOp[] = []): void {
+    const unit = this.unit();
+    for (const op of ops) unit.op(op);
+    for (const { kind, slot, op } of latest) unit.latest(kind, slot, op.key, op.type === 'put' ? op.value : undefined);
+    for (const a of accounts) unit.account(a.key, a.account, a.op?.key, a.op?.type === 'put' ? a.op.value : undefined);
+    for (const n of nodes) unit.node(n.id, n.node);
+    unit.end();
+  }
+
+  /**
+   * A unit queued as it is made, each write copied into the log at once (see `enqueue` for what each
+   * kind is): a block's writes as objects all alive until the last was made were what a scavenge
+   * inside the block's connect found, and copied. The unit must be made and ended in one synchronous
+   * step, which is what keeps a flush from taking half of it.
+   */
+  unit(): QueueUnit {
     this.check();
-    const queued = this.queued;
-    for (const op of ops) queued.push(op);
-    for (const { kind, slot, op } of latest) {
-      const slots = this.latestSlots[kind];
-      const at = slots.get(slot);
-      if (at === undefined) slots.set(slot, queued.push(op));
-      else queued.set(at, op);
+    return new QueueUnit(this, this.flushes + 1);
+  }
+
+  /** The account's entry for the coming flush, and whether the flush has it already. */
+  private accountEntry(key: string, account: Account | null, flush: number): { account: Account | null; flush: number; at: number } {
+    let entry = this.uncommitted.get(key);
+    if (entry === undefined || entry.flush !== flush) {
+      entry = { account, flush, at: -1 };
+      this.uncommitted.set(key, entry);
+      this.queuedAccounts.push(key); // once a flush: its commit reads the entry's last value
+    } else {
+      entry.account = account;
     }
-    const flush = this.flushes + 1;
-    for (const a of accounts) {
-      let entry = this.uncommitted.get(a.key);
-      if (entry === undefined || entry.flush !== flush) {
-        entry = { account: a.account, flush, at: -1 };
-        this.uncommitted.set(a.key, entry);
-        this.queuedAccounts.push(a.key); // once a flush: its commit reads the entry's last value
-      } else {
-        entry.account = a.account;
-      }
-      if (a.op === undefined) continue;
-      if (entry.at < 0) entry.at = queued.push(a.op);
-      else queued.set(entry.at, a.op);
-    }
-    for (const n of nodes) {
-      this.queuedNodes.push(n);
-      this.uncommittedNodes.set(n.id, { node: n.node, flush });
-    }
+    return entry;
+  }
+
+  /** @internal QueueUnit's writes. */
+  addOp(key: Uint8Array, value: Uint8Array | undefined): void {
+    this.queued.add(key, value);
+  }
+
+  /** @internal */
+  addLatest(kind: LatestKind, slot: string, key: Uint8Array, value: Uint8Array | undefined): void {
+    const slots = this.latestSlots[kind];
+    const at = slots.get(slot);
+    if (at === undefined) slots.set(slot, this.queued.add(key, value));
+    else this.queued.set(at, key, value);
+  }
+
+  /** @internal */
+  addAccount(key: string, account: Account | null, flush: number, storeKey: Uint8Array | undefined, value: Uint8Array | undefined): void {
+    const entry = this.accountEntry(key, account, flush);
+    if (storeKey === undefined) return;
+    if (entry.at < 0) entry.at = this.queued.add(storeKey, value);
+    else this.queued.set(entry.at, storeKey, value);
+  }
+
+  /** @internal */
+  addNode(id: string, node: Uint8Array | null, flush: number): void {
+    this.queuedNodes.push({ id, node });
+    this.uncommittedNodes.set(id, { node, flush });
+  }
+
+  /** @internal The unit is whole: readers may see it, and a flush may take it. */
+  endUnit(): void {
     this.generation++;
     if (!this.scheduled && !this.inFlight) {
       this.scheduled = true;
@@ -235,4 +269,43 @@ export class CommitQueue {
 
 function newLatestSlots(): Record<LatestKind, Map<string, number>> {
   return { node: new Map(), tip: new Map() };
+}
+
+/** One unit being queued (CommitQueue.unit): its writes, in order, then `end`. */
+export class QueueUnit {
+  private readonly queue: CommitQueue;
+  private readonly flush: number;
+
+  constructor(queue: CommitQueue, flush: number) {
+    this.queue = queue;
+    this.flush = flush;
+  }
+
+  /** A put of `value` at `key`, or the key's deletion (`value` undefined). */
+  put(key: Uint8Array, value: Uint8Array | undefined): void {
+    this.queue.addOp(key, value);
+  }
+
+  op(op: BatchOp): void {
+    this.queue.addOp(op.key, op.type === 'put' ? op.value : undefined);
+  }
+
+  /** A write of a key that holds only its latest value (LatestOp): in its slot's place in the flush. */
+  latest(kind: LatestKind, slot: string, key: Uint8Array, value: Uint8Array | undefined): void {
+    this.queue.addLatest(kind, slot, key, value);
+  }
+
+  /** An account's new value (`null`: deleted), with the store write that carries it if the unit has one. */
+  account(key: string, account: Account | null, storeKey?: Uint8Array, value?: Uint8Array): void {
+    this.queue.addAccount(key, account, this.flush, storeKey, value);
+  }
+
+  /** A state tree node written below the top, which the queue answers reads of until it is committed. */
+  node(id: string, node: Uint8Array | null): void {
+    this.queue.addNode(id, node, this.flush);
+  }
+
+  end(): void {
+    this.queue.endUnit();
+  }
 }

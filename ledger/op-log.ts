@@ -22,8 +22,8 @@ export class OpLog implements BatchLog {
     return this.count;
   }
 
-  /** Appends `op`; returns its place. */
-  push(op: BatchOp): number {
+  /** Appends a put of `value` at `key`, or its deletion (`value` undefined); returns its place. */
+  add(key: Uint8Array, value: Uint8Array | undefined): number {
     const at = this.count;
     if (3 * (at + 1) > this.index.length) {
       const index = new Int32Array(this.index.length * 2);
@@ -31,14 +31,17 @@ export class OpLog implements BatchLog {
       this.index = index;
     }
     this.count++;
-    this.set(at, op);
+    this.set(at, key, value);
     return at;
   }
 
-  /** Puts `op` in the place of the operation at `at`. */
-  set(at: number, op: BatchOp): void {
-    const key = op.key;
-    const value = op.type === 'put' ? op.value : undefined;
+  /** Appends `op`; returns its place. */
+  push(op: BatchOp): number {
+    return this.add(op.key, op.type === 'put' ? op.value : undefined);
+  }
+
+  /** Puts the put of `value` at `key` (a deletion: `value` undefined) in the place of the operation at `at`. */
+  set(at: number, key: Uint8Array, value: Uint8Array | undefined): void {
     const size = key.length + (value?.length ?? 0);
     if (this.used + size > this.bytes.length) this.grow(size);
     const bytes = this.bytes;

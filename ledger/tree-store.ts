@@ -1,7 +1,6 @@
 import { StoreError } from './errors.ts';
 import { layout } from './layout.ts';
 import type { BatchOp, KvStore } from './kv.ts';
-import type { LatestOp, NodeWrite } from './commit-queue.ts';
 import { EMPTY_HASH, INNER_PREFIX, eachWrite, innerNode, newNode, nodeHash, positionId, positionIdOfBytes, zeroAt, type TreeNodeReader, type TreeUpdate } from './smt.ts';
 import { LEGACY_STORED_TREE_DEPTH, NodeCache, STORED_TREE_DEPTH, TopNodes } from './tree-memory.ts';
 
@@ -182,53 +181,64 @@ export class TreeStore implements TreeNodeReader {
   }
 
   /**
-   * The store operations of a tree update, each with its position as its LatestOp slot, and its
-   * writes below the top for the commit queue to answer reads of until they are committed; the
-   * top and the cache are updated as they are made (the update is queued). What is kept of the
-   * update's inner nodes is copied, and the update released: the next may reuse them.
+   * The store operations of a tree update, each a latest-value write with its position as its
+   * slot, and its writes below the top for the commit queue to answer reads of until they are
+   * committed, into `sink` as they are made; the top and the cache are updated as they go (the
+   * update is queued). What is kept of the update's inner nodes is copied, and the update released:
+   * the next may reuse them.
    */
-  apply(update: TreeUpdate): { latest: LatestOp[]; stored: NodeWrite[] } {
-    const stored: NodeWrite[] = [];
-    const latest = TreeStore.latestOps(update, this.top, (id, node) => {
-      const kept = node && node[0] === INNER_PREFIX ? copyNode(node) : node;
-      this.cache.set(id, kept);
-      stored.push({ id, node: kept });
-      return kept;
-    });
+  apply(update: TreeUpdate, sink: TreeWriteSink): void {
+    TreeStore.eachOp(
+      update,
+      this.top,
+      (slot, key, value) => sink.latest('node', slot, key, value),
+      (id, node) => {
+        const kept = node && node[0] === INNER_PREFIX ? copyNode(node) : node;
+        this.cache.set(id, kept);
+        sink.node(id, kept);
+        return kept;
+      },
+    );
     update.release?.();
-    return { latest, stored };
   }
 
-  /** The writes of a tree update as store operations, with `top` updated in place (see latestOps). */
+  /** The writes of a tree update as store operations, with `top` updated in place (see eachOp). */
   static ops(update: TreeUpdate, top: TopNodes): BatchOp[] {
-    return TreeStore.latestOps(update, top).map((l) => l.op);
+    const ops: BatchOp[] = [];
+    TreeStore.eachOp(update, top, (_slot, key, value) => ops.push(value ? { type: 'put', key, value } : { type: 'del', key }));
+    return ops;
   }
 
   /**
-   * The writes of a tree update as store operations, with `top` updated in place: above
-   * STORED_TREE_DEPTH only leaves are stored, so an inner node there is no write at all, save the
-   * removal of a leaf it replaces. Each is the latest value of its position (slot: the id). A
+   * The writes of a tree update as store operations, into `emit`, with `top` updated in place:
+   * above STORED_TREE_DEPTH only leaves are stored, so an inner node there is no write at all, save
+   * the removal of a leaf it replaces. Each is the latest value of its position (`slot`: the id). A
    * write below the top is written as `keep` returns it (the node it keeps, perhaps a copy).
    */
-  private static latestOps(
+  private static eachOp(
     update: TreeUpdate,
     top: TopNodes,
+    emit: (slot: string, key: Uint8Array, value: Uint8Array | undefined) => void,
     keep: (id: string, node: Uint8Array | null) => Uint8Array | null = (_id, node) => node,
-  ): LatestOp[] {
-    const ops: LatestOp[] = [];
+  ): void {
     eachWrite(update, (id, written) => {
       const stored = id.charCodeAt(0) >= STORED_TREE_DEPTH;
       const node = stored ? keep(id, written) : written;
-      // Slot and key are made only for the writes that become operations: most of an update's
-      // writes are inner nodes of the top, which are none.
-      if (node && (stored || node[0] !== INNER_PREFIX)) ops.push({ kind: 'node', slot: id, op: { type: 'put', key: layout.stateNode(id), value: node } });
-      else if (stored || top.holdsLeaf(id)) ops.push({ kind: 'node', slot: id, op: { type: 'del', key: layout.stateNode(id) } });
+      // A key is made only for the writes that become operations: most of an update's writes are
+      // inner nodes of the top, which are none.
+      if (node && (stored || node[0] !== INNER_PREFIX)) emit(id, layout.stateNode(id), node);
+      else if (stored || top.holdsLeaf(id)) emit(id, layout.stateNode(id), undefined);
       if (stored) return;
       if (node) top.set(id, node);
       else top.delete(id);
     });
-    return ops;
   }
+}
+
+/** Where TreeStore.apply puts an update's writes: a unit of the commit queue (CommitQueue.unit). */
+export interface TreeWriteSink {
+  latest(kind: 'node', slot: string, key: Uint8Array, value: Uint8Array | undefined): void;
+  node(id: string, node: Uint8Array | null): void;
 }
 
 /** A node's own copy, on a slab (smt.ts `newNode`). */

@@ -39,9 +39,9 @@ describe('OpLog (the commit queue’s operations outside the heap)', () => {
     log.push({ type: 'put', key: Uint8Array.of(1), value: Uint8Array.of(10) });
     const at = log.push({ type: 'put', key: Uint8Array.of(2), value: Uint8Array.of(20) });
     log.push({ type: 'del', key: Uint8Array.of(3) });
-    log.set(at, { type: 'del', key: Uint8Array.of(2) });
-    log.set(2, { type: 'put', key: Uint8Array.of(3), value: new Uint8Array(200).fill(7) });
-    log.set(at, { type: 'put', key: Uint8Array.of(2), value: Uint8Array.of(21, 22) });
+    log.set(at, Uint8Array.of(2), undefined);
+    log.set(2, Uint8Array.of(3), new Uint8Array(200).fill(7));
+    log.set(at, Uint8Array.of(2), Uint8Array.of(21, 22));
     assert.deepEqual(shape(log.ops()), [
       ['put', '01', '0a'],
       ['put', '02', '1516'],
