@@ -26,8 +26,9 @@ export interface ChainTip {
  * index can never disagree with the block it describes, even across a kill.
  */
 export interface BlockIndexer {
-  connectOps(block: Block, effects: BlockEffects): readonly BatchOp[];
-  disconnectOps(block: Block): readonly BatchOp[];
+  /** Writes the records connecting `block` adds: a put of `value` at `key`, or its deletion (`value` undefined). */
+  connect(block: Block, effects: BlockEffects, write: (key: Uint8Array, value: Uint8Array | undefined) => void): void;
+  disconnect(block: Block, write: (key: Uint8Array, value: Uint8Array | undefined) => void): void;
 }
 
 export interface TxLocation {
@@ -382,7 +383,7 @@ export class ChainDB implements AccountSource, TreeNodeReader {
     unit.put(layout.undo(hash), encodeUndo(effects.undo));
     for (let i = 0; i < block.txs.length; i++) unit.put(layout.tx(block.txs[i]!.id), encodeTxLocation(hash, i));
     for (const op of extraOps) unit.op(op);
-    for (const indexer of this.indexers) for (const op of indexer.connectOps(block, effects)) unit.op(op);
+    for (const indexer of this.indexers) indexer.connect(block, effects, (key, value) => unit.put(key, value));
     this.tree.apply(tree, unit);
     unit.latest('tip', TIP_SLOT, layout.tip, hash);
     for (const a of effects.accounts) unit.account(a.key, a.account, layout.account(a.address), encodeAccount(a.account));
@@ -397,7 +398,7 @@ export class ChainDB implements AccountSource, TreeNodeReader {
     unit.put(layout.undo(header.hash), undefined);
     unit.put(layout.height(header.height), undefined);
     for (const op of extraOps) unit.op(op);
-    for (const indexer of this.indexers) for (const op of indexer.disconnectOps(block)) unit.op(op);
+    for (const indexer of this.indexers) indexer.disconnect(block, (key, value) => unit.put(key, value));
     this.tree.apply(tree, unit);
     unit.latest('tip', TIP_SLOT, layout.tip, header.prevHash);
     for (const u of undo) unit.account(toHex(u.address), u.previous ?? null, layout.account(u.address), u.previous && encodeAccount(u.previous));
