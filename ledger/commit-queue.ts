@@ -43,6 +43,9 @@ export interface LatestOp {
  */
 export type LatestKind = 'node' | 'tip';
 
+/** The largest log kept for the next flush once its own has committed. */
+const SPARE_LOG_MAX_BYTES = 8 * 1024 * 1024;
+
 /** Queued operations beyond which a writer waits for the flush in flight (backpressure). */
 const MAX_QUEUED_OPS = 50_000;
 
@@ -61,7 +64,7 @@ const MAX_QUEUED_OPS = 50_000;
  * store refuses with the error rather than build on what was never written.
  */
 /** The one thing the queue needs of LevelDB: write these operations as one atomic batch. */
-export type WriteBatch = (ops: OpLog) => Promise<void>;
+export type WriteBatch = (log: OpLog) => Promise<void>;
 
 /**
  * When a flush that a write made necessary starts: at once (the default), or later in the same
@@ -77,12 +80,7 @@ export class CommitQueue {
   private queued = new OpLog();
   /** The log of the last flush that committed, emptied, for the next: its buffer is not made again. */
   private spare: OpLog | undefined;
-  /**
-   * The keys of the accounts the next flush carries, once each: its commit reads their values from
-   * `uncommitted`. Only the keys, so that the writes themselves (their operations, keys and values)
-   * are garbage once the batch is built, not kept through the flush: LevelDB's write takes long
-   * enough for scavenges to fall inside it, and everything held across one is copied, then promoted.
-   */
+  /** The keys of the accounts the next flush carries, once each: its commit reads their values from `uncommitted`. */
   private queuedAccounts: string[] = [];
   private queuedNodes: NodeWrite[] = [];
   /** Where in `queued` each LatestOp slot of the next flush sits. */
@@ -140,19 +138,6 @@ export class CommitQueue {
     return new QueueUnit(this, this.flushes + 1);
   }
 
-  /** The account's entry for the coming flush, and whether the flush has it already. */
-  private accountEntry(key: string, account: Account | null, flush: number): { account: Account | null; flush: number; at: number } {
-    let entry = this.uncommitted.get(key);
-    if (entry === undefined || entry.flush !== flush) {
-      entry = { account, flush, at: -1 };
-      this.uncommitted.set(key, entry);
-      this.queuedAccounts.push(key); // once a flush: its commit reads the entry's last value
-    } else {
-      entry.account = account;
-    }
-    return entry;
-  }
-
   /** @internal QueueUnit's writes. */
   addOp(key: Uint8Array, value: Uint8Array | undefined): void {
     this.queued.add(key, value);
@@ -168,7 +153,14 @@ export class CommitQueue {
 
   /** @internal */
   addAccount(key: string, account: Account | null, flush: number, storeKey: Uint8Array | undefined, value: Uint8Array | undefined): void {
-    const entry = this.accountEntry(key, account, flush);
+    let entry = this.uncommitted.get(key);
+    if (entry === undefined || entry.flush !== flush) {
+      entry = { account, flush, at: -1 };
+      this.uncommitted.set(key, entry);
+      this.queuedAccounts.push(key); // once a flush: its commit reads the entry's last value
+    } else {
+      entry.account = account;
+    }
     if (storeKey === undefined) return;
     if (entry.at < 0) entry.at = this.queued.add(storeKey, value);
     else this.queued.set(entry.at, storeKey, value);
@@ -252,8 +244,12 @@ export class CommitQueue {
           for (const n of nodes) if (this.uncommittedNodes.get(n.id)?.flush === flush) this.uncommittedNodes.delete(n.id);
           this.generation++;
           this.committedFlushes = flush;
-          log.clear(); // the store has the batch: its views are done with
-          this.spare = log;
+          // The store has the batch, so the log's views are done with; one grown by a burst (a
+          // generated chain's flush of thousands of blocks) is not kept.
+          if (log.capacity <= SPARE_LOG_MAX_BYTES) {
+            log.clear();
+            this.spare = log;
+          }
           this.onCommitted(committed);
         },
         (err: Error) => {

@@ -22,6 +22,11 @@ export class OpLog implements BatchLog {
     return this.count;
   }
 
+  /** Bytes the log holds room for. */
+  get capacity(): number {
+    return this.bytes.length;
+  }
+
   /** Appends a put of `value` at `key`, or its deletion (`value` undefined); returns its place. */
   add(key: Uint8Array, value: Uint8Array | undefined): number {
     const at = this.count;

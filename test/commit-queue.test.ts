@@ -161,4 +161,26 @@ describe('CommitQueue (ChainDB group commit)', () => {
     assert.throws(() => q.enqueue([put(3)]), (err: unknown) => err instanceof StoreError && err.code === 'STORE_WRITE_FAILED');
     await assert.rejects(q.backpressure(), StoreError);
   });
+
+  it('reuses a committed batch\'s log for a later one, never one whose write is still in flight', async () => {
+    // A store that keeps the log's own views, as LevelDB's write reads them until it is done.
+    const batches: { ops: BatchOp[]; finish: () => void }[] = [];
+    const q = new CommitQueue((log) => new Promise<void>((resolve) => batches.push({ ops: log.ops(), finish: resolve })), () => {});
+    const putBytes = (n: number) => ({ type: 'put' as const, key: Uint8Array.of(n, n), value: new Uint8Array(100).fill(n) });
+    const bytesOf = (ops: BatchOp[]) => ops.map((o) => (o.type === 'put' ? [...o.key, ...o.value] : [...o.key]));
+    q.enqueue([putBytes(1)]);
+    q.enqueue([putBytes(2), putBytes(3)]); // queued behind batch 0, in a second log
+    batches[0]!.finish();
+    await tick(); // batch 0 committed: its log is the spare; batch 1 is in flight
+    assert.equal(batches.length, 2);
+    const inFlight = bytesOf(batches[1]!.ops);
+    q.enqueue([putBytes(4), putBytes(5), putBytes(6)]); // into batch 0's log, emptied
+    assert.deepEqual(bytesOf(batches[1]!.ops), inFlight, 'a write in flight reads what was queued, whatever is queued after it');
+    batches[1]!.finish();
+    await tick();
+    assert.deepEqual(bytesOf(batches[2]!.ops), bytesOf([putBytes(4), putBytes(5), putBytes(6)]));
+    const done = q.flushed();
+    batches[2]!.finish();
+    await done;
+  });
 });
