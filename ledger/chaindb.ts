@@ -28,6 +28,7 @@ export interface ChainTip {
 export interface BlockIndexer {
   /** Writes the records connecting `block` adds: a put of `value` at `key`, or its deletion (`value` undefined). */
   connect(block: Block, effects: BlockEffects, write: (key: Uint8Array, value: Uint8Array | undefined) => void): void;
+  /** The same for disconnecting it: the writes that take those records out again. */
   disconnect(block: Block, write: (key: Uint8Array, value: Uint8Array | undefined) => void): void;
 }
 
@@ -394,9 +395,9 @@ export class ChainDB implements AccountSource, TreeNodeReader {
   queueDisconnect(block: Block, undo: readonly UndoRecord[], tree: TreeUpdate, extraOps: readonly BatchOp[] = []): void {
     const { header } = block;
     const unit = this.writes.unit();
-    for (const tx of block.txs) unit.put(layout.tx(tx.id), undefined);
-    unit.put(layout.undo(header.hash), undefined);
-    unit.put(layout.height(header.height), undefined);
+    for (const tx of block.txs) unit.del(layout.tx(tx.id));
+    unit.del(layout.undo(header.hash));
+    unit.del(layout.height(header.height));
     for (const op of extraOps) unit.op(op);
     for (const indexer of this.indexers) indexer.disconnect(block, (key, value) => unit.put(key, value));
     this.tree.apply(tree, unit);

@@ -282,6 +282,10 @@ export class QueueUnit {
     this.queue.addOp(key, value);
   }
 
+  del(key: Uint8Array): void {
+    this.queue.addOp(key, undefined);
+  }
+
   op(op: BatchOp): void {
     this.queue.addOp(op.key, op.type === 'put' ? op.value : undefined);
   }
