@@ -4,7 +4,7 @@ import { bytesEqual, toHex } from '../ledger/bytes.ts';
 import { ChainDB } from '../ledger/chaindb.ts';
 import { genesisChanges, type ChainParams } from '../ledger/genesis.ts';
 import { InnerHashQueue } from '../ledger/inner-hashes.ts';
-import { INNER_PREFIX, changesOfEffects, nodeHashInto, stateKey, type TreeNodeReader } from '../ledger/smt.ts';
+import { INNER_PREFIX, changesOfEffects, nodeHashInto, stateKey, type StateChange, type TreeNodeReader } from '../ledger/smt.ts';
 import { updateTree } from '../ledger/smt-update.ts';
 import type { Block } from '../ledger/block.ts';
 import { uncheckedSignatures } from '../test/helpers/fixtures.ts';
@@ -19,9 +19,15 @@ import type { SuiteContext } from './report.ts';
  * inner node it writes, a level at a time through the same native queue phase 2 uses.
  */
 export interface HashWork {
-  /** Per block: the addresses whose keys are hashed, and the nodes whose hashes the root needs. */
-  readonly blocks: readonly { readonly addresses: Uint8Array[]; readonly leaves: Uint8Array[]; readonly inner: { depth: number; node: Uint8Array }[] }[];
+  readonly blocks: readonly BlockHashWork[];
   readonly txs: number;
+}
+
+/** One block's: the addresses whose keys are hashed, and the nodes whose hashes the root needs. */
+interface BlockHashWork {
+  readonly addresses: Uint8Array[];
+  readonly leaves: Uint8Array[];
+  readonly inner: { depth: number; node: Uint8Array }[];
 }
 
 /**
@@ -31,7 +37,7 @@ export interface HashWork {
 export async function collectHashWork(ctx: SuiteContext, params: ChainParams, chain: readonly Block[]): Promise<HashWork> {
   const nodes = new Map<string, Uint8Array>();
   const reader: TreeNodeReader = { readNodes: async (ids) => ids.map((id) => nodes.get(id)) };
-  const apply = async (changes: Parameters<typeof updateTree>[1]) => {
+  const apply = async (changes: readonly StateChange[]) => {
     const update = await updateTree(reader, changes);
     const leaves: Uint8Array[] = [];
     const inner: { depth: number; node: Uint8Array }[] = [];
@@ -52,7 +58,7 @@ export async function collectHashWork(ctx: SuiteContext, params: ChainParams, ch
   const dir = ctx.tempDir('cairn-bench-hashwork-');
   const db = await ChainDB.open(dir.path, params);
   const seen = new Set<string>();
-  const blocks: HashWork['blocks'][number][] = [];
+  const blocks: BlockHashWork[] = [];
   let txs = 0;
   try {
     let tip = await db.storedTip();
@@ -95,6 +101,6 @@ export function hashWorkNsPerTx(work: HashWork, minMs = 250): number {
 /** What one block asks of SHA-256, on average over `work`. */
 export function hashWorkPerBlock(work: HashWork): { addresses: number; leaves: number; inner: number } {
   const n = work.blocks.length;
-  const sum = (f: (b: HashWork['blocks'][number]) => number) => Math.round(work.blocks.reduce((s, b) => s + f(b), 0) / n);
+  const sum = (f: (b: BlockHashWork) => number) => Math.round(work.blocks.reduce((s, b) => s + f(b), 0) / n);
   return { addresses: sum((b) => b.addresses.length), leaves: sum((b) => b.leaves.length), inner: sum((b) => b.inner.length) };
 }

@@ -2,7 +2,7 @@ import { StoreError } from './errors.ts';
 import { OpLog } from './op-log.ts';
 import type { Account } from './state.ts';
 
-import type { BatchOp } from './kv.ts';
+import { valueOf, type BatchOp } from './kv.ts';
 export type { BatchOp };
 
 /** An account write riding in a batch, keyed as ChainDB's account cache is. */
@@ -121,8 +121,8 @@ export class CommitQueue {
   enqueue(ops: readonly BatchOp[], accounts: readonly AccountWrite[] = [], nodes: readonly NodeWrite[] = [], latest: readonly LatestOp[] = []): void {
     const unit = this.unit();
     for (const op of ops) unit.op(op);
-    for (const { kind, slot, op } of latest) unit.latest(kind, slot, op.key, op.type === 'put' ? op.value : undefined);
-    for (const a of accounts) unit.account(a.key, a.account, a.op?.key, a.op?.type === 'put' ? a.op.value : undefined);
+    for (const { kind, slot, op } of latest) unit.latest(kind, slot, op.key, valueOf(op));
+    for (const a of accounts) unit.account(a.key, a.account, a.op?.key, a.op && valueOf(a.op));
     for (const n of nodes) unit.node(n.id, n.node);
     unit.end();
   }
@@ -287,7 +287,7 @@ export class QueueUnit {
   }
 
   op(op: BatchOp): void {
-    this.queue.addOp(op.key, op.type === 'put' ? op.value : undefined);
+    this.queue.addOp(op.key, valueOf(op));
   }
 
   /** A write of a key that holds only its latest value (LatestOp): in its slot's place in the flush. */

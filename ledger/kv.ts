@@ -12,6 +12,16 @@
  */
 export type BatchOp = { type: 'put'; key: Uint8Array; value: Uint8Array } | { type: 'del'; key: Uint8Array };
 
+/** An operation as a key and a value, `undefined` for a deletion: how the commit queue's log holds it. */
+export function valueOf(op: BatchOp): Uint8Array | undefined {
+  return op.type === 'put' ? op.value : undefined;
+}
+
+/** The operation of a key and a value (`undefined`: the key's deletion). */
+export function batchOp(key: Uint8Array, value: Uint8Array | undefined): BatchOp {
+  return value === undefined ? { type: 'del', key } : { type: 'put', key, value };
+}
+
 /** A batch's operations in order, each key and value a view valid while the batch is written (ledger/op-log.ts). */
 export interface BatchLog {
   forEach(visit: (key: Uint8Array, value: Uint8Array | undefined) => void): void;

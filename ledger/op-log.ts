@@ -1,4 +1,4 @@
-import type { BatchLog, BatchOp } from './kv.ts';
+import { batchOp, type BatchLog, type BatchOp } from './kv.ts';
 
 /**
  * Store operations as the commit queue holds them until their flush: the bytes of each key and
@@ -40,11 +40,6 @@ export class OpLog implements BatchLog {
     return at;
   }
 
-  /** Appends `op`; returns its place. */
-  push(op: BatchOp): number {
-    return this.add(op.key, op.type === 'put' ? op.value : undefined);
-  }
-
   /** Puts the put of `value` at `key` (a deletion: `value` undefined) in the place of the operation at `at`. */
   set(at: number, key: Uint8Array, value: Uint8Array | undefined): void {
     const size = key.length + (value?.length ?? 0);
@@ -77,7 +72,7 @@ export class OpLog implements BatchLog {
   /** The operations as objects, for a store that takes them so (the same views as `forEach`). */
   ops(): BatchOp[] {
     const out: BatchOp[] = [];
-    this.forEach((key, value) => out.push(value === undefined ? { type: 'del', key } : { type: 'put', key, value }));
+    this.forEach((key, value) => out.push(batchOp(key, value)));
     return out;
   }
 

@@ -1,6 +1,6 @@
 import { StoreError } from './errors.ts';
 import { layout } from './layout.ts';
-import type { BatchOp, KvStore } from './kv.ts';
+import { batchOp, type BatchOp, type KvStore } from './kv.ts';
 import { EMPTY_HASH, INNER_PREFIX, eachWrite, innerNode, newNode, nodeHash, positionId, positionIdOfBytes, zeroAt, type TreeNodeReader, type TreeUpdate } from './smt.ts';
 import { LEGACY_STORED_TREE_DEPTH, NodeCache, STORED_TREE_DEPTH, TopNodes } from './tree-memory.ts';
 
@@ -205,7 +205,7 @@ export class TreeStore implements TreeNodeReader {
   /** The writes of a tree update as store operations, with `top` updated in place (see eachOp). */
   static ops(update: TreeUpdate, top: TopNodes): BatchOp[] {
     const ops: BatchOp[] = [];
-    TreeStore.eachOp(update, top, (_slot, key, value) => ops.push(value ? { type: 'put', key, value } : { type: 'del', key }));
+    TreeStore.eachOp(update, top, (_slot, key, value) => ops.push(batchOp(key, value)));
     return ops;
   }
 

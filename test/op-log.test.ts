@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { join } from 'node:path';
 import { LevelKv } from '../ledger/kv-level.ts';
-import type { BatchOp } from '../ledger/kv.ts';
+import { valueOf, type BatchOp } from '../ledger/kv.ts';
 import { OpLog } from '../ledger/op-log.ts';
 import { seededRandom, tempDir } from './helpers/fixtures.ts';
 
@@ -24,7 +24,7 @@ describe('OpLog (the commit queue’s operations outside the heap)', () => {
   it('gives back what was pushed, in order, past the growth of its buffers, and copies rather than keeps the caller’s arrays', () => {
     const ops = someOps(1, 5_000);
     const log = new OpLog();
-    ops.forEach((op, i) => assert.equal(log.push(op), i));
+    ops.forEach((op, i) => assert.equal(log.add(op.key, valueOf(op)), i));
     const expected = shape(ops);
     for (const op of ops) op.key.fill(0); // the caller reuses its arrays: the log must not see it
     assert.equal(log.length, ops.length);
@@ -36,9 +36,9 @@ describe('OpLog (the commit queue’s operations outside the heap)', () => {
 
   it('puts an operation in the place of an earlier one, a put by a deletion and back, and starts empty after clear', () => {
     const log = new OpLog();
-    log.push({ type: 'put', key: Uint8Array.of(1), value: Uint8Array.of(10) });
-    const at = log.push({ type: 'put', key: Uint8Array.of(2), value: Uint8Array.of(20) });
-    log.push({ type: 'del', key: Uint8Array.of(3) });
+    log.add(Uint8Array.of(1), Uint8Array.of(10));
+    const at = log.add(Uint8Array.of(2), Uint8Array.of(20));
+    log.add(Uint8Array.of(3), undefined);
     log.set(at, Uint8Array.of(2), undefined);
     log.set(2, Uint8Array.of(3), new Uint8Array(200).fill(7));
     log.set(at, Uint8Array.of(2), Uint8Array.of(21, 22));
@@ -50,7 +50,7 @@ describe('OpLog (the commit queue’s operations outside the heap)', () => {
     log.clear();
     assert.equal(log.length, 0);
     assert.deepEqual(log.ops(), []);
-    log.push({ type: 'del', key: Uint8Array.of(9) });
+    log.add(Uint8Array.of(9), undefined);
     assert.deepEqual(shape(log.ops()), [['del', '09']]);
   });
 
@@ -60,7 +60,7 @@ describe('OpLog (the commit queue’s operations outside the heap)', () => {
     try {
       const ops = someOps(2, 3_000);
       const log = new OpLog();
-      for (const op of ops) log.push(op);
+      for (const op of ops) log.add(op.key, valueOf(op));
       await kv.writeLog(log);
       const last = new Map<string, string | undefined>();
       for (const op of ops) last.set(hex(op.key)!, op.type === 'put' ? hex(op.value) : undefined);

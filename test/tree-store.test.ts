@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { toHex } from '../ledger/bytes.ts';
 import { MemoryDisk, MemoryKv } from '../ledger/kv-memory.ts';
-import type { BatchOp } from '../ledger/kv.ts';
+import { batchOp, type BatchOp } from '../ledger/kv.ts';
 import type { Account } from '../ledger/state.ts';
 import { positionId, stateKey } from '../ledger/smt.ts';
 import { updateTree } from '../ledger/smt-update.ts';
@@ -122,7 +122,7 @@ describe('tree store (the top in memory, the rest by position)', () => {
           [...changes].map(([a, account]) => ({ key: stateKey(Buffer.from(a, 'hex')), account })),
         );
         const ops: BatchOp[] = [];
-        store.apply(update, { latest: (_kind, _slot, key, value) => ops.push(value ? { type: 'put', key, value } : { type: 'del', key }), node: () => {} });
+        store.apply(update, { latest: (_kind, _slot, key, value) => ops.push(batchOp(key, value)), node: () => {} });
         await kv.write(ops);
         for (const [a, account] of changes) {
           if (account) accounts.set(a, account);
