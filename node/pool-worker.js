@@ -84,6 +84,13 @@ function hashSlice() {
 }
 
 port.on('message', (/** @type {any} */ message) => {
+  // The pool is closing: stop hashing, and let the thread end once this handler returns. It ends
+  // between messages, never inside a native verification (VerifyPool.close says why).
+  if (message.close === true) {
+    mining = undefined;
+    port.close();
+    return;
+  }
   if (message.mine === undefined) return verify(message);
   if (message.jobCounter) counter = new Int32Array(message.jobCounter);
   const job = /** @type {MiningJob} */ (message.mine);

@@ -14,6 +14,8 @@ export interface VerifyItem {
  * needs; V8's default lets each thread grow its own tens of megabytes of garbage.
  */
 const WORKER_HEAP = { maxYoungGenerationSizeMb: 4 };
+/** How long a closing pool waits for a thread to end by itself before it terminates it. */
+const CLOSE_GRACE_MS = 5_000;
 
 /** Below this many items a batch is verified on the calling thread: a round trip costs more. */
 const INLINE_BELOW = 8;
@@ -218,10 +220,25 @@ export class VerifyPool implements ThreadLender {
     worker.postMessage({ id, packed, count: chunk.items.length }, [packed.buffer]);
   }
 
-  /** Stops the threads; what is still queued is refused, not verified here (a closing node needs no verdicts). */
+  /**
+   * Stops the threads; what is still queued is refused, not verified here (a closing node needs no
+   * verdicts). Each thread is asked to end after the messages it has, not terminated: a thread
+   * terminated inside libsecp256k1's binding (node-addon-api) aborted the whole process when the
+   * binding then threw into the dying thread. One that has not ended after CLOSE_GRACE_MS is.
+   */
   async close(): Promise<void> {
     const workers = this.workers.splice(0);
     for (const chunk of this.queue.splice(0)) chunk.reject(new Error('the verifier pool is closed'));
-    await Promise.all(workers.map((w) => w.terminate()));
+    await Promise.all(
+      workers.map(async (worker) => {
+        let timer: NodeJS.Timeout | undefined;
+        await new Promise<void>((resolve) => {
+          worker.once('exit', () => resolve());
+          worker.postMessage({ close: true });
+          timer = setTimeout(() => void worker.terminate().finally(resolve), CLOSE_GRACE_MS);
+        });
+        clearTimeout(timer);
+      }),
+    );
   }
 }
