@@ -22,6 +22,11 @@ export class OpLog implements BatchLog {
     return this.count;
   }
 
+  /** Bytes of keys and values the log holds (an operation overwritten in place still counts its old bytes). */
+  get size(): number {
+    return this.used;
+  }
+
   /** Bytes the log holds room for. */
   get capacity(): number {
     return this.bytes.length;

@@ -183,4 +183,27 @@ describe('CommitQueue (ChainDB group commit)', () => {
     batches[2]!.finish();
     await done;
   });
+
+  it('waits on backpressure before its bytes outgrow a reusable log, so an import that never yields keeps reusing two logs', async () => {
+    // A writer that never lets the event loop turn (a generated chain's import) queues until
+    // backpressure makes it wait for the flush in flight, which LevelDB finishes on a later turn.
+    const logs = new Set<OpLog>();
+    let flushes = 0;
+    let capacity = 0;
+    const q = new CommitQueue((log) => {
+      flushes++;
+      logs.add(log);
+      capacity = Math.max(capacity, log.capacity);
+      return new Promise<void>((resolve) => setImmediate(resolve));
+    }, () => {});
+    const value = new Uint8Array(300).fill(7);
+    for (let i = 0; i < 200_000; i++) {
+      await q.backpressure();
+      q.enqueue([{ type: 'put', key: Uint8Array.of(i >>> 16, i >>> 8, i), value }]);
+    }
+    await q.flushed();
+    assert.ok(flushes >= 8, `${flushes} flushes`);
+    assert.ok(capacity <= 8 * 1024 * 1024, `a log grew to ${capacity} bytes`);
+    assert.equal(logs.size, 2, `${logs.size} logs made for ${flushes} flushes`);
+  });
 });
