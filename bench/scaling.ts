@@ -28,11 +28,6 @@ const FULL = {
 };
 const QUICK = { ...FULL, lengths: [5_000, 20_000, 50_000], lengthWindow: 500, accounts: [1_000, 10_000, 100_000], pool: [1_000, 10_000, 30_000], nodes: [5, 10, 20], simMinutes: 4 };
 
-/**
- * The heap a node's chain needs per block, measured (BENCHMARKS.md): a longer chain than the
- * heap's ceiling allows would end the run in an out-of-memory crash after minutes of work.
- */
-const HEAP_BYTES_PER_BLOCK = 2_000;
 /** A genesis of N accounts: ChainDB works out its state tree in memory (ledger/genesis.ts), ~1 KB an account, and stores it. */
 const HEAP_BYTES_PER_ACCOUNT = 2_500;
 const HEAP_BASE_BYTES = 300 * 2 ** 20;
@@ -104,7 +99,9 @@ export const scalingSuite: Suite = {
     const accounts = await syncByAccounts(ctx, thatFit(ctx, 'account counts', scale.accounts, HEAP_BYTES_PER_ACCOUNT), runs);
     add(accounts, (x) => `syncTxPerSecAt${keyPart(x)}Accounts`, (x) => `sync import, ${size(x)} accounts`, 'tx/s');
     lap('sync by accounts');
-    const length = await syncByChainLength(ctx, thatFit(ctx, 'chain lengths', scale.lengths, HEAP_BYTES_PER_BLOCK), scale.lengthWindow, runs);
+    // No heap guard for length: the block index keeps a window of recent blocks (consensus/chain-index.ts),
+    // and a node's live heap after a million blocks was 11.6 MB, as after a hundred thousand (BENCHMARKS.md).
+    const length = await syncByChainLength(ctx, scale.lengths, scale.lengthWindow, runs);
     add(length, (x) => `syncBlocksPerSecAt${keyPart(x)}Blocks`, (x) => `sync import of empty blocks at height ${size(x)}`, 'block/s');
     lap('sync by chain length');
 
