@@ -1,25 +1,41 @@
 /**
- * npm run sim -- --seed S [--nodes N] [--minutes M] [--json]
- * npm run sim -- --seeds K [--from F] [--nodes N] [--minutes M] [--json]
- *
- * One seeded scenario, or a sweep of K seeds; a failing seed is printed with the command that
- * replays it. Exit status 1 if any seed fails an invariant.
+ * `npm run sim`: one seeded scenario, or a sweep of seeds (USAGE below); a failing seed is printed
+ * with the command that replays it. Exit status 1 if any seed fails an invariant, 2 for bad arguments.
  */
 import { parseArgs } from 'node:util';
 import { simulate, type SimResult } from './run.ts';
 
-const { values } = parseArgs({
-  options: {
-    seed: { type: 'string' },
-    seeds: { type: 'string' },
-    from: { type: 'string' },
-    nodes: { type: 'string' },
-    minutes: { type: 'string' },
-    json: { type: 'boolean' },
-    calm: { type: 'boolean' },
-  },
-  strict: true,
-});
+const USAGE = `usage: npm run sim -- --seed S [--nodes N] [--minutes M] [--calm] [--json]
+       npm run sim -- --seeds K [--from F] [--nodes N] [--minutes M] [--calm] [--json]
+One seeded scenario, or a sweep of K seeds from F (default 1); exit status 1 if any seed fails.
+`;
+
+function parse() {
+  try {
+    return parseArgs({
+      options: {
+        seed: { type: 'string' },
+        seeds: { type: 'string' },
+        from: { type: 'string' },
+        nodes: { type: 'string' },
+        minutes: { type: 'string' },
+        json: { type: 'boolean' },
+        calm: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+    }).values;
+  } catch (err) {
+    process.stderr.write(`sim: ${(err as Error).message}\n${USAGE}`);
+    process.exit(2);
+  }
+}
+
+const values = parse();
+if (values.help) {
+  process.stdout.write(USAGE);
+  process.exit(0);
+}
 
 function whole(name: string, text: string | undefined, min: number, max: number): number | undefined {
   if (text === undefined) return undefined;

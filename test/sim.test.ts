@@ -5,6 +5,8 @@
  * in REGRESSIONS.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { simulate, type SimResult } from '../sim/run.ts';
 import { measureFreeRider, measureSybil, UNLIMITED } from '../sim/fair-share.ts';
 import { measureSyncFromPeers, SYNC_UPLINK_BYTES_PER_MS, type SyncPeersMeasurement } from '../sim/sync-peers.ts';
@@ -129,5 +131,21 @@ describe('simulation: sync from several peers (issue #19: no slower than from on
     assert.ok(joining.sent.S2! > 10_000 && joining.sent.S3! > 10_000, JSON.stringify(joining.sent));
     assert.ok(joining.downloadMs < alone.downloadMs, `${joining.downloadMs} ms, ${alone.downloadMs} ms from one`);
     assert.deepEqual(joining.honestPenalised, []);
+  });
+});
+
+describe('npm run sim: its arguments', () => {
+  const run = (...args: string[]) => spawnSync(process.execPath, [fileURLToPath(new URL('../sim/cli.ts', import.meta.url)), ...args], { encoding: 'utf8' });
+
+  it('--help prints the usage and exits 0; an unknown option or a missing value says which, with the usage, and exits 2', () => {
+    const help = run('--help');
+    assert.equal(help.status, 0);
+    assert.match(help.stdout, /^usage: npm run sim -- --seed S/);
+    for (const [args, reason] of [[['--bogus'], /Unknown option '--bogus'/], [['--seed'], /'--seed <value>' argument missing/], [['--seeds', 'x'], /--seeds must be a whole number/]] as const) {
+      const bad = run(...args);
+      assert.equal(bad.status, 2, args.join(' '));
+      assert.match(bad.stderr, reason);
+      assert.equal(bad.stdout, '', 'nothing ran');
+    }
   });
 });
