@@ -4,8 +4,8 @@ import { sha256 } from './hash.ts';
 import { decodeAddress, encodeAddress } from './keys.ts';
 import { MAX_AMOUNT, MAX_DECIMALS, parseAmount } from './amount.ts';
 import { BLOCK_VERSION, COINBASE_BYTES, HEADER_BYTES, MAX_BLOCK_BYTES_LIMIT, makeBlock, makeHeader, type Block } from './block.ts';
-import { stateKey, type StateChange } from './smt.ts';
-import { MemoryStateTree } from './smt-memory.ts';
+import { compareKeys, sortByKey, stateKey, type StateChange } from './smt.ts';
+import { buildSubtree, placeRoot, type SortedLeaf } from './smt-build.ts';
 
 /** Everything that defines a network. Parsed once from genesis.json; its hash names the network. */
 export interface ChainParams {
@@ -200,6 +200,19 @@ export function genesisChanges(p: ChainParams): StateChange[] {
 }
 
 /**
+ * The root of the genesis state, built in one pass over the allocations in tree-key order
+ * (ledger/smt-build.ts) rather than as a tree in memory: every open of a store checks it, and for
+ * a genesis of a million accounts that tree was ~930 MB of heap, more than a node runs with.
+ */
+export function genesisStateRoot(p: ChainParams): Uint8Array {
+  const leaves: SortedLeaf[] = sortByKey(p.alloc.map((a) => ({ key: stateKey(a.address), account: { balance: a.balance, nonce: 0n } })));
+  for (let i = 1; i < leaves.length; i++) {
+    if (compareKeys(leaves[i - 1]!.key, leaves[i]!.key) === 0) throw new RangeError('the genesis allocates one address twice');
+  }
+  return placeRoot(buildSubtree(leaves, 0));
+}
+
+/**
  * Block 0. It has no transactions and pays nobody: its Merkle root commits to the parameters
  * instead, so the genesis hash changes whenever any rule of the network does; its state root
  * commits to the allocations.
@@ -210,7 +223,7 @@ export function genesisBlock(p: ChainParams): Block {
     height: 0,
     prevHash: new Uint8Array(32),
     merkleRoot: sha256(encodeParams(p)),
-    stateRoot: MemoryStateTree.EMPTY.with(genesisChanges(p)).root,
+    stateRoot: genesisStateRoot(p),
     timestamp: p.timestamp,
     target: p.target,
     nonce: 0n,

@@ -9,6 +9,7 @@ import {
   nodeHash,
   nodeHashInto,
   positionId,
+  sortByKey,
   zeroAt,
   type StateChange,
   type TreeNodeReader,
@@ -99,7 +100,7 @@ class Batch {
   readonly writeNodes: (Uint8Array | null)[] = [];
 
   constructor(changes: readonly StateChange[]) {
-    const sorted = sortChanges(changes);
+    const sorted = sortByKey(changes);
     for (let i = 1; i < sorted.length; i++) {
       if (compareKeys(sorted[i]!.key, sorted[i - 1]!.key) === 0) throw new RangeError('a key changes twice in one tree update');
     }
@@ -112,7 +113,7 @@ class Batch {
   /** The same keys with their final values (sorted as the keys are); false if the keys differ. */
   setAccounts(changes: readonly StateChange[]): boolean {
     if (changes.length !== this.keys.length) return false;
-    const sorted = sortChanges(changes);
+    const sorted = sortByKey(changes);
     for (let i = 0; i < sorted.length; i++) {
       if (compareKeys(sorted[i]!.key, this.keys[i]!) !== 0 || sorted[i]!.account === undefined) return false;
       this.accounts[i] = sorted[i]!.account;
@@ -175,15 +176,6 @@ class BatchUpdate implements TreeUpdate {
   forEachWrite(visit: (id: string, node: Uint8Array | null) => void): void {
     for (let i = 0; i < this.ids.length; i++) visit(this.ids[i]!, this.nodes[i]!);
   }
-}
-
-/** Keys are hashes: their first four bytes nearly always decide the order. */
-function sortChanges(changes: readonly StateChange[]): StateChange[] {
-  const head = (k: Uint8Array) => ((k[0]! << 24) | (k[1]! << 16) | (k[2]! << 8) | k[3]!) >>> 0;
-  return changes
-    .map((change) => ({ head: head(change.key), change }))
-    .sort((a, b) => a.head - b.head || compareKeys(a.change.key, b.change.key))
-    .map((i) => i.change);
 }
 
 /**

@@ -137,6 +137,15 @@ export function compareKeys(a: Uint8Array, b: Uint8Array): number {
   return 0;
 }
 
+/** Items sorted by their tree keys, a new array. Keys are hashes: their first four bytes nearly always decide the order. */
+export function sortByKey<T extends { readonly key: Uint8Array }>(items: readonly T[]): T[] {
+  const head = (k: Uint8Array) => ((k[0]! << 24) | (k[1]! << 16) | (k[2]! << 8) | k[3]!) >>> 0;
+  return items
+    .map((item) => ({ head: head(item.key), item }))
+    .sort((a, b) => a.head - b.head || compareKeys(a.item.key, b.item.key))
+    .map((i) => i.item);
+}
+
 /**
  * The id of the position at `depth` on `key`'s path: a string of char codes, the depth and then
  * the key's first `depth` bits in whole bytes, the bits past `depth` cleared. Store keys are

@@ -13,8 +13,9 @@ import { sha256 } from '../ledger/hash.ts';
 import { addressOf, encodeAddress, publicKeyOf } from '../ledger/keys.ts';
 import { MAX_AMOUNT } from '../ledger/amount.ts';
 import { COINBASE_BYTES, HEADER_BYTES, MAX_BLOCK_BYTES_LIMIT, decodeBlock } from '../ledger/block.ts';
-import { genesisBlock, genesisHashHex, parseGenesis } from '../ledger/genesis.ts';
-import { testKey } from './helpers/fixtures.ts';
+import { genesisBlock, genesisChanges, genesisHashHex, genesisStateRoot, parseGenesis } from '../ledger/genesis.ts';
+import { MemoryStateTree } from '../ledger/smt-memory.ts';
+import { seededRandom, testKey, testParams } from './helpers/fixtures.ts';
 
 const BUNDLED_PATH = fileURLToPath(new URL('../genesis.json', import.meta.url));
 const BUNDLED = readFileSync(BUNDLED_PATH, 'utf8');
@@ -199,6 +200,20 @@ describe('genesis', () => {
     assert.equal(toHex(decodeBlock(block.bytes).header.hash), genesisHashHex(params));
     assert.equal(block.header.height, 0);
     assert.equal(block.txs.length, 0);
+  });
+
+  it('commits to the state the allocations make: its root built in one pass is the tree\'s, at any size', () => {
+    const random = seededRandom(11);
+    for (const size of [0, 1, 2, 3, 17, 256, 3000]) {
+      const alloc = Array.from({ length: size }, () => ({ address: random.bytes(20), balance: BigInt(random.int(1_000_000)) }));
+      alloc.sort((a, b) => Buffer.compare(a.address, b.address));
+      const params = testParams({ name: 'genesis-root', alloc });
+      const root = MemoryStateTree.EMPTY.with(genesisChanges(params)).root;
+      assert.equal(toHex(genesisStateRoot(params)), toHex(root), `${size} accounts`);
+      assert.equal(toHex(genesisBlock(params).header.stateRoot), toHex(root));
+    }
+    const twice = testParams({ name: 'genesis-root', alloc: [{ address: testKey(1).address, balance: 1n }, { address: testKey(1).address, balance: 2n }] });
+    assert.throws(() => genesisStateRoot(twice), /allocates one address twice/);
   });
 
   it('accepts the boundaries of every range', () => {
