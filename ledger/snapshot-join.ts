@@ -4,11 +4,11 @@ import { StoreError } from './errors.ts';
 import { layout } from './layout.ts';
 import type { BatchOp, KvStore } from './kv.ts';
 import { encodeAccount } from './state.ts';
-import { INNER_PREFIX, positionIdOfBytes } from './smt.ts';
+import { positionIdOfBytes } from './smt.ts';
 import { SortedTreeBuilder, type SortedLeaf } from './smt-build.ts';
-import { positionDepth, type ChunkEntry } from './smt-range.ts';
+import type { ChunkEntry } from './smt-range.ts';
 import { decodeEntry, encodeEntry } from './snapshot-store.ts';
-import { STORED_TREE_DEPTH } from './tree-store.ts';
+import { storesNode } from './tree-store.ts';
 
 /** A snapshot sync in progress: the pivot block, and whether its state is being fetched or installed. */
 export interface JoinState {
@@ -160,7 +160,7 @@ export class SnapshotJoinStore {
     };
     const builder = new SortedTreeBuilder((id, node) => {
       // Above the stored depth only leaves are kept (ledger/tree-store.ts): the rest is rebuilt on open.
-      if (positionDepth(id) >= STORED_TREE_DEPTH || node[0] !== INNER_PREFIX) ops.push({ type: 'put', key: layout.stateNode(id), value: node });
+      if (storesNode(id, node)) ops.push({ type: 'put', key: layout.stateNode(id), value: node });
     });
     let group: SortedLeaf[] = [];
     for await (const [key, value] of this.kv.iterate(layout.joinEntries)) {

@@ -235,6 +235,11 @@ export class TreeStore implements TreeNodeReader {
   }
 }
 
+/** Whether the store keeps the node at position `id`: every node from STORED_TREE_DEPTH down, and leaves above it (the rest is rebuilt on open). */
+export function storesNode(id: string, node: Uint8Array): boolean {
+  return id.charCodeAt(0) >= STORED_TREE_DEPTH || node[0] !== INNER_PREFIX;
+}
+
 /** Where TreeStore.apply puts an update's writes: a unit of the commit queue (CommitQueue.unit). */
 export interface TreeWriteSink {
   latest(kind: 'node', slot: string, key: Uint8Array, value: Uint8Array | undefined): void;

@@ -72,6 +72,39 @@ describe('ChainDB', () => {
   });
 });
 
+describe('ChainDB genesis', () => {
+  it('writes a genesis of many accounts in batches, its mark last; killed part way, the next open writes it whole', async function () {
+    this.timeout(30_000);
+    const rng = seededRandom(79);
+    const alloc = Array.from({ length: 12_000 }, () => ({ address: rng.bytes(20), balance: 1n + BigInt(rng.int(1000)) }));
+    alloc.sort((a, b) => Buffer.compare(a.address, b.address));
+    const params = testParams({ name: 'cairn-many-accounts', alloc });
+    const whole = new MemoryDisk();
+    await (await ChainDB.open(whole.open(), params)).close();
+    assert.ok(whole.batches >= 3, `${whole.batches} batches`);
+
+    // Killed after two of its batches: accounts and nodes stored, no mark.
+    const disk = new MemoryDisk();
+    let completed = 0;
+    const kv = disk.open((complete) => {
+      if (completed++ < 2) complete();
+      else kv.crash();
+    });
+    void ChainDB.open(kv, params).catch(() => {}); // never settles: the kill drops its write
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(disk.batches, 2);
+    assert.ok(disk.entries.size > 0);
+    assert.equal(disk.entries.get(toHex(layout.genesis)), undefined, 'no genesis mark');
+
+    const db = await ChainDB.open(disk.open(), params);
+    assert.equal(toHex(await db.stateRoot()), toHex(db.genesis.header.stateRoot));
+    await auditChainDB(db);
+    await db.close();
+    const entries = (d: MemoryDisk) => [...d.entries].map(([k, e]) => `${k}=${toHex(e.value)}`).sort();
+    assert.deepEqual(entries(disk), entries(whole), 'the same store as one written without a kill');
+  });
+});
+
 describe('ChainDB account cache', () => {
   it('never serves a value older than the last commit, even to a read that straddled it', async () => {
     const dir = tempDir();
