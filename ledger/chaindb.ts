@@ -6,9 +6,9 @@ import { CommitQueue, type FlushScheduler } from './commit-queue.ts';
 import type { BatchOp, KeyRange, KvStore } from './kv.ts';
 import { LevelKv } from './kv-level.ts';
 import { decodeBlock, type Block } from './block.ts';
-import { genesisBlock, type ChainParams } from './genesis.ts';
+import { genesisBlock, genesisLeaves, type ChainParams } from './genesis.ts';
 import { decodeAccount, decodeUndo, encodeAccount, encodeUndo, type Account, type AccountSource, type BlockEffects, type UndoRecord } from './state.ts';
-import { StateKeys, sortByKey, stateKey, type TreeNodeReader, type TreeUpdate } from './smt.ts';
+import { StateKeys, type TreeNodeReader, type TreeUpdate } from './smt.ts';
 import { SortedTreeBuilder } from './smt-build.ts';
 import { TopNodes, TreeStore, storesNode } from './tree-store.ts';
 import { ChainHistory } from './history.ts';
@@ -160,10 +160,10 @@ export class ChainDB implements AccountSource, TreeNodeReader {
 
   /**
    * Writes block 0 and its state into an empty store: the accounts and the tree's nodes made in one
-   * pass over the allocations in key order (ledger/smt-build.ts), a batch every GENESIS_BATCH
-   * operations, the genesis mark in the last. A store without the mark is written again on its
-   * next open, so a kill part way leaves nothing that is read; a small genesis is one batch. (As one batch over a tree in memory,
-   * a genesis of a million accounts needed several GB of heap.)
+   * pass over the genesis leaves (ledger/smt-build.ts), a batch every GENESIS_BATCH operations, the
+   * genesis mark in the last. A store without the mark is written again on its next open, so a kill
+   * part way leaves nothing that is read; a small genesis is one batch. (As one batch over a tree in
+   * memory, a genesis of a million accounts needed several GB of heap.)
    */
   private static async writeGenesis(kv: KvStore, params: ChainParams, genesis: Block): Promise<void> {
     const hash = genesis.header.hash;
@@ -175,7 +175,7 @@ export class ChainDB implements AccountSource, TreeNodeReader {
     const builder = new SortedTreeBuilder((id, node) => {
       if (storesNode(id, node)) ops.push({ type: 'put', key: layout.stateNode(id), value: node });
     });
-    const leaves = sortByKey(params.alloc.map((a) => ({ key: stateKey(a.address), account: { balance: a.balance, nonce: 0n }, address: a.address })));
+    const leaves = genesisLeaves(params);
     for (let lo = 0; lo < leaves.length; ) {
       const first = leaves[lo]!.key[0]!;
       let hi = lo;

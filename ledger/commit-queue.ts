@@ -53,8 +53,8 @@ const MAX_QUEUED_OPS = 50_000;
  * Queued bytes beyond which a writer waits too. Below SPARE_LOG_MAX_BYTES with room for a large
  * block's unit, so that a log filled up to backpressure is kept for reuse: bound by operations
  * alone, an import of small blocks that never yields (a generated chain, the scaling bench) filled
- * each log to ~12 MB, past the cap, and every flush made a new one, grown from 64 KB by eight
- * doublings (~10% of that import's time).
+ * each log past the cap, into a 16 MB buffer, and every flush made a new one, grown from 64 KB by
+ * eight doublings (10-15% of that import's profile in some windows).
  */
 const MAX_QUEUED_BYTES = 6 * 1024 * 1024;
 

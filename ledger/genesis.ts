@@ -199,13 +199,18 @@ export function genesisChanges(p: ChainParams): StateChange[] {
   return p.alloc.map((a) => ({ key: stateKey(a.address), account: { balance: a.balance, nonce: 0n } }));
 }
 
+/** The genesis state's leaves in tree-key order, each with its address: what its root and its store are built from in one pass. */
+export function genesisLeaves(p: ChainParams): (SortedLeaf & { readonly address: Uint8Array })[] {
+  return sortByKey(p.alloc.map((a) => ({ key: stateKey(a.address), account: { balance: a.balance, nonce: 0n }, address: a.address })));
+}
+
 /**
- * The root of the genesis state, built in one pass over the allocations in tree-key order
- * (ledger/smt-build.ts) rather than as a tree in memory: every open of a store checks it, and for
- * a genesis of a million accounts that tree was ~930 MB of heap, more than a node runs with.
+ * The root of the genesis state, built in one pass over its leaves (ledger/smt-build.ts) rather
+ * than as a tree in memory: every open of a store checks it, and for a genesis of a million
+ * accounts that tree was ~930 MB of heap, more than a node runs with.
  */
 export function genesisStateRoot(p: ChainParams): Uint8Array {
-  const leaves: SortedLeaf[] = sortByKey(p.alloc.map((a) => ({ key: stateKey(a.address), account: { balance: a.balance, nonce: 0n } })));
+  const leaves = genesisLeaves(p);
   for (let i = 1; i < leaves.length; i++) {
     if (compareKeys(leaves[i - 1]!.key, leaves[i]!.key) === 0) throw new RangeError('the genesis allocates one address twice');
   }
