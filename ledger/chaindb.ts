@@ -6,11 +6,11 @@ import { CommitQueue, type FlushScheduler } from './commit-queue.ts';
 import type { BatchOp, KeyRange, KvStore } from './kv.ts';
 import { LevelKv } from './kv-level.ts';
 import { decodeBlock, type Block } from './block.ts';
-import { genesisBlock, genesisLeaves, type ChainParams } from './genesis.ts';
+import { genesisBlock, type ChainParams } from './genesis.ts';
+import { writeGenesis } from './genesis-store.ts';
 import { decodeAccount, decodeUndo, encodeAccount, encodeUndo, type Account, type AccountSource, type BlockEffects, type UndoRecord } from './state.ts';
 import { StateKeys, type TreeNodeReader, type TreeUpdate } from './smt.ts';
-import { SortedTreeBuilder } from './smt-build.ts';
-import { TopNodes, TreeStore, storesNode } from './tree-store.ts';
+import { TopNodes, TreeStore } from './tree-store.ts';
 import { ChainHistory } from './history.ts';
 import { SnapshotJoinStore } from './snapshot-join.ts';
 import { SnapshotStore } from './snapshot-store.ts';
@@ -138,7 +138,7 @@ export class ChainDB implements AccountSource, TreeNodeReader {
       const genesis = genesisBlock(params);
       const stored = await kv.get(layout.genesis);
       if (stored === undefined) {
-        await ChainDB.writeGenesis(kv, params, genesis);
+        await writeGenesis(kv, params, genesis);
       } else if (!bytesEqual(stored, genesis.header.hash)) {
         const name = new TextDecoder().decode((await kv.get(layout.network)) ?? new Uint8Array());
         throw new StoreError(
@@ -156,46 +156,6 @@ export class ChainDB implements AccountSource, TreeNodeReader {
       await kv.close();
       throw err;
     }
-  }
-
-  /**
-   * Writes block 0 and its state into an empty store: the accounts and the tree's nodes made in one
-   * pass over the genesis leaves (ledger/smt-build.ts), a batch every GENESIS_BATCH operations, the
-   * genesis mark in the last. A store without the mark is written again on its next open, so a kill
-   * part way leaves nothing that is read; a small genesis is one batch. (As one batch over a tree in
-   * memory, a genesis of a million accounts needed several GB of heap.)
-   */
-  private static async writeGenesis(kv: KvStore, params: ChainParams, genesis: Block): Promise<void> {
-    const hash = genesis.header.hash;
-    let ops: BatchOp[] = [];
-    const flush = async () => {
-      if (ops.length > 0) await kv.write(ops);
-      ops = [];
-    };
-    const builder = new SortedTreeBuilder((id, node) => {
-      if (storesNode(id, node)) ops.push({ type: 'put', key: layout.stateNode(id), value: node });
-    });
-    const leaves = genesisLeaves(params);
-    for (let lo = 0; lo < leaves.length; ) {
-      const first = leaves[lo]!.key[0]!;
-      let hi = lo;
-      while (hi < leaves.length && leaves[hi]!.key[0] === first) hi++;
-      const group = leaves.slice(lo, hi);
-      for (const leaf of group) ops.push({ type: 'put', key: layout.account(leaf.address), value: encodeAccount(leaf.account) });
-      builder.addGroup(first, group);
-      if (ops.length >= GENESIS_BATCH) await flush();
-      lo = hi;
-    }
-    if (!bytesEqual(builder.finish(), genesis.header.stateRoot)) throw new StoreError('STORE_CORRUPT', 'the genesis state does not hash to the genesis state root');
-    ops.push(
-      { type: 'put', key: layout.network, value: new TextEncoder().encode(params.name) },
-      { type: 'put', key: layout.block(hash), value: genesis.bytes },
-      { type: 'put', key: layout.height(0), value: hash },
-      { type: 'put', key: layout.tip, value: hash },
-      // In the last batch: its presence means the rest is there.
-      { type: 'put', key: layout.genesis, value: hash },
-    );
-    await flush();
   }
 
   /** The tip pointer as committed, checked against the height index. */
@@ -428,9 +388,6 @@ export class ChainDB implements AccountSource, TreeNodeReader {
 
 /** The tip pointer's LatestOp slot, the one of its kind (a tree position's is its id). */
 const TIP_SLOT = 'tip';
-
-/** Operations a batch when the genesis state is written: a genesis of a million accounts is ~3 million. */
-const GENESIS_BATCH = 10_000;
 
 function encodeTxLocation(blockHash: Uint8Array, index: number): Uint8Array {
   return new Writer(36).bytes(blockHash).u32(index).finish();

@@ -253,8 +253,8 @@ export class CommitQueue {
           for (const n of nodes) if (this.uncommittedNodes.get(n.id)?.flush === flush) this.uncommittedNodes.delete(n.id);
           this.generation++;
           this.committedFlushes = flush;
-          // The store has the batch, so the log's views are done with; one grown by a burst (a
-          // generated chain's flush of thousands of blocks) is not kept.
+          // The store has the batch, so the log's views are done with; one grown past the cap (by a
+          // unit larger than MAX_QUEUED_BYTES allows for: a very large block) is not kept.
           if (log.capacity <= SPARE_LOG_MAX_BYTES) {
             log.clear();
             this.spare = log;

@@ -1,0 +1,52 @@
+import { bytesEqual } from './bytes.ts';
+import { StoreError } from './errors.ts';
+import { layout } from './layout.ts';
+import type { BatchOp, KvStore } from './kv.ts';
+import type { Block } from './block.ts';
+import { genesisLeaves, type ChainParams } from './genesis.ts';
+import { encodeAccount } from './state.ts';
+import { SortedTreeBuilder } from './smt-build.ts';
+import { storesNode } from './tree-store.ts';
+
+/** Operations a batch when the genesis state is written: a genesis of a million accounts is ~3 million. */
+const GENESIS_BATCH = 10_000;
+
+/**
+ * Writes block 0 and its state into an empty store: the accounts and the tree's nodes made in one
+ * pass over the genesis leaves (ledger/smt-build.ts), a batch every GENESIS_BATCH operations, the
+ * genesis mark in the last. A store without the mark is written again on its next open, so a kill
+ * part way leaves nothing that is read; a small genesis is one batch. (As one batch over a tree in
+ * memory, a genesis of a million accounts needed several GB of heap.)
+ */
+export async function writeGenesis(kv: KvStore, params: ChainParams, genesis: Block): Promise<void> {
+  const hash = genesis.header.hash;
+  let ops: BatchOp[] = [];
+  const flush = async () => {
+    if (ops.length > 0) await kv.write(ops);
+    ops = [];
+  };
+  const builder = new SortedTreeBuilder((id, node) => {
+    if (storesNode(id, node)) ops.push({ type: 'put', key: layout.stateNode(id), value: node });
+  });
+  const leaves = genesisLeaves(params);
+  for (let lo = 0; lo < leaves.length; ) {
+    const first = leaves[lo]!.key[0]!;
+    let hi = lo;
+    while (hi < leaves.length && leaves[hi]!.key[0] === first) hi++;
+    const group = leaves.slice(lo, hi);
+    for (const leaf of group) ops.push({ type: 'put', key: layout.account(leaf.address), value: encodeAccount(leaf.account) });
+    builder.addGroup(first, group);
+    if (ops.length >= GENESIS_BATCH) await flush();
+    lo = hi;
+  }
+  if (!bytesEqual(builder.finish(), genesis.header.stateRoot)) throw new StoreError('STORE_CORRUPT', 'the genesis state does not hash to the genesis state root');
+  ops.push(
+    { type: 'put', key: layout.network, value: new TextEncoder().encode(params.name) },
+    { type: 'put', key: layout.block(hash), value: genesis.bytes },
+    { type: 'put', key: layout.height(0), value: hash },
+    { type: 'put', key: layout.tip, value: hash },
+    // In the last batch: its presence means the rest is there.
+    { type: 'put', key: layout.genesis, value: hash },
+  );
+  await flush();
+}
