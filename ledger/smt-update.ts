@@ -9,22 +9,25 @@ import {
   nodeHash,
   nodeHashInto,
   positionId,
-  sortByKey,
   zeroAt,
   type StateChange,
   type TreeNodeReader,
   type TreeUpdate,
-  type TreeWrite,
 } from './smt.ts';
 import { InnerHashQueue } from './inner-hashes.ts';
 import { InnerNodePool } from './inner-node-pool.ts';
 import { decodeAccount, type Account } from './state.ts';
+import { Batch, BatchUpdate, type Span } from './smt-batch.ts';
+import { readPaths, siblingOf } from './smt-read.ts';
 
 /**
  * The update of the state tree (ledger/smt.ts) by a block's changes, in two phases: read every
  * node on the changed keys' paths (a level per round trip, or several at once where the reader
  * says to read ahead), then compute the new subtrees bottom-up and the position writes that make
  * a store hold exactly the new tree. O(changes × depth) reads and hashes; nothing is written here.
+ * Phase 1 is ledger/smt-read.ts, over the batch both phases share (ledger/smt-batch.ts); phase 2
+ * stays with the entry points, as `finish` and it share one module's state (the halves, the hash
+ * queue, the node pool, which `finish` replaces).
  */
 /**
  * What phase 2 made of a subtree, besides its hash: its node (undefined: empty) and whether its
@@ -58,124 +61,6 @@ function madeEmpty(made: Made, out: Uint8Array, at: number): void {
 
 function copyHash(from: Uint8Array, offset: number, out: Uint8Array, at: number): void {
   for (let i = 0; i < 32; i++) out[at + i] = from[offset + i]!;
-}
-
-/**
- * The changes under one position, and what phase 1 learnt there: the node the position holds
- * and, where it is an inner node, the spans of its two halves (`undefined` for an untouched half).
- * A class, every field set at construction: spans are made by the hundred an update, and fields
- * added later would give each object a second allocation for them.
- */
-class Span {
-  readonly lo: number;
-  readonly hi: number;
-  readonly depth: number;
-  readonly id: string;
-  /** Read in phase 1; `undefined`: the position is empty. */
-  node: Uint8Array | undefined = undefined;
-  /** Empty by its parent: the parent's hash for this half is zero, so there is nothing to read. */
-  emptyHalf = false;
-  left: Span | undefined = undefined;
-  right: Span | undefined = undefined;
-  /** The untouched half's node, read when the other half removes accounts (a collapse may lift it). */
-  sibling: Uint8Array | undefined = undefined;
-  siblingId: string | undefined = undefined;
-
-  constructor(lo: number, hi: number, depth: number, id: string) {
-    this.lo = lo;
-    this.hi = hi;
-    this.depth = depth;
-    this.id = id;
-  }
-}
-
-/** Sorted changes. */
-class Batch {
-  readonly keys: Uint8Array[];
-  readonly accounts: (Account | undefined)[];
-  /** deletions[i] = removals among changes [0, i): whether a span holds one, in O(1). */
-  private readonly deletions: Int32Array;
-  /** The writes, as two arrays (an object each was most of what a scavenge found alive in an update). */
-  readonly writeIds: string[] = [];
-  readonly writeNodes: (Uint8Array | null)[] = [];
-
-  constructor(changes: readonly StateChange[]) {
-    const sorted = sortByKey(changes);
-    for (let i = 1; i < sorted.length; i++) {
-      if (compareKeys(sorted[i]!.key, sorted[i - 1]!.key) === 0) throw new RangeError('a key changes twice in one tree update');
-    }
-    this.keys = sorted.map((c) => c.key);
-    this.accounts = sorted.map((c) => c.account);
-    this.deletions = new Int32Array(sorted.length + 1);
-    for (let i = 0; i < sorted.length; i++) this.deletions[i + 1] = this.deletions[i]! + (this.accounts[i] === undefined ? 1 : 0);
-  }
-
-  /** The same keys with their final values (sorted as the keys are); false if the keys differ. */
-  setAccounts(changes: readonly StateChange[]): boolean {
-    if (changes.length !== this.keys.length) return false;
-    const sorted = sortByKey(changes);
-    for (let i = 0; i < sorted.length; i++) {
-      if (compareKeys(sorted[i]!.key, this.keys[i]!) !== 0 || sorted[i]!.account === undefined) return false;
-      this.accounts[i] = sorted[i]!.account;
-    }
-    return true;
-  }
-
-  span(lo: number, hi: number, depth: number): Span {
-    return new Span(lo, hi, depth, positionId(this.keys[lo]!, depth));
-  }
-
-  removes(lo: number, hi: number): boolean {
-    return this.deletions[hi]! > this.deletions[lo]!;
-  }
-
-  /** The first change in [lo, hi) whose key has bit `depth` set (all share the bits before it). */
-  split(lo: number, hi: number, depth: number): number {
-    const byte = depth >>> 3;
-    const mask = 0x80 >>> (depth & 7);
-    let a = lo;
-    let b = hi;
-    while (a < b) {
-      const m = (a + b) >>> 1;
-      if ((this.keys[m]![byte]! & mask) === 0) a = m + 1;
-      else b = m;
-    }
-    return a;
-  }
-
-  put(id: string, node: Uint8Array): void {
-    this.writeIds.push(id);
-    this.writeNodes.push(node);
-  }
-
-  remove(id: string): void {
-    this.writeIds.push(id);
-    this.writeNodes.push(null);
-  }
-}
-
-/** A tree update as phase 2 leaves it: its writes kept as the batch's two arrays, made objects only if asked for. */
-class BatchUpdate implements TreeUpdate {
-  readonly root: Uint8Array;
-  readonly release: () => void;
-  private readonly ids: readonly string[];
-  private readonly nodes: readonly (Uint8Array | null)[];
-  private objects: TreeWrite[] | undefined;
-
-  constructor(root: Uint8Array, batch: Batch, release: () => void) {
-    this.root = root;
-    this.ids = batch.writeIds;
-    this.nodes = batch.writeNodes;
-    this.release = release;
-  }
-
-  get writes(): readonly TreeWrite[] {
-    return (this.objects ??= this.ids.map((id, i) => ({ id, node: this.nodes[i]! })));
-  }
-
-  forEachWrite(visit: (id: string, node: Uint8Array | null) => void): void {
-    for (let i = 0; i < this.ids.length; i++) visit(this.ids[i]!, this.nodes[i]!);
-  }
 }
 
 /**
@@ -282,102 +167,6 @@ function finish(batch: Batch, top: Span): TreeUpdate {
     batch.put(top.id, made.node);
   }
   return new BatchUpdate(root, batch, release);
-}
-
-/**
- * Phase 1: every node on the changed keys' paths, down to where each path ends (a leaf or an empty
- * position), a level at a time. What the reader holds in memory (`readNow`) is taken at once; the
- * rest of a level is asked of the store in one round trip, several levels deep where the reader
- * says to read ahead. Where a span removes accounts and its sibling is untouched, the sibling is
- * read too: if the span empties, a sibling leaf moves up (the collapse) and must be known to be a leaf.
- */
-async function readPaths(reader: TreeNodeReader, batch: Batch, top: Span): Promise<void> {
-  // What the store answered, with the positions read ahead of their level.
-  const known = new Map<string, Uint8Array | undefined>();
-  let level: Span[] = [top];
-  let lifted: Span[] = [];
-  while (level.length > 0 || lifted.length > 0) {
-    let wanted: Set<string> | undefined;
-    const lateSiblings: Span[] = [];
-    for (const s of lifted) {
-      const node = answer(reader, known, s.siblingId!);
-      if (node !== false) {
-        s.sibling = node;
-        continue;
-      }
-      lateSiblings.push(s);
-      (wanted ??= new Set()).add(s.siblingId!);
-    }
-    const late: Span[] = [];
-    for (const s of level) {
-      if (s.emptyHalf) continue;
-      const node = answer(reader, known, s.id);
-      if (node !== false) {
-        s.node = node;
-        continue;
-      }
-      late.push(s);
-      (wanted ??= new Set()).add(s.id);
-      const ahead = reader.readAhead?.(s.depth) ?? 0;
-      for (let d = s.depth + 1; d < s.depth + ahead; d++) for (let i = s.lo; i < s.hi; i++) wanted.add(positionId(batch.keys[i]!, d));
-    }
-    if (wanted) {
-      const ids = [...wanted];
-      const found = await reader.readNodes(ids);
-      ids.forEach((id, i) => known.set(id, found[i]));
-      for (const s of lateSiblings) s.sibling = known.get(s.siblingId!);
-      for (const s of late) s.node = known.get(s.id);
-    }
-    const next: Span[] = [];
-    lifted = [];
-    for (let i = 0; i < level.length; i++) {
-      const span = level[i]!;
-      const node = span.node;
-      if (node === undefined || node[0] !== INNER_PREFIX) continue;
-      const { lo, hi, depth } = span;
-      const mid = batch.split(lo, hi, depth);
-      const left = lo < mid ? batch.span(lo, mid, depth + 1) : undefined;
-      const right = mid < hi ? batch.span(mid, hi, depth + 1) : undefined;
-      span.left = left;
-      span.right = right;
-      // A half whose hash in this node is zero is empty: nothing there to read.
-      if (left) {
-        if (zeroAt(node, 1)) left.emptyHalf = true;
-        next.push(left);
-      }
-      if (right) {
-        if (zeroAt(node, 33)) right.emptyHalf = true;
-        next.push(right);
-      }
-      // One half untouched, the other removing accounts: read the untouched one too.
-      const lifts = left ? !right && batch.removes(lo, mid) && !zeroAt(node, 33) : batch.removes(mid, hi) && !zeroAt(node, 1);
-      if (lifts) {
-        span.siblingId = flippedId(batch.keys[lo]!, depth);
-        lifted.push(span);
-      }
-    }
-    level = next;
-  }
-}
-
-/** A position's node if known without asking the store: read this update already, or held by the reader in memory. */
-function answer(reader: TreeNodeReader, known: Map<string, Uint8Array | undefined>, id: string): Uint8Array | undefined | false {
-  if (known.has(id)) return known.get(id);
-  return reader.readNow?.(id) ?? false;
-}
-
-/** The position at `depth + 1` under `key`'s position at `depth`, on the side `key` does not take. */
-function flippedId(key: Uint8Array, depth: number): string {
-  return siblingOf(positionId(key, depth + 1), depth);
-}
-
-/**
- * The other half's position next to `id`, a position at `depth + 1`: the bit `depth` flipped. That
- * bit sits in the id's last character (the depth, then the key's bytes up to the bit).
- */
-function siblingOf(id: string, depth: number): string {
-  const last = id.length - 1;
-  return id.slice(0, last) + String.fromCharCode(id.charCodeAt(last) ^ (0x80 >>> (depth & 7)));
 }
 
 /**
