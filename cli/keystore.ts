@@ -3,20 +3,18 @@
  *
  * One file per key, `<DIR>/<cairn1…>.json`, mode 0600, in a directory created 0700. A file holds
  * the 32-byte private key encrypted with AES-256-GCM under a key derived from the password by
- * scrypt (format in `KeyFileV1`). The address text is GCM additional data, so a file whose address
- * was edited fails authentication instead of opening under another name.
+ * scrypt (format in `KeyFileV1`, key-file.ts; reading and writing in keystore-files.ts). The address
+ * text is GCM additional data, so a file whose address was edited fails authentication instead of
+ * opening under another name.
  *
  * Nothing here prints, logs, or puts the password or a key into an error message: every failure is
  * a `KeystoreError` with a code and a one-line message that names only paths and addresses.
  */
 import { createCipheriv, createDecipheriv, randomBytes, scrypt as scryptCallback } from 'node:crypto';
-import { chmod, link, mkdir, open, readFile, readdir, rename, stat, unlink } from 'node:fs/promises';
-import { join } from 'node:path';
+import { readdir } from 'node:fs/promises';
 import { fromHex, toHex } from '../ledger/bytes.ts';
-import { CairnError } from '../ledger/errors.ts';
 import {
   addressOf,
-  decodeAddress,
   encodeAddress,
   generatePrivateKey,
   isValidPrivateKey,
@@ -24,71 +22,28 @@ import {
   publicKeyOf,
   type RandomSource,
 } from '../ledger/keys.ts';
+import {
+  associatedData,
+  checkScryptParams,
+  CIPHER,
+  DEFAULT_SCRYPT_N,
+  DERIVED_KEY_BYTES,
+  isAddressText,
+  IV_BYTES,
+  KDF,
+  KEY_FILE_VERSION,
+  parseKeyFile,
+  SALT_BYTES,
+  SCRYPT_P,
+  SCRYPT_R,
+  TAG_BYTES,
+  type KeyFileV1,
+} from './key-file.ts';
+import { KeystoreError } from './keystore-error.ts';
+import { ensureDir, exists, keyExists, keyFilePath, keystoreDirError, readKeyFile, writeNewFileAtomically } from './keystore-files.ts';
 
-export type KeystoreErrorCode =
-  | 'KEYSTORE_NOT_FOUND'
-  | 'KEYSTORE_IO'
-  | 'KEY_NOT_FOUND'
-  | 'KEY_EXISTS'
-  | 'KEY_FILE_CORRUPT'
-  | 'WRONG_PASSWORD'
-  | 'INVALID_PRIVATE_KEY'
-  | 'INVALID_ADDRESS'
-  | 'EMPTY_PASSWORD'
-  | 'NO_PASSWORD'
-  | 'PASSWORD_FILE_UNREADABLE'
-  | 'PASSWORD_MISMATCH'
-  | 'PROMPT_CANCELLED';
-
-export class KeystoreError extends CairnError {
-  declare readonly code: KeystoreErrorCode;
-  constructor(code: KeystoreErrorCode, message: string) {
-    // The CLI prints the message as one line: a path with a newline in it must not break that.
-    super(code, message.replace(/\s*[\r\n]+\s*/g, ' '));
-  }
-}
-
-export const KEY_FILE_VERSION = 1;
-
-/**
- * scrypt N = 2^16, r = 8, p = 1: 64 MiB and about 175 ms per derivation on the 2-core machine this
- * was measured on (2^17 took ~370 ms, 2^18 ~820 ms). Every `new`, `import` and unlock pays it
- * once; an attacker with a stolen file pays it per guessed password.
- */
-export const DEFAULT_SCRYPT_N = 1 << 16;
-export const SCRYPT_R = 8;
-export const SCRYPT_P = 1;
-const DERIVED_KEY_BYTES = 32;
-const SALT_BYTES = 32;
-const IV_BYTES = 12;
-const TAG_BYTES = 16;
-
-/**
- * Limits on what a key file may ask of us: a damaged or hostile file must not make the CLI
- * allocate gigabytes or spin for minutes before it can say "corrupt".
- */
-const MAX_SCRYPT_N = 1 << 20;
-const MAX_SCRYPT_R = 16;
-const MAX_SCRYPT_P = 16;
-const MAX_SCRYPT_MEMORY = 256 * 1024 * 1024;
-const MAX_KEY_FILE_BYTES = 64 * 1024;
-
-const CIPHER = 'aes-256-gcm';
-const KDF = 'scrypt';
-
-/** The on-disk document, version 1. Hex is lower case. */
-export interface KeyFileV1 {
-  version: 1;
-  address: string;
-  crypto: {
-    kdf: 'scrypt';
-    kdfparams: { n: number; r: number; p: number; dklen: number; salt: string };
-    cipher: 'aes-256-gcm';
-    iv: string;
-    ciphertext: string;
-    tag: string;
-  };
-}
+export { errnoText, KeystoreError, type KeystoreErrorCode } from './keystore-error.ts';
+export { DEFAULT_SCRYPT_N, KEY_FILE_VERSION, SCRYPT_P, SCRYPT_R, type KeyFileV1 } from './key-file.ts';
 
 export interface KeystoreOptions {
   /** scrypt cost for files written now. Tests lower it; the CLI leaves the default. */
@@ -209,24 +164,6 @@ function parsePrivateKeyHex(hexText: string): Uint8Array {
   return key;
 }
 
-function isAddressText(text: string): boolean {
-  try {
-    decodeAddress(text);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function keyFilePath(dir: string, address: string): string {
-  return join(dir, `${address}.json`);
-}
-
-/** Binds the ciphertext to its address and to this format. */
-function associatedData(address: string): Uint8Array {
-  return new TextEncoder().encode(`cairn keystore v${KEY_FILE_VERSION} ${address}`);
-}
-
 /**
  * Passwords are NFKC-normalised: the same characters typed on two systems can arrive as different
  * code points (composed or decomposed accents), and must open the same key.
@@ -239,16 +176,6 @@ async function deriveKey(password: string, salt: Uint8Array, n: number, r: numbe
       err === null ? resolve(key) : reject(new KeystoreError('KEYSTORE_IO', `scrypt failed: ${err.message}`)),
     );
   });
-}
-
-function checkScryptParams(n: number, r: number, p: number): string | undefined {
-  if (!Number.isSafeInteger(n) || n < 2 || n > MAX_SCRYPT_N || (n & (n - 1)) !== 0) {
-    return `scrypt n must be a power of 2 from 2 to ${MAX_SCRYPT_N}`;
-  }
-  if (!Number.isSafeInteger(r) || r < 1 || r > MAX_SCRYPT_R) return `scrypt r must be 1 to ${MAX_SCRYPT_R}`;
-  if (!Number.isSafeInteger(p) || p < 1 || p > MAX_SCRYPT_P) return `scrypt p must be 1 to ${MAX_SCRYPT_P}`;
-  if (128 * n * r > MAX_SCRYPT_MEMORY) return `scrypt n·r needs more than ${MAX_SCRYPT_MEMORY / 2 ** 20} MiB`;
-  return undefined;
 }
 
 async function storeKey(
@@ -265,7 +192,8 @@ async function storeKey(
   const file = keyFilePath(dir, address);
 
   await ensureDir(dir);
-  // Refuse before paying for scrypt; the link() below closes the race with a concurrent writer.
+  // Refuse before paying for scrypt; the link() in writeNewFileAtomically closes the race with a
+  // concurrent writer.
   if (await exists(file)) throw keyExists(address, file);
 
   const salt = random(SALT_BYTES);
@@ -295,179 +223,4 @@ async function storeKey(
   };
   await writeNewFileAtomically(dir, file, JSON.stringify(doc, null, 2) + '\n', address);
   return { address };
-}
-
-async function ensureDir(dir: string): Promise<void> {
-  try {
-    const info = await stat(dir);
-    if (!info.isDirectory()) throw new KeystoreError('KEYSTORE_IO', `keystore ${dir} is not a directory`);
-    return;
-  } catch (err) {
-    if (err instanceof KeystoreError) throw err;
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw ioError(`cannot use keystore ${dir}`, err);
-  }
-  try {
-    await mkdir(dir, { recursive: true, mode: 0o700 });
-    // The umask may have taken bits away from the mode; nobody else needs any.
-    await chmod(dir, 0o700);
-  } catch (err) {
-    throw ioError(`cannot create keystore ${dir}`, err);
-  }
-}
-
-/**
- * Writes a temporary file 0600 in the same directory, syncs it, then links it to its name. link()
- * is atomic and, unlike rename(), refuses to replace an existing file, so a crash leaves either no
- * key file or a whole one, and two writers of the same key cannot overwrite each other.
- */
-async function writeNewFileAtomically(dir: string, file: string, content: string, address: string): Promise<void> {
-  const temp = join(dir, `.${address}.json.${toHex(randomBytes(6))}.tmp`);
-  try {
-    const handle = await open(temp, 'wx', 0o600);
-    try {
-      await handle.chmod(0o600);
-      await handle.writeFile(content, 'utf8');
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    try {
-      await link(temp, file);
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'EEXIST') throw keyExists(address, file);
-      // A file system without hard links: check, then rename (a narrow race, no torn file).
-      if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'ENOSYS') throw err;
-      if (await exists(file)) throw keyExists(address, file);
-      await rename(temp, file);
-    }
-    await syncDir(dir);
-  } catch (err) {
-    if (err instanceof KeystoreError) throw err;
-    throw ioError(`cannot write key file ${file}`, err);
-  } finally {
-    await unlink(temp).catch(() => {});
-  }
-}
-
-/** Makes the new directory entry durable; not every platform can open a directory to sync it. */
-async function syncDir(dir: string): Promise<void> {
-  try {
-    const handle = await open(dir, 'r');
-    try {
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-  } catch {
-    // Best effort: the file itself is already synced.
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
-    throw ioError(`cannot read ${path}`, err);
-  }
-}
-
-async function readKeyFile(dir: string, file: string, address: string): Promise<string> {
-  try {
-    const info = await stat(dir);
-    if (!info.isDirectory()) throw new KeystoreError('KEYSTORE_NOT_FOUND', `keystore ${dir} is not a directory`);
-  } catch (err) {
-    if (err instanceof KeystoreError) throw err;
-    throw keystoreDirError(dir, err);
-  }
-  try {
-    const handle = await open(file, 'r');
-    try {
-      const info = await handle.stat();
-      if (!info.isFile() || info.size > MAX_KEY_FILE_BYTES) {
-        throw new KeystoreError('KEY_FILE_CORRUPT', `key file ${file} is not a key file (${info.size} bytes)`);
-      }
-      return await handle.readFile('utf8');
-    } finally {
-      await handle.close();
-    }
-  } catch (err) {
-    if (err instanceof KeystoreError) throw err;
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-      throw new KeystoreError('KEY_NOT_FOUND', `no key for ${address} in keystore ${dir}`);
-    }
-    throw ioError(`cannot read key file ${file}`, err);
-  }
-}
-
-/** Checks every field's type and size, so that decryption only ever sees well-formed input. */
-function parseKeyFile(text: string, file: string): KeyFileV1 {
-  const corrupt = (why: string): KeystoreError => new KeystoreError('KEY_FILE_CORRUPT', `key file ${file} is corrupt: ${why}`);
-  let doc: unknown;
-  try {
-    doc = JSON.parse(text);
-  } catch {
-    throw corrupt('not JSON');
-  }
-  if (!isObject(doc)) throw corrupt('not a JSON object');
-  if (doc['version'] !== KEY_FILE_VERSION) {
-    throw corrupt(`version ${JSON.stringify(doc['version'])} is not supported (expected ${KEY_FILE_VERSION})`);
-  }
-  const address = doc['address'];
-  if (typeof address !== 'string' || !isAddressText(address)) throw corrupt('address is not a cairn address');
-  const crypto = doc['crypto'];
-  if (!isObject(crypto)) throw corrupt('crypto is missing');
-  if (crypto['kdf'] !== KDF) throw corrupt(`kdf must be "${KDF}"`);
-  if (crypto['cipher'] !== CIPHER) throw corrupt(`cipher must be "${CIPHER}"`);
-  const params = crypto['kdfparams'];
-  if (!isObject(params)) throw corrupt('kdfparams is missing');
-  const { n, r, p, dklen } = params;
-  if (typeof n !== 'number' || typeof r !== 'number' || typeof p !== 'number') throw corrupt('n, r, p must be numbers');
-  const problem = checkScryptParams(n, r, p);
-  if (problem !== undefined) throw corrupt(problem);
-  if (dklen !== DERIVED_KEY_BYTES) throw corrupt(`dklen must be ${DERIVED_KEY_BYTES}`);
-  const salt = hexField(params['salt'], 16, 64, 'salt', corrupt);
-  const iv = hexField(crypto['iv'], IV_BYTES, IV_BYTES, 'iv', corrupt);
-  const ciphertext = hexField(crypto['ciphertext'], PRIVATE_KEY_BYTES, PRIVATE_KEY_BYTES, 'ciphertext', corrupt);
-  const tag = hexField(crypto['tag'], TAG_BYTES, TAG_BYTES, 'tag', corrupt);
-  return {
-    version: KEY_FILE_VERSION,
-    address,
-    crypto: { kdf: KDF, kdfparams: { n, r, p, dklen, salt }, cipher: CIPHER, iv, ciphertext, tag },
-  };
-}
-
-function hexField(value: unknown, min: number, max: number, name: string, corrupt: (why: string) => KeystoreError): string {
-  const size = min === max ? `${min}` : `${min} to ${max}`;
-  if (typeof value !== 'string' || !/^(?:[0-9a-f]{2})*$/.test(value) || value.length < 2 * min || value.length > 2 * max) {
-    throw corrupt(`${name} must be ${size} bytes of lower-case hex`);
-  }
-  return value;
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function keyExists(address: string, file: string): KeystoreError {
-  return new KeystoreError('KEY_EXISTS', `the key of ${address} is already in the keystore (${file})`);
-}
-
-function keystoreDirError(dir: string, err: unknown): KeystoreError {
-  const code = (err as NodeJS.ErrnoException).code;
-  if (code === 'ENOENT') return new KeystoreError('KEYSTORE_NOT_FOUND', `no keystore at ${dir}`);
-  if (code === 'ENOTDIR') return new KeystoreError('KEYSTORE_NOT_FOUND', `keystore ${dir} is not a directory`);
-  return ioError(`cannot read keystore ${dir}`, err);
-}
-
-function ioError(what: string, err: unknown): KeystoreError {
-  return new KeystoreError('KEYSTORE_IO', `${what}: ${errnoText(err)}`);
-}
-
-/** "EACCES" rather than Node's message, which repeats the path (already in ours). */
-export function errnoText(err: unknown): string {
-  const e = err as NodeJS.ErrnoException;
-  return e.code ?? (e instanceof Error ? e.message : String(err));
 }

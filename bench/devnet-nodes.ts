@@ -1,0 +1,138 @@
+/**
+ * The devnet's nodes: its genesis, its `cairn node` processes and the RPC the bench reaches them
+ * by. What a run does with them is in devnet-run.ts; the suite, in devnet.ts.
+ */
+import { HEADER_BYTES } from '../ledger/block.ts';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { encodeAddress } from '../ledger/keys.ts';
+import { searchNonceWith } from '../consensus/miner.ts';
+import { meetsTarget } from '../node/pow-hash.js';
+import { RpcClient } from '../cli/rpc-client.ts';
+import { RPC_ENDPOINT_FILE, type RpcMethod, type RpcMethods, type StatusResult } from '../node/rpc-types.ts';
+import { CAIRN_BIN, exited, track } from '../test/helpers/cluster.ts';
+import type { SuiteContext } from './report.ts';
+import { SENDER_BALANCE, type BenchKey } from './perf-common.ts';
+
+export const DEVNET_NODES = 3;
+export const DEVNET_BLOCK_TIME = 2;
+/** Short, so that the target follows the hash rate the mining thread really gets on a busy machine. */
+export const DEVNET_HALF_LIFE = 10;
+/** Extra flags for the node processes, e.g. CAIRN_BENCH_NODE_FLAGS="--cpu-prof --cpu-prof-dir=/tmp/prof". */
+const NODE_FLAGS = (process.env.CAIRN_BENCH_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
+
+export interface DevnetNode {
+  readonly name: string;
+  readonly datadir: string;
+  readonly child: ChildProcess;
+  client: RpcClient;
+  listen: string[];
+  /** The largest RSS under the load: from start until the convergence check's first auditState. */
+  maxRssMb: number;
+  /** The largest RSS including the convergence check (auditState replays the whole chain). */
+  maxRssAuditMb: number;
+  /** The node's own memory report (status.memory) with the highest rss seen under the load. */
+  peakMemory?: StatusResult['memory'];
+  /** RPC calls retried after a dropped connection (see `call`). */
+  retries: number;
+  /** The slowest answer to `status` while sampled: how long the node's event loop was busy at most. */
+  maxStatusMs: number;
+}
+
+export function rssMbOf(pid: number): number | undefined {
+  try {
+    const match = /VmRSS:\s+(\d+)\s+kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return match ? Number(match[1]) / 1024 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Hashes a second with one thread, as a node's hashing thread does (node/pow-hash.js, one header at a time). */
+export function hashRate(): number {
+  const header = new Uint8Array(HEADER_BYTES);
+  const never = meetsTarget(new Uint8Array(32)); // only an all-zero hash would meet it
+  searchNonceWith(header, 0n, 20_000, never);
+  const start = performance.now();
+  let hashes = 0;
+  while (performance.now() - start < 500) {
+    searchNonceWith(header, BigInt(hashes), 20_000, never);
+    hashes += 20_000;
+  }
+  return (hashes * 1000) / (performance.now() - start);
+}
+
+export const DEVNET_CHAIN_ID = 4207;
+
+export function devnetGenesis(senders: readonly BenchKey[], target: bigint): string {
+  const alloc: Record<string, string> = {};
+  for (const key of senders) alloc[encodeAddress(key.address)] = SENDER_BALANCE.toString();
+  return JSON.stringify({
+    name: 'cairn-bench-devnet',
+    chainId: DEVNET_CHAIN_ID,
+    timestamp: Math.floor(Date.now() / 1000) - 60,
+    target: `0x${target.toString(16)}`,
+    blockTime: DEVNET_BLOCK_TIME,
+    asertHalfLife: DEVNET_HALF_LIFE,
+    reward: '5000000000',
+    unit: 'CRN',
+    decimals: 8,
+    limits: { maxBlockBytes: 16 * 1024 * 1024, maxBlockTxs: 50_000 },
+    alloc,
+  });
+}
+
+export async function startDevnetNode(ctx: SuiteContext, name: string, genesisFile: string, bootstrap: readonly string[], mine: Uint8Array | undefined): Promise<DevnetNode> {
+  const datadir = ctx.tempDir(`cairn-bench-devnet-${name}-`).path;
+  const args = [...NODE_FLAGS, CAIRN_BIN, 'node', '--datadir', datadir, '--genesis', genesisFile, '--p2p-host', '127.0.0.1', '--p2p-port', '0', '--rpc-port', '0', '--http-port', '0', '--no-mdns', '--log-level', 'info'];
+  for (const b of bootstrap) args.push('--bootstrap', b);
+  if (mine) args.push('--mine', '--coinbase', encodeAddress(mine), '--threads', '1');
+  // As a user would start it: without the bench's own threadpool size (bench/threadpool.ts).
+  const { UV_THREADPOOL_SIZE: _benchOnly, ...env } = process.env;
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: datadir, env });
+  track(child); // killed if the bench exits without stopping it
+  const log = createWriteStream(join(datadir, 'node.log'));
+  child.stdout!.pipe(log);
+  child.stderr!.pipe(log);
+  const deadline = performance.now() + 60_000;
+  for (;;) {
+    if (exited(child)) throw new Error(`${name} exited (${child.exitCode ?? child.signalCode}); see ${join(datadir, 'node.log')}`);
+    try {
+      const client = await RpcClient.fromDatadir(datadir);
+      const status = await client.call('status', {});
+      return { name, datadir, child, client, listen: status.listen, maxRssMb: 0, maxRssAuditMb: 0, retries: 0, maxStatusMs: 0 };
+    } catch {
+      if (performance.now() > deadline) throw new Error(`${name} did not answer RPC within 60 s (${join(datadir, RPC_ENDPOINT_FILE)})`);
+      await sleep(200);
+    }
+  }
+}
+
+/**
+ * An RPC call that survives one kind of transient failure: a node whose event loop was blocked
+ * for longer than its HTTP keep-alive timeout (5 s) closes the client's idle connection as it
+ * wakes, racing the next request on it, which then fails without reaching the node. Such a call
+ * is retried (a resubmitted transaction is at worst refused as a duplicate) while the process lives.
+ */
+export async function call<M extends RpcMethod>(n: DevnetNode, method: M, params: RpcMethods[M]['params'], tries = 3): Promise<RpcMethods[M]['result']> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await n.client.call(method, params);
+    } catch (err) {
+      if (attempt >= tries || exited(n.child) || (err as { code?: string }).code !== 'NODE_NOT_RUNNING') throw err;
+      n.retries++;
+      await sleep(100);
+    }
+  }
+}
+
+/** Heads equal, and each node's state digest at that head equal: the devnet agrees. */
+export async function converged(nodes: readonly DevnetNode[]): Promise<{ height: number; head: string } | undefined> {
+  const statuses = await Promise.all(nodes.map((n) => call(n, 'status', {})));
+  if (!statuses.every((s) => s.head === statuses[0]!.head)) return undefined;
+  const audits = await Promise.all(nodes.map((n) => call(n, 'auditState', {})));
+  if (!audits.every((a) => a.head === audits[0]!.head && a.digest === audits[0]!.digest)) return undefined;
+  return { height: audits[0]!.height, head: audits[0]!.head };
+}

@@ -1,0 +1,285 @@
+/**
+ * One measured devnet run: the nodes started, transactions submitted over RPC through a warm-up
+ * and a window, the blocks of the window counted, and the three nodes checked to agree; and the
+ * note that tells such a run in words.
+ */
+import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { MAX_TARGET } from '../consensus/pow.ts';
+import type { StatusResult } from '../node/rpc-types.ts';
+import { waitFor } from '../test/helpers/network.ts';
+import { exited, stopProcess } from '../test/helpers/cluster.ts';
+import type { SuiteContext } from './report.ts';
+import { benchKey, k, ms0, s1, type BenchKey } from './perf-common.ts';
+import { call, converged, DEVNET_BLOCK_TIME, DEVNET_NODES, devnetGenesis, hashRate, rssMbOf, startDevnetNode, type DevnetNode } from './devnet-nodes.ts';
+
+const DEVNET_MINER_SHARE = 4;
+/** Submission starts this long before the measured window: the first block after it is still empty. */
+const DEVNET_WARMUP_MS = 8_000;
+const DEVNET_BATCH = 1_000;
+const DEVNET_CONCURRENCY = 3;
+/** The submitter pauses while the node's mempool holds this many: a backlog the miner cannot clear tells nothing more. */
+const DEVNET_MEMPOOL_CAP = 10_000;
+const DEVNET_SETTLE_TIMEOUT_MS = 60_000;
+const DEVNET_CONVERGE_TIMEOUT_MS = 90_000;
+
+interface Sample {
+  readonly at: number;
+  readonly statuses: readonly StatusResult[];
+}
+
+export interface DevnetRun {
+  readonly submitTo: string;
+  /** Transactions in the main-chain blocks between the first and last block connected in the window. */
+  readonly confirmed: number;
+  readonly blocks: number;
+  readonly biggestBlock: number;
+  /** From the first to the last of those blocks' connects on the miner (as sampled, ±100 ms). */
+  readonly spanMs: number;
+  /** Whether the span is block to block (at least two blocks in the window) or the window itself. */
+  readonly blockToBlock: boolean;
+  readonly admitted: number;
+  readonly windowMs: number;
+  readonly submitted: number;
+  readonly rejections: ReadonlyMap<string, number>;
+  readonly ranOut: boolean;
+  readonly mempoolPeak: number;
+  readonly drainedMs: number | undefined;
+  readonly convergedHeight: number;
+  readonly rssMb: ReadonlyArray<{ name: string; mb: number; withAuditMb: number; peak?: StatusResult['memory'] }>;
+  /** Per node: the slowest `status` answer (ms) and the calls retried after a dropped connection. */
+  readonly stalls: ReadonlyArray<{ name: string; maxStatusMs: number; retries: number }>;
+}
+
+/**
+ * One devnet: three `cairn node` processes, node-0 mining, transactions submitted over RPC to
+ * `submitIndex` as fast as it takes them for warm-up + window, then the three must agree on one
+ * head and state digest.
+ */
+export async function devnetRun(ctx: SuiteContext, hexes: readonly string[], senders: readonly BenchKey[], submitIndex: number, windowMs: number): Promise<DevnetRun> {
+  const rate = hashRate();
+  // One block a block time if the mining thread gets a quarter of a core (it shares the machine
+  // with three nodes, and often with others); ASERT, with a short half-life, corrects the rest.
+  let target = (1n << 256n) / BigInt(Math.max(1, Math.round((rate / DEVNET_MINER_SHARE) * DEVNET_BLOCK_TIME)));
+  if (target > MAX_TARGET) target = MAX_TARGET;
+  const dir = ctx.tempDir('cairn-bench-devnet-');
+  const genesisFile = join(dir.path, 'genesis.json');
+  writeFileSync(genesisFile, devnetGenesis(senders, target));
+  const miner = benchKey(999_998).address;
+
+  const nodes: DevnetNode[] = [];
+  let rssTimer: NodeJS.Timeout | undefined;
+  /** Set when the convergence check starts: RSS from then on is not counted as under the load. */
+  let auditing = false;
+  try {
+    for (let i = 0; i < DEVNET_NODES; i++) {
+      const bootstrap = i === 0 ? [] : nodes[i - 1]!.listen.filter((a) => a.includes('/127.0.0.1/'));
+      nodes.push(await startDevnetNode(ctx, `node-${i}`, genesisFile, bootstrap, i === 0 ? miner : undefined));
+    }
+    const submitNode = nodes[submitIndex]!;
+    const minerNode = nodes[0]!;
+    ctx.log(`devnet: ${DEVNET_NODES} nodes up (pids ${nodes.map((n) => n.child.pid).join(', ')}); hash rate ${k(rate)}/s on one thread here, genesis target for ${DEVNET_BLOCK_TIME} s blocks at that rate`);
+    // The convergence check is the bench's instrument, not the load: its auditState replays every
+    // block from genesis and reads the whole store (measured: +15-40 MB on each node, mostly
+    // LevelDB's table files mapped in), so what it costs is kept apart.
+    rssTimer = setInterval(() => {
+      for (const n of nodes) {
+        const mb = (n.child.pid !== undefined && rssMbOf(n.child.pid)) || 0;
+        if (!auditing) n.maxRssMb = Math.max(n.maxRssMb, mb);
+        n.maxRssAuditMb = Math.max(n.maxRssAuditMb, mb);
+      }
+    }, 250);
+
+    // Settled: everyone has a peer and 4 blocks (blocks 1 and 2 carry the genesis target; ASERT starts at 3).
+    await waitFor(
+      async () => {
+        const st = await Promise.all(nodes.map((n) => call(n, 'status', {})));
+        return st.every((s) => s.peers > 0 && s.height >= 4);
+      },
+      DEVNET_SETTLE_TIMEOUT_MS,
+      'every devnet node to have a peer and 4 blocks',
+    );
+    ctx.log(`devnet: settled; submitting to ${submitNode.name} for ${s1(DEVNET_WARMUP_MS)} s warm-up + ${s1(windowMs)} s window`);
+
+    // The submitter: closed loop, DEVNET_CONCURRENCY batches in flight, paused while the mempool is over the cap.
+    let stop = false;
+    let failure: Error | undefined;
+    let submitted = 0;
+    let accepted = 0;
+    const rejections = new Map<string, number>();
+    let lastMempool = 0;
+    let nextTx = 0;
+    const submitter = async () => {
+      while (!stop && nextTx < hexes.length) {
+        if (lastMempool > DEVNET_MEMPOOL_CAP) {
+          await sleep(50);
+          continue;
+        }
+        const batch = hexes.slice(nextTx, nextTx + DEVNET_BATCH);
+        nextTx += batch.length;
+        submitted += batch.length;
+        try {
+          const result = await call(submitNode, 'sendRawTransactions', { txs: batch }, 2);
+          accepted += result.accepted.length;
+          for (const r of result.rejected) rejections.set(r.code, (rejections.get(r.code) ?? 0) + 1);
+        } catch (err) {
+          failure ??= new Error(`sendRawTransactions to ${submitNode.name}: ${(err as Error).message}`);
+          stop = true;
+        }
+      }
+    };
+    // The sampler: every node's status every 100 ms.
+    const samples: Sample[] = [];
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        const asked = performance.now();
+        try {
+          const statuses = await Promise.all(
+            nodes.map(async (n) => {
+              const t = performance.now();
+              const status = await call(n, 'status', {});
+              n.maxStatusMs = Math.max(n.maxStatusMs, performance.now() - t);
+              if (!auditing && status.memory && status.memory.rss > (n.peakMemory?.rss ?? 0)) n.peakMemory = status.memory;
+              return status;
+            }),
+          );
+          samples.push({ at: performance.now(), statuses });
+          lastMempool = statuses[submitIndex]!.mempool;
+        } catch (err) {
+          // A node that stops answering ends the run; the error says how long it was given.
+          failure ??= new Error(`status after ${ms0(performance.now() - asked)} ms: ${(err as Error).message}`);
+          stop = true;
+          sampling = false;
+        }
+        await sleep(100);
+      }
+    })();
+    const t0 = performance.now();
+    const submitters = Array.from({ length: DEVNET_CONCURRENCY }, submitter);
+    await sleep(DEVNET_WARMUP_MS);
+    const windowStart = performance.now();
+    const acceptedAtStart = accepted;
+    await sleep(windowMs);
+    const windowEnd = performance.now();
+    const admitted = accepted - acceptedAtStart;
+    stop = true;
+    await Promise.all(submitters);
+    if (failure) throw failure;
+
+    // The blocks the miner connected inside the window, and when it was first seen at each height.
+    const firstSeen = new Map<number, number>();
+    for (const sample of samples) {
+      const h = sample.statuses[0]!.height;
+      if (!firstSeen.has(h)) firstSeen.set(h, sample.at);
+    }
+    const inWindow = [...firstSeen].filter(([, at]) => at >= windowStart && at <= windowEnd).map(([h]) => h);
+    // From the first block connected in the window to the last, so that no block interval is cut
+    // in two; with fewer than two blocks in the window, the window itself (its blocks, or none).
+    let hA: number;
+    let hB: number;
+    let spanMs: number;
+    if (inWindow.length >= 2) {
+      hA = Math.min(...inWindow);
+      hB = Math.max(...inWindow);
+      spanMs = firstSeen.get(hB)! - firstSeen.get(hA)!;
+    } else {
+      const heightAt = (t: number) => Math.max(0, ...samples.filter((x) => x.at <= t).map((x) => x.statuses[0]!.height));
+      hA = heightAt(windowStart);
+      hB = heightAt(windowEnd);
+      spanMs = windowEnd - windowStart;
+    }
+
+    // Convergence: the same head and state digest on all three, once submissions stop.
+    ctx.log(`devnet: window over (blocks ${hA + 1}–${hB} counted); waiting for the nodes to converge and the mempools to drain`);
+    const convergeStart = performance.now();
+    let agreed: { height: number; head: string } | undefined;
+    let drainedMs: number | undefined;
+    while (!agreed && performance.now() - convergeStart < 2 * DEVNET_CONVERGE_TIMEOUT_MS) {
+      if (failure) throw failure;
+      const st = samples.at(-1)!.statuses;
+      if (drainedMs === undefined && st.every((x) => x.mempool === 0)) drainedMs = performance.now() - convergeStart;
+      // Agreement is checked once the mempools are empty (or after the first timeout): a backlog
+      // that does not drain is a figure, not a failure, but the nodes must still agree.
+      const ready = drainedMs !== undefined || performance.now() - convergeStart > DEVNET_CONVERGE_TIMEOUT_MS;
+      if (ready && st.every((x) => x.height >= hB)) {
+        auditing = true;
+        agreed = await converged(nodes);
+      }
+      if (!agreed) await sleep(200);
+    }
+    sampling = false;
+    await sampler;
+    if (!agreed) throw new Error(`the devnet did not converge within ${s1(2 * DEVNET_CONVERGE_TIMEOUT_MS)} s of the window; heads ${samples.at(-1)!.statuses.map((x) => `${x.height}:${x.head.slice(0, 8)}`).join(' ')}`);
+
+    // The counted blocks, from the miner, each checked to be on the submit node's main chain too.
+    let confirmed = 0;
+    let biggestBlock = 0;
+    for (let h = hA + 1; h <= hB; h++) {
+      const [mined, far] = await Promise.all([call(minerNode, 'getBlock', { height: h }), call(nodes[DEVNET_NODES - 1]!, 'getBlock', { height: h })]);
+      if (mined.hash !== far.hash) throw new Error(`block ${h} differs between node-0 and node-${DEVNET_NODES - 1} after convergence`);
+      confirmed += mined.txs.length;
+      biggestBlock = Math.max(biggestBlock, mined.txs.length);
+    }
+    const run: DevnetRun = {
+      submitTo: submitNode.name + (submitIndex === 0 ? ' (the miner)' : ''),
+      confirmed,
+      blocks: hB - hA,
+      biggestBlock,
+      spanMs,
+      blockToBlock: inWindow.length >= 2,
+      admitted,
+      windowMs: windowEnd - windowStart,
+      submitted,
+      rejections,
+      ranOut: nextTx >= hexes.length,
+      mempoolPeak: Math.max(...samples.map((x) => Math.max(...x.statuses.map((y) => y.mempool)))),
+      drainedMs,
+      convergedHeight: agreed.height,
+      rssMb: nodes.map((n) => ({ name: n.name + (n === minerNode ? ' (miner)' : '') + (n === submitNode ? ' (RPC)' : ''), mb: n.maxRssMb, withAuditMb: n.maxRssAuditMb, peak: n.peakMemory })),
+      stalls: nodes.map((n) => ({ name: n.name, maxStatusMs: n.maxStatusMs, retries: n.retries })),
+    };
+    ctx.log(
+      `devnet: ${k(confirmed)} txs confirmed in ${run.blocks} blocks over ${s1(spanMs)} s = ${k((confirmed * 1000) / spanMs)} tx/s; ` +
+        `admitted ${k((admitted * 1000) / run.windowMs)} tx/s; ${rejectText(run)}; mempool peak ${k(run.mempoolPeak)}; converged at ${agreed.height}` +
+        `${drainedMs === undefined ? ', mempools not drained' : `, mempools drained ${s1(drainedMs)} s after the window`}; RSS max ${run.rssMb.map((r) => r.mb.toFixed(0)).join('/')} MB (with the convergence check ${run.rssMb.map((r) => r.withAuditMb.toFixed(0)).join('/')} MB)`,
+    );
+    return run;
+  } catch (err) {
+    // The node logs are deleted with their datadirs: their last lines go with the error, and
+    // the whole logs to a directory that is kept.
+    if (nodes.length > 0) {
+      const kept = mkdtempSync(join(tmpdir(), 'cairn-bench-devnet-logs-'));
+      for (const n of nodes) copyFileSync(join(n.datadir, 'node.log'), join(kept, `${n.name}.log`));
+      ctx.log(`devnet: node logs kept in ${kept}`);
+      for (const n of nodes) {
+        const lines = readFileSync(join(n.datadir, 'node.log'), 'utf8').trimEnd().split('\n');
+        ctx.log(`devnet: ${n.name} (pid ${n.child.pid}, ${exited(n.child) ? `exited ${n.child.exitCode ?? n.child.signalCode}` : 'running'}), last log lines:\n  ${lines.slice(-5).join('\n  ')}`);
+      }
+    }
+    throw err;
+  } finally {
+    clearInterval(rssTimer);
+    await Promise.all(nodes.map((n) => stopProcess(n.child, 'SIGTERM', 15_000)));
+    dir.remove();
+  }
+}
+
+function rejectText(run: DevnetRun): string {
+  const rejected = [...run.rejections.values()].reduce((a, b) => a + b, 0);
+  return rejected === 0 ? 'none rejected' : `${rejected} rejected (${[...run.rejections].map(([c, n]) => `${c} ${n}`).join(', ')})`;
+}
+
+export function devnetNote(run: DevnetRun): string {
+  return (
+    `${k(run.confirmed)} txs in the ${run.blocks} main-chain blocks connected in a ${s1(run.windowMs)} s window (after ${s1(DEVNET_WARMUP_MS)} s of submission), ` +
+    `${run.blockToBlock ? `over the ${s1(run.spanMs)} s from the first to the last` : 'over the whole window (fewer than two blocks in it)'} ` +
+    `(a block every ${s1(run.spanMs / Math.max(1, run.blocks))} s, largest ${k(run.biggestBlock)} txs); all three nodes then at one head and state digest (height ${run.convergedHeight}); admitted by ${run.submitTo} ${k((run.admitted * 1000) / run.windowMs)} tx/s in the window ` +
+    `(${rejectText(run)}; mempool peak ${k(run.mempoolPeak)}; ${run.drainedMs === undefined ? 'mempools not drained after the window' : `mempools drained ${s1(run.drainedMs)} s after the window`})` +
+    `; slowest status answer ${run.stalls.map((x) => `${x.name} ${s1(x.maxStatusMs)} s`).join(', ')} (event-loop stalls)` +
+    `${run.stalls.some((x) => x.retries > 0) ? `; RPC calls retried after a dropped keep-alive connection ${run.stalls.map((x) => `${x.name} ${x.retries}`).join(', ')}` : ''}` +
+    `${run.ranOut ? '; THE PRE-SIGNED TRANSACTIONS RAN OUT' : ''}`
+  );
+}

@@ -1,0 +1,135 @@
+/**
+ * The keystore's file I/O: where a key file lives, how a new one is written so that a crash or a
+ * concurrent writer never leaves a torn or replaced file, how one is read back within its size
+ * limit, and the errno-to-`KeystoreError` mapping those share.
+ */
+import { randomBytes } from 'node:crypto';
+import { chmod, link, mkdir, open, rename, stat, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { toHex } from '../ledger/bytes.ts';
+import { MAX_KEY_FILE_BYTES } from './key-file.ts';
+import { errnoText, KeystoreError } from './keystore-error.ts';
+
+export function keyFilePath(dir: string, address: string): string {
+  return join(dir, `${address}.json`);
+}
+
+export async function ensureDir(dir: string): Promise<void> {
+  try {
+    const info = await stat(dir);
+    if (!info.isDirectory()) throw new KeystoreError('KEYSTORE_IO', `keystore ${dir} is not a directory`);
+    return;
+  } catch (err) {
+    if (err instanceof KeystoreError) throw err;
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw ioError(`cannot use keystore ${dir}`, err);
+  }
+  try {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    // The umask may have taken bits away from the mode; nobody else needs any.
+    await chmod(dir, 0o700);
+  } catch (err) {
+    throw ioError(`cannot create keystore ${dir}`, err);
+  }
+}
+
+/**
+ * Writes a temporary file 0600 in the same directory, syncs it, then links it to its name. link()
+ * is atomic and, unlike rename(), refuses to replace an existing file, so a crash leaves either no
+ * key file or a whole one, and two writers of the same key cannot overwrite each other.
+ */
+export async function writeNewFileAtomically(dir: string, file: string, content: string, address: string): Promise<void> {
+  const temp = join(dir, `.${address}.json.${toHex(randomBytes(6))}.tmp`);
+  try {
+    const handle = await open(temp, 'wx', 0o600);
+    try {
+      await handle.chmod(0o600);
+      await handle.writeFile(content, 'utf8');
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    try {
+      await link(temp, file);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EEXIST') throw keyExists(address, file);
+      // A file system without hard links: check, then rename (a narrow race, no torn file).
+      if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'ENOSYS') throw err;
+      if (await exists(file)) throw keyExists(address, file);
+      await rename(temp, file);
+    }
+    await syncDir(dir);
+  } catch (err) {
+    if (err instanceof KeystoreError) throw err;
+    throw ioError(`cannot write key file ${file}`, err);
+  } finally {
+    await unlink(temp).catch(() => {});
+  }
+}
+
+/** Makes the new directory entry durable; not every platform can open a directory to sync it. */
+async function syncDir(dir: string): Promise<void> {
+  try {
+    const handle = await open(dir, 'r');
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  } catch {
+    // Best effort: the file itself is already synced.
+  }
+}
+
+export async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw ioError(`cannot read ${path}`, err);
+  }
+}
+
+export async function readKeyFile(dir: string, file: string, address: string): Promise<string> {
+  try {
+    const info = await stat(dir);
+    if (!info.isDirectory()) throw new KeystoreError('KEYSTORE_NOT_FOUND', `keystore ${dir} is not a directory`);
+  } catch (err) {
+    if (err instanceof KeystoreError) throw err;
+    throw keystoreDirError(dir, err);
+  }
+  try {
+    const handle = await open(file, 'r');
+    try {
+      const info = await handle.stat();
+      if (!info.isFile() || info.size > MAX_KEY_FILE_BYTES) {
+        throw new KeystoreError('KEY_FILE_CORRUPT', `key file ${file} is not a key file (${info.size} bytes)`);
+      }
+      return await handle.readFile('utf8');
+    } finally {
+      await handle.close();
+    }
+  } catch (err) {
+    if (err instanceof KeystoreError) throw err;
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+      throw new KeystoreError('KEY_NOT_FOUND', `no key for ${address} in keystore ${dir}`);
+    }
+    throw ioError(`cannot read key file ${file}`, err);
+  }
+}
+
+export function keyExists(address: string, file: string): KeystoreError {
+  return new KeystoreError('KEY_EXISTS', `the key of ${address} is already in the keystore (${file})`);
+}
+
+export function keystoreDirError(dir: string, err: unknown): KeystoreError {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT') return new KeystoreError('KEYSTORE_NOT_FOUND', `no keystore at ${dir}`);
+  if (code === 'ENOTDIR') return new KeystoreError('KEYSTORE_NOT_FOUND', `keystore ${dir} is not a directory`);
+  return ioError(`cannot read keystore ${dir}`, err);
+}
+
+function ioError(what: string, err: unknown): KeystoreError {
+  return new KeystoreError('KEYSTORE_IO', `${what}: ${errnoText(err)}`);
+}
