@@ -1,11 +1,10 @@
 import { EventEmitter } from 'node:events';
 import { toHex } from '../ledger/bytes.ts';
-import { BlockRuleError, CairnError, StoreError, TxRuleError } from '../ledger/errors.ts';
+import { CairnError } from '../ledger/errors.ts';
 import type { Block } from '../ledger/block.ts';
-import { ChainDB } from '../ledger/chaindb.ts';
-import type { SignatureChecker } from '../ledger/state.ts';
+import type { ChainDB } from '../ledger/chaindb.ts';
 import { SerialQueue } from '../ledger/serial.ts';
-import { BlockIndexEntry, HAVE_DATA, INVALID, decodeIndexRecord, findForkPoint, medianTimePast } from './block-index.ts';
+import { BlockIndexEntry, HAVE_DATA, INVALID, decodeIndexRecord, medianTimePast } from './block-index.ts';
 import { ChainIndex, DEFAULT_REORG_DEPTH, DEFAULT_WINDOW, MEDIAN_SPAN } from './chain-index.ts';
 import { HeaderChainCheck } from './headers.ts';
 import { ChainByHeight } from './by-height.ts';
@@ -14,25 +13,11 @@ import { checkHeaderContext } from './header-rules.ts';
 import { ConsensusError } from './errors.ts';
 import type { BlockOutcome, ChainEvents, ChainOptions, Clock } from './chain-types.ts';
 import { OrphanPool } from './orphans.ts';
-import { checkBlockSanity, storedBlockIsSane, type SaneBlock } from './sanity.ts';
-import { connectBlock, disconnectBlock } from './connect.ts';
+import { checkBlockSanity, type SaneBlock } from './sanity.ts';
+import { ForkChoice } from './fork-choice.ts';
 export { maxFutureDrift } from './header-rules.ts';
 
 export type { BlockOutcome, ChainEvents, ChainOptions, Clock, ReorgEvent } from './chain-types.ts';
-
-/** A block that failed as fork choice connected it, and why. */
-interface ConnectFailure {
-  readonly entry: BlockIndexEntry;
-  readonly reason: CairnError;
-}
-
-class ConnectFailed extends Error {
-  readonly failure: ConnectFailure;
-  constructor(failure: ConnectFailure) {
-    super(failure.reason.message);
-    this.failure = failure;
-  }
-}
 
 /**
  * Which chain is THE chain. Every block, from gossip, sync or the miner, enters through
@@ -56,13 +41,12 @@ class ConnectFailed extends Error {
 export class Chain extends EventEmitter<ChainEvents> {
   readonly db: ChainDB;
   private readonly clock: Clock;
-  private readonly signatures: SignatureChecker | undefined;
   private readonly stopwatch: (() => number) | undefined;
   /** The recent window of the main chain and the side branches off it; older blocks are in the store. */
   private index: ChainIndex;
   private readonly options: ChainOptions;
-  /** Valid entries with their block at hand that could be the best tip; all others have less work or a better child. */
-  private readonly candidates = new Set<BlockIndexEntry>();
+  /** Step 5, which owns the candidates for best tip (consensus/fork-choice.ts). */
+  private readonly forkChoice: ForkChoice;
   readonly orphans: OrphanPool;
   /** The main chain by height, the window's part from memory and the rest from the store. */
   readonly byHeight: ChainByHeight;
@@ -78,12 +62,20 @@ export class Chain extends EventEmitter<ChainEvents> {
     super();
     this.db = db;
     this.clock = options.clock;
-    this.signatures = options.signatures;
     this.stopwatch = options.stopwatch;
     this.orphans = new OrphanPool(options.orphanLimits);
     this.index = index;
     this.options = options;
     this.byHeight = new ChainByHeight(this, db);
+    this.forkChoice = new ForkChoice({
+      db,
+      signatures: options.signatures,
+      lock: this.lock,
+      index: () => this.index,
+      unwritten: this.unwritten,
+      remember: (entry) => this.remember(entry),
+      events: this,
+    });
   }
 
   /**
@@ -95,10 +87,10 @@ export class Chain extends EventEmitter<ChainEvents> {
     const chain = new Chain(db, options, index);
     const tip = index.tip;
     for (const e of index.values()) {
-      if (e.isValid && e.status & HAVE_DATA && e.totalWork >= tip.totalWork) chain.candidates.add(e);
+      if (e.isValid && e.status & HAVE_DATA && e.totalWork >= tip.totalWork) chain.forkChoice.candidates.add(e);
     }
     await chain.lock.run(async () => {
-      await chain.activateBestChain();
+      await chain.forkChoice.activateBestChain();
       await chain.fitWindow();
     });
     return chain;
@@ -186,8 +178,8 @@ export class Chain extends EventEmitter<ChainEvents> {
       await install();
       await this.db.reload();
       this.index = await ChainIndex.load(this.db, this.index.reorgDepth, this.options.window ?? DEFAULT_WINDOW);
-      this.candidates.clear();
-      this.candidates.add(this.index.tip);
+      this.forkChoice.candidates.clear();
+      this.forkChoice.candidates.add(this.index.tip);
     });
   }
 
@@ -236,7 +228,7 @@ export class Chain extends EventEmitter<ChainEvents> {
     try {
       const entry = await this.accept(block);
       if (!entry) return 'orphan';
-      const failures = await this.activateBestChain();
+      const failures = await this.forkChoice.activateBestChain();
       if (!entry.isValid) {
         // It failed as fork choice connected it, or an ancestor did: the sender must hear why.
         const own = failures.find((f) => f.entry === entry);
@@ -253,7 +245,7 @@ export class Chain extends EventEmitter<ChainEvents> {
   /** Moves the index's window with the tip; what falls out of it can no longer be a candidate. Import lock. */
   private async fitWindow(): Promise<void> {
     this.lock.assertHeld('fitWindow');
-    for (const e of await this.index.fit(this.db)) this.candidates.delete(e);
+    for (const e of await this.index.fit(this.db)) this.forkChoice.candidates.delete(e);
   }
 
   /** Stores what this import accepted but fork choice did not connect (a tie lost, or a failure mid-way). Import lock. */
@@ -279,7 +271,7 @@ export class Chain extends EventEmitter<ChainEvents> {
       try {
         const entry = await this.accept(child);
         if (entry) {
-          const failures = await this.activateBestChain();
+          const failures = await this.forkChoice.activateBestChain();
           const own = failures.find((f) => f.entry === entry);
           if (own) throw own.reason;
         }
@@ -335,116 +327,13 @@ export class Chain extends EventEmitter<ChainEvents> {
       await this.db.putBlock(block, entry.encode());
     }
     this.index.add(entry);
-    if (entry.totalWork >= this.tip.totalWork) this.candidates.add(entry);
-    this.candidates.delete(parent);
+    if (entry.totalWork >= this.tip.totalWork) this.forkChoice.candidates.add(entry);
+    this.forkChoice.candidates.delete(parent);
     return entry;
   }
 
   private async remember(entry: BlockIndexEntry): Promise<void> {
     this.index.add(entry);
     await this.db.putIndexRecord(entry.height, entry.hash, entry.encode());
-  }
-
-  private bestCandidate(): BlockIndexEntry {
-    const tip = this.tip;
-    let best = tip;
-    for (const c of this.candidates) {
-      if (!c.isValid || c.totalWork < tip.totalWork) {
-        this.candidates.delete(c);
-        continue;
-      }
-      // Among chains with more work than ours, the most work wins and then the first seen.
-      const tie = c.totalWork === best.totalWork && best !== tip && c.seq < best.seq;
-      if (c.totalWork > best.totalWork || tie) best = c;
-    }
-    return best;
-  }
-
-  /** Step 5: moves to the most-work valid chain; returns what failed on the way. Import lock. */
-  private async activateBestChain(): Promise<ConnectFailure[]> {
-    this.lock.assertHeld('activateBestChain');
-    const failures: ConnectFailure[] = [];
-    for (;;) {
-      const best = this.bestCandidate();
-      if (best === this.tip || best.totalWork <= this.tip.totalWork) return failures;
-      try {
-        await this.reorganizeTo(best);
-      } catch (err) {
-        if (!(err instanceof ConnectFailed)) throw err;
-        failures.push(err.failure);
-        await this.markInvalid(err.failure);
-      }
-    }
-  }
-
-  /** Import lock. */
-  private async markInvalid({ entry, reason }: ConnectFailure): Promise<void> {
-    this.lock.assertHeld('markInvalid');
-    entry.status |= INVALID;
-    await this.remember(entry);
-    this.candidates.delete(entry);
-    // Descendants are off the main chain (it ends below `entry`), on side branches of the window.
-    for (const e of [...this.index.values()]) {
-      if (e.height > entry.height && !this.isMain(e) && e.ancestor(entry.height) === entry) {
-        this.candidates.delete(e);
-        if (e.isValid) {
-          e.status |= INVALID;
-          await this.remember(e);
-        }
-      }
-    }
-    if (entry.parent && entry.parent.isValid) this.candidates.add(entry.parent);
-    this.emit('invalid', entry, reason);
-  }
-
-  /** The block of an entry on its way to the main chain: in hand from this import, or from the store. */
-  private async blockOf(entry: BlockIndexEntry): Promise<SaneBlock> {
-    const inHand = this.unwritten.get(entry);
-    if (inHand) return inHand;
-    const stored = await this.db.getBlock(entry.hash);
-    if (!stored) throw new StoreError('STORE_CORRUPT', `block ${entry.hashHex} is indexed as stored but missing`);
-    return storedBlockIsSane(stored);
-  }
-
-  /** Import lock. */
-  private async reorganizeTo(target: BlockIndexEntry): Promise<void> {
-    this.lock.assertHeld('reorganizeTo');
-    const from = this.tip;
-    const fork = findForkPoint(from, target);
-    const disconnected: Block[] = [];
-    const connected: Block[] = [];
-    try {
-      while (this.tip !== fork) {
-        const entry = this.tip;
-        const block = await this.blockOf(entry);
-        // The fork is in the window (a reorganisation is never deeper), so every parent here is too.
-        await disconnectBlock(this.db, block, entry.parent!.header.stateRoot);
-        this.index.popMain();
-        disconnected.unshift(block);
-        this.emit('disconnect', block, entry);
-      }
-      const path: BlockIndexEntry[] = [];
-      for (let e: BlockIndexEntry = target; e !== fork; e = e.parent!) path.unshift(e);
-      for (const entry of path) {
-        const block = await this.blockOf(entry);
-        const stored = (entry.status & HAVE_DATA) !== 0;
-        try {
-          // A block not yet on disk goes in with its index record, in the unit of its connect.
-          const record = stored ? [] : [ChainDB.indexRecordOp(entry.height, entry.hash, entry.encode(entry.status | HAVE_DATA))];
-          await connectBlock(this.db, this.params, this.tip, block, { signatures: this.signatures, extraOps: record, blockStored: stored });
-          entry.status |= HAVE_DATA;
-        } catch (err) {
-          if (err instanceof TxRuleError || err instanceof BlockRuleError) throw new ConnectFailed({ entry, reason: err });
-          throw err;
-        }
-        this.index.pushMain(entry);
-        connected.push(block);
-        this.emit('connect', block, entry);
-      }
-    } finally {
-      if (disconnected.length > 0 || connected.length > 0) {
-        this.emit('tip', { fork, from, to: this.tip, disconnected, connected });
-      }
-    }
   }
 }

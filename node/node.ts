@@ -1,110 +1,34 @@
 import { EventEmitter } from 'node:events';
 import { ChainDB } from '../ledger/chaindb.ts';
 import { AddressIndex, addressIndexer } from '../ledger/address-index.ts';
-import type { KvStore } from '../ledger/kv.ts';
-import { Mempool, type MempoolPolicy } from '../ledger/mempool.ts';
+import { Mempool } from '../ledger/mempool.ts';
 import type { ChainParams } from '../ledger/genesis.ts';
 import type { Transaction } from '../ledger/transaction.ts';
 import type { Block } from '../ledger/block.ts';
 import { Chain, type BlockOutcome, type Clock } from '../consensus/chain.ts';
-import type { OrphanLimits } from '../consensus/orphans.ts';
-import { nextTurn, secondsOf, type Env, type Timer } from './env.ts';
+import { secondsOf, type Env, type Timer } from './env.ts';
 import { Gossip } from './gossip.ts';
-import { PeerManager, type BanStore } from './peers.ts';
+import { PeerManager } from './peers.ts';
 import { NetworkGuard } from './guard.ts';
-import type { Serve, ServingLimits } from './serving.ts';
-import type { SlotLimits } from './slots.ts';
+import type { Serve } from './serving.ts';
 import { networkNames, type NetworkNames } from './protocols.ts';
 import { Sync } from './sync.ts';
 import { TxRelay } from './tx-relay.ts';
 import { serveBlockTxs } from './compact.ts';
 import { serveLightClients } from './light/serve.ts';
-import { TxSignatureVerifier, type SignatureVerifier } from './tx-signatures.ts';
-import type { ConnectionGate, ConnectionInfo, Transport } from './transport.ts';
+import { TxSignatureVerifier } from './tx-signatures.ts';
+import type { ConnectionInfo, Transport } from './transport.ts';
 import { PeerBook } from './peer-book.ts';
 import { Pruner } from './pruner.ts';
 import { DEFAULT_SNAPSHOT_INTERVAL, SnapshotKeeper, serveSnapshots } from './snapshots.ts';
-import { HistoryCheck, type HistoryStore } from './history-check.ts';
+import { HistoryCheck } from './history-check.ts';
+import { backfillAddressIndex } from './address-backfill.ts';
+import type { NodeEvents, NodePartsOf, NodeService } from './node-types.ts';
 
-/** Pending transactions kept across restarts (a file for real nodes). */
-export interface MempoolStore {
-  load(mempool: Mempool, now: number): Promise<{ admitted: number; dropped: number }>;
-  save(mempool: Mempool): Promise<void>;
-}
+export type { LogLevel, MempoolStore, NodeEvents, NodeService } from './node-types.ts';
 
-/** Something that runs beside a node and stops with it: the miner, the RPC server, metrics. */
-export interface NodeService {
-  start(): Promise<void>;
-  stop(): Promise<void>;
-}
-
-/**
- * Everything a node is made of, passed in: the real launcher (node/launch.ts) gives LevelDB,
- * libp2p, worker threads and the machine's clock; the simulator (sim/) gives memory, its own
- * network and simulated time.
- */
-export interface NodeParts {
-  readonly params: ChainParams;
-  readonly env: Env;
-  readonly openStore: () => Promise<KvStore>;
-  /** Makes the transport once the node knows its network names and who is banned. */
-  readonly createTransport: (gate: ConnectionGate, names: NetworkNames) => Promise<Transport>;
-  readonly verifier: SignatureVerifier;
-  /** Addresses to keep connected to, dialled at start and redialled with backoff. */
-  readonly bootstrap?: readonly string[];
-  readonly mempool?: Partial<MempoolPolicy>;
-  readonly mempoolStore?: MempoolStore;
-  readonly orphanLimits?: OrphanLimits;
-  /** The deepest reorganisation followed (consensus's DEFAULT_REORG_DEPTH unless given). */
-  readonly reorgDepth?: number;
-  /** Main-chain blocks kept in memory below the tip when nothing needs more (DEFAULT_WINDOW unless given). */
-  readonly window?: number;
-  /** Keep the bodies and undo data of only this many blocks below the tip (at least the reorg depth); undefined keeps all. */
-  readonly pruneKeep?: number;
-  /** Snapshot heights are the multiples of this (DEFAULT_SNAPSHOT_INTERVAL unless given): a convention of the network. */
-  readonly snapshotInterval?: number;
-  /** A node at genesis joins by snapshot sync when the best chain is long enough (node/snapshot-sync.ts). */
-  readonly snapshotSync?: boolean;
-  /** Keep and serve copies of the state at snapshot heights (default on). */
-  readonly serveSnapshots?: boolean;
-  /**
-   * Where a node whose state came from a snapshot re-executes the history below it in the
-   * background (node/history-check.ts); absent, it does not.
-   */
-  readonly historyStore?: HistoryStore;
-  readonly banSeconds?: number;
-  /** How often to ask every peer for its status again (ms): how a node notices it fell behind. */
-  readonly statusIntervalMs?: number;
-  /** How long the node may be without a peer before it warns, and how often it repeats it (ms; default 30 s). */
-  readonly noPeersWarningMs?: number;
-  /** Per-peer budgets on the request protocols (default DEFAULT_SERVING_LIMITS). */
-  readonly serving?: Partial<ServingLimits>;
-  /** Inbound connections in all, per IP and per subnet (default DEFAULT_SLOT_LIMITS). */
-  readonly connectionLimits?: Partial<SlotLimits>;
-  /** Where bans are kept across restarts (a file in the datadir; memory in the simulator). */
-  readonly banStore?: BanStore;
-  /** Services started after the node and stopped before it (the miner, RPC, metrics). */
-  readonly services?: readonly ((node: CairnNode) => NodeService)[];
-  /**
-   * Keep the address index (ledger/address-index.ts: what the explorer and the REST API's address
-   * pages read). Turning it on for a datadir that had none backfills it in the background.
-   */
-  readonly addressIndex?: boolean;
-  /** Milliseconds for measurements only (block import times in the metrics); none in the simulator. */
-  readonly stopwatch?: () => number;
-  /** Released once the node has stopped (the worker threads). */
-  readonly release?: () => Promise<void>;
-}
-
-export type LogLevel = 'info' | 'warn' | 'debug';
-
-export interface NodeEvents {
-  log: [level: LogLevel, message: string, fields?: Record<string, unknown>];
-  /** A block this node connected, and where it came from. */
-  block: [block: Block, source: 'mined' | 'received'];
-  /** Someone asked over RPC for a clean stop; whoever runs the node decides how (cli/cmd-node.ts). */
-  stopRequested: [];
-}
+/** What a CairnNode is made of (node/node-types.ts), its services given the node itself. */
+export type NodeParts = NodePartsOf<CairnNode>;
 
 /** How long a node may have no peer before it says so, and how often it repeats it. */
 const NO_PEERS_WARNING_MS = 30_000;
@@ -275,7 +199,15 @@ export class CairnNode extends EventEmitter<NodeEvents> {
       this.services.push(service);
     }
     this.historyCheck?.start();
-    if (this.addressIndex && this.addressIndex.status().state === 'building') this.backfill = this.backfillAddressIndex(this.addressIndex);
+    if (this.addressIndex && this.addressIndex.status().state === 'building') {
+      this.backfill = backfillAddressIndex(this.addressIndex, {
+        chain: this.chain,
+        env: this.env,
+        pruner: this.pruner,
+        stopped: () => this.stopped,
+        log: (level, message, fields) => this.emit('log', level, message, fields),
+      });
+    }
     this.emit('log', 'info', 'node started', { peerId: this.transport.peerId, height: this.chain.tip.height, listen: this.listenAddresses() });
   }
 
@@ -323,29 +255,6 @@ export class CairnNode extends EventEmitter<NodeEvents> {
       if (!this.stopped) this.book.redial(); // now, not at the next second's round
     });
     t.on('peer:misbehaved', (peer, score, reason) => void this.peers.penalize(peer, score, reason));
-  }
-
-  /**
-   * Indexes the blocks that were there before the address index, a step at a time between
-   * imports, saying how far it got every tenth of the way.
-   */
-  private async backfillAddressIndex(index: AddressIndex): Promise<void> {
-    let told = 0;
-    this.emit('log', 'info', 'building the address index', { ...index.status() });
-    while (!this.stopped) {
-      const done = await this.chain.withImportsPaused(() => index.backfillStep());
-      this.pruner?.schedule(); // it waits behind the backfill
-      if (done) {
-        this.emit('log', 'info', 'address index ready', { ...index.status() });
-        return;
-      }
-      const { progress } = index.status();
-      if (progress - told >= 0.1) {
-        told = progress;
-        this.emit('log', 'info', 'building the address index', { ...index.status() });
-      }
-      await nextTurn(this.env);
-    }
   }
 
   /** After a grace period without peers, and every so often while it lasts, says what to check. */
