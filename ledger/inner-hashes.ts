@@ -54,6 +54,13 @@ export function useInnerHashBackend(backend: 'native' | 'js'): 'native' | 'js' {
   return innerHashBackend();
 }
 
+/** SHA-256 of each 64 bytes of `input` into each 32 bytes of `output`, by the backend in use: many inner nodes' hashes at once. */
+export function hashInnerBodies(input: Uint8Array, output: Uint8Array): void {
+  if (input.length === 0) return;
+  if (useNative) native!(input, output);
+  else for (let i = 0; 64 * i < input.length; i++) sha256Js64Into(input, 64 * i, output, 32 * i);
+}
+
 /** One level's jobs: hash `nodes[i]` (an inner node, 65 bytes) into `outs[i]` at `ats[i]`. */
 interface Level {
   nodes: Uint8Array[];

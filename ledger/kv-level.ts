@@ -64,12 +64,12 @@ export class LevelKv implements KvStore {
   }
 
   /** In chunks (`nextv`): one native call per thousand entries, not one promise each from LevelDB. */
-  async *iterate(range: KeyRange, limit = Infinity): AsyncIterable<[Uint8Array, Uint8Array]> {
-    yield* inChunks(this.db.iterator({ gte: range.gte, lt: range.lt, reverse: range.reverse === true, ...(limit < Infinity ? { limit } : {}) }));
+  iterate(range: KeyRange, limit = Infinity): AsyncIterable<[Uint8Array, Uint8Array]> {
+    return inChunks(() => this.db.iterator({ gte: range.gte, lt: range.lt, reverse: range.reverse === true, ...(limit < Infinity ? { limit } : {}) }));
   }
 
-  async *keys(range: KeyRange): AsyncIterable<Uint8Array> {
-    yield* inChunks(this.db.keys({ gte: range.gte, lt: range.lt, reverse: range.reverse === true }));
+  keys(range: KeyRange): AsyncIterable<Uint8Array> {
+    return inChunks(() => this.db.keys({ gte: range.gte, lt: range.lt, reverse: range.reverse === true }));
   }
 
   clear(range: KeyRange): Promise<void> {
@@ -118,8 +118,15 @@ class Slab {
  */
 const small = (bytes: Uint8Array): number => (bytes.length > IN_HEAP_MAX || bytes.byteOffset !== 0 ? 0 : bytes.length);
 
-/** A LevelDB iterator's entries a thousand at a time (`nextv`), closed however the reader stops. */
-async function* inChunks<T>(it: { nextv(size: number): Promise<T[]>; close(): Promise<void> }): AsyncIterable<T> {
+/**
+ * A LevelDB iterator's entries a thousand at a time (`nextv`), closed however the reader stops.
+ * The iterator is made when the first entry is asked for, so an iterable never read holds none
+ * open. Returned as it is, not delegated to from another generator: a level of `yield*` between
+ * a loop and this one costs a promise more an entry (a scan of the state tree's top on open,
+ * 140,000 entries: 0.49 s delegated, 0.34–0.45 s not).
+ */
+async function* inChunks<T>(open: () => { nextv(size: number): Promise<T[]>; close(): Promise<void> }): AsyncIterable<T> {
+  const it = open();
   try {
     for (;;) {
       const chunk = await it.nextv(1000);

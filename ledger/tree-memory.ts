@@ -78,14 +78,31 @@ export class TopNodes {
 
   set(id: string, node: Uint8Array): void {
     const depth = depthOf(id);
-    const slot = slotOf(id, depth);
-    let lengths = this.lengths[depth];
-    if (lengths === undefined) {
-      lengths = this.lengths[depth] = new Uint8Array(1 << depth);
+    this.setAt(depth, slotOf(id, depth), node);
+  }
+
+  /** `set` by the position's depth and slot (its bits as a number): the top's rebuild on open. */
+  setAt(depth: number, slot: number, node: Uint8Array): void {
+    this.levelAt(depth).set(node, slot * INNER_NODE_BYTES);
+    this.lengths[depth]![slot] = node.length;
+  }
+
+  /** An inner node whose two child hashes are `halves[at, at + 64)`, with no node made first. */
+  setInner(depth: number, slot: number, halves: Uint8Array, at: number): void {
+    const bytes = this.levelAt(depth);
+    bytes[slot * INNER_NODE_BYTES] = INNER_PREFIX;
+    bytes.set(halves.subarray(at, at + 64), slot * INNER_NODE_BYTES + 1);
+    this.lengths[depth]![slot] = INNER_NODE_BYTES;
+  }
+
+  /** The level's slots, made with its first node. */
+  private levelAt(depth: number): Uint8Array {
+    if (depth >= STORED_TREE_DEPTH) throw new RangeError(`position at depth ${depth} is not in the top`);
+    if (this.lengths[depth] === undefined) {
+      this.lengths[depth] = new Uint8Array(1 << depth);
       this.levels[depth] = new Uint8Array((1 << depth) * INNER_NODE_BYTES);
     }
-    this.levels[depth]!.set(node, slot * INNER_NODE_BYTES);
-    lengths[slot] = node.length;
+    return this.levels[depth]!;
   }
 
   delete(id: string): void {

@@ -1,8 +1,8 @@
-import { StoreError } from './errors.ts';
 import { layout } from './layout.ts';
 import { batchOp, type BatchOp, type KvStore } from './kv.ts';
-import { EMPTY_HASH, INNER_PREFIX, eachWrite, innerNode, newNode, nodeHash, positionId, positionIdOfBytes, zeroAt, type TreeNodeReader, type TreeUpdate } from './smt.ts';
-import { LEGACY_STORED_TREE_DEPTH, NodeCache, STORED_TREE_DEPTH, TopNodes } from './tree-memory.ts';
+import { EMPTY_HASH, INNER_PREFIX, eachWrite, newNode, nodeHash, positionIdOfBytes, zeroAt, type TreeNodeReader, type TreeUpdate } from './smt.ts';
+import { NodeCache, STORED_TREE_DEPTH, TopNodes } from './tree-memory.ts';
+import { rebuildTop } from './top-rebuild.ts';
 
 /*
  * The top of the state tree lives in memory only: inner nodes shallower than STORED_TREE_DEPTH are
@@ -48,40 +48,8 @@ export class TreeStore implements TreeNodeReader {
    * rebuild does not need them, and they are deleted in one batch (the store's one migration;
    * until it commits, nothing reads them, and the next open repeats it).
    */
-  static async loadTop(kv: KvStore): Promise<TopNodes> {
-    const top = new Map<string, Uint8Array>();
-    let level = new Map<string, Uint8Array>();
-    const superseded: BatchOp[] = [];
-    const range = { gte: Uint8Array.of(0x53, 0), lt: Uint8Array.of(0x53, STORED_TREE_DEPTH + 1) };
-    for await (const [key, value] of kv.iterate(range)) {
-      const id = positionIdOfBytes(key.subarray(1));
-      const depth = id.charCodeAt(0);
-      if (depth === STORED_TREE_DEPTH) level.set(id, value);
-      else if (value[0] !== INNER_PREFIX) top.set(id, value);
-      else if (depth >= LEGACY_STORED_TREE_DEPTH) superseded.push({ type: 'del', key: key.slice() });
-      else throw new StoreError('STORE_CORRUPT', `an inner state tree node is stored above depth ${LEGACY_STORED_TREE_DEPTH}`);
-    }
-    for (let depth = STORED_TREE_DEPTH - 1; depth >= 0; depth--) {
-      const halves = new Map<string, [Uint8Array, Uint8Array]>();
-      for (const [id, node] of level) {
-        const key = keyOfPosition(id);
-        const parent = positionId(key, depth);
-        const pair = halves.get(parent) ?? [EMPTY_HASH, EMPTY_HASH];
-        pair[(key[depth >>> 3]! >>> (7 - (depth & 7))) & 1] = nodeHash(node);
-        halves.set(parent, pair);
-      }
-      const next = new Map<string, Uint8Array>();
-      for (const [id, node] of top) if (id.charCodeAt(0) === depth) next.set(id, node);
-      for (const [id, [left, right]] of halves) {
-        if (next.has(id)) throw new StoreError('STORE_CORRUPT', 'a state tree leaf is stored above nodes of its own subtree');
-        const inner = innerNode(left, right);
-        top.set(id, inner);
-        next.set(id, inner);
-      }
-      level = next;
-    }
-    if (superseded.length > 0) await kv.write(superseded);
-    return TopNodes.of(top);
+  static loadTop(kv: KvStore): Promise<TopNodes> {
+    return rebuildTop(kv);
   }
 
   /**
@@ -252,14 +220,6 @@ function copyNode(node: Uint8Array): Uint8Array {
   copy.set(node);
   return copy;
 }
-
-/** The key bytes a position id stands for, padded to 32 (the bits past its depth are zero). */
-function keyOfPosition(id: string): Uint8Array {
-  const key = new Uint8Array(32);
-  for (let i = 1; i < id.length; i++) key[i - 1] = id.charCodeAt(i);
-  return key;
-}
-
 
 /** The id of the position right above `id` (depth one less, the last bit of its path cleared). */
 function parentOf(id: string): string {

@@ -12,6 +12,15 @@ import { layout } from '../ledger/layout.ts';
 import { StoreError } from '../ledger/errors.ts';
 import { seededRandom } from './helpers/fixtures.ts';
 import { referenceRoot } from './helpers/smt-reference.ts';
+import { useInnerHashBackend } from '../ledger/inner-hashes.ts';
+import { INNER_HASH_BACKENDS, backendLabel, useBackendOrSkip } from './helpers/inner-hash-backend.ts';
+
+/** The 32 key bytes a position id stands for (the bits past its depth zero). */
+function keyBytes(id: string): Uint8Array {
+  const key = new Uint8Array(32);
+  for (let i = 1; i < id.length; i++) key[i - 1] = id.charCodeAt(i);
+  return key;
+}
 
 describe('tree store (the top in memory, the rest by position)', () => {
   it('gives every position above the stored depth a slot of its own, and reads are copies', () => {
@@ -178,6 +187,32 @@ describe('tree store (the top in memory, the rest by position)', () => {
       assert.deepEqual(await innerNodesByDepth(kv), after);
     });
   }
+
+  for (const backend of INNER_HASH_BACKENDS) {
+    it(`rebuilds every node of the top, a level at a time, from a store of today's layout (${backendLabel(backend)} SHA-256)`, async function () {
+      useBackendOrSkip(this, backend);
+      try {
+        const { kv, root, nodes } = await storeWithInnerNodesFrom(STORED_TREE_DEPTH, 20_000);
+        const top = await TreeStore.loadTop(kv);
+        const topNodes = nodes.filter((w) => w.id.charCodeAt(0) < STORED_TREE_DEPTH);
+        for (const w of topNodes) assert.deepEqual(top.get(w.id), w.node ?? undefined, `depth ${w.id.charCodeAt(0)}`);
+        assert.ok(topNodes.some((w) => w.node && w.node[0] !== INNER_PREFIX), 'leaves above the stored depth');
+        assert.equal(toHex(await new TreeStore(kv, top, () => undefined).root()), root);
+      } finally {
+        useInnerHashBackend('native');
+      }
+    });
+  }
+
+  it('refuses a store with a leaf above nodes of its own subtree', async () => {
+    const { kv, nodes } = await storeWithInnerNodesFrom(STORED_TREE_DEPTH, 20_000);
+    const deep = nodes.find((w) => w.node && w.id.charCodeAt(0) === STORED_TREE_DEPTH)!;
+    const leaf = nodes.find((w) => w.node && w.node[0] !== INNER_PREFIX)!;
+    // The same leaf stored again at the position right above a stored inner node.
+    const above = positionId(keyBytes(deep.id), STORED_TREE_DEPTH - 1);
+    await kv.write([{ type: 'put', key: layout.stateNode(above), value: leaf.node! }]);
+    await assert.rejects(TreeStore.loadTop(kv), (err: unknown) => err instanceof StoreError && err.code === 'STORE_CORRUPT' && /above nodes of its own subtree/.test(err.message));
+  });
 
   it(`refuses a store with an inner node shallower than any layout kept (depth ${LEGACY_STORED_TREE_DEPTH - 1})`, async () => {
     const { kv } = await storeWithInnerNodesFrom(LEGACY_STORED_TREE_DEPTH - 1, 20_000);
