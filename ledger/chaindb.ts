@@ -6,8 +6,8 @@ import { CommitQueue, type FlushScheduler } from './commit-queue.ts';
 import type { BatchOp, KeyRange, KvStore } from './kv.ts';
 import { LevelKv } from './kv-level.ts';
 import { decodeBlock, type Block } from './block.ts';
-import { genesisBlock, type ChainParams } from './genesis.ts';
-import { writeGenesis } from './genesis-store.ts';
+import { genesisBlock, genesisHashHex, type ChainParams } from './genesis.ts';
+import { storedGenesis, writeGenesis } from './genesis-store.ts';
 import { decodeAccount, decodeUndo, encodeAccount, encodeUndo, type Account, type AccountSource, type BlockEffects, type UndoRecord } from './state.ts';
 import { StateKeys, type TreeNodeReader, type TreeUpdate } from './smt.ts';
 import { TopNodes, TreeStore } from './tree-store.ts';
@@ -135,16 +135,20 @@ export class ChainDB implements AccountSource, TreeNodeReader {
   static async open(store: string | KvStore, params: ChainParams, options: { scheduleFlush?: FlushScheduler; indexers?: readonly BlockIndexer[] } = {}): Promise<ChainDB> {
     const kv = typeof store === 'string' ? await LevelKv.open(store) : store;
     try {
-      const genesis = genesisBlock(params);
       const stored = await kv.get(layout.genesis);
+      let genesis: Block | undefined;
       if (stored === undefined) {
+        genesis = genesisBlock(params);
         await writeGenesis(kv, params, genesis);
-      } else if (!bytesEqual(stored, genesis.header.hash)) {
-        const name = new TextDecoder().decode((await kv.get(layout.network)) ?? new Uint8Array());
-        throw new StoreError(
-          'STORE_GENESIS_MISMATCH',
-          `this store holds the network "${name}" (genesis ${toHex(stored)}), not "${params.name}" (genesis ${toHex(genesis.header.hash)})`,
-        );
+      } else {
+        genesis = await storedGenesis(kv, params, stored);
+        if (genesis === undefined) {
+          const name = new TextDecoder().decode((await kv.get(layout.network)) ?? new Uint8Array());
+          throw new StoreError(
+            'STORE_GENESIS_MISMATCH',
+            `this store holds the network "${name}" (genesis ${toHex(stored)}), not "${params.name}" (genesis ${genesisHashHex(params)})`,
+          );
+        }
       }
       // A snapshot sync's install that a kill interrupted is finished before the state is read.
       await new SnapshotJoinStore(kv).resumeInstall();

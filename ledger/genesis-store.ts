@@ -2,8 +2,8 @@ import { bytesEqual } from './bytes.ts';
 import { StoreError } from './errors.ts';
 import { layout } from './layout.ts';
 import type { BatchOp, KvStore } from './kv.ts';
-import type { Block } from './block.ts';
-import { genesisLeaves, type ChainParams } from './genesis.ts';
+import { decodeBlock, type Block } from './block.ts';
+import { genesisBlock, genesisLeaves, type ChainParams } from './genesis.ts';
 import { encodeAccount } from './state.ts';
 import { SortedTreeBuilder } from './smt-build.ts';
 import { storesNode } from './tree-store.ts';
@@ -49,4 +49,26 @@ export async function writeGenesis(kv: KvStore, params: ChainParams, genesis: Bl
     { type: 'put', key: layout.genesis, value: hash },
   );
   await flush();
+}
+
+/**
+ * Block 0 of a store whose genesis mark is `hash`, if it is the genesis of `params`; undefined if
+ * not. The state root is taken from the stored header rather than computed: the header's Merkle
+ * root commits to every parameter, the allocations included, so a header made from `params` with
+ * the stored root hashes to the mark only if the allocations are those the store was written from,
+ * and writeGenesis checked that root against them. Computing it is one pass over every allocation
+ * (12-17 s at a million accounts), on every open.
+ */
+export async function storedGenesis(kv: KvStore, params: ChainParams, hash: Uint8Array): Promise<Block | undefined> {
+  const bytes = await kv.get(layout.block(hash));
+  if (bytes === undefined) throw new StoreError('STORE_CORRUPT', 'the store marks a genesis block it does not hold');
+  let stored: Block;
+  try {
+    stored = decodeBlock(bytes);
+  } catch (err) {
+    throw new StoreError('STORE_CORRUPT', `the stored genesis block does not decode: ${(err as Error).message}`);
+  }
+  if (!bytesEqual(stored.header.hash, hash)) throw new StoreError('STORE_CORRUPT', 'the stored genesis block does not hash to the genesis the store is marked with');
+  const genesis = genesisBlock(params, stored.header.stateRoot);
+  return bytesEqual(genesis.header.hash, hash) ? genesis : undefined;
 }

@@ -220,15 +220,16 @@ export function genesisStateRoot(p: ChainParams): Uint8Array {
 /**
  * Block 0. It has no transactions and pays nobody: its Merkle root commits to the parameters
  * instead, so the genesis hash changes whenever any rule of the network does; its state root
- * commits to the allocations.
+ * commits to the allocations. `stateRoot`: the root as a store that checked it holds it
+ * (ledger/genesis-store.ts storedGenesis), for a header to compare; otherwise computed.
  */
-export function genesisBlock(p: ChainParams): Block {
+export function genesisBlock(p: ChainParams, stateRoot: Uint8Array = genesisStateRoot(p)): Block {
   const header = makeHeader({
     version: BLOCK_VERSION,
     height: 0,
     prevHash: new Uint8Array(32),
     merkleRoot: sha256(encodeParams(p)),
-    stateRoot: genesisStateRoot(p),
+    stateRoot,
     timestamp: p.timestamp,
     target: p.target,
     nonce: 0n,

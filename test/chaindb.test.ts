@@ -13,6 +13,7 @@ import { MemoryDisk } from '../ledger/kv-memory.ts';
 import { connectBlock } from '../consensus/connect.ts';
 import type { SaneBlock } from '../consensus/sanity.ts';
 import { stateAfter } from './helpers/states.ts';
+import { genesisHashHex, genesisStateRoot } from '../ledger/genesis.ts';
 
 describe('ChainDB', () => {
   let dir: ReturnType<typeof tempDir>;
@@ -102,6 +103,65 @@ describe('ChainDB genesis', () => {
     await db.close();
     const entries = (d: MemoryDisk) => [...d.entries].map(([k, e]) => `${k}=${toHex(e.value)}`).sort();
     assert.deepEqual(entries(disk), entries(whole), 'the same store as one written without a kill');
+  });
+});
+
+describe('ChainDB genesis on reopen', () => {
+  // A reopen takes the genesis state root from the stored header rather than recomputing it; the
+  // header's Merkle root commits to the allocations, so any change to them is still refused.
+  let dir: ReturnType<typeof tempDir>;
+  beforeEach(() => (dir = tempDir()));
+  afterEach(() => dir.remove());
+
+  const alloc = FUNDED_KEYS.map((k) => ({ address: k.address, balance: 1_000_000n }));
+
+  it('reopens with the genesis block it wrote, header for header', async () => {
+    const params = testParams({ alloc });
+    const first = await ChainDB.open(dir.path, params);
+    const written = toHex(first.genesis.bytes);
+    await first.close();
+    const again = await ChainDB.open(dir.path, params);
+    assert.equal(toHex(again.genesis.bytes), written);
+    assert.equal(toHex(again.genesis.header.stateRoot), toHex(genesisStateRoot(params)));
+    await again.close();
+  });
+
+  it('refuses the same network with one allocation changed by one unit, naming both genesis hashes', async () => {
+    const params = testParams({ alloc });
+    await (await ChainDB.open(dir.path, params)).close();
+    const changed = testParams({ alloc: alloc.map((a, i) => (i === 2 ? { ...a, balance: a.balance + 1n } : a)) });
+    await assert.rejects(ChainDB.open(dir.path, changed), (err: unknown) => {
+      assert.ok(err instanceof StoreError);
+      assert.equal(err.code, 'STORE_GENESIS_MISMATCH');
+      assert.ok(err.message.includes(genesisHashHex(changed)) && err.message.includes(genesisHashHex(params)), err.message);
+      return true;
+    });
+  });
+
+  it('refuses a store whose genesis block is damaged, as corrupt', async () => {
+    const params = testParams({ alloc });
+    const db = await ChainDB.open(dir.path, params);
+    const key = layout.block(db.genesis.header.hash);
+    const bytes = db.genesis.bytes;
+    await db.close();
+    const kv = await LevelKv.open(dir.path);
+    await kv.write([{ type: 'put', key, value: bytes.subarray(0, bytes.length - 3) }]);
+    await kv.close();
+    await assert.rejects(ChainDB.open(dir.path, params), (err: unknown) => err instanceof StoreError && err.code === 'STORE_CORRUPT');
+    // A stored state root other than the one written with it no longer hashes to the store's mark.
+    const kv2 = await LevelKv.open(dir.path);
+    const forged = bytes.slice();
+    const rootAt = toHex(forged).indexOf(toHex(db.genesis.header.stateRoot)) / 2;
+    assert.ok(rootAt > 0);
+    forged[rootAt] = forged[rootAt]! ^ 1;
+    await kv2.write([{ type: 'put', key, value: forged }]);
+    await kv2.close();
+    await assert.rejects(ChainDB.open(dir.path, params), (err: unknown) => err instanceof StoreError && err.code === 'STORE_CORRUPT');
+    // Without it at all (nothing deletes block 0).
+    const kv3 = await LevelKv.open(dir.path);
+    await kv3.write([{ type: 'del', key }]);
+    await kv3.close();
+    await assert.rejects(ChainDB.open(dir.path, params), (err: unknown) => err instanceof StoreError && err.code === 'STORE_CORRUPT' && /genesis block it does not hold/.test(err.message));
   });
 });
 
