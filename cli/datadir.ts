@@ -2,7 +2,7 @@ import { copyFile, mkdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CairnError } from '../ledger/errors.ts';
-import { genesisHashHex, parseGenesis, type ChainParams } from '../ledger/genesis.ts';
+import { genesisHashHex, parseGenesis, sameGenesis, type ChainParams } from '../ledger/genesis.ts';
 import { ChainDB } from '../ledger/chaindb.ts';
 
 export const BUNDLED_GENESIS = fileURLToPath(new URL('../genesis.json', import.meta.url));
@@ -42,7 +42,7 @@ export async function initDatadir(datadir: string, genesisFile?: string, options
   const { params } = await readGenesis(genesisFile ?? BUNDLED_GENESIS);
   if (await exists(copy)) {
     const existing = await readGenesis(copy);
-    if (genesisHashHex(existing.params) !== genesisHashHex(params)) {
+    if (!sameGenesis(existing.params, params)) {
       throw new DatadirError(`${datadir} already belongs to the network "${existing.params.name}" (genesis ${genesisHashHex(existing.params)}), not "${params.name}"`);
     }
     return { params: existing.params, created: false };

@@ -1,4 +1,4 @@
-import { Writer, bigIntToBytes, toHex } from './bytes.ts';
+import { Writer, bigIntToBytes, bytesEqual, toHex } from './bytes.ts';
 import { GenesisError } from './errors.ts';
 import { sha256 } from './hash.ts';
 import { decodeAddress, encodeAddress } from './keys.ts';
@@ -192,6 +192,14 @@ export function encodeParams(p: ChainParams): Uint8Array {
     .varint(p.alloc.length);
   for (const a of p.alloc) w.bytes(a.address).u64(a.balance);
   return w.finish();
+}
+
+/**
+ * Whether two parameter sets make the same genesis block, without computing its state root: the
+ * root follows from the allocations, and the encoding holds them with every other parameter.
+ */
+export function sameGenesis(a: ChainParams, b: ChainParams): boolean {
+  return bytesEqual(encodeParams(a), encodeParams(b));
 }
 
 /** The genesis state as changes to the empty tree: one account per allocation, nonce 0. */

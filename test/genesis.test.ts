@@ -13,7 +13,7 @@ import { sha256 } from '../ledger/hash.ts';
 import { addressOf, encodeAddress, publicKeyOf } from '../ledger/keys.ts';
 import { MAX_AMOUNT } from '../ledger/amount.ts';
 import { COINBASE_BYTES, HEADER_BYTES, MAX_BLOCK_BYTES_LIMIT, decodeBlock } from '../ledger/block.ts';
-import { genesisBlock, genesisChanges, genesisHashHex, genesisStateRoot, parseGenesis } from '../ledger/genesis.ts';
+import { genesisBlock, genesisChanges, genesisHashHex, genesisStateRoot, parseGenesis, sameGenesis } from '../ledger/genesis.ts';
 import { MemoryStateTree } from '../ledger/smt-memory.ts';
 import { seededRandom, testKey, testParams } from './helpers/fixtures.ts';
 
@@ -260,10 +260,14 @@ describe('genesis', () => {
     ];
     const baseHash = genesisHashHex(parseGenesis(JSON.stringify(base())));
     const seen = new Map<string, string>([[baseHash, 'base']]);
+    const baseParams = parseGenesis(JSON.stringify(base()));
     for (const [what, g] of variants) {
-      const hash = genesisHashHex(parseGenesis(JSON.stringify(g)));
+      const params = parseGenesis(JSON.stringify(g));
+      const hash = genesisHashHex(params);
       assert.ok(!seen.has(hash), `changing ${what} gives the same genesis hash as ${seen.get(hash)}`);
       seen.set(hash, what);
+      // What a datadir compares a genesis file by, without the state root.
+      assert.equal(sameGenesis(params, baseParams), false, `sameGenesis after changing ${what}`);
     }
   });
 
@@ -274,7 +278,9 @@ describe('genesis', () => {
     const orders = [[0, 1, 2], [2, 1, 0], [1, 0, 2], [1, 2, 0], [2, 0, 1], [0, 2, 1]];
     for (const order of orders) {
       const alloc = Object.fromEntries(order.map((i) => entries[i]!));
-      assert.equal(genesisHashHex(parseGenesis(JSON.stringify({ ...g, alloc }))), baseHash, `alloc order ${order.join(',')}`);
+      const params = parseGenesis(JSON.stringify({ ...g, alloc }));
+      assert.equal(genesisHashHex(params), baseHash, `alloc order ${order.join(',')}`);
+      assert.ok(sameGenesis(params, parseGenesis(JSON.stringify(g))), `sameGenesis, alloc order ${order.join(',')}`);
     }
     const reordered = Object.fromEntries(Object.entries(g).reverse());
     assert.equal(genesisHashHex(parseGenesis(JSON.stringify(reordered, null, 2))), baseHash);
