@@ -34,14 +34,7 @@ export class ChainByHeight {
 
   /** The main chain's hashes for heights [from, from + count) (fewer past the tip). */
   async hashes(from: number, count: number): Promise<Uint8Array[]> {
-    const bottom = this.chain.windowBottom;
-    const out = from < bottom ? await this.db.history.mainHashes(from, Math.min(from + count, bottom)) : [];
-    for (let h = from + out.length; h < from + count; h++) {
-      const e = this.chain.mainAt(h);
-      if (!e) break;
-      out.push(e.hash);
-    }
-    return out;
+    return this.mainRange(from, from + count, (lo, hi) => this.db.history.mainHashes(lo, hi), (e) => e.hash);
   }
 
   /** Whether the block with this hash and height is on the main chain. */
@@ -82,17 +75,33 @@ export class ChainByHeight {
       if (end === 1) return out;
       from = 1;
     }
-    const first = from - out.length;
-    if (from < bottom) {
-      const upto = Math.min(end, bottom);
-      const stored = await this.db.history.mainHeaderBytes(from, upto - from);
-      out.push(...stored);
-      if (stored.length < upto - from) return out; // the store ends short of the window (it cannot): stop there
-    }
-    for (let h = first + out.length; h < end; h++) {
+    out.push(...(await this.mainRange(from, end, (lo, hi) => this.db.history.mainHeaderBytes(lo, hi - lo), (e) => e.header.bytes)));
+    return out;
+  }
+
+  /**
+   * Heights [from, end) of the main chain: below the window from the store (`fromStore`, a range
+   * at a time), in it from memory. The window moves up with the tip, so a height in it when a read
+   * of the store began may have left it by the read's end: it is then read from the store in turn.
+   * Cutting the answer short there told a syncing peer that our chain ended below the work our
+   * status claimed, and it banned us as a liar (a node mining while it served, test/e2e/crash.test.ts).
+   */
+  private async mainRange<T>(from: number, end: number, fromStore: (from: number, to: number) => Promise<T[]>, fromWindow: (e: BlockIndexEntry) => T): Promise<T[]> {
+    const out: T[] = [];
+    for (let h = from; h < end; ) {
+      const bottom = this.chain.windowBottom;
+      if (h < bottom) {
+        const upto = Math.min(end, bottom);
+        const stored = await fromStore(h, upto);
+        out.push(...stored);
+        if (stored.length < upto - h) return out; // the store ends short of the window (it cannot): stop there
+        h = upto;
+        continue;
+      }
       const e = this.chain.mainAt(h);
-      if (!e) break; // the tip moved down meanwhile
-      out.push(e.header.bytes);
+      if (!e) break; // past the tip, or the tip moved down meanwhile
+      out.push(fromWindow(e));
+      h++;
     }
     return out;
   }
