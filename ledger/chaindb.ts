@@ -6,7 +6,7 @@ import { CommitQueue, type FlushScheduler } from './commit-queue.ts';
 import type { BatchOp, KeyRange, KvStore } from './kv.ts';
 import { LevelKv } from './kv-level.ts';
 import { decodeBlock, type Block } from './block.ts';
-import { genesisBlock, genesisHashHex, type ChainParams } from './genesis.ts';
+import { genesisHashHex, type ChainParams } from './genesis.ts';
 import { storedGenesis, writeGenesis } from './genesis-store.ts';
 import { decodeAccount, decodeUndo, encodeAccount, encodeUndo, type Account, type AccountSource, type BlockEffects, type UndoRecord } from './state.ts';
 import { StateKeys, type TreeNodeReader, type TreeUpdate } from './smt.ts';
@@ -138,8 +138,7 @@ export class ChainDB implements AccountSource, TreeNodeReader {
       const stored = await kv.get(layout.genesis);
       let genesis: Block | undefined;
       if (stored === undefined) {
-        genesis = genesisBlock(params);
-        await writeGenesis(kv, params, genesis);
+        genesis = await writeGenesis(kv, params);
       } else {
         genesis = await storedGenesis(kv, params, stored);
         if (genesis === undefined) {

@@ -16,10 +16,10 @@ const GENESIS_BATCH = 10_000;
  * pass over the genesis leaves (ledger/smt-build.ts), a batch every GENESIS_BATCH operations, the
  * genesis mark in the last. A store without the mark is written again on its next open, so a kill
  * part way leaves nothing that is read; a small genesis is one batch. (As one batch over a tree in
- * memory, a genesis of a million accounts needed several GB of heap.)
+ * memory, a genesis of a million accounts needed several GB of heap.) Block 0 is made with the root
+ * this pass builds, and returned: the root is not computed a second time.
  */
-export async function writeGenesis(kv: KvStore, params: ChainParams, genesis: Block): Promise<void> {
-  const hash = genesis.header.hash;
+export async function writeGenesis(kv: KvStore, params: ChainParams): Promise<Block> {
   let ops: BatchOp[] = [];
   const flush = async () => {
     if (ops.length > 0) await kv.write(ops);
@@ -39,7 +39,8 @@ export async function writeGenesis(kv: KvStore, params: ChainParams, genesis: Bl
     if (ops.length >= GENESIS_BATCH) await flush();
     lo = hi;
   }
-  if (!bytesEqual(builder.finish(), genesis.header.stateRoot)) throw new StoreError('STORE_CORRUPT', 'the genesis state does not hash to the genesis state root');
+  const genesis = genesisBlock(params, builder.finish());
+  const hash = genesis.header.hash;
   ops.push(
     { type: 'put', key: layout.network, value: new TextEncoder().encode(params.name) },
     { type: 'put', key: layout.block(hash), value: genesis.bytes },
@@ -49,6 +50,7 @@ export async function writeGenesis(kv: KvStore, params: ChainParams, genesis: Bl
     { type: 'put', key: layout.genesis, value: hash },
   );
   await flush();
+  return genesis;
 }
 
 /**
@@ -56,7 +58,7 @@ export async function writeGenesis(kv: KvStore, params: ChainParams, genesis: Bl
  * not. The state root is taken from the stored header rather than computed: the header's Merkle
  * root commits to every parameter, the allocations included, so a header made from `params` with
  * the stored root hashes to the mark only if the allocations are those the store was written from,
- * and writeGenesis checked that root against them. Computing it is one pass over every allocation
+ * and writeGenesis built that root from them. Computing it is one pass over every allocation
  * (12-17 s at a million accounts), on every open.
  */
 export async function storedGenesis(kv: KvStore, params: ChainParams, hash: Uint8Array): Promise<Block | undefined> {

@@ -209,7 +209,11 @@ export function genesisChanges(p: ChainParams): StateChange[] {
 
 /** The genesis state's leaves in tree-key order, each with its address: what its root and its store are built from in one pass. */
 export function genesisLeaves(p: ChainParams): (SortedLeaf & { readonly address: Uint8Array })[] {
-  return sortByKey(p.alloc.map((a) => ({ key: stateKey(a.address), account: { balance: a.balance, nonce: 0n }, address: a.address })));
+  const leaves = sortByKey(p.alloc.map((a) => ({ key: stateKey(a.address), account: { balance: a.balance, nonce: 0n }, address: a.address })));
+  for (let i = 1; i < leaves.length; i++) {
+    if (compareKeys(leaves[i - 1]!.key, leaves[i]!.key) === 0) throw new RangeError('the genesis allocates one address twice');
+  }
+  return leaves;
 }
 
 /**
@@ -218,18 +222,14 @@ export function genesisLeaves(p: ChainParams): (SortedLeaf & { readonly address:
  * accounts that tree was ~930 MB of heap, more than a node runs with.
  */
 export function genesisStateRoot(p: ChainParams): Uint8Array {
-  const leaves = genesisLeaves(p);
-  for (let i = 1; i < leaves.length; i++) {
-    if (compareKeys(leaves[i - 1]!.key, leaves[i]!.key) === 0) throw new RangeError('the genesis allocates one address twice');
-  }
-  return placeRoot(buildSubtree(leaves, 0));
+  return placeRoot(buildSubtree(genesisLeaves(p), 0));
 }
 
 /**
  * Block 0. It has no transactions and pays nobody: its Merkle root commits to the parameters
  * instead, so the genesis hash changes whenever any rule of the network does; its state root
- * commits to the allocations. `stateRoot`: the root as a store that checked it holds it
- * (ledger/genesis-store.ts storedGenesis), for a header to compare; otherwise computed.
+ * commits to the allocations. `stateRoot`: the root where the caller has it already (the
+ * genesis store's writer builds it as it writes; a store holds it), otherwise computed.
  */
 export function genesisBlock(p: ChainParams, stateRoot: Uint8Array = genesisStateRoot(p)): Block {
   const header = makeHeader({
