@@ -86,7 +86,7 @@ function buildFixture(): Fixture {
  * Connects `chain` into a fresh store as a syncing node does, until `MIN_RUN_MS` has passed or the
  * chain runs out (always at least one block), and times it until the last block's writes are in
  * the store: flushes start after the turn that queued them, and the event loop gets a turn between
- * blocks (node/sync.ts importBlocks), so that LevelDB commits while the next block connects. A
+ * blocks (node/import-blocks.ts importBlocks), so that LevelDB commits while the next block connects. A
  * fresh store per run keeps the runs alike; it also means these figures are for a small database,
  * where LevelDB is at its fastest.
  */

@@ -6,7 +6,7 @@ import { Chain } from '../consensus/chain.ts';
 import type { SaneBlock } from '../consensus/sanity.ts';
 import { BodyDownload, InvalidChain } from './body-download.ts';
 import { secondsOf, type Env } from './env.ts';
-import { importBlocks } from './sync.ts';
+import { importBlocks } from './import-blocks.ts';
 import { TxSignatureVerifier, type SignatureVerifier } from './tx-signatures.ts';
 
 /** How long to wait before asking again when nobody could serve the history. */

@@ -1,13 +1,14 @@
 import { EventEmitter } from 'node:events';
 import { bytesEqual, toHex } from '../ledger/bytes.ts';
-import { BlockRuleError, CairnError, StoreError } from '../ledger/errors.ts';
+import { BlockRuleError, CairnError } from '../ledger/errors.ts';
 import { HEADER_BYTES, decodeBlock } from '../ledger/block.ts';
 import type { Chain } from '../consensus/chain.ts';
 import { checkBlockSanity, type SaneBlock } from '../consensus/sanity.ts';
 import { LIE, PeerFault, answerHeaderRange, fetchHeaderChain } from './header-sync.ts';
 import { SnapshotJoin, type JoinOutcome } from './snapshot-sync.ts';
 import { BodyDownload, InvalidChain } from './body-download.ts';
-import { nextTurn, sleep, type Env } from './env.ts';
+import { sleep, type Env } from './env.ts';
+import { importBlocks } from './import-blocks.ts';
 import type { PeerManager } from './peers.ts';
 import type { PeerRecords } from './peer-records.ts';
 import type { Serve } from './serving.ts';
@@ -372,29 +373,6 @@ export class Sync extends EventEmitter<SyncEvents> {
         throw new InvalidChain(err as CairnError, block.header.height);
       }
     });
-  }
-
-}
-
-/**
- * Imports a batch of a checked header chain in order; a block that breaks a rule ends it
- * (InvalidChain). A store that fails is not the block's doing: its error goes up as it is.
- *
- * Between blocks it gives the event loop a turn (`nextTurn`). A block whose accounts and tree
- * paths are all in memory, and whose signatures were checked ahead, imports without waiting on
- * anything, so a batch would otherwise hold the loop for all of its blocks: the peers' messages,
- * RPC calls and the store's write completions wait behind it (a 32-block batch of full blocks takes
- * over a second).
- */
-export async function importBlocks(chain: Chain, blocks: readonly SaneBlock[], env: Env): Promise<void> {
-  for (const [i, block] of blocks.entries()) {
-    if (i > 0) await nextTurn(env);
-    try {
-      await chain.processSaneBlock(block);
-    } catch (err) {
-      if (err instanceof CairnError && !(err instanceof StoreError)) throw new InvalidChain(err, block.header.height);
-      throw err;
-    }
   }
 }
 

@@ -1,5 +1,5 @@
 /**
- * importBlocks (node/sync.ts), the sync's import of a downloaded batch: in order, and with the
+ * importBlocks (node/import-blocks.ts), the sync's import of a downloaded batch: in order, and with the
  * event loop turning between blocks even when nothing in a block's import waits on I/O.
  */
 import assert from 'node:assert/strict';
@@ -8,7 +8,7 @@ import { ChainDB } from '../ledger/chaindb.ts';
 import { Chain } from '../consensus/chain.ts';
 import { checkBlockSanity } from '../consensus/sanity.ts';
 import { realEnv } from '../node/env.ts';
-import { importBlocks } from '../node/sync.ts';
+import { importBlocks } from '../node/import-blocks.ts';
 import { testKey, testParams } from './helpers/fixtures.ts';
 import { asParent, mineChain } from './helpers/mining.ts';
 
