@@ -76,6 +76,15 @@ export async function connectMadeBlock(
   return block;
 }
 
+/**
+ * Starts reading the state `block` will need from the store (ChainDB.prefetchState), while the
+ * block before it is still connecting: its tree keys, memoised for its own connect, and the
+ * stored parts of their paths.
+ */
+export function prefetchBlockState(db: ChainDB, block: Pick<Block, 'txs' | 'coinbase'>): void {
+  db.prefetchState(touchedKeys(db, block).values());
+}
+
 /** The tree keys of every account a block touches (senders, recipients, its miner), once each, by address hex. */
 function touchedKeys(db: ChainDB, block: Pick<Block, 'txs' | 'coinbase'>): Map<string, Uint8Array> {
   const keys = new Map<string, Uint8Array>();

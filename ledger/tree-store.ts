@@ -1,6 +1,6 @@
 import { layout } from './layout.ts';
 import { batchOp, type BatchOp, type KvStore } from './kv.ts';
-import { EMPTY_HASH, INNER_PREFIX, eachWrite, newNode, nodeHash, positionIdOfBytes, zeroAt, type TreeNodeReader, type TreeUpdate } from './smt.ts';
+import { EMPTY_HASH, INNER_PREFIX, bitAt, eachWrite, newNode, nodeHash, positionId, positionIdOfBytes, zeroAt, type TreeNodeReader, type TreeUpdate } from './smt.ts';
 import { NodeCache, STORED_TREE_DEPTH, TopNodes } from './tree-memory.ts';
 import { rebuildTop } from './top-rebuild.ts';
 
@@ -22,6 +22,9 @@ const CACHED_NODES = 1 << 17;
 /** Levels read together below the top: the paths of a million accounts end two to four below it. */
 const READ_AHEAD = 4;
 
+/** Reads a prefetch makes at most, each READ_AHEAD levels deeper on the paths not yet ended. */
+const PREFETCH_ROUNDS = 3;
+
 /**
  * The state tree's nodes for ChainDB, by position (ledger/smt.ts): the top in memory, kept as the
  * queued writes leave it; below it, what the commit queue holds for the store (`queued`), then the
@@ -33,6 +36,10 @@ export class TreeStore implements TreeNodeReader {
   private readonly top: TopNodes;
   private readonly queued: (id: string) => Uint8Array | null | undefined;
   private readonly cache: NodeCache;
+  /** For each prefetch reading the store, the positions written since it started (TreeStore.prefetch). */
+  private readonly writtenDuringPrefetch = new Set<Set<string>>();
+  /** The positions prefetches are reading, each with its prefetch's end. */
+  private readonly prefetching = new Map<string, Promise<void>>();
 
   constructor(kv: KvStore, top: TopNodes, queued: (id: string) => Uint8Array | null | undefined, cachedNodes = CACHED_NODES) {
     this.cache = new NodeCache(cachedNodes);
@@ -75,7 +82,7 @@ export class TreeStore implements TreeNodeReader {
     ids.forEach((id, i) => asked.set(id, i));
     const unresolved = new Set(missing);
     missing.sort((a, b) => ids[a]!.charCodeAt(0) - ids[b]!.charCodeAt(0));
-    const fromStore: number[] = [];
+    let fromStore: number[] = [];
     for (const i of missing) {
       if (this.knownEmpty(ids[i]!, asked, out, unresolved)) {
         out[i] = undefined;
@@ -85,6 +92,8 @@ export class TreeStore implements TreeNodeReader {
       }
     }
     if (fromStore.length === 0) return out;
+    fromStore = await this.afterPrefetches(ids, fromStore, out);
+    if (fromStore.length === 0) return out;
     const values = await this.kv.getMany(fromStore.map((i) => layout.stateNode(ids[i]!)));
     fromStore.forEach((i, k) => {
       out[i] = values[k];
@@ -92,6 +101,90 @@ export class TreeStore implements TreeNodeReader {
       if (this.queued(ids[i]!) === undefined) this.cache.set(ids[i]!, values[k]);
     });
     return out;
+  }
+
+  /**
+   * Reads into the cache the stored nodes on `keys`' paths that neither the queue nor the cache
+   * holds, READ_AHEAD levels from where what is known ends: for a block next in line, while the one
+   * before it connects, so its reads overlap that work instead of following it. Unlike readNodes it
+   * may run beside a tree update and its commit: a position written after the read started holds
+   * something newer than the store answered, so it is not cached over. Nothing is read for a path
+   * known to end in the top or in the cache.
+   */
+  prefetch(keys: Iterable<Uint8Array>, rounds = PREFETCH_ROUNDS): Promise<void> {
+    const ids: string[] = [];
+    const asked = new Set<string>();
+    const open: Uint8Array[] = [];
+    for (const key of keys) {
+      const from = this.firstUnknown(key);
+      if (from === undefined) continue;
+      open.push(key);
+      for (let depth = from; depth < from + READ_AHEAD && depth <= 8 * key.length; depth++) {
+        const id = positionId(key, depth);
+        if (asked.has(id) || this.prefetching.has(id)) continue;
+        asked.add(id);
+        ids.push(id);
+      }
+    }
+    if (ids.length === 0) return Promise.resolve();
+    // Nothing queued is asked for: not the first unknown position of a path, and not one below it,
+    // since a write rewrites every node above it. The read holds what was committed before it.
+    const written = new Set<string>();
+    this.writtenDuringPrefetch.add(written);
+    const done = this.kv.getMany(ids.map((id) => layout.stateNode(id))).then(
+      (values) => {
+        this.writtenDuringPrefetch.delete(written);
+        ids.forEach((id, i) => {
+          if (!written.has(id)) this.cache.set(id, values[i]);
+        });
+        // Paths that go deeper than this read: on, while the block before is still connecting.
+        if (rounds > 1) void this.prefetch(open, rounds - 1);
+      },
+      // The import reads what a failed prefetch did not, and meets the store's error itself.
+      () => {
+        this.writtenDuringPrefetch.delete(written);
+      },
+    ).finally(() => {
+      for (const id of ids) if (this.prefetching.get(id) === done) this.prefetching.delete(id);
+    });
+    for (const id of ids) this.prefetching.set(id, done);
+    return done;
+  }
+
+  /**
+   * The positions of `pending` (indexes into `ids`) still unknown once the prefetches reading any
+   * of them are done; what those left in the cache goes into `out`. A read of its own would ask
+   * the store for the same nodes a second time, and finish no sooner.
+   */
+  private async afterPrefetches(ids: readonly string[], pending: number[], out: (Uint8Array | undefined)[]): Promise<number[]> {
+    let reading: Set<Promise<void>> | undefined;
+    for (const i of pending) {
+      const done = this.prefetching.get(ids[i]!);
+      if (done) (reading ??= new Set()).add(done);
+    }
+    if (!reading) return pending;
+    await Promise.all(reading);
+    return pending.filter((i) => {
+      const known = this.queuedOrCached(ids[i]!);
+      if (known === undefined) return true;
+      out[i] = known ?? undefined;
+      return false;
+    });
+  }
+
+  /**
+   * The depth of the first position on `key`'s path below the top that only the store knows, or
+   * undefined when the path ends (a leaf, an empty position) in the top or in what is cached.
+   */
+  private firstUnknown(key: Uint8Array): number | undefined {
+    let node = this.top.peek(positionId(key, STORED_TREE_DEPTH - 1));
+    for (let depth = STORED_TREE_DEPTH; ; depth++) {
+      if (node === undefined || node[0] !== INNER_PREFIX || zeroAt(node, bitAt(key, depth - 1) === 0 ? 1 : 33)) return undefined;
+      if (depth > 8 * key.length) return undefined;
+      const known = this.queuedOrCached(positionId(key, depth));
+      if (known === undefined) return depth;
+      node = known ?? undefined;
+    }
   }
 
   /** The top, and below it what the queue or the cache holds; `false` for a position only the store knows. */
@@ -163,6 +256,7 @@ export class TreeStore implements TreeNodeReader {
       (id, node) => {
         const kept = node && node[0] === INNER_PREFIX ? copyNode(node) : node;
         this.cache.set(id, kept);
+        for (const written of this.writtenDuringPrefetch) written.add(id);
         sink.node(id, kept);
         return kept;
       },

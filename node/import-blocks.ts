@@ -1,6 +1,7 @@
 import { CairnError, StoreError } from '../ledger/errors.ts';
 import type { Chain } from '../consensus/chain.ts';
 import type { SaneBlock } from '../consensus/sanity.ts';
+import { prefetchBlockState } from '../consensus/connect.ts';
 import { InvalidChain } from './body-download.ts';
 import { nextTurn, type Env } from './env.ts';
 
@@ -17,6 +18,9 @@ import { nextTurn, type Env } from './env.ts';
 export async function importBlocks(chain: Chain, blocks: readonly SaneBlock[], env: Env): Promise<void> {
   for (const [i, block] of blocks.entries()) {
     if (i > 0) await nextTurn(env);
+    // The next block's stored state is read while this one connects, not after it.
+    const next = blocks[i + 1];
+    if (next) prefetchBlockState(chain.db, next);
     try {
       await chain.processSaneBlock(block);
     } catch (err) {
