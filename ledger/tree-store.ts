@@ -105,11 +105,12 @@ export class TreeStore implements TreeNodeReader {
 
   /**
    * Reads into the cache the stored nodes on `keys`' paths that neither the queue nor the cache
-   * holds, READ_AHEAD levels from where what is known ends: for a block next in line, while the one
-   * before it connects, so its reads overlap that work instead of following it. Unlike readNodes it
-   * may run beside a tree update and its commit: a position written after the read started holds
-   * something newer than the store answered, so it is not cached over. Nothing is read for a path
-   * known to end in the top or in the cache.
+   * holds, READ_AHEAD levels from where what is known ends, and as many again for the paths that
+   * go deeper, up to `rounds` reads: for a block next in line, while the one before it connects,
+   * so its reads overlap that work instead of following it; readNodes waits for them. Unlike
+   * readNodes it may run beside a tree update and its commit: a position written after the read
+   * started holds something newer than the store answered, so it is not cached over. Nothing is
+   * read for a path known to end in the top or in the cache.
    */
   prefetch(keys: Iterable<Uint8Array>, rounds = PREFETCH_ROUNDS): Promise<void> {
     const ids: string[] = [];
