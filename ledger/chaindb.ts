@@ -224,11 +224,7 @@ export class ChainDB implements AccountSource, TreeNodeReader {
     return this.tree.readNodes(ids);
   }
 
-  /**
-   * Starts reading into memory the stored tree paths of the accounts with these tree keys
-   * (TreeStore.prefetch): for the block next in line while the one before it connects. Never
-   * fails: what it could not read, the import reads as it would have.
-   */
+  /** Starts reading these keys' stored tree paths into memory (TreeStore.prefetch); never fails. */
   prefetchState(keys: Iterable<Uint8Array>): void {
     void this.tree.prefetch(keys);
   }
