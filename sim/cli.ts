@@ -8,6 +8,9 @@ import { simulate, type SimResult } from './run.ts';
 const USAGE = `usage: npm run sim -- --seed S [--nodes N] [--minutes M] [--calm] [--json]
        npm run sim -- --seeds K [--from F] [--nodes N] [--minutes M] [--calm] [--json]
 One seeded scenario, or a sweep of K seeds from F (default 1); exit status 1 if any seed fails.
+--json prints one JSON object: for a seed, its whole result with its trace hash (the same code and
+seed give the same hash: compare it before and after a change meant to change nothing); for a
+sweep, the failing seeds and the first failure's result with the command that replays it.
 `;
 
 function parse() {
