@@ -11,7 +11,7 @@ import { Chain } from '../consensus/chain.ts';
 import { checkBlockSanity } from '../consensus/sanity.ts';
 import { realEnv } from '../node/env.ts';
 import { importBlocks } from '../node/import-blocks.ts';
-import { FUNDED_KEYS, seededRandom, testKey, testParams, transfer } from './helpers/fixtures.ts';
+import { FUNDED_KEYS, afterTurns, seededRandom, testKey, testParams, transfer } from './helpers/fixtures.ts';
 import { asParent, mineChain, mineChild } from './helpers/mining.ts';
 import { deepPairs, randomAddresses } from './helpers/deep-paths.ts';
 
@@ -37,9 +37,6 @@ class SlowKv extends MemoryKv {
   }
 }
 
-async function afterTurns(turns: number): Promise<void> {
-  for (let i = 0; i < turns; i++) await new Promise((resolve) => setImmediate(resolve));
-}
 
 const params = testParams();
 const now = params.timestamp + 100_000_000;

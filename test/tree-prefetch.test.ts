@@ -12,7 +12,7 @@ import { stateKey } from '../ledger/smt.ts';
 import { updateTree } from '../ledger/smt-update.ts';
 import { TreeStore } from '../ledger/tree-store.ts';
 import { ChainDB } from '../ledger/chaindb.ts';
-import { testParams } from './helpers/fixtures.ts';
+import { afterTurns, testParams } from './helpers/fixtures.ts';
 import { deepPairs, randomAddresses } from './helpers/deep-paths.ts';
 import { referenceRoot } from './helpers/smt-reference.ts';
 
@@ -37,16 +37,12 @@ class HeldReadKv extends MemoryKv {
   async release(): Promise<void> {
     for (let turn = 0; this.waiting.length === 0; turn++) {
       if (turn === 100) throw new Error('no read was held');
-      await new Promise((resolve) => setImmediate(resolve));
+      await afterTurns(1);
     }
     this.waiting.shift()!();
   }
 }
 
-/** A few turns of the event loop: what is not waiting on a held read gets done. */
-async function turns(): Promise<void> {
-  for (let i = 0; i < 3; i++) await new Promise((resolve) => setImmediate(resolve));
-}
 
 describe('tree store prefetch (the next block read while this one connects)', () => {
   const accounts = new Map<string, Account>();
@@ -117,7 +113,7 @@ describe('tree store prefetch (the next block read while this one connects)', ()
     kv.held = 1;
     const prefetching = store.prefetch(keysOf(pair));
     const block = update(bump(pair, 3n));
-    await turns();
+    await afterTurns(3);
     assert.equal(kv.reads, 1, 'the block waits for the prefetch');
     await kv.release();
     await prefetching;
@@ -132,7 +128,7 @@ describe('tree store prefetch (the next block read while this one connects)', ()
     const { kv, store, update, expected } = await openStore();
     kv.held = 2;
     const first = update(bump(pair.slice(0, 1), 7n));
-    await turns();
+    await afterTurns(3);
     const prefetching = store.prefetch(keysOf(pair));
     await kv.release();
     const connected = await first;
@@ -157,7 +153,7 @@ describe('tree store prefetch (the next block read while this one connects)', ()
     process.on('unhandledRejection', onUnhandled);
     try {
       db.prefetchState(keysOf(pair));
-      for (let i = 0; i < 3; i++) await new Promise((resolve) => setImmediate(resolve));
+      await afterTurns(3);
     } finally {
       process.off('unhandledRejection', onUnhandled);
     }

@@ -161,3 +161,8 @@ export function useTempStore(): { open(params: ChainParams): Promise<ChainDB> } 
     },
   };
 }
+
+/** Resolves after `turns` turns of the event loop: what waits on nothing held gets done meanwhile. */
+export async function afterTurns(turns: number): Promise<void> {
+  for (let i = 0; i < turns; i++) await new Promise((resolve) => setImmediate(resolve));
+}
