@@ -7,6 +7,13 @@ import type { BatchOp, KeyRange, KvStore } from './kv.ts';
  */
 export type DiskScheduler = (complete: () => void) => void;
 
+/**
+ * When a read answers, and with the disk as it was when the read was made (`asOfCall`) or as it
+ * is when it answers: a LevelDB read runs on a thread of its own at some instant in between, so a
+ * write completed meanwhile may or may not be seen, and other work runs before it answers.
+ */
+export type ReadScheduler = (answer: (asOfCall: boolean) => void) => void;
+
 /** What survives a crash: the batches that completed, keyed by the hex of their keys. */
 export class MemoryDisk {
   readonly entries = new Map<string, { key: Uint8Array; value: Uint8Array }>();
@@ -14,8 +21,8 @@ export class MemoryDisk {
   batches = 0;
 
   /** An open handle on this disk, as a node holds one between start and stop (or crash). */
-  open(schedule?: DiskScheduler): MemoryKv {
-    return new MemoryKv(this, schedule);
+  open(schedule?: DiskScheduler, scheduleRead?: ReadScheduler): MemoryKv {
+    return new MemoryKv(this, schedule, scheduleRead);
   }
 
   /** Deletes everything, as removing a store's directory does. */
@@ -71,26 +78,46 @@ export class MemoryDisk {
 export class MemoryKv implements KvStore {
   private readonly disk: MemoryDisk;
   private readonly schedule: DiskScheduler | undefined;
+  private readonly scheduleRead: ReadScheduler | undefined;
   private inFlight: { ops: readonly BatchOp[]; resolve: () => void; reject: (err: Error) => void }[] = [];
   private closed = false;
+  private crashed = false;
 
-  constructor(disk: MemoryDisk, schedule?: DiskScheduler) {
+  constructor(disk: MemoryDisk, schedule?: DiskScheduler, scheduleRead?: ReadScheduler) {
     this.disk = disk;
     this.schedule = schedule;
+    this.scheduleRead = scheduleRead;
   }
 
   private checkOpen(): void {
     if (this.closed) throw new Error('the store is closed');
   }
 
-  async get(key: Uint8Array): Promise<Uint8Array | undefined> {
-    this.checkOpen();
-    return this.disk.entries.get(toHex(key))?.value.slice();
+  get(key: Uint8Array): Promise<Uint8Array | undefined> {
+    return this.read(() => this.disk.entries.get(toHex(key))?.value.slice());
   }
 
-  async getMany(keys: readonly Uint8Array[]): Promise<(Uint8Array | undefined)[]> {
-    this.checkOpen();
-    return keys.map((k) => this.disk.entries.get(toHex(k))?.value.slice());
+  getMany(keys: readonly Uint8Array[]): Promise<(Uint8Array | undefined)[]> {
+    return this.read(() => keys.map((k) => this.disk.entries.get(toHex(k))?.value.slice()));
+  }
+
+  /** A read now, or when the read scheduler says; one still pending at a crash never settles. */
+  private read<T>(value: () => T): Promise<T> {
+    let early: T;
+    try {
+      this.checkOpen();
+      early = value();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (!this.scheduleRead) return Promise.resolve(early);
+    return new Promise((resolve, reject) => {
+      this.scheduleRead!((asOfCall) => {
+        if (this.crashed) return;
+        if (this.closed) reject(new Error('the store is closed'));
+        else resolve(asOfCall ? early : value());
+      });
+    });
   }
 
   write(ops: readonly BatchOp[]): Promise<void> {
@@ -148,6 +175,7 @@ export class MemoryKv implements KvStore {
   crash(): void {
     this.inFlight = [];
     this.closed = true;
+    this.crashed = true;
   }
 
   async close(): Promise<void> {

@@ -1,0 +1,58 @@
+/**
+ * MemoryKv's reads under a read scheduler (ledger/kv-memory.ts), as the simulator's disks make
+ * them: an answer that comes later, with the disk as of the call or as of the answer, and none
+ * after a crash.
+ */
+import assert from 'node:assert/strict';
+import { MemoryDisk } from '../ledger/kv-memory.ts';
+import { batchOp } from '../ledger/kv.ts';
+
+const key = new Uint8Array([1]);
+const value = (n: number) => new Uint8Array([n]);
+
+/** A disk whose reads wait for `answerAll`, each answering as `asOfCall` says. */
+function heldReads(asOfCall: boolean) {
+  const held: (() => void)[] = [];
+  const kv = new MemoryDisk().open(undefined, (answer) => held.push(() => answer(asOfCall)));
+  return { kv, answerAll: () => held.splice(0).forEach((answer) => answer()) };
+}
+
+describe('MemoryKv reads under a read scheduler', () => {
+  it('answer only when the scheduler says, with the disk as of the call or as of the answer', async () => {
+    for (const asOfCall of [true, false]) {
+      const { kv, answerAll } = heldReads(asOfCall);
+      await kv.write([batchOp(key, value(1))]);
+      let answered: (Uint8Array | undefined)[] | undefined;
+      const read = kv.getMany([key]).then((v) => (answered = v));
+      await kv.write([batchOp(key, value(2))]);
+      await Promise.resolve();
+      assert.equal(answered, undefined, 'no answer before the scheduler gives it');
+      answerAll();
+      await read;
+      assert.deepEqual(answered, [value(asOfCall ? 1 : 2)]);
+      const single = kv.get(key);
+      answerAll();
+      assert.deepEqual(await single, value(2));
+    }
+  });
+
+  it('a read pending at a crash never answers; one pending at a close fails', async () => {
+    const crashed = heldReads(false);
+    let settled = false;
+    void crashed.kv.get(key).then(
+      () => (settled = true),
+      () => (settled = true),
+    );
+    crashed.kv.crash();
+    crashed.answerAll();
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(settled, false);
+
+    const closed = heldReads(true);
+    const read = closed.kv.get(key);
+    await closed.kv.close();
+    closed.answerAll();
+    await assert.rejects(read, /closed/);
+    await assert.rejects(closed.kv.get(key), /closed/);
+  });
+});
