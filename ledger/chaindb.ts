@@ -10,7 +10,7 @@ import { genesisHashHex, type ChainParams } from './genesis.ts';
 import { storedGenesis, writeGenesis } from './genesis-store.ts';
 import { decodeAccount, decodeUndo, encodeAccount, encodeUndo, type Account, type AccountSource, type BlockEffects, type UndoRecord } from './state.ts';
 import { StateKeys, type TreeNodeReader, type TreeUpdate } from './smt.ts';
-import { TopNodes, TreeStore } from './tree-store.ts';
+import { TopNodes, TreeStore, type TreeReads } from './tree-store.ts';
 import { ChainHistory } from './history.ts';
 import { SnapshotJoinStore } from './snapshot-join.ts';
 import { SnapshotStore } from './snapshot-store.ts';
@@ -30,6 +30,15 @@ export interface BlockIndexer {
   connect(block: Block, effects: BlockEffects, write: (key: Uint8Array, value: Uint8Array | undefined) => void): void;
   /** The same for disconnecting it: the writes that take those records out again. */
   disconnect(block: Block, write: (key: Uint8Array, value: Uint8Array | undefined) => void): void;
+}
+
+export interface ChainDBOptions {
+  /** When the commit queue starts writing what was queued (see FlushScheduler). */
+  readonly scheduleFlush?: FlushScheduler;
+  /** Whose records go into every connect and disconnect unit. */
+  readonly indexers?: readonly BlockIndexer[];
+  /** Tree nodes below the top kept in memory (ledger/tree-store.ts; the simulator makes it small). */
+  readonly cachedTreeNodes?: number;
 }
 
 export interface TxLocation {
@@ -70,6 +79,9 @@ export class ChainDB implements AccountSource, TreeNodeReader {
   private tree: TreeStore;
   private readonly writes: CommitQueue;
   private readonly indexers: readonly BlockIndexer[];
+  private readonly cachedTreeNodes: number | undefined;
+  /** Tree nodes this store has read below the top since it opened (the simulator counts them). */
+  readonly treeReads: TreeReads = { nodes: 0, prefetched: 0 };
   /** Reads by height deep in the chain, a sync's scratch, pruning. */
   readonly history: ChainHistory;
   /** Copies of the state at snapshot heights, served to joining nodes. */
@@ -77,18 +89,19 @@ export class ChainDB implements AccountSource, TreeNodeReader {
   /** A snapshot sync of this store's own: what it fetched, and its install. */
   readonly join: SnapshotJoinStore;
 
-  private constructor(kv: KvStore, params: ChainParams, genesis: Block, schedule: FlushScheduler | undefined, indexers: readonly BlockIndexer[], top: TopNodes) {
+  private constructor(kv: KvStore, params: ChainParams, genesis: Block, options: ChainDBOptions, top: TopNodes) {
     this.kv = kv;
-    this.indexers = indexers;
+    this.indexers = options.indexers ?? [];
+    this.cachedTreeNodes = options.cachedTreeNodes;
     this.params = params;
     this.genesis = genesis;
-    this.tree = new TreeStore(kv, top, (id) => this.writes.node(id));
+    this.tree = new TreeStore(kv, top, (id) => this.writes.node(id), this.cachedTreeNodes, this.treeReads);
     this.writes = new CommitQueue(
       (log) => (kv.writeLog ? kv.writeLog(log) : kv.write(log.ops())),
       (committed) => {
         for (const a of committed) this.cacheAccount(a.key, a.account ?? undefined);
       },
-      schedule,
+      options.scheduleFlush,
     );
     this.history = new ChainHistory(kv, () => this.writes.flushed());
     this.snapshots = new SnapshotStore(kv);
@@ -102,7 +115,7 @@ export class ChainDB implements AccountSource, TreeNodeReader {
   async reload(): Promise<void> {
     await this.writes.flushed();
     this.accountCache.clear();
-    this.tree = new TreeStore(this.kv, await TreeStore.loadTop(this.kv), (id) => this.writes.node(id));
+    this.tree = new TreeStore(this.kv, await TreeStore.loadTop(this.kv), (id) => this.writes.node(id), this.cachedTreeNodes, this.treeReads);
     await this.loadChecked();
   }
 
@@ -128,11 +141,9 @@ export class ChainDB implements AccountSource, TreeNodeReader {
 
   /**
    * Opens the store (a LevelDB directory, or a KvStore the caller made) for the network `params`
-   * defines, writing block 0 and the allocations into an empty one. `scheduleFlush`: when the
-   * commit queue starts writing what was queued (see FlushScheduler); `indexers`: whose records
-   * go into every connect and disconnect unit.
+   * defines, writing block 0 and the allocations into an empty one.
    */
-  static async open(store: string | KvStore, params: ChainParams, options: { scheduleFlush?: FlushScheduler; indexers?: readonly BlockIndexer[] } = {}): Promise<ChainDB> {
+  static async open(store: string | KvStore, params: ChainParams, options: ChainDBOptions = {}): Promise<ChainDB> {
     const kv = typeof store === 'string' ? await LevelKv.open(store) : store;
     try {
       const stored = await kv.get(layout.genesis);
@@ -152,7 +163,7 @@ export class ChainDB implements AccountSource, TreeNodeReader {
       // A snapshot sync's install that a kill interrupted is finished before the state is read.
       await new SnapshotJoinStore(kv).resumeInstall();
       await new SnapshotStore(kv).clearIncomplete();
-      const db = new ChainDB(kv, params, genesis, options.scheduleFlush, options.indexers ?? [], await TreeStore.loadTop(kv));
+      const db = new ChainDB(kv, params, genesis, options, await TreeStore.loadTop(kv));
       await db.loadChecked();
       return db;
     } catch (err) {

@@ -25,6 +25,12 @@ const READ_AHEAD = 4;
 /** Reads a prefetch makes at most, each READ_AHEAD levels deeper on the paths not yet ended. */
 const PREFETCH_ROUNDS = 3;
 
+/** Tree nodes read from the store below the top: by blocks' own reads, and ahead of them by prefetches. */
+export interface TreeReads {
+  nodes: number;
+  prefetched: number;
+}
+
 /**
  * The state tree's nodes for ChainDB, by position (ledger/smt.ts): the top in memory, kept as the
  * queued writes leave it; below it, what the commit queue holds for the store (`queued`), then the
@@ -40,9 +46,11 @@ export class TreeStore implements TreeNodeReader {
   private readonly writtenDuringPrefetch = new Set<Set<string>>();
   /** The positions prefetches are reading, each with its prefetch's end. */
   private readonly prefetching = new Map<string, Promise<void>>();
+  private readonly reads: TreeReads;
 
-  constructor(kv: KvStore, top: TopNodes, queued: (id: string) => Uint8Array | null | undefined, cachedNodes = CACHED_NODES) {
+  constructor(kv: KvStore, top: TopNodes, queued: (id: string) => Uint8Array | null | undefined, cachedNodes = CACHED_NODES, reads: TreeReads = { nodes: 0, prefetched: 0 }) {
     this.cache = new NodeCache(cachedNodes);
+    this.reads = reads;
     this.kv = kv;
     this.top = top;
     this.queued = queued;
@@ -95,6 +103,7 @@ export class TreeStore implements TreeNodeReader {
     fromStore = await this.afterPrefetches(ids, fromStore, out);
     if (fromStore.length === 0) return out;
     const values = await this.kv.getMany(fromStore.map((i) => layout.stateNode(ids[i]!)));
+    this.reads.nodes += fromStore.length;
     fromStore.forEach((i, k) => {
       out[i] = values[k];
       // Not over a write queued meanwhile: the queue answers for the position until it commits.
@@ -135,6 +144,7 @@ export class TreeStore implements TreeNodeReader {
     const done = this.kv.getMany(ids.map((id) => layout.stateNode(id))).then(
       (values) => {
         this.writtenDuringPrefetch.delete(written);
+        this.reads.prefetched += ids.length;
         ids.forEach((id, i) => {
           if (!written.has(id)) this.cache.set(id, values[i]);
         });

@@ -81,6 +81,19 @@ export class Metrics {
         new Counter({ ...config, collect() { this.reset(); for (const m of samples(family.name)) this.inc(m.labels ?? {}, m.value); } });
       }
     }
+    // Whether the node cache below the tree's in-memory top holds what blocks touch: a block's own
+    // reads wait on the store, a sync's prefetch reads ahead of its block (ledger/tree-store.ts).
+    new Counter({
+      name: 'cairn_state_tree_nodes_read_total',
+      help: 'State tree nodes read from the store below the in-memory top, by a block as it connects or ahead of it while syncing',
+      labelNames: ['by'],
+      registers,
+      collect() {
+        this.reset();
+        this.inc({ by: 'block' }, n.db.treeReads.nodes);
+        this.inc({ by: 'prefetch' }, n.db.treeReads.prefetched);
+      },
+    });
     const now = options.now;
     if (now) {
       node.on('block', (block, source) => {

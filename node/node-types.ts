@@ -81,6 +81,8 @@ export interface NodePartsOf<Node> {
    * pages read). Turning it on for a datadir that had none backfills it in the background.
    */
   readonly addressIndex?: boolean;
+  /** State tree nodes below the top kept in memory (default ledger/tree-store.ts's, ~8.5 MB). */
+  readonly cachedTreeNodes?: number;
   /** Milliseconds for measurements only (block import times in the metrics); none in the simulator. */
   readonly stopwatch?: () => number;
   /** Released once the node has stopped (the worker threads). */

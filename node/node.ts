@@ -89,7 +89,7 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     // A connected block's batch is built on the next turn of the event loop, after its connection
     // has been announced and relayed.
     const indexers = p.addressIndex ? [addressIndexer] : [];
-    this.db = await ChainDB.open(await p.openStore(), p.params, { scheduleFlush: (start) => this.env.defer(start), indexers });
+    this.db = await ChainDB.open(await p.openStore(), p.params, { scheduleFlush: (start) => this.env.defer(start), indexers, cachedTreeNodes: p.cachedTreeNodes });
     if (p.addressIndex) this.addressIndex = await AddressIndex.open(this.db);
     else await AddressIndex.turnOff(this.db);
     this.signatures = new TxSignatureVerifier(p.verifier);
