@@ -13,6 +13,8 @@ export interface SimResult {
   readonly reorgs: number;
   /** Nodes that joined by snapshot sync. */
   readonly snapshotJoins: number;
+  /** Tree nodes the nodes read from their stores below the top, and of those ahead of a block (TreeStore.prefetch). */
+  readonly treeReads: { readonly nodes: number; readonly prefetched: number };
   readonly faults: Record<string, number>;
   readonly roles: Record<string, number>;
   readonly events: number;
@@ -55,6 +57,10 @@ export async function simulate(seed: string, options: ScenarioOptions = {}): Pro
     txs: world.counts.txs,
     reorgs: world.counts.reorgs,
     snapshotJoins: world.counts.snapshotJoins,
+    treeReads: {
+      nodes: world.nodes.reduce((sum, n) => sum + n.treeReads.nodes, 0),
+      prefetched: world.nodes.reduce((sum, n) => sum + n.treeReads.prefetched, 0),
+    },
     faults: world.counts.faults,
     roles,
     events: world.scheduler.events,

@@ -5,6 +5,7 @@ import { Random } from './random.ts';
 import type { Role, SimNodeSpec } from './sim-node.ts';
 import { SIM_EPOCH_MS, type Fault, type WorldOptions } from './world.ts';
 import { Wallets } from './wallets.ts';
+import { DEEP_KEY_PAIRS } from './deep-accounts.ts';
 
 export interface ScenarioOptions {
   /** Nodes, adversaries included (default: 4 to 10, from the seed). */
@@ -15,7 +16,8 @@ export interface ScenarioOptions {
   readonly calm?: boolean;
 }
 
-const WALLETS = new Wallets(24);
+/** A quarter of the users' accounts sit below the tree's top, so most blocks change stored nodes. */
+const WALLETS = new Wallets(24, undefined, DEEP_KEY_PAIRS);
 const ADVERSARIES: readonly Role[] = ['garbage', 'tamperer', 'liar', 'selfish', 'freerider', 'flooder', 'sybil'];
 
 /**
@@ -119,6 +121,10 @@ export function scenario(seed: string, o: ScenarioOptions = {}): WorldOptions {
   const snap = new Random(`snapshot:${seed}`);
   const snapshots = small && history > 0 && snap.chance(0.6);
   const joining = pruned.map((spec, i) => (snapshots && i >= 2 && spec.role === 'honest' && spec.joinAtMs >= 1_000 && snap.chance(0.7) ? { ...spec, snapshotSync: true } : spec));
+  // Half the honest nodes keep 16 tree nodes below the top in memory instead of 131,072: their
+  // blocks read the deep users' paths from the store, and prefetch them while they sync.
+  const trees = new Random(`tree-cache:${seed}`);
+  const cached = joining.map((spec) => (spec.role === 'honest' && trees.chance(0.5) ? { ...spec, cachedTreeNodes: 16 } : spec));
   return {
     seed,
     params: simParams(rng, history),
@@ -126,7 +132,7 @@ export function scenario(seed: string, o: ScenarioOptions = {}): WorldOptions {
     reorgDepth,
     window,
     snapshotInterval: snapshots ? SIM_SNAPSHOT_INTERVAL : undefined,
-    nodes: joining,
+    nodes: cached,
     durationMs,
     quietMs: 120_000,
     defaultLink: link(rng, rough),

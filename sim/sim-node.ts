@@ -37,6 +37,8 @@ export interface SimNodeSpec {
   readonly serving?: Partial<ServingLimits>;
   /** Joins by snapshot sync when it starts at genesis (node/snapshot-sync.ts). */
   readonly snapshotSync?: boolean;
+  /** State tree nodes below the top it keeps in memory (default the node's). */
+  readonly cachedTreeNodes?: number;
 }
 
 /**
@@ -130,13 +132,20 @@ export class SimNode {
     // A write reaches the disk 1-3 ms after it is made: a crash can fall in between.
     const diskRng = o.rng.fork(`disk-${this.id}-${this.lives}`);
     const schedule = (complete: () => void) => void env.setTimeout(complete, 1 + diskRng.int(3));
-    const kv = this.disk.open(schedule);
+    // A read answers 0-2 ms later, after whatever else runs meanwhile (a write's commit, a message,
+    // a prefetch of the next block's tree paths), with the disk as of either end of that time.
+    const readRng = o.rng.fork(`reads-${this.id}-${this.lives}`);
+    const scheduleRead = (answer: (asOfCall: boolean) => void) => {
+      const asOfCall = readRng.chance(0.5);
+      env.setTimeout(() => answer(asOfCall), readRng.int(3));
+    };
+    const kv = this.disk.open(schedule, scheduleRead);
     const node = new CairnNode({
       params: o.params,
       env,
       openStore: async () => kv,
       historyStore: {
-        open: async () => (this.historyKv = this.historyDisk.open(schedule)),
+        open: async () => (this.historyKv = this.historyDisk.open(schedule, scheduleRead)),
         remove: async () => this.historyDisk.clear(),
       },
       createTransport: async (gate) => {
@@ -152,6 +161,7 @@ export class SimNode {
       window: o.window,
       pruneKeep: this.spec.pruneKeep,
       snapshotSync: this.spec.snapshotSync,
+      cachedTreeNodes: this.spec.cachedTreeNodes,
       snapshotInterval: o.snapshotInterval,
       statusIntervalMs: 15_000,
       banSeconds: 600,
@@ -169,9 +179,20 @@ export class SimNode {
     return node;
   }
 
+  /** Tree nodes its lives read from the store below the top, and read ahead (TreeStore.prefetch). */
+  readonly treeReads = { nodes: 0, prefetched: 0 };
+
+  private countTreeReads(): void {
+    const reads = this.node?.db.treeReads;
+    if (!reads) return;
+    this.treeReads.nodes += reads.nodes;
+    this.treeReads.prefetched += reads.prefetched;
+  }
+
   /** A kill -9: unwritten batches are lost, timers never fire, peers see the connections drop. */
   crash(): void {
     if (!this.env) return;
+    this.countTreeReads();
     this.env.kill();
     this.kv?.crash();
     this.historyKv?.crash();
@@ -187,6 +208,7 @@ export class SimNode {
   async stop(): Promise<void> {
     const node = this.node;
     if (!node) return;
+    this.countTreeReads();
     this.node = undefined;
     await node.stop();
     this.env?.kill();

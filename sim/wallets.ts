@@ -41,8 +41,10 @@ export class Wallets {
   readonly keys: readonly Key[];
   readonly balance: bigint;
 
-  constructor(count: number, balance = 1_000_000_000n) {
-    this.keys = Array.from({ length: count }, (_, i) => cached(`user ${i}`));
+  /** `deep`: pairs of `deep N` keys to add, whose accounts' tree paths leave the top (sim/deep-accounts.ts). */
+  constructor(count: number, balance = 1_000_000_000n, deep: readonly (readonly [number, number])[] = []) {
+    const users = Array.from({ length: count }, (_, i) => cached(`user ${i}`));
+    this.keys = [...users, ...deep.flat().map((n) => cached(`deep ${n}`))];
     this.balance = balance;
   }
 
