@@ -1,6 +1,7 @@
 import { bytesEqual, toHex } from '../ledger/bytes.ts';
 import { BlockRuleError, StoreError } from '../ledger/errors.ts';
-import type { BatchOp, ChainDB, ChainTip } from '../ledger/chaindb.ts';
+import type { BatchOp, ChainDB } from '../ledger/chaindb.ts';
+import type { ChainTip } from '../ledger/chaindb-types.ts';
 import type { Block } from '../ledger/block.ts';
 import type { ChainParams } from '../ledger/genesis.ts';
 import { applyBlock, type AccountSource, type BlockEffects, type SignatureChecker } from '../ledger/state.ts';

@@ -15,7 +15,8 @@ import { Reader, Writer, toHex } from './bytes.ts';
 import { StoreError } from './errors.ts';
 import { layout } from './layout.ts';
 import type { Block } from './block.ts';
-import type { BatchOp, BlockIndexer, ChainDB } from './chaindb.ts';
+import type { BatchOp, ChainDB } from './chaindb.ts';
+import type { BlockIndexer } from './chaindb-types.ts';
 import { ADDRESS_BYTES } from './keys.ts';
 
 export const ROLE_SENT = 1;

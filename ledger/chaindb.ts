@@ -14,37 +14,7 @@ import { TopNodes, TreeStore, type TreeReads } from './tree-store.ts';
 import { ChainHistory } from './history.ts';
 import { SnapshotJoinStore } from './snapshot-join.ts';
 import { SnapshotStore } from './snapshot-store.ts';
-
-export interface ChainTip {
-  readonly hash: Uint8Array;
-  readonly height: number;
-}
-
-/**
- * Records kept beside the chain that follow the main chain exactly (the address index,
- * ledger/address-index.ts): what connecting or disconnecting a block adds to its unit, so an
- * index can never disagree with the block it describes, even across a kill.
- */
-export interface BlockIndexer {
-  /** Writes the records connecting `block` adds: a put of `value` at `key`, or its deletion (`value` undefined). */
-  connect(block: Block, effects: BlockEffects, write: (key: Uint8Array, value: Uint8Array | undefined) => void): void;
-  /** The same for disconnecting it: the writes that take those records out again. */
-  disconnect(block: Block, write: (key: Uint8Array, value: Uint8Array | undefined) => void): void;
-}
-
-export interface ChainDBOptions {
-  /** When the commit queue starts writing what was queued (see FlushScheduler). */
-  readonly scheduleFlush?: FlushScheduler;
-  /** Whose records go into every connect and disconnect unit. */
-  readonly indexers?: readonly BlockIndexer[];
-  /** Tree nodes below the top kept in memory (ledger/tree-store.ts; the simulator makes it small). */
-  readonly cachedTreeNodes?: number;
-}
-
-export interface TxLocation {
-  readonly blockHash: Uint8Array;
-  readonly index: number;
-}
+import type { BlockIndexer, ChainDBOptions, ChainTip, TxLocation } from './chaindb-types.ts';
 
 /**
  * The only code that touches the database (bcoin's ChainDB), and it only saves and loads: it

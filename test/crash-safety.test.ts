@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { toHex } from '../ledger/bytes.ts';
-import { ChainDB, type ChainTip } from '../ledger/chaindb.ts';
+import { ChainDB } from '../ledger/chaindb.ts';
+import type { ChainTip } from '../ledger/chaindb-types.ts';
 import { auditChainDB } from '../ledger/audit.ts';
 import { seededRandom, tempDir, testParams } from './helpers/fixtures.ts';
 

@@ -1,5 +1,6 @@
 import { checkBlockBody, type Block } from '../../ledger/block.ts';
-import type { ChainDB, ChainTip } from '../../ledger/chaindb.ts';
+import type { ChainDB } from '../../ledger/chaindb.ts';
+import type { ChainTip } from '../../ledger/chaindb-types.ts';
 import type { BlockEffects, SignatureChecker } from '../../ledger/state.ts';
 import { connectBlock, disconnectBlock } from '../../consensus/connect.ts';
 import type { SaneBlock } from '../../consensus/sanity.ts';
