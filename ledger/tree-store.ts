@@ -25,7 +25,7 @@ const READ_AHEAD = 4;
 /** Reads a prefetch makes at most, each READ_AHEAD levels deeper on the paths not yet ended. */
 const PREFETCH_ROUNDS = 3;
 
-/** Tree nodes read from the store below the top: by blocks' own reads, and ahead of them by prefetches. */
+/** Tree nodes read from the store below the top: when needed (a block connecting, a proof), and ahead of a block by prefetches. */
 export interface TreeReads {
   nodes: number;
   prefetched: number;

@@ -85,13 +85,13 @@ export class Metrics {
     // reads wait on the store, a sync's prefetch reads ahead of its block (ledger/tree-store.ts).
     new Counter({
       name: 'cairn_state_tree_nodes_read_total',
-      help: 'State tree nodes read from the store below the in-memory top, by a block as it connects or ahead of it while syncing',
-      labelNames: ['by'],
+      help: 'State tree nodes read from the store below the in-memory top: when needed (a block connecting, a proof), or ahead of a block while syncing',
+      labelNames: ['read'],
       registers,
       collect() {
         this.reset();
-        this.inc({ by: 'block' }, n.db.treeReads.nodes);
-        this.inc({ by: 'prefetch' }, n.db.treeReads.prefetched);
+        this.inc({ read: 'needed' }, n.db.treeReads.nodes);
+        this.inc({ read: 'ahead' }, n.db.treeReads.prefetched);
       },
     });
     const now = options.now;

@@ -1,5 +1,6 @@
 import { auditChainDB } from '../ledger/audit.ts';
-import { toHex } from '../ledger/bytes.ts';
+import { bytesEqual, toHex } from '../ledger/bytes.ts';
+import { STORED_TREE_DEPTH } from '../ledger/tree-store.ts';
 import { layout } from '../ledger/layout.ts';
 import { addressIndexPuts } from '../ledger/address-index.ts';
 import { stateKey } from '../ledger/smt.ts';
@@ -18,7 +19,7 @@ export const INVARIANTS = [
   'no-invalid-accepted',
   /** Each honest node's stored state equals a replay of its own chain (signatures checked again). */
   'state-equals-replay',
-  /** Each honest node's stored state tree hashes to the root recomputed from its accounts, which its tip's header carries. */
+  /** Each honest node's stored state tree is its accounts' tree node by node, as stored and as it reads it, and its root is what its tip's header carries. */
   'state-root',
   /** Total supply equals the genesis allocations plus the rewards of the chain. */
   'supply',
@@ -212,15 +213,35 @@ async function addressIndexMismatch(node: CairnNode): Promise<string | undefined
 
 /**
  * The tree a node stores against its accounts, recomputed from scratch, and the root its tip's
- * header commits to: undefined when all three agree, else what differs.
+ * header commits to: undefined when all three agree, else what differs. Below the root, node by
+ * node: what the store holds, and what the node itself reads there (its top, commit queue and
+ * cache), so a cache that kept a node the store has since replaced shows here, not only in a
+ * later block's root.
  */
 async function stateRootCheck(node: CairnNode): Promise<string | undefined> {
   const changes = [];
   for await (const { address, account } of node.db.accounts()) changes.push({ key: stateKey(address), account });
-  const recomputed = toHex(MemoryStateTree.EMPTY.with(changes).root);
+  const tree = MemoryStateTree.EMPTY.with(changes);
+  const recomputed = toHex(tree.root);
   const stored = toHex(await node.db.stateRoot());
   const header = toHex(node.chain.tip.header.stateRoot);
   if (stored !== recomputed) return `its stored tree's root ${stored.slice(0, 16)} is not its accounts' ${recomputed.slice(0, 16)}`;
   if (header !== recomputed) return `its tip's header says ${header.slice(0, 16)}, its accounts hash to ${recomputed.slice(0, 16)}`;
+  await node.db.flushed();
+  const ids: string[] = [];
+  const nodes: Uint8Array[] = [];
+  for await (const { id, node: bytes } of node.db.stateNodes()) {
+    ids.push(id);
+    nodes.push(bytes);
+  }
+  const where = (id: string) => `at depth ${id.charCodeAt(0)} (${toHex(Uint8Array.from(id.slice(1), (c) => c.charCodeAt(0)))})`;
+  const wanted = tree.storedNodeCount(STORED_TREE_DEPTH);
+  if (ids.length !== wanted) return `its store holds ${ids.length} tree nodes, its accounts' tree ${wanted}`;
+  const read = await node.db.readNodes(ids);
+  for (const [i, id] of ids.entries()) {
+    const want = tree.nodeAt(id);
+    if (!want || !bytesEqual(want, nodes[i]!)) return `its stored tree node ${where(id)} is not its accounts' tree's`;
+    if (!read[i] || !bytesEqual(want, read[i]!)) return `it reads a tree node ${where(id)} that is not the one its store holds`;
+  }
   return undefined;
 }

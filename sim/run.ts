@@ -13,7 +13,7 @@ export interface SimResult {
   readonly reorgs: number;
   /** Nodes that joined by snapshot sync. */
   readonly snapshotJoins: number;
-  /** Tree nodes the nodes read from their stores below the top, and of those ahead of a block (TreeStore.prefetch). */
+  /** Tree nodes the nodes read from their stores below the top: when needed, and ahead of a block (TreeStore.prefetch). */
   readonly treeReads: { readonly nodes: number; readonly prefetched: number };
   readonly faults: Record<string, number>;
   readonly roles: Record<string, number>;

@@ -62,8 +62,8 @@ describe('metrics (prom-client)', function () {
     for (const name of KEPT) assert.match(text, new RegExp(`^# TYPE ${name} `, 'm'), name);
     assert.equal(value('cairn_chain_height'), 3);
     assert.equal(value('cairn_blocks_imported_total'), 3);
-    assert.equal(value('cairn_state_tree_nodes_read_total{by="block"}'), node.db.treeReads.nodes);
-    assert.equal(value('cairn_state_tree_nodes_read_total{by="prefetch"}'), node.db.treeReads.prefetched);
+    assert.equal(value('cairn_state_tree_nodes_read_total{read="needed"}'), node.db.treeReads.nodes);
+    assert.equal(value('cairn_state_tree_nodes_read_total{read="ahead"}'), node.db.treeReads.prefetched);
     for (const name of ['nodejs_eventloop_lag_seconds', 'nodejs_eventloop_lag_p99_seconds', 'process_cpu_seconds_total', 'nodejs_gc_duration_seconds']) assert.match(text, new RegExp(`^# TYPE ${name} `, 'm'), name);
   });
 
