@@ -65,7 +65,7 @@ export class ChainDB implements AccountSource, TreeNodeReader {
     this.cachedTreeNodes = options.cachedTreeNodes;
     this.params = params;
     this.genesis = genesis;
-    this.tree = new TreeStore(kv, top, (id) => this.writes.node(id), this.cachedTreeNodes, this.treeReads);
+    this.tree = this.treeOver(top);
     this.writes = new CommitQueue(
       (log) => (kv.writeLog ? kv.writeLog(log) : kv.write(log.ops())),
       (committed) => {
@@ -85,8 +85,13 @@ export class ChainDB implements AccountSource, TreeNodeReader {
   async reload(): Promise<void> {
     await this.writes.flushed();
     this.accountCache.clear();
-    this.tree = new TreeStore(this.kv, await TreeStore.loadTop(this.kv), (id) => this.writes.node(id), this.cachedTreeNodes, this.treeReads);
+    this.tree = this.treeOver(await TreeStore.loadTop(this.kv));
     await this.loadChecked();
+  }
+
+  /** The store's tree over `top`, behind the commit queue, counting its reads in `treeReads` across reloads. */
+  private treeOver(top: TopNodes): TreeStore {
+    return new TreeStore(this.kv, top, (id) => this.writes.node(id), this.cachedTreeNodes, this.treeReads);
   }
 
   /** Loads the history's marks and checks the stored tree against the tip's state root. */
