@@ -59,4 +59,34 @@ describe('event feed', () => {
     chain.emit('tip', tipOf([wide]));
     assert.deepEqual([feed.oldest, feed.latest], [6, 6]);
   });
+
+  it('over many times its capacity, keeps exactly the newest events the bounds allow, each resumable', () => {
+    const { node, chain, mempool } = fakeNode();
+    const feed = new EventFeed(node, { runId: 'r', capacity: 7, maxAddresses: 12 });
+    const sizes: number[] = []; // addresses of every event so far, by seq - 1
+    for (let i = 0; i < 200; i++) {
+      if (i % 5 === 4) {
+        // A block of 0–2 transfers: 1, 3 or 5 addresses (its miner, each transfer's two).
+        const txs = Array.from({ length: i % 3 }, (_, n) => transfer(FUNDED_KEYS[n]!, testKey(100 + i + n).address, 1n, 0n));
+        const block = childBlock({ hash: new Uint8Array(32).fill(i & 0xff), height: i }, txs, { miner: testKey(300 + i).address });
+        chain.emit('tip', tipOf([block]));
+        sizes.push(1 + 2 * txs.length);
+      } else {
+        mempool.emit('added', { tx: transfer(FUNDED_KEYS[i % 3]!, testKey(500 + i).address, 1n, 0n) });
+        sizes.push(2);
+      }
+      // The rule: the longest run of newest events within both bounds, never fewer than one.
+      let kept = 1;
+      let addresses = sizes.at(-1)!;
+      while (kept < sizes.length && kept < 7 && addresses + sizes[sizes.length - 1 - kept]! <= 12) addresses += sizes[sizes.length - 1 - kept++]!;
+      const latest = sizes.length;
+      assert.deepEqual([feed.oldest, feed.latest], [latest - kept + 1, latest], `after event ${latest}`);
+      for (const seen of [latest - kept, latest - 1, latest]) {
+        const resumed = feed.resume(`r:${seen}`);
+        assert.ok('events' in resumed, `resume after ${seen}`);
+        assert.deepEqual(resumed.events.map((e) => e.seq), Array.from({ length: latest - seen }, (_, k) => seen + 1 + k));
+      }
+      if (latest - kept >= 1) assert.deepEqual(feed.resume(`r:${latest - kept - 1}`), { resync: 'too-old', oldest: latest - kept + 1, latest });
+    }
+  });
 });
