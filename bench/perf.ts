@@ -127,7 +127,8 @@ export interface AdmitRun {
 }
 
 async function rpcNode(ctx: SuiteContext, params: ChainParams, live: TestNode[]): Promise<{ t: TestNode; client: RpcClient }> {
-  const t = await startBenchNode(ctx.tempDir('cairn-bench-rpc-'), params, live, { rpc: { host: '127.0.0.1', port: 0 } });
+  // With the REST API and live events on, as `cairn node` runs by default: its event feed sees every admission.
+  const t = await startBenchNode(ctx.tempDir('cairn-bench-rpc-'), params, live, { rpc: { host: '127.0.0.1', port: 0 }, http: { port: 0 } });
   return { t, client: await RpcClient.fromDatadir(t.config.datadir) };
 }
 
