@@ -136,6 +136,8 @@ export interface MachineInfo {
   readonly freeMemoryBytes: number;
   /** At the start of the run: a busy machine explains slow figures. */
   readonly loadAverage1m: number;
+  /** At the end of the run, once its suites are done (the text report's footer says it too). */
+  readonly loadAverage1mEnd?: number;
   readonly nodeVersion: string;
   readonly platform: string;
   readonly arch: string;

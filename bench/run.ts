@@ -20,6 +20,7 @@ import {
   formatTable,
   jsonReport,
   machineInfo,
+  type MachineInfo,
   type Metric,
   type Suite,
   type SuiteContext,
@@ -123,14 +124,15 @@ async function main(): Promise<number> {
   // On a shared machine the figures are only as good as the CPU the processes got. Mostly
   // single-threaded work near 100% of a core ran uncontended; far below, others were busy.
   const cpuShare = cpuMs / (performance.now() - wallStart);
+  const ended: MachineInfo = { ...machine, loadAverage1mEnd: loadavg()[0] ?? 0 };
   const footer = [
     `Each suite ran in a process of its own; they were on CPU ${(100 * cpuShare).toFixed(0)}% of the wall time (LevelDB's own threads count too, ` +
-      `the devnet's node processes do not); load average ${(loadavg()[0] ?? 0).toFixed(2)} at the end.`,
+      `the devnet's node processes do not); load average ${ended.loadAverage1mEnd!.toFixed(2)} at the end.`,
   ];
   const wallSeconds = (performance.now() - wallStart) / 1000;
   const argv = process.argv.slice(2);
   footer.push(`Command: npm run bench${argv.length > 0 ? ` -- ${argv.join(' ')}` : ''}; ${new Date().toISOString()}; ${wallSeconds.toFixed(0)} s in all.`);
-  process.stdout.write(values.json ? JSON.stringify(withVsBcoin(jsonReport(machine, results, values.quick), results)) + '\n' : formatTable(machine, results, runs, footer, values.quick));
+  process.stdout.write(values.json ? JSON.stringify(withVsBcoin(jsonReport(ended, results, values.quick), results)) + '\n' : formatTable(machine, results, runs, footer, values.quick));
   if (failed.length > 0) log(`bench: failed suites: ${failed.join(', ')}`);
   return failed.length > 0 ? 1 : 0;
 }
