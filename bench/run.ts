@@ -124,10 +124,11 @@ async function main(): Promise<number> {
   // On a shared machine the figures are only as good as the CPU the processes got. Mostly
   // single-threaded work near 100% of a core ran uncontended; far below, others were busy.
   const cpuShare = cpuMs / (performance.now() - wallStart);
-  const ended: MachineInfo = { ...machine, loadAverage1mEnd: loadavg()[0] ?? 0 };
+  const loadEnd = loadavg()[0] ?? 0;
+  const ended: MachineInfo = { ...machine, loadAverage1mEnd: loadEnd };
   const footer = [
     `Each suite ran in a process of its own; they were on CPU ${(100 * cpuShare).toFixed(0)}% of the wall time (LevelDB's own threads count too, ` +
-      `the devnet's node processes do not); load average ${ended.loadAverage1mEnd!.toFixed(2)} at the end.`,
+      `the devnet's node processes do not); load average ${loadEnd.toFixed(2)} at the end.`,
   ];
   const wallSeconds = (performance.now() - wallStart) / 1000;
   const argv = process.argv.slice(2);

@@ -3,7 +3,7 @@ import { bytesEqual, toHex } from '../ledger/bytes.ts';
 import { STORED_TREE_DEPTH } from '../ledger/tree-store.ts';
 import { layout } from '../ledger/layout.ts';
 import { addressIndexPuts } from '../ledger/address-index.ts';
-import { stateKey } from '../ledger/smt.ts';
+import { positionBytes, stateKey } from '../ledger/smt.ts';
 import { MemoryStateTree } from '../ledger/smt-memory.ts';
 import type { CairnNode } from '../node/node.ts';
 import { InlineVerifier } from '../node/inline-verifier.ts';
@@ -234,7 +234,7 @@ async function stateRootCheck(node: CairnNode): Promise<string | undefined> {
     ids.push(id);
     nodes.push(bytes);
   }
-  const where = (id: string) => `at depth ${id.charCodeAt(0)} (${toHex(Uint8Array.from(id.slice(1), (c) => c.charCodeAt(0)))})`;
+  const where = (id: string) => `at depth ${id.charCodeAt(0)} (${toHex(positionBytes(id).subarray(1))})`;
   const wanted = tree.storedNodeCount(STORED_TREE_DEPTH);
   if (ids.length !== wanted) return `its store holds ${ids.length} tree nodes, its accounts' tree ${wanted}`;
   const read = await node.db.readNodes(ids);
