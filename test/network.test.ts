@@ -4,8 +4,9 @@ import { multiaddr } from '@multiformats/multiaddr';
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import { createHost, type Host } from '../node/libp2p/host.ts';
 import type { NetworkNames } from '../node/protocols.ts';
-import { serve } from '../node/libp2p/reqresp.ts';
-import { encodeStatus, encodeTxBatch } from '../node/wire.ts';
+import { request, requestMany, serve } from '../node/libp2p/reqresp.ts';
+import { TransportError } from '../node/transport.ts';
+import { encodeGetBlocks, encodeStatus, encodeTxBatch } from '../node/wire.ts';
 import { decodeTransaction } from '../ledger/transaction.ts';
 import { FUNDED_KEYS, seededRandom, testKey, transfer } from './helpers/fixtures.ts';
 import { mineChild } from './helpers/mining.ts';
@@ -288,6 +289,29 @@ describe('network: losing every peer', function () {
     assert.equal(again.transport.peerId, aId, 'the identity persisted in the datadir');
     const ms = await waitFor(() => b.node.transport.peers().includes(aId), 30_000, 'B to redial A');
     console.log(`      B reconnected ${ms} ms after A came back`);
+  });
+
+  it('asks only over a connection it has: a request to a peer that hung up dials nothing (reconnecting is the peer book\'s, with its backoff)', async () => {
+    const a = await startNode(params);
+    nodes.push(a);
+    const names = a.node.names;
+    const x = await createHost({ privateKey: await generateKeyPair('Ed25519'), listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: [], mdns: false, maxConnections: 10, names, maxMessageBytes: 4 << 20, gater: {} });
+    try {
+      const genesis = a.node.db.genesis.header.hash;
+      // It passes A's handshake, so A keeps the connection until X hangs up.
+      await serve(x, names.status, async () => encodeStatus({ genesis, height: 0, tipHash: genesis, totalWork: 1n, prunedHeight: 0 }), { timeoutMs: 5000, maxBytes: 1024, onBadRequest: () => {} });
+      const aId = (await x.dial(multiaddr(a.addr))).remotePeer;
+      const limits = { timeoutMs: 5000, maxBytes: 1024 };
+      assert.ok((await request(x, aId, names.status, new Uint8Array(0), limits)).byteLength > 0, 'answered while connected');
+      await x.hangUp(aId);
+      await waitFor(() => x.getConnections(aId).length === 0, 10_000, 'X to hang up');
+      const closed = (err: unknown) => err instanceof TransportError && err.code === 'TRANSPORT_CLOSED' && /not connected/.test(err.message);
+      await assert.rejects(request(x, aId, names.status, new Uint8Array(0), limits), closed);
+      await assert.rejects(requestMany(x, aId, names.blocks, encodeGetBlocks([genesis]), 1, limits), closed);
+      assert.equal(x.getConnections(aId).length, 0, 'no connection was opened for the requests');
+    } finally {
+      await x.stop();
+    }
   });
 });
 

@@ -28,14 +28,24 @@ export function classify(err: unknown): TransportError {
   return new TransportError('TRANSPORT_CLOSED', message);
 }
 
-export async function request(host: Host, peer: PeerId, protocol: string, body: Uint8Array, o: RequestLimits): Promise<Uint8Array> {
-  const signal = AbortSignal.timeout(o.timeoutMs);
-  let stream: Stream;
+/**
+ * A stream on the connection we have. Never a dial: libp2p's dialProtocol would connect to a
+ * peer that hung up, so every retried request would reconnect to it, outside the PeerBook's
+ * backoff (a peer that drops us after each handshake saw hundreds of connections a second).
+ */
+async function openStream(host: Host, peer: PeerId, protocol: string, signal: AbortSignal): Promise<Stream> {
+  const connection = host.getConnections(peer).find((c) => c.status === 'open');
+  if (!connection) throw new TransportError('TRANSPORT_CLOSED', `not connected to ${peer.toString()}`);
   try {
-    stream = await host.dialProtocol(peer, protocol, { signal });
+    return await connection.newStream(protocol, { signal });
   } catch (err) {
     throw classify(err);
   }
+}
+
+export async function request(host: Host, peer: PeerId, protocol: string, body: Uint8Array, o: RequestLimits): Promise<Uint8Array> {
+  const signal = AbortSignal.timeout(o.timeoutMs);
+  const stream = await openStream(host, peer, protocol, signal);
   try {
     const lp = framed(stream, o.maxBytes);
     await lp.write(body, { signal });
@@ -53,12 +63,7 @@ export async function request(host: Host, peer: PeerId, protocol: string, body: 
 /** Sends one request and collects frames until the empty terminator, at most `maxFrames`. */
 export async function requestMany(host: Host, peer: PeerId, protocol: string, body: Uint8Array, maxFrames: number, o: RequestLimits): Promise<Uint8Array[]> {
   const signal = AbortSignal.timeout(o.timeoutMs);
-  let stream: Stream;
-  try {
-    stream = await host.dialProtocol(peer, protocol, { signal });
-  } catch (err) {
-    throw classify(err);
-  }
+  const stream = await openStream(host, peer, protocol, signal);
   try {
     const lp = framed(stream, o.maxBytes);
     await lp.write(body, { signal });
