@@ -224,6 +224,8 @@ export class CairnNode extends EventEmitter<NodeEvents> {
       this.emit('block', block, this.own.has(block) ? 'mined' : 'received');
     });
     this.chain.on('invalid', (entry, err) => this.emit('log', 'warn', `invalid block ${entry.hashHex} at ${entry.height}: ${err.message}`));
+    // Each penalty, not only the ban it may end in: a ban's reason is its last penalty's.
+    this.peers.on('penalty', (peer, score, reason) => this.emit('log', 'info', 'penalised peer', { peer, score, total: this.peers.score(peer), reason }));
     this.peers.on('ban', (peer, reason) => {
       this.emit('log', 'warn', `banned peer ${peer}: ${reason}`);
       this.sync.forget(peer);
@@ -241,6 +243,7 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     });
     t.on('peer:disconnect', (peer) => {
       this.sync.forget(peer);
+      this.book.disconnected(peer);
       const info = connections.get(peer);
       connections.delete(peer);
       this.emit('log', 'info', 'peer disconnected', { peer, direction: info?.direction, address: info?.remoteAddr, peers: t.peers().length });

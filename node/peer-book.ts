@@ -13,10 +13,18 @@ interface KnownPeer {
   failures: number;
   /** Whether a failed dial of this peer has been reported (once per peer, not every retry). */
   reported: boolean;
+  /** When the current connection came up, if there is one. */
+  connectedAt?: number;
 }
 
 const REDIAL_MIN_MS = 1_000;
 const REDIAL_MAX_MS = 60_000;
+/**
+ * A connection that lasted this long earns its peer a fresh backoff when it ends. One that ended
+ * sooner (a peer that bans us, or is full, and hangs up after the handshake) does not, or such a
+ * peer would be redialled every second, forever.
+ */
+const STABLE_CONNECTION_MS = 30_000;
 /** Discovered peers are dialled while the node has fewer connections than this. */
 const WANTED_PEERS = 8;
 /** A discovered peer that failed this many dials in a row is forgotten (it moved, or left). */
@@ -80,18 +88,29 @@ export class PeerBook {
     return true;
   }
 
-  /** A connection is up: its listen addresses are where to find it again, and its backoff starts over. */
+  /** A connection is up: its listen addresses are where to find it again. */
   connected(peer: string, listenAddrs: readonly string[]): void {
+    const now = this.env.now();
     const k = this.known.get(peer);
     if (k) {
       if (listenAddrs.length > 0) k.addrs = [...listenAddrs];
-      k.nextAt = 0;
-      k.delayMs = REDIAL_MIN_MS;
       k.failures = 0;
       k.reported = false;
+      k.connectedAt = now;
     } else if (listenAddrs.length > 0) {
-      this.add(peer, { addrs: [...listenAddrs], source: 'connected', delayMs: REDIAL_MIN_MS, nextAt: 0, failures: 0, reported: false });
+      this.add(peer, { addrs: [...listenAddrs], source: 'connected', delayMs: REDIAL_MIN_MS, nextAt: 0, failures: 0, reported: false, connectedAt: now });
     }
+  }
+
+  /** The connection ended: if it had lasted, the peer is redialled at once and its backoff starts over. */
+  disconnected(peer: string): void {
+    const k = this.known.get(peer);
+    if (k?.connectedAt === undefined) return;
+    if (this.env.now() - k.connectedAt >= STABLE_CONNECTION_MS) {
+      k.nextAt = 0;
+      k.delayMs = REDIAL_MIN_MS;
+    }
+    k.connectedAt = undefined;
   }
 
   private add(peer: string, k: KnownPeer): void {

@@ -124,16 +124,36 @@ describe('PeerBook: dialling known and discovered peers', () => {
     assert.deepEqual(net.dials, []);
   });
 
-  it('a connection resets the backoff: after the peer leaves, it is redialled within a second', async () => {
+  it('a connection that lasted resets the backoff: after the peer leaves, it is redialled at once, then at 1, 2, 4 s', async () => {
     book.discovered('d1', [addr('d1')]);
     await tick(net, book, 8); // dials at 0, 1, 3, 7 s: the next would wait 8 s
     net.reachable.add('d1');
     await tick(net, book, 8);
     assert.deepEqual(net.peers(), ['d1']);
     book.connected('d1', [addr('d1')]);
+    await tick(net, book, 30);
+    // It leaves for good after 30 s: dialled again at once, then at 1, 2, 4 s, not 16 s later.
     net.connected.delete('d1');
-    const before = net.dials.length;
-    await tick(net, book, 2);
-    assert.equal(net.dials.length, before + 1);
+    net.reachable.delete('d1');
+    book.disconnected('d1');
+    const left = net.now;
+    await tick(net, book, 8);
+    assert.deepEqual(net.dials.filter((d) => d.at >= left).map((d) => d.at - left), [0, 1000, 3000, 7000]);
+  });
+
+  it('a peer that hangs up right after each handshake is redialled with the growing backoff, not every second', async () => {
+    book.remember(addr('b1'), 'bootstrap');
+    net.reachable.add('b1');
+    for (let s = 0; s < 130; s++) {
+      book.redial();
+      await settle();
+      if (net.connected.delete('b1')) {
+        // Up, identified, and closed by the other side within the same second.
+        book.connected('b1', [addr('b1')]);
+        book.disconnected('b1');
+      }
+      net.now += 1000;
+    }
+    assert.deepEqual(net.dialsOf('b1'), [0, 1000, 3000, 7000, 15000, 31000, 63000, 123000]);
   });
 });

@@ -122,7 +122,10 @@ export class LightClient extends EventEmitter<LightClientEvents> {
       this.book.connected(peer, addrs);
       void this.handshake(peer);
     });
-    this.transport.on('peer:disconnect', (peer) => this.statuses.delete(peer));
+    this.transport.on('peer:disconnect', (peer) => {
+      this.statuses.delete(peer);
+      this.book.disconnected(peer);
+    });
     this.transport.on('peer:misbehaved', (peer, score, reason) => void this.peers.penalize(peer, score, reason));
     for (const addr of this.parts.bootstrap) this.book.remember(addr, 'bootstrap');
     this.timers.push(this.env.setInterval(() => this.stopped || this.book.redial(), 1_000));
