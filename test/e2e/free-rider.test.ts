@@ -131,6 +131,12 @@ describe('e2e: a free rider beside an honest syncing node', function () {
     watching = false;
     await watch;
     assert.match(ban, /re-downloads blocks it has/);
+    // The penalty that ended in the ban is in the log too, with its score and the peer's total.
+    const penalties = a.logLines(/"msg":"penalised peer"/).map((l) => JSON.parse(l) as { peer: string; score: number; total: number; reason: string });
+    assert.ok(
+      penalties.some((p) => p.peer === riderId && p.score === 100 && p.total >= 100 && /re-downloads blocks it has/.test(p.reason)),
+      `the ban's penalty is logged: ${JSON.stringify(penalties)}`,
+    );
     assert.ok(ride.busy > 0, `the free rider was answered busy (${JSON.stringify(ride)})`);
     // Every block it asked for it had said it had: all it got is the trickle's burst, the trickle,
     // and one block of debt (an answer stops once the trickle is dry; a block is at most maxBlockBytes).

@@ -355,9 +355,17 @@ export class Cluster {
     return this.node(name).start(options);
   }
 
-  /** The tails of every node's log: printed when a scenario fails, so the failure says why. */
+  /**
+   * The tails of every node's log, after the warnings and penalties from anywhere in it (a ban
+   * long before the end explains a failure at the end): printed when a scenario fails.
+   */
   logs(lines = 25): string {
-    return this.nodes.map((n) => `--- ${n.name} (${n.logFile})\n${n.logTail(lines)}`).join('\n');
+    return this.nodes
+      .map((n) => {
+        const notable = n.logLines(/"level":(4|5|6)0|"msg":"penalised peer"/).slice(-30);
+        return `--- ${n.name} (${n.logFile})\n${notable.length > 0 ? `warnings and penalties (last ${notable.length}):\n${notable.join('\n')}\ntail:\n` : ''}${n.logTail(lines)}`;
+      })
+      .join('\n');
   }
 
   /** Stops every node by pid (SIGTERM, SIGKILL after 10 s) and removes the files. */
