@@ -57,16 +57,23 @@ export class ForkChoice {
     return this.parts.index().tip;
   }
 
-  private bestCandidate(): BlockIndexEntry {
+  /**
+   * The tip to move to. `incumbent`, the tip before this activation, keeps ties: a reorganisation
+   * that failed part-way leaves the tip on a prefix of the failed branch, and where that prefix has
+   * only as much work as the incumbent, the node goes back rather than stay on the branch it
+   * joined for work that turned out invalid.
+   */
+  private bestCandidate(incumbent: BlockIndexEntry): BlockIndexEntry {
     const tip = this.tip;
-    let best = tip;
+    const holder = incumbent.isValid && incumbent.status & HAVE_DATA && incumbent.totalWork >= tip.totalWork ? incumbent : tip;
+    let best = holder;
     for (const c of this.candidates) {
       if (!c.isValid || c.totalWork < tip.totalWork) {
         this.candidates.delete(c);
         continue;
       }
-      // Among chains with more work than ours, the most work wins and then the first seen.
-      const tie = c.totalWork === best.totalWork && best !== tip && c.seq < best.seq;
+      // Among chains with more work than the holder's, the most work wins and then the first seen.
+      const tie = c.totalWork === best.totalWork && best !== holder && c.seq < best.seq;
       if (c.totalWork > best.totalWork || tie) best = c;
     }
     return best;
@@ -76,9 +83,11 @@ export class ForkChoice {
   async activateBestChain(): Promise<ConnectFailure[]> {
     this.parts.lock.assertHeld('activateBestChain');
     const failures: ConnectFailure[] = [];
+    const incumbent = this.tip;
     for (;;) {
-      const best = this.bestCandidate();
-      if (best === this.tip || best.totalWork <= this.tip.totalWork) return failures;
+      // Anything but the tip has more work than it, or is the incumbent, back from a failed branch.
+      const best = this.bestCandidate(incumbent);
+      if (best === this.tip) return failures;
       try {
         await this.reorganizeTo(best);
       } catch (err) {

@@ -9,6 +9,7 @@ import type { CairnNode } from '../node/node.ts';
 import { InlineVerifier } from '../node/inline-verifier.ts';
 import { TxSignatureVerifier } from '../node/tx-signatures.ts';
 import { DEFAULT_ORPHAN_LIMITS } from '../consensus/orphans.ts';
+import type { BlockIndexEntry } from '../consensus/block-index.ts';
 import { DEFAULT_MEMPOOL_POLICY } from '../ledger/mempool.ts';
 import type { World } from './world.ts';
 import { addressGroup } from '../node/address-groups.ts';
@@ -65,14 +66,18 @@ export class Checker {
         node.peers.on('penalty', (peer, score, reason) => {
           if (world.nodes.find((n) => n.id === peer)?.honest) this.fail('no-honest-penalised', `${sim.id} penalised honest ${peer} by ${score}: ${reason}`);
         });
+        // A reorganisation that fails part-way settles elsewhere, or goes back: judge where the
+        // import ends against where the first reorganisation since the chain was last idle began.
+        let from: BlockIndexEntry | undefined;
         node.chain.on('tip', (e) => {
-          if (e.disconnected.length === 0) return;
-          // A reorganisation that fails part-way settles elsewhere: judge where the import ends.
-          const from = e.from;
+          if (e.disconnected.length === 0 || from !== undefined) return;
+          from = e.from;
           void node.chain.idle().then(() => {
+            const left = from!;
+            from = undefined;
             const now = node.chain.tip;
-            if (now !== from && now.totalWork <= from.totalWork) {
-              this.fail('most-work', `${sim.id} left ${from.hashHex.slice(0, 16)} (work ${from.totalWork}) for ${now.hashHex.slice(0, 16)} (work ${now.totalWork})`);
+            if (now !== left && now.totalWork <= left.totalWork) {
+              this.fail('most-work', `${sim.id} left ${left.hashHex.slice(0, 16)} (work ${left.totalWork}) for ${now.hashHex.slice(0, 16)} (work ${now.totalWork})`);
             }
           });
         });

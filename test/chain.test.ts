@@ -128,6 +128,23 @@ describe('Chain: fork choice, reorgs and header rules', () => {
     await assert.rejects(chain.processBlock(b4), rejectsWith('BLOCK_KNOWN_INVALID'));
   });
 
+  it('a more-work branch that fails at its last block, leaving a prefix of equal work: back on the first seen (simulation seed 244)', async () => {
+    const a = mineChain(params, genesis(), 2, { miner: testKey(33).address });
+    await feed(a);
+    const digest = await stateDigest(db);
+    const b = mineChain(params, genesis(), 2, { miner: testKey(34).address });
+    const b3 = mineChild(params, asParent(b[1]!), [transfer(alice, bob.address, 2_000_000n, 0n)]);
+    assert.deepEqual(await feed(b), ['side-branch', 'side-branch']); // equal work: A stays
+    const tips: string[] = [];
+    chain.on('tip', (e) => tips.push(`${hex(e.disconnected.at(-1)!)}>${hex(e.connected.at(-1)!)}`));
+    await assert.rejects(chain.processBlock(b3), rejectsWith('TX_INSUFFICIENT_BALANCE'));
+    // b1-b2 ties with A, which was here first: the node does not stay on the branch that failed.
+    assert.equal(tipHex(), hex(a[1]!));
+    assert.deepEqual(tips, [`${hex(a[1]!)}>${hex(b[1]!)}`, `${hex(b[1]!)}>${hex(a[1]!)}`]);
+    assert.equal(await stateDigest(db), digest);
+    await auditChainDB(db);
+  });
+
   it('a child of the tip is stored by its own connect; one that fails there leaves only its invalid mark', async () => {
     const good = mineChild(params, genesis(), [transfer(alice, bob.address, 5n, 0n)], { miner: testKey(32).address });
     assert.equal(await chain.processBlock(good), 'connected');
