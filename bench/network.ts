@@ -190,10 +190,6 @@ function percentile(values: readonly number[], p: number): number {
   return sorted[Math.max(0, Math.ceil((p / 100) * sorted.length) - 1)]!;
 }
 
-interface MeshView {
-  getMeshPeers(topic: string): string[];
-}
-
 const NAMES = 'ABCDEFGHIJ';
 
 /** Which pairs of nodes are connected: the DHT may have added links to the bootstrap line. */
@@ -220,7 +216,7 @@ function settled(nodes: readonly TestNode[], quietMs: number, timeoutMs: number)
   return untilQuiet(() => nodes.map((t) => `${libp2pHost(t.node).getConnections().map((c) => c.id).sort().join(',')}:${meshPeers(t)}`).join('|'), quietMs, timeoutMs);
 }
 
-const meshPeers = (t: TestNode): number => (libp2pHost(t.node).services.pubsub as unknown as MeshView).getMeshPeers(t.node.names.blockTopic).length;
+const meshPeers = (t: TestNode): number => libp2pHost(t.node).services.pubsub.getMeshPeers(t.node.names.blockTopic).length;
 const ms1 = (value: number): string => value.toFixed(1);
 
 export const networkSuite: Suite = {

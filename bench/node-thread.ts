@@ -14,10 +14,6 @@ import { UNLIMITED_SERVING } from '../node/serving.ts';
 import { libp2pHost, mineOn, type TestNode } from '../test/helpers/network.ts';
 import { watchImports } from './nodes.ts';
 
-interface MeshView {
-  getMeshPeers(topic: string): string[];
-}
-
 const port = parentPort!;
 /** A backfill of the bench's chains takes seconds; one that has not finished in this has stopped. */
 const BACKFILL_TIMEOUT_MS = 300_000;
@@ -57,7 +53,7 @@ const handlers: Record<string, (arg: any) => Promise<unknown>> = {
     return decoded.length;
   },
   async state() {
-    const pubsub = libp2pHost(node).services.pubsub as unknown as MeshView;
+    const pubsub = libp2pHost(node).services.pubsub;
     return {
       mempool: node.mempool.size,
       peers: node.sync.statuses.size,

@@ -42,10 +42,7 @@ const PROP_SETTLE_MS = 2_000;
 const PROP_MINER_KEY = 97;
 const NAMES = 'ABCDEFGHIJ';
 
-interface MeshView {
-  getMeshPeers(topic: string): string[];
-}
-const meshPeers = (t: TestNode, topic: string): number => (libp2pHost(t.node).services.pubsub as unknown as MeshView).getMeshPeers(topic).length;
+const meshPeers = (t: TestNode, topic: string): number => libp2pHost(t.node).services.pubsub.getMeshPeers(topic).length;
 
 /** Resolves once no node has opened or closed a connection, or changed a gossip mesh, for `quietMs`. */
 function settled(nodes: readonly TestNode[], quietMs: number, timeoutMs: number): Promise<void> {

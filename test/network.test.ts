@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { stateDigest } from '../ledger/audit.ts';
 import { multiaddr } from '@multiformats/multiaddr';
 import { generateKeyPair } from '@libp2p/crypto/keys';
-import { createHost, type Host } from '../node/libp2p/host.ts';
+import { GOSSIP_BAN_SCORE, createHost, type Host } from '../node/libp2p/host.ts';
 import type { NetworkNames } from '../node/protocols.ts';
 import { request, requestMany, serve } from '../node/libp2p/reqresp.ts';
 import { TransportError } from '../node/transport.ts';
@@ -335,6 +335,36 @@ describe('node: restart', function () {
     nodes.push({ node: again, config: a.config, addr: again.listenAddresses()[0]!, remove: a.remove });
     assert.equal(again.chain.tip.hashHex, head);
     for (const tx of pending) assert.ok(again.mempool.has(tx.id), 'still pending after the restart');
+  });
+
+  it("a node stopped and started again within gossipsub's prune backoff is not banned by its peer for grafting at once", async () => {
+    const a = await startNode(params);
+    let b = await startNode(params, [a.addr]);
+    nodes.push(a);
+    const pubsub = libp2pHost(a.node).services.pubsub;
+    const topic = a.node.names.blockTopic;
+    const bId = b.node.transport.peerId;
+    const meshed = () => pubsub.getMeshPeers(topic).includes(bId);
+    await waitFor(meshed, 10_000, "B in A's mesh");
+    let lowest = 0;
+    const sample = setInterval(() => (lowest = Math.min(lowest, pubsub.getScore(bId))), 10);
+    try {
+      for (let restart = 1; restart <= 3; restart++) {
+        // The stop leaves B's topics: A is told to keep B out of its meshes for a minute.
+        await b.node.stop();
+        const again = createNode(b.config);
+        await again.start();
+        b = { ...b, node: again };
+        await waitFor(() => a.node.transport.peers().includes(bId), 10_000, `B back (restart ${restart})`);
+        // B, new, grafts at its first heartbeat; A scores the graft at its own, and polices at the next.
+        await new Promise((r) => setTimeout(r, 2_500));
+        assert.equal(a.node.peers.isBanned(bId), false, `A banned B after restart ${restart}: ${a.node.peers.score(bId)}`);
+      }
+    } finally {
+      clearInterval(sample);
+      nodes.push(b);
+    }
+    assert.ok(lowest >= GOSSIP_BAN_SCORE, `A scored B ${lowest} at its lowest, below the ban line ${GOSSIP_BAN_SCORE}`);
   });
 });
 

@@ -25,6 +25,7 @@ import type { NetworkNames } from '../protocols.ts';
 /** Methods the runtime GossipSub has that its exported interface leaves out. */
 export interface CairnPubSub extends GossipSub {
   getScore(peerId: string): number;
+  getMeshPeers(topic: string): string[];
   reportMessageValidationResult(msgId: string, propagationSource: string, acceptance: TopicValidatorResult): void;
   publish(topic: string, data: Uint8Array, opts?: PublishOpts): Promise<PublishResult>;
 }
@@ -104,6 +105,11 @@ export async function createHost(o: HostOptions): Promise<Host> {
     ignoreDuplicatePublishError: true,
     scoreParams: {
       IPColocationFactorWeight: 0, // a local network puts every peer on one IP
+      // A node that leaves its topics (a stop prunes each mesh, with a backoff of a minute) and
+      // is back within the minute grafts during that backoff: two penalties a topic, six in all.
+      // gossipsub squares the count above this threshold, so with the default of 0 one honest
+      // restart scored −360 and was banned (GOSSIP_BAN_SCORE) unless the penalty decayed first.
+      behaviourPenaltyThreshold: 6,
       topics: { [o.names.blockTopic]: topicScore(), [o.names.compactBlockTopic]: topicScore(), [o.names.txTopic]: topicScore() },
     },
     scoreThresholds: { gossipThreshold: -10, publishThreshold: -50, graylistThreshold: -80 },
