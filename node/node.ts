@@ -119,7 +119,7 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     });
     await this.guard.restoreBans();
     this.names = networkNames(this.db.genesis.header.hash);
-    this.transport = await p.createTransport(this.guard.gate(), this.names);
+    this.transport = await p.createTransport({ ...this.guard.gate(), deniedDialPeer: (peer) => this.book?.holdsOff(peer) ?? false }, this.names);
     this.guard.attach(this.transport);
     this.book = new PeerBook(this.env, this.transport, this.peers);
     this.book.onDialFailed = (peer, source, addrs, err) => {
@@ -340,7 +340,8 @@ export class CairnNode extends EventEmitter<NodeEvents> {
 
   /** Dials `addr` now and keeps it among the peers to redial. */
   async connect(addr: string): Promise<string> {
-    this.book.remember(addr, 'user');
+    const id = this.book.remember(addr, 'user');
+    if (id) this.book.retryNow(id);
     return this.transport.dial([addr]);
   }
 

@@ -127,6 +127,20 @@ export class PeerBook {
     this.known.set(peer, k);
   }
 
+  /** Whether a dial of `peer` now would fall inside its backoff and is not this book's: the transport's gate refuses it. */
+  holdsOff(peer: string): boolean {
+    const k = this.known.get(peer);
+    return k !== undefined && !this.dialling.has(peer) && k.nextAt > this.env.now();
+  }
+
+  /** Asked for by the user: dialled now, whatever its backoff, which starts over. */
+  retryNow(peer: string): void {
+    const k = this.known.get(peer);
+    if (!k) return;
+    k.nextAt = 0;
+    k.delayMs = REDIAL_MIN_MS;
+  }
+
   /** Dials known peers we are not connected to, each when its backoff allows. */
   redial(): void {
     const now = this.env.now();

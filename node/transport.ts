@@ -124,6 +124,12 @@ export interface ConnectionGate {
   deniedInbound?(remoteAddr: string): boolean;
   /** Dialling `addr` is refused (a banned address). */
   deniedDial?(addr: string): boolean;
+  /**
+   * Dialling `peer` is refused for now, though it is not banned: the node's peer book is backing
+   * off from it, and the dial is not the book's (libp2p redials the DHT's closest peers on its own,
+   * and a peer that hangs up after each handshake would be redialled hundreds of times a second).
+   */
+  deniedDialPeer?(peer: string): boolean;
 }
 
 export type TransportErrorCode =

@@ -3,6 +3,8 @@ import { stateDigest } from '../ledger/audit.ts';
 import { multiaddr } from '@multiformats/multiaddr';
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import { GOSSIP_BAN_SCORE, createHost, type Host } from '../node/libp2p/host.ts';
+import { Libp2pTransport } from '../node/libp2p/transport.ts';
+import { peerIdFromString } from '@libp2p/peer-id';
 import type { NetworkNames } from '../node/protocols.ts';
 import { request, requestMany, serve } from '../node/libp2p/reqresp.ts';
 import { TransportError } from '../node/transport.ts';
@@ -289,6 +291,32 @@ describe('network: losing every peer', function () {
     assert.equal(again.transport.peerId, aId, 'the identity persisted in the datadir');
     const ms = await waitFor(() => b.node.transport.peers().includes(aId), 30_000, 'B to redial A');
     console.log(`      B reconnected ${ms} ms after A came back`);
+  });
+
+  it("refuses a dial the node's gate holds off (a peer its peer book is backing off from), whoever asks for it", async () => {
+    const a = await startNode(params);
+    nodes.push(a);
+    let holdOff = true;
+    const x = await Libp2pTransport.create({
+      privateKey: await generateKeyPair('Ed25519'),
+      listen: ['/ip4/127.0.0.1/tcp/0'],
+      bootstrap: [],
+      mdns: false,
+      maxConnections: 10,
+      names: a.node.names,
+      maxMessageBytes: 4 << 20,
+      gate: { denied: () => false, deniedDialPeer: (peer) => holdOff && peer === a.node.transport.peerId },
+    });
+    try {
+      await assert.rejects(x.dial([a.addr]), /blocked by gater/);
+      // libp2p's own redials (the DHT's closest peers) ask by peer id, from its peer store.
+      await assert.rejects(x.host.dial(peerIdFromString(a.node.transport.peerId)), /blocked by gater/);
+      assert.deepEqual(x.peers(), []);
+      holdOff = false;
+      assert.equal(await x.dial([a.addr]), a.node.transport.peerId);
+    } finally {
+      await x.stop();
+    }
   });
 
   it('asks only over a connection it has: a request to a peer that hung up dials nothing (reconnecting is the peer book\'s, with its backoff)', async () => {

@@ -17,6 +17,8 @@ class FakeNet extends EventEmitter<TransportEvents> {
   connected = new Set<string>();
   reachable = new Set<string>();
   dials: { peer: string; at: number }[] = [];
+  /** Called inside each dial, as libp2p asks the connection gate. */
+  onDial: ((peer: string) => void) | undefined;
 
   peers(): string[] {
     return [...this.connected];
@@ -25,6 +27,7 @@ class FakeNet extends EventEmitter<TransportEvents> {
   async dial(addrs: readonly string[]): Promise<string> {
     const peer = /\/p2p\/([^/]+)$/.exec(addrs[0]!)![1]!;
     this.dials.push({ peer, at: this.now });
+    this.onDial?.(peer);
     if (!this.reachable.has(peer)) throw new TransportError('TRANSPORT_CLOSED', `connection refused by ${peer}`);
     this.connected.add(peer);
     return peer;
@@ -155,5 +158,26 @@ describe('PeerBook: dialling known and discovered peers', () => {
       net.now += 1000;
     }
     assert.deepEqual(net.dialsOf('b1'), [0, 1000, 3000, 7000, 15000, 31000, 63000, 123000]);
+  });
+
+  it("refuses others' dials of a peer inside its backoff (the transport's gate), never its own, and lets the user retry at once", async () => {
+    book.remember(addr('b1'), 'bootstrap');
+    const gate: boolean[] = [];
+    net.onDial = (peer) => gate.push(book.holdsOff(peer));
+    book.redial();
+    await settle(); // refused: the next try in 1 s
+    assert.equal(book.holdsOff('b1'), true, "a dial that is not the book's, inside the backoff");
+    assert.equal(book.holdsOff('x1'), false, 'a peer it does not know');
+    net.now += 1000;
+    assert.equal(book.holdsOff('b1'), false, 'once the backoff is over');
+    book.redial();
+    await settle(); // refused again: the next try in 2 s
+    assert.equal(book.holdsOff('b1'), true);
+    book.retryNow('b1'); // cairn's addPeer
+    assert.equal(book.holdsOff('b1'), false);
+    book.redial();
+    await settle();
+    assert.deepEqual(net.dialsOf('b1'), [0, 1000, 1000]);
+    assert.deepEqual(gate, [false, false, false], "the book's own dials pass the gate");
   });
 });

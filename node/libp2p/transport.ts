@@ -55,7 +55,7 @@ export class Libp2pTransport extends EventEmitter<TransportEvents> implements Tr
       ...o,
       onDiscovered: (peer) => transport?.heardOf(peer),
       gater: {
-        denyDialPeer: async (peer: PeerId) => denied(peer),
+        denyDialPeer: async (peer: PeerId) => denied(peer) || (o.gate.deniedDialPeer?.(peer.toString()) ?? false),
         denyDialMultiaddr: async (addr: Multiaddr) => o.gate.deniedDial?.(addr.toString()) ?? false,
         // Before noise and yamux: an address that is banned or has its share costs one accept.
         denyInboundConnection: async (conn: MultiaddrConnection) => o.gate.deniedInbound?.(conn.remoteAddr.toString()) ?? false,

@@ -104,7 +104,10 @@ export class LightClient extends EventEmitter<LightClientEvents> {
 
   async start(): Promise<void> {
     this.headers = new LightHeaders(join(this.parts.datadir, 'headers'), this.genesis);
-    this.transport = await this.parts.createTransport({ denied: (peer) => this.peers.isBanned(peer), deniedDial: (addr) => this.peers.addressBanned(addr) }, this.names);
+    this.transport = await this.parts.createTransport(
+      { denied: (peer) => this.peers.isBanned(peer), deniedDial: (addr) => this.peers.addressBanned(addr), deniedDialPeer: (peer) => this.book?.holdsOff(peer) ?? false },
+      this.names,
+    );
     this.book = new PeerBook(this.env, this.transport, this.peers);
     // Full nodes ask every peer its status; a light client answers truthfully, as a chain of headers.
     await this.transport.handle(this.names.status, async () => encodeStatus(this.status()), {
