@@ -71,9 +71,9 @@ export class Checker {
         let from: BlockIndexEntry | undefined;
         node.chain.on('tip', (e) => {
           if (e.disconnected.length === 0 || from !== undefined) return;
-          from = e.from;
+          const left = e.from;
+          from = left;
           void node.chain.idle().then(() => {
-            const left = from!;
             from = undefined;
             const now = node.chain.tip;
             if (now !== left && now.totalWork <= left.totalWork) {

@@ -31,7 +31,7 @@ export function classify(err: unknown): TransportError {
 /**
  * A stream on the connection we have. Never a dial: libp2p's dialProtocol would connect to a
  * peer that hung up, so every retried request would reconnect to it, outside the PeerBook's
- * backoff (a peer that drops us after each handshake saw hundreds of connections a second).
+ * backoff.
  */
 async function openStream(host: Host, peer: PeerId, protocol: string, signal: AbortSignal): Promise<Stream> {
   const connection = host.getConnections(peer).find((c) => c.status === 'open');
