@@ -61,6 +61,7 @@ const OVERSIZED_SCORE = 100;
  */
 export class Gossip extends EventEmitter<GossipEvents> {
   private readonly o: GossipOptions;
+  private stopped = false;
   /** Compact blocks rebuilt from the mempool alone, with some transactions fetched, or not at all. */
   readonly compactStats = { rebuilt: 0, fetched: 0, failed: 0 };
 
@@ -74,6 +75,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
     const cap = maxGossipBytes(this.o.chain.params.maxBlockBytes);
     // The size is judged before anything else reads the message.
     const capped = (validate: (peer: string, data: Uint8Array) => Promise<Verdict>) => (peer: string, data: Uint8Array) => {
+      if (this.stopped) return Promise.resolve<Verdict>('ignore');
       if (data.byteLength <= cap) return validate(peer, data);
       if (this.o.stats) this.o.stats.oversizedGossip++;
       this.o.peers.penalize(peer, OVERSIZED_SCORE, `oversized gossip: ${data.byteLength} bytes, above the cap of ${cap}`);
@@ -89,9 +91,14 @@ export class Gossip extends EventEmitter<GossipEvents> {
     if (this.o.records && this.o.now) this.o.records.gave(peer, what, this.o.now());
   }
 
+  /**
+   * What arrives from now on is ignored, neither validated nor forwarded. The topics are not left:
+   * leaving prunes each mesh with a minute's backoff, so a node stopped and started again within
+   * the minute would be kept out of its peers' meshes; the connections' close takes it out of
+   * them anyway.
+   */
   stop(): void {
-    const { transport, names } = this.o;
-    for (const topic of [names.blockTopic, names.compactBlockTopic, names.txTopic]) transport.unsubscribe(topic);
+    this.stopped = true;
   }
 
   /** Announces a block as a compact block: peers rebuild it from their mempools. */

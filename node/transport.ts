@@ -106,7 +106,6 @@ export interface Transport extends EventEmitter<TransportEvents> {
   requestMany(peer: string, protocol: string, body: Uint8Array, maxFrames: number, limits: RequestLimits): Promise<Uint8Array[]>;
 
   subscribe(topic: string, validate: GossipValidator): void;
-  unsubscribe(topic: string): void;
   /** Resolves with the number of peers the message went to. */
   publish(topic: string, data: Uint8Array): Promise<number>;
 

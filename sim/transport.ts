@@ -204,10 +204,6 @@ export class SimTransport extends EventEmitter<TransportEvents> implements Trans
     this.topics.set(topic, validate);
   }
 
-  unsubscribe(topic: string): void {
-    this.topics.delete(topic);
-  }
-
   async publish(topic: string, data: Uint8Array): Promise<number> {
     const id = messageId(topic, data);
     if (this.seen.has(id)) return 0;

@@ -71,7 +71,6 @@ class FakeTransport extends EventEmitter<TransportEvents> implements Transport {
   }
   requestMany = async () => [];
   subscribe() {}
-  unsubscribe() {}
   publish = async () => 0;
   async stop() {}
 }

@@ -153,12 +153,6 @@ export class Libp2pTransport extends EventEmitter<TransportEvents> implements Tr
     pubsub.subscribe(topic);
   }
 
-  unsubscribe(topic: string): void {
-    const pubsub = this.host.services.pubsub;
-    pubsub.topicValidators.delete(topic);
-    pubsub.unsubscribe(topic);
-  }
-
   async publish(topic: string, data: Uint8Array): Promise<number> {
     const result = await this.host.services.pubsub.publish(topic, data).catch(() => undefined);
     return result?.recipients.length ?? 0;
