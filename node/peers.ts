@@ -2,11 +2,38 @@ import { EventEmitter } from 'node:events';
 import { CairnError } from '../ledger/errors.ts';
 import { addressGroup } from './address-groups.ts';
 
-/** Misbehaviour adds up per peer; at this score the peer is cut off and refused for a while. */
+/** Misbehaviour adds up per peer (fading, SCORE_HALF_LIFE_SECONDS); at this score the peer is cut off and refused for a while. */
 export const BAN_THRESHOLD = 100;
 export const DEFAULT_BAN_SECONDS = 600;
 /** Bans remembered at most, of each kind: the soonest to expire go first. */
 const MAX_BANS = 10_000;
+/**
+ * Misbehaviour fades: a score halves every ten minutes (Lodestar's half-life). A peer that does
+ * wrong in a burst is banned as before; an honest one whose rare slips (a frame cut by a crash,
+ * a request a moment before its retry-after) would otherwise add up over months is not.
+ */
+export const SCORE_HALF_LIFE_SECONDS = 600;
+/** Scores kept at most, of each kind: the longest unpenalised go first (each is below 100 anyway). */
+const MAX_SCORES = 10_000;
+
+/** A score as of a time (seconds): what it has faded to by `now`. */
+interface Score {
+  value: number;
+  at: number;
+}
+
+function faded(s: Score | undefined, now: number): number {
+  return s === undefined ? 0 : s.value * 2 ** (-(now - s.at) / SCORE_HALF_LIFE_SECONDS);
+}
+
+/** Adds `score` to `key`'s faded total, moved to the end of the map's order; returns the new total. */
+function addScore(scores: Map<string, Score>, key: string, score: number, now: number): number {
+  const value = faded(scores.get(key), now) + score;
+  scores.delete(key);
+  scores.set(key, { value, at: now });
+  if (scores.size > MAX_SCORES) scores.delete(scores.keys().next().value!);
+  return value;
+}
 
 /** A ban as it is kept across restarts: a peer id or an IP, until a time (seconds since the epoch). */
 export interface BanRecord {
@@ -55,8 +82,8 @@ export class PeerManager extends EventEmitter<PeerManagerEvents> {
   private readonly clock: () => number;
   private readonly banSeconds: number;
   private readonly limitLoopback: boolean;
-  private readonly scores = new Map<string, number>();
-  private readonly ipScores = new Map<string, number>();
+  private readonly scores = new Map<string, Score>();
+  private readonly ipScores = new Map<string, Score>();
   private readonly bans = new Map<string, { until: number; reason: string }>();
   private readonly ipBans = new Map<string, { until: number; reason: string }>();
   /** The IP each connected peer came from, for its score and its ban. */
@@ -89,11 +116,10 @@ export class PeerManager extends EventEmitter<PeerManagerEvents> {
   /** Adds `score` to the peer's misbehaviour (and its IP's); bans it at BAN_THRESHOLD. Returns true if it was banned. */
   penalize(peer: string, score: number, reason: string): boolean {
     if (score <= 0 || this.isBanned(peer)) return false;
-    const total = (this.scores.get(peer) ?? 0) + score;
-    this.scores.set(peer, total);
+    const now = this.clock();
+    const total = addScore(this.scores, peer, score, now);
     const ip = this.ips.get(peer);
-    const ipTotal = ip ? (this.ipScores.get(ip) ?? 0) + score : 0;
-    if (ip) this.ipScores.set(ip, ipTotal);
+    const ipTotal = ip ? addScore(this.ipScores, ip, score, now) : 0;
     this.emit('penalty', peer, score, reason);
     if (total < BAN_THRESHOLD && ipTotal < BAN_THRESHOLD) return false;
     this.ban(peer, ipTotal >= BAN_THRESHOLD && total < BAN_THRESHOLD ? `${reason} (its address's identities together)` : reason);
@@ -137,8 +163,9 @@ export class PeerManager extends EventEmitter<PeerManagerEvents> {
     return ip !== undefined && live(this.ipBans, ip, this.clock());
   }
 
+  /** The peer's misbehaviour as it has faded by now, to a whole point. */
   score(peer: string): number {
-    return this.scores.get(peer) ?? 0;
+    return Math.round(faded(this.scores.get(peer), this.clock()));
   }
 
   get bannedCount(): number {

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { banFile, BANS_FILE } from '../node/ban-file.ts';
-import { PeerManager } from '../node/peers.ts';
+import { PeerManager, SCORE_HALF_LIFE_SECONDS } from '../node/peers.ts';
 import { tempDir } from './helpers/fixtures.ts';
 
 const addr = (ip: string, id: string) => `/ip4/${ip}/tcp/4000/p2p/${id}`;
@@ -46,6 +46,35 @@ describe('bans by identity and address', () => {
     assert.equal(peers.addressBanned(addr('203.0.113.9', 'x')), false);
     assert.equal(peers.penalize('id3', 25, 'bad request: broken framing'), true, 'the fourth, from a fourth identity');
     assert.equal(peers.addressBanned(addr('203.0.113.9', 'x')), true);
+  });
+
+  it('scores fade, halving every ten minutes: a burst is banned, the same offences months apart are not', () => {
+    const peers = new PeerManager(clock);
+    peers.connectedFrom('slip', addr('198.51.100.9', 'slip'));
+    peers.penalize('slip', 60, 'test');
+    now += SCORE_HALF_LIFE_SECONDS;
+    assert.equal(peers.score('slip'), 30);
+    assert.equal(peers.penalize('slip', 60, 'test'), false, '30 + 60: not yet');
+    now += 30 * 24 * 3600;
+    assert.equal(peers.score('slip'), 0, 'a month later, nothing is left');
+    assert.equal(peers.penalize('slip', 60, 'test'), false);
+    // The address's total fades alike: another identity from it starts from what is left there.
+    peers.connectedFrom('other', addr('198.51.100.9', 'other'));
+    assert.equal(peers.penalize('other', 40, 'test'), true, "60 + 40 on the address, at once");
+
+    peers.connectedFrom('burst', addr('203.0.113.9', 'burst'));
+    assert.equal(peers.penalize('burst', 60, 'test'), false);
+    now += 60;
+    assert.equal(peers.penalize('burst', 60, 'test'), true, 'two offences a minute apart: 56 + 60');
+  });
+
+  it('keeps at most 10,000 scores, forgetting the longest unpenalised first', () => {
+    const peers = new PeerManager(clock);
+    peers.penalize('first', 10, 'test');
+    for (let i = 0; i < 10_000; i++) peers.penalize(`p${i}`, 10, 'test');
+    assert.equal(peers.score('first'), 0, 'forgotten');
+    assert.equal(peers.score('p0'), 10);
+    assert.equal(peers.score('p9999'), 10);
   });
 
   it('loopback peers are banned by identity only, unless told otherwise', () => {
