@@ -16,12 +16,13 @@ export const SCORE_HALF_LIFE_SECONDS = 600;
 /** Scores kept at most, of each kind: the longest unpenalised go first (each is below 100 anyway). */
 const MAX_SCORES = 10_000;
 
-/** A score as of a time (seconds): what it has faded to by `now`. */
+/** A score, and when (seconds) it was last added to. */
 interface Score {
   value: number;
   at: number;
 }
 
+/** What `s` has faded to by `now`. */
 function faded(s: Score | undefined, now: number): number {
   return s === undefined ? 0 : s.value * 2 ** (-(now - s.at) / SCORE_HALF_LIFE_SECONDS);
 }
@@ -31,7 +32,8 @@ function addScore(scores: Map<string, Score>, key: string, score: number, now: n
   const value = faded(scores.get(key), now) + score;
   scores.delete(key);
   scores.set(key, { value, at: now });
-  if (scores.size > MAX_SCORES) scores.delete(scores.keys().next().value!);
+  const oldest = scores.keys().next();
+  if (scores.size > MAX_SCORES && !oldest.done) scores.delete(oldest.value);
   return value;
 }
 
