@@ -31,6 +31,12 @@ const WANTED_PEERS = 8;
 const MAX_DISCOVERED_FAILURES = 5;
 const MAX_KNOWN = 1_000;
 
+/** A fresh backoff: dialled at the next round, then 1 s later, doubling. */
+function startOver(k: KnownPeer): void {
+  k.nextAt = 0;
+  k.delayMs = REDIAL_MIN_MS;
+}
+
 /** The peer id at the end of an address ("…/p2p/<id>"), as libp2p and the simulator write them. */
 export function peerIdOf(addr: string): string | undefined {
   return /\/p2p\/([^/]+)$/.exec(addr)?.[1];
@@ -106,10 +112,7 @@ export class PeerBook {
   disconnected(peer: string): void {
     const k = this.known.get(peer);
     if (k?.connectedAt === undefined) return;
-    if (this.env.now() - k.connectedAt >= STABLE_CONNECTION_MS) {
-      k.nextAt = 0;
-      k.delayMs = REDIAL_MIN_MS;
-    }
+    if (this.env.now() - k.connectedAt >= STABLE_CONNECTION_MS) startOver(k);
     k.connectedAt = undefined;
   }
 
@@ -136,9 +139,7 @@ export class PeerBook {
   /** Asked for by the user: dialled now, whatever its backoff, which starts over. */
   retryNow(peer: string): void {
     const k = this.known.get(peer);
-    if (!k) return;
-    k.nextAt = 0;
-    k.delayMs = REDIAL_MIN_MS;
+    if (k) startOver(k);
   }
 
   /** Dials known peers we are not connected to, each when its backoff allows. */

@@ -41,3 +41,8 @@ export function networkNames(genesisHash: Uint8Array): NetworkNames {
     mdnsTag: `cairn-${ns}.local`,
   };
 }
+
+/** Every gossip topic a node joins (and scores its peers on). */
+export function gossipTopics(names: NetworkNames): string[] {
+  return [names.blockTopic, names.compactBlockTopic, names.txTopic];
+}

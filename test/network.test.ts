@@ -5,7 +5,7 @@ import { generateKeyPair } from '@libp2p/crypto/keys';
 import { GOSSIP_BAN_SCORE, createHost, type Host } from '../node/libp2p/host.ts';
 import { Libp2pTransport } from '../node/libp2p/transport.ts';
 import { peerIdFromString } from '@libp2p/peer-id';
-import type { NetworkNames } from '../node/protocols.ts';
+import { gossipTopics, type NetworkNames } from '../node/protocols.ts';
 import { request, requestMany, serve } from '../node/libp2p/reqresp.ts';
 import { TransportError } from '../node/transport.ts';
 import { encodeGetBlocks, encodeStatus, encodeTxBatch } from '../node/wire.ts';
@@ -371,7 +371,7 @@ describe('node: restart', function () {
     nodes.push(a);
     const bId = b.node.transport.peerId;
     const names = a.node.names;
-    const meshed = () => [names.blockTopic, names.compactBlockTopic, names.txTopic].every((t) => libp2pHost(a.node).services.pubsub.getMeshPeers(t).includes(bId));
+    const meshed = () => gossipTopics(names).every((t) => libp2pHost(a.node).services.pubsub.getMeshPeers(t).includes(bId));
     await waitFor(meshed, 10_000, "B in A's meshes");
     try {
       const back: number[] = [];
@@ -406,7 +406,7 @@ describe('node: restart', function () {
       for (let restart = 1; restart <= 3; restart++) {
         // B leaves its topics as it stops (Cairn's stop does not; another implementation's, or
         // an older Cairn's, may): A is told to keep B out of its meshes for a minute.
-        for (const t of [a.node.names.blockTopic, a.node.names.compactBlockTopic, a.node.names.txTopic]) libp2pHost(b.node).services.pubsub.unsubscribe(t);
+        for (const t of gossipTopics(a.node.names)) libp2pHost(b.node).services.pubsub.unsubscribe(t);
         await b.node.stop();
         const again = createNode(b.config);
         await again.start();

@@ -20,7 +20,7 @@ import {
 import type { PublishOpts } from '@libp2p/gossipsub/types';
 import type { ConnectionGater, PeerDiscovery, PeerInfo, PrivateKey } from '@libp2p/interface';
 import { sha256 } from '../../ledger/hash.ts';
-import type { NetworkNames } from '../protocols.ts';
+import { gossipTopics, type NetworkNames } from '../protocols.ts';
 
 /** Methods the runtime GossipSub has that its exported interface leaves out. */
 export interface CairnPubSub extends GossipSub {
@@ -110,7 +110,7 @@ export async function createHost(o: HostOptions): Promise<Host> {
       // gossipsub squares the count above this threshold, so with the default of 0 one honest
       // restart scored −360 and was banned (GOSSIP_BAN_SCORE) unless the penalty decayed first.
       behaviourPenaltyThreshold: 6,
-      topics: { [o.names.blockTopic]: topicScore(), [o.names.compactBlockTopic]: topicScore(), [o.names.txTopic]: topicScore() },
+      topics: Object.fromEntries(gossipTopics(o.names).map((t) => [t, topicScore()])),
     },
     scoreThresholds: { gossipThreshold: -10, publishThreshold: -50, graylistThreshold: -80 },
   };
