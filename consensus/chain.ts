@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { toHex } from '../ledger/bytes.ts';
 import { CairnError } from '../ledger/errors.ts';
-import type { Block } from '../ledger/block.ts';
+import type { Block, BlockHeader } from '../ledger/block.ts';
 import type { ChainDB } from '../ledger/chaindb.ts';
 import { SerialQueue } from '../ledger/serial.ts';
 import { BlockIndexEntry, HAVE_DATA, INVALID, decodeIndexRecord, medianTimePast } from './block-index.ts';
@@ -200,6 +200,22 @@ export class Chain extends EventEmitter<ChainEvents> {
   /** The same for a block whose sanity the caller checked (a compact block rebuilt, a synced batch). */
   processSaneBlock(block: SaneBlock): Promise<BlockOutcome> {
     return this.lock.run(async () => (await this.known(block)) ?? this.timed(block, () => this.importBlock(block)));
+  }
+
+  /**
+   * Judges a new block's header against its parent, as step 3 will, without importing anything:
+   * 'tip' when the parent is our tip (the block leads if its body holds), 'known' for another
+   * valid parent in the window, 'unknown' when we lack the parent. Throws what the import would
+   * throw for a header that breaks its parent's context or builds on an invalid block. A compact
+   * block is forwarded on 'tip' before its import (BIP 152's high-bandwidth relay), so a block
+   * crosses a network in the time of its hops' checks rather than of their imports.
+   */
+  judgeHeader(header: BlockHeader): 'tip' | 'known' | 'unknown' {
+    const parent = this.getEntry(header.prevHash);
+    if (!parent) return 'unknown';
+    checkHeaderContext(this.params, header, parent.header, parent.anchorTimestamp, medianTimePast(parent), this.clock());
+    if (!parent.isValid) throw new ConsensusError('BLOCK_PARENT_INVALID', `parent ${parent.hashHex} is invalid`);
+    return parent === this.tip ? 'tip' : 'known';
   }
 
   /** Runs an import, and with a stopwatch tells how long it took ('imported'). Import lock. */

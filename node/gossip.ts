@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { toHex } from '../ledger/bytes.ts';
 import { CairnError, DecodeError } from '../ledger/errors.ts';
 import { decodeBlock, type Block } from '../ledger/block.ts';
 import type { Transaction } from '../ledger/transaction.ts';
@@ -30,6 +31,8 @@ export interface GossipEvents {
   /** A gossiped block we could not place (unknown parent, or not rebuildable): sync from that peer. */
   orphan: [peer: string];
   invalid: [peer: string, error: unknown];
+  /** A compact block whose header holds failed its import: its miner's fault, not the forwarder's (no penalty). */
+  failed: [peer: string, error: unknown];
 }
 
 export interface GossipOptions {
@@ -64,6 +67,8 @@ export class Gossip extends EventEmitter<GossipEvents> {
   private stopped = false;
   /** Compact blocks rebuilt from the mempool alone, with some transactions fetched, or not at all. */
   readonly compactStats = { rebuilt: 0, fetched: 0, failed: 0 };
+  /** Compact blocks forwarded before their import, until it ends, by hash. */
+  private readonly forwarding = new Map<string, SaneBlock>();
 
   constructor(o: GossipOptions) {
     super();
@@ -141,17 +146,24 @@ export class Gossip extends EventEmitter<GossipEvents> {
   }
 
   /**
-   * A compact block: the proof of work is checked before anything else (so junk costs one hash),
-   * then the block is rebuilt from the mempool, with what is missing fetched from the peer that
-   * forwarded it, and imported like any other.
+   * A compact block, after BIP 152. The proof of work is checked before anything else (so junk
+   * costs one hash), then the header against its parent, then the block is rebuilt from the
+   * mempool, with what is missing fetched from the peer that forwarded it. A block on our tip is
+   * then forwarded at once and imported behind the verdict: its header has real work at the real
+   * target, and every node on the way rebuilds and checks it the same way, so a hop costs these
+   * checks rather than an import. The price is BIP 152's: a block whose header holds may still
+   * fail its import, here or at the peers we forward it to, so such a failure is nobody's fault
+   * but its miner's, who paid the work for it, and no forwarder is punished for it.
    */
   private async validateCompactBlock(peer: string, data: Uint8Array): Promise<Verdict> {
     const { chain, mempool, transport, names } = this.o;
     try {
       const compact = decodeCompactBlock(data, chain.params.maxBlockTxs);
       const known = chain.getEntry(compact.header.hash);
-      if (known) return known.isValid ? 'ignore' : 'reject';
+      // A block known invalid but with a valid header: an honest node may have forwarded it.
+      if (known) return 'ignore';
       if (!hasValidProofOfWork(compact.header)) throw new ConsensusError('HEADER_BAD_POW', 'compact block header lacks its proof of work');
+      chain.judgeHeader(compact.header); // before fetching anything for it
       const { txs, missing } = matchMempool(compact, mempool);
       let block: SaneBlock | undefined;
       if (missing.length > 0) {
@@ -172,10 +184,41 @@ export class Gossip extends EventEmitter<GossipEvents> {
         this.emit('orphan', peer); // let sync fetch it whole
         return 'ignore';
       }
-      return this.verdictOf(peer, await chain.processSaneBlock(block));
+      // Judged again: the tip may have moved while transactions were fetched.
+      const place = chain.judgeHeader(block.header);
+      if (place === 'tip') {
+        this.importForwarded(peer, block);
+        return 'accept';
+      }
+      try {
+        return this.verdictOf(peer, await chain.processSaneBlock(block));
+      } catch (err) {
+        if (place === 'unknown') throw err;
+        // Everything a forwarder checks before it forwards has held here too.
+        this.emit('failed', peer, err);
+        return 'ignore';
+      }
     } catch (err) {
       return this.reject(peer, err);
     }
+  }
+
+  /**
+   * The import of a compact block already forwarded. Until it ends, the block is kept here so
+   * that the peers it went to can fetch the transactions they lack from us (getBlockTxs).
+   */
+  private importForwarded(peer: string, block: SaneBlock): void {
+    const hash = toHex(block.header.hash);
+    this.forwarding.set(hash, block);
+    this.o.chain.processSaneBlock(block).then(
+      (outcome) => void this.verdictOf(peer, outcome),
+      (err: unknown) => void this.emit('failed', peer, err),
+    ).finally(() => this.forwarding.delete(hash));
+  }
+
+  /** The bytes of a compact block forwarded and still importing, if `hash` is one. */
+  forwardedBlockBytes(hash: Uint8Array): Uint8Array | undefined {
+    return this.forwarding.get(toHex(hash))?.bytes;
   }
 
   /**

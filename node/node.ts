@@ -174,7 +174,7 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     this.pruner?.start();
     await this.sync.start();
     await this.txRelay.start();
-    await serveBlockTxs(serve, this.names, async (hash) => (await this.db.getBlocksBytes([hash]))[0], (peer, err) => this.peers.badRequest(peer, err));
+    await serveBlockTxs(serve, this.names, async (hash) => this.gossip.forwardedBlockBytes(hash) ?? (await this.db.getBlocksBytes([hash]))[0], (peer, err) => this.peers.badRequest(peer, err));
     await serveLightClients(this.chain, serve, this.names, (peer, err) => this.peers.badRequest(peer, err));
     if (this.snapshots) {
       await serveSnapshots(this.chain, serve, this.names, (peer, err) => this.peers.badRequest(peer, err));
@@ -233,6 +233,7 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     });
     this.sync.on('foreign', (peer) => this.peers.ban(peer, 'another network (genesis or protocols differ)', { address: false }));
     this.gossip.on('orphan', (peer) => void this.sync.handshake(peer));
+    this.gossip.on('failed', (peer, err) => this.emit('log', 'warn', 'a compact block whose header holds failed its import: its miner\'s fault, its forwarder is not penalised', { peer, reason: (err as Error).message }));
     const t = this.transport;
     // What each connection was, for the line that says it ended (the transport has forgotten it by then).
     const connections = new Map<string, ConnectionInfo>();

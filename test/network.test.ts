@@ -458,4 +458,77 @@ describe('network: compact block relay', function () {
     assert.equal(b.node.gossip.compactStats.failed, 0);
     assert.deepEqual(await b.node.db.getAccount(testKey(110).address), { balance: 35n, nonce: 0n });
   });
+
+  /** A–B–C in a line: A and C refuse each other, so whatever reaches C has come through B. */
+  async function line(): Promise<[TestNode, TestNode, TestNode]> {
+    const a = await startNode(params);
+    const b = await startNode(params, [a.addr]);
+    const c = await startNode(params, [b.addr]);
+    nodes.push(a, b, c);
+    a.node.peers.ban(c.node.transport.peerId, 'test: a line A–B–C', { address: false });
+    c.node.peers.ban(a.node.transport.peerId, 'test: a line A–B–C', { address: false });
+    const meshOf = (t: TestNode) => libp2pHost(t.node).services.pubsub.getMeshPeers(t.node.names.compactBlockTopic);
+    await waitFor(() => meshOf(b).length === 2 && meshOf(a).length === 1 && meshOf(c).length === 1, 15_000, 'B in the compact block mesh of A and of C');
+    await mineOn(a, 1);
+    await waitFor(() => sameTip([a, b, c]) && a.node.chain.tip.height === 1, 10_000, 'the first block through B');
+    return [a, b, c];
+  }
+
+  /** Holds every import of `t`'s chain until the returned release is called. */
+  function holdImports(t: TestNode): () => void {
+    const chain = t.node.chain;
+    let resolve!: () => void;
+    const promise = new Promise<void>((r) => (resolve = r));
+    const process = chain.processSaneBlock.bind(chain);
+    chain.processSaneBlock = async (block) => {
+      await promise;
+      return process(block);
+    };
+    return () => resolve();
+  }
+
+  it('forwards a compact block on its tip before its own import ends, and serves the transactions a peer lacks meanwhile (BIP 152)', async () => {
+    const [a, b, c] = await line();
+    // In A's and B's mempools only: C must fetch them from B while B's import is held.
+    const txs = Array.from({ length: 5 }, (_, i) => transfer(alice, testKey(120).address, 3n, BigInt(i)));
+    for (const tx of txs) {
+      await a.node.mempool.add(tx, a.node.clock());
+      await b.node.mempool.add(tx, b.node.clock());
+    }
+    const release = holdImports(b);
+    try {
+      const [block] = await mineOn(a, 1);
+      assert.equal(block!.txs.length, 5);
+      await waitFor(() => c.node.chain.tip.height === 2, 10_000, 'C to connect the block while B still imports it');
+      assert.equal(b.node.chain.tip.height, 1, "B's import was held throughout");
+      assert.equal(c.node.gossip.compactStats.fetched, 1, 'C fetched what it lacked');
+    } finally {
+      release(); // else B's stop would wait for the import forever
+    }
+    await waitFor(() => sameTip([a, b, c]), 10_000, 'B to finish its import');
+    assert.deepEqual(await c.node.db.getAccount(testKey(120).address), { balance: 15n, nonce: 0n });
+  });
+
+  it('a compact block whose header holds and whose state does not: forwarded, refused by every node, and no forwarder penalised', async () => {
+    const [a, b, c] = await line();
+    const penalties: string[] = [];
+    for (const t of [a, b, c]) t.node.peers.on('penalty', (peer, score, reason) => penalties.push(`${peer}: ${score} ${reason}`));
+    const failed: string[] = [];
+    b.node.gossip.on('failed', () => failed.push('B'));
+    c.node.gossip.on('failed', () => failed.push('C'));
+    const tip = a.node.chain.tip;
+    // Real work at the real target, on the tip, with a state root the block does not leave.
+    const bad = mineChild(params, tip, [], { miner: testKey(60).address, stateRoot: new Uint8Array(32).fill(7) });
+    await a.node.gossip.publishBlock(bad);
+    await waitFor(() => failed.length === 2, 10_000, 'B and C each to try the block and fail');
+    for (const t of [b, c]) {
+      assert.equal(t.node.chain.getEntry(bad.header.hash)?.isValid, false, 'remembered invalid');
+      assert.equal(t.node.chain.tip.hash.toString(), tip.hash.toString(), 'still on the old tip');
+    }
+    assert.deepEqual(penalties, []);
+    // The next valid block goes through as before.
+    await mineOn(a, 1);
+    await waitFor(() => sameTip([a, b, c]) && c.node.chain.tip.height === 2, 10_000, 'the next block through B');
+    assert.deepEqual(penalties, []);
+  });
 });
