@@ -13,6 +13,7 @@ import { MemoryStateTree } from '../ledger/smt-memory.ts';
 import type { CairnNode } from '../node/node.ts';
 import { sleep } from '../node/env.ts';
 import { TransportError } from '../node/transport.ts';
+import { encodeCompactBlock } from '../node/compact.ts';
 import { decodeGetBlocks, decodeHeaders, encodeGetBlocks, encodeGetHeaders, encodeHeaders, encodeStatus, encodeTxBatch } from '../node/wire.ts';
 import type { Checker } from './invariants.ts';
 import type { Random } from './random.ts';
@@ -174,7 +175,11 @@ async function sendGarbage(world: World, checker: Checker, node: CairnNode, rng:
   const block = rng.pick(kinds)();
   if (block) {
     checker.invalid.blocks.add(toHex(block.header.hash));
-    await node.transport.publish(node.names.blockTopic, block.bytes);
+    // Half as compact blocks: one whose header holds is forwarded by honest nodes before its
+    // import fails (BIP 152), and none of them may be blamed for it. A compact block whose
+    // transactions the mempools lack cannot be rebuilt (this node serves none) and is synced.
+    if (rng.chance(0.5)) await node.transport.publish(node.names.compactBlockTopic, encodeCompactBlock(block));
+    else await node.transport.publish(node.names.blockTopic, block.bytes);
   }
   // And transactions that break a rule of their own: a forged signature, a key that is not the
   // sender's, another chain, an amount past the cap.
