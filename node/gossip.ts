@@ -203,17 +203,36 @@ export class Gossip extends EventEmitter<GossipEvents> {
     }
   }
 
-  /**
-   * The import of a compact block already forwarded. Until it ends, the block is kept here so
-   * that the peers it went to can fetch the transactions they lack from us (getBlockTxs).
-   */
+  /** The import of a compact block already forwarded; its outcome is the forwarder's record. */
   private importForwarded(peer: string, block: SaneBlock): void {
-    const hash = toHex(block.header.hash);
-    this.forwarding.set(hash, block);
-    this.o.chain.processSaneBlock(block).then(
+    this.importAnnounced(block).then(
       (outcome) => void this.verdictOf(peer, outcome),
       (err: unknown) => void this.emit('failed', peer, err),
-    ).finally(() => this.forwarding.delete(hash));
+    );
+  }
+
+  /**
+   * Announces a block this node made before importing it, as a compact block on the tip is
+   * forwarded: for a block on the tip whose header and body hold (the caller checks).
+   */
+  announceAndImport(block: SaneBlock): Promise<BlockOutcome> {
+    return this.importAnnounced(block, () => this.publishBlock(block));
+  }
+
+  /**
+   * Imports a block announced (by `announce`, if given, or already by gossip). Until the import
+   * ends, the block is kept here so that the peers it went to can fetch the transactions they
+   * lack from us (getBlockTxs).
+   */
+  private async importAnnounced(block: SaneBlock, announce?: () => Promise<void>): Promise<BlockOutcome> {
+    const hash = toHex(block.header.hash);
+    this.forwarding.set(hash, block);
+    try {
+      void announce?.();
+      return await this.o.chain.processSaneBlock(block);
+    } finally {
+      this.forwarding.delete(hash);
+    }
   }
 
   /** The bytes of a compact block forwarded and still importing, if `hash` is one. */

@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { toHex } from '../ledger/bytes.ts';
 import { ChainDB } from '../ledger/chaindb.ts';
 import { AddressIndex, addressIndexer } from '../ledger/address-index.ts';
 import { Mempool } from '../ledger/mempool.ts';
@@ -6,6 +7,7 @@ import type { ChainParams } from '../ledger/genesis.ts';
 import type { Transaction } from '../ledger/transaction.ts';
 import type { Block } from '../ledger/block.ts';
 import { Chain, type BlockOutcome, type Clock } from '../consensus/chain.ts';
+import { checkBlockSanity, type SaneBlock } from '../consensus/sanity.ts';
 import { secondsOf, type Env, type Timer } from './env.ts';
 import { Gossip } from './gossip.ts';
 import { PeerManager } from './peers.ts';
@@ -65,10 +67,13 @@ export class CairnNode extends EventEmitter<NodeEvents> {
   private book!: PeerBook;
   private readonly services: NodeService[] = [];
   private readonly timers: Timer[] = [];
-  /** Blocks this node made, told apart from received ones in the 'block' event. */
-  private readonly own = new WeakSet<Block>();
-  /** Blocks this node made that are gossiped the moment they connect (see importAndAnnounce). */
-  private readonly announceOnConnect = new Set<Block>();
+  /**
+   * Blocks this node made whose import is running, by hash (a reorganisation connects a copy read
+   * back from the store): told apart from received ones in the 'block' event.
+   */
+  private readonly own = new Set<string>();
+  /** Of those, the ones gossiped the moment they connect (see importAndAnnounce). */
+  private readonly announceOnConnect = new Set<string>();
   private lonelySince: number | undefined;
   private stopped = false;
   private stopping: Promise<void> | undefined;
@@ -219,9 +224,9 @@ export class CairnNode extends EventEmitter<NodeEvents> {
         this.emit('log', 'info', 'reorganised', { fork: e.fork.height, disconnected: e.disconnected.length, connected: e.connected.length });
       }
     });
-    this.chain.on('connect', (block) => {
-      if (this.announceOnConnect.delete(block)) void this.announce(block);
-      this.emit('block', block, this.own.has(block) ? 'mined' : 'received');
+    this.chain.on('connect', (block, entry) => {
+      if (this.announceOnConnect.delete(entry.hashHex)) void this.announce(block);
+      this.emit('block', block, this.own.has(entry.hashHex) ? 'mined' : 'received');
     });
     this.chain.on('invalid', (entry, err) => this.emit('log', 'warn', `invalid block ${entry.hashHex} at ${entry.height}: ${err.message}`));
     // Each penalty, not only the ban it may end in: a ban's reason is its last penalty's.
@@ -318,16 +323,32 @@ export class CairnNode extends EventEmitter<NodeEvents> {
   }
 
   /**
-   * Imports a block this node made and gossips it the moment it is connected: not after the rest
-   * of the import (the mempool's update, the miner's next template), which peers need not wait for.
+   * Imports a block this node made and gossips it. A block on the tip whose header and body hold
+   * goes out first (the checks a forwarder of a compact block makes: node/gossip.ts, BIP 152), so
+   * that peers need not wait for our import. Any other (the tip moved while it was mined) goes
+   * out the moment it is connected, if it is.
    */
   async importAndAnnounce(block: Block): Promise<BlockOutcome> {
-    this.own.add(block);
-    this.announceOnConnect.add(block);
+    const hash = toHex(block.header.hash);
+    this.own.add(hash);
     try {
+      const onTip = this.saneOnTip(block);
+      if (onTip) return await this.gossip.announceAndImport(onTip);
+      this.announceOnConnect.add(hash);
       return await this.chain.processBlock(block);
     } finally {
-      this.announceOnConnect.delete(block);
+      this.own.delete(hash);
+      this.announceOnConnect.delete(hash);
+    }
+  }
+
+  /** The block, its sanity checked, if it builds on the tip with a header and body that hold. */
+  private saneOnTip(block: Block): SaneBlock | undefined {
+    try {
+      const sane = checkBlockSanity(block, this.params);
+      return this.chain.judgeHeader(block.header) === 'tip' ? sane : undefined;
+    } catch {
+      return undefined; // the import says why
     }
   }
 

@@ -11,7 +11,7 @@ import { TransportError } from '../node/transport.ts';
 import { encodeGetBlocks, encodeStatus, encodeTxBatch } from '../node/wire.ts';
 import { decodeTransaction } from '../ledger/transaction.ts';
 import { FUNDED_KEYS, seededRandom, testKey, transfer } from './helpers/fixtures.ts';
-import { mineChild } from './helpers/mining.ts';
+import { asParent, mineChild } from './helpers/mining.ts';
 import { createNode } from '../node/launch.ts';
 import { libp2pHost, mineOn, networkParams, sameTip, startNode, stopAll, waitFor, type TestNode } from './helpers/network.ts';
 
@@ -58,22 +58,41 @@ describe('network: gossip and sync between nodes on 127.0.0.1', function () {
     assert.deepEqual(await b.node.db.getAccount(testKey(71).address), { balance: 10n + 11n + 12n + 13n + 14n, nonce: 0n });
   });
 
-  it('a node gossips a block it made as it is connected, before the rest of its import', async () => {
+  it('a node gossips a block it made on its tip before importing it, and one off its tip once it connects', async () => {
     const a = await startNode(params);
     nodes.push(a);
     const steps: string[] = [];
-    const announce = a.node.announce.bind(a.node);
-    a.node.announce = async (block) => {
-      steps.push('gossiped');
-      await announce(block);
+    const publish = a.node.gossip.publishBlock.bind(a.node.gossip);
+    a.node.gossip.publishBlock = async (block) => {
+      steps.push(`gossiped ${block.header.height}`);
+      await publish(block);
     };
-    a.node.chain.on('connect', () => steps.push('connected'));
+    const { chain } = a.node;
+    const [processBlock, processSaneBlock] = [chain.processBlock.bind(chain), chain.processSaneBlock.bind(chain)];
+    chain.processBlock = (block) => {
+      steps.push(`import ${block.header.height}`);
+      return processBlock(block);
+    };
+    chain.processSaneBlock = (block) => {
+      steps.push(`import ${block.header.height}`);
+      return processSaneBlock(block);
+    };
+    a.node.chain.on('connect', (block) => steps.push(`connected ${block.header.height}`));
     a.node.chain.on('tip', () => steps.push('tip event'));
-    const block = mineChild(params, a.node.chain.tip, [], { miner: testKey(60).address });
-    assert.equal(await a.node.importAndAnnounce(block), 'connected');
-    steps.push('import done');
-    // The node gossips from its own connect listener, registered at start: before this test's.
-    assert.deepEqual(steps, ['gossiped', 'connected', 'tip event', 'import done']);
+    const genesis = a.node.chain.tip;
+    const b1 = mineChild(params, genesis, [], { miner: testKey(60).address });
+    assert.equal(await a.node.importAndAnnounce(b1), 'connected');
+    steps.push('done');
+    assert.deepEqual(steps, ['gossiped 1', 'import 1', 'connected 1', 'tip event', 'done']);
+
+    // A sibling of b1 (as if mined while b1 came in), then a block on it: off the tip, so it is
+    // gossiped only when the reorganisation it brings connects it.
+    steps.length = 0;
+    const s1 = mineChild(params, genesis, [], { miner: testKey(61).address });
+    assert.equal(await a.node.chain.processBlock(s1), 'side-branch');
+    const s2 = mineChild(params, asParent(s1), [], { miner: testKey(61).address });
+    assert.equal(await a.node.importAndAnnounce(s2), 'connected');
+    assert.deepEqual(steps, ['import 1', 'import 2', 'connected 1', 'gossiped 2', 'connected 2', 'tip event']);
   });
 });
 
@@ -507,6 +526,29 @@ describe('network: compact block relay', function () {
     }
     await waitFor(() => sameTip([a, b, c]), 10_000, 'B to finish its import');
     assert.deepEqual(await c.node.db.getAccount(testKey(120).address), { balance: 15n, nonce: 0n });
+  });
+
+  it('a block it made goes out before its own import, and peers fetch what they lack from it meanwhile', async () => {
+    const a = await startNode(params);
+    const b = await startNode(params, [a.addr]);
+    nodes.push(a, b);
+    const meshOf = (t: TestNode) => libp2pHost(t.node).services.pubsub.getMeshPeers(t.node.names.compactBlockTopic);
+    await waitFor(() => meshOf(a).length === 1 && meshOf(b).length === 1, 15_000, "A and B in each other's compact block mesh");
+    // Into A's mempool only (not relayed): B must fetch them from A while A's import is held.
+    const txs = Array.from({ length: 4 }, (_, i) => transfer(alice, testKey(121).address, 2n, BigInt(i)));
+    for (const tx of txs) await a.node.mempool.add(tx, a.node.clock());
+    const release = holdImports(a);
+    let mined: Promise<unknown> = Promise.resolve();
+    try {
+      mined = mineOn(a, 1);
+      await waitFor(() => b.node.chain.tip.height === 1, 10_000, 'B to connect the block while A still imports it');
+      assert.equal(a.node.chain.tip.height, 0, "A's import was held throughout");
+      assert.equal(b.node.gossip.compactStats.fetched, 1, 'B fetched what it lacked from A');
+    } finally {
+      release();
+      await mined;
+    }
+    await waitFor(() => sameTip([a, b]), 10_000, 'A to finish its import');
   });
 
   it('a compact block whose header holds and whose state does not: forwarded, refused by every node, and no forwarder penalised', async () => {
