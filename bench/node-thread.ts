@@ -84,8 +84,9 @@ const handlers: Record<string, (arg: any) => Promise<unknown>> = {
     return true;
   },
   async mine(minerKey: number) {
-    const [block] = await mineOn({ node } as TestNode, 1, minerKey);
-    return { hash: Buffer.from(block!.header.hash).toString('hex'), txs: block!.txs.length };
+    let found = 0;
+    const [block] = await mineOn({ node } as TestNode, 1, minerKey, () => (found = at()));
+    return { hash: Buffer.from(block!.header.hash).toString('hex'), txs: block!.txs.length, found };
   },
   async stop() {
     await node.stop();

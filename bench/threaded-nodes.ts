@@ -97,7 +97,8 @@ export class ThreadNode {
     return this.call('backgroundIdle');
   }
 
-  mine(minerKey: number): Promise<{ hash: string; txs: number }> {
+  /** Mines a block on the node's tip; `found` is when its nonce was found (performance.timeOrigin + now()). */
+  mine(minerKey: number): Promise<{ hash: string; txs: number; found: number }> {
     return this.call('mine', minerKey);
   }
 

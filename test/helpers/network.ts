@@ -51,8 +51,11 @@ export async function stopAll(nodes: readonly (TestNode | undefined)[]): Promise
   }));
 }
 
-/** Mines `count` blocks on the node's tip in-process (one second apart) and gossips each, as the node's miner does. */
-export async function mineOn(t: TestNode, count = 1, minerKey = 60): Promise<Block[]> {
+/**
+ * Mines `count` blocks on the node's tip in-process (one second apart) and gossips each, as the
+ * node's miner does; `onFound` hears of each block the moment its nonce is found.
+ */
+export async function mineOn(t: TestNode, count = 1, minerKey = 60, onFound?: (block: Block) => void): Promise<Block[]> {
   const { chain, mempool } = t.node;
   const out: Block[] = [];
   for (let i = 0; i < count; i++) {
@@ -60,6 +63,7 @@ export async function mineOn(t: TestNode, count = 1, minerKey = 60): Promise<Blo
     const nonce = searchNonce(template.headerBytes, targetBytes(template.target), 0n, 1_000_000, sha256);
     if (nonce === undefined) throw new Error('no nonce');
     const block = completeBlock(template, nonce);
+    onFound?.(block);
     await t.node.importAndAnnounce(block);
     out.push(block);
   }
