@@ -67,7 +67,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
   private stopped = false;
   /** Compact blocks rebuilt from the mempool alone, with some transactions fetched, or not at all. */
   readonly compactStats = { rebuilt: 0, fetched: 0, failed: 0 };
-  /** Compact blocks forwarded before their import, until it ends, by hash. */
+  /** Blocks forwarded or announced before their import, until it ends, by hash. */
   private readonly forwarding = new Map<string, SaneBlock>();
 
   constructor(o: GossipOptions) {
@@ -193,7 +193,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
       try {
         return this.verdictOf(peer, await chain.processSaneBlock(block));
       } catch (err) {
-        if (place === 'unknown') throw err;
+        if (place === 'unknown' || !(err instanceof CairnError)) throw err;
         // Everything a forwarder checks before it forwards has held here too.
         this.emit('failed', peer, err);
         return 'ignore';
@@ -207,7 +207,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
   private importForwarded(peer: string, block: SaneBlock): void {
     this.importAnnounced(block).then(
       (outcome) => void this.verdictOf(peer, outcome),
-      (err: unknown) => void this.emit('failed', peer, err),
+      (err: unknown) => void (err instanceof CairnError && this.emit('failed', peer, err)), // else our own failure (a stop)
     );
   }
 

@@ -188,6 +188,26 @@ describe('Chain: fork choice, reorgs and header rules', () => {
     assert.equal(await chain.processBlock(future), 'connected', 'accepted once our clock catches up');
   });
 
+  it("judges a header against its parent as import does, without importing it (a compact block's relay)", async () => {
+    const g = genesis();
+    const b1 = mineChild(params, g, [], { miner: testKey(40).address });
+    const s1 = mineChild(params, g, [], { miner: testKey(41).address });
+    assert.equal(chain.judgeHeader(b1.header), 'tip', 'a child of the tip');
+    assert.equal(chain.getEntry(b1.header.hash), undefined, 'nothing imported');
+    assert.equal(await chain.processBlock(b1), 'connected');
+    assert.equal(chain.judgeHeader(mineChild(params, asParent(b1)).header), 'tip');
+    assert.equal(chain.judgeHeader(mineChild(params, asParent(s1)).header), 'unknown', 'its parent not here');
+    assert.equal(await chain.processBlock(s1), 'side-branch');
+    assert.equal(chain.judgeHeader(mineChild(params, asParent(s1)).header), 'known', 'a valid parent off the tip');
+    assert.throws(() => chain.judgeHeader(mineChild(params, asParent(b1), [], { target: params.target >> 1n }).header), rejectsWith('HEADER_BAD_TARGET'));
+    assert.throws(() => chain.judgeHeader(mineChild(params, asParent(b1), [], { spacing: -params.blockTime }).header), rejectsWith('HEADER_TIME_TOO_OLD'));
+    // A parent found invalid: its children are refused before anything is fetched for them.
+    const bad = mineChild(params, asParent(b1), [transfer(alice, bob.address, 2_000_000n, 0n)]);
+    await assert.rejects(chain.processBlock(bad), rejectsWith('TX_INSUFFICIENT_BALANCE'));
+    assert.throws(() => chain.judgeHeader(mineChild(params, asParent(bad), [], { stateRoot: new Uint8Array(32) }).header), rejectsWith('BLOCK_PARENT_INVALID'));
+    assert.equal(chain.tip.height, 1);
+  });
+
   it('rejects each header and body rule with its own error', async () => {
     const g = genesis();
     const cases: [string, Block][] = [
