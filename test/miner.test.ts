@@ -12,7 +12,8 @@ import { NONCE_OFFSET, buildTemplate, completeBlock, hashMeetsTargetBytes, searc
 import { meetsTarget } from '../node/pow-hash.js';
 import { HEADER_BYTES, decodeHeader } from '../ledger/block.ts';
 import { Miner } from '../node/miner.ts';
-import type { WorkerReport } from '../node/hashing.ts';
+import type { MiningJob, ThreadLender, WorkerReport } from '../node/hashing.ts';
+import type { Env } from '../node/env.ts';
 import { VerifyPool } from '../node/verify-pool.ts';
 import { UNSIGNED_TX_BYTES } from '../ledger/transaction.ts';
 import { FUNDED_KEYS, tempDir, testKey, testParams, transfer } from './helpers/fixtures.ts';
@@ -129,6 +130,59 @@ describe('Miner', () => {
     assert.ok(chain.tip.height >= 6, `tip height ${chain.tip.height}`);
     for (const b of mined) assert.ok(chain.getEntry(b.header.hash), 'every mined block was accepted by the validator');
     await auditChainDB(db);
+  });
+
+  it('takes transactions the mempool took after its template into a new one, no sooner than refreshMs nor four times the last build', async () => {
+    const jobs: MiningJob[] = [];
+    const lender: ThreadLender = { hashFor: () => ({ threads: 1, post: (_thread, job) => void jobs.push(job) }), stopHashing() {} };
+    let ms = 1_000_000;
+    const timers: { at: number; run: () => void }[] = [];
+    const env: Env = {
+      ...realEnv,
+      now: () => ms,
+      setTimeout: (run, delay) => timers[timers.push({ at: ms + delay, run }) - 1],
+      clearTimeout: (timer) => void (timers.includes(timer as never) && timers.splice(timers.indexOf(timer as never), 1)),
+    };
+    // Every build takes 300 ms of the env's time: four times that is above refreshMs.
+    const select = mempool.selectForBlock.bind(mempool);
+    mempool.selectForBlock = (...args) => {
+      ms += 300;
+      return select(...args);
+    };
+    const posted = async (count: number) => {
+      for (let i = 0; i < 1000 && jobs.length < count; i++) await new Promise((r) => setImmediate(r));
+      assert.equal(jobs.length, count, `${count} jobs posted`);
+    };
+    const miner = new Miner({ chain, mempool, coinbase: testKey(53).address, clock: () => now, threads: 1, pool: lender, env, refreshMs: 500 });
+    miner.start();
+    try {
+      await posted(1);
+      const builtAt = ms;
+      assert.equal(miner.currentTemplate!.txs.length, 0);
+      assert.equal(timers.length, 0, 'nothing to take in: no rebuild due');
+      const txs = [transfer(alice, carol.address, 1n, 0n, 5n), transfer(bob, carol.address, 1n, 0n, 5n)];
+      await mempool.add(txs[0]!, now);
+      assert.deepEqual(timers.map((t) => t.at), [builtAt + 4 * 300], 'one rebuild, four builds\' time after the last');
+      await mempool.add(txs[1]!, now);
+      assert.equal(timers.length, 1, 'still one');
+      ms = timers[0]!.at;
+      timers.shift()!.run();
+      await posted(2);
+      assert.deepEqual(miner.currentTemplate!.txs.map((tx) => tx.idHex).sort(), txs.map((tx) => tx.idHex).sort());
+      assert.equal(timers.length, 0);
+    } finally {
+      await miner.stop();
+    }
+    // refreshMs 0: only a new tip rebuilds.
+    const still = new Miner({ chain, mempool, coinbase: testKey(53).address, clock: () => now, threads: 1, pool: lender, env, refreshMs: 0 });
+    still.start();
+    try {
+      await posted(3);
+      await mempool.add(transfer(carol, alice.address, 1n, 0n, 5n), now);
+      assert.equal(timers.length, 0);
+    } finally {
+      await still.stop();
+    }
   });
 
   it("the pool's threads check signatures while they hash: a batch is verified between slices", async function () {
