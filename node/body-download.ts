@@ -1,7 +1,7 @@
 import { CairnError } from '../ledger/errors.ts';
 import type { SaneBlock } from '../consensus/sanity.ts';
 import { PeerFault } from './header-sync.ts';
-import { sleep, type Env } from './env.ts';
+import { nextTurn, sleep, type Env } from './env.ts';
 import { TransportError } from './transport.ts';
 
 /**
@@ -26,6 +26,14 @@ const REQUESTS_PER_PEER = 2;
  */
 const STALL_MIN_MS = 500;
 const STALL_MS = 2_000;
+/**
+ * A provider that held up the import sits out STALL_PAUSE_MS, four times longer at each stall of
+ * the same download, then takes batches again: one slow answer (a busy moment, a collection) no
+ * longer leaves the whole download to the others, and a provider that stays slow soon sits out
+ * most of it (as Bitcoin Core's block-stalling timeout, which grows with each stall).
+ */
+const STALL_PAUSE_MS = 2_000;
+const STALL_PAUSE_GROWTH = 4;
 
 /**
  * A block of the claimed chain broke a rule of its own (not a body that fails to match its
@@ -95,6 +103,8 @@ export class BodyDownload {
     const active = new Set<string>();
     /** Every peer that took part: one that dropped out does not come back in this download. */
     const joined = new Set<string>();
+    /** Providers sitting out after a stall: until when, and how many stalls so far. */
+    const paused = new Map<string, { until: number; stalls: number }>();
     let nextToImport = 0;
     let finished = false;
     let invalid: InvalidChain | undefined;
@@ -111,8 +121,9 @@ export class BodyDownload {
       queue.unshift(index);
       queue.sort((a, b) => a - b);
     };
-    const dropSlow = (peer: string) => {
-      active.delete(peer);
+    const pauseSlow = (peer: string) => {
+      const stalls = (paused.get(peer)?.stalls ?? 0) + 1;
+      paused.set(peer, { until: env.now() + STALL_PAUSE_MS * STALL_PAUSE_GROWTH ** (stalls - 1), stalls });
       for (const [index, holder] of holders) {
         if (holder.peer !== peer) continue;
         holders.delete(index); // its copy is still imported if it comes first
@@ -123,6 +134,11 @@ export class BodyDownload {
 
     const worker = async (peer: string) => {
       while (!finished && active.has(peer)) {
+        const pause = paused.get(peer);
+        if (pause && pause.until > env.now()) {
+          await Promise.race([sleep(env, pause.until - env.now()), over]);
+          continue;
+        }
         if (queue.length === 0 || queue[0]! >= nextToImport + READ_AHEAD_BATCHES) {
           // Everything is taken (a failed batch may come back), or far enough ahead. If the
           // import waits on another peer's batch meanwhile, that peer is holding everyone up.
@@ -133,7 +149,7 @@ export class BodyDownload {
           }
           const mine = batchMs.get(peer);
           const left = holder.since + (mine === undefined ? STALL_MS : Math.max(STALL_MIN_MS, 2 * mine)) - env.now();
-          if (left <= 0) dropSlow(holder.peer);
+          if (left <= 0) pauseSlow(holder.peer);
           else await Promise.race([changed(), sleep(env, left), over]);
           continue;
         }
@@ -173,6 +189,9 @@ export class BodyDownload {
         }
         notify();
         if (retryAfterMs !== undefined) await Promise.race([sleep(env, retryAfterMs), over]);
+        // The others woken by this notify go first: the one that just finished would otherwise
+        // always be first in line for the next free slot, and one provider would serve nearly all.
+        else await nextTurn(env);
       }
     };
     const workers: Promise<void>[] = [];
