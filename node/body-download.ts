@@ -117,6 +117,15 @@ export class BodyDownload {
     };
     let finish!: () => void;
     const over = new Promise<void>((resolve) => (finish = resolve));
+    /** Sleeps `ms`, or until the download is over: a long pause's timer must not outlive it. */
+    const sitOut = (ms: number) =>
+      new Promise<void>((resolve) => {
+        const timer = env.setTimeout(resolve, ms);
+        void over.then(() => {
+          env.clearTimeout(timer);
+          resolve();
+        });
+      });
     const requeue = (index: number) => {
       queue.unshift(index);
       queue.sort((a, b) => a - b);
@@ -136,7 +145,7 @@ export class BodyDownload {
       while (!finished && active.has(peer)) {
         const pause = paused.get(peer);
         if (pause && pause.until > env.now()) {
-          await Promise.race([sleep(env, pause.until - env.now()), over]);
+          await sitOut(pause.until - env.now());
           continue;
         }
         if (queue.length === 0 || queue[0]! >= nextToImport + READ_AHEAD_BATCHES) {
