@@ -17,6 +17,26 @@ function hashOf(height: number): Uint8Array {
 
 const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
+/**
+ * A download of `batches` batches from providers whose answers `answer` paces (each answered in
+ * full, nobody at fault), each batch's import taking `importMs`.
+ */
+function pacedDownload(batches: number, answer: (peer: string) => Promise<void>, importMs: number): BodyDownload {
+  return new BodyDownload({
+    env: realEnv,
+    first: 1,
+    last: batches * 32,
+    batchHashes: async (begin, count) => Array.from({ length: count }, (_, i) => hashOf(begin + i)),
+    fetch: async (peer, hashes) => {
+      await answer(peer);
+      return heightsOf(hashes) as unknown as SaneBlock[];
+    },
+    importBatch: () => delay(importMs),
+    blame: () => assert.fail('nobody is at fault'),
+    isBanned: () => false,
+  });
+}
+
 describe('BodyDownload', () => {
   it('a busy answer never loses a batch, when both of a peer\'s requests take it in turn', async () => {
     // Found by the long-chain bench: a joiner's sync stopped for good at a batch boundary. One
@@ -60,31 +80,23 @@ describe('BodyDownload', () => {
     assert.deepEqual(imported, Array.from({ length: 96 }, (_, i) => i + 1));
     assert.ok((calls.get(1) ?? 0) >= 3, 'the first batch was asked for again after both busy answers');
   });
+
   it('a provider that held up the import sits out a pause, then takes batches again', async () => {
     // The sync bench's three-peer runs were served almost wholly by one peer: each other peer's
     // one slow answer early on dropped it from the download for good.
     const start = Date.now();
     const served = new Map<string, number[]>(); // per peer, when each batch it served came back
     let slowOnce = true;
-    const download = new BodyDownload({
-      env: realEnv,
-      first: 1,
-      last: 60 * 32,
-      batchHashes: async (begin, count) => Array.from({ length: count }, (_, i) => hashOf(begin + i)),
-      fetch: async (peer, hashes) => {
-        if (peer === 'peer-b' && slowOnce) {
-          slowOnce = false;
-          await delay(1_500); // a busy moment, long enough to hold up the import
-        } else {
-          await delay(5);
-        }
-        served.set(peer, [...(served.get(peer) ?? []), Date.now() - start]);
-        return heightsOf(hashes) as unknown as SaneBlock[];
-      },
-      importBatch: () => delay(100), // the import is the slow part, as in a real sync
-      blame: () => assert.fail('nobody is at fault'),
-      isBanned: () => false,
-    });
+    // The import is the slow part, as in a real sync.
+    const download = pacedDownload(60, async (peer) => {
+      if (peer === 'peer-b' && slowOnce) {
+        slowOnce = false;
+        await delay(1_500); // a busy moment, long enough to hold up the import
+      } else {
+        await delay(5);
+      }
+      served.set(peer, [...(served.get(peer) ?? []), Date.now() - start]);
+    }, 100);
     download.join('peer-a');
     download.join('peer-b');
     await download.run();
@@ -94,20 +106,10 @@ describe('BodyDownload', () => {
 
   it('equal providers share the batches, whichever answered last', async () => {
     const served = new Map<string, number>();
-    const download = new BodyDownload({
-      env: realEnv,
-      first: 1,
-      last: 40 * 32,
-      batchHashes: async (begin, count) => Array.from({ length: count }, (_, i) => hashOf(begin + i)),
-      fetch: async (peer, hashes) => {
-        await delay(2);
-        served.set(peer, (served.get(peer) ?? 0) + 1);
-        return heightsOf(hashes) as unknown as SaneBlock[];
-      },
-      importBatch: () => delay(10),
-      blame: () => assert.fail('nobody is at fault'),
-      isBanned: () => false,
-    });
+    const download = pacedDownload(40, async (peer) => {
+      await delay(2);
+      served.set(peer, (served.get(peer) ?? 0) + 1);
+    }, 10);
     for (const peer of ['peer-a', 'peer-b', 'peer-c']) download.join(peer);
     await download.run();
     const counts = ['peer-a', 'peer-b', 'peer-c'].map((peer) => served.get(peer) ?? 0);
