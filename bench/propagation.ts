@@ -241,8 +241,8 @@ export const propagationSuite: Suite = {
         .join(', ');
       const rebuilt = receiverStats.reduce((s, c) => s + c.rebuilt, 0);
       const fetched = receiverStats.reduce((s, c) => s + c.fetched, 0);
-      // The floor under every hop: one receiver's work for such a block, alone in the process and
-      // with no network: rebuild from the mempool, import, mempool update.
+      // One receiver's work for such a block, alone in the process and with no network: rebuild
+      // from the mempool, import, mempool update; and how much of it comes before it can forward.
       ctx.log('propagation: one node alone importing the same blocks (no network)');
       const { times: hops, forwardTimes } = await hopRuns(ctx, params, rounds, warmup, live);
       ctx.log(`propagation: the same with each node in its own thread (its own event loop)`);
@@ -283,7 +283,7 @@ export const propagationSuite: Suite = {
           runs: hops,
           note:
             `a fresh node with no peers holding the block's ${PROP_TXS} transactions (signatures checked at admission): decode the compact block, rebuild it from the mempool, ` +
-            `Chain.processBlock, and the mempool's update for the new tip; what every hop costs even where each node has its own machine`,
+            `Chain.processBlock, and the mempool's update for the new tip; what each node pays for a block, though no longer before it forwards one (propagationForwardMs)`,
         }),
         metric({
           key: 'propagationForwardMs',
