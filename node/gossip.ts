@@ -60,7 +60,9 @@ const OVERSIZED_SCORE = 100;
 
 /**
  * Blocks and transactions over gossip. The topic validators run the real validation (the same
- * import queue and mempool admission as everything else), so only valid data is forwarded.
+ * import queue and mempool admission as everything else), so only valid data is forwarded; a
+ * compact block on the tip is forwarded once every check short of its import holds, and imported
+ * behind its verdict (BIP 152).
  */
 export class Gossip extends EventEmitter<GossipEvents> {
   private readonly o: GossipOptions;
