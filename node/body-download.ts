@@ -1,7 +1,7 @@
 import { CairnError } from '../ledger/errors.ts';
 import type { SaneBlock } from '../consensus/sanity.ts';
 import { PeerFault } from './header-sync.ts';
-import { nextTurn, sleep, type Env } from './env.ts';
+import { nextTurn, type Env } from './env.ts';
 import { TransportError } from './transport.ts';
 
 /**
@@ -117,7 +117,7 @@ export class BodyDownload {
     };
     let finish!: () => void;
     const over = new Promise<void>((resolve) => (finish = resolve));
-    /** Sleeps `ms`, or until the download is over: a long pause's timer must not outlive it. */
+    /** Sleeps `ms`, or until the download is over; the timer is cleared then, not left to outlive it. */
     const sitOut = (ms: number) =>
       new Promise<void>((resolve) => {
         const timer = env.setTimeout(resolve, ms);
@@ -159,7 +159,7 @@ export class BodyDownload {
           const mine = batchMs.get(peer);
           const left = holder.since + (mine === undefined ? STALL_MS : Math.max(STALL_MIN_MS, 2 * mine)) - env.now();
           if (left <= 0) pauseSlow(holder.peer);
-          else await Promise.race([changed(), sleep(env, left), over]);
+          else await Promise.race([changed(), sitOut(left)]);
           continue;
         }
         const index = queue.shift()!;
@@ -197,7 +197,7 @@ export class BodyDownload {
           if (holders.get(index) === mark) holders.delete(index);
         }
         notify();
-        if (retryAfterMs !== undefined) await Promise.race([sleep(env, retryAfterMs), over]);
+        if (retryAfterMs !== undefined) await sitOut(retryAfterMs);
         // The others woken by this notify go first: the one that just finished would otherwise
         // always be first in line for the next free slot, and one provider would serve nearly all.
         else await nextTurn(env);
