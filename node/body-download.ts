@@ -28,12 +28,20 @@ const STALL_MIN_MS = 500;
 const STALL_MS = 2_000;
 /**
  * A provider that held up the import sits out STALL_PAUSE_MS, four times longer at each stall of
- * the same download, then takes batches again: one slow answer (a busy moment, a collection) no
- * longer leaves the whole download to the others, and a provider that stays slow soon sits out
- * most of it (as Bitcoin Core's block-stalling timeout, which grows with each stall).
+ * the same download up to STALL_PAUSE_MAX_MS, then takes batches again: one slow answer (a busy
+ * moment, a collection) no longer leaves the whole download to the others, and a provider that
+ * stays slow sits out most of it. As Bitcoin Core's block-stalling timeout, the growth is capped:
+ * in a download of hours, a provider that stalled a few times would otherwise sit out the rest of
+ * it, even when it is the only one left.
  */
 const STALL_PAUSE_MS = 2_000;
 const STALL_PAUSE_GROWTH = 4;
+const STALL_PAUSE_MAX_MS = 64_000;
+
+/** How long a provider sits out after its `stalls`-th stall (1, 2, …) of one download. */
+export function stallPauseMs(stalls: number): number {
+  return Math.min(STALL_PAUSE_MAX_MS, STALL_PAUSE_MS * STALL_PAUSE_GROWTH ** (stalls - 1));
+}
 
 /**
  * A block of the claimed chain broke a rule of its own (not a body that fails to match its
@@ -132,7 +140,7 @@ export class BodyDownload {
     };
     const pauseSlow = (peer: string) => {
       const stalls = (paused.get(peer)?.stalls ?? 0) + 1;
-      paused.set(peer, { until: env.now() + STALL_PAUSE_MS * STALL_PAUSE_GROWTH ** (stalls - 1), stalls });
+      paused.set(peer, { until: env.now() + stallPauseMs(stalls), stalls });
       for (const [index, holder] of holders) {
         if (holder.peer !== peer) continue;
         holders.delete(index); // its copy is still imported if it comes first

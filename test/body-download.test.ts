@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import type { SaneBlock } from '../consensus/sanity.ts';
-import { BodyDownload } from '../node/body-download.ts';
+import { BodyDownload, stallPauseMs } from '../node/body-download.ts';
 import { realEnv } from '../node/env.ts';
 import { busyError } from '../node/transport.ts';
 
@@ -102,6 +102,10 @@ describe('BodyDownload', () => {
     await download.run();
     const late = (served.get('peer-b') ?? []).filter((at) => at > 1_500 + 2_000);
     assert.ok(late.length >= 5, `peer-b served ${late.length} batches after its pause (served at ${JSON.stringify(served.get('peer-b'))} ms)`);
+  });
+
+  it('a stalling provider\'s pause grows fourfold with each stall, up to 64 s (Bitcoin Core\'s cap)', () => {
+    assert.deepEqual([1, 2, 3, 4, 5, 40].map(stallPauseMs), [2_000, 8_000, 32_000, 64_000, 64_000, 64_000]);
   });
 
   it('equal providers share the batches, whichever answered last', async () => {
