@@ -50,6 +50,8 @@ export class ChainDB implements AccountSource, TreeNodeReader {
   private readonly writes: CommitQueue;
   private readonly indexers: readonly BlockIndexer[];
   private readonly cachedTreeNodes: number | undefined;
+  /** What the tree's top was last rebuilt from: a clean close's checkpoint, or the stored nodes. */
+  private rebuiltFrom: 'checkpoint' | 'scan';
   /** Tree nodes this store has read below the top since it opened (the simulator counts them). */
   readonly treeReads: TreeReads = { nodes: 0, prefetched: 0 };
   /** Reads by height deep in the chain, a sync's scratch, pruning. */
@@ -59,13 +61,14 @@ export class ChainDB implements AccountSource, TreeNodeReader {
   /** A snapshot sync of this store's own: what it fetched, and its install. */
   readonly join: SnapshotJoinStore;
 
-  private constructor(kv: KvStore, params: ChainParams, genesis: Block, options: ChainDBOptions, top: TopNodes) {
+  private constructor(kv: KvStore, params: ChainParams, genesis: Block, options: ChainDBOptions, { top, from }: { top: TopNodes; from: 'checkpoint' | 'scan' }) {
     this.kv = kv;
     this.indexers = options.indexers ?? [];
     this.cachedTreeNodes = options.cachedTreeNodes;
     this.params = params;
     this.genesis = genesis;
     this.tree = this.treeOver(top);
+    this.rebuiltFrom = from;
     this.writes = new CommitQueue(
       (log) => (kv.writeLog ? kv.writeLog(log) : kv.write(log.ops())),
       (committed) => {
@@ -85,8 +88,15 @@ export class ChainDB implements AccountSource, TreeNodeReader {
   async reload(): Promise<void> {
     await this.writes.flushed();
     this.accountCache.clear();
-    this.tree = this.treeOver(await TreeStore.loadTop(this.kv));
+    const { top, from } = await TreeStore.loadTop(this.kv);
+    this.tree = this.treeOver(top);
+    this.rebuiltFrom = from;
     await this.loadChecked();
+  }
+
+  /** What the tree's top was rebuilt from when the store opened (or last reloaded). */
+  get topFrom(): 'checkpoint' | 'scan' {
+    return this.rebuiltFrom;
   }
 
   /** The store's tree over `top`, behind the commit queue, counting its reads in `treeReads` across reloads. */
@@ -161,8 +171,17 @@ export class ChainDB implements AccountSource, TreeNodeReader {
     return { hash: plainBytes(hash), height };
   }
 
+  /**
+   * Closes the store once every write is committed, leaving the tree's top for the next open to
+   * read instead of rebuilding it (`M "top"`). Not when a write failed: the top may then be ahead
+   * of the store (the next open would set such a checkpoint aside, as it does a stale one).
+   */
   async close(): Promise<void> {
-    await this.writes.flushed().catch(() => {});
+    const committed = await this.writes.flushed().then(
+      () => true,
+      () => false,
+    );
+    if (committed) await this.kv.write([{ type: 'put', key: layout.topCheckpoint, value: await this.tree.topCheckpoint() }]).catch(() => {});
     await this.kv.close();
   }
 

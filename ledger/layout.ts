@@ -34,6 +34,9 @@
  *   Q height(u32 BE) 'N' depth ‖ bits → node           its tree nodes down to depth 16 (chunk proofs)
  *   M "join"           → height u32 ‖ hash(32) ‖ phase u8   a snapshot sync in progress (ledger/snapshot-join.ts):
  *                                                      phase 0 fetching, 1 installing
+ *   M "top"            → 01 ‖ state root(32) ‖ n u32 ‖ slots (u32 BE) × n ‖ bodies (64) × n
+ *                                                      the tree's inner nodes at depth 17, written at a clean
+ *                                                      close and deleted on open (ledger/top-rebuild.ts)
  *   W 'H' height(u32 BE) → size u16 ‖ (hash(32) ‖ index record) × n
  *                                                      the join's checked headers, a batch from this height
  *   W 'E' key(32)      → address(20) ‖ account          the join's verified chunk accounts
@@ -99,6 +102,7 @@ export const layout = {
   stateBase: key('M', enc.encode('statebase')),
   historyVerdict: key('M', enc.encode('historyverdict')),
   join: key('M', enc.encode('join')),
+  topCheckpoint: key('M', enc.encode('top')),
   snapshotInfo: (height: number) => key('q', u32(height)),
   /** Every key of the snapshot at `height`. */
   snapshotData: (height: number) => ({ gte: key('Q', u32(height)), lt: height >= 0xffffffff ? Uint8Array.of(0x52) : key('Q', u32(height + 1)) }),

@@ -1,7 +1,10 @@
 import { StoreError } from './errors.ts';
 import { hashInnerBodies } from './inner-hashes.ts';
 import type { BatchOp, KvStore } from './kv.ts';
-import { INNER_PREFIX } from './smt.ts';
+import { decodeBlock } from './block.ts';
+import { bytesEqual } from './bytes.ts';
+import { layout } from './layout.ts';
+import { EMPTY_HASH, INNER_PREFIX } from './smt.ts';
 import { sha256JsInto } from './sha256.ts';
 import { LEGACY_STORED_TREE_DEPTH, STORED_TREE_DEPTH, TopNodes } from './tree-memory.ts';
 
@@ -22,15 +25,97 @@ interface Level {
   readonly hashes: Uint8Array;
 }
 
-export async function rebuildTop(kv: KvStore): Promise<TopNodes> {
+/**
+ * The top at a clean close, for the next open (`M "top"`): the inner nodes at the depth just above
+ * the stored ones, and the root they hash up to. At a million accounts the open's rebuild spent
+ * half its time scanning the ~256,000 nodes stored at STORED_TREE_DEPTH; the depth above holds
+ * their hashes, so with it the rebuild reads one value and the few leaves above the stored depth.
+ * Deleted as it is read: a store that a kill stops after the open has none, and is rebuilt in full.
+ */
+const CHECKPOINT_VERSION = 1;
+const CHECKPOINT_DEPTH = STORED_TREE_DEPTH - 1;
+
+/** `M "top"`: 01 ‖ root (32) ‖ n u32 ‖ the n slots (u32 BE, ascending) ‖ their n bodies (64 bytes each). */
+export function encodeTopCheckpoint(top: TopNodes, root: Uint8Array): Uint8Array {
+  const { slots, bodies } = top.innerNodesAt(CHECKPOINT_DEPTH);
+  const out = new Uint8Array(1 + 32 + 4 + 4 * slots.length + bodies.length);
+  const view = new DataView(out.buffer);
+  out[0] = CHECKPOINT_VERSION;
+  out.set(root, 1);
+  view.setUint32(33, slots.length);
+  slots.forEach((slot, k) => view.setUint32(37 + 4 * k, slot));
+  out.set(bodies, 37 + 4 * slots.length);
+  return out;
+}
+
+interface Checkpoint {
+  readonly root: Uint8Array;
+  readonly slots: number[];
+  readonly bodies: Uint8Array;
+}
+
+/** The checkpoint's parts, or undefined for bytes that are not one (then the top is rebuilt in full). */
+function decodeTopCheckpoint(bytes: Uint8Array): Checkpoint | undefined {
+  if (bytes.length < 37 || bytes[0] !== CHECKPOINT_VERSION) return undefined;
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
+  const n = view.getUint32(33);
+  if (bytes.length !== 37 + 68 * n) return undefined;
+  const slots: number[] = [];
+  for (let k = 0; k < n; k++) {
+    const slot = view.getUint32(37 + 4 * k);
+    if (slot >= 1 << CHECKPOINT_DEPTH || (k > 0 && slot <= slots[k - 1]!)) return undefined;
+    slots.push(slot);
+  }
+  return { root: bytes.subarray(1, 33), slots, bodies: bytes.subarray(37 + 4 * n) };
+}
+
+/**
+ * Rebuilds the top from the store: from `M "top"` if it is there and hashes up to `tipRoot` (by
+ * default the state root of the stored tip), else from every node stored at STORED_TREE_DEPTH.
+ * The checkpoint is only ever a shortcut: one that does not lead to that root is set aside.
+ */
+export async function rebuildTop(kv: KvStore, tipRoot?: Uint8Array): Promise<{ top: TopNodes; from: 'checkpoint' | 'scan' }> {
+  const stored = await kv.get(layout.topCheckpoint);
+  if (stored !== undefined) {
+    await kv.write([{ type: 'del', key: layout.topCheckpoint }]);
+    const checkpoint = decodeTopCheckpoint(stored);
+    tipRoot ??= await storedTipRoot(kv);
+    if (checkpoint && tipRoot && bytesEqual(checkpoint.root, tipRoot)) {
+      const built = await buildTop(kv, checkpoint).catch((err: unknown) => {
+        if (err instanceof StoreError) return undefined; // its nodes clash with the stored leaves
+        throw err;
+      });
+      if (built && bytesEqual(built.root, tipRoot)) return { top: built.top, from: 'checkpoint' };
+    }
+  }
+  return { top: (await buildTop(kv, undefined)).top, from: 'scan' };
+}
+
+/** The state root of the block `M "tip"` names, if it reads as one (the open's own checks say what is wrong if not). */
+async function storedTipRoot(kv: KvStore): Promise<Uint8Array | undefined> {
+  const hash = await kv.get(layout.tip);
+  const bytes = hash && (await kv.get(layout.block(hash)));
+  if (!bytes) return undefined;
+  try {
+    return decodeBlock(bytes).header.stateRoot;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The top from the leaves stored above STORED_TREE_DEPTH and either the nodes stored at it or a
+ * checkpoint of the depth above it; with the root it hashes up to.
+ */
+async function buildTop(kv: KvStore, checkpoint: Checkpoint | undefined): Promise<{ top: TopNodes; root: Uint8Array }> {
   const top = new TopNodes();
   // Leaves above the stored depth, per depth, in slot order (the store's order).
   const leafSlots: number[][] = Array.from({ length: STORED_TREE_DEPTH }, () => []);
   const leafBytes: Uint8Array[][] = Array.from({ length: STORED_TREE_DEPTH }, () => []);
   const stored: { slots: number[]; nodes: Uint8Array[] } = { slots: [], nodes: [] };
   const superseded: BatchOp[] = [];
-  const range = { gte: Uint8Array.of(0x53, 0), lt: Uint8Array.of(0x53, STORED_TREE_DEPTH + 1) };
-  for await (const [key, value] of kv.iterate(range)) {
+  const scanned = checkpoint ? STORED_TREE_DEPTH : STORED_TREE_DEPTH + 1;
+  for await (const [key, value] of kv.iterate({ gte: Uint8Array.of(0x53, 0), lt: Uint8Array.of(0x53, scanned) })) {
     const depth = key[1]!;
     const slot = slotOfKey(key, depth);
     if (depth === STORED_TREE_DEPTH) {
@@ -46,13 +131,24 @@ export async function rebuildTop(kv: KvStore): Promise<TopNodes> {
       throw new StoreError('STORE_CORRUPT', `an inner state tree node is stored above depth ${LEGACY_STORED_TREE_DEPTH}`);
     }
   }
-  let level = hashedLevel(stored.slots, stored.nodes);
-  for (let depth = STORED_TREE_DEPTH - 1; depth >= 0; depth--) {
+  let level: Level;
+  let depth: number;
+  if (checkpoint) {
+    for (let k = 0; k < checkpoint.slots.length; k++) top.setInner(CHECKPOINT_DEPTH, checkpoint.slots[k]!, checkpoint.bodies, 64 * k);
+    const hashes = new Uint8Array(32 * checkpoint.slots.length);
+    hashInnerBodies(checkpoint.bodies, hashes);
+    level = merged({ slots: checkpoint.slots, hashes }, hashedLevel(leafSlots[CHECKPOINT_DEPTH]!, leafBytes[CHECKPOINT_DEPTH]!));
+    depth = CHECKPOINT_DEPTH - 1;
+  } else {
+    level = hashedLevel(stored.slots, stored.nodes);
+    depth = STORED_TREE_DEPTH - 1;
+  }
+  for (; depth >= 0; depth--) {
     const parents = parentsOf(level, depth, top);
     level = merged(parents, hashedLevel(leafSlots[depth]!, leafBytes[depth]!));
   }
   if (superseded.length > 0) await kv.write(superseded);
-  return top;
+  return { top, root: level.slots.length === 0 ? EMPTY_HASH : level.hashes.slice(0, 32) };
 }
 
 /** The level's inner nodes (`slots`, in slot order, from the level below), written into `top` at `depth`, with their hashes. */

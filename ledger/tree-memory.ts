@@ -95,6 +95,20 @@ export class TopNodes {
     this.lengths[depth]![slot] = INNER_NODE_BYTES;
   }
 
+  /** The inner nodes at `depth`, in slot order: their slots, and their bodies (two child hashes, 64 bytes each) side by side. */
+  innerNodesAt(depth: number): { slots: number[]; bodies: Uint8Array } {
+    const lengths = this.lengths[depth];
+    const slots: number[] = [];
+    if (lengths === undefined) return { slots, bodies: new Uint8Array(0) };
+    const bytes = this.levels[depth]!;
+    for (let slot = 0; slot < lengths.length; slot++) {
+      if (lengths[slot] !== 0 && bytes[slot * INNER_NODE_BYTES] === INNER_PREFIX) slots.push(slot);
+    }
+    const bodies = new Uint8Array(64 * slots.length);
+    slots.forEach((slot, k) => bodies.set(bytes.subarray(slot * INNER_NODE_BYTES + 1, slot * INNER_NODE_BYTES + 65), 64 * k));
+    return { slots, bodies };
+  }
+
   /** The level's slots, made with its first node. */
   private levelAt(depth: number): Uint8Array {
     if (depth >= STORED_TREE_DEPTH) throw new RangeError(`position at depth ${depth} is not in the top`);

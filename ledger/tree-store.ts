@@ -2,7 +2,7 @@ import { layout } from './layout.ts';
 import { batchOp, type BatchOp, type KvStore } from './kv.ts';
 import { EMPTY_HASH, INNER_PREFIX, bitAt, eachWrite, newNode, nodeHash, positionId, positionIdOfBytes, zeroAt, type TreeNodeReader, type TreeUpdate } from './smt.ts';
 import { NodeCache, STORED_TREE_DEPTH, TopNodes } from './tree-memory.ts';
-import { rebuildTop } from './top-rebuild.ts';
+import { encodeTopCheckpoint, rebuildTop } from './top-rebuild.ts';
 
 /*
  * The top of the state tree lives in memory only: inner nodes shallower than STORED_TREE_DEPTH are
@@ -61,10 +61,17 @@ export class TreeStore implements TreeNodeReader {
    * every inner node above it from the nodes below, a level at a time. A store written when fewer
    * levels were kept in memory also holds inner nodes from LEGACY_STORED_TREE_DEPTH down: the
    * rebuild does not need them, and they are deleted in one batch (the store's one migration;
-   * until it commits, nothing reads them, and the next open repeats it).
+   * until it commits, nothing reads them, and the next open repeats it). With `M "top"` from a
+   * clean close that hashes up to `tipRoot` (by default the stored tip's state root), the nodes at
+   * that depth are not read at all.
    */
-  static loadTop(kv: KvStore): Promise<TopNodes> {
-    return rebuildTop(kv);
+  static loadTop(kv: KvStore, tipRoot?: Uint8Array): Promise<{ top: TopNodes; from: 'checkpoint' | 'scan' }> {
+    return rebuildTop(kv, tipRoot);
+  }
+
+  /** What the next open rebuilds the top from (`M "top"`, ledger/top-rebuild.ts): written at a clean close. */
+  async topCheckpoint(): Promise<Uint8Array> {
+    return encodeTopCheckpoint(this.top, await this.root());
   }
 
   /**

@@ -41,6 +41,27 @@ describe('ChainDB', () => {
     await db.close();
   });
 
+  it('leaves the tree\'s top at a clean close for the next open, which reads it once; an open after a kill rebuilds it', async () => {
+    const params = testParams();
+    const disk = new MemoryDisk();
+    let db = await ChainDB.open(disk.open(), params);
+    assert.equal(db.topFrom, 'scan', 'a new store');
+    const h = await TipHarness.open(db);
+    const [a, b] = FUNDED_KEYS as [typeof FUNDED_KEYS[0], typeof FUNDED_KEYS[0]];
+    const block = childBlock(h.tip, [transfer(a, b.address, 100n, 0n)]);
+    await h.connectBlock(block);
+    await db.close();
+    db = await ChainDB.open(disk.open(), params);
+    assert.equal(db.topFrom, 'checkpoint');
+    assert.equal(toHex(await db.stateRoot()), toHex(block.header.stateRoot));
+    // Killed: no close, so no checkpoint for the next open.
+    await db.flushed();
+    db = await ChainDB.open(disk.open(), params);
+    assert.equal(db.topFrom, 'scan');
+    assert.equal(toHex(await db.stateRoot()), toHex(block.header.stateRoot));
+    await db.close();
+  });
+
   it('refuses a datadir that belongs to another genesis, and changes nothing', async () => {
     const db = await ChainDB.open(dir.path, testParams());
     await db.close();

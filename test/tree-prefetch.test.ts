@@ -60,7 +60,7 @@ describe('tree store prefetch (the next block read while this one connects)', ()
     const kv = new HeldReadKv(new MemoryDisk());
     const queued = new Map<string, Uint8Array | null>();
     const state = new Map<string, Account>();
-    const open = async () => new TreeStore(kv, await TreeStore.loadTop(kv), (id) => queued.get(id));
+    const open = async () => new TreeStore(kv, (await TreeStore.loadTop(kv)).top, (id) => queued.get(id));
     /** Updates the tree with `changes` and queues its writes; `commit` writes them to the store and empties the queue. */
     const updater = (store: TreeStore) => async (changes: ReadonlyMap<string, Account>) => {
       const tree = await updateTree(store, [...changes].map(([a, account]) => ({ key: stateKey(Buffer.from(a, 'hex')), account })));

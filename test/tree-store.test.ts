@@ -3,7 +3,7 @@ import { toHex } from '../ledger/bytes.ts';
 import { MemoryDisk, MemoryKv } from '../ledger/kv-memory.ts';
 import { batchOp, type BatchOp } from '../ledger/kv.ts';
 import type { Account } from '../ledger/state.ts';
-import { positionId, stateKey } from '../ledger/smt.ts';
+import { positionId, stateKey, type TreeWrite } from '../ledger/smt.ts';
 import { updateTree } from '../ledger/smt-update.ts';
 import { STORED_TREE_DEPTH, TopNodes, TreeStore } from '../ledger/tree-store.ts';
 import { LEGACY_STORED_TREE_DEPTH, NodeCache } from '../ledger/tree-memory.ts';
@@ -112,7 +112,7 @@ describe('tree store (the top in memory, the rest by position)', () => {
     it(`holds the reference tree through random blocks, and rebuilds the same top when reopened (${cachedNodes} nodes cached below the top)`, async () => {
       const rng = seededRandom(9);
       const kv = new MemoryKv(new MemoryDisk());
-      let store = new TreeStore(kv, await TreeStore.loadTop(kv), () => undefined, cachedNodes);
+      let store = new TreeStore(kv, (await TreeStore.loadTop(kv)).top, () => undefined, cachedNodes);
       const accounts = new Map<string, Account>();
       const addresses: string[] = [];
       // Enough accounts that many paths pass the stored depth: reads and writes on both sides of it.
@@ -140,7 +140,7 @@ describe('tree store (the top in memory, the rest by position)', () => {
         assert.equal(toHex(update.root), referenceRoot(accounts).toString('hex'), `block ${block}`);
         assert.equal(toHex(await store.root()), toHex(update.root));
         if (block % 10 === 9) {
-          store = new TreeStore(kv, await TreeStore.loadTop(kv), () => undefined, cachedNodes);
+          store = new TreeStore(kv, (await TreeStore.loadTop(kv)).top, () => undefined, cachedNodes);
           assert.equal(toHex(await store.root()), toHex(update.root), `reopened after block ${block}`);
         }
       }
@@ -172,7 +172,7 @@ describe('tree store (the top in memory, the rest by position)', () => {
       const before = await innerNodesByDepth(kv);
       assert.ok(storedFrom < STORED_TREE_DEPTH, 'an earlier layout stored inner nodes above the depth kept now');
       assert.ok((before.get(storedFrom) ?? 0) > 0 && (before.get(STORED_TREE_DEPTH) ?? 0) > 0, 'the earlier store has inner nodes on both sides of the new depth');
-      const top = await TreeStore.loadTop(kv);
+      const top = (await TreeStore.loadTop(kv)).top;
       // The rebuilt top holds every node of the tree above the stored depth, the deepest levels included.
       const topNodes = nodes.filter((w) => w.node && w.id.charCodeAt(0) < STORED_TREE_DEPTH);
       for (const w of topNodes) assert.deepEqual(top.get(w.id), w.node, `depth ${w.id.charCodeAt(0)}`);
@@ -183,7 +183,7 @@ describe('tree store (the top in memory, the rest by position)', () => {
       for (let depth = 0; depth < STORED_TREE_DEPTH; depth++) assert.equal(after.get(depth) ?? 0, 0, `no inner node stored at depth ${depth}`);
       for (const [depth, n] of before) if (depth >= STORED_TREE_DEPTH) assert.equal(after.get(depth), n, `depth ${depth} untouched`);
       // Opened again: nothing left to migrate, the same root.
-      assert.equal(toHex(await new TreeStore(kv, await TreeStore.loadTop(kv), () => undefined).root()), root);
+      assert.equal(toHex(await new TreeStore(kv, (await TreeStore.loadTop(kv)).top, () => undefined).root()), root);
       assert.deepEqual(await innerNodesByDepth(kv), after);
     });
   }
@@ -193,7 +193,7 @@ describe('tree store (the top in memory, the rest by position)', () => {
       useBackendOrSkip(this, backend);
       try {
         const { kv, root, nodes } = await storeWithInnerNodesFrom(STORED_TREE_DEPTH, 20_000);
-        const top = await TreeStore.loadTop(kv);
+        const top = (await TreeStore.loadTop(kv)).top;
         const topNodes = nodes.filter((w) => w.id.charCodeAt(0) < STORED_TREE_DEPTH);
         for (const w of topNodes) assert.deepEqual(top.get(w.id), w.node ?? undefined, `depth ${w.id.charCodeAt(0)}`);
         assert.ok(topNodes.some((w) => w.node && w.node[0] !== INNER_PREFIX), 'leaves above the stored depth');
@@ -203,6 +203,72 @@ describe('tree store (the top in memory, the rest by position)', () => {
       }
     });
   }
+
+  describe('the checkpoint of the top a clean close leaves (M "top")', () => {
+    /** A store of 20,000 accounts with the checkpoint of its top written, as ChainDB.close writes it. */
+    async function checkpointed() {
+      const built = await storeWithInnerNodesFrom(STORED_TREE_DEPTH, 20_000);
+      const { top } = await TreeStore.loadTop(built.kv);
+      const checkpoint = await new TreeStore(built.kv, top, () => undefined).topCheckpoint();
+      await built.kv.write([{ type: 'put', key: layout.topCheckpoint, value: checkpoint }]);
+      return { ...built, checkpoint, tipRoot: Uint8Array.from(Buffer.from(built.root, 'hex')) };
+    }
+
+    it('rebuilds the whole top from it without reading the nodes stored at depth 18, and deletes it', async () => {
+      const { kv, root, nodes, tipRoot } = await checkpointed();
+      // Gone from the store: a top that is right now came from the checkpoint.
+      const deep = nodes.filter((w) => w.node && w.id.charCodeAt(0) === STORED_TREE_DEPTH);
+      assert.ok(deep.length > 100, `${deep.length} nodes at the stored depth`);
+      await kv.write(deep.map((w) => ({ type: 'del' as const, key: layout.stateNode(w.id) })));
+      const { top, from } = await TreeStore.loadTop(kv, tipRoot);
+      assert.equal(from, 'checkpoint');
+      const topNodes = nodes.filter((w) => w.id.charCodeAt(0) < STORED_TREE_DEPTH);
+      assert.ok(topNodes.some((w) => w.node && w.node[0] === INNER_PREFIX && w.id.charCodeAt(0) === STORED_TREE_DEPTH - 1), 'inner nodes at the checkpoint\'s depth');
+      for (const w of topNodes) assert.deepEqual(top.get(w.id), w.node ?? undefined, `depth ${w.id.charCodeAt(0)}`);
+      assert.equal(toHex(await new TreeStore(kv, top, () => undefined).root()), root);
+      assert.equal(await kv.get(layout.topCheckpoint), undefined, 'read once: a kill after this open finds none');
+    });
+
+    const spoilt: [string, (c: Uint8Array, nodes: readonly TreeWrite[]) => Uint8Array][] = [
+      ['made for another state root', (c) => c.map((b, i) => (i === 1 ? b ^ 1 : b))],
+      ['with a byte of a node changed', (c) => c.map((b, i) => (i === c.length - 1 ? b ^ 1 : b))],
+      ['cut short', (c) => c.subarray(0, c.length - 1)],
+      ['of another version', (c) => c.map((b, i) => (i === 0 ? 2 : b))],
+      [
+        'with a node under a stored leaf',
+        (c, nodes) => {
+          // An inner node at depth 17 where the subtree of a leaf stored higher up lies.
+          const leaf = nodes.find((w) => w.node && w.node[0] !== INNER_PREFIX && w.id.charCodeAt(0) < STORED_TREE_DEPTH - 1)!;
+          const slot = parseInt(toHex(keyBytes(leaf.id).subarray(0, 3)), 16) >>> (24 - (STORED_TREE_DEPTH - 1));
+          const view = new DataView(c.buffer, c.byteOffset, c.length);
+          const n = view.getUint32(33);
+          const slots = Array.from({ length: n }, (_, k) => view.getUint32(37 + 4 * k));
+          const at = slots.findIndex((s) => s > slot);
+          const k = at === -1 ? n : at;
+          const out = new Uint8Array(c.length + 68);
+          const outView = new DataView(out.buffer);
+          out.set(c.subarray(0, 37));
+          outView.setUint32(33, n + 1);
+          [...slots.slice(0, k), slot, ...slots.slice(k)].forEach((s, i) => outView.setUint32(37 + 4 * i, s));
+          const bodies = c.subarray(37 + 4 * n);
+          out.set(bodies.subarray(0, 64 * k), 37 + 4 * (n + 1));
+          out.fill(7, 37 + 4 * (n + 1) + 64 * k, 37 + 4 * (n + 1) + 64 * (k + 1));
+          out.set(bodies.subarray(64 * k), 37 + 4 * (n + 1) + 64 * (k + 1));
+          return out;
+        },
+      ],
+    ];
+    for (const [what, spoil] of spoilt) {
+      it(`sets aside one ${what}, and rebuilds from the stored nodes`, async () => {
+        const { kv, root, nodes, checkpoint, tipRoot } = await checkpointed();
+        await kv.write([{ type: 'put', key: layout.topCheckpoint, value: spoil(checkpoint, nodes) }]);
+        const { top, from } = await TreeStore.loadTop(kv, tipRoot);
+        assert.equal(from, 'scan');
+        assert.equal(toHex(await new TreeStore(kv, top, () => undefined).root()), root);
+        assert.equal(await kv.get(layout.topCheckpoint), undefined);
+      });
+    }
+  });
 
   it('refuses a store with a leaf above nodes of its own subtree', async () => {
     const { kv, nodes } = await storeWithInnerNodesFrom(STORED_TREE_DEPTH, 20_000);
