@@ -34,6 +34,8 @@ export type NodeParts = NodePartsOf<CairnNode>;
 
 /** How long a node may have no peer before it says so, and how often it repeats it. */
 const NO_PEERS_WARNING_MS = 30_000;
+/** Its last blocks a node still tells as its own when a reorganisation connects them late. */
+const OWN_BLOCKS_KEPT = 128;
 
 /**
  * One validating node: the store, the chain, the mempool, and a transport carrying gossip,
@@ -67,12 +69,9 @@ export class CairnNode extends EventEmitter<NodeEvents> {
   private book!: PeerBook;
   private readonly services: NodeService[] = [];
   private readonly timers: Timer[] = [];
-  /**
-   * Blocks this node made whose import is running, by hash (a reorganisation connects a copy read
-   * back from the store): told apart from received ones in the 'block' event.
-   */
+  /** The last blocks this node made, by hash (a reorganisation connects a copy read from the store): 'mined' in the 'block' event. */
   private readonly own = new Set<string>();
-  /** Of those, the ones gossiped the moment they connect (see importAndAnnounce). */
+  /** Blocks this node made whose import is running, gossiped the moment they connect (see importAndAnnounce). */
   private readonly announceOnConnect = new Set<string>();
   private lonelySince: number | undefined;
   private stopped = false;
@@ -332,13 +331,13 @@ export class CairnNode extends EventEmitter<NodeEvents> {
   async importAndAnnounce(block: Block): Promise<BlockOutcome> {
     const hash = toHex(block.header.hash);
     this.own.add(hash);
+    if (this.own.size > OWN_BLOCKS_KEPT) this.own.delete(this.own.values().next().value!);
     try {
       const onTip = this.saneOnTip(block);
       if (onTip) return await this.gossip.announceAndImport(onTip);
       this.announceOnConnect.add(hash);
       return await this.chain.processBlock(block);
     } finally {
-      this.own.delete(hash);
       this.announceOnConnect.delete(hash);
     }
   }

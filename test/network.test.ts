@@ -94,6 +94,21 @@ describe('network: gossip and sync between nodes on 127.0.0.1', function () {
     assert.equal(await a.node.importAndAnnounce(s2), 'connected');
     assert.deepEqual(steps, ['import 1', 'import 2', 'connected 1', 'gossiped 2', 'connected 2', 'tip event']);
   });
+
+  it('a block it made off its tip, connected later by a reorganisation, is still told as mined', async () => {
+    const a = await startNode(params);
+    nodes.push(a);
+    const told: string[] = [];
+    a.node.on('block', (block, source) => told.push(`${block.header.height} ${source}`));
+    const genesis = a.node.chain.tip;
+    assert.equal(await a.node.chain.processBlock(mineChild(params, genesis, [], { miner: testKey(60).address })), 'connected');
+    // Mined on genesis while a peer's block 1 came in first: stored off the tip.
+    const mine = mineChild(params, genesis, [], { miner: testKey(62).address });
+    assert.equal(await a.node.importAndAnnounce(mine), 'side-branch');
+    // A peer builds on it: the reorganisation connects it, well after its own import ended.
+    assert.equal(await a.node.chain.processBlock(mineChild(params, asParent(mine), [], { miner: testKey(61).address })), 'connected');
+    assert.deepEqual(told, ['1 received', '1 mined', '2 received']);
+  });
 });
 
 describe('network: convergence, late joiners, partitions', function () {
