@@ -6,7 +6,8 @@
  * Every line on stdout is written synchronously (fs.writeSync on the pipe), so a line the parent
  * reads is a fact about the store even when SIGKILL arrives right after it:
  *
- *   open <height> <hash>                 the tip this process found on opening the store
+ *   open <height> <hash> <from>          the tip this process found on opening the store, and
+ *                                        what its tree's top came from (checkpoint or scan)
  *   begin connect <height> <hash>        about to commit; the tip it would become
  *   begin disconnect <height> <hash>     about to commit; the tip it would become
  *   done <height> <hash>                 the operation above is committed; the tip now
@@ -42,7 +43,7 @@ const h = await TipHarness.open(db);
 // Disconnecting only above this height keeps every tip after the first "done" above the tip found
 // on opening, so each run of this process provably extends the chain.
 const floor = h.tip.height + 2;
-say(`open ${h.tip.height} ${toHex(h.tip.hash)}`);
+say(`open ${h.tip.height} ${toHex(h.tip.hash)} ${db.topFrom}`);
 
 async function buildBlock(): Promise<Block> {
   const nonces = new Map<number, bigint>();
