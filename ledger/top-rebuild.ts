@@ -1,7 +1,7 @@
 import { StoreError } from './errors.ts';
 import { hashInnerBodies } from './inner-hashes.ts';
 import type { BatchOp, KvStore } from './kv.ts';
-import { decodeBlock } from './block.ts';
+import { HEADER_BYTES, decodeHeader } from './block.ts';
 import { bytesEqual } from './bytes.ts';
 import { layout } from './layout.ts';
 import { EMPTY_HASH, INNER_PREFIX } from './smt.ts';
@@ -91,13 +91,16 @@ export async function rebuildTop(kv: KvStore, tipRoot?: Uint8Array): Promise<{ t
   return { top: (await buildTop(kv, undefined)).top, from: 'scan' };
 }
 
-/** The state root of the block `M "tip"` names, if it reads as one (the open's own checks say what is wrong if not). */
+/**
+ * The state root of the block `M "tip"` names, if it reads as one (the open's own checks say what
+ * is wrong if not): from its header, the encoding's first bytes, not a decode of the whole block.
+ */
 async function storedTipRoot(kv: KvStore): Promise<Uint8Array | undefined> {
   const hash = await kv.get(layout.tip);
   const bytes = hash && (await kv.get(layout.block(hash)));
   if (!bytes) return undefined;
   try {
-    return decodeBlock(bytes).header.stateRoot;
+    return decodeHeader(bytes.subarray(0, HEADER_BYTES)).stateRoot;
   } catch {
     return undefined;
   }
