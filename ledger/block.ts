@@ -174,8 +174,8 @@ export interface BlockLimits {
 }
 
 /**
- * Checks that need nothing but the block itself and the network's limits: version, size,
- * count, Merkle root, duplicate ids and the coinbase amount. A failure of the Merkle root says
+ * Checks that need nothing but the block itself and the network's limits: version, Merkle root,
+ * size, count, duplicate ids and the coinbase amount. A failure of the Merkle root says
  * nothing about the header (a peer can pair a good header with a bad body), which consensus
  * must remember before marking a header invalid. Consensus runs it once per block, on arrival
  * (consensus/sanity.ts), and its type says so from then on.
@@ -185,14 +185,18 @@ export function checkBlockBody(block: Block, limits: BlockLimits): void {
   if (header.version !== BLOCK_VERSION) {
     throw new BlockRuleError('BLOCK_BAD_VERSION', `unknown block version ${header.version}`);
   }
+  // The body must be the header's before any rule judges it: a block that breaks a rule says the
+  // header's chain is bad only if the header commits to that body. Anyone can pair a good header
+  // with an oversized body, and a sync that blamed the header's sender for it could be made to
+  // drop, and ban, the honest peer whose chain it was fetching.
+  if (!bytesEqual(blockMerkleRoot(block), header.merkleRoot)) {
+    throw new BlockRuleError('BLOCK_BAD_MERKLE_ROOT', 'Merkle root does not match the transactions');
+  }
   if (block.bytes.length > limits.maxBlockBytes) {
     throw new BlockRuleError('BLOCK_TOO_LARGE', `block is ${block.bytes.length} bytes, limit ${limits.maxBlockBytes}`);
   }
   if (txs.length > limits.maxBlockTxs) {
     throw new BlockRuleError('BLOCK_TOO_MANY_TXS', `block has ${txs.length} txs, limit ${limits.maxBlockTxs}`);
-  }
-  if (!bytesEqual(blockMerkleRoot(block), header.merkleRoot)) {
-    throw new BlockRuleError('BLOCK_BAD_MERKLE_ROOT', 'Merkle root does not match the transactions');
   }
   const seen = new Set<string>();
   let fees = 0n;

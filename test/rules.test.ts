@@ -188,6 +188,20 @@ const ROWS: Row[] = [
     error: BlockRuleError, code: 'BLOCK_TOO_MANY_TXS', banScore: 100,
   },
   {
+    // The Merkle root is checked first: a body its header does not commit to says nothing about
+    // the header, however it breaks the other rules (a sync blames the header's sender for those).
+    name: 'a body over maxBlockTxs that its header does not commit to',
+    params: { maxBlockTxs: 2 },
+    block: (h) => childBlock(h.tip, [0n, 1n, 2n].map((n) => transfer(A, B.address, 10n, n)), { merkleRoot: new Uint8Array(32) }),
+    error: BlockRuleError, code: 'BLOCK_BAD_MERKLE_ROOT', banScore: 100,
+  },
+  {
+    name: 'a body over maxBlockBytes that its header does not commit to',
+    params: { maxBlockBytes: HEADER_BYTES + COINBASE_BYTES + 1 + TX_BYTES },
+    block: (h) => childBlock(h.tip, [transfer(A, B.address, 10n, 0n), transfer(A, B.address, 10n, 1n)], { merkleRoot: new Uint8Array(32) }),
+    error: BlockRuleError, code: 'BLOCK_BAD_MERKLE_ROOT', banScore: 100,
+  },
+  {
     name: 'any transaction where maxBlockTxs is 0',
     params: { maxBlockTxs: 0 },
     block: (h) => childBlock(h.tip, [transfer(A, B.address, 10n, 0n)]),
