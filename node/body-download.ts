@@ -2,7 +2,7 @@ import { CairnError } from '../ledger/errors.ts';
 import type { SaneBlock } from '../consensus/sanity.ts';
 import { PeerFault } from './header-sync.ts';
 import { nextTurn, type Env } from './env.ts';
-import { TransportError } from './transport.ts';
+import { MAX_BUSY_IN_A_ROW, TransportError } from './transport.ts';
 
 /**
  * A sync's body download (node/sync.ts): the blocks of heights [first, last] of a checked header
@@ -21,8 +21,10 @@ const READ_AHEAD_BATCHES = 8;
 const REQUESTS_PER_PEER = 2;
 /**
  * A provider holds up the import when the next batch is its, the read-ahead is full and another
- * provider is idle: once its request has taken twice as long as the idle one's last batch took
- * (at least STALL_MIN_MS; STALL_MS while that one has none yet), its batches go to the others.
+ * provider is idle. Once that has lasted twice as long as the idle one's last batch took (at
+ * least STALL_MIN_MS; STALL_MS while that one has none yet), its batches go to the others. As
+ * Bitcoin Core's stalling clock, it starts when the hold-up is first seen, not when the request
+ * went out: a request that was slow while the window still had room held nobody up.
  */
 const STALL_MIN_MS = 500;
 const STALL_MS = 2_000;
@@ -37,6 +39,14 @@ const STALL_MS = 2_000;
 const STALL_PAUSE_MS = 2_000;
 const STALL_PAUSE_GROWTH = 4;
 const STALL_PAUSE_MAX_MS = 64_000;
+/**
+ * A provider leaves this download, unpunished, after this many busy answers in a row (to either
+ * of its requests), or at one whose retry-after is longer than the longest stall pause: an honest
+ * server's retry-after is followed by an answer, and one that only ever says busy, or "in a
+ * month", would otherwise keep the download, and the sync behind it, waiting on it.
+ */
+const MAX_BUSY_ANSWERS = MAX_BUSY_IN_A_ROW * REQUESTS_PER_PEER;
+const MAX_RETRY_AFTER_MS = STALL_PAUSE_MAX_MS;
 
 /** How long a provider sits out after its `stalls`-th stall (1, 2, …) of one download. */
 export function stallPauseMs(stalls: number): number {
@@ -104,8 +114,8 @@ export class BodyDownload {
     };
     const queue = Array.from({ length: batchCount }, (_, i) => i);
     const arrived = new Map<number, { blocks: SaneBlock[]; from: string; verified: Promise<void> }>();
-    /** Who was last given each batch still outstanding, and when. */
-    const holders = new Map<number, { peer: string; since: number }>();
+    /** Who was last given each batch still outstanding, and when; since when it held up the import. */
+    const holders = new Map<number, { peer: string; since: number; holdingUpSince?: number }>();
     /** How long each provider's last batch took. */
     const batchMs = new Map<string, number>();
     const active = new Set<string>();
@@ -113,6 +123,8 @@ export class BodyDownload {
     const joined = new Set<string>();
     /** Providers sitting out after a stall: until when, and how many stalls so far. */
     const paused = new Map<string, { until: number; stalls: number }>();
+    /** Busy answers in a row, per provider. */
+    const busyAnswers = new Map<string, number>();
     let nextToImport = 0;
     let finished = false;
     let invalid: InvalidChain | undefined;
@@ -123,16 +135,23 @@ export class BodyDownload {
       waiters = [];
       for (const wake of woken) wake();
     };
-    let finish!: () => void;
-    const over = new Promise<void>((resolve) => (finish = resolve));
-    /** Sleeps `ms`, or until the download is over; the timer is cleared then, not left to outlive it. */
-    const sitOut = (ms: number) =>
+    /** What each pending sleep and request does when the download ends (removed as each settles). */
+    const atEnd = new Set<() => void>();
+    /**
+     * Sleeps `ms`, or until `until` settles, or until the download is over. The timer is cleared
+     * as soon as the sleep ends, so that sleeps cut short by `until` (one or more a batch) leave
+     * no timer and no closure behind for the rest of a long download.
+     */
+    const sitOut = (ms: number, until?: Promise<void>) =>
       new Promise<void>((resolve) => {
-        const timer = env.setTimeout(resolve, ms);
-        void over.then(() => {
+        const wake = () => {
           env.clearTimeout(timer);
+          atEnd.delete(wake);
           resolve();
-        });
+        };
+        const timer = env.setTimeout(wake, Math.max(0, ms));
+        atEnd.add(wake);
+        void until?.then(wake);
       });
     const requeue = (index: number) => {
       queue.unshift(index);
@@ -148,12 +167,21 @@ export class BodyDownload {
       }
       notify();
     };
+    /** A provider leaves this download; the last ones left need not sit out their pauses alone. */
+    const leave = (peer: string) => {
+      active.delete(peer);
+      const now = env.now();
+      if ([...active].every((p) => (paused.get(p)?.until ?? 0) > now)) {
+        for (const pause of paused.values()) pause.until = Math.min(pause.until, now);
+      }
+      notify();
+    };
 
     const worker = async (peer: string) => {
       while (!finished && active.has(peer)) {
         const pause = paused.get(peer);
         if (pause && pause.until > env.now()) {
-          await sitOut(pause.until - env.now());
+          await sitOut(pause.until - env.now(), changed()); // woken early if its pause is lifted
           continue;
         }
         if (queue.length === 0 || queue[0]! >= nextToImport + READ_AHEAD_BATCHES) {
@@ -165,9 +193,10 @@ export class BodyDownload {
             continue;
           }
           const mine = batchMs.get(peer);
-          const left = holder.since + (mine === undefined ? STALL_MS : Math.max(STALL_MIN_MS, 2 * mine)) - env.now();
+          holder.holdingUpSince ??= env.now();
+          const left = holder.holdingUpSince + (mine === undefined ? STALL_MS : Math.max(STALL_MIN_MS, 2 * mine)) - env.now();
           if (left <= 0) pauseSlow(holder.peer);
-          else await Promise.race([changed(), sitOut(left)]);
+          else await sitOut(left, changed());
           continue;
         }
         const index = queue.shift()!;
@@ -175,13 +204,15 @@ export class BodyDownload {
         const since = env.now();
         // This request's own mark: the peer's other request may hold the same batch later (it
         // went back in line meanwhile), and only the request that set a mark may clear it.
-        const mark = { peer, since };
+        const mark: { peer: string; since: number; holdingUpSince?: number } = { peer, since };
         holders.set(index, mark);
         let retryAfterMs: number | undefined;
         try {
           const hashes = await batchHashes(index);
-          const blocks = hashes.length === 0 ? [] : await this.parts.fetch(peer, hashes);
+          const blocks = hashes.length === 0 ? [] : await untilOver(this.parts.fetch(peer, hashes), peer);
+          if (blocks === undefined) break; // the download ended without it
           if (blocks.length < hashes.length) throw new Error('lacks blocks of the chain it announced');
+          busyAnswers.delete(peer);
           batchMs.set(peer, env.now() - since);
           // Signatures are checked on every core while earlier batches import.
           if (index >= nextToImport && !arrived.has(index)) {
@@ -194,11 +225,14 @@ export class BodyDownload {
           } else {
             // The batch goes back in line for the others, unless another request holds it now.
             if (holders.get(index) === mark) requeue(index);
-            if (err instanceof TransportError && err.code === 'TRANSPORT_BUSY') {
+            const busy = err instanceof TransportError && err.code === 'TRANSPORT_BUSY';
+            const busyInARow = busy ? (busyAnswers.get(peer) ?? 0) + 1 : 0;
+            if (busy && busyInARow < MAX_BUSY_ANSWERS && err.retryAfterMs <= MAX_RETRY_AFTER_MS) {
+              busyAnswers.set(peer, busyInARow);
               retryAfterMs = err.retryAfterMs; // not a failure: asked again once that has passed
             } else {
-              active.delete(peer);
-              if (err instanceof PeerFault || err instanceof CairnError) this.parts.blame(peer, err);
+              leave(peer);
+              if (!busy && (err instanceof PeerFault || err instanceof CairnError)) this.parts.blame(peer, err);
             }
           }
         } finally {
@@ -211,6 +245,31 @@ export class BodyDownload {
         else await nextTurn(env);
       }
     };
+    /**
+     * A request's answer, or undefined once the download is over: the import has what it needs,
+     * and a request given up on (its batch went to another provider) may take the transport's
+     * whole timeout to end. A provable lie in such an answer is still held against its sender.
+     */
+    const untilOver = <T>(request: Promise<T>, peer: string) =>
+      new Promise<T | undefined>((resolve, reject) => {
+        let settled = false;
+        const settle = () => {
+          const first = !settled;
+          settled = true;
+          atEnd.delete(abandon);
+          return first;
+        };
+        const abandon = () => settle() && resolve(undefined);
+        if (finished) abandon();
+        else atEnd.add(abandon);
+        request.then(
+          (value) => settle() && resolve(value),
+          (err: unknown) => {
+            if (settle()) reject(err);
+            else if (err instanceof PeerFault) this.parts.blame(peer, err);
+          },
+        );
+      });
     const workers: Promise<void>[] = [];
     this.joinNow = (peer: string) => {
       if (finished || joined.has(peer) || this.parts.isBanned(peer)) return;
@@ -236,7 +295,7 @@ export class BodyDownload {
     } finally {
       this.joinNow = undefined;
       finished = true;
-      finish();
+      for (const end of [...atEnd]) end();
       notify();
       await Promise.allSettled(workers);
     }

@@ -320,11 +320,11 @@ export class Sync extends EventEmitter<SyncEvents> {
    * the download as their status arrives. A provider that fails or lacks a batch drops out of this
    * download and its batch goes back in line for the others; one that sent a body that does not
    * match its header is also punished. A provider that holds up the import (its batch is the next
-   * one, the read-ahead is full, and an idle provider would have fetched it twice over meanwhile:
-   * STALL_MIN_MS) drops out too, unpunished, and its batches go to the others: the first copy of
-   * a batch to arrive is imported, so one slow peer costs a few batches asked twice rather than
-   * a wait on every batch it holds. A block that breaks
-   * a rule ends the download: the chain is bad (InvalidChain, for the header peer).
+   * one, the read-ahead is full, and an idle provider would have fetched it twice over meanwhile)
+   * sits out a pause, unpunished, and its batches go to the others: the first copy of a batch to
+   * arrive is imported, so one slow peer costs a few batches asked twice rather than a wait on
+   * every batch it holds (node/body-download.ts). A block that breaks a rule ends the download:
+   * the chain is bad (InvalidChain, for the header peer).
    */
   private async download(first: number, last: number, providers: string[], canServe: (status: Status) => boolean): Promise<void> {
     this.emit('download', last - first + 1);

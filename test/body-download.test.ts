@@ -1,8 +1,12 @@
 import assert from 'node:assert/strict';
 import type { SaneBlock } from '../consensus/sanity.ts';
 import { BodyDownload, stallPauseMs } from '../node/body-download.ts';
-import { realEnv } from '../node/env.ts';
-import { busyError } from '../node/transport.ts';
+import { realEnv, sleep, type Env } from '../node/env.ts';
+import { PeerFault } from '../node/header-sync.ts';
+import { TransportError, busyError } from '../node/transport.ts';
+import { Scheduler } from '../sim/scheduler.ts';
+import { SimEnv } from '../sim/env.ts';
+import { Random } from '../sim/random.ts';
 
 /** A batch's stand-in blocks: each "block" is its height, which is all the download passes on. */
 function heightsOf(hashes: readonly Uint8Array[]): number[] {
@@ -119,5 +123,166 @@ describe('BodyDownload', () => {
     const counts = ['peer-a', 'peer-b', 'peer-c'].map((peer) => served.get(peer) ?? 0);
     assert.equal(counts.reduce((a, b) => a + b, 0), 40);
     for (const n of counts) assert.ok(n >= 8, `batches served: ${counts.join(', ')}`);
+  });
+
+  describe('on simulated time', () => {
+    const T0 = 1_700_000_000_000;
+    /** A download of `batches` batches whose providers answer as `answer` says, on a simulated clock. */
+    function simulated(batches: number, answer: (peer: string, first: number, env: Env) => Promise<void>, options: { importMs?: number } = {}) {
+      const scheduler = new Scheduler(T0);
+      const env = new SimEnv(scheduler, new Random('body-download'));
+      const imported: number[] = [];
+      const blamed: string[] = [];
+      const download = new BodyDownload({
+        env,
+        first: 1,
+        last: batches * 32,
+        batchHashes: async (begin, count) => Array.from({ length: count }, (_, i) => hashOf(begin + i)),
+        fetch: async (peer, hashes) => {
+          await answer(peer, heightsOf(hashes)[0]!, env);
+          return heightsOf(hashes) as unknown as SaneBlock[];
+        },
+        importBatch: async (blocks) => {
+          await sleep(env, options.importMs ?? 10);
+          imported.push(...(blocks as unknown as number[]));
+        },
+        blame: (peer) => blamed.push(peer),
+        isBanned: () => false,
+      });
+      const start = scheduler.now;
+      /** Runs the download; undefined if it had not ended after `limitMs` of simulated time. */
+      const run = async (limitMs: number) => {
+        const done = await scheduler.drive(download.run(), limitMs);
+        return done && { endedAtMs: scheduler.now - start };
+      };
+      return { download, imported, blamed, run, scheduler };
+    }
+
+    it('a provider that only ever answers busy leaves the download, unpunished, and the download ends', async () => {
+      // It used to wait out every retry-after for ever: the sync behind it never ended, and no
+      // other peer's chain was fetched meanwhile.
+      const d = simulated(4, async (peer) => {
+        throw busyError(peer, 'blocks', 1_000);
+      });
+      d.download.join('peer-a');
+      const ended = await d.run(10 * 60_000);
+      assert.ok(ended, 'the download never ended');
+      assert.ok(ended.endedAtMs < 30_000, `ended after ${ended.endedAtMs} ms`);
+      assert.deepEqual(d.imported, []);
+      assert.deepEqual(d.blamed, []);
+    });
+
+    it('a retry-after longer than the longest stall pause makes a provider leave at once', async () => {
+      // Over 2^31 - 1 ms, Node's timers fire at once: the download used to ask again every
+      // millisecond, for ever.
+      let asked = 0;
+      const d = simulated(4, async (peer) => {
+        asked++;
+        throw busyError(peer, 'blocks', 3_000_000_000);
+      });
+      d.download.join('peer-a');
+      const ended = await d.run(60 * 60_000);
+      assert.ok(ended, 'the download never ended');
+      assert.ok(ended.endedAtMs < 1_000, `ended after ${ended.endedAtMs} ms`);
+      assert.ok(asked <= 2, `asked ${asked} times`);
+    });
+
+    it('a busy answer between batches does not count toward leaving', async () => {
+      // Busy on every other request, for a long download: an honest server's budget at work.
+      let n = 0;
+      const d = simulated(40, async (peer, _first, env) => {
+        if (n++ % 2 === 0) throw busyError(peer, 'blocks', 50);
+        await sleep(env, 5);
+      });
+      d.download.join('peer-a');
+      assert.ok(await d.run(10 * 60_000), 'the download never ended');
+      assert.equal(d.imported.length, 40 * 32);
+    });
+
+    it('when the other providers leave, the last one does not sit out its pause alone', async () => {
+      // peer-b is slow once and sits out 2 s from 500 ms; peer-a fails at 700 ms and leaves.
+      // peer-b used to sit out the rest of its pause (up to 64 s at later stalls) with nobody
+      // else to serve.
+      let slowOnce = true;
+      let leftAt: number | undefined;
+      let resumedAt: number | undefined;
+      const d = simulated(200, async (peer, _first, env) => {
+        if (peer === 'peer-b' && slowOnce) {
+          slowOnce = false;
+          await sleep(env, 1_500);
+          return;
+        }
+        if (peer === 'peer-a' && env.now() >= T0 + 700) {
+          leftAt ??= env.now();
+          throw new TransportError('TRANSPORT_CLOSED', 'peer-a went away');
+        }
+        if (peer === 'peer-b' && leftAt !== undefined) resumedAt ??= env.now();
+        await sleep(env, 5);
+      });
+      d.download.join('peer-a');
+      d.download.join('peer-b');
+      const ended = await d.run(10 * 60_000);
+      assert.ok(ended, 'the download never ended');
+      assert.equal(d.imported.length, 200 * 32);
+      assert.ok(leftAt !== undefined && resumedAt !== undefined, 'peer-a never left, or peer-b never served after');
+      assert.ok(resumedAt - leftAt < 100, `peer-b was asked again ${resumedAt - leftAt} ms after peer-a left`);
+    });
+
+    it('the stall clock starts when the hold-up is first seen, not when the request went out', async () => {
+      // peer-b's first two answers take 900 ms; peer-a's 100 ms; each batch imports in 400 ms.
+      // peer-b's batch is the next to import from 500 ms on, and arrives at 900 ms, before an
+      // idle peer-a has waited twice its 100 ms... from 500 ms. Timed from peer-b's request (at
+      // 0 ms), peer-b was paused at 500 ms and its two batches were fetched a second time.
+      const asked = new Map<number, number>();
+      let slow = 2;
+      const d = simulated(
+        16,
+        async (peer, first, env) => {
+          asked.set(first, (asked.get(first) ?? 0) + 1);
+          await sleep(env, peer === 'peer-b' && slow-- > 0 ? 900 : 100);
+        },
+        { importMs: 400 },
+      );
+      d.download.join('peer-a');
+      d.download.join('peer-b');
+      assert.ok(await d.run(10 * 60_000), 'the download never ended');
+      assert.equal(d.imported.length, 16 * 32);
+      const twice = [...asked].filter(([, n]) => n > 1).map(([first]) => first);
+      assert.deepEqual(twice, [], 'batches fetched twice');
+    });
+
+    it('ends when its last batch is imported, not when a request given up on times out', async () => {
+      // peer-b's one answer would take 20 s (the transport's timeout); its batch is asked of
+      // peer-a meanwhile, and the download used to wait for peer-b's request all the same.
+      const d = simulated(3, async (peer, first, env) => {
+        if (peer === 'peer-b' && first === 1) {
+          await sleep(env, 20_000);
+          throw new TransportError('TRANSPORT_TIMEOUT', 'peer-b timed out');
+        }
+        if (peer === 'peer-b') throw new TransportError('TRANSPORT_CLOSED', 'peer-b gone');
+        await sleep(env, 5);
+      });
+      d.download.join('peer-b');
+      d.download.join('peer-a');
+      const ended = await d.run(10 * 60_000);
+      assert.ok(ended, 'the download never ended');
+      assert.equal(d.imported.length, 3 * 32);
+      assert.ok(ended.endedAtMs < 10_000, `ended after ${ended.endedAtMs} ms`);
+    });
+
+    it('a provable lie in an answer that came after the download ended is still held against its sender', async () => {
+      const d = simulated(1, async (peer, _first, env) => {
+        if (peer === 'peer-b') {
+          await sleep(env, 5_000);
+          throw new PeerFault('sent blocks other than those asked', 100);
+        }
+        await sleep(env, 5);
+      });
+      d.download.join('peer-b');
+      d.download.join('peer-a');
+      assert.ok(await d.run(60_000), 'the download never ended');
+      await d.scheduler.runUntil(d.scheduler.now + 10_000);
+      assert.deepEqual(d.blamed, ['peer-b']);
+    });
   });
 });
