@@ -1,4 +1,4 @@
-import { open, rename, rm } from 'node:fs/promises';
+import { open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Reader, toHex } from '../ledger/bytes.ts';
 import { HEADER_BYTES, decodeHeader } from '../ledger/block.ts';
@@ -130,13 +130,27 @@ const u32 = (bytes: Uint8Array) => new Reader(bytes).u32();
  * Imports a snapshot file into a datadir at genesis, checking it as snapshot sync checks what
  * peers send: every header, the pivot block against its header, every chunk against the pivot
  * header's state root, the chunks together covering every key once. A file that fails is refused
- * with the reason, and the datadir is left as it was.
+ * with the reason, and the datadir is left as it was. A store that fails during the install
+ * itself (a full disk) leaves the install marked, and the next open of the datadir finishes it.
  */
 export async function importSnapshot(datadir: string, file: string, params: Parameters<typeof ChainDB.open>[1]): Promise<{ height: number; hash: string }> {
   const handle = await open(file, 'r').catch((err: NodeJS.ErrnoException) => {
     throw new UsageError(`cannot read ${file}: ${err.code ?? err.message}`);
   });
-  const db = await openStore(datadir, params);
+  try {
+    const db = await openStore(datadir, params);
+    try {
+      return await importSnapshotInto(db, handle, params);
+    } finally {
+      await db.close();
+    }
+  } finally {
+    await handle.close();
+  }
+}
+
+/** `importSnapshot` into an open store (the caller closes both). */
+export async function importSnapshotInto(db: ChainDB, handle: FileHandle, params: Parameters<typeof ChainDB.open>[1]): Promise<{ height: number; hash: string }> {
   let job: SnapshotImport | undefined;
   try {
     const reader = new FileReader(handle);
@@ -164,11 +178,10 @@ export async function importSnapshot(datadir: string, file: string, params: Para
     const done = await job.finish();
     return { height: done.height, hash: toHex(done.hash) };
   } catch (err) {
-    await job?.discard();
+    if ((await job?.discard()) === 'install-pending') {
+      throw new StoreError('STORE_WRITE_FAILED', `the install of the snapshot stopped part way (${(err as Error).message}); the datadir finishes it the next time it is opened (cairn node)`);
+    }
     throw err;
-  } finally {
-    await db.close();
-    await handle.close();
   }
 }
 
@@ -184,4 +197,5 @@ import checks FILE as snapshot sync checks what peers send — every header (lin
 targets, timestamps), block H against its header, every chunk against H's state root, the chunks
 covering every account once — and installs it into DIR, which must be new (or at genesis): the node
 then starts at height H, with no history below it (as a pruned node), and executes the blocks
-after it from its peers. A file that fails any check is refused with the reason; DIR is left as it was.`;
+after it from its peers. A file that fails any check is refused with the reason; DIR is left as it was.
+A disk that fails during the install itself leaves the install for the node's next start to finish.`;

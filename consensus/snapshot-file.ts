@@ -83,7 +83,8 @@ export function decodeFileChunk(bytes: Uint8Array): { position: string; entries:
 /**
  * An import in progress into a store at genesis: fed the file's parts in order, checking each,
  * staging what holds (ledger/snapshot-join.ts), installing at `finish`. On any failure the caller
- * calls `discard`, and the store is as it was.
+ * calls `discard`, and the store is as it was, unless the install had begun: then the next open
+ * of the store finishes it.
  */
 export class SnapshotImport {
   private readonly db: ChainDB;
@@ -180,10 +181,17 @@ export class SnapshotImport {
     return { height: header.height, hash: header.hash };
   }
 
-  /** Leaves the store as it was before the import. */
-  async discard(): Promise<void> {
+  /**
+   * Leaves the store as it was before the import, and says 'discarded'; or, when the install had
+   * begun (the old state may be half replaced already), leaves the install's mark for the next
+   * open of the store to finish (ChainDB.open) and says 'install-pending'. Forgetting the mark
+   * there would leave a store at genesis with half its state gone and nothing to mend it.
+   */
+  async discard(): Promise<'discarded' | 'install-pending'> {
     await this.db.flushed().catch(() => {});
+    if ((await this.db.join.state())?.phase === 'installing') return 'install-pending';
     await this.db.join.discard(this.blockStored && this.pivot ? this.pivot.header.hash : undefined);
+    return 'discarded';
   }
 }
 

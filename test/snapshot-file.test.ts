@@ -5,17 +5,21 @@
  */
 import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { stateDigest } from '../ledger/audit.ts';
 import { bytesEqual } from '../ledger/bytes.ts';
 import { ChainDB } from '../ledger/chaindb.ts';
-import { CairnError } from '../ledger/errors.ts';
+import { CairnError, StoreError } from '../ledger/errors.ts';
 import { parseGenesis } from '../ledger/genesis.ts';
 import { Chain } from '../consensus/chain.ts';
 import { SNAPSHOT_HEAD_BYTES } from '../consensus/snapshot-file.ts';
 import { HEADER_BYTES } from '../ledger/block.ts';
 import { generateDatadir } from '../cli/cmd-generate.ts';
-import { exportSnapshot, importSnapshot } from '../cli/cmd-snapshot.ts';
+import { exportSnapshot, importSnapshot, importSnapshotInto } from '../cli/cmd-snapshot.ts';
+import { LevelKv } from '../ledger/kv-level.ts';
+import { layout } from '../ledger/layout.ts';
+import type { KeyRange } from '../ledger/kv.ts';
 import { tempDir } from './helpers/fixtures.ts';
 
 const BLOCKS = 300;
@@ -113,6 +117,48 @@ describe('snapshot files', function () {
       writeFileSync(tampered, edited);
       await assert.rejects(importSnapshot(datadir, tampered, params), reason, what);
       assert.equal(await content(datadir), before, `${what}: nothing changed`);
+    }
+  });
+
+  it('a store that fails during the install leaves it marked, and the next open finishes it', async () => {
+    // The import used to forget the install's mark on any failure, the install's own included:
+    // with the old accounts already cleared, the datadir opened at genesis with its state gone.
+    const datadir = fresh('failing-install');
+    const kv = await LevelKv.open(join(datadir, 'chain'));
+    let failed = false;
+    const failing = new Proxy(kv, {
+      get(target, prop, receiver) {
+        if (prop === 'clear') {
+          return async (range: KeyRange) => {
+            // The install's second step: the old tree goes after the old accounts.
+            if (!failed && bytesEqual(range.gte, layout.range('S').gte)) {
+              failed = true;
+              throw new StoreError('STORE_WRITE_FAILED', 'no space left on device (simulated)');
+            }
+            return target.clear(range);
+          };
+        }
+        const value = Reflect.get(target, prop, receiver) as unknown;
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const db = await ChainDB.open(failing, params);
+    const handle = await open(file, 'r');
+    try {
+      await assert.rejects(importSnapshotInto(db, handle, params), /stopped part way.*no space left.*next time it is opened/);
+    } finally {
+      await handle.close();
+      await db.close();
+    }
+    assert.ok(failed, 'the install never reached its second step');
+    const reopened = await ChainDB.open(join(datadir, 'chain'), params);
+    try {
+      const chain = await Chain.open(reopened, { clock: () => Math.floor(Date.now() / 1000) });
+      assert.equal(chain.tip.height, 200, 'the install finished at the next open');
+      assert.ok(bytesEqual(await reopened.stateRoot(), chain.tip.header.stateRoot));
+      assert.equal(await reopened.join.state(), undefined, 'no join left behind');
+    } finally {
+      await reopened.close();
     }
   });
 
