@@ -106,13 +106,16 @@ async function newChain(): Promise<Chain> {
   return Chain.open(db, { clock: () => NOW });
 }
 
-/** Mines `n` blocks on `chain`'s tip (the first pays carol 500 from alice), returning them. */
-async function extend(chain: Chain, n: number, miner: number, payCarol = false): Promise<Block[]> {
+/**
+ * Mines `n` blocks on `chain`'s tip (the first pays carol 500 from alice), returning them;
+ * `spacing`: seconds between them (the test network's block time by default).
+ */
+async function extend(chain: Chain, n: number, miner: number, payCarol = false, spacing?: number): Promise<Block[]> {
   const out: Block[] = [];
   for (let i = 0; i < n; i++) {
     const tip = chain.tip;
     const txs = payCarol && i === 0 ? [transfer(alice!, carol.address, 500n, 0n), transfer(bob!, carol.address, 7n, 0n)] : [];
-    const block = mineChild(params, { hash: tip.hash, height: tip.height, header: tip.header, anchorTimestamp: tip.anchorTimestamp }, txs, { miner: testKey(miner).address });
+    const block = mineChild(params, { hash: tip.hash, height: tip.height, header: tip.header, anchorTimestamp: tip.anchorTimestamp }, txs, { miner: testKey(miner).address, ...(spacing === undefined ? {} : { spacing }) });
     assert.equal(await chain.processBlock(block), 'connected');
     out.push(block);
   }
@@ -276,6 +279,28 @@ describe('light client', function () {
     assert.equal(toHex(client.headers.hashAt(4)!), toHex(common[3]!.header.hash));
     // The proof now comes from the branch it follows.
     assert.equal((await client.getAccount(testKey(52).address)).account?.balance, 6n * params.reward);
+  });
+
+  it('moves to a branch with more work and no more height, and bans nobody', async () => {
+    // Found by a review: the first range answer past our tip was empty, taken as the peer's whole
+    // chain, and the peer banned for withholding the work its status claimed. A minority miner
+    // keeping a slow fork a block taller could so have the client ban every honest peer.
+    const a = await newChain();
+    const b = await newChain();
+    const common = await extend(a, 4, 50);
+    for (const block of common) await b.processBlock(block);
+    await extend(a, 3, 51, false, 1_200); // behind schedule: easier targets, less work
+    await extend(b, 3, 52); // on schedule: the same height, more work
+    assert.equal(a.tip.height, b.tip.height);
+    assert.ok(b.tip.totalWork > a.tip.totalWork);
+    await fullNode(net, 'a', a);
+    await fullNode(net, 'b', b);
+    const client = await startLight();
+    await meet(client, 'a');
+    assert.equal(toHex(client.headers.tip.header.hash), a.tip.hashHex);
+    await meet(client, 'b');
+    assert.deepEqual([...client.bans.keys()], []);
+    assert.equal(toHex(client.headers.tip.header.hash), b.tip.hashHex);
   });
 
   it("penalises, but does not ban at once, a peer that says it lacks the tip it announced", async () => {

@@ -236,7 +236,9 @@ export class LightClient extends EventEmitter<LightClientEvents> {
   /**
    * Headers by height after our tip, kept as they are checked: the usual case, a peer further
    * along our own chain. The total work then shown; undefined if the peer's next header does not
-   * follow our tip (its chain forks from ours).
+   * follow our tip, or it has none at that height at all: its chain forks from ours, and may have
+   * more work at no more height (a branch mined on schedule against ours mined slowly, whose
+   * ASERT targets were easier), which only the locator finds.
    */
   private async extendByRange(peer: string): Promise<bigint | undefined> {
     let check: HeaderChainCheck | undefined;
@@ -247,7 +249,7 @@ export class LightClient extends EventEmitter<LightClientEvents> {
         maxBytes: 16 + MAX_HEADERS_PER_RESPONSE * HEADER_BYTES,
       });
       const headers = decodeHeaders(bytes);
-      if (headers.length === 0) return check?.totalWork ?? tip.totalWork;
+      if (headers.length === 0) return check?.totalWork;
       if (!bytesEqual(headers[0]!.prevHash, tip.header.hash)) return undefined;
       check ??= new HeaderChainCheck(this.params, this.headers.startAt(tip.header.height)!, this.clock());
       const works: bigint[] = [];
