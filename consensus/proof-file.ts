@@ -160,8 +160,9 @@ function startOfChain(params: ChainParams, genesis: BlockHeader, file: ProofFile
   const from = file.headers.from;
   if (from === 1) {
     if (checkpoint) {
-      const at = list[checkpoint.height - 1];
-      if (checkpoint.height > 0 && (!at || !bytesEqual(at.hash, checkpoint.hash))) throw not(`the chain does not pass through the checkpoint ${checkpoint.height}:${toHex(checkpoint.hash)}`);
+      // Height 0 is the genesis the parameters make: a user who pins it pins the genesis file too.
+      const at = checkpoint.height === 0 ? genesis : list[checkpoint.height - 1];
+      if (!at || !bytesEqual(at.hash, checkpoint.hash)) throw not(`the chain does not pass through the checkpoint ${checkpoint.height}:${toHex(checkpoint.hash)}`);
     }
     const start: HeaderChainStart = { header: genesis, totalWork: blockWork(genesis.target), anchorTimestamp: undefined, recentTimes: [genesis.timestamp] };
     return { start, rest: list, fromGenesis: true };

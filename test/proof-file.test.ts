@@ -97,6 +97,13 @@ describe('proofs and proof files', function () {
     assert.throws(() => verifyProofFile(params, forged, { now: NOW, checkpoint: cp }), /anchor header/);
   });
 
+  it('a checkpoint at height 0 is held against the genesis, like any other', () => {
+    // It used to be skipped: pinning the real genesis gave no protection against a forged genesis file.
+    const genesisHash = db.genesis.header.hash;
+    assert.equal(verifyProofFile(params, files.account, { now: NOW, checkpoint: { height: 0, hash: genesisHash } }).fromGenesis, true);
+    assert.throws(() => verifyProofFile(params, files.account, { now: NOW, checkpoint: { height: 0, hash: new Uint8Array(32).fill(0xee) } }), /does not pass through the checkpoint 0:/);
+  });
+
   it('a proof rolled back below the limit is refused, not made', async () => {
     const result = await chain.withImportsPaused(() => proveAccountsAt(chain, chain.mainAt(1)!, [carol.address], 10));
     assert.equal(result, 'too-deep');
