@@ -195,7 +195,11 @@ export class Gossip extends EventEmitter<GossipEvents> {
       try {
         return this.verdictOf(peer, await chain.processSaneBlock(block));
       } catch (err) {
-        if (place === 'unknown' || !(err instanceof CairnError)) throw err;
+        if (!(err instanceof CairnError)) throw err;
+        // Its parent was not in our index when judged, but may have been on its way (its import
+        // queued), and then the block imported as any other: its header is judged now, against
+        // the parent it had. A header that holds leaves a failure of the block's own.
+        if (place === 'unknown' && chain.judgeHeader(block.header) === 'unknown') throw err;
         // Everything a forwarder checks before it forwards has held here too.
         this.emit('failed', peer, err);
         return 'ignore';

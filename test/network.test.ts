@@ -588,4 +588,31 @@ describe('network: compact block relay', function () {
     await waitFor(() => sameTip([a, b, c]) && c.node.chain.tip.height === 2, 10_000, 'the next block through B');
     assert.deepEqual(penalties, []);
   });
+
+  it('no forwarder penalised either when the bad block arrives while its parent is still queued for import', async () => {
+    // Found by a review: C judged the child's header before its parent was in C's index (the
+    // parent's import queued), and took the child's failed import for the forwarder's fault. A
+    // miner could so, for one block's work, have honest relays banned across the network.
+    const [a, b, c] = await line();
+    const penalties: string[] = [];
+    for (const t of [b, c]) t.node.peers.on('penalty', (peer, score, reason) => penalties.push(`${peer}: ${score} ${reason}`));
+    const failed: string[] = [];
+    c.node.gossip.on('failed', () => failed.push('C'));
+    const rebuiltBefore = c.node.gossip.compactStats.rebuilt;
+    const release = holdImports(c);
+    let parent;
+    try {
+      [parent] = await mineOn(a, 1);
+      await waitFor(() => b.node.chain.tip.height === 2, 10_000, 'B to connect the parent');
+      const bad = mineChild(params, b.node.chain.tip, [], { miner: testKey(61).address, stateRoot: new Uint8Array(32).fill(9) });
+      await a.node.gossip.publishBlock(bad);
+      await waitFor(() => c.node.gossip.compactStats.rebuilt === rebuiltBefore + 2, 10_000, 'C to rebuild the parent and the child, both imports held');
+      assert.equal(c.node.chain.tip.height, 1, "C's imports were held throughout");
+    } finally {
+      release();
+    }
+    await waitFor(() => failed.length === 1 || penalties.length > 0, 10_000, 'C to try the child');
+    assert.deepEqual(penalties, []);
+    assert.equal(c.node.chain.tip.hash.toString(), parent!.header.hash.toString(), 'C on the parent, the child refused');
+  });
 });
