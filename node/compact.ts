@@ -87,6 +87,13 @@ export function assemble(compact: CompactBlock, txs: readonly Transaction[], par
 }
 
 export const MAX_REQUESTED = 100_000;
+/**
+ * A node serves getBlockTxs for blocks at most this far below its tip (and for one it is
+ * importing), as BIP 152 serves only recent blocks: the request exists for a block just
+ * announced, and would otherwise be a way to download old blocks around the blocks protocol's
+ * budgets.
+ */
+export const BLOCK_TXS_DEPTH = 10;
 /** getBlockTxs: 01 ‖ hash ‖ count ‖ 100,000 indexes of 4 bytes, with room to spare. */
 export const GET_BLOCK_TXS_MAX_BYTES = 64 + MAX_REQUESTED * 4;
 
@@ -102,7 +109,13 @@ export function decodeGetBlockTxs(bytes: Uint8Array): { blockHash: Uint8Array; i
   const blockHash = r.bytes(HASH_BYTES, 'block hash');
   const n = r.varint('index count', Math.min(MAX_REQUESTED, Math.floor(r.remaining / 4)));
   const indexes: number[] = [];
-  for (let i = 0; i < n; i++) indexes.push(r.u32('index'));
+  for (let i = 0; i < n; i++) {
+    const index = r.u32('index');
+    // Strictly ascending, as a receiver asks: an index asked twice was a way to be sent a block's
+    // bytes many times over for one request's cost.
+    if (i > 0 && index <= indexes[i - 1]!) throw new DecodeError('DECODE_NON_CANONICAL', 'getBlockTxs indexes must be strictly ascending');
+    indexes.push(index);
+  }
   r.end('getBlockTxs');
   return { blockHash, indexes };
 }

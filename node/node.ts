@@ -16,7 +16,7 @@ import type { Serve } from './serving.ts';
 import { networkNames, type NetworkNames } from './protocols.ts';
 import { Sync } from './sync.ts';
 import { TxRelay } from './tx-relay.ts';
-import { serveBlockTxs } from './compact.ts';
+import { BLOCK_TXS_DEPTH, serveBlockTxs } from './compact.ts';
 import { serveLightClients } from './light/serve.ts';
 import { TxSignatureVerifier } from './tx-signatures.ts';
 import type { ConnectionInfo, Transport } from './transport.ts';
@@ -178,7 +178,11 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     this.pruner?.start();
     await this.sync.start();
     await this.txRelay.start();
-    await serveBlockTxs(serve, this.names, async (hash) => this.gossip.forwardedBlockBytes(hash) ?? (await this.db.getBlocksBytes([hash]))[0], (peer, err) => this.peers.badRequest(peer, err));
+    const recent = (hash: Uint8Array) => {
+      const entry = this.chain.getEntry(hash);
+      return entry !== undefined && entry.height + BLOCK_TXS_DEPTH >= this.chain.tip.height;
+    };
+    await serveBlockTxs(serve, this.names, async (hash) => this.gossip.forwardedBlockBytes(hash) ?? (recent(hash) ? (await this.db.getBlocksBytes([hash]))[0] : undefined), (peer, err) => this.peers.badRequest(peer, err));
     await serveLightClients(this.chain, serve, this.names, (peer, err) => this.peers.badRequest(peer, err));
     if (this.snapshots) {
       await serveSnapshots(this.chain, serve, this.names, (peer, err) => this.peers.badRequest(peer, err));

@@ -8,7 +8,8 @@ import { peerIdFromString } from '@libp2p/peer-id';
 import { gossipTopics, type NetworkNames } from '../node/protocols.ts';
 import { request, requestMany, serve } from '../node/libp2p/reqresp.ts';
 import { TransportError } from '../node/transport.ts';
-import { encodeGetBlocks, encodeStatus, encodeTxBatch } from '../node/wire.ts';
+import { decodeTxBatch, encodeGetBlocks, encodeStatus, encodeTxBatch } from '../node/wire.ts';
+import { BLOCK_TXS_DEPTH, encodeGetBlockTxs } from '../node/compact.ts';
 import { decodeTransaction } from '../ledger/transaction.ts';
 import { FUNDED_KEYS, seededRandom, testKey, transfer } from './helpers/fixtures.ts';
 import { asParent, mineChild } from './helpers/mining.ts';
@@ -587,6 +588,33 @@ describe('network: compact block relay', function () {
     await mineOn(a, 1);
     await waitFor(() => sameTip([a, b, c]) && c.node.chain.tip.height === 2, 10_000, 'the next block through B');
     assert.deepEqual(penalties, []);
+  });
+
+  it('getBlockTxs: served for recent blocks only, indexes strictly ascending', async () => {
+    // Found by a review: any stored block was served, each index as often as asked: a 400 KB
+    // request of index 0 a hundred thousand times was answered with 16.6 MB, and old blocks could
+    // be fetched around the blocks protocol's budgets.
+    const a = await startNode(params);
+    const b = await startNode(params, [a.addr]);
+    nodes.push(a, b);
+    await waitFor(() => b.node.sync.statuses.size > 0 && a.node.sync.statuses.size > 0, 10_000, 'handshake');
+    const paid = transfer(alice, testKey(130).address, 4n, 0n);
+    await a.node.mempool.add(paid, a.node.clock());
+    const [block] = await mineOn(a, 1);
+    assert.equal(block!.txs.length, 1);
+    const ask = async (indexes: number[]) => {
+      const answer = await b.node.transport.request(a.node.transport.peerId, a.node.names.blockTxs, encodeGetBlockTxs(block!.header.hash, indexes), { timeoutMs: 5_000, maxBytes: 1_000_000 });
+      return decodeTxBatch(answer).length;
+    };
+    await mineOn(a, BLOCK_TXS_DEPTH);
+    assert.equal(await ask([0]), 1, `served ${BLOCK_TXS_DEPTH} blocks below the tip`);
+    await mineOn(a, 1);
+    assert.equal(await ask([0]), 0, `not ${BLOCK_TXS_DEPTH + 1} below`);
+    const penalties: string[] = [];
+    a.node.peers.on('penalty', (_peer, _score, reason) => penalties.push(reason));
+    await assert.rejects(ask([0, 0]), TransportError, 'an index asked twice');
+    await waitFor(() => penalties.length > 0, 5_000, 'the asker penalised');
+    assert.match(penalties[0]!, /strictly ascending/);
   });
 
   it('no forwarder penalised either when the bad block arrives while its parent is still queued for import', async () => {
