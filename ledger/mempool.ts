@@ -7,6 +7,7 @@ import type { Block } from './block.ts';
 import { checkTxSignature, TX_BYTES, type Transaction } from './transaction.ts';
 import { EMPTY_ACCOUNT, checkTxAgainstState, type AccountSource, type StateRules } from './state.ts';
 import { SenderTails } from './sender-tails.ts';
+import { MaxFeeHeap } from './fee-heap.ts';
 
 export type MempoolRejectionCode =
   | 'MEMPOOL_DUPLICATE'
@@ -38,6 +39,14 @@ export interface MempoolPolicy {
   readonly minFee: bigint;
   /** How far beyond the sender's next nonce a transaction may wait for the ones before it. */
   readonly maxNonceGap: number;
+  /**
+   * Bytes of transactions that wait for an earlier nonce not in the pool (gapped): they cannot be
+   * mined until it comes, pay nothing meanwhile, and never make room by evicting anything. By
+   * default an eighth of maxBytes: without a share of their own, a few thousand funded senders
+   * each sending nonces 1 to 64 but never 0 filled the pool for free and pushed out every
+   * transaction a block could take.
+   */
+  readonly maxGappedBytes: number;
   /** A replacement (same sender and nonce) must pay this many percent more fee, and at least 1 more. */
   readonly replaceBumpPercent: bigint;
 }
@@ -47,6 +56,7 @@ export const DEFAULT_MEMPOOL_POLICY: MempoolPolicy = {
   maxAge: 3 * 3600,
   minFee: 1n,
   maxNonceGap: 64,
+  maxGappedBytes: 4 * 1024 * 1024,
   replaceBumpPercent: 10n,
 };
 
@@ -78,6 +88,9 @@ export class Mempool extends EventEmitter<{ added: [entry: MempoolEntry] }> {
   /** Each sender's evictable transaction by fee, kept in step with `bySender` by insert and remove. */
   private readonly tails = new SenderTails<MempoolEntry>();
   private totalBytes = 0;
+  /** Entries behind a missing nonce (MempoolPolicy.maxGappedBytes), and their bytes. */
+  private readonly gapped = new Set<MempoolEntry>();
+  private gappedTotal = 0;
   private readonly queue = new SerialQueue();
 
   constructor(
@@ -89,7 +102,8 @@ export class Mempool extends EventEmitter<{ added: [entry: MempoolEntry] }> {
     super();
     this.state = state;
     this.rules = rules;
-    this.policy = { ...DEFAULT_MEMPOOL_POLICY, ...policy };
+    const maxBytes = policy.maxBytes ?? DEFAULT_MEMPOOL_POLICY.maxBytes;
+    this.policy = { ...DEFAULT_MEMPOOL_POLICY, maxGappedBytes: Math.floor(maxBytes / 8), ...policy };
     this.checkSignature = checkSignature;
   }
 
@@ -99,6 +113,11 @@ export class Mempool extends EventEmitter<{ added: [entry: MempoolEntry] }> {
 
   get bytes(): number {
     return this.totalBytes;
+  }
+
+  /** Bytes of transactions waiting for an earlier nonce that is not in the pool. */
+  get gappedBytes(): number {
+    return this.gappedTotal;
   }
 
   has(id: Uint8Array): boolean {
@@ -148,7 +167,8 @@ export class Mempool extends EventEmitter<{ added: [entry: MempoolEntry] }> {
     });
   }
 
-  private async admit(tx: Transaction, now: number): Promise<MempoolEntry> {
+  /** `readmit`: a transaction of a disconnected block, which the nonce gap limit does not hold back. */
+  private async admit(tx: Transaction, now: number, readmit = false): Promise<MempoolEntry> {
     const idHex = tx.idHex;
     if (this.byId.has(idHex)) throw new MempoolRejection('MEMPOOL_DUPLICATE', `transaction ${idHex} is already pending`);
     if (tx.fee < this.policy.minFee) {
@@ -158,7 +178,7 @@ export class Mempool extends EventEmitter<{ added: [entry: MempoolEntry] }> {
     if (tx.nonce < account.nonce) {
       throw new MempoolRejection('MEMPOOL_NONCE_TOO_LOW', `nonce ${tx.nonce} is already used; the next is ${account.nonce}`);
     }
-    if (tx.nonce > account.nonce + BigInt(this.policy.maxNonceGap)) {
+    if (!readmit && tx.nonce > account.nonce + BigInt(this.policy.maxNonceGap)) {
       throw new MempoolRejection('MEMPOOL_NONCE_GAP', `nonce ${tx.nonce} is more than ${this.policy.maxNonceGap} ahead of the next, ${account.nonce}`);
     }
     // The rules a block would apply, as if the earlier pending nonces were already in.
@@ -182,25 +202,66 @@ export class Mempool extends EventEmitter<{ added: [entry: MempoolEntry] }> {
     }
     // A replacement takes the place of the one it replaces; anyone else makes room only once
     // the (expensive, last) signature check has passed, so a forgery evicts nothing.
-    const victims = replaced ? NO_VICTIMS : this.chooseVictims(tx);
+    const gapped = !replaced && this.missingBefore(pending, account.nonce, tx.nonce);
+    if (gapped && this.gappedTotal + TX_BYTES > this.policy.maxGappedBytes) {
+      throw new MempoolFullError(`the pool holds its share of transactions waiting for an earlier nonce (${this.policy.maxGappedBytes} bytes): send nonce ${this.firstMissing(pending, account.nonce)} first`);
+    }
+    const victims = replaced ? NO_VICTIMS : this.chooseVictims(tx, gapped);
     const checking = this.checkSignature(tx); // a signature already verified answers at once
     if (checking) await checking;
     for (const v of victims) this.remove(v);
     if (replaced) this.remove(replaced);
     const entry: MempoolEntry = { tx, idHex, addedAt: now };
     this.insert(entry);
+    this.classify(senderKey, account.nonce);
     // For live feeds (node/http/events.ts): a transaction that entered, also one a reorg put back.
     this.emit('added', entry);
     return entry;
   }
 
+  /** The first nonce from `from` on that the sender has not pending. */
+  private firstMissing(pending: ReadonlyMap<bigint, MempoolEntry> | undefined, from: bigint): bigint {
+    let nonce = from;
+    while (pending?.has(nonce)) nonce++;
+    return nonce;
+  }
+
+  /** Whether a nonce in [from, nonce) is not pending: a transaction at `nonce` would wait for it. */
+  private missingBefore(pending: ReadonlyMap<bigint, MempoolEntry> | undefined, from: bigint, nonce: bigint): boolean {
+    return this.firstMissing(pending, from) < nonce;
+  }
+
+  /**
+   * Marks which of a sender's entries wait for a missing nonce, given its state nonce. A sender's
+   * nonces change only by admission and removal here and by blocks (revalidateSender), which
+   * call it; removals take a sender's latest nonces first, which leaves no new gap.
+   */
+  private classify(senderKey: string, stateNonce: bigint): void {
+    const pending = this.bySender.get(senderKey);
+    if (!pending) return;
+    const executableBelow = this.firstMissing(pending, stateNonce);
+    for (const entry of pending.values()) {
+      const gapped = entry.tx.nonce > executableBelow;
+      if (gapped === this.gapped.has(entry)) continue;
+      if (gapped) {
+        this.gapped.add(entry);
+        this.gappedTotal += entry.tx.bytes.length;
+      } else {
+        this.gapped.delete(entry);
+        this.gappedTotal -= entry.tx.bytes.length;
+      }
+    }
+  }
+
   /**
    * The cheapest transactions that nothing else depends on (other senders' tails; equal fees: the
    * sender that entered the pool first), whose room `tx` needs; refuses `tx` if it is the
-   * cheapest. Changes nothing: the caller evicts once the signature has passed.
+   * cheapest, or if it waits for a missing nonce (`gapped`: it may not push out what a block
+   * could take). Changes nothing: the caller evicts once the signature has passed.
    */
-  private chooseVictims(tx: Transaction): readonly MempoolEntry[] {
+  private chooseVictims(tx: Transaction, gapped: boolean): readonly MempoolEntry[] {
     if (this.totalBytes + TX_BYTES <= this.policy.maxBytes) return NO_VICTIMS;
+    if (gapped) throw new MempoolFullError(`mempool is full (${this.policy.maxBytes} bytes), and a transaction waiting for an earlier nonce makes no room`);
     const victims: MempoolEntry[] = [];
     let freed = 0;
     const cheapest = this.tails.cheapestFirst(tx.fromKey);
@@ -239,15 +300,22 @@ export class Mempool extends EventEmitter<{ added: [entry: MempoolEntry] }> {
       this.committedBySender.set(key, this.committedBySender.get(key)! - entry.tx.amount - entry.tx.fee);
     }
     this.tails.removed(entry);
+    if (this.gapped.delete(entry)) this.gappedTotal -= entry.tx.bytes.length;
   }
 
-  /** Drops what has waited longer than the policy allows. */
+  /**
+   * Drops what has waited longer than the policy allows, and with each its sender's later nonces:
+   * they could no longer be mined, and would hold their room (and the sender's balance) until
+   * they aged out in turn.
+   */
   expire(now: number): Promise<number> {
     return this.queue.run(async () => {
       let dropped = 0;
       for (const e of [...this.byId.values()]) {
-        if (now - e.addedAt > this.policy.maxAge) {
-          this.remove(e);
+        if (now - e.addedAt <= this.policy.maxAge || !this.byId.has(e.idHex)) continue;
+        const pending = this.bySender.get(e.tx.fromKey)!;
+        for (const later of [...pending.values()].filter((p) => p.tx.nonce >= e.tx.nonce)) {
+          this.remove(later);
           dropped++;
         }
       }
@@ -288,7 +356,9 @@ export class Mempool extends EventEmitter<{ added: [entry: MempoolEntry] }> {
       for (const block of disconnected) {
         for (const tx of block.txs) {
           if (confirmed.has(tx.idHex)) continue;
-          await this.admit(tx, now).catch(() => {}); // no longer valid: gone, as it would be from a block
+          // No longer valid: gone, as it would be from a block. A sender's run in the blocks may be
+          // longer than the gap a new transaction may open: it is taken back all the same.
+          await this.admit(tx, now, true).catch(() => {});
         }
       }
     });
@@ -305,8 +375,9 @@ export class Mempool extends EventEmitter<{ added: [entry: MempoolEntry] }> {
         continue;
       }
       committed += e.tx.amount + e.tx.fee;
-      if (committed > account.balance) this.remove(e);
+      if (committed > account.balance) this.remove(e); // and every later one: committed only grows
     }
+    this.classify(toHex(address), account.nonce);
   }
 
   /**
@@ -322,7 +393,7 @@ export class Mempool extends EventEmitter<{ added: [entry: MempoolEntry] }> {
       for (let e = pending.get(nonce); e; e = pending.get(++nonce)) run.push(e);
       if (run.length > 0) queues.push(run);
     }
-    const heads = new MaxFeeHeap(queues);
+    const heads = new MaxFeeHeap<MempoolEntry>(queues);
     const out: Transaction[] = [];
     let bytes = 0;
     while (out.length < maxTxs) {
@@ -333,55 +404,5 @@ export class Mempool extends EventEmitter<{ added: [entry: MempoolEntry] }> {
       bytes += next.tx.bytes.length;
     }
     return out;
-  }
-}
-
-/** A binary heap over per-sender queues, ordered by the fee of each queue's head. */
-class MaxFeeHeap {
-  private readonly heap: { queue: MempoolEntry[]; pos: number }[];
-
-  constructor(queues: MempoolEntry[][]) {
-    this.heap = [];
-    for (const queue of queues) this.push({ queue, pos: 0 });
-  }
-
-  private fee(i: number): bigint {
-    const item = this.heap[i]!;
-    return item.queue[item.pos]!.tx.fee;
-  }
-
-  private push(item: { queue: MempoolEntry[]; pos: number }): void {
-    this.heap.push(item);
-    let i = this.heap.length - 1;
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      if (this.fee(parent) >= this.fee(i)) break;
-      [this.heap[parent], this.heap[i]] = [this.heap[i]!, this.heap[parent]!];
-      i = parent;
-    }
-  }
-
-  pop(): MempoolEntry | undefined {
-    const top = this.heap[0];
-    if (!top) return undefined;
-    const entry = top.queue[top.pos]!;
-    top.pos++;
-    if (top.pos >= top.queue.length) {
-      const last = this.heap.pop()!;
-      if (this.heap.length === 0) return entry;
-      this.heap[0] = last;
-    }
-    let i = 0;
-    for (;;) {
-      const l = 2 * i + 1;
-      const r = l + 1;
-      let largest = i;
-      if (l < this.heap.length && this.fee(l) > this.fee(largest)) largest = l;
-      if (r < this.heap.length && this.fee(r) > this.fee(largest)) largest = r;
-      if (largest === i) break;
-      [this.heap[largest], this.heap[i]] = [this.heap[i]!, this.heap[largest]!];
-      i = largest;
-    }
-    return entry;
   }
 }

@@ -289,6 +289,59 @@ describe('Mempool', () => {
     });
   });
 
+  describe('transactions behind a missing nonce', () => {
+    // Found by a review: they were ranked with the rest by fee, so senders that sent nonces 1 to 64
+    // and never 0 filled the pool at no cost and pushed out every transaction a block could take.
+    it('hold at most their share of the pool, make no room, and count again once the gap is filled', async () => {
+      const pool = new Mempool(accounts([[A, {}], [B, {}], [C, {}]]), RULES, { maxBytes: 4 * TX_BYTES, maxGappedBytes: 2 * TX_BYTES });
+      const [a1, a2] = [pay(A, 1, 90), pay(A, 2, 90)];
+      await admit(pool, [a1, a2]);
+      assert.equal(pool.gappedBytes, 2 * TX_BYTES);
+      await refused(pool, () => pool.add(pay(B, 1, 90), NOW), MempoolFullError, 'MEMPOOL_FULL');
+      // Executable transactions take the rest of the pool, and the gapped ones never push them out.
+      const [b0, c0] = [pay(B, 0, 1), pay(C, 0, 1)];
+      await admit(pool, [b0, c0]);
+      await refused(pool, () => pool.add(pay(B, 2, 500), NOW), MempoolFullError, 'MEMPOOL_FULL');
+      assert.deepEqual(idsOf(await pool.selectForBlock(everything.txs, everything.bytes)), idsOf([b0, c0]));
+      // Filling A's gap makes A's run executable and its share free again (A0 evicts the cheapest tail).
+      const a0 = pay(A, 0, 90);
+      await pool.add(a0, NOW);
+      assert.equal(pool.gappedBytes, 0);
+      assert.deepEqual(idsOf(await pool.selectForBlock(everything.txs, everything.bytes)).slice(0, 3), idsOf([a0, a1, a2]));
+    });
+
+    it('are counted again when a block moves the sender past the gap', async () => {
+      const state = accounts([[A, {}]]);
+      const pool = new Mempool(state, RULES, { maxGappedBytes: 2 * TX_BYTES });
+      const a1 = pay(A, 1, 5);
+      await pool.add(a1, NOW);
+      assert.equal(pool.gappedBytes, TX_BYTES);
+      const a0 = pay(A, 0, 5); // mined elsewhere, never in this pool
+      state.set(A.address, { balance: 1_000_000n - a0.amount - a0.fee, nonce: 1n });
+      await pool.update([childBlock({ hash: new Uint8Array(32), height: 1 }, [a0])], [], NOW);
+      assert.equal(pool.gappedBytes, 0);
+      assert.deepEqual(idsOf(await pool.selectForBlock(everything.txs, everything.bytes)), idsOf([a1]));
+    });
+  });
+
+  it('expiring a transaction drops its sender\'s later nonces with it, which could no longer be mined', async () => {
+    const pool = new Mempool(accounts([[A, {}], [B, {}]]), RULES, { maxAge: 100 });
+    const [a0, a1, b0] = [pay(A, 0, 1), pay(A, 1, 1), pay(B, 0, 1)];
+    await pool.add(a0, 1_000);
+    await pool.add(a1, 1_050);
+    await pool.add(b0, 1_050);
+    assert.equal(await pool.expire(1_101), 2);
+    assert.deepEqual(poolIds(pool), idsOf([b0]));
+  });
+
+  it('takes back every transaction of a disconnected block, however far past the nonce gap a new one may open', async () => {
+    const pool = new Mempool(accounts([[A, {}]]), RULES, { maxNonceGap: 3 });
+    const run = Array.from({ length: 8 }, (_, i) => pay(A, i, 2));
+    await pool.update([], [childBlock({ hash: new Uint8Array(32), height: 1 }, run)], NOW);
+    assert.equal(pool.size, 8);
+    assert.deepEqual(idsOf(await pool.selectForBlock(everything.txs, everything.bytes)), idsOf(run));
+  });
+
   it('expires entries older than maxAge, and only those', async () => {
     const pool = new Mempool(accounts([[A, {}], [B, {}]]), RULES, { maxAge: 100 });
     const old = pay(A, 0, 1);
