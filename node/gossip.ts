@@ -68,7 +68,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
   private readonly o: GossipOptions;
   private stopped = false;
   /** Compact blocks rebuilt from the mempool alone, with some transactions fetched, or not at all. */
-  readonly compactStats = { rebuilt: 0, fetched: 0, failed: 0 };
+  readonly compactStats = { rebuilt: 0, fetched: 0, failed: 0, unknownParent: 0 };
   /** Blocks forwarded or announced before their import, until it ends, by hash. */
   private readonly forwarding = new Map<string, SaneBlock>();
 
@@ -165,7 +165,15 @@ export class Gossip extends EventEmitter<GossipEvents> {
       // A block known invalid but with a valid header: an honest node may have forwarded it.
       if (known) return 'ignore';
       if (!hasValidProofOfWork(compact.header)) throw new ConsensusError('HEADER_BAD_POW', 'compact block header lacks its proof of work');
-      chain.judgeHeader(compact.header); // before fetching anything for it
+      // Before fetching anything for it. Without its parent a header cannot be judged: its target
+      // is its own claim, so its proof of work may have cost one hash, and rebuilding it (a pass
+      // over the mempool, requests to the peer) would be ours to pay per message. As Bitcoin Core
+      // does, the peer's chain is asked for instead (its status, then a sync).
+      if (chain.judgeHeader(compact.header) === 'unknown') {
+        this.compactStats.unknownParent++;
+        this.emit('orphan', peer);
+        return 'ignore';
+      }
       const { txs, missing } = matchMempool(compact, mempool);
       let block: SaneBlock | undefined;
       if (missing.length > 0) {
@@ -186,7 +194,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
         this.emit('orphan', peer); // let sync fetch it whole
         return 'ignore';
       }
-      // Judged again: the tip may have moved while transactions were fetched.
+      // Judged again: the tip may have moved while transactions were fetched (its parent stays known).
       const place = chain.judgeHeader(block.header);
       if (place === 'tip') {
         this.importForwarded(peer, block);
@@ -196,10 +204,6 @@ export class Gossip extends EventEmitter<GossipEvents> {
         return this.verdictOf(peer, await chain.processSaneBlock(block));
       } catch (err) {
         if (!(err instanceof CairnError)) throw err;
-        // Its parent was not in our index when judged, but may have been on its way (its import
-        // queued), and then the block imported as any other: its header is judged now, against
-        // the parent it had. A header that holds leaves a failure of the block's own.
-        if (place === 'unknown' && chain.judgeHeader(block.header) === 'unknown') throw err;
         // Everything a forwarder checks before it forwards has held here too.
         this.emit('failed', peer, err);
         return 'ignore';
