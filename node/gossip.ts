@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { toHex } from '../ledger/bytes.ts';
 import { CairnError, DecodeError } from '../ledger/errors.ts';
-import { decodeBlock, type Block } from '../ledger/block.ts';
+import { decodeBlock, type Block, type BlockHeader } from '../ledger/block.ts';
 import type { Transaction } from '../ledger/transaction.ts';
 import type { Mempool } from '../ledger/mempool.ts';
 import type { BlockOutcome, Chain } from '../consensus/chain.ts';
@@ -58,6 +58,9 @@ export function maxGossipBytes(maxBlockBytes: number): number {
 /** An honest node never sends a message above the cap: it is dropped unread, and its sender banned. */
 const OVERSIZED_SCORE = 100;
 
+/** How far below our tip a gossiped block's parent may be for gossip to import it. */
+export const GOSSIP_FORK_DEPTH = 16;
+
 /**
  * Blocks and transactions over gossip. The topic validators run the real validation (the same
  * import queue and mempool admission as everything else), so only valid data is forwarded; a
@@ -69,6 +72,8 @@ export class Gossip extends EventEmitter<GossipEvents> {
   private stopped = false;
   /** Compact blocks rebuilt from the mempool alone, with some transactions fetched, or not at all. */
   readonly compactStats = { rebuilt: 0, fetched: 0, failed: 0, unknownParent: 0 };
+  /** Blocks heard of on a branch that forks more than GOSSIP_FORK_DEPTH below our tip (offDeepFork). */
+  deepForkBlocks = 0;
   /** Blocks forwarded or announced before their import, until it ends, by hash. */
   private readonly forwarding = new Map<string, SaneBlock>();
 
@@ -129,7 +134,9 @@ export class Gossip extends EventEmitter<GossipEvents> {
 
   private async validateBlock(peer: string, data: Uint8Array): Promise<Verdict> {
     try {
-      return this.verdictOf(peer, await this.o.chain.processBlock(decodeBlock(data)));
+      const block = decodeBlock(data);
+      if (this.offDeepFork(peer, block.header)) return 'ignore';
+      return this.verdictOf(peer, await this.o.chain.processBlock(block));
     } catch (err) {
       return this.reject(peer, err);
     }
@@ -174,6 +181,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
         this.emit('orphan', peer);
         return 'ignore';
       }
+      if (this.offDeepFork(peer, compact.header)) return 'ignore';
       const { txs, missing } = matchMempool(compact, mempool);
       let block: SaneBlock | undefined;
       if (missing.length > 0) {
@@ -211,6 +219,23 @@ export class Gossip extends EventEmitter<GossipEvents> {
     } catch (err) {
       return this.reject(peer, err);
     }
+  }
+
+  /**
+   * Whether `header` builds on a block more than GOSSIP_FORK_DEPTH below our tip: then it is not
+   * taken from gossip, and the peer's chain is asked for instead (sync fetches a branch only once
+   * its headers add up to more work than ours). An honest competing block forks near the tip; far
+   * below it, ASERT eases the targets of a branch dated on schedule from its fork by a factor that
+   * doubles every half-life, so such blocks could cost next to nothing, and each one imported
+   * was a block stored.
+   */
+  private offDeepFork(peer: string, header: BlockHeader): boolean {
+    const { chain } = this.o;
+    const parent = chain.getEntry(header.prevHash);
+    if (parent === undefined || parent.height + GOSSIP_FORK_DEPTH >= chain.tip.height) return false;
+    this.deepForkBlocks++;
+    this.emit('orphan', peer);
+    return true;
   }
 
   /** The import of a compact block already forwarded; its outcome is the forwarder's record. */

@@ -10,6 +10,7 @@ import { request, requestMany, serve } from '../node/libp2p/reqresp.ts';
 import { TransportError } from '../node/transport.ts';
 import { decodeTxBatch, encodeGetBlocks, encodeStatus, encodeTxBatch } from '../node/wire.ts';
 import { BLOCK_TXS_DEPTH, encodeGetBlockTxs } from '../node/compact.ts';
+import { GOSSIP_FORK_DEPTH } from '../node/gossip.ts';
 import { decodeTransaction } from '../ledger/transaction.ts';
 import { FUNDED_KEYS, seededRandom, testKey, transfer } from './helpers/fixtures.ts';
 import { asParent, mineChild } from './helpers/mining.ts';
@@ -588,6 +589,30 @@ describe('network: compact block relay', function () {
     await mineOn(a, 1);
     await waitFor(() => sameTip([a, b, c]) && c.node.chain.tip.height === 2, 10_000, 'the next block through B');
     assert.deepEqual(penalties, []);
+  });
+
+  it(`a block forking more than ${GOSSIP_FORK_DEPTH} below the tip is not taken from gossip; one nearer is stored as a side branch`, async () => {
+    // Found by a review: far below the tip, ASERT eases a branch's targets so much that its
+    // blocks cost next to nothing, and every one gossiped was stored.
+    const a = await startNode(params);
+    const b = await startNode(params, [a.addr]);
+    nodes.push(a, b);
+    const meshOf = (t: TestNode) => libp2pHost(t.node).services.pubsub.getMeshPeers(t.node.names.compactBlockTopic);
+    await waitFor(() => meshOf(a).length === 1 && meshOf(b).length === 1, 15_000, "A and B in each other's compact block mesh");
+    await mineOn(a, GOSSIP_FORK_DEPTH + 3);
+    await waitFor(() => sameTip([a, b]), 10_000, 'B to follow A');
+    const tipHeight = a.node.chain.tip.height;
+    // Side branches are checked for state only when fork choice connects them: any root will do here.
+    const side = { miner: testKey(62).address, stateRoot: new Uint8Array(32).fill(3) };
+    const offDeep = mineChild(params, a.node.chain.mainAt(tipHeight - GOSSIP_FORK_DEPTH - 1)!, [], side);
+    const offNear = mineChild(params, a.node.chain.mainAt(tipHeight - GOSSIP_FORK_DEPTH)!, [], side);
+    await a.node.gossip.publishBlock(offDeep);
+    await waitFor(() => b.node.gossip.deepForkBlocks === 1, 10_000, 'B to hear of the deep one');
+    await a.node.gossip.publishBlock(offNear);
+    await waitFor(() => b.node.chain.getEntry(offNear.header.hash) !== undefined, 10_000, 'B to store the near one');
+    assert.equal(b.node.chain.getEntry(offDeep.header.hash), undefined, 'the deep one not stored');
+    assert.equal(b.node.gossip.deepForkBlocks, 1);
+    assert.equal(b.node.chain.tip.hash.toString(), a.node.chain.tip.hash.toString());
   });
 
   it('getBlockTxs: served for recent blocks only, indexes strictly ascending', async () => {
