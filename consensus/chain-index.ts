@@ -47,6 +47,8 @@ export class ChainIndex {
   nextSeq = 1;
   /** The block the stored state began from (a snapshot sync's pivot): nothing below it can be undone. */
   private stateBase = 0;
+  /** The height up to which the store has pruned bodies and undo data (it rises as the node runs). */
+  private prunedHeight: () => number = () => 0;
 
   private constructor(reorgDepth: number, window: number) {
     if (!Number.isSafeInteger(reorgDepth) || reorgDepth < 1) throw new RangeError(`reorg depth ${reorgDepth}`);
@@ -65,6 +67,7 @@ export class ChainIndex {
   static async load(db: ChainDB, reorgDepth: number, window: number): Promise<ChainIndex> {
     const index = new ChainIndex(reorgDepth, window);
     index.stateBase = db.history.stateBase;
+    index.prunedHeight = () => db.history.prunedHeight;
     const tip = await db.storedTip();
     const lowest = Math.max(0, tip.height - reorgDepth - MEDIAN_SPAN);
     let from = index.desiredBottom(tip.height);
@@ -125,10 +128,13 @@ export class ChainIndex {
 
   /**
    * The lowest height a fork point may have: a block whose parent is lower is refused. Never
-   * below a snapshot sync's pivot, which has no undo data.
+   * below a snapshot sync's pivot, which has no undo data, nor below what was pruned: pruning
+   * keeps the reorg depth below the tip, but a reorganisation to a branch with more work and
+   * fewer blocks lowers the tip, and a fork below the pruned blocks would then have to undo
+   * blocks whose undo data is gone (the store left with a tip it cannot reopen).
    */
   get forkFloor(): number {
-    return Math.max(0, this.tip.height - this.reorgDepth, this.stateBase);
+    return Math.max(0, this.tip.height - this.reorgDepth, this.stateBase, this.prunedHeight());
   }
 
   /** The lowest main-chain height in memory. */

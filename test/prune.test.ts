@@ -103,6 +103,48 @@ describe('pruning', function () {
     await twin.db.close();
   });
 
+  it('after a reorganisation that lowers the tip, refuses a fork below what it pruned, and the store stays whole', async () => {
+    // Found by a review: the fork floor followed the tip, and pruning the highest tip less the
+    // reorg depth. Under ASERT a branch can carry more work in fewer blocks: after a reorganisation
+    // to one, a fork that looked permitted had to undo pruned blocks, failed half-way, and left a
+    // tip pointer to a pruned block that no open could read.
+    const disk = new MemoryDisk();
+    const { db, chain } = await openChain(disk);
+    const pruner = new Pruner(chain, realEnv, DEPTH);
+    pruner.start();
+    const main = mineChain(params, asParent(db.genesis), 28, { miner: testKey(70).address });
+    for (const b of main) assert.equal(await chain.processBlock(b), 'connected');
+    // Four slow blocks: far behind schedule, their targets ease to the easiest, little work each.
+    let parent = asParent(main.at(-1)!);
+    for (let i = 0; i < 4; i++) {
+      const b = mineChild(params, parent, [], { miner: testKey(70).address, spacing: 6_000 });
+      assert.equal(await chain.processBlock(b), 'connected');
+      parent = asParent(b);
+    }
+    await pruner.idle();
+    assert.equal(chain.tip.height, 32);
+    const pruned = db.history.prunedHeight;
+    assert.equal(pruned, 32 - DEPTH);
+    // Three blocks on schedule off 28 outweigh them: the tip goes down to 31.
+    const side = mineChain(params, asParent(main.at(-1)!), 3, { miner: testKey(71).address });
+    for (const b of side) await chain.processBlock(b);
+    assert.equal(toHex(chain.tip.hash), toHex(side.at(-1)!.header.hash));
+    assert.ok(chain.tip.height - DEPTH < pruned, 'the reorg depth alone would now reach below the pruned blocks');
+    assert.equal(chain.forkFloor, pruned);
+    const below = mineChild(params, asParent(main[pruned - 2]!), [], { miner: testKey(72).address });
+    await assert.rejects(chain.processBlock(below), (err: unknown) => err instanceof CairnError && err.code === 'BLOCK_FORK_TOO_DEEP');
+    // A branch off the floor itself undoes only what is kept, and wins.
+    const branch = mineChain(params, asParent(main[pruned - 1]!), DEPTH + 2, { miner: testKey(72).address });
+    for (const b of branch) await chain.processBlock(b);
+    assert.equal(toHex(chain.tip.hash), toHex(branch.at(-1)!.header.hash));
+    await pruner.stop();
+    await db.close();
+    const reopened = await ChainDB.open(disk.open(), params);
+    assert.equal(toHex((await reopened.storedTip()).hash), toHex(branch.at(-1)!.header.hash));
+    await auditChainDB(reopened);
+    await reopened.close();
+  });
+
   it('answers "pruned" for what it deleted: bodies by height, proofs whose undo data is gone, and address history from the index alone', async () => {
     const disk = new MemoryDisk();
     const db = await ChainDB.open(disk.open(), params, { indexers: [addressIndexer] });
