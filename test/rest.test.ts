@@ -103,6 +103,8 @@ describe('REST API and live events', function () {
     await expectError('/tx', 413, 'TOO_LARGE', { method: 'POST', body: 'a'.repeat(20_000) });
     // A valid transaction the mempool refuses: its rule's code.
     await expectError('/tx', 400, 'MEMPOOL_NONCE_TOO_LOW', { method: 'POST', body: toHex(transfer(alice, carol, 1n, 0n, 5n).bytes) });
+    // A % escape that is not UTF-8 used to escape as a 500.
+    for (const path of ['/tx/%E0%A4%A', '/address/%ZZ', '/block/%', '/blocks/%FF']) await expectError(path, 400, 'BAD_REQUEST');
     await expectError('/events?types=bogus', 400, 'BAD_REQUEST');
     await expectError('/events?address=cairn1nope', 400, 'BAD_REQUEST');
   });
@@ -174,6 +176,28 @@ describe('REST API and live events', function () {
       assert.equal((await get(`${base}/tx/${tx3.idHex}`)).status, 404);
     } finally {
       stream.close();
+    }
+  });
+
+  it('one client holds at most 8 event streams, so that it cannot take every slot', async () => {
+    const held = [];
+    try {
+      for (let i = 0; i < 8; i++) held.push(await openStream(`${base}/events?types=block`));
+      const refused = await get(`${base}/events?types=block`);
+      assert.equal(refused.status, 429);
+      assert.equal(refused.json<{ error: { code: string } }>().error.code, 'RATE_LIMITED');
+    } finally {
+      for (const s of held) s.close();
+    }
+    // Its slots come back as its streams close (the server hears of each close a moment later).
+    for (let attempt = 0; ; attempt++) {
+      const answer = await openStream(`${base}/events?types=block`).catch((err: Error) => err);
+      if (!(answer instanceof Error)) {
+        answer.close();
+        break;
+      }
+      assert.ok(attempt < 100, `no slot came back: ${answer.message}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
     }
   });
 

@@ -187,7 +187,12 @@ async function feeEstimates(node: NodeView): Promise<Record<string, number>> {
  * text for POST.
  */
 export async function answerRest(node: NodeView, feed: EventFeed, method: string, path: string, query: URLSearchParams, body: string | undefined): Promise<RestAnswer | undefined> {
-  const p = path.split('/').slice(1).map(decodeURIComponent);
+  let p: string[];
+  try {
+    p = path.split('/').slice(1).map(decodeURIComponent);
+  } catch {
+    throw bad(`not a valid path: ${path.slice(0, 200)} (a % escape that is not UTF-8)`);
+  }
   if (method === 'POST') {
     if (path !== '/tx') return undefined;
     let tx: Transaction;

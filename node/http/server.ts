@@ -23,10 +23,15 @@ export interface HttpOptions {
 /** Most request body a POST /tx takes: one transaction in hex is 334 characters. */
 const MAX_BODY = 16 * 1024;
 const MAX_STREAMS = 200;
+/** Event streams one client (by remote address) may hold: one client could otherwise take every slot. */
+const MAX_STREAMS_PER_CLIENT = 8;
 /** Addresses one event stream may follow. */
 export const MAX_TRACKED = 100;
-/** A stream whose client reads slower than this much backlog is cut; it resumes by its last id. */
-const MAX_STREAM_BACKLOG = 4 * 1024 * 1024;
+/**
+ * A stream whose client reads slower than this much backlog is cut; it resumes by its last id.
+ * Every stream may hold this much, so MAX_STREAMS of them bound what slow readers cost.
+ */
+const MAX_STREAM_BACKLOG = 1024 * 1024;
 const KEEPALIVE_MS = 15_000;
 
 /**
@@ -42,6 +47,7 @@ export class HttpServer {
   private server: Server | undefined;
   private readonly buckets = new Map<string, { tokens: number; at: number }>();
   private readonly streams = new Set<ServerResponse>();
+  private readonly streamsByClient = new Map<string, number>();
   private keepalive: NodeJS.Timeout | undefined;
   url = '';
 
@@ -166,6 +172,10 @@ export class HttpServer {
     const unknown = typeList.filter((t) => !['block', 'reorg', 'tx', 'address'].includes(t));
     if (unknown.length > 0) return this.error(res, 400, 'BAD_REQUEST', `unknown event types: ${unknown.join(', ')} (block, reorg, tx, address)`);
     if (this.streams.size >= MAX_STREAMS) return this.error(res, 503, 'BUSY', 'too many event streams open');
+    const client = req.socket.remoteAddress ?? '?';
+    const held = this.streamsByClient.get(client) ?? 0;
+    if (held >= MAX_STREAMS_PER_CLIENT) return this.error(res, 429, 'RATE_LIMITED', `at most ${MAX_STREAMS_PER_CLIENT} event streams a client`);
+    this.streamsByClient.set(client, held + 1);
     const types = new Set(typeList);
     res.writeHead(200, this.headers({ 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' }));
     const send = (event: FeedEvent) => {
@@ -195,9 +205,15 @@ export class HttpServer {
     }
     const unsubscribe = this.feed.subscribe(send);
     this.streams.add(res);
+    let ended = false;
     const done = () => {
+      if (ended) return;
+      ended = true;
       unsubscribe();
       this.streams.delete(res);
+      const left = (this.streamsByClient.get(client) ?? 1) - 1;
+      if (left > 0) this.streamsByClient.set(client, left);
+      else this.streamsByClient.delete(client);
     };
     res.on('close', done);
     req.on('error', done);
