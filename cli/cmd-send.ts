@@ -8,6 +8,9 @@ import { NODE_ACCESS, address, amountArg, count, parse, required, resolveAmount,
 import { coins, type Out } from './output.ts';
 import type { StatusResult } from '../node/rpc-types.ts';
 
+/** The most fee the node may suggest without --max-fee: a tenth of a coin (Bitcoin Core's -maxtxfee is 0.1 BTC). */
+const DEFAULT_MAX_FEE_COINS = (decimals: number): bigint => (decimals > 0 ? 10n ** BigInt(decimals - 1) : 1n);
+
 /** How often --wait asks the node, and how often it says so when stderr is not a terminal. */
 const POLL_MS = 500;
 const QUIET_PROGRESS_MS = 10_000;
@@ -21,6 +24,7 @@ export async function sendCommand(argv: string[], out: Out): Promise<void> {
     to: { type: 'string' },
     amount: { type: 'string' },
     fee: { type: 'string' },
+    'max-fee': { type: 'string' },
     nonce: { type: 'string' },
     wait: { type: 'boolean' },
     timeout: { type: 'string' },
@@ -32,6 +36,7 @@ export async function sendCommand(argv: string[], out: Out): Promise<void> {
   const to = address(required(values, 'to'), '--to address');
   const amountText = amountArg(required(values, 'amount'), '--amount');
   const feeText = str(values, 'fee') === undefined ? undefined : amountArg(str(values, 'fee')!, '--fee');
+  const maxFeeText = str(values, 'max-fee') === undefined ? undefined : amountArg(str(values, 'max-fee')!, '--max-fee');
   const nonceText = str(values, 'nonce');
   if (nonceText !== undefined && !/^(0|[1-9]\d{0,18})$/.test(nonceText)) throw new UsageError(`invalid --nonce "${nonceText}": give a whole number`);
   const timeoutSeconds = count(values, 'timeout', 1, 86_400) ?? 120;
@@ -39,8 +44,15 @@ export async function sendCommand(argv: string[], out: Out): Promise<void> {
   const rpc = await connect(values);
   const status = await rpc.call('status', {});
   const value = resolveAmount(amountText, status, '--amount');
-  // Without --fee, what the node expects to get into the next block (never below its minimum).
+  // Without --fee, what the node expects to get into the next block (never below its minimum),
+  // up to --max-fee: a fee is signed away for good, and a node's estimate is not the user's word.
   const fee = feeText ? resolveAmount(feeText, status, '--fee') : BigInt((await rpc.call('estimateFee', {})).fee);
+  if (!feeText) {
+    const maxFee = maxFeeText ? resolveAmount(maxFeeText, status, '--max-fee') : DEFAULT_MAX_FEE_COINS(status.decimals);
+    if (fee > maxFee) {
+      throw new CairnError('FEE_TOO_HIGH', `the node suggests a fee of ${coins(fee, status)}, above --max-fee ${coins(maxFee, status)}: give --fee, or a higher --max-fee`);
+    }
+  }
   const account = await rpc.call('getAccount', { address: from });
   if (nonceText === undefined) await checkFunds(rpc, account, value, fee, status);
   const nonce = nonceText !== undefined ? BigInt(nonceText) : BigInt(account.nextNonce);
@@ -120,7 +132,7 @@ async function waitForConfirmation(rpc: RpcClient, id: string, timeoutSeconds: n
   }
 }
 
-const HELP = `Usage: cairn send --keystore DIR --from ADDRESS --to ADDRESS --amount N [--fee N] [--nonce N]
+const HELP = `Usage: cairn send --keystore DIR --from ADDRESS --to ADDRESS --amount N [--fee N | --max-fee N] [--nonce N]
                   [--wait] [--timeout SECONDS] [--password-file F]
                   [--datadir DIR | --rpc URL --rpc-token T] [--json]
 
@@ -129,7 +141,8 @@ node unless --nonce is given, submits it and prints its id.
 
 Amounts (--amount, --fee): a whole number is base units (1500); a number with the network's unit
 is coins (12.5CRN, or "12.5 CRN"; on the devnet 1 CRN = 100000000 base units). Without --fee, the
-node's suggestion (cairn status shows it): enough for the next block, never below its minimum.
+node's suggestion (cairn status shows it): enough for the next block, never below its minimum,
+and refused above --max-fee (default 0.1 of a coin).
 The sender must hold amount + fee, counting what it already has pending.
 
 --wait prints the id at once, then waits until a block includes the transaction (at most

@@ -117,6 +117,12 @@ describe('errors that name the fix, through real processes', function () {
     assert.match(failure(coins).line, new RegExp(`^cairn: insufficient funds: need 12\\.5\\d* CRN \\(12\\.5 CRN \\+ fee 0\\.\\d+ CRN\\), have 0 CRN in ${poor}$`));
   });
 
+  it('a fee the node suggests above --max-fee is refused before the password is asked', async () => {
+    // From a review: the node's estimate was signed as it came, whatever it was.
+    const r = await runCli(['send', '--datadir', datadir, '--keystore', keystore, '--from', DEVNET_ADDRESS, '--to', DEVNET_ADDRESS, '--amount', '5000', '--max-fee', '0']);
+    assert.match(failure(r).line, /^cairn: the node suggests a fee of 0\.\d+ CRN, above --max-fee 0 CRN: give --fee, or a higher --max-fee$/);
+  });
+
   it('insufficient funds from the node itself (a raw transaction): need (amount + fee), have', async () => {
     const { url, token } = JSON.parse(readFileSync(join(datadir, 'rpc.json'), 'utf8')) as { url: string; token: string };
     const tx = signTransaction({ chainId: 1337, to: testKey(1).address, amount: 5000n, fee: 1n, nonce: 0n }, testKey(78).privateKey);
