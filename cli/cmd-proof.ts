@@ -72,14 +72,18 @@ function blockArg(text: string | undefined): number | string | undefined {
  * Headers from genesis (or from 10 before the checkpoint `since`) to the node's tip: the proof's
  * block and its confirmations. With a checkpoint, block 1 comes along for ASERT's anchor.
  */
-async function headersFor(rpc: RpcClient, proofHeight: number, since: number | undefined): Promise<ProofFile['headers']> {
+export async function headersFor(rpc: RpcClient, proofHeight: number, since: number | undefined): Promise<ProofFile['headers']> {
   const from = since === undefined ? 1 : since - 10;
   if (since !== undefined && since > proofHeight) throw new UsageError(`--since ${since} is after the proof's block ${proofHeight}: the checkpoint must come before it`);
+  // Up to the tip the node has now: a node that kept answering full pages would otherwise keep
+  // this loop, and its memory, growing for ever.
+  const tip = (await rpc.call('status', {})).height;
   const list: string[] = [];
-  for (;;) {
-    const page = await rpc.call('getHeaders', { from: from + list.length, count: HEADERS_PER_CALL });
-    list.push(...page.headers);
-    if (page.headers.length < HEADERS_PER_CALL) break;
+  while (from + list.length <= tip) {
+    const count = Math.min(HEADERS_PER_CALL, tip - (from + list.length) + 1);
+    const page = await rpc.call('getHeaders', { from: from + list.length, count });
+    list.push(...page.headers.slice(0, count));
+    if (page.headers.length < count) break;
   }
   if (since === undefined) return { from, list };
   const [anchor] = (await rpc.call('getHeaders', { from: 1, count: 1 })).headers;

@@ -47,7 +47,8 @@ export class RpcClient<M extends { [K in keyof M]: { params: unknown; result: un
     let response: { status: number; text: string };
     try {
       response = await post(this.url, this.token, body, 60_000);
-    } catch {
+    } catch (err) {
+      if (err instanceof RpcClientError) throw err;
       throw new RpcClientError('NODE_NOT_RUNNING', `the node at ${this.url} is not answering; is it running?`);
     }
     if (response.status === 401) throw new RpcClientError('RPC_UNAUTHORIZED', `the node at ${this.url} refused the RPC token`);
@@ -62,13 +63,24 @@ export class RpcClient<M extends { [K in keyof M]: { params: unknown; result: un
   }
 }
 
+/** The largest answer taken from a node (a full mempool's listing is tens of MB). */
+const MAX_RESPONSE_BYTES = 256 * 1024 * 1024;
+
 /**
  * One POST with node:http rather than fetch: a command that asks once ran ~20 ms (about a tenth)
  * faster this way, measured. No keep-alive: a command makes a few calls, and an idle socket must
- * not hold a script's process open.
+ * not hold a script's process open. The answer must come whole within `timeoutMs` and
+ * MAX_RESPONSE_BYTES: a node that trickles without end is not waited on for ever.
  */
 function post(url: string, token: string, body: string, timeoutMs: number): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
+    const deadline = setTimeout(() => req.destroy(new Error('timed out')), timeoutMs);
+    const done = <T>(settle: (value: T) => void) => (value: T) => {
+      clearTimeout(deadline);
+      settle(value);
+    };
+    resolve = done(resolve);
+    reject = done(reject);
     const req = (url.startsWith('https:') ? httpsRequest : httpRequest)(url, {
       method: 'POST',
       agent: false,
@@ -76,7 +88,12 @@ function post(url: string, token: string, body: string, timeoutMs: number): Prom
       timeout: timeoutMs,
     }, (res) => {
       const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
+      let size = 0;
+      res.on('data', (c: Buffer) => {
+        size += c.length;
+        if (size <= MAX_RESPONSE_BYTES) chunks.push(c);
+        else res.destroy(new RpcClientError('RPC_BAD_RESPONSE', `the node at ${url} sent an answer over ${MAX_RESPONSE_BYTES / 1024 / 1024} MiB`));
+      });
       res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
       res.on('error', reject);
     });

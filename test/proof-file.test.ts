@@ -5,6 +5,10 @@
  * with its reason.
  */
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { headersFor } from '../cli/cmd-proof.ts';
+import { RpcClient } from '../cli/rpc-client.ts';
 import { toHex } from '../ledger/bytes.ts';
 import { ChainDB } from '../ledger/chaindb.ts';
 import { encodeAddress } from '../ledger/keys.ts';
@@ -163,5 +167,36 @@ describe('proofs and proof files', function () {
     assert.throws(() => readProofFile('{'), /not JSON/);
     assert.throws(() => readProofFile('{"cairnProof":2}'), /"cairnProof" must be 1/);
     assert.throws(() => readProofFile(JSON.stringify({ ...files.account, proof: 'xyz' })), /"proof" must be hex/);
+  });
+});
+
+describe('cairn proof against a node that will not stop', function () {
+  this.timeout(20_000);
+
+  it('asks for headers up to the tip the node named, however full its pages', async () => {
+    // From a review: the loop ran while pages came back full, so a node that always sent 2,000
+    // headers kept it, and its memory, growing for ever.
+    const header = '00'.repeat(152);
+    let calls = 0;
+    const server = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c));
+      req.on('end', () => {
+        const { id, method } = JSON.parse(body) as { id: number; method: string };
+        calls++;
+        const result = method === 'status' ? { height: 4_500 } : { headers: Array.from({ length: 2_000 }, () => header) };
+        res.setHeader('content-type', 'application/json');
+        res.end(JSON.stringify({ jsonrpc: '2.0', id, result }));
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = server.address() as AddressInfo;
+      const headers = await headersFor(new RpcClient(`http://127.0.0.1:${port}/`, 'token'), 4_000, undefined);
+      assert.equal(headers.list.length, 4_500);
+      assert.equal(calls, 4, 'status, then three pages');
+    } finally {
+      server.close();
+    }
   });
 });
