@@ -124,6 +124,12 @@ export class JsonRpcServer<C> {
       res.writeHead(status, { 'content-type': 'application/json' });
       res.end(JSON.stringify(body));
     };
+    // JSON-RPC 2.0: notifications (and a batch of nothing else) get no answer at all.
+    const noContent = () => {
+      if (res.headersSent) return;
+      res.writeHead(204);
+      res.end();
+    };
     try {
       if (!this.authorized(req)) {
         req.resume();
@@ -147,15 +153,25 @@ export class JsonRpcServer<C> {
         if (parsed.length === 0 || parsed.length > MAX_BATCH) {
           return send(200, failure(null, RPC_ERRORS.INVALID_REQUEST, `a batch holds 1 to ${MAX_BATCH} requests`));
         }
-        return send(200, await Promise.all(parsed.map((r) => this.dispatch(r))));
+        const answers = (await Promise.all(parsed.map((r) => this.dispatch(r)))).filter((a) => a !== undefined);
+        return answers.length > 0 ? send(200, answers) : noContent();
       }
-      send(200, await this.dispatch(parsed));
+      const answer = await this.dispatch(parsed);
+      return answer === undefined ? noContent() : send(200, answer);
     } catch (err) {
       send(500, failure(null, RPC_ERRORS.INTERNAL_ERROR, (err as Error).message));
     }
   }
 
-  private async dispatch(raw: unknown): Promise<RpcResponse> {
+  /** The answer to one request; undefined for a notification (a request without an id), which is run but not answered. */
+  private async dispatch(raw: unknown): Promise<RpcResponse | undefined> {
+    const answer = await this.answer(raw);
+    const notification = typeof raw === 'object' && raw !== null && !Array.isArray(raw) && !Object.hasOwn(raw, 'id');
+    // An invalid request is answered even without an id (with id null), as JSON-RPC 2.0 says.
+    return notification && !('error' in answer && answer.error.code === RPC_ERRORS.INVALID_REQUEST) ? undefined : answer;
+  }
+
+  private async answer(raw: unknown): Promise<RpcResponse> {
     if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
       return failure(null, RPC_ERRORS.INVALID_REQUEST, 'a request is a JSON object');
     }

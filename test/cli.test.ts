@@ -452,6 +452,19 @@ describe('cairn command, through real processes', function () {
         assert.equal((await rpcError('"just a string"')).error?.code, -32600);
       });
 
+      it('runs notifications (no id) without answering them, alone or in a batch, as JSON-RPC 2.0 says', async () => {
+        // From a review: they were answered with id null.
+        const alone = await post('{"jsonrpc":"2.0","method":"status"}', auth());
+        assert.equal(alone.status, 204);
+        assert.equal(await alone.text(), '');
+        const onlyNotifications = await post('[{"jsonrpc":"2.0","method":"getTips"},{"jsonrpc":"2.0","method":"nope"}]', auth());
+        assert.equal(onlyNotifications.status, 204);
+        await onlyNotifications.body?.cancel();
+        const mixed = await post(`[{"jsonrpc":"2.0","method":"status"},${request('status', {}, 9)},{"method":"status"}]`, auth());
+        const answers = (await mixed.json()) as { id: unknown; error?: { code: number } }[];
+        assert.deepEqual(answers.map((a) => [a.id, a.error?.code]), [[9, undefined], [null, -32600]], 'the request and the invalid one answered, the notification not');
+      });
+
       it('refuses a body over 1 MiB (413), declared or streamed, and keeps serving', async () => {
         const big = request('status', { pad: 'x'.repeat(1 << 20) });
         const declared = await post(big, auth());
