@@ -312,6 +312,7 @@ export const RPC_DOC = {
       InternalError: { code: RPC_ERRORS.INTERNAL_ERROR, message: 'the node failed to answer' },
       NotFound: ERR.notFound,
       Rejected: ERR.rejected,
+      Pruned: ERR.pruned,
     },
   },
 } as const;
