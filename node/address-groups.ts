@@ -1,6 +1,6 @@
 /**
- * Where a connection comes from, as the limits on cheap identities see it: its IP, and its
- * subnet (/24 for IPv4, /48 for IPv6), read from the transport's address text
+ * Where a connection comes from, as the limits on cheap identities see it: its IP (an IPv6
+ * host's /64), and its subnet (/24 for IPv4, /48 for IPv6), read from the transport's address text
  * ("/ip4/10.1.2.3/tcp/…", "/ip6/2001:db8::1/tcp/…"). An identity costs nothing; an address does.
  */
 export interface AddressGroup {
@@ -27,7 +27,9 @@ export function addressGroup(addr: string): AddressGroup | undefined {
     return addressGroup(`/ip4/${groups[6]! >> 8}.${groups[6]! & 0xff}.${groups[7]! >> 8}.${groups[7]! & 0xff}`);
   }
   const hex = groups.map((g) => g.toString(16));
-  return { ip: hex.join(':'), subnet: `${hex.slice(0, 3).join(':')}::/48`, loopback: groups.slice(0, 7).every((g) => g === 0) && groups[7] === 1 };
+  // One IPv6 host gets a whole /64 (SLAAC, privacy addresses): its addresses cost nothing to
+  // change, so the /64 is what the per-IP limit and a ban count, as an IPv4 address.
+  return { ip: `${hex.slice(0, 4).join(':')}::/64`, subnet: `${hex.slice(0, 3).join(':')}::/48`, loopback: groups.slice(0, 7).every((g) => g === 0) && groups[7] === 1 };
 }
 
 /** The eight 16-bit groups of an IPv6 address, or undefined if it is not one. */

@@ -68,6 +68,9 @@ export interface PeerManagerEvents {
   penalty: [peer: string, score: number, reason: string];
 }
 
+/** Peers gone lately whose IP is still known, for penalties that land after their disconnect. */
+const RECENT_IPS = 1_024;
+
 /**
  * Ban scores and bans, by peer id and by IP. Rule errors carry their own ban score
  * (ledger/errors.ts), so this class punishes without interpreting consensus. Only what a peer
@@ -90,6 +93,12 @@ export class PeerManager extends EventEmitter<PeerManagerEvents> {
   private readonly ipBans = new Map<string, { until: number; reason: string }>();
   /** The IP each connected peer came from, for its score and its ban. */
   private readonly ips = new Map<string, string>();
+  /**
+   * The IP of each peer gone lately (the last RECENT_IPS): a penalty often lands after the
+   * connection closed (an import's verdict, a sync's), and a peer that hung up at once would
+   * otherwise leave its address unscored and unbanned, free to come back under a new identity.
+   */
+  private readonly goneIps = new Map<string, string>();
 
   constructor(clock: () => number, options: PeerManagerOptions | number = {}) {
     super();
@@ -109,10 +118,21 @@ export class PeerManager extends EventEmitter<PeerManagerEvents> {
   connectedFrom(peer: string, remoteAddr: string): void {
     const ip = this.scoredIp(remoteAddr);
     if (ip) this.ips.set(peer, ip);
+    this.goneIps.delete(peer);
   }
 
   disconnected(peer: string): void {
+    const ip = this.ips.get(peer);
+    if (ip === undefined) return;
     this.ips.delete(peer);
+    this.goneIps.delete(peer);
+    this.goneIps.set(peer, ip);
+    if (this.goneIps.size > RECENT_IPS) this.goneIps.delete(this.goneIps.keys().next().value!);
+  }
+
+  /** The IP `peer` is connected from, or was when it left lately. */
+  private ipOf(peer: string): string | undefined {
+    return this.ips.get(peer) ?? this.goneIps.get(peer);
   }
 
   /** Adds `score` to the peer's misbehaviour (and its IP's); bans it at BAN_THRESHOLD. Returns true if it was banned. */
@@ -120,7 +140,7 @@ export class PeerManager extends EventEmitter<PeerManagerEvents> {
     if (score <= 0 || this.isBanned(peer)) return false;
     const now = this.clock();
     const total = addScore(this.scores, peer, score, now);
-    const ip = this.ips.get(peer);
+    const ip = this.ipOf(peer);
     const ipTotal = ip ? addScore(this.ipScores, ip, score, now) : 0;
     this.emit('penalty', peer, score, reason);
     if (total < BAN_THRESHOLD && ipTotal < BAN_THRESHOLD) return false;
@@ -145,7 +165,7 @@ export class PeerManager extends EventEmitter<PeerManagerEvents> {
     const until = this.clock() + this.banSeconds;
     this.bans.set(peer, { until, reason });
     this.scores.delete(peer);
-    const ip = o.address === false ? undefined : this.ips.get(peer);
+    const ip = o.address === false ? undefined : this.ipOf(peer);
     if (ip) {
       this.ipBans.set(ip, { until, reason });
       this.ipScores.delete(ip);

@@ -31,6 +31,25 @@ describe('bans by identity and address', () => {
     assert.equal(peers.addressBanned(addr('198.51.100.8', 'x')), false);
   });
 
+  it('a penalty that lands after the peer hung up still counts against its address, and bans it', () => {
+    // From a review: a peer that sent an invalid block and hung up at once left before the
+    // import's verdict, which then banned its identity only; it came back under a new one.
+    const peers = new PeerManager(clock);
+    peers.connectedFrom('hit-and-run', addr('198.51.100.9', 'hit-and-run'));
+    peers.disconnected('hit-and-run');
+    peers.penalize('hit-and-run', 100, 'invalid gossip: a block that failed its import');
+    assert.equal(peers.isBanned('hit-and-run'), true);
+    assert.equal(peers.addressBanned(addr('198.51.100.9', 'new-identity')), true);
+  });
+
+  it('an IPv6 host is banned by its /64, where its addresses cost nothing to change', () => {
+    const peers = new PeerManager(clock);
+    peers.connectedFrom('v6', '/ip6/2001:db8:1:2::1/tcp/4000/p2p/v6');
+    peers.penalize('v6', 100, 'invalid gossip: test');
+    assert.equal(peers.addressBanned('/ip6/2001:db8:1:2::2/tcp/4000/p2p/next'), true);
+    assert.equal(peers.addressBanned('/ip6/2001:db8:1:3::1/tcp/4000/p2p/other'), false);
+  });
+
   it('a node of another network is refused by its identity only: its neighbours may be of ours', () => {
     const peers = new PeerManager(clock);
     peers.connectedFrom('foreign', addr('198.51.100.7', 'foreign'));

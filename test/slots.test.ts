@@ -13,9 +13,13 @@ describe('address groups', () => {
   it('reads the IP and its /24 or /48 from a multiaddr', () => {
     assert.deepEqual(addressGroup('/ip4/203.0.113.7/tcp/7370/p2p/x'), { ip: '203.0.113.7', subnet: '203.0.113.0/24', loopback: false });
     assert.deepEqual(addressGroup('/ip4/127.0.0.2/tcp/1'), { ip: '127.0.0.2', subnet: '127.0.0.0/24', loopback: true });
-    assert.deepEqual(addressGroup('/ip6/2001:db8:abcd:12::1/tcp/1'), { ip: '2001:db8:abcd:12:0:0:0:1', subnet: '2001:db8:abcd::/48', loopback: false });
+    // An IPv6 host's "IP" is its /64 (from a review: a new address per identity voided the per-IP
+    // limit and the bans).
+    assert.deepEqual(addressGroup('/ip6/2001:db8:abcd:12::1/tcp/1'), { ip: '2001:db8:abcd:12::/64', subnet: '2001:db8:abcd::/48', loopback: false });
+    assert.equal(addressGroup('/ip6/2001:db8:abcd:12:ffff::9/tcp/1')?.ip, '2001:db8:abcd:12::/64');
+    assert.notEqual(addressGroup('/ip6/2001:db8:abcd:13::1/tcp/1')?.ip, '2001:db8:abcd:12::/64');
     assert.deepEqual(addressGroup('/ip6/2001:DB8:abcd::/tcp/1')?.subnet, '2001:db8:abcd::/48');
-    assert.deepEqual(addressGroup('/ip6/::1/tcp/1'), { ip: '0:0:0:0:0:0:0:1', subnet: '0:0:0::/48', loopback: true });
+    assert.deepEqual(addressGroup('/ip6/::1/tcp/1'), { ip: '0:0:0:0::/64', subnet: '0:0:0::/48', loopback: true });
     assert.deepEqual(addressGroup('/ip6/::ffff:198.51.100.9/tcp/1'), { ip: '198.51.100.9', subnet: '198.51.100.0/24', loopback: false }, 'an IPv4-mapped address is its IPv4 address');
     for (const bad of ['/dns4/node.example/tcp/1', '/ip4/1.2.3/tcp/1', '/ip4/1.2.3.256/tcp/1', '/ip6/1::2::3/tcp/1', '/ip6/12345::/tcp/1']) assert.equal(addressGroup(bad), undefined, bad);
   });
