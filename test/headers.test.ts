@@ -34,6 +34,19 @@ describe('HeaderChainCheck: a peer claimed chain, judged before any body is fetc
     assert.equal(check.tipHeight, 30);
   });
 
+  it('the median of an even count of timestamps (near genesis) is the upper middle one, as PROTOCOL.md says', async () => {
+    // A review found the spec's "median" unsaid for an even count, where implementations differ.
+    // Genesis at t0 and block 1 at t0 + 10: the median of the two is t0 + 10.
+    const t0 = db.genesis.header.timestamp;
+    const one = mineChild(params, asParent(db.genesis), [], { timestamp: t0 + 10 });
+    assert.equal(await chain.processBlock(one), 'connected');
+    const check = () => new HeaderChainCheck(params, chain.tip, now);
+    // t0 + 6 is above the mean and the lower middle, not above the upper one.
+    assert.throws(() => check().extend([mineChild(params, asParent(one), [], { timestamp: t0 + 6 }).header]), (err: unknown) => err instanceof CairnError && err.code === 'HEADER_TIME_TOO_OLD');
+    assert.throws(() => check().extend([mineChild(params, asParent(one), [], { timestamp: t0 + 10 }).header]), (err: unknown) => err instanceof CairnError && err.code === 'HEADER_TIME_TOO_OLD');
+    check().extend([mineChild(params, asParent(one), [], { timestamp: t0 + 11 }).header]);
+  });
+
   it('answers a locator with the main-chain headers after the fork point', async () => {
     const main = mineChain(params, asParent(db.genesis), 40);
     for (const b of main) await chain.processBlock(b);

@@ -135,6 +135,8 @@ describe('docs/PROTOCOL.md vectors, recomputed from the spec text with node:cryp
     assert.ok(DOC.includes(`n = 0x${N.toString(16)}`));
     assert.ok(DOC.includes(`(n − 1)/2 = 0x${((N - 1n) / 2n).toString(16)}`));
     assert.ok(DOC.includes(`MAX_AMOUNT = 2^63 − 1 = ${2n ** 63n - 1n}`));
+    // The body rules name the block version (a review found them still at an old one).
+    assert.ok(DOC.includes(`1. \`header.version = ${named('constants').peekText('BLOCK_VERSION')}\`, else \`BLOCK_BAD_VERSION\``), 'the body rules state the block version of the constants vector');
     const stated = /its genesis hash is\s+`([0-9a-f]{64})`/.exec(DOC);
     assert.ok(stated, 'the Genesis section states the devnet genesis hash');
     assert.equal(stated[1], plainHex(named('genesis-devnet').peekHex('hash')));
