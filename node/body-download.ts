@@ -2,7 +2,7 @@ import { CairnError } from '../ledger/errors.ts';
 import type { SaneBlock } from '../consensus/sanity.ts';
 import { PeerFault } from './header-sync.ts';
 import { nextTurn, type Env } from './env.ts';
-import { MAX_BUSY_IN_A_ROW, TransportError } from './transport.ts';
+import { MAX_BUSY_IN_A_ROW, MAX_RETRY_AFTER_MS, TransportError } from './transport.ts';
 
 /**
  * A sync's body download (node/sync.ts): the blocks of heights [first, last] of a checked header
@@ -41,12 +41,11 @@ const STALL_PAUSE_GROWTH = 4;
 const STALL_PAUSE_MAX_MS = 64_000;
 /**
  * A provider leaves this download, unpunished, after this many busy answers in a row (to either
- * of its requests), or at one whose retry-after is longer than the longest stall pause: an honest
- * server's retry-after is followed by an answer, and one that only ever says busy, or "in a
- * month", would otherwise keep the download, and the sync behind it, waiting on it.
+ * of its requests), or at one whose retry-after is over MAX_RETRY_AFTER_MS: an honest server's
+ * retry-after is followed by an answer, and one that only ever says busy, or "in a month", would
+ * otherwise keep the download, and the sync behind it, waiting on it.
  */
 const MAX_BUSY_ANSWERS = MAX_BUSY_IN_A_ROW * REQUESTS_PER_PEER;
-const MAX_RETRY_AFTER_MS = STALL_PAUSE_MAX_MS;
 
 /** How long a provider sits out after its `stalls`-th stall (1, 2, …) of one download. */
 export function stallPauseMs(stalls: number): number {

@@ -89,7 +89,13 @@ export class SnapshotJoin {
     }
     if (!found) return 'later';
     const { check, complete } = found;
-    if (complete && check.totalWork < best.status.totalWork) throw new PeerFault('its headers do not add up to the work it claimed', LIE);
+    if (check.totalWork < best.status.totalWork) {
+      if (complete) throw new PeerFault('its headers do not add up to the work it claimed', LIE);
+      // Its chain moved under us, or it stopped showing it: a sync keeps what it checked, but a
+      // pivot may come only from a chain that showed the most work (the state installed at it
+      // stays: no fork below it is followed). Unpunished; the next round asks the next best peer.
+      throw new PeerFault('its headers stopped short of the work it claimed: no pivot from them', 0);
+    }
     const pivot = pivotHeight(Math.min(check.tipHeight, maxPivot + chain.reorgDepth), interval, chain.reorgDepth);
     if (pivot === undefined) return 'later';
     const staged0 = await chain.db.join.stagedRecord(pivot);

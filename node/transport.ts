@@ -159,17 +159,23 @@ export function busyError(peer: string, protocol: string, retryAfterMs: number):
 
 /** Busy answers in a row an asker waits out before it leaves that peer (docs/PROTOCOL.md, "Busy"). */
 export const MAX_BUSY_IN_A_ROW = 5;
+/**
+ * The longest retry-after an asker waits out: a peer that asks for more (the u32 allows 49 days)
+ * is left at once, as if it had said busy too often. An honest server's budget refills sooner.
+ */
+export const MAX_RETRY_AFTER_MS = 64_000;
 
 /**
  * Runs `attempt` until it is not answered busy: each busy answer is waited out as long as it asked
- * (no fault of the peer's), a few in a row, then, or once `stopped` says so, its error is thrown.
+ * (no fault of the peer's), a few in a row and none over MAX_RETRY_AFTER_MS, then, or once
+ * `stopped` says so, its error is thrown.
  */
 export async function waitingOutBusy<T>(wait: (ms: number) => Promise<void>, attempt: () => Promise<T>, stopped: () => boolean = () => false): Promise<T> {
   for (let busy = 0; ; busy++) {
     try {
       return await attempt();
     } catch (err) {
-      if (!(err instanceof TransportError && err.code === 'TRANSPORT_BUSY') || busy >= MAX_BUSY_IN_A_ROW || stopped()) throw err;
+      if (!(err instanceof TransportError && err.code === 'TRANSPORT_BUSY') || busy >= MAX_BUSY_IN_A_ROW || err.retryAfterMs > MAX_RETRY_AFTER_MS || stopped()) throw err;
       await wait(err.retryAfterMs);
     }
   }

@@ -3,7 +3,7 @@ import type { SaneBlock } from '../consensus/sanity.ts';
 import { BodyDownload, stallPauseMs } from '../node/body-download.ts';
 import { realEnv, sleep, type Env } from '../node/env.ts';
 import { PeerFault } from '../node/header-sync.ts';
-import { TransportError, busyError } from '../node/transport.ts';
+import { MAX_BUSY_IN_A_ROW, MAX_RETRY_AFTER_MS, TransportError, busyError, waitingOutBusy } from '../node/transport.ts';
 import { Scheduler } from '../sim/scheduler.ts';
 import { SimEnv } from '../sim/env.ts';
 import { Random } from '../sim/random.ts';
@@ -283,6 +283,26 @@ describe('BodyDownload', () => {
       assert.ok(await d.run(60_000), 'the download never ended');
       await d.scheduler.runUntil(d.scheduler.now + 10_000);
       assert.deepEqual(d.blamed, ['peer-b']);
+    });
+  });
+
+  describe('waitingOutBusy (header sync, snapshot joins, light clients)', () => {
+    it(`waits out a few busy answers, but none that asks for more than ${MAX_RETRY_AFTER_MS / 1000} s`, async () => {
+      // From a review: a snapshot join waited out whatever a provider asked, five times over: with
+      // the u32's 49 days, a join could be held for months.
+      const waits: number[] = [];
+      const wait = async (ms: number) => void waits.push(ms);
+      let asked = 0;
+      const honest = await waitingOutBusy(wait, async () => {
+        if (asked++ < 2) throw busyError('p', 'x', 500);
+        return 'answer';
+      });
+      assert.deepEqual([honest, waits], ['answer', [500, 500]]);
+      waits.length = 0;
+      await assert.rejects(waitingOutBusy(wait, async () => { throw busyError('p', 'x', MAX_RETRY_AFTER_MS + 1); }), TransportError);
+      assert.deepEqual(waits, [], 'not waited at all');
+      await assert.rejects(waitingOutBusy(wait, async () => { throw busyError('p', 'x', 1); }), TransportError);
+      assert.equal(waits.length, MAX_BUSY_IN_A_ROW, 'and never more than a few in a row');
     });
   });
 });

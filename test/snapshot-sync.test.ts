@@ -15,6 +15,16 @@ import { World } from '../sim/world.ts';
 import { decodeSnapshotChunk, encodeSnapshotChunk } from '../node/snapshot-wire.ts';
 import { keptSnapshotHeights, pivotHeight } from '../node/snapshots.ts';
 import { historyCheckStatus } from '../node/history-check.ts';
+import { ChainDB } from '../ledger/chaindb.ts';
+import { MemoryDisk } from '../ledger/kv-memory.ts';
+import { Chain } from '../consensus/chain.ts';
+import { SnapshotJoin } from '../node/snapshot-sync.ts';
+import { PeerFault } from '../node/header-sync.ts';
+import type { PeerManager } from '../node/peers.ts';
+import { networkNames } from '../node/protocols.ts';
+import { decodeGetHeaderRange, encodeHeaders, type Status } from '../node/wire.ts';
+import { testKey, testParams } from './helpers/fixtures.ts';
+import { asParent, mineChain, mineChild } from './helpers/mining.ts';
 
 const INTERVAL = 20;
 const DEPTH = 16;
@@ -112,5 +122,49 @@ describe('snapshot sync', function () {
     assert.equal(n2!.chain.tip.hashHex, n0!.chain.tip.hashHex, 'and caught up');
     assert.equal(await stateDigest(n2!.db), await stateDigest(n0!.db), 'same state');
     for (const sim of world.nodes) sim.crash();
+  });
+});
+
+describe('snapshot sync: the pivot comes only from a chain that showed the work it claimed', () => {
+  it('a peer whose headers stop short of its claim (one that does not link) gets no pivot, and the join made so far stays', async () => {
+    // From a review: the claim was held against the headers only when they ran to the end, and
+    // the peer chose where they ended. A cheap chain of 2,000 headers, then one that did not
+    // link, gave a pivot on it; the state installed there stays for good (no fork below it).
+    const params = testParams();
+    const now = params.timestamp + 100_000_000;
+    const db = await ChainDB.open(new MemoryDisk().open(), params);
+    try {
+      const chain = await Chain.open(db, { clock: () => now, reorgDepth: 20, window: 4 });
+      const blocks = mineChain(params, asParent(db.genesis), 2_000, { miner: testKey(2).address });
+      const theirs = blocks.map((b) => b.header);
+      // Height 2,001 on another block 2,000: it does not link to the last header served.
+      const other = mineChild(params, asParent(blocks[1_998]!), [], { miner: testKey(3).address });
+      const unlinked = mineChild(params, asParent(other), [], { miner: testKey(3).address }).header;
+      await db.join.begin(1_960, new Uint8Array(32).fill(7)); // an earlier run's pivot, with a chunk verified
+      await db.join.putChunk(String.fromCharCode(4, 0), []);
+      const claimed: Status = { genesis: db.genesis.header.hash, height: 1_000_000, tipHash: new Uint8Array(32), totalWork: 1n << 200n, prunedHeight: 0 };
+      const join = new SnapshotJoin({
+        request: async (_peer, _protocol, body) => {
+          const { from, count } = decodeGetHeaderRange(body);
+          if (from <= 2_000) return encodeHeaders(theirs.slice(from - 1, Math.min(2_000, from - 1 + count)));
+          return encodeHeaders([unlinked]);
+        },
+        requestMany: async () => [],
+        names: networkNames(db.genesis.header.hash),
+        chain,
+        peers: { isBanned: () => false, penalize: () => assert.fail('no penalty: its chain may have moved') } as unknown as PeerManager,
+        clock: () => now,
+        interval: 20,
+        candidates: () => [{ peer: 'boaster', status: claimed }],
+        onHeaders: () => {},
+        log: () => {},
+      });
+      await assert.rejects(join.run(), (err: unknown) => err instanceof PeerFault && err.score === 0 && /stopped short/.test(err.message));
+      assert.equal((await db.join.state())?.height, 1_960, 'no pivot chosen from it');
+      assert.equal((await db.join.chunksDone()).size, 1, 'and the chunks verified before kept');
+      assert.equal(chain.tip.height, 0);
+    } finally {
+      await db.close();
+    }
   });
 });
