@@ -185,7 +185,10 @@ export class ChainIndex {
   /** The tip moves down to its parent. */
   popMain(): void {
     if (this.main.length <= 1) throw new Error('the window cannot lose its last entry');
-    this.main.pop();
+    const gone = this.main.pop()!;
+    // Block 1 anchors ASERT for the chain above it: once it leaves the main chain, the anchor kept
+    // for entries loaded later from the store is another chain's (read again when next needed).
+    if (gone.height === 1) this.anchor = undefined;
   }
 
   /**

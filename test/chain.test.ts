@@ -1,6 +1,7 @@
 import { TipHarness } from './helpers/tip.ts';
 import assert from 'node:assert/strict';
 import { ChainDB } from '../ledger/chaindb.ts';
+import { MemoryDisk } from '../ledger/kv-memory.ts';
 import { auditChainDB, stateDigest } from '../ledger/audit.ts';
 import { toHex } from '../ledger/bytes.ts';
 import { BlockRuleError, CairnError } from '../ledger/errors.ts';
@@ -248,5 +249,31 @@ describe('Chain: fork choice, reorgs and header rules', () => {
     now += 61;
     chain.orphans.expire(now);
     assert.equal(chain.orphans.size, 0);
+  });
+});
+
+describe('the ASERT anchor after a reorganisation that replaces block 1', () => {
+  it('a node that stays up judges targets below its window as one that restarted does', async () => {
+    // From a review, reproduced: the index kept block 1's timestamp once and never again, so after
+    // a reorganisation to a chain with another block 1, entries loaded later from the store (a fork
+    // below the window) had the old chain's anchor: a valid block was refused HEADER_BAD_TARGET
+    // (its forwarder banned) by a node that stayed up, and accepted by one that restarted.
+    const params = testParams();
+    const now = params.timestamp + 10_000_000;
+    const db = await ChainDB.open(new MemoryDisk().open(), params);
+    try {
+      const chain = await Chain.open(db, { clock: () => now, reorgDepth: 40, window: 4 });
+      const genesis = asParent(db.genesis);
+      for (const b of mineChain(params, genesis, 35, { miner: testKey(50).address })) await chain.processBlock(b);
+      const b1 = mineChild(params, genesis, [], { miner: testKey(51).address, timestamp: params.timestamp + 6_010 });
+      const other = [b1, ...mineChain(params, asParent(b1), 79, { miner: testKey(51).address })];
+      for (const b of other) await chain.processBlock(b);
+      assert.equal(toHex(chain.tip.hash), toHex(other.at(-1)!.header.hash), 'the chain with the later block 1 won');
+      // A fork on its block 50, below the window: its parent comes back from the store.
+      const fork = mineChild(params, { ...asParent(other[49]!), anchorTimestamp: b1.header.timestamp }, [], { miner: testKey(52).address, spacing: 3 });
+      assert.equal(await chain.processBlock(fork), 'side-branch');
+    } finally {
+      await db.close();
+    }
   });
 });
