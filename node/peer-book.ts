@@ -1,3 +1,4 @@
+import { addressGroup } from './address-groups.ts';
 import type { Env } from './env.ts';
 import type { PeerManager } from './peers.ts';
 import type { Transport } from './transport.ts';
@@ -25,11 +26,22 @@ const REDIAL_MAX_MS = 60_000;
  * peer would be redialled every second, forever.
  */
 const STABLE_CONNECTION_MS = 30_000;
-/** Discovered peers are dialled while the node has fewer connections than this. */
+/**
+ * Discovered peers are dialled while the node has fewer connections it dialled than this. Inbound
+ * ones do not count: a few cheap inbound connections would otherwise stop all dialling, and leave
+ * the node with the peers an attacker chose (an eclipse).
+ */
 const WANTED_PEERS = 8;
 /** A discovered peer that failed this many dials in a row is forgotten (it moved, or left). */
 const MAX_DISCOVERED_FAILURES = 5;
 const MAX_KNOWN = 1_000;
+/**
+ * Discovered or once-connected peers kept from one subnet (/24, /48; loopback aside): without it,
+ * one announcer of a thousand identities on one address pushed every honest peer out of the book.
+ */
+const MAX_KNOWN_PER_SUBNET = 64;
+/** Addresses kept for one peer: anyone may announce more for a known id, and each is dialled. */
+const MAX_ADDRS_PER_PEER = 8;
 
 /** A fresh backoff: dialled at the next round, then 1 s later, doubling. */
 function startOver(k: KnownPeer): void {
@@ -74,8 +86,12 @@ export class PeerBook {
     if (!id || id === this.transport.peerId) return id;
     const k = this.known.get(id);
     if (k) {
-      if (!k.addrs.includes(addr)) k.addrs.push(addr);
-      if (source === 'bootstrap' || source === 'user') k.source = source;
+      if (source === 'bootstrap' || source === 'user') {
+        k.source = source;
+        if (!k.addrs.includes(addr)) k.addrs.unshift(addr); // the user's word first, however many others
+      } else if (!k.addrs.includes(addr) && k.addrs.length < MAX_ADDRS_PER_PEER) {
+        k.addrs.push(addr);
+      }
     } else {
       this.add(id, { addrs: [addr], source, delayMs: REDIAL_MIN_MS, nextAt: 0, failures: 0, reported: false });
     }
@@ -87,11 +103,10 @@ export class PeerBook {
     if (peer === this.transport.peerId || addrs.length === 0) return false;
     const k = this.known.get(peer);
     if (k) {
-      for (const a of addrs) if (!k.addrs.includes(a)) k.addrs.push(a);
+      for (const a of addrs) if (!k.addrs.includes(a) && k.addrs.length < MAX_ADDRS_PER_PEER) k.addrs.push(a);
       return false;
     }
-    this.add(peer, { addrs: [...addrs], source: 'discovered', delayMs: REDIAL_MIN_MS, nextAt: 0, failures: 0, reported: false });
-    return true;
+    return this.add(peer, { addrs: addrs.slice(0, MAX_ADDRS_PER_PEER), source: 'discovered', delayMs: REDIAL_MIN_MS, nextAt: 0, failures: 0, reported: false });
   }
 
   /** A connection is up: its listen addresses are where to find it again. */
@@ -99,12 +114,12 @@ export class PeerBook {
     const now = this.env.now();
     const k = this.known.get(peer);
     if (k) {
-      if (listenAddrs.length > 0) k.addrs = [...listenAddrs];
+      if (listenAddrs.length > 0) k.addrs = listenAddrs.slice(0, MAX_ADDRS_PER_PEER);
       k.failures = 0;
       k.reported = false;
       k.connectedAt = now;
     } else if (listenAddrs.length > 0) {
-      this.add(peer, { addrs: [...listenAddrs], source: 'connected', delayMs: REDIAL_MIN_MS, nextAt: 0, failures: 0, reported: false, connectedAt: now });
+      this.add(peer, { addrs: listenAddrs.slice(0, MAX_ADDRS_PER_PEER), source: 'connected', delayMs: REDIAL_MIN_MS, nextAt: 0, failures: 0, reported: false, connectedAt: now });
     }
   }
 
@@ -116,18 +131,27 @@ export class PeerBook {
     k.connectedAt = undefined;
   }
 
-  private add(peer: string, k: KnownPeer): void {
+  /** Adds a peer not known yet; false if its subnet already has its share, or the book is all bootstrap. */
+  private add(peer: string, k: KnownPeer): boolean {
+    const forgettable = (s: PeerSource) => s === 'discovered' || s === 'connected';
+    const subnet = subnetOf(k.addrs);
+    if (subnet !== undefined && forgettable(k.source)) {
+      let same = 0;
+      for (const other of this.known.values()) if (forgettable(other.source) && subnetOf(other.addrs) === subnet) same++;
+      if (same >= MAX_KNOWN_PER_SUBNET) return false;
+    }
     if (this.known.size >= MAX_KNOWN) {
       // Forget the oldest peer that is not a bootstrap or user-given one.
       for (const [id, old] of this.known) {
-        if (old.source === 'discovered' || old.source === 'connected') {
+        if (forgettable(old.source)) {
           this.known.delete(id);
           break;
         }
       }
-      if (this.known.size >= MAX_KNOWN) return;
+      if (this.known.size >= MAX_KNOWN) return false;
     }
     this.known.set(peer, k);
+    return true;
   }
 
   /** Whether a dial of `peer` now would fall inside its backoff and is not this book's: the transport's gate refuses it. */
@@ -146,11 +170,13 @@ export class PeerBook {
   redial(): void {
     const now = this.env.now();
     const connected = new Set(this.transport.peers());
+    let dialled = 0;
+    for (const peer of connected) if (this.transport.connectionInfo(peer)?.direction !== 'inbound') dialled++;
     for (const [id, k] of this.known) {
       if (k.nextAt > now || connected.has(id) || this.dialling.has(id) || this.peers.isBanned(id)) continue;
       const keep = k.source === 'bootstrap' || k.source === 'user';
       // However many peers discovery announces at once, only enough to reach WANTED_PEERS are dialled.
-      if (!keep && connected.size + this.dialling.size >= WANTED_PEERS) continue;
+      if (!keep && dialled + this.dialling.size >= WANTED_PEERS) continue;
       k.nextAt = now + k.delayMs;
       k.delayMs = Math.min(REDIAL_MAX_MS, k.delayMs * 2);
       this.dialling.add(id);
@@ -169,4 +195,13 @@ export class PeerBook {
       );
     }
   }
+}
+
+/** The subnet of the first of `addrs` that has one, loopback aside (a machine's own nodes). */
+function subnetOf(addrs: readonly string[]): string | undefined {
+  for (const a of addrs) {
+    const g = addressGroup(a);
+    if (g) return g.loopback ? undefined : g.subnet;
+  }
+  return undefined;
 }

@@ -15,7 +15,11 @@ class FakeNet extends EventEmitter<TransportEvents> {
   readonly peerId = 'self';
   now = 1_000_000;
   connected = new Set<string>();
+  /** Of the connected peers, those that dialled us. */
+  inbound = new Set<string>();
   reachable = new Set<string>();
+  /** The addresses each dial was given. */
+  dialAddrs: string[][] = [];
   dials: { peer: string; at: number }[] = [];
   /** Called inside each dial, as libp2p asks the connection gate. */
   onDial: ((peer: string) => void) | undefined;
@@ -24,7 +28,12 @@ class FakeNet extends EventEmitter<TransportEvents> {
     return [...this.connected];
   }
 
+  connectionInfo(peer: string): { direction: 'inbound' | 'outbound'; remoteAddr: string } | undefined {
+    return this.connected.has(peer) ? { direction: this.inbound.has(peer) ? 'inbound' : 'outbound', remoteAddr: addr(peer) } : undefined;
+  }
+
   async dial(addrs: readonly string[]): Promise<string> {
+    this.dialAddrs.push([...addrs]);
     const peer = /\/p2p\/([^/]+)$/.exec(addrs[0]!)![1]!;
     this.dials.push({ peer, at: this.now });
     this.onDial?.(peer);
@@ -108,6 +117,34 @@ describe('PeerBook: dialling known and discovered peers', () => {
     net.connected.delete('c0');
     await tick(net, book, 1);
     assert.equal(net.dialsOf('d1').length, 1);
+  });
+
+  it('inbound connections do not count toward the 8: a few cheap ones cannot stop it dialling (an eclipse)', async () => {
+    // From a review: 8 inbound connections from one /24 stopped every dial of a discovered peer.
+    for (let i = 0; i < 8; i++) {
+      net.connected.add(`in${i}`);
+      net.inbound.add(`in${i}`);
+    }
+    net.reachable.add('d1');
+    book.discovered('d1', [addr('d1')]);
+    await tick(net, book, 1);
+    assert.deepEqual(net.dialsOf('d1'), [0]);
+  });
+
+  it('one subnet announcing a thousand identities does not push the others out of the book; a peer keeps 8 addresses', async () => {
+    const at = (ip: string, id: string) => `/ip4/${ip}/tcp/1/p2p/${id}`;
+    for (let i = 0; i < 20; i++) book.discovered(`honest${i}`, [at(`198.51.${i}.1`, `honest${i}`)]);
+    let taken = 0;
+    for (let i = 0; i < 1_000; i++) if (book.discovered(`evil${i}`, [at('203.0.113.5', `evil${i}`)])) taken++;
+    assert.equal(taken, 64, 'a subnet gets its share of the book');
+    assert.equal(book.size, 20 + 64, 'every honest peer kept');
+    const alone = new PeerBook(net.env(), net as never, peers);
+    const many = Array.from({ length: 100 }, (_, i) => at(`192.0.2.${i}`, 'multi'));
+    alone.discovered('multi', many.slice(0, 50));
+    for (const a of many.slice(50)) alone.discovered('multi', [a]);
+    net.dialAddrs = [];
+    alone.redial();
+    assert.deepEqual(net.dialAddrs, [many.slice(0, 8)], 'dialled with its first 8 addresses only');
   });
 
   it('dials at most 8 of many peers announced at once', async () => {
