@@ -90,6 +90,15 @@ describe('eviction', () => {
     assert.equal(victim?.peer, 'taker-big');
   });
 
+  it('a peer that only handshook is no taker: idle connections from a crowded subnet go before it', () => {
+    // From a review: any peer served a byte (a status answer) was a taker, and went first; an
+    // attacker that never asked anything never was, and its idle connections outlived them all.
+    const honest = Array.from({ length: 8 }, (_, i) => peer(`honest${i}`, `10.${i}.0.1`, { bytesOut: 200, connectedAt: i }));
+    const idle = Array.from({ length: 40 }, (_, i) => peer(`idle${i}`, `203.0.${113 + (i % 5)}.${i + 1}`, { connectedAt: 100 + i }));
+    const victim = chooseEviction([...honest, ...idle], 3);
+    assert.ok(victim?.peer.startsWith('idle'), `evicted ${victim?.peer}`);
+  });
+
   it('with no takers: subnets, latency and age protect, and the largest subnet loses its youngest', () => {
     const crowd = Array.from({ length: 6 }, (_, i) => peer(`sybil${i}`, `203.0.113.${i + 1}`, { connectedAt: 1000 + i }));
     const diverse = Array.from({ length: 6 }, (_, i) => peer(`d${i}`, `10.${i}.0.1`, { connectedAt: i }));
