@@ -77,10 +77,14 @@ export class SnapshotStore {
    * Makes the snapshot of `accounts` (every account of the state after block `hash`, any order),
    * which must hash to `stateRoot`: accounts by state key in batches (the store sorts them), then
    * one pass in key order building the tree, storing its nodes down to MAX_CHUNK_DEPTH, and the
-   * record last. `pause` runs between batches (the caller yields to its imports there).
+   * record last. `pause` runs between batches (the caller yields to its imports there). An
+   * earlier copy at this height is dropped first, its record before its data.
    */
   async make(height: number, hash: Uint8Array, stateRoot: Uint8Array, accounts: AsyncIterable<ChunkEntry>, pause: () => Promise<void>): Promise<SnapshotInfo> {
-    await this.kv.clear(layout.snapshotData(height));
+    // A copy made again at this height (a reorganisation changed its block) is no longer served
+    // while its data is half rewritten: joiners would find chunks that fail their proofs, and ban
+    // an honest server for them.
+    await this.drop(height);
     let ops: BatchOp[] = [];
     let count = 0;
     const flush = async () => {

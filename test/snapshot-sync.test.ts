@@ -168,3 +168,27 @@ describe('snapshot sync: the pivot comes only from a chain that showed the work 
     }
   });
 });
+
+describe('a kept snapshot made again at its height', () => {
+  it('is not served while its data is rewritten', async () => {
+    // From a review: make() cleared the data and left the old record until the end, so a copy
+    // remade after a reorganisation (or cut short by a kill) was served from half-written data,
+    // whose chunks fail their proofs: joiners banned an honest server for them.
+    const params = testParams();
+    const db = await ChainDB.open(new MemoryDisk().open(), params);
+    try {
+      const accounts = async function* () {
+        for await (const a of db.accounts()) yield a;
+      };
+      const { hash, stateRoot } = db.genesis.header;
+      await db.snapshots.make(5, hash, stateRoot, accounts(), async () => {});
+      assert.ok(await db.snapshots.get(5), 'the first copy is served');
+      const seen: unknown[] = [];
+      await db.snapshots.make(5, hash, stateRoot, accounts(), async () => void seen.push(await db.snapshots.get(5)));
+      assert.ok(seen.length > 0 && seen.every((s) => s === undefined), 'no record while the data is rewritten');
+      assert.ok(await db.snapshots.get(5), 'served again once made');
+    } finally {
+      await db.close();
+    }
+  });
+});
