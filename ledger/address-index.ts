@@ -11,7 +11,7 @@
  * time between imports, its progress (`M addrindex`) written in the same batch as what it
  * indexed, so a kill resumes where it stopped.
  */
-import { Reader, Writer, toHex } from './bytes.ts';
+import { Reader, Writer, bytesEqual, toHex } from './bytes.ts';
 import { StoreError } from './errors.ts';
 import { layout } from './layout.ts';
 import type { Block } from './block.ts';
@@ -112,6 +112,8 @@ const BACKFILL_BLOCKS = 64;
  */
 export class AddressIndex {
   private readonly db: ChainDB;
+  /** counts() of busy addresses so far, up to an entry's block (its hash: still on the main chain?). */
+  private readonly countMemo = new Map<string, { height: number; position: number; hash: Uint8Array; counts: AddressCounts }>();
   private next: number;
   private readonly end: number;
 
@@ -196,22 +198,56 @@ export class AddressIndex {
   }
 
   /** How many entries `address` has, by role. Reads every key of the address. */
-  async counts(address: Uint8Array): Promise<AddressCounts> {
+  /**
+   * `address`'s entries counted. Entries at or below `settledHeight` (a height a reorganisation
+   * is not expected to reach while this runs: the caller's tip less a margin) are counted once
+   * and remembered with the hash of the block of the last one; a later call counts only what
+   * came after it, and starts over if that block left the main chain. A busy address (a miner's:
+   * one entry a block) otherwise cost a read of every entry it ever had, on every request.
+   */
+  async counts(address: Uint8Array, settledHeight = 0): Promise<AddressCounts> {
     checkAddress(address);
-    let entries = 0;
-    let sent = 0;
-    let received = 0;
-    let coinbase = 0;
-    const range = { gte: layout.addressEntry(address, 0, 0), lt: layout.addressEntry(address, 0xffffffff, 0xffffffff) };
-    for await (const [, value] of this.db.records(range)) {
-      const roles = value[0]!;
-      entries++;
-      if (roles & ROLE_SENT) sent++;
-      if (roles & ROLE_RECEIVED) received++;
-      if (roles & ROLE_COINBASE) coinbase++;
+    const key = toHex(address);
+    let memo = this.countMemo.get(key);
+    if (memo) {
+      const [hash] = await this.db.history.mainHashes(memo.height, memo.height + 1);
+      if (!hash || !bytesEqual(hash, memo.hash)) memo = undefined;
     }
-    return { entries, sent, received, coinbase };
+    const settled = { ...(memo?.counts ?? NO_COUNTS) };
+    let last: { height: number; position: number } | undefined;
+    const total = { ...settled };
+    const from = memo ? layout.addressEntry(address, memo.height, memo.position + 1) : layout.addressEntry(address, 0, 0);
+    for await (const [k, value] of this.db.records({ gte: from, lt: layout.addressEntry(address, 0xffffffff, 0xffffffff) })) {
+      const height = readU32(k, 21);
+      addRoles(total, value[0]!);
+      if (height > settledHeight) continue;
+      addRoles(settled, value[0]!);
+      last = { height, position: readU32(k, 25) };
+    }
+    if (last) {
+      const [hash] = await this.db.history.mainHashes(last.height, last.height + 1);
+      if (hash) {
+        this.countMemo.delete(key);
+        this.countMemo.set(key, { ...last, hash, counts: settled });
+        if (this.countMemo.size > COUNT_MEMO_SIZE) this.countMemo.delete(this.countMemo.keys().next().value!);
+      }
+    }
+    return total;
   }
+}
+
+const COUNT_MEMO_SIZE = 1_024;
+const NO_COUNTS: AddressCounts = { entries: 0, sent: 0, received: 0, coinbase: 0 };
+
+function addRoles(c: { entries: number; sent: number; received: number; coinbase: number }, roles: number): void {
+  c.entries++;
+  if (roles & ROLE_SENT) c.sent++;
+  if (roles & ROLE_RECEIVED) c.received++;
+  if (roles & ROLE_COINBASE) c.coinbase++;
+}
+
+function readU32(bytes: Uint8Array, at: number): number {
+  return new DataView(bytes.buffer, bytes.byteOffset + at, 4).getUint32(0);
 }
 
 function checkAddress(address: Uint8Array): void {

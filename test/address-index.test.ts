@@ -93,6 +93,36 @@ describe('address index', () => {
     await db.close();
   });
 
+  it("counts a busy address's entries once below the settled height, then only what came after; a reorganisation below starts over", async () => {
+    // From a review: every request for a miner's address read every entry it ever had.
+    const { db, chain, index } = await open(new MemoryDisk(), true);
+    const main = mineChain(params, asParent(db.genesis), 30, { miner: minerA });
+    for (const b of main) await chain.processBlock(b);
+    let read = 0;
+    const records = db.records.bind(db);
+    db.records = async function* (range) {
+      for await (const r of records(range)) {
+        read++;
+        yield r;
+      }
+    };
+    const count = () => index!.counts(minerA, chain.tip.height - 5);
+    assert.deepEqual(await count(), { entries: 30, sent: 0, received: 0, coinbase: 30 });
+    assert.equal(read, 30);
+    read = 0;
+    for (const b of mineChain(params, asParent(main.at(-1)!), 3, { miner: minerA })) await chain.processBlock(b);
+    assert.deepEqual(await count(), { entries: 33, sent: 0, received: 0, coinbase: 33 });
+    assert.equal(read, 8, 'the 5 unsettled before, and the 3 new');
+    // A heavier branch from block 20: the blocks above it go, and with them the remembered count.
+    read = 0;
+    const branch = mineChain(params, asParent(main[19]!), 20, { miner: minerB });
+    for (const b of branch) await chain.processBlock(b);
+    assert.equal(chain.tip.hashHex, toHex(branch.at(-1)!.header.hash));
+    assert.deepEqual(await count(), { entries: 20, sent: 0, received: 0, coinbase: 20 });
+    assert.equal(read, 20, 'counted again from the start');
+    await db.close();
+  });
+
   it('backfills a datadir that had no index, a step at a time, resuming after a kill', async () => {
     const disk = new MemoryDisk();
     let blocks: Block[] = [];

@@ -41,6 +41,8 @@ export const MAX_CHART_BLOCKS = 1000;
 
 const notFound = (what: string) => new RestError(404, 'NOT_FOUND', what);
 const bad = (message: string) => new RestError(400, 'BAD_REQUEST', message);
+/** Blocks below the tip past which an address's counts are remembered (AddressIndex.counts). */
+const SETTLED_DEPTH = 64;
 
 function hashParam(text: string, what: string): Uint8Array {
   if (!/^[0-9a-f]{64}$/.test(text)) throw bad(`${what} must be 64 lower-case hex digits`);
@@ -262,7 +264,8 @@ export async function answerRest(node: NodeView, feed: EventFeed, method: string
         let pending = 0;
         for (const { tx } of node.mempool.entries()) if (tx.fromKey === key || tx.toKey === key) pending++;
         const index = node.addressIndex;
-        const counts = index && index.status().state === 'ready' ? await index.counts(address) : undefined;
+        // Counted once below a depth no reorganisation reaches while it runs, then from there on.
+        const counts = index && index.status().state === 'ready' ? await index.counts(address, node.chain.tip.height - SETTLED_DEPTH) : undefined;
         return {
           json: {
             address: encodeAddress(address),
