@@ -135,7 +135,8 @@ export class Gossip extends EventEmitter<GossipEvents> {
   private async validateBlock(peer: string, data: Uint8Array): Promise<Verdict> {
     try {
       const block = decodeBlock(data);
-      if (this.offDeepFork(peer, block.header)) return 'ignore';
+      // Bad proof of work is refused (and punished) by the import, before anything else.
+      if (hasValidProofOfWork(block.header) && this.offDeepFork(peer, block.header)) return 'ignore';
       return this.verdictOf(peer, await this.o.chain.processBlock(block));
     } catch (err) {
       return this.reject(peer, err);
