@@ -36,7 +36,8 @@ export async function keysCommand(argv: string[], out: Out): Promise<void> {
       if (values.help) return out.help(HELP_KEYS);
       const keystore = required(values, 'keystore');
       const source = positionals[0];
-      if (source === undefined && process.stdin.isTTY) throw new UsageError('give a file holding the hex private key, or pipe it on stdin (- reads stdin)');
+      // Typed at a terminal, the key would be echoed, into its scrollback and any recording.
+      if ((source === undefined || source === '-') && process.stdin.isTTY) throw new UsageError('give a file holding the hex private key, or pipe it on stdin (- reads stdin, not a terminal: it would echo the key)');
       const hex = source === undefined || source === '-' ? await readStdin() : await readFile(source, 'utf8').catch(() => {
         throw new UsageError(`cannot read ${source}`);
       });
@@ -53,7 +54,9 @@ export async function keysCommand(argv: string[], out: Out): Promise<void> {
       address(which, 'address');
       const password = await readPassword({ passwordFile: str(values, 'password-file') });
       const key = await loadPrivateKey(keystore, which, password);
-      return out.result({ address: which, privateKey: toHex(key) }, toHex(key));
+      const hex = toHex(key);
+      key.fill(0);
+      return out.result({ address: which, privateKey: hex }, hex);
     }
     default:
       throw new UsageError(`unknown keys command "${sub}"; see cairn keys --help`);

@@ -58,9 +58,13 @@ export async function sendCommand(argv: string[], out: Out): Promise<void> {
   const nonce = nonceText !== undefined ? BigInt(nonceText) : BigInt(account.nextNonce);
   const password = await readPassword({ passwordFile: str(values, 'password-file') });
   const key = await loadPrivateKey(keystore, from, password);
-  // Signed here: the key never leaves this process.
-  const tx = signTransaction({ chainId: status.chainId, to, amount: value, fee, nonce }, key);
-  key.fill(0);
+  let tx;
+  try {
+    // Signed here: the key never leaves this process.
+    tx = signTransaction({ chainId: status.chainId, to, amount: value, fee, nonce }, key);
+  } finally {
+    key.fill(0);
+  }
   const { id } = await rpc.call('sendRawTransaction', { tx: toHex(tx.bytes) });
   if (!values.wait) return out.result({ id }, id);
   if (!out.json) process.stdout.write(`${id}\n`); // at once: the id is what to ask about if the wait is cut short

@@ -124,7 +124,12 @@ export async function loadPrivateKey(dir: string, address: string, password: str
     const decipher = createDecipheriv(CIPHER, derived, fromHex(doc.crypto.iv), { authTagLength: TAG_BYTES });
     decipher.setAAD(associatedData(address));
     decipher.setAuthTag(fromHex(doc.crypto.tag));
-    plain = Buffer.concat([decipher.update(fromHex(doc.crypto.ciphertext)), decipher.final()]);
+    const part = decipher.update(fromHex(doc.crypto.ciphertext));
+    try {
+      plain = Buffer.concat([part, decipher.final()]);
+    } finally {
+      part.fill(0); // the key's bytes, copied into `plain`
+    }
   } catch {
     // GCM cannot tell a wrong password from an altered file: both fail the same tag check.
     throw new KeystoreError('WRONG_PASSWORD', `wrong password for ${address} (or the key file ${file} was altered)`);

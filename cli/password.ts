@@ -71,7 +71,8 @@ export function promptHidden(
     const wasRaw = input.isRaw === true;
     const decoder = new StringDecoder('utf8');
     let answer = '';
-    let inEscape = false;
+    /** Inside an escape sequence: just after ESC, in a CSI (ESC [ … final), or an SS3 (ESC O x). */
+    let escape: 'start' | 'csi' | 'ss3' | undefined;
 
     const finish = (error?: KeystoreError): void => {
       input.removeListener('data', onData);
@@ -87,9 +88,11 @@ export function promptHidden(
     const onData = (chunk: Buffer | string): void => {
       const text = typeof chunk === 'string' ? chunk : decoder.write(chunk);
       for (const ch of text) {
-        if (inEscape) {
-          // An arrow or function key is ESC [ … final byte; none of it is part of the password.
-          if (ch !== '[' && ch >= '@' && ch <= '~') inEscape = false;
+        if (escape !== undefined) {
+          // An arrow or function key is ESC [ … final byte, or (in a terminal's application
+          // mode) ESC O and one more: none of it is part of the password.
+          if (escape === 'start') escape = ch === '[' ? 'csi' : ch === 'O' ? 'ss3' : undefined;
+          else if (escape === 'ss3' || (ch >= '@' && ch <= '~')) escape = undefined;
           continue;
         }
         if (ch === '\r' || ch === '\n') return finish();
@@ -97,7 +100,7 @@ export function promptHidden(
         if (ch === '\u0004') return answer === '' ? finish(cancelled()) : finish();
         if (ch === '\u007f' || ch === '\b') answer = Array.from(answer).slice(0, -1).join('');
         else if (ch === '\u0015') answer = '';
-        else if (ch === '\u001b') inEscape = true;
+        else if (ch === '\u001b') escape = 'start';
         else if (ch >= ' ') answer += ch;
       }
     };

@@ -489,7 +489,8 @@ describe('promptHidden', () => {
     const t = fakeTerminal();
     const answer = promptHidden('Password: ', t);
     const e = Buffer.from('é');
-    t.input.write('junk\u0015abX\u007fc\u001b[Ad');
+    // ESC O D: the left arrow in a terminal's application mode (a review found its D typed in).
+    t.input.write('junk\u0015abX\u007fc\u001b[Ad\u001bOD\u001b[1;5C');
     t.input.write(e.subarray(0, 1));
     t.input.write(Buffer.concat([e.subarray(1), Buffer.from('\n')]));
     assert.equal(await answer, 'abcdé');
