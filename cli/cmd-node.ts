@@ -7,7 +7,7 @@ import { encodeAddress } from '../ledger/keys.ts';
 import { createNode } from '../node/launch.ts';
 import { DEFAULT_REORG_DEPTH } from '../consensus/chain-index.ts';
 import { checkPeerAddress } from '../node/libp2p/addresses.ts';
-import { createKey, listKeys } from './keystore.ts';
+import { createKey, KeystoreError, listKeys } from './keystore.ts';
 import { readPassword } from './password.ts';
 import { RpcClient } from './rpc-client.ts';
 import { address, count, parse, port, str, UsageError } from './args.ts';
@@ -32,13 +32,19 @@ export async function initCommand(argv: string[], out: Out): Promise<void> {
   out.result({ datadir: resolve(datadir), network: params.name, created }, `${created ? 'created' : 'already initialised:'} ${resolve(datadir)} for network ${params.name}`);
 }
 
-/** The address a mining node pays to: --coinbase, else the datadir's key, else a new one. */
+/** The address a mining node pays to: --coinbase, else the keystore's one key, else a new one. */
 async function coinbaseFor(values: Record<string, unknown>, datadir: string, log: (msg: string) => void): Promise<Uint8Array> {
   const given = str(values, 'coinbase');
   if (given) return address(given, '--coinbase address');
   const keystore = str(values, 'keystore') ?? join(datadir, 'keystore');
-  const existing = await listKeys(keystore).catch(() => [] as string[]);
-  if (existing.length > 0) return address(existing[0]!, 'coinbase key');
+  const existing = await listKeys(keystore).catch((err: unknown) => {
+    if (err instanceof KeystoreError && err.code === 'KEYSTORE_NOT_FOUND') return [] as string[]; // made below
+    throw err;
+  });
+  // Which of several keys would be a guess (the first by name was once the public development
+  // key, imported by the walkthrough): the user says which.
+  if (existing.length > 1) throw new UsageError(`${keystore} holds ${existing.length} keys: say which one mining pays with --coinbase ADDRESS (cairn keys list --keystore ${keystore})`);
+  if (existing.length === 1) return address(existing[0]!, 'coinbase key');
   const password = await readPassword({ passwordFile: str(values, 'password-file'), confirm: true });
   const { address: created } = await createKey(keystore, password);
   log(`created coinbase key ${created} in ${keystore}`);
@@ -265,8 +271,9 @@ Examples:
 
 Runs a validating node (initialising DIR, default ./data, when empty). P2P on port 7370 of all
 interfaces, JSON-RPC on 127.0.0.1:7371 (0 picks a free port; the endpoint and token are written
-to DIR/rpc.json). --mine mines to --coinbase, or to the first key of the keystore (default
-DIR/keystore), creating one on first start, hashing on --threads of the node's worker threads
+to DIR/rpc.json). --mine mines to --coinbase, or to the key of the keystore (default
+DIR/keystore), creating one on first start (one holding several keys needs --coinbase to say
+which), hashing on --threads of the node's worker threads
 (default 1) whenever they have no signatures to check. Logs are JSON when stdout is not a terminal.
 The explorer (open it in a browser), the REST API and live events are on http://127.0.0.1:7372/
 (--http-port, --http-host; read-only, no token; --http-cors lets pages of ORIGIN call it; --no-http

@@ -117,6 +117,15 @@ describe('errors that name the fix, through real processes', function () {
     assert.match(failure(coins).line, new RegExp(`^cairn: insufficient funds: need 12\\.5\\d* CRN \\(12\\.5 CRN \\+ fee 0\\.\\d+ CRN\\), have 0 CRN in ${poor}$`));
   });
 
+  it('a mining node on a keystore of several keys is told to say which one it pays, not given the first', async () => {
+    // From a review: the first by name was taken, which after the walkthrough's import of the
+    // public development key could be that key, spendable by anyone.
+    const r = await runCli(['node', '--datadir', join(dir.path, 'miner'), '--mine', '--keystore', keystore, '--p2p-port', '0', '--rpc-port', '0', '--http-port', '0', ...NODE_FLAGS]);
+    const { code, line } = failure(r);
+    assert.notEqual(code, 0);
+    assert.match(line, /^cairn: .* holds 2 keys: say which one mining pays with --coinbase ADDRESS \(cairn keys list --keystore .*\)$/);
+  });
+
   it('a fee the node suggests above --max-fee is refused before the password is asked', async () => {
     // From a review: the node's estimate was signed as it came, whatever it was.
     const r = await runCli(['send', '--datadir', datadir, '--keystore', keystore, '--from', DEVNET_ADDRESS, '--to', DEVNET_ADDRESS, '--amount', '5000', '--max-fee', '0']);
