@@ -71,11 +71,11 @@ export class Gossip extends EventEmitter<GossipEvents> {
   private readonly o: GossipOptions;
   private stopped = false;
   /** Compact blocks rebuilt from the mempool alone, with some transactions fetched, or not at all. */
-  readonly compactStats = { rebuilt: 0, fetched: 0, failed: 0, unknownParent: 0 };
+  readonly compactStats = { rebuilt: 0, fetched: 0, failed: 0, unknownParent: 0, awaitedParent: 0 };
   /** Blocks heard of on a branch that forks more than GOSSIP_FORK_DEPTH below our tip (offDeepFork). */
   deepForkBlocks = 0;
-  /** Blocks forwarded or announced before their import, until it ends, by hash. */
-  private readonly forwarding = new Map<string, SaneBlock>();
+  /** Blocks forwarded or announced before their import, until it ends, by hash, with that import. */
+  private readonly forwarding = new Map<string, { block: SaneBlock; settled: Promise<void> }>();
 
   constructor(o: GossipOptions) {
     super();
@@ -177,7 +177,16 @@ export class Gossip extends EventEmitter<GossipEvents> {
       // is its own claim, so its proof of work may have cost one hash, and rebuilding it (a pass
       // over the mempool, requests to the peer) would be ours to pay per message. As Bitcoin Core
       // does, the peer's chain is asked for instead (its status, then a sync).
-      if (chain.judgeHeader(compact.header) === 'unknown') {
+      let judged = chain.judgeHeader(compact.header);
+      const importing = judged === 'unknown' ? this.forwarding.get(toHex(compact.header.prevHash)) : undefined;
+      if (importing) {
+        this.compactStats.awaitedParent++;
+        // Its parent is a block forwarded a moment ago whose import has not ended (relayed before
+        // its import, as BIP 152 does): a child found quickly waits for it, not for a sync.
+        await importing.settled;
+        judged = chain.judgeHeader(compact.header);
+      }
+      if (judged === 'unknown') {
         this.compactStats.unknownParent++;
         this.emit('orphan', peer);
         return 'ignore';
@@ -260,20 +269,26 @@ export class Gossip extends EventEmitter<GossipEvents> {
    * ends, the block is kept here so that the peers it went to can fetch the transactions they
    * lack from us (getBlockTxs).
    */
-  private async importAnnounced(block: SaneBlock, announce?: () => Promise<void>): Promise<BlockOutcome> {
+  private importAnnounced(block: SaneBlock, announce?: () => Promise<void>): Promise<BlockOutcome> {
     const hash = toHex(block.header.hash);
-    this.forwarding.set(hash, block);
-    try {
-      void announce?.();
-      return await this.o.chain.processSaneBlock(block);
-    } finally {
-      this.forwarding.delete(hash);
-    }
+    // Kept before it is announced, so that a peer's getBlockTxs for it always finds it; `settled`
+    // tells a child that arrived meanwhile when the import has ended, however it ended.
+    let settle!: () => void;
+    this.forwarding.set(hash, { block, settled: new Promise<void>((resolve) => (settle = resolve)) });
+    return (async () => {
+      try {
+        void announce?.();
+        return await this.o.chain.processSaneBlock(block);
+      } finally {
+        this.forwarding.delete(hash);
+        settle();
+      }
+    })();
   }
 
   /** The bytes of a compact block forwarded and still importing, if `hash` is one. */
   forwardedBlockBytes(hash: Uint8Array): Uint8Array | undefined {
-    return this.forwarding.get(toHex(hash))?.bytes;
+    return this.forwarding.get(toHex(hash))?.block.bytes;
   }
 
   /**
