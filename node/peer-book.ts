@@ -36,8 +36,9 @@ const WANTED_PEERS = 8;
 const MAX_DISCOVERED_FAILURES = 5;
 const MAX_KNOWN = 1_000;
 /**
- * Discovered or once-connected peers kept from one subnet (/24, /48; loopback aside): without it,
- * one announcer of a thousand identities on one address pushed every honest peer out of the book.
+ * Discovered or once-connected peers kept from one subnet (/24, /48; all loopback ones together,
+ * and all without an IP): without it, one announcer of a thousand identities on one address
+ * pushed every honest peer out of the book.
  */
 const MAX_KNOWN_PER_SUBNET = 64;
 /** Addresses kept for one peer: anyone may announce more for a known id, and each is dialled. */
@@ -135,7 +136,7 @@ export class PeerBook {
   private add(peer: string, k: KnownPeer): boolean {
     const forgettable = (s: PeerSource) => s === 'discovered' || s === 'connected';
     const subnet = subnetOf(k.addrs);
-    if (subnet !== undefined && forgettable(k.source)) {
+    if (forgettable(k.source)) {
       let same = 0;
       for (const other of this.known.values()) if (forgettable(other.source) && subnetOf(other.addrs) === subnet) same++;
       if (same >= MAX_KNOWN_PER_SUBNET) return false;
@@ -197,11 +198,18 @@ export class PeerBook {
   }
 }
 
-/** The subnet of the first of `addrs` that has one, loopback aside (a machine's own nodes). */
-function subnetOf(addrs: readonly string[]): string | undefined {
+/**
+ * The group an entry counts in: the subnet of the first of `addrs` with a routable IP; else one
+ * group for all loopback-only entries and one for those with no IP at all. Every group has its
+ * cap: a peer's own list of addresses must not put it outside all of them (127.0.0.1 listed
+ * first, or DNS names only, once let any number in).
+ */
+function subnetOf(addrs: readonly string[]): string {
+  let loopback = false;
   for (const a of addrs) {
     const g = addressGroup(a);
-    if (g) return g.loopback ? undefined : g.subnet;
+    if (g?.loopback) loopback = true;
+    else if (g) return g.subnet;
   }
-  return undefined;
+  return loopback ? 'loopback' : 'no IP';
 }

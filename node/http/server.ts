@@ -18,13 +18,18 @@ export interface HttpOptions {
   readonly ratePerSecond?: number;
   /** Events kept for clients that reconnect (EventFeed). */
   readonly eventHistory?: number;
+  /** Whether loopback clients count against the streams a client may hold (tests; off: a local proxy speaks for many). */
+  readonly limitLoopback?: boolean;
 }
 
 /** Most request body a POST /tx takes: one transaction in hex is 334 characters. */
 const MAX_BODY = 16 * 1024;
 const MAX_STREAMS = 200;
-/** Event streams one client (by remote address) may hold: one client could otherwise take every slot. */
-const MAX_STREAMS_PER_CLIENT = 8;
+/**
+ * Event streams one client (by remote address) may hold: one could otherwise take every slot.
+ * Loopback is exempt: a reverse proxy on the node's machine speaks for all its clients.
+ */
+const MAX_STREAMS_PER_CLIENT = 16;
 /** Addresses one event stream may follow. */
 export const MAX_TRACKED = 100;
 /**
@@ -172,10 +177,11 @@ export class HttpServer {
     const unknown = typeList.filter((t) => !['block', 'reorg', 'tx', 'address'].includes(t));
     if (unknown.length > 0) return this.error(res, 400, 'BAD_REQUEST', `unknown event types: ${unknown.join(', ')} (block, reorg, tx, address)`);
     if (this.streams.size >= MAX_STREAMS) return this.error(res, 503, 'BUSY', 'too many event streams open');
-    const client = req.socket.remoteAddress ?? '?';
-    const held = this.streamsByClient.get(client) ?? 0;
+    const remote = req.socket.remoteAddress ?? '?';
+    const client = isLoopback(remote) && !this.options.limitLoopback ? undefined : remote;
+    const held = client === undefined ? 0 : (this.streamsByClient.get(client) ?? 0);
     if (held >= MAX_STREAMS_PER_CLIENT) return this.error(res, 429, 'RATE_LIMITED', `at most ${MAX_STREAMS_PER_CLIENT} event streams a client`);
-    this.streamsByClient.set(client, held + 1);
+    if (client !== undefined) this.streamsByClient.set(client, held + 1);
     const types = new Set(typeList);
     res.writeHead(200, this.headers({ 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' }));
     const send = (event: FeedEvent) => {
@@ -188,9 +194,14 @@ export class HttpServer {
         }
       }
       if (out === '') return;
-      res.write(out);
       // A client that does not read is cut rather than buffered without end; its id resumes it.
-      if (res.writableLength > MAX_STREAM_BACKLOG) res.destroy();
+      // Judged on what it has not read before this event, so that one large event (a deep
+      // reorganisation's) still reaches a client that keeps up.
+      if (res.writableLength > MAX_STREAM_BACKLOG) {
+        res.destroy();
+        return;
+      }
+      res.write(out);
     };
     const lastId = (req.headers['last-event-id'] as string | undefined) ?? query.get('since') ?? undefined;
     res.write(`retry: 2000\n: cairn events, run ${this.feed.runId}, latest ${this.feed.latest}\n\n`);
@@ -211,6 +222,7 @@ export class HttpServer {
       ended = true;
       unsubscribe();
       this.streams.delete(res);
+      if (client === undefined) return;
       const left = (this.streamsByClient.get(client) ?? 1) - 1;
       if (left > 0) this.streamsByClient.set(client, left);
       else this.streamsByClient.delete(client);
@@ -235,3 +247,8 @@ function readBody(req: IncomingMessage): Promise<string | null> {
 }
 
 export type { FeedEventType };
+
+/** 127.0.0.0/8, ::1, or either as an IPv4-mapped IPv6 address. */
+function isLoopback(address: string): boolean {
+  return address === '::1' || /^(::ffff:)?127\./.test(address);
+}
