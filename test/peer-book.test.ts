@@ -138,6 +138,11 @@ describe('PeerBook: dialling known and discovered peers', () => {
     for (let i = 0; i < 1_000; i++) if (book.discovered(`evil${i}`, [at('203.0.113.5', `evil${i}`)])) taken++;
     assert.equal(taken, 64, 'a subnet gets its share of the book');
     assert.equal(book.size, 20 + 64, 'every honest peer kept');
+    // Its own list of addresses puts no peer outside the caps (127.0.0.1 first, or names only).
+    let more = 0;
+    for (let i = 0; i < 500; i++) if (book.discovered(`sly${i}`, [`/ip4/127.0.0.1/tcp/1/p2p/sly${i}`, at('203.0.113.9', `sly${i}`)])) more++;
+    for (let i = 0; i < 500; i++) if (book.discovered(`named${i}`, [`/dns4/node${i}.example/tcp/1/p2p/named${i}`])) more++;
+    assert.equal(more, 64, 'none more from that subnet, and 64 without an IP');
     const alone = new PeerBook(net.env(), net as never, peers);
     const many = Array.from({ length: 100 }, (_, i) => at(`192.0.2.${i}`, 'multi'));
     alone.discovered('multi', many.slice(0, 50));
