@@ -213,6 +213,10 @@ export class AddressIndex {
       const [hash] = await this.db.history.mainHashes(memo.height, memo.height + 1);
       if (!hash || !bytesEqual(hash, memo.hash)) memo = undefined;
     }
+    // A reorganisation reaching the settled height while the entries are read would leave counts
+    // of one chain under a block of another: its hash there is read before and after, and the
+    // counts are remembered only if it did not change.
+    const [settledBefore] = await this.db.history.mainHashes(settledHeight, settledHeight + 1);
     const settled = { ...(memo?.counts ?? NO_COUNTS) };
     let last: { height: number; position: number } | undefined;
     const total = { ...settled };
@@ -224,7 +228,8 @@ export class AddressIndex {
       addRoles(settled, value[0]!);
       last = { height, position: readU32(k, 25) };
     }
-    if (last) {
+    const [settledAfter] = await this.db.history.mainHashes(settledHeight, settledHeight + 1);
+    if (last && settledBefore && settledAfter && bytesEqual(settledBefore, settledAfter)) {
       const [hash] = await this.db.history.mainHashes(last.height, last.height + 1);
       if (hash) {
         this.countMemo.delete(key);

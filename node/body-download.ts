@@ -247,7 +247,8 @@ export class BodyDownload {
     /**
      * A request's answer, or undefined once the download is over: the import has what it needs,
      * and a request given up on (its batch went to another provider) may take the transport's
-     * whole timeout to end. A provable lie in such an answer is still held against its sender.
+     * whole timeout to end. A provable fault in such an answer (a lie, garbage) is still held
+     * against its sender, as during the download.
      */
     const untilOver = <T>(request: Promise<T>, peer: string) =>
       new Promise<T | undefined>((resolve, reject) => {
@@ -265,7 +266,7 @@ export class BodyDownload {
           (value) => settle() && resolve(value),
           (err: unknown) => {
             if (settle()) reject(err);
-            else if (err instanceof PeerFault) this.parts.blame(peer, err);
+            else if (err instanceof PeerFault || (err instanceof CairnError && !(err instanceof TransportError && err.code === 'TRANSPORT_BUSY'))) this.parts.blame(peer, err);
           },
         );
       });

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import type { SaneBlock } from '../consensus/sanity.ts';
 import { BodyDownload, stallPauseMs } from '../node/body-download.ts';
 import { realEnv, sleep, type Env } from '../node/env.ts';
+import { DecodeError } from '../ledger/errors.ts';
 import { PeerFault } from '../node/header-sync.ts';
 import { MAX_BUSY_IN_A_ROW, MAX_RETRY_AFTER_MS, TransportError, busyError, waitingOutBusy } from '../node/transport.ts';
 import { Scheduler } from '../sim/scheduler.ts';
@@ -276,13 +277,21 @@ describe('BodyDownload', () => {
           await sleep(env, 5_000);
           throw new PeerFault('sent blocks other than those asked', 100);
         }
+        if (peer === 'peer-c') {
+          await sleep(env, 6_000);
+          throw new DecodeError('DECODE_TRUNCATED', 'garbage'); // a provable fault too
+        }
+        if (peer === 'peer-d') {
+          await sleep(env, 7_000);
+          throw new TransportError('TRANSPORT_TIMEOUT', 'no answer'); // no fault: passed on, costing nothing
+        }
         await sleep(env, 5);
       });
-      d.download.join('peer-b');
-      d.download.join('peer-a');
+      for (const peer of ['peer-b', 'peer-c', 'peer-d', 'peer-a']) d.download.join(peer);
       assert.ok(await d.run(60_000), 'the download never ended');
       await d.scheduler.runUntil(d.scheduler.now + 10_000);
-      assert.deepEqual(d.blamed, ['peer-b']);
+      // (A peer asked twice, after its pause, answers twice: each answer is its own.)
+      assert.deepEqual([...new Set(d.blamed)], ['peer-b', 'peer-c', 'peer-d']);
     });
   });
 
