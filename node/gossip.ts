@@ -8,7 +8,7 @@ import type { BlockOutcome, Chain } from '../consensus/chain.ts';
 import type { SaneBlock } from '../consensus/sanity.ts';
 import { ConsensusError } from '../consensus/errors.ts';
 import { hasValidProofOfWork } from '../consensus/pow.ts';
-import { assemble, decodeCompactBlock, encodeCompactBlock, fetchBlockTxs, matchMempool } from './compact.ts';
+import { assemble, decodeCompactBlock, encodeCompactBlock, fetchBlockTxs, matchMempool, type CompactBlock } from './compact.ts';
 import type { PeerManager } from './peers.ts';
 import type { NetworkStats, PeerRecords } from './peer-records.ts';
 import type { NetworkNames } from './protocols.ts';
@@ -74,6 +74,8 @@ export class Gossip extends EventEmitter<GossipEvents> {
   readonly compactStats = { rebuilt: 0, fetched: 0, failed: 0, unknownParent: 0, awaitedParent: 0 };
   /** Blocks heard of on a branch that forks more than GOSSIP_FORK_DEPTH below our tip (offDeepFork). */
   deepForkBlocks = 0;
+  /** Compact blocks whose header held, being rebuilt (transactions fetched), until that ends, by hash. */
+  private readonly rebuilding = new Map<string, Promise<void>>();
   /** Blocks forwarded or announced before their import, until it ends, by hash, with that import. */
   private readonly forwarding = new Map<string, { block: SaneBlock; settled: Promise<void> }>();
 
@@ -166,7 +168,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
    * but its miner's, who paid the work for it, and no forwarder is punished for it.
    */
   private async validateCompactBlock(peer: string, data: Uint8Array): Promise<Verdict> {
-    const { chain, mempool, transport, names } = this.o;
+    const { chain } = this.o;
     try {
       const compact = decodeCompactBlock(data, chain.params.maxBlockTxs);
       const known = chain.getEntry(compact.header.hash);
@@ -178,12 +180,14 @@ export class Gossip extends EventEmitter<GossipEvents> {
       // over the mempool, requests to the peer) would be ours to pay per message. As Bitcoin Core
       // does, the peer's chain is asked for instead (its status, then a sync).
       let judged = chain.judgeHeader(compact.header);
-      const importing = judged === 'unknown' ? this.forwarding.get(toHex(compact.header.prevHash)) : undefined;
-      if (importing) {
+      const parent = toHex(compact.header.prevHash);
+      if (judged === 'unknown' && (this.rebuilding.has(parent) || this.forwarding.has(parent))) {
         this.compactStats.awaitedParent++;
-        // Its parent is a block forwarded a moment ago whose import has not ended (relayed before
-        // its import, as BIP 152 does): a child found quickly waits for it, not for a sync.
-        await importing.settled;
+        // Its parent is a compact block whose header held here and that is still being rebuilt,
+        // or was forwarded a moment ago and is still importing (relayed before its import, as
+        // BIP 152 does): a child found quickly waits for it, not for a sync.
+        await this.rebuilding.get(parent);
+        await this.forwarding.get(parent)?.settled;
         judged = chain.judgeHeader(compact.header);
       }
       if (judged === 'unknown') {
@@ -192,42 +196,57 @@ export class Gossip extends EventEmitter<GossipEvents> {
         return 'ignore';
       }
       if (this.offDeepFork(peer, compact.header)) return 'ignore';
-      const { txs, missing } = matchMempool(compact, mempool);
-      let block: SaneBlock | undefined;
-      if (missing.length > 0) {
-        this.compactStats.fetched++;
-        const fetched = await fetchBlockTxs(transport, names, peer, compact, missing).catch(() => undefined);
-        if (fetched) missing.forEach((index, k) => (txs[index] = fetched[k]));
-      } else {
-        this.compactStats.rebuilt++;
-      }
-      if (txs.every((tx) => tx !== undefined)) block = assemble(compact, txs as Transaction[], chain.params);
-      if (!block) {
-        // A short-id collision, or transactions we could not get: ask for all of them.
-        const all = await fetchBlockTxs(transport, names, peer, compact, compact.shortIds.map((_, i) => i)).catch(() => undefined);
-        block = all && assemble(compact, all, chain.params);
-      }
-      if (!block) {
-        this.compactStats.failed++;
-        this.emit('orphan', peer); // let sync fetch it whole
-        return 'ignore';
-      }
-      // Judged again: the tip may have moved while transactions were fetched (its parent stays known).
-      const place = chain.judgeHeader(block.header);
-      if (place === 'tip') {
-        this.importForwarded(peer, block);
-        return 'accept';
-      }
+      const hash = toHex(compact.header.hash);
+      let rebuilt!: () => void;
+      const mine = new Promise<void>((resolve) => (rebuilt = resolve));
+      this.rebuilding.set(hash, mine);
       try {
-        return this.verdictOf(peer, await chain.processSaneBlock(block));
-      } catch (err) {
-        if (!(err instanceof CairnError)) throw err;
-        // Everything a forwarder checks before it forwards has held here too.
-        this.emit('failed', peer, err);
-        return 'ignore';
+        return await this.rebuildAndImport(peer, compact);
+      } finally {
+        if (this.rebuilding.get(hash) === mine) this.rebuilding.delete(hash);
+        rebuilt();
       }
     } catch (err) {
       return this.reject(peer, err);
+    }
+  }
+
+  /** validateCompactBlock's second half, once the header held against its parent. */
+  private async rebuildAndImport(peer: string, compact: CompactBlock): Promise<Verdict> {
+    const { chain, mempool, transport, names } = this.o;
+    const { txs, missing } = matchMempool(compact, mempool);
+    let block: SaneBlock | undefined;
+    if (missing.length > 0) {
+      this.compactStats.fetched++;
+      const fetched = await fetchBlockTxs(transport, names, peer, compact, missing).catch(() => undefined);
+      if (fetched) missing.forEach((index, k) => (txs[index] = fetched[k]));
+    } else {
+      this.compactStats.rebuilt++;
+    }
+    if (txs.every((tx) => tx !== undefined)) block = assemble(compact, txs as Transaction[], chain.params);
+    if (!block) {
+      // A short-id collision, or transactions we could not get: ask for all of them.
+      const all = await fetchBlockTxs(transport, names, peer, compact, compact.shortIds.map((_, i) => i)).catch(() => undefined);
+      block = all && assemble(compact, all, chain.params);
+    }
+    if (!block) {
+      this.compactStats.failed++;
+      this.emit('orphan', peer); // let sync fetch it whole
+      return 'ignore';
+    }
+    // Judged again: the tip may have moved while transactions were fetched (its parent stays known).
+    const place = chain.judgeHeader(block.header);
+    if (place === 'tip') {
+      this.importForwarded(peer, block);
+      return 'accept';
+    }
+    try {
+      return this.verdictOf(peer, await chain.processSaneBlock(block));
+    } catch (err) {
+      if (!(err instanceof CairnError)) throw err;
+      // Everything a forwarder checks before it forwards has held here too.
+      this.emit('failed', peer, err);
+      return 'ignore';
     }
   }
 

@@ -9,7 +9,8 @@ import { gossipTopics, type NetworkNames } from '../node/protocols.ts';
 import { request, requestMany, serve } from '../node/libp2p/reqresp.ts';
 import { TransportError } from '../node/transport.ts';
 import { decodeTxBatch, encodeGetBlocks, encodeStatus, encodeTxBatch } from '../node/wire.ts';
-import { BLOCK_TXS_DEPTH, encodeGetBlockTxs } from '../node/compact.ts';
+import { BLOCK_TXS_DEPTH, decodeGetBlockTxs, encodeGetBlockTxs } from '../node/compact.ts';
+import { transactionBytesAt } from '../ledger/block.ts';
 import { GOSSIP_FORK_DEPTH } from '../node/gossip.ts';
 import { decodeTransaction } from '../ledger/transaction.ts';
 import { FUNDED_KEYS, seededRandom, testKey, transfer } from './helpers/fixtures.ts';
@@ -669,6 +670,43 @@ describe('network: compact block relay', function () {
     assert.deepEqual(penalties, []);
     assert.equal(c.node.gossip.compactStats.unknownParent, before.unknownParent, 'the child waited, not left to sync');
     assert.equal(c.node.chain.tip.hash.toString(), parent!.header.hash.toString(), 'C on the parent, the child refused');
+  });
+
+  it('a child that comes while its parent is still being rebuilt (transactions fetched) waits for it', async () => {
+    // The parent's header held here, but its import has not begun: its transactions are on their
+    // way from the forwarder. The child waits for that too, rather than going to sync.
+    const [a, b, c] = await line();
+    const txs = Array.from({ length: 3 }, (_, i) => transfer(alice, testKey(122).address, 4n, BigInt(i)));
+    for (const tx of txs) {
+      await a.node.mempool.add(tx, a.node.clock());
+      await b.node.mempool.add(tx, b.node.clock());
+    }
+    // B answers C's getBlockTxs only once the child has reached C.
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    await libp2pHost(b.node).unhandle(b.node.names.blockTxs);
+    await b.node.transport.handle(
+      b.node.names.blockTxs,
+      async (req) => {
+        await gate;
+        const { blockHash, indexes } = decodeGetBlockTxs(req);
+        const bytes = b.node.gossip.forwardedBlockBytes(blockHash) ?? (await b.node.db.getBlocksBytes([blockHash]))[0];
+        return encodeTxBatch(bytes ? transactionBytesAt(bytes, indexes).filter((x): x is Uint8Array => x !== undefined).map(decodeTransaction) : []);
+      },
+      { timeoutMs: 10_000, maxBytes: 1 << 20, onBadRequest: () => {} },
+    );
+    const before = { ...c.node.gossip.compactStats };
+    try {
+      const [parent] = await mineOn(a, 1);
+      assert.equal(parent!.txs.length, 3);
+      await waitFor(() => c.node.gossip.compactStats.fetched === before.fetched + 1, 10_000, 'C to ask B for the parent\'s transactions');
+      await mineOn(a, 1);
+      await waitFor(() => c.node.gossip.compactStats.awaitedParent === before.awaitedParent + 1, 10_000, 'the child to reach C and wait');
+    } finally {
+      open();
+    }
+    await waitFor(() => sameTip([a, b, c]) && c.node.chain.tip.height === 3, 10_000, 'C to connect both');
+    assert.equal(c.node.gossip.compactStats.unknownParent, before.unknownParent, 'the child was not left to sync');
   });
 
   it('a compact block whose parent nobody forwarded is not rebuilt: its target is its own claim', async () => {
