@@ -496,6 +496,17 @@ describe('network: compact block relay', function () {
     assert.deepEqual(await b.node.db.getAccount(testKey(110).address), { balance: 35n, nonce: 0n });
   });
 
+  const meshOf = (t: TestNode) => libp2pHost(t.node).services.pubsub.getMeshPeers(t.node.names.compactBlockTopic);
+
+  /** A and B, in each other's compact block mesh. */
+  async function pair(): Promise<[TestNode, TestNode]> {
+    const a = await startNode(params);
+    const b = await startNode(params, [a.addr]);
+    nodes.push(a, b);
+    await waitFor(() => meshOf(a).length === 1 && meshOf(b).length === 1, 15_000, "A and B in each other's compact block mesh");
+    return [a, b];
+  }
+
   /** A–B–C in a line: A and C refuse each other, so whatever reaches C has come through B. */
   async function line(): Promise<[TestNode, TestNode, TestNode]> {
     const a = await startNode(params);
@@ -504,7 +515,6 @@ describe('network: compact block relay', function () {
     nodes.push(a, b, c);
     a.node.peers.ban(c.node.transport.peerId, 'test: a line A–B–C', { address: false });
     c.node.peers.ban(a.node.transport.peerId, 'test: a line A–B–C', { address: false });
-    const meshOf = (t: TestNode) => libp2pHost(t.node).services.pubsub.getMeshPeers(t.node.names.compactBlockTopic);
     await waitFor(() => meshOf(b).length === 2 && meshOf(a).length === 1 && meshOf(c).length === 1, 15_000, 'B in the compact block mesh of A and of C');
     await mineOn(a, 1);
     await waitFor(() => sameTip([a, b, c]) && a.node.chain.tip.height === 1, 10_000, 'the first block through B');
@@ -547,11 +557,7 @@ describe('network: compact block relay', function () {
   });
 
   it('a block it made goes out before its own import, and peers fetch what they lack from it meanwhile', async () => {
-    const a = await startNode(params);
-    const b = await startNode(params, [a.addr]);
-    nodes.push(a, b);
-    const meshOf = (t: TestNode) => libp2pHost(t.node).services.pubsub.getMeshPeers(t.node.names.compactBlockTopic);
-    await waitFor(() => meshOf(a).length === 1 && meshOf(b).length === 1, 15_000, "A and B in each other's compact block mesh");
+    const [a, b] = await pair();
     // Into A's mempool only (not relayed): B must fetch them from A while A's import is held.
     const txs = Array.from({ length: 4 }, (_, i) => transfer(alice, testKey(121).address, 2n, BigInt(i)));
     for (const tx of txs) await a.node.mempool.add(tx, a.node.clock());
@@ -595,11 +601,7 @@ describe('network: compact block relay', function () {
   it(`a block forking more than ${GOSSIP_FORK_DEPTH} below the tip is not taken from gossip; one nearer is stored as a side branch`, async () => {
     // Found by a review: far below the tip, ASERT eases a branch's targets so much that its
     // blocks cost next to nothing, and every one gossiped was stored.
-    const a = await startNode(params);
-    const b = await startNode(params, [a.addr]);
-    nodes.push(a, b);
-    const meshOf = (t: TestNode) => libp2pHost(t.node).services.pubsub.getMeshPeers(t.node.names.compactBlockTopic);
-    await waitFor(() => meshOf(a).length === 1 && meshOf(b).length === 1, 15_000, "A and B in each other's compact block mesh");
+    const [a, b] = await pair();
     await mineOn(a, GOSSIP_FORK_DEPTH + 3);
     await waitFor(() => sameTip([a, b]), 10_000, 'B to follow A');
     const tipHeight = a.node.chain.tip.height;
@@ -713,11 +715,7 @@ describe('network: compact block relay', function () {
     // From a review: without its parent a header's proof of work may have cost one hash, and
     // rebuilding it was a pass over the mempool and requests to its forwarder. The forwarder is
     // asked for its chain instead.
-    const a = await startNode(params);
-    const b = await startNode(params, [a.addr]);
-    nodes.push(a, b);
-    const meshOf = (t: TestNode) => libp2pHost(t.node).services.pubsub.getMeshPeers(t.node.names.compactBlockTopic);
-    await waitFor(() => meshOf(a).length === 1 && meshOf(b).length === 1, 15_000, "A and B in each other's compact block mesh");
+    const [a, b] = await pair();
     const penalties: string[] = [];
     b.node.peers.on('penalty', (peer, score, reason) => penalties.push(`${peer}: ${score} ${reason}`));
     const unseen = mineChild(params, a.node.chain.tip, [], { miner: testKey(63).address });
