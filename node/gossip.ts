@@ -60,6 +60,12 @@ const OVERSIZED_SCORE = 100;
 
 /** How far below our tip a gossiped block's parent may be for gossip to import it. */
 export const GOSSIP_FORK_DEPTH = 16;
+/**
+ * How much easier than our tip's target a compact block whose parent we lack may claim to be, and
+ * still be rebuilt: ASERT moves a target by 2^(lead / half-life), so near our tip an honest one
+ * is within a small factor of ours, while a claim far easier may be junk that cost one hash.
+ */
+const ORPHAN_TARGET_SLACK = 16n;
 
 /**
  * Blocks and transactions over gossip. The topic validators run the real validation (the same
@@ -190,7 +196,11 @@ export class Gossip extends EventEmitter<GossipEvents> {
         await this.forwarding.get(parent)?.settled;
         judged = chain.judgeHeader(compact.header);
       }
-      if (judged === 'unknown') {
+      // A header whose target is its own claim is rebuilt (and its block held as an orphan for its
+      // parent) only if that claim is near our tip's: then it carries real work, and a node that
+      // fell a block behind a fast chain catches up as its parents arrive. An easier claim may
+      // have cost one hash: sync is asked instead.
+      if (judged === 'unknown' && compact.header.target > chain.tip.header.target * ORPHAN_TARGET_SLACK) {
         this.compactStats.unknownParent++;
         this.emit('orphan', peer);
         return 'ignore';
