@@ -16,6 +16,8 @@ interface KnownPeer {
   reported: boolean;
   /** When the current connection came up, if there is one. */
   connectedAt?: number;
+  /** The group it counts in against MAX_KNOWN_PER_SUBNET, while it is forgettable. */
+  group?: string;
 }
 
 const REDIAL_MIN_MS = 1_000;
@@ -66,6 +68,8 @@ export class PeerBook {
   private readonly transport: Transport;
   private readonly peers: PeerManager;
   private readonly known = new Map<string, KnownPeer>();
+  /** Forgettable entries by the group they were admitted in (MAX_KNOWN_PER_SUBNET). */
+  private readonly perGroup = new Map<string, number>();
   /** Peers being dialled now: not dialled twice at once, and counted against WANTED_PEERS. */
   private readonly dialling = new Set<string>();
   /** Told once per peer when dialling it fails, with why. */
@@ -89,6 +93,7 @@ export class PeerBook {
     if (k) {
       if (source === 'bootstrap' || source === 'user') {
         k.source = source;
+        this.uncount(k); // kept for good now: no longer one of its subnet's share
         if (!k.addrs.includes(addr)) k.addrs.unshift(addr); // the user's word first, however many others
       } else if (!k.addrs.includes(addr) && k.addrs.length < MAX_ADDRS_PER_PEER) {
         k.addrs.push(addr);
@@ -135,24 +140,39 @@ export class PeerBook {
   /** Adds a peer not known yet; false if its subnet already has its share, or the book is all bootstrap. */
   private add(peer: string, k: KnownPeer): boolean {
     const forgettable = (s: PeerSource) => s === 'discovered' || s === 'connected';
-    const subnet = subnetOf(k.addrs);
-    if (forgettable(k.source)) {
-      let same = 0;
-      for (const other of this.known.values()) if (forgettable(other.source) && subnetOf(other.addrs) === subnet) same++;
-      if (same >= MAX_KNOWN_PER_SUBNET) return false;
-    }
+    const group = forgettable(k.source) ? subnetOf(k.addrs) : undefined;
+    if (group !== undefined && (this.perGroup.get(group) ?? 0) >= MAX_KNOWN_PER_SUBNET) return false;
     if (this.known.size >= MAX_KNOWN) {
       // Forget the oldest peer that is not a bootstrap or user-given one.
       for (const [id, old] of this.known) {
         if (forgettable(old.source)) {
-          this.known.delete(id);
+          this.forget(id);
           break;
         }
       }
       if (this.known.size >= MAX_KNOWN) return false;
     }
     this.known.set(peer, k);
+    if (group !== undefined) {
+      k.group = group;
+      this.perGroup.set(group, (this.perGroup.get(group) ?? 0) + 1);
+    }
     return true;
+  }
+
+  private forget(peer: string): void {
+    const k = this.known.get(peer);
+    if (!k) return;
+    this.uncount(k);
+    this.known.delete(peer);
+  }
+
+  private uncount(k: KnownPeer): void {
+    if (k.group === undefined) return;
+    const left = (this.perGroup.get(k.group) ?? 1) - 1;
+    if (left > 0) this.perGroup.set(k.group, left);
+    else this.perGroup.delete(k.group);
+    k.group = undefined;
   }
 
   /** Whether a dial of `peer` now would fall inside its backoff and is not this book's: the transport's gate refuses it. */
@@ -191,7 +211,7 @@ export class PeerBook {
             k.reported = true;
             this.onDialFailed?.(id, k.source, k.addrs, err);
           }
-          if (!keep && k.failures >= MAX_DISCOVERED_FAILURES) this.known.delete(id);
+          if (!keep && k.failures >= MAX_DISCOVERED_FAILURES) this.forget(id);
         },
       );
     }

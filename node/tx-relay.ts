@@ -4,7 +4,7 @@ import type { Transaction } from '../ledger/transaction.ts';
 import type { Gossip } from './gossip.ts';
 import type { TxSignatureVerifier } from './tx-signatures.ts';
 import { sleep, type Env, type Timer } from './env.ts';
-import { MAX_RETRY_AFTER_MS, TransportError, type Transport } from './transport.ts';
+import { TransportError, waitingOutBusy, type Transport } from './transport.ts';
 import type { PeerRecords } from './peer-records.ts';
 import type { Serve } from './serving.ts';
 import type { PeerManager } from './peers.ts';
@@ -111,13 +111,14 @@ export class TxRelay {
   async push(peer: string, txs: readonly Transaction[]): Promise<void> {
     for (let i = 0; i < txs.length; i += MAX_TXS_PER_BATCH) {
       const body = encodeTxBatch(txs.slice(i, i + MAX_TXS_PER_BATCH));
-      for (let busy = 0; ; busy++) {
-        const err = await this.o.transport.request(peer, this.o.names.txPush, body, { timeoutMs: PUSH_TIMEOUT_MS, maxBytes: 16 }).then(() => undefined, (e: unknown) => e);
-        if (!(err instanceof TransportError) || err.code !== 'TRANSPORT_BUSY') break;
-        // A retry-after over the longest any asker waits: that peer goes without these.
-        if (busy >= MAX_BUSY_PER_BATCH || err.retryAfterMs > MAX_RETRY_AFTER_MS || this.stopped) return;
-        await sleep(this.o.env, err.retryAfterMs);
-      }
+      const err = await waitingOutBusy(
+        (ms) => sleep(this.o.env, ms),
+        () => this.o.transport.request(peer, this.o.names.txPush, body, { timeoutMs: PUSH_TIMEOUT_MS, maxBytes: 16 }),
+        () => this.stopped,
+        MAX_BUSY_PER_BATCH,
+      ).then(() => undefined, (e: unknown) => e);
+      // Still busy (too often, or for longer than any asker waits): that peer goes without these.
+      if (err instanceof TransportError && err.code === 'TRANSPORT_BUSY') return;
     }
   }
 

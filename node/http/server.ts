@@ -1,3 +1,4 @@
+import { addressGroup } from '../address-groups.ts';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import type { NodeView } from '../view.ts';
@@ -248,7 +249,7 @@ function readBody(req: IncomingMessage): Promise<string | null> {
 
 export type { FeedEventType };
 
-/** 127.0.0.0/8, ::1, or either as an IPv4-mapped IPv6 address. */
+/** Whether a socket's remote address (127.0.0.1, ::1, ::ffff:127.0.0.1) is this machine's. */
 function isLoopback(address: string): boolean {
-  return address === '::1' || /^(::ffff:)?127\./.test(address);
+  return addressGroup(`/${address.includes(':') ? 'ip6' : 'ip4'}/${address}`)?.loopback ?? false;
 }
