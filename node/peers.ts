@@ -130,8 +130,8 @@ export class PeerManager extends EventEmitter<PeerManagerEvents> {
     if (this.goneIps.size > RECENT_IPS) this.goneIps.delete(this.goneIps.keys().next().value!);
   }
 
-  /** The IP `peer` is connected from, or was when it left lately. */
-  private ipOf(peer: string): string | undefined {
+  /** The IP `peer` is connected from, or was when it left lately (undefined for loopback, unless told to limit it). */
+  ipOf(peer: string): string | undefined {
     return this.ips.get(peer) ?? this.goneIps.get(peer);
   }
 

@@ -128,6 +128,8 @@ interface ProtocolState {
 }
 
 interface PeerBudget {
+  /** The IP it asks from (PeerManager.ipOf): what its identities share once they leave. */
+  readonly ip: string | undefined;
   readonly protocols: Map<ServedProtocol, ProtocolState>;
   readonly bytes: Bucket;
   readonly redundant: Bucket;
@@ -152,6 +154,12 @@ export class Serving {
   private readonly stats: NetworkStats;
   readonly limits: ServingLimits;
   private readonly budgets = new Map<string, PeerBudget>();
+  /**
+   * Per IP, the budgets its identities left with, the emptiest of each: an identity costs nothing,
+   * so a new one from that IP starts where they left off, not with a fresh burst. Those connected
+   * at once (at most Slots' per-IP cap) each have their own.
+   */
+  private readonly departed = new Map<string, PeerBudget>();
 
   constructor(o: { env: Env; peers: PeerManager; records: PeerRecords; stats: NetworkStats; limits?: Partial<ServingLimits> }) {
     this.env = o.env;
@@ -231,11 +239,16 @@ export class Serving {
   /** The connection ended: what it downloaded no longer says what it has. Its budgets stay a while. */
   disconnected(peer: string): void {
     const b = this.budgets.get(peer);
-    if (b) {
-      b.served = new Uint8Array(0);
-      b.repeats = 0;
-      b.redundantBlocks = 0;
-    }
+    if (!b) return;
+    b.served = new Uint8Array(0);
+    b.repeats = 0;
+    b.redundantBlocks = 0;
+    if (b.ip === undefined) return;
+    const now = this.env.now();
+    const left = this.departed.get(b.ip);
+    this.departed.delete(b.ip);
+    this.departed.set(b.ip, left ? this.emptiest(left, b, now) : this.copy(b, b.ip, now));
+    if (this.departed.size > MAX_REMEMBERED) this.departed.delete(this.departed.keys().next().value!);
   }
 
   private admit(peer: string, protocol: ServedProtocol, budget: PeerBudget, state: ProtocolState, now: number): Busy | undefined {
@@ -293,7 +306,10 @@ export class Serving {
     let b = this.budgets.get(peer);
     if (!b) {
       if (this.budgets.size >= MAX_REMEMBERED) this.forget(now);
-      b = {
+      const ip = this.peers.ipOf(peer);
+      const left = ip === undefined ? undefined : this.departed.get(ip);
+      b = left ? this.copy(left, ip, now) : {
+        ip,
         protocols: new Map(),
         bytes: new Bucket(this.limits.burstBytes, now),
         redundant: new Bucket(this.limits.redundantBurstBytes, now),
@@ -307,6 +323,46 @@ export class Serving {
     }
     b.lastSeenAt = now;
     return b;
+  }
+
+  /** A new budget holding `b`'s tokens, refilled to `now` (nothing of what it was served). */
+  private copy(b: PeerBudget, ip: string | undefined, now: number): PeerBudget {
+    const protocols = new Map<ServedProtocol, ProtocolState>();
+    for (const [name, s] of b.protocols) {
+      s.requests.refill(now, this.limits.requests[name].burst, this.limits.requests[name].perSecond);
+      protocols.set(name, { requests: new Bucket(s.requests.tokens, now), inFlight: 0, busyUntil: s.busyUntil, early: 0 });
+    }
+    b.bytes.refill(now, this.limits.burstBytes, this.share(now));
+    b.redundant.refill(now, this.limits.redundantBurstBytes, this.limits.redundantBytesPerSec);
+    return {
+      ip,
+      protocols,
+      bytes: new Bucket(b.bytes.tokens, now),
+      redundant: new Bucket(b.redundant.tokens, now),
+      served: new Uint8Array(0),
+      repeats: 0,
+      redundantBlocks: 0,
+      lastServedAt: b.lastServedAt,
+      lastSeenAt: now,
+    };
+  }
+
+  /** `a` with each of its buckets no fuller than `b`'s (both refilled to `now`). */
+  private emptiest(a: PeerBudget, b: PeerBudget, now: number): PeerBudget {
+    const fresh = this.copy(b, a.ip, now);
+    const kept = this.copy(a, a.ip, now);
+    kept.bytes.tokens = Math.min(kept.bytes.tokens, fresh.bytes.tokens);
+    kept.redundant.tokens = Math.min(kept.redundant.tokens, fresh.redundant.tokens);
+    for (const [name, s] of fresh.protocols) {
+      const k = kept.protocols.get(name);
+      if (!k) kept.protocols.set(name, s);
+      else {
+        k.requests.tokens = Math.min(k.requests.tokens, s.requests.tokens);
+        k.busyUntil = Math.max(k.busyUntil, s.busyUntil);
+      }
+    }
+    kept.lastServedAt = Math.max(a.lastServedAt, b.lastServedAt);
+    return kept;
   }
 
   private protocolOf(b: PeerBudget, protocol: ServedProtocol, now: number): ProtocolState {

@@ -178,4 +178,41 @@ describe('serving budgets', () => {
     serving.disconnected('a');
     assert.equal(serving.serveBlocks('a', batch(0), 1_600), 32, 'a new connection starts a new record');
   });
+
+  it('identities cost nothing: a new one from the IP of one that left starts from its spent budget; one from another IP, and loopback, from a full one', async () => {
+    const { clock, serving, peers, records } = setup({ uploadBytesPerSec: 1_000_000, burstBytes: 4_000_000 });
+    const connect = (peer: string, ip: string) => {
+      const remoteAddr = `/ip4/${ip}/tcp/1/p2p/${peer}`;
+      records.connected(peer, { direction: 'inbound', remoteAddr }, clock.ms);
+      peers.connectedFrom(peer, remoteAddr);
+    };
+    const leave = (peer: string) => {
+      records.disconnected(peer);
+      peers.disconnected(peer);
+      serving.disconnected(peer);
+    };
+    const blocks = serving.guard('blocks', answer(1_000_000));
+    const taken = async (peer: string) => {
+      let n = 0;
+      while (n < 100 && !isBusy(await blocks(new Uint8Array(0), peer))) n++;
+      return n;
+    };
+    connect('s1', '203.0.113.7');
+    connect('s2', '203.0.113.7');
+    assert.equal(await taken('s1'), 5, 'the burst (4 MB), and one answer of debt');
+    assert.equal(await taken('s2'), 5, 'connected at the same time: its own budget');
+    leave('s1');
+    leave('s2');
+    connect('s3', '203.0.113.7');
+    assert.ok(isBusy(await blocks(new Uint8Array(0), 's3')), 'a new identity from that IP: no fresh burst');
+    connect('h', '198.51.100.9');
+    assert.equal(await taken('h'), 5, 'another IP: its own burst');
+    connect('l1', '127.0.0.1');
+    assert.equal(await taken('l1'), 5);
+    leave('l1');
+    connect('l2', '127.0.0.1');
+    assert.equal(await taken('l2'), 5, 'loopback is not limited (a local operator\'s tools)');
+    clock.ms += 20_000;
+    assert.ok(!isBusy(await blocks(new Uint8Array(0), 's3')), 'the spent budget refills at its rate');
+  });
 });
