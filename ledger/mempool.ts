@@ -167,6 +167,38 @@ export class Mempool extends EventEmitter<{ added: [entry: MempoolEntry] }> {
     });
   }
 
+  /**
+   * Those of `txs` that admission's cheap checks would not refuse at once: not pending already,
+   * paying the minimum fee (and a replacement's bump), a nonce in the window, an amount and fee
+   * the sender's balance covers alone. What is worth a signature check ahead of admission (a
+   * peer's push, a gossiped batch): a valid signature on a confirmed transaction, or from an
+   * account with nothing, costs its sender nothing to send again and us a verification each.
+   * Changes nothing; admission checks it all again.
+   */
+  async worthVerifying(txs: readonly Transaction[]): Promise<Transaction[]> {
+    const fresh = txs.filter((tx) => !this.byId.has(tx.idHex) && tx.fee >= this.policy.minFee);
+    const accounts = this.state.getAccounts
+      ? await this.state.getAccounts(fresh.map((tx) => tx.from), fresh.map((tx) => tx.fromKey))
+      : await Promise.all(fresh.map((tx) => this.state.getAccount(tx.from)));
+    const worth: Transaction[] = [];
+    for (let i = 0; i < fresh.length; i++) {
+      const tx = fresh[i]!;
+      const account = accounts[i] ?? EMPTY_ACCOUNT;
+      if (tx.nonce < account.nonce || tx.nonce > account.nonce + BigInt(this.policy.maxNonceGap)) continue;
+      if (tx.amount + tx.fee > account.balance) continue;
+      const replaced = this.bySender.get(tx.fromKey)?.get(tx.nonce);
+      if (replaced && tx.fee < this.replacementFee(replaced)) continue;
+      worth.push(tx);
+    }
+    return worth;
+  }
+
+  /** The least fee that replaces `entry`. */
+  private replacementFee(entry: MempoolEntry): bigint {
+    const bump = (entry.tx.fee * this.policy.replaceBumpPercent) / 100n;
+    return entry.tx.fee + (bump > 1n ? bump : 1n);
+  }
+
   /** `readmit`: a transaction of a disconnected block, which the nonce gap limit does not hold back. */
   private async admit(tx: Transaction, now: number, readmit = false): Promise<MempoolEntry> {
     const idHex = tx.idHex;
@@ -187,8 +219,7 @@ export class Mempool extends EventEmitter<{ added: [entry: MempoolEntry] }> {
     const pending = this.bySender.get(senderKey);
     const replaced = pending?.get(tx.nonce);
     if (replaced) {
-      const bump = (replaced.tx.fee * this.policy.replaceBumpPercent) / 100n;
-      const required = replaced.tx.fee + (bump > 1n ? bump : 1n);
+      const required = this.replacementFee(replaced);
       if (tx.fee < required) {
         throw new MempoolRejection('MEMPOOL_REPLACEMENT_UNDERPRICED', `replacing nonce ${tx.nonce} needs a fee of at least ${required}, got ${tx.fee}`);
       }

@@ -86,7 +86,7 @@ export class TxRelay {
       this.o.names.txPush,
       async (req, peer) => {
         const txs = decodeTxBatch(req);
-        await this.o.signatures.preverify(txs.filter((tx) => !this.o.mempool.has(tx.id)));
+        await this.o.signatures.preverify(await this.o.mempool.worthVerifying(txs));
         const outcomes = await this.o.mempool.addMany(txs, this.o.clock());
         let admitted = 0;
         outcomes.forEach((outcome, i) => {

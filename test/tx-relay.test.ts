@@ -1,12 +1,19 @@
 /**
- * TxRelay.push (node/tx-relay.ts): a batch pushed to a peer that answers busy is sent again after
- * its retry-after, a few times at most, and never after one longer than any asker waits.
+ * TxRelay (node/tx-relay.ts): a batch pushed to a peer that answers busy is sent again after its
+ * retry-after, a few times at most, and never after one longer than any asker waits; a push
+ * served costs a signature check only for what admission's cheap checks would not refuse.
  */
 import assert from 'node:assert/strict';
 import { TxRelay } from '../node/tx-relay.ts';
 import { MAX_RETRY_AFTER_MS, busyError, type Transport } from '../node/transport.ts';
 import type { Env } from '../node/env.ts';
 import type { NetworkNames } from '../node/protocols.ts';
+import { PeerManager } from '../node/peers.ts';
+import { TxSignatureVerifier, type SignatureVerifier } from '../node/tx-signatures.ts';
+import { Mempool } from '../ledger/mempool.ts';
+import { MemoryAccounts } from '../ledger/audit.ts';
+import { InlineVerifier } from '../node/inline-verifier.ts';
+import { encodeTxBatch } from '../node/wire.ts';
 import { FUNDED_KEYS, testKey, transfer } from './helpers/fixtures.ts';
 
 describe('TxRelay.push', () => {
@@ -44,5 +51,53 @@ describe('TxRelay.push', () => {
     await r.push('peer', txs);
     assert.deepEqual(waits, []);
     assert.equal(asked(), 1);
+  });
+});
+
+describe('TxRelay serving a push', () => {
+  it('checks no signature of what admission would refuse anyway: confirmed nonces, empty senders, underpriced replacements', async () => {
+    // From a review: every transaction not pending was verified first. A peer re-sending confirmed
+    // transactions (valid signatures, free to send again, no ban score) made us verify each one.
+    const [funded, empty] = [FUNDED_KEYS[0]!, testKey(41)];
+    const state = new MemoryAccounts();
+    state.set(funded.address, { balance: 1_000_000n, nonce: 5n });
+    let verified = 0;
+    const inline = new InlineVerifier();
+    const pool: SignatureVerifier = {
+      verify: (items) => {
+        verified += items.length;
+        return inline.verify(items);
+      },
+    };
+    const signatures = new TxSignatureVerifier(pool);
+    const mempool = new Mempool(state, { chainId: 7 }, {}, (tx) => signatures.checkTx(tx));
+    let respond!: (req: Uint8Array, peer: string) => Promise<unknown>;
+    const env = { setTimeout: () => 0, clearTimeout: () => {}, now: () => 0 } as unknown as Env;
+    const relay = new TxRelay({
+      env,
+      mempool,
+      signatures,
+      peers: new PeerManager(() => 0),
+      clock: () => 1_000,
+      names: { txPush: '/push' } as NetworkNames,
+      serve: async (_name: string, _protocol: string, r: typeof respond) => void (respond = r),
+    } as unknown as TxRelay['o']);
+    await relay.start();
+    const sink = testKey(42).address;
+    const pending = transfer(funded, sink, 1n, 5n, 10n);
+    await mempool.add(pending, 1_000);
+    verified = 0;
+    const useless = [
+      ...[0n, 1n, 2n, 3n, 4n].map((nonce) => transfer(funded, sink, 1n, nonce)), // confirmed
+      transfer(empty, sink, 1n, 0n), // a sender with nothing
+      transfer(funded, sink, 2n, 5n, 10n), // replaces nonce 5 without the bump
+      transfer(funded, sink, 1n, 500n), // past the nonce window
+    ];
+    await respond(encodeTxBatch(useless), 'peer');
+    assert.equal(verified, 0, 'no signature checked');
+    assert.equal(mempool.size, 1);
+    await respond(encodeTxBatch([...useless, transfer(funded, sink, 1n, 6n)]), 'peer');
+    assert.equal(verified, 1, 'the one worth it, once');
+    assert.equal(mempool.size, 2);
   });
 });
