@@ -6,7 +6,7 @@ import { MAX_AMOUNT } from './amount.ts';
 import type { Block } from './block.ts';
 import { checkTxSignature, TX_BYTES, type Transaction } from './transaction.ts';
 import { EMPTY_ACCOUNT, checkTxAgainstState, type AccountSource, type StateRules } from './state.ts';
-import { SenderTails } from './sender-tails.ts';
+import { PendingSet, firstMissing, type MempoolEntry } from './pending-set.ts';
 import { MaxFeeHeap } from './fee-heap.ts';
 
 export type MempoolRejectionCode =
@@ -60,11 +60,7 @@ export const DEFAULT_MEMPOOL_POLICY: MempoolPolicy = {
   replaceBumpPercent: 10n,
 };
 
-export interface MempoolEntry {
-  readonly tx: Transaction;
-  readonly idHex: string;
-  readonly addedAt: number;
-}
+export type { MempoolEntry } from './pending-set.ts';
 
 const NO_VICTIMS: readonly MempoolEntry[] = [];
 
@@ -78,19 +74,9 @@ export class Mempool extends EventEmitter<{ added: [entry: MempoolEntry] }> {
   private readonly rules: StateRules;
   readonly policy: MempoolPolicy;
   private readonly checkSignature: (tx: Transaction) => void | Promise<void>;
-  private readonly byId = new Map<string, MempoolEntry>();
-  private readonly bySender = new Map<string, Map<bigint, MempoolEntry>>();
-  /**
-   * Each sender's pending amount plus fee, kept in step with `bySender` by insert and remove:
-   * summing a sender's entries at every admission made a sender's burst quadratic.
-   */
-  private readonly committedBySender = new Map<string, bigint>();
-  /** Each sender's evictable transaction by fee, kept in step with `bySender` by insert and remove. */
-  private readonly tails = new SenderTails<MempoolEntry>();
-  private totalBytes = 0;
-  /** Entries behind a missing nonce (MempoolPolicy.maxGappedBytes), and their bytes. */
-  private readonly gapped = new Set<MempoolEntry>();
-  private gappedTotal = 0;
+  private readonly pending = new PendingSet();
+  private readonly byId = this.pending.byId;
+  private readonly bySender = this.pending.bySender;
   private readonly queue = new SerialQueue();
 
   constructor(
@@ -112,12 +98,27 @@ export class Mempool extends EventEmitter<{ added: [entry: MempoolEntry] }> {
   }
 
   get bytes(): number {
-    return this.totalBytes;
+    return this.pending.bytes;
   }
 
   /** Bytes of transactions waiting for an earlier nonce that is not in the pool. */
   get gappedBytes(): number {
-    return this.gappedTotal;
+    return this.pending.gappedBytes;
+  }
+
+  /** The fees of every pending transaction, summed. */
+  get fees(): bigint {
+    return this.pending.fees;
+  }
+
+  /** The pending fees, highest first (computed once per change of the pool). */
+  feesHighestFirst(): readonly bigint[] {
+    return this.pending.feesHighestFirst();
+  }
+
+  /** The pending transactions sent from or to `address`. */
+  involving(address: Uint8Array): ReadonlySet<MempoolEntry> {
+    return this.pending.involving(toHex(address));
   }
 
   has(id: Uint8Array): boolean {
@@ -224,7 +225,7 @@ export class Mempool extends EventEmitter<{ added: [entry: MempoolEntry] }> {
         throw new MempoolRejection('MEMPOOL_REPLACEMENT_UNDERPRICED', `replacing nonce ${tx.nonce} needs a fee of at least ${required}, got ${tx.fee}`);
       }
     }
-    let committed = (this.committedBySender.get(senderKey) ?? 0n) + tx.amount + tx.fee;
+    let committed = this.pending.committedBy(senderKey) + tx.amount + tx.fee;
     if (replaced) committed -= replaced.tx.amount + replaced.tx.fee;
     if (committed > account.balance) {
       const earlier = committed - tx.amount - tx.fee;
@@ -234,54 +235,25 @@ export class Mempool extends EventEmitter<{ added: [entry: MempoolEntry] }> {
     // A replacement takes the place of the one it replaces; anyone else makes room only once
     // the (expensive, last) signature check has passed, so a forgery evicts nothing.
     const gapped = !replaced && this.missingBefore(pending, account.nonce, tx.nonce);
-    if (gapped && this.gappedTotal + TX_BYTES > this.policy.maxGappedBytes) {
-      throw new MempoolFullError(`the pool holds its share of transactions waiting for an earlier nonce (${this.policy.maxGappedBytes} bytes): send nonce ${this.firstMissing(pending, account.nonce)} first`);
+    if (gapped && this.pending.gappedBytes + TX_BYTES > this.policy.maxGappedBytes) {
+      throw new MempoolFullError(`the pool holds its share of transactions waiting for an earlier nonce (${this.policy.maxGappedBytes} bytes): send nonce ${firstMissing(pending, account.nonce)} first`);
     }
     const victims = replaced ? NO_VICTIMS : this.chooseVictims(tx, gapped);
     const checking = this.checkSignature(tx); // a signature already verified answers at once
     if (checking) await checking;
-    for (const v of victims) this.remove(v);
-    if (replaced) this.remove(replaced);
+    for (const v of victims) this.pending.remove(v);
+    if (replaced) this.pending.remove(replaced);
     const entry: MempoolEntry = { tx, idHex, addedAt: now };
-    this.insert(entry);
-    this.classify(senderKey, account.nonce);
+    this.pending.insert(entry);
+    this.pending.classify(senderKey, account.nonce);
     // For live feeds (node/http/events.ts): a transaction that entered, also one a reorg put back.
     this.emit('added', entry);
     return entry;
   }
 
-  /** The first nonce from `from` on that the sender has not pending. */
-  private firstMissing(pending: ReadonlyMap<bigint, MempoolEntry> | undefined, from: bigint): bigint {
-    let nonce = from;
-    while (pending?.has(nonce)) nonce++;
-    return nonce;
-  }
-
   /** Whether a nonce in [from, nonce) is not pending: a transaction at `nonce` would wait for it. */
   private missingBefore(pending: ReadonlyMap<bigint, MempoolEntry> | undefined, from: bigint, nonce: bigint): boolean {
-    return this.firstMissing(pending, from) < nonce;
-  }
-
-  /**
-   * Marks which of a sender's entries wait for a missing nonce, given its state nonce. A sender's
-   * nonces change only by admission and removal here and by blocks (revalidateSender), which
-   * call it; removals take a sender's latest nonces first, which leaves no new gap.
-   */
-  private classify(senderKey: string, stateNonce: bigint): void {
-    const pending = this.bySender.get(senderKey);
-    if (!pending) return;
-    const executableBelow = this.firstMissing(pending, stateNonce);
-    for (const entry of pending.values()) {
-      const gapped = entry.tx.nonce > executableBelow;
-      if (gapped === this.gapped.has(entry)) continue;
-      if (gapped) {
-        this.gapped.add(entry);
-        this.gappedTotal += entry.tx.bytes.length;
-      } else {
-        this.gapped.delete(entry);
-        this.gappedTotal -= entry.tx.bytes.length;
-      }
-    }
+    return firstMissing(pending, from) < nonce;
   }
 
   /**
@@ -291,12 +263,12 @@ export class Mempool extends EventEmitter<{ added: [entry: MempoolEntry] }> {
    * could take). Changes nothing: the caller evicts once the signature has passed.
    */
   private chooseVictims(tx: Transaction, gapped: boolean): readonly MempoolEntry[] {
-    if (this.totalBytes + TX_BYTES <= this.policy.maxBytes) return NO_VICTIMS;
+    if (this.pending.bytes + TX_BYTES <= this.policy.maxBytes) return NO_VICTIMS;
     if (gapped) throw new MempoolFullError(`mempool is full (${this.policy.maxBytes} bytes), and a transaction waiting for an earlier nonce makes no room`);
     const victims: MempoolEntry[] = [];
     let freed = 0;
-    const cheapest = this.tails.cheapestFirst(tx.fromKey);
-    while (this.totalBytes - freed + TX_BYTES > this.policy.maxBytes) {
+    const cheapest = this.pending.tails.cheapestFirst(tx.fromKey);
+    while (this.pending.bytes - freed + TX_BYTES > this.policy.maxBytes) {
       const victim = cheapest.next().value;
       if (!victim || victim.tx.fee >= tx.fee) {
         throw new MempoolFullError(`mempool is full (${this.policy.maxBytes} bytes) and fee ${tx.fee} does not beat the cheapest pending`);
@@ -305,33 +277,6 @@ export class Mempool extends EventEmitter<{ added: [entry: MempoolEntry] }> {
       freed += victim.tx.bytes.length;
     }
     return victims;
-  }
-
-  private insert(entry: MempoolEntry): void {
-    const key = entry.tx.fromKey;
-    let pending = this.bySender.get(key);
-    if (!pending) this.bySender.set(key, (pending = new Map()));
-    pending.set(entry.tx.nonce, entry);
-    this.committedBySender.set(key, (this.committedBySender.get(key) ?? 0n) + entry.tx.amount + entry.tx.fee);
-    this.tails.added(entry, pending);
-    this.byId.set(entry.idHex, entry);
-    this.totalBytes += entry.tx.bytes.length;
-  }
-
-  private remove(entry: MempoolEntry): void {
-    if (!this.byId.delete(entry.idHex)) return;
-    this.totalBytes -= entry.tx.bytes.length;
-    const key = entry.tx.fromKey;
-    const pending = this.bySender.get(key);
-    pending?.delete(entry.tx.nonce);
-    if (pending?.size === 0) {
-      this.bySender.delete(key);
-      this.committedBySender.delete(key);
-    } else {
-      this.committedBySender.set(key, this.committedBySender.get(key)! - entry.tx.amount - entry.tx.fee);
-    }
-    this.tails.removed(entry);
-    if (this.gapped.delete(entry)) this.gappedTotal -= entry.tx.bytes.length;
   }
 
   /**
@@ -346,7 +291,7 @@ export class Mempool extends EventEmitter<{ added: [entry: MempoolEntry] }> {
         if (now - e.addedAt <= this.policy.maxAge || !this.byId.has(e.idHex)) continue;
         const pending = this.bySender.get(e.tx.fromKey)!;
         for (const later of [...pending.values()].filter((p) => p.tx.nonce >= e.tx.nonce)) {
-          this.remove(later);
+          this.pending.remove(later);
           dropped++;
         }
       }
@@ -363,7 +308,7 @@ export class Mempool extends EventEmitter<{ added: [entry: MempoolEntry] }> {
       for (const block of connected) {
         for (const tx of block.txs) {
           const entry = this.byId.get(tx.idHex);
-          if (entry) this.remove(entry);
+          if (entry) this.pending.remove(entry);
         }
       }
       // Only senders with something still pending need a look: usually a few of the block's accounts.
@@ -402,13 +347,13 @@ export class Mempool extends EventEmitter<{ added: [entry: MempoolEntry] }> {
     let committed = 0n;
     for (const e of [...pending.values()].sort((a, b) => (a.tx.nonce < b.tx.nonce ? -1 : 1))) {
       if (e.tx.nonce < account.nonce) {
-        this.remove(e); // confirmed, or displaced by another tx with its nonce
+        this.pending.remove(e); // confirmed, or displaced by another tx with its nonce
         continue;
       }
       committed += e.tx.amount + e.tx.fee;
-      if (committed > account.balance) this.remove(e); // and every later one: committed only grows
+      if (committed > account.balance) this.pending.remove(e); // and every later one: committed only grows
     }
-    this.classify(toHex(address), account.nonce);
+    this.pending.classify(toHex(address), account.nonce);
   }
 
   /**

@@ -55,8 +55,7 @@ export async function estimateFee(chain: Chain, mempool: Mempool): Promise<FeeEs
   let fee = minFee;
   let basis: FeeEstimate['basis'] = 'minimum';
   if (mempool.size >= capacity && capacity > 0) {
-    const fees = [...mempool.entries()].map((e) => e.tx.fee).sort((a, b) => (a > b ? -1 : a < b ? 1 : 0));
-    const beat = fees[capacity - 1]! + 1n;
+    const beat = mempool.feesHighestFirst()[capacity - 1]! + 1n;
     if (beat > fee) [fee, basis] = [beat, 'mempool'];
   }
   let fullBlocks = 0;

@@ -33,7 +33,23 @@ interface PoolInsides {
   readonly tails: { readonly size: number };
   chooseVictims(tx: Transaction, gapped?: boolean): MempoolEntry[];
 }
-const insides = (pool: Mempool) => pool as unknown as PoolInsides;
+function insides(pool: Mempool): PoolInsides {
+  const p = pool as unknown as { bySender: PoolInsides['bySender']; policy: MempoolPolicy; pending: { tails: PoolInsides['tails'] }; chooseVictims: PoolInsides['chooseVictims'] };
+  return {
+    bySender: p.bySender,
+    get totalBytes() {
+      return pool.bytes;
+    },
+    get policy() {
+      return p.policy;
+    },
+    set policy(policy) {
+      p.policy = policy;
+    },
+    tails: p.pending.tails,
+    chooseVictims: (tx, gapped) => p.chooseVictims.call(pool, tx, gapped),
+  };
+}
 
 /**
  * The victim choice before the tail index, verbatim but for its inputs: for each victim, every
@@ -146,6 +162,11 @@ describe('Mempool eviction', () => {
       const probes = [...senders, stranger].flatMap((k) => [1n, 3n, 5n, 9n].map((fee) => pay(k, 0n, fee, 0n)));
       const checkAll = (context: string) => {
         assert.equal(inside.tails.size, inside.bySender.size, `seed ${seed}, ${context}: one heap slot per sender`);
+        for (const address of [SINK, stranger.address, ...senders.map((k) => k.address)]) {
+          const key = toHex(address);
+          const expected = [...pool.entries()].filter((e) => e.tx.fromKey === key || e.tx.toKey === key);
+          assert.deepEqual([...pool.involving(address)].map((e) => e.idHex).sort(), expected.map((e) => e.idHex).sort(), `seed ${seed}, ${context}: what involves an address`);
+        }
         for (const probe of probes) compare(probe, context);
       };
 

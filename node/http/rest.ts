@@ -6,7 +6,7 @@
 import { fromHex, toHex } from '../../ledger/bytes.ts';
 import { CairnError, DecodeError } from '../../ledger/errors.ts';
 import { decodeAddress, encodeAddress } from '../../ledger/keys.ts';
-import { decodeTransaction, type Transaction } from '../../ledger/transaction.ts';
+import { TX_BYTES, decodeTransaction, type Transaction } from '../../ledger/transaction.ts';
 import { decodeBlock, type Block } from '../../ledger/block.ts';
 import { blockCapacity, estimateFee } from '../chain-info.ts';
 import type { NodeView } from '../view.ts';
@@ -134,11 +134,10 @@ async function addressTxs(node: NodeView, addrText: string, cursorText: string |
   const lines: unknown[] = [];
   const text = encodeAddress(address);
   if (!before) {
-    for (const { tx } of node.mempool.entries()) {
+    const key = toHex(address);
+    for (const { tx } of node.mempool.involving(address)) {
       if (lines.length >= ADDRESS_MEMPOOL) break;
-      if (tx.fromKey === toHex(address) || tx.toKey === toHex(address)) {
-        lines.push(addressLine(text, tx.fromKey === tx.toKey ? 'self' : tx.fromKey === toHex(address) ? 'sent' : 'received', undefined, tx, null));
-      }
+      lines.push(addressLine(text, tx.fromKey === tx.toKey ? 'self' : tx.fromKey === key ? 'sent' : 'received', undefined, tx, null));
     }
   }
   const blocks = new Map<number, Block | undefined>();
@@ -160,13 +159,16 @@ async function addressTxs(node: NodeView, addrText: string, cursorText: string |
 
 /** Buckets of pending fees, highest first: [fee, bytes] as Esplora's [feerate, vsize] (every transfer has one size). */
 function feeHistogram(node: NodeView): [number, number][] {
-  const byFee = new Map<bigint, number>();
-  for (const { tx } of node.mempool.entries()) byFee.set(tx.fee, (byFee.get(tx.fee) ?? 0) + tx.bytes.length);
-  const sorted = [...byFee].sort((a, b) => (a[0] > b[0] ? -1 : a[0] < b[0] ? 1 : 0));
+  const sorted: [bigint, number][] = [];
+  for (const fee of node.mempool.feesHighestFirst()) {
+    if (sorted.at(-1)?.[0] === fee) sorted.at(-1)![1] += TX_BYTES;
+    else sorted.push([fee, TX_BYTES]);
+  }
   const buckets: [number, number][] = sorted.slice(0, 39).map(([fee, bytes]) => [Number(fee), bytes]);
-  // The cheapest fees share one last bucket, so the answer stays small however varied the fees.
+  // The cheapest fees share one last bucket, so the answer stays small however varied the fees;
+  // as each bucket, it is labelled with the least fee in it (Esplora's lower bound).
   const rest = sorted.slice(39);
-  if (rest.length > 0) buckets.push([Number(rest[0]![0]), rest.reduce((s, [, b]) => s + b, 0)]);
+  if (rest.length > 0) buckets.push([Number(rest.at(-1)![0]), rest.reduce((s, [, b]) => s + b, 0)]);
   return buckets;
 }
 
@@ -174,7 +176,7 @@ function feeHistogram(node: NodeView): [number, number][] {
 async function feeEstimates(node: NodeView): Promise<Record<string, number>> {
   const next = await estimateFee(node.chain, node.mempool);
   const capacity = blockCapacity(node.chain);
-  const fees = [...node.mempool.entries()].map((e) => e.tx.fee).sort((a, b) => (a > b ? -1 : a < b ? 1 : 0));
+  const fees = node.mempool.feesHighestFirst();
   const min = node.mempool.policy.minFee;
   const out: Record<string, number> = { '1': Number(next.fee) };
   for (const n of [2, 3, 6, 12, 24, 144]) {
@@ -260,9 +262,7 @@ export async function answerRest(node: NodeView, feed: EventFeed, method: string
       if (p.length === 2) {
         const address = addressParam(p[1]!);
         const account = (await node.db.getAccount(address)) ?? { balance: 0n, nonce: 0n };
-        const key = toHex(address);
-        let pending = 0;
-        for (const { tx } of node.mempool.entries()) if (tx.fromKey === key || tx.toKey === key) pending++;
+        const pending = node.mempool.involving(address).size;
         const index = node.addressIndex;
         // Counted once below a depth no reorganisation reaches while it runs, then from there on.
         const counts = index && index.status().state === 'ready' ? await index.counts(address, node.chain.tip.height - SETTLED_DEPTH) : undefined;
@@ -285,9 +285,7 @@ export async function answerRest(node: NodeView, feed: EventFeed, method: string
     }
     case 'mempool': {
       if (p.length === 1) {
-        let fees = 0n;
-        for (const { tx } of node.mempool.entries()) fees += tx.fee;
-        return { json: { count: node.mempool.size, vsize: node.mempool.bytes, total_fee: Number(fees), fee_histogram: feeHistogram(node) } };
+        return { json: { count: node.mempool.size, vsize: node.mempool.bytes, total_fee: Number(node.mempool.fees), fee_histogram: feeHistogram(node) } };
       }
       if (p[1] === 'recent' && p.length === 2) return { json: feed.recentTxs() };
       return undefined;

@@ -1,0 +1,141 @@
+import type { Transaction } from './transaction.ts';
+import { SenderTails } from './sender-tails.ts';
+
+export interface MempoolEntry {
+  readonly tx: Transaction;
+  readonly idHex: string;
+  readonly addedAt: number;
+}
+
+/**
+ * The mempool's entries, and the indexes kept in step with them by `insert` and `remove` alone:
+ * by id; by sender and nonce, with each sender's committed amount and its evictable tail; by
+ * address on either side (what an explorer asks of each address); those waiting for a missing
+ * nonce; the sum of their fees, and the fees sorted (once per change). What may enter is the
+ * mempool's business, not this one's.
+ */
+export class PendingSet {
+  readonly byId = new Map<string, MempoolEntry>();
+  readonly bySender = new Map<string, Map<bigint, MempoolEntry>>();
+  /**
+   * Each sender's pending amount plus fee: summing a sender's entries at every admission made a
+   * sender's burst quadratic.
+   */
+  private readonly committed = new Map<string, bigint>();
+  /** Each sender's evictable transaction by fee. */
+  readonly tails = new SenderTails<MempoolEntry>();
+  private readonly byAddress = new Map<string, Set<MempoolEntry>>();
+  /** Entries behind a missing nonce (MempoolPolicy.maxGappedBytes). */
+  private readonly gapped = new Set<MempoolEntry>();
+  private totalBytes = 0;
+  private totalFees = 0n;
+  private gappedTotal = 0;
+  private changeCount = 0;
+  private sortedFees: { at: number; fees: readonly bigint[] } = { at: 0, fees: [] };
+
+  get bytes(): number {
+    return this.totalBytes;
+  }
+
+  get gappedBytes(): number {
+    return this.gappedTotal;
+  }
+
+  /** The fees of every entry, summed. */
+  get fees(): bigint {
+    return this.totalFees;
+  }
+
+  /**
+   * The fees of every entry, highest first: sorted once per change, not per asker (a full pool's
+   * 200,000 fees take ~90 ms, and REST clients and fee estimates ask many times a second).
+   */
+  feesHighestFirst(): readonly bigint[] {
+    if (this.sortedFees.at !== this.changeCount) {
+      const fees = [...this.byId.values()].map((e) => e.tx.fee).sort((a, b) => (a > b ? -1 : a < b ? 1 : 0));
+      this.sortedFees = { at: this.changeCount, fees };
+    }
+    return this.sortedFees.fees;
+  }
+
+  /** What `senderKey` has pending, amounts plus fees. */
+  committedBy(senderKey: string): bigint {
+    return this.committed.get(senderKey) ?? 0n;
+  }
+
+  /** The entries sent from or to the address `key` (hex). */
+  involving(key: string): ReadonlySet<MempoolEntry> {
+    return this.byAddress.get(key) ?? NONE;
+  }
+
+  insert(entry: MempoolEntry): void {
+    const { tx } = entry;
+    let pending = this.bySender.get(tx.fromKey);
+    if (!pending) this.bySender.set(tx.fromKey, (pending = new Map()));
+    pending.set(tx.nonce, entry);
+    this.committed.set(tx.fromKey, this.committedBy(tx.fromKey) + tx.amount + tx.fee);
+    this.tails.added(entry, pending);
+    this.byId.set(entry.idHex, entry);
+    for (const key of [tx.fromKey, tx.toKey]) {
+      let set = this.byAddress.get(key);
+      if (!set) this.byAddress.set(key, (set = new Set()));
+      set.add(entry);
+    }
+    this.totalBytes += tx.bytes.length;
+    this.totalFees += tx.fee;
+    this.changeCount++;
+  }
+
+  remove(entry: MempoolEntry): void {
+    if (!this.byId.delete(entry.idHex)) return;
+    const { tx } = entry;
+    this.totalBytes -= tx.bytes.length;
+    this.totalFees -= tx.fee;
+    const pending = this.bySender.get(tx.fromKey);
+    pending?.delete(tx.nonce);
+    if (pending?.size === 0) {
+      this.bySender.delete(tx.fromKey);
+      this.committed.delete(tx.fromKey);
+    } else {
+      this.committed.set(tx.fromKey, this.committedBy(tx.fromKey) - tx.amount - tx.fee);
+    }
+    this.tails.removed(entry);
+    for (const key of [tx.fromKey, tx.toKey]) {
+      const set = this.byAddress.get(key);
+      if (set?.delete(entry) && set.size === 0) this.byAddress.delete(key);
+    }
+    if (this.gapped.delete(entry)) this.gappedTotal -= tx.bytes.length;
+    this.changeCount++;
+  }
+
+  /**
+   * Marks which of a sender's entries wait for a missing nonce, given its state nonce. A sender's
+   * nonces change only by insert and remove, and its state nonce by blocks: the mempool calls this
+   * after either; removals take a sender's latest nonces first, which leaves no new gap.
+   */
+  classify(senderKey: string, stateNonce: bigint): void {
+    const pending = this.bySender.get(senderKey);
+    if (!pending) return;
+    const executableBelow = firstMissing(pending, stateNonce);
+    for (const entry of pending.values()) {
+      const gapped = entry.tx.nonce > executableBelow;
+      if (gapped === this.gapped.has(entry)) continue;
+      if (gapped) {
+        this.gapped.add(entry);
+        this.gappedTotal += entry.tx.bytes.length;
+      } else {
+        this.gapped.delete(entry);
+        this.gappedTotal -= entry.tx.bytes.length;
+      }
+    }
+  }
+}
+
+const NONE: ReadonlySet<MempoolEntry> = new Set();
+
+/** The first nonce from `from` on that is not in `pending`. */
+export function firstMissing(pending: ReadonlyMap<bigint, MempoolEntry> | undefined, from: bigint): bigint {
+  let nonce = from;
+  while (pending?.has(nonce)) nonce++;
+  return nonce;
+}
