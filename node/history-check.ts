@@ -176,7 +176,7 @@ export class HistoryCheck {
       last: this.base,
       batchHashes: (start, count) => chain.db.history.mainHashes(start, start + count),
       fetch: (peer, hashes) => this.p.fetch(peer, hashes),
-      preverify: (blocks) => signatures.preverify(blocks.flatMap((b) => b.txs)),
+      preverify: (blocks) => signatures.preverify(blocks.flatMap((b) => b.txs), { urgent: true }),
       importBatch: async (blocks) => {
         if (this.stopped) throw new Error('stopped');
         await this.p.syncIdle();

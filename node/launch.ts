@@ -159,6 +159,14 @@ export function createNode(config: NodeConfig): CairnNode {
       };
     });
   }
+  services.push((node) => ({
+    async start() {
+      pool.onThreadLost = (reason, threadsLeft) => node.emit('log', 'warn', 'a signature thread stopped; its work goes to the others', { reason, threadsLeft });
+    },
+    async stop() {
+      pool.onThreadLost = undefined;
+    },
+  }));
   if (config.heapGrowth) {
     services.push((node) => ({
       async start() {

@@ -137,7 +137,7 @@ export class CairnNode extends EventEmitter<NodeEvents> {
       ...common,
       serve,
       admitBlocks: (peer, blocks, height) => this.guard.serving.serveBlocks(peer, blocks, height),
-      preverify: (blocks) => this.signatures.preverify(blocks.flatMap((b) => b.txs)),
+      preverify: (blocks) => this.signatures.preverify(blocks.flatMap((b) => b.txs), { urgent: true }),
       snapshotSync: p.snapshotSync ? { interval: p.snapshotInterval ?? DEFAULT_SNAPSHOT_INTERVAL } : undefined,
       log: (level, message, fields) => this.emit('log', level, message, fields),
     });

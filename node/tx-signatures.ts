@@ -6,7 +6,8 @@ import type { SignatureChecker } from '../ledger/state.ts';
 import { UNSIGNED_TX_BYTES, type Transaction } from '../ledger/transaction.ts';
 /** Who checks signatures in bulk: the node's worker pool, or (in the simulator) the calling thread. */
 export interface SignatureVerifier {
-  verify(items: readonly { signature: Uint8Array; message: Uint8Array; publicKey: Uint8Array }[]): Promise<boolean[]>;
+  /** `urgent`: a block's, which its import waits for; checked before what is not. */
+  verify(items: readonly { signature: Uint8Array; message: Uint8Array; publicKey: Uint8Array }[], o?: { urgent?: boolean }): Promise<boolean[]>;
 }
 
 /**
@@ -24,37 +25,44 @@ export class TxSignatureVerifier implements SignatureChecker {
   }
 
   /**
-   * Verifies what is not cached; returns the first failure, if any. Caches successes. A key that
-   * is not the sender's is that failure, or with `skipMismatches` is left out (and left uncached).
+   * Verifies what is not cached; returns the first failure in order, if any, as checking one at a
+   * time would (a bad signature before a key that is not the sender's is the bad signature).
+   * Caches successes. A key that is not the sender's is a failure, or with `skipMismatches` is
+   * left out (and left uncached).
    */
   private async firstFailure(
     txs: readonly Transaction[],
-    skipMismatches = false,
+    o: { skipMismatches?: boolean; urgent?: boolean } = {},
   ): Promise<{ index: number; code: 'TX_SENDER_MISMATCH' | 'TX_BAD_SIGNATURE' } | undefined> {
     const todo: number[] = [];
+    let mismatch: number | undefined;
     for (let i = 0; i < txs.length; i++) {
       const tx = txs[i]!;
       if (this.cache.has(tx.idHex)) continue;
       if (!bytesEqual(addressOf(tx.publicKey), tx.from)) {
-        if (skipMismatches) continue;
-        return { index: i, code: 'TX_SENDER_MISMATCH' };
+        if (o.skipMismatches) continue;
+        mismatch = i; // the signatures before it may fail first
+        break;
       }
       todo.push(i);
     }
-    if (todo.length === 0) return undefined; // every one cached: an admission after a preverify
-    const verdicts = await this.pool.verify(
-      todo.map((i) => ({ signature: txs[i]!.signature, message: txs[i]!.bytes.subarray(0, UNSIGNED_TX_BYTES), publicKey: txs[i]!.publicKey })),
-    );
     let failed: number | undefined;
-    verdicts.forEach((ok, k) => {
-      if (ok) this.cache.add(txs[todo[k]!]!.idHex);
-      else failed ??= todo[k]!;
-    });
-    return failed === undefined ? undefined : { index: failed, code: 'TX_BAD_SIGNATURE' };
+    if (todo.length > 0) {
+      const verdicts = await this.pool.verify(
+        todo.map((i) => ({ signature: txs[i]!.signature, message: txs[i]!.bytes.subarray(0, UNSIGNED_TX_BYTES), publicKey: txs[i]!.publicKey })),
+        { urgent: o.urgent },
+      );
+      verdicts.forEach((ok, k) => {
+        if (ok) this.cache.add(txs[todo[k]!]!.idHex);
+        else failed ??= todo[k]!;
+      });
+    }
+    if (failed !== undefined) return { index: failed, code: 'TX_BAD_SIGNATURE' };
+    return mismatch === undefined ? undefined : { index: mismatch, code: 'TX_SENDER_MISMATCH' };
   }
 
   async checkBlockSignatures(txs: readonly Transaction[]): Promise<void> {
-    const failure = await this.firstFailure(txs);
+    const failure = await this.firstFailure(txs, { urgent: true });
     if (failure) throw failureError(failure.code, failure.index);
   }
 
@@ -74,9 +82,12 @@ export class TxSignatureVerifier implements SignatureChecker {
     for (const tx of txs) this.cache.delete(tx.idHex);
   }
 
-  /** Verifies a batch ahead of admitting it one by one (RPC batches, pushes): fills the cache. */
-  async preverify(txs: readonly Transaction[]): Promise<void> {
-    await this.firstFailure(txs, true);
+  /**
+   * Verifies a batch ahead of admitting or importing it (RPC batches, pushes; `urgent`: blocks'
+   * transactions, which a sync imports next): fills the cache.
+   */
+  async preverify(txs: readonly Transaction[], o: { urgent?: boolean } = {}): Promise<void> {
+    await this.firstFailure(txs, { skipMismatches: true, urgent: o.urgent });
   }
 }
 

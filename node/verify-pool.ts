@@ -36,9 +36,20 @@ const MIN_CHUNK = 8;
 /** Part of a caller's batch, queued until a thread has room for it. */
 interface Chunk {
   readonly items: readonly VerifyItem[];
+  readonly urgent: boolean;
   readonly queuedAt: number;
   readonly resolve: (verdicts: Uint8Array) => void;
   readonly reject: (err: Error) => void;
+  /** It was held by a thread that died: a second such death is its own doing, and it is refused. */
+  orphaned: boolean;
+}
+
+export interface VerifyOptions {
+  /**
+   * A block's signatures, which its import (and the chain behind it) waits for: sent before every
+   * chunk of what is not, such as a peer's transactions, queued earlier or not.
+   */
+  readonly urgent?: boolean;
 }
 
 /**
@@ -54,11 +65,15 @@ export class VerifyPool implements ThreadLender {
   private readonly inline: SignatureBackend;
   private readonly workers: Worker[] = [];
   private readonly pending = new Map<number, { chunk: Chunk; worker: Worker }>();
-  /** Chunks no thread has room for yet, first come first sent. */
+  /** Chunks no thread has room for yet, first come first sent, the urgent before the rest. */
+  private readonly urgentQueue: Chunk[] = [];
   private readonly queue: Chunk[] = [];
+  private closed = false;
   private readonly inFlight = new Map<Worker, number>();
   /** Told how long each chunk of signatures waited for its thread (seconds): the metrics' queue wait. */
   onQueueWait: ((seconds: number) => void) | undefined;
+  /** Told when a thread dies (the node logs it): the pool carries on with the rest, or inline with none. */
+  onThreadLost: ((reason: string, threadsLeft: number) => void) | undefined;
   private nextId = 1;
   /** Threads a miner has borrowed (`hashFor`): they hold the process open while it mines. */
   private readonly lent = new Set<Worker>();
@@ -81,15 +96,26 @@ export class VerifyPool implements ThreadLender {
         else job?.chunk.resolve(m.verdicts);
         this.dispatch();
       });
-      // A thread that dies must not leave its callers waiting forever.
+      // A thread that dies must not leave its callers waiting forever, nor fail them: a verdict is
+      // a pure function of its inputs, so what the thread held is sent again, at the front. Once:
+      // a chunk whose second thread dies too is what kills them, and is refused.
       const fail = (err: Error) => {
+        const held: Chunk[] = [];
         for (const [id, job] of this.pending) {
           if (job.worker !== worker) continue;
           this.pending.delete(id);
-          job.chunk.reject(err);
+          if (this.closed || job.chunk.orphaned) job.chunk.reject(err);
+          else held.push(job.chunk);
+        }
+        for (const chunk of held.reverse()) {
+          chunk.orphaned = true;
+          (chunk.urgent ? this.urgentQueue : this.queue).unshift(chunk);
         }
         const index = this.workers.indexOf(worker);
-        if (index >= 0) this.workers.splice(index, 1); // the rest carry on; with none left, work is done inline
+        if (index >= 0) {
+          this.workers.splice(index, 1); // the rest carry on; with none left, work is done inline
+          this.onThreadLost?.(err.message, this.workers.length);
+        }
         this.inFlight.delete(worker);
         this.dispatch();
       };
@@ -142,11 +168,11 @@ export class VerifyPool implements ThreadLender {
     worker.unref();
   }
 
-  async verify(items: readonly VerifyItem[]): Promise<boolean[]> {
+  async verify(items: readonly VerifyItem[], o: VerifyOptions = {}): Promise<boolean[]> {
     // Workers take fixed-size signatures and keys; anything else is not canonical anyway.
     if (items.some((it) => it.signature.length !== 64 || it.publicKey.length !== 33)) {
       const wellFormed = items.filter((it) => it.signature.length === 64 && it.publicKey.length === 33);
-      const verdicts = await this.verify(wellFormed);
+      const verdicts = await this.verify(wellFormed, o);
       let next = 0;
       return items.map((it) => (it.signature.length === 64 && it.publicKey.length === 33 ? verdicts[next++]! : false));
     }
@@ -154,10 +180,12 @@ export class VerifyPool implements ThreadLender {
       return this.verifyHere(items);
     }
     const chunks: Promise<Uint8Array>[] = [];
+    const urgent = o.urgent ?? false;
+    const queue = urgent ? this.urgentQueue : this.queue;
     for (let start = 0; start < items.length; ) {
       const size = Math.min(MAX_CHUNK, Math.max(MIN_CHUNK, Math.ceil((items.length - start) / (2 * this.workers.length))));
       const part = items.slice(start, start + size);
-      chunks.push(new Promise((resolve, reject) => this.queue.push({ items: part, queuedAt: performance.timeOrigin + performance.now(), resolve, reject })));
+      chunks.push(new Promise((resolve, reject) => queue.push({ items: part, urgent, queuedAt: performance.timeOrigin + performance.now(), resolve, reject, orphaned: false })));
       start += part.length;
     }
     this.dispatch();
@@ -170,15 +198,16 @@ export class VerifyPool implements ThreadLender {
 
   /** Sends queued chunks to the threads with room, the least busy first; with no thread left, verifies them here. */
   private dispatch(): void {
-    while (this.queue.length > 0) {
+    while (this.urgentQueue.length > 0 || this.queue.length > 0) {
+      const next = this.urgentQueue.length > 0 ? this.urgentQueue : this.queue;
       if (this.workers.length === 0) {
-        const chunk = this.queue.shift()!;
+        const chunk = next.shift()!;
         chunk.resolve(Uint8Array.from(this.verifyHere(chunk.items), (ok) => (ok ? 1 : 0)));
         continue;
       }
       const worker = this.leastBusy();
       if (!worker) return;
-      this.send(worker, this.queue.shift()!);
+      this.send(worker, next.shift()!);
     }
   }
 
@@ -227,8 +256,9 @@ export class VerifyPool implements ThreadLender {
    * binding then threw into the dying thread. One that has not ended after CLOSE_GRACE_MS is.
    */
   async close(): Promise<void> {
+    this.closed = true;
     const workers = this.workers.splice(0);
-    for (const chunk of this.queue.splice(0)) chunk.reject(new Error('the verifier pool is closed'));
+    for (const chunk of [...this.urgentQueue.splice(0), ...this.queue.splice(0)]) chunk.reject(new Error('the verifier pool is closed'));
     await Promise.all(
       workers.map(async (worker) => {
         let timer: NodeJS.Timeout | undefined;

@@ -54,7 +54,7 @@ class SharedVerdicts implements SignatureVerifier {
   async verify(items: readonly { signature: Uint8Array; message: Uint8Array; publicKey: Uint8Array }[]): Promise<boolean[]> {
     const out: boolean[] = new Array(items.length);
     const todo: number[] = [];
-    const keys = items.map((it) => toHex(it.signature) + toHex(it.publicKey) + toHex(sha256(it.message)));
+    const keys = items.map((it) => `${toHex(it.signature)}:${toHex(it.publicKey)}:${toHex(sha256(it.message))}`);
     keys.forEach((k, i) => {
       const known = this.verdicts.get(k);
       if (known === undefined) todo.push(i);

@@ -66,4 +66,19 @@ describe('TxSignatureVerifier: the signature cache', function () {
     assert.ok(!cache.has('a'));
     assert.ok(cache.has('b') && cache.has('d'));
   });
+
+  it('reports the first failure in block order, as one check at a time would: a bad signature before a key that is not the sender\'s', async function () {
+    // From a review: a key mismatch anywhere was reported before any signature was checked, so a
+    // block's error named a later transaction than the inline checker's (ledger/transaction.ts).
+    const [ok, signed, other] = transfers(3);
+    const forged = new Uint8Array(signed!.bytes);
+    forged[45]! ^= 1;
+    const badSignature = decodeTransaction(forged);
+    const swapped = new Uint8Array(other!.bytes);
+    swapped.set(testKey(2).publicKey, swapped.length - 64 - 33); // another key: not the sender's
+    const mismatch = decodeTransaction(swapped);
+    const verifier = new TxSignatureVerifier(new CountingPool());
+    await assert.rejects(verifier.checkBlockSignatures([ok!, badSignature, mismatch]), { code: 'TX_BAD_SIGNATURE', txIndex: 1 });
+    await assert.rejects(verifier.checkBlockSignatures([ok!, mismatch, badSignature]), { code: 'TX_SENDER_MISMATCH', txIndex: 1 });
+  });
 });

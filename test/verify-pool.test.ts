@@ -113,4 +113,63 @@ describe('VerifyPool: sharing a batch between threads', function () {
       await pool.close();
     }
   });
+
+  /**
+   * Makes `pool`'s thread `i` die (terminated: noble is plain JavaScript) as soon as it is sent a
+   * chunk, or one holding the message `killer`.
+   */
+  function poison(pool: VerifyPool, i: number, killer?: Uint8Array): void {
+    const worker = (pool as unknown as { workers: Worker[] }).workers[i]!;
+    const post = worker.postMessage.bind(worker);
+    worker.postMessage = ((message: { count?: number; packed?: Uint8Array }, transfer?: readonly ArrayBuffer[]) => {
+      if (message.count && (!killer || Buffer.from(message.packed!).includes(Buffer.from(killer)))) void worker.terminate();
+      else post(message, transfer as never);
+    }) as Worker['postMessage'];
+  }
+
+  it('sends what a thread that died held to the others, and says so; a chunk that kills a second thread is refused', async function () {
+    // From a review: a dead thread's chunks were refused, failing the whole batch (a block's import).
+    const pool = new VerifyPool(2, nobleBackend);
+    const lost: [string, number][] = [];
+    pool.onThreadLost = (reason, left) => void lost.push([reason, left]);
+    try {
+      poison(pool, 0);
+      const few = items(200);
+      assert.deepEqual(await pool.verify(few.items), few.expected, 'answered in full by the thread left');
+      assert.equal(pool.threads, 1);
+      assert.deepEqual(lost.map(([, left]) => left), [1]);
+    } finally {
+      await pool.close();
+    }
+    const doomed = new VerifyPool(2, nobleBackend);
+    try {
+      const few = items(200);
+      const killer = Uint8Array.of(0xde, 0xad, 0xbe, 0xef);
+      const batch = few.items.map((it, i) => (i === 150 ? { ...it, message: killer } : it));
+      poison(doomed, 0, killer);
+      poison(doomed, 1, killer);
+      await assert.rejects(doomed.verify(batch), /a verifier thread exited/, 'the chunk that killed one thread and then the other is refused, not sent round for ever');
+      assert.equal(doomed.threads, 0);
+      assert.deepEqual(await doomed.verify(few.items), few.expected, 'with no thread left, verified here');
+    } finally {
+      await doomed.close();
+    }
+  });
+
+  it("sends a block's signatures (urgent) before what was queued for a peer's transactions", async function () {
+    // From a review: one first-come queue made a block's import wait behind every gossiped batch.
+    const pool = new VerifyPool(1, nobleBackend);
+    try {
+      const finished: string[] = [];
+      const txs = items(400);
+      const block = items(16);
+      const gossip = pool.verify(txs.items).then((v) => (finished.push('gossip'), v));
+      const urgent = pool.verify(block.items, { urgent: true }).then((v) => (finished.push('block'), v));
+      assert.deepEqual(await urgent, block.expected);
+      assert.deepEqual(await gossip, txs.expected);
+      assert.deepEqual(finished, ['block', 'gossip']);
+    } finally {
+      await pool.close();
+    }
+  });
 });
