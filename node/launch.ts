@@ -18,6 +18,7 @@ import { RpcServer } from './rpc.ts';
 import { HttpServer, type HttpOptions } from './http/server.ts';
 import { Metrics } from './metrics.ts';
 import { VerifyPool } from './verify-pool.ts';
+import { localUrl } from './http/local-url.ts';
 import { CATCH_UP_BLOCKS, setHeapGrowth } from './heap-growth.ts';
 import { LightClient } from './light/client.ts';
 import { lightRpcHandlers, type LightContext } from './light/rpc.ts';
@@ -89,7 +90,7 @@ export function createNode(config: NodeConfig): CairnNode {
       return {
         async start() {
           const port = await metrics!.listen(where.port, where.host);
-          node.emit('log', 'info', 'metrics', { url: `http://${where.host ?? '127.0.0.1'}:${port}/metrics` });
+          node.emit('log', 'info', 'metrics', { url: localUrl(where.host ?? '127.0.0.1', port, '/metrics') });
         },
         async stop() {
           pool.onQueueWait = undefined;

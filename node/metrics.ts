@@ -111,7 +111,8 @@ export class Metrics {
 
   async listen(port: number, host = '127.0.0.1'): Promise<number> {
     this.server = createServer((req, res) => {
-      if (req.url !== '/metrics') {
+      // A scraper may add a query (Prometheus' `params`): the path is what names the page.
+      if (new URL(req.url ?? '/', 'http://host').pathname !== '/metrics') {
         res.writeHead(404).end();
         return;
       }

@@ -8,6 +8,7 @@ import { rpcHandlers, RpcError } from './rpc-methods.ts';
 import { methodDoc, RPC_DOC } from './rpc-doc.ts';
 import { validate } from './json-schema.ts';
 import type { NodeView } from './view.ts';
+import { localUrl } from './http/local-url.ts';
 
 export const MAX_RPC_BODY_BYTES = 1 << 20;
 const MAX_BATCH = 1000;
@@ -90,8 +91,7 @@ export class JsonRpcServer<C> {
     this.server = server;
     const address = server.address();
     const port = typeof address === 'object' && address ? address.port : this.port;
-    const host = this.host.includes(':') ? `[${this.host}]` : this.host;
-    this.url = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}/`;
+    this.url = localUrl(this.host, port);
     this.endpointFile = join(this.datadir, RPC_ENDPOINT_FILE);
     const endpoint: RpcEndpointFile = { url: this.url, token: this.token, pid: process.pid };
     await writeFile(this.endpointFile, JSON.stringify(endpoint) + '\n', { mode: 0o600 });
@@ -192,12 +192,14 @@ export class JsonRpcServer<C> {
       const handler = this.handlers[r.method]!;
       const result = await handler(this.context, params as Record<string, unknown>);
       await this.settle(this.context);
-      this.observe?.(r.method, (performance.now() - started) / 1000);
       return { jsonrpc: '2.0', id, result };
     } catch (err) {
       if (err instanceof RpcError) return failure(id, err.rpcCode, err.message);
       if (err instanceof CairnError) return failure(id, RPC_ERRORS.REJECTED, err.message, { code: err.code });
       return failure(id, RPC_ERRORS.INTERNAL_ERROR, (err as Error).message);
+    } finally {
+      // Refusals too: a slow failing call is as much the operator's business as a slow answer.
+      this.observe?.(r.method, (performance.now() - started) / 1000);
     }
   }
 }

@@ -46,10 +46,12 @@ describe('metrics (prom-client)', function () {
     await node.chain.processBlock(mineChild(node.params, tip, [], { timestamp: Math.max(tip.header.timestamp + 1, Math.floor(Date.now() / 1000) - 2) }));
     const endpoint = JSON.parse(readFileSync(`${dir.path}/${RPC_ENDPOINT_FILE}`, 'utf8')) as RpcEndpointFile;
     await fetch(endpoint.url, { method: 'POST', headers: { authorization: `Bearer ${endpoint.token}` }, body: '{"jsonrpc":"2.0","id":1,"method":"status"}' });
+    const refused = await fetch(endpoint.url, { method: 'POST', headers: { authorization: `Bearer ${endpoint.token}` }, body: `{"jsonrpc":"2.0","id":2,"method":"getBlock","params":{"hash":"${'0'.repeat(64)}"}}` });
+    assert.match(await refused.text(), /"error"/);
     const txs = Array.from({ length: 16 }, (_, i) => signTransaction({ chainId: 7, to: FUNDED_KEYS[1]!.address, amount: 1n, fee: 1n, nonce: BigInt(i) }, FUNDED_KEYS[0]!.privateKey));
     await verifyPoolOf(node).verify(txs.map((tx) => ({ signature: tx.signature, message: tx.sighash, publicKey: tx.publicKey })));
     await waitFor(() => url !== '', 10_000, 'the metrics url');
-    text = await (await fetch(url)).text();
+    text = await (await fetch(`${url}?from=prometheus`)).text(); // a scrape's \`params\` add a query
   });
   after(async () => {
     await node?.stop();
@@ -72,6 +74,7 @@ describe('metrics (prom-client)', function () {
     assert.equal(value('cairn_block_propagation_seconds_count'), 1, 'only the received block, not the two mined here');
     assert.ok(value('cairn_block_propagation_seconds_sum') >= 1, 'its timestamp was seconds ago');
     assert.equal(value('cairn_rpc_request_seconds_count{method="status"}'), 1);
+    assert.equal(value('cairn_rpc_request_seconds_count{method="getBlock"}'), 1, 'a refused call is timed too');
     assert.ok(value('cairn_verify_queue_wait_seconds_count') >= 1, 'a batch went to the thread');
     assert.match(text, /^# TYPE cairn_block_propagation_seconds histogram$/m);
   });

@@ -3,6 +3,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { randomBytes } from 'node:crypto';
 import type { NodeView } from '../view.ts';
 import { toHex } from '../../ledger/bytes.ts';
+import { localUrl } from './local-url.ts';
 import { decodeAddress } from '../../ledger/keys.ts';
 import { EventFeed, type FeedEvent, type FeedEventType } from './events.ts';
 import { answerRest, RestError } from './rest.ts';
@@ -74,8 +75,7 @@ export class HttpServer {
     this.server = server;
     const address = server.address();
     const port = typeof address === 'object' && address ? address.port : this.options.port;
-    const host = this.options.host ?? '127.0.0.1';
-    this.url = `http://${host === '0.0.0.0' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host}:${port}/`;
+    this.url = localUrl(this.options.host ?? '127.0.0.1', port!);
     this.keepalive = setInterval(() => {
       for (const s of this.streams) s.write(': keep-alive\n\n');
     }, KEEPALIVE_MS);
