@@ -143,15 +143,21 @@ export function decodeBlock(bytes: Uint8Array): Block {
   // of 10,000 transactions is one allocation rather than tens of thousands.
   const r = new Reader(new Uint8Array(bytes), { views: true });
   const header = readHeader(r);
-  const to = r.bytes(ADDRESS_BYTES, 'coinbase recipient');
-  const amount = r.u64('coinbase amount');
-  if (!isValidAmount(amount)) throw new DecodeError('DECODE_OVER_LIMIT', 'coinbase amount exceeds MAX_AMOUNT');
+  const coinbase = readCoinbase(r);
   // Transactions have a fixed size, so the count can be checked against what is left before reading any.
   const count = r.varint('tx count', Math.floor(r.remaining / TX_BYTES));
   const txs: Transaction[] = new Array(count);
   for (let i = 0; i < count; i++) txs[i] = readTransaction(r);
   r.end('block');
-  return { header, coinbase: { to, amount }, txs, bytes: r.bytesBetween(0, r.offset) };
+  return { header, coinbase, txs, bytes: r.bytesBetween(0, r.offset) };
+}
+
+/** A coinbase as a block and a compact block carry it: its recipient, and an amount of at most MAX_AMOUNT. */
+export function readCoinbase(r: Reader): Coinbase {
+  const to = r.bytes(ADDRESS_BYTES, 'coinbase recipient');
+  const amount = r.u64('coinbase amount');
+  if (!isValidAmount(amount)) throw new DecodeError('DECODE_OVER_LIMIT', 'coinbase amount exceeds MAX_AMOUNT');
+  return { to, amount };
 }
 
 /**

@@ -3,7 +3,7 @@ import { BlockRuleError, DecodeError } from '../ledger/errors.ts';
 import type { ChainParams } from '../ledger/genesis.ts';
 import { checkBlockSanity, type SaneBlock } from '../consensus/sanity.ts';
 import { ADDRESS_BYTES } from '../ledger/keys.ts';
-import { COINBASE_BYTES, HASH_BYTES, HEADER_BYTES, decodeHeader, makeBlock, transactionBytesAt, type Block, type BlockHeader } from '../ledger/block.ts';
+import { COINBASE_BYTES, HASH_BYTES, HEADER_BYTES, decodeHeader, makeBlock, readCoinbase, transactionBytesAt, type Block, type BlockHeader } from '../ledger/block.ts';
 import type { Mempool } from '../ledger/mempool.ts';
 import { TX_BYTES, decodeTransaction, type Transaction } from '../ledger/transaction.ts';
 import type { Transport } from './transport.ts';
@@ -48,7 +48,7 @@ export function decodeCompactBlock(bytes: Uint8Array, maxTxs: number): CompactBl
   const version = r.u8('compact block version');
   if (version !== WIRE_VERSION) throw new DecodeError('DECODE_BAD_VERSION', `compact block version ${version}`);
   const header = decodeHeader(r.bytes(HEADER_BYTES, 'header'));
-  const coinbase = { to: r.bytes(ADDRESS_BYTES, 'coinbase recipient'), amount: r.u64('coinbase amount') };
+  const coinbase = readCoinbase(r);
   const n = r.varint('short id count', maxTxs);
   // One hex string for all of them, cut up: a conversion per id was most of the decode.
   const hex = toHex(r.bytes(n * SHORT_ID_BYTES, 'short ids'));

@@ -45,6 +45,7 @@ import {
   type HeaderFields,
 } from '../ledger/block.ts';
 import { decodeAccount, decodeUndo, encodeAccount, encodeUndo, type UndoRecord } from '../ledger/state.ts';
+import { decodeCompactBlock, encodeCompactBlock } from '../node/compact.ts';
 import { testKey, transfer } from './helpers/fixtures.ts';
 
 const U64_MAX = (1n << 64n) - 1n;
@@ -243,6 +244,12 @@ describe('encoding', () => {
       const amountAt = HEADER_BYTES + 20;
       decodeFails(() => decodeBlock(withBytes(SAMPLE_BLOCK_0.bytes, amountAt, bigIntToBytes(MAX_AMOUNT + 1n, 8))), 'DECODE_OVER_LIMIT');
       assert.equal(decodeBlock(withBytes(SAMPLE_BLOCK_0.bytes, amountAt, bigIntToBytes(MAX_AMOUNT, 8))).coinbase.amount, MAX_AMOUNT);
+      // A compact block's coinbase too (from a review: it was read as any u64, and refused only after
+      // a pass over the mempool and a round trip for the missing transactions).
+      const compact = encodeCompactBlock(SAMPLE_BLOCK_0);
+      const compactAmountAt = 1 + HEADER_BYTES + 20;
+      decodeFails(() => decodeCompactBlock(withBytes(compact, compactAmountAt, bigIntToBytes(MAX_AMOUNT + 1n, 8)), 10), 'DECODE_OVER_LIMIT');
+      assert.equal(decodeCompactBlock(withBytes(compact, compactAmountAt, bigIntToBytes(MAX_AMOUNT, 8)), 10).coinbase.amount, MAX_AMOUNT);
     });
   });
 
