@@ -70,6 +70,8 @@ export interface ServeOptions extends RequestLimits {
    * backstop well above what the node's own budgets (node/serving.ts) answer busy to.
    */
   readonly maxStreamsPerPeer?: number;
+  /** How long writing the answer may take (default: the transport's, longer than any asker waits). */
+  readonly answerTimeoutMs?: number;
 }
 
 /** The transport's backstop on streams per peer and protocol (see ServeOptions). */

@@ -20,6 +20,9 @@ import type { ServedProtocol } from '../node/peer-records.ts';
 import { BUSY_FRAME_BYTES, TransportError, encodeBusy } from '../node/transport.ts';
 import { GET_SNAPSHOT_CHUNK_MAX_BYTES, MAX_CHUNK_ACCOUNTS, SNAPSHOT_CHUNK_MAX_BYTES } from '../node/snapshot-wire.ts';
 import { MAX_CHUNK_DEPTH } from '../ledger/smt-range.ts';
+import { fromHex } from '../ledger/bytes.ts';
+import { networkNames } from '../node/protocols.ts';
+import { ANSWER_TIMEOUT_MS, frameLengthDecoder } from '../node/libp2p/reqresp.ts';
 
 const spec = readFileSync(new URL('../docs/PROTOCOL.md', import.meta.url), 'utf8');
 const network = spec.slice(spec.indexOf('## Network protocol'), spec.indexOf('## Test vectors'));
@@ -115,5 +118,21 @@ describe('docs/PROTOCOL.md and the code agree on every limit', () => {
     // A phrase of the spec, wherever its lines happen to break.
     const phrase = (text: string) => new RegExp(text.replace(/[()]/g, '\\$&').split(' ').join('\\s+'));
     assert.match(network, phrase(`each halving every ${SCORE_HALF_LIFE_SECONDS / 60} minutes, and at ${BAN_THRESHOLD} (either one) it is disconnected and refused, inbound and outbound, for ${DEFAULT_BAN_SECONDS / 60} minutes`));
+  });
+
+  it('names every protocol id and topic the node uses, and no other', () => {
+    // From a review: the snapshot protocol was missing, so an implementation from the spec alone
+    // could not serve or join by snapshot.
+    const names = network.slice(network.indexOf('### Names'), network.indexOf('### Framing'));
+    const listed = [...names.matchAll(/^\| [^|]+ \| `([^`]+)`/gm)].map((m) => m[1]!).sort();
+    const used = Object.values(networkNames(fromHex('ab'.repeat(32)))).map((id) => id.replace('abababababababab', '<ns>'));
+    assert.deepEqual([...new Set(listed)], [...new Set(used)].sort());
+  });
+
+  it('a length prefix is bad framing once it is longer than the frame cap needs; an answer is given up after 30 s', () => {
+    const phrase = (text: string) => new RegExp(text.replace(/[()]/g, '\\$&').split(' ').join('\\s+'));
+    assert.match(framing, phrase('runs to more bytes than the frame cap\'s own length needs without ending (three for a cap of 304,016)'));
+    assert.throws(() => frameLengthDecoder(304_016)(Uint8Array.of(0x80, 0x80, 0x80)), TransportError);
+    assert.match(framing, phrase(`gives up writing its answer after ${ANSWER_TIMEOUT_MS / 1000} s`));
   });
 });

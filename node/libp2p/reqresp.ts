@@ -11,9 +11,38 @@ import type { Host } from './host.ts';
  * error names.
  */
 
+/**
+ * An answerer gives up writing its answer after this long: no asker waits longer for one
+ * (PROTOCOL.md, Framing), and one that stops reading would otherwise hold the stream, and the
+ * answer in memory, for as long as the connection lasts.
+ */
+export const ANSWER_TIMEOUT_MS = 30_000;
+
 /** Frames capped at `maxBytes` when read (writes are ours, and sized by our own limits). */
 function framed(stream: Stream, maxBytes: number) {
-  return lpStream(stream, { maxDataLength: maxBytes, maxBufferSize: Math.max(4 << 20, 2 * maxBytes) });
+  return lpStream(stream, { maxDataLength: maxBytes, maxBufferSize: Math.max(4 << 20, 2 * maxBytes), lengthDecoder: frameLengthDecoder(maxBytes) });
+}
+
+/**
+ * Reads a frame's LEB128 length prefix, refusing one longer than `maxBytes` can need. lpStream
+ * checks the prefix's length only once it ends, and reads it a byte at a time while its decoder
+ * says "more" (a RangeError): a peer sending continuation bytes for ever was read until the
+ * deadline, a promise and a slice a byte, the event loop's timers (the deadline among them)
+ * starved while the bytes kept coming.
+ */
+export function frameLengthDecoder(maxBytes: number): (prefix: { readonly byteLength: number; get(i: number): number } | Uint8Array) => number {
+  let maxPrefix = 1;
+  while (maxBytes >= 2 ** (7 * maxPrefix)) maxPrefix++;
+  return (prefix) => {
+    let length = 0;
+    for (let i = 0; i < prefix.byteLength; i++) {
+      const byte = prefix instanceof Uint8Array ? prefix[i]! : prefix.get(i);
+      length += (byte & 0x7f) * 2 ** (7 * i);
+      if ((byte & 0x80) === 0) return length;
+      if (i + 1 >= maxPrefix) throw new TransportError('TRANSPORT_BAD_FRAME', `a length prefix of more than ${maxPrefix} bytes (frames here are at most ${maxBytes} bytes)`);
+    }
+    throw new RangeError('the length prefix goes on'); // lpStream reads another byte
+  };
 }
 
 /** What a libp2p or stream error means for the caller. */
@@ -24,7 +53,8 @@ export function classify(err: unknown): TransportError {
   const message = e?.message ?? String(err);
   if (name === 'UnsupportedProtocolError') return new TransportError('TRANSPORT_UNSUPPORTED', message);
   if (name === 'AbortError' || name === 'TimeoutError') return new TransportError('TRANSPORT_TIMEOUT', message);
-  if (/^Invalid.*(Length|Data)/.test(name)) return new TransportError('TRANSPORT_BAD_FRAME', message);
+  // StreamBufferError: more sent than a read may buffer, which no honest answer needs.
+  if (/^Invalid.*(Length|Data)/.test(name) || name === 'StreamBufferError') return new TransportError('TRANSPORT_BAD_FRAME', message);
   return new TransportError('TRANSPORT_CLOSED', message);
 }
 
@@ -107,15 +137,16 @@ export async function serve(host: Host, protocol: string, respond: Responder, o:
         o.onBadRequest(peer, err instanceof CairnError ? err : classify(err));
         throw err;
       }
+      const signal = AbortSignal.timeout(o.answerTimeoutMs ?? ANSWER_TIMEOUT_MS);
       if (isBusy(answer)) {
-        await lp.write(encodeBusy(answer.retryAfterMs));
+        await lp.write(encodeBusy(answer.retryAfterMs), { signal });
       } else if (Array.isArray(answer)) {
-        for (const frame of answer) await lp.write(frame);
-        await lp.write(new Uint8Array(0));
+        for (const frame of answer) await lp.write(frame, { signal });
+        await lp.write(new Uint8Array(0), { signal });
       } else {
-        await lp.write(answer);
+        await lp.write(answer, { signal });
       }
-      await stream.close();
+      await stream.close({ signal });
     },
     { maxInboundStreams: o.maxStreamsPerPeer ?? MAX_STREAMS_PER_PEER, maxOutboundStreams: MAX_STREAMS_PER_PEER },
   );
