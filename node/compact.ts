@@ -146,20 +146,29 @@ export async function serveBlockTxs(
   );
 }
 
-/** Asks `peer` for the transactions of block `hash` at `indexes`; checks each against its short id. */
+/**
+ * Asks `peer` for the transactions of block `hash` at `indexes`; checks each against its short
+ * id. Undefined for an empty answer (an honest peer that no longer serves the block); a DecodeError
+ * for any other answer that is not what was asked: the peer forwarded the compact block, so it
+ * holds the block those short ids came from (PROTOCOL.md, Compact blocks).
+ */
 export async function fetchBlockTxs(transport: Transport, names: NetworkNames, peer: string, compact: CompactBlock, indexes: readonly number[]): Promise<Transaction[] | undefined> {
   const bytes = await transport.request(peer, names.blockTxs, encodeGetBlockTxs(compact.header.hash, indexes), {
     timeoutMs: 5000,
     maxBytes: 16 + indexes.length * TX_BYTES,
   });
   const r = new Reader(bytes);
-  if (r.u8() !== WIRE_VERSION) return undefined;
+  const version = r.u8('block transactions version');
+  if (version !== WIRE_VERSION) throw new DecodeError('DECODE_BAD_VERSION', `block transactions version ${version}`);
   const n = r.varint('tx count', indexes.length);
-  if (n !== indexes.length) return undefined;
+  if (n === 0) return undefined;
+  if (n !== indexes.length) throw new DecodeError('DECODE_NON_CANONICAL', `${n} block transactions for ${indexes.length} asked`);
   const txs: Transaction[] = [];
   for (let i = 0; i < n; i++) {
     const tx = decodeTransaction(r.bytes(TX_BYTES, 'transaction'));
-    if (shortId(tx.id) !== compact.shortIds[indexes[i]!]) return undefined;
+    if (shortId(tx.id) !== compact.shortIds[indexes[i]!]) {
+      throw new DecodeError('DECODE_NON_CANONICAL', `block transaction ${indexes[i]} is not the one its short id names`);
+    }
     txs.push(tx);
   }
   r.end('block txs');

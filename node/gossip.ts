@@ -140,6 +140,16 @@ export class Gossip extends EventEmitter<GossipEvents> {
     return verdict;
   }
 
+  /**
+   * A getBlockTxs answer that failed: garbage is the forwarder's doing (it holds the block), and
+   * costs its ban score; a timeout, a busy answer or a cut stream costs nothing. Either way the
+   * block is rebuilt another way, or synced whole.
+   */
+  private badAnswer(peer: string, err: unknown): undefined {
+    if (err instanceof CairnError && err.banScore > 0) this.o.peers.penalize(peer, err.banScore, `block transactions: ${err.message}`);
+    return undefined;
+  }
+
   private async validateBlock(peer: string, data: Uint8Array): Promise<Verdict> {
     try {
       const block = decodeBlock(data);
@@ -228,7 +238,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
     let block: SaneBlock | undefined;
     if (missing.length > 0) {
       this.compactStats.fetched++;
-      const fetched = await fetchBlockTxs(transport, names, peer, compact, missing).catch(() => undefined);
+      const fetched = await fetchBlockTxs(transport, names, peer, compact, missing).catch((err) => this.badAnswer(peer, err));
       if (fetched) missing.forEach((index, k) => (txs[index] = fetched[k]));
     } else {
       this.compactStats.rebuilt++;
@@ -236,7 +246,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
     if (txs.every((tx) => tx !== undefined)) block = assemble(compact, txs as Transaction[], chain.params);
     if (!block) {
       // A short-id collision, or transactions we could not get: ask for all of them.
-      const all = await fetchBlockTxs(transport, names, peer, compact, compact.shortIds.map((_, i) => i)).catch(() => undefined);
+      const all = await fetchBlockTxs(transport, names, peer, compact, compact.shortIds.map((_, i) => i)).catch((err) => this.badAnswer(peer, err));
       block = all && assemble(compact, all, chain.params);
     }
     if (!block) {

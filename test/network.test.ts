@@ -496,6 +496,34 @@ describe('network: compact block relay', function () {
     assert.deepEqual(await b.node.db.getAccount(testKey(110).address), { balance: 35n, nonce: 0n });
   });
 
+  it("a forwarder's garbage answer to getBlockTxs costs its ban score; an empty one (it no longer serves the block) costs nothing", async () => {
+    // From a review: every failed answer was dropped unpunished, garbage or not; the forwarder
+    // holds the block its compact block came from, so only it can be answering wrongly.
+    const [a, b] = await pair();
+    const penalties: string[] = [];
+    b.node.peers.on('penalty', (peer, score, reason) => penalties.push(`${peer === a.node.transport.peerId ? 'A' : peer} ${score} ${reason}`));
+    const host = libp2pHost(a.node);
+    const answerWith = async (answer: (indexes: number[]) => Uint8Array) => {
+      await host.unhandle(a.node.names.blockTxs);
+      await serve(host, a.node.names.blockTxs, async (req) => answer(decodeGetBlockTxs(req).indexes), { timeoutMs: 5_000, maxBytes: 1 << 20, onBadRequest: () => {} });
+    };
+    const secretBlock = async (nonce: bigint) => {
+      await a.node.mempool.add(transfer(alice, testKey(140).address, 3n, nonce), a.node.clock()); // never gossiped: B must ask
+      const [block] = await mineOn(a, 1);
+      return block!;
+    };
+    await answerWith(() => encodeTxBatch([]));
+    const before = { ...b.node.gossip.compactStats };
+    await secretBlock(0n);
+    await waitFor(() => sameTip([a, b]), 15_000, 'B to sync the block it could not rebuild');
+    assert.ok(b.node.gossip.compactStats.failed > before.failed, 'it was not rebuilt');
+    assert.deepEqual(penalties, [], 'an empty answer is no offence');
+    await answerWith((indexes) => encodeTxBatch(indexes.map((i) => transfer(alice, testKey(141).address, 1n, BigInt(100 + i)))));
+    await secretBlock(1n);
+    await waitFor(() => penalties.length > 0, 15_000, 'A penalised');
+    assert.match(penalties[0]!, /^A 100 block transactions: block transaction 0 is not the one its short id names/);
+  });
+
   const meshOf = (t: TestNode) => libp2pHost(t.node).services.pubsub.getMeshPeers(t.node.names.compactBlockTopic);
 
   /** A and B, in each other's compact block mesh. */
