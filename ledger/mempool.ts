@@ -16,7 +16,8 @@ export type MempoolRejectionCode =
   | 'MEMPOOL_NONCE_GAP'
   | 'MEMPOOL_REPLACEMENT_UNDERPRICED'
   | 'MEMPOOL_INSUFFICIENT_BALANCE'
-  | 'MEMPOOL_FULL';
+  | 'MEMPOOL_FULL'
+  | 'MEMPOOL_EXPIRED';
 
 /** Why the mempool will not take a transaction, in words the submitter can act on. */
 export class MempoolRejection extends CairnError {
@@ -198,6 +199,25 @@ export class Mempool extends EventEmitter<{ added: [entry: MempoolEntry] }> {
   private replacementFee(entry: MempoolEntry): bigint {
     const bump = (entry.tx.fee * this.policy.replaceBumpPercent) / 100n;
     return entry.tx.fee + (bump > 1n ? bump : 1n);
+  }
+
+  /**
+   * Admits transactions kept from an earlier run, each with the time it first arrived (seconds):
+   * what waited past the policy's age is dropped, so a node restarted every hour does not keep a
+   * transaction for ever. For each, its entry or why it was refused.
+   */
+  restore(kept: readonly { tx: Transaction; addedAt: number }[], now: number): Promise<(MempoolEntry | Error)[]> {
+    return this.queue.run(async () => {
+      const outcomes: (MempoolEntry | Error)[] = [];
+      for (const { tx, addedAt } of kept) {
+        if (now - addedAt > this.policy.maxAge) {
+          outcomes.push(new MempoolRejection('MEMPOOL_EXPIRED', `transaction ${tx.idHex} waited more than ${this.policy.maxAge} s`));
+          continue;
+        }
+        outcomes.push(await this.admit(tx, Math.min(addedAt, now)).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err)))));
+      }
+      return outcomes;
+    });
   }
 
   /** `readmit`: a transaction of a disconnected block, which the nonce gap limit does not hold back. */

@@ -6,24 +6,33 @@ import { decodeTxBatch, encodeTxBatch, MAX_TXS_PER_BATCH } from './wire.ts';
 
 export const MEMPOOL_FILE = 'mempool.dat';
 
+/** Opens the file of this version: the one before it had no arrival times, and no magic. */
+const MAGIC = new TextEncoder().encode('CAIRNMP2');
+
 /**
  * Pending transactions survive a restart: written on a clean stop (and every so often, so a crash
- * loses only the last minute's), read back and re-admitted against the state at start. The file
- * is a sequence of transaction-push messages (docs/PROTOCOL.md); a damaged file is ignored.
+ * loses only the last minute's), read back and re-admitted against the state at start, each with
+ * the time it first arrived (as Bitcoin Core's mempool.dat): expiry counts from then, not from the
+ * restart. The file is `CAIRNMP2`, then chunks of: a u32 length, a transaction-push message
+ * (docs/PROTOCOL.md) of n transactions, their n arrival times (u64 seconds). A damaged file is
+ * read up to the damage; a file of the version before (chunks without times) is read as arriving now.
  */
 export async function saveMempool(datadir: string, mempool: Mempool): Promise<number> {
-  const txs = [...mempool.entries()].map((e) => e.tx).sort((a, b) => (a.nonce < b.nonce ? -1 : a.nonce > b.nonce ? 1 : 0));
-  const chunks: Uint8Array[] = [];
-  for (let i = 0; i < txs.length; i += MAX_TXS_PER_BATCH) {
-    const body = encodeTxBatch(txs.slice(i, i + MAX_TXS_PER_BATCH));
-    const length = new Uint8Array(4);
-    new DataView(length.buffer).setUint32(0, body.length);
-    chunks.push(length, body);
+  const entries = [...mempool.entries()].sort((a, b) => (a.tx.nonce < b.tx.nonce ? -1 : a.tx.nonce > b.tx.nonce ? 1 : 0));
+  const chunks: Uint8Array[] = [MAGIC];
+  for (let i = 0; i < entries.length; i += MAX_TXS_PER_BATCH) {
+    const part = entries.slice(i, i + MAX_TXS_PER_BATCH);
+    const body = encodeTxBatch(part.map((e) => e.tx));
+    const head = new Uint8Array(4);
+    new DataView(head.buffer).setUint32(0, body.length);
+    const times = new Uint8Array(8 * part.length);
+    part.forEach((e, k) => new DataView(times.buffer).setBigUint64(8 * k, BigInt(Math.max(0, Math.floor(e.addedAt)))));
+    chunks.push(head, body, times);
   }
   const file = join(datadir, MEMPOOL_FILE);
   await writeFile(file + '.tmp', Buffer.concat(chunks), { mode: 0o600 });
   await rename(file + '.tmp', file);
-  return txs.length;
+  return entries.length;
 }
 
 export async function loadMempool(datadir: string, mempool: Mempool, now: number): Promise<{ admitted: number; dropped: number }> {
@@ -33,17 +42,25 @@ export async function loadMempool(datadir: string, mempool: Mempool, now: number
   } catch {
     return { admitted: 0, dropped: 0 };
   }
-  const txs: Transaction[] = [];
+  const kept: { tx: Transaction; addedAt: number }[] = [];
   try {
-    for (let offset = 0; offset < bytes.length; ) {
-      const length = bytes.readUInt32BE(offset);
-      txs.push(...decodeTxBatch(new Uint8Array(bytes.subarray(offset + 4, offset + 4 + length))));
-      offset += 4 + length;
-    }
+    readChunks(bytes, now, kept);
   } catch {
-    await rm(join(datadir, MEMPOOL_FILE), { force: true }); // damaged: start empty rather than fail
+    await rm(join(datadir, MEMPOOL_FILE), { force: true }); // damaged: keep what came before the damage
   }
-  // What was confirmed or invalidated while we were down is refused, and dropped.
-  const admitted = (await mempool.addMany(txs, now)).filter((outcome) => !(outcome instanceof Error)).length;
-  return { admitted, dropped: txs.length - admitted };
+  // What was confirmed, invalidated or expired while we were down is refused, and dropped.
+  const admitted = (await mempool.restore(kept, now)).filter((outcome) => !(outcome instanceof Error)).length;
+  return { admitted, dropped: kept.length - admitted };
+}
+
+function readChunks(bytes: Buffer, now: number, into: { tx: Transaction; addedAt: number }[]): void {
+  const timed = bytes.length >= MAGIC.length && Buffer.from(MAGIC).equals(bytes.subarray(0, MAGIC.length));
+  for (let offset = timed ? MAGIC.length : 0; offset < bytes.length; ) {
+    const length = bytes.readUInt32BE(offset);
+    const txs = decodeTxBatch(new Uint8Array(bytes.subarray(offset + 4, offset + 4 + length)));
+    offset += 4 + length;
+    if (timed && offset + 8 * txs.length > bytes.length) throw new RangeError('a chunk cut short');
+    txs.forEach((tx, k) => into.push({ tx, addedAt: timed ? Number(bytes.readBigUInt64BE(offset + 8 * k)) : now }));
+    if (timed) offset += 8 * txs.length;
+  }
 }

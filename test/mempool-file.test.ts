@@ -1,0 +1,68 @@
+/**
+ * The mempool file (node/mempool-file.ts): pending transactions kept across a restart with the
+ * time each first arrived, so expiry counts from then and not from the restart; a file of the
+ * version before (no times) is still read; a damaged file gives what came before the damage.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { Mempool } from '../ledger/mempool.ts';
+import { MemoryAccounts } from '../ledger/audit.ts';
+import { encodeTxBatch } from '../node/wire.ts';
+import { MEMPOOL_FILE, loadMempool, saveMempool } from '../node/mempool-file.ts';
+import { tempDir, testKey, transfer } from './helpers/fixtures.ts';
+
+const MAX_AGE = 3_600;
+const senders = [0, 1, 2].map((i) => testKey(400 + i));
+const sink = testKey(410).address;
+
+function pool(): Mempool {
+  const state = new MemoryAccounts();
+  for (const k of senders) state.set(k.address, { balance: 1_000_000n, nonce: 0n });
+  return new Mempool(state, { chainId: 7 }, { maxAge: MAX_AGE }, () => {});
+}
+
+describe('the mempool file', () => {
+  let dir: ReturnType<typeof tempDir>;
+  beforeEach(() => (dir = tempDir()));
+  afterEach(() => dir.remove());
+
+  it('keeps each transaction\'s arrival time: one that waited past the age limit while the node was down is dropped, the rest expire on their own time', async () => {
+    // From a review: every transaction came back as arriving at the restart, so a node restarted
+    // more often than the age limit kept a transaction for ever.
+    const before = pool();
+    const [old, mid, fresh] = senders.map((k) => transfer(k, sink, 1n, 0n));
+    await before.add(old!, 1_000);
+    await before.add(mid!, 2_000);
+    await before.add(fresh!, 4_000);
+    assert.equal(await saveMempool(dir.path, before), 3);
+    const after = pool();
+    assert.deepEqual(await loadMempool(dir.path, after, 4_700), { admitted: 2, dropped: 1 });
+    assert.ok(!after.has(old!.id), 'waited 3,700 s: past the limit');
+    assert.deepEqual([...after.entries()].map((e) => e.addedAt).sort(), [2_000, 4_000]);
+    assert.equal(await after.expire(5_700), 1, 'the one that came at 2,000 s expires an hour after it came, not after the restart');
+    assert.ok(after.has(fresh!.id));
+  });
+
+  it('reads a file of the version before (no arrival times) as arriving now', async () => {
+    const txs = senders.map((k) => transfer(k, sink, 2n, 0n));
+    const body = encodeTxBatch(txs);
+    const head = Buffer.alloc(4);
+    head.writeUInt32BE(body.length);
+    writeFileSync(join(dir.path, MEMPOOL_FILE), Buffer.concat([head, body]));
+    const after = pool();
+    assert.deepEqual(await loadMempool(dir.path, after, 9_000), { admitted: 3, dropped: 0 });
+    assert.deepEqual([...after.entries()].map((e) => e.addedAt), [9_000, 9_000, 9_000]);
+  });
+
+  it('a damaged file: what came before the damage, and the file is gone', async () => {
+    const before = pool();
+    for (const k of senders) await before.add(transfer(k, sink, 3n, 0n), 100);
+    await saveMempool(dir.path, before);
+    const file = join(dir.path, MEMPOOL_FILE);
+    const whole = readFileSync(file);
+    writeFileSync(file, whole.subarray(0, whole.length - 4)); // the last arrival time cut short
+    assert.deepEqual(await loadMempool(dir.path, pool(), 200), { admitted: 0, dropped: 0 }, 'one chunk, cut: nothing of it');
+    assert.equal(existsSync(file), false);
+  });
+});
