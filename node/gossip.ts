@@ -154,11 +154,27 @@ export class Gossip extends EventEmitter<GossipEvents> {
     try {
       const block = decodeBlock(data);
       // Bad proof of work is refused (and punished) by the import, before anything else.
-      if (hasValidProofOfWork(block.header) && this.offDeepFork(peer, block.header)) return 'ignore';
+      if (hasValidProofOfWork(block.header)) {
+        // Held as an orphan only with a claimed target near ours, as a compact block is (below).
+        if (this.claimTooEasy(block.header)) {
+          this.emit('orphan', peer);
+          return 'ignore';
+        }
+        if (this.offDeepFork(peer, block.header)) return 'ignore';
+      }
       return this.verdictOf(peer, await this.o.chain.processBlock(block));
     } catch (err) {
       return this.reject(peer, err);
     }
+  }
+
+  /**
+   * A header whose parent we lack, claiming a target far easier than our tip's: its proof of work
+   * may have cost one hash, so it is not worth holding (or rebuilding) for a parent; sync is asked.
+   */
+  private claimTooEasy(header: BlockHeader): boolean {
+    const { chain } = this.o;
+    return !chain.getEntry(header.prevHash) && header.target > chain.tip.header.target * ORPHAN_TARGET_SLACK;
   }
 
   /**
@@ -210,7 +226,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
       // parent) only if that claim is near our tip's: then it carries real work, and a node that
       // fell a block behind a fast chain catches up as its parents arrive. An easier claim may
       // have cost one hash: sync is asked instead.
-      if (judged === 'unknown' && compact.header.target > chain.tip.header.target * ORPHAN_TARGET_SLACK) {
+      if (judged === 'unknown' && this.claimTooEasy(compact.header)) {
         this.compactStats.unknownParent++;
         this.emit('orphan', peer);
         return 'ignore';

@@ -768,4 +768,27 @@ describe('network: compact block relay', function () {
     assert.equal(b.node.chain.tip.hash.toString(), child.header.hash.toString());
     assert.deepEqual(penalties, []);
   });
+
+  it('a whole block whose parent we lack is held for it only if its claimed target is near ours, as a compact block', async () => {
+    // From a review: the block topic held any such block in the orphan pool, up to its limits,
+    // for a proof of work that may have cost one hash.
+    const hard = networkParams({ name: 'cairn-net-test-hard', target: 1n << 246n });
+    const a = await startNode(hard);
+    const b = await startNode(hard, [a.addr]);
+    nodes.push(a, b);
+    const topic = a.node.names.blockTopic;
+    await waitFor(() => libp2pHost(a.node).services.pubsub.getMeshPeers(topic).length === 1, 15_000, 'A and B in each other\'s block mesh');
+    let heard = 0;
+    b.node.gossip.on('orphan', () => heard++);
+    const unseen = mineChild(hard, a.node.chain.tip, [], { miner: testKey(65).address });
+    const junk = mineChild(hard, asParent(unseen), [], { miner: testKey(66).address, target: (1n << 256n) - 1n });
+    const child = mineChild(hard, asParent(unseen), [], { miner: testKey(65).address });
+    await a.node.transport.publish(topic, junk.bytes);
+    await waitFor(() => heard === 1, 10_000, 'B to hear of the junk');
+    assert.equal(b.node.chain.orphans.size, 0, 'the junk not held');
+    await a.node.transport.publish(topic, child.bytes);
+    await waitFor(() => b.node.chain.orphans.size === 1, 10_000, 'B to hold the child');
+    await a.node.transport.publish(topic, unseen.bytes);
+    await waitFor(() => b.node.chain.tip.height === 2, 10_000, 'the parent, then the child held for it');
+  });
 });
