@@ -8,7 +8,6 @@ import { encodeAddress } from '../../ledger/keys.ts';
 import type { Block, BlockHeader } from '../../ledger/block.ts';
 import type { Transaction } from '../../ledger/transaction.ts';
 import { ROLE_COINBASE, ROLE_RECEIVED, ROLE_SENT, type AddressEntry } from '../../ledger/address-index.ts';
-import { medianTimePast, type BlockIndexEntry } from '../../consensus/block-index.ts';
 import { blockWork } from '../../consensus/pow.ts';
 
 export interface TxStatus {
@@ -24,14 +23,15 @@ export function confirmedIn(block: Block): TxStatus {
   return { confirmed: true, block_height: block.header.height, block_hash: toHex(block.header.hash), block_time: block.header.timestamp };
 }
 
-export function blockJson(block: Block, entry: BlockIndexEntry | undefined) {
+/** `mediantime`: the block's median time past (rest.ts medianTimes), null where the node cannot tell it. */
+export function blockJson(block: Block, mediantime: number | null) {
   const h = block.header;
   return {
     id: toHex(h.hash),
     height: h.height,
     version: h.version,
     timestamp: h.timestamp,
-    mediantime: entry ? medianTimePast(entry) : null,
+    mediantime,
     tx_count: block.txs.length,
     size: block.bytes.length,
     merkle_root: toHex(h.merkleRoot),

@@ -3,7 +3,7 @@
  * NodeView. Read-only but for `POST /tx`. Pure over the node: the HTTP server (server.ts) turns
  * an answer into a response, and a RestError into a JSON error with a code.
  */
-import { fromHex, toHex } from '../../ledger/bytes.ts';
+import { bytesEqual, fromHex, toHex } from '../../ledger/bytes.ts';
 import { CairnError, DecodeError } from '../../ledger/errors.ts';
 import { decodeAddress, encodeAddress } from '../../ledger/keys.ts';
 import { TX_BYTES, decodeTransaction, type Transaction } from '../../ledger/transaction.ts';
@@ -13,6 +13,9 @@ import type { NodeView } from '../view.ts';
 import type { EventFeed } from './events.ts';
 import { addressLine, blockJson, prunedAddressLine, confirmedIn, cursorOf, kindOf, parseCursor, txJson, UNCONFIRMED } from './rest-shapes.ts';
 import { blockWork } from '../../consensus/pow.ts';
+import { medianTimePast } from '../../consensus/block-index.ts';
+import { MEDIAN_SPAN } from '../../consensus/chain-index.ts';
+import { medianOf } from '../../consensus/header-rules.ts';
 
 export type RestAnswer =
   | { readonly json: unknown; readonly status?: number }
@@ -106,6 +109,23 @@ function indexOf(node: NodeView) {
   return index;
 }
 
+/**
+ * The median time past of the main-chain blocks `hashes`, heights from `from` on, as the timestamp
+ * rule takes it, from the stored headers: the block index cuts its lowest entry's parent link, so
+ * a walk of its entries near there sees fewer than 11 timestamps, and below it none. Null for a
+ * height the main chain left meanwhile (a reorganisation between reads).
+ */
+async function medianTimes(node: NodeView, from: number, hashes: readonly Uint8Array[]): Promise<(number | null)[]> {
+  const lowest = Math.max(0, from - MEDIAN_SPAN);
+  const headers = await node.chain.byHeight.headers(lowest, from + hashes.length - lowest);
+  return hashes.map((hash, i) => {
+    const at = from + i - lowest;
+    const header = headers[at];
+    if (!header || !bytesEqual(header.hash, hash)) return null;
+    return medianOf(headers.slice(Math.max(0, at - MEDIAN_SPAN), at + 1).map((h) => h.timestamp));
+  });
+}
+
 /** A page of main-chain blocks, newest first from `start`; it ends where a pruned node's bodies do. */
 async function blocksFrom(node: NodeView, start: number) {
   const top = Math.min(start, node.chain.tip.height);
@@ -113,11 +133,12 @@ async function blocksFrom(node: NodeView, start: number) {
   const from = Math.max(0, top - BLOCKS_PAGE + 1);
   const hashes = await node.chain.byHeight.hashes(from, top - from + 1);
   const bodies = await node.db.getBlocksBytes(hashes);
+  const times = await medianTimes(node, from, hashes);
   const out = [];
   for (let i = hashes.length - 1; i >= 0; i--) {
     const bytes = bodies[i];
     if (!bytes) break;
-    out.push(blockJson(decodeBlock(bytes), node.chain.getEntry(hashes[i]!)));
+    out.push(blockJson(decodeBlock(bytes), times[i]!));
   }
   return out;
 }
@@ -226,9 +247,13 @@ export async function answerRest(node: NodeView, feed: EventFeed, method: string
     case 'block': {
       if (p.length < 2) return undefined;
       const block = await blockByHash(node, p[1]!);
-      const entry = node.chain.getEntry(block.header.hash);
       const main = await node.chain.byHeight.isMain(block.header.hash, block.header.height);
-      if (p.length === 2) return { json: { ...blockJson(block, entry), in_best_chain: main } };
+      if (p.length === 2) {
+        // A side branch's entries reach the 10 blocks below its fork point: the window keeps them.
+        const entry = main ? undefined : node.chain.getEntry(block.header.hash);
+        const mediantime = main ? (await medianTimes(node, block.header.height, [block.header.hash]))[0]! : entry ? medianTimePast(entry) : null;
+        return { json: { ...blockJson(block, mediantime), in_best_chain: main } };
+      }
       if (p[2] === 'raw' && p.length === 3) return { bytes: block.bytes };
       if (p[2] === 'status' && p.length === 3) {
         const next = main ? await node.chain.byHeight.hashAt(block.header.height + 1) : undefined;
