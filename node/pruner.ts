@@ -1,4 +1,5 @@
 import type { Chain } from '../consensus/chain.ts';
+import type { BlockIndexEntry } from '../consensus/block-index.ts';
 import { nextTurn, type Env } from './env.ts';
 
 /** Blocks pruned per batch at most (fewer when they hold many transactions): one atomic write. */
@@ -74,4 +75,15 @@ export class Pruner {
       await nextTurn(this.env); // let imports and RPC in between chunks
     }
   }
+}
+
+/**
+ * The block index's entry for a block at a height whose bodies pruning deleted (those of side
+ * branches there too), so that asking by hash answers "pruned", as by height, rather than "no such
+ * block". Only while the index holds the entry: the store keeps headers by height, so below the
+ * window a hash alone does not say the height, and such a block cannot be told from an unknown one.
+ */
+export function prunedEntry(chain: Pick<Chain, 'getEntry' | 'db'>, hash: Uint8Array): BlockIndexEntry | undefined {
+  const entry = chain.getEntry(hash);
+  return entry && entry.height > 0 && entry.height <= chain.db.history.prunedHeight ? entry : undefined;
 }

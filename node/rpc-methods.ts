@@ -11,6 +11,7 @@ import { RPC_ERRORS, type BlockResult, type RpcMethod, type RpcMethods, type TxR
 import { chainTips, estimateFee, networkHashRate, nextBlockDifficulty, recentBlocks } from './chain-info.ts';
 import type { NodeView } from './view.ts';
 import { historyCheckStatus } from './history-check.ts';
+import { prunedEntry } from './pruner.ts';
 import { RPC_DOC } from './rpc-doc.ts';
 
 /** An error with a JSON-RPC code: bad parameters, or nothing found. */
@@ -94,13 +95,17 @@ function blockJson(block: Block, mainChain: boolean): BlockResult {
 
 /**
  * A block by {hash} (any stored) or {height} (main chain). A pruned node says so for a body it
- * deleted (by height: for certain; by hash: it cannot tell a pruned block from an unknown one).
+ * deleted: by height, for certain; by hash, while the block index holds its header (prunedEntry),
+ * as REST does.
  */
 async function findBlock(node: NodeView, params: Record<string, unknown>): Promise<Block> {
   let block: Block | undefined;
   const pruned = node.db.history.prunedHeight;
   if (params.hash !== undefined) {
-    block = await node.db.getBlock(fromHex(param(params, 'hash', isHash, 'a 64-digit lower-case hex block hash')));
+    const hash = fromHex(param(params, 'hash', isHash, 'a 64-digit lower-case hex block hash'));
+    block = await node.db.getBlock(hash);
+    const deleted = block ? undefined : prunedEntry(node.chain, hash);
+    if (deleted) throw new RpcError(RPC_ERRORS.PRUNED, prunedMessage(`block ${deleted.height}`, pruned));
     if (!block && pruned > 0) throw notFound(`no such block here: this node prunes, keeping bodies only above height ${pruned}`);
   } else if (params.height !== undefined) {
     const height = param(params, 'height', isHeight, 'a non-negative integer');

@@ -44,6 +44,16 @@ const DEPTH = 8;
 describe('pruning', function () {
   this.timeout(120_000);
 
+  /** A REST answer, or the error's status, code and message. */
+  async function restAnswer(view: NodeView, path: string) {
+    try {
+      return { status: 200, answer: await answerRest(view, undefined as unknown as EventFeed, 'GET', path, new URLSearchParams(), undefined) };
+    } catch (err) {
+      if (err instanceof RestError) return { status: err.status, code: err.code, message: err.message };
+      throw err;
+    }
+  }
+
   async function openChain(disk: MemoryDisk) {
     const db = await ChainDB.open(disk.open(), params);
     const chain = await Chain.open(db, { clock: () => params.timestamp + 10_000_000, reorgDepth: DEPTH, window: 4 });
@@ -183,14 +193,7 @@ describe('pruning', function () {
     await rpcFails(rpcHandlers.getProof(view, { address: encodeAddress(carol), block: mark - 1 }), RPC_ERRORS.PRUNED, /undo data above block 31/);
 
     // REST: the same, with 410 PRUNED; the address index outlives the bodies.
-    const rest = async (path: string) => {
-      try {
-        return { status: 200, answer: await answerRest(view, undefined as unknown as EventFeed, 'GET', path, new URLSearchParams(), undefined) };
-      } catch (err) {
-        if (err instanceof RestError) return { status: err.status, code: err.code, message: err.message };
-        throw err;
-      }
-    };
+    const rest = (path: string) => restAnswer(view, path);
     assert.deepEqual(await rest('/block-height/5'), { status: 200, answer: { text: toHex(blocks[4]!.header.hash) } });
     const page = await rest('/blocks/5');
     assert.equal(page.status, 410);
@@ -201,6 +204,40 @@ describe('pruning', function () {
       lines.map((l) => [l.status.block_height, l.txid, l.pruned === true, l.amount]),
       [40, 35, 30, 25, 20, 15, 10, 5].map((h) => [h, blocks[h - 1]!.txs[0]!.idHex, h <= mark, h <= mark ? null : '1']),
     );
+    await pruner.stop();
+    await db.close();
+  });
+
+  it('by hash too, while the block index holds the header: REST 410 and RPC -32003 as by height, and the block\'s status from its header', async () => {
+    // A window deeper than what is kept (a short --reorg-depth and --prune-keep, the default window):
+    // a pruned block's header is in memory. Below the window a hash alone does not say the height,
+    // and a pruned block cannot be told from an unknown one (the test above).
+    const db = await ChainDB.open(new MemoryDisk().open(), params);
+    const chain = await Chain.open(db, { clock: () => params.timestamp + 10_000_000, reorgDepth: DEPTH, window: 64 });
+    const pruner = new Pruner(chain, realEnv, DEPTH);
+    pruner.start();
+    const blocks = mineChain(params, asParent(db.genesis), 40, { miner: testKey(70).address });
+    for (const b of blocks) assert.equal(await chain.processBlock(b), 'connected');
+    await pruner.idle();
+    assert.equal(db.history.prunedHeight, 40 - DEPTH);
+    assert.ok(chain.getEntry(blocks[4]!.header.hash), 'block 5 is in the window');
+    const view = { params, chain, db, mempool: { get: () => undefined } } as unknown as NodeView;
+    const hash5 = toHex(blocks[4]!.header.hash);
+
+    const byHeight = await restAnswer(view, '/blocks/5');
+    assert.equal(byHeight.code, 'PRUNED');
+    for (const path of [`/block/${hash5}`, `/block/${hash5}/txs`, `/block/${hash5}/raw`]) {
+      assert.deepEqual(await restAnswer(view, path), byHeight, path);
+    }
+    assert.deepEqual(await restAnswer(view, `/block/${hash5}/status`), { status: 200, answer: { json: { in_best_chain: true, height: 5, next_best: toHex(blocks[5]!.header.hash) } } });
+    assert.equal((await restAnswer(view, `/block/${'ab'.repeat(32)}`)).code, 'NOT_FOUND');
+
+    const rpcMessage = (call: Promise<unknown>) => call.then(() => assert.fail('answered'), (err: RpcError) => [err.rpcCode, err.message]);
+    const rpcByHeight = await rpcMessage(rpcHandlers.getBlock(view, { height: 5 }));
+    assert.equal(rpcByHeight[0], RPC_ERRORS.PRUNED);
+    assert.deepEqual(await rpcMessage(rpcHandlers.getBlock(view, { hash: hash5 })), rpcByHeight);
+    assert.deepEqual(await rpcMessage(rpcHandlers.getRawBlock(view, { hash: hash5 })), rpcByHeight);
+    assert.equal((await rpcMessage(rpcHandlers.getBlock(view, { hash: 'ab'.repeat(32) })))[0], RPC_ERRORS.NOT_FOUND);
     await pruner.stop();
     await db.close();
   });

@@ -10,6 +10,7 @@ import { TX_BYTES, decodeTransaction, type Transaction } from '../../ledger/tran
 import { decodeBlock, type Block } from '../../ledger/block.ts';
 import { blockCapacity, estimateFee } from '../chain-info.ts';
 import type { NodeView } from '../view.ts';
+import { prunedEntry } from '../pruner.ts';
 import type { EventFeed } from './events.ts';
 import { addressLine, blockJson, prunedAddressLine, confirmedIn, cursorOf, kindOf, parseCursor, txJson, UNCONFIRMED } from './rest-shapes.ts';
 import { blockWork } from '../../consensus/pow.ts';
@@ -86,9 +87,21 @@ function prunedNote(node: NodeView): string {
 }
 
 async function blockByHash(node: NodeView, text: string): Promise<Block> {
-  const block = await node.db.getBlock(hashParam(text, 'a block hash'));
-  if (!block) throw notFound(`no block ${text}${prunedNote(node)}`);
-  return block;
+  const hash = hashParam(text, 'a block hash');
+  const block = await node.db.getBlock(hash);
+  if (block) return block;
+  const deleted = prunedEntry(node.chain, hash);
+  if (deleted) throw pruned(`block ${deleted.height}`, node.db.history.prunedHeight);
+  throw notFound(`no block ${text}${prunedNote(node)}`);
+}
+
+/** Esplora's block status: from the header, so a block whose body was pruned has one too. */
+async function blockStatus(node: NodeView, text: string) {
+  const hash = hashParam(text, 'a block hash');
+  const header = node.chain.getEntry(hash)?.header ?? (await blockByHash(node, text)).header;
+  const main = await node.chain.byHeight.isMain(header.hash, header.height);
+  const next = main ? await node.chain.byHeight.hashAt(header.height + 1) : undefined;
+  return { in_best_chain: main, height: header.height, next_best: next ? toHex(next) : null };
 }
 
 /** A transaction with its block, pending or on the main chain. */
@@ -246,6 +259,7 @@ export async function answerRest(node: NodeView, feed: EventFeed, method: string
       return undefined;
     case 'block': {
       if (p.length < 2) return undefined;
+      if (p[2] === 'status' && p.length === 3) return { json: await blockStatus(node, p[1]!) };
       const block = await blockByHash(node, p[1]!);
       const main = await node.chain.byHeight.isMain(block.header.hash, block.header.height);
       if (p.length === 2) {
@@ -255,10 +269,6 @@ export async function answerRest(node: NodeView, feed: EventFeed, method: string
         return { json: { ...blockJson(block, mediantime), in_best_chain: main } };
       }
       if (p[2] === 'raw' && p.length === 3) return { bytes: block.bytes };
-      if (p[2] === 'status' && p.length === 3) {
-        const next = main ? await node.chain.byHeight.hashAt(block.header.height + 1) : undefined;
-        return { json: { in_best_chain: main, height: block.header.height, next_best: next ? toHex(next) : null } };
-      }
       if (p[2] === 'txs' && p.length <= 4) {
         const start = p[3] === undefined ? 0 : heightParam(p[3]);
         if (start % BLOCK_TXS_PAGE !== 0) throw bad(`start must be a multiple of ${BLOCK_TXS_PAGE}`);
