@@ -7,7 +7,8 @@ import { blockChart, feeChart } from './chart.js';
  *   previousblockhash: string | null; merkle_root: string; nonce: string; target: string; difficulty: string; mediantime: number | null; in_best_chain?: boolean }} Block
  * @typedef {{ confirmed: boolean; block_height: number | null; block_hash: string | null; block_time: number | null }} TxStatus
  * @typedef {{ txid: string; from: string; to: string; amount: string; fee: string; nonce: string; size: number; chain_id: number; status: TxStatus }} Tx
- * @typedef {{ cursor: string | null; kind: 'sent' | 'received' | 'self' | 'coinbase'; txid: string | null; from: string | null; to: string; amount: string; fee: string; status: TxStatus }} AddressLine
+ * @typedef {{ cursor: string | null; kind: 'sent' | 'received' | 'self' | 'coinbase'; txid: string | null; from: string | null; to: string | null; amount: string | null; fee: string | null;
+ *   status: TxStatus; pruned?: true }} AddressLine
  * @typedef {{ state: string; progress: number }} IndexStatus
  * @typedef {{ network: string; unit: string; decimals: number; block_time: number; height: number; tip: string; syncing: boolean; sync_target: number; mining: boolean;
  *   peers: { id: string; address: string | null; direction: string | null; height: number | null }[]; address_index: IndexStatus | null; events: { latest: number } }} NodeInfo
@@ -112,11 +113,19 @@ export async function txPage(id) {
   );
 }
 
-/** @param {AddressLine} l */
+/**
+ * A line of an address's history. A pruned line is what the address index alone keeps: no amount
+ * or counterparty, and no transaction to look up (its index went with the block's body). Its block
+ * is linked by height, which a pruned node resolves from the headers it keeps, for certain.
+ * @param {AddressLine} l
+ */
 function addressRow(l) {
-  const what = l.txid ? txLink(l.txid) : l.status.block_hash ? link(`#/block/${l.status.block_hash}`, 'coinbase') : 'coinbase';
+  const s = l.status;
+  const block = s.block_height === null ? null : s.block_hash && !l.pruned ? `#/block/${s.block_hash}` : `#/height/${s.block_height}`;
+  const what = l.txid ? (l.pruned ? h('span', { class: 'mono', title: l.txid }, short(l.txid)) : txLink(l.txid)) : block ? link(block, 'coinbase') : 'coinbase';
   const other = l.kind === 'sent' ? addrLink(l.to) : l.kind === 'received' ? addrLink(l.from) : h('span', { class: 'muted' }, '—');
-  return [h('span', { class: `tag ${l.kind}` }, l.kind), what, other, coins(l.amount), l.status.confirmed ? blockLink(/** @type {number} */ (l.status.block_height), l.status.block_hash ?? undefined) : h('span', { class: 'tag pending' }, 'pending')];
+  const amount = l.amount === null ? 'pruned' : coins(l.amount);
+  return [h('span', { class: `tag ${l.kind}` }, l.kind), what, other, amount, s.confirmed && block ? link(block, String(s.block_height)) : h('span', { class: 'tag pending' }, 'pending')];
 }
 
 /** @param {string} address */
@@ -129,7 +138,7 @@ export async function addressPage(address) {
   /** @param {string | null} cursor */
   const load = async (cursor) => {
     const lines = /** @type {AddressLine[]} */ (await api(`/address/${address}/txs${cursor ? `/chain/${cursor}` : ''}`));
-    for (const l of lines) body.append(h('tr', {}, addressRow(l).map((c, i) => h('td', { class: heads[i]?.startsWith('#') ? 'num' : undefined }, c))));
+    for (const l of lines) body.append(h('tr', { class: l.pruned ? 'muted' : undefined }, addressRow(l).map((c, i) => h('td', { class: heads[i]?.startsWith('#') ? 'num' : undefined }, c))));
     const last = lines.filter((l) => l.cursor).at(-1);
     more.hidden = lines.filter((l) => l.cursor).length < 25 || !last;
     more.onclick = () => void load(last?.cursor ?? null);

@@ -36,13 +36,17 @@ export interface Demo {
   stop(): Promise<void>;
 }
 
-export async function startDemo(options: { blocks?: number } = {}): Promise<Demo> {
+/**
+ * `pruneKeep`: the node keeps the bodies of only that many blocks below its tip (its reorg depth
+ * too, as the pruner requires), and the demo returns once those below are pruned.
+ */
+export async function startDemo(options: { blocks?: number; pruneKeep?: number } = {}): Promise<Demo> {
   const devnet = parseGenesis(readFileSync(new URL('../genesis.json', import.meta.url), 'utf8'));
   const blocks = options.blocks ?? 40;
   // Dated so that the last block lands a little before now, with the devnet's 5 s rhythm.
   const params: ChainParams = { ...devnet, target: (1n << 252n) - 1n, timestamp: Math.floor(Date.now() / 1000) - blocks * 6 - 60 };
   const datadir = mkdtempSync(join(tmpdir(), 'cairn-explorer-'));
-  const node = createNode({ datadir, params, listen: ['/ip4/127.0.0.1/tcp/0'], mdns: false, verifyThreads: 1 });
+  const node = createNode({ datadir, params, listen: ['/ip4/127.0.0.1/tcp/0'], mdns: false, verifyThreads: 1, pruneKeep: options.pruneKeep, reorgDepth: options.pruneKeep });
   await node.start();
   const http = new HttpServer(node);
   const url = await http.start();
@@ -84,5 +88,6 @@ export async function startDemo(options: { blocks?: number } = {}): Promise<Demo
     await demo.mine();
   }
   for (let i = 0; i < 6; i++) await demo.pay(DEVNET_PRIVATE_KEY, people[i % 4]!.address, 50_000_000n, BigInt(1000 + (i % 3) * 800));
+  await node.pruner?.idle();
   return demo;
 }

@@ -3,7 +3,7 @@
  * missing) driven by puppeteer-core, against a node with a demo chain (scripts/explorer-demo.ts).
  * The page shows a block mined after it loaded without a reload, finds an address by the search
  * box and lists its history, opens a transaction from it, switches light/dark, and asks nothing
- * of any host but the node.
+ * of any host but the node. On a pruned node, an address's history shows its pruned lines.
  */
 import assert from 'node:assert/strict';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
@@ -103,4 +103,48 @@ describe('explorer in headless Chromium', function () {
       await new Promise((r) => setTimeout(r, 25));
     }
   }
+});
+
+describe('explorer in headless Chromium, on a pruned node', function () {
+  this.timeout(120_000);
+  const KEEP = 8;
+  let demo: Demo;
+  let browser: Browser;
+  let page: Page;
+  const pageErrors: string[] = [];
+
+  before(async function () {
+    this.timeout(660_000);
+    const chromium = ensureDebianBinary('chromium', 'chromium');
+    demo = await startDemo({ blocks: 40, pruneKeep: KEEP });
+    browser = await puppeteer.launch({ executablePath: chromium, headless: true, args: ['--no-sandbox', '--disable-gpu'] });
+    page = await browser.newPage();
+    page.on('pageerror', (err) => void pageErrors.push(String(err)));
+  });
+  after(async () => {
+    await browser?.close();
+    await demo?.stop();
+  });
+
+  it('lists an address\'s history with its pruned lines marked so, their blocks linked by height, which says the block is pruned', async () => {
+    assert.equal(demo.node.db.history.prunedHeight, 40 - KEEP);
+    const address = encodeAddress(demoKey(1).address);
+    const lines = (await (await fetch(`${demo.url}address/${address}/txs`)).json()) as { pruned?: true; status: { confirmed: boolean; block_height: number | null; block_hash: string | null } }[];
+    assert.ok(lines.some((l) => l.pruned) && lines.some((l) => l.status.confirmed && !l.pruned), 'the history has pruned lines and kept ones');
+    await page.goto(`${demo.url}#/address/${address}`, { waitUntil: 'load' });
+    await page.waitForSelector('#address-page tbody tr, main .error');
+    assert.equal(await page.$eval('main', (m) => m.querySelector('.error')?.textContent ?? null), null);
+    const rows = await page.$$eval('#address-page tbody tr', (trs) =>
+      trs.map((tr) => ({ muted: tr.classList.contains('muted'), amount: tr.children[3]?.textContent ?? '', block: tr.children[4]?.querySelector('a')?.getAttribute('href') ?? null })),
+    );
+    assert.deepEqual(
+      rows.map((r) => [r.muted, r.amount === 'pruned', r.block]),
+      lines.map((l) => [l.pruned === true, l.pruned === true, !l.status.confirmed ? null : l.pruned ? `#/height/${l.status.block_height}` : `#/block/${l.status.block_hash}`]),
+    );
+    const first = lines.findIndex((l) => l.pruned);
+    await page.click(`#address-page tbody tr:nth-child(${first + 1}) td:last-child a`);
+    await page.waitForSelector('main .error');
+    assert.match(await page.$eval('main .error', (e) => e.textContent ?? ''), new RegExp(`^block ${lines[first]!.status.block_height} is pruned: .*\\(PRUNED\\)$`));
+    assert.deepEqual(pageErrors, []);
+  });
 });
