@@ -84,16 +84,24 @@ export const card = (label, value) => h('div', { class: 'card' }, h('div', { cla
 /** @param {[string, Child | Child[]][]} rows */
 export const fields = (rows) => h('dl', { class: 'fields' }, rows.flatMap(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]));
 
+/** A head starting with '#' is a number column. @param {string} head */
+const columnClass = (head) => (head.startsWith('#') ? 'num' : undefined);
+
+/**
+ * One row of a table with these heads: for tables that grow a page at a time.
+ * @param {string[]} heads @param {Child[]} cells @param {Record<string, unknown>} [attrs]
+ */
+export const row = (heads, cells, attrs = {}) => h('tr', attrs, cells.map((c, i) => h('td', { class: columnClass(heads[i] ?? '') }, c)));
+
 /**
  * @param {string[]} heads  a head starting with '#' is a number column
  * @param {Child[][]} rows
  */
 export function table(heads, rows) {
-  const cls = (/** @type {string} */ head) => (head.startsWith('#') ? 'num' : undefined);
   return h(
     'table',
     {},
-    h('thead', {}, h('tr', {}, heads.map((x) => h('th', { class: cls(x) }, x.replace(/^#/, ''))))),
-    h('tbody', {}, rows.map((r) => h('tr', {}, r.map((c, i) => h('td', { class: cls(heads[i] ?? '') }, c))))),
+    h('thead', {}, h('tr', {}, heads.map((x) => h('th', { class: columnClass(x) }, x.replace(/^#/, ''))))),
+    h('tbody', {}, rows.map((r) => row(heads, r))),
   );
 }

@@ -1,5 +1,5 @@
 // The explorer's pages, each built from the REST API's answers (docs/REST.md).
-import { api, card, coins, fields, h, link, short, table, when } from './dom.js';
+import { ApiError, api, card, coins, fields, h, link, row, short, table, when } from './dom.js';
 import { blockChart, feeChart } from './chart.js';
 
 /**
@@ -65,6 +65,44 @@ export async function blocksPage(start) {
   return h('div', {}, h('h1', {}, `Blocks from ${start}`), table(BLOCK_HEADS, blocks.map(blockRow)), last && last.height > 0 ? h('p', { class: 'more' }, link(`#/blocks/${last.height - 1}`, 'Older blocks →')) : null);
 }
 
+const TX_HEADS = ['Id', 'From', 'To', '#Amount', '#Fee'];
+/** @param {Tx} t */
+const txCells = (t) => [txLink(t.txid), addrLink(t.from), addrLink(t.to), coins(t.amount), coins(t.fee)];
+
+/**
+ * A block's transactions: the first page REST gives (25), then a page more at each "More"
+ * (/block/:hash/txs/:start), so that a block of thousands costs one page to open.
+ * @param {Block} b @param {Tx[]} first
+ */
+function blockTxs(b, first) {
+  const list = table(TX_HEADS, first.map(txCells));
+  const body = /** @type {HTMLElement} */ (list.querySelector('tbody'));
+  const title = h('h2', {});
+  const more = h('button', { type: 'button', id: 'more-txs' }, 'More');
+  const failed = h('span', { class: 'failed' });
+  const update = () => {
+    const shown = body.children.length;
+    title.textContent = `Transactions${b.tx_count > shown ? ` (first ${shown} of ${b.tx_count})` : ''}`;
+    more.hidden = shown >= b.tx_count;
+  };
+  more.onclick = async () => {
+    more.setAttribute('disabled', '');
+    try {
+      const page = /** @type {Tx[]} */ (await api(`/block/${b.id}/txs/${body.children.length}`));
+      for (const t of page) body.append(row(TX_HEADS, txCells(t)));
+      failed.textContent = '';
+    } catch (err) {
+      failed.textContent = err instanceof ApiError ? ` ${err.message} (${err.code})` : ` ${String(err)}`;
+    } finally {
+      more.removeAttribute('disabled');
+      update();
+    }
+  };
+  update();
+  if (first.length === 0) return [title, h('p', { class: 'muted' }, 'None: only the coinbase.')];
+  return [title, h('div', { id: 'block-txs' }, list), h('p', { class: 'more' }, more, failed)];
+}
+
 /** @param {string} hash */
 export async function blockPage(hash) {
   const b = /** @type {Block} */ (await api(`/block/${hash}`));
@@ -87,8 +125,7 @@ export async function blockPage(hash) {
       ['Merkle root', h('span', { class: 'mono' }, b.merkle_root)],
       ['Raw', link(`/block/${b.id}/raw`, 'binary')],
     ]),
-    h('h2', {}, `Transactions${b.tx_count > txs.length ? ` (first ${txs.length} of ${b.tx_count})` : ''}`),
-    txs.length === 0 ? h('p', { class: 'muted' }, 'None: only the coinbase.') : table(['Id', 'From', 'To', '#Amount', '#Fee'], txs.map((t) => [txLink(t.txid), addrLink(t.from), addrLink(t.to), coins(t.amount), coins(t.fee)])),
+    blockTxs(b, txs),
   );
 }
 
@@ -138,7 +175,7 @@ export async function addressPage(address) {
   /** @param {string | null} cursor */
   const load = async (cursor) => {
     const lines = /** @type {AddressLine[]} */ (await api(`/address/${address}/txs${cursor ? `/chain/${cursor}` : ''}`));
-    for (const l of lines) body.append(h('tr', { class: l.pruned ? 'muted' : undefined }, addressRow(l).map((c, i) => h('td', { class: heads[i]?.startsWith('#') ? 'num' : undefined }, c))));
+    for (const l of lines) body.append(row(heads, addressRow(l), { class: l.pruned ? 'muted' : undefined }));
     const last = lines.filter((l) => l.cursor).at(-1);
     more.hidden = lines.filter((l) => l.cursor).length < 25 || !last;
     more.onclick = () => void load(last?.cursor ?? null);
@@ -173,7 +210,7 @@ export async function mempoolPage() {
     h('h2', {}, 'Fee histogram'),
     mem.fee_histogram.length > 0 ? feeChart(mem.fee_histogram) : h('p', { class: 'muted' }, 'Nothing pending.'),
     h('h2', {}, 'Recently entered'),
-    table(['Id', 'From', 'To', '#Amount', '#Fee'], /** @type {Tx[]} */ (recent).map((t) => [txLink(t.txid), addrLink(t.from), addrLink(t.to), coins(t.amount), coins(t.fee)])),
+    table(TX_HEADS, /** @type {Tx[]} */ (recent).map(txCells)),
   );
 }
 

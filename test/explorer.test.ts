@@ -3,12 +3,13 @@
  * missing) driven by puppeteer-core, against a node with a demo chain (scripts/explorer-demo.ts).
  * The page shows a block mined after it loaded without a reload, finds an address by the search
  * box and lists its history, opens a transaction from it, switches light/dark, and asks nothing
- * of any host but the node. On a pruned node, an address's history shows its pruned lines.
+ * of any host but the node; a block of more than a page of transactions shows them all, a page at a
+ * time. On a pruned node, an address's history shows its pruned lines.
  */
 import assert from 'node:assert/strict';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
 import { encodeAddress } from '../ledger/keys.ts';
-import { demoKey, startDemo, type Demo } from '../scripts/explorer-demo.ts';
+import { DEVNET_PRIVATE_KEY, demoKey, startDemo, type Demo } from '../scripts/explorer-demo.ts';
 import { ensureDebianBinary } from './helpers/debian.ts';
 
 describe('explorer in headless Chromium', function () {
@@ -87,6 +88,25 @@ describe('explorer in headless Chromium', function () {
     await page.click('#theme');
     assert.equal(await page.evaluate('document.documentElement.dataset.theme'), 'dark');
     assert.notEqual(await background(), light, 'the toggle changes the colours');
+  });
+
+  it('lists all the transactions of a block of more than a page, a page at a time', async () => {
+    for (let i = 0; i < 30; i++) await demo.pay(DEVNET_PRIVATE_KEY, demoKey(5).address, 100_000n + BigInt(i));
+    await demo.mine();
+    const block = (await demo.node.db.getBlockAtHeight(demo.node.chain.tip.height))!;
+    assert.ok(block.txs.length > 25 && block.txs.length <= 50, `${block.txs.length} transactions: two pages`);
+    await page.goto(`${demo.url}#/block/${Buffer.from(block.header.hash).toString('hex')}`, { waitUntil: 'load' });
+    const txLinks = 'main tbody a[href^="#/tx/"]';
+    const ids = () => page.$$eval(txLinks, (links) => links.map((a) => a.getAttribute('title') ?? ''));
+    await page.waitForSelector(txLinks);
+    assert.equal((await ids()).length, 25);
+    assert.match(await text('main h2'), new RegExp(`first 25 of ${block.txs.length}`));
+    assert.ok(await page.$('#more-txs'), 'a control that shows the next page');
+    await page.click('#more-txs');
+    await page.waitForFunction(`document.querySelectorAll('${txLinks}').length === ${block.txs.length}`);
+    assert.deepEqual(await ids(), block.txs.map((tx) => tx.idHex));
+    assert.equal(await page.$eval('#more-txs', (b) => b.hasAttribute('hidden')), true, 'nothing more to show');
+    assert.equal(await text('main h2'), 'Transactions');
   });
 
   it('loaded nothing from anywhere but the node, and threw no error', () => {
