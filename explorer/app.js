@@ -1,6 +1,6 @@
 // The explorer: a page per hash route (#/block/…, #/tx/…, #/address/…), a search box, light or
 // dark, and the node's live events, which add new blocks to the home page as they come.
-import { ApiError, api, coin, h } from './dom.js';
+import { ApiError, api, coin, h, row } from './dom.js';
 import { BLOCK_HEADS, addressPage, blockPage, blockRow, blocksPage, homePage, mempoolPage, nodePage, txPage } from './views.js';
 
 const main = /** @type {HTMLElement} */ (document.getElementById('main'));
@@ -73,22 +73,23 @@ function say(text) {
 }
 
 /**
- * The node's events. EventSource reconnects by itself with the last id it saw, and the node
- * replays what was missed; when it cannot (too old, or the node restarted) it sends `resync`, and
- * the page is fetched afresh.
+ * The node's events, from `since` (the id of the last event before the first page was fetched):
+ * the node replays what came while it loaded, some of which that page may already show.
+ * EventSource reconnects by itself with the last id it saw, and the node replays what was missed;
+ * when it cannot (too old, or the node restarted) it sends `resync`, and the page is fetched afresh.
+ * @param {string | undefined} since
  */
-function follow() {
-  const events = new EventSource('/events?types=block,reorg');
+function follow(since) {
+  const events = new EventSource(`/events?types=block,reorg${since ? `&since=${encodeURIComponent(since)}` : ''}`);
   events.addEventListener('block', (e) => {
     const b = JSON.parse(/** @type {MessageEvent<string>} */ (e).data);
     say(`new block ${b.height} (${b.tx_count} txs)`);
     if (current !== 'home') return;
     const tip = document.getElementById('tip-height');
-    if (tip) tip.replaceChildren(h('a', { href: `#/block/${b.hash}` }, String(b.height)));
+    if (tip && Number(tip.textContent) < b.height) tip.replaceChildren(h('a', { href: `#/block/${b.hash}` }, String(b.height)));
     const tbody = document.querySelector('#recent-blocks tbody');
-    if (!tbody) return;
-    const row = h('tr', { class: 'fresh', 'data-height': b.height }, blockRow({ ...b, id: b.hash }).map((c, i) => h('td', { class: BLOCK_HEADS[i]?.startsWith('#') ? 'num' : undefined }, c)));
-    tbody.prepend(row);
+    if (!tbody || tbody.querySelector(`a[href="#/block/${b.hash}"]`)) return;
+    tbody.prepend(row(BLOCK_HEADS, blockRow({ ...b, id: b.hash }), { class: 'fresh', 'data-height': b.height }));
     while (tbody.children.length > 10) tbody.lastElementChild?.remove();
   });
   events.addEventListener('reorg', (e) => {
@@ -105,12 +106,15 @@ function follow() {
 
 async function start() {
   setupTheme();
+  /** @type {string | undefined} */
+  let since;
   try {
-    const node = /** @type {{ network: string; unit: string; decimals: number }} */ (await api('/node'));
+    const node = /** @type {{ network: string; unit: string; decimals: number; events: { run: string; latest: number } }} */ (await api('/node'));
     coin.unit = node.unit;
     coin.decimals = node.decimals;
     const net = document.getElementById('network');
     if (net) net.textContent = node.network;
+    since = `${node.events.run}:${node.events.latest}`;
   } catch {
     // the pages say what failed
   }
@@ -121,7 +125,7 @@ async function start() {
   });
   addEventListener('hashchange', () => void route());
   await route();
-  follow();
+  follow(since);
 }
 
 void start();

@@ -11,7 +11,8 @@ import { blockChart, feeChart } from './chart.js';
  *   status: TxStatus; pruned?: true }} AddressLine
  * @typedef {{ state: string; progress: number }} IndexStatus
  * @typedef {{ network: string; unit: string; decimals: number; block_time: number; height: number; tip: string; syncing: boolean; sync_target: number; mining: boolean;
- *   peers: { id: string; address: string | null; direction: string | null; height: number | null }[]; address_index: IndexStatus | null; events: { latest: number } }} NodeInfo
+ *   peers: { id: string; address: string | null; direction: string | null; height: number | null }[]; address_index: IndexStatus | null;
+ *   events: { run: string; latest: number; oldest: number } }} NodeInfo
  */
 
 /** @param {number} height @param {string} [hash] */

@@ -7,7 +7,7 @@
  * time. On a pruned node, an address's history shows its pruned lines.
  */
 import assert from 'node:assert/strict';
-import puppeteer, { type Browser, type Page } from 'puppeteer-core';
+import puppeteer, { type Browser, type HTTPRequest, type Page } from 'puppeteer-core';
 import { encodeAddress } from '../ledger/keys.ts';
 import { DEVNET_PRIVATE_KEY, demoKey, startDemo, type Demo } from '../scripts/explorer-demo.ts';
 import { ensureDebianBinary } from './helpers/debian.ts';
@@ -109,6 +109,41 @@ describe('explorer in headless Chromium', function () {
     assert.equal(await text('main h2'), 'Transactions');
   });
 
+  it('shows every block found while the page loaded, once: its event stream starts where the node\'s first answer left off', async () => {
+    // Hold back the page's blocks, find one (after the page's first /node); then its event stream
+    // (asked for once the page is shown), find one; let it go, and find one more.
+    const held = new Map<string, HTTPRequest>();
+    const hold = (r: HTTPRequest) => {
+      const path = new URL(r.url()).pathname;
+      if (path === '/blocks' || path === '/events') held.set(path, r);
+      else void r.continue();
+    };
+    await page.setRequestInterception(true);
+    page.on('request', hold);
+    try {
+      await page.goto(demo.url, { waitUntil: 'load' });
+      await waitUntil(() => held.has('/blocks'), 'the page never asked for its blocks');
+      const before = demo.node.chain.tip.height;
+      await demo.mine();
+      await held.get('/blocks')!.continue();
+      await waitUntil(() => held.has('/events'), 'the page never asked for its event stream');
+      assert.equal((await text('#recent-blocks tbody tr td')).trim(), String(before + 1));
+      await demo.mine();
+      const opened = page.waitForResponse((r) => new URL(r.url()).pathname === '/events');
+      await held.get('/events')!.continue();
+      await opened;
+      await demo.mine();
+      await page.waitForSelector(`#recent-blocks tbody tr[data-height="${before + 3}"]`, { timeout: 20_000 });
+      const heights = await page.$$eval('#recent-blocks tbody tr', (trs) => trs.map((tr) => Number(tr.firstElementChild?.textContent)));
+      assert.deepEqual(heights.slice(0, 5), [before + 3, before + 2, before + 1, before, before - 1], 'every height once, newest first');
+      assert.equal((await text('#tip-height')).trim(), String(before + 3));
+    } finally {
+      page.off('request', hold);
+      for (const r of held.values()) if (!r.isInterceptResolutionHandled()) await r.continue();
+      await page.setRequestInterception(false);
+    }
+  });
+
   it('loaded nothing from anywhere but the node, and threw no error', () => {
     const foreign = requested.filter((u) => !u.startsWith(demo.url));
     assert.deepEqual(foreign, []);
@@ -116,10 +151,12 @@ describe('explorer in headless Chromium', function () {
   });
 
   /** The page's EventSource is connected once the node's feed has a listener. */
-  async function waitForStream(): Promise<void> {
+  const waitForStream = () => waitUntil(() => demo.http.feed.subscribers > 0, 'the page never opened its event stream');
+
+  async function waitUntil(condition: () => boolean, failure: string): Promise<void> {
     const deadline = Date.now() + 20_000;
-    while (demo.http.feed.subscribers === 0) {
-      if (Date.now() > deadline) throw new Error('the page never opened its event stream');
+    while (!condition()) {
+      if (Date.now() > deadline) throw new Error(failure);
       await new Promise((r) => setTimeout(r, 25));
     }
   }
