@@ -101,6 +101,8 @@ function blockJson(block: Block, mainChain: boolean): BlockResult {
 async function findBlock(node: NodeView, params: Record<string, unknown>): Promise<Block> {
   let block: Block | undefined;
   const pruned = node.db.history.prunedHeight;
+  // Both could name two blocks; answering for one of them would hide the caller's mistake.
+  if (params.hash !== undefined && params.height !== undefined) throw invalid('give "height" or "hash", not both');
   if (params.hash !== undefined) {
     const hash = fromHex(param(params, 'hash', isHash, 'a 64-digit lower-case hex block hash'));
     block = await node.db.getBlock(hash);

@@ -95,6 +95,7 @@ describe('e2e: bad RPC input', function () {
     await expectError('height a string', call('getBlock', { height: '1' }), RPC_ERRORS.INVALID_PARAMS);
     await expectError('height 2^53', call('getBlock', { height: 2 ** 53 }), RPC_ERRORS.INVALID_PARAMS);
     await expectError('neither height nor hash', call('getBlock', {}), RPC_ERRORS.INVALID_PARAMS);
+    await expectError('both height and hash', call('getBlock', { height: 0, hash: '00'.repeat(32) }), RPC_ERRORS.INVALID_PARAMS);
     await expectError('hash upper-case', call('getBlock', { hash: 'AB'.repeat(32) }), RPC_ERRORS.INVALID_PARAMS);
     await expectError('tx id short', call('getTransaction', { id: 'abcd' }), RPC_ERRORS.INVALID_PARAMS);
     await expectError('tx id an object', call('getTransaction', { id: { $gt: '' } }), RPC_ERRORS.INVALID_PARAMS);
