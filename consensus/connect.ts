@@ -38,7 +38,7 @@ export async function connectBlock(
   // The tree's reads go out with the state transition's: both know the accounts before their values.
   const keys = touchedKeys(db, block);
   const tree = prepareTreeUpdate(db, [...keys.values()]);
-  const effects = await applyBlock(accountsFromTree(db, keys, tree), block, params, options.signatures);
+  const effects = await applyBlock(accountsFromTree(db, keys, tree), block, params, options.signatures).catch(settleFirst(tree));
   const update = await tree.finish(changesOfEffects(effects, keys));
   if (!bytesEqual(update.root, header.stateRoot)) {
     update.release?.(); // nothing of it is kept
@@ -46,6 +46,18 @@ export async function connectBlock(
   }
   db.queueConnect(block, effects, update, options.extraOps, options.blockStored);
   return effects;
+}
+
+/**
+ * For a block refused by its state transition (a bad signature can refuse it before its tree
+ * reads end): the refusal, once those reads have ended, so that none outlives the import lock
+ * and lands in the tree's cache after the next block wrote there.
+ */
+function settleFirst(tree: PreparedTreeUpdate): (err: unknown) => Promise<never> {
+  return async (err) => {
+    await tree.settled();
+    throw err;
+  };
 }
 
 /**
@@ -66,7 +78,7 @@ export async function connectMadeBlock(
   await db.backpressure();
   const keys = touchedKeys(db, body);
   const tree = prepareTreeUpdate(db, [...keys.values()]);
-  const effects = await applyBlock(accountsFromTree(db, keys, tree), body, params, options.signatures);
+  const effects = await applyBlock(accountsFromTree(db, keys, tree), body, params, options.signatures).catch(settleFirst(tree));
   const update = await tree.finish(changesOfEffects(effects, keys));
   const block = seal(update.root);
   const { header } = block;

@@ -88,6 +88,8 @@ export interface PreparedTreeUpdate {
    */
   accounts(): Promise<ReadonlyMap<Uint8Array, Account | undefined> | undefined>;
   finish(changes: readonly StateChange[]): Promise<TreeUpdate>;
+  /** Once its reads have ended, failed or not: an update given up must not leave them running. */
+  settled(): Promise<void>;
 }
 
 /**
@@ -117,6 +119,9 @@ export function prepareTreeUpdate(reader: TreeNodeReader, keys: readonly Uint8Ar
       const ready = await read;
       if (!ready || !batch!.setAccounts(changes)) return updateTree(reader, changes);
       return finish(batch!, top!);
+    },
+    async settled() {
+      await read;
     },
   };
 }

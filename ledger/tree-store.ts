@@ -43,7 +43,7 @@ export class TreeStore implements TreeNodeReader {
   private readonly queued: (id: string) => Uint8Array | null | undefined;
   private readonly cache: NodeCache;
   /** For each prefetch reading the store, the positions written since it started (TreeStore.prefetch). */
-  private readonly writtenDuringPrefetch = new Set<Set<string>>();
+  private readonly writtenDuringReads = new Set<Set<string>>();
   /** The positions prefetches are reading, each with its prefetch's end. */
   private readonly prefetching = new Map<string, Promise<void>>();
   private readonly reads: TreeReads;
@@ -109,12 +109,23 @@ export class TreeStore implements TreeNodeReader {
     if (fromStore.length === 0) return out;
     fromStore = await this.afterPrefetches(ids, fromStore, out);
     if (fromStore.length === 0) return out;
-    const values = await this.kv.getMany(fromStore.map((i) => layout.stateNode(ids[i]!)));
+    // A read is awaited by its update under the import lock, but one a failed import left running
+    // (a block refused for a signature while its tree read was out) may end after the next block
+    // wrote its positions, and that write committed: what the store answered it is then older
+    // than what the cache holds. As a prefetch's, such a position is not cached over.
+    const written = new Set<string>();
+    this.writtenDuringReads.add(written);
+    let values: (Uint8Array | undefined)[];
+    try {
+      values = await this.kv.getMany(fromStore.map((i) => layout.stateNode(ids[i]!)));
+    } finally {
+      this.writtenDuringReads.delete(written);
+    }
     this.reads.nodes += fromStore.length;
     fromStore.forEach((i, k) => {
       out[i] = values[k];
       // Not over a write queued meanwhile: the queue answers for the position until it commits.
-      if (this.queued(ids[i]!) === undefined) this.cache.set(ids[i]!, values[k]);
+      if (this.queued(ids[i]!) === undefined && !written.has(ids[i]!)) this.cache.set(ids[i]!, values[k]);
     });
     return out;
   }
@@ -147,10 +158,10 @@ export class TreeStore implements TreeNodeReader {
     // Nothing queued is asked for: not the first unknown position of a path, and not one below it,
     // since a write rewrites every node above it. The read holds what was committed before it.
     const written = new Set<string>();
-    this.writtenDuringPrefetch.add(written);
+    this.writtenDuringReads.add(written);
     const done = this.kv.getMany(ids.map((id) => layout.stateNode(id))).then(
       (values) => {
-        this.writtenDuringPrefetch.delete(written);
+        this.writtenDuringReads.delete(written);
         this.reads.prefetched += ids.length;
         ids.forEach((id, i) => {
           if (!written.has(id)) this.cache.set(id, values[i]);
@@ -160,7 +171,7 @@ export class TreeStore implements TreeNodeReader {
       },
       // The import reads what a failed prefetch did not, and meets the store's error itself.
       () => {
-        this.writtenDuringPrefetch.delete(written);
+        this.writtenDuringReads.delete(written);
       },
     ).finally(() => {
       for (const id of ids) if (this.prefetching.get(id) === done) this.prefetching.delete(id);
@@ -274,7 +285,7 @@ export class TreeStore implements TreeNodeReader {
       (id, node) => {
         const kept = node && node[0] === INNER_PREFIX ? copyNode(node) : node;
         this.cache.set(id, kept);
-        for (const written of this.writtenDuringPrefetch) written.add(id);
+        for (const written of this.writtenDuringReads) written.add(id);
         sink.node(id, kept);
         return kept;
       },

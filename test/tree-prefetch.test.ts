@@ -1,7 +1,8 @@
 /**
  * TreeStore.prefetch: the stored paths of the next block's accounts read into the cache while the
  * block before it connects and commits. What it reads must save the next block its store reads,
- * and must never stand in the cache for something newer.
+ * and must never stand in the cache for something newer; nor may a read a refused block left
+ * running, and connectBlock leaves none running.
  */
 import assert from 'node:assert/strict';
 import { toHex } from '../ledger/bytes.ts';
@@ -9,10 +10,12 @@ import { MemoryDisk, MemoryKv } from '../ledger/kv-memory.ts';
 import { batchOp, type BatchOp } from '../ledger/kv.ts';
 import type { Account } from '../ledger/state.ts';
 import { stateKey } from '../ledger/smt.ts';
-import { updateTree } from '../ledger/smt-update.ts';
+import { prepareTreeUpdate, updateTree } from '../ledger/smt-update.ts';
+import type { SignatureChecker } from '../ledger/state.ts';
+import { TipHarness } from './helpers/tip.ts';
 import { TreeStore } from '../ledger/tree-store.ts';
 import { ChainDB } from '../ledger/chaindb.ts';
-import { afterTurns, testParams } from './helpers/fixtures.ts';
+import { FUNDED_KEYS, afterTurns, childBlock, testParams, transfer, type TestKey } from './helpers/fixtures.ts';
 import { deepPairs, randomAddresses } from './helpers/deep-paths.ts';
 import { referenceRoot } from './helpers/smt-reference.ts';
 
@@ -139,6 +142,52 @@ describe('tree store prefetch (the next block read while this one connects)', ()
     // Only the other account: the nodes the first block wrote are read, not all made anew.
     const second = await update(bump(pair.slice(1), 9n));
     assert.equal(second.root, expected(), 'the second block sees the first one\'s writes, not what the prefetch read');
+  });
+
+  it('a read an abandoned update left running never caches over what the next block wrote and committed', async () => {
+    // From a review: a block refused (a bad signature) while its prepared tree read was out left
+    // that read running past the import lock; it answered, as of before, after the next block had
+    // written and committed the same positions, and was cached over them.
+    const { kv, store, update, expected } = await openStore();
+    kv.held = 1;
+    prepareTreeUpdate(store, keysOf(pair.slice(0, 1))); // abandoned: nobody awaits it
+    await afterTurns(3);
+    const next = await update(bump(pair.slice(1), 7n)); // writes the path both accounts share
+    await next.commit();
+    await kv.release();
+    await afterTurns(3);
+    const after = await update(bump(pair.slice(0, 1), 9n));
+    assert.equal(after.root, expected(), 'the cache held what the next block wrote, not what the abandoned read found');
+  });
+
+  it('connectBlock refuses a block only once its tree reads have ended: none outlives the import lock', async () => {
+    const [a, b] = pair.map((h) => Buffer.from(h, 'hex'));
+    const [k0, k1, k2] = FUNDED_KEYS as [TestKey, TestKey, TestKey];
+    const disk = new MemoryDisk();
+    const held: ((asOfCall: boolean) => void)[] = [];
+    let holding = false;
+    const open = () => ChainDB.open(disk.open(undefined, (answer) => (holding ? held.push(answer) : answer(true))), testParams());
+    let db = await open();
+    let tip = await TipHarness.open(db);
+    await tip.connectBlock(childBlock(tip.tip, [transfer(k0, a!, 10n, 0n), transfer(k1, b!, 10n, 0n)]));
+    await db.close();
+    db = await open(); // nothing cached below the top
+    tip = await TipHarness.open(db);
+    const refusing: SignatureChecker = { checkBlockSignatures: async () => { throw new Error('bad signature'); } };
+    holding = true;
+    let refused = false;
+    const bad = tip.connectBlock(childBlock(tip.tip, [transfer(k0, a!, 1n, 1n)]), refusing).catch(() => void (refused = true));
+    await afterTurns(5);
+    assert.ok(held.length > 0, 'its tree read is out');
+    assert.equal(refused, false, 'not refused while its tree read is out');
+    holding = false;
+    for (const answer of held.splice(0)) answer(true);
+    await bad;
+    assert.equal(refused, true);
+    await tip.connectBlock(childBlock(tip.tip, [transfer(k1, b!, 1n, 1n)]));
+    await db.flushed();
+    await tip.connectBlock(childBlock(tip.tip, [transfer(k2, a!, 3n, 0n)]));
+    await db.close();
   });
 
   it('never fails its caller, even on a closed store', async () => {
