@@ -14,12 +14,16 @@ const GENESIS_BATCH = 10_000;
 /**
  * Writes block 0 and its state into an empty store: the accounts and the tree's nodes made in one
  * pass over the genesis leaves (ledger/smt-build.ts), a batch every GENESIS_BATCH operations, the
- * genesis mark in the last. A store without the mark is written again on its next open, so a kill
- * part way leaves nothing that is read; a small genesis is one batch. (As one batch over a tree in
+ * genesis mark in the last. A store without the mark is cleared and written again on its next
+ * open, so a kill part way leaves nothing that is read, whatever genesis comes next; a small genesis is one batch. (As one batch over a tree in
  * memory, a genesis of a million accounts needed several GB of heap.) Block 0 is made with the root
  * this pass builds, and returned: the root is not computed a second time.
  */
 export async function writeGenesis(kv: KvStore, params: ChainParams): Promise<Block> {
+  // What a write cut short left: with another genesis.json its accounts and tree nodes would stay
+  // beside the new ones (a tree the next open refuses for good, accounts nobody was given).
+  await kv.clear(layout.range('A'));
+  await kv.clear(layout.range('S'));
   let ops: BatchOp[] = [];
   const flush = async () => {
     if (ops.length > 0) await kv.write(ops);
