@@ -33,6 +33,8 @@ export interface GossipEvents {
   invalid: [peer: string, error: unknown];
   /** A compact block whose header holds failed its import: its miner's fault, not the forwarder's (no penalty). */
   failed: [peer: string, error: unknown];
+  /** A block from `peer` connected: the peer has it (its status may say less, and is refreshed from it). */
+  connected: [peer: string, hash: Uint8Array];
 }
 
 export interface GossipOptions {
@@ -162,7 +164,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
         }
         if (this.offDeepFork(peer, block.header)) return 'ignore';
       }
-      return this.verdictOf(peer, await this.o.chain.processBlock(block));
+      return this.verdictOf(peer, await this.o.chain.processBlock(block), block.header.hash);
     } catch (err) {
       return this.reject(peer, err);
     }
@@ -183,9 +185,12 @@ export class Gossip extends EventEmitter<GossipEvents> {
    * connects them, so forwarding one could make us relay an invalid block that gets an honest
    * node blamed; peers hear of a side branch once it leads, from whoever connects it.
    */
-  private verdictOf(peer: string, outcome: BlockOutcome): Verdict {
+  private verdictOf(peer: string, outcome: BlockOutcome, hash: Uint8Array): Verdict {
     if (outcome === 'orphan') this.emit('orphan', peer);
-    if (outcome === 'connected') this.gave(peer, 'block');
+    if (outcome === 'connected') {
+      this.gave(peer, 'block');
+      this.emit('connected', peer, hash);
+    }
     return outcome === 'connected' ? 'accept' : 'ignore';
   }
 
@@ -277,7 +282,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
       return 'accept';
     }
     try {
-      return this.verdictOf(peer, await chain.processSaneBlock(block));
+      return this.verdictOf(peer, await chain.processSaneBlock(block), block.header.hash);
     } catch (err) {
       if (!(err instanceof CairnError)) throw err;
       // Everything a forwarder checks before it forwards has held here too.
@@ -306,7 +311,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
   /** The import of a compact block already forwarded; its outcome is the forwarder's record. */
   private importForwarded(peer: string, block: SaneBlock): void {
     this.importAnnounced(block).then(
-      (outcome) => void this.verdictOf(peer, outcome),
+      (outcome) => void this.verdictOf(peer, outcome, block.header.hash),
       (err: unknown) => void (err instanceof CairnError && this.emit('failed', peer, err)), // else our own failure (a stop)
     );
   }

@@ -241,6 +241,7 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     });
     this.sync.on('foreign', (peer) => this.peers.ban(peer, 'another network (genesis or protocols differ)', { address: false }));
     this.gossip.on('orphan', (peer) => void this.sync.handshake(peer));
+    this.gossip.on('connected', (peer, hash) => this.sync.peerHas(peer, hash));
     // The block itself is logged as invalid by the chain; this says who brought it, and why no penalty.
     this.gossip.on('failed', (peer, err) => this.emit('log', 'info', 'a compact block whose header held failed its import: its miner\'s fault, the peer that forwarded it is not penalised', { peer, reason: (err as Error).message }));
     const t = this.transport;

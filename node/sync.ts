@@ -185,6 +185,18 @@ export class Sync extends EventEmitter<SyncEvents> {
     return status;
   }
 
+  /**
+   * `peer` gave us block `hash`, now connected: it has that chain, whatever its last status said.
+   * A status is asked for every 15 s, and answered busy when asked too often, so a peer relaying a
+   * fast chain would otherwise be shown (and chosen as a body provider) at a height long past.
+   */
+  peerHas(peer: string, hash: Uint8Array): void {
+    const known = this.statuses.get(peer);
+    const entry = this.o.chain.getEntry(hash);
+    if (!known || !entry || entry.totalWork <= known.status.totalWork) return;
+    this.statuses.set(peer, { peer, status: { ...known.status, height: entry.height, tipHash: entry.hash, totalWork: entry.totalWork } });
+  }
+
   forget(peer: string): void {
     this.statuses.delete(peer);
     for (const key of this.notBefore.keys()) if (key.startsWith(`${peer}\n`)) this.notBefore.delete(key);

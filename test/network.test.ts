@@ -524,6 +524,23 @@ describe('network: compact block relay', function () {
     assert.match(penalties[0]!, /^A 100 block transactions: block transaction 0 is not the one its short id names/);
   });
 
+  it("a peer's known height follows the blocks it gossips, between its statuses", async () => {
+    // From a review: `cairn peers` showed a relaying peer at the height of its last status (asked
+    // every 15 s, answered busy when asked too often) while it had given us 250 blocks since;
+    // the body download chose its providers by that height too.
+    const a = await startNode(params, [], { statusIntervalMs: 3_600_000 });
+    const b = await startNode(params, [a.addr], { statusIntervalMs: 3_600_000 });
+    nodes.push(a, b);
+    await waitFor(() => b.node.sync.statuses.has(a.node.transport.peerId) && meshOf(a).length === 1 && meshOf(b).length === 1, 15_000, 'handshake and mesh');
+    const askedBefore = b.node.sync.statuses.get(a.node.transport.peerId)!.status;
+    await mineOn(a, 3);
+    await waitFor(() => b.node.chain.tip.height === 3, 10_000, 'B to take the three blocks from gossip');
+    const known = b.node.sync.statuses.get(a.node.transport.peerId)!.status;
+    assert.equal(known.height, 3, `A's height as B knows it (its status said ${askedBefore.height})`);
+    assert.equal(known.totalWork, b.node.chain.tip.totalWork);
+    assert.deepEqual(known.tipHash, b.node.chain.tip.hash);
+  });
+
   const meshOf = (t: TestNode) => libp2pHost(t.node).services.pubsub.getMeshPeers(t.node.names.compactBlockTopic);
 
   /** A and B, in each other's compact block mesh. */
