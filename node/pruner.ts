@@ -71,7 +71,14 @@ export class Pruner {
   private async run(): Promise<void> {
     const history = this.chain.db.history;
     while (!this.stopped && this.target() > history.prunedHeight) {
-      this.report(await history.prune(Math.min(this.target(), history.prunedHeight + CHUNK)));
+      // Between imports: a reorganisation connects its branch a block at a time, and a tip it
+      // passes through (a longer branch that may yet fail, and be undone) is no tip to prune from.
+      const pruned = await this.chain.withImportsPaused(async () => {
+        const target = this.target();
+        return target > history.prunedHeight ? history.prune(Math.min(target, history.prunedHeight + CHUNK)) : undefined;
+      });
+      if (pruned === undefined) return;
+      this.report(pruned);
       await nextTurn(this.env); // let imports and RPC in between chunks
     }
   }

@@ -155,6 +155,46 @@ describe('pruning', function () {
     await reopened.close();
   });
 
+  it('never prunes from a tip a reorganisation passes through: a longer branch that fails part way leaves the old chain whole', async () => {
+    // Found by a review: the pruner read the tip between chunks, outside the import lock. A
+    // reorganisation connects its branch a block at a time; a branch longer than the chain lifted
+    // the tip above it mid-way, the pruner deleted what the old chain needed, and when a later
+    // block of the branch failed and fork choice went back, the store no longer opened.
+    const disk = new MemoryDisk();
+    // I/O that completes on a later turn, as LevelDB's does: the pruner can run between a branch's blocks.
+    const io = () => disk.open((complete) => setImmediate(complete), (answer) => setImmediate(() => answer(false)));
+    const db = await ChainDB.open(io(), params);
+    const chain = await Chain.open(db, { clock: () => params.timestamp + 100_000_000, reorgDepth: DEPTH, window: 4 });
+    const pruner = new Pruner(chain, realEnv, DEPTH);
+    const old = mineChain(params, asParent(db.genesis), 20, { miner: testKey(73).address });
+    for (const b of old) await chain.processBlock(b);
+    const fork = 20 - DEPTH; // at the floor
+    // One block on schedule, one far behind it (the easiest target: little work), then more: a
+    // branch longer than the old chain, whose work only its last block would tip, which breaks a rule.
+    const branch = [mineChild(params, asParent(old[fork - 1]!), [], { miner: testKey(74).address })];
+    branch.push(mineChild(params, asParent(branch[0]!), [], { timestamp: branch[0]!.header.timestamp + 50_000, miner: testKey(74).address }));
+    // The old chain's DEPTH blocks above the fork weigh 2 each; the branch's 2, 2, then 1 each.
+    while (branch.length < 2 * DEPTH - 2) branch.push(mineChild(params, asParent(branch.at(-1)!), [], { miner: testKey(74).address }));
+    branch.push(mineChild(params, asParent(branch.at(-1)!), [], { miner: testKey(74).address, stateRoot: new Uint8Array(32) }));
+    for (const [i, b] of branch.entries()) {
+      if (i === branch.length - 1) pruner.start(); // a pruner catching up while the deciding block imports
+      await chain.processBlock(b).catch(() => undefined);
+    }
+    await pruner.idle();
+    await pruner.stop();
+    assert.ok(branch.at(-1)!.header.height > 20 + DEPTH / 2, 'the branch, connected, would have let the pruner past the fork');
+    assert.equal(toHex(chain.tip.hash), toHex(old.at(-1)!.header.hash), 'back on the old chain');
+    for (const b of old.slice(fork)) {
+      assert.ok(await db.getBlock(b.header.hash), `old block ${b.header.height}'s body`);
+      assert.ok(await db.getUndo(b.header.hash), `old block ${b.header.height}'s undo data`);
+    }
+    await db.close();
+    const reopened = await ChainDB.open(io(), params);
+    assert.equal(toHex((await reopened.storedTip()).hash), toHex(old.at(-1)!.header.hash));
+    await auditChainDB(reopened);
+    await reopened.close();
+  });
+
   it('answers "pruned" for what it deleted: bodies by height, proofs whose undo data is gone, and address history from the index alone', async () => {
     const disk = new MemoryDisk();
     const db = await ChainDB.open(disk.open(), params, { indexers: [addressIndexer] });
