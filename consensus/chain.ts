@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { toHex } from '../ledger/bytes.ts';
+import { bytesEqual, toHex } from '../ledger/bytes.ts';
 import { CairnError } from '../ledger/errors.ts';
 import type { Block, BlockHeader } from '../ledger/block.ts';
 import type { ChainDB } from '../ledger/chaindb.ts';
@@ -143,11 +143,13 @@ export class Chain extends EventEmitter<ChainEvents> {
   /**
    * A check of a peer's headers that build on our main-chain block at `height` (HeaderChainCheck),
    * with the block index reaching down to the median span below it. Undefined when that block is
-   * below the fork floor (a fork we would not follow) or past the tip.
+   * below the fork floor (a fork we would not follow) or past the tip, or is no longer `hash` (a
+   * reorganisation since the caller found it: the peer's headers no longer build on what is there).
    */
-  headerCheckFrom(height: number, now: number): Promise<HeaderChainCheck | undefined> {
+  headerCheckFrom(height: number, now: number, hash?: Uint8Array): Promise<HeaderChainCheck | undefined> {
     return this.lock.run(async () => {
       if (height < this.index.forkFloor || height > this.tip.height) return undefined;
+      if (hash && !bytesEqual(this.index.mainAt(height)?.hash ?? new Uint8Array(0), hash)) return undefined;
       await this.index.ensure(this.db, height - MEDIAN_SPAN);
       // Built while the lock is held: the window cannot be trimmed under its walk back.
       return new HeaderChainCheck(this.params, this.index.mainAt(height)!, now);

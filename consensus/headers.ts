@@ -34,7 +34,7 @@ export function startAt(fork: BlockIndexEntry): HeaderChainStart {
  */
 export class HeaderChainCheck {
   private readonly params: ChainParams;
-  private readonly now: number;
+  private now: number;
   /** Timestamps of the last 11 headers (oldest first), for median time past, and the same sorted. */
   private readonly recentTimes: number[];
   private readonly sortedTimes: number[];
@@ -76,8 +76,13 @@ export class HeaderChainCheck {
     return this.last.height;
   }
 
-  /** Checks and appends headers; throws a ConsensusError (ban-worthy) at the first bad one. */
-  extend(headers: readonly BlockHeader[]): void {
+  /**
+   * Checks and appends headers; throws a ConsensusError (ban-worthy) at the first bad one. `now`,
+   * the clock as this batch arrives: a sync of a long chain outlasts the clock drift allowed, and
+   * its last batch holds blocks mined while it ran, which the clock at its start would refuse.
+   */
+  extend(headers: readonly BlockHeader[], now?: number): void {
+    if (now !== undefined) this.now = Math.max(this.now, now);
     for (const h of headers) {
       if (h.version !== BLOCK_VERSION) throw new ConsensusError('HEADER_BAD_VERSION', `unknown header version ${h.version}`);
       if (!hasValidProofOfWork(h)) throw new ConsensusError('HEADER_BAD_POW', `header ${toHex(h.hash)} lacks its proof of work`);

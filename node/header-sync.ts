@@ -83,14 +83,14 @@ export async function fetchHeaderChain(o: HeaderSyncOptions, peer: string, claim
 
   const found = await findFork(chain, claimed, range);
   if (!found) return undefined;
-  const { forkHeight, headers: first, more } = found;
-  const check = await chain.headerCheckFrom(forkHeight, o.clock());
+  const { forkHeight, forkHash, headers: first, more } = found;
+  const check = await chain.headerCheckFrom(forkHeight, o.clock(), forkHash);
   if (!check) return undefined; // the tip moved meanwhile and the fork is now too deep
   const fork = { height: forkHeight };
   const accept = async (headers: readonly BlockHeader[]) => {
     const from = check.tipHeight + 1;
     const workBefore = check.totalWork;
-    check.extend(headers); // throws ConsensusError with its ban score
+    check.extend(headers, o.clock()); // throws ConsensusError with its ban score
     await chain.db.history.putPending(from, headers.map((h) => h.hash));
     await o.onChecked?.(headers, workBefore);
     o.onProgress(check.tipHeight);
@@ -127,24 +127,29 @@ async function findFork(
   chain: Chain,
   claimed: Status,
   range: (start: number, count: number) => Promise<BlockHeader[]>,
-): Promise<{ forkHeight: number; headers: BlockHeader[]; more: boolean } | undefined> {
+): Promise<{ forkHeight: number; forkHash: Uint8Array; headers: BlockHeader[]; more: boolean } | undefined> {
   const floor = chain.forkFloor;
   const top = Math.min(chain.tip.height, claimed.height);
   if (top < floor) return undefined; // its whole chain is below anything we could reorganise to
   let from = Math.max(floor, top - FIRST_LOOK_BACK);
+  let fromFloor = from === floor;
   for (;;) {
     const headers = await range(from + 1, MAX_HEADERS_PER_RESPONSE);
     const ours = await chain.byHeight.hashes(from, headers.length + 1);
     if (headers.length === 0 || ours.length === 0) return undefined;
     if (!bytesEqual(headers[0]!.prevHash, ours[0]!)) {
-      if (from <= floor) return undefined; // forks below what we follow
+      // Back to the floor once. A range that does not link after that (its chain moved, or it
+      // answers ours and then not) ends the search: going back again would let a peer keep us
+      // looking for ever.
+      if (fromFloor) return undefined;
       from = floor;
+      fromFloor = true;
       continue;
     }
     let i = 0;
     while (i < headers.length && i + 1 < ours.length && bytesEqual(ours[i + 1]!, headers[i]!.hash)) i++;
     const full = headers.length === MAX_HEADERS_PER_RESPONSE;
-    if (i < headers.length || !full) return { forkHeight: from + i, headers: headers.slice(i), more: full };
+    if (i < headers.length || !full) return { forkHeight: from + i, forkHash: ours[i]!, headers: headers.slice(i), more: full };
     from += headers.length; // every one of them is ours too
   }
 }

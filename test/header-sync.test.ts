@@ -86,6 +86,66 @@ describe('header sync by height ranges', function () {
     await assert.rejects(peer([...ours.map((b) => b.header), bad]).fetch(), (err: unknown) => err instanceof CairnError && err.code === 'HEADER_BAD_POW');
   });
 
+  it('a reorganisation between finding the fork and checking from it: nobody is blamed', async () => {
+    // From a review: the check started from whatever block was at the fork height by then, and an
+    // honest peer's first header no longer followed it: HEADER_BAD_HEIGHT, ban score 100.
+    const theirs = [...ours, ...mineChain(params, asParent(ours.at(-1)!), 30, { miner: testKey(8).address })].map((b) => b.header);
+    const heavier = mineChain(params, asParent(ours[34]!), 8, { miner: testKey(9).address }); // forks at 35, under the peer's fork (40)
+    let first = true;
+    const p = peer(theirs, (start, count) => {
+      if (first) {
+        first = false;
+        for (const b of heavier) void chain.processBlock(b); // gossip, meanwhile
+      }
+      return theirs.slice(start - 1, start - 1 + count);
+    });
+    assert.equal(await p.fetch(), undefined, 'the chain it built on moved: this round gives up, blaming nobody');
+    await chain.idle();
+    assert.equal(chain.tip.height, 43);
+  });
+
+  it('judges each batch of headers by the clock as it arrives: a long sync takes the blocks mined while it ran', async () => {
+    // From a review: the clock was read once, at the start; a sync longer than the drift allowed
+    // refused the newest headers (HEADER_TIME_TOO_NEW) that import would take, and started over.
+    let clock = now;
+    const more = mineChain(params, asParent(ours.at(-1)!), 4_000, { miner: testKey(10).address });
+    for (let i = 0; i < 5; i++) more.push(mineChild(params, asParent(more.at(-1)!), [], { timestamp: Math.max(more.at(-1)!.header.timestamp + 1, now + 300 + i), miner: testKey(10).address }));
+    const theirs = [...ours, ...more].map((b) => b.header);
+    const request = async (_peer: string, _protocol: string, body: Uint8Array) => {
+      const { from, count } = decodeGetHeaderRange(body);
+      clock += 100; // each answer takes a while: the whole sync, 300 s and more
+      return encodeHeaders(theirs.slice(from - 1, from - 1 + count));
+    };
+    const o = { request, names: networkNames(db.genesis.header.hash), chain, clock: () => clock, onProgress: () => {} };
+    const found = await fetchHeaderChain(o, 'peer', { genesis: db.genesis.header.hash, height: theirs.length, tipHash: theirs.at(-1)!.hash, totalWork: 1n << 200n, prunedHeight: 0 });
+    assert.equal(found?.check.tipHeight, theirs.length);
+  });
+
+  it('goes back to the fork floor once: a peer answering ours, then headers that do not link, cannot keep it looking', async () => {
+    // From a review: every range that did not link sent the search back to the floor, so a peer
+    // alternating the two kept a sync round (and every other peer's turn) going for ever.
+    const deepDb = await ChainDB.open(new MemoryDisk().open(), params);
+    const deep = await Chain.open(deepDb, { clock: () => now, reorgDepth: 2_050, window: 4 });
+    const long = mineChain(params, asParent(deepDb.genesis), 2_060, { miner: testKey(11).address });
+    for (const b of long) await deep.processBlock(b);
+    const other = mineChain(params, asParent(long[100]!), 2_000, { miner: testKey(12).address }).map((b) => b.header);
+    const asked: number[] = [];
+    const request = async (_peer: string, _protocol: string, body: Uint8Array) => {
+      const { from, count } = decodeGetHeaderRange(body);
+      asked.push(from);
+      if (asked.length > 50) throw new Error('still looking after 50 requests');
+      if (from === deep.forkFloor + 1) return encodeHeaders(long.slice(from - 1, from - 1 + count).map((b) => b.header));
+      return encodeHeaders(other.slice(from - 102, from - 102 + count));
+    };
+    const o = { request, names: networkNames(deepDb.genesis.header.hash), chain: deep, clock: () => now, onProgress: () => {} };
+    try {
+      assert.equal(await fetchHeaderChain(o, 'peer', { genesis: deepDb.genesis.header.hash, height: 2_100, tipHash: other.at(-1)!.hash, totalWork: 1n << 200n, prunedHeight: 0 }), undefined);
+      assert.ok(asked.length <= 4, `ranges asked from ${asked.join(', ')}`);
+    } finally {
+      await deepDb.close();
+    }
+  });
+
   it('decodes the range request and the status strictly', () => {
     assert.throws(() => decodeGetHeaderRange(encodeGetHeaderRange(5, 0)), /header count 0/);
     assert.throws(() => decodeGetHeaderRange(encodeGetHeaderRange(5, 2_001)), /header count 2001/);

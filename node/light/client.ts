@@ -254,7 +254,7 @@ export class LightClient extends EventEmitter<LightClientEvents> {
       check ??= new HeaderChainCheck(this.params, this.headers.startAt(tip.header.height)!, this.clock());
       const works: bigint[] = [];
       for (const h of headers) {
-        check.extend([h]); // throws a ConsensusError with its ban score at the first bad header
+        check.extend([h], this.clock()); // throws a ConsensusError with its ban score at the first bad header
         works.push(check.totalWork);
       }
       this.headers.append(headers, works);
@@ -294,7 +294,7 @@ export class LightClient extends EventEmitter<LightClientEvents> {
       }
       const works: bigint[] = [];
       for (const h of headers) {
-        check.extend([h]);
+        check.extend([h], this.clock());
         works.push(check.totalWork);
       }
       if (adopted || fork === this.headers.height) {
