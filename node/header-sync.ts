@@ -110,7 +110,9 @@ export async function fetchHeaderChain(o: HeaderSyncOptions, peer: string, claim
     if (!next) return { fork, check, complete: true };
     const headers = await next;
     if (headers instanceof Error) throw headers;
-    if (headers.length === 0) return { fork, check, complete: true };
+    // Ranges are asked only up to the height it claimed: none there means its chain moved (to a
+    // shorter one, heavier), not that this is all of it.
+    if (headers.length === 0) return { fork, check, complete: false };
     if (!bytesEqual(headers[0]!.prevHash, check.tipHash)) return { fork, check, complete: false };
     await accept(headers);
     if (headers.length < MAX_HEADERS_PER_RESPONSE) return { fork, check, complete: true };

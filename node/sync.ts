@@ -306,10 +306,15 @@ export class Sync extends EventEmitter<SyncEvents> {
     );
     if (!found) return; // nothing new, or a fork deeper than we follow: nobody's fault
     const { fork, check, complete } = found;
-    if (check.totalWork <= chain.tip.totalWork) {
-      if (complete && claimed.totalWork > chain.tip.totalWork && check.totalWork < claimed.totalWork) {
-        throw new PeerFault('its headers do not add up to the work it claimed', LIE);
-      }
+    // Its claim put it first in this round: it must hold before its chain is taken, whether or
+    // not that chain beats ours. A chain of near-free headers claiming much more work would
+    // otherwise be imported ahead of an honest peer's heavier one, and once deeper than the
+    // reorg depth it would keep us from that chain for good.
+    if (complete && check.totalWork < claimed.totalWork) throw new PeerFault('its headers do not add up to the work it claimed', LIE);
+    if (check.totalWork <= chain.tip.totalWork) return;
+    // A peer whose status came in meanwhile claims more than this chain holds: it goes first.
+    if (this.ahead().some((s) => s.peer !== peer && s.status.totalWork > check.totalWork)) {
+      this.again = true;
       return;
     }
     // 2. Bodies we lack, from every peer that claims at least this much work and has not pruned them.

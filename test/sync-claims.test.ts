@@ -1,0 +1,94 @@
+/**
+ * A sync round takes peers by the work their statuses claim, which nothing checks until their
+ * headers are in (node/sync.ts): a claim must hold before the chain behind it is taken, whether or
+ * not that chain beats ours, and a peer claiming more than a fetched chain holds goes first.
+ */
+import assert from 'node:assert/strict';
+import { EventEmitter } from 'node:events';
+import { bytesEqual, toHex } from '../ledger/bytes.ts';
+import { MemoryDisk } from '../ledger/kv-memory.ts';
+import { ChainDB } from '../ledger/chaindb.ts';
+import type { Block } from '../ledger/block.ts';
+import { Chain } from '../consensus/chain.ts';
+import { blockWork } from '../consensus/pow.ts';
+import { Sync } from '../node/sync.ts';
+import { PeerManager } from '../node/peers.ts';
+import { networkNames } from '../node/protocols.ts';
+import { realEnv } from '../node/env.ts';
+import type { Serve } from '../node/serving.ts';
+import type { Transport } from '../node/transport.ts';
+import { decodeGetBlocks, decodeGetHeaderRange, encodeHeaders, encodeStatus, type Status } from '../node/wire.ts';
+import { testKey, testParams } from './helpers/fixtures.ts';
+import { asParent, mineChain, mineChild } from './helpers/mining.ts';
+
+describe('sync: claimed work', function () {
+  this.timeout(60_000);
+
+  /** A new node, an honest peer with 60 blocks on schedule, and an attacker with 100 near-free blocks forked at genesis. */
+  async function setup(attackerClaim: (work: bigint) => bigint) {
+    const params = testParams({ target: 1n << 246n }); // about a thousand hashes a block
+    const now = params.timestamp + 1_000_000;
+    const db = await ChainDB.open(new MemoryDisk().open(), params);
+    const chain = await Chain.open(db, { clock: () => now, reorgDepth: 20, window: 4 });
+    const genesis = db.genesis;
+    const honest = mineChain(params, asParent(genesis), 60, { miner: testKey(1).address });
+    // Timestamps behind schedule: ASERT eases the target to the easiest, a hash a block.
+    const b1 = mineChild(params, asParent(genesis), [], { timestamp: params.timestamp + 1, miner: testKey(2).address });
+    const easy: Block[] = [b1, mineChild(params, asParent(b1), [], { timestamp: params.timestamp + 20_000, miner: testKey(2).address })];
+    while (easy.length < 100) easy.push(mineChild(params, asParent(easy.at(-1)!), [], { spacing: 1, miner: testKey(2).address }));
+    const work = (blocks: readonly Block[]) => blocks.reduce((sum, b) => sum + blockWork(b.header.target), blockWork(genesis.header.target));
+    assert.ok(work(easy) < work(honest), 'the easy chain has less work, and more blocks than the reorg depth');
+    const served: Record<string, { blocks: Block[]; claim: bigint }> = { honest: { blocks: honest, claim: work(honest) }, attacker: { blocks: easy, claim: attackerClaim(work(easy)) } };
+    const names = networkNames(genesis.header.hash);
+    const statusOf = (peer: string): Status => {
+      const p = served[peer]!;
+      return { genesis: genesis.header.hash, height: p.blocks.length, tipHash: p.blocks.at(-1)!.header.hash, totalWork: p.claim, prunedHeight: 0 };
+    };
+    const onHeaders: ((peer: string) => void)[] = [];
+    const transport = Object.assign(new EventEmitter(), {
+      peers: () => Object.keys(served),
+      async request(peer: string, protocol: string, body: Uint8Array) {
+        if (protocol === names.status) return encodeStatus(statusOf(peer));
+        for (const f of onHeaders) f(peer);
+        const { from, count } = decodeGetHeaderRange(body);
+        return encodeHeaders(served[peer]!.blocks.slice(from - 1, from - 1 + count).map((b) => b.header));
+      },
+      async requestMany(peer: string, _protocol: string, body: Uint8Array) {
+        return decodeGetBlocks(body).map((hash) => served[peer]!.blocks.find((b) => bytesEqual(b.header.hash, hash))?.bytes).filter((b) => b !== undefined);
+      },
+    }) as unknown as Transport;
+    const peers = new PeerManager(() => now);
+    const sync = new Sync({ transport, env: realEnv, names, chain, peers, clock: () => now, serve: (async () => {}) as unknown as Serve });
+    return { db, chain, sync, peers, honest, statusOf, onHeaders };
+  }
+
+  it('a chain of near-free headers claiming more work than it has is refused, and its peer banned, before it is taken; the honest chain follows', async () => {
+    // From a review: the claim was held against the headers only when they fell short of our own
+    // tip. A chain of near-free headers forked at genesis beat a new node's tip, was imported
+    // first on its peer's false claim, and once deeper than the reorg depth kept the node from the
+    // honest chain for good.
+    const { db, chain, sync, peers, honest, statusOf } = await setup(() => 1n << 200n);
+    for (const peer of ['honest', 'attacker']) sync.statuses.set(peer, { peer, status: statusOf(peer) });
+    await sync.requestSync();
+    await sync.idle();
+    assert.equal(peers.isBanned('attacker'), true, 'its headers do not add up to its claim');
+    assert.equal(toHex(chain.tip.hash), toHex(honest.at(-1)!.header.hash), 'on the honest chain');
+    await db.close();
+  });
+
+  it('a peer whose status comes in while another\'s headers are fetched, claiming more than they hold, goes first', async () => {
+    // The same easy chain, claimed honestly, and alone when the round starts: the honest status
+    // arrives while its headers come in. Taking the easy chain then would leave the honest one
+    // below the fork floor.
+    const { db, chain, sync, peers, honest, statusOf, onHeaders } = await setup((work) => work);
+    sync.statuses.set('attacker', { peer: 'attacker', status: statusOf('attacker') });
+    onHeaders.push((peer) => {
+      if (peer === 'attacker' && !sync.statuses.has('honest')) sync.statuses.set('honest', { peer: 'honest', status: statusOf('honest') });
+    });
+    await sync.requestSync();
+    await sync.idle();
+    assert.equal(toHex(chain.tip.hash), toHex(honest.at(-1)!.header.hash), 'on the honest chain');
+    assert.equal(peers.isBanned('attacker'), false, 'its claim was true: no offence');
+    await db.close();
+  });
+});
