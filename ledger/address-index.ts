@@ -197,7 +197,6 @@ export class AddressIndex {
     return out;
   }
 
-  /** How many entries `address` has, by role. Reads every key of the address. */
   /**
    * `address`'s entries counted. Entries at or below `settledHeight` (a height a reorganisation
    * is not expected to reach while this runs: the caller's tip less a margin) are counted once
@@ -208,15 +207,16 @@ export class AddressIndex {
   async counts(address: Uint8Array, settledHeight = 0): Promise<AddressCounts> {
     checkAddress(address);
     const key = toHex(address);
+    // A reorganisation reaching the settled height while this runs would leave counts of one
+    // chain under a block of another: its hash there is read first and last (before the memo is
+    // checked, and after the last entry's block is read), and the counts are remembered only if
+    // it did not change.
+    const [settledBefore] = await this.db.history.mainHashes(settledHeight, settledHeight + 1);
     let memo = this.countMemo.get(key);
     if (memo) {
       const [hash] = await this.db.history.mainHashes(memo.height, memo.height + 1);
       if (!hash || !bytesEqual(hash, memo.hash)) memo = undefined;
     }
-    // A reorganisation reaching the settled height while the entries are read would leave counts
-    // of one chain under a block of another: its hash there is read before and after, and the
-    // counts are remembered only if it did not change.
-    const [settledBefore] = await this.db.history.mainHashes(settledHeight, settledHeight + 1);
     const settled = { ...(memo?.counts ?? NO_COUNTS) };
     let last: { height: number; position: number } | undefined;
     const total = { ...settled };
@@ -228,9 +228,9 @@ export class AddressIndex {
       addRoles(settled, value[0]!);
       last = { height, position: readU32(k, 25) };
     }
+    const [hash] = last ? await this.db.history.mainHashes(last.height, last.height + 1) : [];
     const [settledAfter] = await this.db.history.mainHashes(settledHeight, settledHeight + 1);
     if (last && settledBefore && settledAfter && bytesEqual(settledBefore, settledAfter)) {
-      const [hash] = await this.db.history.mainHashes(last.height, last.height + 1);
       if (hash) {
         this.countMemo.delete(key);
         this.countMemo.set(key, { ...last, hash, counts: settled });
