@@ -4,7 +4,7 @@ import { BlockRuleError, CairnError } from '../ledger/errors.ts';
 import { HEADER_BYTES, decodeBlock } from '../ledger/block.ts';
 import type { Chain } from '../consensus/chain.ts';
 import { checkBlockSanity, type SaneBlock } from '../consensus/sanity.ts';
-import { LIE, PeerFault, answerHeaderRange, fetchHeaderChain } from './header-sync.ts';
+import { LIE, PeerFault, answerHeaderRange, fetchHeaderChain, type HeaderChain } from './header-sync.ts';
 import { SnapshotJoin, type JoinOutcome } from './snapshot-sync.ts';
 import { BodyDownload, InvalidChain } from './body-download.ts';
 import { sleep, type Env } from './env.ts';
@@ -299,12 +299,22 @@ export class Sync extends EventEmitter<SyncEvents> {
     const { chain, clock } = this.o;
     // 1. Headers, checked as they come; their hashes go to the store's scratch list by height.
     const request = this.patientRequest;
-    const found = await fetchHeaderChain(
-      { request, names: this.o.names, chain, clock, onProgress: (height) => this.emit('headers', (this.lastTarget = height)) },
-      peer,
-      claimed,
-    );
-    if (!found) return; // nothing new, or a fork deeper than we follow: nobody's fault
+    try {
+      const found = await fetchHeaderChain(
+        { request, names: this.o.names, chain, clock, onProgress: (height) => this.emit('headers', (this.lastTarget = height)) },
+        peer,
+        claimed,
+      );
+      if (found) await this.takeChain(peer, claimed, found);
+    } finally {
+      // The scratch list holds this peer's hashes only while its chain is taken, whatever happens.
+      await chain.db.history.clearPending();
+    }
+  }
+
+  /** syncFrom's second half, with the peer's headers checked: its claim held to them, then the bodies. */
+  private async takeChain(peer: string, claimed: Status, found: HeaderChain): Promise<void> {
+    const { chain } = this.o;
     const { fork, check, complete } = found;
     // Its claim put it first in this round: it must hold before its chain is taken, whether or
     // not that chain beats ours. A chain of near-free headers claiming much more work would
@@ -323,11 +333,7 @@ export class Sync extends EventEmitter<SyncEvents> {
     const canServe = (s: Status) => s.totalWork >= check.totalWork && hasBodies(s);
     const others = [...this.statuses.values()].filter((s) => s.peer !== peer && canServe(s.status));
     const providers = [...(hasBodies(claimed) ? [peer] : []), ...others.map((s) => s.peer)];
-    try {
-      await this.download(first, check.tipHeight, providers, canServe);
-    } finally {
-      await chain.db.history.clearPending();
-    }
+    await this.download(first, check.tipHeight, providers, canServe);
   }
 
   /**
