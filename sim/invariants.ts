@@ -38,6 +38,8 @@ export const INVARIANTS = [
   'slots-bounded',
   /** A node's address index, once built, holds exactly the records of its main chain's blocks. */
   'address-index-exact',
+  /** The simulator's own promise: after the faults end no message is lost or duplicated and no node goes down. */
+  'quiet-period-quiet',
 ] as const;
 
 export type InvariantName = (typeof INVARIANTS)[number];
@@ -139,6 +141,7 @@ export class Checker {
   async final(): Promise<void> {
     this.checkNow();
     for (const crash of this.world.crashes) this.fail('no-throw-or-stall', crash);
+    for (const broken of this.world.quietViolations()) this.fail('quiet-period-quiet', broken);
     const honest = this.world.nodes.filter((n) => n.honest && !n.gone);
     const down = honest.filter((n) => !n.up);
     for (const n of down) this.fail('no-throw-or-stall', `${n.id} is not running at the end`);

@@ -105,6 +105,12 @@ export class SimNetwork implements SimWire {
     this.links.set(`${b}>${a}`, profile);
   }
 
+  /** The pair's link is the network's default again (whatever that is by then). */
+  clearLink(a: string, b: string): void {
+    this.links.delete(`${a}>${b}`);
+    this.links.delete(`${b}>${a}`);
+  }
+
   link(from: string, to: string): LinkProfile {
     return this.links.get(`${from}>${to}`) ?? this.defaultLink;
   }

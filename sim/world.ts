@@ -74,6 +74,11 @@ export class World {
   readonly counts = { blocks: 0, txs: 0, reorgs: 0, snapshotJoins: 0, faults: {} as Record<string, number> };
   private readonly observers: WorldObserver[] = [];
   private miningUntil: number;
+  /** Set when the faults end: what they scheduled for later does nothing then. */
+  private faultsEnded = false;
+  /** The network's loss counts when the faults ended, and nodes taken down after. */
+  private quietFrom: { dropped: number; duplicated: number } | undefined;
+  private readonly quietBroken: string[] = [];
   /** Errors thrown from node code (rejections nobody handled): a node must never throw. */
   readonly crashes: string[] = [];
 
@@ -189,25 +194,57 @@ export class World {
     }
   }
 
-  /** Every fault ends: links are perfect again, partitions heal, crashed nodes come back. */
+  /**
+   * Every fault ends: links lose nothing again (a pair a link fault touched included: back to its
+   * own latency), partitions heal, crashed nodes come back, and whatever a fault had scheduled for
+   * later does nothing, so that the quiet period is quiet.
+   */
   private endFaults(): void {
     this.record('faults end');
+    this.faultsEnded = true;
+    this.quietFrom = { dropped: this.net.stats.dropped, duplicated: this.net.stats.duplicated };
     this.net.heal();
     this.net.defaultLink = { ...this.o.defaultLink, drop: 0, duplicate: 0 };
     for (const l of this.o.links) this.net.setLink(l.a, l.b, { ...l.profile, drop: 0, duplicate: 0 });
+    for (const f of this.o.faults) if (f.kind === 'link') this.restoreLink(f.a, f.b);
     for (const sim of this.nodes) if (!sim.up && !sim.gone && sim.lives > 0) void this.startNode(sim);
+  }
+
+  /** The pair's own link as the scenario made it, or the network's default if it has none. */
+  private restoreLink(a: string, b: string): void {
+    const own = this.o.links.find((l) => (l.a === a && l.b === b) || (l.a === b && l.b === a));
+    const lossless = (p: LinkProfile) => (this.faultsEnded ? { ...p, drop: 0, duplicate: 0 } : p);
+    if (own) this.net.setLink(a, b, lossless(own.profile));
+    else this.net.clearLink(a, b);
   }
 
   private leave(sim: SimNode): void {
     this.countFault('leave');
     this.record(`leave ${sim.id}`);
     sim.gone = true;
-    if (this.rng.chance(0.5)) sim.crash();
+    this.takeDown(sim, this.rng.chance(0.5) ? 'crash' : 'stop');
+  }
+
+  private takeDown(sim: SimNode, how: 'crash' | 'stop'): void {
+    if (this.faultsEnded) this.quietBroken.push(`${sim.id} went down (${how}) at ${((this.scheduler.now - SIM_EPOCH_MS) / 1000).toFixed(1)} s, after the faults ended`);
+    if (how === 'crash') sim.crash();
     else void sim.stop();
   }
 
+  /**
+   * What broke the quiet period's promise (no message lost or duplicated, no node down), which
+   * convergence and the liveness checks rely on: a fault that outlived the end of the faults.
+   */
+  quietViolations(): string[] {
+    if (!this.quietFrom) return [];
+    const { dropped, duplicated } = this.net.stats;
+    const lost = dropped - this.quietFrom.dropped;
+    const twice = duplicated - this.quietFrom.duplicated;
+    return [...this.quietBroken, ...(lost + twice > 0 ? [`${lost} messages lost and ${twice} duplicated after the faults ended`] : [])];
+  }
+
   private apply(f: Fault): void {
-    if (this.scheduler.now >= SIM_EPOCH_MS + this.o.durationMs) return;
+    if (this.faultsEnded) return;
     this.countFault(f.kind);
     const s = this.scheduler;
     switch (f.kind) {
@@ -215,6 +252,7 @@ export class World {
         this.record(`partition ${f.sides.map((side) => side.join(',')).join(' | ')}`);
         this.net.partition(f.sides);
         s.after(f.healMs, () => {
+          if (this.faultsEnded) return;
           this.record('heal');
           this.net.heal();
         });
@@ -225,10 +263,10 @@ export class World {
         const sim = this.node(f.node);
         if (!sim.up || sim.gone) return;
         const down = () => {
-          if (!sim.up || sim.gone) return;
+          // An aimed crash waits for the node's next block, which may come after the faults end.
+          if (!sim.up || sim.gone || this.faultsEnded) return;
           this.record(`${f.kind} ${sim.id}`);
-          if (f.kind === 'crash') sim.crash();
-          else void sim.stop();
+          this.takeDown(sim, f.kind === 'crash' ? 'crash' : 'stop');
           s.after(f.restartMs, () => void this.startNode(sim));
         };
         if (f.kind === 'crash' && f.duringImport) {
@@ -242,7 +280,7 @@ export class World {
       }
       case 'link': {
         this.net.setLink(f.a, f.b, f.profile);
-        s.after(f.untilMs, () => this.net.setLink(f.a, f.b, this.o.defaultLink));
+        s.after(f.untilMs, () => void (this.faultsEnded || this.restoreLink(f.a, f.b)));
         return;
       }
       case 'burst':
