@@ -66,7 +66,7 @@ const replay = (seed: string) =>
 
 function summary(r: SimResult): string {
   const failed = Object.entries(r.invariants).filter(([, v]) => v === 'fail').map(([k]) => k);
-  return `seed ${r.seed}: ${r.ok ? 'ok' : 'FAIL ' + failed.join(', ')}  ${r.nodes} nodes (${Object.entries(r.roles).map(([k, v]) => `${v} ${k}`).join(', ')}), ${r.simulatedSeconds} s simulated in ${r.wallMs} ms, ${r.blocks} blocks, ${r.txs} txs, ${r.reorgs} reorgs, ${r.snapshotJoins > 0 ? `${r.snapshotJoins} snapshot joins, ` : ''}${r.treeReads.nodes + r.treeReads.prefetched} tree nodes read (${r.treeReads.prefetched} ahead), faults ${JSON.stringify(r.faults)}, trace ${r.traceHash.slice(0, 16)}`;
+  return `seed ${r.seed}: ${r.ok ? 'ok' : 'FAIL ' + failed.join(', ')}  ${r.nodes} nodes (${Object.entries(r.roles).map(([k, v]) => `${v} ${k}`).join(', ')}), ${r.simulatedSeconds} s simulated in ${r.wallMs} ms, ${r.blocks} blocks, ${r.txs} txs, ${r.reorgs} reorgs (deepest ${r.deepestReorg}), ${r.liveness.judged} arrivals judged (${r.liveness.faulty + r.liveness.lossy} blocks not: ${r.liveness.faulty} in faults, ${r.liveness.lossy} lossy), ${r.liveness.txsJudged} txs judged, ${r.snapshotJoins > 0 ? `${r.snapshotJoins} snapshot joins, ` : ''}${r.treeReads.nodes + r.treeReads.prefetched} tree nodes read (${r.treeReads.prefetched} ahead), faults ${JSON.stringify(r.faults)}, trace ${r.traceHash.slice(0, 16)}`;
 }
 
 if (values.seeds !== undefined) {

@@ -14,6 +14,7 @@ import { DEFAULT_MEMPOOL_POLICY } from '../ledger/mempool.ts';
 import type { World } from './world.ts';
 import { addressGroup } from '../node/address-groups.ts';
 import { SIM_EPOCH_MS } from './world.ts';
+import { Liveness } from './liveness.ts';
 
 export const INVARIANTS = [
   /** No honest node has an invalid block on its main chain or an invalid transaction in its mempool. */
@@ -40,6 +41,10 @@ export const INVARIANTS = [
   'address-index-exact',
   /** The simulator's own promise: after the faults end no message is lost or duplicated and no node goes down. */
   'quiet-period-quiet',
+  /** A block an honest node mines in calm reaches every honest node connected to it within the time gossip takes (sim/liveness.ts). */
+  'blocks-propagate',
+  /** Each user's transaction a node admitted is mined by the end, or its nonce spent by another (sim/liveness.ts). */
+  'txs-confirm',
 ] as const;
 
 export type InvariantName = (typeof INVARIANTS)[number];
@@ -59,9 +64,11 @@ export class Checker {
   private readonly world: World;
   readonly invalid = new InvalidRegistry();
   readonly violations = new Map<InvariantName, string[]>();
+  readonly liveness: Liveness;
 
   constructor(world: World) {
     this.world = world;
+    this.liveness = new Liveness(world, (name, message) => this.fail(name, message));
     world.observe({
       onNode: (sim, node) => {
         if (!sim.honest) return;
@@ -142,6 +149,7 @@ export class Checker {
     this.checkNow();
     for (const crash of this.world.crashes) this.fail('no-throw-or-stall', crash);
     for (const broken of this.world.quietViolations()) this.fail('quiet-period-quiet', broken);
+    for (const broken of this.world.quietViolations()) this.fail('quiet-period-quiet', broken);
     const honest = this.world.nodes.filter((n) => n.honest && !n.gone);
     const down = honest.filter((n) => !n.up);
     for (const n of down) this.fail('no-throw-or-stall', `${n.id} is not running at the end`);
@@ -181,6 +189,7 @@ export class Checker {
       if (verdict && !verdict.valid) this.fail('state-equals-replay', `${sim.id}: its history check found block ${verdict.height} invalid: ${verdict.reason}`);
       if (node.transport.peers().length === 0 && up.length > 1) this.fail('no-throw-or-stall', `${sim.id} has no peer at the end`);
     }
+    await this.liveness.final(up, drive);
     if (digests.size > 1) {
       const groups = [...digests.entries()].map(([k, ids]) => `${ids.join(',')} at ${k}`);
       this.fail('convergence', `${digests.size} different tips/states: ${groups.join(' | ')}`);

@@ -11,6 +11,10 @@ export interface SimResult {
   readonly blocks: number;
   readonly txs: number;
   readonly reorgs: number;
+  /** The most blocks one reorganisation took off a node's chain. */
+  readonly deepestReorg: number;
+  /** What the liveness checks judged (sim/liveness.ts): (block, node) pairs; blocks not judged, mined in faults or over lossy links; users' transactions. */
+  readonly liveness: { readonly judged: number; readonly faulty: number; readonly lossy: number; readonly txsJudged: number };
   /** Nodes that joined by snapshot sync. */
   readonly snapshotJoins: number;
   /** Tree nodes the nodes read from their stores below the top: when needed, and ahead of a block (TreeStore.prefetch). */
@@ -56,6 +60,8 @@ export async function simulate(seed: string, options: ScenarioOptions = {}): Pro
     blocks: world.counts.blocks,
     txs: world.counts.txs,
     reorgs: world.counts.reorgs,
+    deepestReorg: world.counts.deepestReorg,
+    liveness: { ...checker.liveness.counts },
     snapshotJoins: world.counts.snapshotJoins,
     treeReads: {
       nodes: world.nodes.reduce((sum, n) => sum + n.treeReads.nodes, 0),

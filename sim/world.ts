@@ -10,6 +10,7 @@ import { Scheduler } from './scheduler.ts';
 import { SimNode, type SimNodeSpec } from './sim-node.ts';
 import { mineBlock, mineHistory } from './mining.ts';
 import type { Wallets } from './wallets.ts';
+import type { Transaction } from '../ledger/transaction.ts';
 
 /** A fault the scenario applies at a simulated time. */
 export type Fault =
@@ -56,6 +57,8 @@ export interface WorldObserver {
   onNode?(sim: SimNode, node: CairnNode): void;
   /** Once the node has started: its protocols are served, its timers run. */
   onStarted?(sim: SimNode, node: CairnNode): void;
+  /** Just before a running node crashes, stops or leaves: what it holds is still there to see. */
+  onDown?(sim: SimNode, node: CairnNode): void;
 }
 
 export const SIM_EPOCH_MS = 1_800_000_000_000;
@@ -71,7 +74,7 @@ export class World {
   readonly net: SimNetwork;
   readonly nodes: SimNode[];
   private readonly trace: Hash = createHash('sha256');
-  readonly counts = { blocks: 0, txs: 0, reorgs: 0, snapshotJoins: 0, faults: {} as Record<string, number> };
+  readonly counts = { blocks: 0, txs: 0, reorgs: 0, deepestReorg: 0, snapshotJoins: 0, faults: {} as Record<string, number> };
   private readonly observers: WorldObserver[] = [];
   private miningUntil: number;
   /** Set when the faults end: what they scheduled for later does nothing then. */
@@ -81,6 +84,16 @@ export class World {
   private readonly quietBroken: string[] = [];
   /** Errors thrown from node code (rejections nobody handled): a node must never throw. */
   readonly crashes: string[] = [];
+  /** Partitions and link faults in effect now: while any is, blocks may take any time to spread. */
+  readonly faultsInEffect = new Set<Fault>();
+  /**
+   * When the network last changed for the worse: a fault began or ended, a node went down, two
+   * honest nodes lost their connection. A bound on how fast a block spreads holds only over a
+   * stretch of time with none of these.
+   */
+  lastDisturbanceMs = -Infinity;
+  /** The users' transactions a node admitted when they were submitted, and when. */
+  readonly userTxs: { readonly tx: Transaction; readonly atMs: number }[] = [];
 
   constructor(o: WorldOptions) {
     this.o = o;
@@ -108,6 +121,10 @@ export class World {
     const n = this.nodes.find((x) => x.id === id);
     if (!n) throw new Error(`no node ${id}`);
     return n;
+  }
+
+  disturbed(): void {
+    this.lastDisturbanceMs = this.scheduler.now;
   }
 
   private countFault(kind: string): void {
@@ -151,6 +168,7 @@ export class World {
     node.chain.on('tip', (e) => {
       if (e.disconnected.length === 0) return;
       this.counts.reorgs++;
+      this.counts.deepestReorg = Math.max(this.counts.deepestReorg, e.disconnected.length);
       this.record(`${sim.id} reorg -${e.disconnected.length} +${e.connected.length}`);
     });
     node.on('log', (_level, message, fields) => {
@@ -202,6 +220,8 @@ export class World {
   private endFaults(): void {
     this.record('faults end');
     this.faultsEnded = true;
+    this.disturbed();
+    this.faultsInEffect.clear();
     this.quietFrom = { dropped: this.net.stats.dropped, duplicated: this.net.stats.duplicated };
     this.net.heal();
     this.net.defaultLink = { ...this.o.defaultLink, drop: 0, duplicate: 0 };
@@ -226,6 +246,8 @@ export class World {
   }
 
   private takeDown(sim: SimNode, how: 'crash' | 'stop'): void {
+    this.disturbed();
+    if (sim.node) for (const o of this.observers) o.onDown?.(sim, sim.node);
     if (this.faultsEnded) this.quietBroken.push(`${sim.id} went down (${how}) at ${((this.scheduler.now - SIM_EPOCH_MS) / 1000).toFixed(1)} s, after the faults ended`);
     if (how === 'crash') sim.crash();
     else void sim.stop();
@@ -251,10 +273,15 @@ export class World {
       case 'partition': {
         this.record(`partition ${f.sides.map((side) => side.join(',')).join(' | ')}`);
         this.net.partition(f.sides);
+        this.disturbed();
+        this.faultsInEffect.add(f);
         s.after(f.healMs, () => {
           if (this.faultsEnded) return;
           this.record('heal');
           this.net.heal();
+          this.disturbed();
+          // One heal ends every partition (there is one map of sides).
+          for (const other of this.faultsInEffect) if (other.kind === 'partition') this.faultsInEffect.delete(other);
         });
         return;
       }
@@ -280,7 +307,14 @@ export class World {
       }
       case 'link': {
         this.net.setLink(f.a, f.b, f.profile);
-        s.after(f.untilMs, () => void (this.faultsEnded || this.restoreLink(f.a, f.b)));
+        this.disturbed();
+        this.faultsInEffect.add(f);
+        s.after(f.untilMs, () => {
+          if (this.faultsEnded) return;
+          this.restoreLink(f.a, f.b);
+          this.disturbed();
+          this.faultsInEffect.delete(f);
+        });
         return;
       }
       case 'burst':
@@ -348,7 +382,11 @@ export class World {
       const to = style === 'conflicting' && i === 1 ? rng.pick(honest) : target;
       if (!to.node) continue;
       this.counts.txs++;
-      await to.node.submitTransaction(tx).catch(() => {});
+      const atMs = this.scheduler.now;
+      await to.node.submitTransaction(tx).then(
+        () => void this.userTxs.push({ tx, atMs }),
+        () => {},
+      );
     }
   }
 
