@@ -1,20 +1,13 @@
 import { toHex } from '../ledger/bytes.ts';
 import { sha256 } from '../ledger/hash.ts';
-import { computeMerkleRoot, decodeBlock, makeBlock, makeHeader, BLOCK_VERSION, type Block, type BlockHeader } from '../ledger/block.ts';
-import { decodeTransaction, UNSIGNED_TX_BYTES, type Transaction } from '../ledger/transaction.ts';
-import { sign } from './wallets.ts';
-import { concatBytes } from '../ledger/bytes.ts';
-import { MAX_AMOUNT } from '../ledger/amount.ts';
-import { nextTarget } from '../consensus/difficulty.ts';
-import { searchNonce, targetBytes } from '../consensus/miner.ts';
-import { medianTimePast } from '../consensus/block-index.ts';
-import { stateKey } from '../ledger/smt.ts';
+import { decodeBlock, makeBlock, makeHeader, BLOCK_VERSION, type Block, type BlockHeader } from '../ledger/block.ts';
 import { MemoryStateTree } from '../ledger/smt-memory.ts';
 import type { CairnNode } from '../node/node.ts';
 import { sleep } from '../node/env.ts';
 import { TransportError } from '../node/transport.ts';
-import { encodeCompactBlock } from '../node/compact.ts';
-import { decodeGetBlocks, decodeHeaders, encodeGetBlocks, encodeGetHeaders, encodeHeaders, encodeStatus, encodeTxBatch } from '../node/wire.ts';
+import { decodeGetBlocks, decodeHeaders, encodeGetBlocks, encodeGetHeaders, encodeHeaders, encodeStatus } from '../node/wire.ts';
+import { craft, offend, treeOf } from './garbage.ts';
+import { stateAfter } from './mining.ts';
 import type { Checker } from './invariants.ts';
 import type { Random } from './random.ts';
 import type { SimNode } from './sim-node.ts';
@@ -39,8 +32,10 @@ export function arm(world: World, checker: Checker): void {
     onStarted(sim, node) {
       const rng = world.rng.fork(`adversary-${sim.id}-${sim.lives}`);
       switch (sim.spec.role) {
-        case 'garbage':
-          return every(world, sim, 6_000, () => sendGarbage(world, checker, node, rng));
+        case 'garbage': {
+          let offences = 0;
+          return every(world, sim, 6_000, () => offend(world, checker, sim, node, rng, offences++));
+        }
         case 'tamperer':
           return tamperBodies(node);
         case 'liar':
@@ -78,118 +73,32 @@ export function arm(world: World, checker: Checker): void {
       }
       const anchor = parent.height === 0 ? undefined : (node.chain.tip.anchorTimestamp ?? withheld.find((b) => b.header.height === 1)?.header.timestamp);
       const miner = world.o.wallets.minerAddress(s.spec.minerKey);
-      const key = stateKey(miner);
-      const paid = own.state.get(key) ?? { balance: 0n, nonce: 0n };
-      const state = own.state.with([{ key, account: { balance: paid.balance + node.params.reward, nonce: paid.nonce } }]);
-      const block = craft(node, parent, anchor, miner, [], { stateRoot: state.root });
+      const block = craft(node, parent, anchor, miner, [], { state: own.state });
       if (block) {
         withheld.push(block);
-        own.state = state;
+        own.state = stateAfter(own.state, block.coinbase, []);
       }
       selfish.set(s.id, own);
     });
   }
 }
 
+/**
+ * `act` every `ms` while this life of the node lasts, until the faults end. An adversary that
+ * throws while its node runs is broken, and proves nothing: that fails the run, as a node's
+ * throw does.
+ */
 function every(world: World, sim: SimNode, ms: number, act: () => Promise<void> | void): void {
   const life = sim.lives;
+  const node = sim.node;
   const tick = () => {
-    if (!sim.node || sim.lives !== life || world.scheduler.now >= SIM_EPOCH_MS + world.o.durationMs) return;
-    void Promise.resolve(act()).catch(() => {});
+    if (sim.node !== node || sim.lives !== life || world.scheduler.now >= SIM_EPOCH_MS + world.o.durationMs) return;
+    void Promise.resolve()
+      .then(act)
+      .catch((err: Error) => void (sim.node === node && world.crashes.push(`${sim.id} (${sim.spec.role}) threw at ${((world.scheduler.now - SIM_EPOCH_MS) / 1000).toFixed(1)} s: ${err.stack ?? err.message}`)));
     world.scheduler.after(ms, tick);
   };
   world.scheduler.after(ms, tick);
-}
-
-/** Every account of the node's tip as a tree. */
-async function treeOf(node: CairnNode): Promise<MemoryStateTree> {
-  const changes = [];
-  for await (const { address, account } of node.db.accounts()) changes.push({ key: stateKey(address), account });
-  return MemoryStateTree.EMPTY.with(changes);
-}
-
-/**
- * A block on `parent` with a real proof of work at the target consensus expects, and whatever body
- * and state root it is given (by default its parent's: right only for a block that breaks a rule
- * checked before the state root).
- */
-function craft(
-  node: CairnNode,
-  parent: BlockHeader,
-  anchorTimestamp: number | undefined,
-  miner: Uint8Array,
-  txs: readonly Transaction[],
-  o: { coinbaseAmount?: bigint; merkleRoot?: Uint8Array; stateRoot?: Uint8Array; target?: bigint; timestamp?: number; height?: number; version?: number } = {},
-): Block | undefined {
-  const params = node.params;
-  const height = o.height ?? parent.height + 1;
-  const fees = txs.reduce((s, tx) => s + tx.fee, 0n);
-  const coinbase = { to: miner, amount: o.coinbaseAmount ?? params.reward + fees };
-  const target = o.target ?? nextTarget(params, parent, anchorTimestamp);
-  const parentEntry = node.chain.getEntry(parent.hash);
-  const minTime = parentEntry ? medianTimePast(parentEntry) + 1 : parent.timestamp + 1;
-  const header = makeHeader({
-    version: o.version ?? BLOCK_VERSION,
-    height,
-    prevHash: parent.hash,
-    merkleRoot: o.merkleRoot ?? computeMerkleRoot(height, coinbase, txs),
-    stateRoot: o.stateRoot ?? parent.stateRoot,
-    timestamp: o.timestamp ?? Math.max(node.clock(), minTime, parent.timestamp + 1),
-    target,
-    nonce: 0n,
-  });
-  const nonce = searchNonce(header.bytes, targetBytes(target), 0n, 1_000_000, sha256);
-  if (nonce === undefined) return undefined;
-  return makeBlock(makeHeader({ ...header, nonce }), coinbase, txs);
-}
-
-/** Invalid blocks of every kind on its tip, and forged transactions, gossiped as if valid. */
-async function sendGarbage(world: World, checker: Checker, node: CairnNode, rng: Random): Promise<void> {
-  const tip = node.chain.tip;
-  const wallets = world.o.wallets;
-  const payer = rng.pick(wallets.keys);
-  const nonce = (await node.db.getAccount(payer.address))?.nonce ?? 0n;
-  const chainId = node.params.chainId;
-  const honestTx = sign({ chainId, to: rng.pick(wallets.keys).address, amount: 1n, fee: 1n, nonce }, payer);
-  const forged = decodeTransaction(concatBytes(honestTx.bytes.subarray(0, UNSIGNED_TX_BYTES), honestTx.publicKey, rng.bytes(64)));
-  const miner = rng.bytes(20);
-  const on = (txs: Transaction[], o: Parameters<typeof craft>[5] = {}) => craft(node, tip.header, tip.anchorTimestamp, miner, txs, o);
-  const transfer = (fields: { amount?: bigint; nonce?: bigint; chainId?: number }) =>
-    sign({ chainId: fields.chainId ?? chainId, to: miner, amount: fields.amount ?? 1n, fee: 1n, nonce: fields.nonce ?? nonce }, payer);
-  // One block per rule it breaks, chosen by the seed: body rules, header rules, state rules.
-  const kinds: (() => Block | undefined)[] = [
-    () => on([], { coinbaseAmount: node.params.reward + 1n }), // pays itself too much
-    () => on([forged]), // a bad signature inside
-    () => on([transfer({ nonce: nonce + 5n })]), // a nonce gap
-    () => on([transfer({ amount: wallets.balance * 10n })]), // overspends
-    () => on([honestTx], { merkleRoot: rng.bytes(32) }), // body does not match
-    () => on([honestTx, honestTx]), // a transaction twice
-    () => on([transfer({ chainId: chainId + 1 })]), // a transaction of another chain
-    () => on([], { target: tip.header.target * 2n }), // claims an easier target than ASERT allows
-    () => on([], { timestamp: tip.header.timestamp - 3_600 }), // before the median time past
-    () => on([], { timestamp: node.clock() + 3_600 }), // too far in the future (not the sender's fault: no ban)
-    () => on([], { height: tip.height + 2 }), // a height that does not follow its parent
-    () => on([], { version: 99 }), // an unknown version
-    () => on([], { stateRoot: rng.bytes(32) }), // a valid body, a state root it does not leave
-  ];
-  const block = rng.pick(kinds)();
-  if (block) {
-    checker.invalid.blocks.add(toHex(block.header.hash));
-    // Half as compact blocks: one whose header holds is forwarded by honest nodes before its
-    // import fails (BIP 152), and none of them may be blamed for it. A compact block whose
-    // transactions the mempools lack cannot be rebuilt (this node serves none) and is synced.
-    if (rng.chance(0.5)) await node.transport.publish(node.names.compactBlockTopic, encodeCompactBlock(block));
-    else await node.transport.publish(node.names.blockTopic, block.bytes);
-  }
-  // And transactions that break a rule of their own: a forged signature, a key that is not the
-  // sender's, another chain, an amount past the cap.
-  const stranger = rng.pick(wallets.keys.filter((k) => k !== payer));
-  const badKey = decodeTransaction(concatBytes(honestTx.bytes.subarray(0, UNSIGNED_TX_BYTES), stranger.publicKey, honestTx.signature));
-  const overCap = sign({ chainId, to: miner, amount: MAX_AMOUNT, fee: 1n, nonce }, payer);
-  for (const tx of [forged, badKey, transfer({ chainId: chainId + 1 }), overCap]) {
-    checker.invalid.txs.add(tx.idHex);
-    await node.transport.publish(node.names.txTopic, encodeTxBatch([tx]));
-  }
 }
 
 /** Serves every block with a body that does not match its header (another coinbase recipient). */

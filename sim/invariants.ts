@@ -12,6 +12,7 @@ import { DEFAULT_ORPHAN_LIMITS } from '../consensus/orphans.ts';
 import type { BlockIndexEntry } from '../consensus/block-index.ts';
 import { DEFAULT_MEMPOOL_POLICY } from '../ledger/mempool.ts';
 import type { World } from './world.ts';
+import type { SimNode } from './sim-node.ts';
 import { addressGroup } from '../node/address-groups.ts';
 import { SIM_EPOCH_MS } from './world.ts';
 import { Liveness } from './liveness.ts';
@@ -65,6 +66,8 @@ export class Checker {
   readonly invalid = new InvalidRegistry();
   readonly violations = new Map<InvariantName, string[]>();
   readonly liveness: Liveness;
+  /** Penalties honest nodes gave, by the role of the node that earned them (its own identities' included). */
+  readonly penalised: Record<string, number> = {};
 
   constructor(world: World) {
     this.world = world;
@@ -73,7 +76,9 @@ export class Checker {
       onNode: (sim, node) => {
         if (!sim.honest) return;
         node.peers.on('penalty', (peer, score, reason) => {
-          if (world.nodes.find((n) => n.id === peer)?.honest) this.fail('no-honest-penalised', `${sim.id} penalised honest ${peer} by ${score}: ${reason}`);
+          const offender = this.ownerOf(peer);
+          if (offender?.honest) this.fail('no-honest-penalised', `${sim.id} penalised honest ${peer} by ${score}: ${reason}`);
+          else if (offender) this.penalised[offender.spec.role] = (this.penalised[offender.spec.role] ?? 0) + 1;
         });
         // A reorganisation that fails part-way settles elsewhere, or goes back: judge where the
         // import ends against where the first reorganisation since the chain was last idle began.
@@ -92,6 +97,11 @@ export class Checker {
         });
       },
     });
+  }
+
+  /** The node `peer` is, or whose identity it is (an adversary's identities are named after it). */
+  private ownerOf(peer: string): SimNode | undefined {
+    return this.world.nodes.find((n) => n.id === peer || peer.startsWith(`${n.id}-`));
   }
 
   fail(name: InvariantName, message: string): void {

@@ -38,7 +38,7 @@ export function mineHistory(params: ChainParams, count: number, coinbase: Uint8A
     const target = nextTarget(params, parent, anchor);
     const txs = txsAt(height);
     const cb = { to: coinbase, amount: params.reward + txs.reduce((sum, tx) => sum + tx.fee, 0n) };
-    state = state.with(historyChanges(state, cb, txs));
+    state = stateAfter(state, cb, txs);
     const base = templateHeader({ height, prevHash: parent.hash, coinbase: cb, txs, stateRoot: state.root, timestamp: parent.timestamp + params.blockTime, target });
     const nonce = searchNonce(base.bytes, targetBytes(target), 0n, 1_000_000, sha256);
     if (nonce === undefined) throw new Error('history: no nonce');
@@ -51,11 +51,16 @@ export function mineHistory(params: ChainParams, count: number, coinbase: Uint8A
 }
 
 /**
- * What a history block changes: its transfers, in order, then its coinbase. The history's
- * transactions are valid by construction (their senders funded, their nonces in order), so they are
- * applied without the checks consensus makes; the nodes that download them make those.
+ * The state a block leaves: its transfers, in order, then its coinbase, applied without the checks
+ * consensus makes (the history's transactions are valid by construction, and the nodes that
+ * download them make the checks; an adversary's block is to break one rule only). Throws if an
+ * account would go below zero.
  */
-function historyChanges(state: MemoryStateTree, cb: { to: Uint8Array; amount: bigint }, txs: readonly Transaction[]): StateChange[] {
+export function stateAfter(state: MemoryStateTree, cb: { to: Uint8Array; amount: bigint }, txs: readonly Transaction[]): MemoryStateTree {
+  return state.with(blockChanges(state, cb, txs));
+}
+
+function blockChanges(state: MemoryStateTree, cb: { to: Uint8Array; amount: bigint }, txs: readonly Transaction[]): StateChange[] {
   const changed = new Map<string, StateChange>();
   const account = (address: Uint8Array) => {
     const key = stateKey(address);

@@ -48,6 +48,9 @@ export class SimNetwork implements SimWire {
   /** Each node's IP (several identities may share one), its uplink speed, and when its uplink is next free. */
   private readonly ips = new Map<string, string>();
   private readonly uplinks = new Map<string, { bytesPerMs: number; freeAt: number }>();
+  private freshIps = 0;
+  /** Identities that are on another node's side of any partition. */
+  private readonly sides = new Map<string, string>();
   /** Nodes in different groups cannot reach each other; undefined: no partition. */
   private groups: Map<string, number> | undefined;
   defaultLink: LinkProfile = PERFECT_LINK;
@@ -67,10 +70,20 @@ export class SimNetwork implements SimWire {
     return t;
   }
 
-  /** Gives node `id` an IP (default: one of its own) and an uplink speed (default UPLINK_BYTES_PER_MS). */
-  place(id: string, o: { ip?: string; uplinkBytesPerMs?: number }): void {
+  /**
+   * Gives node `id` an IP (default: one of its own), an uplink speed (default UPLINK_BYTES_PER_MS),
+   * and a node whose side of any partition it is on (an identity an adversary made).
+   */
+  place(id: string, o: { ip?: string; uplinkBytesPerMs?: number; sideOf?: string }): void {
     if (o.ip) this.ips.set(id, o.ip);
+    if (o.sideOf) this.sides.set(id, o.sideOf);
     if (o.uplinkBytesPerMs) this.uplinks.set(id, { bytesPerMs: o.uplinkBytesPerMs, freeAt: 0 });
+  }
+
+  /** An IP no node was given, in a /24 of its own, for identities an adversary makes. */
+  freshIp(): string {
+    const n = this.freshIps++;
+    return `10.${240 + ((n >>> 8) & 0xf)}.${n & 0xff}.1`;
   }
 
   ipOf(id: string): string {
@@ -131,7 +144,8 @@ export class SimNetwork implements SimWire {
 
   reachable(a: string, b: string): boolean {
     if (!this.groups) return true;
-    return (this.groups.get(a) ?? -1) === (this.groups.get(b) ?? -1);
+    const side = (id: string) => this.groups!.get(this.sides.get(id) ?? id) ?? -1;
+    return side(a) === side(b);
   }
 
   /**

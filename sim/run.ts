@@ -21,6 +21,8 @@ export interface SimResult {
   readonly treeReads: { readonly nodes: number; readonly prefetched: number };
   readonly faults: Record<string, number>;
   readonly roles: Record<string, number>;
+  /** Penalties honest nodes gave each adversary role (its identities' included). */
+  readonly penalised: Record<string, number>;
   readonly events: number;
   readonly traceHash: string;
   readonly invariants: Record<InvariantName, 'pass' | 'fail'>;
@@ -69,6 +71,7 @@ export async function simulate(seed: string, options: ScenarioOptions = {}): Pro
     },
     faults: world.counts.faults,
     roles,
+    penalised: { ...checker.penalised },
     events: world.scheduler.events,
     traceHash: world.traceHash(),
     invariants,

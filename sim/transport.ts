@@ -60,6 +60,8 @@ export class SimTransport extends EventEmitter<TransportEvents> implements Trans
   private readonly topics = new Map<string, GossipValidator>();
   private readonly seen = new Map<string, number>();
   private readonly pending = new Map<number, PendingRequest>();
+  /** A transport whose handlers answer what this one has none for (an identity speaking for a node). */
+  private speaksFor: SimTransport | undefined;
   up = true;
 
   constructor(net: SimWire, id: string, gate: ConnectionGate) {
@@ -133,6 +135,11 @@ export class SimTransport extends EventEmitter<TransportEvents> implements Trans
     else this.handlers.set(protocol, { respond, options: { timeoutMs: 5000, maxBytes: 1 << 20, onBadRequest: () => {} }, inFlight: new Map() });
   }
 
+  /** Answers every protocol it does not serve itself as `other` does. */
+  answerAs(other: SimTransport): void {
+    this.speaksFor = other;
+  }
+
   async request(peer: string, protocol: string, body: Uint8Array, limits: RequestLimits): Promise<Uint8Array> {
     const frames = await this.ask(peer, protocol, body, 1, limits);
     return frames[0]!;
@@ -159,7 +166,7 @@ export class SimTransport extends EventEmitter<TransportEvents> implements Trans
   /** A request arrived from `from`. */
   private serve(from: string, protocol: string, body: Uint8Array, id: number): void {
     if (!this.connections.has(from)) return;
-    const h = this.handlers.get(protocol);
+    const h = this.handlers.get(protocol) ?? (this.speaksFor?.up ? this.speaksFor.handlers.get(protocol) : undefined);
     const reply = (frames: Uint8Array[] | Error) => {
       const size = frames instanceof Error ? 64 : frames.reduce((s, f) => s + f.length + 4, 64);
       this.net.send(this.peerId, from, size, (asker) => asker.answered(id, protocol, frames));

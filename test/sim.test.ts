@@ -21,6 +21,15 @@ const SWEEP = 200;
 const CALM_SWEEP = 20;
 
 /**
+ * Adversary roles whose every act is an offence: wherever one runs, honest nodes must penalise it
+ * (or one of its identities). A tamperer offends only whoever downloads blocks from it, and a free
+ * rider only once it has re-downloaded enough: somewhere in the sweep. A selfish miner's blocks
+ * are valid, and a sybil's identities only take slots (refused, not penalised): nothing to punish.
+ */
+const PUNISHED_IN_EVERY_RUN = ['garbage', 'liar', 'flooder'];
+const PUNISHED_IN_THE_SWEEP = ['tamperer', 'freerider'];
+
+/**
  * Seeds of the sweep that fail because of a node bug not fixed yet, each with the one invariant
  * it breaks: they must fail so, and only so (once the bug is fixed, remove them).
  */
@@ -75,6 +84,7 @@ describe('simulation', function () {
     let txsJudged = 0;
     const faults: Record<string, number> = {};
     const roles: Record<string, number> = {};
+    const penalised: Record<string, number> = {};
     for (let seed = 1; seed <= SWEEP; seed++) {
       const r = await simulate(String(seed));
       judged += r.liveness.judged;
@@ -87,13 +97,16 @@ describe('simulation', function () {
       wallMs += r.wallMs;
       for (const [k, v] of Object.entries(r.faults)) faults[k] = (faults[k] ?? 0) + v;
       for (const [k, v] of Object.entries(r.roles)) roles[k] = (roles[k] ?? 0) + v;
+      for (const [k, v] of Object.entries(r.penalised)) penalised[k] = (penalised[k] ?? 0) + v;
+      for (const role of PUNISHED_IN_EVERY_RUN) if (r.roles[role] && !r.penalised[role]) failed.push(`seed ${r.seed}: no honest node penalised the ${role}: npm run sim -- --seed ${r.seed}`);
       const bug = NODE_BUGS.find((b) => b.seed === r.seed);
       const broken = Object.entries(r.invariants).filter(([, v]) => v === 'fail').map(([k]) => k);
       if (bug && broken.join() !== bug.invariant) failed.push(`seed ${r.seed} was to fail ${bug.invariant} only (${bug.bug}), and failed ${broken.join(', ') || 'nothing'}: fixed? then remove it from NODE_BUGS\n${explain(r)}`);
       else if (!bug && !r.ok) failed.push(explain(r));
     }
-    console.log(`      ${SWEEP} seeds in ${(wallMs / 1000).toFixed(1)} s: ${blocks} blocks, ${reorgs} reorgs, ${judged} block arrivals and ${txsJudged} transactions judged for liveness, ${joins} snapshot joins, ${treeNodes + prefetched} tree nodes read below the top (${prefetched} ahead of their block); faults ${JSON.stringify(faults)}; nodes ${JSON.stringify(roles)}`);
+    console.log(`      ${SWEEP} seeds in ${(wallMs / 1000).toFixed(1)} s: ${blocks} blocks, ${reorgs} reorgs, ${judged} block arrivals and ${txsJudged} transactions judged for liveness, ${joins} snapshot joins, ${treeNodes + prefetched} tree nodes read below the top (${prefetched} ahead of their block); faults ${JSON.stringify(faults)}; nodes ${JSON.stringify(roles)}; penalties by role ${JSON.stringify(penalised)}`);
     assert.deepEqual(failed, []);
+    for (const role of PUNISHED_IN_THE_SWEEP) assert.ok(!roles[role] || penalised[role]! > 0, `no honest node penalised a ${role} in ${SWEEP} seeds`);
     assert.ok(joins > 0, 'some nodes joined by snapshot sync');
     assert.ok(judged > 1000 && txsJudged > 10_000, `the liveness checks judged ${judged} block arrivals and ${txsJudged} transactions`);
     assert.ok(treeNodes > 0 && prefetched > 0, 'the nodes read stored tree nodes, and prefetched some while syncing');
