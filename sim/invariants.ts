@@ -80,6 +80,10 @@ export class Checker {
           if (offender?.honest) this.fail('no-honest-penalised', `${sim.id} penalised honest ${peer} by ${score}: ${reason}`);
           else if (offender) this.penalised[offender.spec.role] = (this.penalised[offender.spec.role] ?? 0) + 1;
         });
+        // A ban need not follow a penalty (a peer taken for another network is banned outright).
+        node.peers.on('ban', (peer, reason) => {
+          if (this.ownerOf(peer)?.honest) this.fail('no-honest-penalised', `${sim.id} banned honest ${peer}: ${reason}`);
+        });
         // A reorganisation that fails part-way settles elsewhere, or goes back: judge where the
         // import ends against where the first reorganisation since the chain was last idle began.
         let from: BlockIndexEntry | undefined;
