@@ -1,4 +1,5 @@
 import { TransportError, type ConnectionGate } from '../node/transport.ts';
+import { sha256 } from '../ledger/hash.ts';
 import type { Random } from './random.ts';
 import type { Scheduler } from './scheduler.ts';
 import { SimTransport, type SimWire } from './transport.ts';
@@ -15,6 +16,10 @@ export interface LinkProfile {
   readonly drop: number;
   /** Probability a message is delivered twice. */
   readonly duplicate: number;
+}
+
+function subnet(ip: string): string {
+  return ip.split('.').slice(0, 3).join('.');
 }
 
 export const PERFECT_LINK: LinkProfile = { latencyMs: 5, jitterMs: 0, drop: 0, duplicate: 0 };
@@ -49,6 +54,8 @@ export class SimNetwork implements SimWire {
   private readonly ips = new Map<string, string>();
   private readonly uplinks = new Map<string, { bytesPerMs: number; freeAt: number }>();
   private freshIps = 0;
+  /** The /24s ipOf has given out. */
+  private readonly subnets = new Set<string>();
   /** Identities that are on another node's side of any partition. */
   private readonly sides = new Map<string, string>();
   /** Nodes in different groups cannot reach each other; undefined: no partition. */
@@ -89,10 +96,16 @@ export class SimNetwork implements SimWire {
   ipOf(id: string): string {
     let ip = this.ips.get(id);
     if (!ip) {
-      // A node of its own: its own /24, derived from its id, so that nothing depends on start order.
-      const h = [...id].reduce((x, c) => (x * 31 + c.charCodeAt(0)) >>> 0, 7);
-      ip = `10.${(h >>> 16) & 0xff}.${(h >>> 8) & 0xff}.${1 + (h & 0x7f)}`;
+      // A node of its own: its own /24 (below freshIp's), derived from a hash of its id so that
+      // nothing depends on start order, unless another node holds that /24 already. A hash whose
+      // low bits alone differ (n0 to n9 once all fell in one /24) put every node under one subnet's
+      // limits.
+      for (let attempt = 0; !ip || this.subnets.has(subnet(ip)); attempt++) {
+        const h = sha256(new TextEncoder().encode(`${id}/${attempt}`));
+        ip = `10.${h[0]! % 240}.${h[1]}.${1 + (h[2]! % 254)}`;
+      }
       this.ips.set(id, ip);
+      this.subnets.add(subnet(ip));
     }
     return ip;
   }

@@ -9,6 +9,8 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { simulate, type SimResult } from '../sim/run.ts';
 import type { InvariantName } from '../sim/invariants.ts';
+import { scenario } from '../sim/scenario.ts';
+import { World } from '../sim/world.ts';
 import { measureFreeRider, measureSybil, UNLIMITED } from '../sim/fair-share.ts';
 import { DEEP_KEY_PAIRS, sharedBits } from '../sim/deep-accounts.ts';
 import { Wallets } from '../sim/wallets.ts';
@@ -125,6 +127,14 @@ describe('simulation', function () {
     }
     console.log(`      ${CALM_SWEEP} calm seeds: ${reorgs} reorganisations, none deeper than a block`);
     assert.deepEqual(failed, []);
+  });
+
+  it('every node of a network has a /24 of its own (subnet limits bind on adversaries, not on honest topology)', () => {
+    for (let seed = 1; seed <= 50; seed++) {
+      const world = new World(scenario(String(seed)));
+      const subnets = world.nodes.map((n) => world.net.ipOf(n.id).split('.').slice(0, 3).join('.'));
+      assert.equal(new Set(subnets).size, subnets.length, `seed ${seed}: ${subnets.join(' ')}`);
+    }
   });
 
   it("the deep users' accounts sit below the tree's top, in pairs, apart from every other user's", () => {
