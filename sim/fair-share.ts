@@ -15,6 +15,7 @@ import { DEFAULT_SLOT_LIMITS } from '../node/slots.ts';
 import { UNLIMITED_SERVING, type ServingLimits } from '../node/serving.ts';
 import { Checker } from './invariants.ts';
 import { arm, SYBIL_IDENTITIES } from './adversary.ts';
+import { catchingRejections } from './run.ts';
 import { mineHistory } from './mining.ts';
 import { Random } from './random.ts';
 import { simParams } from './scenario.ts';
@@ -126,8 +127,8 @@ export async function measureFreeRider(o: { freeRider: boolean; serving?: Partia
       poll();
     },
   });
-  await w.run();
-  for (const sim of w.nodes) sim.crash();
+  await catchingRejections(w, () => w.run());
+  if (w.crashes.length > 0) throw new Error(`a node threw: ${w.crashes.join('\n')}`);
   if (!synced) throw new Error(`H never synced (${w.node('H').node?.chain.tip.height ?? 'down'} of ${HISTORY})`);
   return {
     honestSyncMs: synced - started,
@@ -166,7 +167,7 @@ export async function measureSybil(seed = 'sybil'): Promise<SybilMeasurement> {
     if (w.scheduler.now < SIM_EPOCH_MS + 30_000) w.scheduler.after(100, sample);
   };
   w.scheduler.after(0, sample);
-  await w.run();
-  for (const sim of w.nodes) sim.crash();
+  await catchingRejections(w, () => w.run());
+  if (w.crashes.length > 0) throw new Error(`a node threw: ${w.crashes.join('\n')}`);
   return { slotsTaken: most, limit: DEFAULT_SLOT_LIMITS.maxInboundPerIp, identities: SYBIL_IDENTITIES, refused, honestPenalised: [...(checker.violations.get('no-honest-penalised') ?? []), ...(checker.violations.get('slots-bounded') ?? [])] };
 }

@@ -31,6 +31,21 @@ export interface SimResult {
 }
 
 /**
+ * Runs `work` on `world`, with errors thrown from node code meanwhile (unhandled rejections) kept
+ * in world.crashes rather than crashing the simulator; then every node is taken down.
+ */
+export async function catchingRejections(world: World, work: () => Promise<void>): Promise<void> {
+  const onRejection = (err: unknown) => world.crashes.push(`unhandled rejection: ${(err as Error)?.stack ?? String(err)}`);
+  process.on('unhandledRejection', onRejection);
+  try {
+    await work();
+  } finally {
+    process.off('unhandledRejection', onRejection);
+    for (const sim of world.nodes) sim.crash();
+  }
+}
+
+/**
  * Runs one seeded scenario to the end and checks every invariant. Errors thrown from node code
  * while it runs (unhandled rejections) are caught and count as violations, not as a crash of
  * the simulator.
@@ -41,16 +56,11 @@ export async function simulate(seed: string, options: ScenarioOptions = {}): Pro
   const world = new World(o);
   const checker = new Checker(world);
   arm(world, checker);
-  const onRejection = (err: unknown) => world.crashes.push(`unhandled rejection: ${(err as Error)?.stack ?? String(err)}`);
-  process.on('unhandledRejection', onRejection);
-  try {
+  await catchingRejections(world, async () => {
     checker.schedule(10_000);
     await world.run();
     await checker.final();
-  } finally {
-    process.off('unhandledRejection', onRejection);
-    for (const sim of world.nodes) sim.crash();
-  }
+  });
   const roles: Record<string, number> = {};
   for (const n of o.nodes) roles[n.role] = (roles[n.role] ?? 0) + 1;
   const invariants = checker.results();

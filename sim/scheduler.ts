@@ -24,6 +24,9 @@ export class Scheduler {
   }
 
   at(time: number, run: () => void): ScheduledEvent {
+    // NaN orders before nothing and after nothing: such an event at the heap's top would end the
+    // run there, quietly, as if time were up.
+    if (!Number.isFinite(time)) throw new Error(`an event scheduled at ${time}`);
     const event: ScheduledEvent = { at: Math.max(time, this.now), seq: this.seq++, run };
     this.push(event);
     return event;

@@ -12,6 +12,7 @@
 import { DEFAULT_REORG_DEPTH, DEFAULT_WINDOW } from '../consensus/chain-index.ts';
 import { Checker } from './invariants.ts';
 import { arm } from './adversary.ts';
+import { catchingRejections } from './run.ts';
 import type { Block } from '../ledger/block.ts';
 import { mineHistory } from './mining.ts';
 import { Random } from './random.ts';
@@ -120,13 +121,18 @@ export async function measureSyncFromPeers(servers: readonly SyncServer[], seed 
       poll();
     },
   });
-  await w.run();
-  const heights = servers.map((s) => w.node(s.id).node?.chain.tip.height);
-  for (const sim of w.nodes) sim.crash();
+  let heights: (number | undefined)[] = [];
+  await catchingRejections(w, async () => {
+    await w.run();
+    heights = servers.map((s) => w.node(s.id).node?.chain.tip.height);
+  });
+  if (w.crashes.length > 0) throw new Error(`a node threw: ${w.crashes.join('\n')}`);
   servers.forEach((s, i) => {
     if (heights[i] !== HISTORY) throw new Error(`server ${s.id} held ${heights[i] ?? 'nothing'} of ${HISTORY} blocks`);
   });
   if (!synced) throw new Error(`H never synced (${HISTORY} blocks)`);
+  // Without it every download time would be the whole sync's, and every comparison of them moot.
+  if (!downloading) throw new Error("H's sync never said its download began");
   return {
     syncMs: synced - started,
     downloadMs: synced - downloading,
