@@ -162,7 +162,7 @@ export class Checker {
   async final(): Promise<void> {
     this.checkNow();
     for (const crash of this.world.crashes) this.fail('no-throw-or-stall', crash);
-    for (const broken of this.world.quietViolations()) this.fail('quiet-period-quiet', broken);
+    for (const broken of this.world.faults.quietViolations()) this.fail('quiet-period-quiet', broken);
     const honest = this.world.nodes.filter((n) => n.honest && !n.gone);
     const down = honest.filter((n) => !n.up);
     for (const n of down) this.fail('no-throw-or-stall', `${n.id} is not running at the end`);

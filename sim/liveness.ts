@@ -56,7 +56,7 @@ export class Liveness {
         if (!sim.honest) return;
         // The surviving side of a connection says it ended (a crashed node says nothing).
         node.transport.on('peer:disconnect', (peer) => {
-          if (world.nodes.find((n) => n.id === peer)?.honest) world.disturbed();
+          if (world.nodes.find((n) => n.id === peer)?.honest) world.faults.disturbed();
         });
       },
       onDown: (sim, node) => {
@@ -78,7 +78,7 @@ export class Liveness {
    */
   private spreadFrom(miner: SimNode, node: CairnNode, block: Block): void {
     const w = this.world;
-    if (w.faultsInEffect.size > 0) {
+    if (w.faults.inEffect.size > 0) {
       this.counts.faulty++;
       return;
     }
@@ -99,7 +99,7 @@ export class Liveness {
       const life = sim.node;
       w.scheduler.after(bound, () => {
         // The network changed meanwhile: the path may be gone, or a new one longer.
-        if (w.lastDisturbanceMs > minedAt || sim.node !== life || !life) return;
+        if (w.faults.lastDisturbanceMs > minedAt || sim.node !== life || !life) return;
         this.counts.judged++;
         if (this.connected.get(sim.id)?.has(hash)) return;
         // A chain with as much work makes the block moot (it lost a race, or was reorganised away).

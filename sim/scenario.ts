@@ -3,7 +3,8 @@ import { DEFAULT_REORG_DEPTH, DEFAULT_WINDOW } from '../consensus/chain-index.ts
 import type { LinkProfile } from './network.ts';
 import { Random } from './random.ts';
 import type { Role, SimNodeSpec } from './sim-node.ts';
-import { SIM_EPOCH_MS, type Fault, type WorldOptions } from './world.ts';
+import { SIM_EPOCH_MS, type WorldOptions } from './world.ts';
+import type { Fault } from './faults.ts';
 import { Wallets } from './wallets.ts';
 import { DEEP_KEY_PAIRS } from './deep-accounts.ts';
 

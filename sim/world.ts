@@ -11,15 +11,7 @@ import { SimNode, type SimNodeSpec } from './sim-node.ts';
 import { mineBlock, mineHistory } from './mining.ts';
 import type { Wallets } from './wallets.ts';
 import type { Transaction } from '../ledger/transaction.ts';
-
-/** A fault the scenario applies at a simulated time. */
-export type Fault =
-  | { readonly kind: 'partition'; readonly atMs: number; readonly healMs: number; readonly sides: readonly (readonly string[])[] }
-  /** A kill -9; `duringImport`: at the node's next block, within the few ms its writes take. */
-  | { readonly kind: 'crash'; readonly atMs: number; readonly node: string; readonly restartMs: number; readonly duringImport?: boolean }
-  | { readonly kind: 'restart'; readonly atMs: number; readonly node: string; readonly restartMs: number }
-  | { readonly kind: 'link'; readonly atMs: number; readonly a: string; readonly b: string; readonly profile: LinkProfile; readonly untilMs: number }
-  | { readonly kind: 'burst'; readonly atMs: number; readonly txs: number; readonly style: 'valid' | 'conflicting' | 'replacing' };
+import { Faults, type Fault } from './faults.ts';
 
 export interface WorldOptions {
   readonly seed: string;
@@ -77,21 +69,9 @@ export class World {
   readonly counts = { blocks: 0, txs: 0, reorgs: 0, deepestReorg: 0, snapshotJoins: 0, faults: {} as Record<string, number> };
   private readonly observers: WorldObserver[] = [];
   private miningUntil: number;
-  /** Set when the faults end: what they scheduled for later does nothing then. */
-  private faultsEnded = false;
-  /** The network's loss counts when the faults ended, and nodes taken down after. */
-  private quietFrom: { dropped: number; duplicated: number } | undefined;
-  private readonly quietBroken: string[] = [];
+  readonly faults: Faults;
   /** Errors thrown from node code (rejections nobody handled): a node must never throw. */
   readonly crashes: string[] = [];
-  /** Partitions and link faults in effect now: while any is, blocks may take any time to spread. */
-  readonly faultsInEffect = new Set<Fault>();
-  /**
-   * When the network last changed for the worse: a fault began or ended, a node went down, two
-   * honest nodes lost their connection. A bound on how fast a block spreads holds only over a
-   * stretch of time with none of these.
-   */
-  lastDisturbanceMs = -Infinity;
   /** The users' transactions a node admitted when they were submitted, and when. */
   readonly userTxs: { readonly tx: Transaction; readonly atMs: number }[] = [];
 
@@ -103,6 +83,7 @@ export class World {
     for (const l of o.links) this.net.setLink(l.a, l.b, l.profile);
     this.nodes = o.nodes.map((spec) => new SimNode(spec));
     this.miningUntil = SIM_EPOCH_MS + o.durationMs;
+    this.faults = new Faults(this);
   }
 
   observe(observer: WorldObserver): void {
@@ -123,12 +104,13 @@ export class World {
     return n;
   }
 
-  disturbed(): void {
-    this.lastDisturbanceMs = this.scheduler.now;
+  countFault(kind: string): void {
+    this.counts.faults[kind] = (this.counts.faults[kind] ?? 0) + 1;
   }
 
-  private countFault(kind: string): void {
-    this.counts.faults[kind] = (this.counts.faults[kind] ?? 0) + 1;
+  /** A node is about to go down: the observers see it as it is. */
+  goingDown(sim: SimNode): void {
+    if (sim.node) for (const o of this.observers) o.onDown?.(sim, sim.node);
   }
 
   /** Starts node `sim` (first start or a restart after a crash). */
@@ -185,14 +167,14 @@ export class World {
     const t0 = SIM_EPOCH_MS;
     for (const sim of this.nodes) {
       s.at(t0 + sim.spec.joinAtMs, () => void this.startNode(sim).catch((err: Error) => this.crashes.push(`${sim.id} start: ${err.stack ?? err.message}`)));
-      if (sim.spec.leaveAtMs !== undefined) s.at(t0 + sim.spec.leaveAtMs, () => this.leave(sim));
+      if (sim.spec.leaveAtMs !== undefined) s.at(t0 + sim.spec.leaveAtMs, () => this.faults.leave(sim));
     }
-    for (const f of this.o.faults) s.at(t0 + f.atMs, () => this.apply(f));
+    for (const f of this.o.faults) s.at(t0 + f.atMs, () => this.faults.apply(f));
     this.scheduleBlock();
     this.scheduleTx();
     if (this.o.discovery !== false) this.scheduleDiscovery();
     await s.runUntil(t0 + this.o.durationMs);
-    this.endFaults();
+    this.faults.end();
     this.settle();
     await s.runUntil(t0 + this.o.durationMs + this.o.quietMs);
   }
@@ -209,118 +191,6 @@ export class World {
         const miner = this.nodes.find((n) => n.honest && n.up && !n.gone);
         if (miner) void this.mine(miner);
       });
-    }
-  }
-
-  /**
-   * Every fault ends: links lose nothing again (a pair a link fault touched included: back to its
-   * own latency), partitions heal, crashed nodes come back, and whatever a fault had scheduled for
-   * later does nothing, so that the quiet period is quiet.
-   */
-  private endFaults(): void {
-    this.record('faults end');
-    this.faultsEnded = true;
-    this.disturbed();
-    this.faultsInEffect.clear();
-    this.quietFrom = { dropped: this.net.stats.dropped, duplicated: this.net.stats.duplicated };
-    this.net.heal();
-    this.net.defaultLink = { ...this.o.defaultLink, drop: 0, duplicate: 0 };
-    for (const l of this.o.links) this.net.setLink(l.a, l.b, { ...l.profile, drop: 0, duplicate: 0 });
-    for (const f of this.o.faults) if (f.kind === 'link') this.restoreLink(f.a, f.b);
-    for (const sim of this.nodes) if (!sim.up && !sim.gone && sim.lives > 0) void this.startNode(sim);
-  }
-
-  /** The pair's own link as the scenario made it, or the network's default if it has none. */
-  private restoreLink(a: string, b: string): void {
-    const own = this.o.links.find((l) => (l.a === a && l.b === b) || (l.a === b && l.b === a));
-    const lossless = (p: LinkProfile) => (this.faultsEnded ? { ...p, drop: 0, duplicate: 0 } : p);
-    if (own) this.net.setLink(a, b, lossless(own.profile));
-    else this.net.clearLink(a, b);
-  }
-
-  private leave(sim: SimNode): void {
-    this.countFault('leave');
-    this.record(`leave ${sim.id}`);
-    sim.gone = true;
-    this.takeDown(sim, this.rng.chance(0.5) ? 'crash' : 'stop');
-  }
-
-  private takeDown(sim: SimNode, how: 'crash' | 'stop'): void {
-    this.disturbed();
-    if (sim.node) for (const o of this.observers) o.onDown?.(sim, sim.node);
-    if (this.faultsEnded) this.quietBroken.push(`${sim.id} went down (${how}) at ${((this.scheduler.now - SIM_EPOCH_MS) / 1000).toFixed(1)} s, after the faults ended`);
-    if (how === 'crash') sim.crash();
-    else void sim.stop();
-  }
-
-  /**
-   * What broke the quiet period's promise (no message lost or duplicated, no node down), which
-   * convergence and the liveness checks rely on: a fault that outlived the end of the faults.
-   */
-  quietViolations(): string[] {
-    if (!this.quietFrom) return [];
-    const { dropped, duplicated } = this.net.stats;
-    const lost = dropped - this.quietFrom.dropped;
-    const twice = duplicated - this.quietFrom.duplicated;
-    return [...this.quietBroken, ...(lost + twice > 0 ? [`${lost} messages lost and ${twice} duplicated after the faults ended`] : [])];
-  }
-
-  private apply(f: Fault): void {
-    if (this.faultsEnded) return;
-    this.countFault(f.kind);
-    const s = this.scheduler;
-    switch (f.kind) {
-      case 'partition': {
-        this.record(`partition ${f.sides.map((side) => side.join(',')).join(' | ')}`);
-        this.net.partition(f.sides);
-        this.disturbed();
-        this.faultsInEffect.add(f);
-        s.after(f.healMs, () => {
-          if (this.faultsEnded) return;
-          this.record('heal');
-          this.net.heal();
-          this.disturbed();
-          // One heal ends every partition (there is one map of sides).
-          for (const other of this.faultsInEffect) if (other.kind === 'partition') this.faultsInEffect.delete(other);
-        });
-        return;
-      }
-      case 'crash':
-      case 'restart': {
-        const sim = this.node(f.node);
-        if (!sim.up || sim.gone) return;
-        const down = () => {
-          // An aimed crash waits for the node's next block, which may come after the faults end.
-          if (!sim.up || sim.gone || this.faultsEnded) return;
-          this.record(`${f.kind} ${sim.id}`);
-          this.takeDown(sim, f.kind === 'crash' ? 'crash' : 'stop');
-          s.after(f.restartMs, () => void this.startNode(sim));
-        };
-        if (f.kind === 'crash' && f.duringImport) {
-          // Like the crash tests' aimed kills: while the block's batches are on their way to disk.
-          const delay = this.rng.fork(`crash-${f.atMs}`).int(6);
-          sim.node!.once('block', () => void s.after(delay, down));
-        } else {
-          down();
-        }
-        return;
-      }
-      case 'link': {
-        this.net.setLink(f.a, f.b, f.profile);
-        this.disturbed();
-        this.faultsInEffect.add(f);
-        s.after(f.untilMs, () => {
-          if (this.faultsEnded) return;
-          this.restoreLink(f.a, f.b);
-          this.disturbed();
-          this.faultsInEffect.delete(f);
-        });
-        return;
-      }
-      case 'burst':
-        this.record(`burst ${f.style} ${f.txs}`);
-        for (let i = 0; i < f.txs; i++) void this.submitTx(f.style);
-        return;
     }
   }
 
@@ -370,7 +240,7 @@ export class World {
   }
 
   /** A user's transaction to a random honest node, as `cairn send` makes it. */
-  private async submitTx(style: 'valid' | 'conflicting' | 'replacing'): Promise<void> {
+  async submitTx(style: 'valid' | 'conflicting' | 'replacing'): Promise<void> {
     const honest = this.nodes.filter((n) => n.up && n.honest);
     if (honest.length === 0) return;
     const rng = this.rng.fork(`tx-${this.counts.txs}`);
