@@ -23,7 +23,8 @@ type Fail = (name: 'blocks-propagate' | 'txs-confirm', message: string) => void;
  * going down, two honest nodes parted). In most seeds that is the quiet period's blocks only:
  * the faults end with every link lossless. Transactions: each one a node admitted from a user must
  * end up mined, or its nonce spent by another (a replacement, a conflict), unless every honest
- * node that held it went down with it (a mempool is not kept across lives in the simulator).
+ * node that held it, in its mempool or in a block only it had, went down with it (a mempool is
+ * not kept across lives in the simulator, and a crash can take a block's import with it).
  */
 export class Liveness {
   private readonly world: World;
@@ -31,11 +32,12 @@ export class Liveness {
   /** When each honest node first connected each block, by node id, then block hash. */
   private readonly connected = new Map<string, Map<string, number>>();
   /**
-   * Nonces whose every honest copy went down with a node (the simulator keeps no mempool across
-   * lives), by sender, with when: the transactions admitted by then at that nonce (replaced there
+   * Nonces whose every honest copy went down with a node, by sender, with when: the transactions admitted by then at that nonce (replaced there
    * by the one lost, say) or above it (which wait for it) may never be mined.
    */
   private readonly lost = new Map<string, { nonce: bigint; atMs: number }[]>();
+  /** The blocks honest nodes connected that carry each transaction, by its id. */
+  private readonly carriedBy = new Map<string, string[]>();
   /** Pairs (block, node) whose bound was judged; blocks not judged, mined with a fault in effect or over lossy links; users' transactions judged. */
   readonly counts = { judged: 0, faulty: 0, lossy: 0, txsJudged: 0 };
 
@@ -47,8 +49,10 @@ export class Liveness {
         if (!sim.honest) return;
         const times = this.connected.get(sim.id) ?? new Map<string, number>();
         this.connected.set(sim.id, times);
-        node.chain.on('connect', (_block, entry) => {
-          if (!times.has(entry.hashHex)) times.set(entry.hashHex, world.scheduler.now);
+        node.chain.on('connect', (block, entry) => {
+          if (times.has(entry.hashHex)) return;
+          times.set(entry.hashHex, world.scheduler.now);
+          for (const tx of block.txs) this.carriedBy.set(tx.idHex, [...(this.carriedBy.get(tx.idHex) ?? []), entry.hashHex]);
         });
         node.on('block', (block, how) => void (how === 'mined' && this.spreadFrom(sim, node, block)));
       },
@@ -61,9 +65,14 @@ export class Liveness {
       },
       onDown: (sim, node) => {
         if (!sim.honest) return;
-        const others = world.nodes.filter((n) => n !== sim && n.honest && n.node);
+        const others = world.nodes.filter((n) => n !== sim && n.honest && !n.gone);
+        // In a block another honest node connected (its disk keeps it), or in a running one's mempool.
+        const elsewhere = (id: string, hashes: readonly string[]) =>
+          others.some((n) => n.node?.mempool.has(Buffer.from(id, 'hex')) || hashes.some((h) => this.connected.get(n.id)?.has(h)));
         for (const { tx } of world.userTxs) {
-          if (!node.mempool.has(tx.id) || others.some((n) => n.node!.mempool.has(tx.id))) continue;
+          const hashes = this.carriedBy.get(tx.idHex) ?? [];
+          const here = node.mempool.has(tx.id) || hashes.some((h) => this.connected.get(sim.id)?.has(h));
+          if (!here || elsewhere(tx.idHex, hashes)) continue;
           const sender = toHex(tx.from);
           this.lost.set(sender, [...(this.lost.get(sender) ?? []), { nonce: tx.nonce, atMs: world.scheduler.now }]);
         }
@@ -99,7 +108,7 @@ export class Liveness {
       const life = sim.node;
       w.scheduler.after(bound, () => {
         // The network changed meanwhile: the path may be gone, or a new one longer.
-        if (w.faults.lastDisturbanceMs > minedAt || sim.node !== life || !life) return;
+        if (w.faults.lastDisturbanceMs >= minedAt || sim.node !== life || !life) return;
         this.counts.judged++;
         if (this.connected.get(sim.id)?.has(hash)) return;
         // A chain with as much work makes the block moot (it lost a race, or was reorganised away).
