@@ -128,6 +128,15 @@ export class Gossip extends EventEmitter<GossipEvents> {
     await this.o.transport.publish(this.o.names.compactBlockTopic, encodeCompactBlock(block));
   }
 
+  /**
+   * Publishes a block whole, on the block topic: for a tip that sync connected here. Its compact
+   * block may have reached us already, held as an orphan and so not forwarded, and gossipsub
+   * never publishes a message it has seen; the whole block is another message.
+   */
+  async publishWholeBlock(block: Block): Promise<void> {
+    await this.o.transport.publish(this.o.names.blockTopic, block.bytes);
+  }
+
   /** Publishes transactions as one batch; resolves to the number of peers it was sent to. */
   publishTxs(txs: readonly Transaction[]): Promise<number> {
     return this.o.transport.publish(this.o.names.txTopic, encodeTxBatch(txs));

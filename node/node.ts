@@ -242,6 +242,10 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     this.sync.on('foreign', (peer) => this.peers.ban(peer, 'another network (genesis or protocols differ)', { address: false }));
     this.gossip.on('orphan', (peer) => void this.sync.handshake(peer));
     this.gossip.on('connected', (peer, hash) => this.sync.peerHas(peer, hash));
+    // A chain taken by sync (an orphan's branch, a catch-up) is announced as its tip: gossip
+    // forwards only what it connected itself, so peers reached through this node would otherwise
+    // hear of it at their next status poll, 15 s a hop, and mine rival blocks meanwhile.
+    this.sync.on('took', () => void this.announceTip());
     // The block itself is logged as invalid by the chain; this says who brought it, and why no penalty.
     this.gossip.on('failed', (peer, err) => this.emit('log', 'info', 'a compact block whose header held failed its import: its miner\'s fault, the peer that forwarded it is not penalised', { peer, reason: (err as Error).message }));
     const t = this.transport;
@@ -296,6 +300,12 @@ export class CairnNode extends EventEmitter<NodeEvents> {
 
   private every(ms: number, task: () => void): void {
     this.timers.push(this.env.setInterval(task, ms));
+  }
+
+  /** Publishes our tip's block: peers that have it ignore it. */
+  private async announceTip(): Promise<void> {
+    const block = await this.db.getBlock(this.chain.tip.hash).catch(() => undefined);
+    if (block && block.header.height > 0) await this.gossip.publishWholeBlock(block).catch(() => {});
   }
 
   private pollStatuses(): void {

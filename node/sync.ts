@@ -40,6 +40,8 @@ export interface SyncEvents {
   download: [blocks: number];
   /** A sync ended: caught up with every peer known ahead, or nobody left to ask. */
   idle: [];
+  /** A peer's chain was taken: its blocks are downloaded and imported (our tip moved). */
+  took: [];
 }
 
 export interface SyncOptions {
@@ -334,6 +336,7 @@ export class Sync extends EventEmitter<SyncEvents> {
     const others = [...this.statuses.values()].filter((s) => s.peer !== peer && canServe(s.status));
     const providers = [...(hasBodies(claimed) ? [peer] : []), ...others.map((s) => s.peer)];
     await this.download(first, check.tipHeight, providers, canServe);
+    this.emit('took');
   }
 
   /**
