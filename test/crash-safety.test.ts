@@ -5,6 +5,9 @@ import { toHex } from '../ledger/bytes.ts';
 import { ChainDB } from '../ledger/chaindb.ts';
 import type { ChainTip } from '../ledger/chaindb-types.ts';
 import { auditChainDB } from '../ledger/audit.ts';
+import { LevelKv } from '../ledger/kv-level.ts';
+import { layout } from '../ledger/layout.ts';
+import { STORED_TREE_DEPTH } from '../ledger/tree-memory.ts';
 import { seededRandom, tempDir, testParams } from './helpers/fixtures.ts';
 
 const WRITER = fileURLToPath(new URL('./helpers/crash-writer.ts', import.meta.url));
@@ -218,5 +221,11 @@ describe('ChainDB crash safety', () => {
         `(aim now ${aim.connect.toFixed(2)} ms), disconnect ${aimedBefore.disconnect}/${aimedAfter.disconnect} (${aim.disconnect.toFixed(2)} ms)`,
     );
     assert.ok(previous!.height >= KILLS, `the chain reached only ${previous!.height}`);
+    // The writer pays accounts whose paths leave the top: the kills landed on stored inner nodes too.
+    const kv = await LevelKv.open(dir.path);
+    let below = 0;
+    for await (const key of kv.keys(layout.range('S'))) if (key[1]! > STORED_TREE_DEPTH) below++;
+    await kv.close();
+    assert.ok(below > 0, 'no tree node stored below the top');
   });
 });

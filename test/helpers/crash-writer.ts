@@ -22,6 +22,7 @@ import { ChainDB } from '../../ledger/chaindb.ts';
 import type { SignatureChecker } from '../../ledger/state.ts';
 import type { Transaction } from '../../ledger/transaction.ts';
 import { FUNDED_KEYS, childBlock, seededRandom, testParams, transfer } from './fixtures.ts';
+import { deepPairs, randomAddresses } from './deep-paths.ts';
 
 const [datadir, seedText] = process.argv.slice(2);
 if (!datadir || !seedText || !/^\d+$/.test(seedText)) {
@@ -38,6 +39,7 @@ function say(line: string): void {
 // would fill most of each loop with crypto, where a kill has nothing to break; signatures are not
 // what this test is about.
 const ownSignatures: SignatureChecker = { async checkBlockSignatures() {} };
+const DEEP = deepPairs(randomAddresses(41, 6000)).flat().map((a) => Buffer.from(a, 'hex'));
 const db = await ChainDB.open(datadir, testParams());
 const h = await TipHarness.open(db);
 // Disconnecting only above this height keeps every tip after the first "done" above the tip found
@@ -54,8 +56,11 @@ async function buildBlock(): Promise<Block> {
     const key = FUNDED_KEYS[sender]!;
     const nonce = nonces.get(sender) ?? (await db.getAccount(key.address))?.nonce ?? 0n;
     nonces.set(sender, nonce + 1n);
-    // Mostly fresh accounts, so disconnects must also delete accounts, not only restore them.
-    const to = rng.int(4) === 0 ? FUNDED_KEYS[rng.int(FUNDED_KEYS.length)]!.address : rng.bytes(20);
+    // Mostly fresh accounts, so disconnects must also delete accounts, not only restore them; a
+    // third of them pairs whose paths leave the tree's top, so that kills land on writes of stored
+    // inner nodes, the node cache and its prefetch too, not only on the top in memory.
+    const roll = rng.int(12);
+    const to = roll < 3 ? FUNDED_KEYS[rng.int(FUNDED_KEYS.length)]!.address : roll < 7 ? DEEP[rng.int(DEEP.length)]! : rng.bytes(20);
     txs.push(transfer(key, to, 1n + BigInt(rng.int(100)), nonce, 1n + BigInt(rng.int(3))));
   }
   return childBlock(h.tip, txs);
