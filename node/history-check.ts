@@ -126,7 +126,8 @@ export class HistoryCheck {
     const db = await ChainDB.open(await this.p.store.open(), chain.params, { scheduleFlush: (start) => env.defer(start) });
     let verdict: HistoryVerdict | undefined;
     try {
-      const signatures = new TxSignatureVerifier(this.p.verifier);
+      // Not urgent: the tip's blocks, and the transactions of peers, go first.
+      const signatures = new TxSignatureVerifier(this.p.verifier, undefined, { blocksUrgent: false });
       const check = await Chain.open(db, { clock: secondsOf(env), signatures, reorgDepth: chain.reorgDepth });
       check.on('tip', (e) => {
         for (const block of e.connected) signatures.confirmed(block.txs);
@@ -176,7 +177,7 @@ export class HistoryCheck {
       last: this.base,
       batchHashes: (start, count) => chain.db.history.mainHashes(start, start + count),
       fetch: (peer, hashes) => this.p.fetch(peer, hashes),
-      preverify: (blocks) => signatures.preverify(blocks.flatMap((b) => b.txs), { urgent: true }),
+      preverify: (blocks) => signatures.preverify(blocks.flatMap((b) => b.txs)),
       importBatch: async (blocks) => {
         if (this.stopped) throw new Error('stopped');
         await this.p.syncIdle();

@@ -237,10 +237,14 @@ export class Sync extends EventEmitter<SyncEvents> {
       if (outcome === 'joined') this.again = true; // the next round executes the blocks after the pivot
       if (outcome !== 'not-possible') return;
     }
+    // Peers whose turn this round has had: a claim of theirs that came to nothing here (no
+    // headers, a fork below our floor, busy) must not keep another peer's chain waiting for it.
+    const tried = new Set<string>();
     for (const { peer, status } of ahead) {
       if (status.totalWork <= chain.tip.totalWork) continue;
+      tried.add(peer);
       try {
-        await this.syncFrom(peer, status);
+        await this.syncFrom(peer, status, tried);
       } catch (err) {
         this.blame(peer, err);
       }
@@ -297,7 +301,7 @@ export class Sync extends EventEmitter<SyncEvents> {
     }
   }
 
-  private async syncFrom(peer: string, claimed: Status): Promise<void> {
+  private async syncFrom(peer: string, claimed: Status, tried: ReadonlySet<string>): Promise<void> {
     const { chain, clock } = this.o;
     // 1. Headers, checked as they come; their hashes go to the store's scratch list by height.
     const request = this.patientRequest;
@@ -307,7 +311,7 @@ export class Sync extends EventEmitter<SyncEvents> {
         peer,
         claimed,
       );
-      if (found) await this.takeChain(peer, claimed, found);
+      if (found) await this.takeChain(peer, claimed, found, tried);
     } finally {
       // The scratch list holds this peer's hashes only while its chain is taken, whatever happens.
       await chain.db.history.clearPending();
@@ -315,7 +319,7 @@ export class Sync extends EventEmitter<SyncEvents> {
   }
 
   /** syncFrom's second half, with the peer's headers checked: its claim held to them, then the bodies. */
-  private async takeChain(peer: string, claimed: Status, found: HeaderChain): Promise<void> {
+  private async takeChain(peer: string, claimed: Status, found: HeaderChain, tried: ReadonlySet<string>): Promise<void> {
     const { chain } = this.o;
     const { fork, check, complete } = found;
     // Its claim put it first in this round: it must hold before its chain is taken, whether or
@@ -325,7 +329,7 @@ export class Sync extends EventEmitter<SyncEvents> {
     if (complete && check.totalWork < claimed.totalWork) throw new PeerFault('its headers do not add up to the work it claimed', LIE);
     if (check.totalWork <= chain.tip.totalWork) return;
     // A peer whose status came in meanwhile claims more than this chain holds: it goes first.
-    if (this.ahead().some((s) => s.peer !== peer && s.status.totalWork > check.totalWork)) {
+    if (this.ahead().some((s) => !tried.has(s.peer) && s.status.totalWork > check.totalWork)) {
       this.again = true;
       return;
     }

@@ -19,9 +19,16 @@ export class TxSignatureVerifier implements SignatureChecker {
   private readonly pool: SignatureVerifier;
   readonly cache: SignatureCache;
 
-  constructor(pool: SignatureVerifier, cache = new SignatureCache()) {
+  /**
+   * Whether its blocks' signatures go before transaction batches (VerifyPool's urgent queue): a
+   * node's own chain's do; a background check of old history's must not hold up the tip's.
+   */
+  private readonly blocksUrgent: boolean;
+
+  constructor(pool: SignatureVerifier, cache = new SignatureCache(), o: { blocksUrgent?: boolean } = {}) {
     this.pool = pool;
     this.cache = cache;
+    this.blocksUrgent = o.blocksUrgent ?? true;
   }
 
   /**
@@ -62,7 +69,7 @@ export class TxSignatureVerifier implements SignatureChecker {
   }
 
   async checkBlockSignatures(txs: readonly Transaction[]): Promise<void> {
-    const failure = await this.firstFailure(txs, { urgent: true });
+    const failure = await this.firstFailure(txs, { urgent: this.blocksUrgent });
     if (failure) throw failureError(failure.code, failure.index);
   }
 

@@ -45,11 +45,15 @@ describe('sync: claimed work', function () {
       return { genesis: genesis.header.hash, height: p.blocks.length, tipHash: p.blocks.at(-1)!.header.hash, totalWork: p.claim, prunedHeight: 0 };
     };
     const onHeaders: ((peer: string) => void)[] = [];
+    const silent = new Set<string>(); // peers that answer every header range with none
+    let ranges = 0;
     const transport = Object.assign(new EventEmitter(), {
       peers: () => Object.keys(served),
       async request(peer: string, protocol: string, body: Uint8Array) {
         if (protocol === names.status) return encodeStatus(statusOf(peer));
         for (const f of onHeaders) f(peer);
+        if (++ranges > 200) throw new Error('200 header ranges asked: a sync that goes round for ever');
+        if (silent.has(peer)) return encodeHeaders([]);
         const { from, count } = decodeGetHeaderRange(body);
         return encodeHeaders(served[peer]!.blocks.slice(from - 1, from - 1 + count).map((b) => b.header));
       },
@@ -59,7 +63,7 @@ describe('sync: claimed work', function () {
     }) as unknown as Transport;
     const peers = new PeerManager(() => now);
     const sync = new Sync({ transport, env: realEnv, names, chain, peers, clock: () => now, serve: (async () => {}) as unknown as Serve });
-    return { db, chain, sync, peers, honest, statusOf, onHeaders };
+    return { db, chain, sync, peers, honest, statusOf, onHeaders, silent };
   }
 
   it('a chain of near-free headers claiming more work than it has is refused, and its peer banned, before it is taken; the honest chain follows', async () => {
@@ -89,6 +93,18 @@ describe('sync: claimed work', function () {
     await sync.idle();
     assert.equal(toHex(chain.tip.hash), toHex(honest.at(-1)!.header.hash), 'on the honest chain');
     assert.equal(peers.isBanned('attacker'), false, 'its claim was true: no offence');
+    await db.close();
+  });
+
+  it('a peer whose claim comes to nothing (no headers at all) does not hold up another peer\'s chain', async () => {
+    // From a review of the check above: a claim of a peer whose own turn gave nothing to check
+    // sent every round round again, for ever, and the node never synced.
+    const { db, chain, sync, honest, statusOf, silent } = await setup(() => 1n << 200n);
+    silent.add('attacker');
+    for (const peer of ['honest', 'attacker']) sync.statuses.set(peer, { peer, status: statusOf(peer) });
+    await sync.requestSync();
+    await sync.idle();
+    assert.equal(toHex(chain.tip.hash), toHex(honest.at(-1)!.header.hash), 'on the honest chain');
     await db.close();
   });
 });

@@ -81,4 +81,16 @@ describe('TxSignatureVerifier: the signature cache', function () {
     await assert.rejects(verifier.checkBlockSignatures([ok!, badSignature, mismatch]), { code: 'TX_BAD_SIGNATURE', txIndex: 1 });
     await assert.rejects(verifier.checkBlockSignatures([ok!, mismatch, badSignature]), { code: 'TX_SENDER_MISMATCH', txIndex: 1 });
   });
+
+  it("asks the pool to put a block's signatures first, unless told its blocks are a background check's", async function () {
+    // From a review: the history check's blocks went first too, and a long check held the
+    // transactions of peers (and, behind it in the same queue, the tip's blocks) for seconds.
+    const asked: (boolean | undefined)[] = [];
+    const pool = { verify: async (items: readonly VerifyItem[], o?: { urgent?: boolean }) => (asked.push(o?.urgent), items.map(() => true)) };
+    const [a, b, c] = transfers(3);
+    await new TxSignatureVerifier(pool).checkBlockSignatures([a!]);
+    await new TxSignatureVerifier(pool, undefined, { blocksUrgent: false }).checkBlockSignatures([b!]);
+    await new TxSignatureVerifier(pool).preverify([c!]);
+    assert.deepEqual(asked, [true, false, undefined]);
+  });
 });
