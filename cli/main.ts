@@ -18,7 +18,7 @@ const COMMANDS: Record<string, Command> = {
     execWithNodeRuntime(); // returns only once the process runs with the node's memory settings
     return (await import('./cmd-node.ts')).nodeCommand(argv, out);
   },
-  devnet: async (argv, out) => (await import('./cmd-node.ts')).devnetCommand(argv, out),
+  devnet: async (argv, out) => (await import('./cmd-devnet.ts')).devnetCommand(argv, out),
   generate: async (argv, out) => (await import('./cmd-generate.ts')).generateCommand(argv, out),
   snapshot: async (argv, out) => (await import('./cmd-snapshot.ts')).snapshotCommand(argv, out),
   light: async (argv, out) => (await import('./cmd-light.ts')).lightCommand(argv, out),
