@@ -1,11 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { closeSync, openSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { encodeAddress } from '../ledger/keys.ts';
-import { RpcClient } from './rpc-client.ts';
+import { CairnError } from '../ledger/errors.ts';
 import { count, parse, str, UsageError } from './args.ts';
 import { initDatadir } from './datadir.ts';
+import { RpcClient } from './rpc-client.ts';
 import { cairnCommand } from './self.ts';
 import type { Out } from './output.ts';
 
@@ -13,68 +13,143 @@ import type { Out } from './output.ts';
 // dist/), so that a devnet's nodes run the same code as the command that started them.
 const ENTRY = process.argv[1]!;
 
+/** A devnet that could not start all its nodes: exit status 1, the others stopped. */
+export class DevnetError extends CairnError {
+  constructor(message: string) {
+    super('DEVNET', message);
+  }
+}
+
+interface Member {
+  readonly name: string;
+  readonly datadir: string;
+  readonly log: string;
+  readonly child: ChildProcess;
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
 export async function devnetCommand(argv: string[], out: Out): Promise<void> {
-  const { values } = parse(argv, { nodes: { type: 'string' }, datadir: { type: 'string' }, genesis: { type: 'string' }, coinbase: { type: 'string' } });
+  const { values } = parse(argv, { nodes: { type: 'string' }, datadir: { type: 'string' }, genesis: { type: 'string' }, coinbase: { type: 'string' }, json: { type: 'boolean' } });
   if (values.help) return out.help(HELP);
   const n = count(values, 'nodes', 1, 32) ?? 3;
   const root = resolve(str(values, 'datadir') ?? 'devnet');
   const genesisArgs = str(values, 'genesis') ? ['--genesis', str(values, 'genesis')!] : [];
-  const children: ChildProcess[] = [];
+  const members: Member[] = [];
+  let stopping = false;
+  // Each node runs in a process group of its own (detached), so that a Ctrl-C at the terminal
+  // reaches this process alone and each node is told to stop exactly once, here. In the
+  // terminal's group, a node had the terminal's SIGINT and then this SIGTERM: a second signal,
+  // which a node takes for an impatient user's and exits at once, mid-shutdown.
   const stopAll = async () => {
-    for (const c of children) c.kill('SIGTERM');
-    await Promise.all(children.map((c) => (c.exitCode === null ? new Promise((r) => c.once('exit', r)) : undefined)));
+    stopping = true;
+    for (const m of members) signal(m.child, 'SIGTERM');
+    await Promise.all(members.map((m) => m.exited));
   };
-  process.on('SIGINT', () => void stopAll().then(() => process.exit(0)));
-  process.on('SIGTERM', () => void stopAll().then(() => process.exit(0)));
+  let signals = 0;
+  const onSignal = () => {
+    // A second Ctrl-C from the user is passed on as a second signal: the nodes then exit at once,
+    // as a node run by itself does.
+    if (++signals > 1) {
+      for (const m of members) signal(m.child, 'SIGTERM');
+      return;
+    }
+    void stopAll().then(() => process.exit(0));
+  };
+  // SIGHUP too: the terminal's hang-up no longer reaches the nodes' own groups.
+  for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(s, onSignal);
 
   let bootstrap: string[] = [];
   const rows: { name: string; datadir: string; rpc: string; p2p: string; mining: boolean }[] = [];
-  for (let i = 0; i < n; i++) {
-    const datadir = join(root, `node-${i}`);
-    await mkdir(datadir, { recursive: true });
-    const { params } = await initDatadir(datadir, str(values, 'genesis'));
-    const mining = i === 0;
-    // The miner pays the first funded address of the genesis: on the bundled devnet that is the
-    // documented public development key, so mined coins can be spent right away.
-    const coinbase = str(values, 'coinbase') ?? (params.alloc[0] ? encodeAddress(params.alloc[0].address) : undefined);
-    if (mining && !coinbase) throw new UsageError('this genesis funds nobody: pass --coinbase ADDRESS for the mining node');
-    const args = [ENTRY, 'node', '--datadir', datadir, ...genesisArgs, '--p2p-host', '127.0.0.1', '--p2p-port', '0', '--rpc-port', '0', '--http-port', '0', '--no-mdns', '--log-level', 'info'];
-    for (const b of bootstrap) args.push('--bootstrap', b);
-    if (mining) args.push('--mine', '--coinbase', coinbase!);
-    const log = createWriteStream(join(datadir, 'node.log'), { flags: 'a' });
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    child.stdout!.pipe(log);
-    child.stderr!.pipe(log);
-    children.push(child);
-    const status = await waitForNode(datadir, child);
-    if (i === 0) bootstrap = status.listen.filter((a) => a.includes('/127.0.0.1/'));
-    rows.push({ name: `node-${i}`, datadir, rpc: status.rpc, p2p: status.listen[0] ?? '', mining });
+  try {
+    for (let i = 0; i < n; i++) {
+      const name = `node-${i}`;
+      const datadir = join(root, name);
+      const { params } = await initDatadir(datadir, str(values, 'genesis'));
+      const mining = i === 0;
+      // The miner pays the first funded address of the genesis: on the bundled devnet that is the
+      // documented public development key, so mined coins can be spent right away.
+      const coinbase = str(values, 'coinbase') ?? (params.alloc[0] ? encodeAddress(params.alloc[0].address) : undefined);
+      if (mining && !coinbase) throw new UsageError('this genesis funds nobody: pass --coinbase ADDRESS for the mining node');
+      const args = [ENTRY, 'node', '--datadir', datadir, ...genesisArgs, '--p2p-host', '127.0.0.1', '--p2p-port', '0', '--rpc-port', '0', '--http-port', '0', '--no-mdns', '--log-level', 'info'];
+      for (const b of bootstrap) args.push('--bootstrap', b);
+      if (mining) args.push('--mine', '--coinbase', coinbase!);
+      const m = startMember(name, datadir, args);
+      members.push(m);
+      const status = await waitForNode(m, () => stopping);
+      if (i === 0) bootstrap = status.listen.filter((a) => a.includes('/127.0.0.1/'));
+      rows.push({ name, datadir, rpc: status.rpc, p2p: status.listen[0] ?? '', mining });
+    }
+  } catch (err) {
+    // Nodes already started would outlive us, each in its own group.
+    await stopAll();
+    throw err;
   }
   const cairn = cairnCommand();
   out.result(rows, rows.map((r) => `${r.name}${r.mining ? ' (mining)' : ''}\n  datadir ${r.datadir}\n  rpc     ${r.rpc}\n  p2p     ${r.p2p}\n  try     ${cairn} status --datadir ${r.datadir}`).join('\n') + `\n\nlogs in each datadir's node.log; Ctrl-C stops all ${n} nodes`);
-  await new Promise<never>(() => {}); // until a signal
+  // Until a signal; a node stopped on its own (cairn stop, a crash) is told of, and once none is
+  // left there is nothing to wait for.
+  const ends = await Promise.all(members.map(async (m) => {
+    const end = await m.exited;
+    if (!stopping) process.stderr.write(`cairn: ${m.name} exited (${exitText(end)}); see ${m.log}\n`);
+    return end;
+  }));
+  if (!stopping && ends.some((e) => e.code !== 0)) throw new DevnetError(`every node of the devnet has exited, not all cleanly; see their node.log`);
 }
 
-async function waitForNode(datadir: string, child: ChildProcess): Promise<{ listen: string[]; rpc: string }> {
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new UsageError(`the node for ${datadir} exited (status ${child.exitCode}); see ${join(datadir, 'node.log')}`);
-    try {
-      const client = await RpcClient.fromDatadir(datadir);
-      const status = await client.call('status', {});
-      return { listen: status.listen, rpc: client.url };
-    } catch {
-      if (Date.now() > deadline) throw new UsageError(`the node for ${datadir} did not start within 30 s; see ${join(datadir, 'node.log')}`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
+/** `cairn node` for one member, its output appended to DATADIR/node.log by the node itself. */
+function startMember(name: string, datadir: string, args: string[]): Member {
+  const log = join(datadir, 'node.log');
+  const fd = openSync(log, 'a');
+  try {
+    // The log's descriptor, not a pipe through us: a node must not depend on this process to write.
+    const child = spawn(process.execPath, args, { stdio: ['ignore', fd, fd], detached: true });
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => {
+      child.once('exit', (code, sig) => r({ code, signal: sig }));
+      child.once('error', () => r({ code: child.exitCode ?? 1, signal: null })); // it could not be started
+    });
+    return { name, datadir, log, child, exited };
+  } finally {
+    closeSync(fd);
   }
 }
 
-const HELP = `Usage: cairn devnet [--nodes N] [--datadir DIR] [--genesis FILE] [--coinbase ADDRESS]
+function signal(child: ChildProcess, sig: NodeJS.Signals): void {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  try {
+    child.kill(sig);
+  } catch {
+    // gone already
+  }
+}
+
+function exitText(e: { code: number | null; signal: NodeJS.Signals | null }): string {
+  return e.signal ? `signal ${e.signal}` : `status ${e.code}`;
+}
+
+async function waitForNode(m: Member, stopping: () => boolean): Promise<{ listen: string[]; rpc: string }> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (m.child.exitCode !== null || m.child.signalCode !== null) {
+      if (stopping()) throw new DevnetError('stopped while the nodes were starting');
+      throw new DevnetError(`the node for ${m.datadir} exited (${exitText({ code: m.child.exitCode, signal: m.child.signalCode })}); see ${m.log}`);
+    }
+    try {
+      const client = await RpcClient.fromDatadir(m.datadir);
+      const status = await client.call('status', {});
+      return { listen: status.listen, rpc: client.url };
+    } catch {
+      // not written yet, or not answering yet
+    }
+    if (Date.now() > deadline) throw new DevnetError(`${m.name} (${m.datadir}) did not start within 30 s; see ${m.log}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+const HELP = `Usage: cairn devnet [--nodes N] [--datadir DIR] [--genesis FILE] [--coinbase ADDRESS] [--json]
 
 Starts N local nodes (default 3) under DIR (default ./devnet), wired together on 127.0.0.1,
 the first one mining to the genesis's funded key (on the bundled devnet, the public development
-key); prints how to reach each; Ctrl-C stops them all.
+key); prints how to reach each (--json: as JSON, once all answer); Ctrl-C stops them all (cleanly; a second Ctrl-C at once).
 
 Examples:
   cairn devnet --nodes 3

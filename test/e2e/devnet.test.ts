@@ -1,0 +1,102 @@
+/**
+ * `cairn devnet` as a user runs it at a terminal: its nodes stop cleanly on one Ctrl-C.
+ */
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { setPriority } from 'node:os';
+import { join } from 'node:path';
+import type { RpcEndpointFile } from '../../node/rpc-types.ts';
+import { tempDir } from '../helpers/fixtures.ts';
+import { CAIRN_MAIN, REPO, waitFor, writeTestGenesis } from '../helpers/cli.ts';
+
+interface Row {
+  readonly name: string;
+  readonly datadir: string;
+  readonly rpc: string;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function kill(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch {
+    // already gone
+  }
+}
+
+/** The messages of a node.log's JSON records, in order. */
+function messages(log: string): string[] {
+  return readFileSync(log, 'utf8').split('\n').filter((l) => l.startsWith('{')).map((l) => String((JSON.parse(l) as { msg: unknown }).msg));
+}
+
+describe('e2e: cairn devnet', function () {
+  this.timeout(120_000);
+  const dir = tempDir('cairn-e2e-devnet-');
+  const root = join(dir.path, 'dn');
+  let genesis = '';
+  let devnet: ChildProcess | undefined;
+  let stdout = '';
+  let stderr = '';
+  let rows: Row[] = [];
+  const nodePids: number[] = [];
+
+  before(async function () {
+    this.timeout(90_000);
+    genesis = writeTestGenesis(dir.path, 'cairn-e2e-devnet');
+    // Its own process group, as a terminal gives a job: the group a Ctrl-C is sent to.
+    devnet = spawn(process.execPath, [CAIRN_MAIN, 'devnet', '--nodes', '2', '--datadir', root, '--genesis', genesis, '--json'], { cwd: REPO, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    const started = devnet;
+    try {
+      setPriority(started.pid!, 10); // the miner leaves the CPU to the rest
+    } catch {
+      // only slower
+    }
+    started.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    started.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const printed = await waitFor('the devnet to print its nodes', async () => {
+      if (started.exitCode !== null) return { exited: started.exitCode, rows: undefined };
+      try {
+        return { exited: null, rows: JSON.parse(stdout) as Row[] };
+      } catch {
+        return undefined;
+      }
+    }, 80_000);
+    if (printed.rows === undefined) throw new Error(`cairn devnet exited with status ${printed.exited}: ${stderr}`);
+    rows = printed.rows;
+    for (const r of rows) nodePids.push((JSON.parse(readFileSync(join(r.datadir, 'rpc.json'), 'utf8')) as RpcEndpointFile).pid);
+  });
+
+  after(async () => {
+    // By pid: the devnet, then each node (in groups of their own, they outlive a killed devnet).
+    if (devnet?.pid !== undefined) kill(devnet.pid, 'SIGKILL');
+    for (const pid of nodePids) kill(pid, 'SIGKILL');
+    if (devnet && devnet.exitCode === null && devnet.signalCode === null) await new Promise((r) => devnet!.once('close', r));
+    await waitFor('the nodes to be gone', async () => (nodePids.some(alive) ? undefined : true), 10_000);
+    dir.remove();
+  });
+
+  it('Ctrl-C (SIGINT to the terminal\'s process group) stops every node once, cleanly: "stopped" logged, rpc.json removed, mempool and bans saved', async () => {
+    assert.ok(devnet?.pid);
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => devnet!.once('close', (code, signal) => r({ code, signal })));
+    process.kill(-devnet.pid, 'SIGINT');
+    assert.deepEqual(await exited, { code: 0, signal: null }, stderr);
+    for (const [i, row] of rows.entries()) {
+      assert.equal(alive(nodePids[i]!), false, `${row.name} is gone`);
+      const said = messages(join(row.datadir, 'node.log'));
+      assert.equal(said.at(-1), 'stopped', `${row.name}'s log ends: ${said.slice(-3).join(' | ')}`);
+      assert.equal(said.filter((m) => m === 'stopping').length, 1, `${row.name} was told to stop once`);
+      assert.equal(existsSync(join(row.datadir, 'rpc.json')), false, row.name);
+      assert.ok(existsSync(join(row.datadir, 'mempool.dat')), `${row.name} saved its mempool`);
+      assert.ok(existsSync(join(row.datadir, 'bans.json')), `${row.name} saved its bans`);
+    }
+  });
+});
