@@ -1,7 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, statSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { encodeAddress } from '../ledger/keys.ts';
+import { RPC_ENDPOINT_FILE, type RpcEndpointFile } from '../node/rpc-types.ts';
 import { CairnError } from '../ledger/errors.ts';
 import { count, parse, str, UsageError } from './args.ts';
 import { initDatadir } from './datadir.ts';
@@ -26,6 +28,8 @@ interface Member {
   readonly log: string;
   readonly child: ChildProcess;
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Where this node's own output starts in its log (a log is appended to, across runs). */
+  readonly logStart: number;
 }
 
 export async function devnetCommand(argv: string[], out: Out): Promise<void> {
@@ -100,14 +104,16 @@ export async function devnetCommand(argv: string[], out: Out): Promise<void> {
 function startMember(name: string, datadir: string, args: string[]): Member {
   const log = join(datadir, 'node.log');
   const fd = openSync(log, 'a');
+  let logStart = 0;
   try {
+    logStart = statSync(log).size;
     // The log's descriptor, not a pipe through us: a node must not depend on this process to write.
     const child = spawn(process.execPath, args, { stdio: ['ignore', fd, fd], detached: true });
     const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => {
       child.once('exit', (code, sig) => r({ code, signal: sig }));
       child.once('error', () => r({ code: child.exitCode ?? 1, signal: null })); // it could not be started
     });
-    return { name, datadir, log, child, exited };
+    return { name, datadir, log, child, exited, logStart };
   } finally {
     closeSync(fd);
   }
@@ -126,17 +132,25 @@ function exitText(e: { code: number | null; signal: NodeJS.Signals | null }): st
   return e.signal ? `signal ${e.signal}` : `status ${e.code}`;
 }
 
+/**
+ * Waits until this member's node answers on the endpoint it wrote: rpc.json must name its pid,
+ * since another node (another devnet's, on the same directory) may have written one there.
+ */
 async function waitForNode(m: Member, stopping: () => boolean): Promise<{ listen: string[]; rpc: string }> {
   const deadline = Date.now() + 30_000;
   for (;;) {
     if (m.child.exitCode !== null || m.child.signalCode !== null) {
       if (stopping()) throw new DevnetError('stopped while the nodes were starting');
-      throw new DevnetError(`the node for ${m.datadir} exited (${exitText({ code: m.child.exitCode, signal: m.child.signalCode })}); see ${m.log}`);
+      const why = lastWords(m.log, m.logStart);
+      throw new DevnetError(`${m.name} (${m.datadir}) exited before it was ready (${exitText({ code: m.child.exitCode, signal: m.child.signalCode })})${why ? `: ${why}` : ''}; see ${m.log}`);
     }
     try {
-      const client = await RpcClient.fromDatadir(m.datadir);
-      const status = await client.call('status', {});
-      return { listen: status.listen, rpc: client.url };
+      const endpoint = JSON.parse(await readFile(join(m.datadir, RPC_ENDPOINT_FILE), 'utf8')) as RpcEndpointFile;
+      if (endpoint.pid === m.child.pid) {
+        const client = new RpcClient(endpoint.url, endpoint.token);
+        const status = await client.call('status', {});
+        return { listen: status.listen, rpc: client.url };
+      }
     } catch {
       // not written yet, or not answering yet
     }
@@ -145,11 +159,37 @@ async function waitForNode(m: Member, stopping: () => boolean): Promise<{ listen
   }
 }
 
+/**
+ * What a node that exited said last: its one-line error ("cairn: …", on stderr) if it wrote one,
+ * else its last log record's message. Read from where its own output began: lines of another
+ * node on the same directory may be interleaved.
+ */
+function lastWords(log: string, from: number): string | undefined {
+  let text: string;
+  try {
+    text = readFileSync(log).subarray(from).toString('utf8');
+  } catch {
+    return undefined;
+  }
+  const lines = text.split('\n').map((l) => l.trim()).filter(Boolean);
+  const error = lines.findLast((l) => l.startsWith('cairn: '));
+  if (error) return error.slice('cairn: '.length);
+  const last = lines.at(-1);
+  if (last === undefined) return undefined;
+  try {
+    return String((JSON.parse(last) as { msg?: unknown }).msg ?? last);
+  } catch {
+    return last;
+  }
+}
+
 const HELP = `Usage: cairn devnet [--nodes N] [--datadir DIR] [--genesis FILE] [--coinbase ADDRESS] [--json]
 
 Starts N local nodes (default 3) under DIR (default ./devnet), wired together on 127.0.0.1,
 the first one mining to the genesis's funded key (on the bundled devnet, the public development
-key); prints how to reach each (--json: as JSON, once all answer); Ctrl-C stops them all (cleanly; a second Ctrl-C at once).
+key); prints how to reach each (--json: as JSON, once all answer); Ctrl-C stops them all (cleanly; a second Ctrl-C at once). A node
+that cannot start (its datadir in use by another devnet, say) is named with its reason, and the
+others are stopped.
 
 Examples:
   cairn devnet --nodes 3

@@ -1,5 +1,7 @@
 /**
- * `cairn devnet` as a user runs it at a terminal: its nodes stop cleanly on one Ctrl-C.
+ * `cairn devnet` as a user runs it at a terminal: its nodes stop cleanly on one Ctrl-C, and a
+ * second devnet on the same directory says which node could not start and why, instead of
+ * reporting the first devnet's nodes as its own.
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -8,7 +10,7 @@ import { setPriority } from 'node:os';
 import { join } from 'node:path';
 import type { RpcEndpointFile } from '../../node/rpc-types.ts';
 import { tempDir } from '../helpers/fixtures.ts';
-import { CAIRN_MAIN, REPO, waitFor, writeTestGenesis } from '../helpers/cli.ts';
+import { CAIRN_MAIN, REPO, runCli, waitFor, writeTestGenesis } from '../helpers/cli.ts';
 
 interface Row {
   readonly name: string;
@@ -82,6 +84,28 @@ describe('e2e: cairn devnet', function () {
     if (devnet && devnet.exitCode === null && devnet.signalCode === null) await new Promise((r) => devnet!.once('close', r));
     await waitFor('the nodes to be gone', async () => (nodePids.some(alive) ? undefined : true), 10_000);
     dir.remove();
+  });
+
+  it('a second devnet on the same directory names the node that could not start and the pid holding it; exit 1', async () => {
+    assert.equal(rows.length, 2);
+    const first = rows[0]!;
+    const r = await runCli(['devnet', '--nodes', '2', '--datadir', root, '--genesis', genesis], { timeoutMs: 60_000 });
+    const context = `status ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
+    assert.equal(r.code, 1, context);
+    assert.equal(r.stdout, '', context);
+    const lines = r.stderr.trimEnd().split('\n');
+    assert.equal(lines.length, 1, context);
+    assert.equal(
+      lines[0],
+      `cairn: node-0 (${first.datadir}) exited before it was ready (status 1): the datadir ${first.datadir} is in use by the cairn node with pid ${nodePids[0]}: ` +
+        `stop it first (cairn stop --datadir ${first.datadir}), or give this one another --datadir; see ${join(first.datadir, 'node.log')}`,
+    );
+    // The first devnet did not notice.
+    assert.equal(devnet!.exitCode, null);
+    for (const [i, row] of rows.entries()) {
+      assert.equal((JSON.parse(readFileSync(join(row.datadir, 'rpc.json'), 'utf8')) as RpcEndpointFile).pid, nodePids[i]);
+      assert.ok(alive(nodePids[i]!));
+    }
   });
 
   it('Ctrl-C (SIGINT to the terminal\'s process group) stops every node once, cleanly: "stopped" logged, rpc.json removed, mempool and bans saved', async () => {
