@@ -17,6 +17,12 @@ export const DEFAULT_DATADIR = 'data';
 /** Where a light client keeps its headers and RPC endpoint unless told otherwise. */
 export const DEFAULT_LIGHT_DATADIR = 'light';
 
+/**
+ * The ports a node and a light client take unless told otherwise. Each its own: the README runs a
+ * light client beside a node, and a light client on the node's HTTP port could not start.
+ */
+export const DEFAULT_PORTS = { p2p: 7370, rpc: 7371, http: 7372, lightRpc: 7373 } as const;
+
 /** Flags every command that talks to a node understands. */
 export const NODE_ACCESS: Options = {
   datadir: { type: 'string' },

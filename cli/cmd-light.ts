@@ -1,8 +1,10 @@
 import { resolve } from 'node:path';
 import { createLightClient } from '../node/launch.ts';
-import { DEFAULT_LIGHT_DATADIR, parse, port, str, UsageError } from './args.ts';
+import { checkPeerAddress } from '../node/libp2p/addresses.ts';
+import { DEFAULT_LIGHT_DATADIR, DEFAULT_PORTS, parse, port, str, UsageError } from './args.ts';
 import { initDatadir } from './datadir.ts';
 import { createLogger, isLogLevel } from './log.ts';
+import { explainStartFailure } from './start-errors.ts';
 import type { Out } from './output.ts';
 
 /** `cairn light`: headers only, accounts proven by any peer (`cairn account ADDRESS --light`). */
@@ -22,9 +24,21 @@ export async function lightCommand(argv: string[], out: Out): Promise<void> {
   if (!isLogLevel(level)) throw new UsageError('--log-level must be one of fatal, error, warn, info, debug, trace, silent');
   const bootstrap = (values.bootstrap as string[] | undefined) ?? [];
   if (bootstrap.length === 0) throw new UsageError('give at least one full node to start from: --bootstrap MULTIADDR (cairn status on it shows its listen addresses)');
+  for (const addr of bootstrap) {
+    try {
+      checkPeerAddress(addr);
+    } catch (err) {
+      throw new UsageError(`--bootstrap ${(err as Error).message}`);
+    }
+  }
   const datadir = str(values, 'datadir') ?? DEFAULT_LIGHT_DATADIR;
+  const p2pPort = port(values, 'p2p-port') ?? 0;
+  const rpcPort = port(values, 'rpc-port') ?? DEFAULT_PORTS.lightRpc;
+  const settings = { datadir, p2pPort, rpcPort };
   // The datadir holds the network's genesis.json, as a node's does; the light client keeps no chain store.
-  const { params } = await initDatadir(datadir, str(values, 'genesis'), { store: false });
+  const { params } = await initDatadir(datadir, str(values, 'genesis'), { store: false }).catch((err: unknown) => {
+    throw explainStartFailure(err, settings);
+  });
   const logger = createLogger(level);
   const host = str(values, 'p2p-host') ?? '0.0.0.0';
   const light = createLightClient(
@@ -32,9 +46,9 @@ export async function lightCommand(argv: string[], out: Out): Promise<void> {
       datadir,
       params,
       bootstrap,
-      listen: [`/ip4/${host}/tcp/${port(values, 'p2p-port') ?? 0}`],
+      listen: [`/ip4/${host}/tcp/${p2pPort}`],
       mdns: !values['no-mdns'],
-      rpc: { port: port(values, 'rpc-port') ?? 7372 },
+      rpc: { port: rpcPort },
     },
     () => stop('rpc stop'),
   );
@@ -47,7 +61,12 @@ export async function lightCommand(argv: string[], out: Out): Promise<void> {
   }
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
-  await light.start();
+  try {
+    await light.start();
+  } catch (err) {
+    await light.stop().catch(() => {}); // whatever did start (the transport) is closed again
+    throw explainStartFailure(err, settings);
+  }
   logger.info({ datadir: resolve(datadir), rpc: light.rpc?.url, listen: light.client.transport.listenAddresses() }, 'light client');
   await stopping;
   await light.stop();
@@ -61,8 +80,10 @@ Runs a light client on DIR (default ./light): it keeps headers only (their hashe
 last 2,048 in memory), follows the chain with the most work among its peers' (every header checked:
 links, proof of work, ASERT targets, timestamps), and answers cairn account ADDRESS --light by asking
 a peer for a proof against its tip's state root and checking it itself. A peer that lies (headers
-that do not check or add up, a forged or stale proof) is banned. JSON-RPC on 127.0.0.1:7372 (0
-picks a free port; the endpoint and token go to DIR/rpc.json).
+that do not check or add up, a forged or stale proof) is banned. JSON-RPC on 127.0.0.1:7373 (a
+port of its own, so it runs beside a node; 0 picks a free port; the endpoint and token go to
+DIR/rpc.json). P2P on any free port (--p2p-port N) of all interfaces (--p2p-host IP). Each
+--bootstrap is /ip4/HOST/tcp/PORT/p2p/PEER_ID (cairn status on that node lists them).
 
 Examples:
   cairn light --bootstrap /ip4/127.0.0.1/tcp/7370/p2p/12D3Koo…

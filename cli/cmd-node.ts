@@ -6,7 +6,7 @@ import { DEFAULT_REORG_DEPTH } from '../consensus/chain-index.ts';
 import { checkPeerAddress } from '../node/libp2p/addresses.ts';
 import { createKey, KeystoreError, listKeys } from './keystore.ts';
 import { readPassword } from './password.ts';
-import { address, count, parse, port, str, UsageError } from './args.ts';
+import { DEFAULT_PORTS, address, count, parse, port, str, UsageError } from './args.ts';
 import { DEFAULT_DATADIR, initDatadir } from './datadir.ts';
 import { createLogger, isLogLevel } from './log.ts';
 import { ProgressBar } from './progress.ts';
@@ -18,7 +18,7 @@ export async function initCommand(argv: string[], out: Out): Promise<void> {
   if (values.help) return out.help(HELP.init);
   const datadir = str(values, 'datadir') ?? DEFAULT_DATADIR;
   const { params, created } = await initDatadir(datadir, str(values, 'genesis')).catch((err: unknown) => {
-    throw explainStartFailure(err, { datadir, p2pPort: 7370, rpcPort: 7371 });
+    throw explainStartFailure(err, { datadir, p2pPort: DEFAULT_PORTS.p2p, rpcPort: DEFAULT_PORTS.rpc });
   });
   out.result({ datadir: resolve(datadir), network: params.name, created }, `${created ? 'created' : 'already initialised:'} ${resolve(datadir)} for network ${params.name}`);
 }
@@ -81,9 +81,9 @@ export async function nodeCommand(argv: string[], out: Out): Promise<void> {
   // Flags win; then the environment (so a script or a test can move a node without editing its
   // command line); then the defaults.
   const env = process.env;
-  const p2pPort = port(values, 'p2p-port') ?? envPort('CAIRN_P2P_PORT') ?? 7370;
-  const rpcPort = port(values, 'rpc-port') ?? envPort('CAIRN_RPC_PORT') ?? 7371;
-  const httpPort = port(values, 'http-port') ?? envPort('CAIRN_HTTP_PORT') ?? 7372;
+  const p2pPort = port(values, 'p2p-port') ?? envPort('CAIRN_P2P_PORT') ?? DEFAULT_PORTS.p2p;
+  const rpcPort = port(values, 'rpc-port') ?? envPort('CAIRN_RPC_PORT') ?? DEFAULT_PORTS.rpc;
+  const httpPort = port(values, 'http-port') ?? envPort('CAIRN_HTTP_PORT') ?? DEFAULT_PORTS.http;
   const http = values['no-http'] ? undefined : { port: httpPort, host: str(values, 'http-host') ?? '127.0.0.1', cors: str(values, 'http-cors') };
   const p2pHost = str(values, 'p2p-host') ?? (env['CAIRN_P2P_HOST'] || '0.0.0.0');
   const mdns = !values['no-mdns'] && !/^(0|off|no|false)$/i.test(env['CAIRN_MDNS'] ?? '');

@@ -14,9 +14,13 @@ import { encodeAddress } from '../ledger/keys.ts';
 import { signTransaction } from '../ledger/transaction.ts';
 import { cairnCommand } from '../cli/self.ts';
 import { tempDir, testKey } from './helpers/fixtures.ts';
-import { DEVNET_ADDRESS, DEVNET_PRIVATE_KEY, REPO, cliJson, killAll, runCli, spawnCli, stopChild, waitFor, type CliChild, type CliResult } from './helpers/cli.ts';
+import { DEVNET_ADDRESS, DEVNET_PRIVATE_KEY, REPO, cliJson, closedPort, killAll, runCli, spawnCli, stopChild, waitFor, type CliChild, type CliResult } from './helpers/cli.ts';
 
 const NODE_FLAGS = ['--p2p-host', '127.0.0.1', '--no-mdns', '--log-level', 'warn'];
+/** A light client's flags: alone on 127.0.0.1, its one bootstrap peer nowhere (a closed port, set in `before`). */
+const LIGHT_FLAGS = ['--p2p-host', '127.0.0.1', '--no-mdns', '--log-level', 'warn'];
+/** A well-formed peer id, of no running node. */
+const NOBODY = '12D3KooWGq2cz1Hf4G2bMXRDeEcvyrPkXV5ysPpQtFMmvFjfpw6Q';
 
 /** A server holding a port on 127.0.0.1, as another program would. */
 async function holdPort(): Promise<{ port: number; server: Server }> {
@@ -43,10 +47,12 @@ describe('errors that name the fix, through real processes', function () {
   const held: Server[] = [];
   let node: CliChild | undefined;
   let pid = 0;
+  let nowhere = '';
 
   before(async function () {
     this.timeout(60_000);
     writeFileSync(passwordFile, 'pw\n');
+    nowhere = `/ip4/127.0.0.1/tcp/${await closedPort()}/p2p/${NOBODY}`;
     writeFileSync(join(dir.path, 'devkey.hex'), DEVNET_PRIVATE_KEY + '\n');
     await cliJson(['keys', 'import', '--keystore', keystore, '--password-file', passwordFile, join(dir.path, 'devkey.hex')]);
     // The bundled devnet, not mining and alone: nothing can confirm a transaction here.
@@ -86,6 +92,18 @@ describe('errors that name the fix, through real processes', function () {
     held.push(server);
     const r = await runCli(['node', '--datadir', join(dir.path, 'http'), '--p2p-port', '0', '--rpc-port', '0', '--http-port', String(port), ...NODE_FLAGS]);
     assert.deepEqual(failure(r), { code: 1, line: `cairn: HTTP port ${port} (explorer and REST API) is already in use (another cairn node?): choose another with --http-port N, or --http-port 0 for any free port` });
+  });
+
+  it('a light client: an RPC or P2P port in use names the port and its flag, in our words, not libp2p\'s', async () => {
+    const [rpcHeld, p2pHeld] = [await holdPort(), await holdPort()];
+    held.push(rpcHeld.server, p2pHeld.server);
+    const [rpc, p2p] = await Promise.all([
+      runCli(['light', '--datadir', join(dir.path, 'light-rpc'), '--bootstrap', nowhere, '--rpc-port', String(rpcHeld.port), ...LIGHT_FLAGS]),
+      runCli(['light', '--datadir', join(dir.path, 'light-p2p'), '--bootstrap', nowhere, '--p2p-port', String(p2pHeld.port), '--rpc-port', '0', ...LIGHT_FLAGS]),
+    ]);
+    assert.deepEqual(failure(rpc), { code: 1, line: `cairn: RPC port ${rpcHeld.port} is already in use (another cairn node?): choose another with --rpc-port N, or --rpc-port 0 for any free port` });
+    assert.deepEqual(failure(p2p), { code: 1, line: `cairn: P2P port ${p2pHeld.port} is already in use (another cairn node?): choose another with --p2p-port N, or --p2p-port 0 for any free port` });
+    assert.doesNotMatch(p2p.stderr, /faultTolerance/);
   });
 
   it('a second node on the same datadir: names the running pid and cairn stop', async () => {
