@@ -2,7 +2,7 @@ import { resolve } from 'node:path';
 import { createLightClient } from '../node/launch.ts';
 import { checkPeerAddress } from '../node/libp2p/addresses.ts';
 import { DEFAULT_LIGHT_DATADIR, DEFAULT_PORTS, parse, port, str, UsageError } from './args.ts';
-import { initDatadir } from './datadir.ts';
+import { initDatadir, lockLightDatadir } from './datadir.ts';
 import { createLogger, isLogLevel } from './log.ts';
 import { explainStartFailure } from './start-errors.ts';
 import type { Out } from './output.ts';
@@ -34,9 +34,12 @@ export async function lightCommand(argv: string[], out: Out): Promise<void> {
   const datadir = str(values, 'datadir') ?? DEFAULT_LIGHT_DATADIR;
   const p2pPort = port(values, 'p2p-port') ?? 0;
   const rpcPort = port(values, 'rpc-port') ?? DEFAULT_PORTS.lightRpc;
-  const settings = { datadir, p2pPort, rpcPort };
+  const settings = { datadir, p2pPort, rpcPort, what: 'light client' as const };
   // The datadir holds the network's genesis.json, as a node's does; the light client keeps no chain store.
   const { params } = await initDatadir(datadir, str(values, 'genesis'), { store: false }).catch((err: unknown) => {
+    throw explainStartFailure(err, settings);
+  });
+  const lock = await lockLightDatadir(datadir).catch((err: unknown) => {
     throw explainStartFailure(err, settings);
   });
   const logger = createLogger(level);
@@ -65,11 +68,13 @@ export async function lightCommand(argv: string[], out: Out): Promise<void> {
     await light.start();
   } catch (err) {
     await light.stop().catch(() => {}); // whatever did start (the transport) is closed again
+    await lock.release();
     throw explainStartFailure(err, settings);
   }
   logger.info({ datadir: resolve(datadir), rpc: light.rpc?.url, listen: light.client.transport.listenAddresses() }, 'light client');
   await stopping;
   await light.stop();
+  await lock.release();
   logger.info('stopped');
 }
 
@@ -83,7 +88,9 @@ a peer for a proof against its tip's state root and checking it itself. A peer t
 that do not check or add up, a forged or stale proof) is banned. JSON-RPC on 127.0.0.1:7373 (a
 port of its own, so it runs beside a node; 0 picks a free port; the endpoint and token go to
 DIR/rpc.json). P2P on any free port (--p2p-port N) of all interfaces (--p2p-host IP). Each
---bootstrap is /ip4/HOST/tcp/PORT/p2p/PEER_ID (cairn status on that node lists them).
+--bootstrap is /ip4/HOST/tcp/PORT/p2p/PEER_ID (cairn status on that node lists them). One light
+client per DIR: a second is refused, naming the first's pid. It stops on SIGINT, SIGTERM or cairn
+stop --datadir DIR.
 
 Examples:
   cairn light --bootstrap /ip4/127.0.0.1/tcp/7370/p2p/12D3Koo…

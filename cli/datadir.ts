@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { CairnError } from '../ledger/errors.ts';
 import { genesisHashHex, parseGenesis, sameGenesis, type ChainParams } from '../ledger/genesis.ts';
 import { ChainDB } from '../ledger/chaindb.ts';
+import { LevelKv } from '../ledger/kv-level.ts';
 
 export const BUNDLED_GENESIS = fileURLToPath(new URL('../genesis.json', import.meta.url));
 export { DEFAULT_DATADIR } from './args.ts';
@@ -61,4 +62,18 @@ export async function loadDatadirParams(datadir: string): Promise<ChainParams> {
   const copy = join(datadir, GENESIS_COPY);
   if (!(await exists(copy))) throw new DatadirError(`${datadir} is not a Cairn datadir (no ${GENESIS_COPY}); create one with: cairn init --datadir ${datadir}`);
   return (await readGenesis(copy)).params;
+}
+
+/**
+ * Holds a light client's datadir against a second light client until `release`: the headers file
+ * is truncated on start, and rpc.json would name the second. Node has no file lock of its own, so
+ * this is the one a full node holds on its store: LevelDB's, here on an empty database in
+ * DIR/lock, refused with STORE_LOCKED while another process holds it and released by the system
+ * when the process ends, however it ends (no stale lock after a kill -9).
+ */
+export async function lockLightDatadir(datadir: string): Promise<{ release(): Promise<void> }> {
+  // A full node's datadir has its store: a light client there would take over its rpc.json.
+  if (await exists(join(datadir, 'chain'))) throw new DatadirError(`${datadir} is a full node's datadir (it holds a chain store): give the light client a --datadir of its own (default ./light)`);
+  const lock = await LevelKv.open(join(datadir, 'lock'));
+  return { release: () => lock.close() };
 }

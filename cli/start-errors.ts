@@ -16,6 +16,8 @@ export class StartError extends CairnError {
 
 export interface StartSettings {
   readonly datadir: string;
+  /** What runs on a datadir, as a refusal names the process holding it (default a node). */
+  readonly what?: 'node' | 'light client';
   readonly p2pPort: number;
   readonly rpcPort: number;
   readonly httpPort?: number | undefined;
@@ -40,8 +42,8 @@ export function explainStartFailure(err: unknown, s: StartSettings): unknown {
     return new StartError(
       'DATADIR_IN_USE',
       pid !== undefined
-        ? `the datadir ${s.datadir} is in use by the cairn node with pid ${pid}: stop it first (cairn stop --datadir ${s.datadir}), or give this one another --datadir`
-        : `the datadir ${s.datadir} is in use by another process (a node still starting, or cairn init): wait for it or stop it, or give this one another --datadir`,
+        ? `the datadir ${s.datadir} is in use by the cairn ${s.what ?? 'node'} with pid ${pid}: stop it first (cairn stop --datadir ${s.datadir}), or give this one another --datadir`
+        : `the datadir ${s.datadir} is in use by another process (a ${s.what ?? 'node'} still starting, or cairn init): wait for it or stop it, or give this one another --datadir`,
     );
   }
   const text = err instanceof Error ? err.message : '';

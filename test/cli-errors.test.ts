@@ -46,6 +46,7 @@ describe('errors that name the fix, through real processes', function () {
   const datadir = join(dir.path, 'busy');
   const held: Server[] = [];
   let node: CliChild | undefined;
+  let light: CliChild | undefined;
   let pid = 0;
   let nowhere = '';
 
@@ -64,9 +65,10 @@ describe('errors that name the fix, through real processes', function () {
     }, 40_000);
     pid = (JSON.parse(readFileSync(join(datadir, 'rpc.json'), 'utf8')) as { pid: number }).pid;
   });
-  afterEach(() => killAll([node]));
+  afterEach(() => killAll([node, light]));
   after(async () => {
     if (node) await stopChild(node, 10_000);
+    if (light) await stopChild(light, 10_000);
     await killAll();
     for (const s of held) s.close();
     dir.remove();
@@ -184,6 +186,40 @@ describe('errors that name the fix, through real processes', function () {
     assert.deepEqual(r, { stopped: true, pid });
     assert.deepEqual(await node.exited, { code: 0, signal: null });
     assert.equal(existsSync(join(datadir, 'rpc.json')), false);
+  });
+
+  describe('a light client running on its datadir', () => {
+    const lightDir = join(dir.path, 'light');
+
+    before(async function () {
+      this.timeout(60_000);
+      light = spawnCli(['light', '--datadir', lightDir, '--bootstrap', nowhere, '--rpc-port', '0', ...LIGHT_FLAGS]);
+      const started = light;
+      await waitFor('the light client to write its rpc.json', async () => {
+        if (started.child.exitCode !== null) throw new Error(`cairn light exited: ${started.stderr()}`);
+        const file = join(lightDir, 'rpc.json');
+        return existsSync(file) && (JSON.parse(readFileSync(file, 'utf8')) as { pid: number }).pid === started.pid ? true : undefined;
+      }, 40_000);
+    });
+
+    it('a second light client on the same datadir: refused, naming the running pid and cairn stop; the first did not notice', async () => {
+      assert.ok(light);
+      const r = await runCli(['light', '--datadir', lightDir, '--bootstrap', nowhere, '--rpc-port', '0', ...LIGHT_FLAGS], { timeoutMs: 20_000 });
+      assert.deepEqual(failure(r), { code: 1, line: `cairn: the datadir ${lightDir} is in use by the cairn light client with pid ${light.pid}: stop it first (cairn stop --datadir ${lightDir}), or give this one another --datadir` });
+      assert.equal((JSON.parse(readFileSync(join(lightDir, 'rpc.json'), 'utf8')) as { pid: number }).pid, light.pid);
+      assert.equal(light.child.exitCode, null);
+      // Nor does one start on a full node's datadir, whose rpc.json it would take over.
+      const onNode = await runCli(['light', '--datadir', datadir, '--bootstrap', nowhere, '--rpc-port', '0', ...LIGHT_FLAGS], { timeoutMs: 20_000 });
+      assert.deepEqual(failure(onNode), { code: 1, line: `cairn: ${datadir} is a full node's datadir (it holds a chain store): give the light client a --datadir of its own (default ./light)` });
+    });
+
+    it('cairn stop stops it cleanly: exit 0, rpc.json removed', async () => {
+      assert.ok(light);
+      const r = await cliJson<{ stopped: boolean; pid: number }>(['stop', '--datadir', lightDir]);
+      assert.deepEqual(r, { stopped: true, pid: light.pid });
+      assert.deepEqual(await light.exited, { code: 0, signal: null });
+      assert.equal(existsSync(join(lightDir, 'rpc.json')), false);
+    });
   });
 
   it('hints name a cairn that runs: "cairn" when bin/ is on PATH, else the launcher\'s path', () => {
