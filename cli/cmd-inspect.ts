@@ -3,6 +3,7 @@ import { connect, RpcClient, RpcClientError } from './rpc-client.ts';
 import { coins, duration, lines, si, type Out } from './output.ts';
 import { runningPid } from './start-errors.ts';
 import type { StatusResult } from '../node/rpc-types.ts';
+import type { LightStatusResult } from '../node/light/rpc.ts';
 
 const now = () => Math.floor(Date.now() / 1000);
 
@@ -33,9 +34,12 @@ function historyText(h: NonNullable<StatusResult['historyCheck']>): string {
 export async function statusCommand(argv: string[], out: Out): Promise<void> {
   const { values } = parse(argv, NODE_ACCESS);
   if (values.help) return out.help(HELP.status);
-  const s = await (await connect(values)).call('status', {});
+  // A light client answers status too (cairn status --datadir ./light), with fields of its own.
+  const answer = (await (await connect(values)).call('status', {})) as StatusResult | LightStatusResult;
+  if (isLightStatus(answer)) return out.result(answer, () => lightStatusText(answer));
+  const s = answer;
   const mb = (n: number) => (n / 2 ** 20).toFixed(0);
-  out.result(s, lines([
+  out.result(s, () => lines([
     ['network', `${s.network} (chain id ${s.chainId}, coin ${s.unit} with ${s.decimals} decimals)`],
     ['genesis', s.genesis],
     ['height', `${s.height}, last block ${duration(s.tipAge)} ago`],
@@ -54,6 +58,32 @@ export async function statusCommand(argv: string[], out: Out): Promise<void> {
     ['memory', `${mb(s.memory.rss)} MB resident, heap ${mb(s.memory.heapUsed)} of ${mb(s.memory.heapTotal)} MB (limit ${mb(s.memory.heapLimit)} MB)`],
     ['listen', s.listen.join('\n' + ' '.repeat(12))],
   ]));
+}
+
+function isLightStatus(s: StatusResult | LightStatusResult): s is LightStatusResult {
+  return 'headerMemoryBytes' in s;
+}
+
+/** A light client's status: what it follows and from whom; it has no mempool, miner or state. */
+function lightStatusText(s: LightStatusResult): string {
+  const sync = s.syncing
+    ? 'syncing headers'
+    : s.peers === 0
+      ? 'no peers yet: nothing to follow (check that its --bootstrap node runs)'
+      : `following ${s.peers} peer${s.peers === 1 ? '' : 's'}`;
+  return lines([
+    ['network', `${s.network} (coin ${s.unit} with ${s.decimals} decimals)`],
+    ['genesis', s.genesis],
+    ['client', 'light: headers only; cairn account ADDRESS --light proves a balance'],
+    ['height', s.height],
+    ['head', s.head],
+    ['total work', s.totalWork],
+    ['sync', sync],
+    ['peers', s.peers],
+    ['banned', s.banned.length === 0 ? 'none' : s.banned.map((b) => `${b.peer}: ${b.reason}`).join('\n' + ' '.repeat(12))],
+    ['headers', `${Math.ceil(s.headerMemoryBytes / 1024)} kB in memory (older ones as hashes in a file)`],
+    ['listen', s.listen.join('\n' + ' '.repeat(12))],
+  ]);
 }
 
 export async function blockCommand(argv: string[], out: Out): Promise<void> {
@@ -154,11 +184,14 @@ export const HELP = {
 The node's network and coin, height and the age of its last block, whether it is syncing (or has
 no peers to sync from), peers in and out, whether it mines, the difficulty (expected hashes a
 block), the network's estimated hash rate, mempool, a suggested fee, memory and listen addresses.
+On a light client's datadir (cairn status --datadir ./light): its height, head, peers, the peers it
+banned and why, and the memory its headers take.
 ${ACCESS}
 
 Examples:
   cairn status
-  cairn status --datadir ./b --json`,
+  cairn status --datadir ./b --json
+  cairn status --datadir ./light`,
   block: `Usage: cairn block HEIGHT|HASH|latest [--datadir DIR | --rpc URL --rpc-token T] [--json]
 
 A block of the main chain by height, any stored block by hash, or the main chain's latest.

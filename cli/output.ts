@@ -3,7 +3,11 @@ import { formatUnits } from '../ledger/amount.ts';
 /** Where a command's answer goes: JSON for scripts with --json, lines for people otherwise. */
 export interface Out {
   readonly json: boolean;
-  result(data: unknown, human: string): void;
+  /**
+   * `human` may be a function, called only when it is printed: text built from fields that
+   * `--json` does not need must not be able to fail a `--json` run.
+   */
+  result(data: unknown, human: string | (() => string)): void;
   help(text: string): void;
 }
 
@@ -11,7 +15,7 @@ export function createOut(json: boolean, write: (text: string) => void = (t) => 
   return {
     json,
     result(data, human) {
-      write((json ? JSON.stringify(data, null, 2) : human) + '\n');
+      write((json ? JSON.stringify(data, null, 2) : typeof human === 'function' ? human() : human) + '\n');
     },
     help(text) {
       write(text + '\n');

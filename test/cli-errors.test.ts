@@ -213,6 +213,21 @@ describe('errors that name the fix, through real processes', function () {
       assert.deepEqual(failure(onNode), { code: 1, line: `cairn: ${datadir} is a full node's datadir (it holds a chain store): give the light client a --datadir of its own (default ./light)` });
     });
 
+    it('cairn status on it prints the light client\'s summary, and --json its status as it is', async () => {
+      const [human, json] = await Promise.all([runCli(['status', '--datadir', lightDir]), runCli(['status', '--datadir', lightDir, '--json'])]);
+      assert.equal(human.code, 0, human.stderr);
+      assert.equal(human.stderr, '');
+      assert.match(human.stdout, /^network +cairn-devnet-1 \(coin CRN with 8 decimals\)$/m);
+      assert.match(human.stdout, /^client +light: headers only/m);
+      assert.match(human.stdout, /^height +0$/m);
+      assert.match(human.stdout, /^peers +0$/m);
+      assert.match(human.stdout, /^banned +none$/m);
+      assert.equal(json.code, 0, json.stderr);
+      const s = JSON.parse(json.stdout) as { height: number; peers: number; banned: unknown[]; headerMemoryBytes: number };
+      assert.deepEqual([s.height, s.peers, s.banned], [0, 0, []]);
+      assert.ok(s.headerMemoryBytes > 0);
+    });
+
     it('cairn stop stops it cleanly: exit 0, rpc.json removed', async () => {
       assert.ok(light);
       const r = await cliJson<{ stopped: boolean; pid: number }>(['stop', '--datadir', lightDir]);
