@@ -12,22 +12,40 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
-/** The newest modification time (ms) of the sources the build is made from. */
-function newestSource() {
-  let newest = 0;
-  for (const dir of ['ledger', 'consensus', 'node', 'cli']) {
-    for (const name of readdirSync(join(root, dir))) {
-      if (/\.(ts|js|mjs)$/.test(name)) newest = Math.max(newest, statSync(join(root, dir, name)).mtimeMs);
+/**
+ * Whether any source the build is made from, in these folders or below them (node/http,
+ * node/libp2p, node/light, …), was modified after `time` (ms). This runs on every call, so it
+ * stops at the first such file; reading all ~160 (in 7 folders) takes about 3 ms.
+ * @param {number} time
+ * @param {string} [dir]
+ * @param {string[]} [names]
+ * @returns {boolean}
+ */
+function sourceNewerThan(time, dir = root, names = ['ledger', 'consensus', 'node', 'cli']) {
+  for (const name of names) {
+    const path = join(dir, name);
+    let entries;
+    try {
+      entries = readdirSync(path, { withFileTypes: true });
+    } catch {
+      continue;
+    }
+    for (const entry of entries) {
+      if (entry.isDirectory()) {
+        if (sourceNewerThan(time, path, [entry.name])) return true;
+      } else if (/\.(ts|js|mjs)$/.test(entry.name) && statSync(join(path, entry.name)).mtimeMs > time) {
+        return true;
+      }
     }
   }
-  return newest;
+  return false;
 }
 
 /** dist/cli/main.js if it is up to date, else cli/main.ts (after an edit, until the next build). */
 function entry() {
   const built = join(root, 'dist', 'cli', 'main.js');
   try {
-    if (statSync(built).mtimeMs >= newestSource()) return built;
+    if (!sourceNewerThan(statSync(built).mtimeMs)) return built;
   } catch {
     // not built
   }
