@@ -3,8 +3,7 @@
 // that is newer than every source file, and the TypeScript sources through Node's type stripping
 // otherwise: the build starts faster and spares each node process the type stripper (~25 MB of
 // memory, measured). When the `node` on PATH is older than 22.18, it re-runs under the Node that
-// the `node` package installed beside us.
-import { spawnSync } from 'node:child_process';
+// the `node` package installed beside us, as a child that our signals reach (relay.mjs).
 import { readdirSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
@@ -63,6 +62,7 @@ if (major > 22 || (major === 22 && minor >= 18)) {
     console.error(`cairn: needs Node.js 22.18 or newer (this is ${process.versions.node}); install one, or run "npm install" to get it`);
     process.exit(1);
   }
-  const result = spawnSync(bundled, [fileURLToPath(import.meta.url), ...process.argv.slice(2)], { stdio: 'inherit' });
-  process.exit(result.status ?? 1);
+  // A child that outlives us would be a node nobody can stop: relay.mjs passes our signals on.
+  const { relay } = await import('./relay.mjs');
+  relay(bundled, [fileURLToPath(import.meta.url), ...process.argv.slice(2)]);
 }

@@ -3,11 +3,13 @@
  * failure it is handed, and the launcher that picks what to run.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { copyFileSync, mkdirSync, utimesSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { DEFAULT_PORTS } from '../cli/args.ts';
 import { tempDir } from './helpers/fixtures.ts';
-import { CAIRN_BIN, runCli } from './helpers/cli.ts';
+import { CAIRN_BIN, REPO, runCli, waitFor } from './helpers/cli.ts';
 
 /** Writes `text` to `path` (making its folder) and dates it `seconds` after the epoch. */
 function writeAt(path: string, text: string, seconds: number): void {
@@ -55,6 +57,78 @@ describe('cli plumbing', function () {
       utimesSync(join(root, 'node', 'http', 'a.ts'), 1_000, 1_000);
       utimesSync(join(root, 'node', 'light', 'a.ts'), 3_000, 3_000);
       assert.equal(await run(), 'sources');
+    });
+  });
+
+  describe('the relay to the bundled Node (cli/relay.mjs: the launcher under a Node older than 22.18)', () => {
+    // The launcher takes this road only under an old Node, which this test's Node 24 is not; what
+    // it runs there, relay(), is run here as it is, with stdin not a terminal.
+    const dir = tempDir('cairn-relay-');
+    const kills: (() => void)[] = [];
+    after(() => {
+      for (const kill of kills) kill();
+      dir.remove();
+    });
+    const CHILD = `
+      for (const s of ['SIGINT', 'SIGHUP']) process.on(s, () => console.log('got ' + s));
+      if (process.argv[2] === 'clean') process.on('SIGTERM', () => { console.log('got SIGTERM'); process.exit(7); });
+      console.log('ready ' + process.pid);
+      setInterval(() => {}, 1000);
+    `;
+
+    /** A parent running relay() on the child script, in a process group of its own (as a terminal's job). */
+    function start(mode: 'clean' | 'killed') {
+      writeFileSync(join(dir.path, 'child.mjs'), CHILD);
+      writeFileSync(join(dir.path, 'parent.mjs'), `import { relay } from ${JSON.stringify(pathToFileURL(join(REPO, 'cli', 'relay.mjs')).href)};\nrelay(process.execPath, [${JSON.stringify(join(dir.path, 'child.mjs'))}, ${JSON.stringify(mode)}]);\n`);
+      const parent = spawn(process.execPath, [join(dir.path, 'parent.mjs')], { detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
+      let out = '';
+      parent.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
+      // 'exit', not 'close': a child left running would hold the pipes open.
+      const closed = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => parent.once('exit', (code, signal) => r({ code, signal })));
+      /** Both, by pid, should a test fail half-way (the child is in a group of its own). */
+      const kill = () => {
+        const child = Number(/^ready (\d+)$/m.exec(out)?.[1]);
+        for (const pid of [parent.pid!, child]) {
+          try {
+            if (pid) process.kill(pid, 'SIGKILL');
+          } catch {
+            // gone
+          }
+        }
+      };
+      kills.push(kill);
+      return { parent, out: () => out, closed, kill };
+    }
+
+    it('passes SIGINT, SIGHUP and SIGTERM on, each once (a Ctrl-C to the group too), and exits with the child\'s status', async () => {
+      const { parent, out, closed, kill } = start('clean');
+      try {
+        await waitFor('the child to be ready', async () => (/^ready \d+$/m.test(out()) ? true : undefined), 20_000, 20);
+        process.kill(-parent.pid!, 'SIGINT'); // the terminal's Ctrl-C: to every process of the group
+        await waitFor('the child to get SIGINT', async () => (out().includes('got SIGINT') ? true : undefined), 10_000, 20);
+        process.kill(parent.pid!, 'SIGHUP');
+        await waitFor('the child to get SIGHUP', async () => (out().includes('got SIGHUP') ? true : undefined), 10_000, 20);
+        // The parent passes signals on in the order it got them: any second SIGINT is told before this.
+        process.kill(parent.pid!, 'SIGTERM');
+        assert.deepEqual(await closed, { code: 7, signal: null });
+        await waitFor('the last line', async () => (out().includes('got SIGTERM\n') ? true : undefined), 10_000, 20);
+        assert.deepEqual(out().trim().split('\n').slice(1), ['got SIGINT', 'got SIGHUP', 'got SIGTERM']);
+      } finally {
+        kill();
+      }
+    });
+
+    it('leaves no child behind: stopped with it, and ends by the signal that ended the child', async () => {
+      const { parent, out, closed, kill } = start('killed');
+      try {
+        await waitFor('the child to be ready', async () => (/^ready \d+$/m.test(out()) ? true : undefined), 20_000, 20);
+        const child = Number(/^ready (\d+)$/m.exec(out())![1]);
+        process.kill(parent.pid!, 'SIGTERM');
+        assert.deepEqual(await closed, { code: null, signal: 'SIGTERM' });
+        assert.throws(() => process.kill(child, 0), { code: 'ESRCH' }, 'the child is gone');
+      } finally {
+        kill();
+      }
     });
   });
 });
