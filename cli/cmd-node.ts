@@ -208,7 +208,8 @@ interfaces, JSON-RPC on 127.0.0.1:7371 (0 picks a free port; the endpoint and to
 to DIR/rpc.json). --mine mines to --coinbase, or to the key of the keystore (default
 DIR/keystore), creating one on first start (one holding several keys needs --coinbase to say
 which), hashing on --threads of the node's worker threads
-(default 1) whenever they have no signatures to check. Logs are JSON when stdout is not a terminal.
+(default 1) whenever they have no signatures to check. Logs are JSON when stdout is not a terminal;
+at a terminal, one line a record, starting with the time in UTC (2025-01-31T12:00:00Z).
 The explorer (open it in a browser), the REST API and live events are on http://127.0.0.1:7372/
 (--http-port, --http-host; read-only, no token; --http-cors lets pages of ORIGIN call it; --no-http
 turns it off). The address index behind its address pages is kept unless --no-address-index; an

@@ -8,9 +8,13 @@ export function isLogLevel(level: string): level is LevelWithSilent {
 
 /**
  * Structured logs with pino: JSON lines when stdout is not a terminal (for collectors), a short
- * human line per record when it is.
+ * human line per record when it is, written to `write` (stdout).
+ *
+ * A human line starts with the time in UTC, ISO 8601 with its Z, to the second: what Bitcoin
+ * Core's debug.log shows, and how the CLI prints block times. A clock without its zone is misread
+ * as soon as the reader's zone is not the node's.
  */
-export function createLogger(level: LevelWithSilent, tty = process.stdout.isTTY === true): Logger {
+export function createLogger(level: LevelWithSilent, tty = process.stdout.isTTY === true, write: (text: string) => void = (text) => void process.stdout.write(text)): Logger {
   if (!tty) return pino({ level, base: { pid: process.pid } });
   const human = {
     write(line: string) {
@@ -19,8 +23,8 @@ export function createLogger(level: LevelWithSilent, tty = process.stdout.isTTY 
       const extra = Object.entries(fields)
         .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
         .join(' ');
-      const clock = new Date(time as number).toISOString().slice(11, 19);
-      process.stdout.write(`${clock} ${name.toUpperCase().padEnd(5)} ${msg as string}${extra ? '  ' + extra : ''}\n`);
+      const clock = `${new Date(time as number).toISOString().slice(0, 19)}Z`;
+      write(`${clock} ${name.toUpperCase().padEnd(5)} ${msg as string}${extra ? '  ' + extra : ''}\n`);
     },
   };
   return pino({ level, base: undefined }, human);

@@ -8,6 +8,7 @@ import { copyFileSync, mkdirSync, utimesSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { DEFAULT_PORTS } from '../cli/args.ts';
+import { createLogger } from '../cli/log.ts';
 import { tempDir } from './helpers/fixtures.ts';
 import { CAIRN_BIN, REPO, runCli, waitFor } from './helpers/cli.ts';
 
@@ -30,6 +31,21 @@ describe('cli plumbing', function () {
       assert.match(node.stdout, new RegExp(`P2P on port ${DEFAULT_PORTS.p2p} .*JSON-RPC on 127\\.0\\.0\\.1:${DEFAULT_PORTS.rpc} `, 's'));
       assert.match(node.stdout, new RegExp(`http://127\\.0\\.0\\.1:${DEFAULT_PORTS.http}/`));
       assert.match(light.stdout, new RegExp(`JSON-RPC on 127\\.0\\.0\\.1:${DEFAULT_PORTS.lightRpc} `));
+    });
+  });
+
+  describe('log lines at a terminal', () => {
+    it('start with the time in UTC, ISO 8601 with its Z, to the second', () => {
+      const lines: string[] = [];
+      const logger = createLogger('info', true, (text) => lines.push(text));
+      const before = Math.floor(Date.now() / 1000) * 1000;
+      logger.info({ height: 7 }, 'mined block');
+      const after = Date.now();
+      assert.equal(lines.length, 1);
+      const m = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ) INFO  mined block  height=7\n$/.exec(lines[0]!);
+      assert.ok(m, lines[0]);
+      const at = Date.parse(m[1]!);
+      assert.ok(at >= before && at <= after, `${m[1]} is now, in UTC`);
     });
   });
 
