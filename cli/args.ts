@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { CairnError } from '../ledger/errors.ts';
 import { MAX_AMOUNT, formatUnits, parseAmount, parseUnits } from '../ledger/amount.ts';
@@ -140,5 +141,21 @@ export function address(text: string, what: string): Uint8Array {
     return decodeAddress(text);
   } catch (err) {
     throw new UsageError(`invalid ${what}: ${(err as Error).message}`);
+  }
+}
+
+/**
+ * The multiaddr to listen for peers on `host` (an IPv4 or IPv6 address, as --p2p-host takes it)
+ * and `port`; `from` names where the host came from. Checked before anything is created: libp2p
+ * would refuse a name or an IPv6 address given as /ip4 only once the datadir exists.
+ */
+export function listenAddress(host: string, port: number, from = '--p2p-host'): string {
+  switch (isIP(host)) {
+    case 4:
+      return `/ip4/${host}/tcp/${port}`;
+    case 6:
+      return `/ip6/${host}/tcp/${port}`;
+    default:
+      throw new UsageError(`${from} must be an IP address, got "${host}": 127.0.0.1 (or ::1) for this machine only, 0.0.0.0 (or ::) for all its addresses`);
   }
 }

@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import { createLightClient } from '../node/launch.ts';
 import { checkPeerAddress } from '../node/libp2p/addresses.ts';
-import { DEFAULT_LIGHT_DATADIR, DEFAULT_PORTS, parse, port, str, UsageError } from './args.ts';
+import { DEFAULT_LIGHT_DATADIR, DEFAULT_PORTS, listenAddress, parse, port, str, UsageError } from './args.ts';
 import { initDatadir, lockLightDatadir } from './datadir.ts';
 import { createLogger, isLogLevel } from './log.ts';
 import { explainStartFailure } from './start-errors.ts';
@@ -34,7 +34,9 @@ export async function lightCommand(argv: string[], out: Out): Promise<void> {
   const datadir = str(values, 'datadir') ?? DEFAULT_LIGHT_DATADIR;
   const p2pPort = port(values, 'p2p-port') ?? 0;
   const rpcPort = port(values, 'rpc-port') ?? DEFAULT_PORTS.lightRpc;
-  const settings = { datadir, p2pPort, rpcPort, what: 'light client' as const };
+  const p2pHost = str(values, 'p2p-host') ?? '0.0.0.0';
+  const listen = listenAddress(p2pHost, p2pPort);
+  const settings = { datadir, p2pPort, p2pHost, rpcPort, what: 'light client' as const };
   // The datadir holds the network's genesis.json, as a node's does; the light client keeps no chain store.
   const { params } = await initDatadir(datadir, str(values, 'genesis'), { store: false }).catch((err: unknown) => {
     throw explainStartFailure(err, settings);
@@ -43,13 +45,12 @@ export async function lightCommand(argv: string[], out: Out): Promise<void> {
     throw explainStartFailure(err, settings);
   });
   const logger = createLogger(level);
-  const host = str(values, 'p2p-host') ?? '0.0.0.0';
   const light = createLightClient(
     {
       datadir,
       params,
       bootstrap,
-      listen: [`/ip4/${host}/tcp/${p2pPort}`],
+      listen: [listen],
       mdns: !values['no-mdns'],
       rpc: { port: rpcPort },
     },

@@ -6,7 +6,7 @@ import { DEFAULT_REORG_DEPTH } from '../consensus/chain-index.ts';
 import { checkPeerAddress } from '../node/libp2p/addresses.ts';
 import { createKey, KeystoreError, listKeys } from './keystore.ts';
 import { readPassword } from './password.ts';
-import { DEFAULT_PORTS, address, count, parse, port, str, UsageError } from './args.ts';
+import { DEFAULT_PORTS, address, count, listenAddress, parse, port, str, UsageError } from './args.ts';
 import { DEFAULT_DATADIR, initDatadir } from './datadir.ts';
 import { createLogger, isLogLevel } from './log.ts';
 import { ProgressBar } from './progress.ts';
@@ -86,6 +86,7 @@ export async function nodeCommand(argv: string[], out: Out): Promise<void> {
   const httpPort = port(values, 'http-port') ?? envPort('CAIRN_HTTP_PORT') ?? DEFAULT_PORTS.http;
   const http = values['no-http'] ? undefined : { port: httpPort, host: str(values, 'http-host') ?? '127.0.0.1', cors: str(values, 'http-cors') };
   const p2pHost = str(values, 'p2p-host') ?? (env['CAIRN_P2P_HOST'] || '0.0.0.0');
+  const listen = listenAddress(p2pHost, p2pPort, str(values, 'p2p-host') !== undefined ? '--p2p-host' : 'CAIRN_P2P_HOST');
   const mdns = !values['no-mdns'] && !/^(0|off|no|false)$/i.test(env['CAIRN_MDNS'] ?? '');
   const metricsPort = port(values, 'metrics-port');
   const threads = count(values, 'threads', 1, 256) ?? 1;
@@ -103,7 +104,14 @@ export async function nodeCommand(argv: string[], out: Out): Promise<void> {
   const connectionLimits = { ...(perIp !== undefined && { maxInboundPerIp: perIp }), ...(perSubnet !== undefined && { maxInboundPerSubnet: perSubnet }) };
   const logger = createLogger(level);
 
-  const settings = { datadir, p2pPort, rpcPort, httpPort: http?.port };
+  // The same port twice would fail on whichever listens second, named as if it were in use by
+  // another program.
+  const given: [string, number | undefined][] = [['--p2p-port', p2pPort], ['--rpc-port', rpcPort], ['--http-port', http?.port], ['--metrics-port', metricsPort]];
+  for (const [i, [flag, n]] of given.entries()) {
+    const twice = given.slice(i + 1).find(([, m]) => n !== undefined && n !== 0 && m === n);
+    if (twice) throw new UsageError(`${flag} and ${twice[0]} are both ${n}: each needs a port of its own`);
+  }
+  const settings = { datadir, p2pPort, p2pHost, rpcPort, httpPort: http?.port, httpHost: http?.host, metricsPort };
   const { params, created } = await initDatadir(datadir, str(values, 'genesis')).catch((err: unknown) => {
     throw explainStartFailure(err, settings);
   });
@@ -114,7 +122,7 @@ export async function nodeCommand(argv: string[], out: Out): Promise<void> {
     datadir,
     heapGrowth: true,
     params,
-    listen: [`/ip4/${p2pHost}/tcp/${p2pPort}`],
+    listen: [listen],
     bootstrap,
     mdns,
     mine: coinbase ? { coinbase, threads } : undefined,
@@ -204,8 +212,9 @@ Examples:
                   [--snapshot-sync] [--snapshot-interval N] [--reorg-depth N] [--no-history-check]
 
 Runs a validating node (initialising DIR, default ./data, when empty). P2P on port 7370 of all
-interfaces, JSON-RPC on 127.0.0.1:7371 (0 picks a free port; the endpoint and token are written
-to DIR/rpc.json). --mine mines to --coinbase, or to the key of the keystore (default
+interfaces (--p2p-host: one IPv4 or IPv6 address of this machine instead), JSON-RPC on
+127.0.0.1:7371 (0 picks a free port; the endpoint and token are written to DIR/rpc.json). Each
+port must differ from the others. --mine mines to --coinbase, or to the key of the keystore (default
 DIR/keystore), creating one on first start (one holding several keys needs --coinbase to say
 which), hashing on --threads of the node's worker threads
 (default 1) whenever they have no signatures to check. Logs are JSON when stdout is not a terminal;

@@ -9,7 +9,7 @@ import { CairnError, StoreError } from '../ledger/errors.ts';
 import { RPC_ENDPOINT_FILE, type RpcEndpointFile } from '../node/rpc-types.ts';
 
 export class StartError extends CairnError {
-  constructor(code: 'PORT_IN_USE' | 'LISTEN_FAILED' | 'DATADIR_IN_USE', message: string) {
+  constructor(code: 'PORT_IN_USE' | 'PORT_DENIED' | 'HOST_UNAVAILABLE' | 'LISTEN_FAILED' | 'DATADIR_IN_USE', message: string) {
     super(code, message);
   }
 }
@@ -19,8 +19,11 @@ export interface StartSettings {
   /** What runs on a datadir, as a refusal names the process holding it (default a node). */
   readonly what?: 'node' | 'light client';
   readonly p2pPort: number;
+  readonly p2pHost?: string | undefined;
   readonly rpcPort: number;
   readonly httpPort?: number | undefined;
+  readonly httpHost?: string | undefined;
+  readonly metricsPort?: number | undefined;
 }
 
 /** The pid a running node wrote to DIR/rpc.json, if it is there and that process is alive. */
@@ -47,20 +50,51 @@ export function explainStartFailure(err: unknown, s: StartSettings): unknown {
     );
   }
   const text = err instanceof Error ? err.message : '';
-  const code = (err as NodeJS.ErrnoException | undefined)?.code;
-  if (code === 'EADDRINUSE' && (err as { port?: number }).port === s.rpcPort) {
-    return new StartError('PORT_IN_USE', `RPC port ${s.rpcPort} is already in use (another cairn node?): choose another with --rpc-port N, or --rpc-port 0 for any free port`);
+  const e = err as (NodeJS.ErrnoException & { port?: number; address?: string; hostname?: string }) | undefined;
+  // Our own servers (RPC, HTTP, metrics): Node's listen error carries the port it was for.
+  const server = e?.port === undefined ? undefined : servers(s).find((x) => x.port === e.port);
+  if (server && e?.code === 'EADDRINUSE') {
+    return new StartError('PORT_IN_USE', `${server.name} ${server.port}${server.what} is already in use (another cairn node?): choose another with ${server.flag} N, or ${server.flag} 0 for any free port`);
   }
-  if (code === 'EADDRINUSE' && s.httpPort !== undefined && (err as { port?: number }).port === s.httpPort) {
-    return new StartError('PORT_IN_USE', `HTTP port ${s.httpPort} (explorer and REST API) is already in use (another cairn node?): choose another with --http-port N, or --http-port 0 for any free port`);
+  if (server && e?.code === 'EACCES') {
+    return new StartError('PORT_DENIED', `${server.name} ${server.port}${server.what} needs privileges this process does not have: choose one above 1023 with ${server.flag} N`);
+  }
+  // Only the HTTP server listens on a host the user chose.
+  if (s.httpHost !== undefined && (e?.code === 'EADDRNOTAVAIL' || e?.code === 'ENOTFOUND' || e?.code === 'EAI_AGAIN') && (e.address === s.httpHost || e.hostname === s.httpHost)) {
+    return new StartError('HOST_UNAVAILABLE', `--http-host ${s.httpHost} is not an address of this machine (${e.code}): give one of its addresses, 127.0.0.1 for this machine only, or 0.0.0.0 for all`);
   }
   if (err instanceof Error && err.name === 'UnsupportedListenAddressesError') {
     if (text.includes('EADDRINUSE')) {
       return new StartError('PORT_IN_USE', `P2P port ${s.p2pPort} is already in use (another cairn node?): choose another with --p2p-port N, or --p2p-port 0 for any free port`);
     }
-    // libp2p lists each address and its error on the lines after its first.
-    const detail = text.split('\n').slice(1).map((l) => l.trim()).filter(Boolean).join('; ');
-    return new StartError('LISTEN_FAILED', `cannot listen for peers on port ${s.p2pPort}: ${detail || text} (see --p2p-host and --p2p-port)`);
+    if (text.includes('EADDRNOTAVAIL') && s.p2pHost !== undefined) {
+      return new StartError('HOST_UNAVAILABLE', `--p2p-host ${s.p2pHost} is not an address of this machine (EADDRNOTAVAIL): give one of its addresses, 127.0.0.1 for this machine only, or 0.0.0.0 for all`);
+    }
+    return new StartError('LISTEN_FAILED', `cannot listen for peers on ${listenFailures(text) || text.split('\n')[0]} (see --p2p-host and --p2p-port)`);
   }
   return err;
+}
+
+/** The servers a node or light client runs besides P2P, for naming the one a listen error is about. */
+function servers(s: StartSettings): { port: number; name: string; what: string; flag: string }[] {
+  const all = [
+    { port: s.rpcPort, name: 'RPC port', what: '', flag: '--rpc-port' },
+    { port: s.httpPort, name: 'HTTP port', what: ' (explorer and REST API)', flag: '--http-port' },
+    { port: s.metricsPort, name: 'metrics port', what: ' (Prometheus)', flag: '--metrics-port' },
+  ];
+  return all.filter((x): x is typeof x & { port: number } => x.port !== undefined && x.port !== 0);
+}
+
+/**
+ * libp2p's account of the addresses it could not listen on, one "address: error" each. It gives
+ * each error with its stack ("at Server.setupListenHandle …") on the lines after it, and
+ * transportManager advice before them: only the first line of each error is the user's business.
+ */
+export function listenFailures(text: string): string {
+  return text
+    .split('\n')
+    .map((l) => /^\s*(\/\S+): (?:Error: )?(.*)$/.exec(l))
+    .filter((m) => m !== null)
+    .map((m) => `${m[1]}: ${m[2]}`)
+    .join('; ');
 }

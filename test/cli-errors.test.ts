@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { toHex } from '../ledger/bytes.ts';
 import { encodeAddress } from '../ledger/keys.ts';
@@ -49,6 +50,8 @@ describe('errors that name the fix, through real processes', function () {
   let light: CliChild | undefined;
   let pid = 0;
   let nowhere = '';
+  /** An IPv4 address from the ranges kept for documentation (RFC 5737) that this machine does not have. */
+  const foreign = ['192.0.2.1', '198.51.100.1', '203.0.113.1'].find((a) => !Object.values(networkInterfaces()).flat().some((i) => i?.address === a))!;
 
   before(async function () {
     this.timeout(60_000);
@@ -106,6 +109,39 @@ describe('errors that name the fix, through real processes', function () {
     assert.deepEqual(failure(rpc), { code: 1, line: `cairn: RPC port ${rpcHeld.port} is already in use (another cairn node?): choose another with --rpc-port N, or --rpc-port 0 for any free port` });
     assert.deepEqual(failure(p2p), { code: 1, line: `cairn: P2P port ${p2pHeld.port} is already in use (another cairn node?): choose another with --p2p-port N, or --p2p-port 0 for any free port` });
     assert.doesNotMatch(p2p.stderr, /faultTolerance/);
+  });
+
+  it('a metrics port in use: names the port and --metrics-port; the same port given twice: a usage error', async () => {
+    const { port, server } = await holdPort();
+    held.push(server);
+    const [inUse, twice] = await Promise.all([
+      runCli(['node', '--datadir', join(dir.path, 'metrics'), '--p2p-port', '0', '--rpc-port', '0', '--http-port', '0', '--metrics-port', String(port), ...NODE_FLAGS]),
+      runCli(['node', '--datadir', join(dir.path, 'twice'), '--p2p-port', '0', '--rpc-port', String(port), '--http-port', '0', '--metrics-port', String(port), ...NODE_FLAGS]),
+    ]);
+    assert.deepEqual(failure(inUse), { code: 1, line: `cairn: metrics port ${port} (Prometheus) is already in use (another cairn node?): choose another with --metrics-port N, or --metrics-port 0 for any free port` });
+    assert.deepEqual(failure(twice), { code: 2, line: `cairn: --rpc-port and --metrics-port are both ${port}: each needs a port of its own (see cairn node --help)` });
+    assert.equal(existsSync(join(dir.path, 'twice')), false);
+  });
+
+  it('an --http-host or --p2p-host that is no address of this machine: names the flag, in one line without libp2p\'s stack frames', async () => {
+    const [http, p2p] = await Promise.all([
+      runCli(['node', '--datadir', join(dir.path, 'http-host'), '--p2p-port', '0', '--rpc-port', '0', '--http-port', '0', ...NODE_FLAGS, '--http-host', foreign]),
+      runCli(['node', '--datadir', join(dir.path, 'p2p-host'), '--p2p-port', '0', '--rpc-port', '0', '--http-port', '0', ...NODE_FLAGS, '--p2p-host', foreign]),
+    ]);
+    const advice = 'give one of its addresses, 127.0.0.1 for this machine only, or 0.0.0.0 for all';
+    assert.deepEqual(failure(http), { code: 1, line: `cairn: --http-host ${foreign} is not an address of this machine (EADDRNOTAVAIL): ${advice}` });
+    assert.deepEqual(failure(p2p), { code: 1, line: `cairn: --p2p-host ${foreign} is not an address of this machine (EADDRNOTAVAIL): ${advice}` });
+  });
+
+  it('a --p2p-host that is a name, or CAIRN_P2P_HOST: a usage error naming it, before the datadir is created', async () => {
+    const [flag, env] = await Promise.all([
+      runCli(['node', '--datadir', join(dir.path, 'named-host'), '--p2p-port', '0', '--rpc-port', '0', '--http-port', '0', '--no-mdns', '--p2p-host', 'localhost']),
+      runCli(['node', '--datadir', join(dir.path, 'named-host'), '--p2p-port', '0', '--rpc-port', '0', '--http-port', '0', '--no-mdns'], { env: { CAIRN_P2P_HOST: 'localhost' } }),
+    ]);
+    const advice = '127.0.0.1 (or ::1) for this machine only, 0.0.0.0 (or ::) for all its addresses';
+    assert.deepEqual(failure(flag), { code: 2, line: `cairn: --p2p-host must be an IP address, got "localhost": ${advice} (see cairn node --help)` });
+    assert.deepEqual(failure(env), { code: 2, line: `cairn: CAIRN_P2P_HOST must be an IP address, got "localhost": ${advice} (see cairn node --help)` });
+    assert.equal(existsSync(join(dir.path, 'named-host')), false);
   });
 
   it('a second node on the same datadir: names the running pid and cairn stop', async () => {

@@ -7,7 +7,8 @@ import { spawn } from 'node:child_process';
 import { copyFileSync, mkdirSync, utimesSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { DEFAULT_PORTS } from '../cli/args.ts';
+import { DEFAULT_PORTS, listenAddress, UsageError } from '../cli/args.ts';
+import { explainStartFailure, listenFailures } from '../cli/start-errors.ts';
 import { createLogger } from '../cli/log.ts';
 import { tempDir } from './helpers/fixtures.ts';
 import { CAIRN_BIN, REPO, runCli, waitFor } from './helpers/cli.ts';
@@ -28,9 +29,37 @@ describe('cli plumbing', function () {
       assert.equal(new Set(ports).size, ports.length, JSON.stringify(DEFAULT_PORTS));
       // And the help says what the code does.
       const [node, light] = await Promise.all([runCli(['node', '--help']), runCli(['light', '--help'])]);
-      assert.match(node.stdout, new RegExp(`P2P on port ${DEFAULT_PORTS.p2p} .*JSON-RPC on 127\\.0\\.0\\.1:${DEFAULT_PORTS.rpc} `, 's'));
+      assert.match(node.stdout, new RegExp(`P2P on port ${DEFAULT_PORTS.p2p} .*JSON-RPC on\\s+127\\.0\\.0\\.1:${DEFAULT_PORTS.rpc} `, 's'));
       assert.match(node.stdout, new RegExp(`http://127\\.0\\.0\\.1:${DEFAULT_PORTS.http}/`));
       assert.match(light.stdout, new RegExp(`JSON-RPC on 127\\.0\\.0\\.1:${DEFAULT_PORTS.lightRpc} `));
+    });
+  });
+
+  describe('start-up failures, in words that name the fix', () => {
+    // What libp2p 3 says when it cannot listen (copied from a real run): advice about its own
+    // configuration, then each address with its error and that error's stack.
+    const LIBP2P = 'Some configured addresses failed to be listened on, you may need to remove one or more listen addresses from your configuration or set `transportManager.faultTolerance` to NO_FATAL:\n\n' +
+      '  /ip4/10.1.2.3/tcp/80: Error: listen EACCES: permission denied 10.1.2.3:80\n      at Server.setupListenHandle [as _listen2] (node:net:2306:21)\n      at listenInCluster (node:net:2437:12)\n' +
+      '  /ip6/::1/tcp/80: Error: listen EACCES: permission denied ::1:80\n      at node:net:2666:7\n      at process.processTicksAndRejections (node:internal/process/task_queues:90:21)\n';
+    const listenError = Object.assign(new Error(LIBP2P), { name: 'UnsupportedListenAddressesError' });
+    const settings = { datadir: '/d', p2pPort: 80, p2pHost: '10.1.2.3', rpcPort: 7371, httpPort: 7372, metricsPort: 9100 };
+
+    it('P2P: only the first line of each address\'s error, none of libp2p\'s advice or stack frames', () => {
+      assert.equal(listenFailures(LIBP2P), '/ip4/10.1.2.3/tcp/80: listen EACCES: permission denied 10.1.2.3:80; /ip6/::1/tcp/80: listen EACCES: permission denied ::1:80');
+      const explained = explainStartFailure(listenError, settings) as Error;
+      assert.equal(explained.message, 'cannot listen for peers on /ip4/10.1.2.3/tcp/80: listen EACCES: permission denied 10.1.2.3:80; /ip6/::1/tcp/80: listen EACCES: permission denied ::1:80 (see --p2p-host and --p2p-port)');
+    });
+
+    it('a port the process may not open names its flag', () => {
+      const denied = Object.assign(new Error('listen EACCES: permission denied 127.0.0.1:9100'), { code: 'EACCES', port: 9100 });
+      assert.equal((explainStartFailure(denied, settings) as Error).message, 'metrics port 9100 (Prometheus) needs privileges this process does not have: choose one above 1023 with --metrics-port N');
+    });
+
+    it('--p2p-host takes IPv4 and IPv6 addresses, and refuses a name before anything is created', () => {
+      assert.equal(listenAddress('127.0.0.1', 7370), '/ip4/127.0.0.1/tcp/7370');
+      assert.equal(listenAddress('::1', 0), '/ip6/::1/tcp/0');
+      assert.equal(listenAddress('::', 7370), '/ip6/::/tcp/7370');
+      assert.throws(() => listenAddress('localhost', 0), (err: unknown) => err instanceof UsageError && /^--p2p-host must be an IP address, got "localhost"/.test(err.message));
     });
   });
 
