@@ -1,5 +1,6 @@
+import { statSync } from 'node:fs';
 import { copyFile, mkdir, readFile, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CairnError } from '../ledger/errors.ts';
 import { genesisHashHex, parseGenesis, sameGenesis, type ChainParams } from '../ledger/genesis.ts';
@@ -20,14 +21,76 @@ async function exists(path: string): Promise<boolean> {
   return stat(path).then(() => true, () => false);
 }
 
-async function readGenesis(file: string): Promise<{ text: string; params: ChainParams }> {
+/**
+ * The genesis in `file`. `copy`: the datadir's own copy, which says which network the datadir
+ * belongs to; damaged, it is named as such, since the user never gave that path.
+ */
+async function readGenesis(file: string, copy = false): Promise<{ text: string; params: ChainParams }> {
   let text: string;
   try {
     text = await readFile(file, 'utf8');
   } catch (err) {
     throw new DatadirError(`cannot read genesis file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
-  return { text, params: parseGenesis(text) };
+  try {
+    return { text, params: parseGenesis(text) };
+  } catch (err) {
+    const why = (err as Error).message.replace(/^genesis: /, '');
+    throw new DatadirError(copy
+      ? `${file}, the datadir's copy of its network's genesis, is damaged (${why}): put that network's genesis file back in its place`
+      : `${file} is not a valid genesis file: ${why}`);
+  }
+}
+
+/** Why a datadir could not be made, with the path at fault and the flag that names it. */
+export function datadirFailure(err: unknown, datadir: string): unknown {
+  const e = err as NodeJS.ErrnoException;
+  const path = e.path ?? datadir;
+  const at = path !== datadir ? ` (at ${path})` : '';
+  const reason: Record<string, () => string> = {
+    EACCES: () => `permission denied${at}`,
+    EPERM: () => `permission denied${at}`,
+    EROFS: () => `the file system is read-only${at}`,
+    ENOTDIR: () => `${fileOnTheWay(path) ?? 'a parent'} is a file, not a directory`,
+    ENOENT: () => `${path} cannot be created there (ENOENT)`,
+    ENOSPC: () => 'no space left on the device',
+  };
+  const why = e.code !== undefined ? reason[e.code]?.() : undefined;
+  return why ? new DatadirError(`cannot create the datadir ${datadir}: ${why}; give --datadir a directory you can write`) : err;
+}
+
+/** The nearest of `path` and its parents that exists and is not a directory. */
+function fileOnTheWay(path: string): string | undefined {
+  for (let p = path; ; p = dirname(p)) {
+    try {
+      if (!statSync(p).isDirectory()) return p;
+    } catch {
+      // not there: its parent, then
+    }
+    if (dirname(p) === p) return undefined;
+  }
+}
+
+/**
+ * Makes `dir` and any missing parents, each 0700. Not mkdir's own `recursive`: under /proc it
+ * retries for ever (Node 24: mkdir -p /proc/x/y spins at 100% CPU), where this gives up once a
+ * parent exists and the folder still cannot be made.
+ */
+async function makeDirs(dir: string): Promise<void> {
+  try {
+    await mkdir(dir, { mode: 0o700 });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') {
+      if ((await stat(dir)).isDirectory()) return;
+      throw err;
+    }
+    if (code !== 'ENOENT' || dirname(dir) === dir) throw err;
+    await makeDirs(dirname(dir));
+    await mkdir(dir, { mode: 0o700 }).catch((again: NodeJS.ErrnoException) => {
+      if (again.code !== 'EEXIST') throw again;
+    });
+  }
 }
 
 /**
@@ -38,17 +101,21 @@ async function readGenesis(file: string): Promise<{ text: string; params: ChainP
  */
 export async function initDatadir(datadir: string, genesisFile?: string, options: { store?: boolean } = {}): Promise<{ params: ChainParams; created: boolean }> {
   const copy = join(datadir, GENESIS_COPY);
+  const kind = await stat(datadir).then((st) => (st.isDirectory() ? 'directory' : 'file'), () => 'none');
+  if (kind === 'file') throw new DatadirError(`the datadir ${datadir} is a file, not a directory: give --datadir a directory (a new one is made)`);
   // Without --genesis an initialised datadir keeps its own network (the bundled one is only a default).
-  if (genesisFile === undefined && (await exists(copy))) return { params: (await readGenesis(copy)).params, created: false };
+  if (genesisFile === undefined && (await exists(copy))) return { params: (await readGenesis(copy, true)).params, created: false };
   const { params } = await readGenesis(genesisFile ?? BUNDLED_GENESIS);
   if (await exists(copy)) {
-    const existing = await readGenesis(copy);
+    const existing = await readGenesis(copy, true);
     if (!sameGenesis(existing.params, params)) {
       throw new DatadirError(`${datadir} already belongs to the network "${existing.params.name}" (genesis ${genesisHashHex(existing.params)}), not "${params.name}"`);
     }
     return { params: existing.params, created: false };
   }
-  await mkdir(datadir, { recursive: true, mode: 0o700 });
+  await makeDirs(datadir).catch((err: unknown) => {
+    throw datadirFailure(err, datadir);
+  });
   if (options.store !== false) {
     const db = await ChainDB.open(join(datadir, 'chain'), params); // refuses a store of another network
     await db.close();
@@ -61,7 +128,7 @@ export async function initDatadir(datadir: string, genesisFile?: string, options
 export async function loadDatadirParams(datadir: string): Promise<ChainParams> {
   const copy = join(datadir, GENESIS_COPY);
   if (!(await exists(copy))) throw new DatadirError(`${datadir} is not a Cairn datadir (no ${GENESIS_COPY}); create one with: cairn init --datadir ${datadir}`);
-  return (await readGenesis(copy)).params;
+  return (await readGenesis(copy, true)).params;
 }
 
 /**

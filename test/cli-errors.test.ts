@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
@@ -142,6 +142,23 @@ describe('errors that name the fix, through real processes', function () {
     assert.deepEqual(failure(flag), { code: 2, line: `cairn: --p2p-host must be an IP address, got "localhost": ${advice} (see cairn node --help)` });
     assert.deepEqual(failure(env), { code: 2, line: `cairn: CAIRN_P2P_HOST must be an IP address, got "localhost": ${advice} (see cairn node --help)` });
     assert.equal(existsSync(join(dir.path, 'named-host')), false);
+  });
+
+  it('a --datadir that is a file, lies under a file or cannot be made, and a damaged genesis.json in a datadir: each named', async () => {
+    const file = join(dir.path, 'a-file');
+    writeFileSync(file, '');
+    const damaged = join(dir.path, 'damaged');
+    mkdirSync(damaged);
+    writeFileSync(join(damaged, 'genesis.json'), '{"name": ');
+    const node = (datadir: string) => runCli(['node', '--datadir', datadir, '--p2p-port', '0', '--rpc-port', '0', '--http-port', '0', ...NODE_FLAGS], { timeoutMs: 20_000 });
+    // /proc takes no new folder: Node's own mkdir -p retried that for ever, at 100% of a core.
+    const [isFile, underFile, cannot, genesis] = [await node(file), await node(join(file, 'data')), await node('/proc/cairn-none/data'), await node(damaged)];
+    assert.deepEqual(failure(isFile), { code: 1, line: `cairn: the datadir ${file} is a file, not a directory: give --datadir a directory (a new one is made)` });
+    assert.deepEqual(failure(underFile), { code: 1, line: `cairn: cannot create the datadir ${join(file, 'data')}: ${file} is a file, not a directory; give --datadir a directory you can write` });
+    assert.deepEqual(failure(cannot), { code: 1, line: 'cairn: cannot create the datadir /proc/cairn-none/data: /proc/cairn-none cannot be created there (ENOENT); give --datadir a directory you can write' });
+    const { code, line } = failure(genesis);
+    assert.equal(code, 1);
+    assert.match(line, new RegExp(`^cairn: ${join(damaged, 'genesis.json')}, the datadir's copy of its network's genesis, is damaged \\(not valid JSON .*\\): put that network's genesis file back in its place$`));
   });
 
   it('a second node on the same datadir: names the running pid and cairn stop', async () => {

@@ -10,6 +10,7 @@ import { pathToFileURL } from 'node:url';
 import { DEFAULT_PORTS, listenAddress, UsageError } from '../cli/args.ts';
 import { explainStartFailure, listenFailures } from '../cli/start-errors.ts';
 import { createLogger } from '../cli/log.ts';
+import { datadirFailure } from '../cli/datadir.ts';
 import { tempDir } from './helpers/fixtures.ts';
 import { CAIRN_BIN, REPO, runCli, waitFor } from './helpers/cli.ts';
 
@@ -53,6 +54,14 @@ describe('cli plumbing', function () {
     it('a port the process may not open names its flag', () => {
       const denied = Object.assign(new Error('listen EACCES: permission denied 127.0.0.1:9100'), { code: 'EACCES', port: 9100 });
       assert.equal((explainStartFailure(denied, settings) as Error).message, 'metrics port 9100 (Prometheus) needs privileges this process does not have: choose one above 1023 with --metrics-port N');
+    });
+
+    it('a datadir the process may not create names the path at fault and --datadir', () => {
+      // Not through a process: the tests may run as root, which may create anything.
+      const denied = Object.assign(new Error("EACCES: permission denied, mkdir '/srv/cairn'"), { code: 'EACCES', path: '/srv/cairn' });
+      assert.equal((datadirFailure(denied, '/srv/cairn/data') as Error).message, 'cannot create the datadir /srv/cairn/data: permission denied (at /srv/cairn); give --datadir a directory you can write');
+      const readOnly = Object.assign(new Error("EROFS: read-only file system, mkdir '/mnt/data'"), { code: 'EROFS', path: '/mnt/data' });
+      assert.equal((datadirFailure(readOnly, '/mnt/data') as Error).message, 'cannot create the datadir /mnt/data: the file system is read-only; give --datadir a directory you can write');
     });
 
     it('--p2p-host takes IPv4 and IPv6 addresses, and refuses a name before anything is created', () => {
