@@ -162,6 +162,7 @@ async function stillRunning(rpc: RpcClient, pid: number | undefined): Promise<bo
 /** `cairn help rpc`: the node's own list of its JSON-RPC methods. */
 export async function rpcHelpCommand(argv: string[], out: Out): Promise<void> {
   const { values } = parse(argv, NODE_ACCESS);
+  if (values.help) return out.help(HELP.rpc);
   const { methods } = await (await connect(values)).call('help', {});
   const width = Math.max(...methods.map((m) => m.name.length));
   out.result(methods, methods.map((m) => `${m.name.padEnd(width)}  ${m.description}`).join('\n'));
@@ -227,4 +228,14 @@ ${ACCESS}
 Examples:
   cairn stop
   cairn stop --datadir ./b`,
+  rpc: `Usage: cairn help rpc [--datadir DIR | --rpc URL --rpc-token T] [--json]
+
+The JSON-RPC methods of the running node, each with what it does, as the node itself lists them
+(its help method). docs/RPC.md documents their parameters and results; rpc.discover answers the
+same as an OpenRPC document.
+${ACCESS}
+
+Examples:
+  cairn help rpc
+  cairn help rpc --datadir ./b --json`,
 };

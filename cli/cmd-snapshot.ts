@@ -198,4 +198,9 @@ targets, timestamps), block H against its header, every chunk against H's state 
 covering every account once — and installs it into DIR, which must be new (or at genesis): the node
 then starts at height H, with no history below it (as a pruned node), and executes the blocks
 after it from its peers. A file that fails any check is refused with the reason; DIR is left as it was.
-A disk that fails during the install itself leaves the install for the node's next start to finish.`;
+A disk that fails during the install itself leaves the install for the node's next start to finish.
+
+Examples:
+  cairn stop --datadir ./data && cairn snapshot export --datadir ./data state.snap
+  cairn snapshot export --datadir ./data --height 20000 state-20000.snap
+  cairn snapshot import state.snap --datadir ./fresh && cairn node --datadir ./fresh`;

@@ -92,6 +92,8 @@ export async function main(argv: string[]): Promise<number> {
     out.help(HELP);
     return name === undefined ? 2 : 0;
   }
+  // What --help to point a usage error to: `help rpc` is a command of two words.
+  const label = name === 'help' ? 'help rpc' : name;
   try {
     if (!command) throw new UsageError(`unknown command "${name}"`);
     await command(rest, out);
@@ -99,7 +101,7 @@ export async function main(argv: string[]): Promise<number> {
   } catch (err) {
     // One line, no stack: the message says what went wrong and, where it can, what to do.
     const message = err instanceof Error ? err.message : String(err);
-    process.stderr.write(`cairn: ${message.split('\n')[0]}${err instanceof UsageError ? ` (see cairn ${command ? name + ' ' : ''}--help)` : ''}\n`);
+    process.stderr.write(`cairn: ${message.split('\n')[0]}${err instanceof UsageError ? ` (see cairn ${command ? label + ' ' : ''}--help)` : ''}\n`);
     return err instanceof UsageError ? 2 : err instanceof CairnError ? 1 : 1;
   }
 }

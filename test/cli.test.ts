@@ -74,6 +74,12 @@ const HELP_COMMANDS: readonly (readonly string[])[] = [
   ['stop'],
   ['peers'],
   ['mempool'],
+  ['generate'],
+  ['snapshot'],
+  ['light'],
+  ['proof'],
+  ['verify'],
+  ['help', 'rpc'],
 ];
 
 describe('cairn command, through real processes', function () {
@@ -114,6 +120,15 @@ describe('cairn command, through real processes', function () {
         assert.match(r.stdout, /^Examples?[:,]/m, what);
         assert.match(r.stdout, /^ {2}cairn /m, `${what}: an example command line`);
       });
+    });
+
+    it('help rpc: --help answers without a node; an unknown option points to help rpc\'s own help', async () => {
+      const empty = join(dir.path, 'no-node');
+      mkdirSync(empty, { recursive: true });
+      const [help, bogus] = await Promise.all([runCli(['help', 'rpc', '--help', '--datadir', empty]), runCli(['help', 'rpc', '--bogus'])]);
+      assertOk(help);
+      assert.match(help.stdout, /^Usage: cairn help rpc /);
+      assertOneLineError(bogus, /^cairn: unknown option --bogus \(see cairn help rpc --help\)$/, 2);
     });
 
     it('the bin shim cli/cairn.mjs runs the same command; no command at all is a usage error', async () => {
