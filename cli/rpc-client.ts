@@ -52,15 +52,31 @@ export class RpcClient<M extends { [K in keyof M]: { params: unknown; result: un
       throw new RpcClientError('NODE_NOT_RUNNING', `the node at ${this.url} is not answering; is it running?`);
     }
     if (response.status === 401) throw new RpcClientError('RPC_UNAUTHORIZED', `the node at ${this.url} refused the RPC token`);
-    let answer: { result?: unknown; error?: { code: number; message: string; data?: unknown } };
+    let answer: unknown;
     try {
-      answer = JSON.parse(response.text) as typeof answer;
+      answer = JSON.parse(response.text);
     } catch {
-      throw new RpcClientError('RPC_BAD_RESPONSE', `the node at ${this.url} answered HTTP ${response.status} without JSON`);
+      answer = undefined;
     }
+    // Anything else that answers HTTP (the explorer's port, most often) is told apart here, not
+    // printed as if a node had said it ("no such path: POST /").
+    if (!isJsonRpcAnswer(answer)) throw new RpcClientError('RPC_BAD_RESPONSE', `${this.url} answers, but not JSON-RPC (is it the explorer's --http-port?)`);
     if (answer.error) throw new RpcClientError('RPC_ERROR', answer.error.message, answer.error.code, answer.error.data);
     return answer.result as M[K]['result'];
   }
+}
+
+interface JsonRpcAnswer {
+  readonly result?: unknown;
+  readonly error?: { readonly code: number; readonly message: string; readonly data?: unknown };
+}
+
+/** A JSON-RPC 2.0 response: the version, and a result or an error with its code and message. */
+function isJsonRpcAnswer(a: unknown): a is JsonRpcAnswer {
+  if (typeof a !== 'object' || a === null || (a as { jsonrpc?: unknown }).jsonrpc !== '2.0') return false;
+  const { error } = a as { error?: unknown };
+  if (error === undefined) return 'result' in a;
+  return typeof error === 'object' && error !== null && typeof (error as { code?: unknown }).code === 'number' && typeof (error as { message?: unknown }).message === 'string';
 }
 
 /** The largest answer taken from a node (a full mempool's listing is tens of MB). */

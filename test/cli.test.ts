@@ -382,6 +382,14 @@ describe('cairn command, through real processes', function () {
         for (const a of listen) assert.match(a, new RegExp(`^/ip4/127\\.0\\.0\\.1/tcp/\\d+/p2p/${peerId}$`));
       });
 
+      it('--rpc aimed at the explorer\'s HTTP port: that address answers, but not JSON-RPC', async () => {
+        assert.ok(node);
+        const logged = node.stdout().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { msg: string; url?: string });
+        const http = logged.find((l) => l.msg === 'explorer and REST API')?.url;
+        assert.ok(http, 'the node logs its explorer\'s address');
+        assertOneLineError(await runCli(['status', '--rpc', http, '--rpc-token', rpc.token]), new RegExp(`^cairn: ${http.replace(/[.]/g, '\\.')} answers, but not JSON-RPC \\(is it the explorer's --http-port\\?\\)$`), 1);
+      });
+
       it('reaches the same node by --rpc URL and --rpc-token', async () => {
         const [byUrl, refused] = await Promise.all([
           cliJson<{ network: string }>(['status', '--rpc', rpc.url, '--rpc-token', rpc.token]),
