@@ -140,7 +140,9 @@ export function address(text: string, what: string): Uint8Array {
   try {
     return decodeAddress(text);
   } catch (err) {
-    throw new UsageError(`invalid ${what}: ${(err as Error).message}`);
+    // The decoder says "invalid address "TEXT": why"; said once, with what the address was for.
+    const why = (err as Error).message.replace(/^invalid address "[^"]*": /, '');
+    throw new UsageError(`invalid ${what} "${text}": ${why}`);
   }
 }
 

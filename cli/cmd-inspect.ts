@@ -94,7 +94,10 @@ export async function blockCommand(argv: string[], out: Out): Promise<void> {
   if (!valid) throw new UsageError('give a block HEIGHT (a whole number), HASH (64 lower-case hex digits) or latest');
   const rpc = await connect(values);
   const status = await rpc.call('status', {});
-  const params = which === 'latest' ? { hash: status.head } : /^\d+$/.test(which) ? { height: Number(which) } : { hash: which };
+  const height = /^\d+$/.test(which) ? Number(which) : undefined;
+  // Said here in the CLI's words; the node's would be about its parameter's bounds.
+  if (height !== undefined && height > status.height) throw new RpcClientError('NOT_FOUND', `no such block: height ${height} is above the tip (${status.height})`);
+  const params = which === 'latest' ? { hash: status.head } : height !== undefined ? { height } : { hash: which };
   const b = await rpc.call('getBlock', params);
   out.result(b, lines([
     ['hash', b.hash],

@@ -59,7 +59,7 @@ export async function keysCommand(argv: string[], out: Out): Promise<void> {
       return out.result({ address: which, privateKey: hex }, hex);
     }
     default:
-      throw new UsageError(`unknown keys command "${sub}"; see cairn keys --help`);
+      throw new UsageError(`unknown keys command "${sub}": new, list, import or export`); // main adds the pointer to --help
   }
 }
 

@@ -4,6 +4,7 @@ import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import { CairnError } from '../ledger/errors.ts';
 import { DEFAULT_DATADIR, UsageError } from './args.ts';
+import { endpointPid, runningPid } from './start-errors.ts';
 import { RPC_ENDPOINT_FILE, type RpcEndpointFile, type RpcMethods } from '../node/rpc-types.ts';
 
 /** A failure talking to a node: not running, refused our token, or answered with a JSON-RPC error. */
@@ -38,6 +39,12 @@ export class RpcClient<M extends { [K in keyof M]: { params: unknown; result: un
       endpoint = JSON.parse(await readFile(join(datadir, RPC_ENDPOINT_FILE), 'utf8')) as RpcEndpointFile;
     } catch {
       throw new RpcClientError('NODE_NOT_RUNNING', `no node is running on ${datadir} (no ${RPC_ENDPOINT_FILE} there); start one with: cairn node --datadir ${datadir}`);
+    }
+    // A node killed (kill -9, a crash, a power cut) leaves its rpc.json behind: say so rather than
+    // "not answering" at an address nobody listens on.
+    const pid = endpointPid(datadir);
+    if (pid !== undefined && runningPid(datadir) === undefined) {
+      throw new RpcClientError('NODE_NOT_RUNNING', `no node is running on ${datadir}: its ${RPC_ENDPOINT_FILE} names pid ${pid}, which has ended without removing it (killed, or crashed: see its log); start it again with: cairn node --datadir ${datadir}`);
     }
     return new RpcClient<T>(endpoint.url, endpoint.token);
   }

@@ -28,13 +28,26 @@ export interface StartSettings {
 
 /** The pid a running node wrote to DIR/rpc.json, if it is there and that process is alive. */
 export function runningPid(datadir: string): number | undefined {
+  const pid = endpointPid(datadir);
+  return pid !== undefined && alive(pid) ? pid : undefined;
+}
+
+/** The pid DIR/rpc.json names, alive or not. */
+export function endpointPid(datadir: string): number | undefined {
   try {
     const { pid } = JSON.parse(readFileSync(join(datadir, RPC_ENDPOINT_FILE), 'utf8')) as RpcEndpointFile;
-    if (!Number.isSafeInteger(pid) || pid <= 0) return undefined;
-    process.kill(pid, 0); // throws when no such process
-    return pid;
+    return Number.isSafeInteger(pid) && pid > 0 ? pid : undefined;
   } catch {
     return undefined;
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0); // throws when no such process
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'; // there, but another user's
   }
 }
 

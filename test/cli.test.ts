@@ -181,6 +181,22 @@ describe('cairn command, through real processes', function () {
       assertOneLineError(onPort, new RegExp(`127\\.0\\.0\\.1:${port}.* not answering`), 1);
     });
 
+    it('an unknown keys command and a malformed address are said once, each with one pointer to --help', async () => {
+      const [keys, account] = await Promise.all([runCli(['keys', 'foo']), runCli(['account', 'foo'])]);
+      assertOneLineError(keys, /^cairn: unknown keys command "foo": new, list, import or export \(see cairn keys --help\)$/, 2);
+      assertOneLineError(account, /^cairn: invalid address "foo": [^"]*\(see cairn account --help\)$/, 2);
+      assert.doesNotMatch(account.stderr, /invalid address.*invalid address/);
+    });
+
+    it('a node killed without removing its rpc.json: said to have ended, with its pid, not "not answering"', async () => {
+      const stale = join(dir.path, 'stale');
+      mkdirSync(stale);
+      // A pid that has certainly ended: a process of ours that has exited.
+      const ended = spawnSync(process.execPath, ['-e', ''], { encoding: 'utf8' }).pid;
+      writeFileSync(join(stale, 'rpc.json'), JSON.stringify({ url: `http://127.0.0.1:${await closedPort()}/`, token: 'x', pid: ended }) + '\n');
+      assertOneLineError(await runCli(['status', '--datadir', stale]), new RegExp(`^cairn: no node is running on .*stale: its rpc\\.json names pid ${ended}, which has ended without removing it \\(killed, or crashed: see its log\\); start it again with: cairn node --datadir .*stale$`), 1);
+    });
+
     it('a malformed address or transaction id is refused before any node is asked', async () => {
       const empty = join(dir.path, 'empty');
       const badChecksum = DEVNET_ADDRESS.slice(0, -1) + (DEVNET_ADDRESS.endsWith('z') ? 'q' : 'z');
@@ -434,7 +450,9 @@ describe('cairn command, through real processes', function () {
           runCli(['block', '999999999', '--datadir', datadir]),
         ]);
         assertOneLineError(tx, /no transaction (ab)+/, 1);
-        assertOneLineError(block, /no such block/, 1);
+        assertOneLineError(block, /^cairn: no such block: height 999999999 is above the tip \(\d+\)$/, 1);
+        // The largest height the CLI takes: in its words too, not the node's about its parameter.
+        assertOneLineError(await runCli(['block', '999999999999999', '--datadir', datadir]), /^cairn: no such block: height 999999999999999 is above the tip \(\d+\)$/, 1);
       });
 
       it('init refuses the datadir for another network, and keeps its own without --genesis', async () => {
