@@ -17,10 +17,9 @@ import { cairnCommand } from '../cli/self.ts';
 import { tempDir, testKey } from './helpers/fixtures.ts';
 import { DEVNET_ADDRESS, DEVNET_PRIVATE_KEY, REPO, cliJson, closedPort, killAll, runCli, spawnCli, stopChild, waitFor, type CliChild, type CliResult } from './helpers/cli.ts';
 
+/** A node's or light client's: on 127.0.0.1 only, finding nobody by mDNS. */
 const NODE_FLAGS = ['--p2p-host', '127.0.0.1', '--no-mdns', '--log-level', 'warn'];
-/** A light client's flags: alone on 127.0.0.1, its one bootstrap peer nowhere (a closed port, set in `before`). */
-const LIGHT_FLAGS = ['--p2p-host', '127.0.0.1', '--no-mdns', '--log-level', 'warn'];
-/** A well-formed peer id, of no running node. */
+/** A well-formed peer id, of no running node: a light client's bootstrap peer, on a closed port (`nowhere`). */
 const NOBODY = '12D3KooWGq2cz1Hf4G2bMXRDeEcvyrPkXV5ysPpQtFMmvFjfpw6Q';
 
 /** A server holding a port on 127.0.0.1, as another program would. */
@@ -103,8 +102,8 @@ describe('errors that name the fix, through real processes', function () {
     const [rpcHeld, p2pHeld] = [await holdPort(), await holdPort()];
     held.push(rpcHeld.server, p2pHeld.server);
     const [rpc, p2p] = await Promise.all([
-      runCli(['light', '--datadir', join(dir.path, 'light-rpc'), '--bootstrap', nowhere, '--rpc-port', String(rpcHeld.port), ...LIGHT_FLAGS]),
-      runCli(['light', '--datadir', join(dir.path, 'light-p2p'), '--bootstrap', nowhere, '--p2p-port', String(p2pHeld.port), '--rpc-port', '0', ...LIGHT_FLAGS]),
+      runCli(['light', '--datadir', join(dir.path, 'light-rpc'), '--bootstrap', nowhere, '--rpc-port', String(rpcHeld.port), ...NODE_FLAGS]),
+      runCli(['light', '--datadir', join(dir.path, 'light-p2p'), '--bootstrap', nowhere, '--p2p-port', String(p2pHeld.port), '--rpc-port', '0', ...NODE_FLAGS]),
     ]);
     assert.deepEqual(failure(rpc), { code: 1, line: `cairn: RPC port ${rpcHeld.port} is already in use (another cairn node?): choose another with --rpc-port N, or --rpc-port 0 for any free port` });
     assert.deepEqual(failure(p2p), { code: 1, line: `cairn: P2P port ${p2pHeld.port} is already in use (another cairn node?): choose another with --p2p-port N, or --p2p-port 0 for any free port` });
@@ -246,7 +245,7 @@ describe('errors that name the fix, through real processes', function () {
 
     before(async function () {
       this.timeout(60_000);
-      light = spawnCli(['light', '--datadir', lightDir, '--bootstrap', nowhere, '--rpc-port', '0', ...LIGHT_FLAGS]);
+      light = spawnCli(['light', '--datadir', lightDir, '--bootstrap', nowhere, '--rpc-port', '0', ...NODE_FLAGS]);
       const started = light;
       await waitFor('the light client to write its rpc.json', async () => {
         if (started.child.exitCode !== null) throw new Error(`cairn light exited: ${started.stderr()}`);
@@ -257,12 +256,12 @@ describe('errors that name the fix, through real processes', function () {
 
     it('a second light client on the same datadir: refused, naming the running pid and cairn stop; the first did not notice', async () => {
       assert.ok(light);
-      const r = await runCli(['light', '--datadir', lightDir, '--bootstrap', nowhere, '--rpc-port', '0', ...LIGHT_FLAGS], { timeoutMs: 20_000 });
+      const r = await runCli(['light', '--datadir', lightDir, '--bootstrap', nowhere, '--rpc-port', '0', ...NODE_FLAGS], { timeoutMs: 20_000 });
       assert.deepEqual(failure(r), { code: 1, line: `cairn: the datadir ${lightDir} is in use by the cairn light client with pid ${light.pid}: stop it first (cairn stop --datadir ${lightDir}), or give this one another --datadir` });
       assert.equal((JSON.parse(readFileSync(join(lightDir, 'rpc.json'), 'utf8')) as { pid: number }).pid, light.pid);
       assert.equal(light.child.exitCode, null);
       // Nor does one start on a full node's datadir, whose rpc.json it would take over.
-      const onNode = await runCli(['light', '--datadir', datadir, '--bootstrap', nowhere, '--rpc-port', '0', ...LIGHT_FLAGS], { timeoutMs: 20_000 });
+      const onNode = await runCli(['light', '--datadir', datadir, '--bootstrap', nowhere, '--rpc-port', '0', ...NODE_FLAGS], { timeoutMs: 20_000 });
       assert.deepEqual(failure(onNode), { code: 1, line: `cairn: ${datadir} is a full node's datadir (it holds a chain store): give the light client a --datadir of its own (default ./light)` });
     });
 
