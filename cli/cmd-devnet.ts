@@ -44,10 +44,12 @@ export async function devnetCommand(argv: string[], out: Out): Promise<void> {
   // reaches this process alone and each node is told to stop exactly once, here. In the
   // terminal's group, a node had the terminal's SIGINT and then this SIGTERM: a second signal,
   // which a node takes for an impatient user's and exits at once, mid-shutdown.
-  const stopAll = async () => {
+  let stopped: Promise<unknown> | undefined;
+  // Once only, whoever asks (a signal, a node that failed to start): a second SIGTERM would force.
+  const stopAll = () => {
     stopping = true;
-    for (const m of members) signal(m.child, 'SIGTERM');
-    await Promise.all(members.map((m) => m.exited));
+    stopped ??= Promise.all(members.map((m) => (signal(m.child, 'SIGTERM'), m.exited)));
+    return stopped;
   };
   let signals = 0;
   const onSignal = () => {
@@ -77,6 +79,7 @@ export async function devnetCommand(argv: string[], out: Out): Promise<void> {
       const args = [ENTRY, 'node', '--datadir', datadir, ...genesisArgs, '--p2p-host', '127.0.0.1', '--p2p-port', '0', '--rpc-port', '0', '--http-port', '0', '--no-mdns', '--log-level', 'info'];
       for (const b of bootstrap) args.push('--bootstrap', b);
       if (mining) args.push('--mine', '--coinbase', coinbase!);
+      if (stopping) throw new DevnetError('stopped while the nodes were starting'); // stopAll would not know of this one
       const m = startMember(name, datadir, args);
       members.push(m);
       const status = await waitForNode(m, () => stopping);
@@ -139,8 +142,8 @@ function exitText(e: { code: number | null; signal: NodeJS.Signals | null }): st
 async function waitForNode(m: Member, stopping: () => boolean): Promise<{ listen: string[]; rpc: string }> {
   const deadline = Date.now() + 30_000;
   for (;;) {
+    if (stopping()) throw new DevnetError('stopped while the nodes were starting');
     if (m.child.exitCode !== null || m.child.signalCode !== null) {
-      if (stopping()) throw new DevnetError('stopped while the nodes were starting');
       const why = lastWords(m.log, m.logStart);
       throw new DevnetError(`${m.name} (${m.datadir}) exited before it was ready (${exitText({ code: m.child.exitCode, signal: m.child.signalCode })})${why ? `: ${why}` : ''}; see ${m.log}`);
     }
