@@ -1,6 +1,25 @@
-import type { LinkProfile } from './network.ts';
+import type { LinkProfile, SimNetwork } from './network.ts';
+import type { Random } from './random.ts';
+import type { Scheduler } from './scheduler.ts';
 import type { SimNode } from './sim-node.ts';
-import type { World } from './world.ts';
+
+/**
+ * What the faults act on: the world (sim/world.ts), which makes them, seen from here without
+ * importing it (the two would otherwise import each other).
+ */
+export interface FaultTarget {
+  readonly o: { readonly defaultLink: LinkProfile; readonly links: readonly { a: string; b: string; profile: LinkProfile }[]; readonly faults: readonly Fault[] };
+  readonly scheduler: Scheduler;
+  readonly rng: Random;
+  readonly net: SimNetwork;
+  readonly nodes: readonly SimNode[];
+  record(line: string): void;
+  node(id: string): SimNode;
+  countFault(kind: string): void;
+  goingDown(sim: SimNode): void;
+  startNode(sim: SimNode): Promise<void>;
+  submitTx(style: 'valid' | 'conflicting' | 'replacing'): Promise<unknown>;
+}
 
 /** A fault the scenario applies at a simulated time. */
 export type Fault =
@@ -16,7 +35,7 @@ export type Fault =
  * bursts of transactions, nodes that leave; then the quiet period, which must be quiet.
  */
 export class Faults {
-  private readonly world: World;
+  private readonly world: FaultTarget;
   /** Partitions and link faults in effect now: while any is, blocks may take any time to spread. */
   readonly inEffect = new Set<Fault>();
   /**
@@ -29,7 +48,7 @@ export class Faults {
   private quietFrom: { atMs: number; dropped: number; duplicated: number } | undefined;
   private readonly quietBroken: string[] = [];
 
-  constructor(world: World) {
+  constructor(world: FaultTarget) {
     this.world = world;
   }
 
