@@ -5,7 +5,7 @@ import { CairnError } from './errors.ts';
 import { MAX_AMOUNT } from './amount.ts';
 import type { Block } from './block.ts';
 import { checkTxSignature, TX_BYTES, type Transaction } from './transaction.ts';
-import { EMPTY_ACCOUNT, checkTxAgainstState, type AccountSource, type StateRules } from './state.ts';
+import { EMPTY_ACCOUNT, checkTxAgainstState, type Account, type AccountSource, type StateRules } from './state.ts';
 import { PendingSet, firstMissing, type MempoolEntry } from './pending-set.ts';
 import { MaxFeeHeap } from './fee-heap.ts';
 
@@ -178,7 +178,7 @@ export class Mempool extends EventEmitter<{ added: [entry: MempoolEntry] }> {
    * Changes nothing; admission checks it all again.
    */
   async worthVerifying(txs: readonly Transaction[]): Promise<Transaction[]> {
-    const fresh = txs.filter((tx) => !this.byId.has(tx.idHex) && tx.fee >= this.policy.minFee);
+    const fresh = txs.filter((tx) => !this.refusedOnSight(tx));
     const accounts = this.state.getAccounts
       ? await this.state.getAccounts(fresh.map((tx) => tx.from), fresh.map((tx) => tx.fromKey))
       : await Promise.all(fresh.map((tx) => this.state.getAccount(tx.from)));
@@ -186,19 +186,35 @@ export class Mempool extends EventEmitter<{ added: [entry: MempoolEntry] }> {
     for (let i = 0; i < fresh.length; i++) {
       const tx = fresh[i]!;
       const account = accounts[i] ?? EMPTY_ACCOUNT;
-      if (tx.nonce < account.nonce || tx.nonce > account.nonce + BigInt(this.policy.maxNonceGap)) continue;
-      if (tx.amount + tx.fee > account.balance) continue;
-      const replaced = this.bySender.get(tx.fromKey)?.get(tx.nonce);
-      if (replaced && tx.fee < this.replacementFee(replaced)) continue;
+      if (this.refusedByNonce(tx, account, false) || tx.amount + tx.fee > account.balance || this.underpricedReplacement(tx)) continue;
       worth.push(tx);
     }
     return worth;
   }
 
-  /** The least fee that replaces `entry`. */
-  private replacementFee(entry: MempoolEntry): bigint {
-    const bump = (entry.tx.fee * this.policy.replaceBumpPercent) / 100n;
-    return entry.tx.fee + (bump > 1n ? bump : 1n);
+  /** Admission's refusals on sight of `tx` alone: already pending, or below the minimum fee. */
+  private refusedOnSight(tx: Transaction): MempoolRejection | undefined {
+    if (this.byId.has(tx.idHex)) return new MempoolRejection('MEMPOOL_DUPLICATE', `transaction ${tx.idHex} is already pending`);
+    if (tx.fee < this.policy.minFee) return new MempoolRejection('MEMPOOL_FEE_TOO_LOW', `fee ${tx.fee} is below the minimum ${this.policy.minFee}`);
+    return undefined;
+  }
+
+  /** Admission's refusals by the sender's nonce: used, or too far ahead (unless `readmit`). */
+  private refusedByNonce(tx: Transaction, account: Account, readmit: boolean): MempoolRejection | undefined {
+    if (tx.nonce < account.nonce) return new MempoolRejection('MEMPOOL_NONCE_TOO_LOW', `nonce ${tx.nonce} is already used; the next is ${account.nonce}`);
+    if (!readmit && tx.nonce > account.nonce + BigInt(this.policy.maxNonceGap)) {
+      return new MempoolRejection('MEMPOOL_NONCE_GAP', `nonce ${tx.nonce} is more than ${this.policy.maxNonceGap} ahead of the next, ${account.nonce}`);
+    }
+    return undefined;
+  }
+
+  /** The refusal of `tx` replacing a pending transaction of its nonce without the fee bump, if it does. */
+  private underpricedReplacement(tx: Transaction): MempoolRejection | undefined {
+    const replaced = this.bySender.get(tx.fromKey)?.get(tx.nonce);
+    if (!replaced) return undefined;
+    const bump = (replaced.tx.fee * this.policy.replaceBumpPercent) / 100n;
+    const required = replaced.tx.fee + (bump > 1n ? bump : 1n);
+    return tx.fee < required ? new MempoolRejection('MEMPOOL_REPLACEMENT_UNDERPRICED', `replacing nonce ${tx.nonce} needs a fee of at least ${required}, got ${tx.fee}`) : undefined;
   }
 
   /**
@@ -223,28 +239,18 @@ export class Mempool extends EventEmitter<{ added: [entry: MempoolEntry] }> {
   /** `readmit`: a transaction of a disconnected block, which the nonce gap limit does not hold back. */
   private async admit(tx: Transaction, now: number, readmit = false): Promise<MempoolEntry> {
     const idHex = tx.idHex;
-    if (this.byId.has(idHex)) throw new MempoolRejection('MEMPOOL_DUPLICATE', `transaction ${idHex} is already pending`);
-    if (tx.fee < this.policy.minFee) {
-      throw new MempoolRejection('MEMPOOL_FEE_TOO_LOW', `fee ${tx.fee} is below the minimum ${this.policy.minFee}`);
-    }
+    const onSight = this.refusedOnSight(tx);
+    if (onSight) throw onSight;
     const account = (await this.state.getAccount(tx.from)) ?? EMPTY_ACCOUNT;
-    if (tx.nonce < account.nonce) {
-      throw new MempoolRejection('MEMPOOL_NONCE_TOO_LOW', `nonce ${tx.nonce} is already used; the next is ${account.nonce}`);
-    }
-    if (!readmit && tx.nonce > account.nonce + BigInt(this.policy.maxNonceGap)) {
-      throw new MempoolRejection('MEMPOOL_NONCE_GAP', `nonce ${tx.nonce} is more than ${this.policy.maxNonceGap} ahead of the next, ${account.nonce}`);
-    }
+    const byNonce = this.refusedByNonce(tx, account, readmit);
+    if (byNonce) throw byNonce;
     // The rules a block would apply, as if the earlier pending nonces were already in.
     checkTxAgainstState(tx, { balance: MAX_AMOUNT, nonce: tx.nonce }, this.rules);
     const senderKey = tx.fromKey;
     const pending = this.bySender.get(senderKey);
     const replaced = pending?.get(tx.nonce);
-    if (replaced) {
-      const required = this.replacementFee(replaced);
-      if (tx.fee < required) {
-        throw new MempoolRejection('MEMPOOL_REPLACEMENT_UNDERPRICED', `replacing nonce ${tx.nonce} needs a fee of at least ${required}, got ${tx.fee}`);
-      }
-    }
+    const underpriced = this.underpricedReplacement(tx);
+    if (underpriced) throw underpriced;
     let committed = this.pending.committedBy(senderKey) + tx.amount + tx.fee;
     if (replaced) committed -= replaced.tx.amount + replaced.tx.fee;
     if (committed > account.balance) {
