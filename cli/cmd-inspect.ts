@@ -13,6 +13,10 @@ export function syncText(s: StatusResult): string {
   if (s.peers === 0) {
     return s.mining ? 'no peers yet: mining on its own' : 'no peers yet, and not mining: nothing will add blocks (--bootstrap a peer, or --mine)';
   }
+  if (s.peersApart > 0) {
+    const who = s.peersApart === 1 ? '1 peer claims' : `${s.peersApart} peers claim`;
+    return `apart: ${who} more work on a chain that forks deeper than this node reorganises; it will not follow (see the log)`;
+  }
   if (s.bestPeerHeight !== null && s.bestPeerHeight > s.height) return `behind: a peer is at ${s.bestPeerHeight}`;
   return `in step with ${s.peers} peer${s.peers === 1 ? '' : 's'}${s.bestPeerHeight === null ? '' : ` (best announced height ${s.bestPeerHeight})`}`;
 }

@@ -47,6 +47,15 @@ export interface HeaderChain {
   readonly complete: boolean;
 }
 
+/**
+ * The peer's chain shares no block with ours at or above our fork floor: more work than ours,
+ * perhaps, but a chain this node will not follow (the reorg depth, docs/PROTOCOL.md). Not its
+ * fault: one of the two was cut off longer than the depth, and it may be this one.
+ */
+export interface ChainApart {
+  readonly apartBelow: number;
+}
+
 export interface HeaderSyncOptions {
   /** A request to a peer (the transport's, with whatever waiting the caller's budgets need). */
   readonly request: Transport['request'];
@@ -62,11 +71,11 @@ export interface HeaderSyncOptions {
  * Fetches `peer`'s header chain by height ranges, several in flight: finds the last block its
  * chain shares with ours within our reorg depth, then checks every header after it in order
  * (HeaderChainCheck) and stores their hashes by height in the store's scratch list as it goes,
- * so a chain of millions of headers never sits in memory. Undefined when the chains share
- * nothing within our reorg depth (a fork we would not follow: nobody's fault) or when the peer
- * has nothing beyond the shared block.
+ * so a chain of millions of headers never sits in memory. ChainApart when the chains share
+ * nothing within our reorg depth; undefined when the peer has nothing beyond the shared block, or
+ * its chain moved while we looked.
  */
-export async function fetchHeaderChain(o: HeaderSyncOptions, peer: string, claimed: Status): Promise<HeaderChain | undefined> {
+export async function fetchHeaderChain(o: HeaderSyncOptions, peer: string, claimed: Status): Promise<HeaderChain | ChainApart | undefined> {
   const { chain } = o;
   const range = async (start: number, count: number): Promise<BlockHeader[]> => {
     const bytes = await o.request(peer, o.names.headerRange, encodeGetHeaderRange(start, count), {
@@ -82,7 +91,7 @@ export async function fetchHeaderChain(o: HeaderSyncOptions, peer: string, claim
   };
 
   const found = await findFork(chain, claimed, range);
-  if (!found) return undefined;
+  if (!found || 'apartBelow' in found) return found;
   const { forkHeight, forkHash, headers: first, more } = found;
   const check = await chain.headerCheckFrom(forkHeight, o.clock(), forkHash);
   if (!check) return undefined; // the tip moved meanwhile and the fork is now too deep
@@ -129,10 +138,12 @@ async function findFork(
   chain: Chain,
   claimed: Status,
   range: (start: number, count: number) => Promise<BlockHeader[]>,
-): Promise<{ forkHeight: number; forkHash: Uint8Array; headers: BlockHeader[]; more: boolean } | undefined> {
+): Promise<{ forkHeight: number; forkHash: Uint8Array; headers: BlockHeader[]; more: boolean } | ChainApart | undefined> {
   const floor = chain.forkFloor;
   const top = Math.min(chain.tip.height, claimed.height);
-  if (top < floor) return undefined; // its whole chain is below anything we could reorganise to
+  // Its whole chain is below anything we could reorganise to, and (the caller asks only peers
+  // ahead) heavier: it forks below the floor.
+  if (top < floor) return { apartBelow: floor };
   let from = Math.max(floor, top - FIRST_LOOK_BACK);
   let fromFloor = from === floor;
   for (;;) {
@@ -143,7 +154,9 @@ async function findFork(
       // Back to the floor once. A range that does not link after that (its chain moved, or it
       // answers ours and then not) ends the search: going back again would let a peer keep us
       // looking for ever.
-      if (fromFloor) return undefined;
+      // A first range from a floor above genesis that does not link is a fork below the floor
+      // (or a chain that moved as we looked, which the next round tells apart).
+      if (fromFloor) return from === floor && floor > 0 ? { apartBelow: floor } : undefined;
       from = floor;
       fromFloor = true;
       continue;

@@ -178,6 +178,7 @@ export const rpcHandlers: Handlers = {
       peersIn: connections.filter((c) => c.direction === 'inbound').length,
       peersOut: connections.filter((c) => c.direction === 'outbound').length,
       bestPeerHeight: peerHeights.length > 0 ? Math.max(...peerHeights) : null,
+      peersApart: node.sync.peersApart,
       feeEstimate: fee.fee,
       minFee: fee.minFee,
       memory: {

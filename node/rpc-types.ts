@@ -43,6 +43,8 @@ export interface StatusResult {
   peersOut: number;
   /** The highest chain any peer announced; null without peers. */
   bestPeerHeight: number | null;
+  /** Peers claiming more work on a chain that forks below our reorg depth: not followed. */
+  peersApart: number;
   /** The suggested fee (estimateFee) and the mempool's minimum, in base units. */
   feeEstimate: string;
   minFee: string;

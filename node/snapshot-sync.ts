@@ -87,7 +87,7 @@ export class SnapshotJoin {
     } finally {
       await chain.db.history.clearPending();
     }
-    if (!found) return 'later';
+    if (!found || 'apartBelow' in found) return 'later'; // at genesis, the floor: never apart
     const { check, complete } = found;
     if (check.totalWork < best.status.totalWork) {
       if (complete) throw new PeerFault('its headers do not add up to the work it claimed', LIE);

@@ -92,6 +92,12 @@ export class Sync extends EventEmitter<SyncEvents> {
   private readonly asking = new Map<string, Promise<Status | undefined>>();
   /** Per peer and protocol: not to be asked before then (its busy answer said so). */
   private readonly notBefore = new Map<string, number>();
+  /**
+   * Peers whose chains, heavier by their claims, fork below our fork floor: followed by neither
+   * side, and the operator told once (docs/PROTOCOL.md, fork choice). A node new to the network
+   * that took a long chain of an attacker's first is in this state with every honest peer.
+   */
+  private readonly apart = new Map<string, number>();
   /** While bodies download: offers a peer whose status just arrived as one more provider. */
   private joinDownload: ((peer: string, status: Status) => void) | undefined;
 
@@ -199,8 +205,17 @@ export class Sync extends EventEmitter<SyncEvents> {
     this.statuses.set(peer, { peer, status: { ...known.status, height: entry.height, tipHash: entry.hash, totalWork: entry.totalWork } });
   }
 
+  /** The connected peers that claim more work than ours on a chain we will not follow (`apart`). */
+  get peersApart(): number {
+    const ours = this.o.chain.tip.totalWork;
+    let n = 0;
+    for (const peer of this.apart.keys()) if ((this.statuses.get(peer)?.status.totalWork ?? 0n) > ours) n++;
+    return n;
+  }
+
   forget(peer: string): void {
     this.statuses.delete(peer);
+    this.apart.delete(peer);
     for (const key of this.notBefore.keys()) if (key.startsWith(`${peer}\n`)) this.notBefore.delete(key);
   }
 
@@ -311,11 +326,26 @@ export class Sync extends EventEmitter<SyncEvents> {
         peer,
         claimed,
       );
+      if (found && 'apartBelow' in found) return this.noteApart(peer, claimed, found.apartBelow);
+      this.apart.delete(peer);
       if (found) await this.takeChain(peer, claimed, found, tried);
     } finally {
       // The scratch list holds this peer's hashes only while its chain is taken, whatever happens.
       await chain.db.history.clearPending();
     }
+  }
+
+  private noteApart(peer: string, claimed: Status, floor: number): void {
+    if (this.apart.has(peer)) return;
+    this.apart.set(peer, floor);
+    const { chain } = this.o;
+    this.o.log?.(
+      'warn',
+      `peer ${peer} claims more work than ours (${claimed.totalWork} against ${chain.tip.totalWork}) on a chain that forks below height ${floor}, ` +
+        `more than the ${chain.reorgDepth} blocks this node reorganises: it will not follow that chain. If this node is new and that peer honest, ` +
+        `this node's chain may be an attacker's: start again with an empty datadir and --bootstrap a node you trust`,
+      { peer, floor, claimedWork: claimed.totalWork.toString(), height: claimed.height },
+    );
   }
 
   /** syncFrom's second half, with the peer's headers checked: its claim held to them, then the bodies. */

@@ -11,6 +11,8 @@ import { DEFAULT_PORTS, listenAddress, UsageError } from '../cli/args.ts';
 import { explainStartFailure, listenFailures } from '../cli/start-errors.ts';
 import { createLogger } from '../cli/log.ts';
 import { datadirFailure } from '../cli/datadir.ts';
+import { syncText } from '../cli/cmd-inspect.ts';
+import type { StatusResult } from '../node/rpc-types.ts';
 import { tempDir } from './helpers/fixtures.ts';
 import { CAIRN_BIN, REPO, runCli, waitFor } from './helpers/cli.ts';
 
@@ -69,6 +71,21 @@ describe('cli plumbing', function () {
       assert.equal(listenAddress('::1', 0), '/ip6/::1/tcp/0');
       assert.equal(listenAddress('::', 7370), '/ip6/::/tcp/7370');
       assert.throws(() => listenAddress('localhost', 0), (err: unknown) => err instanceof UsageError && /^--p2p-host must be an IP address, got "localhost"/.test(err.message));
+    });
+  });
+
+  describe("status's sync line", () => {
+    const status = (s: Partial<StatusResult>) => ({ syncing: false, height: 50, syncTarget: 50, peers: 2, mining: false, bestPeerHeight: 50, peersApart: 0, ...s }) as StatusResult;
+
+    it('says apart, before behind or in step, when a peer claims more work on a chain this node will not follow', () => {
+      assert.match(syncText(status({})), /^in step with 2 peers/);
+      assert.match(syncText(status({ bestPeerHeight: 70 })), /^behind: a peer is at 70/);
+      // The peer apart may be lower, higher or level: its chain is heavier, and forks below the floor.
+      for (const bestPeerHeight of [30, 50, 70]) {
+        assert.match(syncText(status({ bestPeerHeight, peersApart: 1 })), /^apart: 1 peer claims more work on a chain that forks deeper than this node reorganises/);
+      }
+      assert.match(syncText(status({ peersApart: 2 })), /^apart: 2 peers claim/);
+      assert.match(syncText(status({ syncing: true, syncTarget: 90, peersApart: 1 })), /^syncing: at 50 of 90/, 'a sync running is said first');
     });
   });
 

@@ -10,7 +10,7 @@ import { MemoryDisk } from '../ledger/kv-memory.ts';
 import { ChainDB } from '../ledger/chaindb.ts';
 import type { Block, BlockHeader } from '../ledger/block.ts';
 import { Chain } from '../consensus/chain.ts';
-import { fetchHeaderChain, PeerFault } from '../node/header-sync.ts';
+import { fetchHeaderChain, PeerFault, type ChainApart, type HeaderChain } from '../node/header-sync.ts';
 import { networkNames } from '../node/protocols.ts';
 import type { Transport } from '../node/transport.ts';
 import { decodeGetHeaderRange, decodeStatus, encodeGetHeaderRange, encodeHeaders, encodeStatus, type Status } from '../node/wire.ts';
@@ -46,7 +46,13 @@ describe('header sync by height ranges', function () {
     } as unknown as Transport;
     const status = (): Status => ({ genesis: db.genesis.header.hash, height: headers.length, tipHash: headers.at(-1)!.hash, totalWork: 1n << 200n, prunedHeight: 0 });
     const o = { request: transport.request.bind(transport), names: networkNames(db.genesis.header.hash), chain, clock: () => now, onProgress: () => {} };
-    return { asked, fetch: () => fetchHeaderChain(o, 'peer', status()) };
+    return { asked, fetch: async () => taken(await fetchHeaderChain(o, 'peer', status())) };
+  }
+
+  /** A chain to take, or undefined; a fork below the floor fails the test (asked for with `apartOf`). */
+  function taken(found: HeaderChain | ChainApart | undefined): HeaderChain | undefined {
+    assert.ok(!found || !('apartBelow' in found), 'a chain apart from ours');
+    return found;
   }
 
   it('finds the fork point by height and checks a long chain range by range, keeping only the hashes', async () => {
@@ -63,7 +69,9 @@ describe('header sync by height ranges', function () {
 
   it('leaves alone a peer whose chain forks below the fork floor, and one whose chain moved while we fetched it', async () => {
     const deep = mineChain(params, asParent(ours[9]!), 60, { miner: testKey(3).address }).map((b) => b.header);
-    assert.equal(await peer([...ours.slice(0, 10).map((b) => b.header), ...deep]).fetch(), undefined, 'forks at 10, the floor is 20');
+    const apart = peer([...ours.slice(0, 10).map((b) => b.header), ...deep]);
+    await assert.rejects(apart.fetch(), /a chain apart from ours/);
+    assert.equal(apart.asked.at(-1), 21, 'it forks at 10, below the floor of 20: said so from the range at the floor');
 
     const first = mineChain(params, asParent(ours.at(-1)!), 2_500, { miner: testKey(4).address }).map((b) => b.header);
     const fork = first[1_000]!;
@@ -117,7 +125,7 @@ describe('header sync by height ranges', function () {
       return encodeHeaders(theirs.slice(from - 1, from - 1 + count));
     };
     const o = { request, names: networkNames(db.genesis.header.hash), chain, clock: () => clock, onProgress: () => {} };
-    const found = await fetchHeaderChain(o, 'peer', { genesis: db.genesis.header.hash, height: theirs.length, tipHash: theirs.at(-1)!.hash, totalWork: 1n << 200n, prunedHeight: 0 });
+    const found = taken(await fetchHeaderChain(o, 'peer', { genesis: db.genesis.header.hash, height: theirs.length, tipHash: theirs.at(-1)!.hash, totalWork: 1n << 200n, prunedHeight: 0 }));
     assert.equal(found?.check.tipHeight, theirs.length);
   });
 

@@ -62,8 +62,10 @@ describe('sync: claimed work', function () {
       },
     }) as unknown as Transport;
     const peers = new PeerManager(() => now);
-    const sync = new Sync({ transport, env: realEnv, names, chain, peers, clock: () => now, serve: (async () => {}) as unknown as Serve });
-    return { db, chain, sync, peers, honest, statusOf, onHeaders, silent };
+    const warnings: string[] = [];
+    const log = (level: string, message: string) => void (level === 'warn' && warnings.push(message));
+    const sync = new Sync({ transport, env: realEnv, names, chain, peers, clock: () => now, serve: (async () => {}) as unknown as Serve, log });
+    return { db, chain, sync, peers, honest, easy, statusOf, onHeaders, silent, warnings };
   }
 
   it('a chain of near-free headers claiming more work than it has is refused, and its peer banned, before it is taken; the honest chain follows', async () => {
@@ -105,6 +107,26 @@ describe('sync: claimed work', function () {
     await sync.requestSync();
     await sync.idle();
     assert.equal(toHex(chain.tip.hash), toHex(honest.at(-1)!.header.hash), 'on the honest chain');
+    await db.close();
+  });
+
+  it('a node on a chain that a heavier one forks from below its floor says so, once, and counts that peer apart', async () => {
+    // The spec's promise: a node apart from the network longer than the reorg depth is told so.
+    // Here the easy chain was the only one known, and was taken; the honest status came later.
+    const { db, chain, sync, peers, easy, statusOf, warnings } = await setup((work) => work);
+    sync.statuses.set('attacker', { peer: 'attacker', status: statusOf('attacker') });
+    await sync.requestSync();
+    assert.equal(toHex(chain.tip.hash), toHex(easy.at(-1)!.header.hash), 'the only chain known, taken');
+    assert.equal(sync.peersApart, 0);
+    sync.statuses.set('honest', { peer: 'honest', status: statusOf('honest') });
+    for (let round = 0; round < 3; round++) await sync.requestSync();
+    assert.equal(toHex(chain.tip.hash), toHex(easy.at(-1)!.header.hash), 'the honest chain forks at genesis, below the floor of 80: not followed');
+    assert.equal(peers.isBanned('honest'), false, 'nobody\'s fault');
+    assert.equal(sync.peersApart, 1);
+    assert.equal(warnings.length, 1, `told once: ${warnings.join(' | ')}`);
+    assert.match(warnings[0]!, /peer honest claims more work than ours .* forks below height 80, more than the 20 blocks this node reorganises/);
+    sync.forget('honest');
+    assert.equal(sync.peersApart, 0, 'a peer gone is no longer counted');
     await db.close();
   });
 });
