@@ -138,7 +138,8 @@ export function verifyProofFile(params: ChainParams, file: ProofFile, options: {
       throw not(`header ${h.height}: ${(err as Error).message}`);
     }
   }
-  const block = list.find((h) => h.height === file.block.height);
+  // Height 0 is the genesis the parameters make, which the list (from block 1) never holds.
+  const block = file.block.height === 0 ? genesis : list.find((h) => h.height === file.block.height);
   if (!block) throw not(`the proof's block, height ${file.block.height}, is not among the headers (${from} to ${from + list.length - 1})`);
   if (toHex(block.hash) !== file.block.hash) throw not(`the header at height ${block.height} is ${toHex(block.hash)}, not the proof's block ${file.block.hash}`);
   if (options.checkpoint && block.height < options.checkpoint.height - CHECKPOINT_CONTEXT) throw not('the proof is for a block before the checkpoint');

@@ -30,7 +30,7 @@ describe('proofs and proof files', function () {
   let dir: ReturnType<typeof tempDir>;
   let db: ChainDB;
   let chain: Chain;
-  let files: { account: ProofFile; absent: ProofFile; old: ProofFile; tx: ProofFile; checkpointed: ProofFile };
+  let files: { account: ProofFile; absent: ProofFile; old: ProofFile; genesis: ProofFile; tx: ProofFile; checkpointed: ProofFile };
 
   before(async () => {
     dir = tempDir();
@@ -63,6 +63,7 @@ describe('proofs and proof files', function () {
       account: await accountFile(carol.address, 16),
       absent: await accountFile(testKey(32).address, 16),
       old: await accountFile(carol.address, 3), // before the block that paid carol: rolled back 13 blocks
+      genesis: await accountFile(alice!.address, 0), // `cairn proof account A --block 0`: the allocation
       tx: { ...base, kind: 'transaction', block: { height: 4, hash: toHex(found!.header.hash) }, transaction: payments[2]!.idHex, proof: toHex(found!.proof) },
       checkpointed: { ...(await accountFile(carol.address, 16)), headers: { from: 2, anchor: list[0]!, list: list.slice(1) } },
     };
@@ -83,6 +84,10 @@ describe('proofs and proof files', function () {
     const old = verifyProofFile(params, files.old, { now: NOW });
     assert.equal(old.account, undefined, 'carol had no account before block 4');
     assert.equal(old.confirmations, 14);
+    // Its header is the one the parameters make, not among the file's (they start at block 1).
+    const genesis = verifyProofFile(params, files.genesis, { now: NOW });
+    assert.deepEqual(genesis.account, { balance: 1_000_000n, nonce: 0n });
+    assert.equal(genesis.confirmations, 17);
     const tx = verifyProofFile(params, files.tx, { now: NOW });
     assert.equal(tx.tx!.idHex, files.tx.transaction);
     assert.equal(tx.confirmations, 13);
@@ -115,7 +120,7 @@ describe('proofs and proof files', function () {
     assert.notEqual(typeof tree, 'string');
   });
 
-  for (const name of ['account', 'absent', 'tx', 'checkpointed'] as const) {
+  for (const name of ['account', 'absent', 'genesis', 'tx', 'checkpointed'] as const) {
     it(`${name}: every byte of the proof and of every header, and every value, tampered with: each fails with its reason`, () => {
       const file = files[name];
       const checkpoint = name === 'checkpointed' ? { height: 12, hash: chain.mainAt(12)!.hash } : undefined;
