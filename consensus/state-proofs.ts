@@ -61,7 +61,10 @@ export async function treeAt(chain: Chain, at: ProofBlock, maxDepth: number): Pr
   if (tip.height - at.height > maxDepth) return 'too-deep';
   if (at.height === tip.height) return chain.db;
   const history = chain.db.history;
-  if (at.height < history.prunedHeight) return 'pruned';
+  // No undo data up to the pruning mark, nor for the block a snapshot sync began the state at
+  // (its state was installed, not reached by connecting it): the mark is one below that block.
+  const kept = () => Math.max(history.prunedHeight, history.stateBase);
+  if (at.height < kept()) return 'pruned';
   const headers = await chain.byHeight.headers(at.height, tip.height - at.height + 1);
   if (headers.length !== tip.height - at.height + 1) throw new StoreError('STORE_CORRUPT', `main-chain headers missing between heights ${at.height} and ${tip.height}`);
   const overlay = new TreeOverlay(chain.db);
@@ -71,7 +74,7 @@ export async function treeAt(chain: Chain, at: ProofBlock, maxDepth: number): Pr
     const undo = await chain.db.getUndo(block.hash);
     if (!undo) {
       // Pruning runs beside proofs, between imports: it may have passed this height meanwhile.
-      if (block.height <= history.prunedHeight) return 'pruned';
+      if (block.height <= kept()) return 'pruned';
       throw new StoreError('STORE_CORRUPT', `main-chain block ${toHex(block.hash)} has no undo data`);
     }
     const update = await updateTree(overlay, changesOfUndo(undo));

@@ -5,17 +5,25 @@
  * with its reason.
  */
 import assert from 'node:assert/strict';
+import { copyFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
+import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { headersFor } from '../cli/cmd-proof.ts';
+import { generateDatadir } from '../cli/cmd-generate.ts';
+import { exportSnapshot, importSnapshot } from '../cli/cmd-snapshot.ts';
 import { RpcClient } from '../cli/rpc-client.ts';
 import { toHex } from '../ledger/bytes.ts';
 import { ChainDB } from '../ledger/chaindb.ts';
+import { parseGenesis } from '../ledger/genesis.ts';
 import { encodeAddress } from '../ledger/keys.ts';
 import { verifyAccountProof } from '../ledger/smt-proof.ts';
 import { Chain } from '../consensus/chain.ts';
 import { proveAccountsAt, proveTransactionById, treeAt } from '../consensus/state-proofs.ts';
 import { ProofFileError, readProofFile, verifyProofFile, type ProofFile } from '../consensus/proof-file.ts';
+import { RpcError, rpcHandlers } from '../node/rpc-methods.ts';
+import { RPC_ERRORS } from '../node/rpc-types.ts';
+import type { NodeView } from '../node/view.ts';
 import { FUNDED_KEYS, tempDir, testKey, testParams, transfer } from './helpers/fixtures.ts';
 import { asParent, mineChild } from './helpers/mining.ts';
 
@@ -172,6 +180,44 @@ describe('proofs and proof files', function () {
     assert.throws(() => readProofFile('{'), /not JSON/);
     assert.throws(() => readProofFile('{"cairnProof":2}'), /"cairnProof" must be 1/);
     assert.throws(() => readProofFile(JSON.stringify({ ...files.account, proof: 'xyz' })), /"proof" must be hex/);
+  });
+});
+
+describe('proofs on a node that joined from a snapshot', function () {
+  this.timeout(120_000);
+
+  it('below the snapshot block, refused as pruned: the block the state began at has no undo data', async () => {
+    // It threw STORE_CORRUPT ("no undo data") for the block just below: the pruning mark a
+    // snapshot leaves is one below the snapshot block, whose state was installed, not connected.
+    const dir = tempDir();
+    try {
+      const source = join(dir.path, 'source');
+      await generateDatadir({ datadir: source, blocks: 115, txsPerBlock: 1, accounts: 20 });
+      const params = parseGenesis(readFileSync(join(source, 'genesis.json'), 'utf8'));
+      const file = join(dir.path, 'state.snap');
+      assert.equal((await exportSnapshot(source, file, { interval: 100, reorgDepth: 10 })).height, 100);
+      const datadir = join(dir.path, 'joined');
+      mkdirSync(datadir);
+      copyFileSync(join(source, 'genesis.json'), join(datadir, 'genesis.json'));
+      await importSnapshot(datadir, file, params);
+      const db = await ChainDB.open(join(datadir, 'chain'), params);
+      try {
+        const chain = await Chain.open(db, { clock: () => Math.floor(Date.now() / 1000) });
+        assert.equal(chain.tip.height, 100);
+        const view = { params, chain, db } as unknown as NodeView;
+        const address = encodeAddress(testKey(5).address);
+        assert.equal((await rpcHandlers.getProof(view, { address, block: 100 })).block.height, 100);
+        for (const block of [99, 98]) {
+          const [header] = await chain.byHeight.headers(block, 1);
+          await assert.rejects(rpcHandlers.getProof(view, { address, block }), (err: unknown) => err instanceof RpcError && err.rpcCode === RPC_ERRORS.PRUNED, `block ${block}`);
+          assert.equal(await chain.withImportsPaused(() => proveAccountsAt(chain, header!, [testKey(5).address], 256)), 'pruned');
+        }
+      } finally {
+        await db.close();
+      }
+    } finally {
+      dir.remove();
+    }
   });
 });
 
