@@ -9,6 +9,12 @@ import { connect, type RpcClient } from './rpc-client.ts';
 import { coins, type Out } from './output.ts';
 
 const HEADERS_PER_CALL = 2000;
+/**
+ * The most headers a proof file holds: about 310 characters each as written, so some 465 MB, under
+ * the longest string JavaScript can make (2^29 characters), which writing it and `cairn verify`'s
+ * reading both need. A longer chain is proven from a checkpoint (--since).
+ */
+export const MAX_FILE_HEADERS = 1_500_000;
 
 /** `cairn proof account ADDRESS` / `cairn proof tx ID`: a proof file on stdout, with every header it needs. */
 export async function proofCommand(argv: string[], out: Out): Promise<void> {
@@ -78,6 +84,11 @@ export async function headersFor(rpc: RpcClient, proofHeight: number, since: num
   // Up to the tip the node has now: a node that kept answering full pages would otherwise keep
   // this loop, and its memory, growing for ever.
   const tip = (await rpc.call('status', {})).height;
+  // Refused before fetching any: past this, the headers took gigabytes and then failed to print.
+  if (tip - from + 1 > MAX_FILE_HEADERS) {
+    const hint = since === undefined ? 'give --since HEIGHT, a block the verifier will trust as a checkpoint' : 'give a higher --since';
+    throw new UsageError(`the ${tip - from + 1} headers from ${from} to the tip (${tip}) are more than a proof file holds (${MAX_FILE_HEADERS}): ${hint}`);
+  }
   const list: string[] = [];
   while (from + list.length <= tip) {
     const count = Math.min(HEADERS_PER_CALL, tip - (from + list.length) + 1);

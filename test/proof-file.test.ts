@@ -9,7 +9,8 @@ import { copyFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { headersFor } from '../cli/cmd-proof.ts';
+import { MAX_FILE_HEADERS, headersFor } from '../cli/cmd-proof.ts';
+import { UsageError } from '../cli/args.ts';
 import { generateDatadir } from '../cli/cmd-generate.ts';
 import { exportSnapshot, importSnapshot } from '../cli/cmd-snapshot.ts';
 import { RpcClient } from '../cli/rpc-client.ts';
@@ -223,11 +224,10 @@ describe('proofs on a node that joined from a snapshot', function () {
 
 describe('cairn proof against a node that will not stop', function () {
   this.timeout(20_000);
+  const header = '00'.repeat(152);
 
-  it('asks for headers up to the tip the node named, however full its pages', async () => {
-    // From a review: the loop ran while pages came back full, so a node that always sent 2,000
-    // headers kept it, and its memory, growing for ever.
-    const header = '00'.repeat(152);
+  /** A node at `height` that answers every getHeaders with a full page, and counts the calls. */
+  async function fullPages(height: number, run: (rpc: RpcClient, calls: () => number) => Promise<void>): Promise<void> {
     let calls = 0;
     const server = createServer((req, res) => {
       let body = '';
@@ -235,19 +235,40 @@ describe('cairn proof against a node that will not stop', function () {
       req.on('end', () => {
         const { id, method } = JSON.parse(body) as { id: number; method: string };
         calls++;
-        const result = method === 'status' ? { height: 4_500 } : { headers: Array.from({ length: 2_000 }, () => header) };
+        const result = method === 'status' ? { height } : { headers: Array.from({ length: 2_000 }, () => header) };
         res.setHeader('content-type', 'application/json');
-        res.end(JSON.stringify({ jsonrpc: '2.0', id, result }));
+        // Past a few pages, an error: a loop that would fetch millions of headers ends here.
+        res.end(JSON.stringify(calls > 8 ? { jsonrpc: '2.0', id, error: { code: -32000, message: 'enough pages' } } : { jsonrpc: '2.0', id, result }));
       });
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     try {
       const { port } = server.address() as AddressInfo;
-      const headers = await headersFor(new RpcClient(`http://127.0.0.1:${port}/`, 'token'), 4_000, undefined);
-      assert.equal(headers.list.length, 4_500);
-      assert.equal(calls, 4, 'status, then three pages');
+      await run(new RpcClient(`http://127.0.0.1:${port}/`, 'token'), () => calls);
     } finally {
       server.close();
     }
+  }
+
+  it('asks for headers up to the tip the node named, however full its pages', async () => {
+    // From a review: the loop ran while pages came back full, so a node that always sent 2,000
+    // headers kept it, and its memory, growing for ever.
+    await fullPages(4_500, async (rpc, calls) => {
+      const headers = await headersFor(rpc, 4_000, undefined);
+      assert.equal(headers.list.length, 4_500);
+      assert.equal(calls(), 4, 'status, then three pages');
+    });
+  });
+
+  it('refuses, before fetching any, more headers than a proof file holds, and names --since', async () => {
+    // It fetched them all (gigabytes of hex on a long chain), then could not print the file
+    // ("Invalid string length"), or ran out of memory on the way.
+    await fullPages(MAX_FILE_HEADERS + 50, async (rpc, calls) => {
+      await assert.rejects(headersFor(rpc, 100, undefined), (err: unknown) => err instanceof UsageError && /more than a proof file holds .*--since HEIGHT/.test(err.message));
+      assert.equal(calls(), 1, 'the status alone');
+      await assert.rejects(headersFor(rpc, MAX_FILE_HEADERS, 20), (err: unknown) => err instanceof UsageError && /a higher --since/.test(err.message));
+      // From a checkpoint, the same chain fits.
+      assert.equal((await headersFor(rpc, MAX_FILE_HEADERS + 1, MAX_FILE_HEADERS - 2_000)).list.length, 2_061);
+    });
   });
 });
