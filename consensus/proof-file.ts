@@ -125,56 +125,72 @@ export function verifyProofFile(params: ChainParams, file: ProofFile, options: {
   }
   if (file.network !== params.name) throw not(`the file names the network "${file.network}", but its genesis is "${params.name}"'s`);
   const from = file.headers.from;
-  const list = file.headers.list.map((hex, i) => header(hex, `header ${from + i}`));
-  list.forEach((h, i) => {
+  const count = file.headers.list.length;
+  // Each header is decoded as it is checked and then let go (the proof's block kept): a file of a
+  // million headers, or of a million that do not hold, costs no memory beyond its text, and one
+  // that does not hold is refused at its first bad header, not after decoding all of them.
+  const at = (i: number): BlockHeader => {
+    const h = header(file.headers.list[i]!, `header ${from + i}`);
     if (h.height !== from + i) throw not(`header ${from + i} in the list says it is at height ${h.height}`);
-  });
-  const { start, rest, fromGenesis } = startOfChain(params, genesis, file, list, options.checkpoint);
+    return h;
+  };
+  const { start, next, prefix, fromGenesis } = startOfChain(params, genesis, file, at, options.checkpoint);
+  const wanted = file.block.height;
+  // Height 0 is the genesis the parameters make, which the list (from block 1) never holds.
+  let block = wanted === 0 ? genesis : prefix.find((h) => h.height === wanted);
   const check = new HeaderChainCheck(params, start, options.now);
-  for (const h of rest) {
+  for (let i = next; i < count; i++) {
+    const h = at(i);
     try {
       check.extend([h]);
     } catch (err) {
       throw not(`header ${h.height}: ${(err as Error).message}`);
     }
+    if (h.height === wanted) block = h;
   }
-  // Height 0 is the genesis the parameters make, which the list (from block 1) never holds.
-  const block = file.block.height === 0 ? genesis : list.find((h) => h.height === file.block.height);
-  if (!block) throw not(`the proof's block, height ${file.block.height}, is not among the headers (${from} to ${from + list.length - 1})`);
+  if (!block) throw not(`the proof's block, height ${wanted}, is not among the headers (${from} to ${from + count - 1})`);
   if (toHex(block.hash) !== file.block.hash) throw not(`the header at height ${block.height} is ${toHex(block.hash)}, not the proof's block ${file.block.hash}`);
   if (options.checkpoint && block.height < options.checkpoint.height - CHECKPOINT_CONTEXT) throw not('the proof is for a block before the checkpoint');
-  const tipHeight = from + list.length - 1;
+  const tipHeight = from + count - 1;
   const verified = {
     kind: file.kind,
     height: block.height,
     hash: file.block.hash,
     confirmations: tipHeight - block.height + 1,
-    headersChecked: rest.length,
+    headersChecked: count - next,
     totalWork: fromGenesis ? check.totalWork : check.totalWork - start.totalWork,
     fromGenesis,
   };
   return file.kind === 'account' ? { ...verified, ...checkAccount(file, block) } : { ...verified, tx: checkTransaction(file, block) };
 }
 
-/** Where checking starts: genesis, or the checkpoint, which the headers before it link back to. */
-function startOfChain(params: ChainParams, genesis: BlockHeader, file: ProofFile, list: readonly BlockHeader[], checkpoint: Checkpoint | undefined) {
+/**
+ * Where checking starts: genesis, or the checkpoint, which the headers before it link back to.
+ * `next` is the index in the list of the first header to check after it; `prefix`, the headers
+ * up to the checkpoint (none from genesis).
+ */
+function startOfChain(params: ChainParams, genesis: BlockHeader, file: ProofFile, at: (i: number) => BlockHeader, checkpoint: Checkpoint | undefined) {
   const from = file.headers.from;
+  const count = file.headers.list.length;
   if (from === 1) {
     if (checkpoint) {
       // Height 0 is the genesis the parameters make: a user who pins it pins the genesis file too.
-      const at = checkpoint.height === 0 ? genesis : list[checkpoint.height - 1];
-      if (!at || !bytesEqual(at.hash, checkpoint.hash)) throw not(`the chain does not pass through the checkpoint ${checkpoint.height}:${toHex(checkpoint.hash)}`);
+      const pinned = checkpoint.height === 0 ? genesis : checkpoint.height <= count ? at(checkpoint.height - 1) : undefined;
+      if (!pinned || !bytesEqual(pinned.hash, checkpoint.hash)) throw not(`the chain does not pass through the checkpoint ${checkpoint.height}:${toHex(checkpoint.hash)}`);
     }
     const start: HeaderChainStart = { header: genesis, totalWork: blockWork(genesis.target), anchorTimestamp: undefined, recentTimes: [genesis.timestamp] };
-    return { start, rest: list, fromGenesis: true };
+    return { start, next: 0, prefix: [] as BlockHeader[], fromGenesis: true };
   }
   if (!checkpoint) throw not(`the headers start at height ${from}, not at genesis: say which checkpoint to trust with --checkpoint HEIGHT:HASH`);
   const index = checkpoint.height - from;
-  if (index < CHECKPOINT_CONTEXT || index >= list.length) {
+  if (index < CHECKPOINT_CONTEXT || index >= count) {
     throw not(`the file must hold the checkpoint's header and the ${CHECKPOINT_CONTEXT} before it (heights ${checkpoint.height - CHECKPOINT_CONTEXT} to ${checkpoint.height})`);
   }
+  const list: BlockHeader[] = new Array(index + 1);
+  list[index] = at(index);
   if (!bytesEqual(list[index]!.hash, checkpoint.hash)) throw not(`header ${checkpoint.height} is ${toHex(list[index]!.hash)}, not the checkpoint ${toHex(checkpoint.hash)}`);
   for (let i = index; i > 0; i--) {
+    list[i - 1] = at(i - 1);
     if (!bytesEqual(list[i]!.prevHash, list[i - 1]!.hash)) throw not(`header ${from + i - 1} is not the parent of header ${from + i}`);
   }
   if (!file.headers.anchor) throw not('headers that start after block 1 need block 1 ("headers.anchor"): its timestamp anchors the difficulty schedule');
@@ -195,7 +211,7 @@ function startOfChain(params: ChainParams, genesis: BlockHeader, file: ProofFile
     anchorTimestamp: anchor.timestamp,
     recentTimes: list.slice(index - CHECKPOINT_CONTEXT, index + 1).map((h) => h.timestamp),
   };
-  return { start, rest: list.slice(index + 1), fromGenesis: false };
+  return { start, next: index + 1, prefix: list, fromGenesis: false };
 }
 
 function checkAccount(file: ProofFile, block: BlockHeader): { address: Uint8Array; account: Account | undefined } {
