@@ -107,6 +107,10 @@ describe('proofs and proof files', function () {
     const proven = verifyProofFile(params, files.checkpointed, { now: NOW, checkpoint: cp });
     assert.equal(proven.fromGenesis, false);
     assert.equal(proven.headersChecked, 4);
+    // A block among the checkpoint's ancestors in the file: linked to it, so proven too.
+    const before = verifyProofFile(params, { ...files.tx, headers: files.checkpointed.headers }, { now: NOW, checkpoint: cp });
+    assert.equal(before.tx!.idHex, files.tx.transaction);
+    assert.equal(before.confirmations, 13);
     assert.throws(() => verifyProofFile(params, files.checkpointed, { now: NOW }), /say which checkpoint to trust/);
     assert.throws(() => verifyProofFile(params, files.checkpointed, { now: NOW, checkpoint: { height: 12, hash: chain.mainAt(11)!.hash } }), /not the checkpoint/);
     // A block 1 of another chain (another timestamp) does not fit the targets before the checkpoint.
