@@ -3,6 +3,7 @@ import { fromHex } from '../ledger/bytes.ts';
 import { encodeAddress } from '../ledger/keys.ts';
 import { parseGenesis, type ChainParams } from '../ledger/genesis.ts';
 import { readProofFile, verifyProofFile, type Checkpoint, type ProofFile, type VerifiedProof } from '../consensus/proof-file.ts';
+import { blockWork } from '../consensus/pow.ts';
 import { NODE_ACCESS, address, parse, str, UsageError } from './args.ts';
 import { BUNDLED_GENESIS } from './datadir.ts';
 import { connect, type RpcClient } from './rpc-client.ts';
@@ -116,7 +117,7 @@ export async function verifyCommand(argv: string[], out: Out): Promise<void> {
   }
   const file = readProofFile(text);
   const proven = verifyProofFile(params, file, { checkpoint: checkpointArg(str(values, 'checkpoint')), now: Math.floor(Date.now() / 1000) });
-  out.result(provenJson(proven), describe(proven, params));
+  out.result(provenJson(proven, params), describeProof(proven, params));
 }
 
 async function genesisFor(path: string | undefined): Promise<ChainParams> {
@@ -135,12 +136,31 @@ function checkpointArg(text: string | undefined): Checkpoint | undefined {
   return { height: Number(m[1]), hash: fromHex(m[2]!) };
 }
 
-function provenJson(p: VerifiedProof) {
+/** `work` in blocks at the genesis target, to two decimals: a unit a user can hold against a height. */
+function inGenesisBlocks(work: bigint, params: ChainParams): number {
+  return Number((work * 100n) / blockWork(params.target)) / 100;
+}
+
+/**
+ * Confirmations that carry less than a sixteenth of the work their count suggests (in blocks at the
+ * genesis target). ASERT eases the target of a chain dated behind schedule, to where a block costs
+ * a hash: a file forged from genesis, or after an old checkpoint, shows thousands of confirmations
+ * for seconds of hashing. An honest chain this far below the genesis difficulty is cheap to redo too.
+ */
+function weakConfirmations(p: VerifiedProof, params: ChainParams): boolean {
+  const after = BigInt(p.confirmations - 1);
+  return after > 0n && p.workAfter * 16n < after * blockWork(params.target);
+}
+
+export function provenJson(p: VerifiedProof, params: ChainParams) {
   return {
     proven: true,
     kind: p.kind,
     block: { height: p.height, hash: p.hash },
     confirmations: p.confirmations,
+    /** The work of the blocks after the proof's, in blocks at the genesis target. */
+    confirmationWork: inGenesisBlocks(p.workAfter, params),
+    weakConfirmations: weakConfirmations(p, params),
     headersChecked: p.headersChecked,
     totalWork: p.totalWork.toString(),
     fromGenesis: p.fromGenesis,
@@ -150,7 +170,7 @@ function provenJson(p: VerifiedProof) {
   };
 }
 
-function describe(p: VerifiedProof, params: ChainParams): string {
+export function describeProof(p: VerifiedProof, params: ChainParams): string {
   const at = `at height ${p.height}, ${p.confirmations} confirmation${p.confirmations === 1 ? '' : 's'}`;
   let what: string;
   if (p.kind === 'account') {
@@ -161,7 +181,15 @@ function describe(p: VerifiedProof, params: ChainParams): string {
     what = `transaction ${tx.idHex}: ${coins(tx.amount, params)} from ${encodeAddress(tx.from)} to ${encodeAddress(tx.to)} (fee ${coins(tx.fee, params)}), in block ${at}`;
   }
   const chain = p.fromGenesis ? `${p.headersChecked} headers from genesis` : `${p.headersChecked} headers after the checkpoint`;
-  return `proven: ${what}\nchecked: ${chain} (links, proof of work, ASERT targets, timestamps), total work ${p.totalWork} (0x${p.totalWork.toString(16)}); block ${p.hash}`;
+  const work = `total work ${p.totalWork} (0x${p.totalWork.toString(16)}), that of ${inGenesisBlocks(p.totalWork, params)} blocks at the genesis target`;
+  const text = `proven: ${what}\nchecked: ${chain} (links, proof of work, ASERT targets, timestamps), ${work}; block ${p.hash}`;
+  if (!weakConfirmations(p, params)) return text;
+  const after = p.confirmations - 1;
+  return (
+    `${text}\nwarning: the ${after} block${after === 1 ? '' : 's'} after it carry the work of ${inGenesisBlocks(p.workAfter, params)} blocks at the genesis target: ` +
+    `a chain dated behind schedule eases its targets (ASERT) until a block costs next to nothing, so these confirmations may be forged. ` +
+    `Hold the block's hash against a node you trust, or verify with a recent --checkpoint`
+  );
 }
 
 export const HELP = {
@@ -185,6 +213,10 @@ Checks a proof file offline, trusting no node: the headers from genesis (of the 
 genesis.json, or --genesis FILE) or from the checkpoint you give, their links, proof of work, ASERT
 targets, timestamps and total work, then the proof against its block's header. Prints what is
 proven (a balance at a height, with its confirmations), or exactly why not, with exit status 1.
+Work is said in blocks at the genesis target, and confirmations that carry under a sixteenth of
+the work their count suggests are called out: a chain dated behind schedule eases its targets
+until blocks cost next to nothing, so check the block's hash with a node you trust, or give a
+recent --checkpoint.
 
 Examples:
   cairn verify proof.json

@@ -67,6 +67,13 @@ export interface VerifiedProof {
   readonly headersChecked: number;
   /** The work of the checked chain: from genesis, or after the checkpoint. */
   readonly totalWork: bigint;
+  /**
+   * The work of the proof's block, and of the headers listed after it: confirmations as work.
+   * Their count alone says little, since ASERT eases the target of a chain dated behind schedule
+   * until its blocks cost next to nothing: a forged tail of many blocks carries the work of a few.
+   */
+  readonly blockWork: bigint;
+  readonly workAfter: bigint;
   readonly fromGenesis: boolean;
   readonly address?: Uint8Array;
   /** What the account proof proves: the account, or undefined for none. */
@@ -138,6 +145,7 @@ export function verifyProofFile(params: ChainParams, file: ProofFile, options: {
   const wanted = file.block.height;
   // Height 0 is the genesis the parameters make, which the list (from block 1) never holds.
   let block = wanted === 0 ? genesis : prefix.find((h) => h.height === wanted);
+  let workAfter = prefix.reduce((sum, h) => (h.height > wanted ? sum + blockWork(h.target) : sum), 0n);
   const check = new HeaderChainCheck(params, start, options.now);
   for (let i = next; i < count; i++) {
     const h = at(i);
@@ -147,6 +155,7 @@ export function verifyProofFile(params: ChainParams, file: ProofFile, options: {
       throw not(`header ${h.height}: ${(err as Error).message}`);
     }
     if (h.height === wanted) block = h;
+    else if (h.height > wanted) workAfter += blockWork(h.target);
   }
   if (!block) throw not(`the proof's block, height ${wanted}, is not among the headers (${from} to ${from + count - 1})`);
   if (toHex(block.hash) !== file.block.hash) throw not(`the header at height ${block.height} is ${toHex(block.hash)}, not the proof's block ${file.block.hash}`);
@@ -159,6 +168,8 @@ export function verifyProofFile(params: ChainParams, file: ProofFile, options: {
     confirmations: tipHeight - block.height + 1,
     headersChecked: count - next,
     totalWork: fromGenesis ? check.totalWork : check.totalWork - start.totalWork,
+    blockWork: blockWork(block.target),
+    workAfter,
     fromGenesis,
   };
   return file.kind === 'account' ? { ...verified, ...checkAccount(file, block) } : { ...verified, tx: checkTransaction(file, block) };

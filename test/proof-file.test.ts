@@ -9,13 +9,14 @@ import { copyFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { MAX_FILE_HEADERS, headersFor } from '../cli/cmd-proof.ts';
+import { MAX_FILE_HEADERS, describeProof, headersFor, provenJson } from '../cli/cmd-proof.ts';
 import { UsageError } from '../cli/args.ts';
 import { generateDatadir } from '../cli/cmd-generate.ts';
 import { exportSnapshot, importSnapshot } from '../cli/cmd-snapshot.ts';
 import { RpcClient } from '../cli/rpc-client.ts';
 import { toHex } from '../ledger/bytes.ts';
 import { ChainDB } from '../ledger/chaindb.ts';
+import { MemoryDisk } from '../ledger/kv-memory.ts';
 import { parseGenesis } from '../ledger/genesis.ts';
 import { encodeAddress } from '../ledger/keys.ts';
 import { verifyAccountProof } from '../ledger/smt-proof.ts';
@@ -100,6 +101,45 @@ describe('proofs and proof files', function () {
     const tx = verifyProofFile(params, files.tx, { now: NOW });
     assert.equal(tx.tx!.idHex, files.tx.transaction);
     assert.equal(tx.confirmations, 13);
+  });
+
+  it('says what work its confirmations carry, and warns when a chain dated behind schedule made them cheap', async () => {
+    // From a review: ASERT eases the target of a chain dated behind schedule until a block costs a
+    // hash, so a file forged from genesis showed thousands of confirmations for seconds of hashing.
+    const honest = verifyProofFile(params, files.old, { now: NOW });
+    assert.equal(honest.workAfter, honest.blockWork * 13n, 'an honest chain on schedule: 13 blocks after it at its own target');
+    assert.equal(provenJson(honest, params).confirmationWork, 13);
+    assert.equal(provenJson(honest, params).weakConfirmations, false);
+    assert.doesNotMatch(describeProof(honest, params), /warning/);
+    assert.match(describeProof(honest, params), /total work \d+ \(0x[0-9a-f]+\), that of 17 blocks at the genesis target/);
+
+    // The forger's chain: block 2 dated a day behind schedule, after which every block is near free.
+    const forgedDb = await ChainDB.open(new MemoryDisk().open(), params);
+    try {
+      const forged = await Chain.open(forgedDb, { clock: () => NOW });
+      let parent = asParent(forgedDb.genesis);
+      for (let i = 0; i < 40; i++) {
+        const timestamp = i === 0 ? params.timestamp + 1 : i === 1 ? NOW - 1_000 : parent.header.timestamp + 1;
+        const block = mineChild(params, parent, [], { miner: testKey(50).address, timestamp });
+        assert.equal(await forged.processBlock(block), 'connected');
+        parent = asParent(block);
+      }
+      const entry = forged.mainAt(3)!;
+      const [proof] = (await forged.withImportsPaused(() => proveAccountsAt(forged, entry, [alice!.address], 64))) as Uint8Array[];
+      const list = Array.from({ length: forged.tip.height }, (_, h) => toHex(forged.mainAt(h + 1)!.header.bytes));
+      const file: ProofFile = {
+        cairnProof: 1, kind: 'account', network: params.name, genesis: toHex(forgedDb.genesis.header.hash), headers: { from: 1, list },
+        block: { height: 3, hash: entry.hashHex }, address: encodeAddress(alice!.address), account: { balance: '1000000', nonce: '0' }, proof: toHex(proof!),
+      };
+      const cheap = verifyProofFile(params, file, { now: NOW });
+      assert.equal(cheap.confirmations, 38, 'the file is consistent: it proves the balance against its own chain');
+      assert.equal(provenJson(cheap, params).weakConfirmations, true);
+      assert.equal(provenJson(cheap, params).confirmationWork, 0);
+      assert.match(describeProof(cheap, params), /warning: the 37 blocks after it carry the work of 0 blocks at the genesis target: .* may be forged/);
+      assert.match(describeProof(cheap, params), /that of 3 blocks at the genesis target/, 'the whole chain: genesis and the two blocks dated by it');
+    } finally {
+      await forgedDb.close();
+    }
   });
 
   it('from a checkpoint: the headers before it link back to it, and block 1 anchors the targets', () => {
