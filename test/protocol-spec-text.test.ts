@@ -351,6 +351,33 @@ describe('docs/PROTOCOL.md vectors, recomputed from the spec text with node:cryp
     }
   });
 
+  it('targets: the ASERT formula of "Difficulty" as written, and floor(2^256 / (target + 1)) for the work', () => {
+    // The formula's constants are the text's own.
+    assert.ok(DOC.includes('factor   = 65536 + ((195766423245049*frac + 971821376*frac^2 + 5127*frac^3 + 2^47) >> 48)'));
+    const vectors = ofKind('target');
+    assert.ok(vectors.length >= 8);
+    for (const v of vectors) {
+      const g = JSON.parse(readFileSync(new URL(`../${v.peekText('network')}`, import.meta.url), 'utf8')) as { target: string; blockTime: number; asertHalfLife: number };
+      const genesisTarget = BigInt(g.target);
+      const h = BigInt(v.peekText('parentHeight'));
+      const t = BigInt(v.peekText('parentTimestamp'));
+      let target = genesisTarget; // the child of genesis
+      if (h > 0n) {
+        const t1 = BigInt(v.peekText('block1Timestamp'));
+        const blockTime = BigInt(g.blockTime);
+        const exponent = ((t - (t1 - blockTime) - blockTime * h) * 65536n) / BigInt(g.asertHalfLife); // BigInt division truncates
+        const shifts = exponent >> 16n;
+        const frac = exponent & 0xffffn;
+        const factor = 65536n + ((195766423245049n * frac + 971821376n * frac ** 2n + 5127n * frac ** 3n + 2n ** 47n) >> 48n);
+        const shift = shifts - 16n;
+        target = shift > 256n ? 2n ** 256n - 1n : shift >= 0n ? (genesisTarget * factor) << shift : (genesisTarget * factor) >> -shift;
+        target = target < 1n ? 1n : target > 2n ** 256n - 1n ? 2n ** 256n - 1n : target;
+      }
+      assert.equal(be(target, 32).toString('hex'), plainHex(v.peekHex('target')), v.name);
+      assert.equal(2n ** 256n / (target + 1n), BigInt(v.peekText('work')), v.name);
+    }
+  });
+
   it('store vectors: S holds every leaf, and the inner nodes from STORED_TREE_DEPTH down, at their positions', () => {
     const storedDepth = Number(named('constants').peekText('STORED_TREE_DEPTH'));
     for (const v of ofKind('store')) {

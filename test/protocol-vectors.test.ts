@@ -1,6 +1,7 @@
 /**
  * docs/PROTOCOL.md is the specification; three suites keep it true. This one recomputes every
- * `vector` block of the document with the code in ledger/. protocol-tables.test.ts checks the
+ * `vector` block of the document with the code in ledger/ (and, for network messages and
+ * difficulty, node/ and consensus/: helpers/protocol-wire.ts). protocol-tables.test.ts checks the
  * field tables against the vectors' bytes, and protocol-spec-text.test.ts recomputes the central
  * vectors a second time from the document's text alone, with node:crypto and nothing of ours, so
  * that the code, the vectors and the prose cannot agree with each other while disagreeing with
@@ -52,6 +53,7 @@ import { decodeTxProof, encodeTxProof, proveTransaction, verifyTxProof } from '.
 import { encodeChunkProof, keyUnder, proveChunk, readChunkPosition, readChunkProof, verifyChunk } from '../ledger/smt-range.ts';
 import { tempDir } from './helpers/fixtures.ts';
 import { BY_NAME, DOC, VECTORS, named, ofKind, type Vector } from './helpers/protocol-doc.ts';
+import { MESSAGE_NAMES, WIRE_CHECKS, WIRE_DECODERS } from './helpers/protocol-wire.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Helpers for the checks
@@ -160,6 +162,7 @@ const DECODERS: Record<string, (bytes: Uint8Array) => unknown> = {
     r.varint();
     r.end('varint');
   },
+  ...WIRE_DECODERS,
 };
 
 const CHECKS: Record<string, (v: Vector) => void | Promise<void>> = {
@@ -427,6 +430,9 @@ const CHECKS: Record<string, (v: Vector) => void | Promise<void>> = {
     const params = network(v);
     expectError(() => checkBlockBody(block, params), BlockRuleError, v.text('error'), v.name);
   },
+
+  message: (v) => WIRE_CHECKS.message!(v, network),
+  target: (v) => WIRE_CHECKS.target!(v, network),
 };
 
 describe('docs/PROTOCOL.md test vectors', () => {
@@ -443,6 +449,8 @@ describe('docs/PROTOCOL.md test vectors', () => {
     const merkleSizes = ofKind('merkle').map((v) => v.list('leaf').length);
     for (const n of [1, 2, 3, 5]) assert.ok(merkleSizes.includes(n), `a Merkle root of ${n} leaves`);
     assert.ok(ofKind('genesis').some((v) => v.peekText('file') === 'genesis.json'), 'the bundled genesis.json');
+    const messages = new Set(ofKind('message').map((v) => v.peekText('message')));
+    for (const message of MESSAGE_NAMES) assert.ok(messages.has(message), `a message vector for ${message}`);
 
     const malformed = ofKind('malformed').map((v) => ({ decoder: v.peekText('decoder'), error: v.peekText('error'), name: v.name }));
     const codes: DecodeErrorCode[] = ['DECODE_TRUNCATED', 'DECODE_TRAILING_BYTES', 'DECODE_NON_CANONICAL', 'DECODE_OVER_LIMIT', 'DECODE_BAD_VERSION'];

@@ -90,6 +90,14 @@ export class Vector {
     });
   }
 
+  /** The same, without marking it used: for other checks that read this vector's fields. */
+  peekList(key: string): string[] {
+    return this.occurrences(key).map((f) => {
+      assert.equal(f.lines.length, 1, `${this.name}: each "${key}" must be one line`);
+      return f.lines[0]!;
+    });
+  }
+
   /** The lines of a multi-line field, each a list item. */
   items(key: string): readonly string[] {
     this.used.add(key);
