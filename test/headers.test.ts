@@ -5,8 +5,19 @@ import { Chain } from '../consensus/chain.ts';
 import { HeaderChainCheck } from '../consensus/headers.ts';
 import { tempDir, testParams } from './helpers/fixtures.ts';
 import { asParent, mineChain, mineChild } from './helpers/mining.ts';
+import { makeHeader, type BlockHeader } from '../ledger/block.ts';
+import { sha256 } from '../ledger/hash.ts';
+import { searchNonce, targetBytes } from '../consensus/miner.ts';
 
 const params = testParams();
+
+/** `header` as another version, mined again: only its version is wrong. */
+function withVersion(header: BlockHeader, version: number): BlockHeader {
+  const base = makeHeader({ ...header, version, nonce: 0n });
+  const nonce = searchNonce(base.bytes, targetBytes(header.target), 0n, 1_000_000, sha256);
+  assert.ok(nonce !== undefined);
+  return makeHeader({ ...base, nonce });
+}
 
 describe('HeaderChainCheck: a peer claimed chain, judged before any body is fetched', () => {
   let dir: ReturnType<typeof tempDir>;
@@ -64,6 +75,8 @@ describe('HeaderChainCheck: a peer claimed chain, judged before any body is fetc
   });
 
   const cases: [string, string, (p: ReturnType<typeof asParent>) => ReturnType<typeof mineChild>['header']][] = [
+    // Sync and light clients check it before anything else, as PROTOCOL.md's "Sync" says (a review found it unsaid there).
+    ['a header of another version', 'HEADER_BAD_VERSION', (p) => withVersion(mineChild(params, p).header, 2)],
     ['bad proof of work', 'HEADER_BAD_POW', (p) => mineChild(params, p, [], { badPow: true }).header],
     ['an easier target than ASERT allows', 'HEADER_BAD_TARGET', (p) => mineChild(params, p, [], { target: (1n << 256n) - 1n }).header],
     ['a timestamp at the median time past', 'HEADER_TIME_TOO_OLD', (p) => mineChild(params, p, [], { spacing: -100 }).header],

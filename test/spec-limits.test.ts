@@ -14,7 +14,7 @@ import { GET_BLOCKS_MAX_BYTES, GET_HEADER_RANGE_MAX_BYTES, GET_HEADERS_MAX_BYTES
 import { MAX_PUSH_BYTES } from '../node/tx-relay.ts';
 import { MAX_LOCATOR_HASHES, MAX_BLOCKS_PER_REQUEST, MAX_HEADERS_PER_RESPONSE } from '../node/wire.ts';
 import { GET_PROOFS_MAX_BYTES, MAX_PROOFS_ANSWER_BYTES } from '../node/light/serve.ts';
-import { MAX_PROOF_ADDRESSES } from '../node/light/wire.ts';
+import { MAX_PROOF_ADDRESSES, MAX_PROOF_BYTES } from '../node/light/wire.ts';
 import { HEADER_BYTES } from '../ledger/block.ts';
 import type { ServedProtocol } from '../node/peer-records.ts';
 import { BUSY_FRAME_BYTES, TransportError, encodeBusy } from '../node/transport.ts';
@@ -69,6 +69,7 @@ describe('docs/PROTOCOL.md and the code agree on every limit', () => {
     assert.equal(number(/count ≤ (\d+)/.exec(row('snapshot chunk')[2]!)?.[1], 'the chunk count'), MAX_CHUNK_ACCOUNTS);
     assert.equal(number(row('snapshot chunk')[3], 'the snapshot chunk cap'), SNAPSHOT_CHUNK_MAX_BYTES);
     assert.equal(number(row('proofs')[3], 'the proofs cap'), MAX_PROOFS_ANSWER_BYTES);
+    assert.equal(number(/a proof ≤ ([\d,]+) bytes/.exec(row('proofs')[2]!)?.[1], 'the proof size'), MAX_PROOF_BYTES);
     assert.equal(number(/(\d+) bytes/.exec(row('busy')[2]!)?.[1], 'the busy frame size'), BUSY_FRAME_BYTES);
     assert.match(row('busy')[1]!, /^`FF ‖ retry after \(u32, milliseconds\)`/);
     assert.deepEqual([...encodeBusy(0x01020304)], [0xff, 1, 2, 3, 4]);
@@ -133,6 +134,10 @@ describe('docs/PROTOCOL.md and the code agree on every limit', () => {
     const phrase = (text: string) => new RegExp(text.replace(/[()]/g, '\\$&').split(' ').join('\\s+'));
     assert.match(framing, phrase('runs to more bytes than the frame cap\'s own length needs without ending (three for a cap of 304,016)'));
     assert.throws(() => frameLengthDecoder(304_016)(Uint8Array.of(0x80, 0x80, 0x80)), TransportError);
+    // A longer form of a length within that bound is read, as the spec says (lpStream reads it byte by byte).
+    assert.match(framing, phrase('a reader also takes a longer form of a length, such as `80 00` for 0, as long as the prefix stays within the bound below'));
+    assert.equal(frameLengthDecoder(304_016)(Uint8Array.of(0x80, 0x00)), 0);
+    assert.throws(() => frameLengthDecoder(16)(Uint8Array.of(0x80, 0x00)), TransportError);
     assert.match(framing, phrase(`gives up writing its answer after ${ANSWER_TIMEOUT_MS / 1000} s`));
   });
 });
