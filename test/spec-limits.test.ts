@@ -16,6 +16,7 @@ import { MAX_LOCATOR_HASHES, MAX_BLOCKS_PER_REQUEST, MAX_HEADERS_PER_RESPONSE } 
 import { GET_PROOFS_MAX_BYTES, MAX_PROOFS_ANSWER_BYTES } from '../node/light/serve.ts';
 import { MAX_PROOF_ADDRESSES, MAX_PROOF_BYTES } from '../node/light/wire.ts';
 import { HEADER_BYTES } from '../ledger/block.ts';
+import { DEFAULT_MEMPOOL_POLICY } from '../ledger/mempool.ts';
 import type { ServedProtocol } from '../node/peer-records.ts';
 import { BUSY_FRAME_BYTES, TransportError, encodeBusy } from '../node/transport.ts';
 import { GET_SNAPSHOT_CHUNK_MAX_BYTES, MAX_CHUNK_ACCOUNTS, SNAPSHOT_CHUNK_MAX_BYTES } from '../node/snapshot-wire.ts';
@@ -97,6 +98,21 @@ describe('docs/PROTOCOL.md and the code agree on every limit', () => {
     assert.match(budgets, words(`trickle of ${L.redundantBytesPerSec / 1024} KiB/s \\(after a burst of ${L.redundantBurstBytes / 1024} KiB\\)`));
     assert.match(budgets, words(`past ${L.maxRedundantBlocks.toLocaleString('en')} such blocks on one connection, or the chain's own length and ${L.redundantChainMargin} more`));
     assert.match(budgets, words(`beyond the first ${L.repeatAllowance} such repeats, or an eighth of the chain`));
+  });
+
+  it('the mempool policy', () => {
+    // What decides which transactions a node relays: a second implementation with another policy
+    // is never banned for it (a policy refusal costs nothing), but its transactions may not travel.
+    const P = DEFAULT_MEMPOOL_POLICY;
+    const policy = spec.slice(spec.indexOf('### Mempool policy'), spec.indexOf('## Network protocol'));
+    const phrase = (text: string) => new RegExp(text.replace(/[()*]/g, '\\$&').split(' ').join('\\s+'));
+    assert.match(policy, phrase(`a nonce more than ${P.maxNonceGap} ahead of the sender's next is refused`));
+    assert.match(policy, phrase(`hold at most an eighth of the pool (${P.maxGappedBytes / 2 ** 20} MiB)`));
+    assert.equal(P.maxGappedBytes * 8, P.maxBytes);
+    assert.match(policy, phrase(`the minimum fee is ${P.minFee} base unit`));
+    assert.match(policy, phrase(`fee is at least the old fee plus \`max(1, floor(old fee * ${P.replaceBumpPercent} / 100))\``));
+    assert.match(policy, phrase(`the pool holds at most ${P.maxBytes / 2 ** 20} MiB`));
+    assert.match(policy, phrase(`transactions expire after ${P.maxAge / 3600} hours`));
   });
 
   it('connection slots', () => {
