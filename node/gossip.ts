@@ -67,7 +67,7 @@ export const GOSSIP_FORK_DEPTH = 16;
  * still be rebuilt: ASERT moves a target by 2^(lead / half-life), so near our tip an honest one
  * is within a small factor of ours, while a claim far easier may be junk that cost one hash.
  */
-const ORPHAN_TARGET_SLACK = 16n;
+export const ORPHAN_TARGET_SLACK = 16n;
 
 /**
  * Blocks and transactions over gossip. The topic validators run the real validation (the same

@@ -6,7 +6,12 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { GET_BLOCK_TXS_MAX_BYTES } from '../node/compact.ts';
-import { maxGossipBytes } from '../node/gossip.ts';
+import { GOSSIP_FORK_DEPTH, ORPHAN_TARGET_SLACK, maxGossipBytes } from '../node/gossip.ts';
+import { BLOCK_TXS_DEPTH } from '../node/compact.ts';
+import { DEFAULT_SNAPSHOT_INTERVAL } from '../node/snapshots.ts';
+import { DEFAULT_REORG_DEPTH } from '../consensus/chain-index.ts';
+import { PROOF_DEPTH } from '../node/light/wire.ts';
+import { RECENT_HEADERS } from '../node/light/headers.ts';
 import { DEFAULT_BAN_SECONDS, BAN_THRESHOLD, SCORE_HALF_LIFE_SECONDS } from '../node/peers.ts';
 import { DEFAULT_SERVING_LIMITS } from '../node/serving.ts';
 import { DEFAULT_SLOT_LIMITS } from '../node/slots.ts';
@@ -98,6 +103,20 @@ describe('docs/PROTOCOL.md and the code agree on every limit', () => {
     assert.match(budgets, words(`trickle of ${L.redundantBytesPerSec / 1024} KiB/s \\(after a burst of ${L.redundantBurstBytes / 1024} KiB\\)`));
     assert.match(budgets, words(`past ${L.maxRedundantBlocks.toLocaleString('en')} such blocks on one connection, or the chain's own length and ${L.redundantChainMargin} more`));
     assert.match(budgets, words(`beyond the first ${L.repeatAllowance} such repeats, or an eighth of the chain`));
+  });
+
+  it('the depths every node of a network must agree on, and those that decide what gossip takes', () => {
+    // The snapshot interval and the reorg depth fix the pivot a joining node asks for and the
+    // snapshots serving nodes keep: a second implementation with others would find nobody to ask.
+    const phrase = (text: string) => new RegExp(text.replace(/[()]/g, '\\$&').split(' ').join('\\s+'));
+    const n = (v: number | bigint) => v.toLocaleString('en');
+    assert.match(spec, phrase(`interval, \`${n(DEFAULT_SNAPSHOT_INTERVAL)}\` — at least the reorg depth (\`${n(DEFAULT_REORG_DEPTH)}\`)`));
+    assert.match(spec, phrase(`\`tip height − reorg depth\` (${n(DEFAULT_REORG_DEPTH)} blocks,`));
+    assert.match(network, phrase(`whose parent is more than ${GOSSIP_FORK_DEPTH} blocks below the receiver's tip is not taken from gossip`));
+    assert.match(network, phrase(`only if that claim is at most ${ORPHAN_TARGET_SLACK} times easier than its own tip's target`));
+    assert.match(network, phrase(`for stored blocks it answers only those at most ${BLOCK_TXS_DEPTH} below its tip`));
+    assert.match(network, phrase(`more than \`PROOF_DEPTH = ${PROOF_DEPTH}\` blocks below the answerer's tip`));
+    assert.match(network, phrase(`whose branch forks more than ${n(RECENT_HEADERS)} headers below the client's tip is not followed`));
   });
 
   it('the mempool policy', () => {
