@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import { toHex } from '../ledger/bytes.ts';
 import { CairnError, DecodeError } from '../ledger/errors.ts';
 import { decodeBlock, type Block, type BlockHeader } from '../ledger/block.ts';
-import type { Transaction } from '../ledger/transaction.ts';
+import { TX_BYTES, type Transaction } from '../ledger/transaction.ts';
 import type { Mempool } from '../ledger/mempool.ts';
 import type { BlockOutcome, Chain } from '../consensus/chain.ts';
 import type { SaneBlock } from '../consensus/sanity.ts';
@@ -14,7 +14,7 @@ import type { NetworkStats, PeerRecords } from './peer-records.ts';
 import type { NetworkNames } from './protocols.ts';
 import type { Transport, Verdict } from './transport.ts';
 import type { TxSignatureVerifier } from './tx-signatures.ts';
-import { decodeTxBatch, encodeTxBatch } from './wire.ts';
+import { MAX_TXS_PER_BATCH, decodeTxBatch, encodeTxBatch } from './wire.ts';
 
 /**
  * Every error → gossip verdict decision, in one place (Lodestar's shape). Reject lowers the
@@ -56,6 +56,17 @@ export interface GossipOptions {
 export function maxGossipBytes(maxBlockBytes: number): number {
   return maxBlockBytes + 64 * 1024;
 }
+
+/**
+ * Transactions in one gossip message: a batch of at most MAX_TXS_PER_BATCH that fits under the
+ * cap. On a network whose blocks are under 100,468 bytes, 1,000 transactions (166,004 bytes) do
+ * not, and a receiver bans the sender of a message over the cap.
+ */
+export function gossipBatchTxs(maxBlockBytes: number): number {
+  return Math.min(MAX_TXS_PER_BATCH, Math.floor((maxGossipBytes(maxBlockBytes) - BATCH_HEAD_BYTES) / TX_BYTES));
+}
+/** A batch's wire version and its count (CompactSize, 3 bytes up to 65,535). */
+const BATCH_HEAD_BYTES = 4;
 
 /** An honest node never sends a message above the cap: it is dropped unread, and its sender banned. */
 const OVERSIZED_SCORE = 100;
@@ -137,9 +148,17 @@ export class Gossip extends EventEmitter<GossipEvents> {
     await this.o.transport.publish(this.o.names.blockTopic, block.bytes);
   }
 
-  /** Publishes transactions as one batch; resolves to the number of peers it was sent to. */
-  publishTxs(txs: readonly Transaction[]): Promise<number> {
-    return this.o.transport.publish(this.o.names.txTopic, encodeTxBatch(txs));
+  /**
+   * Publishes transactions in as few batches as fit under the gossip cap; resolves to the number
+   * of peers they were sent to.
+   */
+  async publishTxs(txs: readonly Transaction[]): Promise<number> {
+    const per = gossipBatchTxs(this.o.chain.params.maxBlockBytes);
+    let peers = 0;
+    for (let i = 0; i < txs.length; i += per) {
+      peers = Math.max(peers, await this.o.transport.publish(this.o.names.txTopic, encodeTxBatch(txs.slice(i, i + per))));
+    }
+    return peers;
   }
 
   private reject(peer: string, err: unknown): Verdict {

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { GET_BLOCK_TXS_MAX_BYTES } from '../node/compact.ts';
-import { GOSSIP_FORK_DEPTH, ORPHAN_TARGET_SLACK, maxGossipBytes } from '../node/gossip.ts';
+import { GOSSIP_FORK_DEPTH, ORPHAN_TARGET_SLACK, gossipBatchTxs, maxGossipBytes } from '../node/gossip.ts';
 import { BLOCK_TXS_DEPTH } from '../node/compact.ts';
 import { DEFAULT_SNAPSHOT_INTERVAL } from '../node/snapshots.ts';
 import { DEFAULT_REORG_DEPTH } from '../consensus/chain-index.ts';
@@ -17,7 +17,7 @@ import { DEFAULT_SERVING_LIMITS } from '../node/serving.ts';
 import { DEFAULT_SLOT_LIMITS } from '../node/slots.ts';
 import { GET_BLOCKS_MAX_BYTES, GET_HEADER_RANGE_MAX_BYTES, GET_HEADERS_MAX_BYTES, STATUS_REQUEST_MAX_BYTES } from '../node/chain-server.ts';
 import { MAX_PUSH_BYTES } from '../node/tx-relay.ts';
-import { MAX_LOCATOR_HASHES, MAX_BLOCKS_PER_REQUEST, MAX_HEADERS_PER_RESPONSE } from '../node/wire.ts';
+import { MAX_LOCATOR_HASHES, MAX_BLOCKS_PER_REQUEST, MAX_HEADERS_PER_RESPONSE, MAX_TXS_PER_BATCH } from '../node/wire.ts';
 import { GET_PROOFS_MAX_BYTES, MAX_PROOFS_ANSWER_BYTES } from '../node/light/serve.ts';
 import { MAX_PROOF_ADDRESSES, MAX_PROOF_BYTES } from '../node/light/wire.ts';
 import { HEADER_BYTES } from '../ledger/block.ts';
@@ -84,6 +84,15 @@ describe('docs/PROTOCOL.md and the code agree on every limit', () => {
   it('the gossip cap', () => {
     assert.match(network, /A message above `maxBlockBytes \+ 64 KiB`, on any topic, is dropped\s+before it is decoded/);
     assert.equal(maxGossipBytes(1_000_000), 1_000_000 + 64 * 1024);
+    // A transaction batch fits under it on every network (a review found 1,000 did not under 100,468-byte blocks).
+    assert.match(network, /a batch holds `floor\(\(maxBlockBytes \+ 65536 − 4\) \/\s+166\)`/);
+    for (const maxBlockBytes of [181, 16_384, 100_467, 100_468, 1_048_576]) {
+      const spec = Math.min(MAX_TXS_PER_BATCH, Math.floor((maxBlockBytes + 65536 - 4) / 166));
+      assert.equal(gossipBatchTxs(maxBlockBytes), spec, `maxBlockBytes ${maxBlockBytes}`);
+      assert.ok(1 + 3 + spec * 166 <= maxGossipBytes(maxBlockBytes));
+    }
+    assert.equal(gossipBatchTxs(100_467), MAX_TXS_PER_BATCH - 1);
+    assert.equal(gossipBatchTxs(100_468), MAX_TXS_PER_BATCH);
   });
 
   it('the budgets of every request protocol', () => {

@@ -13,7 +13,8 @@ import { TxSignatureVerifier, type SignatureVerifier } from '../node/tx-signatur
 import { Mempool } from '../ledger/mempool.ts';
 import { MemoryAccounts } from '../ledger/audit.ts';
 import { InlineVerifier } from '../node/inline-verifier.ts';
-import { encodeTxBatch } from '../node/wire.ts';
+import { MAX_TXS_PER_BATCH, decodeTxBatch, encodeTxBatch } from '../node/wire.ts';
+import { Gossip, maxGossipBytes, type GossipOptions } from '../node/gossip.ts';
 import { FUNDED_KEYS, testKey, transfer } from './helpers/fixtures.ts';
 
 describe('TxRelay.push', () => {
@@ -99,5 +100,29 @@ describe('TxRelay serving a push', () => {
     await respond(encodeTxBatch([...useless, transfer(funded, sink, 1n, 6n)]), 'peer');
     assert.equal(verified, 1, 'the one worth it, once');
     assert.equal(mempool.size, 2);
+  });
+});
+
+describe('Gossip.publishTxs', () => {
+  it('never makes a message over the gossip cap, however small the network\'s blocks', async () => {
+    // From a review of PROTOCOL.md: a batch of 1,000 transactions is 166,004 bytes, over the cap
+    // (maxBlockBytes + 64 KiB) of any network whose blocks are under 100,468 bytes, and every
+    // receiver bans (100) the sender of a message over the cap: a node that relayed a pushed
+    // mempool on such a network was banned by its whole mesh.
+    const maxBlockBytes = 16_384;
+    const published: Uint8Array[] = [];
+    const transport = {
+      publish: async (_topic: string, data: Uint8Array) => {
+        published.push(data);
+        return 3;
+      },
+    } as unknown as Transport;
+    const gossip = new Gossip({ transport, names: { txTopic: '/txs' } as NetworkNames, chain: { params: { maxBlockBytes } } } as unknown as GossipOptions);
+    const tx = transfer(FUNDED_KEYS[0]!, testKey(40).address, 1n, 0n);
+    const txs = Array.from({ length: MAX_TXS_PER_BATCH }, () => tx);
+    assert.equal(await gossip.publishTxs(txs), 3);
+    assert.ok(published.length > 1);
+    for (const message of published) assert.ok(message.byteLength <= maxGossipBytes(maxBlockBytes), `a message of ${message.byteLength} bytes`);
+    assert.equal(published.flatMap((m) => decodeTxBatch(m)).length, txs.length, 'every transaction, once');
   });
 });
