@@ -148,11 +148,15 @@ export async function serveBlockTxs(
 
 /**
  * Asks `peer` for the transactions of block `hash` at `indexes`; checks each against its short
- * id. Undefined for an empty answer (an honest peer that no longer serves the block); a DecodeError
+ * id. Undefined for an empty answer (an honest peer that no longer serves the block), or for more
+ * indexes than one request may carry (MAX_REQUESTED), which are not asked for; a DecodeError
  * for any other answer that is not what was asked: the peer forwarded the compact block, so it
  * holds the block those short ids came from (PROTOCOL.md, Compact blocks).
  */
 export async function fetchBlockTxs(transport: Transport, names: NetworkNames, peer: string, compact: CompactBlock, indexes: readonly number[]): Promise<Transaction[] | undefined> {
+  // More than a request carries, which the answerer refuses as the asker's offence: the caller
+  // syncs such a block whole (only a network of blocks over 16.6 MB has one).
+  if (indexes.length > MAX_REQUESTED) return undefined;
   const bytes = await transport.request(peer, names.blockTxs, encodeGetBlockTxs(compact.header.hash, indexes), {
     timeoutMs: 5000,
     maxBytes: 16 + indexes.length * TX_BYTES,

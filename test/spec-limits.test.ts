@@ -5,9 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { GET_BLOCK_TXS_MAX_BYTES } from '../node/compact.ts';
+import { BLOCK_TXS_DEPTH, GET_BLOCK_TXS_MAX_BYTES, MAX_REQUESTED } from '../node/compact.ts';
 import { GOSSIP_FORK_DEPTH, ORPHAN_TARGET_SLACK, gossipBatchTxs, maxGossipBytes } from '../node/gossip.ts';
-import { BLOCK_TXS_DEPTH } from '../node/compact.ts';
 import { DEFAULT_SNAPSHOT_INTERVAL } from '../node/snapshots.ts';
 import { DEFAULT_REORG_DEPTH } from '../consensus/chain-index.ts';
 import { PROOF_DEPTH } from '../node/light/wire.ts';
@@ -62,6 +61,8 @@ describe('docs/PROTOCOL.md and the code agree on every limit', () => {
     assert.equal(number(row('status request')[3], 'the status request cap'), STATUS_REQUEST_MAX_BYTES);
     assert.equal(number(/^([\d,]+)/.exec(row('transaction push')[3]!)?.[1], 'the push cap'), MAX_PUSH_BYTES);
     assert.equal(number(row('getBlockTxs')[3], 'the getBlockTxs cap'), GET_BLOCK_TXS_MAX_BYTES);
+    assert.equal(number(/count ≤ ([\d,]+)/.exec(row('getBlockTxs')[2]!)?.[1], 'the getBlockTxs count'), MAX_REQUESTED);
+    assert.match(network, new RegExp(`a block that lacks more\\s+than a request carries, ${MAX_REQUESTED.toLocaleString('en')}, is synced whole instead`));
     // What askers cap answers at: headers (sync, and a light client's getHeaders), a header range, proofs.
     assert.equal(number(row('headers')[3], 'the headers cap'), 16 + MAX_HEADERS_PER_RESPONSE * HEADER_BYTES);
     assert.match(row('headers')[1]!, new RegExp(`headers \\(${HEADER_BYTES} each\\)`));
