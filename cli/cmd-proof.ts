@@ -1,12 +1,13 @@
 import { readFile } from 'node:fs/promises';
-import { fromHex } from '../ledger/bytes.ts';
+import { fromHex, toHex } from '../ledger/bytes.ts';
+import { decodeHeader } from '../ledger/block.ts';
 import { encodeAddress } from '../ledger/keys.ts';
 import { parseGenesis, type ChainParams } from '../ledger/genesis.ts';
 import { readProofFile, verifyProofFile, type Checkpoint, type ProofFile, type VerifiedProof } from '../consensus/proof-file.ts';
 import { blockWork } from '../consensus/pow.ts';
 import { NODE_ACCESS, address, parse, str, UsageError } from './args.ts';
 import { BUNDLED_GENESIS } from './datadir.ts';
-import { connect, type RpcClient } from './rpc-client.ts';
+import { connect, RpcClientError, type RpcClient } from './rpc-client.ts';
 import { coins, type Out } from './output.ts';
 
 const HEADERS_PER_CALL = 2000;
@@ -25,41 +26,60 @@ export async function proofCommand(argv: string[], out: Out): Promise<void> {
   if (what !== 'account' && what !== 'tx') throw new UsageError('say what to prove: cairn proof account ADDRESS, or cairn proof tx ID');
   if (!subject) throw new UsageError(what === 'account' ? 'give the ADDRESS to prove' : 'give the transaction ID to prove');
   const since = sinceArg(str(values, 'since'));
-  const rpc = await connect(values);
-  let file: ProofFile;
-  const status = await rpc.call('status', {});
-  if (what === 'account') {
-    address(subject, 'address');
-    const block = blockArg(str(values, 'block'));
-    const p = await rpc.call('getProof', { address: subject, ...(block === undefined ? {} : { block }) });
-    file = {
-      cairnProof: 1,
-      kind: 'account',
-      network: status.network,
-      genesis: status.genesis,
-      block: { height: p.block.height, hash: p.block.hash },
-      address: p.address,
-      account: p.account,
-      proof: p.proof,
-      headers: await headersFor(rpc, p.block.height, since),
-    };
-  } else {
-    if (!/^[0-9a-f]{64}$/.test(subject)) throw new UsageError('give the transaction ID: 64 lower-case hex digits');
-    if (str(values, 'block') !== undefined) throw new UsageError('--block is for account proofs: a transaction is proven against its own block');
-    const p = await rpc.call('getTxProof', { id: subject });
-    file = {
-      cairnProof: 1,
-      kind: 'transaction',
-      network: status.network,
-      genesis: status.genesis,
-      block: { height: p.block.height, hash: p.block.hash },
-      transaction: p.id,
-      proof: p.proof,
-      headers: await headersFor(rpc, p.block.height, since),
-    };
-  }
+  if (what === 'account') address(subject, 'address');
+  else if (!/^[0-9a-f]{64}$/.test(subject)) throw new UsageError('give the transaction ID: 64 lower-case hex digits');
+  const block = blockArg(str(values, 'block'));
+  if (what === 'tx' && block !== undefined) throw new UsageError('--block is for account proofs: a transaction is proven against its own block');
+  const file = await makeProofFile(await connect(values), { what, subject, block, since });
   // The file is the answer with or without --json: it is JSON, for `cairn verify`.
   process.stdout.write(JSON.stringify(file, null, 1) + '\n');
+}
+
+/** Attempts at a proof whose block the node's chain left while its headers were fetched. */
+const PROOF_ATTEMPTS = 3;
+
+export interface ProofRequest {
+  readonly what: 'account' | 'tx';
+  readonly subject: string;
+  readonly block: number | string | undefined;
+  readonly since: number | undefined;
+}
+
+/**
+ * A proof and the headers that carry it, as one consistent chain. They come in several calls, and
+ * a reorganisation between them would give a file whose proof's block is not in its headers, or
+ * whose pages do not link, which `cairn verify` refuses: made again, a few times, then refused here.
+ */
+export async function makeProofFile(rpc: RpcClient, r: ProofRequest): Promise<ProofFile> {
+  for (let attempt = 1; ; attempt++) {
+    const file = await proofFileOnce(rpc, r);
+    if (headersHold(file)) return file;
+    if (attempt === PROOF_ATTEMPTS) throw new RpcClientError('CHAIN_MOVED', `the node's chain kept reorganising while the proof was made (${PROOF_ATTEMPTS} attempts): run it again`);
+  }
+}
+
+async function proofFileOnce(rpc: RpcClient, r: ProofRequest): Promise<ProofFile> {
+  const status = await rpc.call('status', {});
+  const base = { cairnProof: 1 as const, network: status.network, genesis: status.genesis };
+  if (r.what === 'account') {
+    const p = await rpc.call('getProof', { address: r.subject, ...(r.block === undefined ? {} : { block: r.block }) });
+    const headers = await headersFor(rpc, p.block.height, r.since);
+    return { ...base, kind: 'account', block: { height: p.block.height, hash: p.block.hash }, address: p.address, account: p.account, proof: p.proof, headers };
+  }
+  const p = await rpc.call('getTxProof', { id: r.subject });
+  const headers = await headersFor(rpc, p.block.height, r.since);
+  return { ...base, kind: 'transaction', block: { height: p.block.height, hash: p.block.hash }, transaction: p.id, proof: p.proof, headers };
+}
+
+/** The proof's block is the header listed at its height, and each page of headers links to the one before. */
+function headersHold(file: ProofFile): boolean {
+  const { from, list } = file.headers;
+  const hashAt = (height: number) => toHex(decodeHeader(fromHex(list[height - from]!)).hash);
+  if (file.block.height >= from && hashAt(file.block.height) !== file.block.hash) return false;
+  for (let i = HEADERS_PER_CALL; i < list.length; i += HEADERS_PER_CALL) {
+    if (toHex(decodeHeader(fromHex(list[i]!)).prevHash) !== hashAt(from + i - 1)) return false;
+  }
+  return true;
 }
 
 function sinceArg(text: string | undefined): number | undefined {

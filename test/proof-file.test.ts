@@ -9,7 +9,8 @@ import { copyFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { MAX_FILE_HEADERS, describeProof, headersFor, provenJson } from '../cli/cmd-proof.ts';
+import { MAX_FILE_HEADERS, describeProof, headersFor, makeProofFile, provenJson } from '../cli/cmd-proof.ts';
+import { RpcClientError } from '../cli/rpc-client.ts';
 import { UsageError } from '../cli/args.ts';
 import { generateDatadir } from '../cli/cmd-generate.ts';
 import { exportSnapshot, importSnapshot } from '../cli/cmd-snapshot.ts';
@@ -139,6 +140,49 @@ describe('proofs and proof files', function () {
       assert.match(describeProof(cheap, params), /that of 3 blocks at the genesis target/, 'the whole chain: genesis and the two blocks dated by it');
     } finally {
       await forgedDb.close();
+    }
+  });
+
+  it('cairn proof makes the file again when the chain moved under it, and says so when it keeps moving', async () => {
+    // From a review: a reorganisation between getProof and the getHeaders pages gave a file whose
+    // proof's block was not among its headers; cairn verify refused it, but cairn proof wrote it.
+    const f = files.account;
+    const fifteen = chain.mainAt(15)!;
+    const sibling = mineChild(params, { hash: fifteen.hash, height: 15, header: fifteen.header }, [], { miner: testKey(91).address });
+    let movedFor = 0;
+    let attempts = 0;
+    const server = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c));
+      req.on('end', () => {
+        const { id, method, params: p } = JSON.parse(body) as { id: number; method: string; params: { from: number; count: number } };
+        let result: unknown;
+        if (method === 'status') result = { network: f.network, genesis: f.genesis, height: f.headers.list.length };
+        else if (method === 'getProof') result = (attempts++, { block: f.block, address: f.address, account: f.account, proof: f.proof });
+        else {
+          const list = f.headers.list.slice(p.from - 1, p.from - 1 + p.count);
+          // Until `movedFor` attempts have passed, block 16 is another: the chain moved meanwhile.
+          if (attempts <= movedFor && p.from <= 16 && p.from + list.length > 16) list[16 - p.from] = toHex(sibling.header.bytes);
+          result = { headers: list };
+        }
+        res.setHeader('content-type', 'application/json');
+        res.end(JSON.stringify({ jsonrpc: '2.0', id, result }));
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const rpc = new RpcClient(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`, 'token');
+      const request = { what: 'account' as const, subject: f.address!, block: undefined, since: undefined };
+      movedFor = 1;
+      const file = await makeProofFile(rpc, request);
+      assert.equal(attempts, 2, 'made again once');
+      assert.deepEqual(verifyProofFile(params, file, { now: NOW }).account, { balance: 709n, nonce: 0n });
+      attempts = 0;
+      movedFor = 99;
+      await assert.rejects(makeProofFile(rpc, request), (err: unknown) => err instanceof RpcClientError && err.code === 'CHAIN_MOVED' && /kept reorganising .*run it again/.test(err.message));
+      assert.equal(attempts, 3);
+    } finally {
+      server.close();
     }
   });
 
