@@ -76,6 +76,8 @@ export class CairnNode extends EventEmitter<NodeEvents> {
   private lonelySince: number | undefined;
   private stopped = false;
   private stopping: Promise<void> | undefined;
+  /** The mempool file was read: only then may a stop write it (a start that failed before it has an empty mempool). */
+  private mempoolRestored = false;
 
   constructor(parts: NodeParts) {
     super();
@@ -171,6 +173,7 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     if (p.mempoolStore) {
       const restored = await p.mempoolStore.load(this.mempool, this.clock());
       if (restored.admitted + restored.dropped > 0) this.emit('log', 'info', 'restored mempool', restored);
+      this.mempoolRestored = true;
     }
     this.txRelay = new TxRelay({ ...common, mempool: this.mempool, gossip: this.gossip, signatures: this.signatures, serve });
     this.wire();
@@ -406,7 +409,7 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     await this.chain?.idle();
     await this.pruner?.stop();
     await this.snapshots?.stop();
-    if (this.mempool && this.parts.mempoolStore) await this.parts.mempoolStore.save(this.mempool).catch(() => {});
+    if (this.mempoolRestored) await this.parts.mempoolStore!.save(this.mempool).catch(() => {});
     await this.db?.close();
     await this.parts.release?.();
   }

@@ -5,12 +5,13 @@
  */
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Mempool } from '../ledger/mempool.ts';
 import { MemoryAccounts } from '../ledger/audit.ts';
 import { encodeTxBatch } from '../node/wire.ts';
 import { MEMPOOL_FILE, loadMempool, saveMempool } from '../node/mempool-file.ts';
-import { tempDir, testKey, transfer } from './helpers/fixtures.ts';
+import { FUNDED_KEYS, tempDir, testKey, transfer } from './helpers/fixtures.ts';
 
 const MAX_AGE = 3_600;
 const senders = [0, 1, 2].map((i) => testKey(400 + i));
@@ -64,5 +65,39 @@ describe('the mempool file', () => {
     writeFileSync(file, whole.subarray(0, whole.length - 4)); // the last arrival time cut short
     assert.deepEqual(await loadMempool(dir.path, pool(), 200), { admitted: 0, dropped: 0 }, 'one chunk, cut: nothing of it');
     assert.equal(existsSync(file), false);
+  });
+});
+
+describe('the mempool file on a real node', function () {
+  this.timeout(60_000);
+
+  it('a start that fails (its P2P port taken) leaves the file of the last stop as it was', async () => {
+    // From a review: the failed start's stop (as `cairn node` makes it, to close what did start)
+    // saved the mempool the node had made but not yet restored, an empty one, over the file: the
+    // transactions pending at the last clean stop were gone once the port was fixed.
+    const { startNode, networkParams } = await import('./helpers/network.ts');
+    const { createNode } = await import('../node/launch.ts');
+    const first = await startNode(networkParams(), [], { verifyThreads: 1 });
+    const taken = createServer();
+    try {
+      const tx = transfer(FUNDED_KEYS[0]!, sink, 5n, 0n);
+      await first.node.submitTransaction(tx);
+      await first.node.stop();
+      await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+      const port = (taken.address() as AddressInfo).port;
+      const failing = createNode({ ...first.config, listen: [`/ip4/127.0.0.1/tcp/${port}`] });
+      await assert.rejects(failing.start());
+      await failing.stop();
+      const again = createNode(first.config);
+      try {
+        await again.start();
+        assert.ok(again.mempool.has(tx.id), 'still pending after the failed start');
+      } finally {
+        await again.stop();
+      }
+    } finally {
+      taken.close();
+      first.remove();
+    }
   });
 });
