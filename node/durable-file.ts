@@ -1,0 +1,56 @@
+import { open, rename, rm } from 'node:fs/promises';
+import { dirname } from 'node:path';
+
+/** The write under way to each file, so that the next waits for it (both would use one temporary file). */
+const writing = new Map<string, Promise<void>>();
+
+/**
+ * Replaces `file` with `data` (mode 0600), whole or not at all, across a kill or a power cut:
+ * written to `file.tmp`, synced, renamed over `file`, then the directory synced so that the
+ * rename is kept too. Without the syncs, a power cut can keep the rename and lose the data, and
+ * leave an empty file where the old one was. Writes to one file run one after another; a write
+ * that fails (a full disk) leaves the old file and removes its temporary one.
+ */
+export function replaceFile(file: string, data: Uint8Array | string): Promise<void> {
+  const previous = writing.get(file) ?? Promise.resolve();
+  const done = previous.then(() => writeThenRename(file, data));
+  const settled = done.catch(() => {});
+  writing.set(file, settled);
+  void settled.then(() => {
+    if (writing.get(file) === settled) writing.delete(file);
+  });
+  return done;
+}
+
+async function writeThenRename(file: string, data: Uint8Array | string): Promise<void> {
+  const temp = `${file}.tmp`;
+  try {
+    const handle = await open(temp, 'w', 0o600);
+    try {
+      await handle.chmod(0o600); // a temporary file a kill left behind keeps its old mode otherwise
+      await handle.writeFile(data);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(temp, file);
+  } catch (err) {
+    await rm(temp, { force: true }).catch(() => {});
+    throw err;
+  }
+  await syncDirectory(dirname(file));
+}
+
+/** Keeps a rename in `dir` across a power cut; not every platform can open a directory to sync it. */
+async function syncDirectory(dir: string): Promise<void> {
+  try {
+    const handle = await open(dir, 'r');
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  } catch {
+    // Best effort: the file itself is synced.
+  }
+}
