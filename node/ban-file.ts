@@ -1,12 +1,13 @@
-import { readFile, rename, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { BanRecord, BanStore } from './peers.ts';
+import { replaceFile } from './durable-file.ts';
 
 export const BANS_FILE = 'bans.json';
 
 /**
- * A real node's bans, kept in `<datadir>/bans.json` across restarts: written whole to a temporary
- * file and renamed over the old one (a crash leaves one or the other, never half of one), read at
+ * A real node's bans, kept in `<datadir>/bans.json` across restarts: replaced whole (a crash or a
+ * power cut leaves the old file or the new one, never half of one: node/durable-file.ts), read at
  * start. A file that is not a list of bans is ignored, as if there were none: bans are a defence,
  * and a damaged file must not stop the node.
  */
@@ -28,8 +29,7 @@ export function banFile(datadir: string): BanStore {
       }
     },
     async save(bans) {
-      await writeFile(`${file}.tmp`, JSON.stringify({ bans }, null, 1) + '\n', { mode: 0o600 });
-      await rename(`${file}.tmp`, file);
+      await replaceFile(file, JSON.stringify({ bans }, null, 1) + '\n');
     },
   };
 }

@@ -1,7 +1,8 @@
-import { readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Mempool } from '../ledger/mempool.ts';
 import type { Transaction } from '../ledger/transaction.ts';
+import { replaceFile } from './durable-file.ts';
 import { decodeTxBatch, encodeTxBatch, MAX_TXS_PER_BATCH } from './wire.ts';
 
 export const MEMPOOL_FILE = 'mempool.dat';
@@ -29,9 +30,7 @@ export async function saveMempool(datadir: string, mempool: Mempool): Promise<nu
     part.forEach((e, k) => new DataView(times.buffer).setBigUint64(8 * k, BigInt(Math.max(0, Math.floor(e.addedAt)))));
     chunks.push(head, body, times);
   }
-  const file = join(datadir, MEMPOOL_FILE);
-  await writeFile(file + '.tmp', Buffer.concat(chunks), { mode: 0o600 });
-  await rename(file + '.tmp', file);
+  await replaceFile(join(datadir, MEMPOOL_FILE), Buffer.concat(chunks));
   return entries.length;
 }
 
