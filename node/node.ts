@@ -198,7 +198,7 @@ export class CairnNode extends EventEmitter<NodeEvents> {
       this.chain.orphans.expire(this.clock());
     });
     this.every(p.statusIntervalMs ?? 15_000, () => this.pollStatuses());
-    if (p.mempoolStore) this.every(60_000, () => void p.mempoolStore!.save(this.mempool).catch(() => {}));
+    if (p.mempoolStore) this.every(60_000, () => void this.saveMempool());
     this.every(1_000, () => {
       if (!this.stopped) this.book.redial();
       this.checkLonely();
@@ -299,6 +299,11 @@ export class CairnNode extends EventEmitter<NodeEvents> {
   private async regossip(disconnected: readonly Block[]): Promise<void> {
     const back = disconnected.flatMap((b) => b.txs).filter((tx) => this.mempool.has(tx.id));
     await this.txRelay.pushToAll(back);
+  }
+
+  /** A save that fails (a full disk) is told: the file of the last save stays, and is read at the next start. */
+  private async saveMempool(): Promise<void> {
+    await this.parts.mempoolStore!.save(this.mempool).catch((err: Error) => this.emit('log', 'warn', `cannot save the mempool: ${err.message}`));
   }
 
   private every(ms: number, task: () => void): void {
@@ -409,7 +414,7 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     await this.chain?.idle();
     await this.pruner?.stop();
     await this.snapshots?.stop();
-    if (this.mempoolRestored) await this.parts.mempoolStore!.save(this.mempool).catch(() => {});
+    if (this.mempoolRestored) await this.saveMempool();
     await this.db?.close();
     await this.parts.release?.();
   }

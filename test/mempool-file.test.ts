@@ -4,7 +4,7 @@
  * version before (no times) is still read; a damaged file gives what came before the damage.
  */
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Mempool } from '../ledger/mempool.ts';
@@ -98,6 +98,25 @@ describe('the mempool file on a real node', function () {
     } finally {
       taken.close();
       first.remove();
+    }
+  });
+
+  it('a save that fails (here its temporary file cannot be made) is logged, and the last saved file stays', async () => {
+    // From a review: a failed save (a full disk) was dropped without a word.
+    const { startNode, networkParams } = await import('./helpers/network.ts');
+    const t = await startNode(networkParams(), [], { verifyThreads: 1 });
+    const warnings: string[] = [];
+    t.node.on('log', (level, message) => void (level === 'warn' && warnings.push(message)));
+    try {
+      const file = join(t.config.datadir, MEMPOOL_FILE);
+      writeFileSync(file, 'the last save');
+      mkdirSync(`${file}.tmp`);
+      writeFileSync(join(`${file}.tmp`, 'in the way'), '');
+      await t.node.stop();
+      assert.ok(warnings.some((m) => m.startsWith('cannot save the mempool')), warnings.join('\n'));
+      assert.equal(readFileSync(file, 'utf8'), 'the last save');
+    } finally {
+      t.remove();
     }
   });
 });
