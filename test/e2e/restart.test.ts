@@ -8,12 +8,13 @@
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { connect } from 'node:net';
+import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { encodeAddress } from '../../ledger/keys.ts';
 import { MEMPOOL_FILE } from '../../node/mempool-file.ts';
 import { RPC_ENDPOINT_FILE } from '../../node/rpc-types.ts';
 import { testKey } from '../helpers/fixtures.ts';
-import { cairnJson, clusters, DEVNET_ADDRESS, DEVNET_KEY, devnetKeystore, report, secs, signedTransfer, waitFor } from '../helpers/cluster.ts';
+import { CAIRN_MAIN, cairnJson, clusters, DEVNET_ADDRESS, DEVNET_KEY, devnetKeystore, report, secs, signedTransfer, track, waitFor } from '../helpers/cluster.ts';
 
 /** The hash of the last block a node's log says it connected. */
 function lastLoggedHead(lines: string[]): string | undefined {
@@ -113,5 +114,40 @@ describe('e2e: restart', function () {
     await n.start({});
     assert.deepEqual((await n.call('getMempool', {})).txs.map((t) => t.id), [tx.id], 'the pending transaction kept in mempool.dat');
     await n.stop();
+  });
+
+  it('at a terminal that hangs up, it stops cleanly: the log lines that find no terminal are dropped', async () => {
+    // From a review: with SIGHUP handled, the first line the stop logged went to a terminal that
+    // was gone; the EIO came back as an 'error' event nobody listened to, and ended the node
+    // mid-stop (exit 1, rpc.json left, no mempool file). `script` (util-linux) runs the node on a
+    // terminal of its own, which its SIGKILL hangs up.
+    const c = cluster({ name: 'terminal' });
+    const n = c.node('n');
+    const command = [process.execPath, CAIRN_MAIN, 'node', '--datadir', n.datadir, '--genesis', n.genesisFile, '--p2p-host', '127.0.0.1', '--p2p-port', '0', '--rpc-port', '0', '--http-port', '0', '--no-mdns'];
+    const terminal = spawn('script', ['-qfec', command.map((a) => `'${a}'`).join(' '), '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, CAIRN_NODE_RUNTIME: 'off' } });
+    track(terminal);
+    let screen = '';
+    terminal.stdout!.setEncoding('utf8').on('data', (d: string) => (screen += d));
+    const { value: pid } = await waitFor('the node to start on its terminal', 30_000, () => {
+      if (terminal.exitCode !== null) throw new Error(`script exited with ${terminal.exitCode}: ${screen}`);
+      const file = join(n.datadir, RPC_ENDPOINT_FILE);
+      return screen.includes('node started') && existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as { pid: number }).pid : undefined;
+    });
+    const alive = () => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    try {
+      terminal.kill('SIGKILL');
+      await waitFor('the node to end after the hang-up', 20_000, () => !alive());
+      assert.equal(existsSync(join(n.datadir, RPC_ENDPOINT_FILE)), false, 'rpc.json removed: the stop ran to its end');
+      assert.ok(existsSync(join(n.datadir, MEMPOOL_FILE)), `${MEMPOOL_FILE} written on stop`);
+    } finally {
+      if (alive()) process.kill(pid, 'SIGKILL');
+    }
   });
 });
