@@ -3,7 +3,8 @@
  * again on its datadir resumes at the head it stopped at, with the same transactions pending.
  * Those survive because the node writes its mempool to <datadir>/mempool.dat when it stops
  * (node/mempool-file.ts) and re-admits them at start; the node here has no peer, so nothing
- * could have re-gossiped them.
+ * could have re-gossiped them. A hang-up (SIGHUP, told once or twice; a terminal that goes away)
+ * stops it as cleanly.
  */
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
