@@ -63,8 +63,9 @@ export async function lightCommand(argv: string[], out: Out): Promise<void> {
     logger.info({ reason }, 'stopping');
     resolveStop();
   }
-  process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGTERM', () => stop('SIGTERM'));
+  // As `cairn node`: a hang-up is a clean stop, and a terminal gone is no reason to die mid-stop.
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => stop(signal));
+  for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
   try {
     await light.start();
   } catch (err) {
@@ -90,7 +91,7 @@ that do not check or add up, a forged or stale proof) is banned. JSON-RPC on 127
 port of its own, so it runs beside a node; 0 picks a free port; the endpoint and token go to
 DIR/rpc.json). P2P on any free port (--p2p-port N) of all interfaces (--p2p-host IP). Each
 --bootstrap is /ip4/HOST/tcp/PORT/p2p/PEER_ID (cairn status on that node lists them). One light
-client per DIR: a second is refused, naming the first's pid. It stops on SIGINT, SIGTERM or cairn
+client per DIR: a second is refused, naming the first's pid. It stops on SIGINT, SIGTERM, SIGHUP or cairn
 stop --datadir DIR.
 
 Examples:

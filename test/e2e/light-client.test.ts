@@ -141,5 +141,14 @@ describe('e2e: light clients and proofs', function () {
     const tampered = await cairn(['verify', path, '--genesis', c.genesisFile]);
     assert.equal(tampered.code, 1);
     assert.match(tampered.stderr, /not proven|does not hold/);
+
+    // A hang-up (a closed terminal or ssh session) stops it cleanly, as cairn node: its default
+    // ended the process on the spot, the datadir's rpc.json and lock left behind.
+    const exit = new Promise<number | null>((resolve) => client.child.once('exit', (code) => resolve(code)));
+    client.child.kill('SIGHUP');
+    assert.equal(await exit, 0, client.log);
+    assert.match(client.log, /SIGHUP/);
+    assert.match(client.log, /stopped/);
+    assert.equal(existsSync(join(client.datadir, RPC_ENDPOINT_FILE)), false, 'rpc.json removed at the clean stop');
   });
 });
