@@ -407,13 +407,14 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     this.gossip?.stop();
     this.txRelay?.stop();
     await this.transport?.stop();
-    await this.guard?.stop();
     await this.sync?.idle();
     await this.backfill?.catch(() => {});
     await this.historyCheck?.stop();
     await this.chain?.idle();
     await this.pruner?.stop();
     await this.snapshots?.stop();
+    // Bans last: an import still running above may yet find a block invalid and ban its peer.
+    await this.guard?.stop();
     if (this.mempoolRestored) await this.saveMempool();
     await this.db?.close();
     await this.parts.release?.();
