@@ -9,6 +9,7 @@ import { loadOrCreatePeerKey } from './libp2p/identity.ts';
 import { checkPeerAddress } from './libp2p/addresses.ts';
 import { mdnsRouteProblem } from './libp2p/multicast.ts';
 import { banFile } from './ban-file.ts';
+import { peerFile } from './peer-file.ts';
 import type { ServingLimits } from './serving.ts';
 import type { SlotLimits } from './slots.ts';
 import { loadMempool, saveMempool } from './mempool-file.ts';
@@ -200,6 +201,7 @@ export function createNode(config: NodeConfig): CairnNode {
     mempool: config.mempool,
     mempoolStore: { load: (mempool, now) => loadMempool(config.datadir, mempool, now), save: async (mempool) => void (await saveMempool(config.datadir, mempool)) },
     banStore: banFile(config.datadir),
+    peerStore: peerFile(config.datadir),
     serving: config.serving,
     connectionLimits: config.connectionLimits,
     banSeconds: config.banSeconds,

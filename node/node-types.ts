@@ -2,6 +2,7 @@
 // beside it, the store of its pending transactions, its events. Kept apart from the class as
 // consensus/chain-types.ts is from Chain, so that node.ts reads as the wiring; it re-exports them.
 
+import type { PeerStore } from './peer-file.ts';
 import type { KvStore } from '../ledger/kv.ts';
 import type { Mempool, MempoolPolicy } from '../ledger/mempool.ts';
 import type { ChainParams } from '../ledger/genesis.ts';
@@ -74,6 +75,8 @@ export interface NodePartsOf<Node> {
   readonly connectionLimits?: Partial<SlotLimits>;
   /** Where bans are kept across restarts (a file in the datadir; memory in the simulator). */
   readonly banStore?: BanStore;
+  /** Where the peers it was connected to are kept across restarts (peers.json in the datadir). */
+  readonly peerStore?: PeerStore;
   /** Services started after the node and stopped before it (the miner, RPC, metrics). */
   readonly services?: readonly ((node: Node) => NodeService)[];
   /**

@@ -21,6 +21,7 @@ import { serveLightClients } from './light/serve.ts';
 import { TxSignatureVerifier } from './tx-signatures.ts';
 import type { ConnectionInfo, Transport } from './transport.ts';
 import { PeerBook } from './peer-book.ts';
+import { MAX_SAVED_PEERS } from './peer-file.ts';
 import { Pruner } from './pruner.ts';
 import { DEFAULT_SNAPSHOT_INTERVAL, SnapshotKeeper, serveSnapshots } from './snapshots.ts';
 import { HistoryCheck } from './history-check.ts';
@@ -78,6 +79,7 @@ export class CairnNode extends EventEmitter<NodeEvents> {
   private stopping: Promise<void> | undefined;
   /** The mempool file was read: only then may a stop write it (a start that failed before it has an empty mempool). */
   private mempoolRestored = false;
+  private peersRestored = false;
 
   constructor(parts: NodeParts) {
     super();
@@ -192,6 +194,12 @@ export class CairnNode extends EventEmitter<NodeEvents> {
       this.snapshots.start();
     }
     for (const addr of p.bootstrap ?? []) this.book.remember(addr, 'bootstrap');
+    if (p.peerStore) {
+      const restored = this.book.restore(await p.peerStore.load());
+      this.peersRestored = true;
+      if (restored > 0) this.emit('log', 'info', 'known peers from before the restart', { peers: restored });
+      this.every(60_000, () => void this.savePeers());
+    }
 
     this.every(5_000, () => {
       void this.mempool.expire(this.clock());
@@ -299,6 +307,12 @@ export class CairnNode extends EventEmitter<NodeEvents> {
   private async regossip(disconnected: readonly Block[]): Promise<void> {
     const back = disconnected.flatMap((b) => b.txs).filter((tx) => this.mempool.has(tx.id));
     await this.txRelay.pushToAll(back);
+  }
+
+  /** Only once the file was read: a start that failed before it would save an empty book over it. */
+  private async savePeers(): Promise<void> {
+    if (!this.peersRestored) return;
+    await this.parts.peerStore!.save(this.book.worthKeeping(MAX_SAVED_PEERS)).catch((err: Error) => this.emit('log', 'warn', `cannot save the known peers: ${err.message}`));
   }
 
   /** A save that fails (a full disk) is told: the file of the last save stays, and is read at the next start. */
@@ -415,6 +429,7 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     await this.snapshots?.stop();
     // Bans last: an import still running above may yet find a block invalid and ban its peer.
     await this.guard?.stop();
+    await this.savePeers();
     if (this.mempoolRestored) await this.saveMempool();
     await this.db?.close();
     await this.parts.release?.();

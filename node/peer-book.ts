@@ -2,6 +2,7 @@ import { addressGroup } from './address-groups.ts';
 import type { Env } from './env.ts';
 import type { PeerManager } from './peers.ts';
 import type { Transport } from './transport.ts';
+import type { KnownAddress } from './peer-file.ts';
 
 /** How a peer came to be known. Bootstrap and user-given peers are kept for good; the others may be forgotten. */
 export type PeerSource = 'bootstrap' | 'user' | 'discovered' | 'connected';
@@ -16,6 +17,8 @@ interface KnownPeer {
   reported: boolean;
   /** When the current connection came up, if there is one. */
   connectedAt?: number;
+  /** When a connection to it last came up: the peers worth keeping across a restart. */
+  lastConnectedAt?: number;
   /** The group it counts in against MAX_KNOWN_PER_SUBNET, while it is forgettable. */
   group?: string;
 }
@@ -124,9 +127,37 @@ export class PeerBook {
       k.failures = 0;
       k.reported = false;
       k.connectedAt = now;
+      k.lastConnectedAt = now;
     } else if (listenAddrs.length > 0) {
-      this.add(peer, { addrs: listenAddrs.slice(0, MAX_ADDRS_PER_PEER), source: 'connected', delayMs: REDIAL_MIN_MS, nextAt: 0, failures: 0, reported: false, connectedAt: now });
+      this.add(peer, { addrs: listenAddrs.slice(0, MAX_ADDRS_PER_PEER), source: 'connected', delayMs: REDIAL_MIN_MS, nextAt: 0, failures: 0, reported: false, connectedAt: now, lastConnectedAt: now });
     }
+  }
+
+  /** The peers it was connected to, the most recent first, with where they listened: for peers.json. */
+  worthKeeping(limit: number): KnownAddress[] {
+    return [...this.known]
+      .filter(([id, k]) => k.lastConnectedAt !== undefined && !this.peers.isBanned(id))
+      .sort(([, a], [, b]) => b.lastConnectedAt! - a.lastConnectedAt!)
+      .slice(0, limit)
+      .map(([peer, k]) => ({ peer, addrs: [...k.addrs] }));
+  }
+
+  /**
+   * Peers from before a restart, known again as once connected: dialled like discovered ones
+   * (while the node wants peers, forgotten after failing), within the same per-subnet share.
+   * Returns how many were taken.
+   */
+  restore(saved: readonly KnownAddress[]): number {
+    let taken = 0;
+    for (const { peer, addrs } of saved) {
+      if (peer === this.transport.peerId || this.known.has(peer)) continue;
+      const usable = addrs.filter((a) => peerIdOf(a) === undefined || peerIdOf(a) === peer).slice(0, MAX_ADDRS_PER_PEER);
+      // Kept in the next save too, behind every peer connected since: two restarts in a row without
+      // a connection must not empty the file.
+      const k = { addrs: usable, source: 'connected' as const, delayMs: REDIAL_MIN_MS, nextAt: 0, failures: 0, reported: false, lastConnectedAt: 0 };
+      if (usable.length > 0 && this.add(peer, k)) taken++;
+    }
+    return taken;
   }
 
   /** The connection ended: if it had lasted, the peer is redialled at once and its backoff starts over. */

@@ -7,6 +7,10 @@ import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import type { Env } from '../node/env.ts';
 import { PeerBook } from '../node/peer-book.ts';
+import { peerFile, PEERS_FILE } from '../node/peer-file.ts';
+import { tempDir } from './helpers/fixtures.ts';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { PeerManager } from '../node/peers.ts';
 import { TransportError, type TransportEvents } from '../node/transport.ts';
 
@@ -221,5 +225,58 @@ describe('PeerBook: dialling known and discovered peers', () => {
     await settle();
     assert.deepEqual(net.dialsOf('b1'), [0, 1000, 1000]);
     assert.deepEqual(gate, [false, false, false], "the book's own dials pass the gate");
+  });
+
+  describe('across a restart (peers.json)', () => {
+    it('keeps the peers it was connected to, the most recent first, and not the banned, nor those it only heard of', async () => {
+      for (const id of ['c1', 'c2', 'c3']) {
+        book.connected(id, [`/ip4/10.0.0.${id.at(-1)}/tcp/1`]);
+        net.now += 1000;
+      }
+      book.discovered('heard', [addr('heard')]);
+      peers.penalize('c2', 100, 'test');
+      assert.deepEqual(book.worthKeeping(10), [
+        { peer: 'c3', addrs: ['/ip4/10.0.0.3/tcp/1'] },
+        { peer: 'c1', addrs: ['/ip4/10.0.0.1/tcp/1'] },
+      ]);
+      assert.deepEqual(book.worthKeeping(1).map((k) => k.peer), ['c3']);
+    });
+
+    it('a restarted node dials the peers it knew with no bootstrap, keeps them through a save before they answer, and forgets them as discovered ones', async () => {
+      const restarted = new PeerBook(net.env(), net as never, peers);
+      assert.equal(restarted.restore([{ peer: 'k1', addrs: [addr('k1')] }, { peer: 'self', addrs: [addr('self')] }, { peer: 'k2', addrs: [addr('other')] }]), 1, "itself, and an address naming another peer's id, are passed over");
+      assert.deepEqual(restarted.worthKeeping(10).map((k) => k.peer), ['k1'], 'kept in the next save though not yet connected');
+      net.reachable.add('k1');
+      restarted.redial();
+      await settle();
+      assert.deepEqual(net.dialsOf('k1'), [0]);
+      assert.ok(net.connected.has('k1'));
+      restarted.connected('k1', [addr('k1')]);
+      assert.equal(restarted.worthKeeping(10)[0]!.peer, 'k1');
+      // One that does not answer is forgotten after five failures, as a discovered peer is.
+      assert.equal(restarted.restore([{ peer: 'gone', addrs: [addr('gone')] }]), 1);
+      await tick(net, restarted, 40);
+      assert.equal(net.dialsOf('gone').length, 5);
+      assert.ok(!restarted.worthKeeping(10).some((k) => k.peer === 'gone'));
+    });
+
+    it('reads back what it saved; a damaged or foreign file is no peers, and entries that are not peers are passed over', async () => {
+      const dir = tempDir();
+      try {
+        const store = peerFile(dir.path);
+        assert.deepEqual(await store.load(), [], 'no file yet');
+        await store.save([{ peer: 'p1', addrs: ['/ip4/10.0.0.1/tcp/1'] }]);
+        assert.deepEqual(await store.load(), [{ peer: 'p1', addrs: ['/ip4/10.0.0.1/tcp/1'] }]);
+        const file = join(dir.path, PEERS_FILE);
+        for (const text of ['', '{', '[]', '{"peers": 5}', 'null']) {
+          writeFileSync(file, text);
+          assert.deepEqual(await store.load(), [], JSON.stringify(text));
+        }
+        writeFileSync(file, JSON.stringify({ peers: [{ peer: 'ok', addrs: ['/ip4/1.2.3.4/tcp/1'] }, { peer: 'none', addrs: [] }, { peer: 7, addrs: ['x'] }, { peer: 'long', addrs: ['x'.repeat(600)] }, 'p'] }));
+        assert.deepEqual((await store.load()).map((k) => k.peer), ['ok']);
+      } finally {
+        dir.remove();
+      }
+    });
   });
 });

@@ -13,6 +13,7 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { encodeAddress } from '../../ledger/keys.ts';
 import { MEMPOOL_FILE } from '../../node/mempool-file.ts';
+import { PEERS_FILE } from '../../node/peer-file.ts';
 import { RPC_ENDPOINT_FILE } from '../../node/rpc-types.ts';
 import { testKey } from '../helpers/fixtures.ts';
 import { CAIRN_MAIN, cairnJson, clusters, DEVNET_ADDRESS, DEVNET_KEY, devnetKeystore, report, secs, signedTransfer, track, waitFor } from '../helpers/cluster.ts';
@@ -87,6 +88,22 @@ describe('e2e: restart', function () {
 
     report(`head ${head.slice(0, 12)}… at height ${again.height} kept across SIGTERM (clean stop in ${stopMs} ms, restart in ${n.startMs} ms)`);
     report(`${ids.length} transactions still pending after the restart: persisted to ${MEMPOOL_FILE} on stop and re-admitted at start (no peer to re-gossip them); confirmed ${secs(confirmed.ms)} after mining resumed; scenario ${secs(Date.now() - started)}`);
+  });
+
+  it('started again without --bootstrap, it finds the peers it was connected to (peers.json)', async () => {
+    // A node knew only its --bootstrap peers and mDNS at each start: once those were gone, a
+    // restart left it alone, however many peers it had been connected to.
+    const c = cluster({ name: 'peers' });
+    const a = await c.node('a').start({});
+    const b = await c.node('b').start({ bootstrap: [a.addr] });
+    await waitFor('b connected to a', 30_000, async () => (await b.status()).peers >= 1 || undefined);
+    const stopped = await b.stop('SIGTERM');
+    assert.equal(stopped.code, 0);
+    const saved = JSON.parse(readFileSync(join(b.datadir, PEERS_FILE), 'utf8')) as { peers: { peer: string; addrs: string[] }[] };
+    assert.deepEqual(saved.peers.map((k) => k.peer), [a.peerId], `${PEERS_FILE} names a`);
+    await b.start({});
+    await waitFor('b connected to a again, with no --bootstrap', 30_000, async () => (await b.status()).peers >= 1 || undefined);
+    assert.ok(b.logLines(/"msg":"known peers from before the restart"/).length > 0, 'the log says where it found them');
   });
 
   it('SIGHUP (a closed terminal or ssh session), even told twice, stops it as cleanly as SIGTERM', async () => {
