@@ -19,6 +19,15 @@ import { createNode } from '../node/launch.ts';
 import { libp2pHost, mineOn, networkParams, sameTip, startNode, stopAll, waitFor, type TestNode } from './helpers/network.ts';
 
 const params = networkParams();
+
+/** What the test reads of gossipsub's peer scoring (its PeerScore, which it does not export). */
+interface GossipScoreInsides {
+  readonly peerStats: Map<string, { behaviourPenalty: number }>;
+  readonly params: unknown;
+  readonly peerIPs: unknown;
+  addPenalty(id: string, penalty: number, label: string): void;
+  computeScore(id: string, stats: unknown, params: unknown, peerIPs: unknown): number;
+}
 const [alice] = FUNDED_KEYS as [(typeof FUNDED_KEYS)[0]];
 
 describe('network: gossip and sync between nodes on 127.0.0.1', function () {
@@ -441,30 +450,54 @@ describe('node: restart', function () {
     let b = await startNode(params, [a.addr]);
     nodes.push(a);
     const pubsub = libp2pHost(a.node).services.pubsub;
-    const topic = a.node.names.blockTopic;
     const bId = b.node.transport.peerId;
-    const meshed = () => pubsub.getMeshPeers(topic).includes(bId);
-    await waitFor(meshed, 10_000, "B in A's mesh");
+    const inMeshes = () => gossipTopics(a.node.names).filter((t) => pubsub.getMeshPeers(t).includes(bId)).length;
+    await waitFor(() => inMeshes() === 3, 10_000, "B in A's three meshes");
+    // The score A's police would see at the worst moment, computed afresh each time A penalises B:
+    // gossipsub caches a score for a heartbeat and divides the penalty by five every second, so
+    // sampling getScore saw the worst only when a heartbeat happened to fall in between.
+    const score = (pubsub as unknown as { score: GossipScoreInsides }).score;
     let lowest = 0;
-    const sample = setInterval(() => (lowest = Math.min(lowest, pubsub.getScore(bId))), 10);
+    let penalties = 0;
+    let peakPenalty = 0;
+    const addPenalty = score.addPenalty.bind(score);
+    score.addPenalty = (id, penalty, label) => {
+      addPenalty(id, penalty, label);
+      const stats = score.peerStats.get(id);
+      if (id !== bId || !stats) return;
+      penalties += penalty;
+      peakPenalty = Math.max(peakPenalty, stats.behaviourPenalty);
+      lowest = Math.min(lowest, score.computeScore(id, stats, score.params, score.peerIPs));
+    };
+    let heartbeats = 0;
+    const beat = () => void heartbeats++;
+    pubsub.addEventListener('gossipsub:heartbeat', beat);
     try {
       for (let restart = 1; restart <= 3; restart++) {
         // B leaves its topics as it stops (Cairn's stop does not; another implementation's, or
         // an older Cairn's, may): A is told to keep B out of its meshes for a minute.
         for (const t of gossipTopics(a.node.names)) libp2pHost(b.node).services.pubsub.unsubscribe(t);
+        // Its PRUNEs must reach A before it stops (a stop can cut them off): A drops it from its meshes.
+        await waitFor(() => inMeshes() === 0, 10_000, `A to take B's PRUNEs (restart ${restart})`);
+        const before = penalties;
         await b.node.stop();
         const again = createNode(b.config);
         await again.start();
         b = { ...b, node: again };
         await waitFor(() => a.node.transport.peers().includes(bId), 10_000, `B back (restart ${restart})`);
-        // B, new, grafts at its first heartbeat; A scores the graft at its own, and polices at the next.
-        await new Promise((r) => setTimeout(r, 2_500));
+        // B, new, grafts at its first heartbeat; A penalises the graft, and polices at its next
+        // heartbeats: waited for as events, not as time, which a loaded machine stretches.
+        await waitFor(() => penalties > before, 15_000, `A to penalise B's graft in the backoff (restart ${restart})`);
+        const penalised = heartbeats;
+        await waitFor(() => heartbeats >= penalised + 2, 15_000, `two of A's heartbeats after the graft (restart ${restart})`);
         assert.equal(a.node.peers.isBanned(bId), false, `A banned B after restart ${restart}: ${a.node.peers.score(bId)}`);
       }
     } finally {
-      clearInterval(sample);
+      delete (score as Partial<GossipScoreInsides>).addPenalty;
+      pubsub.removeEventListener('gossipsub:heartbeat', beat);
       nodes.push(b);
     }
+    assert.ok(peakPenalty >= 6, `B's grafts in the backoff were penalised, two a topic: at most ${peakPenalty} at once`);
     assert.ok(lowest >= GOSSIP_BAN_SCORE, `A scored B ${lowest} at its lowest, below the ban line ${GOSSIP_BAN_SCORE}`);
   });
 });
