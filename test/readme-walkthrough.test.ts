@@ -10,8 +10,8 @@
  *
  * The folder is a fresh "clone" in a temporary directory (symlinks to the repository's files), so
  * ./data, ./keys and devkey.hex land there and nothing is left in the repository. The node's ports
- * come from the environment the CLI documents (CAIRN_P2P_PORT=0, CAIRN_RPC_PORT=0: any free port,
- * since 7370/7371 may be taken on CI), on 127.0.0.1 and without mDNS (CAIRN_P2P_HOST, CAIRN_MDNS).
+ * come from the environment the CLI documents (CAIRN_P2P_PORT=0, CAIRN_RPC_PORT=0, CAIRN_HTTP_PORT=0:
+ * any free port, since 7370 to 7372 may be taken on CI), on 127.0.0.1 and without mDNS (CAIRN_P2P_HOST, CAIRN_MDNS).
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -83,6 +83,7 @@ describe('README walkthrough, run as written', function () {
       CAIRN_PASSWORD: 'walkthrough password',
       CAIRN_P2P_PORT: '0',
       CAIRN_RPC_PORT: '0',
+      CAIRN_HTTP_PORT: '0',
       CAIRN_P2P_HOST: '127.0.0.1',
       CAIRN_MDNS: 'off',
       NODE_COMPILE_CACHE: join(tmpdir(), 'cairn-test-node-compile-cache'),
