@@ -176,10 +176,14 @@ describe('pruning', function () {
     // The old chain's DEPTH blocks above the fork weigh 2 each; the branch's 2, 2, then 1 each.
     while (branch.length < 2 * DEPTH - 2) branch.push(mineChild(params, asParent(branch.at(-1)!), [], { miner: testKey(74).address }));
     branch.push(mineChild(params, asParent(branch.at(-1)!), [], { miner: testKey(74).address, stateRoot: new Uint8Array(32) }));
+    const outcomes: string[] = [];
     for (const [i, b] of branch.entries()) {
       if (i === branch.length - 1) pruner.start(); // a pruner catching up while the deciding block imports
-      await chain.processBlock(b).catch(() => undefined);
+      outcomes.push(await chain.processBlock(b).catch((err: CairnError) => err.code));
     }
+    // The scenario happened: the branch was stored block by block, and only its last one, which
+    // tipped the work and made fork choice connect the branch, failed.
+    assert.deepEqual(outcomes, [...branch.slice(1).map(() => 'side-branch'), 'BLOCK_BAD_STATE_ROOT']);
     await pruner.idle();
     await pruner.stop();
     assert.ok(branch.at(-1)!.header.height > 20 + DEPTH / 2, 'the branch, connected, would have let the pruner past the fork');
