@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { setPriority } from 'node:os';
 import { join } from 'node:path';
 import type { RpcEndpointFile } from '../../node/rpc-types.ts';
@@ -33,6 +33,15 @@ function kill(pid: number, sig: NodeJS.Signals): void {
   } catch {
     // already gone
   }
+}
+
+/** The pids the nodes under a devnet's directory wrote in their rpc.json. */
+function pidsOfNodes(root: string): number[] {
+  if (!existsSync(root)) return [];
+  return readdirSync(root)
+    .map((name) => join(root, name, 'rpc.json'))
+    .filter((file) => existsSync(file))
+    .map((file) => (JSON.parse(readFileSync(file, 'utf8')) as RpcEndpointFile).pid);
 }
 
 /** The messages of a node.log's JSON records, in order. */
@@ -78,11 +87,19 @@ describe('e2e: cairn devnet', function () {
   });
 
   after(async () => {
-    // By pid: the devnet, then each node (in groups of their own, they outlive a killed devnet).
-    if (devnet?.pid !== undefined) kill(devnet.pid, 'SIGKILL');
-    for (const pid of nodePids) kill(pid, 'SIGKILL');
-    if (devnet && devnet.exitCode === null && devnet.signalCode === null) await new Promise((r) => devnet!.once('close', r));
-    await waitFor('the nodes to be gone', async () => (nodePids.some(alive) ? undefined : true), 10_000);
+    // The nodes run in groups of their own: they outlive a devnet killed outright, and a before
+    // hook that failed has not learnt their pids. So the devnet is stopped as a user stops it, by
+    // a Ctrl-C, which stops its nodes (even one still starting); then whatever is left, by pid.
+    const running = devnet && devnet.exitCode === null && devnet.signalCode === null ? devnet : undefined;
+    if (running?.pid !== undefined) {
+      const closed = new Promise((r) => running.once('close', r));
+      kill(-running.pid, 'SIGINT');
+      await waitFor('the devnet to stop its nodes', async () => (running.exitCode === null && running.signalCode === null ? undefined : true), 30_000).catch(() => kill(running.pid!, 'SIGKILL'));
+      await closed;
+    }
+    const pids = [...nodePids, ...pidsOfNodes(root)];
+    for (const pid of pids) kill(pid, 'SIGKILL');
+    await waitFor('the nodes to be gone', async () => (pids.some(alive) ? undefined : true), 10_000);
     dir.remove();
   });
 
