@@ -123,6 +123,14 @@ describe('the house', () => {
     assert.deepEqual(found, []);
   });
 
+  it("every test file is one mocha's spec runs (test/**/*.test.ts): a test.spec.ts or a .mts would be left out, silently", () => {
+    const spec = JSON.parse(readFileSync(join(ROOT, '.mocharc.json'), 'utf8')) as { spec: string[] };
+    assert.deepEqual(spec.spec, ['test/**/*.test.ts']);
+    const files = (dir: string): string[] => readdirSync(join(ROOT, dir)).flatMap((name) => (statSync(join(ROOT, dir, name)).isDirectory() ? files(join(dir, name)) : [join(dir, name)]));
+    const left = files('test').filter((f) => !/^test\/(helpers|vectors)\//.test(f) && f !== 'test/README.md' && !f.endsWith('.test.ts'));
+    assert.deepEqual(left, []);
+  });
+
   it('every real-adapter exception names a file that exists', () => {
     for (const file of Object.keys(REAL_ADAPTERS)) assert.ok(files.includes(file), `${file} is listed as a real adapter but does not exist`);
   });
