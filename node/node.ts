@@ -20,8 +20,7 @@ import { BLOCK_TXS_DEPTH, serveBlockTxs } from './compact.ts';
 import { serveLightClients } from './light/serve.ts';
 import { TxSignatureVerifier } from './tx-signatures.ts';
 import type { ConnectionInfo, Transport } from './transport.ts';
-import { PeerBook } from './peer-book.ts';
-import { MAX_SAVED_PEERS } from './peer-file.ts';
+import { KeepConnected } from './keep-connected.ts';
 import { Pruner } from './pruner.ts';
 import { DEFAULT_SNAPSHOT_INTERVAL, SnapshotKeeper, serveSnapshots } from './snapshots.ts';
 import { HistoryCheck } from './history-check.ts';
@@ -33,8 +32,6 @@ export type { LogLevel, MempoolStore, NodeEvents, NodeService } from './node-typ
 /** What a CairnNode is made of (node/node-types.ts), its services given the node itself. */
 export type NodeParts = NodePartsOf<CairnNode>;
 
-/** How long a node may have no peer before it says so, and how often it repeats it. */
-const NO_PEERS_WARNING_MS = 30_000;
 /** Its last blocks a node still tells as its own when a reorganisation connects them late. */
 const OWN_BLOCKS_KEPT = 128;
 
@@ -67,19 +64,17 @@ export class CairnNode extends EventEmitter<NodeEvents> {
   /** Present when the node keeps the address index (NodeParts.addressIndex). */
   addressIndex: AddressIndex | undefined;
   private backfill: Promise<void> | undefined;
-  private book!: PeerBook;
+  private links!: KeepConnected;
   private readonly services: NodeService[] = [];
   private readonly timers: Timer[] = [];
   /** The last blocks this node made, by hash (a reorganisation connects a copy read from the store): 'mined' in the 'block' event. */
   private readonly own = new Set<string>();
   /** Blocks this node made whose import is running, gossiped the moment they connect (see importAndAnnounce). */
   private readonly announceOnConnect = new Set<string>();
-  private lonelySince: number | undefined;
   private stopped = false;
   private stopping: Promise<void> | undefined;
   /** The mempool file was read: only then may a stop write it (a start that failed before it has an empty mempool). */
   private mempoolRestored = false;
-  private peersRestored = false;
 
   constructor(parts: NodeParts) {
     super();
@@ -127,13 +122,17 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     });
     await this.guard.restoreBans();
     this.names = networkNames(this.db.genesis.header.hash);
-    this.transport = await p.createTransport({ ...this.guard.gate(), deniedDialPeer: (peer) => this.book?.holdsOff(peer) ?? false }, this.names);
+    this.transport = await p.createTransport({ ...this.guard.gate(), deniedDialPeer: (peer) => this.links?.book.holdsOff(peer) ?? false }, this.names);
     this.guard.attach(this.transport);
-    this.book = new PeerBook(this.env, this.transport, this.peers);
-    this.book.onDialFailed = (peer, source, addrs, err) => {
-      if (source === 'bootstrap' || source === 'user') this.emit('log', 'warn', `cannot reach ${source} peer ${peer}: ${err.message} (retrying with backoff)`, { peer, addrs });
-      else this.emit('log', 'debug', `cannot reach ${source} peer ${peer}: ${err.message}`, { peer, addrs });
-    };
+    this.links = new KeepConnected({
+      env: this.env,
+      transport: this.transport,
+      peers: this.peers,
+      bootstrap: p.bootstrap,
+      peerStore: p.peerStore,
+      noPeersWarningMs: p.noPeersWarningMs,
+      log: (level, message, fields) => this.emit('log', level, message, fields),
+    });
     const serve: Serve = (name, protocol, respond, options) => this.guard.handle(name, protocol, respond, options);
     const common = { transport: this.transport, names: this.names, chain: this.chain, peers: this.peers, clock: this.clock, env: this.env, records: this.guard.records };
     this.gossip = new Gossip({ ...common, mempool: this.mempool, signatures: this.signatures, stats: this.guard.stats, now: () => this.env.now() });
@@ -193,13 +192,8 @@ export class CairnNode extends EventEmitter<NodeEvents> {
       await serveSnapshots(this.chain, serve, this.names, (peer, err) => this.peers.badRequest(peer, err));
       this.snapshots.start();
     }
-    for (const addr of p.bootstrap ?? []) this.book.remember(addr, 'bootstrap');
-    if (p.peerStore) {
-      const restored = this.book.restore(await p.peerStore.load());
-      this.peersRestored = true;
-      if (restored > 0) this.emit('log', 'info', 'known peers from before the restart', { peers: restored });
-      this.every(60_000, () => void this.savePeers());
-    }
+    await this.links.start();
+    if (p.peerStore) this.every(60_000, () => void this.links.save());
 
     this.every(5_000, () => {
       void this.mempool.expire(this.clock());
@@ -208,10 +202,9 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     this.every(p.statusIntervalMs ?? 15_000, () => this.pollStatuses());
     if (p.mempoolStore) this.every(60_000, () => void this.saveMempool());
     this.every(1_000, () => {
-      if (!this.stopped) this.book.redial();
-      this.checkLonely();
+      if (!this.stopped) this.links.tick();
     });
-    this.book.redial();
+    this.links.book.redial();
     for (const make of p.services ?? []) {
       const service = make(this);
       await service.start();
@@ -263,41 +256,27 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     // What each connection was, for the line that says it ended (the transport has forgotten it by then).
     const connections = new Map<string, ConnectionInfo>();
     t.on('peer:connect', (peer, info) => {
-      this.lonelySince = undefined;
+      this.links.connected();
       connections.set(peer, info);
       this.emit('log', 'info', 'peer connected', { peer, direction: info.direction, address: info.remoteAddr, peers: t.peers().length });
     });
     t.on('peer:disconnect', (peer) => {
       this.sync.forget(peer);
-      this.book.disconnected(peer);
+      this.links.book.disconnected(peer);
       const info = connections.get(peer);
       connections.delete(peer);
       this.emit('log', 'info', 'peer disconnected', { peer, direction: info?.direction, address: info?.remoteAddr, peers: t.peers().length });
     });
     t.on('peer:ready', (peer, listenAddrs) => {
-      this.book.connected(peer, listenAddrs);
+      this.links.book.connected(peer, listenAddrs);
       void this.sync.handshake(peer).then((status) => status && this.txRelay.pushMempool(peer));
     });
     t.on('peer:discovered', (peer, addrs) => {
-      if (!this.book.discovered(peer, addrs)) return;
+      if (!this.links.book.discovered(peer, addrs)) return;
       this.emit('log', 'debug', 'peer discovered', { peer, addrs });
-      if (!this.stopped) this.book.redial(); // now, not at the next second's round
+      if (!this.stopped) this.links.book.redial(); // now, not at the next second's round
     });
     t.on('peer:misbehaved', (peer, score, reason) => void this.peers.penalize(peer, score, reason));
-  }
-
-  /** After a grace period without peers, and every so often while it lasts, says what to check. */
-  private checkLonely(): void {
-    if (this.stopped || this.transport.peers().length > 0) {
-      this.lonelySince = undefined;
-      return;
-    }
-    const now = this.env.now();
-    this.lonelySince ??= now;
-    if (now - this.lonelySince < (this.parts.noPeersWarningMs ?? NO_PEERS_WARNING_MS)) return;
-    this.lonelySince = now;
-    const known = this.book.size;
-    this.emit('log', 'warn', known > 0 ? `no peers: none of the ${known} known peers answers; check that they run and that --bootstrap names them right` : 'no peers: give one with --bootstrap MULTIADDR (mDNS finds peers only on the local network)');
   }
 
   /**
@@ -307,12 +286,6 @@ export class CairnNode extends EventEmitter<NodeEvents> {
   private async regossip(disconnected: readonly Block[]): Promise<void> {
     const back = disconnected.flatMap((b) => b.txs).filter((tx) => this.mempool.has(tx.id));
     await this.txRelay.pushToAll(back);
-  }
-
-  /** Only once the file was read: a start that failed before it would save an empty book over it. */
-  private async savePeers(): Promise<void> {
-    if (!this.peersRestored) return;
-    await this.parts.peerStore!.save(this.book.worthKeeping(MAX_SAVED_PEERS)).catch((err: Error) => this.emit('log', 'warn', `cannot save the known peers: ${err.message}`));
   }
 
   /** A save that fails (a full disk) is told: the file of the last save stays, and is read at the next start. */
@@ -399,8 +372,8 @@ export class CairnNode extends EventEmitter<NodeEvents> {
 
   /** Dials `addr` now and keeps it among the peers to redial. */
   async connect(addr: string): Promise<string> {
-    const id = this.book.remember(addr, 'user');
-    if (id) this.book.retryNow(id);
+    const id = this.links.book.remember(addr, 'user');
+    if (id) this.links.book.retryNow(id);
     return this.transport.dial([addr]);
   }
 
@@ -429,7 +402,7 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     await this.snapshots?.stop();
     // Bans last: an import still running above may yet find a block invalid and ban its peer.
     await this.guard?.stop();
-    await this.savePeers();
+    await this.links?.save();
     if (this.mempoolRestored) await this.saveMempool();
     await this.db?.close();
     await this.parts.release?.();
