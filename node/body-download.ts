@@ -79,6 +79,8 @@ export interface BodyDownloadParts {
   preverify?(blocks: readonly SaneBlock[]): Promise<void>;
   /** Imports a batch in order (InvalidChain: a block breaks a rule); `from` sent it. */
   importBatch(blocks: readonly SaneBlock[], from: string): Promise<void>;
+  /** Asked before each batch is imported: false ends the download there, the batch not imported. */
+  keepGoing?(blocks: readonly SaneBlock[]): Promise<boolean>;
   /** A provider at fault (a body that does not match, a rule broken). */
   blame(peer: string, err: unknown): void;
   isBanned(peer: string): boolean;
@@ -102,7 +104,8 @@ export class BodyDownload {
 
   /**
    * Runs the download to its end: every block imported, or nobody left who can serve it (the
-   * sync's next round retries), or a block that breaks a rule (thrown: InvalidChain).
+   * sync's next round retries), or `keepGoing` said no, or a block that breaks a rule (thrown:
+   * InvalidChain).
    */
   async run(): Promise<void> {
     const { env, first, last } = this.parts;
@@ -287,6 +290,7 @@ export class BodyDownload {
           await changed();
           continue;
         }
+        if (this.parts.keepGoing && !(await this.parts.keepGoing(ready.blocks))) break;
         arrived.delete(nextToImport++);
         notify(); // the read-ahead window moved
         await ready.verified;

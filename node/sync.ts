@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { bytesEqual, toHex } from '../ledger/bytes.ts';
 import { BlockRuleError, CairnError } from '../ledger/errors.ts';
-import { HEADER_BYTES, decodeBlock } from '../ledger/block.ts';
+import { HEADER_BYTES, decodeBlock, type BlockHeader } from '../ledger/block.ts';
 import type { Chain } from '../consensus/chain.ts';
 import { checkBlockSanity, type SaneBlock } from '../consensus/sanity.ts';
 import { LIE, PeerFault, answerHeaderRange, fetchHeaderChain, type HeaderChain } from './header-sync.ts';
@@ -17,8 +17,10 @@ import type { NetworkNames } from './protocols.ts';
 import { TransportError, busyError, waitingOutBusy, type Transport } from './transport.ts';
 import {
   MAX_BLOCKS_PER_REQUEST,
+  decodeHeaders,
   decodeStatus,
   encodeGetBlocks,
+  encodeGetHeaderRange,
   type Status,
 } from './wire.ts';
 
@@ -369,8 +371,36 @@ export class Sync extends EventEmitter<SyncEvents> {
     const canServe = (s: Status) => s.totalWork >= check.totalWork && hasBodies(s);
     const others = [...this.statuses.values()].filter((s) => s.peer !== peer && canServe(s.status));
     const providers = [...(hasBodies(claimed) ? [peer] : []), ...others.map((s) => s.peer)];
-    await this.download(first, check.tipHeight, providers, canServe);
+    // Once this chain's blocks reach the reorg depth above the fork, no chain forking below it can
+    // be followed. A peer whose status came in meanwhile claiming more work on another chain (told
+    // by one header, at the height of the batch's first block) goes first, before that line is
+    // crossed: a new node that met a long chain of an attacker's first would be held on it for good.
+    let checkedAtDepth = false;
+    const keepGoing = async (blocks: readonly SaneBlock[]) => {
+      if (checkedAtDepth || blocks.at(-1)!.header.height <= fork.height + chain.reorgDepth) return true;
+      checkedAtDepth = true;
+      return !(await this.heavierChainElsewhere(tried, check.totalWork, blocks[0]!.header));
+    };
+    const finished = await this.download(first, check.tipHeight, providers, canServe, keepGoing);
+    if (!finished) this.again = true;
     this.emit('took');
+  }
+
+  /**
+   * Whether a peer not tried this round claims more than `work` on a chain that does not hold
+   * `ours` (a block of the chain being taken): its header at that height is another, or it has none.
+   */
+  private async heavierChainElsewhere(tried: ReadonlySet<string>, work: bigint, ours: BlockHeader): Promise<boolean> {
+    const { names } = this.o;
+    for (const { peer } of this.ahead().filter((s) => !tried.has(s.peer) && s.status.totalWork > work)) {
+      try {
+        const [header] = decodeHeaders(await this.patientRequest(peer, names.headerRange, encodeGetHeaderRange(ours.height, 1), { timeoutMs: STATUS_TIMEOUT_MS, maxBytes: 16 + HEADER_BYTES }));
+        if (!header || !bytesEqual(header.hash, ours.hash)) return true;
+      } catch {
+        // It did not say: its turn will tell, after this chain.
+      }
+    }
+    return false;
   }
 
   /**
@@ -384,10 +414,17 @@ export class Sync extends EventEmitter<SyncEvents> {
    * sits out a pause, unpunished, and its batches go to the others: the first copy of a batch to
    * arrive is imported, so one slow peer costs a few batches asked twice rather than a wait on
    * every batch it holds (node/body-download.ts). A block that breaks a rule ends the download:
-   * the chain is bad (InvalidChain, for the header peer).
+   * the chain is bad (InvalidChain, for the header peer). False when `keepGoing` ended it early.
    */
-  private async download(first: number, last: number, providers: string[], canServe: (status: Status) => boolean): Promise<void> {
+  private async download(
+    first: number,
+    last: number,
+    providers: string[],
+    canServe: (status: Status) => boolean,
+    keepGoing: (blocks: readonly SaneBlock[]) => Promise<boolean>,
+  ): Promise<boolean> {
     this.emit('download', last - first + 1);
+    let stopped = false;
     const { env, chain, peers } = this.o;
     const download = new BodyDownload({
       env,
@@ -403,6 +440,7 @@ export class Sync extends EventEmitter<SyncEvents> {
       },
       blame: (peer, err) => this.blame(peer, err),
       isBanned: (peer) => peers.isBanned(peer),
+      keepGoing: async (blocks) => (await keepGoing(blocks)) || ((stopped = true), false),
     });
     for (const peer of providers) download.join(peer);
     this.joinDownload = (peer, status) => {
@@ -413,6 +451,7 @@ export class Sync extends EventEmitter<SyncEvents> {
     } finally {
       this.joinDownload = undefined;
     }
+    return !stopped;
   }
 
   /** A batch from one provider: each body must be the block asked for and match its header. */

@@ -38,13 +38,18 @@ describe('sync: claimed work', function () {
     while (easy.length < 100) easy.push(mineChild(params, asParent(easy.at(-1)!), [], { spacing: 1, miner: testKey(2).address }));
     const work = (blocks: readonly Block[]) => blocks.reduce((sum, b) => sum + blockWork(b.header.target), blockWork(genesis.header.target));
     assert.ok(work(easy) < work(honest), 'the easy chain has less work, and more blocks than the reorg depth');
-    const served: Record<string, { blocks: Block[]; claim: bigint }> = { honest: { blocks: honest, claim: work(honest) }, attacker: { blocks: easy, claim: attackerClaim(work(easy)) } };
+    const served: Record<string, { blocks: Block[]; claim: bigint }> = {
+      honest: { blocks: honest, claim: work(honest) },
+      attacker: { blocks: easy, claim: attackerClaim(work(easy)) },
+      ahead: { blocks: honest, claim: work(honest) + 1n }, // the honest chain, claimed a little heavier (it grew)
+    };
     const names = networkNames(genesis.header.hash);
     const statusOf = (peer: string): Status => {
       const p = served[peer]!;
       return { genesis: genesis.header.hash, height: p.blocks.length, tipHash: p.blocks.at(-1)!.header.hash, totalWork: p.claim, prunedHeight: 0 };
     };
     const onHeaders: ((peer: string) => void)[] = [];
+    const onBlocks: ((peer: string) => void)[] = [];
     const silent = new Set<string>(); // peers that answer every header range with none
     let ranges = 0;
     const transport = Object.assign(new EventEmitter(), {
@@ -58,6 +63,7 @@ describe('sync: claimed work', function () {
         return encodeHeaders(served[peer]!.blocks.slice(from - 1, from - 1 + count).map((b) => b.header));
       },
       async requestMany(peer: string, _protocol: string, body: Uint8Array) {
+        for (const f of onBlocks) f(peer);
         return decodeGetBlocks(body).map((hash) => served[peer]!.blocks.find((b) => bytesEqual(b.header.hash, hash))?.bytes).filter((b) => b !== undefined);
       },
     }) as unknown as Transport;
@@ -65,7 +71,7 @@ describe('sync: claimed work', function () {
     const warnings: string[] = [];
     const log = (level: string, message: string) => void (level === 'warn' && warnings.push(message));
     const sync = new Sync({ transport, env: realEnv, names, chain, peers, clock: () => now, serve: (async () => {}) as unknown as Serve, log });
-    return { db, chain, sync, peers, honest, easy, statusOf, onHeaders, silent, warnings };
+    return { db, chain, sync, peers, honest, easy, statusOf, onHeaders, onBlocks, silent, warnings };
   }
 
   it('a chain of near-free headers claiming more work than it has is refused, and its peer banned, before it is taken; the honest chain follows', async () => {
@@ -107,6 +113,38 @@ describe('sync: claimed work', function () {
     await sync.requestSync();
     await sync.idle();
     assert.equal(toHex(chain.tip.hash), toHex(honest.at(-1)!.header.hash), 'on the honest chain');
+    await db.close();
+  });
+
+  it("a peer whose status comes in while another's blocks download, on a heavier chain, goes first before the reorg depth is crossed", async () => {
+    // The easy chain's headers are in and its bodies are coming when the honest status arrives:
+    // taking all of it would put the honest chain's fork (genesis) below the floor for good.
+    const { db, chain, sync, peers, honest, statusOf, onBlocks, warnings } = await setup((work) => work);
+    sync.statuses.set('attacker', { peer: 'attacker', status: statusOf('attacker') });
+    onBlocks.push(() => {
+      if (!sync.statuses.has('honest')) sync.statuses.set('honest', { peer: 'honest', status: statusOf('honest') });
+    });
+    await sync.requestSync();
+    await sync.idle();
+    assert.equal(toHex(chain.tip.hash), toHex(honest.at(-1)!.header.hash), 'on the honest chain');
+    assert.equal(peers.isBanned('attacker'), false, 'its claim was true: no offence');
+    assert.deepEqual(warnings, [], 'never apart');
+    await db.close();
+  });
+
+  it('a peer claiming more on the same chain (it grew meanwhile) does not stop the download', async () => {
+    // The check asks it one header, at the height of the batch about to be imported: a peer ahead
+    // on this very chain answers the same block.
+    const { db, chain, sync, honest, statusOf, onBlocks, onHeaders } = await setup((work) => work);
+    sync.statuses.set('honest', { peer: 'honest', status: statusOf('honest') });
+    onBlocks.push(() => {
+      if (!sync.statuses.has('ahead')) sync.statuses.set('ahead', { peer: 'ahead', status: statusOf('ahead') });
+    });
+    const askedAhead: string[] = [];
+    onHeaders.push((peer) => askedAhead.push(peer));
+    await sync.requestSync();
+    assert.equal(toHex(chain.tip.hash), toHex(honest.at(-1)!.header.hash), 'all 60, in one download');
+    assert.equal(askedAhead.filter((p) => p === 'ahead').length, 1, 'asked one header, once');
     await db.close();
   });
 
