@@ -26,6 +26,13 @@ import {
 
 const STATUS_TIMEOUT_MS = 5_000;
 const BLOCKS_TIMEOUT_MS = 20_000;
+/**
+ * A download ended early for a heavier chain elsewhere (Sync.takeChain) at most once in this
+ * long: the peer that said so may have lied, and each such end costs a round's headers again.
+ */
+const HEAVIER_ELSEWHERE_INTERVAL_MS = 10 * 60_000;
+/** Peers asked at once whether they are on another chain: the highest claims. */
+const HEAVIER_ELSEWHERE_ASKED = 8;
 export interface SyncProgress {
   readonly height: number;
   readonly target: number;
@@ -100,6 +107,8 @@ export class Sync extends EventEmitter<SyncEvents> {
    * that took a long chain of an attacker's first is in this state with every honest peer.
    */
   private readonly apart = new Map<string, number>();
+  /** When a download last ended early for a heavier chain elsewhere. */
+  private endedForHeavierAt = -Infinity;
   /** While bodies download: offers a peer whose status just arrived as one more provider. */
   private joinDownload: ((peer: string, status: Status) => void) | undefined;
 
@@ -379,7 +388,10 @@ export class Sync extends EventEmitter<SyncEvents> {
     const keepGoing = async (blocks: readonly SaneBlock[]) => {
       if (checkedAtDepth || blocks.at(-1)!.header.height <= fork.height + chain.reorgDepth) return true;
       checkedAtDepth = true;
-      return !(await this.heavierChainElsewhere(tried, check.totalWork, blocks[0]!.header));
+      if (this.o.env.now() - this.endedForHeavierAt < HEAVIER_ELSEWHERE_INTERVAL_MS) return true;
+      if (!(await this.heavierChainElsewhere(tried, check.totalWork, blocks[0]!.header))) return true;
+      this.endedForHeavierAt = this.o.env.now();
+      return false;
     };
     const finished = await this.download(first, check.tipHeight, providers, canServe, keepGoing);
     if (!finished) this.again = true;
@@ -388,19 +400,26 @@ export class Sync extends EventEmitter<SyncEvents> {
 
   /**
    * Whether a peer not tried this round claims more than `work` on a chain that does not hold
-   * `ours` (a block of the chain being taken): its header at that height is another, or it has none.
+   * `ours` (a block of the chain being taken): its header at that height is another, or it has
+   * none. Asked of a few at once, each once (a busy answer or a timeout says nothing), so that the
+   * import waits at most one timeout for them.
    */
   private async heavierChainElsewhere(tried: ReadonlySet<string>, work: bigint, ours: BlockHeader): Promise<boolean> {
-    const { names } = this.o;
-    for (const { peer } of this.ahead().filter((s) => !tried.has(s.peer) && s.status.totalWork > work)) {
-      try {
-        const [header] = decodeHeaders(await this.patientRequest(peer, names.headerRange, encodeGetHeaderRange(ours.height, 1), { timeoutMs: STATUS_TIMEOUT_MS, maxBytes: 16 + HEADER_BYTES }));
-        if (!header || !bytesEqual(header.hash, ours.hash)) return true;
-      } catch {
-        // It did not say: its turn will tell, after this chain.
-      }
-    }
-    return false;
+    const { names, transport } = this.o;
+    const body = encodeGetHeaderRange(ours.height, 1);
+    const asked = this.ahead().filter((s) => !tried.has(s.peer) && s.status.totalWork > work).slice(0, HEAVIER_ELSEWHERE_ASKED);
+    const answers = await Promise.all(
+      asked.map(async ({ peer }) => {
+        try {
+          const bytes = await this.ask(peer, names.headerRange, () => transport.request(peer, names.headerRange, body, { timeoutMs: STATUS_TIMEOUT_MS, maxBytes: 16 + HEADER_BYTES }));
+          const [header] = decodeHeaders(bytes);
+          return !header || !bytesEqual(header.hash, ours.hash);
+        } catch {
+          return false; // it did not say: its turn will tell, after this chain
+        }
+      }),
+    );
+    return answers.some((elsewhere) => elsewhere);
   }
 
   /**

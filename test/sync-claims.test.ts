@@ -132,6 +132,25 @@ describe('sync: claimed work', function () {
     await db.close();
   });
 
+  it('a download is ended early for a heavier chain elsewhere at most once in ten minutes: a peer that says so may lie', async () => {
+    // As above, the honest status comes in during the easy chain's download and ends it. Then, as
+    // the honest chain downloads, a peer claiming far more work, that has no headers at all, comes
+    // in: it is not even asked, and the honest chain is taken whole.
+    const { db, chain, sync, honest, statusOf, onBlocks, onHeaders, silent } = await setup((work) => work);
+    silent.add('liar');
+    sync.statuses.set('attacker', { peer: 'attacker', status: statusOf('attacker') });
+    const askedLiar: string[] = [];
+    onHeaders.push((peer) => peer === 'liar' && askedLiar.push(peer));
+    onBlocks.push((peer) => {
+      if (!sync.statuses.has('honest')) sync.statuses.set('honest', { peer: 'honest', status: statusOf('honest') });
+      else if (peer === 'honest' && !sync.statuses.has('liar')) sync.statuses.set('liar', { peer: 'liar', status: { ...statusOf('honest'), totalWork: 1n << 200n } });
+    });
+    await sync.requestSync();
+    assert.equal(toHex(chain.tip.hash), toHex(honest.at(-1)!.header.hash), 'on the honest chain, taken whole');
+    assert.deepEqual(askedLiar, [], 'the liar was not asked: a download ended early less than ten minutes ago');
+    await db.close();
+  });
+
   it('a peer claiming more on the same chain (it grew meanwhile) does not stop the download', async () => {
     // The check asks it one header, at the height of the batch about to be imported: a peer ahead
     // on this very chain answers the same block.
