@@ -1,10 +1,11 @@
 import { EventEmitter } from 'node:events';
 import { bytesEqual, toHex } from '../ledger/bytes.ts';
 import { BlockRuleError, CairnError } from '../ledger/errors.ts';
-import { HEADER_BYTES, decodeBlock, type BlockHeader } from '../ledger/block.ts';
+import { HEADER_BYTES, decodeBlock } from '../ledger/block.ts';
 import type { Chain } from '../consensus/chain.ts';
 import { checkBlockSanity, type SaneBlock } from '../consensus/sanity.ts';
 import { LIE, PeerFault, answerHeaderRange, fetchHeaderChain, type HeaderChain } from './header-sync.ts';
+import { ForkWatch } from './fork-watch.ts';
 import { SnapshotJoin, type JoinOutcome } from './snapshot-sync.ts';
 import { BodyDownload, InvalidChain } from './body-download.ts';
 import { sleep, type Env } from './env.ts';
@@ -17,22 +18,13 @@ import type { NetworkNames } from './protocols.ts';
 import { TransportError, busyError, waitingOutBusy, type Transport } from './transport.ts';
 import {
   MAX_BLOCKS_PER_REQUEST,
-  decodeHeaders,
   decodeStatus,
   encodeGetBlocks,
-  encodeGetHeaderRange,
   type Status,
 } from './wire.ts';
 
 const STATUS_TIMEOUT_MS = 5_000;
 const BLOCKS_TIMEOUT_MS = 20_000;
-/**
- * A download ended early for a heavier chain elsewhere (Sync.takeChain) at most once in this
- * long: the peer that said so may have lied, and each such end costs a round's headers again.
- */
-const HEAVIER_ELSEWHERE_INTERVAL_MS = 10 * 60_000;
-/** Peers asked at once whether they are on another chain: the highest claims. */
-const HEAVIER_ELSEWHERE_ASKED = 8;
 export interface SyncProgress {
   readonly height: number;
   readonly target: number;
@@ -101,14 +93,8 @@ export class Sync extends EventEmitter<SyncEvents> {
   private readonly asking = new Map<string, Promise<Status | undefined>>();
   /** Per peer and protocol: not to be asked before then (its busy answer said so). */
   private readonly notBefore = new Map<string, number>();
-  /**
-   * Peers whose chains, heavier by their claims, fork below our fork floor: followed by neither
-   * side, and the operator told once (docs/PROTOCOL.md, fork choice). A node new to the network
-   * that took a long chain of an attacker's first is in this state with every honest peer.
-   */
-  private readonly apart = new Map<string, number>();
-  /** When a download last ended early for a heavier chain elsewhere. */
-  private endedForHeavierAt = -Infinity;
+  /** Chains it will not, or may soon not, follow (node/fork-watch.ts). */
+  private readonly forks: ForkWatch;
   /** While bodies download: offers a peer whose status just arrived as one more provider. */
   private joinDownload: ((peer: string, status: Status) => void) | undefined;
 
@@ -116,6 +102,7 @@ export class Sync extends EventEmitter<SyncEvents> {
     super();
     this.o = o;
     this.maxBlockBytes = o.chain.params.maxBlockBytes;
+    this.forks = new ForkWatch({ ...o, ask: (peer, protocol, request) => this.ask(peer, protocol, request) });
   }
 
   /** True while a sync is running. */
@@ -216,17 +203,14 @@ export class Sync extends EventEmitter<SyncEvents> {
     this.statuses.set(peer, { peer, status: { ...known.status, height: entry.height, tipHash: entry.hash, totalWork: entry.totalWork } });
   }
 
-  /** The connected peers that claim more work than ours on a chain we will not follow (`apart`). */
+  /** The connected peers that claim more work than ours on a chain that forks below our floor. */
   get peersApart(): number {
-    const ours = this.o.chain.tip.totalWork;
-    let n = 0;
-    for (const peer of this.apart.keys()) if ((this.statuses.get(peer)?.status.totalWork ?? 0n) > ours) n++;
-    return n;
+    return this.forks.apartCount(this.statuses);
   }
 
   forget(peer: string): void {
     this.statuses.delete(peer);
-    this.apart.delete(peer);
+    this.forks.forget(peer);
     for (const key of this.notBefore.keys()) if (key.startsWith(`${peer}\n`)) this.notBefore.delete(key);
   }
 
@@ -337,26 +321,13 @@ export class Sync extends EventEmitter<SyncEvents> {
         peer,
         claimed,
       );
-      if (found && 'apartBelow' in found) return this.noteApart(peer, claimed, found.apartBelow);
-      this.apart.delete(peer);
+      if (found && 'apartBelow' in found) return this.forks.noteApart(peer, claimed, found.apartBelow);
+      this.forks.forget(peer);
       if (found) await this.takeChain(peer, claimed, found, tried);
     } finally {
       // The scratch list holds this peer's hashes only while its chain is taken, whatever happens.
       await chain.db.history.clearPending();
     }
-  }
-
-  private noteApart(peer: string, claimed: Status, floor: number): void {
-    if (this.apart.has(peer)) return;
-    this.apart.set(peer, floor);
-    const { chain } = this.o;
-    this.o.log?.(
-      'warn',
-      `peer ${peer} claims more work than ours (${claimed.totalWork} against ${chain.tip.totalWork}) on a chain that forks below height ${floor}, ` +
-        `more than the ${chain.reorgDepth} blocks this node reorganises: it will not follow that chain. If this node is new and that peer honest, ` +
-        `this node's chain may be an attacker's: start again with an empty datadir and --bootstrap a node you trust`,
-      { peer, floor, claimedWork: claimed.totalWork.toString(), height: claimed.height },
-    );
   }
 
   /** syncFrom's second half, with the peer's headers checked: its claim held to them, then the bodies. */
@@ -381,45 +352,18 @@ export class Sync extends EventEmitter<SyncEvents> {
     const others = [...this.statuses.values()].filter((s) => s.peer !== peer && canServe(s.status));
     const providers = [...(hasBodies(claimed) ? [peer] : []), ...others.map((s) => s.peer)];
     // Once this chain's blocks reach the reorg depth above the fork, no chain forking below it can
-    // be followed. A peer whose status came in meanwhile claiming more work on another chain (told
-    // by one header, at the height of the batch's first block) goes first, before that line is
-    // crossed: a new node that met a long chain of an attacker's first would be held on it for good.
+    // be followed: a peer whose status came in meanwhile claiming more work on another chain goes
+    // first, before that line is crossed (node/fork-watch.ts).
     let checkedAtDepth = false;
     const keepGoing = async (blocks: readonly SaneBlock[]) => {
       if (checkedAtDepth || blocks.at(-1)!.header.height <= fork.height + chain.reorgDepth) return true;
       checkedAtDepth = true;
-      if (this.o.env.now() - this.endedForHeavierAt < HEAVIER_ELSEWHERE_INTERVAL_MS) return true;
-      if (!(await this.heavierChainElsewhere(tried, check.totalWork, blocks[0]!.header))) return true;
-      this.endedForHeavierAt = this.o.env.now();
-      return false;
+      const others = this.ahead().filter((s) => !tried.has(s.peer) && s.status.totalWork > check.totalWork);
+      return !(await this.forks.endsForHeavierChain(others, blocks[0]!.header));
     };
     const finished = await this.download(first, check.tipHeight, providers, canServe, keepGoing);
     if (!finished) this.again = true;
     this.emit('took');
-  }
-
-  /**
-   * Whether a peer not tried this round claims more than `work` on a chain that does not hold
-   * `ours` (a block of the chain being taken): its header at that height is another, or it has
-   * none. Asked of a few at once, each once (a busy answer or a timeout says nothing), so that the
-   * import waits at most one timeout for them.
-   */
-  private async heavierChainElsewhere(tried: ReadonlySet<string>, work: bigint, ours: BlockHeader): Promise<boolean> {
-    const { names, transport } = this.o;
-    const body = encodeGetHeaderRange(ours.height, 1);
-    const asked = this.ahead().filter((s) => !tried.has(s.peer) && s.status.totalWork > work).slice(0, HEAVIER_ELSEWHERE_ASKED);
-    const answers = await Promise.all(
-      asked.map(async ({ peer }) => {
-        try {
-          const bytes = await this.ask(peer, names.headerRange, () => transport.request(peer, names.headerRange, body, { timeoutMs: STATUS_TIMEOUT_MS, maxBytes: 16 + HEADER_BYTES }));
-          const [header] = decodeHeaders(bytes);
-          return !header || !bytesEqual(header.hash, ours.hash);
-        } catch {
-          return false; // it did not say: its turn will tell, after this chain
-        }
-      }),
-    );
-    return answers.some((elsewhere) => elsewhere);
   }
 
   /**

@@ -1,0 +1,98 @@
+import { bytesEqual } from '../ledger/bytes.ts';
+import { HEADER_BYTES, type BlockHeader } from '../ledger/block.ts';
+import type { Chain } from '../consensus/chain.ts';
+import type { Env } from './env.ts';
+import type { NetworkNames } from './protocols.ts';
+import type { Transport } from './transport.ts';
+import { decodeHeaders, encodeGetHeaderRange, type Status } from './wire.ts';
+
+/**
+ * A download ended early for a heavier chain elsewhere at most once in this long: the peer that
+ * said so may have lied, and each such end costs a round's headers again.
+ */
+const HEAVIER_ELSEWHERE_INTERVAL_MS = 10 * 60_000;
+/** Peers asked at once whether they are on another chain: the highest claims. */
+const HEAVIER_ELSEWHERE_ASKED = 8;
+const ASK_TIMEOUT_MS = 5_000;
+
+export interface ForkWatchOptions {
+  readonly env: Env;
+  readonly chain: Chain;
+  readonly transport: Transport;
+  readonly names: NetworkNames;
+  /** Sync's asking, which keeps a busy peer's retry-after. */
+  readonly ask: <T>(peer: string, protocol: string, request: () => Promise<T>) => Promise<T>;
+  readonly log?: (level: 'info' | 'warn' | 'debug', message: string, fields?: Record<string, unknown>) => void;
+}
+
+/**
+ * Sync's watch on chains it will not or may not follow, once the reorg depth is in play: peers
+ * whose heavier chains fork below our floor (followed by neither side, and the operator told
+ * once; docs/PROTOCOL.md, fork choice), and, before a download takes a chain past the depth above
+ * its fork, whether a peer that came in meanwhile claims more work on another chain. A node new
+ * to the network that met a long chain of an attacker's first would otherwise be held on it.
+ */
+export class ForkWatch {
+  private readonly o: ForkWatchOptions;
+  /** Peers found apart, with our floor then. */
+  private readonly apart = new Map<string, number>();
+  /** When a download last ended early for a heavier chain elsewhere. */
+  private endedAt = -Infinity;
+
+  constructor(o: ForkWatchOptions) {
+    this.o = o;
+  }
+
+  /** Of `statuses`, the peers found apart that still claim more work than ours. */
+  apartCount(statuses: ReadonlyMap<string, { status: Status }>): number {
+    const ours = this.o.chain.tip.totalWork;
+    let n = 0;
+    for (const peer of this.apart.keys()) if ((statuses.get(peer)?.status.totalWork ?? 0n) > ours) n++;
+    return n;
+  }
+
+  /** The peer's chain forks below `floor`: told once, until it is found otherwise or leaves. */
+  noteApart(peer: string, claimed: Status, floor: number): void {
+    if (this.apart.has(peer)) return;
+    this.apart.set(peer, floor);
+    const { chain } = this.o;
+    this.o.log?.(
+      'warn',
+      `peer ${peer} claims more work than ours (${claimed.totalWork} against ${chain.tip.totalWork}) on a chain that forks below height ${floor}, ` +
+        `more than the ${chain.reorgDepth} blocks this node reorganises: it will not follow that chain. If this node is new and that peer honest, ` +
+        `this node's chain may be an attacker's: start again with an empty datadir and --bootstrap a node you trust`,
+      { peer, floor, claimedWork: claimed.totalWork.toString(), height: claimed.height },
+    );
+  }
+
+  forget(peer: string): void {
+    this.apart.delete(peer);
+  }
+
+  /**
+   * Asked before a download imports `blocks`, the first batch past the reorg depth above `fork`:
+   * whether it ends here because one of `others` (peers not tried this round claiming more than
+   * `work`) is on a chain without these blocks. Each is asked its header at the batch's first
+   * height, a few at once and once each (a busy answer or a timeout says nothing): another
+   * header, or none, means another chain. At most once in HEAVIER_ELSEWHERE_INTERVAL_MS.
+   */
+  async endsForHeavierChain(others: readonly { peer: string }[], ours: BlockHeader): Promise<boolean> {
+    const { env, names, transport } = this.o;
+    if (env.now() - this.endedAt < HEAVIER_ELSEWHERE_INTERVAL_MS) return false;
+    const body = encodeGetHeaderRange(ours.height, 1);
+    const answers = await Promise.all(
+      others.slice(0, HEAVIER_ELSEWHERE_ASKED).map(async ({ peer }) => {
+        try {
+          const bytes = await this.o.ask(peer, names.headerRange, () => transport.request(peer, names.headerRange, body, { timeoutMs: ASK_TIMEOUT_MS, maxBytes: 16 + HEADER_BYTES }));
+          const [header] = decodeHeaders(bytes);
+          return !header || !bytesEqual(header.hash, ours.hash);
+        } catch {
+          return false; // it did not say: its turn will tell, after this chain
+        }
+      }),
+    );
+    if (!answers.some((elsewhere) => elsewhere)) return false;
+    this.endedAt = env.now();
+    return true;
+  }
+}
