@@ -8,10 +8,9 @@ import { ThreadNode, settledThreads, waitForAll } from './threaded-nodes.ts';
 import { assemble, decodeCompactBlock, encodeCompactBlock, matchMempool } from '../node/compact.ts';
 import { asParent, mineChild } from '../test/helpers/mining.ts';
 import { libp2pHost, mineOn, networkParams, stopAll, waitFor, type TestNode } from '../test/helpers/network.ts';
-import { median, metric, type Suite, type SuiteContext } from './report.ts';
+import { type Suite, type SuiteContext } from './report.ts';
+import { NAMES, PROP_NODES, PROP_TXS, propagationMetrics, type Arrival } from './propagation-report.ts';
 import {
-  CORES,
-  TARGETS,
   allocFor,
   benchKey,
   benchKeys,
@@ -26,8 +25,6 @@ import {
 // ---------------------------------------------------------------------------------------------
 // propagation: a 2,000-transaction block whose transactions every mempool already holds.
 
-const PROP_NODES = 5;
-const PROP_TXS = 2_000;
 const PROP_BLOCKS_PER_RUN = 2;
 /**
  * Full-size blocks each network (and the lone hop node) takes before the timed ones, untimed, as
@@ -40,7 +37,6 @@ const PROP_TIMEOUT_MS = 30_000;
 const PROP_SETUP_TIMEOUT_MS = 30_000;
 const PROP_SETTLE_MS = 2_000;
 const PROP_MINER_KEY = 97;
-const NAMES = 'ABCDEFGHIJ';
 
 const meshPeers = (t: TestNode, topic: string): number => libp2pHost(t.node).services.pubsub.getMeshPeers(topic).length;
 
@@ -51,12 +47,6 @@ function settled(nodes: readonly TestNode[], quietMs: number, timeoutMs: number)
   return untilQuiet(() => nodes.map(shape).join('|'), quietMs, timeoutMs);
 }
 
-interface Arrival {
-  /** Each node's connect time minus the moment the origin found the block, in line order (index 0 is the origin). */
-  readonly perNodeMs: readonly number[];
-  /** Each receiver's time inside Chain.processBlock for this block. */
-  readonly importMs: readonly number[];
-}
 
 /**
  * Times a receiver's work for each block of `rounds` after the first `warmup` (each round's
@@ -233,15 +223,6 @@ export const propagationSuite: Suite = {
       const receiverStats = nodes.slice(1).map((t) => t.node.gossip.compactStats);
       await stopNodes(live, [...nodes]);
 
-      const totals = arrivals.map((a) => Math.max(...a.perNodeMs));
-      const perNode = nodes
-        .slice(1)
-        .map((_, i) => `${NAMES[i + 1]} ${ms0(median(arrivals.map((a) => a.perNodeMs[i + 1]!)))}`)
-        .join(', ');
-      const importPerNode = nodes
-        .slice(1)
-        .map((_, i) => `${NAMES[i + 1]} ${ms0(median(arrivals.map((a) => a.importMs[i]!)))}`)
-        .join(', ');
       const rebuilt = receiverStats.reduce((s, c) => s + c.rebuilt, 0);
       const fetched = receiverStats.reduce((s, c) => s + c.fetched, 0);
       // One receiver's work for such a block, alone in the process and with no network: rebuild
@@ -251,70 +232,7 @@ export const propagationSuite: Suite = {
       ctx.log(`propagation: the same with each node in its own thread (its own event loop)`);
       // Fresh senders' nonces: the threaded network starts from genesis again, so the same rounds replay.
       const threaded = await threadedArrivals(ctx, params, rounds, warmup);
-      const threadTotals = threaded.perNodeMs.map((a) => Math.max(...a));
-      const threadPerNode = nodes
-        .slice(1)
-        .map((_, i) => `${NAMES[i + 1]} ${ms0(median(threaded.perNodeMs.map((a) => a[i + 1]!)))}`)
-        .join(', ');
-      return [
-        metric({
-          key: 'propagationP50Ms',
-          label: `${PROP_TXS}-tx block (txs in mempools) to all ${PROP_NODES} nodes, p50`,
-          unit: 'ms',
-          runs: threadTotals,
-          target: TARGETS.propagationP50Ms,
-          note:
-            `${threadTotals.length} blocks of ${PROP_TXS} transfers, each node a CairnNode in its own worker thread (its own event loop, as in its own process; bench/node-thread.ts), ` +
-            `bootstrapped in a line A–E on 127.0.0.1; the transfers submitted to A and gossiped into every mempool (untimed), then the block mined on A; ` +
-            `from the moment A found the block (its nonce) to the last node's connect, A's own included (one clock: performance.timeOrigin + now()); median arrival A ${ms0(median(threaded.perNodeMs.map((a) => a[0]!)))}, ${threadPerNode} ms; ` +
-            `the five share ${CORES} cores, and the process (every thread, LevelDB's included) was on ${(100 * median(threaded.cpuShares)).toFixed(0)}% CPU (median) from the mining to the last mempool update`,
-        }),
-        metric({
-          key: 'propagationReachP50Ms',
-          label: `the same, until the last of the ${PROP_NODES} began its import, p50`,
-          unit: 'ms',
-          runs: threaded.reachMs,
-          note:
-            `the same blocks and threads: from the moment A found the block to the last node's start of Chain.processBlock, by which a node has rebuilt the block, ` +
-            `checked its proof of work, header and body, and passed it on (node/gossip.ts, BIP 152); how far the block has travelled, not propagationP50Ms's connect at every node, ` +
-            `which then waits for ${PROP_NODES} imports on ${CORES} cores`,
-        }),
-        metric({
-          key: 'propagationInProcessP50Ms',
-          label: `the same, all ${PROP_NODES} nodes in one event loop, p50`,
-          unit: 'ms',
-          runs: totals,
-          note:
-            `${totals.length} blocks of ${PROP_TXS} transfers each first gossiped into every mempool (median ${s1(median(gossipMs))} s, untimed), then mined on A with mineOn; ` +
-            `from the moment A found the block to the last node's connect, A's own included; median arrival A ${ms0(median(arrivals.map((a) => a.perNodeMs[0]!)))}, ${perNode} ms; median time inside Chain.processBlock ${importPerNode} ms; ` +
-            `compact blocks rebuilt from the mempool ${rebuilt}, with transactions fetched ${fetched}; all ${PROP_NODES} nodes share this process's event loop and ${CORES} cores`,
-        }),
-        metric({
-          key: 'propagationHopMs',
-          label: `${PROP_TXS}-tx block (txs in mempool), one node's import alone`,
-          unit: 'ms',
-          runs: hops,
-          note:
-            `a fresh node with no peers holding the block's ${PROP_TXS} transactions (signatures checked at admission): decode the compact block, rebuild it from the mempool, ` +
-            `Chain.processBlock, and the mempool's update for the new tip; what each node pays for a block, though no longer before it forwards one (propagationForwardMs)`,
-        }),
-        metric({
-          key: 'propagationForwardMs',
-          label: `${PROP_TXS}-tx block (txs in mempool), one node's delay before it forwards`,
-          unit: 'ms',
-          runs: forwardTimes,
-          note:
-            `the same blocks and node: decode the compact block, rebuild it from the mempool, check its body and its header against the tip (Chain.judgeHeader), ` +
-            `after which a compact block on the tip is forwarded and imported behind (BIP 152); what a hop adds where each node has its own machine`,
-        }),
-        metric({
-          key: 'propagationMaxMs',
-          label: `${PROP_TXS}-tx block (txs in mempools) to all ${PROP_NODES} nodes, max`,
-          unit: 'ms',
-          runs: [Math.max(...totals)],
-          note: `the slowest of the same ${totals.length} blocks`,
-        }),
-      ];
+      return propagationMetrics({ threaded, inProcess: { arrivals, gossipMs, rebuilt, fetched }, hop: { times: hops, forwardTimes } });
     } finally {
       await stopAll(live);
     }
