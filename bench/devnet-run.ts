@@ -32,7 +32,7 @@ interface Sample {
 
 export interface DevnetRun {
   readonly submitTo: string;
-  /** Transactions in the main-chain blocks between the first and last block connected in the window. */
+  /** Transactions in the main-chain blocks after the first connected in the window, up to the last (or in the window's blocks, with fewer than two). */
   readonly confirmed: number;
   readonly blocks: number;
   readonly biggestBlock: number;
@@ -270,8 +270,9 @@ function rejectText(run: DevnetRun): string {
 
 export function devnetNote(run: DevnetRun): string {
   return (
-    `${k(run.confirmed)} txs in the ${run.blocks} main-chain blocks connected in a ${s1(run.windowMs)} s window (after ${s1(DEVNET_WARMUP_MS)} s of submission), ` +
-    `${run.blockToBlock ? `over the ${s1(run.spanMs)} s from the first to the last` : 'over the whole window (fewer than two blocks in it)'} ` +
+    (run.blockToBlock
+      ? `${k(run.confirmed)} txs in the ${run.blocks} main-chain blocks the miner connected in a ${s1(run.windowMs)} s window (after ${s1(DEVNET_WARMUP_MS)} s of submission) after the first it connected there, over the ${s1(run.spanMs)} s from that first to the last `
+      : `${k(run.confirmed)} txs in the ${run.blocks} main-chain blocks the miner connected in a ${s1(run.windowMs)} s window (after ${s1(DEVNET_WARMUP_MS)} s of submission), over the whole window (fewer than two blocks in it) `) +
     `(a block every ${s1(run.spanMs / Math.max(1, run.blocks))} s, largest ${k(run.biggestBlock)} txs); all three nodes then at one head and state digest (height ${run.convergedHeight}); admitted by ${run.submitTo} ${k((run.admitted * 1000) / run.windowMs)} tx/s in the window ` +
     `(${rejectText(run)}; mempool peak ${k(run.mempoolPeak)}; ${run.drainedMs === undefined ? 'mempools not drained after the window' : `mempools drained ${s1(run.drainedMs)} s after the window`})` +
     `; slowest status answer ${run.stalls.map((x) => `${x.name} ${s1(x.maxStatusMs)} s`).join(', ')} (event-loop stalls)` +
