@@ -183,6 +183,36 @@ export async function call<M extends RpcMethod>(n: DevnetNode, method: M, params
   }
 }
 
+/** A node's status answer, stamped with when it arrived (performance.now()). */
+export interface StatusAnswer {
+  readonly at: number;
+  readonly status: StatusResult;
+}
+
+/**
+ * Asks each of `count` nodes for its status in a loop of its own, with `pause()` between a node's
+ * answer and its next question, while `polling()` holds; `answers[i]` are node i's, in order.
+ * `done` rejects with the first failed question. A node whose event loop stalls delays only its
+ * own answers: asked together, one node's stall of seconds held every node's next sample, and the
+ * miner's heights were stamped with the slowest node's arrival.
+ */
+export function pollStatuses(
+  count: number,
+  ask: (i: number) => Promise<StatusResult>,
+  pause: () => Promise<unknown>,
+  polling: () => boolean,
+): { answers: StatusAnswer[][]; done: Promise<void> } {
+  const answers: StatusAnswer[][] = Array.from({ length: count }, () => []);
+  const loop = async (i: number) => {
+    while (polling()) {
+      const status = await ask(i);
+      answers[i]!.push({ at: performance.now(), status });
+      await pause();
+    }
+  };
+  return { answers, done: Promise.all(answers.map((_, i) => loop(i))).then(() => undefined) };
+}
+
 /** Heads equal, and each node's state digest at that head equal: the devnet agrees. */
 export async function converged(nodes: readonly DevnetNode[]): Promise<{ height: number; head: string } | undefined> {
   const statuses = await Promise.all(nodes.map((n) => call(n, 'status', {})));

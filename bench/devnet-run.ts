@@ -13,7 +13,7 @@ import { waitFor } from '../test/helpers/network.ts';
 import { exited, stopProcess } from '../test/helpers/cluster.ts';
 import type { SuiteContext } from './report.ts';
 import { benchKey, k, ms0, s1, type BenchKey } from './perf-common.ts';
-import { call, converged, DEVNET_BLOCK_TIME, DEVNET_NODES, devnetGenesis, hashRate, RssWatch, startDevnetNode, type DevnetNode } from './devnet-nodes.ts';
+import { call, converged, DEVNET_BLOCK_TIME, DEVNET_NODES, devnetGenesis, hashRate, pollStatuses, RssWatch, startDevnetNode, type DevnetNode, type StatusAnswer } from './devnet-nodes.ts';
 
 const DEVNET_MINER_SHARE = 4;
 /** Submission starts this long before the measured window: the first block after it is still empty. */
@@ -25,18 +25,13 @@ const DEVNET_MEMPOOL_CAP = 10_000;
 const DEVNET_SETTLE_TIMEOUT_MS = 60_000;
 const DEVNET_CONVERGE_TIMEOUT_MS = 90_000;
 
-interface Sample {
-  readonly at: number;
-  readonly statuses: readonly StatusResult[];
-}
-
 export interface DevnetRun {
   readonly submitTo: string;
   /** Transactions in the main-chain blocks after the first connected in the window, up to the last (or in the window's blocks, with fewer than two). */
   readonly confirmed: number;
   readonly blocks: number;
   readonly biggestBlock: number;
-  /** From the first to the last of those blocks' connects on the miner (as sampled, ±100 ms). */
+  /** From the first to the last of those blocks' connects on the miner (as its own status answers show them, polled every 100 ms). */
   readonly spanMs: number;
   /** Whether the span is block to block (at least two blocks in the window) or the window itself. */
   readonly blockToBlock: boolean;
@@ -123,33 +118,33 @@ export async function devnetRun(ctx: SuiteContext, hexes: readonly string[], sen
         }
       }
     };
-    // The sampler: every node's status every 100 ms.
-    const samples: Sample[] = [];
+    // The sampler: each node's status every 100 ms, each node in a loop of its own.
     let sampling = true;
-    const sampler = (async () => {
-      while (sampling) {
+    const poll = pollStatuses(
+      nodes.length,
+      async (i) => {
+        const n = nodes[i]!;
         const asked = performance.now();
         try {
-          const statuses = await Promise.all(
-            nodes.map(async (n) => {
-              const t = performance.now();
-              const status = await call(n, 'status', {});
-              n.maxStatusMs = Math.max(n.maxStatusMs, performance.now() - t);
-              if (status.memory && status.memory.rss > (n.peakMemory?.rss ?? 0)) n.peakMemory = status.memory;
-              return status;
-            }),
-          );
-          samples.push({ at: performance.now(), statuses });
-          lastMempool = statuses[submitIndex]!.mempool;
+          const status = await call(n, 'status', {});
+          n.maxStatusMs = Math.max(n.maxStatusMs, performance.now() - asked);
+          if (status.memory && status.memory.rss > (n.peakMemory?.rss ?? 0)) n.peakMemory = status.memory;
+          if (i === submitIndex) lastMempool = status.mempool;
+          return status;
         } catch (err) {
           // A node that stops answering ends the run; the error says how long it was given.
-          failure ??= new Error(`status after ${ms0(performance.now() - asked)} ms: ${(err as Error).message}`);
-          stop = true;
-          sampling = false;
+          throw new Error(`${n.name}'s status after ${ms0(performance.now() - asked)} ms: ${(err as Error).message}`);
         }
-        await sleep(100);
-      }
-    })();
+      },
+      () => sleep(100),
+      () => sampling,
+    );
+    const sampler = poll.done.catch((err: Error) => {
+      failure ??= err;
+      stop = true;
+      sampling = false;
+    });
+    const latest = () => poll.answers.map((a) => a.at(-1)!.status);
     const t0 = performance.now();
     const submitters = Array.from({ length: DEVNET_CONCURRENCY }, submitter);
     await sleep(DEVNET_WARMUP_MS);
@@ -162,28 +157,7 @@ export async function devnetRun(ctx: SuiteContext, hexes: readonly string[], sen
     await Promise.all(submitters);
     if (failure) throw failure;
 
-    // The blocks the miner connected inside the window, and when it was first seen at each height.
-    const firstSeen = new Map<number, number>();
-    for (const sample of samples) {
-      const h = sample.statuses[0]!.height;
-      if (!firstSeen.has(h)) firstSeen.set(h, sample.at);
-    }
-    const inWindow = [...firstSeen].filter(([, at]) => at >= windowStart && at <= windowEnd).map(([h]) => h);
-    // From the first block connected in the window to the last, so that no block interval is cut
-    // in two; with fewer than two blocks in the window, the window itself (its blocks, or none).
-    let hA: number;
-    let hB: number;
-    let spanMs: number;
-    if (inWindow.length >= 2) {
-      hA = Math.min(...inWindow);
-      hB = Math.max(...inWindow);
-      spanMs = firstSeen.get(hB)! - firstSeen.get(hA)!;
-    } else {
-      const heightAt = (t: number) => Math.max(0, ...samples.filter((x) => x.at <= t).map((x) => x.statuses[0]!.height));
-      hA = heightAt(windowStart);
-      hB = heightAt(windowEnd);
-      spanMs = windowEnd - windowStart;
-    }
+    const { hA, hB, spanMs, blockToBlock } = countedBlocks(poll.answers[0]!, windowStart, windowEnd);
 
     // Convergence: the same head and state digest on all three, once submissions stop.
     ctx.log(`devnet: window over (blocks ${hA + 1}–${hB} counted); waiting for the nodes to converge and the mempools to drain`);
@@ -192,7 +166,7 @@ export async function devnetRun(ctx: SuiteContext, hexes: readonly string[], sen
     let drainedMs: number | undefined;
     while (!agreed && performance.now() - convergeStart < 2 * DEVNET_CONVERGE_TIMEOUT_MS) {
       if (failure) throw failure;
-      const st = samples.at(-1)!.statuses;
+      const st = latest();
       if (drainedMs === undefined && st.every((x) => x.mempool === 0)) drainedMs = performance.now() - convergeStart;
       // Agreement is checked once the mempools are empty (or after the first timeout): a backlog
       // that does not drain is a figure, not a failure, but the nodes must still agree.
@@ -205,7 +179,7 @@ export async function devnetRun(ctx: SuiteContext, hexes: readonly string[], sen
     }
     sampling = false;
     await sampler;
-    if (!agreed) throw new Error(`the devnet did not converge within ${s1(2 * DEVNET_CONVERGE_TIMEOUT_MS)} s of the window; heads ${samples.at(-1)!.statuses.map((x) => `${x.height}:${x.head.slice(0, 8)}`).join(' ')}`);
+    if (!agreed) throw new Error(`the devnet did not converge within ${s1(2 * DEVNET_CONVERGE_TIMEOUT_MS)} s of the window; heads ${latest().map((x) => `${x.height}:${x.head.slice(0, 8)}`).join(' ')}`);
 
     // The counted blocks, from the miner, each checked to be on the submit node's main chain too.
     let confirmed = 0;
@@ -225,13 +199,13 @@ export async function devnetRun(ctx: SuiteContext, hexes: readonly string[], sen
       blocks: hB - hA,
       biggestBlock,
       spanMs,
-      blockToBlock: inWindow.length >= 2,
+      blockToBlock,
       admitted,
       windowMs: windowEnd - windowStart,
       submitted,
       rejections,
       ranOut: nextTx >= hexes.length,
-      mempoolPeak: Math.max(...samples.map((x) => Math.max(...x.statuses.map((y) => y.mempool)))),
+      mempoolPeak: Math.max(...poll.answers.flat().map((a) => a.status.mempool)),
       drainedMs,
       convergedHeight: agreed.height,
       rssMb: nodes.map((n) => ({ name: n.name + (n === minerNode ? ' (miner)' : '') + (n === submitNode ? ' (RPC)' : ''), ...rss.peaks(n.child.pid), peak: n.peakMemory })),
@@ -261,6 +235,25 @@ export async function devnetRun(ctx: SuiteContext, hexes: readonly string[], sen
     rss.stop();
     dir.remove();
   }
+}
+
+/**
+ * The blocks the confirmed rate counts, from the miner's own status answers: each height taken as
+ * reached when an answer first showed it. From the first block connected in the window to the
+ * last, so that no block interval is cut in two (the first opens the span and is not counted);
+ * with fewer than two blocks in the window, the window itself (its blocks, or none).
+ */
+export function countedBlocks(miner: readonly StatusAnswer[], windowStart: number, windowEnd: number): { hA: number; hB: number; spanMs: number; blockToBlock: boolean } {
+  const firstSeen = new Map<number, number>();
+  for (const { at, status } of miner) if (!firstSeen.has(status.height)) firstSeen.set(status.height, at);
+  const inWindow = [...firstSeen].filter(([, at]) => at >= windowStart && at <= windowEnd).map(([h]) => h);
+  if (inWindow.length >= 2) {
+    const hA = Math.min(...inWindow);
+    const hB = Math.max(...inWindow);
+    return { hA, hB, spanMs: firstSeen.get(hB)! - firstSeen.get(hA)!, blockToBlock: true };
+  }
+  const heightAt = (t: number) => Math.max(0, ...miner.filter((x) => x.at <= t).map((x) => x.status.height));
+  return { hA: heightAt(windowStart), hB: heightAt(windowEnd), spanMs: windowEnd - windowStart, blockToBlock: false };
 }
 
 function rejectText(run: DevnetRun): string {
