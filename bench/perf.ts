@@ -80,7 +80,20 @@ export const verifySuite: Suite = {
       const limit: MachineLimit = { backend: single.name, singleRuns, single: median(singleRuns), cores: CORES, limit: median(singleRuns) * CORES };
       setMachineLimit(limit);
       const pooledRate = median(poolRuns);
+      // Issue #19 asks for 95% "in every run": each pooled run against the limit measured beside it.
+      const shares = poolRuns.map((rate, i) => Math.round((1000 * rate) / (singleRuns[i]! * CORES)) / 10);
       return [
+        {
+          ...metric({
+            key: 'verifyLeastRunSharePct',
+            label: 'pooled verification, the least of its runs against the limit measured beside it',
+            unit: '%',
+            runs: shares,
+            target: atLeast(100 * TARGETS.verifyShareOfLimit),
+            note: `each run's pooled rate over the one-core rate × ${CORES} of the run before it: ${shares.map((x) => `${x}%`).join(', ')}; the figure is the least`,
+          }),
+          value: Math.min(...shares),
+        },
         metric({
           key: 'verifyPerSec',
           label: `pooled signature verification, ${pool.threads} threads`,
