@@ -71,10 +71,14 @@ async function proofFileOnce(rpc: RpcClient, r: ProofRequest): Promise<ProofFile
   return { ...base, kind: 'transaction', block: { height: p.block.height, hash: p.block.hash }, transaction: p.id, proof: p.proof, headers };
 }
 
-/** The proof's block is the header listed at its height, and each page of headers links to the one before. */
+/**
+ * The proof's block is the header listed at its height (the list may end below it: the chain moved
+ * to a shorter one), and each page of headers links to the one before.
+ */
 function headersHold(file: ProofFile): boolean {
   const { from, list } = file.headers;
   const hashAt = (height: number) => toHex(decodeHeader(fromHex(list[height - from]!)).hash);
+  if (file.block.height >= from + list.length) return false;
   if (file.block.height >= from && hashAt(file.block.height) !== file.block.hash) return false;
   for (let i = HEADERS_PER_CALL; i < list.length; i += HEADERS_PER_CALL) {
     if (toHex(decodeHeader(fromHex(list[i]!)).prevHash) !== hashAt(from + i - 1)) return false;

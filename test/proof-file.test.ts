@@ -150,6 +150,7 @@ describe('proofs and proof files', function () {
     const fifteen = chain.mainAt(15)!;
     const sibling = mineChild(params, { hash: fifteen.hash, height: 15, header: fifteen.header }, [], { miner: testKey(91).address });
     let movedFor = 0;
+    let shorterFor = 0;
     let attempts = 0;
     const server = createServer((req, res) => {
       let body = '';
@@ -157,7 +158,8 @@ describe('proofs and proof files', function () {
       req.on('end', () => {
         const { id, method, params: p } = JSON.parse(body) as { id: number; method: string; params: { from: number; count: number } };
         let result: unknown;
-        if (method === 'status') result = { network: f.network, genesis: f.genesis, height: f.headers.list.length };
+        // Until `shorterFor` attempts have passed, the chain moved to a shorter one, below the proof's block.
+        if (method === 'status') result = { network: f.network, genesis: f.genesis, height: attempts <= shorterFor ? f.block.height - 1 : f.headers.list.length };
         else if (method === 'getProof') result = (attempts++, { block: f.block, address: f.address, account: f.account, proof: f.proof });
         else {
           const list = f.headers.list.slice(p.from - 1, p.from - 1 + p.count);
@@ -181,6 +183,12 @@ describe('proofs and proof files', function () {
       movedFor = 99;
       await assert.rejects(makeProofFile(rpc, request), (err: unknown) => err instanceof RpcClientError && err.code === 'CHAIN_MOVED' && /kept reorganising .*run it again/.test(err.message));
       assert.equal(attempts, 3);
+      attempts = 0;
+      movedFor = 0;
+      shorterFor = 1;
+      const again = await makeProofFile(rpc, request);
+      assert.equal(attempts, 2, 'made again once, after a chain that ended below its block');
+      assert.deepEqual(verifyProofFile(params, again, { now: NOW }).account, { balance: 709n, nonce: 0n });
     } finally {
       server.close();
     }
