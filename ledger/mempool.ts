@@ -19,10 +19,10 @@ export type MempoolRejectionCode =
   | 'MEMPOOL_FULL'
   | 'MEMPOOL_EXPIRED';
 
-/** Why the mempool will not take a transaction, in words the submitter can act on. */
 /** A refusal found, made into its error only when it is thrown. */
 type Refusal = () => MempoolRejection;
 
+/** Why the mempool will not take a transaction, in words the submitter can act on. */
 export class MempoolRejection extends CairnError {
   constructor(code: MempoolRejectionCode, message: string) {
     super(code, message, 0);
