@@ -19,6 +19,11 @@ interface KnownPeer {
   connectedAt?: number;
   /** When a connection to it last came up: the peers worth keeping across a restart. */
   lastConnectedAt?: number;
+  /**
+   * A dial of ours reached it: it listens where it says. One that only ever dialled us names its
+   * own addresses, and fresh identities of one host could otherwise fill peers.json ahead of them.
+   */
+  reached?: boolean;
   /** The group it counts in against MAX_KNOWN_PER_SUBNET, while it is forgettable. */
   group?: string;
 }
@@ -121,6 +126,7 @@ export class PeerBook {
   /** A connection is up: its listen addresses are where to find it again. */
   connected(peer: string, listenAddrs: readonly string[]): void {
     const now = this.env.now();
+    const reached = this.transport.connectionInfo(peer)?.direction === 'outbound';
     const k = this.known.get(peer);
     if (k) {
       if (listenAddrs.length > 0) k.addrs = listenAddrs.slice(0, MAX_ADDRS_PER_PEER);
@@ -128,16 +134,21 @@ export class PeerBook {
       k.reported = false;
       k.connectedAt = now;
       k.lastConnectedAt = now;
+      if (reached) k.reached = true;
     } else if (listenAddrs.length > 0) {
-      this.add(peer, { addrs: listenAddrs.slice(0, MAX_ADDRS_PER_PEER), source: 'connected', delayMs: REDIAL_MIN_MS, nextAt: 0, failures: 0, reported: false, connectedAt: now, lastConnectedAt: now });
+      this.add(peer, { addrs: listenAddrs.slice(0, MAX_ADDRS_PER_PEER), source: 'connected', delayMs: REDIAL_MIN_MS, nextAt: 0, failures: 0, reported: false, connectedAt: now, lastConnectedAt: now, reached });
     }
   }
 
-  /** The peers it was connected to, the most recent first, with where they listened: for peers.json. */
+  /**
+   * The peers it was connected to, with where they listened, for peers.json: those a dial of ours
+   * reached first (a restart dials the file in order), then those that only dialled us, each the
+   * most recent first.
+   */
   worthKeeping(limit: number): KnownAddress[] {
     return [...this.known]
       .filter(([id, k]) => k.lastConnectedAt !== undefined && !this.peers.isBanned(id))
-      .sort(([, a], [, b]) => b.lastConnectedAt! - a.lastConnectedAt!)
+      .sort(([, a], [, b]) => Number(b.reached === true) - Number(a.reached === true) || b.lastConnectedAt! - a.lastConnectedAt!)
       .slice(0, limit)
       .map(([peer, k]) => ({ peer, addrs: [...k.addrs] }));
   }

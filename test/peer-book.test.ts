@@ -242,6 +242,28 @@ describe('PeerBook: dialling known and discovered peers', () => {
       assert.deepEqual(book.worthKeeping(1).map((k) => k.peer), ['c3']);
     });
 
+    it('keeps first the peers a dial of its own reached: fresh identities that dialled it do not push them out', async () => {
+      // From a review: the most recent first, whoever dialled whom. One host connecting with 300
+      // fresh identities, each naming a listen address in a /24 of its own, filled peers.json, and a
+      // restart dialled them first; the peer this node had dialled, connected for hours, was gone.
+      net.reachable.add('o1');
+      book.remember(addr('o1'), 'user');
+      book.redial();
+      await settle();
+      book.connected('o1', ['/ip4/10.0.0.1/tcp/1/p2p/o1']);
+      for (let i = 0; i < 300; i++) {
+        net.now += 1000;
+        const id = `x${i}`;
+        net.connected.add(id);
+        net.inbound.add(id);
+        book.connected(id, [`/ip4/20.${i >> 8}.${i & 255}.1/tcp/1/p2p/${id}`]);
+      }
+      const kept = book.worthKeeping(256);
+      assert.equal(kept.length, 256);
+      assert.equal(kept[0]!.peer, 'o1', 'the peer it dialled, first');
+      assert.equal(kept[1]!.peer, 'x299', 'then the most recent of those that dialled it');
+    });
+
     it('a restarted node dials the peers it knew with no bootstrap, keeps them through a save before they answer, and forgets them as discovered ones', async () => {
       const restarted = new PeerBook(net.env(), net as never, peers);
       assert.equal(restarted.restore([{ peer: 'k1', addrs: [addr('k1')] }, { peer: 'self', addrs: [addr('self')] }, { peer: 'k2', addrs: [addr('other')] }]), 1, "itself, and an address naming another peer's id, are passed over");
