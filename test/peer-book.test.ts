@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import type { Env } from '../node/env.ts';
 import { PeerBook } from '../node/peer-book.ts';
-import { peerFile, PEERS_FILE } from '../node/peer-file.ts';
+import { peerFile, PEERS_FILE, type KnownAddress } from '../node/peer-file.ts';
+import { KeepConnected } from '../node/keep-connected.ts';
 import { tempDir } from './helpers/fixtures.ts';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -280,6 +281,19 @@ describe('PeerBook: dialling known and discovered peers', () => {
       await tick(net, restarted, 40);
       assert.equal(net.dialsOf('gone').length, 5);
       assert.ok(!restarted.worthKeeping(10).some((k) => k.peer === 'gone'));
+    });
+
+    it('a stop before the file was read (a start that failed half-way) writes nothing over it', async () => {
+      // The book then holds only what came in meanwhile: saved, it would replace every peer known.
+      const saves: KnownAddress[][] = [];
+      const peerStore = { load: async () => [{ peer: 'k1', addrs: [addr('k1')] }], save: async (list: readonly KnownAddress[]) => { saves.push([...list]); } };
+      const links = new KeepConnected({ env: net.env(), transport: net as never, peers, peerStore, log: () => {} });
+      links.book.connected('in1', [addr('in1')]);
+      await links.save();
+      assert.equal(saves.length, 0);
+      await links.start();
+      await links.save();
+      assert.deepEqual(saves.map((list) => list.map((k) => k.peer)), [['in1', 'k1']]);
     });
 
     it('reads back what it saved; a damaged or foreign file is no peers, and entries that are not peers are passed over', async () => {
