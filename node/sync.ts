@@ -356,7 +356,9 @@ export class Sync extends EventEmitter<SyncEvents> {
     // first, before that line is crossed (node/fork-watch.ts).
     let checkedAtDepth = false;
     const keepGoing = async (blocks: readonly SaneBlock[]) => {
-      if (checkedAtDepth || blocks.at(-1)!.header.height <= fork.height + chain.reorgDepth) return true;
+      // A batch of blocks we hold already (a side branch an earlier download left) imports nothing.
+      const last = blocks.at(-1);
+      if (checkedAtDepth || !last || last.header.height <= fork.height + chain.reorgDepth) return true;
       checkedAtDepth = true;
       const others = this.ahead().filter((s) => !tried.has(s.peer) && s.status.totalWork > check.totalWork);
       return !(await this.forks.endsForHeavierChain(others, blocks[0]!.header));

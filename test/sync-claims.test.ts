@@ -167,6 +167,39 @@ describe('sync: claimed work', function () {
     await db.close();
   });
 
+  it('a chain whose first blocks are stored already (a side branch) is taken: a batch with nothing to fetch passes the depth check', async () => {
+    // A download that ended half-way leaves the blocks it imported as a side branch while they
+    // hold less work than our chain; the next round's first batches then have nothing to fetch.
+    const params = testParams({ target: 1n << 246n });
+    const now = params.timestamp + 1_000_000;
+    const db = await ChainDB.open(new MemoryDisk().open(), params);
+    const chain = await Chain.open(db, { clock: () => now, reorgDepth: 40, window: 4 });
+    const ours = mineChain(params, asParent(db.genesis), 36, { miner: testKey(1).address });
+    const theirs = mineChain(params, asParent(db.genesis), 70, { miner: testKey(2).address });
+    for (const b of ours) await chain.processBlock(b);
+    for (const b of theirs.slice(0, 33)) assert.equal(await chain.processBlock(b), 'side-branch');
+    const names = networkNames(db.genesis.header.hash);
+    const work = theirs.reduce((sum, b) => sum + blockWork(b.header.target), blockWork(db.genesis.header.target));
+    const status: Status = { genesis: db.genesis.header.hash, height: 70, tipHash: theirs.at(-1)!.header.hash, totalWork: work, prunedHeight: 0 };
+    const transport = Object.assign(new EventEmitter(), {
+      peers: () => ['peer'],
+      async request(_peer: string, protocol: string, body: Uint8Array) {
+        if (protocol === names.status) return encodeStatus(status);
+        const { from, count } = decodeGetHeaderRange(body);
+        return encodeHeaders(theirs.slice(from - 1, from - 1 + count).map((b) => b.header));
+      },
+      async requestMany(_peer: string, _protocol: string, body: Uint8Array) {
+        return decodeGetBlocks(body).map((hash) => theirs.find((b) => bytesEqual(b.header.hash, hash))!.bytes);
+      },
+    }) as unknown as Transport;
+    const peers = new PeerManager(() => now);
+    const sync = new Sync({ transport, env: realEnv, names, chain, peers, clock: () => now, serve: (async () => {}) as unknown as Serve });
+    sync.statuses.set('peer', { peer: 'peer', status });
+    await sync.requestSync();
+    assert.equal(toHex(chain.tip.hash), toHex(theirs.at(-1)!.header.hash));
+    await db.close();
+  });
+
   it('a node on a chain that a heavier one forks from below its floor says so, once, and counts that peer apart', async () => {
     // The spec's promise: a node apart from the network longer than the reorg depth is told so.
     // Here the easy chain was the only one known, and was taken; the honest status came later.
