@@ -14,9 +14,9 @@ import { blockWork } from '../consensus/pow.ts';
 import { Sync } from '../node/sync.ts';
 import { PeerManager } from '../node/peers.ts';
 import { networkNames } from '../node/protocols.ts';
-import { realEnv } from '../node/env.ts';
+import { realEnv, type Env } from '../node/env.ts';
 import type { Serve } from '../node/serving.ts';
-import type { Transport } from '../node/transport.ts';
+import { busyError, type Transport } from '../node/transport.ts';
 import { decodeGetBlocks, decodeGetHeaderRange, encodeHeaders, encodeStatus, type Status } from '../node/wire.ts';
 import { testKey, testParams } from './helpers/fixtures.ts';
 import { asParent, mineChain, mineChild } from './helpers/mining.ts';
@@ -25,7 +25,7 @@ describe('sync: claimed work', function () {
   this.timeout(60_000);
 
   /** A new node, an honest peer with 60 blocks on schedule, and an attacker with 100 near-free blocks forked at genesis. */
-  async function setup(attackerClaim: (work: bigint) => bigint) {
+  async function setup(attackerClaim: (work: bigint) => bigint, env: Env = realEnv) {
     const params = testParams({ target: 1n << 246n }); // about a thousand hashes a block
     const now = params.timestamp + 1_000_000;
     const db = await ChainDB.open(new MemoryDisk().open(), params);
@@ -42,6 +42,7 @@ describe('sync: claimed work', function () {
       honest: { blocks: honest, claim: work(honest) },
       attacker: { blocks: easy, claim: attackerClaim(work(easy)) },
       ahead: { blocks: honest, claim: work(honest) + 1n }, // the honest chain, claimed a little heavier (it grew)
+      ahead2: { blocks: honest, claim: work(honest) + 1n },
     };
     const names = networkNames(genesis.header.hash);
     const statusOf = (peer: string): Status => {
@@ -51,6 +52,8 @@ describe('sync: claimed work', function () {
     const onHeaders: ((peer: string) => void)[] = [];
     const onBlocks: ((peer: string) => void)[] = [];
     const silent = new Set<string>(); // peers that answer every header range with none
+    const busy = new Set<string>(); // peers that answer every header range busy, for a minute
+    const inFlight = { now: 0, most: 0 }; // header ranges asked and not yet answered
     let ranges = 0;
     const transport = Object.assign(new EventEmitter(), {
       peers: () => Object.keys(served),
@@ -59,6 +62,10 @@ describe('sync: claimed work', function () {
         for (const f of onHeaders) f(peer);
         if (++ranges > 200) throw new Error('200 header ranges asked: a sync that goes round for ever');
         if (silent.has(peer)) return encodeHeaders([]);
+        if (busy.has(peer)) throw busyError(peer, protocol, 60_000);
+        inFlight.most = Math.max(inFlight.most, ++inFlight.now);
+        await new Promise((resolve) => setImmediate(resolve));
+        inFlight.now--;
         const { from, count } = decodeGetHeaderRange(body);
         return encodeHeaders(served[peer]!.blocks.slice(from - 1, from - 1 + count).map((b) => b.header));
       },
@@ -70,8 +77,8 @@ describe('sync: claimed work', function () {
     const peers = new PeerManager(() => now);
     const warnings: string[] = [];
     const log = (level: string, message: string) => void (level === 'warn' && warnings.push(message));
-    const sync = new Sync({ transport, env: realEnv, names, chain, peers, clock: () => now, serve: (async () => {}) as unknown as Serve, log });
-    return { db, chain, sync, peers, honest, easy, statusOf, onHeaders, onBlocks, silent, warnings };
+    const sync = new Sync({ transport, env, names, chain, peers, clock: () => now, serve: (async () => {}) as unknown as Serve, log });
+    return { db, chain, sync, peers, honest, easy, statusOf, onHeaders, onBlocks, silent, busy, inFlight, warnings };
   }
 
   it('a chain of near-free headers claiming more work than it has is refused, and its peer banned, before it is taken; the honest chain follows', async () => {
@@ -164,6 +171,27 @@ describe('sync: claimed work', function () {
     await sync.requestSync();
     assert.equal(toHex(chain.tip.hash), toHex(honest.at(-1)!.header.hash), 'all 60, in one download');
     assert.equal(askedAhead.filter((p) => p === 'ahead').length, 1, 'asked one header, once');
+    await db.close();
+  });
+
+  it('the depth check asks every peer at once, and once: a busy or silent peer does not hold up the import', async () => {
+    // It waited out each peer's busy answers (five, of up to 64 s each), one peer after another:
+    // any peers whose statuses claimed more work could hold the import for minutes apiece.
+    let waitedLong = 0;
+    const env: Env = { ...realEnv, setTimeout: (run, ms) => realEnv.setTimeout(run, ms >= 10_000 ? ((waitedLong += ms), 0) : ms) };
+    const { db, chain, sync, honest, statusOf, onBlocks, onHeaders, busy, inFlight } = await setup((work) => work, env);
+    sync.statuses.set('honest', { peer: 'honest', status: statusOf('honest') });
+    onBlocks.push(() => {
+      for (const peer of ['ahead', 'ahead2', 'attacker']) if (!sync.statuses.has(peer)) sync.statuses.set(peer, { peer, status: { ...statusOf('honest'), totalWork: statusOf('ahead').totalWork } });
+    });
+    busy.add('attacker');
+    const asked: string[] = [];
+    onHeaders.push((peer) => asked.push(peer));
+    await sync.requestSync();
+    assert.equal(toHex(chain.tip.hash), toHex(honest.at(-1)!.header.hash), 'all 60, in one download');
+    assert.deepEqual(asked.filter((p) => p !== 'honest').sort(), ['ahead', 'ahead2', 'attacker'], 'each asked one header, once');
+    assert.equal(waitedLong, 0, 'no busy answer waited out');
+    assert.equal(inFlight.most, 2, 'the two that answer were asked together');
     await db.close();
   });
 
