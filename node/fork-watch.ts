@@ -51,7 +51,7 @@ export class ForkWatch {
     return n;
   }
 
-  /** The peer's chain forks below `floor`: told once, until it is found otherwise or leaves. */
+  /** The peer's chain forks below `floor`: told once a connection (until it is found otherwise or leaves). */
   noteApart(peer: string, claimed: Status, floor: number): void {
     if (this.apart.has(peer)) return;
     this.apart.set(peer, floor);
