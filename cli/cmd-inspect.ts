@@ -15,7 +15,7 @@ export function syncText(s: StatusResult): string {
   }
   if (s.peersApart > 0) {
     const who = s.peersApart === 1 ? '1 peer claims' : `${s.peersApart} peers claim`;
-    return `apart: ${who} more work on a chain that forks deeper than this node reorganises; it will not follow (see the log)`;
+    return `apart: ${who} more work (unchecked) on a chain that forks deeper than this node reorganises; not followed (see the log)`;
   }
   if (s.bestPeerHeight !== null && s.bestPeerHeight > s.height) return `behind: a peer is at ${s.bestPeerHeight}`;
   return `in step with ${s.peers} peer${s.peers === 1 ? '' : 's'}${s.bestPeerHeight === null ? '' : ` (best announced height ${s.bestPeerHeight})`}`;

@@ -59,8 +59,9 @@ export class ForkWatch {
     this.o.log?.(
       'warn',
       `peer ${peer} claims more work than ours (${claimed.totalWork} against ${chain.tip.totalWork}) on a chain that forks below height ${floor}, ` +
-        `more than the ${chain.reorgDepth} blocks this node reorganises: it will not follow that chain. If this node is new and that peer honest, ` +
-        `this node's chain may be an attacker's: start again with an empty datadir and --bootstrap a node you trust`,
+        `more than the ${chain.reorgDepth} blocks this node reorganises: it will not follow that chain, nor check the claim (that would mean ` +
+        `following it; any peer can make it). If this node is new and you trust that peer, this node may have taken an attacker's chain first: ` +
+        `start it again with an empty datadir and --bootstrap that peer`,
       { peer, floor, claimedWork: claimed.totalWork.toString(), height: claimed.height },
     );
   }
