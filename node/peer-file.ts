@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { replaceFile } from './durable-file.ts';
 
@@ -20,6 +20,8 @@ export interface PeerStore {
 export const MAX_SAVED_PEERS = 256;
 const MAX_SAVED_ADDRS = 8;
 const MAX_TEXT = 512;
+/** Larger than any file this node writes (256 peers of 8 addresses): an edited or foreign file is not read whole. */
+const MAX_FILE_BYTES = 2 * 1024 * 1024;
 
 /**
  * `<datadir>/peers.json`, as Bitcoin Core's peers.dat: the peers a node was connected to, so that a
@@ -33,6 +35,7 @@ export function peerFile(datadir: string): PeerStore {
     async load() {
       let parsed: unknown;
       try {
+        if ((await stat(file)).size > MAX_FILE_BYTES) return [];
         parsed = (JSON.parse(await readFile(file, 'utf8')) as { peers?: unknown }).peers;
       } catch {
         return [];

@@ -310,6 +310,9 @@ describe('PeerBook: dialling known and discovered peers', () => {
         }
         writeFileSync(file, JSON.stringify({ peers: [{ peer: 'ok', addrs: ['/ip4/1.2.3.4/tcp/1'] }, { peer: 'none', addrs: [] }, { peer: 7, addrs: ['x'] }, { peer: 'long', addrs: ['x'.repeat(600)] }, 'p'] }));
         assert.deepEqual((await store.load()).map((k) => k.peer), ['ok']);
+        // Larger than any file a node writes: not read at all.
+        writeFileSync(file, JSON.stringify({ peers: [{ peer: 'ok', addrs: ['/ip4/1.2.3.4/tcp/1'] }], pad: 'x'.repeat(3 * 1024 * 1024) }));
+        assert.deepEqual(await store.load(), []);
       } finally {
         dir.remove();
       }
