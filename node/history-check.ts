@@ -194,8 +194,12 @@ export class HistoryCheck {
     try {
       await download.run();
     } catch (err) {
-      if (err instanceof InvalidChain) return { valid: false, height: err.height, reason: `breaks a rule: ${err.message}` };
-      if (!this.stopped) throw err;
+      if (err instanceof InvalidChain) {
+        // A block ahead of our clock is no verdict on it (the rule bans nobody): it is this clock
+        // that is behind, e.g. a machine that started before its clock was set. Asked again later.
+        if (err.reason.code !== 'HEADER_TIME_TOO_NEW') return { valid: false, height: err.height, reason: `breaks a rule: ${err.message}` };
+        this.p.log('warn', `the history check waits: block ${err.height} is ahead of this node's clock (${err.message}); is the clock right?`);
+      } else if (!this.stopped) throw err;
     }
     return undefined;
   }

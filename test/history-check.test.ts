@@ -3,7 +3,7 @@
  * state was imported from a snapshot executes blocks 1 to the snapshot's block in a store of its
  * own, reaches a verdict, keeps it, and removes that store; a block below the snapshot that breaks
  * a rule (here a signature the chain's miner never checked) is found and named; a stopped check
- * resumes where it stopped.
+ * resumes where it stopped; a clock behind the history makes it wait, not call the chain invalid.
  */
 import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -15,7 +15,7 @@ import { decodeTransaction, UNSIGNED_TX_BYTES, type Transaction } from '../ledge
 import { Chain } from '../consensus/chain.ts';
 import { checkBlockSanity, type SaneBlock } from '../consensus/sanity.ts';
 import { exportSnapshot, importSnapshot } from '../cli/cmd-snapshot.ts';
-import { realEnv } from '../node/env.ts';
+import { realEnv, type Env } from '../node/env.ts';
 import { HistoryCheck, historyCheckStatus, type HistoryCheckStatus } from '../node/history-check.ts';
 import { InlineVerifier } from '../node/inline-verifier.ts';
 import { FUNDED_KEYS, tempDir, testKey, testParams, transfer, uncheckedSignatures } from './helpers/fixtures.ts';
@@ -88,9 +88,9 @@ describe('history check below a snapshot', function () {
    * for a block above it, once the blocks up to it are imported (earlier, the download would drop
    * the batch it is fetching with the peer).
    */
-  function checker(node: Awaited<ReturnType<typeof importedNode>>, o: { serveUpTo?: number; fetched?: number[] } = {}): HistoryCheck {
+  function checker(node: Awaited<ReturnType<typeof importedNode>>, o: { serveUpTo?: number; fetched?: number[]; env?: Env; logs?: string[] } = {}): HistoryCheck {
     const check: HistoryCheck = new HistoryCheck({
-      env: realEnv,
+      env: o.env ?? realEnv,
       chain: node.chain,
       store: { open: async () => node.disk.open(), remove: async () => node.disk.clear() },
       verifier: new InlineVerifier(),
@@ -111,7 +111,7 @@ describe('history check below a snapshot', function () {
       blame: () => {},
       isBanned: () => false,
       syncIdle: async () => {},
-      log: () => {},
+      log: (_level, message) => void o.logs?.push(message),
     });
     started.push(check);
     return check;
@@ -196,6 +196,37 @@ describe('history check below a snapshot', function () {
       assert.equal((await verdict(node, second)).state, 'valid');
       await second.stop();
       assert.deepEqual(fetched.sort((a, b) => a - b), Array.from({ length: BASE - 32 }, (_, i) => 33 + i), 'only the blocks after where the first check stopped');
+    } finally {
+      await node.close();
+    }
+  });
+
+  it('a clock behind the blocks is no verdict: the check waits for the clock and carries on', async () => {
+    const node = await importedNode(goodSource, 'clock-behind');
+    try {
+      // Started before its clock was set (a machine without a real-time clock, before NTP): a day
+      // before block 1, so every block below the snapshot is "too far ahead".
+      let nowMs = (params.timestamp - 86_400) * 1000;
+      const logs: string[] = [];
+      let waits = 0;
+      const env: Env = {
+        ...realEnv,
+        now: () => nowMs,
+        // The check's wait before asking again (10 s): the clock is set meanwhile, and the wait cut short.
+        setTimeout: (run, ms) => {
+          if (ms !== 10_000) return realEnv.setTimeout(run, ms);
+          waits++;
+          nowMs = Date.now();
+          return realEnv.setTimeout(run, 0);
+        },
+      };
+      const check = checker(node, { env, logs });
+      check.start();
+      assert.deepEqual(await verdict(node, check), { state: 'valid', height: BASE, target: BASE, reason: '' }, logs.join('\n'));
+      await check.stop();
+      assert.equal(waits, 1, 'one wait for the clock');
+      assert.ok(logs.some((l) => l.includes("ahead of this node's clock")), logs.join('\n'));
+      assert.deepEqual(node.db.history.historyVerdict, { valid: true, height: BASE, reason: '' });
     } finally {
       await node.close();
     }
