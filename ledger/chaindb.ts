@@ -312,15 +312,20 @@ export class ChainDB implements AccountSource, TreeNodeReader {
 
   /**
    * Every account at the tip as committed now, read from one snapshot of the store however long
-   * the reading goes on: the caller holds imports still until this resolves, then lets them run.
+   * the reading goes on: the caller holds imports still until this resolves, then lets them run,
+   * and closes it however its reading ends (while open, it keeps every version written since).
    */
-  async pinnedAccounts(): Promise<AsyncIterable<{ address: Uint8Array; account: Account }>> {
+  async pinnedAccounts(): Promise<AsyncIterable<{ address: Uint8Array; account: Account }> & { close(): Promise<void> }> {
     await this.writes.flushed();
     const it = this.kv.iterate(layout.range('A'))[Symbol.asyncIterator]();
     const first = await it.next(); // the store's iterator, and its snapshot, are made here
-    return (async function* () {
-      for (let r = first; !r.done; r = await it.next()) yield { address: plainBytes(r.value[0].subarray(1)), account: decodeAccount(r.value[1]) };
-    })();
+    const close = async () => void (await it.return?.());
+    return {
+      close,
+      async *[Symbol.asyncIterator]() {
+        for (let r = first; !r.done; r = await it.next()) yield { address: plainBytes(r.value[0].subarray(1)), account: decodeAccount(r.value[1]) };
+      },
+    };
   }
 
   /** Stores a block that is not (yet) on the main chain, with consensus's index record for it in the same batch. */

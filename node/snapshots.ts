@@ -148,22 +148,28 @@ export async function makeSnapshot(chain: Chain, height: number, pause: () => Pr
     return header && { header, above, accounts: await db.pinnedAccounts() };
   });
   if (!pinned) return undefined;
-  // The values at `height` of the accounts the blocks above it changed: the undo record of the
-  // lowest block that touched each (absent: the account did not exist yet).
-  const back = new Map<string, Account | undefined>();
-  for (let i = pinned.above.length - 1; i >= 0; i--) {
-    const undo = await db.getUndo(pinned.above[i]!);
-    if (!undo) throw new Error(`no undo data for block ${toHex(pinned.above[i]!)} (a reorganisation meanwhile?)`);
-    for (const u of undo) back.set(toHex(u.address), u.previous);
-  }
-  const accounts = async function* (): AsyncGenerator<ChunkEntry> {
-    for await (const a of pinned.accounts) {
-      const key = toHex(a.address);
-      if (!back.has(key)) yield a;
-      else if (back.get(key)) yield { address: a.address, account: back.get(key)! };
+  try {
+    // The values at `height` of the accounts the blocks above it changed: the undo record of the
+    // lowest block that touched each (absent: the account did not exist yet).
+    const back = new Map<string, Account | undefined>();
+    for (let i = pinned.above.length - 1; i >= 0; i--) {
+      const undo = await db.getUndo(pinned.above[i]!);
+      if (!undo) throw new Error(`no undo data for block ${toHex(pinned.above[i]!)} (a reorganisation meanwhile?)`);
+      for (const u of undo) back.set(toHex(u.address), u.previous);
     }
-  };
-  return db.snapshots.make(height, pinned.header.hash, pinned.header.stateRoot, accounts(), pause);
+    const accounts = async function* (): AsyncGenerator<ChunkEntry> {
+      for await (const a of pinned.accounts) {
+        const key = toHex(a.address);
+        if (!back.has(key)) yield a;
+        else if (back.get(key)) yield { address: a.address, account: back.get(key)! };
+      }
+    };
+    return await db.snapshots.make(height, pinned.header.hash, pinned.header.stateRoot, accounts(), pause);
+  } finally {
+    // A copy that fails (a reorganisation took a block above away, a stop) must not leave the
+    // store's snapshot open for the rest of the node's life.
+    await pinned.accounts.close();
+  }
 }
 
 /**

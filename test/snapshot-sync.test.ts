@@ -6,17 +6,19 @@
  */
 import assert from 'node:assert/strict';
 import { stateDigest } from '../ledger/audit.ts';
-import { bytesEqual } from '../ledger/bytes.ts';
 import { Checker } from '../sim/invariants.ts';
 import type { SimTransport } from '../sim/network.ts';
 import { Random } from '../sim/random.ts';
 import { scenario, simParams } from '../sim/scenario.ts';
 import { World } from '../sim/world.ts';
 import { decodeSnapshotChunk, encodeSnapshotChunk } from '../node/snapshot-wire.ts';
-import { keptSnapshotHeights, mustSplit, pivotHeight } from '../node/snapshots.ts';
+import { keptSnapshotHeights, makeSnapshot, mustSplit, pivotHeight } from '../node/snapshots.ts';
 import { historyCheckStatus } from '../node/history-check.ts';
 import { ChainDB } from '../ledger/chaindb.ts';
 import { MemoryDisk } from '../ledger/kv-memory.ts';
+import type { KvStore } from '../ledger/kv.ts';
+import { layout } from '../ledger/layout.ts';
+import { bytesEqual, toHex } from '../ledger/bytes.ts';
 import { Chain } from '../consensus/chain.ts';
 import { SnapshotJoin } from '../node/snapshot-sync.ts';
 import { PeerFault } from '../node/header-sync.ts';
@@ -195,6 +197,49 @@ describe('a kept snapshot made again at its height', () => {
       await db.snapshots.make(5, hash, stateRoot, accounts(), async () => void seen.push(await db.snapshots.get(5)));
       assert.ok(seen.length > 0 && seen.every((s) => s === undefined), 'no record while the data is rewritten');
       assert.ok(await db.snapshots.get(5), 'served again once made');
+    } finally {
+      await db.close();
+    }
+  });
+});
+
+describe('a snapshot the keeper cannot make', () => {
+  it('leaves no iterator of the store open (its snapshot would hold every version written since)', async () => {
+    // From a review: the accounts' iterator, opened while imports were held, was closed only by
+    // reading it to its end. A copy that failed before (a reorganisation took away a block above
+    // the height, and its undo data with it) left it open for the rest of the node's life.
+    const params = testParams();
+    const inner = new MemoryDisk().open();
+    let openIterators = 0;
+    const hidden = new Set<string>();
+    const kv: KvStore = {
+      get: (key) => (hidden.has(toHex(key)) ? Promise.resolve(undefined) : inner.get(key)),
+      getMany: (keys) => inner.getMany(keys),
+      write: (ops) => inner.write(ops),
+      keys: (range) => inner.keys(range),
+      clear: (range) => inner.clear(range),
+      close: () => inner.close(),
+      async *iterate(range, limit) {
+        openIterators++;
+        try {
+          yield* inner.iterate(range, limit);
+        } finally {
+          openIterators--;
+        }
+      },
+    };
+    const db = await ChainDB.open(kv, params);
+    try {
+      const chain = await Chain.open(db, { clock: () => params.timestamp + 10_000_000 });
+      const blocks = mineChain(params, asParent(db.genesis), 4, { miner: testKey(3).address });
+      for (const b of blocks) assert.equal(await chain.processBlock(b), 'connected');
+      assert.equal(openIterators, 0);
+      hidden.add(toHex(layout.undo(blocks[2]!.header.hash)));
+      await assert.rejects(makeSnapshot(chain, 2, async () => {}), /no undo data/);
+      assert.equal(openIterators, 0, 'the accounts iterator is closed');
+      hidden.clear();
+      assert.equal((await makeSnapshot(chain, 2, async () => {}))?.height, 2, 'made once the undo data is there');
+      assert.equal(openIterators, 0);
     } finally {
       await db.close();
     }
