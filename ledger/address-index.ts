@@ -103,6 +103,9 @@ function encodeState(next: number, end: number): Uint8Array {
   return new Writer(8).u32(next).u32(end).finish();
 }
 
+/** Stale records deleted in one batch when an index is turned on again. */
+const CLEAR_BATCH = 10_000;
+
 /** Most blocks one backfill step indexes: a step runs between imports, holding them up. */
 const BACKFILL_BLOCKS = 64;
 
@@ -138,8 +141,16 @@ export class AddressIndex {
       if (next > end) throw new StoreError('STORE_CORRUPT', `address index state ${next} > ${end}`);
       return new AddressIndex(db, next, end);
     }
-    const stale: BatchOp[] = [];
-    for await (const [key] of db.records(layout.range('X'))) stale.push({ type: 'del', key });
+    // An index of a long chain has millions of records: they go a batch at a time (the iterator
+    // reads a snapshot of the store). A kill in between leaves no state, so the next open goes on.
+    let stale: BatchOp[] = [];
+    for await (const [key] of db.records(layout.range('X'))) {
+      stale.push({ type: 'del', key });
+      if (stale.length < CLEAR_BATCH) continue;
+      db.queueRecords(stale);
+      stale = [];
+      await db.flushed();
+    }
     const tip = await db.storedTip();
     // A pruned store has no bodies to index below its mark: the index starts above it.
     const start = Math.min(tip.height + 1, db.history.prunedHeight + 1);

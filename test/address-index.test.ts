@@ -2,7 +2,8 @@
  * ledger/address-index.ts: an address's history newest first and by cursor, with its roles; the
  * index rolled back exactly by a reorganisation (it always equals the index of the main chain
  * computed afresh); the background backfill of a datadir that had no index, resumed after a kill
- * in the middle of a step; and an index turned off and on again rebuilt without stale entries.
+ * in the middle of a step; and an index turned off and on again rebuilt without stale entries,
+ * deleted a batch at a time.
  */
 import assert from 'node:assert/strict';
 import { toHex } from '../ledger/bytes.ts';
@@ -211,6 +212,29 @@ describe('address index', () => {
     assert.deepEqual(await stored(db), await expected(db, chain));
     await db.close();
   });
+
+  it("an index turned on again deletes a long chain's stale records a batch at a time", async () => {
+    const disk = new MemoryDisk();
+    {
+      const { db } = await open(disk, false);
+      await db.close();
+    }
+    // What an index of a long chain left when it was turned off: 12,000 records (a chain of
+    // millions leaves millions, which one batch, made in memory, could not hold).
+    const stale = 12_000;
+    disk.apply(Array.from({ length: stale }, (_, i) => ({ type: 'put' as const, key: layout.addressEntry(testKey(40 + (i % 5)).address, 1 + i, 0), value: new Uint8Array(33) })));
+    let largest = 0;
+    const apply = disk.apply.bind(disk);
+    disk.apply = (ops) => {
+      largest = Math.max(largest, ops.length);
+      apply(ops);
+    };
+    const { db, index } = await open(disk, true);
+    assert.deepEqual(await stored(db), new Map(), 'every stale record is gone');
+    assert.equal(index!.status().state, 'ready');
+    assert.ok(largest <= 10_001, `the largest batch held ${largest} operations`);
+    await db.close();
+  });
 });
 
 describe('address index on a real node', function () {
@@ -242,4 +266,5 @@ describe('address index on a real node', function () {
       await stopAll([first]);
     }
   });
+
 });
