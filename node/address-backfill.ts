@@ -26,18 +26,24 @@ export interface AddressBackfillParts {
 export async function backfillAddressIndex(index: AddressIndex, o: AddressBackfillParts): Promise<void> {
   let told = 0;
   o.log('info', 'building the address index', { ...index.status() });
-  while (!o.stopped()) {
-    const done = await o.chain.withImportsPaused(() => index.backfillStep());
-    o.pruner?.schedule(); // it waits behind the backfill
-    if (done) {
-      o.log('info', 'address index ready', { ...index.status() });
-      return;
+  try {
+    while (!o.stopped()) {
+      const done = await o.chain.withImportsPaused(() => index.backfillStep());
+      o.pruner?.schedule(); // it waits behind the backfill
+      if (done) {
+        o.log('info', 'address index ready', { ...index.status() });
+        return;
+      }
+      const { progress } = index.status();
+      if (progress - told >= 0.1) {
+        told = progress;
+        o.log('info', 'building the address index', { ...index.status() });
+      }
+      await nextTurn(o.env);
     }
-    const { progress } = index.status();
-    if (progress - told >= 0.1) {
-      told = progress;
-      o.log('info', 'building the address index', { ...index.status() });
-    }
-    await nextTurn(o.env);
+  } catch (err) {
+    // Nobody awaits the backfill before the node stops: a failure (a store that failed a write)
+    // is told here, not left to end the process. Its progress is kept; the next start goes on.
+    o.log('warn', `the address index's backfill stopped at height ${index.status().next}: ${(err as Error).message}; the next start carries on`);
   }
 }

@@ -267,4 +267,37 @@ describe('address index on a real node', function () {
     }
   });
 
+  it('a backfill that fails is told in the log, and the node runs on; the next start finishes it', async () => {
+    const { startNode, mineOn, networkParams, waitFor, stopAll } = await import('./helpers/network.ts');
+    const { createNode } = await import('../node/launch.ts');
+    const first = await startNode(networkParams(), [], { verifyThreads: 1, addressIndex: false });
+    await mineOn(first, 3);
+    await first.node.stop();
+    // The first step fails as a store whose write failed would (its queue refuses every later read).
+    const step = AddressIndex.prototype.backfillStep;
+    AddressIndex.prototype.backfillStep = () => Promise.reject(new Error('a write to the store failed'));
+    const node = createNode({ ...first.config, addressIndex: true });
+    const logs: string[] = [];
+    node.on('log', (level, message) => void logs.push(`${level} ${message}`));
+    try {
+      await node.start();
+      await waitFor(() => logs.some((l) => l.startsWith("warn the address index's backfill stopped")), 10_000, 'the failure in the log');
+      AddressIndex.prototype.backfillStep = step;
+      assert.equal(node.addressIndex!.status().state, 'building');
+      await mineOn({ ...first, node }, 1);
+      assert.equal(node.chain.tip.height, 4, 'the node runs on');
+    } finally {
+      AddressIndex.prototype.backfillStep = step;
+      await node.stop();
+    }
+    const again = createNode({ ...first.config, addressIndex: true });
+    try {
+      await again.start();
+      await waitFor(() => again.addressIndex?.status().state === 'ready', 30_000, 'the index to be built');
+      assert.equal((await again.addressIndex!.history(testKey(60).address, 10)).length, 4);
+    } finally {
+      await again.stop();
+      await stopAll([first]);
+    }
+  });
 });
