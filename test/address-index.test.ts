@@ -192,6 +192,24 @@ describe('address index', () => {
     await db.close();
   });
 
+  it('a backfill step of full blocks stops at its budget of records, at a block boundary', async () => {
+    // 64 blocks of 5,000 transfers made one step of 640,000 records: over 360 MB of the heap at once.
+    const disk = new MemoryDisk();
+    {
+      const { db, chain } = await open(disk, false);
+      for (const b of mineChain(params, asParent(db.genesis), 100, { miner: minerB })) await chain.processBlock(b);
+      await db.close();
+    }
+    const { db, chain, index } = await open(disk, true);
+    assert.equal(await index!.backfillStep(10), false);
+    assert.equal(index!.status().next, 11, 'ten blocks of one record each');
+    assert.equal(await index!.backfillStep(), false);
+    assert.equal(index!.status().next, 75, 'at most 64 blocks a step');
+    while (!(await index!.backfillStep(7)));
+    assert.deepEqual(await stored(db), await expected(db, chain));
+    await db.close();
+  });
+
   it('an index turned off and on again is rebuilt, without entries of blocks it missed', async () => {
     const disk = new MemoryDisk();
     const g = (db: ChainDB) => asParent(db.genesis);
