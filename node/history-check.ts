@@ -7,6 +7,7 @@ import type { SaneBlock } from '../consensus/sanity.ts';
 import { BodyDownload, InvalidChain } from './body-download.ts';
 import { secondsOf, type Env } from './env.ts';
 import { importBlocks } from './import-blocks.ts';
+import { Pruner } from './pruner.ts';
 import { TxSignatureVerifier, type SignatureVerifier } from './tx-signatures.ts';
 
 /** How long to wait before asking again when nobody could serve the history. */
@@ -125,6 +126,7 @@ export class HistoryCheck {
     const { env, chain } = this.p;
     const db = await ChainDB.open(await this.p.store.open(), chain.params, { scheduleFlush: (start) => env.defer(start) });
     let verdict: HistoryVerdict | undefined;
+    let pruner: Pruner | undefined;
     try {
       // Not urgent: the tip's blocks, and the transactions of peers, go first.
       const signatures = new TxSignatureVerifier(this.p.verifier, undefined, { blocksUrgent: false });
@@ -132,6 +134,11 @@ export class HistoryCheck {
       check.on('tip', (e) => {
         for (const block of e.connected) signatures.confirmed(block.txs);
       });
+      // The blocks executed are needed no more once deeper than any reorganisation: their bodies,
+      // undo data and transaction index go as a pruned node's do, or the check's store would hold
+      // the whole history below the snapshot until the verdict (a pruned node's many times over).
+      pruner = new Pruner(check, env, check.reorgDepth, (height, err) => err && this.p.log('warn', `the history check's store is not pruned past ${height}: ${err.message}`));
+      pruner.start();
       this.checkChain = check;
       this.p.log('info', 'checking the history below the snapshot', { from: check.tip.height + 1, to: this.base });
       while (!this.stopped && check.tip.height < this.base) {
@@ -147,6 +154,7 @@ export class HistoryCheck {
       }
       await check.idle();
     } finally {
+      await pruner?.stop();
       await db.close();
     }
     if (!verdict) return; // stopped: the next start resumes from the check's tip

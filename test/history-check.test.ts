@@ -8,7 +8,9 @@
 import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { toHex } from '../ledger/bytes.ts';
 import { ChainDB } from '../ledger/chaindb.ts';
+import { layout } from '../ledger/layout.ts';
 import { genesisJson, type ChainParams } from '../ledger/genesis.ts';
 import { MemoryDisk } from '../ledger/kv-memory.ts';
 import { decodeTransaction, UNSIGNED_TX_BYTES, type Transaction } from '../ledger/transaction.ts';
@@ -24,6 +26,8 @@ import { mineChild } from './helpers/mining.ts';
 const BLOCKS = 80;
 /** The snapshot of an 80-block chain, interval 20 and reorg depth 10: block 60. */
 const BASE = 60;
+/** The reorg depth of the node, and so of its check, whose store keeps the blocks that deep. */
+const DEPTH = 10;
 const BAD_HEIGHT = 7;
 const clock = () => 2_000_000_000;
 
@@ -78,7 +82,7 @@ describe('history check below a snapshot', function () {
     mkdirSync(datadir);
     await importSnapshot(datadir, file, params);
     const db = await ChainDB.open(join(datadir, 'chain'), params);
-    const chain = await Chain.open(db, { clock });
+    const chain = await Chain.open(db, { clock, reorgDepth: DEPTH });
     const src = await ChainDB.open(join(source, 'chain'), params);
     return { db, chain, src, disk: new MemoryDisk(), async close() { await db.close(); await src.close(); } };
   }
@@ -186,6 +190,10 @@ describe('history check below a snapshot', function () {
       first.start();
       for (let i = 0; i < 200 && first.checkedHeight < 32; i++) await new Promise((resolve) => setTimeout(resolve, 50));
       assert.equal(first.checkedHeight, 32);
+      // The check's store keeps only the blocks within the reorg depth of its tip, as a pruned node.
+      const prunedMark = () => node.disk.entries.get(toHex(layout.pruned))?.value;
+      for (let i = 0; i < 200 && prunedMark()?.join() !== [0, 0, 0, 32 - DEPTH].join(); i++) await new Promise((resolve) => setTimeout(resolve, 50));
+      assert.deepEqual([...(prunedMark() ?? [])], [0, 0, 0, 32 - DEPTH], 'pruned up to the reorg depth below its tip');
       await first.stop();
       assert.equal(historyCheckStatus(node.db.history, undefined)?.state, 'off', 'no verdict yet');
       assert.ok(node.disk.entries.size > 0, 'the check keeps its store to resume from');
