@@ -91,9 +91,20 @@ export class BodyDownload {
   /** Providers that joined before the download started. */
   private readonly early: string[] = [];
   private joinNow: ((peer: string) => void) | undefined;
+  private endNow: (() => void) | undefined;
+  private ended = false;
 
   constructor(parts: BodyDownloadParts) {
     this.parts = parts;
+  }
+
+  /**
+   * Ends the download at once (its owner stops): what was imported stays, and no retry-after or
+   * pause is waited out (a busy provider's can be over a minute).
+   */
+  end(): void {
+    this.ended = true;
+    this.endNow?.();
   }
 
   /** A provider joins (before or during the download); one that dropped out does not come back. */
@@ -128,7 +139,7 @@ export class BodyDownload {
     /** Busy answers in a row, per provider. */
     const busyAnswers = new Map<string, number>();
     let nextToImport = 0;
-    let finished = false;
+    let finished = this.ended;
     let invalid: InvalidChain | undefined;
     let waiters: (() => void)[] = [];
     const changed = () => new Promise<void>((resolve) => waiters.push(resolve));
@@ -281,9 +292,14 @@ export class BodyDownload {
       for (let i = 0; i < REQUESTS_PER_PEER; i++) workers.push(worker(peer));
     };
     for (const peer of this.early) this.joinNow(peer);
+    this.endNow = () => {
+      finished = true;
+      for (const end of [...atEnd]) end();
+      notify();
+    };
 
     try {
-      while (nextToImport < batchCount && !invalid) {
+      while (nextToImport < batchCount && !invalid && !finished) {
         const ready = arrived.get(nextToImport);
         if (!ready) {
           if (active.size === 0 || finished) break; // nobody left who can serve us; the next round retries
@@ -298,6 +314,7 @@ export class BodyDownload {
       }
     } finally {
       this.joinNow = undefined;
+      this.endNow = undefined;
       finished = true;
       for (const end of [...atEnd]) end();
       notify();

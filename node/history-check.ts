@@ -79,6 +79,8 @@ export class HistoryCheck {
   private stopped = false;
   private wake: (() => void) | undefined;
   private checkChain: Chain | undefined;
+  /** The round's download: a stop ends it rather than wait out a busy provider's retry-after. */
+  private download: BodyDownload | undefined;
   private warned = false;
   private removed = false;
 
@@ -119,6 +121,7 @@ export class HistoryCheck {
   async stop(): Promise<void> {
     this.stopped = true;
     this.wake?.();
+    this.download?.end();
     await this.running;
   }
 
@@ -199,6 +202,7 @@ export class HistoryCheck {
       isBanned: (peer) => this.p.isBanned(peer),
     });
     for (const peer of providers) download.join(peer);
+    this.download = download;
     try {
       await download.run();
     } catch (err) {
@@ -208,13 +212,16 @@ export class HistoryCheck {
         if (err.reason.code !== 'HEADER_TIME_TOO_NEW') return { valid: false, height: err.height, reason: `breaks a rule: ${err.message}` };
         this.p.log('warn', `the history check waits: block ${err.height} is ahead of this node's clock (${err.message}); is the clock right?`);
       } else if (!this.stopped) throw err;
+    } finally {
+      this.download = undefined;
     }
     return undefined;
   }
 
-  /** Waits `ms`, or less if the check is stopped meanwhile. */
+  /** Waits `ms`, or less if the check is stopped meanwhile (or was, as its round ended). */
   private pause(ms: number): Promise<void> {
     const { env } = this.p;
+    if (this.stopped) return Promise.resolve();
     return new Promise<void>((resolve) => {
       const timer = env.setTimeout(() => resolve(), ms);
       this.wake = () => {

@@ -20,6 +20,7 @@ import { exportSnapshot, importSnapshot } from '../cli/cmd-snapshot.ts';
 import { realEnv, type Env } from '../node/env.ts';
 import { HistoryCheck, historyCheckStatus, type HistoryCheckStatus } from '../node/history-check.ts';
 import { InlineVerifier } from '../node/inline-verifier.ts';
+import { busyError } from '../node/transport.ts';
 import { FUNDED_KEYS, tempDir, testKey, testParams, transfer, uncheckedSignatures } from './helpers/fixtures.ts';
 import { mineChild } from './helpers/mining.ts';
 
@@ -92,7 +93,7 @@ describe('history check below a snapshot', function () {
    * for a block above it, once the blocks up to it are imported (earlier, the download would drop
    * the batch it is fetching with the peer).
    */
-  function checker(node: Awaited<ReturnType<typeof importedNode>>, o: { serveUpTo?: number; fetched?: number[]; env?: Env; logs?: string[] } = {}): HistoryCheck {
+  function checker(node: Awaited<ReturnType<typeof importedNode>>, o: { serveUpTo?: number; fetched?: number[]; env?: Env; logs?: string[]; busyFor?: number } = {}): HistoryCheck {
     const check: HistoryCheck = new HistoryCheck({
       env: o.env ?? realEnv,
       chain: node.chain,
@@ -100,6 +101,7 @@ describe('history check below a snapshot', function () {
       verifier: new InlineVerifier(),
       providers: () => ['source'],
       fetch: async (_peer, hashes): Promise<SaneBlock[]> => {
+        if (o.busyFor !== undefined) throw busyError('source', 'blocks', o.busyFor);
         const blocks = [];
         for (const hash of hashes) {
           const block = (await node.src.getBlock(hash))!;
@@ -235,6 +237,35 @@ describe('history check below a snapshot', function () {
       assert.equal(waits, 1, 'one wait for the clock');
       assert.ok(logs.some((l) => l.includes("ahead of this node's clock")), logs.join('\n'));
       assert.deepEqual(node.db.history.historyVerdict, { valid: true, height: BASE, reason: '' });
+    } finally {
+      await node.close();
+    }
+  });
+
+  it('a stop ends the check at once, without waiting out a busy provider\'s retry-after', async () => {
+    const node = await importedNode(goodSource, 'busy-provider');
+    try {
+      // Its only provider is busy for a minute: the waits it asks for are never over here.
+      const waits: number[] = [];
+      const env: Env = {
+        ...realEnv,
+        setTimeout: (run, ms) => {
+          if (ms < 60_000) return realEnv.setTimeout(run, ms);
+          waits.push(ms);
+          return undefined;
+        },
+        clearTimeout: (timer) => timer !== undefined && realEnv.clearTimeout(timer),
+      };
+      const check = checker(node, { env, busyFor: 60_000 });
+      check.start();
+      for (let i = 0; i < 200 && waits.length < 2; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+      assert.deepEqual(waits, [60_000, 60_000], 'both requests told to retry after a minute');
+      let stopped = false;
+      const stopping = check.stop().then(() => (stopped = true));
+      for (let i = 0; i < 200 && !stopped; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+      assert.ok(stopped, 'the check stopped while its provider asked it to wait');
+      await stopping;
+      assert.equal(historyCheckStatus(node.db.history, undefined)?.state, 'off', 'no verdict');
     } finally {
       await node.close();
     }
