@@ -394,6 +394,7 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     this.gossip?.stop();
     this.txRelay?.stop();
     await this.transport?.stop();
+    this.sync?.stop();
     await this.sync?.idle();
     await this.backfill?.catch(() => {});
     await this.historyCheck?.stop();

@@ -87,6 +87,9 @@ export class Sync extends EventEmitter<SyncEvents> {
   private readonly maxBlockBytes: number;
   readonly statuses = new Map<string, { peer: string; status: Status }>();
   private running: Promise<void> | undefined;
+  /** Set by stop: no round starts after it, and the download under way ends. */
+  private stopped = false;
+  private download_: BodyDownload | undefined;
   private again = false;
   private lastTarget = 0;
   /** Status requests in flight, one per peer: handshakes asked for meanwhile share it. */
@@ -219,8 +222,18 @@ export class Sync extends EventEmitter<SyncEvents> {
     await this.running?.catch(() => {});
   }
 
+  /**
+   * Ends the sync as its node stops: the download under way ends at once (a busy provider's
+   * retry-after, up to a minute, is not waited out) and no round starts after the one running.
+   */
+  stop(): void {
+    this.stopped = true;
+    this.download_?.end();
+  }
+
   /** Starts a sync round, or asks the running one to go round again. Resolves when idle. */
   requestSync(): Promise<void> {
+    if (this.stopped) return Promise.resolve();
     if (this.running) {
       this.again = true;
       return this.running;
@@ -230,7 +243,7 @@ export class Sync extends EventEmitter<SyncEvents> {
         do {
           this.again = false;
           await this.round();
-        } while (this.again);
+        } while (this.again && !this.stopped);
       } finally {
         this.running = undefined;
         this.emit('idle');
@@ -251,6 +264,7 @@ export class Sync extends EventEmitter<SyncEvents> {
     // headers, a fork below our floor, busy) must not keep another peer's chain waiting for it.
     const tried = new Set<string>();
     for (const { peer, status } of ahead) {
+      if (this.stopped) return;
       if (status.totalWork <= chain.tip.totalWork) continue;
       tried.add(peer);
       try {
@@ -411,10 +425,13 @@ export class Sync extends EventEmitter<SyncEvents> {
     this.joinDownload = (peer, status) => {
       if (canServe(status)) download.join(peer);
     };
+    this.download_ = download;
+    if (this.stopped) download.end();
     try {
       await download.run();
     } finally {
       this.joinDownload = undefined;
+      this.download_ = undefined;
     }
     return !stopped;
   }

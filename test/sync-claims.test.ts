@@ -247,4 +247,34 @@ describe('sync: claimed work', function () {
     assert.equal(sync.peersApart, 0, 'a peer gone is no longer counted');
     await db.close();
   });
+
+  it('a stop ends a download waiting out a busy provider at once, and no round starts after it', async function () {
+    // From the history check's review: a node's stop waited for the sync's download to end on its
+    // own, and a provider that answered busy kept it waiting out the retry-after (up to 64 s).
+    this.timeout(10_000);
+    // Long waits never end here (their timers unreferenced, so a failure cannot hold the run open).
+    const never: Env = {
+      ...realEnv,
+      setTimeout: (run, ms) => {
+        if (ms < 10_000) return realEnv.setTimeout(run, ms);
+        const timer = realEnv.setTimeout(run, 2 ** 31 - 1);
+        (timer as { unref?: () => void }).unref?.();
+        return timer;
+      },
+    };
+    const { db, sync, statusOf, onBlocks } = await setup((work) => work, never);
+    sync.statuses.set('honest', { peer: 'honest', status: statusOf('honest') });
+    let asked = 0;
+    onBlocks.push(() => {
+      asked++;
+      setImmediate(() => sync.stop());
+      throw busyError('honest', 'blocks', 60_000);
+    });
+    await sync.requestSync(); // without the stop's end, this waits the 60 s retry-after (a timer that never fires here)
+    assert.ok(asked >= 1);
+    assert.equal(sync.syncing, false);
+    await sync.requestSync(); // after a stop, nothing starts
+    assert.equal(sync.syncing, false);
+    await db.close();
+  });
 });
