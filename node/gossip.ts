@@ -79,6 +79,8 @@ export const GOSSIP_FORK_DEPTH = 16;
  * is within a small factor of ours, while a claim far easier may be junk that cost one hash.
  */
 export const ORPHAN_TARGET_SLACK = 16n;
+/** Compact blocks remembered by header and forwarder, so that each is rebuilt once (see firstFrom). */
+const MAX_REBUILT_FROM = 4096;
 
 /**
  * Blocks and transactions over gossip. The topic validators run the real validation (the same
@@ -90,13 +92,15 @@ export class Gossip extends EventEmitter<GossipEvents> {
   private readonly o: GossipOptions;
   private stopped = false;
   /** Compact blocks rebuilt from the mempool alone, with some transactions fetched, or not at all. */
-  readonly compactStats = { rebuilt: 0, fetched: 0, failed: 0, unknownParent: 0, awaitedParent: 0 };
+  readonly compactStats = { rebuilt: 0, fetched: 0, failed: 0, unknownParent: 0, awaitedParent: 0, repeated: 0 };
   /** Blocks heard of on a branch that forks more than GOSSIP_FORK_DEPTH below our tip (offDeepFork). */
   deepForkBlocks = 0;
   /** Compact blocks whose header held, being rebuilt (transactions fetched), until that ends, by hash. */
   private readonly rebuilding = new Map<string, Promise<void>>();
   /** Blocks forwarded or announced before their import, until it ends, by hash, with that import. */
   private readonly forwarding = new Map<string, { block: SaneBlock; settled: Promise<void> }>();
+  /** `hash peer` of each compact block whose header held here lately, oldest first (MAX_REBUILT_FROM). */
+  private readonly rebuiltFrom = new Set<string>();
 
   constructor(o: GossipOptions) {
     super();
@@ -266,6 +270,10 @@ export class Gossip extends EventEmitter<GossipEvents> {
       }
       if (this.offDeepFork(peer, compact.header)) return 'ignore';
       const hash = toHex(compact.header.hash);
+      if (!this.firstFrom(peer, hash)) {
+        this.compactStats.repeated++;
+        return 'ignore';
+      }
       let rebuilt!: () => void;
       const mine = new Promise<void>((resolve) => (rebuilt = resolve));
       this.rebuilding.set(hash, mine);
@@ -278,6 +286,20 @@ export class Gossip extends EventEmitter<GossipEvents> {
     } catch (err) {
       return this.reject(peer, err);
     }
+  }
+
+  /**
+   * Whether this is the first compact block of header `hash` from `peer`. An honest peer forwards
+   * one (gossipsub drops the same bytes again), but the same header with other short ids is
+   * another message: one header's work bought a pass over the mempool and getBlockTxs round trips
+   * per message, for as long as the block stayed unknown (an empty answer is no offence).
+   */
+  private firstFrom(peer: string, hash: string): boolean {
+    const key = `${hash} ${peer}`;
+    if (this.rebuiltFrom.has(key)) return false;
+    this.rebuiltFrom.add(key);
+    if (this.rebuiltFrom.size > MAX_REBUILT_FROM) this.rebuiltFrom.delete(this.rebuiltFrom.values().next().value!);
+    return true;
   }
 
   /** validateCompactBlock's second half, once the header held against its parent. */

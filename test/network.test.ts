@@ -9,7 +9,7 @@ import { gossipTopics, type NetworkNames } from '../node/protocols.ts';
 import { request, requestMany, serve } from '../node/libp2p/reqresp.ts';
 import { TransportError } from '../node/transport.ts';
 import { decodeTxBatch, encodeGetBlocks, encodeStatus, encodeTxBatch } from '../node/wire.ts';
-import { BLOCK_TXS_DEPTH, decodeGetBlockTxs, encodeGetBlockTxs } from '../node/compact.ts';
+import { BLOCK_TXS_DEPTH, SHORT_ID_BYTES, decodeGetBlockTxs, encodeCompactBlock, encodeGetBlockTxs } from '../node/compact.ts';
 import { transactionBytesAt } from '../ledger/block.ts';
 import { GOSSIP_FORK_DEPTH } from '../node/gossip.ts';
 import { decodeTransaction } from '../ledger/transaction.ts';
@@ -66,7 +66,7 @@ describe('network: gossip and sync between nodes on 127.0.0.1', function () {
     const [block] = await mineOn(a, 1);
     assert.equal(block!.txs.length, 5);
     await waitFor(() => sameTip([a, b]), 10_000, 'B to connect the block');
-    assert.deepEqual(b.node.gossip.compactStats, { rebuilt: 0, fetched: 1, failed: 0, unknownParent: 0, awaitedParent: 0 });
+    assert.deepEqual(b.node.gossip.compactStats, { rebuilt: 0, fetched: 1, failed: 0, unknownParent: 0, awaitedParent: 0, repeated: 0 });
     assert.deepEqual(await b.node.db.getAccount(testKey(71).address), { balance: 10n + 11n + 12n + 13n + 14n, nonce: 0n });
   });
 
@@ -563,6 +563,31 @@ describe('network: compact block relay', function () {
     await secretBlock(1n);
     await waitFor(() => penalties.length > 0, 15_000, 'A penalised');
     assert.match(penalties[0]!, /^A 100 block transactions: block transaction 0 is not the one its short id names/);
+  });
+
+  it('one header with other short ids is another message, but is rebuilt once per forwarder', async () => {
+    // From a review: a block mined on the tip and never released could be sent again and again
+    // with junk short ids, each variant a new gossip message (its id hashes the bytes), and each
+    // cost a pass over the mempool and two getBlockTxs round trips, answered empty at no cost.
+    const [a, b] = await pair();
+    const tx = transfer(alice, testKey(142).address, 3n, 0n);
+    const withheld = mineChild(params, b.node.chain.tip, [tx], { miner: testKey(60).address });
+    const honest = encodeCompactBlock(withheld);
+    const rand = seededRandom(11);
+    const variants = Array.from({ length: 5 }, () => {
+      const bytes = honest.slice();
+      bytes.set(rand.bytes(SHORT_ID_BYTES), bytes.length - SHORT_ID_BYTES);
+      return bytes;
+    });
+    const penalties: string[] = [];
+    b.node.peers.on('penalty', (_peer, score, reason) => penalties.push(`${score} ${reason}`));
+    const before = { ...b.node.gossip.compactStats };
+    for (const variant of variants) await a.node.transport.publish(a.node.names.compactBlockTopic, variant);
+    const settled = () => b.node.gossip.compactStats.failed + b.node.gossip.compactStats.repeated - before.failed - before.repeated;
+    await waitFor(() => settled() === variants.length, 15_000, 'B to judge every variant');
+    assert.equal(b.node.gossip.compactStats.failed, before.failed + 1, 'rebuilt (and failed) once');
+    assert.equal(b.node.gossip.compactStats.fetched, before.fetched + 1, 'its transactions asked for once');
+    assert.deepEqual(penalties, [], 'an empty getBlockTxs answer is no offence');
   });
 
   it("a peer's known height follows the blocks it gossips, between its statuses", async () => {
