@@ -15,6 +15,7 @@ import { MemoryAccounts } from '../ledger/audit.ts';
 import { InlineVerifier } from '../node/inline-verifier.ts';
 import { MAX_TXS_PER_BATCH, decodeTxBatch, encodeTxBatch } from '../node/wire.ts';
 import { Gossip, maxGossipBytes, type GossipOptions } from '../node/gossip.ts';
+import type { GossipValidator } from '../node/transport.ts';
 import { FUNDED_KEYS, testKey, transfer } from './helpers/fixtures.ts';
 
 describe('TxRelay.push', () => {
@@ -124,5 +125,40 @@ describe('Gossip.publishTxs', () => {
     assert.ok(published.length > 1);
     for (const message of published) assert.ok(message.byteLength <= maxGossipBytes(maxBlockBytes), `a message of ${message.byteLength} bytes`);
     assert.equal(published.flatMap((m) => decodeTxBatch(m)).length, txs.length, 'every transaction, once');
+  });
+});
+
+describe('Gossip: a transaction batch', () => {
+  /** A Gossip on a funded state, its transaction validator, and how many signatures it has had checked. */
+  function txGossip() {
+    const state = new MemoryAccounts();
+    state.set(FUNDED_KEYS[0]!.address, { balance: 1_000_000n, nonce: 0n });
+    let verified = 0;
+    const inline = new InlineVerifier();
+    const signatures = new TxSignatureVerifier({
+      verify: (items) => {
+        verified += items.length;
+        return inline.verify(items);
+      },
+    });
+    const mempool = new Mempool(state, { chainId: 7 }, {}, (tx) => signatures.checkTx(tx));
+    const validators = new Map<string, GossipValidator>();
+    const transport = { subscribe: (topic: string, validate: GossipValidator) => void validators.set(topic, validate) } as unknown as Transport;
+    const peers = new PeerManager(() => 0);
+    const names = { blockTopic: '/blocks', compactBlockTopic: '/cblocks', txTopic: '/txs' } as NetworkNames;
+    new Gossip({ transport, names, chain: { params: { maxBlockBytes: 1 << 20 } }, mempool, peers, signatures, clock: () => 1_000 } as unknown as GossipOptions).start();
+    return { validate: validators.get('/txs')!, mempool, peers, verified: () => verified };
+  }
+
+  it('checks each signature once, however many times the batch repeats its transaction', async () => {
+    // From a review: a batch of one valid transaction a thousand times over was admitted (and so
+    // forwarded) after a thousand verifications of the same signature, at every node it reached:
+    // a thousand for its sender's one signing.
+    const { validate, mempool, peers, verified } = txGossip();
+    const tx = transfer(FUNDED_KEYS[0]!, testKey(43).address, 1n, 0n);
+    assert.equal(await validate('peer', encodeTxBatch(Array.from({ length: MAX_TXS_PER_BATCH }, () => tx))), 'accept');
+    assert.equal(verified(), 1);
+    assert.equal(mempool.size, 1);
+    assert.equal(peers.score('peer'), 0);
   });
 });
