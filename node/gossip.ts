@@ -413,7 +413,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
       const txs = decodeTxBatch(data);
       if (txs.length === 0) throw new DecodeError('DECODE_NON_CANONICAL', 'an empty transaction batch');
       const fresh = txs.filter((tx) => !mempool.has(tx.id));
-      await signatures.preverify(await mempool.worthVerifying(fresh));
+      await signatures.preverifyFromPeer(await mempool.worthVerifying(fresh));
       let admitted = 0;
       for (const outcome of await mempool.addMany(fresh, clock(), (refusal) => verdictFor(refusal) === 'reject')) {
         if (!(outcome instanceof Error)) admitted++;

@@ -86,8 +86,10 @@ export class TxRelay {
       this.o.names.txPush,
       async (req, peer) => {
         const txs = decodeTxBatch(req);
-        await this.o.signatures.preverify(await this.o.mempool.worthVerifying(txs));
-        const outcomes = await this.o.mempool.addMany(txs, this.o.clock());
+        await this.o.signatures.preverifyFromPeer(await this.o.mempool.worthVerifying(txs));
+        // The first offence ends the push, as it ends a gossiped batch: each transaction after it
+        // was another signature checked, one at a time, for a peer banned already.
+        const outcomes = await this.o.mempool.addMany(txs, this.o.clock(), (refusal) => refusal instanceof CairnError && refusal.banScore > 0);
         let admitted = 0;
         outcomes.forEach((outcome, i) => {
           if (outcome instanceof Error) {

@@ -9,7 +9,8 @@ import { MAX_RETRY_AFTER_MS, busyError, type Transport } from '../node/transport
 import type { Env } from '../node/env.ts';
 import type { NetworkNames } from '../node/protocols.ts';
 import { PeerManager } from '../node/peers.ts';
-import { TxSignatureVerifier, type SignatureVerifier } from '../node/tx-signatures.ts';
+import { FIRST_PEER_ROUND, TxSignatureVerifier, type SignatureVerifier } from '../node/tx-signatures.ts';
+import { decodeTransaction, type Transaction } from '../ledger/transaction.ts';
 import { Mempool } from '../ledger/mempool.ts';
 import { MemoryAccounts } from '../ledger/audit.ts';
 import { InlineVerifier } from '../node/inline-verifier.ts';
@@ -17,6 +18,19 @@ import { MAX_TXS_PER_BATCH, decodeTxBatch, encodeTxBatch } from '../node/wire.ts
 import { Gossip, maxGossipBytes, type GossipOptions } from '../node/gossip.ts';
 import type { GossipValidator } from '../node/transport.ts';
 import { FUNDED_KEYS, testKey, transfer } from './helpers/fixtures.ts';
+
+/**
+ * `count` transactions of a funded sender whose signatures do not hold: one signed, then its
+ * amount changed. Each is new and within what the sender's balance covers alone, so worth a check.
+ */
+function forged(count: number, nonce = 0n): Transaction[] {
+  const signed = transfer(FUNDED_KEYS[0]!, testKey(44).address, 1n, nonce);
+  return Array.from({ length: count }, (_, i) => {
+    const bytes = signed.bytes.slice();
+    new DataView(bytes.buffer).setBigUint64(45, BigInt(i + 2)); // the amount (1 + 4 + 20 + 20 bytes in)
+    return decodeTransaction(bytes);
+  });
+}
 
 describe('TxRelay.push', () => {
   /** A relay whose transport answers busy with `retryAfterMs` the first `busyTimes` times; the waits it makes, recorded. */
@@ -75,11 +89,12 @@ describe('TxRelay serving a push', () => {
     const mempool = new Mempool(state, { chainId: 7 }, {}, (tx) => signatures.checkTx(tx));
     let respond!: (req: Uint8Array, peer: string) => Promise<unknown>;
     const env = { setTimeout: () => 0, clearTimeout: () => {}, now: () => 0 } as unknown as Env;
+    const peers = new PeerManager(() => 0);
     const relay = new TxRelay({
       env,
       mempool,
       signatures,
-      peers: new PeerManager(() => 0),
+      peers,
       clock: () => 1_000,
       names: { txPush: '/push' } as NetworkNames,
       serve: async (_name: string, _protocol: string, r: typeof respond) => void (respond = r),
@@ -100,6 +115,14 @@ describe('TxRelay serving a push', () => {
     assert.equal(mempool.size, 1);
     await respond(encodeTxBatch([...useless, transfer(funded, sink, 1n, 6n)]), 'peer');
     assert.equal(verified, 1, 'the one worth it, once');
+    assert.equal(mempool.size, 2);
+
+    // From a review: a push of forged signatures (free to make) was checked whole, then each
+    // again at admission, one at a time, after the pusher's ban: two thousand for one message.
+    verified = 0;
+    await respond(encodeTxBatch(forged(MAX_TXS_PER_BATCH, 7n)), 'forger');
+    assert.ok(verified <= FIRST_PEER_ROUND + 1, `${verified} signatures checked`);
+    assert.equal(peers.isBanned('forger'), true);
     assert.equal(mempool.size, 2);
   });
 });
@@ -160,5 +183,13 @@ describe('Gossip: a transaction batch', () => {
     assert.equal(verified(), 1);
     assert.equal(mempool.size, 1);
     assert.equal(peers.score('peer'), 0);
+  });
+
+  it('stops checking at the first round with a forged signature: forgeries are free to make', async () => {
+    const { validate, mempool, peers, verified } = txGossip();
+    assert.equal(await validate('forger', encodeTxBatch(forged(MAX_TXS_PER_BATCH))), 'reject');
+    assert.ok(verified() <= FIRST_PEER_ROUND + 1, `${verified()} signatures checked`);
+    assert.equal(peers.isBanned('forger'), true);
+    assert.equal(mempool.size, 0);
   });
 });
