@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { toHex } from '../ledger/bytes.ts';
-import { CairnError, DecodeError } from '../ledger/errors.ts';
+import { CairnError } from '../ledger/errors.ts';
 import { decodeBlock, type Block, type BlockHeader } from '../ledger/block.ts';
 import { TX_BYTES, type Transaction } from '../ledger/transaction.ts';
 import type { Mempool } from '../ledger/mempool.ts';
@@ -12,20 +12,10 @@ import { assemble, decodeCompactBlock, encodeCompactBlock, fetchBlockTxs, matchM
 import type { PeerManager } from './peers.ts';
 import type { NetworkStats, PeerRecords } from './peer-records.ts';
 import type { NetworkNames } from './protocols.ts';
-import type { Transport, Verdict } from './transport.ts';
+import { verdictFor, type Transport, type Verdict } from './transport.ts';
 import type { TxSignatureVerifier } from './tx-signatures.ts';
-import { MAX_TXS_PER_BATCH, decodeTxBatch, encodeTxBatch } from './wire.ts';
-
-/**
- * Every error → gossip verdict decision, in one place (Lodestar's shape). Reject lowers the
- * forwarding peer's standing with the transport and adds the error's ban score to ours; Ignore is
- * for what is nobody's fault (duplicates, stale or not-yet-valid data, a full mempool).
- */
-export function verdictFor(err: unknown): Verdict {
-  if (err instanceof DecodeError) return 'reject';
-  if (err instanceof CairnError) return err.banScore > 0 ? 'reject' : 'ignore';
-  return 'ignore'; // our own failure, not the peer's
-}
+import { MAX_TXS_PER_BATCH, encodeTxBatch } from './wire.ts';
+import { admitTxBatch } from './gossip-txs.ts';
 
 export interface GossipEvents {
   /** A gossiped block we could not place (unknown parent, or not rebuildable): sync from that peer. */
@@ -402,27 +392,23 @@ export class Gossip extends EventEmitter<GossipEvents> {
   }
 
   /**
-   * A batch of transactions: the new ones' signatures checked together on the pool, then all
-   * admitted in order, in one turn of the mempool. Forwarded if any was new and valid; rejected
-   * whole, and its sender punished, if any is invalid (one forged transaction spoils the
-   * message: nothing after it is admitted).
+   * A batch of transactions (node/gossip-txs.ts): forwarded if any was new and valid; rejected
+   * whole, and its sender punished, if any is invalid.
    */
   private async validateTxs(peer: string, data: Uint8Array): Promise<Verdict> {
-    const { mempool, signatures, clock } = this.o;
     try {
-      const txs = decodeTxBatch(data);
-      if (txs.length === 0) throw new DecodeError('DECODE_NON_CANONICAL', 'an empty transaction batch');
-      const fresh = txs.filter((tx) => !mempool.has(tx.id));
-      await signatures.preverifyFromPeer(await mempool.worthVerifying(fresh));
-      let admitted = 0;
-      for (const outcome of await mempool.addMany(fresh, clock(), (refusal) => verdictFor(refusal) === 'reject')) {
-        if (!(outcome instanceof Error)) admitted++;
-        else if (verdictFor(outcome) === 'reject') return this.reject(peer, outcome);
-      }
+      const admitted = await admitTxBatch(this.o, data, () => this.blocksArriving());
       if (admitted > 0) this.gave(peer, 'tx');
       return admitted > 0 ? 'accept' : 'ignore';
     } catch (err) {
       return this.reject(peer, err);
     }
+  }
+
+  /** Resolves once the compact blocks being rebuilt or imported here are in; undefined if none is. */
+  private blocksArriving(): Promise<void> | undefined {
+    if (this.rebuilding.size === 0 && this.forwarding.size === 0) return undefined;
+    const rebuilding = [...this.rebuilding.values()];
+    return Promise.all(rebuilding).then(() => Promise.all([...this.forwarding.values()].map((f) => f.settled))).then(() => undefined);
   }
 }

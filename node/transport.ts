@@ -1,5 +1,5 @@
 import type { EventEmitter } from 'node:events';
-import { CairnError } from '../ledger/errors.ts';
+import { CairnError, DecodeError } from '../ledger/errors.ts';
 
 /**
  * What gossip, sync, transaction relay and peer handling need from the network, and nothing
@@ -12,6 +12,17 @@ import { CairnError } from '../ledger/errors.ts';
  * standing with the transport, where it keeps one).
  */
 export type Verdict = 'accept' | 'ignore' | 'reject';
+
+/**
+ * Every error → gossip verdict decision, in one place (Lodestar's shape). Reject lowers the
+ * forwarding peer's standing with the transport and adds the error's ban score to ours; Ignore is
+ * for what is nobody's fault (duplicates, stale or not-yet-valid data, a full mempool).
+ */
+export function verdictFor(err: unknown): Verdict {
+  if (err instanceof DecodeError) return 'reject';
+  if (err instanceof CairnError) return err.banScore > 0 ? 'reject' : 'ignore';
+  return 'ignore'; // our own failure, not the peer's
+}
 
 export interface ConnectionInfo {
   readonly direction: 'inbound' | 'outbound';

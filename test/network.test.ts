@@ -667,6 +667,33 @@ describe('network: compact block relay', function () {
     assert.deepEqual(await c.node.db.getAccount(testKey(120).address), { balance: 15n, nonce: 0n });
   });
 
+  it('a transaction that spends what a block still importing here pays is admitted once that import ends', async () => {
+    // From a review: A imports its block, then relays a transaction spending the block's reward.
+    // B had the block first (relayed before its import) but was still importing it, so the
+    // transaction found no funds and was ignored; gossipsub never delivers a message twice, so B
+    // lost it for good, and never relayed it.
+    const [a, b] = await pair();
+    const miner = testKey(123);
+    const admissions: string[] = [];
+    const addMany = b.node.mempool.addMany.bind(b.node.mempool);
+    b.node.mempool.addMany = (txs, now, stopAt) => {
+      admissions.push(...txs.map((tx) => tx.idHex));
+      return addMany(txs, now, stopAt);
+    };
+    const release = holdImports(b);
+    const spend = transfer(miner, testKey(124).address, 5n, 0n);
+    try {
+      const [block] = await mineOn(a, 1, 123);
+      await waitFor(() => b.node.gossip.forwardedBlockBytes(block!.header.hash) !== undefined, 10_000, 'B to forward the block and import it');
+      await a.node.submitTransaction(spend);
+      await waitFor(() => admissions.includes(spend.idHex), 10_000, 'the transaction to reach B');
+      assert.equal(b.node.mempool.has(spend.id), false, 'no funds before the block');
+    } finally {
+      release();
+    }
+    await waitFor(() => b.node.mempool.has(spend.id), 10_000, 'B to admit the transaction once the block is in');
+  });
+
   it('a block it made goes out before its own import, and peers fetch what they lack from it meanwhile', async () => {
     const [a, b] = await pair();
     // Into A's mempool only (not relayed): B must fetch them from A while A's import is held.
