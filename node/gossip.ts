@@ -69,6 +69,8 @@ export const GOSSIP_FORK_DEPTH = 16;
  * is within a small factor of ours, while a claim far easier may be junk that cost one hash.
  */
 export const ORPHAN_TARGET_SLACK = 16n;
+/** A forwarder's whole answer matched the short ids and not the Merkle root: no honest node sends that. */
+const UNMADE_COMPACT_SCORE = 100;
 /** Compact blocks remembered by header and forwarder, so that each is rebuilt once (see firstFrom). */
 const MAX_REBUILT_FROM = 4096;
 
@@ -309,6 +311,9 @@ export class Gossip extends EventEmitter<GossipEvents> {
       // A short-id collision, or transactions we could not get: ask for all of them.
       const all = await fetchBlockTxs(transport, names, peer, compact, compact.shortIds.map((_, i) => i)).catch((err) => this.badAnswer(peer, err));
       block = all && assemble(compact, all, chain.params);
+      // Every transaction from the forwarder, each the one its short id names, and still not the
+      // header's: it holds the block it forwarded, so this is a compact block no block makes.
+      if (all && !block) this.o.peers.penalize(peer, UNMADE_COMPACT_SCORE, 'a compact block whose transactions, from its forwarder, do not make its header');
     }
     if (!block) {
       this.compactStats.failed++;

@@ -590,6 +590,26 @@ describe('network: compact block relay', function () {
     assert.deepEqual(penalties, [], 'an empty getBlockTxs answer is no offence');
   });
 
+  it('a forwarder whose own transactions, each its short id\'s, do not make the header costs its ban score', async () => {
+    // From a review: the forwarder holds the block its compact block was made from, so every
+    // transaction of it from the forwarder makes the header; ones that match the short ids and not
+    // the Merkle root are a compact block it could not have rebuilt itself, and went unpunished.
+    const [a, b] = await pair();
+    const withheld = mineChild(params, b.node.chain.tip, [transfer(alice, testKey(143).address, 3n, 0n)], { miner: testKey(60).address });
+    const decoys = [transfer(alice, testKey(144).address, 4n, 0n)];
+    const lie = encodeCompactBlock(withheld);
+    lie.set(decoys[0]!.id.subarray(0, SHORT_ID_BYTES), lie.length - SHORT_ID_BYTES);
+    await libp2pHost(a.node).unhandle(a.node.names.blockTxs);
+    await serve(libp2pHost(a.node), a.node.names.blockTxs, async (req) => encodeTxBatch(decodeGetBlockTxs(req).indexes.map((i) => decoys[i]!)), { timeoutMs: 5_000, maxBytes: 1 << 20, onBadRequest: () => {} });
+    const penalties: string[] = [];
+    b.node.peers.on('penalty', (peer, score, reason) => penalties.push(`${peer === a.node.transport.peerId ? 'A' : peer} ${score} ${reason}`));
+    const before = { ...b.node.gossip.compactStats };
+    await a.node.transport.publish(a.node.names.compactBlockTopic, lie);
+    await waitFor(() => b.node.gossip.compactStats.failed === before.failed + 1, 10_000, 'B to try the compact block');
+    assert.equal(b.node.gossip.compactStats.fetched, before.fetched + 1);
+    assert.deepEqual(penalties.map((p) => p.split(' ').slice(0, 2).join(' ')), ['A 100']);
+  });
+
   it("a peer's known height follows the blocks it gossips, between its statuses", async () => {
     // From a review: `cairn peers` showed a relaying peer at the height of its last status (asked
     // every 15 s, answered busy when asked too often) while it had given us 250 blocks since;
