@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { chmod, link, mkdir, open, rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { toHex } from '../ledger/bytes.ts';
+import { syncDirectory } from '../node/durable-file.ts';
 import { MAX_KEY_FILE_BYTES } from './key-file.ts';
 import { errnoText, KeystoreError } from './keystore-error.ts';
 
@@ -58,7 +59,7 @@ export async function writeNewFileAtomically(dir: string, file: string, content:
       if (await exists(file)) throw keyExists(address, file);
       await rename(temp, file);
     }
-    await syncDir(dir);
+    await syncDirectory(dir);
   } catch (err) {
     if (err instanceof KeystoreError) throw err;
     throw ioError(`cannot write key file ${file}`, err);
@@ -67,19 +68,6 @@ export async function writeNewFileAtomically(dir: string, file: string, content:
   }
 }
 
-/** Makes the new directory entry durable; not every platform can open a directory to sync it. */
-async function syncDir(dir: string): Promise<void> {
-  try {
-    const handle = await open(dir, 'r');
-    try {
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-  } catch {
-    // Best effort: the file itself is already synced.
-  }
-}
 
 export async function exists(path: string): Promise<boolean> {
   try {

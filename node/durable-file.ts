@@ -42,7 +42,7 @@ async function writeThenRename(file: string, data: Uint8Array | string): Promise
 }
 
 /** Keeps a rename in `dir` across a power cut; not every platform can open a directory to sync it. */
-async function syncDirectory(dir: string): Promise<void> {
+export async function syncDirectory(dir: string): Promise<void> {
   try {
     const handle = await open(dir, 'r');
     try {
