@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { bytesEqual, toHex } from '../ledger/bytes.ts';
 import { BlockRuleError, CairnError } from '../ledger/errors.ts';
-import { HEADER_BYTES, decodeBlock } from '../ledger/block.ts';
+import { decodeBlock } from '../ledger/block.ts';
 import type { Chain } from '../consensus/chain.ts';
 import { checkBlockSanity, type SaneBlock } from '../consensus/sanity.ts';
 import { LIE, PeerFault, answerHeaderRange, fetchHeaderChain, type HeaderChain } from './header-sync.ts';
@@ -89,7 +89,6 @@ export class Sync extends EventEmitter<SyncEvents> {
   private running: Promise<void> | undefined;
   /** Set by stop: no round starts after it, and the download under way ends. */
   private stopped = false;
-  private download_: BodyDownload | undefined;
   private again = false;
   private lastTarget = 0;
   /** Status requests in flight, one per peer: handshakes asked for meanwhile share it. */
@@ -98,8 +97,8 @@ export class Sync extends EventEmitter<SyncEvents> {
   private readonly notBefore = new Map<string, number>();
   /** Chains it will not, or may soon not, follow (node/fork-watch.ts). */
   private readonly forks: ForkWatch;
-  /** While bodies download: offers a peer whose status just arrived as one more provider. */
-  private joinDownload: ((peer: string, status: Status) => void) | undefined;
+  /** The body download under way: a peer whose status arrives and can serve it joins it; a stop ends it. */
+  private downloading: { readonly download: BodyDownload; readonly canServe: (status: Status) => boolean } | undefined;
 
   constructor(o: SyncOptions) {
     super();
@@ -189,7 +188,7 @@ export class Sync extends EventEmitter<SyncEvents> {
       return undefined;
     }
     this.statuses.set(peer, { peer, status });
-    this.joinDownload?.(peer, status);
+    if (this.downloading?.canServe(status)) this.downloading.download.join(peer);
     if (status.totalWork > chain.tip.totalWork) void this.requestSync();
     return status;
   }
@@ -228,7 +227,7 @@ export class Sync extends EventEmitter<SyncEvents> {
    */
   stop(): void {
     this.stopped = true;
-    this.download_?.end();
+    this.downloading?.download.end();
   }
 
   /** Starts a sync round, or asks the running one to go round again. Resolves when idle. */
@@ -369,16 +368,18 @@ export class Sync extends EventEmitter<SyncEvents> {
     // be followed: a peer whose status came in meanwhile claiming more work on another chain goes
     // first, before that line is crossed (node/fork-watch.ts).
     let checkedAtDepth = false;
+    let endedEarly = false;
     const keepGoing = async (blocks: readonly SaneBlock[]) => {
       // A batch of blocks we hold already (a side branch an earlier download left) imports nothing.
       const last = blocks.at(-1);
       if (checkedAtDepth || !last || last.header.height <= fork.height + chain.reorgDepth) return true;
       checkedAtDepth = true;
       const others = this.ahead().filter((s) => !tried.has(s.peer) && s.status.totalWork > check.totalWork);
-      return !(await this.forks.endsForHeavierChain(others, blocks[0]!.header));
+      endedEarly = await this.forks.endsForHeavierChain(others, blocks[0]!.header);
+      return !endedEarly;
     };
-    const finished = await this.download(first, check.tipHeight, providers, canServe, keepGoing);
-    if (!finished) this.again = true;
+    await this.download(first, check.tipHeight, providers, canServe, keepGoing);
+    if (endedEarly) this.again = true;
     this.emit('took');
   }
 
@@ -393,7 +394,7 @@ export class Sync extends EventEmitter<SyncEvents> {
    * sits out a pause, unpunished, and its batches go to the others: the first copy of a batch to
    * arrive is imported, so one slow peer costs a few batches asked twice rather than a wait on
    * every batch it holds (node/body-download.ts). A block that breaks a rule ends the download:
-   * the chain is bad (InvalidChain, for the header peer). False when `keepGoing` ended it early.
+   * the chain is bad (InvalidChain, for the header peer). `keepGoing` may end it before a batch.
    */
   private async download(
     first: number,
@@ -401,9 +402,8 @@ export class Sync extends EventEmitter<SyncEvents> {
     providers: string[],
     canServe: (status: Status) => boolean,
     keepGoing: (blocks: readonly SaneBlock[]) => Promise<boolean>,
-  ): Promise<boolean> {
+  ): Promise<void> {
     this.emit('download', last - first + 1);
-    let stopped = false;
     const { env, chain, peers } = this.o;
     const download = new BodyDownload({
       env,
@@ -419,21 +419,16 @@ export class Sync extends EventEmitter<SyncEvents> {
       },
       blame: (peer, err) => this.blame(peer, err),
       isBanned: (peer) => peers.isBanned(peer),
-      keepGoing: async (blocks) => (await keepGoing(blocks)) || ((stopped = true), false),
+      keepGoing,
     });
     for (const peer of providers) download.join(peer);
-    this.joinDownload = (peer, status) => {
-      if (canServe(status)) download.join(peer);
-    };
-    this.download_ = download;
+    this.downloading = { download, canServe };
     if (this.stopped) download.end();
     try {
       await download.run();
     } finally {
-      this.joinDownload = undefined;
-      this.download_ = undefined;
+      this.downloading = undefined;
     }
-    return !stopped;
   }
 
   /** A batch from one provider: each body must be the block asked for and match its header. */
