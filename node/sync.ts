@@ -13,17 +13,16 @@ import { importBlocks } from './import-blocks.ts';
 import type { PeerManager } from './peers.ts';
 import type { PeerRecords } from './peer-records.ts';
 import type { Serve } from './serving.ts';
-import { STATUS_REQUEST_MAX_BYTES, serveChain, type AdmitBlocks } from './chain-server.ts';
+import { serveChain, type AdmitBlocks } from './chain-server.ts';
+import { PeerStatuses } from './peer-statuses.ts';
 import type { NetworkNames } from './protocols.ts';
-import { TransportError, busyError, waitingOutBusy, type Transport } from './transport.ts';
+import { BusyMemory, TransportError, waitingOutBusy, type Transport } from './transport.ts';
 import {
   MAX_BLOCKS_PER_REQUEST,
-  decodeStatus,
   encodeGetBlocks,
   type Status,
 } from './wire.ts';
 
-const STATUS_TIMEOUT_MS = 5_000;
 const BLOCKS_TIMEOUT_MS = 20_000;
 export interface SyncProgress {
   readonly height: number;
@@ -85,16 +84,14 @@ export interface SyncOptions {
 export class Sync extends EventEmitter<SyncEvents> {
   private readonly o: SyncOptions;
   private readonly maxBlockBytes: number;
-  readonly statuses = new Map<string, { peer: string; status: Status }>();
+  private readonly known: PeerStatuses;
+  /** Busy answers' retry-afters, kept for every request of sync's. */
+  private readonly busy: BusyMemory;
   private running: Promise<void> | undefined;
   /** Set by stop: no round starts after it, and the download under way ends. */
   private stopped = false;
   private again = false;
   private lastTarget = 0;
-  /** Status requests in flight, one per peer: handshakes asked for meanwhile share it. */
-  private readonly asking = new Map<string, Promise<Status | undefined>>();
-  /** Per peer and protocol: not to be asked before then (its busy answer said so). */
-  private readonly notBefore = new Map<string, number>();
   /** Chains it will not, or may soon not, follow (node/fork-watch.ts). */
   private readonly forks: ForkWatch;
   /** The body download under way: a peer whose status arrives and can serve it joins it; a stop ends it. */
@@ -104,7 +101,17 @@ export class Sync extends EventEmitter<SyncEvents> {
     super();
     this.o = o;
     this.maxBlockBytes = o.chain.params.maxBlockBytes;
-    this.forks = new ForkWatch({ ...o, ask: (peer, protocol, request) => this.ask(peer, protocol, request) });
+    this.busy = new BusyMemory(() => o.env.now());
+    this.forks = new ForkWatch({ ...o, ask: (peer, protocol, request) => this.busy.ask(peer, protocol, request) });
+    this.known = new PeerStatuses({
+      ...o,
+      busy: this.busy,
+      onForeign: (peer) => this.emit('foreign', peer),
+      onStatus: (peer, status) => {
+        if (this.downloading?.canServe(status)) this.downloading.download.join(peer);
+        if (status.totalWork > o.chain.tip.totalWork) void this.requestSync();
+      },
+    });
   }
 
   /** True while a sync is running. */
@@ -130,79 +137,25 @@ export class Sync extends EventEmitter<SyncEvents> {
     });
   }
 
-  /**
-   * Asks `peer` on `protocol`, unless a busy answer of its asked us to wait: then (or when it
-   * answers busy now) a TRANSPORT_BUSY error, and the wait is remembered.
-   */
-  private async ask<T>(peer: string, protocol: string, request: () => Promise<T>): Promise<T> {
-    const key = `${peer}\n${protocol}`;
-    const wait = (this.notBefore.get(key) ?? 0) - this.o.env.now();
-    if (wait > 0) throw busyError(peer, protocol, wait);
-    this.notBefore.delete(key);
-    try {
-      return await request();
-    } catch (err) {
-      if (err instanceof TransportError && err.code === 'TRANSPORT_BUSY') this.notBefore.set(key, this.o.env.now() + err.retryAfterMs);
-      throw err;
-    }
-  }
-
   ourStatus(): Status {
     const { chain } = this.o;
     const tip = chain.tip;
     return { genesis: chain.db.genesis.header.hash, height: tip.height, tipHash: tip.hash, totalWork: tip.totalWork, prunedHeight: Math.min(tip.height, chain.db.history.prunedHeight) };
   }
 
-  /**
-   * The handshake: learn the peer's chain, refuse it if it is another network, sync if it is
-   * ahead. One status request per peer at a time: handshakes asked for meanwhile (a burst of
-   * orphan blocks, the status poll) share it.
-   */
+  /** What each peer of our network last said of its chain (node/peer-statuses.ts). */
+  get statuses(): Map<string, { peer: string; status: Status }> {
+    return this.known.byPeer;
+  }
+
+  /** The handshake: learn the peer's chain, refuse it if it is another network, sync if it is ahead. */
   handshake(peer: string): Promise<Status | undefined> {
-    let asking = this.asking.get(peer);
-    if (!asking) {
-      asking = this.askStatus(peer).finally(() => this.asking.delete(peer));
-      this.asking.set(peer, asking);
-    }
-    return asking;
+    return this.known.handshake(peer);
   }
 
-  private async askStatus(peer: string): Promise<Status | undefined> {
-    const { transport, names, chain, env } = this.o;
-    let status: Status;
-    const sent = env.now();
-    try {
-      status = decodeStatus(await this.ask(peer, names.status, () => transport.request(peer, names.status, new Uint8Array(0), { timeoutMs: STATUS_TIMEOUT_MS, maxBytes: STATUS_REQUEST_MAX_BYTES })));
-    } catch (err) {
-      // Busy: what it said last still stands; ask again later.
-      if (err instanceof TransportError && err.code === 'TRANSPORT_BUSY') return undefined;
-      if (err instanceof TransportError && err.code === 'TRANSPORT_UNSUPPORTED') this.emit('foreign', peer);
-      else if (err instanceof CairnError && err.banScore > 0) this.o.peers.penalize(peer, err.banScore, `status: ${err.message}`);
-      this.statuses.delete(peer);
-      return undefined;
-    }
-    const record = this.o.records?.get(peer);
-    if (record) record.rttMs = env.now() - sent;
-    if (!bytesEqual(status.genesis, chain.db.genesis.header.hash)) {
-      this.emit('foreign', peer);
-      return undefined;
-    }
-    this.statuses.set(peer, { peer, status });
-    if (this.downloading?.canServe(status)) this.downloading.download.join(peer);
-    if (status.totalWork > chain.tip.totalWork) void this.requestSync();
-    return status;
-  }
-
-  /**
-   * `peer` gave us block `hash`, now connected: it has that chain, whatever its last status said.
-   * A status is asked for every 15 s, and answered busy when asked too often, so a peer relaying a
-   * fast chain would otherwise be shown (and chosen as a body provider) at a height long past.
-   */
+  /** `peer` gave us block `hash`, now connected: it has that chain (node/peer-statuses.ts). */
   peerHas(peer: string, hash: Uint8Array): void {
-    const known = this.statuses.get(peer);
-    const entry = this.o.chain.getEntry(hash);
-    if (!known || !entry || entry.totalWork <= known.status.totalWork) return;
-    this.statuses.set(peer, { peer, status: { ...known.status, height: entry.height, tipHash: entry.hash, totalWork: entry.totalWork } });
+    this.known.peerHas(peer, hash);
   }
 
   /** The connected peers that claim more work than ours on a chain that forks below our floor. */
@@ -211,9 +164,9 @@ export class Sync extends EventEmitter<SyncEvents> {
   }
 
   forget(peer: string): void {
-    this.statuses.delete(peer);
+    this.known.byPeer.delete(peer);
     this.forks.forget(peer);
-    for (const key of this.notBefore.keys()) if (key.startsWith(`${peer}\n`)) this.notBefore.delete(key);
+    this.busy.forget(peer);
   }
 
   /** Resolves when no sync is running. */
@@ -284,7 +237,7 @@ export class Sync extends EventEmitter<SyncEvents> {
     if (err instanceof PeerFault) this.o.peers.penalize(peer, err.score, err.message);
     else if (err instanceof InvalidChain) this.o.peers.penalize(peer, err.reason.banScore, `sync: its chain holds an invalid block: ${err.message}`);
     else if (err instanceof CairnError) this.o.peers.penalize(peer, err.banScore, `sync: ${err.message}`);
-    this.statuses.delete(peer);
+    this.known.byPeer.delete(peer);
   }
 
   /**
@@ -292,7 +245,7 @@ export class Sync extends EventEmitter<SyncEvents> {
    * for this round: busy is the budget speaking, not a fault.
    */
   private readonly patientRequest: Transport['request'] = (to, protocol, body, options) =>
-    waitingOutBusy((ms) => sleep(this.o.env, ms), () => this.ask(to, protocol, () => this.o.transport.request(to, protocol, body, options)));
+    waitingOutBusy((ms) => sleep(this.o.env, ms), () => this.busy.ask(to, protocol, () => this.o.transport.request(to, protocol, body, options)));
 
   /** The peers ahead of us, not banned, the most work first. */
   private ahead(): { peer: string; status: Status }[] {
@@ -311,7 +264,7 @@ export class Sync extends EventEmitter<SyncEvents> {
       candidates: () => this.ahead(),
       request: this.patientRequest,
       requestMany: (to, protocol, body, max, options) =>
-        waitingOutBusy((ms) => sleep(this.o.env, ms), () => this.ask(to, protocol, () => transport.requestMany(to, protocol, body, max, options))),
+        waitingOutBusy((ms) => sleep(this.o.env, ms), () => this.busy.ask(to, protocol, () => transport.requestMany(to, protocol, body, max, options))),
       onHeaders: (height) => this.emit('headers', (this.lastTarget = height)),
       log: this.o.log ?? (() => {}),
     });
@@ -434,7 +387,7 @@ export class Sync extends EventEmitter<SyncEvents> {
   /** A batch from one provider: each body must be the block asked for and match its header. */
   async fetchBodies(peer: string, hashes: readonly Uint8Array[]): Promise<SaneBlock[]> {
     const { transport, names } = this.o;
-    const frames = await this.ask(peer, names.blocks, () =>
+    const frames = await this.busy.ask(peer, names.blocks, () =>
       transport.requestMany(peer, names.blocks, encodeGetBlocks(hashes), hashes.length, { timeoutMs: BLOCKS_TIMEOUT_MS, maxBytes: this.maxBlockBytes }),
     );
     return frames.map((bytes, i) => {

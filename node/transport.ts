@@ -193,3 +193,34 @@ export async function waitingOutBusy<T>(wait: (ms: number) => Promise<void>, att
     }
   }
 }
+
+/**
+ * The busy answers an asker was given, per peer and protocol: that peer is not asked on that
+ * protocol again before its retry-after is over (a TRANSPORT_BUSY error at once instead), as
+ * docs/PROTOCOL.md's "Busy" asks of every asker.
+ */
+export class BusyMemory {
+  private readonly now: () => number;
+  private readonly notBefore = new Map<string, number>();
+
+  constructor(now: () => number) {
+    this.now = now;
+  }
+
+  async ask<T>(peer: string, protocol: string, request: () => Promise<T>): Promise<T> {
+    const key = `${peer}\n${protocol}`;
+    const wait = (this.notBefore.get(key) ?? 0) - this.now();
+    if (wait > 0) throw busyError(peer, protocol, wait);
+    this.notBefore.delete(key);
+    try {
+      return await request();
+    } catch (err) {
+      if (err instanceof TransportError && err.code === 'TRANSPORT_BUSY') this.notBefore.set(key, this.now() + err.retryAfterMs);
+      throw err;
+    }
+  }
+
+  forget(peer: string): void {
+    for (const key of this.notBefore.keys()) if (key.startsWith(`${peer}\n`)) this.notBefore.delete(key);
+  }
+}
