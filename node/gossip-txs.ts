@@ -17,33 +17,40 @@ export interface TxBatchParts {
 /**
  * A gossiped batch of transactions: the new ones' signatures checked together on the pool, then
  * all admitted in order, in one turn of the mempool. Throws the first that is its sender's offence
- * (one forged transaction spoils the message: nothing after it is admitted); returns how many
- * entered.
+ * (one forged transaction spoils the message: nothing after it is admitted); returns those that
+ * entered, and whether they were the whole batch (every transaction of it, each once).
+ *
+ * Only a batch that entered whole is forwarded as it came: one new transaction among 999 others
+ * already pending would otherwise ride the whole batch through every node's mesh, 166 KB for one
+ * fee. What entered of any other batch the node relays itself, in a batch of its own.
  *
  * A forwarder relays a transaction once the block it builds on (one that funds its sender, or
  * holds its earlier nonces) is in there; that block may have reached us first, relayed before its
  * import, and still be on its way in here (`blocksArriving`). Gossip delivers a message once: what
  * such a block would let in is tried again when it is in, or lost.
  */
-export async function admitTxBatch(o: TxBatchParts, data: Uint8Array, blocksArriving: () => Promise<void> | undefined): Promise<number> {
+export async function admitTxBatch(
+  o: TxBatchParts,
+  data: Uint8Array,
+  blocksArriving: () => Promise<void> | undefined,
+): Promise<{ admitted: Transaction[]; whole: boolean }> {
   const txs = decodeTxBatch(data);
   if (txs.length === 0) throw new DecodeError('DECODE_NON_CANONICAL', 'an empty transaction batch');
   const first = await admit(o, txs.filter((tx) => !o.mempool.has(tx.id)));
   const arriving = first.awaitingBlock.length > 0 ? blocksArriving() : undefined;
-  if (!arriving) return first.admitted;
-  await arriving;
-  return first.admitted + (await admit(o, first.awaitingBlock)).admitted;
+  const admitted = arriving ? [...first.admitted, ...(await arriving.then(() => admit(o, first.awaitingBlock))).admitted] : first.admitted;
+  return { admitted, whole: admitted.length === txs.length };
 }
 
-/** Admits `fresh` in order: how many entered, and those refused for what a block may lift. */
-async function admit(o: TxBatchParts, fresh: readonly Transaction[]): Promise<{ admitted: number; awaitingBlock: Transaction[] }> {
+/** Admits `fresh` in order: those that entered, and those refused for what a block may lift. */
+async function admit(o: TxBatchParts, fresh: readonly Transaction[]): Promise<{ admitted: Transaction[]; awaitingBlock: Transaction[] }> {
   await o.signatures.preverifyFromPeer(await o.mempool.worthVerifying(fresh));
   const outcomes = await o.mempool.addMany(fresh, o.clock(), (refusal) => verdictFor(refusal) === 'reject');
-  let admitted = 0;
+  const admitted: Transaction[] = [];
   const awaitingBlock: Transaction[] = [];
   for (let i = 0; i < outcomes.length; i++) {
     const outcome = outcomes[i]!;
-    if (!(outcome instanceof Error)) admitted++;
+    if (!(outcome instanceof Error)) admitted.push(fresh[i]!);
     else if (verdictFor(outcome) === 'reject') throw outcome;
     else if (outcome instanceof CairnError && LIFTED_BY_A_BLOCK.has(outcome.code)) awaitingBlock.push(fresh[i]!);
   }

@@ -40,6 +40,8 @@ export interface GossipOptions {
   readonly stats?: NetworkStats;
   /** Milliseconds since the epoch, for the records. */
   readonly now?: () => number;
+  /** Relays a transaction admitted from a batch not forwarded whole (node/tx-relay.ts). */
+  readonly announceTx?: (tx: Transaction) => void;
 }
 
 /** The largest gossip message on any topic: a full block and its framing (docs/PROTOCOL.md, "Gossip"). */
@@ -397,14 +399,18 @@ export class Gossip extends EventEmitter<GossipEvents> {
   }
 
   /**
-   * A batch of transactions (node/gossip-txs.ts): forwarded if any was new and valid; rejected
-   * whole, and its sender punished, if any is invalid.
+   * A batch of transactions (node/gossip-txs.ts): forwarded if all of it was new and valid, and
+   * what was new relayed in a batch of our own if only part was; rejected whole, and its sender
+   * punished, if any is invalid.
    */
   private async validateTxs(peer: string, data: Uint8Array): Promise<Verdict> {
     try {
-      const admitted = await admitTxBatch(this.o, data, () => this.blocksArriving());
-      if (admitted > 0) this.gave(peer, 'tx');
-      return admitted > 0 ? 'accept' : 'ignore';
+      const { admitted, whole } = await admitTxBatch(this.o, data, () => this.blocksArriving());
+      if (admitted.length === 0) return 'ignore';
+      this.gave(peer, 'tx');
+      if (whole) return 'accept';
+      for (const tx of admitted) this.o.announceTx?.(tx);
+      return 'ignore';
     } catch (err) {
       return this.reject(peer, err);
     }

@@ -169,20 +169,39 @@ describe('Gossip: a transaction batch', () => {
     const transport = { subscribe: (topic: string, validate: GossipValidator) => void validators.set(topic, validate) } as unknown as Transport;
     const peers = new PeerManager(() => 0);
     const names = { blockTopic: '/blocks', compactBlockTopic: '/cblocks', txTopic: '/txs' } as NetworkNames;
-    new Gossip({ transport, names, chain: { params: { maxBlockBytes: 1 << 20 } }, mempool, peers, signatures, clock: () => 1_000 } as unknown as GossipOptions).start();
-    return { validate: validators.get('/txs')!, mempool, peers, verified: () => verified };
+    const relayed: Transaction[] = [];
+    const announceTx = (tx: Transaction) => void relayed.push(tx);
+    new Gossip({ transport, names, chain: { params: { maxBlockBytes: 1 << 20 } }, mempool, peers, signatures, clock: () => 1_000, announceTx } as unknown as GossipOptions).start();
+    return { validate: validators.get('/txs')!, mempool, peers, verified: () => verified, relayed };
   }
 
   it('checks each signature once, however many times the batch repeats its transaction', async () => {
     // From a review: a batch of one valid transaction a thousand times over was admitted (and so
     // forwarded) after a thousand verifications of the same signature, at every node it reached:
     // a thousand for its sender's one signing.
-    const { validate, mempool, peers, verified } = txGossip();
+    const { validate, mempool, peers, verified, relayed } = txGossip();
     const tx = transfer(FUNDED_KEYS[0]!, testKey(43).address, 1n, 0n);
-    assert.equal(await validate('peer', encodeTxBatch(Array.from({ length: MAX_TXS_PER_BATCH }, () => tx))), 'accept');
+    assert.equal(await validate('peer', encodeTxBatch(Array.from({ length: MAX_TXS_PER_BATCH }, () => tx))), 'ignore', 'not forwarded: it is not what entered');
     assert.equal(verified(), 1);
     assert.equal(mempool.size, 1);
     assert.equal(peers.score('peer'), 0);
+    assert.deepEqual(relayed.map((t) => t.id), [tx.id], 'what entered is relayed once, in a batch of our own');
+  });
+
+  it('forwards a batch as it came only when all of it entered: one new transaction does not carry 999 pending ones through the mesh', async () => {
+    // From a review of gossip: one new valid transaction (one fee) in a batch with 999 already
+    // pending was forwarded whole, 166 KB through every node's mesh.
+    const { validate, mempool, peers, relayed } = txGossip();
+    const pending = Array.from({ length: 5 }, (_, i) => transfer(FUNDED_KEYS[0]!, testKey(50).address, 1n, BigInt(i)));
+    assert.equal(await validate('first', encodeTxBatch(pending)), 'accept', 'all of it new: forwarded as it came');
+    assert.equal(relayed.length, 0);
+    const fresh = transfer(FUNDED_KEYS[0]!, testKey(50).address, 1n, 5n);
+    assert.equal(await validate('rider', encodeTxBatch([...pending, fresh])), 'ignore');
+    assert.deepEqual(relayed.map((t) => t.id), [fresh.id], 'the new one alone is relayed');
+    assert.equal(mempool.size, 6);
+    assert.equal(peers.score('rider'), 0, 'no offence: an honest relay can send what we had');
+    assert.equal(await validate('again', encodeTxBatch([...pending, fresh])), 'ignore', 'nothing new: not forwarded');
+    assert.equal(relayed.length, 1);
   });
 
   it('stops checking at the first round with a forged signature: forgeries are free to make', async () => {
