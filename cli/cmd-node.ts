@@ -142,13 +142,15 @@ export async function nodeCommand(argv: string[], out: Out): Promise<void> {
     addressIndex: !values['no-address-index'],
   });
   node.on('log', (lvl, msg, fields) => logger[lvl](fields ?? {}, msg));
+  /** Why the node stopped on its own (its store refused a write): the command fails with it. */
+  let failure: Error | undefined;
   const stopping = new Promise<void>((resolveStop) => {
     let signals = 0;
     const onSignal = (signal: string) => {
       if (++signals > 1) {
         // Asked twice, or a hang-up told twice (the terminal's to its foreground group, and the
         // shell's to its jobs): the first stop is under way.
-        if (signal === 'rpc stop' || signal === 'SIGHUP') return;
+        if (signal === 'rpc stop' || signal === 'SIGHUP' || signal === 'failure') return;
         process.exit(130); // a second Ctrl-C: do not wait
       }
       logger.info({ signal }, 'stopping');
@@ -159,6 +161,10 @@ export async function nodeCommand(argv: string[], out: Out): Promise<void> {
     for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => onSignal(signal));
     // `cairn stop` takes the same road as a signal.
     node.on('stopRequested', () => onSignal('rpc stop'));
+    node.on('failed', (err) => {
+      failure ??= err;
+      onSignal('failure');
+    });
   });
   try {
     await node.start();
@@ -182,6 +188,7 @@ export async function nodeCommand(argv: string[], out: Out): Promise<void> {
   await stopping;
   await node.stop();
   logger.info('stopped');
+  if (failure) throw failure;
   void out;
 }
 

@@ -1,6 +1,7 @@
 /** What ChainDB (ledger/chaindb.ts) is opened with and hands out, apart from the class itself. */
 import type { Block } from './block.ts';
 import type { FlushScheduler } from './commit-queue.ts';
+import type { StoreError } from './errors.ts';
 import type { BlockEffects } from './state.ts';
 
 export interface ChainTip {
@@ -27,6 +28,11 @@ export interface ChainDBOptions {
   readonly indexers?: readonly BlockIndexer[];
   /** Tree nodes below the top kept in memory (ledger/tree-store.ts; the simulator makes it small). */
   readonly cachedTreeNodes?: number;
+  /**
+   * Told once when a write to the store fails (a full disk, a read-only remount): memory is then
+   * ahead of the store, which takes nothing more, and whoever runs the chain must stop it.
+   */
+  readonly onWriteFailed?: (err: StoreError) => void;
 }
 
 export interface TxLocation {

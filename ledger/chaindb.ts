@@ -75,6 +75,7 @@ export class ChainDB implements AccountSource, TreeNodeReader {
         for (const a of committed) this.cacheAccount(a.key, a.account ?? undefined);
       },
       options.scheduleFlush,
+      options.onWriteFailed,
     );
     this.history = new ChainHistory(kv, () => this.writes.flushed());
     this.snapshots = new SnapshotStore(kv);

@@ -111,16 +111,23 @@ export class CommitQueue {
 
   private readonly schedule: FlushScheduler;
   private scheduled = false;
+  private readonly onFailed: (err: StoreError) => void;
 
   constructor(
     write: WriteBatch,
     /** Told the accounts a flush committed (their caches may keep them); its nodes the tree's cache has since they were queued. */
     onCommitted: (accounts: readonly AccountWrite[]) => void,
     schedule: FlushScheduler = immediately,
+    /**
+     * Told once, when a flush fails: no writer may be waiting to hear it (a block's unit is queued
+     * and its import done before its flush starts), and nothing the queue takes after is written.
+     */
+    onFailed: (err: StoreError) => void = () => {},
   ) {
     this.write = write;
     this.onCommitted = onCommitted;
     this.schedule = schedule;
+    this.onFailed = onFailed;
   }
 
   /**
@@ -263,6 +270,7 @@ export class CommitQueue {
         },
         (err: Error) => {
           this.failure = new StoreError('STORE_WRITE_FAILED', `a write to the store failed; the node must restart: ${err.message}`);
+          this.onFailed(this.failure);
         },
       )
       .finally(() => {

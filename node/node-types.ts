@@ -92,7 +92,7 @@ export interface NodePartsOf<Node> {
   readonly release?: () => Promise<void>;
 }
 
-export type LogLevel = 'info' | 'warn' | 'debug';
+export type LogLevel = 'error' | 'info' | 'warn' | 'debug';
 
 export interface NodeEvents {
   log: [level: LogLevel, message: string, fields?: Record<string, unknown>];
@@ -100,4 +100,6 @@ export interface NodeEvents {
   block: [block: Block, source: 'mined' | 'received'];
   /** Someone asked over RPC for a clean stop; whoever runs the node decides how (cli/cmd-node.ts). */
   stopRequested: [];
+  /** The node cannot go on (its store refused a write): whoever runs it stops it and reports `err`; without a listener it stops itself. */
+  failed: [err: Error];
 }

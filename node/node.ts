@@ -92,7 +92,12 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     // A connected block's batch is built on the next turn of the event loop, after its connection
     // has been announced and relayed.
     const indexers = p.addressIndex ? [addressIndexer] : [];
-    this.db = await ChainDB.open(await p.openStore(), p.params, { scheduleFlush: (start) => this.env.defer(start), indexers, cachedTreeNodes: p.cachedTreeNodes });
+    this.db = await ChainDB.open(await p.openStore(), p.params, {
+      scheduleFlush: (start) => this.env.defer(start),
+      indexers,
+      cachedTreeNodes: p.cachedTreeNodes,
+      onWriteFailed: (err) => this.fail(err),
+    });
     if (p.addressIndex) this.addressIndex = await AddressIndex.open(this.db);
     else await AddressIndex.turnOff(this.db);
     this.signatures = new TxSignatureVerifier(p.verifier);
@@ -368,6 +373,19 @@ export class CairnNode extends EventEmitter<NodeEvents> {
    */
   requestStop(): void {
     this.env.defer(() => (this.listenerCount('stopRequested') > 0 ? this.emit('stopRequested') : void this.stop()));
+  }
+
+  /**
+   * The store refused a write (a full disk, a read-only remount, a failing disk): the chain in
+   * memory is ahead of the store, which takes nothing more, so going on would serve a tip the node
+   * cannot keep and import nothing. Said once, as an error, and the node stops: by whoever runs it
+   * if it listens ('failed'; cli/cmd-node.ts exits with the error), else by itself. The next start
+   * opens the store at its last committed block.
+   */
+  private fail(err: Error): void {
+    if (this.stopped) return;
+    this.emit('log', 'error', `stopping: ${err.message}`);
+    this.env.defer(() => (this.listenerCount('failed') > 0 ? this.emit('failed', err) : void this.stop()));
   }
 
   /** Dials `addr` now and keeps it among the peers to redial. */

@@ -150,16 +150,19 @@ describe('CommitQueue (ChainDB group commit)', () => {
     assert.equal(batches.length, 3);
   });
 
-  it('a failed flush refuses every later write and wait with STORE_WRITE_FAILED', async () => {
+  it('a failed flush refuses every later write and wait with STORE_WRITE_FAILED, and is told once', async () => {
     const { store, batches } = manualStore();
-    const q = new CommitQueue(store, () => {});
+    const told: StoreError[] = [];
+    const q = new CommitQueue(store, () => {}, undefined, (err) => told.push(err));
     q.enqueue([put(1)]);
     q.enqueue([put(2)]);
     batches[0]!.finish(new Error('disk full'));
     await assert.rejects(q.flushed(), (err: unknown) => err instanceof StoreError && err.code === 'STORE_WRITE_FAILED');
+    assert.deepEqual(told.map((e) => e.code), ['STORE_WRITE_FAILED'], 'no writer may be waiting to hear it: whoever runs the store is told');
     assert.equal(batches.length, 1, 'nothing after a failed batch is written: it would build on what is not there');
     assert.throws(() => q.enqueue([put(3)]), (err: unknown) => err instanceof StoreError && err.code === 'STORE_WRITE_FAILED');
     await assert.rejects(q.backpressure(), StoreError);
+    assert.equal(told.length, 1);
   });
 
   it('reuses a committed batch\'s log for a later one, never one whose write is still in flight', async () => {
