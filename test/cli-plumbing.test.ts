@@ -3,8 +3,8 @@
  * failure it is handed, and the launcher that picks what to run.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { copyFileSync, mkdirSync, utimesSync, writeFileSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, utimesSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { DEFAULT_PORTS, listenAddress, UsageError } from '../cli/args.ts';
@@ -101,6 +101,45 @@ describe('cli plumbing', function () {
       assert.ok(m, lines[0]);
       const at = Date.parse(m[1]!);
       assert.ok(at >= before && at <= after, `${m[1]} is now, in UTC`);
+    });
+  });
+
+  describe('log lines to an output that takes none', () => {
+    let child: ChildProcess | undefined;
+    afterEach(() => {
+      if (child?.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      child = undefined;
+    });
+
+    it('a full disk (/dev/full) neither ends the process nor holds it at its exit', async () => {
+      // From a review: the first line's ENOSPC was an 'error' no one handled, and pino's flush at
+      // the exit that followed retried it for ever, asleep: a node that neither ran nor ended.
+      if (!existsSync('/dev/full')) {
+        console.log('SKIPPED: no /dev/full on this system');
+        return;
+      }
+      const log = pathToFileURL(join(REPO, 'cli', 'log.ts')).href;
+      const script = `import { createLogger } from ${JSON.stringify(log)};
+        const logger = createLogger('info', false);
+        logger.info({ height: 1 }, 'mined block');
+        await new Promise((r) => setTimeout(r, 50));
+        logger.info({ height: 2 }, 'mined block');
+        await new Promise((r) => setImmediate(r));
+        process.stderr.write('still running\\n');
+        process.exit(0);`;
+      const out = openSync('/dev/full', 'w');
+      try {
+        child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', out, 'pipe'] });
+      } finally {
+        closeSync(out);
+      }
+      let stderr = '';
+      child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+      const exited = new Promise<number | null>((r) => child!.once('exit', (code) => r(code)));
+      const code = await waitFor('the process to end', async () => (child!.exitCode ?? child!.signalCode ?? undefined), 15_000, 25);
+      assert.equal(code, 0, stderr);
+      assert.equal(await exited, 0);
+      assert.equal(stderr, 'still running\n');
     });
   });
 
