@@ -177,7 +177,11 @@ export class Chain extends EventEmitter<ChainEvents> {
     return this.lock.run(async () => {
       if (this.tip.height !== 0) throw new Error('a snapshot is adopted only by a chain at genesis');
       await this.db.flushed();
-      await install();
+      // One that fails part-way leaves the state half replaced under this chain's memory: the
+      // store takes nothing more, and the next open finishes the install.
+      await install().catch((err: unknown) => {
+        throw this.db.writeFailed(err);
+      });
       await this.db.reload();
       this.index = await ChainIndex.load(this.db, this.index.reorgDepth, this.options.window ?? DEFAULT_WINDOW);
       this.forkChoice.candidates.clear();

@@ -120,6 +120,15 @@ export class ChainDB implements AccountSource, TreeNodeReader {
     return this.writes.flushed();
   }
 
+  /**
+   * A write outside the commit queue failed where it leaves the store unlike what memory holds (a
+   * snapshot's install, part-way): the queue refuses from now on and whoever runs the chain is
+   * told (`onWriteFailed`); only a reopen, which finishes such an install, puts it right.
+   */
+  writeFailed(err: unknown): StoreError {
+    return this.writes.fail(err instanceof Error ? err : new Error(String(err)));
+  }
+
   /** Waits while the commit queue is long: what keeps memory bounded under a fast import. */
   backpressure(): Promise<void> {
     return this.writes.backpressure();

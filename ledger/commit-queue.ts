@@ -232,6 +232,19 @@ export class CommitQueue {
     this.check();
   }
 
+  /**
+   * The store refused a write, this queue's or another's (a snapshot's install): from now on the
+   * queue refuses every write and every wait for one, and `onFailed` is told, once. Returns the
+   * error it refuses with.
+   */
+  fail(err: Error): StoreError {
+    if (!this.failure) {
+      this.failure = new StoreError('STORE_WRITE_FAILED', `a write to the store failed; the node must restart: ${err.message}`);
+      this.onFailed(this.failure);
+    }
+    return this.failure;
+  }
+
   private check(): void {
     if (this.failure) throw this.failure;
   }
@@ -268,10 +281,7 @@ export class CommitQueue {
           }
           this.onCommitted(committed);
         },
-        (err: Error) => {
-          this.failure = new StoreError('STORE_WRITE_FAILED', `a write to the store failed; the node must restart: ${err.message}`);
-          this.onFailed(this.failure);
-        },
+        (err: Error) => void this.fail(err),
       )
       .finally(() => {
         this.inFlight = undefined;

@@ -10,6 +10,7 @@ import { StoreError } from '../ledger/errors.ts';
 import type { BatchOp, KeyRange, KvStore } from '../ledger/kv.ts';
 import { MemoryDisk } from '../ledger/kv-memory.ts';
 import { auditChainDB } from '../ledger/audit.ts';
+import { Chain } from '../consensus/chain.ts';
 import { CairnNode } from '../node/node.ts';
 import { createNode } from '../node/launch.ts';
 import { tempDir } from './helpers/fixtures.ts';
@@ -115,5 +116,25 @@ describe('a store that refuses a write', function () {
     kv.failWith = new Error('IO error: read-only file system');
     await mineOn({ node } as TestNode, 1);
     await waitFor(() => released, 10_000, 'the node to stop and release its threads');
+  });
+
+  it("a snapshot's install that fails part-way: the store takes nothing more and whoever runs the chain is told", async () => {
+    // From a review: sync caught the failure and tried again later, the node running on over a
+    // state half replaced (genesis accounts cleared, the snapshot's half written).
+    const failures: StoreError[] = [];
+    const db = await ChainDB.open(new MemoryDisk().open(), params, { onWriteFailed: (err) => failures.push(err) });
+    try {
+      const chain = await Chain.open(db, { clock: () => params.timestamp });
+      await assert.rejects(
+        chain.adoptSnapshot(async () => {
+          throw new Error('IO error: /data/chain/000007.log: No space left on device');
+        }),
+        (err: unknown) => err instanceof StoreError && err.code === 'STORE_WRITE_FAILED' && /No space left/.test(err.message),
+      );
+      assert.deepEqual(failures.map((e) => e.code), ['STORE_WRITE_FAILED']);
+      await assert.rejects(db.flushed(), StoreError);
+    } finally {
+      await db.close();
+    }
   });
 });
