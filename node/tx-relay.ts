@@ -22,6 +22,15 @@ const MAX_BUSY_PER_BATCH = 3;
  * per transaction held nodes' event loops for seconds at a thousand transactions a second.
  */
 const ANNOUNCE_DELAY_MS = 10;
+/**
+ * A peer that dialled us gets our whole mempool at most this often per IP. An identity costs
+ * nothing and a reconnect little, while a push is up to 33 MB of our upload (and a sort): without
+ * it one host reconnecting under fresh identities had the mempool sent to it again each time. Peers
+ * we dialled, and the machine's own processes, are sent it on every connection.
+ */
+export const MEMPOOL_PUSH_PER_IP_INTERVAL_MS = 10 * 60_000;
+/** IPs remembered for that at most: the oldest goes first. */
+const MEMPOOL_PUSH_IPS = 4_096;
 
 /**
  * Relays transactions this node admitted itself (from its user, or from a push): gathered for a
@@ -49,6 +58,8 @@ export class TxRelay {
   };
 
   private outbox: Transaction[] = [];
+  /** The IPs of inbound peers sent our mempool, and when: oldest first. */
+  private readonly mempoolSentTo = new Map<string, number>();
   private flushTimer: Timer | undefined;
   private stopped = false;
 
@@ -129,9 +140,27 @@ export class TxRelay {
     await Promise.all(this.o.transport.peers().map((peer) => this.push(peer, txs)));
   }
 
-  /** Our whole mempool, in nonce order per sender, for a peer that just connected. */
+  /**
+   * Our whole mempool, in nonce order per sender, for a peer that just connected: unless it dialled
+   * us from an IP sent it within MEMPOOL_PUSH_PER_IP_INTERVAL_MS (it hears of new ones by gossip).
+   */
   async pushMempool(peer: string): Promise<void> {
+    if (!this.mayPushMempool(peer)) return;
     const txs = [...this.o.mempool.entries()].map((e) => e.tx).sort((a, b) => (a.nonce < b.nonce ? -1 : a.nonce > b.nonce ? 1 : 0));
     await this.push(peer, txs);
+  }
+
+  private mayPushMempool(peer: string): boolean {
+    const ip = this.o.peers.ipOf(peer);
+    if (this.o.records?.get(peer)?.direction !== 'inbound' || ip === undefined) return true;
+    const now = this.o.env.now();
+    for (const [sentTo, at] of this.mempoolSentTo) {
+      // A clock set back leaves no IP waiting out the time it went back.
+      if (now - at < MEMPOOL_PUSH_PER_IP_INTERVAL_MS && now >= at && this.mempoolSentTo.size < MEMPOOL_PUSH_IPS) break;
+      this.mempoolSentTo.delete(sentTo);
+    }
+    if (this.mempoolSentTo.has(ip)) return false;
+    this.mempoolSentTo.set(ip, now);
+    return true;
   }
 }

@@ -4,7 +4,8 @@
  * served costs a signature check only for what admission's cheap checks would not refuse.
  */
 import assert from 'node:assert/strict';
-import { TxRelay } from '../node/tx-relay.ts';
+import { MEMPOOL_PUSH_PER_IP_INTERVAL_MS, TxRelay } from '../node/tx-relay.ts';
+import { PeerRecords } from '../node/peer-records.ts';
 import { MAX_RETRY_AFTER_MS, busyError, type Transport } from '../node/transport.ts';
 import type { Env } from '../node/env.ts';
 import type { NetworkNames } from '../node/protocols.ts';
@@ -67,6 +68,54 @@ describe('TxRelay.push', () => {
     await r.push('peer', txs);
     assert.deepEqual(waits, []);
     assert.equal(asked(), 1);
+  });
+});
+
+describe('TxRelay.pushMempool', () => {
+  it('sends the whole mempool to one IP that dialled us at most once in the interval, however many identities it comes under', async () => {
+    // From a review: every new connection was sent the whole mempool (up to 33 MB), so one host
+    // reconnecting under fresh identities had it sent again each time.
+    let now = 1_000_000;
+    const pushedTo: string[] = [];
+    const transport = {
+      request: async (peer: string) => {
+        pushedTo.push(peer);
+        return new Uint8Array(0);
+      },
+    } as unknown as Transport;
+    const env = { now: () => now } as unknown as Env;
+    const state = new MemoryAccounts();
+    state.set(FUNDED_KEYS[0]!.address, { balance: 1_000_000n, nonce: 0n });
+    const mempool = new Mempool(state, { chainId: 7 }, {});
+    await mempool.add(transfer(FUNDED_KEYS[0]!, testKey(40).address, 1n, 0n), 0);
+    assert.equal(mempool.size, 1);
+    const peers = new PeerManager(() => now);
+    const records = new PeerRecords();
+    const connect = (peer: string, direction: 'inbound' | 'outbound', remoteAddr: string) => {
+      records.connected(peer, { direction, remoteAddr }, now);
+      peers.connectedFrom(peer, remoteAddr);
+    };
+    const r = new TxRelay({ transport, env, names: { txPush: '/push' } as NetworkNames, mempool, peers, records } as unknown as TxRelay['o']);
+    const pushes = async (peer: string) => {
+      const before = pushedTo.length;
+      await r.pushMempool(peer);
+      return pushedTo.length - before;
+    };
+
+    connect('a1', 'inbound', '/ip4/203.0.113.5/tcp/4001');
+    assert.equal(await pushes('a1'), 1);
+    connect('a2', 'inbound', '/ip4/203.0.113.5/tcp/4002');
+    assert.equal(await pushes('a2'), 0, 'the same IP under a new identity');
+    connect('b1', 'inbound', '/ip4/198.51.100.7/tcp/4001');
+    assert.equal(await pushes('b1'), 1, 'another IP');
+    connect('a3', 'outbound', '/ip4/203.0.113.5/tcp/4003');
+    assert.equal(await pushes('a3'), 1, 'a peer we dialled');
+    connect('local', 'inbound', '/ip4/127.0.0.1/tcp/4001');
+    assert.equal(await pushes('local'), 1);
+    assert.equal(await pushes('local'), 1, "the machine's own processes, every time");
+    now += MEMPOOL_PUSH_PER_IP_INTERVAL_MS;
+    connect('a4', 'inbound', '/ip4/203.0.113.5/tcp/4004');
+    assert.equal(await pushes('a4'), 1, 'once the interval is over');
   });
 });
 
