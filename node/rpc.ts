@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { randomBytes, timingSafeEqual } from 'node:crypto';
-import { writeFile, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CairnError } from '../ledger/errors.ts';
 import { RPC_ENDPOINT_FILE, RPC_ERRORS, type RpcEndpointFile } from './rpc-types.ts';
@@ -9,6 +9,7 @@ import { methodDoc, RPC_DOC } from './rpc-doc.ts';
 import { validate } from './json-schema.ts';
 import type { NodeView } from './view.ts';
 import { localUrl } from './http/local-url.ts';
+import { replaceFile } from './durable-file.ts';
 
 export const MAX_RPC_BODY_BYTES = 1 << 20;
 const MAX_BATCH = 1000;
@@ -88,14 +89,21 @@ export class JsonRpcServer<C> {
       server.once('error', reject);
       server.listen(this.port, this.host, () => resolve());
     });
-    this.server = server;
     const address = server.address();
     const port = typeof address === 'object' && address ? address.port : this.port;
-    this.url = localUrl(this.host, port);
-    this.endpointFile = join(this.datadir, RPC_ENDPOINT_FILE);
-    const endpoint: RpcEndpointFile = { url: this.url, token: this.token, pid: process.pid };
-    await writeFile(this.endpointFile, JSON.stringify(endpoint) + '\n', { mode: 0o600 });
-    return this.url;
+    const url = localUrl(this.host, port);
+    const endpointFile = join(this.datadir, RPC_ENDPOINT_FILE);
+    const endpoint: RpcEndpointFile = { url, token: this.token, pid: process.pid };
+    // Whole or not at all: a CLI must never read half a token. Without it nobody can use the
+    // server, so a start that cannot write it (a full disk) fails and leaves no port open.
+    await replaceFile(endpointFile, JSON.stringify(endpoint) + '\n').catch(async (err: unknown) => {
+      await new Promise((closed) => server.close(closed));
+      throw err;
+    });
+    this.server = server;
+    this.url = url;
+    this.endpointFile = endpointFile;
+    return url;
   }
 
   async stop(): Promise<void> {

@@ -8,6 +8,9 @@ import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'no
 import { join } from 'node:path';
 import { loadOrCreatePeerKey, PEER_KEY_FILE } from '../node/libp2p/identity.ts';
 import { replaceFile } from '../node/durable-file.ts';
+import { createServer } from 'node:net';
+import { JsonRpcServer } from '../node/rpc.ts';
+import { RPC_ENDPOINT_FILE } from '../node/rpc-types.ts';
 import { tempDir } from './helpers/fixtures.ts';
 
 describe('files kept beside the store', () => {
@@ -51,4 +54,35 @@ describe('files kept beside the store', () => {
     await assert.rejects(replaceFile(file, 'new'));
     assert.equal(readFileSync(file, 'utf8'), 'old');
   });
+
+  it('rpc.json is written whole (mode 0600); an RPC start that cannot write it fails and leaves no port open', async () => {
+    // From a review of a full disk: rpc.json was written in place (a CLI could read half a token),
+    // and an RPC start that failed to write it left its server listening, unusable, until exit.
+    const file = join(dir.path, RPC_ENDPOINT_FILE);
+    const rpc = new JsonRpcServer({}, {}, { datadir: dir.path });
+    const url = await rpc.start();
+    assert.equal((JSON.parse(readFileSync(file, 'utf8')) as { url: string }).url, url);
+    assert.equal((statSync(file).mode & 0o777).toString(8), '600');
+    await rpc.stop();
+
+    mkdirSync(`${file}.tmp`); // the write cannot be made
+    const port = await freePort();
+    const blocked = new JsonRpcServer({}, {}, { datadir: dir.path, port });
+    const started = await blocked.start().then(() => true, () => false);
+    if (started) await blocked.stop(); // so that a failure here cannot hold the run open
+    assert.equal(started, false, 'the start fails');
+    assert.equal(existsSync(file), false);
+    const again = createServer();
+    await new Promise<void>((listening, failed) => again.once('error', failed).listen(port, '127.0.0.1', listening));
+    await new Promise((closed) => again.close(closed));
+  });
 });
+
+/** A port free now on 127.0.0.1. */
+async function freePort(): Promise<number> {
+  const probe = createServer();
+  await new Promise<void>((listening) => probe.listen(0, '127.0.0.1', listening));
+  const { port } = probe.address() as { port: number };
+  await new Promise((closed) => probe.close(closed));
+  return port;
+}
