@@ -133,9 +133,27 @@ function post(url: string, token: string, body: string, timeoutMs: number): Prom
 export async function connect(values: Record<string, unknown>): Promise<RpcClient> {
   const url = typeof values['rpc'] === 'string' ? values['rpc'] : undefined;
   if (url) {
+    checkRpcUrl(url);
     const token = (typeof values['rpc-token'] === 'string' ? values['rpc-token'] : undefined) ?? process.env['CAIRN_RPC_TOKEN'];
     if (!token) throw new UsageError('--rpc needs --rpc-token (or CAIRN_RPC_TOKEN)');
     return new RpcClient(url, token);
   }
   return RpcClient.fromDatadir(typeof values['datadir'] === 'string' ? values['datadir'] : DEFAULT_DATADIR);
+}
+
+/**
+ * Refuses an --rpc that is no http(s) URL. Without a scheme (`127.0.0.1:7371`, `localhost:7371`)
+ * the request failed before it left, and the user read "not answering; is it running?" about a
+ * node that was running.
+ */
+function checkRpcUrl(url: string): void {
+  let parsed: URL | undefined;
+  try {
+    parsed = new URL(url);
+  } catch {
+    parsed = undefined;
+  }
+  if (parsed && (parsed.protocol === 'http:' || parsed.protocol === 'https:') && parsed.hostname !== '') return;
+  const hint = /^[^/:]+:\d+\/?$/.test(url) ? `: did you mean http://${url}?` : '';
+  throw new UsageError(`--rpc must be the node's URL, http://HOST:PORT (its rpc.json says it), got "${url}"${hint}`);
 }

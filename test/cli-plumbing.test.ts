@@ -12,6 +12,7 @@ import { explainStartFailure, listenFailures } from '../cli/start-errors.ts';
 import { createLogger } from '../cli/log.ts';
 import { datadirFailure } from '../cli/datadir.ts';
 import { syncText } from '../cli/cmd-inspect.ts';
+import { connect, RpcClient } from '../cli/rpc-client.ts';
 import type { StatusResult } from '../node/rpc-types.ts';
 import { tempDir } from './helpers/fixtures.ts';
 import { CAIRN_BIN, REPO, runCli, waitFor } from './helpers/cli.ts';
@@ -71,6 +72,31 @@ describe('cli plumbing', function () {
       assert.equal(listenAddress('::1', 0), '/ip6/::1/tcp/0');
       assert.equal(listenAddress('::', 7370), '/ip6/::/tcp/7370');
       assert.throws(() => listenAddress('localhost', 0), (err: unknown) => err instanceof UsageError && /^--p2p-host must be an IP address, got "localhost"/.test(err.message));
+    });
+  });
+
+  describe('--rpc', () => {
+    const refused = (url: string) => connect({ rpc: url, 'rpc-token': 't' }).then(
+      () => assert.fail(`--rpc ${url} was taken`),
+      (err: unknown) => {
+        assert.ok(err instanceof UsageError, String(err));
+        return err.message;
+      },
+    );
+
+    it('a URL without its scheme is a usage error naming it, not "not answering; is it running?" about a node that runs', async () => {
+      assert.equal(await refused('127.0.0.1:7371'), '--rpc must be the node\'s URL, http://HOST:PORT (its rpc.json says it), got "127.0.0.1:7371": did you mean http://127.0.0.1:7371?');
+      assert.match(await refused('localhost:7371/'), /did you mean http:\/\/localhost:7371\/\?$/);
+      assert.match(await refused('ftp://127.0.0.1:7371'), /^--rpc must be the node's URL, http:\/\/HOST:PORT .*got "ftp:\/\/127.0.0.1:7371"$/);
+      assert.match(await refused('http://'), /got "http:\/\/"$/);
+    });
+
+    it('an http or https URL is taken as it is', async () => {
+      for (const url of ['http://127.0.0.1:7371/', 'http://[::1]:7371', 'https://node.example:443/rpc']) {
+        const client = await connect({ rpc: url, 'rpc-token': 't' });
+        assert.ok(client instanceof RpcClient);
+        assert.equal(client.url, url);
+      }
     });
   });
 
