@@ -12,7 +12,7 @@ import { assemble, decodeCompactBlock, encodeCompactBlock, fetchBlockTxs, matchM
 import type { PeerManager } from './peers.ts';
 import type { NetworkStats, PeerRecords } from './peer-records.ts';
 import type { NetworkNames } from './protocols.ts';
-import { verdictFor, type Transport, type Verdict } from './transport.ts';
+import { isOwnFailure, ownFailureFields, verdictFor, type Transport, type Verdict } from './transport.ts';
 import type { TxSignatureVerifier } from './tx-signatures.ts';
 import { MAX_TXS_PER_BATCH, encodeTxBatch } from './wire.ts';
 import { admitTxBatch } from './gossip-txs.ts';
@@ -42,6 +42,8 @@ export interface GossipOptions {
   readonly now?: () => number;
   /** Relays a transaction admitted from a batch not forwarded whole (node/tx-relay.ts). */
   readonly announceTx?: (tx: Transaction) => void;
+  /** Where a validation that failed on our side (a bug, the store) is told: it costs no peer. */
+  readonly log?: (level: 'warn', message: string, fields?: Record<string, unknown>) => void;
 }
 
 /** The largest gossip message on any topic: a full block and its framing (docs/PROTOCOL.md, "Gossip"). */
@@ -164,6 +166,8 @@ export class Gossip extends EventEmitter<GossipEvents> {
     if (verdict === 'reject') {
       this.o.peers.penalize(peer, err instanceof CairnError ? err.banScore : 100, `invalid gossip: ${(err as Error).message}`);
       this.emit('invalid', peer, err);
+    } else if (isOwnFailure(err)) {
+      this.o.log?.('warn', `gossip from ${peer} failed on our side, not the peer's: ${(err as Error)?.message ?? String(err)}`, ownFailureFields(err, { peer }));
     }
     return verdict;
   }

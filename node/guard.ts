@@ -3,7 +3,7 @@ import type { BanStore, PeerManager } from './peers.ts';
 import { NetworkStats, PeerRecords, banKind, type ServedProtocol } from './peer-records.ts';
 import { Serving, type ServingLimits } from './serving.ts';
 import { Slots, type SlotLimits } from './slots.ts';
-import type { ConnectionGate, Responder, ServeOptions, Transport } from './transport.ts';
+import { isOwnFailure, ownFailureFields, type ConnectionGate, type Responder, type ServeOptions, type Transport } from './transport.ts';
 
 export interface NetworkGuardOptions {
   readonly env: Env;
@@ -101,7 +101,18 @@ export class NetworkGuard {
   /** Serves `protocol` within each asker's budget (answers busy when it is spent). */
   handle(name: ServedProtocol, protocol: string, respond: Responder, options: ServeOptions): Promise<void> {
     if (!this.transport) throw new Error('NetworkGuard.handle before attach');
-    return this.transport.handle(protocol, this.serving.guard(name, respond), options);
+    const guarded = this.serving.guard(name, respond);
+    // The transport ends the stream on any error and charges the asker what its error's ban
+    // score says: a bug of ours there has none, so it would cost nobody and be told to nobody.
+    const told: Responder = async (request, peer) => {
+      try {
+        return await guarded(request, peer);
+      } catch (err) {
+        if (isOwnFailure(err)) this.o.log('warn', `answering ${name} failed on our side, not the peer's: ${(err as Error)?.message ?? String(err)}`, ownFailureFields(err, { peer }));
+        throw err;
+      }
+    };
+    return this.transport.handle(protocol, told, options);
   }
 
   async stop(): Promise<void> {

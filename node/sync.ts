@@ -16,7 +16,7 @@ import type { Serve } from './serving.ts';
 import { serveChain, type AdmitBlocks } from './chain-server.ts';
 import { PeerStatuses } from './peer-statuses.ts';
 import type { NetworkNames } from './protocols.ts';
-import { BusyMemory, TransportError, waitingOutBusy, type Transport } from './transport.ts';
+import { BusyMemory, TransportError, isOwnFailure, ownFailureFields, waitingOutBusy, type Transport } from './transport.ts';
 import {
   MAX_BLOCKS_PER_REQUEST,
   encodeGetBlocks,
@@ -236,6 +236,7 @@ export class Sync extends EventEmitter<SyncEvents> {
     if (err instanceof TransportError && err.code === 'TRANSPORT_BUSY') return; // it said when to come back; its status stands
     if (err instanceof PeerFault) this.o.peers.penalize(peer, err.score, err.message);
     else if (err instanceof InvalidChain) this.o.peers.penalize(peer, err.reason.banScore, `sync: its chain holds an invalid block: ${err.message}`);
+    else if (isOwnFailure(err)) this.o.log?.('warn', `sync from ${peer} failed on our side, not the peer's: ${(err as Error)?.message ?? String(err)}`, ownFailureFields(err, { peer }));
     else if (err instanceof CairnError) this.o.peers.penalize(peer, err.banScore, `sync: ${err.message}`);
     this.known.byPeer.delete(peer);
   }
@@ -271,8 +272,7 @@ export class Sync extends EventEmitter<SyncEvents> {
     try {
       return await join.run();
     } catch (err) {
-      this.blame(best.peer, err);
-      if (!(err instanceof CairnError || err instanceof PeerFault || err instanceof TransportError)) this.o.log?.('warn', `snapshot sync: ${(err as Error).message}`);
+      this.blame(best.peer, err); // which logs our own failures
       return 'later';
     }
   }

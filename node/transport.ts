@@ -1,5 +1,5 @@
 import type { EventEmitter } from 'node:events';
-import { CairnError, DecodeError } from '../ledger/errors.ts';
+import { CairnError, DecodeError, StoreError } from '../ledger/errors.ts';
 
 /**
  * What gossip, sync, transaction relay and peer handling need from the network, and nothing
@@ -22,6 +22,21 @@ export function verdictFor(err: unknown): Verdict {
   if (err instanceof DecodeError) return 'reject';
   if (err instanceof CairnError) return err.banScore > 0 ? 'reject' : 'ignore';
   return 'ignore'; // our own failure, not the peer's
+}
+
+/**
+ * A failure that is no peer's doing and no rule's: a bug of ours (a TypeError, a broken
+ * invariant) or the store failing. No peer pays for it, so unless it is logged nobody hears of it:
+ * a node whose every import or answer fails on such an error otherwise just stops keeping up.
+ * (Only for errors not already known as the peer's: PeerFault and InvalidChain are plain Errors.)
+ */
+export function isOwnFailure(err: unknown): boolean {
+  return err instanceof StoreError || !(err instanceof CairnError);
+}
+
+/** The fields an own failure is logged with: its stack, to find the bug by. */
+export function ownFailureFields(err: unknown, fields: Record<string, unknown> = {}): Record<string, unknown> {
+  return { ...fields, error: err instanceof Error ? (err.stack ?? err.message) : String(err) };
 }
 
 export interface ConnectionInfo {

@@ -1,0 +1,146 @@
+/**
+ * A failure on our side (a bug's TypeError, a store that fails) while serving, validating gossip
+ * or syncing costs no peer, and so was told to nobody: the stream was reset, the message ignored,
+ * the peer dropped from the round, and the node quietly stopped keeping up. Each is logged, with
+ * its stack, and still charged to nobody; what a peer did wrong is charged as before.
+ */
+import assert from 'node:assert/strict';
+import { EventEmitter } from 'node:events';
+import { bytesEqual, toHex } from '../ledger/bytes.ts';
+import { DecodeError } from '../ledger/errors.ts';
+import { MemoryDisk } from '../ledger/kv-memory.ts';
+import { ChainDB } from '../ledger/chaindb.ts';
+import { Mempool } from '../ledger/mempool.ts';
+import type { Block } from '../ledger/block.ts';
+import { Chain } from '../consensus/chain.ts';
+import { blockWork } from '../consensus/pow.ts';
+import { Gossip } from '../node/gossip.ts';
+import { NetworkGuard } from '../node/guard.ts';
+import { PeerManager } from '../node/peers.ts';
+import { networkNames } from '../node/protocols.ts';
+import { realEnv } from '../node/env.ts';
+import { Sync } from '../node/sync.ts';
+import { TxSignatureVerifier } from '../node/tx-signatures.ts';
+import { InlineVerifier } from '../node/inline-verifier.ts';
+import type { Serve } from '../node/serving.ts';
+import type { GossipValidator, Responder, Transport } from '../node/transport.ts';
+import { decodeGetBlocks, decodeGetHeaderRange, encodeHeaders, encodeStatus, type Status } from '../node/wire.ts';
+import { testKey, testParams } from './helpers/fixtures.ts';
+import { asParent, mineChain } from './helpers/mining.ts';
+
+interface Logged {
+  readonly level: string;
+  readonly message: string;
+  readonly fields?: Record<string, unknown>;
+}
+
+/** A chain at genesis, a peer's 5 blocks on it, and what each part logs. */
+async function setup() {
+  const params = testParams();
+  const now = params.timestamp + 1_000_000;
+  const db = await ChainDB.open(new MemoryDisk().open(), params);
+  const chain = await Chain.open(db, { clock: () => now });
+  const blocks = mineChain(params, asParent(db.genesis), 5, { miner: testKey(1).address });
+  const names = networkNames(db.genesis.header.hash);
+  const peers = new PeerManager(() => now);
+  const logged: Logged[] = [];
+  const log = (level: string, message: string, fields?: Record<string, unknown>) => void logged.push({ level, message, fields });
+  return { params, now, db, chain, blocks, names, peers, logged, log };
+}
+
+/** Makes every import fail as a bug would, before it touches anything. */
+function importsThrowTypeError(chain: Chain): void {
+  const fail = async () => {
+    throw new TypeError("Cannot read properties of undefined (reading 'height')");
+  };
+  chain.processBlock = fail;
+  chain.processSaneBlock = fail;
+}
+
+describe('failures on our side are logged, and charged to no peer', function () {
+  this.timeout(30_000);
+
+  it('sync: an import that throws a TypeError is a warning with its stack; the peer that served the chain is not penalised', async () => {
+    const { db, chain, blocks, names, peers, logged, log, now } = await setup();
+    const status: Status = { genesis: db.genesis.header.hash, height: blocks.length, tipHash: blocks.at(-1)!.header.hash, totalWork: blocks.reduce((sum, b) => sum + blockWork(b.header.target), chain.tip.totalWork), prunedHeight: 0 };
+    const transport = Object.assign(new EventEmitter(), {
+      peers: () => ['honest'],
+      async request(_peer: string, protocol: string, body: Uint8Array) {
+        if (protocol === names.status) return encodeStatus(status);
+        const { from, count } = decodeGetHeaderRange(body);
+        return encodeHeaders(blocks.slice(from - 1, from - 1 + count).map((b) => b.header));
+      },
+      async requestMany(_peer: string, _protocol: string, body: Uint8Array) {
+        return decodeGetBlocks(body).map((hash) => blocks.find((b) => bytesEqual(b.header.hash, hash))!.bytes);
+      },
+    }) as unknown as Transport;
+    const sync = new Sync({ transport, env: realEnv, names, chain, peers, clock: () => now, serve: (async () => {}) as unknown as Serve, log });
+    importsThrowTypeError(chain);
+    sync.statuses.set('honest', { peer: 'honest', status });
+    await sync.requestSync();
+    await sync.idle();
+    const warning = logged.find((l) => l.level === 'warn' && /failed on our side/.test(l.message));
+    assert.ok(warning, `a warning, logged: ${JSON.stringify(logged)}`);
+    assert.match(warning.message, /^sync from honest failed on our side, not the peer's: Cannot read properties of undefined/);
+    assert.equal(warning.fields?.['peer'], 'honest');
+    assert.match(String(warning.fields?.['error']), /^TypeError: Cannot read properties[^]*\n\s+at /, 'with its stack');
+    assert.equal(peers.score('honest'), 0, 'no penalty');
+    assert.equal(chain.tip.height, 0);
+    await db.close();
+  });
+
+  it('serving: a responder that throws a TypeError is a warning with its stack; garbage from the asker is not logged as ours', async () => {
+    const { peers, logged, log } = await setup();
+    const responders = new Map<string, Responder>();
+    const transport = Object.assign(new EventEmitter(), {
+      async handle(protocol: string, respond: Responder) {
+        responders.set(protocol, respond);
+      },
+    }) as unknown as Transport;
+    const guard = new NetworkGuard({ env: realEnv, peers, log });
+    guard.attach(transport);
+    const options = { timeoutMs: 1000, maxBytes: 100, onBadRequest: (peer: string, err: unknown) => peers.badRequest(peer, err) };
+    await guard.handle('status', 'bug', async () => {
+      throw new TypeError("Cannot read properties of undefined (reading 'tip')");
+    }, options);
+    await guard.handle('headers', 'garbage', async () => {
+      throw new DecodeError('DECODE_TRUNCATED', 'getHeaders: truncated');
+    }, options);
+    await assert.rejects(responders.get('bug')!(new Uint8Array(0), 'asker'), TypeError);
+    const warnings = logged.filter((l) => l.level === 'warn');
+    assert.equal(warnings.length, 1, JSON.stringify(logged));
+    assert.equal(warnings[0]!.message, "answering status failed on our side, not the peer's: Cannot read properties of undefined (reading 'tip')");
+    assert.equal(warnings[0]!.fields?.['peer'], 'asker');
+    assert.match(String(warnings[0]!.fields?.['error']), /^TypeError: [^]*\n\s+at /);
+    await assert.rejects(responders.get('garbage')!(new Uint8Array(0), 'asker'), DecodeError);
+    assert.equal(logged.filter((l) => l.level === 'warn').length, 1, 'the asker\'s garbage is its own business, charged by the transport');
+  });
+
+  it('gossip: a block whose import throws a TypeError is ignored, a warning with its stack; the forwarder is not penalised', async () => {
+    const { params, db, chain, blocks, names, peers, logged, log, now } = await setup();
+    const validators = new Map<string, GossipValidator>();
+    const transport = Object.assign(new EventEmitter(), {
+      subscribe(topic: string, validate: GossipValidator) {
+        validators.set(topic, validate);
+      },
+    }) as unknown as Transport;
+    const signatures = new TxSignatureVerifier(new InlineVerifier());
+    const mempool = new Mempool(db, params, undefined, (tx) => signatures.checkTx(tx));
+    const gossip = new Gossip({ transport, names, chain, mempool, peers, clock: () => now, signatures, log });
+    gossip.start();
+    importsThrowTypeError(chain);
+    const block: Block = blocks[0]!;
+    assert.equal(await validators.get(names.blockTopic)!('forwarder', block.bytes), 'ignore');
+    const warnings = logged.filter((l) => l.level === 'warn');
+    assert.equal(warnings.length, 1, JSON.stringify(logged));
+    assert.match(warnings[0]!.message, /^gossip from forwarder failed on our side, not the peer's: Cannot read properties of undefined/);
+    assert.match(String(warnings[0]!.fields?.['error']), /^TypeError: [^]*\n\s+at /);
+    assert.equal(peers.score('forwarder'), 0);
+    // What the peer did wrong is still its own: garbage is rejected, charged, and not logged as ours.
+    assert.equal(await validators.get(names.blockTopic)!('liar', new Uint8Array([0, 1, 2])), 'reject');
+    assert.ok(peers.isBanned('liar'));
+    assert.equal(logged.filter((l) => l.level === 'warn').length, 1);
+    assert.equal(toHex(chain.tip.hash), toHex(db.genesis.header.hash));
+    await db.close();
+  });
+});
