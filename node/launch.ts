@@ -129,7 +129,12 @@ export function createNode(config: NodeConfig): CairnNode {
   if (config.rpc) {
     const rpcOptions = config.rpc;
     services.push((node) => {
-      const rpc = new RpcServer(node, { datadir: config.datadir, ...rpcOptions, observe: (method, seconds) => metrics?.rpcRequest.observe({ method }, seconds) });
+      const rpc = new RpcServer(node, {
+        datadir: config.datadir,
+        ...rpcOptions,
+        observe: (method, seconds) => metrics?.rpcRequest.observe({ method }, seconds),
+        log: (level, message, fields) => node.emit('log', level, message, fields),
+      });
       return {
         async start() {
           await rpc.start();
@@ -258,7 +263,8 @@ export function createLightClient(config: LightConfig, onStopRequested: () => vo
       }),
   });
   const context: LightContext = { client, requestStop: () => (config.env ?? realEnv).defer(onStopRequested) };
-  const rpc = config.rpc ? new JsonRpcServer(context, lightRpcHandlers, { datadir: config.datadir, ...config.rpc }) : undefined;
+  const log = (level: 'warn', message: string, fields?: Record<string, unknown>) => client.emit('log', level, message, fields);
+  const rpc = config.rpc ? new JsonRpcServer(context, lightRpcHandlers, { datadir: config.datadir, ...config.rpc, log }) : undefined;
   return {
     client,
     rpc,

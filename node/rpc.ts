@@ -39,6 +39,11 @@ export interface RpcServerOptions {
   observe?: (method: string, seconds: number) => void;
   /** What is wrong with a method's params, undefined when nothing is (checked before the handler runs). */
   checkParams?: (method: string, params: Record<string, unknown>) => string | undefined;
+  /**
+   * Where a failure on our side is told, with its stack (a bug: anything but an RpcError or a
+   * CairnError): the client is answered INTERNAL_ERROR with its message alone.
+   */
+  log?: (level: 'warn', message: string, fields?: Record<string, unknown>) => void;
 }
 
 /** A method table over some context: the node's (`rpcHandlers`) or a light client's. */
@@ -57,6 +62,7 @@ export class JsonRpcServer<C> {
   private readonly settle: (context: C) => Promise<void>;
   private readonly observe: ((method: string, seconds: number) => void) | undefined;
   private readonly checkParams: (method: string, params: Record<string, unknown>) => string | undefined;
+  private readonly log: RpcServerOptions['log'];
   private readonly datadir: string;
   private readonly host: string;
   private readonly port: number;
@@ -75,6 +81,7 @@ export class JsonRpcServer<C> {
     this.settle = options.settle ?? (async () => {});
     this.observe = options.observe;
     this.checkParams = options.checkParams ?? (() => undefined);
+    this.log = options.log;
     this.datadir = options.datadir;
     this.host = options.host ?? '127.0.0.1';
     this.port = options.port ?? 0;
@@ -204,11 +211,17 @@ export class JsonRpcServer<C> {
     } catch (err) {
       if (err instanceof RpcError) return failure(id, err.rpcCode, err.message);
       if (err instanceof CairnError) return failure(id, RPC_ERRORS.REJECTED, err.message, { code: err.code });
+      this.internalError(r.method, err);
       return failure(id, RPC_ERRORS.INTERNAL_ERROR, (err as Error).message);
     } finally {
       // Refusals too: a slow failing call is as much the operator's business as a slow answer.
       this.observe?.(r.method, (performance.now() - started) / 1000);
     }
+  }
+
+  /** A failure on our side, logged with its stack: the client is told only its message. */
+  private internalError(what: string, err: unknown): void {
+    this.log?.('warn', `rpc: ${what} failed on our side: ${(err as Error)?.message ?? String(err)}`, { error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
   }
 }
 

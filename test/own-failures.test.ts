@@ -2,9 +2,12 @@
  * A failure on our side (a bug's TypeError, a store that fails) while serving, validating gossip
  * or syncing costs no peer, and so was told to nobody: the stream was reset, the message ignored,
  * the peer dropped from the round, and the node quietly stopped keeping up. Each is logged, with
- * its stack, and still charged to nobody; what a peer did wrong is charged as before.
+ * its stack, and still charged to nobody; what a peer did wrong is charged as before. An RPC
+ * method's bug answered the client its message, and left the node's log without its stack.
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { EventEmitter } from 'node:events';
 import { bytesEqual, toHex } from '../ledger/bytes.ts';
 import { DecodeError } from '../ledger/errors.ts';
@@ -25,6 +28,8 @@ import { InlineVerifier } from '../node/inline-verifier.ts';
 import type { Serve } from '../node/serving.ts';
 import type { GossipValidator, Responder, Transport } from '../node/transport.ts';
 import { decodeGetBlocks, decodeGetHeaderRange, encodeHeaders, encodeStatus, type Status } from '../node/wire.ts';
+import { RPC_ENDPOINT_FILE, RPC_ERRORS, type RpcEndpointFile } from '../node/rpc-types.ts';
+import { networkParams, startNode, stopAll } from './helpers/network.ts';
 import { testKey, testParams } from './helpers/fixtures.ts';
 import { asParent, mineChain } from './helpers/mining.ts';
 
@@ -142,5 +147,34 @@ describe('failures on our side are logged, and charged to no peer', function () 
     assert.equal(logged.filter((l) => l.level === 'warn').length, 1);
     assert.equal(toHex(chain.tip.hash), toHex(db.genesis.header.hash));
     await db.close();
+  });
+
+  it('rpc: a method that throws a TypeError answers its message (INTERNAL_ERROR) and the node logs it with its stack; a refusal is not logged', async () => {
+    const t = await startNode(networkParams(), [], { verifyThreads: 1, rpc: { port: 0 } });
+    try {
+      const logged: Logged[] = [];
+      t.node.on('log', (level, message, fields) => logged.push({ level, message, fields }));
+      const endpoint = JSON.parse(readFileSync(join(t.config.datadir, RPC_ENDPOINT_FILE), 'utf8')) as RpcEndpointFile;
+      const call = async (method: string, params: Record<string, unknown>) => {
+        const response = await fetch(endpoint.url, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${endpoint.token}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }),
+          signal: AbortSignal.timeout(20_000),
+        });
+        return (await response.json()) as { error?: { code: number; message: string } };
+      };
+      t.node.mempool.entries = () => {
+        throw new TypeError("Cannot read properties of undefined (reading 'tx')");
+      };
+      assert.deepEqual((await call('getMempool', {})).error, { code: RPC_ERRORS.INTERNAL_ERROR, message: "Cannot read properties of undefined (reading 'tx')" });
+      assert.equal((await call('getTransaction', { id: '00'.repeat(32) })).error?.code, RPC_ERRORS.NOT_FOUND);
+      const warnings = logged.filter((l) => l.level === 'warn');
+      assert.equal(warnings.length, 1, JSON.stringify(logged));
+      assert.equal(warnings[0]!.message, "rpc: getMempool failed on our side: Cannot read properties of undefined (reading 'tx')");
+      assert.match(String(warnings[0]!.fields?.['error']), /^TypeError: [^]*\n\s+at /);
+    } finally {
+      await stopAll([t]);
+    }
   });
 });
