@@ -1,12 +1,11 @@
 import { readFileSync } from 'node:fs';
-import { CairnError } from '../ledger/errors.ts';
 import { UsageError } from './args.ts';
 import { accountCommand, mempoolCommand, peersCommand, txCommand } from './cmd-chain.ts';
 import { blockCommand, blocksCommand, rpcHelpCommand, statusCommand, stopCommand, tipsCommand } from './cmd-inspect.ts';
 import { keysCommand } from './cmd-keys.ts';
 import { proofCommand, verifyCommand } from './cmd-proof.ts';
 import { sendCommand } from './cmd-send.ts';
-import { createOut, type Out } from './output.ts';
+import { createOut, failureText, type Out } from './output.ts';
 import { execWithNodeRuntime } from './runtime.ts';
 
 type Command = (argv: string[], out: Out) => Promise<void>;
@@ -99,10 +98,10 @@ export async function main(argv: string[]): Promise<number> {
     await command(rest, out);
     return 0;
   } catch (err) {
-    // One line, no stack: the message says what went wrong and, where it can, what to do.
-    const message = err instanceof Error ? err.message : String(err);
-    process.stderr.write(`cairn: ${message.split('\n')[0]}${err instanceof UsageError ? ` (see cairn ${command ? label + ' ' : ''}--help)` : ''}\n`);
-    return err instanceof UsageError ? 2 : err instanceof CairnError ? 1 : 1;
+    // One line, no stack: the message says what went wrong and, where it can, what to do (a bug
+    // says so, with its stack).
+    process.stderr.write(failureText(err, err instanceof UsageError, `see cairn ${command ? label + ' ' : ''}--help`));
+    return err instanceof UsageError ? 2 : 1;
   }
 }
 

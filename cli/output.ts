@@ -23,6 +23,24 @@ export function createOut(json: boolean, write: (text: string) => void = (t) => 
   };
 }
 
+/**
+ * What stderr says of a command that failed. An expected failure (a usage error, a node that is
+ * not running, an unknown transaction) is one line of ours, no stack; a bug (a TypeError and its
+ * kin, however it got here) says so, with its stack: one line without it left nothing to find
+ * the bug by. `usageHint` follows a usage error's line ("see cairn send --help").
+ */
+export function failureText(err: unknown, usageError: boolean, usageHint: string): string {
+  const message = err instanceof Error ? err.message : String(err);
+  const first = message.split('\n')[0];
+  if (isBug(err)) return `cairn: internal error: ${first} (a bug in cairn: please report it, with these lines)\n${err.stack ?? message}\n`;
+  return `cairn: ${first}${usageError ? ` (${usageHint})` : ''}\n`;
+}
+
+/** JavaScript's programming errors: what no input of the user's should cause, only our code. */
+function isBug(err: unknown): err is Error {
+  return err instanceof TypeError || err instanceof ReferenceError || err instanceof RangeError || err instanceof SyntaxError || err instanceof EvalError;
+}
+
 /** A table of label/value lines, aligned. */
 export function lines(rows: [string, string | number | boolean | null][]): string {
   const width = Math.max(...rows.map(([k]) => k.length));

@@ -12,7 +12,8 @@ import { explainStartFailure, listenFailures } from '../cli/start-errors.ts';
 import { createLogger } from '../cli/log.ts';
 import { datadirFailure } from '../cli/datadir.ts';
 import { syncText } from '../cli/cmd-inspect.ts';
-import { connect, RpcClient } from '../cli/rpc-client.ts';
+import { connect, RpcClient, RpcClientError } from '../cli/rpc-client.ts';
+import { failureText } from '../cli/output.ts';
 import type { StatusResult } from '../node/rpc-types.ts';
 import { tempDir } from './helpers/fixtures.ts';
 import { CAIRN_BIN, REPO, runCli, waitFor } from './helpers/cli.ts';
@@ -72,6 +73,24 @@ describe('cli plumbing', function () {
       assert.equal(listenAddress('::1', 0), '/ip6/::1/tcp/0');
       assert.equal(listenAddress('::', 7370), '/ip6/::/tcp/7370');
       assert.throws(() => listenAddress('localhost', 0), (err: unknown) => err instanceof UsageError && /^--p2p-host must be an IP address, got "localhost"/.test(err.message));
+    });
+  });
+
+  describe('what stderr says of a failure', () => {
+    it('an expected failure is one line of ours, no stack; a usage error points to --help', () => {
+      assert.equal(failureText(new RpcClientError('NODE_NOT_RUNNING', 'no node is running on data'), false, 'see cairn status --help'), 'cairn: no node is running on data\n');
+      assert.equal(failureText(new UsageError('--last must be a whole number'), true, 'see cairn blocks --help'), 'cairn: --last must be a whole number (see cairn blocks --help)\n');
+      const system = Object.assign(new Error("ENOENT: no such file or directory, open 'x'\nmore"), { code: 'ENOENT' });
+      assert.equal(failureText(system, false, ''), "cairn: ENOENT: no such file or directory, open 'x'\n");
+    });
+
+    it('a bug says so, with its stack to find it by', () => {
+      const bug = new TypeError("Cannot read properties of undefined (reading 'height')");
+      const text = failureText(bug, false, 'see cairn status --help');
+      const [first, ...rest] = text.trimEnd().split('\n');
+      assert.equal(first, "cairn: internal error: Cannot read properties of undefined (reading 'height') (a bug in cairn: please report it, with these lines)");
+      assert.equal(rest.join('\n'), bug.stack);
+      assert.match(text, /\n\s+at /);
     });
   });
 
