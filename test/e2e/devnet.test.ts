@@ -141,3 +141,50 @@ describe('e2e: cairn devnet', function () {
     }
   });
 });
+
+describe('e2e: cairn devnet whose stderr has gone', function () {
+  this.timeout(120_000);
+  const dir = tempDir('cairn-e2e-devnet-pipe-');
+  const root = join(dir.path, 'dn');
+  let devnet: ChildProcess | undefined;
+  const nodePids: number[] = [];
+
+  after(async () => {
+    const running = devnet && devnet.exitCode === null && devnet.signalCode === null ? devnet : undefined;
+    if (running?.pid !== undefined) kill(-running.pid, 'SIGKILL');
+    const pids = [...nodePids, ...pidsOfNodes(root)];
+    for (const pid of pids) kill(pid, 'SIGKILL');
+    await waitFor('the nodes to be gone', async () => (pids.some(alive) ? undefined : true), 10_000);
+    dir.remove();
+  });
+
+  it('a node that exits is told to nobody, and the devnet goes on: Ctrl-C still stops the others, none left running', async () => {
+    // `cairn devnet 2>&1 | head`, once head has quit: the line saying a node exited met EPIPE,
+    // an 'error' event nobody handled, and the devnet died on it, its other nodes (each in a
+    // process group of its own) left running with nobody to stop them.
+    const genesis = writeTestGenesis(dir.path, 'cairn-e2e-devnet-pipe');
+    devnet = spawn(process.execPath, [CAIRN_MAIN, 'devnet', '--nodes', '2', '--datadir', root, '--genesis', genesis, '--json'], { cwd: REPO, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    const started = devnet;
+    started.stderr!.destroy(); // the reader has gone
+    let stdout = '';
+    started.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => started.once('close', (code, signal) => r({ code, signal })));
+    const rows = await waitFor('the devnet to print its nodes', async () => {
+      if (started.exitCode !== null) throw new Error(`cairn devnet exited with status ${started.exitCode}`);
+      try {
+        return JSON.parse(stdout) as Row[];
+      } catch {
+        return undefined;
+      }
+    }, 80_000);
+    for (const r of rows) nodePids.push((JSON.parse(readFileSync(join(r.datadir, 'rpc.json'), 'utf8')) as RpcEndpointFile).pid);
+    const stop = await runCli(['stop', '--datadir', rows[1]!.datadir], { timeoutMs: 30_000 });
+    assert.equal(stop.code, 0, stop.stderr);
+    // Gone, so reaped by the devnet: its 'exit' was handled, and the line about it written, in that turn.
+    await waitFor('node-1 to be gone', async () => (alive(nodePids[1]!) ? undefined : true), 30_000);
+    kill(-started.pid!, 'SIGINT');
+    assert.deepEqual(await exited, { code: 0, signal: null });
+    await waitFor('node-0 to be stopped by the devnet', async () => (alive(nodePids[0]!) ? undefined : true), 30_000);
+    assert.equal(messages(join(rows[0]!.datadir, 'node.log')).at(-1), 'stopped');
+  });
+});
