@@ -4,6 +4,7 @@
  * the peer dropped from the round, and the node quietly stopped keeping up. Each is logged, with
  * its stack, and still charged to nobody; what a peer did wrong is charged as before. An RPC
  * method's bug answered the client its message, and left the node's log without its stack.
+ * Then, where a throw of ours was plausible: a peer's requests at the edges, on every protocol.
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -29,7 +30,14 @@ import type { Serve } from '../node/serving.ts';
 import type { GossipValidator, Responder, Transport } from '../node/transport.ts';
 import { decodeGetBlocks, decodeGetHeaderRange, encodeHeaders, encodeStatus, type Status } from '../node/wire.ts';
 import { RPC_ENDPOINT_FILE, RPC_ERRORS, type RpcEndpointFile } from '../node/rpc-types.ts';
-import { networkParams, startNode, stopAll } from './helpers/network.ts';
+import { mineOn, networkParams, startNode, stopAll } from './helpers/network.ts';
+import { answer, ask, specHost } from './helpers/spec-peer.ts';
+import { encodeGetBlocks, encodeGetHeaderRange, encodeGetHeaders, encodeTxBatch } from '../node/wire.ts';
+import { encodeGetBlockTxs } from '../node/compact.ts';
+import { encodeGetProofs, MAX_PROOF_ADDRESSES } from '../node/light/wire.ts';
+import { encodeGetSnapshotChunk } from '../node/snapshot-wire.ts';
+import { positionId } from '../ledger/smt.ts';
+import { transfer } from './helpers/fixtures.ts';
 import { testKey, testParams } from './helpers/fixtures.ts';
 import { asParent, mineChain } from './helpers/mining.ts';
 
@@ -174,6 +182,60 @@ describe('failures on our side are logged, and charged to no peer', function () 
       assert.equal(warnings[0]!.message, "rpc: getMempool failed on our side: Cannot read properties of undefined (reading 'tx')");
       assert.match(String(warnings[0]!.fields?.['error']), /^TypeError: [^]*\n\s+at /);
     } finally {
+      await stopAll([t]);
+    }
+  });
+});
+
+describe("a peer's requests at the edges of what is well formed, on every protocol", function () {
+  this.timeout(60_000);
+
+  it('are answered (or answered busy): none fails on our side, none costs the asker', async () => {
+    // Where a throw of ours is plausible: past the tip, before genesis, unknown blocks, the most a
+    // request may carry. A failure of ours is logged (see above), so this is what would show one.
+    const t = await startNode(networkParams(), [], { verifyThreads: 1 });
+    const host = await specHost();
+    try {
+      const logged: Logged[] = [];
+      t.node.on('log', (level, message, fields) => logged.push({ level, message, fields }));
+      const blocks = await mineOn(t, 3);
+      // A peer of the network: the node asks its status on connection (one that has none is foreign, and banned).
+      await answer(host, t.node.names.status, () => encodeStatus(t.node.sync.ourStatus()));
+      const tip = blocks.at(-1)!;
+      const genesis = t.node.db.genesis;
+      const unknown = new Uint8Array(32).fill(7);
+      const address = testKey(1).address;
+      const ns = (name: keyof typeof t.node.names) => t.node.names[name];
+      const requests: [string, Uint8Array, boolean][] = [
+        [ns('status'), new Uint8Array(0), false],
+        [ns('headers'), encodeGetHeaders({ locator: [unknown], max: 2000 }), false],
+        [ns('headers'), encodeGetHeaders({ locator: Array.from({ length: 64 }, (_, i) => new Uint8Array(32).fill(i)), max: 1 }), false],
+        [ns('headers'), encodeGetHeaders({ locator: [tip.header.hash, genesis.header.hash], max: 2000 }), false],
+        [ns('headerRange'), encodeGetHeaderRange(0, 2000), false],
+        [ns('headerRange'), encodeGetHeaderRange(tip.header.height, 2000), false],
+        [ns('headerRange'), encodeGetHeaderRange(tip.header.height + 1, 1), false],
+        [ns('headerRange'), encodeGetHeaderRange(0xffff_ffff, 2000), false],
+        [ns('blocks'), encodeGetBlocks([unknown]), true],
+        [ns('blocks'), encodeGetBlocks([genesis.header.hash, tip.header.hash, unknown]), true],
+        [ns('blocks'), encodeGetBlocks(Array.from({ length: 64 }, () => unknown)), true],
+        [ns('blockTxs'), encodeGetBlockTxs(unknown, [0]), false],
+        [ns('blockTxs'), encodeGetBlockTxs(tip.header.hash, [0, 1, 99_999]), false],
+        [ns('blockTxs'), encodeGetBlockTxs(genesis.header.hash, [0]), false],
+        [ns('txPush'), encodeTxBatch([transfer(testKey(50), address, 1n, 0n)]), false],
+        [ns('proofs'), encodeGetProofs(unknown, [address]), false],
+        [ns('proofs'), encodeGetProofs(genesis.header.hash, [address]), false],
+        [ns('proofs'), encodeGetProofs(tip.header.hash, Array.from({ length: MAX_PROOF_ADDRESSES }, (_, i) => new Uint8Array(20).fill(i))), false],
+        [ns('snapshot'), encodeGetSnapshotChunk({ height: 0, hash: genesis.header.hash, position: positionId(new Uint8Array(32), 0) }), false],
+        [ns('snapshot'), encodeGetSnapshotChunk({ height: 0xffff_ffff, hash: unknown, position: positionId(new Uint8Array(32).fill(0xff), 16) }), false],
+      ];
+      for (const [protocol, request, many] of requests) {
+        const frames = await ask(host, t.addr, protocol, request, { many });
+        assert.ok(frames.length > 0 || many, `${protocol}: an answer`);
+      }
+      assert.deepEqual(logged.filter((l) => /on our side/.test(l.message)), []);
+      assert.equal(t.node.peers.score(host.peerId.toString()), 0, JSON.stringify(logged.filter((l) => /penalised/.test(l.message))));
+    } finally {
+      await host.stop();
       await stopAll([t]);
     }
   });
