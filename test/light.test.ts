@@ -303,6 +303,27 @@ describe('light client', function () {
     assert.equal(toHex(client.headers.tip.header.hash), b.tip.hashHex);
   });
 
+  it('a header sync that fails on our side (a bug, the headers file) is a warning with its stack, not a debug line; the peer is not penalised', async () => {
+    // It was logged at debug, as a peer's timeout is: a light client that could not keep its
+    // headers just stopped following the chain, without a word at the default level.
+    const chain = await newChain();
+    await extend(chain, 3, 1);
+    await fullNode(net, 'full', chain);
+    const client = await startLight();
+    const logged: { level: string; message: string; fields?: Record<string, unknown> }[] = [];
+    client.on('log', (level, message, fields) => logged.push({ level, message, fields }));
+    (client as unknown as { headers: { append: () => never } }).headers.append = () => {
+      throw new TypeError("Cannot read properties of undefined (reading 'hash')");
+    };
+    await meet(client, 'full');
+    const warnings = logged.filter((l) => l.level === 'warn');
+    assert.equal(warnings.length, 1, JSON.stringify(logged));
+    assert.equal(warnings[0]!.message, "sync from full failed on our side, not the peer's: Cannot read properties of undefined (reading 'hash')");
+    assert.match(String(warnings[0]!.fields?.['error']), /^TypeError: [^]*\n\s+at /);
+    assert.equal(client.peers.score('full'), 0);
+    assert.equal(client.peers.isBanned('full'), false);
+  });
+
   it("penalises, but does not ban at once, a peer that says it lacks the tip it announced", async () => {
     const chain = await newChain();
     await extend(chain, 3, 50);

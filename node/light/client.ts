@@ -11,7 +11,7 @@ import { secondsOf, sleep, type Env, type Timer } from '../env.ts';
 import { PeerBook } from '../peer-book.ts';
 import { PeerManager } from '../peers.ts';
 import { networkNames, type NetworkNames } from '../protocols.ts';
-import { TransportError, waitingOutBusy, type ConnectionGate, type RequestLimits, type Transport } from '../transport.ts';
+import { TransportError, isOwnFailure, ownFailureFields, waitingOutBusy, type ConnectionGate, type RequestLimits, type Transport } from '../transport.ts';
 import { MAX_HEADERS_PER_RESPONSE, decodeHeaders, decodeStatus, encodeGetHeaderRange, encodeGetHeaders, encodeStatus, type Status } from '../wire.ts';
 import { LightHeaders, RECENT_HEADERS } from './headers.ts';
 import { MAX_PROOFS_ANSWER_BYTES } from './serve.ts';
@@ -213,6 +213,7 @@ export class LightClient extends EventEmitter<LightClientEvents> {
   private blame(peer: string, err: unknown): void {
     if (err instanceof PeerFault) this.peers.penalize(peer, err.score, err.message);
     else if (err instanceof CairnError && err.banScore > 0 && !(err instanceof TransportError)) this.peers.penalize(peer, err.banScore, `headers: ${err.message}`);
+    else if (isOwnFailure(err)) this.emit('log', 'warn', `sync from ${peer} failed on our side, not the peer's: ${(err as Error)?.message ?? String(err)}`, ownFailureFields(err, { peer }));
     else this.emit('log', 'debug', `sync from ${peer} stopped: ${(err as Error).message}`);
     this.statuses.delete(peer);
   }
