@@ -167,9 +167,14 @@ export class Gossip extends EventEmitter<GossipEvents> {
       this.o.peers.penalize(peer, err instanceof CairnError ? err.banScore : 100, `invalid gossip: ${(err as Error).message}`);
       this.emit('invalid', peer, err);
     } else if (isOwnFailure(err)) {
-      this.o.log?.('warn', `gossip from ${peer} failed on our side, not the peer's: ${(err as Error)?.message ?? String(err)}`, ownFailureFields(err, { peer }));
+      this.ownFailure(peer, err);
     }
     return verdict;
+  }
+
+  /** A failure on our side (a bug, the store): no peer's doing, so told here or nowhere. */
+  private ownFailure(peer: string, err: unknown): void {
+    this.o.log?.('warn', `gossip from ${peer} failed on our side, not the peer's: ${(err as Error)?.message ?? String(err)}`, ownFailureFields(err, { peer }));
   }
 
   /**
@@ -335,7 +340,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
     try {
       return this.verdictOf(peer, await chain.processSaneBlock(block), block.header.hash);
     } catch (err) {
-      if (!(err instanceof CairnError)) throw err;
+      if (isOwnFailure(err)) throw err;
       // Everything a forwarder checks before it forwards has held here too.
       this.emit('failed', peer, err);
       return 'ignore';
@@ -363,7 +368,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
   private importForwarded(peer: string, block: SaneBlock): void {
     this.importAnnounced(block).then(
       (outcome) => void this.verdictOf(peer, outcome, block.header.hash),
-      (err: unknown) => void (err instanceof CairnError && this.emit('failed', peer, err)), // else our own failure (a stop)
+      (err: unknown) => (isOwnFailure(err) ? this.ownFailure(peer, err) : void this.emit('failed', peer, err)),
     );
   }
 

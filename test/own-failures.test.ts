@@ -30,10 +30,10 @@ import type { Serve } from '../node/serving.ts';
 import type { GossipValidator, Responder, Transport } from '../node/transport.ts';
 import { decodeGetBlocks, decodeGetHeaderRange, encodeHeaders, encodeStatus, type Status } from '../node/wire.ts';
 import { RPC_ENDPOINT_FILE, RPC_ERRORS, type RpcEndpointFile } from '../node/rpc-types.ts';
-import { mineOn, networkParams, startNode, stopAll } from './helpers/network.ts';
+import { mineOn, networkParams, startNode, stopAll, waitFor } from './helpers/network.ts';
 import { answer, ask, specHost } from './helpers/spec-peer.ts';
 import { encodeGetBlocks, encodeGetHeaderRange, encodeGetHeaders, encodeTxBatch } from '../node/wire.ts';
-import { encodeGetBlockTxs } from '../node/compact.ts';
+import { encodeCompactBlock, encodeGetBlockTxs } from '../node/compact.ts';
 import { encodeGetProofs, MAX_PROOF_ADDRESSES } from '../node/light/wire.ts';
 import { encodeGetSnapshotChunk } from '../node/snapshot-wire.ts';
 import { positionId } from '../ledger/smt.ts';
@@ -154,6 +154,34 @@ describe('failures on our side are logged, and charged to no peer', function () 
     assert.ok(peers.isBanned('liar'));
     assert.equal(logged.filter((l) => l.level === 'warn').length, 1);
     assert.equal(toHex(chain.tip.hash), toHex(db.genesis.header.hash));
+    await db.close();
+  });
+
+  it('gossip: a compact block forwarded before its import (BIP 152), whose import then throws a TypeError, is a warning with its stack; not its miner\'s fault', async () => {
+    const { params, db, chain, blocks, names, peers, logged, log, now } = await setup();
+    const validators = new Map<string, GossipValidator>();
+    const transport = Object.assign(new EventEmitter(), {
+      subscribe(topic: string, validate: GossipValidator) {
+        validators.set(topic, validate);
+      },
+      publish: async () => 0,
+    }) as unknown as Transport;
+    const signatures = new TxSignatureVerifier(new InlineVerifier());
+    const mempool = new Mempool(db, params, undefined, (tx) => signatures.checkTx(tx));
+    const gossip = new Gossip({ transport, names, chain, mempool, peers, clock: () => now, signatures, log });
+    const failed: unknown[] = [];
+    gossip.on('failed', (_peer, err) => failed.push(err));
+    gossip.start();
+    importsThrowTypeError(chain);
+    // On our tip, rebuilt from nothing (no transactions): forwarded at once, imported behind the verdict.
+    assert.equal(await validators.get(names.compactBlockTopic)!('forwarder', encodeCompactBlock(blocks[0]!)), 'accept');
+    await waitFor(() => logged.some((l) => l.level === 'warn'), 10_000, 'the failed import to be told');
+    const warnings = logged.filter((l) => l.level === 'warn');
+    assert.equal(warnings.length, 1, JSON.stringify(logged));
+    assert.match(warnings[0]!.message, /^gossip from forwarder failed on our side, not the peer's: Cannot read properties of undefined/);
+    assert.match(String(warnings[0]!.fields?.['error']), /^TypeError: [^]*\n\s+at /);
+    assert.deepEqual(failed, [], 'no block failed its import: our code did');
+    assert.equal(peers.score('forwarder'), 0);
     await db.close();
   });
 
