@@ -5,7 +5,7 @@ import { generateKeyPair } from '@libp2p/crypto/keys';
 import { GOSSIP_BAN_SCORE, createHost, type Host } from '../node/libp2p/host.ts';
 import { Libp2pTransport } from '../node/libp2p/transport.ts';
 import { peerIdFromString } from '@libp2p/peer-id';
-import { gossipTopics, type NetworkNames } from '../node/protocols.ts';
+import { gossipTopics, networkNames, type NetworkNames } from '../node/protocols.ts';
 import { request, requestMany, serve } from '../node/libp2p/reqresp.ts';
 import { TransportError } from '../node/transport.ts';
 import { decodeTxBatch, encodeGetBlocks, encodeStatus, encodeTxBatch } from '../node/wire.ts';
@@ -392,6 +392,52 @@ describe('network: losing every peer', function () {
       await assert.rejects(requestMany(x, aId, names.blocks, encodeGetBlocks([genesis]), 1, limits), closed);
       assert.equal(x.getConnections(aId).length, 0, 'no connection was opened for the requests');
     } finally {
+      await x.stop();
+    }
+  });
+});
+
+describe('network: peers that come and go', function () {
+  this.timeout(60_000);
+
+  it("libp2p's peer store keeps records of peers that left up to a cap, not one per identity ever seen; a connected peer's stays", async () => {
+    const names = networkNames(new Uint8Array(32).fill(7));
+    const x = await Libp2pTransport.create({
+      privateKey: await generateKeyPair('Ed25519'),
+      listen: ['/ip4/127.0.0.1/tcp/0'],
+      bootstrap: [],
+      mdns: false,
+      maxConnections: 50,
+      names,
+      maxMessageBytes: 4 << 20,
+      gate: { denied: () => false },
+      maxStoredPeers: 4,
+      peerStoreSweepMs: 500,
+    });
+    const host = async () => createHost({ privateKey: await generateKeyPair('Ed25519'), listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: [], mdns: false, maxConnections: 10, names, maxMessageBytes: 4 << 20, gater: {} });
+    const stays = await host();
+    try {
+      const addr = multiaddr(x.listenAddresses()[0]!);
+      const visit = async (host: Host) => {
+        await host.dial(addr);
+        // Identify has written the record: the protocols the peer speaks are in it.
+        const spoken = async () => (await x.host.peerStore.get(host.peerId).catch(() => undefined))?.protocols.length ?? 0;
+        await waitFor(async () => (await spoken()) > 0, 10_000, 'the record');
+      };
+      await visit(stays);
+      const left = 12;
+      for (let i = 0; i < left; i++) {
+        const h = await host();
+        await visit(h);
+        await h.stop();
+        await waitFor(() => !x.peers().includes(h.peerId.toString()), 10_000, 'the peer to leave');
+      }
+      // Those in the DHT's routing table are tagged, and bounded by it; the rest are the sweep's.
+      const spare = async () => (await x.host.peerStore.all()).filter((p) => p.tags.size === 0 && x.host.getConnections(p.id).length === 0).length;
+      await waitFor(async () => (await spare()) <= 4, 20_000, 'a sweep to bound the records of peers that left');
+      assert.ok(await x.host.peerStore.has(stays.peerId), 'the connected peer keeps its record');
+    } finally {
+      await stays.stop();
       await x.stop();
     }
   });

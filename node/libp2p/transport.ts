@@ -20,6 +20,9 @@ import { classify, request, requestMany, serve } from './reqresp.ts';
 
 /** How long a connection may go without a gossip stream before we hang up. */
 const GOSSIPLESS_GRACE_MS = 10_000;
+/** Records libp2p's peer store keeps of peers neither connected nor tagged (see sweepPeerStore). */
+const MAX_STORED_PEERS = 1_000;
+const PEER_STORE_SWEEP_MS = 60_000;
 
 const VERDICTS = {
   accept: TopicValidatorResult.Accept,
@@ -30,6 +33,9 @@ const VERDICTS = {
 export interface Libp2pTransportOptions extends Omit<HostOptions, 'gater'> {
   readonly names: NetworkNames;
   readonly gate: ConnectionGate;
+  /** Records of peers neither connected nor tagged kept after a sweep, and how often one runs (tests make them small). */
+  readonly maxStoredPeers?: number;
+  readonly peerStoreSweepMs?: number;
 }
 
 /**
@@ -42,10 +48,16 @@ export class Libp2pTransport extends EventEmitter<TransportEvents> implements Tr
   readonly host: Host;
   private readonly connectedAt = new Map<string, number>();
   private readonly onHeartbeat = () => this.police();
+  private readonly maxStoredPeers: number;
+  private readonly sweepMs: number;
+  private sweptAt = Date.now();
+  private sweeping: Promise<void> | undefined;
 
-  private constructor(host: Host) {
+  private constructor(host: Host, o: Libp2pTransportOptions) {
     super();
     this.host = host;
+    this.maxStoredPeers = o.maxStoredPeers ?? MAX_STORED_PEERS;
+    this.sweepMs = o.peerStoreSweepMs ?? PEER_STORE_SWEEP_MS;
   }
 
   static async create(o: Libp2pTransportOptions): Promise<Libp2pTransport> {
@@ -63,7 +75,7 @@ export class Libp2pTransport extends EventEmitter<TransportEvents> implements Tr
         denyInboundEncryptedConnection: async (peer: PeerId) => denied(peer),
       },
     });
-    transport = new Libp2pTransport(host);
+    transport = new Libp2pTransport(host, o);
     transport.wire();
     return transport;
   }
@@ -160,13 +172,37 @@ export class Libp2pTransport extends EventEmitter<TransportEvents> implements Tr
 
   async stop(): Promise<void> {
     this.host.services.pubsub.removeEventListener('gossipsub:heartbeat', this.onHeartbeat);
+    await this.sweeping;
     await this.host.stop();
+  }
+
+  /**
+   * libp2p's peer store keeps a record of every peer it connected to or heard of (identify's
+   * addresses, protocols and agent, ~1 KB), and lets one go only when that same peer is looked up
+   * again six hours on: identities cost nothing, so a node whose peers came and went kept one
+   * record per identity for as long as it ran, and one address could feed it a hundred a second.
+   * A sweep lets libp2p drop what it counts as expired (reading them all does), then deletes the
+   * records of peers neither connected nor tagged (the DHT's routing table, the bootstrap list),
+   * the longest unchanged first, down to maxStoredPeers. Nothing here needs them: the peer book
+   * keeps the addresses it redials, and a connection's handshake learns the rest again.
+   */
+  async sweepPeerStore(): Promise<void> {
+    const spare: { id: PeerId; updated: number }[] = [];
+    for (const peer of await this.host.peerStore.all()) {
+      if (peer.tags.size > 0 || this.host.getConnections(peer.id).length > 0) continue;
+      // `updated` is the stored record's (when libp2p last wrote it); the Peer type leaves it out.
+      spare.push({ id: peer.id, updated: Number((peer as { updated?: number }).updated ?? 0) });
+    }
+    if (spare.length <= this.maxStoredPeers) return;
+    spare.sort((a, b) => a.updated - b.updated);
+    for (const { id } of spare.slice(0, spare.length - this.maxStoredPeers)) await this.host.peerStore.delete(id);
   }
 
   /**
    * gossipsub only ignores low scorers: a peer that keeps sending invalid data is reported here.
    * So is a connection that has carried no gossip stream for a while — what is left of a peer
-   * whose stream gossipsub closed (an over-limit message, a protocol error).
+   * whose stream gossipsub closed (an over-limit message, a protocol error). Every sweepMs, the
+   * peer store is swept too (sweepPeerStore).
    */
   private police(): void {
     const pubsub = this.host.services.pubsub;
@@ -177,6 +213,12 @@ export class Libp2pTransport extends EventEmitter<TransportEvents> implements Tr
       if (pubsub.getScore(id) < GOSSIP_BAN_SCORE) this.emit('peer:misbehaved', id, 100, 'gossip score below threshold');
     }
     const now = Date.now();
+    if (!this.sweeping && now - this.sweptAt >= this.sweepMs) {
+      this.sweptAt = now;
+      this.sweeping = this.sweepPeerStore()
+        .catch(() => {}) // a sweep that fails leaves the records to the next
+        .finally(() => (this.sweeping = undefined));
+    }
     for (const [id, since] of this.connectedAt) {
       if (gossiping.has(id) || now - since < GOSSIPLESS_GRACE_MS) continue;
       this.connectedAt.delete(id);
