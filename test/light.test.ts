@@ -20,6 +20,7 @@ import { answerHeaderRange } from '../node/header-sync.ts';
 import type { Serve } from '../node/serving.ts';
 import { decodeGetProofs, encodeProofs } from '../node/light/wire.ts';
 import { networkNames } from '../node/protocols.ts';
+import { DEFAULT_BAN_SECONDS } from '../node/peers.ts';
 import { TransportError, busyError, isBusy, type ConnectionGate, type Responder, type Transport, type TransportEvents } from '../node/transport.ts';
 import { decodeGetHeaders, encodeHeaders, encodeStatus } from '../node/wire.ts';
 import { FUNDED_KEYS, tempDir, testKey, testParams, transfer } from './helpers/fixtures.ts';
@@ -139,10 +140,10 @@ describe('light client', function () {
     dir.remove();
   });
 
-  async function startLight(): Promise<LightClient> {
+  async function startLight(clientEnv = env): Promise<LightClient> {
     light = new LightClient({
       params,
-      env,
+      env: clientEnv,
       datadir: dir.path,
       bootstrap: [],
       statusIntervalMs: 3_600_000,
@@ -333,5 +334,23 @@ describe('light client', function () {
     await assert.rejects(client.getAccount(carol.address), /no peer served/);
     assert.equal(client.peers.score('forgetful'), 25);
     assert.ok(!client.peers.isBanned('forgetful'));
+  });
+
+  it('shows the bans in force, not one per identity it ever banned (identities cost nothing)', async () => {
+    let nowMs = NOW * 1000;
+    const client = await startLight({ ...env, now: () => nowMs });
+    const chain = await newChain();
+    const foreign = (s: ReturnType<typeof statusOf>) => ({ ...s, genesis: new Uint8Array(32).fill(9) });
+    for (let i = 0; i < 3; i++) {
+      await fullNode(net, `stranger-${i}`, chain, { status: foreign });
+      await meet(client, `stranger-${i}`);
+      assert.ok(client.peers.isBanned(`stranger-${i}`));
+    }
+    assert.equal(client.bans.size, 3);
+    nowMs += (DEFAULT_BAN_SECONDS + 1) * 1000; // those bans are over
+    await fullNode(net, 'stranger-3', chain, { status: foreign });
+    await meet(client, 'stranger-3');
+    assert.deepEqual([...client.bans.keys()], ['stranger-3']);
+    assert.deepEqual(client.summary().banned.map((b) => b.peer), ['stranger-3']);
   });
 });

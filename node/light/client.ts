@@ -84,8 +84,6 @@ export class LightClient extends EventEmitter<LightClientEvents> {
   transport!: Transport;
   private book!: PeerBook;
   readonly statuses = new Map<string, Status>();
-  /** Why each banned peer was banned, for status. */
-  readonly bans = new Map<string, string>();
   private readonly timers: Timer[] = [];
   private syncing: Promise<void> | undefined;
   private again = false;
@@ -116,7 +114,6 @@ export class LightClient extends EventEmitter<LightClientEvents> {
       onBadRequest: (peer, err) => this.peers.badRequest(peer, err),
     });
     this.peers.on('ban', (peer, reason) => {
-      this.bans.set(peer, reason);
       this.statuses.delete(peer);
       this.emit('log', 'warn', `banned peer ${peer}: ${reason}`);
       void this.transport.hangUp(peer);
@@ -368,6 +365,15 @@ export class LightClient extends EventEmitter<LightClientEvents> {
       }
       return (err as Error).message;
     }
+  }
+
+  /**
+   * The peers banned now, and why (a forged proof, headers that do not check, …): the bans in
+   * force, as many as PeerManager keeps. Not a record of every ban ever: identities cost nothing,
+   * and one kept per banned identity grew for as long as the client ran.
+   */
+  get bans(): Map<string, string> {
+    return new Map(this.peers.records().flatMap((r) => (r.kind === 'peer' ? [[r.id, r.reason] as const] : [])));
   }
 
   /** What `cairn light`'s status shows. */

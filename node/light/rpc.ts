@@ -19,7 +19,7 @@ export interface LightStatusResult {
   peers: number;
   peerId: string;
   listen: string[];
-  /** Peers this client banned, and why (a forged proof, headers that do not check, …). */
+  /** Peers this client has banned, while their bans last, and why (a forged proof, headers that do not check, …). */
   banned: { peer: string; reason: string }[];
   /** Memory the kept headers take (the rest are hashes in a file). */
   headerMemoryBytes: number;
