@@ -135,6 +135,8 @@ interface PeerBudget {
   readonly redundant: Bucket;
   /** Main-chain heights served on this connection, one bit each: a second time is a re-download. */
   served: Uint8Array;
+  /** Its connection ended, no request since: an answer read while it left marks nothing (`served` would stay, H/8 bytes). */
+  gone: boolean;
   repeats: number;
   redundantBlocks: number;
   lastServedAt: number;
@@ -214,7 +216,7 @@ export class Serving {
       } else if (b.height !== undefined && wasServed(budget, b.height)) {
         budget.repeats++;
       }
-      if (b.height !== undefined) markServed(budget, b.height);
+      if (b.height !== undefined && !budget.gone) markServed(budget, b.height);
       served++;
     }
     if (served === 0) {
@@ -241,6 +243,7 @@ export class Serving {
     const b = this.budgets.get(peer);
     if (!b) return;
     b.served = new Uint8Array(0);
+    b.gone = true;
     b.repeats = 0;
     b.redundantBlocks = 0;
     if (b.ip === undefined) return;
@@ -314,6 +317,7 @@ export class Serving {
         bytes: new Bucket(this.limits.burstBytes, now),
         redundant: new Bucket(this.limits.redundantBurstBytes, now),
         served: new Uint8Array(0),
+        gone: false,
         repeats: 0,
         redundantBlocks: 0,
         lastServedAt: -Infinity,
@@ -322,6 +326,7 @@ export class Serving {
       this.budgets.set(peer, b);
     }
     b.lastSeenAt = now;
+    b.gone = false;
     return b;
   }
 
@@ -340,6 +345,7 @@ export class Serving {
       bytes: new Bucket(b.bytes.tokens, now),
       redundant: new Bucket(b.redundant.tokens, now),
       served: new Uint8Array(0),
+      gone: false,
       repeats: 0,
       redundantBlocks: 0,
       lastServedAt: b.lastServedAt,

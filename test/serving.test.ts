@@ -179,6 +179,31 @@ describe('serving budgets', () => {
     assert.equal(serving.serveBlocks('a', batch(0), 1_600), 32, 'a new connection starts a new record');
   });
 
+  it('a blocks answer that ends after its asker left marks nothing: the budgets of peers gone keep no record of heights', async () => {
+    const { serving, peers, records } = setup();
+    // What the budgets of each peer keep of the heights served to it on its connection.
+    const kept = () => [...(serving as unknown as { budgets: Map<string, { served: Uint8Array }> }).budgets.values()].reduce((sum, b) => sum + b.served.byteLength, 0);
+    for (let i = 0; i < 50; i++) {
+      const peer = `gone-${i}`;
+      records.connected(peer, { direction: 'inbound', remoteAddr: `/ip4/203.0.113.${i}/tcp/1/p2p/${peer}` }, 0);
+      let read!: () => void;
+      const reading = new Promise<void>((resolve) => (read = resolve));
+      // The blocks responder: the store is read, then the budgets asked (node/chain-server.ts).
+      const blocks = serving.guard('blocks', async (_req, asker) => {
+        await reading;
+        serving.serveBlocks(asker, [{ bytes: 25_000, height: 8_000_000, theirs: false }], 8_000_000);
+        return new Uint8Array(25_000);
+      });
+      const answered = blocks(new Uint8Array(0), peer);
+      records.disconnected(peer); // it hangs up while its blocks are read
+      peers.disconnected(peer);
+      serving.disconnected(peer);
+      read();
+      await answered;
+    }
+    assert.equal(kept(), 0);
+  });
+
   it('identities cost nothing: a new one from the IP of one that left starts from its spent budget; one from another IP, and loopback, from a full one', async () => {
     const { clock, serving, peers, records } = setup({ uploadBytesPerSec: 1_000_000, burstBytes: 4_000_000 });
     const connect = (peer: string, ip: string) => {
