@@ -131,7 +131,9 @@ export class TxRelay {
         MAX_BUSY_PER_BATCH,
       ).then(() => undefined, (e: unknown) => e);
       // Still busy (too often, or for longer than any asker waits): that peer goes without these.
-      if (err instanceof TransportError && err.code === 'TRANSPORT_BUSY') return;
+      // Gone: so is every batch after, each encoded for nothing (a whole mempool, 32 MB, for each
+      // peer that hangs up as its push begins).
+      if (err instanceof TransportError && (err.code === 'TRANSPORT_BUSY' || err.code === 'TRANSPORT_CLOSED')) return;
     }
   }
 

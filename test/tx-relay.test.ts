@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { MEMPOOL_PUSH_PER_IP_INTERVAL_MS, TxRelay } from '../node/tx-relay.ts';
 import { PeerRecords } from '../node/peer-records.ts';
-import { MAX_RETRY_AFTER_MS, busyError, type Transport } from '../node/transport.ts';
+import { MAX_RETRY_AFTER_MS, TransportError, busyError, type Transport } from '../node/transport.ts';
 import type { Env } from '../node/env.ts';
 import type { NetworkNames } from '../node/protocols.ts';
 import { PeerManager } from '../node/peers.ts';
@@ -68,6 +68,19 @@ describe('TxRelay.push', () => {
     await r.push('peer', txs);
     assert.deepEqual(waits, []);
     assert.equal(asked(), 1);
+  });
+
+  it('stops at a peer that is gone: the batches after are neither encoded nor asked', async () => {
+    let asked = 0;
+    const transport = {
+      request: async () => {
+        asked++;
+        throw new TransportError('TRANSPORT_CLOSED', 'not connected to peer');
+      },
+    } as unknown as Transport;
+    const r = new TxRelay({ transport, names: { txPush: '/push' } as NetworkNames } as unknown as TxRelay['o']);
+    await r.push('peer', Array.from({ length: 5 * MAX_TXS_PER_BATCH }, () => txs[0]!));
+    assert.equal(asked, 1);
   });
 });
 
