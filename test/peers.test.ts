@@ -7,7 +7,9 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { banFile, BANS_FILE } from '../node/ban-file.ts';
-import { PeerManager, SCORE_HALF_LIFE_SECONDS } from '../node/peers.ts';
+import { PeerManager, SCORE_HALF_LIFE_SECONDS, type BanStore } from '../node/peers.ts';
+import { NetworkGuard } from '../node/guard.ts';
+import type { Env } from '../node/env.ts';
 import { tempDir } from './helpers/fixtures.ts';
 
 const addr = (ip: string, id: string) => `/ip4/${ip}/tcp/4000/p2p/${id}`;
@@ -125,6 +127,30 @@ describe('bans by identity and address', () => {
     assert.equal(restarted.isBanned('p'), false);
     assert.equal(restarted.addressBanned(addr('192.0.2.1', 'q')), false);
     assert.equal(new PeerManager(clock).restore(saved), 0, 'expired while the node was down');
+  });
+
+  it('bans saved while a save is written wait for one more save, not one each (a flood of bans is not a queue of whole-file writes)', async () => {
+    const peers = new PeerManager(clock);
+    const saves: number[] = [];
+    let written!: () => void;
+    const store: BanStore = {
+      load: async () => [],
+      save: (bans) => {
+        saves.push(bans.length);
+        return new Promise<void>((resolve) => (written = resolve));
+      },
+    };
+    const env = { now: () => now * 1000, randomBytes: (n: number) => new Uint8Array(n) } as unknown as Env;
+    new NetworkGuard({ env, peers, banStore: store, log: () => {} });
+    const ban = (i: number) => peers.ban(`stranger-${i}`, 'another network (genesis or protocols differ)', { address: false });
+    ban(0);
+    await new Promise((r) => setImmediate(r)); // its save is being written
+    for (let i = 1; i < 1_000; i++) ban(i);
+    for (let i = 0; i < 10 && saves.length < 1_000; i++) {
+      await new Promise((r) => setImmediate(r));
+      written();
+    }
+    assert.deepEqual(saves, [1, 1_000], 'the first ban, then every ban since, in one save');
   });
 
   it('the ban file: written whole and renamed, read back; a damaged one is as if there were none', async () => {
