@@ -209,7 +209,7 @@ function envSeconds(name: string): number | undefined {
 }
 
 export const HELP = {
-  init: `Usage: cairn init [--datadir DIR] [--genesis FILE]
+  init: `Usage: cairn init [--datadir DIR] [--genesis FILE] [--json]
 
 Creates a datadir for the network FILE defines (default: the bundled devnet genesis.json).
 Refuses a datadir that already belongs to another network.

@@ -185,8 +185,8 @@ export async function importSnapshotInto(db: ChainDB, handle: FileHandle, params
   }
 }
 
-const HELP = `Usage: cairn snapshot export [--datadir DIR] [--height H] FILE
-       cairn snapshot import FILE [--datadir DIR] [--genesis FILE]
+const HELP = `Usage: cairn snapshot export [--datadir DIR] [--height H] [--snapshot-interval N] [--reorg-depth N] [--json] FILE
+       cairn snapshot import FILE [--datadir DIR] [--genesis FILE] [--json]
 
 export writes the state at main-chain height H of a stopped node's datadir to FILE: every header
 up to H, block H, and the accounts in chunks, each with its range proof against block H's state

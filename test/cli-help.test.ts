@@ -1,0 +1,110 @@
+/**
+ * Every command's --help tells the truth about its flags: each flag the command parses is in its
+ * help, and each flag its usage lines show is one it parses. Run in this process: with --help the
+ * commands only parse, so asking each one about each flag costs a parse, not a `cairn` process.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { UsageError } from '../cli/args.ts';
+import { accountCommand, mempoolCommand, peersCommand, txCommand } from '../cli/cmd-chain.ts';
+import { devnetCommand } from '../cli/cmd-devnet.ts';
+import { generateCommand } from '../cli/cmd-generate.ts';
+import { blockCommand, blocksCommand, rpcHelpCommand, statusCommand, stopCommand, tipsCommand } from '../cli/cmd-inspect.ts';
+import { keysCommand } from '../cli/cmd-keys.ts';
+import { lightCommand } from '../cli/cmd-light.ts';
+import { initCommand, nodeCommand } from '../cli/cmd-node.ts';
+import { proofCommand, verifyCommand } from '../cli/cmd-proof.ts';
+import { sendCommand } from '../cli/cmd-send.ts';
+import { snapshotCommand } from '../cli/cmd-snapshot.ts';
+import { createOut, type Out } from '../cli/output.ts';
+import { REPO } from './helpers/cli.ts';
+
+type Command = (argv: string[], out: Out) => Promise<void>;
+
+/** Each command line that has a help text of its own, as cli/main.ts dispatches it. */
+const COMMANDS: Record<string, Command> = {
+  init: initCommand,
+  node: nodeCommand,
+  devnet: devnetCommand,
+  generate: generateCommand,
+  snapshot: snapshotCommand,
+  light: lightCommand,
+  stop: stopCommand,
+  'keys new': (argv, out) => keysCommand(['new', ...argv], out),
+  'keys list': (argv, out) => keysCommand(['list', ...argv], out),
+  'keys import': (argv, out) => keysCommand(['import', ...argv], out),
+  'keys export': (argv, out) => keysCommand(['export', ...argv], out),
+  send: sendCommand,
+  status: statusCommand,
+  account: accountCommand,
+  tx: txCommand,
+  block: blockCommand,
+  blocks: blocksCommand,
+  tips: tipsCommand,
+  peers: peersCommand,
+  mempool: mempoolCommand,
+  proof: proofCommand,
+  verify: verifyCommand,
+  'help rpc': rpcHelpCommand,
+};
+
+const FLAG = /--([a-z][a-z0-9-]*)/g;
+const flagsIn = (text: string): Set<string> => new Set([...text.matchAll(FLAG)].map((m) => m[1]!));
+
+/** Every option name any command could parse: in any help text, or in an options table in cli/. */
+function candidateFlags(helps: readonly string[]): Set<string> {
+  const names = new Set(helps.flatMap((h) => [...flagsIn(h)]));
+  for (const file of ['args', 'cmd-chain', 'cmd-devnet', 'cmd-generate', 'cmd-inspect', 'cmd-keys', 'cmd-light', 'cmd-node', 'cmd-proof', 'cmd-send', 'cmd-snapshot']) {
+    const text = readFileSync(join(REPO, 'cli', `${file}.ts`), 'utf8');
+    for (const m of text.matchAll(/['"]?([a-z][a-z0-9-]*)['"]?: \{ type: '(?:string|boolean)'/g)) names.add(m[1]!);
+  }
+  names.delete('help');
+  return names;
+}
+
+async function helpOf(command: Command, argv: string[] = []): Promise<string> {
+  let text = '';
+  await command(['--help', ...argv], createOut(false, (t) => (text += t)));
+  return text;
+}
+
+/** Whether `command` parses --`flag`: with --help, a known flag is all it looks at. */
+async function parses(command: Command, flag: string): Promise<boolean> {
+  try {
+    await helpOf(command, [`--${flag}`]);
+    return true; // a boolean flag
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    if (/needs a value/.test(err.message)) return true; // a flag that takes one
+    if (/^unknown option /.test(err.message)) return false;
+    throw err;
+  }
+}
+
+describe('cairn COMMAND --help names the flags the command parses', () => {
+  it('the table here has every command cli/main.ts dispatches', () => {
+    const main = readFileSync(join(REPO, 'cli', 'main.ts'), 'utf8');
+    const table = /const COMMANDS[^{]*\{([\s\S]*?)\n\};/.exec(main)?.[1] ?? '';
+    const dispatched = [...table.matchAll(/^ {2}(\w+):/gm)].map((m) => m[1]!);
+    assert.ok(dispatched.length > 10, 'cli/main.ts has a COMMANDS table');
+    const here = new Set(Object.keys(COMMANDS).map((c) => c.split(' ')[0]!));
+    assert.deepEqual(dispatched.filter((c) => !here.has(c)), []);
+  });
+
+  it('every flag a command parses is in its help, and every flag its usage lines show is one it parses', async () => {
+    const helps = Object.fromEntries(await Promise.all(Object.entries(COMMANDS).map(async ([name, command]) => [name, await helpOf(command)] as const)));
+    const candidates = candidateFlags(Object.values(helps));
+    const wrong: string[] = [];
+    for (const [name, command] of Object.entries(COMMANDS)) {
+      const help = helps[name]!;
+      const parsed = new Set<string>();
+      for (const flag of candidates) if (await parses(command, flag)) parsed.add(flag);
+      const mentioned = flagsIn(help);
+      const usage = flagsIn(help.split('\n\n')[0]!);
+      for (const flag of parsed) if (!mentioned.has(flag)) wrong.push(`cairn ${name} parses --${flag}, which its help does not mention`);
+      for (const flag of usage) if (!parsed.has(flag)) wrong.push(`cairn ${name}'s usage shows --${flag}, which it does not parse`);
+    }
+    assert.deepEqual(wrong, []);
+  });
+});
