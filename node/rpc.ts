@@ -12,7 +12,7 @@ import { localUrl } from './http/local-url.ts';
 import { replaceFile } from './durable-file.ts';
 
 export const MAX_RPC_BODY_BYTES = 1 << 20;
-const MAX_BATCH = 1000;
+export const MAX_BATCH = 1000;
 
 interface RpcRequest {
   jsonrpc: '2.0';

@@ -13,6 +13,7 @@ import { decodeTransaction } from '../ledger/transaction.ts';
 import { EXAMPLE, RPC_DOC } from '../node/rpc-doc.ts';
 import { validate } from '../node/json-schema.ts';
 import { RPC_ENDPOINT_FILE, RPC_ERRORS, type RpcEndpointFile } from '../node/rpc-types.ts';
+import { MAX_BATCH, MAX_RPC_BODY_BYTES } from '../node/rpc.ts';
 import { renderRpcMarkdown, RPC_MD } from '../scripts/rpc-docs.ts';
 import { mineOn, startNode, stopAll, type TestNode } from './helpers/network.ts';
 
@@ -55,6 +56,21 @@ describe('OpenRPC: the document is the API', function () {
     assert.match((await call('status', { x: 1 })).error!.message, /unknown parameter "x": status takes none/);
     assert.match((await call('getAccount', {})).error!.message, /"address" is required/);
     assert.match((await call('getBlocks', { count: 0 })).error!.message, /"count": must be at least 1/);
+  });
+
+  it('says what a body may be, as the server takes it: one request, or a batch answered as an array, within the limits it enforces', async () => {
+    const description = RPC_DOC.info.description;
+    assert.match(description, /batch/);
+    assert.ok(description.includes(`1 to ${MAX_BATCH} requests`), `the batch limit, ${MAX_BATCH}: ${description}`);
+    assert.ok(description.includes(`${MAX_RPC_BODY_BYTES} bytes`), `the body limit, ${MAX_RPC_BODY_BYTES} bytes: ${description}`);
+    const response = await fetch(endpoint.url, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${endpoint.token}`, 'content-type': 'application/json' },
+      body: JSON.stringify([{ jsonrpc: '2.0', id: 1, method: 'getBlocks', params: { count: 1 } }, { jsonrpc: '2.0', id: 2, method: 'estimateFee' }]),
+      signal: AbortSignal.timeout(20_000),
+    });
+    const answers = (await response.json()) as { id: number; result?: unknown }[];
+    assert.deepEqual(answers.map((a) => [a.id, a.result !== undefined]), [[1, true], [2, true]]);
   });
 
   it('every method, called with its example params, answers what its schema says (stop last)', async () => {
