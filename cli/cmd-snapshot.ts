@@ -61,6 +61,10 @@ export async function exportSnapshot(datadir: string, file: string, o: { height?
     const height = o.height ?? pivotHeight(chain.tip.height, o.interval ?? DEFAULT_SNAPSHOT_INTERVAL, o.reorgDepth ?? DEFAULT_REORG_DEPTH);
     if (height === undefined) throw new UsageError(`the chain (height ${chain.tip.height}) is too short for a snapshot ${o.reorgDepth ?? DEFAULT_REORG_DEPTH} blocks below its tip: give --height`);
     if (height > chain.tip.height) throw new UsageError(`--height ${height} is above the tip (${chain.tip.height})`);
+    // A pruned store (--prune-keep) has no body for block H; the default H is always below what a
+    // node pruning at the reorg depth keeps.
+    const noBodies = db.history.prunedHeight;
+    if (height <= noBodies) throw new UsageError(`block ${height} is pruned here (this datadir keeps blocks above ${noBodies} only): give --height from ${noBodies + 1} to ${chain.tip.height}, or export from a node that keeps it`);
     const info = (await db.snapshots.get(height)) ?? (await makeSnapshot(chain, height, async () => {}));
     if (!info) throw new UsageError(`cannot reach back to height ${height}: this node has no undo data below ${Math.max(db.history.prunedHeight, db.history.stateBase)}`);
     const handle = await open(tmp, 'w');
@@ -191,7 +195,8 @@ const HELP = `Usage: cairn snapshot export [--datadir DIR] [--height H] [--snaps
 export writes the state at main-chain height H of a stopped node's datadir to FILE: every header
 up to H, block H, and the accounts in chunks, each with its range proof against block H's state
 root. H defaults to the height a joining node would pick now: the highest multiple of 10,000
-(--snapshot-interval) at least 10,000 blocks (--reorg-depth) below the tip.
+(--snapshot-interval) at least 10,000 blocks (--reorg-depth) below the tip. A pruned datadir
+(cairn node --prune-keep) has no block below the last N to export: give an --height above them.
 
 import checks FILE as snapshot sync checks what peers send — every header (links, proof of work,
 targets, timestamps), block H against its header, every chunk against H's state root, the chunks

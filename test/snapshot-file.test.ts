@@ -4,7 +4,7 @@
  * that starts at that block; a file changed anywhere is refused with its reason and changes nothing.
  */
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { stateDigest } from '../ledger/audit.ts';
@@ -17,6 +17,7 @@ import { SNAPSHOT_HEAD_BYTES } from '../consensus/snapshot-file.ts';
 import { HEADER_BYTES } from '../ledger/block.ts';
 import { generateDatadir } from '../cli/cmd-generate.ts';
 import { exportSnapshot, importSnapshot, importSnapshotInto } from '../cli/cmd-snapshot.ts';
+import { UsageError } from '../cli/args.ts';
 import { LevelKv } from '../ledger/kv-level.ts';
 import { layout } from '../ledger/layout.ts';
 import type { KeyRange } from '../ledger/kv.ts';
@@ -162,6 +163,22 @@ describe('snapshot files', function () {
     } finally {
       await reopened.close();
     }
+  });
+
+  it('a pruned datadir is told which heights it can export, before anything is made', async () => {
+    const pruned = join(dir.path, 'pruned');
+    cpSync(source, pruned, { recursive: true });
+    const db = await ChainDB.open(join(pruned, 'chain'), params);
+    await db.history.prune(250);
+    await db.close();
+    const out = join(dir.path, 'pruned.snap');
+    await assert.rejects(exportSnapshot(pruned, out, { interval: 100, reorgDepth: 50 }), (err: Error) => {
+      assert.ok(err instanceof UsageError, `${err.name}: ${err.message}`);
+      assert.match(err.message, /^block 200 is pruned here .*give --height from 251 to 300/);
+      return true;
+    });
+    assert.equal(existsSync(out) || existsSync(`${out}.partial`), false);
+    assert.equal((await exportSnapshot(pruned, out, { height: 260 })).height, 260);
   });
 
   it('an import into a datadir that already holds a chain is refused', async () => {
