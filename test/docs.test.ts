@@ -63,6 +63,15 @@ describe('the docs describe the tree as it is', () => {
     assert.deepEqual(withCode.filter((f) => !rows.has(f)), []);
   });
 
+  it("test/README.md's one-file command loads what .mocharc.json loads for every test, under the project's Node", () => {
+    const command = /^One file: `([^`]+)`/m.exec(read('test/README.md'))?.[1];
+    assert.ok(command !== undefined, 'test/README.md gives the command for one file');
+    const config = JSON.parse(read('.mocharc.json')) as { require?: string[] };
+    for (const module of config.require ?? []) assert.ok(command.includes(`--require ${module}`), `${command} loads ${module}`);
+    // node_modules/.bin/mocha starts with `#!/usr/bin/env node`: the Node on PATH, which may not run TypeScript.
+    assert.doesNotMatch(command, /^node_modules\/\.bin\//);
+  });
+
   it('a name the docs place in a file ("`Name` (dir/file.ts" or "dir/file.ts `Name`") is declared there', () => {
     const docs = ['README.md', 'docs/ARCHITECTURE.md', ...LISTED.map((f) => `${f}/README.md`)];
     const wrong: string[] = [];
