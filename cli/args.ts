@@ -33,6 +33,11 @@ export const NODE_ACCESS: Options = {
   help: { type: 'boolean', short: 'h' },
 };
 
+/** NODE_ACCESS's flags in a command's help (CAIRN_RPC_TOKEN is read where --rpc-token is absent: rpc-client.ts). */
+export const NODE_ACCESS_HELP = `  --datadir DIR          the node running on DIR (default ./data)
+  --rpc URL --rpc-token T   or a node reached by URL (the token also from CAIRN_RPC_TOKEN)
+  --json                 machine-readable output (amounts in base units)`;
+
 /**
  * Node's parser explains itself in a paragraph with quotes ("Unknown option '--bogus'. To specify a
  * positional argument starting with a '-', …"); one line naming the option reads better, with the

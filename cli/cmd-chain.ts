@@ -1,4 +1,4 @@
-import { DEFAULT_LIGHT_DATADIR, NODE_ACCESS, address, parse, str, UsageError } from './args.ts';
+import { DEFAULT_LIGHT_DATADIR, NODE_ACCESS, NODE_ACCESS_HELP, address, parse, str, UsageError } from './args.ts';
 import { RpcClient, RpcClientError, connect } from './rpc-client.ts';
 import { coins, lines, type Out } from './output.ts';
 import type { LightRpcMethods } from '../node/light/rpc.ts';
@@ -85,10 +85,6 @@ function bytes(n: number): string {
   return `${(n / 1_000_000).toFixed(1)} MB`;
 }
 
-const ACCESS = `  --datadir DIR          the node running on DIR (default ./data)
-  --rpc URL --rpc-token T   or a node reached by URL
-  --json                 machine-readable output (amounts in base units)`;
-
 const HELP = {
   account: `Usage: cairn account ADDRESS [--datadir DIR | --rpc URL --rpc-token T] [--json]
        cairn account ADDRESS --light [--datadir DIR] [--json]
@@ -96,7 +92,7 @@ const HELP = {
 Balance (in coins; --json: base units) and nonce of ADDRESS at the chain tip. With --light, from the
 light client running on DIR (default ./light; see cairn light --help): proven by a peer's proof
 against the state root of the light client's tip, checked there, trusting no node.
-${ACCESS}
+${NODE_ACCESS_HELP}
 
 Examples:
   cairn account cairn12rqpp3a5l5vef8weqsvd42g9rzmqx4la30zrhz
@@ -104,7 +100,7 @@ Examples:
   tx: `Usage: cairn tx ID [--datadir DIR | --rpc URL --rpc-token T] [--json]
 
 A transaction by id: pending in the mempool, or confirmed with its block height.
-${ACCESS}
+${NODE_ACCESS_HELP}
 
 Example:
   cairn tx 3f2a…c9e1 --json`,
@@ -113,14 +109,14 @@ Example:
 Connected peers: who dialled (inbound: it did), announced height, ban score, bytes it sent us
 and we served it, THROTTLED if it was answered busy in the last 10 s (it asked for more than its
 share), and its address.
-${ACCESS}
+${NODE_ACCESS_HELP}
 
 Example:
   cairn peers --datadir ./b --json`,
   mempool: `Usage: cairn mempool [--datadir DIR | --rpc URL --rpc-token T] [--json]
 
 Pending transactions.
-${ACCESS}
+${NODE_ACCESS_HELP}
 
 Example:
   cairn mempool --json`,

@@ -1,4 +1,4 @@
-import { DEFAULT_DATADIR, NODE_ACCESS, count, parse, UsageError } from './args.ts';
+import { DEFAULT_DATADIR, NODE_ACCESS, NODE_ACCESS_HELP, count, parse, UsageError } from './args.ts';
 import { connect, RpcClient, RpcClientError } from './rpc-client.ts';
 import { coins, duration, lines, si, type Out } from './output.ts';
 import { runningPid } from './start-errors.ts';
@@ -182,10 +182,6 @@ function table(head: string[], rows: string[][]): string {
   return all.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n');
 }
 
-const ACCESS = `  --datadir DIR          the node running on DIR (default ./data)
-  --rpc URL --rpc-token T   or a node reached by URL
-  --json                 machine-readable output (amounts in base units)`;
-
 export const HELP = {
   status: `Usage: cairn status [--datadir DIR | --rpc URL --rpc-token T] [--json]
 
@@ -194,7 +190,7 @@ no peers to sync from), peers in and out, whether it mines, the difficulty (expe
 block), the network's estimated hash rate, mempool, a suggested fee, memory and listen addresses.
 On a light client's datadir (cairn status --datadir ./light): its height, head, peers, the peers it
 banned and why, and the memory its headers take.
-${ACCESS}
+${NODE_ACCESS_HELP}
 
 Examples:
   cairn status
@@ -203,7 +199,7 @@ Examples:
   block: `Usage: cairn block HEIGHT|HASH|latest [--datadir DIR | --rpc URL --rpc-token T] [--json]
 
 A block of the main chain by height, any stored block by hash, or the main chain's latest.
-${ACCESS}
+${NODE_ACCESS_HELP}
 
 Examples:
   cairn block latest
@@ -213,7 +209,7 @@ Examples:
 
 The last N blocks of the main chain (default 10, at most 1000), newest first: height, hash, age,
 transactions, size and the miner's address.
-${ACCESS}
+${NODE_ACCESS_HELP}
 
 Examples:
   cairn blocks
@@ -223,14 +219,14 @@ Examples:
 Every chain tip the node knows: the main chain's (active) and the end of each fork it has seen,
 with the fork's length from where it branched off (valid-fork: it could win with more work;
 invalid: it broke a rule).
-${ACCESS}
+${NODE_ACCESS_HELP}
 
 Example:
   cairn tips`,
   stop: `Usage: cairn stop [--timeout SECONDS] [--datadir DIR | --rpc URL --rpc-token T] [--json]
 
 Asks the node to stop cleanly (as Ctrl-C or SIGTERM would) and waits until it has (default 60 s).
-${ACCESS}
+${NODE_ACCESS_HELP}
 
 Examples:
   cairn stop
@@ -240,7 +236,7 @@ Examples:
 The JSON-RPC methods of the running node, each with what it does, as the node itself lists them
 (its help method). docs/RPC.md documents their parameters and results; rpc.discover answers the
 same as an OpenRPC document.
-${ACCESS}
+${NODE_ACCESS_HELP}
 
 Examples:
   cairn help rpc

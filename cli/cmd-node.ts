@@ -262,7 +262,9 @@ change those two numbers, for test networks (every node of a network must use th
 
 Environment (a flag wins over its variable): CAIRN_P2P_PORT, CAIRN_RPC_PORT, CAIRN_HTTP_PORT, CAIRN_P2P_HOST, and
 CAIRN_MDNS=off for --no-mdns. CAIRN_PASSWORD is the coinbase key's password (see cairn keys --help).
-CAIRN_NO_PEERS_WARNING_SECONDS moves the "no peers" warning (default 30).
+CAIRN_NO_PEERS_WARNING_SECONDS moves the "no peers" warning (default 30). The node re-executes
+itself once with a 768 MB heap ceiling and malloc settings for a long run (flags given to Node, in
+NODE_OPTIONS, and malloc variables already set win); CAIRN_NODE_RUNTIME=off keeps Node's defaults.
 
 Examples:
   cairn node --mine

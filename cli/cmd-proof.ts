@@ -226,6 +226,8 @@ block's header, with the node's headers from genesis to its tip, so that cairn v
 all without a node. --since HEIGHT starts the headers at a checkpoint instead (the verifier then
 needs --checkpoint HEIGHT:HASH): a smaller file for a long chain, and the only one past 1,500,000
 headers (about 465 MB), which a file holds at most. The file is JSON with or without --json.
+--datadir DIR (default ./data) names the node's datadir; --rpc URL a node elsewhere, with its
+--rpc-token T (or CAIRN_RPC_TOKEN).
 
 Examples:
   cairn proof account cairn12rqpp3a5l5vef8weqsvd42g9rzmqx4la30zrhz > proof.json

@@ -4,7 +4,7 @@ import { signTransaction } from '../ledger/transaction.ts';
 import { loadPrivateKey } from './keystore.ts';
 import { readPassword } from './password.ts';
 import { connect, RpcClient, RpcClientError } from './rpc-client.ts';
-import { NODE_ACCESS, address, amountArg, count, parse, required, resolveAmount, str, UsageError } from './args.ts';
+import { NODE_ACCESS, NODE_ACCESS_HELP, address, amountArg, count, parse, required, resolveAmount, str, UsageError } from './args.ts';
 import { coins, type Out } from './output.ts';
 import type { StatusResult } from '../node/rpc-types.ts';
 
@@ -152,9 +152,10 @@ The sender must hold amount + fee, counting what it already has pending.
 --wait prints the id at once, then waits until a block includes the transaction (at most
 --timeout, default 120 s), showing progress on stderr, and warns at once when the node has no
 peers and does not mine (nothing could confirm it then).
-  --datadir DIR          the node running on DIR (default ./data)
-  --rpc URL --rpc-token T   or a node reached by URL
-  --json                 machine-readable output
+
+The key's password comes from --password-file (its first line), else CAIRN_PASSWORD, else a
+prompt that does not echo (cairn keys --help).
+${NODE_ACCESS_HELP}
 
 Examples:
   cairn send --keystore ./keys --from cairn12rqpp3a5l5vef8weqsvd42g9rzmqx4la30zrhz \\

@@ -4,7 +4,7 @@
  * commands only parse, so asking each one about each flag costs a parse, not a `cairn` process.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { UsageError } from '../cli/args.ts';
 import { accountCommand, mempoolCommand, peersCommand, txCommand } from '../cli/cmd-chain.ts';
@@ -92,19 +92,40 @@ describe('cairn COMMAND --help names the flags the command parses', () => {
     assert.deepEqual(dispatched.filter((c) => !here.has(c)), []);
   });
 
-  it('every flag a command parses is in its help, and every flag its usage lines show is one it parses', async () => {
-    const helps = Object.fromEntries(await Promise.all(Object.entries(COMMANDS).map(async ([name, command]) => [name, await helpOf(command)] as const)));
+  /** Each command's help, and the flags it parses (asked about every flag any command could have). */
+  const helps: Record<string, string> = {};
+  const parsed: Record<string, Set<string>> = {};
+  before(async () => {
+    for (const [name, command] of Object.entries(COMMANDS)) helps[name] = await helpOf(command);
     const candidates = candidateFlags(Object.values(helps));
-    const wrong: string[] = [];
     for (const [name, command] of Object.entries(COMMANDS)) {
+      parsed[name] = new Set();
+      for (const flag of candidates) if (await parses(command, flag)) parsed[name].add(flag);
+    }
+  });
+
+  it('every flag a command parses is in its help, and every flag its usage lines show is one it parses', () => {
+    const wrong: string[] = [];
+    for (const name of Object.keys(COMMANDS)) {
       const help = helps[name]!;
-      const parsed = new Set<string>();
-      for (const flag of candidates) if (await parses(command, flag)) parsed.add(flag);
       const mentioned = flagsIn(help);
       const usage = flagsIn(help.split('\n\n')[0]!);
-      for (const flag of parsed) if (!mentioned.has(flag)) wrong.push(`cairn ${name} parses --${flag}, which its help does not mention`);
-      for (const flag of usage) if (!parsed.has(flag)) wrong.push(`cairn ${name}'s usage shows --${flag}, which it does not parse`);
+      for (const flag of parsed[name]!) if (!mentioned.has(flag)) wrong.push(`cairn ${name} parses --${flag}, which its help does not mention`);
+      for (const flag of usage) if (!parsed[name]!.has(flag)) wrong.push(`cairn ${name}'s usage shows --${flag}, which it does not parse`);
     }
+    assert.deepEqual(wrong, []);
+  });
+
+  it('the environment a command reads is in its help: CAIRN_RPC_TOKEN beside --rpc-token, CAIRN_PASSWORD beside --password-file, and every CAIRN_ variable of cli/ somewhere', () => {
+    const wrong: string[] = [];
+    const standsIn: Record<string, string> = { 'rpc-token': 'CAIRN_RPC_TOKEN', 'password-file': 'CAIRN_PASSWORD' };
+    for (const name of Object.keys(COMMANDS)) {
+      for (const [flag, variable] of Object.entries(standsIn)) if (parsed[name]!.has(flag) && !helps[name]!.includes(variable)) wrong.push(`cairn ${name} takes --${flag} but its help does not name ${variable}`);
+    }
+    const read = new Set(readdirSync(join(REPO, 'cli')).filter((f) => /\.(ts|mjs)$/.test(f)).flatMap((f) => [...readFileSync(join(REPO, 'cli', f), 'utf8').matchAll(/(?:\['|\.|\(')(CAIRN_[A-Z0-9_]+)/g)].map((m) => m[1]!)));
+    assert.ok(read.has('CAIRN_PASSWORD'), 'the variables are found where cli/ reads them');
+    const allHelp = Object.values(helps).join('\n');
+    for (const variable of read) if (!allHelp.includes(variable)) wrong.push(`cli/ reads ${variable}, which no help names`);
     assert.deepEqual(wrong, []);
   });
 });
