@@ -85,14 +85,15 @@ const HELP = `Usage: cairn light --bootstrap MULTIADDR [--bootstrap …] [--data
 
 Runs a light client on DIR (default ./light): it keeps headers only (their hashes in a file, the
 last 2,048 in memory), follows the chain with the most work among its peers' (every header checked:
-links, proof of work, ASERT targets, timestamps), and answers cairn account ADDRESS --light by asking
-a peer for a proof against its tip's state root and checking it itself. A peer that lies (headers
-that do not check or add up, a forged or stale proof) is banned. JSON-RPC on 127.0.0.1:7373 (a
-port of its own, so it runs beside a node; 0 picks a free port; the endpoint and token go to
-DIR/rpc.json). P2P on any free port (--p2p-port N) of all interfaces (--p2p-host IP). Each
---bootstrap is /ip4/HOST/tcp/PORT/p2p/PEER_ID (cairn status on that node lists them). One light
-client per DIR: a second is refused, naming the first's pid. It stops on SIGINT, SIGTERM, SIGHUP or cairn
-stop --datadir DIR.
+links, proof of work, ASERT targets, timestamps), and answers cairn account ADDRESS --light by
+asking a peer for a proof against its tip's state root and checking it itself. A peer that lies
+(headers that do not check or add up, a forged or stale proof) is banned.
+JSON-RPC on 127.0.0.1:7373 (a port of its own, so it runs beside a node; 0 picks a free port; the
+endpoint and token go to DIR/rpc.json); its methods are status, getAccount and stop, what cairn
+status, cairn account ADDRESS --light and cairn stop ask (the other commands need a full node).
+P2P on any free port (--p2p-port N) of all interfaces (--p2p-host IP). Each --bootstrap is /ip4/HOST/tcp/PORT/p2p/PEER_ID
+(cairn status on that node lists them). One light client per DIR: a second is refused, naming the
+first's pid. It stops on SIGINT, SIGTERM, SIGHUP or cairn stop --datadir DIR.
 
 Examples:
   cairn light --bootstrap /ip4/127.0.0.1/tcp/7370/p2p/12D3Koo…

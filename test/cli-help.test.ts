@@ -18,6 +18,7 @@ import { proofCommand, verifyCommand } from '../cli/cmd-proof.ts';
 import { sendCommand } from '../cli/cmd-send.ts';
 import { snapshotCommand } from '../cli/cmd-snapshot.ts';
 import { createOut, type Out } from '../cli/output.ts';
+import { lightRpcHandlers } from '../node/light/rpc.ts';
 import { REPO } from './helpers/cli.ts';
 
 type Command = (argv: string[], out: Out) => Promise<void>;
@@ -114,6 +115,11 @@ describe('cairn COMMAND --help names the flags the command parses', () => {
       for (const flag of usage) if (!parsed[name]!.has(flag)) wrong.push(`cairn ${name}'s usage shows --${flag}, which it does not parse`);
     }
     assert.deepEqual(wrong, []);
+  });
+
+  it("cairn light's help names the JSON-RPC methods a light client answers, the only ones cairn commands can ask it", () => {
+    const help = helps['light']!;
+    assert.deepEqual(Object.keys(lightRpcHandlers).filter((method) => !new RegExp(`\\b${method}\\b`).test(help)), []);
   });
 
   it('the environment a command reads is in its help: CAIRN_RPC_TOKEN beside --rpc-token, CAIRN_PASSWORD beside --password-file, and every CAIRN_ variable of cli/ somewhere', () => {
