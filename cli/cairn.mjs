@@ -13,26 +13,33 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 
 /**
  * Whether any source the build is made from, in these folders or below them (node/http,
- * node/libp2p, node/light, …), was modified after `time` (ms). This runs on every call, so it
- * stops at the first such file; reading all ~160 (in 7 folders) takes about 3 ms.
+ * node/libp2p, node/light, …), was modified after `time` (ms): the code, and what the build copies
+ * (the explorer's files, the bundled genesis.json), which the node reads beside the code it runs.
+ * This runs on every call, so it stops at the first such file; reading all ~170 (in 8 folders)
+ * takes about 3 ms.
  * @param {number} time
  * @param {string} [dir]
  * @param {string[]} [names]
  * @returns {boolean}
  */
-function sourceNewerThan(time, dir = root, names = ['ledger', 'consensus', 'node', 'cli']) {
+function sourceNewerThan(time, dir = root, names = ['ledger', 'consensus', 'node', 'cli', 'explorer', 'genesis.json']) {
   for (const name of names) {
     const path = join(dir, name);
     let entries;
     try {
       entries = readdirSync(path, { withFileTypes: true });
     } catch {
+      try {
+        if (statSync(path).mtimeMs > time) return true; // a file named here (genesis.json)
+      } catch {
+        // neither
+      }
       continue;
     }
     for (const entry of entries) {
       if (entry.isDirectory()) {
         if (sourceNewerThan(time, path, [entry.name])) return true;
-      } else if (/\.(ts|js|mjs)$/.test(entry.name) && statSync(join(path, entry.name)).mtimeMs > time) {
+      } else if (/\.(ts|js|mjs|html|css|svg)$/.test(entry.name) && statSync(join(path, entry.name)).mtimeMs > time) {
         return true;
       }
     }

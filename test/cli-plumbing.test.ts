@@ -192,7 +192,7 @@ describe('cli plumbing', function () {
     const dir = tempDir('cairn-launcher-');
     after(() => dir.remove());
 
-    it('runs the build while it is newer than every source, and the sources once a file in a subfolder (node/http, …) is newer', async () => {
+    it('runs the build while it is newer than every source, and the sources once a file in a subfolder (node/http, …), the explorer or genesis.json is newer', async () => {
       // A checkout of its own: the launcher finds its root from where it lies.
       const root = dir.path;
       mkdirSync(join(root, 'cli'));
@@ -212,6 +212,15 @@ describe('cli plumbing', function () {
       utimesSync(join(root, 'node', 'http', 'a.ts'), 1_000, 1_000);
       utimesSync(join(root, 'node', 'light', 'a.ts'), 3_000, 3_000);
       assert.equal(await run(), 'sources');
+      utimesSync(join(root, 'node', 'light', 'a.ts'), 1_000, 1_000);
+      // What the build copies (npm run build) is a source too: the explorer's files, the bundled genesis.
+      for (const f of ['explorer/index.html', 'explorer/app.js', 'explorer/style.css', 'genesis.json']) writeAt(join(root, f), '', 1_000);
+      assert.equal(await run(), 'build');
+      for (const f of ['explorer/index.html', 'explorer/style.css', 'genesis.json']) {
+        utimesSync(join(root, f), 3_000, 3_000);
+        assert.equal(await run(), 'sources', `after an edit of ${f}`);
+        utimesSync(join(root, f), 1_000, 1_000);
+      }
     });
   });
 
