@@ -99,6 +99,8 @@ export class PeerManager extends EventEmitter<PeerManagerEvents> {
    * otherwise leave its address unscored and unbanned, free to come back under a new identity.
    */
   private readonly goneIps = new Map<string, string>();
+  /** The latest time the clock said, to see it set back. */
+  private latest = -Infinity;
 
   constructor(clock: () => number, options: PeerManagerOptions | number = {}) {
     super();
@@ -106,6 +108,22 @@ export class PeerManager extends EventEmitter<PeerManagerEvents> {
     this.clock = clock;
     this.banSeconds = o.banSeconds ?? DEFAULT_BAN_SECONDS;
     this.limitLoopback = o.limitLoopback ?? false;
+  }
+
+  /**
+   * The clock, and what it means when it was set back (NTP, an operator fixing the date): no ban
+   * may then run longer than banSeconds from now, or a ten-minute ban set a day ahead would last a
+   * day, and no score may date from after now, or it would grow as it "fades" (2^144 for a day) and
+   * ban at its next slip every peer that ever slipped.
+   */
+  private now(): number {
+    const now = this.clock();
+    if (now < this.latest) {
+      for (const bans of [this.bans, this.ipBans]) for (const b of bans.values()) b.until = Math.min(b.until, now + this.banSeconds);
+      for (const scores of [this.scores, this.ipScores]) for (const s of scores.values()) s.at = Math.min(s.at, now);
+    }
+    this.latest = now;
+    return now;
   }
 
   /** The IP of `addr` if it is one this manager scores (not loopback, unless told to). */
@@ -138,7 +156,7 @@ export class PeerManager extends EventEmitter<PeerManagerEvents> {
   /** Adds `score` to the peer's misbehaviour (and its IP's); bans it at BAN_THRESHOLD. Returns true if it was banned. */
   penalize(peer: string, score: number, reason: string): boolean {
     if (score <= 0 || this.isBanned(peer)) return false;
-    const now = this.clock();
+    const now = this.now();
     const total = addScore(this.scores, peer, score, now);
     const ip = this.ipOf(peer);
     const ipTotal = ip ? addScore(this.ipScores, ip, score, now) : 0;
@@ -162,7 +180,7 @@ export class PeerManager extends EventEmitter<PeerManagerEvents> {
    * no offence of the address's other nodes (a node of another network: its neighbours may be ours).
    */
   ban(peer: string, reason: string, o: { address?: boolean } = {}): void {
-    const until = this.clock() + this.banSeconds;
+    const until = this.now() + this.banSeconds;
     this.bans.set(peer, { until, reason });
     this.scores.delete(peer);
     const ip = o.address === false ? undefined : this.ipOf(peer);
@@ -176,33 +194,33 @@ export class PeerManager extends EventEmitter<PeerManagerEvents> {
   }
 
   isBanned(peer: string): boolean {
-    return live(this.bans, peer, this.clock());
+    return live(this.bans, peer, this.now());
   }
 
   /** Whether connections from (or to) `addr` are refused: its IP is banned. */
   addressBanned(addr: string): boolean {
     const ip = this.scoredIp(addr);
-    return ip !== undefined && live(this.ipBans, ip, this.clock());
+    return ip !== undefined && live(this.ipBans, ip, this.now());
   }
 
   /** The peer's misbehaviour as it has faded by now, to a whole point. */
   score(peer: string): number {
-    return Math.round(faded(this.scores.get(peer), this.clock()));
+    return Math.round(faded(this.scores.get(peer), this.now()));
   }
 
   get bannedCount(): number {
-    const now = this.clock();
+    const now = this.now();
     return [...this.bans.keys()].filter((id) => live(this.bans, id, now)).length;
   }
 
   get bannedAddressCount(): number {
-    const now = this.clock();
+    const now = this.now();
     return [...this.ipBans.keys()].filter((ip) => live(this.ipBans, ip, now)).length;
   }
 
   /** Every ban in force, to be saved. */
   records(): BanRecord[] {
-    const now = this.clock();
+    const now = this.now();
     const out: BanRecord[] = [];
     for (const [id, b] of this.bans) if (b.until > now) out.push({ kind: 'peer', id, until: b.until, reason: b.reason });
     for (const [id, b] of this.ipBans) if (b.until > now) out.push({ kind: 'ip', id, until: b.until, reason: b.reason });
@@ -211,11 +229,12 @@ export class PeerManager extends EventEmitter<PeerManagerEvents> {
 
   /** Bans saved before a restart; those expired by now are dropped. */
   restore(records: readonly BanRecord[]): number {
-    const now = this.clock();
+    const now = this.now();
     let restored = 0;
     for (const r of records) {
       if (!(r.until > now)) continue;
-      (r.kind === 'ip' ? this.ipBans : this.bans).set(r.id, { until: r.until, reason: r.reason });
+      // Saved by a clock that ran ahead, maybe: no longer than one ban from now.
+      (r.kind === 'ip' ? this.ipBans : this.bans).set(r.id, { until: Math.min(r.until, now + this.banSeconds), reason: r.reason });
       restored++;
     }
     bound(this.bans);

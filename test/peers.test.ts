@@ -89,6 +89,29 @@ describe('bans by identity and address', () => {
     assert.equal(peers.penalize('burst', 60, 'test'), true, 'two offences a minute apart: 56 + 60');
   });
 
+  it('a clock set back makes no score grow, and no ban outlast its length from now', () => {
+    const peers = new PeerManager(clock, { banSeconds: 600 });
+    peers.connectedFrom('slip', addr('198.51.100.9', 'slip'));
+    peers.penalize('slip', 10, 'bad request: broken framing');
+    now -= 24 * 3600; // an operator fixes a clock that ran a day ahead
+    assert.equal(peers.score('slip'), 10);
+    assert.equal(peers.penalize('slip', 10, 'bad request: broken framing'), false, 'two slips are not a ban');
+
+    peers.connectedFrom('liar', addr('203.0.113.9', 'liar'));
+    now += 24 * 3600;
+    peers.ban('liar', 'lies in sync');
+    now -= 24 * 3600;
+    assert.equal(peers.isBanned('liar'), true);
+    assert.ok(peers.records().every((r) => r.until <= now + 600), 'saved as at most ten minutes from now');
+    now += 601;
+    assert.equal(peers.isBanned('liar'), false, 'ten minutes, not a day and ten minutes');
+    assert.equal(peers.addressBanned(addr('203.0.113.9', 'x')), false);
+    const restarted = new PeerManager(clock, { banSeconds: 600 });
+    assert.equal(restarted.restore([{ kind: 'peer', id: 'q', until: now + 24 * 3600, reason: 'saved before the clock was fixed' }]), 1);
+    now += 601;
+    assert.equal(restarted.isBanned('q'), false);
+  });
+
   it('keeps at most 10,000 scores, forgetting the longest unpenalised first', () => {
     const peers = new PeerManager(clock);
     peers.penalize('first', 10, 'test');
