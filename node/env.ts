@@ -10,8 +10,17 @@ export type Timer = unknown;
  * runs deterministically in one process. test/house.test.ts refuses the direct calls elsewhere.
  */
 export interface Env {
-  /** Milliseconds since the Unix epoch. */
+  /**
+   * Milliseconds since the Unix epoch: dates, what is kept across restarts, consensus's clock. It
+   * can jump, either way, by any amount: NTP steps it, a VM resumes, an operator fixes the date.
+   */
   now(): number;
+  /**
+   * Milliseconds from an arbitrary start, never set back nor forward: every duration (rate limits,
+   * backoffs, retry-afters, stall clocks) is measured on it, which `now` would stretch by the size
+   * of a jump back (a node refusing to serve or to dial for an hour) or cut to nothing.
+   */
+  monotonic(): number;
   setTimeout(run: () => void, ms: number): Timer;
   clearTimeout(timer: Timer | undefined): void;
   setInterval(run: () => void, ms: number): Timer;
@@ -25,6 +34,7 @@ export interface Env {
 
 export const realEnv: Env = {
   now: () => Date.now(),
+  monotonic: () => performance.now(),
   setTimeout: (run, ms) => setTimeout(run, ms),
   clearTimeout: (timer) => clearTimeout(timer as NodeJS.Timeout | undefined),
   setInterval: (run, ms) => setInterval(run, ms),

@@ -38,7 +38,7 @@ export interface GossipOptions {
   /** Where the peers that brought valid blocks and transactions first are noted, for eviction. */
   readonly records?: PeerRecords;
   readonly stats?: NetworkStats;
-  /** Milliseconds since the epoch, for the records. */
+  /** The env's monotonic milliseconds, for the records. */
   readonly now?: () => number;
   /** Relays a transaction admitted from a batch not forwarded whole (node/tx-relay.ts). */
   readonly announceTx?: (tx: Transaction) => void;

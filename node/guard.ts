@@ -93,7 +93,7 @@ export class NetworkGuard {
     this.transport = transport;
     const { env, peers } = this.o;
     transport.on('peer:connect', (peer, info) => {
-      this.records.connected(peer, info, env.now());
+      this.records.connected(peer, info, env.monotonic());
       peers.connectedFrom(peer, info.remoteAddr);
       const out = this.slots.afterConnect(peer);
       if (!out) return;

@@ -75,7 +75,7 @@ export interface PeerRecord {
   readonly direction: 'inbound' | 'outbound';
   readonly remoteAddr: string;
   readonly group: AddressGroup | undefined;
-  /** When it connected (env ms). */
+  /** When it connected (env monotonic ms, as every time here: they order peers, and time waits). */
   readonly connectedAt: number;
   /** Bytes it sent us (answers to our requests, gossip it forwarded) and bytes we served it. */
   bytesIn: number;
@@ -85,7 +85,7 @@ export interface PeerRecord {
   lastTxAt: number | undefined;
   /** Its last status round trip (ms): how close it is. */
   rttMs: number | undefined;
-  /** When it was last answered busy, on any protocol (env ms). */
+  /** When it was last answered busy, on any protocol. */
   lastThrottledAt: number | undefined;
 }
 

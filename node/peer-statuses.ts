@@ -56,7 +56,7 @@ export class PeerStatuses {
   private async askStatus(peer: string): Promise<Status | undefined> {
     const { transport, names, chain, env } = this.o;
     let status: Status;
-    const sent = env.now();
+    const sent = env.monotonic();
     try {
       status = decodeStatus(await this.o.busy.ask(peer, names.status, () => transport.request(peer, names.status, new Uint8Array(0), { timeoutMs: STATUS_TIMEOUT_MS, maxBytes: STATUS_REQUEST_MAX_BYTES })));
     } catch (err) {
@@ -68,7 +68,7 @@ export class PeerStatuses {
       return undefined;
     }
     const record = this.o.records?.get(peer);
-    if (record) record.rttMs = env.now() - sent;
+    if (record) record.rttMs = env.monotonic() - sent;
     if (!bytesEqual(status.genesis, chain.db.genesis.header.hash)) {
       this.o.onForeign(peer);
       return undefined;

@@ -99,7 +99,7 @@ const ACTIVE_WINDOW_MS = 2_000;
 const MAX_REMEMBERED = 4_096;
 const FORGET_AFTER_MS = 10 * 60_000;
 
-/** A token bucket on the node's clock. Tokens may go below zero (a debt): an answer is sent whole, and paid for after. */
+/** A token bucket on the env's monotonic clock. Tokens may go below zero (a debt): an answer is sent whole, and paid for after. */
 class Bucket {
   tokens: number;
   private at: number;
@@ -174,7 +174,7 @@ export class Serving {
   /** `respond`, answered only within the asker's budgets on `protocol`, its answer counted against them. */
   guard(protocol: ServedProtocol, respond: Responder): Responder {
     return async (request, peer) => {
-      const now = this.env.now();
+      const now = this.env.monotonic();
       const budget = this.budgetOf(peer, now);
       const state = this.protocolOf(budget, protocol, now);
       const refusal = this.admit(peer, protocol, budget, state, now);
@@ -202,7 +202,7 @@ export class Serving {
   serveBlocks(peer: string, blocks: readonly { bytes: number; height: number | undefined; theirs: boolean }[], chainHeight: number): number | Busy {
     const budget = this.budgets.get(peer);
     if (!budget) return blocks.length;
-    const now = this.env.now();
+    const now = this.env.monotonic();
     const allowance = Math.max(this.limits.repeatAllowance, Math.floor(chainHeight / 8));
     budget.redundant.refill(now, this.limits.redundantBurstBytes, this.limits.redundantBytesPerSec);
     let served = 0;
@@ -235,7 +235,7 @@ export class Serving {
   /** Whether `peer` was answered busy, on any protocol, in the last THROTTLED_SHOWN_MS (what `cairn peers` shows). */
   throttled(peer: string): boolean {
     const at = this.records.get(peer)?.lastThrottledAt;
-    return at !== undefined && this.env.now() - at < THROTTLED_SHOWN_MS;
+    return at !== undefined && this.env.monotonic() - at < THROTTLED_SHOWN_MS;
   }
 
   /** The connection ended: what it downloaded no longer says what it has. Its budgets stay a while. */
@@ -247,7 +247,7 @@ export class Serving {
     b.repeats = 0;
     b.redundantBlocks = 0;
     if (b.ip === undefined) return;
-    const now = this.env.now();
+    const now = this.env.monotonic();
     const left = this.departed.get(b.ip);
     this.departed.delete(b.ip);
     this.departed.set(b.ip, left ? this.emptiest(left, b, now) : this.copy(b, b.ip, now));
@@ -288,7 +288,7 @@ export class Serving {
   }
 
   private charge(peer: string, protocol: ServedProtocol, budget: PeerBudget, bytes: number): void {
-    const now = this.env.now();
+    const now = this.env.monotonic();
     budget.bytes.refill(now, this.limits.burstBytes, this.share(now));
     budget.bytes.tokens -= bytes;
     budget.lastServedAt = now;

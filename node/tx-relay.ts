@@ -110,7 +110,7 @@ export class TxRelay {
             admitted++;
           }
         });
-        if (admitted > 0) this.o.records?.gave(peer, 'tx', this.o.env.now());
+        if (admitted > 0) this.o.records?.gave(peer, 'tx', this.o.env.monotonic());
         return new Uint8Array(0);
       },
       { timeoutMs: PUSH_TIMEOUT_MS, maxBytes: MAX_PUSH_BYTES, onBadRequest: (peer, err) => this.o.peers.badRequest(peer, err) },

@@ -25,6 +25,11 @@ export class SimEnv implements Env {
     return this.scheduler.now + this.skewMs;
   }
 
+  /** Simulated time without the skew, which a run may change as a clock is stepped. */
+  monotonic(): number {
+    return this.scheduler.now;
+  }
+
   setTimeout(run: () => void, ms: number): Timer {
     if (this.dead) return undefined;
     const event = this.scheduler.after(ms, () => {

@@ -11,10 +11,12 @@ import { NetworkStats, PeerRecords } from '../node/peer-records.ts';
 import { DEFAULT_SERVING_LIMITS, Serving, THROTTLED_SHOWN_MS, type ServingLimits } from '../node/serving.ts';
 import { isBusy, type Busy, type Responder } from '../node/transport.ts';
 
+/** `ms` is time as it passes; the wall clock is `stepMs` off it, as NTP or an operator set it. */
 class Clock {
   ms = 1_800_000_000_000;
+  stepMs = 0;
   env(): Env {
-    return { now: () => this.ms } as Env;
+    return { now: () => this.ms + this.stepMs, monotonic: () => this.ms } as Env;
   }
 }
 
@@ -94,6 +96,25 @@ describe('serving budgets', () => {
     assert.ok(!isBusy(await status(new Uint8Array(0), 'b')), 'another peer has its own budget');
     clock.ms += THROTTLED_SHOWN_MS;
     assert.equal(serving.throttled('a'), false, 'shown as throttled for 10 s after its last busy answer');
+  });
+
+  it('a wall clock set back an hour neither stops the serving nor makes waiting peers early', async () => {
+    const { clock, serving, penalties, peers } = setup();
+    const peer = 'a';
+    const status = serving.guard('status', answer(101));
+    const headers = serving.guard('headers', answer(240_000));
+    for (let i = 0; i < DEFAULT_SERVING_LIMITS.requests.status.burst; i++) await status(new Uint8Array(0), peer);
+    const busy = (await status(new Uint8Array(0), peer)) as Busy;
+    assert.ok(isBusy(busy));
+    clock.stepMs -= 3_600_000;
+    clock.ms += busy.retryAfterMs;
+    assert.ok(!isBusy(await status(new Uint8Array(0), peer)), 'answered once it waited its retry-after');
+    for (let i = 0; i < 100; i++) {
+      assert.ok(!isBusy(await headers(new Uint8Array(0), peer)), `headers ${i}: the buckets still refill`);
+      clock.ms += 60;
+    }
+    assert.deepEqual(penalties, []);
+    assert.equal(peers.isBanned(peer), false);
   });
 
   it('requests that come back before their retry-after: those that may have been on their way are free, each one after costs 10', async () => {
