@@ -101,7 +101,7 @@ export class Sync extends EventEmitter<SyncEvents> {
     super();
     this.o = o;
     this.maxBlockBytes = o.chain.params.maxBlockBytes;
-    this.busy = new BusyMemory(() => o.env.now());
+    this.busy = new BusyMemory(o.env);
     this.forks = new ForkWatch({ ...o, ask: (peer, protocol, request) => this.busy.ask(peer, protocol, request) });
     this.known = new PeerStatuses({
       ...o,
@@ -367,7 +367,7 @@ export class Sync extends EventEmitter<SyncEvents> {
       preverify: this.o.preverify,
       importBatch: async (blocks, from) => {
         await importBlocks(chain, blocks, env);
-        this.o.records?.gave(from, 'block', env.now());
+        this.o.records?.gave(from, 'block', env.monotonic());
         this.emit('progress', { height: chain.tip.height, target: last, peer: from });
       },
       blame: (peer, err) => this.blame(peer, err),

@@ -1,5 +1,6 @@
 import type { EventEmitter } from 'node:events';
 import { CairnError, DecodeError, StoreError } from '../ledger/errors.ts';
+import type { Env } from './env.ts';
 
 /**
  * What gossip, sync, transaction relay and peer handling need from the network, and nothing
@@ -215,22 +216,23 @@ export async function waitingOutBusy<T>(wait: (ms: number) => Promise<void>, att
  * docs/PROTOCOL.md's "Busy" asks of every asker.
  */
 export class BusyMemory {
-  private readonly now: () => number;
+  private readonly env: Pick<Env, 'monotonic'>;
+  /** On the monotonic clock: the wall clock set back an hour would keep the peer unasked for an hour. */
   private readonly notBefore = new Map<string, number>();
 
-  constructor(now: () => number) {
-    this.now = now;
+  constructor(env: Pick<Env, 'monotonic'>) {
+    this.env = env;
   }
 
   async ask<T>(peer: string, protocol: string, request: () => Promise<T>): Promise<T> {
     const key = `${peer}\n${protocol}`;
-    const wait = (this.notBefore.get(key) ?? 0) - this.now();
+    const wait = (this.notBefore.get(key) ?? 0) - this.env.monotonic();
     if (wait > 0) throw busyError(peer, protocol, wait);
     this.notBefore.delete(key);
     try {
       return await request();
     } catch (err) {
-      if (err instanceof TransportError && err.code === 'TRANSPORT_BUSY') this.notBefore.set(key, this.now() + err.retryAfterMs);
+      if (err instanceof TransportError && err.code === 'TRANSPORT_BUSY') this.notBefore.set(key, this.env.monotonic() + err.retryAfterMs);
       throw err;
     }
   }
