@@ -55,7 +55,7 @@ export class KeepConnected {
       this.lonelySince = undefined;
       return;
     }
-    const now = this.o.env.now();
+    const now = this.o.env.monotonic();
     this.lonelySince ??= now;
     if (now - this.lonelySince < (this.o.noPeersWarningMs ?? NO_PEERS_WARNING_MS)) return;
     this.lonelySince = now;

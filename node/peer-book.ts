@@ -7,6 +7,7 @@ import type { KnownAddress } from './peer-file.ts';
 /** How a peer came to be known. Bootstrap and user-given peers are kept for good; the others may be forgotten. */
 export type PeerSource = 'bootstrap' | 'user' | 'discovered' | 'connected';
 
+/** Its times are the env's monotonic ones: a backoff measured on the wall clock set back an hour would hold every dial for an hour. */
 interface KnownPeer {
   addrs: string[];
   source: PeerSource;
@@ -125,7 +126,7 @@ export class PeerBook {
 
   /** A connection is up: its listen addresses are where to find it again. */
   connected(peer: string, listenAddrs: readonly string[]): void {
-    const now = this.env.now();
+    const now = this.env.monotonic();
     const reached = this.transport.connectionInfo(peer)?.direction === 'outbound';
     const k = this.known.get(peer);
     if (k) {
@@ -175,7 +176,7 @@ export class PeerBook {
   disconnected(peer: string): void {
     const k = this.known.get(peer);
     if (k?.connectedAt === undefined) return;
-    if (this.env.now() - k.connectedAt >= STABLE_CONNECTION_MS) startOver(k);
+    if (this.env.monotonic() - k.connectedAt >= STABLE_CONNECTION_MS) startOver(k);
     k.connectedAt = undefined;
   }
 
@@ -220,7 +221,7 @@ export class PeerBook {
   /** Whether a dial of `peer` now would fall inside its backoff and is not this book's: the transport's gate refuses it. */
   holdsOff(peer: string): boolean {
     const k = this.known.get(peer);
-    return k !== undefined && !this.dialling.has(peer) && k.nextAt > this.env.now();
+    return k !== undefined && !this.dialling.has(peer) && k.nextAt > this.env.monotonic();
   }
 
   /** Asked for by the user: dialled now, whatever its backoff, which starts over. */
@@ -231,7 +232,7 @@ export class PeerBook {
 
   /** Dials known peers we are not connected to, each when its backoff allows. */
   redial(): void {
-    const now = this.env.now();
+    const now = this.env.monotonic();
     const connected = new Set(this.transport.peers());
     let dialled = 0;
     for (const peer of connected) if (this.transport.connectionInfo(peer)?.direction !== 'inbound') dialled++;

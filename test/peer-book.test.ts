@@ -19,6 +19,8 @@ import { TransportError, type TransportEvents } from '../node/transport.ts';
 class FakeNet extends EventEmitter<TransportEvents> {
   readonly peerId = 'self';
   now = 1_000_000;
+  /** How far the wall clock was set off `now`, time as it passes. */
+  stepMs = 0;
   connected = new Set<string>();
   /** Of the connected peers, those that dialled us. */
   inbound = new Set<string>();
@@ -48,7 +50,7 @@ class FakeNet extends EventEmitter<TransportEvents> {
   }
 
   env(): Env {
-    return { now: () => this.now } as Env;
+    return { now: () => this.now + this.stepMs, monotonic: () => this.now } as Env;
   }
 
   dialsOf(peer: string): number[] {
@@ -96,6 +98,17 @@ describe('PeerBook: dialling known and discovered peers', () => {
     assert.deepEqual(net.dialsOf('b1'), [0, 1000, 3000, 7000, 15000]);
     assert.deepEqual(net.dialsOf('d1'), net.dialsOf('b1'));
     assert.deepEqual(failures, [`bootstrap b1 ${addr('b1')}: connection refused by b1`, `discovered d1 ${addr('d1')}: connection refused by d1`]);
+  });
+
+  it('keeps its backoff when the wall clock is set back an hour: the next dial is due as it was', async () => {
+    book.remember(addr('b1'), 'bootstrap');
+    await tick(net, book, 16);
+    assert.deepEqual(net.dialsOf('b1'), [0, 1000, 3000, 7000, 15000]);
+    net.stepMs -= 3_600_000;
+    net.reachable.add('b1');
+    await tick(net, book, 20);
+    assert.deepEqual(net.dialsOf('b1'), [0, 1000, 3000, 7000, 15000, 31000], 'dialled 16 s after the last, not an hour later');
+    assert.deepEqual(net.peers(), ['b1']);
   });
 
   it('forgets a discovered peer after five failed dials in a row, keeps a bootstrap peer, and dials the peer again when it is announced again', async () => {
