@@ -172,7 +172,7 @@ export class BodyDownload {
     };
     const pauseSlow = (peer: string) => {
       const stalls = (paused.get(peer)?.stalls ?? 0) + 1;
-      paused.set(peer, { until: env.now() + stallPauseMs(stalls), stalls });
+      paused.set(peer, { until: env.monotonic() + stallPauseMs(stalls), stalls });
       for (const [index, holder] of holders) {
         if (holder.peer !== peer) continue;
         holders.delete(index); // its copy is still imported if it comes first
@@ -183,7 +183,7 @@ export class BodyDownload {
     /** A provider leaves this download; the last ones left need not sit out their pauses alone. */
     const leave = (peer: string) => {
       active.delete(peer);
-      const now = env.now();
+      const now = env.monotonic();
       if ([...active].every((p) => (paused.get(p)?.until ?? 0) > now)) {
         for (const pause of paused.values()) pause.until = Math.min(pause.until, now);
       }
@@ -193,8 +193,8 @@ export class BodyDownload {
     const worker = async (peer: string) => {
       while (!finished && active.has(peer)) {
         const pause = paused.get(peer);
-        if (pause && pause.until > env.now()) {
-          await sitOut(pause.until - env.now(), changed()); // woken early if its pause is lifted
+        if (pause && pause.until > env.monotonic()) {
+          await sitOut(pause.until - env.monotonic(), changed()); // woken early if its pause is lifted
           continue;
         }
         if (queue.length === 0 || queue[0]! >= nextToImport + READ_AHEAD_BATCHES) {
@@ -206,15 +206,15 @@ export class BodyDownload {
             continue;
           }
           const mine = batchMs.get(peer);
-          holder.holdingUpSince ??= env.now();
-          const left = holder.holdingUpSince + (mine === undefined ? STALL_MS : Math.max(STALL_MIN_MS, 2 * mine)) - env.now();
+          holder.holdingUpSince ??= env.monotonic();
+          const left = holder.holdingUpSince + (mine === undefined ? STALL_MS : Math.max(STALL_MIN_MS, 2 * mine)) - env.monotonic();
           if (left <= 0) pauseSlow(holder.peer);
           else await sitOut(left, changed());
           continue;
         }
         const index = queue.shift()!;
         if (index < nextToImport || arrived.has(index)) continue; // a copy came first
-        const since = env.now();
+        const since = env.monotonic();
         // This request's own mark: the peer's other request may hold the same batch later (it
         // went back in line meanwhile), and only the request that set a mark may clear it.
         const mark: { peer: string; since: number; holdingUpSince?: number } = { peer, since };
@@ -226,7 +226,7 @@ export class BodyDownload {
           if (blocks === undefined) break; // the download ended without it
           if (blocks.length < hashes.length) throw new Error('lacks blocks of the chain it announced');
           busyAnswers.delete(peer);
-          batchMs.set(peer, env.now() - since);
+          batchMs.set(peer, env.monotonic() - since);
           // Signatures are checked on every core while earlier batches import.
           if (index >= nextToImport && !arrived.has(index)) {
             arrived.set(index, { blocks, from: peer, verified: this.parts.preverify?.(blocks).catch(() => {}) ?? Promise.resolve() });

@@ -229,6 +229,31 @@ describe('BodyDownload', () => {
       assert.ok(resumedAt - leftAt < 100, `peer-b was asked again ${resumedAt - leftAt} ms after peer-a left`);
     });
 
+    it('a wall clock set back an hour during a provider\'s pause does not stretch the pause', async () => {
+      // peer-b is slow once (1.5 s) and sits out 2 s from about 200 ms; as its slow answer comes
+      // in, the clock is set back an hour. Its pause ended by the wall clock an hour later.
+      let slowOnce = true;
+      const servedByB: number[] = [];
+      const d = simulated(400, async (peer, _first, env) => {
+        if (peer === 'peer-b' && slowOnce) {
+          slowOnce = false;
+          await sleep(env, 1_500);
+          (env as SimEnv).skewMs -= 3_600_000;
+          return;
+        }
+        if (peer === 'peer-b') servedByB.push(d.scheduler.now - T0);
+        await sleep(env, 5);
+      });
+      d.download.join('peer-a');
+      d.download.join('peer-b');
+      const ended = await d.run(10 * 60_000);
+      assert.ok(ended, 'the download never ended');
+      assert.equal(d.imported.length, 400 * 32);
+      assert.ok(ended.endedAtMs > 3_000, `the download outlasts the pause (ended at ${ended.endedAtMs} ms)`);
+      const after = servedByB.filter((at) => at > 1_500);
+      assert.ok(after.length > 0 && after[0]! < 3_000, `peer-b served again after its 2 s pause (first at ${after[0]} ms)`);
+    });
+
     it('the stall clock starts when the hold-up is first seen, not when the request went out', async () => {
       // peer-b's first two answers take 900 ms; peer-a's 100 ms; each batch imports in 400 ms.
       // peer-b's batch is the next to import from 500 ms on, and arrives at 900 ms, before an
