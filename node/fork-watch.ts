@@ -36,7 +36,7 @@ export class ForkWatch {
   private readonly o: ForkWatchOptions;
   /** Peers found apart, with our floor then. */
   private readonly apart = new Map<string, number>();
-  /** When a download last ended early for a heavier chain elsewhere. */
+  /** When a download last ended early for a heavier chain elsewhere (the env's monotonic ms). */
   private endedAt = -Infinity;
 
   constructor(o: ForkWatchOptions) {
@@ -79,7 +79,7 @@ export class ForkWatch {
    */
   async endsForHeavierChain(others: readonly { peer: string }[], ours: BlockHeader): Promise<boolean> {
     const { env, names, transport } = this.o;
-    if (env.now() - this.endedAt < HEAVIER_ELSEWHERE_INTERVAL_MS) return false;
+    if (env.monotonic() - this.endedAt < HEAVIER_ELSEWHERE_INTERVAL_MS) return false;
     const body = encodeGetHeaderRange(ours.height, 1);
     const answers = await Promise.all(
       others.slice(0, HEAVIER_ELSEWHERE_ASKED).map(async ({ peer }) => {
@@ -93,7 +93,7 @@ export class ForkWatch {
       }),
     );
     if (!answers.some((elsewhere) => elsewhere)) return false;
-    this.endedAt = env.now();
+    this.endedAt = env.monotonic();
     return true;
   }
 }
