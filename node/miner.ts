@@ -109,7 +109,7 @@ export class Miner extends EventEmitter<MinerEvents> {
     const { env, chain } = this.options;
     const refreshMs = this.options.refreshMs ?? chain.params.blockTime * 200;
     if (refreshMs <= 0 || !this.running || this.refreshTimer !== undefined) return;
-    const wait = Math.max(refreshMs, REFRESH_COST_FACTOR * this.buildMs) - (env.now() - this.builtAt);
+    const wait = Math.max(refreshMs, REFRESH_COST_FACTOR * this.buildMs) - (env.monotonic() - this.builtAt);
     this.refreshTimer = env.setTimeout(() => {
       this.refreshTimer = undefined;
       void this.newJob();
@@ -126,10 +126,10 @@ export class Miner extends EventEmitter<MinerEvents> {
       // This build takes in everything the mempool holds now; what comes during it schedules the next.
       env.clearTimeout(this.refreshTimer);
       this.refreshTimer = undefined;
-      const started = env.now();
+      const started = env.monotonic();
       const now = clock();
       const template = await buildTemplate(chain, mempool, coinbase, now);
-      this.builtAt = env.now();
+      this.builtAt = env.monotonic();
       this.buildMs = this.builtAt - started;
       const jobId = Atomics.add(this.job, 0, 1) + 1;
       const ahead = decodeHeader(template.headerBytes).timestamp - (now + maxFutureDrift(chain.params.blockTime));

@@ -136,10 +136,12 @@ describe('Miner', () => {
     const jobs: MiningJob[] = [];
     const lender: ThreadLender = { hashFor: () => ({ threads: 1, post: (_thread, job) => void jobs.push(job) }), stopHashing() {} };
     let ms = 1_000_000;
+    let stepMs = 0; // how far the wall clock was set
     const timers: { at: number; run: () => void }[] = [];
     const env: Env = {
       ...realEnv,
-      now: () => ms,
+      now: () => ms + stepMs,
+      monotonic: () => ms,
       setTimeout: (run, delay) => timers[timers.push({ at: ms + delay, run }) - 1],
       clearTimeout: (timer) => void (timers.includes(timer as never) && timers.splice(timers.indexOf(timer as never), 1)),
     };
@@ -164,6 +166,7 @@ describe('Miner', () => {
       assert.equal(miner.currentTemplate!.txs.length, 0);
       assert.equal(timers.length, 0, 'nothing to take in: no rebuild due');
       const txs = [transfer(alice, carol.address, 1n, 0n, 5n), transfer(bob, carol.address, 1n, 0n, 5n)];
+      stepMs = -3_600_000; // the wall clock set back an hour: the rebuild is not put off for an hour
       await mempool.add(txs[0]!, now);
       assert.deepEqual(timers.map((t) => t.at), [builtAt + 4 * 300], 'one rebuild, four builds\' time after the last');
       await mempool.add(txs[1]!, now);
