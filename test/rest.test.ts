@@ -142,6 +142,20 @@ describe('REST API and live events', function () {
     assert.equal(refused.json<{ error: { code: string } }>().error.code, 'RATE_LIMITED');
   });
 
+  it('a wall clock set back an hour does not leave a client over its rate for an hour', async () => {
+    const limited = new HttpServer(t.node, { rateBurst: 5, ratePerSecond: 10 });
+    servers.push(limited);
+    const url = (await limited.start()).replace(/\/$/, '');
+    assert.equal((await get(`${url}/blocks/tip/height`)).status, 200);
+    const realNow = Date.now;
+    Date.now = () => realNow() - 3_600_000;
+    try {
+      assert.equal((await get(`${url}/blocks/tip/height`)).status, 200, 'its bucket is not an hour in debt');
+    } finally {
+      Date.now = realNow;
+    }
+  });
+
   it('a reorganisation is a reorg event (disconnected, ancestor, connected) and the address index rolls back', async () => {
     const stream = await openStream(`${base}/events?types=block,reorg,address&address=${encodeAddress(carol)}`);
     try {

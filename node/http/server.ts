@@ -93,12 +93,15 @@ export class HttpServer {
     await closed;
   }
 
-  /** A token bucket per client address: false when it is empty. */
+  /**
+   * A token bucket per client address: false when it is empty. Refilled on the monotonic clock:
+   * the wall clock set back an hour would put every known client an hour's tokens in debt.
+   */
   private allow(req: IncomingMessage): boolean {
     const burst = this.options.rateBurst ?? 200;
     const rate = this.options.ratePerSecond ?? 50;
     const key = req.socket.remoteAddress ?? '?';
-    const now = Date.now();
+    const now = performance.now();
     const b = this.buckets.get(key) ?? { tokens: burst, at: now };
     b.tokens = Math.min(burst, b.tokens + ((now - b.at) / 1000) * rate);
     b.at = now;
