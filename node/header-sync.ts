@@ -1,6 +1,7 @@
 import { bytesEqual } from '../ledger/bytes.ts';
 import { HEADER_BYTES, type BlockHeader } from '../ledger/block.ts';
 import type { Chain } from '../consensus/chain.ts';
+import { ConsensusError } from '../consensus/errors.ts';
 import type { HeaderChainCheck } from '../consensus/headers.ts';
 import type { NetworkNames } from './protocols.ts';
 import type { Transport } from './transport.ts';
@@ -41,8 +42,9 @@ export interface HeaderChain {
   readonly fork: { readonly height: number };
   readonly check: HeaderChainCheck;
   /**
-   * False when the peer's chain moved while we fetched it (a reorganisation there): what was
-   * checked still holds, but falling short of the work it claimed proves nothing.
+   * False when the peer's chain moved while we fetched it (a reorganisation there), or went on
+   * past a header ahead of our clock: what was checked still holds, but falling short of the work
+   * it claimed proves nothing.
    */
   readonly complete: boolean;
 }
@@ -96,16 +98,28 @@ export async function fetchHeaderChain(o: HeaderSyncOptions, peer: string, claim
   const check = await chain.headerCheckFrom(forkHeight, o.clock(), forkHash);
   if (!check) return undefined; // the tip moved meanwhile and the fork is now too deep
   const fork = { height: forkHeight };
-  const accept = async (headers: readonly BlockHeader[]) => {
+  /** Checks and keeps `headers`; false if one is ahead of our clock, when those before it are kept and the rest left for later. */
+  const accept = async (headers: readonly BlockHeader[]): Promise<boolean> => {
     const from = check.tipHeight + 1;
     const workBefore = check.totalWork;
-    check.extend(headers, o.clock()); // throws ConsensusError with its ban score
-    await chain.db.history.putPending(from, headers.map((h) => h.hash));
-    await o.onChecked?.(headers, workBefore);
+    let aheadOfClock = false;
+    try {
+      check.extend(headers, o.clock()); // throws ConsensusError with its ban score
+    } catch (err) {
+      // No fault of the peer's, and the headers before it hold. Throwing them away too left a node
+      // whose clock is behind by more than the drift allowed with nothing of a chain whose newest
+      // blocks are always ahead of it: stuck for good, however old the rest of the chain was.
+      if (!(err instanceof ConsensusError && err.code === 'HEADER_TIME_TOO_NEW')) throw err;
+      aheadOfClock = true;
+    }
+    const checked = headers.slice(0, check.tipHeight + 1 - from);
+    await chain.db.history.putPending(from, checked.map((h) => h.hash));
+    await o.onChecked?.(checked, workBefore);
     o.onProgress(check.tipHeight);
     if (check.tipHeight > claimed.height + MAX_HEADERS_PER_RESPONSE) throw new PeerFault('more headers than its status claimed', LIE);
+    return !aheadOfClock;
   };
-  await accept(first);
+  if (!(await accept(first))) return { fork, check, complete: false };
   if (!more) return { fork, check, complete: true };
 
   const inFlight: Promise<BlockHeader[] | Error>[] = [];
@@ -123,7 +137,7 @@ export async function fetchHeaderChain(o: HeaderSyncOptions, peer: string, claim
     // shorter one, heavier), not that this is all of it.
     if (headers.length === 0) return { fork, check, complete: false };
     if (!bytesEqual(headers[0]!.prevHash, check.tipHash)) return { fork, check, complete: false };
-    await accept(headers);
+    if (!(await accept(headers))) return { fork, check, complete: false };
     if (headers.length < MAX_HEADERS_PER_RESPONSE) return { fork, check, complete: true };
   }
 }

@@ -129,6 +129,24 @@ describe('header sync by height ranges', function () {
     assert.equal(found?.check.tipHeight, theirs.length);
   });
 
+  it('keeps the headers before one ahead of our clock: a clock behind by more than the drift still follows the chain, late', async () => {
+    // From the clock review: the whole round was thrown away at the first header ahead of our
+    // clock. The newest blocks of a live chain always are, for a node whose clock is behind by
+    // more than the drift allowed; it took none of the chain, however old, and stayed stuck.
+    const more = mineChain(params, asParent(ours.at(-1)!), 2_500, { miner: testKey(11).address });
+    for (let i = 0; i < 3; i++) more.push(mineChild(params, asParent(more.at(-1)!), [], { timestamp: now + 100_000 + i, miner: testKey(11).address }));
+    const theirs = [...ours, ...more].map((b) => b.header);
+    assert.ok(theirs.at(-4)!.timestamp <= now, 'the rest are in our past');
+    const found = await peer(theirs).fetch();
+    assert.ok(found, 'a chain to take');
+    assert.equal(found.check.tipHeight, theirs.length - 3, 'every header up to the first ahead of our clock');
+    assert.equal(found.complete, false, 'short of its claim, and no lie for that');
+    const short = [...ours, more[0]!, more[1]!, mineChild(params, asParent(more[1]!), [], { timestamp: now + 100_000, miner: testKey(11).address })].map((b) => b.header);
+    const first = await peer(short).fetch();
+    assert.equal(first?.check.tipHeight, 42, 'in the first range too');
+    assert.equal(first?.complete, false);
+  });
+
   it('goes back to the fork floor once: a peer answering ours, then headers that do not link, cannot keep it looking', async () => {
     // From a review: every range that did not link sent the search back to the floor, so a peer
     // alternating the two kept a sync round (and every other peer's turn) going for ever.
