@@ -1,6 +1,7 @@
 import { bytesEqual } from '../ledger/bytes.ts';
 import { HEADER_BYTES, type BlockHeader } from '../ledger/block.ts';
 import type { Chain } from '../consensus/chain.ts';
+import { maxFutureDrift } from '../consensus/header-rules.ts';
 import type { Env } from './env.ts';
 import type { NetworkNames } from './protocols.ts';
 import type { Transport } from './transport.ts';
@@ -14,12 +15,16 @@ const HEAVIER_ELSEWHERE_INTERVAL_MS = 10 * 60_000;
 /** Peers asked at once whether they are on another chain: the highest claims. */
 const HEAVIER_ELSEWHERE_ASKED = 8;
 const ASK_TIMEOUT_MS = 5_000;
+/** A clock behind the network's blocks is told at most once in this long. */
+const CLOCK_WARNING_INTERVAL_MS = 10 * 60_000;
 
 export interface ForkWatchOptions {
   readonly env: Env;
   readonly chain: Chain;
   readonly transport: Transport;
   readonly names: NetworkNames;
+  /** Ours, in seconds since the epoch. */
+  readonly clock: () => number;
   /** Sync's asking, which keeps a busy peer's retry-after. */
   readonly ask: <T>(peer: string, protocol: string, request: () => Promise<T>) => Promise<T>;
   readonly log?: (level: 'info' | 'warn' | 'debug', message: string, fields?: Record<string, unknown>) => void;
@@ -38,6 +43,8 @@ export class ForkWatch {
   private readonly apart = new Map<string, number>();
   /** When a download last ended early for a heavier chain elsewhere (the env's monotonic ms). */
   private endedAt = -Infinity;
+  /** When a clock behind the network's blocks was last told (the env's monotonic ms). */
+  private clockWarnedAt = -Infinity;
 
   constructor(o: ForkWatchOptions) {
     this.o = o;
@@ -63,6 +70,24 @@ export class ForkWatch {
         `following it; any peer can make it). If this node is new and you trust that peer, this node may have taken an attacker's chain first: ` +
         `start it again with an empty datadir and --bootstrap that peer`,
       { peer, floor, claimedWork: claimed.totalWork.toString(), height: claimed.height },
+    );
+  }
+
+  /**
+   * A peer's chain goes on past what our clock allows: taken up to there, the rest as our clock
+   * reaches it. Nothing else would tell that the node lags the network by as much as its clock is
+   * behind, beyond the drift allowed.
+   */
+  noteAheadOfClock(peer: string, header: BlockHeader): void {
+    const { env, chain, clock } = this.o;
+    if (env.monotonic() - this.clockWarnedAt < CLOCK_WARNING_INTERVAL_MS) return;
+    this.clockWarnedAt = env.monotonic();
+    const ahead = header.timestamp - clock();
+    this.o.log?.(
+      'warn',
+      `peer ${peer}'s block ${header.height} is ${ahead} s ahead of this node's clock, more than the ${maxFutureDrift(chain.params.blockTime)} s allowed: ` +
+        `its chain is taken up to there, the rest as the clock reaches it; is this machine's clock right?`,
+      { peer, height: header.height, aheadSeconds: ahead },
     );
   }
 

@@ -47,6 +47,8 @@ export interface HeaderChain {
    * it claimed proves nothing.
    */
   readonly complete: boolean;
+  /** The first of its headers ahead of our clock, if one ended it. */
+  readonly aheadOfClock?: BlockHeader;
 }
 
 /**
@@ -98,11 +100,11 @@ export async function fetchHeaderChain(o: HeaderSyncOptions, peer: string, claim
   const check = await chain.headerCheckFrom(forkHeight, o.clock(), forkHash);
   if (!check) return undefined; // the tip moved meanwhile and the fork is now too deep
   const fork = { height: forkHeight };
+  let aheadOfClock: BlockHeader | undefined;
   /** Checks and keeps `headers`; false if one is ahead of our clock, when those before it are kept and the rest left for later. */
   const accept = async (headers: readonly BlockHeader[]): Promise<boolean> => {
     const from = check.tipHeight + 1;
     const workBefore = check.totalWork;
-    let aheadOfClock = false;
     try {
       check.extend(headers, o.clock()); // throws ConsensusError with its ban score
     } catch (err) {
@@ -110,7 +112,7 @@ export async function fetchHeaderChain(o: HeaderSyncOptions, peer: string, claim
       // whose clock is behind by more than the drift allowed with nothing of a chain whose newest
       // blocks are always ahead of it: stuck for good, however old the rest of the chain was.
       if (!(err instanceof ConsensusError && err.code === 'HEADER_TIME_TOO_NEW')) throw err;
-      aheadOfClock = true;
+      aheadOfClock = headers[check.tipHeight + 1 - from];
     }
     const checked = headers.slice(0, check.tipHeight + 1 - from);
     await chain.db.history.putPending(from, checked.map((h) => h.hash));
@@ -119,7 +121,7 @@ export async function fetchHeaderChain(o: HeaderSyncOptions, peer: string, claim
     if (check.tipHeight > claimed.height + MAX_HEADERS_PER_RESPONSE) throw new PeerFault('more headers than its status claimed', LIE);
     return !aheadOfClock;
   };
-  if (!(await accept(first))) return { fork, check, complete: false };
+  if (!(await accept(first))) return { fork, check, complete: false, aheadOfClock };
   if (!more) return { fork, check, complete: true };
 
   const inFlight: Promise<BlockHeader[] | Error>[] = [];
@@ -137,7 +139,7 @@ export async function fetchHeaderChain(o: HeaderSyncOptions, peer: string, claim
     // shorter one, heavier), not that this is all of it.
     if (headers.length === 0) return { fork, check, complete: false };
     if (!bytesEqual(headers[0]!.prevHash, check.tipHash)) return { fork, check, complete: false };
-    if (!(await accept(headers))) return { fork, check, complete: false };
+    if (!(await accept(headers))) return { fork, check, complete: false, aheadOfClock };
     if (headers.length < MAX_HEADERS_PER_RESPONSE) return { fork, check, complete: true };
   }
 }

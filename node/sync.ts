@@ -289,6 +289,7 @@ export class Sync extends EventEmitter<SyncEvents> {
       );
       if (found && 'apartBelow' in found) return this.forks.noteApart(peer, claimed, found.apartBelow);
       this.forks.forget(peer);
+      if (found?.aheadOfClock) this.forks.noteAheadOfClock(peer, found.aheadOfClock);
       if (found) await this.takeChain(peer, claimed, found, tried);
     } finally {
       // The scratch list holds this peer's hashes only while its chain is taken, whatever happens.

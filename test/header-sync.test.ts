@@ -141,6 +141,7 @@ describe('header sync by height ranges', function () {
     assert.ok(found, 'a chain to take');
     assert.equal(found.check.tipHeight, theirs.length - 3, 'every header up to the first ahead of our clock');
     assert.equal(found.complete, false, 'short of its claim, and no lie for that');
+    assert.equal(found.aheadOfClock?.height, theirs.length - 2, 'the header that ended it, for the warning');
     const short = [...ours, more[0]!, more[1]!, mineChild(params, asParent(more[1]!), [], { timestamp: now + 100_000, miner: testKey(11).address })].map((b) => b.header);
     const first = await peer(short).fetch();
     assert.equal(first?.check.tipHeight, 42, 'in the first range too');
