@@ -175,6 +175,24 @@ describe('light client', function () {
     assert.equal((await client.getAccount(testKey(71).address)).account, undefined);
   });
 
+  it('keeps the headers before one ahead of its clock: a clock behind by more than the drift still follows the chain, late', async () => {
+    // From the clock review: a batch was appended only whole, so the last one, holding the
+    // newest headers, was dropped at each round for as long as the clock was behind.
+    const db = await ChainDB.open(new MemoryDisk().open(), params);
+    const chain = await Chain.open(db, { clock: () => NOW + 100_000 });
+    await extend(chain, 20, 50);
+    for (let i = 0; i < 3; i++) {
+      const tip = chain.tip;
+      const block = mineChild(params, { hash: tip.hash, height: tip.height, header: tip.header, anchorTimestamp: tip.anchorTimestamp }, [], { miner: testKey(51).address, timestamp: NOW + 50_000 + i });
+      assert.equal(await chain.processBlock(block), 'connected');
+    }
+    await fullNode(net, 'full', chain);
+    const client = await startLight();
+    await meet(client, 'full');
+    assert.equal(client.headers.height, chain.tip.height - 3, 'every header up to the first ahead of its clock');
+    assert.equal(client.peers.score('full'), 0, 'nobody to blame');
+  });
+
   it('asks for statuses again when the headers run past them (a block found in between), then proves', async () => {
     const chain = await newChain();
     await extend(chain, 3, 50, true);

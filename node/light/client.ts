@@ -6,6 +6,7 @@ import { HEADER_BYTES, type BlockHeader } from '../../ledger/block.ts';
 import { genesisBlock, type ChainParams } from '../../ledger/genesis.ts';
 import type { Account } from '../../ledger/state.ts';
 import { verifyAccountProof } from '../../ledger/smt-proof.ts';
+import { ConsensusError } from '../../consensus/errors.ts';
 import { HeaderChainCheck } from '../../consensus/headers.ts';
 import { secondsOf, sleep, type Env, type Timer } from '../env.ts';
 import { PeerBook } from '../peer-book.ts';
@@ -252,7 +253,14 @@ export class LightClient extends EventEmitter<LightClientEvents> {
       check ??= new HeaderChainCheck(this.params, this.headers.startAt(tip.header.height)!, this.clock());
       const works: bigint[] = [];
       for (const h of headers) {
-        check.extend([h], this.clock()); // throws a ConsensusError with its ban score at the first bad header
+        try {
+          check.extend([h], this.clock()); // throws a ConsensusError with its ban score at the first bad header
+        } catch (err) {
+          // Those before a header ahead of our clock hold: kept, or a clock behind by more than the
+          // drift would drop the newest batch at every round, and stay up to a batch behind.
+          if (err instanceof ConsensusError && err.code === 'HEADER_TIME_TOO_NEW') this.headers.append(headers.slice(0, works.length), works);
+          throw err;
+        }
         works.push(check.totalWork);
       }
       this.headers.append(headers, works);
