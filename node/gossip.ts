@@ -40,6 +40,8 @@ export interface GossipOptions {
   readonly stats?: NetworkStats;
   /** The env's monotonic milliseconds, for the records. */
   readonly now?: () => number;
+  /** True while no block may be imported from gossip (a snapshot join is under way: node/sync.ts). */
+  readonly holdBlocks?: () => boolean;
   /** Relays a transaction admitted from a batch not forwarded whole (node/tx-relay.ts). */
   readonly announceTx?: (tx: Transaction) => void;
   /** Where a validation that failed on our side (a bug, the store) is told: it costs no peer. */
@@ -114,8 +116,10 @@ export class Gossip extends EventEmitter<GossipEvents> {
       this.o.peers.penalize(peer, OVERSIZED_SCORE, `oversized gossip: ${data.byteLength} bytes, above the cap of ${cap}`);
       return Promise.resolve<Verdict>('reject');
     };
-    transport.subscribe(names.blockTopic, capped((peer, data) => this.validateBlock(peer, data)));
-    transport.subscribe(names.compactBlockTopic, capped((peer, data) => this.validateCompactBlock(peer, data)));
+    const held = (validate: (peer: string, data: Uint8Array) => Promise<Verdict>) => (peer: string, data: Uint8Array) =>
+      this.o.holdBlocks?.() ? Promise.resolve<Verdict>('ignore') : validate(peer, data);
+    transport.subscribe(names.blockTopic, capped(held((peer, data) => this.validateBlock(peer, data))));
+    transport.subscribe(names.compactBlockTopic, capped(held((peer, data) => this.validateCompactBlock(peer, data))));
     transport.subscribe(names.txTopic, capped((peer, data) => this.validateTxs(peer, data)));
   }
 

@@ -140,7 +140,7 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     });
     const serve: Serve = (name, protocol, respond, options) => this.guard.handle(name, protocol, respond, options);
     const common = { transport: this.transport, names: this.names, chain: this.chain, peers: this.peers, clock: this.clock, env: this.env, records: this.guard.records };
-    this.gossip = new Gossip({ ...common, mempool: this.mempool, signatures: this.signatures, stats: this.guard.stats, now: () => this.env.monotonic(), announceTx: (tx) => this.txRelay.announce(tx), log: (level, message, fields) => this.emit('log', level, message, fields) });
+    this.gossip = new Gossip({ ...common, mempool: this.mempool, signatures: this.signatures, stats: this.guard.stats, now: () => this.env.monotonic(), announceTx: (tx) => this.txRelay.announce(tx), holdBlocks: () => this.sync.joining, log: (level, message, fields) => this.emit('log', level, message, fields) });
     this.sync = new Sync({
       ...common,
       serve,

@@ -92,6 +92,12 @@ export class Sync extends EventEmitter<SyncEvents> {
   private stopped = false;
   private again = false;
   private lastTarget = 0;
+  /**
+   * While a snapshot join runs, the chain must stay at genesis for the state to be installed under
+   * it: gossip holds its blocks meanwhile (node/gossip.ts), or one block 1, which costs next to
+   * nothing on a chain behind schedule, would throw the whole join away.
+   */
+  private joinRunning = false;
   /** Chains it will not, or may soon not, follow (node/fork-watch.ts). */
   private readonly forks: ForkWatch;
   /** The body download under way: a peer whose status arrives and can serve it joins it; a stop ends it. */
@@ -112,6 +118,11 @@ export class Sync extends EventEmitter<SyncEvents> {
         if (status.totalWork > o.chain.tip.totalWork) void this.requestSync();
       },
     });
+  }
+
+  /** True while a snapshot join runs (gossip holds its blocks meanwhile). */
+  get joining(): boolean {
+    return this.joinRunning;
   }
 
   /** True while a sync is running. */
@@ -269,11 +280,14 @@ export class Sync extends EventEmitter<SyncEvents> {
       onHeaders: (height) => this.emit('headers', (this.lastTarget = height)),
       log: this.o.log ?? (() => {}),
     });
+    this.joinRunning = true;
     try {
       return await join.run();
     } catch (err) {
       this.blame(best.peer, err); // which logs our own failures
       return 'later';
+    } finally {
+      this.joinRunning = false;
     }
   }
 

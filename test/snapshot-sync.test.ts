@@ -113,6 +113,31 @@ describe('snapshot sync', function () {
     for (const sim of world.nodes) sim.crash();
   });
 
+  it('a block 1 gossiped while the join runs does not throw the join away', async () => {
+    // From a review of error handling: a child of genesis gossiped during the chunk download was
+    // connected (the node was at genesis), and the install then failed ("a snapshot is adopted
+    // only by a chain at genesis"), sending the node to a full sync from genesis. On a chain
+    // behind schedule such a block costs next to nothing to make.
+    const world = joinWorld('snapshot-join-gossip');
+    let published = 0;
+    for (const id of ['n0', 'n1']) {
+      wrapSnapshots(world, id, (honest) => async (req, peer) => {
+        if (published++ === 0) {
+          const n1 = world.nodes[1]!.node!;
+          const block1 = mineChild(n1.params, asParent(n1.db.genesis), [], { miner: testKey(77).address });
+          await n1.transport.publish(n1.names.blockTopic, block1.bytes);
+        }
+        return honest(req, peer);
+      });
+    }
+    await world.run();
+    const [n0, , n2] = world.nodes.map((n) => n.node!);
+    assert.ok(published > 0, 'the block was published during the join');
+    assert.ok(n2!.db.history.stateBase > 0, `n2 joined by snapshot (its state began at ${n2!.db.history.stateBase})`);
+    assert.equal(n2!.chain.tip.hashHex, n0!.chain.tip.hashHex, 'and caught up');
+    for (const sim of world.nodes) sim.crash();
+  });
+
   it('bans a peer whose chunk fails its range proof and finishes from the honest one', async () => {
     const world = joinWorld('snapshot-forger', { hostile: true });
     let forged = 0;
