@@ -139,6 +139,12 @@ const ROWS: Row[] = [
     error: TxRuleError, code: 'TX_INSUFFICIENT_BALANCE', txIndex: 1, banScore: 0,
   },
   {
+    // The coinbase is paid after every transaction: a miner cannot spend in a block what that block pays it.
+    name: "a miner spending, in its block, that block's coinbase",
+    block: (h) => childBlock(h.tip, [transfer(MINER, B.address, 10n, 0n, 0n)]),
+    error: TxRuleError, code: 'TX_INSUFFICIENT_BALANCE', txIndex: 0, banScore: 0,
+  },
+  {
     name: 'amount + fee over MAX_AMOUNT (each within it)',
     block: (h) => childBlock(h.tip, [transfer(A, B.address, MAX_AMOUNT, 0n, 1n)]),
     error: TxRuleError, code: 'TX_AMOUNT_OVER_LIMIT', txIndex: 0, banScore: 100,
@@ -179,6 +185,13 @@ const ROWS: Row[] = [
     name: 'a block one transaction over maxBlockBytes',
     params: { maxBlockBytes: HEADER_BYTES + COINBASE_BYTES + 1 + TX_BYTES },
     block: (h) => childBlock(h.tip, [transfer(A, B.address, 10n, 0n), transfer(A, B.address, 10n, 1n)]),
+    error: BlockRuleError, code: 'BLOCK_TOO_LARGE', banScore: 100,
+  },
+  {
+    // Transactions have a fixed size, so only a limit that is not a whole number of them finds a limit off by one.
+    name: 'a block one byte over maxBlockBytes',
+    params: { maxBlockBytes: HEADER_BYTES + COINBASE_BYTES + 1 + TX_BYTES - 1 },
+    block: (h) => childBlock(h.tip, [transfer(A, B.address, 10n, 0n)]),
     error: BlockRuleError, code: 'BLOCK_TOO_LARGE', banScore: 100,
   },
   {
