@@ -10,12 +10,12 @@ import type { Block } from '../ledger/block.ts';
 import { Chain } from '../consensus/chain.ts';
 import { NONCE_OFFSET, buildTemplate, completeBlock, hashMeetsTargetBytes, searchNonce, targetBytes } from '../consensus/miner.ts';
 import { meetsTarget } from '../node/pow-hash.js';
-import { HEADER_BYTES, decodeHeader } from '../ledger/block.ts';
+import { COINBASE_BYTES, HEADER_BYTES, decodeHeader } from '../ledger/block.ts';
 import { Miner } from '../node/miner.ts';
 import type { MiningJob, ThreadLender, WorkerReport } from '../node/hashing.ts';
 import type { Env } from '../node/env.ts';
 import { VerifyPool } from '../node/verify-pool.ts';
-import { UNSIGNED_TX_BYTES } from '../ledger/transaction.ts';
+import { TX_BYTES, UNSIGNED_TX_BYTES } from '../ledger/transaction.ts';
 import { FUNDED_KEYS, tempDir, testKey, testParams, transfer } from './helpers/fixtures.ts';
 import { mineChain, stateRootOnTip } from './helpers/mining.ts';
 
@@ -68,6 +68,29 @@ describe('Miner', () => {
     assert.deepEqual(next.txs.map((t) => t.fee), [90n]);
     assert.equal(await chain.processBlock(next), 'connected');
     await auditChainDB(db, { checkSignatures: true });
+  });
+
+  it('leaves room for the count of transactions: where two fit only without it, the template takes one', async () => {
+    // The count is a varint before the transactions; a template that forgot it would be one byte over the limit.
+    const tight = testParams({ maxBlockBytes: HEADER_BYTES + COINBASE_BYTES + 2 * TX_BYTES });
+    const tightDir = tempDir();
+    const tightDb = await ChainDB.open(tightDir.path, tight);
+    try {
+      const tightChain = await Chain.open(tightDb, { clock: () => now });
+      const pool = new Mempool(tightDb, tight);
+      await pool.add(transfer(alice, carol.address, 1n, 0n), now);
+      await pool.add(transfer(bob, carol.address, 1n, 0n), now);
+      const template = await buildTemplate(tightChain, pool, testKey(50).address, now);
+      const nonce = searchNonce(template.headerBytes, targetBytes(template.target), 0n, 1_000_000, sha256);
+      assert.ok(nonce !== undefined);
+      const block = completeBlock(template, nonce);
+      assert.equal(block.txs.length, 1);
+      assert.ok(block.bytes.length <= tight.maxBlockBytes, `${block.bytes.length} bytes`);
+      assert.equal(await tightChain.processBlock(block), 'connected');
+    } finally {
+      await tightDb.close();
+      tightDir.remove();
+    }
   });
 
   it('puts the transactions of disconnected blocks back into the mempool when still valid', async () => {
