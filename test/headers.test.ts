@@ -56,6 +56,26 @@ describe('HeaderChainCheck: a peer claimed chain, judged before any body is fetc
     assert.throws(() => check().extend([mineChild(params, asParent(one), [], { timestamp: t0 + 6 }).header]), (err: unknown) => err instanceof CairnError && err.code === 'HEADER_TIME_TOO_OLD');
     assert.throws(() => check().extend([mineChild(params, asParent(one), [], { timestamp: t0 + 10 }).header]), (err: unknown) => err instanceof CairnError && err.code === 'HEADER_TIME_TOO_OLD');
     check().extend([mineChild(params, asParent(one), [], { timestamp: t0 + 11 }).header]);
+    // The chain's own import judges alike.
+    await assert.rejects(chain.processBlock(mineChild(params, asParent(one), [], { timestamp: t0 + 6 })), (err: unknown) => err instanceof CairnError && err.code === 'HEADER_TIME_TOO_OLD');
+    assert.equal(await chain.processBlock(mineChild(params, asParent(one), [], { timestamp: t0 + 11 })), 'connected');
+  });
+
+  it('the median time past is of the parent and the 10 blocks before it, in the chain and in a header check from genesis or from a block', async () => {
+    // Block 11 is 1,000 s ahead and the blocks after it go on from where the chain was. Below a
+    // block 23 it is the 12th timestamp back: out of the median (block 17's time), which a 12th
+    // would move up to block 18's.
+    const t0 = db.genesis.header.timestamp;
+    const time = (height: number) => t0 + 10 * height + (height === 11 ? 1_000 : 0);
+    const blocks: ReturnType<typeof mineChild>[] = [];
+    for (let height = 1; height <= 22; height++) {
+      blocks.push(mineChild(params, height === 1 ? asParent(db.genesis) : asParent(blocks.at(-1)!), [], { timestamp: time(height) }));
+    }
+    const child = mineChild(params, asParent(blocks.at(-1)!), [], { timestamp: time(17) + 5 });
+    for (const b of blocks) assert.equal(await chain.processBlock(b), 'connected');
+    new HeaderChainCheck(params, chain.mainAt(0)!, now).extend([...blocks, child].map((b) => b.header));
+    new HeaderChainCheck(params, chain.tip, now).extend([child.header]);
+    assert.equal(await chain.processBlock(child), 'connected');
   });
 
   it('answers a locator with the main-chain headers after the fork point', async () => {
