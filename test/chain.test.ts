@@ -185,8 +185,12 @@ describe('Chain: fork choice, reorgs and header rules', () => {
 
     const future = mineChild(params, asParent(good), [], { timestamp: now + maxFutureDrift(params.blockTime) + 1 });
     await assert.rejects(chain.processBlock(future), rejectsWith('HEADER_TIME_TOO_NEW'));
-    now += 2;
-    assert.equal(await chain.processBlock(future), 'connected', 'accepted once our clock catches up');
+    now += 1;
+    assert.equal(await chain.processBlock(future), 'connected', 'accepted once our clock catches up: exactly at the limit');
+  });
+
+  it('lets a timestamp be 12 block times ahead of the clock, at least a minute and at most two hours (PROTOCOL.md)', () => {
+    assert.deepEqual([1, 5, 10, 599, 600, 601, 3600].map(maxFutureDrift), [60, 60, 120, 7188, 7200, 7200, 7200]);
   });
 
   it("judges a header against its parent as import does, without importing it (a compact block's relay)", async () => {
@@ -228,6 +232,20 @@ describe('Chain: fork choice, reorgs and header rules', () => {
     assert.ok(new BlockRuleError('BLOCK_BAD_COINBASE', 'x') instanceof CairnError);
   });
 
+  it('refuses a child of a block found invalid, and remembers it invalid', async () => {
+    const b1 = mineChild(params, genesis());
+    assert.equal(await chain.processBlock(b1), 'connected');
+    const bad = mineChild(params, asParent(b1), [transfer(alice, bob.address, 2_000_000n, 0n)]);
+    await assert.rejects(chain.processBlock(bad), rejectsWith('TX_INSUFFICIENT_BALANCE'));
+    const child = mineChild(params, asParent(bad));
+    await assert.rejects(chain.processBlock(child), rejectsWith('BLOCK_PARENT_INVALID'));
+    assert.equal(chain.getEntry(child.header.hash)?.isValid, false, 'real work at the real target: remembered');
+    await assert.rejects(chain.processBlock(child), rejectsWith('BLOCK_KNOWN_INVALID'));
+    assert.equal(chain.tip.height, 1);
+    assert.equal(await db.hasBlock(child.header.hash), false);
+    await auditChainDB(db);
+  });
+
   it('connects orphans that arrive in reverse order once their parent comes', async () => {
     const blocks = mineChain(params, genesis(), 12);
     const reversed = [...blocks].reverse();
@@ -249,6 +267,18 @@ describe('Chain: fork choice, reorgs and header rules', () => {
     now += 61;
     chain.orphans.expire(now);
     assert.equal(chain.orphans.size, 0);
+  });
+
+  it('bounds the orphan pool by bytes, the oldest going first', async () => {
+    const blocks = mineChain(params, genesis(), 4);
+    const size = blocks[1]!.bytes.length;
+    await db.close();
+    db = await ChainDB.open(dir.path, params);
+    chain = await Chain.open(db, { clock: () => now, orphanLimits: { maxCount: 100, maxBytes: 2 * size, maxAge: 600 } });
+    await feed(blocks.slice(1).reverse()); // 3 orphans into room for 2
+    assert.equal(chain.orphans.size, 2);
+    assert.equal(chain.orphans.bytes, 2 * size);
+    assert.equal(chain.orphans.has(blocks[3]!.header.hash), false, 'the first to come went first');
   });
 });
 
