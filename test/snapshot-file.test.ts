@@ -22,6 +22,7 @@ import { LevelKv } from '../ledger/kv-level.ts';
 import { layout } from '../ledger/layout.ts';
 import type { KeyRange } from '../ledger/kv.ts';
 import { tempDir } from './helpers/fixtures.ts';
+import { mineChild } from './helpers/mining.ts';
 
 const BLOCKS = 300;
 
@@ -70,6 +71,11 @@ describe('snapshot files', function () {
     assert.equal(db.history.prunedHeight, 199, 'no history below it, as a pruned node');
     assert.ok(bytesEqual(await db.stateRoot(), chain.tip.header.stateRoot));
     assert.equal((await chain.byHeight.headers(1, 200)).length, 200, 'every header, to serve peers');
+    // Nothing below the snapshot block can be undone (no undo data): a fork from its parent is too deep.
+    assert.equal(chain.forkFloor, 200);
+    const [parent] = await chain.byHeight.headers(199, 1);
+    const fork = mineChild(params, { hash: parent!.hash, height: 199, header: parent! }, [], { target: 1n << 255n, stateRoot: new Uint8Array(32) });
+    await assert.rejects(chain.processBlock(fork), (err: unknown) => err instanceof CairnError && err.code === 'BLOCK_FORK_TOO_DEEP');
     // The source's state at 200: its copy, account by account.
     const src = await ChainDB.open(join(source, 'chain'), params);
     const theirs: string[] = [];
