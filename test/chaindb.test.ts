@@ -13,6 +13,7 @@ import { MemoryDisk } from '../ledger/kv-memory.ts';
 import { connectBlock } from '../consensus/connect.ts';
 import type { SaneBlock } from '../consensus/sanity.ts';
 import { stateAfter } from './helpers/states.ts';
+import { encodeUndo } from '../ledger/state.ts';
 import { genesisHashHex, genesisStateRoot } from '../ledger/genesis.ts';
 
 describe('ChainDB', () => {
@@ -90,6 +91,28 @@ describe('ChainDB', () => {
     await h.disconnectTip();
     const after = await auditChainDB(db);
     assert.equal(after.digest, before.digest);
+    await db.close();
+  });
+
+  it('refuses to disconnect with undo data that does not bring the state back to the parent\'s root, as corrupt, and changes nothing', async () => {
+    const params = testParams();
+    let db = await ChainDB.open(dir.path, params);
+    let h = await TipHarness.open(db);
+    const [a, b] = FUNDED_KEYS as [typeof FUNDED_KEYS[0], typeof FUNDED_KEYS[0]];
+    const block = childBlock(h.tip, [transfer(a, b.address, 10n, 0n)]);
+    await h.connectBlock(block);
+    // The sender put back one unit richer than it was: well formed, and wrong.
+    const undo = (await db.getUndo(block.header.hash))!.map((u) => (toHex(u.address) === toHex(a.address) ? { ...u, previous: { ...u.previous!, balance: u.previous!.balance + 1n } } : u));
+    await db.close();
+    const kv = await LevelKv.open(dir.path);
+    await kv.write([{ type: 'put', key: layout.undo(block.header.hash), value: encodeUndo(undo) }]);
+    await kv.close();
+    db = await ChainDB.open(dir.path, params);
+    h = await TipHarness.open(db);
+    const before = await auditChainDB(db);
+    await assert.rejects(h.disconnectTip(), (err: unknown) => err instanceof StoreError && err.code === 'STORE_CORRUPT');
+    assert.deepEqual(await db.storedTip(), { hash: block.header.hash, height: 1 });
+    assert.equal((await auditChainDB(db)).digest, before.digest);
     await db.close();
   });
 });
