@@ -63,6 +63,19 @@ describe('Chain: fork choice, reorgs and header rules', () => {
     await auditChainDB(db);
   });
 
+  it('on opening below two branches of equal work (a reorganisation cut short), moves to the first seen', async () => {
+    const first = mineChain(params, genesis(), 3, { miner: testKey(12).address });
+    const second = mineChain(params, genesis(), 3, { miner: testKey(13).address });
+    assert.deepEqual(await feed([...first, ...second]), ['connected', 'connected', 'connected', 'side-branch', 'side-branch', 'side-branch']);
+    // The store's tip back at genesis, as a kill between a reorganisation's disconnects and its connects leaves it.
+    const h = await TipHarness.open(db);
+    for (let i = 0; i < 3; i++) await h.disconnectTip();
+    await db.close();
+    db = await ChainDB.open(dir.path, params);
+    chain = await Chain.open(db, { clock: () => now });
+    assert.equal(tipHex(), hex(first[2]!));
+  });
+
   it('reorgs across blocks that spend coinbase rewards, and back', async () => {
     const miner = testKey(20);
     const a1 = mineChild(params, genesis(), [], { miner: miner.address });
