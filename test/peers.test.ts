@@ -121,6 +121,21 @@ describe('bans by identity and address', () => {
     assert.equal(peers.score('p9999'), 10);
   });
 
+  it('keeps at most 10,000 bans, dropping those that end soonest, one ban at a time or many restored at once', () => {
+    let t = 1_000;
+    const peers = new PeerManager(() => t);
+    for (let i = 0; i < 10_001; i++) {
+      t += 0.001; // each ban ends a little after the one before
+      peers.penalize(`b${i}`, 100, 'test');
+    }
+    assert.equal(peers.isBanned('b0'), false, 'the ban ending soonest went');
+    assert.equal(peers.isBanned('b1'), true);
+    assert.equal(peers.isBanned('b10000'), true);
+    const restored = new PeerManager(() => t);
+    restored.restore(Array.from({ length: 10_003 }, (_, i) => ({ kind: 'peer' as const, id: `r${i}`, until: t + 100 + i, reason: 'test' })));
+    assert.deepEqual([0, 1, 2, 3, 10_002].map((i) => restored.isBanned(`r${i}`)), [false, false, false, true, true]);
+  });
+
   it('loopback peers are banned by identity only, unless told otherwise', () => {
     const lenient = new PeerManager(clock);
     lenient.connectedFrom('local', addr('127.0.0.1', 'local'));
