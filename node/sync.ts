@@ -8,7 +8,7 @@ import { LIE, PeerFault, answerHeaderRange, fetchHeaderChain, type HeaderChain }
 import { ForkWatch } from './fork-watch.ts';
 import { SnapshotJoin, type JoinOutcome } from './snapshot-sync.ts';
 import { BodyDownload, InvalidChain } from './body-download.ts';
-import { sleep, type Env } from './env.ts';
+import type { Env } from './env.ts';
 import { importBlocks } from './import-blocks.ts';
 import type { PeerManager } from './peers.ts';
 import type { PeerRecords } from './peer-records.ts';
@@ -90,6 +90,8 @@ export class Sync extends EventEmitter<SyncEvents> {
   private running: Promise<void> | undefined;
   /** Set by stop: no round starts after it, and the download under way ends. */
   private stopped = false;
+  /** Busy answers' retry-afters being waited out: a stop ends them. */
+  private readonly waits = new Set<() => void>();
   private again = false;
   private lastTarget = 0;
   /**
@@ -192,6 +194,21 @@ export class Sync extends EventEmitter<SyncEvents> {
   stop(): void {
     this.stopped = true;
     this.downloading?.download.end();
+    for (const wake of [...this.waits]) wake();
+  }
+
+  /** Waits out a busy peer's retry-after (up to 64 s), or until a stop. */
+  private waitOutBusy(ms: number): Promise<void> {
+    if (this.stopped) return Promise.resolve();
+    return new Promise((resolve) => {
+      const wake = () => {
+        this.o.env.clearTimeout(timer);
+        this.waits.delete(wake);
+        resolve();
+      };
+      const timer = this.o.env.setTimeout(wake, ms);
+      this.waits.add(wake);
+    });
   }
 
   /** Starts a sync round, or asks the running one to go round again. Resolves when idle. */
@@ -257,7 +274,7 @@ export class Sync extends EventEmitter<SyncEvents> {
    * for this round: busy is the budget speaking, not a fault.
    */
   private readonly patientRequest: Transport['request'] = (to, protocol, body, options) =>
-    waitingOutBusy((ms) => sleep(this.o.env, ms), () => this.busy.ask(to, protocol, () => this.o.transport.request(to, protocol, body, options)));
+    waitingOutBusy((ms) => this.waitOutBusy(ms), () => this.busy.ask(to, protocol, () => this.o.transport.request(to, protocol, body, options)), () => this.stopped);
 
   /** The peers ahead of us, not banned, the most work first. */
   private ahead(): { peer: string; status: Status }[] {
@@ -276,7 +293,7 @@ export class Sync extends EventEmitter<SyncEvents> {
       candidates: () => this.ahead(),
       request: this.patientRequest,
       requestMany: (to, protocol, body, max, options) =>
-        waitingOutBusy((ms) => sleep(this.o.env, ms), () => this.busy.ask(to, protocol, () => transport.requestMany(to, protocol, body, max, options))),
+        waitingOutBusy((ms) => this.waitOutBusy(ms), () => this.busy.ask(to, protocol, () => transport.requestMany(to, protocol, body, max, options)), () => this.stopped),
       onHeaders: (height) => this.emit('headers', (this.lastTarget = height)),
       log: this.o.log ?? (() => {}),
     });

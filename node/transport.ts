@@ -206,6 +206,7 @@ export async function waitingOutBusy<T>(wait: (ms: number) => Promise<void>, att
     } catch (err) {
       if (!(err instanceof TransportError && err.code === 'TRANSPORT_BUSY') || busy >= maxBusy || err.retryAfterMs > MAX_RETRY_AFTER_MS || stopped()) throw err;
       await wait(err.retryAfterMs);
+      if (stopped()) throw err; // a stop that cut the wait short asks nothing more
     }
   }
 }

@@ -248,6 +248,32 @@ describe('sync: claimed work', function () {
     await db.close();
   });
 
+  it("a stop ends a header sync waiting out a busy peer's retry-after at once, and asks it nothing more", async function () {
+    // From the growth review: the header requests waited out a busy answer (up to 64 s) whatever
+    // a stop said, and asked again after it.
+    this.timeout(10_000);
+    const never: Env = {
+      ...realEnv,
+      setTimeout: (run, ms) => {
+        if (ms < 10_000) return realEnv.setTimeout(run, ms);
+        const timer = realEnv.setTimeout(run, 2 ** 31 - 1);
+        (timer as { unref?: () => void }).unref?.();
+        return timer;
+      },
+    };
+    const { db, sync, statusOf, onHeaders, busy } = await setup((work) => work, never);
+    sync.statuses.set('honest', { peer: 'honest', status: statusOf('honest') });
+    busy.add('honest');
+    let asked = 0;
+    onHeaders.push(() => {
+      if (asked++ === 0) setImmediate(() => sync.stop());
+    });
+    await sync.requestSync(); // without the stop's end, this waits the 60 s retry-after (a timer that never fires here)
+    assert.equal(asked, 1, 'asked once, not again after the stop');
+    assert.equal(sync.syncing, false);
+    await db.close();
+  });
+
   it('a stop ends a download waiting out a busy provider at once, and no round starts after it', async function () {
     // From the history check's review: a node's stop waited for the sync's download to end on its
     // own, and a provider that answered busy kept it waiting out the retry-after (up to 64 s).

@@ -4,7 +4,7 @@
  * set back (NTP, an operator fixing the date) does not keep it unasked for as long as the step.
  */
 import assert from 'node:assert/strict';
-import { BusyMemory, busyError, TransportError } from '../node/transport.ts';
+import { BusyMemory, busyError, TransportError, waitingOutBusy } from '../node/transport.ts';
 
 describe('busy answers remembered by the asker', () => {
   it('a peer is asked again once its retry-after is over, whatever the wall clock did meanwhile', async () => {
@@ -24,5 +24,19 @@ describe('busy answers remembered by the asker', () => {
     stepMs -= 3_600_000; // the wall clock set back an hour
     elapsedMs += 1_000;
     assert.equal(await ask(), 'served', 'asked once the 2 s have passed');
+  });
+});
+
+describe('waitingOutBusy', () => {
+  it('asks nothing more once a stop cut its wait short', async () => {
+    let stopped = false;
+    let attempts = 0;
+    const attempt = async () => {
+      attempts++;
+      throw busyError('peer', 'headers', 60_000);
+    };
+    const wait = async () => void (stopped = true); // the stop comes while the retry-after is waited out
+    await assert.rejects(waitingOutBusy(wait, attempt, () => stopped), (err: TransportError) => err.code === 'TRANSPORT_BUSY');
+    assert.equal(attempts, 1);
   });
 });
