@@ -48,10 +48,13 @@ class FakeTransport extends EventEmitter<TransportEvents> implements Transport {
     this.gate = gate;
   }
 
-  connect(peer: string): void {
-    if (this.gate.denied(peer)) return;
+  /** `peer` dials in, from `remoteAddr`; false if the gate refused it. */
+  connect(peer: string, remoteAddr = `/fake/${peer}`): boolean {
+    if (this.gate.denied(peer) || this.gate.deniedInbound?.(remoteAddr)) return false;
     this.connected.add(peer);
+    this.emit('peer:connect', peer, { direction: 'inbound', remoteAddr });
     this.emit('peer:ready', peer, [`/fake/${peer}`]);
+    return true;
   }
 
   listenAddresses = () => [];
@@ -370,5 +373,16 @@ describe('light client', function () {
     await meet(client, 'stranger-3');
     assert.deepEqual([...client.bans.keys()], ['stranger-3']);
     assert.deepEqual(client.summary().banned.map((b) => b.peer), ['stranger-3']);
+  });
+
+  it('a ban covers the address a peer came from: a new identity from it is refused', async () => {
+    // From the growth review: the light client never told its PeerManager where a peer came
+    // from, so a banned peer could come straight back from the same address under a new identity.
+    const client = await startLight();
+    assert.equal(transport.connect('liar-1', '/ip4/203.0.113.9/tcp/4001'), true);
+    client.peers.penalize('liar-1', 100, 'a forged proof');
+    assert.ok(client.peers.isBanned('liar-1'));
+    assert.equal(transport.connect('liar-2', '/ip4/203.0.113.9/tcp/4002'), false, 'the same address under a new identity');
+    assert.equal(transport.connect('other', '/ip4/198.51.100.4/tcp/4001'), true);
   });
 });

@@ -104,7 +104,12 @@ export class LightClient extends EventEmitter<LightClientEvents> {
   async start(): Promise<void> {
     this.headers = new LightHeaders(join(this.parts.datadir, 'headers'), this.genesis);
     this.transport = await this.parts.createTransport(
-      { denied: (peer) => this.peers.isBanned(peer), deniedDial: (addr) => this.peers.addressBanned(addr), deniedDialPeer: (peer) => this.book?.holdsOff(peer) ?? false },
+      {
+        denied: (peer) => this.peers.isBanned(peer),
+        deniedInbound: (addr) => this.peers.addressBanned(addr),
+        deniedDial: (addr) => this.peers.addressBanned(addr),
+        deniedDialPeer: (peer) => this.book?.holdsOff(peer) ?? false,
+      },
       this.names,
     );
     this.book = new PeerBook(this.env, this.transport, this.peers);
@@ -123,9 +128,12 @@ export class LightClient extends EventEmitter<LightClientEvents> {
       this.book.connected(peer, addrs);
       void this.handshake(peer);
     });
+    // Where each peer came from, so that a ban covers its address, not only an identity (free to make).
+    this.transport.on('peer:connect', (peer, info) => this.peers.connectedFrom(peer, info.remoteAddr));
     this.transport.on('peer:disconnect', (peer) => {
       this.statuses.delete(peer);
       this.book.disconnected(peer);
+      this.peers.disconnected(peer);
     });
     this.transport.on('peer:misbehaved', (peer, score, reason) => void this.peers.penalize(peer, score, reason));
     for (const addr of this.parts.bootstrap) this.book.remember(addr, 'bootstrap');
