@@ -332,6 +332,11 @@ export class Mempool extends EventEmitter<{ added: [entry: MempoolEntry] }> {
     });
   }
 
+  /** Resolves once the work queued so far (admissions, updates, expiry) is done: a store may then close. */
+  settled(): Promise<void> {
+    return this.queue.run(async () => {});
+  }
+
   /**
    * Follows a change of tip: drops what the new blocks confirmed, revalidates every sender whose
    * account they touched, and offers the transactions of disconnected blocks again.

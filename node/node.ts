@@ -231,7 +231,10 @@ export class CairnNode extends EventEmitter<NodeEvents> {
   private wire(): void {
     this.chain.on('tip', (e) => {
       for (const block of e.connected) this.signatures.confirmed(block.txs);
-      void this.mempool.update(e.connected, e.disconnected, this.clock()).then(() => this.regossip(e.disconnected));
+      void this.mempool
+        .update(e.connected, e.disconnected, this.clock())
+        .then(() => this.regossip(e.disconnected))
+        .catch((err: Error) => this.emit('log', 'warn', `mempool update after a new tip failed: ${err.message}`, { stack: err.stack }));
       if (e.disconnected.length > 0) {
         this.emit('log', 'info', 'reorganised', { fork: e.fork.height, disconnected: e.disconnected.length, connected: e.connected.length });
       }
@@ -417,6 +420,8 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     await this.backfill?.catch(() => {});
     await this.historyCheck?.stop();
     await this.chain?.idle();
+    // The last tip's mempool update reads the store: it must end before the store closes.
+    await this.mempool?.settled();
     await this.pruner?.stop();
     await this.snapshots?.stop();
     // Bans last: an import still running above may yet find a block invalid and ban its peer.
