@@ -22,7 +22,7 @@ import { TxSignatureVerifier } from './tx-signatures.ts';
 import type { ConnectionInfo, Transport } from './transport.ts';
 import { KeepConnected } from './keep-connected.ts';
 import { Pruner } from './pruner.ts';
-import { DEFAULT_SNAPSHOT_INTERVAL, SnapshotKeeper, serveSnapshots } from './snapshots.ts';
+import { DEFAULT_SNAPSHOT_INTERVAL, SnapshotKeeper, keptSnapshotHeights, serveSnapshots } from './snapshots.ts';
 import { HistoryCheck } from './history-check.ts';
 import { backfillAddressIndex } from './address-backfill.ts';
 import type { NodeEvents, NodePartsOf, NodeService } from './node-types.ts';
@@ -109,10 +109,16 @@ export class CairnNode extends EventEmitter<NodeEvents> {
         this.env,
         p.pruneKeep,
         (height, err) => (err ? this.emit('log', 'warn', `pruning stopped at ${height}: ${err.message}`) : this.emit('log', 'debug', 'pruned', { height })),
-        // The address index's backfill reads bodies: pruning waits behind it.
+        // The address index's backfill reads bodies: pruning waits behind it. A node serving
+        // snapshots keeps the body of the lowest it keeps, the pivot a joining node picks and asks
+        // it for: pruned at the reorg depth it would be gone, and a network of such nodes could
+        // take no one in.
         () => {
           const index = this.addressIndex?.status();
-          return index && index.state === 'building' ? index.next - 1 : Infinity;
+          const backfill = index && index.state === 'building' ? index.next - 1 : Infinity;
+          if (p.serveSnapshots === false) return backfill;
+          const pivot = keptSnapshotHeights(this.chain.tip.height, p.snapshotInterval ?? DEFAULT_SNAPSHOT_INTERVAL, this.chain.reorgDepth)[0];
+          return pivot === undefined ? backfill : Math.min(backfill, pivot - 1);
         },
       );
     }

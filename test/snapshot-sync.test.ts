@@ -31,10 +31,12 @@ import { asParent, mineChain, mineChild } from './helpers/mining.ts';
 const INTERVAL = 20;
 const DEPTH = 16;
 
-function joinWorld(name: string, extra: { hostile?: boolean } = {}) {
+/** `pruned`: n0, the miner and the one peer holding the chain at first, prunes at the reorg depth. */
+function joinWorld(name: string, extra: { hostile?: boolean; pruned?: boolean } = {}) {
   const base = scenario(name, { calm: true, nodes: extra.hostile ? 4 : 3, minutes: 3 });
-  const nodes = [
-    { ...base.nodes[0]!, hashShare: 1 },
+  const pruneKeep = extra.pruned ? DEPTH : undefined;
+  const nodes: (typeof base.nodes)[number][] = [
+    { ...base.nodes[0]!, hashShare: 1, pruneKeep },
     { ...base.nodes[1]!, hashShare: 0, pruneKeep: undefined },
     { ...base.nodes[2]!, hashShare: 0, joinAtMs: 60_000, snapshotSync: true, bootstrapTo: extra.hostile ? ['n3', 'n1'] : ['n0', 'n1'] },
   ];
@@ -110,6 +112,19 @@ describe('snapshot sync', function () {
     // Then it executed the history below the pivot in the background, from both peers that keep it.
     assert.deepEqual(historyCheckStatus(n2!.db.history, n2!.historyCheck), { state: 'valid', height: base, target: base, reason: '' });
     assert.equal(world.nodes[2]!.historyDisk.entries.size, 0, "the check's own store is removed once it is done");
+    for (const sim of world.nodes) sim.crash();
+  });
+
+  it('joins from a peer that prunes at the reorg depth: it keeps the body of the snapshot block it serves', async () => {
+    // From the docs review: a node pruning at the reorg depth kept and served the state at the
+    // snapshot height a joining node picks, but had deleted that block's body, which the joining
+    // node must have: among such nodes only, a new node waited for ever.
+    const world = joinWorld('snapshot-join-pruned', { pruned: true });
+    await world.run();
+    const [n0, , n2] = world.nodes.map((n) => n.node!);
+    assert.ok(n0!.db.history.prunedHeight >= 100, `n0 pruned to ${n0!.db.history.prunedHeight}`);
+    assert.ok(n2!.db.history.stateBase > 0, `n2 joined by snapshot (its state began at ${n2!.db.history.stateBase})`);
+    assert.equal(n2!.chain.tip.hashHex, n0!.chain.tip.hashHex, 'and caught up');
     for (const sim of world.nodes) sim.crash();
   });
 
