@@ -26,6 +26,10 @@ async function lightAccount(addr: string, datadir: string, out: Out): Promise<vo
     throw err;
   });
   const [a, coin] = await Promise.all([rpc.call('getAccount', { address: addr }), out.json ? undefined : rpc.call('status', {})]);
+  // A full node answers getAccount too, from its own state, with no proof to show.
+  if ((a as Partial<typeof a>).block === undefined) {
+    throw new RpcClientError('NOT_A_LIGHT_CLIENT', `${datadir} is a full node's datadir, not a light client's: without --light, cairn account asks that node, which holds the state itself`);
+  }
   out.result(a, lines([
     ['address', a.address],
     ['balance', coin ? coins(a.balance, coin) : a.balance],

@@ -340,6 +340,14 @@ describe('cairn command, through real processes', function () {
         assert.deepEqual([from.address, from.balance, from.nonce], [DEVNET_ADDRESS, (DEVNET_BALANCE - 12_345n - 10n).toString(), '1']);
       });
 
+      it("account --light on a full node's datadir says it is one, not a TypeError", async () => {
+        // From the docs review: it failed with "Cannot read properties of undefined (reading 'height')".
+        const r = await runCli(['account', newAddress, '--light', '--datadir', datadir]);
+        assert.notEqual(r.code, 0);
+        assert.match(r.stderr, /is a full node's datadir, not a light client's/);
+        assert.doesNotMatch(r.stderr, /TypeError|internal error/);
+      });
+
       it('tx and block read the transfer back at the height send reported', async () => {
         assert.ok(sent);
         const reward = BigInt((JSON.parse(readFileSync(genesisFile, 'utf8')) as { reward: string }).reward);
