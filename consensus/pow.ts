@@ -1,14 +1,8 @@
-import { bytesToBigInt } from '../ledger/bytes.ts';
 import { TARGET_OFFSET, type BlockHeader } from '../ledger/block.ts';
 import { hashMeetsTargetBytes } from './nonce-search.js';
 
 const TWO_256 = 1n << 256n;
 export const MAX_TARGET = TWO_256 - 1n;
-
-/** The header hash read as a 256-bit big-endian number must not exceed the target. */
-export function meetsTarget(hash: Uint8Array, target: bigint): boolean {
-  return bytesToBigInt(hash) <= target;
-}
 
 /** Compared byte by byte with the target as the header carries it: no big integers per header. */
 export function hasValidProofOfWork(header: BlockHeader): boolean {
