@@ -21,6 +21,17 @@ import { decodeGetBlocks, decodeGetHeaderRange, encodeHeaders, encodeStatus, typ
 import { testKey, testParams } from './helpers/fixtures.ts';
 import { asParent, mineChain, mineChild } from './helpers/mining.ts';
 
+/** Long waits never end here (their timers unreferenced, so that a failure cannot hold the run open). */
+const longWaitsNeverEnd: Env = {
+  ...realEnv,
+  setTimeout: (run, ms) => {
+    if (ms < 10_000) return realEnv.setTimeout(run, ms);
+    const timer = realEnv.setTimeout(run, 2 ** 31 - 1);
+    (timer as { unref?: () => void }).unref?.();
+    return timer;
+  },
+};
+
 describe('sync: claimed work', function () {
   this.timeout(60_000);
 
@@ -252,16 +263,7 @@ describe('sync: claimed work', function () {
     // From the growth review: the header requests waited out a busy answer (up to 64 s) whatever
     // a stop said, and asked again after it.
     this.timeout(10_000);
-    const never: Env = {
-      ...realEnv,
-      setTimeout: (run, ms) => {
-        if (ms < 10_000) return realEnv.setTimeout(run, ms);
-        const timer = realEnv.setTimeout(run, 2 ** 31 - 1);
-        (timer as { unref?: () => void }).unref?.();
-        return timer;
-      },
-    };
-    const { db, sync, statusOf, onHeaders, busy } = await setup((work) => work, never);
+    const { db, sync, statusOf, onHeaders, busy } = await setup((work) => work, longWaitsNeverEnd);
     sync.statuses.set('honest', { peer: 'honest', status: statusOf('honest') });
     busy.add('honest');
     let asked = 0;
@@ -278,17 +280,7 @@ describe('sync: claimed work', function () {
     // From the history check's review: a node's stop waited for the sync's download to end on its
     // own, and a provider that answered busy kept it waiting out the retry-after (up to 64 s).
     this.timeout(10_000);
-    // Long waits never end here (their timers unreferenced, so a failure cannot hold the run open).
-    const never: Env = {
-      ...realEnv,
-      setTimeout: (run, ms) => {
-        if (ms < 10_000) return realEnv.setTimeout(run, ms);
-        const timer = realEnv.setTimeout(run, 2 ** 31 - 1);
-        (timer as { unref?: () => void }).unref?.();
-        return timer;
-      },
-    };
-    const { db, sync, statusOf, onBlocks } = await setup((work) => work, never);
+    const { db, sync, statusOf, onBlocks } = await setup((work) => work, longWaitsNeverEnd);
     sync.statuses.set('honest', { peer: 'honest', status: statusOf('honest') });
     let asked = 0;
     onBlocks.push(() => {
