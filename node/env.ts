@@ -58,3 +58,36 @@ export function nextTurn(env: Env): Promise<void> {
 export function sleep(env: Env, ms: number): Promise<void> {
   return new Promise((resolve) => env.setTimeout(resolve, ms));
 }
+
+/**
+ * Sleeps that a stop cuts short: each resolves after its `ms` of the env's time, or at once when
+ * `interrupt` is called, as does every one asked for after it. For waits a peer sets (a busy
+ * answer's retry-after, up to a minute) that a node's stop must not sit out.
+ */
+export class InterruptibleSleeps {
+  private readonly env: Env;
+  private readonly sleeping = new Set<() => void>();
+  private interrupted = false;
+
+  constructor(env: Env) {
+    this.env = env;
+  }
+
+  sleep(ms: number): Promise<void> {
+    if (this.interrupted) return Promise.resolve();
+    return new Promise((resolve) => {
+      const wake = () => {
+        this.env.clearTimeout(timer);
+        this.sleeping.delete(wake);
+        resolve();
+      };
+      const timer = this.env.setTimeout(wake, ms);
+      this.sleeping.add(wake);
+    });
+  }
+
+  interrupt(): void {
+    this.interrupted = true;
+    for (const wake of [...this.sleeping]) wake();
+  }
+}

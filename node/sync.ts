@@ -8,7 +8,7 @@ import { LIE, PeerFault, answerHeaderRange, fetchHeaderChain, type HeaderChain }
 import { ForkWatch } from './fork-watch.ts';
 import { SnapshotJoin, type JoinOutcome } from './snapshot-sync.ts';
 import { BodyDownload, InvalidChain } from './body-download.ts';
-import type { Env } from './env.ts';
+import { InterruptibleSleeps, type Env } from './env.ts';
 import { importBlocks } from './import-blocks.ts';
 import type { PeerManager } from './peers.ts';
 import type { PeerRecords } from './peer-records.ts';
@@ -91,7 +91,7 @@ export class Sync extends EventEmitter<SyncEvents> {
   /** Set by stop: no round starts after it, and the download under way ends. */
   private stopped = false;
   /** Busy answers' retry-afters being waited out: a stop ends them. */
-  private readonly waits = new Set<() => void>();
+  private readonly sleeps: InterruptibleSleeps;
   private again = false;
   private lastTarget = 0;
   /**
@@ -110,6 +110,7 @@ export class Sync extends EventEmitter<SyncEvents> {
     this.o = o;
     this.maxBlockBytes = o.chain.params.maxBlockBytes;
     this.busy = new BusyMemory(o.env);
+    this.sleeps = new InterruptibleSleeps(o.env);
     this.forks = new ForkWatch({ ...o, ask: (peer, protocol, request) => this.busy.ask(peer, protocol, request) });
     this.known = new PeerStatuses({
       ...o,
@@ -194,21 +195,7 @@ export class Sync extends EventEmitter<SyncEvents> {
   stop(): void {
     this.stopped = true;
     this.downloading?.download.end();
-    for (const wake of [...this.waits]) wake();
-  }
-
-  /** Waits out a busy peer's retry-after (up to 64 s), or until a stop. */
-  private waitOutBusy(ms: number): Promise<void> {
-    if (this.stopped) return Promise.resolve();
-    return new Promise((resolve) => {
-      const wake = () => {
-        this.o.env.clearTimeout(timer);
-        this.waits.delete(wake);
-        resolve();
-      };
-      const timer = this.o.env.setTimeout(wake, ms);
-      this.waits.add(wake);
-    });
+    this.sleeps.interrupt();
   }
 
   /** Starts a sync round, or asks the running one to go round again. Resolves when idle. */
@@ -274,7 +261,7 @@ export class Sync extends EventEmitter<SyncEvents> {
    * for this round: busy is the budget speaking, not a fault.
    */
   private readonly patientRequest: Transport['request'] = (to, protocol, body, options) =>
-    waitingOutBusy((ms) => this.waitOutBusy(ms), () => this.busy.ask(to, protocol, () => this.o.transport.request(to, protocol, body, options)), () => this.stopped);
+    waitingOutBusy((ms) => this.sleeps.sleep(ms), () => this.busy.ask(to, protocol, () => this.o.transport.request(to, protocol, body, options)), () => this.stopped);
 
   /** The peers ahead of us, not banned, the most work first. */
   private ahead(): { peer: string; status: Status }[] {
@@ -293,7 +280,7 @@ export class Sync extends EventEmitter<SyncEvents> {
       candidates: () => this.ahead(),
       request: this.patientRequest,
       requestMany: (to, protocol, body, max, options) =>
-        waitingOutBusy((ms) => this.waitOutBusy(ms), () => this.busy.ask(to, protocol, () => transport.requestMany(to, protocol, body, max, options)), () => this.stopped),
+        waitingOutBusy((ms) => this.sleeps.sleep(ms), () => this.busy.ask(to, protocol, () => transport.requestMany(to, protocol, body, max, options)), () => this.stopped),
       onHeaders: (height) => this.emit('headers', (this.lastTarget = height)),
       log: this.o.log ?? (() => {}),
     });

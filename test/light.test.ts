@@ -80,12 +80,17 @@ class FakeTransport extends EventEmitter<TransportEvents> implements Transport {
 }
 
 /** A full node's answers: status, headers after a locator, and the light protocols, from `chain`. */
-async function fullNode(net: FakeNet, id: string, chain: Chain, tweak: { status?: (s: ReturnType<typeof statusOf>) => ReturnType<typeof statusOf>; proofs?: Responder; busyFirst?: number } = {}): Promise<void> {
+async function fullNode(
+  net: FakeNet,
+  id: string,
+  chain: Chain,
+  tweak: { status?: (s: ReturnType<typeof statusOf>) => ReturnType<typeof statusOf>; proofs?: Responder; busyFirst?: number; retryAfterMs?: number } = {},
+): Promise<void> {
   const handlers = new Map<string, Responder>();
   // Its budgets, as a stand-in: the first `busyFirst` requests of each light protocol answered busy.
   const serve: Serve = async (_name, protocol, respond) => {
     let busy = tweak.busyFirst ?? 0;
-    handlers.set(protocol, (req, peer) => (busy-- > 0 ? Promise.resolve({ busy: true, retryAfterMs: 5 }) : respond(req, peer)));
+    handlers.set(protocol, (req, peer) => (busy-- > 0 ? Promise.resolve({ busy: true, retryAfterMs: tweak.retryAfterMs ?? 5 }) : respond(req, peer)));
   };
   await serveLightClients(chain, serve, names, () => {});
   handlers.set(names.status, async () => encodeStatus((tweak.status ?? ((s) => s))(statusOf(chain))));
@@ -227,6 +232,30 @@ describe('light client', function () {
     assert.equal(client.headers.height, chain.tip.height);
     assert.deepEqual((await client.getAccount(carol.address)).account, { balance: 507n, nonce: 0n });
     assert.equal(client.peers.score('full'), 0);
+  });
+
+  it("a stop ends a busy peer's retry-after being waited out at once", async function () {
+    // Its stop waited out a busy answer's retry-after (up to a minute) before it could end.
+    this.timeout(10_000);
+    const chain = await newChain();
+    await extend(chain, 3, 50);
+    await fullNode(net, 'busy', chain, { busyFirst: 1_000, retryAfterMs: 60_000 });
+    // Long waits never end here (their timers unreferenced, so that a failure cannot hold the run open).
+    const client = await startLight({
+      ...env,
+      setTimeout: (run, ms) => {
+        const timer = realEnv.setTimeout(run, ms < 10_000 ? ms : 2 ** 31 - 1);
+        if (ms >= 10_000) (timer as { unref?: () => void }).unref?.();
+        return timer;
+      },
+    });
+    transport.connect('busy');
+    for (let i = 0; i < 100 && !client.statuses.has('busy'); i++) await new Promise((r) => setImmediate(r));
+    const syncing = client.requestSync(); // answered busy: it waits the 60 s retry-after, a timer that never fires here
+    await new Promise((r) => setImmediate(r));
+    await client.stop();
+    await syncing;
+    assert.ok(client.headers.height < chain.tip.height, 'it was waiting, not done');
   });
 
   it('bans a peer whose proof is forged, and one whose proof is of an older state; an honest peer still answers', async () => {

@@ -8,7 +8,7 @@ import type { Account } from '../../ledger/state.ts';
 import { verifyAccountProof } from '../../ledger/smt-proof.ts';
 import { ConsensusError } from '../../consensus/errors.ts';
 import { HeaderChainCheck } from '../../consensus/headers.ts';
-import { secondsOf, sleep, type Env, type Timer } from '../env.ts';
+import { InterruptibleSleeps, secondsOf, type Env, type Timer } from '../env.ts';
 import { PeerBook } from '../peer-book.ts';
 import { PeerManager } from '../peers.ts';
 import { networkNames, type NetworkNames } from '../protocols.ts';
@@ -89,12 +89,15 @@ export class LightClient extends EventEmitter<LightClientEvents> {
   private syncing: Promise<void> | undefined;
   private again = false;
   private stopped = false;
+  /** Busy answers' retry-afters being waited out: a stop ends them. */
+  private readonly sleeps: InterruptibleSleeps;
 
   constructor(parts: LightClientParts) {
     super();
     this.parts = parts;
     this.params = parts.params;
     this.env = parts.env;
+    this.sleeps = new InterruptibleSleeps(parts.env);
     this.clock = secondsOf(parts.env);
     this.genesis = genesisBlock(parts.params).header;
     this.names = networkNames(this.genesis.hash);
@@ -152,6 +155,7 @@ export class LightClient extends EventEmitter<LightClientEvents> {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    this.sleeps.interrupt(); // a busy peer's retry-after is not sat out
     for (const t of this.timers) this.env.clearInterval(t);
     await this.transport?.stop();
     await this.syncing?.catch(() => {});
@@ -181,7 +185,7 @@ export class LightClient extends EventEmitter<LightClientEvents> {
    * caller moves on to another peer).
    */
   private request(peer: string, protocol: string, message: Uint8Array, limits: RequestLimits): Promise<Uint8Array> {
-    return waitingOutBusy((ms) => sleep(this.env, ms), () => this.transport.request(peer, protocol, message, limits), () => this.stopped);
+    return waitingOutBusy((ms) => this.sleeps.sleep(ms), () => this.transport.request(peer, protocol, message, limits), () => this.stopped);
   }
 
   /** Follows every peer that claims more work than our chain, one at a time. Resolves when caught up. */
