@@ -155,10 +155,9 @@ export class TxRelay {
   private mayPushMempool(peer: string): boolean {
     const ip = this.o.peers.ipOf(peer);
     if (this.o.records?.get(peer)?.direction !== 'inbound' || ip === undefined) return true;
-    const now = this.o.env.now();
+    const now = this.o.env.monotonic(); // a duration: the wall clock may be stepped meanwhile
     for (const [sentTo, at] of this.mempoolSentTo) {
-      // A clock set back leaves no IP waiting out the time it went back.
-      if (now - at < MEMPOOL_PUSH_PER_IP_INTERVAL_MS && now >= at && this.mempoolSentTo.size < MEMPOOL_PUSH_IPS) break;
+      if (now - at < MEMPOOL_PUSH_PER_IP_INTERVAL_MS && this.mempoolSentTo.size < MEMPOOL_PUSH_IPS) break;
       this.mempoolSentTo.delete(sentTo);
     }
     if (this.mempoolSentTo.has(ip)) return false;

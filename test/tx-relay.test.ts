@@ -96,7 +96,7 @@ describe('TxRelay.pushMempool', () => {
         return new Uint8Array(0);
       },
     } as unknown as Transport;
-    const env = { now: () => now } as unknown as Env;
+    const env = { monotonic: () => now } as unknown as Env;
     const state = new MemoryAccounts();
     state.set(FUNDED_KEYS[0]!.address, { balance: 1_000_000n, nonce: 0n });
     const mempool = new Mempool(state, { chainId: 7 }, {});
