@@ -10,7 +10,8 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { EventEmitter } from 'node:events';
-import { bytesEqual, toHex } from '../ledger/bytes.ts';
+import { chainPeerTransport } from './helpers/chain-peer.ts';
+import { toHex } from '../ledger/bytes.ts';
 import { DecodeError } from '../ledger/errors.ts';
 import { MemoryDisk } from '../ledger/kv-memory.ts';
 import { ChainDB } from '../ledger/chaindb.ts';
@@ -28,7 +29,7 @@ import { TxSignatureVerifier } from '../node/tx-signatures.ts';
 import { InlineVerifier } from '../node/inline-verifier.ts';
 import type { Serve } from '../node/serving.ts';
 import type { GossipValidator, Responder, Transport } from '../node/transport.ts';
-import { decodeGetBlocks, decodeGetHeaderRange, encodeHeaders, encodeStatus, type Status } from '../node/wire.ts';
+import { encodeStatus, type Status } from '../node/wire.ts';
 import { RPC_ENDPOINT_FILE, RPC_ERRORS, type RpcEndpointFile } from '../node/rpc-types.ts';
 import { mineOn, networkParams, startNode, stopAll, waitFor } from './helpers/network.ts';
 import { answer, ask, specHost } from './helpers/spec-peer.ts';
@@ -76,17 +77,7 @@ describe('failures on our side are logged, and charged to no peer', function () 
   it('sync: an import that throws a TypeError is a warning with its stack; the peer that served the chain is not penalised', async () => {
     const { db, chain, blocks, names, peers, logged, log, now } = await setup();
     const status: Status = { genesis: db.genesis.header.hash, height: blocks.length, tipHash: blocks.at(-1)!.header.hash, totalWork: blocks.reduce((sum, b) => sum + blockWork(b.header.target), chain.tip.totalWork), prunedHeight: 0 };
-    const transport = Object.assign(new EventEmitter(), {
-      peers: () => ['honest'],
-      async request(_peer: string, protocol: string, body: Uint8Array) {
-        if (protocol === names.status) return encodeStatus(status);
-        const { from, count } = decodeGetHeaderRange(body);
-        return encodeHeaders(blocks.slice(from - 1, from - 1 + count).map((b) => b.header));
-      },
-      async requestMany(_peer: string, _protocol: string, body: Uint8Array) {
-        return decodeGetBlocks(body).map((hash) => blocks.find((b) => bytesEqual(b.header.hash, hash))!.bytes);
-      },
-    }) as unknown as Transport;
+    const transport = chainPeerTransport('honest', names, status, blocks);
     const sync = new Sync({ transport, env: realEnv, names, chain, peers, clock: () => now, serve: (async () => {}) as unknown as Serve, log });
     importsThrowTypeError(chain);
     sync.statuses.set('honest', { peer: 'honest', status });

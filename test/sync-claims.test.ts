@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
+import { chainPeerTransport } from './helpers/chain-peer.ts';
 import { bytesEqual, toHex } from '../ledger/bytes.ts';
 import { MemoryDisk } from '../ledger/kv-memory.ts';
 import { ChainDB } from '../ledger/chaindb.ts';
@@ -220,17 +221,7 @@ describe('sync: claimed work', function () {
     const names = networkNames(db.genesis.header.hash);
     const work = theirs.reduce((sum, b) => sum + blockWork(b.header.target), blockWork(db.genesis.header.target));
     const status: Status = { genesis: db.genesis.header.hash, height: 70, tipHash: theirs.at(-1)!.header.hash, totalWork: work, prunedHeight: 0 };
-    const transport = Object.assign(new EventEmitter(), {
-      peers: () => ['peer'],
-      async request(_peer: string, protocol: string, body: Uint8Array) {
-        if (protocol === names.status) return encodeStatus(status);
-        const { from, count } = decodeGetHeaderRange(body);
-        return encodeHeaders(theirs.slice(from - 1, from - 1 + count).map((b) => b.header));
-      },
-      async requestMany(_peer: string, _protocol: string, body: Uint8Array) {
-        return decodeGetBlocks(body).map((hash) => theirs.find((b) => bytesEqual(b.header.hash, hash))!.bytes);
-      },
-    }) as unknown as Transport;
+    const transport = chainPeerTransport('peer', names, status, theirs);
     const peers = new PeerManager(() => now);
     const sync = new Sync({ transport, env: realEnv, names, chain, peers, clock: () => now, serve: (async () => {}) as unknown as Serve });
     sync.statuses.set('peer', { peer: 'peer', status });
