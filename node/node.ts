@@ -1,5 +1,4 @@
 import { EventEmitter } from 'node:events';
-import { toHex } from '../ledger/bytes.ts';
 import { ChainDB } from '../ledger/chaindb.ts';
 import { AddressIndex, addressIndexer } from '../ledger/address-index.ts';
 import { Mempool } from '../ledger/mempool.ts';
@@ -7,7 +6,6 @@ import type { ChainParams } from '../ledger/genesis.ts';
 import type { Transaction } from '../ledger/transaction.ts';
 import type { Block } from '../ledger/block.ts';
 import { Chain, type BlockOutcome, type Clock } from '../consensus/chain.ts';
-import { checkBlockSanity, type SaneBlock } from '../consensus/sanity.ts';
 import { secondsOf, type Env, type Timer } from './env.ts';
 import { Gossip } from './gossip.ts';
 import { PeerManager } from './peers.ts';
@@ -26,14 +24,12 @@ import { DEFAULT_SNAPSHOT_INTERVAL, SnapshotKeeper, keptSnapshotHeights, serveSn
 import { HistoryCheck } from './history-check.ts';
 import { backfillAddressIndex } from './address-backfill.ts';
 import type { NodeEvents, NodePartsOf, NodeService } from './node-types.ts';
+import { OwnBlocks } from './own-blocks.ts';
 
 export type { LogLevel, MempoolStore, NodeEvents, NodeService } from './node-types.ts';
 
 /** What a CairnNode is made of (node/node-types.ts), its services given the node itself. */
 export type NodeParts = NodePartsOf<CairnNode>;
-
-/** Its last blocks a node still tells as its own when a reorganisation connects them late. */
-const OWN_BLOCKS_KEPT = 128;
 
 /**
  * One validating node: the store, the chain, the mempool, and a transport carrying gossip,
@@ -67,10 +63,7 @@ export class CairnNode extends EventEmitter<NodeEvents> {
   private links!: KeepConnected;
   private readonly services: NodeService[] = [];
   private readonly timers: Timer[] = [];
-  /** The last blocks this node made, by hash (a reorganisation connects a copy read from the store): 'mined' in the 'block' event. */
-  private readonly own = new Set<string>();
-  /** Blocks this node made whose import is running, gossiped the moment they connect (see importAndAnnounce). */
-  private readonly announceOnConnect = new Set<string>();
+  private own!: OwnBlocks;
   private stopped = false;
   private stopping: Promise<void> | undefined;
   /** The mempool file was read: only then may a stop write it (a start that failed before it has an empty mempool). */
@@ -147,6 +140,7 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     const serve: Serve = (name, protocol, respond, options) => this.guard.handle(name, protocol, respond, options);
     const common = { transport: this.transport, names: this.names, chain: this.chain, peers: this.peers, clock: this.clock, env: this.env, records: this.guard.records };
     this.gossip = new Gossip({ ...common, mempool: this.mempool, signatures: this.signatures, stats: this.guard.stats, now: () => this.env.monotonic(), announceTx: (tx) => this.txRelay.announce(tx), holdBlocks: () => this.sync.joining, log: (level, message, fields) => this.emit('log', level, message, fields) });
+    this.own = new OwnBlocks(this.chain, this.gossip, this.params);
     this.sync = new Sync({
       ...common,
       serve,
@@ -246,7 +240,7 @@ export class CairnNode extends EventEmitter<NodeEvents> {
       }
     });
     this.chain.on('connect', (block, entry) => {
-      if (this.announceOnConnect.delete(entry.hashHex)) void this.announce(block);
+      this.own.connected(block, entry.hashHex);
       this.emit('block', block, this.own.has(entry.hashHex) ? 'mined' : 'received');
     });
     this.chain.on('invalid', (entry, err) => this.emit('log', 'warn', `invalid block ${entry.hashHex} at ${entry.height}: ${err.message}`));
@@ -341,39 +335,9 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     });
   }
 
-  /** Gossips a block this node made. */
-  async announce(block: Block): Promise<void> {
-    await this.gossip.publishBlock(block);
-  }
-
-  /**
-   * Imports a block this node made and gossips it. A block on the tip whose header and body hold
-   * goes out first (the checks a forwarder of a compact block makes: node/gossip.ts, BIP 152), so
-   * that peers need not wait for our import. Any other (the tip moved while it was mined) goes
-   * out the moment it is connected, if it is.
-   */
-  async importAndAnnounce(block: Block): Promise<BlockOutcome> {
-    const hash = toHex(block.header.hash);
-    this.own.add(hash);
-    if (this.own.size > OWN_BLOCKS_KEPT) this.own.delete(this.own.values().next().value!);
-    try {
-      const onTip = this.saneOnTip(block);
-      if (onTip) return await this.gossip.announceAndImport(onTip);
-      this.announceOnConnect.add(hash);
-      return await this.chain.processBlock(block);
-    } finally {
-      this.announceOnConnect.delete(hash);
-    }
-  }
-
-  /** The block, its sanity checked, if it builds on the tip with a header and body that hold. */
-  private saneOnTip(block: Block): SaneBlock | undefined {
-    try {
-      const sane = checkBlockSanity(block, this.params);
-      return this.chain.judgeHeader(block.header) === 'tip' ? sane : undefined;
-    } catch {
-      return undefined; // the import says why
-    }
+  /** Imports a block this node made and gossips it (node/own-blocks.ts). */
+  importAndAnnounce(block: Block): Promise<BlockOutcome> {
+    return this.own.importAndAnnounce(block);
   }
 
   /**
