@@ -16,6 +16,7 @@ import { isOwnFailure, ownFailureFields, verdictFor, type Transport, type Verdic
 import type { TxSignatureVerifier } from './tx-signatures.ts';
 import { MAX_TXS_PER_BATCH, encodeTxBatch } from './wire.ts';
 import { admitTxBatch } from './gossip-txs.ts';
+import { BlocksInFlight } from './blocks-in-flight.ts';
 
 export interface GossipEvents {
   /** A gossiped block we could not place (unknown parent, or not rebuildable): sync from that peer. */
@@ -93,10 +94,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
   readonly compactStats = { rebuilt: 0, fetched: 0, failed: 0, unknownParent: 0, awaitedParent: 0, repeated: 0 };
   /** Blocks heard of on a branch that forks more than GOSSIP_FORK_DEPTH below our tip (offDeepFork). */
   deepForkBlocks = 0;
-  /** Compact blocks whose header held, being rebuilt (transactions fetched), until that ends, by hash. */
-  private readonly rebuilding = new Map<string, Promise<void>>();
-  /** Blocks forwarded or announced before their import, until it ends, by hash, with that import. */
-  private readonly forwarding = new Map<string, { block: SaneBlock; settled: Promise<void> }>();
+  private readonly inFlight = new BlocksInFlight();
   /** `hash peer` of each compact block whose header held here lately, oldest first (MAX_REBUILT_FROM). */
   private readonly rebuiltFrom = new Set<string>();
 
@@ -257,13 +255,12 @@ export class Gossip extends EventEmitter<GossipEvents> {
       // does, the peer's chain is asked for instead (its status, then a sync).
       let judged = chain.judgeHeader(compact.header);
       const parent = toHex(compact.header.prevHash);
-      if (judged === 'unknown' && (this.rebuilding.has(parent) || this.forwarding.has(parent))) {
+      if (judged === 'unknown' && this.inFlight.has(parent)) {
         this.compactStats.awaitedParent++;
         // Its parent is a compact block whose header held here and that is still being rebuilt,
         // or was forwarded a moment ago and is still importing (relayed before its import, as
         // BIP 152 does): a child found quickly waits for it, not for a sync.
-        await this.rebuilding.get(parent);
-        await this.forwarding.get(parent)?.settled;
+        await this.inFlight.settled(parent);
         judged = chain.judgeHeader(compact.header);
       }
       // A header whose target is its own claim is rebuilt (and its block held as an orphan for its
@@ -281,15 +278,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
         this.compactStats.repeated++;
         return 'ignore';
       }
-      let rebuilt!: () => void;
-      const mine = new Promise<void>((resolve) => (rebuilt = resolve));
-      this.rebuilding.set(hash, mine);
-      try {
-        return await this.rebuildAndImport(peer, compact);
-      } finally {
-        if (this.rebuilding.get(hash) === mine) this.rebuilding.delete(hash);
-        rebuilt();
-      }
+      return await this.inFlight.rebuild(hash, () => this.rebuildAndImport(peer, compact));
     } catch (err) {
       return this.reject(peer, err);
     }
@@ -370,7 +359,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
 
   /** The import of a compact block already forwarded; its outcome is the forwarder's record. */
   private importForwarded(peer: string, block: SaneBlock): void {
-    this.importAnnounced(block).then(
+    this.inFlight.importAnnounced(block, () => this.o.chain.processSaneBlock(block)).then(
       (outcome) => void this.verdictOf(peer, outcome, block.header.hash),
       (err: unknown) => (isOwnFailure(err) ? this.ownFailure(peer, err) : void this.emit('failed', peer, err)),
     );
@@ -381,34 +370,12 @@ export class Gossip extends EventEmitter<GossipEvents> {
    * forwarded: for a block on the tip whose header and body hold (the caller checks).
    */
   announceAndImport(block: SaneBlock): Promise<BlockOutcome> {
-    return this.importAnnounced(block, () => this.publishBlock(block));
-  }
-
-  /**
-   * Imports a block announced (by `announce`, if given, or already by gossip). Until the import
-   * ends, the block is kept here so that the peers it went to can fetch the transactions they
-   * lack from us (getBlockTxs).
-   */
-  private importAnnounced(block: SaneBlock, announce?: () => Promise<void>): Promise<BlockOutcome> {
-    const hash = toHex(block.header.hash);
-    // Kept before it is announced, so that a peer's getBlockTxs for it always finds it; `settled`
-    // tells a child that arrived meanwhile when the import has ended, however it ended.
-    let settle!: () => void;
-    this.forwarding.set(hash, { block, settled: new Promise<void>((resolve) => (settle = resolve)) });
-    return (async () => {
-      try {
-        void announce?.();
-        return await this.o.chain.processSaneBlock(block);
-      } finally {
-        this.forwarding.delete(hash);
-        settle();
-      }
-    })();
+    return this.inFlight.importAnnounced(block, () => this.o.chain.processSaneBlock(block), () => this.publishBlock(block));
   }
 
   /** The bytes of a compact block forwarded and still importing, if `hash` is one. */
   forwardedBlockBytes(hash: Uint8Array): Uint8Array | undefined {
-    return this.forwarding.get(toHex(hash))?.block.bytes;
+    return this.inFlight.forwardedBytes(hash);
   }
 
   /**
@@ -418,7 +385,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
    */
   private async validateTxs(peer: string, data: Uint8Array): Promise<Verdict> {
     try {
-      const { admitted, whole } = await admitTxBatch(this.o, data, () => this.blocksArriving());
+      const { admitted, whole } = await admitTxBatch(this.o, data, () => this.inFlight.all());
       if (admitted.length === 0) return 'ignore';
       this.gave(peer, 'tx');
       if (whole) return 'accept';
@@ -427,12 +394,5 @@ export class Gossip extends EventEmitter<GossipEvents> {
     } catch (err) {
       return this.reject(peer, err);
     }
-  }
-
-  /** Resolves once the compact blocks being rebuilt or imported here are in; undefined if none is. */
-  private blocksArriving(): Promise<void> | undefined {
-    if (this.rebuilding.size === 0 && this.forwarding.size === 0) return undefined;
-    const rebuilding = [...this.rebuilding.values()];
-    return Promise.all(rebuilding).then(() => Promise.all([...this.forwarding.values()].map((f) => f.settled))).then(() => undefined);
   }
 }
