@@ -1,11 +1,10 @@
 import { EventEmitter } from 'node:events';
 import { join } from 'node:path';
 import { bytesEqual, toHex } from '../../ledger/bytes.ts';
-import { CairnError, DecodeError, ProofError } from '../../ledger/errors.ts';
+import { CairnError } from '../../ledger/errors.ts';
 import { HEADER_BYTES, type BlockHeader } from '../../ledger/block.ts';
 import { genesisBlock, type ChainParams } from '../../ledger/genesis.ts';
 import type { Account } from '../../ledger/state.ts';
-import { verifyAccountProof } from '../../ledger/smt-proof.ts';
 import { ConsensusError } from '../../consensus/errors.ts';
 import { HeaderChainCheck } from '../../consensus/headers.ts';
 import { InterruptibleSleeps, secondsOf, type Env, type Timer } from '../env.ts';
@@ -15,18 +14,12 @@ import { networkNames, type NetworkNames } from '../protocols.ts';
 import { TransportError, isOwnFailure, ownFailureFields, waitingOutBusy, type ConnectionGate, type RequestLimits, type Transport } from '../transport.ts';
 import { MAX_HEADERS_PER_RESPONSE, decodeHeaders, decodeStatus, encodeGetHeaderRange, encodeGetHeaders, encodeStatus, type Status } from '../wire.ts';
 import { LightHeaders, RECENT_HEADERS } from './headers.ts';
-import { MAX_PROOFS_ANSWER_BYTES } from './serve.ts';
-import { decodeProofs, encodeGetProofs } from './wire.ts';
+import { chooseProvers, proofFrom, type Prover } from './proofs.ts';
 
 const STATUS_TIMEOUT_MS = 5_000;
 const HEADERS_TIMEOUT_MS = 10_000;
-const PROOFS_TIMEOUT_MS = 10_000;
-/** Lying about the chain, or a proof that does not hold: a ban. */
+/** Lying about the chain: a ban. */
 const LIE = 100;
-/** "Unknown block" for the very tip it announced: a reorganisation in between is possible, not every time. */
-const WITHHELD = 25;
-/** Peers asked at once for a proof. */
-const MAX_PROVERS = 8;
 /** Rounds of statuses and headers a proof waits for a peer with our tip (see getAccount). */
 const TIP_ATTEMPTS = 3;
 /** Headers of a competing branch held while its work is weighed against ours. */
@@ -336,15 +329,14 @@ export class LightClient extends EventEmitter<LightClientEvents> {
   }
 
   /**
-   * The account at `address` in the state of our tip, proven: every peer that has our tip (at most
-   * MAX_PROVERS) is asked at once, each proof is checked against our tip's state root, a peer whose
-   * proof does not hold is banned, and the answer is the first that holds. Asking them all costs a
-   * few small requests and finds a liar at the first question it lies to; any one honest peer is
-   * enough for the answer.
+   * The account at `address` in the state of our tip, proven: every peer that has our tip is asked
+   * at once (node/light/proofs.ts), each proof is checked against our tip's state root, a peer
+   * whose proof does not hold is banned, and the answer is the first that holds: any one honest
+   * peer is enough.
    */
   async getAccount(address: Uint8Array): Promise<ProvenAccount> {
     let tip = this.headers.tip.header;
-    let candidates: { peer: string; announcedOurTip: boolean }[] = [];
+    let candidates: Prover[] = [];
     // Our tip first, as fresh as our peers can make it: a full node proves only near its own tip.
     // A block found between the statuses and the headers leaves every status short of our new tip:
     // then the statuses are asked again (a few times at most; the chain may be fast).
@@ -352,13 +344,10 @@ export class LightClient extends EventEmitter<LightClientEvents> {
       await Promise.all(this.transport.peers().map((peer) => this.handshake(peer)));
       await this.requestSync();
       tip = this.headers.tip.header;
-      candidates = [...this.statuses]
-        .filter(([peer, s]) => !this.peers.isBanned(peer) && s.totalWork >= this.headers.tip.totalWork)
-        .map(([peer, s]) => ({ peer, announcedOurTip: bytesEqual(s.tipHash, tip.hash) }))
-        .sort((a, b) => Number(b.announcedOurTip) - Number(a.announcedOurTip) || (a.peer < b.peer ? -1 : 1))
-        .slice(0, MAX_PROVERS);
+      candidates = chooseProvers(this.statuses, this.peers, tip, this.headers.tip.totalWork);
     }
-    const answers = await Promise.all(candidates.map((c) => this.proofFrom(c.peer, c.announcedOurTip, tip, address)));
+    const ask = (peer: string, message: Uint8Array, limits: RequestLimits) => this.request(peer, this.names.proofs, message, limits);
+    const answers = await Promise.all(candidates.map((c) => proofFrom(ask, this.peers, c, tip, address)));
     const proven = answers.find((a): a is { account: Account | undefined } => typeof a !== 'string');
     if (proven) {
       const peer = candidates[answers.indexOf(proven)]!.peer;
@@ -366,25 +355,6 @@ export class LightClient extends EventEmitter<LightClientEvents> {
     }
     const why = answers.map((a, i) => `${candidates[i]!.peer}: ${a as string}`);
     throw new CairnError('LIGHT_NO_PROOF', candidates.length === 0 ? `no peer has our tip (height ${tip.height}) yet` : `no peer served a proof that holds at height ${tip.height} (${why.join('; ')})`);
-  }
-
-  /** One peer's proof, checked; or why there is none (and the peer punished where it lied). */
-  private async proofFrom(peer: string, announcedOurTip: boolean, tip: BlockHeader, address: Uint8Array): Promise<{ account: Account | undefined } | string> {
-    try {
-      const bytes = await this.request(peer, this.names.proofs, encodeGetProofs(tip.hash, [address]), { timeoutMs: PROOFS_TIMEOUT_MS, maxBytes: MAX_PROOFS_ANSWER_BYTES });
-      const answer = decodeProofs(bytes, 1);
-      if (answer.kind !== 'proofs') {
-        if (answer.kind === 'unknown-block' && announcedOurTip) this.peers.penalize(peer, WITHHELD, 'said it does not have the tip it announced');
-        return answer.kind;
-      }
-      return { account: verifyAccountProof(tip.stateRoot, address, answer.proofs[0]!) };
-    } catch (err) {
-      if (err instanceof ProofError || err instanceof DecodeError) {
-        this.peers.penalize(peer, LIE, `served a proof that does not hold against the state root of block ${tip.height}: ${err.message}`);
-        return 'a proof that does not hold';
-      }
-      return (err as Error).message;
-    }
   }
 
   /**

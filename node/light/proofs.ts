@@ -1,0 +1,65 @@
+import { bytesEqual } from '../../ledger/bytes.ts';
+import { DecodeError, ProofError } from '../../ledger/errors.ts';
+import type { BlockHeader } from '../../ledger/block.ts';
+import type { Account } from '../../ledger/state.ts';
+import { verifyAccountProof } from '../../ledger/smt-proof.ts';
+import type { PeerManager } from '../peers.ts';
+import type { RequestLimits } from '../transport.ts';
+import type { Status } from '../wire.ts';
+import { MAX_PROOFS_ANSWER_BYTES } from './serve.ts';
+import { decodeProofs, encodeGetProofs } from './wire.ts';
+
+const PROOFS_TIMEOUT_MS = 10_000;
+/** A proof that does not hold: a ban. */
+const LIE = 100;
+/** "Unknown block" for the very tip it announced: a reorganisation in between is possible, not every time. */
+const WITHHELD = 25;
+/** Peers asked at once for a proof. */
+const MAX_PROVERS = 8;
+
+/** A peer to ask for a proof, and whether its last status named our tip (then "unknown block" is withholding). */
+export interface Prover {
+  readonly peer: string;
+  readonly announcedOurTip: boolean;
+}
+
+/**
+ * The peers that can prove against our tip: those not banned whose chain has at least its work,
+ * those that announced the tip itself first, at most MAX_PROVERS. Asking them all at once costs a
+ * few small requests and finds a liar at the first question it lies to.
+ */
+export function chooseProvers(statuses: ReadonlyMap<string, Status>, peers: PeerManager, tip: BlockHeader, tipWork: bigint): Prover[] {
+  return [...statuses]
+    .filter(([peer, s]) => !peers.isBanned(peer) && s.totalWork >= tipWork)
+    .map(([peer, s]) => ({ peer, announcedOurTip: bytesEqual(s.tipHash, tip.hash) }))
+    .sort((a, b) => Number(b.announcedOurTip) - Number(a.announcedOurTip) || (a.peer < b.peer ? -1 : 1))
+    .slice(0, MAX_PROVERS);
+}
+
+/**
+ * One peer's proof of the account at `address` in `tip`'s state, checked against its state root;
+ * or why there is none, the peer punished where it lied. `request` waits out busy answers.
+ */
+export async function proofFrom(
+  request: (peer: string, message: Uint8Array, limits: RequestLimits) => Promise<Uint8Array>,
+  peers: PeerManager,
+  { peer, announcedOurTip }: Prover,
+  tip: BlockHeader,
+  address: Uint8Array,
+): Promise<{ account: Account | undefined } | string> {
+  try {
+    const bytes = await request(peer, encodeGetProofs(tip.hash, [address]), { timeoutMs: PROOFS_TIMEOUT_MS, maxBytes: MAX_PROOFS_ANSWER_BYTES });
+    const answer = decodeProofs(bytes, 1);
+    if (answer.kind !== 'proofs') {
+      if (answer.kind === 'unknown-block' && announcedOurTip) peers.penalize(peer, WITHHELD, 'said it does not have the tip it announced');
+      return answer.kind;
+    }
+    return { account: verifyAccountProof(tip.stateRoot, address, answer.proofs[0]!) };
+  } catch (err) {
+    if (err instanceof ProofError || err instanceof DecodeError) {
+      peers.penalize(peer, LIE, `served a proof that does not hold against the state root of block ${tip.height}: ${err.message}`);
+      return 'a proof that does not hold';
+    }
+    return (err as Error).message;
+  }
+}
