@@ -34,22 +34,34 @@ export async function saveMempool(datadir: string, mempool: Mempool): Promise<nu
   return entries.length;
 }
 
-export async function loadMempool(datadir: string, mempool: Mempool, now: number): Promise<{ admitted: number; dropped: number }> {
+/** What a start got back from the file; `problem` says why some or all of it was not read (no file is none). */
+export interface RestoredMempool {
+  readonly admitted: number;
+  readonly dropped: number;
+  readonly problem?: string;
+}
+
+export async function loadMempool(datadir: string, mempool: Mempool, now: number): Promise<RestoredMempool> {
+  const file = join(datadir, MEMPOOL_FILE);
   let bytes: Buffer;
   try {
-    bytes = await readFile(join(datadir, MEMPOOL_FILE));
-  } catch {
-    return { admitted: 0, dropped: 0 };
+    bytes = await readFile(file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { admitted: 0, dropped: 0 };
+    // Left as it is: the user may want what is in it. The next save replaces it (or says why not).
+    return { admitted: 0, dropped: 0, problem: `cannot read ${file} (${(err as Error).message}): the mempool starts empty` };
   }
   const kept: { tx: Transaction; addedAt: number }[] = [];
+  let problem: string | undefined;
   try {
     readChunks(bytes, now, kept);
-  } catch {
-    await rm(join(datadir, MEMPOOL_FILE), { force: true }); // damaged: keep what came before the damage
+  } catch (err) {
+    problem = `${file} is damaged (${(err as Error).message}): ${kept.length} transactions read before the damage, the file removed`;
+    await rm(file, { force: true });
   }
   // What was confirmed, invalidated or expired while we were down is refused, and dropped.
   const admitted = (await mempool.restore(kept, now)).filter((outcome) => !(outcome instanceof Error)).length;
-  return { admitted, dropped: kept.length - admitted };
+  return { admitted, dropped: kept.length - admitted, ...(problem === undefined ? {} : { problem }) };
 }
 
 function readChunks(bytes: Buffer, now: number, into: { tx: Transaction; addedAt: number }[]): void {

@@ -19,7 +19,8 @@ import type { HistoryStore } from './history-check.ts';
 
 /** Pending transactions kept across restarts (a file for real nodes). */
 export interface MempoolStore {
-  load(mempool: Mempool, now: number): Promise<{ admitted: number; dropped: number }>;
+  /** `problem`: why the saved mempool was not read, or only in part (a damaged or unreadable file). */
+  load(mempool: Mempool, now: number): Promise<{ admitted: number; dropped: number; problem?: string }>;
   save(mempool: Mempool): Promise<void>;
 }
 

@@ -178,7 +178,8 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     }
     if (p.mempoolStore) {
       const restored = await p.mempoolStore.load(this.mempool, this.clock());
-      if (restored.admitted + restored.dropped > 0) this.emit('log', 'info', 'restored mempool', restored);
+      if (restored.problem) this.emit('log', 'warn', restored.problem);
+      if (restored.admitted + restored.dropped > 0) this.emit('log', 'info', 'restored mempool', { admitted: restored.admitted, dropped: restored.dropped });
       this.mempoolRestored = true;
     }
     this.txRelay = new TxRelay({ ...common, mempool: this.mempool, gossip: this.gossip, signatures: this.signatures, serve });

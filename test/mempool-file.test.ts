@@ -63,8 +63,22 @@ describe('the mempool file', () => {
     const file = join(dir.path, MEMPOOL_FILE);
     const whole = readFileSync(file);
     writeFileSync(file, whole.subarray(0, whole.length - 4)); // the last arrival time cut short
-    assert.deepEqual(await loadMempool(dir.path, pool(), 200), { admitted: 0, dropped: 0 }, 'one chunk, cut: nothing of it');
+    const restored = await loadMempool(dir.path, pool(), 200);
+    assert.deepEqual([restored.admitted, restored.dropped], [0, 0], 'one chunk, cut: nothing of it');
+    assert.match(restored.problem ?? '', /mempool\.dat is damaged \(a chunk cut short\): 0 transactions read before the damage, the file removed/, 'and the node is told (it logs it): a silent loss is a mystery');
     assert.equal(existsSync(file), false);
+  });
+
+  it('a file that cannot be read: an empty mempool, the reason told, the file left as it is', async () => {
+    // Before, any read error was taken as "no file": a mempool lost at a start, with no word why.
+    const file = join(dir.path, MEMPOOL_FILE);
+    mkdirSync(file); // EISDIR, as a root-run test cannot make a file it cannot read
+    const restored = await loadMempool(dir.path, pool(), 200);
+    assert.deepEqual([restored.admitted, restored.dropped], [0, 0]);
+    assert.match(restored.problem ?? '', /cannot read .*mempool\.dat \(EISDIR.*\): the mempool starts empty/);
+    assert.equal(existsSync(file), true);
+    mkdirSync(join(dir.path, 'empty'));
+    assert.deepEqual(await loadMempool(join(dir.path, 'empty'), pool(), 200), { admitted: 0, dropped: 0 }, 'no file is no problem');
   });
 });
 
