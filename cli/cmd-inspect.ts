@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { DEFAULT_DATADIR, NODE_ACCESS, NODE_ACCESS_HELP, count, parse, UsageError } from './args.ts';
 import { connect, RpcClient, RpcClientError } from './rpc-client.ts';
 import { coins, duration, lines, si, type Out } from './output.ts';
@@ -150,7 +152,9 @@ export async function stopCommand(argv: string[], out: Out): Promise<void> {
     if (Date.now() > deadline) throw new RpcClientError('STOP_TIMEOUT', `the node was asked to stop but still runs after ${timeoutSeconds} s${pid ? ` (pid ${pid})` : ''}`);
     await new Promise((r) => setTimeout(r, 100));
   }
-  out.result({ stopped: true, pid: pid ?? null }, `stopped the node${pid ? ` (pid ${pid})` : ''}`);
+  // A light client's datadir holds its lock and no chain store (cli/datadir.ts, lockLightDatadir).
+  const what = datadir !== undefined && existsSync(join(datadir, 'lock')) && !existsSync(join(datadir, 'chain')) ? 'the light client' : 'the node';
+  out.result({ stopped: true, pid: pid ?? null }, `stopped ${what}${pid ? ` (pid ${pid})` : ''}`);
 }
 
 /** A node has stopped when its process is gone (known pid) or, reached by URL, when it stops answering. */

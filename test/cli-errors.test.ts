@@ -280,10 +280,11 @@ describe('errors that name the fix, through real processes', function () {
       assert.ok(s.headerMemoryBytes > 0);
     });
 
-    it('cairn stop stops it cleanly: exit 0, rpc.json removed', async () => {
+    it('cairn stop stops it cleanly: exit 0, rpc.json removed, and says it stopped the light client', async () => {
       assert.ok(light);
-      const r = await cliJson<{ stopped: boolean; pid: number }>(['stop', '--datadir', lightDir]);
-      assert.deepEqual(r, { stopped: true, pid: light.pid });
+      const r = await runCli(['stop', '--datadir', lightDir]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout.trim(), `stopped the light client (pid ${light.pid})`, 'not "the node": the user stopped a light client');
       assert.deepEqual(await light.exited, { code: 0, signal: null });
       assert.equal(existsSync(join(lightDir, 'rpc.json')), false);
     });
