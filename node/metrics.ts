@@ -3,6 +3,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import type { NodeView } from './view.ts';
 import { NETWORK_METRIC_FAMILIES, networkMetrics } from './peer-records.ts';
 import { historyCheckStatus } from './history-check.ts';
+import { hostRefused } from './http/local-host.ts';
 
 /** Seconds: a block import is milliseconds when following the tip, seconds for a big block. */
 const IMPORT_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -111,6 +112,11 @@ export class Metrics {
 
   async listen(port: number, host = '127.0.0.1'): Promise<number> {
     this.server = createServer((req, res) => {
+      // A web page that points its own name here would read the node's figures (DNS rebinding).
+      if (hostRefused(host, req.headers.host)) {
+        res.writeHead(403, { 'content-type': 'text/plain' }).end('this port answers only requests addressed to localhost or an IP address\n');
+        return;
+      }
       // A scraper may add a query (Prometheus' `params`): the path is what names the page.
       if (new URL(req.url ?? '/', 'http://host').pathname !== '/metrics') {
         res.writeHead(404).end();

@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { request } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { signTransaction } from '../ledger/transaction.ts';
 import { createNode, type NodeConfig } from '../node/launch.ts';
@@ -82,6 +83,21 @@ describe('metrics (prom-client)', function () {
   it('promtool check metrics passes on the scrape', () => {
     const r = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
     assert.equal(r.status, 0, `promtool: ${r.stdout}${r.stderr}`);
+  });
+
+  it('a scrape addressed to a name other than this machine (DNS rebinding) is refused', async () => {
+    const status = (host: string) => new Promise<number>((resolve, reject) => {
+      const req = request(url, { headers: { host } }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    const port = new URL(url).port;
+    assert.equal(await status(`evil.example:${port}`), 403);
+    assert.equal(await status(`localhost:${port}`), 200);
+    assert.equal(await status(`127.0.0.1:${port}`), 200);
   });
 
   it('every metric the Grafana dashboard queries exists', () => {

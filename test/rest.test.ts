@@ -5,6 +5,7 @@
  * back; and a client resuming after a disconnect without a gap, or told to resync.
  */
 import assert from 'node:assert/strict';
+import { request } from 'node:http';
 import { toHex } from '../ledger/bytes.ts';
 import { encodeAddress } from '../ledger/keys.ts';
 import { HttpServer } from '../node/http/server.ts';
@@ -140,6 +141,33 @@ describe('REST API and live events', function () {
     assert.deepEqual(statuses, [200, 200, 200, 200, 429]);
     const refused = await get(`${url}/blocks/tip/height`);
     assert.equal(refused.json<{ error: { code: string } }>().error.code, 'RATE_LIMITED');
+  });
+
+  it('DNS rebinding: a request naming a host other than this machine is refused on every path; localhost, IPs and --http-host-name are answered', async () => {
+    const withHost = (url: string, path: string, host: string) => new Promise<{ status: number; text: string }>((resolve, reject) => {
+      const req = request(url + path, { headers: { host } }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+        res.on('error', reject);
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    const port = new URL(base).port;
+    for (const path of ['/node', '/', '/assets/app.js', '/blocks/tip/height', '/events']) {
+      const refused = await withHost(base, path, `evil.example:${port}`);
+      assert.equal(refused.status, 403, `${path}: ${refused.text}`);
+      assert.equal((JSON.parse(refused.text) as { error: { code: string } }).error.code, 'HOST_REFUSED', path);
+    }
+    for (const host of [`localhost:${port}`, `127.0.0.1:${port}`, `[::1]:${port}`, `explorer.localhost:${port}`, 'LOCALHOST']) {
+      assert.equal((await withHost(base, '/blocks/tip/height', host)).status, 200, host);
+    }
+    const proxied = new HttpServer(t.node, { hostNames: ['explorer.example'] });
+    servers.push(proxied);
+    const proxiedUrl = (await proxied.start()).replace(/\/$/, '');
+    assert.equal((await withHost(proxiedUrl, '/blocks/tip/height', 'Explorer.Example')).status, 200);
+    assert.equal((await withHost(proxiedUrl, '/blocks/tip/height', 'evil.example')).status, 403);
   });
 
   it('a wall clock set back an hour does not leave a client over its rate for an hour', async () => {

@@ -8,11 +8,17 @@ import { decodeAddress } from '../../ledger/keys.ts';
 import { EventFeed, type FeedEvent, type FeedEventType } from './events.ts';
 import { answerRest, RestError } from './rest.ts';
 import { StaticFiles } from './static.ts';
+import { hostRefused } from './local-host.ts';
 
 export interface HttpOptions {
   /** Default 127.0.0.1: the API is open to whoever reaches it, with no token. */
   readonly host?: string;
   readonly port?: number;
+  /**
+   * Host names besides this machine's that a server on loopback answers (`*`: any), such as a
+   * reverse proxy's that passes its own; any other is refused against DNS rebinding (local-host.ts).
+   */
+  readonly hostNames?: readonly string[];
   /** An origin (or `*`) allowed to call the API from a browser page; none by default. */
   readonly cors?: string;
   /** Requests a client (by remote address) may burst, and then make each second. */
@@ -124,6 +130,10 @@ export class HttpServer {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     try {
+      if (hostRefused(this.options.host ?? '127.0.0.1', req.headers.host, this.options.hostNames)) {
+        req.resume();
+        return this.error(res, 403, 'HOST_REFUSED', `this port answers only this machine's names (localhost, its IP addresses), not "${req.headers.host}": a page that points its own name here is refused; --http-host-name NAME adds one (a reverse proxy's)`);
+      }
       const url = new URL(req.url ?? '/', 'http://localhost');
       const method = req.method ?? 'GET';
       if (method === 'OPTIONS') {
