@@ -11,6 +11,8 @@ const IMPORT_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
 const PROPAGATION_BUCKETS = [0.25, 0.5, 1, 2, 3, 5, 10, 20, 30, 60, 120];
 const RPC_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30];
 const QUEUE_BUCKETS = [0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1];
+/** Open connections: a scraper needs one; uncapped, anyone who reaches the port could take every file descriptor the node has. */
+export const MAX_METRICS_CONNECTIONS = 16;
 
 /**
  * Prometheus metrics on their own port, through prom-client (process and event-loop metrics come
@@ -127,6 +129,8 @@ export class Metrics {
         (err: Error) => res.writeHead(500).end(err.message),
       );
     });
+    this.server.headersTimeout = 10_000;
+    this.server.maxConnections = MAX_METRICS_CONNECTIONS;
     await new Promise<void>((resolve, reject) => {
       this.server!.once('error', reject);
       this.server!.listen(port, host, () => resolve());

@@ -13,6 +13,12 @@ import { replaceFile } from './durable-file.ts';
 
 export const MAX_RPC_BODY_BYTES = 1 << 20;
 export const MAX_BATCH = 1000;
+/**
+ * Open connections: each holds a file descriptor until its headers time out, and a process of
+ * another user on this machine needs no token to open them; uncapped, it could take every
+ * descriptor the node has, its store's and its peers' too.
+ */
+export const MAX_RPC_CONNECTIONS = 128;
 
 interface RpcRequest {
   jsonrpc: '2.0';
@@ -92,6 +98,7 @@ export class JsonRpcServer<C> {
     const server = createServer((req, res) => void this.handle(req, res));
     server.requestTimeout = 30_000;
     server.headersTimeout = 10_000;
+    server.maxConnections = MAX_RPC_CONNECTIONS;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(this.port, this.host, () => resolve());

@@ -10,6 +10,8 @@ import { request } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { signTransaction } from '../ledger/transaction.ts';
 import { createNode, type NodeConfig } from '../node/launch.ts';
+import { MAX_METRICS_CONNECTIONS, Metrics } from '../node/metrics.ts';
+import { checkConnectionCap } from './helpers/http.ts';
 import type { CairnNode } from '../node/node.ts';
 import { RPC_ENDPOINT_FILE, type RpcEndpointFile } from '../node/rpc-types.ts';
 import { ensureDebianBinary } from './helpers/debian.ts';
@@ -98,6 +100,15 @@ describe('metrics (prom-client)', function () {
     assert.equal(await status(`evil.example:${port}`), 403);
     assert.equal(await status(`localhost:${port}`), 200);
     assert.equal(await status(`127.0.0.1:${port}`), 200);
+  });
+
+  it(`holds at most ${MAX_METRICS_CONNECTIONS} connections: nobody who reaches the port takes every file descriptor the node has`, async () => {
+    const fresh = new Metrics(node); // its own port: the scrapes above may still hold a connection to the node's
+    try {
+      await checkConnectionCap(`http://127.0.0.1:${await fresh.listen(0)}`, MAX_METRICS_CONNECTIONS, '/metrics');
+    } finally {
+      await fresh.close();
+    }
   });
 
   it('every metric the Grafana dashboard queries exists', () => {

@@ -12,7 +12,7 @@ import { HttpServer } from '../node/http/server.ts';
 import { FUNDED_KEYS, testKey, transfer } from './helpers/fixtures.ts';
 import { mineChild } from './helpers/mining.ts';
 import { rememberState, stateOfStore } from './helpers/states.ts';
-import { get, openStream, type StreamEvent } from './helpers/http.ts';
+import { checkConnectionCap, get, openStream, type StreamEvent } from './helpers/http.ts';
 import { mineOn, networkParams, startNode, stopAll, waitFor, type TestNode } from './helpers/network.ts';
 
 describe('REST API and live events', function () {
@@ -254,6 +254,15 @@ describe('REST API and live events', function () {
     const local = [];
     for (let i = 0; i < 17; i++) local.push(await openStream(`${base}/events?types=block`));
     for (const s of local) s.close();
+  });
+
+  it('connections are capped, in all and for one client: a client cannot hold sockets until the node runs out of file descriptors', async () => {
+    const total = new HttpServer(t.node, { maxConnections: 5 });
+    servers.push(total);
+    await checkConnectionCap(await total.start(), 5, '/blocks/tip/height');
+    const perClient = new HttpServer(t.node, { limitLoopback: true });
+    servers.push(perClient);
+    await checkConnectionCap(await perClient.start(), 64, '/blocks/tip/height');
   });
 
   it('a client that reconnects with Last-Event-ID gets exactly what it missed; one too far behind is told to resync', async () => {

@@ -1,5 +1,6 @@
 import { addressGroup } from '../address-groups.ts';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import type { NodeView } from '../view.ts';
 import { toHex } from '../../ledger/bytes.ts';
@@ -26,7 +27,9 @@ export interface HttpOptions {
   readonly ratePerSecond?: number;
   /** Events kept for clients that reconnect (EventFeed). */
   readonly eventHistory?: number;
-  /** Whether loopback clients count against the streams a client may hold (tests; off: a local proxy speaks for many). */
+  /** Open connections in all (default MAX_CONNECTIONS; tests lower it). */
+  readonly maxConnections?: number;
+  /** Whether loopback clients count against the streams and connections a client may hold (tests; off: a local proxy speaks for many). */
   readonly limitLoopback?: boolean;
 }
 
@@ -38,6 +41,13 @@ const MAX_STREAMS = 200;
  * Loopback is exempt: a reverse proxy on the node's machine speaks for all its clients.
  */
 const MAX_STREAMS_PER_CLIENT = 16;
+/**
+ * Open connections, in all and from one client address (loopback exempt, as for streams). Each
+ * holds a file descriptor until its headers time out: without a cap, one client opening sockets
+ * faster than they time out takes every descriptor the node has, its store's and its peers' too.
+ */
+const MAX_CONNECTIONS = 1024;
+const MAX_CONNECTIONS_PER_CLIENT = 64;
 /** Addresses one event stream may follow. */
 export const MAX_TRACKED = 100;
 /**
@@ -61,6 +71,7 @@ export class HttpServer {
   private readonly buckets = new Map<string, { tokens: number; at: number }>();
   private readonly streams = new Set<ServerResponse>();
   private readonly streamsByClient = new Map<string, number>();
+  private readonly connectionsByClient = new Map<string, number>();
   private keepalive: NodeJS.Timeout | undefined;
   url = '';
 
@@ -74,6 +85,8 @@ export class HttpServer {
     await this.files.load();
     const server = createServer((req, res) => void this.handle(req, res));
     server.headersTimeout = 10_000;
+    server.maxConnections = this.options.maxConnections ?? MAX_CONNECTIONS;
+    server.on('connection', (socket: Socket) => this.admit(socket));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(this.options.port ?? 0, this.options.host ?? '127.0.0.1', () => resolve());
@@ -97,6 +110,20 @@ export class HttpServer {
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     server.closeAllConnections();
     await closed;
+  }
+
+  /** Cuts a connection over its client's share (MAX_CONNECTIONS_PER_CLIENT). */
+  private admit(socket: Socket): void {
+    const remote = socket.remoteAddress ?? '?';
+    if (isLoopback(remote) && !this.options.limitLoopback) return;
+    const held = this.connectionsByClient.get(remote) ?? 0;
+    if (held >= MAX_CONNECTIONS_PER_CLIENT) return void socket.destroy();
+    this.connectionsByClient.set(remote, held + 1);
+    socket.once('close', () => {
+      const left = (this.connectionsByClient.get(remote) ?? 1) - 1;
+      if (left > 0) this.connectionsByClient.set(remote, left);
+      else this.connectionsByClient.delete(remote);
+    });
   }
 
   /**

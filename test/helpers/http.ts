@@ -1,4 +1,6 @@
-/** Helpers for tests of the node's HTTP face: JSON answers, and an event stream read as it comes. */
+/** Helpers for tests of the node's HTTP faces: JSON answers, an event stream read as it comes, connection caps. */
+import assert from 'node:assert/strict';
+import { connect, type Socket } from 'node:net';
 
 export interface HttpAnswer {
   readonly status: number;
@@ -86,4 +88,48 @@ export async function openStream(url: string, headers: Record<string, string> = 
     },
     close: () => abort.abort(),
   };
+}
+
+/**
+ * A keep-alive connection that has had its answer to `GET path` (so the server holds it open), or
+ * the status 'closed' when the server cut it before answering.
+ */
+export function holdConnection(url: string, path: string): Promise<{ socket: Socket; status: string }> {
+  return new Promise((resolve) => {
+    const { hostname, port } = new URL(url);
+    const socket = connect(Number(port), hostname.replace(/^\[(.*)\]$/, '$1'));
+    let text = '';
+    socket.on('data', (d: Buffer) => {
+      text += d.toString('utf8');
+      if (text.includes('\r\n\r\n')) resolve({ socket, status: text.split(' ')[1]! });
+    });
+    socket.on('error', () => {});
+    socket.on('close', () => resolve({ socket, status: 'closed' }));
+    socket.write(`GET ${path} HTTP/1.1\r\nHost: ${hostname}\r\n\r\n`);
+  });
+}
+
+/**
+ * That the server at `url` holds `cap` connections from this client and cuts the next, and that a
+ * closed one frees its slot (the server hears of the close a moment later).
+ */
+export async function checkConnectionCap(url: string, cap: number, path: string): Promise<void> {
+  const held: { socket: Socket; status: string }[] = [];
+  try {
+    for (let i = 0; i < cap; i++) held.push(await holdConnection(url, path));
+    assert.deepEqual(held.filter((h) => h.status === 'closed').length, 0, `the first ${cap} connections are answered`);
+    assert.equal((await holdConnection(url, path)).status, 'closed', `connection ${cap + 1}`);
+    held.pop()!.socket.destroy();
+    for (let attempt = 0; ; attempt++) {
+      const again = await holdConnection(url, path);
+      if (again.status !== 'closed') {
+        held.push(again);
+        break;
+      }
+      assert.ok(attempt < 100, 'the freed slot did not come back');
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  } finally {
+    for (const h of held) h.socket.destroy();
+  }
 }
