@@ -13,6 +13,19 @@ async function readStdin(): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
+/**
+ * The key in FILE. A private key given in its place is not repeated in the error (onto the
+ * terminal's scrollback, a CI log): the user is told where it already is.
+ */
+async function readKeyFile(file: string): Promise<string> {
+  return readFile(file, 'utf8').catch(() => {
+    if (/^(0[xX])?[0-9a-fA-F]{64}$/.test(file.trim())) {
+      throw new UsageError('that is a private key, not a FILE holding one: it is now in your shell\'s history (and was in the process list); put it in a file, or pipe it on stdin');
+    }
+    throw new UsageError(`cannot read ${file}`);
+  });
+}
+
 export async function keysCommand(argv: string[], out: Out): Promise<void> {
   const [sub, ...rest] = argv;
   if (sub === undefined || sub === '--help' || sub === '-h') return out.help(HELP_KEYS);
@@ -38,9 +51,7 @@ export async function keysCommand(argv: string[], out: Out): Promise<void> {
       const source = positionals[0];
       // Typed at a terminal, the key would be echoed, into its scrollback and any recording.
       if ((source === undefined || source === '-') && process.stdin.isTTY) throw new UsageError('give a file holding the hex private key, or pipe it on stdin (- reads stdin, not a terminal: it would echo the key)');
-      const hex = source === undefined || source === '-' ? await readStdin() : await readFile(source, 'utf8').catch(() => {
-        throw new UsageError(`cannot read ${source}`);
-      });
+      const hex = source === undefined || source === '-' ? await readStdin() : await readKeyFile(source);
       const password = await readPassword({ passwordFile: str(values, 'password-file'), confirm: true });
       const { address: imported } = await importKey(keystore, password, hex);
       return out.result({ address: imported }, imported);

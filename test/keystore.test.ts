@@ -14,6 +14,8 @@ import {
   type KeystoreErrorCode,
 } from '../cli/keystore.ts';
 import { promptHidden, readPassword } from '../cli/password.ts';
+import { keysCommand } from '../cli/cmd-keys.ts';
+import { createOut } from '../cli/output.ts';
 import { bigIntToBytes, fromHex, toHex } from '../ledger/bytes.ts';
 import { CairnError } from '../ledger/errors.ts';
 import { addressOf, CURVE_ORDER, encodeAddress, isValidPrivateKey, publicKeyOf } from '../ledger/keys.ts';
@@ -204,6 +206,18 @@ describe('keystore', () => {
   });
 
   describe('refusals', () => {
+    it('keys import given the private key itself for its FILE: refused without repeating the key, and told where it now is', async () => {
+      for (const typed of [KEY1_HEX, `0x${KEY1_HEX.toUpperCase()}`]) {
+        const err = await keysCommand(['import', '--keystore', keystore, typed], createOut(false, () => {})).then(
+          () => assert.fail('imported'),
+          (e: unknown) => e as Error,
+        );
+        assert.ok(!err.message.toLowerCase().includes(KEY1_HEX), `the error repeats the key: ${err.message}`);
+        assert.match(err.message, /history/);
+      }
+      assert.throws(() => readdirSync(keystore), /ENOENT/, 'nothing was made');
+    });
+
     it('a wrong password → WRONG_PASSWORD, naming the address but not the passwords', async () => {
       const { address } = await importKey(keystore, PASSWORD, KEY1_HEX, FAST);
       const err = await rejectsWith(loadPrivateKey(keystore, address, 'Tr0ub4dor&3'), 'WRONG_PASSWORD', [
