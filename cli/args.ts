@@ -167,3 +167,17 @@ export function listenAddress(host: string, port: number, from = '--p2p-host'): 
       throw new UsageError(`${from} must be an IP address, got "${host}": 127.0.0.1 (or ::1) for this machine only, 0.0.0.0 (or ::) for all its addresses`);
   }
 }
+
+/**
+ * The names `--FLAG` gives (repeatable): host names as a Host header carries them, or `*`. A URL
+ * or a host:port would never match a request's name, and every request would be refused.
+ */
+export function hostNames(values: Record<string, unknown>, flag: string): string[] {
+  const given = (values[flag] as string[] | undefined) ?? [];
+  for (const name of given) {
+    if (name !== '*' && !/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*\.?$/i.test(name)) {
+      throw new UsageError(`--${flag} must be a host name such as explorer.example (no scheme, port or path), or *; got "${name}"`);
+    }
+  }
+  return given;
+}

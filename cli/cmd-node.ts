@@ -6,7 +6,7 @@ import { DEFAULT_REORG_DEPTH } from '../consensus/chain-index.ts';
 import { checkPeerAddress } from '../node/libp2p/addresses.ts';
 import { createKey, KeystoreError, listKeys } from './keystore.ts';
 import { readPassword } from './password.ts';
-import { DEFAULT_PORTS, address, count, listenAddress, parse, port, str, UsageError } from './args.ts';
+import { DEFAULT_PORTS, address, count, hostNames, listenAddress, parse, port, str, UsageError } from './args.ts';
 import { DEFAULT_DATADIR, initDatadir } from './datadir.ts';
 import { createLogger, isLogLevel } from './log.ts';
 import { ProgressBar } from './progress.ts';
@@ -85,7 +85,7 @@ export async function nodeCommand(argv: string[], out: Out): Promise<void> {
   const p2pPort = port(values, 'p2p-port') ?? envPort('CAIRN_P2P_PORT') ?? DEFAULT_PORTS.p2p;
   const rpcPort = port(values, 'rpc-port') ?? envPort('CAIRN_RPC_PORT') ?? DEFAULT_PORTS.rpc;
   const httpPort = port(values, 'http-port') ?? envPort('CAIRN_HTTP_PORT') ?? DEFAULT_PORTS.http;
-  const http = values['no-http'] ? undefined : { port: httpPort, host: str(values, 'http-host') ?? '127.0.0.1', hostNames: (values['http-host-name'] as string[] | undefined) ?? [], cors: str(values, 'http-cors') };
+  const http = values['no-http'] ? undefined : { port: httpPort, host: str(values, 'http-host') ?? '127.0.0.1', hostNames: hostNames(values, 'http-host-name'), cors: str(values, 'http-cors') };
   const p2pHost = str(values, 'p2p-host') ?? (env['CAIRN_P2P_HOST'] || '0.0.0.0');
   const listen = listenAddress(p2pHost, p2pPort, str(values, 'p2p-host') !== undefined ? '--p2p-host' : 'CAIRN_P2P_HOST');
   const mdns = !values['no-mdns'] && !/^(0|off|no|false)$/i.test(env['CAIRN_MDNS'] ?? '');

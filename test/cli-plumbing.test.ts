@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, utimesSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { DEFAULT_PORTS, listenAddress, UsageError } from '../cli/args.ts';
+import { DEFAULT_PORTS, hostNames, listenAddress, UsageError } from '../cli/args.ts';
 import { explainStartFailure, listenFailures } from '../cli/start-errors.ts';
 import { createLogger } from '../cli/log.ts';
 import { datadirFailure } from '../cli/datadir.ts';
@@ -74,6 +74,14 @@ describe('cli plumbing', function () {
       assert.equal(listenAddress('::', 7370), '/ip6/::/tcp/7370');
       assert.throws(() => listenAddress('localhost', 0), (err: unknown) => err instanceof UsageError && /^--p2p-host must be an IP address, got "localhost"/.test(err.message));
     });
+  });
+
+  it('--http-host-name takes host names and *, and refuses a URL or a host:port, which no request would match', () => {
+    assert.deepEqual(hostNames({ 'http-host-name': ['explorer.example', 'Node-1.lan.', '*'] }, 'http-host-name'), ['explorer.example', 'Node-1.lan.', '*']);
+    assert.deepEqual(hostNames({}, 'http-host-name'), []);
+    for (const bad of ['https://explorer.example', 'explorer.example:443', 'explorer.example/', '', '-x.example']) {
+      assert.throws(() => hostNames({ 'http-host-name': [bad] }, 'http-host-name'), (err: unknown) => err instanceof UsageError && err.message.startsWith('--http-host-name must be a host name'), bad);
+    }
   });
 
   describe('what stderr says of a failure', () => {
