@@ -1,6 +1,7 @@
 import { bigIntToBytes, bytesEqual } from '../ledger/bytes.ts';
 import { BLOCK_VERSION, HEADER_BYTES, computeMerkleRoot, makeBlock, decodeHeader, makeHeader, type Block, type BlockHeader, type Coinbase } from '../ledger/block.ts';
-import { TxRuleError } from '../ledger/errors.ts';
+import { BlockRuleError, TxRuleError } from '../ledger/errors.ts';
+import { MAX_AMOUNT } from '../ledger/amount.ts';
 import { TX_BYTES, type Transaction } from '../ledger/transaction.ts';
 import { COINBASE_BYTES } from '../ledger/block.ts';
 import type { Mempool } from '../ledger/mempool.ts';
@@ -36,7 +37,8 @@ export async function postStateRoot(
   coinbaseTo: Uint8Array,
   candidates: readonly Transaction[],
 ): Promise<{ stateRoot: Uint8Array; txs: Transaction[]; coinbase: Coinbase }> {
-  let txs = [...candidates];
+  const minerBalance = (await state.getAccount(coinbaseTo))?.balance ?? 0n;
+  let txs = withinCoinbaseRoom(candidates, MAX_AMOUNT - rules.reward - minerBalance);
   for (;;) {
     const coinbase = { to: coinbaseTo, amount: rules.reward + txs.reduce((sum, tx) => sum + tx.fee, 0n) };
     try {
@@ -45,11 +47,40 @@ export async function postStateRoot(
       update.release?.(); // only the root is kept: the next block's update may reuse its nodes
       return { stateRoot: update.root, txs, coinbase };
     } catch (err) {
+      if (err instanceof BlockRuleError && err.code === 'BLOCK_BAD_COINBASE' && txs.some((tx) => bytesEqual(tx.to, coinbaseTo))) {
+        // Transfers to the miner raised its balance before the coinbase was paid: without them,
+        // the room counted above holds.
+        const senders = new Set(txs.filter((tx) => bytesEqual(tx.to, coinbaseTo)).map((tx) => tx.fromKey));
+        txs = txs.filter((tx) => !senders.has(tx.fromKey));
+        continue;
+      }
       if (!(err instanceof TxRuleError) || err.txIndex === undefined) throw err;
       const bad = txs[err.txIndex]!;
       txs = txs.filter((tx, i) => i < err.txIndex! || !bytesEqual(tx.from, bad.from));
     }
   }
+}
+
+/**
+ * The candidates whose fees fit in `room` (what the coinbase may add to the reward: body rule 6
+ * caps reward + fees, and the miner's balance plus the coinbase, at MAX_AMOUNT), in their order;
+ * a sender whose transaction does not fit waits with its later nonces. Without this, fees too
+ * large together made every template fail, and mining stop, for as long as they were pending.
+ */
+function withinCoinbaseRoom(candidates: readonly Transaction[], room: bigint): Transaction[] {
+  const waiting = new Set<string>();
+  const out: Transaction[] = [];
+  let fees = 0n;
+  for (const tx of candidates) {
+    if (waiting.has(tx.fromKey)) continue;
+    if (fees + tx.fee > room) {
+      waiting.add(tx.fromKey);
+      continue;
+    }
+    fees += tx.fee;
+    out.push(tx);
+  }
+  return out;
 }
 
 /**

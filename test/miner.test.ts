@@ -16,6 +16,7 @@ import type { MiningJob, ThreadLender, WorkerReport } from '../node/hashing.ts';
 import type { Env } from '../node/env.ts';
 import { VerifyPool } from '../node/verify-pool.ts';
 import { TX_BYTES, UNSIGNED_TX_BYTES } from '../ledger/transaction.ts';
+import { MAX_AMOUNT } from '../ledger/amount.ts';
 import { FUNDED_KEYS, tempDir, testKey, testParams, transfer } from './helpers/fixtures.ts';
 import { mineChain, stateRootOnTip } from './helpers/mining.ts';
 
@@ -90,6 +91,52 @@ describe('Miner', () => {
     } finally {
       await tightDb.close();
       tightDir.remove();
+    }
+  });
+
+  it('keeps the coinbase within MAX_AMOUNT: fees that would take reward + fees, or the miner balance, past it wait for another block', async () => {
+    // Two holders of nearly half the cap each: both fees together, with the reward, would make a
+    // coinbase over MAX_AMOUNT, which no block may carry; one of them fits.
+    const half = MAX_AMOUNT / 2n;
+    const rich = testParams({ alloc: [alice, bob, carol].map((k) => ({ address: k.address, balance: k === carol ? 1n : half })).sort((a, b) => Buffer.compare(a.address, b.address)) });
+    const richDir = tempDir();
+    const richDb = await ChainDB.open(richDir.path, rich);
+    try {
+      const richChain = await Chain.open(richDb, { clock: () => now });
+      const pool = new Mempool(richDb, rich);
+      richChain.on('tip', (e) => void pool.update(e.connected, e.disconnected, now));
+      const mine = async (miner: Uint8Array) => {
+        const template = await buildTemplate(richChain, pool, miner, now);
+        const nonce = searchNonce(template.headerBytes, targetBytes(template.target), 0n, 1_000_000, sha256);
+        assert.ok(nonce !== undefined);
+        return completeBlock(template, nonce);
+      };
+      await pool.add(transfer(alice, carol.address, 0n, 0n, half), now);
+      await pool.add(transfer(bob, carol.address, 0n, 0n, half - 1n), now);
+      await pool.add(transfer(bob, carol.address, 0n, 1n, 1n), now);
+      const first = await mine(testKey(50).address);
+      assert.deepEqual(first.txs.map((t) => t.fee), [half], "bob's fee does not fit beside alice's, nor his next nonce without it");
+      assert.equal(first.coinbase.amount, rich.reward + half);
+      assert.equal(await richChain.processBlock(first), 'connected');
+      await pool.update([], [], now);
+      // The miner of the first block now holds reward + half: bob's fee would overflow its balance.
+      const second = await mine(testKey(50).address);
+      assert.deepEqual(second.txs, [], 'nothing that would overflow the miner balance');
+      assert.equal(await richChain.processBlock(second), 'connected');
+      const elsewhere = await mine(testKey(51).address);
+      assert.deepEqual(elsewhere.txs.map((t) => t.fee), [half - 1n, 1n], 'another miner takes them');
+      assert.equal(await richChain.processBlock(elsewhere), 'connected');
+      await pool.update([], [], now);
+      // A transfer to the miner that takes its balance exactly to the cap (the transfer is valid)
+      // leaves no room for the coinbase paid after it: left out.
+      const minerBalance = 2n * rich.reward + half;
+      await pool.add(transfer(testKey(51), testKey(50).address, MAX_AMOUNT - minerBalance, 0n, 1n), now);
+      const toMiner = await mine(testKey(50).address);
+      assert.deepEqual(toMiner.txs, []);
+      assert.equal(await richChain.processBlock(toMiner), 'connected');
+    } finally {
+      await richDb.close();
+      richDir.remove();
     }
   });
 
