@@ -30,6 +30,8 @@ export interface MinerOptions {
 
 /** A rebuild for new transactions waits at least this many times the last build's cost: rebuilds take at most a fifth of the event loop. */
 const REFRESH_COST_FACTOR = 4;
+/** The longest the miner idles before it looks again at a chain that is ahead of its clock. */
+const MAX_IDLE_SECONDS = 60;
 
 export interface MinerEvents {
   mined: [block: Block];
@@ -135,9 +137,11 @@ export class Miner extends EventEmitter<MinerEvents> {
       const ahead = decodeHeader(template.headerBytes).timestamp - (now + maxFutureDrift(chain.params.blockTime));
       if (ahead >= 0) {
         // The median of recent timestamps has run ahead of our clock: any block now would be
-        // refused as too far in the future. Idle (jobId has moved on) and try again shortly.
+        // refused as too far in the future. Idle (jobId has moved on) and try again shortly:
+        // within a minute however far ahead, since the clock may be set right at any moment
+        // (and Node runs a timer of more than 2^31 - 1 ms, 24.8 days, after 1 ms: a busy loop).
         this.options.env.clearTimeout(this.retry);
-        this.retry = this.options.env.setTimeout(() => void this.newJob(), (ahead + 1) * 1000);
+        this.retry = this.options.env.setTimeout(() => void this.newJob(), Math.min(ahead + 1, MAX_IDLE_SECONDS) * 1000);
         return;
       }
       this.template = template;

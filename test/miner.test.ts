@@ -261,6 +261,27 @@ describe('Miner', () => {
     }
   });
 
+  it('idles at most a minute when the chain is ahead of its clock, however far (a timer over 2^31 - 1 ms would fire at once)', async () => {
+    // The chain was mined with the clock 40 days ahead; then the machine's clock is set back
+    // (a board without a real-time clock that booted before NTP, an operator's fix).
+    now = params.timestamp + 40 * 86_400;
+    assert.equal(await chain.processBlock(await mineOne()), 'connected');
+    const behind = params.timestamp + 100;
+    const delays: number[] = [];
+    const env: Env = { ...realEnv, setTimeout: (_run, delay) => delays.push(delay), clearTimeout: () => {} };
+    const lender: ThreadLender = { hashFor: () => ({ threads: 1, post: () => assert.fail('no job: any block now would be too far ahead') }), stopHashing() {} };
+    const miner = new Miner({ chain, mempool, coinbase: testKey(53).address, clock: () => behind, threads: 1, pool: lender, env, refreshMs: 0 });
+    miner.start();
+    try {
+      const deadline = performance.now() + 10_000;
+      while (delays.length === 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 2));
+      assert.equal(delays.length, 1, 'one retry');
+      assert.ok(delays[0]! > 0 && delays[0]! <= 60_000, `asks again within a minute, not in ${delays[0]} ms`);
+    } finally {
+      await miner.stop();
+    }
+  });
+
   it("the pool's threads check signatures while they hash: a batch is verified between slices", async function () {
     this.timeout(30_000);
     const pool = new VerifyPool(1);
