@@ -59,7 +59,7 @@ export function blockChart(points) {
 
 /**
  * Bars of pending bytes per fee, highest fee first.
- * @param {[number, number][]} histogram  [fee, bytes]
+ * @param {[string, number][]} histogram  [fee (base units, a decimal string), bytes]
  */
 export function feeChart(histogram) {
   const W = 720;
@@ -70,7 +70,7 @@ export function feeChart(histogram) {
   const bars = histogram.map(([fee, bytes], i) => {
     const bh = (bytes / max) * (H - pad.t - pad.b);
     const x = pad.l + i * w;
-    return s('g', {}, s('rect', { class: 'bar', x: x + 2, y: H - pad.b - bh, width: Math.max(1, w - 4), height: bh }, s('title', {}, `fee ${fee}: ${bytes} bytes`)), s('text', { x: x + w / 2, y: H - pad.b + 14, 'text-anchor': 'middle' }, compact(fee)));
+    return s('g', {}, s('rect', { class: 'bar', x: x + 2, y: H - pad.b - bh, width: Math.max(1, w - 4), height: bh }, s('title', {}, `fee ${fee}: ${bytes} bytes`)), s('text', { x: x + w / 2, y: H - pad.b + 14, 'text-anchor': 'middle' }, compact(Number(fee))));
   });
   const svg = s('svg', { viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': 'Pending bytes by fee' }, s('line', { class: 'axis', x1: pad.l, y1: H - pad.b, x2: W - pad.r, y2: H - pad.b }), ...bars, s('text', { x: W / 2, y: H - 4, 'text-anchor': 'middle' }, 'fee (base units), highest first'));
   return h('div', { class: 'chart', id: 'fee-chart' }, svg);

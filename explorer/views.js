@@ -201,13 +201,13 @@ export async function addressPage(address) {
 
 export async function mempoolPage() {
   const [m, recent, fees] = await Promise.all([api('/mempool'), api('/mempool/recent'), api('/fee-estimates')]);
-  const mem = /** @type {{ count: number; vsize: number; total_fee: number; fee_histogram: [number, number][] }} */ (m);
-  const est = /** @type {Record<string, number>} */ (fees);
+  const mem = /** @type {{ count: number; vsize: number; total_fee: string; fee_histogram: [string, number][] }} */ (m);
+  const est = /** @type {Record<string, string>} */ (fees);
   return h(
     'div',
     {},
     h('h1', {}, 'Mempool'),
-    h('div', { class: 'cards' }, card('Pending', `${mem.count} txs`), card('Bytes', String(mem.vsize)), card('Fees', coins(mem.total_fee)), card('Next block fee', coins(est['1'] ?? 0)), card('Within 6 blocks', coins(est['6'] ?? 0))),
+    h('div', { class: 'cards' }, card('Pending', `${mem.count} txs`), card('Bytes', String(mem.vsize)), card('Fees', coins(mem.total_fee)), card('Next block fee', coins(est['1'] ?? '0')), card('Within 6 blocks', coins(est['6'] ?? '0'))),
     h('h2', {}, 'Fee histogram'),
     mem.fee_histogram.length > 0 ? feeChart(mem.fee_histogram) : h('p', { class: 'muted' }, 'Nothing pending.'),
     h('h2', {}, 'Recently entered'),

@@ -29,24 +29,24 @@ describe('REST views of the mempool', () => {
   });
 
   it('the histogram: 39 buckets of one fee each, then the cheapest lumped and labelled with the least fee in them', async () => {
-    const pool = (await ask('/mempool')).json as { count: number; total_fee: number; fee_histogram: [number, number][] };
+    const pool = (await ask('/mempool')).json as { count: number; total_fee: string; fee_histogram: [string, number][] };
     assert.equal(pool.count, 45);
-    assert.equal(pool.total_fee, (45 * 46) / 2);
+    assert.equal(pool.total_fee, String((45 * 46) / 2));
     assert.equal(pool.fee_histogram.length, 40);
-    assert.deepEqual(pool.fee_histogram.slice(0, 2), [[45, TX_BYTES], [44, TX_BYTES]]);
-    assert.deepEqual(pool.fee_histogram.at(-1), [1, 6 * TX_BYTES], 'fees 1 to 6 together, at their lower bound');
+    assert.deepEqual(pool.fee_histogram.slice(0, 2), [['45', TX_BYTES], ['44', TX_BYTES]]);
+    assert.deepEqual(pool.fee_histogram.at(-1), ['1', 6 * TX_BYTES], 'fees 1 to 6 together, at their lower bound');
   });
 
   it('follows the pool: an admission, and a replacement that changes a fee but not the size', async () => {
     await mempool.add(transfer(senders[0]!, sink, 1n, 1n, 100n), 1_000);
-    let pool = (await ask('/mempool')).json as { count: number; total_fee: number; fee_histogram: [number, number][] };
-    assert.deepEqual([pool.count, pool.total_fee, pool.fee_histogram[0]], [46, (45 * 46) / 2 + 100, [100, TX_BYTES]]);
+    let pool = (await ask('/mempool')).json as { count: number; total_fee: string; fee_histogram: [string, number][] };
+    assert.deepEqual([pool.count, pool.total_fee, pool.fee_histogram[0]], [46, String((45 * 46) / 2 + 100), ['100', TX_BYTES]]);
     await mempool.add(transfer(senders[0]!, sink, 2n, 1n, 200n), 1_000);
     pool = (await ask('/mempool')).json as typeof pool;
-    assert.deepEqual([pool.count, pool.total_fee, pool.fee_histogram[0]], [46, (45 * 46) / 2 + 200, [200, TX_BYTES]]);
+    assert.deepEqual([pool.count, pool.total_fee, pool.fee_histogram[0]], [46, String((45 * 46) / 2 + 200), ['200', TX_BYTES]]);
     // Ten transactions a block: within one block, beat the tenth highest fee; within two, the twentieth.
     const estimates = (await ask('/fee-estimates')).json;
-    assert.deepEqual([estimates['1'], estimates['2'], estimates['6']], [38, 28, 1]);
+    assert.deepEqual([estimates['1'], estimates['2'], estimates['6']], ['38', '28', '1']);
   });
 
   it("an address's pending count: sent and received", async () => {
@@ -55,5 +55,21 @@ describe('REST views of the mempool', () => {
     assert.equal(await count(senders[0]!.address), 2);
     assert.equal(await count(senders[1]!.address), 1);
     assert.equal(await count(testKey(300).address), 0);
+  });
+
+  it('fees above 2^53 come out exact: decimal strings, as every amount (a JSON number would round them)', async () => {
+    const whales = [testKey(400), testKey(401)];
+    const rich = new MemoryAccounts();
+    for (const k of whales) rich.set(k.address, { balance: 1n << 60n, nonce: 0n });
+    const pool = new Mempool(rich, { chainId: 7 }, {}, () => {});
+    // One transaction a block: the next block's fee beats the highest.
+    const whaleNode = { ...node, mempool: pool, chain: { ...node.chain, params: { maxBlockTxs: 1, maxBlockBytes: 1_000_000 } } } as unknown as NodeView;
+    const fees = [(1n << 53n) + 1n, (1n << 53n) + 2n];
+    for (const [i, k] of whales.entries()) await pool.add(transfer(k, sink, 0n, 0n, fees[i]!), 1_000);
+    const answer = async (path: string) => ((await answerRest(whaleNode, {} as EventFeed, 'GET', path, new URLSearchParams(), undefined)) as { json: Record<string, unknown> }).json;
+    const summary = await answer('/mempool');
+    assert.equal(summary.total_fee, String(fees[0]! + fees[1]!));
+    assert.deepEqual(summary.fee_histogram, [[String(fees[1]), TX_BYTES], [String(fees[0]), TX_BYTES]]);
+    assert.equal((await answer('/fee-estimates'))['1'], String(fees[1]! + 1n));
   });
 });

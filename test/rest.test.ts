@@ -45,8 +45,8 @@ describe('REST API and live events', function () {
     assert.equal(sent.status, 200, sent.text);
     assert.equal(sent.text, tx1.idHex);
     assert.equal((await get(`${base}/tx/${tx1.idHex}/status`)).json<{ confirmed: boolean }>().confirmed, false);
-    const mempool = (await get(`${base}/mempool`)).json<{ count: number; fee_histogram: number[][] }>();
-    assert.deepEqual([mempool.count, mempool.fee_histogram], [1, [[3, tx1.bytes.length]]]);
+    const mempool = (await get(`${base}/mempool`)).json<{ count: number; fee_histogram: [string, number][] }>();
+    assert.deepEqual([mempool.count, mempool.fee_histogram], [1, [['3', tx1.bytes.length]]]);
     assert.equal((await get(`${base}/mempool/recent`)).json<{ txid: string }[]>()[0]!.txid, tx1.idHex);
     const pending = (await get(`${base}/address/${encodeAddress(carol)}/txs`)).json<{ kind: string; cursor: string | null }[]>();
     assert.deepEqual(pending.map((l) => [l.kind, l.cursor]), [['received', null]], 'a pending payment leads the first page');
@@ -81,8 +81,8 @@ describe('REST API and live events', function () {
     assert.deepEqual(page1.map((l) => l.txid), [tx2.idHex]);
     const page2 = (await get(`${base}/address/${encodeAddress(carol)}/txs/chain/${page1[0]!.cursor}?limit=1`)).json<{ txid: string }[]>();
     assert.deepEqual(page2.map((l) => l.txid), [tx1.idHex], 'the next page goes on after the cursor');
-    const fees = (await get(`${base}/fee-estimates`)).json<Record<string, number>>();
-    assert.ok(fees['1']! >= 1 && fees['6']! >= 1, JSON.stringify(fees));
+    const fees = (await get(`${base}/fee-estimates`)).json<Record<string, string>>();
+    assert.ok(BigInt(fees['1']!) >= 1n && BigInt(fees['6']!) >= 1n, JSON.stringify(fees));
   });
 
   it('refuses bad input with JSON errors that carry a code, and caps page sizes', async () => {

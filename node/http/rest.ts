@@ -191,31 +191,35 @@ async function addressTxs(node: NodeView, addrText: string, cursorText: string |
   return lines;
 }
 
-/** Buckets of pending fees, highest first: [fee, bytes] as Esplora's [feerate, vsize] (every transfer has one size). */
-function feeHistogram(node: NodeView): [number, number][] {
+/**
+ * Buckets of pending fees, highest first: [fee, bytes] as Esplora's [feerate, vsize] (every
+ * transfer has one size), the fee a decimal string as every amount here: a fee may exceed 2^53,
+ * which a JSON number would round.
+ */
+function feeHistogram(node: NodeView): [string, number][] {
   const sorted: [bigint, number][] = [];
   for (const fee of node.mempool.feesHighestFirst()) {
     if (sorted.at(-1)?.[0] === fee) sorted.at(-1)![1] += TX_BYTES;
     else sorted.push([fee, TX_BYTES]);
   }
-  const buckets: [number, number][] = sorted.slice(0, 39).map(([fee, bytes]) => [Number(fee), bytes]);
+  const buckets: [string, number][] = sorted.slice(0, 39).map(([fee, bytes]) => [fee.toString(), bytes]);
   // The cheapest fees share one last bucket, so the answer stays small however varied the fees;
   // as each bucket, it is labelled with the least fee in it (Esplora's lower bound).
   const rest = sorted.slice(39);
-  if (rest.length > 0) buckets.push([Number(rest.at(-1)![0]), rest.reduce((s, [, b]) => s + b, 0)]);
+  if (rest.length > 0) buckets.push([rest.at(-1)![0].toString(), rest.reduce((s, [, b]) => s + b, 0)]);
   return buckets;
 }
 
-/** Esplora's /fee-estimates: for a confirmation within N blocks, the fee (base units) to pay. */
-async function feeEstimates(node: NodeView): Promise<Record<string, number>> {
+/** Esplora's /fee-estimates: for a confirmation within N blocks, the fee (base units, a decimal string) to pay. */
+async function feeEstimates(node: NodeView): Promise<Record<string, string>> {
   const next = await estimateFee(node.chain, node.mempool);
   const capacity = blockCapacity(node.chain);
   const fees = node.mempool.feesHighestFirst();
   const min = node.mempool.policy.minFee;
-  const out: Record<string, number> = { '1': Number(next.fee) };
+  const out: Record<string, string> = { '1': next.fee };
   for (const n of [2, 3, 6, 12, 24, 144]) {
     const beat = capacity > 0 && fees.length >= n * capacity ? fees[n * capacity - 1]! + 1n : min;
-    out[String(n)] = Number(beat > min ? beat : min);
+    out[String(n)] = (beat > min ? beat : min).toString();
   }
   return out;
 }
@@ -320,7 +324,7 @@ export async function answerRest(node: NodeView, feed: EventFeed, method: string
     }
     case 'mempool': {
       if (p.length === 1) {
-        return { json: { count: node.mempool.size, vsize: node.mempool.bytes, total_fee: Number(node.mempool.fees), fee_histogram: feeHistogram(node) } };
+        return { json: { count: node.mempool.size, vsize: node.mempool.bytes, total_fee: node.mempool.fees.toString(), fee_histogram: feeHistogram(node) } };
       }
       if (p[1] === 'recent' && p.length === 2) return { json: feed.recentTxs() };
       return undefined;
