@@ -13,6 +13,7 @@ const now = () => Math.floor(Date.now() / 1000);
 export function syncText(s: StatusResult): string {
   if (s.syncing) return `syncing: at ${s.height} of ${s.syncTarget}`;
   if (s.peers === 0) {
+    if (s.mining && s.miningWaits) return `no peers yet: the miner waits (${s.miningWaits})`;
     return s.mining ? 'no peers yet: mining on its own' : 'no peers yet, and not mining: nothing will add blocks (--bootstrap a peer, or --mine)';
   }
   if (s.peersApart > 0) {
@@ -55,7 +56,7 @@ export async function statusCommand(argv: string[], out: Out): Promise<void> {
     ...(s.historyCheck ? [['history', historyText(s.historyCheck)] as [string, string]] : []),
     ...(s.prunedHeight > 0 ? [['pruned', `bodies of blocks 1 to ${s.prunedHeight} ${s.stateBase > 0 ? 'absent' : 'deleted'} (headers and state kept)`] as [string, string]] : []),
     ['peers', `${s.peers} (${s.peersIn} in, ${s.peersOut} out)`],
-    ['mining', s.mining ? 'yes' : 'no'],
+    ['mining', s.mining ? (s.miningWaits ? `waits: ${s.miningWaits}` : 'yes') : 'no'],
     ['difficulty', `${si(Number(s.difficulty))} hashes a block`],
     ['hash rate', s.networkHashRate === null ? 'not known yet (needs 2 blocks)' : `${si(s.networkHashRate)}H/s (network, estimated from recent blocks)`],
     ['total work', s.totalWork],

@@ -13,7 +13,7 @@ import { peerFile } from './peer-file.ts';
 import type { ServingLimits } from './serving.ts';
 import type { SlotLimits } from './slots.ts';
 import { loadMempool, saveMempool } from './mempool-file.ts';
-import { Miner } from './miner.ts';
+import { CatchUpGate, Miner } from './miner.ts';
 import { CairnNode, type NodeService } from './node.ts';
 import { RpcServer } from './rpc.ts';
 import { HttpServer, type HttpOptions } from './http/server.ts';
@@ -112,15 +112,35 @@ export function createNode(config: NodeConfig): CairnNode {
         pool,
         env,
         submit: (block) => node.importAndAnnounce(block),
+        hold: () => gate?.reason(),
       });
+      let gate: CatchUpGate | undefined;
+      const onStatus = () => {
+        gate?.noteStatus();
+        miner.recheckHold();
+      };
+      const onIdle = () => {
+        gate?.noteIdle();
+        miner.recheckHold();
+      };
       miner.on('error', (err) => node.emit('log', 'warn', `mining: ${err.message}`));
+      miner.on('held', (reason) => {
+        node.miningWaits = reason;
+        node.emit('log', 'info', reason === undefined ? 'mining' : `mining waits: ${reason}`);
+      });
       return {
         async start() {
+          gate = new CatchUpGate({ sync: node.sync, tipHeight: () => node.chain.tip.height, snapshotSync: config.snapshotSync === true });
+          node.sync.on('status', onStatus);
+          node.sync.on('idle', onIdle);
           node.mining = true;
           miner.start();
         },
         async stop() {
           node.mining = false;
+          node.miningWaits = undefined;
+          node.sync.off('status', onStatus);
+          node.sync.off('idle', onIdle);
           await miner.stop();
         },
       };

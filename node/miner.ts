@@ -26,6 +26,12 @@ export interface MinerOptions {
    * after it. Default a fifth of the block time; 0 rebuilds only on a new tip.
    */
   readonly refreshMs?: number;
+  /**
+   * Why the node should not mine now, if it should not (a `CatchUpGate`'s `reason`): no template
+   * is built and the threads idle until it says nothing. Asked before each build and before a
+   * found block is submitted; `recheckHold` when its answer may have changed.
+   */
+  readonly hold?: () => string | undefined;
 }
 
 /** A rebuild for new transactions waits at least this many times the last build's cost: rebuilds take at most a fifth of the event loop. */
@@ -36,6 +42,8 @@ const MAX_IDLE_SECONDS = 60;
 export interface MinerEvents {
   mined: [block: Block];
   error: [error: Error];
+  /** Mining stopped for this reason, or (undefined) resumed. */
+  held: [reason: string | undefined];
 }
 
 /**
@@ -58,6 +66,7 @@ export class Miner extends EventEmitter<MinerEvents> {
   private builtAt = 0;
   private buildMs = 0;
   private hashesDone = 0;
+  private heldFor: string | undefined;
   private readonly onTip = () => void this.newJob();
   private readonly onAdded = () => this.scheduleRefresh();
 
@@ -69,6 +78,11 @@ export class Miner extends EventEmitter<MinerEvents> {
   /** The block the threads are hashing now, if any. */
   get currentTemplate(): BlockTemplate | undefined {
     return this.template;
+  }
+
+  /** Why the miner is not mining, while it is held (MinerOptions.hold). */
+  get held(): string | undefined {
+    return this.heldFor;
   }
 
   /** Hashes tried since start, across all workers. */
@@ -106,6 +120,11 @@ export class Miner extends EventEmitter<MinerEvents> {
     return this.newJob();
   }
 
+  /** The hold may have changed (a peer's status, a sync that ended): start or stop mining if it did. */
+  recheckHold(): void {
+    if (this.running && (this.options.hold?.() !== undefined) !== (this.heldFor !== undefined)) void this.newJob();
+  }
+
   /** The mempool took a transaction: the template takes it in within `refreshMs`, unless a rebuild is already due. */
   private scheduleRefresh(): void {
     const { env, chain } = this.options;
@@ -128,11 +147,13 @@ export class Miner extends EventEmitter<MinerEvents> {
       // This build takes in everything the mempool holds now; what comes during it schedules the next.
       env.clearTimeout(this.refreshTimer);
       this.refreshTimer = undefined;
+      if (this.holding()) return;
       const started = env.monotonic();
       const now = clock();
       const template = await buildTemplate(chain, mempool, coinbase, now);
       this.builtAt = env.monotonic();
       this.buildMs = this.builtAt - started;
+      if (this.holding()) return; // it came on during the build
       const jobId = Atomics.add(this.job, 0, 1) + 1;
       const ahead = decodeHeader(template.headerBytes).timestamp - (now + maxFutureDrift(chain.params.blockTime));
       if (ahead >= 0) {
@@ -158,10 +179,25 @@ export class Miner extends EventEmitter<MinerEvents> {
     return next;
   }
 
+  /** True, with the threads stopped and the template dropped, while the hold says not to mine. */
+  private holding(): boolean {
+    const reason = this.options.hold?.();
+    if (reason === undefined) {
+      if (this.heldFor !== undefined) this.emit('held', (this.heldFor = undefined));
+      return false;
+    }
+    Atomics.add(this.job, 0, 1); // the threads drop their job at their next slice
+    this.template = undefined;
+    if (this.heldFor !== reason) this.emit('held', (this.heldFor = reason));
+    return true;
+  }
+
   private async onReport(report: WorkerReport): Promise<void> {
     this.hashesDone += report.hashes;
     if (report.kind !== 'found' || report.jobId !== Atomics.load(this.job, 0) || !this.template) return;
     Atomics.add(this.job, 0, 1); // stop the other workers on this job
+    // Found as a hold came on (a snapshot join began: a block 1 of ours would throw it away).
+    if (this.holding()) return;
     const block = completeBlock(this.template, report.nonce);
     try {
       await (this.options.submit ?? ((b: Block) => this.options.chain.processBlock(b)))(block);
@@ -170,5 +206,56 @@ export class Miner extends EventEmitter<MinerEvents> {
       this.emit('error', err as Error);
     }
     if (this.running && !this.options.chain.tip.hash.every((b, i) => b === block.header.hash[i])) void this.newJob();
+  }
+}
+
+/** What a CatchUpGate reads of a node's sync (node/sync.ts). */
+export interface CatchUpSync {
+  readonly syncing: boolean;
+  readonly peersAhead: number;
+}
+
+/**
+ * Whether a node has caught up enough to mine, as Bitcoin Core mines nothing in its initial block
+ * download: a block made on a chain far behind schedule costs next to nothing, so a node catching
+ * up would make blocks faster than it downloads, and more than the reorg depth of them would leave
+ * it on its own chain for good; a `--snapshot-sync` node's own block 1 would make the join
+ * impossible. Held:
+ *  - with `--snapshot-sync` at genesis, until a peer has told its chain and none is ahead (the
+ *    join, or a sync from genesis when no chain is long enough, moves the tip first); a lone
+ *    node waits for a peer (a network's first node is started without the flag);
+ *  - until the node has once caught up with its peers, while a sync runs towards a peer ahead.
+ * Only the start is held: once caught up the node mines on, as a peer could otherwise hold it
+ * for nothing by claiming more work than it can show. A node with no peer mines (the first node
+ * of a network, a devnet).
+ */
+export class CatchUpGate {
+  private readonly o: { readonly sync: CatchUpSync; readonly tipHeight: () => number; readonly snapshotSync: boolean };
+  private heardPeer = false;
+  private caughtUp = false;
+
+  constructor(o: { readonly sync: CatchUpSync; readonly tipHeight: () => number; readonly snapshotSync: boolean }) {
+    this.o = o;
+  }
+
+  /** A peer told its chain (Sync's 'status'), or a sync ended ('idle'). */
+  noteStatus(): void {
+    this.heardPeer = true;
+    this.noteIdle();
+  }
+
+  noteIdle(): void {
+    if (this.heardPeer && !this.o.sync.syncing && this.o.sync.peersAhead === 0) this.caughtUp = true;
+  }
+
+  /** Why the node should not mine now, or undefined. */
+  reason(): string | undefined {
+    const { sync } = this.o;
+    if (this.o.snapshotSync && this.o.tipHeight() === 0) {
+      if (!this.heardPeer) return 'waiting for a peer to join by snapshot (--snapshot-sync, at genesis)';
+      if (sync.peersAhead > 0) return 'joining a peer\'s chain (--snapshot-sync, at genesis)';
+    }
+    if (!this.caughtUp && sync.syncing && sync.peersAhead > 0) return 'catching up with its peers';
+    return undefined;
   }
 }

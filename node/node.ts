@@ -79,6 +79,8 @@ export class CairnNode extends EventEmitter<NodeEvents> {
 
   /** Whether one of the node's services is a miner (set by the miner service when it starts). */
   mining = false;
+  /** Why the miner waits, while it does (set by the miner service). */
+  miningWaits: string | undefined;
 
   async start(): Promise<void> {
     const p = this.parts;

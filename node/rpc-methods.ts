@@ -169,6 +169,7 @@ export const rpcHandlers: Handlers = {
       stateBase: node.db.history.stateBase,
       historyCheck: historyCheckStatus(node.db.history, node.historyCheck) ?? null,
       mining: node.mining,
+      miningWaits: node.miningWaits ?? null,
       unit: node.params.unit,
       decimals: node.params.decimals,
       difficulty: nextBlockDifficulty(node.chain).toString(),

@@ -28,6 +28,8 @@ export interface StatusResult {
    */
   historyCheck: { state: 'checking' | 'valid' | 'invalid' | 'off'; height: number; target: number; reason: string } | null;
   mining: boolean;
+  /** Why a mining node is not mining now (node/miner.ts, CatchUpGate), or null. */
+  miningWaits: string | null;
   /** The network's coin and how many base units make one (genesis.json). */
   unit: string;
   decimals: number;

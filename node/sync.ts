@@ -42,6 +42,8 @@ export interface SyncEvents {
   idle: [];
   /** A peer's chain was taken: its blocks are downloaded and imported (our tip moved). */
   took: [];
+  /** A peer of our network said what its chain is (after any sync it starts has begun). */
+  status: [peer: string];
 }
 
 export interface SyncOptions {
@@ -119,6 +121,7 @@ export class Sync extends EventEmitter<SyncEvents> {
       onStatus: (peer, status) => {
         if (this.downloading?.canServe(status)) this.downloading.download.join(peer);
         if (status.totalWork > o.chain.tip.totalWork) void this.requestSync();
+        this.emit('status', peer);
       },
     });
   }
@@ -131,6 +134,11 @@ export class Sync extends EventEmitter<SyncEvents> {
   /** True while a sync is running. */
   get syncing(): boolean {
     return this.running !== undefined;
+  }
+
+  /** How many peers, not banned, last claimed more work than our tip. */
+  get peersAhead(): number {
+    return this.ahead().length;
   }
 
   /** The height the best peer claims; equals our height when caught up. */
