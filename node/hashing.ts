@@ -19,12 +19,14 @@ export type WorkerReport =
 
 /** What a miner gets from its threads' owner: how many threads hash for it, and how to give one a job. */
 export interface HashingThreads {
+  /** How many hash now: fewer once one died and no other could take its place. */
   readonly threads: number;
   post(thread: number, job: MiningJob): void;
 }
 
 /** Who lends threads to a miner (the VerifyPool). */
 export interface ThreadLender {
-  hashFor(jobCounter: SharedArrayBuffer, threads: number, onReport: (report: WorkerReport) => void): HashingThreads;
+  /** `onLost`: one of its threads died (another may have taken its place): the job must be given again. */
+  hashFor(jobCounter: SharedArrayBuffer, threads: number, onReport: (report: WorkerReport) => void, onLost?: () => void): HashingThreads;
   stopHashing(): void;
 }

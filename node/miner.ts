@@ -93,8 +93,11 @@ export class Miner extends EventEmitter<MinerEvents> {
   start(): void {
     if (this.running) return;
     this.running = true;
-    this.hashing = this.options.pool.hashFor(this.jobCounter, this.options.threads, (report) =>
-      this.onReport(report).catch((err: Error) => this.emit('error', err)),
+    this.hashing = this.options.pool.hashFor(
+      this.jobCounter,
+      this.options.threads,
+      (report) => this.onReport(report).catch((err: Error) => this.emit('error', err)),
+      () => this.onThreadLost(),
     );
     if (this.hashing.threads === 0) this.emit('error', new Error('no worker threads to mine on'));
     this.options.chain.on('tip', this.onTip);
@@ -177,6 +180,13 @@ export class Miner extends EventEmitter<MinerEvents> {
     this.rebuilding = next;
     this.queued = next;
     return next;
+  }
+
+  /** A hashing thread died: the job goes again to those left, or the miner says it cannot mine. */
+  private onThreadLost(): void {
+    if (!this.running) return;
+    if (this.hashing?.threads === 0) this.emit('error', new Error('the last mining thread stopped: nothing is mined (restart the node)'));
+    else void this.newJob();
   }
 
   /** True, with the threads stopped and the template dropped, while the hold says not to mine. */

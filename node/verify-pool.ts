@@ -79,6 +79,8 @@ export class VerifyPool implements ThreadLender {
   private readonly lent = new Set<Worker>();
   /** Where the threads' hashing reports go while a miner uses them. */
   private onHashed: ((report: WorkerReport) => void) | undefined;
+  /** The miner's threads by index (`hashFor`), those told its job counter, and what it is told when one dies. */
+  private hashing: { readonly threads: Worker[]; readonly told: Set<Worker>; readonly onLost: () => void } | undefined;
 
   constructor(threads = availableParallelism(), backend: SignatureBackend = bestBackend()) {
     this.inline = backend;
@@ -116,6 +118,7 @@ export class VerifyPool implements ThreadLender {
           this.workers.splice(index, 1); // the rest carry on; with none left, work is done inline
           this.onThreadLost?.(err.message, this.workers.length);
         }
+        if (this.lent.delete(worker)) this.replaceHashing(worker);
         this.inFlight.delete(worker);
         this.dispatch();
       };
@@ -135,27 +138,51 @@ export class VerifyPool implements ThreadLender {
    * Lends up to `threads` of the pool's threads to a miner: each hashes the job it was last given
    * whenever it has no signatures to check, until `jobCounter` (shared memory) moves past it.
    */
-  hashFor(jobCounter: SharedArrayBuffer, threads: number, onReport: (report: WorkerReport) => void): HashingThreads {
+  hashFor(jobCounter: SharedArrayBuffer, threads: number, onReport: (report: WorkerReport) => void, onLost: () => void = () => {}): HashingThreads {
     this.onHashed = onReport;
-    const lent = this.workers.slice(0, threads);
-    for (const worker of lent) {
-      this.lent.add(worker);
-      worker.ref(); // hashing threads keep the process alive, as mining should
-    }
-    const told = new Set<Worker>();
+    const hashing = { threads: this.workers.slice(0, threads), told: new Set<Worker>(), onLost };
+    this.hashing = hashing;
+    for (const worker of hashing.threads) this.lend(worker);
     return {
-      threads: lent.length,
+      get threads() {
+        return hashing.threads.length;
+      },
       post: (thread, job) => {
-        const worker = lent[thread]!;
-        worker.postMessage({ mine: job, jobCounter: told.has(worker) ? undefined : jobCounter });
-        told.add(worker);
+        const worker = hashing.threads[thread];
+        if (!worker) return;
+        worker.postMessage({ mine: job, jobCounter: hashing.told.has(worker) ? undefined : jobCounter });
+        hashing.told.add(worker);
       },
     };
+  }
+
+  private lend(worker: Worker): void {
+    this.lent.add(worker);
+    worker.ref(); // hashing threads keep the process alive, as mining should
+  }
+
+  /**
+   * A thread the miner hashed on died: a thread it has not borrowed takes its place, or it mines on
+   * fewer; told either way, it gives its job again (with none left it says it cannot mine).
+   */
+  private replaceHashing(dead: Worker): void {
+    const hashing = this.hashing;
+    const index = hashing?.threads.indexOf(dead) ?? -1;
+    if (!hashing || index < 0) return;
+    const spare = this.workers.find((w) => !this.lent.has(w));
+    if (spare) {
+      hashing.threads[index] = spare;
+      this.lend(spare);
+    } else {
+      hashing.threads.splice(index, 1);
+    }
+    hashing.onLost();
   }
 
   /** Takes the threads back from the miner (which has already bumped its job counter). */
   stopHashing(): void {
     this.onHashed = undefined;
+    this.hashing = undefined;
     const lent = [...this.lent];
     this.lent.clear();
     for (const worker of lent) this.release(worker);

@@ -1,6 +1,7 @@
 import { realEnv } from '../node/env.ts';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import type { Worker } from 'node:worker_threads';
 import { ChainDB } from '../ledger/chaindb.ts';
 import { auditChainDB } from '../ledger/audit.ts';
 import { toHex } from '../ledger/bytes.ts';
@@ -200,6 +201,51 @@ describe('Miner', () => {
     assert.ok(chain.tip.height >= 6, `tip height ${chain.tip.height}`);
     for (const b of mined) assert.ok(chain.getEntry(b.header.hash), 'every mined block was accepted by the validator');
     await auditChainDB(db);
+  });
+
+  /** Makes one of the pool's threads die as a bug would (an uncaught error in it). */
+  function killThread(pool: VerifyPool, index: number): void {
+    const worker = (pool as unknown as { workers: Worker[] }).workers[index]!;
+    worker.postMessage({ id: 0, packed: new Uint8Array(0), count: 1 }); // a signature past the end: it throws
+  }
+
+  it('a mining thread that dies is replaced by one of the pool\'s others, and mining goes on', async function () {
+    this.timeout(30_000);
+    const pool = new VerifyPool(2);
+    const miner = new Miner({ chain, mempool, coinbase: testKey(54).address, clock: () => now, threads: 1, pool, env: realEnv });
+    let mined = 0;
+    miner.on('mined', () => mined++);
+    try {
+      miner.start();
+      while (mined < 1) await once(miner, 'mined');
+      const lost = new Promise((resolve) => (pool.onThreadLost = resolve));
+      killThread(pool, 0); // the one the miner borrowed (hashFor takes the first)
+      await lost;
+      const before = mined;
+      const deadline = Date.now() + 20_000;
+      while (mined <= before && Date.now() < deadline) await Promise.race([once(miner, 'mined'), new Promise((r) => setTimeout(r, 100))]);
+      assert.ok(mined > before, 'a block was mined after the thread died');
+    } finally {
+      await miner.stop();
+      await pool.close();
+    }
+  });
+
+  it('a miner whose last thread dies says it cannot mine', async function () {
+    this.timeout(30_000);
+    const pool = new VerifyPool(1);
+    const miner = new Miner({ chain, mempool, coinbase: testKey(55).address, clock: () => now, threads: 1, pool, env: realEnv });
+    try {
+      miner.start();
+      await once(miner, 'mined');
+      const error = once(miner, 'error');
+      killThread(pool, 0);
+      const [err] = (await error) as [Error];
+      assert.match(err.message, /the last mining thread stopped/);
+    } finally {
+      await miner.stop();
+      await pool.close();
+    }
   });
 
   it('takes transactions the mempool took after its template into a new one, no sooner than refreshMs nor four times the last build', async () => {
