@@ -56,7 +56,7 @@ export async function statusCommand(argv: string[], out: Out): Promise<void> {
     ...(s.historyCheck ? [['history', historyText(s.historyCheck)] as [string, string]] : []),
     ...(s.prunedHeight > 0 ? [['pruned', `bodies of blocks 1 to ${s.prunedHeight} ${s.stateBase > 0 ? 'absent' : 'deleted'} (headers and state kept)`] as [string, string]] : []),
     ['peers', `${s.peers} (${s.peersIn} in, ${s.peersOut} out)`],
-    ['mining', s.mining ? (s.miningWaits ? `waits: ${s.miningWaits}` : 'yes') : 'no'],
+    ['mining', !s.mining ? 'no' : s.miningWaits ? `waits: ${s.miningWaits}` : `yes, ${si(s.miningHashRate ?? 0)}H/s (this node, last 10 s)`],
     ['difficulty', `${si(Number(s.difficulty))} hashes a block`],
     ['hash rate', s.networkHashRate === null ? 'not known yet (needs 2 blocks)' : `${si(s.networkHashRate)}H/s (network, estimated from recent blocks)`],
     ['total work', s.totalWork],

@@ -124,21 +124,17 @@ export function createNode(config: NodeConfig): CairnNode {
         miner.recheckHold();
       };
       miner.on('error', (err) => node.emit('log', 'warn', `mining: ${err.message}`));
-      miner.on('held', (reason) => {
-        node.miningWaits = reason;
-        node.emit('log', 'info', reason === undefined ? 'mining' : `mining waits: ${reason}`);
-      });
+      miner.on('held', (reason) => node.emit('log', 'info', reason === undefined ? 'mining' : `mining waits: ${reason}`));
       return {
         async start() {
           gate = new CatchUpGate({ sync: node.sync, tipHeight: () => node.chain.tip.height, snapshotSync: config.snapshotSync === true });
           node.sync.on('status', onStatus);
           node.sync.on('idle', onIdle);
-          node.mining = true;
+          node.miner = miner;
           miner.start();
         },
         async stop() {
-          node.mining = false;
-          node.miningWaits = undefined;
+          node.miner = undefined;
           node.sync.off('status', onStatus);
           node.sync.off('idle', onIdle);
           await miner.stop();

@@ -47,6 +47,7 @@ export class Metrics {
     gauge('cairn_mempool_bytes', 'Bytes of transactions in the mempool', () => n.mempool.bytes);
     gauge('cairn_orphan_blocks', 'Blocks waiting for their parent', () => n.chain.orphans.size);
     gauge('cairn_sync_target_height', 'Height of the best chain peers announced', () => n.sync.targetHeight);
+    gauge('cairn_mining_hash_rate', "This node's own hashes a second over about the last 10 s (0 when it does not mine)", () => n.miner?.hashRate ?? 0);
     gauge('cairn_syncing', '1 while catching up with peers', () => (n.sync.syncing ? 1 : 0));
     gauge('cairn_sync_progress_ratio', 'Own height over the best announced height', () => (n.sync.targetHeight > 0 ? n.chain.tip.height / n.sync.targetHeight : 1));
     gauge('cairn_address_index_progress_ratio', 'Share of the address index built (1: ready; 0 without one)', () => n.addressIndex?.status().progress ?? 0);

@@ -34,6 +34,11 @@ export interface MinerOptions {
   readonly hold?: () => string | undefined;
 }
 
+/** The hash rate is what the threads reported over about this long (ms). */
+const RATE_WINDOW_MS = 10_000;
+/** At most one sample of the count a this often (ms): reports come every ~70 ms a thread. */
+const RATE_SAMPLE_MS = 250;
+
 /** A rebuild for new transactions waits at least this many times the last build's cost: rebuilds take at most a fifth of the event loop. */
 const REFRESH_COST_FACTOR = 4;
 /** The longest the miner idles before it looks again at a chain that is ahead of its clock. */
@@ -67,6 +72,8 @@ export class Miner extends EventEmitter<MinerEvents> {
   private buildMs = 0;
   private hashesDone = 0;
   private heldFor: string | undefined;
+  /** The hash count as it was at recent moments (monotonic ms), the oldest first. */
+  private readonly counts: { readonly at: number; readonly hashes: number }[] = [];
   private readonly onTip = () => void this.newJob();
   private readonly onAdded = () => this.scheduleRefresh();
 
@@ -90,9 +97,18 @@ export class Miner extends EventEmitter<MinerEvents> {
     return this.hashesDone;
   }
 
+  /** Hashes a second across all threads over about the last 10 s, as they reported them (0 once held or stopped that long). */
+  get hashRate(): number {
+    const now = this.options.env.monotonic();
+    const oldest = this.counts.find((c) => now - c.at <= RATE_WINDOW_MS);
+    if (!oldest || now <= oldest.at) return 0;
+    return ((this.hashesDone - oldest.hashes) * 1000) / (now - oldest.at);
+  }
+
   start(): void {
     if (this.running) return;
     this.running = true;
+    this.counts.splice(0, this.counts.length, { at: this.options.env.monotonic(), hashes: this.hashesDone });
     this.hashing = this.options.pool.hashFor(
       this.jobCounter,
       this.options.threads,
@@ -182,6 +198,14 @@ export class Miner extends EventEmitter<MinerEvents> {
     return next;
   }
 
+  private countHashes(): void {
+    const now = this.options.env.monotonic();
+    const last = this.counts.at(-1);
+    if (last && now - last.at < RATE_SAMPLE_MS) return;
+    this.counts.push({ at: now, hashes: this.hashesDone });
+    while (this.counts.length > 1 && now - this.counts[1]!.at > RATE_WINDOW_MS) this.counts.shift();
+  }
+
   /** A hashing thread died: the job goes again to those left, or the miner says it cannot mine. */
   private onThreadLost(): void {
     if (!this.running) return;
@@ -204,6 +228,7 @@ export class Miner extends EventEmitter<MinerEvents> {
 
   private async onReport(report: WorkerReport): Promise<void> {
     this.hashesDone += report.hashes;
+    this.countHashes();
     if (report.kind !== 'found' || report.jobId !== Atomics.load(this.job, 0) || !this.template) return;
     Atomics.add(this.job, 0, 1); // stop the other workers on this job
     // Found as a hold came on (a snapshot join began: a block 1 of ours would throw it away).

@@ -25,6 +25,7 @@ import { HistoryCheck } from './history-check.ts';
 import { backfillAddressIndex } from './address-backfill.ts';
 import type { NodeEvents, NodePartsOf, NodeService } from './node-types.ts';
 import { OwnBlocks } from './own-blocks.ts';
+import type { Miner } from './miner.ts';
 
 export type { LogLevel, MempoolStore, NodeEvents, NodeService } from './node-types.ts';
 
@@ -77,10 +78,13 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     this.clock = secondsOf(parts.env);
   }
 
-  /** Whether one of the node's services is a miner (set by the miner service when it starts). */
-  mining = false;
-  /** Why the miner waits, while it does (set by the miner service). */
-  miningWaits: string | undefined;
+  /** The miner, while the miner service runs (it sets this): why it waits, if it does, and its hash rate. */
+  miner: Pick<Miner, 'held' | 'hashRate'> | undefined;
+
+  /** Whether one of the node's services is a miner. */
+  get mining(): boolean {
+    return this.miner !== undefined;
+  }
 
   async start(): Promise<void> {
     const p = this.parts;

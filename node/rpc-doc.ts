@@ -93,7 +93,7 @@ const METHODS: { readonly [M in RpcMethod]: Omit<RpcMethodDoc, 'name'> } = {
         peers: int, mempool: int, mempoolBytes: int, listen: { type: 'array', items: { type: 'string' } }, peerId: { type: 'string' },
         syncing: { type: 'boolean' }, syncTarget: int, prunedHeight: ref('Height'), stateBase: ref('Height'),
         historyCheck: { oneOf: [{ type: 'null' }, obj({ state: { type: 'string', enum: ['checking', 'valid', 'invalid', 'off'] }, height: ref('Height'), target: ref('Height'), reason: { type: 'string' } })] },
-        mining: { type: 'boolean' }, miningWaits: { type: ['string', 'null'] }, unit: { type: 'string' }, decimals: int,
+        mining: { type: 'boolean' }, miningWaits: { type: ['string', 'null'] }, miningHashRate: { type: ['integer', 'null'], minimum: 0 }, unit: { type: 'string' }, decimals: int,
         difficulty: ref('Decimal'), networkHashRate: { type: ['number', 'null'], minimum: 0 }, tipTimestamp: int, tipAge: int,
         peersIn: int, peersOut: int, bestPeerHeight: { type: ['integer', 'null'], minimum: 0 }, peersApart: int, feeEstimate: ref('Amount'), minFee: ref('Amount'),
         memory: obj({ rss: int, heapUsed: int, heapTotal: int, external: int, arrayBuffers: int, heapLimit: int }),

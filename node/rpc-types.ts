@@ -30,6 +30,8 @@ export interface StatusResult {
   mining: boolean;
   /** Why a mining node is not mining now (node/miner.ts, CatchUpGate), or null. */
   miningWaits: string | null;
+  /** This node's own hashes a second over about the last 10 s; null when it does not mine. */
+  miningHashRate: number | null;
   /** The network's coin and how many base units make one (genesis.json). */
   unit: string;
   decimals: number;

@@ -30,8 +30,8 @@ export interface NodeView {
   /** Per-peer records, budgets and the network's counters (metrics, getPeers). */
   readonly guard: { readonly records: Pick<PeerRecords, 'get'>; readonly serving: Pick<Serving, 'throttled'>; readonly stats: NetworkStats };
   readonly mining: boolean;
-  /** Why the miner waits (it is not mining on a chain it has not caught up with), while it does. */
-  readonly miningWaits: string | undefined;
+  /** The miner, on a mining node: why it waits (not on a chain it has not caught up with), and its hash rate. */
+  readonly miner: { readonly held: string | undefined; readonly hashRate: number } | undefined;
   /** Present when the node keeps the address index. */
   readonly addressIndex: AddressIndex | undefined;
   /** Present when the node checks the history below a snapshot's state. */

@@ -33,21 +33,21 @@ describe('a mining node catching up', function () {
     assert.ok(joiner.node.db.history.stateBase > 0, `joined by snapshot (its state began at ${joiner.node.db.history.stateBase}), not from genesis after a block 1 of its own`);
     const top = await joiner.node.db.getBlock(joiner.node.chain.tip.hash);
     assert.ok(top && bytesEqual(top.coinbase.to, coinbase));
-    assert.equal(joiner.node.miningWaits, undefined);
+    assert.equal(joiner.node.miner?.held, undefined);
   });
 
   it('a lone --mine --snapshot-sync node at genesis waits for a peer and says why; a peer at genesis too lets it mine block 1', async () => {
     const params = networkParams();
     const lone = await startNode(params, [], { snapshotSync: true, mine: { coinbase: testKey(71).address, threads: 1 } });
     nodes.push(lone);
-    await waitFor(() => lone.node.miningWaits !== undefined, 10_000, 'the miner to say it waits');
+    await waitFor(() => lone.node.miner?.held !== undefined, 10_000, 'the miner to say it waits');
     // Held before its first template: nothing was mined.
     assert.equal(lone.node.chain.tip.height, 0);
-    assert.match(lone.node.miningWaits!, /waiting for a peer to join by snapshot/);
+    assert.match(lone.node.miner!.held!, /waiting for a peer to join by snapshot/);
     // A second node of this new network, at genesis too: nothing to join, so the first mines.
     nodes.push(await startNode(params, [lone.addr]));
     await waitFor(() => lone.node.chain.tip.height > 0, 30_000, 'block 1');
-    assert.equal(lone.node.miningWaits, undefined);
+    assert.equal(lone.node.miner?.held, undefined);
     assert.equal(lone.node.db.history.stateBase, 0);
   });
 

@@ -248,6 +248,32 @@ describe('Miner', () => {
     }
   });
 
+  it('reports its hash rate over the last 10 s from what its threads counted, falling to 0 when they stop', async () => {
+    let report: (r: WorkerReport) => void = () => {};
+    const lender: ThreadLender = { hashFor: (_counter, _threads, onReport) => ((report = onReport), { threads: 1, post() {} }), stopHashing() {} };
+    let ms = 5_000;
+    const env: Env = { ...realEnv, monotonic: () => ms };
+    const miner = new Miner({ chain, mempool, coinbase: testKey(56).address, clock: () => now, threads: 1, pool: lender, env, refreshMs: 0 });
+    miner.start();
+    try {
+      assert.equal(miner.hashRate, 0);
+      for (let i = 0; i < 8; i++) {
+        ms += 500;
+        report({ kind: 'progress', jobId: 1, hashes: 1_000 });
+      }
+      assert.equal(miner.hashRate, 2_000, '8,000 hashes in 4 s');
+      ms += 20_000;
+      assert.equal(miner.hashRate, 0, 'nothing reported for 20 s');
+      ms += 1_000;
+      report({ kind: 'progress', jobId: 1, hashes: 3_000 });
+      ms += 1_000;
+      report({ kind: 'progress', jobId: 1, hashes: 3_000 });
+      assert.equal(miner.hashRate, 3_000, 'from the counts of the last 10 s only');
+    } finally {
+      await miner.stop();
+    }
+  });
+
   it('takes transactions the mempool took after its template into a new one, no sooner than refreshMs nor four times the last build', async () => {
     const jobs: MiningJob[] = [];
     const lender: ThreadLender = { hashFor: () => ({ threads: 1, post: (_thread, job) => void jobs.push(job) }), stopHashing() {} };
