@@ -74,7 +74,10 @@ export class Miner extends EventEmitter<MinerEvents> {
   private heldFor: string | undefined;
   /** The hash count as it was at recent moments (monotonic ms), the oldest first. */
   private readonly counts: { readonly at: number; readonly hashes: number }[] = [];
-  private readonly onTip = () => void this.newJob();
+  private readonly onTip = () => {
+    Atomics.add(this.job, 0, 1); // the threads drop the old tip's job now, not once the new one is built
+    void this.newJob();
+  };
   private readonly onAdded = () => this.scheduleRefresh();
 
   constructor(options: MinerOptions) {

@@ -23,6 +23,15 @@ import { mineChain, stateRootOnTip } from './helpers/mining.ts';
 
 const [alice, bob, carol] = FUNDED_KEYS as [(typeof FUNDED_KEYS)[0], (typeof FUNDED_KEYS)[0], (typeof FUNDED_KEYS)[0]];
 
+/** Waits (a few seconds at most) until `condition` holds. */
+async function waitUntil(condition: () => boolean): Promise<void> {
+  const deadline = performance.now() + 10_000;
+  while (!condition()) {
+    if (performance.now() > deadline) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}
+
 describe('Miner', () => {
   let dir: ReturnType<typeof tempDir>;
   let db: ChainDB;
@@ -270,6 +279,34 @@ describe('Miner', () => {
       report({ kind: 'progress', jobId: 1, hashes: 3_000 });
       assert.equal(miner.hashRate, 3_000, 'from the counts of the last 10 s only');
     } finally {
+      await miner.stop();
+    }
+  });
+
+  it('a new tip stops the threads at once, not only once the next template is built', async () => {
+    let counter: Int32Array<ArrayBufferLike> = new Int32Array(0);
+    const jobs: MiningJob[] = [];
+    const lender: ThreadLender = {
+      hashFor: (jobCounter) => ((counter = new Int32Array(jobCounter)), { threads: 1, post: (_thread, job) => void jobs.push(job) }),
+      stopHashing() {},
+    };
+    const miner = new Miner({ chain, mempool, coinbase: testKey(57).address, clock: () => now, threads: 1, pool: lender, env: realEnv, refreshMs: 0 });
+    miner.start();
+    let release = () => {};
+    try {
+      await waitUntil(() => jobs.length === 1);
+      // The next build waits (a big mempool, a slow store): the threads must not hash the old tip meanwhile.
+      const select = mempool.selectForBlock.bind(mempool);
+      const gate = new Promise<void>((resolve) => (release = resolve));
+      mempool.selectForBlock = async (...args) => (await gate, select(...args));
+      const rival = mineChain(params, { hash: db.genesis.header.hash, height: 0, header: db.genesis.header }, 1, { miner: testKey(58).address })[0]!;
+      assert.equal(await chain.processBlock(rival), 'connected');
+      assert.notEqual(Atomics.load(counter, 0), jobs[0]!.jobId, 'the job on the old tip is dropped while the new template is built');
+      release();
+      await waitUntil(() => jobs.length === 2);
+      assert.equal(Atomics.load(counter, 0), jobs[1]!.jobId);
+    } finally {
+      release();
       await miner.stop();
     }
   });
