@@ -20,10 +20,10 @@ import { TxSignatureVerifier } from './tx-signatures.ts';
 import type { ConnectionInfo, Transport } from './transport.ts';
 import { KeepConnected } from './keep-connected.ts';
 import { Pruner } from './pruner.ts';
-import { DEFAULT_SNAPSHOT_INTERVAL, SnapshotKeeper, keptSnapshotHeights, serveSnapshots } from './snapshots.ts';
+import { DEFAULT_SNAPSHOT_INTERVAL, SnapshotKeeper, serveSnapshots, snapshotPruneLimit } from './snapshots.ts';
 import { HistoryCheck } from './history-check.ts';
 import { backfillAddressIndex } from './address-backfill.ts';
-import type { NodeEvents, NodePartsOf, NodeService } from './node-types.ts';
+import type { LogLevel, NodeEvents, NodePartsOf, NodeService } from './node-types.ts';
 import { OwnBlocks } from './own-blocks.ts';
 import type { Miner } from './miner.ts';
 
@@ -70,6 +70,9 @@ export class CairnNode extends EventEmitter<NodeEvents> {
   /** The mempool file was read: only then may a stop write it (a start that failed before it has an empty mempool). */
   private mempoolRestored = false;
 
+  /** Where the parts' logs go: the node's 'log' event. */
+  private readonly log = (level: LogLevel, message: string, fields?: Record<string, unknown>): void => void this.emit('log', level, message, fields);
+
   constructor(parts: NodeParts) {
     super();
     this.parts = parts;
@@ -108,16 +111,12 @@ export class CairnNode extends EventEmitter<NodeEvents> {
         this.env,
         p.pruneKeep,
         (height, err) => (err ? this.emit('log', 'warn', `pruning stopped at ${height}: ${err.message}`) : this.emit('log', 'debug', 'pruned', { height })),
-        // The address index's backfill reads bodies: pruning waits behind it. A node serving
-        // snapshots keeps the body of the lowest it keeps, the pivot a joining node picks and asks
-        // it for: pruned at the reorg depth it would be gone, and a network of such nodes could
-        // take no one in.
+        // The address index's backfill reads bodies; a node serving snapshots keeps the lowest one's.
         () => {
           const index = this.addressIndex?.status();
           const backfill = index && index.state === 'building' ? index.next - 1 : Infinity;
-          if (p.serveSnapshots === false) return backfill;
-          const pivot = keptSnapshotHeights(this.chain.tip.height, p.snapshotInterval ?? DEFAULT_SNAPSHOT_INTERVAL, this.chain.reorgDepth)[0];
-          return pivot === undefined ? backfill : Math.min(backfill, pivot - 1);
+          const serving = p.serveSnapshots === false ? Infinity : snapshotPruneLimit(this.chain.tip.height, p.snapshotInterval ?? DEFAULT_SNAPSHOT_INTERVAL, this.chain.reorgDepth);
+          return Math.min(backfill, serving);
         },
       );
     }
@@ -128,7 +127,7 @@ export class CairnNode extends EventEmitter<NodeEvents> {
       serving: p.serving,
       slots: p.connectionLimits,
       banStore: p.banStore,
-      log: (level, message, fields) => this.emit('log', level, message, fields),
+      log: this.log,
     });
     await this.guard.restoreBans();
     this.names = networkNames(this.db.genesis.header.hash);
@@ -141,11 +140,11 @@ export class CairnNode extends EventEmitter<NodeEvents> {
       bootstrap: p.bootstrap,
       peerStore: p.peerStore,
       noPeersWarningMs: p.noPeersWarningMs,
-      log: (level, message, fields) => this.emit('log', level, message, fields),
+      log: this.log,
     });
     const serve: Serve = (name, protocol, respond, options) => this.guard.handle(name, protocol, respond, options);
     const common = { transport: this.transport, names: this.names, chain: this.chain, peers: this.peers, clock: this.clock, env: this.env, records: this.guard.records };
-    this.gossip = new Gossip({ ...common, mempool: this.mempool, signatures: this.signatures, stats: this.guard.stats, now: () => this.env.monotonic(), announceTx: (tx) => this.txRelay.announce(tx), holdBlocks: () => this.sync.joining, log: (level, message, fields) => this.emit('log', level, message, fields) });
+    this.gossip = new Gossip({ ...common, mempool: this.mempool, signatures: this.signatures, stats: this.guard.stats, now: () => this.env.monotonic(), announceTx: (tx) => this.txRelay.announce(tx), holdBlocks: () => this.sync.joining, log: this.log });
     this.own = new OwnBlocks(this.chain, this.gossip, this.params);
     this.sync = new Sync({
       ...common,
@@ -153,7 +152,7 @@ export class CairnNode extends EventEmitter<NodeEvents> {
       admitBlocks: (peer, blocks, height) => this.guard.serving.serveBlocks(peer, blocks, height),
       preverify: (blocks) => this.signatures.preverify(blocks.flatMap((b) => b.txs), { urgent: true }),
       snapshotSync: p.snapshotSync ? { interval: p.snapshotInterval ?? DEFAULT_SNAPSHOT_INTERVAL } : undefined,
-      log: (level, message, fields) => this.emit('log', level, message, fields),
+      log: this.log,
     });
     if (p.serveSnapshots !== false) {
       this.snapshots = new SnapshotKeeper({
@@ -161,7 +160,7 @@ export class CairnNode extends EventEmitter<NodeEvents> {
         env: this.env,
         interval: p.snapshotInterval ?? DEFAULT_SNAPSHOT_INTERVAL,
         busy: () => this.sync.syncing,
-        log: (level, message, fields) => this.emit('log', level, message, fields),
+        log: this.log,
       });
       this.sync.on('idle', () => this.snapshots?.schedule());
     }
@@ -177,7 +176,7 @@ export class CairnNode extends EventEmitter<NodeEvents> {
         blame: (peer, err) => this.sync.blame(peer, err),
         isBanned: (peer) => this.peers.isBanned(peer),
         syncIdle: () => this.sync.idle(),
-        log: (level, message, fields) => this.emit('log', level, message, fields),
+        log: this.log,
       });
       // A snapshot join ends in an idle sync: the state then has a base to check below.
       this.sync.on('idle', () => this.historyCheck?.start());
@@ -229,7 +228,7 @@ export class CairnNode extends EventEmitter<NodeEvents> {
         env: this.env,
         pruner: this.pruner,
         stopped: () => this.stopped,
-        log: (level, message, fields) => this.emit('log', level, message, fields),
+        log: this.log,
       });
     }
     this.emit('log', 'info', 'node started', { peerId: this.transport.peerId, height: this.chain.tip.height, listen: this.listenAddresses() });

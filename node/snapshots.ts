@@ -34,6 +34,16 @@ export function keptSnapshotHeights(tipHeight: number, interval: number, reorgDe
   return out;
 }
 
+/**
+ * The highest height a node serving snapshots may prune to: below the lowest snapshot it keeps,
+ * whose body a joining node picks as its pivot and asks it for. Pruned at the reorg depth it would
+ * be gone, and a network of such nodes could take no one in. Infinity while it keeps none.
+ */
+export function snapshotPruneLimit(tipHeight: number, interval: number, reorgDepth: number): number {
+  const pivot = keptSnapshotHeights(tipHeight, interval, reorgDepth)[0];
+  return pivot === undefined ? Infinity : pivot - 1;
+}
+
 export interface SnapshotKeeperOptions {
   readonly chain: Chain;
   readonly env: Env;
