@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { toHex } from '../ledger/bytes.ts';
 import { encodeAddress } from '../ledger/keys.ts';
@@ -173,7 +174,12 @@ export async function nodeCommand(argv: string[], out: Out): Promise<void> {
     await node.stop().catch(() => {}); // whatever did start (the store, threads) is closed again
     throw explainStartFailure(err, settings);
   }
-  if (coinbase) logger.info({ coinbase: encodeAddress(coinbase), threads }, 'mining');
+  if (coinbase) {
+    // The miner hashes on the node's worker threads, one per core: no more than those (node/verify-pool.ts).
+    const cores = availableParallelism();
+    const more = threads > cores ? { asked: threads, why: `the node has ${cores} worker threads, one per core` } : {};
+    logger.info({ coinbase: encodeAddress(coinbase), threads: Math.min(threads, cores), ...more }, 'mining');
+  }
 
   node.on('block', (block, source) => {
     // The block's own hash: by the time the event is told, the tip may have moved past it.
@@ -232,7 +238,7 @@ interfaces (--p2p-host: one IPv4 or IPv6 address of this machine instead), JSON-
 port must differ from the others. --mine mines to --coinbase, or to the key of the keystore (default
 DIR/keystore), creating one on first start (one holding several keys needs --coinbase to say
 which), hashing on --threads of the node's worker threads
-(default 1) whenever they have no signatures to check. It mines nothing while it first catches up with
+(default 1; at most one per core) whenever they have no signatures to check. It mines nothing while it first catches up with
 a peer's longer chain, and with --snapshot-sync at genesis it waits for a peer to join from (start
 the first node of a new network without it); cairn status says why it waits. Logs are JSON when stdout is not a terminal;
 at a terminal, one line a record, starting with the time in UTC (2025-01-31T12:00:00Z).

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { availableParallelism } from 'node:os';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
@@ -295,7 +296,7 @@ describe('cairn command, through real processes', function () {
 
       // No --genesis: the datadir knows its network. The miner keeps a core busy; niced, it
       // leaves the CPU to the commands under test, which wait for it only in send --wait.
-      node = spawnCli(['node', '--datadir', datadir, '--mine', '--coinbase', coinbase, '--p2p-host', '127.0.0.1', '--p2p-port', '0', '--rpc-port', '0', '--http-port', '0', '--no-mdns', '--log-level', 'info'], { nice: 15 });
+      node = spawnCli(['node', '--datadir', datadir, '--mine', '--coinbase', coinbase, '--threads', '256', '--p2p-host', '127.0.0.1', '--p2p-port', '0', '--rpc-port', '0', '--http-port', '0', '--no-mdns', '--log-level', 'info'], { nice: 15 });
       const started = node;
       try {
         rpc = await waitFor('rpc.json', async () => {
@@ -548,6 +549,9 @@ describe('cairn command, through real processes', function () {
         // stdout is not a terminal: one JSON record per line.
         const messages = node.stdout().trim().split('\n').map((line) => (JSON.parse(line) as { msg: string }).msg);
         for (const m of ['node started', 'mining', 'mined block', 'stopping', 'stopped']) assert.ok(messages.includes(m), m);
+        // --threads 256 hashes on the node's worker threads, one per core: the log says how many, not 256.
+        const mining = node.stdout().trim().split('\n').map((line) => JSON.parse(line) as { msg: string; threads?: number; asked?: number }).find((r) => r.msg === 'mining');
+        assert.deepEqual([mining?.threads, mining?.asked], [availableParallelism(), 256]);
         assert.equal(node.stderr(), '');
         assertOneLineError(await runCli(['status', '--datadir', datadir]), /no node is running/, 1);
       });
