@@ -77,8 +77,8 @@ export class NetworkGuard {
     return {
       denied: (peer) => peers.isBanned(peer),
       deniedDial: (addr) => peers.addressBanned(addr),
-      deniedInbound: (addr) => {
-        const why = peers.addressBanned(addr) ? 'banned address' : this.slots.refuse(addr);
+      deniedInbound: (addr, open) => {
+        const why = peers.addressBanned(addr) ? 'banned address' : this.slots.refuse(addr, open);
         if (why) {
           this.stats.refusedInbound++;
           this.o.log('debug', 'refused inbound connection', { address: addr, reason: why });

@@ -89,13 +89,21 @@ export class Slots {
     this.salt = salt;
   }
 
-  /** Why an inbound connection from `remoteAddr` must be refused now, if it must. */
-  refuse(remoteAddr: string): string | undefined {
+  /**
+   * Why an inbound connection from `remoteAddr` must be refused now, if it must. `open` (the
+   * transport's inbound connections, handshakes unfinished included) counts beside the connected
+   * peers: a socket that never finishes its handshake holds one of the transport's few pending
+   * places, and from one address there would be no end of them.
+   */
+  refuse(remoteAddr: string, open: readonly string[] = []): string | undefined {
     const g = addressGroup(remoteAddr);
     if (!g || (g.loopback && !this.limits.limitLoopback)) return undefined;
-    const inbound = this.records.all().filter((r) => r.direction === 'inbound' && r.group);
-    if (inbound.filter((r) => r.group!.ip === g.ip).length >= this.limits.maxInboundPerIp) return `${this.limits.maxInboundPerIp} inbound connections from ${g.ip} already`;
-    if (inbound.filter((r) => r.group!.subnet === g.subnet).length >= this.limits.maxInboundPerSubnet) return `${this.limits.maxInboundPerSubnet} inbound connections from ${g.subnet} already`;
+    const connected = this.records.all().filter((r) => r.direction === 'inbound');
+    const known = new Set(connected.map((r) => withoutPeerId(r.remoteAddr)));
+    const handshaking = open.filter((a) => !known.has(withoutPeerId(a)));
+    const groups = [...connected.flatMap((r) => r.group ?? []), ...handshaking.flatMap((a) => addressGroup(a) ?? [])];
+    if (groups.filter((o) => o.ip === g.ip).length >= this.limits.maxInboundPerIp) return `${this.limits.maxInboundPerIp} inbound connections from ${g.ip} already`;
+    if (groups.filter((o) => o.subnet === g.subnet).length >= this.limits.maxInboundPerSubnet) return `${this.limits.maxInboundPerSubnet} inbound connections from ${g.subnet} already`;
     return undefined;
   }
 
@@ -114,4 +122,10 @@ export class Slots {
     const victim = chooseEviction(inbound.filter((r) => r !== newcomer), this.salt);
     return victim ? { peer: victim.peer, reason: `evicted to make room for ${peer}`, eviction: true } : { peer, reason: `no room: all ${this.limits.maxInbound} inbound slots hold protected peers`, eviction: false };
   }
+}
+
+/** One connection's address as a socket's and as a connected peer's (which ends in its id). */
+function withoutPeerId(addr: string): string {
+  const at = addr.indexOf('/p2p/');
+  return at < 0 ? addr : addr.slice(0, at);
 }

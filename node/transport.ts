@@ -148,8 +148,12 @@ export interface Transport extends EventEmitter<TransportEvents> {
  */
 export interface ConnectionGate {
   denied(peer: string): boolean;
-  /** An inbound connection from `remoteAddr` (a multiaddr) is refused. */
-  deniedInbound?(remoteAddr: string): boolean;
+  /**
+   * An inbound connection from `remoteAddr` (a multiaddr) is refused. `open`: the remote
+   * addresses of the inbound connections the transport holds now, handshaking or not (one with
+   * handshakes to wait on must say, or sockets that never finish theirs count against nothing).
+   */
+  deniedInbound?(remoteAddr: string, open?: readonly string[]): boolean;
   /** Dialling `addr` is refused (a banned address). */
   deniedDial?(addr: string): boolean;
   /**

@@ -47,6 +47,16 @@ describe('inbound slots', () => {
     assert.equal(connect('out', addr('198.51.100.1', 'out'), 'outbound'), undefined, 'peers we dial are not counted');
   });
 
+  it("sockets still handshaking (the transport's open inbound connections) count against their IP's and subnet's shares, a connected one once", () => {
+    const { slots, connect } = node();
+    connect('s0', addr('198.51.100.1', 's0'));
+    const open = ['/ip4/198.51.100.1/tcp/4000', '/ip4/198.51.100.1/tcp/4001', '/ip4/198.51.100.1/tcp/4002'];
+    assert.equal(slots.refuse('/ip4/198.51.100.1/tcp/4003', open), undefined, 's0 and its socket are one connection: three so far');
+    assert.match(slots.refuse('/ip4/198.51.100.1/tcp/4003', [...open, '/ip4/198.51.100.1/tcp/4004'])!, /^4 inbound connections from 198\.51\.100\.1 already$/);
+    const subnet = [1, 2, 3, 4, 5, 6, 7].map((i) => `/ip4/198.51.100.${10 + i}/tcp/1`);
+    assert.match(slots.refuse('/ip4/198.51.100.99/tcp/1', subnet)!, /^8 inbound connections from 198\.51\.100\.0\/24 already$/);
+  });
+
   it('a newcomer that got past the gate in a race is hung up at once', () => {
     const { connect } = node();
     for (let i = 0; i < 4; i++) connect(`s${i}`, addr('198.51.100.1', `s${i}`));

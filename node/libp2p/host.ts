@@ -128,6 +128,10 @@ export async function createHost(o: HostOptions): Promise<Host> {
       maxConnections: o.maxConnections,
       // The default (5 per second per IP) refuses the sixth local peer of a devnet or test.
       inboundConnectionThreshold: 100,
+      // Handshakes pending at once, from every address. The default, 10, took a few silent
+      // sockets from two subnets to fill for 10 s at a time (the gate holds each address and
+      // subnet to its share of them, node/slots.ts).
+      maxIncomingPendingConnections: o.maxConnections,
       dialTimeout: 5000,
     },
     peerDiscovery: discovery,

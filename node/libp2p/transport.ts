@@ -63,14 +63,25 @@ export class Libp2pTransport extends EventEmitter<TransportEvents> implements Tr
   static async create(o: Libp2pTransportOptions): Promise<Libp2pTransport> {
     const denied = (peer: PeerId) => o.gate.denied(peer.toString());
     let transport: Libp2pTransport | undefined;
+    // Inbound sockets let in, until they close: libp2p says nothing of those still handshaking.
+    const inbound = new Set<MultiaddrConnection>();
     const host = await createHost({
       ...o,
       onDiscovered: (peer) => transport?.heardOf(peer),
       gater: {
         denyDialPeer: async (peer: PeerId) => denied(peer) || (o.gate.deniedDialPeer?.(peer.toString()) ?? false),
         denyDialMultiaddr: async (addr: Multiaddr) => o.gate.deniedDial?.(addr.toString()) ?? false,
-        // Before noise and yamux: an address that is banned or has its share costs one accept.
-        denyInboundConnection: async (conn: MultiaddrConnection) => o.gate.deniedInbound?.(conn.remoteAddr.toString()) ?? false,
+        // Before noise and yamux: an address that is banned or has its share, sockets still
+        // handshaking included, costs one accept.
+        denyInboundConnection: async (conn: MultiaddrConnection) => {
+          for (const c of inbound) if (c.status !== 'open') inbound.delete(c);
+          const denied = o.gate.deniedInbound?.(conn.remoteAddr.toString(), [...inbound].map((c) => c.remoteAddr.toString())) ?? false;
+          if (!denied) {
+            inbound.add(conn);
+            conn.addEventListener('close', () => inbound.delete(conn), { once: true });
+          }
+          return denied;
+        },
         denyOutboundEncryptedConnection: async (peer: PeerId) => denied(peer),
         denyInboundEncryptedConnection: async (peer: PeerId) => denied(peer),
       },
