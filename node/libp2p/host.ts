@@ -6,7 +6,7 @@ import { identify, type Identify } from '@libp2p/identify';
 import { ping, type Ping } from '@libp2p/ping';
 import { bootstrap } from '@libp2p/bootstrap';
 import { mdns } from '@libp2p/mdns';
-import { kadDHT, passthroughMapper, type KadDHT } from '@libp2p/kad-dht';
+import { kadDHT, passthroughMapper, type KadDHT, type KadDHTComponents } from '@libp2p/kad-dht';
 import {
   gossipsub,
   StrictNoSign,
@@ -59,6 +59,44 @@ function announcing<C, S>(factory: (components: C) => S, onPeer: ((peer: PeerInf
     (service as unknown as PeerDiscovery).addEventListener('peer', (e) => onPeer(e.detail));
     return service;
   };
+}
+
+type DhtStore = KadDHTComponents['datastore'];
+
+/**
+ * The DHT's store, which keeps nothing. Cairn asks the DHT only for peers; in server mode kad-dht
+ * also kept, in libp2p's in-memory datastore, every provider record (any key, its sender as the
+ * provider) and every valid value (a "/pk/" record is any public key under its own hash) that
+ * any peer sent, for a day and without bound: a peer in a loop grew the heap without end. What
+ * peers send is now taken and dropped, and nobody is told of it.
+ */
+function keepsNothing(): DhtStore {
+  const notFound = () => Object.assign(new Error('the DHT keeps no records'), { name: 'NotFoundError' });
+  return {
+    has: () => false,
+    put: (key) => key,
+    get: () => {
+      throw notFound();
+    },
+    delete: () => {},
+    async *putMany(pairs) {
+      for await (const { key } of pairs) yield key;
+    },
+    async *getMany(keys) {
+      for await (const key of keys) throw Object.assign(notFound(), { message: `the DHT keeps no record for ${key.toString()}` });
+    },
+    async *deleteMany(keys) {
+      yield* keys;
+    },
+    batch: () => ({ put: () => {}, delete: () => {}, commit: () => {} }),
+    *query() {},
+    *queryKeys() {},
+  };
+}
+
+/** The service `factory` makes, given `store` as its datastore instead of libp2p's. */
+function storingIn<S>(factory: (components: KadDHTComponents) => S, store: DhtStore): (components: KadDHTComponents) => S {
+  return (components) => factory(new Proxy(components, { get: (target, key) => (key === 'datastore' ? store : Reflect.get(target, key)) }));
 }
 
 /** The gossipsub score of a peer below which the node cuts it off (see node/gossip.ts). */
@@ -140,7 +178,8 @@ export async function createHost(o: HostOptions): Promise<Host> {
       ping: ping(),
       pubsub: gossipsub(pubsub) as (c: GossipSubComponents) => CairnPubSub,
       // Server mode and no address filtering: the defaults find nothing on private networks.
-      dht: announcing(kadDHT({ protocol: o.names.dht, clientMode: false, peerInfoMapper: passthroughMapper }), o.onDiscovered),
+      // Peers are all it is for: what others ask it to store is dropped (keepsNothing).
+      dht: announcing(storingIn(kadDHT({ protocol: o.names.dht, clientMode: false, peerInfoMapper: passthroughMapper }), keepsNothing()), o.onDiscovered),
     },
   });
 }
