@@ -8,8 +8,9 @@ import { connect, type Socket } from 'node:net';
 import { generateKeyPair, publicKeyToProtobuf } from '@libp2p/crypto/keys';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { multiaddr } from '@multiformats/multiaddr';
+import { TopicValidatorResult } from '@libp2p/gossipsub';
 import { createHost, type Host } from '../node/libp2p/host.ts';
-import { networkNames } from '../node/protocols.ts';
+import { gossipTopics, networkNames } from '../node/protocols.ts';
 import { networkParams, startNode, stopAll, waitFor, type TestNode } from './helpers/network.ts';
 
 async function plainHost(): Promise<Host> {
@@ -97,5 +98,53 @@ describe('libp2p limits: the DHT keeps nothing strangers ask it to store', funct
     // With nobody to ask, what the node tells first is what it keeps.
     for (const key of keys) assert.ok(!(await drain(target.services.dht.findProviders(key.toCID(), { signal: AbortSignal.timeout(1_000) }))).includes('PROVIDER'), `a provider record for ${key.toCID().toString()} was kept`);
     assert.ok(!(await drain(target.services.dht.get(pkKey, { signal: AbortSignal.timeout(1_000) }))).includes('VALUE'), 'a /pk/ record was kept');
+  });
+});
+
+/** What a test reads of gossipsub's insides, and the raw RPCs a hostile peer writes. */
+interface GossipInsides {
+  mcache: { msgs: Map<string, { message: { topic: string } }> };
+  streamsOutbound: Map<string, unknown>;
+  sendRpc(peer: string, rpc: { subscriptions: { subscribe: boolean; topic: string }[]; messages: { topic: string; data: Uint8Array }[] }): boolean;
+}
+
+describe('libp2p limits: gossip on topics the node does not take', function () {
+  this.timeout(60_000);
+  let target: Host | undefined;
+  let stranger: Host | undefined;
+
+  after(async () => {
+    await Promise.all([stranger?.stop(), target?.stop()]);
+  });
+
+  it('is dropped: no subscriptions kept, nothing cached', async () => {
+    // From a review: gossipsub checks a message against the topic's validator, and scores its
+    // sender by the topic's parameters; on a topic without either, every message was valid, put
+    // in the message cache and served to whoever asked for it, its sender never scored, and a
+    // peer could fill the node's memory with 8 MiB messages at the speed of its link.
+    [target, stranger] = await Promise.all([plainHost(), plainHost()]);
+    const topic = gossipTopics(networkNames(new Uint8Array(32)))[0]!;
+    target.services.pubsub.subscribe(topic);
+    await stranger.dial(target.getMultiaddrs()[0]!);
+    const insides = (host: Host) => host.services.pubsub as unknown as GossipInsides;
+    const targetId = target.peerId.toString();
+    await waitFor(() => insides(stranger!).streamsOutbound.has(targetId), 10_000, 'a gossip stream to the node');
+    const junk = Array.from({ length: 20 }, (_, i) => `junk-${i}`);
+    const sent = insides(stranger).sendRpc(targetId, {
+      subscriptions: junk.map((t) => ({ subscribe: true, topic: t })),
+      messages: junk.map((t, i) => ({ topic: t, data: new Uint8Array(1024).fill(i) })),
+    });
+    assert.ok(sent);
+    // A message on the node's own topic after them: once its validator has seen it, the junk was read.
+    let seen = false;
+    target.services.pubsub.topicValidators.set(topic, () => {
+      seen = true;
+      return TopicValidatorResult.Ignore;
+    });
+    insides(stranger).sendRpc(targetId, { subscriptions: [], messages: [{ topic, data: Uint8Array.of(1) }] });
+    await waitFor(() => seen, 5_000, 'the message on the node\'s topic');
+    const cached = [...insides(target).mcache.msgs.values()].filter((m) => m.message.topic.startsWith('junk-'));
+    assert.equal(cached.length, 0, 'messages on topics the node does not take were cached');
+    assert.deepEqual(junk.filter((t) => target!.services.pubsub.getSubscribers(t).length > 0), [], 'subscriptions to topics the node does not take were kept');
   });
 });

@@ -139,6 +139,9 @@ export async function createHost(o: HostOptions): Promise<Host> {
     // connection we never read from again. Admit up to 8 MiB, so our validators see (and punish)
     // anything above our own limits; senders beyond it are caught as gossip-less peers.
     maxInboundDataLength: Math.max(8 << 20, 2 * o.maxMessageBytes),
+    // Subscriptions and messages on any other topic are dropped as they are read: one without a
+    // validator or score parameters here was valid, cached and served, its sender never scored.
+    allowedTopics: gossipTopics(o.names),
     allowPublishToZeroTopicPeers: true,
     ignoreDuplicatePublishError: true,
     scoreParams: {
