@@ -9,7 +9,7 @@ import { generateKeyPair, publicKeyToProtobuf } from '@libp2p/crypto/keys';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { multiaddr } from '@multiformats/multiaddr';
 import { TopicValidatorResult } from '@libp2p/gossipsub';
-import { createHost, type Host } from '../node/libp2p/host.ts';
+import { MAX_INBOUND_STREAMS_PER_CONNECTION, createHost, type Host } from '../node/libp2p/host.ts';
 import { gossipTopics, networkNames } from '../node/protocols.ts';
 import { networkParams, startNode, stopAll, waitFor, type TestNode } from './helpers/network.ts';
 
@@ -146,5 +146,32 @@ describe('libp2p limits: gossip on topics the node does not take', function () {
     const cached = [...insides(target).mcache.msgs.values()].filter((m) => m.message.topic.startsWith('junk-'));
     assert.equal(cached.length, 0, 'messages on topics the node does not take were cached');
     assert.deepEqual(junk.filter((t) => target!.services.pubsub.getSubscribers(t).length > 0), [], 'subscriptions to topics the node does not take were kept');
+  });
+});
+
+describe('libp2p limits: streams that never say their protocol', function () {
+  this.timeout(60_000);
+  let target: Host | undefined;
+  let stranger: Host | undefined;
+
+  after(async () => {
+    await Promise.all([stranger?.stop(), target?.stop()]);
+  });
+
+  it(`a peer holds at most ${MAX_INBOUND_STREAMS_PER_CONNECTION} of them at once on a connection`, async () => {
+    // From a review: yamux let a connection open 1,000 streams, each waiting 10 s for its
+    // protocol at about 17 KB of the node's heap: 15 MB a connection, and 1 GB over 64 of them,
+    // kept for a few bytes every 10 s.
+    [target, stranger] = await Promise.all([plainHost(), plainHost()]);
+    const conn = await stranger.dial(target.getMultiaddrs()[0]!);
+    await waitFor(async () => (await stranger!.peerStore.get(target!.peerId)).protocols.length > 0, 10_000, 'identify to be done');
+    const muxer = (conn as unknown as { muxer: { createStream(): Promise<{ status: string }> } }).muxer;
+    const opened: { status: string }[] = [];
+    // Raw yamux streams: opened, and then not a byte on them.
+    for (let i = 0; i < 600; i++) opened.push(await muxer.createStream());
+    const onTarget = () => target!.getConnections().reduce((n, c) => n + c.streams.filter((s) => s.direction === 'inbound').length, 0);
+    const refused = () => opened.filter((s) => s.status !== 'open').length;
+    await waitFor(() => onTarget() + refused() >= opened.length, 5_000, 'the node to take or refuse every stream');
+    assert.ok(onTarget() <= MAX_INBOUND_STREAMS_PER_CONNECTION, `${onTarget()} streams held`);
   });
 });

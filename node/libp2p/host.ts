@@ -99,6 +99,13 @@ function storingIn<S>(factory: (components: KadDHTComponents) => S, store: DhtSt
   return (components) => factory(new Proxy(components, { get: (target, key) => (key === 'datastore' ? store : Reflect.get(target, key)) }));
 }
 
+/**
+ * Streams a peer may have open on a connection at once (yamux's default is 1,000). One whose
+ * protocol is not said yet waits 10 s at about 17 KB of heap; an honest peer has a few dozen
+ * open, its requests held to a few in flight a protocol (node/serving.ts).
+ */
+export const MAX_INBOUND_STREAMS_PER_CONNECTION = 128;
+
 /** The gossipsub score of a peer below which the node cuts it off (see node/gossip.ts). */
 export const GOSSIP_BAN_SCORE = -40;
 
@@ -163,7 +170,7 @@ export async function createHost(o: HostOptions): Promise<Host> {
     addresses: { listen: [...o.listen] },
     transports: [tcp()],
     connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
+    streamMuxers: [yamux({ maxInboundStreams: MAX_INBOUND_STREAMS_PER_CONNECTION })],
     connectionGater: o.gater,
     connectionManager: {
       maxConnections: o.maxConnections,
