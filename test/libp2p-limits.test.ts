@@ -9,6 +9,12 @@ import { generateKeyPair, publicKeyToProtobuf } from '@libp2p/crypto/keys';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { multiaddr } from '@multiformats/multiaddr';
 import { TopicValidatorResult } from '@libp2p/gossipsub';
+import { createLibp2p, type Libp2p } from 'libp2p';
+import { tcp } from '@libp2p/tcp';
+import { noise } from '@chainsafe/libp2p-noise';
+import { yamux } from '@chainsafe/libp2p-yamux';
+import { identify } from '@libp2p/identify';
+import type { Stream } from '@libp2p/interface';
 import { MAX_INBOUND_STREAMS_PER_CONNECTION, createHost, type Host } from '../node/libp2p/host.ts';
 import { gossipTopics, networkNames } from '../node/protocols.ts';
 import { networkParams, startNode, stopAll, waitFor, type TestNode } from './helpers/network.ts';
@@ -173,5 +179,47 @@ describe('libp2p limits: streams that never say their protocol', function () {
     const refused = () => opened.filter((s) => s.status !== 'open').length;
     await waitFor(() => onTarget() + refused() >= opened.length, 5_000, 'the node to take or refuse every stream');
     assert.ok(onTarget() <= MAX_INBOUND_STREAMS_PER_CONNECTION, `${onTarget()} streams held`);
+  });
+});
+
+/** A gossipsub RPC, length-prefixed, that subscribes to `topic` (protobuf by hand: RPC.subscriptions = [{ subscribe: true, topic }]). */
+function subscribeRpc(topic: string): Uint8Array {
+  const name = new TextEncoder().encode(topic);
+  const sub = Uint8Array.from([0x08, 0x01, 0x12, name.length, ...name]);
+  const rpc = Uint8Array.from([0x0a, sub.length, ...sub]);
+  return Uint8Array.from([rpc.length, ...rpc]);
+}
+
+describe('libp2p limits: a gossip peer that never reads', function () {
+  this.timeout(60_000);
+  let target: Host | undefined;
+  let stranger: Libp2p | undefined;
+
+  after(async () => {
+    await Promise.all([stranger?.stop(), target?.stop()]);
+  });
+
+  it("costs the node at most a bounded queue of what it sends it: its gossip stream is cut once that is full", async () => {
+    // From a review: gossipsub writes to a peer's stream without waiting for it to drain, and
+    // libp2p's streams queue without bound: a peer subscribed to the node's topics that stopped
+    // reading (its yamux window shut) had every block and batch the node sent it kept in memory
+    // for as long as the connection lasted.
+    target = await plainHost();
+    const topic = gossipTopics(networkNames(new Uint8Array(32)))[0]!;
+    target.services.pubsub.subscribe(topic);
+    stranger = await createLibp2p({ addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] }, transports: [tcp()], connectionEncrypters: [noise()], streamMuxers: [yamux()], services: { identify: identify() } });
+    // It takes the node's gossip stream and never reads it: yamux gives the node no more window.
+    await stranger.handle(['/meshsub/1.1.0', '/meshsub/1.2.0'], (stream: Stream) => stream.pause());
+    await stranger.dial(target.getMultiaddrs()[0]!);
+    const mine = await stranger.dialProtocol(target.peerId, '/meshsub/1.1.0');
+    mine.send(subscribeRpc(topic));
+    const strangerId = stranger.peerId;
+    await waitFor(() => target!.services.pubsub.getSubscribers(topic).some((p) => p.equals(strangerId)), 10_000, 'the stranger to subscribe');
+    const toStranger = () => target!.getConnections(strangerId).flatMap((c) => c.streams).filter((s) => s.direction === 'outbound' && s.protocol?.startsWith('/meshsub/'));
+    await waitFor(() => toStranger().length === 1, 10_000, "the node's gossip stream to the stranger");
+    const stream = toStranger()[0]!;
+    // 12 MiB of gossip, more than the node queues for one peer.
+    for (let i = 0; i < 24; i++) await target.services.pubsub.publish(topic, new Uint8Array(512 << 10).fill(i));
+    await waitFor(() => stream.status !== 'open', 5_000, 'the stream to the peer that never reads to be cut');
   });
 });

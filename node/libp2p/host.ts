@@ -149,6 +149,10 @@ export async function createHost(o: HostOptions): Promise<Host> {
     // Subscriptions and messages on any other topic are dropped as they are read: one without a
     // validator or score parameters here was valid, cached and served, its sender never scored.
     allowedTopics: gossipTopics(o.names),
+    // gossipsub writes without waiting for a peer's stream to drain, and the stream queued without
+    // bound: a peer that stopped reading had all the node sent it kept, for as long as it stayed.
+    // Past a few full blocks the stream is cut (the peer gets nothing more; its loss alone).
+    maxOutboundBufferSize: Math.max(8 << 20, 4 * o.maxMessageBytes),
     allowPublishToZeroTopicPeers: true,
     ignoreDuplicatePublishError: true,
     scoreParams: {
