@@ -10,7 +10,7 @@ import { blockChart, feeChart } from './chart.js';
  * @typedef {{ cursor: string | null; kind: 'sent' | 'received' | 'self' | 'coinbase'; txid: string | null; from: string | null; to: string | null; amount: string | null; fee: string | null;
  *   status: TxStatus; pruned?: true }} AddressLine
  * @typedef {{ state: string; progress: number }} IndexStatus
- * @typedef {{ network: string; unit: string; decimals: number; block_time: number; height: number; tip: string; syncing: boolean; sync_target: number; mining: boolean;
+ * @typedef {{ network: string; unit: string; decimals: number; block_time: number; height: number; tip: string; syncing: boolean; sync_target: number; mining: boolean; mining_waits: string | null; mining_hash_rate: number | null;
  *   peers: { id: string; address: string | null; direction: string | null; height: number | null }[]; address_index: IndexStatus | null;
  *   events: { run: string; latest: number; oldest: number } }} NodeInfo
  */
@@ -225,7 +225,7 @@ export async function nodePage() {
       ['Network', n.network],
       ['Tip', [link(`#/block/${n.tip}`, String(n.height)), ' ', h('span', { class: 'mono muted' }, short(n.tip))]],
       ['Sync', n.syncing ? `catching up to ${n.sync_target}` : 'following the tip'],
-      ['Mining', n.mining ? 'yes' : 'no'],
+      ['Mining', !n.mining ? 'no' : n.mining_waits ? `waits: ${n.mining_waits}` : `yes, ${(n.mining_hash_rate ?? 0).toLocaleString('en')} H/s (this node, last 10 s)`],
       ['Address index', n.address_index ? `${n.address_index.state} (${Math.floor(n.address_index.progress * 100)}%)` : 'off'],
       ['Events', `${n.events.latest} so far`],
     ]),

@@ -128,6 +128,19 @@ describe('REST API and live events', function () {
     assert.ok(bytes < 150_000, `${bytes} bytes of script`);
   });
 
+  it('/node tells whether the node mines, why its miner waits, and its own hash rate', async () => {
+    const node = () => get(`${base}/node`).then((r) => r.json<{ mining: boolean; mining_waits: string | null; mining_hash_rate: number | null }>());
+    const before = await node();
+    assert.deepEqual([before.mining, before.mining_waits, before.mining_hash_rate], [false, null, null]);
+    t.node.miner = { held: 'catching up with its peers', hashRate: 1234.4 };
+    try {
+      const mining = await node();
+      assert.deepEqual([mining.mining, mining.mining_waits, mining.mining_hash_rate], [true, 'catching up with its peers', 1234]);
+    } finally {
+      t.node.miner = undefined;
+    }
+  });
+
   it('CORS is off unless asked for; a client over its rate gets 429 with a code', async () => {
     assert.equal((await get(`${base}/blocks/tip/height`)).headers.get('access-control-allow-origin'), null);
     assert.equal((await get(`${base}/blocks/tip/height`, { method: 'OPTIONS' })).status, 405);

@@ -365,6 +365,9 @@ function nodeJson(node: NodeView, feed: EventFeed) {
     syncing: node.sync.syncing,
     sync_target: node.sync.targetHeight,
     mining: node.mining,
+    // Why a mining node does not mine (it has not caught up), and what its own threads hash.
+    mining_waits: node.miner?.held ?? null,
+    mining_hash_rate: node.miner ? Math.round(node.miner.hashRate) : null,
     peers: node.transport.peers().map((id) => ({ id, address: node.transport.connectionInfo(id)?.remoteAddr ?? null, direction: node.transport.connectionInfo(id)?.direction ?? null, height: peerHeights.get(id) ?? null })),
     address_index: node.addressIndex ? node.addressIndex.status() : null,
     events: { run: feed.runId, latest: feed.latest, oldest: feed.oldest },
