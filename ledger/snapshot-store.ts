@@ -29,9 +29,26 @@ const WRITE_BATCH = 10_000;
  */
 export class SnapshotStore {
   private readonly kv: KvStore;
+  /** Per height, how often its copy began to be dropped or was completed (see `version`). */
+  private readonly versions = new Map<number, number>();
 
   constructor(kv: KvStore) {
     this.kv = kv;
+  }
+
+  /**
+   * Changes before a copy at `height` is dropped and before a copy there is completed: a reader
+   * that saw the same version before and after its reads (and a record throughout) read one
+   * copy, not parts of two. A copy remade while a chunk was served (a reorganisation across its
+   * height) otherwise passed a check of the record alone, and the chunk, entries of one copy under
+   * a proof from the other, failed its proof: the joiner banned an honest server for it.
+   */
+  version(height: number): number {
+    return this.versions.get(height) ?? 0;
+  }
+
+  private bump(height: number): void {
+    this.versions.set(height, this.version(height) + 1);
   }
 
   /** Complete snapshots, lowest first. */
@@ -69,6 +86,7 @@ export class SnapshotStore {
 
   /** Deletes a snapshot: its record first, so it is no longer served, then its data. */
   async drop(height: number): Promise<void> {
+    this.bump(height);
     await this.kv.write([{ type: 'del', key: layout.snapshotInfo(height) }]);
     await this.kv.clear(layout.snapshotData(height));
   }
@@ -121,6 +139,7 @@ export class SnapshotStore {
       throw new StoreError('STORE_CORRUPT', `the accounts copied at height ${height} hash to ${toHex(root)}, not the block's state root ${toHex(stateRoot)}`);
     }
     const info = { height, hash: plainBytes(hash), stateRoot: plainBytes(stateRoot), accounts: count };
+    this.bump(height);
     await this.kv.write([{ type: 'put', key: layout.snapshotInfo(height), value: encodeInfo(info) }]);
     return info;
   }

@@ -196,7 +196,8 @@ export function mustSplit(accounts: number, depth: number): boolean {
 /**
  * Serves getSnapshotChunk (node/snapshot-wire.ts) from the copies the keeper made, within the
  * asker's budgets: `none` for a block of which no complete copy is kept here (the copy's record is
- * read again after the answer is made, so a copy dropped meanwhile is never half served).
+ * read again after the answer is made, and its version compared, so a copy dropped or made again
+ * meanwhile is never half served).
  */
 export async function serveSnapshots(chain: Chain, serve: Serve, names: NetworkNames, onBadRequest: (peer: string, err: unknown) => void): Promise<void> {
   const snapshots = chain.db.snapshots;
@@ -207,12 +208,13 @@ export async function serveSnapshots(chain: Chain, serve: Serve, names: NetworkN
     names.snapshot,
     async (req) => {
       const { height, hash, position } = decodeGetSnapshotChunk(req);
+      const version = snapshots.version(height);
       const info = await snapshots.get(height);
       if (!info || !bytesEqual(info.hash, hash)) return none;
       if (mustSplit(info.accounts, positionDepth(position))) return split;
       const entries = await snapshots.entries(height, position, MAX_CHUNK_ACCOUNTS);
       const answer = entries === 'too-many' ? split : encodeSnapshotChunk({ kind: 'chunk', entries, proof: await proveChunk(snapshots.nodes(height), position) });
-      return (await snapshots.get(height)) ? answer : none;
+      return (await snapshots.get(height)) && snapshots.version(height) === version ? answer : none;
     },
     { timeoutMs: SERVE_TIMEOUT_MS, maxBytes: GET_SNAPSHOT_CHUNK_MAX_BYTES, onBadRequest },
   );

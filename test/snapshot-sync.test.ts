@@ -12,20 +12,24 @@ import { Random } from '../sim/random.ts';
 import { scenario, simParams } from '../sim/scenario.ts';
 import { World } from '../sim/world.ts';
 import { decodeSnapshotChunk, encodeSnapshotChunk } from '../node/snapshot-wire.ts';
-import { keptSnapshotHeights, makeSnapshot, mustSplit, pivotHeight } from '../node/snapshots.ts';
+import { keptSnapshotHeights, makeSnapshot, mustSplit, pivotHeight, serveSnapshots } from '../node/snapshots.ts';
 import { historyCheckStatus } from '../node/history-check.ts';
 import { ChainDB } from '../ledger/chaindb.ts';
 import { MemoryDisk } from '../ledger/kv-memory.ts';
 import type { KvStore } from '../ledger/kv.ts';
+import type { Responder as ServedResponder } from '../node/transport.ts';
 import { layout } from '../ledger/layout.ts';
 import { bytesEqual, toHex } from '../ledger/bytes.ts';
+import { stateKey } from '../ledger/smt.ts';
+import { childPositions, verifyChunk } from '../ledger/smt-range.ts';
+import { encodeGetSnapshotChunk } from '../node/snapshot-wire.ts';
 import { Chain } from '../consensus/chain.ts';
 import { SnapshotJoin } from '../node/snapshot-sync.ts';
 import { PeerFault } from '../node/header-sync.ts';
 import type { PeerManager } from '../node/peers.ts';
 import { networkNames } from '../node/protocols.ts';
 import { decodeGetHeaderRange, encodeHeaders, type Status } from '../node/wire.ts';
-import { testKey, testParams } from './helpers/fixtures.ts';
+import { afterTurns, testKey, testParams } from './helpers/fixtures.ts';
 import { asParent, mineChain, mineChild } from './helpers/mining.ts';
 
 const INTERVAL = 20;
@@ -237,6 +241,73 @@ describe('a kept snapshot made again at its height', () => {
       await db.snapshots.make(5, hash, stateRoot, accounts(), async () => void seen.push(await db.snapshots.get(5)));
       assert.ok(seen.length > 0 && seen.every((s) => s === undefined), 'no record while the data is rewritten');
       assert.ok(await db.snapshots.get(5), 'served again once made');
+    } finally {
+      await db.close();
+    }
+  });
+});
+
+describe('a chunk served while its copy is made again', () => {
+  it('is refused (none), never entries of one copy under a proof from the other', async () => {
+    // From a review: the server read the copy's record again after making its answer, but not
+    // which copy it was. A copy made again at its height meanwhile (a reorganisation across it)
+    // passed that check, and the answer, entries of the old copy with the new one's tree, failed
+    // its proof: the joiner banned an honest server for it.
+    const params = testParams();
+    const inner = new MemoryDisk().open();
+    let hold: Promise<void> | undefined;
+    let held = 0;
+    const kv: KvStore = {
+      get: (key) => inner.get(key),
+      async getMany(keys) {
+        const gate = hold;
+        hold = undefined;
+        if (gate) {
+          held++;
+          await gate;
+        }
+        return inner.getMany(keys);
+      },
+      write: (ops) => inner.write(ops),
+      keys: (range) => inner.keys(range),
+      clear: (range) => inner.clear(range),
+      close: () => inner.close(),
+      iterate: (range, limit) => inner.iterate(range, limit),
+    };
+    const db = await ChainDB.open(kv, params);
+    try {
+      const chain = await Chain.open(db, { clock: () => params.timestamp + 10_000_000 });
+      const everyAccount = async () => {
+        const out = [];
+        for await (const a of db.accounts()) out.push(a);
+        return out;
+      };
+      const listed = (list: Awaited<ReturnType<typeof everyAccount>>) => (async function* () { yield* list; })();
+      const before = await everyAccount();
+      const miner = testKey(3).address;
+      const [block] = mineChain(params, asParent(db.genesis), 1, { miner });
+      assert.equal(await chain.processBlock(block!), 'connected');
+      const after = await everyAccount();
+      const genesis = db.genesis.header;
+      await db.snapshots.make(5, genesis.hash, genesis.stateRoot, listed(before), async () => {});
+      let respond: ServedResponder | undefined;
+      await serveSnapshots(chain, async (_name, _protocol, r) => void (respond = r), networkNames(genesis.hash), () => {});
+      // The half of the tree the block did not touch: the same entries in both copies, its sibling not.
+      const halves = childPositions(String.fromCharCode(0));
+      const position = halves[(stateKey(miner)[0]! >>> 7) ^ 1]!;
+      let release!: () => void;
+      hold = new Promise<void>((resolve) => (release = resolve));
+      const answering = respond!(encodeGetSnapshotChunk({ height: 5, hash: genesis.hash, position }), 'peer');
+      for (let turn = 0; held === 0; turn++) {
+        assert.ok(turn < 100, 'the proof read was held');
+        await afterTurns(1);
+      }
+      // Made again at its height, for the block that is there now, while the answer is made.
+      await db.snapshots.make(5, block!.header.hash, block!.header.stateRoot, listed(after), async () => {});
+      release();
+      const answer = decodeSnapshotChunk((await answering) as Uint8Array);
+      if (answer.kind === 'chunk') assert.doesNotThrow(() => verifyChunk(genesis.stateRoot, position, answer.entries, answer.proof), 'a chunk served holds against the block asked for');
+      else assert.equal(answer.kind, 'none');
     } finally {
       await db.close();
     }
