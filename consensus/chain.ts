@@ -15,6 +15,7 @@ import type { BlockOutcome, ChainEvents, ChainOptions, Clock } from './chain-typ
 import { OrphanPool } from './orphans.ts';
 import { checkBlockSanity, type SaneBlock } from './sanity.ts';
 import { ForkChoice } from './fork-choice.ts';
+import { SettledReads } from './settled-reads.ts';
 export { maxFutureDrift } from './header-rules.ts';
 
 export type { BlockOutcome, ChainEvents, ChainOptions, Clock, ReorgEvent } from './chain-types.ts';
@@ -57,6 +58,8 @@ export class Chain extends EventEmitter<ChainEvents> {
    * fork choice left aside. Empty between imports.
    */
   private readonly unwritten = new Map<BlockIndexEntry, SaneBlock>();
+  /** Reads of the main chain that wait out a reorganisation under way (readSettled). */
+  private readonly settled = new SettledReads();
 
   private constructor(db: ChainDB, options: ChainOptions, index: ChainIndex) {
     super();
@@ -75,6 +78,7 @@ export class Chain extends EventEmitter<ChainEvents> {
       unwritten: this.unwritten,
       remember: (entry) => this.remember(entry),
       events: this,
+      reorganising: () => this.reorganising(),
     });
   }
 
@@ -89,7 +93,7 @@ export class Chain extends EventEmitter<ChainEvents> {
     for (const e of index.values()) {
       if (e.isValid && e.status & HAVE_DATA && e.totalWork >= tip.totalWork) chain.forkChoice.candidates.add(e);
     }
-    await chain.lock.run(async () => {
+    await chain.runImport(async () => {
       await chain.forkChoice.activateBestChain();
       await chain.fitWindow();
     });
@@ -168,14 +172,43 @@ export class Chain extends EventEmitter<ChainEvents> {
   }
 
   /**
+   * Runs `read` of the main chain (`byHeight`) so that it sees no reorganisation part-way, when
+   * the main chain ends at the fork point or part-way up the new branch, below the tip before and
+   * after: it waits for one under way, and reads again if one began meanwhile. Blocks that only
+   * extend the chain may connect during it. Unlike withImportsPaused, imports never wait for it:
+   * what peers ask for may use it as often as their budgets allow.
+   */
+  readSettled<T>(read: () => Promise<T>): Promise<T> {
+    return this.settled.read(read, (again) => this.withImportsPaused(again));
+  }
+
+  /** ForkChoice is about to disconnect blocks: the main chain is a tip's again when the import ends. Import lock. */
+  private reorganising(): void {
+    this.lock.assertHeld('reorganising');
+    this.settled.begin();
+  }
+
+  /** Runs import work under the lock, and settles a reorganisation it made once it ends, however it ends. */
+  private runImport<T>(work: () => Promise<T>): Promise<T> {
+    return this.lock.run(async () => {
+      try {
+        return await work();
+      } finally {
+        this.settled.settle();
+      }
+    });
+  }
+
+  /**
    * Runs a snapshot sync's `install` (ledger/snapshot-join.ts), which replaces the state and tip
    * of a chain still at genesis in the store (node/snapshot-sync.ts), then takes them as they are:
    * the store's memory and the index window are read again, and fork choice starts from the
    * snapshot's block. Between imports.
    */
   adoptSnapshot(install: () => Promise<void>): Promise<void> {
-    return this.lock.run(async () => {
+    return this.runImport(async () => {
       if (this.tip.height !== 0) throw new Error('a snapshot is adopted only by a chain at genesis');
+      this.reorganising(); // the store's chain is replaced underneath the index until it is read again
       await this.db.flushed();
       // One that fails part-way leaves the state half replaced under this chain's memory: the
       // store takes nothing more, and the next open finishes the install.
@@ -200,12 +233,12 @@ export class Chain extends EventEmitter<ChainEvents> {
    * imported too; their failures are reported through the 'invalid' event, not thrown.
    */
   processBlock(block: Block): Promise<BlockOutcome> {
-    return this.lock.run(async () => (await this.known(block)) ?? this.timed(block, () => this.importBlock(checkBlockSanity(block, this.params))));
+    return this.runImport(async () => (await this.known(block)) ?? this.timed(block, () => this.importBlock(checkBlockSanity(block, this.params))));
   }
 
   /** The same for a block whose sanity the caller checked (a compact block rebuilt, a synced batch). */
   processSaneBlock(block: SaneBlock): Promise<BlockOutcome> {
-    return this.lock.run(async () => (await this.known(block)) ?? this.timed(block, () => this.importBlock(block)));
+    return this.runImport(async () => (await this.known(block)) ?? this.timed(block, () => this.importBlock(block)));
   }
 
   /**

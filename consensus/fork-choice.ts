@@ -42,6 +42,8 @@ export interface ForkChoiceParts {
   readonly remember: (entry: BlockIndexEntry) => Promise<void>;
   /** The chain, whose listeners hear of every block connected, disconnected or found invalid. */
   readonly events: EventEmitter<ChainEvents>;
+  /** Told before the first block of a reorganisation is disconnected: the main chain is no longer a tip's until the import ends. */
+  readonly reorganising: () => void;
 }
 
 export class ForkChoice {
@@ -137,6 +139,7 @@ export class ForkChoice {
     const fork = findForkPoint(from, target);
     const disconnected: Block[] = [];
     const connected: Block[] = [];
+    if (from !== fork) this.parts.reorganising();
     try {
       while (this.tip !== fork) {
         const entry = this.tip;

@@ -49,7 +49,8 @@ export async function serveChain(o: ChainServerOptions): Promise<void> {
     names.headers,
     async (req) => {
       const { locator, max } = decodeGetHeaders(req);
-      return encodeHeaders(await chain.byHeight.headersAfter(locator, max));
+      // Never mid-way through a reorganisation, as header ranges (answerHeaderRange): a chain cut at a fork point.
+      return encodeHeaders(await chain.readSettled(() => chain.byHeight.headersAfter(locator, max)));
     },
     { ...limits, maxBytes: GET_HEADERS_MAX_BYTES },
   );

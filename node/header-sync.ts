@@ -31,10 +31,15 @@ export class PeerFault extends Error {
  * The answer to getHeaderRange, for every peer that asks (a syncing full node, a light client):
  * main-chain headers by height from the window, or below it from the store's records in one range
  * scan, as stored (nothing decoded or hashed), so a height costs the same at any depth.
+ *
+ * Never read mid-way through a reorganisation (Chain.readSettled): the main chain then ends at
+ * the fork point or part-way up the new branch, below the work our status claimed a moment
+ * before, and an answer cut short there is what a liar sends (the asker, full node or light
+ * client, bans for it).
  */
 export async function answerHeaderRange(chain: Chain, request: Uint8Array): Promise<Uint8Array> {
   const { from, count } = decodeGetHeaderRange(request);
-  return encodeHeaderBytes(await chain.byHeight.headerBytes(from, count));
+  return encodeHeaderBytes(await chain.readSettled(() => chain.byHeight.headerBytes(from, count)));
 }
 
 /** A peer's header chain beyond the block both chains share, checked and written to the scratch list. */

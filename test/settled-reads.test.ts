@@ -1,0 +1,61 @@
+/**
+ * SettledReads (consensus/settled-reads.ts), behind Chain.readSettled: a read of the main chain
+ * never sees a reorganisation part-way, and never holds up an import.
+ */
+import assert from 'node:assert/strict';
+import { SettledReads } from '../consensus/settled-reads.ts';
+import { afterTurns } from './helpers/fixtures.ts';
+
+describe('settled reads', () => {
+  it('a read waits out a reorganisation under way', async () => {
+    const reads = new SettledReads();
+    reads.begin();
+    let read = 0;
+    const answer = reads.read(async () => ++read, () => assert.fail('no fallback'));
+    await afterTurns(5);
+    assert.equal(read, 0, 'not read while it is under way');
+    reads.settle();
+    assert.equal(await answer, 1);
+  });
+
+  it('a read during which a reorganisation began is made again once it has settled', async () => {
+    const reads = new SettledReads();
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const seen: number[] = [];
+    let reorganised = false;
+    const answer = reads.read(
+      async () => {
+        seen.push(seen.length);
+        if (seen.length === 1) await held;
+        return reorganised ? 'after' : 'during';
+      },
+      () => assert.fail('no fallback'),
+    );
+    await afterTurns(2);
+    reads.begin(); // a reorganisation begins while the first read is out
+    release();
+    await afterTurns(5);
+    assert.equal(seen.length, 1, 'not read again before it has settled');
+    reorganised = true;
+    reads.settle();
+    assert.equal(await answer, 'after');
+    assert.equal(seen.length, 2);
+  });
+
+  it('a chain that reorganises under every read is read between imports after a few tries', async () => {
+    const reads = new SettledReads();
+    let tries = 0;
+    const answer = await reads.read(
+      async () => {
+        tries++;
+        reads.begin();
+        reads.settle();
+        return 'moved';
+      },
+      async (read) => `between imports: ${await read()}`,
+    );
+    assert.equal(answer, 'between imports: moved');
+    assert.equal(tries, 4, 'three tries, then the one between imports');
+  });
+});
