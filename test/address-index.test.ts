@@ -124,6 +124,25 @@ describe('address index', () => {
     await db.close();
   });
 
+  it("requests for a busy address's counts that come together read its entries once, the rest only what is above the memo", async () => {
+    // From the long-chain review: after a start (nothing remembered), a burst of requests for a
+    // miner's page each read its whole history side by side, 12 s apiece at a million blocks.
+    const { db, chain, index } = await open(new MemoryDisk(), true);
+    for (const b of mineChain(params, asParent(db.genesis), 30, { miner: minerA })) await chain.processBlock(b);
+    let read = 0;
+    const records = db.records.bind(db);
+    db.records = async function* (range) {
+      for await (const r of records(range)) {
+        read++;
+        yield r;
+      }
+    };
+    const counts = await Promise.all(Array.from({ length: 10 }, () => index!.counts(minerA, chain.tip.height - 5)));
+    for (const c of counts) assert.deepEqual(c, { entries: 30, sent: 0, received: 0, coinbase: 30 });
+    assert.equal(read, 30 + 9 * 5, 'all 30 once, then the 5 unsettled for each of the other 9');
+    await db.close();
+  });
+
   it('a reorganisation between checking the remembered count and reading the settled block leaves nothing wrong remembered', async () => {
     // From a review: the remembered count was checked against the chain before the settled
     // block's hash was first read, so a reorganisation between the two kept one chain's counts
