@@ -7,6 +7,8 @@
  */
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
+import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { toHex } from '../ledger/bytes.ts';
 import { ChainDB } from '../ledger/chaindb.ts';
 import { MemoryDisk } from '../ledger/kv-memory.ts';
@@ -15,6 +17,7 @@ import { Chain } from '../consensus/chain.ts';
 import { proveAccountsAt } from '../consensus/state-proofs.ts';
 import { realEnv } from '../node/env.ts';
 import { LightClient } from '../node/light/client.ts';
+import { RECENT_HEADERS } from '../node/light/headers.ts';
 import { serveLightClients } from '../node/light/serve.ts';
 import { answerHeaderRange } from '../node/header-sync.ts';
 import type { Serve } from '../node/serving.ts';
@@ -22,7 +25,7 @@ import { decodeGetProofs, encodeProofs } from '../node/light/wire.ts';
 import { networkNames } from '../node/protocols.ts';
 import { DEFAULT_BAN_SECONDS } from '../node/peers.ts';
 import { TransportError, busyError, isBusy, type ConnectionGate, type Responder, type Transport, type TransportEvents } from '../node/transport.ts';
-import { decodeGetHeaders, encodeHeaders, encodeStatus } from '../node/wire.ts';
+import { decodeGetHeaders, decodeHeaders, encodeHeaders, encodeStatus } from '../node/wire.ts';
 import { FUNDED_KEYS, tempDir, testKey, testParams, transfer } from './helpers/fixtures.ts';
 import { asParent, mineChild } from './helpers/mining.ts';
 
@@ -181,6 +184,65 @@ describe('light client', function () {
     assert.deepEqual(proven.account, { balance: 507n, nonce: 0n });
     assert.equal(proven.height, chain.tip.height);
     assert.equal((await client.getAccount(testKey(71).address)).account, undefined);
+  });
+
+  /** Counts the headers `peer` serves by height from now on. */
+  function countServedHeaders(peer: string): { served: number } {
+    const counter = { served: 0 };
+    const handlers = net.peers.get(peer)!;
+    const respond = handlers.get(names.headerRange)!;
+    handlers.set(names.headerRange, async (req, asker) => {
+      const out = await respond(req, asker);
+      if (out instanceof Uint8Array) counter.served += decodeHeaders(out).length;
+      return out;
+    });
+    return counter;
+  }
+
+  it('a restart after a clean stop goes on from its tip: it asks only for the headers that came since, and proves', async () => {
+    // From the long-chain review: every start emptied the headers file and fetched every header
+    // from genesis again, about a minute at a million (and what its peers uploaded for it) before
+    // it could prove an account. More than the headers it keeps whole, so the saved ones wrap.
+    const chain = await newChain();
+    await extend(chain, 3, 50, true);
+    await extend(chain, RECENT_HEADERS + 40, 51);
+    await fullNode(net, 'full', chain);
+    await meet(await startLight(), 'full');
+    await light!.stop();
+    await extend(chain, 5, 52);
+    const served = countServedHeaders('full');
+    const client = await startLight();
+    assert.equal(client.headers.height, chain.tip.height - 5, 'its tip before it met anyone');
+    await meet(client, 'full');
+    assert.equal(toHex(client.headers.tip.header.hash), chain.tip.hashHex);
+    assert.equal(served.served, 5, 'the five new headers, not the chain again');
+    const proven = await client.getAccount(carol.address);
+    assert.deepEqual(proven.account, { balance: 507n, nonce: 0n });
+    assert.equal(proven.height, chain.tip.height);
+    assert.ok(!existsSync(join(dir.path, 'headers.tip')), 'the saved tip is gone once read: a kill now starts over');
+  });
+
+  it('a saved tip that does not match the headers file, or is of another network, is not trusted: the client starts from genesis', async () => {
+    const chain = await newChain();
+    await extend(chain, 30, 50);
+    await fullNode(net, 'full', chain);
+    await meet(await startLight(), 'full');
+    await light!.stop();
+    const tip = readFileSync(join(dir.path, 'headers.tip'));
+    const hashes = readFileSync(join(dir.path, 'headers'));
+    appendFileSync(join(dir.path, 'headers'), new Uint8Array(32)); // a hash more than the tip saved
+    assert.equal((await startLight()).headers.height, 0);
+    await light!.stop();
+    // The same tip and file, under a genesis of another network.
+    writeFileSync(join(dir.path, 'headers.tip'), tip);
+    writeFileSync(join(dir.path, 'headers'), hashes);
+    const other = new LightClient({ params: testParams({ name: 'cairn-light-other', timestamp: 1_600_000_000 }), env, datadir: dir.path, bootstrap: [], createTransport: async (gate) => new FakeTransport(net, gate) });
+    await other.start();
+    assert.equal(other.headers.height, 0);
+    await other.stop();
+    writeFileSync(join(dir.path, 'headers.tip'), tip);
+    writeFileSync(join(dir.path, 'headers'), hashes);
+    assert.equal((await startLight()).headers.height, 30, 'they hold together on its own network');
   });
 
   it('keeps the headers before one ahead of its clock: a clock behind by more than the drift still follows the chain, late', async () => {

@@ -98,7 +98,7 @@ export class LightClient extends EventEmitter<LightClientEvents> {
   }
 
   async start(): Promise<void> {
-    this.headers = new LightHeaders(join(this.parts.datadir, 'headers'), this.genesis);
+    this.headers = LightHeaders.open(join(this.parts.datadir, 'headers'), this.genesis);
     this.transport = await this.parts.createTransport(
       {
         denied: (peer) => this.peers.isBanned(peer),
