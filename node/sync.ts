@@ -1,13 +1,11 @@
 import { EventEmitter } from 'node:events';
-import { bytesEqual, toHex } from '../ledger/bytes.ts';
-import { BlockRuleError, CairnError } from '../ledger/errors.ts';
-import { decodeBlock } from '../ledger/block.ts';
+import { CairnError } from '../ledger/errors.ts';
 import type { Chain } from '../consensus/chain.ts';
-import { checkBlockSanity, type SaneBlock } from '../consensus/sanity.ts';
-import { LIE, PeerFault, answerHeaderRange, fetchHeaderChain, type HeaderChain } from './header-sync.ts';
+import type { SaneBlock } from '../consensus/sanity.ts';
+import { LIE, PeerFault, fetchHeaderChain, type HeaderChain } from './header-sync.ts';
 import { ForkWatch } from './fork-watch.ts';
 import { SnapshotJoin, type JoinOutcome } from './snapshot-sync.ts';
-import { BodyDownload, InvalidChain } from './body-download.ts';
+import { BodyDownload, InvalidChain, fetchBodiesFrom } from './body-download.ts';
 import { InterruptibleSleeps, type Env } from './env.ts';
 import { importBlocks } from './import-blocks.ts';
 import type { PeerManager } from './peers.ts';
@@ -17,13 +15,8 @@ import { serveChain, type AdmitBlocks } from './chain-server.ts';
 import { PeerStatuses } from './peer-statuses.ts';
 import type { NetworkNames } from './protocols.ts';
 import { BusyMemory, TransportError, isOwnFailure, ownFailureFields, waitingOutBusy, type Transport } from './transport.ts';
-import {
-  MAX_BLOCKS_PER_REQUEST,
-  encodeGetBlocks,
-  type Status,
-} from './wire.ts';
+import { MAX_BLOCKS_PER_REQUEST, type Status } from './wire.ts';
 
-const BLOCKS_TIMEOUT_MS = 20_000;
 export interface SyncProgress {
   readonly height: number;
   readonly target: number;
@@ -85,7 +78,6 @@ export interface SyncOptions {
  */
 export class Sync extends EventEmitter<SyncEvents> {
   private readonly o: SyncOptions;
-  private readonly maxBlockBytes: number;
   private readonly known: PeerStatuses;
   /** Busy answers' retry-afters, kept for every request of sync's. */
   private readonly busy: BusyMemory;
@@ -110,7 +102,6 @@ export class Sync extends EventEmitter<SyncEvents> {
   constructor(o: SyncOptions) {
     super();
     this.o = o;
-    this.maxBlockBytes = o.chain.params.maxBlockBytes;
     this.busy = new BusyMemory(o.env);
     this.sleeps = new InterruptibleSleeps(o.env);
     this.forks = new ForkWatch({ ...o, ask: (peer, protocol, request) => this.busy.ask(peer, protocol, request) });
@@ -411,24 +402,9 @@ export class Sync extends EventEmitter<SyncEvents> {
     }
   }
 
-  /** A batch from one provider: each body must be the block asked for and match its header. */
-  async fetchBodies(peer: string, hashes: readonly Uint8Array[]): Promise<SaneBlock[]> {
-    const { transport, names } = this.o;
-    const frames = await this.busy.ask(peer, names.blocks, () =>
-      transport.requestMany(peer, names.blocks, encodeGetBlocks(hashes), hashes.length, { timeoutMs: BLOCKS_TIMEOUT_MS, maxBytes: this.maxBlockBytes }),
-    );
-    return frames.map((bytes, i) => {
-      const block = decodeBlock(bytes);
-      if (!bytesEqual(block.header.hash, hashes[i]!)) throw new PeerFault(`sent block ${toHex(block.header.hash)} for ${toHex(hashes[i]!)}`, LIE);
-      try {
-        return checkBlockSanity(block, this.o.chain.params);
-      } catch (err) {
-        if (err instanceof BlockRuleError && err.code === 'BLOCK_BAD_MERKLE_ROOT') {
-          throw new PeerFault(`sent a body that does not match the header of ${toHex(block.header.hash)}`, LIE);
-        }
-        throw new InvalidChain(err as CairnError, block.header.height);
-      }
-    });
+  /** A batch of bodies from one provider, each checked against what was asked (node/body-download.ts). */
+  fetchBodies(peer: string, hashes: readonly Uint8Array[]): Promise<SaneBlock[]> {
+    return fetchBodiesFrom({ ...this.o, busy: this.busy }, peer, hashes);
   }
 }
 
