@@ -7,7 +7,7 @@ import type { BatchOp, KeyRange, KvStore } from './kv.ts';
 import { LevelKv } from './kv-level.ts';
 import { decodeBlock, type Block } from './block.ts';
 import { genesisHashHex, type ChainParams } from './genesis.ts';
-import { storedGenesis, writeGenesis } from './genesis-store.ts';
+import { checkStoreLayout, layoutMark, storedGenesis, writeGenesis } from './genesis-store.ts';
 import { decodeAccount, decodeUndo, encodeAccount, encodeUndo, type Account, type AccountSource, type BlockEffects, type UndoRecord } from './state.ts';
 import { StateKeys, type TreeNodeReader, type TreeUpdate } from './smt.ts';
 import { TopNodes, TreeStore, type TreeReads } from './tree-store.ts';
@@ -141,6 +141,7 @@ export class ChainDB implements AccountSource, TreeNodeReader {
   static async open(store: string | KvStore, params: ChainParams, options: ChainDBOptions = {}): Promise<ChainDB> {
     const kv = typeof store === 'string' ? await LevelKv.open(store) : store;
     try {
+      const marked = await checkStoreLayout(kv);
       const stored = await kv.get(layout.genesis);
       let genesis: Block | undefined;
       if (stored === undefined) {
@@ -160,6 +161,7 @@ export class ChainDB implements AccountSource, TreeNodeReader {
       await new SnapshotStore(kv).clearIncomplete();
       const db = new ChainDB(kv, params, genesis, options, await TreeStore.loadTop(kv));
       await db.loadChecked();
+      if (!marked) await kv.write([layoutMark()]);
       return db;
     } catch (err) {
       await kv.close();

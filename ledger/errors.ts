@@ -73,7 +73,7 @@ export class GenesisError extends CairnError {
 
 /** The datadir cannot be used as asked: another network's data, or a damaged store. */
 export class StoreError extends CairnError {
-  constructor(code: 'STORE_GENESIS_MISMATCH' | 'STORE_CORRUPT' | 'STORE_NOT_FOUND' | 'STORE_WRITE_FAILED' | 'STORE_LOCKED', message: string) {
+  constructor(code: 'STORE_GENESIS_MISMATCH' | 'STORE_CORRUPT' | 'STORE_NOT_FOUND' | 'STORE_WRITE_FAILED' | 'STORE_LOCKED' | 'STORE_TOO_NEW', message: string) {
     super(code, message);
   }
 }

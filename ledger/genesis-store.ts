@@ -1,6 +1,6 @@
-import { bytesEqual } from './bytes.ts';
+import { Writer, bytesEqual, toHex } from './bytes.ts';
 import { StoreError } from './errors.ts';
-import { layout } from './layout.ts';
+import { STORE_LAYOUT, layout } from './layout.ts';
 import type { BatchOp, KvStore } from './kv.ts';
 import { decodeBlock, type Block } from './block.ts';
 import { genesisBlock, genesisLeaves, type ChainParams } from './genesis.ts';
@@ -47,6 +47,7 @@ export async function writeGenesis(kv: KvStore, params: ChainParams): Promise<Bl
   const hash = genesis.header.hash;
   ops.push(
     { type: 'put', key: layout.network, value: new TextEncoder().encode(params.name) },
+    layoutMark(),
     { type: 'put', key: layout.block(hash), value: genesis.bytes },
     { type: 'put', key: layout.height(0), value: hash },
     { type: 'put', key: layout.tip, value: hash },
@@ -77,4 +78,28 @@ export async function storedGenesis(kv: KvStore, params: ChainParams, hash: Uint
   if (!bytesEqual(stored.header.hash, hash)) throw new StoreError('STORE_CORRUPT', 'the stored genesis block does not hash to the genesis the store is marked with');
   const genesis = genesisBlock(params, stored.header.stateRoot);
   return bytesEqual(genesis.header.hash, hash) ? genesis : undefined;
+}
+
+/** The put that marks a store as of this layout (ledger/layout.ts STORE_LAYOUT). */
+export function layoutMark(): BatchOp {
+  return { type: 'put', key: layout.layoutVersion, value: new Writer(4).u32(STORE_LAYOUT).finish() };
+}
+
+/**
+ * Refuses a store of a layout newer than this node's before anything reads or writes it: this
+ * node would read its keys as its own (an undo record, an index record of another shape) and
+ * could fail deep in a reorganisation, or answer wrong. Whether the store is marked: a store
+ * written before the mark existed is of a layout this node reads (the open migrates what it must,
+ * as ledger/tree-store.ts does the tree's older depths), and is marked once it opened.
+ */
+export async function checkStoreLayout(kv: KvStore): Promise<boolean> {
+  const stored = await kv.get(layout.layoutVersion);
+  if (stored === undefined) return false;
+  if (stored.length !== 4) throw new StoreError('STORE_CORRUPT', `the store's layout mark is not a version: ${toHex(stored)}`);
+  const version = new DataView(stored.buffer, stored.byteOffset, 4).getUint32(0);
+  if (version > STORE_LAYOUT) {
+    throw new StoreError('STORE_TOO_NEW', `this store was written by a newer version of Cairn (store layout ${version}; this version reads layout ${STORE_LAYOUT}): open it with that version or a later one; nothing in it was changed`);
+  }
+  if (version < 1) throw new StoreError('STORE_CORRUPT', `the store's layout mark is ${version}, which no version of Cairn writes`);
+  return true;
 }

@@ -3,6 +3,8 @@
  * binary fields, so LevelDB's byte order is the order that matters (heights big-endian).
  *
  *   M "genesis"        → genesis hash (32)              which network this datadir belongs to
+ *   M "layout"         → version u32 BE                 the layout of this store (STORE_LAYOUT, below); absent
+ *                                                       in stores written before it was marked
  *   M "network"        → network name (UTF-8)           for the error when it is the wrong one
  *   M "tip"            → tip hash (32)                  last block connected to the main chain
  *   M "pruned"         → height (u32 BE)                main-chain bodies up to here are deleted
@@ -49,6 +51,13 @@
  * the new M "pruned", one batch a chunk.
  */
 const enc = new TextEncoder();
+
+/**
+ * The version of this layout, kept in `M "layout"`. A change to what a key or value means that a
+ * node of the version before would misread is a new version, and this node refuses a store of a
+ * version above its own (STORE_TOO_NEW) rather than read it as its own.
+ */
+export const STORE_LAYOUT = 1;
 
 /** A one-byte prefix and one field: a block's import makes thousands of these. */
 function key(prefix: string, field: Uint8Array): Uint8Array {
@@ -97,6 +106,7 @@ function keyRange(base: Uint8Array, prefix: Uint8Array, depth: number): { gte: U
 export const layout = {
   genesis: key('M', enc.encode('genesis')),
   network: key('M', enc.encode('network')),
+  layoutVersion: key('M', enc.encode('layout')),
   tip: key('M', enc.encode('tip')),
   pruned: key('M', enc.encode('pruned')),
   stateBase: key('M', enc.encode('statebase')),

@@ -6,7 +6,7 @@ import { TipHarness } from './helpers/tip.ts';
 import { FUNDED_KEYS, childBlock, placeholderTransfer, seededRandom, tempDir, testKey, testParams, transfer, uncheckedSignatures } from './helpers/fixtures.ts';
 import { LevelKv } from '../ledger/kv-level.ts';
 import { STORED_TREE_DEPTH } from '../ledger/tree-store.ts';
-import { layout } from '../ledger/layout.ts';
+import { STORE_LAYOUT, layout } from '../ledger/layout.ts';
 import { toHex } from '../ledger/bytes.ts';
 import { INNER_PREFIX, bitAt, positionId, stateKey } from '../ledger/smt.ts';
 import { MemoryDisk } from '../ledger/kv-memory.ts';
@@ -75,6 +75,39 @@ describe('ChainDB', () => {
     const again = await ChainDB.open(dir.path, testParams());
     assert.equal((await again.storedTip()).height, 0);
     await again.close();
+  });
+
+  it('marks a store with its layout; refuses one of a newer layout before reading or writing anything, and marks an unmarked one', async () => {
+    const params = testParams();
+    const disk = new MemoryDisk();
+    const layoutOf = () => disk.entries.get(toHex(layout.layoutVersion))?.value;
+    const contents = () => [...disk.entries.entries()].map(([k, e]) => `${k} ${toHex(e.value)}`).sort().join('\n');
+    let db = await ChainDB.open(disk.open(), params);
+    assert.deepEqual(layoutOf(), Uint8Array.of(0, 0, 0, STORE_LAYOUT), 'a new store is marked');
+    const h = await TipHarness.open(db);
+    await h.connectBlock(childBlock(h.tip, [transfer(FUNDED_KEYS[0]!, testKey(9).address, 100n, 0n)]));
+    await db.close();
+
+    // Written by a later version: its open would have read and rewritten it (the top checkpoint
+    // deleted, migrations, a genesis written again) as if it were of this layout.
+    disk.apply([{ type: 'put', key: layout.layoutVersion, value: Uint8Array.of(0, 0, 0, STORE_LAYOUT + 1) }]);
+    const before = contents();
+    await assert.rejects(ChainDB.open(disk.open(), params), (err: unknown) => {
+      assert.ok(err instanceof StoreError, String(err));
+      assert.equal(err.code, 'STORE_TOO_NEW');
+      assert.match(err.message, new RegExp(`store layout ${STORE_LAYOUT + 1}; this version reads layout ${STORE_LAYOUT}\\)`));
+      return true;
+    });
+    assert.equal(contents(), before, 'nothing in it changed');
+    disk.apply([{ type: 'put', key: layout.layoutVersion, value: Uint8Array.of(0, 0, 0) }]);
+    await assert.rejects(ChainDB.open(disk.open(), params), (err: unknown) => err instanceof StoreError && err.code === 'STORE_CORRUPT');
+
+    // Written before stores were marked: opened as before, and marked.
+    disk.apply([{ type: 'del', key: layout.layoutVersion }]);
+    db = await ChainDB.open(disk.open(), params);
+    assert.equal((await db.storedTip()).height, 1);
+    assert.deepEqual(layoutOf(), Uint8Array.of(0, 0, 0, STORE_LAYOUT));
+    await db.close();
   });
 
   it('writes nothing when a block fails, and disconnects back to byte-identical state', async () => {
