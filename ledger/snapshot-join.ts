@@ -133,13 +133,25 @@ export class SnapshotJoinStore {
     await this.runInstall({ ...state, phase: 'installing', pivotRecord }, onProgress);
   }
 
-  /** Finishes an install a kill interrupted, if there is one; clears what a finished one left otherwise. */
+  /**
+   * Finishes an install a kill interrupted, if there is one; clears what a finished one left
+   * otherwise, and a join still fetching on a store whose tip left genesis: the node went on
+   * without it (started again without --snapshot-sync, it synced from genesis), a join needs the
+   * tip at genesis, and what it staged (up to the whole state) would stay on disk for good. Its
+   * pivot's body stays: it may be on the chain the node took since.
+   */
   async resumeInstall(): Promise<boolean> {
     const state = await this.state();
     if (!state) await this.kv.clear(layout.range('W'));
+    if (state?.phase === 'fetching' && !(await this.atGenesis())) await this.discard();
     if (state?.phase !== 'installing') return false;
     await this.runInstall(state);
     return true;
+  }
+
+  private async atGenesis(): Promise<boolean> {
+    const [tip, genesis] = await this.kv.getMany([layout.tip, layout.genesis]);
+    return tip !== undefined && genesis !== undefined && bytesEqual(tip, genesis);
   }
 
   private async runInstall(state: JoinState, onProgress?: (step: string) => void): Promise<void> {

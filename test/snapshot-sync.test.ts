@@ -221,6 +221,33 @@ describe('snapshot sync: the pivot comes only from a chain that showed the work 
       await db.close();
     }
   });
+
+  it('a join left fetching is dropped, with all it staged, once the node went on from genesis without it', async () => {
+    // Started with --snapshot-sync, stopped part way, started again without it: the node synced
+    // from genesis, and the staged state (up to the whole state of the chain) stayed for good.
+    const params = testParams();
+    const disk = new MemoryDisk();
+    const staged = () => [...disk.entries.values()].filter((e) => e.key[0] === 0x57).length;
+    let db = await ChainDB.open(disk.open(), params);
+    await db.join.begin(1_960, new Uint8Array(32).fill(7));
+    await db.join.putChunk(String.fromCharCode(4, 0), []);
+    await db.close();
+    db = await ChainDB.open(disk.open(), params);
+    assert.equal((await db.join.state())?.height, 1_960, 'still at genesis: the join goes on at the next start');
+    assert.equal(staged(), 1);
+    const chain = await Chain.open(db, { clock: () => params.timestamp + 1_000_000, reorgDepth: 20, window: 4 });
+    const block = mineChild(params, asParent(db.genesis), [], { miner: testKey(2).address });
+    assert.equal(await chain.processBlock(block), 'connected');
+    await db.close();
+    db = await ChainDB.open(disk.open(), params);
+    try {
+      assert.equal(await db.join.state(), undefined, 'no join left behind');
+      assert.equal(staged(), 0, 'nor what it staged');
+      assert.equal((await db.storedTip()).height, 1);
+    } finally {
+      await db.close();
+    }
+  });
 });
 
 describe('a kept snapshot made again at its height', () => {
