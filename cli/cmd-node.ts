@@ -180,6 +180,12 @@ export async function nodeCommand(argv: string[], out: Out): Promise<void> {
     const more = threads > cores ? { asked: threads, why: `the node has ${cores} worker threads, one per core` } : {};
     logger.info({ coinbase: encodeAddress(coinbase), threads: Math.min(threads, cores), ...more }, 'mining');
   }
+  // A join starts from genesis only (node/snapshot-sync.ts): past it the flag does nothing, and a
+  // datadir a few blocks in would execute a long chain's whole history while its user waits for a join.
+  const height = node.chain.tip.height;
+  if (values['snapshot-sync'] && height > 0 && node.db.history.stateBase === 0) {
+    logger.warn({ height }, `--snapshot-sync does nothing here: the chain in ${datadir} is at height ${height}, not genesis, so it syncs on from there, executing every block; a snapshot sync needs a new --datadir`);
+  }
 
   node.on('block', (block, source) => {
     // The block's own hash: by the time the event is told, the tip may have moved past it.

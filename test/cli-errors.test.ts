@@ -14,6 +14,7 @@ import { toHex } from '../ledger/bytes.ts';
 import { encodeAddress } from '../ledger/keys.ts';
 import { signTransaction } from '../ledger/transaction.ts';
 import { cairnCommand } from '../cli/self.ts';
+import { generateDatadir } from '../cli/cmd-generate.ts';
 import { tempDir, testKey } from './helpers/fixtures.ts';
 import { DEVNET_ADDRESS, DEVNET_PRIVATE_KEY, REPO, cliJson, closedPort, killAll, runCli, spawnCli, stopChild, waitFor, type CliChild, type CliResult } from './helpers/cli.ts';
 
@@ -306,5 +307,29 @@ describe('errors that name the fix, through real processes', function () {
     });
     assert.equal(r.code, 0);
     assert.match(r.out, /^cairn 0\.1\.0 \(Node\.js 24\.\d+\.\d+\)\n$/);
+  });
+});
+
+describe('flags that cannot apply to the datadir they are given, through a real node', function () {
+  this.timeout(60_000);
+  const dir = tempDir('cairn-cli-flags-');
+  let node: CliChild | undefined;
+  after(async () => {
+    if (node) await stopChild(node, 10_000);
+    await killAll();
+    dir.remove();
+  });
+
+  it('--snapshot-sync on a datadir past genesis says that it does nothing there and why, and the node runs on', async () => {
+    const datadir = join(dir.path, 'past-genesis');
+    await generateDatadir({ datadir, blocks: 30 });
+    node = spawnCli(['node', '--datadir', datadir, '--snapshot-sync', '--p2p-port', '0', '--rpc-port', '0', '--http-port', '0', ...NODE_FLAGS]);
+    const started = node;
+    const line = await waitFor('the warning', async () => {
+      if (started.child.exitCode !== null) throw new Error(`the node exited: ${started.stderr()}`);
+      return started.stdout().split('\n').find((l) => l.includes('--snapshot-sync'));
+    }, 40_000);
+    assert.match(line, /does nothing here: the chain in .* is at height 30, not genesis, so it syncs on from there, executing every block; a snapshot sync needs a new --datadir/);
+    assert.equal((await stopChild(started)).code, 0);
   });
 });
