@@ -8,8 +8,10 @@ export const BANS_FILE = 'bans.json';
 /**
  * A real node's bans, kept in `<datadir>/bans.json` across restarts: replaced whole (a crash or a
  * power cut leaves the old file or the new one, never half of one: node/durable-file.ts), read at
- * start. A file that is not a list of bans is ignored, as if there were none: bans are a defence,
- * and a damaged file must not stop the node.
+ * start. A file that cannot be read, or is not a list of bans, is refused with the reason
+ * (`load` rejects): bans are a defence, and a damaged file must not stop the node, which starts
+ * with none and says so (NetworkGuard.restoreBans), but neither must it lose them in silence.
+ * Entries that are not bans are passed over.
  */
 export function banFile(datadir: string): BanStore {
   const file = join(datadir, BANS_FILE);
@@ -18,15 +20,18 @@ export function banFile(datadir: string): BanStore {
       let text: string;
       try {
         text = await readFile(file, 'utf8');
-      } catch {
-        return [];
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+        throw new Error(`cannot read ${file}: ${(err as Error).message}`);
       }
+      let list: unknown;
       try {
-        const list = (JSON.parse(text) as { bans?: unknown }).bans;
-        return Array.isArray(list) ? list.filter(isBanRecord) : [];
-      } catch {
-        return [];
+        list = (JSON.parse(text) as { bans?: unknown } | null)?.bans;
+      } catch (err) {
+        throw new Error(`${file} is damaged (${(err as Error).message})`);
       }
+      if (!Array.isArray(list)) throw new Error(`${file} is damaged (no list of bans in it)`);
+      return list.filter(isBanRecord);
     },
     async save(bans) {
       await replaceFile(file, JSON.stringify({ bans }, null, 1) + '\n');

@@ -1,5 +1,5 @@
 import type { Env } from './env.ts';
-import type { BanStore, PeerManager } from './peers.ts';
+import type { BanRecord, BanStore, PeerManager } from './peers.ts';
 import { NetworkStats, PeerRecords, banKind, type ServedProtocol } from './peer-records.ts';
 import { Serving, type ServingLimits } from './serving.ts';
 import { Slots, type SlotLimits } from './slots.ts';
@@ -46,7 +46,14 @@ export class NetworkGuard {
   /** Restores the bans saved before a restart. */
   async restoreBans(): Promise<void> {
     if (!this.o.banStore) return;
-    const restored = this.o.peers.restore(await this.o.banStore.load());
+    let kept: readonly BanRecord[];
+    try {
+      kept = await this.o.banStore.load();
+    } catch (err) {
+      this.o.log('warn', `${(err as Error).message}: the node starts with no bans, and the next ban replaces the file`);
+      return;
+    }
+    const restored = this.o.peers.restore(kept);
     if (restored > 0) this.o.log('info', 'restored bans', { bans: restored });
   }
 

@@ -47,6 +47,7 @@ export interface BanRecord {
 
 /** Where bans survive a restart (a file in the datadir for a real node, memory in the simulator). */
 export interface BanStore {
+  /** Rejects, saying why, when there are bans kept that cannot be read. */
   load(): Promise<readonly BanRecord[]>;
   save(bans: readonly BanRecord[]): Promise<void>;
 }

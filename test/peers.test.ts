@@ -191,7 +191,7 @@ describe('bans by identity and address', () => {
     assert.deepEqual(saves, [1, 1_000], 'the first ban, then every ban since, in one save');
   });
 
-  it('the ban file: written whole and renamed, read back; a damaged one is as if there were none', async () => {
+  it('the ban file: written whole and renamed, read back; a damaged one is refused with the reason, and the node starts with none and says so', async () => {
     const dir = tempDir('cairn-bans-');
     try {
       const store = banFile(dir.path);
@@ -200,8 +200,18 @@ describe('bans by identity and address', () => {
       await store.save(bans);
       assert.equal(existsSync(join(dir.path, `${BANS_FILE}.tmp`)), false);
       assert.deepEqual(await store.load(), bans);
+      // Found by a review: a damaged file was read as no bans, in silence, and the next ban replaced it.
       writeFileSync(join(dir.path, BANS_FILE), '{"bans": [{"kind": "peer", "id": 5}, ');
-      assert.deepEqual(await store.load(), []);
+      await assert.rejects(store.load(), /bans\.json is damaged \(/);
+      const logs: string[] = [];
+      const env = { now: () => now * 1000, randomBytes: (n: number) => new Uint8Array(n) } as unknown as Env;
+      await new NetworkGuard({ env, peers: new PeerManager(clock), banStore: store, log: (level, message) => void logs.push(`${level} ${message}`) }).restoreBans();
+      assert.equal(logs.length, 1, logs.join('\n'));
+      assert.match(logs[0]!, /^warn .*bans\.json is damaged \(.*\): the node starts with no bans, and the next ban replaces the file$/);
+      for (const text of ['null', '{"bans": 5}', '[]']) {
+        writeFileSync(join(dir.path, BANS_FILE), text);
+        await assert.rejects(store.load(), /no list of bans/, text);
+      }
       writeFileSync(join(dir.path, BANS_FILE), JSON.stringify({ bans: [bans[0], { kind: 'peer', id: 7 }] }));
       assert.deepEqual(await store.load(), [bans[0]], 'what is not a ban is skipped');
       assert.match(readFileSync(join(dir.path, BANS_FILE), 'utf8'), /"id":7/, 'and the file is left for the next save to replace');
