@@ -1,5 +1,6 @@
 import { bytesEqual, toHex } from '../ledger/bytes.ts';
 import { ChainDB } from '../ledger/chaindb.ts';
+import { StoreError } from '../ledger/errors.ts';
 import type { KvStore } from '../ledger/kv.ts';
 import type { ChainHistory, HistoryVerdict } from '../ledger/history.ts';
 import { Chain } from '../consensus/chain.ts';
@@ -127,7 +128,7 @@ export class HistoryCheck {
 
   private async run(): Promise<void> {
     const { env, chain } = this.p;
-    const db = await ChainDB.open(await this.p.store.open(), chain.params, { scheduleFlush: (start) => env.defer(start) });
+    const db = await this.openStore();
     let verdict: HistoryVerdict | undefined;
     let pruner: Pruner | undefined;
     try {
@@ -167,6 +168,24 @@ export class HistoryCheck {
     await this.p.store.remove();
     if (verdict.valid) this.p.log('info', 'history below the snapshot checked: every block valid, and the state at the base is the one taken', { height: verdict.height });
     else this.warnInvalid(verdict);
+  }
+
+  /**
+   * The check's store, or a new one in its place when it does not open as a store of this network
+   * and layout (damaged, copied from a node that was writing it, left by a later version): it holds
+   * nothing that peers cannot give again, and kept, it stopped the check at every start for good.
+   */
+  private async openStore(): Promise<ChainDB> {
+    const { env, chain } = this.p;
+    const open = async () => ChainDB.open(await this.p.store.open(), chain.params, { scheduleFlush: (start) => env.defer(start) });
+    try {
+      return await open();
+    } catch (err) {
+      if (!(err instanceof StoreError) || err.code === 'STORE_LOCKED' || err.code === 'STORE_WRITE_FAILED') throw err;
+      this.p.log('warn', `the history check's store cannot be used (${err.message}): the check starts again from genesis`);
+      await this.p.store.remove();
+      return open();
+    }
   }
 
   /** Once a life (start() runs at every idle sync). */

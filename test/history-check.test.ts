@@ -211,6 +211,23 @@ describe('history check below a snapshot', function () {
     }
   });
 
+  it("a store of its own that does not open (damaged, copied mid-write, another network's) is started again, not left to stop every check", async () => {
+    const node = await importedNode(goodSource, 'damaged-check-store');
+    try {
+      // A genesis mark without its block: STORE_CORRUPT at every open.
+      node.disk.apply([{ type: 'put', key: layout.genesis, value: new Uint8Array(32).fill(7) }]);
+      const logs: string[] = [];
+      const check = checker(node, { logs });
+      check.start();
+      assert.equal((await verdict(node, check)).state, 'valid');
+      await check.stop();
+      assert.ok(logs.some((l) => /^the history check's store cannot be used \(.*genesis block it does not hold\): the check starts again from genesis$/.test(l)), logs.join('\n'));
+      assert.equal(node.disk.entries.size, 0, 'and removed once done');
+    } finally {
+      await node.close();
+    }
+  });
+
   it('a clock behind the blocks is no verdict: the check waits for the clock and carries on', async () => {
     const node = await importedNode(goodSource, 'clock-behind');
     try {
