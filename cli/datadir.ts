@@ -2,7 +2,7 @@ import { statSync } from 'node:fs';
 import { copyFile, mkdir, readFile, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CairnError } from '../ledger/errors.ts';
+import { CairnError, StoreError } from '../ledger/errors.ts';
 import { genesisHashHex, parseGenesis, sameGenesis, type ChainParams } from '../ledger/genesis.ts';
 import { ChainDB } from '../ledger/chaindb.ts';
 import { LevelKv } from '../ledger/kv-level.ts';
@@ -117,7 +117,14 @@ export async function initDatadir(datadir: string, genesisFile?: string, options
     throw datadirFailure(err, datadir);
   });
   if (options.store !== false) {
-    const db = await ChainDB.open(join(datadir, 'chain'), params); // refuses a store of another network
+    const db = await ChainDB.open(join(datadir, 'chain'), params).catch((err: unknown) => {
+      // A store without its genesis copy (lost, or only chain/ copied here) was opened as the
+      // bundled network's: the refusal named a network the user never asked for.
+      if (genesisFile === undefined && err instanceof StoreError && err.code === 'STORE_GENESIS_MISMATCH') {
+        throw new DatadirError(`${datadir} has a chain store but no ${GENESIS_COPY} (its copy of its network's genesis), and ${err.message.replace(/^this store/, 'the store')}: give that network's genesis file with --genesis FILE, which is copied back`);
+      }
+      throw err;
+    });
     await db.close();
   }
   await copyFile(genesisFile ?? BUNDLED_GENESIS, copy);

@@ -9,7 +9,7 @@ import { CairnError, StoreError } from '../ledger/errors.ts';
 import { RPC_ENDPOINT_FILE, type RpcEndpointFile } from '../node/rpc-types.ts';
 
 export class StartError extends CairnError {
-  constructor(code: 'PORT_IN_USE' | 'PORT_DENIED' | 'HOST_UNAVAILABLE' | 'LISTEN_FAILED' | 'DATADIR_IN_USE', message: string) {
+  constructor(code: 'PORT_IN_USE' | 'PORT_DENIED' | 'HOST_UNAVAILABLE' | 'LISTEN_FAILED' | 'DATADIR_IN_USE' | 'DATADIR_MISMATCH', message: string) {
     super(code, message);
   }
 }
@@ -61,6 +61,10 @@ export function explainStartFailure(err: unknown, s: StartSettings): unknown {
         ? `the datadir ${s.datadir} is in use by the cairn ${s.what ?? 'node'} with pid ${pid}: stop it first (cairn stop --datadir ${s.datadir}), or give this one another --datadir`
         : `the datadir ${s.datadir} is in use by another process (a ${s.what ?? 'node'} still starting, or cairn init): wait for it or stop it, or give this one another --datadir`,
     );
+  }
+  // The network comes from the datadir's genesis.json (cli/datadir.ts), so the two disagree: one was replaced.
+  if (err instanceof StoreError && err.code === 'STORE_GENESIS_MISMATCH') {
+    return new StartError('DATADIR_MISMATCH', `${s.datadir}'s genesis.json is not the genesis of its store: ${err.message.replace(/^this store/, 'the store')}; put the genesis file of the store's network back in ${s.datadir}, or give that chain/ a datadir of its own`);
   }
   const text = err instanceof Error ? err.message : '';
   const e = err as (NodeJS.ErrnoException & { port?: number; address?: string; hostname?: string }) | undefined;

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
@@ -310,7 +310,7 @@ describe('errors that name the fix, through real processes', function () {
   });
 });
 
-describe('flags that cannot apply to the datadir they are given, through a real node', function () {
+describe('a datadir started with a flag or a file that does not fit it, through real processes', function () {
   this.timeout(60_000);
   const dir = tempDir('cairn-cli-flags-');
   let node: CliChild | undefined;
@@ -331,5 +331,24 @@ describe('flags that cannot apply to the datadir they are given, through a real 
     }, 40_000);
     assert.match(line, /does nothing here: the chain in .* is at height 30, not genesis, so it syncs on from there, executing every block; a snapshot sync needs a new --datadir/);
     assert.equal((await stopChild(started)).code, 0);
+  });
+
+  it("a store whose genesis.json is gone or another network's: the message names that file and the fix, not the bundled devnet", async () => {
+    const datadir = join(dir.path, 'genesis-lost');
+    await generateDatadir({ datadir, blocks: 3 });
+    const own = readFileSync(join(datadir, 'genesis.json'), 'utf8');
+    rmSync(join(datadir, 'genesis.json'));
+    for (const command of ['init', 'node']) {
+      const r = await runCli([command, '--datadir', datadir, '--p2p-port', '0', '--rpc-port', '0', '--http-port', '0', ...NODE_FLAGS].slice(0, command === 'init' ? 3 : undefined));
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /has a chain store but no genesis\.json \(its copy of its network's genesis\), and the store holds the network "cairn-generated-3" .* give that network's genesis file with --genesis FILE, which is copied back\n$/, command);
+    }
+    assert.equal(existsSync(join(datadir, 'genesis.json')), false, 'nothing copied in its place');
+    writeFileSync(join(datadir, 'genesis.json'), readFileSync(join(REPO, 'genesis.json')));
+    const r = await runCli(['node', '--datadir', datadir, '--p2p-port', '0', '--rpc-port', '0', '--http-port', '0', ...NODE_FLAGS]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /genesis-lost's genesis\.json is not the genesis of its store: the store holds the network "cairn-generated-3" .*not "cairn-devnet-1" .*; put the genesis file of the store's network back in /);
+    writeFileSync(join(datadir, 'genesis.json'), own);
+    assert.equal((await runCli(['init', '--datadir', datadir])).code, 0);
   });
 });
