@@ -86,14 +86,14 @@ export function layoutMark(): BatchOp {
 }
 
 /**
- * Refuses a store of a layout newer than this node's before anything reads or writes it: this
- * node would read its keys as its own (an undo record, an index record of another shape) and
- * could fail deep in a reorganisation, or answer wrong. Whether the store is marked: a store
- * written before the mark existed is of a layout this node reads (the open migrates what it must,
- * as ledger/tree-store.ts does the tree's older depths), and is marked once it opened.
+ * Refuses a store of a layout newer than this node's (its `M "layout"`, `stored`) before anything
+ * else is read or written: this node would read its keys as its own (an undo record, an index
+ * record of another shape) and could fail deep in a reorganisation, or answer wrong. Whether the
+ * store is marked: a store written before the mark existed is of a layout this node reads (the
+ * open migrates what it must, as ledger/tree-store.ts does the tree's older depths), and is
+ * marked once it opened.
  */
-export async function checkStoreLayout(kv: KvStore): Promise<boolean> {
-  const stored = await kv.get(layout.layoutVersion);
+export function checkStoreLayout(stored: Uint8Array | undefined): boolean {
   if (stored === undefined) return false;
   if (stored.length !== 4) throw new StoreError('STORE_CORRUPT', `the store's layout mark is not a version: ${toHex(stored)}`);
   const version = new DataView(stored.buffer, stored.byteOffset, 4).getUint32(0);
