@@ -7,6 +7,7 @@ import { sleep } from '../node/env.ts';
 import { TransportError } from '../node/transport.ts';
 import { decodeGetBlocks, decodeHeaders, encodeGetBlocks, encodeGetHeaders, encodeHeaders, encodeStatus } from '../node/wire.ts';
 import { craft, offend, treeOf } from './garbage.ts';
+import { equivocate, mineWithheld, replayer, timewarp, withholdBodies } from './adversary-miners.ts';
 import { stateAfter } from './mining.ts';
 import type { Checker } from './invariants.ts';
 import type { Random } from './random.ts';
@@ -28,6 +29,13 @@ interface PrivateChain {
 
 export function arm(world: World, checker: Checker): void {
   const selfish = new Map<string, PrivateChain>();
+  const equivocators = new Map<string, ReturnType<typeof equivocate>>();
+  // (A fork draws from the world's stream: only for these roles, so other seeds' draws stay as they were.)
+  for (const sim of world.nodes) {
+    if (sim.spec.role === 'timewarper') timewarp(world, sim, world.rng.fork(`timewarper-${sim.id}`));
+    if (sim.spec.role === 'equivocator') equivocators.set(sim.id, equivocate(world, sim, world.rng.fork(`equivocator-${sim.id}`)));
+    if (sim.spec.role === 'withholder') mineWithheld(world, sim);
+  }
   world.observe({
     onStarted(sim, node) {
       const rng = world.rng.fork(`adversary-${sim.id}-${sim.lives}`);
@@ -50,6 +58,16 @@ export function arm(world: World, checker: Checker): void {
           return every(world, sim, 500, () => flood(node));
         case 'selfish':
           return every(world, sim, 1_000, () => maybeRelease(node, selfish.get(sim.id)?.blocks ?? []));
+        case 'equivocator': {
+          const transport = node.transport as unknown as { override(protocol: string, respond: (req: Uint8Array, peer: string) => Promise<Uint8Array>): void };
+          const equivocator = equivocators.get(sim.id)!;
+          return transport.override(node.names.status, async (_req, peer) => equivocator.status(node, peer));
+        }
+        case 'withholder':
+          return withholdBodies(world, sim, node);
+        case 'replayer':
+          return every(world, sim, 3_000, replayer(world, sim, node, rng));
+        case 'timewarper':
         case 'honest':
           return;
       }

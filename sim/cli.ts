@@ -4,10 +4,15 @@
  */
 import { parseArgs } from 'node:util';
 import { simulate, type SimResult } from './run.ts';
+import { ALL_ADVERSARIES } from './scenario.ts';
+import type { Role } from './sim-node.ts';
 
-const USAGE = `usage: npm run sim -- --seed S [--nodes N] [--minutes M] [--calm] [--json]
-       npm run sim -- --seeds K [--from F] [--nodes N] [--minutes M] [--calm] [--json]
+const USAGE = `usage: npm run sim -- --seed S [--nodes N] [--minutes M] [--calm] [--adversaries ROLES] [--json]
+       npm run sim -- --seeds K [--from F] [--nodes N] [--minutes M] [--calm] [--adversaries ROLES] [--json]
 One seeded scenario, or a sweep of K seeds from F (default 1); exit status 1 if any seed fails.
+--adversaries R1,R2 gives the seed's adversaries (at least one) roles drawn from these, among
+${ALL_ADVERSARIES.join(', ')}; timewarper, equivocator, withholder
+and replayer come only so.
 --json prints one JSON object: for a seed, its whole result with its trace hash (the same code and
 seed give the same hash: compare it before and after a change meant to change nothing); for a
 sweep, the failing seeds and the first failure's result with the command that replays it.
@@ -24,6 +29,7 @@ function parse() {
         minutes: { type: 'string' },
         json: { type: 'boolean' },
         calm: { type: 'boolean' },
+        adversaries: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -58,15 +64,27 @@ process.on('exit', (code) => {
   process.exitCode = 1;
 });
 
+function roles(text: string | undefined): readonly Role[] | undefined {
+  if (text === undefined) return undefined;
+  const list = text.split(',');
+  const unknown = list.filter((r) => !ALL_ADVERSARIES.includes(r as Role));
+  if (unknown.length > 0 || list.length === 0) {
+    process.stderr.write(`sim: --adversaries takes roles among ${ALL_ADVERSARIES.join(', ')}, separated by commas; not ${JSON.stringify(unknown[0] ?? text)}\n`);
+    process.exit(2);
+  }
+  return list as Role[];
+}
+
 const nodes = whole('nodes', values.nodes, 2, 64);
 const minutes = whole('minutes', values.minutes, 1, 600);
-const options = { nodes, minutes, calm: values.calm };
+const adversaries = roles(values.adversaries);
+const options = { nodes, minutes, calm: values.calm, adversaries };
 const replay = (seed: string) =>
-  `npm run sim -- --seed ${seed}${nodes ? ` --nodes ${nodes}` : ''}${minutes ? ` --minutes ${minutes}` : ''}${values.calm ? ' --calm' : ''}`;
+  `npm run sim -- --seed ${seed}${nodes ? ` --nodes ${nodes}` : ''}${minutes ? ` --minutes ${minutes}` : ''}${values.calm ? ' --calm' : ''}${adversaries ? ` --adversaries ${adversaries.join(',')}` : ''}`;
 
 function summary(r: SimResult): string {
   const failed = Object.entries(r.invariants).filter(([, v]) => v === 'fail').map(([k]) => k);
-  return `seed ${r.seed}: ${r.ok ? 'ok' : 'FAIL ' + failed.join(', ')}  ${r.nodes} nodes (${Object.entries(r.roles).map(([k, v]) => `${v} ${k}`).join(', ')}), ${r.simulatedSeconds} s simulated in ${r.wallMs} ms, ${r.blocks} blocks, ${r.txs} txs, ${r.reorgs} reorgs (deepest ${r.deepestReorg}), ${r.liveness.judged} arrivals judged (${r.liveness.faulty + r.liveness.lossy} blocks not: ${r.liveness.faulty} in faults, ${r.liveness.lossy} lossy), ${r.liveness.txsJudged} txs judged, ${r.snapshotJoins > 0 ? `${r.snapshotJoins} snapshot joins, ` : ''}${r.treeReads.nodes + r.treeReads.prefetched} tree nodes read (${r.treeReads.prefetched} ahead), faults ${JSON.stringify(r.faults)}, trace ${r.traceHash.slice(0, 16)}`;
+  return `seed ${r.seed}: ${r.ok ? 'ok' : 'FAIL ' + failed.join(', ')}  ${r.nodes} nodes (${Object.entries(r.roles).map(([k, v]) => `${v} ${k}`).join(', ')}), ${r.simulatedSeconds} s simulated in ${r.wallMs} ms, ${r.blocks} blocks, ${r.txs} txs, ${r.reorgs} reorgs (deepest ${r.deepestReorg}), ${r.liveness.judged} arrivals judged (${r.liveness.faulty + r.liveness.lossy} blocks not: ${r.liveness.faulty} in faults, ${r.liveness.lossy} lossy), ${r.liveness.txsJudged} txs judged, ${r.snapshotJoins > 0 ? `${r.snapshotJoins} snapshot joins, ` : ''}${r.treeReads.nodes + r.treeReads.prefetched} tree nodes read (${r.treeReads.prefetched} ahead), faults ${JSON.stringify(r.faults)}, ${Object.keys(r.acts).length > 0 ? `acts ${JSON.stringify(r.acts)}, ` : ''}trace ${r.traceHash.slice(0, 16)}`;
 }
 
 if (values.seeds !== undefined) {

@@ -15,10 +15,11 @@ import type { CairnNode } from '../node/node.ts';
 /**
  * The block `node` would mine now: its own template (its tip, its mempool, its clock) with a
  * nonce found against the simulated network's easy target, a few hashes. Which node finds the
- * next block, and when, the simulator's lottery decides; the proof of work itself is real.
+ * next block, and when, the simulator's lottery decides; the proof of work itself is real. A miner
+ * that lies about the time gives its own `now` (the template still keeps it past the median time past).
  */
-export async function mineBlock(node: CairnNode, coinbase: Uint8Array): Promise<Block | undefined> {
-  const template = await buildTemplate(node.chain, node.mempool, coinbase, node.clock());
+export async function mineBlock(node: CairnNode, coinbase: Uint8Array, now = node.clock()): Promise<Block | undefined> {
+  const template = await buildTemplate(node.chain, node.mempool, coinbase, now);
   const nonce = searchNonce(template.headerBytes, targetBytes(template.target), 0n, 1_000_000, sha256);
   return nonce === undefined ? undefined : completeBlock(template, nonce);
 }

@@ -20,6 +20,8 @@ export interface SimResult {
   /** Tree nodes the nodes read from their stores below the top: when needed, and ahead of a block (TreeStore.prefetch). */
   readonly treeReads: { readonly nodes: number; readonly prefetched: number };
   readonly faults: Record<string, number>;
+  /** What the adversaries that break no rule did: blocks at the timestamps' edges, equivocations, bodies withheld, replays. */
+  readonly acts: Record<string, number>;
   readonly roles: Record<string, number>;
   /** Penalties honest nodes gave each adversary role (its identities' included). */
   readonly penalised: Record<string, number>;
@@ -80,6 +82,7 @@ export async function simulate(seed: string, options: ScenarioOptions = {}): Pro
       prefetched: world.nodes.reduce((sum, n) => sum + n.treeReads.prefetched, 0),
     },
     faults: world.counts.faults,
+    acts: world.counts.acts,
     roles,
     penalised: { ...checker.penalised },
     events: world.scheduler.events,

@@ -15,11 +15,24 @@ export interface ScenarioOptions {
   readonly minutes?: number;
   /** No adversaries and no faults: the network as it should be. */
   readonly calm?: boolean;
+  /**
+   * The roles the seed's adversaries take, one drawn for each (default: ADVERSARIES); with it,
+   * a seed that would have none has one. The roles of EXTRA_ADVERSARIES come only so.
+   */
+  readonly adversaries?: readonly Role[];
 }
 
 /** A quarter of the users' accounts sit below the tree's top, so most blocks change stored nodes. */
 const WALLETS = new Wallets(24, undefined, DEEP_KEY_PAIRS);
 const ADVERSARIES: readonly Role[] = ['garbage', 'tamperer', 'liar', 'selfish', 'freerider', 'flooder', 'sybil'];
+/**
+ * Adversaries that break no rule (sim/adversary-miners.ts), kept out of the default mix so that
+ * every seed's run stays as it was: `npm run sim -- --adversaries ROLE,...` brings them in.
+ */
+export const EXTRA_ADVERSARIES: readonly Role[] = ['timewarper', 'equivocator', 'withholder', 'replayer'];
+export const ALL_ADVERSARIES: readonly Role[] = [...ADVERSARIES, ...EXTRA_ADVERSARIES];
+/** Adversaries that mine, each with this share of the hash power. */
+const ADVERSARY_MINERS: readonly Role[] = ['selfish', 'timewarper', 'equivocator', 'withholder'];
 
 /**
  * The network's rules under simulation: 10-second blocks at an easy target (a few hashes each),
@@ -65,18 +78,22 @@ export function scenario(seed: string, o: ScenarioOptions = {}): WorldOptions {
   const calm = o.calm ?? false;
   // Some networks have a past: a chain of up to 250 blocks the first node holds at the start.
   const history = !calm && rng.chance(0.5) ? rng.range(40, 250) : 0;
-  const adversaries = calm || n < 4 ? 0 : rng.pick([0, 0, 1, 1, 2]);
+  const drawn = calm || n < 4 ? 0 : rng.pick([0, 0, 1, 1, 2]);
+  const adversaries = o.adversaries && !calm && n >= 4 ? Math.max(1, drawn) : drawn;
+  // Its own stream, so that the other choices of a seed stay as they are.
+  const mix = new Random(`adversaries:${seed}`);
   const ids = Array.from({ length: n }, (_, i) => `n${i}`);
   // Adversaries anywhere but n0, which holds the history and mines first.
   const bad = new Set(rng.shuffle(ids.slice(1)).slice(0, adversaries));
   const nodes: SimNodeSpec[] = ids.map((id, i) => {
-    const role: Role = bad.has(id) ? rng.pick(ADVERSARIES) : 'honest';
+    const drawnRole = bad.has(id) ? rng.pick(ADVERSARIES) : 'honest';
+    const role: Role = bad.has(id) && o.adversaries ? mix.pick(o.adversaries) : drawnRole;
     // With a history to download, joining late is where sync is put to the test.
     const late = !calm && i >= 2 && rng.chance(history > 0 ? 0.5 : 0.3);
     return {
       id,
       role,
-      hashShare: role === 'selfish' ? 0.3 : role === 'honest' && (i === 0 || rng.chance(0.5)) ? 0.2 + rng.next() : 0,
+      hashShare: ADVERSARY_MINERS.includes(role) ? 0.3 : role === 'honest' && (i === 0 || rng.chance(0.5)) ? 0.2 + rng.next() : 0,
       joinAtMs: late ? rng.int(Math.floor(durationMs * 0.6)) : i * 200,
       leaveAtMs: !calm && role === 'honest' && i >= 3 && rng.chance(0.1) ? rng.range(Math.floor(durationMs * 0.3), durationMs - 1) : undefined,
       skewMs: calm ? 0 : rng.range(-20_000, 20_000),

@@ -219,6 +219,16 @@ export class SimTransport extends EventEmitter<TransportEvents> implements Trans
   }
 
   /**
+   * Sends a gossip message to one peer only, seen here or not: an adversary tells different peers
+   * different things (an equivocator), or the same thing again long after (a replayer).
+   */
+  sendTo(peer: string, topic: string, data: Uint8Array): void {
+    if (!this.up || !this.connections.has(peer)) return;
+    const id = messageId(topic, data);
+    this.net.send(this.peerId, peer, data.length + 64, (remote) => remote.gossip(this.peerId, topic, data, id));
+  }
+
+  /**
    * Sends a message to every peer but `except`. Its id (the content hash gossipsub derives from
    * the data) travels with it, so that the receivers need not hash it again: same ids, less work.
    */
