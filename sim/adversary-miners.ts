@@ -11,7 +11,7 @@ import type { World } from './world.ts';
 /**
  * Adversaries whose every block and message is valid, and who hurt by when, to whom and what they
  * tell: a miner at the edges of the timestamp rules, an equivocator, a withholder of bodies, a
- * replayer of old blocks and transactions. Nothing they send breaks a rule, so the invariants,
+ * replayer of old blocks and transactions, an eclipser announcing identities of one host. Nothing they send breaks a rule, so the invariants,
  * not penalties, judge how the honest nodes fare against them. What each does is counted in
  * world.counts.acts, and traced, so that a test can see it did it.
  */
@@ -113,6 +113,39 @@ export function replayer(world: World, sim: SimNode, node: CairnNode, rng: Rando
     if (!tx) return;
     act(world, sim, 'tx-replayed');
     for (const peer of t.peers()) t.sendTo(peer, node.names.txTopic, encodeTxBatch([tx]));
+  };
+}
+
+/** Identities an eclipser makes, all on one IP: four more than the peer book keeps of one subnet. */
+export const ECLIPSE_IDENTITIES = 68;
+
+/**
+ * Identities of one host announced to one honest node (as a flood of mDNS answers or DHT records
+ * would), again every 5 s, each answering the status handshake at genesis and nothing else: they
+ * should take no more of its outbound connections (the ones it chooses, its defence against an
+ * eclipse) than one host deserves. The most they held at once is its act 'outbound-held'.
+ */
+export function eclipse(world: World, sim: SimNode, node: CairnNode, rng: Random): () => void {
+  const honest = world.nodes.filter((n) => n.honest && n.up);
+  const target = honest.length > 0 ? rng.pick(honest) : undefined;
+  const ip = `10.251.${sim.lives}.${1 + rng.int(250)}`;
+  const genesis = node.db.genesis.header;
+  const status = encodeStatus({ genesis: genesis.hash, height: 0, tipHash: genesis.hash, totalWork: 1n, prunedHeight: 0 });
+  const ids: string[] = [];
+  for (let i = 0; i < ECLIPSE_IDENTITIES; i++) {
+    const id = `${sim.id}-eclipse-${sim.lives}-${i}`;
+    if (world.net.transport(id)) continue;
+    world.net.place(id, { ip });
+    const t = world.net.attach(id, { denied: () => false });
+    void t.handle(node.names.status, async () => status, { timeoutMs: 5_000, maxBytes: 1024, onBadRequest: () => {} });
+    ids.push(id);
+  }
+  return () => {
+    const t = target?.transport;
+    if (!t) return;
+    for (const id of ids) t.discover(id);
+    const held = t.peers().filter((p) => ids.includes(p) && t.connectionInfo(p)?.direction === 'outbound').length;
+    world.counts.acts['outbound-held'] = Math.max(world.counts.acts['outbound-held'] ?? 0, held);
   };
 }
 

@@ -7,7 +7,7 @@ import { sleep } from '../node/env.ts';
 import { TransportError } from '../node/transport.ts';
 import { decodeGetBlocks, decodeHeaders, encodeGetBlocks, encodeGetHeaders, encodeHeaders, encodeStatus } from '../node/wire.ts';
 import { craft, offend, treeOf } from './garbage.ts';
-import { equivocate, mineWithheld, replayer, timewarp, withholdBodies } from './adversary-miners.ts';
+import { eclipse, equivocate, mineWithheld, replayer, timewarp, withholdBodies } from './adversary-miners.ts';
 import { stateAfter } from './mining.ts';
 import type { Checker } from './invariants.ts';
 import type { Random } from './random.ts';
@@ -67,6 +67,8 @@ export function arm(world: World, checker: Checker): void {
           return withholdBodies(world, sim, node);
         case 'replayer':
           return every(world, sim, 3_000, replayer(world, sim, node, rng));
+        case 'eclipser':
+          return every(world, sim, 5_000, eclipse(world, sim, node, rng));
         case 'timewarper':
         case 'honest':
           return;

@@ -11,8 +11,8 @@ const USAGE = `usage: npm run sim -- --seed S [--nodes N] [--minutes M] [--calm]
        npm run sim -- --seeds K [--from F] [--nodes N] [--minutes M] [--calm] [--adversaries ROLES] [--json]
 One seeded scenario, or a sweep of K seeds from F (default 1); exit status 1 if any seed fails.
 --adversaries R1,R2 gives the seed's adversaries (at least one) roles drawn from these, among
-${ALL_ADVERSARIES.join(', ')}; timewarper, equivocator, withholder
-and replayer come only so.
+${ALL_ADVERSARIES.join(', ')}; timewarper, equivocator, withholder,
+replayer and eclipser come only so.
 --json prints one JSON object: for a seed, its whole result with its trace hash (the same code and
 seed give the same hash: compare it before and after a change meant to change nothing); for a
 sweep, the failing seeds and the first failure's result with the command that replays it.

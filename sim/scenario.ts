@@ -29,7 +29,7 @@ const ADVERSARIES: readonly Role[] = ['garbage', 'tamperer', 'liar', 'selfish', 
  * Adversaries that break no rule (sim/adversary-miners.ts), kept out of the default mix so that
  * every seed's run stays as it was: `npm run sim -- --adversaries ROLE,...` brings them in.
  */
-export const EXTRA_ADVERSARIES: readonly Role[] = ['timewarper', 'equivocator', 'withholder', 'replayer'];
+export const EXTRA_ADVERSARIES: readonly Role[] = ['timewarper', 'equivocator', 'withholder', 'replayer', 'eclipser'];
 export const ALL_ADVERSARIES: readonly Role[] = [...ADVERSARIES, ...EXTRA_ADVERSARIES];
 /** Adversaries that mine, each with this share of the hash power. */
 const ADVERSARY_MINERS: readonly Role[] = ['selfish', 'timewarper', 'equivocator', 'withholder'];

@@ -13,7 +13,7 @@ import { SimTransport, type SimNetwork } from './network.ts';
 import type { Random } from './random.ts';
 import type { Scheduler } from './scheduler.ts';
 
-export type Role = 'honest' | 'garbage' | 'tamperer' | 'liar' | 'selfish' | 'freerider' | 'flooder' | 'sybil' | 'timewarper' | 'equivocator' | 'withholder' | 'replayer';
+export type Role = 'honest' | 'garbage' | 'tamperer' | 'liar' | 'selfish' | 'freerider' | 'flooder' | 'sybil' | 'timewarper' | 'equivocator' | 'withholder' | 'replayer' | 'eclipser';
 
 export interface SimNodeSpec {
   readonly id: string;

@@ -1,9 +1,9 @@
 /**
  * The simulator's adversaries that break no rule (sim/adversary-miners.ts): a miner at the edges of
  * the timestamp rules, an equivocator, a withholder of bodies, a replayer of old blocks and
- * transactions. Each runs in seeds of its own, does what it is for (its acts are counted), and
- * every invariant holds against it; a seed with all four is deterministic; and the default mix,
- * which every other seed runs, never has them.
+ * transactions, an eclipser announcing identities of one host. Each runs in seeds of its own,
+ * does what it is for (its acts are counted), and every invariant holds against it; a seed with
+ * all five is deterministic; and the default mix, which every other seed runs, never has them.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -23,6 +23,9 @@ const CASES: readonly { role: Role; seeds: readonly string[]; acts: readonly str
   { role: 'equivocator', seeds: ['10', '16'], acts: ['equivocation'] },
   { role: 'withholder', seeds: ['4', '10'], acts: ['block-withheld', 'bodies-withheld'] },
   { role: 'replayer', seeds: ['21', '2'], acts: ['block-replayed', 'tx-replayed', 'stale-block-replayed'] },
+  // Its identities take up to all of the target's WANTED_PEERS outbound connections (node/peer-book.ts):
+  // no invariant breaks (inbound and bootstrap peers stay honest), and how many it held is measured.
+  { role: 'eclipser', seeds: ['3', '5'], acts: ['outbound-held'] },
 ];
 
 describe('simulation: adversaries that break no rule', function () {
@@ -42,8 +45,7 @@ describe('simulation: adversaries that break no rule', function () {
     });
   }
 
-  it('a seed with all four, run twice, gives the same trace byte for byte', async () => {
-    // Seed 3 with these roles has a replayer and an equivocator; 5, a withholder and a timewarper.
+  it('a seed with all five, run twice, gives the same trace byte for byte', async () => {
     for (const seed of ['3', '5']) {
       const a = await simulate(seed, { adversaries: EXTRA_ADVERSARIES });
       const b = await simulate(seed, { adversaries: EXTRA_ADVERSARIES });
