@@ -7,7 +7,7 @@ import { sleep } from '../node/env.ts';
 import { TransportError } from '../node/transport.ts';
 import { decodeGetBlocks, decodeHeaders, encodeGetBlocks, encodeGetHeaders, encodeHeaders, encodeStatus } from '../node/wire.ts';
 import { craft, offend, treeOf } from './garbage.ts';
-import { eclipse, equivocate, mineWithheld, replayer, timewarp, withholdBodies } from './adversary-miners.ts';
+import { eclipse, equivocate, mineWithheld, replayer, timewarp, withholdBodies } from './lawful-adversaries.ts';
 import { stateAfter } from './mining.ts';
 import type { Checker } from './invariants.ts';
 import type { Random } from './random.ts';

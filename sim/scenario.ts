@@ -26,7 +26,7 @@ export interface ScenarioOptions {
 const WALLETS = new Wallets(24, undefined, DEEP_KEY_PAIRS);
 const ADVERSARIES: readonly Role[] = ['garbage', 'tamperer', 'liar', 'selfish', 'freerider', 'flooder', 'sybil'];
 /**
- * Adversaries that break no rule (sim/adversary-miners.ts), kept out of the default mix so that
+ * Adversaries that break no rule (sim/lawful-adversaries.ts), kept out of the default mix so that
  * every seed's run stays as it was: `npm run sim -- --adversaries ROLE,...` brings them in.
  */
 export const EXTRA_ADVERSARIES: readonly Role[] = ['timewarper', 'equivocator', 'withholder', 'replayer', 'eclipser'];

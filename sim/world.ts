@@ -66,7 +66,7 @@ export class World {
   readonly net: SimNetwork;
   readonly nodes: SimNode[];
   private readonly trace: Hash = createHash('sha256');
-  /** `acts`: what the adversaries that break no rule did (sim/adversary-miners.ts). */
+  /** `acts`: what the adversaries that break no rule did (sim/lawful-adversaries.ts). */
   readonly counts = { blocks: 0, txs: 0, reorgs: 0, deepestReorg: 0, snapshotJoins: 0, faults: {} as Record<string, number>, acts: {} as Record<string, number> };
   private readonly observers: WorldObserver[] = [];
   private miningUntil: number;

@@ -1,5 +1,5 @@
 /**
- * The simulator's adversaries that break no rule (sim/adversary-miners.ts): a miner at the edges of
+ * The simulator's adversaries that break no rule (sim/lawful-adversaries.ts): a miner at the edges of
  * the timestamp rules, an equivocator, a withholder of bodies, a replayer of old blocks and
  * transactions, an eclipser announcing identities of one host. Each runs in seeds of its own,
  * does what it is for (its acts are counted), and every invariant holds against it; a seed with

@@ -11,9 +11,9 @@ import type { World } from './world.ts';
 /**
  * Adversaries whose every block and message is valid, and who hurt by when, to whom and what they
  * tell: a miner at the edges of the timestamp rules, an equivocator, a withholder of bodies, a
- * replayer of old blocks and transactions, an eclipser announcing identities of one host. Nothing they send breaks a rule, so the invariants,
- * not penalties, judge how the honest nodes fare against them. What each does is counted in
- * world.counts.acts, and traced, so that a test can see it did it.
+ * replayer of old blocks and transactions, an eclipser announcing identities of one host. Nothing
+ * they send breaks a rule, so the invariants, not penalties, judge how the honest nodes fare.
+ * What each does is counted in world.counts.acts, and its blocks traced, so a test can see it acted.
  */
 
 /** Blocks whose timestamp sits at the edge of the future drift (up to 5 s short of it), or at the median time past + 1: half and half. */
