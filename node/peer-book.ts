@@ -43,6 +43,14 @@ const STABLE_CONNECTION_MS = 30_000;
  * the node with the peers an attacker chose (an eclipse).
  */
 const WANTED_PEERS = 8;
+/**
+ * Connections the node chose (dials in flight included) to one subnet (/24, /48), beyond which a
+ * discovered peer there is not dialled, as Bitcoin Core makes one outbound connection per network
+ * group: one host announcing many identities (mDNS, the DHT) took all 8 of them in the
+ * simulator's eclipser runs. Loopback is exempt (a devnet on one machine), and bootstrap and
+ * user-given peers are dialled whatever it says.
+ */
+const MAX_OUTBOUND_PER_SUBNET = 2;
 /** A discovered peer that failed this many dials in a row is forgotten (it moved, or left). */
 const MAX_DISCOVERED_FAILURES = 5;
 const MAX_KNOWN = 1_000;
@@ -79,8 +87,8 @@ export class PeerBook {
   private readonly known = new Map<string, KnownPeer>();
   /** Forgettable entries by the group they were admitted in (MAX_KNOWN_PER_SUBNET). */
   private readonly perGroup = new Map<string, number>();
-  /** Peers being dialled now: not dialled twice at once, and counted against WANTED_PEERS. */
-  private readonly dialling = new Set<string>();
+  /** Peers being dialled now, with their subnets: not dialled twice at once, and counted against WANTED_PEERS and MAX_OUTBOUND_PER_SUBNET. */
+  private readonly dialling = new Map<string, string>();
   /** Told once per peer when dialling it fails, with why. */
   onDialFailed: ((peer: string, source: PeerSource, addrs: readonly string[], err: Error) => void) | undefined;
 
@@ -235,15 +243,26 @@ export class PeerBook {
     const now = this.env.monotonic();
     const connected = new Set(this.transport.peers());
     let dialled = 0;
-    for (const peer of connected) if (this.transport.connectionInfo(peer)?.direction !== 'inbound') dialled++;
+    const outbound = new Map<string, number>();
+    const count = (subnet: string) => outbound.set(subnet, (outbound.get(subnet) ?? 0) + 1);
+    for (const peer of connected) {
+      const info = this.transport.connectionInfo(peer);
+      if (info?.direction === 'inbound') continue;
+      dialled++;
+      if (info) count(subnetOf([info.remoteAddr]));
+    }
+    for (const subnet of this.dialling.values()) count(subnet);
     for (const [id, k] of this.known) {
       if (k.nextAt > now || connected.has(id) || this.dialling.has(id) || this.peers.isBanned(id)) continue;
       const keep = k.source === 'bootstrap' || k.source === 'user';
       // However many peers discovery announces at once, only enough to reach WANTED_PEERS are dialled.
       if (!keep && dialled + this.dialling.size >= WANTED_PEERS) continue;
+      const subnet = subnetOf(k.addrs);
+      if (!keep && subnet !== 'loopback' && (outbound.get(subnet) ?? 0) >= MAX_OUTBOUND_PER_SUBNET) continue;
       k.nextAt = now + k.delayMs;
       k.delayMs = Math.min(REDIAL_MAX_MS, k.delayMs * 2);
-      this.dialling.add(id);
+      this.dialling.set(id, subnet);
+      count(subnet);
       this.transport.dial(k.addrs).finally(() => this.dialling.delete(id)).then(
         () => {
           k.failures = 0;

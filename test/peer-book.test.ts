@@ -28,6 +28,8 @@ class FakeNet extends EventEmitter<TransportEvents> {
   /** The addresses each dial was given. */
   dialAddrs: string[][] = [];
   dials: { peer: string; at: number }[] = [];
+  /** Where each peer was dialled, its connection's remote address. */
+  remote = new Map<string, string>();
   /** Called inside each dial, as libp2p asks the connection gate. */
   onDial: ((peer: string) => void) | undefined;
 
@@ -36,7 +38,7 @@ class FakeNet extends EventEmitter<TransportEvents> {
   }
 
   connectionInfo(peer: string): { direction: 'inbound' | 'outbound'; remoteAddr: string } | undefined {
-    return this.connected.has(peer) ? { direction: this.inbound.has(peer) ? 'inbound' : 'outbound', remoteAddr: addr(peer) } : undefined;
+    return this.connected.has(peer) ? { direction: this.inbound.has(peer) ? 'inbound' : 'outbound', remoteAddr: this.remote.get(peer) ?? addr(peer) } : undefined;
   }
 
   async dial(addrs: readonly string[]): Promise<string> {
@@ -46,6 +48,7 @@ class FakeNet extends EventEmitter<TransportEvents> {
     this.onDial?.(peer);
     if (!this.reachable.has(peer)) throw new TransportError('TRANSPORT_CLOSED', `connection refused by ${peer}`);
     this.connected.add(peer);
+    this.remote.set(peer, addrs[0]!);
     return peer;
   }
 
@@ -168,6 +171,30 @@ describe('PeerBook: dialling known and discovered peers', () => {
     net.dialAddrs = [];
     alone.redial();
     assert.deepEqual(net.dialAddrs, [many.slice(0, 8)], 'dialled with its first 8 addresses only');
+  });
+
+  it('makes at most 2 of the connections it chooses to one subnet: one host announcing many identities cannot take all 8 (an eclipse)', async () => {
+    // From the simulator's eclipser: 68 identities of one host announced to a node took 5 to 8 of
+    // its 8 outbound connections in every seed.
+    const at = (ip: string, id: string) => `/ip4/${ip}/tcp/1/p2p/${id}`;
+    for (let i = 0; i < 40; i++) {
+      book.discovered(`evil${i}`, [at('203.0.113.5', `evil${i}`)]);
+      net.reachable.add(`evil${i}`);
+    }
+    for (let i = 0; i < 6; i++) {
+      book.discovered(`honest${i}`, [at(`198.51.${i}.1`, `honest${i}`)]);
+      net.reachable.add(`honest${i}`);
+    }
+    await tick(net, book, 3);
+    const evil = net.peers().filter((p) => p.startsWith('evil'));
+    assert.equal(evil.length, 2, 'two from that host, however many identities it announces');
+    assert.equal(net.peers().length, 8, 'the other six are honest peers, each of its own subnet');
+    // A bootstrap peer there is dialled all the same (the user chose it), and loopback is exempt.
+    book.remember(at('203.0.113.7', 'boot'), 'bootstrap');
+    net.reachable.add('boot');
+    net.connected.delete('honest0');
+    await tick(net, book, 1);
+    assert.ok(net.peers().includes('boot'));
   });
 
   it('dials at most 8 of many peers announced at once', async () => {
