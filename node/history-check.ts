@@ -6,13 +6,15 @@ import type { ChainHistory, HistoryVerdict } from '../ledger/history.ts';
 import { Chain } from '../consensus/chain.ts';
 import type { SaneBlock } from '../consensus/sanity.ts';
 import { BodyDownload, InvalidChain } from './body-download.ts';
-import { secondsOf, type Env } from './env.ts';
+import { secondsOf, type Env, type Timer } from './env.ts';
 import { importBlocks } from './import-blocks.ts';
 import { Pruner } from './pruner.ts';
 import { TxSignatureVerifier, type SignatureVerifier } from './tx-signatures.ts';
 
 /** How long to wait before asking again when nobody could serve the history. */
 const RETRY_MS = 10_000;
+/** After a run that failed on our side (its store locked, a write refused, a bug), the next starts this much later. */
+const RESTART_MS = 60_000;
 
 /** Where the check keeps its own chain: a store of its own, removed once a verdict is reached. */
 export interface HistoryStore {
@@ -84,6 +86,8 @@ export class HistoryCheck {
   private download: BodyDownload | undefined;
   private warned = false;
   private removed = false;
+  /** The next run after one that failed: once set, a sync's idle does not start it sooner. */
+  private restart: Timer | undefined;
 
   constructor(parts: HistoryCheckParts) {
     this.p = parts;
@@ -101,7 +105,7 @@ export class HistoryCheck {
 
   /** Starts the check if the state came from a snapshot and has no verdict yet (called again: no-op). */
   start(): void {
-    if (this.running || this.stopped) return;
+    if (this.running || this.stopped || this.restart !== undefined) return;
     const { history } = this.p.chain.db;
     if (history.stateBase === 0) return;
     const verdict = history.historyVerdict;
@@ -115,12 +119,21 @@ export class HistoryCheck {
       return;
     }
     this.running = this.run().catch((err: Error) => {
-      if (!this.stopped) this.p.log('warn', `history check stopped: ${err.message}`);
+      if (this.stopped) return;
+      // Tried again: a failure that passes (a lock another process held, a full disk freed) must
+      // not leave the check stopped, its status "checking", until the node restarts.
+      this.p.log('warn', `history check stopped: ${err.message}; it starts again in ${RESTART_MS / 1000} s`);
+      this.running = undefined;
+      this.restart = this.p.env.setTimeout(() => {
+        this.restart = undefined;
+        this.start();
+      }, RESTART_MS);
     });
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.p.env.clearTimeout(this.restart);
     this.wake?.();
     this.download?.end();
     await this.running;

@@ -10,6 +10,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { toHex } from '../ledger/bytes.ts';
 import { ChainDB } from '../ledger/chaindb.ts';
+import { StoreError } from '../ledger/errors.ts';
 import { layout } from '../ledger/layout.ts';
 import { genesisJson, type ChainParams } from '../ledger/genesis.ts';
 import { MemoryDisk } from '../ledger/kv-memory.ts';
@@ -223,6 +224,42 @@ describe('history check below a snapshot', function () {
       await check.stop();
       assert.ok(logs.some((l) => /^the history check's store cannot be used \(.*genesis block it does not hold\): the check starts again from genesis$/.test(l)), logs.join('\n'));
       assert.equal(node.disk.entries.size, 0, 'and removed once done');
+    } finally {
+      await node.close();
+    }
+  });
+
+  it('a run that failed on our side (its store locked) starts again a minute later, not only at the next restart', async () => {
+    // From a review: a failed run left the check stopped for good, its status "checking".
+    const node = await importedNode(goodSource, 'locked-check-store');
+    try {
+      const open = node.disk.open.bind(node.disk);
+      let opens = 0;
+      node.disk.open = (...args) => {
+        if (opens++ === 0) throw new StoreError('STORE_LOCKED', 'the database at history-check is in use by another process');
+        return open(...args);
+      };
+      let restart: (() => void) | undefined;
+      const env: Env = {
+        ...realEnv,
+        setTimeout: (run, ms) => {
+          if (ms !== 60_000) return realEnv.setTimeout(run, ms);
+          restart = run;
+          return 0 as never;
+        },
+        clearTimeout: (timer) => timer !== 0 && realEnv.clearTimeout(timer),
+      };
+      const logs: string[] = [];
+      const check = checker(node, { env, logs });
+      check.start();
+      for (let i = 0; i < 200 && !restart; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+      assert.ok(restart, 'a restart is set');
+      assert.ok(logs.some((l) => /^history check stopped: .*in use by another process; it starts again in 60 s$/.test(l)), logs.join('\n'));
+      check.start(); // a sync's idle meanwhile: not sooner
+      assert.equal(opens, 1);
+      restart();
+      assert.equal((await verdict(node, check)).state, 'valid');
+      assert.equal(opens, 2);
     } finally {
       await node.close();
     }
