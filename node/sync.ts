@@ -37,6 +37,8 @@ export interface SyncEvents {
   took: [];
   /** A peer of our network said what its chain is (after any sync it starts has begun). */
   status: [peer: string];
+  /** A snapshot join began (true) or ended (false): gossip holds its blocks meanwhile. */
+  joining: [active: boolean];
 }
 
 export interface SyncOptions {
@@ -284,6 +286,7 @@ export class Sync extends EventEmitter<SyncEvents> {
       log: this.o.log ?? (() => {}),
     });
     this.joinRunning = true;
+    this.emit('joining', true);
     try {
       return await join.run();
     } catch (err) {
@@ -291,6 +294,7 @@ export class Sync extends EventEmitter<SyncEvents> {
       return 'later';
     } finally {
       this.joinRunning = false;
+      this.emit('joining', false);
     }
   }
 

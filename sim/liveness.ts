@@ -36,6 +36,8 @@ export class Liveness {
    * by the one lost, say) or above it (which wait for it) may never be mined.
    */
   private readonly lost = new Map<string, { nonce: bigint; atMs: number }[]>();
+  /** When each node's last snapshot join ended, by node id (node/sync.ts's 'joining'). */
+  private readonly joinEnded = new Map<string, number>();
   /** The blocks honest nodes connected that carry each transaction, by its id. */
   private readonly carriedBy = new Map<string, string[]>();
   /** Pairs (block, node) whose bound was judged; blocks not judged, mined with a fault in effect or over lossy links; users' transactions judged. */
@@ -58,6 +60,7 @@ export class Liveness {
       },
       onStarted: (sim, node) => {
         if (!sim.honest) return;
+        node.sync.on('joining', (active) => void (active || this.joinEnded.set(sim.id, world.scheduler.now)));
         // The surviving side of a connection says it ended (a crashed node says nothing).
         node.transport.on('peer:disconnect', (peer) => {
           if (world.nodes.find((n) => n.id === peer)?.honest) world.faults.disturbed();
@@ -109,6 +112,9 @@ export class Liveness {
       w.scheduler.after(bound, () => {
         // The network changed meanwhile: the path may be gone, or a new one longer.
         if (w.faults.lastDisturbanceMs >= minedAt || sim.node !== life || !life) return;
+        // A node joining by snapshot holds gossiped blocks until its join ends (node/sync.ts,
+        // Sync.joining), and takes the chain after its pivot by sync: no gossip path holds for it.
+        if (life.sync.joining || (this.joinEnded.get(sim.id) ?? -Infinity) >= minedAt) return;
         this.counts.judged++;
         if (this.connected.get(sim.id)?.has(hash)) return;
         // A chain with as much work makes the block moot (it lost a race, or was reorganised away).
