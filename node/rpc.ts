@@ -16,9 +16,11 @@ export const MAX_BATCH = 1000;
 /**
  * Open connections: each holds a file descriptor until its headers time out, and a process of
  * another user on this machine needs no token to open them; uncapped, it could take every
- * descriptor the node has, its store's and its peers' too.
+ * descriptor the node has, its store's and its peers' too. Well above what a client's burst
+ * keeps open (fetch opens a connection per request in flight: 200 at once must all be answered),
+ * since one over the cap is cut as it arrives.
  */
-export const MAX_RPC_CONNECTIONS = 128;
+export const MAX_RPC_CONNECTIONS = 1024;
 
 interface RpcRequest {
   jsonrpc: '2.0';
@@ -50,6 +52,8 @@ export interface RpcServerOptions {
    * CairnError): the client is answered INTERNAL_ERROR with its message alone.
    */
   log?: (level: 'warn', message: string, fields?: Record<string, unknown>) => void;
+  /** Open connections at most (MAX_RPC_CONNECTIONS unless given; tests lower it). */
+  maxConnections?: number;
 }
 
 /** A method table over some context: the node's (`rpcHandlers`) or a light client's. */
@@ -72,6 +76,7 @@ export class JsonRpcServer<C> {
   private readonly datadir: string;
   private readonly host: string;
   private readonly port: number;
+  private readonly maxConnections: number;
   readonly token: string;
   private server: Server | undefined;
   private endpointFile: string | undefined;
@@ -91,6 +96,7 @@ export class JsonRpcServer<C> {
     this.datadir = options.datadir;
     this.host = options.host ?? '127.0.0.1';
     this.port = options.port ?? 0;
+    this.maxConnections = options.maxConnections ?? MAX_RPC_CONNECTIONS;
     this.token = options.token ?? randomBytes(32).toString('hex');
   }
 
@@ -98,7 +104,7 @@ export class JsonRpcServer<C> {
     const server = createServer((req, res) => void this.handle(req, res));
     server.requestTimeout = 30_000;
     server.headersTimeout = 10_000;
-    server.maxConnections = MAX_RPC_CONNECTIONS;
+    server.maxConnections = this.maxConnections;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(this.port, this.host, () => resolve());
