@@ -17,6 +17,7 @@ import { Wallets } from '../sim/wallets.ts';
 import { stateKey } from '../ledger/smt.ts';
 import { STORED_TREE_DEPTH } from '../ledger/tree-store.ts';
 import { measureSyncFromPeers, SYNC_UPLINK_BYTES_PER_MS, type SyncPeersMeasurement } from '../sim/sync-peers.ts';
+import { simulateSeeds } from './helpers/sim-threads.ts';
 
 const SWEEP = 200;
 /** Seeds run twice for determinism: 223 has a garbage node and a selfish miner, 66 a liar and a free rider, 61 a tamperer and a sybil. */
@@ -53,6 +54,11 @@ const REGRESSIONS: readonly { seed: string; found: string }[] = [
   { seed: '244', found: "a reorganisation that failed at its last block left n1 on the failed branch's prefix, of only equal work, instead of back on the first-seen chain" },
 ];
 
+/** Seeds 1 to `n`, as `npm run sim -- --seeds n` runs them. */
+function seedsUpTo(n: number): string[] {
+  return Array.from({ length: n }, (_, i) => String(i + 1));
+}
+
 function explain(r: SimResult, flags = ''): string {
   const lines = Object.entries(r.violations).flatMap(([name, list]) => (list ?? []).map((v) => `  ${name}: ${v}`));
   return `seed ${r.seed} failed:\n${lines.join('\n')}\nreplay: npm run sim -- --seed ${r.seed}${flags}`;
@@ -77,10 +83,7 @@ describe('simulation', function () {
   });
 
   it('regression seeds stay fixed', async () => {
-    for (const { seed } of REGRESSIONS) {
-      const r = await simulate(seed);
-      assert.ok(r.ok, explain(r));
-    }
+    for (const r of await simulateSeeds(REGRESSIONS.map((x) => x.seed))) assert.ok(r.ok, explain(r));
   });
 
   it(`${SWEEP} seeded scenarios keep every invariant`, async () => {
@@ -96,8 +99,7 @@ describe('simulation', function () {
     const faults: Record<string, number> = {};
     const roles: Record<string, number> = {};
     const penalised: Record<string, number> = {};
-    for (let seed = 1; seed <= SWEEP; seed++) {
-      const r = await simulate(String(seed));
+    for (const r of await simulateSeeds(seedsUpTo(SWEEP))) {
       judged += r.liveness.judged;
       txsJudged += r.liveness.txsJudged;
       blocks += r.blocks;
@@ -126,8 +128,7 @@ describe('simulation', function () {
   it(`${CALM_SWEEP} calm networks keep every invariant, and reorganise only after a race at one height`, async () => {
     const failed: string[] = [];
     let reorgs = 0;
-    for (let seed = 1; seed <= CALM_SWEEP; seed++) {
-      const r = await simulate(String(seed), { calm: true });
+    for (const r of await simulateSeeds(seedsUpTo(CALM_SWEEP), { calm: true })) {
       reorgs += r.reorgs;
       if (!r.ok) failed.push(explain(r, ' --calm'));
       // Two blocks mined within a propagation time of each other tie, and the next block settles it;
