@@ -16,6 +16,7 @@ import { signTransaction } from '../ledger/transaction.ts';
 import { cairnCommand } from '../cli/self.ts';
 import { generateDatadir } from '../cli/cmd-generate.ts';
 import { tempDir, testKey } from './helpers/fixtures.ts';
+import { withCompileCache } from './helpers/compile-cache.ts';
 import { DEVNET_ADDRESS, DEVNET_PRIVATE_KEY, REPO, cliJson, closedPort, killAll, runCli, spawnCli, stopChild, waitFor, type CliChild, type CliResult } from './helpers/cli.ts';
 
 /** A node's or light client's: on 127.0.0.1 only, finding nobody by mDNS. */
@@ -216,7 +217,7 @@ describe('errors that name the fix, through real processes', function () {
 
   it('send --wait with no peers and no miner: the id at once, a warning at once, then the timeout says why', async () => {
     const child = spawn(process.execPath, [join(REPO, 'cli', 'main.ts'), 'send', '--datadir', datadir, '--keystore', keystore, '--password-file', passwordFile,
-      '--from', DEVNET_ADDRESS, '--to', encodeAddress(testKey(5).address), '--amount', '1CRN', '--wait', '--timeout', '4'], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+      '--from', DEVNET_ADDRESS, '--to', encodeAddress(testKey(5).address), '--amount', '1CRN', '--wait', '--timeout', '4'], { cwd: REPO, env: withCompileCache(), stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));

@@ -8,6 +8,7 @@ import { auditChainDB } from '../ledger/audit.ts';
 import { LevelKv } from '../ledger/kv-level.ts';
 import { layout } from '../ledger/layout.ts';
 import { STORED_TREE_DEPTH } from '../ledger/tree-memory.ts';
+import { withCompileCache } from './helpers/compile-cache.ts';
 import { seededRandom, tempDir, testParams } from './helpers/fixtures.ts';
 
 const WRITER = fileURLToPath(new URL('./helpers/crash-writer.ts', import.meta.url));
@@ -58,7 +59,7 @@ class Writer {
   private changed: () => void = () => {};
 
   constructor(datadir: string, seed: number) {
-    this.child = spawn(process.execPath, [WRITER, datadir, String(seed)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = spawn(process.execPath, [WRITER, datadir, String(seed)], { env: withCompileCache(), stdio: ['ignore', 'pipe', 'pipe'] });
     this.child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
       const parts = (this.partial + chunk).split('\n');
       this.partial = parts.pop()!;

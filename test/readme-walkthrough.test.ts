@@ -17,8 +17,8 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { tmpdir } from 'node:os';
 import { RpcClient } from '../cli/rpc-client.ts';
+import { withCompileCache } from './helpers/compile-cache.ts';
 import { tempDir } from './helpers/fixtures.ts';
 import { REPO, waitFor } from './helpers/cli.ts';
 
@@ -78,7 +78,7 @@ describe('README walkthrough, run as written', function () {
   });
 
   it('runs top to bottom on a fresh clone: the node mines, the transfer confirms, cairn stop ends the node with status 0', async () => {
-    const env: NodeJS.ProcessEnv = {
+    const env: NodeJS.ProcessEnv = withCompileCache({
       ...process.env,
       CAIRN_PASSWORD: 'walkthrough password',
       CAIRN_P2P_PORT: '0',
@@ -86,8 +86,7 @@ describe('README walkthrough, run as written', function () {
       CAIRN_HTTP_PORT: '0',
       CAIRN_P2P_HOST: '127.0.0.1',
       CAIRN_MDNS: 'off',
-      NODE_COMPILE_CACHE: join(tmpdir(), 'cairn-test-node-compile-cache'),
-    };
+    });
     delete env['CAIRN_RPC_TOKEN'];
     const bash = spawn('bash', ['--noprofile', '--norc'], { cwd: clone, env, stdio: ['pipe', 'pipe', 'pipe'] });
     shell = bash;

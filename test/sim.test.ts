@@ -18,6 +18,7 @@ import { stateKey } from '../ledger/smt.ts';
 import { STORED_TREE_DEPTH } from '../ledger/tree-store.ts';
 import { measureSyncFromPeers, SYNC_UPLINK_BYTES_PER_MS, type SyncPeersMeasurement } from '../sim/sync-peers.ts';
 import { simulateSeeds } from './helpers/sim-threads.ts';
+import { withCompileCache } from './helpers/compile-cache.ts';
 
 const SWEEP = 200;
 /** Seeds run twice for determinism: 223 has a garbage node and a selfish miner, 66 a liar and a free rider, 61 a tamperer and a sybil. */
@@ -228,7 +229,7 @@ describe('simulation: sync from several peers (issue #19: no slower than from on
 });
 
 describe('npm run sim: its arguments', () => {
-  const run = (...args: string[]) => spawnSync(process.execPath, [fileURLToPath(new URL('../sim/cli.ts', import.meta.url)), ...args], { encoding: 'utf8' });
+  const run = (...args: string[]) => spawnSync(process.execPath, [fileURLToPath(new URL('../sim/cli.ts', import.meta.url)), ...args], { env: withCompileCache(), encoding: 'utf8' });
 
   it('--help prints the usage and exits 0; an unknown option or a missing value says which, with the usage, and exits 2', () => {
     const help = run('--help');

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import type { RpcEndpointFile } from '../../node/rpc-types.ts';
 import { tempDir } from '../helpers/fixtures.ts';
 import { CAIRN_MAIN, REPO, runCli, waitFor, writeTestGenesis } from '../helpers/cli.ts';
+import { withCompileCache } from '../helpers/compile-cache.ts';
 
 interface Row {
   readonly name: string;
@@ -64,7 +65,7 @@ describe('e2e: cairn devnet', function () {
     this.timeout(90_000);
     genesis = writeTestGenesis(dir.path, 'cairn-e2e-devnet');
     // Its own process group, as a terminal gives a job: the group a Ctrl-C is sent to.
-    devnet = spawn(process.execPath, [CAIRN_MAIN, 'devnet', '--nodes', '2', '--datadir', root, '--genesis', genesis, '--json'], { cwd: REPO, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    devnet = spawn(process.execPath, [CAIRN_MAIN, 'devnet', '--nodes', '2', '--datadir', root, '--genesis', genesis, '--json'], { cwd: REPO, env: withCompileCache(), detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
     const started = devnet;
     try {
       setPriority(started.pid!, 10); // the miner leaves the CPU to the rest
@@ -163,7 +164,7 @@ describe('e2e: cairn devnet whose stderr has gone', function () {
     // an 'error' event nobody handled, and the devnet died on it, its other nodes (each in a
     // process group of its own) left running with nobody to stop them.
     const genesis = writeTestGenesis(dir.path, 'cairn-e2e-devnet-pipe');
-    devnet = spawn(process.execPath, [CAIRN_MAIN, 'devnet', '--nodes', '2', '--datadir', root, '--genesis', genesis, '--json'], { cwd: REPO, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    devnet = spawn(process.execPath, [CAIRN_MAIN, 'devnet', '--nodes', '2', '--datadir', root, '--genesis', genesis, '--json'], { cwd: REPO, env: withCompileCache(), detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
     const started = devnet;
     started.stderr!.destroy(); // the reader has gone
     let stdout = '';

@@ -18,6 +18,7 @@ import { RPC_ENDPOINT_FILE, type RpcEndpointFile } from '../../node/rpc-types.ts
 import { tempDir, testKey } from '../helpers/fixtures.ts';
 import { libp2pHost, startNode, stopAll, type TestNode } from '../helpers/network.ts';
 import { CAIRN_MAIN, DEVNET_KEY, cairn, clusters, exited, report, signedTransfer, stopProcess, track, waitFor } from '../helpers/cluster.ts';
+import { withCompileCache } from '../helpers/compile-cache.ts';
 
 /** A `cairn light` process on its own datadir, stopped by pid. */
 class LightProc {
@@ -33,7 +34,7 @@ class LightProc {
   async start(genesisFile: string, bootstrap: readonly string[]): Promise<this> {
     const args = [CAIRN_MAIN, 'light', '--datadir', this.datadir, '--genesis', genesisFile, '--p2p-host', '127.0.0.1', '--rpc-port', '0', '--no-mdns', '--log-level', 'debug'];
     for (const b of bootstrap) args.push('--bootstrap', b);
-    this.child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = spawn(process.execPath, args, { env: withCompileCache(), stdio: ['ignore', 'pipe', 'pipe'] });
     track(this.child);
     this.child.stdout!.setEncoding('utf8').on('data', (d: string) => (this.log += d));
     this.child.stderr!.setEncoding('utf8').on('data', (d: string) => (this.log += d));

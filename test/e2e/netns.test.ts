@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { encodeAddress } from '../../ledger/keys.ts';
 import { tempDir, testKey } from '../helpers/fixtures.ts';
 import { CAIRN_MAIN, Cluster, report, secs, stopProcess, track, waitFor } from '../helpers/cluster.ts';
+import { withCompileCache } from '../helpers/compile-cache.ts';
 
 const PREFIX = `cairn-t${process.pid}`;
 
@@ -40,7 +41,7 @@ class NsNode {
   readonly lines: Record<string, unknown>[] = [];
 
   constructor(ns: string, datadir: string, genesis: string, extra: string[] = []) {
-    this.child = spawn('ip', ['netns', 'exec', ns, process.execPath, CAIRN_MAIN, 'node', '--datadir', datadir, '--genesis', genesis, '--p2p-port', '0', '--rpc-port', '0', '--log-level', 'info', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = spawn('ip', ['netns', 'exec', ns, process.execPath, CAIRN_MAIN, 'node', '--datadir', datadir, '--genesis', genesis, '--p2p-port', '0', '--rpc-port', '0', '--log-level', 'info', ...extra], { env: withCompileCache(), stdio: ['ignore', 'pipe', 'pipe'] });
     track(this.child); // `ip netns exec` execs the node: the pid is the node's
     for (const stream of [this.child.stdout!, this.child.stderr!]) {
       createInterface({ input: stream }).on('line', (line) => {

@@ -1,9 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { setPriority, tmpdir } from 'node:os';
+import { setPriority } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { withCompileCache } from './compile-cache.ts';
 
 export const REPO = fileURLToPath(new URL('../../', import.meta.url));
 export const CAIRN_MAIN = join(REPO, 'cli', 'main.ts');
@@ -39,13 +40,8 @@ function childEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env = { ...process.env };
   delete env['CAIRN_PASSWORD'];
   delete env['CAIRN_RPC_TOKEN'];
-  // Every `cairn` process compiles the whole node (libp2p included) before it parses its argv;
-  // V8's code cache, shared by the test's processes, takes about a third off each start.
-  return { NODE_COMPILE_CACHE: COMPILE_CACHE, ...env, ...extra };
+  return withCompileCache({ ...env, ...extra });
 }
-
-/** Node keys entries by content hash and version, so a stale or shared cache is only slower. */
-const COMPILE_CACHE = join(tmpdir(), 'cairn-test-node-compile-cache');
 
 /** Runs `cairn ARGS` as a real process under this Node (24, the project's) and collects its output. */
 export function runCli(args: readonly string[], options: RunOptions = {}): Promise<CliResult> {

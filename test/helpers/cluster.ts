@@ -15,6 +15,7 @@ import { genesisHashHex, parseGenesis, type ChainParams } from '../../ledger/gen
 import { addressOf, encodeAddress, publicKeyOf } from '../../ledger/keys.ts';
 import { signTransaction } from '../../ledger/transaction.ts';
 import { RPC_ENDPOINT_FILE, type RpcEndpointFile, type RpcMethod, type RpcMethods, type StatusResult } from '../../node/rpc-types.ts';
+import { withCompileCache } from './compile-cache.ts';
 import { tempDir, type TestKey } from './fixtures.ts';
 
 export const REPO = fileURLToPath(new URL('../../', import.meta.url));
@@ -136,7 +137,7 @@ export interface CliResult {
 /** Runs `cairn ARGS…` to completion (SIGKILL after `timeoutMs`) and returns its output. */
 export async function cairn(args: readonly string[], timeoutMs = 30_000): Promise<CliResult> {
   const start = Date.now();
-  const child = spawn(process.execPath, [CAIRN_MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [CAIRN_MAIN, ...args], { env: withCompileCache(), stdio: ['ignore', 'pipe', 'pipe'] });
   track(child);
   let stdout = '';
   let stderr = '';
@@ -226,7 +227,7 @@ export class NodeProc {
     args.push(...(options.extraArgs ?? []));
     const log = createWriteStream(this.logFile, { flags: 'a' });
     log.write(`--- start #${++this.starts} at ${new Date().toISOString()}: ${args.slice(1).join(' ')}\n`);
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env } });
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: withCompileCache({ ...process.env, ...options.env }) });
     track(child);
     child.stdout!.pipe(log, { end: false });
     child.stderr!.pipe(log, { end: false });
