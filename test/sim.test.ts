@@ -11,13 +11,13 @@ import { simulate, type SimResult } from '../sim/run.ts';
 import type { InvariantName } from '../sim/invariants.ts';
 import { scenario } from '../sim/scenario.ts';
 import { World } from '../sim/world.ts';
-import { measureFreeRider, measureSybil, UNLIMITED } from '../sim/fair-share.ts';
+import { measureSybil, UNLIMITED } from '../sim/fair-share.ts';
 import { DEEP_KEY_PAIRS, sharedBits } from '../sim/deep-accounts.ts';
 import { Wallets } from '../sim/wallets.ts';
 import { stateKey } from '../ledger/smt.ts';
 import { STORED_TREE_DEPTH } from '../ledger/tree-store.ts';
 import { measureSyncFromPeers, SYNC_UPLINK_BYTES_PER_MS, type SyncPeersMeasurement } from '../sim/sync-peers.ts';
-import { simulateSeeds } from './helpers/sim-threads.ts';
+import { onThreads, simulateSeeds } from './helpers/sim-threads.ts';
 import { withCompileCache } from './helpers/compile-cache.ts';
 
 const SWEEP = 200;
@@ -166,10 +166,12 @@ describe('simulation: fair serving', function () {
   this.timeout(300_000);
 
   it('a free rider beside an honest syncing node: the honest sync takes at most 25% longer; the free rider gets a trickle, then is cut off', async () => {
-    const alone = await measureFreeRider({ freeRider: false });
-    const beside = await measureFreeRider({ freeRider: true });
-    // The same free rider against a node without budgets: what the budgets are worth.
-    const unguarded = await measureFreeRider({ freeRider: true, serving: UNLIMITED });
+    // Beside it, the same free rider against a node without budgets: what the budgets are worth.
+    const [alone, beside, unguarded] = await onThreads([
+      { job: 'measureFreeRider', args: [{ freeRider: false }] },
+      { job: 'measureFreeRider', args: [{ freeRider: true }] },
+      { job: 'measureFreeRider', args: [{ freeRider: true, serving: UNLIMITED }] },
+    ]);
     const slowdown = beside.honestSyncMs / alone.honestSyncMs;
     const share = beside.toFreeRider / (beside.toFreeRider + beside.toHonest);
     console.log(
