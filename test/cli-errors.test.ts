@@ -153,7 +153,7 @@ describe('errors that name the fix, through real processes', function () {
     writeFileSync(join(damaged, 'genesis.json'), '{"name": ');
     const node = (datadir: string) => runCli(['node', '--datadir', datadir, '--p2p-port', '0', '--rpc-port', '0', '--http-port', '0', ...NODE_FLAGS], { timeoutMs: 20_000 });
     // /proc takes no new folder: Node's own mkdir -p retried that for ever, at 100% of a core.
-    const [isFile, underFile, cannot, genesis] = [await node(file), await node(join(file, 'data')), await node('/proc/cairn-none/data'), await node(damaged)];
+    const [isFile, underFile, cannot, genesis] = await Promise.all([node(file), node(join(file, 'data')), node('/proc/cairn-none/data'), node(damaged)]);
     assert.deepEqual(failure(isFile), { code: 1, line: `cairn: the datadir ${file} is a file, not a directory: give --datadir a directory (a new one is made)` });
     assert.deepEqual(failure(underFile), { code: 1, line: `cairn: cannot create the datadir ${join(file, 'data')}: ${file} is a file, not a directory; give --datadir a directory you can write` });
     assert.deepEqual(failure(cannot), { code: 1, line: 'cairn: cannot create the datadir /proc/cairn-none/data: /proc/cairn-none cannot be created there (ENOENT); give --datadir a directory you can write' });
