@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { toHex } from '../ledger/bytes.ts';
 import { MemoryDisk } from '../ledger/kv-memory.ts';
-import type { KvStore } from '../ledger/kv.ts';
+import { kvOver } from './helpers/kv.ts';
 import { layout } from '../ledger/layout.ts';
 import { ChainDB } from '../ledger/chaindb.ts';
 import { Chain } from '../consensus/chain.ts';
@@ -36,7 +36,7 @@ describe('a node mid-way through a reorganisation, serving headers', function ()
     const inner = new MemoryDisk().open();
     let heldKey: string | undefined;
     let release: (() => void) | undefined;
-    const kv: KvStore = {
+    const kv = kvOver(inner, {
       async get(key) {
         if (toHex(key) === heldKey) {
           heldKey = undefined;
@@ -44,13 +44,7 @@ describe('a node mid-way through a reorganisation, serving headers', function ()
         }
         return inner.get(key);
       },
-      getMany: (keys) => inner.getMany(keys),
-      write: (ops) => inner.write(ops),
-      keys: (range) => inner.keys(range),
-      clear: (range) => inner.clear(range),
-      close: () => inner.close(),
-      iterate: (range, limit) => inner.iterate(range, limit),
-    };
+    });
     const db = await ChainDB.open(kv, params);
     const chain = await Chain.open(db, { clock: () => now });
     const genesis = db.genesis;

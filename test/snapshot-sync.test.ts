@@ -16,7 +16,7 @@ import { keptSnapshotHeights, makeSnapshot, mustSplit, pivotHeight, serveSnapsho
 import { historyCheckStatus } from '../node/history-check.ts';
 import { ChainDB } from '../ledger/chaindb.ts';
 import { MemoryDisk } from '../ledger/kv-memory.ts';
-import type { KvStore } from '../ledger/kv.ts';
+import { kvOver } from './helpers/kv.ts';
 import type { Responder as ServedResponder } from '../node/transport.ts';
 import { layout } from '../ledger/layout.ts';
 import { bytesEqual, toHex } from '../ledger/bytes.ts';
@@ -284,8 +284,7 @@ describe('a chunk served while its copy is made again', () => {
     const inner = new MemoryDisk().open();
     let hold: Promise<void> | undefined;
     let held = 0;
-    const kv: KvStore = {
-      get: (key) => inner.get(key),
+    const kv = kvOver(inner, {
       async getMany(keys) {
         const gate = hold;
         hold = undefined;
@@ -295,12 +294,7 @@ describe('a chunk served while its copy is made again', () => {
         }
         return inner.getMany(keys);
       },
-      write: (ops) => inner.write(ops),
-      keys: (range) => inner.keys(range),
-      clear: (range) => inner.clear(range),
-      close: () => inner.close(),
-      iterate: (range, limit) => inner.iterate(range, limit),
-    };
+    });
     const db = await ChainDB.open(kv, params);
     try {
       const chain = await Chain.open(db, { clock: () => params.timestamp + 10_000_000 });
@@ -350,13 +344,8 @@ describe('a snapshot the keeper cannot make', () => {
     const inner = new MemoryDisk().open();
     let openIterators = 0;
     const hidden = new Set<string>();
-    const kv: KvStore = {
+    const kv = kvOver(inner, {
       get: (key) => (hidden.has(toHex(key)) ? Promise.resolve(undefined) : inner.get(key)),
-      getMany: (keys) => inner.getMany(keys),
-      write: (ops) => inner.write(ops),
-      keys: (range) => inner.keys(range),
-      clear: (range) => inner.clear(range),
-      close: () => inner.close(),
       async *iterate(range, limit) {
         openIterators++;
         try {
@@ -365,7 +354,7 @@ describe('a snapshot the keeper cannot make', () => {
           openIterators--;
         }
       },
-    };
+    });
     const db = await ChainDB.open(kv, params);
     try {
       const chain = await Chain.open(db, { clock: () => params.timestamp + 10_000_000 });
