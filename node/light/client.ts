@@ -152,7 +152,7 @@ export class LightClient extends EventEmitter<LightClientEvents> {
     for (const t of this.timers) this.env.clearInterval(t);
     await this.transport?.stop();
     await this.syncing?.catch(() => {});
-    this.headers?.close();
+    await this.headers?.close();
   }
 
   private async handshake(peer: string): Promise<void> {

@@ -1,6 +1,7 @@
-import { closeSync, fstatSync, fsyncSync, openSync, readFileSync, readSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, fsyncSync, openSync, readFileSync, readSync, rmSync, writeSync } from 'node:fs';
 import { Reader, Writer, bigIntToBytes, bytesEqual, bytesToBigInt, toHex } from '../../ledger/bytes.ts';
 import { HEADER_BYTES, decodeHeader, type BlockHeader } from '../../ledger/block.ts';
+import { replaceFile } from '../durable-file.ts';
 import type { HeaderChainStart } from '../../consensus/headers.ts';
 import { blockWork } from '../../consensus/pow.ts';
 
@@ -170,20 +171,14 @@ export class LightHeaders {
    * Closes the file, with the kept headers saved beside it (whole or not at all) for the next
    * start. A save that fails (a full disk) only costs that start a sync from genesis.
    */
-  close(): void {
+  async close(): Promise<void> {
     fsyncSync(this.fd);
     closeSync(this.fd);
     const kept: Recent[] = [];
     for (let h = Math.max(0, this.top - RECENT_HEADERS + 1); h <= this.top; h++) kept.push(this.recent(h)!);
     const w = new Writer(16 + kept.length * (HEADER_BYTES + 32)).u32(TIP_FILE_MAGIC).u64(BigInt(this.anchor ?? 0)).u32(kept.length);
     for (const r of kept) w.bytes(r.header.bytes).bytes(bigIntToBytes(r.totalWork, 32));
-    const temp = `${this.path}.tip.tmp`;
-    try {
-      writeFileSync(temp, w.finish());
-      renameSync(temp, `${this.path}.tip`);
-    } catch {
-      rmSync(temp, { force: true });
-    }
+    await replaceFile(`${this.path}.tip`, w.finish()).catch(() => {});
   }
 }
 
