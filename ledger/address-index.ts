@@ -122,7 +122,7 @@ const BACKFILL_RECORDS = 20_000;
 export class AddressIndex {
   private readonly db: ChainDB;
   /** counts() of busy addresses so far, up to an entry's block (its hash: still on the main chain?). */
-  private readonly countMemo = new Map<string, { height: number; position: number; hash: Uint8Array; counts: AddressCounts }>();
+  private readonly countMemo = new Map<string, CountMemo>();
   /** Addresses whose counts() run now, with the calls waiting on each (one at a time an address). */
   private readonly counting = new Map<string, { queue: SerialQueue; waiting: number }>();
   private next: number;
@@ -151,13 +151,16 @@ export class AddressIndex {
     }
     // An index of a long chain has millions of records: they go a batch at a time (the iterator
     // reads a snapshot of the store). A kill in between leaves no state, so the next open goes on.
+    // The counts kept of the old index's busy addresses go with it.
     let stale: BatchOp[] = [];
-    for await (const [key] of db.records(layout.range('X'))) {
-      stale.push({ type: 'del', key });
-      if (stale.length < CLEAR_BATCH) continue;
-      db.queueRecords(stale);
-      stale = [];
-      await db.flushed();
+    for (const prefix of ['X', 'C'] as const) {
+      for await (const [key] of db.records(layout.range(prefix))) {
+        stale.push({ type: 'del', key });
+        if (stale.length < CLEAR_BATCH) continue;
+        db.queueRecords(stale);
+        stale = [];
+        await db.flushed();
+      }
     }
     const tip = await db.storedTip();
     // A pruned store has no bodies to index below its mark: the index starts above it.
@@ -223,7 +226,9 @@ export class AddressIndex {
    * is not expected to reach while this runs: the caller's tip less a margin) are counted once
    * and remembered with the hash of the block of the last one; a later call counts only what
    * came after it, and starts over if that block left the main chain. A busy address (a miner's:
-   * one entry a block) otherwise cost a read of every entry it ever had, on every request.
+   * one entry a block) otherwise cost a read of every entry it ever had, on every request. Once
+   * `STORED_COUNT_STEP` more entries are counted, the count is also kept in the store (`C`), so a
+   * restart does not read them all again: 8.5 s for a miner of a million blocks.
    */
   async counts(address: Uint8Array, settledHeight = 0): Promise<AddressCounts> {
     checkAddress(address);
@@ -248,7 +253,7 @@ export class AddressIndex {
     // checked, and after the last entry's block is read), and the counts are remembered only if
     // it did not change.
     const [settledBefore] = await this.db.history.mainHashes(settledHeight, settledHeight + 1);
-    let memo = this.countMemo.get(key);
+    let memo = this.countMemo.get(key) ?? (await this.storedCount(address));
     if (memo) {
       const [hash] = await this.db.history.mainHashes(memo.height, memo.height + 1);
       if (!hash || !bytesEqual(hash, memo.hash)) memo = undefined;
@@ -268,13 +273,51 @@ export class AddressIndex {
     const [settledAfter] = await this.db.history.mainHashes(settledHeight, settledHeight + 1);
     if (last && settledBefore && settledAfter && bytesEqual(settledBefore, settledAfter)) {
       if (hash) {
+        let stored = memo?.stored ?? 0;
+        if (settled.entries - stored >= STORED_COUNT_STEP) {
+          this.db.queueRecords([{ type: 'put', key: layout.addressCount(address), value: encodeCount(this.end, last, hash, settled) }]);
+          stored = settled.entries;
+        }
         this.countMemo.delete(key);
-        this.countMemo.set(key, { ...last, hash, counts: settled });
+        this.countMemo.set(key, { ...last, hash, counts: settled, stored });
         if (this.countMemo.size > COUNT_MEMO_SIZE) this.countMemo.delete(this.countMemo.keys().next().value!);
       }
     }
     return total;
   }
+
+  /** The count kept in the store for `address`, if it was made for this index (see open). */
+  private async storedCount(address: Uint8Array): Promise<CountMemo | undefined> {
+    const value = await this.db.getRecord(layout.addressCount(address));
+    if (!value) return undefined;
+    const r = new Reader(value);
+    // An index made again (turned off and on by a node that kept no counts) has another end.
+    if (value.length !== STORED_COUNT_BYTES || r.u32() !== this.end) return undefined;
+    const height = r.u32();
+    const position = r.u32();
+    const hash = r.bytes(32);
+    const counts = { entries: Number(r.u64()), sent: Number(r.u64()), received: Number(r.u64()), coinbase: Number(r.u64()) };
+    return { height, position, hash, counts, stored: counts.entries };
+  }
+}
+
+interface CountMemo {
+  readonly height: number;
+  readonly position: number;
+  readonly hash: Uint8Array;
+  readonly counts: AddressCounts;
+  /** Entries of the count kept in the store (0: none). */
+  readonly stored: number;
+}
+
+/** Entries counted past the stored count before it is stored again: a write per request would not do. */
+export const STORED_COUNT_STEP = 1_000;
+const STORED_COUNT_BYTES = 4 + 4 + 4 + 32 + 4 * 8;
+
+function encodeCount(end: number, at: { height: number; position: number }, hash: Uint8Array, c: AddressCounts): Uint8Array {
+  const w = new Writer(STORED_COUNT_BYTES).u32(end).u32(at.height).u32(at.position).bytes(hash, 32);
+  for (const n of [c.entries, c.sent, c.received, c.coinbase]) w.u64(BigInt(n));
+  return w.finish();
 }
 
 const COUNT_MEMO_SIZE = 1_024;

@@ -25,6 +25,9 @@
  *                                                       a reverse read of one address's keys.
  *   M "addrindex"      → next u32 ‖ end u32             the address index is on; main-chain heights [next, end)
  *                                                       still wait for the background backfill (next = end: done)
+ *   C address(20)      → end u32 ‖ height u32 ‖ position u32 ‖ hash(32) ‖ entries, sent, received, coinbase u64
+ *                                                       a busy address's entries counted up to one of them (its
+ *                                                       block's hash), for the index whose M "addrindex" has this end
  *   S depth(u8) ‖ bits → state tree node               the tree at the main-chain tip, by position:
  *                                                      the key's first `depth` bits in whole bytes
  *   M "statebase"      → height (u32 BE)                the state began as a snapshot of this main-chain
@@ -135,6 +138,7 @@ export const layout = {
   undo: (hash: Uint8Array) => key('U', hash),
   tx: (txid: Uint8Array) => key('T', txid),
   addressIndexState: key('M', enc.encode('addrindex')),
+  addressCount: (address: Uint8Array) => key('C', address),
   /** One address's entry; with `height` and `position` omitted, the start of its keys. */
   addressEntry: (address: Uint8Array, height: number, position: number) => {
     const out = new Uint8Array(1 + 20 + 8);
@@ -152,7 +156,7 @@ export const layout = {
     return out;
   },
   /** Bounds that select every key with a prefix, for iterators. */
-  range: (prefix: 'A' | 'B' | 'I' | 'H' | 'U' | 'T' | 'P' | 'X' | 'S' | 'Q' | 'q' | 'W') => ({
+  range: (prefix: 'A' | 'B' | 'I' | 'H' | 'U' | 'T' | 'P' | 'X' | 'C' | 'S' | 'Q' | 'q' | 'W') => ({
     gte: Uint8Array.of(prefix.charCodeAt(0)),
     lt: Uint8Array.of(prefix.charCodeAt(0) + 1),
   }),
