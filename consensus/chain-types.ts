@@ -43,6 +43,8 @@ export interface ChainEvents {
   disconnect: [block: Block, entry: BlockIndexEntry];
   /** After every change of tip, with the blocks taken off and put on (oldest first) by it. */
   tip: [event: ReorgEvent];
+  /** After a snapshot's state replaced the chain's (`adoptSnapshot`): a new tip, with no blocks to follow it by. */
+  adopted: [tip: BlockIndexEntry];
   invalid: [entry: BlockIndexEntry, error: CairnError];
   /** A block's import finished with an outcome, after `ms` in the import queue (with a stopwatch). */
   imported: [block: Block, outcome: BlockOutcome, ms: number];

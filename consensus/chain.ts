@@ -219,6 +219,7 @@ export class Chain extends EventEmitter<ChainEvents> {
       this.index = await ChainIndex.load(this.db, this.index.reorgDepth, this.options.window ?? DEFAULT_WINDOW);
       this.forkChoice.candidates.clear();
       this.forkChoice.candidates.add(this.index.tip);
+      this.emit('adopted', this.index.tip);
     });
   }
 

@@ -378,6 +378,19 @@ export class Mempool extends EventEmitter<{ added: [entry: MempoolEntry] }> {
     });
   }
 
+  /**
+   * Follows a tip that changed with no blocks to follow (a snapshot's state adopted): every sender
+   * is judged again against the new state, as `update` judges those a block touched. What was
+   * admitted against the old state would otherwise stay, with nonces and balances it no longer has,
+   * until it aged out.
+   */
+  recheckAll(): Promise<void> {
+    return this.queue.run(async () => {
+      const senders = [...this.bySender.values()].map((pending) => pending.values().next().value!.tx.from);
+      for (const address of senders) await this.revalidateSender(address);
+    });
+  }
+
   private async revalidateSender(address: Uint8Array): Promise<void> {
     const pending = this.bySender.get(toHex(address));
     if (!pending) return;

@@ -245,6 +245,10 @@ export class CairnNode extends EventEmitter<NodeEvents> {
         this.emit('log', 'info', 'reorganised', { fork: e.fork.height, disconnected: e.disconnected.length, connected: e.connected.length });
       }
     });
+    // What the pool admitted at genesis was judged against the genesis state, not the snapshot's.
+    this.chain.on('adopted', () => {
+      void this.mempool.recheckAll().catch((err: Error) => this.emit('log', 'warn', `mempool recheck after a snapshot failed: ${err.message}`, { stack: err.stack }));
+    });
     this.chain.on('connect', (block, entry) => {
       this.own.connected(block, entry.hashHex);
       this.emit('block', block, this.own.has(entry.hashHex) ? 'mined' : 'received');

@@ -10,6 +10,10 @@ import { Checker } from '../sim/invariants.ts';
 import type { SimTransport } from '../sim/network.ts';
 import { Random } from '../sim/random.ts';
 import { scenario, simParams } from '../sim/scenario.ts';
+import { mineHistory } from '../sim/mining.ts';
+import { sign, Wallets } from '../sim/wallets.ts';
+import type { ChainParams } from '../ledger/genesis.ts';
+import type { Transaction } from '../ledger/transaction.ts';
 import { World } from '../sim/world.ts';
 import { decodeSnapshotChunk, encodeSnapshotChunk } from '../node/snapshot-wire.ts';
 import { keptSnapshotHeights, makeSnapshot, mustSplit, pivotHeight, serveSnapshots } from '../node/snapshots.ts';
@@ -35,8 +39,11 @@ import { asParent, mineChain, mineChild } from './helpers/mining.ts';
 const INTERVAL = 20;
 const DEPTH = 16;
 
-/** `pruned`: n0, the miner and the one peer holding the chain at first, prunes at the reorg depth. */
-function joinWorld(name: string, extra: { hostile?: boolean; pruned?: boolean } = {}) {
+/**
+ * `pruned`: n0, the miner and the one peer holding the chain at first, prunes at the reorg depth.
+ * `historyTxs`: the transactions of the history's blocks by height (else coinbases only), and no users' transactions during the run.
+ */
+function joinWorld(name: string, extra: { hostile?: boolean; pruned?: boolean; historyTxs?: (height: number, params: ChainParams) => Transaction[] } = {}) {
   const base = scenario(name, { calm: true, nodes: extra.hostile ? 4 : 3, minutes: 3 });
   const pruneKeep = extra.pruned ? DEPTH : undefined;
   const nodes: (typeof base.nodes)[number][] = [
@@ -45,14 +52,19 @@ function joinWorld(name: string, extra: { hostile?: boolean; pruned?: boolean } 
     { ...base.nodes[2]!, hashShare: 0, joinAtMs: 60_000, snapshotSync: true, bootstrapTo: extra.hostile ? ['n3', 'n1'] : ['n0', 'n1'] },
   ];
   if (extra.hostile) nodes.push({ ...base.nodes[3]!, hashShare: 0, role: 'tamperer' as const, joinAtMs: 0 });
+  const params = simParams(new Random(name), 130);
   return new World({
     ...base,
-    params: simParams(new Random(name), 130),
+    params,
     history: 130,
     reorgDepth: DEPTH,
     window: 4,
     snapshotInterval: INTERVAL,
     nodes,
+    ...(extra.historyTxs && {
+      txPerMinute: 0,
+      historyBlocks: () => mineHistory(params, 130, base.wallets.minerAddress(0), (height) => extra.historyTxs!(height, params)),
+    }),
   });
 }
 
@@ -154,6 +166,45 @@ describe('snapshot sync', function () {
     assert.ok(published > 0, 'the block was published during the join');
     assert.ok(n2!.db.history.stateBase > 0, `n2 joined by snapshot (its state began at ${n2!.db.history.stateBase})`);
     assert.equal(n2!.chain.tip.hashHex, n0!.chain.tip.hashHex, 'and caught up');
+    for (const sim of world.nodes) sim.crash();
+  });
+
+  it('judges its mempool again against the state it adopted: what it admitted at genesis and the snapshot spent leaves', async () => {
+    // From the review of reorganisations and pruning: a node at genesis admitted transactions
+    // against the genesis state, and after the join kept them (nonces the chain had used, funds it
+    // no longer had) until they aged out, three hours later, relaying them and counting them in
+    // its pending totals and fee suggestions.
+    const users = new Wallets(2); // the simulator's first two users: funded at genesis
+    const [spent, drained] = users.keys;
+    const world = joinWorld('snapshot-join-mempool', {
+      historyTxs: (height, params) => {
+        if (height === 1) return [sign({ chainId: params.chainId, to: testKey(1).address, amount: 5n, fee: 1n, nonce: 0n }, spent!)];
+        if (height === 2) return [sign({ chainId: params.chainId, to: testKey(1).address, amount: users.balance - 11n, fee: 1n, nonce: 0n }, drained!)];
+        return [];
+      },
+    });
+    const { chainId } = world.o.params;
+    // Valid against the genesis state: nonce 0 of one, nonce 1 (waiting for 0) of the other, whose balance covers it there.
+    const nonceUsed = sign({ chainId, to: testKey(2).address, amount: 7n, fee: 2n, nonce: 0n }, spent!);
+    const overspent = sign({ chainId, to: testKey(2).address, amount: 1_000n, fee: 2n, nonce: 1n }, drained!);
+    const admitted: (Error | undefined)[] = [];
+    let afterJoin: boolean[] = [];
+    world.observe({
+      onStarted(sim, node) {
+        if (sim.id !== 'n2') return;
+        void node.submitTransactions([nonceUsed, overspent]).then((outcomes) => admitted.push(...outcomes));
+        node.on('log', (_level, message) => {
+          if (message === 'snapshot installed') void node.mempool.settled().then(() => (afterJoin = [node.mempool.has(nonceUsed.id), node.mempool.has(overspent.id)]));
+        });
+      },
+    });
+    await world.run();
+    const n2 = world.nodes[2]!.node!;
+    assert.deepEqual(admitted, [undefined, undefined], 'both were admitted at genesis');
+    assert.ok(n2.db.history.stateBase > 0, `n2 joined by snapshot (its state began at ${n2.db.history.stateBase})`);
+    assert.deepEqual(afterJoin, [false, false], 'neither is pending once the snapshot is adopted');
+    assert.equal(n2.mempool.size, 0);
+    assert.equal(n2.mempool.gappedBytes, 0);
     for (const sim of world.nodes) sim.crash();
   });
 
