@@ -10,7 +10,9 @@ import { InlineVerifier } from '../node/inline-verifier.ts';
 import { TxSignatureVerifier } from '../node/tx-signatures.ts';
 import { DEFAULT_ORPHAN_LIMITS } from '../consensus/orphans.ts';
 import type { BlockIndexEntry } from '../consensus/block-index.ts';
-import { DEFAULT_MEMPOOL_POLICY } from '../ledger/mempool.ts';
+import { DEFAULT_MEMPOOL_POLICY, type MempoolEntry } from '../ledger/mempool.ts';
+import { firstMissing } from '../ledger/pending-set.ts';
+import { EMPTY_ACCOUNT } from '../ledger/state.ts';
 import type { World } from './world.ts';
 import type { SimNode } from './sim-node.ts';
 import { addressGroup } from '../node/address-groups.ts';
@@ -200,6 +202,9 @@ export class Checker {
         if (!checked) this.fail('no-throw-or-stall', `${sim.id}: the address index check did not finish`);
         else if (checked.value) this.fail('address-index-exact', `${sim.id}: ${checked.value}`);
       }
+      const pool = await drive(node.chain.withImportsPaused(() => mempoolMismatch(node)));
+      if (!pool) this.fail('no-throw-or-stall', `${sim.id}: the mempool check did not finish`);
+      else if (pool.value) this.fail('no-invalid-accepted', `${sim.id}: ${pool.value}`);
       // An honest network's history is valid: a snapshot-joined node's background check must never say otherwise.
       const verdict = node.db.history.historyVerdict;
       if (verdict && !verdict.valid) this.fail('state-equals-replay', `${sim.id}: its history check found block ${verdict.height} invalid: ${verdict.reason}`);
@@ -260,6 +265,30 @@ async function addressIndexMismatch(node: CairnNode): Promise<string | undefined
     if (want !== toHex(value)) return `record ${toHex(key).slice(0, 60)}… differs`;
   }
   return stored === expected.size ? undefined : `${expected.size - stored} of ${expected.size} records missing`;
+}
+
+/**
+ * The node's mempool against its tip's state, once the tip's mempool update is done: no sender's
+ * transaction below its state nonce, no sender's pending total beyond its balance, and the share
+ * of those waiting for a missing nonce what their nonces say. Import lock. What differs, or undefined.
+ */
+async function mempoolMismatch(node: CairnNode): Promise<string | undefined> {
+  await node.mempool.settled();
+  const bySender = new Map<string, MempoolEntry[]>();
+  for (const e of node.mempool.entries()) bySender.set(e.tx.fromKey, [...(bySender.get(e.tx.fromKey) ?? []), e]);
+  let gapped = 0;
+  for (const [key, entries] of bySender) {
+    const account = (await node.db.getAccount(entries[0]!.tx.from)) ?? EMPTY_ACCOUNT;
+    const byNonce = new Map(entries.map((e) => [e.tx.nonce, e]));
+    const stale = entries.find((e) => e.tx.nonce < account.nonce);
+    if (stale) return `its mempool holds ${stale.idHex.slice(0, 16)}, nonce ${stale.tx.nonce} of ${key.slice(0, 16)}, whose state nonce is ${account.nonce}`;
+    const committed = entries.reduce((sum, e) => sum + e.tx.amount + e.tx.fee, 0n);
+    if (committed > account.balance) return `its mempool holds ${committed} pending from ${key.slice(0, 16)}, whose balance is ${account.balance}`;
+    const executableBelow = firstMissing(byNonce, account.nonce);
+    for (const e of entries) if (e.tx.nonce > executableBelow) gapped += e.tx.bytes.length;
+  }
+  if (gapped !== node.mempool.gappedBytes) return `its mempool counts ${node.mempool.gappedBytes} bytes waiting for a missing nonce, its entries ${gapped}`;
+  return undefined;
 }
 
 /**
