@@ -131,10 +131,13 @@ export class ChainIndex {
    * below a snapshot sync's pivot, which has no undo data, nor below what was pruned: pruning
    * keeps the reorg depth below the tip, but a reorganisation to a branch with more work and
    * fewer blocks lowers the tip, and a fork below the pruned blocks would then have to undo
-   * blocks whose undo data is gone (the store left with a tip it cannot reopen).
+   * blocks whose undo data is gone (the store left with a tip it cannot reopen). Nor at a pruned
+   * height: a reorganisation commits its fork point as the tip on its way to the branch, and a
+   * kill there left a tip whose body was gone, a store that no open could read.
    */
   get forkFloor(): number {
-    return Math.max(0, this.tip.height - this.reorgDepth, this.stateBase, this.prunedHeight());
+    const pruned = this.prunedHeight();
+    return Math.max(0, this.tip.height - this.reorgDepth, this.stateBase, pruned > 0 ? pruned + 1 : 0);
   }
 
   /** The lowest main-chain height in memory. */

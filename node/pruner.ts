@@ -54,9 +54,13 @@ export class Pruner {
     while (this.running) await this.running;
   }
 
-  /** The highest height that may be pruned now. */
+  /**
+   * The highest height that may be pruned now: more than `keep` below the tip. The block `keep`
+   * below it stays whole, as the fork point of the deepest reorganisation followed (the chain's
+   * fork floor is never at a pruned height).
+   */
   private target(): number {
-    return Math.min(this.chain.tip.height - this.keep, this.needed());
+    return Math.min(this.chain.tip.height - this.keep - 1, this.needed());
   }
 
   /** Prunes what may be pruned now, in the background: on every new tip, and when what held it back (needed) moved. */

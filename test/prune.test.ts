@@ -80,10 +80,11 @@ describe('pruning', function () {
       assert.equal(await twin.chain.processBlock(b), 'connected');
     }
     await pruner.idle();
-    assert.equal(db.history.prunedHeight, 60 - DEPTH);
+    // More than DEPTH below the tip: the block DEPTH below it is the deepest fork point, kept whole.
+    assert.equal(db.history.prunedHeight, 60 - DEPTH - 1);
     for (const b of blocks) {
       const { height, hash } = b.header;
-      const pruned = height <= 60 - DEPTH;
+      const pruned = height < 60 - DEPTH;
       assert.equal((await db.getBlock(hash)) === undefined, pruned, `body of ${height}`);
       assert.equal((await db.getUndo(hash)) === undefined, pruned, `undo data of ${height}`);
       for (const tx of b.txs) assert.equal((await db.getTxLocation(tx.id)) === undefined, pruned, `transaction index of ${height}`);
@@ -136,17 +137,19 @@ describe('pruning', function () {
     await pruner.idle();
     assert.equal(chain.tip.height, 32);
     const pruned = db.history.prunedHeight;
-    assert.equal(pruned, 32 - DEPTH);
+    assert.equal(pruned, 32 - DEPTH - 1);
     // Three blocks on schedule off 28 outweigh them: the tip goes down to 31.
     const side = mineChain(params, asParent(main.at(-1)!), 3, { miner: testKey(71).address });
     for (const b of side) await chain.processBlock(b);
     assert.equal(toHex(chain.tip.hash), toHex(side.at(-1)!.header.hash));
-    assert.ok(chain.tip.height - DEPTH < pruned, 'the reorg depth alone would now reach below the pruned blocks');
-    assert.equal(chain.forkFloor, pruned);
-    const below = mineChild(params, asParent(main[pruned - 2]!), [], { miner: testKey(72).address });
+    assert.ok(chain.tip.height - DEPTH <= pruned, 'the reorg depth alone would now reach a pruned block');
+    // Nor at the pruned height itself: the fork point becomes the tip on the way to the branch, and
+    // a kill there would leave a tip whose body is gone (test/prune-reorg-crash.test.ts).
+    assert.equal(chain.forkFloor, pruned + 1);
+    const below = mineChild(params, asParent(main[pruned - 1]!), [], { miner: testKey(72).address });
     await assert.rejects(chain.processBlock(below), (err: unknown) => err instanceof CairnError && err.code === 'BLOCK_FORK_TOO_DEEP');
     // A branch off the floor itself undoes only what is kept, and wins.
-    const branch = mineChain(params, asParent(main[pruned - 1]!), DEPTH + 2, { miner: testKey(72).address });
+    const branch = mineChain(params, asParent(main[pruned]!), DEPTH + 2, { miner: testKey(72).address });
     for (const b of branch) await chain.processBlock(b);
     assert.equal(toHex(chain.tip.hash), toHex(branch.at(-1)!.header.hash));
     await pruner.stop();
@@ -220,13 +223,13 @@ describe('pruning', function () {
     }
     await pruner.idle();
     const mark = db.history.prunedHeight;
-    assert.equal(mark, 40 - DEPTH);
+    assert.equal(mark, 40 - DEPTH - 1);
     const view = { params, chain, db, addressIndex, mempool: { get: () => undefined, involving: () => new Set() } } as unknown as NodeView;
     const rpcFails = (call: Promise<unknown>, code: number, pattern: RegExp) =>
       assert.rejects(call, (err: unknown) => err instanceof RpcError && err.rpcCode === code && pattern.test(err.message));
 
     // RPC: a body by height below the mark is pruned (not "no such block"); above it, served.
-    await rpcFails(rpcHandlers.getBlock(view, { height: 5 }), RPC_ERRORS.PRUNED, /block 5 is pruned: this node keeps bodies only above height 32/);
+    await rpcFails(rpcHandlers.getBlock(view, { height: 5 }), RPC_ERRORS.PRUNED, new RegExp(`block 5 is pruned: this node keeps bodies only above height ${mark} `));
     assert.equal((await rpcHandlers.getBlock(view, { height: 35 })).hash, toHex(blocks[34]!.header.hash));
     await rpcFails(rpcHandlers.getBlock(view, { hash: toHex(blocks[4]!.header.hash) }), RPC_ERRORS.NOT_FOUND, /this node prunes/);
     await rpcFails(rpcHandlers.getTransaction(view, { id: toHex(blocks[4]!.txs[0]!.id) }), RPC_ERRORS.NOT_FOUND, /no longer indexed here/);
@@ -236,7 +239,7 @@ describe('pruning', function () {
     const atMark = await rpcHandlers.getProof(view, { address: encodeAddress(carol), block: mark });
     assert.equal(atMark.account?.balance, String(mark / 5 | 0));
     // ...below it (still well within RPC_PROOF_DEPTH), refused as pruned, not as a corrupt store.
-    await rpcFails(rpcHandlers.getProof(view, { address: encodeAddress(carol), block: mark - 1 }), RPC_ERRORS.PRUNED, /undo data above block 31/);
+    await rpcFails(rpcHandlers.getProof(view, { address: encodeAddress(carol), block: mark - 1 }), RPC_ERRORS.PRUNED, new RegExp(`undo data above block ${mark - 1}`));
 
     // REST: the same, with 410 PRUNED; the address index outlives the bodies.
     const rest = (path: string) => restAnswer(view, path);
@@ -265,7 +268,7 @@ describe('pruning', function () {
     const blocks = mineChain(params, asParent(db.genesis), 40, { miner: testKey(70).address });
     for (const b of blocks) assert.equal(await chain.processBlock(b), 'connected');
     await pruner.idle();
-    assert.equal(db.history.prunedHeight, 40 - DEPTH);
+    assert.equal(db.history.prunedHeight, 40 - DEPTH - 1);
     assert.ok(chain.getEntry(blocks[4]!.header.hash), 'block 5 is in the window');
     const view = { params, chain, db, mempool: { get: () => undefined } } as unknown as NodeView;
     const hash5 = toHex(blocks[4]!.header.hash);
