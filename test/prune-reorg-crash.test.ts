@@ -118,10 +118,10 @@ describe('a kill during the deepest reorganisation a pruned node follows', funct
       cutAfter(cut);
       const pruner = new Pruner(chain, realEnv, DEPTH);
       pruner.start();
-      const importing = (async () => {
+      // Its imports fail once the store is gone, as a killed process's would never finish.
+      void (async () => {
         for (const b of branch) await chain.processBlock(b);
       })().catch(() => {});
-      await Promise.race([crashed, importing]);
       await crashed;
 
       const context = `cut after ${cut} of ${written} batches`;
@@ -136,13 +136,13 @@ describe('a kill during the deepest reorganisation a pruned node follows', funct
       assert.ok(tip === toHex(old.at(-1)!.header.hash) || tip === toHex(branch.at(-1)!.header.hash), `${context}: opened at ${reopened.tip.height} ${tip}`);
       // Every block the node may still have to undo has its body and undo data.
       const mark = db.history.prunedHeight;
-      assert.ok(mark <= reopened.tip.height - DEPTH, `${context}: pruned to ${mark} under a tip at ${reopened.tip.height}`);
+      assert.ok(mark < reopened.forkFloor, `${context}: pruned to ${mark}, the fork floor at ${reopened.forkFloor}`);
       for (let h = mark + 1; h <= reopened.tip.height; h++) {
         const at = (await db.getHashAtHeight(h))!;
         assert.ok(await db.getBlock(at), `${context}: the body at ${h}`);
         assert.ok(await db.getUndo(at), `${context}: the undo data at ${h}`);
       }
-      await auditChainDB(db);
+      await auditChainDB(db); // and after the reorganisation's end
       await db.close();
     }
   });
