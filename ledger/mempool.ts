@@ -1,72 +1,15 @@
 import { EventEmitter } from 'node:events';
 import { toHex } from './bytes.ts';
 import { SerialQueue } from './serial.ts';
-import { CairnError } from './errors.ts';
 import { MAX_AMOUNT } from './amount.ts';
 import type { Block } from './block.ts';
 import { checkTxSignature, TX_BYTES, type Transaction } from './transaction.ts';
-import { EMPTY_ACCOUNT, checkTxAgainstState, type Account, type AccountSource, type StateRules } from './state.ts';
+import { EMPTY_ACCOUNT, checkTxAgainstState, type AccountSource, type StateRules } from './state.ts';
 import { PendingSet, firstMissing, type MempoolEntry } from './pending-set.ts';
 import { MaxFeeHeap } from './fee-heap.ts';
-
-export type MempoolRejectionCode =
-  | 'MEMPOOL_DUPLICATE'
-  | 'MEMPOOL_FEE_TOO_LOW'
-  | 'MEMPOOL_NONCE_TOO_LOW'
-  | 'MEMPOOL_NONCE_GAP'
-  | 'MEMPOOL_REPLACEMENT_UNDERPRICED'
-  | 'MEMPOOL_INSUFFICIENT_BALANCE'
-  | 'MEMPOOL_FULL'
-  | 'MEMPOOL_EXPIRED';
-
-/** A refusal found, made into its error only when it is thrown. */
-type Refusal = () => MempoolRejection;
-
-/** Why the mempool will not take a transaction, in words the submitter can act on. */
-export class MempoolRejection extends CairnError {
-  constructor(code: MempoolRejectionCode, message: string) {
-    super(code, message, 0);
-  }
-}
-
-export class MempoolFullError extends MempoolRejection {
-  constructor(message: string) {
-    super('MEMPOOL_FULL', message);
-  }
-}
-
-export interface MempoolPolicy {
-  /** Total bytes of transactions held; the lowest fees are evicted beyond it. */
-  readonly maxBytes: number;
-  /** Seconds a transaction may wait before it is dropped. */
-  readonly maxAge: number;
-  readonly minFee: bigint;
-  /** How far beyond the sender's next nonce a transaction may wait for the ones before it. */
-  readonly maxNonceGap: number;
-  /**
-   * Bytes of transactions that wait for an earlier nonce not in the pool (gapped): they cannot be
-   * mined until it comes, pay nothing meanwhile, and never make room by evicting anything. By
-   * default an eighth of maxBytes: without a share of their own, a few thousand funded senders
-   * each sending nonces 1 to 64 but never 0 filled the pool for free and pushed out every
-   * transaction a block could take.
-   */
-  readonly maxGappedBytes: number;
-  /** A replacement (same sender and nonce) must pay this many percent more fee, and at least 1 more. */
-  readonly replaceBumpPercent: bigint;
-}
-
-export const DEFAULT_MEMPOOL_POLICY: MempoolPolicy = {
-  maxBytes: 32 * 1024 * 1024,
-  maxAge: 3 * 3600,
-  minFee: 1n,
-  maxNonceGap: 64,
-  maxGappedBytes: 4 * 1024 * 1024,
-  replaceBumpPercent: 10n,
-};
+import { DEFAULT_MEMPOOL_POLICY, MempoolFullError, MempoolRejection, NO_VICTIMS, chooseVictims, refusedByNonce, refusedOnSight, underpricedReplacement, type MempoolPolicy } from './mempool-rules.ts';
 
 export type { MempoolEntry } from './pending-set.ts';
-
-const NO_VICTIMS: readonly MempoolEntry[] = [];
 
 /**
  * Transactions waiting for a block, judged against the state at the chain tip. Per sender they
@@ -181,7 +124,7 @@ export class Mempool extends EventEmitter<{ added: [entry: MempoolEntry] }> {
    * Changes nothing; admission checks it all again.
    */
   async worthVerifying(txs: readonly Transaction[]): Promise<Transaction[]> {
-    const fresh = txs.filter((tx) => !this.refusedOnSight(tx));
+    const fresh = txs.filter((tx) => !refusedOnSight(this.pending, this.policy, tx));
     const accounts = this.state.getAccounts
       ? await this.state.getAccounts(fresh.map((tx) => tx.from), fresh.map((tx) => tx.fromKey))
       : await Promise.all(fresh.map((tx) => this.state.getAccount(tx.from)));
@@ -189,39 +132,10 @@ export class Mempool extends EventEmitter<{ added: [entry: MempoolEntry] }> {
     for (let i = 0; i < fresh.length; i++) {
       const tx = fresh[i]!;
       const account = accounts[i] ?? EMPTY_ACCOUNT;
-      if (this.refusedByNonce(tx, account, false) || tx.amount + tx.fee > account.balance || this.underpricedReplacement(tx)) continue;
+      if (refusedByNonce(this.policy, tx, account, false) || tx.amount + tx.fee > account.balance || underpricedReplacement(this.pending, this.policy, tx)) continue;
       worth.push(tx);
     }
     return worth;
-  }
-
-  // The refusals below come as functions that make the error: worthVerifying asks them of every
-  // transaction a peer relays, most of them already pending, and an Error's stack costs microseconds.
-
-  /** Admission's refusals on sight of `tx` alone: already pending, or below the minimum fee. */
-  private refusedOnSight(tx: Transaction): Refusal | undefined {
-    if (this.byId.has(tx.idHex)) return () => new MempoolRejection('MEMPOOL_DUPLICATE', `transaction ${tx.idHex} is already pending`);
-    if (tx.fee < this.policy.minFee) return () => new MempoolRejection('MEMPOOL_FEE_TOO_LOW', `fee ${tx.fee} is below the minimum ${this.policy.minFee}`);
-    return undefined;
-  }
-
-  /** Admission's refusals by the sender's nonce: used, or too far ahead (unless `readmit`). */
-  private refusedByNonce(tx: Transaction, account: Account, readmit: boolean): Refusal | undefined {
-    if (tx.nonce < account.nonce) return () => new MempoolRejection('MEMPOOL_NONCE_TOO_LOW', `nonce ${tx.nonce} is already used; the next is ${account.nonce}`);
-    if (!readmit && tx.nonce > account.nonce + BigInt(this.policy.maxNonceGap)) {
-      return () => new MempoolRejection('MEMPOOL_NONCE_GAP', `nonce ${tx.nonce} is more than ${this.policy.maxNonceGap} ahead of the next, ${account.nonce}`);
-    }
-    return undefined;
-  }
-
-  /** The refusal of `tx` replacing a pending transaction of its nonce without the fee bump, if it does. */
-  private underpricedReplacement(tx: Transaction): Refusal | undefined {
-    const replaced = this.bySender.get(tx.fromKey)?.get(tx.nonce);
-    if (!replaced) return undefined;
-    const bump = (replaced.tx.fee * this.policy.replaceBumpPercent) / 100n;
-    const required = replaced.tx.fee + (bump > 1n ? bump : 1n);
-    if (tx.fee >= required) return undefined;
-    return () => new MempoolRejection('MEMPOOL_REPLACEMENT_UNDERPRICED', `replacing nonce ${tx.nonce} needs a fee of at least ${required}, got ${tx.fee}`);
   }
 
   /**
@@ -246,17 +160,17 @@ export class Mempool extends EventEmitter<{ added: [entry: MempoolEntry] }> {
   /** `readmit`: a transaction of a disconnected block, which the nonce gap limit does not hold back. */
   private async admit(tx: Transaction, now: number, readmit = false): Promise<MempoolEntry> {
     const idHex = tx.idHex;
-    const onSight = this.refusedOnSight(tx);
+    const onSight = refusedOnSight(this.pending, this.policy, tx);
     if (onSight) throw onSight();
     const account = (await this.state.getAccount(tx.from)) ?? EMPTY_ACCOUNT;
-    const byNonce = this.refusedByNonce(tx, account, readmit);
+    const byNonce = refusedByNonce(this.policy, tx, account, readmit);
     if (byNonce) throw byNonce();
     // The rules a block would apply, as if the earlier pending nonces were already in.
     checkTxAgainstState(tx, { balance: MAX_AMOUNT, nonce: tx.nonce }, this.rules);
     const senderKey = tx.fromKey;
     const pending = this.bySender.get(senderKey);
     const replaced = pending?.get(tx.nonce);
-    const underpriced = this.underpricedReplacement(tx);
+    const underpriced = underpricedReplacement(this.pending, this.policy, tx);
     if (underpriced) throw underpriced();
     let committed = this.pending.committedBy(senderKey) + tx.amount + tx.fee;
     if (replaced) committed -= replaced.tx.amount + replaced.tx.fee;
@@ -271,7 +185,7 @@ export class Mempool extends EventEmitter<{ added: [entry: MempoolEntry] }> {
     if (gapped && this.pending.gappedBytes + TX_BYTES > this.policy.maxGappedBytes) {
       throw new MempoolFullError(`the pool holds its share of transactions waiting for an earlier nonce (${this.policy.maxGappedBytes} bytes): send nonce ${firstMissing(pending, account.nonce)} first`);
     }
-    const victims = replaced ? NO_VICTIMS : this.chooseVictims(tx, gapped);
+    const victims = replaced ? NO_VICTIMS : chooseVictims(this.pending, this.policy, tx, gapped);
     const checking = this.checkSignature(tx); // a signature already verified answers at once
     if (checking) await checking;
     for (const v of victims) this.pending.remove(v);
@@ -287,29 +201,6 @@ export class Mempool extends EventEmitter<{ added: [entry: MempoolEntry] }> {
   /** Whether a nonce in [from, nonce) is not pending: a transaction at `nonce` would wait for it. */
   private missingBefore(pending: ReadonlyMap<bigint, MempoolEntry> | undefined, from: bigint, nonce: bigint): boolean {
     return firstMissing(pending, from) < nonce;
-  }
-
-  /**
-   * The cheapest transactions that nothing else depends on (other senders' tails; equal fees: the
-   * sender that entered the pool first), whose room `tx` needs; refuses `tx` if it is the
-   * cheapest, or if it waits for a missing nonce (`gapped`: it may not push out what a block
-   * could take). Changes nothing: the caller evicts once the signature has passed.
-   */
-  private chooseVictims(tx: Transaction, gapped: boolean): readonly MempoolEntry[] {
-    if (this.pending.bytes + TX_BYTES <= this.policy.maxBytes) return NO_VICTIMS;
-    if (gapped) throw new MempoolFullError(`mempool is full (${this.policy.maxBytes} bytes), and a transaction waiting for an earlier nonce makes no room`);
-    const victims: MempoolEntry[] = [];
-    let freed = 0;
-    const cheapest = this.pending.tails.cheapestFirst(tx.fromKey);
-    while (this.pending.bytes - freed + TX_BYTES > this.policy.maxBytes) {
-      const victim = cheapest.next().value;
-      if (!victim || victim.tx.fee >= tx.fee) {
-        throw new MempoolFullError(`mempool is full (${this.policy.maxBytes} bytes) and fee ${tx.fee} does not beat the cheapest pending`);
-      }
-      victims.push(victim);
-      freed += victim.tx.bytes.length;
-    }
-    return victims;
   }
 
   /**

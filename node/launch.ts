@@ -2,7 +2,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LevelKv } from '../ledger/kv-level.ts';
 import type { ChainParams } from '../ledger/genesis.ts';
-import type { MempoolPolicy } from '../ledger/mempool.ts';
+import type { MempoolPolicy } from '../ledger/mempool-rules.ts';
 import { realEnv, type Env } from './env.ts';
 import { Libp2pTransport } from './libp2p/transport.ts';
 import { loadOrCreatePeerKey } from './libp2p/identity.ts';

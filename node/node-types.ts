@@ -4,7 +4,8 @@
 
 import type { PeerStore } from './peer-file.ts';
 import type { KvStore } from '../ledger/kv.ts';
-import type { Mempool, MempoolPolicy } from '../ledger/mempool.ts';
+import type { Mempool } from '../ledger/mempool.ts';
+import type { MempoolPolicy } from '../ledger/mempool-rules.ts';
 import type { ChainParams } from '../ledger/genesis.ts';
 import type { Block } from '../ledger/block.ts';
 import type { OrphanLimits } from '../consensus/orphans.ts';

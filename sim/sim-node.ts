@@ -1,6 +1,6 @@
 import { MemoryDisk, type MemoryKv } from '../ledger/kv-memory.ts';
 import type { ChainParams } from '../ledger/genesis.ts';
-import type { MempoolPolicy } from '../ledger/mempool.ts';
+import type { MempoolPolicy } from '../ledger/mempool-rules.ts';
 import { CairnNode } from '../node/node.ts';
 import type { BanRecord, BanStore } from '../node/peers.ts';
 import type { ServingLimits } from '../node/serving.ts';

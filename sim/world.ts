@@ -2,7 +2,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { toHex } from '../ledger/bytes.ts';
 import type { Block } from '../ledger/block.ts';
 import type { ChainParams } from '../ledger/genesis.ts';
-import type { MempoolPolicy } from '../ledger/mempool.ts';
+import type { MempoolPolicy } from '../ledger/mempool-rules.ts';
 import type { CairnNode } from '../node/node.ts';
 import { SimNetwork, SimTransport, type LinkProfile } from './network.ts';
 import { Random } from './random.ts';

@@ -6,7 +6,9 @@
  * emptied entering again at the back.
  */
 import assert from 'node:assert/strict';
-import { Mempool, MempoolFullError, type MempoolEntry, type MempoolPolicy } from '../ledger/mempool.ts';
+import { Mempool, type MempoolEntry } from '../ledger/mempool.ts';
+import { MempoolFullError, chooseVictims, type MempoolPolicy } from '../ledger/mempool-rules.ts';
+import type { PendingSet } from '../ledger/pending-set.ts';
 import { MemoryAccounts } from '../ledger/audit.ts';
 import { concatBytes, toHex } from '../ledger/bytes.ts';
 import type { Block } from '../ledger/block.ts';
@@ -34,7 +36,7 @@ interface PoolInsides {
   chooseVictims(tx: Transaction, gapped?: boolean): MempoolEntry[];
 }
 function insides(pool: Mempool): PoolInsides {
-  const p = pool as unknown as { bySender: PoolInsides['bySender']; policy: MempoolPolicy; pending: { tails: PoolInsides['tails'] }; chooseVictims: PoolInsides['chooseVictims'] };
+  const p = pool as unknown as { bySender: PoolInsides['bySender']; policy: MempoolPolicy; pending: PendingSet };
   return {
     bySender: p.bySender,
     get totalBytes() {
@@ -47,7 +49,7 @@ function insides(pool: Mempool): PoolInsides {
       p.policy = policy;
     },
     tails: p.pending.tails,
-    chooseVictims: (tx, gapped) => p.chooseVictims.call(pool, tx, gapped),
+    chooseVictims: (tx, gapped = false) => [...chooseVictims(p.pending, p.policy, tx, gapped)],
   };
 }
 

@@ -6,7 +6,8 @@
  */
 import { TipHarness } from './helpers/tip.ts';
 import assert from 'node:assert/strict';
-import { Mempool, MempoolFullError, MempoolRejection } from '../ledger/mempool.ts';
+import { Mempool } from '../ledger/mempool.ts';
+import { MempoolFullError, MempoolRejection } from '../ledger/mempool-rules.ts';
 import { MemoryAccounts } from '../ledger/audit.ts';
 import { ChainDB } from '../ledger/chaindb.ts';
 import { MAX_AMOUNT } from '../ledger/amount.ts';

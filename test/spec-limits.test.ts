@@ -20,7 +20,7 @@ import { MAX_LOCATOR_HASHES, MAX_BLOCKS_PER_REQUEST, MAX_HEADERS_PER_RESPONSE, M
 import { GET_PROOFS_MAX_BYTES, MAX_PROOFS_ANSWER_BYTES } from '../node/light/serve.ts';
 import { MAX_PROOF_ADDRESSES, MAX_PROOF_BYTES } from '../node/light/wire.ts';
 import { HEADER_BYTES } from '../ledger/block.ts';
-import { DEFAULT_MEMPOOL_POLICY } from '../ledger/mempool.ts';
+import { DEFAULT_MEMPOOL_POLICY } from '../ledger/mempool-rules.ts';
 import type { ServedProtocol } from '../node/peer-records.ts';
 import { BUSY_FRAME_BYTES, TransportError, encodeBusy } from '../node/transport.ts';
 import { GET_SNAPSHOT_CHUNK_MAX_BYTES, MAX_CHUNK_ACCOUNTS, SNAPSHOT_CHUNK_MAX_BYTES } from '../node/snapshot-wire.ts';

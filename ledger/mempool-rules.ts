@@ -1,0 +1,118 @@
+/**
+ * What the mempool refuses, in words a submitter can act on: its policy and errors, a
+ * transaction's refusals on sight, by nonce and as an underpriced replacement, and whom a full
+ * pool evicts to make its room. None of it changes the pool; ledger/mempool.ts acts on them.
+ */
+import { CairnError } from './errors.ts';
+import { TX_BYTES, type Transaction } from './transaction.ts';
+import type { Account } from './state.ts';
+import type { MempoolEntry, PendingSet } from './pending-set.ts';
+
+export type MempoolRejectionCode =
+  | 'MEMPOOL_DUPLICATE'
+  | 'MEMPOOL_FEE_TOO_LOW'
+  | 'MEMPOOL_NONCE_TOO_LOW'
+  | 'MEMPOOL_NONCE_GAP'
+  | 'MEMPOOL_REPLACEMENT_UNDERPRICED'
+  | 'MEMPOOL_INSUFFICIENT_BALANCE'
+  | 'MEMPOOL_FULL'
+  | 'MEMPOOL_EXPIRED';
+
+/** A refusal found, made into its error only when it is thrown. */
+export type Refusal = () => MempoolRejection;
+
+/** Why the mempool will not take a transaction, in words the submitter can act on. */
+export class MempoolRejection extends CairnError {
+  constructor(code: MempoolRejectionCode, message: string) {
+    super(code, message, 0);
+  }
+}
+
+export class MempoolFullError extends MempoolRejection {
+  constructor(message: string) {
+    super('MEMPOOL_FULL', message);
+  }
+}
+
+export interface MempoolPolicy {
+  /** Total bytes of transactions held; the lowest fees are evicted beyond it. */
+  readonly maxBytes: number;
+  /** Seconds a transaction may wait before it is dropped. */
+  readonly maxAge: number;
+  readonly minFee: bigint;
+  /** How far beyond the sender's next nonce a transaction may wait for the ones before it. */
+  readonly maxNonceGap: number;
+  /**
+   * Bytes of transactions that wait for an earlier nonce not in the pool (gapped): they cannot be
+   * mined until it comes, pay nothing meanwhile, and never make room by evicting anything. By
+   * default an eighth of maxBytes: without a share of their own, a few thousand funded senders
+   * each sending nonces 1 to 64 but never 0 filled the pool for free and pushed out every
+   * transaction a block could take.
+   */
+  readonly maxGappedBytes: number;
+  /** A replacement (same sender and nonce) must pay this many percent more fee, and at least 1 more. */
+  readonly replaceBumpPercent: bigint;
+}
+
+export const DEFAULT_MEMPOOL_POLICY: MempoolPolicy = {
+  maxBytes: 32 * 1024 * 1024,
+  maxAge: 3 * 3600,
+  minFee: 1n,
+  maxNonceGap: 64,
+  maxGappedBytes: 4 * 1024 * 1024,
+  replaceBumpPercent: 10n,
+};
+
+export const NO_VICTIMS: readonly MempoolEntry[] = [];
+
+// The refusals below come as functions that make the error: worthVerifying asks them of every
+// transaction a peer relays, most of them already pending, and an Error's stack costs microseconds.
+
+/** Admission's refusals on sight of `tx` alone: already pending, or below the minimum fee. */
+export function refusedOnSight(pending: PendingSet, policy: MempoolPolicy, tx: Transaction): Refusal | undefined {
+  if (pending.byId.has(tx.idHex)) return () => new MempoolRejection('MEMPOOL_DUPLICATE', `transaction ${tx.idHex} is already pending`);
+  if (tx.fee < policy.minFee) return () => new MempoolRejection('MEMPOOL_FEE_TOO_LOW', `fee ${tx.fee} is below the minimum ${policy.minFee}`);
+  return undefined;
+}
+
+/** Admission's refusals by the sender's nonce: used, or too far ahead (unless `readmit`). */
+export function refusedByNonce(policy: MempoolPolicy, tx: Transaction, account: Account, readmit: boolean): Refusal | undefined {
+  if (tx.nonce < account.nonce) return () => new MempoolRejection('MEMPOOL_NONCE_TOO_LOW', `nonce ${tx.nonce} is already used; the next is ${account.nonce}`);
+  if (!readmit && tx.nonce > account.nonce + BigInt(policy.maxNonceGap)) {
+    return () => new MempoolRejection('MEMPOOL_NONCE_GAP', `nonce ${tx.nonce} is more than ${policy.maxNonceGap} ahead of the next, ${account.nonce}`);
+  }
+  return undefined;
+}
+
+/** The refusal of `tx` replacing a pending transaction of its nonce without the fee bump, if it does. */
+export function underpricedReplacement(pending: PendingSet, policy: MempoolPolicy, tx: Transaction): Refusal | undefined {
+  const replaced = pending.bySender.get(tx.fromKey)?.get(tx.nonce);
+  if (!replaced) return undefined;
+  const bump = (replaced.tx.fee * policy.replaceBumpPercent) / 100n;
+  const required = replaced.tx.fee + (bump > 1n ? bump : 1n);
+  if (tx.fee >= required) return undefined;
+  return () => new MempoolRejection('MEMPOOL_REPLACEMENT_UNDERPRICED', `replacing nonce ${tx.nonce} needs a fee of at least ${required}, got ${tx.fee}`);
+}
+
+/**
+ * The cheapest transactions that nothing else depends on (other senders' tails; equal fees: the
+ * sender that entered the pool first), whose room `tx` needs; refuses `tx` if it is the
+ * cheapest, or if it waits for a missing nonce (`gapped`: it may not push out what a block
+ * could take). Changes nothing: the caller evicts once the signature has passed.
+ */
+export function chooseVictims(pending: PendingSet, policy: MempoolPolicy, tx: Transaction, gapped: boolean): readonly MempoolEntry[] {
+  if (pending.bytes + TX_BYTES <= policy.maxBytes) return NO_VICTIMS;
+  if (gapped) throw new MempoolFullError(`mempool is full (${policy.maxBytes} bytes), and a transaction waiting for an earlier nonce makes no room`);
+  const victims: MempoolEntry[] = [];
+  let freed = 0;
+  const cheapest = pending.tails.cheapestFirst(tx.fromKey);
+  while (pending.bytes - freed + TX_BYTES > policy.maxBytes) {
+    const victim = cheapest.next().value;
+    if (!victim || victim.tx.fee >= tx.fee) {
+      throw new MempoolFullError(`mempool is full (${policy.maxBytes} bytes) and fee ${tx.fee} does not beat the cheapest pending`);
+    }
+    victims.push(victim);
+    freed += victim.tx.bytes.length;
+  }
+  return victims;
+}
