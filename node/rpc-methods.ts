@@ -192,12 +192,13 @@ export const rpcHandlers: Handlers = {
 
   async getAccount(node, params) {
     const address = addressParam(params);
-    const account = (await node.db.getAccount(address)) ?? { balance: 0n, nonce: 0n };
+    // Mid-way through a reorganisation the state is the fork point's, which no chain has.
+    const [account, nextNonce] = await node.chain.readSettled(async () => [(await node.db.getAccount(address)) ?? { balance: 0n, nonce: 0n }, await node.mempool.nextNonce(address)] as const);
     return {
       address: encodeAddress(address),
       balance: account.balance.toString(),
       nonce: account.nonce.toString(),
-      nextNonce: (await node.mempool.nextNonce(address)).toString(),
+      nextNonce: nextNonce.toString(),
     };
   },
 

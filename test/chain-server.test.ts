@@ -6,8 +6,6 @@ import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { toHex } from '../ledger/bytes.ts';
 import { MemoryDisk } from '../ledger/kv-memory.ts';
-import { kvOver } from './helpers/kv.ts';
-import { layout } from '../ledger/layout.ts';
 import { ChainDB } from '../ledger/chaindb.ts';
 import { Chain } from '../consensus/chain.ts';
 import { Sync } from '../node/sync.ts';
@@ -18,9 +16,8 @@ import type { Serve } from '../node/serving.ts';
 import type { Responder, Transport } from '../node/transport.ts';
 import { serveChain } from '../node/chain-server.ts';
 import { answerHeaderRange } from '../node/header-sync.ts';
-import { decodeGetBlocks, decodeHeaders, encodeGetHeaders, encodeStatus, type Status } from '../node/wire.ts';
-import { afterTurns, testKey, testParams } from './helpers/fixtures.ts';
-import { asParent, mineChain } from './helpers/mining.ts';
+import { decodeGetBlocks, decodeHeaders, encodeGetHeaders, encodeStatus } from '../node/wire.ts';
+import { heldReorganisation, untilAsked } from './helpers/reorg.ts';
 
 describe('a node mid-way through a reorganisation, serving headers', function () {
   this.timeout(60_000);
@@ -29,50 +26,8 @@ describe('a node mid-way through a reorganisation, serving headers', function ()
   // the work its status had just claimed. The asker took the short answer for the whole chain
   // and banned an honest node as a liar (a light client too: the same check).
 
-  /** A node on 10 blocks whose reorganisation to a heavier branch forking at 8 is held where it reads the branch's first block. */
-  async function reorganisingServer() {
-    const params = testParams();
-    const now = params.timestamp + 1_000_000;
-    const inner = new MemoryDisk().open();
-    let heldKey: string | undefined;
-    let release: (() => void) | undefined;
-    const kv = kvOver(inner, {
-      async get(key) {
-        if (toHex(key) === heldKey) {
-          heldKey = undefined;
-          await new Promise<void>((resolve) => (release = resolve));
-        }
-        return inner.get(key);
-      },
-    });
-    const db = await ChainDB.open(kv, params);
-    const chain = await Chain.open(db, { clock: () => now });
-    const genesis = db.genesis;
-    const main = mineChain(params, asParent(genesis), 10, { miner: testKey(1).address });
-    const branch = mineChain(params, asParent(main[7]!), 3, { miner: testKey(2).address }); // heights 9 to 11: more work
-    for (const b of main) assert.equal(await chain.processBlock(b), 'connected');
-    for (const b of branch.slice(0, 2)) assert.equal(await chain.processBlock(b), 'side-branch');
-    const status: Status = { genesis: genesis.header.hash, height: chain.tip.height, tipHash: chain.tip.hash, totalWork: chain.tip.totalWork, prunedHeight: 0 };
-    heldKey = toHex(layout.block(branch[0]!.header.hash));
-    const reorganised = chain.processBlock(branch[2]!);
-    for (let turn = 0; release === undefined; turn++) {
-      assert.ok(turn < 1000, 'the reorganisation reached the held read');
-      await afterTurns(1);
-    }
-    assert.equal(chain.tip.height, 8, 'mid-way: the main chain ends at the fork point');
-    return { params, now, db, chain, branch, status, reorganised, release: release! };
-  }
-
-  /** Waits until `asked()` says the request was made. */
-  async function untilAsked(asked: () => boolean): Promise<void> {
-    for (let turn = 0; !asked(); turn++) {
-      assert.ok(turn < 1000, 'the request was made');
-      await afterTurns(1);
-    }
-  }
-
   it('a syncing node does not ban it: header ranges are answered between its imports', async () => {
-    const server = await reorganisingServer();
+    const server = await heldReorganisation();
     const { params, now } = server;
     const db = await ChainDB.open(new MemoryDisk().open(), params);
     const chain = await Chain.open(db, { clock: () => now });
@@ -105,7 +60,7 @@ describe('a node mid-way through a reorganisation, serving headers', function ()
   });
 
   it('headers after a locator (a light client following a branch) are answered between its imports too', async () => {
-    const server = await reorganisingServer();
+    const server = await heldReorganisation();
     const names = networkNames(server.db.genesis.header.hash);
     let respond: Responder | undefined;
     const serve = (async (name: string, _protocol: string, r: Responder) => void (name === 'headers' && (respond = r))) as unknown as Serve;

@@ -20,7 +20,7 @@ describe('REST views of the mempool', () => {
   const state = new MemoryAccounts();
   for (const k of senders) state.set(k.address, { balance: 1_000_000n, nonce: 0n });
   const mempool = new Mempool(state, { chainId: 7 }, {}, () => {});
-  const node = { mempool, chain: { tip: { height: 0 }, params: { maxBlockTxs: 10, maxBlockBytes: 1_000_000 }, mainAt: () => undefined }, db: { getAccount: async () => undefined }, addressIndex: undefined } as unknown as NodeView;
+  const node = { mempool, chain: { tip: { height: 0 }, params: { maxBlockTxs: 10, maxBlockBytes: 1_000_000 }, mainAt: () => undefined, readSettled: <T>(read: () => Promise<T>) => read() }, db: { getAccount: async () => undefined }, addressIndex: undefined } as unknown as NodeView;
   const ask = async (path: string) => (await answerRest(node, {} as EventFeed, 'GET', path, new URLSearchParams(), undefined)) as { json: Record<string, unknown> };
 
   before(async () => {

@@ -253,6 +253,13 @@ export async function answerRest(node: NodeView, feed: EventFeed, method: string
     return { text: tx.idHex };
   }
   if (method !== 'GET' && method !== 'HEAD') return undefined;
+  // Mid-way through a reorganisation the main chain ends at the fork point and the state is its:
+  // a tip, balances and histories that neither the chain before nor the one after has.
+  return node.chain.readSettled(() => answerRead(node, feed, p, query));
+}
+
+/** Answers a GET of path parts `p` (a pure read: made again if a reorganisation began meanwhile). */
+async function answerRead(node: NodeView, feed: EventFeed, p: readonly string[], query: URLSearchParams): Promise<RestAnswer | undefined> {
   const tip = node.chain.tip;
   switch (p[0]) {
     case 'blocks':

@@ -1,0 +1,56 @@
+import assert from 'node:assert/strict';
+import { toHex } from '../../ledger/bytes.ts';
+import { MemoryDisk } from '../../ledger/kv-memory.ts';
+import { layout } from '../../ledger/layout.ts';
+import { ChainDB } from '../../ledger/chaindb.ts';
+import { Chain } from '../../consensus/chain.ts';
+import type { Status } from '../../node/wire.ts';
+import { kvOver } from './kv.ts';
+import { afterTurns, testKey, testParams } from './fixtures.ts';
+import { asParent, mineChain } from './mining.ts';
+
+/**
+ * A chain of 10 blocks (mined by testKey(1)) whose reorganisation to a heavier branch forking at 8
+ * (three blocks mined by testKey(2)) is held where it reads the branch's first block: mid-way, the
+ * main chain ends at the fork point. `release` lets it go on; `reorganised` is its outcome.
+ */
+export async function heldReorganisation() {
+  const params = testParams();
+  const now = params.timestamp + 1_000_000;
+  const inner = new MemoryDisk().open();
+  let heldKey: string | undefined;
+  let release: (() => void) | undefined;
+  const kv = kvOver(inner, {
+    async get(key) {
+      if (toHex(key) === heldKey) {
+        heldKey = undefined;
+        await new Promise<void>((resolve) => (release = resolve));
+      }
+      return inner.get(key);
+    },
+  });
+  const db = await ChainDB.open(kv, params);
+  const chain = await Chain.open(db, { clock: () => now });
+  const genesis = db.genesis;
+  const main = mineChain(params, asParent(genesis), 10, { miner: testKey(1).address });
+  const branch = mineChain(params, asParent(main[7]!), 3, { miner: testKey(2).address }); // heights 9 to 11: more work
+  for (const b of main) assert.equal(await chain.processBlock(b), 'connected');
+  for (const b of branch.slice(0, 2)) assert.equal(await chain.processBlock(b), 'side-branch');
+  const status: Status = { genesis: genesis.header.hash, height: chain.tip.height, tipHash: chain.tip.hash, totalWork: chain.tip.totalWork, prunedHeight: 0 };
+  heldKey = toHex(layout.block(branch[0]!.header.hash));
+  const reorganised = chain.processBlock(branch[2]!);
+  for (let turn = 0; release === undefined; turn++) {
+    assert.ok(turn < 1000, 'the reorganisation reached the held read');
+    await afterTurns(1);
+  }
+  assert.equal(chain.tip.height, 8, 'mid-way: the main chain ends at the fork point');
+  return { params, now, db, chain, main, branch, status, reorganised, release: release! };
+}
+
+/** Waits until `asked()` says the request was made. */
+export async function untilAsked(asked: () => boolean): Promise<void> {
+  for (let turn = 0; !asked(); turn++) {
+    assert.ok(turn < 1000, 'the request was made');
+    await afterTurns(1);
+  }
+}
