@@ -205,6 +205,8 @@ export class JsonRpcServer<C> {
     }
     const r = raw as Partial<RpcRequest>;
     const id = typeof r.id === 'string' || typeof r.id === 'number' ? r.id : null;
+    // Any other id would come back as null: a client could not tell its answers apart.
+    if (r.id !== undefined && r.id !== null && id === null) return failure(null, RPC_ERRORS.INVALID_REQUEST, 'an "id" is a string, a number or null');
     if (r.jsonrpc !== '2.0' || typeof r.method !== 'string') {
       return failure(id, RPC_ERRORS.INVALID_REQUEST, 'expected {"jsonrpc":"2.0","method":…}');
     }

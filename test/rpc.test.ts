@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { JsonRpcServer, MAX_RPC_CONNECTIONS } from '../node/rpc.ts';
+import { RPC_ERRORS } from '../node/rpc-types.ts';
 import { tempDir } from './helpers/fixtures.ts';
 import { checkConnectionCap } from './helpers/http.ts';
 
@@ -20,5 +21,22 @@ describe('JSON-RPC server', () => {
     const rpc = new JsonRpcServer({}, {}, { datadir: dir.path, maxConnections: 16 });
     servers.push(rpc);
     await checkConnectionCap(await rpc.start(), 16, '/');
+  });
+
+  it('an id that is no string, number or null is an invalid request, and the method does not run', async () => {
+    // From a review: such an id was answered as null, the method run: a client could not tell
+    // which of its calls an answer was for.
+    let runs = 0;
+    const rpc = new JsonRpcServer({}, { async count() { return ++runs; } }, { datadir: dir.path });
+    servers.push(rpc);
+    const url = await rpc.start();
+    const post = async (body: unknown) => (await fetch(url, { method: 'POST', headers: { authorization: `Bearer ${rpc.token}` }, body: JSON.stringify(body) })).json();
+    for (const id of [{ n: 1 }, true, [1]]) {
+      assert.deepEqual(await post({ jsonrpc: '2.0', id, method: 'count' }), { jsonrpc: '2.0', id: null, error: { code: RPC_ERRORS.INVALID_REQUEST, message: 'an "id" is a string, a number or null' } }, JSON.stringify(id));
+    }
+    assert.equal(runs, 0);
+    const answers = await post([{ jsonrpc: '2.0', id: 'a', method: 'count' }, { jsonrpc: '2.0', id: 7, method: 'count' }, { jsonrpc: '2.0', id: null, method: 'count' }, { jsonrpc: '2.0', method: 'count' }]);
+    assert.deepEqual((answers as { id: unknown }[]).map((a) => a.id).sort(), [7, 'a', null].sort(), 'strings, numbers and null come back as they went; a notification gets no answer');
+    assert.equal(runs, 4);
   });
 });
