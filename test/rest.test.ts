@@ -110,6 +110,17 @@ describe('REST API and live events', function () {
     await expectError('/events?address=cairn1nope', 400, 'BAD_REQUEST');
   });
 
+  it('a method a path does not answer is 405 with the methods it does (Allow), not a 404 that says the path does not exist', async () => {
+    for (const [method, path, allow] of [['PUT', '/blocks', 'GET, HEAD'], ['DELETE', `/address/${encodeAddress(carol)}`, 'GET, HEAD'], ['POST', '/blocks/tip/height', 'GET, HEAD'], ['GET', '/tx', 'POST'], ['PUT', '/tx', 'POST'], ['HEAD', '/events', 'GET'], ['POST', '/', 'GET, HEAD']] as const) {
+      const a = await get(base + path, { method, ...(method === 'POST' || method === 'PUT' ? { body: 'x' } : {}) });
+      assert.equal(a.status, 405, `${method} ${path}: ${a.text}`);
+      assert.equal(a.headers.get('allow'), allow, `${method} ${path}`);
+      if (method !== 'HEAD') assert.equal(a.json<{ error: { code: string } }>().error.code, 'METHOD_NOT_ALLOWED');
+    }
+    assert.equal((await get(`${base}/no/such/path`, { method: 'PUT' })).status, 404, 'a path that is none of the API\'s is still not found');
+    assert.equal((await get(`${base}/blocks/tip/height`, { method: 'HEAD' })).status, 200);
+  });
+
   it('serves the explorer: its page and assets with content types, an ETag and revalidation; under 150 KB of script', async () => {
     const page = await get(`${base}/`);
     assert.equal(page.status, 200);

@@ -224,6 +224,15 @@ async function feeEstimates(node: NodeView): Promise<Record<string, string>> {
   return out;
 }
 
+/** The first parts of the paths a GET (or HEAD) is answered on. */
+const READ_PATHS = new Set(['blocks', 'block', 'block-height', 'tx', 'address', 'mempool', 'fee-estimates', 'node', 'chart']);
+
+/** The methods the API answers on `path` (an `Allow` header), undefined for a path not its. */
+export function allowedMethods(path: string): string | undefined {
+  if (path === '/tx') return 'POST';
+  return READ_PATHS.has(path.split('/')[1]!) ? 'GET, HEAD' : undefined;
+}
+
 /**
  * Answers one request, or undefined for a path that is not the API's. `body` is the request's
  * text for POST.

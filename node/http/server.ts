@@ -7,7 +7,7 @@ import { toHex } from '../../ledger/bytes.ts';
 import { localUrl } from './local-url.ts';
 import { decodeAddress } from '../../ledger/keys.ts';
 import { EventFeed, type FeedEvent, type FeedEventType } from './events.ts';
-import { answerRest, RestError } from './rest.ts';
+import { allowedMethods, answerRest, RestError } from './rest.ts';
 import { StaticFiles } from './static.ts';
 import { hostRefused } from './local-host.ts';
 
@@ -179,7 +179,12 @@ export class HttpServer {
       const body = method === 'POST' ? await readBody(req) : (req.resume(), undefined);
       if (body === null) return this.error(res, 413, 'TOO_LARGE', `a request body is at most ${MAX_BODY} bytes`);
       const answer = await answerRest(this.node, this.feed, method, url.pathname, url.searchParams, body);
-      if (!answer) return this.error(res, 404, 'NOT_FOUND', `no such path: ${method} ${url.pathname} (the API follows Esplora's paths; see docs/REST.md)`);
+      if (!answer) {
+        const allow = url.pathname === '/events' ? 'GET' : this.files.has(url.pathname) ? 'GET, HEAD' : allowedMethods(url.pathname);
+        if (allow === undefined || allow.split(', ').includes(method)) return this.error(res, 404, 'NOT_FOUND', `no such path: ${method} ${url.pathname} (the API follows Esplora's paths; see docs/REST.md)`);
+        res.setHeader('allow', allow);
+        return this.error(res, 405, 'METHOD_NOT_ALLOWED', `${url.pathname} answers ${allow}, not ${method}`);
+      }
       await this.node.db.flushed();
       const h = { 'cache-control': 'no-store' };
       if ('json' in answer) {

@@ -43,10 +43,19 @@ export class StaticFiles {
     }
   }
 
+  /** Whether `path` is one of the explorer's files. */
+  has(path: string): boolean {
+    return this.file(path) !== undefined;
+  }
+
+  private file(path: string) {
+    const name = path === '/' ? 'index.html' : path.startsWith('/assets/') ? path.slice('/assets/'.length) : undefined;
+    return name !== undefined && !name.includes('/') ? this.files.get(name) : undefined;
+  }
+
   /** Whether the path was one of the explorer's (and has been answered). */
   serve(path: string, req: IncomingMessage, res: ServerResponse): boolean {
-    const name = path === '/' ? 'index.html' : path.startsWith('/assets/') ? path.slice('/assets/'.length) : undefined;
-    const file = name !== undefined && !name.includes('/') ? this.files.get(name) : undefined;
+    const file = this.file(path);
     if (!file) return false;
     req.resume();
     const headers = { 'content-type': file.type, etag: file.etag, 'cache-control': 'no-cache', 'x-content-type-options': 'nosniff' };
