@@ -50,6 +50,9 @@ describe('REST API and live events', function () {
     assert.equal((await get(`${base}/mempool/recent`)).json<{ txid: string }[]>()[0]!.txid, tx1.idHex);
     const pending = (await get(`${base}/address/${encodeAddress(carol)}/txs`)).json<{ kind: string; cursor: string | null }[]>();
     assert.deepEqual(pending.map((l) => [l.kind, l.cursor]), [['received', null]], 'a pending payment leads the first page');
+    const lines = async (path: string) => (await get(`${base}/address/${encodeAddress(carol)}/txs${path}`)).json<{ txid: string }[]>().map((l) => l.txid);
+    assert.deepEqual(await lines('/mempool'), [tx1.idHex], 'Esplora\'s pending lines alone');
+    assert.deepEqual(await lines('/chain'), [], 'Esplora\'s confirmed lines alone, from the newest');
 
     const [b1] = await mineOn(t, 1);
     const tx2 = transfer(alice, carol, 200n, 1n, 2n);
@@ -81,6 +84,8 @@ describe('REST API and live events', function () {
     assert.deepEqual(page1.map((l) => l.txid), [tx2.idHex]);
     const page2 = (await get(`${base}/address/${encodeAddress(carol)}/txs/chain/${page1[0]!.cursor}?limit=1`)).json<{ txid: string }[]>();
     assert.deepEqual(page2.map((l) => l.txid), [tx1.idHex], 'the next page goes on after the cursor');
+    assert.deepEqual(await lines('/chain?limit=1'), [tx2.idHex]);
+    assert.deepEqual(await lines('/mempool'), []);
     const fees = (await get(`${base}/fee-estimates`)).json<Record<string, string>>();
     assert.ok(BigInt(fees['1']!) >= 1n && BigInt(fees['6']!) >= 1n, JSON.stringify(fees));
   });

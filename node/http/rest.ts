@@ -156,8 +156,26 @@ async function blocksFrom(node: NodeView, start: number) {
   return out;
 }
 
-async function addressTxs(node: NodeView, addrText: string, cursorText: string | undefined, limit: number) {
+/** An address's pending transactions as lines, at most ADDRESS_MEMPOOL (Esplora's). */
+function pendingLines(node: NodeView, address: Uint8Array, text: string): unknown[] {
+  const key = toHex(address);
+  const lines: unknown[] = [];
+  for (const { tx } of node.mempool.involving(address)) {
+    if (lines.length >= ADDRESS_MEMPOOL) break;
+    lines.push(addressLine(text, tx.fromKey === tx.toKey ? 'self' : tx.fromKey === key ? 'sent' : 'received', undefined, tx, null));
+  }
+  return lines;
+}
+
+/**
+ * Esplora's lines of an address: `all` its pending transactions then a page of confirmed ones,
+ * `chain` the page alone (after `cursorText`, if given), `mempool` the pending alone (which
+ * needs no address index).
+ */
+async function addressTxs(node: NodeView, addrText: string, which: 'all' | 'chain' | 'mempool', cursorText: string | undefined, limit: number) {
   const address = addressParam(addrText);
+  const text = encodeAddress(address);
+  if (which === 'mempool') return pendingLines(node, address, text);
   const index = indexOf(node);
   const status = index.status();
   if (status.state !== 'ready') {
@@ -165,15 +183,7 @@ async function addressTxs(node: NodeView, addrText: string, cursorText: string |
   }
   const before = cursorText === undefined ? undefined : parseCursor(cursorText);
   if (cursorText !== undefined && !before) throw bad('a cursor is HEIGHT-POSITION, as the last line of the previous page gives it');
-  const lines: unknown[] = [];
-  const text = encodeAddress(address);
-  if (!before) {
-    const key = toHex(address);
-    for (const { tx } of node.mempool.involving(address)) {
-      if (lines.length >= ADDRESS_MEMPOOL) break;
-      lines.push(addressLine(text, tx.fromKey === tx.toKey ? 'self' : tx.fromKey === key ? 'sent' : 'received', undefined, tx, null));
-    }
-  }
+  const lines = which === 'all' ? pendingLines(node, address, text) : [];
   const blocks = new Map<number, Block | undefined>();
   for (const e of await index.history(address, limit, before)) {
     if (e.height > 0 && e.height <= node.db.history.prunedHeight) {
@@ -334,8 +344,11 @@ async function answerRead(node: NodeView, feed: EventFeed, p: readonly string[],
       }
       if (p[2] !== 'txs') return undefined;
       const limit = intQuery(query, 'limit', ADDRESS_PAGE, 1, MAX_ADDRESS_PAGE);
-      if (p.length === 3) return { json: await addressTxs(node, p[1]!, query.get('cursor') ?? undefined, limit) };
-      if (p.length === 5 && p[3] === 'chain') return { json: await addressTxs(node, p[1]!, p[4]!, limit) };
+      const cursor = query.get('cursor') ?? undefined;
+      if (p.length === 3) return { json: await addressTxs(node, p[1]!, cursor === undefined ? 'all' : 'chain', cursor, limit) };
+      if (p.length === 4 && p[3] === 'chain') return { json: await addressTxs(node, p[1]!, 'chain', cursor, limit) };
+      if (p.length === 5 && p[3] === 'chain') return { json: await addressTxs(node, p[1]!, 'chain', p[4]!, limit) };
+      if (p.length === 4 && p[3] === 'mempool') return { json: await addressTxs(node, p[1]!, 'mempool', undefined, limit) };
       return undefined;
     }
     case 'mempool': {
