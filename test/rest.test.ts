@@ -101,6 +101,7 @@ describe('REST API and live events', function () {
     await expectError(`/block/${'0'.repeat(64)}`, 404, 'NOT_FOUND');
     await expectError(`/tx/${'ab'.repeat(32)}`, 404, 'NOT_FOUND');
     await expectError('/block-height/99999', 404, 'NOT_FOUND');
+    await expectError('/blocks/99999', 404, 'NOT_FOUND'); // as Esplora: not the tip's page, which a client paging up would take for new blocks
     await expectError('/address/cairn1nope', 400, 'BAD_REQUEST');
     await expectError(`/address/${encodeAddress(carol)}/txs?limit=101`, 400, 'BAD_REQUEST');
     await expectError(`/address/${encodeAddress(carol)}/txs/chain/garbage`, 400, 'BAD_REQUEST');

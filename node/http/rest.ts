@@ -141,10 +141,11 @@ async function medianTimes(node: NodeView, from: number, hashes: readonly Uint8A
 
 /** A page of main-chain blocks, newest first from `start`; it ends where a pruned node's bodies do. */
 async function blocksFrom(node: NodeView, start: number) {
-  const top = Math.min(start, node.chain.tip.height);
-  if (top > 0 && top <= node.db.history.prunedHeight) throw pruned(`block ${top}`, node.db.history.prunedHeight);
-  const from = Math.max(0, top - BLOCKS_PAGE + 1);
-  const hashes = await node.chain.byHeight.hashes(from, top - from + 1);
+  // As Esplora: a page that would start above the tip is none, not the tip's page again.
+  if (start > node.chain.tip.height) throw notFound(`no main-chain block at height ${start} (the tip is at ${node.chain.tip.height})`);
+  if (start > 0 && start <= node.db.history.prunedHeight) throw pruned(`block ${start}`, node.db.history.prunedHeight);
+  const from = Math.max(0, start - BLOCKS_PAGE + 1);
+  const hashes = await node.chain.byHeight.hashes(from, start - from + 1);
   const bodies = await node.db.getBlocksBytes(hashes);
   const times = await medianTimes(node, from, hashes);
   const out = [];
