@@ -21,7 +21,8 @@ import { medianOf } from '../../consensus/header-rules.ts';
 export type RestAnswer =
   | { readonly json: unknown; readonly status?: number }
   | { readonly text: string }
-  | { readonly bytes: Uint8Array };
+  /** A block's or transaction's encoding: named by its hash, the same bytes for ever (a cache may keep them). */
+  | { readonly bytes: Uint8Array; readonly immutable: true };
 
 export class RestError extends Error {
   readonly status: number;
@@ -299,7 +300,7 @@ async function answerRead(node: NodeView, feed: EventFeed, p: readonly string[],
         const mediantime = main ? (await medianTimes(node, block.header.height, [block.header.hash]))[0]! : entry ? medianTimePast(entry) : null;
         return { json: { ...blockJson(block, mediantime), in_best_chain: main } };
       }
-      if (p[2] === 'raw' && p.length === 3) return { bytes: block.bytes };
+      if (p[2] === 'raw' && p.length === 3) return { bytes: block.bytes, immutable: true };
       if (p[2] === 'txs' && p.length <= 4) {
         const start = p[3] === undefined ? 0 : heightParam(p[3]);
         if (start % BLOCK_TXS_PAGE !== 0) throw bad(`start must be a multiple of ${BLOCK_TXS_PAGE}`);
@@ -320,7 +321,7 @@ async function answerRead(node: NodeView, feed: EventFeed, p: readonly string[],
       const status = block ? confirmedIn(block) : UNCONFIRMED;
       if (p.length === 2) return { json: txJson(tx, status) };
       if (p[2] === 'status') return { json: status };
-      if (p[2] === 'raw') return { bytes: tx.bytes };
+      if (p[2] === 'raw') return { bytes: tx.bytes, immutable: true };
       return undefined;
     }
     case 'address': {

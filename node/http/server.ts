@@ -56,6 +56,8 @@ export const MAX_TRACKED = 100;
  */
 const MAX_STREAM_BACKLOG = 1024 * 1024;
 const KEEPALIVE_MS = 15_000;
+/** What a cache may do with bytes named by their hash (a year: RFC 9111's longest advised, as Esplora's). */
+const IMMUTABLE = 'public, max-age=31536000, immutable';
 
 /**
  * The node's read-only web face on its own port: the REST API (rest.ts), live events as
@@ -194,7 +196,7 @@ export class HttpServer {
         res.writeHead(200, this.headers({ ...h, 'content-type': 'text/plain; charset=utf-8' }));
         res.end(answer.text);
       } else {
-        res.writeHead(200, this.headers({ ...h, 'content-type': 'application/octet-stream' }));
+        res.writeHead(200, this.headers({ 'cache-control': answer.immutable ? IMMUTABLE : 'no-store', 'content-type': 'application/octet-stream' }));
         res.end(answer.bytes);
       }
     } catch (err) {
