@@ -21,7 +21,7 @@ const compact = (n) => (n >= 1e12 ? `${(n / 1e12).toFixed(1)}T` : n >= 1e9 ? `${
 
 /**
  * Two series over the same heights, each on its own scale (left and right axis).
- * @param {{ height: number; interval: number | null; difficulty: number }[]} points
+ * @param {{ height: number; interval: number | null; difficulty: string }[]} points  difficulty a decimal string, as every big number of the API
  */
 export function blockChart(points) {
   const W = 720;
@@ -33,7 +33,7 @@ export function blockChart(points) {
   const intervals = points.filter((p) => p.interval !== null).map((p) => /** @type {number} */ (p.interval));
   const iMax = Math.max(1, ...intervals);
   // Difficulty moves by a few percent: scaled from its lowest to its highest, or it is a flat line.
-  const ds = points.map((p) => p.difficulty);
+  const ds = points.map((p) => Number(p.difficulty));
   const dMax = Math.max(1, ...ds);
   const dMin = Math.min(dMax, ...ds) * 0.98;
   const X = (/** @type {number} */ v) => pad.l + ((v - x0) / (x1 - x0)) * (W - pad.l - pad.r);
@@ -52,7 +52,7 @@ export function blockChart(points) {
     s('text', { x: pad.l, y: H - 6 }, `#${x0}`),
     s('text', { x: W - pad.r, y: H - 6, 'text-anchor': 'end' }, `#${x1}`),
     s('path', { class: 's1', d: path(points.filter((p) => p.interval !== null).map((p) => [X(p.height), Y(/** @type {number} */ (p.interval), iMax)])) }),
-    s('path', { class: 's2', d: path(points.map((p) => [X(p.height), H - pad.b - ((p.difficulty - dMin) / Math.max(1e-9, dMax - dMin)) * (H - pad.t - pad.b)])) }),
+    s('path', { class: 's2', d: path(points.map((p) => [X(p.height), H - pad.b - ((Number(p.difficulty) - dMin) / Math.max(1e-9, dMax - dMin)) * (H - pad.t - pad.b)])) }),
   );
   return h('div', { class: 'chart', id: 'block-chart' }, svg, h('div', { class: 'legend' }, h('span', { class: 'k1' }, 'seconds since the previous block'), h('span', { class: 'k2' }, 'difficulty (expected hashes)')));
 }

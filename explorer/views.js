@@ -52,7 +52,7 @@ export async function homePage() {
       card('Address index', n.address_index ? (n.address_index.state === 'ready' ? 'ready' : `building ${Math.floor(n.address_index.progress * 100)}%`) : 'off'),
     ),
     h('h2', {}, 'Block times and difficulty, recent blocks'),
-    blockChart(/** @type {{ height: number; interval: number | null; difficulty: number }[]} */ (chart)),
+    blockChart(/** @type {{ height: number; interval: number | null; difficulty: string }[]} */ (chart)),
     h('h2', {}, 'Recent blocks'),
     h('div', { id: 'recent-blocks' }, table(BLOCK_HEADS, /** @type {Block[]} */ (blocks).map(blockRow))),
     h('p', { class: 'more' }, link(`#/blocks/${Math.max(0, n.height - 10)}`, 'Older blocks →')),

@@ -89,6 +89,9 @@ describe('REST API and live events', function () {
     assert.deepEqual(page2.map((l) => l.txid), [tx1.idHex], 'the next page goes on after the cursor');
     assert.deepEqual(await lines('/chain?limit=1'), [tx2.idHex]);
     assert.deepEqual(await lines('/mempool'), []);
+    // A difficulty may pass 2^53, past which a JSON number rounds: a decimal string, as in the block object.
+    const chart = (await get(`${base}/chart?count=2`)).json<{ height: number; difficulty: unknown }[]>();
+    assert.deepEqual(chart.map((c) => [c.height, c.difficulty]), [[1, block.difficulty], [2, block.difficulty]]);
     const fees = (await get(`${base}/fee-estimates`)).json<Record<string, string>>();
     assert.ok(BigInt(fees['1']!) >= 1n && BigInt(fees['6']!) >= 1n, JSON.stringify(fees));
   });

@@ -374,7 +374,7 @@ async function answerRead(node: NodeView, feed: EventFeed, p: readonly string[],
       for (let i = from === 0 ? 0 : 1; i < headers.length; i++) {
         const h = headers[i]!;
         const prev = i > 0 ? headers[i - 1] : undefined;
-        out.push({ height: h.height, timestamp: h.timestamp, interval: prev ? h.timestamp - prev.timestamp : null, difficulty: Number(blockWork(h.target)) });
+        out.push({ height: h.height, timestamp: h.timestamp, interval: prev ? h.timestamp - prev.timestamp : null, difficulty: blockWork(h.target).toString() });
       }
       return { json: out };
     }
