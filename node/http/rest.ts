@@ -5,74 +5,27 @@
  */
 import { bytesEqual, fromHex, toHex } from '../../ledger/bytes.ts';
 import { CairnError, DecodeError } from '../../ledger/errors.ts';
-import { decodeAddress, encodeAddress } from '../../ledger/keys.ts';
 import { TX_BYTES, decodeTransaction, type Transaction } from '../../ledger/transaction.ts';
 import { decodeBlock, type Block } from '../../ledger/block.ts';
 import { blockCapacity, estimateFee } from '../chain-info.ts';
 import type { NodeView } from '../view.ts';
 import { prunedEntry } from '../pruner.ts';
 import type { EventFeed } from './events.ts';
-import { addressLine, blockJson, prunedAddressLine, confirmedIn, cursorOf, kindOf, parseCursor, txJson, UNCONFIRMED } from './rest-shapes.ts';
+import { blockJson, confirmedIn, txJson, UNCONFIRMED } from './rest-shapes.ts';
+import { bad, hashParam, heightParam, intQuery, notFound, RestError, type RestAnswer } from './rest-params.ts';
+import { answerAddress } from './rest-address.ts';
 import { blockWork } from '../../consensus/pow.ts';
 import { medianTimePast } from '../../consensus/block-index.ts';
 import { MEDIAN_SPAN } from '../../consensus/chain-index.ts';
 import { medianOf } from '../../consensus/header-rules.ts';
 
-export type RestAnswer =
-  | { readonly json: unknown; readonly status?: number }
-  | { readonly text: string }
-  /** A block's or transaction's encoding: named by its hash, the same bytes for ever (a cache may keep them). */
-  | { readonly bytes: Uint8Array; readonly immutable: true };
+export { RestError, type RestAnswer };
 
-export class RestError extends Error {
-  readonly status: number;
-  readonly code: string;
-  constructor(status: number, code: string, message: string) {
-    super(message);
-    this.status = status;
-    this.code = code;
-  }
-}
-
-/** Esplora's page sizes: ten blocks, 25 transactions of a block; an address page 25 (at most 100). */
+/** Esplora's page sizes: ten blocks, 25 transactions of a block (an address's: rest-address.ts). */
 export const BLOCKS_PAGE = 10;
 export const BLOCK_TXS_PAGE = 25;
-export const ADDRESS_PAGE = 25;
-export const MAX_ADDRESS_PAGE = 100;
-/** Pending transactions of an address shown on its first page, at most (Esplora: 50). */
-const ADDRESS_MEMPOOL = 50;
 /** A chart over more blocks than this reads too much for one request. */
 export const MAX_CHART_BLOCKS = 1000;
-
-const notFound = (what: string) => new RestError(404, 'NOT_FOUND', what);
-const bad = (message: string) => new RestError(400, 'BAD_REQUEST', message);
-/** Blocks below the tip past which an address's counts are remembered (AddressIndex.counts). */
-const SETTLED_DEPTH = 64;
-
-function hashParam(text: string, what: string): Uint8Array {
-  if (!/^[0-9a-f]{64}$/.test(text)) throw bad(`${what} must be 64 lower-case hex digits`);
-  return fromHex(text);
-}
-
-function heightParam(text: string): number {
-  if (!/^\d{1,10}$/.test(text) || Number(text) > 0xffffffff) throw bad('a height is a non-negative integer');
-  return Number(text);
-}
-
-function addressParam(text: string): Uint8Array {
-  try {
-    return decodeAddress(text);
-  } catch (err) {
-    throw bad(`not an address: ${(err as Error).message}`);
-  }
-}
-
-function intQuery(query: URLSearchParams, name: string, fallback: number, min: number, max: number): number {
-  const text = query.get(name);
-  if (text === null) return fallback;
-  if (!/^\d{1,7}$/.test(text) || Number(text) < min || Number(text) > max) throw bad(`"${name}" must be an integer from ${min} to ${max}`);
-  return Number(text);
-}
 
 /**
  * What a pruned node answers for a body it deleted: 410 with code PRUNED, and how far it prunes
@@ -117,12 +70,6 @@ async function findTx(node: NodeView, text: string): Promise<{ tx: Transaction; 
   return { tx, block };
 }
 
-function indexOf(node: NodeView) {
-  const index = node.addressIndex;
-  if (!index) throw new RestError(501, 'INDEX_OFF', 'this node keeps no address index (it runs with --no-address-index)');
-  return index;
-}
-
 /**
  * The median time past of the main-chain blocks `hashes`, heights from `from` on, as the timestamp
  * rule takes it, from the stored headers: the block index cuts its lowest entry's parent link, so
@@ -156,51 +103,6 @@ async function blocksFrom(node: NodeView, start: number) {
     out.push(blockJson(decodeBlock(bytes), times[i]!));
   }
   return out;
-}
-
-/** An address's pending transactions as lines, at most ADDRESS_MEMPOOL (Esplora's). */
-function pendingLines(node: NodeView, address: Uint8Array, text: string): unknown[] {
-  const key = toHex(address);
-  const lines: unknown[] = [];
-  for (const { tx } of node.mempool.involving(address)) {
-    if (lines.length >= ADDRESS_MEMPOOL) break;
-    lines.push(addressLine(text, tx.fromKey === tx.toKey ? 'self' : tx.fromKey === key ? 'sent' : 'received', undefined, tx, null));
-  }
-  return lines;
-}
-
-/**
- * Esplora's lines of an address: `all` its pending transactions then a page of confirmed ones,
- * `chain` the page alone (after `cursorText`, if given), `mempool` the pending alone (which
- * needs no address index).
- */
-async function addressTxs(node: NodeView, addrText: string, which: 'all' | 'chain' | 'mempool', cursorText: string | undefined, limit: number) {
-  const address = addressParam(addrText);
-  const text = encodeAddress(address);
-  if (which === 'mempool') return pendingLines(node, address, text);
-  const index = indexOf(node);
-  const status = index.status();
-  if (status.state !== 'ready') {
-    throw new RestError(503, 'INDEX_BUILDING', `the address index is being built (${Math.floor(status.progress * 100)}% done); try again soon`);
-  }
-  const before = cursorText === undefined ? undefined : parseCursor(cursorText);
-  if (cursorText !== undefined && !before) throw bad('a cursor is HEIGHT-POSITION, as the last line of the previous page gives it');
-  const lines = which === 'all' ? pendingLines(node, address, text) : [];
-  const blocks = new Map<number, Block | undefined>();
-  for (const e of await index.history(address, limit, before)) {
-    if (e.height > 0 && e.height <= node.db.history.prunedHeight) {
-      // The index outlives the body: the line says what the index knows, and that the rest is pruned.
-      const [header] = await node.chain.byHeight.headers(e.height, 1);
-      if (header) lines.push(prunedAddressLine(text, kindOf(e.roles), header, e.position > 0 ? e.id : undefined, cursorOf(e)));
-      continue;
-    }
-    if (!blocks.has(e.height)) blocks.set(e.height, await node.db.getBlockAtHeight(e.height));
-    const block = blocks.get(e.height);
-    // A reorganisation between the index read and the block read: the next request sees it whole.
-    if (!block || (e.position > 0 && block.txs[e.position - 1]?.idHex !== toHex(e.id))) continue;
-    lines.push(addressLine(text, kindOf(e.roles), block, e.position > 0 ? block.txs[e.position - 1] : undefined, cursorOf(e)));
-  }
-  return lines;
 }
 
 /**
@@ -324,35 +226,8 @@ async function answerRead(node: NodeView, feed: EventFeed, p: readonly string[],
       if (p[2] === 'raw') return { bytes: tx.bytes, immutable: true };
       return undefined;
     }
-    case 'address': {
-      if (p.length < 2) return undefined;
-      if (p.length === 2) {
-        const address = addressParam(p[1]!);
-        const account = (await node.db.getAccount(address)) ?? { balance: 0n, nonce: 0n };
-        const pending = node.mempool.involving(address).size;
-        const index = node.addressIndex;
-        // Counted once below a depth no reorganisation reaches while it runs, then from there on.
-        const counts = index && index.status().state === 'ready' ? await index.counts(address, node.chain.tip.height - SETTLED_DEPTH) : undefined;
-        return {
-          json: {
-            address: encodeAddress(address),
-            balance: account.balance.toString(),
-            nonce: account.nonce.toString(),
-            chain_stats: counts ? { tx_count: counts.entries - counts.coinbase, sent_count: counts.sent, received_count: counts.received, coinbase_count: counts.coinbase } : null,
-            mempool_stats: { tx_count: pending },
-            index: index ? index.status() : null,
-          },
-        };
-      }
-      if (p[2] !== 'txs') return undefined;
-      const limit = intQuery(query, 'limit', ADDRESS_PAGE, 1, MAX_ADDRESS_PAGE);
-      const cursor = query.get('cursor') ?? undefined;
-      if (p.length === 3) return { json: await addressTxs(node, p[1]!, cursor === undefined ? 'all' : 'chain', cursor, limit) };
-      if (p.length === 4 && p[3] === 'chain') return { json: await addressTxs(node, p[1]!, 'chain', cursor, limit) };
-      if (p.length === 5 && p[3] === 'chain') return { json: await addressTxs(node, p[1]!, 'chain', p[4]!, limit) };
-      if (p.length === 4 && p[3] === 'mempool') return { json: await addressTxs(node, p[1]!, 'mempool', undefined, limit) };
-      return undefined;
-    }
+    case 'address':
+      return answerAddress(node, p, query);
     case 'mempool': {
       if (p.length === 1) {
         return { json: { count: node.mempool.size, vsize: node.mempool.bytes, total_fee: node.mempool.fees.toString(), fee_histogram: feeHistogram(node) } };

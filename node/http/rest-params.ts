@@ -1,0 +1,50 @@
+/**
+ * What the REST API's routes share (rest.ts, rest-address.ts): the error that becomes a JSON error
+ * with a code, and the checks of what a path or a query gives.
+ */
+import { fromHex } from '../../ledger/bytes.ts';
+import { decodeAddress } from '../../ledger/keys.ts';
+
+export type RestAnswer =
+  | { readonly json: unknown; readonly status?: number }
+  | { readonly text: string }
+  /** A block's or transaction's encoding: named by its hash, the same bytes for ever (a cache may keep them). */
+  | { readonly bytes: Uint8Array; readonly immutable: true };
+
+export class RestError extends Error {
+  readonly status: number;
+  readonly code: string;
+  constructor(status: number, code: string, message: string) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+export const notFound = (what: string) => new RestError(404, 'NOT_FOUND', what);
+export const bad = (message: string) => new RestError(400, 'BAD_REQUEST', message);
+
+export function hashParam(text: string, what: string): Uint8Array {
+  if (!/^[0-9a-f]{64}$/.test(text)) throw bad(`${what} must be 64 lower-case hex digits`);
+  return fromHex(text);
+}
+
+export function heightParam(text: string): number {
+  if (!/^\d{1,10}$/.test(text) || Number(text) > 0xffffffff) throw bad('a height is a non-negative integer');
+  return Number(text);
+}
+
+export function addressParam(text: string): Uint8Array {
+  try {
+    return decodeAddress(text);
+  } catch (err) {
+    throw bad(`not an address: ${(err as Error).message}`);
+  }
+}
+
+export function intQuery(query: URLSearchParams, name: string, fallback: number, min: number, max: number): number {
+  const text = query.get(name);
+  if (text === null) return fallback;
+  if (!/^\d{1,7}$/.test(text) || Number(text) < min || Number(text) > max) throw bad(`"${name}" must be an integer from ${min} to ${max}`);
+  return Number(text);
+}
