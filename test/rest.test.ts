@@ -74,6 +74,12 @@ describe('REST API and live events', function () {
     assert.deepEqual((await get(`${base}/block/${hash1}/txs`)).json<{ txid: string }[]>().map((x) => x.txid), [tx1.idHex]);
     assert.deepEqual((await get(`${base}/block/${hash1}/raw`)).bytes, b1!.bytes);
     assert.deepEqual((await get(`${base}/tx/${tx1.idHex}/raw`)).bytes, tx1.bytes);
+    // Esplora's other ways to the same: hex, a block's header alone, its ids all at once or by index.
+    assert.equal((await get(`${base}/tx/${tx1.idHex}/hex`)).text, toHex(tx1.bytes));
+    assert.equal((await get(`${base}/block/${hash1}/header`)).text, toHex(b1!.header.bytes));
+    assert.deepEqual((await get(`${base}/block/${hash1}/txids`)).json(), [tx1.idHex]);
+    assert.equal((await get(`${base}/block/${hash1}/txid/0`)).text, tx1.idHex);
+    assert.equal((await get(`${base}/block/${hash1}/txid/1`)).status, 404);
     // Named by their hashes, the raw bytes never change: a cache may keep them; what moves with the tip may not be kept.
     for (const path of [`/block/${hash1}/raw`, `/tx/${tx1.idHex}/raw`]) assert.equal((await get(base + path)).headers.get('cache-control'), 'public, max-age=31536000, immutable', path);
     for (const path of ['/blocks/tip/hash', `/block/${hash1}`, `/tx/${tx1.idHex}`]) assert.equal((await get(base + path)).headers.get('cache-control'), 'no-store', path);

@@ -29,8 +29,9 @@ export function hashParam(text: string, what: string): Uint8Array {
   return fromHex(text);
 }
 
-export function heightParam(text: string): number {
-  if (!/^\d{1,10}$/.test(text) || Number(text) > 0xffffffff) throw bad('a height is a non-negative integer');
+/** A height, or another count from 0 (`what` says which), as a path gives it. */
+export function heightParam(text: string, what = 'a height'): number {
+  if (!/^\d{1,10}$/.test(text) || Number(text) > 0xffffffff) throw bad(`${what} is a non-negative integer`);
   return Number(text);
 }
 

@@ -6,7 +6,7 @@
 import { bytesEqual, fromHex, toHex } from '../../ledger/bytes.ts';
 import { CairnError, DecodeError } from '../../ledger/errors.ts';
 import { TX_BYTES, decodeTransaction, type Transaction } from '../../ledger/transaction.ts';
-import { decodeBlock, type Block } from '../../ledger/block.ts';
+import { decodeBlock, type Block, type BlockHeader } from '../../ledger/block.ts';
 import { blockCapacity, estimateFee } from '../chain-info.ts';
 import type { NodeView } from '../view.ts';
 import { prunedEntry } from '../pruner.ts';
@@ -49,10 +49,15 @@ async function blockByHash(node: NodeView, text: string): Promise<Block> {
   throw notFound(`no block ${text}${prunedNote(node)}`);
 }
 
+/** A block's header, from the block index or, on the main chain, the store: a pruned body's too. */
+async function headerByHash(node: NodeView, text: string): Promise<BlockHeader> {
+  const hash = hashParam(text, 'a block hash');
+  return node.chain.getEntry(hash)?.header ?? (await node.chain.byHeight.mainHeader(hash)) ?? (await blockByHash(node, text)).header;
+}
+
 /** Esplora's block status: from the header, so a block whose body was pruned has one too. */
 async function blockStatus(node: NodeView, text: string) {
-  const hash = hashParam(text, 'a block hash');
-  const header = node.chain.getEntry(hash)?.header ?? (await blockByHash(node, text)).header;
+  const header = await headerByHash(node, text);
   const main = await node.chain.byHeight.isMain(header.hash, header.height);
   const next = main ? await node.chain.byHeight.hashAt(header.height + 1) : undefined;
   return { in_best_chain: main, height: header.height, next_best: next ? toHex(next) : null };
@@ -194,6 +199,7 @@ async function answerRead(node: NodeView, feed: EventFeed, p: readonly string[],
     case 'block': {
       if (p.length < 2) return undefined;
       if (p[2] === 'status' && p.length === 3) return { json: await blockStatus(node, p[1]!) };
+      if (p[2] === 'header' && p.length === 3) return { text: toHex((await headerByHash(node, p[1]!)).bytes) };
       const block = await blockByHash(node, p[1]!);
       const main = await node.chain.byHeight.isMain(block.header.hash, block.header.height);
       if (p.length === 2) {
@@ -203,8 +209,15 @@ async function answerRead(node: NodeView, feed: EventFeed, p: readonly string[],
         return { json: { ...blockJson(block, mediantime), in_best_chain: main } };
       }
       if (p[2] === 'raw' && p.length === 3) return { bytes: block.bytes, immutable: true };
+      // Its transfers, as /txs lists them: the coinbase is the block object's (miner, reward).
+      if (p[2] === 'txids' && p.length === 3) return { json: block.txs.map((tx) => tx.idHex) };
+      if (p[2] === 'txid' && p.length === 4) {
+        const tx = block.txs[heightParam(p[3]!, 'an index')];
+        if (!tx) throw notFound(`block ${p[1]} has ${block.txs.length} transfers, numbered from 0`);
+        return { text: tx.idHex };
+      }
       if (p[2] === 'txs' && p.length <= 4) {
-        const start = p[3] === undefined ? 0 : heightParam(p[3]);
+        const start = p[3] === undefined ? 0 : heightParam(p[3], 'a start');
         if (start % BLOCK_TXS_PAGE !== 0) throw bad(`start must be a multiple of ${BLOCK_TXS_PAGE}`);
         const status = main ? confirmedIn(block) : UNCONFIRMED;
         return { json: block.txs.slice(start, start + BLOCK_TXS_PAGE).map((tx) => txJson(tx, status)) };
@@ -224,6 +237,7 @@ async function answerRead(node: NodeView, feed: EventFeed, p: readonly string[],
       if (p.length === 2) return { json: txJson(tx, status) };
       if (p[2] === 'status') return { json: status };
       if (p[2] === 'raw') return { bytes: tx.bytes, immutable: true };
+      if (p[2] === 'hex') return { text: toHex(tx.bytes) };
       return undefined;
     }
     case 'address':
