@@ -167,7 +167,10 @@ export class HttpServer {
       const method = req.method ?? 'GET';
       if (method === 'OPTIONS') {
         req.resume();
-        if (!this.options.cors) return this.error(res, 405, 'CORS_OFF', 'cross-origin requests are off (the node runs without --http-cors)');
+        if (!this.options.cors) {
+          res.setHeader('allow', this.allowed(url.pathname) ?? 'GET, HEAD, POST');
+          return this.error(res, 405, 'CORS_OFF', 'cross-origin requests are off (the node runs without --http-cors)');
+        }
         res.writeHead(204, this.headers({ 'access-control-allow-methods': 'GET, POST', 'access-control-allow-headers': 'content-type, last-event-id', 'access-control-max-age': 600 }));
         return void res.end();
       }
@@ -182,7 +185,7 @@ export class HttpServer {
       if (body === null) return this.error(res, 413, 'TOO_LARGE', `a request body is at most ${MAX_BODY} bytes`);
       const answer = await answerRest(this.node, this.feed, method, url.pathname, url.searchParams, body);
       if (!answer) {
-        const allow = url.pathname === '/events' ? 'GET' : this.files.has(url.pathname) ? 'GET, HEAD' : allowedMethods(url.pathname);
+        const allow = this.allowed(url.pathname);
         if (allow === undefined || allow.split(', ').includes(method)) return this.error(res, 404, 'NOT_FOUND', `no such path: ${method} ${url.pathname} (the API follows Esplora's paths; see docs/REST.md)`);
         res.setHeader('allow', allow);
         return this.error(res, 405, 'METHOD_NOT_ALLOWED', `${url.pathname} answers ${allow}, not ${method}`);
@@ -203,6 +206,11 @@ export class HttpServer {
       if (err instanceof RestError) return this.error(res, err.status, err.code, err.message);
       this.error(res, 500, 'INTERNAL', (err as Error).message);
     }
+  }
+
+  /** The methods `path` is answered to (an `Allow` header), undefined for a path none of this server's. */
+  private allowed(path: string): string | undefined {
+    return path === '/events' ? 'GET' : this.files.has(path) ? 'GET, HEAD' : allowedMethods(path);
   }
 
   /**
