@@ -1,7 +1,7 @@
 import { Reader, Writer, bytesEqual, plainBytes, toHex } from './bytes.ts';
 import { StoreError } from './errors.ts';
 import { layout } from './layout.ts';
-import { ClockCache } from './clock-cache.ts';
+import { TipAccounts } from './tip-accounts.ts';
 import { CommitQueue, type FlushScheduler } from './commit-queue.ts';
 import type { BatchOp, KeyRange, KvStore } from './kv.ts';
 import { LevelKv } from './kv-level.ts';
@@ -32,17 +32,8 @@ export class ChainDB implements AccountSource, TreeNodeReader {
   readonly params: ChainParams;
   readonly genesis: Block;
   private readonly kv: KvStore;
-  /**
-   * Accounts at the tip, in front of the store (null: known not to exist). Filled only with what a
-   * batch has committed (and reads that no write straddled), so it never disagrees with the store.
-   *
-   * ~200 bytes of heap an entry (hex key, two bigints, the map's slot): 32,768 is ~6 MB. It was
-   * 500,000 and then 100,000, which a devnet paying ~1,500 new addresses a second filled within a
-   * minute. Eviction gives used entries a second chance, so the accounts that matter (senders)
-   * stay while one-off recipients pass through; an account not cached costs one read, in the
-   * batch of its block's reads.
-   */
-  private readonly accountCache = new ClockCache<Account | null>(32_768);
+  /** Accounts at the tip: the queue's, a cache of the committed, the store's. */
+  private readonly tipAccounts: TipAccounts;
   /** Tree keys of the addresses blocks touched lately (consensus/connect.ts). */
   readonly stateKeys = new StateKeys(16_384);
   /** The state tree's nodes: its top in memory, the rest in the store (ledger/tree-store.ts). */
@@ -72,11 +63,12 @@ export class ChainDB implements AccountSource, TreeNodeReader {
     this.writes = new CommitQueue(
       (log) => (kv.writeLog ? kv.writeLog(log) : kv.write(log.ops())),
       (committed) => {
-        for (const a of committed) this.cacheAccount(a.key, a.account ?? undefined);
+        for (const a of committed) this.tipAccounts.committed(a.key, a.account ?? undefined);
       },
       options.scheduleFlush,
       options.onWriteFailed,
     );
+    this.tipAccounts = new TipAccounts(kv, this.writes);
     this.history = new ChainHistory(kv, () => this.writes.flushed());
     this.snapshots = new SnapshotStore(kv);
     this.join = new SnapshotJoinStore(kv);
@@ -88,7 +80,7 @@ export class ChainDB implements AccountSource, TreeNodeReader {
    */
   async reload(): Promise<void> {
     await this.writes.flushed();
-    this.accountCache.clear();
+    this.tipAccounts.clear();
     const { top, from } = await TreeStore.loadTop(this.kv);
     this.tree = this.treeOver(top);
     this.rebuiltFrom = from;
@@ -199,43 +191,12 @@ export class ChainDB implements AccountSource, TreeNodeReader {
     await this.kv.close();
   }
 
-  /** What is known without a store read: `null` for no account, `undefined` for not known. */
-  private knownAccount(key: string): Account | null | undefined {
-    const queued = this.writes.account(key);
-    if (queued !== undefined) return queued;
-    return this.accountCache.get(key);
+  getAccount(address: Uint8Array): Promise<Account | undefined> {
+    return this.tipAccounts.get(address);
   }
 
-  async getAccount(address: Uint8Array): Promise<Account | undefined> {
-    const key = toHex(address);
-    const known = this.knownAccount(key);
-    if (known !== undefined) return known ?? undefined;
-    const generation = this.writes.generation;
-    const bytes = await this.kv.get(layout.account(address));
-    const account = bytes && decodeAccount(bytes);
-    // A write queued or committed meanwhile may have changed it: answer, but do not cache.
-    if (generation === this.writes.generation) this.cacheAccount(key, account);
-    return account;
-  }
-
-  async getAccounts(addresses: readonly Uint8Array[], keys: readonly string[] = addresses.map(toHex)): Promise<(Account | undefined)[]> {
-    const out: (Account | undefined)[] = new Array(addresses.length);
-    const missing: number[] = [];
-    for (let i = 0; i < addresses.length; i++) {
-      const known = this.knownAccount(keys[i]!);
-      if (known === undefined) missing.push(i);
-      else out[i] = known ?? undefined;
-    }
-    if (missing.length === 0) return out;
-    const generation = this.writes.generation;
-    const values = await this.kv.getMany(missing.map((i) => layout.account(addresses[i]!)));
-    const cache = generation === this.writes.generation;
-    missing.forEach((i, k) => {
-      const bytes = values[k];
-      out[i] = bytes && decodeAccount(bytes);
-      if (cache) this.cacheAccount(keys[i]!, out[i]);
-    });
-    return out;
+  getAccounts(addresses: readonly Uint8Array[], keys?: readonly string[]): Promise<(Account | undefined)[]> {
+    return this.tipAccounts.getMany(addresses, keys);
   }
 
   /** State tree nodes at the tip, by position (ledger/smt.ts): the top from memory, the rest as queued or stored. */
@@ -265,10 +226,6 @@ export class ChainDB implements AccountSource, TreeNodeReader {
   async *stateNodes(): AsyncGenerator<{ id: string; node: Uint8Array }> {
     await this.writes.flushed();
     yield* this.tree.stored();
-  }
-
-  private cacheAccount(key: string, account: Account | undefined): void {
-    this.accountCache.set(key, account ?? null);
   }
 
   async hasBlock(hash: Uint8Array): Promise<boolean> {
