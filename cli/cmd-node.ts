@@ -53,6 +53,7 @@ export async function nodeCommand(argv: string[], out: Out): Promise<void> {
     'http-port': { type: 'string' },
     'http-host': { type: 'string' },
     'http-host-name': { type: 'string', multiple: true },
+    'http-trust-proxy': { type: 'boolean' },
     'http-cors': { type: 'string' },
     'no-http': { type: 'boolean' },
     'no-address-index': { type: 'boolean' },
@@ -86,7 +87,7 @@ export async function nodeCommand(argv: string[], out: Out): Promise<void> {
   const p2pPort = port(values, 'p2p-port') ?? envPort('CAIRN_P2P_PORT') ?? DEFAULT_PORTS.p2p;
   const rpcPort = port(values, 'rpc-port') ?? envPort('CAIRN_RPC_PORT') ?? DEFAULT_PORTS.rpc;
   const httpPort = port(values, 'http-port') ?? envPort('CAIRN_HTTP_PORT') ?? DEFAULT_PORTS.http;
-  const http = values['no-http'] ? undefined : { port: httpPort, host: str(values, 'http-host') ?? '127.0.0.1', hostNames: hostNames(values, 'http-host-name'), cors: str(values, 'http-cors') };
+  const http = values['no-http'] ? undefined : { port: httpPort, host: str(values, 'http-host') ?? '127.0.0.1', hostNames: hostNames(values, 'http-host-name'), cors: str(values, 'http-cors'), trustProxy: values['http-trust-proxy'] === true };
   const p2pHost = str(values, 'p2p-host') ?? (env['CAIRN_P2P_HOST'] || '0.0.0.0');
   const listen = listenAddress(p2pHost, p2pPort, str(values, 'p2p-host') !== undefined ? '--p2p-host' : 'CAIRN_P2P_HOST');
   const mdns = !values['no-mdns'] && !/^(0|off|no|false)$/i.test(env['CAIRN_MDNS'] ?? '');
@@ -231,7 +232,7 @@ Examples:
   cairn init --datadir ./data
   cairn init --datadir ./mainnet --genesis ./mainnet-genesis.json`,
   node: `Usage: cairn node [--datadir DIR] [--genesis FILE] [--p2p-port N] [--p2p-host IP] [--rpc-port N]
-                  [--http-port N] [--http-host IP] [--http-host-name NAME]... [--http-cors ORIGIN] [--no-http]
+                  [--http-port N] [--http-host IP] [--http-host-name NAME]... [--http-trust-proxy] [--http-cors ORIGIN] [--no-http]
                   [--no-address-index]
                   [--bootstrap MULTIADDR]... [--mine] [--coinbase ADDRESS] [--threads N]
                   [--keystore DIR] [--password-file F] [--no-mdns] [--metrics-port N] [--log-level L]
@@ -252,7 +253,8 @@ The explorer (open it in a browser), the REST API and live events are on http://
 (--http-port, --http-host; read-only, no token; --http-cors lets pages of ORIGIN call it; --no-http
 turns it off). On 127.0.0.1 it answers only requests addressed to localhost or an IP address, so
 that a web page cannot point a name of its own here (DNS rebinding); --http-host-name NAME adds a
-name (a reverse proxy's that passes its Host on), * any. The address index behind its address pages is kept unless --no-address-index; an
+name (a reverse proxy's that passes its Host on), * any; --http-trust-proxy counts a request from this
+machine against the client its proxy names last in X-Forwarded-For (rate, streams). The address index behind its address pages is kept unless --no-address-index; an
 existing datadir gets one built in the background, its progress in the log.
 Stops cleanly on SIGINT, SIGTERM, SIGHUP or cairn stop.
 

@@ -186,6 +186,24 @@ describe('REST API and live events', function () {
     assert.equal(refused.json<{ error: { code: string } }>().error.code, 'RATE_LIMITED');
   });
 
+  it('behind a trusted local proxy each client named in X-Forwarded-For has its own rate; without the flag the header is ignored', async () => {
+    // From the API review: behind the reverse proxy the docs describe, every visitor of a published
+    // explorer was 127.0.0.1, and all of them shared one bucket of 50 requests a second.
+    const as = (url: string, forwarded: string) => get(`${url}/blocks/tip/height`, { headers: { 'x-forwarded-for': forwarded } });
+    const trusting = new HttpServer(t.node, { rateBurst: 2, ratePerSecond: 0.001, trustProxy: true });
+    const plain = new HttpServer(t.node, { rateBurst: 2, ratePerSecond: 0.001 });
+    servers.push(trusting, plain);
+    const trustingUrl = (await trusting.start()).replace(/\/$/, '');
+    const plainUrl = (await plain.start()).replace(/\/$/, '');
+    const statuses = async (url: string, forwarded: string) => [(await as(url, forwarded)).status, (await as(url, forwarded)).status, (await as(url, forwarded)).status];
+    assert.deepEqual(await statuses(trustingUrl, '203.0.113.7'), [200, 200, 429]);
+    // The proxy's entry is the last: what the client wrote before it does not make it someone else.
+    assert.deepEqual(await statuses(trustingUrl, '198.51.100.1, 203.0.113.7'), [429, 429, 429]);
+    assert.deepEqual(await statuses(trustingUrl, '203.0.113.7, 203.0.113.8'), [200, 200, 429], 'another visitor has a bucket of its own');
+    assert.deepEqual(await statuses(plainUrl, '203.0.113.7'), [200, 200, 429]);
+    assert.deepEqual(await statuses(plainUrl, '203.0.113.8'), [429, 429, 429], 'untrusted, every request is the proxy\'s');
+  });
+
   it('DNS rebinding: a request naming a host other than this machine is refused on every path; localhost, IPs and --http-host-name are answered', async () => {
     const withHost = (url: string, path: string, host: string) => new Promise<{ status: number; text: string }>((resolve, reject) => {
       const req = request(url + path, { headers: { host } }, (res) => {

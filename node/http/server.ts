@@ -1,6 +1,6 @@
 import { addressGroup } from '../address-groups.ts';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
+import { isIP, type Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import type { NodeView } from '../view.ts';
 import { toHex } from '../../ledger/bytes.ts';
@@ -31,6 +31,12 @@ export interface HttpOptions {
   readonly maxConnections?: number;
   /** Whether loopback clients count against the streams and connections a client may hold (tests; off: a local proxy speaks for many). */
   readonly limitLoopback?: boolean;
+  /**
+   * A reverse proxy on this machine speaks for its clients: a request from loopback is counted
+   * (its rate, its streams) against the client the proxy names last in `X-Forwarded-For`, not
+   * against the proxy itself, whose one bucket every visitor of a published explorer shared.
+   */
+  readonly trustProxy?: boolean;
 }
 
 /** Most request body a POST /tx takes: one transaction in hex is 334 characters. */
@@ -129,13 +135,29 @@ export class HttpServer {
   }
 
   /**
+   * The client a request counts against: its remote address; for one from loopback, the address a
+   * trusted proxy appended to `X-Forwarded-For` (the last: those before it are the client's own
+   * say), else none (loopback is not limited unless `limitLoopback`).
+   */
+  private clientOf(req: IncomingMessage): string | undefined {
+    const remote = req.socket.remoteAddress ?? '?';
+    if (!isLoopback(remote)) return remote;
+    if (this.options.trustProxy) {
+      const forwarded = req.headers['x-forwarded-for'];
+      const last = (Array.isArray(forwarded) ? forwarded.join(',') : forwarded)?.split(',').at(-1)?.trim();
+      if (last && isIP(last)) return last;
+    }
+    return this.options.limitLoopback ? remote : undefined;
+  }
+
+  /**
    * A token bucket per client address: false when it is empty. Refilled on the monotonic clock:
    * the wall clock set back an hour would put every known client an hour's tokens in debt.
    */
   private allow(req: IncomingMessage): boolean {
     const burst = this.options.rateBurst ?? 200;
     const rate = this.options.ratePerSecond ?? 50;
-    const key = req.socket.remoteAddress ?? '?';
+    const key = this.clientOf(req) ?? req.socket.remoteAddress ?? '?';
     const now = performance.now();
     const b = this.buckets.get(key) ?? { tokens: burst, at: now };
     b.tokens = Math.min(burst, b.tokens + ((now - b.at) / 1000) * rate);
@@ -233,8 +255,7 @@ export class HttpServer {
     const unknown = typeList.filter((t) => !['block', 'reorg', 'tx', 'address'].includes(t));
     if (unknown.length > 0) return this.error(res, 400, 'BAD_REQUEST', `unknown event types: ${unknown.join(', ')} (block, reorg, tx, address)`);
     if (this.streams.size >= MAX_STREAMS) return this.error(res, 503, 'BUSY', 'too many event streams open');
-    const remote = req.socket.remoteAddress ?? '?';
-    const client = isLoopback(remote) && !this.options.limitLoopback ? undefined : remote;
+    const client = this.clientOf(req);
     const held = client === undefined ? 0 : (this.streamsByClient.get(client) ?? 0);
     if (held >= MAX_STREAMS_PER_CLIENT) return this.error(res, 429, 'RATE_LIMITED', `at most ${MAX_STREAMS_PER_CLIENT} event streams a client`);
     if (client !== undefined) this.streamsByClient.set(client, held + 1);
