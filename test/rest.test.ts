@@ -184,6 +184,8 @@ describe('REST API and live events', function () {
     assert.deepEqual(statuses, [200, 200, 200, 200, 429]);
     const refused = await get(`${url}/blocks/tip/height`);
     assert.equal(refused.json<{ error: { code: string } }>().error.code, 'RATE_LIMITED');
+    assert.equal(refused.headers.get('retry-after'), '1');
+    assert.equal(refused.headers.get('access-control-expose-headers'), 'retry-after, allow', 'a page of the allowed origin may read Retry-After');
   });
 
   it('behind a trusted local proxy each client named in X-Forwarded-For has its own rate; without the flag the header is ignored', async () => {

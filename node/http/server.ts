@@ -170,7 +170,8 @@ export class HttpServer {
   }
 
   private headers(extra: Record<string, string | number>): Record<string, string | number> {
-    return this.options.cors ? { 'access-control-allow-origin': this.options.cors, vary: 'origin', ...extra } : extra;
+    // Exposed, so that a page of the allowed origin can read when to retry and what a path answers.
+    return this.options.cors ? { 'access-control-allow-origin': this.options.cors, 'access-control-expose-headers': 'retry-after, allow', vary: 'origin', ...extra } : extra;
   }
 
   private error(res: ServerResponse, status: number, code: string, message: string): void {
