@@ -448,6 +448,57 @@ describe('light client', function () {
     assert.ok(!client.peers.isBanned('forgetful'));
   });
 
+  it('charges nothing to a full node that reorganised away from the tip it announced, and proves at the tip it moved to', async () => {
+    // From the light review: "unknown block" for the tip a peer had just announced cost it 25
+    // whenever its chain reorganised between its status and the proof request, as honest nodes'
+    // chains do: four reorganisations and an honest peer was banned.
+    const chain = await newChain();
+    const other = await newChain();
+    const common = await extend(chain, 3, 50, true);
+    for (const block of common) await other.processBlock(block);
+    await extend(chain, 2, 51);
+    const branch = await extend(other, 4, 52); // more work: the chain the full node moves to
+    await fullNode(net, 'full', chain);
+    const client = await startLight();
+    await meet(client, 'full');
+    const announced = chain.tip.hashHex;
+    // Its next status still names the old tip; its chain moves right after it.
+    const respond = net.peers.get('full')!.get(names.status)!;
+    let reorganised = false;
+    net.peers.get('full')!.set(names.status, async (req, asker) => {
+      const out = await respond(req, asker);
+      if (!reorganised) {
+        reorganised = true;
+        for (const block of branch) await chain.processBlock(block);
+      }
+      return out;
+    });
+    const proven = await client.getAccount(carol.address);
+    assert.notEqual(chain.tip.hashHex, announced);
+    assert.equal(client.peers.score('full'), 0, 'an honest reorganisation costs nothing');
+    assert.equal(toHex(proven.blockHash), other.tip.hashHex, 'proven at the tip it moved to');
+    assert.deepEqual(proven.account, { balance: 507n, nonce: 0n });
+  });
+
+  it('a peer that says it lacks the tip it announced and then claims work it cannot show is banned', async () => {
+    const chain = await newChain();
+    await extend(chain, 3, 50);
+    let denied = false;
+    await fullNode(net, 'dodger', chain, {
+      proofs: async () => {
+        denied = true;
+        return encodeProofs({ kind: 'unknown-block' });
+      },
+      // After its "unknown block", it claims to have moved to a heavier chain, which it has not.
+      status: (s) => (denied ? { ...s, height: s.height + 3, tipHash: new Uint8Array(32).fill(7), totalWork: s.totalWork * 2n } : s),
+    });
+    const client = await startLight();
+    await meet(client, 'dodger');
+    await assert.rejects(client.getAccount(carol.address), /no peer/);
+    assert.ok(client.peers.isBanned('dodger'));
+    assert.match(client.bans.get('dodger')!, /do not add up/);
+  });
+
   it('shows the bans in force, not one per identity it ever banned (identities cost nothing)', async () => {
     let nowMs = NOW * 1000;
     const client = await startLight({ ...env, now: () => nowMs });

@@ -14,7 +14,7 @@ import { networkNames, type NetworkNames } from '../protocols.ts';
 import { TransportError, isOwnFailure, ownFailureFields, waitingOutBusy, type ConnectionGate, type RequestLimits, type Transport } from '../transport.ts';
 import { MAX_HEADERS_PER_RESPONSE, decodeHeaders, decodeStatus, encodeGetHeaderRange, encodeGetHeaders, encodeStatus, type Status } from '../wire.ts';
 import { LightHeaders, RECENT_HEADERS } from './headers.ts';
-import { chooseProvers, proofFrom, type Prover } from './proofs.ts';
+import { REORGANISED, chooseProvers, proofFrom, type Prover } from './proofs.ts';
 
 const STATUS_TIMEOUT_MS = 5_000;
 const HEADERS_TIMEOUT_MS = 10_000;
@@ -155,21 +155,23 @@ export class LightClient extends EventEmitter<LightClientEvents> {
     await this.headers?.close();
   }
 
-  private async handshake(peer: string): Promise<void> {
+  /** Learns the peer's chain (undefined: it did not say, or is of another network), and follows it if it has more work. */
+  private async handshake(peer: string): Promise<Status | undefined> {
     let status: Status;
     try {
       status = decodeStatus(await this.transport.request(peer, this.names.status, new Uint8Array(0), { timeoutMs: STATUS_TIMEOUT_MS, maxBytes: 1024 }));
     } catch (err) {
       if (err instanceof TransportError && err.code === 'TRANSPORT_UNSUPPORTED') this.peers.ban(peer, 'not a Cairn node of this network');
       else if (err instanceof CairnError && err.banScore > 0) this.peers.penalize(peer, err.banScore, `status: ${err.message}`);
-      return;
+      return undefined;
     }
     if (!bytesEqual(status.genesis, this.genesis.hash)) {
       this.peers.ban(peer, 'another network (its genesis differs)');
-      return;
+      return undefined;
     }
     this.statuses.set(peer, status);
     if (status.totalWork > this.headers.tip.totalWork) void this.requestSync();
+    return status;
   }
 
   /**
@@ -337,21 +339,27 @@ export class LightClient extends EventEmitter<LightClientEvents> {
   async getAccount(address: Uint8Array): Promise<ProvenAccount> {
     let tip = this.headers.tip.header;
     let candidates: Prover[] = [];
+    let answers: ({ account: Account | undefined } | string)[] = [];
+    const ask = (peer: string, message: Uint8Array, limits: RequestLimits) => this.request(peer, this.names.proofs, message, limits);
     // Our tip first, as fresh as our peers can make it: a full node proves only near its own tip.
-    // A block found between the statuses and the headers leaves every status short of our new tip:
-    // then the statuses are asked again (a few times at most; the chain may be fast).
-    for (let attempt = 0; attempt < TIP_ATTEMPTS && candidates.length === 0; attempt++) {
+    // A block found between the statuses and the headers leaves every status short of our new tip,
+    // and a reorganisation after them leaves our tip off the provers' chains: then the statuses
+    // are asked again, and the chain they name followed (a few times at most; the chain may be fast).
+    for (let attempt = 0; attempt < TIP_ATTEMPTS; attempt++) {
       await Promise.all(this.transport.peers().map((peer) => this.handshake(peer)));
       await this.requestSync();
-      tip = this.headers.tip.header;
-      candidates = chooseProvers(this.statuses, this.peers, tip, this.headers.tip.totalWork);
-    }
-    const ask = (peer: string, message: Uint8Array, limits: RequestLimits) => this.request(peer, this.names.proofs, message, limits);
-    const answers = await Promise.all(candidates.map((c) => proofFrom(ask, this.peers, c, tip, address)));
-    const proven = answers.find((a): a is { account: Account | undefined } => typeof a !== 'string');
-    if (proven) {
-      const peer = candidates[answers.indexOf(proven)]!.peer;
-      return { address, account: proven.account, height: tip.height, blockHash: tip.hash, peer };
+      const at = this.headers.tip;
+      tip = at.header;
+      candidates = chooseProvers(this.statuses, this.peers, tip, at.totalWork);
+      answers = [];
+      if (candidates.length === 0) continue;
+      answers = await Promise.all(candidates.map((c) => proofFrom(ask, (peer) => this.handshake(peer), this.peers, c, at, address)));
+      const proven = answers.find((a): a is { account: Account | undefined } => typeof a !== 'string');
+      if (proven) {
+        const peer = candidates[answers.indexOf(proven)]!.peer;
+        return { address, account: proven.account, height: tip.height, blockHash: tip.hash, peer };
+      }
+      if (!answers.includes(REORGANISED)) break;
     }
     const why = answers.map((a, i) => `${candidates[i]!.peer}: ${a as string}`);
     throw new CairnError('LIGHT_NO_PROOF', candidates.length === 0 ? `no peer has our tip (height ${tip.height}) yet` : `no peer served a proof that holds at height ${tip.height} (${why.join('; ')})`);

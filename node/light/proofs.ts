@@ -12,8 +12,10 @@ import { decodeProofs, encodeGetProofs } from './wire.ts';
 const PROOFS_TIMEOUT_MS = 10_000;
 /** A proof that does not hold: a ban. */
 const LIE = 100;
-/** "Unknown block" for the very tip it announced: a reorganisation in between is possible, not every time. */
+/** "Unknown block" for the very tip it announced, with no heavier chain to show for it since. */
 const WITHHELD = 25;
+/** Why a peer that announced our tip had no proof at it: its chain left it, for one with more work. */
+export const REORGANISED = 'its chain reorganised away from our tip since its status';
 /** Peers asked at once for a proof. */
 const MAX_PROVERS = 8;
 
@@ -38,26 +40,36 @@ export function chooseProvers(statuses: ReadonlyMap<string, Status>, peers: Peer
 
 /**
  * One peer's proof of the account at `address` in `tip`'s state, checked against its state root;
- * or why there is none, the peer punished where it lied. `request` waits out busy answers.
+ * or why there is none, the peer punished where it lied. `request` waits out busy answers;
+ * `statusNow` asks the peer's status again (and follows its chain if it claims more work).
+ *
+ * "Unknown block" for the tip a peer announced is what an honest full node answers when its chain
+ * reorganised in between, to one with more work, which its status then names: that costs nothing
+ * (a claim its headers do not back is a ban, by the sync it starts). A status that still names our
+ * tip, or no heavier chain, is withholding.
  */
 export async function proofFrom(
   request: (peer: string, message: Uint8Array, limits: RequestLimits) => Promise<Uint8Array>,
+  statusNow: (peer: string) => Promise<Status | undefined>,
   peers: PeerManager,
   { peer, announcedOurTip }: Prover,
-  tip: BlockHeader,
+  tip: { readonly header: BlockHeader; readonly totalWork: bigint },
   address: Uint8Array,
 ): Promise<{ account: Account | undefined } | string> {
   try {
-    const bytes = await request(peer, encodeGetProofs(tip.hash, [address]), { timeoutMs: PROOFS_TIMEOUT_MS, maxBytes: MAX_PROOFS_ANSWER_BYTES });
+    const bytes = await request(peer, encodeGetProofs(tip.header.hash, [address]), { timeoutMs: PROOFS_TIMEOUT_MS, maxBytes: MAX_PROOFS_ANSWER_BYTES });
     const answer = decodeProofs(bytes, 1);
     if (answer.kind !== 'proofs') {
-      if (answer.kind === 'unknown-block' && announcedOurTip) peers.penalize(peer, WITHHELD, 'said it does not have the tip it announced');
+      if (answer.kind !== 'unknown-block' || !announcedOurTip) return answer.kind;
+      const status = await statusNow(peer);
+      if (status && !bytesEqual(status.tipHash, tip.header.hash) && status.totalWork > tip.totalWork) return REORGANISED;
+      peers.penalize(peer, WITHHELD, 'said it does not have the tip it announced');
       return answer.kind;
     }
-    return { account: verifyAccountProof(tip.stateRoot, address, answer.proofs[0]!) };
+    return { account: verifyAccountProof(tip.header.stateRoot, address, answer.proofs[0]!) };
   } catch (err) {
     if (err instanceof ProofError || err instanceof DecodeError) {
-      peers.penalize(peer, LIE, `served a proof that does not hold against the state root of block ${tip.height}: ${err.message}`);
+      peers.penalize(peer, LIE, `served a proof that does not hold against the state root of block ${tip.header.height}: ${err.message}`);
       return 'a proof that does not hold';
     }
     return (err as Error).message;
