@@ -12,19 +12,19 @@ import { join } from 'node:path';
 import { toHex } from '../ledger/bytes.ts';
 import { ChainDB } from '../ledger/chaindb.ts';
 import { MemoryDisk } from '../ledger/kv-memory.ts';
-import type { Block } from '../ledger/block.ts';
+import { HEADER_BYTES, type Block } from '../ledger/block.ts';
 import { Chain } from '../consensus/chain.ts';
 import { proveAccountsAt } from '../consensus/state-proofs.ts';
 import { realEnv } from '../node/env.ts';
 import { LightClient } from '../node/light/client.ts';
 import { RECENT_HEADERS } from '../node/light/headers.ts';
-import { serveLightClients } from '../node/light/serve.ts';
+import { MAX_PROOFS_ANSWER_BYTES, serveLightClients } from '../node/light/serve.ts';
 import { answerHeaderRange } from '../node/header-sync.ts';
 import type { Serve } from '../node/serving.ts';
 import { decodeGetProofs, encodeProofs } from '../node/light/wire.ts';
 import { networkNames } from '../node/protocols.ts';
 import { DEFAULT_BAN_SECONDS } from '../node/peers.ts';
-import { TransportError, busyError, isBusy, type ConnectionGate, type Responder, type Transport, type TransportEvents } from '../node/transport.ts';
+import { TransportError, busyError, isBusy, type ConnectionGate, type RequestLimits, type Responder, type Transport, type TransportEvents } from '../node/transport.ts';
 import { decodeGetHeaders, decodeHeaders, encodeHeaders, encodeStatus } from '../node/wire.ts';
 import { FUNDED_KEYS, tempDir, testKey, testParams, transfer } from './helpers/fixtures.ts';
 import { asParent, mineChild } from './helpers/mining.ts';
@@ -69,11 +69,13 @@ class FakeTransport extends EventEmitter<TransportEvents> implements Transport {
     this.emit('peer:disconnect', peer);
   }
   async handle() {}
-  async request(peer: string, protocol: string, body: Uint8Array): Promise<Uint8Array> {
+  async request(peer: string, protocol: string, body: Uint8Array, limits: RequestLimits): Promise<Uint8Array> {
     const respond = this.net.peers.get(peer)?.get(protocol);
     if (!this.connected.has(peer) || !respond) throw new TransportError('TRANSPORT_UNSUPPORTED', `${peer} does not serve ${protocol}`);
     const out = await respond(body, this.peerId);
     if (isBusy(out)) throw busyError(peer, protocol, out.retryAfterMs);
+    // As the real transport: a frame over the asker's cap is the sender's fault.
+    if ((out as Uint8Array).length > limits.maxBytes) throw new TransportError('TRANSPORT_BAD_FRAME', `an answer of ${(out as Uint8Array).length} bytes, over the ${limits.maxBytes} asked`);
     return out as Uint8Array;
   }
   requestMany = async () => [];
@@ -497,6 +499,27 @@ describe('light client', function () {
     await assert.rejects(client.getAccount(carol.address), /no peer/);
     assert.ok(client.peers.isBanned('dodger'));
     assert.match(client.bans.get('dodger')!, /do not add up/);
+  });
+
+  it('charges a peer whose answers run over their frame caps (headers, proofs), as a full node does', async () => {
+    // From the light review: the light client left every transport error uncharged, so a peer
+    // could send oversized frames on every request and never be dropped.
+    const chain = await newChain();
+    await extend(chain, 3, 50, true);
+    await fullNode(net, 'honest', chain);
+    await fullNode(net, 'bloated-headers', chain);
+    await fullNode(net, 'bloated-proofs', chain, { proofs: async () => new Uint8Array(MAX_PROOFS_ANSWER_BYTES + 1) });
+    net.peers.get('bloated-headers')!.set(names.headerRange, async () => new Uint8Array(16 + 2000 * HEADER_BYTES + 1));
+    const client = await startLight();
+    await meet(client, 'bloated-headers');
+    assert.equal(client.peers.score('bloated-headers'), 25);
+    assert.equal(client.headers.height, 0);
+    await meet(client, 'honest');
+    await meet(client, 'bloated-proofs');
+    assert.equal(client.headers.height, chain.tip.height);
+    assert.deepEqual((await client.getAccount(carol.address)).account, { balance: 507n, nonce: 0n });
+    assert.equal(client.peers.score('bloated-proofs'), 25);
+    assert.equal(client.peers.score('honest'), 0);
   });
 
   it('shows the bans in force, not one per identity it ever banned (identities cost nothing)', async () => {

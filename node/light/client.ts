@@ -217,7 +217,7 @@ export class LightClient extends EventEmitter<LightClientEvents> {
 
   private blame(peer: string, err: unknown): void {
     if (err instanceof PeerFault) this.peers.penalize(peer, err.score, err.message);
-    else if (err instanceof CairnError && err.banScore > 0 && !(err instanceof TransportError)) this.peers.penalize(peer, err.banScore, `headers: ${err.message}`);
+    else if (err instanceof CairnError && err.banScore > 0) this.peers.penalize(peer, err.banScore, `headers: ${err.message}`);
     else if (isOwnFailure(err)) this.emit('log', 'warn', `sync from ${peer} failed on our side, not the peer's: ${(err as Error)?.message ?? String(err)}`, ownFailureFields(err, { peer }));
     else this.emit('log', 'debug', `sync from ${peer} stopped: ${(err as Error).message}`);
     this.statuses.delete(peer);

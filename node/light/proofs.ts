@@ -4,7 +4,7 @@ import type { BlockHeader } from '../../ledger/block.ts';
 import type { Account } from '../../ledger/state.ts';
 import { verifyAccountProof } from '../../ledger/smt-proof.ts';
 import type { PeerManager } from '../peers.ts';
-import type { RequestLimits } from '../transport.ts';
+import { TransportError, type RequestLimits } from '../transport.ts';
 import type { Status } from '../wire.ts';
 import { MAX_PROOFS_ANSWER_BYTES } from './serve.ts';
 import { decodeProofs, encodeGetProofs } from './wire.ts';
@@ -72,6 +72,8 @@ export async function proofFrom(
       peers.penalize(peer, LIE, `served a proof that does not hold against the state root of block ${tip.header.height}: ${err.message}`);
       return 'a proof that does not hold';
     }
+    // A frame over its cap (TRANSPORT_BAD_FRAME); a timeout or a closed connection costs nothing.
+    if (err instanceof TransportError && err.banScore > 0) peers.penalize(peer, err.banScore, `proofs: ${err.message}`);
     return (err as Error).message;
   }
 }
