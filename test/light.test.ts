@@ -28,6 +28,7 @@ import { TransportError, busyError, isBusy, type ConnectionGate, type RequestLim
 import { decodeGetHeaders, decodeHeaders, encodeHeaders, encodeStatus } from '../node/wire.ts';
 import { FUNDED_KEYS, tempDir, testKey, testParams, transfer } from './helpers/fixtures.ts';
 import { asParent, mineChild } from './helpers/mining.ts';
+import { waitFor } from './helpers/network.ts';
 
 const params = testParams({ name: 'cairn-light-test', timestamp: 1_600_000_000 });
 const NOW = params.timestamp + 1_000_000;
@@ -344,9 +345,10 @@ describe('light client', function () {
     const client = await startLight();
     for (const p of ['a-forger', 'b-stale', 'c-honest']) await meet(client, p);
     const proven = await client.getAccount(carol.address);
-    assert.equal(proven.peer, 'c-honest', 'every peer is asked: the liars are caught at the first question');
+    assert.equal(proven.peer, 'c-honest');
     assert.deepEqual(proven.account, { balance: 507n, nonce: 0n });
-    assert.ok(client.peers.isBanned('a-forger'));
+    // Every peer is asked: the liars are caught at the first question, their answers judged as they come.
+    await waitFor(() => client.peers.isBanned('a-forger') && client.peers.isBanned('b-stale'), 10_000, 'the liars banned');
     assert.ok(client.peers.isBanned('b-stale'));
     assert.match(client.bans.get('a-forger')!, /proof that does not hold/);
     assert.match(client.bans.get('b-stale')!, /proof that does not hold/);
@@ -520,6 +522,35 @@ describe('light client', function () {
     assert.deepEqual((await client.getAccount(carol.address)).account, { balance: 507n, nonce: 0n });
     assert.equal(client.peers.score('bloated-proofs'), 25);
     assert.equal(client.peers.score('honest'), 0);
+  });
+
+  it('answers with the first proof that holds, not after the slowest peer: one that never answers holds nothing up', async () => {
+    // From the light review: every prover's answer was awaited, so a peer that took its request
+    // and said nothing delayed every account query by the request's 10 s deadline.
+    const chain = await newChain();
+    await extend(chain, 3, 50, true);
+    let release = () => {};
+    const held = new Promise<void>((r) => (release = r));
+    let asked = false;
+    await fullNode(net, 'a-mute', chain, {
+      proofs: async () => {
+        asked = true;
+        await held; // answered only once the test is done with the client
+        return encodeProofs({ kind: 'too-deep' });
+      },
+    });
+    await fullNode(net, 'b-honest', chain);
+    const client = await startLight();
+    await meet(client, 'a-mute');
+    await meet(client, 'b-honest');
+    try {
+      const proven = await client.getAccount(carol.address);
+      assert.ok(asked, 'the mute peer was asked too');
+      assert.equal(proven.peer, 'b-honest');
+      assert.deepEqual(proven.account, { balance: 507n, nonce: 0n });
+    } finally {
+      release();
+    }
   });
 
   it('shows the bans in force, not one per identity it ever banned (identities cost nothing)', async () => {

@@ -14,7 +14,7 @@ import { networkNames, type NetworkNames } from '../protocols.ts';
 import { TransportError, isOwnFailure, ownFailureFields, waitingOutBusy, type ConnectionGate, type RequestLimits, type Transport } from '../transport.ts';
 import { MAX_HEADERS_PER_RESPONSE, decodeHeaders, decodeStatus, encodeGetHeaderRange, encodeGetHeaders, encodeStatus, type Status } from '../wire.ts';
 import { LightHeaders, RECENT_HEADERS } from './headers.ts';
-import { REORGANISED, chooseProvers, proofFrom, type Prover } from './proofs.ts';
+import { REORGANISED, chooseProvers, firstHolding, proofFrom, type Prover } from './proofs.ts';
 
 const STATUS_TIMEOUT_MS = 5_000;
 const HEADERS_TIMEOUT_MS = 10_000;
@@ -333,8 +333,8 @@ export class LightClient extends EventEmitter<LightClientEvents> {
   /**
    * The account at `address` in the state of our tip, proven: every peer that has our tip is asked
    * at once (node/light/proofs.ts), each proof is checked against our tip's state root, a peer
-   * whose proof does not hold is banned, and the answer is the first that holds: any one honest
-   * peer is enough.
+   * whose proof does not hold is banned, and the answer is the first that holds, as soon as it
+   * comes: any one honest peer is enough (the others' answers are still judged as they arrive).
    */
   async getAccount(address: Uint8Array): Promise<ProvenAccount> {
     let tip = this.headers.tip.header;
@@ -353,12 +353,10 @@ export class LightClient extends EventEmitter<LightClientEvents> {
       candidates = chooseProvers(this.statuses, this.peers, tip, at.totalWork);
       answers = [];
       if (candidates.length === 0) continue;
-      answers = await Promise.all(candidates.map((c) => proofFrom(ask, (peer) => this.handshake(peer), this.peers, c, at, address)));
-      const proven = answers.find((a): a is { account: Account | undefined } => typeof a !== 'string');
-      if (proven) {
-        const peer = candidates[answers.indexOf(proven)]!.peer;
-        return { address, account: proven.account, height: tip.height, blockHash: tip.hash, peer };
-      }
+      const asked = candidates.map((c) => proofFrom(ask, (peer) => this.handshake(peer), this.peers, c, at, address));
+      const proven = await firstHolding(asked);
+      if (proven) return { address, account: proven.account, height: tip.height, blockHash: tip.hash, peer: candidates[proven.index]!.peer };
+      answers = await Promise.all(asked);
       if (!answers.includes(REORGANISED)) break;
     }
     const why = answers.map((a, i) => `${candidates[i]!.peer}: ${a as string}`);

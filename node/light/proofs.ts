@@ -77,3 +77,12 @@ export async function proofFrom(
     return (err as Error).message;
   }
 }
+
+/**
+ * The first of `answers` that holds, with its index, as soon as it comes: a peer that answers late,
+ * or never (until its request's deadline), holds up no answer. Undefined once none held.
+ */
+export async function firstHolding(answers: readonly Promise<{ account: Account | undefined } | string>[]): Promise<{ index: number; account: Account | undefined } | undefined> {
+  const holding = answers.map((answer, index) => answer.then((a) => (typeof a === 'string' ? Promise.reject(new Error(a)) : { index, account: a.account })));
+  return Promise.any(holding).catch(() => undefined);
+}
