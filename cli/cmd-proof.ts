@@ -1,4 +1,5 @@
-import { readFile } from 'node:fs/promises';
+import { constants } from 'node:buffer';
+import { readFile, stat } from 'node:fs/promises';
 import { fromHex, toHex } from '../ledger/bytes.ts';
 import { decodeHeader } from '../ledger/block.ts';
 import { encodeAddress } from '../ledger/keys.ts';
@@ -11,6 +12,7 @@ import { connect, RpcClientError, type RpcClient } from './rpc-client.ts';
 import { coins, type Out } from './output.ts';
 
 const HEADERS_PER_CALL = 2000;
+const { MAX_STRING_LENGTH } = constants;
 /**
  * The most headers a proof file holds: about 310 characters each as written, so some 465 MB, under
  * the longest string JavaScript can make (2^29 characters), which writing it and `cairn verify`'s
@@ -135,8 +137,14 @@ export async function verifyCommand(argv: string[], out: Out): Promise<void> {
   const params = await genesisFor(str(values, 'genesis'));
   let text: string;
   try {
+    // Past the longest string JavaScript can make, no proof file (whose text it must be) can be
+    // read: refused before reading it, where the read took the file's size in memory and then
+    // failed with "Invalid string length".
+    const { size } = await stat(path);
+    if (size > MAX_STRING_LENGTH) throw new UsageError(`${path} is ${size} bytes, more than any proof file: cairn proof writes at most ${MAX_FILE_HEADERS} headers (about 465 MB)`);
     text = await readFile(path, 'utf8');
   } catch (err) {
+    if (err instanceof UsageError) throw err;
     throw new UsageError(`cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
   const file = readProofFile(text);

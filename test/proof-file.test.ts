@@ -5,11 +5,13 @@
  * with its reason.
  */
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdirSync, readFileSync } from 'node:fs';
+import { constants } from 'node:buffer';
+import { copyFileSync, mkdirSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { MAX_FILE_HEADERS, describeProof, headersFor, makeProofFile, provenJson } from '../cli/cmd-proof.ts';
+import { MAX_FILE_HEADERS, describeProof, headersFor, makeProofFile, provenJson, verifyCommand } from '../cli/cmd-proof.ts';
+import { createOut } from '../cli/output.ts';
 import { RpcClientError } from '../cli/rpc-client.ts';
 import { UsageError } from '../cli/args.ts';
 import { generateDatadir } from '../cli/cmd-generate.ts';
@@ -35,6 +37,8 @@ const params = testParams({ name: 'cairn-proofs', target: (1n << 240n) - 1n, tim
 const NOW = params.timestamp + 100_000;
 const [alice, bob] = FUNDED_KEYS;
 const carol = testKey(31);
+
+const { MAX_STRING_LENGTH } = constants;
 
 describe('proofs and proof files', function () {
   this.timeout(60_000);
@@ -279,6 +283,25 @@ describe('proofs and proof files', function () {
     const list = files.account.headers.list;
     const bad = { ...files.account, headers: { from: 1, list: [list[0]!, list[2]!, 'not a header'] } };
     assert.throws(() => verifyProofFile(params, bad, { now: NOW }), /^ProofFileError: header 2 in the list says it is at height 3$/);
+  });
+
+  it('cairn verify refuses a file larger than any proof file before reading it, saying so', async () => {
+    // From the light review: it read the file whole first (600 MB of memory for a 600 MB file),
+    // then said "cannot read FILE: Invalid string length", or "ERR_FS_FILE_TOO_LARGE" past 2 GB.
+    const dir = tempDir();
+    try {
+      const huge = join(dir.path, 'huge.json');
+      for (const size of [MAX_STRING_LENGTH + 1, 3 * 2 ** 30]) {
+        writeFileSync(huge, '');
+        truncateSync(huge, size); // sparse: no disk, no time
+        await assert.rejects(
+          verifyCommand([huge], createOut(false, () => assert.fail('no answer printed'))),
+          (err: unknown) => err instanceof UsageError && err.message === `${huge} is ${size} bytes, more than any proof file: cairn proof writes at most ${MAX_FILE_HEADERS} headers (about 465 MB)`,
+        );
+      }
+    } finally {
+      dir.remove();
+    }
   });
 
   it('refuses what is not a proof file, saying why', () => {
