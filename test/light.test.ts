@@ -25,7 +25,7 @@ import { decodeGetProofs, encodeProofs } from '../node/light/wire.ts';
 import { networkNames } from '../node/protocols.ts';
 import { DEFAULT_BAN_SECONDS } from '../node/peers.ts';
 import { TransportError, busyError, isBusy, type ConnectionGate, type RequestLimits, type Responder, type Transport, type TransportEvents } from '../node/transport.ts';
-import { decodeGetHeaders, decodeHeaders, encodeHeaders, encodeStatus } from '../node/wire.ts';
+import { MAX_HEADERS_PER_RESPONSE, decodeGetHeaders, decodeHeaders, encodeGetHeaders, encodeHeaders, encodeStatus } from '../node/wire.ts';
 import { FUNDED_KEYS, tempDir, testKey, testParams, transfer } from './helpers/fixtures.ts';
 import { asParent, mineChild } from './helpers/mining.ts';
 import { waitFor } from './helpers/network.ts';
@@ -418,6 +418,68 @@ describe('light client', function () {
     await meet(client, 'b');
     assert.deepEqual([...client.bans.keys()], []);
     assert.equal(toHex(client.headers.tip.header.hash), b.tip.hashHex);
+  });
+
+  it('follows a branch whose peer reorganises between two of its answers, and bans nobody', async function () {
+    // From the light review: a branch longer than one answer (2,000 headers) was checked as one
+    // chain across answers, so when the peer's chain moved between two of them, the next answer,
+    // from another fork point, "did not follow its parent": an honest peer banned (100). Full
+    // nodes' header sync had the same fault, fixed in df87488.
+    this.timeout(120_000);
+    const a = await newChain();
+    const peer = await newChain();
+    const other = await newChain();
+    const common = await extend(a, 5, 50);
+    await extend(a, 2, 51); // the client's chain
+    for (const block of common) await peer.processBlock(block);
+    const first = await extend(peer, MAX_HEADERS_PER_RESPONSE + 10, 52); // the peer's chain, more than one answer long
+    for (const block of [...common, ...first.slice(0, MAX_HEADERS_PER_RESPONSE - 5)]) await other.processBlock(block);
+    const moved = await extend(other, 30, 53); // where the peer's chain moves, heavier
+    await fullNode(net, 'full', peer);
+    const handlers = net.peers.get('full')!;
+    const respond = handlers.get(names.headers)!;
+    let answers = 0;
+    handlers.set(names.headers, async (req, asker) => {
+      const out = await respond(req, asker);
+      if (answers++ === 0) for (const block of moved) await peer.processBlock(block);
+      return out;
+    });
+    await fullNode(net, 'a', a);
+    const client = await startLight();
+    await meet(client, 'a');
+    assert.equal(toHex(client.headers.tip.header.hash), a.tip.hashHex);
+    await meet(client, 'full');
+    await client.requestSync(); // its status now claims the chain it moved to
+    assert.deepEqual([...client.bans], []);
+    assert.equal(toHex(client.headers.tip.header.hash), peer.tip.hashHex);
+    assert.equal(peer.tip.hashHex, other.tip.hashHex);
+  });
+
+  it('leaves a peer whose answers keep switching between branches, rather than following it for ever', async function () {
+    // Each answer from another fork point starts a new branch: a peer answering, over and over,
+    // the same two branches with less work than ours held the sync in one loop for good.
+    this.timeout(120_000);
+    const a = await newChain();
+    const x = await newChain();
+    const y = await newChain();
+    await extend(a, 300, 51, false, 1); // ahead of schedule: harder targets, more work than either branch
+    await extend(x, MAX_HEADERS_PER_RESPONSE + 5, 52, false, 100);
+    await extend(y, MAX_HEADERS_PER_RESPONSE + 5, 53, false, 100);
+    assert.ok(x.tip.totalWork < a.tip.totalWork && y.tip.totalWork < a.tip.totalWork);
+    await fullNode(net, 'a', a);
+    await fullNode(net, 'switcher', x, { status: (s) => ({ ...s, totalWork: a.tip.totalWork * 2n }) });
+    await fullNode(net, 'y', y);
+    // Full answers from genesis (in every locator), of one branch then the other, as long as it is asked.
+    const fromX = net.peers.get('switcher')!.get(names.headers)!;
+    const fromY = net.peers.get('y')!.get(names.headers)!;
+    const fromGenesis = encodeGetHeaders({ locator: [a.db.genesis.header.hash], max: MAX_HEADERS_PER_RESPONSE });
+    let answers = 0;
+    net.peers.get('switcher')!.set(names.headers, (_req, asker) => (answers++ % 2 === 0 ? fromX : fromY)(fromGenesis, asker));
+    const client = await startLight();
+    await meet(client, 'a');
+    await meet(client, 'switcher');
+    assert.ok(answers > 0 && answers <= 20, `${answers} answers`);
+    assert.equal(toHex(client.headers.tip.header.hash), a.tip.hashHex);
   });
 
   it('a header sync that fails on our side (a bug, the headers file) is a warning with its stack, not a debug line; the peer is not penalised', async () => {

@@ -24,6 +24,8 @@ const LIE = 100;
 const TIP_ATTEMPTS = 3;
 /** Headers of a competing branch held while its work is weighed against ours. */
 const MAX_BRANCH = 4 * RECENT_HEADERS;
+/** Times a peer's chain may move while its branch is followed (see followBranch). */
+const MAX_BRANCH_MOVES = 3;
 
 export interface LightClientParts {
   readonly params: ChainParams;
@@ -285,6 +287,7 @@ export class LightClient extends EventEmitter<LightClientEvents> {
     let fork = -1;
     let branch: { header: BlockHeader; work: bigint }[] = [];
     let adopted = false;
+    let moves = 0;
     for (;;) {
       const { hashes, heights } = this.headers.locator();
       const locator = branch.length > 0 ? [branch.at(-1)!.header.hash, ...hashes] : hashes;
@@ -294,6 +297,14 @@ export class LightClient extends EventEmitter<LightClientEvents> {
       });
       const headers = decodeHeaders(bytes);
       if (headers.length === 0) break;
+      // Not going on from its last answer: the peer's chain moved in between. A new branch, its fork
+      // found again; a few times at most (one switching between branches must not hold the sync).
+      if (check && !bytesEqual(headers[0]!.prevHash, check.tipHash)) {
+        if (++moves > MAX_BRANCH_MOVES) return undefined;
+        check = undefined;
+        branch = [];
+        adopted = false;
+      }
       if (!check) {
         const from = heights.get(toHex(headers[0]!.prevHash));
         if (from === undefined) throw new PeerFault('headers that do not start from a block of our chain');
