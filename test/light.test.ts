@@ -503,14 +503,19 @@ describe('light client', function () {
     assert.equal(client.peers.isBanned('full'), false);
   });
 
-  it("penalises, but does not ban at once, a peer that says it lacks the tip it announced", async () => {
+  it("penalises, but does not ban at once, a peer that says it lacks the tip it announced, or that it is too deep to prove", async () => {
+    // "Too deep" for the tip it had just announced cost nothing: peers announcing our tip are asked
+    // first, so eight that always answered it kept every honest prover from being asked, for free.
     const chain = await newChain();
     await extend(chain, 3, 50);
     await fullNode(net, 'forgetful', chain, { proofs: async () => encodeProofs({ kind: 'unknown-block' }) });
+    await fullNode(net, 'shallow', chain, { proofs: async () => encodeProofs({ kind: 'too-deep' }) });
     const client = await startLight();
     await meet(client, 'forgetful');
+    await meet(client, 'shallow');
     await assert.rejects(client.getAccount(carol.address), /no peer served/);
     assert.equal(client.peers.score('forgetful'), 25);
+    assert.equal(client.peers.score('shallow'), 25);
     assert.ok(!client.peers.isBanned('forgetful'));
   });
 

@@ -12,14 +12,14 @@ import { decodeProofs, encodeGetProofs } from './wire.ts';
 const PROOFS_TIMEOUT_MS = 10_000;
 /** A proof that does not hold: a ban. */
 const LIE = 100;
-/** "Unknown block" for the very tip it announced, with no heavier chain to show for it since. */
+/** No proof at the very tip it announced ("unknown block", "too deep"), with no heavier chain to show for it since. */
 const WITHHELD = 25;
-/** Why a peer that announced our tip had no proof at it: its chain left it, for one with more work. */
-export const REORGANISED = 'its chain reorganised away from our tip since its status';
+/** Why a peer that announced our tip had no proof at it: its chain moved on, to one with more work. */
+export const REORGANISED = 'its chain moved on from our tip since its status';
 /** Peers asked at once for a proof. */
 const MAX_PROVERS = 8;
 
-/** A peer to ask for a proof, and whether its last status named our tip (then "unknown block" is withholding). */
+/** A peer to ask for a proof, and whether its last status named our tip (then no proof at it is withholding). */
 export interface Prover {
   readonly peer: string;
   readonly announcedOurTip: boolean;
@@ -44,9 +44,11 @@ export function chooseProvers(statuses: ReadonlyMap<string, Status>, peers: Peer
  * `statusNow` asks the peer's status again (and follows its chain if it claims more work).
  *
  * "Unknown block" for the tip a peer announced is what an honest full node answers when its chain
- * reorganised in between, to one with more work, which its status then names: that costs nothing
- * (a claim its headers do not back is a ban, by the sync it starts). A status that still names our
- * tip, or no heavier chain, is withholding.
+ * reorganised in between, and "too deep" when it moved more than PROOF_DEPTH blocks past it, in
+ * either case to a chain with more work, which its status then names: that costs nothing (a claim
+ * its headers do not back is a ban, by the sync it starts). A status that still names our tip, or
+ * no heavier chain, is withholding: peers that announced our tip are asked first, and one that
+ * answers no proof at it for free could keep honest provers from being asked at all.
  */
 export async function proofFrom(
   request: (peer: string, message: Uint8Array, limits: RequestLimits) => Promise<Uint8Array>,
@@ -60,10 +62,10 @@ export async function proofFrom(
     const bytes = await request(peer, encodeGetProofs(tip.header.hash, [address]), { timeoutMs: PROOFS_TIMEOUT_MS, maxBytes: MAX_PROOFS_ANSWER_BYTES });
     const answer = decodeProofs(bytes, 1);
     if (answer.kind !== 'proofs') {
-      if (answer.kind !== 'unknown-block' || !announcedOurTip) return answer.kind;
+      if (!announcedOurTip) return answer.kind;
       const status = await statusNow(peer);
       if (status && !bytesEqual(status.tipHash, tip.header.hash) && status.totalWork > tip.totalWork) return REORGANISED;
-      peers.penalize(peer, WITHHELD, 'said it does not have the tip it announced');
+      peers.penalize(peer, WITHHELD, `gave no proof at the tip it announced (${answer.kind})`);
       return answer.kind;
     }
     return { account: verifyAccountProof(tip.header.stateRoot, address, answer.proofs[0]!) };
