@@ -620,6 +620,31 @@ describe('light client', function () {
     }
   });
 
+  it('does not wait again, for a while, on a peer that let a request run out its deadline: queries and syncs go on with the others', async () => {
+    // From the light review: a peer that answered its status (claiming the most work) and then
+    // nothing was asked first at every sync round and every account query, each time waited on
+    // for the request's whole deadline (10 s for headers, 5 s for a status), at no cost to it.
+    const chain = await newChain();
+    await extend(chain, 3, 50, true);
+    const timedOut = (peer: string) => async (): Promise<Uint8Array> => {
+      asked.set(peer, (asked.get(peer) ?? 0) + 1);
+      throw new TransportError('TRANSPORT_TIMEOUT', 'the deadline passed'); // as the transport says it, 10 s later
+    };
+    const asked = new Map<string, number>();
+    await fullNode(net, 'a-mute-headers', chain, { status: (s) => ({ ...s, totalWork: s.totalWork * 2n }) });
+    net.peers.get('a-mute-headers')!.set(names.headerRange, timedOut('a-mute-headers'));
+    await fullNode(net, 'b-mute-status', chain);
+    await fullNode(net, 'c-honest', chain);
+    const client = await startLight();
+    await meet(client, 'c-honest');
+    await meet(client, 'a-mute-headers');
+    net.peers.get('b-mute-status')!.set(names.status, timedOut('b-mute-status'));
+    await meet(client, 'b-mute-status');
+    for (let i = 0; i < 3; i++) assert.deepEqual((await client.getAccount(carol.address)).account, { balance: 507n, nonce: 0n });
+    assert.deepEqual(Object.fromEntries(asked), { 'a-mute-headers': 1, 'b-mute-status': 1 }, 'each waited on once');
+    assert.equal(client.peers.score('a-mute-headers') + client.peers.score('b-mute-status'), 0, 'a timeout is no proven fault');
+  });
+
   it('shows the bans in force, not one per identity it ever banned (identities cost nothing)', async () => {
     let nowMs = NOW * 1000;
     const client = await startLight({ ...env, now: () => nowMs });

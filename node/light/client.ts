@@ -15,6 +15,7 @@ import { TransportError, isOwnFailure, ownFailureFields, waitingOutBusy, type Co
 import { MAX_HEADERS_PER_RESPONSE, decodeHeaders, decodeStatus, encodeGetHeaderRange, encodeGetHeaders, encodeStatus, type Status } from '../wire.ts';
 import { LightHeaders, RECENT_HEADERS } from './headers.ts';
 import { REORGANISED, chooseProvers, firstHolding, proofFrom, type Prover } from './proofs.ts';
+import { SilentPeers } from './silent-peers.ts';
 
 const STATUS_TIMEOUT_MS = 5_000;
 const HEADERS_TIMEOUT_MS = 10_000;
@@ -82,6 +83,7 @@ export class LightClient extends EventEmitter<LightClientEvents> {
   readonly statuses = new Map<string, Status>();
   private readonly timers: Timer[] = [];
   private syncing: Promise<void> | undefined;
+  private readonly silent: SilentPeers;
   private again = false;
   private stopped = false;
   /** Busy answers' retry-afters being waited out: a stop ends them. */
@@ -93,6 +95,7 @@ export class LightClient extends EventEmitter<LightClientEvents> {
     this.params = parts.params;
     this.env = parts.env;
     this.sleeps = new InterruptibleSleeps(parts.env);
+    this.silent = new SilentPeers(parts.env);
     this.clock = secondsOf(parts.env);
     this.genesis = genesisBlock(parts.params).header;
     this.names = networkNames(this.genesis.hash);
@@ -130,6 +133,7 @@ export class LightClient extends EventEmitter<LightClientEvents> {
     this.transport.on('peer:connect', (peer, info) => this.peers.connectedFrom(peer, info.remoteAddr));
     this.transport.on('peer:disconnect', (peer) => {
       this.statuses.delete(peer);
+      this.silent.forget(peer);
       this.book.disconnected(peer);
       this.peers.disconnected(peer);
     });
@@ -163,6 +167,7 @@ export class LightClient extends EventEmitter<LightClientEvents> {
     try {
       status = decodeStatus(await this.transport.request(peer, this.names.status, new Uint8Array(0), { timeoutMs: STATUS_TIMEOUT_MS, maxBytes: 1024 }));
     } catch (err) {
+      this.silent.note(peer, err);
       if (err instanceof TransportError && err.code === 'TRANSPORT_UNSUPPORTED') this.peers.ban(peer, 'not a Cairn node of this network');
       else if (err instanceof CairnError && err.banScore > 0) this.peers.penalize(peer, err.banScore, `status: ${err.message}`);
       return undefined;
@@ -205,7 +210,7 @@ export class LightClient extends EventEmitter<LightClientEvents> {
   }
 
   private async round(): Promise<void> {
-    const ahead = [...this.statuses].filter(([p, s]) => s.totalWork > this.headers.tip.totalWork && !this.peers.isBanned(p));
+    const ahead = [...this.statuses].filter(([p, s]) => s.totalWork > this.headers.tip.totalWork && !this.peers.isBanned(p) && this.silent.waitsOn(p));
     ahead.sort(([, a], [, b]) => (b.totalWork > a.totalWork ? 1 : b.totalWork < a.totalWork ? -1 : 0));
     for (const [peer, status] of ahead) {
       if (this.stopped || status.totalWork <= this.headers.tip.totalWork) continue;
@@ -222,6 +227,7 @@ export class LightClient extends EventEmitter<LightClientEvents> {
     else if (err instanceof CairnError && err.banScore > 0) this.peers.penalize(peer, err.banScore, `headers: ${err.message}`);
     else if (isOwnFailure(err)) this.emit('log', 'warn', `sync from ${peer} failed on our side, not the peer's: ${(err as Error)?.message ?? String(err)}`, ownFailureFields(err, { peer }));
     else this.emit('log', 'debug', `sync from ${peer} stopped: ${(err as Error).message}`);
+    this.silent.note(peer, err);
     this.statuses.delete(peer);
   }
 
@@ -357,7 +363,7 @@ export class LightClient extends EventEmitter<LightClientEvents> {
     // and a reorganisation after them leaves our tip off the provers' chains: then the statuses
     // are asked again, and the chain they name followed (a few times at most; the chain may be fast).
     for (let attempt = 0; attempt < TIP_ATTEMPTS; attempt++) {
-      await Promise.all(this.transport.peers().map((peer) => this.handshake(peer)));
+      await Promise.all(this.transport.peers().filter((peer) => this.silent.waitsOn(peer)).map((peer) => this.handshake(peer)));
       await this.requestSync();
       const at = this.headers.tip;
       tip = at.header;
