@@ -645,6 +645,24 @@ describe('light client', function () {
     assert.equal(client.peers.score('a-mute-headers') + client.peers.score('b-mute-status'), 0, 'a timeout is no proven fault');
   });
 
+  it('asks the next peers when none of the first eight proves: identities that only ever say busy keep no honest prover out', async () => {
+    // From the light review: only the first eight candidates (by peer id, which costs nothing to
+    // choose) were ever asked; eight that answered "busy, retry after 65 s" (more than an asker
+    // waits out: no wait, and no fault) kept the query failing for as long as they stayed.
+    const chain = await newChain();
+    await extend(chain, 3, 50, true);
+    const client = await startLight();
+    for (let i = 0; i < 8; i++) {
+      await fullNode(net, `a-stonewall-${i}`, chain, { proofs: async () => ({ busy: true, retryAfterMs: 65_000 }) });
+      await meet(client, `a-stonewall-${i}`);
+    }
+    await fullNode(net, 'z-honest', chain);
+    await meet(client, 'z-honest');
+    const proven = await client.getAccount(carol.address);
+    assert.equal(proven.peer, 'z-honest');
+    assert.deepEqual(proven.account, { balance: 507n, nonce: 0n });
+  });
+
   it('shows the bans in force, not one per identity it ever banned (identities cost nothing)', async () => {
     let nowMs = NOW * 1000;
     const client = await startLight({ ...env, now: () => nowMs });

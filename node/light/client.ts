@@ -14,7 +14,7 @@ import { networkNames, type NetworkNames } from '../protocols.ts';
 import { TransportError, isOwnFailure, ownFailureFields, waitingOutBusy, type ConnectionGate, type RequestLimits, type Transport } from '../transport.ts';
 import { MAX_HEADERS_PER_RESPONSE, decodeHeaders, decodeStatus, encodeGetHeaderRange, encodeGetHeaders, encodeStatus, type Status } from '../wire.ts';
 import { LightHeaders, RECENT_HEADERS } from './headers.ts';
-import { REORGANISED, chooseProvers, firstHolding, proofFrom, type Prover } from './proofs.ts';
+import { REORGANISED, chooseProvers, proofFrom, proveFromAny, type Prover } from './proofs.ts';
 import { SilentPeers } from './silent-peers.ts';
 
 const STATUS_TIMEOUT_MS = 5_000;
@@ -370,10 +370,9 @@ export class LightClient extends EventEmitter<LightClientEvents> {
       candidates = chooseProvers(this.statuses, this.peers, tip, at.totalWork);
       answers = [];
       if (candidates.length === 0) continue;
-      const asked = candidates.map((c) => proofFrom(ask, (peer) => this.handshake(peer), this.peers, c, at, address));
-      const proven = await firstHolding(asked);
-      if (proven) return { address, account: proven.account, height: tip.height, blockHash: tip.hash, peer: candidates[proven.index]!.peer };
-      answers = await Promise.all(asked);
+      const proven = await proveFromAny(candidates, (c) => proofFrom(ask, (peer) => this.handshake(peer), this.peers, c, at, address));
+      if (!Array.isArray(proven)) return { address, account: proven.account, height: tip.height, blockHash: tip.hash, peer: proven.peer };
+      answers = proven;
       if (!answers.includes(REORGANISED)) break;
     }
     const why = answers.map((a, i) => `${candidates[i]!.peer}: ${a as string}`);

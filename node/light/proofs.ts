@@ -16,7 +16,7 @@ const LIE = 100;
 const WITHHELD = 25;
 /** Why a peer that announced our tip had no proof at it: its chain moved on, to one with more work. */
 export const REORGANISED = 'its chain moved on from our tip since its status';
-/** Peers asked at once for a proof. */
+/** Peers asked at once for a proof; the next ones are asked only when none of those proved. */
 const MAX_PROVERS = 8;
 
 /** A peer to ask for a proof, and whether its last status named our tip (then no proof at it is withholding). */
@@ -27,15 +27,14 @@ export interface Prover {
 
 /**
  * The peers that can prove against our tip: those not banned whose chain has at least its work,
- * those that announced the tip itself first, at most MAX_PROVERS. Asking them all at once costs a
- * few small requests and finds a liar at the first question it lies to.
+ * those that announced the tip itself first. Asking them at once (proveFromAny) costs a few small
+ * requests and finds a liar at the first question it lies to.
  */
 export function chooseProvers(statuses: ReadonlyMap<string, Status>, peers: PeerManager, tip: BlockHeader, tipWork: bigint): Prover[] {
   return [...statuses]
     .filter(([peer, s]) => !peers.isBanned(peer) && s.totalWork >= tipWork)
     .map(([peer, s]) => ({ peer, announcedOurTip: bytesEqual(s.tipHash, tip.hash) }))
-    .sort((a, b) => Number(b.announcedOurTip) - Number(a.announcedOurTip) || (a.peer < b.peer ? -1 : 1))
-    .slice(0, MAX_PROVERS);
+    .sort((a, b) => Number(b.announcedOurTip) - Number(a.announcedOurTip) || (a.peer < b.peer ? -1 : 1));
 }
 
 /**
@@ -80,11 +79,24 @@ export async function proofFrom(
   }
 }
 
+type Answer = { account: Account | undefined } | string;
+
 /**
- * The first of `answers` that holds, with its index, as soon as it comes: a peer that answers late,
- * or never (until its request's deadline), holds up no answer. Undefined once none held.
+ * The account as the first of `provers` whose proof holds proves it, as soon as it comes (a peer
+ * that answers late, or never, holds up no answer); or, when none holds, every prover's answer.
+ * They are asked MAX_PROVERS at a time, the next ones when none of those proved: the order is by
+ * peer id, which costs nothing to choose, and identities that never prove (busy for longer than an
+ * asker waits, which is no fault) must not keep the honest provers after them from being asked.
  */
-export async function firstHolding(answers: readonly Promise<{ account: Account | undefined } | string>[]): Promise<{ index: number; account: Account | undefined } | undefined> {
-  const holding = answers.map((answer, index) => answer.then((a) => (typeof a === 'string' ? Promise.reject(new Error(a)) : { index, account: a.account })));
-  return Promise.any(holding).catch(() => undefined);
+export async function proveFromAny(provers: readonly Prover[], prove: (prover: Prover) => Promise<Answer>): Promise<{ peer: string; account: Account | undefined } | Answer[]> {
+  const answers: Answer[] = [];
+  for (let from = 0; from < provers.length; from += MAX_PROVERS) {
+    const batch = provers.slice(from, from + MAX_PROVERS);
+    const asked = batch.map(prove);
+    const holding = asked.map((answer, i) => answer.then((a) => (typeof a === 'string' ? Promise.reject(new Error(a)) : { peer: batch[i]!.peer, account: a.account })));
+    const proven = await Promise.any(holding).catch(() => undefined);
+    if (proven) return proven;
+    answers.push(...(await Promise.all(asked)));
+  }
+  return answers;
 }
