@@ -248,6 +248,25 @@ describe('light client', function () {
     assert.equal((await startLight()).headers.height, 30, 'they hold together on its own network');
   });
 
+  it('a restart on a saved tip its peers reorganised away while it was down follows their chain, and bans nobody', async () => {
+    const a = await newChain();
+    const b = await newChain();
+    const common = await extend(a, 4, 50, true);
+    for (const block of common) await b.processBlock(block);
+    await extend(a, 3, 51);
+    await fullNode(net, 'full', a);
+    await meet(await startLight(), 'full');
+    await light!.stop();
+    for (const block of await extend(b, 4, 52)) await a.processBlock(block); // the full node moves to b
+    assert.equal(a.tip.hashHex, b.tip.hashHex);
+    const client = await startLight();
+    assert.equal(client.headers.height, 7, 'the saved tip, off the peers\' chain now');
+    await meet(client, 'full');
+    assert.equal(toHex(client.headers.tip.header.hash), a.tip.hashHex);
+    assert.deepEqual((await client.getAccount(carol.address)).account, { balance: 507n, nonce: 0n });
+    assert.deepEqual([...client.bans], []);
+  });
+
   it('keeps the headers before one ahead of its clock: a clock behind by more than the drift still follows the chain, late', async () => {
     // From the clock review: a batch was appended only whole, so the last one, holding the
     // newest headers, was dropped at each round for as long as the clock was behind.
