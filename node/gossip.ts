@@ -90,6 +90,8 @@ const MAX_REBUILT_FROM = 4096;
 export class Gossip extends EventEmitter<GossipEvents> {
   private readonly o: GossipOptions;
   private stopped = false;
+  /** Validations under way, which a stop lets end (each refuses to import once it sees the stop). */
+  private readonly validating = new Set<Promise<Verdict>>();
   /** Compact blocks rebuilt from the mempool alone, with some transactions fetched, or not at all. */
   readonly compactStats = { rebuilt: 0, fetched: 0, failed: 0, unknownParent: 0, awaitedParent: 0, repeated: 0 };
   /** Blocks heard of on a branch that forks more than GOSSIP_FORK_DEPTH below our tip (offDeepFork). */
@@ -109,7 +111,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
     // The size is judged before anything else reads the message.
     const capped = (validate: (peer: string, data: Uint8Array) => Promise<Verdict>) => (peer: string, data: Uint8Array) => {
       if (this.stopped) return Promise.resolve<Verdict>('ignore');
-      if (data.byteLength <= cap) return validate(peer, data);
+      if (data.byteLength <= cap) return this.tracked(validate(peer, data));
       if (this.o.stats) this.o.stats.oversizedGossip++;
       this.o.peers.penalize(peer, OVERSIZED_SCORE, `oversized gossip: ${data.byteLength} bytes, above the cap of ${cap}`);
       return Promise.resolve<Verdict>('reject');
@@ -134,6 +136,21 @@ export class Gossip extends EventEmitter<GossipEvents> {
    */
   stop(): void {
     this.stopped = true;
+  }
+
+  /**
+   * Resolves once every validation under way at the stop has ended, so that none reaches the chain
+   * or the mempool after the node's stop has waited for them: a block that waited (for its
+   * parent's import, its forwarder's transactions) and finds the node stopping imports nothing.
+   */
+  async drained(): Promise<void> {
+    while (this.validating.size > 0) await Promise.allSettled([...this.validating]);
+  }
+
+  private tracked(validation: Promise<Verdict>): Promise<Verdict> {
+    this.validating.add(validation);
+    void validation.finally(() => this.validating.delete(validation)).catch(() => {});
+    return validation;
   }
 
   /** Announces a block as a compact block: peers rebuild it from their mempools. */
@@ -261,6 +278,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
         // or was forwarded a moment ago and is still importing (relayed before its import, as
         // BIP 152 does): a child found quickly waits for it, not for a sync.
         await this.inFlight.settled(parent);
+        if (this.stopped) return 'ignore';
         judged = chain.judgeHeader(compact.header);
       }
       // A header whose target is its own claim is rebuilt (and its block held as an orphan for its
@@ -319,6 +337,8 @@ export class Gossip extends EventEmitter<GossipEvents> {
       // header's: it holds the block it forwarded, so this is a compact block no block makes.
       if (all && !block) this.o.peers.penalize(peer, UNMADE_COMPACT_SCORE, 'a compact block whose transactions, from its forwarder, do not make its header');
     }
+    // The node began to stop while the transactions were fetched: nothing more goes into its chain.
+    if (this.stopped) return 'ignore';
     if (!block) {
       this.compactStats.failed++;
       this.emit('orphan', peer); // let sync fetch it whole

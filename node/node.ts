@@ -397,6 +397,9 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     await this.transport?.stop();
     this.sync?.stop();
     await this.sync?.idle();
+    // Before the imports and the mempool's queue are waited for: what gossip still validates ends
+    // first (a block that waited on its parent or its forwarder refused, a transaction batch admitted).
+    await this.gossip?.drained();
     await this.backfill?.catch(() => {});
     await this.historyCheck?.stop();
     await this.chain?.idle();
