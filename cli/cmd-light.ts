@@ -5,6 +5,7 @@ import { DEFAULT_LIGHT_DATADIR, DEFAULT_PORTS, listenAddress, parse, port, str, 
 import { initDatadir, lockLightDatadir } from './datadir.ts';
 import { createLogger, isLogLevel } from './log.ts';
 import { explainStartFailure } from './start-errors.ts';
+import { stopOnUnexpectedErrors } from './fatal.ts';
 import type { Out } from './output.ts';
 
 /** `cairn light`: headers only, accounts proven by any peer (`cairn account ADDRESS --light`). */
@@ -63,6 +64,12 @@ export async function lightCommand(argv: string[], out: Out): Promise<void> {
     logger.info({ reason }, 'stopping');
     resolveStop();
   }
+  /** An error nothing handled: the command fails with it, once stopped. */
+  let failure: Error | undefined;
+  stopOnUnexpectedErrors(logger, (err) => {
+    failure = err;
+    stop('unexpected error');
+  });
   // As `cairn node`: a hang-up is a clean stop, and a terminal gone is no reason to die mid-stop.
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => stop(signal));
   for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
@@ -78,6 +85,7 @@ export async function lightCommand(argv: string[], out: Out): Promise<void> {
   await light.stop();
   await lock.release();
   logger.info('stopped');
+  if (failure) throw failure;
 }
 
 const HELP = `Usage: cairn light --bootstrap MULTIADDR [--bootstrap …] [--datadir DIR] [--genesis FILE]
@@ -93,7 +101,8 @@ endpoint and token go to DIR/rpc.json); its methods are status, getAccount and s
 status, cairn account ADDRESS --light and cairn stop ask (the other commands need a full node).
 P2P on any free port (--p2p-port N) of all interfaces (--p2p-host IP). Each --bootstrap is /ip4/HOST/tcp/PORT/p2p/PEER_ID
 (cairn status on that node lists them). One light client per DIR: a second is refused, naming the
-first's pid. It stops on SIGINT, SIGTERM, SIGHUP or cairn stop --datadir DIR.
+first's pid. It stops on SIGINT, SIGTERM, SIGHUP or cairn stop --datadir DIR; an error nothing
+handles (a bug) is logged with its stack and stops it as cleanly, exit status 1.
 
 Examples:
   cairn light --bootstrap /ip4/127.0.0.1/tcp/7370/p2p/12D3Koo…

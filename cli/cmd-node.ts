@@ -12,6 +12,7 @@ import { DEFAULT_DATADIR, initDatadir } from './datadir.ts';
 import { createLogger, isLogLevel } from './log.ts';
 import { ProgressBar } from './progress.ts';
 import { explainStartFailure } from './start-errors.ts';
+import { stopOnUnexpectedErrors } from './fatal.ts';
 import type { Out } from './output.ts';
 
 export async function initCommand(argv: string[], out: Out): Promise<void> {
@@ -145,7 +146,7 @@ export async function nodeCommand(argv: string[], out: Out): Promise<void> {
     addressIndex: !values['no-address-index'],
   });
   node.on('log', (lvl, msg, fields) => logger[lvl](fields ?? {}, msg));
-  /** Why the node stopped on its own (its store refused a write): the command fails with it. */
+  /** Why the node stopped on its own (its store refused a write, an error nothing handled): the command fails with it. */
   let failure: Error | undefined;
   const stopping = new Promise<void>((resolveStop) => {
     let signals = 0;
@@ -153,7 +154,7 @@ export async function nodeCommand(argv: string[], out: Out): Promise<void> {
       if (++signals > 1) {
         // Asked twice, or a hang-up told twice (the terminal's to its foreground group, and the
         // shell's to its jobs): the first stop is under way.
-        if (signal === 'rpc stop' || signal === 'SIGHUP' || signal === 'failure') return;
+        if (signal === 'rpc stop' || signal === 'SIGHUP' || signal === 'failure' || signal === 'unexpected error') return;
         process.exit(130); // a second Ctrl-C: do not wait
       }
       logger.info({ signal }, 'stopping');
@@ -167,6 +168,10 @@ export async function nodeCommand(argv: string[], out: Out): Promise<void> {
     node.on('failed', (err) => {
       failure ??= err;
       onSignal('failure');
+    });
+    stopOnUnexpectedErrors(logger, (err) => {
+      failure ??= err;
+      onSignal('unexpected error');
     });
   });
   try {
@@ -256,7 +261,8 @@ that a web page cannot point a name of its own here (DNS rebinding); --http-host
 name (a reverse proxy's that passes its Host on), * any; --http-trust-proxy counts a request from this
 machine against the client its proxy names last in X-Forwarded-For (rate, streams). The address index behind its address pages is kept unless --no-address-index; an
 existing datadir gets one built in the background, its progress in the log.
-Stops cleanly on SIGINT, SIGTERM, SIGHUP or cairn stop.
+Stops cleanly on SIGINT, SIGTERM, SIGHUP or cairn stop; an error nothing handles (a bug) is
+logged with its stack and stops it as cleanly, exit status 1.
 
 Peers: each --bootstrap names a node as /ip4/HOST/tcp/PORT/p2p/PEER_ID (checked before the node
 starts; one that cannot be reached is retried with backoff, and logged). mDNS finds nodes of the
