@@ -6,6 +6,9 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { ChainDB } from '../ledger/chaindb.ts';
+import { MemoryDisk } from '../ledger/kv-memory.ts';
+import type { KvStore } from '../ledger/kv.ts';
+import { kvOver } from './helpers/kv.ts';
 import { CairnNode } from '../node/node.ts';
 import { createNode } from '../node/launch.ts';
 import { encodeCompactBlock } from '../node/compact.ts';
@@ -15,7 +18,7 @@ import { loadMempool } from '../node/mempool-file.ts';
 import { Mempool } from '../ledger/mempool.ts';
 import { FUNDED_KEYS, tempDir, testKey, transfer } from './helpers/fixtures.ts';
 import { asParent, mineChild } from './helpers/mining.ts';
-import { networkParams, waitFor } from './helpers/network.ts';
+import { mineOn, networkParams, waitFor, type TestNode } from './helpers/network.ts';
 
 interface Logged {
   readonly level: string;
@@ -34,6 +37,15 @@ describe('a node stop against work under way', function () {
     node = undefined;
     dir.remove();
   });
+
+  /** A real node (libp2p on 127.0.0.1, files in the temporary datadir) over `kv`, and what it logs. */
+  function nodeOver(kv: KvStore): { node: CairnNode; logged: Logged[] } {
+    const { parts } = createNode({ datadir: dir.path, params, listen: ['/ip4/127.0.0.1/tcp/0'], mdns: false, verifyThreads: 1 });
+    const made = new CairnNode({ ...parts, openStore: async () => kv });
+    const logged: Logged[] = [];
+    made.on('log', (level, message) => void logged.push({ level, message }));
+    return { node: made, logged };
+  }
 
   /** A real node (LevelDB in a temporary datadir, libp2p on 127.0.0.1) whose gossip validators the test can call as a peer's message would. */
   function nodeWithValidators(): { node: CairnNode; validators: Map<string, GossipValidator>; logged: Logged[] } {
@@ -160,5 +172,35 @@ describe('a node stop against work under way', function () {
     } finally {
       await reopened.close();
     }
+  });
+
+  it('a start after a kill says so: the tree rebuilt from the store, the height it goes on from; after a clean stop it says nothing of the kind', async () => {
+    // From the lifecycle review: a node killed (OOM, power cut) started again slower, its tree's
+    // top rebuilt from a scan, the blocks still queued at the kill gone, and its log said nothing.
+    const disk = new MemoryDisk();
+    const unclean = /^the last stop was not clean/;
+    const first = nodeOver(disk.open());
+    node = first.node;
+    await node.start();
+    await mineOn({ node } as TestNode, 2);
+    await node.stop();
+    // Then a kill: nothing the stop writes reaches the store.
+    let killed = false;
+    const inner = disk.open();
+    const clean = nodeOver(kvOver(inner, { write: (ops) => (killed ? Promise.resolve() : inner.write(ops)), clear: (range) => (killed ? Promise.resolve() : inner.clear(range)) }));
+    node = clean.node;
+    await node.start();
+    assert.deepEqual(clean.logged.filter((l) => unclean.test(l.message)), [], 'after a clean stop');
+    await mineOn({ node } as TestNode, 1);
+    await node.db.flushed();
+    killed = true;
+    await node.stop();
+    const again = nodeOver(disk.open());
+    node = again.node;
+    await node.start();
+    const told = again.logged.filter((l) => unclean.test(l.message));
+    assert.equal(told.length, 1, JSON.stringify(again.logged));
+    assert.equal(told[0]!.level, 'warn');
+    assert.equal(node.chain.tip.height, 3, 'on from the last block committed');
   });
 });
