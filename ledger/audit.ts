@@ -1,5 +1,5 @@
 import { bytesEqual, toHex } from './bytes.ts';
-import { StoreError } from './errors.ts';
+import { CairnError, StoreError } from './errors.ts';
 import { createHash } from 'node:crypto';
 import type { ChainDB } from './chaindb.ts';
 import { STORED_TREE_DEPTH } from './tree-store.ts';
@@ -56,6 +56,21 @@ export async function stateDigest(db: ChainDB): Promise<string> {
   return toHex(h.digest());
 }
 
+export interface AuditOptions {
+  readonly checkSignatures?: boolean;
+  readonly signatures?: SignatureChecker;
+  /**
+   * True once whoever asked no longer waits for the answer (the node is stopping): the replay ends
+   * there (AUDIT_STOPPED) rather than at the chain's top, which on a long chain is hours away and
+   * holds the import lock throughout.
+   */
+  readonly stopped?: () => boolean;
+}
+
+function checkNotStopped(stopped: (() => boolean) | undefined, height: number): void {
+  if (stopped?.()) throw new CairnError('AUDIT_STOPPED', `the audit stopped at height ${height}: the node is stopping`);
+}
+
 /**
  * Replays the main chain from genesis in memory and compares the result with the stored state,
  * height index, tip and state tree (the replay's root must be the tip header's state root, and the
@@ -63,8 +78,8 @@ export async function stateDigest(db: ChainDB): Promise<string> {
  * first disagreement. Signatures were checked when the blocks were connected; re-checking them is
  * optional.
  */
-export async function auditChainDB(db: ChainDB, options: { checkSignatures?: boolean; signatures?: SignatureChecker } = {}): Promise<AuditReport> {
-  if (db.history.prunedHeight > 0) return auditPrunedChainDB(db);
+export async function auditChainDB(db: ChainDB, options: AuditOptions = {}): Promise<AuditReport> {
+  if (db.history.prunedHeight > 0) return auditPrunedChainDB(db, options.stopped);
   const signatures = options.signatures ?? (options.checkSignatures ? inlineSignatureChecker : noSignatures);
   const replay = new MemoryAccounts();
   for (const a of db.params.alloc) replay.set(a.address, { balance: a.balance, nonce: 0n });
@@ -76,6 +91,7 @@ export async function auditChainDB(db: ChainDB, options: { checkSignatures?: boo
   let tipStateRoot = db.genesis.header.stateRoot;
 
   for (let height = 1; height <= tip.height; height++) {
+    checkNotStopped(options.stopped, height);
     const block = await db.getBlockAtHeight(height);
     if (!block) throw new StoreError('STORE_CORRUPT', `no main-chain block at height ${height}`);
     if (!bytesEqual(block.header.prevHash, prev) || block.header.height !== height) {
@@ -130,11 +146,12 @@ async function auditStateTree(db: ChainDB, replay: MemoryAccounts, headerRoot: U
 }
 
 /** What can be checked of a pruned store: see AuditReport.replayed. */
-async function auditPrunedChainDB(db: ChainDB): Promise<AuditReport> {
+async function auditPrunedChainDB(db: ChainDB, stopped: (() => boolean) | undefined): Promise<AuditReport> {
   const tip = await db.storedTip();
   const pruned = db.history.prunedHeight;
   let prev = db.genesis.header.hash;
   for (let from = 1; from <= tip.height; from += AUDIT_RANGE) {
+    checkNotStopped(stopped, from);
     const hashes = await db.history.mainHashes(from, Math.min(tip.height + 1, from + AUDIT_RANGE));
     const records = await db.history.mainRecords(from, hashes.length);
     if (records.length !== hashes.length) throw new StoreError('STORE_CORRUPT', `main-chain index records missing between heights ${from} and ${from + hashes.length}`);

@@ -387,6 +387,11 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     return this.transport.listenAddresses();
   }
 
+  /** True once the node's stop has begun. */
+  get stopBegun(): boolean {
+    return this.stopped;
+  }
+
   /** Stops the node; a second call (a stop asked over RPC, then the test's own) waits for the first. */
   stop(): Promise<void> {
     this.stopping ??= this.stopNow();

@@ -231,12 +231,13 @@ const METHODS: { readonly [M in RpcMethod]: Omit<RpcMethodDoc, 'name'> } = {
   },
   auditState: {
     summary: 'replay the chain from genesis and compare with the stored state and its tree (slow)',
+    description: 'A node that begins to stop ends the replay where it is and answers -32002 (AUDIT_STOPPED) rather than hold its stop for the rest of the chain.',
     params: [],
     result: {
       name: 'audit',
       schema: obj({ height: ref('Height'), head: ref('Hash'), accounts: int, supply: ref('Amount'), expectedSupply: ref('Amount'), digest: ref('Hash'), stateRoot: ref('Hash') }),
     },
-    errors: [],
+    errors: [ERR.rejected],
     examples: [none('a full replay')],
   },
   getProof: {

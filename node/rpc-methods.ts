@@ -350,7 +350,7 @@ export const rpcHandlers: Handlers = {
   },
 
   async auditState(node) {
-    const report = await node.chain.withImportsPaused(() => auditChainDB(node.db));
+    const report = await node.chain.withImportsPaused(() => auditChainDB(node.db, { stopped: () => node.stopBegun }));
     const expected = node.params.alloc.reduce((s, a) => s + a.balance, 0n) + node.params.reward * BigInt(report.height);
     return {
       height: report.height,

@@ -44,4 +44,6 @@ export interface NodeView {
   submitTransactions(txs: readonly Transaction[]): Promise<(Error | undefined)[]>;
   /** Asks for a clean stop (the RPC method `stop`). */
   requestStop(): void;
+  /** True once the node's stop has begun: a long read (an audit) ends there rather than hold the stop. */
+  readonly stopBegun: boolean;
 }

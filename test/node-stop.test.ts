@@ -9,6 +9,8 @@ import { ChainDB } from '../ledger/chaindb.ts';
 import { MemoryDisk } from '../ledger/kv-memory.ts';
 import type { KvStore } from '../ledger/kv.ts';
 import { kvOver } from './helpers/kv.ts';
+import { readFileSync } from 'node:fs';
+import { RPC_ENDPOINT_FILE, type RpcEndpointFile } from '../node/rpc-types.ts';
 import { CairnNode } from '../node/node.ts';
 import { createNode } from '../node/launch.ts';
 import { encodeCompactBlock } from '../node/compact.ts';
@@ -202,5 +204,48 @@ describe('a node stop against work under way', function () {
     assert.equal(told.length, 1, JSON.stringify(again.logged));
     assert.equal(told[0]!.level, 'warn');
     assert.equal(node.chain.tip.height, 3, 'on from the last block committed');
+  });
+
+  it('an auditState call in flight (a replay of the whole chain, under the import lock) ends at the stop, not at the chain\'s top', async () => {
+    // From the lifecycle review: the stop waits for the imports to end, and the audit holds their
+    // lock for as long as the replay of the chain takes (hours on a long one): a SIGTERM sat it
+    // out, and a service manager's SIGKILL after its timeout made the stop a kill.
+    node = createNode({ datadir: dir.path, params, listen: ['/ip4/127.0.0.1/tcp/0'], mdns: false, verifyThreads: 1, rpc: { port: 0 } });
+    await node.start();
+    await mineOn({ node } as TestNode, 20);
+    const endpoint = JSON.parse(readFileSync(join(dir.path, RPC_ENDPOINT_FILE), 'utf8')) as RpcEndpointFile;
+    // The replay held at block 5, as a long one is busy; it goes on once the stop is under way.
+    const db = node.db;
+    const read = db.getBlockAtHeight.bind(db);
+    let release!: () => void;
+    const resume = new Promise<void>((resolve) => (release = resolve));
+    let atFive = false;
+    let readAfterStop = 0;
+    let stopping = false;
+    db.getBlockAtHeight = async (height) => {
+      if (stopping) readAfterStop++;
+      if (height === 5) {
+        atFive = true;
+        await resume;
+      }
+      return read(height);
+    };
+    const answer = fetch(endpoint.url, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${endpoint.token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'auditState', params: {} }),
+    }).then((r) => r.json(), (err: Error) => err);
+    await waitFor(() => atFive, 10_000, 'the audit to reach block 5');
+    const transport = node.transport;
+    const stopTransport = transport.stop.bind(transport);
+    transport.stop = () => {
+      stopping = true;
+      release();
+      return stopTransport();
+    };
+    await node.stop();
+    node = undefined;
+    await answer; // cut by the stop, or answered: either way, over
+    assert.ok(readAfterStop <= 1, `the replay read ${readAfterStop} blocks after the stop began`);
   });
 });
