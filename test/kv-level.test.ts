@@ -53,4 +53,19 @@ describe('LevelKv', () => {
       await kv.close();
     }
   });
+
+  it('a write to a closed database is a rejection, not a throw: it reaches the commit queue\'s failure road', async () => {
+    // From the lifecycle review: a flush that came after the store closed threw out of the commit
+    // queue's timer (abstract-level refuses a batch of a closed database synchronously), an
+    // uncaught exception that ended the process.
+    const kv = await LevelKv.open(join(dir.path, 'db'));
+    await kv.close();
+    const key = Uint8Array.of(1);
+    let write: Promise<void> | undefined;
+    assert.doesNotThrow(() => (write = kv.write([{ type: 'put', key, value: key }])));
+    await assert.rejects(write!, /not open/);
+    let logged: Promise<void> | undefined;
+    assert.doesNotThrow(() => (logged = kv.writeLog({ forEach: (visit) => visit(key, key), ops: () => [{ type: 'put', key, value: key }] })));
+    await assert.rejects(logged!, /not open/);
+  });
 });
