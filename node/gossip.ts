@@ -92,6 +92,9 @@ export class Gossip extends EventEmitter<GossipEvents> {
   private stopped = false;
   /** Validations under way, which a stop lets end (each refuses to import once it sees the stop). */
   private readonly validating = new Set<Promise<Verdict>>();
+  /** Resolves at the stop: what a validation waits for from a peer is not waited for past it. */
+  private readonly stopSignal: Promise<undefined>;
+  private signalStop!: () => void;
   /** Compact blocks rebuilt from the mempool alone, with some transactions fetched, or not at all. */
   readonly compactStats = { rebuilt: 0, fetched: 0, failed: 0, unknownParent: 0, awaitedParent: 0, repeated: 0 };
   /** Blocks heard of on a branch that forks more than GOSSIP_FORK_DEPTH below our tip (offDeepFork). */
@@ -103,6 +106,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
   constructor(o: GossipOptions) {
     super();
     this.o = o;
+    this.stopSignal = new Promise((resolve) => (this.signalStop = () => resolve(undefined)));
   }
 
   start(): void {
@@ -136,6 +140,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
    */
   stop(): void {
     this.stopped = true;
+    this.signalStop();
   }
 
   /**
@@ -145,6 +150,14 @@ export class Gossip extends EventEmitter<GossipEvents> {
    */
   async drained(): Promise<void> {
     while (this.validating.size > 0) await Promise.allSettled([...this.validating]);
+  }
+
+  /**
+   * A peer's answer, or undefined once the node stops: the drain does not wait on a peer (a
+   * transport need not fail its requests when it stops; libp2p's do, the simulator's hang).
+   */
+  private untilStop<T>(answer: Promise<T>): Promise<T | undefined> {
+    return Promise.race([answer, this.stopSignal]);
   }
 
   private tracked(validation: Promise<Verdict>): Promise<Verdict> {
@@ -323,15 +336,16 @@ export class Gossip extends EventEmitter<GossipEvents> {
     let block: SaneBlock | undefined;
     if (missing.length > 0) {
       this.compactStats.fetched++;
-      const fetched = await fetchBlockTxs(transport, names, peer, compact, missing).catch((err) => this.badAnswer(peer, err));
+      const fetched = await this.untilStop(fetchBlockTxs(transport, names, peer, compact, missing).catch((err) => this.badAnswer(peer, err)));
       if (fetched) missing.forEach((index, k) => (txs[index] = fetched[k]));
     } else {
       this.compactStats.rebuilt++;
     }
+    if (this.stopped) return 'ignore';
     if (txs.every((tx) => tx !== undefined)) block = assemble(compact, txs as Transaction[], chain.params);
     if (!block) {
       // A short-id collision, or transactions we could not get: ask for all of them.
-      const all = await fetchBlockTxs(transport, names, peer, compact, compact.shortIds.map((_, i) => i)).catch((err) => this.badAnswer(peer, err));
+      const all = await this.untilStop(fetchBlockTxs(transport, names, peer, compact, compact.shortIds.map((_, i) => i)).catch((err) => this.badAnswer(peer, err)));
       block = all && assemble(compact, all, chain.params);
       // Every transaction from the forwarder, each the one its short id names, and still not the
       // header's: it holds the block it forwarded, so this is a compact block no block makes.

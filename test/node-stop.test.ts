@@ -127,6 +127,33 @@ describe('a node stop against work under way', function () {
     }
   });
 
+  it('a compact block whose transactions its forwarder has not sent yet when the stop comes: the stop does not wait for them', async () => {
+    // The stop lets gossip validations end; one waiting on a peer's answer must not hold it: a
+    // transport need not fail its requests at its stop (libp2p does; the simulator's never answer).
+    const made = nodeWithValidators();
+    node = made.node;
+    await node.start();
+    const validate = made.validators.get(node.names.compactBlockTopic)!;
+    const block = mineChild(params, node.chain.tip, [transfer(FUNDED_KEYS[0]!, testKey(73).address, 5n, 0n)], { miner: testKey(74).address });
+    const transport = node.transport;
+    const request = transport.request.bind(transport);
+    let asked = false;
+    transport.request = (peer, protocol, body, limits) => {
+      if (protocol !== node!.names.blockTxs) return request(peer, protocol, body, limits);
+      asked = true;
+      return new Promise<Uint8Array>(() => {}); // the forwarder never answers
+    };
+    const verdict = validate('forwarder', encodeCompactBlock(block));
+    await waitFor(() => asked, 10_000, 'the node to ask the forwarder for the transaction');
+    let stopped = false;
+    const stopping = node.stop().then(() => (stopped = true));
+    await waitFor(() => stopped, 10_000, 'the stop to end');
+    await stopping;
+    node = undefined;
+    assert.equal(await verdict, 'ignore');
+    assert.deepEqual(made.logged.filter((l) => l.level === 'warn' || l.level === 'error'), []);
+  });
+
   it('a transaction batch whose signatures are still being checked when the stop comes is admitted before the store closes, and saved', async () => {
     // From the lifecycle review: the stop waited for the mempool's queue, but not for a gossiped
     // batch still on the signature pool (a full batch takes a while on a busy pool): admitted
