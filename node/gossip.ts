@@ -17,6 +17,7 @@ import type { TxSignatureVerifier } from './tx-signatures.ts';
 import { MAX_TXS_PER_BATCH, encodeTxBatch } from './wire.ts';
 import { admitTxBatch } from './gossip-txs.ts';
 import { BlocksInFlight } from './blocks-in-flight.ts';
+import { StopGate } from './stop-gate.ts';
 
 export interface GossipEvents {
   /** A gossiped block we could not place (unknown parent, or not rebuildable): sync from that peer. */
@@ -89,12 +90,8 @@ const MAX_REBUILT_FROM = 4096;
  */
 export class Gossip extends EventEmitter<GossipEvents> {
   private readonly o: GossipOptions;
-  private stopped = false;
-  /** Validations under way, which a stop lets end (each refuses to import once it sees the stop). */
-  private readonly validating = new Set<Promise<Verdict>>();
-  /** Resolves at the stop: what a validation waits for from a peer is not waited for past it. */
-  private readonly stopSignal: Promise<undefined>;
-  private signalStop!: () => void;
+  /** Validations under way, which a stop lets end: each refuses to import once it sees the stop. */
+  private readonly gate = new StopGate();
   /** Compact blocks rebuilt from the mempool alone, with some transactions fetched, or not at all. */
   readonly compactStats = { rebuilt: 0, fetched: 0, failed: 0, unknownParent: 0, awaitedParent: 0, repeated: 0 };
   /** Blocks heard of on a branch that forks more than GOSSIP_FORK_DEPTH below our tip (offDeepFork). */
@@ -106,7 +103,6 @@ export class Gossip extends EventEmitter<GossipEvents> {
   constructor(o: GossipOptions) {
     super();
     this.o = o;
-    this.stopSignal = new Promise((resolve) => (this.signalStop = () => resolve(undefined)));
   }
 
   start(): void {
@@ -114,8 +110,8 @@ export class Gossip extends EventEmitter<GossipEvents> {
     const cap = maxGossipBytes(this.o.chain.params.maxBlockBytes);
     // The size is judged before anything else reads the message.
     const capped = (validate: (peer: string, data: Uint8Array) => Promise<Verdict>) => (peer: string, data: Uint8Array) => {
-      if (this.stopped) return Promise.resolve<Verdict>('ignore');
-      if (data.byteLength <= cap) return this.tracked(validate(peer, data));
+      if (this.gate.stopped) return Promise.resolve<Verdict>('ignore');
+      if (data.byteLength <= cap) return this.gate.track(validate(peer, data));
       if (this.o.stats) this.o.stats.oversizedGossip++;
       this.o.peers.penalize(peer, OVERSIZED_SCORE, `oversized gossip: ${data.byteLength} bytes, above the cap of ${cap}`);
       return Promise.resolve<Verdict>('reject');
@@ -139,8 +135,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
    * them anyway.
    */
   stop(): void {
-    this.stopped = true;
-    this.signalStop();
+    this.gate.stop();
   }
 
   /**
@@ -148,22 +143,8 @@ export class Gossip extends EventEmitter<GossipEvents> {
    * or the mempool after the node's stop has waited for them: a block that waited (for its
    * parent's import, its forwarder's transactions) and finds the node stopping imports nothing.
    */
-  async drained(): Promise<void> {
-    while (this.validating.size > 0) await Promise.allSettled([...this.validating]);
-  }
-
-  /**
-   * A peer's answer, or undefined once the node stops: the drain does not wait on a peer (a
-   * transport need not fail its requests when it stops; libp2p's do, the simulator's hang).
-   */
-  private untilStop<T>(answer: Promise<T>): Promise<T | undefined> {
-    return Promise.race([answer, this.stopSignal]);
-  }
-
-  private tracked(validation: Promise<Verdict>): Promise<Verdict> {
-    this.validating.add(validation);
-    void validation.finally(() => this.validating.delete(validation)).catch(() => {});
-    return validation;
+  drained(): Promise<void> {
+    return this.gate.drained();
   }
 
   /** Announces a block as a compact block: peers rebuild it from their mempools. */
@@ -291,7 +272,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
         // or was forwarded a moment ago and is still importing (relayed before its import, as
         // BIP 152 does): a child found quickly waits for it, not for a sync.
         await this.inFlight.settled(parent);
-        if (this.stopped) return 'ignore';
+        if (this.gate.stopped) return 'ignore';
         judged = chain.judgeHeader(compact.header);
       }
       // A header whose target is its own claim is rebuilt (and its block held as an orphan for its
@@ -336,23 +317,23 @@ export class Gossip extends EventEmitter<GossipEvents> {
     let block: SaneBlock | undefined;
     if (missing.length > 0) {
       this.compactStats.fetched++;
-      const fetched = await this.untilStop(fetchBlockTxs(transport, names, peer, compact, missing).catch((err) => this.badAnswer(peer, err)));
+      const fetched = await this.gate.untilStop(fetchBlockTxs(transport, names, peer, compact, missing).catch((err) => this.badAnswer(peer, err)));
       if (fetched) missing.forEach((index, k) => (txs[index] = fetched[k]));
     } else {
       this.compactStats.rebuilt++;
     }
-    if (this.stopped) return 'ignore';
+    if (this.gate.stopped) return 'ignore';
     if (txs.every((tx) => tx !== undefined)) block = assemble(compact, txs as Transaction[], chain.params);
     if (!block) {
       // A short-id collision, or transactions we could not get: ask for all of them.
-      const all = await this.untilStop(fetchBlockTxs(transport, names, peer, compact, compact.shortIds.map((_, i) => i)).catch((err) => this.badAnswer(peer, err)));
+      const all = await this.gate.untilStop(fetchBlockTxs(transport, names, peer, compact, compact.shortIds.map((_, i) => i)).catch((err) => this.badAnswer(peer, err)));
       block = all && assemble(compact, all, chain.params);
       // Every transaction from the forwarder, each the one its short id names, and still not the
       // header's: it holds the block it forwarded, so this is a compact block no block makes.
       if (all && !block) this.o.peers.penalize(peer, UNMADE_COMPACT_SCORE, 'a compact block whose transactions, from its forwarder, do not make its header');
     }
     // The node began to stop while the transactions were fetched: nothing more goes into its chain.
-    if (this.stopped) return 'ignore';
+    if (this.gate.stopped) return 'ignore';
     if (!block) {
       this.compactStats.failed++;
       this.emit('orphan', peer); // let sync fetch it whole
