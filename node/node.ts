@@ -368,11 +368,12 @@ export class CairnNode extends EventEmitter<NodeEvents> {
    * memory is ahead of the store, which takes nothing more, so going on would serve a tip the node
    * cannot keep and import nothing. Said once, as an error, and the node stops: by whoever runs it
    * if it listens ('failed'; cli/cmd-node.ts exits with the error), else by itself. The next start
-   * opens the store at its last committed block.
+   * opens the store at its last committed block. Found during a stop (its last flush), it is said
+   * and told all the same: the blocks whose writes were queued are lost, and the stop is no clean one.
    */
   private fail(err: Error): void {
-    if (this.stopped) return;
-    this.emit('log', 'error', `stopping: ${err.message}`);
+    this.emit('log', 'error', `${this.stopped ? 'the stop could not write the last blocks to the store' : 'stopping'}: ${err.message}`);
+    if (this.stopped) return void (this.listenerCount('failed') > 0 && this.emit('failed', err));
     this.env.defer(() => (this.listenerCount('failed') > 0 ? this.emit('failed', err) : void this.stop()));
   }
 

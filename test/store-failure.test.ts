@@ -118,6 +118,29 @@ describe('a store that refuses a write', function () {
     await waitFor(() => released, 10_000, 'the node to stop and release its threads');
   });
 
+  it('a write that fails during the stop (its last flush) is said as an error and told to whoever runs the node, not passed over', async () => {
+    // From the lifecycle review: a failure found once the stop had begun was dropped (the node
+    // "was stopping anyway"): the blocks whose writes were queued were lost without a word, and
+    // `cairn node` exited 0 after "stopped".
+    const kv = new FailingKv(new MemoryDisk().open());
+    node = nodeOver(kv);
+    const errors: string[] = [];
+    const failures: Error[] = [];
+    node.on('log', (level, message) => void (level === 'error' && errors.push(message)));
+    node.on('failed', (err) => failures.push(err));
+    await node.start();
+    await mineOn({ node } as TestNode, 1);
+    await node.db.flushed();
+    await mineOn({ node } as TestNode, 1); // connected; its unit waits for the next flush
+    kv.failWith = new Error('IO error: /data/chain/000005.log: No space left on device');
+    await node.stop();
+    node = undefined;
+    assert.equal(errors.length, 1, errors.join('\n'));
+    assert.match(errors[0]!, /No space left on device/);
+    assert.equal(failures.length, 1);
+    assert.ok(failures[0] instanceof StoreError && failures[0].code === 'STORE_WRITE_FAILED');
+  });
+
   it("a snapshot's install that fails part-way: the store takes nothing more and whoever runs the chain is told", async () => {
     // From a review: sync caught the failure and tried again later, the node running on over a
     // state half replaced (genesis accounts cleared, the snapshot's half written).
