@@ -405,7 +405,8 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     for (const service of this.services.reverse()) await service.stop().catch(() => {});
     this.gossip?.stop();
     this.txRelay?.stop();
-    await this.transport?.stop();
+    // One that fails to stop fails the stop at its end: the store must close all the same.
+    const transportFailure = await this.transport?.stop().then(() => undefined, (err: unknown) => err);
     this.sync?.stop();
     await this.sync?.idle();
     // Before the imports and the mempool's queue are waited for: what gossip still validates ends
@@ -422,7 +423,11 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     await this.guard?.stop();
     await this.links?.save();
     if (this.mempoolRestored) await this.saveMempool();
-    await this.db?.close();
-    await this.parts.release?.();
+    try {
+      await this.db?.close();
+    } finally {
+      await this.parts.release?.();
+    }
+    if (transportFailure !== undefined) throw transportFailure;
   }
 }

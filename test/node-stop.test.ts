@@ -275,4 +275,45 @@ describe('a node stop against work under way', function () {
     await answer; // cut by the stop, or answered: either way, over
     assert.ok(readAfterStop <= 1, `the replay read ${readAfterStop} blocks after the stop began`);
   });
+
+  it('a transport whose stop fails: the rest of the stop still runs (the store closed, its threads ended), and the stop fails with it at its end', async () => {
+    // From the lifecycle review: each step of the stop awaited the one before, so a libp2p stop
+    // that threw skipped the store's close (its checkpoint: the next start rebuilt the tree from a
+    // scan), the mempool file and the worker threads, and cairn node exited on the error mid-stop.
+    const { parts } = createNode({ datadir: dir.path, params, listen: ['/ip4/127.0.0.1/tcp/0'], mdns: false, verifyThreads: 1 });
+    let released = false;
+    const disk = new MemoryDisk();
+    const made = new CairnNode({
+      ...parts,
+      openStore: async () => disk.open(),
+      createTransport: async (gate, names) => {
+        const transport = await parts.createTransport(gate, names);
+        const stop = transport.stop.bind(transport);
+        transport.stop = async () => {
+          await stop();
+          throw new Error('the host failed to stop one of its services');
+        };
+        return transport;
+      },
+      release: async () => {
+        await parts.release?.();
+        released = true;
+      },
+    });
+    const logged: Logged[] = [];
+    made.on('log', (level, message) => void logged.push({ level, message }));
+    node = made;
+    await node.start();
+    await mineOn({ node } as TestNode, 1);
+    await assert.rejects(node.stop(), /failed to stop one of its services/);
+    node = undefined;
+    assert.ok(released, 'the worker threads ended');
+    const reopened = await ChainDB.open(disk.open(), params);
+    try {
+      assert.equal(reopened.topFrom, 'checkpoint', 'the store was closed cleanly');
+      assert.equal((await reopened.storedTip()).height, 1);
+    } finally {
+      await reopened.close();
+    }
+  });
 });
