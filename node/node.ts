@@ -17,7 +17,8 @@ import { TxRelay } from './tx-relay.ts';
 import { BLOCK_TXS_DEPTH, serveBlockTxs } from './compact.ts';
 import { serveLightClients } from './light/serve.ts';
 import { TxSignatureVerifier } from './tx-signatures.ts';
-import type { ConnectionInfo, Transport } from './transport.ts';
+import type { Transport } from './transport.ts';
+import { followConnections } from './connection-events.ts';
 import { KeepConnected } from './keep-connected.ts';
 import { Pruner } from './pruner.ts';
 import { DEFAULT_SNAPSHOT_INTERVAL, SnapshotKeeper, serveSnapshots, snapshotPruneLimit } from './snapshots.ts';
@@ -275,31 +276,7 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     this.sync.on('took', () => void this.announceTip());
     // The block itself is logged as invalid by the chain; this says who brought it, and why no penalty.
     this.gossip.on('failed', (peer, err) => this.emit('log', 'info', 'a compact block whose header held failed its import: its miner\'s fault, the peer that forwarded it is not penalised', { peer, reason: (err as Error).message }));
-    const t = this.transport;
-    // What each connection was, for the line that says it ended (the transport has forgotten it by then).
-    const connections = new Map<string, ConnectionInfo>();
-    t.on('peer:connect', (peer, info) => {
-      this.links.connected();
-      connections.set(peer, info);
-      this.emit('log', 'info', 'peer connected', { peer, direction: info.direction, address: info.remoteAddr, peers: t.peers().length });
-    });
-    t.on('peer:disconnect', (peer) => {
-      this.sync.forget(peer);
-      this.links.book.disconnected(peer);
-      const info = connections.get(peer);
-      connections.delete(peer);
-      this.emit('log', 'info', 'peer disconnected', { peer, direction: info?.direction, address: info?.remoteAddr, peers: t.peers().length });
-    });
-    t.on('peer:ready', (peer, listenAddrs) => {
-      this.links.book.connected(peer, listenAddrs);
-      void this.sync.handshake(peer).then((status) => status && this.txRelay.pushMempool(peer));
-    });
-    t.on('peer:discovered', (peer, addrs) => {
-      if (!this.links.book.discovered(peer, addrs)) return;
-      this.emit('log', 'debug', 'peer discovered', { peer, addrs });
-      if (!this.stopped) this.links.book.redial(); // now, not at the next second's round
-    });
-    t.on('peer:misbehaved', (peer, score, reason) => void this.peers.penalize(peer, score, reason));
+    followConnections(this.transport, { links: this.links, sync: this.sync, txRelay: this.txRelay, peers: this.peers, stopped: () => this.stopped, log: this.log });
   }
 
   /**

@@ -1,0 +1,47 @@
+import type { PeerManager } from './peers.ts';
+import type { KeepConnected } from './keep-connected.ts';
+import type { Sync } from './sync.ts';
+import type { TxRelay } from './tx-relay.ts';
+import type { ConnectionInfo, Transport } from './transport.ts';
+import type { LogLevel } from './node-types.ts';
+
+export interface ConnectionParts {
+  readonly links: KeepConnected;
+  readonly sync: Sync;
+  readonly txRelay: TxRelay;
+  readonly peers: PeerManager;
+  readonly stopped: () => boolean;
+  readonly log: (level: LogLevel, message: string, fields?: Record<string, unknown>) => void;
+}
+
+/**
+ * What a node does as connections come and go (CairnNode wires it once at start): the peer book
+ * and the redial hear of them, a peer ready for our protocols is asked its status and sent our
+ * mempool, a peer gone is forgotten by the sync, and each connection is logged with what it was.
+ */
+export function followConnections(t: Transport, o: ConnectionParts): void {
+  // What each connection was, for the line that says it ended (the transport has forgotten it by then).
+  const connections = new Map<string, ConnectionInfo>();
+  t.on('peer:connect', (peer, info) => {
+    o.links.connected();
+    connections.set(peer, info);
+    o.log('info', 'peer connected', { peer, direction: info.direction, address: info.remoteAddr, peers: t.peers().length });
+  });
+  t.on('peer:disconnect', (peer) => {
+    o.sync.forget(peer);
+    o.links.book.disconnected(peer);
+    const info = connections.get(peer);
+    connections.delete(peer);
+    o.log('info', 'peer disconnected', { peer, direction: info?.direction, address: info?.remoteAddr, peers: t.peers().length });
+  });
+  t.on('peer:ready', (peer, listenAddrs) => {
+    o.links.book.connected(peer, listenAddrs);
+    void o.sync.handshake(peer).then((status) => status && o.txRelay.pushMempool(peer));
+  });
+  t.on('peer:discovered', (peer, addrs) => {
+    if (!o.links.book.discovered(peer, addrs)) return;
+    o.log('debug', 'peer discovered', { peer, addrs });
+    if (!o.stopped()) o.links.book.redial(); // now, not at the next second's round
+  });
+  t.on('peer:misbehaved', (peer, score, reason) => void o.peers.penalize(peer, score, reason));
+}
