@@ -43,6 +43,8 @@ export class ChainDB implements AccountSource, TreeNodeReader {
   private readonly cachedTreeNodes: number | undefined;
   /** What the tree's top was last rebuilt from: a clean close's checkpoint, or the stored nodes. */
   private rebuiltFrom: 'checkpoint' | 'scan';
+  /** Whether this open finished a snapshot's install that a kill had cut short (for the node's log). */
+  readonly resumedInstall: boolean;
   /** Tree nodes this store has read below the top since it opened (the simulator counts them). */
   readonly treeReads: TreeReads = { nodes: 0, prefetched: 0 };
   /** Reads by height deep in the chain, a sync's scratch, pruning. */
@@ -52,8 +54,9 @@ export class ChainDB implements AccountSource, TreeNodeReader {
   /** A snapshot sync of this store's own: what it fetched, and its install. */
   readonly join: SnapshotJoinStore;
 
-  private constructor(kv: KvStore, params: ChainParams, genesis: Block, options: ChainDBOptions, { top, from }: { top: TopNodes; from: 'checkpoint' | 'scan' }) {
+  private constructor(kv: KvStore, params: ChainParams, genesis: Block, options: ChainDBOptions, { top, from }: { top: TopNodes; from: 'checkpoint' | 'scan' }, resumedInstall: boolean) {
     this.kv = kv;
+    this.resumedInstall = resumedInstall;
     this.indexers = options.indexers ?? [];
     this.cachedTreeNodes = options.cachedTreeNodes;
     this.params = params;
@@ -151,9 +154,9 @@ export class ChainDB implements AccountSource, TreeNodeReader {
         }
       }
       // A snapshot sync's install that a kill interrupted is finished before the state is read.
-      await new SnapshotJoinStore(kv).resumeInstall();
+      const resumed = await new SnapshotJoinStore(kv).resumeInstall();
       await new SnapshotStore(kv).clearIncomplete();
-      const db = new ChainDB(kv, params, genesis, options, await TreeStore.loadTop(kv));
+      const db = new ChainDB(kv, params, genesis, options, await TreeStore.loadTop(kv), resumed);
       await db.loadChecked();
       if (!marked) await kv.write([layoutMark()]);
       return db;

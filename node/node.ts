@@ -107,7 +107,8 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     this.chain = await Chain.open(this.db, { clock: this.clock, signatures: this.signatures, orphanLimits: p.orphanLimits, reorgDepth: p.reorgDepth, window: p.window, stopwatch: p.stopwatch });
     // A clean stop leaves the tree's top for the next start; without it the start was slower, and
     // the blocks whose writes were still queued are fetched again: the operator is told why.
-    if (this.db.topFrom === 'scan' && this.chain.tip.height > 0) {
+    if (this.db.resumedInstall) this.emit('log', 'warn', 'a kill cut short the install of a snapshot\'s state: the install was finished, and the node goes on from its block', { height: this.chain.tip.height });
+    else if (this.db.topFrom === 'scan' && this.chain.tip.height > 0) {
       this.emit('log', 'warn', "the last stop was not clean (a kill, a crash, a power cut): the state tree's top was rebuilt from the store, and the chain goes on from the last block it had committed", { height: this.chain.tip.height });
     }
     this.mempool = new Mempool(this.db, p.params, p.mempool, (tx) => this.signatures.checkTx(tx));

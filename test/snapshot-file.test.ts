@@ -151,6 +151,7 @@ describe('snapshot files', function () {
       },
     });
     const db = await ChainDB.open(failing, params);
+    assert.equal(db.resumedInstall, false);
     installing = true;
     const handle = await open(file, 'r');
     try {
@@ -166,6 +167,7 @@ describe('snapshot files', function () {
       assert.equal(chain.tip.height, 200, 'the install finished at the next open');
       assert.ok(bytesEqual(await reopened.stateRoot(), chain.tip.header.stateRoot));
       assert.equal(await reopened.join.state(), undefined, 'no join left behind');
+      assert.equal(reopened.resumedInstall, true, 'the open says it finished an install (the node logs it)');
     } finally {
       await reopened.close();
     }
