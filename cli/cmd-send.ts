@@ -47,6 +47,12 @@ export async function sendCommand(argv: string[], out: Out): Promise<void> {
   // Without --fee, what the node expects to get into the next block (never below its minimum),
   // up to --max-fee: a fee is signed away for good, and a node's estimate is not the user's word.
   const fee = feeText ? resolveAmount(feeText, status, '--fee') : BigInt((await rpc.call('estimateFee', {})).fee);
+  // Refused here, before the password, in coins: the node's own refusal came after it, in base
+  // units and without a way out ("fee 0 is below the minimum 1").
+  const minFee = BigInt(status.minFee);
+  if (feeText && fee < minFee) {
+    throw new CairnError('FEE_TOO_LOW', `--fee ${coins(fee, status)} is below the node's minimum ${coins(minFee, status)}: give at least that, or leave --fee out for the node's suggestion (${coins(BigInt(status.feeEstimate), status)})`);
+  }
   if (!feeText) {
     const maxFee = maxFeeText ? resolveAmount(maxFeeText, status, '--max-fee') : DEFAULT_MAX_FEE_COINS(status.decimals);
     if (fee > maxFee) {

@@ -206,6 +206,13 @@ describe('errors that name the fix, through real processes', function () {
     assert.match(failure(r).line, /^cairn: the node suggests a fee of 0\.\d+ CRN, above --max-fee 0 CRN: give --fee, or a higher --max-fee$/);
   });
 
+  it('a --fee below the node\'s minimum is refused before the password is asked, in coins, with the way out', async () => {
+    // From a newcomer's first hour: the node's refusal came after the password, as "fee 0 is
+    // below the minimum 1" (base units, and no word on what to give instead).
+    const r = await runCli(['send', '--datadir', datadir, '--keystore', keystore, '--from', DEVNET_ADDRESS, '--to', DEVNET_ADDRESS, '--amount', '5000', '--fee', '0']);
+    assert.deepEqual(failure(r), { code: 1, line: "cairn: --fee 0 CRN is below the node's minimum 0.00000001 CRN: give at least that, or leave --fee out for the node's suggestion (0.00000001 CRN)" });
+  });
+
   it('insufficient funds from the node itself (a raw transaction): need (amount + fee), have', async () => {
     const { url, token } = JSON.parse(readFileSync(join(datadir, 'rpc.json'), 'utf8')) as { url: string; token: string };
     const tx = signTransaction({ chainId: 1337, to: testKey(1).address, amount: 5000n, fee: 1n, nonce: 0n }, testKey(78).privateKey);
