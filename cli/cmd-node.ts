@@ -294,6 +294,6 @@ NODE_OPTIONS, and malloc variables already set win); CAIRN_NODE_RUNTIME=off keep
 
 Examples:
   cairn node --mine
-  cairn node --datadir ./b --p2p-port 7380 --rpc-port 7381 --bootstrap /ip4/127.0.0.1/tcp/7370/p2p/12D3Koo…
+  cairn node --datadir ./b --p2p-port 7380 --rpc-port 7381 --http-port 7382 --bootstrap /ip4/127.0.0.1/tcp/7370/p2p/12D3Koo…
   cairn node --metrics-port 9100 --log-level debug`,
 };

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { UsageError } from '../cli/args.ts';
+import { DEFAULT_DATADIR, DEFAULT_PORTS, UsageError } from '../cli/args.ts';
 import { accountCommand, mempoolCommand, peersCommand, txCommand } from '../cli/cmd-chain.ts';
 import { devnetCommand } from '../cli/cmd-devnet.ts';
 import { generateCommand } from '../cli/cmd-generate.ts';
@@ -113,6 +113,21 @@ describe('cairn COMMAND --help names the flags the command parses', () => {
       const usage = flagsIn(help.split('\n\n')[0]!);
       for (const flag of parsed[name]!) if (!mentioned.has(flag)) wrong.push(`cairn ${name} parses --${flag}, which its help does not mention`);
       for (const flag of usage) if (!parsed[name]!.has(flag)) wrong.push(`cairn ${name}'s usage shows --${flag}, which it does not parse`);
+    }
+    assert.deepEqual(wrong, []);
+  });
+
+  it('an example that starts a second node (another --datadir) moves every port the first one listens on', () => {
+    // From a newcomer's first hour: the example moved P2P and RPC only, and the node it started
+    // failed on the explorer's port 7372, held by the first.
+    const wrong: string[] = [];
+    for (const line of helps['node']!.split('\n').filter((l) => /^\s+cairn node .*--datadir /.test(l))) {
+      const flag = (name: string) => new RegExp(`--${name}[ =](\\S+)`).exec(line)?.[1];
+      if (flag('datadir') === DEFAULT_DATADIR || flag('datadir') === `./${DEFAULT_DATADIR}`) continue;
+      const ports = { p2p: flag('p2p-port'), rpc: flag('rpc-port'), http: line.includes('--no-http') ? 'none' : flag('http-port') };
+      for (const [which, given] of Object.entries(ports)) {
+        if (given === undefined || Number(given) === DEFAULT_PORTS[which as keyof typeof ports]) wrong.push(`${line.trim()}: --${which}-port`);
+      }
     }
     assert.deepEqual(wrong, []);
   });
