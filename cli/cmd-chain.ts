@@ -1,5 +1,5 @@
 import { DEFAULT_LIGHT_DATADIR, NODE_ACCESS, NODE_ACCESS_HELP, address, parse, str, UsageError } from './args.ts';
-import { RpcClient, RpcClientError, connect } from './rpc-client.ts';
+import { RpcClient, RpcClientError, connect, datadirPath } from './rpc-client.ts';
 import { coins, lines, type Out } from './output.ts';
 import type { LightRpcMethods } from '../node/light/rpc.ts';
 
@@ -22,7 +22,7 @@ export async function accountCommand(argv: string[], out: Out): Promise<void> {
 /** The account as the light client on `datadir` proves it: checked against a header it holds, trusting no peer. */
 async function lightAccount(addr: string, datadir: string, out: Out): Promise<void> {
   const rpc = await RpcClient.fromDatadir<LightRpcMethods>(datadir).catch((err: unknown) => {
-    if (err instanceof RpcClientError) throw new RpcClientError(err.code, `no light client is running on ${datadir}; start one with: cairn light --datadir ${datadir} --bootstrap MULTIADDR`);
+    if (err instanceof RpcClientError) throw new RpcClientError(err.code, `no light client is running on ${datadirPath(datadir)}; start one with: cairn light --datadir ${datadir} --bootstrap MULTIADDR`);
     throw err;
   });
   const [a, coin] = await Promise.all([rpc.call('getAccount', { address: addr }), out.json ? undefined : rpc.call('status', {})]);

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { CairnError } from '../ledger/errors.ts';
 import { DEFAULT_DATADIR, UsageError } from './args.ts';
 import { endpointPid, runningPid } from './start-errors.ts';
@@ -38,7 +38,7 @@ export class RpcClient<M extends { [K in keyof M]: { params: unknown; result: un
     try {
       endpoint = JSON.parse(await readFile(join(datadir, RPC_ENDPOINT_FILE), 'utf8')) as RpcEndpointFile;
     } catch {
-      throw new RpcClientError('NODE_NOT_RUNNING', `no node is running on ${datadir} (no ${RPC_ENDPOINT_FILE} there); start one with: cairn node --datadir ${datadir}`);
+      throw new RpcClientError('NODE_NOT_RUNNING', `no node is running on ${datadirPath(datadir)}: it has no ${RPC_ENDPOINT_FILE}; if one runs on another datadir, give that --datadir, else start one with: cairn node --datadir ${datadir}`);
     }
     // A node killed (kill -9, a crash, a power cut) leaves its rpc.json behind: say so rather than
     // "not answering" at an address nobody listens on.
@@ -124,6 +124,16 @@ function post(url: string, token: string, body: string, timeoutMs: number): Prom
     req.on('error', reject);
     req.end(body);
   });
+}
+
+/**
+ * `datadir` as a message names it: with the folder it stands for when relative, since a command
+ * run from another folder than the node's reads another ./data (the default), and said only
+ * "no node is running on data" about a node that was running.
+ */
+export function datadirPath(datadir: string): string {
+  const full = resolve(datadir);
+  return full === datadir ? datadir : `${datadir} (${full})`;
 }
 
 /**

@@ -169,6 +169,16 @@ describe('errors that name the fix, through real processes', function () {
     assert.equal((await cliJson<{ height: number }>(['status', '--datadir', datadir])).height, 0);
   });
 
+  it('run from another folder than the node\'s: names the folder ./data stands for there, and --datadir', async () => {
+    // From a newcomer's first hour: "no node is running on data" about a node that was running,
+    // in the folder the walkthrough started it from.
+    const elsewhere = join(dir.path, 'elsewhere');
+    mkdirSync(elsewhere);
+    const [status, light] = await Promise.all([runCli(['status'], { cwd: elsewhere }), runCli(['account', DEVNET_ADDRESS, '--light'], { cwd: elsewhere })]);
+    assert.deepEqual(failure(status), { code: 1, line: `cairn: no node is running on data (${join(elsewhere, 'data')}): it has no rpc.json; if one runs on another datadir, give that --datadir, else start one with: cairn node --datadir data` });
+    assert.deepEqual(failure(light), { code: 1, line: `cairn: no light client is running on light (${join(elsewhere, 'light')}); start one with: cairn light --datadir light --bootstrap MULTIADDR` });
+  });
+
   it('an unknown option: one line of our own, with the option nearest a typo', async () => {
     const [bogus, typo, noValue] = await Promise.all([
       runCli(['status', '--bogus']),

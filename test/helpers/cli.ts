@@ -30,6 +30,8 @@ export interface RunOptions {
   /** The process is killed (and the promise rejects) when it has not exited by then. */
   readonly timeoutMs?: number;
   readonly script?: string;
+  /** The folder the command runs in (default: the checkout). */
+  readonly cwd?: string;
 }
 
 /**
@@ -46,7 +48,7 @@ function childEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
 /** Runs `cairn ARGS` as a real process under this Node (24, the project's) and collects its output. */
 export function runCli(args: readonly string[], options: RunOptions = {}): Promise<CliResult> {
   const child = spawn(process.execPath, [options.script ?? CAIRN_MAIN, ...args], {
-    cwd: REPO,
+    cwd: options.cwd ?? REPO,
     env: childEnv(options.env),
     stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
   });
