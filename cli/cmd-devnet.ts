@@ -69,7 +69,7 @@ export async function devnetCommand(argv: string[], out: Out): Promise<void> {
   for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(s, onSignal);
 
   let bootstrap: string[] = [];
-  const rows: { name: string; datadir: string; rpc: string; p2p: string; mining: boolean }[] = [];
+  const rows: { name: string; datadir: string; rpc: string; explorer: string; p2p: string; mining: boolean }[] = [];
   try {
     for (let i = 0; i < n; i++) {
       const name = `node-${i}`;
@@ -88,7 +88,7 @@ export async function devnetCommand(argv: string[], out: Out): Promise<void> {
       members.push(m);
       const status = await waitForNode(m, () => stopping);
       if (i === 0) bootstrap = status.listen.filter((a) => a.includes('/127.0.0.1/'));
-      rows.push({ name, datadir, rpc: status.rpc, p2p: status.listen[0] ?? '', mining });
+      rows.push({ name, datadir, rpc: status.rpc, explorer: status.explorer, p2p: status.listen[0] ?? '', mining });
     }
   } catch (err) {
     // Nodes already started would outlive us, each in its own group.
@@ -96,7 +96,7 @@ export async function devnetCommand(argv: string[], out: Out): Promise<void> {
     throw err;
   }
   const cairn = cairnCommand();
-  out.result(rows, rows.map((r) => `${r.name}${r.mining ? ' (mining)' : ''}\n  datadir ${r.datadir}\n  rpc     ${r.rpc}\n  p2p     ${r.p2p}\n  try     ${cairn} status --datadir ${r.datadir}`).join('\n') + `\n\nlogs in each datadir's node.log; Ctrl-C stops all ${n} nodes`);
+  out.result(rows, rows.map((r) => `${r.name}${r.mining ? ' (mining)' : ''}\n  datadir  ${r.datadir}\n  rpc      ${r.rpc}\n  explorer ${r.explorer}\n  p2p      ${r.p2p}\n  try      ${cairn} status --datadir ${r.datadir}`).join('\n') + `\n\nlogs in each datadir's node.log; Ctrl-C stops all ${n} nodes`);
   // Until a signal; a node stopped on its own (cairn stop, a crash) is told of, and once none is
   // left there is nothing to wait for.
   const ends = await Promise.all(members.map(async (m) => {
@@ -140,10 +140,11 @@ function exitText(e: { code: number | null; signal: NodeJS.Signals | null }): st
 }
 
 /**
- * Waits until this member's node answers on the endpoint it wrote: rpc.json must name its pid,
- * since another node (another devnet's, on the same directory) may have written one there.
+ * Waits until this member's node answers on the endpoint it wrote (rpc.json must name its pid,
+ * since another node, another devnet's on the same directory, may have written one there) and
+ * has said where its explorer is: on a free port (--http-port 0), which only its log tells.
  */
-async function waitForNode(m: Member, stopping: () => boolean): Promise<{ listen: string[]; rpc: string }> {
+async function waitForNode(m: Member, stopping: () => boolean): Promise<{ listen: string[]; rpc: string; explorer: string }> {
   const deadline = Date.now() + 30_000;
   for (;;) {
     if (stopping()) throw new DevnetError('stopped while the nodes were starting');
@@ -153,10 +154,11 @@ async function waitForNode(m: Member, stopping: () => boolean): Promise<{ listen
     }
     try {
       const endpoint = JSON.parse(await readFile(join(m.datadir, RPC_ENDPOINT_FILE), 'utf8')) as RpcEndpointFile;
-      if (endpoint.pid === m.child.pid) {
+      const explorer = endpoint.pid === m.child.pid ? explorerUrl(m) : undefined;
+      if (explorer !== undefined) {
         const client = new RpcClient(endpoint.url, endpoint.token);
         const status = await client.call('status', {});
-        return { listen: status.listen, rpc: client.url };
+        return { listen: status.listen, rpc: client.url, explorer };
       }
     } catch {
       // not written yet, or not answering yet
@@ -166,19 +168,36 @@ async function waitForNode(m: Member, stopping: () => boolean): Promise<{ listen
   }
 }
 
+/** The explorer's URL this member's node logged on this run, if it has yet. */
+function explorerUrl(m: Member): string | undefined {
+  for (const line of logLines(m.log, m.logStart)) {
+    if (!line.startsWith('{')) continue;
+    try {
+      const record = JSON.parse(line) as { pid?: unknown; msg?: unknown; url?: unknown };
+      if (record.pid === m.child.pid && record.msg === 'explorer and REST API' && typeof record.url === 'string') return record.url;
+    } catch {
+      // a line still being written
+    }
+  }
+  return undefined;
+}
+
+/** A log's lines from `from` on (where this run's output began), trimmed, none empty. */
+function logLines(log: string, from: number): string[] {
+  try {
+    return readFileSync(log).subarray(from).toString('utf8').split('\n').map((l) => l.trim()).filter(Boolean);
+  } catch {
+    return [];
+  }
+}
+
 /**
  * What a node that exited said last: its one-line error ("cairn: …", on stderr) if it wrote one,
  * else its last log record's message. Read from where its own output began: lines of another
  * node on the same directory may be interleaved.
  */
 function lastWords(log: string, from: number): string | undefined {
-  let text: string;
-  try {
-    text = readFileSync(log).subarray(from).toString('utf8');
-  } catch {
-    return undefined;
-  }
-  const lines = text.split('\n').map((l) => l.trim()).filter(Boolean);
+  const lines = logLines(log, from);
   const error = lines.findLast((l) => l.startsWith('cairn: '));
   if (error) return error.slice('cairn: '.length);
   const last = lines.at(-1);
@@ -194,7 +213,7 @@ const HELP = `Usage: cairn devnet [--nodes N] [--datadir DIR] [--genesis FILE] [
 
 Starts N local nodes (default 3) under DIR (default ./devnet), wired together on 127.0.0.1,
 the first one mining to the genesis's funded key (on the bundled devnet, the public development
-key); prints how to reach each (--json: as JSON, once all answer); Ctrl-C stops them all (cleanly; a second Ctrl-C at once). A node
+key); prints how to reach each, and its explorer (--json: as JSON, once all answer); Ctrl-C stops them all (cleanly; a second Ctrl-C at once). A node
 that cannot start (its datadir in use by another devnet, say) is named with its reason, and the
 others are stopped.
 

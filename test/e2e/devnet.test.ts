@@ -17,6 +17,7 @@ interface Row {
   readonly name: string;
   readonly datadir: string;
   readonly rpc: string;
+  readonly explorer: string;
 }
 
 function alive(pid: number): boolean {
@@ -123,6 +124,17 @@ describe('e2e: cairn devnet', function () {
     for (const [i, row] of rows.entries()) {
       assert.equal((JSON.parse(readFileSync(join(row.datadir, 'rpc.json'), 'utf8')) as RpcEndpointFile).pid, nodePids[i]);
       assert.ok(alive(nodePids[i]!));
+    }
+  });
+
+  it("each node's explorer is printed with it, and answers: on a free port, which only the node's log told", async () => {
+    // From a newcomer's first hour: the devnet printed rpc and p2p, and the explorer of each
+    // node (--http-port 0) was nowhere but in its node.log.
+    for (const row of rows) {
+      assert.match(row.explorer, /^http:\/\/127\.0\.0\.1:\d+\/$/, row.name);
+      const page = await fetch(row.explorer);
+      assert.equal(page.status, 200, row.name);
+      assert.match(await page.text(), /<title>Cairn explorer<\/title>/, row.name);
     }
   });
 
