@@ -1,9 +1,7 @@
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { DEFAULT_DATADIR, NODE_ACCESS, NODE_ACCESS_HELP, count, parse, UsageError } from './args.ts';
 import { connect, RpcClient, RpcClientError } from './rpc-client.ts';
 import { coins, duration, lines, si, type Out } from './output.ts';
-import { runningPid } from './start-errors.ts';
+import { isLightDatadir, runningPid } from './start-errors.ts';
 import type { StatusResult } from '../node/rpc-types.ts';
 import type { LightStatusResult } from '../node/light/rpc.ts';
 
@@ -153,8 +151,7 @@ export async function stopCommand(argv: string[], out: Out): Promise<void> {
     if (Date.now() > deadline) throw new RpcClientError('STOP_TIMEOUT', `the node was asked to stop but still runs after ${timeoutSeconds} s${pid ? ` (pid ${pid})` : ''}`);
     await new Promise((r) => setTimeout(r, 100));
   }
-  // A light client's datadir holds its lock and no chain store (cli/datadir.ts, lockLightDatadir).
-  const what = datadir !== undefined && existsSync(join(datadir, 'lock')) && !existsSync(join(datadir, 'chain')) ? 'the light client' : 'the node';
+  const what = datadir !== undefined && isLightDatadir(datadir) ? 'the light client' : 'the node';
   out.result({ stopped: true, pid: pid ?? null }, `stopped ${what}${pid ? ` (pid ${pid})` : ''}`);
 }
 

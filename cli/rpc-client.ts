@@ -4,7 +4,7 @@ import { request as httpsRequest } from 'node:https';
 import { join, resolve } from 'node:path';
 import { CairnError } from '../ledger/errors.ts';
 import { DEFAULT_DATADIR, UsageError } from './args.ts';
-import { endpointPid, runningPid } from './start-errors.ts';
+import { endpointPid, isLightDatadir, runningPid } from './start-errors.ts';
 import { RPC_ENDPOINT_FILE, type RpcEndpointFile, type RpcMethods } from '../node/rpc-types.ts';
 
 /** A failure talking to a node: not running, refused our token, or answered with a JSON-RPC error. */
@@ -35,16 +35,18 @@ export class RpcClient<M extends { [K in keyof M]: { params: unknown; result: un
   /** Finds a running node's endpoint and token in its datadir. */
   static async fromDatadir<T extends { [K in keyof T]: { params: unknown; result: unknown } } = RpcMethods>(datadir: string): Promise<RpcClient<T>> {
     let endpoint: RpcEndpointFile;
+    // cairn status and cairn stop take a light client's datadir too: what to start is a light client then.
+    const [what, start] = isLightDatadir(datadir) ? ['light client', `cairn light --datadir ${datadir} --bootstrap MULTIADDR`] : ['node', `cairn node --datadir ${datadir}`];
     try {
       endpoint = JSON.parse(await readFile(join(datadir, RPC_ENDPOINT_FILE), 'utf8')) as RpcEndpointFile;
     } catch {
-      throw new RpcClientError('NODE_NOT_RUNNING', `no node is running on ${datadirPath(datadir)}: it has no ${RPC_ENDPOINT_FILE}; if one runs on another datadir, give that --datadir, else start one with: cairn node --datadir ${datadir}`);
+      throw new RpcClientError('NODE_NOT_RUNNING', `no ${what} is running on ${datadirPath(datadir)}: it has no ${RPC_ENDPOINT_FILE}; if one runs on another datadir, give that --datadir, else start one with: ${start}`);
     }
     // A node killed (kill -9, a crash, a power cut) leaves its rpc.json behind: say so rather than
     // "not answering" at an address nobody listens on.
     const pid = endpointPid(datadir);
     if (pid !== undefined && runningPid(datadir) === undefined) {
-      throw new RpcClientError('NODE_NOT_RUNNING', `no node is running on ${datadir}: its ${RPC_ENDPOINT_FILE} names pid ${pid}, which has ended without removing it (killed, or crashed: see its log); start it again with: cairn node --datadir ${datadir}`);
+      throw new RpcClientError('NODE_NOT_RUNNING', `no ${what} is running on ${datadir}: its ${RPC_ENDPOINT_FILE} names pid ${pid}, which has ended without removing it (killed, or crashed: see its log); start it again with: ${start}`);
     }
     return new RpcClient<T>(endpoint.url, endpoint.token);
   }

@@ -3,7 +3,7 @@
  * their own terms ("Some configured addresses failed to be listened on…", "Database failed to
  * open"); the user needs the port and the flag, or the process that holds the datadir.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CairnError, StoreError } from '../ledger/errors.ts';
 import { RPC_ENDPOINT_FILE, type RpcEndpointFile } from '../node/rpc-types.ts';
@@ -24,6 +24,11 @@ export interface StartSettings {
   readonly httpPort?: number | undefined;
   readonly httpHost?: string | undefined;
   readonly metricsPort?: number | undefined;
+}
+
+/** Whether `datadir` is a light client's: its lock (cli/datadir.ts, lockLightDatadir) and no chain store. */
+export function isLightDatadir(datadir: string): boolean {
+  return existsSync(join(datadir, 'lock')) && !existsSync(join(datadir, 'chain'));
 }
 
 /** The pid a running node wrote to DIR/rpc.json, if it is there and that process is alive. */

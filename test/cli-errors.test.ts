@@ -307,6 +307,15 @@ describe('errors that name the fix, through real processes', function () {
       assert.deepEqual(await light.exited, { code: 0, signal: null });
       assert.equal(existsSync(join(lightDir, 'rpc.json')), false);
     });
+
+    it('once it has stopped, cairn status and cairn stop on its datadir say to start a light client there, not a node', async () => {
+      // From a newcomer's first hour: they offered "cairn node --datadir ./light", a full node in
+      // the light client's folder.
+      const [status, stop] = await Promise.all([runCli(['status', '--datadir', lightDir]), runCli(['stop', '--datadir', lightDir])]);
+      const said = `cairn: no light client is running on ${lightDir}: it has no rpc.json; if one runs on another datadir, give that --datadir, else start one with: cairn light --datadir ${lightDir} --bootstrap MULTIADDR`;
+      assert.deepEqual(failure(status), { code: 1, line: said });
+      assert.deepEqual(failure(stop), { code: 1, line: said });
+    });
   });
 
   it('hints name a cairn that runs: "cairn" when bin/ is on PATH, else the launcher\'s path', () => {
