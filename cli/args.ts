@@ -50,7 +50,7 @@ function parseFailure(err: unknown, options: Options): UsageError {
   const name = given.replace(/^-+/, '').split('=')[0]!;
   switch (e.code) {
     case 'ERR_PARSE_ARGS_UNKNOWN_OPTION': {
-      const near = Object.keys(options).find((o) => o !== 'help' && editDistance(o, name) <= 2);
+      const near = nearest(name, Object.keys(options).filter((o) => o !== 'help'));
       return new UsageError(`unknown option ${given}${near ? `; did you mean --${near}?` : ''}`);
     }
     case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE':
@@ -62,7 +62,17 @@ function parseFailure(err: unknown, options: Options): UsageError {
   }
 }
 
-/** Levenshtein distance, for "did you mean": option names are short. */
+/** The name of `known` nearest `name` when `name` looks like a typo of it (2 edits at most), for "did you mean". */
+export function nearest(name: string, known: readonly string[]): string | undefined {
+  let best: { name: string; distance: number } | undefined;
+  for (const k of known) {
+    const distance = editDistance(k, name);
+    if (distance <= 2 && (best === undefined || distance < best.distance)) best = { name: k, distance };
+  }
+  return best?.name;
+}
+
+/** Levenshtein distance, for "did you mean": option and command names are short. */
 function editDistance(a: string, b: string): number {
   let row = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { UsageError } from './args.ts';
+import { nearest, UsageError } from './args.ts';
 import { accountCommand, mempoolCommand, peersCommand, txCommand } from './cmd-chain.ts';
 import { blockCommand, blocksCommand, rpcHelpCommand, statusCommand, stopCommand, tipsCommand } from './cmd-inspect.ts';
 import { keysCommand } from './cmd-keys.ts';
@@ -86,7 +86,11 @@ export async function main(argv: string[]): Promise<number> {
     out.result({ version: version(), node: process.versions.node }, `cairn ${version()} (Node.js ${process.versions.node})`);
     return 0;
   }
-  const command = name === 'help' && rest[0] === 'rpc' ? (a: string[], o: Out) => rpcHelpCommand(a.slice(1), o) : name === undefined ? undefined : COMMANDS[name];
+  // `cairn help send` is `cairn send --help`, as git's and npm's help COMMAND; a name that is no
+  // command is refused as it would be on its own, with the nearest command.
+  if (name === 'help' && rest[0] !== undefined && rest[0] !== 'rpc') return main(Object.hasOwn(COMMANDS, rest[0]) ? [rest[0], '--help'] : [rest[0]]);
+  // Own names only: COMMANDS['toString'] is Object's, which ran as a command that did nothing.
+  const command = name === 'help' && rest[0] === 'rpc' ? (a: string[], o: Out) => rpcHelpCommand(a.slice(1), o) : name === undefined || !Object.hasOwn(COMMANDS, name) ? undefined : COMMANDS[name];
   if (name === undefined || name === '--help' || name === '-h' || (name === 'help' && rest[0] !== 'rpc')) {
     out.help(HELP);
     return name === undefined ? 2 : 0;
@@ -94,7 +98,10 @@ export async function main(argv: string[]): Promise<number> {
   // What --help to point a usage error to: `help rpc` is a command of two words.
   const label = name === 'help' ? 'help rpc' : name;
   try {
-    if (!command) throw new UsageError(`unknown command "${name}"`);
+    if (!command) {
+      const near = nearest(name, [...Object.keys(COMMANDS), 'help']);
+      throw new UsageError(`unknown command "${name}"${near ? `; did you mean ${near}?` : ''}`);
+    }
     await command(rest, out);
     return 0;
   } catch (err) {

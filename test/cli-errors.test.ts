@@ -190,6 +190,25 @@ describe('errors that name the fix, through real processes', function () {
     assert.equal(noValue.stderr, 'cairn: --last needs a value (one that starts with "-" is written --last=VALUE) (see cairn blocks --help)\n');
   });
 
+  it('an unknown command: one line, with the command nearest a typo; help COMMAND is COMMAND --help', async () => {
+    // From a newcomer's first hour: options had "did you mean", commands did not; "cairn help send"
+    // printed the list of commands; and "cairn toString" (Object's) ran, did nothing and exited 0.
+    const [typo, plural, inherited, helpSend, helpTypo, sendHelp] = await Promise.all([
+      runCli(['stauts']),
+      runCli(['key', 'new']),
+      runCli(['toString']),
+      runCli(['help', 'send']),
+      runCli(['help', 'stauts']),
+      runCli(['send', '--help']),
+    ]);
+    assert.deepEqual([typo.code, typo.stdout, typo.stderr], [2, '', 'cairn: unknown command "stauts"; did you mean status? (see cairn --help)\n']);
+    assert.deepEqual([plural.code, plural.stderr], [2, 'cairn: unknown command "key"; did you mean keys? (see cairn --help)\n']);
+    assert.deepEqual([inherited.code, inherited.stdout, inherited.stderr], [2, '', 'cairn: unknown command "toString" (see cairn --help)\n']);
+    assert.deepEqual([helpSend.code, helpSend.stdout, helpSend.stderr], [0, sendHelp.stdout, '']);
+    assert.match(helpSend.stdout, /^Usage: cairn send /);
+    assert.deepEqual([helpTypo.code, helpTypo.stderr], [2, typo.stderr]);
+  });
+
   it('insufficient funds: need (amount + fee) and have, in coins, before the password is asked', async () => {
     const poor = encodeAddress(testKey(77).address);
     writeFileSync(join(dir.path, 'poor.hex'), toHex(testKey(77).privateKey) + '\n');
