@@ -34,7 +34,7 @@ export async function keysCommand(argv: string[], out: Out): Promise<void> {
       const { values } = parse(rest, OPTIONS);
       if (values.help) return out.help(HELP_KEYS);
       const keystore = required(values, 'keystore');
-      const password = await readPassword({ passwordFile: str(values, 'password-file'), confirm: true });
+      const password = await readPassword({ passwordFile: str(values, 'password-file'), confirm: true, purpose: `the new key in ${keystore}` });
       const { address: created } = await createKey(keystore, password);
       return out.result({ address: created }, created);
     }
@@ -52,7 +52,7 @@ export async function keysCommand(argv: string[], out: Out): Promise<void> {
       // Typed at a terminal, the key would be echoed, into its scrollback and any recording.
       if ((source === undefined || source === '-') && process.stdin.isTTY) throw new UsageError('give a file holding the hex private key, or pipe it on stdin (- reads stdin, not a terminal: it would echo the key)');
       const hex = source === undefined || source === '-' ? await readStdin() : await readKeyFile(source);
-      const password = await readPassword({ passwordFile: str(values, 'password-file'), confirm: true });
+      const password = await readPassword({ passwordFile: str(values, 'password-file'), confirm: true, purpose: `the imported key in ${keystore}` });
       const { address: imported } = await importKey(keystore, password, hex);
       return out.result({ address: imported }, imported);
     }
@@ -63,7 +63,7 @@ export async function keysCommand(argv: string[], out: Out): Promise<void> {
       const which = positionals[0];
       if (!which) throw new UsageError('give the ADDRESS whose key to export');
       address(which, 'address');
-      const password = await readPassword({ passwordFile: str(values, 'password-file') });
+      const password = await readPassword({ passwordFile: str(values, 'password-file'), purpose: which });
       const key = await loadPrivateKey(keystore, which, password);
       const hex = toHex(key);
       key.fill(0);

@@ -38,7 +38,7 @@ async function coinbaseFor(values: Record<string, unknown>, datadir: string, log
   // key, imported by the walkthrough): the user says which.
   if (existing.length > 1) throw new UsageError(`${keystore} holds ${existing.length} keys: say which one mining pays with --coinbase ADDRESS (cairn keys list --keystore ${keystore})`);
   if (existing.length === 1) return address(existing[0]!, 'coinbase key');
-  const password = await readPassword({ passwordFile: str(values, 'password-file'), confirm: true });
+  const password = await readPassword({ passwordFile: str(values, 'password-file'), confirm: true, purpose: `the new coinbase key in ${keystore}` });
   const { address: created } = await createKey(keystore, password);
   log(`created coinbase key ${created} in ${keystore}`);
   return address(created, 'coinbase key');

@@ -62,7 +62,7 @@ export async function sendCommand(argv: string[], out: Out): Promise<void> {
   const account = await rpc.call('getAccount', { address: from });
   if (nonceText === undefined) await checkFunds(rpc, account, value, fee, status);
   const nonce = nonceText !== undefined ? BigInt(nonceText) : BigInt(account.nextNonce);
-  const password = await readPassword({ passwordFile: str(values, 'password-file') });
+  const password = await readPassword({ passwordFile: str(values, 'password-file'), purpose: from });
   const key = await loadPrivateKey(keystore, from, password);
   let tx;
   try {

@@ -17,6 +17,8 @@ export interface ReadPasswordOptions {
   readonly interactive?: boolean;
   /** Ask twice and require the same answer (for `keys new` and `import`); prompts only. */
   readonly confirm?: boolean;
+  /** The key the password is for, named in the prompt: a bare "Password:" left a newcomer guessing which. */
+  readonly purpose?: string;
 }
 
 /** The password, from `--password-file`, then `CAIRN_PASSWORD`, then a prompt that does not echo. */
@@ -45,7 +47,7 @@ export async function readPassword(options: ReadPasswordOptions = {}): Promise<s
       'no password: pass --password-file FILE, set CAIRN_PASSWORD, or run in a terminal to be asked',
     );
   }
-  const password = requirePassword(await prompt('Password: '), 'the prompt');
+  const password = requirePassword(await prompt(options.purpose === undefined ? 'Password: ' : `Password for ${options.purpose}: `), 'the prompt');
   if (options.confirm === true && (await prompt('Repeat password: ')) !== password) {
     throw new KeystoreError('PASSWORD_MISMATCH', 'the two passwords differ');
   }
