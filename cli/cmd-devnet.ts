@@ -9,6 +9,7 @@ import { count, parse, str, UsageError } from './args.ts';
 import { initDatadir } from './datadir.ts';
 import { RpcClient } from './rpc-client.ts';
 import { cairnCommand } from './self.ts';
+import { runningPid } from './start-errors.ts';
 import type { Out } from './output.ts';
 
 // The entry this process was started from (the `cairn` launcher, cli/main.ts, or its build in
@@ -68,6 +69,13 @@ export async function devnetCommand(argv: string[], out: Out): Promise<void> {
   // SIGHUP too: the terminal's hang-up no longer reaches the nodes' own groups.
   for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(s, onSignal);
 
+  // Another devnet on this directory: said before any node starts. Each node refused on its own
+  // named one node of it ("cairn stop --datadir DIR/node-0"), and stopping that one let ours start
+  // node-0 and fail on node-1.
+  for (let i = 0; i < n; i++) {
+    const pid = runningPid(join(root, `node-${i}`));
+    if (pid !== undefined) throw new DevnetError(`${root} is in use by another devnet (its node-${i} runs as pid ${pid}): stop it first (Ctrl-C where it runs), or give this one another --datadir`);
+  }
   let bootstrap: string[] = [];
   const rows: { name: string; datadir: string; rpc: string; explorer: string; p2p: string; mining: boolean }[] = [];
   try {
@@ -213,9 +221,9 @@ const HELP = `Usage: cairn devnet [--nodes N] [--datadir DIR] [--genesis FILE] [
 
 Starts N local nodes (default 3) under DIR (default ./devnet), wired together on 127.0.0.1,
 the first one mining to the genesis's funded key (on the bundled devnet, the public development
-key); prints how to reach each, and its explorer (--json: as JSON, once all answer); Ctrl-C stops them all (cleanly; a second Ctrl-C at once). A node
-that cannot start (its datadir in use by another devnet, say) is named with its reason, and the
-others are stopped.
+key); prints how to reach each, and its explorer (--json: as JSON, once all answer); Ctrl-C stops them all (cleanly; a second Ctrl-C at once). Another
+devnet running on DIR is refused before any node starts; a node that cannot start is named with
+its reason, and the others are stopped.
 
 Examples:
   cairn devnet --nodes 3

@@ -105,7 +105,7 @@ describe('e2e: cairn devnet', function () {
     dir.remove();
   });
 
-  it('a second devnet on the same directory names the node that could not start and the pid holding it; exit 1', async () => {
+  it('a second devnet on the same directory is refused before it starts a node, naming the pid holding it and the way out; exit 1', async () => {
     assert.equal(rows.length, 2);
     const first = rows[0]!;
     const r = await runCli(['devnet', '--nodes', '2', '--datadir', root, '--genesis', genesis], { timeoutMs: 60_000 });
@@ -114,11 +114,10 @@ describe('e2e: cairn devnet', function () {
     assert.equal(r.stdout, '', context);
     const lines = r.stderr.trimEnd().split('\n');
     assert.equal(lines.length, 1, context);
-    assert.equal(
-      lines[0],
-      `cairn: node-0 (${first.datadir}) exited before it was ready (status 1): the datadir ${first.datadir} is in use by the cairn node with pid ${nodePids[0]}: ` +
-        `stop it first (cairn stop --datadir ${first.datadir}), or give this one another --datadir; see ${join(first.datadir, 'node.log')}`,
-    );
+    // From a newcomer's first hour: each node was refused on its own, with "cairn stop --datadir
+    // DIR/node-0", which stopped one node of the first devnet and let the second fail on node-1.
+    assert.equal(lines[0], `cairn: ${root} is in use by another devnet (its node-0 runs as pid ${nodePids[0]}): stop it first (Ctrl-C where it runs), or give this one another --datadir`);
+    assert.doesNotMatch(readFileSync(join(first.datadir, 'node.log'), 'utf8'), /^cairn: /m, 'no second node was started on it (one would have been refused there)');
     // The first devnet did not notice.
     assert.equal(devnet!.exitCode, null);
     for (const [i, row] of rows.entries()) {
