@@ -109,7 +109,11 @@ export async function nodeCommand(argv: string[], out: Out): Promise<void> {
   // A terminal that hangs up fails the next write with EIO, an 'error' event that ended the node
   // wherever it was (mid-stop, after SIGHUP): what it would have printed has nowhere to go.
   for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
-  const logger = createLogger(level);
+  const bar = process.stderr.isTTY ? new ProgressBar() : undefined;
+  const logger = createLogger(level, undefined, (text) => {
+    bar?.interrupt();
+    process.stdout.write(text);
+  });
 
   // The same port twice would fail on whichever listens second, named as if it were in use by
   // another program.
@@ -200,10 +204,7 @@ export async function nodeCommand(argv: string[], out: Out): Promise<void> {
     if (node.sync.syncing) logger.debug(fields, message);
     else logger.info(fields, message);
   });
-  if (process.stderr.isTTY) {
-    const bar = new ProgressBar();
-    node.sync.on('progress', (p) => bar.update(p));
-  }
+  if (bar) node.sync.on('progress', (p) => bar.update(p));
   await stopping;
   await node.stop();
   logger.info('stopped');

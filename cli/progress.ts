@@ -35,6 +35,16 @@ export class ProgressBar {
     if (p.height >= p.target) this.done();
   }
 
+  /**
+   * Clears the bar's line for a line of other output (a log record, on the same terminal), which
+   * was written after the bar, on its line; the next update draws the bar again below it.
+   */
+  interrupt(): void {
+    if (!this.shown) return;
+    this.out.write('\r\x1b[2K');
+    this.lastDraw = 0;
+  }
+
   done(): void {
     if (!this.shown) return;
     this.out.write('\r\x1b[2K');
