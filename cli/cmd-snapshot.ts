@@ -1,4 +1,4 @@
-import { open, rename, rm, type FileHandle } from 'node:fs/promises';
+import { open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Reader, toHex } from '../ledger/bytes.ts';
 import { HEADER_BYTES, decodeHeader } from '../ledger/block.ts';
@@ -32,8 +32,22 @@ export async function snapshotCommand(argv: string[], out: Out): Promise<void> {
     });
     out.result({ file: resolve(file), height: made.height, hash: made.hash, accounts: made.accounts, bytes: made.bytes }, `wrote the state at height ${made.height} (${made.hash}, ${made.accounts} accounts) to ${resolve(file)} (${made.bytes} bytes)`);
   } else {
-    const { params } = await initDatadir(datadir, str(values, 'genesis'));
-    const done = await importSnapshot(datadir, file, params);
+    const there = (path: string) => stat(path).then(() => true, () => false);
+    const [existed, hadStore] = [await there(datadir), await there(join(datadir, 'chain'))];
+    const { params, created } = await initDatadir(datadir, str(values, 'genesis'));
+    const done = await importSnapshot(datadir, file, params).catch(async (err: unknown) => {
+      // A refused file leaves the datadir as it was: one made here, for the bundled devnet when
+      // --genesis was left out, was then refused to the retry with the snapshot's own genesis, as
+      // another network's. An install that stopped part way is kept: the next open finishes it.
+      if (created && !(err instanceof StoreError)) {
+        if (!existed) await rm(datadir, { recursive: true, force: true });
+        else await Promise.all([...(hadStore ? [] : ['chain']), 'genesis.json'].map((name) => rm(join(datadir, name), { recursive: true, force: true })));
+      }
+      if (err instanceof SnapshotFileError && /^the snapshot is of another network/.test(err.message)) {
+        throw new SnapshotFileError(`${err.message}: give that network's genesis file with --genesis FILE`);
+      }
+      throw err;
+    });
     out.result({ datadir: resolve(datadir), height: done.height, hash: done.hash }, `imported the state at height ${done.height} (${done.hash}) into ${resolve(datadir)}: start it with cairn node --datadir ${datadir}`);
   }
 }

@@ -4,7 +4,7 @@
  * that starts at that block; a file changed anywhere is refused with its reason and changes nothing.
  */
 import assert from 'node:assert/strict';
-import { copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { stateDigest } from '../ledger/audit.ts';
@@ -13,10 +13,11 @@ import { ChainDB } from '../ledger/chaindb.ts';
 import { CairnError, StoreError } from '../ledger/errors.ts';
 import { parseGenesis } from '../ledger/genesis.ts';
 import { Chain } from '../consensus/chain.ts';
-import { SNAPSHOT_HEAD_BYTES } from '../consensus/snapshot-file.ts';
+import { SNAPSHOT_HEAD_BYTES, SnapshotFileError } from '../consensus/snapshot-file.ts';
 import { HEADER_BYTES } from '../ledger/block.ts';
 import { generateDatadir } from '../cli/cmd-generate.ts';
-import { exportSnapshot, importSnapshot, importSnapshotInto } from '../cli/cmd-snapshot.ts';
+import { exportSnapshot, importSnapshot, importSnapshotInto, snapshotCommand } from '../cli/cmd-snapshot.ts';
+import { createOut } from '../cli/output.ts';
 import { UsageError } from '../cli/args.ts';
 import { LevelKv } from '../ledger/kv-level.ts';
 import { layout } from '../ledger/layout.ts';
@@ -125,6 +126,25 @@ describe('snapshot files', function () {
       await assert.rejects(importSnapshot(datadir, tampered, params), reason, what);
       assert.equal(await content(datadir), before, `${what}: nothing changed`);
     }
+  });
+
+  it('cairn snapshot import without --genesis: refused with the way out, and the datadir it would have made is not left behind', async () => {
+    // From a newcomer's first hour: the refusal ("another network") named no --genesis, and left
+    // the new datadir made for the bundled devnet, so the retry with the snapshot's own genesis
+    // was refused too, that datadir belonging to "another network".
+    const datadir = join(dir.path, 'no-genesis', 'fresh');
+    const refused = await snapshotCommand(['import', file, '--datadir', datadir], createOut(false, () => {})).then(() => undefined, (err: unknown) => err);
+    assert.ok(refused instanceof SnapshotFileError, String(refused));
+    assert.match(refused.message, /^the snapshot is of another network \(genesis [0-9a-f]{16}…\), not "cairn-devnet-1" .*: give that network's genesis file with --genesis FILE$/);
+    assert.equal(existsSync(datadir), false);
+    // An empty folder given as the datadir stays, empty; and so does one with a file that cannot be read.
+    mkdirSync(datadir, { recursive: true });
+    await assert.rejects(snapshotCommand(['import', file, '--datadir', datadir], createOut(false, () => {})), SnapshotFileError);
+    await assert.rejects(snapshotCommand(['import', join(dir.path, 'no-such.snap'), '--datadir', datadir], createOut(false, () => {})), /cannot read/);
+    assert.deepEqual(readdirSync(datadir), []);
+    let said = '';
+    await snapshotCommand(['import', file, '--datadir', datadir, '--genesis', join(source, 'genesis.json')], createOut(false, (t) => (said += t)));
+    assert.match(said, /^imported the state at height 200 /);
   });
 
   it('a store that fails during the install leaves it marked, and the next open finishes it', async () => {
