@@ -6,6 +6,7 @@ import { CairnError, StoreError } from '../ledger/errors.ts';
 import { genesisHashHex, parseGenesis, sameGenesis, type ChainParams } from '../ledger/genesis.ts';
 import { ChainDB } from '../ledger/chaindb.ts';
 import { LevelKv } from '../ledger/kv-level.ts';
+import { isLightDatadir } from './start-errors.ts';
 
 export const BUNDLED_GENESIS = fileURLToPath(new URL('../genesis.json', import.meta.url));
 export { DEFAULT_DATADIR } from './args.ts';
@@ -103,6 +104,8 @@ export async function initDatadir(datadir: string, genesisFile?: string, options
   const copy = join(datadir, GENESIS_COPY);
   const kind = await stat(datadir).then((st) => (st.isDirectory() ? 'directory' : 'file'), () => 'none');
   if (kind === 'file') throw new DatadirError(`the datadir ${datadir} is a file, not a directory: give --datadir a directory (a new one is made)`);
+  // A store made there turned it into a full node's datadir, which its light client then refuses.
+  if (options.store !== false && isLightDatadir(datadir)) throw new DatadirError(`${datadir} is a light client's datadir (its headers, no chain store): give the node a --datadir of its own (default ./data)`);
   // Without --genesis an initialised datadir keeps its own network (the bundled one is only a default).
   if (genesisFile === undefined && (await exists(copy))) return { params: (await readGenesis(copy, true)).params, created: false };
   const { params } = await readGenesis(genesisFile ?? BUNDLED_GENESIS);

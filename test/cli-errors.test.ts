@@ -335,6 +335,16 @@ describe('errors that name the fix, through real processes', function () {
       assert.deepEqual(failure(status), { code: 1, line: said });
       assert.deepEqual(failure(stop), { code: 1, line: said });
     });
+
+    it('a full node on its datadir is refused, before it makes a chain store there that the light client would refuse', async () => {
+      // From a newcomer's first hour: cairn node --datadir ./light ran, and the light client then
+      // would not start there again ("a full node's datadir").
+      const [node, init] = await Promise.all([runCli(['node', '--datadir', lightDir, '--p2p-port', '0', '--rpc-port', '0', '--http-port', '0', ...NODE_FLAGS]), runCli(['init', '--datadir', lightDir])]);
+      const said = `cairn: ${lightDir} is a light client's datadir (its headers, no chain store): give the node a --datadir of its own (default ./data)`;
+      assert.deepEqual(failure(node), { code: 1, line: said });
+      assert.deepEqual(failure(init), { code: 1, line: said });
+      assert.equal(existsSync(join(lightDir, 'chain')), false);
+    });
   });
 
   it('hints name a cairn that runs: "cairn" when bin/ is on PATH, else the launcher\'s path', () => {
