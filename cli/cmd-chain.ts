@@ -25,7 +25,13 @@ async function lightAccount(addr: string, datadir: string, out: Out): Promise<vo
     if (err instanceof RpcClientError) throw new RpcClientError(err.code, `no light client is running on ${datadirPath(datadir)}; start one with: cairn light --datadir ${datadir} --bootstrap MULTIADDR`);
     throw err;
   });
-  const [a, coin] = await Promise.all([rpc.call('getAccount', { address: addr }), out.json ? undefined : rpc.call('status', {})]);
+  const [a, coin] = await Promise.all([rpc.call('getAccount', { address: addr }), out.json ? undefined : rpc.call('status', {})]).catch(async (err: unknown) => {
+    // Its bootstrap node down or unreachable, the light client answered "no peer has our tip
+    // (height 0) yet", and logged nothing: the cause is that it has no peer at all.
+    const peers = await rpc.call('status', {}).then((s) => s.peers, () => undefined);
+    if (peers === 0) throw new RpcClientError('LIGHT_NO_PEERS', `the light client on ${datadir} has no peers to ask for a proof: is the node it was given with --bootstrap running, and reachable from here? (cairn status --datadir ${datadir})`);
+    throw err;
+  });
   // A full node answers getAccount too, from its own state, with no proof to show.
   if ((a as Partial<typeof a>).block === undefined) {
     throw new RpcClientError('NOT_A_LIGHT_CLIENT', `${datadir} is a full node's datadir, not a light client's: without --light, cairn account asks that node, which holds the state itself`);

@@ -318,6 +318,13 @@ describe('errors that name the fix, through real processes', function () {
       assert.ok(s.headerMemoryBytes > 0);
     });
 
+    it('account --light with no peer at all says so, and what to check, not "no peer has our tip"', async () => {
+      // From a newcomer's first hour: a light client whose --bootstrap node was not running
+      // answered "no peer has our tip (height 0) yet", and its log said nothing.
+      const r = await runCli(['account', DEVNET_ADDRESS, '--light', '--datadir', lightDir]);
+      assert.deepEqual(failure(r), { code: 1, line: `cairn: the light client on ${lightDir} has no peers to ask for a proof: is the node it was given with --bootstrap running, and reachable from here? (cairn status --datadir ${lightDir})` });
+    });
+
     it('cairn stop stops it cleanly: exit 0, rpc.json removed, and says it stopped the light client', async () => {
       assert.ok(light);
       const r = await runCli(['stop', '--datadir', lightDir]);
