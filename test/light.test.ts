@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
-import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { toHex } from '../ledger/bytes.ts';
 import { ChainDB } from '../ledger/chaindb.ts';
@@ -394,7 +394,7 @@ describe('light client', function () {
     await meet(client, 'boaster');
     assert.ok(client.peers.isBanned('boaster'));
     assert.match(client.bans.get('boaster')!, /do not add up/);
-    assert.equal(client.headers.height, 5, 'the headers it did show were checked and kept');
+    assert.equal(client.headers.height, 0, 'the headers it did show were checked, but prove no claim: none is kept');
   });
 
   it('moves to a branch with more work, and back where it forked', async () => {
@@ -510,9 +510,13 @@ describe('light client', function () {
     const client = await startLight();
     const logged: { level: string; message: string; fields?: Record<string, unknown> }[] = [];
     client.on('log', (level, message, fields) => logged.push({ level, message, fields }));
-    (client as unknown as { headers: { append: () => never } }).headers.append = () => {
-      throw new TypeError("Cannot read properties of undefined (reading 'hash')");
-    };
+    const stage = client.headers.stage.bind(client.headers);
+    client.headers.stage = () =>
+      Object.assign(stage(), {
+        append: () => {
+          throw new TypeError("Cannot read properties of undefined (reading 'hash')");
+        },
+      });
     await meet(client, 'full');
     const warnings = logged.filter((l) => l.level === 'warn');
     assert.equal(warnings.length, 1, JSON.stringify(logged));
@@ -709,5 +713,144 @@ describe('light client', function () {
     assert.ok(client.peers.isBanned('liar-1'));
     assert.equal(transport.connect('liar-2', '/ip4/203.0.113.9/tcp/4002'), false, 'the same address under a new identity');
     assert.equal(transport.connect('other', '/ip4/198.51.100.4/tcp/4001'), true);
+  });
+
+  describe('headers staged until the peer shows the work it claimed', function () {
+    // From the capture review: headers by height were kept as each was checked, before the peer
+    // had shown the work its status claimed. A liar with more than RECENT_HEADERS cheap headers,
+    // claiming more work than they hold, was synced first and then banned for withholding, but its
+    // headers stayed our chain: every honest chain then forked too far back to follow, for good
+    // (the saved tip carried it across restarts).
+    this.timeout(120_000);
+    let cheap: Chain; // longer than the headers kept whole, at the easiest targets
+    let honest: Chain; // fewer headers, more work, forking from the cheap one at genesis
+    let cheapBlocks: Block[];
+
+    before(async () => {
+      cheap = await newChain();
+      cheapBlocks = await extend(cheap, RECENT_HEADERS + 60, 60);
+      honest = await newChain();
+      await extend(honest, 1, 61, true);
+      await extend(honest, 400, 61, false, 1); // ahead of schedule: harder targets
+      assert.ok(honest.tip.totalWork > cheap.tip.totalWork);
+    });
+
+    const liarStatus = (s: ReturnType<typeof statusOf>) => ({ ...s, totalWork: honest.tip.totalWork * 2n });
+    const hashesFileBytes = () => statSync(join(dir.path, 'headers')).size;
+
+    it('a liar whose cheap chain does not add up to its claim, synced first, leaves nothing: the honest chain is followed and proves', async () => {
+      await fullNode(net, 'liar', cheap, { status: liarStatus });
+      await fullNode(net, 'honest', honest);
+      const client = await startLight();
+      await meet(client, 'liar');
+      assert.ok(client.peers.isBanned('liar'));
+      assert.match(client.bans.get('liar')!, /do not add up/);
+      assert.equal(client.headers.height, 0, 'none of its headers became our chain');
+      assert.equal(hashesFileBytes(), 32, 'nor stayed in the hashes file');
+      await meet(client, 'honest');
+      assert.equal(toHex(client.headers.tip.header.hash), honest.tip.hashHex);
+      const proven = await client.getAccount(carol.address);
+      assert.equal(toHex(proven.blockHash), honest.tip.hashHex);
+      assert.deepEqual(proven.account, { balance: 507n, nonce: 0n });
+    });
+
+    it('a liar that stops answering half-way (a timeout) leaves nothing staged behind', async () => {
+      await fullNode(net, 'liar', cheap, { status: liarStatus });
+      const handlers = net.peers.get('liar')!;
+      const respond = handlers.get(names.headerRange)!;
+      let answers = 0;
+      handlers.set(names.headerRange, async (req, asker) => {
+        if (answers++ > 0) throw new TransportError('TRANSPORT_TIMEOUT', 'the deadline passed');
+        return respond(req, asker);
+      });
+      await fullNode(net, 'honest', honest);
+      const client = await startLight();
+      await meet(client, 'liar');
+      assert.equal(answers, 2, 'one range answered, the next not');
+      assert.equal(client.peers.score('liar'), 0, 'a timeout is no proven fault');
+      assert.equal(client.headers.height, 0);
+      assert.equal(hashesFileBytes(), 32);
+      await meet(client, 'honest');
+      assert.equal(toHex(client.headers.tip.header.hash), honest.tip.hashHex);
+    });
+
+    it('headers before one ahead of our clock are not taken while a peer yet to be tried claims more work than they hold', async () => {
+      // The ahead-of-clock case keeps the headers before it (see the clock test above): a liar
+      // ending its cheap chain with a header dated in the future got them taken, as above.
+      const parent = cheap.tip;
+      const future = mineChild(params, { hash: parent.hash, height: parent.height, header: parent.header, anchorTimestamp: parent.anchorTimestamp }, [], { timestamp: NOW + 50_000 });
+      await fullNode(net, 'liar', cheap, { status: liarStatus });
+      await fullNode(net, 'honest', honest);
+      const handlers = net.peers.get('liar')!;
+      const respond = handlers.get(names.headerRange)!;
+      handlers.set(names.headerRange, async (req, asker) => {
+        const headers = decodeHeaders((await respond(req, asker)) as Uint8Array);
+        if (headers.at(-1)?.height !== cheap.tip.height) return encodeHeaders(headers);
+        await waitFor(() => light!.statuses.has('honest'), 10_000, "the honest peer's status");
+        return encodeHeaders([...headers, future.header]);
+      });
+      const client = await startLight();
+      const logged: string[] = [];
+      client.on('log', (_level, message) => logged.push(message));
+      transport.connect('liar');
+      transport.connect('honest');
+      await waitFor(() => client.statuses.has('honest'), 10_000, "the honest peer's status");
+      await client.requestSync(); // the round going on, and the one after it
+      assert.match(logged.join('\n'), /sync from liar stopped: timestamp/, 'the liar was synced first');
+      assert.equal(toHex(client.headers.tip.header.hash), honest.tip.hashHex);
+    });
+
+    it('a restart after a sync cut mid-way opens at the committed tip, which the sync never moved', async () => {
+      const prefix = await newChain();
+      for (const block of cheapBlocks.slice(0, 10)) await prefix.processBlock(block);
+      await fullNode(net, 'prefix', prefix);
+      await fullNode(net, 'cut', cheap);
+      const handlers = net.peers.get('cut')!;
+      const respond = handlers.get(names.headerRange)!;
+      let answers = 0;
+      handlers.set(names.headerRange, async (req, asker) => (answers++ > 0 ? { busy: true, retryAfterMs: 60_000 } : respond(req, asker)));
+      // Long waits never end here (unreferenced timers): the stop cuts the busy peer's retry-after short.
+      const client = await startLight({
+        ...env,
+        setTimeout: (run, ms) => {
+          const timer = realEnv.setTimeout(run, ms < 10_000 ? ms : 2 ** 31 - 1);
+          if (ms >= 10_000) (timer as { unref?: () => void }).unref?.();
+          return timer;
+        },
+      });
+      await meet(client, 'prefix');
+      assert.equal(client.headers.height, 10);
+      transport.connect('cut');
+      await waitFor(() => answers >= 2, 10_000, 'a range staged and the next answered busy');
+      assert.equal(client.headers.height, 10, 'the staged headers are not our chain');
+      assert.equal(client.status().height, 10);
+      await client.stop();
+      light = undefined;
+      assert.equal(hashesFileBytes(), 11 * 32);
+      const again = await startLight();
+      assert.equal(again.headers.height, 10);
+      assert.equal(toHex(again.headers.tip.header.hash), prefix.tip.hashHex);
+    });
+
+    it("a branch that does not show its claim is dropped, and our chain's hashes it overwrote are put back", async () => {
+      const a = await newChain();
+      const b = await newChain();
+      const common = await extend(a, 4, 50);
+      for (const block of common) await b.processBlock(block);
+      await extend(a, 3, 51); // a: 7 blocks
+      await extend(b, 6, 52); // b: 10 blocks, more work, the same first 4: staged over a's 5 to 7
+      await fullNode(net, 'a', a);
+      await fullNode(net, 'b-liar', b, { status: (s) => ({ ...s, totalWork: s.totalWork * 2n }) });
+      const client = await startLight();
+      await meet(client, 'a');
+      await meet(client, 'b-liar');
+      assert.ok(client.peers.isBanned('b-liar'));
+      assert.equal(toHex(client.headers.tip.header.hash), a.tip.hashHex);
+      await client.stop();
+      light = undefined;
+      const again = await startLight();
+      assert.equal(again.headers.height, 7, 'the saved tip matched the hashes file');
+      for (let h = 5; h <= 7; h++) assert.equal(toHex(again.headers.hashAt(h)!), a.mainAt(h)!.hashHex);
+    });
   });
 });

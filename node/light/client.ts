@@ -13,7 +13,7 @@ import { PeerManager } from '../peers.ts';
 import { networkNames, type NetworkNames } from '../protocols.ts';
 import { TransportError, isOwnFailure, ownFailureFields, waitingOutBusy, type ConnectionGate, type RequestLimits, type Transport } from '../transport.ts';
 import { MAX_HEADERS_PER_RESPONSE, decodeHeaders, decodeStatus, encodeGetHeaderRange, encodeGetHeaders, encodeStatus, type Status } from '../wire.ts';
-import { LightHeaders, RECENT_HEADERS } from './headers.ts';
+import { LightHeaders, RECENT_HEADERS, type HeaderView } from './headers.ts';
 import { REORGANISED, chooseProvers, proofFrom, proveFromAny, type Prover } from './proofs.ts';
 import { SilentPeers } from './silent-peers.ts';
 
@@ -210,12 +210,14 @@ export class LightClient extends EventEmitter<LightClientEvents> {
   }
 
   private async round(): Promise<void> {
-    const ahead = [...this.statuses].filter(([p, s]) => s.totalWork > this.headers.tip.totalWork && !this.peers.isBanned(p) && this.silent.waitsOn(p));
+    const ahead = this.ahead();
     ahead.sort(([, a], [, b]) => (b.totalWork > a.totalWork ? 1 : b.totalWork < a.totalWork ? -1 : 0));
+    const tried = new Set<string>();
     for (const [peer, status] of ahead) {
+      tried.add(peer);
       if (this.stopped || status.totalWork <= this.headers.tip.totalWork) continue;
       try {
-        await this.syncFrom(peer, status);
+        await this.syncFrom(peer, status, tried);
       } catch (err) {
         this.blame(peer, err);
       }
@@ -234,30 +236,54 @@ export class LightClient extends EventEmitter<LightClientEvents> {
   /**
    * Catches up with `peer`: by height while its chain extends ours (getHeaderRange), else from
    * where its chain leaves ours (getHeaders and a locator). Every header is checked against the
-   * one before it; the peer must show the work its status claimed.
+   * one before it, and staged: its headers become our chain only once they show the work its
+   * status claimed, as a full node's sync holds a peer to its claim before it takes any block
+   * (docs/PROTOCOL.md, "Sync" 3). A sync that ends any other way (withheld, a bad header, a
+   * timeout, a branch it will not follow) leaves our chain as it was.
    */
-  private async syncFrom(peer: string, claimed: Status): Promise<void> {
-    const before = this.headers.height;
-    const work = (await this.extendByRange(peer)) ?? (await this.followBranch(peer));
-    if (work === undefined) return;
-    if (work < claimed.totalWork) throw new PeerFault('its headers do not add up to the work its status claimed (withheld)');
-    if (this.headers.height !== before) {
-      this.emit('tip', this.headers.height);
-      this.emit('log', 'info', 'headers', { height: this.headers.height, tip: toHex(this.headers.tip.header.hash) });
+  private async syncFrom(peer: string, claimed: Status, tried: ReadonlySet<string>): Promise<void> {
+    const staged = this.headers.stage();
+    try {
+      const work = (await this.extendByRange(peer, staged)) ?? (await this.followBranch(peer, staged));
+      if (work === undefined) return;
+      if (work < claimed.totalWork) throw new PeerFault('its headers do not add up to the work its status claimed (withheld)');
+      this.commit(staged);
+    } catch (err) {
+      // Headers before one ahead of our clock hold (a clock behind by more than the drift would
+      // otherwise stay up to a batch behind for good), but prove no claim: taken as a full node
+      // takes a chain cut short, only when no peer yet to be tried claims more work than they hold.
+      const aheadOfClock = err instanceof ConsensusError && err.code === 'HEADER_TIME_TOO_NEW';
+      if (aheadOfClock && !this.ahead().some(([p, s]) => !tried.has(p) && s.totalWork > staged.tip.totalWork)) this.commit(staged);
+      throw err;
+    } finally {
+      this.headers.rollback(); // whatever was not committed
     }
   }
 
+  /** Peers not banned nor silent whose status claims more work than our chain. */
+  private ahead(): [string, Status][] {
+    return [...this.statuses].filter(([p, s]) => s.totalWork > this.headers.tip.totalWork && !this.peers.isBanned(p) && this.silent.waitsOn(p));
+  }
+
+  /** The staged headers become our chain, if they hold more work than it. */
+  private commit(staged: HeaderView): void {
+    if (staged.tip.totalWork <= this.headers.tip.totalWork) return;
+    this.headers.commit();
+    this.emit('tip', this.headers.height);
+    this.emit('log', 'info', 'headers', { height: this.headers.height, tip: toHex(this.headers.tip.header.hash) });
+  }
+
   /**
-   * Headers by height after our tip, kept as they are checked: the usual case, a peer further
+   * Headers by height after our tip, staged as they are checked: the usual case, a peer further
    * along our own chain. The total work then shown; undefined if the peer's next header does not
    * follow our tip, or it has none at that height at all: its chain forks from ours, and may have
    * more work at no more height (a branch mined on schedule against ours mined slowly, whose
    * ASERT targets were easier), which only the locator finds.
    */
-  private async extendByRange(peer: string): Promise<bigint | undefined> {
+  private async extendByRange(peer: string, staged: HeaderView): Promise<bigint | undefined> {
     let check: HeaderChainCheck | undefined;
     for (;;) {
-      const tip = this.headers.tip;
+      const tip = staged.tip;
       const bytes = await this.request(peer, this.names.headerRange, encodeGetHeaderRange(tip.header.height + 1, MAX_HEADERS_PER_RESPONSE), {
         timeoutMs: HEADERS_TIMEOUT_MS,
         maxBytes: 16 + MAX_HEADERS_PER_RESPONSE * HEADER_BYTES,
@@ -265,37 +291,36 @@ export class LightClient extends EventEmitter<LightClientEvents> {
       const headers = decodeHeaders(bytes);
       if (headers.length === 0) return check?.totalWork;
       if (!bytesEqual(headers[0]!.prevHash, tip.header.hash)) return undefined;
-      check ??= new HeaderChainCheck(this.params, this.headers.startAt(tip.header.height)!, this.clock());
+      check ??= new HeaderChainCheck(this.params, staged.startAt(tip.header.height)!, this.clock());
       const works: bigint[] = [];
       for (const h of headers) {
         try {
           check.extend([h], this.clock()); // throws a ConsensusError with its ban score at the first bad header
         } catch (err) {
-          // Those before a header ahead of our clock hold: kept, or a clock behind by more than the
-          // drift would drop the newest batch at every round, and stay up to a batch behind.
-          if (err instanceof ConsensusError && err.code === 'HEADER_TIME_TOO_NEW') this.headers.append(headers.slice(0, works.length), works);
+          // Those before a header ahead of our clock hold: staged, for syncFrom to judge.
+          if (err instanceof ConsensusError && err.code === 'HEADER_TIME_TOO_NEW') staged.append(headers.slice(0, works.length), works);
           throw err;
         }
         works.push(check.totalWork);
       }
-      this.headers.append(headers, works);
+      staged.append(headers, works);
       if (headers.length < MAX_HEADERS_PER_RESPONSE) return check.totalWork;
     }
   }
 
   /**
    * Headers after our locator: a branch that forks below our tip is held until its work exceeds
-   * ours, and only then replaces our headers above the fork. The work shown; undefined if the
+   * ours, and only then replaces the staged headers above the fork. The work shown; undefined if the
    * branch cannot be followed (it forks too far back, or runs too long without more work).
    */
-  private async followBranch(peer: string): Promise<bigint | undefined> {
+  private async followBranch(peer: string, staged: HeaderView): Promise<bigint | undefined> {
     let check: HeaderChainCheck | undefined;
     let fork = -1;
     let branch: { header: BlockHeader; work: bigint }[] = [];
     let adopted = false;
     let moves = 0;
     for (;;) {
-      const { hashes, heights } = this.headers.locator();
+      const { hashes, heights } = staged.locator();
       const locator = branch.length > 0 ? [branch.at(-1)!.header.hash, ...hashes] : hashes;
       const bytes = await this.request(peer, this.names.headers, encodeGetHeaders({ locator, max: MAX_HEADERS_PER_RESPONSE }), {
         timeoutMs: HEADERS_TIMEOUT_MS,
@@ -314,7 +339,7 @@ export class LightClient extends EventEmitter<LightClientEvents> {
       if (!check) {
         const from = heights.get(toHex(headers[0]!.prevHash));
         if (from === undefined) throw new PeerFault('headers that do not start from a block of our chain');
-        const start = this.headers.startAt(from);
+        const start = staged.startAt(from);
         if (!start) {
           this.emit('log', 'warn', `peer ${peer} has a chain that forks from ours more than ${RECENT_HEADERS} headers back; not following it`);
           return undefined;
@@ -327,14 +352,14 @@ export class LightClient extends EventEmitter<LightClientEvents> {
         check.extend([h], this.clock());
         works.push(check.totalWork);
       }
-      if (adopted || fork === this.headers.height) {
-        this.headers.append(headers, works);
+      if (adopted || fork === staged.height) {
+        staged.append(headers, works);
         adopted = true;
       } else {
         branch.push(...headers.map((header, i) => ({ header, work: works[i]! })));
-        if (check.totalWork > this.headers.tip.totalWork) {
-          this.headers.truncate(fork);
-          this.headers.append(branch.map((b) => b.header), branch.map((b) => b.work));
+        if (check.totalWork > staged.tip.totalWork) {
+          staged.truncate(fork);
+          staged.append(branch.map((b) => b.header), branch.map((b) => b.work));
           branch = [];
           adopted = true;
         } else if (branch.length > MAX_BRANCH) {
@@ -344,7 +369,7 @@ export class LightClient extends EventEmitter<LightClientEvents> {
       }
       if (headers.length < MAX_HEADERS_PER_RESPONSE) break;
     }
-    return check?.totalWork ?? this.headers.tip.totalWork;
+    return check?.totalWork ?? staged.tip.totalWork;
   }
 
   /**

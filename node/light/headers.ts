@@ -1,4 +1,4 @@
-import { closeSync, fstatSync, fsyncSync, openSync, readFileSync, readSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, fsyncSync, ftruncateSync, openSync, readFileSync, readSync, rmSync, writeSync } from 'node:fs';
 import { Reader, Writer, bigIntToBytes, bytesEqual, bytesToBigInt, toHex } from '../../ledger/bytes.ts';
 import { HEADER_BYTES, decodeHeader, type BlockHeader } from '../../ledger/block.ts';
 import { replaceFile } from '../durable-file.ts';
@@ -23,59 +23,26 @@ interface SavedTip {
 }
 
 /**
- * A light client's header chain, compact: the hash of every header in a file (32 bytes a height),
- * and only the last RECENT_HEADERS headers in memory, each with its chain's total work. A
- * million-header chain is a 32 MB file and a few hundred kilobytes of memory. Everything here has
- * been checked (consensus/headers.ts HeaderChainCheck) before it is appended: this only keeps it.
- * A clean close saves the kept headers beside the file, so the next start goes on from its tip.
+ * A header chain over the hashes file: the last RECENT_HEADERS headers whole in a ring, every
+ * hash by height in the file. LightHeaders keeps two: the committed chain, and a sync's staging.
  */
-export class LightHeaders {
-  private readonly path: string;
+export class HeaderView {
   private readonly fd: number;
-  private readonly ring: (Recent | undefined)[] = new Array(RECENT_HEADERS);
+  private readonly ring: (Recent | undefined)[];
   /** Height of recent headers by hash (hex), for finding where a peer's chain forks from ours. */
-  private readonly heights = new Map<string, number>();
-  private top = -1;
+  private readonly heights: Map<string, number>;
+  private top: number;
   /** Block 1's timestamp: ASERT's anchor, needed for every target after it. */
   private anchor: number | undefined;
+  /** The lowest height this view wrote to the file (Infinity: none). */
+  lowestWrite = Infinity;
 
-  /**
-   * Starts a chain at `genesis` in a new (or emptied) file at `path`; or, `from` the headers a
-   * clean close saved, goes on with the file as it is (LightHeaders.open checked the two agree).
-   */
-  constructor(path: string, genesis: BlockHeader, from?: SavedTip) {
-    this.path = path;
-    if (!from) {
-      this.fd = openSync(path, 'w+');
-      this.append([genesis], [blockWork(genesis.target)]);
-      return;
-    }
-    this.fd = openSync(path, 'r+');
-    for (const r of from.recent) {
-      this.ring[r.header.height % RECENT_HEADERS] = r;
-      this.heights.set(toHex(r.header.hash), r.header.height);
-    }
-    this.top = from.recent.at(-1)!.header.height;
-    this.anchor = from.anchor;
-  }
-
-  /**
-   * The chain a clean close left at `path`, or a new one at `genesis` when there is none that
-   * holds (never closed, killed, another network's): a restart then asks its peers only for the
-   * headers that came since, where it asked for every one from genesis again, about a minute at a
-   * million headers (and 150 MB its peers uploaded) before it could prove an account. The saved
-   * tip is removed as it is read, so a kill later on starts over rather than trust a stale one.
-   */
-  static open(path: string, genesis: BlockHeader): LightHeaders {
-    const tipFile = `${path}.tip`;
-    let saved: SavedTip | undefined;
-    try {
-      saved = savedTipMatching(readFileSync(tipFile), path, genesis);
-    } catch {
-      saved = undefined; // none, or not one this code wrote for this file: start over
-    }
-    rmSync(tipFile, { force: true });
-    return new LightHeaders(path, genesis, saved);
+  constructor(fd: number, from?: HeaderView) {
+    this.fd = fd;
+    this.ring = from ? [...from.ring] : new Array(RECENT_HEADERS);
+    this.heights = new Map(from?.heights);
+    this.top = from?.top ?? -1;
+    this.anchor = from?.anchor;
   }
 
   get height(): number {
@@ -144,6 +111,7 @@ export class LightHeaders {
       this.ring[header.height % RECENT_HEADERS] = { header, totalWork: totalWork[i]! };
       this.heights.set(toHex(header.hash), header.height);
       writeSync(this.fd, header.hash, 0, 32, header.height * 32);
+      this.lowestWrite = Math.min(this.lowestWrite, header.height);
       if (header.height === 1) this.anchor = header.timestamp;
       this.top = header.height;
     });
@@ -161,22 +129,137 @@ export class LightHeaders {
     this.top = height;
   }
 
-  /** Bytes of memory the kept headers take, roughly (for status and the benchmark). */
-  get memoryBytes(): number {
-    const kept = Math.min(this.top + 1, RECENT_HEADERS);
-    return kept * (152 + 32 + 64 + 200);
+  /** Takes the headers a clean close saved (checked against the file already) as the chain's last. */
+  restore(recent: readonly Recent[], anchor: number | undefined): void {
+    for (const r of recent) {
+      this.ring[r.header.height % RECENT_HEADERS] = r;
+      this.heights.set(toHex(r.header.hash), r.header.height);
+    }
+    this.top = recent.at(-1)!.header.height;
+    this.anchor = anchor;
+  }
+
+  /** The kept headers, oldest first. */
+  kept(): Recent[] {
+    const out: Recent[] = [];
+    for (let h = Math.max(0, this.top - RECENT_HEADERS + 1); h <= this.top; h++) out.push(this.recent(h)!);
+    return out;
+  }
+}
+
+/**
+ * A light client's header chain, compact: the hash of every header in a file (32 bytes a height),
+ * and only the last RECENT_HEADERS headers in memory, each with its chain's total work. A
+ * million-header chain is a 32 MB file and a few hundred kilobytes of memory. Everything here has
+ * been checked (consensus/headers.ts HeaderChainCheck) before it is appended: this only keeps it.
+ *
+ * A sync appends to a staging (`stage()`), not to the chain: a peer's headers become the chain
+ * (`commit()`) only once the peer has shown the work its status claimed, else they are dropped
+ * (`rollback()`: the file cut back to the chain's top, any hash of it a branch overwrote put back).
+ * Otherwise one peer's cheap chain, longer than the headers kept whole, staged as it was fetched
+ * and then withheld at the end, stayed ours, and every honest chain forked too far back to follow.
+ * The reads here (tip, proofs, status) are of the committed chain only; a clean close saves it
+ * beside the file, so the next start goes on from its tip.
+ */
+export class LightHeaders {
+  private readonly path: string;
+  private readonly fd: number;
+  private committed: HeaderView;
+  private staged: HeaderView | undefined;
+
+  /**
+   * Starts a chain at `genesis` in a new (or emptied) file at `path`; or, `from` the headers a
+   * clean close saved, goes on with the file as it is (LightHeaders.open checked the two agree).
+   */
+  constructor(path: string, genesis: BlockHeader, from?: SavedTip) {
+    this.path = path;
+    this.fd = openSync(path, from ? 'r+' : 'w+');
+    this.committed = new HeaderView(this.fd);
+    if (!from) this.committed.append([genesis], [blockWork(genesis.target)]);
+    else this.committed.restore(from.recent, from.anchor);
   }
 
   /**
-   * Closes the file, with the kept headers saved beside it (whole or not at all) for the next
-   * start. A save that fails (a full disk) only costs that start a sync from genesis.
+   * The chain a clean close left at `path`, or a new one at `genesis` when there is none that
+   * holds (never closed, killed, another network's): a restart then asks its peers only for the
+   * headers that came since, where it asked for every one from genesis again, about a minute at a
+   * million headers (and 150 MB its peers uploaded) before it could prove an account. The saved
+   * tip is removed as it is read, so a kill later on starts over rather than trust a stale one.
+   */
+  static open(path: string, genesis: BlockHeader): LightHeaders {
+    const tipFile = `${path}.tip`;
+    let saved: SavedTip | undefined;
+    try {
+      saved = savedTipMatching(readFileSync(tipFile), path, genesis);
+    } catch {
+      saved = undefined; // none, or not one this code wrote for this file: start over
+    }
+    rmSync(tipFile, { force: true });
+    return new LightHeaders(path, genesis, saved);
+  }
+
+  get height(): number {
+    return this.committed.height;
+  }
+
+  get tip(): Recent {
+    return this.committed.tip;
+  }
+
+  /** The whole header at `height`, if it is recent enough to be kept. */
+  recent(height: number): Recent | undefined {
+    return this.committed.recent(height);
+  }
+
+  /** The hash of the main-chain header at `height`. */
+  hashAt(height: number): Uint8Array | undefined {
+    return this.committed.hashAt(height);
+  }
+
+  /** A copy of the chain for a sync to extend, reorganise, and then commit or roll back. One at a time. */
+  stage(): HeaderView {
+    if (this.staged) throw new Error('a staging is open already');
+    this.staged = new HeaderView(this.fd, this.committed);
+    return this.staged;
+  }
+
+  /** The staging becomes the chain; the file ends at its tip (a shorter, heavier branch leaves none of the old above it). */
+  commit(): void {
+    if (!this.staged) return;
+    this.committed = this.staged;
+    this.staged = undefined;
+    ftruncateSync(this.fd, (this.committed.height + 1) * 32);
+  }
+
+  /**
+   * The staging dropped: the file cut back to the chain's top, and the chain's hashes a staged
+   * branch overwrote put back (a branch forks within the headers kept whole, so they are all at hand).
+   */
+  rollback(): void {
+    const staged = this.staged;
+    if (!staged) return;
+    this.staged = undefined;
+    ftruncateSync(this.fd, (this.committed.height + 1) * 32);
+    for (let h = staged.lowestWrite; h <= this.committed.height; h++) writeSync(this.fd, this.committed.recent(h)!.header.hash, 0, 32, h * 32);
+  }
+
+  /** Bytes of memory the kept headers take, roughly (for status and the benchmark): the chain's and a staging's. */
+  get memoryBytes(): number {
+    const kept = (view: HeaderView | undefined) => (view ? Math.min(view.height + 1, RECENT_HEADERS) : 0);
+    return (kept(this.committed) + kept(this.staged)) * (152 + 32 + 64 + 200);
+  }
+
+  /**
+   * Closes the file, with the committed headers saved beside it (whole or not at all) for the next
+   * start; a staging still open is dropped first. A save that fails (a full disk) only costs that
+   * start a sync from genesis.
    */
   async close(): Promise<void> {
+    this.rollback();
     fsyncSync(this.fd);
     closeSync(this.fd);
-    const kept: Recent[] = [];
-    for (let h = Math.max(0, this.top - RECENT_HEADERS + 1); h <= this.top; h++) kept.push(this.recent(h)!);
-    const w = new Writer(16 + kept.length * (HEADER_BYTES + 32)).u32(TIP_FILE_MAGIC).u64(BigInt(this.anchor ?? 0)).u32(kept.length);
+    const kept = this.committed.kept();
+    const w = new Writer(16 + kept.length * (HEADER_BYTES + 32)).u32(TIP_FILE_MAGIC).u64(BigInt(this.committed.anchorTimestamp ?? 0)).u32(kept.length);
     for (const r of kept) w.bytes(r.header.bytes).bytes(bigIntToBytes(r.totalWork, 32));
     await replaceFile(`${this.path}.tip`, w.finish()).catch(() => {});
   }
