@@ -2,31 +2,25 @@ import { EventEmitter } from 'node:events';
 import { join } from 'node:path';
 import { bytesEqual, toHex } from '../../ledger/bytes.ts';
 import { CairnError } from '../../ledger/errors.ts';
-import { HEADER_BYTES, type BlockHeader } from '../../ledger/block.ts';
+import type { BlockHeader } from '../../ledger/block.ts';
 import { genesisBlock, type ChainParams } from '../../ledger/genesis.ts';
 import type { Account } from '../../ledger/state.ts';
 import { ConsensusError } from '../../consensus/errors.ts';
-import { HeaderChainCheck } from '../../consensus/headers.ts';
 import { InterruptibleSleeps, secondsOf, type Env, type Timer } from '../env.ts';
 import { PeerBook } from '../peer-book.ts';
 import { PeerManager } from '../peers.ts';
 import { networkNames, type NetworkNames } from '../protocols.ts';
 import { TransportError, isOwnFailure, ownFailureFields, waitingOutBusy, type ConnectionGate, type RequestLimits, type Transport } from '../transport.ts';
-import { MAX_HEADERS_PER_RESPONSE, decodeHeaders, decodeStatus, encodeGetHeaderRange, encodeGetHeaders, encodeStatus, type Status } from '../wire.ts';
-import { LightHeaders, RECENT_HEADERS, type HeaderView } from './headers.ts';
+import { decodeStatus, encodeStatus, type Status } from '../wire.ts';
+import { LightHeaders, type HeaderView } from './headers.ts';
 import { REORGANISED, chooseProvers, proofFrom, proveFromAny, type Prover } from './proofs.ts';
 import { SilentPeers } from './silent-peers.ts';
+import { LIE, extendByRange, followBranch, type HeaderFetching } from './header-fetch.ts';
+import { PeerFault } from '../header-sync.ts';
 
 const STATUS_TIMEOUT_MS = 5_000;
-const HEADERS_TIMEOUT_MS = 10_000;
-/** Lying about the chain: a ban. */
-const LIE = 100;
 /** Rounds of statuses and headers a proof waits for a peer with our tip (see getAccount). */
 const TIP_ATTEMPTS = 3;
-/** Headers of a competing branch held while its work is weighed against ours. */
-const MAX_BRANCH = 4 * RECENT_HEADERS;
-/** Times a peer's chain may move while its branch is followed (see followBranch). */
-const MAX_BRANCH_MOVES = 3;
 
 export interface LightClientParts {
   readonly params: ChainParams;
@@ -52,14 +46,6 @@ export interface ProvenAccount {
   readonly height: number;
   readonly blockHash: Uint8Array;
   readonly peer: string;
-}
-
-class PeerFault extends Error {
-  readonly score: number;
-  constructor(message: string, score = LIE) {
-    super(message);
-    this.score = score;
-  }
 }
 
 /**
@@ -244,9 +230,9 @@ export class LightClient extends EventEmitter<LightClientEvents> {
   private async syncFrom(peer: string, claimed: Status, tried: ReadonlySet<string>): Promise<void> {
     const staged = this.headers.stage();
     try {
-      const work = (await this.extendByRange(peer, staged)) ?? (await this.followBranch(peer, staged));
+      const work = (await extendByRange(this.fetching, peer, staged)) ?? (await followBranch(this.fetching, peer, staged));
       if (work === undefined) return;
-      if (work < claimed.totalWork) throw new PeerFault('its headers do not add up to the work its status claimed (withheld)');
+      if (work < claimed.totalWork) throw new PeerFault('its headers do not add up to the work its status claimed (withheld)', LIE);
       this.commit(staged);
     } catch (err) {
       // Headers before one ahead of our clock hold (a clock behind by more than the drift would
@@ -260,6 +246,11 @@ export class LightClient extends EventEmitter<LightClientEvents> {
     }
   }
 
+  /** What fetching a peer's headers (header-fetch.ts) needs of this client. */
+  private get fetching(): HeaderFetching {
+    return { params: this.params, names: this.names, clock: this.clock, request: (...args) => this.request(...args), log: (level, message) => this.emit('log', level, message) };
+  }
+
   /** Peers not banned nor silent whose status claims more work than our chain. */
   private ahead(): [string, Status][] {
     return [...this.statuses].filter(([p, s]) => s.totalWork > this.headers.tip.totalWork && !this.peers.isBanned(p) && this.silent.waitsOn(p));
@@ -271,105 +262,6 @@ export class LightClient extends EventEmitter<LightClientEvents> {
     this.headers.commit();
     this.emit('tip', this.headers.height);
     this.emit('log', 'info', 'headers', { height: this.headers.height, tip: toHex(this.headers.tip.header.hash) });
-  }
-
-  /**
-   * Headers by height after our tip, staged as they are checked: the usual case, a peer further
-   * along our own chain. The total work then shown; undefined if the peer's next header does not
-   * follow our tip, or it has none at that height at all: its chain forks from ours, and may have
-   * more work at no more height (a branch mined on schedule against ours mined slowly, whose
-   * ASERT targets were easier), which only the locator finds.
-   */
-  private async extendByRange(peer: string, staged: HeaderView): Promise<bigint | undefined> {
-    let check: HeaderChainCheck | undefined;
-    for (;;) {
-      const tip = staged.tip;
-      const bytes = await this.request(peer, this.names.headerRange, encodeGetHeaderRange(tip.header.height + 1, MAX_HEADERS_PER_RESPONSE), {
-        timeoutMs: HEADERS_TIMEOUT_MS,
-        maxBytes: 16 + MAX_HEADERS_PER_RESPONSE * HEADER_BYTES,
-      });
-      const headers = decodeHeaders(bytes);
-      if (headers.length === 0) return check?.totalWork;
-      if (!bytesEqual(headers[0]!.prevHash, tip.header.hash)) return undefined;
-      check ??= new HeaderChainCheck(this.params, staged.startAt(tip.header.height)!, this.clock());
-      const works: bigint[] = [];
-      for (const h of headers) {
-        try {
-          check.extend([h], this.clock()); // throws a ConsensusError with its ban score at the first bad header
-        } catch (err) {
-          // Those before a header ahead of our clock hold: staged, for syncFrom to judge.
-          if (err instanceof ConsensusError && err.code === 'HEADER_TIME_TOO_NEW') staged.append(headers.slice(0, works.length), works);
-          throw err;
-        }
-        works.push(check.totalWork);
-      }
-      staged.append(headers, works);
-      if (headers.length < MAX_HEADERS_PER_RESPONSE) return check.totalWork;
-    }
-  }
-
-  /**
-   * Headers after our locator: a branch that forks below our tip is held until its work exceeds
-   * ours, and only then replaces the staged headers above the fork. The work shown; undefined if the
-   * branch cannot be followed (it forks too far back, or runs too long without more work).
-   */
-  private async followBranch(peer: string, staged: HeaderView): Promise<bigint | undefined> {
-    let check: HeaderChainCheck | undefined;
-    let fork = -1;
-    let branch: { header: BlockHeader; work: bigint }[] = [];
-    let adopted = false;
-    let moves = 0;
-    for (;;) {
-      const { hashes, heights } = staged.locator();
-      const locator = branch.length > 0 ? [branch.at(-1)!.header.hash, ...hashes] : hashes;
-      const bytes = await this.request(peer, this.names.headers, encodeGetHeaders({ locator, max: MAX_HEADERS_PER_RESPONSE }), {
-        timeoutMs: HEADERS_TIMEOUT_MS,
-        maxBytes: 16 + MAX_HEADERS_PER_RESPONSE * HEADER_BYTES,
-      });
-      const headers = decodeHeaders(bytes);
-      if (headers.length === 0) break;
-      // Not going on from its last answer: the peer's chain moved in between. A new branch, its fork
-      // found again; a few times at most (one switching between branches must not hold the sync).
-      if (check && !bytesEqual(headers[0]!.prevHash, check.tipHash)) {
-        if (++moves > MAX_BRANCH_MOVES) return undefined;
-        check = undefined;
-        branch = [];
-        adopted = false;
-      }
-      if (!check) {
-        const from = heights.get(toHex(headers[0]!.prevHash));
-        if (from === undefined) throw new PeerFault('headers that do not start from a block of our chain');
-        const start = staged.startAt(from);
-        if (!start) {
-          this.emit('log', 'warn', `peer ${peer} has a chain that forks from ours more than ${RECENT_HEADERS} headers back; not following it`);
-          return undefined;
-        }
-        check = new HeaderChainCheck(this.params, start, this.clock());
-        fork = from;
-      }
-      const works: bigint[] = [];
-      for (const h of headers) {
-        check.extend([h], this.clock());
-        works.push(check.totalWork);
-      }
-      if (adopted || fork === staged.height) {
-        staged.append(headers, works);
-        adopted = true;
-      } else {
-        branch.push(...headers.map((header, i) => ({ header, work: works[i]! })));
-        if (check.totalWork > staged.tip.totalWork) {
-          staged.truncate(fork);
-          staged.append(branch.map((b) => b.header), branch.map((b) => b.work));
-          branch = [];
-          adopted = true;
-        } else if (branch.length > MAX_BRANCH) {
-          this.emit('log', 'warn', `peer ${peer}'s branch is ${branch.length} headers long without more work than ours; not following it`);
-          return undefined;
-        }
-      }
-      if (headers.length < MAX_HEADERS_PER_RESPONSE) break;
-    }
-    return check?.totalWork ?? staged.tip.totalWork;
   }
 
   /**
