@@ -1,3 +1,4 @@
+import { toHex } from '../ledger/bytes.ts';
 import type { PeerManager } from './peers.ts';
 import type { KeepConnected } from './keep-connected.ts';
 import type { Sync } from './sync.ts';
@@ -6,6 +7,8 @@ import type { ConnectionInfo, Transport } from './transport.ts';
 import type { LogLevel } from './node-types.ts';
 
 export interface ConnectionParts {
+  /** Our genesis hash, named when a peer of another network is refused. */
+  readonly genesis: Uint8Array;
   readonly links: KeepConnected;
   readonly sync: Sync;
   readonly txRelay: TxRelay;
@@ -17,9 +20,13 @@ export interface ConnectionParts {
 /**
  * What a node does as connections come and go (CairnNode wires it once at start): the peer book
  * and the redial hear of them, a peer ready for our protocols is asked its status and sent our
- * mempool, a peer gone is forgotten by the sync, and each connection is logged with what it was.
+ * mempool, one of another network is banned, a peer gone is forgotten by the sync, and each
+ * connection is logged with what it was.
  */
 export function followConnections(t: Transport, o: ConnectionParts): void {
+  // Said so that the operator of a node given the wrong genesis (or a peer of another network) sees the fix.
+  const ours = toHex(o.genesis).slice(0, 12);
+  o.sync.on('foreign', (peer) => o.peers.ban(peer, `another network: it does not speak ours (genesis ${ours}…) or answered with another genesis; every node of a network needs the same genesis.json (--genesis)`, { address: false }));
   // What each connection was, for the line that says it ended (the transport has forgotten it by then).
   const connections = new Map<string, ConnectionInfo>();
   t.on('peer:connect', (peer, info) => {

@@ -268,7 +268,6 @@ export class CairnNode extends EventEmitter<NodeEvents> {
       this.sync.forget(peer);
       void this.transport.hangUp(peer);
     });
-    this.sync.on('foreign', (peer) => this.peers.ban(peer, 'another network (genesis or protocols differ)', { address: false }));
     this.gossip.on('orphan', (peer) => void this.sync.handshake(peer));
     this.gossip.on('connected', (peer, hash) => this.sync.peerHas(peer, hash));
     // A chain taken by sync (an orphan's branch, a catch-up) is announced as its tip: gossip
@@ -277,7 +276,7 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     this.sync.on('took', () => void this.announceTip());
     // The block itself is logged as invalid by the chain; this says who brought it, and why no penalty.
     this.gossip.on('failed', (peer, err) => this.emit('log', 'info', 'a compact block whose header held failed its import: its miner\'s fault, the peer that forwarded it is not penalised', { peer, reason: (err as Error).message }));
-    followConnections(this.transport, { links: this.links, sync: this.sync, txRelay: this.txRelay, peers: this.peers, stopped: () => this.stopped, log: this.log });
+    followConnections(this.transport, { genesis: this.db.genesis.header.hash, links: this.links, sync: this.sync, txRelay: this.txRelay, peers: this.peers, stopped: () => this.stopped, log: this.log });
   }
 
   /**

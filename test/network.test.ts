@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { stateDigest } from '../ledger/audit.ts';
+import { toHex } from '../ledger/bytes.ts';
 import { multiaddr } from '@multiformats/multiaddr';
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import { GOSSIP_BAN_SCORE, createHost, type Host } from '../node/libp2p/host.ts';
@@ -310,6 +311,10 @@ describe('network: hostile and foreign peers', function () {
     nodes.push(other);
     await waitFor(() => a.node.peers.isBanned(other.node.transport.peerId) || other.node.peers.isBanned(a.node.transport.peerId), 15_000, 'the foreign node to be refused');
     await waitFor(() => !a.node.transport.peers().includes(other.node.transport.peerId), 10_000, 'the connection to close');
+    // The ban says what the operator of the other node would need to change.
+    const [refuser, refused] = a.node.peers.isBanned(other.node.transport.peerId) ? [a, other] : [other, a];
+    const ban = refuser.node.peers.records().find((b) => b.id === refused.node.transport.peerId);
+    assert.match(ban?.reason ?? '', new RegExp(`^another network: .*genesis ${toHex(refuser.node.db.genesis.header.hash).slice(0, 12)}.*same genesis\\.json \\(--genesis\\)`));
 
     // Same protocol names (as if the namespaces collided) but another genesis in the status.
     const impostor = await hostileHost(a.node.names);
