@@ -98,6 +98,11 @@ export async function main(argv: string[]): Promise<number> {
   // What --help to point a usage error to: `help rpc` is a command of two words.
   const label = name === 'help' ? 'help rpc' : name;
   try {
+    // `cairn --json status`, as some tools take their flags: each command reads its own.
+    if (!command && name.startsWith('-')) {
+      const given = rest.find((a) => Object.hasOwn(COMMANDS, a));
+      throw new UsageError(`${name} goes after the command, as every flag: cairn ${given ?? 'COMMAND'} ${name}`);
+    }
     if (!command) {
       const near = nearest(name, [...Object.keys(COMMANDS), 'help']);
       throw new UsageError(`unknown command "${name}"${near ? `; did you mean ${near}?` : ''}`);

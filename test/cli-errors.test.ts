@@ -193,14 +193,16 @@ describe('errors that name the fix, through real processes', function () {
   it('an unknown command: one line, with the command nearest a typo; help COMMAND is COMMAND --help', async () => {
     // From a newcomer's first hour: options had "did you mean", commands did not; "cairn help send"
     // printed the list of commands; and "cairn toString" (Object's) ran, did nothing and exited 0.
-    const [typo, plural, inherited, helpSend, helpTypo, sendHelp] = await Promise.all([
+    const [typo, plural, inherited, helpSend, helpTypo, sendHelp, flagFirst] = await Promise.all([
       runCli(['stauts']),
       runCli(['key', 'new']),
       runCli(['toString']),
       runCli(['help', 'send']),
       runCli(['help', 'stauts']),
       runCli(['send', '--help']),
+      runCli(['--json', 'status']),
     ]);
+    assert.deepEqual([flagFirst.code, flagFirst.stderr], [2, 'cairn: --json goes after the command, as every flag: cairn status --json (see cairn --help)\n']);
     assert.deepEqual([typo.code, typo.stdout, typo.stderr], [2, '', 'cairn: unknown command "stauts"; did you mean status? (see cairn --help)\n']);
     assert.deepEqual([plural.code, plural.stderr], [2, 'cairn: unknown command "key"; did you mean keys? (see cairn --help)\n']);
     assert.deepEqual([inherited.code, inherited.stdout, inherited.stderr], [2, '', 'cairn: unknown command "toString" (see cairn --help)\n']);
