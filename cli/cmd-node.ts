@@ -159,7 +159,9 @@ export async function nodeCommand(argv: string[], out: Out): Promise<void> {
         // Asked twice, or a hang-up told twice (the terminal's to its foreground group, and the
         // shell's to its jobs): the first stop is under way.
         if (signal === 'rpc stop' || signal === 'SIGHUP' || signal === 'failure' || signal === 'unexpected error') return;
-        process.exit(130); // a second Ctrl-C: do not wait
+        // A second Ctrl-C or SIGTERM: do not wait. The status a shell and a service manager read for
+        // a process ended by that signal (128 + its number).
+        process.exit(signal === 'SIGTERM' ? 143 : 130);
       }
       logger.info({ signal }, 'stopping');
       resolveStop();

@@ -135,6 +135,27 @@ describe('e2e: restart', function () {
     await n.stop();
   });
 
+  it('a second SIGINT or SIGTERM while the stop runs ends it at once, with the status of that signal (130, 143)', async () => {
+    // From the lifecycle review: a second SIGTERM ended the node with 130, SIGINT's status, which a
+    // service manager reads as an interrupt from a terminal.
+    const c = cluster({ name: 'twice' });
+    for (const [signal, status] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+      const n = await c.startNode(`n-${signal}`);
+      // A request whose headers never end holds the RPC server's close: the stop is under way when the second signal comes.
+      const url = new URL((JSON.parse(readFileSync(join(n.datadir, RPC_ENDPOINT_FILE), 'utf8')) as { url: string }).url);
+      const held = connect(Number(url.port), url.hostname);
+      held.on('error', () => {});
+      await new Promise<void>((resolve) => held.once('connect', () => resolve()));
+      held.write('POST / HTTP/1.1\r\nhost: x\r\n');
+      const stopped = n.stop(signal);
+      await waitFor('the node to log that it is stopping', 10_000, () => n.logLines(/"msg":"stopping"/).length > 0, 10);
+      process.kill(n.pid, signal);
+      const result = await stopped;
+      held.destroy();
+      assert.deepEqual([result.code, result.signal, result.forced], [status, null, false], `${signal}: ${n.logTail(10)}`);
+    }
+  });
+
   it('at a terminal that hangs up, it stops cleanly: the log lines that find no terminal are dropped', async () => {
     // From a review: with SIGHUP handled, the first line the stop logged went to a terminal that
     // was gone; the EIO came back as an 'error' event nobody listened to, and ended the node
