@@ -754,6 +754,30 @@ describe('light client', function () {
       assert.deepEqual(proven.account, { balance: 507n, nonce: 0n });
     });
 
+    it('a peer whose chain forks from ours too far back to follow is said once, and left alone while it stays connected', async () => {
+      // From the light review: the warning came again at every round (each status, every 5 s), and
+      // the peer was asked for its headers again each time; a full node says it once a connection.
+      await fullNode(net, 'long', cheap);
+      await fullNode(net, 'deep', honest);
+      const client = await startLight();
+      await meet(client, 'long');
+      assert.equal(toHex(client.headers.tip.header.hash), cheap.tip.hashHex);
+      const warnings: string[] = [];
+      client.on('log', (level, message) => level === 'warn' && warnings.push(message));
+      let asked = 0;
+      const locator = net.peers.get('deep')!.get(names.headers)!;
+      net.peers.get('deep')!.set(names.headers, (req, peer) => (asked++, locator(req, peer)));
+      await meet(client, 'deep');
+      for (let round = 0; round < 3; round++) await client.requestSync();
+      assert.deepEqual(warnings, [`peer deep has a chain that forks from ours more than ${RECENT_HEADERS} headers back; not following it`]);
+      assert.equal(asked, 1, 'its headers asked for once');
+      assert.deepEqual([...client.bans.keys()], [], 'no fault of its own');
+      // A new connection is another chance.
+      await transport.hangUp('deep');
+      await meet(client, 'deep');
+      assert.equal(warnings.length, 2);
+    });
+
     it('a liar that stops answering half-way (a timeout) leaves nothing staged behind', async () => {
       await fullNode(net, 'liar', cheap, { status: liarStatus });
       const handlers = net.peers.get('liar')!;

@@ -70,6 +70,8 @@ export class LightClient extends EventEmitter<LightClientEvents> {
   private readonly timers: Timer[] = [];
   private syncing: Promise<void> | undefined;
   private readonly silent: SilentPeers;
+  /** Peers whose chains this client cannot follow (header-fetch.ts), left alone while they stay connected. */
+  private readonly apart = new Set<string>();
   private again = false;
   private stopped = false;
   /** Busy answers' retry-afters being waited out: a stop ends them. */
@@ -120,6 +122,7 @@ export class LightClient extends EventEmitter<LightClientEvents> {
     this.transport.on('peer:disconnect', (peer) => {
       this.statuses.delete(peer);
       this.silent.forget(peer);
+      this.apart.delete(peer);
       this.book.disconnected(peer);
       this.peers.disconnected(peer);
     });
@@ -248,12 +251,18 @@ export class LightClient extends EventEmitter<LightClientEvents> {
 
   /** What fetching a peer's headers (header-fetch.ts) needs of this client. */
   private get fetching(): HeaderFetching {
-    return { params: this.params, names: this.names, clock: this.clock, request: (...args) => this.request(...args), log: (level, message) => this.emit('log', level, message) };
+    const apart = (peer: string, why: string) => {
+      // Once a connection, as a full node says it: at every round (each status) it was said again.
+      if (this.apart.has(peer)) return;
+      this.apart.add(peer);
+      this.emit('log', 'warn', why);
+    };
+    return { params: this.params, names: this.names, clock: this.clock, request: (...args) => this.request(...args), apart };
   }
 
   /** Peers not banned nor silent whose status claims more work than our chain. */
   private ahead(): [string, Status][] {
-    return [...this.statuses].filter(([p, s]) => s.totalWork > this.headers.tip.totalWork && !this.peers.isBanned(p) && this.silent.waitsOn(p));
+    return [...this.statuses].filter(([p, s]) => s.totalWork > this.headers.tip.totalWork && !this.peers.isBanned(p) && this.silent.waitsOn(p) && !this.apart.has(p));
   }
 
   /** The staged headers become our chain, if they hold more work than it. */

@@ -29,7 +29,8 @@ export interface HeaderFetching {
   readonly names: NetworkNames;
   readonly clock: () => number;
   readonly request: (peer: string, protocol: string, message: Uint8Array, limits: RequestLimits) => Promise<Uint8Array>;
-  readonly log: (level: 'warn', message: string) => void;
+  /** The peer's chain cannot be followed (why, in words): the client leaves it alone while it stays connected. */
+  readonly apart: (peer: string, why: string) => void;
 }
 
 /**
@@ -100,7 +101,7 @@ export async function followBranch(o: HeaderFetching, peer: string, staged: Head
       if (from === undefined) throw new PeerFault('headers that do not start from a block of our chain', LIE);
       const start = staged.startAt(from);
       if (!start) {
-        o.log('warn', `peer ${peer} has a chain that forks from ours more than ${RECENT_HEADERS} headers back; not following it`);
+        o.apart(peer, `peer ${peer} has a chain that forks from ours more than ${RECENT_HEADERS} headers back; not following it`);
         return undefined;
       }
       check = new HeaderChainCheck(o.params, start, o.clock());
@@ -122,7 +123,7 @@ export async function followBranch(o: HeaderFetching, peer: string, staged: Head
         branch = [];
         adopted = true;
       } else if (branch.length > MAX_BRANCH) {
-        o.log('warn', `peer ${peer}'s branch is ${branch.length} headers long without more work than ours; not following it`);
+        o.apart(peer, `peer ${peer}'s branch is ${branch.length} headers long without more work than ours; not following it`);
         return undefined;
       }
     }
