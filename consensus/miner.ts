@@ -9,6 +9,7 @@ import { applyBlock, type AccountSource, type SignatureChecker, type StateRules 
 import { changesOfEffects, type TreeNodeReader } from '../ledger/smt.ts';
 import { updateTree } from '../ledger/smt-update.ts';
 import type { Chain } from './chain.ts';
+import type { ChainParams } from '../ledger/genesis.ts';
 
 // The nonce search lives apart so that a mining thread loads no TypeScript (nonce-search.js).
 export { NONCE_OFFSET, hashMeetsTargetBytes, searchNonce, searchNonceWith } from './nonce-search.js';
@@ -83,6 +84,11 @@ function withinCoinbaseRoom(candidates: readonly Transaction[], room: bigint): T
   return out;
 }
 
+/** The transactions a block of this network can take: its count limit, or what its bytes fit (9 for the count's encoding). */
+export function blockTxRoom(params: Pick<ChainParams, 'maxBlockBytes' | 'maxBlockTxs'>): number {
+  return Math.min(params.maxBlockTxs, Math.floor((params.maxBlockBytes - HEADER_BYTES - COINBASE_BYTES - 9) / TX_BYTES));
+}
+
 /**
  * A block on the current tip paying `coinbaseTo`: the highest-fee transactions the mempool can
  * execute in order, within the limits, with the target the chain expects, a timestamp that is
@@ -94,8 +100,8 @@ export async function buildTemplate(chain: Chain, mempool: Mempool, coinbaseTo: 
     const { params } = chain;
     const tip = chain.tip;
     const rules = chain.nextBlockRules();
-    const room = Math.floor((params.maxBlockBytes - HEADER_BYTES - COINBASE_BYTES - 9) / TX_BYTES);
-    const selected = await mempool.selectForBlock(Math.min(params.maxBlockTxs, room), room * TX_BYTES);
+    const room = blockTxRoom(params);
+    const selected = await mempool.selectForBlock(room, room * TX_BYTES);
     const { stateRoot, txs, coinbase } = await postStateRoot(chain.db, params, coinbaseTo, selected);
     const header = templateHeader({ height: rules.height, prevHash: tip.hash, coinbase, txs, stateRoot, timestamp: Math.max(now, rules.minTimestamp), target: rules.target });
     return { headerBytes: header.bytes, target: rules.target, coinbase, txs, parentHash: tip.hash, height: rules.height };

@@ -6,6 +6,7 @@ import type { ChainParams } from '../ledger/genesis.ts';
 import type { Transaction } from '../ledger/transaction.ts';
 import type { Block } from '../ledger/block.ts';
 import { Chain, type BlockOutcome, type Clock } from '../consensus/chain.ts';
+import { blockTxRoom } from '../consensus/miner.ts';
 import { secondsOf, type Env, type Timer } from './env.ts';
 import { Gossip } from './gossip.ts';
 import { PeerManager } from './peers.ts';
@@ -194,7 +195,7 @@ export class CairnNode extends EventEmitter<NodeEvents> {
       if (restored.admitted + restored.dropped > 0) this.emit('log', 'info', 'restored mempool', { admitted: restored.admitted, dropped: restored.dropped });
       this.mempoolRestored = true;
     }
-    this.txRelay = new TxRelay({ ...common, mempool: this.mempool, gossip: this.gossip, signatures: this.signatures, serve });
+    this.txRelay = new TxRelay({ ...common, mempool: this.mempool, gossip: this.gossip, signatures: this.signatures, serve, blockRoom: blockTxRoom(this.params) });
     this.wire();
     this.gossip.start();
     this.pruner?.start();
@@ -247,6 +248,8 @@ export class CairnNode extends EventEmitter<NodeEvents> {
       void this.mempool
         .update(e.connected, e.disconnected, this.clock())
         .then(() => this.regossip(e.disconnected))
+        // A block of a catch-up is old news: what it passed over says nothing of today's miners.
+        .then(() => (this.sync.syncing || e.connected.length === 0 ? undefined : this.txRelay.pushPassedOver(e.connected.at(-1)!)))
         .catch((err: Error) => this.emit('log', 'warn', `mempool update after a new tip failed: ${err.message}`, { stack: err.stack }));
       if (e.disconnected.length > 0) {
         this.emit('log', 'info', 'reorganised', { fork: e.fork.height, disconnected: e.disconnected.length, connected: e.connected.length });
@@ -310,7 +313,7 @@ export class CairnNode extends EventEmitter<NodeEvents> {
   /** Admits a transaction from this node's user and relays it (batched with others admitted now). */
   async submitTransaction(tx: Transaction): Promise<void> {
     await this.mempool.add(tx, this.clock());
-    this.txRelay.announce(tx);
+    this.txRelay.announceLocal(tx);
   }
 
   /**
@@ -322,7 +325,7 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     const outcomes = await this.mempool.addMany(txs, this.clock());
     return outcomes.map((outcome, i) => {
       if (outcome instanceof Error) return outcome;
-      this.txRelay.announce(txs[i]!);
+      this.txRelay.announceLocal(txs[i]!);
       return undefined;
     });
   }

@@ -1,6 +1,8 @@
 import { CairnError } from '../ledger/errors.ts';
 import type { Mempool } from '../ledger/mempool.ts';
 import type { Transaction } from '../ledger/transaction.ts';
+import type { Block } from '../ledger/block.ts';
+import { LocalTxs } from './local-txs.ts';
 import type { Gossip } from './gossip.ts';
 import type { TxSignatureVerifier } from './tx-signatures.ts';
 import { sleep, type Env, type Timer } from './env.ts';
@@ -40,8 +42,9 @@ const MEMPOOL_PUSH_IPS = 4_096;
  * Also pushes pending transactions straight to a peer. Gossip cannot do this job: gossipsub refuses
  * to publish a message it has seen in the last two minutes, so transactions that a reorg put
  * back, or that one side of a healed partition never saw, would wait for someone to resubmit
- * them. Used on every new connection (the mempools meet) and after every reorg. What a peer
- * admits from a push it gossips on, so the rest of its side hears of it.
+ * them. Used on every new connection (the mempools meet), after every reorg, and for our users'
+ * transactions a block passed over (local-txs.ts). What a peer admits from a push it gossips on,
+ * so the rest of its side hears of it.
  */
 export class TxRelay {
   private readonly o: {
@@ -55,7 +58,11 @@ export class TxRelay {
     signatures: TxSignatureVerifier;
     serve: Serve;
     records?: PeerRecords;
+    /** Transactions a block can take (consensus/miner.ts blockTxRoom): whether one had room for ours. */
+    blockRoom: number;
   };
+  /** What this node's own users submitted, pushed again when a block passes it over (local-txs.ts). */
+  private readonly local: LocalTxs;
 
   private outbox: Transaction[] = [];
   /** The IPs of inbound peers sent our mempool, and when: oldest first. */
@@ -65,6 +72,18 @@ export class TxRelay {
 
   constructor(o: TxRelay['o']) {
     this.o = o;
+    this.local = new LocalTxs({ mempool: o.mempool, now: () => o.env.monotonic(), blockRoom: o.blockRoom });
+  }
+
+  /** `announce` for a transaction this node's own user submitted: it is also followed until a block takes it. */
+  announceLocal(tx: Transaction): void {
+    this.local.add(tx);
+    this.announce(tx);
+  }
+
+  /** `block` is the new tip: our users' transactions it passed over with room to take them go to every peer again. */
+  async pushPassedOver(block: Block): Promise<void> {
+    await this.pushToAll(this.local.passedOver(block));
   }
 
   /** Queues an admitted transaction for the next gossip batch. */

@@ -46,6 +46,7 @@ const REGRESSIONS: readonly { seed: string; found: string }[] = [
   { seed: '89', found: 'a block connected through sync (the branch of an orphan) was never announced, so nodes past it heard of it only at their next status poll, and one mined a rival block meanwhile' },
   { seed: '133', found: 'the same: three nodes a hop past the ones that synced block 6 connected it 5 to 13 s late' },
   { seed: '3', found: 'sync charged 25 ban score for a timeout on a lossy link, so honest peers were banned' },
+  { seed: '4', found: "a user's transaction whose gossip to the only honest miner was lost on a link that stayed up stayed with a node that does not mine until the end (no one pushed it again): our users' transactions a block passes over with room are pushed again now (node/local-txs.ts)" },
   { seed: '429', found: 'the liveness check judged a node joining by snapshot on a block gossiped during its join, which it holds by design (Sync.joining): judged now only once its join has ended before the block was mined' },
   { seed: '126', found: 'a body provider that tampered with a body got the honest header peer of the round banned too' },
   { seed: '148', found: 'the same, in a network with a liar besides the tamperer' },

@@ -1,0 +1,69 @@
+/**
+ * node/local-txs.ts: our users' transactions that a block passes over though it had room for them
+ * (a count under the block's room, or a transaction paying less), once they have been out long
+ * enough, are the ones pushed again; each at most once a while; forgotten once they leave the
+ * mempool. (Found by the simulator, seed 4: a gossip message lost on a link that stayed up.)
+ */
+import assert from 'node:assert/strict';
+import { LocalTxs, PASSED_OVER_AFTER_MS } from '../node/local-txs.ts';
+import type { Mempool } from '../ledger/mempool.ts';
+import type { Block } from '../ledger/block.ts';
+import type { Transaction } from '../ledger/transaction.ts';
+import { FUNDED_KEYS, testKey, transfer } from './helpers/fixtures.ts';
+
+const [alice, bob] = FUNDED_KEYS as [(typeof FUNDED_KEYS)[0], (typeof FUNDED_KEYS)[0]];
+const to = testKey(80).address;
+
+describe('our users\' transactions a block passed over', () => {
+  let now = 0;
+  let pending: Set<string>;
+  const mempool = { has: (id: Uint8Array) => pending.has(Buffer.from(id).toString('hex')) } as unknown as Mempool;
+  const blockOf = (txs: Transaction[]) => ({ txs }) as unknown as Block;
+  const ids = (txs: Transaction[]) => txs.map((t) => t.idHex);
+
+  beforeEach(() => {
+    now = 1_000_000;
+    pending = new Set();
+  });
+
+  function track(local: LocalTxs, ...txs: Transaction[]): void {
+    for (const tx of txs) {
+      pending.add(tx.idHex);
+      local.add(tx);
+    }
+  }
+
+  it('pushes again, in nonce order, what a block with room passed over, once it has been out long enough, and not again at once', () => {
+    const local = new LocalTxs({ mempool, now: () => now, blockRoom: 3 });
+    const second = transfer(alice, to, 1n, 1n, 5n);
+    const first = transfer(alice, to, 1n, 0n, 5n);
+    track(local, second, first);
+    const block = blockOf([transfer(bob, to, 1n, 0n, 9n)]); // one of three: room to spare
+    assert.deepEqual(local.passedOver(block), [], 'just sent: it may have reached the miner after its template');
+    now += PASSED_OVER_AFTER_MS;
+    assert.deepEqual(ids(local.passedOver(block)), ids([first, second]));
+    assert.deepEqual(local.passedOver(block), [], 'sent again just now');
+    now += PASSED_OVER_AFTER_MS;
+    assert.deepEqual(ids(local.passedOver(block)), ids([first, second]));
+  });
+
+  it('a full block that paid as much or more took what it could: nothing is pushed; one that took a lower fee passed ours over', () => {
+    const local = new LocalTxs({ mempool, now: () => now, blockRoom: 2 });
+    const ours = transfer(alice, to, 1n, 0n, 5n);
+    track(local, ours);
+    now += PASSED_OVER_AFTER_MS;
+    assert.deepEqual(local.passedOver(blockOf([transfer(bob, to, 1n, 0n, 5n), transfer(bob, to, 1n, 1n, 7n)])), []);
+    assert.deepEqual(ids(local.passedOver(blockOf([transfer(bob, to, 1n, 0n, 4n), transfer(bob, to, 1n, 1n, 7n)]))), ids([ours]));
+  });
+
+  it('forgets what left the mempool (mined, replaced, expired)', () => {
+    const local = new LocalTxs({ mempool, now: () => now, blockRoom: 10 });
+    const mined = transfer(alice, to, 1n, 0n, 5n);
+    const waiting = transfer(bob, to, 1n, 0n, 5n);
+    track(local, mined, waiting);
+    pending.delete(mined.idHex);
+    now += PASSED_OVER_AFTER_MS;
+    assert.deepEqual(ids(local.passedOver(blockOf([]))), ids([waiting]));
+    assert.equal(local.size, 1);
+  });
+});
