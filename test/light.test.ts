@@ -15,7 +15,7 @@ import { MemoryDisk } from '../ledger/kv-memory.ts';
 import { HEADER_BYTES, type Block } from '../ledger/block.ts';
 import { Chain } from '../consensus/chain.ts';
 import { proveAccountsAt } from '../consensus/state-proofs.ts';
-import { realEnv } from '../node/env.ts';
+import { realEnv, type Env } from '../node/env.ts';
 import { LightClient } from '../node/light/client.ts';
 import { RECENT_HEADERS } from '../node/light/headers.ts';
 import { MAX_PROOFS_ANSWER_BYTES, serveLightClients } from '../node/light/serve.ts';
@@ -119,6 +119,25 @@ const carol = testKey(70);
 async function newChain(): Promise<Chain> {
   const db = await ChainDB.open(new MemoryDisk().open(), params);
   return Chain.open(db, { clock: () => NOW });
+}
+
+/** An env whose waits of 10 s or more never end (their timers unreferenced, so that a failure cannot hold the run open). */
+const longWaitsNeverEnd: Env = {
+  ...env,
+  setTimeout: (run, ms) => {
+    const timer = realEnv.setTimeout(run, ms < 10_000 ? ms : 2 ** 31 - 1);
+    if (ms >= 10_000) (timer as { unref?: () => void }).unref?.();
+    return timer;
+  },
+};
+
+/** Two chains whose first `n` blocks are the same (miner 50; the first pays carol with `payCarol`). */
+async function sharing(n: number, payCarol = false): Promise<{ a: Chain; b: Chain; common: Block[] }> {
+  const a = await newChain();
+  const b = await newChain();
+  const common = await extend(a, n, 50, payCarol);
+  for (const block of common) await b.processBlock(block);
+  return { a, b, common };
 }
 
 /**
@@ -249,10 +268,7 @@ describe('light client', function () {
   });
 
   it('a restart on a saved tip its peers reorganised away while it was down follows their chain, and bans nobody', async () => {
-    const a = await newChain();
-    const b = await newChain();
-    const common = await extend(a, 4, 50, true);
-    for (const block of common) await b.processBlock(block);
+    const { a, b, common } = await sharing(4, true);
     await extend(a, 3, 51);
     await fullNode(net, 'full', a);
     await meet(await startLight(), 'full');
@@ -324,15 +340,7 @@ describe('light client', function () {
     const chain = await newChain();
     await extend(chain, 3, 50);
     await fullNode(net, 'busy', chain, { busyFirst: 1_000, retryAfterMs: 60_000 });
-    // Long waits never end here (their timers unreferenced, so that a failure cannot hold the run open).
-    const client = await startLight({
-      ...env,
-      setTimeout: (run, ms) => {
-        const timer = realEnv.setTimeout(run, ms < 10_000 ? ms : 2 ** 31 - 1);
-        if (ms >= 10_000) (timer as { unref?: () => void }).unref?.();
-        return timer;
-      },
-    });
+    const client = await startLight(longWaitsNeverEnd);
     transport.connect('busy');
     for (let i = 0; i < 100 && !client.statuses.has('busy'); i++) await new Promise((r) => setImmediate(r));
     const syncing = client.requestSync(); // answered busy: it waits the 60 s retry-after, a timer that never fires here
@@ -398,10 +406,7 @@ describe('light client', function () {
   });
 
   it('moves to a branch with more work, and back where it forked', async () => {
-    const a = await newChain();
-    const b = await newChain();
-    const common = await extend(a, 4, 50);
-    for (const block of common) await b.processBlock(block);
+    const { a, b, common } = await sharing(4);
     await extend(a, 3, 51); // a: 7 blocks
     await extend(b, 6, 52); // b: 10 blocks, the same first 4
     await fullNode(net, 'a', a);
@@ -421,10 +426,7 @@ describe('light client', function () {
     // Found by a review: the first range answer past our tip was empty, taken as the peer's whole
     // chain, and the peer banned for withholding the work its status claimed. A minority miner
     // keeping a slow fork a block taller could so have the client ban every honest peer.
-    const a = await newChain();
-    const b = await newChain();
-    const common = await extend(a, 4, 50);
-    for (const block of common) await b.processBlock(block);
+    const { a, b, common } = await sharing(4);
     await extend(a, 3, 51, false, 1_200); // behind schedule: easier targets, less work
     await extend(b, 3, 52); // on schedule: the same height, more work
     assert.equal(a.tip.height, b.tip.height);
@@ -546,10 +548,7 @@ describe('light client', function () {
     // From the light review: "unknown block" for the tip a peer had just announced cost it 25
     // whenever its chain reorganised between its status and the proof request, as honest nodes'
     // chains do: four reorganisations and an honest peer was banned.
-    const chain = await newChain();
-    const other = await newChain();
-    const common = await extend(chain, 3, 50, true);
-    for (const block of common) await other.processBlock(block);
+    const { a: chain, b: other, common } = await sharing(3, true);
     await extend(chain, 2, 51);
     const branch = await extend(other, 4, 52); // more work: the chain the full node moves to
     await fullNode(net, 'full', chain);
@@ -833,15 +832,8 @@ describe('light client', function () {
       const respond = handlers.get(names.headerRange)!;
       let answers = 0;
       handlers.set(names.headerRange, async (req, asker) => (answers++ > 0 ? { busy: true, retryAfterMs: 60_000 } : respond(req, asker)));
-      // Long waits never end here (unreferenced timers): the stop cuts the busy peer's retry-after short.
-      const client = await startLight({
-        ...env,
-        setTimeout: (run, ms) => {
-          const timer = realEnv.setTimeout(run, ms < 10_000 ? ms : 2 ** 31 - 1);
-          if (ms >= 10_000) (timer as { unref?: () => void }).unref?.();
-          return timer;
-        },
-      });
+      // The stop cuts the busy peer's retry-after short.
+      const client = await startLight(longWaitsNeverEnd);
       await meet(client, 'prefix');
       assert.equal(client.headers.height, 10);
       transport.connect('cut');
@@ -857,10 +849,7 @@ describe('light client', function () {
     });
 
     it("a branch that does not show its claim is dropped, and our chain's hashes it overwrote are put back", async () => {
-      const a = await newChain();
-      const b = await newChain();
-      const common = await extend(a, 4, 50);
-      for (const block of common) await b.processBlock(block);
+      const { a, b, common } = await sharing(4);
       await extend(a, 3, 51); // a: 7 blocks
       await extend(b, 6, 52); // b: 10 blocks, more work, the same first 4: staged over a's 5 to 7
       await fullNode(net, 'a', a);

@@ -48,6 +48,14 @@ class FailingKv implements KvStore {
   }
 }
 
+/** What `node` says as errors, and the failures it tells whoever runs it, from here on. */
+function told(node: CairnNode): { errors: string[]; failures: Error[] } {
+  const out = { errors: [] as string[], failures: [] as Error[] };
+  node.on('log', (level, message) => void (level === 'error' && out.errors.push(message)));
+  node.on('failed', (err) => out.failures.push(err));
+  return out;
+}
+
 describe('a store that refuses a write', function () {
   this.timeout(60_000);
   const params = networkParams({ name: 'cairn-store-failure' });
@@ -78,10 +86,7 @@ describe('a store that refuses a write', function () {
     const disk = new MemoryDisk();
     const kv = new FailingKv(disk.open());
     node = nodeOver(kv);
-    const errors: string[] = [];
-    const failures: Error[] = [];
-    node.on('log', (level, message) => void (level === 'error' && errors.push(message)));
-    node.on('failed', (err) => failures.push(err));
+    const { errors, failures } = told(node);
     await node.start();
     const t = { node } as TestNode;
     await mineOn(t, 2);
@@ -124,10 +129,7 @@ describe('a store that refuses a write', function () {
     // `cairn node` exited 0 after "stopped".
     const kv = new FailingKv(new MemoryDisk().open());
     node = nodeOver(kv);
-    const errors: string[] = [];
-    const failures: Error[] = [];
-    node.on('log', (level, message) => void (level === 'error' && errors.push(message)));
-    node.on('failed', (err) => failures.push(err));
+    const { errors, failures } = told(node);
     await node.start();
     await mineOn({ node } as TestNode, 1);
     await node.db.flushed();
