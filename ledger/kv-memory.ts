@@ -121,7 +121,9 @@ export class MemoryKv implements KvStore {
   }
 
   write(ops: readonly BatchOp[]): Promise<void> {
-    this.checkOpen();
+    // Refused as LevelKv refuses it: by a rejection, which the commit queue's failure road takes;
+    // a throw would escape the timer that started the flush.
+    if (this.closed) return Promise.reject(new Error('the store is closed'));
     if (!this.schedule) {
       this.disk.apply(ops);
       return Promise.resolve();

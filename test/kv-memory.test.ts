@@ -55,4 +55,13 @@ describe('MemoryKv reads under a read scheduler', () => {
     await assert.rejects(read, /closed/);
     await assert.rejects(closed.kv.get(key), /closed/);
   });
+
+  it('a write to a closed store is a rejection, not a throw, as LevelKv\'s', async () => {
+    // From the lifecycle review: LevelKv's was fixed, this one (the simulator's) still threw.
+    const kv = new MemoryDisk().open();
+    await kv.close();
+    let write: Promise<void> | undefined;
+    assert.doesNotThrow(() => (write = kv.write([{ type: 'put', key: Uint8Array.of(1), value: Uint8Array.of(1) }])));
+    await assert.rejects(write!, /closed/);
+  });
 });
