@@ -18,6 +18,7 @@ const COMMANDS: Record<string, Command> = {
     return (await import('./cmd-node.ts')).nodeCommand(argv, out);
   },
   devnet: async (argv, out) => (await import('./cmd-devnet.ts')).devnetCommand(argv, out),
+  genesis: async (argv, out) => (await import('./cmd-genesis.ts')).genesisCommand(argv, out),
   generate: async (argv, out) => (await import('./cmd-generate.ts')).generateCommand(argv, out),
   snapshot: async (argv, out) => (await import('./cmd-snapshot.ts')).snapshotCommand(argv, out),
   light: async (argv, out) => (await import('./cmd-light.ts')).lightCommand(argv, out),
@@ -39,6 +40,7 @@ const COMMANDS: Record<string, Command> = {
 const HELP = `Usage: cairn COMMAND [options]     (cairn COMMAND --help for each)
 
 Run a node:
+  genesis   new: write the genesis file of a network of your own
   init      create a datadir for a network
   node      run a validating (and with --mine, mining) node
   stop      stop a running node cleanly

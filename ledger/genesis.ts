@@ -158,7 +158,7 @@ export function genesisJson(p: ChainParams): string {
     name: p.name,
     chainId: p.chainId,
     timestamp: p.timestamp,
-    target: `0x${p.target.toString(16)}`,
+    target: `0x${p.target.toString(16).padStart(64, '0')}`,
     blockTime: p.blockTime,
     asertHalfLife: p.asertHalfLife,
     reward: p.reward.toString(),

@@ -10,6 +10,7 @@ import { DEFAULT_DATADIR, DEFAULT_PORTS, UsageError } from '../cli/args.ts';
 import { accountCommand, mempoolCommand, peersCommand, txCommand } from '../cli/cmd-chain.ts';
 import { devnetCommand } from '../cli/cmd-devnet.ts';
 import { generateCommand } from '../cli/cmd-generate.ts';
+import { genesisCommand } from '../cli/cmd-genesis.ts';
 import { blockCommand, blocksCommand, rpcHelpCommand, statusCommand, stopCommand, tipsCommand } from '../cli/cmd-inspect.ts';
 import { keysCommand } from '../cli/cmd-keys.ts';
 import { lightCommand } from '../cli/cmd-light.ts';
@@ -29,6 +30,7 @@ const COMMANDS: Record<string, Command> = {
   node: nodeCommand,
   devnet: devnetCommand,
   generate: generateCommand,
+  'genesis new': (argv, out) => genesisCommand(['new', ...argv], out),
   snapshot: snapshotCommand,
   light: lightCommand,
   stop: stopCommand,
@@ -56,7 +58,7 @@ const flagsIn = (text: string): Set<string> => new Set([...text.matchAll(FLAG)].
 /** Every option name any command could parse: in any help text, or in an options table in cli/. */
 function candidateFlags(helps: readonly string[]): Set<string> {
   const names = new Set(helps.flatMap((h) => [...flagsIn(h)]));
-  for (const file of ['args', 'cmd-chain', 'cmd-devnet', 'cmd-generate', 'cmd-inspect', 'cmd-keys', 'cmd-light', 'cmd-node', 'cmd-proof', 'cmd-send', 'cmd-snapshot']) {
+  for (const file of ['args', 'cmd-chain', 'cmd-devnet', 'cmd-generate', 'cmd-genesis', 'cmd-inspect', 'cmd-keys', 'cmd-light', 'cmd-node', 'cmd-proof', 'cmd-send', 'cmd-snapshot']) {
     const text = readFileSync(join(REPO, 'cli', `${file}.ts`), 'utf8');
     for (const m of text.matchAll(/['"]?([a-z][a-z0-9-]*)['"]?: \{ type: '(?:string|boolean)'/g)) names.add(m[1]!);
   }

@@ -1,0 +1,59 @@
+/**
+ * `cairn genesis new` (cli/cmd-genesis.ts): the devnet's rules by default, dated now, a chain id of
+ * its own; every flag checked as a node checks genesis.json, a refusal naming the flag; an address
+ * given twice refused rather than one of its amounts dropped.
+ */
+import assert from 'node:assert/strict';
+import { UsageError } from '../cli/args.ts';
+import { newGenesis } from '../cli/cmd-genesis.ts';
+import { genesisJson, parseGenesis, sameGenesis } from '../ledger/genesis.ts';
+import { encodeAddress } from '../ledger/keys.ts';
+import { testKey } from './helpers/fixtures.ts';
+
+const NOW = 1_900_000_000;
+const ADDR_1 = encodeAddress(testKey(1).address);
+const ADDR_2 = encodeAddress(testKey(2).address);
+const make = (values: Record<string, unknown>) => newGenesis(values, NOW, () => 77);
+
+function refused(values: Record<string, unknown>, message: RegExp): void {
+  assert.throws(() => make(values), (err: unknown) => err instanceof UsageError && message.test(err.message));
+}
+
+describe('cairn genesis new', () => {
+  it('defaults to the devnet\'s rules, dated now, with the chain id it is given', () => {
+    const p = make({ name: 'mine-1', alloc: [`${ADDR_1}=1000CRN`, `${ADDR_2}=5`] });
+    assert.equal(p.name, 'mine-1');
+    assert.equal(p.chainId, 77);
+    assert.equal(p.timestamp, NOW);
+    assert.equal(p.target, (1n << 234n) - 1n);
+    assert.deepEqual([p.blockTime, p.asertHalfLife, p.reward, p.unit, p.decimals, p.maxBlockBytes, p.maxBlockTxs], [5, 120, 5_000_000_000n, 'CRN', 8, 1_048_576, 5000]);
+    assert.deepEqual(new Map(p.alloc.map((a) => [encodeAddress(a.address), a.balance])), new Map([[ADDR_1, 100_000_000_000n], [ADDR_2, 5n]]));
+    assert.ok(sameGenesis(parseGenesis(genesisJson(p)), p), 'the file it prints reads back as the same network');
+    assert.match(genesisJson(p), /"target": "0x000003f{58}"/, 'the target with its leading zeros: how hard it is, at a glance');
+  });
+
+  it('takes every rule from its flag, coins in the network\'s own unit', () => {
+    const p = make({ name: 'x', 'chain-id': '9', timestamp: '1700000000', target: '0x00FF', 'block-time': '60', reward: '2.5ABC', unit: 'abc', decimals: '2', 'max-block-bytes': '200000', 'max-block-txs': '10', alloc: [`${ADDR_1}=3ABC`] });
+    assert.deepEqual([p.chainId, p.timestamp, p.target, p.blockTime, p.asertHalfLife, p.reward, p.unit, p.decimals, p.maxBlockBytes, p.maxBlockTxs], [9, 1_700_000_000, 255n, 60, 1440, 250n, 'ABC', 2, 200_000, 10]);
+    assert.equal(p.alloc[0]!.balance, 300n);
+  });
+
+  it('refuses an address given twice, naming it, rather than keep one of its amounts', () => {
+    refused({ name: 'x', alloc: [`${ADDR_1}=1`, `${ADDR_2}=1`, `${ADDR_1}=2`] }, new RegExp(`--alloc gives ${ADDR_1} twice`));
+  });
+
+  it('refuses what no node would accept, naming the flag', () => {
+    refused({}, /--name is required/);
+    refused({ name: 'two words' }, /--name must be/);
+    refused({ name: 'x', target: '0x0' }, /--target must be non-zero/);
+    refused({ name: 'x', target: 'ff' }, /--target must be/);
+    refused({ name: 'x', unit: 'C-N' }, /--unit must be/);
+    refused({ name: 'x', 'block-time': '0' }, /--block-time must be a whole number from 1/);
+    refused({ name: 'x', 'max-block-bytes': '10' }, /--max-block-bytes must be an integer from 181/);
+    refused({ name: 'x', decimals: '19' }, /--decimals must be a whole number from 0 to 18/);
+    refused({ name: 'x', alloc: [ADDR_1] }, /--alloc takes ADDRESS=AMOUNT/);
+    refused({ name: 'x', alloc: ['cairn1nope=5'] }, /invalid --alloc address "cairn1nope"/);
+    refused({ name: 'x', alloc: [`${ADDR_1}=1.5XYZ`] }, /this network's unit is CRN/);
+    refused({ name: 'x', alloc: [`${ADDR_1}=9000000000000000000`, `${ADDR_2}=9000000000000000000`] }, /the sum of --alloc exceeds MAX_AMOUNT/);
+  });
+});
