@@ -11,6 +11,8 @@ const now = () => Math.floor(Date.now() / 1000);
 export function syncText(s: StatusResult): string {
   if (s.syncing) return `syncing: at ${s.height} of ${s.syncTarget}`;
   if (s.peers === 0) {
+    // A --bootstrap peer of another network was banned: "--bootstrap a peer" would send the operator to look in the wrong place.
+    if (s.lastBan) return `no peers: the last one was banned (see banned)${s.mining ? '' : ', and not mining: nothing will add blocks'}`;
     if (s.mining && s.miningWaits) return `no peers yet: the miner waits (${s.miningWaits})`;
     return s.mining ? 'no peers yet: mining on its own' : 'no peers yet, and not mining: nothing will add blocks (--bootstrap a peer, or --mine)';
   }
@@ -20,6 +22,13 @@ export function syncText(s: StatusResult): string {
   }
   if (s.bestPeerHeight !== null && s.bestPeerHeight > s.height) return `behind: a peer is at ${s.bestPeerHeight}`;
   return `in step with ${s.peers} peer${s.peers === 1 ? '' : 's'}${s.bestPeerHeight === null ? '' : ` (best announced height ${s.bestPeerHeight})`}`;
+}
+
+/** Peers banned now, and the last ban with its reason (another network's peer: the genesis to fix). */
+export function bannedText(s: Pick<StatusResult, 'banned' | 'lastBan'>): string {
+  if (s.banned === 0 && !s.lastBan) return 'none';
+  const count = `${s.banned} peer${s.banned === 1 ? '' : 's'}`;
+  return s.lastBan ? `${count}; the last ${duration(s.lastBan.secondsAgo)} ago, ${s.lastBan.peer}: ${s.lastBan.reason}` : count;
 }
 
 /** The background check of the history below a snapshot, in words. */
@@ -54,6 +63,7 @@ export async function statusCommand(argv: string[], out: Out): Promise<void> {
     ...(s.historyCheck ? [['history', historyText(s.historyCheck)] as [string, string]] : []),
     ...(s.prunedHeight > 0 ? [['pruned', `bodies of blocks 1 to ${s.prunedHeight} ${s.stateBase > 0 ? 'absent' : 'deleted'} (headers and state kept)`] as [string, string]] : []),
     ['peers', `${s.peers} (${s.peersIn} in, ${s.peersOut} out)`],
+    ['banned', bannedText(s)],
     ['mining', !s.mining ? 'no' : s.miningWaits ? `waits: ${s.miningWaits}` : `yes, ${si(s.miningHashRate ?? 0)}H/s (this node, last 10 s)`],
     ['difficulty', `${si(Number(s.difficulty))} hashes a block`],
     ['hash rate', s.networkHashRate === null ? 'not known yet (needs 2 blocks)' : `${si(s.networkHashRate)}H/s (network, estimated from recent blocks)`],
@@ -188,7 +198,8 @@ export const HELP = {
   status: `Usage: cairn status [--datadir DIR | --rpc URL --rpc-token T] [--json]
 
 The node's network and coin, height and the age of its last block, whether it is syncing (or has
-no peers to sync from), peers in and out, whether it mines, the difficulty (expected hashes a
+no peers to sync from), peers in and out, the peers banned and the last ban's reason (a peer of another
+network: a different genesis.json), whether it mines, the difficulty (expected hashes a
 block), the network's estimated hash rate, mempool, a suggested fee, memory and listen addresses.
 On a light client's datadir (cairn status --datadir ./light): its height, head, peers, the peers it
 banned and why, and the memory its headers take.

@@ -102,6 +102,8 @@ export class PeerManager extends EventEmitter<PeerManagerEvents> {
   private readonly goneIps = new Map<string, string>();
   /** The latest time the clock said, to see it set back. */
   private latest = -Infinity;
+  /** The ban made last, for the operator (status): a node whose every peer was banned says why. */
+  private newestBan: { readonly peer: string; readonly reason: string; readonly at: number } | undefined;
 
   constructor(clock: () => number, options: PeerManagerOptions | number = {}) {
     super();
@@ -181,7 +183,9 @@ export class PeerManager extends EventEmitter<PeerManagerEvents> {
    * no offence of the address's other nodes (a node of another network: its neighbours may be ours).
    */
   ban(peer: string, reason: string, o: { address?: boolean } = {}): void {
-    const until = this.now() + this.banSeconds;
+    const now = this.now();
+    const until = now + this.banSeconds;
+    this.newestBan = { peer, reason, at: now };
     this.bans.set(peer, { until, reason });
     this.scores.delete(peer);
     const ip = o.address === false ? undefined : this.ipOf(peer);
@@ -212,6 +216,11 @@ export class PeerManager extends EventEmitter<PeerManagerEvents> {
   get bannedCount(): number {
     const now = this.now();
     return [...this.bans.keys()].filter((id) => live(this.bans, id, now)).length;
+  }
+
+  /** The ban made last, while it lasts (since this start): who, why, and when by the node's clock. */
+  get lastBan(): { readonly peer: string; readonly reason: string; readonly at: number } | undefined {
+    return this.newestBan && this.isBanned(this.newestBan.peer) ? this.newestBan : undefined;
   }
 
   get bannedAddressCount(): number {

@@ -7,7 +7,7 @@ import type { Block, BlockHeader } from '../ledger/block.ts';
 import { auditChainDB } from '../ledger/audit.ts';
 import { verifyAccountProof } from '../ledger/smt-proof.ts';
 import { proveAccountsAt, proveTransactionById } from '../consensus/state-proofs.ts';
-import { RPC_ERRORS, type BlockResult, type RpcMethod, type RpcMethods, type TxResult } from './rpc-types.ts';
+import { RPC_ERRORS, type BlockResult, type RpcMethod, type RpcMethods, type StatusResult, type TxResult } from './rpc-types.ts';
 import { chainTips, estimateFee, networkHashRate, nextBlockDifficulty, recentBlocks } from './chain-info.ts';
 import type { NodeView } from './view.ts';
 import { historyCheckStatus } from './history-check.ts';
@@ -142,6 +142,12 @@ async function findTx(node: NodeView, params: Record<string, unknown>): Promise<
   return { tx, block };
 }
 
+/** The last ban made, for status: a node whose only peer was banned (another network's) says why. */
+function lastBanStatus(node: NodeView): StatusResult['lastBan'] {
+  const ban = node.peers.lastBan;
+  return ban ? { peer: ban.peer, reason: ban.reason, secondsAgo: Math.max(0, node.clock() - ban.at) } : null;
+}
+
 type Handlers = { [M in RpcMethod]: (node: NodeView, params: Record<string, unknown>) => Promise<RpcMethods[M]['result']> };
 
 /** Every RPC method: validate parameters, answer from the node, never mutate except to submit. */
@@ -181,6 +187,8 @@ export const rpcHandlers: Handlers = {
       peersOut: connections.filter((c) => c.direction === 'outbound').length,
       bestPeerHeight: peerHeights.length > 0 ? Math.max(...peerHeights) : null,
       peersApart: node.sync.peersApart,
+      banned: node.peers.bannedCount,
+      lastBan: lastBanStatus(node),
       feeEstimate: fee.fee,
       minFee: fee.minFee,
       memory: {

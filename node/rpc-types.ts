@@ -49,6 +49,9 @@ export interface StatusResult {
   bestPeerHeight: number | null;
   /** Peers claiming more work on a chain that forks below our reorg depth: not followed. */
   peersApart: number;
+  /** Peer ids banned now (misbehaviour, another network), and the last ban made since the node started, while it lasts: its reason, and seconds since. */
+  banned: number;
+  lastBan: { peer: string; reason: string; secondsAgo: number } | null;
   /** The suggested fee (estimateFee) and the mempool's minimum, in base units. */
   feeEstimate: string;
   minFee: string;

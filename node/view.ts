@@ -24,7 +24,7 @@ export interface NodeView {
   readonly db: ChainDB;
   readonly mempool: Mempool;
   readonly sync: Pick<Sync, 'syncing' | 'targetHeight' | 'statuses' | 'peersApart'>;
-  readonly peers: Pick<PeerManager, 'score' | 'bannedCount' | 'bannedAddressCount' | 'on'>;
+  readonly peers: Pick<PeerManager, 'score' | 'bannedCount' | 'bannedAddressCount' | 'lastBan' | 'on'>;
   readonly gossip: Pick<Gossip, 'on'>;
   readonly transport: Pick<Transport, 'peers' | 'connectionInfo' | 'listenAddresses' | 'peerId'>;
   /** Per-peer records, budgets and the network's counters (metrics, getPeers). */

@@ -56,4 +56,30 @@ describe('e2e: a network of ones own, from cairn genesis new', function () {
     }, 200);
     for (const n of [a, b]) assert.equal((await n.call('getAccount', { address: to })).balance, '12345');
   });
+
+  it('two nodes given different genesis files: each operator is told, in the log and in cairn status', async () => {
+    const files: string[] = [];
+    for (const name of ['ours-1', 'theirs-1']) {
+      const made = await cairn(['genesis', 'new', '--name', name]);
+      assert.equal(made.code, 0, made.stderr);
+      files.push(join(root.path, `${name}.json`));
+      writeFileSync(files.at(-1)!, made.stdout);
+    }
+    const ours = new NodeProc('ours', join(root.path, 'ours'), files[0]!, join(root.path, 'ours.log'));
+    const theirs = new NodeProc('theirs', join(root.path, 'theirs'), files[1]!, join(root.path, 'theirs.log'));
+    nodes.push(ours, theirs);
+    await ours.start();
+    await theirs.start({ bootstrap: [ours.addr] });
+    for (const n of [ours, theirs]) {
+      const { value: ban } = await waitFor(`${n.name} to ban the other as another network`, 30_000, async () => (await n.status()).lastBan);
+      assert.match(ban.reason, /another network.*same genesis\.json/);
+      assert.equal(ban.peer, n === ours ? theirs.peerId : ours.peerId);
+      await waitFor(`${n.name}'s log to say so`, 10_000, () => n.logLines(/banned peer .*another network/).length > 0);
+      const text = await cairn(['status', '--datadir', n.datadir]);
+      assert.equal(text.code, 0, text.stderr);
+      assert.match(text.stdout, /^banned +1 peer; the last \d+ s ago, \S+: another network/m);
+    }
+    // The one that was given --bootstrap is not told to --bootstrap a peer: its peer was banned.
+    assert.match((await cairn(['status', '--datadir', theirs.datadir])).stdout, /^sync +no peers: the last one was banned \(see banned\)/m);
+  });
 });
