@@ -72,6 +72,8 @@ export class Miner extends EventEmitter<MinerEvents> {
   private buildMs = 0;
   private hashesDone = 0;
   private heldFor: string | undefined;
+  /** Why the miner idles while the chain's next block would be too far ahead of its clock, or undefined. */
+  private aheadOfClock: string | undefined;
   /** The hash count as it was at recent moments (monotonic ms), the oldest first. */
   private readonly counts: { readonly at: number; readonly hashes: number }[] = [];
   private readonly onTip = () => {
@@ -92,7 +94,7 @@ export class Miner extends EventEmitter<MinerEvents> {
 
   /** Why the miner is not mining, while it is held (MinerOptions.hold). */
   get held(): string | undefined {
-    return this.heldFor;
+    return this.heldFor ?? this.aheadOfClock;
   }
 
   /** Hashes tried since start, across all workers. */
@@ -178,6 +180,10 @@ export class Miner extends EventEmitter<MinerEvents> {
       if (this.holding()) return; // it came on during the build
       const jobId = Atomics.add(this.job, 0, 1) + 1;
       const ahead = decodeHeader(template.headerBytes).timestamp - (now + maxFutureDrift(chain.params.blockTime));
+      const earliest = decodeHeader(template.headerBytes).timestamp - maxFutureDrift(chain.params.blockTime);
+      // Said (log, status), not only done: a genesis dated in the future (in milliseconds, say)
+      // otherwise left a "mining" node that never made a block, and nothing said why.
+      this.noteAheadOfClock(ahead < 0 ? undefined : `no block can be mined before ${new Date(earliest * 1000).toISOString()}, ahead of this node's clock: the genesis timestamp (or the chain's recent blocks) is in the future, or this machine's clock is behind`);
       if (ahead >= 0) {
         // The median of recent timestamps has run ahead of our clock: any block now would be
         // refused as too far in the future. Idle (jobId has moved on) and try again shortly:
@@ -214,6 +220,12 @@ export class Miner extends EventEmitter<MinerEvents> {
     if (!this.running) return;
     if (this.hashing?.threads === 0) this.emit('error', new Error('the last mining thread stopped: nothing is mined (restart the node)'));
     else void this.newJob();
+  }
+
+  private noteAheadOfClock(reason: string | undefined): void {
+    if (reason === this.aheadOfClock) return;
+    this.aheadOfClock = reason;
+    if (this.heldFor === undefined) this.emit('held', reason);
   }
 
   /** True, with the threads stopped and the template dropped, while the hold says not to mine. */

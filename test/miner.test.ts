@@ -380,12 +380,20 @@ describe('Miner', () => {
     const env: Env = { ...realEnv, setTimeout: (_run, delay) => delays.push(delay), clearTimeout: () => {} };
     const lender: ThreadLender = { hashFor: () => ({ threads: 1, post: () => assert.fail('no job: any block now would be too far ahead') }), stopHashing() {} };
     const miner = new Miner({ chain, mempool, coinbase: testKey(53).address, clock: () => behind, threads: 1, pool: lender, env, refreshMs: 0 });
+    const said: (string | undefined)[] = [];
+    miner.on('held', (reason) => said.push(reason));
     miner.start();
     try {
       const deadline = performance.now() + 10_000;
       while (delays.length === 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 2));
       assert.equal(delays.length, 1, 'one retry');
       assert.ok(delays[0]! > 0 && delays[0]! <= 60_000, `asks again within a minute, not in ${delays[0]} ms`);
+      // Said once (the node logs it, status shows it): not a "mining" node that never makes a block.
+      assert.equal(said.length, 1);
+      assert.match(said[0]!, /^no block can be mined before \S+Z, ahead of this node's clock: the genesis timestamp .* is in the future, or this machine's clock is behind$/);
+      assert.equal(miner.held, said[0]);
+      await miner.refresh();
+      assert.equal(said.length, 1, 'said once, not again at every retry');
     } finally {
       await miner.stop();
     }
