@@ -8,7 +8,7 @@ import { checkPeerAddress } from '../node/libp2p/addresses.ts';
 import { createKey, KeystoreError, listKeys } from './keystore.ts';
 import { readPassword } from './password.ts';
 import { DEFAULT_PORTS, address, count, hostNames, listenAddress, parse, port, str, UsageError } from './args.ts';
-import { DEFAULT_DATADIR, initDatadir } from './datadir.ts';
+import { DEFAULT_DATADIR, initDatadir, sharedChainIdWarning } from './datadir.ts';
 import { createLogger, isLogLevel } from './log.ts';
 import { ProgressBar } from './progress.ts';
 import { explainStartFailure } from './start-errors.ts';
@@ -22,7 +22,9 @@ export async function initCommand(argv: string[], out: Out): Promise<void> {
   const { params, created } = await initDatadir(datadir, str(values, 'genesis')).catch((err: unknown) => {
     throw explainStartFailure(err, { datadir, p2pPort: DEFAULT_PORTS.p2p, rpcPort: DEFAULT_PORTS.rpc });
   });
-  out.result({ datadir: resolve(datadir), network: params.name, created }, `${created ? 'created' : 'already initialised:'} ${resolve(datadir)} for network ${params.name}`);
+  const warning = created ? await sharedChainIdWarning(params) : undefined;
+  if (warning) process.stderr.write(`cairn: warning: ${warning}\n`);
+  out.result({ datadir: resolve(datadir), network: params.name, created, ...(warning ? { warning } : {}) }, `${created ? 'created' : 'already initialised:'} ${resolve(datadir)} for network ${params.name}`);
 }
 
 /** The address a mining node pays to: --coinbase, else the keystore's one key, else a new one. */
@@ -127,6 +129,8 @@ export async function nodeCommand(argv: string[], out: Out): Promise<void> {
     throw explainStartFailure(err, settings);
   });
   if (created) logger.info({ datadir: resolve(datadir), network: params.name }, 'initialised datadir');
+  const sharedChainId = await sharedChainIdWarning(params);
+  if (sharedChainId) logger.warn(sharedChainId);
   const coinbase = values.mine ? await coinbaseFor(values, datadir, (m) => logger.info(m)) : undefined;
 
   const node = createNode({

@@ -134,6 +134,18 @@ export async function initDatadir(datadir: string, genesisFile?: string, options
   return { params, created: true };
 }
 
+/**
+ * Why a network other than the bundled devnet should not keep the devnet's chain id: a
+ * transaction signed for one is valid on the other (the chain id is what keeps it from being
+ * replayed), as happens to a genesis file copied from the devnet's and renamed. Undefined when
+ * `params` is the devnet itself or has a chain id of its own.
+ */
+export async function sharedChainIdWarning(params: ChainParams): Promise<string | undefined> {
+  const devnet = (await readGenesis(BUNDLED_GENESIS)).params;
+  if (params.chainId !== devnet.chainId || sameGenesis(params, devnet)) return undefined;
+  return `the network "${params.name}" has the devnet's chain id ${devnet.chainId}: a transaction signed for one is valid on the other; give it a chain id of its own (cairn genesis new makes one)`;
+}
+
 /** The network of an initialised datadir. */
 export async function loadDatadirParams(datadir: string): Promise<ChainParams> {
   const copy = join(datadir, GENESIS_COPY);

@@ -8,7 +8,11 @@ import { UsageError } from '../cli/args.ts';
 import { newGenesis } from '../cli/cmd-genesis.ts';
 import { genesisJson, parseGenesis, sameGenesis } from '../ledger/genesis.ts';
 import { encodeAddress } from '../ledger/keys.ts';
-import { testKey } from './helpers/fixtures.ts';
+import { tempDir, testKey } from './helpers/fixtures.ts';
+import { REPO, runCli } from './helpers/cli.ts';
+import { sharedChainIdWarning } from '../cli/datadir.ts';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 const NOW = 1_900_000_000;
 const ADDR_1 = encodeAddress(testKey(1).address);
@@ -55,5 +59,26 @@ describe('cairn genesis new', () => {
     refused({ name: 'x', alloc: ['cairn1nope=5'] }, /invalid --alloc address "cairn1nope"/);
     refused({ name: 'x', alloc: [`${ADDR_1}=1.5XYZ`] }, /this network's unit is CRN/);
     refused({ name: 'x', alloc: [`${ADDR_1}=9000000000000000000`, `${ADDR_2}=9000000000000000000`] }, /the sum of --alloc exceeds MAX_AMOUNT/);
+  });
+
+  it('a network that keeps the devnet\'s chain id (a devnet file renamed) is warned of at init and at every start; the devnet and a network of its own are not', async () => {
+    // From the genesis review: a copy of the devnet's genesis.json with only its name changed kept
+    // chain id 1337, so a transaction signed for one network was valid on the other.
+    const devnet = parseGenesis(readFileSync(join(REPO, 'genesis.json'), 'utf8'));
+    assert.equal(await sharedChainIdWarning(devnet), undefined);
+    assert.equal(await sharedChainIdWarning(make({ name: 'own' })), undefined);
+    assert.match((await sharedChainIdWarning({ ...devnet, name: 'renamed' }))!, /^the network "renamed" has the devnet's chain id 1337: .*cairn genesis new/);
+    const dir = tempDir('cairn-genesis-warn-');
+    try {
+      const file = join(dir.path, 'renamed.json');
+      writeFileSync(file, readFileSync(join(REPO, 'genesis.json'), 'utf8').replace(/"name": "[^"]*"/, '"name": "renamed"'));
+      const init = await runCli(['init', '--datadir', join(dir.path, 'data'), '--genesis', file]);
+      assert.equal(init.code, 0, init.stderr);
+      assert.match(init.stderr, /^cairn: warning: the network "renamed" has the devnet's chain id 1337/);
+      const plain = await runCli(['init', '--datadir', join(dir.path, 'devnet')]);
+      assert.equal(plain.stderr, '');
+    } finally {
+      dir.remove();
+    }
   });
 });

@@ -324,6 +324,8 @@ export class Cluster {
     const genesis = {
       ...devnet,
       name: `cairn-e2e-${o.name}`,
+      // A chain id of its own: the devnet's would be warned of (cli/datadir.ts sharedChainIdWarning).
+      chainId: 4242,
       timestamp: Math.floor(Date.now() / 1000) - (o.ageSeconds ?? 3600),
       target: o.target ?? E2E_TARGET,
       blockTime: 1,
