@@ -46,7 +46,7 @@ export class Metrics {
     gauge('cairn_mempool_transactions', 'Transactions in the mempool', () => n.mempool.size);
     gauge('cairn_mempool_bytes', 'Bytes of transactions in the mempool', () => n.mempool.bytes);
     gauge('cairn_orphan_blocks', 'Blocks waiting for their parent', () => n.chain.orphans.size);
-    gauge('cairn_sync_target_height', 'Height of the best chain peers announced', () => n.sync.targetHeight);
+    gauge('cairn_sync_target_height', 'While syncing, the height of the chain being fetched; the own height otherwise', () => n.sync.targetHeight);
     gauge('cairn_mining_hash_rate', "This node's own hashes a second over about the last 10 s (0 when it does not mine)", () => n.miner?.hashRate ?? 0);
     gauge('cairn_syncing', '1 while catching up with peers', () => (n.sync.syncing ? 1 : 0));
     gauge('cairn_sync_progress_ratio', 'Own height over the best announced height', () => (n.sync.targetHeight > 0 ? n.chain.tip.height / n.sync.targetHeight : 1));

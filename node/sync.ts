@@ -134,7 +134,7 @@ export class Sync extends EventEmitter<SyncEvents> {
     return this.ahead().length;
   }
 
-  /** The height the best peer claims; equals our height when caught up. */
+  /** While a sync runs, the height of the chain its headers showed; our own height otherwise. */
   get targetHeight(): number {
     return Math.max(this.o.chain.tip.height, this.lastTarget);
   }
@@ -213,6 +213,9 @@ export class Sync extends EventEmitter<SyncEvents> {
           await this.round();
         } while (this.again && !this.stopped);
       } finally {
+        // What the headers showed was a target while they were being taken: a chain that broke a
+        // rule, or whose peer left, is nobody's offer once the sync ends (metrics, status).
+        this.lastTarget = 0;
         this.running = undefined;
         this.emit('idle');
       }

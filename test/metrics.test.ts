@@ -15,10 +15,21 @@ import { checkConnectionCap } from './helpers/http.ts';
 import type { CairnNode } from '../node/node.ts';
 import { RPC_ENDPOINT_FILE, type RpcEndpointFile } from '../node/rpc-types.ts';
 import { ensureDebianBinary } from './helpers/debian.ts';
-import { FUNDED_KEYS, tempDir } from './helpers/fixtures.ts';
-import { mineChild } from './helpers/mining.ts';
 import { rememberState, stateOfStore } from './helpers/states.ts';
 import { mineOn, networkParams, verifyPoolOf, waitFor } from './helpers/network.ts';
+import { chainPeerTransport } from './helpers/chain-peer.ts';
+import { asParent, mineChain, mineChild } from './helpers/mining.ts';
+import { FUNDED_KEYS, tempDir, testKey, testParams } from './helpers/fixtures.ts';
+import { MemoryDisk } from '../ledger/kv-memory.ts';
+import { ChainDB } from '../ledger/chaindb.ts';
+import { Chain } from '../consensus/chain.ts';
+import { blockWork } from '../consensus/pow.ts';
+import { Sync } from '../node/sync.ts';
+import { PeerManager } from '../node/peers.ts';
+import { networkNames } from '../node/protocols.ts';
+import { realEnv } from '../node/env.ts';
+import type { Serve } from '../node/serving.ts';
+import type { Status } from '../node/wire.ts';
 
 const KEPT = [
   'cairn_chain_height', 'process_resident_memory_bytes', 'nodejs_heap_used_bytes', 'cairn_peers', 'cairn_peers_banned', 'cairn_mempool_transactions',
@@ -117,5 +128,35 @@ describe('metrics (prom-client)', function () {
     assert.ok(exprs.length >= 8, `${exprs.length} panels' queries`);
     const names = new Set(exprs.flatMap((e) => [...e.matchAll(/\b((?:cairn|nodejs|process)_[a-z0-9_]+)/g)].map((m) => m[1]!.replace(/_(bucket|sum|count)$/, ''))));
     for (const name of names) assert.match(text, new RegExp(`^# TYPE ${name} `, 'm'), `the dashboard queries ${name}`);
+  });
+});
+
+describe('metrics: gauges that stay true', function () {
+  this.timeout(60_000);
+
+  it('cairn_sync_target_height: a chain whose blocks broke a rule is no target once the sync ends', async () => {
+    // The target was the height of the last headers a sync fetched, kept for ever: a peer's chain
+    // that turned out invalid (or whose peer left mid-download) left the node "behind" a chain
+    // nobody offered any more: cairn_sync_progress_ratio stayed below 1, and an alert on it fired
+    // until the next restart.
+    const params = testParams();
+    const now = params.timestamp + 1_000_000;
+    const db = await ChainDB.open(new MemoryDisk().open(), params);
+    const chain = await Chain.open(db, { clock: () => now });
+    const good = mineChain(params, asParent(db.genesis), 3, { miner: testKey(1).address });
+    const bad = mineChain(params, asParent(good.at(-1)!), 5, { stateRoot: new Uint8Array(32).fill(7) });
+    const blocks = [...good, ...bad];
+    const names = networkNames(db.genesis.header.hash);
+    const status: Status = { genesis: db.genesis.header.hash, height: blocks.length, tipHash: blocks.at(-1)!.header.hash, totalWork: blocks.reduce((sum, b) => sum + blockWork(b.header.target), chain.tip.totalWork), prunedHeight: 0 };
+    const peers = new PeerManager(() => now);
+    const sync = new Sync({ transport: chainPeerTransport('liar', names, status, blocks), env: realEnv, names, chain, peers, clock: () => now, serve: (async () => {}) as unknown as Serve });
+    sync.statuses.set('liar', { peer: 'liar', status });
+    await sync.requestSync();
+    await sync.idle();
+    assert.equal(chain.tip.height, 3, 'the good blocks, then the first bad one refused');
+    assert.ok(peers.score('liar') > 0 || peers.isBanned('liar'), 'the peer that claimed the chain was blamed');
+    assert.equal(sync.syncing, false);
+    assert.equal(sync.targetHeight, 3, 'no peer offers more than our tip now');
+    await db.close();
   });
 });
