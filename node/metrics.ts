@@ -10,6 +10,8 @@ const IMPORT_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
 /** Seconds from a block's timestamp to its arrival: timestamps are whole seconds, so coarse. */
 const PROPAGATION_BUCKETS = [0.25, 0.5, 1, 2, 3, 5, 10, 20, 30, 60, 120];
 const RPC_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30];
+/** Blocks a reorganisation disconnected: one or two is proof of work's daily weather, more is news. */
+const REORG_DEPTH_BUCKETS = [1, 2, 3, 4, 6, 10, 20, 50, 100, 1000, 10_000];
 const QUEUE_BUCKETS = [0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1];
 /** Open connections: a scraper needs one; uncapped, anyone who reaches the port could take every file descriptor the node has. */
 export const MAX_METRICS_CONNECTIONS = 16;
@@ -42,12 +44,37 @@ export class Metrics {
     // prom-client's default metrics include process_resident_memory_bytes.
     gauge('nodejs_heap_used_bytes', 'V8 heap in use (main thread)', () => process.memoryUsage().heapUsed);
     gauge('cairn_peers', 'Connected peers', () => n.transport.peers().length);
+    // Inbound only: nobody can reach us (a firewall, a port not forwarded); outbound only: our dials fail.
+    new Gauge({
+      name: 'cairn_peers_by_direction',
+      help: 'Connected peers by who dialled: inbound (they did) or outbound (we did)',
+      labelNames: ['direction'],
+      registers,
+      collect() {
+        const count = { inbound: 0, outbound: 0 };
+        for (const peer of n.transport.peers()) {
+          const info = n.transport.connectionInfo(peer);
+          if (info) count[info.direction]++;
+        }
+        for (const direction of ['inbound', 'outbound'] as const) this.set({ direction }, count[direction]);
+      },
+    });
     gauge('cairn_peers_banned', 'Peers currently banned', () => n.peers.bannedCount);
     gauge('cairn_mempool_transactions', 'Transactions in the mempool', () => n.mempool.size);
     gauge('cairn_mempool_bytes', 'Bytes of transactions in the mempool', () => n.mempool.bytes);
+    gauge('cairn_mempool_gapped_bytes', 'Bytes of mempool transactions waiting for an earlier nonce of their sender (held to a share of the pool)', () => n.mempool.gappedBytes);
     gauge('cairn_orphan_blocks', 'Blocks waiting for their parent', () => n.chain.orphans.size);
     gauge('cairn_sync_target_height', 'While syncing, the height of the chain being fetched; the own height otherwise', () => n.sync.targetHeight);
+    gauge('cairn_best_peer_height', 'Highest chain a connected peer announced in its status (0 with none): minus cairn_chain_height, how far behind', () => {
+      let best = 0;
+      for (const { status } of n.sync.statuses.values()) best = Math.max(best, status.height);
+      return best;
+    });
+    gauge('cairn_peers_apart', 'Peers claiming more work on a chain that forks deeper than this node reorganises: not followed (the log says which)', () => n.sync.peersApart);
+    gauge('cairn_chain_tip_timestamp_seconds', "The main chain tip's block timestamp: time() minus it is the tip's age", () => n.chain.tip.header.timestamp);
+    gauge('cairn_pruned_height', 'Height up to which block bodies and undo data were pruned (0: none)', () => n.db.history.prunedHeight);
     gauge('cairn_mining_hash_rate', "This node's own hashes a second over about the last 10 s (0 when it does not mine)", () => n.miner?.hashRate ?? 0);
+    gauge('cairn_mining_waiting', '1 while the miner waits (catching up with peers, a snapshot join to come: cairn status says why); 0 mining, or not a miner', () => (n.miner?.held !== undefined ? 1 : 0));
     gauge('cairn_syncing', '1 while catching up with peers', () => (n.sync.syncing ? 1 : 0));
     gauge('cairn_sync_progress_ratio', 'Own height over the best announced height', () => (n.sync.targetHeight > 0 ? n.chain.tip.height / n.sync.targetHeight : 1));
     gauge('cairn_address_index_progress_ratio', 'Share of the address index built (1: ready; 0 without one)', () => n.addressIndex?.status().progress ?? 0);
@@ -58,6 +85,7 @@ export class Metrics {
     gauge('cairn_history_check_invalid', '1 when the history below the snapshot the state came from broke a rule', () => (historyCheckStatus(n.db.history, n.historyCheck)?.state === 'invalid' ? 1 : 0));
     const imported = counter('cairn_blocks_imported_total', 'Blocks connected to the main chain');
     const reorgs = counter('cairn_reorgs_total', 'Reorganisations that disconnected blocks');
+    const reorgDepth = new Histogram({ name: 'cairn_reorg_depth_blocks', help: 'Blocks each reorganisation disconnected', buckets: REORG_DEPTH_BUCKETS, registers });
     const invalidBlocks = counter('cairn_invalid_blocks_total', 'Blocks that failed validation on connection');
     const invalidMessages = counter('cairn_invalid_messages_total', 'Gossip messages rejected as invalid');
     const bans = counter('cairn_peer_bans_total', 'Peers banned for misbehaviour');
@@ -68,7 +96,9 @@ export class Metrics {
 
     node.chain.on('connect', () => imported.inc());
     node.chain.on('tip', (e) => {
-      if (e.disconnected.length > 0) reorgs.inc();
+      if (e.disconnected.length === 0) return;
+      reorgs.inc();
+      reorgDepth.observe(e.disconnected.length);
     });
     node.chain.on('invalid', () => invalidBlocks.inc());
     node.chain.on('imported', (_block, _outcome, ms) => this.blockImport.observe(ms / 1000));

@@ -43,6 +43,7 @@ describe('metrics (prom-client)', function () {
   let node: CairnNode;
   let url = '';
   let text = '';
+  let second: Parameters<typeof mineChild>[1]; // block 2, whose state the helpers know
 
   before(async function () {
     this.timeout(660_000); // on a machine without promtool, apt-get installs it first
@@ -56,6 +57,7 @@ describe('metrics (prom-client)', function () {
     await mineOn({ node, config, addr: '', remove: () => {} }, 2);
     // One block as if from a peer: not mined here, and stamped two seconds ago.
     const tip = node.chain.tip;
+    second = tip;
     rememberState(tip.hash, await stateOfStore(node.db));
     await node.chain.processBlock(mineChild(node.params, tip, [], { timestamp: Math.max(tip.header.timestamp + 1, Math.floor(Date.now() / 1000) - 2) }));
     const endpoint = JSON.parse(readFileSync(`${dir.path}/${RPC_ENDPOINT_FILE}`, 'utf8')) as RpcEndpointFile;
@@ -91,6 +93,29 @@ describe('metrics (prom-client)', function () {
     assert.equal(value('cairn_rpc_request_seconds_count{method="getBlock"}'), 1, 'a refused call is timed too');
     assert.ok(value('cairn_verify_queue_wait_seconds_count') >= 1, 'a batch went to the thread');
     assert.match(text, /^# TYPE cairn_block_propagation_seconds histogram$/m);
+  });
+
+  it('what an operator alerts on: peers by direction, the best peer, the tip\'s age, the gapped mempool, pruning, a waiting miner', () => {
+    for (const series of ['cairn_peers_by_direction{direction="inbound"}', 'cairn_peers_by_direction{direction="outbound"}', 'cairn_best_peer_height', 'cairn_peers_apart', 'cairn_mempool_gapped_bytes', 'cairn_pruned_height', 'cairn_mining_waiting']) {
+      assert.equal(value(series), 0, series);
+    }
+    assert.equal(value('cairn_chain_tip_timestamp_seconds'), node.chain.tip.header.timestamp);
+    assert.equal(value('cairn_reorg_depth_blocks_count'), 0);
+  });
+
+  it('a reorganisation counts once, with its depth', async () => {
+    const fresh = new Metrics(node);
+    const stamp = node.chain.tip.header.timestamp;
+    const b3 = mineChild(node.params, second, [], { timestamp: stamp, miner: testKey(5).address });
+    const b4 = mineChild(node.params, asParent(b3), [], { timestamp: stamp + 1, miner: testKey(5).address });
+    assert.equal(await node.chain.processBlock(b3), 'side-branch');
+    assert.equal(await node.chain.processBlock(b4), 'connected');
+    const page = await fresh.render();
+    const of = (series: string) => Number(new RegExp(`^${series.replace(/[{}"+]/g, '\\$&')} (\\S+)$`, 'm').exec(page)?.[1] ?? NaN);
+    assert.equal(of('cairn_reorgs_total'), 1);
+    assert.equal(of('cairn_reorg_depth_blocks_count'), 1);
+    assert.equal(of('cairn_reorg_depth_blocks_sum'), 1, 'one block disconnected');
+    assert.equal(of('cairn_reorg_depth_blocks_bucket{le="1"}'), 1);
   });
 
   it('promtool check metrics passes on the scrape', () => {
