@@ -252,7 +252,8 @@ export class CairnNode extends EventEmitter<NodeEvents> {
         .then(() => (this.sync.syncing || e.connected.length === 0 ? undefined : this.txRelay.pushPassedOver(e.connected.at(-1)!)))
         .catch((err: Error) => this.emit('log', 'warn', `mempool update after a new tip failed: ${err.message}`, { stack: err.stack }));
       if (e.disconnected.length > 0) {
-        this.emit('log', 'info', 'reorganised', { fork: e.fork.height, disconnected: e.disconnected.length, connected: e.connected.length });
+        // Which tips, not only how many blocks: what an operator compares with other nodes and explorers.
+        this.emit('log', 'info', 'reorganised', { fork: e.fork.height, forkHash: e.fork.hashHex, disconnected: e.disconnected.length, connected: e.connected.length, from: e.from.hashHex, to: e.to.hashHex, height: e.to.height });
       }
     });
     // What the pool admitted at genesis was judged against the genesis state, not the snapshot's.
@@ -267,7 +268,8 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     // Each penalty, not only the ban it may end in: a ban's reason is its last penalty's.
     this.peers.on('penalty', (peer, score, reason) => this.emit('log', 'info', 'penalised peer', { peer, score, total: this.peers.score(peer), reason }));
     this.peers.on('ban', (peer, reason) => {
-      this.emit('log', 'warn', `banned peer ${peer}: ${reason}`);
+      // In fields, as the penalties': a JSON log is searched by peer, which the message's prose hid.
+      this.emit('log', 'warn', 'banned peer', { peer, reason });
       this.sync.forget(peer);
       void this.transport.hangUp(peer);
     });

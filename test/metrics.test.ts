@@ -20,6 +20,7 @@ import { mineOn, networkParams, verifyPoolOf, waitFor } from './helpers/network.
 import { chainPeerTransport } from './helpers/chain-peer.ts';
 import { asParent, mineChain, mineChild } from './helpers/mining.ts';
 import { FUNDED_KEYS, tempDir, testKey, testParams } from './helpers/fixtures.ts';
+import { toHex } from '../ledger/bytes.ts';
 import { MemoryDisk } from '../ledger/kv-memory.ts';
 import { ChainDB } from '../ledger/chaindb.ts';
 import { Chain } from '../consensus/chain.ts';
@@ -43,6 +44,7 @@ describe('metrics (prom-client)', function () {
   let node: CairnNode;
   let url = '';
   let text = '';
+  const logged: { level: string; message: string; fields?: Record<string, unknown> }[] = [];
   let second: Parameters<typeof mineChild>[1]; // block 2, whose state the helpers know
 
   before(async function () {
@@ -50,7 +52,8 @@ describe('metrics (prom-client)', function () {
     ensureDebianBinary('promtool', 'prometheus');
     const config: NodeConfig = { datadir: dir.path, params: networkParams(), listen: ['/ip4/127.0.0.1/tcp/0'], mdns: false, verifyThreads: 1, rpc: { port: 0 }, metrics: { port: 0 } };
     node = createNode(config);
-    node.on('log', (_level, message, fields) => {
+    node.on('log', (level, message, fields) => {
+      logged.push({ level, message, fields });
       if (message === 'metrics') url = String(fields?.url);
     });
     await node.start();
@@ -106,6 +109,7 @@ describe('metrics (prom-client)', function () {
   it('a reorganisation counts once, with its depth', async () => {
     const fresh = new Metrics(node);
     const stamp = node.chain.tip.header.timestamp;
+    const fromTip = node.chain.tip.hashHex;
     const b3 = mineChild(node.params, second, [], { timestamp: stamp, miner: testKey(5).address });
     const b4 = mineChild(node.params, asParent(b3), [], { timestamp: stamp + 1, miner: testKey(5).address });
     assert.equal(await node.chain.processBlock(b3), 'side-branch');
@@ -116,6 +120,21 @@ describe('metrics (prom-client)', function () {
     assert.equal(of('cairn_reorg_depth_blocks_count'), 1);
     assert.equal(of('cairn_reorg_depth_blocks_sum'), 1, 'one block disconnected');
     assert.equal(of('cairn_reorg_depth_blocks_bucket{le="1"}'), 1);
+    const said = logged.filter((l) => l.message === 'reorganised');
+    assert.equal(said.length, 1, 'said once');
+    assert.deepEqual(
+      { ...said[0]!.fields, level: said[0]!.level },
+      { level: 'info', fork: 2, forkHash: toHex(second.hash), disconnected: 1, connected: 2, from: fromTip, to: toHex(b4.header.hash), height: 4 },
+    );
+  });
+
+  it('a ban is one warning, its peer and reason in fields a JSON log is searched by', () => {
+    const peer = '12D3KooWGq2cz1Hf4G2bMXRDeEcvyrPkXV5ysPpQtFMmvFjfpw6Q';
+    node.peers.ban(peer, 'sync: its chain holds an invalid block');
+    const said = logged.filter((l) => l.message === 'banned peer');
+    assert.equal(said.length, 1);
+    assert.equal(said[0]!.level, 'warn');
+    assert.deepEqual(said[0]!.fields, { peer, reason: 'sync: its chain holds an invalid block' });
   });
 
   it('promtool check metrics passes on the scrape', () => {
