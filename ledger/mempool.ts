@@ -40,6 +40,12 @@ export class Mempool extends EventEmitter<{ added: [entry: MempoolEntry] }> {
     this.checkSignature = checkSignature;
   }
 
+  /**
+   * Transactions dropped unmined since start: to make room for better-paying ones (the pool full),
+   * or after waiting longer than the policy allows. Only ever counts up (metrics).
+   */
+  readonly dropped = { evicted: 0, expired: 0 };
+
   get size(): number {
     return this.byId.size;
   }
@@ -189,6 +195,7 @@ export class Mempool extends EventEmitter<{ added: [entry: MempoolEntry] }> {
     const checking = this.checkSignature(tx); // a signature already verified answers at once
     if (checking) await checking;
     for (const v of victims) this.pending.remove(v);
+    this.dropped.evicted += victims.length;
     if (replaced) this.pending.remove(replaced);
     const entry: MempoolEntry = { tx, idHex, addedAt: now };
     this.pending.insert(entry);
@@ -219,6 +226,7 @@ export class Mempool extends EventEmitter<{ added: [entry: MempoolEntry] }> {
           dropped++;
         }
       }
+      this.dropped.expired += dropped;
       return dropped;
     });
   }

@@ -128,6 +128,17 @@ export class Metrics {
         this.inc({ read: 'ahead' }, n.db.treeReads.prefetched);
       },
     });
+    new Counter({
+      name: 'cairn_mempool_dropped_total',
+      help: 'Transactions dropped from the mempool unmined: evicted (the pool full, a better fee came) or expired (waited too long)',
+      labelNames: ['reason'],
+      registers,
+      collect() {
+        this.reset();
+        this.inc({ reason: 'evicted' }, n.mempool.dropped.evicted);
+        this.inc({ reason: 'expired' }, n.mempool.dropped.expired);
+      },
+    });
     const now = options.now;
     if (now) {
       node.on('block', (block, source) => {

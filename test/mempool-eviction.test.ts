@@ -123,6 +123,8 @@ describe('Mempool eviction', () => {
     assert.equal(pool.has(a0.id), true, 'A came back after C');
     await pool.add(pay(F, 0n, 7n), 101);
     assert.equal(pool.has(a0.id), false);
+    // cairn_mempool_dropped_total: a full pool that sheds transactions is what an operator alerts on.
+    assert.deepEqual(pool.dropped, { evicted: 3, expired: 1 }, 'B, C and A evicted; A expired before');
   });
 
   it('chooses what the linear search chose, over random workloads with ties, replacements and reorgs', async () => {

@@ -98,8 +98,8 @@ describe('metrics (prom-client)', function () {
     assert.match(text, /^# TYPE cairn_block_propagation_seconds histogram$/m);
   });
 
-  it('what an operator alerts on: peers by direction, the best peer, the tip\'s age, the gapped mempool, pruning, a waiting miner', () => {
-    for (const series of ['cairn_peers_by_direction{direction="inbound"}', 'cairn_peers_by_direction{direction="outbound"}', 'cairn_best_peer_height', 'cairn_peers_apart', 'cairn_mempool_gapped_bytes', 'cairn_pruned_height', 'cairn_mining_waiting']) {
+  it('what an operator alerts on: peers by direction, the best peer, the tip\'s age, the gapped mempool, pruning, a waiting miner, mempool drops', () => {
+    for (const series of ['cairn_peers_by_direction{direction="inbound"}', 'cairn_peers_by_direction{direction="outbound"}', 'cairn_best_peer_height', 'cairn_peers_apart', 'cairn_mempool_gapped_bytes', 'cairn_pruned_height', 'cairn_mining_waiting', 'cairn_mempool_dropped_total{reason="evicted"}', 'cairn_mempool_dropped_total{reason="expired"}']) {
       assert.equal(value(series), 0, series);
     }
     assert.equal(value('cairn_chain_tip_timestamp_seconds'), node.chain.tip.header.timestamp);
