@@ -86,6 +86,8 @@ export interface BodyDownloadParts {
   importBatch(blocks: readonly SaneBlock[], from: string): Promise<void>;
   /** Asked before each batch is imported: false ends the download there, the batch not imported. */
   keepGoing?(blocks: readonly SaneBlock[]): Promise<boolean>;
+  /** A provider held up the import and sits out `pauseMs` (its `stalls`-th stall here): no fault, but a slow sync's why. */
+  onStall?(peer: string, stalls: number, pauseMs: number): void;
   /** A provider at fault (a body that does not match, a rule broken). */
   blame(peer: string, err: unknown): void;
   isBanned(peer: string): boolean;
@@ -178,6 +180,7 @@ export class BodyDownload {
     const pauseSlow = (peer: string) => {
       const stalls = (paused.get(peer)?.stalls ?? 0) + 1;
       paused.set(peer, { until: env.monotonic() + stallPauseMs(stalls), stalls });
+      this.parts.onStall?.(peer, stalls, stallPauseMs(stalls));
       for (const [index, holder] of holders) {
         if (holder.peer !== peer) continue;
         holders.delete(index); // its copy is still imported if it comes first

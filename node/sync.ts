@@ -395,6 +395,8 @@ export class Sync extends EventEmitter<SyncEvents> {
         this.o.records?.gave(from, 'block', env.monotonic());
         this.emit('progress', { height: chain.tip.height, target: last, peer: from });
       },
+      // Once a stall, each pause four times the last: what an operator reads when a sync crawls.
+      onStall: (peer, stalls, pauseMs) => this.o.log?.('info', 'a peer held up the block download: it sits out a pause', { peer, stalls, pauseSeconds: pauseMs / 1000, height: chain.tip.height }),
       blame: (peer, err) => this.blame(peer, err),
       isBanned: (peer) => peers.isBanned(peer),
       keepGoing,

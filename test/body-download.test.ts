@@ -111,6 +111,7 @@ describe('BodyDownload', () => {
       const env = new SimEnv(scheduler, new Random('body-download'));
       const imported: number[] = [];
       const blamed: string[] = [];
+      const stalls: [peer: string, stalls: number, pauseMs: number][] = [];
       const download = new BodyDownload({
         env,
         first: 1,
@@ -124,6 +125,7 @@ describe('BodyDownload', () => {
           await sleep(env, options.importMs ?? 10);
           imported.push(...(blocks as unknown as number[]));
         },
+        onStall: (peer, n, pauseMs) => void stalls.push([peer, n, pauseMs]),
         blame: (peer) => blamed.push(peer),
         isBanned: () => false,
       });
@@ -133,7 +135,7 @@ describe('BodyDownload', () => {
         const done = await scheduler.drive(download.run(), limitMs);
         return done && { endedAtMs: scheduler.now - start };
       };
-      return { download, imported, blamed, run, scheduler };
+      return { download, imported, blamed, stalls, run, scheduler };
     }
 
     it('a provider that held up the import sits out a pause, then takes batches again', async () => {
@@ -157,6 +159,8 @@ describe('BodyDownload', () => {
       assert.equal(d.imported.length, 60 * 32);
       const late = (served.get('peer-b') ?? []).filter((at) => at > 1_500 + 2_000);
       assert.ok(late.length >= 5, `peer-b served ${late.length} batches after its pause (served at ${JSON.stringify(served.get('peer-b'))} ms)`);
+      // The sync logs each stall (node/sync.ts): once, not once per batch it held or per second.
+      assert.deepEqual(d.stalls, [['peer-b', 1, 2_000]], 'told once, with the pause');
     });
 
     it('a provider that only ever answers busy leaves the download, unpunished, and the download ends', async () => {
