@@ -16,7 +16,7 @@ import type { CairnNode } from '../node/node.ts';
 import { RPC_ENDPOINT_FILE, type RpcEndpointFile } from '../node/rpc-types.ts';
 import { ensureDebianBinary } from './helpers/debian.ts';
 import { rememberState, stateOfStore } from './helpers/states.ts';
-import { mineOn, networkParams, verifyPoolOf, waitFor } from './helpers/network.ts';
+import { mineOn, networkParams, startNode, stopAll, verifyPoolOf, waitFor, type TestNode } from './helpers/network.ts';
 import { chainPeerTransport } from './helpers/chain-peer.ts';
 import { asParent, mineChain, mineChild } from './helpers/mining.ts';
 import { FUNDED_KEYS, tempDir, testKey, testParams } from './helpers/fixtures.ts';
@@ -202,5 +202,31 @@ describe('metrics: gauges that stay true', function () {
     assert.equal(sync.syncing, false);
     assert.equal(sync.targetHeight, 3, 'no peer offers more than our tip now');
     await db.close();
+  });
+});
+
+describe('metrics: two nodes', function () {
+  this.timeout(60_000);
+  const nodes: TestNode[] = [];
+  after(() => stopAll(nodes));
+
+  it('peers by direction: the node dialled counts an inbound peer, the one that dialled an outbound one; each sees the other\'s height', async () => {
+    const params = networkParams();
+    const a = await startNode(params);
+    nodes.push(a);
+    await mineOn(a, 3);
+    const b = await startNode(params, [a.addr]);
+    nodes.push(b);
+    // A hears B's status at connection (height 0), and again on its status round (every second here).
+    await waitFor(() => b.node.chain.tip.height === 3 && [...a.node.sync.statuses.values()][0]?.status.height === 3, 30_000, 'B to sync from A, and A to hear its new status');
+    const page = async (t: TestNode) => {
+      const text = await new Metrics(t.node).render();
+      return (series: string) => Number(new RegExp(`^${series.replace(/[{}"]/g, '\\$&')} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+    };
+    const [atA, atB] = [await page(a), await page(b)];
+    assert.deepEqual([atA('cairn_peers_by_direction{direction="inbound"}'), atA('cairn_peers_by_direction{direction="outbound"}')], [1, 0]);
+    assert.deepEqual([atB('cairn_peers_by_direction{direction="inbound"}'), atB('cairn_peers_by_direction{direction="outbound"}')], [0, 1]);
+    assert.equal(atB('cairn_best_peer_height'), 3);
+    assert.equal(atA('cairn_best_peer_height'), 3);
   });
 });
