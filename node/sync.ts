@@ -17,6 +17,9 @@ import type { NetworkNames } from './protocols.ts';
 import { BusyMemory, TransportError, isOwnFailure, ownFailureFields, waitingOutBusy, type Transport } from './transport.ts';
 import { MAX_BLOCKS_PER_REQUEST, type Status } from './wire.ts';
 
+/** How often a sync's progress is logged: a line per batch would be one every few milliseconds. */
+export const SYNC_LOG_INTERVAL_MS = 10_000;
+
 export interface SyncProgress {
   readonly height: number;
   readonly target: number;
@@ -90,6 +93,8 @@ export class Sync extends EventEmitter<SyncEvents> {
   private readonly sleeps: InterruptibleSleeps;
   private again = false;
   private lastTarget = 0;
+  /** When the last progress line was logged (env monotonic ms). */
+  private progressSaidAt = -Infinity;
   /**
    * While a snapshot join runs, the chain must stay at genesis for the state to be installed under
    * it: gossip holds its blocks meanwhile (node/gossip.ts), or one block 1, which costs next to
@@ -394,6 +399,12 @@ export class Sync extends EventEmitter<SyncEvents> {
         await importBlocks(chain, blocks, env);
         this.o.records?.gave(from, 'block', env.monotonic());
         this.emit('progress', { height: chain.tip.height, target: last, peer: from });
+        // A terminal draws a bar from 'progress'; a service's log had nothing from "node started"
+        // to the first block after the catch-up, hours later. A line every so often, as Bitcoin Core's.
+        if (env.monotonic() - this.progressSaidAt >= SYNC_LOG_INTERVAL_MS) {
+          this.progressSaidAt = env.monotonic();
+          this.o.log?.('info', 'syncing', { height: chain.tip.height, target: last, peer: from });
+        }
       },
       // Once a stall, each pause four times the last: what an operator reads when a sync crawls.
       onStall: (peer, stalls, pauseMs) => this.o.log?.('info', 'a peer held up the block download: it sits out a pause', { peer, stalls, pauseSeconds: pauseMs / 1000, height: chain.tip.height }),

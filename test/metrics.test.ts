@@ -25,7 +25,7 @@ import { MemoryDisk } from '../ledger/kv-memory.ts';
 import { ChainDB } from '../ledger/chaindb.ts';
 import { Chain } from '../consensus/chain.ts';
 import { blockWork } from '../consensus/pow.ts';
-import { Sync } from '../node/sync.ts';
+import { Sync, SYNC_LOG_INTERVAL_MS } from '../node/sync.ts';
 import { PeerManager } from '../node/peers.ts';
 import { networkNames } from '../node/protocols.ts';
 import { realEnv } from '../node/env.ts';
@@ -228,5 +228,35 @@ describe('metrics: two nodes', function () {
     assert.deepEqual([atB('cairn_peers_by_direction{direction="inbound"}'), atB('cairn_peers_by_direction{direction="outbound"}')], [0, 1]);
     assert.equal(atB('cairn_best_peer_height'), 3);
     assert.equal(atA('cairn_best_peer_height'), 3);
+  });
+});
+
+describe('logs an operator greps for', function () {
+  this.timeout(60_000);
+
+  it(`a sync says where it is, once in ${SYNC_LOG_INTERVAL_MS / 1000} s, not once a batch: a service's log was silent from the start to the end of a catch-up`, async () => {
+    const params = testParams();
+    const now = params.timestamp + 1_000_000;
+    const db = await ChainDB.open(new MemoryDisk().open(), params);
+    const chain = await Chain.open(db, { clock: () => now });
+    const blocks = mineChain(params, asParent(db.genesis), 100, { miner: testKey(1).address }); // four batches
+    const names = networkNames(db.genesis.header.hash);
+    const status: Status = { genesis: db.genesis.header.hash, height: blocks.length, tipHash: blocks.at(-1)!.header.hash, totalWork: blocks.reduce((sum, b) => sum + blockWork(b.header.target), chain.tip.totalWork), prunedHeight: 0 };
+    const logged: { level: string; message: string; fields?: Record<string, unknown> }[] = [];
+    let clock = 0; // the monotonic clock stands still: every batch comes within the interval
+    const env = { ...realEnv, monotonic: () => clock };
+    const sync = new Sync({ transport: chainPeerTransport('honest', names, status, blocks), env, names, chain, peers: new PeerManager(() => now), clock: () => now, serve: (async () => {}) as unknown as Serve, log: (level, message, fields) => void logged.push({ level, message, fields }) });
+    let batches = 0;
+    sync.on('progress', () => {
+      if (++batches === 3) clock += SYNC_LOG_INTERVAL_MS; // the third batch comes an interval later
+    });
+    sync.statuses.set('honest', { peer: 'honest', status });
+    await sync.requestSync();
+    await sync.idle();
+    assert.equal(chain.tip.height, 100);
+    assert.equal(batches, 4);
+    const said = logged.filter((l) => l.message === 'syncing');
+    assert.deepEqual(said.map((l) => [l.level, l.fields]), [['info', { height: 32, target: 100, peer: 'honest' }], ['info', { height: 96, target: 100, peer: 'honest' }]]);
+    await db.close();
   });
 });
