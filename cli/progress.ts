@@ -1,4 +1,4 @@
-import type { SyncProgress } from '../node/sync.ts';
+import type { SyncProgress } from '../node/sync-types.ts';
 
 /**
  * A one-line sync progress bar for a terminal: blocks, rate and time left, redrawn in place at
