@@ -20,13 +20,21 @@ export interface ConnectionParts {
 /**
  * What a node does as connections come and go (CairnNode wires it once at start): the peer book
  * and the redial hear of them, a peer ready for our protocols is asked its status and sent our
- * mempool, one of another network is banned, a peer gone is forgotten by the sync, and each
- * connection is logged with what it was.
+ * mempool, one of another network is banned, a peer gone or banned is forgotten by the sync (a
+ * banned one hung up on), and each connection, penalty and ban is logged with what it was.
  */
 export function followConnections(t: Transport, o: ConnectionParts): void {
   // Said so that the operator of a node given the wrong genesis (or a peer of another network) sees the fix.
   const ours = toHex(o.genesis).slice(0, 12);
   o.sync.on('foreign', (peer) => o.peers.ban(peer, `another network: it does not speak ours (genesis ${ours}…) or answered with another genesis; every node of a network needs the same genesis.json (--genesis)`, { address: false }));
+  // Each penalty, not only the ban it may end in: a ban's reason is its last penalty's.
+  o.peers.on('penalty', (peer, score, reason) => o.log('info', 'penalised peer', { peer, score, total: o.peers.score(peer), reason }));
+  o.peers.on('ban', (peer, reason) => {
+    // In fields, as the penalties': a JSON log is searched by peer, which the message's prose hid.
+    o.log('warn', 'banned peer', { peer, reason });
+    o.sync.forget(peer);
+    void t.hangUp(peer);
+  });
   // What each connection was, for the line that says it ended (the transport has forgotten it by then).
   const connections = new Map<string, ConnectionInfo>();
   t.on('peer:connect', (peer, info) => {

@@ -265,14 +265,6 @@ export class CairnNode extends EventEmitter<NodeEvents> {
       this.emit('block', block, this.own.has(entry.hashHex) ? 'mined' : 'received');
     });
     this.chain.on('invalid', (entry, err) => this.emit('log', 'warn', `invalid block ${entry.hashHex} at ${entry.height}: ${err.message}`));
-    // Each penalty, not only the ban it may end in: a ban's reason is its last penalty's.
-    this.peers.on('penalty', (peer, score, reason) => this.emit('log', 'info', 'penalised peer', { peer, score, total: this.peers.score(peer), reason }));
-    this.peers.on('ban', (peer, reason) => {
-      // In fields, as the penalties': a JSON log is searched by peer, which the message's prose hid.
-      this.emit('log', 'warn', 'banned peer', { peer, reason });
-      this.sync.forget(peer);
-      void this.transport.hangUp(peer);
-    });
     this.gossip.on('orphan', (peer) => void this.sync.handshake(peer));
     this.gossip.on('connected', (peer, hash) => this.sync.peerHas(peer, hash));
     // A chain taken by sync (an orphan's branch, a catch-up) is announced as its tip: gossip
