@@ -20,7 +20,8 @@ export function syncText(s: StatusResult): string {
     const who = s.peersApart === 1 ? '1 peer claims' : `${s.peersApart} peers claim`;
     return `apart: ${who} more work (unchecked) on a chain that forks deeper than this node reorganises; not followed (see the log)`;
   }
-  if (s.bestPeerHeight !== null && s.bestPeerHeight > s.height) return `behind: a peer is at ${s.bestPeerHeight}`;
+  // Behind is less work than a peer's chain, not a lower height: a slow branch can be taller and lighter.
+  if (s.peersAhead > 0) return `behind: ${s.peersAhead === 1 ? '1 peer claims' : `${s.peersAhead} peers claim`} more work${s.bestPeerHeight !== null && s.bestPeerHeight > s.height ? ` (best announced height ${s.bestPeerHeight})` : ''}`;
   return `in step with ${s.peers} peer${s.peers === 1 ? '' : 's'}${s.bestPeerHeight === null ? '' : ` (best announced height ${s.bestPeerHeight})`}`;
 }
 

@@ -95,7 +95,7 @@ const METHODS: { readonly [M in RpcMethod]: Omit<RpcMethodDoc, 'name'> } = {
         historyCheck: { oneOf: [{ type: 'null' }, obj({ state: { type: 'string', enum: ['checking', 'valid', 'invalid', 'off'] }, height: ref('Height'), target: ref('Height'), reason: { type: 'string' } })] },
         mining: { type: 'boolean' }, miningWaits: { type: ['string', 'null'] }, miningHashRate: { type: ['integer', 'null'], minimum: 0 }, unit: { type: 'string' }, decimals: int,
         difficulty: ref('Decimal'), networkHashRate: { type: ['number', 'null'], minimum: 0 }, tipTimestamp: int, tipAge: int,
-        peersIn: int, peersOut: int, bestPeerHeight: { type: ['integer', 'null'], minimum: 0 }, peersApart: int,
+        peersIn: int, peersOut: int, bestPeerHeight: { type: ['integer', 'null'], minimum: 0 }, peersAhead: int, peersApart: int,
         banned: int, lastBan: { oneOf: [{ type: 'null' }, obj({ peer: { type: 'string' }, reason: { type: 'string' }, secondsAgo: int })] }, feeEstimate: ref('Amount'), minFee: ref('Amount'),
         memory: obj({ rss: int, heapUsed: int, heapTotal: int, external: int, arrayBuffers: int, heapLimit: int }),
       }),

@@ -186,6 +186,7 @@ export const rpcHandlers: Handlers = {
       peersIn: connections.filter((c) => c.direction === 'inbound').length,
       peersOut: connections.filter((c) => c.direction === 'outbound').length,
       bestPeerHeight: peerHeights.length > 0 ? Math.max(...peerHeights) : null,
+      peersAhead: node.sync.peersAhead,
       peersApart: node.sync.peersApart,
       banned: node.peers.bannedCount,
       lastBan: lastBanStatus(node),

@@ -48,6 +48,8 @@ export interface StatusResult {
   /** The highest chain any peer announced; null without peers. */
   bestPeerHeight: number | null;
   /** Peers claiming more work on a chain that forks below our reorg depth: not followed. */
+  /** Peers (not banned) whose status claims more work than our tip: behind them, whatever the heights. */
+  peersAhead: number;
   peersApart: number;
   /** Peer ids banned now (misbehaviour, another network), and the last ban made since the node started, while it lasts: its reason, and seconds since. */
   banned: number;

@@ -23,7 +23,7 @@ export interface NodeView {
   readonly chain: Chain;
   readonly db: ChainDB;
   readonly mempool: Mempool;
-  readonly sync: Pick<Sync, 'syncing' | 'targetHeight' | 'statuses' | 'peersApart'>;
+  readonly sync: Pick<Sync, 'syncing' | 'targetHeight' | 'statuses' | 'peersAhead' | 'peersApart'>;
   readonly peers: Pick<PeerManager, 'score' | 'bannedCount' | 'bannedAddressCount' | 'lastBan' | 'on'>;
   readonly gossip: Pick<Gossip, 'on'>;
   readonly transport: Pick<Transport, 'peers' | 'connectionInfo' | 'listenAddresses' | 'peerId'>;

@@ -128,11 +128,14 @@ describe('cli plumbing', function () {
   });
 
   describe("status's sync line", () => {
-    const status = (s: Partial<StatusResult>) => ({ syncing: false, height: 50, syncTarget: 50, peers: 2, mining: false, bestPeerHeight: 50, peersApart: 0, ...s }) as StatusResult;
+    const status = (s: Partial<StatusResult>) => ({ syncing: false, height: 50, syncTarget: 50, peers: 2, mining: false, bestPeerHeight: 50, peersAhead: 0, peersApart: 0, ...s }) as StatusResult;
 
     it('says apart, before behind or in step, when a peer claims more work on a chain this node will not follow', () => {
       assert.match(syncText(status({})), /^in step with 2 peers/);
-      assert.match(syncText(status({ bestPeerHeight: 70 })), /^behind: a peer is at 70/);
+      assert.match(syncText(status({ bestPeerHeight: 70, peersAhead: 1 })), /^behind: 1 peer claims more work \(best announced height 70\)/);
+      assert.match(syncText(status({ bestPeerHeight: 50, peersAhead: 2 })), /^behind: 2 peers claim more work$/, 'a heavier chain at our height');
+      // From the metrics review: a taller chain with less work (a slow branch) is not one to be behind.
+      assert.match(syncText(status({ bestPeerHeight: 70 })), /^in step with 2 peers \(best announced height 70\)/);
       // The peer apart may be lower, higher or level: its chain is heavier, and forks below the floor.
       for (const bestPeerHeight of [30, 50, 70]) {
         assert.match(syncText(status({ bestPeerHeight, peersApart: 1 })), /^apart: 1 peer claims more work \(unchecked\) on a chain that forks deeper than this node reorganises/);
