@@ -18,37 +18,7 @@ import { MAX_TXS_PER_BATCH, encodeTxBatch } from './wire.ts';
 import { admitTxBatch } from './gossip-txs.ts';
 import { BlocksInFlight } from './blocks-in-flight.ts';
 import { StopGate } from './stop-gate.ts';
-
-export interface GossipEvents {
-  /** A gossiped block we could not place (unknown parent, or not rebuildable): sync from that peer. */
-  orphan: [peer: string];
-  invalid: [peer: string, error: unknown];
-  /** A compact block whose header holds failed its import: its miner's fault, not the forwarder's (no penalty). */
-  failed: [peer: string, error: unknown];
-  /** A block from `peer` connected: the peer has it (its status may say less, and is refreshed from it). */
-  connected: [peer: string, hash: Uint8Array];
-}
-
-export interface GossipOptions {
-  readonly transport: Transport;
-  readonly names: NetworkNames;
-  readonly chain: Chain;
-  readonly mempool: Mempool;
-  readonly peers: PeerManager;
-  readonly clock: () => number;
-  readonly signatures: TxSignatureVerifier;
-  /** Where the peers that brought valid blocks and transactions first are noted, for eviction. */
-  readonly records?: PeerRecords;
-  readonly stats?: NetworkStats;
-  /** The env's monotonic milliseconds, for the records. */
-  readonly now?: () => number;
-  /** True while no block may be imported from gossip (a snapshot join is under way: node/sync.ts). */
-  readonly holdBlocks?: () => boolean;
-  /** Relays a transaction admitted from a batch not forwarded whole (node/tx-relay.ts). */
-  readonly announceTx?: (tx: Transaction) => void;
-  /** Where a validation that failed on our side (a bug, the store) is told: it costs no peer. */
-  readonly log?: (level: 'warn', message: string, fields?: Record<string, unknown>) => void;
-}
+import type { GossipEvents, GossipOptions } from './gossip-types.ts';
 
 /** The largest gossip message on any topic: a full block and its framing (docs/PROTOCOL.md, "Gossip"). */
 export function maxGossipBytes(maxBlockBytes: number): number {

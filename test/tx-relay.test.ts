@@ -16,7 +16,8 @@ import { Mempool } from '../ledger/mempool.ts';
 import { MemoryAccounts } from '../ledger/audit.ts';
 import { InlineVerifier } from '../node/inline-verifier.ts';
 import { MAX_TXS_PER_BATCH, decodeTxBatch, encodeTxBatch } from '../node/wire.ts';
-import { Gossip, maxGossipBytes, type GossipOptions } from '../node/gossip.ts';
+import { Gossip, maxGossipBytes } from '../node/gossip.ts';
+import type { GossipOptions } from '../node/gossip-types.ts';
 import type { GossipValidator } from '../node/transport.ts';
 import { FUNDED_KEYS, testKey, transfer } from './helpers/fixtures.ts';
 
