@@ -7,12 +7,14 @@ import { simulate, type SimResult } from './run.ts';
 import { ALL_ADVERSARIES } from './scenario.ts';
 import type { Role } from './sim-node.ts';
 
-const USAGE = `usage: npm run sim -- --seed S [--nodes N] [--minutes M] [--calm] [--adversaries ROLES] [--json]
-       npm run sim -- --seeds K [--from F] [--nodes N] [--minutes M] [--calm] [--adversaries ROLES] [--json]
+const USAGE = `usage: npm run sim -- --seed S [--nodes N] [--minutes M] [--calm] [--adversaries ROLES] [--light-clients N] [--json]
+       npm run sim -- --seeds K [--from F] [--nodes N] [--minutes M] [--calm] [--adversaries ROLES] [--light-clients N] [--json]
 One seeded scenario, or a sweep of K seeds from F (default 1); exit status 1 if any seed fails.
 --adversaries R1,R2 gives the seed's adversaries (at least one) roles drawn from these, among
 ${ALL_ADVERSARIES.join(', ')}; timewarper, equivocator, withholder,
 replayer and eclipser come only so.
+--light-clients N adds N light clients (each bootstrapped off a few full nodes, honest or not; some
+join late, some crash or stop and come back), checked at the end against the honest nodes.
 --json prints one JSON object: for a seed, its whole result with its trace hash (the same code and
 seed give the same hash: compare it before and after a change meant to change nothing); for a
 sweep, the failing seeds and the first failure's result with the command that replays it.
@@ -30,6 +32,7 @@ function parse() {
         json: { type: 'boolean' },
         calm: { type: 'boolean' },
         adversaries: { type: 'string' },
+        'light-clients': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -78,13 +81,14 @@ function roles(text: string | undefined): readonly Role[] | undefined {
 const nodes = whole('nodes', values.nodes, 2, 64);
 const minutes = whole('minutes', values.minutes, 1, 600);
 const adversaries = roles(values.adversaries);
-const options = { nodes, minutes, calm: values.calm, adversaries };
+const lightClients = whole('light-clients', values['light-clients'], 1, 32);
+const options = { nodes, minutes, calm: values.calm, adversaries, lightClients };
 const replay = (seed: string) =>
-  `npm run sim -- --seed ${seed}${nodes ? ` --nodes ${nodes}` : ''}${minutes ? ` --minutes ${minutes}` : ''}${values.calm ? ' --calm' : ''}${adversaries ? ` --adversaries ${adversaries.join(',')}` : ''}`;
+  `npm run sim -- --seed ${seed}${nodes ? ` --nodes ${nodes}` : ''}${minutes ? ` --minutes ${minutes}` : ''}${values.calm ? ' --calm' : ''}${adversaries ? ` --adversaries ${adversaries.join(',')}` : ''}${lightClients ? ` --light-clients ${lightClients}` : ''}`;
 
 function summary(r: SimResult): string {
   const failed = Object.entries(r.invariants).filter(([, v]) => v === 'fail').map(([k]) => k);
-  return `seed ${r.seed}: ${r.ok ? 'ok' : 'FAIL ' + failed.join(', ')}  ${r.nodes} nodes (${Object.entries(r.roles).map(([k, v]) => `${v} ${k}`).join(', ')}), ${r.simulatedSeconds} s simulated in ${r.wallMs} ms, ${r.blocks} blocks, ${r.txs} txs, ${r.reorgs} reorgs (deepest ${r.deepestReorg}), ${r.liveness.judged} arrivals judged (${r.liveness.faulty + r.liveness.lossy} blocks not: ${r.liveness.faulty} in faults, ${r.liveness.lossy} lossy), ${r.liveness.txsJudged} txs judged, ${r.snapshotJoins > 0 ? `${r.snapshotJoins} snapshot joins, ` : ''}${r.treeReads.nodes + r.treeReads.prefetched} tree nodes read (${r.treeReads.prefetched} ahead), faults ${JSON.stringify(r.faults)}, ${Object.keys(r.acts).length > 0 ? `acts ${JSON.stringify(r.acts)}, ` : ''}trace ${r.traceHash.slice(0, 16)}`;
+  return `seed ${r.seed}: ${r.ok ? 'ok' : 'FAIL ' + failed.join(', ')}  ${r.nodes} nodes (${Object.entries(r.roles).map(([k, v]) => `${v} ${k}`).join(', ')}), ${r.simulatedSeconds} s simulated in ${r.wallMs} ms, ${r.blocks} blocks, ${r.txs} txs, ${r.reorgs} reorgs (deepest ${r.deepestReorg}), ${r.liveness.judged} arrivals judged (${r.liveness.faulty + r.liveness.lossy} blocks not: ${r.liveness.faulty} in faults, ${r.liveness.lossy} lossy), ${r.liveness.txsJudged} txs judged, ${r.snapshotJoins > 0 ? `${r.snapshotJoins} snapshot joins, ` : ''}${r.treeReads.nodes + r.treeReads.prefetched} tree nodes read (${r.treeReads.prefetched} ahead), faults ${JSON.stringify(r.faults)}, ${Object.keys(r.acts).length > 0 ? `acts ${JSON.stringify(r.acts)}, ` : ''}${r.lightClients ? `light clients ${JSON.stringify(r.lightClients)}, ` : ''}trace ${r.traceHash.slice(0, 16)}`;
 }
 
 if (values.seeds !== undefined) {

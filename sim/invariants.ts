@@ -49,6 +49,8 @@ export const INVARIANTS = [
   'blocks-propagate',
   /** Each user's transaction a node admitted is mined by the end, or its nonce spent by another (sim/liveness.ts). */
   'txs-confirm',
+  /** Each light client connected to an honest node ends on the honest tip, proves the honest nodes' accounts there, and never penalised an honest node (sim/light-clients.ts). */
+  'light-clients',
 ] as const;
 
 export type InvariantName = (typeof INVARIANTS)[number];

@@ -2,6 +2,7 @@ import { Checker, INVARIANTS, type InvariantName } from './invariants.ts';
 import { scenario, type ScenarioOptions } from './scenario.ts';
 import { World } from './world.ts';
 import { arm } from './adversary.ts';
+import { SimLightClients, lightClientSpecs } from './light-clients.ts';
 
 export interface SimResult {
   readonly seed: string;
@@ -25,6 +26,8 @@ export interface SimResult {
   readonly roles: Record<string, number>;
   /** Penalties honest nodes gave each adversary role (its identities' included). */
   readonly penalised: Record<string, number>;
+  /** With light clients (ScenarioOptions.lightClients): how many, those judged at the end (on an honest node's tip), accounts proven, their crashes and clean stops. */
+  readonly lightClients?: { readonly clients: number; readonly checked: number; readonly proofs: number; readonly crashes: number; readonly stops: number };
   readonly events: number;
   readonly traceHash: string;
   readonly invariants: Record<InvariantName, 'pass' | 'fail'>;
@@ -58,11 +61,18 @@ export async function simulate(seed: string, options: ScenarioOptions = {}): Pro
   const world = new World(o);
   const checker = new Checker(world);
   arm(world, checker);
-  await catchingRejections(world, async () => {
-    checker.schedule(10_000);
-    await world.run();
-    await checker.final();
-  });
+  const lights = options.lightClients ? new SimLightClients(world, lightClientSpecs(seed, options.lightClients, o.nodes.map((n) => n.id), o.durationMs)) : undefined;
+  lights?.schedule();
+  try {
+    await catchingRejections(world, async () => {
+      checker.schedule(10_000);
+      await world.run();
+      await checker.final();
+      await lights?.final((message) => checker.fail('light-clients', message));
+    });
+  } finally {
+    lights?.shutdown();
+  }
   const roles: Record<string, number> = {};
   for (const n of o.nodes) roles[n.role] = (roles[n.role] ?? 0) + 1;
   const invariants = checker.results();
@@ -85,6 +95,7 @@ export async function simulate(seed: string, options: ScenarioOptions = {}): Pro
     acts: world.counts.acts,
     roles,
     penalised: { ...checker.penalised },
+    ...(lights ? { lightClients: { clients: lights.specs.length, ...lights.counts } } : {}),
     events: world.scheduler.events,
     traceHash: world.traceHash(),
     invariants,

@@ -20,6 +20,8 @@ export interface ScenarioOptions {
    * a seed that would have none has one. The roles of EXTRA_ADVERSARIES come only so.
    */
   readonly adversaries?: readonly Role[];
+  /** Light clients joining the world (sim/light-clients.ts), from a stream of their own (default none). */
+  readonly lightClients?: number;
 }
 
 /** A quarter of the users' accounts sit below the tree's top, so most blocks change stored nodes. */

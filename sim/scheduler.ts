@@ -18,6 +18,8 @@ export class Scheduler {
   private heap: ScheduledEvent[] = [];
   /** Events run so far. */
   events = 0;
+  /** Real work simulated time waits for (hold). */
+  private readonly held = new Set<Promise<void>>();
 
   constructor(startMs: number) {
     this.now = startMs;
@@ -72,6 +74,20 @@ export class Scheduler {
     return outcome;
   }
 
+  /**
+   * Simulated time stands still until `work` settles: for the one real thing code under the
+   * simulator may await, a file written as a light client stops (its next life reads it), which
+   * would otherwise land at a simulated time of the machine's choosing. `work` must need no event
+   * to settle, only promise work and the real write.
+   */
+  hold(work: Promise<unknown>): void {
+    const done: Promise<void> = work.then(
+      () => void this.held.delete(done),
+      () => void this.held.delete(done),
+    );
+    this.held.add(done);
+  }
+
   private async step(): Promise<void> {
     const event = this.pop()!;
     if (!event.run) return;
@@ -81,6 +97,10 @@ export class Scheduler {
     this.events++;
     run();
     await settle();
+    while (this.held.size > 0) {
+      await Promise.all(this.held);
+      await settle();
+    }
   }
 
   private push(e: ScheduledEvent): void {

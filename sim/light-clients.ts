@@ -1,0 +1,196 @@
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { bytesEqual, toHex } from '../ledger/bytes.ts';
+import { EMPTY_ACCOUNT } from '../ledger/state.ts';
+import { LightClient } from '../node/light/client.ts';
+import { SimEnv } from './env.ts';
+import { Random } from './random.ts';
+import type { SimNode } from './sim-node.ts';
+import { SIM_EPOCH_MS, type World } from './world.ts';
+
+/** A light client's part in a run: when it joins, whom it asks first, and how it goes down and back once, if it does. */
+export interface LightClientSpec {
+  readonly id: string;
+  readonly joinAtMs: number;
+  /** Full nodes it bootstraps off, honest or not. */
+  readonly bootstrapTo: readonly string[];
+  readonly skewMs: number;
+  readonly restart?: { readonly atMs: number; readonly kind: 'crash' | 'stop'; readonly downMs: number };
+}
+
+/**
+ * A block connected this recently may not have reached a light client yet: one status round (5 s)
+ * and its header's trip over a link with jitter. Its tip may then be this many blocks short.
+ */
+const FRESH_MS = 15_000;
+const FRESH_BLOCKS = 2;
+
+/**
+ * The seed's light clients, from a stream of their own (`light-clients:SEED`), so that a run
+ * without them draws exactly what it drew before they existed.
+ */
+export function lightClientSpecs(seed: string, count: number, fullNodes: readonly string[], durationMs: number): LightClientSpec[] {
+  const rng = new Random(`light-clients:${seed}`);
+  return Array.from({ length: count }, (_, i) => {
+    const joinAtMs = rng.chance(0.4) ? rng.int(Math.floor(durationMs * 0.6)) : 100 + i * 100;
+    const latest = durationMs - 20_000;
+    const restarts = rng.chance(0.5) && latest > joinAtMs + 5_000;
+    return {
+      id: `light${i}`,
+      joinAtMs,
+      bootstrapTo: rng.shuffle(fullNodes).slice(0, 1 + rng.int(3)),
+      skewMs: rng.range(-5_000, 5_000),
+      restart: restarts ? { atMs: rng.range(joinAtMs + 5_000, latest), kind: rng.chance(0.5) ? 'crash' : 'stop', downMs: rng.range(1_000, 20_000) } : undefined,
+    };
+  });
+}
+
+/**
+ * Light clients (node/light/client.ts) in the world: each a real LightClient over the simulated
+ * network, its clock and timers the scheduler's, its randomness the seed's. Its header file is a
+ * real one, in a directory of the run's, written synchronously as it syncs; the one write that is
+ * not (a clean stop's saved tip) the scheduler waits for, so the next life reads what it left.
+ */
+export class SimLightClients {
+  private readonly world: World;
+  readonly specs: readonly LightClientSpec[];
+  private readonly dir: string;
+  readonly clients = new Map<string, LightClient>();
+  private readonly envs = new Map<string, SimEnv>();
+  private readonly lives = new Map<string, number>();
+  /** What a light client did that it must not: ban or penalise an honest full node. */
+  readonly wrongs: string[] = [];
+  /** What was judged at the end: clients on an honest node's tip, accounts proven; and the restarts. */
+  readonly counts = { checked: 0, proofs: 0, crashes: 0, stops: 0 };
+  /** When an honest full node last connected a block (FRESH_MS). */
+  private lastBlockAt = 0;
+
+  constructor(world: World, specs: readonly LightClientSpec[]) {
+    this.world = world;
+    this.specs = specs;
+    this.dir = mkdtempSync(join(tmpdir(), 'cairn-sim-light-'));
+    world.observe({
+      onNode: (sim, node) => {
+        if (sim.honest) node.on('block', () => (this.lastBlockAt = world.scheduler.now));
+      },
+    });
+  }
+
+  schedule(): void {
+    const s = this.world.scheduler;
+    for (const spec of this.specs) {
+      mkdirSync(join(this.dir, spec.id));
+      s.at(SIM_EPOCH_MS + spec.joinAtMs, () => void this.start(spec));
+      const r = spec.restart;
+      if (!r) continue;
+      s.at(SIM_EPOCH_MS + r.atMs, () => {
+        this.world.record(`${spec.id} ${r.kind}`);
+        this.counts[r.kind === 'crash' ? 'crashes' : 'stops']++;
+        if (r.kind === 'crash') this.crash(spec.id);
+        // The scheduler waits for the stop: its last write is a real file's (the saved tip).
+        else s.hold(this.stop(spec.id));
+        s.after(r.downMs, () => void this.start(spec));
+      });
+    }
+  }
+
+  private async start(spec: LightClientSpec): Promise<void> {
+    if (this.clients.has(spec.id)) return;
+    const life = (this.lives.get(spec.id) ?? 0) + 1;
+    this.lives.set(spec.id, life);
+    const env = new SimEnv(this.world.scheduler, new Random(`light-env:${this.world.o.seed}:${spec.id}:${life}`), spec.skewMs);
+    const client = new LightClient({
+      params: this.world.o.params,
+      env,
+      datadir: join(this.dir, spec.id),
+      bootstrap: spec.bootstrapTo.map((id) => this.world.net.address(id)),
+      createTransport: async (gate) => this.world.net.attach(spec.id, gate),
+    });
+    this.clients.set(spec.id, client);
+    this.envs.set(spec.id, env);
+    client.peers.on('ban', (peer, reason) => this.judge(spec.id, peer, `banned honest ${peer}: ${reason}`));
+    client.peers.on('penalty', (peer, score, reason) => this.judge(spec.id, peer, `penalised honest ${peer} by ${score}: ${reason}`));
+    this.world.record(`start ${spec.id} life ${life}`);
+    await client.start().catch((err: Error) => this.world.crashes.push(`${spec.id} start: ${err.stack ?? err.message}`));
+  }
+
+  private judge(id: string, peer: string, what: string): void {
+    const owner = this.world.nodes.find((n) => n.id === peer || peer.startsWith(`${n.id}-`));
+    if (owner?.honest) this.wrongs.push(`t=${((this.world.scheduler.now - SIM_EPOCH_MS) / 1000).toFixed(1)}s ${id} ${what}`);
+  }
+
+  /** A kill -9: its timers never fire, its connections drop, nothing is saved. */
+  crash(id: string): void {
+    this.envs.get(id)?.kill();
+    (this.clients.get(id)?.transport as { goDown?: () => void } | undefined)?.goDown?.();
+    this.clients.delete(id);
+    this.envs.delete(id);
+  }
+
+  private async stop(id: string): Promise<void> {
+    const client = this.clients.get(id);
+    this.clients.delete(id);
+    await client?.stop();
+    this.envs.get(id)?.kill();
+    this.envs.delete(id);
+  }
+
+  /** Every client down (the run is over) and its files removed. */
+  shutdown(): void {
+    for (const id of [...this.clients.keys()]) this.crash(id);
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  /**
+   * At the end of the quiet period, each light client connected to an honest full node: its tip
+   * is the honest nodes' (a block or two short only if the last one is fresh), and the accounts
+   * of users and miners it proves are exactly what the honest nodes hold at that tip.
+   */
+  async final(fail: (message: string) => void): Promise<void> {
+    for (const w of this.wrongs) fail(w);
+    const honest = this.world.nodes.filter((n) => n.honest && n.node);
+    const reference = honest[0]?.node;
+    if (!reference) return;
+    const drive = <T>(work: Promise<T>) => this.world.scheduler.drive(work, 60_000);
+    const tip = reference.chain.tip;
+    const fresh = this.world.scheduler.now - this.lastBlockAt < FRESH_MS;
+    const addresses = [...this.world.o.wallets.keys.slice(0, 3).map((k) => k.address), ...this.world.nodes.slice(0, 2).map((n) => this.world.o.wallets.minerAddress(n.spec.minerKey))];
+    for (const [id, client] of this.clients) {
+      const connected = client.transport.peers().filter((p) => honest.some((n: SimNode) => n.id === p));
+      if (connected.length === 0) continue;
+      const own = client.headers.tip.header;
+      const behind = tip.height - own.height;
+      const onChain = await drive(reference.db.getHashAtHeight(own.height));
+      const ancestor = onChain?.value !== undefined && bytesEqual(onChain.value, own.hash);
+      if (!(ancestor && (behind === 0 || (fresh && behind > 0 && behind <= FRESH_BLOCKS)))) {
+        fail(`${id} (peers ${client.transport.peers().join(',')}) has tip ${own.height} ${toHex(own.hash).slice(0, 16)}, the honest nodes ${tip.height} ${tip.hashHex.slice(0, 16)}`);
+        continue;
+      }
+      this.counts.checked++;
+      for (const address of addresses) {
+        const label = toHex(address).slice(0, 12);
+        let proven;
+        try {
+          proven = await drive(client.getAccount(address));
+        } catch (err) {
+          fail(`${id} could not prove ${label}: ${(err as Error).message}`);
+          continue;
+        }
+        if (!proven) {
+          fail(`${id}: proving ${label} did not finish`);
+          continue;
+        }
+        const p = proven.value;
+        if (!bytesEqual(p.blockHash, reference.chain.tip.header.hash)) {
+          fail(`${id} proved ${label} at ${p.height} ${toHex(p.blockHash).slice(0, 16)}, the honest tip is ${reference.chain.tip.height}`);
+          continue;
+        }
+        const want = (await drive(reference.db.getAccount(address)))?.value ?? EMPTY_ACCOUNT;
+        const got = p.account ?? EMPTY_ACCOUNT;
+        this.counts.proofs++;
+        if (got.balance !== want.balance || got.nonce !== want.nonce) fail(`${id} proved ${label} as ${got.balance}/${got.nonce}, the honest nodes hold ${want.balance}/${want.nonce}`);
+      }
+    }
+  }
+}
