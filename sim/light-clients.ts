@@ -2,6 +2,7 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { bytesEqual, toHex } from '../ledger/bytes.ts';
+import { CairnError } from '../ledger/errors.ts';
 import { EMPTY_ACCOUNT } from '../ledger/state.ts';
 import { LightClient } from '../node/light/client.ts';
 import { SimEnv } from './env.ts';
@@ -25,6 +26,8 @@ export interface LightClientSpec {
  */
 const FRESH_MS = 15_000;
 const FRESH_BLOCKS = 2;
+/** How often a running light client is asked for an account while the network mines, reorganises and fails. */
+const QUERY_EVERY_MS = 12_000;
 
 /**
  * The seed's light clients, from a stream of their own (`light-clients:SEED`), so that a run
@@ -62,7 +65,7 @@ export class SimLightClients {
   /** What a light client did that it must not: ban or penalise an honest full node. */
   readonly wrongs: string[] = [];
   /** What was judged at the end: clients on an honest node's tip, accounts proven; and the restarts. */
-  readonly counts = { checked: 0, proofs: 0, crashes: 0, stops: 0 };
+  readonly counts = { checked: 0, proofs: 0, crashes: 0, stops: 0, queries: 0, queriesProven: 0, queriesCompared: 0 };
   /** When an honest full node last connected a block (FRESH_MS). */
   private lastBlockAt = 0;
 
@@ -111,13 +114,59 @@ export class SimLightClients {
     this.envs.set(spec.id, env);
     client.peers.on('ban', (peer, reason) => this.judge(spec.id, peer, `banned honest ${peer}: ${reason}`));
     client.peers.on('penalty', (peer, score, reason) => this.judge(spec.id, peer, `penalised honest ${peer} by ${score}: ${reason}`));
+    // Its chain only ever moves to one with more work, in a life and across a clean stop (a crash starts over).
+    let work = 0n;
+    client.on('tip', () => {
+      const now = client.headers.tip.totalWork;
+      if (now <= work) this.wrongs.push(`t=${this.at()}s ${spec.id} moved to a chain of work ${now} from one of ${work}`);
+      work = now;
+    });
     this.world.record(`start ${spec.id} life ${life}`);
     await client.start().catch((err: Error) => this.world.crashes.push(`${spec.id} start: ${err.stack ?? err.message}`));
+    work = client.headers.tip.totalWork;
+    this.query(spec.id, client, new Random(`light-queries:${this.world.o.seed}:${spec.id}:${life}`));
+  }
+
+  private at(): string {
+    return ((this.world.scheduler.now - SIM_EPOCH_MS) / 1000).toFixed(1);
+  }
+
+  /**
+   * Asks `client` for an account now and then while it runs (through reorganisations, partitions,
+   * its peers' crashes): an answer must be what an honest node holds, if one is at the block proven
+   * then; no answer (no peer could prove yet) is allowed, any error but that is not.
+   */
+  private query(id: string, client: LightClient, rng: Random): void {
+    const keys = this.world.o.wallets.keys;
+    const ask = async () => {
+      if (this.clients.get(id) !== client || this.world.scheduler.now >= SIM_EPOCH_MS + this.world.o.durationMs) return;
+      this.world.scheduler.after(QUERY_EVERY_MS, () => void ask());
+      const address = rng.pick(keys).address;
+      this.counts.queries++;
+      let proven;
+      try {
+        proven = await client.getAccount(address);
+      } catch (err) {
+        const down = this.clients.get(id) !== client;
+        if (!down && !(err instanceof CairnError && err.code === 'LIGHT_NO_PROOF')) this.wrongs.push(`t=${this.at()}s ${id}: getAccount threw ${(err as Error).stack ?? String(err)}`);
+        return;
+      }
+      this.counts.queriesProven++;
+      const holder = this.world.nodes.find((n) => n.honest && n.node && bytesEqual(n.node.chain.tip.header.hash, proven.blockHash));
+      if (!holder) return;
+      const node = holder.node!;
+      const want = await node.chain.withImportsPaused(async () => (bytesEqual(node.chain.tip.header.hash, proven.blockHash) ? ((await node.db.getAccount(address)) ?? EMPTY_ACCOUNT) : undefined));
+      if (!want) return;
+      this.counts.queriesCompared++;
+      const got = proven.account ?? EMPTY_ACCOUNT;
+      if (got.balance !== want.balance || got.nonce !== want.nonce) this.wrongs.push(`t=${this.at()}s ${id} proved ${toHex(address).slice(0, 12)} at ${proven.height} as ${got.balance}/${got.nonce}, ${holder.id} holds ${want.balance}/${want.nonce} there`);
+    };
+    this.world.scheduler.after(rng.int(QUERY_EVERY_MS), () => void ask());
   }
 
   private judge(id: string, peer: string, what: string): void {
     const owner = this.world.nodes.find((n) => n.id === peer || peer.startsWith(`${n.id}-`));
-    if (owner?.honest) this.wrongs.push(`t=${((this.world.scheduler.now - SIM_EPOCH_MS) / 1000).toFixed(1)}s ${id} ${what}`);
+    if (owner?.honest) this.wrongs.push(`t=${this.at()}s ${id} ${what}`);
   }
 
   /** A kill -9: its timers never fire, its connections drop, nothing is saved. */

@@ -1,0 +1,52 @@
+/**
+ * Light clients in the simulated network (sim/light-clients.ts): real LightClients bootstrapped off
+ * honest and dishonest full nodes, through partitions, crashes, reorganisations and their own
+ * crashes and clean stops, each judged at the end against the honest nodes (its tip, accounts it
+ * proves, no honest node penalised). Off, they leave every seed's run as it was.
+ */
+import assert from 'node:assert/strict';
+import { simulate, type SimResult } from '../sim/run.ts';
+import type { Role } from '../sim/sim-node.ts';
+import { simulateSeeds } from './helpers/sim-threads.ts';
+
+const LIGHT_CLIENTS = 3;
+
+function explain(r: SimResult, adversaries?: readonly Role[]): string {
+  const lines = Object.entries(r.violations).flatMap(([name, list]) => (list ?? []).map((v) => `  ${name}: ${v}`));
+  return `seed ${r.seed} failed:\n${lines.join('\n')}\nreplay: npm run sim -- --seed ${r.seed}${adversaries ? ` --adversaries ${adversaries.join(',')}` : ''} --light-clients ${LIGHT_CLIENTS}`;
+}
+
+/** Adversaries that lie to a light client in ways it can see (liar), or that only a claim held to its work catches (withholder, equivocator). */
+const LYING: readonly Role[] = ['liar', 'withholder', 'equivocator'];
+/** Seeds (from sweeps of 1-40 with LYING) where a light client bootstraps off one of them. */
+const LYING_SEEDS: readonly string[] = ['1', '2', '3', '4', '5', '6'];
+
+describe('simulation: light clients', function () {
+  this.timeout(900_000);
+
+  it(`seeds 1-60 with ${LIGHT_CLIENTS} light clients: every invariant holds, and the clients were judged`, async () => {
+    const seeds = Array.from({ length: 60 }, (_, i) => String(i + 1));
+    const results = await simulateSeeds(seeds, { lightClients: LIGHT_CLIENTS });
+    for (const r of results) assert.ok(r.ok, explain(r));
+    const judged = results.reduce((sum, r) => sum + r.lightClients!.checked, 0);
+    const proofs = results.reduce((sum, r) => sum + r.lightClients!.proofs, 0);
+    assert.ok(judged >= 60 * LIGHT_CLIENTS * 0.7, `light clients judged: ${judged}`);
+    assert.equal(proofs, judged * 5);
+    assert.ok(results.some((r) => r.lightClients!.crashes > 0) && results.some((r) => r.lightClients!.stops > 0), 'some clients crash, some stop');
+  });
+
+  it(`liar, withholder and equivocator with ${LIGHT_CLIENTS} light clients on pinned seeds: every invariant holds`, async () => {
+    const results = await simulateSeeds(LYING_SEEDS, { adversaries: LYING, lightClients: LIGHT_CLIENTS });
+    for (const r of results) assert.ok(r.ok, explain(r, LYING));
+    for (const role of LYING) assert.ok(results.some((r) => r.roles[role]! > 0), `no ${role} in seeds ${LYING_SEEDS.join(', ')}`);
+  });
+
+  it('a seed with light clients, run twice, gives the same trace; without them, the trace it gave before they existed', async () => {
+    const a = await simulate('4', { lightClients: LIGHT_CLIENTS });
+    const b = await simulate('4', { lightClients: LIGHT_CLIENTS });
+    assert.deepEqual({ ...a, wallMs: 0 }, { ...b, wallMs: 0 });
+    const off = await simulate('5');
+    assert.equal(off.lightClients, undefined);
+    assert.equal(off.traceHash.slice(0, 16), '2f22edb17e118159');
+  });
+});
