@@ -6,6 +6,8 @@ import type { CairnNode } from '../node/node.ts';
 import { sleep } from '../node/env.ts';
 import { TransportError } from '../node/transport.ts';
 import { decodeGetBlocks, decodeHeaders, encodeGetBlocks, encodeGetHeaders, encodeHeaders, encodeStatus } from '../node/wire.ts';
+import { proveAccountsAt } from '../consensus/state-proofs.ts';
+import { PROOF_DEPTH, decodeGetProofs, encodeProofs } from '../node/light/wire.ts';
 import { craft, offend, treeOf } from './garbage.ts';
 import { eclipse, equivocate, mineWithheld, replayer, timewarp, withholdBodies } from './lawful-adversaries.ts';
 import { stateAfter } from './mining.ts';
@@ -45,6 +47,7 @@ export function arm(world: World, checker: Checker): void {
           return every(world, sim, 6_000, () => offend(world, checker, sim, node, rng, offences++));
         }
         case 'tamperer':
+          forgeProofs(node);
           return tamperBodies(node);
         case 'liar':
           return lieAboutChain(node);
@@ -133,6 +136,24 @@ function tamperBodies(node: CairnNode): void {
       out.push(makeBlock(b.header, { to: sha256(b.header.hash).subarray(0, 20), amount: b.coinbase.amount }, b.txs).bytes);
     }
     return out;
+  });
+}
+
+/**
+ * Answers light clients' proofs with proofs made against the parent's state, each a real proof
+ * of the account, only not at the block asked for (a lie a light client must catch, and ban for).
+ * Only light clients ask: a run without them goes as it did.
+ */
+function forgeProofs(node: CairnNode): void {
+  const transport = node.transport as unknown as { override(protocol: string, respond: (req: Uint8Array, peer: string) => Promise<Uint8Array | Uint8Array[]>): void };
+  transport.override(node.names.proofs, async (req) => {
+    const { blockHash, addresses } = decodeGetProofs(req);
+    return node.chain.withImportsPaused(async () => {
+      const header = await node.chain.byHeight.mainHeader(blockHash);
+      const parent = header && header.height > 0 ? await node.chain.byHeight.mainHeader(header.prevHash) : undefined;
+      const proofs = parent ? await proveAccountsAt(node.chain, parent, addresses, PROOF_DEPTH) : 'not-on-main-chain';
+      return encodeProofs(typeof proofs === 'string' ? { kind: 'unknown-block' } : { kind: 'proofs', proofs });
+    });
   });
 }
 

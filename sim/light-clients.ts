@@ -65,7 +65,7 @@ export class SimLightClients {
   /** What a light client did that it must not: ban or penalise an honest full node. */
   readonly wrongs: string[] = [];
   /** What was judged at the end: clients on an honest node's tip, accounts proven; and the restarts. */
-  readonly counts = { checked: 0, proofs: 0, crashes: 0, stops: 0, queries: 0, queriesProven: 0, queriesCompared: 0 };
+  readonly counts = { checked: 0, proofs: 0, crashes: 0, stops: 0, queries: 0, queriesProven: 0, queriesCompared: 0, adversariesBanned: 0 };
   /** When an honest full node last connected a block (FRESH_MS). */
   private lastBlockAt = 0;
 
@@ -112,7 +112,9 @@ export class SimLightClients {
     });
     this.clients.set(spec.id, client);
     this.envs.set(spec.id, env);
-    client.peers.on('ban', (peer, reason) => this.judge(spec.id, peer, `banned honest ${peer}: ${reason}`));
+    client.peers.on('ban', (peer, reason) => {
+      if (this.judge(spec.id, peer, `banned honest ${peer}: ${reason}`) === false) this.counts.adversariesBanned++;
+    });
     client.peers.on('penalty', (peer, score, reason) => this.judge(spec.id, peer, `penalised honest ${peer} by ${score}: ${reason}`));
     // Its chain only ever moves to one with more work, in a life and across a clean stop (a crash starts over).
     let work = 0n;
@@ -164,9 +166,11 @@ export class SimLightClients {
     this.world.scheduler.after(rng.int(QUERY_EVERY_MS), () => void ask());
   }
 
-  private judge(id: string, peer: string, what: string): void {
+  /** Whether `peer` is an honest node (then `what` is a wrong), an adversary (false), or neither. */
+  private judge(id: string, peer: string, what: string): boolean | undefined {
     const owner = this.world.nodes.find((n) => n.id === peer || peer.startsWith(`${n.id}-`));
     if (owner?.honest) this.wrongs.push(`t=${this.at()}s ${id} ${what}`);
+    return owner?.honest;
   }
 
   /** A kill -9: its timers never fire, its connections drop, nothing is saved. */
