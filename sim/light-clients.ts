@@ -62,6 +62,8 @@ export class SimLightClients {
   readonly clients = new Map<string, LightClient>();
   private readonly envs = new Map<string, SimEnv>();
   private readonly lives = new Map<string, number>();
+  /** The tip a clean stop saved, for the next life to start from. */
+  private readonly saved = new Map<string, { height: number; hash: Uint8Array }>();
   /** What a light client did that it must not: ban or penalise an honest full node. */
   readonly wrongs: string[] = [];
   /** What was judged at the end: clients on an honest node's tip, accounts proven; and the restarts. */
@@ -102,6 +104,8 @@ export class SimLightClients {
     if (this.clients.has(spec.id)) return;
     const life = (this.lives.get(spec.id) ?? 0) + 1;
     this.lives.set(spec.id, life);
+    // On its first bootstrap node's side of every partition, as a user's client on that node's network.
+    if (spec.bootstrapTo[0]) this.world.net.place(spec.id, { sideOf: spec.bootstrapTo[0] });
     const env = new SimEnv(this.world.scheduler, new Random(`light-env:${this.world.o.seed}:${spec.id}:${life}`), spec.skewMs);
     const client = new LightClient({
       params: this.world.o.params,
@@ -126,6 +130,9 @@ export class SimLightClients {
     this.world.record(`start ${spec.id} life ${life}`);
     await client.start().catch((err: Error) => this.world.crashes.push(`${spec.id} start: ${err.stack ?? err.message}`));
     work = client.headers.tip.totalWork;
+    const saved = this.saved.get(spec.id);
+    this.saved.delete(spec.id);
+    if (saved && !bytesEqual(client.headers.tip.header.hash, saved.hash)) this.wrongs.push(`t=${this.at()}s ${spec.id} started at ${client.headers.height} after a clean stop at ${saved.height}`);
     this.query(spec.id, client, new Random(`light-queries:${this.world.o.seed}:${spec.id}:${life}`));
   }
 
@@ -185,6 +192,7 @@ export class SimLightClients {
     const client = this.clients.get(id);
     this.clients.delete(id);
     await client?.stop();
+    if (client) this.saved.set(id, { height: client.headers.height, hash: client.headers.tip.header.hash });
     this.envs.get(id)?.kill();
     this.envs.delete(id);
   }
