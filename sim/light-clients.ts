@@ -43,7 +43,7 @@ export function lightClientSpecs(seed: string, count: number, fullNodes: readonl
       id: `light${i}`,
       joinAtMs,
       bootstrapTo: rng.shuffle(fullNodes).slice(0, 1 + rng.int(3)),
-      skewMs: rng.range(-5_000, 5_000),
+      skewMs: rng.range(-20_000, 20_000),
       restart: restarts ? { atMs: rng.range(joinAtMs + 5_000, latest), kind: rng.chance(0.5) ? 'crash' : 'stop', downMs: rng.range(1_000, 20_000) } : undefined,
     };
   });
@@ -67,7 +67,7 @@ export class SimLightClients {
   /** What a light client did that it must not: ban or penalise an honest full node. */
   readonly wrongs: string[] = [];
   /** What was judged at the end: clients on an honest node's tip, accounts proven; and the restarts. */
-  readonly counts = { checked: 0, proofs: 0, crashes: 0, stops: 0, queries: 0, queriesProven: 0, queriesCompared: 0, adversariesBanned: 0 };
+  readonly counts = { checked: 0, proofs: 0, crashes: 0, stops: 0, queries: 0, queriesProven: 0, queriesCompared: 0, adversariesBanned: 0, onWithheldChain: 0 };
   /** When an honest full node last connected a block (FRESH_MS). */
   private lastBlockAt = 0;
 
@@ -197,6 +197,14 @@ export class SimLightClients {
     this.envs.delete(id);
   }
 
+  /** Whether a dishonest full node holds block `hash` on its main chain. */
+  private heldByAdversary(hash: Uint8Array): boolean {
+    return this.world.nodes.some((n) => {
+      const entry = !n.honest ? n.node?.chain.getEntry(hash) : undefined;
+      return entry !== undefined && n.node!.chain.isMain(entry);
+    });
+  }
+
   /** Every client down (the run is over) and its files removed. */
   shutdown(): void {
     for (const id of [...this.clients.keys()]) this.crash(id);
@@ -224,6 +232,14 @@ export class SimLightClients {
       const behind = tip.height - own.height;
       const onChain = await drive(reference.db.getHashAtHeight(own.height));
       const ancestor = onChain?.value !== undefined && bytesEqual(onChain.value, own.hash);
+      // A withholder's chain, its bodies never published: no honest node can take it, but its
+      // headers are valid, and a light client rightly holds it when it has as much work as the
+      // honest chain (first seen wins a tie). Its accounts are the withholder's, not theirs.
+      const withheld = !ancestor && client.headers.tip.totalWork >= tip.totalWork && this.heldByAdversary(own.hash);
+      if (withheld) {
+        this.counts.onWithheldChain++;
+        continue;
+      }
       if (!(ancestor && (behind === 0 || (fresh && behind > 0 && behind <= FRESH_BLOCKS)))) {
         fail(`${id} (peers ${client.transport.peers().join(',')}) has tip ${own.height} ${toHex(own.hash).slice(0, 16)}, the honest nodes ${tip.height} ${tip.hashHex.slice(0, 16)}`);
         continue;

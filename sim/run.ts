@@ -26,8 +26,8 @@ export interface SimResult {
   readonly roles: Record<string, number>;
   /** Penalties honest nodes gave each adversary role (its identities' included). */
   readonly penalised: Record<string, number>;
-  /** With light clients (ScenarioOptions.lightClients): how many, those judged at the end (on an honest node's tip), accounts proven, their crashes and clean stops; accounts asked for while the network ran, proven, and compared with an honest node at that block; bans they gave adversaries. */
-  readonly lightClients?: { readonly clients: number; readonly checked: number; readonly proofs: number; readonly crashes: number; readonly stops: number; readonly queries: number; readonly queriesProven: number; readonly queriesCompared: number; readonly adversariesBanned: number };
+  /** With light clients (ScenarioOptions.lightClients): how many, those judged at the end (on an honest node's tip), accounts proven, their crashes and clean stops; accounts asked for while the network ran, proven, and compared with an honest node at that block; bans they gave adversaries; clients left on a withholder's chain of as much work (not judged). */
+  readonly lightClients?: { readonly clients: number; readonly checked: number; readonly proofs: number; readonly crashes: number; readonly stops: number; readonly queries: number; readonly queriesProven: number; readonly queriesCompared: number; readonly adversariesBanned: number; readonly onWithheldChain: number };
   readonly events: number;
   readonly traceHash: string;
   readonly invariants: Record<InvariantName, 'pass' | 'fail'>;
