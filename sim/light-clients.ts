@@ -77,7 +77,12 @@ export class SimLightClients {
     this.dir = mkdtempSync(join(tmpdir(), 'cairn-sim-light-'));
     world.observe({
       onNode: (sim, node) => {
-        if (sim.honest) node.on('block', () => (this.lastBlockAt = world.scheduler.now));
+        if (!sim.honest) return;
+        node.on('block', () => (this.lastBlockAt = world.scheduler.now));
+        // A light client breaks no rule: an honest node that punishes one cuts a user off.
+        const light = (peer: string) => this.specs.some((spec) => spec.id === peer);
+        node.peers.on('penalty', (peer, score, reason) => light(peer) && this.wrongs.push(`t=${this.at()}s ${sim.id} penalised light client ${peer} by ${score}: ${reason}`));
+        node.peers.on('ban', (peer, reason) => light(peer) && this.wrongs.push(`t=${this.at()}s ${sim.id} banned light client ${peer}: ${reason}`));
       },
     });
   }
