@@ -7,6 +7,7 @@ import { sleep } from '../node/env.ts';
 import { TransportError } from '../node/transport.ts';
 import { decodeGetBlocks, decodeHeaders, encodeGetBlocks, encodeGetHeaders, encodeHeaders, encodeStatus } from '../node/wire.ts';
 import { proveAccountsAt } from '../consensus/state-proofs.ts';
+import { decodeAccountProof, encodeAccountProof } from '../ledger/smt-proof.ts';
 import { PROOF_DEPTH, decodeGetProofs, encodeProofs } from '../node/light/wire.ts';
 import { craft, offend, treeOf } from './garbage.ts';
 import { eclipse, equivocate, mineWithheld, replayer, timewarp, withholdBodies } from './lawful-adversaries.ts';
@@ -140,21 +141,32 @@ function tamperBodies(node: CairnNode): void {
 }
 
 /**
- * Answers light clients' proofs with proofs made against the parent's state, each a real proof
- * of the account, only not at the block asked for (a lie a light client must catch, and ban for).
+ * Answers light clients' proofs with lies they must catch, and ban for, taking turns: real proofs
+ * made against the parent's state (at the block asked for, an account that changed in it would
+ * show its old balance), and the block's own proofs with a richer account in them.
  * Only light clients ask: a run without them goes as it did.
  */
 function forgeProofs(node: CairnNode): void {
   const transport = node.transport as unknown as { override(protocol: string, respond: (req: Uint8Array, peer: string) => Promise<Uint8Array | Uint8Array[]>): void };
+  let asked = 0;
   transport.override(node.names.proofs, async (req) => {
     const { blockHash, addresses } = decodeGetProofs(req);
+    const parentState = asked++ % 2 === 0;
     return node.chain.withImportsPaused(async () => {
       const header = await node.chain.byHeight.mainHeader(blockHash);
-      const parent = header && header.height > 0 ? await node.chain.byHeight.mainHeader(header.prevHash) : undefined;
-      const proofs = parent ? await proveAccountsAt(node.chain, parent, addresses, PROOF_DEPTH) : 'not-on-main-chain';
-      return encodeProofs(typeof proofs === 'string' ? { kind: 'unknown-block' } : { kind: 'proofs', proofs });
+      const at = header && parentState && header.height > 0 ? await node.chain.byHeight.mainHeader(header.prevHash) : header;
+      const proofs = at ? await proveAccountsAt(node.chain, at, addresses, PROOF_DEPTH) : 'not-on-main-chain';
+      if (typeof proofs === 'string') return encodeProofs({ kind: 'unknown-block' });
+      return encodeProofs({ kind: 'proofs', proofs: parentState ? proofs : proofs.map(richer) });
     });
   });
+}
+
+/** The proof with its account's balance raised, if it ends in the account's leaf. */
+function richer(bytes: Uint8Array): Uint8Array {
+  const proof = decodeAccountProof(bytes);
+  const end = proof.end;
+  return end.kind === 'leaf' ? encodeAccountProof({ ...proof, end: { ...end, account: { ...end.account, balance: end.account.balance + 1_000n } } }) : bytes;
 }
 
 /** Claims far more work than it has, and answers headers with a chain whose proof of work is missing. */

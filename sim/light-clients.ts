@@ -81,8 +81,8 @@ export class SimLightClients {
         node.on('block', () => (this.lastBlockAt = world.scheduler.now));
         // A light client breaks no rule: an honest node that punishes one cuts a user off.
         const light = (peer: string) => this.specs.some((spec) => spec.id === peer);
-        node.peers.on('penalty', (peer, score, reason) => light(peer) && this.wrongs.push(`t=${this.at()}s ${sim.id} penalised light client ${peer} by ${score}: ${reason}`));
-        node.peers.on('ban', (peer, reason) => light(peer) && this.wrongs.push(`t=${this.at()}s ${sim.id} banned light client ${peer}: ${reason}`));
+        node.peers.on('penalty', (peer, score, reason) => light(peer) && this.wrongs.push(`at ${this.at()} s: ${sim.id} penalised light client ${peer} by ${score}: ${reason}`));
+        node.peers.on('ban', (peer, reason) => light(peer) && this.wrongs.push(`at ${this.at()} s: ${sim.id} banned light client ${peer}: ${reason}`));
       },
     });
   }
@@ -129,7 +129,7 @@ export class SimLightClients {
     let work = 0n;
     client.on('tip', () => {
       const now = client.headers.tip.totalWork;
-      if (now <= work) this.wrongs.push(`t=${this.at()}s ${spec.id} moved to a chain of work ${now} from one of ${work}`);
+      if (now <= work) this.wrongs.push(`at ${this.at()} s: ${spec.id} moved to a chain of work ${now} from one of ${work}`);
       work = now;
     });
     this.world.record(`start ${spec.id} life ${life}`);
@@ -137,7 +137,7 @@ export class SimLightClients {
     work = client.headers.tip.totalWork;
     const saved = this.saved.get(spec.id);
     this.saved.delete(spec.id);
-    if (saved && !bytesEqual(client.headers.tip.header.hash, saved.hash)) this.wrongs.push(`t=${this.at()}s ${spec.id} started at ${client.headers.height} after a clean stop at ${saved.height}`);
+    if (saved && !bytesEqual(client.headers.tip.header.hash, saved.hash)) this.wrongs.push(`at ${this.at()} s: ${spec.id} started at ${client.headers.height} after a clean stop at ${saved.height}`);
     this.query(spec.id, client, new Random(`light-queries:${this.world.o.seed}:${spec.id}:${life}`));
   }
 
@@ -162,7 +162,7 @@ export class SimLightClients {
         proven = await client.getAccount(address);
       } catch (err) {
         const down = this.clients.get(id) !== client;
-        if (!down && !(err instanceof CairnError && err.code === 'LIGHT_NO_PROOF')) this.wrongs.push(`t=${this.at()}s ${id}: getAccount threw ${(err as Error).stack ?? String(err)}`);
+        if (!down && !(err instanceof CairnError && err.code === 'LIGHT_NO_PROOF')) this.wrongs.push(`at ${this.at()} s: ${id}: getAccount threw ${(err as Error).stack ?? String(err)}`);
         return;
       }
       this.counts.queriesProven++;
@@ -173,7 +173,7 @@ export class SimLightClients {
       if (!want) return;
       this.counts.queriesCompared++;
       const got = proven.account ?? EMPTY_ACCOUNT;
-      if (got.balance !== want.balance || got.nonce !== want.nonce) this.wrongs.push(`t=${this.at()}s ${id} proved ${toHex(address).slice(0, 12)} at ${proven.height} as ${got.balance}/${got.nonce}, ${holder.id} holds ${want.balance}/${want.nonce} there`);
+      if (got.balance !== want.balance || got.nonce !== want.nonce) this.wrongs.push(`at ${this.at()} s: ${id} proved ${toHex(address).slice(0, 12)} at ${proven.height} as ${got.balance}/${got.nonce}, ${holder.id} holds ${want.balance}/${want.nonce} there`);
     };
     this.world.scheduler.after(rng.int(QUERY_EVERY_MS), () => void ask());
   }
@@ -181,7 +181,7 @@ export class SimLightClients {
   /** Whether `peer` is an honest node (then `what` is a wrong), an adversary (false), or neither. */
   private judge(id: string, peer: string, what: string): boolean | undefined {
     const owner = this.world.nodes.find((n) => n.id === peer || peer.startsWith(`${n.id}-`));
-    if (owner?.honest) this.wrongs.push(`t=${this.at()}s ${id} ${what}`);
+    if (owner?.honest) this.wrongs.push(`at ${this.at()} s: ${id} ${what}`);
     return owner?.honest;
   }
 
