@@ -78,7 +78,7 @@ export class Scheduler {
    * Simulated time stands still until `work` settles: for the one real thing code under the
    * simulator may await, a file written as a light client stops (its next life reads it), which
    * would otherwise land at a simulated time of the machine's choosing. `work` must need no event
-   * to settle, only promise work and the real write.
+   * to settle, only promise work and the real write (a watchdog of real time says so, and fails the run).
    */
   hold(work: Promise<unknown>): void {
     const done: Promise<void> = work.then(
@@ -98,7 +98,7 @@ export class Scheduler {
     run();
     await settle();
     while (this.held.size > 0) {
-      await Promise.all(this.held);
+      await heldUntilSettled(Promise.all(this.held));
       await settle();
     }
   }
@@ -134,6 +134,21 @@ export class Scheduler {
       }
     }
     return top;
+  }
+}
+
+/** How long (real time) held work may take: a stop waiting on a simulated event would otherwise hang the run without a word. */
+const HOLD_LIMIT_MS = 30_000;
+
+async function heldUntilSettled(work: Promise<unknown>): Promise<void> {
+  let watchdog: NodeJS.Timeout | undefined;
+  const stuck = new Promise<never>((_, reject) => {
+    watchdog = setTimeout(() => reject(new Error(`work the scheduler holds for (Scheduler.hold) has not settled in ${HOLD_LIMIT_MS / 1000} s: it waits on simulated time, which stands still`)), HOLD_LIMIT_MS);
+  });
+  try {
+    await Promise.race([work, stuck]);
+  } finally {
+    clearTimeout(watchdog);
   }
 }
 
