@@ -43,6 +43,9 @@ describe('simulation: light clients', function () {
     assert.ok(judged >= 60 * LIGHT_CLIENTS * 0.7, `light clients judged: ${judged}`);
     assert.equal(proofs, judged * 5);
     assert.ok(results.some((r) => r.lightClients!.crashes > 0) && results.some((r) => r.lightClients!.stops > 0), 'some clients crash, some stop');
+    // The answers given while the network ran were held to an honest node's, and forged proofs were caught.
+    assert.ok(results.reduce((sum, r) => sum + r.lightClients!.queriesCompared, 0) > 1000);
+    assert.ok(results.filter((r) => r.lightClients!.adversariesBanned > 0).length >= 5);
   });
 
   it(`liar, withholder and equivocator with ${LIGHT_CLIENTS} light clients on pinned seeds: every invariant holds`, async () => {
