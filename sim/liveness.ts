@@ -116,10 +116,15 @@ export class Liveness {
         // Sync.joining), and takes the chain after its pivot by sync: no gossip path holds for it.
         if (life.sync.joining || (this.joinEnded.get(sim.id) ?? -Infinity) >= minedAt) return;
         this.counts.judged++;
-        if (this.connected.get(sim.id)?.has(hash)) return;
         // A chain with as much work makes the block moot (it lost a race, or was reorganised away).
-        if (life.chain.tip.totalWork >= entry.totalWork) return;
-        this.fail('blocks-propagate', `${sim.id} had not connected ${miner.id}'s block ${block.header.height} ${hash.slice(0, 16)} ${bound} ms after it was mined (at ${((minedAt - SIM_EPOCH_MS) / 1000).toFixed(1)} s); its tip is ${life.chain.tip.height}`);
+        const held = () => this.connected.get(sim.id)?.has(hash) === true || life.chain.tip.totalWork >= entry.totalWork;
+        if (held()) return;
+        // Mid-way through a reorganisation the tip is the fork point: judged where the import ends
+        // (seed 227 for 8 minutes caught two nodes between their blocks 119 of a race, and the
+        // winner's, 4 ms before they connected it). Passing seeds never get here: traces hold.
+        void life.chain.readSettled(async () => undefined).then(() => {
+          if (!held()) this.fail('blocks-propagate', `${sim.id} had not connected ${miner.id}'s block ${block.header.height} ${hash.slice(0, 16)} ${bound} ms after it was mined (at ${((minedAt - SIM_EPOCH_MS) / 1000).toFixed(1)} s); its tip is ${life.chain.tip.height}`);
+        });
       });
     }
   }
