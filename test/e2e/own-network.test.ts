@@ -74,7 +74,7 @@ describe('e2e: a network of ones own, from cairn genesis new', function () {
       const { value: ban } = await waitFor(`${n.name} to ban the other as another network`, 30_000, async () => (await n.status()).lastBan);
       assert.match(ban.reason, /another network.*same genesis\.json/);
       assert.equal(ban.peer, n === ours ? theirs.peerId : ours.peerId);
-      await waitFor(`${n.name}'s log to say so`, 10_000, () => n.logLines(/banned peer .*another network/).length > 0);
+      await waitFor(`${n.name}'s log to say so`, 10_000, () => n.logLines(/"reason":"another network.*"msg":"banned peer"/).length > 0);
       const text = await cairn(['status', '--datadir', n.datadir]);
       assert.equal(text.code, 0, text.stderr);
       assert.match(text.stdout, /^banned +1 peer; the last \d+ s ago, \S+: another network/m);

@@ -184,6 +184,8 @@ export function writeTestGenesis(dir: string, name = 'cairn-cli-test'): string {
   const genesis = {
     ...bundled,
     name,
+    // A chain id of its own: the devnet's is warned of on another network (cli/datadir.ts).
+    chainId: 4243,
     target: '0x00003fffffffffffffffffffffffffffffffffffffffffffffffffffffffffff',
     blockTime: 1,
     asertHalfLife: 10,
