@@ -26,11 +26,20 @@ async function exists(path: string): Promise<boolean> {
  * The genesis in `file`. `copy`: the datadir's own copy, which says which network the datadir
  * belongs to; damaged, it is named as such, since the user never gave that path.
  */
+/** The largest genesis file read: V8's longest string (2^29 − 24 characters), at a byte a character. */
+const MAX_GENESIS_BYTES = 2 ** 29 - 24;
+
 async function readGenesis(file: string, copy = false): Promise<{ text: string; params: ChainParams }> {
   let text: string;
   try {
+    // Read whole, so: a device or a pipe (--genesis /dev/zero) would be read until memory ran out,
+    // and a file past V8's longest string failed with "Invalid string length" after seconds.
+    const st = await stat(file);
+    if (!st.isFile()) throw new DatadirError(`${file} is not a genesis file: not a regular file`);
+    if (st.size > MAX_GENESIS_BYTES) throw new DatadirError(`${file} is not a genesis file Cairn can read: ${st.size} bytes, over the ${MAX_GENESIS_BYTES} a genesis file may have (the longest text this runtime holds)`);
     text = await readFile(file, 'utf8');
   } catch (err) {
+    if (err instanceof DatadirError) throw err;
     throw new DatadirError(`cannot read genesis file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
   try {

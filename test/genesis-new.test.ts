@@ -11,7 +11,7 @@ import { encodeAddress } from '../ledger/keys.ts';
 import { tempDir, testKey } from './helpers/fixtures.ts';
 import { REPO, runCli } from './helpers/cli.ts';
 import { sharedChainIdWarning } from '../cli/datadir.ts';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 const NOW = 1_900_000_000;
@@ -77,6 +77,27 @@ describe('cairn genesis new', () => {
       assert.match(init.stderr, /^cairn: warning: the network "renamed" has the devnet's chain id 1337/);
       const plain = await runCli(['init', '--datadir', join(dir.path, 'devnet')]);
       assert.equal(plain.stderr, '');
+    } finally {
+      dir.remove();
+    }
+  });
+
+  it('a genesis that is no regular file, or larger than any text the runtime holds, is refused before it is read, and no datadir made', async () => {
+    // From the genesis review: --genesis /dev/zero read for 5 s into 770 MB, then "Invalid string length".
+    const dir = tempDir('cairn-genesis-size-');
+    try {
+      const huge = join(dir.path, 'huge.json');
+      writeFileSync(huge, '');
+      truncateSync(huge, 2 ** 29); // sparse: nothing written
+      const [device, large] = await Promise.all([
+        runCli(['init', '--datadir', join(dir.path, 'a'), '--genesis', '/dev/zero']),
+        runCli(['init', '--datadir', join(dir.path, 'b'), '--genesis', huge]),
+      ]);
+      assert.equal(device.code, 1);
+      assert.match(device.stderr, /^cairn: \/dev\/zero is not a genesis file: not a regular file/);
+      assert.equal(large.code, 1);
+      assert.match(large.stderr, /is not a genesis file Cairn can read: 536870912 bytes, over the 536870888/);
+      assert.equal(existsSync(join(dir.path, 'a')) || existsSync(join(dir.path, 'b')), false, 'no datadir made');
     } finally {
       dir.remove();
     }
