@@ -10,7 +10,7 @@ import { proveAccountsAt } from '../consensus/state-proofs.ts';
 import { decodeAccountProof, encodeAccountProof } from '../ledger/smt-proof.ts';
 import { PROOF_DEPTH, decodeGetProofs, encodeProofs } from '../node/light/wire.ts';
 import { craft, offend, treeOf } from './garbage.ts';
-import { eclipse, equivocate, mineWithheld, replayer, timewarp, withholdBodies } from './lawful-adversaries.ts';
+import { eclipse, equivocate, hostIdentities, mineWithheld, replayer, timewarp, withholdBodies } from './lawful-adversaries.ts';
 import { stateAfter } from './mining.ts';
 import type { Checker } from './invariants.ts';
 import type { Random } from './random.ts';
@@ -258,16 +258,7 @@ function sybils(world: World, sim: SimNode, node: CairnNode, rng: Random): void 
   if (honest.length === 0) return;
   const target = rng.pick(honest);
   const ip = `10.250.${sim.lives}.${1 + rng.int(250)}`;
-  const genesis = node.db.genesis.header;
-  const status = encodeStatus({ genesis: genesis.hash, height: 0, tipHash: genesis.hash, totalWork: 1n, prunedHeight: 0 });
-  for (let i = 0; i < SYBIL_IDENTITIES; i++) {
-    const id = `${sim.id}-sybil-${sim.lives}-${i}`;
-    if (world.net.transport(id)) continue;
-    world.net.place(id, { ip });
-    const t = world.net.attach(id, { denied: () => false });
-    void t.handle(node.names.status, async () => status, { timeoutMs: 5_000, maxBytes: 1024, onBadRequest: () => {} });
-    void t.dial([world.net.address(target.id)]).catch(() => {});
-  }
+  hostIdentities(world, sim, node, 'sybil', ip, SYBIL_IDENTITIES, (t) => void t.dial([world.net.address(target.id)]).catch(() => {}));
 }
 
 /** Status requests to every peer, twice a second, each a few times over. */

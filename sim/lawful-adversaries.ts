@@ -7,6 +7,7 @@ import { mineBlock } from './mining.ts';
 import type { Random } from './random.ts';
 import type { SimNode } from './sim-node.ts';
 import type { World } from './world.ts';
+import type { SimTransport } from './transport.ts';
 
 /**
  * Adversaries whose every block and message is valid, and who hurt by when, to whom and what they
@@ -116,6 +117,27 @@ export function replayer(world: World, sim: SimNode, node: CairnNode, rng: Rando
   };
 }
 
+/**
+ * `count` identities of one host at `ip` (those of this life not made yet), each a bare transport
+ * that answers the status handshake at genesis (so it is not refused as another network) and does
+ * nothing else; `each` runs on each as it is made. The sybil and the eclipser are such hosts.
+ */
+export function hostIdentities(world: World, sim: SimNode, node: CairnNode, kind: string, ip: string, count: number, each?: (t: SimTransport) => void): string[] {
+  const genesis = node.db.genesis.header;
+  const status = encodeStatus({ genesis: genesis.hash, height: 0, tipHash: genesis.hash, totalWork: 1n, prunedHeight: 0 });
+  const ids: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const id = `${sim.id}-${kind}-${sim.lives}-${i}`;
+    if (world.net.transport(id)) continue;
+    world.net.place(id, { ip });
+    const t = world.net.attach(id, { denied: () => false });
+    void t.handle(node.names.status, async () => status, { timeoutMs: 5_000, maxBytes: 1024, onBadRequest: () => {} });
+    each?.(t);
+    ids.push(id);
+  }
+  return ids;
+}
+
 /** Identities an eclipser makes, all on one IP: four more than the peer book keeps of one subnet. */
 export const ECLIPSE_IDENTITIES = 68;
 
@@ -129,17 +151,7 @@ export function eclipse(world: World, sim: SimNode, node: CairnNode, rng: Random
   const honest = world.nodes.filter((n) => n.honest && n.up);
   const target = honest.length > 0 ? rng.pick(honest) : undefined;
   const ip = `10.251.${sim.lives}.${1 + rng.int(250)}`;
-  const genesis = node.db.genesis.header;
-  const status = encodeStatus({ genesis: genesis.hash, height: 0, tipHash: genesis.hash, totalWork: 1n, prunedHeight: 0 });
-  const ids: string[] = [];
-  for (let i = 0; i < ECLIPSE_IDENTITIES; i++) {
-    const id = `${sim.id}-eclipse-${sim.lives}-${i}`;
-    if (world.net.transport(id)) continue;
-    world.net.place(id, { ip });
-    const t = world.net.attach(id, { denied: () => false });
-    void t.handle(node.names.status, async () => status, { timeoutMs: 5_000, maxBytes: 1024, onBadRequest: () => {} });
-    ids.push(id);
-  }
+  const ids = hostIdentities(world, sim, node, 'eclipse', ip, ECLIPSE_IDENTITIES);
   return () => {
     const t = target?.transport;
     if (!t) return;
