@@ -13,7 +13,7 @@ import { tempDir, testKey } from './helpers/fixtures.ts';
 import { withCompileCache } from './helpers/compile-cache.ts';
 import { encodeAddress } from '../ledger/keys.ts';
 import { generateDatadir } from '../cli/cmd-generate.ts';
-import { CAIRN_MAIN, DEVNET_ADDRESS, DEVNET_PRIVATE_KEY, REPO, cliJson, killAll, runCli, spawnCli, stopChild, waitFor, type CliChild } from './helpers/cli.ts';
+import { CAIRN_MAIN, DEVNET_ADDRESS, DEVNET_PRIVATE_KEY, REPO, cliJson, killAll, runCli, scriptArgs, spawnCli, stopChild, waitFor, type CliChild } from './helpers/cli.ts';
 
 interface Terminal {
   /** What the command wrote to its terminal so far. */
@@ -32,8 +32,7 @@ function atTerminal(args: readonly string[]): Terminal {
   const env = withCompileCache({ ...process.env, CAIRN_NODE_RUNTIME: 'off' });
   delete env['CAIRN_PASSWORD'];
   delete env['CAIRN_RPC_TOKEN'];
-  const command = [process.execPath, CAIRN_MAIN, ...args].map((a) => `'${a}'`).join(' ');
-  const child = spawn('script', ['-qfec', command, '/dev/null'], { cwd: REPO, env, stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn('script', scriptArgs([process.execPath, CAIRN_MAIN, ...args]), { cwd: REPO, env, stdio: ['pipe', 'pipe', 'pipe'] });
   let screen = '';
   child.stdout!.setEncoding('utf8').on('data', (d: string) => (screen += d));
   const exited = new Promise<number | null>((r) => child.once('close', (code) => r(code)));

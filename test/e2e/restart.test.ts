@@ -18,6 +18,7 @@ import { RPC_ENDPOINT_FILE } from '../../node/rpc-types.ts';
 import { testKey } from '../helpers/fixtures.ts';
 import { CAIRN_MAIN, cairnJson, clusters, DEVNET_ADDRESS, DEVNET_KEY, devnetKeystore, report, secs, signedTransfer, track, waitFor } from '../helpers/cluster.ts';
 import { withCompileCache } from '../helpers/compile-cache.ts';
+import { scriptArgs } from '../helpers/cli.ts';
 
 /** The hash of the last block a node's log says it connected. */
 function lastLoggedHead(lines: string[]): string | undefined {
@@ -164,7 +165,7 @@ describe('e2e: restart', function () {
     const c = cluster({ name: 'terminal' });
     const n = c.node('n');
     const command = [process.execPath, CAIRN_MAIN, 'node', '--datadir', n.datadir, '--genesis', n.genesisFile, '--p2p-host', '127.0.0.1', '--p2p-port', '0', '--rpc-port', '0', '--http-port', '0', '--no-mdns'];
-    const terminal = spawn('script', ['-qfec', command.map((a) => `'${a}'`).join(' '), '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'], env: withCompileCache({ ...process.env, CAIRN_NODE_RUNTIME: 'off' }) });
+    const terminal = spawn('script', scriptArgs(command), { stdio: ['pipe', 'pipe', 'pipe'], env: withCompileCache({ ...process.env, CAIRN_NODE_RUNTIME: 'off' }) });
     track(terminal);
     let screen = '';
     terminal.stdout!.setEncoding('utf8').on('data', (d: string) => (screen += d));

@@ -123,6 +123,17 @@ export function spawnCli(args: readonly string[], options: { nice?: number } = {
 }
 
 /**
+ * The arguments for `script` (util-linux) to run `argv` on a terminal of its own. The command is
+ * exec'd: `script` hands it to $SHELL -c, or to /bin/sh where SHELL is unset (as in CI), and dash
+ * there stays as the command's parent, in its foreground group. The terminal's Ctrl-C then killed
+ * that shell too, and `script -e` reported its death (130), not the command's clean exit.
+ */
+export function scriptArgs(argv: readonly string[]): string[] {
+  const quoted = argv.map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(' ');
+  return ['-qfec', `exec ${quoted}`, '/dev/null'];
+}
+
+/**
  * Sends SIGTERM and waits up to `graceMs` for the exit, then SIGKILLs by pid and waits again.
  * Returns the exit status and whether the grace period sufficed.
  */
