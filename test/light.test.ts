@@ -6,7 +6,6 @@
  * runs the real processes.
  */
 import assert from 'node:assert/strict';
-import { EventEmitter } from 'node:events';
 import { appendFileSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { toHex } from '../ledger/bytes.ts';
@@ -15,146 +14,17 @@ import { MemoryDisk } from '../ledger/kv-memory.ts';
 import { HEADER_BYTES, type Block } from '../ledger/block.ts';
 import { Chain } from '../consensus/chain.ts';
 import { proveAccountsAt } from '../consensus/state-proofs.ts';
-import { realEnv, type Env } from '../node/env.ts';
 import { LightClient } from '../node/light/client.ts';
 import { RECENT_HEADERS } from '../node/light/headers.ts';
-import { MAX_PROOFS_ANSWER_BYTES, serveLightClients } from '../node/light/serve.ts';
-import { answerHeaderRange } from '../node/header-sync.ts';
-import type { Serve } from '../node/serving.ts';
+import { MAX_PROOFS_ANSWER_BYTES } from '../node/light/serve.ts';
 import { decodeGetProofs, encodeProofs } from '../node/light/wire.ts';
-import { networkNames } from '../node/protocols.ts';
 import { DEFAULT_BAN_SECONDS } from '../node/peers.ts';
-import { TransportError, busyError, isBusy, type ConnectionGate, type RequestLimits, type Responder, type Transport, type TransportEvents } from '../node/transport.ts';
-import { MAX_HEADERS_PER_RESPONSE, decodeGetHeaders, decodeHeaders, encodeGetHeaders, encodeHeaders, encodeStatus } from '../node/wire.ts';
-import { FUNDED_KEYS, tempDir, testKey, testParams, transfer } from './helpers/fixtures.ts';
+import { TransportError, type Responder } from '../node/transport.ts';
+import { MAX_HEADERS_PER_RESPONSE, decodeHeaders, encodeGetHeaders, encodeHeaders, encodeStatus } from '../node/wire.ts';
+import { tempDir, testKey, testParams } from './helpers/fixtures.ts';
 import { asParent, mineChild } from './helpers/mining.ts';
 import { waitFor } from './helpers/network.ts';
-
-const params = testParams({ name: 'cairn-light-test', timestamp: 1_600_000_000 });
-const NOW = params.timestamp + 1_000_000;
-const env = { ...realEnv, now: () => NOW * 1000 };
-const names = networkNames((await ChainDB.open(new MemoryDisk().open(), params)).genesis.header.hash);
-
-/** Peers are responders by protocol; the light client's side is a Transport over them. */
-class FakeNet {
-  readonly peers = new Map<string, Map<string, Responder>>();
-}
-
-class FakeTransport extends EventEmitter<TransportEvents> implements Transport {
-  readonly peerId = 'light';
-  private readonly net: FakeNet;
-  private readonly gate: ConnectionGate;
-  private readonly connected = new Set<string>();
-
-  constructor(net: FakeNet, gate: ConnectionGate) {
-    super();
-    this.net = net;
-    this.gate = gate;
-  }
-
-  /** `peer` dials in, from `remoteAddr`; false if the gate refused it. */
-  connect(peer: string, remoteAddr = `/fake/${peer}`): boolean {
-    if (this.gate.denied(peer) || this.gate.deniedInbound?.(remoteAddr)) return false;
-    this.connected.add(peer);
-    this.emit('peer:connect', peer, { direction: 'inbound', remoteAddr });
-    this.emit('peer:ready', peer, [`/fake/${peer}`]);
-    return true;
-  }
-
-  listenAddresses = () => [];
-  peers = () => [...this.connected];
-  connectionInfo = () => undefined;
-  dial = async (addrs: readonly string[]) => addrs[0]!;
-  async hangUp(peer: string) {
-    this.connected.delete(peer);
-    this.emit('peer:disconnect', peer);
-  }
-  async handle() {}
-  async request(peer: string, protocol: string, body: Uint8Array, limits: RequestLimits): Promise<Uint8Array> {
-    const respond = this.net.peers.get(peer)?.get(protocol);
-    if (!this.connected.has(peer) || !respond) throw new TransportError('TRANSPORT_UNSUPPORTED', `${peer} does not serve ${protocol}`);
-    const out = await respond(body, this.peerId);
-    if (isBusy(out)) throw busyError(peer, protocol, out.retryAfterMs);
-    // As the real transport: a frame over the asker's cap is the sender's fault.
-    if ((out as Uint8Array).length > limits.maxBytes) throw new TransportError('TRANSPORT_BAD_FRAME', `an answer of ${(out as Uint8Array).length} bytes, over the ${limits.maxBytes} asked`);
-    return out as Uint8Array;
-  }
-  requestMany = async () => [];
-  subscribe() {}
-  publish = async () => 0;
-  async stop() {}
-}
-
-/** A full node's answers: status, headers after a locator, and the light protocols, from `chain`. */
-async function fullNode(
-  net: FakeNet,
-  id: string,
-  chain: Chain,
-  tweak: { status?: (s: ReturnType<typeof statusOf>) => ReturnType<typeof statusOf>; proofs?: Responder; busyFirst?: number; retryAfterMs?: number } = {},
-): Promise<void> {
-  const handlers = new Map<string, Responder>();
-  // Its budgets, as a stand-in: the first `busyFirst` requests of each light protocol answered busy.
-  const serve: Serve = async (_name, protocol, respond) => {
-    let busy = tweak.busyFirst ?? 0;
-    handlers.set(protocol, (req, peer) => (busy-- > 0 ? Promise.resolve({ busy: true, retryAfterMs: tweak.retryAfterMs ?? 5 }) : respond(req, peer)));
-  };
-  await serveLightClients(chain, serve, names, () => {});
-  handlers.set(names.status, async () => encodeStatus((tweak.status ?? ((s) => s))(statusOf(chain))));
-  await serve('headerRange', names.headerRange, (req) => answerHeaderRange(chain, req), { timeoutMs: 1_000, maxBytes: 16, onBadRequest: () => {} });
-  handlers.set(names.headers, async (req) => {
-    const { locator, max } = decodeGetHeaders(req);
-    return encodeHeaders(await chain.byHeight.headersAfter(locator, max));
-  });
-  if (tweak.proofs) handlers.set(names.proofs, tweak.proofs);
-  net.peers.set(id, handlers);
-}
-
-function statusOf(chain: Chain) {
-  return { genesis: chain.db.genesis.header.hash, height: chain.tip.height, tipHash: chain.tip.hash, totalWork: chain.tip.totalWork, prunedHeight: 0 };
-}
-
-const [alice, bob] = FUNDED_KEYS;
-const carol = testKey(70);
-
-async function newChain(): Promise<Chain> {
-  const db = await ChainDB.open(new MemoryDisk().open(), params);
-  return Chain.open(db, { clock: () => NOW });
-}
-
-/** An env whose waits of 10 s or more never end (their timers unreferenced, so that a failure cannot hold the run open). */
-const longWaitsNeverEnd: Env = {
-  ...env,
-  setTimeout: (run, ms) => {
-    const timer = realEnv.setTimeout(run, ms < 10_000 ? ms : 2 ** 31 - 1);
-    if (ms >= 10_000) (timer as { unref?: () => void }).unref?.();
-    return timer;
-  },
-};
-
-/** Two chains whose first `n` blocks are the same (miner 50; the first pays carol with `payCarol`). */
-async function sharing(n: number, payCarol = false): Promise<{ a: Chain; b: Chain; common: Block[] }> {
-  const a = await newChain();
-  const b = await newChain();
-  const common = await extend(a, n, 50, payCarol);
-  for (const block of common) await b.processBlock(block);
-  return { a, b, common };
-}
-
-/**
- * Mines `n` blocks on `chain`'s tip (the first pays carol 500 from alice), returning them;
- * `spacing`: seconds between them (the test network's block time by default).
- */
-async function extend(chain: Chain, n: number, miner: number, payCarol = false, spacing?: number): Promise<Block[]> {
-  const out: Block[] = [];
-  for (let i = 0; i < n; i++) {
-    const tip = chain.tip;
-    const txs = payCarol && i === 0 ? [transfer(alice!, carol.address, 500n, 0n), transfer(bob!, carol.address, 7n, 0n)] : [];
-    const block = mineChild(params, { hash: tip.hash, height: tip.height, header: tip.header, anchorTimestamp: tip.anchorTimestamp }, txs, { miner: testKey(miner).address, ...(spacing === undefined ? {} : { spacing }) });
-    assert.equal(await chain.processBlock(block), 'connected');
-    out.push(block);
-  }
-  return out;
-}
+import { FakeNet, FakeTransport, NOW, carol, env, extend, fullNode, longWaitsNeverEnd, names, newChain, params, sharing, statusOf } from './helpers/light-net.ts';
 
 describe('light client', function () {
   this.timeout(30_000);
