@@ -3,6 +3,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { CairnError } from '../ledger/errors.ts';
 import { MAX_AMOUNT, formatUnits, parseAmount, parseUnits } from '../ledger/amount.ts';
 import { decodeAddress } from '../ledger/keys.ts';
+import { parseCheckpoint, type Checkpoint } from '../consensus/proof-file.ts';
 
 /** A command line that cannot be run as written: exit status 2, with a pointer to --help. */
 export class UsageError extends CairnError {
@@ -190,4 +191,12 @@ export function hostNames(values: Record<string, unknown>, flag: string): string
     }
   }
   return given;
+}
+
+/** `--checkpoint HEIGHT:HASH`, a block the user trusts: cairn verify's and cairn light's. */
+export function checkpointArg(text: string | undefined): Checkpoint | undefined {
+  if (text === undefined) return undefined;
+  const checkpoint = parseCheckpoint(text);
+  if (!checkpoint) throw new UsageError('--checkpoint must be HEIGHT:HASH (a block you trust, e.g. from cairn block HEIGHT on a node of your own)');
+  return checkpoint;
 }

@@ -96,10 +96,16 @@ function lightStatusText(s: LightStatusResult): string {
     ['total work', s.totalWork],
     ['sync', sync],
     ['peers', s.peers],
+    ['checkpoint', checkpointLine(s.checkpoint)],
     ['banned', s.banned.length === 0 ? 'none' : s.banned.map((b) => `${b.peer}: ${b.reason}`).join('\n' + ' '.repeat(12))],
     ['headers', `${Math.ceil(s.headerMemoryBytes / 1024)} kB in memory (older ones as hashes in a file)`],
     ['listen', s.listen.join('\n' + ' '.repeat(12))],
   ]);
+}
+
+function checkpointLine(c: LightStatusResult['checkpoint']): string {
+  if (!c) return 'none (cairn light --checkpoint HEIGHT:HASH names a block to trust)';
+  return `${c.height}:${c.hash} ${c.passed ? '(its chain passes through it)' : '(not reached yet: it takes no chain until one passes through it)'}`;
 }
 
 export async function blockCommand(argv: string[], out: Out): Promise<void> {

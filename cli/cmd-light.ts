@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import { createLightClient } from '../node/launch.ts';
 import { checkPeerAddress } from '../node/libp2p/addresses.ts';
-import { DEFAULT_LIGHT_DATADIR, DEFAULT_PORTS, listenAddress, parse, port, str, UsageError } from './args.ts';
+import { DEFAULT_LIGHT_DATADIR, DEFAULT_PORTS, checkpointArg, listenAddress, parse, port, str, UsageError } from './args.ts';
 import { initDatadir, lockLightDatadir } from './datadir.ts';
 import { createLogger, isLogLevel } from './log.ts';
 import { explainStartFailure } from './start-errors.ts';
@@ -19,6 +19,7 @@ export async function lightCommand(argv: string[], out: Out): Promise<void> {
     'rpc-port': { type: 'string' },
     'no-mdns': { type: 'boolean' },
     'log-level': { type: 'string' },
+    checkpoint: { type: 'string' },
   });
   if (values.help) return out.help(HELP);
   const level = str(values, 'log-level') ?? 'info';
@@ -32,6 +33,7 @@ export async function lightCommand(argv: string[], out: Out): Promise<void> {
       throw new UsageError(`--bootstrap ${(err as Error).message}`);
     }
   }
+  const checkpoint = checkpointArg(str(values, 'checkpoint'));
   const datadir = str(values, 'datadir') ?? DEFAULT_LIGHT_DATADIR;
   const p2pPort = port(values, 'p2p-port') ?? 0;
   const rpcPort = port(values, 'rpc-port') ?? DEFAULT_PORTS.lightRpc;
@@ -54,6 +56,7 @@ export async function lightCommand(argv: string[], out: Out): Promise<void> {
       listen: [listen],
       mdns: !values['no-mdns'],
       rpc: { port: rpcPort },
+      checkpoint,
     },
     () => stop('rpc stop'),
   );
@@ -89,13 +92,18 @@ export async function lightCommand(argv: string[], out: Out): Promise<void> {
 }
 
 const HELP = `Usage: cairn light --bootstrap MULTIADDR [--bootstrap …] [--datadir DIR] [--genesis FILE]
-                   [--p2p-port N] [--p2p-host IP] [--rpc-port N] [--no-mdns] [--log-level L]
+                   [--checkpoint HEIGHT:HASH] [--p2p-port N] [--p2p-host IP] [--rpc-port N]
+                   [--no-mdns] [--log-level L]
 
 Runs a light client on DIR (default ./light): it keeps headers only (their hashes in a file, the
 last 2,048 in memory), follows the chain with the most work among its peers' (every header checked:
 links, proof of work, ASERT targets, timestamps), and answers cairn account ADDRESS --light by
 asking a peer for a proof against its tip's state root and checking it itself. A peer that lies
 (headers that do not check or add up, a forged or stale proof) is banned.
+--checkpoint HEIGHT:HASH names a block you trust (cairn block HEIGHT on a node of your own): no
+chain is taken until one passes through it, and a peer whose chain forks below it is banned.
+Without one, the first peer met with a long cheap chain can hold a new client on it. DIR keeps
+the last checkpoint given for the next start; one the chain kept contradicts is refused.
 JSON-RPC on 127.0.0.1:7373 (a port of its own, so it runs beside a node; 0 picks a free port; the
 endpoint and token go to DIR/rpc.json); its methods are status, getAccount and stop, what cairn
 status, cairn account ADDRESS --light and cairn stop ask (the other commands need a full node).
@@ -106,4 +114,5 @@ handles (a bug) is logged with its stack and stops it as cleanly, exit status 1.
 
 Examples:
   cairn light --bootstrap /ip4/127.0.0.1/tcp/7370/p2p/12D3Koo…
+  cairn light --bootstrap /ip4/192.0.2.7/tcp/7370/p2p/12D3Koo… --checkpoint 120000:0000a1…
   cairn account cairn12rqpp3a5l5vef8weqsvd42g9rzmqx4la30zrhz --light`;

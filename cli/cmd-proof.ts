@@ -4,9 +4,9 @@ import { fromHex, toHex } from '../ledger/bytes.ts';
 import { decodeHeader } from '../ledger/block.ts';
 import { encodeAddress } from '../ledger/keys.ts';
 import { parseGenesis, type ChainParams } from '../ledger/genesis.ts';
-import { readProofFile, verifyProofFile, type Checkpoint, type ProofFile, type VerifiedProof } from '../consensus/proof-file.ts';
+import { readProofFile, verifyProofFile, type ProofFile, type VerifiedProof } from '../consensus/proof-file.ts';
 import { blockWork } from '../consensus/pow.ts';
-import { NODE_ACCESS, address, parse, str, UsageError } from './args.ts';
+import { NODE_ACCESS, address, checkpointArg, parse, str, UsageError } from './args.ts';
 import { BUNDLED_GENESIS } from './datadir.ts';
 import { connect, RpcClientError, type RpcClient } from './rpc-client.ts';
 import { coins, type Out } from './output.ts';
@@ -159,13 +159,6 @@ async function genesisFor(path: string | undefined): Promise<ChainParams> {
   } catch (err) {
     throw new UsageError(`cannot use the genesis file ${file}: ${(err as Error).message}`);
   }
-}
-
-function checkpointArg(text: string | undefined): Checkpoint | undefined {
-  if (text === undefined) return undefined;
-  const m = /^(\d+):([0-9a-f]{64})$/.exec(text);
-  if (!m) throw new UsageError('--checkpoint must be HEIGHT:HASH (a block you trust, e.g. from cairn block HEIGHT on a node of your own)');
-  return { height: Number(m[1]), hash: fromHex(m[2]!) };
 }
 
 /** `work` in blocks at the genesis target, to two decimals: a unit a user can hold against a height. */

@@ -23,6 +23,7 @@ import { localUrl } from './http/local-url.ts';
 import { CATCH_UP_BLOCKS, setHeapGrowth } from './heap-growth.ts';
 import { LightClient } from './light/client.ts';
 import { lightRpcHandlers, type LightContext } from './light/rpc.ts';
+import type { Checkpoint } from './light/checkpoint.ts';
 import { JsonRpcServer } from './rpc.ts';
 
 /** A real node's settings: a datadir on disk, libp2p on TCP, worker threads, the machine's clock. */
@@ -255,6 +256,8 @@ export interface LightConfig {
   readonly banSeconds?: number;
   readonly statusIntervalMs?: number;
   readonly env?: Env;
+  /** A block the user trusts (node/light/checkpoint.ts): the datadir keeps it for the next start. */
+  readonly checkpoint?: Checkpoint;
 }
 
 /** A light client as `cairn light` runs one: libp2p with its identity in the datadir, and its RPC. */
@@ -266,6 +269,7 @@ export function createLightClient(config: LightConfig, onStopRequested: () => vo
     bootstrap: config.bootstrap,
     banSeconds: config.banSeconds,
     statusIntervalMs: config.statusIntervalMs,
+    checkpoint: config.checkpoint,
     createTransport: async (gate, names) =>
       Libp2pTransport.create({
         privateKey: await loadOrCreatePeerKey(config.datadir),

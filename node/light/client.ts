@@ -13,6 +13,8 @@ import { networkNames, type NetworkNames } from '../protocols.ts';
 import { TransportError, isOwnFailure, ownFailureFields, waitingOutBusy, type ConnectionGate, type RequestLimits, type Transport } from '../transport.ts';
 import { decodeStatus, encodeStatus, type Status } from '../wire.ts';
 import { LightHeaders, type HeaderView } from './headers.ts';
+import { holdCheckpoint, type Checkpoint } from './checkpoint.ts';
+import { checkpointText } from '../../consensus/proof-file.ts';
 import { REORGANISED, chooseProvers, proofFrom, proveFromAny, type Prover } from './proofs.ts';
 import { SilentPeers } from './silent-peers.ts';
 import { LIE, extendByRange, followBranch, type HeaderFetching } from './header-fetch.ts';
@@ -31,6 +33,8 @@ export interface LightClientParts {
   readonly bootstrap: readonly string[];
   readonly banSeconds?: number;
   readonly statusIntervalMs?: number;
+  /** A block the user trusts (node/light/checkpoint.ts); kept in the datadir, which holds the last one given. */
+  readonly checkpoint?: Checkpoint;
 }
 
 export interface LightClientEvents {
@@ -74,6 +78,8 @@ export class LightClient extends EventEmitter<LightClientEvents> {
   private readonly apart = new Set<string>();
   private again = false;
   private stopped = false;
+  /** The checkpoint held (given, or kept in the datadir): no chain is ours that does not pass through it. */
+  checkpoint: Checkpoint | undefined;
   /** Busy answers' retry-afters being waited out: a stop ends them. */
   private readonly sleeps: InterruptibleSleeps;
 
@@ -91,7 +97,14 @@ export class LightClient extends EventEmitter<LightClientEvents> {
   }
 
   async start(): Promise<void> {
-    this.headers = LightHeaders.open(join(this.parts.datadir, 'headers'), this.genesis);
+    const headers = LightHeaders.open(join(this.parts.datadir, 'headers'), this.genesis);
+    try {
+      this.checkpoint = await holdCheckpoint(this.parts.datadir, headers, this.parts.checkpoint);
+    } catch (err) {
+      await headers.close(); // the tip saved again, which opening took: a refused start changes nothing
+      throw err;
+    }
+    this.headers = headers;
     this.transport = await this.parts.createTransport(
       {
         denied: (peer) => this.peers.isBanned(peer),
@@ -131,7 +144,7 @@ export class LightClient extends EventEmitter<LightClientEvents> {
     this.timers.push(this.env.setInterval(() => this.stopped || this.book.redial(), 1_000));
     this.timers.push(this.env.setInterval(() => this.transport.peers().forEach((p) => void this.handshake(p)), this.parts.statusIntervalMs ?? 5_000));
     this.book.redial();
-    this.emit('log', 'info', 'light client started', { peerId: this.transport.peerId, network: this.params.name });
+    this.emit('log', 'info', 'light client started', { peerId: this.transport.peerId, network: this.params.name, checkpoint: this.checkpoint && checkpointText(this.checkpoint) });
   }
 
   /** Our chain, as the status message says it: a light client keeps no bodies, so every one is "pruned". */
@@ -236,6 +249,8 @@ export class LightClient extends EventEmitter<LightClientEvents> {
       const work = (await extendByRange(this.fetching, peer, staged)) ?? (await followBranch(this.fetching, peer, staged));
       if (work === undefined) return;
       if (work < claimed.totalWork) throw new PeerFault('its headers do not add up to the work its status claimed (withheld)', LIE);
+      // Its status said it passed the checkpoint's height (see ahead()).
+      if (this.checkpoint && staged.height < this.checkpoint.height) throw new PeerFault(`its headers end at ${staged.height}, below the checkpoint its status claimed to pass`, LIE);
       this.commit(staged);
     } catch (err) {
       // Headers before one ahead of our clock hold (a clock behind by more than the drift would
@@ -257,17 +272,26 @@ export class LightClient extends EventEmitter<LightClientEvents> {
       this.apart.add(peer);
       this.emit('log', 'warn', why);
     };
-    return { params: this.params, names: this.names, clock: this.clock, request: (...args) => this.request(...args), apart };
+    return { params: this.params, names: this.names, clock: this.clock, request: (...args) => this.request(...args), apart, checkpoint: this.checkpoint };
   }
 
-  /** Peers not banned nor silent whose status claims more work than our chain. */
+  /**
+   * Peers not banned nor silent whose status claims more work than our chain, and a chain that
+   * reaches the checkpoint's height: one that does not could not be ours (no fault: a node still
+   * syncing says so too).
+   */
   private ahead(): [string, Status][] {
-    return [...this.statuses].filter(([p, s]) => s.totalWork > this.headers.tip.totalWork && !this.peers.isBanned(p) && this.silent.waitsOn(p) && !this.apart.has(p));
+    const reaches = (s: Status) => !this.checkpoint || s.height >= this.checkpoint.height;
+    return [...this.statuses].filter(([p, s]) => s.totalWork > this.headers.tip.totalWork && reaches(s) && !this.peers.isBanned(p) && this.silent.waitsOn(p) && !this.apart.has(p));
   }
 
-  /** The staged headers become our chain, if they hold more work than it. */
+  /**
+   * The staged headers become our chain, if they hold more work than it and reach the
+   * checkpoint's height (header-fetch.ts refused any other block there).
+   */
   private commit(staged: HeaderView): void {
     if (staged.tip.totalWork <= this.headers.tip.totalWork) return;
+    if (this.checkpoint && staged.height < this.checkpoint.height) return;
     this.headers.commit();
     this.emit('tip', this.headers.height);
     this.emit('log', 'info', 'headers', { height: this.headers.height, tip: toHex(this.headers.tip.header.hash) });
@@ -331,6 +355,7 @@ export class LightClient extends EventEmitter<LightClientEvents> {
       banned: [...this.bans].map(([peer, reason]) => ({ peer, reason })),
       headerMemoryBytes: this.headers.memoryBytes,
       syncing: this.syncing !== undefined,
+      checkpoint: this.checkpoint ? { height: this.checkpoint.height, hash: toHex(this.checkpoint.hash), passed: this.headers.height >= this.checkpoint.height } : null,
     };
   }
 }

@@ -9,6 +9,7 @@ import { HEADER_BYTES, type BlockHeader } from '../../ledger/block.ts';
 import type { ChainParams } from '../../ledger/genesis.ts';
 import { ConsensusError } from '../../consensus/errors.ts';
 import { HeaderChainCheck } from '../../consensus/headers.ts';
+import { checkpointText, type Checkpoint } from '../../consensus/proof-file.ts';
 import { PeerFault } from '../header-sync.ts';
 import type { NetworkNames } from '../protocols.ts';
 import type { RequestLimits } from '../transport.ts';
@@ -31,6 +32,14 @@ export interface HeaderFetching {
   readonly request: (peer: string, protocol: string, message: Uint8Array, limits: RequestLimits) => Promise<Uint8Array>;
   /** The peer's chain cannot be followed (why, in words): the client leaves it alone while it stays connected. */
   readonly apart: (peer: string, why: string) => void;
+  /** The block the user trusts (node/light/checkpoint.ts): a chain with another at its height is a fault. */
+  readonly checkpoint: Checkpoint | undefined;
+}
+
+/** Throws if `header` stands where the checkpoint does and is another block: the peer's chain forks below it. */
+function holdsCheckpoint(o: HeaderFetching, header: BlockHeader): void {
+  const c = o.checkpoint;
+  if (c && header.height === c.height && !bytesEqual(header.hash, c.hash)) throw new PeerFault(`a chain that forks below the checkpoint ${checkpointText(c)}`, LIE);
 }
 
 /**
@@ -61,6 +70,7 @@ export async function extendByRange(o: HeaderFetching, peer: string, staged: Hea
         if (err instanceof ConsensusError && err.code === 'HEADER_TIME_TOO_NEW') staged.append(headers.slice(0, works.length), works);
         throw err;
       }
+      holdsCheckpoint(o, h);
       works.push(check.totalWork);
     }
     staged.append(headers, works);
@@ -88,6 +98,10 @@ export async function followBranch(o: HeaderFetching, peer: string, staged: Head
     });
     const headers = decodeHeaders(bytes);
     if (headers.length === 0) break;
+    // Before the fork is weighed: one too deep to follow is still a fault when it passes the
+    // checkpoint's height with another block (the locator's block may be below the fork: those
+    // after it up to the fork are ours, the checkpoint's among them).
+    for (const h of headers) holdsCheckpoint(o, h);
     // Not going on from its last answer: the peer's chain moved in between. A new branch, its fork
     // found again; a few times at most (one switching between branches must not hold the sync).
     if (check && !bytesEqual(headers[0]!.prevHash, check.tipHash)) {

@@ -164,6 +164,7 @@ export class HeaderView {
 export class LightHeaders {
   private readonly path: string;
   private readonly fd: number;
+  private readonly genesis: BlockHeader;
   private committed: HeaderView;
   private staged: HeaderView | undefined;
 
@@ -174,9 +175,18 @@ export class LightHeaders {
   constructor(path: string, genesis: BlockHeader, from?: SavedTip) {
     this.path = path;
     this.fd = openSync(path, from ? 'r+' : 'w+');
+    this.genesis = genesis;
     this.committed = new HeaderView(this.fd);
     if (!from) this.committed.append([genesis], [blockWork(genesis.target)]);
     else this.committed.restore(from.recent, from.anchor);
+  }
+
+  /** The chain back to genesis alone, the file with it (a chain below a new checkpoint: node/light/checkpoint.ts). */
+  restart(): void {
+    if (this.staged) throw new Error('a staging is open');
+    ftruncateSync(this.fd, 0);
+    this.committed = new HeaderView(this.fd);
+    this.committed.append([this.genesis], [blockWork(this.genesis.target)]);
   }
 
   /**

@@ -24,6 +24,11 @@ export interface LightStatusResult {
   /** Memory the kept headers take (the rest are hashes in a file). */
   headerMemoryBytes: number;
   syncing: boolean;
+  /**
+   * The block the client was told to trust (`--checkpoint`), null if none: no chain is its own that
+   * does not pass through it. `passed`: its chain does; until then it holds genesis only.
+   */
+  checkpoint: { height: number; hash: string; passed: boolean } | null;
 }
 
 export interface LightAccountResult {
