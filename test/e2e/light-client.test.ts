@@ -3,7 +3,8 @@
  * in this process whose account proofs are doctored), and `cairn light` processes. A light client
  * that can reach only the forger bans it and proves nothing rather than a wrong balance; one that
  * reaches the honest node proves the balance the node holds. `cairn proof` and `cairn verify`
- * prove the same balance offline, and refuse the file once a byte of its proof is changed.
+ * prove the same balance offline, and refuse the file once a byte of its proof is changed. A
+ * restart with a --checkpoint its chain contradicts is refused; with one it passes, held.
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -31,8 +32,8 @@ class LightProc {
     this.datadir = datadir;
   }
 
-  async start(genesisFile: string, bootstrap: readonly string[]): Promise<this> {
-    const args = [CAIRN_MAIN, 'light', '--datadir', this.datadir, '--genesis', genesisFile, '--p2p-host', '127.0.0.1', '--rpc-port', '0', '--no-mdns', '--log-level', 'debug'];
+  async start(genesisFile: string, bootstrap: readonly string[], more: readonly string[] = []): Promise<this> {
+    const args = [CAIRN_MAIN, 'light', '--datadir', this.datadir, '--genesis', genesisFile, '--p2p-host', '127.0.0.1', '--rpc-port', '0', '--no-mdns', '--log-level', 'debug', ...more];
     for (const b of bootstrap) args.push('--bootstrap', b);
     this.child = spawn(process.execPath, args, { env: withCompileCache(), stdio: ['ignore', 'pipe', 'pipe'] });
     track(this.child);
@@ -151,5 +152,16 @@ describe('e2e: light clients and proofs', function () {
     assert.match(client.log, /SIGHUP/);
     assert.match(client.log, /stopped/);
     assert.equal(existsSync(join(client.datadir, RPC_ENDPOINT_FILE)), false, 'rpc.json removed at the clean stop');
+
+    // A checkpoint its chain contradicts: refused, naming the block there; one it passes: held.
+    const second = await miner.call('getBlock', { height: 2 });
+    const wrong = await cairn(['light', '--datadir', client.datadir, '--bootstrap', miner.addr, '--rpc-port', '0', '--no-mdns', '--checkpoint', `2:${'0'.repeat(64)}`]);
+    assert.equal(wrong.code, 1, wrong.stderr);
+    assert.match(wrong.stderr, new RegExp(`^cairn: the light client's chain in \\S+ has block ${second.hash} at height 2, not the checkpoint's 0{64}: `));
+    const pinned = await new LightProc(client.datadir).start(c.genesisFile, [miner.addr], ['--checkpoint', `2:${second.hash}`]);
+    lights.push(pinned);
+    assert.deepEqual((await pinned.rpc.call('status', {})).checkpoint, { height: 2, hash: second.hash, passed: true });
+    const status = await cairn(['status', '--datadir', client.datadir]);
+    assert.match(status.stdout, new RegExp(`^checkpoint +2:${second.hash} \\(its chain passes through it\\)$`, 'm'));
   });
 });
