@@ -32,7 +32,7 @@ export class CheckpointError extends CairnError {
 export function readCheckpoint(datadir: string): Checkpoint | undefined {
   const path = join(datadir, CHECKPOINT_FILE);
   const unreadable = (why: string) =>
-    new CheckpointError('LIGHT_CHECKPOINT_FILE', `${path} ${why}: give the checkpoint again with --checkpoint HEIGHT:HASH, or remove the file to hold none`);
+    new CheckpointError('LIGHT_CHECKPOINT_FILE', `${path} ${why}: remove it, and give the checkpoint to hold with --checkpoint HEIGHT:HASH`);
   let fd: number;
   try {
     fd = openSync(path, 'r');
