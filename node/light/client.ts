@@ -79,7 +79,7 @@ export class LightClient extends EventEmitter<LightClientEvents> {
   private again = false;
   private stopped = false;
   /** The checkpoint held (given, or kept in the datadir): no chain is ours that does not pass through it. */
-  checkpoint: Checkpoint | undefined;
+  private checkpoint: Checkpoint | undefined;
   /** Busy answers' retry-afters being waited out: a stop ends them. */
   private readonly sleeps: InterruptibleSleeps;
 
