@@ -176,7 +176,9 @@ export class Chain extends EventEmitter<ChainEvents> {
    * the main chain ends at the fork point or part-way up the new branch, below the tip before and
    * after: it waits for one under way, and reads again if one began meanwhile. Blocks that only
    * extend the chain may connect during it. Unlike withImportsPaused, imports never wait for it:
-   * what peers ask for may use it as often as their budgets allow.
+   * what peers ask for may use it as often as their budgets allow. `read` must not pause imports
+   * itself (withImportsPaused, headerCheckFrom): its last try runs between imports, and would wait
+   * on itself for ever; a read that pauses imports needs no settling, it sees no reorganisation.
    */
   readSettled<T>(read: () => Promise<T>): Promise<T> {
     return this.settled.read(read, (again) => this.withImportsPaused(again));

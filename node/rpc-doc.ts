@@ -301,7 +301,7 @@ export const RPC_DOC = {
     title: 'Cairn node JSON-RPC',
     version: '1',
     description:
-      'JSON-RPC 2.0 over HTTP POST, on 127.0.0.1:7371 by default. Every request carries `Authorization: Bearer <token>`, the token the node writes to `<datadir>/rpc.json`. A body is one request, or a batch: an array of 1 to 1000 requests, answered as an array in their order; a body is at most 1048576 bytes (HTTP 413 above). Params are an object (by name); unknown names are refused. A request without an id is a notification: it is run and not answered (HTTP 204 when nothing in the body is answered). Amounts, work and nonces are decimal strings; hashes and ids lower-case hex.',
+      'JSON-RPC 2.0 over HTTP POST, on 127.0.0.1:7371 by default. Every request carries `Authorization: Bearer <token>`, the token the node writes to `<datadir>/rpc.json`. A body is one request, or a batch: an array of 1 to 1000 requests, answered as an array in their order; a body is at most 1048576 bytes (HTTP 413 above). Params are an object (by name); unknown names are refused. A request without an id is a notification: it is run and not answered (HTTP 204 when nothing in the body is answered). Amounts, work and nonces are decimal strings; hashes and ids lower-case hex. A read of the chain or of an account asked while the node is part-way through a reorganisation waits for its end, so that no answer sees the main chain cut at the fork point (a tip below the one before and the one after, blocks above it missing, a transaction both chains confirm unknown).',
   },
   methods: (Object.keys(METHODS) as RpcMethod[]).map((name): RpcMethodDoc => ({ name, ...METHODS[name] })),
   components: {

@@ -148,55 +148,66 @@ function lastBanStatus(node: NodeView): StatusResult['lastBan'] {
   return ban ? { peer: ban.peer, reason: ban.reason, secondsAgo: Math.max(0, node.clock() - ban.at) } : null;
 }
 
+/** What `status` answers, read at one moment of the chain. */
+async function statusOf(node: NodeView): Promise<StatusResult> {
+  const tip = node.chain.tip;
+  const connections = node.transport.peers().map((peer) => node.transport.connectionInfo(peer)).filter((c) => c !== undefined);
+  const peerHeights = [...node.sync.statuses.values()].map((s) => s.status.height);
+  const fee = await estimateFee(node.chain, node.mempool);
+  return {
+    network: node.params.name,
+    chainId: node.params.chainId,
+    genesis: toHex(node.db.genesis.header.hash),
+    height: tip.height,
+    head: tip.hashHex,
+    totalWork: tip.totalWork.toString(),
+    peers: node.transport.peers().length,
+    mempool: node.mempool.size,
+    mempoolBytes: node.mempool.bytes,
+    listen: node.transport.listenAddresses(),
+    peerId: node.transport.peerId,
+    syncing: node.sync.syncing,
+    syncTarget: node.sync.targetHeight,
+    prunedHeight: node.db.history.prunedHeight,
+    stateBase: node.db.history.stateBase,
+    historyCheck: historyCheckStatus(node.db.history, node.historyCheck) ?? null,
+    mining: node.mining,
+    miningWaits: node.miner?.held ?? null,
+    miningHashRate: node.miner ? Math.round(node.miner.hashRate) : null,
+    unit: node.params.unit,
+    decimals: node.params.decimals,
+    difficulty: nextBlockDifficulty(node.chain).toString(),
+    networkHashRate: networkHashRate(node.chain) ?? null,
+    tipTimestamp: tip.header.timestamp,
+    tipAge: Math.max(0, node.clock() - tip.header.timestamp),
+    peersIn: connections.filter((c) => c.direction === 'inbound').length,
+    peersOut: connections.filter((c) => c.direction === 'outbound').length,
+    bestPeerHeight: peerHeights.length > 0 ? Math.max(...peerHeights) : null,
+    peersAhead: node.sync.peersAhead,
+    peersApart: node.sync.peersApart,
+    banned: node.peers.bannedCount,
+    lastBan: lastBanStatus(node),
+    feeEstimate: fee.fee,
+    minFee: fee.minFee,
+    memory: {
+      ...(({ rss, heapUsed, heapTotal, external, arrayBuffers }) => ({ rss, heapUsed, heapTotal, external, arrayBuffers }))(process.memoryUsage()),
+      heapLimit: getHeapStatistics().heap_size_limit,
+    },
+  };
+}
+
 type Handlers = { [M in RpcMethod]: (node: NodeView, params: Record<string, unknown>) => Promise<RpcMethods[M]['result']> };
 
-/** Every RPC method: validate parameters, answer from the node, never mutate except to submit. */
+/**
+ * Every RPC method: validate parameters, answer from the node, never mutate except to submit.
+ * Reads of the main chain and the state wait out a reorganisation under way (Chain.readSettled):
+ * mid-way through one the chain ends at its fork point, below the tip before and after, with that
+ * block's state. Not those that pause imports (getProof, getTxProof, auditState): they never see
+ * one part-way, and readSettled's last try, itself between imports, would wait on them for ever.
+ */
 export const rpcHandlers: Handlers = {
   async status(node) {
-    const tip = node.chain.tip;
-    const connections = node.transport.peers().map((peer) => node.transport.connectionInfo(peer)).filter((c) => c !== undefined);
-    const peerHeights = [...node.sync.statuses.values()].map((s) => s.status.height);
-    const fee = await estimateFee(node.chain, node.mempool);
-    return {
-      network: node.params.name,
-      chainId: node.params.chainId,
-      genesis: toHex(node.db.genesis.header.hash),
-      height: tip.height,
-      head: tip.hashHex,
-      totalWork: tip.totalWork.toString(),
-      peers: node.transport.peers().length,
-      mempool: node.mempool.size,
-      mempoolBytes: node.mempool.bytes,
-      listen: node.transport.listenAddresses(),
-      peerId: node.transport.peerId,
-      syncing: node.sync.syncing,
-      syncTarget: node.sync.targetHeight,
-      prunedHeight: node.db.history.prunedHeight,
-      stateBase: node.db.history.stateBase,
-      historyCheck: historyCheckStatus(node.db.history, node.historyCheck) ?? null,
-      mining: node.mining,
-      miningWaits: node.miner?.held ?? null,
-      miningHashRate: node.miner ? Math.round(node.miner.hashRate) : null,
-      unit: node.params.unit,
-      decimals: node.params.decimals,
-      difficulty: nextBlockDifficulty(node.chain).toString(),
-      networkHashRate: networkHashRate(node.chain) ?? null,
-      tipTimestamp: tip.header.timestamp,
-      tipAge: Math.max(0, node.clock() - tip.header.timestamp),
-      peersIn: connections.filter((c) => c.direction === 'inbound').length,
-      peersOut: connections.filter((c) => c.direction === 'outbound').length,
-      bestPeerHeight: peerHeights.length > 0 ? Math.max(...peerHeights) : null,
-      peersAhead: node.sync.peersAhead,
-      peersApart: node.sync.peersApart,
-      banned: node.peers.bannedCount,
-      lastBan: lastBanStatus(node),
-      feeEstimate: fee.fee,
-      minFee: fee.minFee,
-      memory: {
-        ...(({ rss, heapUsed, heapTotal, external, arrayBuffers }) => ({ rss, heapUsed, heapTotal, external, arrayBuffers }))(process.memoryUsage()),
-        heapLimit: getHeapStatistics().heap_size_limit,
-      },
-    };
+    return node.chain.readSettled(() => statusOf(node));
   },
 
   async getAccount(node, params) {
@@ -212,21 +223,23 @@ export const rpcHandlers: Handlers = {
   },
 
   async getTransaction(node, params) {
-    const { tx, block } = await findTx(node, params);
+    const { tx, block } = await node.chain.readSettled(() => findTx(node, params));
     return block ? txJson(tx, 'confirmed', { height: block.header.height, hash: block.header.hash }) : txJson(tx, 'pending');
   },
 
   async getBlock(node, params) {
-    const block = await findBlock(node, params);
-    return blockJson(block, await node.chain.byHeight.isMain(block.header.hash, block.header.height));
+    return node.chain.readSettled(async () => {
+      const block = await findBlock(node, params);
+      return blockJson(block, await node.chain.byHeight.isMain(block.header.hash, block.header.height));
+    });
   },
 
   async getRawBlock(node, params) {
-    return toHex((await findBlock(node, params)).bytes);
+    return toHex((await node.chain.readSettled(() => findBlock(node, params))).bytes);
   },
 
   async getRawTransaction(node, params) {
-    return toHex((await findTx(node, params)).tx.bytes);
+    return toHex((await node.chain.readSettled(() => findTx(node, params))).tx.bytes);
   },
 
   async getPeers(node) {
@@ -300,12 +313,12 @@ export const rpcHandlers: Handlers = {
 
   async getBlocks(node, params) {
     const count = params.count === undefined ? 10 : param(params, 'count', isCount, 'an integer from 1 to 1000');
-    const to = params.to === undefined ? node.chain.tip.height : param(params, 'to', isHeight, 'a non-negative integer');
-    return recentBlocks(node.chain, count, to);
+    const to = params.to === undefined ? undefined : param(params, 'to', isHeight, 'a non-negative integer');
+    return node.chain.readSettled(() => recentBlocks(node.chain, count, to));
   },
 
   async getTips(node) {
-    return chainTips(node.chain);
+    return node.chain.readSettled(async () => chainTips(node.chain));
   },
 
   async estimateFee(node) {
@@ -342,7 +355,7 @@ export const rpcHandlers: Handlers = {
   async getHeaders(node, params) {
     const from = param(params, 'from', isHeight, 'a non-negative integer');
     const count = param(params, 'count', (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 1 && v <= MAX_HEADERS_PER_CALL, `an integer from 1 to ${MAX_HEADERS_PER_CALL}`);
-    return { from, headers: (await node.chain.byHeight.headerBytes(from, count)).map(toHex) };
+    return { from, headers: (await node.chain.readSettled(() => node.chain.byHeight.headerBytes(from, count))).map(toHex) };
   },
 
   async stop(node) {

@@ -3,13 +3,14 @@
  * node/http/rest.ts): the state before the reorganisation or after it, never the fork point's.
  */
 import assert from 'node:assert/strict';
+import { toHex } from '../ledger/bytes.ts';
 import { encodeAddress } from '../ledger/keys.ts';
 import { Mempool } from '../ledger/mempool.ts';
 import { rpcHandlers } from '../node/rpc-methods.ts';
 import { answerRest } from '../node/http/rest.ts';
 import type { EventFeed } from '../node/http/events.ts';
 import type { NodeView } from '../node/view.ts';
-import { afterTurns, testKey } from './helpers/fixtures.ts';
+import { afterTurns, testKey, transfer } from './helpers/fixtures.ts';
 import { heldReorganisation } from './helpers/reorg.ts';
 
 describe('account reads mid-way through a reorganisation', function () {
@@ -48,5 +49,83 @@ describe('account reads mid-way through a reorganisation', function () {
     assert.equal(((await page) as { json: { balance: string } }).json.balance, r.after, 'with the branch\'s three rewards');
     assert.equal(((await tip) as { text: string }).text, '11', 'the new tip, not the fork point');
     await r.db.close();
+  });
+});
+
+describe('chain reads over RPC mid-way through a reorganisation', function () {
+  this.timeout(60_000);
+  // Mid-way through a reorganisation the main chain ends at the fork point: status said the chain
+  // was 8 blocks high (10 before, 11 after), a block by height above it was not found, the last
+  // blocks and the headers ended there (a proof file without its block's header), a transaction
+  // both chains confirm was not found at all, and no tip was the active one.
+
+  const sender = testKey(0);
+  const tx = transfer(sender, testKey(3).address, 5n, 0n);
+
+  /** What `ask` answers of a node held mid-way, made to wait until the reorganisation ends. */
+  async function askedMidWay<T>(ask: (view: NodeView) => Promise<T>) {
+    const r = await heldReorganisation([tx]);
+    const view = {
+      params: r.params,
+      chain: r.chain,
+      db: r.db,
+      mempool: new Mempool(r.db, r.params),
+      addressIndex: undefined,
+      transport: { peers: () => [], connectionInfo: () => undefined, listenAddresses: () => [], peerId: 'self' },
+      sync: { syncing: false, targetHeight: 0, statuses: new Map(), peersAhead: 0, peersApart: 0 },
+      peers: { lastBan: undefined, bannedCount: 0 },
+      mining: false,
+      miner: undefined,
+      historyCheck: undefined,
+      clock: () => r.now,
+    } as unknown as NodeView;
+    const answer = ask(view).then(
+      (value) => ({ value }),
+      (error: unknown) => ({ error }),
+    );
+    await afterTurns(5);
+    r.release();
+    assert.equal(await r.reorganised, 'connected');
+    const out = await answer;
+    await r.db.close();
+    if ('error' in out) assert.fail(`answered ${String(out.error)}`);
+    return { ...r, answer: out.value };
+  }
+  const hex = (bytes: Uint8Array) => toHex(bytes);
+
+  it('status answers the tip after it, not the fork point', async () => {
+    const { answer, branch } = await askedMidWay((view) => rpcHandlers.status(view, {}));
+    assert.equal(answer.height, 11);
+    assert.equal(answer.head, hex(branch[2]!.header.hash));
+  });
+
+  it('getBlock and getRawBlock by height answer the block after it, not "no such block"', async () => {
+    const { answer, branch } = await askedMidWay((view) => Promise.all([rpcHandlers.getBlock(view, { height: 10 }), rpcHandlers.getRawBlock(view, { height: 9 })]));
+    assert.equal(answer[0].hash, hex(branch[1]!.header.hash));
+    assert.equal(answer[0].mainChain, true);
+    assert.equal(answer[1], hex(branch[0]!.bytes));
+  });
+
+  it('getBlocks lists the last blocks from the tip after it', async () => {
+    const { answer, branch } = await askedMidWay((view) => rpcHandlers.getBlocks(view, { count: 3 }));
+    assert.deepEqual(answer.map((b) => b.hash), [branch[2]!, branch[1]!, branch[0]!].map((b) => hex(b.header.hash)));
+  });
+
+  it('getHeaders answers every header up to the tip after it', async () => {
+    const { answer, branch } = await askedMidWay((view) => rpcHandlers.getHeaders(view, { from: 0, count: 20 }));
+    assert.equal(answer.headers.length, 12);
+    assert.equal(answer.headers[11], hex(branch[2]!.header.bytes));
+  });
+
+  it('getTransaction and getRawTransaction answer a transaction both chains confirm as confirmed, not unknown', async () => {
+    const { answer, branch } = await askedMidWay((view) => Promise.all([rpcHandlers.getTransaction(view, { id: tx.idHex }), rpcHandlers.getRawTransaction(view, { id: tx.idHex })]));
+    assert.equal(answer[0].status, 'confirmed');
+    assert.equal(answer[0].blockHash, hex(branch[0]!.header.hash));
+    assert.equal(answer[1], hex(tx.bytes));
+  });
+
+  it('getTips names the tip after it as the active one', async () => {
+    const { answer, branch } = await askedMidWay((view) => rpcHandlers.getTips(view, {}));
+    assert.deepEqual(answer.filter((t) => t.status === 'active').map((t) => t.hash), [hex(branch[2]!.header.hash)]);
   });
 });

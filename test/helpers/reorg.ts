@@ -4,17 +4,19 @@ import { MemoryDisk } from '../../ledger/kv-memory.ts';
 import { layout } from '../../ledger/layout.ts';
 import { ChainDB } from '../../ledger/chaindb.ts';
 import { Chain } from '../../consensus/chain.ts';
+import type { Transaction } from '../../ledger/transaction.ts';
 import type { Status } from '../../node/wire.ts';
 import { kvOver } from './kv.ts';
 import { afterTurns, testKey, testParams } from './fixtures.ts';
-import { asParent, mineChain } from './mining.ts';
+import { asParent, mineChain, mineChild } from './mining.ts';
 
 /**
  * A chain of 10 blocks (mined by testKey(1)) whose reorganisation to a heavier branch forking at 8
  * (three blocks mined by testKey(2)) is held where it reads the branch's first block: mid-way, the
  * main chain ends at the fork point. `release` lets it go on; `reorganised` is its outcome.
+ * `both`: transactions that block 9 of each chain holds (confirmed before and after, by two blocks).
  */
-export async function heldReorganisation() {
+export async function heldReorganisation(both: readonly Transaction[] = []) {
   const params = testParams();
   const now = params.timestamp + 1_000_000;
   const inner = new MemoryDisk().open();
@@ -32,8 +34,11 @@ export async function heldReorganisation() {
   const db = await ChainDB.open(kv, params);
   const chain = await Chain.open(db, { clock: () => now });
   const genesis = db.genesis;
-  const main = mineChain(params, asParent(genesis), 10, { miner: testKey(1).address });
-  const branch = mineChain(params, asParent(main[7]!), 3, { miner: testKey(2).address }); // heights 9 to 11: more work
+  const main = mineChain(params, asParent(genesis), 8, { miner: testKey(1).address });
+  main.push(mineChild(params, asParent(main[7]!), both, { miner: testKey(1).address }));
+  main.push(...mineChain(params, asParent(main[8]!), 1, { miner: testKey(1).address }));
+  const branch = [mineChild(params, asParent(main[7]!), both, { miner: testKey(2).address })]; // heights 9 to 11: more work
+  branch.push(...mineChain(params, asParent(branch[0]!), 2, { miner: testKey(2).address }));
   for (const b of main) assert.equal(await chain.processBlock(b), 'connected');
   for (const b of branch.slice(0, 2)) assert.equal(await chain.processBlock(b), 'side-branch');
   const status: Status = { genesis: genesis.header.hash, height: chain.tip.height, tipHash: chain.tip.hash, totalWork: chain.tip.totalWork, prunedHeight: 0 };
