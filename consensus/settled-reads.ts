@@ -25,16 +25,22 @@ export class SettledReads {
   }
 
   /**
-   * Runs `read`, after any reorganisation under way, again if one began meanwhile, and after
-   * `attempts` such reads as `fallback` (between imports): a chain that reorganises under every
-   * read is not waited on for ever.
+   * Runs `read`, after any reorganisation under way, again if one began meanwhile (whether it
+   * answered or threw: a block by height that one disconnected under the read is "not found", an
+   * answer of neither chain), and after `attempts` such reads as `fallback` (between imports): a
+   * chain that reorganises under every read is not waited on for ever.
    */
   async read<T>(read: () => Promise<T>, fallback: (read: () => Promise<T>) => Promise<T>, attempts = 3): Promise<T> {
     for (let attempt = 0; attempt < attempts; attempt++) {
       while (this.unsettled) await this.unsettled.done;
       const begun = this.begun;
-      const out = await read();
-      if (this.begun === begun && !this.unsettled) return out;
+      const undisturbed = () => this.begun === begun && !this.unsettled;
+      try {
+        const out = await read();
+        if (undisturbed()) return out;
+      } catch (err) {
+        if (undisturbed()) throw err;
+      }
     }
     return fallback(read);
   }

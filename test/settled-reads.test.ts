@@ -43,6 +43,29 @@ describe('settled reads', () => {
     assert.equal(seen.length, 2);
   });
 
+  it('a read that failed while a reorganisation began is made again once it has settled, not answered with its error', async () => {
+    // A block by height read as a reorganisation disconnects it is "not found": an answer of neither chain.
+    const reads = new SettledReads();
+    let tries = 0;
+    const answer = reads.read(
+      async () => {
+        if (++tries > 1) return 'found';
+        reads.begin();
+        throw new Error('no main-chain block at height 10');
+      },
+      () => assert.fail('no fallback'),
+    ).catch((err: Error) => `answered: ${err.message}`);
+    await afterTurns(5);
+    assert.equal(tries, 1, 'not read again before it has settled');
+    reads.settle();
+    assert.equal(await answer, 'found');
+  });
+
+  it('an error of a read that no reorganisation disturbed is the answer', async () => {
+    const reads = new SettledReads();
+    await assert.rejects(reads.read(async () => assert.fail('no such block'), () => assert.fail('no fallback')), /no such block/);
+  });
+
   it('a chain that reorganises under every read is read between imports after a few tries', async () => {
     const reads = new SettledReads();
     let tries = 0;
