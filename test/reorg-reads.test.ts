@@ -62,10 +62,9 @@ describe('chain reads over RPC mid-way through a reorganisation', function () {
   const sender = testKey(0);
   const tx = transfer(sender, testKey(3).address, 5n, 0n);
 
-  /** What `ask` answers of a node held mid-way, made to wait until the reorganisation ends. */
-  async function askedMidWay<T>(ask: (view: NodeView) => Promise<T>) {
-    const r = await heldReorganisation([tx]);
-    const view = {
+  /** What status and the other reads see of a node on `r`'s chain. */
+  function viewOf(r: Awaited<ReturnType<typeof heldReorganisation>>): NodeView {
+    return {
       params: r.params,
       chain: r.chain,
       db: r.db,
@@ -79,7 +78,12 @@ describe('chain reads over RPC mid-way through a reorganisation', function () {
       historyCheck: undefined,
       clock: () => r.now,
     } as unknown as NodeView;
-    const answer = ask(view).then(
+  }
+
+  /** What `ask` answers of a node held mid-way, made to wait until the reorganisation ends. */
+  async function askedMidWay<T>(ask: (view: NodeView) => Promise<T>) {
+    const r = await heldReorganisation([tx]);
+    const answer = ask(viewOf(r)).then(
       (value) => ({ value }),
       (error: unknown) => ({ error }),
     );
@@ -127,5 +131,40 @@ describe('chain reads over RPC mid-way through a reorganisation', function () {
   it('getTips names the tip after it as the active one', async () => {
     const { answer, branch } = await askedMidWay((view) => rpcHandlers.getTips(view, {}));
     assert.deepEqual(answer.filter((t) => t.status === 'active').map((t) => t.hash), [hex(branch[2]!.header.hash)]);
+  });
+
+  it('none of these reads pauses imports itself: each answers while another holds them paused', async () => {
+    // readSettled's last try (a chain that reorganised under every try) runs between imports, on
+    // a lock that is not reentrant: a read that paused imports itself would wait on itself for
+    // ever, and every import behind it. getProof, getTxProof and auditState pause them, unsettled.
+    const r = await heldReorganisation([tx]);
+    r.release();
+    await r.reorganised;
+    const view = viewOf(r);
+    let resume!: () => void;
+    const paused = r.chain.withImportsPaused(() => new Promise<void>((resolve) => (resume = resolve)));
+    const get = (path: string) => answerRest(view, {} as EventFeed, 'GET', path, new URLSearchParams(), undefined);
+    let answered = 0;
+    const reads = [
+      rpcHandlers.status(view, {}),
+      rpcHandlers.getAccount(view, { address: encodeAddress(sender.address) }),
+      rpcHandlers.getTransaction(view, { id: tx.idHex }),
+      rpcHandlers.getRawTransaction(view, { id: tx.idHex }),
+      rpcHandlers.getBlock(view, { height: 10 }),
+      rpcHandlers.getRawBlock(view, { height: 10 }),
+      rpcHandlers.getBlocks(view, {}),
+      rpcHandlers.getHeaders(view, { from: 0, count: 20 }),
+      rpcHandlers.getTips(view, {}),
+      get('/blocks'),
+      get(`/tx/${tx.idHex}`),
+      get(`/address/${encodeAddress(sender.address)}`),
+    ].map((read) => read.then(() => answered++));
+    for (let turn = 0; answered < reads.length; turn++) {
+      assert.ok(turn < 1000, `${reads.length - answered} of the reads waited for imports`);
+      await afterTurns(1);
+    }
+    resume();
+    await paused;
+    await r.db.close();
   });
 });
