@@ -5,8 +5,8 @@
  */
 import { toHex } from '../ledger/bytes.ts';
 import { encodeAddress } from '../ledger/keys.ts';
-import { COINBASE_BYTES, HEADER_BYTES, decodeBlock } from '../ledger/block.ts';
-import { TX_BYTES } from '../ledger/transaction.ts';
+import { COINBASE_BYTES, HEADER_BYTES, decodeBlock, type Block } from '../ledger/block.ts';
+import { TX_BYTES, type Transaction } from '../ledger/transaction.ts';
 import { MAX_AMOUNT } from '../ledger/amount.ts';
 import type { Mempool } from '../ledger/mempool.ts';
 import type { BlockIndexEntry } from '../consensus/block-index.ts';
@@ -129,4 +129,23 @@ export function chainTips(chain: Chain): TipResult[] {
       return { height: tip.height, hash: tip.hashHex, branchLength: tip.height - fork.height, forkHeight: fork.height, status, totalWork: tip.totalWork.toString() };
     })
     .sort((a, b) => (a.status === 'active' ? -1 : b.status === 'active' ? 1 : b.height - a.height));
+}
+
+/**
+ * A transaction by id, pending or in its main-chain block; undefined when neither. One in neither
+ * is looked for again once the mempool has done the work it was given: the transactions of blocks
+ * a reorganisation disconnected go back to it after the reorganisation, one at a time, each through
+ * its signature check (Mempool.update), and one asked for meanwhile is in neither.
+ */
+export async function findTransaction(chain: Chain, mempool: Mempool, id: Uint8Array): Promise<{ tx: Transaction; block?: Block } | undefined> {
+  for (let look = 0; ; look++) {
+    const pending = mempool.get(id);
+    if (pending) return { tx: pending.tx };
+    const location = await chain.db.getTxLocation(id);
+    const block = location && (await chain.db.getBlock(location.blockHash));
+    const tx = block?.txs[location!.index];
+    if (block && tx) return { tx, block };
+    if (look > 0) return undefined;
+    await mempool.settled();
+  }
 }

@@ -8,7 +8,7 @@ import { auditChainDB } from '../ledger/audit.ts';
 import { verifyAccountProof } from '../ledger/smt-proof.ts';
 import { proveAccountsAt, proveTransactionById } from '../consensus/state-proofs.ts';
 import { RPC_ERRORS, type BlockResult, type RpcMethod, type RpcMethods, type StatusResult, type TxResult } from './rpc-types.ts';
-import { chainTips, estimateFee, networkHashRate, nextBlockDifficulty, recentBlocks } from './chain-info.ts';
+import { chainTips, estimateFee, findTransaction, networkHashRate, nextBlockDifficulty, recentBlocks } from './chain-info.ts';
 import type { NodeView } from './view.ts';
 import { historyCheckStatus } from './history-check.ts';
 import { prunedEntry } from './pruner.ts';
@@ -133,13 +133,9 @@ function prunedMessage(what: string, pruned: number): string {
 /** A transaction by {id}, pending or on the main chain, with its block when confirmed. */
 async function findTx(node: NodeView, params: Record<string, unknown>): Promise<{ tx: Transaction; block?: Block }> {
   const id = fromHex(param(params, 'id', isHash, 'a 64-digit lower-case hex transaction id'));
-  const pending = node.mempool.get(id);
-  if (pending) return { tx: pending.tx };
-  const location = await node.db.getTxLocation(id);
-  const block = location && (await node.db.getBlock(location.blockHash));
-  const tx = block?.txs[location!.index];
-  if (!block || !tx) throw notFound(`no transaction ${toHex(id)} on the main chain or in the mempool${prunedNote(node)}`);
-  return { tx, block };
+  const found = await findTransaction(node.chain, node.mempool, id);
+  if (!found) throw notFound(`no transaction ${toHex(id)} on the main chain or in the mempool${prunedNote(node)}`);
+  return found;
 }
 
 /** The last ban made, for status: a node whose only peer was banned (another network's) says why. */

@@ -224,7 +224,7 @@ describe('pruning', function () {
     await pruner.idle();
     const mark = db.history.prunedHeight;
     assert.equal(mark, 40 - DEPTH - 1);
-    const view = { params, chain, db, addressIndex, mempool: { get: () => undefined, involving: () => new Set() } } as unknown as NodeView;
+    const view = { params, chain, db, addressIndex, mempool: { get: () => undefined, involving: () => new Set(), settled: async () => {} } } as unknown as NodeView;
     const rpcFails = (call: Promise<unknown>, code: number, pattern: RegExp) =>
       assert.rejects(call, (err: unknown) => err instanceof RpcError && err.rpcCode === code && pattern.test(err.message));
 

@@ -11,7 +11,7 @@ import { answerRest } from '../node/http/rest.ts';
 import type { EventFeed } from '../node/http/events.ts';
 import type { NodeView } from '../node/view.ts';
 import { afterTurns, testKey, transfer } from './helpers/fixtures.ts';
-import { heldReorganisation } from './helpers/reorg.ts';
+import { heldReorganisation, untilAsked } from './helpers/reorg.ts';
 
 describe('account reads mid-way through a reorganisation', function () {
   this.timeout(60_000);
@@ -82,7 +82,7 @@ describe('chain reads over RPC mid-way through a reorganisation', function () {
 
   /** What `ask` answers of a node held mid-way, made to wait until the reorganisation ends. */
   async function askedMidWay<T>(ask: (view: NodeView) => Promise<T>) {
-    const r = await heldReorganisation([tx]);
+    const r = await heldReorganisation({ main: [tx], branch: [tx] });
     const answer = ask(viewOf(r)).then(
       (value) => ({ value }),
       (error: unknown) => ({ error }),
@@ -137,7 +137,7 @@ describe('chain reads over RPC mid-way through a reorganisation', function () {
     // readSettled's last try (a chain that reorganised under every try) runs between imports, on
     // a lock that is not reentrant: a read that paused imports itself would wait on itself for
     // ever, and every import behind it. getProof, getTxProof and auditState pause them, unsettled.
-    const r = await heldReorganisation([tx]);
+    const r = await heldReorganisation({ main: [tx], branch: [tx] });
     r.release();
     await r.reorganised;
     const view = viewOf(r);
@@ -165,6 +165,35 @@ describe('chain reads over RPC mid-way through a reorganisation', function () {
     }
     resume();
     await paused;
+    await r.db.close();
+  });
+});
+
+describe('transactions a reorganisation took back, read after it', function () {
+  this.timeout(60_000);
+  // The transactions of the blocks a reorganisation disconnected go back to the mempool after it,
+  // one at a time (node.ts, Mempool.update), each through its signature check: one asked for
+  // meanwhile was neither in a block nor pending, and RPC and REST answered "no transaction",
+  // as if it had been lost.
+
+  it('getTransaction and GET /tx answer it pending, not unknown', async () => {
+    const tx = transfer(testKey(0), testKey(3).address, 5n, 0n);
+    const r = await heldReorganisation({ main: [tx] });
+    let checked!: () => void;
+    const checking = new Promise<void>((resolve) => (checked = resolve));
+    let asked = false;
+    const mempool = new Mempool(r.db, r.params, {}, () => ((asked = true), checking));
+    r.chain.on('tip', (e) => void mempool.update(e.connected, e.disconnected, r.now));
+    r.release();
+    assert.equal(await r.reorganised, 'connected');
+    await untilAsked(() => asked);
+    const view = { params: r.params, chain: r.chain, db: r.db, mempool, addressIndex: undefined } as unknown as NodeView;
+    const rpc = rpcHandlers.getTransaction(view, { id: tx.idHex }).then((t) => t.status, (err: Error) => err.message);
+    const rest = answerRest(view, {} as EventFeed, 'GET', `/tx/${tx.idHex}/status`, new URLSearchParams(), undefined).then((a) => a, (err: Error) => err.message);
+    await afterTurns(5);
+    checked();
+    assert.equal(await rpc, 'pending');
+    assert.deepEqual(await rest, { json: { confirmed: false, block_height: null, block_hash: null, block_time: null } });
     await r.db.close();
   });
 });

@@ -7,7 +7,7 @@ import { bytesEqual, fromHex, toHex } from '../../ledger/bytes.ts';
 import { CairnError, DecodeError } from '../../ledger/errors.ts';
 import { TX_BYTES, decodeTransaction, type Transaction } from '../../ledger/transaction.ts';
 import { decodeBlock, type Block, type BlockHeader } from '../../ledger/block.ts';
-import { blockCapacity, estimateFee } from '../chain-info.ts';
+import { blockCapacity, estimateFee, findTransaction } from '../chain-info.ts';
 import type { NodeView } from '../view.ts';
 import { prunedEntry } from '../pruner.ts';
 import type { EventFeed } from './events.ts';
@@ -65,14 +65,9 @@ async function blockStatus(node: NodeView, text: string) {
 
 /** A transaction with its block, pending or on the main chain. */
 async function findTx(node: NodeView, text: string): Promise<{ tx: Transaction; block?: Block }> {
-  const id = hashParam(text, 'a transaction id');
-  const pending = node.mempool.get(id);
-  if (pending) return { tx: pending.tx };
-  const location = await node.db.getTxLocation(id);
-  const block = location && (await node.db.getBlock(location.blockHash));
-  const tx = block?.txs[location!.index];
-  if (!block || !tx) throw notFound(`no transaction ${text} on the main chain or in the mempool${prunedNote(node)}`);
-  return { tx, block };
+  const found = await findTransaction(node.chain, node.mempool, hashParam(text, 'a transaction id'));
+  if (!found) throw notFound(`no transaction ${text} on the main chain or in the mempool${prunedNote(node)}`);
+  return found;
 }
 
 /**

@@ -14,9 +14,9 @@ import { asParent, mineChain, mineChild } from './mining.ts';
  * A chain of 10 blocks (mined by testKey(1)) whose reorganisation to a heavier branch forking at 8
  * (three blocks mined by testKey(2)) is held where it reads the branch's first block: mid-way, the
  * main chain ends at the fork point. `release` lets it go on; `reorganised` is its outcome.
- * `both`: transactions that block 9 of each chain holds (confirmed before and after, by two blocks).
+ * `txs`: the transactions that block 9 of the main chain and of the branch hold.
  */
-export async function heldReorganisation(both: readonly Transaction[] = []) {
+export async function heldReorganisation(txs: { readonly main?: readonly Transaction[]; readonly branch?: readonly Transaction[] } = {}) {
   const params = testParams();
   const now = params.timestamp + 1_000_000;
   const inner = new MemoryDisk().open();
@@ -35,9 +35,9 @@ export async function heldReorganisation(both: readonly Transaction[] = []) {
   const chain = await Chain.open(db, { clock: () => now });
   const genesis = db.genesis;
   const main = mineChain(params, asParent(genesis), 8, { miner: testKey(1).address });
-  main.push(mineChild(params, asParent(main[7]!), both, { miner: testKey(1).address }));
+  main.push(mineChild(params, asParent(main[7]!), txs.main ?? [], { miner: testKey(1).address }));
   main.push(...mineChain(params, asParent(main[8]!), 1, { miner: testKey(1).address }));
-  const branch = [mineChild(params, asParent(main[7]!), both, { miner: testKey(2).address })]; // heights 9 to 11: more work
+  const branch = [mineChild(params, asParent(main[7]!), txs.branch ?? [], { miner: testKey(2).address })]; // heights 9 to 11: more work
   branch.push(...mineChain(params, asParent(branch[0]!), 2, { miner: testKey(2).address }));
   for (const b of main) assert.equal(await chain.processBlock(b), 'connected');
   for (const b of branch.slice(0, 2)) assert.equal(await chain.processBlock(b), 'side-branch');
