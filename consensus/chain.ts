@@ -184,6 +184,15 @@ export class Chain extends EventEmitter<ChainEvents> {
     return this.settled.read(read, (again) => this.withImportsPaused(again));
   }
 
+  /**
+   * Resolves once no reorganisation is under way (at once when none is), for what is judged
+   * against the state but is no read to make again: a transaction's admission, which mid-way would
+   * see the fork point's state, that neither the chain before nor the one after has.
+   */
+  untilSettled(): Promise<void> {
+    return this.settled.untilSettled();
+  }
+
   /** ForkChoice is about to disconnect blocks: the main chain is a tip's again when the import ends. Import lock. */
   private reorganising(): void {
     this.lock.assertHeld('reorganising');

@@ -24,6 +24,11 @@ export class SettledReads {
     this.unsettled = undefined;
   }
 
+  /** Resolves once no reorganisation is under way: at once when none is. */
+  async untilSettled(): Promise<void> {
+    while (this.unsettled) await this.unsettled.done;
+  }
+
   /**
    * Runs `read`, after any reorganisation under way, again if one began meanwhile (whether it
    * answered or threw: a block by height that one disconnected under the read is "not found", an
@@ -32,7 +37,7 @@ export class SettledReads {
    */
   async read<T>(read: () => Promise<T>, fallback: (read: () => Promise<T>) => Promise<T>, attempts = 3): Promise<T> {
     for (let attempt = 0; attempt < attempts; attempt++) {
-      while (this.unsettled) await this.unsettled.done;
+      await this.untilSettled();
       const begun = this.begun;
       const undisturbed = () => this.begun === begun && !this.unsettled;
       try {

@@ -196,10 +196,11 @@ type Handlers = { [M in RpcMethod]: (node: NodeView, params: Record<string, unkn
 
 /**
  * Every RPC method: validate parameters, answer from the node, never mutate except to submit.
- * Reads of the main chain and the state wait out a reorganisation under way (Chain.readSettled):
- * mid-way through one the chain ends at its fork point, below the tip before and after, with that
- * block's state. Not those that pause imports (getProof, getTxProof, auditState): they never see
- * one part-way, and readSettled's last try, itself between imports, would wait on them for ever.
+ * Reads of the main chain and the state wait out a reorganisation under way (Chain.readSettled),
+ * and so do submissions (Chain.untilSettled): mid-way through one the chain ends at its fork
+ * point, below the tip before and after, with that block's state. Not the reads that pause
+ * imports (getProof, getTxProof, auditState): they never see one part-way, and readSettled's last
+ * try, itself between imports, would wait on them for ever.
  */
 export const rpcHandlers: Handlers = {
   async status(node) {
@@ -279,6 +280,7 @@ export const rpcHandlers: Handlers = {
       if (err instanceof DecodeError) throw invalid(`not a transaction: ${err.message}`);
       throw err;
     }
+    await node.chain.untilSettled();
     await node.submitTransaction(tx);
     return { id: toHex(tx.id) };
   },
@@ -294,6 +296,7 @@ export const rpcHandlers: Handlers = {
       }
     });
     const txs = decoded.filter((d): d is Transaction => !(d instanceof Error));
+    await node.chain.untilSettled();
     const outcomes = await node.submitTransactions(txs);
     const accepted: string[] = [];
     const rejected: { index: number; code: string; message: string }[] = [];

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { toHex } from '../ledger/bytes.ts';
 import { encodeAddress } from '../ledger/keys.ts';
 import { Mempool } from '../ledger/mempool.ts';
+import type { Transaction } from '../ledger/transaction.ts';
 import { rpcHandlers } from '../node/rpc-methods.ts';
 import { answerRest } from '../node/http/rest.ts';
 import type { EventFeed } from '../node/http/events.ts';
@@ -194,6 +195,39 @@ describe('transactions a reorganisation took back, read after it', function () {
     checked();
     assert.equal(await rpc, 'pending');
     assert.deepEqual(await rest, { json: { confirmed: false, block_height: null, block_hash: null, block_time: null } });
+    await r.db.close();
+  });
+});
+
+describe('transactions submitted mid-way through a reorganisation', function () {
+  this.timeout(60_000);
+  // Admission judges a transaction against the state, which mid-way is the fork point's: a spend
+  // of funds that both chains give (block 9 of each pays them) was refused "insufficient funds,
+  // have 0", over RPC and REST alike, though it was valid before the reorganisation and after it.
+
+  it('sendRawTransaction, sendRawTransactions and POST /tx judge it against the state after it', async () => {
+    const paid = testKey(5);
+    const income = transfer(testKey(0), paid.address, 9n, 0n);
+    const r = await heldReorganisation({ main: [income], branch: [income] });
+    const mempool = new Mempool(r.db, r.params);
+    const view = {
+      params: r.params,
+      chain: r.chain,
+      db: r.db,
+      mempool,
+      submitTransaction: async (tx: Transaction) => void (await mempool.add(tx, r.now)),
+      submitTransactions: async (txs: readonly Transaction[]) => (await mempool.addMany(txs, r.now)).map((o) => (o instanceof Error ? o : undefined)),
+    } as unknown as NodeView;
+    const spends = [0n, 1n, 2n].map((nonce) => transfer(paid, testKey(6).address, 2n, nonce));
+    const outcomes = [
+      rpcHandlers.sendRawTransaction(view, { tx: toHex(spends[0]!.bytes) }).then((a) => a.id),
+      rpcHandlers.sendRawTransactions(view, { txs: [toHex(spends[1]!.bytes)] }).then((a) => a.accepted[0] ?? JSON.stringify(a.rejected)),
+      answerRest(view, {} as EventFeed, 'POST', '/tx', new URLSearchParams(), toHex(spends[2]!.bytes)).then((a) => (a as { text: string }).text),
+    ].map((p) => p.catch((err: Error) => err.message));
+    await afterTurns(5);
+    r.release();
+    assert.equal(await r.reorganised, 'connected');
+    assert.deepEqual(await Promise.all(outcomes), spends.map((tx) => tx.idHex));
     await r.db.close();
   });
 });

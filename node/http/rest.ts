@@ -168,6 +168,8 @@ export async function answerRest(node: NodeView, feed: EventFeed, method: string
       throw err;
     }
     try {
+      // Judged against the state, which mid-way through a reorganisation is the fork point's.
+      await node.chain.untilSettled();
       await node.submitTransaction(tx);
     } catch (err) {
       if (err instanceof CairnError) throw new RestError(400, err.code, err.message);
