@@ -9,6 +9,7 @@ const now = () => Math.floor(Date.now() / 1000);
 
 /** What is true about syncing, in words: never "up to date" when there is nobody to be behind. */
 export function syncText(s: StatusResult): string {
+  if (s.reorganising) return `reorganising: at ${s.height} part-way to another chain with more work (heights and balances are the fork's until it ends)`;
   if (s.syncing) return `syncing: at ${s.height} of ${s.syncTarget}`;
   if (s.peers === 0) {
     // A --bootstrap peer of another network was banned: "--bootstrap a peer" would send the operator to look in the wrong place.

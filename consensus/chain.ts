@@ -184,6 +184,11 @@ export class Chain extends EventEmitter<ChainEvents> {
     return this.settled.read(read, (again) => this.withImportsPaused(again));
   }
 
+  /** A reorganisation or a snapshot's install is under way: the main chain ends part-way, below the tip before and after. */
+  get reorganisationUnderWay(): boolean {
+    return this.settled.underWay;
+  }
+
   /**
    * Resolves once no reorganisation is under way (at once when none is), for what is judged
    * against the state but is no read to make again: a transaction's admission, which mid-way would

@@ -24,6 +24,11 @@ export class SettledReads {
     this.unsettled = undefined;
   }
 
+  /** A reorganisation (or a snapshot's install) is under way: the main chain ends part-way. */
+  get underWay(): boolean {
+    return this.unsettled !== undefined;
+  }
+
   /** Resolves once no reorganisation is under way: at once when none is. */
   async untilSettled(): Promise<void> {
     while (this.unsettled) await this.unsettled.done;

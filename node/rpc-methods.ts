@@ -10,6 +10,7 @@ import { proveAccountsAt, proveTransactionById } from '../consensus/state-proofs
 import { RPC_ERRORS, type BlockResult, type RpcMethod, type RpcMethods, type StatusResult, type TxResult } from './rpc-types.ts';
 import { chainTips, estimateFee, findTransaction, networkHashRate, nextBlockDifficulty, recentBlocks } from './chain-info.ts';
 import type { NodeView } from './view.ts';
+import type { Timer } from './env.ts';
 import { historyCheckStatus } from './history-check.ts';
 import { prunedEntry } from './pruner.ts';
 import { RPC_DOC } from './rpc-doc.ts';
@@ -144,6 +145,9 @@ function lastBanStatus(node: NodeView): StatusResult['lastBan'] {
   return ban ? { peer: ban.peer, reason: ban.reason, secondsAgo: Math.max(0, node.clock() - ban.at) } : null;
 }
 
+/** How long status waits for a reorganisation under way to end before it answers part-way (StatusResult.reorganising). */
+export const STATUS_SETTLE_MS = 2_000;
+
 /** What `status` answers, read at one moment of the chain. */
 async function statusOf(node: NodeView): Promise<StatusResult> {
   const tip = node.chain.tip;
@@ -164,6 +168,7 @@ async function statusOf(node: NodeView): Promise<StatusResult> {
     peerId: node.transport.peerId,
     syncing: node.sync.syncing,
     syncTarget: node.sync.targetHeight,
+    reorganising: false,
     prunedHeight: node.db.history.prunedHeight,
     stateBase: node.db.history.stateBase,
     historyCheck: historyCheckStatus(node.db.history, node.historyCheck) ?? null,
@@ -204,7 +209,17 @@ type Handlers = { [M in RpcMethod]: (node: NodeView, params: Record<string, unkn
  */
 export const rpcHandlers: Handlers = {
   async status(node) {
-    return node.chain.readSettled(() => statusOf(node));
+    // Status is what an operator asks to see that the node lives: a reorganisation thousands of
+    // blocks deep, or a snapshot's install, takes many seconds, and other reads wait it out. This
+    // one waits a moment, then says where the chain stands and that it is moving.
+    const settled = node.chain.readSettled(() => statusOf(node));
+    let timer: Timer | undefined;
+    const late = new Promise<undefined>((resolve) => (timer = node.env.setTimeout(() => resolve(undefined), STATUS_SETTLE_MS)));
+    try {
+      return (await Promise.race([settled, late])) ?? { ...(await statusOf(node)), reorganising: node.chain.reorganisationUnderWay };
+    } finally {
+      node.env.clearTimeout(timer);
+    }
   },
 
   async getAccount(node, params) {

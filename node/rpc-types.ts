@@ -17,6 +17,11 @@ export interface StatusResult {
   peerId: string;
   syncing: boolean;
   syncTarget: number;
+  /**
+   * A reorganisation (or a snapshot's install) was under way when status was asked, and still was
+   * STATUS_SETTLE_MS later: height, head and work are where it stood, part-way between the tips.
+   */
+  reorganising: boolean;
   /** Main-chain blocks 1 up to this height have no body here (pruned); 0 when the node keeps every block. */
   prunedHeight: number;
   /** The block whose state this node began from by snapshot sync (no history below it); 0: genesis. */

@@ -12,6 +12,7 @@ import type { NetworkStats, PeerRecords } from './peer-records.ts';
 import type { Serving } from './serving.ts';
 import type { Sync } from './sync.ts';
 import type { Transport } from './transport.ts';
+import type { Env } from './env.ts';
 
 /**
  * What the RPC server and the metrics see of a node: reads, and the one write a user may make
@@ -40,6 +41,8 @@ export interface NodeView {
   on(event: 'block', listener: (block: Block, source: 'mined' | 'received') => void): unknown;
   /** Seconds since the epoch, by the node's clock. */
   clock(): number;
+  /** The node's timers: how long status waits for a reorganisation to end. */
+  readonly env: Pick<Env, 'setTimeout' | 'clearTimeout'>;
   submitTransaction(tx: Transaction): Promise<void>;
   submitTransactions(txs: readonly Transaction[]): Promise<(Error | undefined)[]>;
   /** Asks for a clean stop (the RPC method `stop`). */

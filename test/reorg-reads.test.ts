@@ -8,9 +8,11 @@ import { encodeAddress } from '../ledger/keys.ts';
 import { Mempool } from '../ledger/mempool.ts';
 import type { Transaction } from '../ledger/transaction.ts';
 import { rpcHandlers } from '../node/rpc-methods.ts';
+import { syncText } from '../cli/cmd-inspect.ts';
 import { answerRest } from '../node/http/rest.ts';
 import type { EventFeed } from '../node/http/events.ts';
 import type { NodeView } from '../node/view.ts';
+import { realEnv } from '../node/env.ts';
 import { afterTurns, testKey, transfer } from './helpers/fixtures.ts';
 import { heldReorganisation, untilAsked } from './helpers/reorg.ts';
 
@@ -78,6 +80,7 @@ describe('chain reads over RPC mid-way through a reorganisation', function () {
       miner: undefined,
       historyCheck: undefined,
       clock: () => r.now,
+      env: realEnv,
     } as unknown as NodeView;
   }
 
@@ -101,7 +104,22 @@ describe('chain reads over RPC mid-way through a reorganisation', function () {
   it('status answers the tip after it, not the fork point', async () => {
     const { answer, branch } = await askedMidWay((view) => rpcHandlers.status(view, {}));
     assert.equal(answer.height, 11);
+    assert.equal(answer.reorganising, false);
     assert.equal(answer.head, hex(branch[2]!.header.hash));
+  });
+
+  it('status answers part-way, saying so, when a reorganisation outlasts STATUS_SETTLE_MS: an operator learns the node lives', async () => {
+    const r = await heldReorganisation({ main: [tx], branch: [tx] });
+    try {
+      const answer = await rpcHandlers.status(viewOf(r), {});
+      assert.equal(answer.reorganising, true);
+      assert.equal(answer.height, 8, 'the fork point, where the chain stands');
+      assert.match(syncText(answer), /^reorganising: at 8 part-way/);
+    } finally {
+      r.release();
+      await r.reorganised;
+      await r.db.close();
+    }
   });
 
   it('getBlock and getRawBlock by height answer the block after it, not "no such block"', async () => {
