@@ -3,6 +3,7 @@ import { CairnError } from '../ledger/errors.ts';
 import { signTransaction } from '../ledger/transaction.ts';
 import { loadPrivateKey } from './keystore.ts';
 import { readPassword } from './password.ts';
+import { loadLevel, withSendLock } from './send-lock.ts';
 import { connect, RpcClient, RpcClientError } from './rpc-client.ts';
 import { NODE_ACCESS, NODE_ACCESS_HELP, address, amountArg, count, parse, required, resolveAmount, str, UsageError } from './args.ts';
 import { coins, type Out } from './output.ts';
@@ -61,17 +62,28 @@ export async function sendCommand(argv: string[], out: Out): Promise<void> {
   }
   const account = await rpc.call('getAccount', { address: from });
   if (nonceText === undefined) await checkFunds(rpc, account, value, fee, status);
-  const nonce = nonceText !== undefined ? BigInt(nonceText) : BigInt(account.nextNonce);
   const password = await readPassword({ passwordFile: str(values, 'password-file'), purpose: from });
-  const key = await loadPrivateKey(keystore, from, password);
-  let tx;
+  const [key] = await Promise.all([loadPrivateKey(keystore, from, password), loadLevel()]);
+  let id: string;
   try {
-    // Signed here: the key never leaves this process.
-    tx = signTransaction({ chainId: status.chainId, to, amount: value, fee, nonce }, key);
+    // Held from the nonce's choice to the node's answer, so that the next send from this key
+    // (its lock's next holder) reads a next nonce that counts this transfer.
+    id = await withSendLock(keystore, from, { notice: (text) => process.stderr.write(`${text}\n`) }, async () => {
+      let nonce: bigint;
+      if (nonceText !== undefined) nonce = BigInt(nonceText);
+      else {
+        const now = await rpc.call('getAccount', { address: from });
+        // Another send took the lock first, and what it sent is pending now.
+        if (now.nextNonce !== account.nextNonce) await checkFunds(rpc, now, value, fee, status);
+        nonce = BigInt(now.nextNonce);
+      }
+      // Signed here: the key never leaves this process.
+      const tx = signTransaction({ chainId: status.chainId, to, amount: value, fee, nonce }, key);
+      return (await rpc.call('sendRawTransaction', { tx: toHex(tx.bytes) })).id;
+    });
   } finally {
     key.fill(0);
   }
-  const { id } = await rpc.call('sendRawTransaction', { tx: toHex(tx.bytes) });
   if (!values.wait) return out.result({ id }, id);
   if (!out.json) process.stdout.write(`${id}\n`); // at once: the id is what to ask about if the wait is cut short
   const height = await waitForConfirmation(rpc, id, timeoutSeconds, status, coins(fee, status));
@@ -148,6 +160,14 @@ const HELP = `Usage: cairn send --keystore DIR --from ADDRESS --to ADDRESS --amo
 
 Builds and signs a transfer here (the key never reaches the node), takes the next nonce from the
 node unless --nonce is given, submits it and prints its id.
+
+Sends from one key may run at once (a script sending in parallel, two terminals): each takes a
+lock beside the key in the keystore from choosing its nonce until the node has its transfer, so
+each gets a nonce of its own; the others wait meanwhile (a few milliseconds each). The system
+drops the lock with its process, however that ends. A send from the same key through another
+keystore or machine is not held back by it: give those --nonce, or send from one place.
+--nonce N signs nonce N as given: a pending transfer of that nonce is replaced if this one pays
+enough more (10%), which is how to speed up a stuck one, or cancel it (send to yourself).
 
 Amounts (--amount, --fee): a whole number is base units (1500); a number with the network's unit
 is coins (12.5CRN, or "12.5 CRN"; on the devnet 1 CRN = 100000000 base units). Without --fee, the

@@ -1,0 +1,72 @@
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { encodeAddress } from '../ledger/keys.ts';
+import { tempDir, testKey } from './helpers/fixtures.ts';
+import { DEVNET_ADDRESS, DEVNET_PRIVATE_KEY, cliJson, killAll, runCli, spawnCli, stopChild, waitFor, writeTestGenesis, type CliChild, type CliResult } from './helpers/cli.ts';
+
+/**
+ * `cairn send` run several at once from one key, against a real node that does not mine (so that
+ * every transfer stays pending and each nonce is in plain sight in its mempool).
+ */
+describe('cairn send, several at once from one key', function () {
+  this.timeout(60_000);
+  const dir = tempDir('cairn-send-');
+  const datadir = join(dir.path, 'data');
+  const keystore = join(dir.path, 'keys');
+  const passwordFile = join(dir.path, 'password');
+  const recipients = [1, 2, 3, 4].map((i) => encodeAddress(testKey(7100 + i).address));
+  let node: CliChild | undefined;
+  let rpc: { url: string; token: string };
+
+  const rpcResult = async <T>(method: string, params: unknown): Promise<T> => {
+    const res = await fetch(rpc.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${rpc.token}` },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }),
+      signal: AbortSignal.timeout(15_000),
+    });
+    const body = (await res.json()) as { result?: T; error?: { message: string } };
+    if (body.error) throw new Error(body.error.message);
+    return body.result as T;
+  };
+  const pendingFromDevnet = async () => (await rpcResult<{ txs: { id: string; from: string; to: string; amount: string; fee: string; nonce: string }[] }>('getMempool', {})).txs.filter((t) => t.from === DEVNET_ADDRESS);
+  const send = (to: string, amount: string, extra: string[] = []): Promise<CliResult> =>
+    runCli(['send', '--datadir', datadir, '--keystore', keystore, '--from', DEVNET_ADDRESS, '--to', to, '--amount', amount, '--password-file', passwordFile, '--json', ...extra], { timeoutMs: 45_000 });
+  const ok = (r: CliResult): string => {
+    assert.equal(r.code, 0, `status ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
+    return (JSON.parse(r.stdout) as { id: string }).id;
+  };
+
+  before(async function () {
+    writeFileSync(passwordFile, 'send lock test\n');
+    writeFileSync(join(dir.path, 'devnet.hex'), DEVNET_PRIVATE_KEY + '\n');
+    await cliJson(['keys', 'import', '--keystore', keystore, '--password-file', passwordFile, join(dir.path, 'devnet.hex')]);
+    await cliJson(['init', '--datadir', datadir, '--genesis', writeTestGenesis(dir.path, 'cairn-send-test')]);
+    node = spawnCli(['node', '--datadir', datadir, '--p2p-host', '127.0.0.1', '--p2p-port', '0', '--rpc-port', '0', '--http-port', '0', '--no-mdns']);
+    const started = node;
+    rpc = await waitFor('rpc.json', async () => {
+      if (started.child.exitCode !== null) throw new Error(`the node exited with status ${started.child.exitCode}: ${started.stderr()}`);
+      const file = join(datadir, 'rpc.json');
+      return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as typeof rpc) : undefined;
+    }, 30_000);
+    await waitFor('the node to answer', () => rpcResult('status', {}), 20_000);
+  });
+  afterEach(() => killAll([node]));
+  after(async () => {
+    if (node) await stopChild(node, 5_000);
+    await killAll();
+    dir.remove();
+  });
+
+  it('four sends started together each get a nonce of their own, none replaced or refused', async () => {
+    // One pays more than the node's suggestion: against a pending transfer of the same nonce it
+    // was a replacement, and the transfer it replaced was gone without a word to anyone.
+    const results = await Promise.all([send(recipients[0]!, '1001'), send(recipients[1]!, '1002', ['--fee', '1000']), send(recipients[2]!, '1003'), send(recipients[3]!, '1004')]);
+    const ids = results.map(ok);
+    const pending = await pendingFromDevnet();
+    assert.deepEqual(pending.map((t) => t.id).sort(), [...ids].sort(), 'every id a send printed is pending');
+    assert.deepEqual(pending.map((t) => t.nonce).sort(), ['0', '1', '2', '3']);
+    assert.deepEqual(pending.map((t) => `${t.to} ${t.amount}`).sort(), recipients.map((to, i) => `${to} ${1001 + i}`).sort());
+  });
+});
