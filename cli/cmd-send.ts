@@ -7,7 +7,7 @@ import { loadLevel, withSendLock } from './send-lock.ts';
 import { connect, RpcClient, RpcClientError } from './rpc-client.ts';
 import { NODE_ACCESS, NODE_ACCESS_HELP, address, amountArg, count, parse, required, resolveAmount, str, UsageError } from './args.ts';
 import { coins, type Out } from './output.ts';
-import type { StatusResult } from '../node/rpc-types.ts';
+import { RPC_ERRORS, type RpcMethods, type StatusResult } from '../node/rpc-types.ts';
 
 /** The most fee the node may suggest without --max-fee: a tenth of a coin (Bitcoin Core's -maxtxfee is 0.1 BTC). */
 const DEFAULT_MAX_FEE_COINS = (decimals: number): bigint => (decimals > 0 ? 10n ** BigInt(decimals - 1) : 1n);
@@ -64,11 +64,11 @@ export async function sendCommand(argv: string[], out: Out): Promise<void> {
   if (nonceText === undefined) await checkFunds(rpc, account, value, fee, status);
   const password = await readPassword({ passwordFile: str(values, 'password-file'), purpose: from });
   const [key] = await Promise.all([loadPrivateKey(keystore, from, password), loadLevel()]);
-  let id: string;
+  let sent: { id: string; nonce: bigint };
   try {
     // Held from the nonce's choice to the node's answer, so that the next send from this key
     // (its lock's next holder) reads a next nonce that counts this transfer.
-    id = await withSendLock(keystore, from, { notice: (text) => process.stderr.write(`${text}\n`) }, async () => {
+    sent = await withSendLock(keystore, from, { notice: (text) => process.stderr.write(`${text}\n`) }, async () => {
       let nonce: bigint;
       if (nonceText !== undefined) nonce = BigInt(nonceText);
       else {
@@ -79,14 +79,15 @@ export async function sendCommand(argv: string[], out: Out): Promise<void> {
       }
       // Signed here: the key never leaves this process.
       const tx = signTransaction({ chainId: status.chainId, to, amount: value, fee, nonce }, key);
-      return (await rpc.call('sendRawTransaction', { tx: toHex(tx.bytes) })).id;
+      return { id: (await rpc.call('sendRawTransaction', { tx: toHex(tx.bytes) })).id, nonce };
     });
   } finally {
     key.fill(0);
   }
+  const { id } = sent;
   if (!values.wait) return out.result({ id }, id);
   if (!out.json) process.stdout.write(`${id}\n`); // at once: the id is what to ask about if the wait is cut short
-  const height = await waitForConfirmation(rpc, id, timeoutSeconds, status, coins(fee, status));
+  const height = await waitForConfirmation(rpc, { id, from, nonce: sent.nonce }, timeoutSeconds, status, coins(fee, status));
   out.result({ id, status: 'confirmed', blockHeight: height }, `confirmed in block ${height}`);
 }
 
@@ -111,7 +112,8 @@ async function checkFunds(rpc: RpcClient, account: { address: string; balance: s
  * counter on a terminal, a line every 10 s otherwise, and at once a warning when the node has
  * neither peers nor a miner, since then nothing can ever confirm the transaction.
  */
-async function waitForConfirmation(rpc: RpcClient, id: string, timeoutSeconds: number, first: StatusResult, fee: string): Promise<number> {
+async function waitForConfirmation(rpc: RpcClient, sent: SentTx, timeoutSeconds: number, first: StatusResult, fee: string): Promise<number> {
+  const { id } = sent;
   const tty = process.stderr.isTTY === true;
   const started = Date.now();
   const deadline = started + timeoutSeconds * 1000;
@@ -121,13 +123,15 @@ async function waitForConfirmation(rpc: RpcClient, id: string, timeoutSeconds: n
   let lastStatus = Date.now();
   process.stderr.write(`waiting for a block to include it (fee ${fee}, up to ${timeoutSeconds} s; Ctrl-C stops waiting, not the transaction)\n`);
   for (;;) {
-    const t = await rpc.call('getTransaction', { id }).catch((err: unknown) => {
-      if (err instanceof RpcClientError && err.rpcCode === -32001) return undefined; // dropped or reorged out for now
-      throw err;
-    });
+    const t = await lookUp(rpc, id);
     if (t?.status === 'confirmed') {
       if (tty) process.stderr.write('\r\x1b[K');
       return t.blockHeight!;
+    }
+    const lost = t ? undefined : await nonceTakenFrom(rpc, sent, status);
+    if (lost) {
+      if (tty) process.stderr.write('\n');
+      throw lost;
     }
     if (Date.now() - lastStatus >= 5_000) {
       status = await rpc.call('status', {});
@@ -154,6 +158,40 @@ async function waitForConfirmation(rpc: RpcClient, id: string, timeoutSeconds: n
   }
 }
 
+/** The node's account of transaction `id`, or undefined where it has none (dropped, replaced, or reorged out for now). */
+function lookUp(rpc: RpcClient, id: string): Promise<RpcMethods['getTransaction']['result'] | undefined> {
+  return rpc.call('getTransaction', { id }).catch((err: unknown) => {
+    if (err instanceof RpcClientError && err.rpcCode === RPC_ERRORS.NOT_FOUND) return undefined;
+    throw err;
+  });
+}
+
+interface SentTx {
+  readonly id: string;
+  readonly from: string;
+  readonly nonce: bigint;
+}
+
+/**
+ * Why `sent`, which the node no longer has, can never be confirmed, if another transaction took
+ * its nonce: one pending in its place (a replacement that paid more: a send with --nonce, or from
+ * another keystore or machine), or one confirmed. Without this, --wait ran out its --timeout and
+ * said "still unknown" of a transfer that had been replaced at its first poll.
+ */
+async function nonceTakenFrom(rpc: RpcClient, sent: SentTx, coin: StatusResult): Promise<CairnError | undefined> {
+  const account = await rpc.call('getAccount', { address: sent.from });
+  if (BigInt(account.nextNonce) <= sent.nonce) return undefined; // dropped, or reorged out for now: nothing holds its nonce
+  // Asked again now that the account is read settled: mid-way through a reorganisation it may
+  // have been in neither the chain nor the mempool.
+  if (await lookUp(rpc, sent.id)) return undefined;
+  if (BigInt(account.nonce) > sent.nonce) {
+    return new CairnError('TX_NONCE_TAKEN', `${sent.id} will not be confirmed: another transaction from ${sent.from} with its nonce ${sent.nonce} was confirmed meanwhile`);
+  }
+  const other = (await rpc.call('getMempool', {})).txs.find((t) => t.from === sent.from && BigInt(t.nonce) === sent.nonce && t.id !== sent.id);
+  if (!other) return undefined;
+  return new CairnError('TX_REPLACED', `${sent.id} was replaced in the node's mempool by ${other.id} (the same nonce ${sent.nonce}, fee ${coins(BigInt(other.fee), coin)}): it will not be confirmed; cairn tx ${other.id} tells what becomes of that one`);
+}
+
 const HELP = `Usage: cairn send --keystore DIR --from ADDRESS --to ADDRESS --amount N [--fee N | --max-fee N] [--nonce N]
                   [--wait] [--timeout SECONDS] [--password-file F]
                   [--datadir DIR | --rpc URL --rpc-token T] [--json]
@@ -177,7 +215,8 @@ The sender must hold amount + fee, counting what it already has pending.
 
 --wait prints the id at once, then waits until a block includes the transaction (at most
 --timeout, default 120 s), showing progress on stderr, and warns at once when the node has no
-peers and does not mine (nothing could confirm it then).
+peers and does not mine (nothing could confirm it then). It ends at once, naming the other, if
+another transaction took its nonce (a replacement sent with --nonce, or one confirmed).
 
 The key's password comes from --password-file (its first line), else CAIRN_PASSWORD, else a
 prompt that does not echo (cairn keys --help).

@@ -69,4 +69,18 @@ describe('cairn send, several at once from one key', function () {
     assert.deepEqual(pending.map((t) => t.nonce).sort(), ['0', '1', '2', '3']);
     assert.deepEqual(pending.map((t) => `${t.to} ${t.amount}`).sort(), recipients.map((to, i) => `${to} ${1001 + i}`).sort());
   });
+
+  it('send --wait whose transfer another replaces (--nonce, a higher fee) ends at once, naming the replacement', async function () {
+    this.timeout(90_000);
+    const payee = encodeAddress(testKey(7200).address);
+    // The node does not mine: without the check, this wait ran out its --timeout, then said "still unknown".
+    const waiting = send(payee, '2001', ['--wait', '--timeout', '40']);
+    const first = await waitFor('the waiting send\'s transfer in the mempool', async () => (await pendingFromDevnet()).find((t) => t.to === payee), 30_000);
+    const bump = ok(await send(payee, '2001', ['--nonce', first.nonce, '--fee', String(BigInt(first.fee) * 2n + 10n)]));
+    const r = await waiting;
+    assert.equal(r.code, 1, `stdout: ${r.stdout}\nstderr: ${r.stderr}`);
+    assert.equal(r.stdout, '');
+    assert.match(r.stderr, new RegExp(`^cairn: ${first.id} was replaced in the node's mempool by ${bump} \\(the same nonce ${first.nonce}, fee [0-9.]+ \\w+\\): it will not be confirmed; cairn tx ${bump} tells what becomes of that one$`, 'm'));
+    assert.deepEqual((await pendingFromDevnet()).filter((t) => t.to === payee).map((t) => t.id), [bump]);
+  });
 });
