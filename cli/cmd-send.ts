@@ -79,7 +79,14 @@ export async function sendCommand(argv: string[], out: Out): Promise<void> {
       }
       // Signed here: the key never leaves this process.
       const tx = signTransaction({ chainId: status.chainId, to, amount: value, fee, nonce }, key);
-      return { id: (await rpc.call('sendRawTransaction', { tx: toHex(tx.bytes) })).id, nonce };
+      try {
+        return { id: (await rpc.call('sendRawTransaction', { tx: toHex(tx.bytes) })).id, nonce };
+      } catch (err) {
+        // No answer is no refusal: a busy node may have taken it before its answer was lost, and
+        // the same send again would be a second payment, with the next nonce.
+        if (!(err instanceof RpcClientError && err.code === 'NODE_NOT_RUNNING')) throw err;
+        throw new RpcClientError('SEND_UNANSWERED', `the node at ${rpc.url} did not answer the submission of ${tx.idHex}, which it may have taken all the same: cairn tx ${tx.idHex} tells, before you send again`);
+      }
     });
   } finally {
     key.fill(0);

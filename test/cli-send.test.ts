@@ -1,7 +1,11 @@
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { fromHex } from '../ledger/bytes.ts';
 import { encodeAddress } from '../ledger/keys.ts';
+import { decodeTransaction } from '../ledger/transaction.ts';
 import { tempDir, testKey } from './helpers/fixtures.ts';
 import { DEVNET_ADDRESS, DEVNET_PRIVATE_KEY, cliJson, killAll, runCli, spawnCli, stopChild, waitFor, writeTestGenesis, type CliChild, type CliResult } from './helpers/cli.ts';
 
@@ -9,6 +13,48 @@ import { DEVNET_ADDRESS, DEVNET_PRIVATE_KEY, cliJson, killAll, runCli, spawnCli,
  * `cairn send` run several at once from one key, against a real node that does not mine (so that
  * every transfer stays pending and each nonce is in plain sight in its mempool).
  */
+describe('cairn send, against a node that takes the transfer but whose answer is lost', () => {
+  const dir = tempDir('cairn-send-lost-');
+  let server: Server | undefined;
+  after(async () => {
+    await new Promise((r) => (server ? server.close(r) : r(undefined)));
+    dir.remove();
+  });
+
+  it('names the transfer it submitted and how to ask about it, not "is it running?" (sending again is a second payment)', async function () {
+    this.timeout(30_000);
+    const passwordFile = join(dir.path, 'password');
+    writeFileSync(passwordFile, 'lost answer\n');
+    writeFileSync(join(dir.path, 'devnet.hex'), DEVNET_PRIVATE_KEY + '\n');
+    const keystore = join(dir.path, 'keys');
+    await cliJson(['keys', 'import', '--keystore', keystore, '--password-file', passwordFile, join(dir.path, 'devnet.hex')]);
+    const received: string[] = [];
+    const answers: Record<string, unknown> = {
+      status: { chainId: 4243, unit: 'CRN', decimals: 8, minFee: '1', feeEstimate: '1' },
+      getAccount: { address: DEVNET_ADDRESS, balance: '1000000', nonce: '0', nextNonce: '0' },
+    };
+    server = createServer((req, res) => {
+      let body = '';
+      req.setEncoding('utf8').on('data', (d: string) => (body += d)).on('end', () => {
+        const call = JSON.parse(body) as { id: number; method: string; params: { tx?: string } };
+        if (call.method === 'sendRawTransaction') {
+          received.push(decodeTransaction(fromHex(call.params.tx!)).idHex);
+          return req.socket.destroy(); // taken, and the answer lost
+        }
+        res.setHeader('content-type', 'application/json');
+        res.end(JSON.stringify({ jsonrpc: '2.0', id: call.id, result: answers[call.method] }));
+      });
+    });
+    await new Promise<void>((r) => server!.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const r = await runCli(['send', '--rpc', url, '--rpc-token', 't', '--keystore', keystore, '--from', DEVNET_ADDRESS, '--to', DEVNET_ADDRESS, '--amount', '5', '--fee', '1', '--password-file', passwordFile]);
+    assert.equal(received.length, 1);
+    const id = received[0]!;
+    assert.equal(r.code, 1, r.stderr);
+    assert.equal(r.stderr, `cairn: the node at ${url} did not answer the submission of ${id}, which it may have taken all the same: cairn tx ${id} tells, before you send again\n`);
+  });
+});
+
 describe('cairn send, several at once from one key', function () {
   this.timeout(60_000);
   const dir = tempDir('cairn-send-');
