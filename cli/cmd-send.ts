@@ -206,13 +206,13 @@ const HELP = `Usage: cairn send --keystore DIR --from ADDRESS --to ADDRESS --amo
 Builds and signs a transfer here (the key never reaches the node), takes the next nonce from the
 node unless --nonce is given, submits it and prints its id.
 
-Sends from one key may run at once (a script sending in parallel, two terminals): each takes a
+Sends from one key may run at once (a script sending in parallel, two terminals): each holds a
 lock beside the key in the keystore from choosing its nonce until the node has its transfer, so
-each gets a nonce of its own; the others wait meanwhile (a few milliseconds each). The system
-drops the lock with its process, however that ends. A send from the same key through another
-keystore or machine is not held back by it: give those --nonce, or send from one place.
+each gets a nonce of its own; the others wait that long (their submission, not a --wait). The
+system drops the lock with its process, however that ends. Sends of the same key from another
+keystore or machine are not held back by it: keep a key's sends in one keystore.
 --nonce N signs nonce N as given: a pending transfer of that nonce is replaced if this one pays
-enough more (10%), which is how to speed up a stuck one, or cancel it (send to yourself).
+at least 10% more fee, which is how to speed up a stuck one, or cancel it (send to yourself).
 
 Amounts (--amount, --fee): a whole number is base units (1500); a number with the network's unit
 is coins (12.5CRN, or "12.5 CRN"; on the devnet 1 CRN = 100000000 base units). Without --fee, the
