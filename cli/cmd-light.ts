@@ -5,7 +5,7 @@ import { DEFAULT_LIGHT_DATADIR, DEFAULT_PORTS, checkpointArg, listenAddress, par
 import { initDatadir, lockLightDatadir } from './datadir.ts';
 import { createLogger, isLogLevel } from './log.ts';
 import { explainStartFailure } from './start-errors.ts';
-import { stopOnUnexpectedErrors } from './fatal.ts';
+import { failedStopMs, stopOnUnexpectedErrors } from './fatal.ts';
 import type { Out } from './output.ts';
 
 /** `cairn light`: headers only, accounts proven by any peer (`cairn account ADDRESS --light`). */
@@ -40,6 +40,7 @@ export async function lightCommand(argv: string[], out: Out): Promise<void> {
   const p2pHost = str(values, 'p2p-host') ?? '0.0.0.0';
   const listen = listenAddress(p2pHost, p2pPort);
   const settings = { datadir, p2pPort, p2pHost, rpcPort, what: 'light client' as const };
+  const stopMs = failedStopMs();
   // The datadir holds the network's genesis.json, as a node's does; the light client keeps no chain store.
   const { params } = await initDatadir(datadir, str(values, 'genesis'), { store: false }).catch((err: unknown) => {
     throw explainStartFailure(err, settings);
@@ -72,7 +73,7 @@ export async function lightCommand(argv: string[], out: Out): Promise<void> {
   stopOnUnexpectedErrors(logger, (err) => {
     failure = err;
     stop('unexpected error');
-  });
+  }, stopMs);
   // As `cairn node`: a hang-up is a clean stop, and a terminal gone is no reason to die mid-stop.
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => stop(signal));
   for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});

@@ -12,7 +12,7 @@ import { DEFAULT_DATADIR, initDatadir, sharedChainIdWarning } from './datadir.ts
 import { createLogger, isLogLevel } from './log.ts';
 import { ProgressBar } from './progress.ts';
 import { explainStartFailure } from './start-errors.ts';
-import { stopOnUnexpectedErrors } from './fatal.ts';
+import { exitIfStopHangs, failedStopMs, stopOnUnexpectedErrors } from './fatal.ts';
 import type { Out } from './output.ts';
 
 export async function initCommand(argv: string[], out: Out): Promise<void> {
@@ -105,6 +105,7 @@ export async function nodeCommand(argv: string[], out: Out): Promise<void> {
     }
   }
   const noPeersWarningMs = envSeconds('CAIRN_NO_PEERS_WARNING_SECONDS');
+  const stopMs = failedStopMs();
   const perIp = count(values, 'max-inbound-per-ip', 1, 1000);
   const perSubnet = count(values, 'max-inbound-per-subnet', 1, 1000);
   const connectionLimits = { ...(perIp !== undefined && { maxInboundPerIp: perIp }), ...(perSubnet !== undefined && { maxInboundPerSubnet: perSubnet }) };
@@ -176,13 +177,14 @@ export async function nodeCommand(argv: string[], out: Out): Promise<void> {
     // `cairn stop` takes the same road as a signal.
     node.on('stopRequested', () => onSignal('rpc stop'));
     node.on('failed', (err) => {
+      if (!failure) exitIfStopHangs(logger, stopMs);
       failure ??= err;
       onSignal('failure');
     });
     stopOnUnexpectedErrors(logger, (err) => {
       failure ??= err;
       onSignal('unexpected error');
-    });
+    }, stopMs);
   });
   try {
     await node.start();
@@ -269,7 +271,8 @@ name (a reverse proxy's that passes its Host on), * any; --http-trust-proxy coun
 machine against the client its proxy names last in X-Forwarded-For (rate, streams). The address index behind its address pages is kept unless --no-address-index; an
 existing datadir gets one built in the background, its progress in the log.
 Stops cleanly on SIGINT, SIGTERM, SIGHUP or cairn stop; an error nothing handles (a bug) is
-logged with its stack and stops it as cleanly, exit status 1.
+logged with its stack and stops it as cleanly, exit status 1 (a stop after such a failure that
+takes over 60 s, CAIRN_FAILED_STOP_SECONDS, is given up: logged, exit status 1).
 
 Peers: each --bootstrap names a node as /ip4/HOST/tcp/PORT/p2p/PEER_ID (checked before the node
 starts; one that cannot be reached is retried with backoff, and logged). mDNS finds nodes of the

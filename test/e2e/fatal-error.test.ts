@@ -48,6 +48,28 @@ describe('e2e: an error nobody handles in a running node', function () {
     });
   }
 
+  it('a stop after the error that hangs: bounded (CAIRN_FAILED_STOP_SECONDS), logged when it fires, exit 1; the next start recovers the store', async () => {
+    // From the lifecycle review: nothing bounded that stop. A hang in it (here the store's close)
+    // left the process running for ever, half stopped, its ports and datadir held, and only a
+    // second signal ended it.
+    const c = cluster({ name: 'fatal-hung-stop' });
+    const n = c.node('n');
+    await n.start({ env: { NODE_OPTIONS: `--import=${INJECTOR}`, CAIRN_TEST_FAULT: 'exception', CAIRN_TEST_HANG: 'store-close', CAIRN_FAILED_STOP_SECONDS: '2' } });
+    const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => n.child.once('exit', (code, signal) => resolve({ code, signal })));
+    process.kill(n.pid, 'SIGUSR2');
+    const { value: result } = await waitFor('the node to exit', 30_000, () => Promise.race([exit, new Promise<undefined>((r) => setImmediate(() => r(undefined)))]));
+    await n.stop();
+    assert.deepEqual(result, { code: 1, signal: null }, n.logTail(15));
+    const fatal = n.logLines(/"level":60/).map((l) => (JSON.parse(l) as { msg: string }).msg);
+    assert.equal(fatal.length, 2, n.logTail(15));
+    assert.match(fatal[0]!, /^stopping: an unexpected error/);
+    assert.match(fatal[1]!, /^the stop after the failure did not end within 2 s: exiting without it/);
+    assert.equal(n.logLines(/"msg":"stopped"/).length, 0, 'the stop never ended');
+
+    await n.start({});
+    await n.stop();
+  });
+
   it('a light client: the same, logged with its stack, a clean stop (its saved tip written, rpc.json removed), exit 1', async () => {
     const c = cluster({ name: 'fatal-light' });
     const full = await c.startNode('full');

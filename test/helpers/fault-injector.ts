@@ -1,9 +1,18 @@
 /**
- * Loaded into a `cairn` process by tests (NODE_OPTIONS=--import=this file): on SIGUSR2 it throws
- * where nothing catches, as a bug in a timer's, an event handler's or a library's callback would.
- * CAIRN_TEST_FAULT says how: `exception` (a throw in a timer callback) or `rejection` (a promise
- * rejected with nothing handling it).
+ * Loaded into a `cairn` process by tests (NODE_OPTIONS=--import=this file).
+ *
+ * CAIRN_TEST_FAULT: on SIGUSR2 it throws where nothing catches, as a bug in a timer's, an event
+ * handler's or a library's callback would: `exception` (a throw in a timer callback) or
+ * `rejection` (a promise rejected with nothing handling it).
+ *
+ * CAIRN_TEST_HANG=store-close: from SIGUSR2 on, a store's close never ends (a stop that hangs),
+ * the process kept alive meanwhile as a hang on a socket or a thread keeps it.
+ *
+ * CAIRN_TEST_HOLD=store-open: the store's open (a long scan, a resumed install) is held until
+ * SIGUSR2, after writing `store open held` to stderr.
  */
+import { LevelKv } from '../../ledger/kv-level.ts';
+
 const fault = process.env['CAIRN_TEST_FAULT'];
 if (fault === 'exception' || fault === 'rejection') {
   process.on('SIGUSR2', () => {
@@ -15,4 +24,20 @@ if (fault === 'exception' || fault === 'rejection') {
       void Promise.reject(new Error('injected fault: a rejection nobody handles'));
     }
   });
+}
+
+if (process.env['CAIRN_TEST_HANG'] === 'store-close') {
+  process.once('SIGUSR2', () => {
+    LevelKv.prototype.close = () => new Promise<void>(() => void setInterval(() => {}, 60_000));
+  });
+}
+
+if (process.env['CAIRN_TEST_HOLD'] === 'store-open') {
+  const open = LevelKv.open.bind(LevelKv);
+  const released = new Promise<void>((resolve) => process.once('SIGUSR2', () => resolve()));
+  LevelKv.open = async (...args: Parameters<typeof LevelKv.open>) => {
+    process.stderr.write('store open held\n');
+    await released;
+    return open(...args);
+  };
 }
