@@ -3,6 +3,7 @@ import { join, resolve } from 'node:path';
 import { toHex } from '../ledger/bytes.ts';
 import { encodeAddress } from '../ledger/keys.ts';
 import { createNode } from '../node/launch.ts';
+import { StoppedDuringStart } from '../node/node.ts';
 import { DEFAULT_REORG_DEPTH } from '../consensus/chain-index.ts';
 import { checkPeerAddress } from '../node/libp2p/addresses.ts';
 import { createKey, KeystoreError, listKeys } from './keystore.ts';
@@ -186,9 +187,20 @@ export async function nodeCommand(argv: string[], out: Out): Promise<void> {
       onSignal('unexpected error');
     }, stopMs);
   });
+  /** How every stop ends, asked during the start or after it. */
+  const stopped = async () => {
+    await stopping;
+    await node.stop();
+    logger.info('stopped');
+    if (failure) throw failure;
+  };
+  // Not only once started: a stop asked during the start (a long store open, a resumed snapshot
+  // install) ends the start at its next step (CairnNode.start), not after libp2p and the miner.
+  void stopping.then(() => node.stop().catch(() => {})); // a failed stop is thrown by stopped()
   try {
     await node.start();
   } catch (err) {
+    if (err instanceof StoppedDuringStart) return stopped();
     await node.stop().catch(() => {}); // whatever did start (the store, threads) is closed again
     throw explainStartFailure(err, settings);
   }
@@ -213,10 +225,7 @@ export async function nodeCommand(argv: string[], out: Out): Promise<void> {
     else logger.info(fields, message);
   });
   if (bar) node.sync.on('progress', (p) => bar.update(p));
-  await stopping;
-  await node.stop();
-  logger.info('stopped');
-  if (failure) throw failure;
+  await stopped();
   void out;
 }
 
@@ -270,9 +279,10 @@ that a web page cannot point a name of its own here (DNS rebinding); --http-host
 name (a reverse proxy's that passes its Host on), * any; --http-trust-proxy counts a request from this
 machine against the client its proxy names last in X-Forwarded-For (rate, streams). The address index behind its address pages is kept unless --no-address-index; an
 existing datadir gets one built in the background, its progress in the log.
-Stops cleanly on SIGINT, SIGTERM, SIGHUP or cairn stop; an error nothing handles (a bug) is
-logged with its stack and stops it as cleanly, exit status 1 (a stop after such a failure that
-takes over 60 s, CAIRN_FAILED_STOP_SECONDS, is given up: logged, exit status 1).
+Stops cleanly on SIGINT, SIGTERM, SIGHUP or cairn stop (during its start too: after the step under
+way, such as a long open of the store); an error nothing handles (a bug) is logged with its stack
+and stops it as cleanly, exit status 1 (a stop after such a failure that takes over 60 s,
+CAIRN_FAILED_STOP_SECONDS, is given up: logged, exit status 1).
 
 Peers: each --bootstrap names a node as /ip4/HOST/tcp/PORT/p2p/PEER_ID (checked before the node
 starts; one that cannot be reached is retried with backoff, and logged). mDNS finds nodes of the

@@ -17,6 +17,17 @@ import type { NetworkNames } from './protocols.ts';
 import type { SignatureVerifier } from './tx-signatures.ts';
 import type { ConnectionGate, Transport } from './transport.ts';
 import type { HistoryStore } from './history-check.ts';
+import { CairnError } from '../ledger/errors.ts';
+
+/**
+ * A start that a stop asked meanwhile ended between two of its steps (CairnNode.start): no
+ * failure, the stop goes on to close what the start had opened.
+ */
+export class StoppedDuringStart extends CairnError {
+  constructor(after: string) {
+    super('NODE_STOPPED_DURING_START', `a stop was asked during the start: it ended after ${after}`);
+  }
+}
 
 /** Pending transactions kept across restarts (a file for real nodes). */
 export interface MempoolStore {

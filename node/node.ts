@@ -25,11 +25,12 @@ import { Pruner } from './pruner.ts';
 import { DEFAULT_SNAPSHOT_INTERVAL, SnapshotKeeper, serveSnapshots, snapshotPruneLimit } from './snapshots.ts';
 import { HistoryCheck } from './history-check.ts';
 import { backfillAddressIndex } from './address-backfill.ts';
-import type { LogLevel, NodeEvents, NodePartsOf, NodeService } from './node-types.ts';
+import { StoppedDuringStart, type LogLevel, type NodeEvents, type NodePartsOf, type NodeService } from './node-types.ts';
 import { OwnBlocks } from './own-blocks.ts';
 import type { Miner } from './miner.ts';
 
 export type { LogLevel, MempoolStore, NodeEvents, NodeService } from './node-types.ts';
+export { StoppedDuringStart } from './node-types.ts';
 
 /** What a CairnNode is made of (node/node-types.ts), its services given the node itself. */
 export type NodeParts = NodePartsOf<CairnNode>;
@@ -68,6 +69,8 @@ export class CairnNode extends EventEmitter<NodeEvents> {
   private readonly timers: Timer[] = [];
   private own!: OwnBlocks;
   private stopped = false;
+  /** The start while under way: a stop asked meanwhile waits for its next step, where it ends. */
+  private starting: Promise<void> | undefined;
   private stopping: Promise<void> | undefined;
   /** The mempool file was read: only then may a stop write it (a start that failed before it has an empty mempool). */
   private mempoolRestored = false;
@@ -91,7 +94,22 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     return this.miner !== undefined;
   }
 
-  async start(): Promise<void> {
+  /**
+   * Opens the store, starts the transport, then the services. A stop asked meanwhile (a signal
+   * during a long store open, as bitcoind checks for shutdown between its init steps) ends it
+   * after the step under way, with StoppedDuringStart, and the stop closes what it opened.
+   */
+  start(): Promise<void> {
+    this.starting = this.startSteps();
+    return this.starting;
+  }
+
+  /** Between two steps of the start: a stop asked meanwhile ends it here. */
+  private goOn(after: string): void {
+    if (this.stopped) throw new StoppedDuringStart(after);
+  }
+
+  private async startSteps(): Promise<void> {
     const p = this.parts;
     // A connected block's batch is built on the next turn of the event loop, after its connection
     // has been announced and relayed.
@@ -102,10 +120,12 @@ export class CairnNode extends EventEmitter<NodeEvents> {
       cachedTreeNodes: p.cachedTreeNodes,
       onWriteFailed: (err) => this.fail(err),
     });
+    this.goOn('the store open');
     if (p.addressIndex) this.addressIndex = await AddressIndex.open(this.db);
     else await AddressIndex.turnOff(this.db);
     this.signatures = new TxSignatureVerifier(p.verifier);
     this.chain = await Chain.open(this.db, { clock: this.clock, signatures: this.signatures, orphanLimits: p.orphanLimits, reorgDepth: p.reorgDepth, window: p.window, stopwatch: p.stopwatch });
+    this.goOn('the chain open');
     // A clean stop leaves the tree's top for the next start; without it the start was slower, and
     // the blocks whose writes were still queued are fetched again: the operator is told why.
     if (this.db.resumedInstall) this.emit('log', 'warn', 'a kill cut short the install of a snapshot\'s state: the install was finished, and the node goes on from its block', { height: this.chain.tip.height });
@@ -141,6 +161,7 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     this.names = networkNames(this.db.genesis.header.hash);
     this.transport = await p.createTransport({ ...this.guard.gate(), deniedDialPeer: (peer) => this.links?.book.holdsOff(peer) ?? false }, this.names);
     this.guard.attach(this.transport);
+    this.goOn('the transport start');
     this.links = new KeepConnected({
       env: this.env,
       transport: this.transport,
@@ -195,6 +216,7 @@ export class CairnNode extends EventEmitter<NodeEvents> {
       if (restored.admitted + restored.dropped > 0) this.emit('log', 'info', 'restored mempool', { admitted: restored.admitted, dropped: restored.dropped });
       this.mempoolRestored = true;
     }
+    this.goOn('the mempool file read');
     this.txRelay = new TxRelay({ ...common, mempool: this.mempool, gossip: this.gossip, signatures: this.signatures, serve, blockRoom: blockTxRoom(this.params) });
     this.wire();
     this.gossip.start();
@@ -225,10 +247,12 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     });
     this.links.book.redial();
     for (const make of p.services ?? []) {
+      this.goOn(this.services.length === 0 ? 'the network parts' : `${this.services.length} of its services`);
       const service = make(this);
       await service.start();
       this.services.push(service);
     }
+    this.goOn('the services');
     this.historyCheck?.start();
     if (this.addressIndex && this.addressIndex.status().state === 'building') {
       this.backfill = backfillAddressIndex(this.addressIndex, {
@@ -239,6 +263,7 @@ export class CairnNode extends EventEmitter<NodeEvents> {
         log: this.log,
       });
     }
+    this.starting = undefined;
     this.emit('log', 'info', 'node started', { peerId: this.transport.peerId, height: this.chain.tip.height, listen: this.listenAddresses() });
   }
 
@@ -367,9 +392,14 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     return this.stopped;
   }
 
-  /** Stops the node; a second call (a stop asked over RPC, then the test's own) waits for the first. */
+  /**
+   * Stops the node; a second call (a stop asked over RPC, then the test's own) waits for the first.
+   * During a start, once the start has ended (at its next step, or failed).
+   */
   stop(): Promise<void> {
-    this.stopping ??= this.stopNow();
+    this.stopped = true;
+    const start = this.starting;
+    this.stopping ??= start ? start.then(() => this.stopNow(), () => this.stopNow()) : this.stopNow();
     return this.stopping;
   }
 

@@ -11,7 +11,7 @@ import type { KvStore } from '../ledger/kv.ts';
 import { kvOver } from './helpers/kv.ts';
 import { readFileSync } from 'node:fs';
 import { RPC_ENDPOINT_FILE, type RpcEndpointFile } from '../node/rpc-types.ts';
-import { CairnNode } from '../node/node.ts';
+import { CairnNode, StoppedDuringStart } from '../node/node.ts';
 import { createNode } from '../node/launch.ts';
 import { encodeCompactBlock } from '../node/compact.ts';
 import type { GossipValidator } from '../node/transport.ts';
@@ -231,6 +231,45 @@ describe('a node stop against work under way', function () {
     assert.equal(told.length, 1, JSON.stringify(again.logged));
     assert.equal(told[0]!.level, 'warn');
     assert.equal(node.chain.tip.height, 3, 'on from the last block committed');
+  });
+
+  it('a stop asked during the start ends it after the step under way: no transport made, the store closed cleanly, the threads ended', async () => {
+    // From the lifecycle review: the stop waited for the whole start (libp2p up, the services
+    // started) before it began, however long the store's open took (a scan, a resumed install).
+    const { parts } = createNode({ datadir: dir.path, params, listen: ['/ip4/127.0.0.1/tcp/0'], mdns: false, verifyThreads: 1 });
+    const disk = new MemoryDisk();
+    let release!: () => void;
+    const opened = new Promise<void>((resolve) => (release = resolve));
+    let transports = 0;
+    let released = false;
+    const made = new CairnNode({
+      ...parts,
+      openStore: async () => {
+        await opened;
+        return disk.open();
+      },
+      createTransport: async (gate, names) => {
+        transports++;
+        return parts.createTransport(gate, names);
+      },
+      release: async () => {
+        await parts.release?.();
+        released = true;
+      },
+    });
+    const starting = made.start();
+    const stopping = made.stop();
+    release();
+    await assert.rejects(starting, (err) => err instanceof StoppedDuringStart && /after the store open/.test(err.message));
+    await stopping;
+    assert.equal(transports, 0, 'no transport made');
+    assert.ok(released, 'the worker threads ended');
+    const reopened = await ChainDB.open(disk.open(), params);
+    try {
+      assert.equal(reopened.topFrom, 'checkpoint', 'the store was closed cleanly');
+    } finally {
+      await reopened.close();
+    }
   });
 
   it('an auditState call in flight (a replay of the whole chain, under the import lock) ends at the stop, not at the chain\'s top', async () => {

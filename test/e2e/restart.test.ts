@@ -16,9 +16,11 @@ import { MEMPOOL_FILE } from '../../node/mempool-file.ts';
 import { PEERS_FILE } from '../../node/peer-file.ts';
 import { RPC_ENDPOINT_FILE } from '../../node/rpc-types.ts';
 import { testKey } from '../helpers/fixtures.ts';
-import { CAIRN_MAIN, cairnJson, clusters, DEVNET_ADDRESS, DEVNET_KEY, devnetKeystore, report, secs, signedTransfer, track, waitFor } from '../helpers/cluster.ts';
+import { CAIRN_MAIN, REPO, cairnJson, clusters, DEVNET_ADDRESS, DEVNET_KEY, devnetKeystore, report, secs, signedTransfer, stopProcess, track, waitFor } from '../helpers/cluster.ts';
 import { withCompileCache } from '../helpers/compile-cache.ts';
 import { scriptArgs } from '../helpers/cli.ts';
+
+const INJECTOR = join(REPO, 'test', 'helpers', 'fault-injector.ts');
 
 /** The hash of the last block a node's log says it connected. */
 function lastLoggedHead(lines: string[]): string | undefined {
@@ -134,6 +136,45 @@ describe('e2e: restart', function () {
     await n.start({});
     assert.deepEqual((await n.call('getMempool', {})).txs.map((t) => t.id), [tx.id], 'the pending transaction kept in mempool.dat');
     await n.stop();
+  });
+
+  it('SIGTERM during a long store open stops the node after that step: libp2p and the services never start, the store is closed cleanly, exit 0', async () => {
+    // From the lifecycle review: a stop asked during the start waited for all of it (libp2p up,
+    // the miner started) before it began; a long store open (a scan after a kill, a resumed
+    // snapshot install) held a SIGTERM that long. The open is held here until SIGUSR2.
+    const c = cluster({ name: 'stop-in-start' });
+    const n = c.node('n');
+    await n.start({ coinbase: encodeAddress(testKey(703).address) });
+    await waitFor('3 blocks', 30_000, async () => (await n.status()).height >= 3);
+    await n.stop();
+
+    const args = [CAIRN_MAIN, 'node', '--datadir', n.datadir, '--genesis', c.genesisFile, '--p2p-host', '127.0.0.1', '--p2p-port', '0', '--rpc-port', '0', '--http-port', '0', '--no-mdns'];
+    const env = withCompileCache({ ...process.env, NODE_OPTIONS: `--import=${INJECTOR}`, CAIRN_TEST_HOLD: 'store-open' });
+    const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    track(child);
+    let log = '';
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => (log += d));
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => (log += d));
+    const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('close', (code, signal) => resolve({ code, signal })));
+    try {
+      await waitFor('the store open to be held', 30_000, () => log.includes('store open held'));
+      process.kill(child.pid!, 'SIGTERM');
+      await waitFor('the node to log that it is stopping', 10_000, () => log.includes('"msg":"stopping"'), 10).catch((err: Error) => {
+        throw new Error(`${err.message}\n${log}`);
+      });
+      process.kill(child.pid!, 'SIGUSR2');
+      const { value: result } = await waitFor('the node to exit', 30_000, () => Promise.race([exit, new Promise<undefined>((r) => setImmediate(() => r(undefined)))]));
+      assert.deepEqual(result, { code: 0, signal: null }, log);
+      assert.equal(log.includes('"msg":"node started"'), false, `the start went on past the store open:\n${log}`);
+      assert.equal(log.includes('"msg":"stopped"'), true, log);
+      assert.equal(existsSync(join(n.datadir, RPC_ENDPOINT_FILE)), false, 'no rpc.json');
+    } finally {
+      await stopProcess(child, 'SIGKILL');
+    }
+    // Closed as a clean stop closes it: the next start reads the tree's top, no scan.
+    await n.start({});
+    await n.stop();
+    assert.equal(n.logLines(/the last stop was not clean/).length, 0, n.logTail(10));
   });
 
   it('a second SIGINT or SIGTERM while the stop runs ends it at once, with the status of that signal (130, 143)', async () => {

@@ -34,7 +34,9 @@ if (process.env['CAIRN_TEST_HANG'] === 'store-close') {
 
 if (process.env['CAIRN_TEST_HOLD'] === 'store-open') {
   const open = LevelKv.open.bind(LevelKv);
-  const released = new Promise<void>((resolve) => process.once('SIGUSR2', () => resolve()));
+  // A listener keeps no process alive, as the open's own work would.
+  const alive = setInterval(() => {}, 60_000);
+  const released = new Promise<void>((resolve) => process.once('SIGUSR2', () => resolve(clearInterval(alive))));
   LevelKv.open = async (...args: Parameters<typeof LevelKv.open>) => {
     process.stderr.write('store open held\n');
     await released;
