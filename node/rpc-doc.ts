@@ -315,6 +315,7 @@ export const RPC_DOC = {
       NotFound: ERR.notFound,
       Rejected: ERR.rejected,
       Pruned: ERR.pruned,
+      Stopping: { code: RPC_ERRORS.STOPPING, message: 'the node is stopping: a call it was answering when its stop began, cut short' },
     },
   },
 } as const;

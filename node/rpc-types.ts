@@ -263,6 +263,8 @@ export const RPC_ERRORS = {
   REJECTED: -32002,
   /** What was asked for is below what this pruned node keeps (its status says how far: prunedHeight). */
   PRUNED: -32003,
+  /** The node began its stop while the call ran: what failed then was the stop's doing (its store closing). */
+  STOPPING: -32004,
 } as const;
 
 /** Where a node's RPC listens and the token it accepts: written to `<datadir>/rpc.json`, mode 0600. */

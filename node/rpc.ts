@@ -80,6 +80,12 @@ export class JsonRpcServer<C> {
   readonly token: string;
   private server: Server | undefined;
   private endpointFile: string | undefined;
+  /**
+   * Set as the stop begins. A call still running once the stop has cut its connection fails on
+   * the store the node's stop goes on to close ("Database is not open"): that is the stop's
+   * doing, answered as such, not a failure on our side logged with its stack.
+   */
+  private stopping = false;
   url = '';
 
   constructor(
@@ -127,6 +133,7 @@ export class JsonRpcServer<C> {
   }
 
   async stop(): Promise<void> {
+    this.stopping = true;
     if (this.endpointFile) await rm(this.endpointFile, { force: true });
     if (!this.server) return;
     // Answers in flight (the one to `stop` among them) are finished; idle keep-alive connections
@@ -225,6 +232,7 @@ export class JsonRpcServer<C> {
       return { jsonrpc: '2.0', id, result };
     } catch (err) {
       if (err instanceof RpcError) return failure(id, err.rpcCode, err.message);
+      if (this.stopping) return failure(id, RPC_ERRORS.STOPPING, `the node is stopping: ${r.method} was cut short`);
       if (err instanceof CairnError) return failure(id, RPC_ERRORS.REJECTED, err.message, { code: err.code });
       this.internalError(r.method, err);
       return failure(id, RPC_ERRORS.INTERNAL_ERROR, (err as Error).message);

@@ -10,7 +10,8 @@ import { MemoryDisk } from '../ledger/kv-memory.ts';
 import type { KvStore } from '../ledger/kv.ts';
 import { kvOver } from './helpers/kv.ts';
 import { readFileSync } from 'node:fs';
-import { RPC_ENDPOINT_FILE, type RpcEndpointFile } from '../node/rpc-types.ts';
+import { RPC_ENDPOINT_FILE, RPC_ERRORS, type RpcEndpointFile } from '../node/rpc-types.ts';
+import { JsonRpcServer } from '../node/rpc.ts';
 import { CairnNode, StoppedDuringStart } from '../node/node.ts';
 import { createNode } from '../node/launch.ts';
 import { encodeCompactBlock } from '../node/compact.ts';
@@ -313,6 +314,38 @@ describe('a node stop against work under way', function () {
     node = undefined;
     await answer; // cut by the stop, or answered: either way, over
     assert.ok(readAfterStop <= 1, `the replay read ${readAfterStop} blocks after the stop began`);
+  });
+
+  it('an RPC call that fails once the stop has begun (its store closed under it) is answered "stopping", not logged as a failure on our side', async () => {
+    // From the lifecycle review: a call still running when the RPC server's stop cut its
+    // connection (a second after the stop began) went on to read the store the stop closed, and
+    // the log said "rpc: getBlock failed on our side: Database is not open", with its stack.
+    let release!: () => void;
+    const closed = new Promise<void>((resolve) => (release = resolve));
+    let running = false;
+    const handlers = {
+      async getBlock() {
+        running = true;
+        await closed;
+        throw new Error('Database is not open');
+      },
+    };
+    const warned: string[] = [];
+    const server = new JsonRpcServer({}, handlers, { datadir: dir.path, port: 0, log: (_level, message) => void warned.push(message) });
+    await server.start();
+    const answer = fetch(server.url, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${server.token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'getBlock', params: {} }),
+    }).then((r) => r.json() as Promise<{ error?: { code: number; message: string } }>);
+    await waitFor(() => running, 10_000, 'the call to run');
+    const stopped = server.stop();
+    release();
+    const { error } = await answer;
+    await stopped;
+    assert.equal(error?.code, RPC_ERRORS.STOPPING, JSON.stringify(error));
+    assert.match(error!.message, /^the node is stopping/);
+    assert.deepEqual(warned, []);
   });
 
   it('a transport whose stop fails: the rest of the stop still runs (the store closed, its threads ended), and the stop fails with it at its end', async () => {
