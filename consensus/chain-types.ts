@@ -3,6 +3,7 @@ import type { CairnError } from '../ledger/errors.ts';
 import type { SignatureChecker } from '../ledger/state.ts';
 import type { BlockIndexEntry } from './block-index.ts';
 import type { OrphanLimits } from './orphans.ts';
+import type { Checkpoint } from './proof-file.ts';
 
 // What a Chain (consensus/chain.ts) is opened with and what it tells: options, outcomes, events.
 
@@ -17,6 +18,11 @@ export interface ChainOptions {
   readonly reorgDepth?: number;
   /** Main-chain blocks below the tip kept in memory when nothing needs more (DEFAULT_WINDOW). */
   readonly window?: number;
+  /**
+   * A block the user trusts (`cairn node --checkpoint`): no other block at its height is taken,
+   * by import or header check (HEADER_CHECKPOINT), and sync takes no chain short of it (node/sync.ts).
+   */
+  readonly checkpoint?: Checkpoint;
   /** Milliseconds, for measuring imports only (the 'imported' event): nothing is judged by it. */
   readonly stopwatch?: () => number;
 }

@@ -9,7 +9,7 @@ import { ChainIndex, DEFAULT_REORG_DEPTH, DEFAULT_WINDOW, MEDIAN_SPAN } from './
 import { HeaderChainCheck } from './headers.ts';
 import { ChainByHeight } from './by-height.ts';
 import { nextTarget } from './difficulty.ts';
-import { checkHeaderContext } from './header-rules.ts';
+import { checkCheckpoint, checkHeaderContext } from './header-rules.ts';
 import { ConsensusError } from './errors.ts';
 import type { BlockOutcome, ChainEvents, ChainOptions, Clock } from './chain-types.ts';
 import { OrphanPool } from './orphans.ts';
@@ -28,7 +28,7 @@ export type { BlockOutcome, ChainEvents, ChainOptions, Clock, ReorgEvent } from 
  *   1. sanity: proof of work and body, needing nothing but the block (consensus/sanity.ts; not
  *      remembered: a peer can pair a good header with a tampered body);
  *   2. parent: deeper than the reorg depth → refused (BLOCK_FORK_TOO_DEEP); unknown → orphan pool;
- *   3. context: height, expected target, timestamp window (not remembered: cheap to re-check,
+ *   3. context: height, expected target, timestamp window, the checkpoint (not remembered: cheap to re-check,
  *      cheap to forge); a valid child of an invalid parent is remembered invalid;
  *   4. store: block + index record in one batch — except a child of the tip, which its own
  *      connect writes with its state (HAVE_DATA, and only it, says a block is on disk);
@@ -113,6 +113,11 @@ export class Chain extends EventEmitter<ChainEvents> {
     return this.index.reorgDepth;
   }
 
+  /** The block the user trusts (ChainOptions.checkpoint), if any. */
+  get checkpoint(): ChainOptions['checkpoint'] {
+    return this.options.checkpoint;
+  }
+
   /** The lowest height a fork point may have now: blocks built on anything lower are refused. */
   get forkFloor(): number {
     return this.index.forkFloor;
@@ -156,7 +161,7 @@ export class Chain extends EventEmitter<ChainEvents> {
       if (hash && !bytesEqual(this.index.mainAt(height)?.hash ?? new Uint8Array(0), hash)) return undefined;
       await this.index.ensure(this.db, height - MEDIAN_SPAN);
       // Built while the lock is held: the window cannot be trimmed under its walk back.
-      return new HeaderChainCheck(this.params, this.index.mainAt(height)!, now);
+      return new HeaderChainCheck(this.params, this.index.mainAt(height)!, now, this.options.checkpoint);
     });
   }
 
@@ -270,6 +275,7 @@ export class Chain extends EventEmitter<ChainEvents> {
     const parent = this.getEntry(header.prevHash);
     if (!parent) return 'unknown';
     checkHeaderContext(this.params, header, parent.header, parent.anchorTimestamp, medianTimePast(parent), this.clock());
+    checkCheckpoint(this.options.checkpoint, header);
     if (!parent.isValid) throw new ConsensusError('BLOCK_PARENT_INVALID', `parent ${parent.hashHex} is invalid`);
     return parent === this.tip ? 'tip' : 'known';
   }
@@ -384,6 +390,7 @@ export class Chain extends EventEmitter<ChainEvents> {
     // Context failures are cheap to re-check and cheap to forge (a header may claim an easy
     // target), so they are refused without a trace: remembering them would let junk fill the disk.
     checkHeaderContext(this.params, header, parent.header, parent.anchorTimestamp, medianTimePast(parent), this.clock());
+    checkCheckpoint(this.options.checkpoint, header);
     if (!parent.isValid) {
       // Real work at the real target built on an invalid block: worth remembering.
       entry.status = INVALID;

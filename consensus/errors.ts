@@ -10,7 +10,9 @@ export type ConsensusErrorCode =
   | 'BLOCK_KNOWN_INVALID'
   | 'BLOCK_PARENT_INVALID'
   /** Forks off deeper than the reorg depth this node follows: not followed, nobody's fault. */
-  | 'BLOCK_FORK_TOO_DEEP';
+  | 'BLOCK_FORK_TOO_DEEP'
+  /** Another block at the height of the checkpoint this node holds (`--checkpoint`): a chain it never takes. */
+  | 'HEADER_CHECKPOINT';
 
 /** A rule judged by consensus; `banScore` says how much the sender is to blame (0: maybe not at all). */
 export class ConsensusError extends CairnError {

@@ -1,4 +1,4 @@
-import { bytesEqual } from '../ledger/bytes.ts';
+import { bytesEqual, toHex } from '../ledger/bytes.ts';
 import type { BlockHeader } from '../ledger/block.ts';
 import { nextTarget, type DifficultyParams } from './difficulty.ts';
 import { ConsensusError } from './errors.ts';
@@ -35,6 +35,18 @@ export function checkHeaderContext(
   if (header.timestamp > limit) {
     // Our clock may be the one that is wrong, and the block may be fine later: no ban.
     throw new ConsensusError('HEADER_TIME_TOO_NEW', `timestamp ${header.timestamp} is beyond ${limit}`, 0);
+  }
+}
+
+/**
+ * A block the user trusts (`cairn node --checkpoint HEIGHT:HASH`, consensus/proof-file.ts's
+ * Checkpoint): a header at its height that is another block is on a chain this node never takes,
+ * however much work it shows. Ban-worthy, as Bitcoin Core's checkpoints: an honest peer's chain
+ * passes through the block, or has not reached its height.
+ */
+export function checkCheckpoint(checkpoint: { readonly height: number; readonly hash: Uint8Array } | undefined, header: Pick<BlockHeader, 'hash' | 'height'>): void {
+  if (checkpoint && header.height === checkpoint.height && !bytesEqual(header.hash, checkpoint.hash)) {
+    throw new ConsensusError('HEADER_CHECKPOINT', `block ${toHex(header.hash)} at height ${header.height} is not the checkpoint ${checkpoint.height}:${toHex(checkpoint.hash)}: its chain forks below it`);
   }
 }
 

@@ -2,7 +2,8 @@ import { toHex } from '../ledger/bytes.ts';
 import { BLOCK_VERSION, type BlockHeader } from '../ledger/block.ts';
 import type { ChainParams } from '../ledger/genesis.ts';
 import type { BlockIndexEntry } from './block-index.ts';
-import { checkHeaderContext } from './header-rules.ts';
+import type { Checkpoint } from './proof-file.ts';
+import { checkCheckpoint, checkHeaderContext } from './header-rules.ts';
 import { ConsensusError } from './errors.ts';
 import { blockWork, hasValidProofOfWork } from './pow.ts';
 
@@ -41,12 +42,17 @@ export class HeaderChainCheck {
   private last: Pick<BlockHeader, 'hash' | 'height' | 'timestamp'>;
   private anchorTimestamp: number | undefined;
   private work: bigint;
+  private readonly checkpoint: Checkpoint | undefined;
 
-  /** Starts at `fork`, a block we have (or a start we trust): the first header must be its child. */
-  constructor(params: ChainParams, fork: BlockIndexEntry | HeaderChainStart, now: number) {
+  /**
+   * Starts at `fork`, a block we have (or a start we trust): the first header must be its child.
+   * With a `checkpoint`, a header at its height must be that block.
+   */
+  constructor(params: ChainParams, fork: BlockIndexEntry | HeaderChainStart, now: number, checkpoint?: Checkpoint) {
     const start = 'recentTimes' in fork ? fork : startAt(fork);
     this.params = params;
     this.now = now;
+    this.checkpoint = checkpoint;
     this.last = start.header;
     this.anchorTimestamp = start.anchorTimestamp;
     this.work = start.totalWork;
@@ -89,6 +95,7 @@ export class HeaderChainCheck {
       // The median of the sorted copy: what medianOf(recentTimes) gives, without a sort per header.
       const median = this.sortedTimes[this.sortedTimes.length >> 1]!;
       checkHeaderContext(this.params, h, this.last, this.anchorTimestamp, median, this.now);
+      checkCheckpoint(this.checkpoint, h);
       if (h.height === 1) this.anchorTimestamp = h.timestamp;
       this.recentTimes.push(h.timestamp);
       insertSorted(this.sortedTimes, h.timestamp);

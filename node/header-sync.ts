@@ -2,6 +2,7 @@ import { bytesEqual } from '../ledger/bytes.ts';
 import { HEADER_BYTES, type BlockHeader } from '../ledger/block.ts';
 import type { Chain } from '../consensus/chain.ts';
 import { ConsensusError } from '../consensus/errors.ts';
+import { checkCheckpoint } from '../consensus/header-rules.ts';
 import type { HeaderChainCheck } from '../consensus/headers.ts';
 import type { NetworkNames } from './protocols.ts';
 import type { Transport } from './transport.ts';
@@ -100,7 +101,17 @@ export async function fetchHeaderChain(o: HeaderSyncOptions, peer: string, claim
   };
 
   const found = await findFork(chain, claimed, range);
-  if (!found || 'apartBelow' in found) return found;
+  if (found && 'apartBelow' in found) {
+    // A chain we will not follow; one header tells whether it holds another block at our
+    // checkpoint's height, which a header check would have refused (and banned) had it been near.
+    const checkpoint = chain.checkpoint;
+    if (checkpoint && claimed.height >= checkpoint.height) {
+      const [there] = await range(checkpoint.height, 1);
+      if (there) checkCheckpoint(checkpoint, there);
+    }
+    return found;
+  }
+  if (!found) return found;
   const { forkHeight, forkHash, headers: first, more } = found;
   const check = await chain.headerCheckFrom(forkHeight, o.clock(), forkHash);
   if (!check) return undefined; // the tip moved meanwhile and the fork is now too deep

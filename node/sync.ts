@@ -225,11 +225,16 @@ export class Sync extends EventEmitter<SyncEvents> {
   private readonly patientRequest: Transport['request'] = (to, protocol, body, options) =>
     waitingOutBusy((ms) => this.sleeps.sleep(ms), () => this.busy.ask(to, protocol, () => this.o.transport.request(to, protocol, body, options)), () => this.stopped);
 
-  /** The peers ahead of us, not banned, the most work first. */
+  /**
+   * The peers ahead of us, not banned, the most work first. Below our checkpoint, only those whose
+   * chains reach its height: no other chain could be ours (no fault: a node still syncing says so).
+   */
   private ahead(): { peer: string; status: Status }[] {
     const { chain, peers } = this.o;
+    const checkpoint = chain.checkpoint;
+    const reaches = (s: Status) => !checkpoint || chain.tip.height >= checkpoint.height || s.height >= checkpoint.height;
     return [...this.statuses.values()]
-      .filter(({ status, peer }) => status.totalWork > chain.tip.totalWork && !peers.isBanned(peer))
+      .filter(({ status, peer }) => status.totalWork > chain.tip.totalWork && reaches(status) && !peers.isBanned(peer))
       .sort((a, b) => (b.status.totalWork > a.status.totalWork ? 1 : b.status.totalWork < a.status.totalWork ? -1 : 0));
   }
 
@@ -288,6 +293,14 @@ export class Sync extends EventEmitter<SyncEvents> {
     // otherwise be imported ahead of an honest peer's heavier one, and once deeper than the
     // reorg depth it would keep us from that chain for good.
     if (complete && check.totalWork < claimed.totalWork) throw new PeerFault('its headers do not add up to the work it claimed', LIE);
+    // Below our checkpoint, a chain that stops short of it is not taken, however much work it
+    // shows: a cheap one longer than the reorg depth would keep us from the checkpoint's for good.
+    // Its status said it reached the checkpoint's height (ahead()).
+    const checkpoint = chain.checkpoint;
+    if (checkpoint && check.tipHeight < checkpoint.height && chain.tip.height < checkpoint.height) {
+      if (complete) throw new PeerFault(`its headers end at ${check.tipHeight}, below the checkpoint its status claimed to pass`, LIE);
+      return;
+    }
     if (check.totalWork <= chain.tip.totalWork) return;
     // A peer whose status came in meanwhile claims more than this chain holds: it goes first.
     if (this.ahead().some((s) => !tried.has(s.peer) && s.status.totalWork > check.totalWork)) {

@@ -10,6 +10,7 @@ import { MemoryDisk } from '../ledger/kv-memory.ts';
 import { ChainDB } from '../ledger/chaindb.ts';
 import type { Block } from '../ledger/block.ts';
 import { Chain } from '../consensus/chain.ts';
+import { ConsensusError } from '../consensus/errors.ts';
 import { nextTarget } from '../consensus/difficulty.ts';
 import { MAX_TARGET, blockWork } from '../consensus/pow.ts';
 import type { Checkpoint } from '../consensus/proof-file.ts';
@@ -49,16 +50,17 @@ const workOf = (genesis: Block, blocks: readonly Block[]) => blocks.reduce((sum,
 describe('sync: a first peer with a cheap chain', function () {
   this.timeout(60_000);
 
-  async function setup(checkpoint?: (c: ReturnType<typeof chains>) => Checkpoint) {
+  /** A new node on a chain opened with `checkpoint`; peers serve `served` (and what `claims` changes of their statuses). */
+  async function setup(checkpoint?: (c: ReturnType<typeof chains>) => Checkpoint, claims: Record<string, Partial<Status>> = {}) {
     const db = await ChainDB.open(new MemoryDisk().open(), params);
     const genesis = db.genesis;
     const c = chains(genesis);
     const chain = await Chain.open(db, { clock: () => c.now, reorgDepth: REORG_DEPTH, window: 4, ...(checkpoint ? { checkpoint: checkpoint(c) } : {}) });
-    const served: Record<string, readonly Block[]> = { honest: c.honest, cheap: c.cheap };
+    const served: Record<string, readonly Block[]> = { honest: c.honest, cheap: c.cheap, 'cheap-liar': c.cheap };
     const names = networkNames(genesis.header.hash);
     const statusOf = (peer: string): Status => {
       const blocks = served[peer]!;
-      return { genesis: genesis.header.hash, height: blocks.length, tipHash: blocks.at(-1)!.header.hash, totalWork: workOf(genesis, blocks), prunedHeight: 0 };
+      return { genesis: genesis.header.hash, height: blocks.length, tipHash: blocks.at(-1)!.header.hash, totalWork: workOf(genesis, blocks), prunedHeight: 0, ...claims[peer] };
     };
     const asked: string[] = [];
     const transport = Object.assign(new EventEmitter(), {
@@ -81,7 +83,7 @@ describe('sync: a first peer with a cheap chain', function () {
       sync.statuses.set(peer, { peer, status: statusOf(peer) });
       await sync.requestSync();
     };
-    return { db, chain, sync, peers, meet, asked, warnings, ...c };
+    return { db, chain, sync, peers, meet, asked, warnings, served, ...c };
   }
 
   it('an attacker can build, with no timestamp ahead of the clock, a chain longer than the reorg depth for a few hashes a block', async () => {
@@ -107,6 +109,61 @@ describe('sync: a first peer with a cheap chain', function () {
     assert.equal(sync.peersApart, 1);
     assert.equal(peers.isBanned('cheap'), false);
     assert.match(warnings.join('\n'), /peer honest claims more work than ours .* forks below height \d+, more than the 20 blocks this node reorganises/);
+    await db.close();
+  });
+
+  const at = (blocks: readonly Block[], height: number): Checkpoint => ({ height, hash: blocks[height - 1]!.header.hash });
+
+  it('with a checkpoint the cheap chain does not pass, it is banned and nothing of it taken; the honest chain, met later, is', async () => {
+    const { db, chain, peers, meet, honest } = await setup((c) => at(c.honest, 30));
+    await meet('cheap');
+    assert.equal(peers.isBanned('cheap'), true, 'its chain holds another block at the checkpoint\'s height');
+    assert.equal(chain.tip.height, 0, 'none of its blocks became ours');
+    await meet('honest');
+    assert.equal(toHex(chain.tip.hash), toHex(honest.at(-1)!.header.hash));
+    await db.close();
+  });
+
+  it('with a checkpoint above the cheap chain, it is left (no fault: a node still syncing says as much), and one claiming to reach it is banned', async () => {
+    const { db, chain, peers, meet, honest, asked } = await setup((c) => at(c.honest, 100), { 'cheap-liar': { height: 100 } });
+    await meet('cheap');
+    assert.equal(chain.tip.height, 0, 'a chain short of the checkpoint is not ours');
+    assert.equal(peers.isBanned('cheap'), false);
+    assert.deepEqual(asked, [], 'nor asked for its headers');
+    await meet('cheap-liar');
+    assert.equal(peers.isBanned('cheap-liar'), true, 'its headers end below the checkpoint its status claimed to pass');
+    assert.equal(chain.tip.height, 0);
+    await meet('honest');
+    assert.equal(toHex(chain.tip.hash), toHex(honest.at(-1)!.header.hash));
+    await db.close();
+  });
+
+  it('past the checkpoint, a peer whose heavier branch forks below it is banned, above the floor or below it; one forking above it is followed', async () => {
+    const { db, chain, sync, peers, meet, honest, served } = await setup((c) => at(c.honest, 105));
+    await meet('honest');
+    assert.equal(chain.tip.height, 120);
+    // Branches from the honest chain, blocks half a block time apart (harder targets): more work
+    // in as many blocks, and no timestamp ahead of the clock.
+    const branch = (from: number, n: number) => mineChain(params, asParent(honest[from - 1]!), n, { spacing: 5, miner: testKey(3).address });
+    served['near'] = [...honest.slice(0, 103), ...branch(103, 22)]; // forks at 103, above the floor (100), below the checkpoint
+    served['deep'] = [...honest.slice(0, 90), ...branch(90, 40)]; // forks at 90, below the floor
+    served['above'] = [...honest.slice(0, 110), ...branch(110, 14)];
+    for (const peer of ['near', 'deep', 'above']) assert.ok(workOf(db.genesis, served[peer]!) > chain.tip.totalWork, `${peer} is heavier`);
+    await meet('near');
+    assert.equal(peers.isBanned('near'), true, 'its header at 105 is not the checkpoint');
+    await meet('deep');
+    assert.equal(peers.isBanned('deep'), true, 'one header at the checkpoint\'s height tells');
+    assert.equal(sync.peersApart, 0);
+    assert.equal(chain.tip.height, 120);
+    await meet('above');
+    assert.equal(toHex(chain.tip.hash), toHex(served['above']!.at(-1)!.header.hash), 'a branch above the checkpoint is followed as ever');
+    await db.close();
+  });
+
+  it('a block at the checkpoint\'s height that is another is refused by the import, ban-worthy', async () => {
+    const { db, chain, cheap } = await setup((c) => at(c.honest, 1));
+    await assert.rejects(chain.processBlock(cheap[0]!), (err: unknown) => err instanceof ConsensusError && err.code === 'HEADER_CHECKPOINT' && err.banScore === 100);
+    assert.equal(chain.tip.height, 0);
     await db.close();
   });
 });
