@@ -180,7 +180,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
           this.emit('orphan', peer);
           return 'ignore';
         }
-        if (this.offDeepFork(peer, block.header)) return 'ignore';
+        if (this.belowCheckpoint(peer) || this.offDeepFork(peer, block.header)) return 'ignore';
       }
       return this.verdictOf(peer, await this.o.chain.processBlock(block), block.header.hash);
     } catch (err) {
@@ -254,7 +254,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
         this.emit('orphan', peer);
         return 'ignore';
       }
-      if (this.offDeepFork(peer, compact.header)) return 'ignore';
+      if (this.belowCheckpoint(peer) || this.offDeepFork(peer, compact.header)) return 'ignore';
       const hash = toHex(compact.header.hash);
       if (!this.firstFrom(peer, hash)) {
         this.compactStats.repeated++;
@@ -323,6 +323,19 @@ export class Gossip extends EventEmitter<GossipEvents> {
       this.emit('failed', peer, err);
       return 'ignore';
     }
+  }
+
+  /**
+   * Whether our tip is below the checkpoint we hold (`--checkpoint`): then no block is taken from
+   * gossip, and the peer's chain is asked for instead, since sync takes only a chain whose headers
+   * pass through it. Blocks gossiped one by one on a new node's tip, a cheap chain's, would
+   * otherwise go deeper than the reorg depth before the checkpoint's chain is met.
+   */
+  private belowCheckpoint(peer: string): boolean {
+    const { chain } = this.o;
+    if (!chain.checkpoint || chain.tip.height >= chain.checkpoint.height) return false;
+    this.emit('orphan', peer);
+    return true;
   }
 
   /**

@@ -15,11 +15,16 @@ import { nextTarget } from '../consensus/difficulty.ts';
 import { MAX_TARGET, blockWork } from '../consensus/pow.ts';
 import type { Checkpoint } from '../consensus/proof-file.ts';
 import { Sync } from '../node/sync.ts';
+import { Gossip } from '../node/gossip.ts';
+import { encodeCompactBlock } from '../node/compact.ts';
+import { TxSignatureVerifier } from '../node/tx-signatures.ts';
+import { InlineVerifier } from '../node/inline-verifier.ts';
+import { Mempool } from '../ledger/mempool.ts';
 import { PeerManager } from '../node/peers.ts';
 import { networkNames } from '../node/protocols.ts';
 import { realEnv } from '../node/env.ts';
 import type { Serve } from '../node/serving.ts';
-import type { Transport } from '../node/transport.ts';
+import type { GossipValidator, Transport } from '../node/transport.ts';
 import { decodeGetBlocks, decodeGetHeaderRange, encodeHeaders, encodeStatus, type Status } from '../node/wire.ts';
 import { testKey, testParams } from './helpers/fixtures.ts';
 import { asParent, mineChain, mineChild } from './helpers/mining.ts';
@@ -164,6 +169,29 @@ describe('sync: a first peer with a cheap chain', function () {
     const { db, chain, cheap } = await setup((c) => at(c.honest, 1));
     await assert.rejects(chain.processBlock(cheap[0]!), (err: unknown) => err instanceof ConsensusError && err.code === 'HEADER_CHECKPOINT' && err.banScore === 100);
     assert.equal(chain.tip.height, 0);
+    await db.close();
+  });
+
+  it('below the checkpoint, no block is taken from gossip, whole or compact: the forwarder\'s status is asked instead', async () => {
+    // Gossiped one by one on a new node's tip, a cheap chain's blocks went deeper than the reorg
+    // depth before any sync met the checkpoint's chain.
+    const { db, chain, cheap } = await setup((c) => at(c.honest, 30));
+    const validators = new Map<string, GossipValidator>();
+    const transport = Object.assign(new EventEmitter(), {
+      subscribe: (topic: string, validate: GossipValidator) => void validators.set(topic, validate),
+      publish: async () => 0,
+    }) as unknown as Transport;
+    const names = networkNames(db.genesis.header.hash);
+    const signatures = new TxSignatureVerifier(new InlineVerifier());
+    const mempool = new Mempool(db, params, undefined, (tx) => signatures.checkTx(tx));
+    const gossip = new Gossip({ transport, names, chain, mempool, peers: new PeerManager(() => 0), clock: () => chain.tip.header.timestamp, signatures });
+    const asked: string[] = [];
+    gossip.on('orphan', (peer) => asked.push(peer));
+    gossip.start();
+    assert.equal(await validators.get(names.blockTopic)!('cheap', cheap[0]!.bytes), 'ignore');
+    assert.equal(await validators.get(names.compactBlockTopic)!('cheap', encodeCompactBlock(cheap[0]!)), 'ignore');
+    assert.equal(chain.tip.height, 0);
+    assert.deepEqual(asked, ['cheap', 'cheap']);
     await db.close();
   });
 });
