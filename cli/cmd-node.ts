@@ -8,7 +8,7 @@ import { DEFAULT_REORG_DEPTH } from '../consensus/chain-index.ts';
 import { checkPeerAddress } from '../node/libp2p/addresses.ts';
 import { createKey, KeystoreError, listKeys } from './keystore.ts';
 import { readPassword } from './password.ts';
-import { DEFAULT_PORTS, address, count, hostNames, listenAddress, parse, port, str, UsageError } from './args.ts';
+import { DEFAULT_PORTS, address, checkpointArg, count, hostNames, listenAddress, parse, port, str, UsageError } from './args.ts';
 import { DEFAULT_DATADIR, initDatadir, sharedChainIdWarning } from './datadir.ts';
 import { createLogger, isLogLevel } from './log.ts';
 import { ProgressBar } from './progress.ts';
@@ -77,11 +77,13 @@ export async function nodeCommand(argv: string[], out: Out): Promise<void> {
     'no-history-check': { type: 'boolean' },
     'snapshot-interval': { type: 'string' },
     'reorg-depth': { type: 'string' },
+    checkpoint: { type: 'string' },
   });
   if (values.help) return out.help(HELP.node);
   const reorgDepth = count(values, 'reorg-depth', 1, 0xffffffff);
   const pruneKeep = count(values, 'prune-keep', reorgDepth ?? DEFAULT_REORG_DEPTH, 0xffffffff);
   const snapshotInterval = count(values, 'snapshot-interval', 1, 0xffffffff);
+  const checkpoint = checkpointArg(str(values, 'checkpoint'));
   const level = str(values, 'log-level') ?? 'info';
   if (!isLogLevel(level)) throw new UsageError(`--log-level must be one of fatal, error, warn, info, debug, trace, silent`);
   const datadir = str(values, 'datadir') ?? DEFAULT_DATADIR;
@@ -147,6 +149,7 @@ export async function nodeCommand(argv: string[], out: Out): Promise<void> {
     pruneKeep,
     reorgDepth,
     snapshotSync: values['snapshot-sync'] === true,
+    checkpoint,
     historyCheck: values['no-history-check'] !== true,
     snapshotInterval,
     noPeersWarningMs,
@@ -261,6 +264,7 @@ Examples:
                   [--keystore DIR] [--password-file F] [--no-mdns] [--metrics-port N] [--log-level L]
                   [--prune-keep N] [--max-inbound-per-ip N] [--max-inbound-per-subnet N]
                   [--snapshot-sync] [--snapshot-interval N] [--reorg-depth N] [--no-history-check]
+                  [--checkpoint HEIGHT:HASH]
 
 Runs a validating node (initialising DIR, default ./data, when empty). P2P on port 7370 of all
 interfaces (--p2p-host: one IPv4 or IPv6 address of this machine instead), JSON-RPC on
@@ -283,6 +287,14 @@ Stops cleanly on SIGINT, SIGTERM, SIGHUP or cairn stop (during its start too: af
 way, such as a long open of the store); an error nothing handles (a bug) is logged with its stack
 and stops it as cleanly, exit status 1 (a stop after such a failure that takes over 60 s,
 CAIRN_FAILED_STOP_SECONDS, is given up: logged, exit status 1).
+
+--checkpoint HEIGHT:HASH names a block you trust (cairn block HEIGHT on a node of your own): the
+node takes no other block at that height, bans a peer whose chain holds one, and below it takes no
+chain that stops short of it, from sync or gossip, and mines nothing. Without one, a new node whose
+first peer has a long cheap chain (easy to make from genesis: ASERT eases the target of a chain
+whose blocks are stamped late) takes it, and once it is longer than the reorg depth (10,000) never
+follows the heavier honest chain. DIR keeps the last checkpoint given for the next start; one its
+chain contradicts is refused, and nothing changes.
 
 Peers: each --bootstrap names a node as /ip4/HOST/tcp/PORT/p2p/PEER_ID (checked before the node
 starts; one that cannot be reached is retried with backoff, and logged). mDNS finds nodes of the
@@ -315,5 +327,6 @@ NODE_OPTIONS, and malloc variables already set win); CAIRN_NODE_RUNTIME=off keep
 Examples:
   cairn node --mine
   cairn node --datadir ./b --p2p-port 7380 --rpc-port 7381 --http-port 7382 --bootstrap /ip4/127.0.0.1/tcp/7370/p2p/12D3Koo…
-  cairn node --metrics-port 9100 --log-level debug`,
+  cairn node --metrics-port 9100 --log-level debug
+  cairn node --bootstrap /ip4/192.0.2.7/tcp/7370/p2p/12D3Koo… --checkpoint 120000:0000a1…`,
 };

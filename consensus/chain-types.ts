@@ -3,7 +3,7 @@ import type { CairnError } from '../ledger/errors.ts';
 import type { SignatureChecker } from '../ledger/state.ts';
 import type { BlockIndexEntry } from './block-index.ts';
 import type { OrphanLimits } from './orphans.ts';
-import type { Checkpoint } from './proof-file.ts';
+import type { Checkpoint } from './header-rules.ts';
 
 // What a Chain (consensus/chain.ts) is opened with and what it tells: options, outcomes, events.
 

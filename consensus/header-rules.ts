@@ -38,13 +38,18 @@ export function checkHeaderContext(
   }
 }
 
+/** A block the user trusts, `HEIGHT:HASH` (parsed by consensus/proof-file.ts's parseCheckpoint). */
+export interface Checkpoint {
+  readonly height: number;
+  readonly hash: Uint8Array;
+}
+
 /**
- * A block the user trusts (`cairn node --checkpoint HEIGHT:HASH`, consensus/proof-file.ts's
- * Checkpoint): a header at its height that is another block is on a chain this node never takes,
- * however much work it shows. Ban-worthy, as Bitcoin Core's checkpoints: an honest peer's chain
- * passes through the block, or has not reached its height.
+ * A header at the checkpoint's height that is another block is on a chain this node never takes,
+ * however much work it shows (`cairn node --checkpoint`). Ban-worthy, as Bitcoin Core's
+ * checkpoints: an honest peer's chain passes through the block, or has not reached its height.
  */
-export function checkCheckpoint(checkpoint: { readonly height: number; readonly hash: Uint8Array } | undefined, header: Pick<BlockHeader, 'hash' | 'height'>): void {
+export function checkCheckpoint(checkpoint: Checkpoint | undefined, header: Pick<BlockHeader, 'hash' | 'height'>): void {
   if (checkpoint && header.height === checkpoint.height && !bytesEqual(header.hash, checkpoint.hash)) {
     throw new ConsensusError('HEADER_CHECKPOINT', `block ${toHex(header.hash)} at height ${header.height} is not the checkpoint ${checkpoint.height}:${toHex(checkpoint.hash)}: its chain forks below it`);
   }

@@ -2,7 +2,7 @@ import { toHex } from '../ledger/bytes.ts';
 import { BLOCK_VERSION, type BlockHeader } from '../ledger/block.ts';
 import type { ChainParams } from '../ledger/genesis.ts';
 import type { BlockIndexEntry } from './block-index.ts';
-import type { Checkpoint } from './proof-file.ts';
+import type { Checkpoint } from './header-rules.ts';
 import { checkCheckpoint, checkHeaderContext } from './header-rules.ts';
 import { ConsensusError } from './errors.ts';
 import { blockWork, hasValidProofOfWork } from './pow.ts';

@@ -8,6 +8,7 @@ import { verifyAccountProof } from '../ledger/smt-proof.ts';
 import { verifyTxProof } from '../ledger/tx-proof.ts';
 import type { Transaction } from '../ledger/transaction.ts';
 import { nextTarget } from './difficulty.ts';
+import type { Checkpoint } from './header-rules.ts';
 import { HeaderChainCheck, type HeaderChainStart } from './headers.ts';
 import { blockWork, hasValidProofOfWork } from './pow.ts';
 
@@ -53,10 +54,7 @@ const not = (message: string) => new ProofFileError(message);
 /** Headers before a checkpoint the file must hold, for the median time past of those after it. */
 const CHECKPOINT_CONTEXT = 10;
 
-export interface Checkpoint {
-  readonly height: number;
-  readonly hash: Uint8Array;
-}
+export type { Checkpoint };
 
 /**
  * A checkpoint as a user writes one, `HEIGHT:HASH` (a header's height, 64 lower-case hex digits):

@@ -14,6 +14,7 @@ import type { ServingLimits } from './serving.ts';
 import type { SlotLimits } from './slots.ts';
 import { loadMempool, saveMempool } from './mempool-file.ts';
 import { CatchUpGate, Miner } from './miner.ts';
+import { checkpointFile } from './checkpoint.ts';
 import { CairnNode, type NodeService } from './node.ts';
 import { RpcServer } from './rpc.ts';
 import { HttpServer, type HttpOptions } from './http/server.ts';
@@ -66,6 +67,8 @@ export interface NodeConfig {
   readonly reorgDepth?: number;
   /** Join a long chain from a snapshot of its state (node/snapshot-sync.ts) when the datadir is at genesis. */
   readonly snapshotSync?: boolean;
+  /** A block the user trusts (node/checkpoint.ts): held, and kept in the datadir for later starts. */
+  readonly checkpoint?: Checkpoint;
   /** Snapshot heights are its multiples (default 10,000): a convention of the network. */
   readonly snapshotInterval?: number;
   /** Re-execute the history below a snapshot's state in the background (default on; node/history-check.ts). */
@@ -128,7 +131,7 @@ export function createNode(config: NodeConfig): CairnNode {
       miner.on('held', (reason) => node.emit('log', 'info', reason === undefined ? 'mining' : `mining waits: ${reason}`));
       return {
         async start() {
-          gate = new CatchUpGate({ sync: node.sync, tipHeight: () => node.chain.tip.height, snapshotSync: config.snapshotSync === true });
+          gate = new CatchUpGate({ sync: node.sync, chain: node.chain, snapshotSync: config.snapshotSync === true });
           node.sync.on('status', onStatus);
           node.sync.on('idle', onIdle);
           node.miner = miner;
@@ -232,6 +235,8 @@ export function createNode(config: NodeConfig): CairnNode {
     reorgDepth: config.reorgDepth,
     snapshotSync: config.snapshotSync,
     snapshotInterval: config.snapshotInterval,
+    checkpoint: config.checkpoint,
+    checkpointStore: checkpointFile(config.datadir),
     historyStore: config.historyCheck === false ? undefined : {
       open: () => LevelKv.open(join(config.datadir, 'history-check')),
       remove: () => rm(join(config.datadir, 'history-check'), { recursive: true, force: true }),

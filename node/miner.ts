@@ -259,6 +259,12 @@ export class Miner extends EventEmitter<MinerEvents> {
   }
 }
 
+interface CatchUpGateOptions {
+  readonly sync: CatchUpSync;
+  readonly chain: { readonly tip: { readonly height: number }; readonly checkpoint?: { readonly height: number } | undefined };
+  readonly snapshotSync: boolean;
+}
+
 /** What a CatchUpGate reads of a node's sync (node/sync.ts). */
 export interface CatchUpSync {
   readonly syncing: boolean;
@@ -280,11 +286,11 @@ export interface CatchUpSync {
  * of a network, a devnet).
  */
 export class CatchUpGate {
-  private readonly o: { readonly sync: CatchUpSync; readonly tipHeight: () => number; readonly snapshotSync: boolean };
+  private readonly o: CatchUpGateOptions;
   private heardPeer = false;
   private caughtUp = false;
 
-  constructor(o: { readonly sync: CatchUpSync; readonly tipHeight: () => number; readonly snapshotSync: boolean }) {
+  constructor(o: CatchUpGateOptions) {
     this.o = o;
   }
 
@@ -300,8 +306,10 @@ export class CatchUpGate {
 
   /** Why the node should not mine now, or undefined. */
   reason(): string | undefined {
-    const { sync } = this.o;
-    if (this.o.snapshotSync && this.o.tipHeight() === 0) {
+    const { sync, chain } = this.o;
+    // Its own blocks there would be a chain that cannot pass through the checkpoint.
+    if (chain.checkpoint && chain.tip.height < chain.checkpoint.height) return `below its checkpoint at ${chain.checkpoint.height} (--checkpoint): waiting for a chain through it`;
+    if (this.o.snapshotSync && chain.tip.height === 0) {
       if (!this.heardPeer) return 'waiting for a peer to join by snapshot (--snapshot-sync, at genesis)';
       if (sync.peersAhead > 0) return 'joining a peer\'s chain (--snapshot-sync, at genesis)';
     }

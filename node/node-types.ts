@@ -11,6 +11,8 @@ import type { Block } from '../ledger/block.ts';
 import type { OrphanLimits } from '../consensus/orphans.ts';
 import type { Env } from './env.ts';
 import type { BanStore } from './peers.ts';
+import type { Checkpoint } from '../consensus/proof-file.ts';
+import type { CheckpointStore } from './checkpoint.ts';
 import type { ServingLimits } from './serving.ts';
 import type { SlotLimits } from './slots.ts';
 import type { NetworkNames } from './protocols.ts';
@@ -70,6 +72,9 @@ export interface NodePartsOf<Node> {
   readonly snapshotInterval?: number;
   /** A node at genesis joins by snapshot sync when the best chain is long enough (node/snapshot-sync.ts). */
   readonly snapshotSync?: boolean;
+  /** A block the user trusts (`--checkpoint`, node/checkpoint.ts), held instead of the one `checkpointStore` kept, and kept there. */
+  readonly checkpoint?: Checkpoint;
+  readonly checkpointStore?: CheckpointStore;
   /** Keep and serve copies of the state at snapshot heights (default on). */
   readonly serveSnapshots?: boolean;
   /**

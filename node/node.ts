@@ -27,6 +27,7 @@ import { HistoryCheck } from './history-check.ts';
 import { backfillAddressIndex } from './address-backfill.ts';
 import { StoppedDuringStart, type LogLevel, type NodeEvents, type NodePartsOf, type NodeService } from './node-types.ts';
 import { OwnBlocks } from './own-blocks.ts';
+import { holdCheckpoint } from './checkpoint.ts';
 import type { Miner } from './miner.ts';
 
 export type { LogLevel, MempoolStore, NodeEvents, NodeService } from './node-types.ts';
@@ -124,7 +125,9 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     if (p.addressIndex) this.addressIndex = await AddressIndex.open(this.db);
     else await AddressIndex.turnOff(this.db);
     this.signatures = new TxSignatureVerifier(p.verifier);
-    this.chain = await Chain.open(this.db, { clock: this.clock, signatures: this.signatures, orphanLimits: p.orphanLimits, reorgDepth: p.reorgDepth, window: p.window, stopwatch: p.stopwatch });
+    const kept = p.checkpointStore?.read();
+    this.chain = await Chain.open(this.db, { clock: this.clock, signatures: this.signatures, orphanLimits: p.orphanLimits, reorgDepth: p.reorgDepth, window: p.window, stopwatch: p.stopwatch, checkpoint: p.checkpoint ?? kept });
+    await holdCheckpoint(this.chain, p.checkpointStore, p.checkpoint, kept);
     this.goOn('the chain open');
     // A clean stop leaves the tree's top for the next start; without it the start was slower, and
     // the blocks whose writes were still queued are fetched again: the operator is told why.

@@ -96,6 +96,10 @@ export class SnapshotJoin {
       // stays: no fork below it is followed). Unpunished; the next round asks the next best peer.
       throw new PeerFault('its headers stopped short of the work it claimed: no pivot from them', 0);
     }
+    // A pivot only on a chain through our checkpoint (the header check refused another block at
+    // its height): the state installed there could never be left. Its status said it reached it.
+    const checkpoint = chain.checkpoint;
+    if (checkpoint && check.tipHeight < checkpoint.height) throw new PeerFault(`its headers end at ${check.tipHeight}, below the checkpoint its status claimed to pass`, complete ? LIE : 0);
     const pivot = pivotHeight(Math.min(check.tipHeight, maxPivot + chain.reorgDepth), interval, chain.reorgDepth);
     if (pivot === undefined) return 'later';
     const staged0 = await chain.db.join.stagedRecord(pivot);

@@ -15,6 +15,8 @@ import { nextTarget } from '../consensus/difficulty.ts';
 import { MAX_TARGET, blockWork } from '../consensus/pow.ts';
 import type { Checkpoint } from '../consensus/proof-file.ts';
 import { Sync } from '../node/sync.ts';
+import { SnapshotJoin } from '../node/snapshot-sync.ts';
+import { LIE, PeerFault } from '../node/header-sync.ts';
 import { Gossip } from '../node/gossip.ts';
 import { encodeCompactBlock } from '../node/compact.ts';
 import { TxSignatureVerifier } from '../node/tx-signatures.ts';
@@ -192,6 +194,32 @@ describe('sync: a first peer with a cheap chain', function () {
     assert.equal(await validators.get(names.compactBlockTopic)!('cheap', encodeCompactBlock(cheap[0]!)), 'ignore');
     assert.equal(chain.tip.height, 0);
     assert.deepEqual(asked, ['cheap', 'cheap']);
+    await db.close();
+  });
+
+  it('a snapshot join takes no pivot from a chain whose headers end below the checkpoint its peer claimed to pass', async () => {
+    // The state installed at a pivot can never be left (no fork below it): one on the cheap chain
+    // would be a capture for good.
+    const { db, chain, cheap, now } = await setup((c) => at(c.honest, 100));
+    const claimed: Status = { genesis: db.genesis.header.hash, height: 100, tipHash: cheap.at(-1)!.header.hash, totalWork: workOf(db.genesis, cheap), prunedHeight: 0 };
+    const join = new SnapshotJoin({
+      request: async (_peer, _protocol, body) => {
+        const { from, count } = decodeGetHeaderRange(body);
+        return encodeHeaders(cheap.slice(from - 1, from - 1 + count).map((b) => b.header));
+      },
+      requestMany: async () => [],
+      names: networkNames(db.genesis.header.hash),
+      chain,
+      peers: new PeerManager(() => now),
+      clock: () => now,
+      interval: 20,
+      candidates: () => [{ peer: 'cheap-liar', status: claimed }],
+      onHeaders: () => {},
+      log: () => {},
+    });
+    await assert.rejects(join.run(), (err: unknown) => err instanceof PeerFault && err.score === LIE && /below the checkpoint/.test(err.message));
+    assert.equal(await db.join.state(), undefined, 'no pivot chosen');
+    assert.equal(chain.tip.height, 0);
     await db.close();
   });
 });

@@ -1,0 +1,109 @@
+/**
+ * `cairn node --checkpoint HEIGHT:HASH` (node/checkpoint.ts): kept in the datadir across starts,
+ * one the chain there contradicts refused with nothing changed, a file that is not one named, and
+ * no mining below it. What it does to sync and gossip is test/sync-checkpoint.test.ts.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { toHex } from '../ledger/bytes.ts';
+import { checkpointText, type Checkpoint } from '../consensus/proof-file.ts';
+import { createNode } from '../node/launch.ts';
+import type { CairnNode } from '../node/node.ts';
+import { CatchUpGate } from '../node/miner.ts';
+import { NodeCheckpointError } from '../node/checkpoint.ts';
+import { mineOn, networkParams, startNode, stopAll, type TestNode } from './helpers/network.ts';
+import { generateDatadir } from '../cli/cmd-generate.ts';
+import { tempDir } from './helpers/fixtures.ts';
+import { runCli } from './helpers/cli.ts';
+
+describe('node checkpoint', function () {
+  this.timeout(60_000);
+  let first: TestNode | undefined;
+  let again: CairnNode | undefined;
+
+  afterEach(async () => {
+    await again?.stop();
+    again = undefined;
+    await stopAll([first]);
+    first = undefined;
+  });
+
+  /** The datadir of a node that mined 3 blocks, stopped. */
+  async function stoppedWithChain(): Promise<TestNode> {
+    first = await startNode(networkParams(), [], { verifyThreads: 1 });
+    await mineOn(first, 3);
+    await first.node.stop();
+    return first;
+  }
+
+  async function restart(t: TestNode, checkpoint?: Checkpoint): Promise<CairnNode> {
+    const node = createNode({ ...t.config, checkpoint });
+    again = node;
+    try {
+      await node.start();
+    } catch (err) {
+      await node.stop().catch(() => {});
+      again = undefined;
+      throw err;
+    }
+    return node;
+  }
+
+  it('is kept in the datadir for later starts, which hold it without the flag', async () => {
+    const t = await stoppedWithChain();
+    const checkpoint = { height: 2, hash: t.node.chain.mainAt(2)!.hash };
+    await (await restart(t, checkpoint)).stop();
+    assert.equal(readFileSync(join(t.config.datadir, 'checkpoint'), 'utf8'), `${checkpointText(checkpoint)}\n`);
+    const node = await restart(t);
+    assert.equal(node.chain.checkpoint && checkpointText(node.chain.checkpoint), checkpointText(checkpoint));
+  });
+
+  it('one the chain in the datadir contradicts refuses the start, naming both blocks, and changes nothing', async () => {
+    const t = await stoppedWithChain();
+    const kept = { height: 2, hash: t.node.chain.mainAt(2)!.hash };
+    await (await restart(t, kept)).stop();
+    const other = { height: 3, hash: new Uint8Array(32).fill(7) };
+    await assert.rejects(restart(t, other), (err: unknown) => {
+      assert.ok(err instanceof NodeCheckpointError, String(err));
+      assert.equal(err.code, 'NODE_CHECKPOINT_CONTRADICTED');
+      assert.match(err.message, new RegExp(`holds the checkpoint ${checkpointText(kept)}\\) has block ${toHex(t.node.chain.mainAt(3)!.hash)} at height 3, not the checkpoint's ${'07'.repeat(32)}`));
+      return true;
+    });
+    assert.equal(readFileSync(join(t.config.datadir, 'checkpoint'), 'utf8'), `${checkpointText(kept)}\n`);
+    // Above its tip, it may lead there: the chain is kept, and so is the checkpoint.
+    const above = { height: 50, hash: new Uint8Array(32).fill(9) };
+    const node = await restart(t, above);
+    assert.equal(node.chain.tip.height, 3);
+    assert.equal(readFileSync(join(t.config.datadir, 'checkpoint'), 'utf8'), `${checkpointText(above)}\n`);
+  });
+
+  it('a file that does not read as one refuses the start, naming it', async () => {
+    const t = await stoppedWithChain();
+    writeFileSync(join(t.config.datadir, 'checkpoint'), 'not a checkpoint\n');
+    await assert.rejects(restart(t), (err: unknown) => err instanceof NodeCheckpointError && err.code === 'NODE_CHECKPOINT_FILE' && err.message.includes(join(t.config.datadir, 'checkpoint')));
+  });
+
+  it('mines nothing below it: its own blocks there could not pass through it', () => {
+    const sync = { syncing: false, peersAhead: 0 };
+    const gate = (height: number) => new CatchUpGate({ sync, chain: { tip: { height }, checkpoint: { height: 10 } }, snapshotSync: false });
+    assert.match(gate(9).reason() ?? '', /below its checkpoint at 10/);
+    assert.equal(gate(10).reason(), undefined);
+  });
+
+  it('cairn node --checkpoint: a malformed one is a usage error; one the datadir\'s chain contradicts exits 1 naming the block there', async () => {
+    const dir = tempDir('cairn-node-checkpoint-');
+    try {
+      const datadir = join(dir.path, 'chain');
+      const { hash } = await generateDatadir({ datadir, blocks: 3 });
+      const flags = ['node', '--datadir', datadir, '--p2p-host', '127.0.0.1', '--no-mdns', '--p2p-port', '0', '--rpc-port', '0', '--http-port', '0', '--log-level', 'warn'];
+      const malformed = await runCli([...flags, '--checkpoint', '2:XYZ']);
+      assert.deepEqual([malformed.code, malformed.stderr], [2, 'cairn: --checkpoint must be HEIGHT:HASH (a block you trust, e.g. from cairn block HEIGHT on a node of your own) (see cairn node --help)\n']);
+      const wrong = await runCli([...flags, '--checkpoint', `3:${'0'.repeat(64)}`]);
+      assert.equal(wrong.code, 1, wrong.stderr);
+      assert.match(wrong.stderr, new RegExp(`^cairn: the chain in \\S+ has block ${toHex(hash)} at height 3, not the checkpoint's 0{64}: check the checkpoint against a node you trust`, 'm'));
+    } finally {
+      dir.remove();
+    }
+  });
+});
