@@ -28,6 +28,7 @@ import { backfillAddressIndex } from './address-backfill.ts';
 import { StoppedDuringStart, type LogLevel, type NodeEvents, type NodePartsOf, type NodeService } from './node-types.ts';
 import { OwnBlocks } from './own-blocks.ts';
 import { holdCheckpoint } from './checkpoint.ts';
+import { checkpointText } from '../consensus/proof-file.ts';
 import type { Miner } from './miner.ts';
 
 export type { LogLevel, MempoolStore, NodeEvents, NodeService } from './node-types.ts';
@@ -267,7 +268,8 @@ export class CairnNode extends EventEmitter<NodeEvents> {
       });
     }
     this.starting = undefined;
-    this.emit('log', 'info', 'node started', { peerId: this.transport.peerId, height: this.chain.tip.height, listen: this.listenAddresses() });
+    const held = this.chain.checkpoint && { checkpoint: checkpointText(this.chain.checkpoint) };
+    this.emit('log', 'info', 'node started', { peerId: this.transport.peerId, height: this.chain.tip.height, listen: this.listenAddresses(), ...held });
   }
 
   private wire(): void {

@@ -37,8 +37,12 @@ describe('node checkpoint', function () {
     return first;
   }
 
+  /** The 'node started' log lines of the nodes restarted. */
+  let started: string[] = [];
+
   async function restart(t: TestNode, checkpoint?: Checkpoint): Promise<CairnNode> {
     const node = createNode({ ...t.config, checkpoint });
+    node.on('log', (_level, message, fields) => void (message === 'node started' && started.push(JSON.stringify(fields))));
     again = node;
     try {
       await node.start();
@@ -55,8 +59,10 @@ describe('node checkpoint', function () {
     const checkpoint = { height: 2, hash: t.node.chain.mainAt(2)!.hash };
     await (await restart(t, checkpoint)).stop();
     assert.equal(readFileSync(join(t.config.datadir, 'checkpoint'), 'utf8'), `${checkpointText(checkpoint)}\n`);
+    started = [];
     const node = await restart(t);
     assert.equal(node.chain.checkpoint && checkpointText(node.chain.checkpoint), checkpointText(checkpoint));
+    assert.match(started[0] ?? '', new RegExp(`"checkpoint":"${checkpointText(checkpoint)}"`), 'its start says which it holds');
   });
 
   it('one the chain in the datadir contradicts refuses the start, naming both blocks, and changes nothing', async () => {
