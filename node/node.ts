@@ -1,11 +1,11 @@
 import { EventEmitter } from 'node:events';
-import { ChainDB } from '../ledger/chaindb.ts';
-import { AddressIndex, addressIndexer } from '../ledger/address-index.ts';
-import { Mempool } from '../ledger/mempool.ts';
 import type { ChainParams } from '../ledger/genesis.ts';
 import type { Transaction } from '../ledger/transaction.ts';
 import type { Block } from '../ledger/block.ts';
-import { Chain, type BlockOutcome, type Clock } from '../consensus/chain.ts';
+import type { Chain, BlockOutcome, Clock } from '../consensus/chain.ts';
+import type { ChainDB } from '../ledger/chaindb.ts';
+import type { AddressIndex } from '../ledger/address-index.ts';
+import type { Mempool } from '../ledger/mempool.ts';
 import { blockTxRoom } from '../consensus/miner.ts';
 import { secondsOf, type Env, type Timer } from './env.ts';
 import { Gossip } from './gossip.ts';
@@ -17,17 +17,17 @@ import { Sync } from './sync.ts';
 import { TxRelay } from './tx-relay.ts';
 import { BLOCK_TXS_DEPTH, serveBlockTxs } from './compact.ts';
 import { serveLightClients } from './light/serve.ts';
-import { TxSignatureVerifier } from './tx-signatures.ts';
+import type { TxSignatureVerifier } from './tx-signatures.ts';
 import type { Transport } from './transport.ts';
 import { followConnections } from './connection-events.ts';
 import { KeepConnected } from './keep-connected.ts';
-import { Pruner } from './pruner.ts';
-import { DEFAULT_SNAPSHOT_INTERVAL, SnapshotKeeper, serveSnapshots, snapshotPruneLimit } from './snapshots.ts';
+import type { Pruner } from './pruner.ts';
+import { openLedger } from './open-ledger.ts';
+import { DEFAULT_SNAPSHOT_INTERVAL, SnapshotKeeper, serveSnapshots } from './snapshots.ts';
 import { HistoryCheck } from './history-check.ts';
 import { backfillAddressIndex } from './address-backfill.ts';
 import { StoppedDuringStart, type LogLevel, type NodeEvents, type NodePartsOf, type NodeService } from './node-types.ts';
 import { OwnBlocks } from './own-blocks.ts';
-import { holdCheckpoint } from './checkpoint.ts';
 import { checkpointText } from '../consensus/proof-file.ts';
 import type { Miner } from './miner.ts';
 
@@ -113,45 +113,8 @@ export class CairnNode extends EventEmitter<NodeEvents> {
 
   private async startSteps(): Promise<void> {
     const p = this.parts;
-    // A connected block's batch is built on the next turn of the event loop, after its connection
-    // has been announced and relayed.
-    const indexers = p.addressIndex ? [addressIndexer] : [];
-    this.db = await ChainDB.open(await p.openStore(), p.params, {
-      scheduleFlush: (start) => this.env.defer(start),
-      indexers,
-      cachedTreeNodes: p.cachedTreeNodes,
-      onWriteFailed: (err) => this.fail(err),
-    });
-    this.goOn('the store open');
-    if (p.addressIndex) this.addressIndex = await AddressIndex.open(this.db);
-    else await AddressIndex.turnOff(this.db);
-    this.signatures = new TxSignatureVerifier(p.verifier);
-    const kept = p.checkpointStore?.read();
-    this.chain = await Chain.open(this.db, { clock: this.clock, signatures: this.signatures, orphanLimits: p.orphanLimits, reorgDepth: p.reorgDepth, window: p.window, stopwatch: p.stopwatch, checkpoint: p.checkpoint ?? kept });
-    await holdCheckpoint(this.chain, p.checkpointStore, p.checkpoint, kept);
-    this.goOn('the chain open');
-    // A clean stop leaves the tree's top for the next start; without it the start was slower, and
-    // the blocks whose writes were still queued are fetched again: the operator is told why.
-    if (this.db.resumedInstall) this.emit('log', 'warn', 'a kill cut short the install of a snapshot\'s state: the install was finished, and the node goes on from its block', { height: this.chain.tip.height });
-    else if (this.db.topFrom === 'scan' && this.chain.tip.height > 0) {
-      this.emit('log', 'warn', "the last stop was not clean (a kill, a crash, a power cut): the state tree's top was rebuilt from the store, and the chain goes on from the last block it had committed", { height: this.chain.tip.height });
-    }
-    this.mempool = new Mempool(this.db, p.params, p.mempool, (tx) => this.signatures.checkTx(tx));
-    if (p.pruneKeep !== undefined) {
-      this.pruner = new Pruner(
-        this.chain,
-        this.env,
-        p.pruneKeep,
-        (height, err) => (err ? this.emit('log', 'warn', `pruning stopped at ${height}: ${err.message}`) : this.emit('log', 'debug', 'pruned', { height })),
-        // The address index's backfill reads bodies; a node serving snapshots keeps the lowest one's.
-        () => {
-          const index = this.addressIndex?.status();
-          const backfill = index && index.state === 'building' ? index.next - 1 : Infinity;
-          const serving = p.serveSnapshots === false ? Infinity : snapshotPruneLimit(this.chain.tip.height, p.snapshotInterval ?? DEFAULT_SNAPSHOT_INTERVAL, this.chain.reorgDepth);
-          return Math.min(backfill, serving);
-        },
-      );
-    }
+    const ledger = await openLedger(p, { env: this.env, clock: this.clock, log: this.log, fail: (err) => this.fail(err), opened: (db) => (this.db = db), goOn: (after) => this.goOn(after) });
+    ({ db: this.db, addressIndex: this.addressIndex, signatures: this.signatures, chain: this.chain, mempool: this.mempool, pruner: this.pruner } = ledger);
     this.peers = new PeerManager(this.clock, { banSeconds: p.banSeconds, limitLoopback: p.connectionLimits?.limitLoopback });
     this.guard = new NetworkGuard({
       env: this.env,
