@@ -53,14 +53,19 @@ export async function statusCommand(argv: string[], out: Out): Promise<void> {
   // A light client answers status too (cairn status --datadir ./light), with fields of its own.
   const answer = (await (await connect(values)).call('status', {})) as StatusResult | LightStatusResult;
   if (isLightStatus(answer)) return out.result(answer, () => lightStatusText(answer));
-  const s = answer;
+  out.result(answer, () => lines(statusLines(answer)));
+}
+
+/** A full node's status, line by line. */
+export function statusLines(s: StatusResult): [string, string | number][] {
   const mb = (n: number) => (n / 2 ** 20).toFixed(0);
-  out.result(s, () => lines([
+  return [
     ['network', `${s.network} (chain id ${s.chainId}, coin ${s.unit} with ${s.decimals} decimals)`],
     ['genesis', s.genesis],
     ['height', `${s.height}, last block ${duration(s.tipAge)} ago`],
     ['head', s.head],
     ['sync', syncText(s)],
+    ...(s.checkpoint ? [['checkpoint', checkpointLine(s.checkpoint, 'below it, sync takes only a chain that passes through it')] as [string, string]] : []),
     ...(s.stateBase > 0 ? [['snapshot', `state taken from block ${s.stateBase} by snapshot sync (no history below it)`] as [string, string]] : []),
     ...(s.historyCheck ? [['history', historyText(s.historyCheck)] as [string, string]] : []),
     ...(s.prunedHeight > 0 ? [['pruned', `bodies of blocks 1 to ${s.prunedHeight} ${s.stateBase > 0 ? 'absent' : 'deleted'} (headers and state kept)`] as [string, string]] : []),
@@ -74,7 +79,7 @@ export async function statusCommand(argv: string[], out: Out): Promise<void> {
     ['fee', `${coins(s.feeEstimate, s)} suggested (minimum ${coins(s.minFee, s)})`],
     ['memory', `${mb(s.memory.rss)} MB resident, heap ${mb(s.memory.heapUsed)} of ${mb(s.memory.heapTotal)} MB (limit ${mb(s.memory.heapLimit)} MB)`],
     ['listen', s.listen.join('\n' + ' '.repeat(12))],
-  ]));
+  ];
 }
 
 function isLightStatus(s: StatusResult | LightStatusResult): s is LightStatusResult {
@@ -97,16 +102,16 @@ function lightStatusText(s: LightStatusResult): string {
     ['total work', s.totalWork],
     ['sync', sync],
     ['peers', s.peers],
-    ['checkpoint', checkpointLine(s.checkpoint)],
+    ['checkpoint', s.checkpoint ? checkpointLine(s.checkpoint, 'it takes no chain until one passes through it') : 'none (cairn light --checkpoint HEIGHT:HASH names a block to trust)'],
     ['banned', s.banned.length === 0 ? 'none' : s.banned.map((b) => `${b.peer}: ${b.reason}`).join('\n' + ' '.repeat(12))],
     ['headers', `${Math.ceil(s.headerMemoryBytes / 1024)} kB in memory (older ones as hashes in a file)`],
     ['listen', s.listen.join('\n' + ' '.repeat(12))],
   ]);
 }
 
-function checkpointLine(c: LightStatusResult['checkpoint']): string {
-  if (!c) return 'none (cairn light --checkpoint HEIGHT:HASH names a block to trust)';
-  return `${c.height}:${c.hash} ${c.passed ? '(its chain passes through it)' : '(not reached yet: it takes no chain until one passes through it)'}`;
+/** A checkpoint held (a light client's or a node's), and whether the chain has reached it: `below` says what holds until it has. */
+function checkpointLine(c: { height: number; hash: string; passed: boolean }, below: string): string {
+  return `${c.height}:${c.hash} ${c.passed ? '(its chain passes through it)' : `(not reached yet: ${below})`}`;
 }
 
 export async function blockCommand(argv: string[], out: Out): Promise<void> {

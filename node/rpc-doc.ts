@@ -91,7 +91,8 @@ const METHODS: { readonly [M in RpcMethod]: Omit<RpcMethodDoc, 'name'> } = {
       schema: obj({
         network: { type: 'string' }, chainId: int, genesis: ref('Hash'), height: ref('Height'), head: ref('Hash'), totalWork: ref('Decimal'),
         peers: int, mempool: int, mempoolBytes: int, listen: { type: 'array', items: { type: 'string' } }, peerId: { type: 'string' },
-        syncing: { type: 'boolean' }, syncTarget: int, reorganising: { type: 'boolean' }, prunedHeight: ref('Height'), stateBase: ref('Height'),
+        syncing: { type: 'boolean' }, syncTarget: int, reorganising: { type: 'boolean' },
+        checkpoint: { oneOf: [{ type: 'null' }, obj({ height: ref('Height'), hash: ref('Hash'), passed: { type: 'boolean' } })] }, prunedHeight: ref('Height'), stateBase: ref('Height'),
         historyCheck: { oneOf: [{ type: 'null' }, obj({ state: { type: 'string', enum: ['checking', 'valid', 'invalid', 'off'] }, height: ref('Height'), target: ref('Height'), reason: { type: 'string' } })] },
         mining: { type: 'boolean' }, miningWaits: { type: ['string', 'null'] }, miningHashRate: { type: ['integer', 'null'], minimum: 0 }, unit: { type: 'string' }, decimals: int,
         difficulty: ref('Decimal'), networkHashRate: { type: ['number', 'null'], minimum: 0 }, tipTimestamp: int, tipAge: int,

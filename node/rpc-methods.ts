@@ -169,6 +169,7 @@ async function statusOf(node: NodeView): Promise<StatusResult> {
     syncing: node.sync.syncing,
     syncTarget: node.sync.targetHeight,
     reorganising: false,
+    checkpoint: node.chain.checkpoint ? { height: node.chain.checkpoint.height, hash: toHex(node.chain.checkpoint.hash), passed: tip.height >= node.chain.checkpoint.height } : null,
     prunedHeight: node.db.history.prunedHeight,
     stateBase: node.db.history.stateBase,
     historyCheck: historyCheckStatus(node.db.history, node.historyCheck) ?? null,

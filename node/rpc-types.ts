@@ -22,6 +22,8 @@ export interface StatusResult {
    * STATUS_SETTLE_MS later: height, head and work are where it stood, part-way between the tips.
    */
   reorganising: boolean;
+  /** The block this node holds its chain to (`cairn node --checkpoint`), and whether its chain has passed it; null without one. */
+  checkpoint: { height: number; hash: string; passed: boolean } | null;
   /** Main-chain blocks 1 up to this height have no body here (pruned); 0 when the node keeps every block. */
   prunedHeight: number;
   /** The block whose state this node began from by snapshot sync (no history below it); 0: genesis. */

@@ -16,6 +16,9 @@ import { mineOn, networkParams, startNode, stopAll, type TestNode } from './help
 import { generateDatadir } from '../cli/cmd-generate.ts';
 import { tempDir } from './helpers/fixtures.ts';
 import { runCli } from './helpers/cli.ts';
+import { rpcHandlers } from '../node/rpc-methods.ts';
+import { statusLines } from '../cli/cmd-inspect.ts';
+import { lines } from '../cli/output.ts';
 
 describe('node checkpoint', function () {
   this.timeout(60_000);
@@ -63,6 +66,9 @@ describe('node checkpoint', function () {
     const node = await restart(t);
     assert.equal(node.chain.checkpoint && checkpointText(node.chain.checkpoint), checkpointText(checkpoint));
     assert.match(started[0] ?? '', new RegExp(`"checkpoint":"${checkpointText(checkpoint)}"`), 'its start says which it holds');
+    const status = await rpcHandlers.status(node, {});
+    assert.deepEqual(status.checkpoint, { height: 2, hash: toHex(checkpoint.hash), passed: true }, 'status says which it holds, and that its chain passed it');
+    assert.match(lines(statusLines(status)), /^checkpoint +2:[0-9a-f]{64} \(its chain passes through it\)$/m);
   });
 
   it('one the chain in the datadir contradicts refuses the start, naming both blocks, and changes nothing', async () => {
