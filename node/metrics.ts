@@ -1,5 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { Chain } from '../consensus/chain.ts';
 import type { NodeView } from './view.ts';
 import { NETWORK_METRIC_FAMILIES, networkMetrics } from './peer-records.ts';
 import { historyCheckStatus } from './history-check.ts';
@@ -15,6 +16,31 @@ const REORG_DEPTH_BUCKETS = [1, 2, 3, 4, 6, 10, 20, 50, 100, 1000, 10_000];
 const QUEUE_BUCKETS = [0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1];
 /** Open connections: a scraper needs one; uncapped, anyone who reaches the port could take every file descriptor the node has. */
 export const MAX_METRICS_CONNECTIONS = 16;
+
+/** The main chain's tip as scrapes report it. */
+interface TipFigures {
+  readonly height: number;
+  readonly timestamp: number;
+}
+
+/**
+ * The tip's figures as of the last time the main chain was settled. Mid-way through a
+ * reorganisation (or a snapshot's install, seconds long) the main chain ends at the fork point,
+ * below the tip before and after: a scrape then showed the height falling, and an alert on a
+ * falling height fired. Then, the figures from before it began, with no wait: a scrape is never
+ * held by one. Read on every block connected too, so that they are the tip's then, not the last
+ * scrape's.
+ */
+function settledTip(chain: Pick<Chain, 'tip' | 'reorganisationUnderWay'>): () => TipFigures {
+  let last: TipFigures | undefined;
+  const read = (): TipFigures => {
+    // Made mid-way through one, there is no settled figure yet: the chain's as it stands.
+    if (last === undefined || !chain.reorganisationUnderWay) last = { height: chain.tip.height, timestamp: chain.tip.header.timestamp };
+    return last;
+  };
+  read();
+  return read;
+}
 
 /**
  * Prometheus metrics on their own port, through prom-client (process and event-loop metrics come
@@ -40,7 +66,10 @@ export class Metrics {
       new Gauge({ name, help, registers, collect() { this.set(read()); } });
     const counter = (name: string, help: string) => new Counter({ name, help, registers });
     const n = node;
-    gauge('cairn_chain_height', 'Height of the main chain tip', () => n.chain.tip.height);
+    const tip = settledTip(n.chain);
+    // The sync's own target is at least the tip, which mid-way through a reorganisation is the fork point's.
+    const syncTarget = () => Math.max(n.sync.targetHeight, tip().height);
+    gauge('cairn_chain_height', 'Height of the main chain tip', () => tip().height);
     // prom-client's default metrics include process_resident_memory_bytes.
     gauge('nodejs_heap_used_bytes', 'V8 heap in use (main thread)', () => process.memoryUsage().heapUsed);
     gauge('cairn_peers', 'Connected peers', () => n.transport.peers().length);
@@ -64,19 +93,19 @@ export class Metrics {
     gauge('cairn_mempool_bytes', 'Bytes of transactions in the mempool', () => n.mempool.bytes);
     gauge('cairn_mempool_gapped_bytes', 'Bytes of mempool transactions waiting for an earlier nonce of their sender (held to a share of the pool)', () => n.mempool.gappedBytes);
     gauge('cairn_orphan_blocks', 'Blocks waiting for their parent', () => n.chain.orphans.size);
-    gauge('cairn_sync_target_height', 'While syncing, the height of the chain being fetched; the own height otherwise', () => n.sync.targetHeight);
+    gauge('cairn_sync_target_height', 'While syncing, the height of the chain being fetched; the own height otherwise', syncTarget);
     gauge('cairn_best_peer_height', 'Highest chain a connected peer announced in its status (0 with none): minus cairn_chain_height, how far behind', () => {
       let best = 0;
       for (const { status } of n.sync.statuses.values()) best = Math.max(best, status.height);
       return best;
     });
     gauge('cairn_peers_apart', 'Peers claiming more work on a chain that forks deeper than this node reorganises: not followed (the log says which)', () => n.sync.peersApart);
-    gauge('cairn_chain_tip_timestamp_seconds', "The main chain tip's block timestamp: time() minus it is the tip's age", () => n.chain.tip.header.timestamp);
+    gauge('cairn_chain_tip_timestamp_seconds', "The main chain tip's block timestamp: time() minus it is the tip's age", () => tip().timestamp);
     gauge('cairn_pruned_height', 'Height up to which block bodies and undo data were pruned (0: none)', () => n.db.history.prunedHeight);
     gauge('cairn_mining_hash_rate', "This node's own hashes a second over about the last 10 s (0 when it does not mine)", () => n.miner?.hashRate ?? 0);
     gauge('cairn_mining_waiting', '1 while the miner waits (catching up with peers, a snapshot join to come: cairn status says why); 0 mining, or not a miner', () => (n.miner?.held !== undefined ? 1 : 0));
     gauge('cairn_syncing', '1 while catching up with peers', () => (n.sync.syncing ? 1 : 0));
-    gauge('cairn_sync_progress_ratio', 'Own height over the best announced height', () => (n.sync.targetHeight > 0 ? n.chain.tip.height / n.sync.targetHeight : 1));
+    gauge('cairn_sync_progress_ratio', 'Own height over the best announced height', () => (syncTarget() > 0 ? tip().height / syncTarget() : 1));
     gauge('cairn_address_index_progress_ratio', 'Share of the address index built (1: ready; 0 without one)', () => n.addressIndex?.status().progress ?? 0);
     gauge('cairn_history_check_height', 'Blocks below the snapshot the state came from checked so far (the snapshot height once valid; 0 without one)', () => {
       const h = historyCheckStatus(n.db.history, n.historyCheck);
@@ -94,7 +123,10 @@ export class Metrics {
     this.rpcRequest = new Histogram({ name: 'cairn_rpc_request_seconds', help: 'JSON-RPC requests by method, from parsed to answered', labelNames: ['method'], buckets: RPC_BUCKETS, registers });
     this.verifyQueueWait = new Histogram({ name: 'cairn_verify_queue_wait_seconds', help: 'Time a batch of signatures waited for a verifier thread', buckets: QUEUE_BUCKETS, registers });
 
-    node.chain.on('connect', () => imported.inc());
+    node.chain.on('connect', () => {
+      imported.inc();
+      tip();
+    });
     node.chain.on('tip', (e) => {
       if (e.disconnected.length === 0) return;
       reorgs.inc();

@@ -20,6 +20,8 @@ import { mineOn, networkParams, startNode, stopAll, verifyPoolOf, waitFor, type 
 import { chainPeerTransport } from './helpers/chain-peer.ts';
 import { asParent, mineChain, mineChild } from './helpers/mining.ts';
 import { FUNDED_KEYS, tempDir, testKey, testParams } from './helpers/fixtures.ts';
+import { heldReorganisation } from './helpers/reorg.ts';
+import type { NodeView } from '../node/view.ts';
 import { toHex } from '../ledger/bytes.ts';
 import { MemoryDisk } from '../ledger/kv-memory.ts';
 import { ChainDB } from '../ledger/chaindb.ts';
@@ -203,6 +205,36 @@ describe('metrics: gauges that stay true', function () {
     assert.equal(sync.syncing, false);
     assert.equal(sync.targetHeight, 3, 'no peer offers more than our tip now');
     await db.close();
+  });
+});
+
+describe('metrics mid-way through a reorganisation', function () {
+  this.timeout(60_000);
+
+  it('a scrape reports the tip before it, not the fork point, and does not wait for it: the height never falls', async () => {
+    // From a review: mid-way the main chain ends at the fork point, so a scrape showed the height
+    // falling from 10 to 8 before it rose to 11 (an alert on a falling height fired), and the tip's
+    // age jumping back to the fork point's.
+    let metrics: Metrics | undefined;
+    const r = await heldReorganisation({}, (chain) => {
+      // The sync's own target is the tip when it fetches nothing (node/sync.ts).
+      const sync = { syncing: false, get targetHeight() { return chain.tip.height; }, statuses: new Map(), peersApart: 0 };
+      metrics = new Metrics({ chain, sync, gossip: { on() {} }, peers: { on() {} } } as unknown as NodeView);
+    });
+    const scrape = async () => {
+      const names = ['cairn_chain_height', 'cairn_chain_tip_timestamp_seconds', 'cairn_sync_target_height', 'cairn_sync_progress_ratio'];
+      const pages = await Promise.all(names.map((name) => metrics!.registry.getSingleMetricAsString(name)));
+      return names.map((name, i) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(pages[i]!)?.[1] ?? NaN));
+    };
+    try {
+      assert.equal(r.chain.reorganisationUnderWay, true);
+      assert.deepEqual(await scrape(), [10, r.main[9]!.header.timestamp, 10, 1], 'the tip before it, block 10');
+    } finally {
+      r.release();
+    }
+    assert.equal(await r.reorganised, 'connected');
+    assert.deepEqual(await scrape(), [11, r.branch[2]!.header.timestamp, 11, 1], 'the tip after it');
+    await r.db.close();
   });
 });
 

@@ -14,9 +14,10 @@ import { asParent, mineChain, mineChild } from './mining.ts';
  * A chain of 10 blocks (mined by testKey(1)) whose reorganisation to a heavier branch forking at 8
  * (three blocks mined by testKey(2)) is held where it reads the branch's first block: mid-way, the
  * main chain ends at the fork point. `release` lets it go on; `reorganised` is its outcome.
- * `txs`: the transactions that block 9 of the main chain and of the branch hold.
+ * `txs`: the transactions that block 9 of the main chain and of the branch hold. `before` is given
+ * the chain at its tip, block 10, before the reorganisation begins.
  */
-export async function heldReorganisation(txs: { readonly main?: readonly Transaction[]; readonly branch?: readonly Transaction[] } = {}) {
+export async function heldReorganisation(txs: { readonly main?: readonly Transaction[]; readonly branch?: readonly Transaction[] } = {}, before?: (chain: Chain) => void) {
   const params = testParams();
   const now = params.timestamp + 1_000_000;
   const inner = new MemoryDisk().open();
@@ -42,6 +43,7 @@ export async function heldReorganisation(txs: { readonly main?: readonly Transac
   for (const b of main) assert.equal(await chain.processBlock(b), 'connected');
   for (const b of branch.slice(0, 2)) assert.equal(await chain.processBlock(b), 'side-branch');
   const status: Status = { genesis: genesis.header.hash, height: chain.tip.height, tipHash: chain.tip.hash, totalWork: chain.tip.totalWork, prunedHeight: 0 };
+  before?.(chain);
   heldKey = toHex(layout.block(branch[0]!.header.hash));
   const reorganised = chain.processBlock(branch[2]!);
   for (let turn = 0; release === undefined; turn++) {
