@@ -134,6 +134,8 @@ export async function verifyCommand(argv: string[], out: Out): Promise<void> {
   if (values.help) return out.help(HELP.verify);
   const path = positionals[0];
   if (!path) throw new UsageError('give the proof FILE (from cairn proof …)');
+  // Before the file, which may take seconds and hundreds of megabytes to read.
+  const checkpoint = checkpointArg(str(values, 'checkpoint'));
   const params = await genesisFor(str(values, 'genesis'));
   let text: string;
   try {
@@ -148,7 +150,7 @@ export async function verifyCommand(argv: string[], out: Out): Promise<void> {
     throw new UsageError(`cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
   const file = readProofFile(text);
-  const proven = verifyProofFile(params, file, { checkpoint: checkpointArg(str(values, 'checkpoint')), now: Math.floor(Date.now() / 1000) });
+  const proven = verifyProofFile(params, file, { checkpoint, now: Math.floor(Date.now() / 1000) });
   out.result(provenJson(proven, params), describeProof(proven, params));
 }
 

@@ -285,7 +285,7 @@ describe('proofs and proof files', function () {
     assert.throws(() => verifyProofFile(params, bad, { now: NOW }), /^ProofFileError: header 2 in the list says it is at height 3$/);
   });
 
-  it('cairn verify refuses a file larger than any proof file before reading it, saying so', async () => {
+  it('cairn verify refuses a file larger than any proof file, or a malformed --checkpoint, before reading it, saying so', async () => {
     // From the light review: it read the file whole first (600 MB of memory for a 600 MB file),
     // then said "cannot read FILE: Invalid string length", or "ERR_FS_FILE_TOO_LARGE" past 2 GB.
     const dir = tempDir();
@@ -299,6 +299,8 @@ describe('proofs and proof files', function () {
           (err: unknown) => err instanceof UsageError && err.message === `${huge} is ${size} bytes, more than any proof file: cairn proof writes at most ${MAX_FILE_HEADERS} headers (about 465 MB)`,
         );
       }
+      // A malformed flag was said only after the read: a file not there shows the order.
+      await assert.rejects(verifyCommand([join(dir.path, 'absent.json'), '--checkpoint', '12'], createOut(false, () => assert.fail('no answer printed'))), /^UsageError: --checkpoint must be HEIGHT:HASH/);
     } finally {
       dir.remove();
     }
