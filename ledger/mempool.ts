@@ -25,6 +25,8 @@ export class Mempool extends EventEmitter<{ added: [entry: MempoolEntry] }> {
   private readonly byId = this.pending.byId;
   private readonly bySender = this.pending.bySender;
   private readonly queue = new SerialQueue();
+  /** The last reorganisation's update, until it ends (followingReorganisation). */
+  private reorganisation: Promise<void> | undefined;
 
   constructor(
     state: AccountSource,
@@ -86,8 +88,23 @@ export class Mempool extends EventEmitter<{ added: [entry: MempoolEntry] }> {
     return this.byId.values();
   }
 
-  /** The nonce a new transaction from `address` should carry: after the state's and the pool's. */
+  /**
+   * While the pool follows a reorganisation (its update queued or under way), what resolves once it
+   * has; else undefined. Until then the state is the new tip's but the pool is not: the
+   * transactions of the blocks it took away are still being taken back, one at a time, each through
+   * its signature check.
+   */
+  get followingReorganisation(): Promise<void> | undefined {
+    return this.reorganisation;
+  }
+
+  /**
+   * The nonce a new transaction from `address` should carry: after the state's and the pool's, and
+   * after those a reorganisation is taking back. Just after one, the state's nonce may be held by
+   * the sender's own transaction of a block it took away: a wallet handed it would replace that.
+   */
   async nextNonce(address: Uint8Array): Promise<bigint> {
+    if (this.reorganisation) await this.reorganisation;
     let nonce = ((await this.state.getAccount(address)) ?? EMPTY_ACCOUNT).nonce;
     const pending = this.bySender.get(toHex(address));
     while (pending?.has(nonce)) nonce++;
@@ -241,6 +258,23 @@ export class Mempool extends EventEmitter<{ added: [entry: MempoolEntry] }> {
    * account they touched, and offers the transactions of disconnected blocks again.
    */
   update(connected: readonly Block[], disconnected: readonly Block[], now: number): Promise<void> {
+    const updating = this.updateNow(connected, disconnected, now);
+    if (disconnected.length > 0) {
+      // The queue runs in order: the last reorganisation's update ending means every earlier one's has.
+      const followed: Promise<void> = updating.then(
+        () => this.followed(followed),
+        () => this.followed(followed),
+      );
+      this.reorganisation = followed;
+    }
+    return updating;
+  }
+
+  private followed(reorganisation: Promise<void>): void {
+    if (this.reorganisation === reorganisation) this.reorganisation = undefined;
+  }
+
+  private updateNow(connected: readonly Block[], disconnected: readonly Block[], now: number): Promise<void> {
     return this.queue.run(async () => {
       for (const block of connected) {
         for (const tx of block.txs) {

@@ -225,7 +225,8 @@ export const rpcHandlers: Handlers = {
 
   async getAccount(node, params) {
     const address = addressParam(params);
-    // Mid-way through a reorganisation the state is the fork point's, which no chain has.
+    // Mid-way through a reorganisation the state is the fork point's, which no chain has; and
+    // nextNonce waits for the mempool to take back what the reorganisation disconnected.
     const [account, nextNonce] = await node.chain.readSettled(async () => [(await node.db.getAccount(address)) ?? { balance: 0n, nonce: 0n }, await node.mempool.nextNonce(address)] as const);
     return {
       address: encodeAddress(address),

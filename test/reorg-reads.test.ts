@@ -215,6 +215,45 @@ describe('transactions a reorganisation took back, read after it', function () {
     assert.deepEqual(await rest, { json: { confirmed: false, block_height: null, block_hash: null, block_time: null } });
     await r.db.close();
   });
+
+  it('getAccount counts them in nextNonce: a wallet is not handed the nonce its own earlier transaction holds', async () => {
+    // From a review: until the mempool had taken back the disconnected block's transaction, nextNonce
+    // was the state's nonce at the new tip, which that transaction holds: the wallet's next one
+    // replaced its own earlier one, or was refused against it.
+    const sender = testKey(0);
+    const tx = transfer(sender, testKey(3).address, 5n, 0n);
+    const r = await heldReorganisation({ main: [tx] });
+    let checked!: () => void;
+    const checking = new Promise<void>((resolve) => (checked = resolve));
+    let asked = false;
+    const mempool = new Mempool(r.db, r.params, {}, () => ((asked = true), checking));
+    r.chain.on('tip', (e) => void mempool.update(e.connected, e.disconnected, r.now));
+    r.release();
+    assert.equal(await r.reorganised, 'connected');
+    await untilAsked(() => asked);
+    const view = { params: r.params, chain: r.chain, db: r.db, mempool, addressIndex: undefined } as unknown as NodeView;
+    const answer = rpcHandlers.getAccount(view, { address: encodeAddress(sender.address) });
+    await afterTurns(5);
+    checked();
+    assert.deepEqual({ ...(await answer), address: undefined }, { address: undefined, balance: '1000000', nonce: '0', nextNonce: '1' });
+    await r.db.close();
+  });
+
+  it('getAccount does not wait on the mempool when no reorganisation is being followed', async () => {
+    // The wait is for a reorganisation's take-back only: an admission whose signature check is
+    // slow (a busy pool) holds no account read.
+    const r = await heldReorganisation();
+    r.release();
+    assert.equal(await r.reorganised, 'connected');
+    let asked = false;
+    const mempool = new Mempool(r.db, r.params, {}, () => ((asked = true), new Promise<void>(() => {})));
+    const admitting = mempool.add(transfer(testKey(0), testKey(3).address, 5n, 0n), r.now);
+    await untilAsked(() => asked);
+    const view = { params: r.params, chain: r.chain, db: r.db, mempool, addressIndex: undefined } as unknown as NodeView;
+    assert.equal((await rpcHandlers.getAccount(view, { address: encodeAddress(testKey(0).address) })).nextNonce, '0');
+    void admitting;
+    await r.db.close();
+  });
 });
 
 describe('transactions submitted mid-way through a reorganisation', function () {
