@@ -1,5 +1,6 @@
 import { CairnError, DecodeError } from '../ledger/errors.ts';
 import type { Mempool } from '../ledger/mempool.ts';
+import type { Chain } from '../consensus/chain.ts';
 import type { Transaction } from '../ledger/transaction.ts';
 import { verdictFor } from './transport.ts';
 import type { TxSignatureVerifier } from './tx-signatures.ts';
@@ -12,6 +13,7 @@ export interface TxBatchParts {
   readonly mempool: Mempool;
   readonly signatures: TxSignatureVerifier;
   readonly clock: () => number;
+  readonly chain: Pick<Chain, 'reorganisationUnderWay' | 'untilSettled'>;
 }
 
 /**
@@ -27,7 +29,10 @@ export interface TxBatchParts {
  * A forwarder relays a transaction once the block it builds on (one that funds its sender, or
  * holds its earlier nonces) is in there; that block may have reached us first, relayed before its
  * import, and still be on its way in here (`blocksArriving`). Gossip delivers a message once: what
- * such a block would let in is tried again when it is in, or lost.
+ * such a block would let in is tried again when it is in, or lost. So is what a reorganisation
+ * under way refused: mid-way the state is the fork point's, without the funds and nonces that both
+ * chains give (gossipsub awaits a validator without a deadline, and the block that made the
+ * reorganisation holds its own validation as long).
  */
 export async function admitTxBatch(
   o: TxBatchParts,
@@ -37,9 +42,19 @@ export async function admitTxBatch(
   const txs = decodeTxBatch(data);
   if (txs.length === 0) throw new DecodeError('DECODE_NON_CANONICAL', 'an empty transaction batch');
   const first = await admit(o, txs.filter((tx) => !o.mempool.has(tx.id)));
-  const arriving = first.awaitingBlock.length > 0 ? blocksArriving() : undefined;
-  const admitted = arriving ? [...first.admitted, ...(await arriving.then(() => admit(o, first.awaitingBlock))).admitted] : first.admitted;
+  const lifting = first.awaitingBlock.length > 0 ? liftingRefusals(o, blocksArriving) : undefined;
+  const admitted = lifting ? [...first.admitted, ...(await lifting.then(() => admit(o, first.awaitingBlock))).admitted] : first.admitted;
   return { admitted, whole: admitted.length === txs.length };
+}
+
+/**
+ * What may lift a refusal just made for funds or nonces, if anything: the blocks arriving, and a
+ * reorganisation the admission met, under way or ended meanwhile (the pool follows it still).
+ */
+function liftingRefusals(o: TxBatchParts, blocksArriving: () => Promise<void> | undefined): Promise<void> | undefined {
+  const arriving = blocksArriving();
+  if (!o.chain.reorganisationUnderWay && !o.mempool.followingReorganisation) return arriving;
+  return Promise.all([arriving, o.chain.untilSettled()]).then(() => undefined);
 }
 
 /** Admits `fresh` in order: those that entered, and those refused for what a block may lift. */
