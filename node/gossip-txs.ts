@@ -53,8 +53,23 @@ export async function admitTxBatch(
  */
 function liftingRefusals(o: TxBatchParts, blocksArriving: () => Promise<void> | undefined): Promise<void> | undefined {
   const arriving = blocksArriving();
-  if (!o.chain.reorganisationUnderWay && !o.mempool.followingReorganisation) return arriving;
-  return Promise.all([arriving, o.chain.untilSettled()]).then(() => undefined);
+  const met = reorganisationMet(o);
+  return met ? Promise.all([arriving, met]).then(() => undefined) : arriving;
+}
+
+/**
+ * If admission may have met a reorganisation (one under way, or ended while the pool still follows
+ * it), what resolves once none is under way: refusals for funds or nonces made meanwhile were
+ * judged against the fork point's state, and are worth trying again then (a peer's push too).
+ */
+export function reorganisationMet(o: Pick<TxBatchParts, 'chain' | 'mempool'>): Promise<void> | undefined {
+  if (!o.chain.reorganisationUnderWay && !o.mempool.followingReorganisation) return undefined;
+  return o.chain.untilSettled();
+}
+
+/** Whether a block not yet in (or a reorganisation's end) may lift `refusal`: its sender's funds, its earlier nonces. */
+export function liftedByABlock(refusal: Error): boolean {
+  return refusal instanceof CairnError && LIFTED_BY_A_BLOCK.has(refusal.code);
 }
 
 /** Admits `fresh` in order: those that entered, and those refused for what a block may lift. */
@@ -67,7 +82,7 @@ async function admit(o: TxBatchParts, fresh: readonly Transaction[]): Promise<{ 
     const outcome = outcomes[i]!;
     if (!(outcome instanceof Error)) admitted.push(fresh[i]!);
     else if (verdictFor(outcome) === 'reject') throw outcome;
-    else if (outcome instanceof CairnError && LIFTED_BY_A_BLOCK.has(outcome.code)) awaitingBlock.push(fresh[i]!);
+    else if (liftedByABlock(outcome)) awaitingBlock.push(fresh[i]!);
   }
   return { admitted, awaitingBlock };
 }

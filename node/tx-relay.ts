@@ -4,6 +4,8 @@ import type { Transaction } from '../ledger/transaction.ts';
 import type { Block } from '../ledger/block.ts';
 import { LocalTxs } from './local-txs.ts';
 import type { Gossip } from './gossip.ts';
+import { liftedByABlock, reorganisationMet } from './gossip-txs.ts';
+import type { Chain } from '../consensus/chain.ts';
 import type { TxSignatureVerifier } from './tx-signatures.ts';
 import { sleep, type Env, type Timer } from './env.ts';
 import { TransportError, waitingOutBusy, type Transport } from './transport.ts';
@@ -52,6 +54,7 @@ export class TxRelay {
     env: Env;
     names: NetworkNames;
     mempool: Mempool;
+    chain: Pick<Chain, 'reorganisationUnderWay' | 'untilSettled'>;
     gossip: Gossip;
     peers: PeerManager;
     clock: () => number;
@@ -115,25 +118,38 @@ export class TxRelay {
       'txPush',
       this.o.names.txPush,
       async (req, peer) => {
-        const txs = decodeTxBatch(req);
-        await this.o.signatures.preverifyFromPeer(await this.o.mempool.worthVerifying(txs));
-        // The first offence ends the push, as it ends a gossiped batch: each transaction after it
-        // was another signature checked, one at a time, for a peer banned already.
-        const outcomes = await this.o.mempool.addMany(txs, this.o.clock(), (refusal) => refusal instanceof CairnError && refusal.banScore > 0);
-        let admitted = 0;
-        outcomes.forEach((outcome, i) => {
-          if (outcome instanceof Error) {
-            if (outcome instanceof CairnError) this.o.peers.penalize(peer, outcome.banScore, `pushed tx: ${outcome.message}`);
-          } else {
-            this.announce(txs[i]!);
-            admitted++;
-          }
-        });
-        if (admitted > 0) this.o.records?.gave(peer, 'tx', this.o.env.monotonic());
+        const awaiting = await this.admitPushed(peer, decodeTxBatch(req));
+        // Pushes carry what a reorganisation took back (node.ts regossip) to peers often in the
+        // same one: what the fork point's state refused here is tried again after it, not lost.
+        // Not before the answer, which tells nothing: a push held that long would time out, and
+        // hold the pusher's requests in flight (its next batches answered busy, then given up).
+        const met = awaiting.length > 0 ? reorganisationMet(this.o) : undefined;
+        if (met) void met.then(() => (this.stopped ? undefined : this.admitPushed(peer, awaiting))).catch(() => {});
         return new Uint8Array(0);
       },
       { timeoutMs: PUSH_TIMEOUT_MS, maxBytes: MAX_PUSH_BYTES, onBadRequest: (peer, err) => this.o.peers.badRequest(peer, err) },
     );
+  }
+
+  /** Admits a peer's push, announcing what entered; returns those refused for funds or nonces. */
+  private async admitPushed(peer: string, txs: readonly Transaction[]): Promise<Transaction[]> {
+    await this.o.signatures.preverifyFromPeer(await this.o.mempool.worthVerifying(txs));
+    // The first offence ends the push, as it ends a gossiped batch: each transaction after it
+    // was another signature checked, one at a time, for a peer banned already.
+    const outcomes = await this.o.mempool.addMany(txs, this.o.clock(), (refusal) => refusal instanceof CairnError && refusal.banScore > 0);
+    let admitted = 0;
+    const awaiting: Transaction[] = [];
+    outcomes.forEach((outcome, i) => {
+      if (outcome instanceof Error) {
+        if (outcome instanceof CairnError) this.o.peers.penalize(peer, outcome.banScore, `pushed tx: ${outcome.message}`);
+        if (liftedByABlock(outcome)) awaiting.push(txs[i]!);
+      } else {
+        this.announce(txs[i]!);
+        admitted++;
+      }
+    });
+    if (admitted > 0) this.o.records?.gave(peer, 'tx', this.o.env.monotonic());
+    return awaiting;
   }
 
   /**

@@ -13,6 +13,8 @@ import { admitTxBatch } from '../node/gossip-txs.ts';
 import { TxSignatureVerifier } from '../node/tx-signatures.ts';
 import { InlineVerifier } from '../node/inline-verifier.ts';
 import { encodeTxBatch } from '../node/wire.ts';
+import { TxRelay } from '../node/tx-relay.ts';
+import { PeerManager } from '../node/peers.ts';
 import { rpcHandlers } from '../node/rpc-methods.ts';
 import { syncText } from '../cli/cmd-inspect.ts';
 import { answerRest } from '../node/http/rest.ts';
@@ -305,12 +307,18 @@ describe('transactions gossiped mid-way through a reorganisation', function () {
   const income = transfer(testKey(0), paid.address, 9n, 0n);
   const spend = transfer(paid, testKey(6).address, 2n, 0n);
 
-  /** A node's gossip admission on a chain held mid-way, whose mempool follows its tips; `state` reads the store unless given. */
-  async function gossipMidWay(state?: (r: Awaited<ReturnType<typeof heldReorganisation>>) => AccountSource) {
+  /** A chain held mid-way and a mempool that follows its tips; `state` reads the store unless given. */
+  async function midWay(state?: (r: Awaited<ReturnType<typeof heldReorganisation>>) => AccountSource) {
     const r = await heldReorganisation({ main: [income], branch: [income] });
     const signatures = new TxSignatureVerifier(new InlineVerifier());
     const mempool = new Mempool(state?.(r) ?? r.db, r.params, {}, (tx) => signatures.checkTx(tx));
     r.chain.on('tip', (e) => void mempool.update(e.connected, e.disconnected, r.now));
+    return { r, mempool, signatures };
+  }
+
+  /** The spend gossiped to a node held mid-way: what its admission answers. */
+  async function gossipMidWay(state?: (r: Awaited<ReturnType<typeof heldReorganisation>>) => AccountSource) {
+    const { r, mempool, signatures } = await midWay(state);
     const parts = { mempool, signatures, clock: () => r.now, chain: r.chain };
     const admitted = admitTxBatch(parts, encodeTxBatch([spend]), () => undefined).then(
       (a) => ({ admitted: a.admitted.map((tx) => tx.idHex), whole: a.whole }),
@@ -347,6 +355,31 @@ describe('transactions gossiped mid-way through a reorganisation', function () {
     held!.release();
     assert.deepEqual(await admitted, { admitted: [spend.idHex], whole: true });
     assert.ok(mempool.has(spend.id));
+    await r.db.close();
+  });
+
+  it('a peer\'s push served mid-way is judged again after it: what a reorganisation took back, pushed by a peer in the same one', async () => {
+    const { r, mempool, signatures } = await midWay();
+    let respond!: (req: Uint8Array, peer: string) => Promise<unknown>;
+    const relay = new TxRelay({
+      env: { monotonic: () => 0, setTimeout: () => 0, clearTimeout: () => {} },
+      mempool,
+      chain: r.chain,
+      signatures,
+      peers: new PeerManager(() => 0),
+      clock: () => r.now,
+      names: { txPush: '/push' },
+      serve: async (_name: string, _protocol: string, responder: typeof respond) => void (respond = responder),
+    } as unknown as TxRelay['o']);
+    await relay.start();
+    await respond(encodeTxBatch([spend]), 'peer');
+    assert.equal(mempool.has(spend.id), false, 'refused mid-way, and answered: the pusher waits for nothing');
+    r.release();
+    assert.equal(await r.reorganised, 'connected');
+    for (let turn = 0; !mempool.has(spend.id); turn++) {
+      assert.ok(turn < 1000, 'the push was judged again after the reorganisation');
+      await afterTurns(1);
+    }
     await r.db.close();
   });
 });

@@ -156,6 +156,7 @@ describe('TxRelay serving a push', () => {
     const relay = new TxRelay({
       env,
       mempool,
+      chain: { reorganisationUnderWay: false },
       signatures,
       peers,
       clock: () => 1_000,
