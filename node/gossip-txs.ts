@@ -4,7 +4,8 @@ import type { Chain } from '../consensus/chain.ts';
 import type { Transaction } from '../ledger/transaction.ts';
 import { verdictFor } from './transport.ts';
 import type { TxSignatureVerifier } from './tx-signatures.ts';
-import { decodeTxBatch } from './wire.ts';
+import type { StopGate } from './stop-gate.ts';
+import { MAX_TXS_PER_BATCH, decodeTxBatch } from './wire.ts';
 
 /** Mempool refusals that a block not yet in may lift: its sender's funds, its earlier nonces. */
 const LIFTED_BY_A_BLOCK = new Set(['MEMPOOL_INSUFFICIENT_BALANCE', 'MEMPOOL_NONCE_GAP']);
@@ -29,38 +30,31 @@ export interface TxBatchParts {
  * A forwarder relays a transaction once the block it builds on (one that funds its sender, or
  * holds its earlier nonces) is in there; that block may have reached us first, relayed before its
  * import, and still be on its way in here (`blocksArriving`). Gossip delivers a message once: what
- * such a block would let in is tried again when it is in, or lost. So is what a reorganisation
- * under way refused: mid-way the state is the fork point's, without the funds and nonces that both
- * chains give (gossipsub awaits a validator without a deadline, and the block that made the
- * reorganisation holds its own validation as long).
+ * such a block would let in is tried again when it is in, or lost. So is what was refused while a
+ * reorganisation was under way (the state then is the fork point's, without the funds and nonces
+ * both chains give), but after the message's validation (`afterReorganisation`): one may take many
+ * seconds, and gossipsub counts a message it asked for (IWANT) and validated more than 3 s later as
+ * its sender's broken promise, a behaviour penalty that past a few bans an honest peer.
  */
 export async function admitTxBatch(
   o: TxBatchParts,
   data: Uint8Array,
   blocksArriving: () => Promise<void> | undefined,
-): Promise<{ admitted: Transaction[]; whole: boolean }> {
+): Promise<{ admitted: Transaction[]; whole: boolean; afterReorganisation?: { txs: Transaction[]; until: Promise<void> } }> {
   const txs = decodeTxBatch(data);
   if (txs.length === 0) throw new DecodeError('DECODE_NON_CANONICAL', 'an empty transaction batch');
   const first = await admit(o, txs.filter((tx) => !o.mempool.has(tx.id)));
-  const lifting = first.awaitingBlock.length > 0 ? liftingRefusals(o, blocksArriving) : undefined;
-  const admitted = lifting ? [...first.admitted, ...(await lifting.then(() => admit(o, first.awaitingBlock))).admitted] : first.admitted;
+  const met = first.awaitingBlock.length > 0 ? reorganisationMet(o) : undefined;
+  if (met) return { admitted: first.admitted, whole: false, afterReorganisation: { txs: first.awaitingBlock, until: Promise.all([blocksArriving(), met]).then(() => undefined) } };
+  const arriving = first.awaitingBlock.length > 0 ? blocksArriving() : undefined;
+  const admitted = arriving ? [...first.admitted, ...(await arriving.then(() => admit(o, first.awaitingBlock))).admitted] : first.admitted;
   return { admitted, whole: admitted.length === txs.length };
-}
-
-/**
- * What may lift a refusal just made for funds or nonces, if anything: the blocks arriving, and a
- * reorganisation the admission met, under way or ended meanwhile (the pool follows it still).
- */
-function liftingRefusals(o: TxBatchParts, blocksArriving: () => Promise<void> | undefined): Promise<void> | undefined {
-  const arriving = blocksArriving();
-  const met = reorganisationMet(o);
-  return met ? Promise.all([arriving, met]).then(() => undefined) : arriving;
 }
 
 /**
  * If admission may have met a reorganisation (one under way, or ended while the pool still follows
  * it), what resolves once none is under way: refusals for funds or nonces made meanwhile were
- * judged against the fork point's state, and are worth trying again then (a peer's push too).
+ * judged against the fork point's state, and are worth trying again then.
  */
 export function reorganisationMet(o: Pick<TxBatchParts, 'chain' | 'mempool'>): Promise<void> | undefined {
   if (!o.chain.reorganisationUnderWay && !o.mempool.followingReorganisation) return undefined;
@@ -70,6 +64,49 @@ export function reorganisationMet(o: Pick<TxBatchParts, 'chain' | 'mempool'>): P
 /** Whether a block not yet in (or a reorganisation's end) may lift `refusal`: its sender's funds, its earlier nonces. */
 export function liftedByABlock(refusal: Error): boolean {
   return refusal instanceof CairnError && LIFTED_BY_A_BLOCK.has(refusal.code);
+}
+
+/**
+ * At most this many transactions of peers' batches and pushes wait for a reorganisation to end
+ * (a few MB): what a peer sends for nothing (unfunded senders, nonces far ahead) is refused mid-way
+ * as it is after, and a reorganisation thousands of blocks deep lasts long enough to gather a lot.
+ */
+export const MAX_TXS_AFTER_REORGANISATION = 10 * MAX_TXS_PER_BATCH;
+
+/**
+ * Transactions of peers' batches and pushes refused for funds or nonces mid-way through a
+ * reorganisation, tried again once it has ended, apart from the message or push that brought them
+ * (admitTxBatch says why); what enters then is relayed by this node, and the first offence is its
+ * peer's, as it would have been at once.
+ */
+export class AfterReorganisation {
+  private readonly o: TxBatchParts;
+  /** Gossip's: the stop waits for what is tried again, or finds it before it begins. */
+  private readonly gate: StopGate;
+  private readonly tell: { readonly admitted: (peer: string, txs: readonly Transaction[]) => void; readonly offence: (peer: string, err: unknown) => void };
+  private waiting = 0;
+
+  constructor(o: TxBatchParts, gate: StopGate, tell: AfterReorganisation['tell']) {
+    this.o = o;
+    this.gate = gate;
+    this.tell = tell;
+  }
+
+  /** Tries `txs` of `peer` again once `until` resolves; drops them if MAX_TXS_AFTER_REORGANISATION wait already. */
+  add(peer: string, txs: readonly Transaction[], until: Promise<void>): void {
+    if (this.waiting + txs.length > MAX_TXS_AFTER_REORGANISATION) return;
+    this.waiting += txs.length;
+    const retried = until
+      .then(() => (this.gate.stopped ? undefined : admit(this.o, txs)))
+      .then(
+        (outcome) => {
+          if (outcome && outcome.admitted.length > 0) this.tell.admitted(peer, outcome.admitted);
+        },
+        (err: unknown) => this.tell.offence(peer, err),
+      )
+      .finally(() => (this.waiting -= txs.length));
+    void this.gate.track(retried);
+  }
 }
 
 /** Admits `fresh` in order: those that entered, and those refused for what a block may lift. */

@@ -15,7 +15,7 @@ import type { NetworkNames } from './protocols.ts';
 import { isOwnFailure, ownFailureFields, verdictFor, type Transport, type Verdict } from './transport.ts';
 import type { TxSignatureVerifier } from './tx-signatures.ts';
 import { MAX_TXS_PER_BATCH, encodeTxBatch } from './wire.ts';
-import { admitTxBatch } from './gossip-txs.ts';
+import { AfterReorganisation, admitTxBatch } from './gossip-txs.ts';
 import { BlocksInFlight } from './blocks-in-flight.ts';
 import { StopGate } from './stop-gate.ts';
 import type { GossipEvents, GossipOptions } from './gossip-types.ts';
@@ -70,9 +70,13 @@ export class Gossip extends EventEmitter<GossipEvents> {
   /** `hash peer` of each compact block whose header held here lately, oldest first (MAX_REBUILT_FROM). */
   private readonly rebuiltFrom = new Set<string>();
 
+  /** What peers sent that a reorganisation under way refused, tried again once it has ended (a push's too). */
+  readonly afterReorganisation: AfterReorganisation;
+
   constructor(o: GossipOptions) {
     super();
     this.o = o;
+    this.afterReorganisation = new AfterReorganisation(o, this.gate, { admitted: (peer, txs) => this.relayOwn(peer, txs), offence: (peer, err) => void this.reject(peer, err) });
   }
 
   start(): void {
@@ -383,14 +387,20 @@ export class Gossip extends EventEmitter<GossipEvents> {
    */
   private async validateTxs(peer: string, data: Uint8Array): Promise<Verdict> {
     try {
-      const { admitted, whole } = await admitTxBatch(this.o, data, () => this.inFlight.all());
+      const { admitted, whole, afterReorganisation } = await admitTxBatch(this.o, data, () => this.inFlight.all());
+      if (afterReorganisation) this.afterReorganisation.add(peer, afterReorganisation.txs, afterReorganisation.until);
       if (admitted.length === 0) return 'ignore';
+      if (!whole) return (this.relayOwn(peer, admitted), 'ignore');
       this.gave(peer, 'tx');
-      if (whole) return 'accept';
-      for (const tx of admitted) this.o.announceTx?.(tx);
-      return 'ignore';
+      return 'accept';
     } catch (err) {
       return this.reject(peer, err);
     }
+  }
+
+  /** Transactions of `peer` that entered, relayed in a batch of our own. */
+  private relayOwn(peer: string, txs: readonly Transaction[]): void {
+    this.gave(peer, 'tx');
+    for (const tx of txs) this.o.announceTx?.(tx);
   }
 }

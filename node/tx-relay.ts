@@ -124,7 +124,7 @@ export class TxRelay {
         // Not before the answer, which tells nothing: a push held that long would time out, and
         // hold the pusher's requests in flight (its next batches answered busy, then given up).
         const met = awaiting.length > 0 ? reorganisationMet(this.o) : undefined;
-        if (met) void met.then(() => (this.stopped ? undefined : this.admitPushed(peer, awaiting))).catch(() => {});
+        if (met) this.o.gossip.afterReorganisation.add(peer, awaiting, met);
         return new Uint8Array(0);
       },
       { timeoutMs: PUSH_TIMEOUT_MS, maxBytes: MAX_PUSH_BYTES, onBadRequest: (peer, err) => this.o.peers.badRequest(peer, err) },

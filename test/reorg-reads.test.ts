@@ -1,20 +1,12 @@
 /**
  * What a client reads of the chain over RPC and REST while the node reorganises (node/rpc-methods.ts,
- * node/http/rest.ts): the state before the reorganisation or after it, never the fork point's; and
- * transactions submitted or gossiped meanwhile (node/gossip-txs.ts), judged against the state after it.
+ * node/http/rest.ts): the state before the reorganisation or after it, never the fork point's.
  */
 import assert from 'node:assert/strict';
-import { bytesEqual, toHex } from '../ledger/bytes.ts';
+import { toHex } from '../ledger/bytes.ts';
 import { encodeAddress } from '../ledger/keys.ts';
 import { Mempool } from '../ledger/mempool.ts';
 import type { Transaction } from '../ledger/transaction.ts';
-import type { AccountSource } from '../ledger/state.ts';
-import { admitTxBatch } from '../node/gossip-txs.ts';
-import { TxSignatureVerifier } from '../node/tx-signatures.ts';
-import { InlineVerifier } from '../node/inline-verifier.ts';
-import { encodeTxBatch } from '../node/wire.ts';
-import { TxRelay } from '../node/tx-relay.ts';
-import { PeerManager } from '../node/peers.ts';
 import { rpcHandlers } from '../node/rpc-methods.ts';
 import { syncText } from '../cli/cmd-inspect.ts';
 import { answerRest } from '../node/http/rest.ts';
@@ -293,93 +285,6 @@ describe('transactions submitted mid-way through a reorganisation', function () 
     r.release();
     assert.equal(await r.reorganised, 'connected');
     assert.deepEqual(await Promise.all(outcomes), spends.map((tx) => tx.idHex));
-    await r.db.close();
-  });
-});
-
-describe('transactions gossiped mid-way through a reorganisation', function () {
-  this.timeout(60_000);
-  // From a review: a gossiped batch was judged against the state mid-way, the fork point's, so a
-  // spend of funds that both chains give was refused "insufficient funds" and, gossip delivering a
-  // message once, lost to this node and to every peer behind it.
-
-  const paid = testKey(5);
-  const income = transfer(testKey(0), paid.address, 9n, 0n);
-  const spend = transfer(paid, testKey(6).address, 2n, 0n);
-
-  /** A chain held mid-way and a mempool that follows its tips; `state` reads the store unless given. */
-  async function midWay(state?: (r: Awaited<ReturnType<typeof heldReorganisation>>) => AccountSource) {
-    const r = await heldReorganisation({ main: [income], branch: [income] });
-    const signatures = new TxSignatureVerifier(new InlineVerifier());
-    const mempool = new Mempool(state?.(r) ?? r.db, r.params, {}, (tx) => signatures.checkTx(tx));
-    r.chain.on('tip', (e) => void mempool.update(e.connected, e.disconnected, r.now));
-    return { r, mempool, signatures };
-  }
-
-  /** The spend gossiped to a node held mid-way: what its admission answers. */
-  async function gossipMidWay(state?: (r: Awaited<ReturnType<typeof heldReorganisation>>) => AccountSource) {
-    const { r, mempool, signatures } = await midWay(state);
-    const parts = { mempool, signatures, clock: () => r.now, chain: r.chain };
-    const admitted = admitTxBatch(parts, encodeTxBatch([spend]), () => undefined).then(
-      (a) => ({ admitted: a.admitted.map((tx) => tx.idHex), whole: a.whole }),
-      (err: Error) => err.message,
-    );
-    return { r, mempool, admitted };
-  }
-
-  it('a batch judged mid-way is judged again after it, not lost', async () => {
-    const { r, mempool, admitted } = await gossipMidWay();
-    await afterTurns(5);
-    r.release();
-    assert.equal(await r.reorganised, 'connected');
-    assert.deepEqual(await admitted, { admitted: [spend.idHex], whole: true }, 'admitted, and forwarded as it came');
-    assert.ok(mempool.has(spend.id));
-    await r.db.close();
-  });
-
-  it('a batch judged mid-way whose refusal comes after the reorganisation ended is judged again', async () => {
-    // The admission read the fork point's account, and the reorganisation ended before it refused:
-    // none is under way any more, but the pool is still following it.
-    let held: { release: () => void } | undefined;
-    let reads = 0;
-    const { r, mempool, admitted } = await gossipMidWay((r) => ({
-      async getAccount(address) {
-        const account = await r.db.getAccount(address);
-        if (bytesEqual(address, paid.address) && ++reads === 2) await new Promise<void>((resolve) => (held = { release: resolve }));
-        return account;
-      },
-    }));
-    await untilAsked(() => held !== undefined);
-    r.release();
-    assert.equal(await r.reorganised, 'connected');
-    held!.release();
-    assert.deepEqual(await admitted, { admitted: [spend.idHex], whole: true });
-    assert.ok(mempool.has(spend.id));
-    await r.db.close();
-  });
-
-  it('a peer\'s push served mid-way is judged again after it: what a reorganisation took back, pushed by a peer in the same one', async () => {
-    const { r, mempool, signatures } = await midWay();
-    let respond!: (req: Uint8Array, peer: string) => Promise<unknown>;
-    const relay = new TxRelay({
-      env: { monotonic: () => 0, setTimeout: () => 0, clearTimeout: () => {} },
-      mempool,
-      chain: r.chain,
-      signatures,
-      peers: new PeerManager(() => 0),
-      clock: () => r.now,
-      names: { txPush: '/push' },
-      serve: async (_name: string, _protocol: string, responder: typeof respond) => void (respond = responder),
-    } as unknown as TxRelay['o']);
-    await relay.start();
-    await respond(encodeTxBatch([spend]), 'peer');
-    assert.equal(mempool.has(spend.id), false, 'refused mid-way, and answered: the pusher waits for nothing');
-    r.release();
-    assert.equal(await r.reorganised, 'connected');
-    for (let turn = 0; !mempool.has(spend.id); turn++) {
-      assert.ok(turn < 1000, 'the push was judged again after the reorganisation');
-      await afterTurns(1);
-    }
     await r.db.close();
   });
 });

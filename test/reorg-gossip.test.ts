@@ -1,0 +1,129 @@
+/**
+ * Transactions that reach a node by gossip or a peer's push while it reorganises (node/gossip-txs.ts,
+ * node/tx-relay.ts): judged against the state after the reorganisation, not lost to the fork point's.
+ */
+import assert from 'node:assert/strict';
+import { bytesEqual } from '../ledger/bytes.ts';
+import { Mempool } from '../ledger/mempool.ts';
+import type { Transaction } from '../ledger/transaction.ts';
+import type { AccountSource } from '../ledger/state.ts';
+import { MAX_TXS_AFTER_REORGANISATION } from '../node/gossip-txs.ts';
+import { Gossip } from '../node/gossip.ts';
+import type { GossipOptions } from '../node/gossip-types.ts';
+import type { GossipValidator, Transport } from '../node/transport.ts';
+import type { NetworkNames } from '../node/protocols.ts';
+import { TxSignatureVerifier } from '../node/tx-signatures.ts';
+import { InlineVerifier } from '../node/inline-verifier.ts';
+import { encodeTxBatch } from '../node/wire.ts';
+import { TxRelay } from '../node/tx-relay.ts';
+import { PeerManager } from '../node/peers.ts';
+import { afterTurns, testKey, transfer } from './helpers/fixtures.ts';
+import { heldReorganisation, untilAsked } from './helpers/reorg.ts';
+
+describe('transactions gossiped or pushed mid-way through a reorganisation', function () {
+  this.timeout(60_000);
+  // From a review: a gossiped batch was judged against the state mid-way, the fork point's, so a
+  // spend of funds that both chains give was refused "insufficient funds" and, gossip delivering a
+  // message once, lost to this node and to every peer behind it.
+
+  const paid = testKey(5);
+  const income = transfer(testKey(0), paid.address, 9n, 0n);
+  const spend = transfer(paid, testKey(6).address, 2n, 0n);
+
+  /** A node's gossip on a chain held mid-way, its mempool following the tips; `state` reads the store unless given. */
+  async function midWay(state?: (r: Awaited<ReturnType<typeof heldReorganisation>>) => AccountSource) {
+    const r = await heldReorganisation({ main: [income], branch: [income] });
+    const signatures = new TxSignatureVerifier(new InlineVerifier());
+    const mempool = new Mempool(state?.(r) ?? r.db, r.params, {}, (tx) => signatures.checkTx(tx));
+    r.chain.on('tip', (e) => void mempool.update(e.connected, e.disconnected, r.now));
+    const validators = new Map<string, GossipValidator>();
+    const transport = { subscribe: (topic: string, validate: GossipValidator) => void validators.set(topic, validate) } as unknown as Transport;
+    const peers = new PeerManager(() => 0);
+    const relayed: string[] = [];
+    const names = { blockTopic: '/blocks', compactBlockTopic: '/cblocks', txTopic: '/txs' } as NetworkNames;
+    const gossip = new Gossip({ transport, names, chain: r.chain, mempool, peers, signatures, clock: () => r.now, announceTx: (tx: Transaction) => void relayed.push(tx.idHex) } as unknown as GossipOptions);
+    gossip.start();
+    const gossiped = (peer: string, txs: readonly Transaction[]) => validators.get('/txs')!(peer, encodeTxBatch(txs));
+    /** Once this node relays `spend` (it entered, after the reorganisation). */
+    const relayedAfter = async () => {
+      for (let turn = 0; !relayed.includes(spend.idHex); turn++) {
+        assert.ok(turn < 1000, 'the spend was judged again after the reorganisation, and relayed');
+        await afterTurns(1);
+      }
+    };
+    return { r, mempool, signatures, peers, gossip, gossiped, relayedAfter };
+  }
+
+  it('a batch refused mid-way is judged again after it and relayed, the validation not held meanwhile', async () => {
+    const { r, mempool, peers, gossiped, relayedAfter } = await midWay();
+    assert.equal(await gossiped('peer', [spend]), 'ignore');
+    assert.equal(r.chain.reorganisationUnderWay, true, 'answered mid-way: gossipsub counts a message it asked for and validated 3 s later as a broken promise');
+    r.release();
+    assert.equal(await r.reorganised, 'connected');
+    await relayedAfter();
+    assert.ok(mempool.has(spend.id));
+    assert.equal(peers.score('peer'), 0, 'no offence');
+    await r.db.close();
+  });
+
+  it('a batch judged mid-way whose refusal comes after the reorganisation ended is judged again', async () => {
+    // The admission read the fork point's account, and the reorganisation ended before it refused:
+    // none is under way any more, but the pool is still following it.
+    let held: { release: () => void } | undefined;
+    let reads = 0;
+    const { r, mempool, gossiped, relayedAfter } = await midWay((r) => ({
+      async getAccount(address) {
+        const account = await r.db.getAccount(address);
+        if (bytesEqual(address, paid.address) && ++reads === 2) await new Promise<void>((resolve) => (held = { release: resolve }));
+        return account;
+      },
+    }));
+    const verdict = gossiped('peer', [spend]);
+    await untilAsked(() => held !== undefined);
+    r.release();
+    assert.equal(await r.reorganised, 'connected');
+    held!.release();
+    assert.equal(await verdict, 'ignore');
+    await relayedAfter();
+    assert.ok(mempool.has(spend.id));
+    await r.db.close();
+  });
+
+  it('a peer\'s push served mid-way is judged again after it: what a reorganisation took back, pushed by a peer in the same one', async () => {
+    const { r, mempool, signatures, gossip, relayedAfter } = await midWay();
+    let respond!: (req: Uint8Array, peer: string) => Promise<unknown>;
+    const relay = new TxRelay({
+      env: { monotonic: () => 0, setTimeout: () => 0, clearTimeout: () => {} },
+      mempool,
+      chain: r.chain,
+      gossip,
+      signatures,
+      peers: new PeerManager(() => 0),
+      clock: () => r.now,
+      names: { txPush: '/push' },
+      serve: async (_name: string, _protocol: string, responder: typeof respond) => void (respond = responder),
+    } as unknown as TxRelay['o']);
+    await relay.start();
+    await respond(encodeTxBatch([spend]), 'peer');
+    assert.equal(mempool.has(spend.id), false, 'refused mid-way, and answered: the pusher waits for nothing');
+    r.release();
+    assert.equal(await r.reorganised, 'connected');
+    await relayedAfter();
+    assert.ok(mempool.has(spend.id));
+    await r.db.close();
+  });
+
+  it(`at most ${MAX_TXS_AFTER_REORGANISATION} transactions wait for its end: what peers send for nothing is not gathered without bound`, async () => {
+    const { r, mempool, gossip } = await midWay();
+    let ended!: () => void;
+    const unfunded = transfer(testKey(7), testKey(6).address, 2n, 0n);
+    gossip.afterReorganisation.add('flooder', Array<Transaction>(MAX_TXS_AFTER_REORGANISATION).fill(unfunded), new Promise<void>((resolve) => (ended = resolve)));
+    gossip.afterReorganisation.add('peer', [spend], r.chain.untilSettled());
+    r.release();
+    assert.equal(await r.reorganised, 'connected');
+    ended();
+    await gossip.drained();
+    assert.equal(mempool.has(spend.id), false, 'no room left for it');
+    await r.db.close();
+  });
+});
