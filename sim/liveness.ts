@@ -98,7 +98,8 @@ export class Liveness {
     const parent = node.chain.getEntry(block.header.prevHash);
     if (!entry || !parent) return;
     const minedAt = w.scheduler.now;
-    const inStep = w.nodes.filter((n) => n.honest && n.node && n.transport && n.node.chain.tip.totalWork >= parent.totalWork);
+    // A node below its checkpoint takes no block from gossip (node/gossip.ts), and forwards none: sync brings it the chain through the checkpoint.
+    const inStep = w.nodes.filter((n) => n.honest && n.node && n.transport && n.node.chain.tip.totalWork >= parent.totalWork && !belowCheckpoint(n.node));
     const dist = this.shortestPaths(miner, inStep, block.header.prevHash);
     if (!dist) {
       this.counts.lossy++;
@@ -189,4 +190,9 @@ export class Liveness {
       this.fail('txs-confirm', `${sim.id}: ${lost.length} of ${due.length} users' transactions neither mined nor replaced, the first ${first.tx.idHex.slice(0, 16)} (nonce ${first.tx.nonce}) admitted at ${((first.atMs - SIM_EPOCH_MS) / 1000).toFixed(1)} s`);
     }
   }
+}
+
+function belowCheckpoint(node: CairnNode): boolean {
+  const checkpoint = node.chain.checkpoint;
+  return checkpoint !== undefined && node.chain.tip.height < checkpoint.height;
 }

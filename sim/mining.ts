@@ -27,9 +27,15 @@ export async function mineBlock(node: CairnNode, coinbase: Uint8Array, now = nod
 /**
  * A chain the network already has when the run starts: `count` blocks on schedule from genesis
  * (coinbase-only unless `txsAt` gives each height its transactions), so that nodes joining later have a long download (several batches,
- * from several peers) ahead of them.
+ * from several peers) ahead of them. `timestampAt` stamps them otherwise (the capturer's cheap chain).
  */
-export function mineHistory(params: ChainParams, count: number, coinbase: Uint8Array, txsAt: (height: number) => readonly Transaction[] = () => []): Block[] {
+export function mineHistory(
+  params: ChainParams,
+  count: number,
+  coinbase: Uint8Array,
+  txsAt: (height: number) => readonly Transaction[] = () => [],
+  timestampAt: (height: number, parentTimestamp: number) => number = (_height, parentTimestamp) => parentTimestamp + params.blockTime,
+): Block[] {
   const out: Block[] = [];
   let parent = genesisBlock(params).header;
   let anchor: number | undefined;
@@ -40,7 +46,7 @@ export function mineHistory(params: ChainParams, count: number, coinbase: Uint8A
     const txs = txsAt(height);
     const cb = { to: coinbase, amount: params.reward + txs.reduce((sum, tx) => sum + tx.fee, 0n) };
     state = stateAfter(state, cb, txs);
-    const base = templateHeader({ height, prevHash: parent.hash, coinbase: cb, txs, stateRoot: state.root, timestamp: parent.timestamp + params.blockTime, target });
+    const base = templateHeader({ height, prevHash: parent.hash, coinbase: cb, txs, stateRoot: state.root, timestamp: timestampAt(height, parent.timestamp), target });
     const nonce = searchNonce(base.bytes, targetBytes(target), 0n, 1_000_000, sha256);
     if (nonce === undefined) throw new Error('history: no nonce');
     const block = makeBlock(makeHeader({ ...base, nonce }), cb, txs);

@@ -8,12 +8,14 @@ import { InlineVerifier } from '../node/inline-verifier.ts';
 import type { SignatureVerifier } from '../node/tx-signatures.ts';
 import { toHex } from '../ledger/bytes.ts';
 import { sha256 } from '../ledger/hash.ts';
+import type { Checkpoint } from '../consensus/proof-file.ts';
+import type { CheckpointStore } from '../node/checkpoint.ts';
 import { SimEnv } from './env.ts';
 import { SimTransport, type SimNetwork } from './network.ts';
 import type { Random } from './random.ts';
 import type { Scheduler } from './scheduler.ts';
 
-export type Role = 'honest' | 'garbage' | 'tamperer' | 'liar' | 'selfish' | 'freerider' | 'flooder' | 'sybil' | 'timewarper' | 'equivocator' | 'withholder' | 'replayer' | 'eclipser';
+export type Role = 'honest' | 'garbage' | 'tamperer' | 'liar' | 'selfish' | 'freerider' | 'flooder' | 'sybil' | 'timewarper' | 'equivocator' | 'withholder' | 'replayer' | 'eclipser' | 'capturer';
 
 export interface SimNodeSpec {
   readonly id: string;
@@ -39,6 +41,11 @@ export interface SimNodeSpec {
   readonly snapshotSync?: boolean;
   /** State tree nodes below the top it keeps in memory (default the node's). */
   readonly cachedTreeNodes?: number;
+  /**
+   * Starts first with a checkpoint of the honest chain (`cairn node --checkpoint`), as an operator
+   * following the README does: World.startNode reads it off a trusted node.
+   */
+  readonly checkpointed?: boolean;
 }
 
 /**
@@ -90,6 +97,9 @@ export class SimNode {
     load: async () => this.bans,
     save: async (bans) => void (this.bans = [...bans]),
   };
+  /** The checkpoint it holds, kept across its lives as a real node keeps it in its datadir. */
+  private checkpoint: Checkpoint | undefined;
+  private readonly checkpointStore: CheckpointStore;
   private env: SimEnv | undefined;
   private kv: MemoryKv | undefined;
   private historyKv: MemoryKv | undefined;
@@ -99,6 +109,11 @@ export class SimNode {
 
   constructor(spec: SimNodeSpec) {
     this.spec = spec;
+    this.checkpointStore = {
+      datadir: `${spec.id}'s datadir`,
+      read: () => this.checkpoint,
+      write: async (checkpoint) => void (this.checkpoint = checkpoint),
+    };
   }
 
   get id(): string {
@@ -126,6 +141,10 @@ export class SimNode {
     snapshotInterval?: number;
     /** Called once the node has its chain and peers, before its transport carries anything. */
     onNode: (node: CairnNode) => void;
+    /** Awaited after onNode, before the transport is made: what the node must hold before any peer reaches it. */
+    beforeTransport?: (node: CairnNode) => Promise<void>;
+    /** Given to this start (`--checkpoint`): held, and kept for the next lives. */
+    checkpoint?: Checkpoint;
   }): Promise<CairnNode> {
     this.lives++;
     const env = new SimEnv(o.scheduler, o.rng.fork(`env-${this.id}-${this.lives}`), this.spec.skewMs);
@@ -150,6 +169,7 @@ export class SimNode {
       },
       createTransport: async (gate) => {
         o.onNode(node);
+        if (o.beforeTransport) await o.beforeTransport(node);
         const t = o.net.attach(this.id, gate);
         this.transport = t;
         return t;
@@ -163,6 +183,8 @@ export class SimNode {
       snapshotSync: this.spec.snapshotSync,
       cachedTreeNodes: this.spec.cachedTreeNodes,
       snapshotInterval: o.snapshotInterval,
+      checkpoint: o.checkpoint,
+      checkpointStore: this.checkpointStore,
       statusIntervalMs: 15_000,
       banSeconds: 600,
       banStore: this.banStore,

@@ -11,6 +11,7 @@ import { SimNode, type SimNodeSpec } from './sim-node.ts';
 import { mineBlock, mineHistory } from './mining.ts';
 import type { Wallets } from './wallets.ts';
 import type { Transaction } from '../ledger/transaction.ts';
+import type { Checkpoint } from '../consensus/proof-file.ts';
 import { Faults, type Fault } from './faults.ts';
 
 export interface WorldOptions {
@@ -122,6 +123,8 @@ export class World {
     const chosen = sim.spec.bootstrapTo ? others.filter((n) => sim.spec.bootstrapTo!.includes(n.id)) : this.rng.fork(`bootstrap-${sim.id}-${sim.lives}`).shuffle(others).slice(0, 2);
     const bootstrap = chosen.map((n) => this.net.address(n.id));
     if (sim.spec.uplinkBytesPerMs) this.net.place(sim.id, { uplinkBytesPerMs: sim.spec.uplinkBytesPerMs });
+    const checkpoint = sim.spec.checkpointed && sim.lives === 0 ? await this.trustedCheckpoint(sim) : undefined;
+    const prepare = this.beforeTransport.get(sim.id);
     this.record(`start ${sim.id} life ${sim.lives + 1}`);
     await sim.start({
       scheduler: this.scheduler,
@@ -134,14 +137,47 @@ export class World {
       window: this.o.window,
       snapshotInterval: this.o.snapshotInterval,
       onNode: (node) => this.watch(sim, node),
+      beforeTransport: prepare && ((node) => prepare(sim, node)),
+      checkpoint,
     });
     if (sim.node) for (const o of this.observers) o.onStarted?.(sim, sim.node);
     if (sim.node && sim === this.nodes[0] && sim.lives === 1 && this.o.history > 0) {
-      const blocks = this.o.historyBlocks?.() ?? mineHistory(this.o.params, this.o.history, this.o.wallets.minerAddress(0));
-      for (const block of blocks) await sim.node.chain.processBlock(block);
+      for (const block of this.historyChain()) await sim.node.chain.processBlock(block);
       this.record(`history ${this.o.history} on ${sim.id}`);
     }
   }
+
+  private history: readonly Block[] | undefined;
+
+  /** The chain the first node holds at the start (WorldOptions.history). */
+  private historyChain(): readonly Block[] {
+    this.history ??= this.o.historyBlocks?.() ?? mineHistory(this.o.params, this.o.history, this.o.wallets.minerAddress(0));
+    return this.history;
+  }
+
+  /**
+   * What an operator following the README gives a new node: a block from `cairn block HEIGHT` on a
+   * node it trusts, deep enough that no reorganisation takes it off (the reorg depth below the tip
+   * of the running honest node with the most work), or, while that node's chain is shorter, the tip
+   * of the history the network had when the run began. None if there is neither.
+   */
+  private async trustedCheckpoint(sim: SimNode): Promise<Checkpoint | undefined> {
+    const trusted = this.nodes.filter((n) => n !== sim && n.honest && n.node).map((n) => n.node!);
+    const best = trusted.reduce<CairnNode | undefined>((a, b) => (a && a.chain.tip.totalWork >= b.chain.tip.totalWork ? a : b), undefined);
+    const height = best ? best.chain.tip.height - this.o.reorgDepth : 0;
+    if (best && height > 0) {
+      const hash = await best.db.getHashAtHeight(height);
+      if (hash) return { height, hash };
+    }
+    const tip = this.o.history > 0 ? this.historyChain().at(-1) : undefined;
+    return tip && { height: tip.header.height, hash: tip.header.hash };
+  }
+
+  /**
+   * Hooks for adversaries whose node must hold something before any peer reaches it (the
+   * capturer's cheap chain), awaited at each start before its transport is made.
+   */
+  readonly beforeTransport = new Map<string, (sim: SimNode, node: CairnNode) => Promise<void>>();
 
   /** Hooks a node's events as it starts (its chain and peers exist, its transport not yet). */
   private watch(sim: SimNode, node: CairnNode): void {
@@ -218,6 +254,9 @@ export class World {
 
   private async mine(sim: SimNode): Promise<void> {
     const node = sim.node!;
+    // A miner waits below its checkpoint (node/miner.ts, CatchUpGate): its block would be on a chain that cannot pass through it.
+    const checkpoint = node.chain.checkpoint;
+    if (checkpoint && node.chain.tip.height < checkpoint.height) return;
     const block = await mineBlock(node, this.o.wallets.minerAddress(sim.spec.minerKey));
     if (!block) return;
     this.counts.blocks++;
