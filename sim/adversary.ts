@@ -74,6 +74,7 @@ export function arm(world: World, checker: Checker): void {
         case 'eclipser':
           return every(world, sim, 5_000, eclipse(world, sim, node, rng));
         case 'timewarper':
+        case 'capturer': // sim/capture.ts
         case 'honest':
           return;
       }

@@ -12,7 +12,7 @@ const USAGE = `usage: npm run sim -- --seed S [--nodes N] [--minutes M] [--calm]
 One seeded scenario, or a sweep of K seeds from F (default 1); exit status 1 if any seed fails.
 --adversaries R1,R2 gives the seed's adversaries (at least one) roles drawn from these, among
 ${ALL_ADVERSARIES.join(', ')}; timewarper, equivocator, withholder,
-replayer and eclipser come only so.
+replayer, eclipser and capturer come only so.
 --light-clients N adds N light clients (each bootstrapped off a few full nodes, honest or not; some
 join late, some crash or stop and come back), checked at the end against the honest nodes.
 --json prints one JSON object: for a seed, its whole result with its trace hash (the same code and
@@ -88,7 +88,7 @@ const replay = (seed: string) =>
 
 function summary(r: SimResult): string {
   const failed = Object.entries(r.invariants).filter(([, v]) => v === 'fail').map(([k]) => k);
-  return `seed ${r.seed}: ${r.ok ? 'ok' : 'FAIL ' + failed.join(', ')}  ${r.nodes} nodes (${Object.entries(r.roles).map(([k, v]) => `${v} ${k}`).join(', ')}), ${r.simulatedSeconds} s simulated in ${r.wallMs} ms, ${r.blocks} blocks, ${r.txs} txs, ${r.reorgs} reorgs (deepest ${r.deepestReorg}), ${r.liveness.judged} arrivals judged (${r.liveness.faulty + r.liveness.lossy} blocks not: ${r.liveness.faulty} in faults, ${r.liveness.lossy} lossy), ${r.liveness.txsJudged} txs judged, ${r.snapshotJoins > 0 ? `${r.snapshotJoins} snapshot joins, ` : ''}${r.treeReads.nodes + r.treeReads.prefetched} tree nodes read (${r.treeReads.prefetched} ahead), faults ${JSON.stringify(r.faults)}, ${Object.keys(r.acts).length > 0 ? `acts ${JSON.stringify(r.acts)}, ` : ''}${r.lightClients ? `light clients ${JSON.stringify(r.lightClients)}, ` : ''}trace ${r.traceHash.slice(0, 16)}`;
+  return `seed ${r.seed}: ${r.ok ? 'ok' : 'FAIL ' + failed.join(', ')}  ${r.nodes} nodes (${Object.entries(r.roles).map(([k, v]) => `${v} ${k}`).join(', ')}), ${r.simulatedSeconds} s simulated in ${r.wallMs} ms, ${r.blocks} blocks, ${r.txs} txs, ${r.reorgs} reorgs (deepest ${r.deepestReorg}), ${r.liveness.judged} arrivals judged (${r.liveness.faulty + r.liveness.lossy} blocks not: ${r.liveness.faulty} in faults, ${r.liveness.lossy} lossy), ${r.liveness.txsJudged} txs judged, ${r.snapshotJoins > 0 ? `${r.snapshotJoins} snapshot joins, ` : ''}${r.treeReads.nodes + r.treeReads.prefetched} tree nodes read (${r.treeReads.prefetched} ahead), faults ${JSON.stringify(r.faults)}, ${Object.keys(r.acts).length > 0 ? `acts ${JSON.stringify(r.acts)}, ` : ''}${r.lightClients ? `light clients ${JSON.stringify(r.lightClients)}, ` : ''}${r.captured ? `captured ${JSON.stringify(r.captured)}, ` : ''}trace ${r.traceHash.slice(0, 16)}`;
 }
 
 if (values.seeds !== undefined) {

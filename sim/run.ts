@@ -3,6 +3,7 @@ import { scenario, type ScenarioOptions } from './scenario.ts';
 import { World } from './world.ts';
 import { arm } from './adversary.ts';
 import { SimLightClients, lightClientSpecs } from './light-clients.ts';
+import { Capturers } from './capture.ts';
 
 export interface SimResult {
   readonly seed: string;
@@ -27,6 +28,8 @@ export interface SimResult {
   /** Penalties honest nodes gave each adversary role (its identities' included). */
   readonly penalised: Record<string, number>;
   /** With light clients (ScenarioOptions.lightClients): how many, those judged at the end (on an honest node's tip), accounts proven, their crashes and clean stops; accounts asked for while the network ran, proven, and compared with an honest node at that block; bans they gave adversaries; clients left on a withholder's chain of as much work (not judged). */
+  /** With a capturer (sim/capture.ts): the honest nodes that ended on a capturer's chain. */
+  readonly captured?: readonly string[];
   readonly lightClients?: { readonly clients: number; readonly checked: number; readonly proofs: number; readonly crashes: number; readonly stops: number; readonly queries: number; readonly queriesProven: number; readonly queriesCompared: number; readonly adversariesBanned: number; readonly onWithheldChain: number };
   readonly events: number;
   readonly traceHash: string;
@@ -61,6 +64,8 @@ export async function simulate(seed: string, options: ScenarioOptions = {}): Pro
   const world = new World(o);
   const checker = new Checker(world);
   arm(world, checker);
+  const capturers = o.nodes.some((n) => n.role === 'capturer') ? new Capturers(world) : undefined;
+  let captured: string[] | undefined;
   const lights = options.lightClients ? new SimLightClients(world, lightClientSpecs(seed, options.lightClients, o.nodes.map((n) => n.id), o.durationMs)) : undefined;
   lights?.schedule();
   try {
@@ -68,6 +73,7 @@ export async function simulate(seed: string, options: ScenarioOptions = {}): Pro
       checker.schedule(10_000);
       await world.run();
       await checker.final();
+      captured = await capturers?.captured();
       await lights?.final((message) => checker.fail('light-clients', message));
     });
   } finally {
@@ -95,6 +101,7 @@ export async function simulate(seed: string, options: ScenarioOptions = {}): Pro
     acts: world.counts.acts,
     roles,
     penalised: { ...checker.penalised },
+    ...(captured ? { captured } : {}),
     ...(lights ? { lightClients: { clients: lights.specs.length, ...lights.counts } } : {}),
     events: world.scheduler.events,
     traceHash: world.traceHash(),

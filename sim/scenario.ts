@@ -7,6 +7,7 @@ import { SIM_EPOCH_MS, type WorldOptions } from './world.ts';
 import type { Fault } from './faults.ts';
 import { Wallets } from './wallets.ts';
 import { DEEP_KEY_PAIRS } from './deep-accounts.ts';
+import { withCapturers } from './capture.ts';
 
 export interface ScenarioOptions {
   /** Nodes, adversaries included (default: 4 to 10, from the seed). */
@@ -22,6 +23,8 @@ export interface ScenarioOptions {
   readonly adversaries?: readonly Role[];
   /** Light clients joining the world (sim/light-clients.ts), from a stream of their own (default none). */
   readonly lightClients?: number;
+  /** The joiner each capturer is given starts without its checkpoint, to show that the capture bites (sim/capture.ts). */
+  readonly withholdCheckpoint?: boolean;
 }
 
 /** A quarter of the users' accounts sit below the tree's top, so most blocks change stored nodes. */
@@ -31,7 +34,7 @@ const ADVERSARIES: readonly Role[] = ['garbage', 'tamperer', 'liar', 'selfish', 
  * Adversaries that break no rule (sim/lawful-adversaries.ts), kept out of the default mix so that
  * every seed's run stays as it was: `npm run sim -- --adversaries ROLE,...` brings them in.
  */
-export const EXTRA_ADVERSARIES: readonly Role[] = ['timewarper', 'equivocator', 'withholder', 'replayer', 'eclipser'];
+export const EXTRA_ADVERSARIES: readonly Role[] = ['timewarper', 'equivocator', 'withholder', 'replayer', 'eclipser', 'capturer'];
 export const ALL_ADVERSARIES: readonly Role[] = [...ADVERSARIES, ...EXTRA_ADVERSARIES];
 /** Adversaries that mine, each with this share of the hash power. */
 const ADVERSARY_MINERS: readonly Role[] = ['selfish', 'timewarper', 'equivocator', 'withholder'];
@@ -78,8 +81,10 @@ export function scenario(seed: string, o: ScenarioOptions = {}): WorldOptions {
   const minutes = o.minutes ?? rng.range(2, 5);
   const durationMs = minutes * 60_000;
   const calm = o.calm ?? false;
+  // A capturer needs an honest chain longer than the reorg depth to undercut (sim/capture.ts).
+  const capturing = !calm && n >= 4 && (o.adversaries?.includes('capturer') ?? false);
   // Some networks have a past: a chain of up to 250 blocks the first node holds at the start.
-  const history = !calm && rng.chance(0.5) ? rng.range(40, 250) : 0;
+  const history = !calm && (rng.chance(0.5) || capturing) ? rng.range(40, 250) : 0;
   const drawn = calm || n < 4 ? 0 : rng.pick([0, 0, 1, 1, 2]);
   const adversaries = o.adversaries && !calm && n >= 4 ? Math.max(1, drawn) : drawn;
   // Its own stream, so that the other choices of a seed stay as they are.
@@ -129,7 +134,7 @@ export function scenario(seed: string, o: ScenarioOptions = {}): WorldOptions {
   // in memory (so forks load the chain below from the store, and a history of up to 250 crosses
   // the window's edge all the time), some the real defaults.
   const depths = new Random(`reorg-depth:${seed}`);
-  const small = depths.chance(0.8);
+  const small = depths.chance(0.8) || capturing;
   const reorgDepth = small ? 16 : DEFAULT_REORG_DEPTH;
   const window = small ? 4 : DEFAULT_WINDOW;
   // Some honest nodes prune all they may (n0, which holds the history, never does): the others
@@ -152,7 +157,7 @@ export function scenario(seed: string, o: ScenarioOptions = {}): WorldOptions {
     reorgDepth,
     window,
     snapshotInterval: snapshots ? SIM_SNAPSHOT_INTERVAL : undefined,
-    nodes: cached,
+    nodes: withCapturers(seed, cached, o.withholdCheckpoint ?? false),
     durationMs,
     quietMs: 120_000,
     defaultLink: link(rng, rough),

@@ -3,7 +3,8 @@
  * the timestamp rules, an equivocator, a withholder of bodies, a replayer of old blocks and
  * transactions, an eclipser announcing identities of one host. Each runs in seeds of its own,
  * does what it is for (its acts are counted), and every invariant holds against it; a seed with
- * all five is deterministic; and the default mix, which every other seed runs, never has them.
+ * all of them (the capturer too: test/sim-capture.test.ts) is deterministic; and the default mix,
+ * which every other seed runs, never has them.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -45,7 +46,7 @@ describe('simulation: adversaries that break no rule', function () {
     });
   }
 
-  it('a seed with all five, run twice, gives the same trace byte for byte', async () => {
+  it('a seed with all of them, run twice, gives the same trace byte for byte', async () => {
     for (const seed of ['3', '5']) {
       const a = await simulate(seed, { adversaries: EXTRA_ADVERSARIES });
       const b = await simulate(seed, { adversaries: EXTRA_ADVERSARIES });
