@@ -55,6 +55,13 @@ describe('simulation: a capturer with a cheap chain, and joiners with checkpoint
     }
   });
 
+  it('a node below its checkpoint neither mines nor is judged for a gossiped block it may not take', async () => {
+    // Seed 36: n7, at genesis below its checkpoint, won the lottery for block 1 (a real miner waits
+    // there: CatchUpGate), and n8, at genesis below its own, was held to take it from gossip.
+    const r = await simulate('36', CAPTURE);
+    assert.ok(r.ok, explain(r, false));
+  });
+
   it('a seed with capturers, run twice, gives the same trace byte for byte; the default mix has none', async () => {
     const a = await simulate('3', CAPTURE);
     const b = await simulate('3', CAPTURE);
