@@ -1,6 +1,7 @@
 import { toHex } from '../ledger/bytes.ts';
 import type { Block } from '../ledger/block.ts';
 import type { CairnNode } from '../node/node.ts';
+import { blockWork } from '../consensus/pow.ts';
 import { mineHistory } from './mining.ts';
 import { Random } from './random.ts';
 import type { SimNode, SimNodeSpec } from './sim-node.ts';
@@ -59,17 +60,27 @@ export class Capturers {
     }
     for (const block of blocks) await node.chain.processBlock(block);
     if (sim.lives > 1) return;
-    const honest = this.bestHonest();
+    const honest = this.honestChain();
     const tip = node.chain.tip;
     // A chain heavier than the honest one is no attack, only the network's new chain: the capturer is broken.
-    if (!honest || tip.totalWork >= honest.totalWork) throw new Error(`capturer ${sim.id}: its chain of ${tip.height} blocks (work ${tip.totalWork}) is not lighter than the honest chain (work ${honest?.totalWork})`);
+    if (tip.totalWork >= honest.totalWork) throw new Error(`capturer ${sim.id}: its chain of ${tip.height} blocks (work ${tip.totalWork}) is not lighter than the honest chain (work ${honest.totalWork})`);
     this.act(tip.height === this.world.o.reorgDepth + 1 ? 'short-cheap-chain' : 'long-cheap-chain');
     this.world.record(`${sim.id} cheap chain ${tip.height} ${toHex(tip.hash).slice(0, 16)} work ${tip.totalWork} against ${honest.totalWork}`);
   }
 
-  private bestHonest() {
-    const tips = this.world.nodes.filter((n) => n.honest && n.node).map((n) => n.node!.chain.tip);
-    return tips.reduce<(typeof tips)[number] | undefined>((a, b) => (a && a.totalWork >= b.totalWork ? a : b), undefined);
+  /**
+   * The honest chain as the capturer can tell it: the running honest node's with the most work, or
+   * the history (the network's chain at the start, which the honest chain extends) while that is
+   * more, as when the first node is down and the others have yet to sync.
+   */
+  private honestChain(): { height: number; totalWork: bigint } {
+    const history = this.world.historyChain();
+    let best = { height: history.length, totalWork: history.reduce((sum, b) => sum + blockWork(b.header.target), blockWork(this.world.o.params.target)) };
+    for (const n of this.world.nodes) {
+      const tip = n.honest ? n.node?.chain.tip : undefined;
+      if (tip && tip.totalWork > best.totalWork) best = tip;
+    }
+    return best;
   }
 
   private build(sim: SimNode, node: CairnNode, rng: Random): readonly Block[] {
@@ -78,7 +89,7 @@ export class Capturers {
     // Honest clocks are skewed by at most 20 s: 30 s back is behind every one of them.
     const end = Math.floor(this.world.scheduler.now / 1000) - 30;
     const onSchedule = Math.floor((end - params.timestamp) / params.blockTime) - 1;
-    const honest = this.bestHonest()?.height ?? 0;
+    const honest = this.honestChain().height;
     const length = rng.chance(0.5) ? depth + 1 : Math.min(honest - 2, onSchedule);
     if (length <= depth) throw new Error(`capturer ${sim.id}: the honest chain (${honest} blocks) is too short for a cheap one past the reorg depth (${depth})`);
     const stamp = (height: number, parentTimestamp: number) => (height === 1 ? params.timestamp + 1 : Math.max(parentTimestamp + 1, end - (length - height) * params.blockTime));

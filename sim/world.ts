@@ -150,7 +150,7 @@ export class World {
   private history: readonly Block[] | undefined;
 
   /** The chain the first node holds at the start (WorldOptions.history). */
-  private historyChain(): readonly Block[] {
+  historyChain(): readonly Block[] {
     this.history ??= this.o.historyBlocks?.() ?? mineHistory(this.o.params, this.o.history, this.o.wallets.minerAddress(0));
     return this.history;
   }
