@@ -12,12 +12,11 @@ import type { Chain } from '../consensus/chain.ts';
 import { checkpointText, type Checkpoint } from '../consensus/proof-file.ts';
 import { LightClient } from '../node/light/client.ts';
 import { CHECKPOINT_FILE, CheckpointError } from '../node/light/checkpoint.ts';
-import { RECENT_HEADERS } from '../node/light/headers.ts';
 import { checkpointArg, UsageError } from '../cli/args.ts';
 import { decodeHeaders, encodeHeaders } from '../node/wire.ts';
 import { tempDir } from './helpers/fixtures.ts';
 import { mineChild } from './helpers/mining.ts';
-import { FakeNet, FakeTransport, NOW, carol, env, extend, fullNode, names, newChain, params, sharing } from './helpers/light-net.ts';
+import { FakeNet, FakeTransport, NOW, captureChains, carol, env, extend, fullNode, names, newChain, params, sharing } from './helpers/light-net.ts';
 
 const at = (chain: Chain, height: number): Checkpoint => ({ height, hash: chain.mainAt(height)!.hash });
 
@@ -33,12 +32,7 @@ describe('light client checkpoint', function () {
   let cheapBlocks: Block[];
 
   before(async () => {
-    cheap = await newChain();
-    cheapBlocks = await extend(cheap, RECENT_HEADERS + 60, 60);
-    honest = await newChain();
-    await extend(honest, 1, 61, true);
-    await extend(honest, 400, 61, false, 1); // ahead of schedule: harder targets
-    assert.ok(honest.tip.totalWork > cheap.tip.totalWork);
+    ({ cheap, honest, cheapBlocks } = await captureChains());
     long = await newChain();
     await extend(long, cheap.tip.height + 60, 62);
   });

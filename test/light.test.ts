@@ -24,7 +24,7 @@ import { MAX_HEADERS_PER_RESPONSE, decodeHeaders, encodeGetHeaders, encodeHeader
 import { tempDir, testKey, testParams } from './helpers/fixtures.ts';
 import { asParent, mineChild } from './helpers/mining.ts';
 import { waitFor } from './helpers/network.ts';
-import { FakeNet, FakeTransport, NOW, carol, env, extend, fullNode, longWaitsNeverEnd, names, newChain, params, sharing, statusOf } from './helpers/light-net.ts';
+import { FakeNet, FakeTransport, NOW, captureChains, carol, env, extend, fullNode, longWaitsNeverEnd, names, newChain, params, sharing, statusOf } from './helpers/light-net.ts';
 
 describe('light client', function () {
   this.timeout(30_000);
@@ -596,12 +596,7 @@ describe('light client', function () {
     let cheapBlocks: Block[];
 
     before(async () => {
-      cheap = await newChain();
-      cheapBlocks = await extend(cheap, RECENT_HEADERS + 60, 60);
-      honest = await newChain();
-      await extend(honest, 1, 61, true);
-      await extend(honest, 400, 61, false, 1); // ahead of schedule: harder targets
-      assert.ok(honest.tip.totalWork > cheap.tip.totalWork);
+      ({ cheap, honest, cheapBlocks } = await captureChains());
     });
 
     const liarStatus = (s: ReturnType<typeof statusOf>) => ({ ...s, totalWork: honest.tip.totalWork * 2n });

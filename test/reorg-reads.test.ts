@@ -195,8 +195,11 @@ describe('transactions a reorganisation took back, read after it', function () {
   // meanwhile was neither in a block nor pending, and RPC and REST answered "no transaction",
   // as if it had been lost.
 
-  it('getTransaction and GET /tx answer it pending, not unknown', async () => {
-    const tx = transfer(testKey(0), testKey(3).address, 5n, 0n);
+  /**
+   * A reorganisation that took away block 9 holding `tx`, ended, with the mempool taking `tx` back
+   * held at its signature check until `checked()`.
+   */
+  async function takingBack(tx: Transaction) {
     const r = await heldReorganisation({ main: [tx] });
     let checked!: () => void;
     const checking = new Promise<void>((resolve) => (checked = resolve));
@@ -207,6 +210,12 @@ describe('transactions a reorganisation took back, read after it', function () {
     assert.equal(await r.reorganised, 'connected');
     await untilAsked(() => asked);
     const view = { params: r.params, chain: r.chain, db: r.db, mempool, addressIndex: undefined } as unknown as NodeView;
+    return { r, view, checked };
+  }
+
+  it('getTransaction and GET /tx answer it pending, not unknown', async () => {
+    const tx = transfer(testKey(0), testKey(3).address, 5n, 0n);
+    const { r, view, checked } = await takingBack(tx);
     const rpc = rpcHandlers.getTransaction(view, { id: tx.idHex }).then((t) => t.status, (err: Error) => err.message);
     const rest = answerRest(view, {} as EventFeed, 'GET', `/tx/${tx.idHex}/status`, new URLSearchParams(), undefined).then((a) => a, (err: Error) => err.message);
     await afterTurns(5);
@@ -222,16 +231,7 @@ describe('transactions a reorganisation took back, read after it', function () {
     // replaced its own earlier one, or was refused against it.
     const sender = testKey(0);
     const tx = transfer(sender, testKey(3).address, 5n, 0n);
-    const r = await heldReorganisation({ main: [tx] });
-    let checked!: () => void;
-    const checking = new Promise<void>((resolve) => (checked = resolve));
-    let asked = false;
-    const mempool = new Mempool(r.db, r.params, {}, () => ((asked = true), checking));
-    r.chain.on('tip', (e) => void mempool.update(e.connected, e.disconnected, r.now));
-    r.release();
-    assert.equal(await r.reorganised, 'connected');
-    await untilAsked(() => asked);
-    const view = { params: r.params, chain: r.chain, db: r.db, mempool, addressIndex: undefined } as unknown as NodeView;
+    const { r, view, checked } = await takingBack(tx);
     const answer = rpcHandlers.getAccount(view, { address: encodeAddress(sender.address) });
     await afterTurns(5);
     checked();

@@ -18,6 +18,7 @@ import { TransportError, busyError, isBusy, type ConnectionGate, type RequestLim
 import { decodeGetHeaders, encodeHeaders, encodeStatus } from '../../node/wire.ts';
 import { FUNDED_KEYS, testKey, testParams, transfer } from './fixtures.ts';
 import { mineChild } from './mining.ts';
+import { RECENT_HEADERS } from '../../node/light/headers.ts';
 
 export const params = testParams({ name: 'cairn-light-test', timestamp: 1_600_000_000 });
 export const NOW = params.timestamp + 1_000_000;
@@ -143,4 +144,18 @@ export async function extend(chain: Chain, n: number, miner: number, payCarol = 
     out.push(block);
   }
   return out;
+}
+
+/**
+ * The capture's two chains: `cheap`, longer than the headers a light client keeps whole, at the
+ * easiest targets; `honest`, fewer headers with more work, forking from it at genesis.
+ */
+export async function captureChains(): Promise<{ cheap: Chain; honest: Chain; cheapBlocks: Block[] }> {
+  const cheap = await newChain();
+  const cheapBlocks = await extend(cheap, RECENT_HEADERS + 60, 60);
+  const honest = await newChain();
+  await extend(honest, 1, 61, true);
+  await extend(honest, 400, 61, false, 1); // ahead of schedule: harder targets
+  assert.ok(honest.tip.totalWork > cheap.tip.totalWork);
+  return { cheap, honest, cheapBlocks };
 }
