@@ -55,11 +55,11 @@ export function checkpointFile(datadir: string): CheckpointStore {
  * Checks the chain opened on `kept` or `given` (given wins) against it, and keeps a new one: a
  * main chain with another block at its height refuses the start, and nothing changes. A chain
  * below it is kept (it may lead there: a node some way behind); sync takes from there only a
- * chain that reaches it.
+ * chain that reaches it. True if the checkpoint held is another than the one kept.
  */
-export async function holdCheckpoint(chain: Chain, store: CheckpointStore | undefined, given: Checkpoint | undefined, kept: Checkpoint | undefined): Promise<void> {
+export async function holdCheckpoint(chain: Chain, store: CheckpointStore | undefined, given: Checkpoint | undefined, kept: Checkpoint | undefined): Promise<boolean> {
   const checkpoint = given ?? kept;
-  if (!checkpoint) return;
+  if (!checkpoint) return false;
   if (chain.tip.height >= checkpoint.height) {
     const [there] = await chain.byHeight.hashes(checkpoint.height, 1);
     if (there && !bytesEqual(there, checkpoint.hash)) {
@@ -71,7 +71,19 @@ export async function holdCheckpoint(chain: Chain, store: CheckpointStore | unde
       );
     }
   }
-  if (given && !(kept && same(given, kept))) await store?.write(given);
+  const renewed = given !== undefined && !(kept && same(given, kept));
+  if (renewed) await store?.write(given);
+  return renewed;
+}
+
+/**
+ * Whether a ban kept from an earlier start was made for what a checkpoint decided: a peer whose
+ * chain holds another block at its height (HEADER_CHECKPOINT), or stops short of it. Once the
+ * checkpoint is another (a mistyped one put right), those bans were made by a rule no longer held:
+ * kept, they refused every honest peer for the ban's length after the fix.
+ */
+export function madeForACheckpoint(reason: string): boolean {
+  return /\bcheckpoint\b/.test(reason);
 }
 
 function same(a: Checkpoint, b: Checkpoint): boolean {

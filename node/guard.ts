@@ -44,7 +44,8 @@ export class NetworkGuard {
   }
 
   /** Restores the bans saved before a restart. */
-  async restoreBans(): Promise<void> {
+  /** `lift`: bans kept that no longer hold (made for a checkpoint since put right), dropped and said. */
+  async restoreBans(lift?: { readonly why: string; readonly applies: (ban: BanRecord) => boolean }): Promise<void> {
     if (!this.o.banStore) return;
     let kept: readonly BanRecord[];
     try {
@@ -52,6 +53,11 @@ export class NetworkGuard {
     } catch (err) {
       this.o.log('warn', `${(err as Error).message}: the node starts with no bans, and the next ban replaces the file`);
       return;
+    }
+    if (lift) {
+      const lifted = kept.filter(lift.applies);
+      if (lifted.length > 0) this.o.log('info', `lifted ${lifted.length} ban${lifted.length === 1 ? '' : 's'} ${lift.why}`, { peers: lifted.map((b) => b.id) });
+      kept = kept.filter((b) => !lift.applies(b));
     }
     const restored = this.o.peers.restore(kept);
     if (restored > 0) this.o.log('info', 'restored bans', { bans: restored });

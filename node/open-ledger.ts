@@ -17,6 +17,8 @@ export interface OpenedLedger {
   readonly chain: Chain;
   readonly mempool: Mempool;
   readonly pruner: Pruner | undefined;
+  /** The checkpoint held is not the one kept from the last start (node/checkpoint.ts). */
+  readonly checkpointRenewed: boolean;
 }
 
 export interface OpenLedgerHooks {
@@ -51,7 +53,7 @@ export async function openLedger(p: NodePartsOf<never>, o: OpenLedgerHooks): Pro
   const signatures = new TxSignatureVerifier(p.verifier);
   const kept = p.checkpointStore?.read();
   const chain = await Chain.open(db, { clock: o.clock, signatures, orphanLimits: p.orphanLimits, reorgDepth: p.reorgDepth, window: p.window, stopwatch: p.stopwatch, checkpoint: p.checkpoint ?? kept });
-  await holdCheckpoint(chain, p.checkpointStore, p.checkpoint, kept);
+  const checkpointRenewed = await holdCheckpoint(chain, p.checkpointStore, p.checkpoint, kept);
   o.goOn('the chain open');
   // A clean stop leaves the tree's top for the next start; without it the start was slower, and
   // the blocks whose writes were still queued are fetched again: the operator is told why.
@@ -76,5 +78,5 @@ export async function openLedger(p: NodePartsOf<never>, o: OpenLedgerHooks): Pro
             return Math.min(backfill, serving);
           },
         );
-  return { db, addressIndex, signatures, chain, mempool, pruner };
+  return { db, addressIndex, signatures, chain, mempool, pruner, checkpointRenewed };
 }

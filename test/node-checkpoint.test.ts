@@ -90,6 +90,36 @@ describe('node checkpoint', function () {
     assert.equal(readFileSync(join(t.config.datadir, 'checkpoint'), 'utf8'), `${checkpointText(above)}\n`);
   });
 
+  it('a new one lifts the bans kept that a checkpoint made (a mistyped one put right); the same one keeps them', async () => {
+    const t = await stoppedWithChain();
+    const wrong = { height: 2, hash: new Uint8Array(32).fill(5) };
+    const right = { height: 2, hash: t.node.chain.mainAt(2)!.hash };
+    const until = Math.floor(Date.now() / 1000) + 600;
+    const bans = {
+      bans: [
+        { kind: 'peer', id: 'honest-forked', until, reason: `block ${toHex(right.hash)} at height 2 is not the checkpoint ${checkpointText(wrong)}: its chain forks below it` },
+        { kind: 'peer', id: 'honest-short', until, reason: 'its headers end at 1, below the checkpoint its status claimed to pass' },
+        { kind: 'peer', id: 'forger', until, reason: 'TX_BAD_SIGNATURE: a signature that does not verify' },
+      ],
+    };
+    const banned = (node: CairnNode) => ['honest-forked', 'honest-short', 'forger'].filter((id) => node.peers.isBanned(id));
+    writeFileSync(join(t.config.datadir, 'checkpoint'), `${checkpointText(wrong)}\n`);
+    writeFileSync(join(t.config.datadir, 'bans.json'), JSON.stringify(bans));
+    await assert.rejects(restart(t), NodeCheckpointError, 'the mistyped one: the chain there contradicts it');
+    const above = { height: 9, hash: new Uint8Array(32).fill(6) }; // above the tip: held
+    const kept = await restart(t, above);
+    assert.deepEqual(banned(kept), ['forger'], 'a new checkpoint lifts what the old one made');
+    await kept.stop();
+    writeFileSync(join(t.config.datadir, 'bans.json'), JSON.stringify(bans));
+    for (const given of [undefined, above]) {
+      const again = await restart(t, given);
+      assert.deepEqual(banned(again), ['honest-forked', 'honest-short', 'forger'], 'the same checkpoint, kept or given again, keeps them');
+      await again.stop();
+    }
+    writeFileSync(join(t.config.datadir, 'bans.json'), JSON.stringify(bans));
+    assert.deepEqual(banned(await restart(t, right)), ['forger']);
+  });
+
   it('a file that does not read as one refuses the start, naming it', async () => {
     const t = await stoppedWithChain();
     writeFileSync(join(t.config.datadir, 'checkpoint'), 'not a checkpoint\n');
