@@ -76,6 +76,11 @@ export class Mempool extends EventEmitter<{ added: [entry: MempoolEntry] }> {
     return this.pending.involving(toHex(address));
   }
 
+  /** The pending transactions sent from `address`, in no particular order. */
+  sentFrom(address: Uint8Array): MempoolEntry[] {
+    return [...(this.bySender.get(toHex(address))?.values() ?? [])];
+  }
+
   has(id: Uint8Array): boolean {
     return this.byId.has(toHex(id));
   }

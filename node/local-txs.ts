@@ -19,7 +19,9 @@ const MAX_LOCAL = 10_000;
  * none of them mines, it waited for hours until it expired. So when a block that had room for it
  * (fewer transactions than a block takes, or one paying a lower fee) passes it over, it is pushed
  * to every peer again (TxRelay.pushToAll, which gossip's seen-cache does not stop), as Bitcoin
- * Core rebroadcasts a wallet's transactions that no block took.
+ * Core rebroadcasts a wallet's transactions that no block took. With each go its sender's earlier
+ * nonces that the pool holds, ours or not: a user whose node went down mid-way sends the rest
+ * through another, and a peer that lacks the first can take none of the others.
  */
 export class LocalTxs {
   private readonly o: { readonly mempool: Mempool; readonly now: () => number; readonly blockRoom: number };
@@ -39,26 +41,38 @@ export class LocalTxs {
 
   /**
    * Our transactions that `block` (the new tip) passed over though it had room for them, sent
-   * long enough ago: in nonce order, at most one push batch, each marked sent now. Those that left
-   * the mempool (mined, replaced, expired) are forgotten.
+   * long enough ago, each with its sender's earlier nonces in the pool: in nonce order, at most
+   * one push batch, ours marked sent now. Those that left the mempool (mined, replaced, expired)
+   * are forgotten.
    */
   passedOver(block: Block): Transaction[] {
     const now = this.o.now();
     const room = block.txs.length < this.o.blockRoom;
     let cheapest: bigint | undefined;
     for (const tx of block.txs) if (cheapest === undefined || tx.fee < cheapest) cheapest = tx.fee;
-    const out: Transaction[] = [];
+    const out = new Map<string, Transaction>();
     for (const [id, local] of this.txs) {
       if (!this.o.mempool.has(local.tx.id)) {
         this.txs.delete(id);
         continue;
       }
-      if (now - local.sentAt < PASSED_OVER_AFTER_MS || out.length >= MAX_TXS_PER_BATCH) continue;
+      if (now - local.sentAt < PASSED_OVER_AFTER_MS || out.size >= MAX_TXS_PER_BATCH) continue;
       if (!room && (cheapest === undefined || cheapest >= local.tx.fee)) continue;
+      const earlier = this.earlierPending(local.tx).filter((tx) => !out.has(tx.idHex));
+      if (out.size + earlier.length + 1 > MAX_TXS_PER_BATCH) continue;
       local.sentAt = now;
-      out.push(local.tx);
+      for (const tx of earlier) out.set(tx.idHex, tx);
+      out.set(id, local.tx);
     }
-    return out.sort((a, b) => (a.nonce < b.nonce ? -1 : a.nonce > b.nonce ? 1 : 0));
+    return [...out.values()].sort((a, b) => (a.nonce < b.nonce ? -1 : a.nonce > b.nonce ? 1 : 0));
+  }
+
+  /** The pool's transactions from `tx`'s sender with lower nonces: what a peer needs before it can take `tx`. */
+  private earlierPending(tx: Transaction): Transaction[] {
+    return this.o.mempool
+      .sentFrom(tx.from)
+      .filter((e) => e.tx.nonce < tx.nonce)
+      .map((e) => e.tx);
   }
 
   get size(): number {

@@ -2,7 +2,9 @@
  * node/local-txs.ts: our users' transactions that a block passes over though it had room for them
  * (a count under the block's room, or a transaction paying less), once they have been out long
  * enough, are the ones pushed again; each at most once a while; forgotten once they leave the
- * mempool. (Found by the simulator, seed 4: a gossip message lost on a link that stayed up.)
+ * mempool. (Found by the simulator, seed 4: a gossip message lost on a link that stayed up.) With
+ * each go its sender's earlier nonces that the pool holds, from wherever they came (seed 4 with the
+ * lawful adversaries: a user's nonce 0 sent through a node that crashed, the rest through ours).
  */
 import assert from 'node:assert/strict';
 import { LocalTxs, PASSED_OVER_AFTER_MS } from '../node/local-txs.ts';
@@ -17,18 +19,25 @@ const to = testKey(80).address;
 describe('our users\' transactions a block passed over', () => {
   let now = 0;
   let pending: Set<string>;
-  const mempool = { has: (id: Uint8Array) => pending.has(Buffer.from(id).toString('hex')) } as unknown as Mempool;
+  /** What the pool holds but this node's users did not submit (a peer relayed it). */
+  let relayed: Transaction[];
+  const mempool = {
+    has: (id: Uint8Array) => pending.has(Buffer.from(id).toString('hex')),
+    sentFrom: (address: Uint8Array) => relayed.filter((tx) => Buffer.from(tx.from).equals(address)).map((tx) => ({ tx })),
+  } as unknown as Mempool;
   const blockOf = (txs: Transaction[]) => ({ txs }) as unknown as Block;
   const ids = (txs: Transaction[]) => txs.map((t) => t.idHex);
 
   beforeEach(() => {
     now = 1_000_000;
     pending = new Set();
+    relayed = [];
   });
 
   function track(local: LocalTxs, ...txs: Transaction[]): void {
     for (const tx of txs) {
       pending.add(tx.idHex);
+      relayed.push(tx);
       local.add(tx);
     }
   }
@@ -65,5 +74,17 @@ describe('our users\' transactions a block passed over', () => {
     now += PASSED_OVER_AFTER_MS;
     assert.deepEqual(ids(local.passedOver(blockOf([]))), ids([waiting]));
     assert.equal(local.size, 1);
+  });
+
+  it("pushes with ours its sender's earlier nonces that the pool holds from elsewhere: without them no peer can take ours", () => {
+    const local = new LocalTxs({ mempool, now: () => now, blockRoom: 10 });
+    // The user's nonce 0 went through another node, which crashed; a peer relayed it here.
+    const first = transfer(alice, to, 1n, 0n, 5n);
+    relayed.push(first, transfer(bob, to, 1n, 0n, 5n), transfer(alice, to, 1n, 3n, 5n));
+    const second = transfer(alice, to, 1n, 1n, 5n);
+    const third = transfer(alice, to, 1n, 2n, 5n);
+    track(local, third, second);
+    now += PASSED_OVER_AFTER_MS;
+    assert.deepEqual(ids(local.passedOver(blockOf([]))), ids([first, second, third]), "each once, in nonce order; neither another sender's nor a later nonce");
   });
 });

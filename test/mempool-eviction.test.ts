@@ -170,6 +170,8 @@ describe('Mempool eviction', () => {
           const key = toHex(address);
           const expected = [...pool.entries()].filter((e) => e.tx.fromKey === key || e.tx.toKey === key);
           assert.deepEqual([...pool.involving(address)].map((e) => e.idHex).sort(), expected.map((e) => e.idHex).sort(), `seed ${seed}, ${context}: what involves an address`);
+          const sent = expected.filter((e) => e.tx.fromKey === key);
+          assert.deepEqual(pool.sentFrom(address).map((e) => e.idHex).sort(), sent.map((e) => e.idHex).sort(), `seed ${seed}, ${context}: what an address sent`);
         }
         for (const probe of probes) compare(probe, context);
       };
