@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CairnError } from '../ledger/errors.ts';
+import { CairnError, StoreError } from '../ledger/errors.ts';
 import { RPC_ENDPOINT_FILE, RPC_ERRORS, type RpcEndpointFile } from './rpc-types.ts';
 import { rpcHandlers, RpcError } from './rpc-methods.ts';
 import { methodDoc, RPC_DOC } from './rpc-doc.ts';
@@ -232,7 +232,10 @@ export class JsonRpcServer<C> {
       return { jsonrpc: '2.0', id, result };
     } catch (err) {
       if (err instanceof RpcError) return failure(id, err.rpcCode, err.message);
-      if (this.stopping) return failure(id, RPC_ERRORS.STOPPING, `the node is stopping: ${r.method} was cut short`);
+      // A refusal (a balance too low, a fee too small) is the request's, stopping or not; what else
+      // fails once the stop began (a store closed under the call) is the stop's.
+      const refusal = err instanceof CairnError && !(err instanceof StoreError);
+      if (this.stopping && !refusal) return failure(id, RPC_ERRORS.STOPPING, `the node is stopping: ${r.method} was cut short`);
       if (err instanceof CairnError) return failure(id, RPC_ERRORS.REJECTED, err.message, { code: err.code });
       this.internalError(r.method, err);
       return failure(id, RPC_ERRORS.INTERNAL_ERROR, (err as Error).message);

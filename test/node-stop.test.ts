@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { ChainDB } from '../ledger/chaindb.ts';
 import { MemoryDisk } from '../ledger/kv-memory.ts';
+import { CairnError } from '../ledger/errors.ts';
 import type { KvStore } from '../ledger/kv.ts';
 import { kvOver } from './helpers/kv.ts';
 import { readFileSync } from 'node:fs';
@@ -316,10 +317,8 @@ describe('a node stop against work under way', function () {
     assert.ok(readAfterStop <= 1, `the replay read ${readAfterStop} blocks after the stop began`);
   });
 
-  it('an RPC call that fails once the stop has begun (its store closed under it) is answered "stopping", not logged as a failure on our side', async () => {
-    // From the lifecycle review: a call still running when the RPC server's stop cut its
-    // connection (a second after the stop began) went on to read the store the stop closed, and
-    // the log said "rpc: getBlock failed on our side: Database is not open", with its stack.
+  /** What a call that fails with `failure` once the server's stop has begun is answered, and what was logged. */
+  async function failingWhileStopping(failure: Error) {
     let release!: () => void;
     const closed = new Promise<void>((resolve) => (release = resolve));
     let running = false;
@@ -327,7 +326,7 @@ describe('a node stop against work under way', function () {
       async getBlock() {
         running = true;
         await closed;
-        throw new Error('Database is not open');
+        throw failure;
       },
     };
     const warned: string[] = [];
@@ -343,9 +342,24 @@ describe('a node stop against work under way', function () {
     release();
     const { error } = await answer;
     await stopped;
+    return { error, warned };
+  }
+
+  it('an RPC call that fails once the stop has begun (its store closed under it) is answered "stopping", not logged as a failure on our side', async () => {
+    // From the lifecycle review: a call still running when the RPC server's stop cut its
+    // connection (a second after the stop began) went on to read the store the stop closed, and
+    // the log said "rpc: getBlock failed on our side: Database is not open", with its stack.
+    const { error, warned } = await failingWhileStopping(new Error('Database is not open'));
     assert.equal(error?.code, RPC_ERRORS.STOPPING, JSON.stringify(error));
     assert.match(error!.message, /^the node is stopping/);
     assert.deepEqual(warned, []);
+  });
+
+  it("a refusal once the stop has begun is the request's (a balance too low), not \"stopping\"", async () => {
+    // From the review of the change above: every failure became "stopping", a refusal too.
+    const { error } = await failingWhileStopping(new CairnError('MEMPOOL_INSUFFICIENT_BALANCE', 'insufficient funds: have 0, need 6'));
+    assert.equal(error?.code, RPC_ERRORS.REJECTED, JSON.stringify(error));
+    assert.equal(error?.message, 'insufficient funds: have 0, need 6');
   });
 
   it('a transport whose stop fails: the rest of the stop still runs (the store closed, its threads ended), and the stop fails with it at its end', async () => {
