@@ -54,13 +54,16 @@ export class NetworkGuard {
       this.o.log('warn', `${(err as Error).message}: the node starts with no bans, and the next ban replaces the file`);
       return;
     }
-    if (lift) {
-      const lifted = kept.filter(lift.applies);
-      if (lifted.length > 0) this.o.log('info', `lifted ${lifted.length} ban${lifted.length === 1 ? '' : 's'} ${lift.why}`, { peers: lifted.map((b) => b.id) });
-      kept = kept.filter((b) => !lift.applies(b));
-    }
+    const lifted = lift ? kept.filter(lift.applies) : [];
+    if (lifted.length > 0) kept = kept.filter((b) => !lift!.applies(b));
     const restored = this.o.peers.restore(kept);
     if (restored > 0) this.o.log('info', 'restored bans', { bans: restored });
+    if (lifted.length > 0) {
+      // Saved at once: the checkpoint that lifted them is kept already, so a next start after a
+      // kill would see no new one, and restore them from the file.
+      await this.saveBans();
+      this.o.log('info', `lifted ${lifted.length} ban${lifted.length === 1 ? '' : 's'} ${lift!.why}`, { peers: lifted.map((b) => b.id) });
+    }
   }
 
   /**

@@ -109,6 +109,9 @@ describe('node checkpoint', function () {
     const above = { height: 9, hash: new Uint8Array(32).fill(6) }; // above the tip: held
     const kept = await restart(t, above);
     assert.deepEqual(banned(kept), ['forger'], 'a new checkpoint lifts what the old one made');
+    // Saved at once: after a kill the next start holds the new checkpoint as kept, lifts nothing, and reads the file.
+    const saved = JSON.parse(readFileSync(join(t.config.datadir, 'bans.json'), 'utf8')) as { bans: { id: string }[] };
+    assert.deepEqual(saved.bans.map((b) => b.id), ['forger'], 'the file says so before any stop');
     await kept.stop();
     writeFileSync(join(t.config.datadir, 'bans.json'), JSON.stringify(bans));
     for (const given of [undefined, above]) {
