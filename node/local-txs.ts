@@ -1,7 +1,16 @@
 import type { Block } from '../ledger/block.ts';
 import type { Mempool } from '../ledger/mempool.ts';
 import type { Transaction } from '../ledger/transaction.ts';
+import { toHex } from '../ledger/bytes.ts';
 import { MAX_TXS_PER_BATCH } from './wire.ts';
+
+interface Local {
+  readonly tx: Transaction;
+  /** When it was last sent (monotonic ms). */
+  sentAt: number;
+}
+
+const byNonce = (a: Transaction, b: Transaction) => (a.nonce < b.nonce ? -1 : a.nonce > b.nonce ? 1 : 0);
 
 /**
  * How long a transaction of ours must have been out (since it was submitted, or last pushed again)
@@ -24,9 +33,15 @@ const MAX_LOCAL = 10_000;
  * through another, and a peer that lacks the first can take none of the others.
  */
 export class LocalTxs {
-  private readonly o: { readonly mempool: Mempool; readonly now: () => number; readonly blockRoom: number };
-  /** By id (hex): the transaction, and when it was last sent (monotonic ms). */
-  private readonly txs = new Map<string, { tx: Transaction; sentAt: number }>();
+  private readonly o: {
+    readonly mempool: Pick<Mempool, 'has' | 'sentFrom'>;
+    readonly now: () => number;
+    readonly blockRoom: number;
+    /** Transactions a push carries at most (MAX_TXS_PER_BATCH). */
+    readonly maxPush?: number;
+  };
+  /** Ours, by id (hex). */
+  private readonly txs = new Map<string, Local>();
 
   constructor(o: LocalTxs['o']) {
     this.o = o;
@@ -42,37 +57,45 @@ export class LocalTxs {
   /**
    * Our transactions that `block` (the new tip) passed over though it had room for them, sent
    * long enough ago, each with its sender's earlier nonces in the pool: in nonce order, at most
-   * one push batch, ours marked sent now. Those that left the mempool (mined, replaced, expired)
-   * are forgotten.
+   * one push batch, ours in it marked sent now. A sender whose nonces do not all fit has its
+   * earliest sent (a peer takes none past a nonce it lacks), and ours left out go next time. Those
+   * that left the mempool (mined, replaced, expired) are forgotten.
    */
   passedOver(block: Block): Transaction[] {
     const now = this.o.now();
     const room = block.txs.length < this.o.blockRoom;
     let cheapest: bigint | undefined;
     for (const tx of block.txs) if (cheapest === undefined || tx.fee < cheapest) cheapest = tx.fee;
-    const out = new Map<string, Transaction>();
+    // Ours that are due, by sender: each sender's pool is read once, however many of ours it has.
+    const due = new Map<string, { from: Uint8Array; top: bigint; ours: Local[] }>();
     for (const [id, local] of this.txs) {
       if (!this.o.mempool.has(local.tx.id)) {
         this.txs.delete(id);
         continue;
       }
-      if (now - local.sentAt < PASSED_OVER_AFTER_MS || out.size >= MAX_TXS_PER_BATCH) continue;
+      if (now - local.sentAt < PASSED_OVER_AFTER_MS) continue;
       if (!room && (cheapest === undefined || cheapest >= local.tx.fee)) continue;
-      const earlier = this.earlierPending(local.tx).filter((tx) => !out.has(tx.idHex));
-      if (out.size + earlier.length + 1 > MAX_TXS_PER_BATCH) continue;
-      local.sentAt = now;
-      for (const tx of earlier) out.set(tx.idHex, tx);
-      out.set(id, local.tx);
+      const sender = toHex(local.tx.from);
+      const d = due.get(sender) ?? { from: local.tx.from, top: local.tx.nonce, ours: [] };
+      if (local.tx.nonce > d.top) d.top = local.tx.nonce;
+      d.ours.push(local);
+      due.set(sender, d);
     }
-    return [...out.values()].sort((a, b) => (a.nonce < b.nonce ? -1 : a.nonce > b.nonce ? 1 : 0));
-  }
-
-  /** The pool's transactions from `tx`'s sender with lower nonces: what a peer needs before it can take `tx`. */
-  private earlierPending(tx: Transaction): Transaction[] {
-    return this.o.mempool
-      .sentFrom(tx.from)
-      .filter((e) => e.tx.nonce < tx.nonce)
-      .map((e) => e.tx);
+    const maxPush = this.o.maxPush ?? MAX_TXS_PER_BATCH;
+    const out: Transaction[] = [];
+    for (const { from, top, ours } of due.values()) {
+      if (out.length >= maxPush) break;
+      const upTo = this.o.mempool
+        .sentFrom(from)
+        .map((e) => e.tx)
+        .filter((tx) => tx.nonce <= top)
+        .sort(byNonce)
+        .slice(0, maxPush - out.length);
+      out.push(...upTo);
+      const last = upTo.at(-1)?.nonce ?? -1n;
+      for (const local of ours) if (local.tx.nonce <= last) local.sentAt = now;
+    }
+    return out.sort(byNonce);
   }
 
   get size(): number {

@@ -87,4 +87,23 @@ describe('our users\' transactions a block passed over', () => {
     now += PASSED_OVER_AFTER_MS;
     assert.deepEqual(ids(local.passedOver(blockOf([]))), ids([first, second, third]), "each once, in nonce order; neither another sender's nor a later nonce");
   });
+
+  it("a sender whose nonces do not all fit in a push has its earliest sent, and ours go once they fit; each sender's pool is read once", () => {
+    // From the review: one of ours behind more earlier nonces than a push carries was passed by for
+    // good (it had gone alone before the earlier nonces came with it), and each of ours read its
+    // sender's whole pool again: thousands from one key, squared, on every new tip.
+    let reads = 0;
+    const counting = { has: mempool.has, sentFrom: (address: Uint8Array) => (reads++, mempool.sentFrom(address)) } as unknown as Mempool;
+    const local = new LocalTxs({ mempool: counting, now: () => now, blockRoom: 10, maxPush: 3 });
+    const earlier = [0n, 1n, 2n].map((n) => transfer(alice, to, 1n, n, 5n));
+    relayed.push(...earlier);
+    const ours = [3n, 4n].map((n) => transfer(alice, to, 1n, n, 5n));
+    track(local, ...ours);
+    now += PASSED_OVER_AFTER_MS;
+    assert.deepEqual(ids(local.passedOver(blockOf([]))), ids(earlier), 'the earliest, which a peer needs first');
+    assert.equal(reads, 1, "alice's pool read once for both of ours");
+    for (const tx of earlier) pending.delete(tx.idHex);
+    relayed.splice(0, 3); // mined
+    assert.deepEqual(ids(local.passedOver(blockOf([]))), ids(ours), 'not marked sent while left out: due at the next block');
+  });
 });
