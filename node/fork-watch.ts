@@ -2,6 +2,8 @@ import { bytesEqual } from '../ledger/bytes.ts';
 import { HEADER_BYTES, type BlockHeader } from '../ledger/block.ts';
 import type { Chain } from '../consensus/chain.ts';
 import { maxFutureDrift } from '../consensus/header-rules.ts';
+import { checkpointText } from '../consensus/proof-file.ts';
+import type { ChainApart } from './header-sync.ts';
 import type { Env } from './env.ts';
 import type { NetworkNames } from './protocols.ts';
 import type { Transport } from './transport.ts';
@@ -58,18 +60,30 @@ export class ForkWatch {
     return n;
   }
 
-  /** The peer's chain forks below `floor`: told once a connection (until it is found otherwise or leaves). */
-  noteApart(peer: string, claimed: Status, floor: number): void {
+  /** The peer's chain forks below our floor: told once a connection (until it is found otherwise or leaves). */
+  noteApart(peer: string, claimed: Status, found: ChainApart): void {
     if (this.apart.has(peer)) return;
+    const floor = found.apartBelow;
     this.apart.set(peer, floor);
     const { chain } = this.o;
+    const fields = { peer, floor, claimedWork: claimed.totalWork.toString(), height: claimed.height };
+    if (found.throughCheckpoint && chain.checkpoint) {
+      this.o.log?.(
+        'warn',
+        `peer ${peer}'s chain passes through the checkpoint ${checkpointText(chain.checkpoint)} this node holds, and forks from this node's chain below height ${floor}, ` +
+          `more than the ${chain.reorgDepth} blocks it reorganises: this node's chain can never reach it (it took another chain first). ` +
+          `Start it again with an empty datadir and the same --checkpoint`,
+        fields,
+      );
+      return;
+    }
     this.o.log?.(
       'warn',
       `peer ${peer} claims more work than ours (${claimed.totalWork} against ${chain.tip.totalWork}) on a chain that forks below height ${floor}, ` +
         `more than the ${chain.reorgDepth} blocks this node reorganises: it will not follow that chain, nor check the claim (that would mean ` +
         `following it; any peer can make it). If this node is new and you trust that peer, this node may have taken an attacker's chain first: ` +
-        `start it again with an empty datadir and --bootstrap that peer`,
-      { peer, floor, claimedWork: claimed.totalWork.toString(), height: claimed.height },
+        `start it again with an empty datadir and --checkpoint HEIGHT:HASH, a recent block from a node you trust`,
+      fields,
     );
   }
 

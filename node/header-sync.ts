@@ -64,6 +64,11 @@ export interface HeaderChain {
  */
 export interface ChainApart {
   readonly apartBelow: number;
+  /**
+   * Its chain passes through the checkpoint we hold, which ours is below: ours, forking from it
+   * deeper than we reorganise, can never reach the checkpoint (this node took another chain first).
+   */
+  readonly throughCheckpoint?: boolean;
 }
 
 export interface HeaderSyncOptions {
@@ -108,6 +113,7 @@ export async function fetchHeaderChain(o: HeaderSyncOptions, peer: string, claim
     if (checkpoint && claimed.height >= checkpoint.height) {
       const [there] = await range(checkpoint.height, 1);
       if (there) checkCheckpoint(checkpoint, there);
+      if (there && chain.tip.height < checkpoint.height) return { ...found, throughCheckpoint: true };
     }
     return found;
   }

@@ -274,7 +274,7 @@ export class Sync extends EventEmitter<SyncEvents> {
         peer,
         claimed,
       );
-      if (found && 'apartBelow' in found) return this.forks.noteApart(peer, claimed, found.apartBelow);
+      if (found && 'apartBelow' in found) return this.forks.noteApart(peer, claimed, found);
       this.forks.forget(peer);
       if (found?.aheadOfClock) this.forks.noteAheadOfClock(peer, found.aheadOfClock);
       if (found) await this.takeChain(peer, claimed, found, tried);

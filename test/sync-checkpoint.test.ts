@@ -85,12 +85,17 @@ describe('sync: a first peer with a cheap chain', function () {
     const peers = new PeerManager(() => c.now);
     const warnings: string[] = [];
     const log = (level: string, message: string) => void (level === 'warn' && warnings.push(message));
-    const sync = new Sync({ transport, env: realEnv, names, chain, peers, clock: () => c.now, serve: (async () => {}) as unknown as Serve, log });
-    const meet = async (peer: string) => {
-      sync.statuses.set(peer, { peer, status: statusOf(peer) });
-      await sync.requestSync();
+    /** A sync of `on` over these peers, and how it meets one of them. */
+    const syncing = (on: Chain) => {
+      const sync = new Sync({ transport, env: realEnv, names, chain: on, peers, clock: () => c.now, serve: (async () => {}) as unknown as Serve, log });
+      const meet = async (peer: string) => {
+        sync.statuses.set(peer, { peer, status: statusOf(peer) });
+        await sync.requestSync();
+      };
+      return { sync, meet };
     };
-    return { db, chain, sync, peers, meet, asked, warnings, served, ...c };
+    const { sync, meet } = syncing(chain);
+    return { db, chain, sync, peers, meet, syncing, asked, warnings, served, ...c };
   }
 
   it('an attacker can build, with no timestamp ahead of the clock, a chain longer than the reorg depth for a few hashes a block', async () => {
@@ -120,6 +125,23 @@ describe('sync: a first peer with a cheap chain', function () {
   });
 
   const at = (blocks: readonly Block[], height: number): Checkpoint => ({ height, hash: blocks[height - 1]!.header.hash });
+
+  it('a node captured before it was given a checkpoint says, of a peer whose chain passes through it, that its own never can', async () => {
+    // From the review: restarted with --checkpoint on the captured datadir (its chain below the
+    // checkpoint's height, so the start holds it), the node found the honest peers apart, their
+    // header at the checkpoint's height the checkpoint's, and said nothing more than "apart": the
+    // miner waited for a chain through it for ever.
+    const { db, chain, meet, syncing, cheap, honest, now, warnings } = await setup();
+    await meet('cheap');
+    assert.equal(chain.tip.height, cheap.length, 'captured');
+    await chain.idle();
+    const restarted = await Chain.open(db, { clock: () => now, reorgDepth: REORG_DEPTH, window: 4, checkpoint: at(honest, 100) });
+    assert.ok(restarted.tip.height < 100, 'below the checkpoint, so the start held it');
+    warnings.length = 0;
+    await syncing(restarted).meet('honest');
+    assert.match(warnings.join('\n'), /passes through the checkpoint 100:[0-9a-f]{64} this node holds.*can never reach it.*empty datadir/);
+    await db.close();
+  });
 
   it('with a checkpoint the cheap chain does not pass, it is banned and nothing of it taken; the honest chain, met later, is', async () => {
     const { db, chain, peers, meet, honest } = await setup((c) => at(c.honest, 30));
