@@ -7,7 +7,7 @@ import type { Gossip } from './gossip.ts';
 import { liftedByABlock, reorganisationMet } from './gossip-txs.ts';
 import type { Chain } from '../consensus/chain.ts';
 import type { TxSignatureVerifier } from './tx-signatures.ts';
-import { sleep, type Env, type Timer } from './env.ts';
+import { InterruptibleSleeps, sleep, type Env, type Timer } from './env.ts';
 import { TransportError, waitingOutBusy, type Transport } from './transport.ts';
 import type { PeerRecords } from './peer-records.ts';
 import type { Serve } from './serving.ts';
@@ -20,6 +20,8 @@ const PUSH_TIMEOUT_MS = 10_000;
 export const MAX_PUSH_BYTES = 16 + MAX_TXS_PER_BATCH * 200;
 /** Busy answers to one batch before a push gives the rest up (the peer hears of them by gossip). */
 const MAX_BUSY_PER_BATCH = 3;
+/** The pause before a batch lost on the way (a timeout, a reset stream) is sent again, once. */
+export const PUSH_RETRY_PAUSE_MS = 5_000;
 /**
  * How long an admitted transaction waits for others to share its gossip message. Each message
  * costs a stream write per mesh peer and a validation at each of them, whatever it carries; one
@@ -72,9 +74,12 @@ export class TxRelay {
   private readonly mempoolSentTo = new Map<string, number>();
   private flushTimer: Timer | undefined;
   private stopped = false;
+  /** Pauses before a lost batch is sent again, which a stop ends (and with them the push). */
+  private readonly retryPauses: InterruptibleSleeps;
 
   constructor(o: TxRelay['o']) {
     this.o = o;
+    this.retryPauses = new InterruptibleSleeps(o.env);
     this.local = new LocalTxs({ mempool: o.mempool, now: () => o.env.monotonic(), blockRoom: o.blockRoom });
   }
 
@@ -109,6 +114,7 @@ export class TxRelay {
 
   stop(): void {
     this.stopped = true;
+    this.retryPauses.interrupt();
     this.o.env.clearTimeout(this.flushTimer);
     this.outbox = [];
   }
@@ -154,22 +160,48 @@ export class TxRelay {
 
   /**
    * Sends `txs` (in batches) to `peer`; failures are the peer's business, not ours. A busy peer is
-   * given the time it asks for, a few times per batch.
+   * given the time it asks for, a few times per batch; a batch lost on the way is sent again once.
    */
   async push(peer: string, txs: readonly Transaction[]): Promise<void> {
     for (let i = 0; i < txs.length; i += MAX_TXS_PER_BATCH) {
       const body = encodeTxBatch(txs.slice(i, i + MAX_TXS_PER_BATCH));
-      const err = await waitingOutBusy(
-        (ms) => sleep(this.o.env, ms),
-        () => this.o.transport.request(peer, this.o.names.txPush, body, { timeoutMs: PUSH_TIMEOUT_MS, maxBytes: 16 }),
-        () => this.stopped,
-        MAX_BUSY_PER_BATCH,
-      ).then(() => undefined, (e: unknown) => e);
+      let err = await this.pushBatch(peer, body);
+      // A lossy link, a peer that stopped reading a while: nothing else sends these again while
+      // the connection lasts (gossip has seen them), and a relayed one whose origin crashed, never.
+      // Once only, and not past a stop or the connection's end: a peer that never reads would
+      // otherwise keep us sending, and the push's transactions in memory, for as long as it stays.
+      if (this.lostOnTheWay(peer, err)) {
+        await this.retryPauses.sleep(PUSH_RETRY_PAUSE_MS);
+        if (this.stopped || this.o.transport.connectionInfo(peer) === undefined) return;
+        err = await this.pushBatch(peer, body);
+        // Lost twice: that peer is not reading, and each batch after would cost a timeout too.
+        if (this.lostOnTheWay(peer, err)) return;
+      }
       // Still busy (too often, or for longer than any asker waits): that peer goes without these.
       // Gone: so is every batch after, each encoded for nothing (a whole mempool, 32 MB, for each
       // peer that hangs up as its push begins).
       if (err instanceof TransportError && (err.code === 'TRANSPORT_BUSY' || err.code === 'TRANSPORT_CLOSED')) return;
     }
+  }
+
+  /** One batch to `peer`, its busy answers waited out: undefined when it arrived, else why not. */
+  private pushBatch(peer: string, body: Uint8Array): Promise<unknown> {
+    return waitingOutBusy(
+      (ms) => sleep(this.o.env, ms),
+      () => this.o.transport.request(peer, this.o.names.txPush, body, { timeoutMs: PUSH_TIMEOUT_MS, maxBytes: 16 }),
+      () => this.stopped,
+      MAX_BUSY_PER_BATCH,
+    ).then(() => undefined, (e: unknown) => e);
+  }
+
+  /**
+   * Whether `err` lost a batch on the way to a peer still connected: a timeout, or a stream reset
+   * (a server's own failure, its streams full). Not a refusal (a peer that does not speak the
+   * protocol, a frame it broke), nor busy answers past what is waited out, nor a closed connection.
+   */
+  private lostOnTheWay(peer: string, err: unknown): boolean {
+    if (!(err instanceof TransportError)) return false;
+    return err.code === 'TRANSPORT_TIMEOUT' || (err.code === 'TRANSPORT_CLOSED' && this.o.transport.connectionInfo(peer) !== undefined);
   }
 
   async pushToAll(txs: readonly Transaction[]): Promise<void> {

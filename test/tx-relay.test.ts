@@ -1,10 +1,11 @@
 /**
  * TxRelay (node/tx-relay.ts): a batch pushed to a peer that answers busy is sent again after its
- * retry-after, a few times at most, and never after one longer than any asker waits; a push
- * served costs a signature check only for what admission's cheap checks would not refuse.
+ * retry-after, a few times at most, and never after one longer than any asker waits; one lost (a
+ * timeout, a reset stream) is sent again once, while the peer is connected; a push served costs a
+ * signature check only for what admission's cheap checks would not refuse.
  */
 import assert from 'node:assert/strict';
-import { MEMPOOL_PUSH_PER_IP_INTERVAL_MS, TxRelay } from '../node/tx-relay.ts';
+import { MEMPOOL_PUSH_PER_IP_INTERVAL_MS, PUSH_RETRY_PAUSE_MS, TxRelay } from '../node/tx-relay.ts';
 import { PeerRecords } from '../node/peer-records.ts';
 import { MAX_RETRY_AFTER_MS, TransportError, busyError, type Transport } from '../node/transport.ts';
 import type { Env } from '../node/env.ts';
@@ -78,10 +79,86 @@ describe('TxRelay.push', () => {
         asked++;
         throw new TransportError('TRANSPORT_CLOSED', 'not connected to peer');
       },
+      connectionInfo: () => undefined,
     } as unknown as Transport;
     const r = new TxRelay({ transport, names: { txPush: '/push' } as NetworkNames } as unknown as TxRelay['o']);
     await r.push('peer', Array.from({ length: 5 * MAX_TXS_PER_BATCH }, () => txs[0]!));
     assert.equal(asked, 1);
+  });
+
+  /**
+   * A relay whose transport fails the requests `fail` says (by their count from 0) with its error,
+   * and answers the others; the bodies it was sent, the waits the relay made, and a hook run at
+   * each wait (before it ends). `connected` says whether the peer still is.
+   */
+  function lossy(fail: (asked: number) => TransportError | undefined) {
+    const sent: Uint8Array[] = [];
+    const waits: number[] = [];
+    const state = { connected: true, duringWait: () => {} };
+    const transport = {
+      request: async (_peer: string, _protocol: string, body: Uint8Array) => {
+        const err = fail(sent.length);
+        sent.push(body);
+        if (err) throw err;
+        return new Uint8Array(0);
+      },
+      connectionInfo: () => (state.connected ? { direction: 'outbound', remoteAddr: '/ip4/198.51.100.7/tcp/7370' } : undefined),
+    } as unknown as Transport;
+    const env = {
+      setTimeout: (run: () => void, ms: number) => {
+        waits.push(ms);
+        state.duringWait();
+        queueMicrotask(run);
+      },
+      clearTimeout: () => {},
+    } as unknown as Env;
+    const r = new TxRelay({ transport, env, names: { txPush: '/push' } as NetworkNames } as unknown as TxRelay['o']);
+    return { r, sent, waits, state };
+  }
+  const twoBatches = Array.from({ length: MAX_TXS_PER_BATCH + 1 }, () => txs[0]!);
+  const timeout = () => new TransportError('TRANSPORT_TIMEOUT', 'txPush timed out');
+  const reset = () => new TransportError('TRANSPORT_CLOSED', 'stream reset');
+
+  for (const [what, lost] of [['a timeout', timeout], ['a reset stream (the peer still connected)', reset]] as const) {
+    it(`sends a batch lost to ${what} once more, after a pause, and goes on with the rest`, async () => {
+      // From seed 4's investigation: a lost batch was dropped, and the peer lacked those
+      // transactions until it reconnected (a relayed one whose origin had crashed, for good).
+      const { r, sent, waits } = lossy((asked) => (asked === 0 ? lost() : undefined));
+      await r.push('peer', twoBatches);
+      assert.equal(sent.length, 3);
+      assert.deepEqual(sent[1], sent[0], 'the lost batch, again');
+      assert.equal(decodeTxBatch(sent[2]!).length, 1, 'then the next');
+      assert.deepEqual(waits, [PUSH_RETRY_PAUSE_MS]);
+    });
+  }
+
+  it('sends a batch again at most once: a peer that never reads costs one retry, not a timeout per batch', async () => {
+    const { r, sent, waits } = lossy(timeout);
+    await r.push('peer', [...twoBatches, ...twoBatches]);
+    assert.equal(sent.length, 2);
+    assert.deepEqual(sent[1], sent[0]);
+    assert.equal(waits.length, 1);
+  });
+
+  it('sends nothing again to a peer gone during the pause, nor once the node stops, nor after a refusal', async () => {
+    const gone = lossy(timeout);
+    gone.state.duringWait = () => void (gone.state.connected = false);
+    await gone.r.push('peer', twoBatches);
+    assert.equal(gone.sent.length, 1, 'gone during the pause');
+
+    const stopping = lossy(timeout);
+    stopping.state.duringWait = () => stopping.r.stop();
+    await stopping.r.push('peer', twoBatches);
+    assert.equal(stopping.sent.length, 1, 'stopped during the pause');
+
+    const hungUp = lossy(reset);
+    hungUp.state.connected = false;
+    await hungUp.r.push('peer', twoBatches);
+    assert.deepEqual([hungUp.sent.length, hungUp.waits], [1, []], 'closed with the connection');
+
+    const foreign = lossy(() => new TransportError('TRANSPORT_UNSUPPORTED', 'does not speak txPush'));
+    await foreign.r.push('peer', twoBatches);
+    assert.deepEqual([foreign.sent.length, foreign.waits], [2, []], 'each batch once: a refusal is no loss');
   });
 });
 
@@ -179,6 +256,11 @@ describe('TxRelay serving a push', () => {
     assert.equal(mempool.size, 1);
     await respond(encodeTxBatch([...useless, transfer(funded, sink, 1n, 6n)]), 'peer');
     assert.equal(verified, 1, 'the one worth it, once');
+    assert.equal(mempool.size, 2);
+    // A pusher sends a batch again when its answer was lost (a timeout): what it already gave costs nothing.
+    await respond(encodeTxBatch([...useless, transfer(funded, sink, 1n, 6n)]), 'peer');
+    assert.equal(verified, 1, 'no signature checked again');
+    assert.equal(peers.score('peer'), 0);
     assert.equal(mempool.size, 2);
 
     // From a review: a push of forged signatures (free to make) was checked whole, then each
