@@ -7,7 +7,7 @@ import type { Gossip } from './gossip.ts';
 import { liftedByABlock, reorganisationMet } from './gossip-txs.ts';
 import type { Chain } from '../consensus/chain.ts';
 import type { TxSignatureVerifier } from './tx-signatures.ts';
-import { InterruptibleSleeps, sleep, type Env, type Timer } from './env.ts';
+import { InterruptibleSleeps, type Env, type Timer } from './env.ts';
 import { TransportError, waitingOutBusy, type Transport } from './transport.ts';
 import type { PeerRecords } from './peer-records.ts';
 import type { Serve } from './serving.ts';
@@ -74,12 +74,12 @@ export class TxRelay {
   private readonly mempoolSentTo = new Map<string, number>();
   private flushTimer: Timer | undefined;
   private stopped = false;
-  /** Pauses before a lost batch is sent again, which a stop ends (and with them the push). */
-  private readonly retryPauses: InterruptibleSleeps;
+  /** A push's pauses (a busy peer's retry-after, a lost batch's before it goes again), which a stop ends, and with them the push. */
+  private readonly pauses: InterruptibleSleeps;
 
   constructor(o: TxRelay['o']) {
     this.o = o;
-    this.retryPauses = new InterruptibleSleeps(o.env);
+    this.pauses = new InterruptibleSleeps(o.env);
     this.local = new LocalTxs({ mempool: o.mempool, now: () => o.env.monotonic(), blockRoom: o.blockRoom });
   }
 
@@ -114,7 +114,7 @@ export class TxRelay {
 
   stop(): void {
     this.stopped = true;
-    this.retryPauses.interrupt();
+    this.pauses.interrupt();
     this.o.env.clearTimeout(this.flushTimer);
     this.outbox = [];
   }
@@ -171,7 +171,7 @@ export class TxRelay {
       // Once only, and not past a stop or the connection's end: a peer that never reads would
       // otherwise keep us sending, and the push's transactions in memory, for as long as it stays.
       if (this.lostOnTheWay(peer, err)) {
-        await this.retryPauses.sleep(PUSH_RETRY_PAUSE_MS);
+        await this.pauses.sleep(PUSH_RETRY_PAUSE_MS);
         if (this.stopped || this.o.transport.connectionInfo(peer) === undefined) return;
         err = await this.pushBatch(peer, body);
         // Lost twice: that peer is not reading, and each batch after would cost a timeout too.
@@ -187,7 +187,7 @@ export class TxRelay {
   /** One batch to `peer`, its busy answers waited out: undefined when it arrived, else why not. */
   private pushBatch(peer: string, body: Uint8Array): Promise<unknown> {
     return waitingOutBusy(
-      (ms) => sleep(this.o.env, ms),
+      (ms) => this.pauses.sleep(ms),
       () => this.o.transport.request(peer, this.o.names.txPush, body, { timeoutMs: PUSH_TIMEOUT_MS, maxBytes: 16 }),
       () => this.stopped,
       MAX_BUSY_PER_BATCH,

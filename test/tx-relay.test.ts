@@ -51,6 +51,7 @@ describe('TxRelay.push', () => {
         waits.push(ms);
         queueMicrotask(run);
       },
+      clearTimeout: () => {},
     } as unknown as Env;
     const r = new TxRelay({ transport, env, names: { txPush: '/push' } as NetworkNames } as unknown as TxRelay['o']);
     return { r, waits, asked: () => asked };
@@ -138,6 +139,24 @@ describe('TxRelay.push', () => {
     assert.equal(sent.length, 2);
     assert.deepEqual(sent[1], sent[0]);
     assert.equal(waits.length, 1);
+  });
+
+  it("a busy peer's retry-after being waited out ends at the stop: no timer of up to a minute outlives it", async () => {
+    // From the review of the retry: the busy wait slept on a plain timer, which a stop left pending.
+    const waits: number[] = [];
+    const transport = {
+      request: async () => {
+        throw busyError('peer', '/push', MAX_RETRY_AFTER_MS);
+      },
+      connectionInfo: () => ({ direction: 'outbound', remoteAddr: '/ip4/198.51.100.7/tcp/7370' }),
+    } as unknown as Transport;
+    const env = { setTimeout: (_run: () => void, ms: number) => void waits.push(ms), clearTimeout: () => {} } as unknown as Env; // never fires
+    const r = new TxRelay({ transport, env, names: { txPush: '/push' } as NetworkNames } as unknown as TxRelay['o']);
+    const pushing = r.push('peer', txs.slice(0, 1));
+    while (waits.length === 0) await new Promise((resolve) => setImmediate(resolve));
+    r.stop();
+    await pushing;
+    assert.deepEqual(waits, [MAX_RETRY_AFTER_MS]);
   });
 
   it('sends nothing again to a peer gone during the pause, nor once the node stops, nor after a refusal', async () => {
