@@ -4,7 +4,7 @@
  * holding the work it claims), peers forking below it, and its keeping across restarts.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { toHex } from '../ledger/bytes.ts';
 import type { Block } from '../ledger/block.ts';
@@ -201,6 +201,18 @@ describe('light client checkpoint', function () {
     assert.equal(client.headers.height, 0);
     await meet(client, 'heavier');
     assert.equal(toHex(client.headers.tip.header.hash), long.tip.hashHex);
+  });
+
+  it('a checkpoint that cannot be kept (a full disk) refuses the start and changes nothing: the chain kept does not start over', async () => {
+    // From the review: the headers file was cut back to genesis before the checkpoint's write.
+    await fullNode(net, 'long', cheap);
+    await meet(await startLight(), 'long');
+    await stopLight();
+    mkdirSync(join(dir.path, `${CHECKPOINT_FILE}.tmp`, 'in-the-way'), { recursive: true }); // the write's temporary file cannot be made
+    await assert.rejects(startLight(at(long, cheap.tip.height + 20)));
+    light = undefined;
+    rmSync(join(dir.path, `${CHECKPOINT_FILE}.tmp`), { recursive: true });
+    assert.equal((await startLight()).headers.height, cheapBlocks.length);
   });
 
   it('a checkpoint file that is not one is refused, naming it, and changes nothing', async () => {

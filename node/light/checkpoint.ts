@@ -73,10 +73,10 @@ export async function holdCheckpoint(datadir: string, headers: LightHeaders, giv
         `the light client's chain in ${datadir}${previous} has block ${toHex(there)} at height ${checkpoint.height}, not the checkpoint's ${toHex(checkpoint.hash)}: check the checkpoint against a node you trust, or give this one another --datadir`,
       );
     }
-  } else if (headers.height > 0) {
-    headers.restart();
   }
+  // Kept before the chain starts over: a write that fails (a full disk) then changes nothing.
   if (renewed) await replaceFile(join(datadir, CHECKPOINT_FILE), `${checkpointText(checkpoint)}\n`);
+  if (headers.height > 0 && headers.height < checkpoint.height) headers.restart();
   return checkpoint;
 }
 
