@@ -3,7 +3,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { CairnError } from '../ledger/errors.ts';
 import { MAX_AMOUNT, formatUnits, parseAmount, parseUnits } from '../ledger/amount.ts';
 import { decodeAddress } from '../ledger/keys.ts';
-import { parseCheckpoint, type Checkpoint } from '../consensus/proof-file.ts';
+import { parseCheckpoint, type Checkpoint } from '../consensus/header-rules.ts';
 
 /** A command line that cannot be run as written: exit status 2, with a pointer to --help. */
 export class UsageError extends CairnError {

@@ -9,7 +9,7 @@ import { ChainIndex, DEFAULT_REORG_DEPTH, DEFAULT_WINDOW, MEDIAN_SPAN } from './
 import { HeaderChainCheck } from './headers.ts';
 import { ChainByHeight } from './by-height.ts';
 import { nextTarget } from './difficulty.ts';
-import { checkCheckpoint, checkHeaderContext } from './header-rules.ts';
+import { checkHeaderContext } from './header-rules.ts';
 import { ConsensusError } from './errors.ts';
 import type { BlockOutcome, ChainEvents, ChainOptions, Clock } from './chain-types.ts';
 import { OrphanPool } from './orphans.ts';
@@ -116,6 +116,12 @@ export class Chain extends EventEmitter<ChainEvents> {
   /** The block the user trusts (ChainOptions.checkpoint), if any. */
   get checkpoint(): ChainOptions['checkpoint'] {
     return this.options.checkpoint;
+  }
+
+  /** Our tip is below the checkpoint we hold: no chain is ours until one through it is taken. */
+  get belowCheckpoint(): boolean {
+    const checkpoint = this.options.checkpoint;
+    return checkpoint !== undefined && this.tip.height < checkpoint.height;
   }
 
   /** The lowest height a fork point may have now: blocks built on anything lower are refused. */
@@ -274,8 +280,7 @@ export class Chain extends EventEmitter<ChainEvents> {
   judgeHeader(header: BlockHeader): 'tip' | 'known' | 'unknown' {
     const parent = this.getEntry(header.prevHash);
     if (!parent) return 'unknown';
-    checkHeaderContext(this.params, header, parent.header, parent.anchorTimestamp, medianTimePast(parent), this.clock());
-    checkCheckpoint(this.options.checkpoint, header);
+    checkHeaderContext(this.params, header, parent.header, parent.anchorTimestamp, medianTimePast(parent), this.clock(), this.options.checkpoint);
     if (!parent.isValid) throw new ConsensusError('BLOCK_PARENT_INVALID', `parent ${parent.hashHex} is invalid`);
     return parent === this.tip ? 'tip' : 'known';
   }
@@ -389,8 +394,7 @@ export class Chain extends EventEmitter<ChainEvents> {
     const entry = new BlockIndexEntry(header, parent, 0, this.index.nextSeq++);
     // Context failures are cheap to re-check and cheap to forge (a header may claim an easy
     // target), so they are refused without a trace: remembering them would let junk fill the disk.
-    checkHeaderContext(this.params, header, parent.header, parent.anchorTimestamp, medianTimePast(parent), this.clock());
-    checkCheckpoint(this.options.checkpoint, header);
+    checkHeaderContext(this.params, header, parent.header, parent.anchorTimestamp, medianTimePast(parent), this.clock(), this.options.checkpoint);
     if (!parent.isValid) {
       // Real work at the real target built on an invalid block: worth remembering.
       entry.status = INVALID;

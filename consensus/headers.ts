@@ -2,8 +2,7 @@ import { toHex } from '../ledger/bytes.ts';
 import { BLOCK_VERSION, type BlockHeader } from '../ledger/block.ts';
 import type { ChainParams } from '../ledger/genesis.ts';
 import type { BlockIndexEntry } from './block-index.ts';
-import type { Checkpoint } from './header-rules.ts';
-import { checkCheckpoint, checkHeaderContext } from './header-rules.ts';
+import { checkHeaderContext, type Checkpoint } from './header-rules.ts';
 import { ConsensusError } from './errors.ts';
 import { blockWork, hasValidProofOfWork } from './pow.ts';
 
@@ -94,8 +93,7 @@ export class HeaderChainCheck {
       if (!hasValidProofOfWork(h)) throw new ConsensusError('HEADER_BAD_POW', `header ${toHex(h.hash)} lacks its proof of work`);
       // The median of the sorted copy: what medianOf(recentTimes) gives, without a sort per header.
       const median = this.sortedTimes[this.sortedTimes.length >> 1]!;
-      checkHeaderContext(this.params, h, this.last, this.anchorTimestamp, median, this.now);
-      checkCheckpoint(this.checkpoint, h);
+      checkHeaderContext(this.params, h, this.last, this.anchorTimestamp, median, this.now, this.checkpoint);
       if (h.height === 1) this.anchorTimestamp = h.timestamp;
       this.recentTimes.push(h.timestamp);
       insertSorted(this.sortedTimes, h.timestamp);

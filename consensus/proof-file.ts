@@ -54,23 +54,6 @@ const not = (message: string) => new ProofFileError(message);
 /** Headers before a checkpoint the file must hold, for the median time past of those after it. */
 const CHECKPOINT_CONTEXT = 10;
 
-export type { Checkpoint };
-
-/**
- * A checkpoint as a user writes one, `HEIGHT:HASH` (a header's height, 64 lower-case hex digits):
- * cairn verify's and cairn light's flag, and the file a light client keeps it in. Undefined if
- * `text` is not one.
- */
-export function parseCheckpoint(text: string): Checkpoint | undefined {
-  const m = /^(\d{1,10}):([0-9a-f]{64})$/.exec(text);
-  if (!m || Number(m[1]) > 0xffffffff) return undefined;
-  return { height: Number(m[1]), hash: fromHex(m[2]!) };
-}
-
-export function checkpointText(checkpoint: Checkpoint): string {
-  return `${checkpoint.height}:${toHex(checkpoint.hash)}`;
-}
-
 export interface VerifiedProof {
   readonly kind: 'account' | 'transaction';
   readonly height: number;

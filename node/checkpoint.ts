@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { bytesEqual, toHex } from '../ledger/bytes.ts';
 import { CairnError } from '../ledger/errors.ts';
 import type { Chain } from '../consensus/chain.ts';
-import { checkpointText, type Checkpoint } from '../consensus/proof-file.ts';
+import { checkpointText, sameCheckpoint, type Checkpoint } from '../consensus/header-rules.ts';
 import { CHECKPOINT_FILE, CheckpointError as LightCheckpointError, readCheckpoint } from './light/checkpoint.ts';
 import { replaceFile } from './durable-file.ts';
 
@@ -63,7 +63,7 @@ export async function holdCheckpoint(chain: Chain, store: CheckpointStore | unde
   if (chain.tip.height >= checkpoint.height) {
     const [there] = await chain.byHeight.hashes(checkpoint.height, 1);
     if (there && !bytesEqual(there, checkpoint.hash)) {
-      const previous = given && kept && !same(given, kept) ? ` (it holds the checkpoint ${checkpointText(kept)})` : '';
+      const previous = given && kept && !sameCheckpoint(given, kept) ? ` (it holds the checkpoint ${checkpointText(kept)})` : '';
       throw new NodeCheckpointError(
         'NODE_CHECKPOINT_CONTRADICTED',
         `the chain in ${store?.datadir ?? 'this datadir'}${previous} has block ${toHex(there)} at height ${checkpoint.height}, not the checkpoint's ${toHex(checkpoint.hash)}: ` +
@@ -71,7 +71,7 @@ export async function holdCheckpoint(chain: Chain, store: CheckpointStore | unde
       );
     }
   }
-  const renewed = given !== undefined && !(kept && same(given, kept));
+  const renewed = given !== undefined && !(kept && sameCheckpoint(given, kept));
   if (renewed) await store?.write(given);
   return renewed;
 }
@@ -84,8 +84,4 @@ export async function holdCheckpoint(chain: Chain, store: CheckpointStore | unde
  */
 export function madeForACheckpoint(reason: string): boolean {
   return /\bcheckpoint\b/.test(reason);
-}
-
-function same(a: Checkpoint, b: Checkpoint): boolean {
-  return a.height === b.height && bytesEqual(a.hash, b.hash);
 }

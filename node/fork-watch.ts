@@ -1,8 +1,7 @@
 import { bytesEqual } from '../ledger/bytes.ts';
 import { HEADER_BYTES, type BlockHeader } from '../ledger/block.ts';
 import type { Chain } from '../consensus/chain.ts';
-import { maxFutureDrift } from '../consensus/header-rules.ts';
-import { checkpointText } from '../consensus/proof-file.ts';
+import { checkpointText, maxFutureDrift } from '../consensus/header-rules.ts';
 import type { ChainApart } from './header-sync.ts';
 import type { Env } from './env.ts';
 import type { NetworkNames } from './protocols.ts';

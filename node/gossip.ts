@@ -336,8 +336,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
    * otherwise go deeper than the reorg depth before the checkpoint's chain is met.
    */
   private belowCheckpoint(peer: string): boolean {
-    const { chain } = this.o;
-    if (!chain.checkpoint || chain.tip.height >= chain.checkpoint.height) return false;
+    if (!this.o.chain.belowCheckpoint) return false;
     this.emit('orphan', peer);
     return true;
   }

@@ -65,6 +65,18 @@ export class Metrics {
     const gauge = (name: string, help: string, read: () => number) =>
       new Gauge({ name, help, registers, collect() { this.set(read()); } });
     const counter = (name: string, help: string) => new Counter({ name, help, registers });
+    /** A counter kept by the node under one label, read from it when scraped: each label value's total. */
+    const countedBy = (name: string, help: string, label: string, read: () => Record<string, number>) =>
+      new Counter({
+        name,
+        help,
+        labelNames: [label],
+        registers,
+        collect() {
+          this.reset();
+          for (const [value, total] of Object.entries(read())) this.inc({ [label]: value }, total);
+        },
+      });
     const n = node;
     const tip = settledTip(n.chain);
     // The sync's own target is at least the tip, which mid-way through a reorganisation is the fork point's.
@@ -149,28 +161,14 @@ export class Metrics {
     }
     // Whether the node cache below the tree's in-memory top holds what blocks touch: a block's own
     // reads wait on the store, a sync's prefetch reads ahead of its block (ledger/tree-store.ts).
-    new Counter({
-      name: 'cairn_state_tree_nodes_read_total',
-      help: 'State tree nodes read from the store below the in-memory top: when needed (a block connecting, a proof), or ahead of a block while syncing',
-      labelNames: ['read'],
-      registers,
-      collect() {
-        this.reset();
-        this.inc({ read: 'needed' }, n.db.treeReads.nodes);
-        this.inc({ read: 'ahead' }, n.db.treeReads.prefetched);
-      },
-    });
-    new Counter({
-      name: 'cairn_mempool_dropped_total',
-      help: 'Transactions dropped from the mempool unmined: evicted (the pool full, a better fee came) or expired (waited too long)',
-      labelNames: ['reason'],
-      registers,
-      collect() {
-        this.reset();
-        this.inc({ reason: 'evicted' }, n.mempool.dropped.evicted);
-        this.inc({ reason: 'expired' }, n.mempool.dropped.expired);
-      },
-    });
+    countedBy('cairn_state_tree_nodes_read_total', 'State tree nodes read from the store below the in-memory top: when needed (a block connecting, a proof), or ahead of a block while syncing', 'read', () => ({
+      needed: n.db.treeReads.nodes,
+      ahead: n.db.treeReads.prefetched,
+    }));
+    countedBy('cairn_mempool_dropped_total', 'Transactions dropped from the mempool unmined: evicted (the pool full, a better fee came) or expired (waited too long)', 'reason', () => ({
+      evicted: n.mempool.dropped.evicted,
+      expired: n.mempool.dropped.expired,
+    }));
     const now = options.now;
     if (now) {
       node.on('block', (block, source) => {

@@ -11,7 +11,7 @@ import type { Block } from '../ledger/block.ts';
 import type { OrphanLimits } from '../consensus/orphans.ts';
 import type { Env } from './env.ts';
 import type { BanStore } from './peers.ts';
-import type { Checkpoint } from '../consensus/proof-file.ts';
+import type { Checkpoint } from '../consensus/header-rules.ts';
 import type { CheckpointStore } from './checkpoint.ts';
 import type { ServingLimits } from './serving.ts';
 import type { SlotLimits } from './slots.ts';

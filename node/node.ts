@@ -29,7 +29,7 @@ import { HistoryCheck } from './history-check.ts';
 import { backfillAddressIndex } from './address-backfill.ts';
 import { StoppedDuringStart, type LogLevel, type NodeEvents, type NodePartsOf, type NodeService } from './node-types.ts';
 import { OwnBlocks } from './own-blocks.ts';
-import { checkpointText } from '../consensus/proof-file.ts';
+import { checkpointText } from '../consensus/header-rules.ts';
 import type { Miner } from './miner.ts';
 
 export type { LogLevel, MempoolStore, NodeEvents, NodeService } from './node-types.ts';

@@ -231,8 +231,7 @@ export class Sync extends EventEmitter<SyncEvents> {
    */
   private ahead(): { peer: string; status: Status }[] {
     const { chain, peers } = this.o;
-    const checkpoint = chain.checkpoint;
-    const reaches = (s: Status) => !checkpoint || chain.tip.height >= checkpoint.height || s.height >= checkpoint.height;
+    const reaches = (s: Status) => !chain.belowCheckpoint || s.height >= chain.checkpoint!.height;
     return [...this.statuses.values()]
       .filter(({ status, peer }) => status.totalWork > chain.tip.totalWork && reaches(status) && !peers.isBanned(peer))
       .sort((a, b) => (b.status.totalWork > a.status.totalWork ? 1 : b.status.totalWork < a.status.totalWork ? -1 : 0));
@@ -296,8 +295,7 @@ export class Sync extends EventEmitter<SyncEvents> {
     // Below our checkpoint, a chain that stops short of it is not taken, however much work it
     // shows: a cheap one longer than the reorg depth would keep us from the checkpoint's for good.
     // Its status said it reached the checkpoint's height (ahead()).
-    const checkpoint = chain.checkpoint;
-    if (checkpoint && check.tipHeight < checkpoint.height && chain.tip.height < checkpoint.height) {
+    if (chain.belowCheckpoint && check.tipHeight < chain.checkpoint!.height) {
       if (complete) throw new PeerFault(`its headers end at ${check.tipHeight}, below the checkpoint its status claimed to pass`, LIE);
       return;
     }

@@ -8,7 +8,7 @@ import { InlineVerifier } from '../node/inline-verifier.ts';
 import type { SignatureVerifier } from '../node/tx-signatures.ts';
 import { toHex } from '../ledger/bytes.ts';
 import { sha256 } from '../ledger/hash.ts';
-import type { Checkpoint } from '../consensus/proof-file.ts';
+import type { Checkpoint } from '../consensus/header-rules.ts';
 import type { CheckpointStore } from '../node/checkpoint.ts';
 import { SimEnv } from './env.ts';
 import { SimTransport, type SimNetwork } from './network.ts';

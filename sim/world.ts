@@ -11,7 +11,7 @@ import { SimNode, type SimNodeSpec } from './sim-node.ts';
 import { mineBlock, mineHistory } from './mining.ts';
 import type { Wallets } from './wallets.ts';
 import type { Transaction } from '../ledger/transaction.ts';
-import type { Checkpoint } from '../consensus/proof-file.ts';
+import type { Checkpoint } from '../consensus/header-rules.ts';
 import { Faults, type Fault } from './faults.ts';
 
 export interface WorldOptions {

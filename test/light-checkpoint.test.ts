@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { toHex } from '../ledger/bytes.ts';
 import type { Block } from '../ledger/block.ts';
 import type { Chain } from '../consensus/chain.ts';
-import { checkpointText, type Checkpoint } from '../consensus/proof-file.ts';
+import { checkpointText, type Checkpoint } from '../consensus/header-rules.ts';
 import { LightClient } from '../node/light/client.ts';
 import { CHECKPOINT_FILE, CheckpointError } from '../node/light/checkpoint.ts';
 import { checkpointArg, UsageError } from '../cli/args.ts';

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { toHex } from '../ledger/bytes.ts';
-import { checkpointText, type Checkpoint } from '../consensus/proof-file.ts';
+import { checkpointText, type Checkpoint } from '../consensus/header-rules.ts';
 import { createNode } from '../node/launch.ts';
 import type { CairnNode } from '../node/node.ts';
 import { CatchUpGate } from '../node/miner.ts';

@@ -13,7 +13,7 @@ import { Chain } from '../consensus/chain.ts';
 import { ConsensusError } from '../consensus/errors.ts';
 import { nextTarget } from '../consensus/difficulty.ts';
 import { MAX_TARGET, blockWork } from '../consensus/pow.ts';
-import type { Checkpoint } from '../consensus/proof-file.ts';
+import type { Checkpoint } from '../consensus/header-rules.ts';
 import { Sync } from '../node/sync.ts';
 import { SnapshotJoin } from '../node/snapshot-sync.ts';
 import { LIE, PeerFault } from '../node/header-sync.ts';

@@ -12,7 +12,7 @@ import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { bytesEqual, toHex } from '../../ledger/bytes.ts';
 import { CairnError } from '../../ledger/errors.ts';
-import { checkpointText, parseCheckpoint, type Checkpoint } from '../../consensus/proof-file.ts';
+import { checkpointText, parseCheckpoint, sameCheckpoint, type Checkpoint } from '../../consensus/header-rules.ts';
 import { replaceFile } from '../durable-file.ts';
 import type { LightHeaders } from './headers.ts';
 
@@ -41,7 +41,8 @@ export function readCheckpoint(datadir: string): Checkpoint | undefined {
     throw unreadable(`cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
   }
   try {
-    if (!fstatSync(fd).isFile() || fstatSync(fd).size > MAX_FILE_BYTES) throw unreadable('is not a checkpoint (HEIGHT:HASH)');
+    const stat = fstatSync(fd);
+    if (!stat.isFile() || stat.size > MAX_FILE_BYTES) throw unreadable('is not a checkpoint (HEIGHT:HASH)');
     const bytes = Buffer.alloc(MAX_FILE_BYTES);
     const text = bytes.subarray(0, readSync(fd, bytes, 0, MAX_FILE_BYTES, 0)).toString('utf8').trimEnd();
     const checkpoint = parseCheckpoint(text);
@@ -78,8 +79,4 @@ export async function holdCheckpoint(datadir: string, headers: LightHeaders, giv
   if (renewed) await replaceFile(join(datadir, CHECKPOINT_FILE), `${checkpointText(checkpoint)}\n`);
   if (headers.height > 0 && headers.height < checkpoint.height) headers.restart();
   return checkpoint;
-}
-
-function sameCheckpoint(a: Checkpoint, b: Checkpoint): boolean {
-  return a.height === b.height && bytesEqual(a.hash, b.hash);
 }

@@ -14,7 +14,7 @@ import { TransportError, isOwnFailure, ownFailureFields, waitingOutBusy, type Co
 import { decodeStatus, encodeStatus, type Status } from '../wire.ts';
 import { LightHeaders, type HeaderView } from './headers.ts';
 import { holdCheckpoint, type Checkpoint } from './checkpoint.ts';
-import { checkpointText } from '../../consensus/proof-file.ts';
+import { checkpointText } from '../../consensus/header-rules.ts';
 import { REORGANISED, chooseProvers, proofFrom, proveFromAny, type Prover } from './proofs.ts';
 import { SilentPeers } from './silent-peers.ts';
 import { LIE, extendByRange, followBranch, type HeaderFetching } from './header-fetch.ts';

@@ -9,7 +9,7 @@ import { HEADER_BYTES, type BlockHeader } from '../../ledger/block.ts';
 import type { ChainParams } from '../../ledger/genesis.ts';
 import { ConsensusError } from '../../consensus/errors.ts';
 import { HeaderChainCheck } from '../../consensus/headers.ts';
-import { checkpointText, type Checkpoint } from '../../consensus/proof-file.ts';
+import { checkpointText, contradictsCheckpoint, type Checkpoint } from '../../consensus/header-rules.ts';
 import { PeerFault } from '../header-sync.ts';
 import type { NetworkNames } from '../protocols.ts';
 import type { RequestLimits } from '../transport.ts';
@@ -39,7 +39,7 @@ export interface HeaderFetching {
 /** Throws if `header` stands where the checkpoint does and is another block: the peer's chain forks below it. */
 function holdsCheckpoint(o: HeaderFetching, header: BlockHeader): void {
   const c = o.checkpoint;
-  if (c && header.height === c.height && !bytesEqual(header.hash, c.hash)) throw new PeerFault(`a chain that forks below the checkpoint ${checkpointText(c)}`, LIE);
+  if (contradictsCheckpoint(c, header)) throw new PeerFault(`a chain that forks below the checkpoint ${checkpointText(c!)}`, LIE);
 }
 
 /**
