@@ -10,11 +10,8 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { RPC_ENDPOINT_FILE } from '../../node/rpc-types.ts';
 import { testKey } from '../helpers/fixtures.ts';
-import { spawn } from 'node:child_process';
-import { CAIRN_MAIN, REPO, clusters, DEVNET_KEY, exited, signedTransfer, stopProcess, track, waitFor } from '../helpers/cluster.ts';
-import { withCompileCache } from '../helpers/compile-cache.ts';
+import { CAIRN_MAIN, clusters, DEVNET_KEY, exited, faultEnv, signedTransfer, spawnWithFaults, stopProcess, waitFor } from '../helpers/cluster.ts';
 
-const INJECTOR = join(REPO, 'test', 'helpers', 'fault-injector.ts');
 
 describe('e2e: an error nobody handles in a running node', function () {
   this.timeout(90_000);
@@ -24,7 +21,7 @@ describe('e2e: an error nobody handles in a running node', function () {
     it(`an uncaught ${fault}: logged with its stack, then a clean stop, exit 1; the next start finds what a clean stop leaves`, async () => {
       const c = cluster({ name: `fatal-${fault}` });
       const n = c.node('n');
-      const env = { NODE_OPTIONS: `--import=${INJECTOR}`, CAIRN_TEST_FAULT: fault };
+      const env = faultEnv({ CAIRN_TEST_FAULT: fault });
       await n.start({ env });
       const tx = signedTransfer(c.params, DEVNET_KEY, testKey(710).address, 1000n, 0n);
       assert.equal((await n.call('sendRawTransaction', { tx: tx.hex })).id, tx.id);
@@ -54,7 +51,7 @@ describe('e2e: an error nobody handles in a running node', function () {
     // second signal ended it.
     const c = cluster({ name: 'fatal-hung-stop' });
     const n = c.node('n');
-    await n.start({ env: { NODE_OPTIONS: `--import=${INJECTOR}`, CAIRN_TEST_FAULT: 'exception', CAIRN_TEST_HANG: 'store-close', CAIRN_FAILED_STOP_SECONDS: '2' } });
+    await n.start({ env: faultEnv({ CAIRN_TEST_FAULT: 'exception', CAIRN_TEST_HANG: 'store-close', CAIRN_FAILED_STOP_SECONDS: '2' }) });
     const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => n.child.once('exit', (code, signal) => resolve({ code, signal })));
     process.kill(n.pid, 'SIGUSR2');
     const { value: result } = await waitFor('the node to exit', 30_000, () => Promise.race([exit, new Promise<undefined>((r) => setImmediate(() => r(undefined)))]));
@@ -75,26 +72,20 @@ describe('e2e: an error nobody handles in a running node', function () {
     const full = await c.startNode('full');
     const datadir = join(c.root.path, 'light');
     const args = [CAIRN_MAIN, 'light', '--datadir', datadir, '--genesis', c.genesisFile, '--bootstrap', full.addr, '--p2p-host', '127.0.0.1', '--rpc-port', '0', '--no-mdns'];
-    const env = withCompileCache({ ...process.env, NODE_OPTIONS: `--import=${INJECTOR}`, CAIRN_TEST_FAULT: 'exception' });
-    const light = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    track(light);
-    let log = '';
-    light.stdout!.setEncoding('utf8').on('data', (d: string) => (log += d));
-    light.stderr!.setEncoding('utf8').on('data', (d: string) => (log += d));
-    const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => light.once('close', (code, signal) => resolve({ code, signal })));
+    const { child: light, log, exit } = spawnWithFaults(args, { CAIRN_TEST_FAULT: 'exception' });
     try {
       await waitFor('the light client to serve RPC', 30_000, () => {
-        if (exited(light)) throw new Error(`cairn light exited: ${log}`);
+        if (exited(light)) throw new Error(`cairn light exited: ${log()}`);
         return existsSync(join(datadir, RPC_ENDPOINT_FILE));
       });
       process.kill(light.pid!, 'SIGUSR2');
       const { value: result } = await waitFor('the light client to exit', 30_000, () => Promise.race([exit, new Promise<undefined>((r) => setImmediate(() => r(undefined)))]));
-      assert.deepEqual(result, { code: 1, signal: null }, log);
-      const records = log.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { level: number; msg: string; error?: string });
+      assert.deepEqual(result, { code: 1, signal: null }, log());
+      const records = log().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { level: number; msg: string; error?: string });
       const fatal = records.filter((r) => r.level === 60);
-      assert.equal(fatal.length, 1, log);
+      assert.equal(fatal.length, 1, log());
       assert.match(fatal[0]!.error!, /injected fault[^]*\n\s+at /);
-      assert.ok(records.some((r) => r.msg === 'stopped'), log);
+      assert.ok(records.some((r) => r.msg === 'stopped'), log());
       assert.equal(existsSync(join(datadir, RPC_ENDPOINT_FILE)), false, 'rpc.json removed');
     } finally {
       await stopProcess(light, 'SIGKILL');

@@ -16,11 +16,10 @@ import { MEMPOOL_FILE } from '../../node/mempool-file.ts';
 import { PEERS_FILE } from '../../node/peer-file.ts';
 import { RPC_ENDPOINT_FILE } from '../../node/rpc-types.ts';
 import { testKey } from '../helpers/fixtures.ts';
-import { CAIRN_MAIN, REPO, cairnJson, clusters, DEVNET_ADDRESS, DEVNET_KEY, devnetKeystore, report, secs, signedTransfer, stopProcess, track, waitFor } from '../helpers/cluster.ts';
+import { CAIRN_MAIN, cairnJson, clusters, DEVNET_ADDRESS, DEVNET_KEY, devnetKeystore, report, secs, signedTransfer, spawnWithFaults, stopProcess, track, waitFor } from '../helpers/cluster.ts';
 import { withCompileCache } from '../helpers/compile-cache.ts';
 import { scriptArgs } from '../helpers/cli.ts';
 
-const INJECTOR = join(REPO, 'test', 'helpers', 'fault-injector.ts');
 
 /** The hash of the last block a node's log says it connected. */
 function lastLoggedHead(lines: string[]): string | undefined {
@@ -149,24 +148,18 @@ describe('e2e: restart', function () {
     await n.stop();
 
     const args = [CAIRN_MAIN, 'node', '--datadir', n.datadir, '--genesis', c.genesisFile, '--p2p-host', '127.0.0.1', '--p2p-port', '0', '--rpc-port', '0', '--http-port', '0', '--no-mdns'];
-    const env = withCompileCache({ ...process.env, NODE_OPTIONS: `--import=${INJECTOR}`, CAIRN_TEST_HOLD: 'store-open' });
-    const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    track(child);
-    let log = '';
-    child.stdout!.setEncoding('utf8').on('data', (d: string) => (log += d));
-    child.stderr!.setEncoding('utf8').on('data', (d: string) => (log += d));
-    const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('close', (code, signal) => resolve({ code, signal })));
+    const { child, log, exit } = spawnWithFaults(args, { CAIRN_TEST_HOLD: 'store-open' });
     try {
-      await waitFor('the store open to be held', 30_000, () => log.includes('store open held'));
+      await waitFor('the store open to be held', 30_000, () => log().includes('store open held'));
       process.kill(child.pid!, 'SIGTERM');
-      await waitFor('the node to log that it is stopping', 10_000, () => log.includes('"msg":"stopping"'), 10).catch((err: Error) => {
-        throw new Error(`${err.message}\n${log}`);
+      await waitFor('the node to log that it is stopping', 10_000, () => log().includes('"msg":"stopping"'), 10).catch((err: Error) => {
+        throw new Error(`${err.message}\n${log()}`);
       });
       process.kill(child.pid!, 'SIGUSR2');
       const { value: result } = await waitFor('the node to exit', 30_000, () => Promise.race([exit, new Promise<undefined>((r) => setImmediate(() => r(undefined)))]));
-      assert.deepEqual(result, { code: 0, signal: null }, log);
-      assert.equal(log.includes('"msg":"node started"'), false, `the start went on past the store open:\n${log}`);
-      assert.equal(log.includes('"msg":"stopped"'), true, log);
+      assert.deepEqual(result, { code: 0, signal: null }, log());
+      assert.equal(log().includes('"msg":"node started"'), false, `the start went on past the store open:\n${log()}`);
+      assert.equal(log().includes('"msg":"stopped"'), true, log());
       assert.equal(existsSync(join(n.datadir, RPC_ENDPOINT_FILE)), false, 'no rpc.json');
     } finally {
       await stopProcess(child, 'SIGKILL');

@@ -53,6 +53,25 @@ export function track(child: ChildProcess): void {
   child.once('exit', () => live.delete(pid));
 }
 
+/** test/helpers/fault-injector.ts, loaded into a child through NODE_OPTIONS. */
+const FAULT_INJECTOR = join(REPO, 'test', 'helpers', 'fault-injector.ts');
+
+/** What loads the fault injector into a child, with `faults` (its CAIRN_TEST_* settings). */
+export function faultEnv(faults: Record<string, string>): Record<string, string> {
+  return { NODE_OPTIONS: `--import=${FAULT_INJECTOR}`, ...faults };
+}
+
+/** `node ARGS` with the fault injector and `faults`: the child (tracked), all it wrote so far, and its exit. */
+export function spawnWithFaults(args: readonly string[], faults: Record<string, string>) {
+  const child = spawn(process.execPath, args, { env: withCompileCache({ ...process.env, ...faultEnv(faults) }), stdio: ['ignore', 'pipe', 'pipe'] });
+  track(child);
+  let log = '';
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => (log += d));
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (log += d));
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('close', (code, signal) => resolve({ code, signal })));
+  return { child, log: () => log, exit };
+}
+
 process.once('exit', () => {
   // Only if an after hook could not run: never leave a node behind the test process.
   for (const pid of live.keys()) {
