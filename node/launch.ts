@@ -23,7 +23,7 @@ import { VerifyPool } from './verify-pool.ts';
 import { localUrl } from './http/local-url.ts';
 import { CATCH_UP_BLOCKS, setHeapGrowth } from './heap-growth.ts';
 import { LightClient } from './light/client.ts';
-import { lightRpcHandlers, type LightContext } from './light/rpc.ts';
+import { lightParamNames, lightRpcHandlers, type LightContext } from './light/rpc.ts';
 import type { Checkpoint } from './light/checkpoint.ts';
 import { JsonRpcServer } from './rpc.ts';
 
@@ -289,7 +289,7 @@ export function createLightClient(config: LightConfig, onStopRequested: () => vo
   });
   const context: LightContext = { client, requestStop: () => (config.env ?? realEnv).defer(onStopRequested) };
   const log = (level: 'warn', message: string, fields?: Record<string, unknown>) => client.emit('log', level, message, fields);
-  const rpc = config.rpc ? new JsonRpcServer(context, lightRpcHandlers, { datadir: config.datadir, ...config.rpc, log }) : undefined;
+  const rpc = config.rpc ? new JsonRpcServer(context, lightRpcHandlers, { datadir: config.datadir, ...config.rpc, log, paramNames: lightParamNames }) : undefined;
   return {
     client,
     rpc,

@@ -10,6 +10,7 @@ import { validate } from './json-schema.ts';
 import type { NodeView } from './view.ts';
 import { localUrl } from './http/local-url.ts';
 import { replaceFile } from './durable-file.ts';
+import { paramsByPosition } from './rpc-body.ts';
 
 export const MAX_RPC_BODY_BYTES = 1 << 20;
 export const MAX_BATCH = 1000;
@@ -48,6 +49,11 @@ export interface RpcServerOptions {
   /** What is wrong with a method's params, undefined when nothing is (checked before the handler runs). */
   checkParams?: (method: string, params: Record<string, unknown>) => string | undefined;
   /**
+   * The names of a method's params in their order, which params given by position (an array)
+   * stand for; undefined for a method that takes them by name only (every method, unless given).
+   */
+  paramNames?: (method: string) => readonly string[] | undefined;
+  /**
    * Where a failure on our side is told, with its stack (a bug: anything but an RpcError or a
    * CairnError): the client is answered INTERNAL_ERROR with its message alone.
    */
@@ -72,6 +78,7 @@ export class JsonRpcServer<C> {
   private readonly settle: (context: C) => Promise<void>;
   private readonly observe: ((method: string, seconds: number) => void) | undefined;
   private readonly checkParams: (method: string, params: Record<string, unknown>) => string | undefined;
+  private readonly paramNames: (method: string) => readonly string[] | undefined;
   private readonly log: RpcServerOptions['log'];
   private readonly datadir: string;
   private readonly host: string;
@@ -98,6 +105,7 @@ export class JsonRpcServer<C> {
     this.settle = options.settle ?? (async () => {});
     this.observe = options.observe;
     this.checkParams = options.checkParams ?? (() => undefined);
+    this.paramNames = options.paramNames ?? (() => undefined);
     this.log = options.log;
     this.datadir = options.datadir;
     this.host = options.host ?? '127.0.0.1';
@@ -218,9 +226,16 @@ export class JsonRpcServer<C> {
       return failure(id, RPC_ERRORS.INVALID_REQUEST, 'expected {"jsonrpc":"2.0","method":…}');
     }
     if (!Object.hasOwn(this.handlers, r.method)) return failure(id, RPC_ERRORS.METHOD_NOT_FOUND, `unknown method "${r.method}"`);
-    const params = r.params ?? {};
-    if (typeof params !== 'object' || params === null || Array.isArray(params)) {
-      return failure(id, RPC_ERRORS.INVALID_PARAMS, 'params must be an object');
+    let params = r.params ?? {};
+    if (Array.isArray(params)) {
+      const names = this.paramNames(r.method);
+      if (!names) return failure(id, RPC_ERRORS.INVALID_PARAMS, `params must be an object: ${r.method} takes its params by name`);
+      const named = paramsByPosition(r.method, names, params);
+      if (typeof named === 'string') return failure(id, RPC_ERRORS.INVALID_PARAMS, named);
+      params = named;
+    }
+    if (typeof params !== 'object' || params === null) {
+      return failure(id, RPC_ERRORS.INVALID_PARAMS, 'params must be an object (by name) or an array (by position)');
     }
     const refused = this.checkParams(r.method, params as Record<string, unknown>);
     if (refused) return failure(id, RPC_ERRORS.INVALID_PARAMS, refused);
@@ -253,10 +268,11 @@ export class JsonRpcServer<C> {
 
 /** The node's JSON-RPC server: its method table over a NodeView. */
 export class RpcServer extends JsonRpcServer<NodeView> {
-  constructor(node: NodeView, options: Omit<RpcServerOptions, 'checkParams'>) {
+  constructor(node: NodeView, options: Omit<RpcServerOptions, 'checkParams' | 'paramNames'>) {
     super(node, rpcHandlers as unknown as RpcHandlers<NodeView>, {
       ...options,
       checkParams,
+      paramNames: (method) => methodDoc(method)?.params.map((p) => p.name),
       // Whatever the answer saw (a head, a balance) was queued for the store before it was made:
       // once that is committed, what the user is told survives a crash.
       settle: (n) => n.db.flushed(),

@@ -58,6 +58,29 @@ describe('OpenRPC: the document is the API', function () {
     assert.match((await call('getBlocks', { count: 0 })).error!.message, /"count": must be at least 1/);
   });
 
+  it('takes params by position too, in the order the document lists them (bitcoind\'s clients send arrays)', async () => {
+    // From the API review: every positional call was -32602, "params must be an object".
+    const byPosition = async (method: string, params: unknown[]) => {
+      const response = await fetch(endpoint.url, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${endpoint.token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }),
+        signal: AbortSignal.timeout(20_000),
+      });
+      return (await response.json()) as { result?: unknown; error?: { code: number; message: string } };
+    };
+    const block = await call('getBlock', { height: 1 });
+    assert.deepEqual((await byPosition('getBlock', [1])).result, block.result);
+    assert.deepEqual((await byPosition('getBlock', [null, (block.result as { hash: string }).hash])).result, block.result, 'a null leaves an optional param out');
+    assert.deepEqual((await byPosition('getHeaders', [0, 2])).result, (await call('getHeaders', { from: 0, count: 2 })).result);
+    assert.deepEqual((await byPosition('getAccount', [EXAMPLE.address])).result, (await call('getAccount', { address: EXAMPLE.address })).result);
+    assert.deepEqual((await byPosition('status', [])).error, undefined);
+    assert.deepEqual((await byPosition('status', [1])).error, { code: RPC_ERRORS.INVALID_PARAMS, message: 'status takes no params, got 1' });
+    assert.deepEqual((await byPosition('getBlock', [1, null, 3])).error, { code: RPC_ERRORS.INVALID_PARAMS, message: 'getBlock takes at most 2 params by position (height, hash), got 3' });
+    assert.match((await byPosition('getAccount', [7])).error!.message, /"address": must be string/, 'checked against the schema as by name');
+    assert.match(RPC_DOC.info.description, /by position/);
+  });
+
   it('says what a body may be, as the server takes it: one request, or a batch answered as an array, within the limits it enforces', async () => {
     const description = RPC_DOC.info.description;
     assert.match(description, /batch/);

@@ -5,7 +5,9 @@
 import assert from 'node:assert/strict';
 import { JsonRpcServer, MAX_RPC_CONNECTIONS } from '../node/rpc.ts';
 import { RPC_ERRORS } from '../node/rpc-types.ts';
-import { tempDir } from './helpers/fixtures.ts';
+import { lightParamNames, lightRpcHandlers, type LightContext } from '../node/light/rpc.ts';
+import { encodeAddress } from '../ledger/keys.ts';
+import { tempDir, testKey } from './helpers/fixtures.ts';
 import { checkConnectionCap } from './helpers/http.ts';
 
 describe('JSON-RPC server', () => {
@@ -38,5 +40,33 @@ describe('JSON-RPC server', () => {
     const answers = await post([{ jsonrpc: '2.0', id: 'a', method: 'count' }, { jsonrpc: '2.0', id: 7, method: 'count' }, { jsonrpc: '2.0', id: null, method: 'count' }, { jsonrpc: '2.0', method: 'count' }]);
     assert.deepEqual((answers as { id: unknown }[]).map((a) => a.id).sort(), [7, 'a', null].sort(), 'strings, numbers and null come back as they went; a notification gets no answer');
     assert.equal(runs, 4);
+  });
+
+  it('params by position are named by the order the server is given; too many, or a method without an order, is -32602', async () => {
+    const seen: Record<string, unknown>[] = [];
+    const handlers = { async echo(_: object, params: Record<string, unknown>) { seen.push(params); return params; }, async named(_: object, params: Record<string, unknown>) { return params; } };
+    const rpc = new JsonRpcServer({}, handlers, { datadir: dir.path, paramNames: (method) => (method === 'echo' ? ['height', 'hash'] : undefined) });
+    servers.push(rpc);
+    const url = await rpc.start();
+    const call = async (method: string, params: unknown) => (await fetch(url, { method: 'POST', headers: { authorization: `Bearer ${rpc.token}` }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }) })).json() as Promise<{ result?: unknown; error?: { code: number; message: string } }>;
+    assert.deepEqual((await call('echo', [5])).result, { height: 5 });
+    assert.deepEqual((await call('echo', [null, 'ab'])).result, { hash: 'ab' }, 'a null leaves an optional one out, as bitcoind takes it');
+    assert.deepEqual((await call('echo', [])).result, {});
+    assert.deepEqual((await call('echo', { hash: 'cd' })).result, { hash: 'cd' }, 'by name, as before');
+    assert.deepEqual((await call('echo', [1, 'ab', true])).error, { code: RPC_ERRORS.INVALID_PARAMS, message: 'echo takes at most 2 params by position (height, hash), got 3' });
+    assert.deepEqual((await call('named', [1])).error, { code: RPC_ERRORS.INVALID_PARAMS, message: 'params must be an object: named takes its params by name' });
+    assert.deepEqual((await call('echo', 'x')).error, { code: RPC_ERRORS.INVALID_PARAMS, message: 'params must be an object (by name) or an array (by position)' });
+    assert.equal(seen.length, 4, 'the refused calls did not run');
+  });
+
+  it('a light client\'s getAccount takes its address by position too', async () => {
+    const address = encodeAddress(testKey(5).address);
+    const client = { async getAccount() { return { account: undefined, height: 3, blockHash: new Uint8Array(32), peer: 'peer' }; } };
+    const rpc = new JsonRpcServer({ client, requestStop() {} } as unknown as LightContext, lightRpcHandlers, { datadir: dir.path, paramNames: lightParamNames });
+    servers.push(rpc as unknown as JsonRpcServer<object>);
+    const url = await rpc.start();
+    const call = async (method: string, params: unknown) => (await fetch(url, { method: 'POST', headers: { authorization: `Bearer ${rpc.token}` }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }) })).json() as Promise<{ result?: { address: string }; error?: { message: string } }>;
+    assert.equal((await call('getAccount', [address])).result?.address, address);
+    assert.equal((await call('getAccount', [address, 1])).error?.message, 'getAccount takes at most 1 param by position (address), got 2');
   });
 });

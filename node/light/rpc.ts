@@ -56,6 +56,13 @@ export interface LightContext {
   requestStop(): void;
 }
 
+/** Each method's params in order: what params given by position (an array) stand for. */
+const PARAM_ORDER: { readonly [M in keyof LightRpcMethods]: readonly (keyof LightRpcMethods[M]['params'])[] } = { status: [], getAccount: ['address'], stop: [] };
+
+export function lightParamNames(method: string): readonly string[] | undefined {
+  return Object.hasOwn(PARAM_ORDER, method) ? PARAM_ORDER[method as keyof LightRpcMethods] : undefined;
+}
+
 export const lightRpcHandlers: RpcHandlers<LightContext> = {
   async status({ client }) {
     return client.summary() satisfies LightStatusResult;
