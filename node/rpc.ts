@@ -10,7 +10,7 @@ import { validate } from './json-schema.ts';
 import type { NodeView } from './view.ts';
 import { localUrl } from './http/local-url.ts';
 import { replaceFile } from './durable-file.ts';
-import { paramsByPosition } from './rpc-body.ts';
+import { exactId, MAX_ID_TEXT, paramsByPosition, parseRpcBody, type RpcId } from './rpc-body.ts';
 
 export const MAX_RPC_BODY_BYTES = 1 << 20;
 export const MAX_BATCH = 1000;
@@ -31,10 +31,10 @@ interface RpcRequest {
 }
 
 type RpcResponse =
-  | { jsonrpc: '2.0'; id: string | number | null; result: unknown }
-  | { jsonrpc: '2.0'; id: string | number | null; error: { code: number; message: string; data?: unknown } };
+  | { jsonrpc: '2.0'; id: RpcId; result: unknown }
+  | { jsonrpc: '2.0'; id: RpcId; error: { code: number; message: string; data?: unknown } };
 
-function failure(id: RpcRequest['id'], code: number, message: string, data?: unknown): RpcResponse {
+function failure(id: RpcId | undefined, code: number, message: string, data?: unknown): RpcResponse {
   return { jsonrpc: '2.0', id: id ?? null, error: data === undefined ? { code, message } : { code, message, data } };
 }
 
@@ -187,8 +187,9 @@ export class JsonRpcServer<C> {
         return send(413, failure(null, RPC_ERRORS.INVALID_REQUEST, `request body over ${MAX_RPC_BODY_BYTES} bytes`));
       }
       let parsed: unknown;
+      let idTexts: WeakMap<object, string>;
       try {
-        parsed = JSON.parse(body);
+        ({ parsed, idTexts } = parseRpcBody(body));
       } catch {
         return send(200, failure(null, RPC_ERRORS.PARSE_ERROR, 'malformed JSON'));
       }
@@ -196,10 +197,10 @@ export class JsonRpcServer<C> {
         if (parsed.length === 0 || parsed.length > MAX_BATCH) {
           return send(200, failure(null, RPC_ERRORS.INVALID_REQUEST, `a batch holds 1 to ${MAX_BATCH} requests`));
         }
-        const answers = (await Promise.all(parsed.map((r) => this.dispatch(r)))).filter((a) => a !== undefined);
+        const answers = (await Promise.all(parsed.map((r) => this.dispatch(r, idTexts)))).filter((a) => a !== undefined);
         return answers.length > 0 ? send(200, answers) : noContent();
       }
-      const answer = await this.dispatch(parsed);
+      const answer = await this.dispatch(parsed, idTexts);
       return answer === undefined ? noContent() : send(200, answer);
     } catch (err) {
       send(500, failure(null, RPC_ERRORS.INTERNAL_ERROR, (err as Error).message));
@@ -207,21 +208,25 @@ export class JsonRpcServer<C> {
   }
 
   /** The answer to one request; undefined for a notification (a request without an id), which is run but not answered. */
-  private async dispatch(raw: unknown): Promise<RpcResponse | undefined> {
-    const answer = await this.answer(raw);
+  private async dispatch(raw: unknown, idTexts: WeakMap<object, string>): Promise<RpcResponse | undefined> {
+    const answer = await this.answer(raw, idTexts);
     const notification = typeof raw === 'object' && raw !== null && !Array.isArray(raw) && !Object.hasOwn(raw, 'id');
     // An invalid request is answered even without an id (with id null), as JSON-RPC 2.0 says.
     return notification && !('error' in answer && answer.error.code === RPC_ERRORS.INVALID_REQUEST) ? undefined : answer;
   }
 
-  private async answer(raw: unknown): Promise<RpcResponse> {
+  private async answer(raw: unknown, idTexts: WeakMap<object, string>): Promise<RpcResponse> {
     if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
       return failure(null, RPC_ERRORS.INVALID_REQUEST, 'a request is a JSON object');
     }
     const r = raw as Partial<RpcRequest>;
-    const id = typeof r.id === 'string' || typeof r.id === 'number' ? r.id : null;
+    const given = typeof r.id === 'string' || typeof r.id === 'number' ? r.id : null;
     // Any other id would come back as null: a client could not tell its answers apart.
-    if (r.id !== undefined && r.id !== null && id === null) return failure(null, RPC_ERRORS.INVALID_REQUEST, 'an "id" is a string, a number or null');
+    if (r.id !== undefined && r.id !== null && given === null) return failure(null, RPC_ERRORS.INVALID_REQUEST, 'an "id" is a string, a number or null');
+    const id = exactId(raw, given, idTexts);
+    if (typeof id === 'object' && id !== null && 'tooLong' in id) {
+      return failure(null, RPC_ERRORS.INVALID_REQUEST, `a numeric "id" is at most ${MAX_ID_TEXT} characters, not ${id.tooLong}`);
+    }
     if (r.jsonrpc !== '2.0' || typeof r.method !== 'string') {
       return failure(id, RPC_ERRORS.INVALID_REQUEST, 'expected {"jsonrpc":"2.0","method":…}');
     }

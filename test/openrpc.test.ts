@@ -14,6 +14,7 @@ import { EXAMPLE, RPC_DOC } from '../node/rpc-doc.ts';
 import { validate } from '../node/json-schema.ts';
 import { RPC_ENDPOINT_FILE, RPC_ERRORS, type RpcEndpointFile } from '../node/rpc-types.ts';
 import { MAX_BATCH, MAX_RPC_BODY_BYTES } from '../node/rpc.ts';
+import { MAX_ID_TEXT } from '../node/rpc-body.ts';
 import { renderRpcMarkdown, RPC_MD } from '../scripts/rpc-docs.ts';
 import { mineOn, startNode, stopAll, type TestNode } from './helpers/network.ts';
 
@@ -79,6 +80,7 @@ describe('OpenRPC: the document is the API', function () {
     assert.deepEqual((await byPosition('getBlock', [1, null, 3])).error, { code: RPC_ERRORS.INVALID_PARAMS, message: 'getBlock takes at most 2 params by position (height, hash), got 3' });
     assert.match((await byPosition('getAccount', [7])).error!.message, /"address": must be string/, 'checked against the schema as by name');
     assert.match(RPC_DOC.info.description, /by position/);
+    assert.ok(RPC_DOC.info.description.includes(`at most ${MAX_ID_TEXT} characters`), 'the longest numeric id, as the server takes it');
   });
 
   it('says what a body may be, as the server takes it: one request, or a batch answered as an array, within the limits it enforces', async () => {

@@ -42,6 +42,29 @@ describe('JSON-RPC server', () => {
     assert.equal(runs, 4);
   });
 
+  it('a numeric id JavaScript cannot hold exactly comes back as the client wrote it; one over 64 characters is refused', async () => {
+    // From the API review: 12345678901234567891 came back as 12345678901234567000 (JSON.parse's
+    // double), and 1e400 as null: a client matching answers by id (a uint64 counter) found none.
+    let runs = 0;
+    const rpc = new JsonRpcServer({}, { async count() { return ++runs; } }, { datadir: dir.path });
+    servers.push(rpc);
+    const url = await rpc.start();
+    const post = async (body: string) => (await fetch(url, { method: 'POST', headers: { authorization: `Bearer ${rpc.token}` }, body })).text();
+    for (const id of ['12345678901234567891', '-98765432109876543210', '1e400', '18446744073709551615']) {
+      const answer = await post(`{"jsonrpc":"2.0","id":${id},"method":"count"}`);
+      assert.match(answer, new RegExp(`^\\{"jsonrpc":"2\\.0","id":${id.replace('+', '\\+')},"result":\\d+\\}$`), answer);
+    }
+    const batch = await post('[{"jsonrpc":"2.0","id":9007199254740993,"method":"count"},{"jsonrpc":"2.0","id":7,"method":"count"},{"jsonrpc":"2.0","id":"9007199254740993","method":"count"},{"jsonrpc":"2.0","method":"count","params":{"id":1e400}}]');
+    assert.deepEqual([...batch.matchAll(/"id":([^,]+),/g)].map((m) => m[1]), ['9007199254740993', '7', '"9007199254740993"'], batch);
+    const safe = await post('{"jsonrpc":"2.0","id":42,"method":"count"}');
+    assert.match(safe, /^\{"jsonrpc":"2\.0","id":42,"result":\d+\}$/, 'an id JSON.parse holds goes back as it did');
+    const long = '9'.repeat(65);
+    const before = runs;
+    assert.deepEqual(JSON.parse(await post(`{"jsonrpc":"2.0","id":${long},"method":"count"}`)), { jsonrpc: '2.0', id: null, error: { code: RPC_ERRORS.INVALID_REQUEST, message: 'a numeric "id" is at most 64 characters, not 65' } });
+    assert.equal(runs, before, 'the method did not run');
+    assert.match(await post(`{"jsonrpc":"2.0","id":${'9'.repeat(64)},"method":"count"}`), new RegExp(`"id":${'9'.repeat(64)},"result"`));
+  });
+
   it('params by position are named by the order the server is given; too many, or a method without an order, is -32602', async () => {
     const seen: Record<string, unknown>[] = [];
     const handlers = { async echo(_: object, params: Record<string, unknown>) { seen.push(params); return params; }, async named(_: object, params: Record<string, unknown>) { return params; } };
