@@ -24,10 +24,13 @@ export class RestError extends Error {
 export const notFound = (what: string) => new RestError(404, 'NOT_FOUND', what);
 export const bad = (message: string) => new RestError(400, 'BAD_REQUEST', message);
 
+/** A hash or id as a path gives it: 64 hex digits, in either case (Esplora takes upper case too). */
 export function hashParam(text: string, what: string): Uint8Array {
-  if (!/^[0-9a-f]{64}$/.test(text)) throw bad(`${what} must be 64 lower-case hex digits`);
-  return fromHex(text);
+  if (!isHashText(text)) throw bad(`${what} must be 64 hex digits`);
+  return fromHex(text.toLowerCase());
 }
+
+export const isHashText = (text: string): boolean => /^[0-9a-fA-F]{64}$/.test(text);
 
 /** A height, or another count from 0 (`what` says which), as a path gives it. */
 export function heightParam(text: string, what = 'a height'): number {
@@ -35,9 +38,13 @@ export function heightParam(text: string, what = 'a height'): number {
   return Number(text);
 }
 
+/**
+ * An address as a path gives it: lower case, or all upper case (BIP 350 allows it, as QR codes
+ * carry it, and Esplora takes it); mixed case stays refused.
+ */
 export function addressParam(text: string): Uint8Array {
   try {
-    return decodeAddress(text);
+    return decodeAddress(text === text.toUpperCase() ? text.toLowerCase() : text);
   } catch (err) {
     throw bad(`not an address: ${(err as Error).message}`);
   }
