@@ -224,7 +224,7 @@ describe('pruning', function () {
     await pruner.idle();
     const mark = db.history.prunedHeight;
     assert.equal(mark, 40 - DEPTH - 1);
-    const view = { params, chain, db, addressIndex, mempool: { get: () => undefined, involving: () => new Set(), settled: async () => {} } } as unknown as NodeView;
+    const view = { params, chain, db, addressIndex, mempool: { get: () => undefined, has: () => false, involving: () => new Set(), settled: async () => {} } } as unknown as NodeView;
     const rpcFails = (call: Promise<unknown>, code: number, pattern: RegExp) =>
       assert.rejects(call, (err: unknown) => err instanceof RpcError && err.rpcCode === code && pattern.test(err.message));
 
@@ -253,6 +253,12 @@ describe('pruning', function () {
       lines.map((l) => [l.status.block_height, l.txid, l.pruned === true, l.amount]),
       [40, 35, 30, 25, 20, 15, 10, 5].map((h) => [h, blocks[h - 1]!.txs[0]!.idHex, h <= mark, h <= mark ? null : '1']),
     );
+    // Esplora's paging after the last txid seen: after a kept line, the lines below it; after a
+    // pruned one the transaction index no longer knows, 410, not an empty page that ends the history.
+    const after35 = (await rest(`/address/${encodeAddress(carol)}/txs/chain/${blocks[34]!.txs[0]!.idHex}`)).answer as { json: { status: { block_height: number } }[] };
+    assert.deepEqual(after35.json.map((l) => l.status.block_height), [30, 25, 20, 15, 10, 5]);
+    const afterPruned = await rest(`/address/${encodeAddress(carol)}/txs/chain/${blocks[24]!.txs[0]!.idHex}`);
+    assert.deepEqual([afterPruned.status, afterPruned.code], [410, 'PRUNED'], JSON.stringify(afterPruned));
     await pruner.stop();
     await db.close();
   });

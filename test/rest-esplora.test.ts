@@ -1,6 +1,7 @@
 /**
  * What a client written for Esplora does that Cairn's REST API took only its own way (node/http/):
- * hashes and ids in upper case, and an address in upper case (a QR code's).
+ * hashes and ids in upper case, an address in upper case (a QR code's), and an address's
+ * confirmed lines paged by the last txid seen.
  */
 import assert from 'node:assert/strict';
 import { toHex } from '../ledger/bytes.ts';
@@ -59,5 +60,23 @@ describe('REST API as Esplora\'s clients use it', function () {
     const mixed = `${carolText.slice(0, 10)}${carolText.slice(10).toUpperCase()}`;
     assert.equal((await get(`${base}/address/${mixed}`)).status, 400);
     assert.equal((await get(`${base}/block/${'G'.repeat(64)}`)).status, 400);
+  });
+
+  it('pages an address\'s confirmed lines after the last txid seen, as after its cursor; an id that is no line of it ends the list, as Esplora', async () => {
+    // From the API review: /txs/chain/:last_seen_txid was 400, "a cursor is HEIGHT-POSITION".
+    assert.deepEqual(await lines('?limit=1'), [paid[2]]);
+    assert.deepEqual(await lines(`/${paid[2]}?limit=1`), [paid[1]]);
+    assert.deepEqual(await lines(`/${paid[1]!.toUpperCase()}`), [paid[0]]);
+    assert.deepEqual(await lines(`/${paid[0]}`), [], 'after the oldest, nothing');
+    const cursor = (await get(`${base}/address/${carolText}/txs/chain?limit=1`)).json<{ cursor: string }[]>()[0]!.cursor;
+    assert.deepEqual(await lines(`/${cursor}?limit=1`), [paid[1]], 'a cursor still pages as before');
+    // Unknown, pending, or another address's: Esplora's skip finds no such line, and answers [].
+    const elsewhere = transfer(bob, testKey(42).address, 1n, 0n, 2n);
+    await t.node.submitTransaction(elsewhere);
+    await mineOn(t, 1);
+    const pending = transfer(alice, carol, 1n, 3n, 2n);
+    await t.node.submitTransaction(pending);
+    for (const id of ['ab'.repeat(32), elsewhere.idHex, pending.idHex]) assert.deepEqual(await lines(`/${id}`), [], id);
+    assert.equal((await get(`${base}/address/${carolText}/txs/chain/nonsense`)).status, 400);
   });
 });

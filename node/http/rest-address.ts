@@ -7,7 +7,9 @@ import { encodeAddress } from '../../ledger/keys.ts';
 import type { Block } from '../../ledger/block.ts';
 import type { NodeView } from '../view.ts';
 import { addressLine, prunedAddressLine, cursorOf, kindOf, parseCursor } from './rest-shapes.ts';
-import { addressParam, bad, intQuery, RestError, type RestAnswer } from './rest-params.ts';
+import { addressParam, bad, hashParam, intQuery, isHashText, RestError, type RestAnswer } from './rest-params.ts';
+import { bytesEqual } from '../../ledger/bytes.ts';
+import type { AddressCursor, AddressIndex } from '../../ledger/address-index.ts';
 
 /** Esplora's address page: 25 lines (at most 100 here). */
 export const ADDRESS_PAGE = 25;
@@ -48,8 +50,9 @@ async function addressTxs(node: NodeView, addrText: string, which: 'all' | 'chai
   if (status.state !== 'ready') {
     throw new RestError(503, 'INDEX_BUILDING', `the address index is being built (${Math.floor(status.progress * 100)}% done); try again soon`);
   }
-  const before = cursorText === undefined ? undefined : parseCursor(cursorText);
-  if (cursorText !== undefined && !before) throw bad('a cursor is HEIGHT-POSITION, as the last line of the previous page gives it');
+  const before = cursorText === undefined ? undefined : await cursorAfter(node, index, address, cursorText);
+  // As Esplora: a last_seen_txid that is no confirmed line of the address ends the list.
+  if (before === null) return [];
   const lines = which === 'all' ? pendingLines(node, address, text) : [];
   const blocks = new Map<number, Block | undefined>();
   for (const e of await index.history(address, limit, before)) {
@@ -66,6 +69,31 @@ async function addressTxs(node: NodeView, addrText: string, which: 'all' | 'chai
     lines.push(addressLine(text, kindOf(e.roles), block, e.position > 0 ? block.txs[e.position - 1] : undefined, cursorOf(e)));
   }
   return lines;
+}
+
+/**
+ * Where the next page starts: after a line's cursor (HEIGHT-POSITION), or after the line of a
+ * transaction id, the last txid of the page before, as Esplora's clients page
+ * (`last_seen_txid`); null for an id that is no confirmed line of the address.
+ */
+async function cursorAfter(node: NodeView, index: AddressIndex, address: Uint8Array, text: string): Promise<AddressCursor | null> {
+  const cursor = parseCursor(text);
+  if (cursor) return cursor;
+  if (!isHashText(text)) throw bad('a cursor is HEIGHT-POSITION, as the last line of the previous page gives it, or the txid of that line (Esplora\'s last_seen_txid)');
+  const id = hashParam(text, 'a transaction id');
+  const location = await node.db.getTxLocation(id);
+  if (!location) {
+    if (node.mempool.has(id)) return null;
+    const prunedHeight = node.db.history.prunedHeight;
+    // A pruned block's transactions leave the transaction index: an empty page would tell the client its history ended there.
+    if (prunedHeight > 0) throw new RestError(410, 'PRUNED', `transaction ${text} is not in this node's transaction index: unknown, or in a block it pruned (up to height ${prunedHeight}); page by the line's cursor instead`);
+    return null;
+  }
+  const header = await node.chain.byHeight.mainHeader(location.blockHash);
+  if (!header) return null;
+  const at = { height: header.height, position: location.index + 1 };
+  const [line] = await index.history(address, 1, { height: at.height, position: at.position + 1 });
+  return line && line.height === at.height && line.position === at.position && bytesEqual(line.id, id) ? at : null;
 }
 
 /** `/address/:address[/txs[/chain[/:cursor]|/mempool]]`, path parts `p`; undefined for a path none of these. */
