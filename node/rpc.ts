@@ -9,6 +9,7 @@ import { methodDoc, RPC_DOC } from './rpc-doc.ts';
 import { validate } from './json-schema.ts';
 import type { NodeView } from './view.ts';
 import { localUrl } from './http/local-url.ts';
+import { endAnswer } from './http/compress.ts';
 import { replaceFile } from './durable-file.ts';
 import { exactId, MAX_ID_TEXT, paramsByPosition, parseRpcBody, type RpcId } from './rpc-body.ts';
 
@@ -162,10 +163,9 @@ export class JsonRpcServer<C> {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const send = (status: number, body: unknown) => {
+    const send = async (status: number, body: unknown) => {
       if (res.headersSent) return;
-      res.writeHead(status, { 'content-type': 'application/json' });
-      res.end(JSON.stringify(body));
+      await endAnswer(req, res, status, { 'content-type': 'application/json' }, JSON.stringify(body));
     };
     // JSON-RPC 2.0: notifications (and a batch of nothing else) get no answer at all.
     const noContent = () => {
@@ -176,34 +176,34 @@ export class JsonRpcServer<C> {
     try {
       if (!this.authorized(req)) {
         req.resume();
-        return send(401, failure(null, RPC_ERRORS.INVALID_REQUEST, 'missing or wrong RPC token'));
+        return await send(401, failure(null, RPC_ERRORS.INVALID_REQUEST, 'missing or wrong RPC token'));
       }
       if (req.method !== 'POST') {
         req.resume();
-        return send(405, failure(null, RPC_ERRORS.INVALID_REQUEST, 'use POST'));
+        return await send(405, failure(null, RPC_ERRORS.INVALID_REQUEST, 'use POST'));
       }
       const body = await readBody(req, MAX_RPC_BODY_BYTES);
       if (body === undefined) {
-        return send(413, failure(null, RPC_ERRORS.INVALID_REQUEST, `request body over ${MAX_RPC_BODY_BYTES} bytes`));
+        return await send(413, failure(null, RPC_ERRORS.INVALID_REQUEST, `request body over ${MAX_RPC_BODY_BYTES} bytes`));
       }
       let parsed: unknown;
       let idTexts: WeakMap<object, string>;
       try {
         ({ parsed, idTexts } = parseRpcBody(body));
       } catch {
-        return send(200, failure(null, RPC_ERRORS.PARSE_ERROR, 'malformed JSON'));
+        return await send(200, failure(null, RPC_ERRORS.PARSE_ERROR, 'malformed JSON'));
       }
       if (Array.isArray(parsed)) {
         if (parsed.length === 0 || parsed.length > MAX_BATCH) {
-          return send(200, failure(null, RPC_ERRORS.INVALID_REQUEST, `a batch holds 1 to ${MAX_BATCH} requests`));
+          return await send(200, failure(null, RPC_ERRORS.INVALID_REQUEST, `a batch holds 1 to ${MAX_BATCH} requests`));
         }
         const answers = (await Promise.all(parsed.map((r) => this.dispatch(r, idTexts)))).filter((a) => a !== undefined);
-        return answers.length > 0 ? send(200, answers) : noContent();
+        return answers.length > 0 ? await send(200, answers) : noContent();
       }
       const answer = await this.dispatch(parsed, idTexts);
-      return answer === undefined ? noContent() : send(200, answer);
+      return answer === undefined ? noContent() : await send(200, answer);
     } catch (err) {
-      send(500, failure(null, RPC_ERRORS.INTERNAL_ERROR, (err as Error).message));
+      await send(500, failure(null, RPC_ERRORS.INTERNAL_ERROR, (err as Error).message));
     }
   }
 

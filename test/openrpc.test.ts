@@ -15,6 +15,7 @@ import { validate } from '../node/json-schema.ts';
 import { RPC_ENDPOINT_FILE, RPC_ERRORS, type RpcEndpointFile } from '../node/rpc-types.ts';
 import { MAX_BATCH, MAX_RPC_BODY_BYTES } from '../node/rpc.ts';
 import { MAX_ID_TEXT } from '../node/rpc-body.ts';
+import { GZIP_MIN_BYTES } from '../node/http/compress.ts';
 import { renderRpcMarkdown, RPC_MD } from '../scripts/rpc-docs.ts';
 import { mineOn, startNode, stopAll, type TestNode } from './helpers/network.ts';
 
@@ -81,6 +82,7 @@ describe('OpenRPC: the document is the API', function () {
     assert.match((await byPosition('getAccount', [7])).error!.message, /"address": must be string/, 'checked against the schema as by name');
     assert.match(RPC_DOC.info.description, /by position/);
     assert.ok(RPC_DOC.info.description.includes(`at most ${MAX_ID_TEXT} characters`), 'the longest numeric id, as the server takes it');
+    assert.ok(RPC_DOC.info.description.includes(`${GZIP_MIN_BYTES} bytes or more is gzipped`), 'the gzip threshold, as the server has it');
   });
 
   it('says what a body may be, as the server takes it: one request, or a batch answered as an array, within the limits it enforces', async () => {

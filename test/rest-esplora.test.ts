@@ -1,15 +1,40 @@
 /**
  * What a client written for Esplora does that Cairn's REST API took only its own way (node/http/):
- * hashes and ids in upper case, an address in upper case (a QR code's), and an address's
- * confirmed lines paged by the last txid seen.
+ * hashes and ids in upper case, an address in upper case (a QR code's), an address's confirmed
+ * lines paged by the last txid seen, and answers gzipped for a client that takes them (never the
+ * event stream), no more than two at once.
  */
 import assert from 'node:assert/strict';
+import { request } from 'node:http';
+import { gunzipSync } from 'node:zlib';
 import { toHex } from '../ledger/bytes.ts';
 import { encodeAddress } from '../ledger/keys.ts';
 import { HttpServer } from '../node/http/server.ts';
+import { GZIP_MIN_BYTES, MAX_COMPRESSING, SharedBody } from '../node/http/compress.ts';
 import { FUNDED_KEYS, testKey, transfer } from './helpers/fixtures.ts';
 import { get } from './helpers/http.ts';
 import { mineOn, networkParams, startNode, stopAll, type TestNode } from './helpers/network.ts';
+
+/** A GET with exactly these headers (fetch adds and undoes gzip by itself): status, headers and the bytes as sent. */
+function rawGet(url: string, headers: Record<string, string>): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { headers }, (res) => {
+      const chunks: Buffer[] = [];
+      // The event stream never ends by itself: its first chunk says how it is sent.
+      const stream = res.headers['content-type'] === 'text/event-stream';
+      res.on('data', (c: Buffer) => {
+        chunks.push(c);
+        if (stream) res.destroy();
+      });
+      const done = () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) });
+      res.on('end', done);
+      res.on('close', done);
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
 
 describe('REST API as Esplora\'s clients use it', function () {
   this.timeout(60_000);
@@ -78,5 +103,41 @@ describe('REST API as Esplora\'s clients use it', function () {
     await t.node.submitTransaction(pending);
     for (const id of ['ab'.repeat(32), elsewhere.idHex, pending.idHex]) assert.deepEqual(await lines(`/${id}`), [], id);
     assert.equal((await get(`${base}/address/${carolText}/txs/chain/nonsense`)).status, 400);
+  });
+
+  it('gzips an answer of GZIP_MIN_BYTES or more for a client that takes gzip, with Vary; not a small one, nor the event stream', async () => {
+    // From the API review: a page of blocks went as it was to a client asking for gzip.
+    await mineOn(t, 10);
+    const plain = await rawGet(`${base}/blocks`, {});
+    assert.ok(plain.body.length >= GZIP_MIN_BYTES, `a page of ten blocks is ${plain.body.length} bytes`);
+    assert.equal(plain.headers['content-encoding'], undefined);
+    assert.equal(plain.headers.vary, 'accept-encoding', 'a cache keeps the two forms apart');
+    const packed = await rawGet(`${base}/blocks`, { 'accept-encoding': 'gzip, deflate, br' });
+    assert.equal(packed.headers['content-encoding'], 'gzip');
+    assert.equal(packed.headers.vary, 'accept-encoding');
+    assert.deepEqual(gunzipSync(packed.body), plain.body);
+    assert.ok(packed.body.length < plain.body.length / 2, `${plain.body.length} bytes gzipped to ${packed.body.length}`);
+    assert.equal((await rawGet(`${base}/blocks`, { 'accept-encoding': 'gzip;q=0, br' })).headers['content-encoding'], undefined, 'q=0 refuses it');
+    assert.equal((await rawGet(`${base}/blocks`, { 'accept-encoding': '*' })).headers['content-encoding'], 'gzip');
+    const small = await rawGet(`${base}/blocks/tip/height`, { 'accept-encoding': 'gzip' });
+    assert.deepEqual([small.headers['content-encoding'], small.headers.vary, small.body.toString()], [undefined, undefined, String(t.node.chain.tip.height)]);
+    const stream = await rawGet(`${base}/events`, { 'accept-encoding': 'gzip' });
+    assert.equal(stream.headers['content-encoding'], undefined, 'events go as they come');
+    assert.match(stream.body.toString(), /^retry: /);
+    // With CORS on, Vary names both.
+    const cors = new HttpServer(t.node, { cors: '*' });
+    try {
+      const url = (await cors.start()).replace(/\/$/, '');
+      assert.equal((await rawGet(`${url}/blocks`, { 'accept-encoding': 'gzip' })).headers.vary, 'origin, accept-encoding');
+    } finally {
+      await cors.stop();
+    }
+  });
+
+  it(`compresses at most ${MAX_COMPRESSING} answers at once: a client asking for large ones fast cannot take every libuv thread (the store's reads use them too)`, async () => {
+    const bodies = Array.from({ length: MAX_COMPRESSING + 1 }, (_, i) => new SharedBody(JSON.stringify(Array.from({ length: 20_000 }, (_, j) => `${i}:${j}`))));
+    const packed = await Promise.all(bodies.map((b) => b.gzipped()));
+    assert.deepEqual(packed.map((p) => p !== undefined), [...Array<boolean>(MAX_COMPRESSING).fill(true), false], 'the one over goes as it is');
+    assert.deepEqual(gunzipSync((await bodies.at(-1)!.gzipped())!), bodies.at(-1)!.bytes, 'and is compressed when asked again, once the others are done');
   });
 });

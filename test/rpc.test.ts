@@ -9,6 +9,7 @@ import { lightParamNames, lightRpcHandlers, type LightContext } from '../node/li
 import { encodeAddress } from '../ledger/keys.ts';
 import { tempDir, testKey } from './helpers/fixtures.ts';
 import { checkConnectionCap } from './helpers/http.ts';
+import { GZIP_MIN_BYTES } from '../node/http/compress.ts';
 
 describe('JSON-RPC server', () => {
   const dir = tempDir('cairn-rpc-');
@@ -91,5 +92,21 @@ describe('JSON-RPC server', () => {
     const call = async (method: string, params: unknown) => (await fetch(url, { method: 'POST', headers: { authorization: `Bearer ${rpc.token}` }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }) })).json() as Promise<{ result?: { address: string }; error?: { message: string } }>;
     assert.equal((await call('getAccount', [address])).result?.address, address);
     assert.equal((await call('getAccount', [address, 1])).error?.message, 'getAccount takes at most 1 param by position (address), got 2');
+  });
+
+  it('gzips an answer of GZIP_MIN_BYTES or more for a client that takes gzip, with Vary; not a small one', async () => {
+    // From the API review: a large answer (getBlocks of 1000) went as it was to a client asking for gzip.
+    const rpc = new JsonRpcServer({}, { async big() { return 'ab'.repeat(GZIP_MIN_BYTES); }, async small() { return 1; } }, { datadir: dir.path });
+    servers.push(rpc);
+    const url = await rpc.start();
+    const call = async (method: string, encoding: string) => {
+      const response = await fetch(url, { method: 'POST', headers: { authorization: `Bearer ${rpc.token}`, 'accept-encoding': encoding }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method }) });
+      return { encoding: response.headers.get('content-encoding'), vary: response.headers.get('vary'), answer: (await response.json()) as { result: unknown } };
+    };
+    const packed = await call('big', 'gzip');
+    assert.deepEqual([packed.encoding, packed.vary, packed.answer.result], ['gzip', 'accept-encoding', 'ab'.repeat(GZIP_MIN_BYTES)]);
+    assert.deepEqual([(await call('big', 'identity')).encoding, (await call('big', 'identity')).vary], [null, 'accept-encoding']);
+    const small = await call('small', 'gzip');
+    assert.deepEqual([small.encoding, small.vary, small.answer.result], [null, null, 1]);
   });
 });

@@ -10,6 +10,7 @@ import { EventFeed, type FeedEvent, type FeedEventType } from './events.ts';
 import { allowedMethods, answerRest, RestError } from './rest.ts';
 import { StaticFiles } from './static.ts';
 import { hostRefused } from './local-host.ts';
+import { endAnswer } from './compress.ts';
 
 export interface HttpOptions {
   /** Default 127.0.0.1: the API is open to whoever reaches it, with no token. */
@@ -216,11 +217,9 @@ export class HttpServer {
       await this.node.db.flushed();
       const h = { 'cache-control': 'no-store' };
       if ('json' in answer) {
-        res.writeHead(answer.status ?? 200, this.headers({ ...h, 'content-type': 'application/json' }));
-        res.end(JSON.stringify(answer.json));
+        await endAnswer(req, res, answer.status ?? 200, this.headers({ ...h, 'content-type': 'application/json' }), JSON.stringify(answer.json));
       } else if ('text' in answer) {
-        res.writeHead(200, this.headers({ ...h, 'content-type': 'text/plain; charset=utf-8' }));
-        res.end(answer.text);
+        await endAnswer(req, res, 200, this.headers({ ...h, 'content-type': 'text/plain; charset=utf-8' }), answer.text);
       } else {
         res.writeHead(200, this.headers({ 'cache-control': answer.immutable ? IMMUTABLE : 'no-store', 'content-type': 'application/octet-stream' }));
         res.end(answer.bytes);
