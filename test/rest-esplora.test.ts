@@ -1,8 +1,8 @@
 /**
  * What a client written for Esplora does that Cairn's REST API took only its own way (node/http/):
  * hashes and ids in upper case, an address in upper case (a QR code's), an address's confirmed
- * lines paged by the last txid seen, and answers gzipped for a client that takes them (never the
- * event stream), no more than two at once.
+ * lines paged by the last txid seen, the mempool's ids, and answers gzipped for a client that
+ * takes them (never the event stream), no more than two at once.
  */
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
@@ -103,6 +103,16 @@ describe('REST API as Esplora\'s clients use it', function () {
     await t.node.submitTransaction(pending);
     for (const id of ['ab'.repeat(32), elsewhere.idHex, pending.idHex]) assert.deepEqual(await lines(`/${id}`), [], id);
     assert.equal((await get(`${base}/address/${carolText}/txs/chain/nonsense`)).status, 400);
+  });
+
+  it('serves /mempool/txids: every pending id', async () => {
+    // From the API review: a 404, "no such path", where Esplora lists the pool.
+    await t.node.submitTransaction(transfer(FUNDED_KEYS[2]!, carol, 1n, 0n, 2n));
+    const answer = await get(`${base}/mempool/txids`);
+    assert.equal(answer.status, 200, answer.text);
+    const ids = answer.json<string[]>();
+    assert.deepEqual(ids.sort(), Array.from(t.node.mempool.entries(), (e) => e.tx.idHex).sort());
+    assert.ok(ids.length >= 1, 'one pending at least');
   });
 
   it('gzips an answer of GZIP_MIN_BYTES or more for a client that takes gzip, with Vary; not a small one, nor the event stream', async () => {

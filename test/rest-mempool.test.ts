@@ -2,10 +2,12 @@
  * REST's views of the mempool (node/http/rest.ts) on a pool of many fees: Esplora's fee histogram,
  * each bucket labelled with its least fee, the cheapest lumped into one; the totals and the
  * sorted fees behind them followed across admissions and replacements (they are computed once per
- * change of the pool, not per request); an address's pending count from the pool's own index.
+ * change of the pool, not per request); an address's pending count from the pool's own index; the
+ * pool's ids (Esplora's /mempool/txids), made at most once a second.
  */
 import assert from 'node:assert/strict';
-import { answerRest } from '../node/http/rest.ts';
+import { answerRest, MEMPOOL_TXIDS_MS, type RestShared } from '../node/http/rest.ts';
+import type { SharedBody } from '../node/http/compress.ts';
 import type { EventFeed } from '../node/http/events.ts';
 import type { NodeView } from '../node/view.ts';
 import { Mempool } from '../ledger/mempool.ts';
@@ -71,5 +73,21 @@ describe('REST views of the mempool', () => {
     assert.equal(summary.total_fee, String(fees[0]! + fees[1]!));
     assert.deepEqual(summary.fee_histogram, [[String(fees[1]), TX_BYTES], [String(fees[0]), TX_BYTES]]);
     assert.equal((await answer('/fee-estimates'))['1'], String(fees[1]! + 1n));
+  });
+
+  it('/mempool/txids: every pending id, made at most once a second and the same bytes sent meanwhile', async () => {
+    // From the API review: a 404 where Esplora lists the pool. A full pool's list is 13 MB, 50 ms to write out.
+    let now = 5_000;
+    const shared: RestShared = { now: () => now };
+    const txids = async () => ((await answerRest(node, {} as EventFeed, 'GET', '/mempool/txids', new URLSearchParams(), undefined, shared)) as { shared: SharedBody }).shared;
+    const first = await txids();
+    assert.deepEqual((JSON.parse(first.bytes.toString()) as string[]).sort(), Array.from(mempool.entries(), (e) => e.tx.idHex).sort());
+    const added = transfer(senders[1]!, sink, 1n, 1n, 7n);
+    await mempool.add(added, 1_000);
+    now += MEMPOOL_TXIDS_MS - 1;
+    assert.equal(await txids(), first, 'within the second, the answer made before');
+    now += 1;
+    const next = JSON.parse((await txids()).bytes.toString()) as string[];
+    assert.ok(next.includes(added.idHex) && next.length === mempool.size, 'then made again');
   });
 });

@@ -4,9 +4,12 @@
  */
 import { fromHex } from '../../ledger/bytes.ts';
 import { decodeAddress } from '../../ledger/keys.ts';
+import type { SharedBody } from './compress.ts';
 
 export type RestAnswer =
   | { readonly json: unknown; readonly status?: number }
+  /** JSON made once for many requests (SharedBody). */
+  | { readonly shared: SharedBody }
   | { readonly text: string }
   /** A block's or transaction's encoding: named by its hash, the same bytes for ever (a cache may keep them). */
   | { readonly bytes: Uint8Array; readonly immutable: true };

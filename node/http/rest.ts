@@ -14,6 +14,7 @@ import type { EventFeed } from './events.ts';
 import { blockJson, confirmedIn, txJson, UNCONFIRMED } from './rest-shapes.ts';
 import { bad, hashParam, heightParam, intQuery, notFound, RestError, type RestAnswer } from './rest-params.ts';
 import { answerAddress } from './rest-address.ts';
+import { SharedBody } from './compress.ts';
 import { blockWork } from '../../consensus/pow.ts';
 import { medianTimePast } from '../../consensus/block-index.ts';
 import { MEDIAN_SPAN } from '../../consensus/chain-index.ts';
@@ -138,6 +139,32 @@ async function feeEstimates(node: NodeView): Promise<Record<string, string>> {
   return out;
 }
 
+/**
+ * What requests share, kept by the HTTP server: the clock (performance.now(), ms) and the last
+ * /mempool/txids answer.
+ */
+export interface RestShared {
+  readonly now: () => number;
+  mempoolTxids?: { readonly at: number; readonly body: SharedBody };
+}
+
+/** How long a /mempool/txids answer is given again (Esplora's may be 10 s old: its Cache-Control). */
+export const MEMPOOL_TXIDS_MS = 1000;
+
+/**
+ * Every pending id (Esplora's /mempool/txids). A full pool's 200,000 are 13 MB of JSON, 50 ms to
+ * write out and 0.4 s to gzip: made at most once a MEMPOOL_TXIDS_MS and the same bytes sent to
+ * every request meanwhile, rather than made, held and gzipped again for each.
+ */
+function mempoolTxids(node: NodeView, shared: RestShared | undefined): SharedBody {
+  const kept = shared?.mempoolTxids;
+  const now = shared?.now() ?? 0;
+  if (kept && now - kept.at < MEMPOOL_TXIDS_MS) return kept.body;
+  const body = new SharedBody(JSON.stringify(Array.from(node.mempool.entries(), (e) => e.tx.idHex)));
+  if (shared) shared.mempoolTxids = { at: now, body };
+  return body;
+}
+
 /** The first parts of the paths a GET (or HEAD) is answered on. */
 const READ_PATHS = new Set(['blocks', 'block', 'block-height', 'tx', 'address', 'mempool', 'fee-estimates', 'node', 'chart']);
 
@@ -151,7 +178,7 @@ export function allowedMethods(path: string): string | undefined {
  * Answers one request, or undefined for a path that is not the API's. `body` is the request's
  * text for POST.
  */
-export async function answerRest(node: NodeView, feed: EventFeed, method: string, path: string, query: URLSearchParams, body: string | undefined): Promise<RestAnswer | undefined> {
+export async function answerRest(node: NodeView, feed: EventFeed, method: string, path: string, query: URLSearchParams, body: string | undefined, shared?: RestShared): Promise<RestAnswer | undefined> {
   let p: string[];
   try {
     p = path.split('/').slice(1).map(decodeURIComponent);
@@ -180,11 +207,11 @@ export async function answerRest(node: NodeView, feed: EventFeed, method: string
   if (method !== 'GET' && method !== 'HEAD') return undefined;
   // Mid-way through a reorganisation the main chain ends at the fork point and the state is its:
   // a tip, balances and histories that neither the chain before nor the one after has.
-  return node.chain.readSettled(() => answerRead(node, feed, p, query));
+  return node.chain.readSettled(() => answerRead(node, feed, p, query, shared));
 }
 
 /** Answers a GET of path parts `p` (a pure read: made again if a reorganisation began meanwhile). */
-async function answerRead(node: NodeView, feed: EventFeed, p: readonly string[], query: URLSearchParams): Promise<RestAnswer | undefined> {
+async function answerRead(node: NodeView, feed: EventFeed, p: readonly string[], query: URLSearchParams, shared: RestShared | undefined): Promise<RestAnswer | undefined> {
   const tip = node.chain.tip;
   switch (p[0]) {
     case 'blocks':
@@ -244,6 +271,7 @@ async function answerRead(node: NodeView, feed: EventFeed, p: readonly string[],
         return { json: { count: node.mempool.size, vsize: node.mempool.bytes, total_fee: node.mempool.fees.toString(), fee_histogram: feeHistogram(node) } };
       }
       if (p[1] === 'recent' && p.length === 2) return { json: feed.recentTxs() };
+      if (p[1] === 'txids' && p.length === 2) return { shared: mempoolTxids(node, shared) };
       return undefined;
     }
     case 'fee-estimates':

@@ -7,7 +7,7 @@ import { toHex } from '../../ledger/bytes.ts';
 import { localUrl } from './local-url.ts';
 import { decodeAddress } from '../../ledger/keys.ts';
 import { EventFeed, type FeedEvent, type FeedEventType } from './events.ts';
-import { allowedMethods, answerRest, RestError } from './rest.ts';
+import { allowedMethods, answerRest, RestError, type RestShared } from './rest.ts';
 import { StaticFiles } from './static.ts';
 import { hostRefused } from './local-host.ts';
 import { endAnswer } from './compress.ts';
@@ -82,6 +82,7 @@ export class HttpServer {
   private readonly streamsByClient = new Map<string, number>();
   private readonly connectionsByClient = new Map<string, number>();
   private keepalive: NodeJS.Timeout | undefined;
+  private readonly shared: RestShared = { now: () => performance.now() };
   url = '';
 
   constructor(node: NodeView, options: HttpOptions = {}) {
@@ -207,7 +208,7 @@ export class HttpServer {
       if ((method === 'GET' || method === 'HEAD') && this.files.serve(url.pathname, req, res)) return;
       const body = method === 'POST' ? await readBody(req) : (req.resume(), undefined);
       if (body === null) return this.error(res, 413, 'TOO_LARGE', `a request body is at most ${MAX_BODY} bytes`);
-      const answer = await answerRest(this.node, this.feed, method, url.pathname, url.searchParams, body);
+      const answer = await answerRest(this.node, this.feed, method, url.pathname, url.searchParams, body, this.shared);
       if (!answer) {
         const allow = this.allowed(url.pathname);
         if (allow === undefined || allow.split(', ').includes(method)) return this.error(res, 404, 'NOT_FOUND', `no such path: ${method} ${url.pathname} (the API follows Esplora's paths; see docs/REST.md)`);
@@ -218,6 +219,8 @@ export class HttpServer {
       const h = { 'cache-control': 'no-store' };
       if ('json' in answer) {
         await endAnswer(req, res, answer.status ?? 200, this.headers({ ...h, 'content-type': 'application/json' }), JSON.stringify(answer.json));
+      } else if ('shared' in answer) {
+        await endAnswer(req, res, 200, this.headers({ ...h, 'content-type': 'application/json' }), answer.shared);
       } else if ('text' in answer) {
         await endAnswer(req, res, 200, this.headers({ ...h, 'content-type': 'text/plain; charset=utf-8' }), answer.text);
       } else {
