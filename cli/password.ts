@@ -2,7 +2,8 @@
  * Where a keystore password comes from: `--password-file`, then `CAIRN_PASSWORD`, then a prompt
  * on the terminal that echoes nothing. Never printed, never logged, never in an error message.
  */
-import { readFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { StringDecoder } from 'node:string_decoder';
 import { KeystoreError, errnoText, requirePassword } from './keystore.ts';
 
@@ -19,6 +20,8 @@ export interface ReadPasswordOptions {
   readonly confirm?: boolean;
   /** The key the password is for, named in the prompt: a bare "Password:" left a newcomer guessing which. */
   readonly purpose?: string;
+  /** Where a warning goes (a password file other users may open); default stderr. */
+  readonly warn?: (message: string) => void;
 }
 
 /** The password, from `--password-file`, then `CAIRN_PASSWORD`, then a prompt that does not echo. */
@@ -26,7 +29,19 @@ export async function readPassword(options: ReadPasswordOptions = {}): Promise<s
   if (options.passwordFile !== undefined) {
     let text: string;
     try {
-      text = await readFile(options.passwordFile, 'utf8');
+      const file = await open(options.passwordFile, 'r');
+      try {
+        const { mode } = await file.stat();
+        // As ssh says of a private key others may read (it refuses one; a warning here, as before
+        // this check such files were taken silently and scripts rely on them).
+        if (isRegularFile(mode) && (mode & 0o077) !== 0) {
+          const warn = options.warn ?? ((message: string) => void process.stderr.write(`cairn: warning: ${message}\n`));
+          warn(`password file ${options.passwordFile} can be opened by other users (mode ${(mode & 0o777).toString(8).padStart(4, '0')}): chmod 600 ${options.passwordFile}`);
+        }
+        text = await file.readFile('utf8');
+      } finally {
+        await file.close();
+      }
     } catch (err) {
       throw new KeystoreError(
         'PASSWORD_FILE_UNREADABLE',
@@ -52,6 +67,11 @@ export async function readPassword(options: ReadPasswordOptions = {}): Promise<s
     throw new KeystoreError('PASSWORD_MISMATCH', 'the two passwords differ');
   }
   return password;
+}
+
+/** A pipe or a device (`--password-file <(pass cairn)`, /dev/stdin) has no mode that says who else may read it. */
+function isRegularFile(mode: number): boolean {
+  return (mode & constants.S_IFMT) === constants.S_IFREG;
 }
 
 export interface PromptStreams {

@@ -56,7 +56,7 @@ describe('errors that name the fix, through real processes', function () {
 
   before(async function () {
     this.timeout(60_000);
-    writeFileSync(passwordFile, 'pw\n');
+    writeFileSync(passwordFile, 'pw\n', { mode: 0o600 });
     nowhere = `/ip4/127.0.0.1/tcp/${await closedPort()}/p2p/${NOBODY}`;
     writeFileSync(join(dir.path, 'devkey.hex'), DEVNET_PRIVATE_KEY + '\n');
     await cliJson(['keys', 'import', '--keystore', keystore, '--password-file', passwordFile, join(dir.path, 'devkey.hex')]);

@@ -24,7 +24,7 @@ describe('cairn send, against a node that takes the transfer but whose answer is
   it('names the transfer it submitted and how to ask about it, not "is it running?" (sending again is a second payment)', async function () {
     this.timeout(30_000);
     const passwordFile = join(dir.path, 'password');
-    writeFileSync(passwordFile, 'lost answer\n');
+    writeFileSync(passwordFile, 'lost answer\n', { mode: 0o600 });
     writeFileSync(join(dir.path, 'devnet.hex'), DEVNET_PRIVATE_KEY + '\n');
     const keystore = join(dir.path, 'keys');
     await cliJson(['keys', 'import', '--keystore', keystore, '--password-file', passwordFile, join(dir.path, 'devnet.hex')]);
@@ -85,7 +85,7 @@ describe('cairn send, several at once from one key', function () {
   };
 
   before(async function () {
-    writeFileSync(passwordFile, 'send lock test\n');
+    writeFileSync(passwordFile, 'send lock test\n', { mode: 0o600 });
     writeFileSync(join(dir.path, 'devnet.hex'), DEVNET_PRIVATE_KEY + '\n');
     await cliJson(['keys', 'import', '--keystore', keystore, '--password-file', passwordFile, join(dir.path, 'devnet.hex')]);
     await cliJson(['init', '--datadir', datadir, '--genesis', writeTestGenesis(dir.path, 'cairn-send-test')]);

@@ -86,7 +86,7 @@ describe('cairn at a terminal: the password prompt names the key', function () {
   });
 
   it('a transfer asks for the password of the key it sends from, by its address', async () => {
-    writeFileSync(join(dir.path, 'password'), 'pw\n');
+    writeFileSync(join(dir.path, 'password'), 'pw\n', { mode: 0o600 });
     writeFileSync(join(dir.path, 'devkey.hex'), DEVNET_PRIVATE_KEY + '\n');
     await cliJson(['keys', 'import', '--keystore', keystore, '--password-file', join(dir.path, 'password'), join(dir.path, 'devkey.hex')]);
     const send = atTerminal(['send', '--datadir', datadir, '--keystore', keystore, '--from', DEVNET_ADDRESS, '--to', encodeAddress(testKey(9).address), '--amount', '1']);

@@ -97,8 +97,8 @@ describe('cairn command, through real processes', function () {
   let newAddress = '';
 
   before(() => {
-    writeFileSync(passwordFile, 'hunter2 with spaces\n');
-    writeFileSync(wrongPasswordFile, 'hunter3\n');
+    writeFileSync(passwordFile, 'hunter2 with spaces\n', { mode: 0o600 });
+    writeFileSync(wrongPasswordFile, 'hunter3\n', { mode: 0o600 });
     writeFileSync(keyFile, DEVNET_PRIVATE_KEY + '\n');
   });
   // A command a failed test left running is killed by pid here; the node is stopped by the last

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createDecipheriv } from 'node:crypto';
-import { mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough, Writable } from 'node:stream';
 import { scrypt as nobleScrypt } from '@noble/hashes/scrypt.js';
@@ -387,9 +387,11 @@ describe('readPassword', () => {
   beforeEach(() => (dir = tempDir('cairn-password-')));
   afterEach(() => dir.remove());
 
-  function passwordFile(content: string): string {
+  function passwordFile(content: string, mode = 0o600): string {
     const path = join(dir.path, 'pw');
-    writeFileSync(path, content);
+    rmSync(path, { force: true });
+    writeFileSync(path, content, { mode });
+    chmodSync(path, mode); // whatever the umask took
     return path;
   }
   function recordingPrompt(...answers: string[]) {
@@ -413,6 +415,21 @@ describe('readPassword', () => {
     assert.deepEqual(p.questions, []);
     assert.equal(await readPassword({ env: {}, prompt: p.prompt }), 'from-prompt');
     assert.deepEqual(p.questions, ['Password: ']);
+  });
+
+  it('a password file other users may open is read, with a warning that gives the chmod; one of ours alone, or a pipe, without', async () => {
+    const warnings: string[] = [];
+    const warn = (message: string) => void warnings.push(message);
+    for (const mode of [0o644, 0o640, 0o604, 0o660]) {
+      const path = passwordFile('pw\n', mode);
+      assert.equal(await readPassword({ passwordFile: path, env: {}, warn }), 'pw');
+      assert.deepEqual(warnings.splice(0), [`password file ${path} can be opened by other users (mode 0${mode.toString(8)}): chmod 600 ${path}`]);
+    }
+    for (const mode of [0o600, 0o400]) {
+      assert.equal(await readPassword({ passwordFile: passwordFile('pw\n', mode), env: {}, warn }), 'pw');
+    }
+    assert.equal(await readPassword({ passwordFile: '/dev/null', env: {}, warn }).catch((err: CairnError) => err.code), 'EMPTY_PASSWORD');
+    assert.deepEqual(warnings, []);
   });
 
   it('an empty CAIRN_PASSWORD counts as unset', async () => {
