@@ -2,6 +2,7 @@ import { randomInt } from 'node:crypto';
 import { GenesisError } from '../ledger/errors.ts';
 import { genesisHashHex, genesisJson, parseGenesis, type ChainParams } from '../ledger/genesis.ts';
 import { MAX_DECIMALS } from '../ledger/amount.ts';
+import { maxFutureDrift } from '../consensus/header-rules.ts';
 import { address, amountArg, count, parse, required, resolveAmount, str, UsageError } from './args.ts';
 import type { Out } from './output.ts';
 
@@ -53,10 +54,19 @@ export function newGenesis(values: Record<string, unknown>, now: number, randomC
     allocs.set(text, resolveAmount(amountArg(entry.slice(at + 1), '--alloc amount'), coin, `--alloc amount for ${text}`).toString());
   }
   const target = str(values, 'target') ?? DEFAULTS.target;
+  const timestamp = count(values, 'timestamp', 0, 2 ** 48);
+  // Block 1 comes after it, and peers take no block further ahead of their clocks than the
+  // drift: a network dated later mines nothing until then (a timestamp in milliseconds, for
+  // millennia), whatever every node of it does.
+  if (timestamp !== undefined && timestamp > now + maxFutureDrift(blockTime)) {
+    const inSeconds = Math.floor(timestamp / 1000);
+    const why = Math.abs(inSeconds - now) <= 366 * 86_400 ? `: it is in milliseconds; in seconds it is ${inSeconds}` : '';
+    throw new UsageError(`--timestamp ${timestamp} is ${timestamp > 8_640_000_000_000 ? 'beyond the year 275760' : new Date(timestamp * 1000).toISOString()}, ${timestamp - now} s ahead of now, and no block can be mined before it${why} (seconds since 1970; leave it out for now)`);
+  }
   const json = {
     name: required(values, 'name'),
     chainId: count(values, 'chain-id', 0, 0xffffffff) ?? randomChainId(),
-    timestamp: count(values, 'timestamp', 0, 2 ** 48) ?? now,
+    timestamp: timestamp ?? now,
     target: target.toLowerCase(),
     blockTime,
     asertHalfLife: count(values, 'half-life', 1, 365 * 86_400) ?? Math.min(DEFAULTS.halfLifeBlocks * blockTime, 365 * 86_400),

@@ -46,6 +46,17 @@ describe('cairn genesis new', () => {
     refused({ name: 'x', alloc: [`${ADDR_1}=1`, `${ADDR_2}=1`, `${ADDR_1}=2`] }, new RegExp(`--alloc gives ${ADDR_1} twice`));
   });
 
+  it('refuses a --timestamp later than a block may be ahead of the clock (in milliseconds, say), saying so; one within that, or past, is taken', () => {
+    const ms = NOW * 1000 + 123;
+    assert.throws(() => make({ name: 'x', timestamp: String(ms) }), (err: unknown) => err instanceof UsageError && err.message === `--timestamp ${ms} is ${new Date(ms * 1000).toISOString()}, ${ms - NOW} s ahead of now, and no block can be mined before it: it is in milliseconds; in seconds it is ${NOW} (seconds since 1970; leave it out for now)`);
+    const nextYear = NOW + 365 * 86_400;
+    assert.throws(() => make({ name: 'x', timestamp: String(nextYear) }), (err: unknown) => err instanceof UsageError && err.message === `--timestamp ${nextYear} is ${new Date(nextYear * 1000).toISOString()}, ${365 * 86_400} s ahead of now, and no block can be mined before it (seconds since 1970; leave it out for now)`);
+    // The devnet's rules: 5 s blocks, a minute's drift.
+    assert.equal(make({ name: 'x', timestamp: String(NOW + 60) }).timestamp, NOW + 60);
+    refused({ name: 'x', timestamp: String(NOW + 61) }, /^--timestamp \d+ is .*, 61 s ahead of now/);
+    assert.equal(make({ name: 'x', timestamp: '1600000000' }).timestamp, 1_600_000_000);
+  });
+
   it('refuses what no node would accept, naming the flag', () => {
     refused({}, /--name is required/);
     refused({ name: 'two words' }, /--name must be/);
