@@ -252,7 +252,8 @@ export const HELP = {
   init: `Usage: cairn init [--datadir DIR] [--genesis FILE] [--json]
 
 Creates a datadir for the network FILE defines (default: the bundled devnet genesis.json).
-Refuses a datadir that already belongs to another network.
+Refuses a datadir that already belongs to another network, and a folder that holds other things
+and no datadir (give a new or empty one).
 
 Examples:
   cairn init --datadir ./data
@@ -266,7 +267,8 @@ Examples:
                   [--snapshot-sync] [--snapshot-interval N] [--reorg-depth N] [--no-history-check]
                   [--checkpoint HEIGHT:HASH]
 
-Runs a validating node (initialising DIR, default ./data, when empty). P2P on port 7370 of all
+Runs a validating node (initialising DIR, default ./data, when empty or missing; a folder of other
+things is refused). P2P on port 7370 of all
 interfaces (--p2p-host: one IPv4 or IPv6 address of this machine instead), JSON-RPC on
 127.0.0.1:7371 (0 picks a free port; the endpoint and token are written to DIR/rpc.json). Each
 port must differ from the others. --mine mines to --coinbase, or to the key of the keystore (default

@@ -1,11 +1,16 @@
 import { statSync } from 'node:fs';
-import { copyFile, mkdir, readFile, stat } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, readFile, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CairnError, StoreError } from '../ledger/errors.ts';
 import { genesisHashHex, parseGenesis, sameGenesis, type ChainParams } from '../ledger/genesis.ts';
 import { ChainDB } from '../ledger/chaindb.ts';
 import { LevelKv } from '../ledger/kv-level.ts';
+import { BANS_FILE } from '../node/ban-file.ts';
+import { CHECKPOINT_FILE } from '../node/light/checkpoint.ts';
+import { MEMPOOL_FILE } from '../node/mempool-file.ts';
+import { PEERS_FILE } from '../node/peer-file.ts';
+import { RPC_ENDPOINT_FILE } from '../node/rpc-types.ts';
 import { isLightDatadir } from './start-errors.ts';
 
 export const BUNDLED_GENESIS = fileURLToPath(new URL('../genesis.json', import.meta.url));
@@ -104,6 +109,26 @@ async function makeDirs(dir: string): Promise<void> {
 }
 
 /**
+ * What Cairn puts in a datadir, any one of which makes a folder one of its own (a node's, a light
+ * client's, `cairn devnet`'s node.log, a keystore made before the first start): a kill before the
+ * genesis copy, or a datadir of an older version, is taken up, never refused. `lost+found` is
+ * the file system's own, at the top of a volume mounted as the datadir. The peer key's name is
+ * node/libp2p/identity.ts's PEER_KEY_FILE, not imported: that would load libp2p's crypto into every
+ * command (cmd-proof imports this file).
+ */
+const CAIRN_ENTRIES = new Set([GENESIS_COPY, 'chain', 'keystore', 'p2p-key', RPC_ENDPOINT_FILE, BANS_FILE, PEERS_FILE, MEMPOOL_FILE, CHECKPOINT_FILE, 'history-check', 'lock', 'headers', 'headers.tip', 'node.log']);
+
+/**
+ * Refuses a folder that holds things and none of Cairn's (`--datadir ~`, or a project's folder):
+ * its chain store, key, genesis and files would go in among the user's own.
+ */
+async function refuseForeignFolder(datadir: string): Promise<void> {
+  const entries = (await readdir(datadir).catch(() => [] as string[])).filter((name) => name !== 'lost+found');
+  if (entries.length === 0 || entries.some((name) => CAIRN_ENTRIES.has(name))) return;
+  throw new DatadirError(`${datadir} is not empty and is not a Cairn datadir (it has no ${GENESIS_COPY}, no chain store): Cairn's files would go in among its ${entries.length} entr${entries.length === 1 ? 'y' : 'ies'}; give --datadir a new or empty folder (a missing one is made), such as ${join(datadir, 'cairn')}`);
+}
+
+/**
  * Creates a datadir for the network `genesisFile` defines: a copy of the genesis file (so the
  * datadir alone says which network it is) and a store holding block 0 (a light client's, `store:
  * false`, has none). Refuses a datadir that
@@ -125,6 +150,7 @@ export async function initDatadir(datadir: string, genesisFile?: string, options
     }
     return { params: existing.params, created: false };
   }
+  if (kind === 'directory') await refuseForeignFolder(datadir);
   await makeDirs(datadir).catch((err: unknown) => {
     throw datadirFailure(err, datadir);
   });
