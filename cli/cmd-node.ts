@@ -12,7 +12,7 @@ import { DEFAULT_PORTS, address, checkpointArg, count, hostNames, listenAddress,
 import { DEFAULT_DATADIR, initDatadir, sharedChainIdWarning } from './datadir.ts';
 import { createLogger, isLogLevel } from './log.ts';
 import { ProgressBar } from './progress.ts';
-import { explainStartFailure } from './start-errors.ts';
+import { explainStartFailure, probePorts } from './start-errors.ts';
 import { exitIfStopHangs, failedStopMs, stopOnUnexpectedErrors } from './fatal.ts';
 import type { Out } from './output.ts';
 
@@ -129,6 +129,7 @@ export async function nodeCommand(argv: string[], out: Out): Promise<void> {
     if (twice) throw new UsageError(`${flag} and ${twice[0]} are both ${n}: each needs a port of its own`);
   }
   const settings = { datadir, p2pPort, p2pHost, rpcPort, httpPort: http?.port, httpHost: http?.host, metricsPort };
+  await probePorts(settings);
   const { params, created } = await initDatadir(datadir, str(values, 'genesis')).catch((err: unknown) => {
     throw explainStartFailure(err, settings);
   });

@@ -4,6 +4,7 @@
  * open"); the user needs the port and the flag, or the process that holds the datadir.
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { createServer, isIP } from 'node:net';
 import { join } from 'node:path';
 import { CairnError, StoreError } from '../ledger/errors.ts';
 import { RPC_ENDPOINT_FILE, type RpcEndpointFile } from '../node/rpc-types.ts';
@@ -56,31 +57,29 @@ function alive(pid: number): boolean {
   }
 }
 
+/** The datadir held by another process: the cairn node or light client with `pid`, if known. */
+function inUse(s: StartSettings, pid: number | undefined): StartError {
+  return new StartError(
+    'DATADIR_IN_USE',
+    pid !== undefined
+      ? `the datadir ${s.datadir} is in use by the cairn ${s.what ?? 'node'} with pid ${pid}: stop it first (cairn stop --datadir ${s.datadir}), or give this one another --datadir`
+      : `the datadir ${s.datadir} is in use by another process (a ${s.what ?? 'node'} still starting, or cairn init): wait for it or stop it, or give this one another --datadir`,
+  );
+}
+
 /** `err` translated when it is one a user can fix; otherwise `err` itself. */
 export function explainStartFailure(err: unknown, s: StartSettings): unknown {
-  if (err instanceof StoreError && err.code === 'STORE_LOCKED') {
-    const pid = runningPid(s.datadir);
-    return new StartError(
-      'DATADIR_IN_USE',
-      pid !== undefined
-        ? `the datadir ${s.datadir} is in use by the cairn ${s.what ?? 'node'} with pid ${pid}: stop it first (cairn stop --datadir ${s.datadir}), or give this one another --datadir`
-        : `the datadir ${s.datadir} is in use by another process (a ${s.what ?? 'node'} still starting, or cairn init): wait for it or stop it, or give this one another --datadir`,
-    );
-  }
+  if (err instanceof StoreError && err.code === 'STORE_LOCKED') return inUse(s, runningPid(s.datadir));
   // The network comes from the datadir's genesis.json (cli/datadir.ts), so the two disagree: one was replaced.
   if (err instanceof StoreError && err.code === 'STORE_GENESIS_MISMATCH') {
     return new StartError('DATADIR_MISMATCH', `${s.datadir}'s genesis.json is not the genesis of its store: ${err.message.replace(/^this store/, 'the store')}; put the genesis file of the store's network back in ${s.datadir}, or give that chain/ a datadir of its own`);
   }
   const text = err instanceof Error ? err.message : '';
-  const e = err as (NodeJS.ErrnoException & { port?: number; address?: string; hostname?: string }) | undefined;
+  const e = err as ListenError | undefined;
   // Our own servers (RPC, HTTP, metrics): Node's listen error carries the port it was for.
   const server = e?.port === undefined ? undefined : servers(s).find((x) => x.port === e.port);
-  if (server && e?.code === 'EADDRINUSE') {
-    return new StartError('PORT_IN_USE', `${server.name} ${server.port}${server.what} is already in use (another cairn node?): choose another with ${server.flag} N, or ${server.flag} 0 for any free port`);
-  }
-  if (server && e?.code === 'EACCES') {
-    return new StartError('PORT_DENIED', `${server.name} ${server.port}${server.what} needs privileges this process does not have: choose one above 1023 with ${server.flag} N`);
-  }
+  const refused = server && listenRefusal(server, e!);
+  if (refused) return refused;
   // Only the HTTP server listens on a host the user chose.
   if (s.httpHost !== undefined && (e?.code === 'EADDRNOTAVAIL' || e?.code === 'ENOTFOUND' || e?.code === 'EAI_AGAIN') && (e.address === s.httpHost || e.hostname === s.httpHost)) {
     return new StartError('HOST_UNAVAILABLE', `--http-host ${s.httpHost} is not an address of this machine (${e.code}): give one of its addresses, 127.0.0.1 for this machine only, or 0.0.0.0 for all`);
@@ -97,14 +96,80 @@ export function explainStartFailure(err: unknown, s: StartSettings): unknown {
   return err;
 }
 
+type ListenError = NodeJS.ErrnoException & { port?: number; address?: string; hostname?: string };
+
+/** A port a node listens on, and the flags a refusal names. */
+interface Listener {
+  readonly port: number;
+  readonly host: string;
+  readonly name: string;
+  readonly what: string;
+  readonly flag: string;
+}
+
+/** Why `server` could not listen, in words that name its flag; undefined for an error of another kind. */
+function listenRefusal(server: Listener, e: ListenError): StartError | undefined {
+  if (e.code === 'EADDRINUSE') {
+    return new StartError('PORT_IN_USE', `${server.name} ${server.port}${server.what} is already in use (another cairn node?): choose another with ${server.flag} N, or ${server.flag} 0 for any free port`);
+  }
+  if (e.code === 'EACCES') {
+    return new StartError('PORT_DENIED', `${server.name} ${server.port}${server.what} needs privileges this process does not have: choose one above 1023 with ${server.flag} N`);
+  }
+  return undefined;
+}
+
 /** The servers a node or light client runs besides P2P, for naming the one a listen error is about. */
-function servers(s: StartSettings): { port: number; name: string; what: string; flag: string }[] {
+function servers(s: StartSettings): Listener[] {
   const all = [
-    { port: s.rpcPort, name: 'RPC port', what: '', flag: '--rpc-port' },
-    { port: s.httpPort, name: 'HTTP port', what: ' (explorer and REST API)', flag: '--http-port' },
-    { port: s.metricsPort, name: 'metrics port', what: ' (Prometheus)', flag: '--metrics-port' },
+    { port: s.rpcPort, host: '127.0.0.1', name: 'RPC port', what: '', flag: '--rpc-port' },
+    { port: s.httpPort, host: s.httpHost ?? '127.0.0.1', name: 'HTTP port', what: ' (explorer and REST API)', flag: '--http-port' },
+    { port: s.metricsPort, host: '127.0.0.1', name: 'metrics port', what: ' (Prometheus)', flag: '--metrics-port' },
   ];
   return all.filter((x): x is typeof x & { port: number } => x.port !== undefined && x.port !== 0);
+}
+
+/**
+ * Listens on each port the node will (P2P, RPC, HTTP, metrics) and lets it go again, so that one
+ * another program holds refuses the start before the datadir is made or its store opened: the
+ * bind came after them, and a store whose last stop was not clean rebuilt its tree's top, minutes
+ * on a long chain, only for the start to fail on a port (and a new datadir was left behind).
+ * Another program may still take a port before the node binds it: that bind's error is explained
+ * as before. Ports held by the node running on this datadir (its rpc.json names a live pid and the
+ * RPC port asked for) are named as that node, as its store's lock would have.
+ */
+export async function probePorts(s: StartSettings): Promise<void> {
+  const p2p: Listener = { port: s.p2pPort, host: s.p2pHost ?? '0.0.0.0', name: 'P2P port', what: '', flag: '--p2p-port' };
+  const refusals: { listener: Listener; refused: StartError }[] = [];
+  for (const listener of [...(s.p2pPort !== 0 ? [p2p] : []), ...servers(s)]) {
+    const err = await tryListen(listener.port, listener.host);
+    // Not an address of this machine, and the like: the node's own bind says so, in its words.
+    const refused = err && listenRefusal(listener, err);
+    if (refused) refusals.push({ listener, refused });
+  }
+  if (refusals.length === 0) return;
+  const endpointPort = rpcPortOf(s.datadir);
+  const ours = refusals.some(({ listener, refused }) => refused.code === 'PORT_IN_USE' && listener.flag === '--rpc-port' && listener.port === endpointPort);
+  const pid = ours ? runningPid(s.datadir) : undefined;
+  throw pid !== undefined ? inUse(s, pid) : refusals[0]!.refused;
+}
+
+/** The RPC port DIR/rpc.json names, if it is there. */
+function rpcPortOf(datadir: string): number | undefined {
+  try {
+    return Number(new URL((JSON.parse(readFileSync(join(datadir, RPC_ENDPOINT_FILE), 'utf8')) as RpcEndpointFile).url).port);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The error listening on `host`:`port` meets, if any; the port is let go at once. */
+function tryListen(port: number, host: string): Promise<ListenError | undefined> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', (err: ListenError) => resolve(err));
+    // As libp2p's TCP listener binds an IPv6 address: for that family only.
+    server.listen({ port, host, ipv6Only: isIP(host) === 6 }, () => server.close(() => resolve(undefined)));
+  });
 }
 
 /**

@@ -1,0 +1,76 @@
+/**
+ * A port another program holds refuses a node's start before anything else is done: no datadir
+ * made, no store opened, no password asked for a coinbase key the node would never use. A port
+ * held by the node running on the same datadir names that node, as the datadir's lock did.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { join } from 'node:path';
+import { tempDir } from './helpers/fixtures.ts';
+import { killAll, runCli, spawnCli, stopChild, waitFor, type CliChild, type CliResult } from './helpers/cli.ts';
+
+const NODE_FLAGS = ['--p2p-host', '127.0.0.1', '--no-mdns', '--log-level', 'warn'];
+
+async function holdPort(): Promise<{ port: number; server: Server }> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  if (typeof address !== 'object' || address === null) throw new Error('no port');
+  return { port: address.port, server };
+}
+
+function lastLine(r: CliResult): { code: number | null; line: string } {
+  return { code: r.code, line: r.stderr.trimEnd().split('\n').at(-1)! };
+}
+
+describe('start errors found before the datadir is touched: a port in use', function () {
+  this.timeout(60_000);
+  const dir = tempDir('cairn-start-errors-');
+  const held: Server[] = [];
+  let node: CliChild | undefined;
+  after(async () => {
+    if (node) await stopChild(node, 10_000);
+    await killAll();
+    for (const s of held) s.close();
+    dir.remove();
+  });
+
+  it('a P2P, RPC, HTTP or metrics port in use: the usual error, and no datadir made, no coinbase password asked', async () => {
+    const ports = { p2p: await holdPort(), rpc: await holdPort(), http: await holdPort(), metrics: await holdPort() };
+    held.push(...Object.values(ports).map((p) => p.server));
+    const free = { p2p: '0', rpc: '0', http: '0', metrics: undefined as string | undefined };
+    const flags = (which: keyof typeof ports) => {
+      const given = { ...free, [which]: String(ports[which].port) };
+      return ['--p2p-port', given.p2p, '--rpc-port', given.rpc, '--http-port', given.http, ...(given.metrics ? ['--metrics-port', given.metrics] : [])];
+    };
+    const names = { p2p: 'P2P port', rpc: 'RPC port', http: 'HTTP port', metrics: 'metrics port' };
+    const what = { p2p: '', rpc: '', http: ' (explorer and REST API)', metrics: ' (Prometheus)' };
+    const runs = await Promise.all((Object.keys(ports) as (keyof typeof ports)[]).map(async (which) => {
+      const datadir = join(dir.path, which);
+      // --mine without a key or a password: the password would have been asked (and refused here,
+      // with no terminal) before the port was tried.
+      return { which, datadir, r: await runCli(['node', '--datadir', datadir, '--mine', ...flags(which), ...NODE_FLAGS]) };
+    }));
+    for (const { which, datadir, r } of runs) {
+      const port = ports[which].port;
+      assert.deepEqual(lastLine(r), { code: 1, line: `cairn: ${names[which]} ${port}${what[which]} is already in use (another cairn node?): choose another with --${which}-port N, or --${which}-port 0 for any free port` }, r.stderr);
+      assert.equal(existsSync(datadir), false, `${which}: ${datadir} was made`);
+    }
+  });
+
+  it('the ports of the node running on the same datadir: names that node and cairn stop, as its lock does', async () => {
+    const datadir = join(dir.path, 'running');
+    node = spawnCli(['node', '--datadir', datadir, '--p2p-port', '0', '--rpc-port', '0', '--http-port', '0', ...NODE_FLAGS]);
+    const started = node;
+    const endpoint = await waitFor('the node to write rpc.json', async () => {
+      if (started.child.exitCode !== null) throw new Error(`the node exited: ${started.stderr()}`);
+      const file = join(datadir, 'rpc.json');
+      return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as { url: string; pid: number }) : undefined;
+    }, 40_000);
+    const rpcPort = new URL(endpoint.url).port;
+    const r = await runCli(['node', '--datadir', datadir, '--p2p-port', '0', '--rpc-port', rpcPort, '--http-port', '0', ...NODE_FLAGS]);
+    assert.deepEqual(lastLine(r), { code: 1, line: `cairn: the datadir ${datadir} is in use by the cairn node with pid ${endpoint.pid}: stop it first (cairn stop --datadir ${datadir}), or give this one another --datadir` });
+    assert.equal(started.child.exitCode, null);
+  });
+});
