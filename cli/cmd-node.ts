@@ -6,13 +6,14 @@ import { createNode } from '../node/launch.ts';
 import { StoppedDuringStart } from '../node/node.ts';
 import { DEFAULT_REORG_DEPTH } from '../consensus/chain-index.ts';
 import { checkPeerAddress } from '../node/libp2p/addresses.ts';
+import { keptPeerId, PEER_KEY_FILE } from '../node/libp2p/identity.ts';
 import { createKey, KeystoreError, listKeys } from './keystore.ts';
 import { readPassword } from './password.ts';
 import { DEFAULT_PORTS, address, checkpointArg, count, hostNames, listenAddress, parse, port, str, UsageError } from './args.ts';
 import { DEFAULT_DATADIR, initDatadir, sharedChainIdWarning } from './datadir.ts';
 import { createLogger, isLogLevel } from './log.ts';
 import { ProgressBar } from './progress.ts';
-import { explainStartFailure, probePorts } from './start-errors.ts';
+import { explainStartFailure, ownPeerId, probePorts } from './start-errors.ts';
 import { exitIfStopHangs, failedStopMs, stopOnUnexpectedErrors } from './fatal.ts';
 import type { Out } from './output.ts';
 
@@ -100,13 +101,13 @@ export async function nodeCommand(argv: string[], out: Out): Promise<void> {
   const metricsPort = port(values, 'metrics-port');
   const threads = count(values, 'threads', 1, 256) ?? 1;
   const bootstrap = (values.bootstrap as string[] | undefined) ?? [];
-  for (const addr of bootstrap) {
+  const bootstrapIds = bootstrap.map((addr) => {
     try {
-      checkPeerAddress(addr);
+      return checkPeerAddress(addr);
     } catch (err) {
       throw new UsageError(`--bootstrap ${(err as Error).message}`);
     }
-  }
+  });
   const noPeersWarningMs = envSeconds('CAIRN_NO_PEERS_WARNING_SECONDS');
   const stopMs = failedStopMs();
   const perIp = count(values, 'max-inbound-per-ip', 1, 1000);
@@ -129,6 +130,9 @@ export async function nodeCommand(argv: string[], out: Out): Promise<void> {
     if (twice) throw new UsageError(`${flag} and ${twice[0]} are both ${n}: each needs a port of its own`);
   }
   const settings = { datadir, p2pPort, p2pHost, rpcPort, httpPort: http?.port, httpHost: http?.host, metricsPort };
+  const own = bootstrap.length > 0 ? await keptPeerId(datadir) : undefined;
+  const self = bootstrapIds.indexOf(own ?? '');
+  if (self >= 0) throw ownPeerId(datadir, join(datadir, PEER_KEY_FILE), bootstrap[self]!, own!);
   await probePorts(settings);
   const { params, created } = await initDatadir(datadir, str(values, 'genesis')).catch((err: unknown) => {
     throw explainStartFailure(err, settings);

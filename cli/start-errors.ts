@@ -10,7 +10,7 @@ import { CairnError, StoreError } from '../ledger/errors.ts';
 import { RPC_ENDPOINT_FILE, type RpcEndpointFile } from '../node/rpc-types.ts';
 
 export class StartError extends CairnError {
-  constructor(code: 'PORT_IN_USE' | 'PORT_DENIED' | 'HOST_UNAVAILABLE' | 'LISTEN_FAILED' | 'DATADIR_IN_USE' | 'DATADIR_MISMATCH', message: string) {
+  constructor(code: 'PORT_IN_USE' | 'PORT_DENIED' | 'HOST_UNAVAILABLE' | 'LISTEN_FAILED' | 'DATADIR_IN_USE' | 'DATADIR_MISMATCH' | 'OWN_PEER_ID', message: string) {
     super(code, message);
   }
 }
@@ -65,6 +65,16 @@ function inUse(s: StartSettings, pid: number | undefined): StartError {
       ? `the datadir ${s.datadir} is in use by the cairn ${s.what ?? 'node'} with pid ${pid}: stop it first (cairn stop --datadir ${s.datadir}), or give this one another --datadir`
       : `the datadir ${s.datadir} is in use by another process (a ${s.what ?? 'node'} still starting, or cairn init): wait for it or stop it, or give this one another --datadir`,
   );
+}
+
+/**
+ * A --bootstrap naming the peer id this datadir's key gives: libp2p refuses to dial it ("Can not
+ * dial self"; the node dropped it without a word, then advised --bootstrap), and when the datadir
+ * is a copy of that peer's, the two nodes share one identity: each refuses the other's connections
+ * as its own, and peers take them for one node (one connection, one ban). A new key is the fix.
+ */
+export function ownPeerId(datadir: string, key: string, bootstrap: string, peerId: string): StartError {
+  return new StartError('OWN_PEER_ID', `--bootstrap ${bootstrap} names this node's own peer id, ${peerId} (its key is ${key}): if that is this node's address, leave it out; if ${datadir} is a copy of that node's datadir, the two have one identity and cannot connect: with this node stopped, delete ${key} (the next start makes a new one)`);
 }
 
 /** `err` translated when it is one a user can fix; otherwise `err` itself. */

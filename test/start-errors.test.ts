@@ -1,14 +1,18 @@
 /**
  * A port another program holds refuses a node's start before anything else is done: no datadir
  * made, no store opened, no password asked for a coinbase key the node would never use. A port
- * held by the node running on the same datadir names that node, as the datadir's lock did.
+ * held by the node running on the same datadir names that node, as the datadir's lock did. A
+ * bootstrap address with the node's own peer id (a copied datadir) is refused, with the fix.
  */
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
+import { peerIdFromPrivateKey } from '@libp2p/peer-id';
+import { initDatadir } from '../cli/datadir.ts';
+import { loadOrCreatePeerKey } from '../node/libp2p/identity.ts';
 import { tempDir } from './helpers/fixtures.ts';
-import { killAll, runCli, spawnCli, stopChild, waitFor, type CliChild, type CliResult } from './helpers/cli.ts';
+import { closedPort, killAll, runCli, spawnCli, stopChild, waitFor, type CliChild, type CliResult } from './helpers/cli.ts';
 
 const NODE_FLAGS = ['--p2p-host', '127.0.0.1', '--no-mdns', '--log-level', 'warn'];
 
@@ -24,7 +28,7 @@ function lastLine(r: CliResult): { code: number | null; line: string } {
   return { code: r.code, line: r.stderr.trimEnd().split('\n').at(-1)! };
 }
 
-describe('start errors found before the datadir is touched: a port in use', function () {
+describe('start errors found before the datadir is touched: a port in use, a bootstrap peer that is this node', function () {
   this.timeout(60_000);
   const dir = tempDir('cairn-start-errors-');
   const held: Server[] = [];
@@ -72,5 +76,18 @@ describe('start errors found before the datadir is touched: a port in use', func
     const r = await runCli(['node', '--datadir', datadir, '--p2p-port', '0', '--rpc-port', rpcPort, '--http-port', '0', ...NODE_FLAGS]);
     assert.deepEqual(lastLine(r), { code: 1, line: `cairn: the datadir ${datadir} is in use by the cairn node with pid ${endpoint.pid}: stop it first (cairn stop --datadir ${datadir}), or give this one another --datadir` });
     assert.equal(started.child.exitCode, null);
+  });
+
+  it('a --bootstrap naming this datadir\'s own peer id (a copied datadir): refused at once with the fix, not dropped without a word', async () => {
+    const datadir = join(dir.path, 'copy');
+    await initDatadir(datadir);
+    const key = await loadOrCreatePeerKey(datadir);
+    const id = peerIdFromPrivateKey(key).toString();
+    const address = `/ip4/127.0.0.1/tcp/${await closedPort()}/p2p/${id}`;
+    const before = readFileSync(join(datadir, 'p2p-key'));
+    const r = await runCli(['node', '--datadir', datadir, '--bootstrap', address, '--p2p-port', '0', '--rpc-port', '0', '--http-port', '0', ...NODE_FLAGS], { timeoutMs: 20_000 });
+    const keyFile = join(datadir, 'p2p-key');
+    assert.deepEqual(lastLine(r), { code: 1, line: `cairn: --bootstrap ${address} names this node's own peer id, ${id} (its key is ${keyFile}): if that is this node's address, leave it out; if ${datadir} is a copy of that node's datadir, the two have one identity and cannot connect: with this node stopped, delete ${keyFile} (the next start makes a new one)` });
+    assert.deepEqual(readFileSync(keyFile), before);
   });
 });

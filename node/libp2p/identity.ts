@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys';
+import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import type { PrivateKey } from '@libp2p/interface';
 import { replaceFile } from '../durable-file.ts';
 
@@ -33,4 +34,18 @@ export async function loadOrCreatePeerKey(datadir: string): Promise<PrivateKey> 
   const key = await generateKeyPair('Ed25519');
   await replaceFile(file, privateKeyToProtobuf(key));
   return key;
+}
+
+/**
+ * The peer id of the identity kept in `datadir`, without making one: undefined when there is none
+ * yet, or none that can be read (the start says why, naming the file).
+ */
+export async function keptPeerId(datadir: string): Promise<string | undefined> {
+  const bytes = await readFile(join(datadir, PEER_KEY_FILE)).catch(() => undefined);
+  if (bytes === undefined || bytes.length === 0) return undefined;
+  try {
+    return peerIdFromPrivateKey(privateKeyFromProtobuf(bytes)).toString();
+  } catch {
+    return undefined;
+  }
 }
