@@ -59,4 +59,12 @@ export function followConnections(t: Transport, o: ConnectionParts): void {
     if (!o.stopped()) o.links.book.redial(); // now, not at the next second's round
   });
   t.on('peer:misbehaved', (peer, score, reason) => void o.peers.penalize(peer, score, reason));
+  // libp2p refuses every connection between the two as one to itself, and says nothing; peers
+  // take both for one node. Once: mDNS announces it every few seconds.
+  let shared = false;
+  t.on('identity:shared', (addrs) => {
+    if (shared) return;
+    shared = true;
+    o.log('warn', `another node on the local network has this node's peer id ${t.peerId} (its key, p2p-key in the datadir): one datadir is a copy of the other, the two cannot connect, and peers take them for one node; stop one, delete the p2p-key in its datadir, and start it again: it makes a new one`, { addrs });
+  });
 }

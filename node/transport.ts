@@ -117,6 +117,8 @@ export interface TransportEvents {
   'peer:misbehaved': [peer: string, score: number, reason: string];
   /** Bytes that arrived from a peer at our layer: responses to our requests, gossip it forwarded. */
   'peer:bytes': [peer: string, bytes: number];
+  /** Another node announced itself on the local network with our peer id (libp2p: by mDNS): it holds our key. */
+  'identity:shared': [addrs: readonly string[]];
 }
 
 export interface Transport extends EventEmitter<TransportEvents> {

@@ -47,6 +47,30 @@ describe('discovery: an injected announcement takes the real road', function () 
   });
 });
 
+describe('discovery: a node that meets itself (a copied datadir)', function () {
+  this.timeout(60_000);
+  let nodes: TestNode[] = [];
+  afterEach(async () => {
+    await stopAll(nodes);
+    nodes = [];
+  });
+
+  it('an mDNS announcement of our own peer id from another host is warned of once, with the fix; the DHT naming us is not', async () => {
+    const a = await startNode(params);
+    nodes.push(a);
+    const warnings: string[] = [];
+    a.node.on('log', (level, message, fields) => void (level === 'warn' && warnings.push(`${message} ${JSON.stringify(fields ?? {})}`)));
+    const own = peerIdFromString(a.node.transport.peerId);
+    // What libp2p hands the transport as mDNS or the DHT announce a peer (node/libp2p/host.ts).
+    const heard = a.node.transport as unknown as { heardOf(peer: { id: typeof own; multiaddrs: ReturnType<typeof multiaddr>[] }, via: 'mdns' | 'dht'): void };
+    heard.heardOf({ id: own, multiaddrs: [multiaddr('/ip4/127.0.0.1/tcp/7370')] }, 'dht');
+    assert.equal(warnings.length, 0, warnings.join('\n'));
+    for (let i = 0; i < 3; i++) heard.heardOf({ id: own, multiaddrs: [multiaddr('/ip4/192.0.2.9/tcp/7370')] }, 'mdns');
+    assert.equal(warnings.length, 1, warnings.join('\n'));
+    assert.ok(warnings[0]!.startsWith(`another node on the local network has this node's peer id ${own.toString()} (its key, p2p-key in the datadir): one datadir is a copy of the other, the two cannot connect, and peers take them for one node; stop one, delete the p2p-key in its datadir, and start it again: it makes a new one {"addrs":["/ip4/192.0.2.9/tcp/7370"]}`), warnings[0]);
+  });
+});
+
 describe('discovery: what libp2p hears', function () {
   this.timeout(30_000);
 

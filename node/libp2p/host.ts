@@ -48,15 +48,15 @@ export interface HostOptions {
    * for a peer new to its peer store: a peer forgotten after failed dials, and announced again
    * once it is back, would never be heard of again.
    */
-  readonly onDiscovered?: (peer: PeerInfo) => void;
+  readonly onDiscovered?: (peer: PeerInfo, via: 'mdns' | 'dht') => void;
 }
 
 /** A service made by `factory` whose 'peer' announcements also go to `onPeer`. */
-function announcing<C, S>(factory: (components: C) => S, onPeer: ((peer: PeerInfo) => void) | undefined): (components: C) => S {
+function announcing<C, S>(factory: (components: C) => S, onPeer: ((peer: PeerInfo, via: 'mdns' | 'dht') => void) | undefined, via: 'mdns' | 'dht'): (components: C) => S {
   if (!onPeer) return factory;
   return (components) => {
     const service = factory(components);
-    (service as unknown as PeerDiscovery).addEventListener('peer', (e) => onPeer(e.detail));
+    (service as unknown as PeerDiscovery).addEventListener('peer', (e) => onPeer(e.detail, via));
     return service;
   };
 }
@@ -168,7 +168,7 @@ export async function createHost(o: HostOptions): Promise<Host> {
   };
   const discovery = [];
   if (o.bootstrap.length > 0) discovery.push(bootstrap({ list: [...o.bootstrap], timeout: 100 }));
-  if (o.mdns) discovery.push(announcing(mdns({ interval: 5000, serviceTag: o.names.mdnsTag }), o.onDiscovered));
+  if (o.mdns) discovery.push(announcing(mdns({ interval: 5000, serviceTag: o.names.mdnsTag }), o.onDiscovered, 'mdns'));
   return createLibp2p({
     privateKey: o.privateKey,
     addresses: { listen: [...o.listen] },
@@ -193,7 +193,7 @@ export async function createHost(o: HostOptions): Promise<Host> {
       pubsub: gossipsub(pubsub) as (c: GossipSubComponents) => CairnPubSub,
       // Server mode and no address filtering: the defaults find nothing on private networks.
       // Peers are all it is for: what others ask it to store is dropped (keepsNothing).
-      dht: announcing(storingIn(kadDHT({ protocol: o.names.dht, clientMode: false, peerInfoMapper: passthroughMapper }), keepsNothing()), o.onDiscovered),
+      dht: announcing(storingIn(kadDHT({ protocol: o.names.dht, clientMode: false, peerInfoMapper: passthroughMapper }), keepsNothing()), o.onDiscovered, 'dht'),
     },
   });
 }

@@ -67,7 +67,7 @@ export class Libp2pTransport extends EventEmitter<TransportEvents> implements Tr
     const inbound = new Set<MultiaddrConnection>();
     const host = await createHost({
       ...o,
-      onDiscovered: (peer) => transport?.heardOf(peer),
+      onDiscovered: (peer, via) => transport?.heardOf(peer, via),
       gater: {
         denyDialPeer: async (peer: PeerId) => denied(peer) || (o.gate.deniedDialPeer?.(peer.toString()) ?? false),
         denyDialMultiaddr: async (addr: Multiaddr) => o.gate.deniedDial?.(addr.toString()) ?? false,
@@ -113,8 +113,14 @@ export class Libp2pTransport extends EventEmitter<TransportEvents> implements Tr
   }
 
   /** A peer announced by discovery (mDNS, the DHT, the bootstrap list): worth telling the node while we are not connected to it. */
-  private heardOf({ id, multiaddrs }: PeerInfo): void {
-    if (id.equals(this.host.peerId) || multiaddrs.length === 0 || this.host.getConnections(id).length > 0) return;
+  private heardOf({ id, multiaddrs }: PeerInfo, via?: 'mdns' | 'dht'): void {
+    if (id.equals(this.host.peerId)) {
+      // mDNS drops our own answers by a random name each host draws: one with our id is another
+      // host's, holding our key (a copied datadir). The DHT may name us with addresses peers saw.
+      if (via === 'mdns' && multiaddrs.length > 0) this.emit('identity:shared', multiaddrs.map((a) => a.toString()));
+      return;
+    }
+    if (multiaddrs.length === 0 || this.host.getConnections(id).length > 0) return;
     const peer = id.toString();
     const addrs = multiaddrs.map((a) => (a.getComponents().some((c) => c.name === 'p2p') ? a : a.encapsulate(`/p2p/${peer}`)).toString());
     this.emit('peer:discovered', peer, addrs);
