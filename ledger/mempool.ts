@@ -21,6 +21,12 @@ export class Mempool extends EventEmitter<{ added: [entry: MempoolEntry] }> {
   private readonly rules: StateRules;
   readonly policy: MempoolPolicy;
   private readonly checkSignature: (tx: Transaction) => void | Promise<void>;
+  /**
+   * Checks a batch's signatures at once (a node's pool, on every core), so that `checkSignature`
+   * then answers each at once: what a reorganisation takes back, whose verdicts left the cache
+   * when their blocks connected. Without it, each is checked alone as it is taken back.
+   */
+  private readonly preverify: ((txs: readonly Transaction[]) => Promise<void>) | undefined;
   private readonly pending = new PendingSet();
   private readonly byId = this.pending.byId;
   private readonly bySender = this.pending.bySender;
@@ -33,6 +39,7 @@ export class Mempool extends EventEmitter<{ added: [entry: MempoolEntry] }> {
     rules: StateRules,
     policy: Partial<MempoolPolicy> = {},
     checkSignature: (tx: Transaction) => void | Promise<void> = (tx) => checkTxSignature(tx),
+    preverify?: (txs: readonly Transaction[]) => Promise<void>,
   ) {
     super();
     this.state = state;
@@ -40,6 +47,7 @@ export class Mempool extends EventEmitter<{ added: [entry: MempoolEntry] }> {
     const maxBytes = policy.maxBytes ?? DEFAULT_MEMPOOL_POLICY.maxBytes;
     this.policy = { ...DEFAULT_MEMPOOL_POLICY, maxGappedBytes: Math.floor(maxBytes / 8), ...policy };
     this.checkSignature = checkSignature;
+    this.preverify = preverify;
   }
 
   /**
@@ -96,8 +104,8 @@ export class Mempool extends EventEmitter<{ added: [entry: MempoolEntry] }> {
   /**
    * While the pool follows a reorganisation (its update queued or under way), what resolves once it
    * has; else undefined. Until then the state is the new tip's but the pool is not: the
-   * transactions of the blocks it took away are still being taken back, one at a time, each through
-   * its signature check.
+   * transactions of the blocks it took away are still being taken back, their signatures checked
+   * again (together, with `preverify`) and each admitted in turn.
    */
   get followingReorganisation(): Promise<void> | undefined {
     return this.reorganisation;
@@ -305,14 +313,14 @@ export class Mempool extends EventEmitter<{ added: [entry: MempoolEntry] }> {
       if (disconnected.length === 0) return;
       const confirmed = new Set<string>();
       for (const block of connected) for (const tx of block.txs) confirmed.add(tx.idHex);
-      for (const block of disconnected) {
-        for (const tx of block.txs) {
-          if (confirmed.has(tx.idHex)) continue;
-          // No longer valid: gone, as it would be from a block. A sender's run in the blocks may be
-          // longer than the gap a new transaction may open: it is taken back all the same.
-          await this.admit(tx, now, true).catch(() => {});
-        }
-      }
+      const takenBack = disconnected.flatMap((block) => block.txs).filter((tx) => !confirmed.has(tx.idHex));
+      // One at a time, a deep reorganisation's thousands each waited on a round trip to the pool,
+      // and nextNonce (every wallet's next send) on all of them. A failure here leaves each to
+      // its own check at admission.
+      await this.preverify?.(takenBack.filter((tx) => !this.byId.has(tx.idHex))).catch(() => {});
+      // No longer valid: gone, as it would be from a block. A sender's run in the blocks may be
+      // longer than the gap a new transaction may open: it is taken back all the same.
+      for (const tx of takenBack) await this.admit(tx, now, true).catch(() => {});
     });
   }
 

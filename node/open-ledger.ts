@@ -61,7 +61,7 @@ export async function openLedger(p: NodePartsOf<never>, o: OpenLedgerHooks): Pro
   else if (db.topFrom === 'scan' && chain.tip.height > 0) {
     o.log('warn', "the last stop was not clean (a kill, a crash, a power cut): the state tree's top was rebuilt from the store, and the chain goes on from the last block it had committed", { height: chain.tip.height });
   }
-  const mempool = new Mempool(db, p.params, p.mempool, (tx) => signatures.checkTx(tx));
+  const mempool = new Mempool(db, p.params, p.mempool, (tx) => signatures.checkTx(tx), (txs) => signatures.preverify(txs));
   const pruner =
     p.pruneKeep === undefined
       ? undefined

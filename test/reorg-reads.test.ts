@@ -13,7 +13,13 @@ import { answerRest } from '../node/http/rest.ts';
 import type { EventFeed } from '../node/http/events.ts';
 import type { NodeView } from '../node/view.ts';
 import { realEnv } from '../node/env.ts';
-import { afterTurns, testKey, transfer } from './helpers/fixtures.ts';
+import { InlineVerifier } from '../node/inline-verifier.ts';
+import { openLedger } from '../node/open-ledger.ts';
+import type { NodePartsOf } from '../node/node-types.ts';
+import type { SignatureVerifier } from '../node/tx-signatures.ts';
+import { MemoryDisk } from '../ledger/kv-memory.ts';
+import { afterTurns, testKey, testParams, transfer } from './helpers/fixtures.ts';
+import { asParent, mineChain, mineChild } from './helpers/mining.ts';
 import { heldReorganisation, untilAsked } from './helpers/reorg.ts';
 
 describe('account reads mid-way through a reorganisation', function () {
@@ -237,6 +243,34 @@ describe('transactions a reorganisation took back, read after it', function () {
     checked();
     assert.deepEqual({ ...(await answer), address: undefined }, { address: undefined, balance: '1000000', nonce: '0', nextNonce: '1' });
     await r.db.close();
+  });
+
+  it("have their signatures checked together on the pool, as a block's are, not one at a time", async () => {
+    // Their verdicts left the signature cache when their blocks connected (node.ts), and each
+    // went to the pool alone as it was taken back: a deep reorganisation's thousands were as many
+    // round trips, which nextNonce, and so every wallet's next send, waited for.
+    const params = testParams();
+    const now = params.timestamp + 1_000_000;
+    const inline = new InlineVerifier();
+    const batches: number[] = [];
+    const verifier: SignatureVerifier = { verify: (items) => (batches.push(items.length), inline.verify(items)) };
+    const parts = { openStore: async () => new MemoryDisk().open(), params, verifier } as unknown as NodePartsOf<never>;
+    const { db, chain, mempool, signatures } = await openLedger(parts, { env: realEnv, clock: () => now, log: () => {}, fail: () => {}, opened: () => {}, goOn: () => {} });
+    chain.on('tip', (e) => {
+      for (const block of e.connected) signatures.confirmed(block.txs);
+      void mempool.update(e.connected, e.disconnected, now);
+    });
+    const sender = testKey(0);
+    const txs = [0n, 1n, 2n, 3n, 4n].map((nonce) => transfer(sender, testKey(3).address, 5n, nonce));
+    const main = mineChild(params, asParent(db.genesis), txs, { miner: testKey(1).address });
+    const branch = mineChain(params, asParent(db.genesis), 2, { miner: testKey(2).address }); // more work
+    assert.equal(await chain.processBlock(main), 'connected');
+    assert.equal(await chain.processBlock(branch[0]!), 'side-branch');
+    batches.length = 0;
+    assert.equal(await chain.processBlock(branch[1]!), 'connected');
+    assert.equal(await mempool.nextNonce(sender.address), 5n, 'all five taken back');
+    assert.deepEqual(batches, [5]);
+    await db.close();
   });
 
   it('getAccount does not wait on the mempool when no reorganisation is being followed', async () => {
