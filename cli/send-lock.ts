@@ -8,16 +8,19 @@
  * The lock is LevelDB's, on an empty database beside the key file (the kind a light client holds
  * on its datadir, cli/datadir.ts): the system releases it when the process ends, however it ends,
  * so a send killed or crashed while holding it leaves no stale lock, and no pid can be reused
- * into one. The holder's pid is written beside it only to name it to those who wait.
+ * into one. The holder's pid is written beside it to name it to those who wait, with a token of
+ * its hold, by which they tell that the lock changed hands.
  */
+import { randomUUID } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CairnError, StoreError } from '../ledger/errors.ts';
 
 /**
- * How long a send waits for another from the same key: longer than a holder can take (its
- * nonce read and its submission, each bounded by the RPC client's 60 s), so that giving up means a
- * holder that does not run (stopped with Ctrl-Z, in a debugger).
+ * How long a send waits for one holder of the lock from the same key: longer than a holder can
+ * take (its nonce read and its submission, each bounded by the RPC client's 60 s), so that giving
+ * up means a holder that does not run (stopped with Ctrl-Z, in a debugger). Counted from when the
+ * lock last changed hands: a queue of honest sends ahead may together take longer.
  */
 export const SEND_LOCK_MAX_WAIT_MS = 180_000;
 /** After this long, the waiting send says what it waits for. */
@@ -27,6 +30,8 @@ export interface SendLockOptions {
   /** Told once what the send waits for, when the wait is long (stderr). */
   readonly notice: (text: string) => void;
   readonly maxWaitMs?: number;
+  /** The clock the wait is measured on, in milliseconds (performance.now unless a test gives its own). */
+  readonly now?: () => number;
 }
 
 /** Where the lock of `address`'s sends lives in `keystore`: hidden, so that `keys list` passes it by. */
@@ -43,7 +48,10 @@ export async function withSendLock<T>(keystore: string, address: string, options
   const path = sendLockPath(keystore, address);
   const { LevelKv } = await loadLevel();
   const maxWaitMs = options.maxWaitMs ?? SEND_LOCK_MAX_WAIT_MS;
-  const started = performance.now();
+  const now = options.now ?? (() => performance.now());
+  const started = now();
+  /** What the holder wrote when last read, and since when: what it says changes with each new holder. */
+  let holder: { text: string; since: number } | undefined;
   let pause = 2;
   let told = false;
   let lock: Awaited<ReturnType<typeof LevelKv.open>> | undefined;
@@ -57,19 +65,24 @@ export async function withSendLock<T>(keystore: string, address: string, options
         return run();
       }
     }
-    const waited = performance.now() - started;
-    if (waited >= maxWaitMs) {
-      throw new CairnError('SEND_LOCKED', `another cairn send from ${address}${await holderText(path)} has held ${path} for ${Math.round(waited / 1000)} s; a send holds it only from choosing its nonce to the node's answer: is that one stopped (Ctrl-Z, a debugger)?`);
+    const at = now();
+    const text = await readHolder(path);
+    if (holder?.text !== text) holder = { text, since: at };
+    // One holder's time, not the whole wait's: sends queued from a script pass the lock along for
+    // longer than any one may hold it, and the last of them told of a stopped one that was not.
+    const held = at - holder.since;
+    if (held >= maxWaitMs) {
+      throw new CairnError('SEND_LOCKED', `another cairn send from ${address}${pidText(text)} has held ${path} for ${Math.round(held / 1000)} s; a send holds it only from choosing its nonce to the node's answer: is that one stopped (Ctrl-Z, a debugger)?`);
     }
-    if (!told && waited >= NOTICE_AFTER_MS) {
+    if (!told && at - started >= NOTICE_AFTER_MS) {
       told = true;
-      options.notice(`waiting for another cairn send from ${address}${await holderText(path)} to submit its transfer first`);
+      options.notice(`waiting for another cairn send from ${address}${pidText(text)} to submit its transfer first`);
     }
     await new Promise((r) => setTimeout(r, pause));
     pause = Math.min(pause * 2, 50);
   }
   try {
-    await writeFile(join(path, 'holder'), `${process.pid}\n`).catch(() => {});
+    await writeFile(join(path, 'holder'), `${process.pid} ${randomUUID()}\n`).catch(() => {});
     return await run();
   } finally {
     await lock.close();
@@ -88,7 +101,12 @@ export function loadLevel(): Promise<typeof import('../ledger/kv-level.ts')> {
   return level;
 }
 
-async function holderText(path: string): Promise<string> {
-  const pid = Number((await readFile(join(path, 'holder'), 'utf8').catch(() => '')).trim());
+/** What the lock's holder wrote beside it (its pid and its hold's token), or '' when nothing is there yet. */
+function readHolder(path: string): Promise<string> {
+  return readFile(join(path, 'holder'), 'utf8').catch(() => '');
+}
+
+function pidText(holder: string): string {
+  const pid = Number(holder.trim().split(' ')[0]);
   return Number.isSafeInteger(pid) && pid > 0 ? ` (pid ${pid})` : '';
 }

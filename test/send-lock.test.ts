@@ -57,6 +57,54 @@ describe('the send lock (cli/send-lock.ts)', function () {
     assert.deepEqual(notices, []);
   });
 
+  it('gives up on one holder, not on a queue: its wait counts from when the lock last changed hands', async () => {
+    // From a review: the wait counted every holder ahead of it, so sends queued from a script,
+    // passing the lock along for longer than any one may hold it, ended in SEND_LOCKED for the
+    // last of them, whose message asked whether a holder was stopped: none was.
+    const keystore = join(dir.path, 'queue');
+    mkdirSync(keystore);
+    let t = 0;
+    const entered: string[] = [];
+    let letGo!: () => void;
+    const first = withSendLock(keystore, ADDRESS, options, async () => {
+      entered.push('first');
+      await new Promise<void>((r) => (letGo = r));
+    });
+    await until(() => entered.length === 1, 'the first holds the lock');
+    // Two wait behind it, each on a clock of ours that counts its polls; either may go next.
+    let goOn!: () => void;
+    const second = new Promise<void>((r) => (goOn = r));
+    const waiters = ['b', 'c'].map((name) => {
+      const w = { name, polls: 0, settled: false, outcome: Promise.resolve('') };
+      const now = () => (w.polls++, t);
+      w.outcome = withSendLock(keystore, ADDRESS, { ...options, maxWaitMs: 1_000, now }, async () => {
+        entered.push(name);
+        await second;
+      }).then(
+        () => ((w.settled = true), 'sent'),
+        (err: Error) => ((w.settled = true), err.message),
+      );
+      return w;
+    });
+    const pollsOn = async (w: (typeof waiters)[number], what: string) => {
+      const from = w.polls;
+      await until(() => w.polls >= from + 2 || w.settled, what);
+    };
+    for (const w of waiters) await pollsOn(w, `${w.name} saw the first holder`);
+    t = 900;
+    letGo();
+    await until(() => entered.length === 2, 'a waiter took the lock');
+    const behind = waiters.find((w) => !entered.includes(w.name))!;
+    await pollsOn(behind, 'the one behind saw the lock change hands at 900 ms');
+    t = 1_500; // 1.5 s of waiting in all, 0.6 s of this holder's
+    await pollsOn(behind, 'the one behind looked again at 1,500 ms');
+    goOn();
+    await first;
+    assert.deepEqual(await Promise.all(waiters.map((w) => w.outcome)), ['sent', 'sent']);
+    assert.deepEqual(entered.slice(1).sort(), ['b', 'c']);
+    assert.deepEqual(notices, []);
+  });
+
   it('a send killed while it holds the lock leaves none behind (kill -9: no stale lock)', async () => {
     const keystore = join(dir.path, 'killed');
     mkdirSync(keystore);
@@ -89,3 +137,11 @@ await withSendLock(${JSON.stringify(keystore)}, ${JSON.stringify(ADDRESS)}, { no
     assert.match(notices[0]!, new RegExp(`^warning: cannot lock .*\\.${ADDRESS}\\.send-lock \\(.*\\): sends from ${ADDRESS} started at once may pick the same nonce$`));
   });
 });
+
+/** Waits until `done()` holds, looking every few milliseconds, for at most 10 s. */
+async function until(done: () => boolean, what: string): Promise<void> {
+  for (const deadline = performance.now() + 10_000; !done(); ) {
+    assert.ok(performance.now() < deadline, what);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
