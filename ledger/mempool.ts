@@ -89,6 +89,16 @@ export class Mempool extends EventEmitter<{ added: [entry: MempoolEntry] }> {
     return [...(this.bySender.get(toHex(address))?.values() ?? [])];
   }
 
+  /** Each sender's next transaction, at its state's nonce, that a block could take now (one pending). */
+  executableHeads(): Generator<MempoolEntry> {
+    return this.pending.executableHeads();
+  }
+
+  /** `head` and the transactions of its sender a block could take after it, in nonce order. */
+  runFrom(head: MempoolEntry): MempoolEntry[] {
+    return this.pending.runFrom(head);
+  }
+
   has(id: Uint8Array): boolean {
     return this.byId.has(toHex(id));
   }

@@ -108,6 +108,25 @@ export class PendingSet {
     this.changeCount++;
   }
 
+  /** Each sender's entry at its state's nonce, if it has one: what a block could take first. */
+  *executableHeads(): Generator<MempoolEntry> {
+    for (const pending of this.bySender.values()) {
+      for (const e of pending.values()) {
+        if (this.gapped.has(e) || pending.has(e.tx.nonce - 1n)) continue;
+        yield e; // what a block could take of a sender is one run, from its state's nonce up
+        break;
+      }
+    }
+  }
+
+  /** `head` and its sender's entries after it that wait for no missing nonce, in nonce order. */
+  runFrom(head: MempoolEntry): MempoolEntry[] {
+    const pending = this.bySender.get(head.tx.fromKey);
+    const run: MempoolEntry[] = [];
+    for (let e: MempoolEntry | undefined = head; e && !this.gapped.has(e); e = pending?.get(e.tx.nonce + 1n)) run.push(e);
+    return run;
+  }
+
   /**
    * Marks which of a sender's entries wait for a missing nonce, given its state nonce. A sender's
    * nonces change only by insert and remove, and its state nonce by blocks: the mempool calls this

@@ -98,6 +98,11 @@ export class LocalTxs {
     return out.sort(byNonce);
   }
 
+  /** Whether the id (hex) is one of ours, followed here. */
+  has(idHex: string): boolean {
+    return this.txs.has(idHex);
+  }
+
   get size(): number {
     return this.txs.size;
   }

@@ -3,6 +3,7 @@ import type { Mempool } from '../ledger/mempool.ts';
 import type { Transaction } from '../ledger/transaction.ts';
 import type { Block } from '../ledger/block.ts';
 import { LocalTxs } from './local-txs.ts';
+import { RelayedTxs } from './relayed-txs.ts';
 import type { Gossip } from './gossip.ts';
 import { liftedByABlock, reorganisationMet } from './gossip-txs.ts';
 import type { Chain } from '../consensus/chain.ts';
@@ -68,6 +69,8 @@ export class TxRelay {
   };
   /** What this node's own users submitted, pushed again when a block passes it over (local-txs.ts). */
   private readonly local: LocalTxs;
+  /** What peers relayed, pushed again when blocks with room keep passing it over (relayed-txs.ts). */
+  private readonly relayed: RelayedTxs;
 
   private outbox: Transaction[] = [];
   /** The IPs of inbound peers sent our mempool, and when: oldest first. */
@@ -81,6 +84,7 @@ export class TxRelay {
     this.o = o;
     this.pauses = new InterruptibleSleeps(o.env);
     this.local = new LocalTxs({ mempool: o.mempool, now: () => o.env.monotonic(), blockRoom: o.blockRoom });
+    this.relayed = new RelayedTxs({ mempool: o.mempool, now: () => o.env.monotonic(), blockRoom: o.blockRoom, ours: (idHex) => this.local.has(idHex) });
   }
 
   /** `announce` for a transaction this node's own user submitted: it is also followed until a block takes it. */
@@ -89,9 +93,16 @@ export class TxRelay {
     this.announce(tx);
   }
 
-  /** `block` is the new tip: our users' transactions it passed over with room to take them go to every peer again. */
+  /**
+   * `block` is the new tip: our users' transactions it passed over with room to take them go to
+   * every peer again, and with them, in what is left of one batch, the runs of relayed ones that
+   * blocks with room kept passing over.
+   */
   async pushPassedOver(block: Block): Promise<void> {
-    await this.pushToAll(this.local.passedOver(block));
+    const ours = this.local.passedOver(block);
+    const pushed = new Set(ours.map((tx) => tx.idHex));
+    const relayed = this.relayed.passedOver(block, MAX_TXS_PER_BATCH - ours.length).filter((tx) => !pushed.has(tx.idHex));
+    await this.pushToAll([...ours, ...relayed]);
   }
 
   /** Queues an admitted transaction for the next gossip batch. */
