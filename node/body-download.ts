@@ -1,5 +1,5 @@
 import { bytesEqual, toHex } from '../ledger/bytes.ts';
-import { BlockRuleError, CairnError } from '../ledger/errors.ts';
+import { BlockRuleError, CairnError, TxRuleError } from '../ledger/errors.ts';
 import { decodeBlock } from '../ledger/block.ts';
 import type { Chain } from '../consensus/chain.ts';
 import { checkBlockSanity, type SaneBlock } from '../consensus/sanity.ts';
@@ -69,6 +69,19 @@ export class InvalidChain extends Error {
     super(reason.message);
     this.reason = reason;
     this.height = height;
+  }
+
+  /**
+   * What the peer that claimed the chain is charged. A state rule (a nonce, a balance, an
+   * overflow) costs nothing where a transaction travels alone, as a reorganisation can make it
+   * stale; a block of a claimed chain is judged on its parent's state, which that chain names, so
+   * it is invalid for everyone and the claim a lie. What says more of this node than of the chain
+   * (its clock, its reorg depth) keeps its own score: none.
+   */
+  get score(): number {
+    const { reason } = this;
+    const stateRule = reason instanceof TxRuleError || (reason instanceof BlockRuleError && reason.code === 'BLOCK_BAD_COINBASE');
+    return stateRule ? Math.max(reason.banScore, LIE) : reason.banScore;
   }
 }
 

@@ -212,7 +212,7 @@ export class Sync extends EventEmitter<SyncEvents> {
   blame(peer: string, err: unknown): void {
     if (err instanceof TransportError && err.code === 'TRANSPORT_BUSY') return; // it said when to come back; its status stands
     if (err instanceof PeerFault) this.o.peers.penalize(peer, err.score, err.message);
-    else if (err instanceof InvalidChain) this.o.peers.penalize(peer, err.reason.banScore, `sync: its chain holds an invalid block: ${err.message}`);
+    else if (err instanceof InvalidChain) this.o.peers.penalize(peer, err.score, `sync: its chain holds an invalid block: ${err.message}`);
     else if (isOwnFailure(err)) this.o.log?.('warn', `sync from ${peer} failed on our side, not the peer's: ${(err as Error)?.message ?? String(err)}`, ownFailureFields(err, { peer }));
     else if (err instanceof CairnError) this.o.peers.penalize(peer, err.banScore, `sync: ${err.message}`);
     this.known.byPeer.delete(peer);

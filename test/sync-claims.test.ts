@@ -19,7 +19,7 @@ import { realEnv, type Env } from '../node/env.ts';
 import type { Serve } from '../node/serving.ts';
 import { busyError, type Transport } from '../node/transport.ts';
 import { decodeGetBlocks, decodeGetHeaderRange, encodeHeaders, encodeStatus, type Status } from '../node/wire.ts';
-import { testKey, testParams } from './helpers/fixtures.ts';
+import { FUNDED_KEYS, testKey, testParams, transfer } from './helpers/fixtures.ts';
 import { asParent, mineChain, mineChild } from './helpers/mining.ts';
 
 /** Long waits never end here (their timers unreferenced, so that a failure cannot hold the run open). */
@@ -229,6 +229,35 @@ describe('sync: claimed work', function () {
     assert.equal(toHex(chain.tip.hash), toHex(theirs.at(-1)!.header.hash));
     await db.close();
   });
+
+  for (const [rule, bad] of [
+    ['a nonce', () => transfer(FUNDED_KEYS[0]!, testKey(9).address, 1n, 5n)],
+    ['a balance', () => transfer(FUNDED_KEYS[0]!, testKey(9).address, 2_000_000n, 0n)],
+  ] as const) {
+    it(`a chain whose block breaks a state rule (${rule}) under valid headers gets the peer that claimed it banned`, async () => {
+      // From a review: such a rule carries ban score 0 (where a transaction travels alone, a
+      // reorganisation can make its nonce stale), and sync charged the header peer the rule's own
+      // score. A block of a claimed chain is judged on its parent's state, which that chain names:
+      // it is invalid for everyone, and its peer went unpunished while its claim held us (the
+      // block, its tip here, is remembered invalid, so no later round charged it either).
+      const params = testParams();
+      const now = params.timestamp + 1_000_000;
+      const db = await ChainDB.open(new MemoryDisk().open(), params);
+      const chain = await Chain.open(db, { clock: () => now });
+      const good = mineChain(params, asParent(db.genesis), 2, { miner: testKey(1).address });
+      const theirs = [...good, mineChild(params, asParent(good.at(-1)!), [bad()], { miner: testKey(1).address })];
+      const names = networkNames(db.genesis.header.hash);
+      const work = theirs.reduce((sum, b) => sum + blockWork(b.header.target), blockWork(db.genesis.header.target));
+      const status: Status = { genesis: db.genesis.header.hash, height: 3, tipHash: theirs.at(-1)!.header.hash, totalWork: work, prunedHeight: 0 };
+      const peers = new PeerManager(() => now);
+      const sync = new Sync({ transport: chainPeerTransport('peer', names, status, theirs), env: realEnv, names, chain, peers, clock: () => now, serve: (async () => {}) as unknown as Serve });
+      sync.statuses.set('peer', { peer: 'peer', status });
+      await sync.requestSync();
+      assert.equal(chain.tip.height, 2, 'the blocks before it taken');
+      assert.equal(peers.isBanned('peer'), true, `score ${peers.score('peer')}`);
+      await db.close();
+    });
+  }
 
   it('a node on a chain that a heavier one forks from below its floor says so, once, and counts that peer apart', async () => {
     // The spec's promise: a node apart from the network longer than the reorg depth is told so.
