@@ -52,6 +52,15 @@ const STALL_PAUSE_MAX_MS = 64_000;
  */
 const MAX_BUSY_ANSWERS = MAX_BUSY_IN_A_ROW * REQUESTS_PER_PEER;
 
+/**
+ * What the peer whose headers a download follows is charged for an answer with none of the
+ * blocks asked, at most once a download: those are the chain it just served as its own, and its
+ * status, asked again then, still says it keeps their bodies. A withholder's claim would otherwise
+ * head every round, its headers fetched again each time, for as long as it stayed. Not a ban at
+ * once: a status may be stale in ways this cannot see.
+ */
+export const WITHHELD = 25;
+
 /** How long a provider sits out after its `stalls`-th stall (1, 2, …) of one download. */
 export function stallPauseMs(stalls: number): number {
   return Math.min(STALL_PAUSE_MAX_MS, STALL_PAUSE_MS * STALL_PAUSE_GROWTH ** (stalls - 1));
@@ -91,6 +100,12 @@ export interface BodyDownloadParts {
   readonly last: number;
   /** The hashes of the blocks of heights [start, start + count) still to fetch. */
   batchHashes(start: number, count: number): Promise<Uint8Array[]>;
+  /**
+   * The peer whose headers these are, if it is a provider, and whether it still keeps the bodies
+   * from `height` up (its status asked again: a pruning may have passed them since its last): if
+   * so, an answer of none of the blocks is withholding (WITHHELD).
+   */
+  readonly claimant?: { readonly peer: string; keepsBodies(height: number): Promise<boolean> };
   /** A batch from one provider, each body checked against its header (InvalidChain: a block breaks a rule). */
   fetch(peer: string, hashes: readonly Uint8Array[]): Promise<SaneBlock[]>;
   /** Signatures checked on every core while earlier batches import. */
@@ -139,7 +154,7 @@ export class BodyDownload {
    * InvalidChain).
    */
   async run(): Promise<void> {
-    const { env, first, last } = this.parts;
+    const { env, first, last, claimant } = this.parts;
     const batchCount = Math.ceil((last - first + 1) / BLOCK_BATCH);
     const batchHashes = (index: number): Promise<Uint8Array[]> => {
       const start = first + index * BLOCK_BATCH;
@@ -158,6 +173,8 @@ export class BodyDownload {
     const paused = new Map<string, { until: number; stalls: number }>();
     /** Busy answers in a row, per provider. */
     const busyAnswers = new Map<string, number>();
+    /** Whether the claimant's empty answer was judged (WITHHELD). */
+    let claimantJudged = false;
     let nextToImport = 0;
     let finished = this.ended;
     let invalid: InvalidChain | undefined;
@@ -245,6 +262,11 @@ export class BodyDownload {
           const hashes = await batchHashes(index);
           const blocks = hashes.length === 0 ? [] : await untilOver(this.parts.fetch(peer, hashes), peer);
           if (blocks === undefined) break; // the download ended without it
+          if (blocks.length === 0 && hashes.length > 0 && peer === claimant?.peer && !claimantJudged) {
+            claimantJudged = true; // its other request's answer costs nothing more
+            if (await claimant.keepsBodies(first + index * BLOCK_BATCH)) throw new PeerFault('served none of the blocks of the chain it announced', WITHHELD);
+          }
+          // Up to the first it lacks: a provider on another chain as heavy, or an answer a budget cut short.
           if (blocks.length < hashes.length) throw new Error('lacks blocks of the chain it announced');
           busyAnswers.delete(peer);
           batchMs.set(peer, env.monotonic() - since);

@@ -325,7 +325,7 @@ export class Sync extends EventEmitter<SyncEvents> {
       endedEarly = await this.forks.endsForHeavierChain(others, blocks[0]!.header);
       return !endedEarly;
     };
-    await this.download(first, check.tipHeight, providers, canServe, keepGoing);
+    await this.download(first, check.tipHeight, providers, canServe, keepGoing, peer);
     if (endedEarly) this.again = true;
     this.emit('took');
   }
@@ -336,11 +336,12 @@ export class Sync extends EventEmitter<SyncEvents> {
    * strictly in order as they arrive. Peers whose status shows they can serve (`canServe`) join
    * the download as their status arrives. A provider that fails or lacks a batch drops out of this
    * download and its batch goes back in line for the others; one that sent a body that does not
-   * match its header is also punished. A provider that holds up the import (its batch is the next
-   * one, the read-ahead is full, and an idle provider would have fetched it twice over meanwhile)
-   * sits out a pause, unpunished, and its batches go to the others: the first copy of a batch to
-   * arrive is imported, so one slow peer costs a few batches asked twice rather than a wait on
-   * every batch it holds (node/body-download.ts). A block that breaks a rule ends the download:
+   * match its header is also punished, and so is the header peer (`claimant`) when it serves none
+   * of its own chain that its status, asked again, says it keeps (WITHHELD). A provider that
+   * holds up the import (its batch is the next one, the read-ahead is full, and an idle provider
+   * would have fetched it twice over meanwhile) sits out a pause, unpunished, and its batches go
+   * to the others: the first copy of a batch to arrive is imported, so one slow peer costs a few
+   * batches asked twice rather than a wait on every batch it holds (node/body-download.ts). A block that breaks a rule ends the download:
    * the chain is bad (InvalidChain, for the header peer). `keepGoing` may end it before a batch.
    */
   private async download(
@@ -349,6 +350,7 @@ export class Sync extends EventEmitter<SyncEvents> {
     providers: string[],
     canServe: (status: Status) => boolean,
     keepGoing: (blocks: readonly SaneBlock[]) => Promise<boolean>,
+    claimant: string,
   ): Promise<void> {
     this.emit('download', last - first + 1);
     const { env, chain, peers } = this.o;
@@ -356,6 +358,7 @@ export class Sync extends EventEmitter<SyncEvents> {
       env,
       first,
       last,
+      claimant: { peer: claimant, keepsBodies: async (height) => ((await this.known.handshake(claimant))?.prunedHeight ?? height) < height },
       batchHashes: async (start, count) => (await chain.db.history.pending(start, count)).filter((h) => !chain.getEntry(h)),
       fetch: (peer, hashes) => this.fetchBodies(peer, hashes),
       preverify: this.o.preverify,
