@@ -16,6 +16,7 @@ import { yamux } from '@chainsafe/libp2p-yamux';
 import { identify } from '@libp2p/identify';
 import type { Stream } from '@libp2p/interface';
 import { MAX_INBOUND_STREAMS_PER_CONNECTION, createHost, type Host } from '../node/libp2p/host.ts';
+import { Libp2pTransport } from '../node/libp2p/transport.ts';
 import { gossipTopics, networkNames } from '../node/protocols.ts';
 import { networkParams, startNode, stopAll, waitFor, type TestNode } from './helpers/network.ts';
 
@@ -221,5 +222,35 @@ describe('libp2p limits: a gossip peer that never reads', function () {
     // 12 MiB of gossip, more than the node queues for one peer.
     for (let i = 0; i < 24; i++) await target.services.pubsub.publish(topic, new Uint8Array(512 << 10).fill(i));
     await waitFor(() => stream.status !== 'open', 5_000, 'the stream to the peer that never reads to be cut');
+  });
+
+  it('is then hung up on, unpunished: gossipsub writes to it no more, and it held its places in the meshes', async () => {
+    // From a review: gossipsub cut the stream, and never made another, but kept the peer in its
+    // meshes, where it took a place (of 6 to 12 a topic) that a peer that reads would have had,
+    // for as long as it kept the connection.
+    const names = networkNames(new Uint8Array(32));
+    const stopLater: Libp2p[] = [];
+    const node = await Libp2pTransport.create({ privateKey: await generateKeyPair('Ed25519'), listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: [], mdns: false, maxConnections: 10, names, maxMessageBytes: 1 << 20, gate: { denied: () => false } });
+    try {
+      const penalties: string[] = [];
+      node.on('peer:misbehaved', (_peer, score, reason) => penalties.push(`${score} ${reason}`));
+      const topic = gossipTopics(names)[0]!;
+      node.subscribe(topic, async () => 'ignore');
+      const stalled = await createLibp2p({ addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] }, transports: [tcp()], connectionEncrypters: [noise()], streamMuxers: [yamux()], services: { identify: identify() } });
+      stopLater.push(stalled);
+      await stalled.handle(['/meshsub/1.1.0', '/meshsub/1.2.0'], (stream: Stream) => stream.pause());
+      await stalled.dial(node.host.getMultiaddrs()[0]!);
+      (await stalled.dialProtocol(node.host.peerId, '/meshsub/1.1.0')).send(subscribeRpc(topic));
+      const stalledId = stalled.peerId.toString();
+      const pubsub = node.host.services.pubsub;
+      await waitFor(() => pubsub.getMeshPeers(topic).includes(stalledId), 10_000, 'the peer in the mesh');
+      for (let i = 0; i < 24; i++) await node.publish(topic, new Uint8Array(512 << 10).fill(i));
+      await waitFor(() => !pubsub.streamsOutbound.has(stalledId), 5_000, 'its gossip stream to be cut');
+      await waitFor(() => node.peers().length === 0, 15_000, 'the peer that never reads to be hung up on');
+      assert.deepEqual(pubsub.getMeshPeers(topic), []);
+      assert.deepEqual(penalties, [], 'not reading is no offence');
+    } finally {
+      await Promise.all([node.stop(), ...stopLater.map((p) => p.stop())]);
+    }
   });
 });

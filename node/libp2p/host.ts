@@ -26,6 +26,8 @@ import { gossipTopics, type NetworkNames } from '../protocols.ts';
 export interface CairnPubSub extends GossipSub {
   getScore(peerId: string): number;
   getMeshPeers(topic: string): string[];
+  /** The stream gossipsub writes to each peer on: gone once it was cut (a peer that stopped reading), and not made again. */
+  readonly streamsOutbound: ReadonlyMap<string, unknown>;
   reportMessageValidationResult(msgId: string, propagationSource: string, acceptance: TopicValidatorResult): void;
   publish(topic: string, data: Uint8Array, opts?: PublishOpts): Promise<PublishResult>;
 }

@@ -218,15 +218,20 @@ export class Libp2pTransport extends EventEmitter<TransportEvents> implements Tr
   /**
    * gossipsub only ignores low scorers: a peer that keeps sending invalid data is reported here.
    * So is a connection that has carried no gossip stream for a while — what is left of a peer
-   * whose stream gossipsub closed (an over-limit message, a protocol error). Every sweepMs, the
-   * peer store is swept too (sweepPeerStore).
+   * whose stream gossipsub closed (an over-limit message, a protocol error). One whose stream
+   * from us gossipsub cut, as the peer stopped reading it (maxOutboundBufferSize), is hung up on,
+   * unpunished (a stuck process is no offence), as Bitcoin Core drops a peer whose send buffer
+   * does not drain: gossipsub never writes to it again, yet it kept the connection and its places
+   * in the meshes, which peers that read would take. Every sweepMs, the peer store is swept too
+   * (sweepPeerStore).
    */
   private police(): void {
     const pubsub = this.host.services.pubsub;
     const gossiping = new Set<string>();
+    const unread = new Set<string>();
     for (const peer of pubsub.getPeers()) {
       const id = peer.toString();
-      gossiping.add(id);
+      (pubsub.streamsOutbound.has(id) ? gossiping : unread).add(id);
       if (pubsub.getScore(id) < GOSSIP_BAN_SCORE) this.emit('peer:misbehaved', id, 100, 'gossip score below threshold');
     }
     const now = Date.now();
@@ -239,7 +244,7 @@ export class Libp2pTransport extends EventEmitter<TransportEvents> implements Tr
     for (const [id, since] of this.connectedAt) {
       if (gossiping.has(id) || now - since < GOSSIPLESS_GRACE_MS) continue;
       this.connectedAt.delete(id);
-      this.emit('peer:misbehaved', id, 50, 'connected without a working gossip stream');
+      if (!unread.has(id)) this.emit('peer:misbehaved', id, 50, 'connected without a working gossip stream');
       void this.hangUp(id);
     }
   }
