@@ -358,7 +358,8 @@ export class Sync extends EventEmitter<SyncEvents> {
       env,
       first,
       last,
-      claimant: { peer: claimant, keepsBodies: async (height) => ((await this.known.handshake(claimant))?.prunedHeight ?? height) < height },
+      // A busy answer leaves its last status standing, as everywhere: one gone leaves none.
+      claimant: { peer: claimant, keepsBodies: async (height) => (((await this.known.handshake(claimant)) ?? this.statuses.get(claimant)?.status)?.prunedHeight ?? height) < height },
       batchHashes: async (start, count) => (await chain.db.history.pending(start, count)).filter((h) => !chain.getEntry(h)),
       fetch: (peer, hashes) => this.fetchBodies(peer, hashes),
       preverify: this.o.preverify,

@@ -264,7 +264,7 @@ describe('sync: claimed work', function () {
    * (or none) and body requests as told: the blocks it has up to the first it lacks, none at all,
    * or a timeout.
    */
-  async function peersOnChains(chains: Record<string, { blocks: number; headers?: 'none'; bodies: 'serve' | 'none' | 'timeout'; claim?: string; prunesOnceAsked?: boolean }>) {
+  async function peersOnChains(chains: Record<string, { blocks: number; headers?: 'none'; bodies: 'serve' | 'none' | 'timeout'; claim?: string; prunesOnceAsked?: boolean; busyOnceAsked?: boolean }>) {
     const params = testParams();
     const now = params.timestamp + 1_000_000;
     const db = await ChainDB.open(new MemoryDisk().open(), params);
@@ -282,7 +282,10 @@ describe('sync: claimed work', function () {
     const transport = Object.assign(new EventEmitter(), {
       peers: () => Object.keys(chains),
       async request(peer: string, protocol: string, body: Uint8Array) {
-        if (protocol === names.status) return encodeStatus(statusOf(peer));
+        if (protocol === names.status) {
+          if (chains[peer]!.busyOnceAsked && bodiesAsked[peer]) throw busyError(peer, protocol, 1_000);
+          return encodeStatus(statusOf(peer));
+        }
         if (chains[peer]!.headers === 'none') return encodeHeaders([]);
         const { from, count } = decodeGetHeaderRange(body);
         return encodeHeaders(mined[peer]!.slice(from - 1, from - 1 + count).map((b) => b.header));
@@ -321,6 +324,13 @@ describe('sync: claimed work', function () {
     for (let i = 0; i < 4 && !peers.isBanned('withholder'); i++) await round();
     assert.equal(peers.isBanned('withholder'), true, `banned within five rounds: score ${peers.score('withholder')}`);
     assert.equal(peers.score('honest'), 0);
+    await db.close();
+  });
+
+  it('a withholder that answers busy when its status is asked again is penalised all the same: its last status stands', async () => {
+    const { db, peers, round } = await peersOnChains({ withholder: { blocks: 10, bodies: 'none', busyOnceAsked: true }, honest: { blocks: 6, bodies: 'serve' } });
+    await round();
+    assert.ok(peers.score('withholder') > 0);
     await db.close();
   });
 
