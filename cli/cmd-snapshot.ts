@@ -79,7 +79,9 @@ export async function exportSnapshot(datadir: string, file: string, o: { height?
     // node pruning at the reorg depth keeps.
     const noBodies = db.history.prunedHeight;
     if (height <= noBodies) throw new UsageError(`block ${height} is pruned here (this datadir keeps blocks above ${noBodies} only): give --height from ${noBodies + 1} to ${chain.tip.height}, or export from a node that keeps it`);
-    const info = (await db.snapshots.get(height)) ?? (await makeSnapshot(chain, height, async () => {}));
+    // A copy an older version made cannot prove a chunk below a crowded position: made again.
+    const kept = await db.snapshots.get(height);
+    const info = kept?.marksCrowded ? kept : await makeSnapshot(chain, height, async () => {});
     if (!info) throw new UsageError(`cannot reach back to height ${height}: this node has no undo data below ${Math.max(db.history.prunedHeight, db.history.stateBase)}`);
     const handle = await open(tmp, 'w');
     let bytes = 0;

@@ -4,7 +4,7 @@ import { decodeBlock, type BlockHeader } from '../ledger/block.ts';
 import type { ChainDB } from '../ledger/chaindb.ts';
 import { genesisBlock, type ChainParams } from '../ledger/genesis.ts';
 import { positionId } from '../ledger/smt.ts';
-import { CHUNK_ENTRY_BYTES, MAX_CHUNK_DEPTH, childPositions, positionsAt, proveChunk, encodeChunkPosition, encodeChunkProof, positionDepth, positionKey, readChunkPosition, readChunkProof, verifyChunk, type ChunkEntry, type ChunkProof } from '../ledger/smt-range.ts';
+import { CHUNK_ENTRY_BYTES, MAX_CHUNK_ACCOUNTS, MAX_CHUNK_DEPTH, childPositions, positionsAt, encodeChunkPosition, encodeChunkProof, positionDepth, positionKey, readChunkPosition, readChunkProof, verifyChunk, type ChunkEntry, type ChunkProof } from '../ledger/smt-range.ts';
 import { decodeAccount, encodeAccount } from '../ledger/state.ts';
 import { HAVE_DATA, encodeIndexRecord } from './block-index.ts';
 import { HeaderChainCheck } from './headers.ts';
@@ -32,7 +32,9 @@ export const SNAPSHOT_MAGIC = new TextEncoder().encode('CAIRNSNP');
 export const SNAPSHOT_FILE_VERSION = 1;
 export const SNAPSHOT_HEAD_BYTES = 8 + 1 + 32 + 4;
 /** The largest chunk a file may hold (the wire's limit). */
-export const MAX_FILE_CHUNK_ACCOUNTS = 4096;
+export const MAX_FILE_CHUNK_ACCOUNTS = MAX_CHUNK_ACCOUNTS;
+/** The whole key space, in units of the key space under a position at MAX_CHUNK_DEPTH. */
+const ALL_KEYS = 1n << BigInt(MAX_CHUNK_DEPTH);
 
 export class SnapshotFileError extends CairnError {
   constructor(message: string) {
@@ -95,8 +97,8 @@ export class SnapshotImport {
   /** Positions imported, and every ancestor of one: no two chunks may overlap. */
   private readonly positions = new Set<string>();
   private readonly ancestors = new Set<string>();
-  /** The share of the key space covered, in units of a chunk at MAX_CHUNK_DEPTH. */
-  private covered = 0;
+  /** The share of the key space covered, in units of a chunk at MAX_CHUNK_DEPTH (ALL_KEYS in all). */
+  private covered = 0n;
 
   private constructor(db: ChainDB, height: number, now: number) {
     this.db = db;
@@ -167,14 +169,14 @@ export class SnapshotImport {
     }
     this.positions.add(position);
     for (let d = 0; d < depth; d++) this.ancestors.add(positionId(positionKey(position), d));
-    this.covered += 2 ** (MAX_CHUNK_DEPTH - depth);
+    this.covered += 1n << BigInt(MAX_CHUNK_DEPTH - depth);
     await this.db.join.putChunk(position, leaves);
   }
 
   /** Installs the snapshot once the chunks cover every key. */
   async finish(): Promise<{ height: number; hash: Uint8Array }> {
     if (!this.pivot || !this.blockStored) throw refuse('the file ends before its state');
-    if (this.covered !== 2 ** MAX_CHUNK_DEPTH) throw refuse(`the chunks cover ${((100 * this.covered) / 2 ** MAX_CHUNK_DEPTH).toFixed(3)}% of the keys, not all`);
+    if (this.covered !== ALL_KEYS) throw refuse(`the chunks cover ${(Number((this.covered * 100_000n) / ALL_KEYS) / 1000).toFixed(3)}% of the keys, not all`);
     const { header, totalWork } = this.pivot;
     await this.db.flushed();
     await this.db.join.install(encodeIndexRecord({ header, totalWork, status: HAVE_DATA, seq: 0 }));
@@ -214,17 +216,18 @@ export async function* snapshotFileParts(chain: Chain, height: number): AsyncGen
   if (!block) throw refuse(`the pivot block ${toHex(info.hash)} is not stored`);
   yield new Writer(4).u32(block.length).finish();
   yield block;
+  if (!info.marksCrowded) throw refuse(`the snapshot at height ${height} was made by an older version, which cannot prove every chunk`);
   const todo = positionsAt(4);
   while (todo.length > 0) {
     const position = todo.shift()!;
-    const entries = await db.snapshots.entries(height, position, MAX_FILE_CHUNK_ACCOUNTS);
-    if (entries === 'too-many') {
+    const chunk = await db.snapshots.chunk(height, position);
+    if (chunk === 'split') {
       todo.unshift(...childPositions(position));
       continue;
     }
-    const chunk = encodeFileChunk(position, entries, await proveChunk(db.snapshots.nodes(height), position));
-    yield new Writer(4).u32(chunk.length).finish();
-    yield chunk;
+    const bytes = encodeFileChunk(position, chunk.entries, chunk.proof);
+    yield new Writer(4).u32(bytes.length).finish();
+    yield bytes;
   }
   yield new Writer(4).u32(0).finish();
 }

@@ -32,11 +32,13 @@
  *                                                      the key's first `depth` bits in whole bytes
  *   M "statebase"      → height (u32 BE)                the state began as a snapshot of this main-chain
  *                                                      block (snapshot sync): no fork below it, no undo
- *   q height(u32 BE)   → block hash ‖ state root ‖ accounts u64
+ *   q height(u32 BE)   → block hash ‖ state root ‖ accounts u64 ‖ 01
  *                                                      a complete snapshot served to joining nodes
  *                                                      (ledger/snapshot-store.ts); written last
  *   Q height(u32 BE) 'E' key(32) → address(20) ‖ account   that snapshot's accounts by state key
- *   Q height(u32 BE) 'N' depth ‖ bits → node           its tree nodes down to depth 16 (chunk proofs)
+ *   Q height(u32 BE) 'N' depth ‖ bits → node           its tree nodes down to depth 16, and below it the
+ *                                                      children of crowded positions (chunk proofs)
+ *   Q height(u32 BE) 'C' depth ‖ bits → (empty)        a crowded position: more than 4,096 accounts under it
  *   M "join"           → height u32 ‖ hash(32) ‖ phase u8   a snapshot sync in progress (ledger/snapshot-join.ts):
  *                                                      phase 0 fetching, 1 installing
  *   M "top"            → 01 ‖ state root(32) ‖ n u32 ‖ slots (u32 BE) × n ‖ bodies (64) × n
@@ -124,6 +126,7 @@ export const layout = {
   /** The snapshot's entries whose key starts with the first `depth` bits of `prefix`. */
   snapshotRange: (height: number, prefix: Uint8Array, depth: number) => keyRange(concat(key('Q', u32(height)), Uint8Array.of(0x45)), prefix, depth),
   snapshotNode: (height: number, id: string) => concat(key('Q', u32(height)), concat(Uint8Array.of(0x4e), idBytes(id))),
+  snapshotCrowded: (height: number, id: string) => concat(key('Q', u32(height)), concat(Uint8Array.of(0x43), idBytes(id))),
   joinHeader: (height: number) => concat(Uint8Array.of(0x57, 0x48), u32(height)),
   joinHeaders: (from: number, to: number) => ({ gte: concat(Uint8Array.of(0x57, 0x48), u32(from)), lt: to >= 2 ** 32 ? Uint8Array.of(0x57, 0x49) : concat(Uint8Array.of(0x57, 0x48), u32(to)) }),
   joinEntry: (stateKey: Uint8Array) => concat(Uint8Array.of(0x57, 0x45), stateKey),

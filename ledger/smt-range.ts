@@ -46,15 +46,24 @@ export interface ChunkProof {
   readonly end: ChunkEnd;
 }
 
-/** Deepest chunk position: 65,536 chunks, each of up to MAX_CHUNK_ACCOUNTS, covers 268 million accounts. */
-export const MAX_CHUNK_DEPTH = 16;
+/** The most accounts one chunk holds: a position holding more is answered `split`, and asked for as its two halves. */
+export const MAX_CHUNK_ACCOUNTS = 4096;
+/**
+ * Deepest chunk position, the most a position's u8 depth says. A lower floor for `split` would be
+ * one that MAX_CHUNK_ACCOUNTS + 1 addresses can be ground to share (about 4,097 · 2^depth hashes,
+ * then a payment each: at 16, minutes on one core), and such a position could be served by
+ * nobody; at 255 a position holds at most two keys.
+ */
+export const MAX_CHUNK_DEPTH = 255;
+/** A snapshot keeps its tree's every node down to this depth (65,536 positions), and below it only where a chunk may be asked for. */
+export const SNAPSHOT_TREE_DEPTH = 16;
 export const CHUNK_ENTRY_BYTES = 20 + ACCOUNT_BYTES;
 
 const END_NODE = 0;
 const END_EMPTY = 1;
 const END_OTHER = 2;
 
-/** A chunk position's bytes: depth (u8, at most MAX_CHUNK_DEPTH) ‖ the prefix's bits, whole bytes, the rest zero. */
+/** A chunk position's bytes: depth (u8) ‖ the prefix's bits, whole bytes, the rest zero. */
 export function encodeChunkPosition(id: string): Uint8Array {
   const out = new Uint8Array(id.length);
   for (let i = 0; i < id.length; i++) out[i] = id.charCodeAt(i);
@@ -62,8 +71,7 @@ export function encodeChunkPosition(id: string): Uint8Array {
 }
 
 export function readChunkPosition(r: Reader): string {
-  const depth = r.u8('chunk depth');
-  if (depth > MAX_CHUNK_DEPTH) throw new DecodeError('DECODE_NON_CANONICAL', `chunk depth ${depth} above ${MAX_CHUNK_DEPTH}`);
+  const depth = r.u8('chunk depth'); // at most 255 = MAX_CHUNK_DEPTH
   const bits = r.bytes((depth + 7) >>> 3, 'chunk prefix');
   const key = new Uint8Array(32);
   key.set(bits);
@@ -85,6 +93,20 @@ export function positionDepth(id: string): number {
   return id.charCodeAt(0);
 }
 
+/** The position one level above `id` (which is not the root). */
+export function parentPosition(id: string): string {
+  return positionId(positionKey(id), positionDepth(id) - 1);
+}
+
+/** How many leading bits two keys share (256 when equal). */
+export function sharedBits(a: Uint8Array, b: Uint8Array): number {
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i]! ^ b[i]!;
+    if (x !== 0) return i * 8 + Math.clz32(x) - 24;
+  }
+  return a.length * 8;
+}
+
 /** Whether `key` lies under position `id`. */
 export function keyUnder(key: Uint8Array, id: string): boolean {
   return positionId(key, positionDepth(id)) === id;
@@ -93,6 +115,7 @@ export function keyUnder(key: Uint8Array, id: string): boolean {
 /** The two halves of a position, for a chunk too big to send whole. */
 export function childPositions(id: string): [string, string] {
   const depth = positionDepth(id);
+  if (depth >= MAX_CHUNK_DEPTH) throw new RangeError(`a position at depth ${depth} has no halves to ask for`);
   const key = positionKey(id);
   const right = key.slice();
   right[depth >>> 3]! |= 0x80 >>> (depth & 7);

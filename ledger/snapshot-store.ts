@@ -3,9 +3,21 @@ import { StoreError } from './errors.ts';
 import { layout } from './layout.ts';
 import type { BatchOp, KvStore } from './kv.ts';
 import { decodeAccount, encodeAccount, type Account } from './state.ts';
-import { stateKey, type TreeNodeReader } from './smt.ts';
-import { SortedTreeBuilder, type SortedLeaf } from './smt-build.ts';
-import { CHUNK_ENTRY_BYTES, MAX_CHUNK_DEPTH, positionDepth, positionKey, type ChunkEntry } from './smt-range.ts';
+import { positionId, stateKey, type TreeNodeReader } from './smt.ts';
+import { SortedTreeBuilder, buildSubtree, type SortedLeaf } from './smt-build.ts';
+import {
+  CHUNK_ENTRY_BYTES,
+  MAX_CHUNK_ACCOUNTS,
+  SNAPSHOT_TREE_DEPTH,
+  keyUnder,
+  parentPosition,
+  positionDepth,
+  positionKey,
+  proveChunk,
+  sharedBits,
+  type ChunkEntry,
+  type ChunkProof,
+} from './smt-range.ts';
 
 /** A complete snapshot: the state after the main-chain block `hash` at `height`, whose header commits to `stateRoot`. */
 export interface SnapshotInfo {
@@ -14,7 +26,15 @@ export interface SnapshotInfo {
   readonly stateRoot: Uint8Array;
   /** Accounts in it. */
   readonly accounts: number;
+  /**
+   * Whether the copy marks its crowded positions and keeps the tree below them (a copy an older
+   * version made does not: it cannot prove a chunk below depth 16, and is made again).
+   */
+  readonly marksCrowded: boolean;
 }
+
+/** A chunk as the store serves it: the accounts under a position and their range proof, or `split` for a crowded one. */
+export type StoredChunk = 'split' | { readonly entries: ChunkEntry[]; readonly proof: ChunkProof };
 
 const WRITE_BATCH = 10_000;
 
@@ -22,18 +42,23 @@ const WRITE_BATCH = 10_000;
  * The copies of the state a serving node keeps at snapshot heights (docs/PROTOCOL.md, "Snapshot
  * sync"), apart from the live state, so chunks of the state at a height can be served while the
  * tip moves on. A copy holds every account keyed by its state key (`Q height E key`, so a chunk is
- * one range scan) and the tree's nodes down to MAX_CHUNK_DEPTH (`Q height N position`, enough for
- * every chunk's proof); its record (`q height`) is written last, once the copy's root was checked
+ * one range scan), its crowded positions (`Q height C position`: more than MAX_CHUNK_ACCOUNTS
+ * accounts under it, answered `split` with nothing read), and the tree's nodes (`Q height N
+ * position`) down to SNAPSHOT_TREE_DEPTH and, below it, under crowded positions: every node a
+ * chunk's proof needs for a position a split led to; its record (`q height`) is written last, once the copy's root was checked
  * against the block's state root, so a copy cut short by a kill is never served and is cleared on
  * the next open. Building one is O(accounts) and runs in the background, in batches.
  */
 export class SnapshotStore {
   private readonly kv: KvStore;
+  /** The most accounts a chunk holds: MAX_CHUNK_ACCOUNTS, but for tests of crowded positions (which cost 2^depth hashes an account to make). */
+  private readonly chunkAccounts: number;
   /** Per height, how often its copy began to be dropped or was completed (see `version`). */
   private readonly versions = new Map<number, number>();
 
-  constructor(kv: KvStore) {
+  constructor(kv: KvStore, chunkAccounts = MAX_CHUNK_ACCOUNTS) {
     this.kv = kv;
+    this.chunkAccounts = chunkAccounts;
   }
 
   /**
@@ -117,10 +142,12 @@ export class SnapshotStore {
       if (ops.length >= WRITE_BATCH) await flush();
     }
     await flush();
+    const crowded = new CrowdedPositions(this.chunkAccounts, (id) => ops.push({ type: 'put', key: layout.snapshotCrowded(height, id), value: new Uint8Array(0) }));
     const builder = new SortedTreeBuilder((id, node) => {
-      if (positionDepth(id) <= MAX_CHUNK_DEPTH) ops.push({ type: 'put', key: layout.snapshotNode(height, id), value: node });
+      if (positionDepth(id) <= SNAPSHOT_TREE_DEPTH || crowded.has(parentPosition(id))) ops.push({ type: 'put', key: layout.snapshotNode(height, id), value: node });
     });
     let group: SortedLeaf[] = [];
+    // A group's crowded positions are all known by its close: each is found at its last key.
     const close = async () => {
       if (group.length > 0) builder.addGroup(group[0]!.key[0]!, group);
       group = [];
@@ -129,6 +156,7 @@ export class SnapshotStore {
     for await (const [key, value] of this.kv.iterate(layout.snapshotEntries(height))) {
       const leaf = { key: plainBytes(key.subarray(6)), account: decodeEntry(value).account };
       if (group.length > 0 && group[0]!.key[0] !== leaf.key[0]) await close();
+      crowded.add(leaf.key);
       group.push(leaf);
     }
     await close();
@@ -138,26 +166,61 @@ export class SnapshotStore {
       await this.kv.clear(layout.snapshotData(height));
       throw new StoreError('STORE_CORRUPT', `the accounts copied at height ${height} hash to ${toHex(root)}, not the block's state root ${toHex(stateRoot)}`);
     }
-    const info = { height, hash: plainBytes(hash), stateRoot: plainBytes(stateRoot), accounts: count };
+    const info = { height, hash: plainBytes(hash), stateRoot: plainBytes(stateRoot), accounts: count, marksCrowded: true };
     this.bump(height);
     await this.kv.write([{ type: 'put', key: layout.snapshotInfo(height), value: encodeInfo(info) }]);
     return info;
   }
 
-  /** The snapshot's tree nodes down to MAX_CHUNK_DEPTH: what a chunk's proof is read from. */
-  nodes(height: number): TreeNodeReader {
+  /**
+   * The chunk at position `id` of the copy at `height`: `split` for a crowded position (one read),
+   * else its accounts (at most MAX_CHUNK_ACCOUNTS, all sent) and their range proof.
+   */
+  async chunk(height: number, id: string): Promise<StoredChunk> {
+    if (await this.crowded(height, id)) return 'split';
+    const leaves = await this.leaves(height, id, this.chunkAccounts);
+    if (leaves === 'too-many') return 'split'; // only in a copy without its marks, which is never served
+    return { entries: leaves.map(({ address, account }) => ({ address, account })), proof: await proveChunk(this.nodes(height), id) };
+  }
+
+  private async crowded(height: number, id: string): Promise<boolean> {
+    return (await this.kv.get(layout.snapshotCrowded(height, id))) !== undefined;
+  }
+
+  /**
+   * The copy's tree for a chunk's proof, read along one path. Below SNAPSHOT_TREE_DEPTH a node is
+   * kept only where its parent is crowded; under a parent that is not (a position nobody honest
+   * asks for: no split leads there), the parent's accounts, at most MAX_CHUNK_ACCOUNTS, are read
+   * and its subtree built here.
+   */
+  private nodes(height: number): TreeNodeReader {
+    let built: { id: string; nodes: Map<string, Uint8Array> } | undefined;
+    const read = async (id: string): Promise<Uint8Array | undefined> => {
+      if (built && keyUnder(positionKey(id), built.id)) return built.nodes.get(id);
+      const [node] = await this.kv.getMany([layout.snapshotNode(height, id)]);
+      if (node || positionDepth(id) <= SNAPSHOT_TREE_DEPTH) return node;
+      const parent = parentPosition(id);
+      if (await this.crowded(height, parent)) return undefined;
+      const leaves = await this.leaves(height, parent, this.chunkAccounts);
+      if (leaves === 'too-many') throw new StoreError('STORE_CORRUPT', `snapshot ${height}: a position at depth ${positionDepth(parent)} holds more than ${this.chunkAccounts} accounts, unmarked`);
+      built = { id: parent, nodes: new Map() };
+      const nodes = built.nodes;
+      buildSubtree(leaves, positionDepth(parent), (at, n) => nodes.set(at, n));
+      return nodes.get(id);
+    };
     return {
-      readNodes: (ids) => {
-        if (ids.some((id) => positionDepth(id) > MAX_CHUNK_DEPTH)) throw new RangeError('a snapshot keeps its tree only down to the chunk depth');
-        return this.kv.getMany(ids.map((id) => layout.snapshotNode(height, id)));
+      readNodes: async (ids) => {
+        const out: (Uint8Array | undefined)[] = [];
+        for (const id of ids) out.push(await read(id));
+        return out;
       },
     };
   }
 
-  /** The accounts under position `id`, in key order; 'too-many' past `max`. */
-  async entries(height: number, id: string, max: number): Promise<ChunkEntry[] | 'too-many'> {
-    const out: ChunkEntry[] = [];
-    for await (const [, value] of this.kv.iterate(layout.snapshotRange(height, positionKey(id), positionDepth(id)), max + 1)) out.push(decodeEntry(value));
+  /** The accounts under position `id`, in key order, with their keys; 'too-many' past `max`. */
+  private async leaves(height: number, id: string, max: number): Promise<(SortedLeaf & ChunkEntry)[] | 'too-many'> {
+    const out: (SortedLeaf & ChunkEntry)[] = [];
+    for await (const [key, value] of this.kv.iterate(layout.snapshotRange(height, positionKey(id), positionDepth(id)), max + 1)) out.push({ key: plainBytes(key.subarray(6)), ...decodeEntry(value) });
     return out.length > max ? 'too-many' : out;
   }
 
@@ -179,15 +242,60 @@ export function decodeEntry(bytes: Uint8Array): { address: Uint8Array; account: 
   return { address, account };
 }
 
+/** The record's last byte: the copy marks its crowded positions (absent in a copy an older version made). */
+const MARKS_CROWDED = 1;
+
 function encodeInfo(info: SnapshotInfo): Uint8Array {
-  return new Writer(32 + 32 + 8).bytes(info.hash, 32).bytes(info.stateRoot, 32).u64(BigInt(info.accounts)).finish();
+  return new Writer(32 + 32 + 8 + 1).bytes(info.hash, 32).bytes(info.stateRoot, 32).u64(BigInt(info.accounts)).u8(MARKS_CROWDED).finish();
 }
 
 function decodeInfo(height: number, bytes: Uint8Array): SnapshotInfo {
   const r = new Reader(bytes);
   const info = { height, hash: plainBytes(r.bytes(32)), stateRoot: plainBytes(r.bytes(32)), accounts: Number(r.u64()) };
+  const marksCrowded = r.remaining > 0 && r.u8('snapshot record format') === MARKS_CROWDED;
   r.end('snapshot record');
-  return info;
+  return { ...info, marksCrowded };
+}
+
+/**
+ * The crowded positions of a copy (more than a chunk's accounts under each), found in one pass
+ * over its keys in order: a position is crowded exactly when some chunk's accounts + 1
+ * consecutive keys share its prefix, so the first and last of each such window say how deep the
+ * positions above them are crowded. Each is told to `mark` once (the positions above the last
+ * window's were marked with it), and remembered for the builder's choice of nodes to keep.
+ */
+class CrowdedPositions {
+  private readonly window: Uint8Array[] = [];
+  private seen = 0;
+  private last: { key: Uint8Array; depth: number } | undefined;
+  private readonly positions = new Set<string>();
+  private readonly size: number;
+  private readonly mark: (id: string) => void;
+
+  constructor(chunkAccounts: number, mark: (id: string) => void) {
+    this.size = chunkAccounts + 1;
+    this.mark = mark;
+  }
+
+  /** The next key, in increasing order. */
+  add(key: Uint8Array): void {
+    const size = this.size;
+    this.window[this.seen % size] = key;
+    this.seen++;
+    if (this.seen < size) return;
+    const depth = sharedBits(this.window[this.seen % size]!, key); // the window's first key and its last
+    const from = this.last ? Math.min(sharedBits(this.last.key, key), this.last.depth) + 1 : 0;
+    for (let d = from; d <= depth; d++) {
+      const id = positionId(key, d);
+      this.positions.add(id);
+      this.mark(id);
+    }
+    this.last = { key, depth };
+  }
+
+  has(id: string): boolean {
+    return this.positions.has(id);
+  }
 }
 
 function heightOf(key: Uint8Array, at: number): number {

@@ -178,7 +178,7 @@ export class SnapshotJoin {
             todo.unshift(position);
             active.delete(peer);
           } else if (answer.kind === 'split') {
-            if (positionDepth(position) >= MAX_CHUNK_DEPTH) throw new PeerFault(`answered split at chunk depth ${MAX_CHUNK_DEPTH}`, LIE);
+            if (positionDepth(position) >= MAX_CHUNK_DEPTH) throw new PeerFault(`answered split at depth ${MAX_CHUNK_DEPTH}, where a position holds at most two accounts`, LIE);
             todo.push(...childPositions(position));
           } else {
             const leaves = verifyChunk(header.stateRoot, position, answer.entries, answer.proof);

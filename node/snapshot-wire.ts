@@ -2,7 +2,7 @@ import { Reader, Writer } from '../ledger/bytes.ts';
 import { DecodeError } from '../ledger/errors.ts';
 import { HASH_BYTES } from '../ledger/block.ts';
 import { decodeAccount, encodeAccount } from '../ledger/state.ts';
-import { CHUNK_ENTRY_BYTES, encodeChunkPosition, encodeChunkProof, readChunkPosition, readChunkProof, type ChunkEntry, type ChunkProof } from '../ledger/smt-range.ts';
+import { CHUNK_ENTRY_BYTES, MAX_CHUNK_ACCOUNTS, MAX_CHUNK_DEPTH, encodeChunkPosition, encodeChunkProof, readChunkPosition, readChunkProof, type ChunkEntry, type ChunkProof } from '../ledger/smt-range.ts';
 import { WIRE_VERSION } from './wire.ts';
 
 /**
@@ -11,16 +11,16 @@ import { WIRE_VERSION } from './wire.ts';
  * their range proof (ledger/smt-range.ts), or `none` (no snapshot of that block here), or `split`
  * (more accounts there than one answer carries: ask for the two halves).
  */
-export const MAX_CHUNK_ACCOUNTS = 4096;
-/** 01 ‖ height u32 ‖ block hash (32) ‖ depth u8 ‖ prefix (up to 2 bytes). */
-export const GET_SNAPSHOT_CHUNK_MAX_BYTES = 48;
-/** 01 ‖ 02 ‖ count u16 ‖ accounts ‖ a proof of up to 16 siblings. */
-export const SNAPSHOT_CHUNK_MAX_BYTES = 4 + MAX_CHUNK_ACCOUNTS * CHUNK_ENTRY_BYTES + 1 + 2 + 16 * 32 + 1 + 32 + 16;
+export { MAX_CHUNK_ACCOUNTS };
+/** 01 ‖ height u32 ‖ block hash (32) ‖ depth u8 ‖ prefix (up to 32 bytes). */
+export const GET_SNAPSHOT_CHUNK_MAX_BYTES = 1 + 4 + 32 + 1 + 32;
+/** 01 ‖ 02 ‖ count u16 ‖ accounts ‖ a proof of up to 255 siblings (j, bitmap, siblings, end, a leaf's key and account). */
+export const SNAPSHOT_CHUNK_MAX_BYTES = 4 + MAX_CHUNK_ACCOUNTS * CHUNK_ENTRY_BYTES + 1 + 32 + MAX_CHUNK_DEPTH * 32 + 1 + 32 + 16;
 
 export interface GetSnapshotChunk {
   readonly height: number;
   readonly hash: Uint8Array;
-  /** The position (ledger/smt.ts positionId), at most MAX_CHUNK_DEPTH deep. */
+  /** The position (ledger/smt.ts positionId). */
   readonly position: string;
 }
 

@@ -1,12 +1,12 @@
 import { bytesEqual, toHex } from '../ledger/bytes.ts';
 import type { Account } from '../ledger/state.ts';
 import type { SnapshotInfo } from '../ledger/snapshot-store.ts';
-import { positionDepth, proveChunk, type ChunkEntry } from '../ledger/smt-range.ts';
+import type { ChunkEntry } from '../ledger/smt-range.ts';
 import type { Chain } from '../consensus/chain.ts';
 import { nextTurn, type Env } from './env.ts';
 import type { NetworkNames } from './protocols.ts';
 import type { Serve } from './serving.ts';
-import { GET_SNAPSHOT_CHUNK_MAX_BYTES, MAX_CHUNK_ACCOUNTS, decodeGetSnapshotChunk, encodeSnapshotChunk } from './snapshot-wire.ts';
+import { GET_SNAPSHOT_CHUNK_MAX_BYTES, decodeGetSnapshotChunk, encodeSnapshotChunk } from './snapshot-wire.ts';
 
 /**
  * Snapshot heights are the multiples of this (docs/PROTOCOL.md, "Snapshot sync"): fixed, so every
@@ -126,7 +126,7 @@ export class SnapshotKeeper {
       const existing = have.find((s) => s.height === height);
       const hash = await chain.byHeight.hashAt(height);
       if (!hash) continue;
-      if (existing && bytesEqual(existing.hash, hash)) continue;
+      if (existing && bytesEqual(existing.hash, hash) && existing.marksCrowded) continue;
       const made = await this.make(height);
       if (made) this.o.log('info', 'snapshot made', { height, accounts: made });
     }
@@ -183,21 +183,12 @@ export async function makeSnapshot(chain: Chain, height: number, pause: () => Pr
 }
 
 /**
- * Whether a position at `depth` of a snapshot of `accounts` accounts is answered `split` without
- * reading it: its share of the accounts is more than twice what a chunk holds. State keys are
- * hashes, so a share that large is all but never at most a chunk's, and a split that was not
- * needed only makes the asker's chunks smaller. Deciding it by reading cost up to 4,097 entries a
- * request for a 2-byte answer, which the asker's byte budget barely saw (found by a review).
- */
-export function mustSplit(accounts: number, depth: number): boolean {
-  return accounts / 2 ** depth > 2 * MAX_CHUNK_ACCOUNTS;
-}
-
-/**
  * Serves getSnapshotChunk (node/snapshot-wire.ts) from the copies the keeper made, within the
  * asker's budgets: `none` for a block of which no complete copy is kept here (the copy's record is
  * read again after the answer is made, and its version compared, so a copy dropped or made again
- * meanwhile is never half served).
+ * meanwhile is never half served). A crowded position is answered `split` from its mark, nothing
+ * else read; any other reads the accounts it sends (and, for a position no split leads to, at most
+ * as many again): the asker's byte budget pays for what is read.
  */
 export async function serveSnapshots(chain: Chain, serve: Serve, names: NetworkNames, onBadRequest: (peer: string, err: unknown) => void): Promise<void> {
   const snapshots = chain.db.snapshots;
@@ -210,10 +201,9 @@ export async function serveSnapshots(chain: Chain, serve: Serve, names: NetworkN
       const { height, hash, position } = decodeGetSnapshotChunk(req);
       const version = snapshots.version(height);
       const info = await snapshots.get(height);
-      if (!info || !bytesEqual(info.hash, hash)) return none;
-      if (mustSplit(info.accounts, positionDepth(position))) return split;
-      const entries = await snapshots.entries(height, position, MAX_CHUNK_ACCOUNTS);
-      const answer = entries === 'too-many' ? split : encodeSnapshotChunk({ kind: 'chunk', entries, proof: await proveChunk(snapshots.nodes(height), position) });
+      if (!info || !bytesEqual(info.hash, hash) || !info.marksCrowded) return none;
+      const chunk = await snapshots.chunk(height, position);
+      const answer = chunk === 'split' ? split : encodeSnapshotChunk({ kind: 'chunk', ...chunk });
       return (await snapshots.get(height)) && snapshots.version(height) === version ? answer : none;
     },
     { timeoutMs: SERVE_TIMEOUT_MS, maxBytes: GET_SNAPSHOT_CHUNK_MAX_BYTES, onBadRequest },

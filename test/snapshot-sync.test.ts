@@ -16,7 +16,7 @@ import type { ChainParams } from '../ledger/genesis.ts';
 import type { Transaction } from '../ledger/transaction.ts';
 import { World } from '../sim/world.ts';
 import { decodeSnapshotChunk, encodeSnapshotChunk } from '../node/snapshot-wire.ts';
-import { keptSnapshotHeights, makeSnapshot, mustSplit, pivotHeight, serveSnapshots } from '../node/snapshots.ts';
+import { keptSnapshotHeights, makeSnapshot, pivotHeight, serveSnapshots } from '../node/snapshots.ts';
 import { historyCheckStatus } from '../node/history-check.ts';
 import { ChainDB } from '../ledger/chaindb.ts';
 import { MemoryDisk } from '../ledger/kv-memory.ts';
@@ -94,13 +94,6 @@ describe('snapshot sync', function () {
     assert.deepEqual(keptSnapshotHeights(10, INTERVAL, DEPTH), []);
   });
 
-  it('a server answers split without reading where the share of accounts is over twice a chunk', () => {
-    assert.equal(mustSplit(1_000_000, 0), true);
-    assert.equal(mustSplit(1_000_000, 6), true, '15,625 expected');
-    assert.equal(mustSplit(1_000_000, 7), false, '7,812 expected: read, and a chunk if it fits');
-    assert.equal(mustSplit(8_192, 0), false);
-    assert.equal(mustSplit(2 ** 40, 16), true);
-  });
 
   it('a fresh node joins from two peers and ends at the same tip and state', async () => {
     const world = joinWorld('snapshot-join');
