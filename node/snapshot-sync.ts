@@ -1,7 +1,7 @@
 import { bytesEqual, toHex } from '../ledger/bytes.ts';
 import { CairnError, ProofError } from '../ledger/errors.ts';
 import { decodeBlock, type BlockHeader } from '../ledger/block.ts';
-import { MAX_CHUNK_DEPTH, childPositions, positionDepth, positionKey, positionsAt, verifyChunk } from '../ledger/smt-range.ts';
+import { MAX_CHUNK_ACCOUNTS, MAX_CHUNK_DEPTH, childPositions, parentPosition, positionDepth, positionKey, positionsAt, verifyChunk } from '../ledger/smt-range.ts';
 import { positionId } from '../ledger/smt.ts';
 import type { StagedHeader } from '../ledger/snapshot-join.ts';
 import type { Chain } from '../consensus/chain.ts';
@@ -35,6 +35,8 @@ export interface SnapshotJoinOptions {
   /** The peers whose status is known now, the most work first: providers are taken from it when the chunks are asked. */
   readonly candidates: () => readonly { peer: string; status: Status }[];
   readonly onHeaders: (height: number) => void;
+  /** The most accounts a server puts in a chunk: MAX_CHUNK_ACCOUNTS (tests of crowded positions use fewer, as their servers do). */
+  readonly chunkAccounts?: number;
   readonly log: (level: 'info' | 'warn' | 'debug', message: string, fields?: Record<string, unknown>) => void;
 }
 
@@ -149,12 +151,40 @@ export class SnapshotJoin {
    * The state at the pivot: every chunk not yet verified, asked of the providers a few at a time
    * each; a provider that lacks the snapshot, fails or lies drops out (a liar banned) and its chunk
    * goes back in line. False when chunks remain and nobody is left to ask.
+   *
+   * A `split` is a claim of more than MAX_CHUNK_ACCOUNTS accounts under the position, which its
+   * halves settle once they verified: a peer whose split they show to hold fewer lied (it had the
+   * asker fetch up to 2^depth chunks of honest servers for one), and is banned. The halves of a
+   * peer's split go to the other providers first, so that it is not the one to settle its claim.
    */
   private async fetchState(pivot: number, header: BlockHeader, providers: readonly string[]): Promise<boolean> {
     const { chain } = this.o;
     const todo = plan(await chain.db.join.chunksDone());
     const active = new Set(providers);
     let verified = 0;
+    /** The positions split in this join, by whom, the accounts their verified parts held, and the parts still out. */
+    const splits = new Map<string, { peer: string; accounts: number; open: number }>();
+    const settle = (position: string, accounts: number) => {
+      for (let id = position; positionDepth(id) > 0; ) {
+        const parent = parentPosition(id);
+        const split = splits.get(parent);
+        if (!split) return;
+        split.accounts += accounts;
+        if (--split.open > 0) return;
+        splits.delete(parent);
+        if (split.accounts <= (this.o.chunkAccounts ?? MAX_CHUNK_ACCOUNTS)) {
+          active.delete(split.peer);
+          this.blame(split.peer, new PeerFault(`answered split for a position that holds ${split.accounts} accounts`, LIE));
+        }
+        id = parent;
+        accounts = split.accounts;
+      }
+    };
+    /** The first position in line for `peer`: not a half of its own split while another provider is left. */
+    const next = (peer: string): string | undefined => {
+      const i = active.size > 1 ? todo.findIndex((id) => positionDepth(id) === 0 || splits.get(parentPosition(id))?.peer !== peer) : 0;
+      return i < 0 ? undefined : todo.splice(i, 1)[0];
+    };
     let waiters: (() => void)[] = [];
     let inFlight = 0;
     const wake = () => {
@@ -164,9 +194,9 @@ export class SnapshotJoin {
     };
     const worker = async (peer: string) => {
       while (active.has(peer)) {
-        const position = todo.shift();
+        const position = next(peer);
         if (position === undefined) {
-          if (inFlight === 0) return;
+          if (inFlight === 0 && todo.length === 0) return;
           await new Promise<void>((resolve) => waiters.push(resolve)); // a chunk in flight may come back split or refused
           continue;
         }
@@ -179,11 +209,13 @@ export class SnapshotJoin {
             active.delete(peer);
           } else if (answer.kind === 'split') {
             if (positionDepth(position) >= MAX_CHUNK_DEPTH) throw new PeerFault(`answered split at depth ${MAX_CHUNK_DEPTH}, where a position holds at most two accounts`, LIE);
+            splits.set(position, { peer, accounts: 0, open: 2 });
             todo.push(...childPositions(position));
           } else {
             const leaves = verifyChunk(header.stateRoot, position, answer.entries, answer.proof);
             await chain.db.join.putChunk(position, leaves);
             verified++;
+            settle(position, leaves.length);
             this.o.log('debug', 'snapshot chunk', { peer, depth: positionDepth(position), accounts: leaves.length });
           }
         } catch (err) {

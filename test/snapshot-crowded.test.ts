@@ -12,13 +12,14 @@ import type { KvStore } from '../ledger/kv.ts';
 import { kvOver } from './helpers/kv.ts';
 import { SortedTreeBuilder, type SortedLeaf } from '../ledger/smt-build.ts';
 import { compareKeys, positionId, stateKey } from '../ledger/smt.ts';
-import { childPositions, positionDepth, positionsAt, verifyChunk, type ChunkEntry } from '../ledger/smt-range.ts';
+import { childPositions, parentPosition, positionDepth, positionsAt, verifyChunk, type ChunkEntry } from '../ledger/smt-range.ts';
 import { SnapshotStore } from '../ledger/snapshot-store.ts';
 import type { BlockHeader } from '../ledger/block.ts';
 import type { PeerManager } from '../node/peers.ts';
 import { networkNames } from '../node/protocols.ts';
 import { SnapshotJoin } from '../node/snapshot-sync.ts';
 import { serveSnapshots } from '../node/snapshots.ts';
+import { decodeGetSnapshotChunk, encodeSnapshotChunk } from '../node/snapshot-wire.ts';
 import type { Responder } from '../node/transport.ts';
 
 const CHUNK = 4;
@@ -121,30 +122,58 @@ describe('a snapshot position crowded below the 16 levels kept whole', () => {
 
   it('a joining node takes the split positions past depth 16 from an honest server and bans nobody', async () => {
     const { store, root } = await crowdedSnapshot();
-    let respond: Responder | undefined;
-    const chain = { db: { snapshots: store } };
-    await serveSnapshots(chain as never, (async (_name: string, _protocol: string, r: Responder) => { respond = r; }) as never, networkNames(HASH), () => {});
-    const verified: ChunkEntry[] = [];
-    const penalties: string[] = [];
-    const joiner = {
-      db: { join: { chunksDone: async () => new Set<string>(), putChunk: async (_id: string, leaves: readonly ChunkEntry[]) => void verified.push(...leaves) } },
-    };
-    const join = new SnapshotJoin({
-      request: async (peer, _protocol, body) => (await respond!(body, peer)) as Uint8Array,
-      requestMany: async () => [],
-      names: networkNames(HASH),
-      chain: joiner as never,
-      peers: { isBanned: () => false, penalize: (peer: string, score: number, why: string) => penalties.push(`${peer} ${score} ${why}`) } as unknown as PeerManager,
-      clock: () => 0,
-      interval: HEIGHT,
-      candidates: () => [],
-      onHeaders: () => {},
-      log: () => {},
-    });
-    const header = { height: HEIGHT, hash: HASH, stateRoot: root } as BlockHeader;
-    const done = await (join as unknown as { fetchState(pivot: number, header: BlockHeader, providers: readonly string[]): Promise<boolean> }).fetchState(HEIGHT, header, ['honest']);
+    const { join, penalties, verified } = await joinFrom(store, root, {});
+    assert.equal(await join.fetch(['honest']), true, 'every key covered');
     assert.deepEqual(penalties, []);
-    assert.equal(done, true, 'every key covered');
     assert.equal(verified.length, 46);
   });
+
+  it('bans a peer whose split the halves show to hold no more than a chunk, and asks the halves of others', async () => {
+    // From a review: `split` for every position down to depth 15 had the joiner ask 2^16 chunks
+    // of honest servers, unpunished. Here the liar splits everything above depth 10.
+    const { store, root } = await crowdedSnapshot();
+    const splitByLiar = new Set<string>();
+    const halvesAskedOfLiar: number[] = [];
+    const { join, penalties, verified } = await joinFrom(store, root, {
+      liar: (position) => {
+        if (splitByLiar.has(parentPosition(position))) halvesAskedOfLiar.push(positionDepth(position));
+        if (positionDepth(position) >= 10) return undefined;
+        splitByLiar.add(position);
+        return encodeSnapshotChunk({ kind: 'split' });
+      },
+    });
+    assert.equal(await join.fetch(['liar', 'honest']), true, 'every key covered');
+    assert.equal(verified.length, 46);
+    assert.ok(penalties.length > 0, 'the liar is charged');
+    for (const p of penalties) assert.match(p, /^liar 100 snapshot sync: answered split for a position that holds \d+ accounts/, 'the liar only (each split it made is a lie)');
+    assert.ok(splitByLiar.size > 0);
+    assert.deepEqual(halvesAskedOfLiar, [], 'the liar was asked none of the halves of its splits');
+  });
 });
+
+type FakePeer = (position: string) => Uint8Array | undefined;
+
+/** A SnapshotJoin whose providers are `store` served honestly, but for the answers `peers` give instead. */
+async function joinFrom(store: SnapshotStore, root: Uint8Array, peers: Record<string, FakePeer>) {
+  let respond: Responder | undefined;
+  await serveSnapshots({ db: { snapshots: store } } as never, (async (_name: string, _protocol: string, r: Responder) => void (respond = r)) as never, networkNames(HASH), () => {});
+  const verified: ChunkEntry[] = [];
+  const penalties: string[] = [];
+  const joiner = { db: { join: { chunksDone: async () => new Set<string>(), putChunk: async (_id: string, leaves: readonly ChunkEntry[]) => void verified.push(...leaves) } } };
+  const join = new SnapshotJoin({
+    request: async (peer, _protocol, body) => peers[peer]?.(decodeGetSnapshotChunk(body).position) ?? ((await respond!(body, peer)) as Uint8Array),
+    requestMany: async () => [],
+    names: networkNames(HASH),
+    chain: joiner as never,
+    peers: { isBanned: () => false, penalize: (peer: string, score: number, why: string) => void penalties.push(`${peer} ${score} ${why}`) } as unknown as PeerManager,
+    clock: () => 0,
+    interval: HEIGHT,
+    candidates: () => [],
+    onHeaders: () => {},
+    log: () => {},
+    chunkAccounts: CHUNK,
+  });
+  const header = { height: HEIGHT, hash: HASH, stateRoot: root } as BlockHeader;
+  const fetchState = (join as unknown as { fetchState(pivot: number, header: BlockHeader, providers: readonly string[]): Promise<boolean> }).fetchState.bind(join);
+  return { join: { fetch: (providers: readonly string[]) => fetchState(HEIGHT, header, providers) }, penalties, verified };
+}
