@@ -43,6 +43,40 @@ export interface SnapshotJoinOptions {
 /** How a join attempt ended: the state installed, not possible (sync from genesis instead), or to try again later. */
 export type JoinOutcome = 'joined' | 'not-possible' | 'later';
 
+/** Join rounds in a row that verified no chunk, after which the node syncs from genesis instead. */
+export const JOIN_ROUNDS_WITHOUT_PROGRESS = 4;
+
+/**
+ * Whose headers a join round takes, across rounds: the peer claiming the most work, but not one
+ * whose headers did not show its claim in an earlier round (none, fewer, busy, timed out: its chain
+ * may have moved, so no penalty, but a peer that claims more than it has must not hold every round)
+ * while another is left. After JOIN_ROUNDS_WITHOUT_PROGRESS rounds that verified no chunk, snapshot
+ * sync gives way to the ordinary sync from genesis, which any honest peer's chain serves.
+ */
+export class JoinTurns {
+  private readonly passedOver = new Set<string>();
+  private roundsWithoutProgress = 0;
+
+  /** Whether to try a join this round at all. */
+  get givenUp(): boolean {
+    return this.roundsWithoutProgress >= JOIN_ROUNDS_WITHOUT_PROGRESS;
+  }
+
+  /** The peer whose headers this round takes, from those ahead (the most work first). */
+  pick<T extends { peer: string }>(ahead: readonly T[]): T | undefined {
+    const fresh = ahead.filter((c) => !this.passedOver.has(c.peer));
+    if (fresh.length > 0) return fresh[0];
+    this.passedOver.clear(); // every one had its turn: round again
+    return ahead[0];
+  }
+
+  /** A round's end: `unshown` when `peer`'s headers did not show its claim; `chunks` verified in it. */
+  ended(peer: string, unshown: boolean, chunks: number): void {
+    if (unshown) this.passedOver.add(peer);
+    this.roundsWithoutProgress = chunks > 0 ? 0 : this.roundsWithoutProgress + 1;
+  }
+}
+
 /**
  * Snapshot sync (docs/PROTOCOL.md, "Snapshot sync"): a node at genesis takes the state of a
  * snapshot block well below the best chain's tip instead of executing every block before it. It
@@ -57,17 +91,17 @@ export type JoinOutcome = 'joined' | 'not-possible' | 'later';
  */
 export class SnapshotJoin {
   private readonly o: SnapshotJoinOptions;
+  /** Chunks verified in this attempt. */
+  chunksVerified = 0;
 
   constructor(o: SnapshotJoinOptions) {
     this.o = o;
   }
 
-  /** Tries to join from the peers ahead of us. */
-  async run(): Promise<JoinOutcome> {
+  /** Tries to join, with the headers of `best` (JoinTurns.pick), the state from every peer that has it. */
+  async run(best: { peer: string; status: Status }): Promise<JoinOutcome> {
     const { chain, interval } = this.o;
     if (chain.tip.height !== 0) return 'not-possible';
-    const best = this.o.candidates()[0];
-    if (!best) return 'later';
     const maxPivot = pivotHeight(best.status.height, interval, chain.reorgDepth);
     if (maxPivot === undefined) return (await chain.db.join.state()) ? 'later' : 'not-possible';
 
@@ -89,7 +123,8 @@ export class SnapshotJoin {
     } finally {
       await chain.db.history.clearPending();
     }
-    if (!found || 'apartBelow' in found) return 'later'; // at genesis, the floor: never apart
+    // At genesis, the floor: never apart. None at all: its chain moved, or it claims what it has not.
+    if (!found || 'apartBelow' in found) throw new PeerFault('its headers showed none of the work it claimed: no pivot from them', 0);
     const { check, complete } = found;
     if (check.totalWork < best.status.totalWork) {
       if (complete) throw new PeerFault('its headers do not add up to the work it claimed', LIE);
@@ -215,6 +250,7 @@ export class SnapshotJoin {
             const leaves = verifyChunk(header.stateRoot, position, answer.entries, answer.proof);
             await chain.db.join.putChunk(position, leaves);
             verified++;
+            this.chunksVerified++;
             settle(position, leaves.length);
             this.o.log('debug', 'snapshot chunk', { peer, depth: positionDepth(position), accounts: leaves.length });
           }

@@ -4,7 +4,7 @@ import type { Chain } from '../consensus/chain.ts';
 import type { SaneBlock } from '../consensus/sanity.ts';
 import { LIE, PeerFault, fetchHeaderChain, type HeaderChain } from './header-sync.ts';
 import { ForkWatch } from './fork-watch.ts';
-import { SnapshotJoin, type JoinOutcome } from './snapshot-sync.ts';
+import { JoinTurns, SnapshotJoin, type JoinOutcome } from './snapshot-sync.ts';
 import { BodyDownload, InvalidChain, fetchBodiesFrom } from './body-download.ts';
 import { InterruptibleSleeps, type Env } from './env.ts';
 import { importBlocks } from './import-blocks.ts';
@@ -54,6 +54,7 @@ export class Sync extends EventEmitter<SyncEvents> {
    * nothing on a chain behind schedule, would throw the whole join away.
    */
   private joinRunning = false;
+  private readonly joinTurns = new JoinTurns();
   /** Chains it will not, or may soon not, follow (node/fork-watch.ts). */
   private readonly forks: ForkWatch;
   /** The body download under way: a peer whose status arrives and can serve it joins it; a stop ends it. */
@@ -184,10 +185,10 @@ export class Sync extends EventEmitter<SyncEvents> {
   private async round(): Promise<void> {
     const { chain } = this.o;
     const ahead = this.ahead();
-    if (this.o.snapshotSync && chain.tip.height === 0 && ahead.length > 0) {
+    if (this.o.snapshotSync && chain.tip.height === 0 && ahead.length > 0 && !this.joinTurns.givenUp) {
       const outcome = await this.join();
       if (outcome === 'joined') this.again = true; // the next round executes the blocks after the pivot
-      if (outcome !== 'not-possible') return;
+      if (outcome !== 'not-possible' && !this.joinTurns.givenUp) return;
     }
     // Peers whose turn this round has had: a claim of theirs that came to nothing here (no
     // headers, a fork below our floor, busy) must not keep another peer's chain waiting for it.
@@ -239,7 +240,7 @@ export class Sync extends EventEmitter<SyncEvents> {
 
   private async join(): Promise<JoinOutcome> {
     const { transport } = this.o;
-    const best = this.ahead()[0]!;
+    const best = this.joinTurns.pick(this.ahead())!;
     const join = new SnapshotJoin({
       ...this.o,
       interval: this.o.snapshotSync!.interval,
@@ -252,12 +253,16 @@ export class Sync extends EventEmitter<SyncEvents> {
     });
     this.joinRunning = true;
     this.emit('joining', true);
+    let unshown = false;
     try {
-      return await join.run();
+      return await join.run(best);
     } catch (err) {
+      unshown = true;
       this.blame(best.peer, err); // which logs our own failures
       return 'later';
     } finally {
+      this.joinTurns.ended(best.peer, unshown, join.chunksVerified);
+      if (this.joinTurns.givenUp) this.o.log?.('warn', 'snapshot sync made no progress in several rounds: syncing from genesis instead');
       this.joinRunning = false;
       this.emit('joining', false);
     }

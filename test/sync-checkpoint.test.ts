@@ -239,7 +239,7 @@ describe('sync: a first peer with a cheap chain', function () {
       onHeaders: () => {},
       log: () => {},
     });
-    await assert.rejects(join.run(), (err: unknown) => err instanceof PeerFault && err.score === LIE && /below the checkpoint/.test(err.message));
+    await assert.rejects(join.run({ peer: 'cheap-liar', status: claimed }), (err: unknown) => err instanceof PeerFault && err.score === LIE && /below the checkpoint/.test(err.message));
     assert.equal(await db.join.state(), undefined, 'no pivot chosen');
     assert.equal(chain.tip.height, 0);
     await db.close();
