@@ -21,6 +21,13 @@ const FIRST_CHUNK_DEPTH = 4;
 /** Chunks asked of one peer at once (its budget allows eight). */
 const CHUNKS_PER_PEER = 4;
 const CHUNK_TIMEOUT_MS = 20_000;
+/**
+ * Positions in line at most, in one round: an honest tree's line is at most its deepest level's
+ * chunks, about accounts / 2,048 (here 134 million accounts). A provider splitting every
+ * position it is asked, with nobody else to settle its claims, would grow the line for ever and
+ * hold the round with it: the round ends there, having verified nothing of that part.
+ */
+export const MAX_POSITIONS_IN_LINE = 1 << 16;
 const BLOCK_TIMEOUT_MS = 20_000;
 
 export interface SnapshotJoinOptions {
@@ -194,7 +201,7 @@ export class SnapshotJoin {
    */
   private async fetchState(pivot: number, header: BlockHeader, providers: readonly string[]): Promise<boolean> {
     const { chain } = this.o;
-    const todo = plan(await chain.db.join.chunksDone());
+    const todo = new Line(plan(await chain.db.join.chunksDone()));
     const active = new Set(providers);
     let verified = 0;
     /** The positions split in this join, by whom, the accounts their verified parts held, and the parts still out. */
@@ -217,8 +224,8 @@ export class SnapshotJoin {
     };
     /** The first position in line for `peer`: not a half of its own split while another provider is left. */
     const next = (peer: string): string | undefined => {
-      const i = active.size > 1 ? todo.findIndex((id) => positionDepth(id) === 0 || splits.get(parentPosition(id))?.peer !== peer) : 0;
-      return i < 0 ? undefined : todo.splice(i, 1)[0];
+      if (active.size === 1) return todo.take(() => true);
+      return todo.take((id) => positionDepth(id) === 0 || splits.get(parentPosition(id))?.peer !== peer);
     };
     let waiters: (() => void)[] = [];
     let inFlight = 0;
@@ -244,6 +251,12 @@ export class SnapshotJoin {
             active.delete(peer);
           } else if (answer.kind === 'split') {
             if (positionDepth(position) >= MAX_CHUNK_DEPTH) throw new PeerFault(`answered split at depth ${MAX_CHUNK_DEPTH}, where a position holds at most two accounts`, LIE);
+            if (todo.length + 2 > MAX_POSITIONS_IN_LINE) {
+              todo.unshift(position);
+              active.clear();
+              this.o.log('warn', `snapshot sync: more than ${MAX_POSITIONS_IN_LINE} positions in line, split by ${peer}: ending this round`);
+              continue;
+            }
             splits.set(position, { peer, accounts: 0, open: 2 });
             todo.push(...childPositions(position));
           } else {
@@ -276,6 +289,45 @@ export class SnapshotJoin {
     else if (err instanceof PeerFault) this.o.peers.penalize(peer, err.score, `snapshot sync: ${err.message}`);
     else if (err instanceof CairnError) this.o.peers.penalize(peer, err.banScore, `snapshot sync: ${err.message}`);
     else throw err;
+  }
+}
+
+/** The positions in line: taken from the front, a refused one put back there, halves at the back; each in O(1) but `take`'s search. */
+class Line {
+  private items: string[];
+  private head = 0;
+
+  constructor(items: string[]) {
+    this.items = items;
+  }
+
+  get length(): number {
+    return this.items.length - this.head;
+  }
+
+  push(...ids: string[]): void {
+    this.items.push(...ids);
+  }
+
+  unshift(id: string): void {
+    if (this.head > 0) this.items[--this.head] = id;
+    else this.items.unshift(id);
+  }
+
+  /** The first position `fits`, out of the line. */
+  take(fits: (id: string) => boolean): string | undefined {
+    for (let i = this.head; i < this.items.length; i++) {
+      const id = this.items[i]!;
+      if (!fits(id)) continue;
+      if (i === this.head) this.head++;
+      else this.items.splice(i, 1);
+      if (this.head > 1024 && this.head * 2 > this.items.length) {
+        this.items = this.items.slice(this.head);
+        this.head = 0;
+      }
+      return id;
+    }
+    return undefined;
   }
 }
 

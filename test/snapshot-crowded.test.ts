@@ -17,7 +17,7 @@ import { SnapshotStore } from '../ledger/snapshot-store.ts';
 import type { BlockHeader } from '../ledger/block.ts';
 import type { PeerManager } from '../node/peers.ts';
 import { networkNames } from '../node/protocols.ts';
-import { SnapshotJoin } from '../node/snapshot-sync.ts';
+import { MAX_POSITIONS_IN_LINE, SnapshotJoin } from '../node/snapshot-sync.ts';
 import { serveSnapshots } from '../node/snapshots.ts';
 import { decodeGetSnapshotChunk, encodeSnapshotChunk } from '../node/snapshot-wire.ts';
 import type { Responder } from '../node/transport.ts';
@@ -148,6 +148,19 @@ describe('a snapshot position crowded below the 16 levels kept whole', () => {
     for (const p of penalties) assert.match(p, /^liar 100 snapshot sync: answered split for a position that holds \d+ accounts/, 'the liar only (each split it made is a lie)');
     assert.ok(splitByLiar.size > 0);
     assert.deepEqual(halvesAskedOfLiar, [], 'the liar was asked none of the halves of its splits');
+  });
+  it('ends the round when a lone provider splits every position (split has no depth floor to stop it)', async () => {
+    const { store, root } = await crowdedSnapshot();
+    let asked = 0;
+    const { join, penalties, verified } = await joinFrom(store, root, {
+      liar: () => {
+        asked++;
+        return encodeSnapshotChunk({ kind: 'split' });
+      },
+    });
+    assert.equal(await join.fetch(['liar']), false, 'not covered: the round ends');
+    assert.ok(asked < MAX_POSITIONS_IN_LINE, `${asked} asked`);
+    assert.deepEqual([penalties, verified.length], [[], 0], 'nothing settled any of its claims');
   });
 });
 
