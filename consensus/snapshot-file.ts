@@ -1,10 +1,9 @@
-import { Reader, Writer, bytesEqual, toHex } from '../ledger/bytes.ts';
+import { Reader, Writer, bytesEqual, bytesToBigInt, toHex } from '../ledger/bytes.ts';
 import { CairnError } from '../ledger/errors.ts';
 import { decodeBlock, type BlockHeader } from '../ledger/block.ts';
 import type { ChainDB } from '../ledger/chaindb.ts';
 import { genesisBlock, type ChainParams } from '../ledger/genesis.ts';
-import { positionId } from '../ledger/smt.ts';
-import { CHUNK_ENTRY_BYTES, MAX_CHUNK_ACCOUNTS, MAX_CHUNK_DEPTH, childPositions, positionsAt, encodeChunkPosition, encodeChunkProof, positionDepth, positionKey, readChunkPosition, readChunkProof, verifyChunk, type ChunkEntry, type ChunkProof } from '../ledger/smt-range.ts';
+import { CHUNK_ENTRY_BYTES, MAX_CHUNK_ACCOUNTS, childPositions, positionsAt, encodeChunkPosition, encodeChunkProof, positionDepth, positionKey, readChunkPosition, readChunkProof, verifyChunk, type ChunkEntry, type ChunkProof } from '../ledger/smt-range.ts';
 import { decodeAccount, encodeAccount } from '../ledger/state.ts';
 import { HAVE_DATA, encodeIndexRecord } from './block-index.ts';
 import { HeaderChainCheck } from './headers.ts';
@@ -22,7 +21,7 @@ import type { Chain } from './chain.ts';
  *   "CAIRNSNP" ‖ 01 ‖ genesis hash (32) ‖ pivot height u32
  *   headers of heights 1 … pivot (152 each)
  *   u32 length ‖ the pivot block
- *   chunks, each u32 length ‖ position ‖ u16 accounts ‖ (address ‖ account) × accounts ‖ chunk proof,
+ *   chunks in key order, each u32 length ‖ position ‖ u16 accounts ‖ (address ‖ account) × accounts ‖ chunk proof,
  *   then u32 0
  *
  * An import checks everything as it reads and installs only when all of it holds; a file that
@@ -33,8 +32,8 @@ export const SNAPSHOT_FILE_VERSION = 1;
 export const SNAPSHOT_HEAD_BYTES = 8 + 1 + 32 + 4;
 /** The largest chunk a file may hold (the wire's limit). */
 export const MAX_FILE_CHUNK_ACCOUNTS = MAX_CHUNK_ACCOUNTS;
-/** The whole key space, in units of the key space under a position at MAX_CHUNK_DEPTH. */
-const ALL_KEYS = 1n << BigInt(MAX_CHUNK_DEPTH);
+/** The number of state keys (256 bits each). */
+const ALL_KEYS = 1n << 256n;
 
 export class SnapshotFileError extends CairnError {
   constructor(message: string) {
@@ -94,10 +93,11 @@ export class SnapshotImport {
   private readonly check: HeaderChainCheck;
   private pivot: { header: BlockHeader; totalWork: bigint } | undefined;
   private blockStored = false;
-  /** Positions imported, and every ancestor of one: no two chunks may overlap. */
-  private readonly positions = new Set<string>();
-  private readonly ancestors = new Set<string>();
-  /** The share of the key space covered, in units of a chunk at MAX_CHUNK_DEPTH (ALL_KEYS in all). */
+  /**
+   * The first key no chunk covered yet: chunks come in key order, each starting where the last
+   * ended (as an export writes them), so one number says what is covered, however deep the chunks
+   * (a set of every chunk's ancestors, up to 255 each, grew with a file of deep ones).
+   */
   private covered = 0n;
 
   private constructor(db: ChainDB, height: number, now: number) {
@@ -158,18 +158,16 @@ export class SnapshotImport {
       throw err instanceof SnapshotFileError ? err : refuse(`a chunk that does not decode: ${(err as Error).message}`);
     }
     const { position, entries, proof } = decoded;
-    const depth = positionDepth(position);
-    if (this.positions.has(position) || this.ancestors.has(position)) throw refuse(`chunk ${describe(position)} overlaps another`);
-    for (let d = 0; d < depth; d++) if (this.positions.has(positionId(positionKey(position), d))) throw refuse(`chunk ${describe(position)} overlaps another`);
+    const start = bytesToBigInt(positionKey(position));
+    if (start < this.covered) throw refuse(`chunk ${describe(position)} overlaps another`);
+    if (start > this.covered) throw refuse(`chunk ${describe(position)} leaves keys before it that no chunk covers (chunks come in key order)`);
     let leaves;
     try {
       leaves = verifyChunk(this.pivot.header.stateRoot, position, entries, proof);
     } catch (err) {
       throw refuse(`chunk ${describe(position)}: ${(err as Error).message}`);
     }
-    this.positions.add(position);
-    for (let d = 0; d < depth; d++) this.ancestors.add(positionId(positionKey(position), d));
-    this.covered += 1n << BigInt(MAX_CHUNK_DEPTH - depth);
+    this.covered = start + (1n << BigInt(256 - positionDepth(position)));
     await this.db.join.putChunk(position, leaves);
   }
 

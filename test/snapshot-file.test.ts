@@ -8,12 +8,13 @@ import { copyFileSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync,
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { stateDigest } from '../ledger/audit.ts';
-import { bytesEqual } from '../ledger/bytes.ts';
+import { Writer, bytesEqual } from '../ledger/bytes.ts';
 import { ChainDB } from '../ledger/chaindb.ts';
 import { CairnError, StoreError } from '../ledger/errors.ts';
 import { parseGenesis } from '../ledger/genesis.ts';
 import { Chain } from '../consensus/chain.ts';
-import { SNAPSHOT_HEAD_BYTES, SnapshotFileError } from '../consensus/snapshot-file.ts';
+import { SNAPSHOT_HEAD_BYTES, SnapshotFileError, encodeFileChunk } from '../consensus/snapshot-file.ts';
+import { childPositions, keyUnder, positionDepth, positionsAt } from '../ledger/smt-range.ts';
 import { HEADER_BYTES } from '../ledger/block.ts';
 import { generateDatadir } from '../cli/cmd-generate.ts';
 import { exportSnapshot, importSnapshot, importSnapshotInto, snapshotCommand } from '../cli/cmd-snapshot.ts';
@@ -126,6 +127,44 @@ describe('snapshot files', function () {
       await assert.rejects(importSnapshot(datadir, tampered, params), reason, what);
       assert.equal(await content(datadir), before, `${what}: nothing changed`);
     }
+  });
+
+  it('a file whose chunks go deeper than 16 (how a crowded position is exported) imports the same state', async () => {
+    // From a review: depth 16 was the floor of a split, which ground addresses reach; an export
+    // split past it threw, and an import refused it. Here one account's path is split to depth 40.
+    const chunksAt = SNAPSHOT_HEAD_BYTES + 200 * HEADER_BYTES;
+    const blockEnd = chunksAt + 4 + new DataView(bytes.buffer, bytes.byteOffset).getUint32(chunksAt);
+    const src = await ChainDB.open(join(source, 'chain'), params);
+    const parts: Uint8Array[] = [bytes.subarray(0, blockEnd)];
+    const [someone] = await (async () => { for await (const e of src.snapshots.allEntries(200)) return [e.key]; return []; })();
+    let deepest = 0;
+    const todo = positionsAt(4);
+    while (todo.length > 0) {
+      const position = todo.shift()!;
+      const chunk = await src.snapshots.chunk(200, position);
+      if (chunk === 'split' || (keyUnder(someone!, position) && positionDepth(position) < 40)) {
+        todo.unshift(...childPositions(position));
+        continue;
+      }
+      deepest = Math.max(deepest, positionDepth(position));
+      const encoded = encodeFileChunk(position, chunk.entries, chunk.proof);
+      parts.push(new Writer(4).u32(encoded.length).finish(), encoded);
+    }
+    await src.close();
+    parts.push(new Writer(4).u32(0).finish());
+    assert.equal(deepest, 40);
+    const deep = join(dir.path, 'deep.snap');
+    writeFileSync(deep, Buffer.concat(parts));
+    const datadir = fresh('deep');
+    assert.equal((await importSnapshot(datadir, deep, params)).height, 200);
+    const db = await ChainDB.open(join(datadir, 'chain'), params);
+    const imported = await stateDigest(db);
+    await db.close();
+    const reference = fresh('reference');
+    await importSnapshot(reference, file, params);
+    const refDb = await ChainDB.open(join(reference, 'chain'), params);
+    assert.equal(imported, await stateDigest(refDb));
+    await refDb.close();
   });
 
   it('cairn snapshot import without --genesis: refused with the way out, and the datadir it would have made is not left behind', async () => {
