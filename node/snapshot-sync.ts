@@ -196,8 +196,7 @@ export class SnapshotJoin {
    *
    * A `split` is a claim of more than MAX_CHUNK_ACCOUNTS accounts under the position, which its
    * halves settle once they verified: a peer whose split they show to hold fewer lied (it had the
-   * asker fetch up to 2^depth chunks of honest servers for one), and is banned. The halves of a
-   * peer's split go to the other providers first, so that it is not the one to settle its claim.
+   * asker fetch up to 2^depth chunks of honest servers for one), and is banned, once a join.
    */
   private async fetchState(pivot: number, header: BlockHeader, providers: readonly string[]): Promise<boolean> {
     const { chain } = this.o;
@@ -206,6 +205,7 @@ export class SnapshotJoin {
     let verified = 0;
     /** The positions split in this join, by whom, the accounts their verified parts held, and the parts still out. */
     const splits = new Map<string, { peer: string; accounts: number; open: number }>();
+    const charged = new Set<string>();
     const settle = (position: string, accounts: number) => {
       for (let id = position; positionDepth(id) > 0; ) {
         const parent = parentPosition(id);
@@ -214,18 +214,14 @@ export class SnapshotJoin {
         split.accounts += accounts;
         if (--split.open > 0) return;
         splits.delete(parent);
-        if (split.accounts <= (this.o.chunkAccounts ?? MAX_CHUNK_ACCOUNTS)) {
+        if (split.accounts <= (this.o.chunkAccounts ?? MAX_CHUNK_ACCOUNTS) && !charged.has(split.peer)) {
+          charged.add(split.peer);
           active.delete(split.peer);
           this.blame(split.peer, new PeerFault(`answered split for a position that holds ${split.accounts} accounts`, LIE));
         }
         id = parent;
         accounts = split.accounts;
       }
-    };
-    /** The first position in line for `peer`: not a half of its own split while another provider is left. */
-    const next = (peer: string): string | undefined => {
-      if (active.size === 1) return todo.take(() => true);
-      return todo.take((id) => positionDepth(id) === 0 || splits.get(parentPosition(id))?.peer !== peer);
     };
     let waiters: (() => void)[] = [];
     let inFlight = 0;
@@ -236,9 +232,9 @@ export class SnapshotJoin {
     };
     const worker = async (peer: string) => {
       while (active.has(peer)) {
-        const position = next(peer);
+        const position = todo.shift();
         if (position === undefined) {
-          if (inFlight === 0 && todo.length === 0) return;
+          if (inFlight === 0) return;
           await new Promise<void>((resolve) => waiters.push(resolve)); // a chunk in flight may come back split or refused
           continue;
         }
@@ -292,7 +288,7 @@ export class SnapshotJoin {
   }
 }
 
-/** The positions in line: taken from the front, a refused one put back there, halves at the back; each in O(1) but `take`'s search. */
+/** The positions in line: taken from the front, a refused one put back there, halves at the back; a shift of a long array per position taken made a long line quadratic. */
 class Line {
   private items: string[];
   private head = 0;
@@ -314,20 +310,14 @@ class Line {
     else this.items.unshift(id);
   }
 
-  /** The first position `fits`, out of the line. */
-  take(fits: (id: string) => boolean): string | undefined {
-    for (let i = this.head; i < this.items.length; i++) {
-      const id = this.items[i]!;
-      if (!fits(id)) continue;
-      if (i === this.head) this.head++;
-      else this.items.splice(i, 1);
-      if (this.head > 1024 && this.head * 2 > this.items.length) {
-        this.items = this.items.slice(this.head);
-        this.head = 0;
-      }
-      return id;
+  shift(): string | undefined {
+    if (this.head >= this.items.length) return undefined;
+    const id = this.items[this.head++]!;
+    if (this.head > 1024 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
     }
-    return undefined;
+    return id;
   }
 }
 
