@@ -10,6 +10,7 @@ import { MaxFeeHeap } from './fee-heap.ts';
 import { DEFAULT_MEMPOOL_POLICY, MempoolFullError, MempoolRejection, NO_VICTIMS, chooseVictims, refusedByNonce, refusedOnSight, underpricedReplacement, type MempoolPolicy } from './mempool-rules.ts';
 
 export type { MempoolEntry } from './pending-set.ts';
+export { SHORT_ID_BYTES } from './pending-set.ts';
 
 /**
  * Transactions waiting for a block, judged against the state at the chain tip. Per sender they
@@ -109,6 +110,11 @@ export class Mempool extends EventEmitter<{ added: [entry: MempoolEntry] }> {
 
   entries(): IterableIterator<MempoolEntry> {
     return this.byId.values();
+  }
+
+  /** The pending transaction whose id starts with `shortId` (hex of SHORT_ID_BYTES, a compact block's short id), if any. */
+  byShortId(shortId: string): Transaction | undefined {
+    return this.pending.byShortId.get(shortId)?.tx;
   }
 
   /**

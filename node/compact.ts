@@ -4,7 +4,7 @@ import type { ChainParams } from '../ledger/genesis.ts';
 import { checkBlockSanity, type SaneBlock } from '../consensus/sanity.ts';
 import { ADDRESS_BYTES } from '../ledger/keys.ts';
 import { COINBASE_BYTES, HASH_BYTES, HEADER_BYTES, decodeHeader, makeBlock, readCoinbase, transactionBytesAt, type Block, type BlockHeader } from '../ledger/block.ts';
-import type { Mempool } from '../ledger/mempool.ts';
+import { SHORT_ID_BYTES, type Mempool } from '../ledger/mempool.ts';
 import { TX_BYTES, decodeTransaction, type Transaction } from '../ledger/transaction.ts';
 import type { Transport } from './transport.ts';
 import type { NetworkNames } from './protocols.ts';
@@ -20,7 +20,7 @@ import type { Serve } from './serving.ts';
  * Short ids are unsalted: a collision (found by grinding, or by chance) only costs a fallback to
  * fetching the transactions, since the rebuilt block must still match the header's Merkle root.
  */
-export const SHORT_ID_BYTES = 8;
+export { SHORT_ID_BYTES };
 
 export interface CompactBlock {
   readonly header: BlockHeader;
@@ -58,15 +58,12 @@ export function decodeCompactBlock(bytes: Uint8Array, maxTxs: number): CompactBl
   return { header, coinbase, shortIds };
 }
 
-/** Result of matching a compact block against the mempool: the transactions found, and the gaps. */
-export function matchMempool(compact: CompactBlock, mempool: Mempool): { txs: (Transaction | undefined)[]; missing: number[] } {
-  const wanted = new Set(compact.shortIds);
-  const byShortId = new Map<string, Transaction>();
-  for (const { tx } of mempool.entries()) {
-    const id = tx.idHex.slice(0, SHORT_ID_BYTES * 2);
-    if (wanted.has(id)) byShortId.set(id, tx);
-  }
-  const txs = compact.shortIds.map((id) => byShortId.get(id));
+/**
+ * Result of matching a compact block against the mempool: the transactions found, and the gaps.
+ * A lookup per short id, never a walk over the pool, whose size the block does not bound.
+ */
+export function matchMempool(compact: CompactBlock, mempool: Pick<Mempool, 'byShortId'>): { txs: (Transaction | undefined)[]; missing: number[] } {
+  const txs = compact.shortIds.map((id) => mempool.byShortId(id));
   const missing: number[] = [];
   txs.forEach((tx, i) => tx === undefined && missing.push(i));
   return { txs, missing };
