@@ -354,9 +354,17 @@ export class Mempool extends EventEmitter<{ added: [entry: MempoolEntry] }> {
   }
 
   private async revalidateSender(address: Uint8Array): Promise<void> {
-    const pending = this.bySender.get(toHex(address));
+    const senderKey = toHex(address);
+    const pending = this.bySender.get(senderKey);
     if (!pending) return;
     const account = (await this.state.getAccount(address)) ?? EMPTY_ACCOUNT;
+    // A block that took the sender's first nonces, the common case, leaves nothing pending below
+    // its nonce or beyond its balance, and the walk in nonce order would remove nothing: with a
+    // busy pool's senders, 40 nonces each, it was ~15 ms of a 2,000-transaction block's update.
+    if (this.pending.committedBy(senderKey) <= account.balance && !hasNonceBelow(pending, account.nonce)) {
+      this.pending.classify(senderKey, account.nonce);
+      return;
+    }
     let committed = 0n;
     for (const e of [...pending.values()].sort((a, b) => (a.tx.nonce < b.tx.nonce ? -1 : 1))) {
       if (e.tx.nonce < account.nonce) {
@@ -366,7 +374,7 @@ export class Mempool extends EventEmitter<{ added: [entry: MempoolEntry] }> {
       committed += e.tx.amount + e.tx.fee;
       if (committed > account.balance) this.pending.remove(e); // and every later one: committed only grows
     }
-    this.pending.classify(toHex(address), account.nonce);
+    this.pending.classify(senderKey, account.nonce);
   }
 
   /**
@@ -394,4 +402,9 @@ export class Mempool extends EventEmitter<{ added: [entry: MempoolEntry] }> {
     }
     return out;
   }
+}
+
+function hasNonceBelow(pending: ReadonlyMap<bigint, MempoolEntry>, nonce: bigint): boolean {
+  for (const n of pending.keys()) if (n < nonce) return true;
+  return false;
 }
