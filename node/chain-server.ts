@@ -2,7 +2,7 @@ import type { Chain } from '../consensus/chain.ts';
 import type { BlockIndexEntry } from '../consensus/block-index.ts';
 import type { PeerManager } from './peers.ts';
 import type { NetworkNames } from './protocols.ts';
-import type { Serve } from './serving.ts';
+import { HELD_RETRY_MS, type Serve } from './serving.ts';
 import type { Busy } from './transport.ts';
 import { answerHeaderRange } from './header-sync.ts';
 import { decodeGetBlocks, decodeGetHeaders, encodeHeaders, encodeStatus, type Status } from './wire.ts';
@@ -23,6 +23,13 @@ const SERVE_TIMEOUT_MS = 5_000;
  */
 export type AdmitBlocks = (peer: string, blocks: readonly { bytes: number; height: number | undefined; theirs: boolean }[], chainHeight: number) => number | Busy;
 
+/**
+ * Room, node-wide, for `bytes` of blocks about to be read from the store (node/serving.ts
+ * `hold`): a release once the answer is cut to the asker's budget, or undefined when the node
+ * holds as many answers as it may.
+ */
+export type HoldBlocks = (bytes: number) => (() => void) | undefined;
+
 export interface ChainServerOptions {
   readonly serve: Serve;
   readonly names: NetworkNames;
@@ -32,6 +39,7 @@ export interface ChainServerOptions {
   /** The tip a peer's status announced, if we know that block: what the peer has. */
   readonly announcedTip: (peer: string) => BlockIndexEntry | undefined;
   readonly admitBlocks?: AdmitBlocks;
+  readonly holdBlocks?: HoldBlocks;
 }
 
 /**
@@ -61,12 +69,20 @@ export async function serveChain(o: ChainServerOptions): Promise<void> {
     names.blocks,
     async (req, peer) => {
       const hashes = decodeGetBlocks(req);
-      const stored = await chain.db.getBlocksBytes(hashes);
-      const missing = stored.indexOf(undefined);
-      // Up to the first we lack: the asker takes the rest from someone else.
-      const frames = (missing < 0 ? stored : stored.slice(0, missing)) as Uint8Array[];
-      const admitted = admit(o, peer, hashes, frames);
-      return typeof admitted === 'number' ? frames.slice(0, admitted) : admitted;
+      // Read at their largest: the sizes are known only once read, and 64 blocks of a full size
+      // for each request in flight of each asker would be many times the memory served at once.
+      const release = o.holdBlocks?.(hashes.length * chain.params.maxBlockBytes);
+      if (o.holdBlocks && !release) return { busy: true, retryAfterMs: HELD_RETRY_MS };
+      try {
+        const stored = await chain.db.getBlocksBytes(hashes);
+        const missing = stored.indexOf(undefined);
+        // Up to the first we lack: the asker takes the rest from someone else.
+        const frames = (missing < 0 ? stored : stored.slice(0, missing)) as Uint8Array[];
+        const admitted = admit(o, peer, hashes, frames);
+        return typeof admitted === 'number' ? frames.slice(0, admitted) : admitted;
+      } finally {
+        release?.();
+      }
     },
     { timeoutMs: SERVE_TIMEOUT_MS, maxBytes: GET_BLOCKS_MAX_BYTES, onBadRequest },
   );

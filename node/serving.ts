@@ -43,6 +43,12 @@ export interface ServingLimits {
    * have been on their way already; each one after costs this ban score.
    */
   readonly ignoredBusyScore: number;
+  /**
+   * Bytes of answers the node holds at once, all askers together: blocks being read for an answer,
+   * answers built and not yet written out (a peer that stops reading holds its answers up to the
+   * transport's answer deadline). Past it, requests are answered busy.
+   */
+  readonly maxHeldAnswerBytes: number;
 }
 
 /**
@@ -74,6 +80,7 @@ export const DEFAULT_SERVING_LIMITS: ServingLimits = {
   redundantChainMargin: 256,
   repeatAllowance: 256,
   ignoredBusyScore: 10,
+  maxHeldAnswerBytes: 256 << 20,
 };
 
 const NONE: RequestBudget = { burst: 1e9, perSecond: 1e9, inFlight: 1e9 };
@@ -89,6 +96,7 @@ export const UNLIMITED_SERVING: ServingLimits = {
   redundantChainMargin: Number.MAX_SAFE_INTEGER,
   repeatAllowance: Number.MAX_SAFE_INTEGER,
   ignoredBusyScore: 0,
+  maxHeldAnswerBytes: 1e15,
 };
 
 /** A peer answered busy this recently is shown as throttled. */
@@ -98,6 +106,8 @@ const ACTIVE_WINDOW_MS = 2_000;
 /** Peers whose budgets are remembered after they leave (a reconnect does not refill them). */
 const MAX_REMEMBERED = 4_096;
 const FORGET_AFTER_MS = 10 * 60_000;
+/** The retry-after of a request refused because the node holds as many answers as it may: not the asker's doing. */
+export const HELD_RETRY_MS = 1_000;
 
 /** A token bucket on the env's monotonic clock. Tokens may go below zero (a debt): an answer is sent whole, and paid for after. */
 class Bucket {
@@ -139,6 +149,8 @@ interface PeerBudget {
   gone: boolean;
   repeats: number;
   redundantBlocks: number;
+  /** Bytes of blocks answers charged as they were cut to the budget (serveBlocks), not to be charged again when sent. */
+  prepaid: number;
   lastServedAt: number;
   lastSeenAt: number;
 }
@@ -162,6 +174,8 @@ export class Serving {
    * at once (at most Slots' per-IP cap) each have their own.
    */
   private readonly departed = new Map<string, PeerBudget>();
+  /** Answer bytes held now, node-wide (`maxHeldAnswerBytes`). */
+  private held = 0;
 
   constructor(o: { env: Env; peers: PeerManager; records: PeerRecords; stats: NetworkStats; limits?: Partial<ServingLimits> }) {
     this.env = o.env;
@@ -171,23 +185,57 @@ export class Serving {
     this.limits = { ...DEFAULT_SERVING_LIMITS, ...o.limits, requests: { ...DEFAULT_SERVING_LIMITS.requests, ...o.limits?.requests } };
   }
 
-  /** `respond`, answered only within the asker's budgets on `protocol`, its answer counted against them. */
+  /**
+   * `respond`, answered only within the asker's budgets on `protocol`, its answer counted against
+   * them. A request counts in flight, and its answer as held, until the transport says the answer
+   * was sent (`sent`): a peer that stops reading cannot have more answers made for it meanwhile.
+   */
   guard(protocol: ServedProtocol, respond: Responder): Responder {
-    return async (request, peer) => {
+    return async (request, peer, sent) => {
       const now = this.env.monotonic();
       const budget = this.budgetOf(peer, now);
       const state = this.protocolOf(budget, protocol, now);
       const refusal = this.admit(peer, protocol, budget, state, now);
       if (refusal) return refusal;
       state.inFlight++;
+      let heldBytes = 0;
+      const done = () => {
+        state.inFlight--;
+        this.held -= heldBytes;
+      };
       try {
         const answer = await respond(request, peer);
-        if (!isBusy(answer)) this.charge(peer, protocol, budget, size(answer));
+        if (!isBusy(answer)) {
+          heldBytes = size(answer);
+          this.held += heldBytes;
+          this.charge(peer, protocol, budget, heldBytes);
+        }
         return answer;
       } finally {
-        state.inFlight--;
+        if (sent) void sent.then(done);
+        else done();
       }
     };
+  }
+
+  /**
+   * Room for `bytes` more answer bytes node-wide (blocks about to be read from the store, at
+   * their largest): a release, or undefined when that would pass `maxHeldAnswerBytes`. One read
+   * always fits when nothing else is held.
+   */
+  hold(bytes: number): (() => void) | undefined {
+    if (this.held > 0 && this.held + bytes > this.limits.maxHeldAnswerBytes) return undefined;
+    this.held += bytes;
+    let released = false;
+    return () => {
+      if (!released) this.held -= bytes;
+      released = true;
+    };
+  }
+
+  /** Answer bytes held now, node-wide. */
+  get heldAnswerBytes(): number {
+    return this.held;
   }
 
   /**
@@ -197,7 +245,10 @@ export class Serving {
    * ancestor, or, past the repeat allowance, one served to it before on this connection — is a
    * re-download, paid for from a trickle: the answer stops where the trickle runs dry (a debt of
    * one block at most), so one request of 64 large blocks cannot take a burst's worth many times
-   * over. Honest askers never re-download, and are never cut short here.
+   * over. Honest askers never re-download, and are never cut short here. Every answer stops, too,
+   * where the asker's byte budget runs dry (a debt of one block at most), charged here as it is
+   * cut: requests in flight at once were each admitted on the same balance, and charging each
+   * only once it was built let four of them hold 64 blocks each.
    */
   serveBlocks(peer: string, blocks: readonly { bytes: number; height: number | undefined; theirs: boolean }[], chainHeight: number): number | Busy {
     const budget = this.budgets.get(peer);
@@ -205,23 +256,34 @@ export class Serving {
     const now = this.env.monotonic();
     const allowance = Math.max(this.limits.repeatAllowance, Math.floor(chainHeight / 8));
     budget.redundant.refill(now, this.limits.redundantBurstBytes, this.limits.redundantBytesPerSec);
+    budget.bytes.refill(now, this.limits.burstBytes, this.share(now));
     let served = 0;
     let redundant = 0;
+    let wait = 0;
     for (const b of blocks) {
+      if (budget.bytes.tokens <= 0) {
+        wait = budget.bytes.waitFor(Number.MIN_VALUE, this.share(now));
+        break;
+      }
       const repeat = b.height !== undefined && wasServed(budget, b.height) && budget.repeats + 1 > allowance;
       if (b.theirs || repeat) {
-        if (budget.redundant.tokens <= 0) break;
+        if (budget.redundant.tokens <= 0) {
+          wait = budget.redundant.waitFor(Number.MIN_VALUE, this.limits.redundantBytesPerSec);
+          break;
+        }
         budget.redundant.tokens -= b.bytes;
         redundant++;
       } else if (b.height !== undefined && wasServed(budget, b.height)) {
         budget.repeats++;
       }
       if (b.height !== undefined && !budget.gone) markServed(budget, b.height);
+      budget.bytes.tokens -= b.bytes;
+      budget.prepaid += b.bytes;
       served++;
     }
     if (served === 0) {
       const state = this.protocolOf(budget, 'blocks', now);
-      return this.busy(peer, 'blocks', budget.redundant.waitFor(Number.MIN_VALUE, this.limits.redundantBytesPerSec), state, now, true);
+      return this.busy(peer, 'blocks', wait, state, now, true);
     }
     budget.redundantBlocks += redundant;
     const limit = Math.min(this.limits.maxRedundantBlocks, chainHeight + this.limits.redundantChainMargin);
@@ -264,6 +326,7 @@ export class Serving {
     state.requests.refill(now, rules.burst, rules.perSecond);
     budget.bytes.refill(now, this.limits.burstBytes, this.share(now));
     budget.redundant.refill(now, this.limits.redundantBurstBytes, this.limits.redundantBytesPerSec);
+    if (this.held >= this.limits.maxHeldAnswerBytes) return this.busy(peer, protocol, HELD_RETRY_MS, state, now, false);
     const wait = Math.max(
       state.inFlight >= rules.inFlight ? 100 : 0,
       state.requests.waitFor(1, rules.perSecond),
@@ -290,7 +353,9 @@ export class Serving {
   private charge(peer: string, protocol: ServedProtocol, budget: PeerBudget, bytes: number): void {
     const now = this.env.monotonic();
     budget.bytes.refill(now, this.limits.burstBytes, this.share(now));
-    budget.bytes.tokens -= bytes;
+    const prepaid = Math.min(budget.prepaid, bytes);
+    budget.prepaid -= prepaid;
+    budget.bytes.tokens -= bytes - prepaid;
     budget.lastServedAt = now;
     this.stats.servedBytes[protocol] += bytes;
     this.stats.servedRequests[protocol]++;
@@ -320,6 +385,7 @@ export class Serving {
         gone: false,
         repeats: 0,
         redundantBlocks: 0,
+        prepaid: 0,
         lastServedAt: -Infinity,
         lastSeenAt: now,
       };
@@ -348,6 +414,7 @@ export class Serving {
       gone: false,
       repeats: 0,
       redundantBlocks: 0,
+      prepaid: 0,
       lastServedAt: b.lastServedAt,
       lastSeenAt: now,
     };

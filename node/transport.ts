@@ -63,7 +63,12 @@ export interface Busy {
   readonly retryAfterMs: number;
 }
 
-export type Responder = (request: Uint8Array, peer: string) => Promise<Uint8Array | Uint8Array[] | Busy>;
+/**
+ * Answers one request. `sent`, when the transport gives it, settles once the answer has been
+ * written out or given up (a reset, the answer deadline): until then the answer is held in memory,
+ * which the serving budgets count (node/serving.ts).
+ */
+export type Responder = (request: Uint8Array, peer: string, sent?: Promise<void>) => Promise<Uint8Array | Uint8Array[] | Busy>;
 
 const BUSY_MARK = 0xff;
 export const BUSY_FRAME_BYTES = 5;

@@ -2,7 +2,8 @@
  * Request-response framing over real libp2p streams (node/libp2p/reqresp.ts), against a peer
  * that breaks it on purpose: a length prefix that never ends is refused as bad framing after the
  * few bytes a frame here can need, on either side; an asker that stops reading does not hold the
- * answerer's stream past the answer's deadline.
+ * answerer's stream past the answer's deadline, and the answer counts as unsent (the responder's
+ * `sent`, which the serving budgets count in flight) until it was written out or given up.
  */
 import assert from 'node:assert/strict';
 import { generateKeyPair } from '@libp2p/crypto/keys';
@@ -25,10 +26,18 @@ describe('request-response framing against a peer that breaks it', function () {
   let server: Host;
   let client: Host;
   const bad: unknown[] = [];
+  /** Each answer's `sent`, and whether it has settled. */
+  const answers: { settled: boolean }[] = [];
 
   before(async () => {
     [server, client] = await Promise.all([host(), host()]);
-    await serve(server, PROTOCOL, async () => new Uint8Array(4 << 20).fill(7), { timeoutMs: 5_000, maxBytes: 1024, onBadRequest: (_peer, err) => void bad.push(err), answerTimeoutMs: 500 });
+    const respond = async (_request: Uint8Array, _peer: string, sent?: Promise<void>) => {
+      const answer = { settled: false };
+      answers.push(answer);
+      void sent?.then(() => (answer.settled = true));
+      return new Uint8Array(4 << 20).fill(7);
+    };
+    await serve(server, PROTOCOL, respond, { timeoutMs: 5_000, maxBytes: 1024, onBadRequest: (_peer, err) => void bad.push(err), answerTimeoutMs: 500 });
     await client.dial(server.getMultiaddrs()[0]!);
   });
   after(async () => {
@@ -72,8 +81,16 @@ describe('request-response framing against a peer that breaks it', function () {
     const stream = await client.dialProtocol(server.getMultiaddrs()[0]!, PROTOCOL);
     stream.pause();
     await lpStream(stream).write(new Uint8Array(1));
-    await waitFor(() => streamsOnServer() === 1, 4_000, 'the request to arrive');
+    await waitFor(() => streamsOnServer() === 1 && answers.length === 1, 4_000, 'the request to arrive');
+    assert.equal(answers[0]!.settled, false, 'an answer not read is not sent');
     await waitFor(() => streamsOnServer() === 0, 5_000, 'the answerer to give the stream up');
+    await waitFor(() => answers[0]!.settled, 2_000, 'the answer given up to count as sent');
     stream.abort(new Error('done'));
+  });
+
+  it('an answer read by its asker counts as sent once written', async () => {
+    const reply = await request(client, server.peerId, PROTOCOL, new Uint8Array(1), { timeoutMs: 5_000, maxBytes: 8 << 20 });
+    assert.equal(reply.byteLength, 4 << 20);
+    await waitFor(() => answers.at(-1)!.settled, 2_000, 'the answer to count as sent');
   });
 });

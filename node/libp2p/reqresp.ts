@@ -128,25 +128,31 @@ export async function serve(host: Host, protocol: string, respond: Responder, o:
     async (stream: Stream, connection) => {
       const peer = connection.remotePeer.toString();
       const lp = framed(stream, o.maxBytes);
-      let answer: Uint8Array | Uint8Array[] | Busy;
+      let written!: () => void;
+      const sent = new Promise<void>((resolve) => (written = resolve));
       try {
-        const req = (await lp.read({ signal: AbortSignal.timeout(o.timeoutMs) })).subarray();
-        answer = await respond(req, peer);
-      } catch (err) {
-        // Garbage, oversized or missing requests are the asker's doing: it pays for them.
-        o.onBadRequest(peer, err instanceof CairnError ? err : classify(err));
-        throw err;
+        let answer: Uint8Array | Uint8Array[] | Busy;
+        try {
+          const req = (await lp.read({ signal: AbortSignal.timeout(o.timeoutMs) })).subarray();
+          answer = await respond(req, peer, sent);
+        } catch (err) {
+          // Garbage, oversized or missing requests are the asker's doing: it pays for them.
+          o.onBadRequest(peer, err instanceof CairnError ? err : classify(err));
+          throw err;
+        }
+        const signal = AbortSignal.timeout(o.answerTimeoutMs ?? ANSWER_TIMEOUT_MS);
+        if (isBusy(answer)) {
+          await lp.write(encodeBusy(answer.retryAfterMs), { signal });
+        } else if (Array.isArray(answer)) {
+          for (const frame of answer) await lp.write(frame, { signal });
+          await lp.write(new Uint8Array(0), { signal });
+        } else {
+          await lp.write(answer, { signal });
+        }
+        await stream.close({ signal });
+      } finally {
+        written();
       }
-      const signal = AbortSignal.timeout(o.answerTimeoutMs ?? ANSWER_TIMEOUT_MS);
-      if (isBusy(answer)) {
-        await lp.write(encodeBusy(answer.retryAfterMs), { signal });
-      } else if (Array.isArray(answer)) {
-        for (const frame of answer) await lp.write(frame, { signal });
-        await lp.write(new Uint8Array(0), { signal });
-      } else {
-        await lp.write(answer, { signal });
-      }
-      await stream.close({ signal });
     },
     { maxInboundStreams: o.maxStreamsPerPeer ?? MAX_STREAMS_PER_PEER, maxOutboundStreams: MAX_STREAMS_PER_PEER },
   );

@@ -1,0 +1,135 @@
+/**
+ * What answers the node holds in memory for its askers (node/serving.ts, node/chain-server.ts):
+ * a blocks answer is cut to the asker's byte budget however many of its requests arrive at once,
+ * a request counts in flight until its answer is sent, and the node as a whole holds at most
+ * `maxHeldAnswerBytes` of answers, reads of blocks at their largest included.
+ */
+import assert from 'node:assert/strict';
+import type { Env } from '../node/env.ts';
+import { PeerManager } from '../node/peers.ts';
+import { NetworkStats, PeerRecords } from '../node/peer-records.ts';
+import { DEFAULT_SERVING_LIMITS, HELD_RETRY_MS, Serving, type ServingLimits } from '../node/serving.ts';
+import { serveChain } from '../node/chain-server.ts';
+import { isBusy, type Busy, type Responder } from '../node/transport.ts';
+import { networkNames } from '../node/protocols.ts';
+import type { Chain } from '../consensus/chain.ts';
+import { encodeGetBlocks } from '../node/wire.ts';
+
+const MIB = 1 << 20;
+
+function setup(limits: Partial<ServingLimits> = {}) {
+  let ms = 1_000_000;
+  const clock = {
+    get ms() {
+      return ms;
+    },
+    advance: (by: number) => (ms += by),
+  };
+  const peers = new PeerManager(() => Math.floor(ms / 1000));
+  const records = new PeerRecords();
+  const serving = new Serving({ env: { monotonic: () => ms, now: () => ms } as Env, peers, records, stats: new NetworkStats(), limits });
+  for (let i = 1; i <= 60; i++) records.connected(`p${i}`, { direction: 'inbound', remoteAddr: `/ip4/10.0.${i}.1/tcp/1/p2p/p${i}` }, ms);
+  return { clock, serving };
+}
+
+/** The blocks responder's part in this (node/chain-server.ts): 64 blocks of 1 MiB read, then cut where the budgets say. */
+function blocksOf(serving: Serving): Responder {
+  return serving.guard('blocks', async (_request, peer) => {
+    await new Promise((resolve) => setImmediate(resolve)); // the store's read
+    const frames = Array.from({ length: 64 }, () => new Uint8Array(MIB));
+    const admitted = serving.serveBlocks(peer, frames.map((f, i) => ({ bytes: f.byteLength, height: 100 + i, theirs: false })), 1_000);
+    return typeof admitted === 'number' ? frames.slice(0, admitted) : admitted;
+  });
+}
+
+const bytesOf = (answers: readonly (Uint8Array | Uint8Array[] | Busy)[]) => answers.reduce((sum, a) => sum + (Array.isArray(a) ? a.reduce((s, f) => s + f.byteLength, 0) : 0), 0);
+
+/** A transport's `sent`: settled by the test, as a peer reading its answers would. */
+function unsent(): { sent: Promise<void>; send: () => void } {
+  let send!: () => void;
+  const sent = new Promise<void>((resolve) => (send = resolve));
+  return { sent, send };
+}
+
+describe('answers held in memory', () => {
+  it('four blocks requests at once from one peer, each for 64 blocks of 1 MiB, take its byte burst and a block each, not 256 MiB', async () => {
+    const { serving } = setup();
+    const respond = blocksOf(serving);
+    const answers = await Promise.all([1, 2, 3, 4].map(() => respond(new Uint8Array(0), 'p1')));
+    const bytes = bytesOf(answers);
+    assert.ok(bytes <= DEFAULT_SERVING_LIMITS.burstBytes + MIB, `${bytes / MIB} MiB made for one peer at once`);
+    assert.ok(answers.some((a) => isBusy(a)), 'those past its budget are answered busy');
+  });
+
+  it('a request counts in flight until its answer is sent: a peer that stops reading gets nothing more made for it', async () => {
+    const { clock, serving } = setup();
+    const respond = blocksOf(serving);
+    const { inFlight } = DEFAULT_SERVING_LIMITS.requests.blocks;
+    const never = unsent();
+    for (let i = 0; i < inFlight; i++) {
+      assert.ok(!isBusy(await respond(new Uint8Array(0), 'p1', never.sent)), `request ${i}`);
+      clock.advance(10_000); // its byte budget refilled
+    }
+    assert.ok(isBusy(await respond(new Uint8Array(0), 'p1', never.sent)), 'its answers still unsent');
+    assert.ok(serving.heldAnswerBytes >= inFlight * MIB, 'and held');
+    never.send();
+    await never.sent;
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(serving.heldAnswerBytes, 0, 'sent: held no longer');
+    clock.advance(10_000);
+    assert.ok(!isBusy(await respond(new Uint8Array(0), 'p1')), 'served again once they were sent');
+  });
+
+  it('the node holds at most maxHeldAnswerBytes of answers, all askers together; past it a request is answered busy, at no cost to the asker', async () => {
+    const { serving } = setup({ maxHeldAnswerBytes: 64 * MIB });
+    const respond = blocksOf(serving);
+    const never = unsent();
+    let peer = 1;
+    for (; serving.heldAnswerBytes < 64 * MIB && peer <= 10; peer++) assert.ok(!isBusy(await respond(new Uint8Array(0), `p${peer}`, never.sent)));
+    assert.ok(serving.heldAnswerBytes >= 64 * MIB, 'answers not yet sent are held: a burst for each of a few peers');
+    const refused = (await respond(new Uint8Array(0), `p${peer}`)) as Busy;
+    assert.ok(isBusy(refused), 'a peer with its whole budget is answered busy while the node holds its limit');
+    assert.equal(refused.retryAfterMs, HELD_RETRY_MS);
+    never.send();
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.ok(!isBusy(await respond(new Uint8Array(0), `p${peer}`)), 'and served once they were sent');
+  });
+
+  it('blocks are read only with room for them at their largest, node-wide: past it the request is busy and nothing is read', async () => {
+    const { serving } = setup({ maxHeldAnswerBytes: 65 * MIB });
+    let responder: Responder | undefined;
+    let reads = 0;
+    const chain = {
+      params: { maxBlockBytes: MIB },
+      db: {
+        async getBlocksBytes(hashes: readonly Uint8Array[]) {
+          reads++;
+          return hashes.map(() => new Uint8Array(100));
+        },
+      },
+      getEntry: () => undefined,
+      tip: { height: 10 },
+    } as unknown as Chain;
+    await serveChain({
+      serve: async (name, _protocol, respond) => void (name === 'blocks' && (responder = serving.guard('blocks', respond))),
+      names: networkNames(new Uint8Array(32)),
+      chain,
+      peers: new PeerManager(() => 0),
+      status: () => ({}) as never,
+      announcedTip: () => undefined,
+      admitBlocks: (peer, blocks, height) => serving.serveBlocks(peer, blocks, height),
+      holdBlocks: (bytes) => serving.hold(bytes),
+    });
+    const request = encodeGetBlocks(Array.from({ length: 64 }, (_, i) => new Uint8Array(32).fill(i)));
+    const never = unsent();
+    const first = responder!(request, 'p1', never.sent);
+    const second = (await responder!(request, 'p2')) as Busy;
+    assert.ok(isBusy(second), 'a second read of 64 MiB at most while the first is under way');
+    assert.equal(second.retryAfterMs, HELD_RETRY_MS);
+    const answer = await first;
+    assert.ok(Array.isArray(answer) && answer.length === 64);
+    assert.equal(reads, 1);
+    assert.equal(serving.heldAnswerBytes, 64 * 100, 'the read\'s room given back: what is held is the answer');
+    assert.ok(Array.isArray(await responder!(request, 'p2')), 'once read, the next is');
+  });
+});
