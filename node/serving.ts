@@ -444,10 +444,17 @@ export class Serving {
     return s;
   }
 
-  /** Drops budgets not used for a while (and, if there are still too many, the oldest). */
+  /**
+   * Drops budgets not used for a while (and, if there are still too many, the oldest of peers no
+   * longer connected). A connected peer's is never dropped: its next request would start on a
+   * fresh burst with nothing in flight, and there are far fewer connections than MAX_REMEMBERED.
+   */
   private forget(now: number): void {
     for (const [peer, b] of this.budgets) if (now - b.lastSeenAt > FORGET_AFTER_MS && !this.records.get(peer)) this.budgets.delete(peer);
-    while (this.budgets.size >= MAX_REMEMBERED) this.budgets.delete(this.budgets.keys().next().value!);
+    for (const peer of this.budgets.keys()) {
+      if (this.budgets.size < MAX_REMEMBERED) break;
+      if (!this.records.get(peer)) this.budgets.delete(peer);
+    }
   }
 }
 

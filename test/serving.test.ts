@@ -263,3 +263,25 @@ describe('serving budgets', () => {
     assert.ok(!isBusy(await blocks(new Uint8Array(0), 's3')), 'the spent budget refills at its rate');
   });
 });
+
+describe('serving budgets remembered', () => {
+  it('past 4,096 budgets remembered, those of peers gone are dropped, never a connected peer\'s: it does not start again on a fresh burst', async () => {
+    // From a review: the oldest budgets were dropped whoever they were, so a connected peer whose
+    // budget was spent started again on a fresh one once 4,096 identities had asked.
+    const { clock, serving, records } = setup();
+    const status = serving.guard('status', answer(100));
+    const { burst } = DEFAULT_SERVING_LIMITS.requests.status;
+    for (let i = 0; i < burst; i++) assert.ok(!isBusy(await status(new Uint8Array(0), 'a')));
+    assert.ok(isBusy(await status(new Uint8Array(0), 'a')), 'its burst spent');
+    for (let i = 0; i < 4_200; i++) {
+      const peer = `passer-${i}`;
+      records.connected(peer, { direction: 'inbound', remoteAddr: `/ip4/198.18.${i >> 8}.${i & 255}/tcp/1/p2p/${peer}` }, clock.ms);
+      await status(new Uint8Array(0), peer);
+      records.disconnected(peer);
+      serving.disconnected(peer);
+    }
+    clock.ms += 1_000; // past its retry-after: one request's worth refilled
+    assert.ok(!isBusy(await status(new Uint8Array(0), 'a')));
+    assert.ok(isBusy(await status(new Uint8Array(0), 'a')), 'still on its spent budget, not a fresh burst');
+  });
+});
