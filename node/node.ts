@@ -197,7 +197,7 @@ export class CairnNode extends EventEmitter<NodeEvents> {
       return entry !== undefined && entry.height + BLOCK_TXS_DEPTH >= this.chain.tip.height;
     };
     await serveBlockTxs(serve, this.names, async (hash) => this.gossip.forwardedBlockBytes(hash) ?? (recent(hash) ? (await this.db.getBlocksBytes([hash]))[0] : undefined), (peer, err) => this.peers.badRequest(peer, err));
-    await serveLightClients(this.chain, serve, this.names, (peer, err) => this.peers.badRequest(peer, err));
+    await serveLightClients(this.chain, serve, this.names, this.env, (peer, err) => this.peers.badRequest(peer, err));
     if (this.snapshots) {
       await serveSnapshots(this.chain, serve, this.names, (peer, err) => this.peers.badRequest(peer, err));
       this.snapshots.start();

@@ -1,10 +1,26 @@
 import type { Chain } from '../../consensus/chain.ts';
 import { proveAccountsAt } from '../../consensus/state-proofs.ts';
 import type { NetworkNames } from '../protocols.ts';
+import type { Env } from '../env.ts';
 import type { Serve } from '../serving.ts';
 import { MAX_PROOF_ADDRESSES, MAX_PROOF_BYTES, PROOF_DEPTH, decodeGetProofs, encodeProofs } from './wire.ts';
 
 const TIMEOUT_MS = 10_000;
+/**
+ * Proof requests waiting for or holding the import lock at once, all askers together. Each asker
+ * may have one in flight, and identities cost nothing: without a bound, one import could wait
+ * behind as many proofs as there are connections, each a roll-back of up to PROOF_DEPTH blocks
+ * (seconds, for full blocks: 5-8 s for 16 blocks of 4,000 transactions, measured).
+ */
+export const MAX_PROOFS_AT_ONCE = 1;
+/**
+ * Import-lock time proofs may take, all askers together: this burst, then this share of the time.
+ * A proof near the tip takes a millisecond or less; one far back may take seconds, and pays for them.
+ */
+export const PROOF_LOCK_BURST_MS = 2_000;
+export const PROOF_LOCK_SHARE = 1 / 4;
+/** The least retry-after of a proof request refused for the node's bounds (not the asker's budget): it may ask another node. */
+export const PROOFS_BUSY_RETRY_MS = 500;
 /** The request frame cap (docs/PROTOCOL.md, the framing table). */
 export const GET_PROOFS_MAX_BYTES = 64 + MAX_PROOF_ADDRESSES * 20;
 
@@ -14,28 +30,51 @@ export const GET_PROOFS_MAX_BYTES = 64 + MAX_PROOF_ADDRESSES * 20;
  * protocol's getHeaderRange, which node/chain-server.ts serves to every peer from the windowed
  * by-height store.) A proof request runs between two imports (the tip and its tree must hold
  * still), so a peer may have one in flight at a time (its budget's in-flight limit: a second is
- * answered busy), and it reaches back at most PROOF_DEPTH blocks, never below what a pruned node
- * keeps the undo data of. It is served within the asker's budgets (node/serving.ts), as every
- * request protocol is.
+ * answered busy), the node as a whole one at a time, and within a share of the time (busy past
+ * them: an import waits behind one proof at most, however many ask), and it reaches back at most
+ * PROOF_DEPTH blocks, never below what a pruned node keeps the undo data of. It is served within
+ * the asker's budgets (node/serving.ts), as every request protocol is.
  */
-export async function serveLightClients(chain: Chain, serve: Serve, names: NetworkNames, onBadRequest: (peer: string, err: unknown) => void): Promise<void> {
+export async function serveLightClients(chain: Chain, serve: Serve, names: NetworkNames, env: Pick<Env, 'monotonic'>, onBadRequest: (peer: string, err: unknown) => void): Promise<void> {
+  let underWay = 0;
+  let lockCredit = PROOF_LOCK_BURST_MS;
+  let creditAt = env.monotonic();
   await serve(
     'proofs',
     names.proofs,
     async (req) => {
       const { blockHash, addresses } = decodeGetProofs(req);
-      return chain.withImportsPaused(async () => {
-        const header = await chain.byHeight.mainHeader(blockHash);
-        if (!header) return encodeProofs({ kind: 'unknown-block' });
-        const proofs = await proveAccountsAt(chain, header, addresses, PROOF_DEPTH);
-        // A pruned node's limit is a depth too: the light client asks a node that keeps more.
-        if (proofs === 'too-deep' || proofs === 'pruned') return encodeProofs({ kind: 'too-deep' });
-        if (proofs === 'not-on-main-chain') return encodeProofs({ kind: 'unknown-block' });
-        return encodeProofs({ kind: 'proofs', proofs });
-      });
+      const now = env.monotonic();
+      lockCredit = Math.min(PROOF_LOCK_BURST_MS, lockCredit + Math.max(0, now - creditAt) * PROOF_LOCK_SHARE);
+      creditAt = Math.max(creditAt, now);
+      if (underWay >= MAX_PROOFS_AT_ONCE || lockCredit <= 0) return { busy: true, retryAfterMs: Math.max(PROOFS_BUSY_RETRY_MS, Math.ceil(-lockCredit / PROOF_LOCK_SHARE)) };
+      underWay++;
+      try {
+        return await chain.withImportsPaused(async () => {
+          const start = env.monotonic();
+          try {
+            return await proofsAnswer(chain, blockHash, addresses);
+          } finally {
+            lockCredit -= env.monotonic() - start;
+          }
+        });
+      } finally {
+        underWay--;
+      }
     },
     { timeoutMs: TIMEOUT_MS, maxBytes: GET_PROOFS_MAX_BYTES, onBadRequest },
   );
+}
+
+/** The answer to getProofs, read between two imports. */
+async function proofsAnswer(chain: Chain, blockHash: Uint8Array, addresses: readonly Uint8Array[]): Promise<Uint8Array> {
+  const header = await chain.byHeight.mainHeader(blockHash);
+  if (!header) return encodeProofs({ kind: 'unknown-block' });
+  const proofs = await proveAccountsAt(chain, header, addresses, PROOF_DEPTH);
+  // A pruned node's limit is a depth too: the light client asks a node that keeps more.
+  if (proofs === 'too-deep' || proofs === 'pruned') return encodeProofs({ kind: 'too-deep' });
+  if (proofs === 'not-on-main-chain') return encodeProofs({ kind: 'unknown-block' });
+  return encodeProofs({ kind: 'proofs', proofs });
 }
 
 /** The largest answer to getProofs: what a light client caps its read at. */

@@ -88,7 +88,7 @@ export async function fullNode(
     let busy = tweak.busyFirst ?? 0;
     handlers.set(protocol, (req, peer) => (busy-- > 0 ? Promise.resolve({ busy: true, retryAfterMs: tweak.retryAfterMs ?? 5 }) : respond(req, peer)));
   };
-  await serveLightClients(chain, serve, names, () => {});
+  await serveLightClients(chain, serve, names, env, () => {});
   handlers.set(names.status, async () => encodeStatus((tweak.status ?? ((s) => s))(statusOf(chain))));
   await serve('headerRange', names.headerRange, (req) => answerHeaderRange(chain, req), { timeoutMs: 1_000, maxBytes: 16, onBadRequest: () => {} });
   handlers.set(names.headers, async (req) => {

@@ -1,0 +1,66 @@
+/**
+ * What a full node serves light clients (node/light/serve.ts): account proofs pause its imports,
+ * so however many askers there are, at most MAX_PROOFS_AT_ONCE wait for or hold the import lock,
+ * and proofs hold it for at most a share of the time; past either, the asker is answered busy.
+ */
+import assert from 'node:assert/strict';
+import type { Chain } from '../consensus/chain.ts';
+import { MAX_PROOFS_AT_ONCE, PROOF_LOCK_BURST_MS, PROOF_LOCK_SHARE, PROOFS_BUSY_RETRY_MS, serveLightClients } from '../node/light/serve.ts';
+import { decodeProofs, encodeGetProofs } from '../node/light/wire.ts';
+import { isBusy, type Busy, type Responder } from '../node/transport.ts';
+import { carol, extend, names, newChain } from './helpers/light-net.ts';
+
+async function proofServer(chain: Chain, clock: { ms: number }): Promise<Responder> {
+  let respond: Responder | undefined;
+  await serveLightClients(chain, async (name, _protocol, r) => void (name === 'proofs' && (respond = r)), names, { monotonic: () => clock.ms }, () => {});
+  return respond!;
+}
+
+describe('serving light clients', () => {
+  it(`proof requests from many askers at once: ${MAX_PROOFS_AT_ONCE} waits for the import lock, the rest are answered busy`, async () => {
+    const chain = await newChain();
+    await extend(chain, 20, 50, true);
+    const respond = await proofServer(chain, { ms: 0 });
+    // An import under way holds the lock while 48 identities each ask for a proof 16 blocks back.
+    let importEnds!: () => void;
+    const importing = chain.withImportsPaused(() => new Promise<void>((resolve) => (importEnds = resolve)));
+    const request = encodeGetProofs(chain.mainAt(chain.tip.height - 16)!.hash, [carol.address]);
+    const answers = Array.from({ length: 48 }, (_, i) => respond(request, `sybil-${i}`));
+    const settled = await Promise.all(answers.map((a) => Promise.race([a, Promise.resolve('waiting' as const)])));
+    const busy = settled.filter((a) => a !== 'waiting' && isBusy(a)) as Busy[];
+    assert.equal(busy.length, 48 - MAX_PROOFS_AT_ONCE, 'all but one answered busy at once, without waiting for the lock');
+    assert.ok(busy.every((b) => b.retryAfterMs === PROOFS_BUSY_RETRY_MS));
+    importEnds();
+    await importing;
+    const proven = (await Promise.all(answers)).filter((a) => !isBusy(a)) as Uint8Array[];
+    assert.equal(proven.length, MAX_PROOFS_AT_ONCE);
+    for (const p of proven) assert.equal(decodeProofs(p, 1).kind, 'proofs');
+    assert.equal(decodeProofs((await respond(request, 'honest')) as Uint8Array, 1).kind, 'proofs', 'once it is answered, the next is served');
+    await chain.db.close();
+  });
+
+  it('proofs hold the import lock for a share of the time at most: after one that took 8 s, the next waits until they held it a quarter of the time since, beyond a burst of 2 s', async () => {
+    const chain = await newChain();
+    await extend(chain, 20, 50, true);
+    const clock = { ms: 1_000_000 };
+    const respond = await proofServer(chain, clock);
+    const request = encodeGetProofs(chain.mainAt(chain.tip.height - 16)!.hash, [carol.address]);
+    // A roll-back of 16 full blocks takes seconds (node/light/serve.ts): this one takes 8.
+    const mainHeader = chain.byHeight.mainHeader.bind(chain.byHeight);
+    chain.byHeight.mainHeader = async (hash) => {
+      clock.ms += 8_000;
+      return mainHeader(hash);
+    };
+    assert.ok(!isBusy(await respond(request, 'first')));
+    chain.byHeight.mainHeader = mainHeader;
+    const debtMs = 8_000 - PROOF_LOCK_BURST_MS - 8_000 * PROOF_LOCK_SHARE; // what the 8 s themselves refilled counts
+    const refused = (await respond(request, 'second')) as Busy;
+    assert.ok(isBusy(refused));
+    assert.equal(refused.retryAfterMs, Math.ceil(debtMs / PROOF_LOCK_SHARE));
+    clock.ms += refused.retryAfterMs - 1;
+    assert.ok(isBusy(await respond(request, 'third')), 'not before');
+    clock.ms += 2;
+    assert.ok(!isBusy(await respond(request, 'third')), 'after it, served');
+    await chain.db.close();
+  });
+});
