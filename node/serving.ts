@@ -16,11 +16,11 @@ export interface RequestBudget {
 export interface ServingLimits {
   readonly requests: Readonly<Record<ServedProtocol, RequestBudget>>;
   /**
-   * Bytes a second the node serves, all peers together, shared equally among the peers it served
-   * in the last two seconds: one syncing peer alone gets all of it, n of them a share each.
+   * Bytes a second the node serves, all peers together, shared equally among the address groups it
+   * served in the last two seconds: one syncing peer alone gets all of it, n groups a share each.
    */
   readonly uploadBytesPerSec: number;
-  /** Bytes a peer may take at once before its share applies. */
+  /** Bytes an address group may take at once before its share applies. */
   readonly burstBytes: number;
   /** Blocks a peer already has (re-downloads): this many bytes a second, after this burst... */
   readonly redundantBytesPerSec: number;
@@ -129,8 +129,21 @@ class Bucket {
   }
 }
 
+/**
+ * The buckets the identities of one address group share (its /24, or /48 for IPv6; each loopback
+ * or unplaced peer has its own): an identity costs nothing, an address does. They outlive the
+ * group's connections, so a new identity from it starts where they left off, not with a fresh burst.
+ */
+interface GroupBudget {
+  readonly requests: Map<ServedProtocol, Bucket>;
+  readonly bytes: Bucket;
+  readonly redundant: Bucket;
+  lastServedAt: number;
+  /** Peer budgets (of connected peers, or remembered) that share it: a group is forgotten only with none. */
+  members: number;
+}
+
 interface ProtocolState {
-  readonly requests: Bucket;
   inFlight: number;
   /** A busy answer asked the peer to keep off until then; requests arriving earlier are counted. */
   busyUntil: number;
@@ -138,11 +151,8 @@ interface ProtocolState {
 }
 
 interface PeerBudget {
-  /** The IP it asks from (PeerManager.ipOf): what its identities share once they leave. */
-  readonly ip: string | undefined;
+  readonly group: GroupBudget;
   readonly protocols: Map<ServedProtocol, ProtocolState>;
-  readonly bytes: Bucket;
-  readonly redundant: Bucket;
   /** Main-chain heights served on this connection, one bit each: a second time is a re-download. */
   served: Uint8Array;
   /** Its connection ended, no request since: an answer read while it left marks nothing (`served` would stay, H/8 bytes). */
@@ -151,12 +161,12 @@ interface PeerBudget {
   redundantBlocks: number;
   /** Bytes of blocks answers charged as they were cut to the budget (serveBlocks), not to be charged again when sent. */
   prepaid: number;
-  lastServedAt: number;
   lastSeenAt: number;
 }
 
 /**
- * Per-peer budgets on every request protocol (token buckets in requests and in bytes), answered
+ * Budgets on every request protocol (token buckets in requests and in bytes, an address group's,
+ * shared by its identities; requests in flight, each peer's), answered
  * "busy, retry later" when spent rather than reset, with the time to wait. A peer costs score only
  * when it persists: asking again before its retry-after, beyond what was already on its way. A
  * peer that re-downloads what it already has is served at a trickle, then cut off.
@@ -168,12 +178,8 @@ export class Serving {
   private readonly stats: NetworkStats;
   readonly limits: ServingLimits;
   private readonly budgets = new Map<string, PeerBudget>();
-  /**
-   * Per IP, the budgets its identities left with, the emptiest of each: an identity costs nothing,
-   * so a new one from that IP starts where they left off, not with a fresh burst. Those connected
-   * at once (at most Slots' per-IP cap) each have their own.
-   */
-  private readonly departed = new Map<string, PeerBudget>();
+  /** By subnet, the oldest used first: what the identities of each address group share. */
+  private readonly groups = new Map<string, GroupBudget>();
   /** Answer bytes held now, node-wide (`maxHeldAnswerBytes`). */
   private held = 0;
 
@@ -194,7 +200,7 @@ export class Serving {
     return async (request, peer, sent) => {
       const now = this.env.monotonic();
       const budget = this.budgetOf(peer, now);
-      const state = this.protocolOf(budget, protocol, now);
+      const state = this.protocolOf(budget, protocol);
       const refusal = this.admit(peer, protocol, budget, state, now);
       if (refusal) return refusal;
       state.inFlight++;
@@ -253,36 +259,37 @@ export class Serving {
   serveBlocks(peer: string, blocks: readonly { bytes: number; height: number | undefined; theirs: boolean }[], chainHeight: number): number | Busy {
     const budget = this.budgets.get(peer);
     if (!budget) return blocks.length;
+    const { group } = budget;
     const now = this.env.monotonic();
     const allowance = Math.max(this.limits.repeatAllowance, Math.floor(chainHeight / 8));
-    budget.redundant.refill(now, this.limits.redundantBurstBytes, this.limits.redundantBytesPerSec);
-    budget.bytes.refill(now, this.limits.burstBytes, this.share(now));
+    group.redundant.refill(now, this.limits.redundantBurstBytes, this.limits.redundantBytesPerSec);
+    group.bytes.refill(now, this.limits.burstBytes, this.share(now));
     let served = 0;
     let redundant = 0;
     let wait = 0;
     for (const b of blocks) {
-      if (budget.bytes.tokens <= 0) {
-        wait = budget.bytes.waitFor(Number.MIN_VALUE, this.share(now));
+      if (group.bytes.tokens <= 0) {
+        wait = group.bytes.waitFor(Number.MIN_VALUE, this.share(now));
         break;
       }
       const repeat = b.height !== undefined && wasServed(budget, b.height) && budget.repeats + 1 > allowance;
       if (b.theirs || repeat) {
-        if (budget.redundant.tokens <= 0) {
-          wait = budget.redundant.waitFor(Number.MIN_VALUE, this.limits.redundantBytesPerSec);
+        if (group.redundant.tokens <= 0) {
+          wait = group.redundant.waitFor(Number.MIN_VALUE, this.limits.redundantBytesPerSec);
           break;
         }
-        budget.redundant.tokens -= b.bytes;
+        group.redundant.tokens -= b.bytes;
         redundant++;
       } else if (b.height !== undefined && wasServed(budget, b.height)) {
         budget.repeats++;
       }
       if (b.height !== undefined && !budget.gone) markServed(budget, b.height);
-      budget.bytes.tokens -= b.bytes;
+      group.bytes.tokens -= b.bytes;
       budget.prepaid += b.bytes;
       served++;
     }
     if (served === 0) {
-      const state = this.protocolOf(budget, 'blocks', now);
+      const state = this.protocolOf(budget, 'blocks');
       return this.busy(peer, 'blocks', wait, state, now, true);
     }
     budget.redundantBlocks += redundant;
@@ -300,7 +307,7 @@ export class Serving {
     return at !== undefined && this.env.monotonic() - at < THROTTLED_SHOWN_MS;
   }
 
-  /** The connection ended: what it downloaded no longer says what it has. Its budgets stay a while. */
+  /** The connection ended: what it downloaded no longer says what it has. Its budgets, and its group's, stay a while. */
   disconnected(peer: string): void {
     const b = this.budgets.get(peer);
     if (!b) return;
@@ -308,12 +315,6 @@ export class Serving {
     b.gone = true;
     b.repeats = 0;
     b.redundantBlocks = 0;
-    if (b.ip === undefined) return;
-    const now = this.env.monotonic();
-    const left = this.departed.get(b.ip);
-    this.departed.delete(b.ip);
-    this.departed.set(b.ip, left ? this.emptiest(left, b, now) : this.copy(b, b.ip, now));
-    if (this.departed.size > MAX_REMEMBERED) this.departed.delete(this.departed.keys().next().value!);
   }
 
   private admit(peer: string, protocol: ServedProtocol, budget: PeerBudget, state: ProtocolState, now: number): Busy | undefined {
@@ -323,18 +324,20 @@ export class Serving {
       if (++state.early > rules.inFlight + 2) this.peers.penalize(peer, this.limits.ignoredBusyScore, `${protocol} requests before their retry-after`);
       return this.busy(peer, protocol, state.busyUntil - now, state, now, false);
     }
-    state.requests.refill(now, rules.burst, rules.perSecond);
-    budget.bytes.refill(now, this.limits.burstBytes, this.share(now));
-    budget.redundant.refill(now, this.limits.redundantBurstBytes, this.limits.redundantBytesPerSec);
+    const { group } = budget;
+    const requests = this.requestsOf(group, protocol, now);
+    requests.refill(now, rules.burst, rules.perSecond);
+    group.bytes.refill(now, this.limits.burstBytes, this.share(now));
+    group.redundant.refill(now, this.limits.redundantBurstBytes, this.limits.redundantBytesPerSec);
     if (this.held >= this.limits.maxHeldAnswerBytes) return this.busy(peer, protocol, HELD_RETRY_MS, state, now, false);
     const wait = Math.max(
       state.inFlight >= rules.inFlight ? 100 : 0,
-      state.requests.waitFor(1, rules.perSecond),
-      budget.bytes.waitFor(Number.MIN_VALUE, this.share(now)),
-      protocol === 'blocks' ? budget.redundant.waitFor(Number.MIN_VALUE, this.limits.redundantBytesPerSec) : 0,
+      requests.waitFor(1, rules.perSecond),
+      group.bytes.waitFor(Number.MIN_VALUE, this.share(now)),
+      protocol === 'blocks' ? group.redundant.waitFor(Number.MIN_VALUE, this.limits.redundantBytesPerSec) : 0,
     );
     if (wait > 0) return this.busy(peer, protocol, wait, state, now, true);
-    state.requests.tokens -= 1;
+    requests.tokens -= 1;
     return undefined;
   }
 
@@ -352,43 +355,31 @@ export class Serving {
 
   private charge(peer: string, protocol: ServedProtocol, budget: PeerBudget, bytes: number): void {
     const now = this.env.monotonic();
-    budget.bytes.refill(now, this.limits.burstBytes, this.share(now));
+    budget.group.bytes.refill(now, this.limits.burstBytes, this.share(now));
     const prepaid = Math.min(budget.prepaid, bytes);
     budget.prepaid -= prepaid;
-    budget.bytes.tokens -= bytes - prepaid;
-    budget.lastServedAt = now;
+    budget.group.bytes.tokens -= bytes - prepaid;
+    budget.group.lastServedAt = now;
     this.stats.servedBytes[protocol] += bytes;
     this.stats.servedRequests[protocol]++;
     const r = this.records.get(peer);
     if (r) r.bytesOut += bytes;
   }
 
-  /** Each active downloader's share of the upload, in bytes a second. */
+  /** Each active downloading group's share of the upload, in bytes a second: its identities share it. */
   private share(now: number): number {
-    let active = 0;
-    for (const b of this.budgets.values()) if (now - b.lastServedAt < ACTIVE_WINDOW_MS) active++;
-    return this.limits.uploadBytesPerSec / Math.max(1, active);
+    const active = new Set<GroupBudget>();
+    for (const b of this.budgets.values()) if (now - b.group.lastServedAt < ACTIVE_WINDOW_MS) active.add(b.group);
+    return this.limits.uploadBytesPerSec / Math.max(1, active.size);
   }
 
   private budgetOf(peer: string, now: number): PeerBudget {
     let b = this.budgets.get(peer);
     if (!b) {
       if (this.budgets.size >= MAX_REMEMBERED) this.forget(now);
-      const ip = this.peers.ipOf(peer);
-      const left = ip === undefined ? undefined : this.departed.get(ip);
-      b = left ? this.copy(left, ip, now) : {
-        ip,
-        protocols: new Map(),
-        bytes: new Bucket(this.limits.burstBytes, now),
-        redundant: new Bucket(this.limits.redundantBurstBytes, now),
-        served: new Uint8Array(0),
-        gone: false,
-        repeats: 0,
-        redundantBlocks: 0,
-        prepaid: 0,
-        lastServedAt: -Infinity,
-        lastSeenAt: now,
-      };
+      const group = this.groupOf(peer, now);
+      group.members++;
+      b = { group, protocols: new Map(), served: new Uint8Array(0), gone: false, repeats: 0, redundantBlocks: 0, prepaid: 0, lastSeenAt: now };
       this.budgets.set(peer, b);
     }
     b.lastSeenAt = now;
@@ -396,64 +387,54 @@ export class Serving {
     return b;
   }
 
-  /** A new budget holding `b`'s tokens, refilled to `now` (nothing of what it was served). */
-  private copy(b: PeerBudget, ip: string | undefined, now: number): PeerBudget {
-    const protocols = new Map<ServedProtocol, ProtocolState>();
-    for (const [name, s] of b.protocols) {
-      s.requests.refill(now, this.limits.requests[name].burst, this.limits.requests[name].perSecond);
-      protocols.set(name, { requests: new Bucket(s.requests.tokens, now), inFlight: 0, busyUntil: s.busyUntil, early: 0 });
+  /**
+   * The group `peer` asks from: its subnet's (PeerRecord.group), remembered; a peer without an IP
+   * PeerManager limits (loopback, an address of another kind) is a group of its own.
+   */
+  private groupOf(peer: string, now: number): GroupBudget {
+    const ip = this.peers.ipOf(peer);
+    const key = ip === undefined ? undefined : (this.records.get(peer)?.group?.subnet ?? ip);
+    let group = key === undefined ? undefined : this.groups.get(key);
+    if (!group) {
+      group = { requests: new Map(), bytes: new Bucket(this.limits.burstBytes, now), redundant: new Bucket(this.limits.redundantBurstBytes, now), lastServedAt: -Infinity, members: 0 };
+      if (key !== undefined) this.groups.set(key, group);
+    } else {
+      this.groups.delete(key!);
+      this.groups.set(key!, group);
     }
-    b.bytes.refill(now, this.limits.burstBytes, this.share(now));
-    b.redundant.refill(now, this.limits.redundantBurstBytes, this.limits.redundantBytesPerSec);
-    return {
-      ip,
-      protocols,
-      bytes: new Bucket(b.bytes.tokens, now),
-      redundant: new Bucket(b.redundant.tokens, now),
-      served: new Uint8Array(0),
-      gone: false,
-      repeats: 0,
-      redundantBlocks: 0,
-      prepaid: 0,
-      lastServedAt: b.lastServedAt,
-      lastSeenAt: now,
-    };
+    for (const [k, g] of this.groups) {
+      if (this.groups.size <= MAX_REMEMBERED) break;
+      if (g.members === 0) this.groups.delete(k);
+    }
+    return group;
   }
 
-  /** `a` with each of its buckets no fuller than `b`'s (both refilled to `now`). */
-  private emptiest(a: PeerBudget, b: PeerBudget, now: number): PeerBudget {
-    const fresh = this.copy(b, a.ip, now);
-    const kept = this.copy(a, a.ip, now);
-    kept.bytes.tokens = Math.min(kept.bytes.tokens, fresh.bytes.tokens);
-    kept.redundant.tokens = Math.min(kept.redundant.tokens, fresh.redundant.tokens);
-    for (const [name, s] of fresh.protocols) {
-      const k = kept.protocols.get(name);
-      if (!k) kept.protocols.set(name, s);
-      else {
-        k.requests.tokens = Math.min(k.requests.tokens, s.requests.tokens);
-        k.busyUntil = Math.max(k.busyUntil, s.busyUntil);
-      }
-    }
-    kept.lastServedAt = Math.max(a.lastServedAt, b.lastServedAt);
-    return kept;
+  private requestsOf(group: GroupBudget, protocol: ServedProtocol, now: number): Bucket {
+    let bucket = group.requests.get(protocol);
+    if (!bucket) group.requests.set(protocol, (bucket = new Bucket(this.limits.requests[protocol].burst, now)));
+    return bucket;
   }
 
-  private protocolOf(b: PeerBudget, protocol: ServedProtocol, now: number): ProtocolState {
+  private protocolOf(b: PeerBudget, protocol: ServedProtocol): ProtocolState {
     let s = b.protocols.get(protocol);
-    if (!s) b.protocols.set(protocol, (s = { requests: new Bucket(this.limits.requests[protocol].burst, now), inFlight: 0, busyUntil: 0, early: 0 }));
+    if (!s) b.protocols.set(protocol, (s = { inFlight: 0, busyUntil: 0, early: 0 }));
     return s;
   }
 
   /**
    * Drops budgets not used for a while (and, if there are still too many, the oldest of peers no
-   * longer connected). A connected peer's is never dropped: its next request would start on a
-   * fresh burst with nothing in flight, and there are far fewer connections than MAX_REMEMBERED.
+   * longer connected). A connected peer's is never dropped: its next request would start with
+   * nothing in flight, and there are far fewer connections than MAX_REMEMBERED.
    */
   private forget(now: number): void {
-    for (const [peer, b] of this.budgets) if (now - b.lastSeenAt > FORGET_AFTER_MS && !this.records.get(peer)) this.budgets.delete(peer);
-    for (const peer of this.budgets.keys()) {
+    const drop = (peer: string, b: PeerBudget) => {
+      this.budgets.delete(peer);
+      b.group.members--;
+    };
+    for (const [peer, b] of this.budgets) if (now - b.lastSeenAt > FORGET_AFTER_MS && !this.records.get(peer)) drop(peer, b);
+    for (const [peer, b] of this.budgets) {
       if (this.budgets.size < MAX_REMEMBERED) break;
-      if (!this.records.get(peer)) this.budgets.delete(peer);
+      if (!this.records.get(peer)) drop(peer, b);
     }
   }
 }

@@ -226,7 +226,7 @@ describe('serving budgets', () => {
     assert.equal(kept(), 0);
   });
 
-  it('identities cost nothing: a new one from the IP of one that left starts from its spent budget; one from another IP, and loopback, from a full one', async () => {
+  it('identities cost nothing: one from the subnet of one that spent its budget, connected with it or after it left, starts from that spent budget; one from another subnet, and loopback, from a full one', async () => {
     const { clock, serving, peers, records } = setup({ uploadBytesPerSec: 1_000_000, burstBytes: 4_000_000 });
     const connect = (peer: string, ip: string) => {
       const remoteAddr = `/ip4/${ip}/tcp/1/p2p/${peer}`;
@@ -245,9 +245,9 @@ describe('serving budgets', () => {
       return n;
     };
     connect('s1', '203.0.113.7');
-    connect('s2', '203.0.113.7');
+    connect('s2', '203.0.113.8');
     assert.equal(await taken('s1'), 5, 'the burst (4 MB), and one answer of debt');
-    assert.equal(await taken('s2'), 5, 'connected at the same time: its own budget');
+    assert.equal(await taken('s2'), 0, 'connected at the same time from its /24: the same budget, spent');
     leave('s1');
     leave('s2');
     connect('s3', '203.0.113.7');
@@ -283,5 +283,70 @@ describe('serving budgets remembered', () => {
     clock.ms += 1_000; // past its retry-after: one request's worth refilled
     assert.ok(!isBusy(await status(new Uint8Array(0), 'a')));
     assert.ok(isBusy(await status(new Uint8Array(0), 'a')), 'still on its spent budget, not a fresh burst');
+  });
+});
+
+describe('serving budgets shared by address group', () => {
+  function grouped(limits: Partial<ServingLimits> = {}) {
+    const t = setup(limits);
+    const connect = (peer: string, remoteAddr: string) => {
+      t.records.connected(peer, { direction: 'inbound', remoteAddr: `${remoteAddr}/tcp/1/p2p/${peer}` }, t.clock.ms);
+      t.peers.connectedFrom(peer, `${remoteAddr}/tcp/1/p2p/${peer}`);
+    };
+    const leave = (peer: string) => {
+      t.records.disconnected(peer);
+      t.peers.disconnected(peer);
+      t.serving.disconnected(peer);
+    };
+    return { ...t, connect, leave };
+  }
+
+  it('eight identities of one /24 share one share of the upload and one burst; a lone honest peer elsewhere is served as if they were one', async () => {
+    // From a review: the upload was divided by active identities and every budget was per
+    // identity, so a /24 with 8 connections had 8 shares, 8 bursts and 8 times every request budget.
+    const { clock, serving, connect } = grouped({ uploadBytesPerSec: 8_000_000, burstBytes: 1_000_000 });
+    const blocks = serving.guard('blocks', answer(100_000));
+    const sybils = Array.from({ length: 8 }, (_, i) => `sybil-${i}`);
+    sybils.forEach((peer, i) => connect(peer, `/ip4/203.0.113.${10 + i}`));
+    connect('honest', '/ip4/198.51.100.9');
+    const taken = new Map<string, number>();
+    for (let tick = 0; tick < 100; tick++, clock.ms += 100) {
+      for (const peer of ['honest', ...sybils]) {
+        for (let n = 0; n < 20 && !isBusy(await blocks(new Uint8Array(0), peer)); n++) taken.set(peer, (taken.get(peer) ?? 0) + 100_000);
+      }
+    }
+    const sybilBytes = sybils.reduce((sum, p) => sum + (taken.get(p) ?? 0), 0);
+    const honest = taken.get('honest') ?? 0;
+    // Two groups active: 4 MB/s each over 10 s, and a burst each.
+    assert.ok(honest >= 39_000_000, `the honest peer took ${honest} bytes`);
+    assert.ok(sybilBytes <= 40_000_000 + 1_000_000 + 8 * 100_000, `the /24 together took ${sybilBytes} bytes`);
+  });
+
+  it('a lone honest peer in each of two groups: each its own budget, as before', async () => {
+    const { serving, connect } = grouped({ burstBytes: 4_000_000, uploadBytesPerSec: 1_000_000 });
+    const blocks = serving.guard('blocks', answer(1_000_000));
+    connect('x', '/ip4/192.0.2.1');
+    connect('y', '/ip4/198.51.100.1');
+    for (const peer of ['x', 'y']) {
+      let n = 0;
+      while (n < 100 && !isBusy(await blocks(new Uint8Array(0), peer))) n++;
+      assert.equal(n, 5, `${peer}: its burst (4 MB), and one answer of debt`);
+    }
+  });
+
+  it('IPv6: identities from fresh /64s of one /48, connected at once or one after another, share one budget', async () => {
+    const { serving, connect, leave } = grouped({ burstBytes: 4_000_000, uploadBytesPerSec: 1_000_000 });
+    const status = serving.guard('status', answer(100));
+    const { burst } = DEFAULT_SERVING_LIMITS.requests.status;
+    let served = 0;
+    for (let i = 0; i < 64; i++) {
+      const peer = `v6-${i}`;
+      connect(peer, `/ip6/2001:db8:1:${i.toString(16)}::1`);
+      while (!isBusy(await status(new Uint8Array(0), peer))) served++;
+      leave(peer);
+    }
+    assert.equal(served, burst, 'one burst for the /48, not one for each /64');
+    connect('other', '/ip6/2001:db8:2::1');
+    assert.ok(!isBusy(await status(new Uint8Array(0), 'other')), 'another /48: its own');
   });
 });

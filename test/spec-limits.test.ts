@@ -107,7 +107,8 @@ describe('docs/PROTOCOL.md and the code agree on every limit', () => {
     }
     const L = DEFAULT_SERVING_LIMITS;
     assert.match(budgets, new RegExp(`at most ${L.uploadBytesPerSec / 2 ** 20} MiB/s in all`));
-    assert.match(budgets, /peers it served in the\s+last 2 s/);
+    assert.match(budgets, /address groups it served\s+in the last 2 s/);
+    assert.match(budgets, new RegExp(`at most ${L.maxHeldAnswerBytes / 2 ** 20} MiB of answers at once`));
     assert.match(budgets, new RegExp(`burst of ${L.burstBytes / 2 ** 20} MiB`));
     const words = (text: string) => new RegExp(text.split(' ').join('\\s+'));
     assert.match(budgets, words(`trickle of ${L.redundantBytesPerSec / 1024} KiB/s \\(after a burst of ${L.redundantBurstBytes / 1024} KiB\\)`));
