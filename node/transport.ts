@@ -207,15 +207,15 @@ export const MAX_RETRY_AFTER_MS = 64_000;
 
 /**
  * Runs `attempt` until it is not answered busy: each busy answer is waited out as long as it asked
- * (no fault of the peer's), a few in a row and none over MAX_RETRY_AFTER_MS, then, or once
- * `stopped` says so, its error is thrown.
+ * (no fault of the peer's), a few in a row (`maxBusy`) and none over `maxRetryAfterMs`, then, or
+ * once `stopped` says so, its error is thrown.
  */
-export async function waitingOutBusy<T>(wait: (ms: number) => Promise<void>, attempt: () => Promise<T>, stopped: () => boolean = () => false, maxBusy = MAX_BUSY_IN_A_ROW): Promise<T> {
+export async function waitingOutBusy<T>(wait: (ms: number) => Promise<void>, attempt: () => Promise<T>, stopped: () => boolean = () => false, maxBusy = MAX_BUSY_IN_A_ROW, maxRetryAfterMs = MAX_RETRY_AFTER_MS): Promise<T> {
   for (let busy = 0; ; busy++) {
     try {
       return await attempt();
     } catch (err) {
-      if (!(err instanceof TransportError && err.code === 'TRANSPORT_BUSY') || busy >= maxBusy || err.retryAfterMs > MAX_RETRY_AFTER_MS || stopped()) throw err;
+      if (!(err instanceof TransportError && err.code === 'TRANSPORT_BUSY') || busy >= maxBusy || err.retryAfterMs > maxRetryAfterMs || stopped()) throw err;
       await wait(err.retryAfterMs);
       if (stopped()) throw err; // a stop that cut the wait short asks nothing more
     }

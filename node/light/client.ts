@@ -9,13 +9,15 @@ import { ConsensusError } from '../../consensus/errors.ts';
 import { InterruptibleSleeps, secondsOf, type Env, type Timer } from '../env.ts';
 import { PeerBook } from '../peer-book.ts';
 import { PeerManager } from '../peers.ts';
+import { PeerRecords } from '../peer-records.ts';
+import { Slots } from '../slots.ts';
 import { networkNames, type NetworkNames } from '../protocols.ts';
 import { TransportError, isOwnFailure, ownFailureFields, waitingOutBusy, type ConnectionGate, type RequestLimits, type Transport } from '../transport.ts';
 import { decodeStatus, encodeStatus, type Status } from '../wire.ts';
 import { LightHeaders, type HeaderView } from './headers.ts';
 import { holdCheckpoint, type Checkpoint } from './checkpoint.ts';
 import { checkpointText } from '../../consensus/header-rules.ts';
-import { REORGANISED, chooseProvers, proofFrom, proveFromAny, type Prover } from './proofs.ts';
+import { PROOF_BUSY_WAITS, PROOF_MAX_RETRY_AFTER_MS, REORGANISED, chooseProvers, proofFrom, proveFromAny, type Prover } from './proofs.ts';
 import { SilentPeers } from './silent-peers.ts';
 import { LIE, extendByRange, followBranch, type HeaderFetching } from './header-fetch.ts';
 import { PeerFault } from '../header-sync.ts';
@@ -82,6 +84,12 @@ export class LightClient extends EventEmitter<LightClientEvents> {
   private checkpoint: Checkpoint | undefined;
   /** Busy answers' retry-afters being waited out: a stop ends them. */
   private readonly sleeps: InterruptibleSleeps;
+  /**
+   * Inbound connections per IP and subnet, as a full node keeps them (node/slots.ts): it listens on
+   * every address by default, and identities from one address could take every connection it has.
+   */
+  private readonly records = new PeerRecords();
+  private readonly slots: Slots;
 
   constructor(parts: LightClientParts) {
     super();
@@ -94,6 +102,8 @@ export class LightClient extends EventEmitter<LightClientEvents> {
     this.genesis = genesisBlock(parts.params).header;
     this.names = networkNames(this.genesis.hash);
     this.peers = new PeerManager(this.clock, parts.banSeconds);
+    // Keyed as a full node's (NetworkGuard): which subnets eviction protects is not for a peer to aim at.
+    this.slots = new Slots(this.records, {}, new DataView(parts.env.randomBytes(4).buffer).getUint32(0));
   }
 
   async start(): Promise<void> {
@@ -108,7 +118,7 @@ export class LightClient extends EventEmitter<LightClientEvents> {
     this.transport = await this.parts.createTransport(
       {
         denied: (peer) => this.peers.isBanned(peer),
-        deniedInbound: (addr) => this.peers.addressBanned(addr),
+        deniedInbound: (addr, open) => this.peers.addressBanned(addr) || this.slots.refuse(addr, open) !== undefined,
         deniedDial: (addr) => this.peers.addressBanned(addr),
         deniedDialPeer: (peer) => this.book?.holdsOff(peer) ?? false,
       },
@@ -131,8 +141,14 @@ export class LightClient extends EventEmitter<LightClientEvents> {
       void this.handshake(peer);
     });
     // Where each peer came from, so that a ban covers its address, not only an identity (free to make).
-    this.transport.on('peer:connect', (peer, info) => this.peers.connectedFrom(peer, info.remoteAddr));
+    this.transport.on('peer:connect', (peer, info) => {
+      this.peers.connectedFrom(peer, info.remoteAddr);
+      this.records.connected(peer, info, this.env.monotonic());
+      const out = this.slots.afterConnect(peer);
+      if (out) void this.transport.hangUp(out.peer);
+    });
     this.transport.on('peer:disconnect', (peer) => {
+      this.records.disconnected(peer);
       this.statuses.delete(peer);
       this.silent.forget(peer);
       this.apart.delete(peer);
@@ -188,8 +204,8 @@ export class LightClient extends EventEmitter<LightClientEvents> {
    * client waits as long as it was told and asks again, a few times, then gives up on it (the
    * caller moves on to another peer).
    */
-  private request(peer: string, protocol: string, message: Uint8Array, limits: RequestLimits): Promise<Uint8Array> {
-    return waitingOutBusy((ms) => this.sleeps.sleep(ms), () => this.transport.request(peer, protocol, message, limits), () => this.stopped);
+  private request(peer: string, protocol: string, message: Uint8Array, limits: RequestLimits, busy?: { readonly waits: number; readonly maxRetryAfterMs: number }): Promise<Uint8Array> {
+    return waitingOutBusy((ms) => this.sleeps.sleep(ms), () => this.transport.request(peer, protocol, message, limits), () => this.stopped, busy?.waits, busy?.maxRetryAfterMs);
   }
 
   /** Follows every peer that claims more work than our chain, one at a time. Resolves when caught up. */
@@ -307,7 +323,8 @@ export class LightClient extends EventEmitter<LightClientEvents> {
     let tip = this.headers.tip.header;
     let candidates: Prover[] = [];
     let answers: ({ account: Account | undefined } | string)[] = [];
-    const ask = (peer: string, message: Uint8Array, limits: RequestLimits) => this.request(peer, this.names.proofs, message, limits);
+    // A prover busier than an honest node's proof budget is left for the next (proofs.ts).
+    const ask = (peer: string, message: Uint8Array, limits: RequestLimits) => this.request(peer, this.names.proofs, message, limits, { waits: PROOF_BUSY_WAITS, maxRetryAfterMs: PROOF_MAX_RETRY_AFTER_MS });
     // Our tip first, as fresh as our peers can make it: a full node proves only near its own tip.
     // A block found between the statuses and the headers leaves every status short of our new tip,
     // and a reorganisation after them leaves our tip off the provers' chains: then the statuses

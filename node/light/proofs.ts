@@ -16,8 +16,16 @@ const LIE = 100;
 const WITHHELD = 25;
 /** Why a peer that announced our tip had no proof at it: its chain moved on, to one with more work. */
 export const REORGANISED = 'its chain moved on from our tip since its status';
-/** Peers asked at once for a proof; the next ones are asked only when none of those proved. */
+/** Peers asked at once for a proof: as each fails to prove, the next is asked. */
 const MAX_PROVERS = 8;
+/**
+ * Busy answers to a proof request a light client waits out, and the longest: a prover busier than
+ * that is a soft failure, and the next is asked. Identities cost nothing, and each that answered
+ * busy for a minute, five times, held a getAccount up for minutes; an honest node's proof budget
+ * refills within a second or two, and the client asks several at once.
+ */
+export const PROOF_BUSY_WAITS = 3;
+export const PROOF_MAX_RETRY_AFTER_MS = 2_000;
 
 /** A peer to ask for a proof, and whether its last status named our tip (then no proof at it is withholding). */
 export interface Prover {
@@ -83,20 +91,33 @@ type Answer = { account: Account | undefined } | string;
 
 /**
  * The account as the first of `provers` whose proof holds proves it, as soon as it comes (a peer
- * that answers late, or never, holds up no answer); or, when none holds, every prover's answer.
- * They are asked MAX_PROVERS at a time, the next ones when none of those proved: the order is by
- * peer id, which costs nothing to choose, and identities that never prove (busy for longer than an
- * asker waits, which is no fault) must not keep the honest provers after them from being asked.
+ * that answers late, or never, holds up no answer); or, when none holds, every prover's answer, in
+ * the provers' order. At most MAX_PROVERS are asked at once, and as each fails to prove the next
+ * is asked: the order is by peer id, which costs nothing to choose, and identities that never prove
+ * (busy, which is no fault, or slow) must not keep the honest provers after them waiting for the
+ * slowest of a whole batch.
  */
-export async function proveFromAny(provers: readonly Prover[], prove: (prover: Prover) => Promise<Answer>): Promise<{ peer: string; account: Account | undefined } | Answer[]> {
-  const answers: Answer[] = [];
-  for (let from = 0; from < provers.length; from += MAX_PROVERS) {
-    const batch = provers.slice(from, from + MAX_PROVERS);
-    const asked = batch.map(prove);
-    const holding = asked.map((answer, i) => answer.then((a) => (typeof a === 'string' ? Promise.reject(new Error(a)) : { peer: batch[i]!.peer, account: a.account })));
-    const proven = await Promise.any(holding).catch(() => undefined);
-    if (proven) return proven;
-    answers.push(...(await Promise.all(asked)));
-  }
-  return answers;
+export function proveFromAny(provers: readonly Prover[], prove: (prover: Prover) => Promise<Answer>): Promise<{ peer: string; account: Account | undefined } | Answer[]> {
+  const answers: Answer[] = new Array<Answer>(provers.length);
+  return new Promise((resolve) => {
+    let next = 0;
+    let failed = 0;
+    let proven = false;
+    const ask = () => {
+      const i = next++;
+      const answered = (a: Answer) => {
+        answers[i] = a;
+        if (proven) return;
+        if (typeof a !== 'string') {
+          proven = true;
+          return resolve({ peer: provers[i]!.peer, account: a.account });
+        }
+        if (++failed === provers.length) return resolve(answers);
+        if (next < provers.length) ask();
+      };
+      prove(provers[i]!).then(answered, (err: unknown) => answered((err as Error)?.message ?? String(err)));
+    };
+    if (provers.length === 0) return resolve(answers);
+    while (next < Math.min(MAX_PROVERS, provers.length)) ask();
+  });
 }

@@ -1,0 +1,94 @@
+/**
+ * A light client against cheap identities (node/light/client.ts, node/light/proofs.ts): inbound
+ * connections per IP and subnet as a full node keeps them; a prover that answers busy for longer
+ * than an honest node's proof budget is left for the next; and a prover that never answers holds
+ * up no other: the next is asked as each one fails.
+ */
+import assert from 'node:assert/strict';
+import { LightClient } from '../node/light/client.ts';
+import { proveFromAny, type Prover } from '../node/light/proofs.ts';
+import { DEFAULT_SLOT_LIMITS } from '../node/slots.ts';
+import { tempDir } from './helpers/fixtures.ts';
+import { waitFor } from './helpers/network.ts';
+import { FakeNet, FakeTransport, carol, extend, fullNode, longWaitsNeverEnd, newChain, params } from './helpers/light-net.ts';
+
+describe('light client against cheap identities', function () {
+  this.timeout(30_000);
+  let dir: ReturnType<typeof tempDir>;
+  let light: LightClient | undefined;
+  let transport: FakeTransport;
+  let net: FakeNet;
+
+  beforeEach(() => {
+    dir = tempDir('cairn-light-limits-');
+    net = new FakeNet();
+  });
+  afterEach(async () => {
+    await light?.stop();
+    light = undefined;
+    dir.remove();
+  });
+
+  async function startLight(): Promise<LightClient> {
+    light = new LightClient({ params, env: longWaitsNeverEnd, datadir: dir.path, bootstrap: [], statusIntervalMs: 3_600_000, createTransport: async (gate) => (transport = new FakeTransport(net, gate)) });
+    await light.start();
+    return light;
+  }
+
+  it('inbound connections: at most 4 from one IP and 8 from one /24, as a full node; another subnet is let in', async () => {
+    // From a review: its gate refused banned addresses only, and it listens on every address by default.
+    await startLight();
+    const fromIp = Array.from({ length: 6 }, (_, i) => transport.connect(`same-ip-${i}`, `/ip4/203.0.113.7/tcp/${4000 + i}`));
+    assert.equal(fromIp.filter(Boolean).length, DEFAULT_SLOT_LIMITS.maxInboundPerIp);
+    const fromSubnet = Array.from({ length: 8 }, (_, i) => transport.connect(`same-subnet-${i}`, `/ip4/203.0.113.${20 + i}/tcp/4000`));
+    assert.equal(fromSubnet.filter(Boolean).length, DEFAULT_SLOT_LIMITS.maxInboundPerSubnet - DEFAULT_SLOT_LIMITS.maxInboundPerIp);
+    assert.ok(transport.connect('elsewhere', '/ip4/198.51.100.9/tcp/4000'));
+  });
+
+  it('provers that answer busy for a minute are left at once: an honest prover after 56 of them proves the account', async () => {
+    // From a review: each busy answer (retry after 64 s, the most an asker waits) was waited out
+    // five times, and provers were asked eight at a time: 56 such identities held a getAccount
+    // up for ~37 minutes before the honest prover was asked. Here a wait of 10 s or more never ends.
+    const chain = await newChain();
+    await extend(chain, 3, 50, true);
+    const client = await startLight();
+    const meet = async (peer: string) => {
+      transport.connect(peer);
+      await waitFor(() => client.statuses.has(peer), 5_000, `${peer}'s status`);
+    };
+    for (let i = 0; i < 56; i++) {
+      const peer = `a-busy-${String(i).padStart(2, '0')}`;
+      await fullNode(net, peer, chain, { proofs: async () => ({ busy: true, retryAfterMs: 64_000 }) });
+      await meet(peer);
+    }
+    await fullNode(net, 'z-honest', chain);
+    await meet('z-honest');
+    await client.requestSync();
+    let proven: Awaited<ReturnType<LightClient['getAccount']>> | undefined;
+    void client.getAccount(carol.address).then((p) => (proven = p));
+    await waitFor(() => proven !== undefined, 10_000, 'the account proven');
+    assert.equal(proven!.peer, 'z-honest');
+    assert.deepEqual(proven!.account, { balance: 507n, nonce: 0n });
+  });
+
+  it('a prover that never answers holds up no other: the next is asked as soon as one fails, not when a batch of eight has ended', async () => {
+    const provers: Prover[] = Array.from({ length: 9 }, (_, i) => ({ peer: `p${i}`, announcedOurTip: true }));
+    const asked: string[] = [];
+    let result: Awaited<ReturnType<typeof proveFromAny>> | undefined;
+    void proveFromAny(provers, async ({ peer }) => {
+      asked.push(peer);
+      if (peer === 'p0') return new Promise<never>(() => {}); // silent until its deadline (10 s)
+      if (peer === 'p8') return { account: { balance: 1n, nonce: 0n } };
+      return 'unknown-block';
+    }).then((r) => (result = r));
+    await waitFor(() => result !== undefined, 5_000, 'a proof');
+    assert.deepEqual(result, { peer: 'p8', account: { balance: 1n, nonce: 0n } });
+    assert.deepEqual(asked, provers.map((p) => p.peer));
+  });
+
+  it('when none proves, every prover is asked and each answer comes back in the provers\' order', async () => {
+    const provers: Prover[] = Array.from({ length: 20 }, (_, i) => ({ peer: `p${i}`, announcedOurTip: true }));
+    const answers = await proveFromAny(provers, async ({ peer }) => `no proof from ${peer}`);
+    assert.deepEqual(answers, provers.map((p) => `no proof from ${p.peer}`));
+  });
+});
