@@ -225,17 +225,23 @@ export class Serving {
   }
 
   /**
-   * Room for `bytes` more answer bytes node-wide (blocks about to be read from the store, at
-   * their largest): a release, or undefined when that would pass `maxHeldAnswerBytes`. One read
-   * always fits when nothing else is held.
+   * Room node-wide to read blocks of at most `eachBytes` from the store: how many of `count` fit
+   * within `maxHeldAnswerBytes` (a prefix; one when nothing else is held), held until the release;
+   * undefined when none fits.
    */
-  hold(bytes: number): (() => void) | undefined {
-    if (this.held > 0 && this.held + bytes > this.limits.maxHeldAnswerBytes) return undefined;
+  roomForBlocks(count: number, eachBytes: number): { readonly blocks: number; readonly release: () => void } | undefined {
+    const fits = Math.floor((this.limits.maxHeldAnswerBytes - this.held) / eachBytes);
+    const blocks = Math.min(count, this.held === 0 ? Math.max(1, fits) : fits);
+    if (blocks <= 0) return undefined;
+    const bytes = blocks * eachBytes;
     this.held += bytes;
     let released = false;
-    return () => {
-      if (!released) this.held -= bytes;
-      released = true;
+    return {
+      blocks,
+      release: () => {
+        if (!released) this.held -= bytes;
+        released = true;
+      },
     };
   }
 

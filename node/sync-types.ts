@@ -5,7 +5,7 @@ import type { Env } from './env.ts';
 import type { PeerManager } from './peers.ts';
 import type { PeerRecords } from './peer-records.ts';
 import type { Serve } from './serving.ts';
-import type { AdmitBlocks, HoldBlocks } from './chain-server.ts';
+import type { AdmitBlocks, RoomForBlocks } from './chain-server.ts';
 import type { NetworkNames } from './protocols.ts';
 import type { Transport } from './transport.ts';
 
@@ -45,7 +45,7 @@ export interface SyncOptions {
   readonly clock: () => number;
   readonly serve: Serve;
   readonly admitBlocks?: AdmitBlocks;
-  readonly holdBlocks?: HoldBlocks;
+  readonly roomForBlocks?: RoomForBlocks;
   /** Where round trips and blocks given are noted, for eviction. */
   readonly records?: PeerRecords;
   /** Verifies a batch's signatures on every core as it arrives, ahead of its import. */

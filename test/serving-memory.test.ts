@@ -95,8 +95,8 @@ describe('answers held in memory', () => {
     assert.ok(!isBusy(await respond(new Uint8Array(0), `p${peer}`)), 'and served once they were sent');
   });
 
-  it('blocks are read only with room for them at their largest, node-wide: past it the request is busy and nothing is read', async () => {
-    const { serving } = setup({ maxHeldAnswerBytes: 65 * MIB });
+  it('blocks are read only with room for them at their largest, node-wide: with room for a few, a prefix is read; with none, busy and nothing read', async () => {
+    const { serving } = setup({ maxHeldAnswerBytes: 64 * MIB });
     let responder: Responder | undefined;
     let reads = 0;
     const chain = {
@@ -118,18 +118,20 @@ describe('answers held in memory', () => {
       status: () => ({}) as never,
       announcedTip: () => undefined,
       admitBlocks: (peer, blocks, height) => serving.serveBlocks(peer, blocks, height),
-      holdBlocks: (bytes) => serving.hold(bytes),
+      roomForBlocks: (count, eachBytes) => serving.roomForBlocks(count, eachBytes),
     });
     const request = encodeGetBlocks(Array.from({ length: 64 }, (_, i) => new Uint8Array(32).fill(i)));
     const never = unsent();
     const first = responder!(request, 'p1', never.sent);
     const second = (await responder!(request, 'p2')) as Busy;
-    assert.ok(isBusy(second), 'a second read of 64 MiB at most while the first is under way');
+    assert.ok(isBusy(second), 'no room for a second read while the first, of 64 MiB at most, is under way');
     assert.equal(second.retryAfterMs, HELD_RETRY_MS);
     const answer = await first;
     assert.ok(Array.isArray(answer) && answer.length === 64);
     assert.equal(reads, 1);
-    assert.equal(serving.heldAnswerBytes, 64 * 100, 'the read\'s room given back: what is held is the answer');
-    assert.ok(Array.isArray(await responder!(request, 'p2')), 'once read, the next is');
+    assert.equal(serving.heldAnswerBytes, 64 * 100, 'the read\'s room given back: what is held is the answer, unsent');
+    const third = await responder!(request, 'p2');
+    assert.ok(Array.isArray(third) && third.length === 63, 'room for 63 at their largest beside it: those are read and sent');
+    assert.equal(reads, 2);
   });
 });
