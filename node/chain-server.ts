@@ -24,11 +24,11 @@ const SERVE_TIMEOUT_MS = 5_000;
 export type AdmitBlocks = (peer: string, blocks: readonly { bytes: number; height: number | undefined; theirs: boolean }[], chainHeight: number) => number | Busy;
 
 /**
- * Room node-wide to read blocks of at most `eachBytes` from the store (node/serving.ts
- * `roomForBlocks`): how many of `count`, with a release once the answer is cut to the asker's
- * budget; undefined when the node holds as many answers as it may.
+ * Room node-wide to read `count` blocks of at most `eachBytes` each from the store (node/serving.ts
+ * `roomForBlocks`): a release once the answer is cut to the asker's budgets, or undefined when the
+ * node holds as many answers as it may.
  */
-export type RoomForBlocks = (count: number, eachBytes: number) => { readonly blocks: number; readonly release: () => void } | undefined;
+export type RoomForBlocks = (count: number, eachBytes: number) => (() => void) | undefined;
 
 export interface ChainServerOptions {
   readonly serve: Serve;
@@ -68,13 +68,11 @@ export async function serveChain(o: ChainServerOptions): Promise<void> {
     'blocks',
     names.blocks,
     async (req, peer) => {
-      const asked = decodeGetBlocks(req);
+      const hashes = decodeGetBlocks(req);
       // Room for them at their largest: the sizes are known only once read, and 64 blocks of a
-      // full size for each request in flight of each asker would be many times the memory served
-      // at once. Past it, a prefix (the asker takes the rest later), or busy.
-      const room = o.roomForBlocks?.(asked.length, chain.params.maxBlockBytes);
-      if (o.roomForBlocks && !room) return { busy: true, retryAfterMs: HELD_RETRY_MS };
-      const hashes = room ? asked.slice(0, room.blocks) : asked;
+      // full size for each request in flight of each asker would be many times the memory served at once.
+      const release = o.roomForBlocks?.(hashes.length, chain.params.maxBlockBytes);
+      if (o.roomForBlocks && !release) return { busy: true, retryAfterMs: HELD_RETRY_MS };
       try {
         const stored = await chain.db.getBlocksBytes(hashes);
         const missing = stored.indexOf(undefined);
@@ -83,7 +81,7 @@ export async function serveChain(o: ChainServerOptions): Promise<void> {
         const admitted = admit(o, peer, hashes, frames);
         return typeof admitted === 'number' ? frames.slice(0, admitted) : admitted;
       } finally {
-        room?.release();
+        release?.();
       }
     },
     { timeoutMs: SERVE_TIMEOUT_MS, maxBytes: GET_BLOCKS_MAX_BYTES, onBadRequest },

@@ -225,23 +225,19 @@ export class Serving {
   }
 
   /**
-   * Room node-wide to read blocks of at most `eachBytes` from the store: how many of `count` fit
-   * within `maxHeldAnswerBytes` (a prefix; one when nothing else is held), held until the release;
-   * undefined when none fits.
+   * Room node-wide to read `count` blocks of at most `eachBytes` each from the store, held until
+   * the release; undefined when they would pass `maxHeldAnswerBytes` (they always fit when nothing
+   * else is held). All or none: a syncing node takes a shorter answer than it asked for as a
+   * provider that lacks the rest, and leaves it.
    */
-  roomForBlocks(count: number, eachBytes: number): { readonly blocks: number; readonly release: () => void } | undefined {
-    const fits = Math.floor((this.limits.maxHeldAnswerBytes - this.held) / eachBytes);
-    const blocks = Math.min(count, this.held === 0 ? Math.max(1, fits) : fits);
-    if (blocks <= 0) return undefined;
-    const bytes = blocks * eachBytes;
+  roomForBlocks(count: number, eachBytes: number): (() => void) | undefined {
+    const bytes = count * eachBytes;
+    if (this.held > 0 && this.held + bytes > this.limits.maxHeldAnswerBytes) return undefined;
     this.held += bytes;
     let released = false;
-    return {
-      blocks,
-      release: () => {
-        if (!released) this.held -= bytes;
-        released = true;
-      },
+    return () => {
+      if (!released) this.held -= bytes;
+      released = true;
     };
   }
 
@@ -257,10 +253,11 @@ export class Serving {
    * ancestor, or, past the repeat allowance, one served to it before on this connection — is a
    * re-download, paid for from a trickle: the answer stops where the trickle runs dry (a debt of
    * one block at most), so one request of 64 large blocks cannot take a burst's worth many times
-   * over. Honest askers never re-download, and are never cut short here. Every answer stops, too,
-   * where the asker's byte budget runs dry (a debt of one block at most), charged here as it is
-   * cut: requests in flight at once were each admitted on the same balance, and charging each
-   * only once it was built let four of them hold 64 blocks each.
+   * over. Honest askers never re-download, and are never cut short here. The answer's bytes are
+   * charged here, before it is sent, and one is served only while the byte budget is not spent:
+   * requests in flight at once were each admitted on the same balance, and charging each only
+   * once it was built let four of them hold 64 blocks each. (Not cut where the budget runs dry: a
+   * syncing node takes a short answer for a provider that lacks the rest.)
    */
   serveBlocks(peer: string, blocks: readonly { bytes: number; height: number | undefined; theirs: boolean }[], chainHeight: number): number | Busy {
     const budget = this.budgets.get(peer);
@@ -272,18 +269,14 @@ export class Serving {
     group.bytes.refill(now, this.limits.burstBytes, this.share(now));
     let served = 0;
     let redundant = 0;
-    let wait = 0;
+    if (group.bytes.tokens <= 0) {
+      const state = this.protocolOf(budget, 'blocks');
+      return this.busy(peer, 'blocks', group.bytes.waitFor(Number.MIN_VALUE, this.share(now)), state, now, true);
+    }
     for (const b of blocks) {
-      if (group.bytes.tokens <= 0) {
-        wait = group.bytes.waitFor(Number.MIN_VALUE, this.share(now));
-        break;
-      }
       const repeat = b.height !== undefined && wasServed(budget, b.height) && budget.repeats + 1 > allowance;
       if (b.theirs || repeat) {
-        if (group.redundant.tokens <= 0) {
-          wait = group.redundant.waitFor(Number.MIN_VALUE, this.limits.redundantBytesPerSec);
-          break;
-        }
+        if (group.redundant.tokens <= 0) break;
         group.redundant.tokens -= b.bytes;
         redundant++;
       } else if (b.height !== undefined && wasServed(budget, b.height)) {
@@ -296,7 +289,7 @@ export class Serving {
     }
     if (served === 0) {
       const state = this.protocolOf(budget, 'blocks');
-      return this.busy(peer, 'blocks', wait, state, now, true);
+      return this.busy(peer, 'blocks', group.redundant.waitFor(Number.MIN_VALUE, this.limits.redundantBytesPerSec), state, now, true);
     }
     budget.redundantBlocks += redundant;
     const limit = Math.min(this.limits.maxRedundantBlocks, chainHeight + this.limits.redundantChainMargin);

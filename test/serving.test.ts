@@ -192,7 +192,7 @@ describe('serving budgets', () => {
     await serving.guard('blocks', answer(0))(new Uint8Array(0), 'a');
     const batch = (from: number) => Array.from({ length: 32 }, (_, i) => ({ bytes: 25_000, height: from + i, theirs: false }));
     // A 1,600-block chain: the allowance is 256 blocks (an eighth of the chain would be 200).
-    // A batch a second: the byte budget, which cuts every blocks answer, never runs dry.
+    // A batch a second: the byte budget, which each blocks answer is charged as it is made, never runs dry.
     for (let b = 0; b < 50; b++, clock.ms += 1000) assert.equal(serving.serveBlocks('a', batch(b * 32), 1_600), 32, 'each block once: all served');
     for (let b = 0; b < 8; b++, clock.ms += 1000) assert.equal(serving.serveBlocks('a', batch(b * 32), 1_600), 32, 'asked again: forgiven up to 256 blocks');
     const over = serving.serveBlocks('a', batch(0), 1_600);
