@@ -159,7 +159,7 @@ interface PeerBudget {
   gone: boolean;
   repeats: number;
   redundantBlocks: number;
-  /** Bytes of blocks answers charged as they were cut to the budget (serveBlocks), not to be charged again when sent. */
+  /** Bytes of blocks answers charged when their blocks were read (serveBlocks), not to be charged again once built. */
   prepaid: number;
   lastSeenAt: number;
 }
