@@ -71,6 +71,30 @@ describe('light client against cheap identities', function () {
     assert.deepEqual(proven!.account, { balance: 507n, nonce: 0n });
   });
 
+  it('peers that claim more work and answer busy for a minute are left at once: a getAccount, which syncs first, is not held up', async () => {
+    // The same from the sync's side: a round follows the peers that claim more work one after
+    // another, the most first, and each busy answer to their header requests was waited out five times.
+    const chain = await newChain();
+    await extend(chain, 3, 50, true);
+    const client = await startLight();
+    const meet = async (peer: string) => {
+      transport.connect(peer);
+      await waitFor(() => client.statuses.has(peer), 5_000, `${peer}'s status`);
+    };
+    await fullNode(net, 'z-honest', chain);
+    await meet('z-honest');
+    await client.requestSync();
+    for (let i = 0; i < 8; i++) {
+      const peer = `a-claims-${i}`;
+      await fullNode(net, peer, chain, { status: (s) => ({ ...s, totalWork: s.totalWork * 1_000n }), busyFirst: 1_000_000, retryAfterMs: 64_000 });
+      transport.connect(peer);
+    }
+    let proven: Awaited<ReturnType<LightClient['getAccount']>> | undefined;
+    void client.getAccount(carol.address).then((p) => (proven = p));
+    await waitFor(() => proven !== undefined, 10_000, 'the account proven');
+    assert.equal(proven!.peer, 'z-honest');
+  });
+
   it('a prover that never answers holds up no other: the next is asked as soon as one fails, not when a batch of eight has ended', async () => {
     const provers: Prover[] = Array.from({ length: 9 }, (_, i) => ({ peer: `p${i}`, announcedOurTip: true }));
     const asked: string[] = [];

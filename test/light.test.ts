@@ -24,7 +24,7 @@ import { MAX_HEADERS_PER_RESPONSE, decodeHeaders, encodeGetHeaders, encodeHeader
 import { tempDir, testKey, testParams } from './helpers/fixtures.ts';
 import { asParent, mineChild } from './helpers/mining.ts';
 import { waitFor } from './helpers/network.ts';
-import { FakeNet, FakeTransport, NOW, captureChains, carol, env, extend, fullNode, longWaitsNeverEnd, names, newChain, params, sharing, statusOf } from './helpers/light-net.ts';
+import { FakeNet, FakeTransport, NOW, captureChains, carol, env, extend, fullNode, longWaitsNeverEnd, names, newChain, params, sharing, statusOf, waitsNeverEnd } from './helpers/light-net.ts';
 
 describe('light client', function () {
   this.timeout(30_000);
@@ -209,11 +209,11 @@ describe('light client', function () {
     this.timeout(10_000);
     const chain = await newChain();
     await extend(chain, 3, 50);
-    await fullNode(net, 'busy', chain, { busyFirst: 1_000, retryAfterMs: 60_000 });
-    const client = await startLight(longWaitsNeverEnd);
+    await fullNode(net, 'busy', chain, { busyFirst: 1_000, retryAfterMs: 1_500 });
+    const client = await startLight(waitsNeverEnd(1_000));
     transport.connect('busy');
     for (let i = 0; i < 100 && !client.statuses.has('busy'); i++) await new Promise((r) => setImmediate(r));
-    const syncing = client.requestSync(); // answered busy: it waits the 60 s retry-after, a timer that never fires here
+    const syncing = client.requestSync(); // answered busy: it waits the 1.5 s retry-after, a timer that never fires here
     await new Promise((r) => setImmediate(r));
     await client.stop();
     await syncing;
@@ -696,9 +696,9 @@ describe('light client', function () {
       const handlers = net.peers.get('cut')!;
       const respond = handlers.get(names.headerRange)!;
       let answers = 0;
-      handlers.set(names.headerRange, async (req, asker) => (answers++ > 0 ? { busy: true, retryAfterMs: 60_000 } : respond(req, asker)));
+      handlers.set(names.headerRange, async (req, asker) => (answers++ > 0 ? { busy: true, retryAfterMs: 1_500 } : respond(req, asker)));
       // The stop cuts the busy peer's retry-after short.
-      const client = await startLight(longWaitsNeverEnd);
+      const client = await startLight(waitsNeverEnd(1_000));
       await meet(client, 'prefix');
       assert.equal(client.headers.height, 10);
       transport.connect('cut');

@@ -17,7 +17,7 @@ import { decodeStatus, encodeStatus, type Status } from '../wire.ts';
 import { LightHeaders, type HeaderView } from './headers.ts';
 import { holdCheckpoint, type Checkpoint } from './checkpoint.ts';
 import { checkpointText } from '../../consensus/header-rules.ts';
-import { PROOF_BUSY_WAITS, PROOF_MAX_RETRY_AFTER_MS, REORGANISED, chooseProvers, proofFrom, proveFromAny, type Prover } from './proofs.ts';
+import { REORGANISED, chooseProvers, proofFrom, proveFromAny, type Prover } from './proofs.ts';
 import { SilentPeers } from './silent-peers.ts';
 import { LIE, extendByRange, followBranch, type HeaderFetching } from './header-fetch.ts';
 import { PeerFault } from '../header-sync.ts';
@@ -25,6 +25,14 @@ import { PeerFault } from '../header-sync.ts';
 const STATUS_TIMEOUT_MS = 5_000;
 /** Rounds of statuses and headers a proof waits for a peer with our tip (see getAccount). */
 const TIP_ATTEMPTS = 3;
+/**
+ * Busy answers a sync or proof request waits out, and the longest retry-after (docs/PROTOCOL.md,
+ * "Busy"): a peer busier than an honest node's budgets is a soft failure, and the next is asked.
+ * Identities cost nothing, and each that answered busy for a minute, five times, held a getAccount
+ * up for minutes: provers are asked a few at a time, and a sync round, which getAccount waits
+ * for, follows the peers that claim more work one after another.
+ */
+const PATIENCE = { waits: 3, maxRetryAfterMs: 2_000 } as const;
 
 export interface LightClientParts {
   readonly params: ChainParams;
@@ -201,11 +209,11 @@ export class LightClient extends EventEmitter<LightClientEvents> {
 
   /**
    * A request that waits out busy answers (docs/PROTOCOL.md, "Busy"): no fault of the peer's; the
-   * client waits as long as it was told and asks again, a few times, then gives up on it (the
-   * caller moves on to another peer).
+   * client waits as long as it was told and asks again, a few times (PATIENCE), then gives up on
+   * it (the caller moves on to another peer).
    */
-  private request(peer: string, protocol: string, message: Uint8Array, limits: RequestLimits, busy?: { readonly waits: number; readonly maxRetryAfterMs: number }): Promise<Uint8Array> {
-    return waitingOutBusy((ms) => this.sleeps.sleep(ms), () => this.transport.request(peer, protocol, message, limits), () => this.stopped, busy?.waits, busy?.maxRetryAfterMs);
+  private request(peer: string, protocol: string, message: Uint8Array, limits: RequestLimits): Promise<Uint8Array> {
+    return waitingOutBusy((ms) => this.sleeps.sleep(ms), () => this.transport.request(peer, protocol, message, limits), () => this.stopped, PATIENCE.waits, PATIENCE.maxRetryAfterMs);
   }
 
   /** Follows every peer that claims more work than our chain, one at a time. Resolves when caught up. */
@@ -323,8 +331,7 @@ export class LightClient extends EventEmitter<LightClientEvents> {
     let tip = this.headers.tip.header;
     let candidates: Prover[] = [];
     let answers: ({ account: Account | undefined } | string)[] = [];
-    // A prover busier than an honest node's proof budget is left for the next (proofs.ts).
-    const ask = (peer: string, message: Uint8Array, limits: RequestLimits) => this.request(peer, this.names.proofs, message, limits, { waits: PROOF_BUSY_WAITS, maxRetryAfterMs: PROOF_MAX_RETRY_AFTER_MS });
+    const ask = (peer: string, message: Uint8Array, limits: RequestLimits) => this.request(peer, this.names.proofs, message, limits);
     // Our tip first, as fresh as our peers can make it: a full node proves only near its own tip.
     // A block found between the statuses and the headers leaves every status short of our new tip,
     // and a reorganisation after them leaves our tip off the provers' chains: then the statuses

@@ -18,14 +18,7 @@ const WITHHELD = 25;
 export const REORGANISED = 'its chain moved on from our tip since its status';
 /** Peers asked at once for a proof: as each fails to prove, the next is asked. */
 const MAX_PROVERS = 8;
-/**
- * Busy answers to a proof request a light client waits out, and the longest: a prover busier than
- * that is a soft failure, and the next is asked. Identities cost nothing, and each that answered
- * busy for a minute, five times, held a getAccount up for minutes; an honest node's proof budget
- * refills within a second or two, and the client asks several at once.
- */
-export const PROOF_BUSY_WAITS = 3;
-export const PROOF_MAX_RETRY_AFTER_MS = 2_000;
+
 
 /** A peer to ask for a proof, and whether its last status named our tip (then no proof at it is withholding). */
 export interface Prover {

@@ -111,15 +111,20 @@ export async function newChain(): Promise<Chain> {
   return Chain.open(db, { clock: () => NOW });
 }
 
-/** An env whose waits of 10 s or more never end (their timers unreferenced, so that a failure cannot hold the run open). */
-export const longWaitsNeverEnd: Env = {
-  ...env,
-  setTimeout: (run, ms) => {
-    const timer = realEnv.setTimeout(run, ms < 10_000 ? ms : 2 ** 31 - 1);
-    if (ms >= 10_000) (timer as { unref?: () => void }).unref?.();
-    return timer;
-  },
-};
+/** An env whose waits of `fromMs` or more never end (their timers unreferenced, so that a failure cannot hold the run open). */
+export function waitsNeverEnd(fromMs: number): Env {
+  return {
+    ...env,
+    setTimeout: (run, ms) => {
+      const timer = realEnv.setTimeout(run, ms < fromMs ? ms : 2 ** 31 - 1);
+      if (ms >= fromMs) (timer as { unref?: () => void }).unref?.();
+      return timer;
+    },
+  };
+}
+
+/** An env whose waits of 10 s or more never end. */
+export const longWaitsNeverEnd: Env = waitsNeverEnd(10_000);
 
 /** Two chains whose first `n` blocks are the same (miner 50; the first pays carol with `payCarol`). */
 export async function sharing(n: number, payCarol = false): Promise<{ a: Chain; b: Chain; common: Block[] }> {
