@@ -10,7 +10,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import type { ChainParams } from '../ledger/genesis.ts';
 import { decodeTransaction } from '../ledger/transaction.ts';
 import { createNode } from '../node/launch.ts';
-import { UNLIMITED_SERVING } from '../node/serving.ts';
+import { UNLIMITED_SERVING } from '../node/serving-limits.ts';
 import { libp2pHost, mineOn, type TestNode } from '../test/helpers/network.ts';
 import { watchImports } from './nodes.ts';
 

@@ -1,7 +1,8 @@
 import type { Env } from './env.ts';
 import type { BanRecord, BanStore, PeerManager } from './peers.ts';
 import { NetworkStats, PeerRecords, banKind, type ServedProtocol } from './peer-records.ts';
-import { Serving, type ServingLimits } from './serving.ts';
+import { Serving } from './serving.ts';
+import type { ServingLimits } from './serving-limits.ts';
 import { Slots, type SlotLimits } from './slots.ts';
 import { isOwnFailure, ownFailureFields, type ConnectionGate, type Responder, type ServeOptions, type Transport } from './transport.ts';
 

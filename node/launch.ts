@@ -10,7 +10,7 @@ import { checkPeerAddress } from './libp2p/addresses.ts';
 import { mdnsRouteProblem } from './libp2p/multicast.ts';
 import { banFile } from './ban-file.ts';
 import { peerFile } from './peer-file.ts';
-import type { ServingLimits } from './serving.ts';
+import type { ServingLimits } from './serving-limits.ts';
 import type { SlotLimits } from './slots.ts';
 import { loadMempool, saveMempool } from './mempool-file.ts';
 import { CatchUpGate, Miner } from './miner.ts';

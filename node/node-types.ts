@@ -13,7 +13,7 @@ import type { Env } from './env.ts';
 import type { BanStore } from './peers.ts';
 import type { Checkpoint } from '../consensus/header-rules.ts';
 import type { CheckpointStore } from './checkpoint.ts';
-import type { ServingLimits } from './serving.ts';
+import type { ServingLimits } from './serving-limits.ts';
 import type { SlotLimits } from './slots.ts';
 import type { NetworkNames } from './protocols.ts';
 import type { SignatureVerifier } from './tx-signatures.ts';

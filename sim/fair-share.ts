@@ -12,7 +12,7 @@ import { DEFAULT_REORG_DEPTH, DEFAULT_WINDOW } from '../consensus/chain-index.ts
  */
 import type { Block } from '../ledger/block.ts';
 import { DEFAULT_SLOT_LIMITS } from '../node/slots.ts';
-import { UNLIMITED_SERVING, type ServingLimits } from '../node/serving.ts';
+import { UNLIMITED_SERVING, type ServingLimits } from '../node/serving-limits.ts';
 import { Checker } from './invariants.ts';
 import { arm, SYBIL_IDENTITIES } from './adversary.ts';
 import { catchingRejections } from './run.ts';

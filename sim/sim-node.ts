@@ -3,7 +3,7 @@ import type { ChainParams } from '../ledger/genesis.ts';
 import type { MempoolPolicy } from '../ledger/mempool-rules.ts';
 import { CairnNode } from '../node/node.ts';
 import type { BanRecord, BanStore } from '../node/peers.ts';
-import type { ServingLimits } from '../node/serving.ts';
+import type { ServingLimits } from '../node/serving-limits.ts';
 import { InlineVerifier } from '../node/inline-verifier.ts';
 import type { SignatureVerifier } from '../node/tx-signatures.ts';
 import { toHex } from '../ledger/bytes.ts';

@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import type { Env } from '../node/env.ts';
 import { PeerManager } from '../node/peers.ts';
 import { NetworkStats, PeerRecords } from '../node/peer-records.ts';
-import { DEFAULT_SERVING_LIMITS, Serving, THROTTLED_SHOWN_MS, type ServingLimits } from '../node/serving.ts';
+import { Serving, THROTTLED_SHOWN_MS } from '../node/serving.ts';
+import { DEFAULT_SERVING_LIMITS, type ServingLimits } from '../node/serving-limits.ts';
 import { isBusy, type Busy, type Responder } from '../node/transport.ts';
 
 /** `ms` is time as it passes; the wall clock is `stepMs` off it, as NTP or an operator set it. */

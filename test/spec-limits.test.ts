@@ -12,7 +12,7 @@ import { DEFAULT_REORG_DEPTH } from '../consensus/chain-index.ts';
 import { PROOF_DEPTH } from '../node/light/wire.ts';
 import { RECENT_HEADERS } from '../node/light/headers.ts';
 import { DEFAULT_BAN_SECONDS, BAN_THRESHOLD, SCORE_HALF_LIFE_SECONDS } from '../node/peers.ts';
-import { DEFAULT_SERVING_LIMITS } from '../node/serving.ts';
+import { DEFAULT_SERVING_LIMITS } from '../node/serving-limits.ts';
 import { DEFAULT_SLOT_LIMITS } from '../node/slots.ts';
 import { GET_BLOCKS_MAX_BYTES, GET_HEADER_RANGE_MAX_BYTES, GET_HEADERS_MAX_BYTES, STATUS_REQUEST_MAX_BYTES } from '../node/chain-server.ts';
 import { MAX_PUSH_BYTES } from '../node/tx-relay.ts';

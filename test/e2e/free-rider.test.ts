@@ -12,7 +12,7 @@ import { toHex } from '../../ledger/bytes.ts';
 import { encodeAddress } from '../../ledger/keys.ts';
 import { signTransaction } from '../../ledger/transaction.ts';
 import { libsecp256k1Signer } from '../../ledger/signature-backends.js';
-import { DEFAULT_SERVING_LIMITS } from '../../node/serving.ts';
+import { DEFAULT_SERVING_LIMITS } from '../../node/serving-limits.ts';
 import { testKey } from '../helpers/fixtures.ts';
 import { answer, ask, busyRetryAfter, getBlocksBytes, getHeadersBytes, headerHashes, specHost, statusBytes, type SpecHost } from '../helpers/spec-peer.ts';
 import { clusters, report, secs, waitFor, type Cluster, type NodeProc } from '../helpers/cluster.ts';
