@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
+import type { Server } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { toHex } from '../ledger/bytes.ts';
@@ -17,21 +17,12 @@ import { cairnCommand } from '../cli/self.ts';
 import { generateDatadir } from '../cli/cmd-generate.ts';
 import { tempDir, testKey } from './helpers/fixtures.ts';
 import { withCompileCache } from './helpers/compile-cache.ts';
-import { DEVNET_ADDRESS, DEVNET_PRIVATE_KEY, REPO, cliJson, closedPort, killAll, runCli, spawnCli, stopChild, waitFor, type CliChild, type CliResult } from './helpers/cli.ts';
+import { DEVNET_ADDRESS, DEVNET_PRIVATE_KEY, REPO, cliJson, closedPort, holdPort, killAll, runCli, spawnCli, stopChild, waitFor, type CliChild, type CliResult } from './helpers/cli.ts';
 
 /** A node's or light client's: on 127.0.0.1 only, finding nobody by mDNS. */
 const NODE_FLAGS = ['--p2p-host', '127.0.0.1', '--no-mdns', '--log-level', 'warn'];
 /** A well-formed peer id, of no running node: a light client's bootstrap peer, on a closed port (`nowhere`). */
 const NOBODY = '12D3KooWGq2cz1Hf4G2bMXRDeEcvyrPkXV5ysPpQtFMmvFjfpw6Q';
-
-/** A server holding a port on 127.0.0.1, as another program would. */
-async function holdPort(): Promise<{ port: number; server: Server }> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  if (typeof address !== 'object' || address === null) throw new Error('no port');
-  return { port: address.port, server };
-}
 
 /** The last line of stderr, which must be the one error line, and the status. */
 function failure(r: CliResult): { code: number | null; line: string } {

@@ -29,6 +29,12 @@ describe('light client against cheap identities', function () {
     dir.remove();
   });
 
+  /** Connects `peer` and waits for its status. */
+  async function meet(client: LightClient, peer: string): Promise<void> {
+    transport.connect(peer);
+    await waitFor(() => client.statuses.has(peer), 5_000, `${peer}'s status`);
+  }
+
   async function startLight(): Promise<LightClient> {
     light = new LightClient({ params, env: longWaitsNeverEnd, datadir: dir.path, bootstrap: [], statusIntervalMs: 3_600_000, createTransport: async (gate) => (transport = new FakeTransport(net, gate)) });
     await light.start();
@@ -52,17 +58,13 @@ describe('light client against cheap identities', function () {
     const chain = await newChain();
     await extend(chain, 3, 50, true);
     const client = await startLight();
-    const meet = async (peer: string) => {
-      transport.connect(peer);
-      await waitFor(() => client.statuses.has(peer), 5_000, `${peer}'s status`);
-    };
     for (let i = 0; i < 56; i++) {
       const peer = `a-busy-${String(i).padStart(2, '0')}`;
       await fullNode(net, peer, chain, { proofs: async () => ({ busy: true, retryAfterMs: 64_000 }) });
-      await meet(peer);
+      await meet(client, peer);
     }
     await fullNode(net, 'z-honest', chain);
-    await meet('z-honest');
+    await meet(client, 'z-honest');
     await client.requestSync();
     let proven: Awaited<ReturnType<LightClient['getAccount']>> | undefined;
     void client.getAccount(carol.address).then((p) => (proven = p));
@@ -77,12 +79,8 @@ describe('light client against cheap identities', function () {
     const chain = await newChain();
     await extend(chain, 3, 50, true);
     const client = await startLight();
-    const meet = async (peer: string) => {
-      transport.connect(peer);
-      await waitFor(() => client.statuses.has(peer), 5_000, `${peer}'s status`);
-    };
     await fullNode(net, 'z-honest', chain);
-    await meet('z-honest');
+    await meet(client, 'z-honest');
     await client.requestSync();
     for (let i = 0; i < 8; i++) {
       const peer = `a-claims-${i}`;

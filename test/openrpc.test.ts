@@ -37,7 +37,7 @@ describe('OpenRPC: the document is the API', function () {
   });
   after(() => stopAll([t]));
 
-  async function call(method: string, params: Record<string, unknown>): Promise<{ result?: unknown; error?: { code: number; message: string } }> {
+  async function call(method: string, params: Record<string, unknown> | unknown[]): Promise<{ result?: unknown; error?: { code: number; message: string } }> {
     const response = await fetch(endpoint.url, {
       method: 'POST',
       headers: { authorization: `Bearer ${endpoint.token}`, 'content-type': 'application/json' },
@@ -62,15 +62,7 @@ describe('OpenRPC: the document is the API', function () {
 
   it('takes params by position too, in the order the document lists them (bitcoind\'s clients send arrays)', async () => {
     // From the API review: every positional call was -32602, "params must be an object".
-    const byPosition = async (method: string, params: unknown[]) => {
-      const response = await fetch(endpoint.url, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${endpoint.token}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }),
-        signal: AbortSignal.timeout(20_000),
-      });
-      return (await response.json()) as { result?: unknown; error?: { code: number; message: string } };
-    };
+    const byPosition = (method: string, params: unknown[]) => call(method, params);
     const block = await call('getBlock', { height: 1 });
     assert.deepEqual((await byPosition('getBlock', [1])).result, block.result);
     assert.deepEqual((await byPosition('getBlock', [null, (block.result as { hash: string }).hash])).result, block.result, 'a null leaves an optional param out');
