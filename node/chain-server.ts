@@ -28,7 +28,7 @@ export type AdmitBlocks = (peer: string, blocks: readonly { bytes: number; heigh
  * `roomForBlocks`): a release once the answer is cut to the asker's budgets, or undefined when the
  * node holds as many answers as it may.
  */
-export type RoomForBlocks = (count: number, eachBytes: number) => (() => void) | undefined;
+export type RoomForBlocks = (peer: string, count: number, eachBytes: number) => (() => void) | undefined;
 
 export interface ChainServerOptions {
   readonly serve: Serve;
@@ -71,7 +71,7 @@ export async function serveChain(o: ChainServerOptions): Promise<void> {
       const hashes = decodeGetBlocks(req);
       // Room for them at their largest: the sizes are known only once read, and 64 blocks of a
       // full size for each request in flight of each asker would be many times the memory served at once.
-      const release = o.roomForBlocks?.(hashes.length, chain.params.maxBlockBytes);
+      const release = o.roomForBlocks?.(peer, hashes.length, chain.params.maxBlockBytes);
       if (o.roomForBlocks && !release) return { busy: true, retryAfterMs: HELD_RETRY_MS };
       try {
         const stored = await chain.db.getBlocksBytes(hashes);

@@ -147,7 +147,7 @@ export class CairnNode extends EventEmitter<NodeEvents> {
       ...common,
       serve,
       admitBlocks: (peer, blocks, height) => this.guard.serving.serveBlocks(peer, blocks, height),
-      roomForBlocks: (count, eachBytes) => this.guard.serving.roomForBlocks(count, eachBytes),
+      roomForBlocks: (peer, count, eachBytes) => this.guard.serving.roomForBlocks(peer, count, eachBytes),
       preverify: (blocks) => this.signatures.preverify(blocks.flatMap((b) => b.txs), { urgent: true }),
       snapshotSync: p.snapshotSync ? { interval: p.snapshotInterval ?? DEFAULT_SNAPSHOT_INTERVAL } : undefined,
       log: this.log,

@@ -40,7 +40,8 @@ export interface ServingLimits {
   /**
    * Bytes of answers the node holds at once, all askers together: blocks being read for an answer,
    * answers built and not yet written out (a peer that stops reading holds its answers up to the
-   * transport's answer deadline). Past it, requests are answered busy.
+   * transport's answer deadline); an address group's identities at most a quarter of it. Past
+   * either, blocks requests are answered busy (other answers are small).
    */
   readonly maxHeldAnswerBytes: number;
 }

@@ -30,6 +30,8 @@ interface GroupBudget {
   lastServedAt: number;
   /** Peer budgets (of connected peers, or remembered) that share it: a group is forgotten only with none. */
   members: number;
+  /** Answer bytes its identities hold now (blocks being read, answers not yet written out): at most a quarter of the node's. */
+  held: number;
 }
 
 interface ProtocolState {
@@ -94,15 +96,18 @@ export class Serving {
       if (refusal) return refusal;
       state.inFlight++;
       let heldBytes = 0;
+      const { group } = budget;
       const done = () => {
         state.inFlight--;
         this.held -= heldBytes;
+        group.held -= heldBytes;
       };
       try {
         const answer = await respond(request, peer);
         if (!isBusy(answer)) {
           heldBytes = size(answer);
           this.held += heldBytes;
+          group.held += heldBytes;
           this.charge(peer, protocol, budget, heldBytes);
         }
         return answer;
@@ -114,19 +119,26 @@ export class Serving {
   }
 
   /**
-   * Room node-wide to read `count` blocks of at most `eachBytes` each from the store, held until
-   * the release; undefined when they would pass `maxHeldAnswerBytes` (they always fit when nothing
-   * else is held). All or none: a syncing node takes a shorter answer than it asked for as a
-   * provider that lacks the rest, and leaves it.
+   * Room to read `count` blocks of at most `eachBytes` each from the store for `peer`, held until
+   * the release; undefined when they would pass `maxHeldAnswerBytes` node-wide, or a quarter of it
+   * for the peer's address group (they always fit when nothing else is held there): a peer that
+   * never reads its answers holds them until the answer deadline, and one group holding the whole
+   * bound would have every other asker's blocks answered busy. All or none: a syncing node takes a
+   * shorter answer than it asked for as a provider that lacks the rest, and leaves it.
    */
-  roomForBlocks(count: number, eachBytes: number): (() => void) | undefined {
+  roomForBlocks(peer: string, count: number, eachBytes: number): (() => void) | undefined {
     const bytes = count * eachBytes;
+    const group = this.budgets.get(peer)?.group;
     if (this.held > 0 && this.held + bytes > this.limits.maxHeldAnswerBytes) return undefined;
+    if (group && group.held > 0 && group.held + bytes > this.limits.maxHeldAnswerBytes / 4) return undefined;
     this.held += bytes;
+    if (group) group.held += bytes;
     let released = false;
     return () => {
-      if (!released) this.held -= bytes;
+      if (released) return;
       released = true;
+      this.held -= bytes;
+      if (group) group.held -= bytes;
     };
   }
 
@@ -217,7 +229,9 @@ export class Serving {
     requests.refill(now, rules.burst, rules.perSecond);
     group.bytes.refill(now, this.limits.burstBytes, this.share(now));
     group.redundant.refill(now, this.limits.redundantBurstBytes, this.limits.redundantBytesPerSec);
-    if (this.held >= this.limits.maxHeldAnswerBytes) return this.busy(peer, protocol, HELD_RETRY_MS, state, now, false);
+    // Only blocks answers are large enough to matter here: a status or headers answer refused for
+    // another asker's unread blocks would stall every peer's sync behind one that never reads.
+    if (protocol === 'blocks' && this.held >= this.limits.maxHeldAnswerBytes) return this.busy(peer, protocol, HELD_RETRY_MS, state, now, false);
     const wait = Math.max(
       state.inFlight >= rules.inFlight ? 100 : 0,
       requests.waitFor(1, rules.perSecond),
@@ -284,7 +298,7 @@ export class Serving {
     const key = ip === undefined ? undefined : (this.records.get(peer)?.group?.subnet ?? ip);
     let group = key === undefined ? undefined : this.groups.get(key);
     if (!group) {
-      group = { requests: new Map(), bytes: new Bucket(this.limits.burstBytes, now), redundant: new Bucket(this.limits.redundantBurstBytes, now), lastServedAt: -Infinity, members: 0 };
+      group = { requests: new Map(), bytes: new Bucket(this.limits.burstBytes, now), redundant: new Bucket(this.limits.redundantBurstBytes, now), lastServedAt: -Infinity, members: 0, held: 0 };
       if (key !== undefined) this.groups.set(key, group);
     } else {
       this.groups.delete(key!);

@@ -43,6 +43,22 @@ function blocksOf(serving: Serving): Responder {
   });
 }
 
+/** The same with chain-server's room asked first (node/chain-server.ts): 64 blocks of at most 1 MiB. */
+function blocksWithRoom(serving: Serving): Responder {
+  return serving.guard('blocks', async (request, peer, sent) => {
+    const release = serving.roomForBlocks(peer, 64, MIB);
+    if (!release) return { busy: true, retryAfterMs: HELD_RETRY_MS };
+    try {
+      await new Promise((resolve) => setImmediate(resolve));
+      const frames = Array.from({ length: 64 }, () => new Uint8Array(MIB));
+      const admitted = serving.serveBlocks(peer, frames.map((f, i) => ({ bytes: f.byteLength, height: 100 + i, theirs: false })), 1_000);
+      return typeof admitted === 'number' ? frames.slice(0, admitted) : admitted;
+    } finally {
+      release();
+    }
+  });
+}
+
 const bytesOf = (answers: readonly (Uint8Array | Uint8Array[] | Busy)[]) => answers.reduce((sum, a) => sum + (Array.isArray(a) ? a.reduce((s, f) => s + f.byteLength, 0) : 0), 0);
 
 /** A transport's `sent`: settled by the test, as a peer reading its answers would. */
@@ -119,7 +135,7 @@ describe('answers held in memory', () => {
       status: () => ({}) as never,
       announcedTip: () => undefined,
       admitBlocks: (peer, blocks, height) => serving.serveBlocks(peer, blocks, height),
-      roomForBlocks: (count, eachBytes) => serving.roomForBlocks(count, eachBytes),
+      roomForBlocks: (peer, count, eachBytes) => serving.roomForBlocks(peer, count, eachBytes),
     });
     const request = encodeGetBlocks(Array.from({ length: 64 }, (_, i) => new Uint8Array(32).fill(i)));
     const never = unsent();
@@ -133,5 +149,34 @@ describe('answers held in memory', () => {
     assert.equal(serving.heldAnswerBytes, 64 * 100, 'the read\'s room given back: what is held is the answer, unsent');
     assert.ok(Array.isArray(await responder!(request, 'p2')), 'once read, the next is');
     assert.equal(reads, 2);
+  });
+  it('one address group that never reads holds at most a quarter of the bound: every other asker is still served, status and blocks', async () => {
+    // From the review of this stop's diff: one identity sent four getBlocks of a 1 MiB block, one
+    // a second, and read nothing; it held all 256 MiB until the answer deadline, and every request
+    // of every other peer, status included, was answered busy.
+    const { clock, serving } = setup();
+    const respond = blocksWithRoom(serving);
+    const never = unsent();
+    let made = 0;
+    for (let i = 0; i < 4; i++) {
+      if (!isBusy(await respond(new Uint8Array(0), 'p1', never.sent))) made++;
+      clock.advance(1_000); // its group's byte debt refilled
+    }
+    assert.equal(made, 1, 'a second 64 MiB for the same group waits until the first is written out');
+    assert.ok(serving.heldAnswerBytes <= DEFAULT_SERVING_LIMITS.maxHeldAnswerBytes / 4);
+    assert.ok(Array.isArray(await respond(new Uint8Array(0), 'p2')), "another group's blocks are served");
+  });
+
+  it('past the bound only blocks requests are refused: a status or headers answer is small, and refusing it stalls every sync', async () => {
+    const { serving } = setup({ maxHeldAnswerBytes: 64 * MIB });
+    const respond = blocksOf(serving);
+    const never = unsent();
+    for (let peer = 1; serving.heldAnswerBytes < 64 * MIB && peer <= 10; peer++) await respond(new Uint8Array(0), `p${peer}`, never.sent);
+    assert.ok(serving.heldAnswerBytes >= 64 * MIB);
+    const status = serving.guard('status', async () => new Uint8Array(80));
+    const headers = serving.guard('headers', async () => new Uint8Array(1_000));
+    assert.ok(!isBusy(await status(new Uint8Array(0), 'p20')), 'status answered');
+    assert.ok(!isBusy(await headers(new Uint8Array(0), 'p21')), 'headers answered');
+    assert.ok(isBusy(await respond(new Uint8Array(0), 'p22')), 'blocks still wait');
   });
 });
