@@ -132,7 +132,11 @@ export async function nodeCommand(argv: string[], out: Out): Promise<void> {
   const settings = { datadir, p2pPort, p2pHost, rpcPort, httpPort: http?.port, httpHost: http?.host, metricsPort };
   const own = bootstrap.length > 0 ? await keptPeerId(datadir) : undefined;
   const self = bootstrapIds.indexOf(own ?? '');
-  if (self >= 0) throw ownPeerId(datadir, join(datadir, PEER_KEY_FILE), bootstrap[self]!, own!);
+  // One list of every seed, given to each seed (a compose file, a unit template), names each one
+  // itself: left out with a word. Only when every address given is ours is there no one to start from.
+  const others = bootstrap.filter((_, i) => bootstrapIds[i] !== own);
+  if (self >= 0 && others.length === 0) throw ownPeerId(datadir, join(datadir, PEER_KEY_FILE), bootstrap[self]!, own!);
+  if (self >= 0) logger.warn(`--bootstrap ${bootstrap[self]} names this node's own peer id, ${own}: left out (if ${datadir} is a copy of that node's datadir, the two cannot connect: with this node stopped, delete ${join(datadir, PEER_KEY_FILE)})`);
   await probePorts(settings);
   const { params, created } = await initDatadir(datadir, str(values, 'genesis')).catch((err: unknown) => {
     throw explainStartFailure(err, settings);
@@ -147,7 +151,7 @@ export async function nodeCommand(argv: string[], out: Out): Promise<void> {
     heapGrowth: true,
     params,
     listen: [listen],
-    bootstrap,
+    bootstrap: others,
     mdns,
     mine: coinbase ? { coinbase, threads } : undefined,
     rpc: { port: rpcPort },

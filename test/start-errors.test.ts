@@ -82,4 +82,22 @@ describe('start errors found before the datadir is touched: a port in use, a boo
     assert.deepEqual(lastLine(r), { code: 1, line: `cairn: --bootstrap ${address} names this node's own peer id, ${id} (its key is ${keyFile}): if that is this node's address, leave it out; if ${datadir} is a copy of that node's datadir, the two have one identity and cannot connect: with this node stopped, delete ${keyFile} (the next start makes a new one)` });
     assert.deepEqual(readFileSync(keyFile), before);
   });
+  it("a --bootstrap list of every seed, this node's own among them: its own left out with a warning, and the node starts", async () => {
+    // From the review of this stop's diff: one list given to every seed names each one itself, and
+    // refusing the start for it broke such deployments on upgrade; libp2p had skipped the address.
+    const datadir = join(dir.path, 'seed');
+    await initDatadir(datadir);
+    const id = peerIdFromPrivateKey(await loadOrCreatePeerKey(datadir)).toString();
+    const ownAddress = `/ip4/127.0.0.1/tcp/${await closedPort()}/p2p/${id}`;
+    const other = `/ip4/127.0.0.1/tcp/${await closedPort()}/p2p/12D3KooWGq2cz1Hf4G2bMXRDeEcvyrPkXV5ysPpQtFMmvFjfpw6Q`;
+    const seed = spawnCli(['node', '--datadir', datadir, '--bootstrap', ownAddress, '--bootstrap', other, '--p2p-port', '0', '--rpc-port', '0', '--http-port', '0', ...NODE_FLAGS]);
+    node = seed;
+    await waitFor('the node to start', async () => {
+      if (seed.child.exitCode !== null) throw new Error(`the node exited: ${seed.stderr()}`);
+      return existsSync(join(datadir, 'rpc.json')) || undefined;
+    }, 40_000);
+    assert.match(seed.stdout() + seed.stderr(), new RegExp(`--bootstrap ${ownAddress} names this node's own peer id, ${id}: left out`));
+    await stopChild(seed, 10_000);
+    node = undefined;
+  });
 });
