@@ -63,4 +63,25 @@ describe('serving light clients', () => {
     assert.ok(!isBusy(await respond(request, 'third')), 'after it, served');
     await chain.db.close();
   });
+  it("after a proof far back used up the lock's share, a proof at the tip is still served: one asker cannot refuse every light client the node's proofs", async () => {
+    // From the review of this stop's diff: one proof 16 blocks back every ~25 s (8 s of the lock
+    // each) kept every other proof refused, with a retry-after past a light client's patience.
+    const chain = await newChain();
+    await extend(chain, 20, 50, true);
+    const clock = { ms: 1_000_000 };
+    const respond = await proofServer(chain, clock);
+    const deep = encodeGetProofs(chain.mainAt(chain.tip.height - 16)!.hash, [carol.address]);
+    const mainHeader = chain.byHeight.mainHeader.bind(chain.byHeight);
+    chain.byHeight.mainHeader = async (hash) => {
+      clock.ms += 8_000;
+      return mainHeader(hash);
+    };
+    assert.ok(!isBusy(await respond(deep, 'attacker')));
+    chain.byHeight.mainHeader = mainHeader;
+    assert.ok(isBusy(await respond(deep, 'another')), 'another deep proof waits out the share');
+    const atTip = await respond(encodeGetProofs(chain.tip.hash, [carol.address]), 'light-client');
+    assert.ok(!isBusy(atTip), 'a proof at the tip is served');
+    assert.equal(decodeProofs(atTip as Uint8Array, 1).kind, 'proofs');
+    await chain.db.close();
+  });
 });
