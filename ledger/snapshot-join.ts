@@ -77,9 +77,18 @@ export class SnapshotJoinStore {
     await this.kv.clear(layout.range('W'));
   }
 
-  /** Forgets the headers staged so far (a join's header sync starts from genesis each time). */
-  async clearHeaders(): Promise<void> {
-    await this.kv.clear(layout.joinHeaders(0, 2 ** 32));
+  /**
+   * Forgets the headers staged from `height` up, so that a join round's headers from there replace
+   * them and the staged headers stay one chain from block 1 (its batches never overlap).
+   */
+  async dropHeadersFrom(height: number): Promise<void> {
+    for await (const [key, value] of this.kv.iterate({ ...layout.joinHeaders(0, height), reverse: true }, 1)) {
+      const entries = stagedEntries(key, value);
+      const kept = entries.filter((e) => e.height < height).length;
+      const size = (value[0]! << 8) | value[1]!;
+      if (kept < entries.length) await this.kv.write([{ type: 'put', key: plainBytes(key), value: value.slice(0, 2 + kept * (32 + size)) }]);
+    }
+    await this.kv.clear(layout.joinHeaders(height, 2 ** 32));
   }
 
   /**
@@ -96,6 +105,25 @@ export class SnapshotJoinStore {
       w.bytes(h.hash, 32).bytes(h.record);
     });
     await this.kv.write([{ type: 'put', key: layout.joinHeader(headers[0]!.height), value: w.finish() }]);
+  }
+
+  /** The height of the last header staged (0: none). */
+  async stagedTop(): Promise<number> {
+    for await (const [key, value] of this.kv.iterate({ ...layout.joinHeaders(0, 2 ** 32), reverse: true }, 1)) return stagedEntries(key, value).at(-1)?.height ?? 0;
+    return 0;
+  }
+
+  /** The staged headers of heights `from` to `from + count - 1`, as far as they are staged, in order. */
+  async stagedRange(from: number, count: number): Promise<StagedHeader[]> {
+    const out: StagedHeader[] = [];
+    if (count <= 0) return out;
+    for await (const [key, value] of this.kv.iterate({ ...layout.joinHeaders(0, from + 1), reverse: true }, 1)) {
+      out.push(...stagedEntries(key, value).filter((e) => e.height >= from && e.height < from + count));
+    }
+    for await (const [key, value] of this.kv.iterate(layout.joinHeaders(from + 1, from + count))) {
+      out.push(...stagedEntries(key, value).filter((e) => e.height < from + count));
+    }
+    return out.map((e) => ({ height: e.height, hash: plainBytes(e.hash), record: plainBytes(e.record) }));
   }
 
   /** A staged header's record (the pivot's, for its state root). */

@@ -71,6 +71,35 @@ export interface ChainApart {
   readonly throughCheckpoint?: boolean;
 }
 
+/**
+ * The headers a peer's chain is compared with and checked after: our main chain (the default),
+ * or a snapshot sync's staged headers (node/staged-headers.ts), which a join round goes on from.
+ */
+export interface OurHeaders {
+  /** The lowest height a fork point may have. */
+  readonly floor: number;
+  /** The height of the last of them. */
+  readonly top: number;
+  /** Their hashes from height `from`, at most `count`, as far as they go. */
+  hashes(from: number, count: number): Promise<readonly Uint8Array[]>;
+  /** A check of the headers after ours at `height`, whose hash must be `hash`: undefined when it is one of ours no more. */
+  checkFrom(height: number, hash: Uint8Array, now: number): Promise<HeaderChainCheck | undefined>;
+}
+
+/** Our main chain as OurHeaders: its floor and tip as they are when read. */
+export function mainChainHeaders(chain: Chain): OurHeaders {
+  return {
+    get floor() {
+      return chain.forkFloor;
+    },
+    get top() {
+      return chain.tip.height;
+    },
+    hashes: (from, count) => chain.byHeight.hashes(from, count),
+    checkFrom: (height, hash, now) => chain.headerCheckFrom(height, now, hash),
+  };
+}
+
 export interface HeaderSyncOptions {
   /** A request to a peer (the transport's, with whatever waiting the caller's budgets need). */
   readonly request: Transport['request'];
@@ -80,6 +109,8 @@ export interface HeaderSyncOptions {
   readonly onProgress: (height: number) => void;
   /** Each batch once checked, with the chain's total work before it (a snapshot sync keeps the headers). */
   readonly onChecked?: (headers: readonly BlockHeader[], workBefore: bigint) => Promise<void>;
+  /** What the peer's chain is compared with and checked after: our main chain unless given. */
+  readonly ours?: OurHeaders;
 }
 
 /**
@@ -105,7 +136,8 @@ export async function fetchHeaderChain(o: HeaderSyncOptions, peer: string, claim
     return headers;
   };
 
-  const found = await findFork(chain, claimed, range);
+  const ours = o.ours ?? mainChainHeaders(chain);
+  const found = await findFork(ours, claimed, range);
   if (found && 'apartBelow' in found) {
     // A chain we will not follow; one header tells whether it holds another block at our
     // checkpoint's height, which a header check would have refused (and banned) had it been near.
@@ -119,7 +151,7 @@ export async function fetchHeaderChain(o: HeaderSyncOptions, peer: string, claim
   }
   if (!found) return found;
   const { forkHeight, forkHash, headers: first, more } = found;
-  const check = await chain.headerCheckFrom(forkHeight, o.clock(), forkHash);
+  const check = await ours.checkFrom(forkHeight, forkHash, o.clock());
   if (!check) return undefined; // the tip moved meanwhile and the fork is now too deep
   const fork = { height: forkHeight };
   let aheadOfClock: BlockHeader | undefined;
@@ -167,18 +199,18 @@ export async function fetchHeaderChain(o: HeaderSyncOptions, peer: string, claim
 }
 
 /**
- * The last block of our main chain that the peer's chain holds too, no deeper than our fork
- * floor, and the peer's headers after it from the same range. Compares the peer's headers by
- * height with our own (from the window, or the store below it), a few below the lower of the
- * two tips first, then from the floor.
+ * The last of our headers (our main chain's, or staged ones) that the peer's chain holds too, no
+ * deeper than their floor, and the peer's headers after it from the same range. Compares the
+ * peer's headers by height with ours (from the window, or the store below it), a few below the
+ * lower of the two tips first, then from the floor.
  */
 async function findFork(
-  chain: Chain,
+  ours: OurHeaders,
   claimed: Status,
   range: (start: number, count: number) => Promise<BlockHeader[]>,
 ): Promise<{ forkHeight: number; forkHash: Uint8Array; headers: BlockHeader[]; more: boolean } | ChainApart | undefined> {
-  const floor = chain.forkFloor;
-  const top = Math.min(chain.tip.height, claimed.height);
+  const floor = ours.floor;
+  const top = Math.min(ours.top, claimed.height);
   // Its whole chain is below anything we could reorganise to, and (the caller asks only peers
   // ahead) heavier: it forks below the floor.
   if (top < floor) return { apartBelow: floor };
@@ -186,9 +218,9 @@ async function findFork(
   let fromFloor = from === floor;
   for (;;) {
     const headers = await range(from + 1, MAX_HEADERS_PER_RESPONSE);
-    const ours = await chain.byHeight.hashes(from, headers.length + 1);
-    if (headers.length === 0 || ours.length === 0) return undefined;
-    if (!bytesEqual(headers[0]!.prevHash, ours[0]!)) {
+    const known = await ours.hashes(from, headers.length + 1);
+    if (headers.length === 0 || known.length === 0) return undefined;
+    if (!bytesEqual(headers[0]!.prevHash, known[0]!)) {
       // Back to the floor once. A range that does not link after that (its chain moved, or it
       // answers ours and then not) ends the search: going back again would let a peer keep us
       // looking for ever.
@@ -200,9 +232,9 @@ async function findFork(
       continue;
     }
     let i = 0;
-    while (i < headers.length && i + 1 < ours.length && bytesEqual(ours[i + 1]!, headers[i]!.hash)) i++;
+    while (i < headers.length && i + 1 < known.length && bytesEqual(known[i + 1]!, headers[i]!.hash)) i++;
     const full = headers.length === MAX_HEADERS_PER_RESPONSE;
-    if (i < headers.length || !full) return { forkHeight: from + i, forkHash: ours[i]!, headers: headers.slice(i), more: full };
+    if (i < headers.length || !full) return { forkHeight: from + i, forkHash: known[i]!, headers: headers.slice(i), more: full };
     from += headers.length; // every one of them is ours too
   }
 }

@@ -13,6 +13,7 @@ import type { PeerManager } from './peers.ts';
 import type { NetworkNames } from './protocols.ts';
 import { TransportError, type Transport } from './transport.ts';
 import { pivotHeight } from './snapshots.ts';
+import { stagedHeaders } from './staged-headers.ts';
 import { decodeSnapshotChunk, encodeGetSnapshotChunk, SNAPSHOT_CHUNK_MAX_BYTES } from './snapshot-wire.ts';
 import { encodeGetBlocks, type Status } from './wire.ts';
 
@@ -113,7 +114,9 @@ export class SnapshotJoin {
     if (maxPivot === undefined) return (await chain.db.join.state()) ? 'later' : 'not-possible';
 
     // 1. Headers, checked as any sync checks them; those up to the highest pivot possible kept.
+    // From the last staged header its chain holds too: what an earlier round checked stays.
     let work = 0n;
+    let replacing = true;
     const staged = async (headers: readonly BlockHeader[], workBefore: bigint) => {
       work = workBefore;
       const keep: StagedHeader[] = [];
@@ -121,12 +124,16 @@ export class SnapshotJoin {
         work += blockWork(header.target);
         if (header.height <= maxPivot) keep.push({ height: header.height, hash: header.hash, record: encodeIndexRecord({ header, totalWork: work, status: 0, seq: 0 }) });
       }
-      if (keep.length > 0) await chain.db.join.stageHeaders(keep);
+      if (keep.length === 0) return;
+      // Staged headers above the fork are another chain's: this one's replace them.
+      if (replacing) await chain.db.join.dropHeadersFrom(keep[0]!.height);
+      replacing = false;
+      await chain.db.join.stageHeaders(keep);
     };
     let found;
-    await chain.db.join.clearHeaders();
     try {
-      found = await fetchHeaderChain({ request: this.o.request, names: this.o.names, chain, clock: this.o.clock, onProgress: this.o.onHeaders, onChecked: staged }, best.peer, best.status);
+      const ours = await stagedHeaders(chain);
+      found = await fetchHeaderChain({ request: this.o.request, names: this.o.names, chain, clock: this.o.clock, onProgress: this.o.onHeaders, onChecked: staged, ours }, best.peer, best.status);
     } finally {
       await chain.db.history.clearPending();
     }
