@@ -202,7 +202,8 @@ export async function fetchHeaderChain(o: HeaderSyncOptions, peer: string, claim
  * The last of our headers (our main chain's, or staged ones) that the peer's chain holds too, no
  * deeper than their floor, and the peer's headers after it from the same range. Compares the
  * peer's headers by height with ours (from the window, or the store below it), a few below the
- * lower of the two tips first, then from the floor.
+ * lower of the two tips first, then from the floor (or, a long way down, from the last height a
+ * bisection found shared).
  */
 async function findFork(
   ours: OurHeaders,
@@ -227,7 +228,9 @@ async function findFork(
       // A first range from a floor above genesis that does not link is a fork below the floor
       // (or a chain that moved as we looked, which the next round tells apart).
       if (fromFloor) return from === floor && floor > 0 ? { apartBelow: floor } : undefined;
-      from = floor;
+      const shared = await lastShared(ours, floor, from, range);
+      if (shared === undefined) return undefined;
+      from = shared;
       fromFloor = true;
       continue;
     }
@@ -237,4 +240,27 @@ async function findFork(
     if (i < headers.length || !full) return { forkHeight: from + i, forkHash: known[i]!, headers: headers.slice(i), more: full };
     from += headers.length; // every one of them is ours too
   }
+}
+
+/**
+ * Where to walk up from, range after range, to the fork below `differs` (a height whose block the
+ * peer's chain does not share): `floor`, unless that walk would be long. Above our main chain's
+ * floor it is at most the reorg depth, but a snapshot sync's staged headers reach down to genesis,
+ * and a peer forking far below their top would have us walk up millions of headers one range at a
+ * time (none in flight together, where a fetch from the fork has eight). Single headers halve the
+ * gap instead, to within one range: the last height found shared is no promise (a peer may answer
+ * one of ours), but the walk from it must link, or the search ends. Undefined: its chain moved.
+ */
+async function lastShared(ours: OurHeaders, floor: number, differs: number, range: (start: number, count: number) => Promise<BlockHeader[]>): Promise<number | undefined> {
+  let shared = floor;
+  if (differs - floor <= RANGES_IN_FLIGHT * MAX_HEADERS_PER_RESPONSE) return shared;
+  while (differs - shared > MAX_HEADERS_PER_RESPONSE) {
+    const mid = shared + Math.floor((differs - shared) / 2);
+    const [theirs] = await range(mid, 1);
+    const [mine] = await ours.hashes(mid, 1);
+    if (!theirs || !mine) return undefined;
+    if (bytesEqual(theirs.hash, mine)) shared = mid;
+    else differs = mid;
+  }
+  return shared;
 }

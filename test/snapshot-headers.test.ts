@@ -16,6 +16,7 @@ import { nextTarget } from '../consensus/difficulty.ts';
 import { blockWork } from '../consensus/pow.ts';
 import type { Checkpoint } from '../consensus/header-rules.ts';
 import { SnapshotJoin, type JoinOutcome } from '../node/snapshot-sync.ts';
+import { pivotHeight } from '../node/snapshots.ts';
 import type { PeerManager } from '../node/peers.ts';
 import { networkNames } from '../node/protocols.ts';
 import { decodeGetHeaderRange, encodeHeaders, type Status } from '../node/wire.ts';
@@ -108,6 +109,20 @@ describe('snapshot sync: a join round goes on from the headers staged before', f
     const staged = await stagedChain();
     assert.equal(staged.length, 4_680);
     assert.ok(staged.every((hash, i) => bytesEqual(hash, b[i]!.hash)), "the staged headers are its chain, the other's above the fork gone");
+  });
+
+  it('a peer forking far below the staged headers: the fork found by halving the gap, not by walking up from genesis', async () => {
+    const chain = await open();
+    const long = mineChain(params, asParent(a.at(-1)!), 17_400, { miner: testKey(2).address });
+    const first = [...a, ...long].map((x) => x.header); // 22,000
+    assert.equal((await round(chain, first)).outcome, 'later');
+    const b = [...first.slice(0, 10_000), ...mineChain(params, asParent([...a, ...long][9_999]!), 12_100, { miner: testKey(3).address }).map((x) => x.header)];
+    const second = await round(chain, b);
+    assert.equal(second.outcome, 'later');
+    assert.ok(second.served <= 12_100 + 2_000 + 20, `${second.served} headers fetched: those past the fork, a range below it, a few single ones`);
+    const staged = await stagedChain();
+    assert.equal(staged.length, pivotHeight(b.length, INTERVAL, DEPTH));
+    assert.ok(staged.every((hash, i) => bytesEqual(hash, b[i]!.hash)), 'the staged headers are its chain');
   });
 
   it('checks the headers after the staged ones as from genesis: the ASERT target, the median time past', async () => {
