@@ -51,23 +51,37 @@ export interface SnapshotJoinOptions {
 /** How a join attempt ended: the state installed, not possible (sync from genesis instead), or to try again later. */
 export type JoinOutcome = 'joined' | 'not-possible' | 'later';
 
-/** Join rounds in a row that verified no chunk, after which the node syncs from genesis instead. */
+/**
+ * Join rounds in a row that verified no chunk, and for at least how long, after which the node
+ * syncs from genesis instead. Rounds come with statuses, seconds apart: four alone would give up
+ * within a minute while the serving nodes remake their copies (an upgrade makes them all again,
+ * minutes on a large state) or are busy, and a sync from genesis of a long chain is hours.
+ */
 export const JOIN_ROUNDS_WITHOUT_PROGRESS = 4;
+export const JOIN_GIVE_UP_AFTER_MS = 10 * 60_000;
 
 /**
  * Whose headers a join round takes, across rounds: the peer claiming the most work, but not one
  * whose headers did not show its claim in an earlier round (none, fewer, busy, timed out: its chain
  * may have moved, so no penalty, but a peer that claims more than it has must not hold every round)
- * while another is left. After JOIN_ROUNDS_WITHOUT_PROGRESS rounds that verified no chunk, snapshot
- * sync gives way to the ordinary sync from genesis, which any honest peer's chain serves.
+ * while another is left. After JOIN_ROUNDS_WITHOUT_PROGRESS rounds that verified no chunk, over
+ * JOIN_GIVE_UP_AFTER_MS at least, snapshot sync gives way to the ordinary sync from genesis, which
+ * any honest peer's chain serves.
  */
 export class JoinTurns {
   private readonly passedOver = new Set<string>();
+  private readonly now: () => number;
   private roundsWithoutProgress = 0;
+  /** When the rounds without progress began (monotonic ms). */
+  private noProgressSince: number | undefined;
+
+  constructor(now: () => number) {
+    this.now = now;
+  }
 
   /** Whether to try a join this round at all. */
   get givenUp(): boolean {
-    return this.roundsWithoutProgress >= JOIN_ROUNDS_WITHOUT_PROGRESS;
+    return this.roundsWithoutProgress >= JOIN_ROUNDS_WITHOUT_PROGRESS && this.now() - this.noProgressSince! >= JOIN_GIVE_UP_AFTER_MS;
   }
 
   /** The peer whose headers this round takes, from those ahead (the most work first). */
@@ -82,6 +96,7 @@ export class JoinTurns {
   ended(peer: string, unshown: boolean, chunks: number): void {
     if (unshown) this.passedOver.add(peer);
     this.roundsWithoutProgress = chunks > 0 ? 0 : this.roundsWithoutProgress + 1;
+    this.noProgressSince = chunks > 0 ? undefined : (this.noProgressSince ?? this.now());
   }
 }
 

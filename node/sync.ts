@@ -54,7 +54,7 @@ export class Sync extends EventEmitter<SyncEvents> {
    * nothing on a chain behind schedule, would throw the whole join away.
    */
   private joinRunning = false;
-  private readonly joinTurns = new JoinTurns();
+  private readonly joinTurns: JoinTurns;
   /** Chains it will not, or may soon not, follow (node/fork-watch.ts). */
   private readonly forks: ForkWatch;
   /** The body download under way: a peer whose status arrives and can serve it joins it; a stop ends it. */
@@ -65,6 +65,7 @@ export class Sync extends EventEmitter<SyncEvents> {
     this.o = o;
     this.busy = new BusyMemory(o.env);
     this.sleeps = new InterruptibleSleeps(o.env);
+    this.joinTurns = new JoinTurns(() => o.env.monotonic());
     this.forks = new ForkWatch({ ...o, ask: (peer, protocol, request) => this.busy.ask(peer, protocol, request) });
     this.known = new PeerStatuses({
       ...o,
