@@ -10,6 +10,7 @@ import { validate } from './json-schema.ts';
 import type { NodeView } from './view.ts';
 import { localUrl } from './http/local-url.ts';
 import { endAnswer } from './http/compress.ts';
+import { cutStalledWrites, WRITE_TIMEOUT_MS } from './http/write-timeout.ts';
 import { replaceFile } from './durable-file.ts';
 import { exactId, MAX_ID_TEXT, paramsByPosition, parseRpcBody, type RpcId } from './rpc-body.ts';
 
@@ -61,6 +62,8 @@ export interface RpcServerOptions {
   log?: (level: 'warn', message: string, fields?: Record<string, unknown>) => void;
   /** Open connections at most (MAX_RPC_CONNECTIONS unless given; tests lower it). */
   maxConnections?: number;
+  /** How long an answer may wait on a client that reads none of it before its connection is cut (WRITE_TIMEOUT_MS; tests lower it). */
+  writeTimeoutMs?: number;
 }
 
 /** A method table over some context: the node's (`rpcHandlers`) or a light client's. */
@@ -85,6 +88,7 @@ export class JsonRpcServer<C> {
   private readonly host: string;
   private readonly port: number;
   private readonly maxConnections: number;
+  private readonly writeTimeoutMs: number;
   readonly token: string;
   private server: Server | undefined;
   private endpointFile: string | undefined;
@@ -112,6 +116,7 @@ export class JsonRpcServer<C> {
     this.host = options.host ?? '127.0.0.1';
     this.port = options.port ?? 0;
     this.maxConnections = options.maxConnections ?? MAX_RPC_CONNECTIONS;
+    this.writeTimeoutMs = options.writeTimeoutMs ?? WRITE_TIMEOUT_MS;
     this.token = options.token ?? randomBytes(32).toString('hex');
   }
 
@@ -120,6 +125,7 @@ export class JsonRpcServer<C> {
     server.requestTimeout = 30_000;
     server.headersTimeout = 10_000;
     server.maxConnections = this.maxConnections;
+    cutStalledWrites(server, this.writeTimeoutMs);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(this.port, this.host, () => resolve());

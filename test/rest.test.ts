@@ -12,7 +12,7 @@ import { HttpServer } from '../node/http/server.ts';
 import { FUNDED_KEYS, testKey, transfer } from './helpers/fixtures.ts';
 import { mineChild } from './helpers/mining.ts';
 import { rememberState, stateOfStore } from './helpers/states.ts';
-import { checkConnectionCap, get, openStream, type StreamEvent } from './helpers/http.ts';
+import { answered, checkConnectionCap, get, openStream, stallReader, type StreamEvent } from './helpers/http.ts';
 import { mineOn, networkParams, startNode, stopAll, waitFor, type TestNode } from './helpers/network.ts';
 
 describe('REST API and live events', function () {
@@ -326,6 +326,24 @@ describe('REST API and live events', function () {
     const perClient = new HttpServer(t.node, { limitLoopback: true });
     servers.push(perClient);
     await checkConnectionCap(await perClient.start(), 64, '/blocks/tip/height');
+  });
+
+  it('cuts a connection whose client reads none of its answers, never an event stream waiting for events', async () => {
+    const cutting = new HttpServer(t.node, { maxConnections: 2, rateBurst: 10_000, writeTimeoutMs: 300 });
+    servers.push(cutting);
+    const url = (await cutting.start()).replace(/\/$/, '');
+    const stream = await openStream(`${url}/events?types=block`);
+    // Pipelined, more answers than the kernel's buffers take for a client that reads nothing.
+    const stalled = stallReader(url, 'GET /assets/views.js HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n', 1_000);
+    try {
+      await waitFor(() => answered(`${url}/blocks/tip/height`), 20_000, 'the slot of the client that reads nothing back');
+      // The stream sat idle longer than the timeout meanwhile.
+      await mineOn(t, 1);
+      await stream.waitFor('a block after the idle', (es) => es.length >= 1);
+    } finally {
+      stalled.socket.destroy();
+      stream.close();
+    }
   });
 
   it('a client that reconnects with Last-Event-ID gets exactly what it missed; one too far behind is told to resync', async () => {

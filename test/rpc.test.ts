@@ -8,7 +8,8 @@ import { RPC_ERRORS } from '../node/rpc-types.ts';
 import { lightParamNames, lightRpcHandlers, type LightContext } from '../node/light/rpc.ts';
 import { encodeAddress } from '../ledger/keys.ts';
 import { tempDir, testKey } from './helpers/fixtures.ts';
-import { checkConnectionCap } from './helpers/http.ts';
+import { answered, checkConnectionCap, stallReader } from './helpers/http.ts';
+import { waitFor } from './helpers/network.ts';
 import { GZIP_MIN_BYTES } from '../node/http/compress.ts';
 
 describe('JSON-RPC server', () => {
@@ -24,6 +25,33 @@ describe('JSON-RPC server', () => {
     const rpc = new JsonRpcServer({}, {}, { datadir: dir.path, maxConnections: 16 });
     servers.push(rpc);
     await checkConnectionCap(await rpc.start(), 16, '/');
+  });
+
+  it('cuts a connection whose client reads none of its answer (its slot comes back), never one that reads slowly', async () => {
+    const big = 'x'.repeat(8_000_000); // more than the kernel's buffers take for a client that reads nothing
+    const rpc = new JsonRpcServer({}, { big: async () => big }, { datadir: dir.path, maxConnections: 1, writeTimeoutMs: 300 });
+    servers.push(rpc);
+    const url = await rpc.start();
+    const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'big' });
+    const request = `POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${rpc.token}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
+    const stalled = stallReader(url, request, 1);
+    const probe = { method: 'POST', headers: { authorization: `Bearer ${rpc.token}` }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'none' }) };
+    try {
+      await waitFor(() => answered(url, probe), 20_000, 'the slot of the client that reads nothing back');
+    } finally {
+      stalled.socket.destroy();
+    }
+
+    const slow = new JsonRpcServer({}, { big: async () => big }, { datadir: dir.path, writeTimeoutMs: 1_000 });
+    servers.push(slow);
+    // Read once every 25 ms, 64 KB at most a time: seconds for the answer, no second without progress.
+    const reader = stallReader(await slow.start(), request.replace(rpc.token, slow.token), 1, 25);
+    try {
+      await waitFor(() => reader.read().length > big.length || reader.ended(), 60_000, 'the whole answer');
+      assert.ok(reader.read().length > big.length, 'a client that reads, however slowly, gets its whole answer');
+    } finally {
+      reader.socket.destroy();
+    }
   });
 
   it('an id that is no string, number or null is an invalid request, and the method does not run', async () => {

@@ -11,6 +11,7 @@ import { allowedMethods, answerRest, RestError, type RestShared } from './rest.t
 import { StaticFiles } from './static.ts';
 import { hostRefused } from './local-host.ts';
 import { endAnswer } from './compress.ts';
+import { cutStalledWrites, WRITE_TIMEOUT_MS } from './write-timeout.ts';
 
 export interface HttpOptions {
   /** Default 127.0.0.1: the API is open to whoever reaches it, with no token. */
@@ -38,6 +39,8 @@ export interface HttpOptions {
    * against the proxy itself, whose one bucket every visitor of a published explorer shared.
    */
   readonly trustProxy?: boolean;
+  /** How long an answer may wait on a client that reads none of it before its connection is cut (WRITE_TIMEOUT_MS; tests lower it). */
+  readonly writeTimeoutMs?: number;
 }
 
 /** Most request body a POST /tx takes: one transaction in hex is 334 characters. */
@@ -96,6 +99,7 @@ export class HttpServer {
     const server = createServer((req, res) => void this.handle(req, res));
     server.headersTimeout = 10_000;
     server.maxConnections = this.options.maxConnections ?? MAX_CONNECTIONS;
+    cutStalledWrites(server, this.options.writeTimeoutMs ?? WRITE_TIMEOUT_MS);
     server.on('connection', (socket: Socket) => this.admit(socket));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);

@@ -133,3 +133,38 @@ export async function checkConnectionCap(url: string, cap: number, path: string)
     for (const h of held) h.socket.destroy();
   }
 }
+
+/**
+ * A client that sends `request` (whole HTTP/1.1 request text) `times` over, pipelined, and then
+ * reads nothing, or reads once every `readEveryMs` when given (a slow reader): what it
+ * has read so far, and whether the connection has ended (by either side).
+ */
+export function stallReader(url: string, request: string, times: number, readEveryMs?: number): { socket: Socket; read: () => string; ended: () => boolean } {
+  const { hostname, port } = new URL(url);
+  const socket = connect(Number(port), hostname.replace(/^\[(.*)\]$/, '$1'));
+  socket.on('error', () => {});
+  socket.write(request.repeat(times));
+  let text = '';
+  socket.on('data', (d: Buffer) => {
+    text += d.toString('latin1');
+    socket.pause(); // one read at a time
+  });
+  socket.pause();
+  const reads = readEveryMs === undefined ? undefined : setInterval(() => socket.resume(), readEveryMs);
+  let closed = false;
+  socket.on('close', () => {
+    closed = true;
+    clearInterval(reads);
+  });
+  return { socket, read: () => text, ended: () => closed };
+}
+
+/** Whether a request to `url` is answered at all (a server at its connection cap cuts it instead). */
+export async function answered(url: string, init: RequestInit = {}): Promise<boolean> {
+  try {
+    await get(url, init);
+    return true;
+  } catch {
+    return false;
+  }
+}
