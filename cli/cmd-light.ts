@@ -1,10 +1,11 @@
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { createLightClient } from '../node/launch.ts';
+import { keptPeerId, PEER_KEY_FILE } from '../node/libp2p/identity.ts';
 import { checkPeerAddress } from '../node/libp2p/addresses.ts';
 import { DEFAULT_LIGHT_DATADIR, DEFAULT_PORTS, checkpointArg, listenAddress, parse, port, str, UsageError } from './args.ts';
 import { initDatadir, lockLightDatadir } from './datadir.ts';
 import { createLogger, isLogLevel } from './log.ts';
-import { explainStartFailure } from './start-errors.ts';
+import { explainStartFailure, ownPeerId, probePorts } from './start-errors.ts';
 import { failedStopMs, stopOnUnexpectedErrors } from './fatal.ts';
 import type { Out } from './output.ts';
 
@@ -26,13 +27,13 @@ export async function lightCommand(argv: string[], out: Out): Promise<void> {
   if (!isLogLevel(level)) throw new UsageError('--log-level must be one of fatal, error, warn, info, debug, trace, silent');
   const bootstrap = (values.bootstrap as string[] | undefined) ?? [];
   if (bootstrap.length === 0) throw new UsageError('give at least one full node to start from: --bootstrap MULTIADDR (cairn status on it shows its listen addresses)');
-  for (const addr of bootstrap) {
+  const bootstrapIds = bootstrap.map((addr) => {
     try {
-      checkPeerAddress(addr);
+      return checkPeerAddress(addr);
     } catch (err) {
       throw new UsageError(`--bootstrap ${(err as Error).message}`);
     }
-  }
+  });
   const checkpoint = checkpointArg(str(values, 'checkpoint'));
   const datadir = str(values, 'datadir') ?? DEFAULT_LIGHT_DATADIR;
   const p2pPort = port(values, 'p2p-port') ?? 0;
@@ -41,6 +42,12 @@ export async function lightCommand(argv: string[], out: Out): Promise<void> {
   const listen = listenAddress(p2pHost, p2pPort);
   const settings = { datadir, p2pPort, p2pHost, rpcPort, what: 'light client' as const };
   const stopMs = failedStopMs();
+  // As `cairn node`: the light client keeps its peer key in the datadir too, and a port in use
+  // refuses the start before the datadir is made.
+  const own = await keptPeerId(datadir);
+  const self = bootstrapIds.indexOf(own ?? '');
+  if (self >= 0) throw ownPeerId(datadir, join(datadir, PEER_KEY_FILE), bootstrap[self]!, own!, 'light client');
+  await probePorts(settings);
   // The datadir holds the network's genesis.json, as a node's does; the light client keeps no chain store.
   const { params } = await initDatadir(datadir, str(values, 'genesis'), { store: false }).catch((err: unknown) => {
     throw explainStartFailure(err, settings);

@@ -73,8 +73,8 @@ function inUse(s: StartSettings, pid: number | undefined): StartError {
  * is a copy of that peer's, the two nodes share one identity: each refuses the other's connections
  * as its own, and peers take them for one node (one connection, one ban). A new key is the fix.
  */
-export function ownPeerId(datadir: string, key: string, bootstrap: string, peerId: string): StartError {
-  return new StartError('OWN_PEER_ID', `--bootstrap ${bootstrap} names this node's own peer id, ${peerId} (its key is ${key}): if that is this node's address, leave it out; if ${datadir} is a copy of that node's datadir, the two have one identity and cannot connect: with this node stopped, delete ${key} (the next start makes a new one)`);
+export function ownPeerId(datadir: string, key: string, bootstrap: string, peerId: string, what: StartSettings['what'] = 'node'): StartError {
+  return new StartError('OWN_PEER_ID', `--bootstrap ${bootstrap} names this ${what}'s own peer id, ${peerId} (its key is ${key}): if that is this ${what}'s address, leave it out; if ${datadir} is a copy of that node's datadir, the two have one identity and cannot connect: with this ${what} stopped, delete ${key} (the next start makes a new one)`);
 }
 
 /** `err` translated when it is one a user can fix; otherwise `err` itself. */

@@ -2,15 +2,17 @@
  * A port another program holds refuses a node's start before anything else is done: no datadir
  * made, no store opened, no password asked for a coinbase key the node would never use. A port
  * held by the node running on the same datadir names that node, as the datadir's lock did. A
- * bootstrap address with the node's own peer id (a copied datadir) is refused, with the fix.
+ * bootstrap address with the node's own peer id (a copied datadir) is refused, with the fix. A light
+ * client (`cairn light`) keeps a peer key and ports too, and is held to the same.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import type { Server } from 'node:net';
 import { join } from 'node:path';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { initDatadir } from '../cli/datadir.ts';
 import { loadOrCreatePeerKey } from '../node/libp2p/identity.ts';
+import { generateKeyPair } from '@libp2p/crypto/keys';
 import { tempDir } from './helpers/fixtures.ts';
 import { closedPort, holdPort, killAll, runCli, spawnCli, stopChild, waitFor, type CliChild, type CliResult } from './helpers/cli.ts';
 
@@ -99,5 +101,28 @@ describe('start errors found before the datadir is touched: a port in use, a boo
     assert.match(seed.stdout() + seed.stderr(), new RegExp(`--bootstrap ${ownAddress} names this node's own peer id, ${id}: left out`));
     await stopChild(seed, 10_000);
     node = undefined;
+  });
+
+  it('cairn light too: a P2P or RPC port in use refuses the start with no datadir made; a --bootstrap with its own peer id is refused with the fix', async () => {
+    const other = `/ip4/127.0.0.1/tcp/${await closedPort()}/p2p/${peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString()}`;
+    const ports = { p2p: await holdPort(), rpc: await holdPort() };
+    held.push(ports.p2p.server, ports.rpc.server);
+    const names = { p2p: 'P2P port', rpc: 'RPC port' };
+    for (const which of ['p2p', 'rpc'] as const) {
+      const datadir = join(dir.path, `light-${which}`);
+      const given = { p2p: '0', rpc: '0', [which]: String(ports[which].port) };
+      const r = await runCli(['light', '--datadir', datadir, '--bootstrap', other, '--p2p-port', given.p2p, '--rpc-port', given.rpc, ...NODE_FLAGS], { timeoutMs: 20_000 });
+      const port = ports[which].port;
+      assert.deepEqual(lastLine(r), { code: 1, line: `cairn: ${names[which]} ${port} is already in use (another cairn node?): choose another with --${which}-port N, or --${which}-port 0 for any free port` }, r.stderr);
+      assert.equal(existsSync(datadir), false, `${which}: ${datadir} was made`);
+    }
+
+    const datadir = join(dir.path, 'light-copy');
+    mkdirSync(datadir);
+    const id = peerIdFromPrivateKey(await loadOrCreatePeerKey(datadir)).toString();
+    const address = `/ip4/127.0.0.1/tcp/${await closedPort()}/p2p/${id}`;
+    const keyFile = join(datadir, 'p2p-key');
+    const r = await runCli(['light', '--datadir', datadir, '--bootstrap', address, '--p2p-port', '0', '--rpc-port', '0', ...NODE_FLAGS], { timeoutMs: 20_000 });
+    assert.deepEqual(lastLine(r), { code: 1, line: `cairn: --bootstrap ${address} names this light client's own peer id, ${id} (its key is ${keyFile}): if that is this light client's address, leave it out; if ${datadir} is a copy of that node's datadir, the two have one identity and cannot connect: with this light client stopped, delete ${keyFile} (the next start makes a new one)` });
   });
 });
