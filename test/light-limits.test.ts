@@ -2,15 +2,18 @@
  * A light client against cheap identities (node/light/client.ts, node/light/proofs.ts): inbound
  * connections per IP and subnet as a full node keeps them; a prover that answers busy for longer
  * than an honest node's proof budget is left for the next; and a prover that never answers holds
- * up no other: the next is asked as each one fails.
+ * up no other: the next is asked as each one fails; a peer that keeps answering busy is left out
+ * of sync rounds for a while, never banned.
  */
 import assert from 'node:assert/strict';
 import { LightClient } from '../node/light/client.ts';
 import { proveFromAny, type Prover } from '../node/light/proofs.ts';
+import { SilentPeers } from '../node/light/silent-peers.ts';
+import { busyError, TransportError } from '../node/transport.ts';
 import { DEFAULT_SLOT_LIMITS } from '../node/slots.ts';
 import { tempDir } from './helpers/fixtures.ts';
 import { waitFor } from './helpers/network.ts';
-import { FakeNet, FakeTransport, carol, extend, fullNode, longWaitsNeverEnd, newChain, params } from './helpers/light-net.ts';
+import { FakeNet, FakeTransport, carol, extend, fullNode, longWaitsNeverEnd, names, newChain, params } from './helpers/light-net.ts';
 
 describe('light client against cheap identities', function () {
   this.timeout(30_000);
@@ -91,6 +94,49 @@ describe('light client against cheap identities', function () {
     void client.getAccount(carol.address).then((p) => (proven = p));
     await waitFor(() => proven !== undefined, 10_000, 'the account proven');
     assert.equal(proven!.peer, 'z-honest');
+  });
+
+  it('a peer that claims more work and answers every header request busy is left out of sync rounds once two gave up on it, and not banned', async () => {
+    // Each round waited out its busy answers (three, up to 2 s each) before moving on, at every
+    // round: SilentPeers counted only timeouts.
+    const chain = await newChain();
+    await extend(chain, 3, 50, true);
+    const client = await startLight();
+    await fullNode(net, 'z-honest', chain);
+    await meet(client, 'z-honest');
+    await client.requestSync();
+    await fullNode(net, 'a-busy', chain, { status: (s) => ({ ...s, totalWork: s.totalWork * 1_000n }), busyFirst: 1_000_000 });
+    let headerRequests = 0;
+    const handlers = net.peers.get('a-busy')!;
+    for (const protocol of [names.headerRange, names.headers]) {
+      const respond = handlers.get(protocol)!;
+      handlers.set(protocol, (req, peer) => (headerRequests++, respond(req, peer)));
+    }
+    transport.connect('a-busy');
+    // Each getAccount asks every peer's status again, and follows those ahead first.
+    for (let i = 0; i < 2; i++) assert.equal((await client.getAccount(carol.address)).peer, 'z-honest');
+    const asked = headerRequests;
+    assert.ok(asked > 0, 'the busy peer was asked in the first rounds');
+    for (let i = 0; i < 2; i++) assert.equal((await client.getAccount(carol.address)).peer, 'z-honest');
+    assert.equal(headerRequests, asked, 'asked again after two rounds given up on it');
+    assert.deepEqual([...client.bans.keys()], []);
+  });
+
+  it('busy answers count as silence only in a row: a real answer forgives them, and the silence ends', () => {
+    let now = 0;
+    const silent = new SilentPeers({ monotonic: () => now });
+    const busy = busyError('p', 'headers', 1_000);
+    silent.note('p', busy);
+    assert.ok(silent.waitsOn('p'), 'one busy give-up');
+    silent.answered('p');
+    silent.note('p', busy);
+    assert.ok(silent.waitsOn('p'), 'forgiven by the answer between');
+    silent.note('p', busy);
+    assert.ok(!silent.waitsOn('p'), 'two in a row');
+    now += 30_000;
+    assert.ok(silent.waitsOn('p'), 'for 30 s');
+    silent.note('p', new TransportError('TRANSPORT_BAD_FRAME', 'x'));
+    assert.ok(silent.waitsOn('p'), 'another failure is not silence');
   });
 
   it('a prover that never answers holds up no other: the next is asked as soon as one fails, not when a batch of eight has ended', async () => {

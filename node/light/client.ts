@@ -210,10 +210,13 @@ export class LightClient extends EventEmitter<LightClientEvents> {
   /**
    * A request that waits out busy answers (docs/PROTOCOL.md, "Busy"): no fault of the peer's; the
    * client waits as long as it was told and asks again, a few times (PATIENCE), then gives up on
-   * it (the caller moves on to another peer).
+   * it (the caller moves on to another peer; SilentPeers leaves out one given up on again, until
+   * it answers).
    */
-  private request(peer: string, protocol: string, message: Uint8Array, limits: RequestLimits): Promise<Uint8Array> {
-    return waitingOutBusy((ms) => this.sleeps.sleep(ms), () => this.transport.request(peer, protocol, message, limits), () => this.stopped, PATIENCE.waits, PATIENCE.maxRetryAfterMs);
+  private async request(peer: string, protocol: string, message: Uint8Array, limits: RequestLimits): Promise<Uint8Array> {
+    const answer = await waitingOutBusy((ms) => this.sleeps.sleep(ms), () => this.transport.request(peer, protocol, message, limits), () => this.stopped, PATIENCE.waits, PATIENCE.maxRetryAfterMs);
+    this.silent.answered(peer);
+    return answer;
   }
 
   /** Follows every peer that claims more work than our chain, one at a time. Resolves when caught up. */
