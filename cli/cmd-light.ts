@@ -5,7 +5,7 @@ import { checkPeerAddress } from '../node/libp2p/addresses.ts';
 import { DEFAULT_LIGHT_DATADIR, DEFAULT_PORTS, checkpointArg, listenAddress, parse, port, str, UsageError } from './args.ts';
 import { initDatadir, lockLightDatadir } from './datadir.ts';
 import { createLogger, isLogLevel } from './log.ts';
-import { explainStartFailure, ownPeerId, probePorts } from './start-errors.ts';
+import { checkPortsDistinct, explainStartFailure, ownPeerId, probePorts } from './start-errors.ts';
 import { failedStopMs, stopOnUnexpectedErrors } from './fatal.ts';
 import type { Out } from './output.ts';
 
@@ -40,6 +40,7 @@ export async function lightCommand(argv: string[], out: Out): Promise<void> {
   const rpcPort = port(values, 'rpc-port') ?? DEFAULT_PORTS.lightRpc;
   const p2pHost = str(values, 'p2p-host') ?? '0.0.0.0';
   const listen = listenAddress(p2pHost, p2pPort);
+  checkPortsDistinct([['--p2p-port', p2pPort], ['--rpc-port', rpcPort]]);
   const settings = { datadir, p2pPort, p2pHost, rpcPort, what: 'light client' as const };
   const stopMs = failedStopMs();
   // As `cairn node`: the light client keeps its peer key in the datadir too, and a port in use

@@ -13,7 +13,7 @@ import { DEFAULT_PORTS, address, checkpointArg, count, hostNames, listenAddress,
 import { DEFAULT_DATADIR, initDatadir, sharedChainIdWarning } from './datadir.ts';
 import { createLogger, isLogLevel } from './log.ts';
 import { ProgressBar } from './progress.ts';
-import { explainStartFailure, ownPeerId, probePorts } from './start-errors.ts';
+import { checkPortsDistinct, explainStartFailure, ownPeerId, probePorts } from './start-errors.ts';
 import { exitIfStopHangs, failedStopMs, stopOnUnexpectedErrors } from './fatal.ts';
 import type { Out } from './output.ts';
 
@@ -122,13 +122,7 @@ export async function nodeCommand(argv: string[], out: Out): Promise<void> {
     process.stdout.write(text);
   });
 
-  // The same port twice would fail on whichever listens second, named as if it were in use by
-  // another program.
-  const given: [string, number | undefined][] = [['--p2p-port', p2pPort], ['--rpc-port', rpcPort], ['--http-port', http?.port], ['--metrics-port', metricsPort]];
-  for (const [i, [flag, n]] of given.entries()) {
-    const twice = given.slice(i + 1).find(([, m]) => n !== undefined && n !== 0 && m === n);
-    if (twice) throw new UsageError(`${flag} and ${twice[0]} are both ${n}: each needs a port of its own`);
-  }
+  checkPortsDistinct([['--p2p-port', p2pPort], ['--rpc-port', rpcPort], ['--http-port', http?.port], ['--metrics-port', metricsPort]]);
   const settings = { datadir, p2pPort, p2pHost, rpcPort, httpPort: http?.port, httpHost: http?.host, metricsPort };
   const own = bootstrap.length > 0 ? await keptPeerId(datadir) : undefined;
   const self = bootstrapIds.indexOf(own ?? '');

@@ -8,6 +8,7 @@ import { createServer, isIP } from 'node:net';
 import { join } from 'node:path';
 import { CairnError, StoreError } from '../ledger/errors.ts';
 import { RPC_ENDPOINT_FILE, type RpcEndpointFile } from '../node/rpc-types.ts';
+import { UsageError } from './args.ts';
 
 export class StartError extends CairnError {
   constructor(code: 'PORT_IN_USE' | 'PORT_DENIED' | 'HOST_UNAVAILABLE' | 'LISTEN_FAILED' | 'DATADIR_IN_USE' | 'DATADIR_MISMATCH' | 'OWN_PEER_ID', message: string) {
@@ -75,6 +76,18 @@ function inUse(s: StartSettings, pid: number | undefined): StartError {
  */
 export function ownPeerId(datadir: string, key: string, bootstrap: string, peerId: string, what: StartSettings['what'] = 'node'): StartError {
   return new StartError('OWN_PEER_ID', `--bootstrap ${bootstrap} names this ${what}'s own peer id, ${peerId} (its key is ${key}): if that is this ${what}'s address, leave it out; if ${datadir} is a copy of that node's datadir, the two have one identity and cannot connect: with this ${what} stopped, delete ${key} (the next start makes a new one)`);
+}
+
+/**
+ * Refuses one port given to two listeners (0, any free port, aside): it would fail on whichever
+ * listens second, named as if another program held it, and the probe (probePorts), which lets
+ * each go before it tries the next, does not see it.
+ */
+export function checkPortsDistinct(given: readonly (readonly [flag: string, port: number | undefined])[]): void {
+  for (const [i, [flag, n]] of given.entries()) {
+    const twice = given.slice(i + 1).find(([, m]) => n !== undefined && n !== 0 && m === n);
+    if (twice) throw new UsageError(`${flag} and ${twice[0]} are both ${n}: each needs a port of its own`);
+  }
 }
 
 /** `err` translated when it is one a user can fix; otherwise `err` itself. */

@@ -101,6 +101,11 @@ describe('errors that name the fix, through real processes', function () {
     assert.deepEqual(failure(rpc), { code: 1, line: `cairn: RPC port ${rpcHeld.port} is already in use (another cairn node?): choose another with --rpc-port N, or --rpc-port 0 for any free port` });
     assert.deepEqual(failure(p2p), { code: 1, line: `cairn: P2P port ${p2pHeld.port} is already in use (another cairn node?): choose another with --p2p-port N, or --p2p-port 0 for any free port` });
     assert.doesNotMatch(p2p.stderr, /faultTolerance/);
+    // One free port for both: each alone passes the probe; the second listener failed on the first.
+    const free = await closedPort();
+    const twice = await runCli(['light', '--datadir', join(dir.path, 'light-twice'), '--bootstrap', nowhere, '--p2p-port', String(free), '--rpc-port', String(free), ...NODE_FLAGS]);
+    assert.deepEqual(failure(twice), { code: 2, line: `cairn: --p2p-port and --rpc-port are both ${free}: each needs a port of its own (see cairn light --help)` });
+    assert.equal(existsSync(join(dir.path, 'light-twice')), false);
   });
 
   it('a metrics port in use: names the port and --metrics-port; the same port given twice: a usage error', async () => {
