@@ -47,7 +47,9 @@ export async function lightCommand(argv: string[], out: Out): Promise<void> {
   // refuses the start before the datadir is made.
   const own = await keptPeerId(datadir);
   const self = bootstrapIds.indexOf(own ?? '');
-  if (self >= 0) throw ownPeerId(datadir, join(datadir, PEER_KEY_FILE), bootstrap[self]!, own!, 'light client');
+  // As `cairn node`: its own address among others (one list of every node given to each) is left out with a word.
+  const others = bootstrap.filter((_, i) => bootstrapIds[i] !== own);
+  if (self >= 0 && others.length === 0) throw ownPeerId(datadir, join(datadir, PEER_KEY_FILE), bootstrap[self]!, own!, 'light client');
   await probePorts(settings);
   // The datadir holds the network's genesis.json, as a node's does; the light client keeps no chain store.
   const { params } = await initDatadir(datadir, str(values, 'genesis'), { store: false }).catch((err: unknown) => {
@@ -57,11 +59,12 @@ export async function lightCommand(argv: string[], out: Out): Promise<void> {
     throw explainStartFailure(err, settings);
   });
   const logger = createLogger(level);
+  if (self >= 0) logger.warn(`--bootstrap ${bootstrap[self]} names this light client's own peer id, ${own}: left out (if ${datadir} is a copy of another's datadir, the two cannot connect: with this light client stopped, delete ${join(datadir, PEER_KEY_FILE)})`);
   const light = createLightClient(
     {
       datadir,
       params,
-      bootstrap,
+      bootstrap: others,
       listen: [listen],
       mdns: !values['no-mdns'],
       rpc: { port: rpcPort },

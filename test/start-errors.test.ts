@@ -124,5 +124,16 @@ describe('start errors found before the datadir is touched: a port in use, a boo
     const keyFile = join(datadir, 'p2p-key');
     const r = await runCli(['light', '--datadir', datadir, '--bootstrap', address, '--p2p-port', '0', '--rpc-port', '0', ...NODE_FLAGS], { timeoutMs: 20_000 });
     assert.deepEqual(lastLine(r), { code: 1, line: `cairn: --bootstrap ${address} names this light client's own peer id, ${id} (its key is ${keyFile}): if that is this light client's address, leave it out; if ${datadir} is a copy of that node's datadir, the two have one identity and cannot connect: with this light client stopped, delete ${keyFile} (the next start makes a new one)` });
+
+    // Its own address among others, as one list given to every node: left out with a word, and it starts.
+    const light = spawnCli(['light', '--datadir', datadir, '--bootstrap', address, '--bootstrap', other, '--p2p-port', '0', '--rpc-port', '0', ...NODE_FLAGS]);
+    node = light;
+    await waitFor('the light client to start', async () => {
+      if (light.child.exitCode !== null) throw new Error(`the light client exited: ${light.stderr()}`);
+      return existsSync(join(datadir, 'rpc.json')) || undefined;
+    }, 40_000);
+    assert.match(light.stdout() + light.stderr(), new RegExp(`--bootstrap ${address} names this light client's own peer id, ${id}: left out`));
+    await stopChild(light, 10_000);
+    node = undefined;
   });
 });
