@@ -5,7 +5,7 @@ import { MAX_AMOUNT } from './amount.ts';
 import type { Block } from './block.ts';
 import { checkTxSignature, TX_BYTES, type Transaction } from './transaction.ts';
 import { EMPTY_ACCOUNT, checkTxAgainstState, type Account, type AccountSource, type StateRules } from './state.ts';
-import { PendingSet, firstMissing, type MempoolEntry } from './pending-set.ts';
+import { PendingSet, type MempoolEntry } from './pending-set.ts';
 import { MaxFeeHeap } from './fee-heap.ts';
 import { DEFAULT_MEMPOOL_POLICY, MempoolFullError, MempoolRejection, NO_VICTIMS, chooseVictims, refusedByNonce, refusedOnSight, underpricedReplacement, type MempoolPolicy } from './mempool-rules.ts';
 
@@ -236,9 +236,10 @@ export class Mempool extends EventEmitter<{ added: [entry: MempoolEntry] }> {
     }
     // A replacement takes the place of the one it replaces; anyone else makes room only once
     // the (expensive, last) signature check has passed, so a forgery evicts nothing.
-    const gapped = !replaced && this.missingBefore(pending, account.nonce, tx.nonce);
+    const executableEnd = this.pending.executableEnd(senderKey, account.nonce);
+    const gapped = !replaced && executableEnd < tx.nonce;
     if (gapped && this.pending.gappedBytes + TX_BYTES > this.policy.maxGappedBytes) {
-      throw new MempoolFullError(`the pool holds its share of transactions waiting for an earlier nonce (${this.policy.maxGappedBytes} bytes): send nonce ${firstMissing(pending, account.nonce)} first`);
+      throw new MempoolFullError(`the pool holds its share of transactions waiting for an earlier nonce (${this.policy.maxGappedBytes} bytes): send nonce ${executableEnd} first`);
     }
     const victims = replaced ? NO_VICTIMS : chooseVictims(this.pending, this.policy, tx, gapped);
     const checking = this.checkSignature(tx); // a signature already verified answers at once
@@ -252,11 +253,6 @@ export class Mempool extends EventEmitter<{ added: [entry: MempoolEntry] }> {
     // For live feeds (node/http/events.ts): a transaction that entered, also one a reorg put back.
     this.emit('added', entry);
     return entry;
-  }
-
-  /** Whether a nonce in [from, nonce) is not pending: a transaction at `nonce` would wait for it. */
-  private missingBefore(pending: ReadonlyMap<bigint, MempoolEntry> | undefined, from: bigint, nonce: bigint): boolean {
-    return firstMissing(pending, from) < nonce;
   }
 
   /**

@@ -42,6 +42,14 @@ export class PendingSet {
   private readonly byAddress = new Map<string, Set<MempoolEntry>>();
   /** Entries behind a missing nonce (MempoolPolicy.maxGappedBytes). */
   private readonly gapped = new Set<MempoolEntry>();
+  /**
+   * Per sender, what its last `classify` found, kept true by `insert` and `remove` where that is
+   * cheap: nonces [from, end) are all pending and `end` is not, so its gapped entries are exactly
+   * those above `end`, for any state nonce in [from, end]. Walking the sender's nonces at every
+   * admission made a run quadratic: a reorganisation taking back 4,000 of one sender took ~0.9 s.
+   * A removal inside the run drops it, and the next `classify` walks the sender again.
+   */
+  private readonly runs = new Map<string, { from: bigint; end: bigint }>();
   private totalBytes = 0;
   private totalFees = 0n;
   private gappedTotal = 0;
@@ -88,6 +96,7 @@ export class PendingSet {
     let pending = this.bySender.get(tx.fromKey);
     if (!pending) this.bySender.set(tx.fromKey, (pending = new Map()));
     pending.set(tx.nonce, entry);
+    this.extendRun(entry, pending);
     this.committed.set(tx.fromKey, this.committedBy(tx.fromKey) + tx.amount + tx.fee);
     this.tails.added(entry, pending);
     this.byId.set(entry.idHex, entry);
@@ -114,8 +123,10 @@ export class PendingSet {
     if (pending?.size === 0) {
       this.bySender.delete(tx.fromKey);
       this.committed.delete(tx.fromKey);
+      this.runs.delete(tx.fromKey);
     } else {
       this.committed.set(tx.fromKey, this.committedBy(tx.fromKey) - tx.amount - tx.fee);
+      this.shrinkRun(tx.fromKey, tx.nonce);
     }
     this.tails.removed(entry);
     for (const key of [tx.fromKey, tx.toKey]) {
@@ -153,18 +164,60 @@ export class PendingSet {
   classify(senderKey: string, stateNonce: bigint): void {
     const pending = this.bySender.get(senderKey);
     if (!pending) return;
+    const run = this.runs.get(senderKey);
+    if (run && run.from <= stateNonce && stateNonce <= run.end) return;
     const executableBelow = firstMissing(pending, stateNonce);
-    for (const entry of pending.values()) {
-      const gapped = entry.tx.nonce > executableBelow;
-      if (gapped === this.gapped.has(entry)) continue;
-      if (gapped) {
-        this.gapped.add(entry);
-        this.gappedTotal += entry.tx.bytes.length;
-      } else {
-        this.gapped.delete(entry);
-        this.gappedTotal -= entry.tx.bytes.length;
-      }
+    this.runs.set(senderKey, { from: stateNonce, end: executableBelow });
+    for (const entry of pending.values()) this.mark(entry, entry.tx.nonce > executableBelow);
+  }
+
+  /**
+   * The first nonce from `stateNonce` on that `senderKey` has not pending (what `firstMissing`
+   * says), from its run when that holds for `stateNonce`.
+   */
+  executableEnd(senderKey: string, stateNonce: bigint): bigint {
+    const run = this.runs.get(senderKey);
+    if (run && run.from <= stateNonce && stateNonce <= run.end) return run.end;
+    return firstMissing(this.bySender.get(senderKey), stateNonce);
+  }
+
+  private mark(entry: MempoolEntry, gapped: boolean): void {
+    if (gapped === this.gapped.has(entry)) return;
+    if (gapped) {
+      this.gapped.add(entry);
+      this.gappedTotal += entry.tx.bytes.length;
+    } else {
+      this.gapped.delete(entry);
+      this.gappedTotal -= entry.tx.bytes.length;
     }
+  }
+
+  /** `entry` just set in its sender's `pending`: classified against the sender's run, which it may lengthen. */
+  private extendRun(entry: MempoolEntry, pending: ReadonlyMap<bigint, MempoolEntry>): void {
+    const run = this.runs.get(entry.tx.fromKey);
+    if (!run) return; // a new sender, or one whose run a removal broke: `classify` walks it
+    const nonce = entry.tx.nonce;
+    if (nonce > run.end) {
+      this.mark(entry, true);
+    } else if (nonce === run.end) {
+      // The missing nonce came: the entries after it, up to the next gap, wait no longer.
+      let next = nonce + 1n;
+      for (let e = pending.get(next); e; e = pending.get(++next)) this.mark(e, false);
+      run.end = next;
+    } else if (nonce === run.from - 1n) {
+      run.from = nonce;
+    }
+  }
+
+  /** `nonce` just left `senderKey`'s pending (which still holds others). */
+  private shrinkRun(senderKey: string, nonce: bigint): void {
+    const run = this.runs.get(senderKey);
+    if (!run || nonce < run.from || nonce > run.end) return;
+    // The last of the run (an evicted tail): the gapped entries above are still the same.
+    if (nonce === run.end - 1n) run.end = nonce;
+    // The first (what a block took): the rest still runs to `end`, for a state nonce past it.
+    else if (nonce === run.from) run.from = nonce + 1n;
+    else this.runs.delete(senderKey);
   }
 }
 
