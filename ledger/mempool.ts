@@ -6,7 +6,7 @@ import type { Block } from './block.ts';
 import { checkTxSignature, TX_BYTES, type Transaction } from './transaction.ts';
 import { EMPTY_ACCOUNT, checkTxAgainstState, type Account, type AccountSource, type StateRules } from './state.ts';
 import { PendingSet, type MempoolEntry } from './pending-set.ts';
-import { MaxFeeHeap } from './fee-heap.ts';
+import { selectForBlock } from './block-template.ts';
 import { DEFAULT_MEMPOOL_POLICY, MempoolFullError, MempoolRejection, NO_VICTIMS, chooseVictims, refusedByNonce, refusedOnSight, underpricedReplacement, type MempoolPolicy } from './mempool-rules.ts';
 
 export type { MempoolEntry } from './pending-set.ts';
@@ -391,30 +391,9 @@ export class Mempool extends EventEmitter<{ added: [entry: MempoolEntry] }> {
     this.pending.classify(senderKey, account.nonce);
   }
 
-  /**
-   * Transactions for a block template: only those executable in order from each sender's state
-   * nonce, the highest fee first across senders, never a later nonce before an earlier one.
-   */
-  async selectForBlock(maxTxs: number, maxBytes: number): Promise<Transaction[]> {
-    const queues: MempoolEntry[][] = [];
-    for (const pending of this.bySender.values()) {
-      const first = pending.values().next().value!;
-      let nonce = ((await this.state.getAccount(first.tx.from)) ?? EMPTY_ACCOUNT).nonce;
-      const run: MempoolEntry[] = [];
-      for (let e = pending.get(nonce); e; e = pending.get(++nonce)) run.push(e);
-      if (run.length > 0) queues.push(run);
-    }
-    const heads = new MaxFeeHeap<MempoolEntry>(queues);
-    const out: Transaction[] = [];
-    let bytes = 0;
-    while (out.length < maxTxs) {
-      const next = heads.pop();
-      if (!next) break;
-      if (bytes + next.tx.bytes.length > maxBytes) break; // fixed-size txs: nothing smaller will fit
-      out.push(next.tx);
-      bytes += next.tx.bytes.length;
-    }
-    return out;
+  /** Transactions for a block template (block-template.ts). */
+  selectForBlock(maxTxs: number, maxBytes: number): Promise<Transaction[]> {
+    return selectForBlock(this.bySender.values(), this.state, maxTxs, maxBytes);
   }
 }
 
