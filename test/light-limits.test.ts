@@ -38,6 +38,17 @@ describe('light client against cheap identities', function () {
     await waitFor(() => client.statuses.has(peer), 5_000, `${peer}'s status`);
   }
 
+  /** A chain of 3 blocks, a light client, and an honest full node it met and synced from. */
+  async function syncedWithHonest(): Promise<{ chain: Awaited<ReturnType<typeof newChain>>; client: LightClient }> {
+    const chain = await newChain();
+    await extend(chain, 3, 50, true);
+    const client = await startLight();
+    await fullNode(net, 'z-honest', chain);
+    await meet(client, 'z-honest');
+    await client.requestSync();
+    return { chain, client };
+  }
+
   async function startLight(): Promise<LightClient> {
     light = new LightClient({ params, env: longWaitsNeverEnd, datadir: dir.path, bootstrap: [], statusIntervalMs: 3_600_000, createTransport: async (gate) => (transport = new FakeTransport(net, gate)) });
     await light.start();
@@ -79,12 +90,7 @@ describe('light client against cheap identities', function () {
   it('peers that claim more work and answer busy for a minute are left at once: a getAccount, which syncs first, is not held up', async () => {
     // The same from the sync's side: a round follows the peers that claim more work one after
     // another, the most first, and each busy answer to their header requests was waited out five times.
-    const chain = await newChain();
-    await extend(chain, 3, 50, true);
-    const client = await startLight();
-    await fullNode(net, 'z-honest', chain);
-    await meet(client, 'z-honest');
-    await client.requestSync();
+    const { chain, client } = await syncedWithHonest();
     for (let i = 0; i < 8; i++) {
       const peer = `a-claims-${i}`;
       await fullNode(net, peer, chain, { status: (s) => ({ ...s, totalWork: s.totalWork * 1_000n }), busyFirst: 1_000_000, retryAfterMs: 64_000 });
@@ -99,12 +105,7 @@ describe('light client against cheap identities', function () {
   it('a peer that claims more work and answers every header request busy is left out of sync rounds once two gave up on it, and not banned', async () => {
     // Each round waited out its busy answers (three, up to 2 s each) before moving on, at every
     // round: SilentPeers counted only timeouts.
-    const chain = await newChain();
-    await extend(chain, 3, 50, true);
-    const client = await startLight();
-    await fullNode(net, 'z-honest', chain);
-    await meet(client, 'z-honest');
-    await client.requestSync();
+    const { chain, client } = await syncedWithHonest();
     await fullNode(net, 'a-busy', chain, { status: (s) => ({ ...s, totalWork: s.totalWork * 1_000n }), busyFirst: 1_000_000 });
     let headerRequests = 0;
     const handlers = net.peers.get('a-busy')!;
