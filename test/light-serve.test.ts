@@ -16,6 +16,31 @@ async function proofServer(chain: Chain, clock: { ms: number }): Promise<Respond
   return respond!;
 }
 
+/**
+ * A chain of 20 blocks, its proof server on `clock`, and a request 16 blocks back, whose first
+ * answer takes 8 s of the import lock (a roll-back of 16 full blocks takes seconds: node/light/serve.ts).
+ */
+async function slowDeepProof(): Promise<{ chain: Chain; clock: { ms: number }; respond: Responder; deep: Uint8Array; answerSlowly: (peer: string) => Promise<Uint8Array | Uint8Array[] | Busy> }> {
+  const chain = await newChain();
+  await extend(chain, 20, 50, true);
+  const clock = { ms: 1_000_000 };
+  const respond = await proofServer(chain, clock);
+  const deep = encodeGetProofs(chain.mainAt(chain.tip.height - 16)!.hash, [carol.address]);
+  const answerSlowly = async (peer: string) => {
+    const mainHeader = chain.byHeight.mainHeader.bind(chain.byHeight);
+    chain.byHeight.mainHeader = async (hash) => {
+      clock.ms += 8_000;
+      return mainHeader(hash);
+    };
+    try {
+      return await respond(deep, peer);
+    } finally {
+      chain.byHeight.mainHeader = mainHeader;
+    }
+  };
+  return { chain, clock, respond, deep, answerSlowly };
+}
+
 describe('serving light clients', () => {
   it(`proof requests from many askers at once: ${MAX_PROOFS_AT_ONCE} waits for the import lock, the rest are answered busy`, async () => {
     const chain = await newChain();
@@ -40,19 +65,8 @@ describe('serving light clients', () => {
   });
 
   it('proofs hold the import lock for a share of the time at most: after one that took 8 s, the next waits until they held it a quarter of the time since, beyond a burst of 2 s', async () => {
-    const chain = await newChain();
-    await extend(chain, 20, 50, true);
-    const clock = { ms: 1_000_000 };
-    const respond = await proofServer(chain, clock);
-    const request = encodeGetProofs(chain.mainAt(chain.tip.height - 16)!.hash, [carol.address]);
-    // A roll-back of 16 full blocks takes seconds (node/light/serve.ts): this one takes 8.
-    const mainHeader = chain.byHeight.mainHeader.bind(chain.byHeight);
-    chain.byHeight.mainHeader = async (hash) => {
-      clock.ms += 8_000;
-      return mainHeader(hash);
-    };
-    assert.ok(!isBusy(await respond(request, 'first')));
-    chain.byHeight.mainHeader = mainHeader;
+    const { chain, clock, respond, deep: request, answerSlowly } = await slowDeepProof();
+    assert.ok(!isBusy(await answerSlowly('first')));
     const debtMs = 8_000 - PROOF_LOCK_BURST_MS - 8_000 * PROOF_LOCK_SHARE; // what the 8 s themselves refilled counts
     const refused = (await respond(request, 'second')) as Busy;
     assert.ok(isBusy(refused));
@@ -63,21 +77,12 @@ describe('serving light clients', () => {
     assert.ok(!isBusy(await respond(request, 'third')), 'after it, served');
     await chain.db.close();
   });
+
   it("after a proof far back used up the lock's share, a proof at the tip is still served: one asker cannot refuse every light client the node's proofs", async () => {
     // From the review of this stop's diff: one proof 16 blocks back every ~25 s (8 s of the lock
     // each) kept every other proof refused, with a retry-after past a light client's patience.
-    const chain = await newChain();
-    await extend(chain, 20, 50, true);
-    const clock = { ms: 1_000_000 };
-    const respond = await proofServer(chain, clock);
-    const deep = encodeGetProofs(chain.mainAt(chain.tip.height - 16)!.hash, [carol.address]);
-    const mainHeader = chain.byHeight.mainHeader.bind(chain.byHeight);
-    chain.byHeight.mainHeader = async (hash) => {
-      clock.ms += 8_000;
-      return mainHeader(hash);
-    };
-    assert.ok(!isBusy(await respond(deep, 'attacker')));
-    chain.byHeight.mainHeader = mainHeader;
+    const { chain, respond, deep, answerSlowly } = await slowDeepProof();
+    assert.ok(!isBusy(await answerSlowly('attacker')));
     assert.ok(isBusy(await respond(deep, 'another')), 'another deep proof waits out the share');
     const atTip = await respond(encodeGetProofs(chain.tip.hash, [carol.address]), 'light-client');
     assert.ok(!isBusy(atTip), 'a proof at the tip is served');
