@@ -1,11 +1,10 @@
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { createLightClient } from '../node/launch.ts';
-import { keptPeerId, PEER_KEY_FILE } from '../node/libp2p/identity.ts';
 import { checkPeerAddress } from '../node/libp2p/addresses.ts';
 import { DEFAULT_LIGHT_DATADIR, DEFAULT_PORTS, checkpointArg, listenAddress, parse, port, str, UsageError } from './args.ts';
 import { initDatadir, lockLightDatadir } from './datadir.ts';
 import { createLogger, isLogLevel } from './log.ts';
-import { checkPortsDistinct, explainStartFailure, ownPeerId, probePorts } from './start-errors.ts';
+import { bootstrapWithoutOwn, checkPortsDistinct, explainStartFailure, probePorts } from './start-errors.ts';
 import { failedStopMs, stopOnUnexpectedErrors } from './fatal.ts';
 import type { Out } from './output.ts';
 
@@ -45,11 +44,7 @@ export async function lightCommand(argv: string[], out: Out): Promise<void> {
   const stopMs = failedStopMs();
   // As `cairn node`: the light client keeps its peer key in the datadir too, and a port in use
   // refuses the start before the datadir is made.
-  const own = await keptPeerId(datadir);
-  const self = bootstrapIds.indexOf(own ?? '');
-  // As `cairn node`: its own address among others (one list of every node given to each) is left out with a word.
-  const others = bootstrap.filter((_, i) => bootstrapIds[i] !== own);
-  if (self >= 0 && others.length === 0) throw ownPeerId(datadir, join(datadir, PEER_KEY_FILE), bootstrap[self]!, own!, 'light client');
+  const { dial, warning: ownAddress } = await bootstrapWithoutOwn(datadir, bootstrap, bootstrapIds, 'light client');
   await probePorts(settings);
   // The datadir holds the network's genesis.json, as a node's does; the light client keeps no chain store.
   const { params } = await initDatadir(datadir, str(values, 'genesis'), { store: false }).catch((err: unknown) => {
@@ -59,12 +54,12 @@ export async function lightCommand(argv: string[], out: Out): Promise<void> {
     throw explainStartFailure(err, settings);
   });
   const logger = createLogger(level);
-  if (self >= 0) logger.warn(`--bootstrap ${bootstrap[self]} names this light client's own peer id, ${own}: left out (if ${datadir} is a copy of another's datadir, the two cannot connect: with this light client stopped, delete ${join(datadir, PEER_KEY_FILE)})`);
+  if (ownAddress) logger.warn(ownAddress);
   const light = createLightClient(
     {
       datadir,
       params,
-      bootstrap: others,
+      bootstrap: dial,
       listen: [listen],
       mdns: !values['no-mdns'],
       rpc: { port: rpcPort },

@@ -6,14 +6,13 @@ import { createNode } from '../node/launch.ts';
 import { StoppedDuringStart } from '../node/node.ts';
 import { DEFAULT_REORG_DEPTH } from '../consensus/chain-index.ts';
 import { checkPeerAddress } from '../node/libp2p/addresses.ts';
-import { keptPeerId, PEER_KEY_FILE } from '../node/libp2p/identity.ts';
 import { createKey, KeystoreError, listKeys } from './keystore.ts';
 import { readPassword } from './password.ts';
 import { DEFAULT_PORTS, address, checkpointArg, count, hostNames, listenAddress, parse, port, str, UsageError } from './args.ts';
 import { DEFAULT_DATADIR, initDatadir, sharedChainIdWarning } from './datadir.ts';
 import { createLogger, isLogLevel } from './log.ts';
 import { ProgressBar } from './progress.ts';
-import { checkPortsDistinct, explainStartFailure, ownPeerId, probePorts } from './start-errors.ts';
+import { bootstrapWithoutOwn, checkPortsDistinct, explainStartFailure, probePorts } from './start-errors.ts';
 import { exitIfStopHangs, failedStopMs, stopOnUnexpectedErrors } from './fatal.ts';
 import type { Out } from './output.ts';
 
@@ -124,13 +123,8 @@ export async function nodeCommand(argv: string[], out: Out): Promise<void> {
 
   checkPortsDistinct([['--p2p-port', p2pPort], ['--rpc-port', rpcPort], ['--http-port', http?.port], ['--metrics-port', metricsPort]]);
   const settings = { datadir, p2pPort, p2pHost, rpcPort, httpPort: http?.port, httpHost: http?.host, metricsPort };
-  const own = bootstrap.length > 0 ? await keptPeerId(datadir) : undefined;
-  const self = bootstrapIds.indexOf(own ?? '');
-  // One list of every seed, given to each seed (a compose file, a unit template), names each one
-  // itself: left out with a word. Only when every address given is ours is there no one to start from.
-  const others = bootstrap.filter((_, i) => bootstrapIds[i] !== own);
-  if (self >= 0 && others.length === 0) throw ownPeerId(datadir, join(datadir, PEER_KEY_FILE), bootstrap[self]!, own!);
-  if (self >= 0) logger.warn(`--bootstrap ${bootstrap[self]} names this node's own peer id, ${own}: left out (if ${datadir} is a copy of that node's datadir, the two cannot connect: with this node stopped, delete ${join(datadir, PEER_KEY_FILE)})`);
+  const { dial, warning: ownAddress } = await bootstrapWithoutOwn(datadir, bootstrap, bootstrapIds);
+  if (ownAddress) logger.warn(ownAddress);
   await probePorts(settings);
   const { params, created } = await initDatadir(datadir, str(values, 'genesis')).catch((err: unknown) => {
     throw explainStartFailure(err, settings);
@@ -145,7 +139,7 @@ export async function nodeCommand(argv: string[], out: Out): Promise<void> {
     heapGrowth: true,
     params,
     listen: [listen],
-    bootstrap: others,
+    bootstrap: dial,
     mdns,
     mine: coinbase ? { coinbase, threads } : undefined,
     rpc: { port: rpcPort },

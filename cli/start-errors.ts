@@ -7,6 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createServer, isIP } from 'node:net';
 import { join } from 'node:path';
 import { CairnError, StoreError } from '../ledger/errors.ts';
+import { keptPeerId, PEER_KEY_FILE } from '../node/libp2p/identity.ts';
 import { RPC_ENDPOINT_FILE, type RpcEndpointFile } from '../node/rpc-types.ts';
 import { UsageError } from './args.ts';
 
@@ -76,6 +77,22 @@ function inUse(s: StartSettings, pid: number | undefined): StartError {
  */
 export function ownPeerId(datadir: string, key: string, bootstrap: string, peerId: string, what: StartSettings['what'] = 'node'): StartError {
   return new StartError('OWN_PEER_ID', `--bootstrap ${bootstrap} names this ${what}'s own peer id, ${peerId} (its key is ${key}): if that is this ${what}'s address, leave it out; if ${datadir} is a copy of that node's datadir, the two have one identity and cannot connect: with this ${what} stopped, delete ${key} (the next start makes a new one)`);
+}
+
+/**
+ * The --bootstrap addresses to dial, those with this datadir's own peer id left out, and the
+ * warning that says so: one list of every node given to each (a compose file, a unit template)
+ * names each one itself. A list of nothing but its own (a copied datadir) has no one to start
+ * from, and refuses the start with the fix. `ids` are the addresses' peer ids, in order.
+ */
+export async function bootstrapWithoutOwn(datadir: string, bootstrap: readonly string[], ids: readonly string[], what: StartSettings['what'] = 'node'): Promise<{ dial: string[]; warning?: string }> {
+  const own = bootstrap.length > 0 ? await keptPeerId(datadir) : undefined;
+  const self = own === undefined ? -1 : ids.indexOf(own);
+  if (self < 0) return { dial: [...bootstrap] };
+  const key = join(datadir, PEER_KEY_FILE);
+  const dial = bootstrap.filter((_, i) => ids[i] !== own);
+  if (dial.length === 0) throw ownPeerId(datadir, key, bootstrap[self]!, own!, what);
+  return { dial, warning: `--bootstrap ${bootstrap[self]} names this ${what}'s own peer id, ${own}: left out (if ${datadir} is a copy of another's datadir, the two cannot connect: with this ${what} stopped, delete ${key})` };
 }
 
 /**
