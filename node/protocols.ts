@@ -33,7 +33,7 @@ export function networkNames(genesisHash: Uint8Array): NetworkNames {
     txPush: `/cairn/${ns}/txs/1`,
     blockTxs: `/cairn/${ns}/blocktxs/1`,
     proofs: `/cairn/${ns}/proofs/1`,
-    snapshot: `/cairn/${ns}/snapshot/1`,
+    snapshot: `/cairn/${ns}/snapshot/2`,
     dht: `/cairn/${ns}/kad/1.0.0`,
     blockTopic: `/cairn/${ns}/blocks/1`,
     compactBlockTopic: `/cairn/${ns}/cblocks/1`,

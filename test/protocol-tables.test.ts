@@ -8,6 +8,7 @@ import { bytesToBigInt, toHex } from '../ledger/bytes.ts';
 import { TX_BYTES, UNSIGNED_TX_BYTES } from '../ledger/transaction.ts';
 import { COINBASE_BYTES, HEADER_BYTES } from '../ledger/block.ts';
 import { ACCOUNT_BYTES } from '../ledger/state.ts';
+import { networkNames } from '../node/protocols.ts';
 import { DOC, ofKind, type Vector } from './helpers/protocol-doc.ts';
 
 // ---------------------------------------------------------------------------------------------
@@ -98,3 +99,24 @@ describe('docs/PROTOCOL.md field tables', () => {
   }
 });
 
+
+describe('docs/PROTOCOL.md names', () => {
+  // A protocol id bumped in the code and not in the spec (or the other way) splits the network
+  // silently: the two sides never agree on a stream, and nothing fails but the exchange.
+  it('the table of protocol ids and topics is exactly the set the node speaks', () => {
+    const at = DOC.indexOf('### Names');
+    assert.ok(at >= 0, 'PROTOCOL.md has no ### Names');
+    const lines = DOC.slice(at).split('\n');
+    const header = lines.findIndex((l) => l === '| name | id |');
+    assert.ok(header > 0, 'no | name | id | table under ### Names');
+    const ids: string[] = [];
+    for (const line of lines.slice(header + 2)) {
+      if (!line.startsWith('|')) break;
+      ids.push(/`([^`]+)`/.exec(line)![1]!);
+    }
+    const hash = new Uint8Array(32).fill(0xab);
+    const ns = toHex(hash).slice(0, 16);
+    const names = networkNames(hash) as unknown as Record<string, string>;
+    assert.deepEqual(new Set(ids.map((id) => id.replace('<ns>', ns))), new Set(Object.values(names)));
+  });
+});
