@@ -61,6 +61,13 @@ export async function generateDatadir(o: GenerateDatadirOptions): Promise<Genera
   }
 }
 
+/**
+ * The most accounts a generated genesis may fund: each is a 65-byte line of genesis.json, and a
+ * node reads a genesis file of at most MAX_GENESIS_BYTES (about 8.26 million such lines). Ten
+ * million, the old cap, wrote a file that no node could open.
+ */
+export const MAX_GENERATED_ACCOUNTS = 8_000_000;
+
 export async function generateCommand(argv: string[], out: Out): Promise<void> {
   const { values } = parse(argv, {
     blocks: { type: 'string' },
@@ -74,7 +81,7 @@ export async function generateCommand(argv: string[], out: Out): Promise<void> {
   if (blocks === undefined) throw new UsageError('--blocks is required');
   const datadir = required(values, 'datadir');
   const txsPerBlock = count(values, 'txs-per-block', 0, 5000) ?? 0;
-  const accounts = count(values, 'accounts', 0, 10_000_000) ?? 0;
+  const accounts = count(values, 'accounts', 0, MAX_GENERATED_ACCOUNTS) ?? 0;
   const started = performance.now();
   const made = await generateDatadir({
     datadir,
@@ -100,7 +107,7 @@ generated senders and of the miner are public (consensus/generate.ts): never use
 
   --txs-per-block K   K transfers in every block, among 64 funded senders (default 0: coinbase only)
   --accounts M        M more funded accounts in the genesis, which nobody holds a key for (state
-                      for a snapshot to carry)
+                      for a snapshot to carry); at most 8000000, the most a genesis file holds
 
 Examples:
   cairn generate --blocks 1000000 --datadir /tmp/long

@@ -32,7 +32,7 @@ async function exists(path: string): Promise<boolean> {
  * belongs to; damaged, it is named as such, since the user never gave that path.
  */
 /** The largest genesis file read: V8's longest string (2^29 − 24 characters), at a byte a character. */
-const MAX_GENESIS_BYTES = 2 ** 29 - 24;
+export const MAX_GENESIS_BYTES = 2 ** 29 - 24;
 
 async function readGenesis(file: string, copy = false): Promise<{ text: string; params: ChainParams }> {
   let text: string;

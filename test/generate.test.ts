@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
@@ -17,6 +17,8 @@ import { parseGenesis, genesisHashHex, genesisJson } from '../ledger/genesis.ts'
 import { inlineSignatureChecker } from '../ledger/state.ts';
 import { Chain } from '../consensus/chain.ts';
 import { generateChain, generatorGenesis, generatorKey, generatorSenders } from '../consensus/generate.ts';
+import { MAX_GENERATED_ACCOUNTS } from '../cli/cmd-generate.ts';
+import { MAX_GENESIS_BYTES } from '../cli/datadir.ts';
 import { tempDir, testKey } from './helpers/fixtures.ts';
 import { asParent, mineChild, stateRootOnTip } from './helpers/mining.ts';
 
@@ -59,6 +61,29 @@ describe('the chain generator', function () {
   it('its genesis file reads back as the same network', () => {
     const params = generatorGenesis({ blocks: 10, txsPerBlock: 2, accounts: 3, now: 1_800_000_000 });
     assert.equal(genesisHashHex(parseGenesis(genesisJson(params))), genesisHashHex(params));
+  });
+
+  it('--accounts is capped where the genesis file still fits what a node reads', () => {
+    // Past the first few, every funded account is one more line of the same length.
+    const bytes = (accounts: number) => genesisJson(generatorGenesis({ blocks: 10, accounts, now: 1_800_000_000 })).length;
+    const perAccount = (bytes(2000) - bytes(1000)) / 1000;
+    assert.ok(Number.isInteger(perAccount) && perAccount > 0);
+    const atCap = bytes(1000) + (MAX_GENERATED_ACCOUNTS - 1000) * perAccount;
+    assert.ok(atCap <= MAX_GENESIS_BYTES, `${MAX_GENERATED_ACCOUNTS} accounts make ${atCap} bytes`);
+  });
+
+  it('cairn generate refuses more accounts than a genesis file holds, before making the datadir', async () => {
+    const dir = tempDir();
+    try {
+      const datadir = join(dir.path, 'gen');
+      await assert.rejects(
+        promisify(execFile)(process.execPath, [CAIRN, 'generate', '--blocks', '1', '--accounts', String(MAX_GENERATED_ACCOUNTS + 1), '--datadir', datadir]),
+        (err: { code: number; stderr: string }) => err.code === 2 && /--accounts must be a whole number from 0 to 8000000/.test(err.stderr),
+      );
+      assert.equal(existsSync(datadir), false);
+    } finally {
+      dir.remove();
+    }
   });
 
   it('cairn generate makes a datadir a node opens at its tip and builds on', async () => {
