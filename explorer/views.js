@@ -7,7 +7,7 @@ import { blockChart, feeChart } from './chart.js';
  *   previousblockhash: string | null; merkle_root: string; nonce: string; target: string; difficulty: string; mediantime: number | null; in_best_chain?: boolean }} Block
  * @typedef {{ confirmed: boolean; block_height: number | null; block_hash: string | null; block_time: number | null }} TxStatus
  * @typedef {{ txid: string; from: string; to: string; amount: string; fee: string; nonce: string; size: number; chain_id: number; status: TxStatus }} Tx
- * @typedef {{ cursor: string | null; kind: 'sent' | 'received' | 'self' | 'coinbase'; txid: string | null; from: string | null; to: string | null; amount: string | null; fee: string | null;
+ * @typedef {{ cursor: string | null; kind: 'sent' | 'received' | 'self' | 'coinbase'; txid: string; from: string | null; to: string | null; amount: string | null; fee: string | null;
  *   status: TxStatus; pruned?: true }} AddressLine
  * @typedef {{ state: string; progress: number }} IndexStatus
  * @typedef {{ network: string; unit: string; decimals: number; block_time: number; height: number; tip: string; syncing: boolean; sync_target: number; mining: boolean; mining_waits: string | null; mining_hash_rate: number | null;
@@ -160,7 +160,8 @@ export async function txPage(id) {
 function addressRow(l) {
   const s = l.status;
   const block = s.block_height === null ? null : s.block_hash && !l.pruned ? `#/block/${s.block_hash}` : `#/height/${s.block_height}`;
-  const what = l.txid ? (l.pruned ? h('span', { class: 'mono', title: l.txid }, short(l.txid)) : txLink(l.txid)) : block ? link(block, 'coinbase') : 'coinbase';
+  // A coinbase's txid is its block's hash (docs/REST.md): the link is to its block, not to a transaction.
+  const what = l.kind === 'coinbase' ? (block ? link(block, 'coinbase') : 'coinbase') : l.pruned ? h('span', { class: 'mono', title: l.txid }, short(l.txid)) : txLink(l.txid);
   const other = l.kind === 'sent' ? addrLink(l.to) : l.kind === 'received' ? addrLink(l.from) : h('span', { class: 'muted' }, '—');
   const amount = l.amount === null ? 'pruned' : coins(l.amount);
   return [h('span', { class: `tag ${l.kind}` }, l.kind), what, other, amount, s.confirmed && block ? link(block, String(s.block_height)) : h('span', { class: 'tag pending' }, 'pending')];

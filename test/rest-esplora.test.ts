@@ -105,6 +105,33 @@ describe('REST API as Esplora\'s clients use it', function () {
     assert.equal((await get(`${base}/address/${carolText}/txs/chain/nonsense`)).status, 400);
   });
 
+  it('pages a miner\'s history, mostly coinbase lines, by the last txid seen: a coinbase line\'s txid is its block\'s hash', async () => {
+    // From the project's list: a coinbase line's txid was null, so a page that ended on one gave
+    // an Esplora client nothing to ask the next page after (and a wallet nothing to key it by).
+    const minerKey = 43;
+    const miner = encodeAddress(testKey(minerKey).address);
+    const mined = await mineOn(t, 3, minerKey);
+    await t.node.submitTransaction(transfer(FUNDED_KEYS[3]!, testKey(minerKey).address, 5n, 0n, 2n));
+    mined.push(...(await mineOn(t, 3, minerKey)));
+    type Line = { txid: string | null; kind: string; cursor: string; status: { block_hash: string } };
+    const all = (await get(`${base}/address/${miner}/txs/chain?limit=100`)).json<Line[]>();
+    assert.equal(all.length, 7, 'six coinbases and one payment');
+    for (const line of all.filter((l) => l.kind === 'coinbase')) assert.equal(line.txid, line.status.block_hash, line.cursor);
+    assert.deepEqual(all.filter((l) => l.kind === 'coinbase').map((l) => l.txid), mined.map((b) => toHex(b.header.hash)).reverse());
+    // Esplora's paging, two lines a page: after the last page's last txid, until an empty page.
+    const paged: Line[] = [];
+    for (let after = ''; ; ) {
+      const page = (await get(`${base}/address/${miner}/txs/chain${after}?limit=2`)).json<Line[]>();
+      if (page.length === 0) break;
+      paged.push(...page);
+      assert.ok(paged.length <= all.length, 'no page repeats');
+      after = `/${page.at(-1)!.txid}`;
+    }
+    assert.deepEqual(paged, all);
+    const ids = new Set(all.map((l) => l.txid));
+    assert.equal(ids.size, all.length, 'a wallet can key the lines by txid');
+  });
+
   it('serves /mempool/txids: every pending id', async () => {
     // From the API review: a 404, "no such path", where Esplora lists the pool.
     await t.node.submitTransaction(transfer(FUNDED_KEYS[2]!, carol, 1n, 0n, 2n));

@@ -73,8 +73,8 @@ async function addressTxs(node: NodeView, addrText: string, which: 'all' | 'chai
 
 /**
  * Where the next page starts: after a line's cursor (HEIGHT-POSITION), or after the line of a
- * transaction id, the last txid of the page before, as Esplora's clients page
- * (`last_seen_txid`); null for an id that is no confirmed line of the address.
+ * transaction id (a coinbase's: its block's hash), the last txid of the page before, as Esplora's
+ * clients page (`last_seen_txid`); null for an id that is no confirmed line of the address.
  */
 async function cursorAfter(node: NodeView, index: AddressIndex, address: Uint8Array, text: string): Promise<AddressCursor | null> {
   const cursor = parseCursor(text);
@@ -82,16 +82,24 @@ async function cursorAfter(node: NodeView, index: AddressIndex, address: Uint8Ar
   if (!isHashText(text)) throw bad('a cursor is HEIGHT-POSITION, as the last line of the previous page gives it, or the txid of that line (Esplora\'s last_seen_txid)');
   const id = hashParam(text, 'a transaction id');
   const location = await node.db.getTxLocation(id);
-  if (!location) {
+  let at: AddressCursor;
+  if (location) {
+    const header = await node.chain.byHeight.mainHeader(location.blockHash);
+    if (!header) return null;
+    at = { height: header.height, position: location.index + 1 };
+  } else {
     if (node.mempool.has(id)) return null;
-    const prunedHeight = node.db.history.prunedHeight;
-    // A pruned block's transactions leave the transaction index: an empty page would tell the client its history ended there.
-    if (prunedHeight > 0) throw new RestError(410, 'PRUNED', `transaction ${text} is not in this node's transaction index: unknown, or in a block it pruned (up to height ${prunedHeight}); page by the line's cursor instead`);
-    return null;
+    // A coinbase line's txid is its block's hash (rest-shapes.ts addressLine).
+    const coinbaseOf = await node.chain.byHeight.mainHeader(id);
+    if (coinbaseOf) {
+      at = { height: coinbaseOf.height, position: 0 };
+    } else {
+      const prunedHeight = node.db.history.prunedHeight;
+      // A pruned block's transactions leave the transaction index: an empty page would tell the client its history ended there.
+      if (prunedHeight > 0) throw new RestError(410, 'PRUNED', `${text} is not in this node's transaction index: unknown, or a transaction or coinbase in a block it pruned (up to height ${prunedHeight}); page by the line's cursor instead`);
+      return null;
+    }
   }
-  const header = await node.chain.byHeight.mainHeader(location.blockHash);
-  if (!header) return null;
-  const at = { height: header.height, position: location.index + 1 };
   const [line] = await index.history(address, 1, { height: at.height, position: at.position + 1 });
   return line && line.height === at.height && line.position === at.position && bytesEqual(line.id, id) ? at : null;
 }

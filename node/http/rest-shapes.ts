@@ -82,12 +82,16 @@ export function parseCursor(text: string): { height: number; position: number } 
   return height <= 0xffffffff && position <= 0xffffffff ? { height, position } : undefined;
 }
 
-/** One line of an address's history: a transfer it sent or received, or a coinbase that paid it. */
+/**
+ * One line of an address's history: a transfer it sent or received, or a coinbase that paid it.
+ * A coinbase has no transaction id: its line's `txid` is its block's hash, what the address index
+ * keeps for it, unique among lines, and what an Esplora client pages after (`last_seen_txid`).
+ */
 export function addressLine(address: string, kind: AddressTxKind, block: Block | undefined, tx: Transaction | undefined, cursor: string | null) {
   return {
     cursor,
     kind,
-    txid: tx ? tx.idHex : null,
+    txid: tx ? tx.idHex : toHex(block!.header.hash),
     from: tx ? encodeAddress(tx.from) : null,
     to: tx ? encodeAddress(tx.to) : address,
     amount: (tx ? tx.amount : block!.coinbase.amount).toString(),
@@ -104,7 +108,7 @@ export function prunedAddressLine(address: string, kind: AddressTxKind, header: 
   return {
     cursor,
     kind,
-    txid: txid ? toHex(txid) : null,
+    txid: toHex(txid ?? header.hash),
     from: null,
     to: kind === 'coinbase' ? address : null,
     amount: null,
