@@ -272,7 +272,8 @@ port must differ from the others. --mine mines to --coinbase, or to the key of t
 DIR/keystore), creating one on first start (one holding several keys needs --coinbase to say
 which), hashing on --threads of the node's worker threads
 (default 1; at most one per core) whenever they have no signatures to check. It mines nothing while it first catches up with
-a peer's longer chain, and with --snapshot-sync at genesis it waits for a peer to join from (start
+a peer's longer chain, nor, with peers to find (--bootstrap, or those of its last run), before one
+tells its chain (a minute at most), and with --snapshot-sync at genesis it waits for a peer to join from (start
 the first node of a new network without it); cairn status says why it waits. Logs are JSON when stdout is not a terminal;
 at a terminal, one line a record, starting with the time in UTC (2025-01-31T12:00:00Z).
 The explorer (open it in a browser), the REST API and live events are on http://127.0.0.1:7372/

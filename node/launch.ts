@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { LevelKv } from '../ledger/kv-level.ts';
 import type { ChainParams } from '../ledger/genesis.ts';
 import type { MempoolPolicy } from '../ledger/mempool-rules.ts';
-import { realEnv, type Env } from './env.ts';
+import { realEnv, type Env, type Timer } from './env.ts';
 import { Libp2pTransport } from './libp2p/transport.ts';
 import { loadOrCreatePeerKey } from './libp2p/identity.ts';
 import { checkPeerAddress } from './libp2p/addresses.ts';
@@ -13,7 +13,7 @@ import { peerFile } from './peer-file.ts';
 import type { ServingLimits } from './serving-limits.ts';
 import type { SlotLimits } from './slots.ts';
 import { loadMempool, saveMempool } from './mempool-file.ts';
-import { CatchUpGate, Miner } from './miner.ts';
+import { CatchUpGate, Miner, PEER_WAIT_MS } from './miner.ts';
 import { checkpointFile } from './checkpoint.ts';
 import { CairnNode, type NodeService } from './node.ts';
 import { RpcServer } from './rpc.ts';
@@ -35,8 +35,11 @@ export interface NodeConfig {
   readonly bootstrap?: readonly string[];
   readonly mdns?: boolean;
   readonly maxConnections?: number;
-  /** Mine to this address with this many worker threads. */
-  readonly mine?: { readonly coinbase: Uint8Array; readonly threads: number };
+  /**
+   * Mine to this address with this many worker threads; with peers to find at start, not before
+   * one told its chain or `peerWaitMs` passed (default PEER_WAIT_MS, node/miner.ts).
+   */
+  readonly mine?: { readonly coinbase: Uint8Array; readonly threads: number; readonly peerWaitMs?: number };
   readonly mempool?: Partial<MempoolPolicy>;
   readonly banSeconds?: number;
   /** How often to ask every peer for its status again (ms): how a node notices it fell behind. */
@@ -119,6 +122,7 @@ export function createNode(config: NodeConfig): CairnNode {
         hold: () => gate?.reason(),
       });
       let gate: CatchUpGate | undefined;
+      let peerWait: Timer | undefined;
       const onStatus = () => {
         gate?.noteStatus();
         miner.recheckHold();
@@ -131,7 +135,11 @@ export function createNode(config: NodeConfig): CairnNode {
       miner.on('held', (reason) => node.emit('log', 'info', reason === undefined ? 'mining' : `mining waits: ${reason}`));
       return {
         async start() {
-          gate = new CatchUpGate({ sync: node.sync, chain: node.chain, snapshotSync: config.snapshotSync === true });
+          gate = new CatchUpGate({ sync: node.sync, chain: node.chain, snapshotSync: config.snapshotSync === true, knownPeers: node.knownPeers });
+          peerWait = env.setTimeout(() => {
+            gate?.stopWaitingForPeers();
+            miner.recheckHold();
+          }, mine.peerWaitMs ?? PEER_WAIT_MS);
           node.sync.on('status', onStatus);
           node.sync.on('idle', onIdle);
           node.miner = miner;
@@ -139,6 +147,7 @@ export function createNode(config: NodeConfig): CairnNode {
         },
         async stop() {
           node.miner = undefined;
+          env.clearTimeout(peerWait);
           node.sync.off('status', onStatus);
           node.sync.off('idle', onIdle);
           await miner.stop();

@@ -259,10 +259,19 @@ export class Miner extends EventEmitter<MinerEvents> {
   }
 }
 
+/**
+ * How long a node with peers to find waits for one to tell its chain before it mines on its own
+ * (ms): a dial and a status take a second or two; peers that never answer (all of them gone since
+ * peers.json was written, a wrong --bootstrap) must not keep the node from mining for good.
+ */
+export const PEER_WAIT_MS = 60_000;
+
 interface CatchUpGateOptions {
   readonly sync: CatchUpSync;
   readonly chain: { readonly tip: { readonly height: number }; readonly checkpoint?: { readonly height: number } | undefined };
   readonly snapshotSync: boolean;
+  /** Peers it knew to dial at start (--bootstrap, peers.json): then its own chain is likely behind theirs. */
+  readonly knownPeers?: number;
 }
 
 /** What a CatchUpGate reads of a node's sync (node/sync.ts). */
@@ -280,6 +289,9 @@ export interface CatchUpSync {
  *  - with `--snapshot-sync` at genesis, until a peer has told its chain and none is ahead (the
  *    join, or a sync from genesis when no chain is long enough, moves the tip first); a lone
  *    node waits for a peer (a network's first node is started without the flag);
+ *  - with peers to find at start, until one has told its chain, or PEER_WAIT_MS passed
+ *    (`stopWaitingForPeers`): till then its tip may be far behind theirs, and a block on it would
+ *    be a private fork thrown away at their first status;
  *  - until the node has once caught up with its peers, while a sync runs towards a peer ahead.
  * Only the start is held: once caught up the node mines on, as a peer could otherwise hold it
  * for nothing by claiming more work than it can show. A node with no peer mines (the first node
@@ -289,9 +301,15 @@ export class CatchUpGate {
   private readonly o: CatchUpGateOptions;
   private heardPeer = false;
   private caughtUp = false;
+  private peerWaitOver = false;
 
   constructor(o: CatchUpGateOptions) {
     this.o = o;
+  }
+
+  /** No known peer told its chain in time: the node mines on its own (the catch-up hold still applies). */
+  stopWaitingForPeers(): void {
+    this.peerWaitOver = true;
   }
 
   /** A peer told its chain (Sync's 'status'), or a sync ended ('idle'). */
@@ -313,6 +331,8 @@ export class CatchUpGate {
       if (!this.heardPeer) return 'waiting for a peer to join by snapshot (--snapshot-sync, at genesis)';
       if (sync.peersAhead > 0) return 'joining a peer\'s chain (--snapshot-sync, at genesis)';
     }
+    const known = this.o.knownPeers ?? 0;
+    if (known > 0 && !this.heardPeer && !this.peerWaitOver) return `waiting for a peer to tell its chain (${known} known, --bootstrap or from before a restart)`;
     if (!this.caughtUp && sync.syncing && sync.peersAhead > 0) return 'catching up with its peers';
     return undefined;
   }

@@ -92,6 +92,11 @@ export class CairnNode extends EventEmitter<NodeEvents> {
   /** The miner, while the miner service runs (it sets this): why it waits, if it does, and its hash rate. */
   miner: Pick<Miner, 'held' | 'hashRate'> | undefined;
 
+  /** Peers it knows to dial: --bootstrap, those from before a restart, those found since. */
+  get knownPeers(): number {
+    return this.links?.book.size ?? 0;
+  }
+
   /** Whether one of the node's services is a miner. */
   get mining(): boolean {
     return this.miner !== undefined;

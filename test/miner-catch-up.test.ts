@@ -5,11 +5,33 @@
  */
 import assert from 'node:assert/strict';
 import { bytesEqual } from '../ledger/bytes.ts';
-import { testKey } from './helpers/fixtures.ts';
+import type { ChainParams } from '../ledger/genesis.ts';
+import { createNode, type NodeConfig } from '../node/launch.ts';
+import { tempDir, testKey } from './helpers/fixtures.ts';
 import { mineOn, networkParams, startNode, stopAll, waitFor, type TestNode } from './helpers/network.ts';
 
 const INTERVAL = 20;
 const DEPTH = 16;
+
+/** A mining node, its logs and the heights of the blocks it mined heard from before its start. */
+async function startMiner(params: ChainParams, bootstrap: string[], mine: NodeConfig['mine']): Promise<TestNode & { logs: string[]; mined: number[] }> {
+  const dir = tempDir('cairn-node-');
+  const config: NodeConfig = { datadir: dir.path, params, listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap, mdns: false, statusIntervalMs: 1000, mine };
+  const node = createNode(config);
+  const logs: string[] = [];
+  const mined: number[] = [];
+  node.on('log', (_level, message) => logs.push(message));
+  node.on('block', (block, source) => {
+    if (source === 'mined') mined.push(block.header.height);
+  });
+  try {
+    await node.start();
+  } catch (err) {
+    dir.remove();
+    throw err;
+  }
+  return { node, config, addr: node.listenAddresses()[0]!, remove: dir.remove, logs, mined };
+}
 
 describe('a mining node catching up', function () {
   this.timeout(120_000);
@@ -68,5 +90,35 @@ describe('a mining node catching up', function () {
     };
     await waitFor(() => fresh.node.chain.tip.height > 400 && fresh.node.chain.getEntry(server.node.chain.tip.hash) !== undefined, 60_000, 'the fresh node to mine on the server\'s tip');
     assert.equal(made.filter((during) => during).length, 0, `${made.length} blocks mined, none while catching up`);
+  });
+
+  it('a fresh mining node with a peer to find mines nothing before a peer told its chain: no private fork from genesis', async () => {
+    // From the project's list: it mined on genesis until its first peer's status came, blocks its
+    // log showed mined and then lost, as Bitcoin Core refuses getblocktemplate in its initial download.
+    const params = networkParams();
+    const server = await startNode(params);
+    nodes.push(server);
+    await mineOn(server, 20);
+    const fresh = await startMiner(params, [server.addr], { coinbase: testKey(73).address, threads: 1 });
+    nodes.push(fresh);
+    await waitFor(() => fresh.node.chain.tip.height > 20 && fresh.node.chain.getEntry(server.node.chain.tip.hash) !== undefined, 60_000, 'the fresh node to mine on the server\'s tip');
+    assert.deepEqual(fresh.mined.filter((height) => height <= 20), [], `mined at heights ${fresh.mined.join(', ')}`);
+  });
+
+  it('waits for its known peers a bounded time: one whose peers never answer mines on its own, and says why it waited; one with none to find mines at once', async () => {
+    const params = networkParams();
+    const gone = await startNode(params);
+    const goneAddr = gone.addr;
+    await stopAll([gone]);
+    const orphaned = await startMiner(params, [goneAddr], { coinbase: testKey(74).address, threads: 1, peerWaitMs: 1_000 });
+    nodes.push(orphaned);
+    await waitFor(() => orphaned.mined.length > 0, 30_000, 'the node whose peer is gone to mine after the wait');
+    const waited = orphaned.logs.findIndex((m) => /^mining waits: waiting for a peer/.test(m));
+    assert.ok(waited >= 0, orphaned.logs.join('\n'));
+    assert.ok(waited < orphaned.logs.indexOf('mining'), 'the wait came before mining');
+    const alone = await startMiner(params, [], { coinbase: testKey(75).address, threads: 1 });
+    nodes.push(alone);
+    await waitFor(() => alone.mined.length > 0, 30_000, 'a node with no peers to find to mine');
+    assert.deepEqual(alone.logs.filter((m) => m.startsWith('mining waits')), []);
   });
 });
