@@ -29,8 +29,15 @@ export class MempoolRejection extends CairnError {
 }
 
 export class MempoolFullError extends MempoolRejection {
-  constructor(message: string) {
+  /**
+   * Refused as waiting for an earlier nonce not in the pool, which makes no room: once a block (or
+   * a reorganisation's end) brings that nonce, it may enter as any other, as a nonce gap may.
+   */
+  readonly waitsForEarlierNonce: boolean;
+
+  constructor(message: string, waitsForEarlierNonce = false) {
     super('MEMPOOL_FULL', message);
+    this.waitsForEarlierNonce = waitsForEarlierNonce;
   }
 }
 
@@ -102,7 +109,7 @@ export function underpricedReplacement(pending: PendingSet, policy: MempoolPolic
  */
 export function chooseVictims(pending: PendingSet, policy: MempoolPolicy, tx: Transaction, gapped: boolean): readonly MempoolEntry[] {
   if (pending.bytes + TX_BYTES <= policy.maxBytes) return NO_VICTIMS;
-  if (gapped) throw new MempoolFullError(`mempool is full (${policy.maxBytes} bytes), and a transaction waiting for an earlier nonce makes no room`);
+  if (gapped) throw new MempoolFullError(`mempool is full (${policy.maxBytes} bytes), and a transaction waiting for an earlier nonce makes no room`, true);
   const victims: MempoolEntry[] = [];
   let freed = 0;
   const cheapest = pending.tails.cheapestFirst(tx.fromKey);

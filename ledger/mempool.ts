@@ -239,7 +239,7 @@ export class Mempool extends EventEmitter<{ added: [entry: MempoolEntry] }> {
     const executableEnd = this.pending.executableEnd(senderKey, account.nonce);
     const gapped = !replaced && executableEnd < tx.nonce;
     if (gapped && this.pending.gappedBytes + TX_BYTES > this.policy.maxGappedBytes) {
-      throw new MempoolFullError(`the pool holds its share of transactions waiting for an earlier nonce (${this.policy.maxGappedBytes} bytes): send nonce ${executableEnd} first`);
+      throw new MempoolFullError(`the pool holds its share of transactions waiting for an earlier nonce (${this.policy.maxGappedBytes} bytes): send nonce ${executableEnd} first`, true);
     }
     const victims = replaced ? NO_VICTIMS : chooseVictims(this.pending, this.policy, tx, gapped);
     const checking = this.checkSignature(tx); // a signature already verified answers at once

@@ -1,5 +1,6 @@
 import { CairnError, DecodeError } from '../ledger/errors.ts';
 import type { Mempool } from '../ledger/mempool.ts';
+import { MempoolFullError } from '../ledger/mempool-rules.ts';
 import type { Chain } from '../consensus/chain.ts';
 import type { Transaction } from '../ledger/transaction.ts';
 import { verdictFor } from './transport.ts';
@@ -61,8 +62,12 @@ export function reorganisationMet(o: Pick<TxBatchParts, 'chain' | 'mempool'>): P
   return o.chain.untilSettled();
 }
 
-/** Whether a block not yet in (or a reorganisation's end) may lift `refusal`: its sender's funds, its earlier nonces. */
+/**
+ * Whether a block not yet in (or a reorganisation's end) may lift `refusal`: its sender's funds, its
+ * earlier nonces (also a full pool's refusal of one that waits for them).
+ */
 export function liftedByABlock(refusal: Error): boolean {
+  if (refusal instanceof MempoolFullError) return refusal.waitsForEarlierNonce;
   return refusal instanceof CairnError && LIFTED_BY_A_BLOCK.has(refusal.code);
 }
 

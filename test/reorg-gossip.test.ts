@@ -5,7 +5,8 @@
 import assert from 'node:assert/strict';
 import { bytesEqual } from '../ledger/bytes.ts';
 import { Mempool } from '../ledger/mempool.ts';
-import type { Transaction } from '../ledger/transaction.ts';
+import type { MempoolPolicy } from '../ledger/mempool-rules.ts';
+import { TX_BYTES, type Transaction } from '../ledger/transaction.ts';
 import type { AccountSource } from '../ledger/state.ts';
 import { MAX_TXS_AFTER_REORGANISATION } from '../node/gossip-txs.ts';
 import { Gossip } from '../node/gossip.ts';
@@ -31,10 +32,10 @@ describe('transactions gossiped or pushed mid-way through a reorganisation', fun
   const spend = transfer(paid, testKey(6).address, 2n, 0n);
 
   /** A node's gossip on a chain held mid-way, its mempool following the tips; `state` reads the store unless given. */
-  async function midWay(state?: (r: Awaited<ReturnType<typeof heldReorganisation>>) => AccountSource) {
-    const r = await heldReorganisation({ main: [income], branch: [income] });
+  async function midWay(state?: (r: Awaited<ReturnType<typeof heldReorganisation>>) => AccountSource, options: { blocks?: readonly Transaction[]; policy?: Partial<MempoolPolicy>; spend?: Transaction } = {}) {
+    const r = await heldReorganisation({ main: options.blocks ?? [income], branch: options.blocks ?? [income] });
     const signatures = new TxSignatureVerifier(new InlineVerifier());
-    const mempool = new Mempool(state?.(r) ?? r.db, r.params, {}, (tx) => signatures.checkTx(tx));
+    const mempool = new Mempool(state?.(r) ?? r.db, r.params, options.policy ?? {}, (tx) => signatures.checkTx(tx));
     r.chain.on('tip', (e) => void mempool.update(e.connected, e.disconnected, r.now));
     const validators = new Map<string, GossipValidator>();
     const transport = { subscribe: (topic: string, validate: GossipValidator) => void validators.set(topic, validate) } as unknown as Transport;
@@ -46,7 +47,7 @@ describe('transactions gossiped or pushed mid-way through a reorganisation', fun
     const gossiped = (peer: string, txs: readonly Transaction[]) => validators.get('/txs')!(peer, encodeTxBatch(txs));
     /** Once this node relays `spend` (it entered, after the reorganisation). */
     const relayedAfter = async () => {
-      for (let turn = 0; !relayed.includes(spend.idHex); turn++) {
+      for (let turn = 0; !relayed.includes((options.spend ?? spend).idHex); turn++) {
         assert.ok(turn < 1000, 'the spend was judged again after the reorganisation, and relayed');
         await afterTurns(1);
       }
@@ -86,6 +87,27 @@ describe('transactions gossiped or pushed mid-way through a reorganisation', fun
     assert.equal(await verdict, 'ignore');
     await relayedAfter();
     assert.ok(mempool.has(spend.id));
+    await r.db.close();
+  });
+
+  it('a transaction a full pool refused mid-way as waiting for an earlier nonce (the fork point\'s) is judged again after it', async () => {
+    // From the project's list: a full pool refuses a transaction that waits for an earlier nonce
+    // MEMPOOL_FULL (it may not push out what a block could take), a refusal no block was thought
+    // to lift: mid-way, its earlier nonce, confirmed by both chains, was not in the fork point's
+    // state, and once the reorganisation ended the transaction, then a block's next, was lost.
+    const sender = testKey(3);
+    const first = transfer(sender, testKey(6).address, 2n, 0n);
+    const next = transfer(sender, testKey(6).address, 2n, 1n, 5n);
+    const filler = Array.from({ length: 4 }, (_, i) => transfer(testKey(2), testKey(6).address, 1n, BigInt(i)));
+    const { r, mempool, gossiped, relayedAfter } = await midWay(undefined, { blocks: [first], policy: { maxBytes: filler.length * TX_BYTES }, spend: next });
+    for (const tx of filler) await mempool.add(tx, r.now);
+    assert.equal(await gossiped('peer', [next]), 'ignore');
+    assert.equal(mempool.has(next.id), false, 'refused mid-way: the pool is full, and the fork point\'s nonce is 0');
+    r.release();
+    assert.equal(await r.reorganised, 'connected');
+    await relayedAfter();
+    assert.ok(mempool.has(next.id), 'its fee beats the cheapest, now that a block could take it');
+    assert.equal(mempool.size, filler.length);
     await r.db.close();
   });
 
