@@ -5,6 +5,7 @@ import type { NodeView } from './view.ts';
 import { NETWORK_METRIC_FAMILIES, networkMetrics } from './peer-records.ts';
 import { historyCheckStatus } from './history-check.ts';
 import { hostRefused } from './http/local-host.ts';
+import { cutStalledWrites, WRITE_TIMEOUT_MS } from './http/write-timeout.ts';
 
 /** Seconds: a block import is milliseconds when following the tip, seconds for a big block. */
 const IMPORT_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -184,7 +185,11 @@ export class Metrics {
     return this.registry.metrics();
   }
 
-  async listen(port: number, host = '127.0.0.1'): Promise<number> {
+  /**
+   * `writeTimeoutMs`: how long an answer may wait on a client that takes none of it
+   * (cutStalledWrites); `maxConnections`: open connections at most (MAX_METRICS_CONNECTIONS).
+   */
+  async listen(port: number, host = '127.0.0.1', options: { writeTimeoutMs?: number; maxConnections?: number } = {}): Promise<number> {
     this.server = createServer((req, res) => {
       // A web page that points its own name here would read the node's figures (DNS rebinding).
       if (hostRefused(host, req.headers.host)) {
@@ -202,7 +207,8 @@ export class Metrics {
       );
     });
     this.server.headersTimeout = 10_000;
-    this.server.maxConnections = MAX_METRICS_CONNECTIONS;
+    this.server.maxConnections = options.maxConnections ?? MAX_METRICS_CONNECTIONS;
+    cutStalledWrites(this.server, options.writeTimeoutMs ?? WRITE_TIMEOUT_MS);
     await new Promise<void>((resolve, reject) => {
       this.server!.once('error', reject);
       this.server!.listen(port, host, () => resolve());

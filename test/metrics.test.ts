@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import { signTransaction } from '../ledger/transaction.ts';
 import { createNode, type NodeConfig } from '../node/launch.ts';
 import { MAX_METRICS_CONNECTIONS, Metrics } from '../node/metrics.ts';
-import { checkConnectionCap } from './helpers/http.ts';
+import { answered, checkConnectionCap, stallReader } from './helpers/http.ts';
 import type { CairnNode } from '../node/node.ts';
 import { RPC_ENDPOINT_FILE, type RpcEndpointFile } from '../node/rpc-types.ts';
 import { ensureDebianBinary } from './helpers/debian.ts';
@@ -164,6 +164,24 @@ describe('metrics (prom-client)', function () {
     const fresh = new Metrics(node); // its own port: the scrapes above may still hold a connection to the node's
     try {
       await checkConnectionCap(`http://127.0.0.1:${await fresh.listen(0)}`, MAX_METRICS_CONNECTIONS, '/metrics');
+    } finally {
+      await fresh.close();
+    }
+  });
+
+  it('cuts a connection whose client reads none of its answers, as the REST and RPC servers do: its slot comes back', async () => {
+    // From the project's list: a scraper that sent requests and never read held its answers and one
+    // of the port's connection slots for ever (node/http/write-timeout.ts says why): a few such took them all.
+    const fresh = new Metrics(node);
+    try {
+      const url = `http://127.0.0.1:${await fresh.listen(0, '127.0.0.1', { writeTimeoutMs: 300, maxConnections: 1 })}/metrics`;
+      // Pipelined, more answers than the kernel's buffers take for a client that reads nothing.
+      const stalled = stallReader(url, 'GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n', 1_000);
+      try {
+        await waitFor(() => answered(url), 30_000, 'a scrape, once the slot of the client that reads nothing is back');
+      } finally {
+        stalled.socket.destroy();
+      }
     } finally {
       await fresh.close();
     }
