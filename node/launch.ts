@@ -14,6 +14,7 @@ import type { ServingLimits } from './serving-limits.ts';
 import type { SlotLimits } from './slots.ts';
 import { loadMempool, saveMempool } from './mempool-file.ts';
 import { CatchUpGate, Miner, PEER_WAIT_MS } from './miner.ts';
+import { timedWrites } from './timed-store.ts';
 import { checkpointFile } from './checkpoint.ts';
 import { CairnNode, type NodeService } from './node.ts';
 import { RpcServer } from './rpc.ts';
@@ -217,7 +218,9 @@ export function createNode(config: NodeConfig): CairnNode {
     env,
     openStore: async () => {
       await mkdir(config.datadir, { recursive: true });
-      return LevelKv.open(join(config.datadir, 'chain'));
+      const store = await LevelKv.open(join(config.datadir, 'chain'));
+      // Writes before the metrics service starts (the store's open) are nobody's scrape.
+      return config.metrics ? timedWrites(store, () => env.monotonic(), (seconds) => metrics?.storeWrite.observe(seconds)) : store;
     },
     createTransport: async (gate, names) =>
       Libp2pTransport.create({

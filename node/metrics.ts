@@ -15,6 +15,8 @@ const RPC_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
 /** Blocks a reorganisation disconnected: one or two is proof of work's daily weather, more is news. */
 const REORG_DEPTH_BUCKETS = [1, 2, 3, 4, 6, 10, 20, 50, 100, 1000, 10_000];
 const QUEUE_BUCKETS = [0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1];
+/** Seconds a batch write takes: a block's unit is a millisecond or two on an SSD, a slow or busy disk's seconds. */
+const STORE_WRITE_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 /** Open connections: a scraper needs one; uncapped, anyone who reaches the port could take every file descriptor the node has. */
 export const MAX_METRICS_CONNECTIONS = 16;
 
@@ -55,6 +57,7 @@ export class Metrics {
   readonly blockPropagation: Histogram;
   readonly rpcRequest: Histogram<'method'>;
   readonly verifyQueueWait: Histogram;
+  readonly storeWrite: Histogram;
   private server: Server | undefined;
 
   constructor(node: NodeView, options: { now?: () => number } = {}) {
@@ -135,6 +138,7 @@ export class Metrics {
     this.blockPropagation = new Histogram({ name: 'cairn_block_propagation_seconds', help: 'Received blocks: arrival (connected) minus the block timestamp, while following the tip', buckets: PROPAGATION_BUCKETS, registers });
     this.rpcRequest = new Histogram({ name: 'cairn_rpc_request_seconds', help: 'JSON-RPC requests by method, from parsed to answered', labelNames: ['method'], buckets: RPC_BUCKETS, registers });
     this.verifyQueueWait = new Histogram({ name: 'cairn_verify_queue_wait_seconds', help: 'Time a batch of signatures waited for a verifier thread', buckets: QUEUE_BUCKETS, registers });
+    this.storeWrite = new Histogram({ name: 'cairn_store_write_seconds', help: 'Time a batch write to the store (LevelDB) took: blocks\' units, prune chunks, snapshot pages', buckets: STORE_WRITE_BUCKETS, registers });
 
     node.chain.on('connect', () => {
       imported.inc();

@@ -101,6 +101,13 @@ describe('metrics (prom-client)', function () {
     assert.match(text, /^# TYPE cairn_block_propagation_seconds histogram$/m);
   });
 
+  it('times the store\'s batch writes, the blocks\' units among them (cairn_store_write_seconds)', () => {
+    // From the project's list: a disk slowing the node down showed nowhere but in the block import.
+    assert.match(text, /^# TYPE cairn_store_write_seconds histogram$/m);
+    assert.ok(value('cairn_store_write_seconds_count') >= 1, 'three blocks connected: one flush at least');
+    assert.ok(value('cairn_store_write_seconds_sum') > 0);
+  });
+
   it('what an operator alerts on: peers by direction, the best peer, the tip\'s age, the gapped mempool, pruning, a waiting miner, mempool drops', () => {
     for (const series of ['cairn_peers_by_direction{direction="inbound"}', 'cairn_peers_by_direction{direction="outbound"}', 'cairn_best_peer_height', 'cairn_peers_apart', 'cairn_mempool_gapped_bytes', 'cairn_pruned_height', 'cairn_mining_waiting', 'cairn_mempool_dropped_total{reason="evicted"}', 'cairn_mempool_dropped_total{reason="expired"}']) {
       assert.equal(value(series), 0, series);
