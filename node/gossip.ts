@@ -348,11 +348,16 @@ export class Gossip extends EventEmitter<GossipEvents> {
    * below it, ASERT eases the targets of a branch dated on schedule from its fork by a factor that
    * doubles every half-life, so such blocks could cost next to nothing, and each one imported
    * was a block stored.
+   *
+   * A parent we lack is placed by the header's height: one stored below the window is not in
+   * memory, yet the import finds it in the store, loads the window back down to it, and stores the
+   * block, so the depth must be judged without it. An honest block whose parent we lack, a block
+   * or two ahead of us, stands above our tip.
    */
   private offDeepFork(peer: string, header: BlockHeader): boolean {
     const { chain } = this.o;
-    const parent = chain.getEntry(header.prevHash);
-    if (parent === undefined || parent.height + GOSSIP_FORK_DEPTH >= chain.tip.height) return false;
+    const parentHeight = chain.getEntry(header.prevHash)?.height ?? header.height - 1;
+    if (parentHeight + GOSSIP_FORK_DEPTH >= chain.tip.height) return false;
     this.deepForkBlocks++;
     this.emit('orphan', peer);
     return true;
