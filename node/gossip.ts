@@ -5,7 +5,7 @@ import { decodeBlock, type Block, type BlockHeader } from '../ledger/block.ts';
 import { TX_BYTES, type Transaction } from '../ledger/transaction.ts';
 import type { Mempool } from '../ledger/mempool.ts';
 import type { BlockOutcome, Chain } from '../consensus/chain.ts';
-import type { SaneBlock } from '../consensus/sanity.ts';
+import { checkBlockSanity, type SaneBlock } from '../consensus/sanity.ts';
 import { ConsensusError } from '../consensus/errors.ts';
 import { hasValidProofOfWork } from '../consensus/pow.ts';
 import { assemble, decodeCompactBlock, encodeCompactBlock, fetchBlockTxs, matchMempool, type CompactBlock } from './compact.ts';
@@ -174,19 +174,25 @@ export class Gossip extends EventEmitter<GossipEvents> {
     return undefined;
   }
 
+  /**
+   * A whole block, judged as far as it can be before it waits for the import's turn (a reorganisation
+   * may hold it for seconds), as a compact block is: junk, and copies of a block we hold with bodies
+   * of their own, were held there in memory at the rate a peer could send them.
+   */
   private async validateBlock(peer: string, data: Uint8Array): Promise<Verdict> {
+    const { chain } = this.o;
     try {
       const block = decodeBlock(data);
-      // Bad proof of work is refused (and punished) by the import, before anything else.
-      if (hasValidProofOfWork(block.header)) {
-        // Held as an orphan only with a claimed target near ours, as a compact block is (below).
-        if (this.claimTooEasy(block.header)) {
-          this.emit('orphan', peer);
-          return 'ignore';
-        }
-        if (this.belowCheckpoint(peer) || this.offDeepFork(peer, block.header)) return 'ignore';
+      const { header } = block;
+      if (chain.getEntry(header.hash)?.isValid || chain.orphans.has(header.hash)) return 'ignore';
+      if (!hasValidProofOfWork(header)) throw new ConsensusError('HEADER_BAD_POW', 'block header lacks its proof of work');
+      // Held as an orphan only with a claimed target near ours, as a compact block is.
+      if (chain.judgeHeader(header) === 'unknown' && this.claimTooEasy(header)) {
+        this.emit('orphan', peer);
+        return 'ignore';
       }
-      return this.verdictOf(peer, await this.o.chain.processBlock(block), block.header.hash);
+      if (this.belowCheckpoint(peer) || this.offDeepFork(peer, header)) return 'ignore';
+      return this.verdictOf(peer, await chain.processSaneBlock(checkBlockSanity(block, chain.params)), header.hash);
     } catch (err) {
       return this.reject(peer, err);
     }
@@ -348,11 +354,8 @@ export class Gossip extends EventEmitter<GossipEvents> {
    * below it, ASERT eases the targets of a branch dated on schedule from its fork by a factor that
    * doubles every half-life, so such blocks could cost next to nothing, and each one imported
    * was a block stored.
-   *
-   * A parent we lack is placed by the header's height: one stored below the window is not in
-   * memory, yet the import finds it in the store, loads the window back down to it, and stores the
-   * block, so the depth must be judged without it. An honest block whose parent we lack, a block
-   * or two ahead of us, stands above our tip.
+   * A parent not in memory is placed by the header's height: one stored below the window, the
+   * import would find in the store (and load the window back down to it).
    */
   private offDeepFork(peer: string, header: BlockHeader): boolean {
     const { chain } = this.o;

@@ -15,8 +15,10 @@ import type { NetworkNames } from '../node/protocols.ts';
 import { TxSignatureVerifier } from '../node/tx-signatures.ts';
 import { InlineVerifier } from '../node/inline-verifier.ts';
 import { PeerManager } from '../node/peers.ts';
-import { testKey, testParams } from './helpers/fixtures.ts';
+import { makeBlock } from '../ledger/block.ts';
+import { afterTurns, testKey, testParams, transfer } from './helpers/fixtures.ts';
 import { asParent, mineChain, mineChild } from './helpers/mining.ts';
+import { heldReorganisation } from './helpers/reorg.ts';
 
 const names = { blockTopic: '/blocks', compactBlockTopic: '/cblocks', txTopic: '/txs' } as NetworkNames;
 
@@ -67,5 +69,26 @@ describe('Gossip: blocks', function () {
     const near = mineChild(params, asParent(main[main.length - 1 - GOSSIP_FORK_DEPTH]!), [], side);
     assert.equal(await whole('peer', near.bytes), 'ignore');
     assert.notEqual(chain.getEntry(near.header.hash), undefined, 'stored as a side branch');
+  });
+
+  it('a whole block is judged before it waits for the import: one we hold, or one that breaks a rule of its own, is not held in memory meanwhile', async () => {
+    // From a review: the block topic handed every message to the import queue first, where a
+    // block we hold is a 'duplicate' whatever body came with it, unpunished. While an import ran
+    // (a reorganisation, seconds), each copy of a header with a body of its own waited there in
+    // memory, up to a megabyte a message, for as many messages as a peer could send.
+    const r = await heldReorganisation();
+    const { whole, peers } = gossipOn(r.chain, r.db, r.now);
+    const held = r.main[5]!;
+    const copies = Array.from({ length: 20 }, (_, i) => makeBlock(held.header, held.coinbase, [transfer(testKey(0), testKey(9).address, BigInt(i + 1), 0n)]));
+    const next = mineChild(r.params, asParent(r.main[9]!), [], { miner: testKey(3).address });
+    const unmade = makeBlock(next.header, next.coinbase, [transfer(testKey(0), testKey(9).address, 1n, 0n)]);
+    const verdicts = Promise.all([...copies.map((b) => whole('copier', b.bytes)), whole('forger', unmade.bytes)]);
+    const waiting = Symbol('still waiting for the import');
+    assert.deepEqual(await Promise.race([verdicts, afterTurns(100).then(() => waiting)]), [...copies.map(() => 'ignore'), 'reject']);
+    assert.equal(r.chain.reorganisationUnderWay, true, 'judged while the import ran');
+    assert.equal(peers.score('copier'), 0, 'a copy of a block we hold is no offence');
+    assert.equal(peers.isBanned('forger'), true, 'a body that is not its header\'s is');
+    r.release();
+    await r.reorganised;
   });
 });
