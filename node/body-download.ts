@@ -8,6 +8,7 @@ import { nextTurn, type Env } from './env.ts';
 import type { NetworkNames } from './protocols.ts';
 import { MAX_BUSY_IN_A_ROW, MAX_RETRY_AFTER_MS, TransportError, type BusyMemory, type Transport } from './transport.ts';
 import { encodeGetBlocks } from './wire.ts';
+import type { AskedHeights } from './asked-heights.ts';
 
 /**
  * A sync's body download (node/sync.ts): the blocks of heights [first, last] of a checked header
@@ -103,9 +104,11 @@ export interface BodyDownloadParts {
   /**
    * The peer whose headers these are, if it is a provider, and whether it still keeps the bodies
    * from `height` up (its status asked again: a pruning may have passed them since its last): if
-   * so, an answer of none of the blocks is withholding (WITHHELD).
+   * so, an answer with fewer of the blocks than asked is withholding (WITHHELD).
    */
   readonly claimant?: { readonly peer: string; keepsBodies(height: number): Promise<boolean> };
+  /** The heights asked of each provider on its connection, this download's asks recorded in it. */
+  readonly asked?: AskedHeights;
   /** A batch from one provider, each body checked against its header (InvalidChain: a block breaks a rule). */
   fetch(peer: string, hashes: readonly Uint8Array[]): Promise<SaneBlock[]>;
   /** Signatures checked on every core while earlier batches import. */
@@ -260,11 +263,13 @@ export class BodyDownload {
         let retryAfterMs: number | undefined;
         try {
           const hashes = await batchHashes(index);
-          const blocks = hashes.length === 0 ? [] : await untilOver(this.parts.fetch(peer, hashes), peer);
+          const blocks = hashes.length === 0 ? [] : await untilOver(this.asking(peer, index, this.parts.fetch(peer, hashes)), peer);
           if (blocks === undefined) break; // the download ended without it
-          if (blocks.length === 0 && hashes.length > 0 && peer === claimant?.peer && !claimantJudged) {
+          // An honest server answers busy, not none, and cuts short only re-downloads past its allowance.
+          const withheld = blocks.length < hashes.length && (blocks.length === 0 || !this.parts.asked?.mayCutShort(peer));
+          if (withheld && peer === claimant?.peer && !claimantJudged) {
             claimantJudged = true; // its other request's answer costs nothing more
-            if (await claimant.keepsBodies(first + index * BLOCK_BATCH)) throw new PeerFault('served none of the blocks of the chain it announced', WITHHELD);
+            if (await claimant.keepsBodies(first + index * BLOCK_BATCH)) throw new PeerFault(`served ${blocks.length} of ${hashes.length} blocks of the chain it announced`, WITHHELD);
           }
           // Up to the first it lacks: a provider on another chain as heavy, or an answer a budget cut short.
           if (blocks.length < hashes.length) throw new Error('lacks blocks of the chain it announced');
@@ -364,6 +369,13 @@ export class BodyDownload {
       await Promise.allSettled(workers);
     }
     if (invalid) throw invalid;
+  }
+
+  /** A request for batch `index` of `peer`, its heights recorded as asked (node/asked-heights.ts). */
+  private asking<T>(peer: string, index: number, request: Promise<T>): Promise<T> {
+    const { first, last, asked } = this.parts;
+    const start = first + index * BLOCK_BATCH;
+    return asked ? asked.counting(peer, start, Math.min(BLOCK_BATCH, last - start + 1), request) : request;
   }
 }
 

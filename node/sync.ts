@@ -6,6 +6,7 @@ import { LIE, PeerFault, fetchHeaderChain, type HeaderChain } from './header-syn
 import { ForkWatch } from './fork-watch.ts';
 import { JoinTurns, SnapshotJoin, type JoinOutcome } from './snapshot-sync.ts';
 import { BodyDownload, InvalidChain, fetchBodiesFrom } from './body-download.ts';
+import { AskedHeights } from './asked-heights.ts';
 import { InterruptibleSleeps, type Env } from './env.ts';
 import { importBlocks } from './import-blocks.ts';
 import type { PeerManager } from './peers.ts';
@@ -39,6 +40,8 @@ export class Sync extends EventEmitter<SyncEvents> {
   private readonly known: PeerStatuses;
   /** Busy answers' retry-afters, kept for every request of sync's. */
   private readonly busy: BusyMemory;
+  /** The block heights asked of each peer on its connection: whether a short answer may be its server's trickle. */
+  private readonly asked = new AskedHeights();
   private running: Promise<void> | undefined;
   /** Set by stop: no round starts after it, and the download under way ends. */
   private stopped = false;
@@ -142,6 +145,7 @@ export class Sync extends EventEmitter<SyncEvents> {
     this.known.byPeer.delete(peer);
     this.forks.forget(peer);
     this.busy.forget(peer);
+    this.asked.forget(peer);
   }
 
   /** Resolves when no sync is running. */
@@ -366,6 +370,7 @@ export class Sync extends EventEmitter<SyncEvents> {
       last,
       // A busy answer leaves its last status standing, as everywhere: one gone leaves none.
       claimant: { peer: claimant, keepsBodies: async (height) => (((await this.known.handshake(claimant)) ?? this.statuses.get(claimant)?.status)?.prunedHeight ?? height) < height },
+      asked: this.asked,
       batchHashes: async (start, count) => (await chain.db.history.pending(start, count)).filter((h) => !chain.getEntry(h)),
       fetch: (peer, hashes) => this.fetchBodies(peer, hashes),
       preverify: this.o.preverify,

@@ -17,7 +17,7 @@ import { PeerManager } from '../node/peers.ts';
 import { networkNames } from '../node/protocols.ts';
 import { realEnv, type Env } from '../node/env.ts';
 import type { Serve } from '../node/serving.ts';
-import { TransportError, busyError, type Transport } from '../node/transport.ts';
+import { busyError, type Transport } from '../node/transport.ts';
 import { decodeGetBlocks, decodeGetHeaderRange, encodeHeaders, encodeStatus, type Status } from '../node/wire.ts';
 import { FUNDED_KEYS, testKey, testParams, transfer } from './helpers/fixtures.ts';
 import { asParent, mineChain, mineChild } from './helpers/mining.ts';
@@ -258,107 +258,6 @@ describe('sync: claimed work', function () {
       await db.close();
     });
   }
-
-  /**
-   * A new node, and peers each on a chain of its own (forked at genesis), answering header ranges
-   * (or none) and body requests as told: the blocks it has up to the first it lacks, none at all,
-   * or a timeout.
-   */
-  async function peersOnChains(chains: Record<string, { blocks: number; headers?: 'none'; bodies: 'serve' | 'none' | 'timeout'; claim?: string; prunesOnceAsked?: boolean; busyOnceAsked?: boolean }>) {
-    const params = testParams();
-    const now = params.timestamp + 1_000_000;
-    const db = await ChainDB.open(new MemoryDisk().open(), params);
-    const chain = await Chain.open(db, { clock: () => now });
-    const names = networkNames(db.genesis.header.hash);
-    const bodiesAsked: Record<string, number> = {};
-    const mined = Object.fromEntries(Object.entries(chains).map(([peer, c], i) => [peer, mineChain(params, asParent(db.genesis), c.blocks, { miner: testKey(10 + i).address })]));
-    const work = (blocks: readonly Block[]) => blocks.reduce((sum, b) => sum + blockWork(b.header.target), blockWork(db.genesis.header.target));
-    const statusOf = (peer: string): Status => {
-      const blocks = mined[peer]!;
-      const claimed = mined[chains[peer]!.claim ?? peer]!; // a claim as heavy as another's chain
-      const prunedHeight = chains[peer]!.prunesOnceAsked && bodiesAsked[peer] ? blocks.length : 0;
-      return { genesis: db.genesis.header.hash, height: blocks.length, tipHash: blocks.at(-1)!.header.hash, totalWork: work(claimed), prunedHeight };
-    };
-    const transport = Object.assign(new EventEmitter(), {
-      peers: () => Object.keys(chains),
-      async request(peer: string, protocol: string, body: Uint8Array) {
-        if (protocol === names.status) {
-          if (chains[peer]!.busyOnceAsked && bodiesAsked[peer]) throw busyError(peer, protocol, 1_000);
-          return encodeStatus(statusOf(peer));
-        }
-        if (chains[peer]!.headers === 'none') return encodeHeaders([]);
-        const { from, count } = decodeGetHeaderRange(body);
-        return encodeHeaders(mined[peer]!.slice(from - 1, from - 1 + count).map((b) => b.header));
-      },
-      async requestMany(peer: string, _protocol: string, body: Uint8Array) {
-        bodiesAsked[peer] = (bodiesAsked[peer] ?? 0) + 1;
-        if (chains[peer]!.bodies === 'none') return [];
-        if (chains[peer]!.bodies === 'timeout') throw new TransportError('TRANSPORT_TIMEOUT', 'no answer in 20 s');
-        const found = decodeGetBlocks(body).map((hash) => mined[peer]!.find((b) => bytesEqual(b.header.hash, hash))?.bytes);
-        const missing = found.indexOf(undefined);
-        return missing < 0 ? found : found.slice(0, missing);
-      },
-    }) as unknown as Transport;
-    const peers = new PeerManager(() => now);
-    const sync = new Sync({ transport, env: realEnv, names, chain, peers, clock: () => now, serve: (async () => {}) as unknown as Serve });
-    /** A round as the status poll starts one: every peer's status told again (a failure forgets it). */
-    const round = async () => {
-      for (const peer of Object.keys(chains)) sync.statuses.set(peer, { peer, status: statusOf(peer) });
-      await sync.requestSync();
-    };
-    return { db, chain, peers, mined, round, bodiesAsked };
-  }
-
-  it('a peer that shows a heavier chain and then serves none of its bodies is penalised each time, and banned after a few: the honest chain is taken meanwhile', async () => {
-    // From a review: a withholder (headers served, every body request answered with none) was let
-    // go unpunished: each status poll, every 15 s, made its claim the first of a round again, its
-    // headers fetched and checked again, for as long as it stayed, and it counted as a peer ahead.
-    // Empty is what a node answers for a block it lacks, and the chain is the one it just served
-    // as its own, its status, asked again, saying it keeps those bodies: it withholds them. Not a
-    // ban at once (a status may be stale in ways the node cannot see).
-    const { db, chain, peers, mined, round } = await peersOnChains({ withholder: { blocks: 10, bodies: 'none' }, honest: { blocks: 6, bodies: 'serve' } });
-    await round();
-    assert.equal(toHex(chain.tip.hash), toHex(mined.honest!.at(-1)!.header.hash), 'the honest chain, in the same round');
-    assert.equal(peers.isBanned('withholder'), false, 'one empty answer is no ban');
-    assert.ok(peers.score('withholder') > 0, 'but it costs');
-    for (let i = 0; i < 4 && !peers.isBanned('withholder'); i++) await round();
-    assert.equal(peers.isBanned('withholder'), true, `banned within five rounds: score ${peers.score('withholder')}`);
-    assert.equal(peers.score('honest'), 0);
-    await db.close();
-  });
-
-  it('a withholder that answers busy when its status is asked again is penalised all the same: its last status stands', async () => {
-    const { db, peers, round } = await peersOnChains({ withholder: { blocks: 10, bodies: 'none', busyOnceAsked: true }, honest: { blocks: 6, bodies: 'serve' } });
-    await round();
-    assert.ok(peers.score('withholder') > 0);
-    await db.close();
-  });
-
-  it('a peer whose pruning passed the bodies of its chain since its status, as it says when asked again, costs nothing', async () => {
-    // The simulator's seed 38 with the check above as first written: a node that prunes, started
-    // on a chain with a history, told its status before its pruner had run, and was charged.
-    const { db, chain, peers, mined, round, bodiesAsked } = await peersOnChains({ pruner: { blocks: 10, bodies: 'none', prunesOnceAsked: true }, honest: { blocks: 6, bodies: 'serve' } });
-    for (let i = 0; i < 4; i++) await round();
-    assert.equal(toHex(chain.tip.hash), toHex(mined.honest!.at(-1)!.header.hash));
-    assert.equal(bodiesAsked.pruner, 1, 'asked once: its status since says it keeps none of them');
-    assert.equal(peers.score('pruner'), 0);
-    await db.close();
-  });
-
-  it('a peer whose bodies time out, and one that lacks the bodies of a chain it never claimed, cost nothing however often', async () => {
-    // The other side of the check above: slowness is no offence, and a provider taken for the
-    // work its status claims may be on another chain, which never held these blocks.
-    const { db, chain, peers, round, bodiesAsked } = await peersOnChains({
-      slow: { blocks: 8, bodies: 'timeout' },
-      stranger: { blocks: 8, headers: 'none', bodies: 'serve', claim: 'slow' },
-    });
-    for (let i = 0; i < 8; i++) await round();
-    assert.equal(chain.tip.height, 0);
-    assert.ok(bodiesAsked.slow! >= 8 && bodiesAsked.stranger! >= 8, JSON.stringify(bodiesAsked));
-    assert.equal(peers.score('slow'), 0);
-    assert.equal(peers.score('stranger'), 0);
-    await db.close();
-  });
 
   it('a node on a chain that a heavier one forks from below its floor says so, once, and counts that peer apart', async () => {
     // The spec's promise: a node apart from the network longer than the reorg depth is told so.
