@@ -123,6 +123,34 @@ describe('light client against cheap identities', function () {
     assert.deepEqual([...client.bans.keys()], []);
   });
 
+  it('a prover whose proof held is asked first next time: eight identities with lower ids that time out do not come first at every query', async () => {
+    // From the list of peers that escape: provers were asked by peer id, which an identity chooses
+    // (a few low ones are cheap to grind), so the same eight that let each request run out its
+    // deadline, at no cost to them, were asked first at every query, and the honest prover only
+    // as one of them had failed: every query waited a deadline out.
+    const { chain, client } = await syncedWithHonest();
+    const asked: string[] = [];
+    for (let i = 0; i < 8; i++) {
+      const peer = `a-slow-${i}`;
+      await fullNode(net, peer, chain, {
+        proofs: async () => {
+          asked.push(peer);
+          throw new TransportError('TRANSPORT_TIMEOUT', 'the deadline passed'); // as the transport says it, 10 s later
+        },
+      });
+      await meet(client, peer);
+    }
+    const honest = net.peers.get('z-honest')!;
+    const prove = honest.get(names.proofs)!;
+    honest.set(names.proofs, (req, peer) => (asked.push('z-honest'), prove(req, peer)));
+    for (let query = 0; query < 4; query++) {
+      asked.length = 0;
+      assert.equal((await client.getAccount(carol.address)).peer, 'z-honest');
+      if (query > 0) assert.equal(asked[0], 'z-honest', `query ${query} asked ${asked.join(', ')}`);
+    }
+    assert.equal(client.peers.score('a-slow-0'), 0, 'a timeout is no proven fault');
+  });
+
   it('busy answers count as silence only in a row: a real answer forgives them, and the silence ends', () => {
     let now = 0;
     const silent = new SilentPeers({ monotonic: () => now });

@@ -19,6 +19,7 @@ import { holdCheckpoint, type Checkpoint } from './checkpoint.ts';
 import { checkpointText } from '../../consensus/header-rules.ts';
 import { REORGANISED, chooseProvers, proofFrom, proveFromAny, type Prover } from './proofs.ts';
 import { SilentPeers } from './silent-peers.ts';
+import { ProverOrder } from './prover-order.ts';
 import { LIE, extendByRange, followBranch, type HeaderFetching } from './header-fetch.ts';
 import { PeerFault } from '../header-sync.ts';
 
@@ -84,6 +85,8 @@ export class LightClient extends EventEmitter<LightClientEvents> {
   private readonly timers: Timer[] = [];
   private syncing: Promise<void> | undefined;
   private readonly silent: SilentPeers;
+  /** Which peers are asked for proofs first: those whose last proofs held, quickest first. */
+  private readonly provers: ProverOrder;
   /** Peers whose chains this client cannot follow (header-fetch.ts), left alone while they stay connected. */
   private readonly apart = new Set<string>();
   private again = false;
@@ -106,6 +109,7 @@ export class LightClient extends EventEmitter<LightClientEvents> {
     this.env = parts.env;
     this.sleeps = new InterruptibleSleeps(parts.env);
     this.silent = new SilentPeers(parts.env);
+    this.provers = new ProverOrder(parts.env);
     this.clock = secondsOf(parts.env);
     this.genesis = genesisBlock(parts.params).header;
     this.names = networkNames(this.genesis.hash);
@@ -159,6 +163,7 @@ export class LightClient extends EventEmitter<LightClientEvents> {
       this.records.disconnected(peer);
       this.statuses.delete(peer);
       this.silent.forget(peer);
+      this.provers.forget(peer);
       this.apart.delete(peer);
       this.book.disconnected(peer);
       this.peers.disconnected(peer);
@@ -344,10 +349,11 @@ export class LightClient extends EventEmitter<LightClientEvents> {
       await this.requestSync();
       const at = this.headers.tip;
       tip = at.header;
-      candidates = chooseProvers(this.statuses, this.peers, tip, at.totalWork);
+      candidates = chooseProvers(this.statuses, this.peers, tip, at.totalWork, this.provers);
       answers = [];
       if (candidates.length === 0) continue;
-      const proven = await proveFromAny(candidates, (c) => proofFrom(ask, (peer) => this.handshake(peer), this.peers, c, at, address));
+      const prove = (c: Prover) => this.provers.timed(c.peer, proofFrom(ask, (peer) => this.handshake(peer), this.peers, c, at, address), (a) => typeof a !== 'string');
+      const proven = await proveFromAny(candidates, prove);
       if (!Array.isArray(proven)) return { address, account: proven.account, height: tip.height, blockHash: tip.hash, peer: proven.peer };
       answers = proven;
       if (!answers.includes(REORGANISED)) break;

@@ -8,6 +8,7 @@ import { TransportError, type RequestLimits } from '../transport.ts';
 import type { Status } from '../wire.ts';
 import { MAX_PROOFS_ANSWER_BYTES } from './serve.ts';
 import { decodeProofs, encodeGetProofs } from './wire.ts';
+import type { ProverOrder } from './prover-order.ts';
 
 const PROOFS_TIMEOUT_MS = 10_000;
 /** A proof that does not hold: a ban. */
@@ -28,14 +29,15 @@ export interface Prover {
 
 /**
  * The peers that can prove against our tip: those not banned whose chain has at least its work,
- * those that announced the tip itself first. Asking them at once (proveFromAny) costs a few small
- * requests and finds a liar at the first question it lies to.
+ * those that announced the tip itself first, then in `order` (node/light/prover-order.ts). Asking
+ * them at once (proveFromAny) costs a few small requests and finds a liar at the first question it
+ * lies to.
  */
-export function chooseProvers(statuses: ReadonlyMap<string, Status>, peers: PeerManager, tip: BlockHeader, tipWork: bigint): Prover[] {
-  return [...statuses]
+export function chooseProvers(statuses: ReadonlyMap<string, Status>, peers: PeerManager, tip: BlockHeader, tipWork: bigint, order: ProverOrder): Prover[] {
+  const provers = [...statuses]
     .filter(([peer, s]) => !peers.isBanned(peer) && s.totalWork >= tipWork)
-    .map(([peer, s]) => ({ peer, announcedOurTip: bytesEqual(s.tipHash, tip.hash) }))
-    .sort((a, b) => Number(b.announcedOurTip) - Number(a.announcedOurTip) || (a.peer < b.peer ? -1 : 1));
+    .map(([peer, s]) => ({ peer, announcedOurTip: bytesEqual(s.tipHash, tip.hash) }));
+  return order.sort(provers, (p) => p.announcedOurTip);
 }
 
 /**
@@ -86,9 +88,8 @@ type Answer = { account: Account | undefined } | string;
  * The account as the first of `provers` whose proof holds proves it, as soon as it comes (a peer
  * that answers late, or never, holds up no answer); or, when none holds, every prover's answer, in
  * the provers' order. At most MAX_PROVERS are asked at once, and as each fails to prove the next
- * is asked: the order is by peer id, which costs nothing to choose, and identities that never prove
- * (busy, which is no fault, or slow) must not keep the honest provers after them waiting for the
- * slowest of a whole batch.
+ * is asked: identities that never prove (busy, which is no fault, or slow) must not keep the
+ * honest provers after them waiting for the slowest of a whole batch.
  */
 export function proveFromAny(provers: readonly Prover[], prove: (prover: Prover) => Promise<Answer>): Promise<{ peer: string; account: Account | undefined } | Answer[]> {
   const answers: Answer[] = new Array<Answer>(provers.length);
