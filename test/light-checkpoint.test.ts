@@ -151,6 +151,21 @@ describe('light client checkpoint', function () {
     assert.deepEqual([...again.bans], []);
   });
 
+  it('bans a peer whose heavier chain forks below the checkpoint further back than the headers kept whole, and more than an answer of headers below it', async () => {
+    // From the list of peers that escape: the branch's first answer (2,000 headers from the fork)
+    // stopped short of the checkpoint's height, and a fork that deep is not followed: the peer was
+    // only left alone, while its status claims a chain past the checkpoint that leaves ours below
+    // it, another block at its height.
+    await fullNode(net, 'cheap', cheap);
+    await fullNode(net, 'long', long);
+    const client = await startLight(at(cheap, cheap.tip.height - 8));
+    await meet(client, 'cheap');
+    assert.equal(toHex(client.headers.tip.header.hash), cheap.tip.hashHex);
+    await meet(client, 'long');
+    assert.match(client.bans.get('long') ?? '', /forks below the checkpoint \d+:/);
+    assert.equal(toHex(client.headers.tip.header.hash), cheap.tip.hashHex);
+  });
+
   it('a restart keeps the checkpoint: in the datadir, in its status, and against the capture', async () => {
     await fullNode(net, 'honest', honest);
     await fullNode(net, 'long', cheap);

@@ -43,6 +43,23 @@ function holdsCheckpoint(o: HeaderFetching, header: BlockHeader): void {
 }
 
 /**
+ * Throws if `headers`, which go on from a block of ours, leave our chain at or below the
+ * checkpoint that ours holds: the peer's status claimed a chain that reaches the checkpoint's
+ * height (LightClient.ahead), so it holds another block there, even where these headers stop short
+ * of it or fork too far back to follow. (The locator's block may be below the fork: the headers up
+ * to it are ours.)
+ */
+function forksBelowCheckpoint(o: HeaderFetching, staged: HeaderView, headers: readonly BlockHeader[]): void {
+  const c = o.checkpoint;
+  if (!c || c.height > staged.height) return;
+  for (const h of headers) {
+    if (h.height > c.height) return;
+    const ours = staged.hashAt(h.height);
+    if (!ours || !bytesEqual(ours, h.hash)) throw new PeerFault(`a chain that forks below the checkpoint ${checkpointText(c)}`, LIE);
+  }
+}
+
+/**
  * Headers by height after our tip, staged as they are checked: the usual case, a peer further
  * along our own chain. The total work then shown; undefined if the peer's next header does not
  * follow our tip, or it has none at that height at all: its chain forks from ours, and may have
@@ -113,6 +130,7 @@ export async function followBranch(o: HeaderFetching, peer: string, staged: Head
     if (!check) {
       const from = heights.get(toHex(headers[0]!.prevHash));
       if (from === undefined) throw new PeerFault('headers that do not start from a block of our chain', LIE);
+      forksBelowCheckpoint(o, staged, headers);
       const start = staged.startAt(from);
       if (!start) {
         o.apart(peer, `peer ${peer} has a chain that forks from ours more than ${RECENT_HEADERS} headers back; not following it`);
