@@ -90,6 +90,8 @@ export class LightClient extends EventEmitter<LightClientEvents> {
   /** Peers whose chains this client cannot follow (header-fetch.ts), left alone while they stay connected. */
   private readonly apart = new Set<string>();
   private again = false;
+  /** The next sync round first takes a chain of as much work as ours on another tip (takeTie). */
+  private tieWanted = false;
   private stopped = false;
   /** The checkpoint held (given, or kept in the datadir): no chain is ours that does not pass through it. */
   private checkpoint: Checkpoint | undefined;
@@ -244,6 +246,7 @@ export class LightClient extends EventEmitter<LightClientEvents> {
   }
 
   private async round(): Promise<void> {
+    if (this.tieWanted) await this.takeTie();
     const ahead = this.ahead();
     ahead.sort(([, a], [, b]) => (b.totalWork > a.totalWork ? 1 : b.totalWork < a.totalWork ? -1 : 0));
     const tried = new Set<string>();
@@ -275,15 +278,15 @@ export class LightClient extends EventEmitter<LightClientEvents> {
    * (docs/PROTOCOL.md, "Sync" 3). A sync that ends any other way (withheld, a bad header, a
    * timeout, a branch it will not follow) leaves our chain as it was.
    */
-  private async syncFrom(peer: string, claimed: Status, tried: ReadonlySet<string>): Promise<void> {
+  private async syncFrom(peer: string, claimed: Status, tried: ReadonlySet<string>, tie = false): Promise<void> {
     const staged = this.headers.stage();
     try {
-      const work = (await extendByRange(this.fetching, peer, staged)) ?? (await followBranch(this.fetching, peer, staged));
+      const work = (await extendByRange(this.fetching, peer, staged)) ?? (await followBranch(this.fetching, peer, staged, tie));
       if (work === undefined) return;
       if (work < claimed.totalWork) throw new PeerFault('its headers do not add up to the work its status claimed (withheld)', LIE);
       // Its status said it passed the checkpoint's height (see ahead()).
       if (this.checkpoint && staged.height < this.checkpoint.height) throw new PeerFault(`its headers end at ${staged.height}, below the checkpoint its status claimed to pass`, LIE);
-      this.commit(staged);
+      this.commit(staged, tie);
     } catch (err) {
       // Headers before one ahead of our clock hold (a clock behind by more than the drift would
       // otherwise stay up to a batch behind for good), but prove no claim: taken as a full node
@@ -308,21 +311,41 @@ export class LightClient extends EventEmitter<LightClientEvents> {
   }
 
   /**
-   * Peers not banned nor silent whose status claims more work than our chain, and a chain that
-   * reaches the checkpoint's height: one that does not could not be ours (no fault: a node still
+   * Peers not banned nor silent whose status claims more work than our chain (or what `claims`
+   * asks), and a chain that reaches the checkpoint's height: one that does not could not be ours (no fault: a node still
    * syncing says so too).
    */
-  private ahead(): [string, Status][] {
+  private ahead(claims = (s: Status) => s.totalWork > this.headers.tip.totalWork): [string, Status][] {
     const reaches = (s: Status) => !this.checkpoint || s.height >= this.checkpoint.height;
-    return [...this.statuses].filter(([p, s]) => s.totalWork > this.headers.tip.totalWork && reaches(s) && !this.peers.isBanned(p) && this.silent.waitsOn(p) && !this.apart.has(p));
+    return [...this.statuses].filter(([p, s]) => claims(s) && reaches(s) && !this.peers.isBanned(p) && this.silent.waitsOn(p) && !this.apart.has(p));
+  }
+
+  /**
+   * Nobody proved an account against our tip: a peer's chain of as much work on another tip
+   * becomes ours if its headers show it. First seen wins a tie only while it can be proven: a
+   * withholder's branch (headers shown, proofs and bodies not) held the client until the honest
+   * chain it tied with outgrew it.
+   */
+  private async takeTie(): Promise<void> {
+    this.tieWanted = false;
+    const tip = this.headers.tip.header;
+    for (const [peer, status] of this.ahead((s) => s.totalWork === this.headers.tip.totalWork && !bytesEqual(s.tipHash, tip.hash))) {
+      if (this.stopped || this.headers.tip.header !== tip) return;
+      try {
+        await this.syncFrom(peer, status, new Set([peer]), true);
+      } catch (err) {
+        this.blame(peer, err);
+      }
+    }
   }
 
   /**
    * The staged headers become our chain, if they hold more work than it and reach the
    * checkpoint's height (header-fetch.ts refused any other block there).
    */
-  private commit(staged: HeaderView): void {
-    if (staged.tip.totalWork <= this.headers.tip.totalWork) return;
+  private commit(staged: HeaderView, tie = false): void {
+    const ours = this.headers.tip;
+    if (staged.tip.totalWork < ours.totalWork || (staged.tip.totalWork === ours.totalWork && (!tie || bytesEqual(staged.tip.header.hash, ours.header.hash)))) return;
     if (this.checkpoint && staged.height < this.checkpoint.height) return;
     this.headers.commit();
     this.emit('tip', this.headers.height);
@@ -356,7 +379,10 @@ export class LightClient extends EventEmitter<LightClientEvents> {
       const proven = await proveFromAny(candidates, prove);
       if (!Array.isArray(proven)) return { address, account: proven.account, height: tip.height, blockHash: tip.hash, peer: proven.peer };
       answers = proven;
-      if (!answers.includes(REORGANISED)) break;
+      if (answers.includes(REORGANISED)) continue;
+      this.tieWanted = true;
+      await this.requestSync();
+      if (bytesEqual(this.headers.tip.header.hash, tip.hash)) break;
     }
     const why = answers.map((a, i) => `${candidates[i]!.peer}: ${a as string}`);
     throw new CairnError('LIGHT_NO_PROOF', candidates.length === 0 ? `no peer has our tip (height ${tip.height}) yet` : `no peer served a proof that holds at height ${tip.height} (${why.join('; ')})`);

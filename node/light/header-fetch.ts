@@ -97,10 +97,11 @@ export async function extendByRange(o: HeaderFetching, peer: string, staged: Hea
 
 /**
  * Headers after our locator: a branch that forks below our tip is held until its work exceeds
- * ours, and only then replaces the staged headers above the fork. The work shown; undefined if the
- * branch cannot be followed (it forks too far back, or runs too long without more work).
+ * ours (or, `tie`, equals it), and only then replaces the staged headers above the fork. The work
+ * shown; undefined if the branch cannot be followed (it forks too far back, or runs too long
+ * without more work).
  */
-export async function followBranch(o: HeaderFetching, peer: string, staged: HeaderView): Promise<bigint | undefined> {
+export async function followBranch(o: HeaderFetching, peer: string, staged: HeaderView, tie = false): Promise<bigint | undefined> {
   let check: HeaderChainCheck | undefined;
   let fork = -1;
   let branch: { header: BlockHeader; work: bigint }[] = [];
@@ -149,7 +150,7 @@ export async function followBranch(o: HeaderFetching, peer: string, staged: Head
       adopted = true;
     } else {
       branch.push(...headers.map((header, i) => ({ header, work: works[i]! })));
-      if (check.totalWork > staged.tip.totalWork) {
+      if (check.totalWork > staged.tip.totalWork || (tie && check.totalWork === staged.tip.totalWork)) {
         staged.truncate(fork);
         staged.append(branch.map((b) => b.header), branch.map((b) => b.work));
         branch = [];
