@@ -54,11 +54,12 @@ const STALL_PAUSE_MAX_MS = 64_000;
 const MAX_BUSY_ANSWERS = MAX_BUSY_IN_A_ROW * REQUESTS_PER_PEER;
 
 /**
- * What the peer whose headers a download follows is charged for an answer with none of the
- * blocks asked, at most once a download: those are the chain it just served as its own, and its
- * status, asked again then, still says it keeps their bodies. A withholder's claim would otherwise
- * head every round, its headers fetched again each time, for as long as it stayed. Not a ban at
- * once: a status may be stale in ways this cannot see.
+ * What the peer whose headers a download follows is charged for an answer with fewer blocks than
+ * asked, at most once a download: those are the chain it just served as its own, and its status,
+ * asked again then, still says it keeps their bodies (an honest server answers busy rather than
+ * none, and cuts short only re-downloads past its allowance: node/asked-heights.ts). A
+ * withholder's claim would otherwise head every round, its headers fetched again each time, for as
+ * long as it stayed. Not a ban at once: a status may be stale in ways this cannot see.
  */
 export const WITHHELD = 25;
 
@@ -263,13 +264,14 @@ export class BodyDownload {
         let retryAfterMs: number | undefined;
         try {
           const hashes = await batchHashes(index);
-          const blocks = hashes.length === 0 ? [] : await untilOver(this.asking(peer, index, this.parts.fetch(peer, hashes)), peer);
+          const start = first + index * BLOCK_BATCH;
+          const asked = (request: Promise<SaneBlock[]>) => this.parts.asked?.counting(peer, start, Math.min(BLOCK_BATCH, last - start + 1), request) ?? request;
+          const blocks = hashes.length === 0 ? [] : await untilOver(asked(this.parts.fetch(peer, hashes)), peer);
           if (blocks === undefined) break; // the download ended without it
-          // An honest server answers busy, not none, and cuts short only re-downloads past its allowance.
           const withheld = blocks.length < hashes.length && (blocks.length === 0 || !this.parts.asked?.mayCutShort(peer));
           if (withheld && peer === claimant?.peer && !claimantJudged) {
             claimantJudged = true; // its other request's answer costs nothing more
-            if (await claimant.keepsBodies(first + index * BLOCK_BATCH)) throw new PeerFault(`served ${blocks.length} of ${hashes.length} blocks of the chain it announced`, WITHHELD);
+            if (await claimant.keepsBodies(start)) throw new PeerFault(`served ${blocks.length} of ${hashes.length} blocks of the chain it announced`, WITHHELD);
           }
           // Up to the first it lacks: a provider on another chain as heavy, or an answer a budget cut short.
           if (blocks.length < hashes.length) throw new Error('lacks blocks of the chain it announced');
@@ -369,13 +371,6 @@ export class BodyDownload {
       await Promise.allSettled(workers);
     }
     if (invalid) throw invalid;
-  }
-
-  /** A request for batch `index` of `peer`, its heights recorded as asked (node/asked-heights.ts). */
-  private asking<T>(peer: string, index: number, request: Promise<T>): Promise<T> {
-    const { first, last, asked } = this.parts;
-    const start = first + index * BLOCK_BATCH;
-    return asked ? asked.counting(peer, start, Math.min(BLOCK_BATCH, last - start + 1), request) : request;
   }
 }
 
