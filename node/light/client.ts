@@ -12,7 +12,7 @@ import { PeerManager } from '../peers.ts';
 import { PeerRecords } from '../peer-records.ts';
 import { Slots } from '../slots.ts';
 import { networkNames, type NetworkNames } from '../protocols.ts';
-import { TransportError, isOwnFailure, ownFailureFields, waitingOutBusy, type ConnectionGate, type RequestLimits, type Transport } from '../transport.ts';
+import { TransportError, isOwnFailure, ownFailureFields, waitingOutBusy, type RequestLimits, type Transport } from '../transport.ts';
 import { decodeStatus, encodeStatus, type Status } from '../wire.ts';
 import { LightHeaders, type HeaderView } from './headers.ts';
 import { holdCheckpoint, type Checkpoint } from './checkpoint.ts';
@@ -22,6 +22,9 @@ import { SilentPeers } from './silent-peers.ts';
 import { ProverOrder } from './prover-order.ts';
 import { LIE, extendByRange, followBranch, type HeaderFetching } from './header-fetch.ts';
 import { PeerFault } from '../header-sync.ts';
+import type { LightClientEvents, LightClientParts, ProvenAccount } from './client-types.ts';
+
+export type { LightClientEvents, LightClientParts, ProvenAccount };
 
 const STATUS_TIMEOUT_MS = 5_000;
 /** Rounds of statuses and headers a proof waits for a peer with our tip (see getAccount). */
@@ -34,34 +37,6 @@ const TIP_ATTEMPTS = 3;
  * for, follows the peers that claim more work one after another.
  */
 const PATIENCE = { waits: 3, maxRetryAfterMs: 2_000 } as const;
-
-export interface LightClientParts {
-  readonly params: ChainParams;
-  readonly env: Env;
-  /** Where the header hashes are kept (a file, `headers`). */
-  readonly datadir: string;
-  readonly createTransport: (gate: ConnectionGate, names: NetworkNames) => Promise<Transport>;
-  readonly bootstrap: readonly string[];
-  readonly banSeconds?: number;
-  readonly statusIntervalMs?: number;
-  /** A block the user trusts (node/light/checkpoint.ts); kept in the datadir, which holds the last one given. */
-  readonly checkpoint?: Checkpoint;
-}
-
-export interface LightClientEvents {
-  log: [level: 'info' | 'warn' | 'debug', message: string, fields?: Record<string, unknown>];
-  /** The header chain moved: a new tip (height). */
-  tip: [height: number];
-}
-
-/** An account, proven by a peer's proof against the state root of a header this client holds. */
-export interface ProvenAccount {
-  readonly address: Uint8Array;
-  readonly account: Account | undefined;
-  readonly height: number;
-  readonly blockHash: Uint8Array;
-  readonly peer: string;
-}
 
 /**
  * A light client: headers only, trusting no node. It follows the most-work header chain its
