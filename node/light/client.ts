@@ -305,7 +305,7 @@ export class LightClient extends EventEmitter<LightClientEvents> {
     this.tieWanted = false;
     const tip = this.headers.tip.header;
     for (const [peer, status] of this.ahead((s) => s.totalWork === this.headers.tip.totalWork && !bytesEqual(s.tipHash, tip.hash))) {
-      if (this.stopped || this.headers.tip.header !== tip) return;
+      if (this.stopped || !bytesEqual(this.headers.tip.header.hash, tip.hash)) return;
       try {
         await this.syncFrom(peer, status, new Set([peer]), true);
       } catch (err) {
