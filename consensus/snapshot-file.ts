@@ -111,7 +111,11 @@ export class SnapshotImport {
   static async start(db: ChainDB, height: number, now: number): Promise<SnapshotImport> {
     const tip = await db.storedTip();
     if (tip.height !== 0) throw refuse(`the datadir already holds a chain (at height ${tip.height}): import into a new datadir`);
-    if (await db.join.state()) throw refuse('the datadir has a snapshot sync in progress: import into a new datadir');
+    // At genesis, a join is one a kill cut short before its install (ChainDB.open finished any
+    // install already): an import's, or a snapshot sync's, whose node is stopped (it would hold
+    // the store). What it staged goes, the pivot block with it, and this import starts over.
+    const left = await db.join.state();
+    if (left) await db.join.discard(left.hash);
     return new SnapshotImport(db, height, now);
   }
 

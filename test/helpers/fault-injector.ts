@@ -10,6 +10,10 @@
  *
  * CAIRN_TEST_HOLD=store-open: the store's open (a long scan, a resumed install) is held until
  * SIGUSR2, after writing `store open held` to stderr.
+ *
+ * CAIRN_TEST_KILL_AFTER_WRITE=HEX: the process kills itself (SIGKILL) as soon as a write to a store
+ * whose batch holds a key starting with those bytes is done: a kill at a chosen point, with what
+ * that write and every earlier one committed, and nothing after.
  */
 import { LevelKv } from '../../ledger/kv-level.ts';
 
@@ -41,5 +45,15 @@ if (process.env['CAIRN_TEST_HOLD'] === 'store-open') {
     process.stderr.write('store open held\n');
     await released;
     return open(...args);
+  };
+}
+
+const killAfter = process.env['CAIRN_TEST_KILL_AFTER_WRITE'];
+if (killAfter) {
+  const prefix = Buffer.from(killAfter, 'hex');
+  const write = LevelKv.prototype.write;
+  LevelKv.prototype.write = async function (this: LevelKv, ...args: Parameters<typeof write>) {
+    await write.apply(this, args);
+    if (args[0].some((op) => Buffer.from(op.key.subarray(0, prefix.length)).equals(prefix))) process.kill(process.pid, 'SIGKILL');
   };
 }
