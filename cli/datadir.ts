@@ -1,5 +1,5 @@
 import { statSync } from 'node:fs';
-import { copyFile, mkdir, readdir, readFile, stat } from 'node:fs/promises';
+import { mkdir, readdir, readFile, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CairnError, StoreError } from '../ledger/errors.ts';
@@ -7,6 +7,7 @@ import { genesisHashHex, parseGenesis, sameGenesis, type ChainParams } from '../
 import { ChainDB } from '../ledger/chaindb.ts';
 import { LevelKv } from '../ledger/kv-level.ts';
 import { BANS_FILE } from '../node/ban-file.ts';
+import { replaceFile } from '../node/durable-file.ts';
 import { CHECKPOINT_FILE } from '../node/light/checkpoint.ts';
 import { MEMPOOL_FILE } from '../node/mempool-file.ts';
 import { PEERS_FILE } from '../node/peer-file.ts';
@@ -136,14 +137,21 @@ async function refuseForeignFolder(datadir: string): Promise<void> {
  */
 export async function initDatadir(datadir: string, genesisFile?: string, options: { store?: boolean } = {}): Promise<{ params: ChainParams; created: boolean }> {
   const copy = join(datadir, GENESIS_COPY);
+  // An empty copy never held a genesis: a kill, or a power cut, while an older version wrote it
+  // in place. It is written again, of the network the store holds (checked when it is opened
+  // below); a light client's datadir has no store to say which, and must be told.
+  const emptyCopy = await stat(copy).then((st) => st.isFile() && st.size === 0, () => false);
+  if (emptyCopy && genesisFile === undefined && options.store === false) {
+    throw new DatadirError(`${copy}, the datadir's copy of its network's genesis, is empty (a kill or a power cut while it was written): give that network's genesis file with --genesis FILE, which is copied back`);
+  }
   const kind = await stat(datadir).then((st) => (st.isDirectory() ? 'directory' : 'file'), () => 'none');
   if (kind === 'file') throw new DatadirError(`the datadir ${datadir} is a file, not a directory: give --datadir a directory (a new one is made)`);
   // A store made there turned it into a full node's datadir, which its light client then refuses.
   if (options.store !== false && isLightDatadir(datadir)) throw new DatadirError(`${datadir} is a light client's datadir (its headers, no chain store): give the node a --datadir of its own (default ./data)`);
   // Without --genesis an initialised datadir keeps its own network (the bundled one is only a default).
-  if (genesisFile === undefined && (await exists(copy))) return { params: (await readGenesis(copy, true)).params, created: false };
-  const { params } = await readGenesis(genesisFile ?? BUNDLED_GENESIS);
-  if (await exists(copy)) {
+  if (genesisFile === undefined && !emptyCopy && (await exists(copy))) return { params: (await readGenesis(copy, true)).params, created: false };
+  const { text, params } = await readGenesis(genesisFile ?? BUNDLED_GENESIS);
+  if (!emptyCopy && (await exists(copy))) {
     const existing = await readGenesis(copy, true);
     if (!sameGenesis(existing.params, params)) {
       throw new DatadirError(`${datadir} already belongs to the network "${existing.params.name}" (genesis ${genesisHashHex(existing.params)}), not "${params.name}"`);
@@ -159,13 +167,15 @@ export async function initDatadir(datadir: string, genesisFile?: string, options
       // A store without its genesis copy (lost, or only chain/ copied here) was opened as the
       // bundled network's: the refusal named a network the user never asked for.
       if (genesisFile === undefined && err instanceof StoreError && err.code === 'STORE_GENESIS_MISMATCH') {
-        throw new DatadirError(`${datadir} has a chain store but no ${GENESIS_COPY} (its copy of its network's genesis), and ${err.message.replace(/^this store/, 'the store')}: give that network's genesis file with --genesis FILE, which is copied back`);
+        const copyIs = emptyCopy ? `an empty ${GENESIS_COPY} (its copy of its network's genesis, cut short by a kill or a power cut)` : `no ${GENESIS_COPY} (its copy of its network's genesis)`;
+        throw new DatadirError(`${datadir} has a chain store but ${copyIs}, and ${err.message.replace(/^this store/, 'the store')}: give that network's genesis file with --genesis FILE, which is copied back`);
       }
       throw err;
     });
     await db.close();
   }
-  await copyFile(genesisFile ?? BUNDLED_GENESIS, copy);
+  // The text checked above, whole and synced: a copy is what every later start reads first.
+  await replaceFile(copy, text);
   return { params, created: true };
 }
 
