@@ -110,6 +110,10 @@ export class SnapshotImport {
   /** Starts an import of a snapshot at `height` (the file's head) into `db`, which must be at genesis. */
   static async start(db: ChainDB, height: number, now: number): Promise<SnapshotImport> {
     const tip = await db.storedTip();
+    if (tip.height !== 0 && db.resumedInstall) {
+      // A retry after a kill during the install: its own open just finished it, so the import is done.
+      throw refuse(`the datadir holds the chain of a snapshot at height ${tip.height}, whose install a kill cut short and this open finished: start the node on it (cairn node)`);
+    }
     if (tip.height !== 0) throw refuse(`the datadir already holds a chain (at height ${tip.height}): import into a new datadir`);
     // At genesis, a join is one a kill cut short before its install (ChainDB.open finished any
     // install already): an import's, or a snapshot sync's, whose node is stopped (it would hold

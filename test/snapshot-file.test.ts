@@ -256,6 +256,27 @@ describe('snapshot files', function () {
     }
   });
 
+  it('an import killed during its install: the next open finishes it, and a retry says so rather than to import again', async () => {
+    // A retry was told "import into a new datadir", of a datadir its own open had just completed.
+    const datadir = fresh('killed-install');
+    await (await ChainDB.open(join(datadir, 'chain'), params)).close(); // genesis's accounts written here, not by the child
+    const args = ['snapshot', 'import', file, '--datadir', datadir];
+    const injector = join(REPO, 'test', 'helpers', 'fault-injector.ts');
+    const accounts = Buffer.from(layout.range('A').gte).toString('hex');
+    const killed = await runCli(args, { env: { NODE_OPTIONS: `--import=${injector}`, CAIRN_TEST_KILL_AFTER_WRITE: accounts } });
+    assert.equal(killed.signal, 'SIGKILL', `killed as the install wrote the snapshot's accounts: ${killed.stderr}`);
+    const again = await runCli(args);
+    assert.equal(again.code, 1, again.stderr);
+    assert.match(again.stderr, /^cairn: the datadir holds the chain of a snapshot at height 200, whose install a kill cut short and this open finished: start the node on it \(cairn node\)\n$/);
+    const db = await ChainDB.open(join(datadir, 'chain'), params);
+    try {
+      assert.equal((await db.storedTip()).height, 200);
+      assert.equal(db.resumedInstall, false, 'finished once');
+    } finally {
+      await db.close();
+    }
+  });
+
   it('a pruned datadir is told which heights it can export, before anything is made', async () => {
     const pruned = join(dir.path, 'pruned');
     cpSync(source, pruned, { recursive: true });
