@@ -11,9 +11,9 @@
  * CAIRN_TEST_HOLD=store-open: the store's open (a long scan, a resumed install) is held until
  * SIGUSR2, after writing `store open held` to stderr.
  *
- * CAIRN_TEST_KILL_AFTER_WRITE=HEX: the process kills itself (SIGKILL) as soon as a write to a store
- * whose batch holds a key starting with those bytes is done: a kill at a chosen point, with what
- * that write and every earlier one committed, and nothing after.
+ * CAIRN_TEST_KILL_AFTER_WRITE=HEX: the process kills itself (SIGKILL) as soon as a batch written
+ * with LevelKv.write (not the commit queue's writeLog) that holds a key starting with those bytes
+ * is done: a kill at a chosen point, with that write and every earlier one committed.
  */
 import { LevelKv } from '../../ledger/kv-level.ts';
 
