@@ -16,6 +16,7 @@ import { isOwnFailure, ownFailureFields, verdictFor, type Transport, type Verdic
 import type { TxSignatureVerifier } from './tx-signatures.ts';
 import { MAX_TXS_PER_BATCH, encodeTxBatch } from './wire.ts';
 import { AfterReorganisation, admitTxBatch } from './gossip-txs.ts';
+import { TxBatchTurns, senderGroup } from './tx-batch-turns.ts';
 import { BlocksInFlight } from './blocks-in-flight.ts';
 import { StopGate } from './stop-gate.ts';
 import type { GossipEvents, GossipOptions } from './gossip-types.ts';
@@ -72,10 +73,13 @@ export class Gossip extends EventEmitter<GossipEvents> {
 
   /** What peers sent that a reorganisation under way refused, tried again once it has ended (a push's too). */
   readonly afterReorganisation: AfterReorganisation;
+  /** Transaction batches validated one at a time per address group, a few waiting (tx-batch-turns.ts). */
+  readonly txTurns: TxBatchTurns;
 
   constructor(o: GossipOptions) {
     super();
     this.o = o;
+    this.txTurns = new TxBatchTurns((peer) => senderGroup(o.peers, o.records, peer));
     this.afterReorganisation = new AfterReorganisation(o, this.gate, { admitted: (peer, txs) => this.relayOwn(peer, txs), offence: (peer, err) => void this.reject(peer, err) });
   }
 
@@ -94,7 +98,8 @@ export class Gossip extends EventEmitter<GossipEvents> {
       this.o.holdBlocks?.() ? Promise.resolve<Verdict>('ignore') : validate(peer, data);
     transport.subscribe(names.blockTopic, capped(held((peer, data) => this.validateBlock(peer, data))));
     transport.subscribe(names.compactBlockTopic, capped(held((peer, data) => this.validateCompactBlock(peer, data))));
-    transport.subscribe(names.txTopic, capped((peer, data) => this.validateTxs(peer, data)));
+    const welcome = (peer: string) => () => !this.gate.stopped && !this.o.peers.isBanned(peer);
+    transport.subscribe(names.txTopic, capped((peer, data) => this.txTurns.run(peer, data.byteLength, () => this.validateTxs(peer, data), welcome(peer))));
   }
 
   /** The peer brought us something valid first: it keeps its slot when the node is full. */

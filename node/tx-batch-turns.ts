@@ -1,0 +1,103 @@
+import type { PeerManager } from './peers.ts';
+import type { PeerRecords } from './peer-records.ts';
+import type { Verdict } from './transport.ts';
+
+/**
+ * Bytes of transaction batches one address group may have waiting for its turn: six full batches
+ * (166 KB each), or a busy honest relay's backlog of small ones (MAX_WAITING_BATCHES).
+ */
+export const MAX_WAITING_BATCH_BYTES = 1 << 20;
+/** Batches one address group may have waiting, however small: each holds gossipsub's state for its message. */
+export const MAX_WAITING_BATCHES = 64;
+/** Bytes waiting from every group together: what all the inbound slots' groups may hold at once. */
+export const MAX_WAITING_BATCH_BYTES_IN_ALL = 16 << 20;
+
+interface Waiting {
+  readonly bytes: number;
+  readonly validate: () => Promise<Verdict>;
+  readonly welcome: () => boolean;
+  readonly resolve: (verdict: Verdict | Promise<Verdict>) => void;
+}
+
+interface GroupTurns {
+  running: boolean;
+  readonly waiting: Waiting[];
+  waitingBytes: number;
+}
+
+/**
+ * Gossiped transaction batches validated one at a time per address group (a subnet's identities
+ * together, as the serving budgets count them), with a bounded few waiting behind and the rest
+ * ignored unread. gossipsub starts a validation for every message as it is read, without waiting
+ * for the last: a batch of unfunded senders costs its sender nothing (no signature is checked, no
+ * score) and admission tens of milliseconds of store reads, so one peer sending faster than that
+ * held a validation per message in memory, without bound. Checked one at a time, a group's forged
+ * batches also cost the first's signature rounds, not each's: those waiting behind it find their
+ * sender banned. What is ignored costs the sender nothing: an honest relay's burst is no offence.
+ */
+export class TxBatchTurns {
+  private readonly groupOf: (peer: string) => string;
+  private readonly groups = new Map<string, GroupTurns>();
+  private waitingBytes = 0;
+  /** Batches ignored unvalidated: their group's waiting room full, or their sender banned before their turn. */
+  ignored = 0;
+
+  constructor(groupOf: (peer: string) => string) {
+    this.groupOf = groupOf;
+  }
+
+  /**
+   * `validate` of a batch of `bytes` from `peer`, once its group's turn comes; 'ignore' at once if
+   * the group's (or the node's) waiting room is full, and at its turn if `welcome()` no longer
+   * holds (its sender banned meanwhile, the node stopping).
+   */
+  run(peer: string, bytes: number, validate: () => Promise<Verdict>, welcome: () => boolean): Promise<Verdict> {
+    const key = this.groupOf(peer);
+    let group = this.groups.get(key);
+    if (!group) {
+      group = { running: false, waiting: [], waitingBytes: 0 };
+      this.groups.set(key, group);
+    }
+    if (!group.running) return this.turn(key, group, validate);
+    const full =
+      group.waiting.length >= MAX_WAITING_BATCHES || group.waitingBytes + bytes > MAX_WAITING_BATCH_BYTES || this.waitingBytes + bytes > MAX_WAITING_BATCH_BYTES_IN_ALL;
+    if (full) {
+      this.ignored++;
+      return Promise.resolve('ignore');
+    }
+    group.waitingBytes += bytes;
+    this.waitingBytes += bytes;
+    return new Promise<Verdict>((resolve) => group.waiting.push({ bytes, validate, welcome, resolve }));
+  }
+
+  private async turn(key: string, group: GroupTurns, validate: () => Promise<Verdict>): Promise<Verdict> {
+    group.running = true;
+    try {
+      return await validate();
+    } finally {
+      this.next(key, group);
+    }
+  }
+
+  /** The group's next welcome batch begins; those no longer welcome are ignored on the way. */
+  private next(key: string, group: GroupTurns): void {
+    group.running = false;
+    for (let w = group.waiting.shift(); w; w = group.waiting.shift()) {
+      group.waitingBytes -= w.bytes;
+      this.waitingBytes -= w.bytes;
+      if (w.welcome()) return w.resolve(this.turn(key, group, w.validate));
+      this.ignored++;
+      w.resolve('ignore');
+    }
+    this.groups.delete(key);
+  }
+}
+
+/**
+ * The address group `peer` sends from, as the serving budgets count it: its subnet; a peer whose
+ * IP PeerManager does not limit (loopback, an address of another kind) is a group of its own.
+ */
+export function senderGroup(peers: Pick<PeerManager, 'ipOf'>, records: Pick<PeerRecords, 'get'> | undefined, peer: string): string {
+  const ip = peers.ipOf(peer);
+  return ip === undefined ? `peer ${peer}` : (records?.get(peer)?.group?.subnet ?? ip);
+}

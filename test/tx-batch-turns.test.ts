@@ -1,0 +1,132 @@
+/**
+ * Gossiped transaction batches under a hostile peer (node/tx-batch-turns.ts, node/gossip.ts): one
+ * validation at a time per address group, a bounded few waiting, the rest ignored unpunished.
+ */
+import assert from 'node:assert/strict';
+import { bytesEqual } from '../ledger/bytes.ts';
+import { Mempool } from '../ledger/mempool.ts';
+import { MemoryAccounts } from '../ledger/audit.ts';
+import type { Account } from '../ledger/state.ts';
+import { decodeTransaction, type Transaction } from '../ledger/transaction.ts';
+import { Gossip } from '../node/gossip.ts';
+import type { GossipOptions } from '../node/gossip-types.ts';
+import type { GossipValidator, Transport, Verdict } from '../node/transport.ts';
+import type { NetworkNames } from '../node/protocols.ts';
+import { PeerManager } from '../node/peers.ts';
+import { PeerRecords } from '../node/peer-records.ts';
+import { FIRST_PEER_ROUND, TxSignatureVerifier } from '../node/tx-signatures.ts';
+import { InlineVerifier } from '../node/inline-verifier.ts';
+import { MAX_WAITING_BATCHES, MAX_WAITING_BATCH_BYTES } from '../node/tx-batch-turns.ts';
+import { MAX_TXS_PER_BATCH, encodeTxBatch } from '../node/wire.ts';
+import { FUNDED_KEYS, afterTurns, testKey, transfer } from './helpers/fixtures.ts';
+
+const unfunded = testKey(44);
+
+/** `count` transactions of `key`, one signed and the rest its copies with other amounts (ids of their own). */
+function copies(key: ReturnType<typeof testKey>, count: number, nonce: bigint, from = 0): Transaction[] {
+  const signed = transfer(key, testKey(45).address, 1n, nonce);
+  return Array.from({ length: count }, (_, i) => {
+    const bytes = signed.bytes.slice();
+    new DataView(bytes.buffer).setBigUint64(45, BigInt(from + i + 2)); // the amount (1 + 4 + 20 + 20 bytes in)
+    return decodeTransaction(bytes);
+  });
+}
+
+/**
+ * Gossip on a state where FUNDED_KEYS[0] has funds, whose reads of `held`'s account wait for
+ * `release()`; its transaction validator, and the signatures it has had checked.
+ */
+function txGossip(held?: Uint8Array) {
+  const accounts = new MemoryAccounts();
+  accounts.set(FUNDED_KEYS[0]!.address, { balance: 1_000_000_000n, nonce: 0n });
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  let heldReads = 0;
+  const state = {
+    async getAccount(address: Uint8Array): Promise<Account | undefined> {
+      if (held && bytesEqual(address, held)) {
+        heldReads++;
+        await released;
+      }
+      return accounts.getAccount(address);
+    },
+  };
+  let verified = 0;
+  const inline = new InlineVerifier();
+  const signatures = new TxSignatureVerifier({
+    verify: (items) => {
+      verified += items.length;
+      return inline.verify(items);
+    },
+  });
+  const mempool = new Mempool(state, { chainId: 7 }, {}, (tx) => signatures.checkTx(tx));
+  const validators = new Map<string, GossipValidator>();
+  const transport = { subscribe: (topic: string, validate: GossipValidator) => void validators.set(topic, validate) } as unknown as Transport;
+  const peers = new PeerManager(() => 0);
+  const records = new PeerRecords();
+  const connect = (peer: string, remoteAddr: string) => {
+    records.connected(peer, { direction: 'inbound', remoteAddr }, 0);
+    peers.connectedFrom(peer, remoteAddr);
+  };
+  const names = { blockTopic: '/blocks', compactBlockTopic: '/cblocks', txTopic: '/txs' } as NetworkNames;
+  new Gossip({ transport, names, chain: { params: { maxBlockBytes: 1 << 20 } }, mempool, peers, records, signatures, clock: () => 1_000, announceTx: () => {} } as unknown as GossipOptions).start();
+  return { validate: validators.get('/txs')!, mempool, peers, connect, release, heldReads: () => heldReads, verified: () => verified };
+}
+
+/** Resolves `verdicts` as they settle; `settled()` counts those that have. */
+function tally(verdicts: Promise<Verdict>[]) {
+  let settled = 0;
+  for (const v of verdicts) void v.then(() => settled++);
+  return { settled: () => settled, all: () => Promise.all(verdicts) };
+}
+
+describe('Gossip: transaction batches under a hostile peer', function () {
+  this.timeout(60_000);
+
+  it('a flood of free junk batches is validated one at a time per address group, the excess ignored unpunished: pending validations stay bounded', async () => {
+    // From a review: a batch of 1,000 transactions from empty accounts is ignored with no score and
+    // no signature checked, yet costs 30-65 ms of store reads; gossipsub starts a validation per
+    // message without waiting for the last, so a peer sending 3-5 MB/s had the pending validations
+    // (and the mempool's queue) grow without bound.
+    const g = txGossip(unfunded.address);
+    g.connect('flooder', '/ip4/203.0.113.5/tcp/4001');
+    g.connect('flooder-too', '/ip4/203.0.113.77/tcp/4001'); // another identity of the same /24
+    g.connect('honest', '/ip4/198.51.100.7/tcp/4001');
+    const sent = 60;
+    const junk = Array.from({ length: sent }, (_, i) => encodeTxBatch(copies(unfunded, MAX_TXS_PER_BATCH, 0n, i * MAX_TXS_PER_BATCH)));
+    const flood = tally(junk.map((batch, i) => g.validate(i % 2 ? 'flooder' : 'flooder-too', batch)));
+    for (let turn = 0; g.heldReads() === 0; turn++) {
+      assert.ok(turn < 1000, 'the first batch reads its senders');
+      await afterTurns(1);
+    }
+    await afterTurns(10);
+    const waiting = Math.min(MAX_WAITING_BATCHES, Math.floor(MAX_WAITING_BATCH_BYTES / junk[0]!.byteLength));
+    assert.equal(g.heldReads(), MAX_TXS_PER_BATCH, 'one batch admitted at a time: the others read nothing');
+    assert.equal(flood.settled(), sent - 1 - waiting, 'all but the one validating and those waiting ignored at once');
+
+    // Another group is not held behind the flood.
+    const honest = transfer(FUNDED_KEYS[0]!, testKey(46).address, 1n, 0n);
+    assert.equal(await g.validate('honest', encodeTxBatch([honest])), 'accept');
+
+    g.release();
+    assert.ok((await flood.all()).every((v) => v === 'ignore'));
+    assert.equal(g.heldReads(), (1 + waiting) * MAX_TXS_PER_BATCH * 2, 'those that waited were admitted in turn (each sender read twice)');
+    assert.equal(g.verified(), 1, 'no junk signature checked');
+    assert.equal(g.peers.score('flooder') + g.peers.score('flooder-too'), 0, 'no offence: an honest relay may send a burst');
+    assert.equal(g.mempool.size, 1);
+  });
+
+  it('forged batches sent together cost the first one\'s signature checks, not each one\'s', async () => {
+    // From a review: 40 forged batches in one message frame (6.6 MB, under the 8 MiB frame limit)
+    // were validated at once, 256 signatures each, 10,280 before the ban landed.
+    const g = txGossip();
+    g.connect('forger', '/ip4/203.0.113.9/tcp/4001');
+    const forgeries = Array.from({ length: 40 }, (_, i) => encodeTxBatch(copies(FUNDED_KEYS[0]!, MAX_TXS_PER_BATCH, BigInt(i))));
+    const verdicts = await Promise.all(forgeries.map((batch) => g.validate('forger', batch)));
+    assert.ok(g.verified() <= FIRST_PEER_ROUND + 1, `${g.verified()} signatures checked`);
+    assert.equal(verdicts[0], 'reject');
+    assert.ok(verdicts.slice(1).every((v) => v === 'ignore'), 'those behind it find their sender banned');
+    assert.equal(g.peers.isBanned('forger'), true);
+    assert.equal(g.mempool.size, 0);
+  });
+});
