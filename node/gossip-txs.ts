@@ -77,6 +77,12 @@ export function liftedByABlock(refusal: Error): boolean {
  * as it is after, and a reorganisation thousands of blocks deep lasts long enough to gather a lot.
  */
 export const MAX_TXS_AFTER_REORGANISATION = 10 * MAX_TXS_PER_BATCH;
+/**
+ * Of those, at most this many from one address group (its identities together): free junk from one
+ * peer filled the whole list during any reorganisation, and honest transactions refused mid-way
+ * after it were then dropped.
+ */
+export const MAX_TXS_AFTER_REORGANISATION_PER_GROUP = MAX_TXS_AFTER_REORGANISATION / 4;
 
 /**
  * Transactions of peers' batches and pushes refused for funds or nonces mid-way through a
@@ -89,18 +95,28 @@ export class AfterReorganisation {
   /** Gossip's: the stop waits for what is tried again, or finds it before it begins. */
   private readonly gate: StopGate;
   private readonly tell: { readonly admitted: (peer: string, txs: readonly Transaction[]) => void; readonly offence: (peer: string, err: unknown) => void };
+  /** The address group a peer sends from (tx-batch-turns.ts senderGroup). */
+  private readonly groupOf: (peer: string) => string;
   private waiting = 0;
+  private readonly waitingByGroup = new Map<string, number>();
 
-  constructor(o: TxBatchParts, gate: StopGate, tell: AfterReorganisation['tell']) {
+  constructor(o: TxBatchParts, gate: StopGate, tell: AfterReorganisation['tell'], groupOf: (peer: string) => string) {
     this.o = o;
     this.gate = gate;
     this.tell = tell;
+    this.groupOf = groupOf;
   }
 
-  /** Tries `txs` of `peer` again once `until` resolves; drops them if MAX_TXS_AFTER_REORGANISATION wait already. */
+  /**
+   * Tries `txs` of `peer` again once `until` resolves; drops them if they would take the list past
+   * MAX_TXS_AFTER_REORGANISATION, or its group's past MAX_TXS_AFTER_REORGANISATION_PER_GROUP.
+   */
   add(peer: string, txs: readonly Transaction[], until: Promise<void>): void {
-    if (this.waiting + txs.length > MAX_TXS_AFTER_REORGANISATION) return;
+    const group = this.groupOf(peer);
+    const ofGroup = this.waitingByGroup.get(group) ?? 0;
+    if (this.waiting + txs.length > MAX_TXS_AFTER_REORGANISATION || ofGroup + txs.length > MAX_TXS_AFTER_REORGANISATION_PER_GROUP) return;
     this.waiting += txs.length;
+    this.waitingByGroup.set(group, ofGroup + txs.length);
     const retried = until
       .then(() => (this.gate.stopped ? undefined : admit(this.o, txs)))
       .then(
@@ -109,7 +125,12 @@ export class AfterReorganisation {
         },
         (err: unknown) => this.tell.offence(peer, err),
       )
-      .finally(() => (this.waiting -= txs.length));
+      .finally(() => {
+        this.waiting -= txs.length;
+        const left = this.waitingByGroup.get(group)! - txs.length;
+        if (left > 0) this.waitingByGroup.set(group, left);
+        else this.waitingByGroup.delete(group);
+      });
     void this.gate.track(retried);
   }
 }

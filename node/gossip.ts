@@ -79,8 +79,9 @@ export class Gossip extends EventEmitter<GossipEvents> {
   constructor(o: GossipOptions) {
     super();
     this.o = o;
-    this.txTurns = new TxBatchTurns((peer) => senderGroup(o.peers, o.records, peer));
-    this.afterReorganisation = new AfterReorganisation(o, this.gate, { admitted: (peer, txs) => this.relayOwn(peer, txs), offence: (peer, err) => void this.reject(peer, err) });
+    const groupOf = (peer: string) => senderGroup(o.peers, o.records, peer);
+    this.txTurns = new TxBatchTurns(groupOf);
+    this.afterReorganisation = new AfterReorganisation(o, this.gate, { admitted: (peer, txs) => this.relayOwn(peer, txs), offence: (peer, err) => void this.reject(peer, err) }, groupOf);
   }
 
   start(): void {

@@ -8,7 +8,7 @@ import { Mempool } from '../ledger/mempool.ts';
 import type { MempoolPolicy } from '../ledger/mempool-rules.ts';
 import { TX_BYTES, type Transaction } from '../ledger/transaction.ts';
 import type { AccountSource } from '../ledger/state.ts';
-import { MAX_TXS_AFTER_REORGANISATION } from '../node/gossip-txs.ts';
+import { MAX_TXS_AFTER_REORGANISATION, MAX_TXS_AFTER_REORGANISATION_PER_GROUP } from '../node/gossip-txs.ts';
 import { Gossip } from '../node/gossip.ts';
 import type { GossipOptions } from '../node/gossip-types.ts';
 import type { GossipValidator, Transport } from '../node/transport.ts';
@@ -18,6 +18,7 @@ import { InlineVerifier } from '../node/inline-verifier.ts';
 import { encodeTxBatch } from '../node/wire.ts';
 import { TxRelay } from '../node/tx-relay.ts';
 import { PeerManager } from '../node/peers.ts';
+import { PeerRecords } from '../node/peer-records.ts';
 import { afterTurns, testKey, transfer } from './helpers/fixtures.ts';
 import { heldReorganisation, untilAsked } from './helpers/reorg.ts';
 
@@ -40,9 +41,14 @@ describe('transactions gossiped or pushed mid-way through a reorganisation', fun
     const validators = new Map<string, GossipValidator>();
     const transport = { subscribe: (topic: string, validate: GossipValidator) => void validators.set(topic, validate) } as unknown as Transport;
     const peers = new PeerManager(() => 0);
+    const records = new PeerRecords();
+    const connect = (peer: string, remoteAddr: string) => {
+      records.connected(peer, { direction: 'inbound', remoteAddr }, 0);
+      peers.connectedFrom(peer, remoteAddr);
+    };
     const relayed: string[] = [];
     const names = { blockTopic: '/blocks', compactBlockTopic: '/cblocks', txTopic: '/txs' } as NetworkNames;
-    const gossip = new Gossip({ transport, names, chain: r.chain, mempool, peers, signatures, clock: () => r.now, announceTx: (tx: Transaction) => void relayed.push(tx.idHex) } as unknown as GossipOptions);
+    const gossip = new Gossip({ transport, names, chain: r.chain, mempool, peers, records, signatures, clock: () => r.now, announceTx: (tx: Transaction) => void relayed.push(tx.idHex) } as unknown as GossipOptions);
     gossip.start();
     const gossiped = (peer: string, txs: readonly Transaction[]) => validators.get('/txs')!(peer, encodeTxBatch(txs));
     /** Once this node relays `spend` (it entered, after the reorganisation). */
@@ -52,7 +58,7 @@ describe('transactions gossiped or pushed mid-way through a reorganisation', fun
         await afterTurns(1);
       }
     };
-    return { r, mempool, signatures, peers, gossip, gossiped, relayedAfter };
+    return { r, mempool, signatures, peers, connect, gossip, gossiped, relayedAfter };
   }
 
   it('a batch refused mid-way is judged again after it and relayed, the validation not held meanwhile', async () => {
@@ -135,17 +141,36 @@ describe('transactions gossiped or pushed mid-way through a reorganisation', fun
     await r.db.close();
   });
 
-  it(`at most ${MAX_TXS_AFTER_REORGANISATION} transactions wait for its end: what peers send for nothing is not gathered without bound`, async () => {
-    const { r, mempool, gossip } = await midWay();
+  it(`at most ${MAX_TXS_AFTER_REORGANISATION} transactions wait for its end, ${MAX_TXS_AFTER_REORGANISATION_PER_GROUP} of them from one address group: one peer's junk does not crowd out the rest`, async () => {
+    // From a review: the cap was shared by every peer, and free junk (unfunded senders, refused
+    // mid-way as after) from one peer filled it during any reorganisation; honest transactions
+    // refused mid-way after it were dropped.
+    const { r, mempool, gossip, connect, relayedAfter } = await midWay();
     let ended!: () => void;
-    const unfunded = transfer(testKey(7), testKey(6).address, 2n, 0n);
-    gossip.afterReorganisation.add('flooder', Array<Transaction>(MAX_TXS_AFTER_REORGANISATION).fill(unfunded), new Promise<void>((resolve) => (ended = resolve)));
+    const later = new Promise<void>((resolve) => (ended = resolve));
+    const junk = (n: number) => Array<Transaction>(n).fill(transfer(testKey(7), testKey(6).address, 2n, 0n));
+    connect('flooder', '/ip4/203.0.113.5/tcp/4001');
+    connect('flooder-too', '/ip4/203.0.113.6/tcp/4001'); // another identity of the same /24
+    gossip.afterReorganisation.add('flooder', junk(MAX_TXS_AFTER_REORGANISATION), later);
+    gossip.afterReorganisation.add('flooder', junk(MAX_TXS_AFTER_REORGANISATION_PER_GROUP), later);
+    const ofTheFlooders = transfer(testKey(3), testKey(6).address, 1n, 0n);
+    gossip.afterReorganisation.add('flooder-too', [ofTheFlooders], later);
     gossip.afterReorganisation.add('peer', [spend], r.chain.untilSettled());
+    // Groups together still fill the list.
+    let room = MAX_TXS_AFTER_REORGANISATION - MAX_TXS_AFTER_REORGANISATION_PER_GROUP - 1;
+    for (let g = 0; room > 0; g++, room -= MAX_TXS_AFTER_REORGANISATION_PER_GROUP) {
+      gossip.afterReorganisation.add(`group ${g}`, junk(Math.min(room, MAX_TXS_AFTER_REORGANISATION_PER_GROUP)), later);
+    }
+    const pastTheCap = transfer(testKey(1), testKey(6).address, 1n, 0n);
+    gossip.afterReorganisation.add('latecomer', [pastTheCap], later);
     r.release();
     assert.equal(await r.reorganised, 'connected');
+    await relayedAfter();
     ended();
     await gossip.drained();
-    assert.equal(mempool.has(spend.id), false, 'no room left for it');
+    assert.ok(mempool.has(spend.id), 'room for it beside the flood');
+    assert.equal(mempool.has(ofTheFlooders.id), false, "the flooders' group had its share");
+    assert.equal(mempool.has(pastTheCap.id), false, 'the list was full');
     await r.db.close();
   });
 });
