@@ -14,6 +14,7 @@ import type { PeerRecords } from './peer-records.ts';
 import type { Serve } from './serving.ts';
 import type { PeerManager } from './peers.ts';
 import type { NetworkNames } from './protocols.ts';
+import { senderGroup } from './tx-batch-turns.ts';
 import { MAX_TXS_PER_BATCH, decodeTxBatch, encodeTxBatch } from './wire.ts';
 
 const PUSH_TIMEOUT_MS = 10_000;
@@ -30,14 +31,16 @@ export const PUSH_RETRY_PAUSE_MS = 5_000;
  */
 const ANNOUNCE_DELAY_MS = 10;
 /**
- * A peer that dialled us gets our whole mempool at most this often per IP. An identity costs
- * nothing and a reconnect little, while a push is up to 33 MB of our upload (and a sort): without
- * it one host reconnecting under fresh identities had the mempool sent to it again each time. Peers
- * we dialled, and the machine's own processes, are sent it on every connection.
+ * A peer that dialled us gets our whole mempool at most this often per address group (its subnet,
+ * /24 or /48, as the serving budgets count). An identity costs nothing and a reconnect little, nor
+ * does an IPv6 host's next /64, while a push is up to 33 MB of our upload (and a sort of the whole
+ * pool): without it one host reconnecting under fresh identities, or from fresh /64s, had the
+ * mempool sent to it again each time. Peers we dialled, and the machine's own processes, are sent
+ * it on every connection.
  */
-export const MEMPOOL_PUSH_PER_IP_INTERVAL_MS = 10 * 60_000;
-/** IPs remembered for that at most: the oldest goes first. */
-const MEMPOOL_PUSH_IPS = 4_096;
+export const MEMPOOL_PUSH_PER_GROUP_INTERVAL_MS = 10 * 60_000;
+/** Groups remembered for that at most: the oldest goes first. */
+const MEMPOOL_PUSH_GROUPS = 4_096;
 
 /**
  * Relays transactions this node admitted itself (from its user, or from a push): gathered for a
@@ -73,7 +76,7 @@ export class TxRelay {
   private readonly relayed: RelayedTxs;
 
   private outbox: Transaction[] = [];
-  /** The IPs of inbound peers sent our mempool, and when: oldest first. */
+  /** The address groups of inbound peers sent our mempool, and when: oldest first. */
   private readonly mempoolSentTo = new Map<string, number>();
   private flushTimer: Timer | undefined;
   private stopped = false;
@@ -222,7 +225,7 @@ export class TxRelay {
 
   /**
    * Our whole mempool, in nonce order per sender, for a peer that just connected: unless it dialled
-   * us from an IP sent it within MEMPOOL_PUSH_PER_IP_INTERVAL_MS (it hears of new ones by gossip).
+   * us from an address group sent it within MEMPOOL_PUSH_PER_GROUP_INTERVAL_MS (it hears of new ones by gossip).
    */
   async pushMempool(peer: string): Promise<void> {
     if (!this.mayPushMempool(peer)) return;
@@ -231,15 +234,15 @@ export class TxRelay {
   }
 
   private mayPushMempool(peer: string): boolean {
-    const ip = this.o.peers.ipOf(peer);
-    if (this.o.records?.get(peer)?.direction !== 'inbound' || ip === undefined) return true;
+    if (this.o.records?.get(peer)?.direction !== 'inbound' || this.o.peers.ipOf(peer) === undefined) return true;
+    const group = senderGroup(this.o.peers, this.o.records, peer);
     const now = this.o.env.monotonic(); // a duration: the wall clock may be stepped meanwhile
     for (const [sentTo, at] of this.mempoolSentTo) {
-      if (now - at < MEMPOOL_PUSH_PER_IP_INTERVAL_MS && this.mempoolSentTo.size < MEMPOOL_PUSH_IPS) break;
+      if (now - at < MEMPOOL_PUSH_PER_GROUP_INTERVAL_MS && this.mempoolSentTo.size < MEMPOOL_PUSH_GROUPS) break;
       this.mempoolSentTo.delete(sentTo);
     }
-    if (this.mempoolSentTo.has(ip)) return false;
-    this.mempoolSentTo.set(ip, now);
+    if (this.mempoolSentTo.has(group)) return false;
+    this.mempoolSentTo.set(group, now);
     return true;
   }
 }

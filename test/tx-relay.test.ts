@@ -5,7 +5,7 @@
  * signature check only for what admission's cheap checks would not refuse.
  */
 import assert from 'node:assert/strict';
-import { MEMPOOL_PUSH_PER_IP_INTERVAL_MS, PUSH_RETRY_PAUSE_MS, TxRelay } from '../node/tx-relay.ts';
+import { MEMPOOL_PUSH_PER_GROUP_INTERVAL_MS, PUSH_RETRY_PAUSE_MS, TxRelay } from '../node/tx-relay.ts';
 import { PeerRecords } from '../node/peer-records.ts';
 import { MAX_RETRY_AFTER_MS, TransportError, busyError, type Transport } from '../node/transport.ts';
 import type { Env } from '../node/env.ts';
@@ -182,7 +182,7 @@ describe('TxRelay.push', () => {
 });
 
 describe('TxRelay.pushMempool', () => {
-  it('sends the whole mempool to one IP that dialled us at most once in the interval, however many identities it comes under', async () => {
+  it('sends the whole mempool to one address group (/24, /48) that dialled us at most once in the interval, however many identities and addresses it comes under', async () => {
     // From a review: every new connection was sent the whole mempool (up to 33 MB), so one host
     // reconnecting under fresh identities had it sent again each time.
     let now = 1_000_000;
@@ -218,12 +218,20 @@ describe('TxRelay.pushMempool', () => {
     assert.equal(await pushes('a2'), 0, 'the same IP under a new identity');
     connect('b1', 'inbound', '/ip4/198.51.100.7/tcp/4001');
     assert.equal(await pushes('b1'), 1, 'another IP');
+    // An IPv6 host has a /64 to itself, and a /48 costs what one IPv4 address does: each fresh /64
+    // was a sort of the whole pool and up to 33 MB sent. The subnet is what counts, as for the budgets.
+    connect('v6a', 'inbound', '/ip6/2001:db8:7:1::5/tcp/4001');
+    assert.equal(await pushes('v6a'), 1);
+    connect('v6b', 'inbound', '/ip6/2001:db8:7:2::5/tcp/4001');
+    assert.equal(await pushes('v6b'), 0, 'another /64 of the same /48');
+    connect('a5', 'inbound', '/ip4/203.0.113.99/tcp/4001');
+    assert.equal(await pushes('a5'), 0, 'another IP of the same /24');
     connect('a3', 'outbound', '/ip4/203.0.113.5/tcp/4003');
     assert.equal(await pushes('a3'), 1, 'a peer we dialled');
     connect('local', 'inbound', '/ip4/127.0.0.1/tcp/4001');
     assert.equal(await pushes('local'), 1);
     assert.equal(await pushes('local'), 1, "the machine's own processes, every time");
-    now += MEMPOOL_PUSH_PER_IP_INTERVAL_MS;
+    now += MEMPOOL_PUSH_PER_GROUP_INTERVAL_MS;
     connect('a4', 'inbound', '/ip4/203.0.113.5/tcp/4004');
     assert.equal(await pushes('a4'), 1, 'once the interval is over');
   });
