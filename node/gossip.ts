@@ -80,7 +80,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
     super();
     this.o = o;
     const groupOf = (peer: string) => senderGroup(o.peers, o.records, peer);
-    this.txTurns = new TxBatchTurns(groupOf);
+    this.txTurns = new TxBatchTurns(groupOf, o.stats);
     this.afterReorganisation = new AfterReorganisation(o, this.gate, { admitted: (peer, txs) => this.relayOwn(peer, txs), offence: (peer, err) => void this.reject(peer, err) }, groupOf);
   }
 

@@ -22,6 +22,8 @@ export class NetworkStats {
   refusedInbound = 0;
   /** Gossip messages over the size cap, dropped before decoding. */
   oversizedGossip = 0;
+  /** Gossiped transaction batches ignored unvalidated: their address group's waiting room full, or their sender banned while they waited (tx-batch-turns.ts). */
+  ignoredTxBatches = 0;
   /** Bans, by the kind of offence (see banKind). */
   readonly bans: Record<string, number> = {};
 }
@@ -42,6 +44,7 @@ export const NETWORK_METRIC_FAMILIES: readonly NetworkMetricFamily[] = [
   { name: 'cairn_peer_evictions_total', type: 'counter', help: 'Inbound peers hung up to make room', labelNames: [] },
   { name: 'cairn_inbound_refused_total', type: 'counter', help: 'Inbound connections refused: banned address, or its share of slots taken', labelNames: [] },
   { name: 'cairn_oversized_gossip_total', type: 'counter', help: 'Gossip messages over the size cap, dropped unread', labelNames: [] },
+  { name: 'cairn_ignored_tx_batches_total', type: 'counter', help: "Gossiped transaction batches ignored unvalidated: their address group's waiting room full, or their sender banned", labelNames: [] },
   { name: 'cairn_bans_total', type: 'counter', help: 'Peers banned, by reason', labelNames: ['reason'] },
   { name: 'cairn_banned_addresses', type: 'gauge', help: 'IP addresses currently banned', labelNames: [] },
 ];
@@ -64,6 +67,7 @@ export function networkMetrics(s: NetworkStats, bannedAddresses: number): Networ
   out.push({ name: 'cairn_peer_evictions_total', value: s.evictions });
   out.push({ name: 'cairn_inbound_refused_total', value: s.refusedInbound });
   out.push({ name: 'cairn_oversized_gossip_total', value: s.oversizedGossip });
+  out.push({ name: 'cairn_ignored_tx_batches_total', value: s.ignoredTxBatches });
   for (const [reason, n] of Object.entries(s.bans)) out.push({ name: 'cairn_bans_total', labels: { reason }, value: n });
   out.push({ name: 'cairn_banned_addresses', value: bannedAddresses });
   return out;

@@ -1,5 +1,5 @@
 import type { PeerManager } from './peers.ts';
-import type { PeerRecords } from './peer-records.ts';
+import type { NetworkStats, PeerRecords } from './peer-records.ts';
 import type { Verdict } from './transport.ts';
 
 /**
@@ -39,11 +39,12 @@ export class TxBatchTurns {
   private readonly groupOf: (peer: string) => string;
   private readonly groups = new Map<string, GroupTurns>();
   private waitingBytes = 0;
-  /** Batches ignored unvalidated: their group's waiting room full, or their sender banned before their turn. */
-  ignored = 0;
+  /** Where the batches ignored unvalidated are counted (cairn_ignored_tx_batches_total). */
+  private readonly stats: Pick<NetworkStats, 'ignoredTxBatches'>;
 
-  constructor(groupOf: (peer: string) => string) {
+  constructor(groupOf: (peer: string) => string, stats: Pick<NetworkStats, 'ignoredTxBatches'> = { ignoredTxBatches: 0 }) {
     this.groupOf = groupOf;
+    this.stats = stats;
   }
 
   /**
@@ -62,7 +63,7 @@ export class TxBatchTurns {
     const full =
       group.waiting.length >= MAX_WAITING_BATCHES || group.waitingBytes + bytes > MAX_WAITING_BATCH_BYTES || this.waitingBytes + bytes > MAX_WAITING_BATCH_BYTES_IN_ALL;
     if (full) {
-      this.ignored++;
+      this.stats.ignoredTxBatches++;
       return Promise.resolve('ignore');
     }
     group.waitingBytes += bytes;
@@ -86,7 +87,7 @@ export class TxBatchTurns {
       group.waitingBytes -= w.bytes;
       this.waitingBytes -= w.bytes;
       if (w.welcome()) return w.resolve(this.turn(key, group, w.validate));
-      this.ignored++;
+      this.stats.ignoredTxBatches++;
       w.resolve('ignore');
     }
     this.groups.delete(key);

@@ -13,7 +13,7 @@ import type { GossipOptions } from '../node/gossip-types.ts';
 import type { GossipValidator, Transport, Verdict } from '../node/transport.ts';
 import type { NetworkNames } from '../node/protocols.ts';
 import { PeerManager } from '../node/peers.ts';
-import { PeerRecords } from '../node/peer-records.ts';
+import { NetworkStats, PeerRecords } from '../node/peer-records.ts';
 import { FIRST_PEER_ROUND, TxSignatureVerifier } from '../node/tx-signatures.ts';
 import { InlineVerifier } from '../node/inline-verifier.ts';
 import { MAX_WAITING_BATCHES, MAX_WAITING_BATCH_BYTES } from '../node/tx-batch-turns.ts';
@@ -68,9 +68,10 @@ function txGossip(held?: Uint8Array) {
     records.connected(peer, { direction: 'inbound', remoteAddr }, 0);
     peers.connectedFrom(peer, remoteAddr);
   };
+  const stats = new NetworkStats();
   const names = { blockTopic: '/blocks', compactBlockTopic: '/cblocks', txTopic: '/txs' } as NetworkNames;
-  new Gossip({ transport, names, chain: { params: { maxBlockBytes: 1 << 20 } }, mempool, peers, records, signatures, clock: () => 1_000, announceTx: () => {} } as unknown as GossipOptions).start();
-  return { validate: validators.get('/txs')!, mempool, peers, connect, release, heldReads: () => heldReads, verified: () => verified };
+  new Gossip({ transport, names, chain: { params: { maxBlockBytes: 1 << 20 } }, mempool, peers, records, stats, signatures, clock: () => 1_000, announceTx: () => {} } as unknown as GossipOptions).start();
+  return { validate: validators.get('/txs')!, mempool, peers, stats, connect, release, heldReads: () => heldReads, verified: () => verified };
 }
 
 /** Resolves `verdicts` as they settle; `settled()` counts those that have. */
@@ -103,6 +104,7 @@ describe('Gossip: transaction batches under a hostile peer', function () {
     const waiting = Math.min(MAX_WAITING_BATCHES, Math.floor(MAX_WAITING_BATCH_BYTES / junk[0]!.byteLength));
     assert.equal(g.heldReads(), MAX_TXS_PER_BATCH, 'one batch admitted at a time: the others read nothing');
     assert.equal(flood.settled(), sent - 1 - waiting, 'all but the one validating and those waiting ignored at once');
+    assert.equal(g.stats.ignoredTxBatches, sent - 1 - waiting, 'counted for the metrics');
 
     // Another group is not held behind the flood.
     const honest = transfer(FUNDED_KEYS[0]!, testKey(46).address, 1n, 0n);
@@ -127,6 +129,7 @@ describe('Gossip: transaction batches under a hostile peer', function () {
     assert.equal(verdicts[0], 'reject');
     assert.ok(verdicts.slice(1).every((v) => v === 'ignore'), 'those behind it find their sender banned');
     assert.equal(g.peers.isBanned('forger'), true);
+    assert.equal(g.stats.ignoredTxBatches, forgeries.length - 1);
     assert.equal(g.mempool.size, 0);
   });
 });
