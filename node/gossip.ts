@@ -16,7 +16,7 @@ import { isOwnFailure, ownFailureFields, verdictFor, type Transport, type Verdic
 import type { TxSignatureVerifier } from './tx-signatures.ts';
 import { MAX_TXS_PER_BATCH, encodeTxBatch } from './wire.ts';
 import { AfterReorganisation, admitTxBatch } from './gossip-txs.ts';
-import { TxBatchTurns, senderGroup } from './tx-batch-turns.ts';
+import { TxBatchTurns, bannedSender, senderGroup } from './tx-batch-turns.ts';
 import { BlocksInFlight } from './blocks-in-flight.ts';
 import { StopGate } from './stop-gate.ts';
 import type { GossipEvents, GossipOptions } from './gossip-types.ts';
@@ -99,7 +99,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
       this.o.holdBlocks?.() ? Promise.resolve<Verdict>('ignore') : validate(peer, data);
     transport.subscribe(names.blockTopic, capped(held((peer, data) => this.validateBlock(peer, data))));
     transport.subscribe(names.compactBlockTopic, capped(held((peer, data) => this.validateCompactBlock(peer, data))));
-    const welcome = (peer: string) => () => !this.gate.stopped && !this.o.peers.isBanned(peer);
+    const welcome = (peer: string) => () => !this.gate.stopped && !bannedSender(this.o.peers, this.o.records, peer);
     transport.subscribe(names.txTopic, capped((peer, data) => this.txTurns.run(peer, data.byteLength, () => this.validateTxs(peer, data), welcome(peer))));
   }
 

@@ -22,7 +22,7 @@ export class NetworkStats {
   refusedInbound = 0;
   /** Gossip messages over the size cap, dropped before decoding. */
   oversizedGossip = 0;
-  /** Gossiped transaction batches ignored unvalidated: their address group's waiting room full, or their sender banned while they waited (tx-batch-turns.ts). */
+  /** Gossiped transaction batches ignored unvalidated: their address group's waiting room full, or their sender (or its address) banned while they waited (tx-batch-turns.ts). */
   ignoredTxBatches = 0;
   /** Bans, by the kind of offence (see banKind). */
   readonly bans: Record<string, number> = {};

@@ -33,7 +33,7 @@ interface GroupTurns {
  * score) and admission tens of milliseconds of store reads, so one peer sending faster than that
  * held a validation per message in memory, without bound. Checked one at a time, a group's forged
  * batches also cost the first's signature rounds, not each's: those waiting behind it find their
- * sender banned. What is ignored costs the sender nothing: an honest relay's burst is no offence.
+ * sender, or its address, banned. What is ignored costs the sender nothing: an honest relay's burst is no offence.
  */
 export class TxBatchTurns {
   private readonly groupOf: (peer: string) => string;
@@ -101,4 +101,10 @@ export class TxBatchTurns {
 export function senderGroup(peers: Pick<PeerManager, 'ipOf'>, records: Pick<PeerRecords, 'get'> | undefined, peer: string): string {
   const ip = peers.ipOf(peer);
   return ip === undefined ? `peer ${peer}` : (records?.get(peer)?.group?.subnet ?? ip);
+}
+
+/** Whether `peer`, or the address it is connected from (another identity's offence), is banned. */
+export function bannedSender(peers: Pick<PeerManager, 'isBanned' | 'addressBanned'>, records: Pick<PeerRecords, 'get'> | undefined, peer: string): boolean {
+  const addr = records?.get(peer)?.remoteAddr;
+  return peers.isBanned(peer) || (addr !== undefined && peers.addressBanned(addr));
 }

@@ -123,8 +123,9 @@ describe('Gossip: transaction batches under a hostile peer', function () {
     // were validated at once, 256 signatures each, 10,280 before the ban landed.
     const g = txGossip();
     g.connect('forger', '/ip4/203.0.113.9/tcp/4001');
+    g.connect('forger-too', '/ip4/203.0.113.9/tcp/4002'); // another identity of the same IP, banned with it
     const forgeries = Array.from({ length: 40 }, (_, i) => encodeTxBatch(copies(FUNDED_KEYS[0]!, MAX_TXS_PER_BATCH, BigInt(i))));
-    const verdicts = await Promise.all(forgeries.map((batch) => g.validate('forger', batch)));
+    const verdicts = await Promise.all(forgeries.map((batch, i) => g.validate(i % 2 ? 'forger-too' : 'forger', batch)));
     assert.ok(g.verified() <= FIRST_PEER_ROUND + 1, `${g.verified()} signatures checked`);
     assert.equal(verdicts[0], 'reject');
     assert.ok(verdicts.slice(1).every((v) => v === 'ignore'), 'those behind it find their sender banned');
