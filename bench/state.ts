@@ -66,6 +66,7 @@ async function buildStore(ctx: SuiteContext, count: number): Promise<Stored> {
     iterate: (range, limit) => level.iterate(range, limit),
     keys: (range) => level.keys(range),
     clear: (range) => level.clear(range),
+    snapshot: () => level.snapshot(),
     close: () => level.close(),
   };
   const top = new TopNodes();

@@ -12,6 +12,7 @@ import { decodeAccount, decodeUndo, encodeAccount, encodeUndo, type Account, typ
 import { StateKeys, type TreeNodeReader, type TreeUpdate } from './smt.ts';
 import { TopNodes, TreeStore, type TreeReads } from './tree-store.ts';
 import { ChainHistory } from './history.ts';
+import { PinnedState } from './pinned-state.ts';
 import { SnapshotJoinStore } from './snapshot-join.ts';
 import { SnapshotStore } from './snapshot-store.ts';
 import type { BlockIndexer, ChainDBOptions, ChainTip, TxLocation } from './chaindb-types.ts';
@@ -205,6 +206,16 @@ export class ChainDB implements AccountSource, TreeNodeReader {
   /** State tree nodes at the tip, by position (ledger/smt.ts): the top from memory, the rest as queued or stored. */
   readNodes(ids: readonly string[]): Promise<(Uint8Array | undefined)[]> {
     return this.tree.readNodes(ids);
+  }
+
+  /**
+   * The state tree and the undo records as they are now, however many blocks connect after: call
+   * between imports (the queue is flushed first, so the store's snapshot and the tree's top are the
+   * same tip's), read at leisure, and close it.
+   */
+  async pinState(): Promise<PinnedState> {
+    await this.writes.flushed();
+    return new PinnedState(this.kv.snapshot(), this.tree.pinTop());
   }
 
   /** Starts reading these keys' stored tree paths into memory (TreeStore.prefetch); never fails. */

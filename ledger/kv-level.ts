@@ -1,6 +1,6 @@
 import { Level } from 'level';
 import { StoreError } from './errors.ts';
-import type { BatchLog, BatchOp, KeyRange, KvStore } from './kv.ts';
+import type { BatchLog, BatchOp, KeyRange, KvSnapshot, KvStore } from './kv.ts';
 
 type Db = Level<Uint8Array, Uint8Array>;
 
@@ -76,6 +76,20 @@ export class LevelKv implements KvStore {
 
   clear(range: KeyRange): Promise<void> {
     return this.db.clear({ gte: range.gte, lt: range.lt });
+  }
+
+  /** LevelDB's explicit snapshot (abstract-level 3): made at once, in the calling turn. */
+  snapshot(): KvSnapshot {
+    const db = this.db;
+    const snapshot = db.snapshot();
+    return {
+      get: (key) => db.get(key, { snapshot }),
+      getMany: (keys) => {
+        const slab = new Slab(keys);
+        return db.getMany(keys.map((key) => slab.place(key)), { snapshot });
+      },
+      close: () => snapshot.close(),
+    };
   }
 
   close(): Promise<void> {

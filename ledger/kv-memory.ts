@@ -1,5 +1,5 @@
 import { toHex } from './bytes.ts';
-import type { BatchOp, KeyRange, KvStore } from './kv.ts';
+import type { BatchOp, KeyRange, KvSnapshot, KvStore } from './kv.ts';
 
 /**
  * When a batch handed to `write` reaches the disk: the simulator passes its own scheduler, so
@@ -14,11 +14,41 @@ export type DiskScheduler = (complete: () => void) => void;
  */
 export type ReadScheduler = (answer: (asOfCall: boolean) => void) => void;
 
+type Entry = { key: Uint8Array; value: Uint8Array };
+
+/**
+ * What an open snapshot sees of the keys written since it was taken: each one's entry then (null:
+ * absent), kept by the first write after it. Every other key it reads as the disk holds it.
+ */
+type Pinned = Map<string, Entry | null>;
+
 /** What survives a crash: the batches that completed, keyed by the hex of their keys. */
 export class MemoryDisk {
-  readonly entries = new Map<string, { key: Uint8Array; value: Uint8Array }>();
+  readonly entries = new Map<string, Entry>();
   /** Completed batches, for tests that count them. */
   batches = 0;
+  private readonly pins = new Set<Pinned>();
+
+  /** The disk as it is now, for a snapshot: kept until `unpin`. */
+  pin(): Pinned {
+    const pinned: Pinned = new Map();
+    this.pins.add(pinned);
+    return pinned;
+  }
+
+  unpin(pinned: Pinned): void {
+    this.pins.delete(pinned);
+  }
+
+  /** The entry at `k` as `pinned` sees it. */
+  pinnedEntry(pinned: Pinned, k: string): Entry | undefined {
+    return pinned.has(k) ? (pinned.get(k) ?? undefined) : this.entries.get(k);
+  }
+
+  /** Keeps the entry at `k`, about to change, for the snapshots that have not seen it change yet. */
+  private keepForPins(k: string): void {
+    for (const pinned of this.pins) if (!pinned.has(k)) pinned.set(k, this.entries.get(k) ?? null);
+  }
 
   /** An open handle on this disk, as a node holds one between start and stop (or crash). */
   open(schedule?: DiskScheduler, scheduleRead?: ReadScheduler): MemoryKv {
@@ -27,6 +57,7 @@ export class MemoryDisk {
 
   /** Deletes everything, as removing a store's directory does. */
   clear(): void {
+    if (this.pins.size > 0) for (const k of this.entries.keys()) this.keepForPins(k);
     this.entries.clear();
     this.sorted = undefined;
   }
@@ -37,6 +68,7 @@ export class MemoryDisk {
   apply(ops: readonly BatchOp[]): void {
     for (const op of ops) {
       const k = toHex(op.key);
+      if (this.pins.size > 0) this.keepForPins(k);
       if (op.type === 'put') {
         if (this.sorted && !this.entries.has(k)) this.sorted.splice(this.lowerBound(k), 0, k);
         this.entries.set(k, { key: op.key.slice(), value: op.value.slice() });
@@ -82,6 +114,8 @@ export class MemoryKv implements KvStore {
   private inFlight: { ops: readonly BatchOp[]; resolve: () => void; reject: (err: Error) => void }[] = [];
   private closed = false;
   private crashed = false;
+  /** This handle's open snapshots: a close or a crash ends them, as LevelDB's close does. */
+  private readonly pins = new Set<Pinned>();
 
   constructor(disk: MemoryDisk, schedule?: DiskScheduler, scheduleRead?: ReadScheduler) {
     this.disk = disk;
@@ -173,15 +207,36 @@ export class MemoryKv implements KvStore {
     await this.write(keys.map((k) => ({ type: 'del', key: this.disk.entries.get(k)!.key })));
   }
 
+  /** Reads through the read scheduler as the store's own do, from the disk as it was when taken. */
+  snapshot(): KvSnapshot {
+    this.checkOpen();
+    const pinned = this.disk.pin();
+    this.pins.add(pinned);
+    const at = (key: Uint8Array) => this.disk.pinnedEntry(pinned, toHex(key))?.value.slice();
+    const read = <T>(value: () => T): Promise<T> => (this.pins.has(pinned) ? this.read(value) : Promise.reject(new Error('the snapshot is closed')));
+    return {
+      get: (key) => read(() => at(key)),
+      getMany: (keys) => read(() => keys.map(at)),
+      close: async () => this.unpin(pinned),
+    };
+  }
+
+  private unpin(pinned: Pinned): void {
+    this.pins.delete(pinned);
+    this.disk.unpin(pinned);
+  }
+
   /** Loses what was not yet written and closes, like a kill -9. Pending writes never settle. */
   crash(): void {
     this.inFlight = [];
     this.closed = true;
     this.crashed = true;
+    for (const pinned of this.pins) this.unpin(pinned);
   }
 
   async close(): Promise<void> {
     while (this.inFlight.length > 0) this.completeOne();
     this.closed = true;
+    for (const pinned of this.pins) this.unpin(pinned);
   }
 }

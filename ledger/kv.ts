@@ -8,7 +8,9 @@
  *     at most `limit`, as the store was at its first step however long the reading takes (LevelDB
  *     iterators read from an implicit snapshot: how a snapshot height's accounts are copied while
  *     blocks connect);
- *   - `clear` deletes every key of a range; it need not be atomic (it is for scratch data).
+ *   - `clear` deletes every key of a range; it need not be atomic (it is for scratch data);
+ *   - `snapshot` pins the store as it is when called: its reads answer from that version however
+ *     many writes come after, until it is closed.
  */
 export type BatchOp = { type: 'put'; key: Uint8Array; value: Uint8Array } | { type: 'del'; key: Uint8Array };
 
@@ -35,6 +37,17 @@ export interface KeyRange {
   readonly reverse?: boolean;
 }
 
+/**
+ * The store as it was when the snapshot was taken (KvStore.snapshot): what a state proof below the
+ * tip reads while blocks import. While open it keeps every version written since (LevelDB cannot
+ * compact them away): close it however the reading ends.
+ */
+export interface KvSnapshot {
+  get(key: Uint8Array): Promise<Uint8Array | undefined>;
+  getMany(keys: readonly Uint8Array[]): Promise<(Uint8Array | undefined)[]>;
+  close(): Promise<void>;
+}
+
 export interface KvStore {
   get(key: Uint8Array): Promise<Uint8Array | undefined>;
   getMany(keys: readonly Uint8Array[]): Promise<(Uint8Array | undefined)[]>;
@@ -45,5 +58,7 @@ export interface KvStore {
   /** The keys alone, in the same order: a scan that needs no values reads none. */
   keys(range: KeyRange): AsyncIterable<Uint8Array>;
   clear(range: KeyRange): Promise<void>;
+  /** The store as it is now, for reads that must not see later writes. */
+  snapshot(): KvSnapshot;
   close(): Promise<void>;
 }

@@ -36,6 +36,8 @@ export class TopNodes {
   private readonly levels: (Uint8Array | undefined)[] = new Array(STORED_TREE_DEPTH).fill(undefined);
   /** Per depth: each slot's node length, 0 where the position is empty. */
   private readonly lengths: (Uint8Array | undefined)[] = new Array(STORED_TREE_DEPTH).fill(undefined);
+  /** Each open pin's copies of the levels changed since it was taken. */
+  private readonly pins = new Set<PinnedLevels>();
 
   static of(nodes: ReadonlyMap<string, Uint8Array>): TopNodes {
     const top = new TopNodes();
@@ -45,10 +47,43 @@ export class TopNodes {
 
   get(id: string): Uint8Array | undefined {
     const depth = depthOf(id);
+    return this.getAt(depth, slotOf(id, depth));
+  }
+
+  private getAt(depth: number, slot: number): Uint8Array | undefined {
     const lengths = this.lengths[depth];
-    if (lengths === undefined) return undefined;
-    const slot = slotOf(id, depth);
-    return copyOut(this.levels[depth]!, slot, lengths[slot]!);
+    return lengths === undefined ? undefined : copyOut(this.levels[depth]!, slot, lengths[slot]!);
+  }
+
+  /**
+   * The top as it is now, however it changes after, until released: what a state proof below the
+   * tip reads while blocks import (ledger/pinned-state.ts). A level is copied for it when it first
+   * changes after (a few milliseconds of the import that changes it; the whole top is 17 MB), not
+   * before: a pin no block outlives costs nothing.
+   */
+  pin(): TopPin {
+    const pinned: PinnedLevels = { levels: [], lengths: [], copied: new Array<boolean>(STORED_TREE_DEPTH).fill(false) };
+    this.pins.add(pinned);
+    return {
+      get: (id) => {
+        const depth = depthOf(id);
+        const slot = slotOf(id, depth);
+        if (!pinned.copied[depth]) return this.getAt(depth, slot);
+        const lengths = pinned.lengths[depth];
+        return lengths === undefined ? undefined : copyOut(pinned.levels[depth]!, slot, lengths[slot]!);
+      },
+      release: () => void this.pins.delete(pinned),
+    };
+  }
+
+  /** Copies the level about to change for the pins that still read it in place. */
+  private keepForPins(depth: number): void {
+    for (const pinned of this.pins) {
+      if (pinned.copied[depth]) continue;
+      pinned.copied[depth] = true;
+      pinned.levels[depth] = this.levels[depth]?.slice();
+      pinned.lengths[depth] = this.lengths[depth]?.slice();
+    }
   }
 
   /**
@@ -83,12 +118,14 @@ export class TopNodes {
 
   /** `set` by the position's depth and slot (its bits as a number): the top's rebuild on open. */
   setAt(depth: number, slot: number, node: Uint8Array): void {
+    if (this.pins.size > 0) this.keepForPins(depth);
     this.levelAt(depth).set(node, slot * INNER_NODE_BYTES);
     this.lengths[depth]![slot] = node.length;
   }
 
   /** An inner node whose two child hashes are `halves[at, at + 64)`, with no node made first. */
   setInner(depth: number, slot: number, halves: Uint8Array, at: number): void {
+    if (this.pins.size > 0) this.keepForPins(depth);
     const bytes = this.levelAt(depth);
     bytes[slot * INNER_NODE_BYTES] = INNER_PREFIX;
     bytes.set(halves.subarray(at, at + 64), slot * INNER_NODE_BYTES + 1);
@@ -122,8 +159,25 @@ export class TopNodes {
   delete(id: string): void {
     const depth = depthOf(id);
     const lengths = this.lengths[depth];
-    if (lengths !== undefined) lengths[slotOf(id, depth)] = 0;
+    if (lengths === undefined) return;
+    const slot = slotOf(id, depth);
+    if (this.pins.size > 0) this.keepForPins(depth);
+    lengths[slot] = 0;
   }
+}
+
+/** The top as it was when pinned (TopNodes.pin): a node is a copy, read it at leisure. */
+export interface TopPin {
+  get(id: string): Uint8Array | undefined;
+  /** Ends the pin: the top keeps nothing more for it. */
+  release(): void;
+}
+
+/** A pin's levels (TopNodes.pin), each copied when it first changed after the pin: as `TopNodes` holds them, by depth. */
+interface PinnedLevels {
+  readonly levels: (Uint8Array | undefined)[];
+  readonly lengths: (Uint8Array | undefined)[];
+  readonly copied: boolean[];
 }
 
 function depthOf(id: string): number {

@@ -1,7 +1,7 @@
 import { layout } from './layout.ts';
 import { batchOp, type BatchOp, type KvStore } from './kv.ts';
 import { EMPTY_HASH, INNER_PREFIX, bitAt, eachWrite, newNode, nodeHash, positionId, positionIdOfBytes, zeroAt, type TreeNodeReader, type TreeUpdate } from './smt.ts';
-import { NodeCache, STORED_TREE_DEPTH, TopNodes } from './tree-memory.ts';
+import { NodeCache, STORED_TREE_DEPTH, TopNodes, type TopPin } from './tree-memory.ts';
 import { encodeTopCheckpoint, rebuildTop } from './top-rebuild.ts';
 
 /*
@@ -214,6 +214,11 @@ export class TreeStore implements TreeNodeReader {
       if (known === undefined) return depth;
       node = known ?? undefined;
     }
+  }
+
+  /** The top as it is now, however later updates change it (TopNodes.pin). */
+  pinTop(): TopPin {
+    return this.top.pin();
   }
 
   /** The top, and below it what the queue or the cache holds; `false` for a position only the store knows. */

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { LevelKv } from '../ledger/kv-level.ts';
 import type { BatchOp } from '../ledger/kv.ts';
 import { seededRandom, tempDir } from './helpers/fixtures.ts';
+import { checkSnapshot } from './helpers/kv.ts';
 
 /**
  * LevelKv passes small keys and values to LevelDB as views of one buffer per batch (kv-level.ts
@@ -67,5 +68,14 @@ describe('LevelKv', () => {
     let logged: Promise<void> | undefined;
     assert.doesNotThrow(() => (logged = kv.writeLog({ forEach: (visit) => visit(key, key), ops: () => [{ type: 'put', key, value: key }] })));
     await assert.rejects(logged!, /not open/);
+  });
+
+  it('a snapshot reads the store as it was when taken, through later puts, deletions and clears, until closed', async () => {
+    const kv = await LevelKv.open(join(dir.path, 'db'));
+    try {
+      await checkSnapshot(kv);
+    } finally {
+      await kv.close();
+    }
   });
 });

@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { MemoryDisk } from '../ledger/kv-memory.ts';
 import { batchOp } from '../ledger/kv.ts';
+import { checkSnapshot } from './helpers/kv.ts';
 
 const key = new Uint8Array([1]);
 const value = (n: number) => new Uint8Array([n]);
@@ -63,5 +64,27 @@ describe('MemoryKv reads under a read scheduler', () => {
     let write: Promise<void> | undefined;
     assert.doesNotThrow(() => (write = kv.write([{ type: 'put', key: Uint8Array.of(1), value: Uint8Array.of(1) }])));
     await assert.rejects(write!, /closed/);
+  });
+
+  it('a snapshot reads the disk as it was when taken, through later puts, deletions and clears, until closed, as LevelKv\'s', async () => {
+    await checkSnapshot(new MemoryDisk().open());
+    // Under a read scheduler, and across the disk's own clear (a store's directory removed).
+    const { kv, answerAll } = heldReads(false);
+    await kv.write([batchOp(key, value(1))]);
+    const snapshot = kv.snapshot();
+    const read = snapshot.get(key);
+    await kv.write([batchOp(key, value(2))]);
+    answerAll();
+    assert.deepEqual(await read, value(1));
+    await kv.close();
+    await assert.rejects(snapshot.get(key), /closed/, 'the store closed ends it, as LevelDB\'s close does');
+    const disk = new MemoryDisk();
+    const crashed = disk.open();
+    await crashed.write([batchOp(key, value(1))]);
+    const kept = crashed.snapshot();
+    disk.clear();
+    assert.deepEqual(await kept.get(key), value(1));
+    crashed.crash();
+    await assert.rejects(kept.get(key));
   });
 });

@@ -43,6 +43,9 @@ class FailingKv implements KvStore {
   clear(range: KeyRange): Promise<void> {
     return this.failWith ? Promise.reject(this.failWith) : this.inner.clear(range);
   }
+  snapshot() {
+    return this.inner.snapshot();
+  }
   close() {
     return this.inner.close();
   }

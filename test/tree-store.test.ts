@@ -51,6 +51,39 @@ describe('tree store (the top in memory, the rest by position)', () => {
     assert.throws(() => top.get(positionId(new Uint8Array(32), STORED_TREE_DEPTH)), RangeError);
   });
 
+  it('a pin of the top reads it as it was, through sets, inner nodes set in place and deletions after, until released', () => {
+    const top = new TopNodes();
+    const rng = seededRandom(9);
+    const before = new Map<string, Uint8Array | undefined>();
+    const byDepth: string[][] = [];
+    for (let depth = 1; depth < STORED_TREE_DEPTH; depth++) {
+      byDepth[depth] = [];
+      for (let k = 0; k < 8; k++) {
+        const id = positionId(rng.bytes(32), depth);
+        const node = rng.bytes(65);
+        node[0] = INNER_PREFIX;
+        top.set(id, node);
+        before.set(id, node);
+        byDepth[depth]!.push(id);
+      }
+    }
+    for (let depth = 1; depth < STORED_TREE_DEPTH; depth++) before.set(positionId(new Uint8Array(32), depth), top.get(positionId(new Uint8Array(32), depth))); // slot 0, set in place below
+    const pin = top.pin();
+    // Each level's first change after the pin by one of the three ways the top changes.
+    for (let depth = 1; depth < STORED_TREE_DEPTH; depth++) {
+      const [id] = byDepth[depth]!;
+      if (depth % 3 === 0) top.set(id!, rng.bytes(49));
+      else if (depth % 3 === 1) top.delete(id!);
+      else top.setInner(depth, 0, rng.bytes(64), 0);
+      for (const other of byDepth[depth]!.slice(1)) top.set(other, rng.bytes(49));
+    }
+    for (const [id, node] of before) assert.deepEqual(pin.get(id), node, `position ${toHex(Buffer.from(id, 'latin1'))}`);
+    pin.get(byDepth[5]![1]!)!.fill(0); // a reader writing into its copy
+    assert.deepEqual(pin.get(byDepth[5]![1]!), before.get(byDepth[5]![1]!));
+    pin.release();
+    assert.notDeepEqual(top.get(byDepth[5]![1]!), before.get(byDepth[5]![1]!));
+  });
+
   it('keeps the two halves under every position of the top apart, at every depth', () => {
     const top = new TopNodes();
     const rng = seededRandom(11);
