@@ -5,8 +5,10 @@ import { decodeAddress, encodeAddress } from '../ledger/keys.ts';
 import { decodeTransaction, type Transaction } from '../ledger/transaction.ts';
 import type { Block, BlockHeader } from '../ledger/block.ts';
 import { auditChainDB } from '../ledger/audit.ts';
+import { SerialQueue } from '../ledger/serial.ts';
 import { verifyAccountProof } from '../ledger/smt-proof.ts';
 import { proveAccountsAt, proveTransactionById } from '../consensus/state-proofs.ts';
+import type { Chain } from '../consensus/chain.ts';
 import { RPC_ERRORS, type BlockResult, type RpcMethod, type RpcMethods, type StatusResult, type TxResult } from './rpc-types.ts';
 import { chainTips, estimateFee, findTransaction, networkHashRate, nextBlockDifficulty, recentBlocks } from './chain-info.ts';
 import type { NodeView } from './view.ts';
@@ -30,6 +32,14 @@ const MAX_TXS_PER_CALL = 3000;
 const notFound = (message: string) => new RpcError(RPC_ERRORS.NOT_FOUND, message);
 /** How far below the tip `getProof` rolls the state back (each block rolled back costs its changes). */
 export const RPC_PROOF_DEPTH = 256;
+
+/**
+ * Account proofs asked by RPC, one at a time per chain, as they were when each held the import
+ * lock: a proof there may roll back RPC_PROOF_DEPTH blocks in memory (and keeps a store snapshot
+ * open while it does), and as many callers as asked at once would hold as many roll-backs.
+ */
+const accountProofs = new WeakMap<Chain, SerialQueue>();
+const accountProofsOf = (chain: Chain): SerialQueue => accountProofs.get(chain) ?? accountProofs.set(chain, new SerialQueue()).get(chain)!;
 const MAX_HEADERS_PER_CALL = 2000;
 
 /** A main-chain block's header by height or hash (the tip's by default), in the window or below it. */
@@ -343,22 +353,24 @@ export const rpcHandlers: Handlers = {
 
   async getProof(node, params) {
     const address = addressParam(params);
-    return node.chain.withImportsPaused(async () => {
-      const header = await mainHeader(node, params.block);
-      const proofs = await proveAccountsAt(node.chain, header, [address], RPC_PROOF_DEPTH);
-      if (proofs === 'too-deep') throw invalid(`block ${header.height} is more than ${RPC_PROOF_DEPTH} blocks below the tip (${node.chain.tip.height}): proofs are made that far back at most`);
-      if (proofs === 'pruned') throw new RpcError(RPC_ERRORS.PRUNED, prunedMessage(`the undo data above block ${header.height} that a proof there needs`, node.db.history.prunedHeight));
-      if (proofs === 'not-on-main-chain') throw notFound(`block ${toHex(header.hash)} is not on the main chain`);
-      const proof = proofs[0]!;
-      // What the answer says it proves is what the proof proves: checked, not assumed.
-      const account = verifyAccountProof(header.stateRoot, address, proof);
-      return {
-        address: encodeAddress(address),
-        block: { height: header.height, hash: toHex(header.hash), header: toHex(header.bytes) },
-        account: account ? { balance: account.balance.toString(), nonce: account.nonce.toString() } : null,
-        proof: toHex(proof),
-      };
+    // The block is found between two imports; the proof pauses them only to pin the state it rolls
+    // back (consensus/state-proofs.ts), and says so if a reorganisation took the block away meanwhile.
+    const { header, proofs } = await accountProofsOf(node.chain).run(async () => {
+      const header = await node.chain.withImportsPaused(() => mainHeader(node, params.block));
+      return { header, proofs: await proveAccountsAt(node.chain, header, [address], RPC_PROOF_DEPTH) };
     });
+    if (proofs === 'too-deep') throw invalid(`block ${header.height} is more than ${RPC_PROOF_DEPTH} blocks below the tip (${node.chain.tip.height}): proofs are made that far back at most`);
+    if (proofs === 'pruned') throw new RpcError(RPC_ERRORS.PRUNED, prunedMessage(`the undo data above block ${header.height} that a proof there needs`, node.db.history.prunedHeight));
+    if (proofs === 'not-on-main-chain') throw notFound(`block ${toHex(header.hash)} is not on the main chain`);
+    const proof = proofs[0]!;
+    // What the answer says it proves is what the proof proves: checked, not assumed.
+    const account = verifyAccountProof(header.stateRoot, address, proof);
+    return {
+      address: encodeAddress(address),
+      block: { height: header.height, hash: toHex(header.hash), header: toHex(header.bytes) },
+      account: account ? { balance: account.balance.toString(), nonce: account.nonce.toString() } : null,
+      proof: toHex(proof),
+    };
   },
 
   async getTxProof(node, params) {

@@ -153,13 +153,13 @@ function forgeProofs(node: CairnNode): void {
   transport.override(node.names.proofs, async (req) => {
     const { blockHash, addresses } = decodeGetProofs(req);
     const parentState = asked++ % 2 === 0;
-    return node.chain.withImportsPaused(async () => {
+    const at = await node.chain.withImportsPaused(async () => {
       const header = await node.chain.byHeight.mainHeader(blockHash);
-      const at = header && parentState && header.height > 0 ? await node.chain.byHeight.mainHeader(header.prevHash) : header;
-      const proofs = at ? await proveAccountsAt(node.chain, at, addresses, PROOF_DEPTH) : 'not-on-main-chain';
-      if (typeof proofs === 'string') return encodeProofs({ kind: 'unknown-block' });
-      return encodeProofs({ kind: 'proofs', proofs: parentState ? proofs : proofs.map(richer) });
+      return header && parentState && header.height > 0 ? await node.chain.byHeight.mainHeader(header.prevHash) : header;
     });
+    const proofs = at ? await proveAccountsAt(node.chain, at, addresses, PROOF_DEPTH) : 'not-on-main-chain';
+    if (typeof proofs === 'string') return encodeProofs({ kind: 'unknown-block' });
+    return encodeProofs({ kind: 'proofs', proofs: parentState ? proofs : proofs.map(richer) });
   });
 }
 

@@ -1,11 +1,12 @@
 /**
- * What a full node serves light clients (node/light/serve.ts): account proofs pause its imports,
- * so however many askers there are, at most MAX_PROOFS_AT_ONCE wait for or hold the import lock,
- * and proofs hold it for at most a share of the time; past either, the asker is answered busy.
+ * What a full node serves light clients (node/light/serve.ts): account proofs, main-thread work that
+ * pauses its imports only to pin the state (test/state-proofs.test.ts), so however many askers
+ * there are, at most MAX_PROOFS_AT_ONCE are made at once, and they take at most a share of the
+ * time; past either, the asker is answered busy.
  */
 import assert from 'node:assert/strict';
 import type { Chain } from '../consensus/chain.ts';
-import { MAX_PROOFS_AT_ONCE, PROOF_LOCK_BURST_MS, PROOF_LOCK_SHARE, PROOFS_BUSY_RETRY_MS, serveLightClients } from '../node/light/serve.ts';
+import { MAX_PROOFS_AT_ONCE, PROOF_TIME_BURST_MS, PROOF_TIME_SHARE, PROOFS_BUSY_RETRY_MS, serveLightClients } from '../node/light/serve.ts';
 import { decodeProofs, encodeGetProofs } from '../node/light/wire.ts';
 import { isBusy, type Busy, type Responder } from '../node/transport.ts';
 import { carol, extend, names, newChain } from './helpers/light-net.ts';
@@ -18,7 +19,7 @@ async function proofServer(chain: Chain, clock: { ms: number }): Promise<Respond
 
 /**
  * A chain of 20 blocks, its proof server on `clock`, and a request 16 blocks back, whose first
- * answer takes 8 s of the import lock (a roll-back of 16 full blocks takes seconds: node/light/serve.ts).
+ * answer takes 8 s (a roll-back of 16 full blocks takes seconds: node/light/serve.ts).
  */
 async function slowDeepProof(): Promise<{ chain: Chain; clock: { ms: number }; respond: Responder; deep: Uint8Array; answerSlowly: (peer: string) => Promise<Uint8Array | Uint8Array[] | Busy> }> {
   const chain = await newChain();
@@ -64,13 +65,13 @@ describe('serving light clients', () => {
     await chain.db.close();
   });
 
-  it('proofs hold the import lock for a share of the time at most: after one that took 8 s, the next waits until they held it a quarter of the time since, beyond a burst of 2 s', async () => {
+  it('proofs take a share of the time at most: after one that took 8 s, the next waits until they took a quarter of the time since, beyond a burst of 2 s', async () => {
     const { chain, clock, respond, deep: request, answerSlowly } = await slowDeepProof();
     assert.ok(!isBusy(await answerSlowly('first')));
-    const debtMs = 8_000 - PROOF_LOCK_BURST_MS - 8_000 * PROOF_LOCK_SHARE; // what the 8 s themselves refilled counts
+    const debtMs = 8_000 - PROOF_TIME_BURST_MS - 8_000 * PROOF_TIME_SHARE; // what the 8 s themselves refilled counts
     const refused = (await respond(request, 'second')) as Busy;
     assert.ok(isBusy(refused));
-    assert.equal(refused.retryAfterMs, Math.ceil(debtMs / PROOF_LOCK_SHARE));
+    assert.equal(refused.retryAfterMs, Math.ceil(debtMs / PROOF_TIME_SHARE));
     clock.ms += refused.retryAfterMs - 1;
     assert.ok(isBusy(await respond(request, 'third')), 'not before');
     clock.ms += 2;
@@ -78,7 +79,7 @@ describe('serving light clients', () => {
     await chain.db.close();
   });
 
-  it("after a proof far back used up the lock's share, a proof at the tip is still served: one asker cannot refuse every light client the node's proofs", async () => {
+  it("after a proof far back used up the share, a proof at the tip is still served: one asker cannot refuse every light client the node's proofs", async () => {
     // From the review of this stop's diff: one proof 16 blocks back every ~25 s (8 s of the lock
     // each) kept every other proof refused, with a retry-after past a light client's patience.
     const { chain, respond, deep, answerSlowly } = await slowDeepProof();

@@ -8,18 +8,20 @@ import { MAX_PROOF_ADDRESSES, MAX_PROOF_BYTES, PROOF_DEPTH, decodeGetProofs, enc
 
 const TIMEOUT_MS = 10_000;
 /**
- * Proof requests waiting for or holding the import lock at once, all askers together. Each asker
- * may have one in flight, and identities cost nothing: without a bound, one import could wait
- * behind as many proofs as there are connections, each a roll-back of up to PROOF_DEPTH blocks
- * (seconds, for full blocks: 5-8 s for 16 blocks of 4,000 transactions, measured).
+ * Proof requests being made at once, all askers together. Each asker may have one in flight, and
+ * identities cost nothing. A proof below the tip holds the import lock only while it pins the
+ * tip's state (consensus/state-proofs.ts), but its roll-back is main-thread work that imports then
+ * share the thread with: up to PROOF_DEPTH blocks' changes (5-8 s for 16 blocks of 4,000
+ * transactions, measured).
  */
 export const MAX_PROOFS_AT_ONCE = 1;
 /**
- * Import-lock time proofs may take, all askers together: this burst, then this share of the time.
- * A proof near the tip takes a millisecond or less; one far back may take seconds, and pays for them.
+ * Time proofs may take, all askers together: this burst, then this share of the time. A proof
+ * near the tip takes a millisecond or less; one far back may take seconds of the main thread, and
+ * pays for them.
  */
-export const PROOF_LOCK_BURST_MS = 2_000;
-export const PROOF_LOCK_SHARE = 1 / 4;
+export const PROOF_TIME_BURST_MS = 2_000;
+export const PROOF_TIME_SHARE = 1 / 4;
 /** The least retry-after of a proof request refused for the node's bounds (not the asker's budget): it may ask another node. */
 export const PROOFS_BUSY_RETRY_MS = 500;
 /** The request frame cap (docs/PROTOCOL.md, the framing table). */
@@ -29,16 +31,16 @@ export const GET_PROOFS_MAX_BYTES = 64 + MAX_PROOF_ADDRESSES * 20;
  * What a full node serves light clients alone (docs/PROTOCOL.md, "Light clients"): account proofs
  * against the state root of a main-chain block near its tip. (Headers by height are the sync
  * protocol's getHeaderRange, which node/chain-server.ts serves to every peer from the windowed
- * by-height store.) A proof request runs between two imports (the tip and its tree must hold
- * still), so a peer may have one in flight at a time (its budget's in-flight limit: a second is
- * answered busy), the node as a whole one at a time, and within a share of the time (busy past
- * them: an import waits behind one proof at most, however many ask), and it reaches back at most
- * PROOF_DEPTH blocks, never below what a pruned node keeps the undo data of. It is served within
- * the asker's budgets (node/serving.ts), as every request protocol is.
+ * by-height store.) A proof below the tip rolls the tip's state back, pinned between two imports,
+ * while imports go on; a peer may have one in flight at a time (its budget's in-flight limit: a
+ * second is answered busy), the node as a whole one at a time, and within a share of the time
+ * (busy past them), and it reaches back at most PROOF_DEPTH blocks, never below what a pruned node
+ * keeps the undo data of. It is served within the asker's budgets (node/serving.ts), as every
+ * request protocol is.
  */
 export async function serveLightClients(chain: Chain, serve: Serve, names: NetworkNames, env: Pick<Env, 'monotonic'>, onBadRequest: (peer: string, err: unknown) => void): Promise<void> {
   let underWay = 0;
-  let lockCredit = PROOF_LOCK_BURST_MS;
+  let timeCredit = PROOF_TIME_BURST_MS;
   let creditAt = env.monotonic();
   await serve(
     'proofs',
@@ -46,24 +48,19 @@ export async function serveLightClients(chain: Chain, serve: Serve, names: Netwo
     async (req) => {
       const { blockHash, addresses } = decodeGetProofs(req);
       const now = env.monotonic();
-      lockCredit = Math.min(PROOF_LOCK_BURST_MS, lockCredit + Math.max(0, now - creditAt) * PROOF_LOCK_SHARE);
+      timeCredit = Math.min(PROOF_TIME_BURST_MS, timeCredit + Math.max(0, now - creditAt) * PROOF_TIME_SHARE);
       creditAt = Math.max(creditAt, now);
       // A proof at our tip rolls nothing back (a millisecond or less) and is what light clients ask
       // for: it is not held back by the time deeper ones took, or one asker's proof 16 blocks back
       // every ~25 s would have every light client of this node refused. Its time is still counted.
       const atTip = bytesEqual(blockHash, chain.tip.hash);
-      if (underWay >= MAX_PROOFS_AT_ONCE || (lockCredit <= 0 && !atTip)) return { busy: true, retryAfterMs: Math.max(PROOFS_BUSY_RETRY_MS, Math.ceil(-lockCredit / PROOF_LOCK_SHARE)) };
+      if (underWay >= MAX_PROOFS_AT_ONCE || (timeCredit <= 0 && !atTip)) return { busy: true, retryAfterMs: Math.max(PROOFS_BUSY_RETRY_MS, Math.ceil(-timeCredit / PROOF_TIME_SHARE)) };
       underWay++;
+      const start = env.monotonic();
       try {
-        return await chain.withImportsPaused(async () => {
-          const start = env.monotonic();
-          try {
-            return await proofsAnswer(chain, blockHash, addresses);
-          } finally {
-            lockCredit -= env.monotonic() - start;
-          }
-        });
+        return await proofsAnswer(chain, blockHash, addresses);
       } finally {
+        timeCredit -= env.monotonic() - start;
         underWay--;
       }
     },
@@ -71,9 +68,10 @@ export async function serveLightClients(chain: Chain, serve: Serve, names: Netwo
   );
 }
 
-/** The answer to getProofs, read between two imports. */
+/** The answer to getProofs: the block found, then its proofs (which pause imports only to pin the state). */
 async function proofsAnswer(chain: Chain, blockHash: Uint8Array, addresses: readonly Uint8Array[]): Promise<Uint8Array> {
-  const header = await chain.byHeight.mainHeader(blockHash);
+  // Found between two imports: mid-way through a reorganisation the main chain ends at the fork point.
+  const header = await chain.withImportsPaused(() => chain.byHeight.mainHeader(blockHash));
   if (!header) return encodeProofs({ kind: 'unknown-block' });
   const proofs = await proveAccountsAt(chain, header, addresses, PROOF_DEPTH);
   // A pruned node's limit is a depth too: the light client asks a node that keeps more.
