@@ -20,6 +20,7 @@ export function timedWrites(store: KvStore, monotonic: () => number, observe: (s
     ...(writeLog ? { writeLog: (log: BatchLog) => timed(() => writeLog(log)) } : {}),
     iterate: (range, limit) => store.iterate(range, limit),
     keys: (range) => store.keys(range),
+    snapshot: () => store.snapshot(),
     clear: (range) => store.clear(range),
     close: () => store.close(),
   };
