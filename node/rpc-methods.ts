@@ -1,7 +1,7 @@
 import { getHeapStatistics } from 'node:v8';
 import { fromHex, toHex } from '../ledger/bytes.ts';
 import { DecodeError } from '../ledger/errors.ts';
-import { decodeAddress, encodeAddress } from '../ledger/keys.ts';
+import { encodeAddress } from '../ledger/keys.ts';
 import { decodeTransaction, type Transaction } from '../ledger/transaction.ts';
 import type { Block, BlockHeader } from '../ledger/block.ts';
 import { auditChainDB } from '../ledger/audit.ts';
@@ -16,20 +16,10 @@ import type { Timer } from './env.ts';
 import { historyCheckStatus } from './history-check.ts';
 import { prunedEntry } from './pruner.ts';
 import { RPC_DOC } from './rpc-doc.ts';
+import { addressParam, invalid, isCount, isHash, isHeight, isString, notFound, param, RpcError } from './rpc-params.ts';
 
-/** An error with a JSON-RPC code: bad parameters, or nothing found. */
-export class RpcError extends Error {
-  readonly rpcCode: number;
-  constructor(rpcCode: number, message: string) {
-    super(message);
-    this.rpcCode = rpcCode;
-  }
-}
-
-const invalid = (message: string) => new RpcError(RPC_ERRORS.INVALID_PARAMS, message);
 /** What fits in one 1 MiB request body: 334 hex characters a transaction plus JSON punctuation. */
 const MAX_TXS_PER_CALL = 3000;
-const notFound = (message: string) => new RpcError(RPC_ERRORS.NOT_FOUND, message);
 /** How far below the tip `getProof` rolls the state back (each block rolled back costs its changes). */
 export const RPC_PROOF_DEPTH = 256;
 
@@ -51,25 +41,6 @@ async function mainHeader(node: NodeView, block: unknown): Promise<BlockHeader> 
   else throw invalid('"block" must be a height or a 64-digit lower-case hex block hash');
   if (!header) throw notFound(`no main-chain block ${String(block)}`);
   return header;
-}
-
-function param<T>(params: Record<string, unknown>, name: string, check: (v: unknown) => v is T, what: string): T {
-  const value = params[name];
-  if (!check(value)) throw invalid(`"${name}" must be ${what}`);
-  return value;
-}
-const isString = (v: unknown): v is string => typeof v === 'string';
-const isHash = (v: unknown): v is string => typeof v === 'string' && /^[0-9a-f]{64}$/.test(v);
-const isHeight = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
-const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 1 && v <= 1000;
-
-function addressParam(params: Record<string, unknown>): Uint8Array {
-  const text = param(params, 'address', isString, 'an address string');
-  try {
-    return decodeAddress(text);
-  } catch (err) {
-    throw invalid((err as Error).message);
-  }
 }
 
 function txJson(tx: Transaction, status: TxResult['status'], block?: { height: number; hash: Uint8Array }): TxResult {

@@ -1,8 +1,6 @@
 import { encodeAddress } from '../../ledger/keys.ts';
-import { decodeAddress } from '../../ledger/keys.ts';
 import { toHex } from '../../ledger/bytes.ts';
-import { RPC_ERRORS } from '../rpc-types.ts';
-import { RpcError } from '../rpc-methods.ts';
+import { addressParam } from '../rpc-params.ts';
 import type { RpcHandlers } from '../rpc.ts';
 import type { LightClient } from './client.ts';
 
@@ -68,13 +66,7 @@ export const lightRpcHandlers: RpcHandlers<LightContext> = {
     return client.summary() satisfies LightStatusResult;
   },
   async getAccount({ client }, params) {
-    if (typeof params.address !== 'string') throw new RpcError(RPC_ERRORS.INVALID_PARAMS, '"address" must be an address string');
-    let address: Uint8Array;
-    try {
-      address = decodeAddress(params.address);
-    } catch (err) {
-      throw new RpcError(RPC_ERRORS.INVALID_PARAMS, (err as Error).message);
-    }
+    const address = addressParam(params);
     const p = await client.getAccount(address);
     return {
       address: encodeAddress(address),
