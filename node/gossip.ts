@@ -8,7 +8,8 @@ import type { BlockOutcome, Chain } from '../consensus/chain.ts';
 import { checkBlockSanity, type SaneBlock } from '../consensus/sanity.ts';
 import { ConsensusError } from '../consensus/errors.ts';
 import { hasValidProofOfWork } from '../consensus/pow.ts';
-import { assemble, decodeCompactBlock, encodeCompactBlock, fetchBlockTxs, matchMempool, type CompactBlock } from './compact.ts';
+import { decodeCompactBlock, encodeCompactBlock, type CompactBlock } from './compact.ts';
+import { rebuildCompact, type CompactRebuildOptions } from './compact-rebuild.ts';
 import type { PeerManager } from './peers.ts';
 import type { NetworkStats, PeerRecords } from './peer-records.ts';
 import type { NetworkNames } from './protocols.ts';
@@ -48,8 +49,6 @@ export const GOSSIP_FORK_DEPTH = 16;
  * is within a small factor of ours, while a claim far easier may be junk that cost one hash.
  */
 export const ORPHAN_TARGET_SLACK = 16n;
-/** A forwarder's whole answer matched the short ids and not the Merkle root: no honest node sends that. */
-const UNMADE_COMPACT_SCORE = 100;
 /** Compact blocks remembered by header and forwarder, so that each is rebuilt once (see firstFrom). */
 const MAX_REBUILT_FROM = 4096;
 
@@ -63,13 +62,14 @@ export class Gossip extends EventEmitter<GossipEvents> {
   private readonly o: GossipOptions;
   /** Validations under way, which a stop lets end: each refuses to import once it sees the stop. */
   private readonly gate = new StopGate();
-  /** Compact blocks rebuilt from the mempool alone, with some transactions fetched, or not at all. */
-  readonly compactStats = { rebuilt: 0, fetched: 0, failed: 0, unknownParent: 0, awaitedParent: 0, repeated: 0 };
+  /** Compact blocks rebuilt from the mempool alone, with some transactions fetched (from other peers than the forwarder), or not at all. */
+  readonly compactStats = { rebuilt: 0, fetched: 0, fromOthers: 0, failed: 0, unknownParent: 0, awaitedParent: 0, repeated: 0 };
   /** Blocks heard of on a branch that forks more than GOSSIP_FORK_DEPTH below our tip (offDeepFork). */
   deepForkBlocks = 0;
   private readonly inFlight = new BlocksInFlight();
   /** `hash peer` of each compact block whose header held here lately, oldest first (MAX_REBUILT_FROM). */
   private readonly rebuiltFrom = new Set<string>();
+  private readonly rebuilding: CompactRebuildOptions;
 
   /** What peers sent that a reorganisation under way refused, tried again once it has ended (a push's too). */
   readonly afterReorganisation: AfterReorganisation;
@@ -79,6 +79,8 @@ export class Gossip extends EventEmitter<GossipEvents> {
   constructor(o: GossipOptions) {
     super();
     this.o = o;
+    const { transport, names, mempool, chain, peers, records } = o;
+    this.rebuilding = { transport, names, mempool, params: chain.params, peers, records, untilStop: (answer) => this.gate.untilStop(answer), stopped: () => this.gate.stopped, stats: this.compactStats };
     const groupOf = (peer: string) => senderGroup(o.peers, o.records, peer);
     this.txTurns = new TxBatchTurns(groupOf, o.stats);
     this.afterReorganisation = new AfterReorganisation(o, this.gate, { admitted: (peer, txs) => this.relayOwn(peer, txs), offence: (peer, err) => void this.reject(peer, err) }, groupOf);
@@ -171,16 +173,6 @@ export class Gossip extends EventEmitter<GossipEvents> {
   }
 
   /**
-   * A getBlockTxs answer that failed: garbage is the forwarder's doing (it holds the block), and
-   * costs its ban score; a timeout, a busy answer or a cut stream costs nothing. Either way the
-   * block is rebuilt another way, or synced whole.
-   */
-  private badAnswer(peer: string, err: unknown): undefined {
-    if (err instanceof CairnError && err.banScore > 0) this.o.peers.penalize(peer, err.banScore, `block transactions: ${err.message}`);
-    return undefined;
-  }
-
-  /**
    * A whole block, judged as far as it can be before it waits for the import's turn (a reorganisation
    * may hold it for seconds), as a compact block is: junk, and copies of a block we hold with bodies
    * of their own, were held there in memory at the rate a peer could send them.
@@ -231,7 +223,8 @@ export class Gossip extends EventEmitter<GossipEvents> {
   /**
    * A compact block, after BIP 152. The proof of work is checked before anything else (so junk
    * costs one hash), then the header against its parent, then the block is rebuilt from the
-   * mempool, with what is missing fetched from the peer that forwarded it. A block on our tip is
+   * mempool, with what is missing fetched from the peer that forwarded it (node/compact-rebuild.ts:
+   * from other peers if it gives nothing). A block on our tip is
    * then forwarded at once and imported behind the verdict: its header has real work at the real
    * target, and every node on the way rebuilds and checks it the same way, so a hop costs these
    * checks rather than an import. The price is BIP 152's: a block whose header holds may still
@@ -298,26 +291,8 @@ export class Gossip extends EventEmitter<GossipEvents> {
 
   /** validateCompactBlock's second half, once the header held against its parent. */
   private async rebuildAndImport(peer: string, compact: CompactBlock): Promise<Verdict> {
-    const { chain, mempool, transport, names } = this.o;
-    const { txs, missing } = matchMempool(compact, mempool);
-    let block: SaneBlock | undefined;
-    if (missing.length > 0) {
-      this.compactStats.fetched++;
-      const fetched = await this.gate.untilStop(fetchBlockTxs(transport, names, peer, compact, missing).catch((err) => this.badAnswer(peer, err)));
-      if (fetched) missing.forEach((index, k) => (txs[index] = fetched[k]));
-    } else {
-      this.compactStats.rebuilt++;
-    }
-    if (this.gate.stopped) return 'ignore';
-    if (txs.every((tx) => tx !== undefined)) block = assemble(compact, txs as Transaction[], chain.params);
-    if (!block) {
-      // A short-id collision, or transactions we could not get: ask for all of them.
-      const all = await this.gate.untilStop(fetchBlockTxs(transport, names, peer, compact, compact.shortIds.map((_, i) => i)).catch((err) => this.badAnswer(peer, err)));
-      block = all && assemble(compact, all, chain.params);
-      // Every transaction from the forwarder, each the one its short id names, and still not the
-      // header's: it holds the block it forwarded, so this is a compact block no block makes.
-      if (all && !block) this.o.peers.penalize(peer, UNMADE_COMPACT_SCORE, 'a compact block whose transactions, from its forwarder, do not make its header');
-    }
+    const { chain } = this.o;
+    const block = await rebuildCompact(this.rebuilding, peer, compact);
     // The node began to stop while the transactions were fetched: nothing more goes into its chain.
     if (this.gate.stopped) return 'ignore';
     if (!block) {

@@ -3,14 +3,16 @@
  * what a peer's block messages may make the node store, and what they may make it wait for.
  */
 import assert from 'node:assert/strict';
+import { toHex } from '../ledger/bytes.ts';
 import { MemoryDisk } from '../ledger/kv-memory.ts';
 import { ChainDB } from '../ledger/chaindb.ts';
 import { Mempool } from '../ledger/mempool.ts';
 import { Chain } from '../consensus/chain.ts';
 import { GOSSIP_FORK_DEPTH, Gossip } from '../node/gossip.ts';
-import { encodeCompactBlock } from '../node/compact.ts';
+import { decodeGetBlockTxs, encodeCompactBlock } from '../node/compact.ts';
+import { encodeTxBatch } from '../node/wire.ts';
 import type { GossipOptions } from '../node/gossip-types.ts';
-import type { GossipValidator, Transport } from '../node/transport.ts';
+import { TransportError, type GossipValidator, type Transport } from '../node/transport.ts';
 import type { NetworkNames } from '../node/protocols.ts';
 import { TxSignatureVerifier } from '../node/tx-signatures.ts';
 import { InlineVerifier } from '../node/inline-verifier.ts';
@@ -22,12 +24,23 @@ import { heldReorganisation } from './helpers/reorg.ts';
 
 const names = { blockTopic: '/blocks', compactBlockTopic: '/cblocks', txTopic: '/txs' } as NetworkNames;
 
+/** What the stub transport's peers are, and how they answer requests (none, unless given). */
+interface StubNetwork {
+  readonly peers?: readonly string[];
+  readonly request?: (peer: string, protocol: string, body: Uint8Array) => Promise<Uint8Array>;
+}
+
 /** Gossip on `chain`, started; its validators by topic, and the peers it scores. */
-function gossipOn(chain: Chain, db: ChainDB, now: number) {
+function gossipOn(chain: Chain, db: ChainDB, now: number, network: StubNetwork = {}) {
   const signatures = new TxSignatureVerifier(new InlineVerifier());
   const mempool = new Mempool(db, chain.params, {}, (tx) => signatures.checkTx(tx));
   const validators = new Map<string, GossipValidator>();
-  const transport = { subscribe: (topic: string, validate: GossipValidator) => void validators.set(topic, validate) } as unknown as Transport;
+  const transport = {
+    subscribe: (topic: string, validate: GossipValidator) => void validators.set(topic, validate),
+    peers: () => [...(network.peers ?? [])],
+    request: (peer: string, protocol: string, body: Uint8Array) => (network.request ?? (() => Promise.reject(new TransportError('TRANSPORT_CLOSED', 'no such peer'))))(peer, protocol, body),
+    publish: async () => 0,
+  } as unknown as Transport;
   const peers = new PeerManager(() => 0);
   const gossip = new Gossip({ transport, names, chain, mempool, peers, signatures, clock: () => now } as unknown as GossipOptions);
   gossip.start();
@@ -90,5 +103,36 @@ describe('Gossip: blocks', function () {
     assert.equal(peers.isBanned('forger'), true, 'a body that is not its header\'s is');
     r.release();
     await r.reorganised;
+  });
+
+  it("a compact block whose forwarder gives nothing for the transactions we lack: they are asked of other peers, not left to the next status poll", async () => {
+    // From a review: only the first forwarder was asked, and a timeout or an empty answer is no
+    // offence; the honest copies of the message were gossipsub duplicates, dropped unseen, and the
+    // fallback asked that same forwarder's status. A peer that relayed every block first and then
+    // stalled held each one here for 5 + 5 s and then until the next status poll.
+    const params = testParams();
+    const db = await ChainDB.open(new MemoryDisk().open(), params);
+    const now = params.timestamp + 1_000_000;
+    const chain = await Chain.open(db, { clock: () => now });
+    const block = mineChild(params, asParent(db.genesis), [transfer(testKey(0), testKey(9).address, 5n, 0n)], { miner: testKey(1).address });
+    const asked: string[] = [];
+    const request = async (peer: string, _protocol: string, body: Uint8Array) => {
+      asked.push(peer);
+      if (peer === 'staller') throw new TransportError('TRANSPORT_TIMEOUT', 'no answer within 5 s');
+      return encodeTxBatch(decodeGetBlockTxs(body).indexes.map((i) => block.txs[i]!));
+    };
+    const { gossip, peers, compact } = gossipOn(chain, db, now, { peers: ['staller', 'honest'], request });
+    let orphans = 0;
+    gossip.on('orphan', () => orphans++);
+    assert.equal(await compact('staller', encodeCompactBlock(block)), 'accept', 'rebuilt, and forwarded on the tip');
+    for (let turn = 0; chain.tip.height === 0; turn++) {
+      assert.ok(turn < 1000, 'the block imported behind its verdict');
+      await afterTurns(1);
+    }
+    assert.equal(toHex(chain.tip.hash), toHex(block.header.hash));
+    assert.deepEqual(asked, ['staller', 'honest'], 'the forwarder once, then another peer');
+    assert.equal(gossip.compactStats.fromOthers, 1);
+    assert.equal(orphans, 0, 'not left to sync');
+    assert.equal(peers.score('staller'), 0, 'a timeout is no offence');
   });
 });
