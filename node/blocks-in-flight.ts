@@ -10,7 +10,11 @@ import type { SaneBlock } from '../consensus/sanity.ts';
  * block to can fetch its transactions from us until it is in.
  */
 export class BlocksInFlight {
-  private readonly rebuilding = new Map<string, Promise<void>>();
+  /**
+   * The rebuilds of each header under way: one per forwarder (another's short ids are another
+   * message), all of them one entry, `done` once the block is in or every one of them has ended.
+   */
+  private readonly rebuilding = new Map<string, { running: number; done: Promise<void>; end: () => void }>();
   private readonly forwarding = new Map<string, { block: SaneBlock; settled: Promise<void> }>();
 
   /** Whether the block `hash` is being rebuilt or imported after it went out. */
@@ -20,20 +24,33 @@ export class BlocksInFlight {
 
   /** Resolves once the block `hash` is rebuilt, and imported if it went out, however either ended. */
   async settled(hash: string): Promise<void> {
-    await this.rebuilding.get(hash);
+    await this.rebuilding.get(hash)?.done;
     await this.forwarding.get(hash)?.settled;
   }
 
-  /** Runs `rebuild`, the block `hash` counted as being rebuilt until it ends. */
-  async rebuild<T>(hash: string, rebuild: () => Promise<T>): Promise<T> {
-    let rebuilt!: () => void;
-    const mine = new Promise<void>((resolve) => (rebuilt = resolve));
-    this.rebuilding.set(hash, mine);
+  /**
+   * Runs `rebuild`, the block `hash` counted as being rebuilt until it ends, or until any rebuild
+   * of it ends with the block in (`landed`: imported, or forwarded and importing). A second
+   * forwarder's rebuild of the same header, still waiting on that forwarder, keeps no child and no
+   * transaction waiting once the first brought the block in.
+   */
+  async rebuild<T>(hash: string, rebuild: () => Promise<T>, landed: () => boolean): Promise<T> {
+    let entry = this.rebuilding.get(hash);
+    if (!entry) {
+      let end!: () => void;
+      const done = new Promise<void>((resolve) => (end = resolve));
+      entry = { running: 0, done, end };
+      this.rebuilding.set(hash, entry);
+    }
+    entry.running++;
     try {
       return await rebuild();
     } finally {
-      if (this.rebuilding.get(hash) === mine) this.rebuilding.delete(hash);
-      rebuilt();
+      entry.running--;
+      if (entry.running === 0 || this.forwarding.has(hash) || landed()) {
+        if (this.rebuilding.get(hash) === entry) this.rebuilding.delete(hash);
+        entry.end();
+      }
     }
   }
 
@@ -65,7 +82,7 @@ export class BlocksInFlight {
   /** Resolves once every block in flight now is in; undefined if none is. */
   all(): Promise<void> | undefined {
     if (this.rebuilding.size === 0 && this.forwarding.size === 0) return undefined;
-    const rebuilding = [...this.rebuilding.values()];
+    const rebuilding = [...this.rebuilding.values()].map((r) => r.done);
     return Promise.all(rebuilding)
       .then(() => Promise.all([...this.forwarding.values()].map((f) => f.settled)))
       .then(() => undefined);

@@ -269,7 +269,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
         this.compactStats.repeated++;
         return 'ignore';
       }
-      return await this.inFlight.rebuild(hash, () => this.rebuildAndImport(peer, compact));
+      return await this.inFlight.rebuild(hash, () => this.rebuildAndImport(peer, compact), () => chain.getEntry(compact.header.hash) !== undefined);
     } catch (err) {
       return this.reject(peer, err);
     }

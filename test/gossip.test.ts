@@ -9,7 +9,7 @@ import { ChainDB } from '../ledger/chaindb.ts';
 import { Mempool } from '../ledger/mempool.ts';
 import { Chain } from '../consensus/chain.ts';
 import { GOSSIP_FORK_DEPTH, Gossip } from '../node/gossip.ts';
-import { decodeGetBlockTxs, encodeCompactBlock } from '../node/compact.ts';
+import { SHORT_ID_BYTES, decodeGetBlockTxs, encodeCompactBlock } from '../node/compact.ts';
 import { encodeTxBatch } from '../node/wire.ts';
 import type { GossipOptions } from '../node/gossip-types.ts';
 import { TransportError, type GossipValidator, type Transport } from '../node/transport.ts';
@@ -44,7 +44,7 @@ function gossipOn(chain: Chain, db: ChainDB, now: number, network: StubNetwork =
   const peers = new PeerManager(() => 0);
   const gossip = new Gossip({ transport, names, chain, mempool, peers, signatures, clock: () => now } as unknown as GossipOptions);
   gossip.start();
-  return { gossip, peers, whole: validators.get(names.blockTopic)!, compact: validators.get(names.compactBlockTopic)! };
+  return { gossip, peers, whole: validators.get(names.blockTopic)!, compact: validators.get(names.compactBlockTopic)!, txs: validators.get(names.txTopic)! };
 }
 
 describe('Gossip: blocks', function () {
@@ -134,5 +134,50 @@ describe('Gossip: blocks', function () {
     assert.equal(gossip.compactStats.fromOthers, 1);
     assert.equal(orphans, 0, 'not left to sync');
     assert.equal(peers.score('staller'), 0, 'a timeout is no offence');
+  });
+
+  it("a second forwarder's rebuild of a header, still waiting on its forwarder, holds no child and no transaction batch once the first brought the block in", async () => {
+    // From a review: each header's rebuild was one entry by hash, and a second one (the same header
+    // with other short ids, from another identity) replaced the first. Once the first forwarder's
+    // block was in, a child and the transaction batches still waited for the second's forwarder,
+    // which could stall its getBlockTxs for as long as it liked.
+    const params = testParams();
+    const db = await ChainDB.open(new MemoryDisk().open(), params);
+    const now = params.timestamp + 1_000_000;
+    const chain = await Chain.open(db, { clock: () => now });
+    const parent = mineChild(params, asParent(db.genesis), [transfer(testKey(0), testKey(9).address, 5n, 0n)], { miner: testKey(1).address });
+    const child = mineChild(params, asParent(parent), [], { miner: testKey(1).address });
+    const variant = encodeCompactBlock(parent);
+    variant.set(new Uint8Array(SHORT_ID_BYTES).fill(7), variant.length - SHORT_ID_BYTES);
+    const held = new Map<string, () => void>();
+    const request = async (peer: string, _protocol: string, body: Uint8Array) => {
+      if (!held.has(peer)) await new Promise<void>((resolve) => held.set(peer, resolve)); // each peer's first answer, until let go
+      return encodeTxBatch(decodeGetBlockTxs(body).indexes.map((i) => parent.txs[i]!));
+    };
+    const { peers, compact, txs } = gossipOn(chain, db, now, { peers: ['first', 'second'], request });
+    const first = compact('first', encodeCompactBlock(parent));
+    const second = compact('second', variant);
+    for (let turn = 0; held.size < 2; turn++) {
+      assert.ok(turn < 1000, 'both forwarders asked for the transaction');
+      await afterTurns(1);
+    }
+    const waiting = Symbol('still waiting for the second forwarder');
+    try {
+      const childJudged = compact('first', encodeCompactBlock(child)); // waits for its parent's rebuild
+      held.get('first')!();
+      assert.equal(await first, 'accept');
+      assert.equal(await Promise.race([childJudged, afterTurns(200).then(() => waiting)]), 'accept', 'the child judged once its parent is in');
+      for (let turn = 0; chain.tip.height < 2; turn++) {
+        assert.ok(turn < 1000, 'the child imported behind its verdict');
+        await afterTurns(1);
+      }
+      // A transaction a block still arriving might fund waits for no block now.
+      const unfunded = encodeTxBatch([transfer(testKey(20), testKey(9).address, 5n, 0n)]);
+      assert.equal(await Promise.race([txs('peer', unfunded), afterTurns(200).then(() => waiting)]), 'ignore', 'the batch judged at once');
+    } finally {
+      held.get('second')!();
+    }
+    assert.equal(await second, 'ignore', 'its short id is not the block\'s: nothing rebuilt');
+    assert.equal(peers.score('first'), 0, "the block's transaction, asked under the second's short id, is no offence of the first's");
   });
 });
