@@ -1,4 +1,5 @@
-import { CairnError } from '../ledger/errors.ts';
+import { toHex } from '../ledger/bytes.ts';
+import { CairnError, DecodeError } from '../ledger/errors.ts';
 import type { ChainParams } from '../ledger/genesis.ts';
 import type { Mempool } from '../ledger/mempool.ts';
 import type { Transaction } from '../ledger/transaction.ts';
@@ -14,6 +15,8 @@ import type { Transport } from './transport.ts';
  * since by then every honest peer has had the block for as long as the forwarder kept us waiting.
  */
 export const OTHER_PEERS_ASKED = 4;
+/** Headers whose transactions no other peer held, remembered so (see fromOthers), oldest first. */
+const MAX_NONE_HELD = 1024;
 /** A forwarder's whole answer matched the short ids and not the Merkle root: no honest node sends that. */
 const UNMADE_COMPACT_SCORE = 100;
 
@@ -28,6 +31,8 @@ export interface CompactRebuildOptions {
   /** A peer's answer, or undefined once the node stops (node/stop-gate.ts). */
   readonly untilStop: <T>(answer: Promise<T>) => Promise<T | undefined>;
   readonly stopped: () => boolean;
+  /** Headers (hex) whose transactions other peers were asked for and none held (fromOthers). */
+  readonly noneHeld: Set<string>;
   readonly stats: { rebuilt: number; fetched: number; fromOthers: number };
 }
 
@@ -81,9 +86,15 @@ async function fromForwarder(o: CompactRebuildOptions, forwarder: string, compac
   return o.untilStop(answer);
 }
 
-/** The first full answer of up to OTHER_PEERS_ASKED other peers, asked at once (those that brought blocks lately first). */
+/**
+ * The first full answer of up to OTHER_PEERS_ASKED other peers, asked at once (those that brought
+ * blocks lately first). A header none of them had (every answer empty, or none) is not asked of
+ * them again: the same header with other short ids, from identity after identity, would otherwise
+ * cost honest peers these requests per message, for a block its miner never released.
+ */
 async function fromOthers(o: CompactRebuildOptions, forwarder: string, compact: CompactBlock, indexes: readonly number[]): Promise<Transaction[] | undefined> {
-  if (o.stopped()) return undefined;
+  const hash = toHex(compact.header.hash);
+  if (o.stopped() || o.noneHeld.has(hash)) return undefined;
   const lastBlockAt = (peer: string) => o.records?.get(peer)?.lastBlockAt ?? -1;
   const asked = o.transport
     .peers()
@@ -91,9 +102,21 @@ async function fromOthers(o: CompactRebuildOptions, forwarder: string, compact: 
     .sort((a, b) => lastBlockAt(b) - lastBlockAt(a))
     .slice(0, OTHER_PEERS_ASKED);
   if (asked.length === 0) return undefined;
-  const answers = asked.map((peer) => fetchBlockTxs(o.transport, o.names, peer, compact, indexes).catch(() => undefined));
+  // An answer that is not empty and not the transactions asked: that peer holds a block by that
+  // hash, and the short ids were not its own (a variant's).
+  let held = false;
+  const answers = asked.map((peer) =>
+    fetchBlockTxs(o.transport, o.names, peer, compact, indexes).catch((err: unknown) => {
+      if (err instanceof DecodeError) held = true;
+      return undefined;
+    }),
+  );
   const txs = await o.untilStop(firstFound(answers));
   if (txs) o.stats.fromOthers++;
+  else if (!held && !o.stopped()) {
+    o.noneHeld.add(hash);
+    if (o.noneHeld.size > MAX_NONE_HELD) o.noneHeld.delete(o.noneHeld.values().next().value!);
+  }
   return txs;
 }
 

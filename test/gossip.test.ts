@@ -180,4 +180,29 @@ describe('Gossip: blocks', function () {
     assert.equal(await second, 'ignore', 'its short id is not the block\'s: nothing rebuilt');
     assert.equal(peers.score('first'), 0, "the block's transaction, asked under the second's short id, is no offence of the first's");
   });
+
+  it('other peers are asked for the transactions of a header once if none of them holds it, however many variants of it come', async () => {
+    // Asking other peers when a forwarder gives nothing costs honest peers requests: a header whose
+    // block its miner never released, sent with other short ids from identity after identity (each
+    // another message), would have cost them a round of requests per message.
+    const params = testParams();
+    const db = await ChainDB.open(new MemoryDisk().open(), params);
+    const now = params.timestamp + 1_000_000;
+    const chain = await Chain.open(db, { clock: () => now });
+    const withheld = mineChild(params, asParent(db.genesis), [transfer(testKey(0), testKey(9).address, 5n, 0n)], { miner: testKey(1).address });
+    const forwarders = ['f1', 'f2', 'f3'];
+    const asked: string[] = [];
+    const request = async (peer: string) => (asked.push(peer), encodeTxBatch([])); // none holds it
+    const { gossip, peers, compact } = gossipOn(chain, db, now, { peers: [...forwarders, 'o1', 'o2'], request });
+    for (const [i, forwarder] of forwarders.entries()) {
+      const variant = encodeCompactBlock(withheld);
+      variant.set(new Uint8Array(SHORT_ID_BYTES).fill(i), variant.length - SHORT_ID_BYTES);
+      const before = asked.length;
+      assert.equal(await compact(forwarder, variant), 'ignore');
+      assert.equal(asked[before], forwarder, 'its forwarder asked first');
+    }
+    assert.equal(gossip.compactStats.failed, forwarders.length, 'each variant rebuilt, and failed');
+    assert.equal(asked.length, forwarders.length + 4, 'each forwarder once, and one round of 4 other peers');
+    for (const peer of [...forwarders, 'o1', 'o2']) assert.equal(peers.score(peer), 0, 'an empty answer is no offence');
+  });
 });
