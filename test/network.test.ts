@@ -920,6 +920,54 @@ describe('network: compact block relay', function () {
     assert.equal(c.node.gossip.compactStats.unknownParent, before.unknownParent, 'the child was not left to sync');
   });
 
+  it('a forwarder that relays a block first and then never answers for its transactions: another peer that has it gives them, with no status poll', async () => {
+    // From a review: gossipsub drops the honest copies of a compact block as duplicates while the
+    // first is judged, and only its forwarder was asked, twice, then for its status. H relays first
+    // to V and answers V nothing (its getBlockTxs and its status hang); O, which had the block
+    // through H, is V's other peer. V polls no status during the test.
+    const a = await startNode(params);
+    const h = await startNode(params, [a.addr]);
+    const o = await startNode(params, [h.addr]);
+    const v = await startNode(params, [h.addr, o.addr], { statusIntervalMs: 600_000 });
+    nodes.push(a, h, o, v);
+    for (const [x, y] of [[a, o], [a, v]] as const) {
+      x.node.peers.ban(y.node.transport.peerId, 'test: V and O hear of blocks through H', { address: false });
+      y.node.peers.ban(x.node.transport.peerId, 'test: V and O hear of blocks through H', { address: false });
+    }
+    const vId = v.node.transport.peerId;
+    await waitFor(() => meshOf(v).length === 2 && meshOf(o).length === 2 && meshOf(h).length === 3, 15_000, 'V and O in the compact block mesh of H, and of each other');
+    await mineOn(a, 1);
+    await waitFor(() => sameTip([a, h, o, v]) && v.node.chain.tip.height === 1, 10_000, 'the first block');
+
+    let vAsked!: () => void;
+    const askedByV = new Promise<void>((resolve) => (vAsked = resolve));
+    const never = new Promise<never>(() => {});
+    const host = libp2pHost(h.node);
+    await host.unhandle(h.node.names.blockTxs);
+    await host.unhandle(h.node.names.status);
+    await h.node.transport.handle(h.node.names.status, async (_req, peer) => (peer === vId ? never : encodeStatus(h.node.sync.ourStatus())), { timeoutMs: 60_000, maxBytes: 1024, onBadRequest: () => {} });
+    await h.node.transport.handle(
+      h.node.names.blockTxs,
+      async (req, peer) => {
+        if (peer === vId) return (vAsked(), never);
+        await askedByV; // O's copy of the block goes out only after V has asked H: H was first at V
+        const { blockHash, indexes } = decodeGetBlockTxs(req);
+        const bytes = h.node.gossip.forwardedBlockBytes(blockHash) ?? (await h.node.db.getBlocksBytes([blockHash]))[0];
+        return encodeTxBatch(bytes ? transactionBytesAt(bytes, indexes).filter((x): x is Uint8Array => x !== undefined).map(decodeTransaction) : []);
+      },
+      { timeoutMs: 60_000, maxBytes: 1 << 20, onBadRequest: () => {} },
+    );
+    const secret = transfer(alice, testKey(125).address, 6n, 0n); // A's alone: each node fetches it
+    await a.node.mempool.add(secret, a.node.clock());
+    const before = { ...v.node.gossip.compactStats };
+    const [block] = await mineOn(a, 1);
+    assert.equal(block!.txs.length, 1);
+    await waitFor(() => v.node.chain.tip.height === 2, 20_000, 'V to take the block from O');
+    assert.equal(v.node.gossip.compactStats.fromOthers, before.fromOthers + 1, 'its transaction from O');
+    assert.equal(v.node.gossip.compactStats.failed, before.failed, 'not left to sync');
+    assert.equal(v.node.peers.score(h.node.transport.peerId), 0, 'no answer is no offence');
+  });
+
   it('a compact block whose parent we lack is rebuilt and held for it only if its claimed target is near ours', async () => {
     // From a review: without its parent a header's target is its own claim, and a proof of work at
     // an easy target costs one hash; rebuilding it was a pass over the mempool and requests to its
