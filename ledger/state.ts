@@ -23,6 +23,11 @@ export interface AccountSource {
   getAccounts?(addresses: readonly Uint8Array[], keys: readonly string[]): Promise<(Account | undefined)[]>;
 }
 
+/** `source`'s answers for each of `addresses` (`keys`: the same in hex), in one round trip where it can. */
+export function readAccounts(source: AccountSource, addresses: readonly Uint8Array[], keys: readonly string[]): Promise<(Account | undefined)[]> {
+  return source.getAccounts ? source.getAccounts(addresses, keys) : Promise.all(addresses.map((address) => source.getAccount(address)));
+}
+
 /** An account as it was before a block touched it; `undefined` means it did not exist. */
 export interface UndoRecord {
   readonly address: Uint8Array;

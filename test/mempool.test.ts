@@ -167,6 +167,22 @@ describe('Mempool', () => {
       assert.equal(pool.size, 5, 'selecting removes nothing');
     });
 
+    it("reads its senders' accounts in one round trip, not one each", async () => {
+      const state = accounts([[A, { nonce: 1n }], [B, {}], [C, {}]]);
+      const reads = { one: 0, many: [] as number[] };
+      const source: AccountSource = {
+        getAccount: (address) => (reads.one++, state.getAccount(address)),
+        getAccounts: (addresses) => (reads.many.push(addresses.length), Promise.all(addresses.map((a) => state.getAccount(a)))),
+      };
+      const pool = new Mempool(source, RULES);
+      const txs = [pay(A, 1, 5), pay(A, 2, 4), pay(B, 0, 3), pay(C, 0, 2)];
+      await admit(pool, txs);
+      reads.one = 0;
+      reads.many = [];
+      assert.deepEqual(idsOf(await pool.selectForBlock(everything.txs, everything.bytes)), idsOf(txs));
+      assert.deepEqual(reads, { one: 0, many: [3] });
+    });
+
     it('matches a brute-force greedy selection on seeded random pools', async () => {
       const random = seededRandom(20240611);
       const senders = [0, 1, 2, 3, 4, 5].map((i) => testKey(30 + i));
