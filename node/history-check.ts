@@ -40,6 +40,28 @@ export interface HistoryCheckParts {
   log(level: 'info' | 'warn' | 'debug', message: string, fields?: Record<string, unknown>): void;
 }
 
+/** What the check reads of the node's sync and peers (node/sync.ts, node/peers.ts). */
+export interface HistorySources {
+  readonly statuses: ReadonlyMap<string, { readonly peer: string; readonly status: { readonly height: number; readonly prunedHeight: number } }>;
+  fetchBodies(peer: string, hashes: readonly Uint8Array[]): Promise<SaneBlock[]>;
+  blame(peer: string, err: unknown): void;
+  idle(): Promise<void>;
+}
+
+/**
+ * The parts a check takes from the node's sync: bodies from height 1 come from peers that pruned
+ * none and whose chain reaches the base, and the check imports only while the sync is idle.
+ */
+export function partsFromSync(sync: HistorySources, peers: { isBanned(peer: string): boolean }): Pick<HistoryCheckParts, 'providers' | 'fetch' | 'blame' | 'isBanned' | 'syncIdle'> {
+  return {
+    providers: (base) => [...sync.statuses.values()].filter((s) => s.status.prunedHeight === 0 && s.status.height >= base && !peers.isBanned(s.peer)).map((s) => s.peer),
+    fetch: (peer, hashes) => sync.fetchBodies(peer, hashes),
+    blame: (peer, err) => sync.blame(peer, err),
+    isBanned: (peer) => peers.isBanned(peer),
+    syncIdle: () => sync.idle(),
+  };
+}
+
 /** Where the check stands (the RPC's status shows it): `checking` up to `height` of `target`, or its verdict. */
 export interface HistoryCheckStatus {
   /** `off`: the state came from a snapshot and this node does not check below it (--no-history-check). */

@@ -25,7 +25,7 @@ import type { Pruner } from './pruner.ts';
 import { openLedger } from './open-ledger.ts';
 import { madeForACheckpoint } from './checkpoint.ts';
 import { DEFAULT_SNAPSHOT_INTERVAL, SnapshotKeeper, serveSnapshots } from './snapshots.ts';
-import { HistoryCheck } from './history-check.ts';
+import { HistoryCheck, partsFromSync } from './history-check.ts';
 import { backfillAddressIndex } from './address-backfill.ts';
 import { StoppedDuringStart, type LogLevel, type NodeEvents, type NodePartsOf, type NodeService } from './node-types.ts';
 import { OwnBlocks } from './own-blocks.ts';
@@ -173,12 +173,7 @@ export class CairnNode extends EventEmitter<NodeEvents> {
         chain: this.chain,
         store: p.historyStore,
         verifier: p.verifier,
-        // Bodies from height 1: peers that pruned none, whose chain reaches the base.
-        providers: (base) => [...this.sync.statuses.values()].filter((s) => s.status.prunedHeight === 0 && s.status.height >= base && !this.peers.isBanned(s.peer)).map((s) => s.peer),
-        fetch: (peer, hashes) => this.sync.fetchBodies(peer, hashes),
-        blame: (peer, err) => this.sync.blame(peer, err),
-        isBanned: (peer) => this.peers.isBanned(peer),
-        syncIdle: () => this.sync.idle(),
+        ...partsFromSync(this.sync, this.peers),
         log: this.log,
       });
       // A snapshot join ends in an idle sync: the state then has a base to check below.
