@@ -76,12 +76,31 @@ export async function holdCheckpoint(chain: Chain, store: CheckpointStore | unde
   return renewed;
 }
 
+/** What a ban's reason says of the checkpoint that made it: `HEIGHT:HASH`, as the rules that ban name it. */
+const NAMED_CHECKPOINT = /\bcheckpoint (\d+:[0-9a-f]{64})\b/;
+
+/** A ban kept from an earlier start, as far as lifting it goes. */
+export interface KeptBan {
+  readonly reason: string;
+}
+
 /**
- * Whether a ban kept from an earlier start was made for what a checkpoint decided: a peer whose
- * chain holds another block at its height (HEADER_CHECKPOINT), or stops short of it. Once the
- * checkpoint is another (a mistyped one put right), those bans were made by a rule no longer held:
- * kept, they refused every honest peer for the ban's length after the fix.
+ * The bans kept from an earlier start that a checkpoint no longer held made: a peer whose chain
+ * holds another block at its height (HEADER_CHECKPOINT), or stops short of it. Kept, they refused
+ * every honest peer for the ban's length after a mistyped checkpoint was put right. Those whose
+ * reason names another checkpoint than `held` are lifted at every start, not only at the one that
+ * renewed it: the new checkpoint is kept before the bans are saved without them, and a kill, a
+ * stop during the start or a failed save in between would otherwise leave them until they ran out. Those
+ * naming none (made before bans named theirs) only when `renewed`.
  */
-export function madeForACheckpoint(reason: string): boolean {
-  return /\bcheckpoint\b/.test(reason);
+export function checkpointBansToLift(held: Checkpoint | undefined, renewed: boolean): { readonly why: string; readonly applies: (ban: KeptBan) => boolean } {
+  const heldText = held && checkpointText(held);
+  return {
+    why: 'made for another checkpoint than the one now held',
+    applies: (ban) => {
+      if (!/\bcheckpoint\b/.test(ban.reason)) return false;
+      const named = NAMED_CHECKPOINT.exec(ban.reason)?.[1];
+      return named === undefined ? renewed : named !== heldText;
+    },
+  };
 }

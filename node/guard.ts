@@ -60,8 +60,8 @@ export class NetworkGuard {
     const restored = this.o.peers.restore(kept);
     if (restored > 0) this.o.log('info', 'restored bans', { bans: restored });
     if (lifted.length > 0) {
-      // Saved at once: the checkpoint that lifted them is kept already, so a next start after a
-      // kill would see no new one, and restore them from the file.
+      // Saved at once, so that the file says what holds; should the save fail (it is logged), or
+      // a kill come first, the next start lifts them again (node/checkpoint.ts).
       await this.saveBans();
       this.o.log('info', `lifted ${lifted.length} ban${lifted.length === 1 ? '' : 's'} ${lift!.why}`, { peers: lifted.map((b) => b.id) });
     }

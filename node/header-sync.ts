@@ -2,7 +2,7 @@ import { bytesEqual } from '../ledger/bytes.ts';
 import { HEADER_BYTES, type BlockHeader } from '../ledger/block.ts';
 import type { Chain } from '../consensus/chain.ts';
 import { ConsensusError } from '../consensus/errors.ts';
-import { checkCheckpoint } from '../consensus/header-rules.ts';
+import { checkCheckpoint, checkpointText, type Checkpoint } from '../consensus/header-rules.ts';
 import type { HeaderChainCheck } from '../consensus/headers.ts';
 import type { NetworkNames } from './protocols.ts';
 import type { Transport } from './transport.ts';
@@ -26,6 +26,14 @@ export class PeerFault extends Error {
     super(message);
     this.score = score;
   }
+}
+
+/**
+ * A peer whose headers end below the checkpoint its status claimed to pass. The reason names the
+ * checkpoint, which a ban keeps: a later start holding another lifts the ban (node/checkpoint.ts).
+ */
+export function shortOfCheckpoint(tipHeight: number, checkpoint: Checkpoint, score: number): PeerFault {
+  return new PeerFault(`its headers end at ${tipHeight}, below the checkpoint ${checkpointText(checkpoint)} its status claimed to pass`, score);
 }
 
 /**

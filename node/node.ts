@@ -23,7 +23,7 @@ import { followConnections } from './connection-events.ts';
 import { KeepConnected } from './keep-connected.ts';
 import type { Pruner } from './pruner.ts';
 import { openLedger } from './open-ledger.ts';
-import { madeForACheckpoint } from './checkpoint.ts';
+import { checkpointBansToLift } from './checkpoint.ts';
 import { DEFAULT_SNAPSHOT_INTERVAL, SnapshotKeeper, serveSnapshots } from './snapshots.ts';
 import { HistoryCheck, partsFromSync } from './history-check.ts';
 import { backfillAddressIndex } from './address-backfill.ts';
@@ -130,7 +130,7 @@ export class CairnNode extends EventEmitter<NodeEvents> {
       banStore: p.banStore,
       log: this.log,
     });
-    await this.guard.restoreBans(ledger.checkpointRenewed ? { why: 'made for another checkpoint than the one now held', applies: (ban) => madeForACheckpoint(ban.reason) } : undefined);
+    await this.guard.restoreBans(checkpointBansToLift(this.chain.checkpoint, ledger.checkpointRenewed));
     this.names = networkNames(this.db.genesis.header.hash);
     this.transport = await p.createTransport({ ...this.guard.gate(), deniedDialPeer: (peer) => this.links?.book.holdsOff(peer) ?? false }, this.names);
     this.guard.attach(this.transport);

@@ -8,7 +8,7 @@ import type { Chain } from '../consensus/chain.ts';
 import { HAVE_DATA, decodeIndexRecord, encodeIndexRecord } from '../consensus/block-index.ts';
 import { blockWork } from '../consensus/pow.ts';
 import { checkBlockSanity } from '../consensus/sanity.ts';
-import { LIE, PeerFault, fetchHeaderChain } from './header-sync.ts';
+import { LIE, PeerFault, fetchHeaderChain, shortOfCheckpoint } from './header-sync.ts';
 import type { PeerManager } from './peers.ts';
 import type { NetworkNames } from './protocols.ts';
 import { TransportError, type Transport } from './transport.ts';
@@ -165,7 +165,7 @@ export class SnapshotJoin {
     // A pivot only on a chain through our checkpoint (the header check refused another block at
     // its height): the state installed there could never be left. Its status said it reached it.
     const checkpoint = chain.checkpoint;
-    if (checkpoint && check.tipHeight < checkpoint.height) throw new PeerFault(`its headers end at ${check.tipHeight}, below the checkpoint its status claimed to pass`, complete ? LIE : 0);
+    if (checkpoint && check.tipHeight < checkpoint.height) throw shortOfCheckpoint(check.tipHeight, checkpoint, complete ? LIE : 0);
     const pivot = pivotHeight(Math.min(check.tipHeight, maxPivot + chain.reorgDepth), interval, chain.reorgDepth);
     if (pivot === undefined) return 'later';
     const staged0 = await chain.db.join.stagedRecord(pivot);

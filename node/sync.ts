@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import { CairnError } from '../ledger/errors.ts';
 import type { Chain } from '../consensus/chain.ts';
 import type { SaneBlock } from '../consensus/sanity.ts';
-import { LIE, PeerFault, fetchHeaderChain, type HeaderChain } from './header-sync.ts';
+import { LIE, PeerFault, fetchHeaderChain, shortOfCheckpoint, type HeaderChain } from './header-sync.ts';
 import { ForkWatch } from './fork-watch.ts';
 import { JoinTurns, SnapshotJoin, type JoinOutcome } from './snapshot-sync.ts';
 import { BodyDownload, InvalidChain, fetchBodiesFrom } from './body-download.ts';
@@ -306,7 +306,7 @@ export class Sync extends EventEmitter<SyncEvents> {
     // shows: a cheap one longer than the reorg depth would keep us from the checkpoint's for good.
     // Its status said it reached the checkpoint's height (ahead()).
     if (chain.belowCheckpoint && check.tipHeight < chain.checkpoint!.height) {
-      if (complete) throw new PeerFault(`its headers end at ${check.tipHeight}, below the checkpoint its status claimed to pass`, LIE);
+      if (complete) throw shortOfCheckpoint(check.tipHeight, chain.checkpoint!, LIE);
       return;
     }
     if (check.totalWork <= chain.tip.totalWork) return;

@@ -95,32 +95,54 @@ describe('node checkpoint', function () {
     const wrong = { height: 2, hash: new Uint8Array(32).fill(5) };
     const right = { height: 2, hash: t.node.chain.mainAt(2)!.hash };
     const until = Math.floor(Date.now() / 1000) + 600;
-    const bans = {
+    // honest-short's reason names no checkpoint, as bans did before they named theirs.
+    const bansFor = (checkpoint: Checkpoint) => ({
       bans: [
-        { kind: 'peer', id: 'honest-forked', until, reason: `block ${toHex(right.hash)} at height 2 is not the checkpoint ${checkpointText(wrong)}: its chain forks below it` },
+        { kind: 'peer', id: 'honest-forked', until, reason: `block ${toHex(right.hash)} at height 2 is not the checkpoint ${checkpointText(checkpoint)}: its chain forks below it` },
         { kind: 'peer', id: 'honest-short', until, reason: 'its headers end at 1, below the checkpoint its status claimed to pass' },
         { kind: 'peer', id: 'forger', until, reason: 'TX_BAD_SIGNATURE: a signature that does not verify' },
       ],
-    };
+    });
     const banned = (node: CairnNode) => ['honest-forked', 'honest-short', 'forger'].filter((id) => node.peers.isBanned(id));
     writeFileSync(join(t.config.datadir, 'checkpoint'), `${checkpointText(wrong)}\n`);
-    writeFileSync(join(t.config.datadir, 'bans.json'), JSON.stringify(bans));
+    writeFileSync(join(t.config.datadir, 'bans.json'), JSON.stringify(bansFor(wrong)));
     await assert.rejects(restart(t), NodeCheckpointError, 'the mistyped one: the chain there contradicts it');
     const above = { height: 9, hash: new Uint8Array(32).fill(6) }; // above the tip: held
     const kept = await restart(t, above);
     assert.deepEqual(banned(kept), ['forger'], 'a new checkpoint lifts what the old one made');
-    // Saved at once: after a kill the next start holds the new checkpoint as kept, lifts nothing, and reads the file.
     const saved = JSON.parse(readFileSync(join(t.config.datadir, 'bans.json'), 'utf8')) as { bans: { id: string }[] };
     assert.deepEqual(saved.bans.map((b) => b.id), ['forger'], 'the file says so before any stop');
     await kept.stop();
-    writeFileSync(join(t.config.datadir, 'bans.json'), JSON.stringify(bans));
+    writeFileSync(join(t.config.datadir, 'bans.json'), JSON.stringify(bansFor(above)));
     for (const given of [undefined, above]) {
       const again = await restart(t, given);
       assert.deepEqual(banned(again), ['honest-forked', 'honest-short', 'forger'], 'the same checkpoint, kept or given again, keeps them');
       await again.stop();
     }
-    writeFileSync(join(t.config.datadir, 'bans.json'), JSON.stringify(bans));
     assert.deepEqual(banned(await restart(t, right)), ['forger']);
+  });
+
+  it('bans a checkpoint no longer held made are lifted at any start, not only the one that renewed it: a kill before their save leaves none', async () => {
+    // From a crash-safety review: the new checkpoint was kept before the bans it lifted were
+    // saved. A kill, a stop during the start or a failed save in between left the file with the
+    // old bans and the new checkpoint kept: the next start saw nothing renewed and restored them.
+    const t = await stoppedWithChain();
+    const old = { height: 2, hash: new Uint8Array(32).fill(5) };
+    const held = { height: 9, hash: new Uint8Array(32).fill(6) };
+    const until = Math.floor(Date.now() / 1000) + 600;
+    const bans = [
+      { kind: 'peer', id: 'honest-forked', until, reason: `block ${toHex(t.node.chain.mainAt(2)!.hash)} at height 2 is not the checkpoint ${checkpointText(old)}: its chain forks below it` },
+      { kind: 'peer', id: 'honest-short', until, reason: `its headers end at 1, below the checkpoint ${checkpointText(old)} its status claimed to pass` },
+      { kind: 'peer', id: 'forked-from-held', until, reason: `block ${'07'.repeat(32)} at height 9 is not the checkpoint ${checkpointText(held)}: its chain forks below it` },
+      { kind: 'peer', id: 'forger', until, reason: 'TX_BAD_SIGNATURE: a signature that does not verify' },
+    ];
+    // What such a kill left: the new checkpoint kept, the old one's bans in the file.
+    writeFileSync(join(t.config.datadir, 'checkpoint'), `${checkpointText(held)}\n`);
+    writeFileSync(join(t.config.datadir, 'bans.json'), JSON.stringify({ bans }));
+    const node = await restart(t);
+    assert.deepEqual(['honest-forked', 'honest-short', 'forked-from-held', 'forger'].filter((id) => node.peers.isBanned(id)), ['forked-from-held', 'forger']);
+    const saved = JSON.parse(readFileSync(join(t.config.datadir, 'bans.json'), 'utf8')) as { bans: { id: string }[] };
+    assert.deepEqual(saved.bans.map((b) => b.id).sort(), ['forger', 'forked-from-held'], 'and the file says so');
   });
 
   it('a file that does not read as one refuses the start, naming it', async () => {

@@ -13,7 +13,7 @@ import { Chain } from '../consensus/chain.ts';
 import { ConsensusError } from '../consensus/errors.ts';
 import { nextTarget } from '../consensus/difficulty.ts';
 import { MAX_TARGET, blockWork } from '../consensus/pow.ts';
-import type { Checkpoint } from '../consensus/header-rules.ts';
+import { checkpointText, type Checkpoint } from '../consensus/header-rules.ts';
 import { Sync } from '../node/sync.ts';
 import { SnapshotJoin } from '../node/snapshot-sync.ts';
 import { LIE, PeerFault } from '../node/header-sync.ts';
@@ -161,6 +161,8 @@ describe('sync: a first peer with a cheap chain', function () {
     assert.deepEqual(asked, [], 'nor asked for its headers');
     await meet('cheap-liar');
     assert.equal(peers.isBanned('cheap-liar'), true, 'its headers end below the checkpoint its status claimed to pass');
+    const reason = peers.records().find((b) => b.id === 'cheap-liar')?.reason ?? '';
+    assert.ok(reason.includes(`below the checkpoint ${checkpointText(chain.checkpoint!)} `), `the ban names the checkpoint that made it, for a start holding another to lift: ${reason}`);
     assert.equal(chain.tip.height, 0);
     await meet('honest');
     assert.equal(toHex(chain.tip.hash), toHex(honest.at(-1)!.header.hash));
