@@ -2,6 +2,7 @@ import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { toHex } from '../ledger/bytes.ts';
 import { encodeAddress } from '../ledger/keys.ts';
+import { LevelKv } from '../ledger/kv-level.ts';
 import { createNode } from '../node/launch.ts';
 import { StoppedDuringStart } from '../node/node.ts';
 import { DEFAULT_REORG_DEPTH } from '../consensus/chain-index.ts';
@@ -12,7 +13,7 @@ import { DEFAULT_PORTS, address, checkpointArg, count, hostNames, listenAddress,
 import { DEFAULT_DATADIR, initDatadir, sharedChainIdWarning } from './datadir.ts';
 import { createLogger, isLogLevel } from './log.ts';
 import { ProgressBar } from './progress.ts';
-import { bootstrapWithoutOwn, checkPortsDistinct, explainStartFailure, probePorts } from './start-errors.ts';
+import { bootstrapWithoutOwn, checkPortsDistinct, explainStartFailure, probePorts, type StartSettings } from './start-errors.ts';
 import { exitIfStopHangs, failedStopMs, stopOnUnexpectedErrors } from './fatal.ts';
 import type { Out } from './output.ts';
 
@@ -28,10 +29,27 @@ export async function initCommand(argv: string[], out: Out): Promise<void> {
   out.result({ datadir: resolve(datadir), network: params.name, created, ...(warning ? { warning } : {}) }, `${created ? 'created' : 'already initialised:'} ${resolve(datadir)} for network ${params.name}`);
 }
 
-/** The address a mining node pays to: --coinbase, else the keystore's one key, else a new one. */
-async function coinbaseFor(values: Record<string, unknown>, datadir: string, log: (msg: string) => void): Promise<Uint8Array> {
+/**
+ * The address a mining node pays to: --coinbase, else the keystore's one key, else a new one,
+ * chosen holding the store's lock. Two nodes started together on a new datadir each made a key,
+ * the second was then refused the store, and every later start was refused for a keystore of
+ * two: now the second is refused first, and makes nothing. The lock is let go for the node to
+ * take: one that comes between finds the key and uses it.
+ */
+async function coinbaseFor(values: Record<string, unknown>, datadir: string, settings: StartSettings, log: (msg: string) => void): Promise<Uint8Array> {
   const given = str(values, 'coinbase');
   if (given) return address(given, '--coinbase address');
+  const lock = await LevelKv.open(join(datadir, 'chain')).catch((err: unknown) => {
+    throw explainStartFailure(err, settings);
+  });
+  try {
+    return await keptOrNewCoinbase(values, datadir, log);
+  } finally {
+    await lock.close();
+  }
+}
+
+async function keptOrNewCoinbase(values: Record<string, unknown>, datadir: string, log: (msg: string) => void): Promise<Uint8Array> {
   const keystore = str(values, 'keystore') ?? join(datadir, 'keystore');
   const existing = await listKeys(keystore).catch((err: unknown) => {
     if (err instanceof KeystoreError && err.code === 'KEYSTORE_NOT_FOUND') return [] as string[]; // made below
@@ -132,7 +150,7 @@ export async function nodeCommand(argv: string[], out: Out): Promise<void> {
   if (created) logger.info({ datadir: resolve(datadir), network: params.name }, 'initialised datadir');
   const sharedChainId = await sharedChainIdWarning(params);
   if (sharedChainId) logger.warn(sharedChainId);
-  const coinbase = values.mine ? await coinbaseFor(values, datadir, (m) => logger.info(m)) : undefined;
+  const coinbase = values.mine ? await coinbaseFor(values, datadir, settings, (m) => logger.info(m)) : undefined;
 
   const node = createNode({
     datadir,

@@ -6,11 +6,12 @@
  * client (`cairn light`) keeps a peer key and ports too, and is held to the same.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:net';
 import { join } from 'node:path';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { initDatadir } from '../cli/datadir.ts';
+import { LevelKv } from '../ledger/kv-level.ts';
 import { loadOrCreatePeerKey } from '../node/libp2p/identity.ts';
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import { tempDir } from './helpers/fixtures.ts';
@@ -70,6 +71,24 @@ describe('start errors found before the datadir is touched: a port in use, a boo
     const r = await runCli(['node', '--datadir', datadir, '--p2p-port', '0', '--rpc-port', rpcPort, '--http-port', '0', ...NODE_FLAGS]);
     assert.deepEqual(lastLine(r), { code: 1, line: `cairn: the datadir ${datadir} is in use by the cairn node with pid ${endpoint.pid}: stop it first (cairn stop --datadir ${datadir}), or give this one another --datadir` });
     assert.equal(started.child.exitCode, null);
+  });
+
+  it('a mining node on a datadir another process holds makes no coinbase key: two started together leave one', async () => {
+    // From a crash-safety review: the key was made before the store's lock was taken. Two
+    // `cairn node --mine` on a new datadir each made one, the second was then refused the store,
+    // and every later start was refused for a keystore of two keys.
+    const datadir = join(dir.path, 'held');
+    await initDatadir(datadir);
+    const password = join(dir.path, 'held-password');
+    writeFileSync(password, 'pw\n', { mode: 0o600 });
+    const other = await LevelKv.open(join(datadir, 'chain')); // the node that won, still starting
+    try {
+      const r = await runCli(['node', '--datadir', datadir, '--mine', '--password-file', password, '--p2p-port', '0', '--rpc-port', '0', '--http-port', '0', ...NODE_FLAGS]);
+      assert.deepEqual(lastLine(r), { code: 1, line: `cairn: the datadir ${datadir} is in use by another process (a node still starting, or cairn init): wait for it or stop it, or give this one another --datadir` });
+      assert.equal(existsSync(join(datadir, 'keystore')), false, `a key was made: ${r.stdout}`);
+    } finally {
+      await other.close();
+    }
   });
 
   it('a --bootstrap naming this datadir\'s own peer id (a copied datadir): refused at once with the fix, not dropped without a word', async () => {
