@@ -1,4 +1,4 @@
-import { open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { open, rm, stat, type FileHandle } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Reader, toHex } from '../ledger/bytes.ts';
 import { HEADER_BYTES, decodeHeader } from '../ledger/block.ts';
@@ -8,6 +8,7 @@ import { Chain } from '../consensus/chain.ts';
 import { DEFAULT_REORG_DEPTH } from '../consensus/chain-index.ts';
 import { SNAPSHOT_HEAD_BYTES, SnapshotFileError, SnapshotImport, decodeSnapshotHead, snapshotFileParts } from '../consensus/snapshot-file.ts';
 import { DEFAULT_SNAPSHOT_INTERVAL, makeSnapshot, pivotHeight } from '../node/snapshots.ts';
+import { writeWholeFile } from '../node/durable-file.ts';
 import { count, parse, str, UsageError } from './args.ts';
 import { DEFAULT_DATADIR, initDatadir, loadDatadirParams } from './datadir.ts';
 import type { Out } from './output.ts';
@@ -69,7 +70,6 @@ async function openStore(datadir: string, params: Parameters<typeof ChainDB.open
 export async function exportSnapshot(datadir: string, file: string, o: { height?: number; interval?: number; reorgDepth?: number } = {}): Promise<{ height: number; hash: string; accounts: number; bytes: number }> {
   const params = await loadDatadirParams(datadir);
   const db = await openStore(datadir, params);
-  const tmp = `${file}.partial`;
   try {
     const chain = await Chain.open(db, { clock: () => Math.floor(Date.now() / 1000) });
     const height = o.height ?? pivotHeight(chain.tip.height, o.interval ?? DEFAULT_SNAPSHOT_INTERVAL, o.reorgDepth ?? DEFAULT_REORG_DEPTH);
@@ -83,9 +83,8 @@ export async function exportSnapshot(datadir: string, file: string, o: { height?
     const kept = await db.snapshots.get(height);
     const info = kept?.marksCrowded ? kept : await makeSnapshot(chain, height, async () => {});
     if (!info) throw new UsageError(`cannot reach back to height ${height}: this node has no undo data below ${Math.max(db.history.prunedHeight, db.history.stateBase)}`);
-    const handle = await open(tmp, 'w');
-    let bytes = 0;
-    try {
+    const bytes = await writeWholeFile(file, async (handle) => {
+      let written = 0;
       let pending: Uint8Array[] = [];
       let size = 0;
       for await (const part of snapshotFileParts(chain, height)) {
@@ -93,22 +92,15 @@ export async function exportSnapshot(datadir: string, file: string, o: { height?
         size += part.length;
         if (size >= 1 << 20) {
           await handle.write(Buffer.concat(pending));
-          bytes += size;
+          written += size;
           pending = [];
           size = 0;
         }
       }
       await handle.write(Buffer.concat(pending));
-      bytes += size;
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(tmp, file);
+      return written + size;
+    });
     return { height, hash: toHex(info.hash), accounts: info.accounts, bytes };
-  } catch (err) {
-    await rm(tmp, { force: true });
-    throw err;
   } finally {
     await db.close();
   }

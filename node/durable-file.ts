@@ -1,4 +1,4 @@
-import { open, rename, rm } from 'node:fs/promises';
+import { open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
 /** The write under way to each file, so that the next waits for it (both would use one temporary file). */
@@ -39,6 +39,46 @@ async function writeThenRename(file: string, data: Uint8Array | string): Promise
     throw err;
   }
   await syncDirectory(dirname(file));
+}
+
+/** Temporary files this process made, for a name of its own each. */
+let temporaries = 0;
+
+/**
+ * Writes `file` from what `write` writes to the open file, whole or not at all, as replaceFile,
+ * for a file too big to hold in memory (a snapshot file). Its temporary file is this write's own
+ * (`FILE.PID.N.partial`, made new): two writers of one file (two exports from two datadirs) each
+ * rename a file of their own, never one that both wrote into. A write that fails removes it; a
+ * kill leaves it, named for what it is.
+ */
+export async function writeWholeFile<T>(file: string, write: (handle: FileHandle) => Promise<T>): Promise<T> {
+  let temp: string;
+  let handle: FileHandle;
+  for (;;) {
+    temp = `${file}.${process.pid}.${++temporaries}.partial`;
+    try {
+      handle = await open(temp, 'wx');
+      break;
+    } catch (err) {
+      // A kill's leftover whose pid was since reused: the next name.
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+  }
+  let result: T;
+  try {
+    try {
+      result = await write(handle);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(temp, file);
+  } catch (err) {
+    await rm(temp, { force: true }).catch(() => {});
+    throw err;
+  }
+  await syncDirectory(dirname(file));
+  return result;
 }
 
 /** Keeps a rename in `dir` across a power cut; not every platform can open a directory to sync it. */

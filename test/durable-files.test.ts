@@ -4,10 +4,10 @@
  * older version does not stop the next start.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadOrCreatePeerKey, PEER_KEY_FILE } from '../node/libp2p/identity.ts';
-import { replaceFile } from '../node/durable-file.ts';
+import { replaceFile, writeWholeFile } from '../node/durable-file.ts';
 import { createServer } from 'node:net';
 import { JsonRpcServer } from '../node/rpc.ts';
 import { RPC_ENDPOINT_FILE } from '../node/rpc-types.ts';
@@ -53,6 +53,22 @@ describe('files kept beside the store', () => {
     writeFileSync(join(`${file}.tmp`, 'x'), '');
     await assert.rejects(replaceFile(file, 'new'));
     assert.equal(readFileSync(file, 'utf8'), 'old');
+  });
+
+  it('a file written in a stream: whole or not at all, its temporary file its own, and removed when the write fails', async () => {
+    const file = join(dir.path, 'out.snap');
+    await writeWholeFile(file, (handle) => handle.write('old'));
+    // What a kill left, under a name a write here may take next (a pid reused): passed over.
+    writeFileSync(`${file}.${process.pid}.2.partial`, 'a kill left this');
+    await assert.rejects(writeWholeFile(file, async (handle) => {
+      await handle.write('half');
+      throw new Error('the disk is full');
+    }), /the disk is full/);
+    assert.equal(readFileSync(file, 'utf8'), 'old', 'a failed write keeps the file it would have replaced');
+    assert.equal(await writeWholeFile(file, async (handle) => (await handle.write('new')).bytesWritten), 3);
+    assert.equal(readFileSync(file, 'utf8'), 'new');
+    assert.deepEqual(readdirSync(dir.path).sort(), ['out.snap', `out.snap.${process.pid}.2.partial`], "no temporary file left of its own; another's left alone");
+    assert.equal(readFileSync(`${file}.${process.pid}.2.partial`, 'utf8'), 'a kill left this');
   });
 
   it('rpc.json is written whole (mode 0600); an RPC start that cannot write it fails and leaves no port open', async () => {

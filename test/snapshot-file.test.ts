@@ -289,8 +289,27 @@ describe('snapshot files', function () {
       assert.match(err.message, /^block 200 is pruned here .*give --height from 251 to 300/);
       return true;
     });
-    assert.equal(existsSync(out) || existsSync(`${out}.partial`), false);
+    assert.deepEqual(readdirSync(dir.path).filter((name) => name.startsWith('pruned.snap')), [], 'no file, and no temporary one');
     assert.equal((await exportSnapshot(pruned, out, { height: 260 })).height, 260);
+  });
+
+  it('an export writes a temporary file of its own: another writer of the same FILE, still writing, is neither taken nor mixed in', async () => {
+    // From a crash-safety review: every export wrote FILE.partial and renamed it. A second export
+    // to the same FILE (from another datadir) opened the first one's file, and whatever either
+    // wrote after the other's rename went into FILE.
+    const target = join(dir.path, 'shared.snap');
+    const other = await open(`${target}.partial`, 'w'); // the temporary file of an export still under way, as versions before this one named it
+    try {
+      await other.write(Buffer.from('the other export, part way\n'));
+      const made = await exportSnapshot(source, target, { interval: 100, reorgDepth: 50 });
+      await other.write(Buffer.from('the rest of the other export\n'), 0, undefined, 0);
+      assert.ok(bytesEqual(new Uint8Array(readFileSync(target)), bytes), 'FILE is this export, whole');
+      assert.equal(made.bytes, bytes.length);
+      assert.equal(readFileSync(`${target}.partial`, 'utf8'), 'the rest of the other export\n', "the other's file is its own still");
+      assert.deepEqual(readdirSync(dir.path).filter((name) => name.startsWith('shared.snap')).sort(), ['shared.snap', 'shared.snap.partial'], 'no temporary file of this export left');
+    } finally {
+      await other.close();
+    }
   });
 
   it('an import into a datadir that already holds a chain is refused', async () => {
