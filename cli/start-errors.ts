@@ -6,13 +6,13 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { createServer, isIP } from 'node:net';
 import { join } from 'node:path';
-import { CairnError, StoreError } from '../ledger/errors.ts';
+import { CairnError, StoreError, isDiskFull } from '../ledger/errors.ts';
 import { keptPeerId, PEER_KEY_FILE } from '../node/libp2p/identity.ts';
 import { RPC_ENDPOINT_FILE, type RpcEndpointFile } from '../node/rpc-types.ts';
 import { UsageError } from './args.ts';
 
 export class StartError extends CairnError {
-  constructor(code: 'PORT_IN_USE' | 'PORT_DENIED' | 'HOST_UNAVAILABLE' | 'LISTEN_FAILED' | 'DATADIR_IN_USE' | 'DATADIR_MISMATCH' | 'OWN_PEER_ID', message: string) {
+  constructor(code: 'PORT_IN_USE' | 'PORT_DENIED' | 'HOST_UNAVAILABLE' | 'LISTEN_FAILED' | 'DATADIR_IN_USE' | 'DATADIR_MISMATCH' | 'OWN_PEER_ID' | 'DISK_FULL', message: string) {
     super(code, message);
   }
 }
@@ -115,6 +115,11 @@ export function explainStartFailure(err: unknown, s: StartSettings): unknown {
     return new StartError('DATADIR_MISMATCH', `${s.datadir}'s genesis.json is not the genesis of its store: ${err.message.replace(/^this store/, 'the store')}; put the genesis file of the store's network back in ${s.datadir}, or give that chain/ a datadir of its own`);
   }
   const text = err instanceof Error ? err.message : '';
+  // Node's own words for a file beside the store (rpc.json, the peer key), or LevelDB's for a
+  // write: the store's open says it already (STORE_DISK_FULL, ledger/kv-level.ts).
+  if (isDiskFull(err) && !(err instanceof StoreError && err.code === 'STORE_DISK_FULL')) {
+    return new StartError('DISK_FULL', `the disk holding ${s.datadir} is full (${text}): free some space on it and start again; nothing in the datadir is damaged`);
+  }
   const e = err as ListenError | undefined;
   // Our own servers (RPC, HTTP, metrics): Node's listen error carries the port it was for.
   const server = e?.port === undefined ? undefined : servers(s).find((x) => x.port === e.port);

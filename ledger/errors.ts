@@ -71,11 +71,25 @@ export class GenesisError extends CairnError {
   }
 }
 
-/** The datadir cannot be used as asked: another network's data, or a damaged store. */
+/** The datadir cannot be used as asked: another network's data, a damaged store, or a full disk (which damages nothing). */
 export class StoreError extends CairnError {
-  constructor(code: 'STORE_GENESIS_MISMATCH' | 'STORE_CORRUPT' | 'STORE_NOT_FOUND' | 'STORE_WRITE_FAILED' | 'STORE_LOCKED' | 'STORE_TOO_NEW', message: string) {
+  constructor(code: 'STORE_GENESIS_MISMATCH' | 'STORE_CORRUPT' | 'STORE_NOT_FOUND' | 'STORE_WRITE_FAILED' | 'STORE_LOCKED' | 'STORE_TOO_NEW' | 'STORE_DISK_FULL', message: string) {
     super(code, message);
   }
+}
+
+/**
+ * Whether `err` (or what caused it) is a full disk or a spent quota, as Node's file system says
+ * it (ENOSPC, EDQUOT) or LevelDB does, in the text of an IO error. Told apart from damage: what
+ * was written before is whole, and the fix is space, never deleting the store.
+ */
+export function isDiskFull(err: unknown): boolean {
+  let e = err as { code?: unknown; message?: unknown; cause?: unknown } | undefined;
+  for (let depth = 0; e && typeof e === 'object' && depth < 4; depth++, e = e.cause as typeof e) {
+    if (e.code === 'ENOSPC' || e.code === 'EDQUOT') return true;
+    if (typeof e.message === 'string' && /no space left on device|disk quota exceeded/i.test(e.message)) return true;
+  }
+  return false;
 }
 
 /** A state or transaction proof that does not prove what it claims: whoever served it lied. */

@@ -1,5 +1,5 @@
 import { Level } from 'level';
-import { StoreError } from './errors.ts';
+import { StoreError, isDiskFull } from './errors.ts';
 import type { BatchLog, BatchOp, KeyRange, KvSnapshot, KvStore } from './kv.ts';
 
 type Db = Level<Uint8Array, Uint8Array>;
@@ -14,8 +14,8 @@ export class LevelKv implements KvStore {
 
   /**
    * Opens (creating if absent) the database at `location`. A database another process holds is
-   * refused with STORE_LOCKED, so the caller can say who holds it. `writeBufferSize`: a bulk
-   * writer (the chain generator) flushes fewer, larger tables with a bigger one.
+   * refused with STORE_LOCKED, so the caller can say who holds it; a full disk with STORE_DISK_FULL.
+   * `writeBufferSize`: a bulk writer (the chain generator) flushes fewer, larger tables with a bigger one.
    */
   static async open(location: string, tuning: { writeBufferSize?: number } = {}): Promise<LevelKv> {
     const db: Db = new Level<Uint8Array, Uint8Array>(location, { keyEncoding: 'view', valueEncoding: 'view', ...tuning });
@@ -24,6 +24,8 @@ export class LevelKv implements KvStore {
     } catch (err) {
       const cause = (err as { cause?: { code?: string; message?: string } }).cause;
       if (cause?.code === 'LEVEL_LOCKED') throw new StoreError('STORE_LOCKED', `the database at ${location} is in use by another process`);
+      // Not STORE_CORRUPT: told that, an operator may delete a store that is whole.
+      if (isDiskFull(err)) throw new StoreError('STORE_DISK_FULL', `the disk holding the database at ${location} is full (${cause?.message ?? (err as Error).message}): free some space on it; nothing in the database is damaged`);
       throw new StoreError('STORE_CORRUPT', `cannot open the database at ${location}: ${(err as Error).message}${cause?.message ? ` (${cause.message})` : ''}`);
     }
     return new LevelKv(db);

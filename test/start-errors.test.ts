@@ -6,7 +6,7 @@
  * client (`cairn light`) keeps a peer key and ports too, and is held to the same.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:net';
 import { join } from 'node:path';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
@@ -15,7 +15,7 @@ import { LevelKv } from '../ledger/kv-level.ts';
 import { loadOrCreatePeerKey } from '../node/libp2p/identity.ts';
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import { tempDir } from './helpers/fixtures.ts';
-import { closedPort, holdPort, killAll, runCli, spawnCli, stopChild, waitFor, type CliChild, type CliResult } from './helpers/cli.ts';
+import { REPO, closedPort, holdPort, killAll, runCli, spawnCli, stopChild, waitFor, type CliChild, type CliResult } from './helpers/cli.ts';
 
 const NODE_FLAGS = ['--p2p-host', '127.0.0.1', '--no-mdns', '--log-level', 'warn'];
 
@@ -156,3 +156,34 @@ describe('start errors found before the datadir is touched: a port in use, a boo
     node = undefined;
   });
 });
+
+describe('a full disk at start: an error of its own, with the fix, never "corrupt"', function () {
+  this.timeout(60_000);
+  const dir = tempDir('cairn-disk-full-');
+  const injector = join(REPO, 'test', 'helpers', 'fault-injector.ts');
+  after(async () => {
+    await killAll();
+    dir.remove();
+  });
+
+  it("the store's open, or a file beside it (rpc.json): says the disk is full, to free space, and that nothing is damaged", async () => {
+    // From a crash-safety review: LevelDB's open said STORE_CORRUPT ("No space left on device" in
+    // its text), and an operator told "corrupt" may delete a store that is whole; a file beside
+    // it came out in Node's words, "ENOSPC: no space left on device, write".
+    const datadir = join(dir.path, 'full');
+    await initDatadir(datadir);
+    const start = (full: string) =>
+      runCli(['node', '--datadir', datadir, '--p2p-port', '0', '--rpc-port', '0', '--http-port', '0', ...NODE_FLAGS], { env: { NODE_OPTIONS: `--import=${injector}`, CAIRN_TEST_DISK_FULL: full } });
+    const store = join(datadir, 'chain');
+    assert.deepEqual(lastLine(await start('store')), {
+      code: 1,
+      line: `cairn: the disk holding the database at ${store} is full (IO error: ${store}/MANIFEST-000001: No space left on device): free some space on it; nothing in the database is damaged`,
+    });
+    assert.deepEqual(lastLine(await start('rpc.json')), {
+      code: 1,
+      line: `cairn: the disk holding ${datadir} is full (ENOSPC: no space left on device, write): free some space on it and start again; nothing in the datadir is damaged`,
+    });
+    assert.deepEqual(readdirSync(datadir).filter((name) => name.startsWith('rpc.json')), [], 'no rpc.json, whole or part');
+  });
+});
+

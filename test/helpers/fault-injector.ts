@@ -14,7 +14,16 @@
  * CAIRN_TEST_KILL_AFTER_WRITE=HEX: the process kills itself (SIGKILL) as soon as a batch written
  * with LevelKv.write (not the commit queue's writeLog) that holds a key starting with those bytes
  * is done: a kill at a chosen point, with that write and every earlier one committed.
+ *
+ * CAIRN_TEST_DISK_FULL=store: every LevelDB open fails as it does on a full disk (an IO error "No
+ * space left on device" the cause of "Database failed to open"). CAIRN_TEST_DISK_FULL=NAME: a file
+ * whose name starts with NAME (rpc.json: its rpc.json.tmp) cannot be opened for writing, with
+ * Node's ENOSPC.
  */
+import { promises as fsPromises } from 'node:fs';
+import { syncBuiltinESMExports } from 'node:module';
+import { basename } from 'node:path';
+import { Level } from 'level';
 import { LevelKv } from '../../ledger/kv-level.ts';
 
 const fault = process.env['CAIRN_TEST_FAULT'];
@@ -56,4 +65,22 @@ if (killAfter) {
     await write.apply(this, args);
     if (args[0].some((op) => Buffer.from(op.key.subarray(0, prefix.length)).equals(prefix))) process.kill(process.pid, 'SIGKILL');
   };
+}
+
+const diskFull = process.env['CAIRN_TEST_DISK_FULL'];
+if (diskFull === 'store') {
+  // abstract-level's hook under open(), which wraps what it throws as LevelDB's own failures.
+  (Level.prototype as unknown as { _open: () => Promise<void> })._open = async function (this: Level) {
+    throw Object.assign(new Error(`IO error: ${this.location}/MANIFEST-000001: No space left on device`), { code: 'LEVEL_IO_ERROR' });
+  };
+} else if (diskFull) {
+  const open = fsPromises.open;
+  fsPromises.open = async (...args: Parameters<typeof open>) => {
+    const [path, flags] = args;
+    if (typeof path === 'string' && basename(path).startsWith(diskFull) && typeof flags === 'string' && /[wa]/.test(flags)) {
+      throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC', errno: -28, syscall: 'write' });
+    }
+    return open(...args);
+  };
+  syncBuiltinESMExports(); // `import { open } from 'node:fs/promises'` sees it too
 }
