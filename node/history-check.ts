@@ -216,7 +216,7 @@ export class HistoryCheck {
     try {
       return await open();
     } catch (err) {
-      if (!(err instanceof StoreError) || err.code === 'STORE_LOCKED' || err.code === 'STORE_WRITE_FAILED') throw err;
+      if (!(err instanceof StoreError) || err.code === 'STORE_LOCKED' || err.code === 'STORE_WRITE_FAILED' || err.code === 'STORE_DISK_FULL') throw err;
       this.p.log('warn', `the history check's store cannot be used (${err.message}): the check starts again from genesis`);
       await this.p.store.remove();
       return open();
