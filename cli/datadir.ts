@@ -154,7 +154,8 @@ export async function initDatadir(datadir: string, genesisFile?: string, options
   if (!emptyCopy && (await exists(copy))) {
     const existing = await readGenesis(copy, true);
     if (!sameGenesis(existing.params, params)) {
-      throw new DatadirError(`${datadir} already belongs to the network "${existing.params.name}" (genesis ${genesisHashHex(existing.params)}), not "${params.name}"`);
+      // Most often a first start without --genesis made it the devnet's: say how to go on either way.
+      throw new DatadirError(`${datadir} already belongs to the network "${existing.params.name}" (genesis ${genesisHashHex(existing.params)}), not "${params.name}": give "${params.name}" a --datadir of its own (a missing one is made), or, if ${datadir} was made for "${existing.params.name}" by mistake (a start without --genesis), move it aside first${options.store === false ? '' : ' (keep any keys in its keystore)'}`);
     }
     return { params: existing.params, created: false };
   }

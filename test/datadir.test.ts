@@ -55,6 +55,18 @@ describe('datadir: which folders become one', function () {
     }
   });
 
+  it('a datadir of another network is refused with the way on: a datadir of its own, or the mistaken one moved aside', async () => {
+    // A first start without --genesis made it the devnet's; the user then gives their own network.
+    const data = join(dir.path, 'data');
+    await initDatadir(data);
+    const genesis = writeTestGenesis(dir.path, 'my-net-1');
+    const err = await initDatadir(data, genesis).then(() => undefined, (e: unknown) => e);
+    assert.ok(err instanceof DatadirError, String(err));
+    assert.match(err.message, /^\S+ already belongs to the network "cairn-devnet-1" \(genesis [0-9a-f]{64}\), not "my-net-1": /);
+    assert.match(err.message, /: give "my-net-1" a --datadir of its own \(a missing one is made\), or, if \S+ was made for "cairn-devnet-1" by mistake \(a start without --genesis\), move it aside first \(keep any keys in its keystore\)$/);
+    assert.deepEqual(readdirSync(data).sort(), ['chain', 'genesis.json']);
+  });
+
   it('a datadir Cairn made stays one, whatever else it holds: the user\'s files beside it, or a chain store whose genesis copy a kill left unmade', async () => {
     const made = join(dir.path, 'made');
     await initDatadir(made);
