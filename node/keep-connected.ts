@@ -59,8 +59,22 @@ export class KeepConnected {
     this.lonelySince ??= now;
     if (now - this.lonelySince < (this.o.noPeersWarningMs ?? NO_PEERS_WARNING_MS)) return;
     this.lonelySince = now;
+    this.o.log('warn', this.lonelyWarning());
+  }
+
+  /**
+   * What to check when alone. A banned peer is not dialled: "check that they run" about a peer
+   * that answered and was banned (most often another network's: another genesis.json) sent the
+   * user after the wrong fault.
+   */
+  private lonelyWarning(): string {
     const known = this.book.size;
-    this.o.log('warn', known > 0 ? `no peers: none of the ${known} known peers answers; check that they run and that --bootstrap names them right` : 'no peers: give one with --bootstrap MULTIADDR (mDNS finds peers only on the local network)');
+    if (known === 0) return 'no peers: give one with --bootstrap MULTIADDR (mDNS finds peers only on the local network)';
+    const banned = this.book.bannedCount;
+    const why = 'the log and cairn status say why';
+    if (banned === known) return `no peers: ${known === 1 ? 'the one known peer is' : `all ${known} known peers are`} banned (${why})`;
+    const silent = `none of the ${known - banned} known peers answers; check that they run and that --bootstrap names them right`;
+    return banned === 0 ? `no peers: ${silent}` : `no peers: ${silent}; ${banned} more ${banned === 1 ? 'is' : 'are'} banned (${why})`;
   }
 
   /** A connection came up: the lonely clock starts over. */

@@ -102,6 +102,13 @@ export class PeerBook {
     return this.known.size;
   }
 
+  /** Of the known peers, those banned now: not dialled, so no answer is awaited from them. */
+  get bannedCount(): number {
+    let banned = 0;
+    for (const id of this.known.keys()) if (this.peers.isBanned(id)) banned++;
+    return banned;
+  }
+
   /** Remembers a full address (with its /p2p/ id). Returns the peer id, or undefined if it has none. */
   remember(addr: string, source: PeerSource): string | undefined {
     const id = peerIdOf(addr);

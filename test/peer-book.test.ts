@@ -268,6 +268,34 @@ describe('PeerBook: dialling known and discovered peers', () => {
     assert.deepEqual(gate, [false, false, false], "the book's own dials pass the gate");
   });
 
+  describe('the warning when alone', () => {
+    /** The "no peers" warnings of 31 s alone, the bootstrap peers given unreachable, those in `banned` banned. */
+    async function lonelyWarnings(bootstrap: readonly string[], banned: readonly string[]): Promise<string[]> {
+      const net = new FakeNet();
+      const peers = new PeerManager(() => Math.floor(net.now / 1000));
+      const logged: string[] = [];
+      const links = new KeepConnected({ env: net.env(), transport: net as never, peers, bootstrap: bootstrap.map(addr), noPeersWarningMs: 30_000, log: (_level, message) => logged.push(message) });
+      await links.start();
+      for (const id of banned) peers.ban(id, 'another network');
+      for (let second = 0; second <= 30; second++) {
+        links.tick();
+        await settle();
+        net.now += 1000;
+      }
+      return logged.filter((m) => m.startsWith('no peers'));
+    }
+
+    it('says which known peers are banned rather than "check that they run" about them', async () => {
+      assert.deepEqual(await lonelyWarnings(['b1'], ['b1']), ['no peers: the one known peer is banned (the log and cairn status say why)']);
+    });
+
+    it('all of them banned, some of them, none', async () => {
+      assert.deepEqual(await lonelyWarnings(['b1', 'b2'], ['b1', 'b2']), ['no peers: all 2 known peers are banned (the log and cairn status say why)']);
+      assert.deepEqual(await lonelyWarnings(['b1', 'b2', 'b3'], ['b1']), ['no peers: none of the 2 known peers answers; check that they run and that --bootstrap names them right; 1 more is banned (the log and cairn status say why)']);
+      assert.deepEqual(await lonelyWarnings(['b1'], []), ['no peers: none of the 1 known peers answers; check that they run and that --bootstrap names them right']);
+    });
+  });
+
   describe('across a restart (peers.json)', () => {
     it('keeps the peers it was connected to, the most recent first, and not the banned, nor those it only heard of', async () => {
       for (const id of ['c1', 'c2', 'c3']) {
