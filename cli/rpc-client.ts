@@ -5,7 +5,7 @@ import { join, resolve } from 'node:path';
 import { CairnError } from '../ledger/errors.ts';
 import { DEFAULT_DATADIR, UsageError } from './args.ts';
 import { endpointPid, isLightDatadir, runningPid } from './start-errors.ts';
-import { RPC_ENDPOINT_FILE, type RpcEndpointFile, type RpcMethods } from '../node/rpc-types.ts';
+import { RPC_ENDPOINT_FILE, RPC_ERRORS, type RpcEndpointFile, type RpcMethods } from '../node/rpc-types.ts';
 
 /** A failure talking to a node: not running, refused our token, or answered with a JSON-RPC error. */
 export class RpcClientError extends CairnError {
@@ -25,18 +25,22 @@ export class RpcClientError extends CairnError {
 export class RpcClient<M extends { [K in keyof M]: { params: unknown; result: unknown } } = RpcMethods> {
   readonly url: string;
   private readonly token: string;
+  /** The datadir, when it is a light client's: what it does not answer is told as a full node's command. */
+  private readonly lightDatadir: string | undefined;
   private nextId = 1;
 
-  constructor(url: string, token: string) {
+  constructor(url: string, token: string, lightDatadir?: string) {
     this.url = url;
     this.token = token;
+    this.lightDatadir = lightDatadir;
   }
 
   /** Finds a running node's endpoint and token in its datadir. */
   static async fromDatadir<T extends { [K in keyof T]: { params: unknown; result: unknown } } = RpcMethods>(datadir: string): Promise<RpcClient<T>> {
     let endpoint: RpcEndpointFile;
     // cairn status and cairn stop take a light client's datadir too: what to start is a light client then.
-    const [what, start] = isLightDatadir(datadir) ? ['light client', `cairn light --datadir ${datadir} --bootstrap MULTIADDR`] : ['node', `cairn node --datadir ${datadir}`];
+    const light = isLightDatadir(datadir);
+    const [what, start] = light ? ['light client', `cairn light --datadir ${datadir} --bootstrap MULTIADDR`] : ['node', `cairn node --datadir ${datadir}`];
     try {
       endpoint = JSON.parse(await readFile(join(datadir, RPC_ENDPOINT_FILE), 'utf8')) as RpcEndpointFile;
     } catch {
@@ -48,7 +52,7 @@ export class RpcClient<M extends { [K in keyof M]: { params: unknown; result: un
     if (pid !== undefined && runningPid(datadir) === undefined) {
       throw new RpcClientError('NODE_NOT_RUNNING', `no ${what} is running on ${datadir}: its ${RPC_ENDPOINT_FILE} names pid ${pid}, which has ended without removing it (killed, or crashed: see its log); start it again with: ${start}`);
     }
-    return new RpcClient<T>(endpoint.url, endpoint.token);
+    return new RpcClient<T>(endpoint.url, endpoint.token, light ? datadir : undefined);
   }
 
   async call<K extends keyof M & string>(method: K, params: M[K]['params']): Promise<M[K]['result']> {
@@ -70,7 +74,13 @@ export class RpcClient<M extends { [K in keyof M]: { params: unknown; result: un
     // Anything else that answers HTTP (the explorer's port, most often) is told apart here, not
     // printed as if a node had said it ("no such path: POST /").
     if (!isJsonRpcAnswer(answer)) throw new RpcClientError('RPC_BAD_RESPONSE', `${this.url} answers, but not JSON-RPC (is it the explorer's --http-port?)`);
-    if (answer.error) throw new RpcClientError('RPC_ERROR', answer.error.message, answer.error.code, answer.error.data);
+    if (answer.error) {
+      // `cairn tx --datadir ./light` read only `unknown method "getTransaction"`.
+      if (answer.error.code === RPC_ERRORS.METHOD_NOT_FOUND && this.lightDatadir !== undefined) {
+        throw new RpcClientError('RPC_LIGHT_CLIENT', `${this.lightDatadir} is a light client's datadir, and a light client answers only cairn status, cairn account ADDRESS --light and cairn stop: this command needs a full node's --datadir (default ./data)`, answer.error.code);
+      }
+      throw new RpcClientError('RPC_ERROR', answer.error.message, answer.error.code, answer.error.data);
+    }
     return answer.result as M[K]['result'];
   }
 }

@@ -323,6 +323,12 @@ describe('errors that name the fix, through real processes', function () {
       assert.deepEqual(failure(r), { code: 1, line: `cairn: the light client on ${lightDir} has no peers to ask for a proof: is the node it was given with --bootstrap running, and reachable from here? (cairn status --datadir ${lightDir})` });
     });
 
+    it('a full node\'s commands on its datadir say that it is a light client\'s and what they need, not "unknown method"', async () => {
+      const said = `cairn: ${lightDir} is a light client's datadir, and a light client answers only cairn status, cairn account ADDRESS --light and cairn stop: this command needs a full node's --datadir (default ./data)`;
+      const results = await Promise.all([['tx', 'ab'.repeat(32)], ['proof', 'tx', 'ab'.repeat(32)], ['blocks'], ['peers']].map((args) => runCli([...args, '--datadir', lightDir])));
+      for (const r of results) assert.deepEqual(failure(r), { code: 1, line: said });
+    });
+
     it('cairn stop stops it cleanly: exit 0, rpc.json removed, and says it stopped the light client', async () => {
       assert.ok(light);
       const r = await runCli(['stop', '--datadir', lightDir]);
