@@ -34,10 +34,10 @@ export function bannedText(s: Pick<StatusResult, 'banned' | 'lastBan'>): string 
 }
 
 /** The background check of the history below a snapshot, in words. */
-function historyText(h: NonNullable<StatusResult['historyCheck']>): string {
+export function historyText(h: NonNullable<StatusResult['historyCheck']>): string {
   switch (h.state) {
     case 'checking':
-      return `checking blocks 1 to ${h.target} in the background: ${h.height} done (${Math.floor((100 * h.height) / Math.max(1, h.target))}%)`;
+      return `checking blocks 1 to ${h.target} in the background: ${h.height} done (${Math.floor((100 * h.height) / Math.max(1, h.target))}%)${h.reason ? `; ${h.reason}` : ''}`;
     case 'valid':
       return `blocks 1 to ${h.height} checked: all valid, and the state at ${h.height} is the one taken`;
     case 'invalid':

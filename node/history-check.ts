@@ -70,17 +70,17 @@ export interface HistoryCheckStatus {
   readonly height: number;
   /** The base: the block whose state the node took. */
   readonly target: number;
-  /** Why it is invalid; empty otherwise. */
+  /** Why it is invalid, or why a check makes no progress (no peer keeps the blocks); empty otherwise. */
   readonly reason: string;
 }
 
 /** The check's status for a store whose state began at `history.stateBase`; undefined when that is genesis. */
-export function historyCheckStatus(history: ChainHistory, check: Pick<HistoryCheck, 'checkedHeight'> | undefined): HistoryCheckStatus | undefined {
+export function historyCheckStatus(history: ChainHistory, check: Pick<HistoryCheck, 'checkedHeight' | 'waitingFor'> | undefined): HistoryCheckStatus | undefined {
   const verdict = history.historyVerdict;
   const target = history.stateBase;
   if (verdict) return { state: verdict.valid ? 'valid' : 'invalid', height: verdict.height, target, reason: verdict.reason };
   if (target === 0) return undefined;
-  return check ? { state: 'checking', height: check.checkedHeight, target, reason: '' } : { state: 'off', height: 0, target, reason: '' };
+  return check ? { state: 'checking', height: check.checkedHeight, target, reason: check.waitingFor } : { state: 'off', height: 0, target, reason: '' };
 }
 
 /**
@@ -110,6 +110,8 @@ export class HistoryCheck {
   private removed = false;
   /** The next run after one that failed: once set, a sync's idle does not start it sooner. */
   private restart: Timer | undefined;
+  /** What the check waits for while no peer can give it the blocks; empty while it has a provider. */
+  private waiting = '';
 
   constructor(parts: HistoryCheckParts) {
     this.p = parts;
@@ -123,6 +125,14 @@ export class HistoryCheck {
   /** The height the check has executed up to (0 until its store is open). */
   get checkedHeight(): number {
     return this.checkChain?.tip.height ?? 0;
+  }
+
+  /**
+   * Why the check makes no progress, empty if it does: peers that pruned the blocks (the only
+   * kind a network of pruned nodes has) serve none, and the status said only "0 done" for ever.
+   */
+  get waitingFor(): string {
+    return this.waiting;
   }
 
   /** Starts the check if the state came from a snapshot and has no verdict yet (called again: no-op). */
@@ -234,7 +244,12 @@ export class HistoryCheck {
     const { env, chain } = this.p;
     await this.p.syncIdle();
     const providers = this.p.providers(this.base);
+    if (providers.length === 0 && !this.stopped && this.waiting === '') {
+      this.waiting = `waiting for a peer that keeps blocks ${check.tip.height + 1} to ${this.base}: no peer connected has them (a node run with --prune-keep keeps only its last blocks)`;
+      this.p.log('warn', `the history check is ${this.waiting}`);
+    }
     if (providers.length === 0 || this.stopped) return undefined;
+    this.waiting = '';
     let told = check.tip.height;
     const download = new BodyDownload({
       env,

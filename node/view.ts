@@ -36,7 +36,7 @@ export interface NodeView {
   /** Present when the node keeps the address index. */
   readonly addressIndex: AddressIndex | undefined;
   /** Present when the node checks the history below a snapshot's state. */
-  readonly historyCheck: Pick<HistoryCheck, 'checkedHeight'> | undefined;
+  readonly historyCheck: Pick<HistoryCheck, 'checkedHeight' | 'waitingFor'> | undefined;
   /** Each block the node connected, and whether it mined it or received it. */
   on(event: 'block', listener: (block: Block, source: 'mined' | 'received') => void): unknown;
   /** Seconds since the epoch, by the node's clock. */

@@ -17,6 +17,7 @@ import { MemoryDisk } from '../ledger/kv-memory.ts';
 import { decodeTransaction, UNSIGNED_TX_BYTES, type Transaction } from '../ledger/transaction.ts';
 import { Chain } from '../consensus/chain.ts';
 import { checkBlockSanity, type SaneBlock } from '../consensus/sanity.ts';
+import { historyText } from '../cli/cmd-inspect.ts';
 import { exportSnapshot, importSnapshot } from '../cli/cmd-snapshot.ts';
 import { realEnv, type Env } from '../node/env.ts';
 import { HistoryCheck, historyCheckStatus, type HistoryCheckStatus } from '../node/history-check.ts';
@@ -94,13 +95,13 @@ describe('history check below a snapshot', function () {
    * for a block above it, once the blocks up to it are imported (earlier, the download would drop
    * the batch it is fetching with the peer).
    */
-  function checker(node: Awaited<ReturnType<typeof importedNode>>, o: { serveUpTo?: number; fetched?: number[]; env?: Env; logs?: string[]; busyFor?: number } = {}): HistoryCheck {
+  function checker(node: Awaited<ReturnType<typeof importedNode>>, o: { serveUpTo?: number; fetched?: number[]; env?: Env; logs?: string[]; busyFor?: number; providers?: () => string[] } = {}): HistoryCheck {
     const check: HistoryCheck = new HistoryCheck({
       env: o.env ?? realEnv,
       chain: node.chain,
       store: { open: async () => node.disk.open(), remove: async () => node.disk.clear() },
       verifier: new InlineVerifier(),
-      providers: () => ['source'],
+      providers: o.providers ?? (() => ['source']),
       fetch: async (_peer, hashes): Promise<SaneBlock[]> => {
         if (o.busyFor !== undefined) throw busyError('source', 'blocks', o.busyFor);
         const blocks = [];
@@ -295,6 +296,36 @@ describe('history check below a snapshot', function () {
       assert.equal(waits, 1, 'one wait for the clock');
       assert.ok(logs.some((l) => l.includes("ahead of this node's clock")), logs.join('\n'));
       assert.deepEqual(node.db.history.historyVerdict, { valid: true, height: BASE, reason: '' });
+    } finally {
+      await node.close();
+    }
+  });
+
+  it('no peer keeps the blocks (every one pruned them): said once in the log and in the status, and checked once one comes', async () => {
+    const node = await importedNode(goodSource, 'no-keeper');
+    try {
+      const logs: string[] = [];
+      let keeper = false;
+      // The check's waits before asking again (10 s), held until the test lets each go.
+      const held: (() => void)[] = [];
+      const env: Env = { ...realEnv, setTimeout: (run, ms) => (ms === 10_000 ? void held.push(run) : realEnv.setTimeout(run, ms)) };
+      const check = checker(node, { env, logs, providers: () => (keeper ? ['source'] : []) });
+      check.start();
+      const heldWaits = async (n: number) => {
+        for (let i = 0; i < 500 && held.length < n; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+        assert.equal(held.length, n, 'the check waits to ask again');
+      };
+      await heldWaits(1);
+      const waiting = `waiting for a peer that keeps blocks 1 to ${BASE}: no peer connected has them (a node run with --prune-keep keeps only its last blocks)`;
+      const status = historyCheckStatus(node.db.history, check)!;
+      assert.deepEqual(status, { state: 'checking', height: 0, target: BASE, reason: waiting });
+      assert.equal(historyText(status), `checking blocks 1 to ${BASE} in the background: 0 done (0%); ${waiting}`, 'cairn status says it too');
+      held[0]!();
+      await heldWaits(2);
+      assert.deepEqual(logs.filter((l) => l.includes('waiting for a peer')), [`the history check is ${waiting}`], 'told once, not every 10 s');
+      keeper = true;
+      held[1]!();
+      assert.deepEqual(await verdict(node, check), { state: 'valid', height: BASE, target: BASE, reason: '' });
     } finally {
       await node.close();
     }
