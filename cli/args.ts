@@ -2,7 +2,7 @@ import { isIP } from 'node:net';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { CairnError } from '../ledger/errors.ts';
 import { MAX_AMOUNT, formatUnits, parseAmount, parseUnits } from '../ledger/amount.ts';
-import { decodeAddress } from '../ledger/keys.ts';
+import { ADDRESS_PREFIX, decodeAddress } from '../ledger/keys.ts';
 import { parseCheckpoint, type Checkpoint } from '../consensus/header-rules.ts';
 
 /** A command line that cannot be run as written: exit status 2, with a pointer to --help. */
@@ -157,6 +157,9 @@ export function address(text: string, what: string): Uint8Array {
   try {
     return decodeAddress(text);
   } catch (err) {
+    // Something else pasted (an 0x… or hex key, another chain's address): the decoder's why
+    // ("address must be lower case", "invalid separator") sent the user after the wrong fault.
+    if (!text.toLowerCase().startsWith(`${ADDRESS_PREFIX}1`)) throw new UsageError(`invalid ${what} "${text}": not a Cairn address, which is ${ADDRESS_PREFIX}1 and 38 more letters and digits (cairn keys list shows yours)`);
     // The decoder says "invalid address "TEXT": why"; said once, with what the address was for.
     const why = (err as Error).message.replace(/^invalid address "[^"]*": /, '');
     throw new UsageError(`invalid ${what} "${text}": ${why}`);

@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, utimesSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { DEFAULT_PORTS, hostNames, listenAddress, UsageError } from '../cli/args.ts';
+import { address, DEFAULT_PORTS, hostNames, listenAddress, UsageError } from '../cli/args.ts';
 import { explainStartFailure, listenFailures } from '../cli/start-errors.ts';
 import { createLogger } from '../cli/log.ts';
 import { datadirFailure } from '../cli/datadir.ts';
@@ -82,6 +82,15 @@ describe('cli plumbing', function () {
     for (const bad of ['https://explorer.example', 'explorer.example:443', 'explorer.example/', '', '-x.example']) {
       assert.throws(() => hostNames({ 'http-host-name': [bad] }, 'http-host-name'), (err: unknown) => err instanceof UsageError && err.message.startsWith('--http-host-name must be a host name'), bad);
     }
+  });
+
+  it('an address that is not a Cairn one (hex, 0x…, another chain\'s) is said to be none, with what one looks like; a mistyped one is told its fault', () => {
+    const notOurs = (text: string) => `invalid --to address "${text}": not a Cairn address, which is cairn1 and 38 more letters and digits (cairn keys list shows yours)`;
+    for (const text of ['0x742d35Cc6634C0532925a3b844Bc454e4438f44e', '742d35cc6634c0532925a3b844bc454e4438f44e', 'bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq', '']) {
+      assert.throws(() => address(text, '--to address'), (err: Error) => err instanceof UsageError && err.message === notOurs(text), text);
+    }
+    assert.throws(() => address('cairn12rqpp3a5l5vef8weqsvd42g9rzmqx4la30zrhq', '--to address'), /^UsageError: invalid --to address "cairn1\w+": Invalid checksum/);
+    assert.throws(() => address('CAIRN12RQPP3A5L5VEF8WEQSVD42G9RZMQX4LA30ZRHZ', '--to address'), /address must be lower case/);
   });
 
   describe('what stderr says of a failure', () => {
