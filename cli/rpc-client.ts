@@ -25,14 +25,14 @@ export class RpcClientError extends CairnError {
 export class RpcClient<M extends { [K in keyof M]: { params: unknown; result: unknown } } = RpcMethods> {
   readonly url: string;
   private readonly token: string;
-  /** The datadir, when it is a light client's: what it does not answer is told as a full node's command. */
-  private readonly lightDatadir: string | undefined;
+  /** The datadir whose rpc.json named the endpoint, if one did: a failure is told in its terms. */
+  private readonly datadir: EndpointSource | undefined;
   private nextId = 1;
 
-  constructor(url: string, token: string, lightDatadir?: string) {
+  constructor(url: string, token: string, datadir?: EndpointSource) {
     this.url = url;
     this.token = token;
-    this.lightDatadir = lightDatadir;
+    this.datadir = datadir;
   }
 
   /** Finds a running node's endpoint and token in its datadir. */
@@ -52,7 +52,7 @@ export class RpcClient<M extends { [K in keyof M]: { params: unknown; result: un
     if (pid !== undefined && runningPid(datadir) === undefined) {
       throw new RpcClientError('NODE_NOT_RUNNING', `no ${what} is running on ${datadir}: its ${RPC_ENDPOINT_FILE} names pid ${pid}, which has ended without removing it (killed, or crashed: see its log); start it again with: ${start}`);
     }
-    return new RpcClient<T>(endpoint.url, endpoint.token, light ? datadir : undefined);
+    return new RpcClient<T>(endpoint.url, endpoint.token, { path: datadir, light, what, start, pid });
   }
 
   async call<K extends keyof M & string>(method: K, params: M[K]['params']): Promise<M[K]['result']> {
@@ -62,6 +62,9 @@ export class RpcClient<M extends { [K in keyof M]: { params: unknown; result: un
       response = await post(this.url, this.token, body, 60_000);
     } catch (err) {
       if (err instanceof RpcClientError) throw err;
+      // Its pid alive is no proof: after a crash and a restart of the machine, another process may have it.
+      const d = this.datadir;
+      if (d) throw new RpcClientError('NODE_NOT_RUNNING', `the ${d.what} on ${d.path} does not answer at ${this.url} (its ${RPC_ENDPOINT_FILE} names pid ${d.pid ?? '?'}): if it has ended (a crash leaves ${RPC_ENDPOINT_FILE} behind, and its pid may since be another process's), start it again with: ${d.start}`);
       throw new RpcClientError('NODE_NOT_RUNNING', `the node at ${this.url} is not answering; is it running?`);
     }
     if (response.status === 401) throw new RpcClientError('RPC_UNAUTHORIZED', `the node at ${this.url} refused the RPC token`);
@@ -76,13 +79,22 @@ export class RpcClient<M extends { [K in keyof M]: { params: unknown; result: un
     if (!isJsonRpcAnswer(answer)) throw new RpcClientError('RPC_BAD_RESPONSE', `${this.url} answers, but not JSON-RPC (is it the explorer's --http-port?)`);
     if (answer.error) {
       // `cairn tx --datadir ./light` read only `unknown method "getTransaction"`.
-      if (answer.error.code === RPC_ERRORS.METHOD_NOT_FOUND && this.lightDatadir !== undefined) {
-        throw new RpcClientError('RPC_LIGHT_CLIENT', `${this.lightDatadir} is a light client's datadir, and a light client answers only cairn status, cairn account ADDRESS --light and cairn stop: this command needs a full node's --datadir (default ./data)`, answer.error.code);
+      if (answer.error.code === RPC_ERRORS.METHOD_NOT_FOUND && this.datadir?.light) {
+        throw new RpcClientError('RPC_LIGHT_CLIENT', `${this.datadir.path} is a light client's datadir, and a light client answers only cairn status, cairn account ADDRESS --light and cairn stop: this command needs a full node's --datadir (default ./data)`, answer.error.code);
       }
       throw new RpcClientError('RPC_ERROR', answer.error.message, answer.error.code, answer.error.data);
     }
     return answer.result as M[K]['result'];
   }
+}
+
+/** A datadir as the client found it: what runs there, the command that starts it, the pid its rpc.json names. */
+interface EndpointSource {
+  readonly path: string;
+  readonly light: boolean;
+  readonly what: string;
+  readonly start: string;
+  readonly pid: number | undefined;
 }
 
 interface JsonRpcAnswer {

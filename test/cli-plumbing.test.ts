@@ -16,7 +16,7 @@ import { connect, RpcClient, RpcClientError } from '../cli/rpc-client.ts';
 import { failureText } from '../cli/output.ts';
 import type { StatusResult } from '../node/rpc-types.ts';
 import { tempDir } from './helpers/fixtures.ts';
-import { CAIRN_BIN, REPO, runCli, waitFor } from './helpers/cli.ts';
+import { CAIRN_BIN, REPO, closedPort, runCli, waitFor } from './helpers/cli.ts';
 
 /** Writes `text` to `path` (making its folder) and dates it `seconds` after the epoch. */
 function writeAt(path: string, text: string, seconds: number): void {
@@ -109,6 +109,19 @@ describe('cli plumbing', function () {
       assert.equal(rest.join('\n'), bug.stack);
       assert.match(text, /\n\s+at /);
     });
+  });
+
+  it("a datadir's rpc.json whose pid lives (another process's, after a crash and a reboot) and whose port nobody answers: the way on, not only \"is it running?\"", async () => {
+    const dir = tempDir();
+    try {
+      const url = `http://127.0.0.1:${await closedPort()}/`;
+      writeFileSync(join(dir.path, 'rpc.json'), JSON.stringify({ url, token: 'x', pid: process.pid }) + '\n');
+      const err = await (await connect({ datadir: dir.path })).call('status', {}).then(() => undefined, (e: unknown) => e);
+      assert.ok(err instanceof RpcClientError, String(err));
+      assert.equal(err.message, `the node on ${dir.path} does not answer at ${url} (its rpc.json names pid ${process.pid}): if it has ended (a crash leaves rpc.json behind, and its pid may since be another process's), start it again with: cairn node --datadir ${dir.path}`);
+    } finally {
+      dir.remove();
+    }
   });
 
   describe('--rpc', () => {
