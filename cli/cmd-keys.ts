@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { toHex } from '../ledger/bytes.ts';
-import { createKey, importKey, listKeys, loadPrivateKey } from './keystore.ts';
+import { createKey, importKey, listKeys, loadPrivateKey, requireKey } from './keystore.ts';
 import { readPassword } from './password.ts';
 import { address, parse, required, str, UsageError } from './args.ts';
 import type { Out } from './output.ts';
@@ -63,6 +63,7 @@ export async function keysCommand(argv: string[], out: Out): Promise<void> {
       const which = positionals[0];
       if (!which) throw new UsageError('give the ADDRESS whose key to export');
       address(which, 'address');
+      await requireKey(keystore, which);
       const password = await readPassword({ passwordFile: str(values, 'password-file'), purpose: which });
       const key = await loadPrivateKey(keystore, which, password);
       const hex = toHex(key);

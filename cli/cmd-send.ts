@@ -1,7 +1,7 @@
 import { toHex } from '../ledger/bytes.ts';
 import { CairnError } from '../ledger/errors.ts';
 import { signTransaction } from '../ledger/transaction.ts';
-import { loadPrivateKey } from './keystore.ts';
+import { loadPrivateKey, requireKey } from './keystore.ts';
 import { readPassword } from './password.ts';
 import { loadLevel, withSendLock } from './send-lock.ts';
 import { connect, RpcClient, RpcClientError } from './rpc-client.ts';
@@ -41,6 +41,7 @@ export async function sendCommand(argv: string[], out: Out): Promise<void> {
   const nonceText = str(values, 'nonce');
   if (nonceText !== undefined && !/^(0|[1-9]\d{0,18})$/.test(nonceText)) throw new UsageError(`invalid --nonce "${nonceText}": give a whole number`);
   const timeoutSeconds = count(values, 'timeout', 1, 86_400) ?? 120;
+  await requireKey(keystore, from);
 
   const rpc = await connect(values);
   const status = await rpc.call('status', {});

@@ -106,6 +106,18 @@ export async function listKeys(dir: string): Promise<string[]> {
   return addresses.sort();
 }
 
+/**
+ * Refuses, before its password is asked, a key the keystore does not hold: the user typed a
+ * password only to read that there was no key (most often the node's coinbase key, which is in
+ * the node's datadir, not in the keystore made beside it).
+ */
+export async function requireKey(dir: string, address: string): Promise<void> {
+  const held = await listKeys(dir);
+  if (held.includes(address)) return;
+  const holds = held.length === 0 ? 'it holds none' : `it holds ${held.length === 1 ? held[0] : `${held.length}: cairn keys list --keystore ${dir}`}`;
+  throw new KeystoreError('KEY_NOT_FOUND', `no key for ${address} in keystore ${dir} (${holds}); the key a node mines to is in its datadir's keystore, e.g. --keystore ./data/keystore`);
+}
+
 /** Decrypts the key for `address`. The caller owns the bytes and should zero them when done. */
 export async function loadPrivateKey(dir: string, address: string, password: string): Promise<Uint8Array> {
   requirePassword(password);

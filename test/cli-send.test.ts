@@ -130,3 +130,29 @@ describe('cairn send, several at once from one key', function () {
     assert.deepEqual((await pendingFromDevnet()).filter((t) => t.to === payee).map((t) => t.id), [bump]);
   });
 });
+
+describe('cairn send and cairn keys export from a key the keystore does not hold', () => {
+  const dir = tempDir('cairn-send-no-key-');
+  after(() => dir.remove());
+
+  it('are refused before any password is asked, naming what the keystore holds and where a node keeps the key it mines to', async function () {
+    this.timeout(30_000);
+    const passwordFile = join(dir.path, 'password');
+    writeFileSync(passwordFile, 'pw\n', { mode: 0o600 });
+    writeFileSync(join(dir.path, 'devnet.hex'), DEVNET_PRIVATE_KEY + '\n');
+    const keystore = join(dir.path, 'keys');
+    await cliJson(['keys', 'import', '--keystore', keystore, '--password-file', passwordFile, join(dir.path, 'devnet.hex')]);
+    // The node's coinbase key, say, which is in its datadir: no password (not a terminal) and no node
+    // either, so the old order (node, then password, then key) failed on one of those first.
+    const mined = encodeAddress(testKey(7300).address);
+    const [send, exported] = await Promise.all([
+      runCli(['send', '--rpc', 'http://127.0.0.1:9/', '--rpc-token', 't', '--keystore', keystore, '--from', mined, '--to', DEVNET_ADDRESS, '--amount', '5']),
+      runCli(['keys', 'export', '--keystore', keystore, mined]),
+    ]);
+    const said = `cairn: no key for ${mined} in keystore ${keystore} (it holds ${DEVNET_ADDRESS}); the key a node mines to is in its datadir's keystore, e.g. --keystore ./data/keystore\n`;
+    for (const r of [send, exported]) {
+      assert.equal(r.code, 1, r.stderr);
+      assert.equal(r.stderr, said);
+    }
+  });
+});
