@@ -195,7 +195,19 @@ export async function probePorts(s: StartSettings): Promise<void> {
   const endpointPort = rpcPortOf(s.datadir);
   const ours = refusals.some(({ listener, refused }) => refused.code === 'PORT_IN_USE' && listener.flag === '--rpc-port' && listener.port === endpointPort);
   const pid = ours ? runningPid(s.datadir) : undefined;
-  throw pid !== undefined ? inUse(s, pid) : refusals[0]!.refused;
+  if (pid !== undefined) throw inUse(s, pid);
+  // A second node beside the first on the default ports: named one at a time, they cost a failed
+  // start each (P2P, then RPC, then HTTP).
+  const taken = refusals.filter(({ refused }) => refused.code === 'PORT_IN_USE').map(({ listener }) => listener);
+  if (taken.length > 1) {
+    throw new StartError('PORT_IN_USE', `${inWords(taken.map((l) => `${l.name} ${l.port}${l.what}`))} are already in use (another cairn node?): choose others with ${inWords(taken.map((l) => `${l.flag} N`))}, or 0 for any free port`);
+  }
+  throw refusals[0]!.refused;
+}
+
+/** "a", "a and b", "a, b and c". */
+function inWords(items: readonly string[]): string {
+  return items.length < 2 ? items.join('') : `${items.slice(0, -1).join(', ')} and ${items.at(-1)}`;
 }
 
 /** The RPC port DIR/rpc.json names, if it is there. */

@@ -58,6 +58,16 @@ describe('start errors found before the datadir is touched: a port in use, a boo
     }
   });
 
+  it('several ports in use (a second node beside the first, on the defaults): all named in one refusal, not one per failed start', async () => {
+    const ports = [await holdPort(), await holdPort(), await holdPort()];
+    held.push(...ports.map((p) => p.server));
+    const [p2p, rpc, http] = ports.map((p) => p.port);
+    const datadir = join(dir.path, 'second');
+    const r = await runCli(['node', '--datadir', datadir, '--p2p-port', String(p2p), '--rpc-port', String(rpc), '--http-port', String(http), ...NODE_FLAGS]);
+    assert.deepEqual(lastLine(r), { code: 1, line: `cairn: P2P port ${p2p}, RPC port ${rpc} and HTTP port ${http} (explorer and REST API) are already in use (another cairn node?): choose others with --p2p-port N, --rpc-port N and --http-port N, or 0 for any free port` }, r.stderr);
+    assert.equal(existsSync(datadir), false);
+  });
+
   it('the ports of the node running on the same datadir: names that node and cairn stop, as its lock does', async () => {
     const datadir = join(dir.path, 'running');
     node = spawnCli(['node', '--datadir', datadir, '--p2p-port', '0', '--rpc-port', '0', '--http-port', '0', ...NODE_FLAGS]);
