@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
@@ -44,6 +45,10 @@ export class RpcClient<M extends { [K in keyof M]: { params: unknown; result: un
     try {
       endpoint = JSON.parse(await readFile(join(datadir, RPC_ENDPOINT_FILE), 'utf8')) as RpcEndpointFile;
     } catch {
+      // cairn devnet's folder (its nodes in DIR/node-N): "start one with cairn node --datadir ./devnet"
+      // sent the user to a start that refuses that folder.
+      const first = join(datadir, 'node-0');
+      if (existsSync(join(first, 'genesis.json'))) throw new RpcClientError('NODE_NOT_RUNNING', `${datadirPath(datadir)} is a devnet's folder (cairn devnet): each of its nodes has a datadir of its own in it, such as --datadir ${first}`);
       throw new RpcClientError('NODE_NOT_RUNNING', `no ${what} is running on ${datadirPath(datadir)}: it has no ${RPC_ENDPOINT_FILE}; if one runs on another datadir, give that --datadir, else start one with: ${start}`);
     }
     // A node killed (kill -9, a crash, a power cut) leaves its rpc.json behind: say so rather than

@@ -124,6 +124,19 @@ describe('cli plumbing', function () {
     }
   });
 
+  it("a devnet's folder given as a datadir: names the datadirs of its nodes in it, not \"start one with cairn node --datadir\" there", async () => {
+    const dir = tempDir();
+    try {
+      mkdirSync(join(dir.path, 'node-0'));
+      writeFileSync(join(dir.path, 'node-0', 'genesis.json'), '{}\n');
+      const err = await connect({ datadir: dir.path }).then(() => undefined, (e: unknown) => e);
+      assert.ok(err instanceof RpcClientError, String(err));
+      assert.equal(err.message, `${dir.path} is a devnet's folder (cairn devnet): each of its nodes has a datadir of its own in it, such as --datadir ${join(dir.path, 'node-0')}`);
+    } finally {
+      dir.remove();
+    }
+  });
+
   describe('--rpc', () => {
     const refused = (url: string) => connect({ rpc: url, 'rpc-token': 't' }).then(
       () => assert.fail(`--rpc ${url} was taken`),
