@@ -16,6 +16,8 @@ export interface ReadPasswordOptions {
   readonly prompt?: (question: string) => Promise<string>;
   /** Whether a person can be asked (default: stdin is a TTY). Ignored when `prompt` is given. */
   readonly interactive?: boolean;
+  /** Whether a person reads what is said (default: stderr is a TTY), though stdin is no terminal. */
+  readonly atTerminal?: boolean;
   /** Ask twice and require the same answer (for `keys new` and `import`); prompts only. */
   readonly confirm?: boolean;
   /** The key the password is for, named in the prompt: a bare "Password:" left a newcomer guessing which. */
@@ -57,9 +59,13 @@ export async function readPassword(options: ReadPasswordOptions = {}): Promise<s
   const interactive = options.interactive ?? process.stdin.isTTY === true;
   const prompt = options.prompt ?? (interactive ? (question: string) => promptHidden(question) : undefined);
   if (prompt === undefined) {
+    // At a terminal with stdin piped (echo KEY | cairn keys import -): "run in a terminal" was where the user was.
+    const atTerminal = options.atTerminal ?? process.stderr.isTTY === true;
     throw new KeystoreError(
       'NO_PASSWORD',
-      'no password: pass --password-file FILE, set CAIRN_PASSWORD, or run in a terminal to be asked',
+      atTerminal
+        ? 'no password: stdin is not the terminal (a pipe or a file), so none can be asked: pass --password-file FILE or set CAIRN_PASSWORD'
+        : 'no password: pass --password-file FILE, set CAIRN_PASSWORD, or run in a terminal to be asked',
     );
   }
   const password = requirePassword(await prompt(options.purpose === undefined ? 'Password: ' : `Password for ${options.purpose}: `), 'the prompt');

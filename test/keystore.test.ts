@@ -464,9 +464,14 @@ describe('readPassword', () => {
   });
 
   it('no file, no variable and no terminal → NO_PASSWORD, saying how to give one', async () => {
-    const err = await rejectsWith(readPassword({ env: {}, interactive: false }), 'NO_PASSWORD');
+    const err = await rejectsWith(readPassword({ env: {}, interactive: false, atTerminal: false }), 'NO_PASSWORD');
     assert.match(err.message, /--password-file/);
     assert.match(err.message, /CAIRN_PASSWORD/);
+  });
+
+  it('at a terminal with stdin piped (echo KEY | cairn keys import -): NO_PASSWORD says stdin is why, not "run in a terminal"', async () => {
+    const err = await rejectsWith(readPassword({ env: {}, interactive: false, atTerminal: true }), 'NO_PASSWORD');
+    assert.equal(err.message, 'no password: stdin is not the terminal (a pipe or a file), so none can be asked: pass --password-file FILE or set CAIRN_PASSWORD');
   });
 
   it('an empty answer → EMPTY_PASSWORD; confirm asks twice and refuses a mismatch', async () => {
