@@ -10,7 +10,7 @@ import { checkPeerAddress } from '../node/libp2p/addresses.ts';
 import { createKey, KeystoreError, listKeys } from './keystore.ts';
 import { readPassword } from './password.ts';
 import { DEFAULT_PORTS, address, checkpointArg, count, hostNames, listenAddress, parse, port, str, UsageError } from './args.ts';
-import { DEFAULT_DATADIR, initDatadir, sharedChainIdWarning } from './datadir.ts';
+import { DEFAULT_DATADIR, futureGenesisWarning, initDatadir, sharedChainIdWarning } from './datadir.ts';
 import { createLogger, isLogLevel } from './log.ts';
 import { ProgressBar } from './progress.ts';
 import { bootstrapWithoutOwn, checkPortsDistinct, explainStartFailure, probePorts, type StartSettings } from './start-errors.ts';
@@ -24,8 +24,9 @@ export async function initCommand(argv: string[], out: Out): Promise<void> {
   const { params, created } = await initDatadir(datadir, str(values, 'genesis')).catch((err: unknown) => {
     throw explainStartFailure(err, { datadir, p2pPort: DEFAULT_PORTS.p2p, rpcPort: DEFAULT_PORTS.rpc });
   });
-  const warning = created ? await sharedChainIdWarning(params) : undefined;
-  if (warning) process.stderr.write(`cairn: warning: ${warning}\n`);
+  const warnings = created ? [await sharedChainIdWarning(params), futureGenesisWarning(params, Date.now() / 1000)].filter((w) => w !== undefined) : [];
+  for (const warning of warnings) process.stderr.write(`cairn: warning: ${warning}\n`);
+  const warning = warnings.join('; ');
   out.result({ datadir: resolve(datadir), network: params.name, created, ...(warning ? { warning } : {}) }, `${created ? 'created' : 'already initialised:'} ${resolve(datadir)} for network ${params.name}`);
 }
 
@@ -150,6 +151,8 @@ export async function nodeCommand(argv: string[], out: Out): Promise<void> {
   if (created) logger.info({ datadir: resolve(datadir), network: params.name }, 'initialised datadir');
   const sharedChainId = await sharedChainIdWarning(params);
   if (sharedChainId) logger.warn(sharedChainId);
+  const notYet = futureGenesisWarning(params, Date.now() / 1000);
+  if (notYet) logger.warn(notYet);
   const coinbase = values.mine ? await coinbaseFor(values, datadir, settings, (m) => logger.info(m)) : undefined;
 
   const node = createNode({

@@ -192,6 +192,22 @@ export async function sharedChainIdWarning(params: ChainParams): Promise<string 
   return `the network "${params.name}" has the devnet's chain id ${devnet.chainId}: a transaction signed for one is valid on the other; give it a chain id of its own (cairn genesis new makes one)`;
 }
 
+/**
+ * Why no block of a network will be mined for a long while: its genesis timestamp is more than a
+ * day ahead of `nowSeconds` (no block may be stamped before it), most often a hand-written file
+ * given milliseconds (Date.now()), which the genesis rules take as a date millennia away (cairn
+ * genesis new refuses that --timestamp; a file is only warned of, as one dated on purpose may be).
+ * Undefined for a timestamp within a day, or in the past.
+ */
+export function futureGenesisWarning(params: ChainParams, nowSeconds: number): string | undefined {
+  const { timestamp } = params;
+  if (timestamp <= nowSeconds + 86_400) return undefined;
+  const when = timestamp > 8_640_000_000_000 ? 'after the year 275760' : `at ${new Date(timestamp * 1000).toISOString().replace(/\.000Z$/, 'Z')}`;
+  const inSeconds = Math.floor(timestamp / 1000);
+  const why = Math.abs(inSeconds - nowSeconds) <= 366 * 86_400 ? `; its timestamp ${timestamp} is in milliseconds: in seconds it is ${inSeconds}` : '';
+  return `the network "${params.name}" starts ${when} (its genesis timestamp): no block can be mined before it${why}`;
+}
+
 /** The network of an initialised datadir. */
 export async function loadDatadirParams(datadir: string): Promise<ChainParams> {
   const copy = join(datadir, GENESIS_COPY);

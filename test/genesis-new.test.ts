@@ -10,7 +10,7 @@ import { genesisJson, parseGenesis, sameGenesis } from '../ledger/genesis.ts';
 import { encodeAddress } from '../ledger/keys.ts';
 import { tempDir, testKey } from './helpers/fixtures.ts';
 import { REPO, runCli } from './helpers/cli.ts';
-import { sharedChainIdWarning } from '../cli/datadir.ts';
+import { futureGenesisWarning, sharedChainIdWarning } from '../cli/datadir.ts';
 import { existsSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -88,6 +88,26 @@ describe('cairn genesis new', () => {
       assert.match(init.stderr, /^cairn: warning: the network "renamed" has the devnet's chain id 1337/);
       const plain = await runCli(['init', '--datadir', join(dir.path, 'devnet')]);
       assert.equal(plain.stderr, '');
+    } finally {
+      dir.remove();
+    }
+  });
+
+  it('a genesis timestamp in milliseconds (a hand-written Date.now()) is warned of at init, with the seconds it meant; one within a day, or past, is not', async () => {
+    // Valid by the genesis rules (up to 2^48), and no block could be mined for 56,000 years: the node ran, its miner waiting.
+    const ms = make({ name: 'ms-net', 'chain-id': '77' });
+    const msParams = { ...ms, timestamp: NOW * 1000 };
+    assert.equal(futureGenesisWarning(msParams, NOW), `the network "ms-net" starts at +062178-08-08T17:46:40Z (its genesis timestamp): no block can be mined before it; its timestamp ${NOW * 1000} is in milliseconds: in seconds it is ${NOW}`);
+    assert.equal(futureGenesisWarning({ ...ms, timestamp: NOW + 30 * 86_400 }, NOW), 'the network "ms-net" starts at 2030-04-16T17:46:40Z (its genesis timestamp): no block can be mined before it');
+    assert.match(futureGenesisWarning({ ...ms, timestamp: 2 ** 48 }, NOW)!, /starts after the year 275760 /);
+    for (const timestamp of [NOW - 1, NOW + 3600, NOW - 10 * 365 * 86_400]) assert.equal(futureGenesisWarning({ ...ms, timestamp }, NOW), undefined, String(timestamp));
+    const dir = tempDir('cairn-genesis-ms-');
+    try {
+      const file = join(dir.path, 'ms.json');
+      writeFileSync(file, genesisJson({ ...ms, timestamp: Date.now() }));
+      const init = await runCli(['init', '--datadir', join(dir.path, 'data'), '--genesis', file]);
+      assert.equal(init.code, 0, init.stderr);
+      assert.match(init.stderr, /^cairn: warning: the network "ms-net" starts at \+\d{6}-.* is in milliseconds: in seconds it is \d{10}\n$/);
     } finally {
       dir.remove();
     }
