@@ -95,7 +95,21 @@ export function parse(argv: string[], options: Options, positionals = 0) {
   if (!parsed.values.help && parsed.positionals.length > positionals) {
     throw new UsageError(`unexpected argument "${parsed.positionals[positionals]}"`);
   }
+  for (const [name, value] of Object.entries(parsed.values)) {
+    for (const text of Array.isArray(value) ? value : [value]) if (typeof text === 'string') refuseUnexpandedTilde(name, text);
+  }
   return parsed as { values: Record<string, string | boolean | string[] | undefined>; positionals: string[] };
+}
+
+/**
+ * A shell expands ~ only at the start of a word: after "=" (--datadir=~/cairn) or in quotes it
+ * reaches us as is, and would have made a folder named "~" in the current one, which the next
+ * cleanup removes as `rm -rf ~`.
+ */
+function refuseUnexpandedTilde(name: string, text: string): void {
+  if (text !== '~' && !text.startsWith('~/')) return;
+  const rest = text.slice(1);
+  throw new UsageError(`--${name} "${text}": the shell did not expand ~ (it does not after "=", nor in quotes), and a folder named "~" would be made here: write --${name} ${text} (a space, no quotes), or --${name} "$HOME${rest}"`);
 }
 
 export function str(values: Record<string, unknown>, name: string): string | undefined {

@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, utimesSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { address, DEFAULT_PORTS, hostNames, listenAddress, UsageError } from '../cli/args.ts';
+import { address, DEFAULT_PORTS, hostNames, listenAddress, parse, UsageError } from '../cli/args.ts';
 import { explainStartFailure, listenFailures } from '../cli/start-errors.ts';
 import { createLogger } from '../cli/log.ts';
 import { datadirFailure } from '../cli/datadir.ts';
@@ -91,6 +91,14 @@ describe('cli plumbing', function () {
     }
     assert.throws(() => address('cairn12rqpp3a5l5vef8weqsvd42g9rzmqx4la30zrhq', '--to address'), /^UsageError: invalid --to address "cairn1\w+": Invalid checksum/);
     assert.throws(() => address('CAIRN12RQPP3A5L5VEF8WEQSVD42G9RZMQX4LA30ZRHZ', '--to address'), /address must be lower case/);
+  });
+
+  it('a ~ the shell left as it is (--datadir=~/cairn, or quoted) is refused with the way to write it, not made a folder named "~"', () => {
+    const options = { datadir: { type: 'string' }, bootstrap: { type: 'string', multiple: true } } as const;
+    assert.throws(() => parse(['--datadir=~/cairn'], options), (err: Error) => err instanceof UsageError && err.message === '--datadir "~/cairn": the shell did not expand ~ (it does not after "=", nor in quotes), and a folder named "~" would be made here: write --datadir ~/cairn (a space, no quotes), or --datadir "$HOME/cairn"');
+    assert.throws(() => parse(['--datadir', '~'], options), /--datadir "~": the shell did not expand ~/);
+    assert.throws(() => parse(['--bootstrap', '/ip4/1.2.3.4/tcp/1/p2p/x', '--bootstrap', '~/peers'], options), /--bootstrap "~\/peers"/);
+    for (const text of ['./~/cairn', '/home/me/cairn', 'data~', '~cairn']) assert.equal(parse(['--datadir', text], options).values['datadir'], text);
   });
 
   describe('what stderr says of a failure', () => {
