@@ -1,7 +1,7 @@
 import { DEFAULT_LIGHT_DATADIR, NODE_ACCESS, NODE_ACCESS_HELP, address, parse, str, UsageError } from './args.ts';
 import { RpcClient, RpcClientError, connect, datadirPath } from './rpc-client.ts';
 import { coins, lines, type Out } from './output.ts';
-import type { LightRpcMethods } from '../node/light/rpc.ts';
+import type { LightRpcMethods, LightStatusResult } from '../node/light/rpc.ts';
 
 export async function accountCommand(argv: string[], out: Out): Promise<void> {
   const { values, positionals } = parse(argv, { ...NODE_ACCESS, light: { type: 'boolean' } }, 1);
@@ -19,6 +19,17 @@ export async function accountCommand(argv: string[], out: Out): Promise<void> {
   ]));
 }
 
+/**
+ * Why a light client with no peers proves nothing: its bootstrap node down or unreachable, or
+ * banned, which a node of another network is (a light client started without its --genesis):
+ * then the node ran and was reachable, and the ban's reason has the fix.
+ */
+export function lightNoPeersText(datadir: string, banned: LightStatusResult['banned']): string {
+  const ban = banned[0];
+  if (ban) return `the light client on ${datadir} has no peers to ask for a proof: it banned those it met (${ban.peer}: ${ban.reason})`;
+  return `the light client on ${datadir} has no peers to ask for a proof: is the node it was given with --bootstrap running, and reachable from here? (cairn status --datadir ${datadir})`;
+}
+
 /** The account as the light client on `datadir` proves it: checked against a header it holds, trusting no peer. */
 async function lightAccount(addr: string, datadir: string, out: Out): Promise<void> {
   const rpc = await RpcClient.fromDatadir<LightRpcMethods>(datadir).catch((err: unknown) => {
@@ -28,8 +39,8 @@ async function lightAccount(addr: string, datadir: string, out: Out): Promise<vo
   const [a, coin] = await Promise.all([rpc.call('getAccount', { address: addr }), out.json ? undefined : rpc.call('status', {})]).catch(async (err: unknown) => {
     // Its bootstrap node down or unreachable, the light client answered "no peer has our tip
     // (height 0) yet", and logged nothing: the cause is that it has no peer at all.
-    const peers = await rpc.call('status', {}).then((s) => s.peers, () => undefined);
-    if (peers === 0) throw new RpcClientError('LIGHT_NO_PEERS', `the light client on ${datadir} has no peers to ask for a proof: is the node it was given with --bootstrap running, and reachable from here? (cairn status --datadir ${datadir})`);
+    const status = await rpc.call('status', {}).catch(() => undefined);
+    if (status?.peers === 0) throw new RpcClientError('LIGHT_NO_PEERS', lightNoPeersText(datadir, status.banned));
     throw err;
   });
   // A full node answers getAccount too, from its own state, with no proof to show.

@@ -87,11 +87,13 @@ function isLightStatus(s: StatusResult | LightStatusResult): s is LightStatusRes
 }
 
 /** A light client's status: what it follows and from whom; it has no mempool, miner or state. */
-function lightStatusText(s: LightStatusResult): string {
+export function lightStatusText(s: LightStatusResult): string {
   const sync = s.syncing
     ? 'syncing headers'
     : s.peers === 0
-      ? 'no peers yet: nothing to follow (check that its --bootstrap node runs)'
+      ? s.banned.length > 0
+        ? 'no peers: those it met were banned (see banned)'
+        : 'no peers yet: nothing to follow (check that its --bootstrap node runs)'
       : `following ${s.peers} peer${s.peers === 1 ? '' : 's'}`;
   return lines([
     ['network', `${s.network} (coin ${s.unit} with ${s.decimals} decimals)`],

@@ -14,6 +14,8 @@ import { MemoryDisk } from '../ledger/kv-memory.ts';
 import { HEADER_BYTES, type Block } from '../ledger/block.ts';
 import { Chain } from '../consensus/chain.ts';
 import { proveAccountsAt } from '../consensus/state-proofs.ts';
+import { lightNoPeersText } from '../cli/cmd-chain.ts';
+import { lightStatusText } from '../cli/cmd-inspect.ts';
 import { LightClient } from '../node/light/client.ts';
 import { RECENT_HEADERS } from '../node/light/headers.ts';
 import { MAX_PROOFS_ANSWER_BYTES } from '../node/light/serve.ts';
@@ -571,6 +573,23 @@ describe('light client', function () {
     await meet(client, 'stranger-3');
     assert.deepEqual([...client.bans.keys()], ['stranger-3']);
     assert.deepEqual(client.summary().banned.map((b) => b.peer), ['stranger-3']);
+  });
+
+  it("bans a node of another network with the fix in its reason (its network's --genesis), and its status says the peers were banned, not to check that they run", async () => {
+    // From a newcomer's hour: a light client started without its network's genesis.json banned the
+    // node it was given, said only "not a Cairn node of this network", and its status said to check
+    // that the node ran.
+    const client = await startLight();
+    net.peers.set('other-network', new Map()); // its protocols are named by its genesis: none of ours
+    await meet(client, 'other-network');
+    const chain = await newChain();
+    await fullNode(net, 'other-genesis', chain, { status: (st) => ({ ...st, genesis: new Uint8Array(32).fill(9) }) });
+    await meet(client, 'other-genesis');
+    const fix = "another network, or no Cairn node: it does not speak ours; a light client needs the genesis.json of its nodes' network (cairn light --genesis FILE)";
+    assert.deepEqual(client.summary().banned.map((b) => [b.peer, b.reason]).sort(), [['other-genesis', `${fix}; its genesis differs`], ['other-network', fix]]);
+    assert.match(lightStatusText({ ...client.summary(), peers: 0 }), /^sync +no peers: those it met were banned \(see banned\)$/m);
+    // cairn account --light: not "is the node it was given with --bootstrap running?" of a node that ran.
+    assert.match(lightNoPeersText('./light', client.summary().banned), /^the light client on \.\/light has no peers to ask for a proof: it banned those it met \(other-\S+: another network, or no Cairn node: .*--genesis FILE\)/);
   });
 
   it('a ban covers the address a peer came from: a new identity from it is refused', async () => {

@@ -27,6 +27,11 @@ import type { LightClientEvents, LightClientParts, ProvenAccount } from './clien
 export type { LightClientEvents, LightClientParts, ProvenAccount };
 
 const STATUS_TIMEOUT_MS = 5_000;
+/**
+ * Why a peer that does not speak our network is banned, said so that the user sees the fix: most
+ * often a light client started without the --genesis of its node's network (the bundled devnet's).
+ */
+const ANOTHER_NETWORK = 'another network, or no Cairn node: it does not speak ours; a light client needs the genesis.json of its nodes\' network (cairn light --genesis FILE)';
 /** Rounds of statuses and headers a proof waits for a peer with our tip (see getAccount). */
 const TIP_ATTEMPTS = 3;
 /**
@@ -176,12 +181,12 @@ export class LightClient extends EventEmitter<LightClientEvents> {
       status = decodeStatus(await this.transport.request(peer, this.names.status, new Uint8Array(0), { timeoutMs: STATUS_TIMEOUT_MS, maxBytes: 1024 }));
     } catch (err) {
       this.silent.note(peer, err);
-      if (err instanceof TransportError && err.code === 'TRANSPORT_UNSUPPORTED') this.peers.ban(peer, 'not a Cairn node of this network');
+      if (err instanceof TransportError && err.code === 'TRANSPORT_UNSUPPORTED') this.peers.ban(peer, ANOTHER_NETWORK);
       else if (err instanceof CairnError && err.banScore > 0) this.peers.penalize(peer, err.banScore, `status: ${err.message}`);
       return undefined;
     }
     if (!bytesEqual(status.genesis, this.genesis.hash)) {
-      this.peers.ban(peer, 'another network (its genesis differs)');
+      this.peers.ban(peer, `${ANOTHER_NETWORK}; its genesis differs`);
       return undefined;
     }
     this.statuses.set(peer, status);
