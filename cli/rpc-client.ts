@@ -19,6 +19,21 @@ export class RpcClientError extends CairnError {
   }
 }
 
+/** How long a call waits for its answer, asking again while the node reorganises included. */
+export const RPC_TIMEOUT_MS = 60_000;
+/** The longest a node's "ask again in" is taken at its word (a wrong one must not stall a call). */
+const MAX_RETRY_AFTER_MS = 5_000;
+
+export interface RpcClientOptions {
+  /**
+   * Told, once a call, that the node is reorganising its chain and the call waits to ask again
+   * (cairn's commands print it on stderr); unset, the call waits silently.
+   */
+  readonly notice?: (text: string) => void;
+  /** The datadir whose rpc.json named the endpoint (RpcClient.fromDatadir sets it). */
+  readonly datadir?: EndpointSource;
+}
+
 /**
  * The typed JSON-RPC client the CLI uses (and any script may): `await client.call('getAccount',
  * { address })` is checked against the server's own method table (node/rpc-types.ts).
@@ -26,18 +41,20 @@ export class RpcClientError extends CairnError {
 export class RpcClient<M extends { [K in keyof M]: { params: unknown; result: unknown } } = RpcMethods> {
   readonly url: string;
   private readonly token: string;
+  private readonly notice: ((text: string) => void) | undefined;
   /** The datadir whose rpc.json named the endpoint, if one did: a failure is told in its terms. */
   private readonly datadir: EndpointSource | undefined;
   private nextId = 1;
 
-  constructor(url: string, token: string, datadir?: EndpointSource) {
+  constructor(url: string, token: string, options: RpcClientOptions = {}) {
     this.url = url;
     this.token = token;
-    this.datadir = datadir;
+    this.notice = options.notice;
+    this.datadir = options.datadir;
   }
 
   /** Finds a running node's endpoint and token in its datadir. */
-  static async fromDatadir<T extends { [K in keyof T]: { params: unknown; result: unknown } } = RpcMethods>(datadir: string): Promise<RpcClient<T>> {
+  static async fromDatadir<T extends { [K in keyof T]: { params: unknown; result: unknown } } = RpcMethods>(datadir: string, options: RpcClientOptions = {}): Promise<RpcClient<T>> {
     let endpoint: RpcEndpointFile;
     // cairn status and cairn stop take a light client's datadir too: what to start is a light client then.
     const light = isLightDatadir(datadir);
@@ -57,14 +74,39 @@ export class RpcClient<M extends { [K in keyof M]: { params: unknown; result: un
     if (pid !== undefined && runningPid(datadir) === undefined) {
       throw new RpcClientError('NODE_NOT_RUNNING', `no ${what} is running on ${datadir}: its ${RPC_ENDPOINT_FILE} names pid ${pid}, which has ended without removing it (killed, or crashed: see its log); start it again with: ${start}`);
     }
-    return new RpcClient<T>(endpoint.url, endpoint.token, { path: datadir, light, what, start, pid });
+    return new RpcClient<T>(endpoint.url, endpoint.token, { ...options, datadir: { path: datadir, light, what, start, pid } });
   }
 
+  /**
+   * Calls `method`. A node part-way through a reorganisation answers a read or a submission "ask
+   * again" (RPC_ERRORS.REORGANISING, having done nothing) rather than hold it for minutes: asked
+   * again, after the wait it names, until RPC_TIMEOUT_MS have passed since the call began.
+   */
   async call<K extends keyof M & string>(method: K, params: M[K]['params']): Promise<M[K]['result']> {
+    const deadline = performance.now() + RPC_TIMEOUT_MS;
+    let told = false;
+    for (;;) {
+      try {
+        return await this.callOnce(method, params, Math.max(1, deadline - performance.now()));
+      } catch (err) {
+        if (!(err instanceof RpcClientError) || err.rpcCode !== RPC_ERRORS.REORGANISING) throw err;
+        const data = (typeof err.data === 'object' && err.data !== null ? err.data : {}) as { retryAfterSeconds?: unknown; height?: unknown };
+        const wait = typeof data.retryAfterSeconds === 'number' && data.retryAfterSeconds >= 0 ? Math.min(data.retryAfterSeconds * 1000, MAX_RETRY_AFTER_MS) : 1000;
+        if (performance.now() + wait >= deadline) {
+          throw new RpcClientError(err.code, `the node was still reorganising its chain after ${RPC_TIMEOUT_MS / 1000} s: ${err.message}`, err.rpcCode, err.data);
+        }
+        if (!told) this.notice?.(`waiting for the node to finish reorganising its chain${typeof data.height === 'number' ? ` (part-way, at height ${data.height})` : ''}: ${method} asks again until it has`);
+        told = true;
+        await new Promise((resolve) => setTimeout(resolve, wait));
+      }
+    }
+  }
+
+  private async callOnce<K extends keyof M & string>(method: K, params: M[K]['params'], timeoutMs: number): Promise<M[K]['result']> {
     const body = JSON.stringify({ jsonrpc: '2.0', id: this.nextId++, method, params });
     let response: { status: number; text: string };
     try {
-      response = await post(this.url, this.token, body, 60_000);
+      response = await post(this.url, this.token, body, timeoutMs);
     } catch (err) {
       if (err instanceof RpcClientError) throw err;
       // Its pid alive is no proof: after a crash and a restart of the machine, another process may have it.
@@ -94,7 +136,7 @@ export class RpcClient<M extends { [K in keyof M]: { params: unknown; result: un
 }
 
 /** A datadir as the client found it: what runs there, the command that starts it, the pid its rpc.json names. */
-interface EndpointSource {
+export interface EndpointSource {
   readonly path: string;
   readonly light: boolean;
   readonly what: string;
@@ -165,6 +207,8 @@ export function datadirPath(datadir: string): string {
   return full === datadir ? datadir : `${datadir} (${full})`;
 }
 
+const stderrNotice = (text: string) => void process.stderr.write(`cairn: ${text}\n`);
+
 /**
  * The node a command talks to: --rpc URL with --rpc-token (or CAIRN_RPC_TOKEN), else the one
  * running on --datadir (default ./data), found through its rpc.json.
@@ -175,9 +219,9 @@ export async function connect(values: Record<string, unknown>): Promise<RpcClien
     checkRpcUrl(url);
     const token = (typeof values['rpc-token'] === 'string' ? values['rpc-token'] : undefined) ?? process.env['CAIRN_RPC_TOKEN'];
     if (!token) throw new UsageError('--rpc needs --rpc-token (or CAIRN_RPC_TOKEN)');
-    return new RpcClient(url, token);
+    return new RpcClient(url, token, { notice: stderrNotice });
   }
-  return RpcClient.fromDatadir(typeof values['datadir'] === 'string' ? values['datadir'] : DEFAULT_DATADIR);
+  return RpcClient.fromDatadir(typeof values['datadir'] === 'string' ? values['datadir'] : DEFAULT_DATADIR, { notice: stderrNotice });
 }
 
 /**

@@ -15,7 +15,7 @@ import type { BlockOutcome, ChainEvents, ChainOptions, Clock } from './chain-typ
 import { OrphanPool } from './orphans.ts';
 import { checkBlockSanity, type SaneBlock } from './sanity.ts';
 import { ForkChoice } from './fork-choice.ts';
-import { SettledReads } from './settled-reads.ts';
+import { SettledReads, type Patience } from './settled-reads.ts';
 export { maxFutureDrift } from './header-rules.ts';
 
 export type { BlockOutcome, ChainEvents, ChainOptions, Clock, ReorgEvent } from './chain-types.ts';
@@ -185,14 +185,14 @@ export class Chain extends EventEmitter<ChainEvents> {
   /**
    * Runs `read` of the main chain (`byHeight`) so that it sees no reorganisation part-way, when
    * the main chain ends at the fork point or part-way up the new branch, below the tip before and
-   * after: it waits for one under way, and reads again if one began meanwhile. Blocks that only
-   * extend the chain may connect during it. Unlike withImportsPaused, imports never wait for it:
-   * what peers ask for may use it as often as their budgets allow. `read` must not pause imports
-   * itself (withImportsPaused, headerCheckFrom): its last try runs between imports, and would wait
-   * on itself for ever; a read that pauses imports needs no settling, it sees no reorganisation.
+   * after: it waits for one under way (as long as `patience` lets it: SettledReads), and reads
+   * again if one began meanwhile. Blocks that only extend the chain may connect during it. Unlike
+   * withImportsPaused, imports never wait for it: peers may use it as often as their budgets allow.
+   * `read` must not pause imports itself (withImportsPaused, headerCheckFrom): its last try runs
+   * between imports, and would wait on itself for ever; a read that pauses imports needs no settling.
    */
-  readSettled<T>(read: () => Promise<T>): Promise<T> {
-    return this.settled.read(read, (again) => this.withImportsPaused(again));
+  readSettled<T>(read: () => Promise<T>, patience?: Patience): Promise<T> {
+    return this.settled.read(read, (again) => this.withImportsPaused(again), patience);
   }
 
   /** A reorganisation or a snapshot's install is under way: the main chain ends part-way, below the tip before and after. */
@@ -203,10 +203,10 @@ export class Chain extends EventEmitter<ChainEvents> {
   /**
    * Resolves once no reorganisation is under way (at once when none is), for what is judged
    * against the state but is no read to make again: a transaction's admission, which mid-way would
-   * see the fork point's state, that neither the chain before nor the one after has.
+   * see the fork point's state, that neither the chain before nor the one after has (as long as `patience` lets it).
    */
-  untilSettled(): Promise<void> {
-    return this.settled.untilSettled();
+  untilSettled(patience?: Patience): Promise<void> {
+    return this.settled.untilSettled(patience);
   }
 
   /** ForkChoice is about to disconnect blocks: the main chain is a tip's again when the import ends. Import lock. */

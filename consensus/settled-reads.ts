@@ -29,20 +29,29 @@ export class SettledReads {
     return this.unsettled !== undefined;
   }
 
-  /** Resolves once no reorganisation is under way: at once when none is. */
-  async untilSettled(): Promise<void> {
-    while (this.unsettled) await this.unsettled.done;
+  /**
+   * Resolves once no reorganisation is under way: at once when none is. `patience` is asked for a
+   * signal the first time this has to wait: once that aborts while one still is under way, this
+   * rejects with its reason (a client is not left waiting for one thousands of blocks deep).
+   */
+  async untilSettled(patience?: Patience): Promise<void> {
+    while (this.unsettled) {
+      const signal = patience?.();
+      if (signal?.aborted) throw signal.reason;
+      await (signal ? untilEither(this.unsettled.done, signal) : this.unsettled.done);
+    }
   }
 
   /**
    * Runs `read`, after any reorganisation under way, again if one began meanwhile (whether it
    * answered or threw: a block by height that one disconnected under the read is "not found", an
    * answer of neither chain), and after `attempts` such reads as `fallback` (between imports): a
-   * chain that reorganises under every read is not waited on for ever.
+   * chain that reorganises under every read is not waited on for ever. Its waits for a
+   * reorganisation end as `patience` says (untilSettled).
    */
-  async read<T>(read: () => Promise<T>, fallback: (read: () => Promise<T>) => Promise<T>, attempts = 3): Promise<T> {
+  async read<T>(read: () => Promise<T>, fallback: (read: () => Promise<T>) => Promise<T>, patience?: Patience, attempts = 3): Promise<T> {
     for (let attempt = 0; attempt < attempts; attempt++) {
-      await this.untilSettled();
+      await this.untilSettled(patience);
       const begun = this.begun;
       const undisturbed = () => this.begun === begun && !this.unsettled;
       try {
@@ -52,6 +61,26 @@ export class SettledReads {
         if (undisturbed()) throw err;
       }
     }
+    await this.untilSettled(patience);
     return fallback(read);
   }
+}
+
+/**
+ * How long a wait for a reorganisation may last: the signal it ends with, asked for only when a
+ * wait begins (the same one each time, so that its bound counts from the first), given by who
+ * keeps time (consensus has no clock of its own).
+ */
+export type Patience = () => AbortSignal;
+
+/** Resolves when `done` does or `signal` aborts, whichever is first, and leaves no listener on `signal`. */
+function untilEither(done: Promise<void>, signal: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const end = () => {
+      signal.removeEventListener('abort', end);
+      resolve();
+    };
+    signal.addEventListener('abort', end);
+    void done.then(end);
+  });
 }

@@ -8,6 +8,7 @@
 import type { Schema } from './json-schema.ts';
 import type { RpcMethod } from './rpc-types.ts';
 import { RPC_ERRORS } from './rpc-types.ts';
+import { REORG_WAIT_MS } from './reorg-wait.ts';
 
 export interface RpcParamDoc {
   readonly name: string;
@@ -50,6 +51,7 @@ const ERR = {
   notFound: { code: RPC_ERRORS.NOT_FOUND, message: 'not found' },
   rejected: { code: RPC_ERRORS.REJECTED, message: 'rejected by a rule (error.data.code names it)' },
   pruned: { code: RPC_ERRORS.PRUNED, message: 'pruned: this node no longer keeps that block\'s body or undo data (status: prunedHeight)' },
+  reorganising: { code: RPC_ERRORS.REORGANISING, message: `reorganising: still ${REORG_WAIT_MS / 1000} s after the call came; nothing done, ask again (error.data: retryAfterSeconds, height)` },
 };
 
 /** The devnet's public development key (README) and what its first example transfers look like. */
@@ -108,21 +110,21 @@ const METHODS: { readonly [M in RpcMethod]: Omit<RpcMethodDoc, 'name'> } = {
     summary: 'balance, nonce and the next nonce to use (counting pending transactions)',
     params: [{ name: 'address', description: 'the account', required: true, schema: ref('Address') }],
     result: { name: 'account', schema: obj({ address: ref('Address'), balance: ref('Amount'), nonce: ref('Decimal'), nextNonce: ref('Decimal') }) },
-    errors: [ERR.params],
+    errors: [ERR.params, ERR.reorganising],
     examples: [{ name: 'the devnet key', params: [{ name: 'address', value: EXAMPLE.address }] }],
   },
   getTransaction: {
     summary: 'a transaction, pending or confirmed with its block',
     params: [{ name: 'id', description: 'the transaction id', required: true, schema: ref('Hash') }],
     result: { name: 'transaction', schema: txJson },
-    errors: [ERR.params, ERR.notFound],
+    errors: [ERR.params, ERR.notFound, ERR.reorganising],
     examples: [{ name: 'a confirmed transfer', params: [{ name: 'id', value: EXAMPLE.txid }] }],
   },
   getRawTransaction: {
     summary: 'a transaction\'s canonical encoding (hex), pending or on the main chain',
     params: [{ name: 'id', description: 'the transaction id', required: true, schema: ref('Hash') }],
     result: { name: 'hex', schema: ref('Hex') },
-    errors: [ERR.params, ERR.notFound],
+    errors: [ERR.params, ERR.notFound, ERR.reorganising],
     examples: [{ name: 'a confirmed transfer', params: [{ name: 'id', value: EXAMPLE.txid }] }],
   },
   getBlock: {
@@ -135,14 +137,14 @@ const METHODS: { readonly [M in RpcMethod]: Omit<RpcMethodDoc, 'name'> } = {
         size: int, coinbase: obj({ to: ref('Address'), amount: ref('Amount') }), txs: { type: 'array', items: ref('Hash') }, mainChain: { type: 'boolean' },
       }),
     },
-    errors: [ERR.params, ERR.notFound, ERR.pruned],
+    errors: [ERR.params, ERR.notFound, ERR.pruned, ERR.reorganising],
     examples: [{ name: 'block 1', params: [{ name: 'height', value: 1 }] }],
   },
   getRawBlock: {
     summary: '{height} or {hash}: a block\'s canonical encoding (hex), as peers are sent it',
     params: blockParams,
     result: { name: 'hex', schema: ref('Hex') },
-    errors: [ERR.params, ERR.notFound, ERR.pruned],
+    errors: [ERR.params, ERR.notFound, ERR.pruned, ERR.reorganising],
     examples: [{ name: 'block 1', params: [{ name: 'height', value: 1 }] }],
   },
   getBlocks: {
@@ -155,7 +157,7 @@ const METHODS: { readonly [M in RpcMethod]: Omit<RpcMethodDoc, 'name'> } = {
       name: 'blocks',
       schema: { type: 'array', items: obj({ height: ref('Height'), hash: ref('Hash'), timestamp: int, txs: int, size: int, fees: ref('Amount'), miner: { oneOf: [ref('Address'), { type: 'null' }] } }) },
     },
-    errors: [ERR.params],
+    errors: [ERR.params, ERR.reorganising],
     examples: [{ name: 'the last two', params: [{ name: 'count', value: 2 }] }],
   },
   getTips: {
@@ -165,7 +167,7 @@ const METHODS: { readonly [M in RpcMethod]: Omit<RpcMethodDoc, 'name'> } = {
       name: 'tips',
       schema: { type: 'array', items: obj({ height: ref('Height'), hash: ref('Hash'), branchLength: int, forkHeight: ref('Height'), status: { type: 'string', enum: ['active', 'valid-fork', 'invalid'] }, totalWork: ref('Decimal') }) },
     },
-    errors: [],
+    errors: [ERR.reorganising],
     examples: [none('every tip')],
   },
   getPeers: {
@@ -217,7 +219,7 @@ const METHODS: { readonly [M in RpcMethod]: Omit<RpcMethodDoc, 'name'> } = {
     summary: '{tx}: submit one signed transaction (hex)',
     params: [{ name: 'tx', description: 'the signed transaction\'s canonical encoding', required: true, schema: ref('Hex') }],
     result: { name: 'submitted', schema: obj({ id: ref('Hash') }) },
-    errors: [ERR.params, ERR.rejected],
+    errors: [ERR.params, ERR.rejected, ERR.reorganising],
     examples: [{ name: 'the devnet key\'s nonce 1', params: [{ name: 'tx', value: EXAMPLE.tx1 }] }],
   },
   sendRawTransactions: {
@@ -228,7 +230,7 @@ const METHODS: { readonly [M in RpcMethod]: Omit<RpcMethodDoc, 'name'> } = {
       name: 'verdicts',
       schema: obj({ accepted: { type: 'array', items: ref('Hash') }, rejected: { type: 'array', items: obj({ index: int, code: { type: 'string' }, message: { type: 'string' } }) } }),
     },
-    errors: [ERR.params],
+    errors: [ERR.params, ERR.reorganising],
     examples: [{ name: 'the devnet key\'s nonce 2', params: [{ name: 'txs', value: [EXAMPLE.tx2] }] }],
   },
   auditState: {
@@ -253,14 +255,14 @@ const METHODS: { readonly [M in RpcMethod]: Omit<RpcMethodDoc, 'name'> } = {
       name: 'accountProof',
       schema: obj({ address: ref('Address'), block: proofBlock, account: { oneOf: [obj({ balance: ref('Amount'), nonce: ref('Decimal') }), { type: 'null' }] }, proof: ref('Hex') }),
     },
-    errors: [ERR.params, ERR.notFound, ERR.pruned],
+    errors: [ERR.params, ERR.notFound, ERR.pruned, ERR.reorganising],
     examples: [{ name: 'the devnet key at block 1', params: [{ name: 'address', value: EXAMPLE.address }, { name: 'block', value: 1 }] }],
   },
   getTxProof: {
     summary: '{id}: a confirmed transaction with its proof against its block header',
     params: [{ name: 'id', description: 'the transaction id', required: true, schema: ref('Hash') }],
     result: { name: 'txProof', schema: obj({ id: ref('Hash'), block: proofBlock, proof: ref('Hex') }) },
-    errors: [ERR.params, ERR.notFound],
+    errors: [ERR.params, ERR.notFound, ERR.reorganising],
     examples: [{ name: 'a confirmed transfer', params: [{ name: 'id', value: EXAMPLE.txid }] }],
   },
   getHeaders: {
@@ -270,7 +272,7 @@ const METHODS: { readonly [M in RpcMethod]: Omit<RpcMethodDoc, 'name'> } = {
       { name: 'count', description: 'how many (1 to 2000)', required: true, schema: { type: 'integer', minimum: 1, maximum: 2000 } },
     ],
     result: { name: 'headers', schema: obj({ from: ref('Height'), headers: { type: 'array', items: ref('Hex') } }) },
-    errors: [ERR.params],
+    errors: [ERR.params, ERR.reorganising],
     examples: [{ name: 'genesis and block 1', params: [{ name: 'from', value: 0 }, { name: 'count', value: 2 }] }],
   },
   help: {
@@ -302,7 +304,7 @@ export const RPC_DOC = {
     title: 'Cairn node JSON-RPC',
     version: '1',
     description:
-      'JSON-RPC 2.0 over HTTP POST, on 127.0.0.1:7371 by default. Every request carries `Authorization: Bearer <token>`, the token the node writes to `<datadir>/rpc.json`. A body is one request, or a batch: an array of 1 to 1000 requests, answered as an array in their order; a body is at most 1048576 bytes (HTTP 413 above). Params are an object (by name; unknown names are refused) or an array (by position, in the order a method lists them here; a null leaves an optional one out; more than it lists is -32602). An id is answered as it was sent: a number JavaScript cannot hold exactly (above 2^53) in the text it came in, which may be at most 64 characters. An answer of 1400 bytes or more is gzipped for a client whose Accept-Encoding takes it; a connection whose answer waits a minute on a client that takes none of it is cut. A request without an id is a notification: it is run and not answered (HTTP 204 when nothing in the body is answered). Amounts, work and nonces are decimal strings; hashes and ids lower-case hex. A read of the chain or of an account asked while the node is part-way through a reorganisation waits for its end, so that no answer sees the main chain cut at the fork point (a tip below the one before and the one after, blocks above it missing, a transaction both chains confirm unknown); a transaction submitted then waits too, and is judged against the state after it, not the fork point\'s.',
+      'JSON-RPC 2.0 over HTTP POST, on 127.0.0.1:7371 by default. Every request carries `Authorization: Bearer <token>`, the token the node writes to `<datadir>/rpc.json`. A body is one request, or a batch: an array of 1 to 1000 requests, answered as an array in their order; a body is at most 1048576 bytes (HTTP 413 above). Params are an object (by name; unknown names are refused) or an array (by position, in the order a method lists them here; a null leaves an optional one out; more than it lists is -32602). An id is answered as it was sent: a number JavaScript cannot hold exactly (above 2^53) in the text it came in, which may be at most 64 characters. An answer of 1400 bytes or more is gzipped for a client whose Accept-Encoding takes it; a connection whose answer waits a minute on a client that takes none of it is cut. A request without an id is a notification: it is run and not answered (HTTP 204 when nothing in the body is answered). Amounts, work and nonces are decimal strings; hashes and ids lower-case hex. A read of the chain or of an account asked while the node is part-way through a reorganisation waits for its end, so that no answer sees the main chain cut at the fork point (a tip below the one before and the one after, blocks above it missing, a transaction both chains confirm unknown); a transaction submitted then waits too, and is judged against the state after it, not the fork point\'s. Neither waits more than ' + `${REORG_WAIT_MS / 1000} s: one thousands of blocks deep takes minutes, so a call still waiting then is answered -32005 (nothing read or submitted; error.data.retryAfterSeconds says when to ask again, error.data.height where the chain stands part-way; the cairn CLI asks again itself, within its own 60 s), and status answers part-way with reorganising: true.`,
   },
   methods: (Object.keys(METHODS) as RpcMethod[]).map((name): RpcMethodDoc => ({ name, ...METHODS[name] })),
   components: {
@@ -317,6 +319,7 @@ export const RPC_DOC = {
       Rejected: ERR.rejected,
       Pruned: ERR.pruned,
       Stopping: { code: RPC_ERRORS.STOPPING, message: 'the node is stopping: a call it was answering when its stop began, cut short' },
+      Reorganising: ERR.reorganising,
     },
   },
 } as const;

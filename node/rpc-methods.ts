@@ -12,7 +12,7 @@ import type { Chain } from '../consensus/chain.ts';
 import { RPC_ERRORS, type BlockResult, type RpcMethod, type RpcMethods, type StatusResult, type TxResult } from './rpc-types.ts';
 import { chainTips, estimateFee, findTransaction, networkHashRate, nextBlockDifficulty, recentBlocks } from './chain-info.ts';
 import type { NodeView } from './view.ts';
-import type { Timer } from './env.ts';
+import { readSettled, ReorganisingError, untilSettled } from './reorg-wait.ts';
 import { historyCheckStatus } from './history-check.ts';
 import { prunedEntry } from './pruner.ts';
 import { RPC_DOC } from './rpc-doc.ts';
@@ -126,9 +126,6 @@ function lastBanStatus(node: NodeView): StatusResult['lastBan'] {
   return ban ? { peer: ban.peer, reason: ban.reason, secondsAgo: Math.max(0, node.clock() - ban.at) } : null;
 }
 
-/** How long status waits for a reorganisation under way to end before it answers part-way (StatusResult.reorganising). */
-export const STATUS_SETTLE_MS = 2_000;
-
 /** What `status` answers, read at one moment of the chain. */
 async function statusOf(node: NodeView): Promise<StatusResult> {
   const tip = node.chain.tip;
@@ -185,22 +182,21 @@ type Handlers = { [M in RpcMethod]: (node: NodeView, params: Record<string, unkn
  * Every RPC method: validate parameters, answer from the node, never mutate except to submit.
  * Reads of the main chain and the state wait out a reorganisation under way (Chain.readSettled),
  * and so do submissions (Chain.untilSettled): mid-way through one the chain ends at its fork
- * point, below the tip before and after, with that block's state. Not the reads that pause
- * imports (getProof, getTxProof, auditState): they never see one part-way, and readSettled's last
- * try, itself between imports, would wait on them for ever.
+ * point, below the tip before and after, with that block's state. Not for longer than
+ * REORG_WAIT_MS (node/reorg-wait.ts): then the answer is RPC_ERRORS.REORGANISING, ask again. Not
+ * the reads that pause imports (getProof, getTxProof, auditState): they never see one part-way,
+ * and readSettled's last try, itself between imports, would wait on them for ever.
  */
 export const rpcHandlers: Handlers = {
   async status(node) {
     // Status is what an operator asks to see that the node lives: a reorganisation thousands of
-    // blocks deep, or a snapshot's install, takes many seconds, and other reads wait it out. This
-    // one waits a moment, then says where the chain stands and that it is moving.
-    const settled = node.chain.readSettled(() => statusOf(node));
-    let timer: Timer | undefined;
-    const late = new Promise<undefined>((resolve) => (timer = node.env.setTimeout(() => resolve(undefined), STATUS_SETTLE_MS)));
+    // blocks deep, or a snapshot's install, takes many seconds. Where other reads are answered
+    // "ask again", this one says where the chain stands and that it is moving.
     try {
-      return (await Promise.race([settled, late])) ?? { ...(await statusOf(node)), reorganising: node.chain.reorganisationUnderWay };
-    } finally {
-      node.env.clearTimeout(timer);
+      return await readSettled(node, () => statusOf(node));
+    } catch (err) {
+      if (!(err instanceof ReorganisingError)) throw err;
+      return { ...(await statusOf(node)), reorganising: node.chain.reorganisationUnderWay };
     }
   },
 
@@ -208,7 +204,7 @@ export const rpcHandlers: Handlers = {
     const address = addressParam(params);
     // Mid-way through a reorganisation the state is the fork point's, which no chain has; and
     // nextNonce waits for the mempool to take back what the reorganisation disconnected.
-    const [account, nextNonce] = await node.chain.readSettled(async () => [(await node.db.getAccount(address)) ?? { balance: 0n, nonce: 0n }, await node.mempool.nextNonce(address)] as const);
+    const [account, nextNonce] = await readSettled(node, async () => [(await node.db.getAccount(address)) ?? { balance: 0n, nonce: 0n }, await node.mempool.nextNonce(address)] as const);
     return {
       address: encodeAddress(address),
       balance: account.balance.toString(),
@@ -218,23 +214,23 @@ export const rpcHandlers: Handlers = {
   },
 
   async getTransaction(node, params) {
-    const { tx, block } = await node.chain.readSettled(() => findTx(node, params));
+    const { tx, block } = await readSettled(node, () => findTx(node, params));
     return block ? txJson(tx, 'confirmed', { height: block.header.height, hash: block.header.hash }) : txJson(tx, 'pending');
   },
 
   async getBlock(node, params) {
-    return node.chain.readSettled(async () => {
+    return readSettled(node, async () => {
       const block = await findBlock(node, params);
       return blockJson(block, await node.chain.byHeight.isMain(block.header.hash, block.header.height));
     });
   },
 
   async getRawBlock(node, params) {
-    return toHex((await node.chain.readSettled(() => findBlock(node, params))).bytes);
+    return toHex((await readSettled(node, () => findBlock(node, params))).bytes);
   },
 
   async getRawTransaction(node, params) {
-    return toHex((await node.chain.readSettled(() => findTx(node, params))).tx.bytes);
+    return toHex((await readSettled(node, () => findTx(node, params))).tx.bytes);
   },
 
   async getPeers(node) {
@@ -278,7 +274,7 @@ export const rpcHandlers: Handlers = {
       if (err instanceof DecodeError) throw invalid(`not a transaction: ${err.message}`);
       throw err;
     }
-    await node.chain.untilSettled();
+    await untilSettled(node);
     await node.submitTransaction(tx);
     return { id: toHex(tx.id) };
   },
@@ -294,7 +290,7 @@ export const rpcHandlers: Handlers = {
       }
     });
     const txs = decoded.filter((d): d is Transaction => !(d instanceof Error));
-    await node.chain.untilSettled();
+    await untilSettled(node);
     const outcomes = await node.submitTransactions(txs);
     const accepted: string[] = [];
     const rejected: { index: number; code: string; message: string }[] = [];
@@ -311,11 +307,11 @@ export const rpcHandlers: Handlers = {
   async getBlocks(node, params) {
     const count = params.count === undefined ? 10 : param(params, 'count', isCount, 'an integer from 1 to 1000');
     const to = params.to === undefined ? undefined : param(params, 'to', isHeight, 'a non-negative integer');
-    return node.chain.readSettled(() => recentBlocks(node.chain, count, to));
+    return readSettled(node, () => recentBlocks(node.chain, count, to));
   },
 
   async getTips(node) {
-    return node.chain.readSettled(async () => chainTips(node.chain));
+    return readSettled(node, async () => chainTips(node.chain));
   },
 
   async estimateFee(node) {
@@ -327,6 +323,7 @@ export const rpcHandlers: Handlers = {
     // The block is found between two imports; the proof pauses them only to pin the state it rolls
     // back (consensus/state-proofs.ts), and says so if a reorganisation took the block away meanwhile.
     const { header, proofs } = await accountProofsOf(node.chain).run(async () => {
+      await untilSettled(node); // a reorganisation holds imports paused for as long as it lasts
       const header = await node.chain.withImportsPaused(() => mainHeader(node, params.block));
       return { header, proofs: await proveAccountsAt(node.chain, header, [address], RPC_PROOF_DEPTH) };
     });
@@ -346,6 +343,7 @@ export const rpcHandlers: Handlers = {
 
   async getTxProof(node, params) {
     const id = fromHex(param(params, 'id', isHash, 'a 64-digit lower-case hex transaction id'));
+    await untilSettled(node); // a reorganisation holds imports paused for as long as it lasts
     const found = await node.chain.withImportsPaused(() => proveTransactionById(node.chain, id));
     if (!found) throw notFound(`no transaction ${toHex(id)} on the main chain${node.mempool.get(id) ? ' (it is pending: wait for a block)' : prunedNote(node)}`);
     return { id: toHex(id), block: { height: found.header.height, hash: toHex(found.header.hash), header: toHex(found.header.bytes) }, proof: toHex(found.proof) };
@@ -354,7 +352,7 @@ export const rpcHandlers: Handlers = {
   async getHeaders(node, params) {
     const from = param(params, 'from', isHeight, 'a non-negative integer');
     const count = param(params, 'count', (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 1 && v <= MAX_HEADERS_PER_CALL, `an integer from 1 to ${MAX_HEADERS_PER_CALL}`);
-    return { from, headers: (await node.chain.readSettled(() => node.chain.byHeight.headerBytes(from, count))).map(toHex) };
+    return { from, headers: (await readSettled(node, () => node.chain.byHeight.headerBytes(from, count))).map(toHex) };
   },
 
   async stop(node) {

@@ -19,7 +19,7 @@ export interface StatusResult {
   syncTarget: number;
   /**
    * A reorganisation (or a snapshot's install) was under way when status was asked, and still was
-   * STATUS_SETTLE_MS later: height, head and work are where it stood, part-way between the tips.
+   * REORG_WAIT_MS (node/reorg-wait.ts) later: height, head and work are where it stood, part-way between the tips.
    */
   reorganising: boolean;
   /** The block this node holds its chain to (`cairn node --checkpoint`), and whether its chain has passed it; null without one. */
@@ -267,6 +267,11 @@ export const RPC_ERRORS = {
   PRUNED: -32003,
   /** The node began its stop while the call ran: what failed then was the stop's doing (its store closing). */
   STOPPING: -32004,
+  /**
+   * A reorganisation was under way when the call came and still was REORG_WAIT_MS later: nothing
+   * was read or submitted; `data.retryAfterSeconds` says when to ask again (the CLI does so itself).
+   */
+  REORGANISING: -32005,
 } as const;
 
 /** Where a node's RPC listens and the token it accepts: written to `<datadir>/rpc.json`, mode 0600. */

@@ -6,6 +6,7 @@ import { CairnError, StoreError } from '../ledger/errors.ts';
 import { RPC_ENDPOINT_FILE, RPC_ERRORS, type RpcEndpointFile } from './rpc-types.ts';
 import { rpcHandlers } from './rpc-methods.ts';
 import { RpcError } from './rpc-params.ts';
+import { ReorganisingError } from './reorg-wait.ts';
 import { methodDoc, RPC_DOC } from './rpc-doc.ts';
 import { validate } from './json-schema.ts';
 import type { NodeView } from './view.ts';
@@ -259,6 +260,7 @@ export class JsonRpcServer<C> {
       return { jsonrpc: '2.0', id, result };
     } catch (err) {
       if (err instanceof RpcError) return failure(id, err.rpcCode, err.message);
+      if (err instanceof ReorganisingError) return failure(id, RPC_ERRORS.REORGANISING, err.message, { retryAfterSeconds: err.retryAfterSeconds, height: err.height });
       // A refusal (a balance too low, a fee too small) is the request's, stopping or not; what else
       // fails once the stop began (a store closed under the call) is the stop's.
       const refusal = err instanceof CairnError && !(err instanceof StoreError);

@@ -61,6 +61,24 @@ describe('settled reads', () => {
     assert.equal(await answer, 'found');
   });
 
+  it("a wait for a reorganisation ends with its patience's reason once that aborts; patience is asked for only by a wait", async () => {
+    const reads = new SettledReads();
+    const deadline = new AbortController();
+    let asked = 0;
+    const patience = () => (asked++, deadline.signal);
+    assert.equal(await reads.read(async () => 'read', () => assert.fail('no fallback'), patience), 'read');
+    assert.equal(asked, 0, 'no wait, no deadline');
+    reads.begin();
+    let read = 0;
+    const answer = reads.read(async () => ++read, () => assert.fail('no fallback'), patience).catch((err: Error) => err.message);
+    const submission = reads.untilSettled(patience).then(() => 'settled', (err: Error) => err.message);
+    await afterTurns(5);
+    deadline.abort(new Error('ask again'));
+    assert.deepEqual(await Promise.all([answer, submission]), ['ask again', 'ask again']);
+    assert.equal(read, 0, 'nothing read');
+    reads.settle();
+  });
+
   it('an error of a read that no reorganisation disturbed is the answer', async () => {
     const reads = new SettledReads();
     await assert.rejects(reads.read(async () => assert.fail('no such block'), () => assert.fail('no fallback')), /no such block/);

@@ -15,6 +15,7 @@ import { blockJson, confirmedIn, txJson, UNCONFIRMED } from './rest-shapes.ts';
 import { bad, hashParam, heightParam, intQuery, notFound, RestError, type RestAnswer } from './rest-params.ts';
 import { answerAddress } from './rest-address.ts';
 import { SharedBody } from './compress.ts';
+import { readSettled, ReorganisingError, untilSettled } from '../reorg-wait.ts';
 import { blockWork } from '../../consensus/pow.ts';
 import { medianTimePast } from '../../consensus/block-index.ts';
 import { MEDIAN_SPAN } from '../../consensus/chain-index.ts';
@@ -196,7 +197,7 @@ export async function answerRest(node: NodeView, feed: EventFeed, method: string
     }
     try {
       // Judged against the state, which mid-way through a reorganisation is the fork point's.
-      await node.chain.untilSettled();
+      await untilSettled(node).catch(unavailable);
       await node.submitTransaction(tx);
     } catch (err) {
       if (err instanceof CairnError) throw new RestError(400, err.code, err.message);
@@ -207,7 +208,13 @@ export async function answerRest(node: NodeView, feed: EventFeed, method: string
   if (method !== 'GET' && method !== 'HEAD') return undefined;
   // Mid-way through a reorganisation the main chain ends at the fork point and the state is its:
   // a tip, balances and histories that neither the chain before nor the one after has.
-  return node.chain.readSettled(() => answerRead(node, feed, p, query, shared));
+  return readSettled(node, () => answerRead(node, feed, p, query, shared)).catch(unavailable);
+}
+
+/** A reorganisation that outlasted REORG_WAIT_MS: 503, ask again after Retry-After; other errors as they are. */
+function unavailable(err: unknown): never {
+  if (err instanceof ReorganisingError) throw new RestError(503, err.code, err.message, err.retryAfterSeconds);
+  throw err;
 }
 
 /** Answers a GET of path parts `p` (a pure read: made again if a reorganisation began meanwhile). */

@@ -232,7 +232,10 @@ export class HttpServer {
         res.end(answer.bytes);
       }
     } catch (err) {
-      if (err instanceof RestError) return this.error(res, err.status, err.code, err.message);
+      if (err instanceof RestError) {
+        if (err.retryAfterSeconds !== undefined && !res.headersSent) res.setHeader('retry-after', String(err.retryAfterSeconds));
+        return this.error(res, err.status, err.code, err.message);
+      }
       this.error(res, 500, 'INTERNAL', (err as Error).message);
     }
   }
