@@ -6,7 +6,7 @@ import { blockChart, feeChart } from './chart.js';
  * @typedef {{ id: string; height: number; timestamp: number; tx_count: number; size: number; miner: string | null; reward: string; fees: string;
  *   previousblockhash: string | null; merkle_root: string; nonce: string; target: string; difficulty: string; mediantime: number | null; in_best_chain?: boolean }} Block
  * @typedef {{ confirmed: boolean; block_height: number | null; block_hash: string | null; block_time: number | null }} TxStatus
- * @typedef {{ txid: string; from: string; to: string; amount: string; fee: string; nonce: string; size: number; chain_id: number; status: TxStatus }} Tx
+ * @typedef {{ txid: string; from: string; to: string; amount: string; fee: string; nonce: string; size: number; chain_id: number; status: TxStatus; vin?: { is_coinbase: boolean }[] }} Tx
  * @typedef {{ cursor: string | null; kind: 'sent' | 'received' | 'self' | 'coinbase'; txid: string; from: string | null; to: string | null; amount: string | null; fee: string | null;
  *   status: TxStatus; pruned?: true }} AddressLine
  * @typedef {{ state: string; progress: number }} IndexStatus
@@ -133,6 +133,8 @@ export async function blockPage(hash) {
 /** @param {string} id */
 export async function txPage(id) {
   const t = /** @type {Tx} */ (await api(`/tx/${id}`));
+  // A coinbase, asked for by its block's hash (an address line's txid): its block's page says it all.
+  if (t.vin?.[0]?.is_coinbase && t.status.block_hash) return blockPage(t.status.block_hash);
   return h(
     'div',
     { id: 'tx-page' },

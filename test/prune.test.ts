@@ -277,13 +277,19 @@ describe('pruning', function () {
     await pruner.idle();
     assert.equal(db.history.prunedHeight, 40 - DEPTH - 1);
     assert.ok(chain.getEntry(blocks[4]!.header.hash), 'block 5 is in the window');
-    const view = { params, chain, db, mempool: { get: () => undefined } } as unknown as NodeView;
+    const view = { params, chain, db, mempool: { get: () => undefined, settled: async () => {} } } as unknown as NodeView;
     const hash5 = toHex(blocks[4]!.header.hash);
 
     const byHeight = await restAnswer(view, '/blocks/5');
     assert.equal(byHeight.code, 'PRUNED');
     for (const path of [`/block/${hash5}`, `/block/${hash5}/txs`, `/block/${hash5}/raw`]) {
       assert.deepEqual(await restAnswer(view, path), byHeight, path);
+    }
+    // A coinbase is asked for by its block's hash (its address line's txid): pruned with the body.
+    for (const path of [`/tx/${hash5}`, `/tx/${hash5}/status`]) {
+      const coinbase = await restAnswer(view, path);
+      assert.deepEqual([coinbase.status, coinbase.code], [410, 'PRUNED'], path);
+      assert.match(coinbase.message!, /^the coinbase of block 5 is pruned/);
     }
     assert.deepEqual(await restAnswer(view, `/block/${hash5}/status`), { status: 200, answer: { json: { in_best_chain: true, height: 5, next_best: toHex(blocks[5]!.header.hash) } } });
     assert.equal((await restAnswer(view, `/block/${'ab'.repeat(32)}`)).code, 'NOT_FOUND');

@@ -10,10 +10,16 @@ import { gunzipSync } from 'node:zlib';
 import { toHex } from '../ledger/bytes.ts';
 import { encodeAddress } from '../ledger/keys.ts';
 import { HttpServer } from '../node/http/server.ts';
+import { answerRest, RestError } from '../node/http/rest.ts';
+import type { EventFeed } from '../node/http/events.ts';
+import type { NodeView } from '../node/view.ts';
+import { COINBASE_BYTES } from '../ledger/block.ts';
+import { Mempool } from '../ledger/mempool.ts';
 import { GZIP_MIN_BYTES, MAX_COMPRESSING, SharedBody } from '../node/http/compress.ts';
 import { FUNDED_KEYS, testKey, transfer } from './helpers/fixtures.ts';
 import { get } from './helpers/http.ts';
 import { mineOn, networkParams, startNode, stopAll, type TestNode } from './helpers/network.ts';
+import { heldReorganisation } from './helpers/reorg.ts';
 
 /** A GET with exactly these headers (fetch adds and undoes gzip by itself): status, headers and the bytes as sent. */
 function rawGet(url: string, headers: Record<string, string>): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }> {
@@ -130,6 +136,51 @@ describe('REST API as Esplora\'s clients use it', function () {
     assert.deepEqual(paged, all);
     const ids = new Set(all.map((l) => l.txid));
     assert.equal(ids.size, all.length, 'a wallet can key the lines by txid');
+  });
+
+  it("answers /tx/:txid for a coinbase line's txid, its block's hash, with a coinbase transaction (Esplora's vin is_coinbase); 404 for no main-chain block", async () => {
+    // From the project's list: a wallet that looks up the status of each txid of a history saw its
+    // coinbases as unknown, 404, though the address page listed them under their blocks' hashes.
+    const minerKey = 44;
+    const miner = encodeAddress(testKey(minerKey).address);
+    const [block] = await mineOn(t, 1, minerKey);
+    const hash = toHex(block!.header.hash);
+    const status = { confirmed: true, block_height: block!.header.height, block_hash: hash, block_time: block!.header.timestamp };
+    const [line] = (await get(`${base}/address/${miner}/txs/chain`)).json<{ txid: string }[]>();
+    assert.equal(line!.txid, hash);
+    const tx = await get(`${base}/tx/${line!.txid}`);
+    assert.equal(tx.status, 200, tx.text);
+    assert.deepEqual(tx.json(), {
+      txid: hash,
+      version: 1,
+      chain_id: params.chainId,
+      vin: [{ is_coinbase: true }],
+      from: null,
+      to: miner,
+      amount: block!.coinbase.amount.toString(),
+      fee: '0',
+      nonce: null,
+      size: COINBASE_BYTES,
+      status,
+    });
+    assert.deepEqual((await get(`${base}/tx/${hash.toUpperCase()}/status`)).json(), status);
+    const raw = await get(`${base}/tx/${hash}/raw`);
+    assert.deepEqual([raw.status, raw.json<{ error: { message: string } }>().error.message], [404, `${hash} is the coinbase of block ${block!.header.height}, which has no encoding of its own: its block's holds it (/block/${hash}/raw)`]);
+    assert.equal((await get(`${base}/tx/${'ab'.repeat(32)}`)).status, 404);
+  });
+
+  it('answers 404 at /tx/ for a block off the main chain: its coinbase pays nobody', async () => {
+    const r = await heldReorganisation();
+    r.release();
+    assert.equal(await r.reorganised, 'connected');
+    const view = { params: r.params, chain: r.chain, db: r.db, mempool: new Mempool(r.db, r.params) } as unknown as NodeView;
+    const status = (hash: Uint8Array) =>
+      answerRest(view, {} as EventFeed, 'GET', `/tx/${toHex(hash)}/status`, new URLSearchParams(), undefined).then(
+        () => 200,
+        (err: RestError) => err.status,
+      );
+    assert.deepEqual(await Promise.all([status(r.main[9]!.header.hash), status(r.branch[2]!.header.hash)]), [404, 200], 'the old tip, off the main chain; the new one');
+    await r.db.close();
   });
 
   it('serves /mempool/txids: every pending id', async () => {

@@ -5,7 +5,7 @@
  */
 import { toHex } from '../../ledger/bytes.ts';
 import { encodeAddress } from '../../ledger/keys.ts';
-import type { Block, BlockHeader } from '../../ledger/block.ts';
+import { COINBASE_BYTES, type Block, type BlockHeader } from '../../ledger/block.ts';
 import type { Transaction } from '../../ledger/transaction.ts';
 import { ROLE_COINBASE, ROLE_RECEIVED, ROLE_SENT, type AddressEntry } from '../../ledger/address-index.ts';
 import { blockWork } from '../../consensus/pow.ts';
@@ -58,6 +58,27 @@ export function txJson(tx: Transaction, status: TxStatus) {
     nonce: tx.nonce.toString(),
     size: tx.bytes.length,
     status,
+  };
+}
+
+/**
+ * A main-chain block's coinbase as a transaction object, under its block's hash (a coinbase has no
+ * id of its own: its address line's `txid`): Esplora marks one `vin: [{ is_coinbase: true }]`; no
+ * sender, fee or nonce; `amount` the reward plus the block's fees; `size` its bytes in the block.
+ */
+export function coinbaseJson(block: Block, chainId: number) {
+  return {
+    txid: toHex(block.header.hash),
+    version: 1,
+    chain_id: chainId,
+    vin: [{ is_coinbase: true }],
+    from: null,
+    to: block.header.height === 0 ? null : encodeAddress(block.coinbase.to),
+    amount: block.coinbase.amount.toString(),
+    fee: '0',
+    nonce: null,
+    size: COINBASE_BYTES,
+    status: confirmedIn(block),
   };
 }
 

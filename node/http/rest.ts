@@ -11,7 +11,7 @@ import { blockCapacity, estimateFee, findTransaction } from '../chain-info.ts';
 import type { NodeView } from '../view.ts';
 import { prunedEntry } from '../pruner.ts';
 import type { EventFeed } from './events.ts';
-import { blockJson, confirmedIn, txJson, UNCONFIRMED } from './rest-shapes.ts';
+import { blockJson, coinbaseJson, confirmedIn, txJson, UNCONFIRMED } from './rest-shapes.ts';
 import { bad, hashParam, heightParam, intQuery, notFound, RestError, type RestAnswer } from './rest-params.ts';
 import { answerAddress } from './rest-address.ts';
 import { SharedBody } from './compress.ts';
@@ -65,11 +65,20 @@ async function blockStatus(node: NodeView, text: string) {
   return { in_best_chain: main, height: header.height, next_best: next ? toHex(next) : null };
 }
 
-/** A transaction with its block, pending or on the main chain. */
-async function findTx(node: NodeView, text: string): Promise<{ tx: Transaction; block?: Block }> {
-  const found = await findTransaction(node.chain, node.mempool, hashParam(text, 'a transaction id'));
-  if (!found) throw notFound(`no transaction ${text} on the main chain or in the mempool${prunedNote(node)}`);
-  return found;
+/**
+ * A transaction with its block, pending or on the main chain; or, by its block's hash, a main-chain
+ * block's coinbase: what an address line's `txid` names for one (shapes.ts addressLine), which a
+ * wallet looks up as it looks up every txid of a history.
+ */
+async function findTx(node: NodeView, text: string): Promise<{ tx: Transaction; block?: Block } | { coinbaseOf: Block }> {
+  const id = hashParam(text, 'a transaction id');
+  const found = await findTransaction(node.chain, node.mempool, id);
+  if (found) return found;
+  const block = await node.db.getBlock(id);
+  if (block && (await node.chain.byHeight.isMain(block.header.hash, block.header.height))) return { coinbaseOf: block };
+  const deleted = block ? undefined : prunedEntry(node.chain, id);
+  if (deleted && (await node.chain.byHeight.isMain(deleted.hash, deleted.height))) throw pruned(`the coinbase of block ${deleted.height}`, node.db.history.prunedHeight);
+  throw notFound(`no transaction ${text} on the main chain or in the mempool${prunedNote(node)}`);
 }
 
 /**
@@ -263,7 +272,15 @@ async function answerRead(node: NodeView, feed: EventFeed, p: readonly string[],
     }
     case 'tx': {
       if (p.length < 2 || p.length > 3) return undefined;
-      const { tx, block } = await findTx(node, p[1]!);
+      const found = await findTx(node, p[1]!);
+      if ('coinbaseOf' in found) {
+        const block = found.coinbaseOf;
+        if (p.length === 2) return { json: coinbaseJson(block, node.params.chainId) };
+        if (p[2] === 'status') return { json: confirmedIn(block) };
+        if (p[2] === 'raw' || p[2] === 'hex') throw notFound(`${p[1]} is the coinbase of block ${block.header.height}, which has no encoding of its own: its block's holds it (/block/${p[1]}/raw)`);
+        return undefined;
+      }
+      const { tx, block } = found;
       const status = block ? confirmedIn(block) : UNCONFIRMED;
       if (p.length === 2) return { json: txJson(tx, status) };
       if (p[2] === 'status') return { json: status };
