@@ -5,7 +5,8 @@ import type { SaneBlock } from '../consensus/sanity.ts';
 import { LIE, PeerFault, fetchHeaderChain, shortOfCheckpoint, type HeaderChain } from './header-sync.ts';
 import { ForkWatch } from './fork-watch.ts';
 import { JoinTurns, SnapshotJoin, type JoinOutcome } from './snapshot-sync.ts';
-import { BodyDownload, InvalidChain, fetchBodiesFrom } from './body-download.ts';
+import { BodyDownload, InvalidChain } from './body-download.ts';
+import { fetchBodiesFrom } from './fetch-bodies.ts';
 import { AskedHeights } from './asked-heights.ts';
 import { InterruptibleSleeps, type Env } from './env.ts';
 import { importBlocks } from './import-blocks.ts';
@@ -401,7 +402,7 @@ export class Sync extends EventEmitter<SyncEvents> {
     }
   }
 
-  /** A batch of bodies from one provider, each checked against what was asked (node/body-download.ts). */
+  /** A batch of bodies from one provider, each checked against what was asked (node/fetch-bodies.ts). */
   fetchBodies(peer: string, hashes: readonly Uint8Array[]): Promise<SaneBlock[]> {
     return fetchBodiesFrom({ ...this.o, busy: this.busy }, peer, hashes);
   }
