@@ -4,6 +4,7 @@ import { LIE, PeerFault } from './header-sync.ts';
 import { nextTurn, type Env } from './env.ts';
 import { MAX_BUSY_IN_A_ROW, MAX_RETRY_AFTER_MS, TransportError } from './transport.ts';
 import type { AskedHeights } from './asked-heights.ts';
+import { PartialBatches } from './partial-batches.ts';
 
 /**
  * A sync's body download (node/sync.ts): the blocks of heights [first, last] of a checked header
@@ -161,6 +162,7 @@ export class BodyDownload {
     };
     const queue = Array.from({ length: batchCount }, (_, i) => i);
     const arrived = new Map<number, { blocks: SaneBlock[]; from: string; verified: Promise<void> }>();
+    const parts = new PartialBatches();
     /** Who was last given each batch still outstanding, and when; since when it held up the import. */
     const holders = new Map<number, { peer: string; since: number; holdingUpSince?: number }>();
     /** How long each provider's last batch took. */
@@ -259,23 +261,29 @@ export class BodyDownload {
         let retryAfterMs: number | undefined;
         try {
           const hashes = await batchHashes(index);
+          const rest = parts.missing(index, hashes);
           const start = first + index * BLOCK_BATCH;
           const asked = (request: Promise<SaneBlock[]>) => this.parts.asked?.counting(peer, start, Math.min(BLOCK_BATCH, last - start + 1), request) ?? request;
-          const blocks = hashes.length === 0 ? [] : await untilOver(asked(this.parts.fetch(peer, hashes)), peer);
-          if (blocks === undefined) break; // the download ended without it
-          const withheld = blocks.length < hashes.length && (blocks.length === 0 || !this.parts.asked?.mayCutShort(peer));
-          if (withheld && peer === claimant?.peer && !claimantJudged) {
-            claimantJudged = true; // its other request's answer costs nothing more
-            if (await claimant.keepsBodies(start)) throw new PeerFault(`served ${blocks.length} of ${hashes.length} blocks of the chain it announced`, WITHHELD);
-          }
-          // Up to the first it lacks: a provider on another chain as heavy, or an answer a budget cut short.
-          if (blocks.length < hashes.length) throw new Error('lacks blocks of the chain it announced');
-          busyAnswers.delete(peer);
-          batchMs.set(peer, env.monotonic() - since);
+          const got = rest.length === 0 ? [] : await untilOver(asked(this.parts.fetch(peer, rest)), peer);
+          if (got === undefined) break; // the download ended without it
+          const blocks = index >= nextToImport ? parts.add(index, hashes, rest, got) : undefined;
           // Signatures are checked on every core while earlier batches import.
-          if (index >= nextToImport && !arrived.has(index)) {
+          if (blocks && !arrived.has(index)) {
             arrived.set(index, { blocks, from: peer, verified: this.parts.preverify?.(blocks).catch(() => {}) ?? Promise.resolve() });
           }
+          const withheld = got.length < rest.length && (got.length === 0 || !this.parts.asked?.mayCutShort(peer));
+          if (withheld && peer === claimant?.peer && !claimantJudged) {
+            claimantJudged = true; // its other request's answer costs nothing more
+            if (await claimant.keepsBodies(start)) throw new PeerFault(`served ${got.length} of ${rest.length} blocks of the chain it announced`, WITHHELD);
+          }
+          // None: a provider on another chain as heavy, which lacks the rest; the others may have it.
+          if (got.length === 0 && rest.length > 0) throw new Error('lacks blocks of the chain it announced');
+          busyAnswers.delete(peer);
+          // Short of the rest (up to the first it lacks, or cut by a budget): what it brought is
+          // kept, and the rest asked again, of it or another.
+          if (got.length < rest.length) {
+            if (holders.get(index) === mark) requeue(index);
+          } else batchMs.set(peer, env.monotonic() - since);
         } catch (err) {
           if (err instanceof InvalidChain) {
             invalid ??= err;
@@ -352,6 +360,7 @@ export class BodyDownload {
           continue;
         }
         if (this.parts.keepGoing && !(await this.parts.keepGoing(ready.blocks))) break;
+        parts.drop(nextToImport);
         arrived.delete(nextToImport++);
         notify(); // the read-ahead window moved
         await ready.verified;

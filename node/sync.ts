@@ -345,10 +345,10 @@ export class Sync extends EventEmitter<SyncEvents> {
    * Fetches the blocks of heights [first, last] of the checked header chain (hashes from the
    * scratch list, those we lack) in batches, a few outstanding per provider, and imports them
    * strictly in order as they arrive. Peers whose status shows they can serve (`canServe`) join
-   * the download as their status arrives. A provider that fails or lacks a batch drops out of this
-   * download and its batch goes back in line for the others; one that sent a body that does not
-   * match its header is also punished, and so is the header peer (`claimant`) when it serves none
-   * of its own chain that its status, asked again, says it keeps (WITHHELD). A provider that
+   * the download as their status arrives. What a short answer brought is kept, the rest asked
+   * again; a provider that fails or has none of a batch drops out, the batch back in line for the
+   * others; one that sent a body that does not match its header is also punished, and so is the
+   * header peer (`claimant`) when it serves less of its own chain than it keeps (WITHHELD). A provider that
    * holds up the import (its batch is the next one, the read-ahead is full, and an idle provider
    * would have fetched it twice over meanwhile) sits out a pause, unpunished, and its batches go
    * to the others: the first copy of a batch to arrive is imported, so one slow peer costs a few

@@ -86,6 +86,37 @@ describe('BodyDownload', () => {
     assert.ok((calls.get(1) ?? 0) >= 3, 'the first batch was asked for again after both busy answers');
   });
 
+  it('an answer short of a batch is kept and the rest asked again: a lone provider that answers every request short still gets every batch imported', async () => {
+    // From a review: a short answer was thrown away and its provider left the download. A lone
+    // server that answers every request in parts (its re-download trickle running dry, one that
+    // sends 31 of 32) left the sync with nothing, round after round, and each time the same
+    // blocks were asked again.
+    const imported: number[] = [];
+    const askedAgain: number[] = []; // blocks it had sent before
+    const sent = new Set<number>();
+    const download = new BodyDownload({
+      env: realEnv,
+      first: 1,
+      last: 96, // three batches of 32
+      batchHashes: async (start, count) => Array.from({ length: count }, (_, i) => hashOf(start + i)),
+      fetch: async (_peer, hashes) => {
+        const answer = heightsOf(hashes).slice(0, 12);
+        askedAgain.push(...heightsOf(hashes).filter((h) => sent.has(h)));
+        for (const h of answer) sent.add(h);
+        return answer as unknown as SaneBlock[];
+      },
+      importBatch: async (blocks) => {
+        imported.push(...(blocks as unknown as number[]));
+      },
+      blame: () => assert.fail('nobody is at fault'),
+      isBanned: () => false,
+    });
+    download.join('peer-a');
+    await download.run();
+    assert.deepEqual(imported, Array.from({ length: 96 }, (_, i) => i + 1));
+    assert.deepEqual(askedAgain, [], 'what it sent is not asked again');
+  });
+
   it('a stalling provider\'s pause grows fourfold with each stall, up to 64 s (Bitcoin Core\'s cap)', () => {
     assert.deepEqual([1, 2, 3, 4, 5, 40].map(stallPauseMs), [2_000, 8_000, 32_000, 64_000, 64_000, 64_000]);
   });

@@ -116,14 +116,16 @@ describe('sync: withheld bodies', function () {
     await db.close();
   });
 
-  it("a peer whose answer its re-download trickle cut short, after this node asked it again for 256 blocks, costs nothing", async () => {
+  it("a lone peer whose answers its re-download trickle cuts short, after this node asked it again for 256 blocks, gets the node synced and costs nothing", async () => {
     // The other side of the charge above: an honest server cuts short an answer of blocks asked
     // again on one connection, past its allowance (PROTOCOL.md, "Budgets"), as this node may do
-    // after answers it lost. Its first answers here time out, round after round.
-    const { db, chain, peers, round, bodiesAsked } = await peersOnChains({ trickler: { blocks: 40, bodies: 'trickle' } });
-    for (let i = 0; i < 10; i++) await round();
+    // after answers it lost. Its first answers here time out, round after round. A short answer
+    // was thrown away, and the same batch asked again and cut short again, round after round:
+    // from this lone provider the node never got a block.
+    const { db, chain, mined, peers, round, bodiesAsked } = await peersOnChains({ trickler: { blocks: 40, bodies: 'trickle' } });
+    for (let i = 0; i < 10 && chain.tip.height < 40; i++) await round();
     assert.ok(bodiesAsked.trickler! > 16, 'answered at last');
-    assert.equal(chain.tip.height, 0);
+    assert.equal(toHex(chain.tip.hash), toHex(mined.trickler!.at(-1)!.header.hash), `synced: at ${chain.tip.height}`);
     assert.equal(peers.score('trickler'), 0);
     await db.close();
   });
