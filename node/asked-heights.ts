@@ -4,8 +4,10 @@ import { TransportError } from './transport.ts';
 /**
  * The block heights this node asked each peer for on its connection, as that peer counts what it
  * served (node/serving.ts): past its repeat allowance, a block asked for again is a re-download,
- * and an honest server cuts such an answer short where its trickle runs dry. A short answer is
- * taken for withholding (node/body-download.ts) only while this node cannot have caused that.
+ * and an honest server answers a request only once its re-download trickle holds the re-downloads
+ * in it, less one block: a batch of them larger than the trickle's burst would be answered busy
+ * for ever. So a batch asked again of a peer past the allowance is asked one block a request
+ * (node/body-download.ts), which always fits once the trickle is above zero.
  *
  * Counted from above: every height of a batch asked and not answered busy is marked, whether or
  * not the block was sent (a timed-out answer may have been), so that this count of asks again is
@@ -41,9 +43,15 @@ export class AskedHeights {
     }
   }
 
-  /** Whether an honest `peer` may have cut an answer short for the blocks asked of it again. */
-  mayCutShort(peer: string): boolean {
-    return (this.byPeer.get(peer)?.again ?? 0) >= DEFAULT_SERVING_LIMITS.repeatAllowance;
+  /**
+   * Whether `peer`'s server may count blocks of heights [from, from + count) as re-downloads: this
+   * node asked it for one of them before, and for as many blocks again as its allowance.
+   */
+  reDownloads(peer: string, from: number, count: number): boolean {
+    const asked = this.byPeer.get(peer);
+    if (!asked || asked.again < DEFAULT_SERVING_LIMITS.repeatAllowance) return false;
+    for (let h = from; h < from + count; h++) if ((asked.marked[h >> 3] ?? 0) & (1 << (h & 7))) return true;
+    return false;
   }
 
   /** The connection ended: the peer's count starts over, as its server's does. */

@@ -53,9 +53,9 @@ const MAX_BUSY_ANSWERS = MAX_BUSY_IN_A_ROW * REQUESTS_PER_PEER;
  * What the peer whose headers a download follows is charged for an answer with fewer blocks than
  * asked, at most once a download: those are the chain it just served as its own, and its status,
  * asked again then, still says it keeps their bodies (an honest server answers busy rather than
- * none, and cuts short only re-downloads past its allowance: node/asked-heights.ts). A
- * withholder's claim would otherwise head every round, its headers fetched again each time, for as
- * long as it stayed. Not a ban at once: a status may be stale in ways this cannot see.
+ * short: node/serving.ts). A withholder's claim would otherwise head every round, its headers
+ * fetched again each time, for as long as it stayed. Not a ban at once: a status may be stale in
+ * ways this cannot see.
  */
 export const WITHHELD = 25;
 
@@ -261,9 +261,11 @@ export class BodyDownload {
         let retryAfterMs: number | undefined;
         try {
           const hashes = await batchHashes(index);
-          const rest = parts.missing(index, hashes);
           const start = first + index * BLOCK_BATCH;
-          const asked = (request: Promise<SaneBlock[]>) => this.parts.asked?.counting(peer, start, Math.min(BLOCK_BATCH, last - start + 1), request) ?? request;
+          const count = Math.min(BLOCK_BATCH, last - start + 1);
+          // Re-downloads past its trickle's burst would be answered busy for ever (node/asked-heights.ts).
+          const rest = parts.missing(index, hashes).slice(0, this.parts.asked?.reDownloads(peer, start, count) ? 1 : undefined);
+          const asked = (request: Promise<SaneBlock[]>) => this.parts.asked?.counting(peer, start, count, request) ?? request;
           const got = rest.length === 0 ? [] : await untilOver(asked(this.parts.fetch(peer, rest)), peer);
           if (got === undefined) break; // the download ended without it
           const blocks = index >= nextToImport ? parts.add(index, hashes, rest, got) : undefined;
@@ -271,19 +273,17 @@ export class BodyDownload {
           if (blocks && !arrived.has(index)) {
             arrived.set(index, { blocks, from: peer, verified: this.parts.preverify?.(blocks).catch(() => {}) ?? Promise.resolve() });
           }
-          const withheld = got.length < rest.length && (got.length === 0 || !this.parts.asked?.mayCutShort(peer));
-          if (withheld && peer === claimant?.peer && !claimantJudged) {
+          if (got.length < rest.length && peer === claimant?.peer && !claimantJudged) {
             claimantJudged = true; // its other request's answer costs nothing more
             if (await claimant.keepsBodies(start)) throw new PeerFault(`served ${got.length} of ${rest.length} blocks of the chain it announced`, WITHHELD);
           }
           // None: a provider on another chain as heavy, which lacks the rest; the others may have it.
           if (got.length === 0 && rest.length > 0) throw new Error('lacks blocks of the chain it announced');
           busyAnswers.delete(peer);
-          // Short of the rest (up to the first it lacks, or cut by a budget): what it brought is
-          // kept, and the rest asked again, of it or another.
-          if (got.length < rest.length) {
-            if (holders.get(index) === mark) requeue(index);
-          } else batchMs.set(peer, env.monotonic() - since);
+          if (got.length === rest.length) batchMs.set(peer, env.monotonic() - since);
+          // Short (up to the first it lacks), or a part asked: what came is kept, the rest asked
+          // again, of it or another.
+          if (!blocks && index >= nextToImport && !arrived.has(index) && holders.get(index) === mark) requeue(index);
         } catch (err) {
           if (err instanceof InvalidChain) {
             invalid ??= err;

@@ -19,7 +19,8 @@ const SERVE_TIMEOUT_MS = 5_000;
 
 /**
  * What the blocks responder asks the budgets (node/serving.ts) before it answers: how many of
- * these blocks the peer gets now, given which it already has, or busy.
+ * these blocks the peer gets now, given which it already has (all of them: never a short answer,
+ * which a syncing node takes for withholding), or busy.
  */
 export type AdmitBlocks = (peer: string, blocks: readonly { bytes: number; height: number | undefined; theirs: boolean }[], chainHeight: number) => number | Busy;
 
@@ -45,7 +46,7 @@ export interface ChainServerOptions {
 /**
  * The other half of sync: our status, headers after a locator or by height, and stored blocks, each within the
  * asker's budgets. The blocks answer tells the budgets which blocks the asker already has — the
- * ancestors of the tip it announced — and stops where they say.
+ * ancestors of the tip it announced — and is sent whole or answered busy, as they say.
  */
 export async function serveChain(o: ChainServerOptions): Promise<void> {
   const { serve, names, chain, peers } = o;

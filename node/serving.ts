@@ -123,8 +123,8 @@ export class Serving {
    * the release; undefined when they would pass `maxHeldAnswerBytes` node-wide, or a quarter of it
    * for the peer's address group (they always fit when nothing else is held there): a peer that
    * never reads its answers holds them until the answer deadline, and one group holding the whole
-   * bound would have every other asker's blocks answered busy. All or none: a syncing node takes a
-   * shorter answer than it asked for as a provider that lacks the rest, and leaves it.
+   * bound would have every other asker's blocks answered busy. All or none, as every blocks answer
+   * (serveBlocks).
    */
   roomForBlocks(peer: string, count: number, eachBytes: number): (() => void) | undefined {
     const bytes = count * eachBytes;
@@ -148,17 +148,18 @@ export class Serving {
   }
 
   /**
-   * How many of the blocks about to be served to `peer` it gets now (a prefix), or busy: each
+   * Whether the blocks about to be served to `peer` are served now, all of them, or busy: each
    * comes with its size, its main-chain height (undefined off the main chain), and whether the tip
    * the peer announced builds on it; `chainHeight` is ours. A block it already has — its own tip's
    * ancestor, or, past the repeat allowance, one served to it before on this connection — is a
-   * re-download, paid for from a trickle: the answer stops where the trickle runs dry (a debt of
-   * one block at most), so one request of 64 large blocks cannot take a burst's worth many times
-   * over. Honest askers never re-download, and are never cut short here. The answer's bytes are
-   * charged here, before it is sent, and one is served only while the byte budget is not spent:
-   * requests in flight at once were each admitted on the same balance, and charging each only
-   * once it was built let four of them hold 64 blocks each. (Not cut where the budget runs dry: a
-   * syncing node takes a short answer for a provider that lacks the rest.)
+   * re-download, paid for from a trickle: an answer is served only when the trickle holds its
+   * re-downloads (less one block: a debt of one block at most), so that no request of 64 large
+   * blocks takes a burst's worth many times over. Never cut short: a syncing node takes an answer
+   * with fewer blocks than asked, from a peer whose status says it keeps them, for withholding.
+   * Honest askers never re-download. The answer's bytes are charged here, before it is sent, and
+   * one is served only while the byte budget is not spent: requests in flight at once were each
+   * admitted on the same balance, and charging each only once it was built let four of them hold
+   * 64 blocks each.
    */
   serveBlocks(peer: string, blocks: readonly { bytes: number; height: number | undefined; theirs: boolean }[], chainHeight: number): number | Busy {
     const budget = this.budgets.get(peer);
@@ -168,37 +169,45 @@ export class Serving {
     const allowance = Math.max(this.limits.repeatAllowance, Math.floor(chainHeight / 8));
     group.redundant.refill(now, this.limits.redundantBurstBytes, this.limits.redundantBytesPerSec);
     group.bytes.refill(now, this.limits.burstBytes, this.share(now));
-    let served = 0;
-    let redundant = 0;
-    if (group.bytes.tokens <= 0) {
-      const state = this.protocolOf(budget, 'blocks');
-      return this.busy(peer, 'blocks', group.bytes.waitFor(Number.MIN_VALUE, this.share(now)), state, now, true);
+    const state = this.protocolOf(budget, 'blocks');
+    if (group.bytes.tokens <= 0) return this.busy(peer, 'blocks', group.bytes.waitFor(Number.MIN_VALUE, this.share(now)), state, now, true);
+    let repeats = budget.repeats;
+    const inAnswer = new Set<number>(); // a height asked twice in one request is asked again too
+    const redundant = blocks.filter((b) => {
+      const again = b.height !== undefined && (wasServed(budget, b.height) || inAnswer.has(b.height));
+      if (b.height !== undefined) inAnswer.add(b.height);
+      if (b.theirs || (again && repeats + 1 > allowance)) return true;
+      if (again) repeats++;
+      return false;
+    });
+    // Whole or busy: the trickle must hold the re-downloads less the largest (a block of debt at
+    // most). Those of more than its burst never fit: busy for as long as it takes to fill, and the
+    // asker asks fewer (node/body-download.ts asks a peer it asked again past the allowance one block a request).
+    const redundantBytes = redundant.reduce((sum, b) => sum + b.bytes, 0);
+    const owed = redundantBytes - redundant.reduce((max, b) => Math.max(max, b.bytes), 0);
+    if (redundant.length > 0 && (group.redundant.tokens <= 0 || group.redundant.tokens < owed)) {
+      const wait = owed > this.limits.redundantBurstBytes ? this.fillMs() : group.redundant.waitFor(Math.max(Number.MIN_VALUE, owed), this.limits.redundantBytesPerSec);
+      return this.busy(peer, 'blocks', wait, state, now, true);
     }
+    budget.repeats = repeats;
     for (const b of blocks) {
-      const repeat = b.height !== undefined && wasServed(budget, b.height) && budget.repeats + 1 > allowance;
-      if (b.theirs || repeat) {
-        if (group.redundant.tokens <= 0) break;
-        group.redundant.tokens -= b.bytes;
-        redundant++;
-      } else if (b.height !== undefined && wasServed(budget, b.height)) {
-        budget.repeats++;
-      }
       if (b.height !== undefined && !budget.gone) markServed(budget, b.height);
       group.bytes.tokens -= b.bytes;
       budget.prepaid += b.bytes;
-      served++;
     }
-    if (served === 0) {
-      const state = this.protocolOf(budget, 'blocks');
-      return this.busy(peer, 'blocks', group.redundant.waitFor(Number.MIN_VALUE, this.limits.redundantBytesPerSec), state, now, true);
-    }
-    budget.redundantBlocks += redundant;
+    group.redundant.tokens -= redundantBytes;
+    budget.redundantBlocks += redundant.length;
     const limit = Math.min(this.limits.maxRedundantBlocks, chainHeight + this.limits.redundantChainMargin);
     if (budget.redundantBlocks > limit) {
       budget.redundantBlocks = 0;
       this.peers.penalize(peer, 100, `re-downloads blocks it has: more than ${limit} on one connection`);
     }
-    return served;
+    return blocks.length;
+  }
+
+  /** How long the re-download trickle takes to fill from empty. */
+  private fillMs(): number {
+    return Math.ceil((this.limits.redundantBurstBytes * 1000) / this.limits.redundantBytesPerSec);
   }
 
   /** Whether `peer` was answered busy, on any protocol, in the last THROTTLED_SHOWN_MS (what `cairn peers` shows). */

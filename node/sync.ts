@@ -41,7 +41,7 @@ export class Sync extends EventEmitter<SyncEvents> {
   private readonly known: PeerStatuses;
   /** Busy answers' retry-afters, kept for every request of sync's. */
   private readonly busy: BusyMemory;
-  /** The block heights asked of each peer on its connection: whether a short answer may be its server's trickle. */
+  /** The block heights asked of each peer on its connection: whether its server's trickle would refuse a batch asked again. */
   private readonly asked = new AskedHeights();
   private running: Promise<void> | undefined;
   /** Set by stop: no round starts after it, and the download under way ends. */

@@ -205,7 +205,8 @@ export const FREE_RIDE_LOOPS = 4;
 /**
  * Downloads the whole chain from genesis from a peer, again and again, as fast as it is given
  * it — a taker that knows the rules: it waits as long as a busy answer asks (so that only its
- * re-downloads, not its manners, can be held against it), and moves on when a peer cuts it off.
+ * re-downloads, not its manners, can be held against it), asks fewer blocks after one, and moves
+ * on when a peer cuts it off.
  */
 async function freeRideLoop(world: World, sim: SimNode, node: CairnNode, rng: Random): Promise<void> {
   const life = sim.lives;
@@ -223,9 +224,18 @@ async function freeRideLoop(world: World, sim: SimNode, node: CairnNode, rng: Ra
     try {
       const headers = decodeHeaders(await patiently(node, () => node.transport.request(peer, node.names.headers, encodeGetHeaders({ locator: [node.db.genesis.header.hash], max: 2000 }), { timeoutMs: 10_000, maxBytes: 1 << 20 })));
       if (headers.length === 0) await sleep(env, 1_000);
-      for (let i = 0; i < headers.length && alive(); i += 64) {
-        const hashes = headers.slice(i, i + 64).map((h) => h.hash);
-        await patiently(node, () => node.transport.requestMany(peer, node.names.blocks, encodeGetBlocks(hashes), 64, { timeoutMs: 20_000, maxBytes: 1 << 20 }));
+      // Re-downloads of more than a server's trickle holds are never served (PROTOCOL.md, "Budgets").
+      let take = 64;
+      for (let i = 0; i < headers.length && alive(); ) {
+        const hashes = headers.slice(i, i + take).map((h) => h.hash);
+        try {
+          await node.transport.requestMany(peer, node.names.blocks, encodeGetBlocks(hashes), 64, { timeoutMs: 20_000, maxBytes: 1 << 20 });
+          i += hashes.length;
+        } catch (err) {
+          if (!(err instanceof TransportError) || err.code !== 'TRANSPORT_BUSY') throw err;
+          take = Math.max(1, take >> 1);
+          await sleep(env, err.retryAfterMs);
+        }
       }
     } catch {
       await sleep(env, 500); // cut off, or gone: another peer

@@ -120,6 +120,8 @@ describe('docs/PROTOCOL.md and the code agree on every limit', () => {
     assert.match(budgets, words(`trickle of ${L.redundantBytesPerSec / 1024} KiB/s \\(after a burst of ${L.redundantBurstBytes / 1024} KiB\\)`));
     assert.match(budgets, words(`past ${L.maxRedundantBlocks.toLocaleString('en')} such blocks on one connection, or the chain's own length and ${L.redundantChainMargin} more`));
     assert.match(budgets, words(`beyond the first ${L.repeatAllowance} such repeats, or an eighth of the chain`));
+    assert.match(budgets, words(`busy for the ${L.redundantBurstBytes / L.redundantBytesPerSec} s the trickle takes to fill`));
+    assert.match(budgets, words(`again, on the connection, for ${L.repeatAllowance} blocks asks it one block a request`));
   });
 
   it('the depths every node of a network must agree on, and those that decide what gossip takes', () => {
