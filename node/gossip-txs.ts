@@ -35,12 +35,14 @@ export interface TxBatchParts {
  * reorganisation was under way (the state then is the fork point's, without the funds and nonces
  * both chains give), but after the message's validation (`afterReorganisation`): one may take many
  * seconds, and gossipsub counts a message it asked for (IWANT) and validated more than 3 s later as
- * its sender's broken promise, a behaviour penalty that past a few bans an honest peer.
+ * its sender's broken promise, a behaviour penalty that past a few bans an honest peer. `park` is
+ * told when what is left of the batch only waits for such blocks.
  */
 export async function admitTxBatch(
   o: TxBatchParts,
   data: Uint8Array,
   blocksArriving: () => Promise<void> | undefined,
+  park: () => void = () => {},
 ): Promise<{ admitted: Transaction[]; whole: boolean; afterReorganisation?: { txs: Transaction[]; until: Promise<void> } }> {
   const txs = decodeTxBatch(data);
   if (txs.length === 0) throw new DecodeError('DECODE_NON_CANONICAL', 'an empty transaction batch');
@@ -48,6 +50,8 @@ export async function admitTxBatch(
   const met = first.awaitingBlock.length > 0 ? reorganisationMet(o) : undefined;
   if (met) return { admitted: first.admitted, whole: false, afterReorganisation: { txs: first.awaitingBlock, until: Promise.all([blocksArriving(), met]).then(() => undefined) } };
   const arriving = first.awaitingBlock.length > 0 ? blocksArriving() : undefined;
+  // What is left only waits: the sender's other batches need not wait behind it (tx-batch-turns.ts).
+  if (arriving) park();
   const admitted = arriving ? [...first.admitted, ...(await arriving.then(() => admit(o, first.awaitingBlock))).admitted] : first.admitted;
   return { admitted, whole: admitted.length === txs.length };
 }
@@ -110,9 +114,10 @@ export class AfterReorganisation {
   /**
    * Tries `txs` of `peer` again once `until` resolves; drops them if they would take the list past
    * MAX_TXS_AFTER_REORGANISATION, or its group's past MAX_TXS_AFTER_REORGANISATION_PER_GROUP.
+   * `group` as it was when the batch came: once its sender hung up, its subnet is no longer known,
+   * and each address of one /24 would have had a share of its own.
    */
-  add(peer: string, txs: readonly Transaction[], until: Promise<void>): void {
-    const group = this.groupOf(peer);
+  add(peer: string, txs: readonly Transaction[], until: Promise<void>, group = this.groupOf(peer)): void {
     const ofGroup = this.waitingByGroup.get(group) ?? 0;
     if (this.waiting + txs.length > MAX_TXS_AFTER_REORGANISATION || ofGroup + txs.length > MAX_TXS_AFTER_REORGANISATION_PER_GROUP) return;
     this.waiting += txs.length;

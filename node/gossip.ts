@@ -102,7 +102,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
     transport.subscribe(names.blockTopic, capped(held((peer, data) => this.validateBlock(peer, data))));
     transport.subscribe(names.compactBlockTopic, capped(held((peer, data) => this.validateCompactBlock(peer, data))));
     const welcome = (peer: string) => () => !this.gate.stopped && !bannedSender(this.o.peers, this.o.records, peer);
-    transport.subscribe(names.txTopic, capped((peer, data) => this.txTurns.run(peer, data.byteLength, () => this.validateTxs(peer, data), welcome(peer))));
+    transport.subscribe(names.txTopic, capped((peer, data) => this.txTurns.run(peer, data.byteLength, (park, group) => this.validateTxs(peer, data, park, group), welcome(peer))));
   }
 
   /** The peer brought us something valid first: it keeps its slot when the node is full. */
@@ -373,10 +373,10 @@ export class Gossip extends EventEmitter<GossipEvents> {
    * what was new relayed in a batch of our own if only part was; rejected whole, and its sender
    * punished, if any is invalid.
    */
-  private async validateTxs(peer: string, data: Uint8Array): Promise<Verdict> {
+  private async validateTxs(peer: string, data: Uint8Array, park?: () => void, group?: string): Promise<Verdict> {
     try {
-      const { admitted, whole, afterReorganisation } = await admitTxBatch(this.o, data, () => this.inFlight.all());
-      if (afterReorganisation) this.afterReorganisation.add(peer, afterReorganisation.txs, afterReorganisation.until);
+      const { admitted, whole, afterReorganisation } = await admitTxBatch(this.o, data, () => this.inFlight.all(), park);
+      if (afterReorganisation) this.afterReorganisation.add(peer, afterReorganisation.txs, afterReorganisation.until, group);
       if (admitted.length === 0) return 'ignore';
       if (!whole) return (this.relayOwn(peer, admitted), 'ignore');
       this.gave(peer, 'tx');

@@ -12,9 +12,17 @@ export const MAX_WAITING_BATCHES = 64;
 /** Bytes waiting from every group together: what all the inbound slots' groups may hold at once. */
 export const MAX_WAITING_BATCH_BYTES_IN_ALL = 16 << 20;
 
+/**
+ * A batch's validation, given `park`: called when what is left of it only waits (for blocks still
+ * arriving), it hands the group's turn to the next batch, if the node's room for parked batches
+ * holds it (else the batch keeps its turn, as every batch did before parking); `group` is its
+ * sender's address group as it was when the batch came (the sender may have gone since).
+ */
+export type TurnValidation = (park: () => void, group: string) => Promise<Verdict>;
+
 interface Waiting {
   readonly bytes: number;
-  readonly validate: () => Promise<Verdict>;
+  readonly validate: TurnValidation;
   readonly welcome: () => boolean;
   readonly resolve: (verdict: Verdict | Promise<Verdict>) => void;
 }
@@ -39,6 +47,8 @@ export class TxBatchTurns {
   private readonly groupOf: (peer: string) => string;
   private readonly groups = new Map<string, GroupTurns>();
   private waitingBytes = 0;
+  /** Bytes of batches that handed on their turn to wait for blocks: at most MAX_WAITING_BATCH_BYTES_IN_ALL. */
+  private parkedBytes = 0;
   /** Where the batches ignored unvalidated are counted (cairn_ignored_tx_batches_total). */
   private readonly stats: Pick<NetworkStats, 'ignoredTxBatches'>;
 
@@ -52,14 +62,14 @@ export class TxBatchTurns {
    * the group's (or the node's) waiting room is full, and at its turn if `welcome()` no longer
    * holds (its sender banned meanwhile, the node stopping).
    */
-  run(peer: string, bytes: number, validate: () => Promise<Verdict>, welcome: () => boolean): Promise<Verdict> {
+  run(peer: string, bytes: number, validate: TurnValidation, welcome: () => boolean): Promise<Verdict> {
     const key = this.groupOf(peer);
     let group = this.groups.get(key);
     if (!group) {
       group = { running: false, waiting: [], waitingBytes: 0 };
       this.groups.set(key, group);
     }
-    if (!group.running) return this.turn(key, group, validate);
+    if (!group.running) return this.turn(key, group, bytes, validate);
     const full =
       group.waiting.length >= MAX_WAITING_BATCHES || group.waitingBytes + bytes > MAX_WAITING_BATCH_BYTES || this.waitingBytes + bytes > MAX_WAITING_BATCH_BYTES_IN_ALL;
     if (full) {
@@ -71,12 +81,32 @@ export class TxBatchTurns {
     return new Promise<Verdict>((resolve) => group.waiting.push({ bytes, validate, welcome, resolve }));
   }
 
-  private async turn(key: string, group: GroupTurns, validate: () => Promise<Verdict>): Promise<Verdict> {
+  /**
+   * One batch's turn. A batch that only waits for blocks still arriving (a compact block whose
+   * forwarder stalls may take many seconds) parks and hands on the turn: held, it kept every later
+   * batch of its group waiting, honest ones too, until the waiting room overflowed and they were
+   * ignored, which gossip never delivers again.
+   */
+  private async turn(key: string, group: GroupTurns, bytes: number, validate: TurnValidation): Promise<Verdict> {
     group.running = true;
-    try {
-      return await validate();
-    } finally {
+    let handedOn = false;
+    let parked = false;
+    const handOn = () => {
+      if (handedOn) return;
+      handedOn = true;
       this.next(key, group);
+    };
+    const park = () => {
+      if (handedOn || this.parkedBytes + bytes > MAX_WAITING_BATCH_BYTES_IN_ALL) return;
+      parked = true;
+      this.parkedBytes += bytes;
+      handOn();
+    };
+    try {
+      return await validate(park, key);
+    } finally {
+      if (parked) this.parkedBytes -= bytes;
+      handOn();
     }
   }
 
@@ -86,7 +116,7 @@ export class TxBatchTurns {
     for (let w = group.waiting.shift(); w; w = group.waiting.shift()) {
       group.waitingBytes -= w.bytes;
       this.waitingBytes -= w.bytes;
-      if (w.welcome()) return w.resolve(this.turn(key, group, w.validate));
+      if (w.welcome()) return w.resolve(this.turn(key, group, w.bytes, w.validate));
       this.stats.ignoredTxBatches++;
       w.resolve('ignore');
     }

@@ -138,13 +138,14 @@ export class TxRelay {
       'txPush',
       this.o.names.txPush,
       async (req, peer) => {
+        const group = senderGroup(this.o.peers, this.o.records, peer);
         const awaiting = await this.admitPushed(peer, decodeTxBatch(req));
         // Pushes carry what a reorganisation took back (node.ts regossip) to peers often in the
         // same one: what the fork point's state refused here is tried again after it, not lost.
         // Not before the answer, which tells nothing: a push held that long would time out, and
         // hold the pusher's requests in flight (its next batches answered busy, then given up).
         const met = awaiting.length > 0 ? reorganisationMet(this.o) : undefined;
-        if (met) this.o.gossip.afterReorganisation.add(peer, awaiting, met);
+        if (met) this.o.gossip.afterReorganisation.add(peer, awaiting, met, group);
         return new Uint8Array(0);
       },
       { timeoutMs: PUSH_TIMEOUT_MS, maxBytes: MAX_PUSH_BYTES, onBadRequest: (peer, err) => this.o.peers.badRequest(peer, err) },

@@ -16,7 +16,8 @@ import { PeerManager } from '../node/peers.ts';
 import { NetworkStats, PeerRecords } from '../node/peer-records.ts';
 import { FIRST_PEER_ROUND, TxSignatureVerifier } from '../node/tx-signatures.ts';
 import { InlineVerifier } from '../node/inline-verifier.ts';
-import { MAX_WAITING_BATCHES, MAX_WAITING_BATCH_BYTES } from '../node/tx-batch-turns.ts';
+import { MAX_WAITING_BATCHES, MAX_WAITING_BATCH_BYTES, MAX_WAITING_BATCH_BYTES_IN_ALL, TxBatchTurns } from '../node/tx-batch-turns.ts';
+import { admitTxBatch } from '../node/gossip-txs.ts';
 import { MAX_TXS_PER_BATCH, encodeTxBatch } from '../node/wire.ts';
 import { FUNDED_KEYS, afterTurns, testKey, transfer } from './helpers/fixtures.ts';
 
@@ -132,5 +133,70 @@ describe('Gossip: transaction batches under a hostile peer', function () {
     assert.equal(g.peers.isBanned('forger'), true);
     assert.equal(g.stats.ignoredTxBatches, forgeries.length - 1);
     assert.equal(g.mempool.size, 0);
+  });
+
+  it('a batch that only waits for blocks still arriving parks, and its group\'s next batches are validated meanwhile', async () => {
+    // Held, its turn kept every later batch of the group waiting (a compact block whose forwarder
+    // stalls takes many seconds), until the room overflowed and honest batches were ignored.
+    const g = txGossip();
+    const parts = { mempool: g.mempool, signatures: new TxSignatureVerifier(new InlineVerifier()), clock: () => 1_000, chain: { reorganisationUnderWay: false, untilSettled: async () => {} } };
+    let arrive!: () => void;
+    const arriving = new Promise<void>((resolve) => (arrive = resolve));
+    let parked = 0;
+    // A sender without funds yet: refused for now, and tried again once the blocks arriving are in.
+    const waiting = admitTxBatch(parts, encodeTxBatch([transfer(unfunded, testKey(45).address, 1n, 0n)]), () => arriving, () => parked++);
+    await afterTurns(20);
+    assert.equal(parked, 1, 'the batch said it only waits');
+    arrive();
+    assert.equal((await waiting).admitted.length, 0);
+
+    const turns = new TxBatchTurns(() => 'one group');
+    let release!: (v: Verdict) => void;
+    const first = turns.run('a', 1000, (park) => (park(), new Promise<Verdict>((resolve) => (release = resolve))), () => true);
+    let secondRan = false;
+    const second = turns.run('b', 1000, async () => ((secondRan = true), 'accept'), () => true);
+    await afterTurns(5);
+    assert.equal(secondRan, true, 'the next batch of the group was validated while the first waited');
+    assert.equal(await second, 'accept');
+    release('ignore');
+    assert.equal(await first, 'ignore');
+  });
+
+  it('parked batches are bounded: past the node\'s room a batch keeps its turn', async () => {
+    const turns = new TxBatchTurns(() => 'one group');
+    const releases: Array<(v: Verdict) => void> = [];
+    const hold = (park: () => void) => (park(), new Promise<Verdict>((resolve) => releases.push(resolve)));
+    const big = MAX_WAITING_BATCH_BYTES_IN_ALL / 2;
+    const parked = [turns.run('a', big, hold, () => true), turns.run('a', big, hold, () => true)];
+    await afterTurns(5);
+    assert.equal(releases.length, 2, 'both parked within the room');
+    let thirdRan = false;
+    void turns.run('a', 1, (park) => ((thirdRan = true), hold(park)), () => true);
+    await afterTurns(5);
+    assert.equal(thirdRan, true);
+    let fourthRan = false;
+    const fourth = turns.run('a', 1, async () => ((fourthRan = true), 'accept'), () => true);
+    await afterTurns(5);
+    assert.equal(fourthRan, false, 'the third could not park past the room, and kept its turn');
+    releases[2]!('ignore');
+    assert.equal(await fourth, 'accept');
+    releases[0]!('ignore');
+    releases[1]!('ignore');
+    await Promise.all(parked);
+  });
+
+  it('a batch is validated with its sender\'s group as it was when the batch came, though the sender has gone since', async () => {
+    // The retry list's share per group (gossip-txs.ts AfterReorganisation) took the group after
+    // validation: a sender that hung up had lost its subnet, and each address of one /24 had a share.
+    let connected = true;
+    const turns = new TxBatchTurns(() => (connected ? '203.0.113.0/24' : '203.0.113.5'));
+    let release!: (v: Verdict) => void;
+    const first = turns.run('a', 10, () => new Promise<Verdict>((resolve) => (release = resolve)), () => true);
+    let seen: string | undefined;
+    const second = turns.run('b', 10, async (_park, group) => ((seen = group), 'ignore'), () => true);
+    connected = false;
+    release('ignore');
+    await Promise.all([first, second]);
+    assert.equal(seen, '203.0.113.0/24');
   });
 });
