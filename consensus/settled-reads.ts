@@ -47,7 +47,7 @@ export class SettledReads {
    * answered or threw: a block by height that one disconnected under the read is "not found", an
    * answer of neither chain), and after `attempts` such reads as `fallback` (between imports): a
    * chain that reorganises under every read is not waited on for ever. Its waits for a
-   * reorganisation end as `patience` says (untilSettled).
+   * reorganisation end as `patience` says (untilSettled), the fallback's wait for the lock too.
    */
   async read<T>(read: () => Promise<T>, fallback: (read: () => Promise<T>) => Promise<T>, patience?: Patience, attempts = 3): Promise<T> {
     for (let attempt = 0; attempt < attempts; attempt++) {
@@ -62,8 +62,24 @@ export class SettledReads {
       }
     }
     await this.untilSettled(patience);
-    return fallback(read);
+    if (!patience) return fallback(read);
+    // The fallback waits for the import lock: a reorganisation that takes it first holds it for
+    // as long as it lasts, so that wait ends as patience says too.
+    const signal = patience();
+    const paused = fallback(read);
+    paused.catch(() => {}); // given up on below, it still runs once the lock is free: no one reads its end
+    return untilOrAborted(paused, signal);
   }
+}
+
+/** `work`, or a rejection with `signal`'s reason if it aborts first (at once if it has). */
+function untilOrAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason as Error);
+  return new Promise<T>((resolve, reject) => {
+    const abort = () => reject(signal.reason as Error);
+    signal.addEventListener('abort', abort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', abort));
+  });
 }
 
 /**

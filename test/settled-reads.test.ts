@@ -99,4 +99,29 @@ describe('settled reads', () => {
     assert.equal(answer, 'between imports: moved');
     assert.equal(tries, 4, 'three tries, then the one between imports');
   });
+
+  it("the read between imports waits for the lock only as long as patience lets it: a reorganisation may take the lock first", async () => {
+    // From a review: status raced a 2 s timer before reorg-wait.ts; through readSettled, its last
+    // try waited for the import lock unbounded, and one reorganisation thousands of blocks deep
+    // that took the lock after the last check held it for minutes.
+    const reads = new SettledReads();
+    const deadline = new AbortController();
+    let lockFree!: () => void;
+    const lock = new Promise<void>((resolve) => (lockFree = resolve));
+    const answer = reads
+      .read(
+        async () => {
+          reads.begin();
+          reads.settle();
+          return 'moved';
+        },
+        async (read) => (await lock, read()),
+        () => deadline.signal,
+      )
+      .catch((err: Error) => err.message);
+    await afterTurns(5);
+    deadline.abort(new Error('ask again'));
+    assert.equal(await answer, 'ask again');
+    lockFree();
+  });
 });
