@@ -278,6 +278,8 @@ interface CatchUpGateOptions {
 export interface CatchUpSync {
   readonly syncing: boolean;
   readonly peersAhead: number;
+  /** The peers that told their chain so far. */
+  readonly statuses: { readonly size: number };
 }
 
 /**
@@ -305,6 +307,9 @@ export class CatchUpGate {
 
   constructor(o: CatchUpGateOptions) {
     this.o = o;
+    // The node dials its known peers before its services start: a status may be in already, and
+    // none other comes before the next poll (15 s).
+    this.heardPeer = o.sync.statuses.size > 0;
   }
 
   /** No known peer told its chain in time: the node mines on its own (the catch-up hold still applies). */

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { bytesEqual } from '../ledger/bytes.ts';
 import type { ChainParams } from '../ledger/genesis.ts';
 import { createNode, type NodeConfig } from '../node/launch.ts';
+import { CatchUpGate } from '../node/miner.ts';
 import { tempDir, testKey } from './helpers/fixtures.ts';
 import { mineOn, networkParams, startNode, stopAll, waitFor, type TestNode } from './helpers/network.ts';
 
@@ -120,5 +121,15 @@ describe('a mining node catching up', function () {
     nodes.push(alone);
     await waitFor(() => alone.mined.length > 0, 30_000, 'a node with no peers to find to mine');
     assert.deepEqual(alone.logs.filter((m) => m.startsWith('mining waits')), []);
+  });
+
+  it('a status told before the miner started counts: a node with known peers does not wait for the next poll', () => {
+    // The node dials its known peers before its services start; the miner's gate listened only
+    // from its own start, so a status in by then was missed and mining waited up to 15 s more.
+    const chain = { tip: { height: 0 } };
+    const told = new CatchUpGate({ sync: { syncing: false, peersAhead: 0, statuses: new Map([['peer', {}]]) }, chain, snapshotSync: false, knownPeers: 1 });
+    assert.equal(told.reason(), undefined);
+    const untold = new CatchUpGate({ sync: { syncing: false, peersAhead: 0, statuses: new Map() }, chain, snapshotSync: false, knownPeers: 1 });
+    assert.match(untold.reason() ?? '', /waiting for a peer to tell its chain/);
   });
 });

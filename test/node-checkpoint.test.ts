@@ -152,7 +152,7 @@ describe('node checkpoint', function () {
   });
 
   it('mines nothing below it: its own blocks there could not pass through it', () => {
-    const sync = { syncing: false, peersAhead: 0 };
+    const sync = { syncing: false, peersAhead: 0, statuses: new Map() };
     const gate = (height: number) => new CatchUpGate({ sync, chain: { tip: { height }, checkpoint: { height: 10 } }, snapshotSync: false });
     assert.match(gate(9).reason() ?? '', /below its checkpoint at 10/);
     assert.equal(gate(10).reason(), undefined);
