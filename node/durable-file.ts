@@ -24,21 +24,14 @@ export function replaceFile(file: string, data: Uint8Array | string): Promise<vo
 
 async function writeThenRename(file: string, data: Uint8Array | string): Promise<void> {
   const temp = `${file}.tmp`;
-  try {
-    const handle = await open(temp, 'w', 0o600);
-    try {
-      await handle.chmod(0o600); // a temporary file a kill left behind keeps its old mode otherwise
-      await handle.writeFile(data);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(temp, file);
-  } catch (err) {
+  const handle = await open(temp, 'w', 0o600).catch(async (err: unknown) => {
     await rm(temp, { force: true }).catch(() => {});
     throw err;
-  }
-  await syncDirectory(dirname(file));
+  });
+  await syncAndRename(handle, temp, file, async () => {
+    await handle.chmod(0o600); // a temporary file a kill left behind keeps its old mode otherwise
+    await handle.writeFile(data);
+  });
 }
 
 /** Temporary files this process made, for a name of its own each. */
@@ -52,22 +45,29 @@ let temporaries = 0;
  * kill leaves it, named for what it is.
  */
 export async function writeWholeFile<T>(file: string, write: (handle: FileHandle) => Promise<T>): Promise<T> {
-  let temp: string;
-  let handle: FileHandle;
   for (;;) {
-    temp = `${file}.${process.pid}.${++temporaries}.partial`;
+    const temp = `${file}.${process.pid}.${++temporaries}.partial`;
+    let handle: FileHandle;
     try {
       handle = await open(temp, 'wx');
-      break;
     } catch (err) {
       // A kill's leftover whose pid was since reused: the next name.
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      continue;
     }
+    return syncAndRename(handle, temp, file, () => write(handle));
   }
+}
+
+/**
+ * `write` into the open temporary file, then synced, closed and renamed over `file`, and the
+ * rename synced; on any failure the temporary file is removed and `file` is as it was.
+ */
+async function syncAndRename<T>(handle: FileHandle, temp: string, file: string, write: () => Promise<T>): Promise<T> {
   let result: T;
   try {
     try {
-      result = await write(handle);
+      result = await write();
       await handle.sync();
     } finally {
       await handle.close();
