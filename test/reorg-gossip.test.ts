@@ -11,16 +11,14 @@ import type { AccountSource } from '../ledger/state.ts';
 import { MAX_TXS_AFTER_REORGANISATION, MAX_TXS_AFTER_REORGANISATION_PER_GROUP } from '../node/gossip-txs.ts';
 import { Gossip } from '../node/gossip.ts';
 import type { GossipOptions } from '../node/gossip-types.ts';
-import type { GossipValidator, Transport } from '../node/transport.ts';
-import type { NetworkNames } from '../node/protocols.ts';
 import { TxSignatureVerifier } from '../node/tx-signatures.ts';
 import { InlineVerifier } from '../node/inline-verifier.ts';
 import { encodeTxBatch } from '../node/wire.ts';
 import { TxRelay } from '../node/tx-relay.ts';
 import { PeerManager } from '../node/peers.ts';
-import { PeerRecords } from '../node/peer-records.ts';
 import { afterTurns, testKey, transfer } from './helpers/fixtures.ts';
 import { heldReorganisation, untilAsked } from './helpers/reorg.ts';
+import { TEST_TOPICS, peerTable, validatorsTransport } from './helpers/gossip-harness.ts';
 
 describe('transactions gossiped or pushed mid-way through a reorganisation', function () {
   this.timeout(60_000);
@@ -38,16 +36,10 @@ describe('transactions gossiped or pushed mid-way through a reorganisation', fun
     const signatures = new TxSignatureVerifier(new InlineVerifier());
     const mempool = new Mempool(state?.(r) ?? r.db, r.params, options.policy ?? {}, (tx) => signatures.checkTx(tx));
     r.chain.on('tip', (e) => void mempool.update(e.connected, e.disconnected, r.now));
-    const validators = new Map<string, GossipValidator>();
-    const transport = { subscribe: (topic: string, validate: GossipValidator) => void validators.set(topic, validate) } as unknown as Transport;
-    const peers = new PeerManager(() => 0);
-    const records = new PeerRecords();
-    const connect = (peer: string, remoteAddr: string) => {
-      records.connected(peer, { direction: 'inbound', remoteAddr }, 0);
-      peers.connectedFrom(peer, remoteAddr);
-    };
+    const { transport, validators } = validatorsTransport();
+    const { peers, records, connect } = peerTable();
     const relayed: string[] = [];
-    const names = { blockTopic: '/blocks', compactBlockTopic: '/cblocks', txTopic: '/txs' } as NetworkNames;
+    const names = TEST_TOPICS;
     const gossip = new Gossip({ transport, names, chain: r.chain, mempool, peers, records, signatures, clock: () => r.now, announceTx: (tx: Transaction) => void relayed.push(tx.idHex) } as unknown as GossipOptions);
     gossip.start();
     const gossiped = (peer: string, txs: readonly Transaction[]) => validators.get('/txs')!(peer, encodeTxBatch(txs));

@@ -10,16 +10,15 @@ import type { Account } from '../ledger/state.ts';
 import { decodeTransaction, type Transaction } from '../ledger/transaction.ts';
 import { Gossip } from '../node/gossip.ts';
 import type { GossipOptions } from '../node/gossip-types.ts';
-import type { GossipValidator, Transport, Verdict } from '../node/transport.ts';
-import type { NetworkNames } from '../node/protocols.ts';
-import { PeerManager } from '../node/peers.ts';
-import { NetworkStats, PeerRecords } from '../node/peer-records.ts';
+import type { Verdict } from '../node/transport.ts';
+import { NetworkStats } from '../node/peer-records.ts';
 import { FIRST_PEER_ROUND, TxSignatureVerifier } from '../node/tx-signatures.ts';
 import { InlineVerifier } from '../node/inline-verifier.ts';
 import { MAX_WAITING_BATCHES, MAX_WAITING_BATCH_BYTES, MAX_WAITING_BATCH_BYTES_IN_ALL, TxBatchTurns } from '../node/tx-batch-turns.ts';
 import { admitTxBatch } from '../node/gossip-txs.ts';
 import { MAX_TXS_PER_BATCH, encodeTxBatch } from '../node/wire.ts';
 import { FUNDED_KEYS, afterTurns, testKey, transfer } from './helpers/fixtures.ts';
+import { TEST_TOPICS, countingSignatures, peerTable, validatorsTransport } from './helpers/gossip-harness.ts';
 
 const unfunded = testKey(44);
 
@@ -52,27 +51,14 @@ function txGossip(held?: Uint8Array) {
       return accounts.getAccount(address);
     },
   };
-  let verified = 0;
-  const inline = new InlineVerifier();
-  const signatures = new TxSignatureVerifier({
-    verify: (items) => {
-      verified += items.length;
-      return inline.verify(items);
-    },
-  });
+  const { signatures, verified } = countingSignatures();
   const mempool = new Mempool(state, { chainId: 7 }, {}, (tx) => signatures.checkTx(tx));
-  const validators = new Map<string, GossipValidator>();
-  const transport = { subscribe: (topic: string, validate: GossipValidator) => void validators.set(topic, validate) } as unknown as Transport;
-  const peers = new PeerManager(() => 0);
-  const records = new PeerRecords();
-  const connect = (peer: string, remoteAddr: string) => {
-    records.connected(peer, { direction: 'inbound', remoteAddr }, 0);
-    peers.connectedFrom(peer, remoteAddr);
-  };
+  const { transport, validators } = validatorsTransport();
+  const { peers, records, connect } = peerTable();
   const stats = new NetworkStats();
-  const names = { blockTopic: '/blocks', compactBlockTopic: '/cblocks', txTopic: '/txs' } as NetworkNames;
+  const names = TEST_TOPICS;
   new Gossip({ transport, names, chain: { params: { maxBlockBytes: 1 << 20 } }, mempool, peers, records, stats, signatures, clock: () => 1_000, announceTx: () => {} } as unknown as GossipOptions).start();
-  return { validate: validators.get('/txs')!, mempool, peers, stats, connect, release, heldReads: () => heldReads, verified: () => verified };
+  return { validate: validators.get('/txs')!, mempool, peers, stats, connect, release, heldReads: () => heldReads, verified };
 }
 
 /** Resolves `verdicts` as they settle; `settled()` counts those that have. */

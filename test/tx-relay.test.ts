@@ -6,7 +6,6 @@
  */
 import assert from 'node:assert/strict';
 import { MEMPOOL_PUSH_PER_GROUP_INTERVAL_MS, PUSH_RETRY_PAUSE_MS, TxRelay } from '../node/tx-relay.ts';
-import { PeerRecords } from '../node/peer-records.ts';
 import { MAX_RETRY_AFTER_MS, TransportError, busyError, type Transport } from '../node/transport.ts';
 import type { Env } from '../node/env.ts';
 import type { NetworkNames } from '../node/protocols.ts';
@@ -19,8 +18,8 @@ import { InlineVerifier } from '../node/inline-verifier.ts';
 import { MAX_TXS_PER_BATCH, decodeTxBatch, encodeTxBatch } from '../node/wire.ts';
 import { Gossip, maxGossipBytes } from '../node/gossip.ts';
 import type { GossipOptions } from '../node/gossip-types.ts';
-import type { GossipValidator } from '../node/transport.ts';
 import { FUNDED_KEYS, testKey, transfer } from './helpers/fixtures.ts';
+import { TEST_TOPICS, countingSignatures, peerTable, validatorsTransport } from './helpers/gossip-harness.ts';
 
 /**
  * `count` transactions of a funded sender whose signatures do not hold: one signed, then its
@@ -199,12 +198,8 @@ describe('TxRelay.pushMempool', () => {
     const mempool = new Mempool(state, { chainId: 7 }, {});
     await mempool.add(transfer(FUNDED_KEYS[0]!, testKey(40).address, 1n, 0n), 0);
     assert.equal(mempool.size, 1);
-    const peers = new PeerManager(() => now);
-    const records = new PeerRecords();
-    const connect = (peer: string, direction: 'inbound' | 'outbound', remoteAddr: string) => {
-      records.connected(peer, { direction, remoteAddr }, now);
-      peers.connectedFrom(peer, remoteAddr);
-    };
+    const { peers, records, connect: connectAs } = peerTable(() => now);
+    const connect = (peer: string, direction: 'inbound' | 'outbound', remoteAddr: string) => connectAs(peer, remoteAddr, direction);
     const r = new TxRelay({ transport, env, names: { txPush: '/push' } as NetworkNames, mempool, peers, records } as unknown as TxRelay['o']);
     const pushes = async (peer: string) => {
       const before = pushedTo.length;
@@ -329,23 +324,15 @@ describe('Gossip: a transaction batch', () => {
   function txGossip() {
     const state = new MemoryAccounts();
     state.set(FUNDED_KEYS[0]!.address, { balance: 1_000_000n, nonce: 0n });
-    let verified = 0;
-    const inline = new InlineVerifier();
-    const signatures = new TxSignatureVerifier({
-      verify: (items) => {
-        verified += items.length;
-        return inline.verify(items);
-      },
-    });
+    const { signatures, verified } = countingSignatures();
     const mempool = new Mempool(state, { chainId: 7 }, {}, (tx) => signatures.checkTx(tx));
-    const validators = new Map<string, GossipValidator>();
-    const transport = { subscribe: (topic: string, validate: GossipValidator) => void validators.set(topic, validate) } as unknown as Transport;
-    const peers = new PeerManager(() => 0);
-    const names = { blockTopic: '/blocks', compactBlockTopic: '/cblocks', txTopic: '/txs' } as NetworkNames;
+    const { transport, validators } = validatorsTransport();
+    const { peers } = peerTable();
+    const names = TEST_TOPICS;
     const relayed: Transaction[] = [];
     const announceTx = (tx: Transaction) => void relayed.push(tx);
     new Gossip({ transport, names, chain: { params: { maxBlockBytes: 1 << 20 } }, mempool, peers, signatures, clock: () => 1_000, announceTx } as unknown as GossipOptions).start();
-    return { validate: validators.get('/txs')!, mempool, peers, verified: () => verified, relayed };
+    return { validate: validators.get('/txs')!, mempool, peers, verified, relayed };
   }
 
   it('checks each signature once, however many times the batch repeats its transaction', async () => {
