@@ -19,7 +19,7 @@ import type { SignatureVerifier } from '../node/tx-signatures.ts';
 import { MemoryDisk } from '../ledger/kv-memory.ts';
 import { afterTurns, testKey, testParams, transfer } from './helpers/fixtures.ts';
 import { asParent, mineChain, mineChild } from './helpers/mining.ts';
-import { heldReorganisation, untilAsked } from './helpers/reorg.ts';
+import { heldReorganisation, untilAsked, viewOf } from './helpers/reorg.ts';
 
 describe('account reads mid-way through a reorganisation', function () {
   this.timeout(60_000);
@@ -69,25 +69,6 @@ describe('chain reads over RPC mid-way through a reorganisation', function () {
 
   const sender = testKey(0);
   const tx = transfer(sender, testKey(3).address, 5n, 0n);
-
-  /** What status and the other reads see of a node on `r`'s chain. */
-  function viewOf(r: Awaited<ReturnType<typeof heldReorganisation>>): NodeView {
-    return {
-      params: r.params,
-      chain: r.chain,
-      db: r.db,
-      mempool: new Mempool(r.db, r.params),
-      addressIndex: undefined,
-      transport: { peers: () => [], connectionInfo: () => undefined, listenAddresses: () => [], peerId: 'self' },
-      sync: { syncing: false, targetHeight: 0, statuses: new Map(), peersAhead: 0, peersApart: 0 },
-      peers: { lastBan: undefined, bannedCount: 0 },
-      mining: false,
-      miner: undefined,
-      historyCheck: undefined,
-      clock: () => r.now,
-      env: realEnv,
-    } as unknown as NodeView;
-  }
 
   /** What `ask` answers of a node held mid-way, made to wait until the reorganisation ends. */
   async function askedMidWay<T>(ask: (view: NodeView) => Promise<T>) {

@@ -8,7 +8,6 @@ import assert from 'node:assert/strict';
 import { toHex } from '../ledger/bytes.ts';
 import { encodeAddress } from '../ledger/keys.ts';
 import { Mempool } from '../ledger/mempool.ts';
-import type { Transaction } from '../ledger/transaction.ts';
 import { rpcHandlers } from '../node/rpc-methods.ts';
 import { RpcServer } from '../node/rpc.ts';
 import { RPC_ERRORS } from '../node/rpc-types.ts';
@@ -16,14 +15,13 @@ import { answerRest, RestError } from '../node/http/rest.ts';
 import { HttpServer } from '../node/http/server.ts';
 import type { EventFeed } from '../node/http/events.ts';
 import type { Env, Timer } from '../node/env.ts';
-import type { NodeView } from '../node/view.ts';
 import { REORG_RETRY_SECONDS, REORG_WAIT_MS, ReorganisingError } from '../node/reorg-wait.ts';
 import { RpcClient } from '../cli/rpc-client.ts';
 import { syncText } from '../cli/cmd-inspect.ts';
 import { afterTurns, tempDir, testKey, transfer } from './helpers/fixtures.ts';
 import { get } from './helpers/http.ts';
 import { waitFor } from './helpers/network.ts';
-import { heldReorganisation, untilAsked } from './helpers/reorg.ts';
+import { heldReorganisation, untilAsked, viewOf } from './helpers/reorg.ts';
 
 /** Timers that run only when `expire()` says REORG_WAIT_MS has passed. */
 function heldTimers() {
@@ -56,23 +54,7 @@ async function reorganisingNode(txs: Parameters<typeof heldReorganisation>[0] = 
   const r = await heldReorganisation(txs);
   const timers = heldTimers();
   const mempool = new Mempool(r.db, r.params);
-  const view = {
-    params: r.params,
-    chain: r.chain,
-    db: r.db,
-    mempool,
-    addressIndex: undefined,
-    env: timers.env,
-    transport: { peers: () => [], connectionInfo: () => undefined, listenAddresses: () => [], peerId: 'self' },
-    sync: { syncing: false, targetHeight: 0, statuses: new Map(), peersAhead: 0, peersApart: 0 },
-    peers: { lastBan: undefined, bannedCount: 0 },
-    mining: false,
-    miner: undefined,
-    historyCheck: undefined,
-    clock: () => r.now,
-    submitTransaction: async (tx: Transaction) => void (await mempool.add(tx, r.now)),
-    submitTransactions: async (txs: readonly Transaction[]) => (await mempool.addMany(txs, r.now)).map((o) => (o instanceof Error ? o : undefined)),
-  } as unknown as NodeView;
+  const view = viewOf(r, { mempool, env: timers.env });
   const done = async () => {
     r.release();
     assert.equal(await r.reorganised, 'connected');

@@ -6,6 +6,9 @@ import { ChainDB } from '../../ledger/chaindb.ts';
 import { Chain } from '../../consensus/chain.ts';
 import type { Transaction } from '../../ledger/transaction.ts';
 import type { Status } from '../../node/wire.ts';
+import { Mempool } from '../../ledger/mempool.ts';
+import { realEnv, type Env } from '../../node/env.ts';
+import type { NodeView } from '../../node/view.ts';
 import { kvOver } from './kv.ts';
 import { afterTurns, testKey, testParams } from './fixtures.ts';
 import { asParent, mineChain, mineChild } from './mining.ts';
@@ -60,4 +63,29 @@ export async function untilAsked(asked: () => boolean): Promise<void> {
     assert.ok(turn < 1000, 'the request was made');
     await afterTurns(1);
   }
+}
+
+/**
+ * What status and the other RPC and REST reads see of a node on `r`'s chain: no peers, no miner,
+ * its mempool (a new one unless given), real time unless `env` is given; submissions go to the pool.
+ */
+export function viewOf(r: Awaited<ReturnType<typeof heldReorganisation>>, o: { mempool?: Mempool; env?: Pick<Env, 'setTimeout' | 'clearTimeout'> } = {}): NodeView {
+  const mempool = o.mempool ?? new Mempool(r.db, r.params);
+  return {
+    params: r.params,
+    chain: r.chain,
+    db: r.db,
+    mempool,
+    addressIndex: undefined,
+    env: o.env ?? realEnv,
+    transport: { peers: () => [], connectionInfo: () => undefined, listenAddresses: () => [], peerId: 'self' },
+    sync: { syncing: false, targetHeight: 0, statuses: new Map(), peersAhead: 0, peersApart: 0 },
+    peers: { lastBan: undefined, bannedCount: 0 },
+    mining: false,
+    miner: undefined,
+    historyCheck: undefined,
+    clock: () => r.now,
+    submitTransaction: async (tx: Transaction) => void (await mempool.add(tx, r.now)),
+    submitTransactions: async (txs: readonly Transaction[]) => (await mempool.addMany(txs, r.now)).map((outcome) => (outcome instanceof Error ? outcome : undefined)),
+  } as unknown as NodeView;
 }
