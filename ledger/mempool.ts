@@ -4,7 +4,7 @@ import { SerialQueue } from './serial.ts';
 import { MAX_AMOUNT } from './amount.ts';
 import type { Block } from './block.ts';
 import { checkTxSignature, TX_BYTES, type Transaction } from './transaction.ts';
-import { EMPTY_ACCOUNT, checkTxAgainstState, type Account, type AccountSource, type StateRules } from './state.ts';
+import { EMPTY_ACCOUNT, checkTxAgainstState, readAccounts, type Account, type AccountSource, type StateRules } from './state.ts';
 import { PendingSet, type MempoolEntry } from './pending-set.ts';
 import { selectForBlock } from './block-template.ts';
 import { DEFAULT_MEMPOOL_POLICY, MempoolFullError, MempoolRejection, NO_VICTIMS, chooseVictims, refusedByNonce, refusedOnSight, underpricedReplacement, type MempoolPolicy } from './mempool-rules.ts';
@@ -153,10 +153,16 @@ export class Mempool extends EventEmitter<{ added: [entry: MempoolEntry] }> {
    */
   addMany(txs: readonly Transaction[], now: number, stopAt?: (refusal: Error) => boolean): Promise<(MempoolEntry | Error)[]> {
     return this.queue.run(async () => {
+      // The senders' accounts in one read, not an await and a read each (an RPC batch of 2,000 was
+      // 2,000): as in `updateNow`, a block connected meanwhile is the next update's, queued behind
+      // this turn, which looks again at its senders. A failed read leaves each to its own.
+      const accounts = await this.accountsOf(txs).catch(() => undefined);
       const outcomes: (MempoolEntry | Error)[] = [];
       for (const tx of txs) {
         try {
-          outcomes.push(await this.admit(tx, now));
+          // A signature verified before (the batch's, checked ahead of it) is admitted without a turn.
+          const admitted = accounts ? this.admitAgainst(tx, now, false, accounts.get(tx.fromKey)!) : this.admit(tx, now);
+          outcomes.push(admitted instanceof Promise ? await admitted : admitted);
         } catch (err) {
           const refusal = err instanceof Error ? err : new Error(String(err));
           outcomes.push(refusal);
@@ -177,9 +183,7 @@ export class Mempool extends EventEmitter<{ added: [entry: MempoolEntry] }> {
    */
   async worthVerifying(txs: readonly Transaction[]): Promise<Transaction[]> {
     const fresh = txs.filter((tx) => !refusedOnSight(this.pending, this.policy, tx));
-    const accounts = this.state.getAccounts
-      ? await this.state.getAccounts(fresh.map((tx) => tx.from), fresh.map((tx) => tx.fromKey))
-      : await Promise.all(fresh.map((tx) => this.state.getAccount(tx.from)));
+    const accounts = await readAccounts(this.state, fresh.map((tx) => tx.from), fresh.map((tx) => tx.fromKey));
     const worth: Transaction[] = [];
     for (let i = 0; i < fresh.length; i++) {
       const tx = fresh[i]!;
@@ -214,10 +218,16 @@ export class Mempool extends EventEmitter<{ added: [entry: MempoolEntry] }> {
    * `known`: the sender's account as the state has it, read ahead with others.
    */
   private async admit(tx: Transaction, now: number, readmit = false, known?: Account): Promise<MempoolEntry> {
+    const onSight = refusedOnSight(this.pending, this.policy, tx); // before the read: a duplicate costs none
+    if (onSight) throw onSight();
+    return this.admitAgainst(tx, now, readmit, known ?? (await this.state.getAccount(tx.from)) ?? EMPTY_ACCOUNT);
+  }
+
+  /** `admit` with the sender's account read: throws a refusal at once, and waits only for a signature not verified before. */
+  private admitAgainst(tx: Transaction, now: number, readmit: boolean, account: Account): MempoolEntry | Promise<MempoolEntry> {
     const idHex = tx.idHex;
     const onSight = refusedOnSight(this.pending, this.policy, tx);
     if (onSight) throw onSight();
-    const account = known ?? (await this.state.getAccount(tx.from)) ?? EMPTY_ACCOUNT;
     const byNonce = refusedByNonce(this.policy, tx, account, readmit);
     if (byNonce) throw byNonce();
     // The rules a block would apply, as if the earlier pending nonces were already in.
@@ -243,13 +253,19 @@ export class Mempool extends EventEmitter<{ added: [entry: MempoolEntry] }> {
     }
     const victims = replaced ? NO_VICTIMS : chooseVictims(this.pending, this.policy, tx, gapped);
     const checking = this.checkSignature(tx); // a signature already verified answers at once
-    if (checking) await checking;
+    if (checking) return checking.then(() => this.enter(tx, idHex, now, account.nonce, victims, replaced));
+    return this.enter(tx, idHex, now, account.nonce, victims, replaced);
+  }
+
+  /** `tx`, judged and its signature checked, in the pool: `victims` and `replaced` out. */
+  private enter(tx: Transaction, idHex: string, now: number, stateNonce: bigint, victims: readonly MempoolEntry[], replaced: MempoolEntry | undefined): MempoolEntry {
+    const senderKey = tx.fromKey;
     for (const v of victims) this.pending.remove(v);
     this.dropped.evicted += victims.length;
     if (replaced) this.pending.remove(replaced);
     const entry: MempoolEntry = { tx, idHex, addedAt: now };
     this.pending.insert(entry);
-    this.pending.classify(senderKey, account.nonce);
+    this.pending.classify(senderKey, stateNonce);
     // For live feeds (node/http/events.ts): a transaction that entered, also one a reorg put back.
     this.emit('added', entry);
     return entry;
@@ -350,7 +366,7 @@ export class Mempool extends EventEmitter<{ added: [entry: MempoolEntry] }> {
     for (const tx of txs) senders.set(tx.fromKey, tx.from);
     const keys = [...senders.keys()];
     const addresses = [...senders.values()];
-    const found = this.state.getAccounts ? await this.state.getAccounts(addresses, keys) : await Promise.all(addresses.map((a) => this.state.getAccount(a)));
+    const found = await readAccounts(this.state, addresses, keys);
     return new Map(keys.map((key, i) => [key, found[i] ?? EMPTY_ACCOUNT]));
   }
 
