@@ -106,4 +106,34 @@ describe('our users\' transactions a block passed over', () => {
     relayed.splice(0, 3); // mined
     assert.deepEqual(ids(local.passedOver(blockOf([]))), ids(ours), 'not marked sent while left out: due at the next block');
   });
+
+  it('follows at most 10,000, forgetting the one added longest ago: one added again counts from then, one mined is gone', () => {
+    const local = new LocalTxs({ mempool, now: () => now, blockRoom: 10 });
+    // Only ids matter here: the block passes nothing over (no time went by).
+    const fake = (i: number) => {
+      const idHex = i.toString(16).padStart(64, '0');
+      return { idHex, id: Buffer.from(idHex, 'hex') } as unknown as Transaction;
+    };
+    const add = (from: number, to: number) => {
+      for (let i = from; i <= to; i++) {
+        pending.add(fake(i).idHex);
+        local.add(fake(i));
+      }
+    };
+    const follows = (i: number) => local.has(fake(i).idHex);
+    add(0, 9_999);
+    local.add(fake(0)); // submitted again: now the latest
+    pending.delete(fake(1).idHex);
+    pending.delete(fake(2).idHex);
+    assert.deepEqual(local.passedOver(blockOf([])), []);
+    assert.equal(local.size, 9_998, 'the mined ones forgotten');
+    add(10_000, 10_002);
+    assert.equal(local.size, 10_000);
+    assert.deepEqual([0, 3, 4, 10_002].map(follows), [true, false, true, true], 'the oldest followed went: 3, not 0 (added again), 1 or 2 (mined)');
+    add(10_003, 19_998);
+    assert.deepEqual([0, 9_999, 10_000, 19_998].map(follows), [true, false, true, true]);
+    add(19_999, 30_000);
+    assert.equal(local.size, 10_000);
+    assert.deepEqual([0, 20_000, 20_001, 30_000].map(follows), [false, false, true, true]);
+  });
 });
