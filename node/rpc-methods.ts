@@ -2,7 +2,7 @@ import { getHeapStatistics } from 'node:v8';
 import { fromHex, toHex } from '../ledger/bytes.ts';
 import { DecodeError } from '../ledger/errors.ts';
 import { encodeAddress } from '../ledger/keys.ts';
-import { decodeTransaction, type Transaction } from '../ledger/transaction.ts';
+import { decodeTransactionHex, type Transaction } from '../ledger/transaction.ts';
 import type { Block, BlockHeader } from '../ledger/block.ts';
 import { auditChainDB } from '../ledger/audit.ts';
 import { SerialQueue } from '../ledger/serial.ts';
@@ -269,7 +269,7 @@ export const rpcHandlers: Handlers = {
     const hex = param(params, 'tx', isString, 'the hex of a signed transaction');
     let tx: Transaction;
     try {
-      tx = decodeTransaction(fromHex(hex));
+      tx = decodeTransactionHex(hex);
     } catch (err) {
       if (err instanceof DecodeError) throw invalid(`not a transaction: ${err.message}`);
       throw err;
@@ -284,7 +284,7 @@ export const rpcHandlers: Handlers = {
     if (!Array.isArray(list) || list.length > MAX_TXS_PER_CALL || !list.every(isString)) throw invalid(`"txs" must be an array of at most ${MAX_TXS_PER_CALL} hex strings`);
     const decoded: (Transaction | Error)[] = list.map((hex) => {
       try {
-        return decodeTransaction(fromHex(hex));
+        return decodeTransactionHex(hex);
       } catch (err) {
         return err as Error;
       }

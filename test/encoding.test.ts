@@ -26,6 +26,7 @@ import {
   UNSIGNED_TX_BYTES,
   checkTxSignature,
   decodeTransaction,
+  decodeTransactionHex,
   encodeUnsignedTransaction,
   signTransaction,
   type Transaction,
@@ -181,6 +182,24 @@ describe('encoding', () => {
       assert.deepEqual(tx.bytes, SAMPLE_TX.bytes);
       assert.deepEqual(tx.to, SAMPLE_TX.to);
       assert.ok(!Buffer.isBuffer(tx.bytes));
+    });
+
+    it('decodeTransactionHex reads what decodeTransaction reads from the same hex, and refuses what it refuses, with the same errors', () => {
+      const hex = Buffer.from(SAMPLE_TX.bytes).toString('hex');
+      assert.deepEqual(decodeTransactionHex(hex), decodeTransaction(SAMPLE_TX.bytes));
+      const highS = Buffer.from(SAMPLE_TX.bytes);
+      highS.fill(0xff, TX_BYTES - 32);
+      for (const bad of [hex.slice(1), `${hex.slice(0, -2)}zz`, `${hex}00`, hex.slice(0, -2), highS.toString('hex'), `00${hex.slice(2)}`]) {
+        const expected = (() => {
+          try {
+            decodeTransaction(fromHex(bad));
+          } catch (err) {
+            return err as DecodeError;
+          }
+          assert.fail(`${bad} decoded`);
+        })();
+        assert.throws(() => decodeTransactionHex(bad), (err: unknown) => err instanceof DecodeError && err.code === expected.code && err.message === expected.message);
+      }
     });
 
     it('signTransaction → decodeTransaction gives back the same fields, bytes and id (property)', () => {

@@ -3,9 +3,9 @@
  * NodeView. Read-only but for `POST /tx`. Pure over the node: the HTTP server (server.ts) turns
  * an answer into a response, and a RestError into a JSON error with a code.
  */
-import { bytesEqual, fromHex, toHex } from '../../ledger/bytes.ts';
+import { bytesEqual, toHex } from '../../ledger/bytes.ts';
 import { CairnError, DecodeError } from '../../ledger/errors.ts';
-import { TX_BYTES, decodeTransaction, type Transaction } from '../../ledger/transaction.ts';
+import { TX_BYTES, decodeTransactionHex, type Transaction } from '../../ledger/transaction.ts';
 import { decodeBlock, type Block, type BlockHeader } from '../../ledger/block.ts';
 import { blockCapacity, estimateFee, findTransaction } from '../chain-info.ts';
 import type { NodeView } from '../view.ts';
@@ -199,7 +199,7 @@ export async function answerRest(node: NodeView, feed: EventFeed, method: string
     if (path !== '/tx') return undefined;
     let tx: Transaction;
     try {
-      tx = decodeTransaction(fromHex((body ?? '').trim()));
+      tx = decodeTransactionHex((body ?? '').trim());
     } catch (err) {
       if (err instanceof DecodeError) throw bad(`not a transaction: ${err.message}`);
       throw err;
