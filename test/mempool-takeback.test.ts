@@ -85,8 +85,8 @@ describe('Mempool take-back', () => {
   });
 
   it('admits what one admission after another would, over random reorganisations', async () => {
-    // The reference is addMany, which reads each sender's account as it admits (with a nonce
-    // window wide enough that a take-back's exemption from it changes nothing): duplicates,
+    // The reference is addMany, which admits one after another against the senders' accounts
+    // (with a nonce window wide enough that a take-back's exemption from it changes nothing): duplicates,
     // replacements under- and over-priced, overspending, gaps, a full pool and its share of
     // gapped transactions, and forged signatures, against states a reorganisation moved back.
     const codes = new Set<string>();
