@@ -63,7 +63,7 @@ describe('the chain generator', function () {
     assert.equal(genesisHashHex(parseGenesis(genesisJson(params))), genesisHashHex(params));
   });
 
-  it('--accounts is capped where the genesis file still fits what a node reads', () => {
+  it('--accounts is capped below where the genesis file would no longer fit what a node reads', () => {
     // Past the first few, every funded account is one more line of the same length.
     const bytes = (accounts: number) => genesisJson(generatorGenesis({ blocks: 10, accounts, now: 1_800_000_000 })).length;
     const perAccount = (bytes(2000) - bytes(1000)) / 1000;
@@ -72,13 +72,13 @@ describe('the chain generator', function () {
     assert.ok(atCap <= MAX_GENESIS_BYTES, `${MAX_GENERATED_ACCOUNTS} accounts make ${atCap} bytes`);
   });
 
-  it('cairn generate refuses more accounts than a genesis file holds, before making the datadir', async () => {
+  it('cairn generate refuses more accounts than a node opens, before making the datadir', async () => {
     const dir = tempDir();
     try {
       const datadir = join(dir.path, 'gen');
       await assert.rejects(
         promisify(execFile)(process.execPath, [CAIRN, 'generate', '--blocks', '1', '--accounts', String(MAX_GENERATED_ACCOUNTS + 1), '--datadir', datadir]),
-        (err: { code: number; stderr: string }) => err.code === 2 && /--accounts must be a whole number from 0 to 8000000/.test(err.stderr),
+        (err: { code: number; stderr: string }) => err.code === 2 && /--accounts must be a whole number from 0 to 1000000/.test(err.stderr),
       );
       assert.equal(existsSync(datadir), false);
     } finally {
