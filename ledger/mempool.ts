@@ -385,35 +385,12 @@ export class Mempool extends EventEmitter<{ added: [entry: MempoolEntry] }> {
 
   private async revalidateSender(address: Uint8Array): Promise<void> {
     const senderKey = toHex(address);
-    const pending = this.bySender.get(senderKey);
-    if (!pending) return;
-    const account = (await this.state.getAccount(address)) ?? EMPTY_ACCOUNT;
-    // A block that took the sender's first nonces, the common case, leaves nothing pending below
-    // its nonce or beyond its balance, and the walk in nonce order would remove nothing: with a
-    // busy pool's senders, 40 nonces each, it was ~15 ms of a 2,000-transaction block's update.
-    if (this.pending.committedBy(senderKey) <= account.balance && !hasNonceBelow(pending, account.nonce)) {
-      this.pending.classify(senderKey, account.nonce);
-      return;
-    }
-    let committed = 0n;
-    for (const e of [...pending.values()].sort((a, b) => (a.tx.nonce < b.tx.nonce ? -1 : 1))) {
-      if (e.tx.nonce < account.nonce) {
-        this.pending.remove(e); // confirmed, or displaced by another tx with its nonce
-        continue;
-      }
-      committed += e.tx.amount + e.tx.fee;
-      if (committed > account.balance) this.pending.remove(e); // and every later one: committed only grows
-    }
-    this.pending.classify(senderKey, account.nonce);
+    if (!this.bySender.has(senderKey)) return;
+    this.pending.keepWithin(senderKey, (await this.state.getAccount(address)) ?? EMPTY_ACCOUNT);
   }
 
   /** Transactions for a block template (block-template.ts). */
   selectForBlock(maxTxs: number, maxBytes: number): Promise<Transaction[]> {
     return selectForBlock(this.bySender.values(), this.state, maxTxs, maxBytes);
   }
-}
-
-function hasNonceBelow(pending: ReadonlyMap<bigint, MempoolEntry>, nonce: bigint): boolean {
-  for (const n of pending.keys()) if (n < nonce) return true;
-  return false;
 }
