@@ -124,9 +124,7 @@ export class StateOverlay implements AccountSource {
       freshAddresses.push(entry.address);
       freshKeys.push(key);
     }
-    const found = this.source.getAccounts
-      ? await this.source.getAccounts(freshAddresses, freshKeys)
-      : await Promise.all(freshAddresses.map((a) => this.source.getAccount(a)));
+    const found = await readAccounts(this.source, freshAddresses, freshKeys);
     for (let i = 0; i < fresh.length; i++) {
       const account = found[i];
       fresh[i]!.before = account;
