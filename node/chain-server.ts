@@ -37,8 +37,11 @@ export interface ChainServerOptions {
   readonly chain: Chain;
   readonly peers: PeerManager;
   readonly status: () => Status;
-  /** The tip a peer's status announced, if we know that block: what the peer has. */
-  readonly announcedTip: (peer: string) => BlockIndexEntry | undefined;
+  /**
+   * What a peer's status announced it has: its tip, if we know that block, with the height up to
+   * which it said it holds no bodies (a snapshot-synced node's history, which it downloads).
+   */
+  readonly announced: (peer: string) => { readonly tip: BlockIndexEntry; readonly prunedHeight: number } | undefined;
   readonly admitBlocks?: AdmitBlocks;
   readonly roomForBlocks?: RoomForBlocks;
 }
@@ -46,7 +49,8 @@ export interface ChainServerOptions {
 /**
  * The other half of sync: our status, headers after a locator or by height, and stored blocks, each within the
  * asker's budgets. The blocks answer tells the budgets which blocks the asker already has — the
- * ancestors of the tip it announced — and is sent whole or answered busy, as they say.
+ * ancestors of the tip it announced, above the height its status says it pruned or never had —
+ * and is sent whole or answered busy, as they say.
  */
 export async function serveChain(o: ChainServerOptions): Promise<void> {
   const { serve, names, chain, peers } = o;
@@ -92,7 +96,7 @@ export async function serveChain(o: ChainServerOptions): Promise<void> {
 function admit(o: ChainServerOptions, peer: string, hashes: readonly Uint8Array[], frames: readonly Uint8Array[]): number | Busy {
   if (!o.admitBlocks || frames.length === 0) return frames.length;
   const { chain } = o;
-  const theirTip = o.announcedTip(peer);
+  const theirs = o.announced(peer);
   return o.admitBlocks(
     peer,
     frames.map((bytes, i) => {
@@ -100,7 +104,9 @@ function admit(o: ChainServerOptions, peer: string, hashes: readonly Uint8Array[
       return {
         bytes: bytes.byteLength,
         height: entry && chain.isMain(entry) ? entry.height : undefined,
-        theirs: entry !== undefined && theirTip !== undefined && theirTip.height >= entry.height && theirTip.ancestor(entry.height) === entry,
+        // Bodies at or below its pruned height it lacks: a snapshot-synced node checking its history
+        // asks for exactly those, and counted as re-downloads they were trickled and then cut off.
+        theirs: entry !== undefined && theirs !== undefined && entry.height > theirs.prunedHeight && theirs.tip.height >= entry.height && theirs.tip.ancestor(entry.height) === entry,
       };
     }),
     chain.tip.height,

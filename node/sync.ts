@@ -109,9 +109,10 @@ export class Sync extends EventEmitter<SyncEvents> {
     await serveChain({
       ...this.o,
       status: () => this.ourStatus(),
-      announcedTip: (peer) => {
-        const announced = this.statuses.get(peer);
-        return announced ? chain.getEntry(announced.status.tipHash) : undefined;
+      announced: (peer) => {
+        const status = this.statuses.get(peer)?.status;
+        const tip = status && chain.getEntry(status.tipHash);
+        return tip ? { tip, prunedHeight: status.prunedHeight } : undefined;
       },
     });
   }

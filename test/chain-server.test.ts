@@ -16,7 +16,9 @@ import type { Serve } from '../node/serving.ts';
 import type { Responder, Transport } from '../node/transport.ts';
 import { serveChain } from '../node/chain-server.ts';
 import { answerHeaderRange } from '../node/header-sync.ts';
-import { decodeGetBlocks, decodeHeaders, encodeGetHeaders, encodeStatus } from '../node/wire.ts';
+import { decodeGetBlocks, decodeHeaders, encodeGetBlocks, encodeGetHeaders, encodeStatus } from '../node/wire.ts';
+import { testKey, testParams } from './helpers/fixtures.ts';
+import { asParent, mineChain } from './helpers/mining.ts';
 import { heldReorganisation, untilAsked } from './helpers/reorg.ts';
 
 describe('a node mid-way through a reorganisation, serving headers', function () {
@@ -64,7 +66,7 @@ describe('a node mid-way through a reorganisation, serving headers', function ()
     const names = networkNames(server.db.genesis.header.hash);
     let respond: Responder | undefined;
     const serve = (async (name: string, _protocol: string, r: Responder) => void (name === 'headers' && (respond = r))) as unknown as Serve;
-    await serveChain({ serve, names, chain: server.chain, peers: new PeerManager(() => server.now), status: () => server.status, announcedTip: () => undefined });
+    await serveChain({ serve, names, chain: server.chain, peers: new PeerManager(() => server.now), status: () => server.status, announced: () => undefined });
     let asked = false;
     const answering = (async () => {
       asked = true;
@@ -77,5 +79,46 @@ describe('a node mid-way through a reorganisation, serving headers', function ()
     assert.equal(headers.length, 11, 'the whole chain, not one cut at the fork point');
     assert.equal(toHex(headers.at(-1)!.hash), toHex(server.branch[2]!.header.hash));
     await server.db.close();
+  });
+});
+
+describe('the blocks a peer already has, as a blocks answer tells its budgets', function () {
+  this.timeout(60_000);
+  // A snapshot-synced node checking its history asks for the bodies below its snapshot, which are
+  // ancestors of the tip it announced: counted as re-downloads, they were trickled at 128 KiB/s and
+  // its connection cut off past 4,096 of them (node/serving.ts), so no long history was checked.
+
+  it('ancestors of its announced tip above the height its status says it pruned, not those at or below it', async () => {
+    const params = testParams();
+    const db = await ChainDB.open(new MemoryDisk().open(), params);
+    const chain = await Chain.open(db, { clock: () => Date.now() });
+    const blocks = mineChain(params, asParent(db.genesis), 10, { miner: testKey(1).address });
+    for (const b of blocks) assert.equal(await chain.processBlock(b), 'connected');
+    const names = networkNames(db.genesis.header.hash);
+    let respond: Responder | undefined;
+    const serve = (async (name: string, _protocol: string, r: Responder) => void (name === 'blocks' && (respond = r))) as unknown as Serve;
+    const told: { height: number | undefined; theirs: boolean }[][] = [];
+    let announced: { tip: NonNullable<ReturnType<Chain['getEntry']>>; prunedHeight: number } | undefined;
+    await serveChain({
+      serve,
+      names,
+      chain,
+      peers: new PeerManager(() => Date.now()),
+      status: () => ({ genesis: db.genesis.header.hash, height: 10, tipHash: chain.tip.hash, totalWork: chain.tip.totalWork, prunedHeight: 0 }),
+      announced: () => announced,
+      admitBlocks: (_peer, asked) => (told.push(asked.map(({ height, theirs }) => ({ height, theirs }))), asked.length),
+    });
+    const ask = async () => {
+      const answer = await respond!(encodeGetBlocks(blocks.map((b) => b.header.hash)), 'snapshot-synced');
+      assert.ok(Array.isArray(answer) && answer.length === 10, 'every block served');
+      return told.pop()!.map((b) => b.theirs);
+    };
+    announced = { tip: chain.getEntry(blocks[9]!.header.hash)!, prunedHeight: 6 };
+    assert.deepEqual(await ask(), [false, false, false, false, false, false, true, true, true, true], 'bodies 1 to 6 it said it lacks');
+    announced = { tip: chain.getEntry(blocks[7]!.header.hash)!, prunedHeight: 0 };
+    assert.deepEqual(await ask(), [true, true, true, true, true, true, true, true, false, false], 'an unpruned peer at 8 has 1 to 8');
+    announced = undefined;
+    assert.deepEqual(await ask(), Array(10).fill(false), 'a peer whose tip we do not know has none we can tell');
+    await db.close();
   });
 });

@@ -133,7 +133,7 @@ describe('answers held in memory', () => {
       chain,
       peers: new PeerManager(() => 0),
       status: () => ({}) as never,
-      announcedTip: () => undefined,
+      announced: () => undefined,
       admitBlocks: (peer, blocks, height) => serving.serveBlocks(peer, blocks, height),
       roomForBlocks: (peer, count, eachBytes) => serving.roomForBlocks(peer, count, eachBytes),
     });
