@@ -46,6 +46,12 @@ export async function sendCommand(argv: string[], out: Out): Promise<void> {
   const rpc = await connect(values);
   const status = await rpc.call('status', {});
   const value = resolveAmount(amountText, status, '--amount');
+  // Consensus takes a transfer of 0 (PROTOCOL.md), and it has one use: taking the nonce of a
+  // pending transfer, to cancel it. Without --nonce it replaces nothing and moves nothing, yet
+  // spends a fee and the sender's next nonce: refused, as Bitcoin Core refuses a send of 0.
+  if (value === 0n && nonceText === undefined) {
+    throw new UsageError(`--amount 0 moves nothing, yet would spend a fee and ${from}'s next nonce: give an amount above 0; to cancel a pending transfer, send 0 to yourself with its --nonce and a fee at least 10% above its own (cairn mempool shows both)`);
+  }
   // Without --fee, what the node expects to get into the next block (never below its minimum),
   // up to --max-fee: a fee is signed away for good, and a node's estimate is not the user's word.
   const fee = feeText ? resolveAmount(feeText, status, '--fee') : BigInt((await rpc.call('estimateFee', {})).fee);
@@ -213,7 +219,8 @@ each gets a nonce of its own; the others wait that long (their submission, not a
 system drops the lock with its process, however that ends. Sends of the same key from another
 keystore or machine are not held back by it: keep a key's sends in one keystore.
 --nonce N signs nonce N as given: a pending transfer of that nonce is replaced if this one pays
-at least 10% more fee, which is how to speed up a stuck one, or cancel it (send to yourself).
+at least 10% more fee, which is how to speed up a stuck one, or cancel it (send 0 to yourself).
+--amount 0 is taken only with --nonce: on its own it would spend a fee and a nonce for nothing.
 
 Amounts (--amount, --fee): a whole number is base units (1500); a number with the network's unit
 is coins (12.5CRN, or "12.5 CRN"; on the devnet 1 CRN = 100000000 base units). Without --fee, the

@@ -55,6 +55,58 @@ describe('cairn send, against a node that takes the transfer but whose answer is
   });
 });
 
+describe('cairn send --amount 0', () => {
+  const dir = tempDir('cairn-send-zero-');
+  let server: Server | undefined;
+  after(async () => {
+    await new Promise((r) => (server ? server.close(r) : r(undefined)));
+    dir.remove();
+  });
+
+  it('is refused before the password without --nonce (a fee and a nonce for nothing), and sent with one (a cancellation)', async function () {
+    this.timeout(30_000);
+    const passwordFile = join(dir.path, 'password');
+    writeFileSync(passwordFile, 'zero\n', { mode: 0o600 });
+    writeFileSync(join(dir.path, 'devnet.hex'), DEVNET_PRIVATE_KEY + '\n');
+    const keystore = join(dir.path, 'keys');
+    await cliJson(['keys', 'import', '--keystore', keystore, '--password-file', passwordFile, join(dir.path, 'devnet.hex')]);
+    const received: { amount: bigint; nonce: bigint }[] = [];
+    const answers: Record<string, unknown> = {
+      status: { chainId: 4243, unit: 'CRN', decimals: 8, minFee: '1', feeEstimate: '1' },
+      estimateFee: { fee: '1' },
+      getAccount: { address: DEVNET_ADDRESS, balance: '1000000', nonce: '0', nextNonce: '1' },
+      getMempool: { txs: [] },
+    };
+    server = createServer((req, res) => {
+      let body = '';
+      req.setEncoding('utf8').on('data', (d: string) => (body += d)).on('end', () => {
+        const call = JSON.parse(body) as { id: number; method: string; params: { tx?: string } };
+        let result = answers[call.method];
+        if (call.method === 'sendRawTransaction') {
+          const tx = decodeTransaction(fromHex(call.params.tx!));
+          received.push({ amount: tx.amount, nonce: tx.nonce });
+          result = { id: tx.idHex };
+        }
+        res.setHeader('content-type', 'application/json');
+        res.end(JSON.stringify({ jsonrpc: '2.0', id: call.id, result }));
+      });
+    });
+    await new Promise<void>((r) => server!.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const send = (amount: string, extra: string[] = []) => runCli(['send', '--rpc', url, '--rpc-token', 't', '--keystore', keystore, '--from', DEVNET_ADDRESS, '--to', DEVNET_ADDRESS, '--amount', amount, '--fee', '2', ...extra]);
+    // No --password-file: a prompt with no terminal would fail otherwise, so the refusal came first.
+    for (const amount of ['0', '0CRN', '0.0 CRN']) {
+      const r = await send(amount);
+      assert.equal(r.code, 2, r.stderr);
+      assert.equal(r.stderr, `cairn: --amount 0 moves nothing, yet would spend a fee and ${DEVNET_ADDRESS}'s next nonce: give an amount above 0; to cancel a pending transfer, send 0 to yourself with its --nonce and a fee at least 10% above its own (cairn mempool shows both) (see cairn send --help)\n`);
+    }
+    assert.deepEqual(received, []);
+    const cancel = await send('0', ['--nonce', '0', '--password-file', passwordFile]);
+    assert.equal(cancel.code, 0, cancel.stderr);
+    assert.deepEqual(received, [{ amount: 0n, nonce: 0n }]);
+  });
+});
+
 describe('cairn send, several at once from one key', function () {
   this.timeout(60_000);
   const dir = tempDir('cairn-send-');
