@@ -156,12 +156,16 @@ export function createNode(config: NodeConfig): CairnNode {
       };
     });
   }
+  /** The explorer's address once its server listens, for the RPC port to send a browser there. */
+  let explorerUrl: string | undefined;
   if (config.rpc) {
     const rpcOptions = config.rpc;
+    const http = config.http;
     services.push((node) => {
       const rpc = new RpcServer(node, {
         datadir: config.datadir,
         ...rpcOptions,
+        elsewhere: () => (http ? (explorerUrl ? `the explorer and REST API are at ${explorerUrl}` : 'the explorer and REST API are starting, on a port of their own') : 'this node serves no explorer or REST API (it was started with --no-http)'),
         observe: (method, seconds) => metrics?.rpcRequest.observe({ method }, seconds),
         log: (level, message, fields) => node.emit('log', level, message, fields),
       });
@@ -190,6 +194,7 @@ export function createNode(config: NodeConfig): CairnNode {
       return {
         async start() {
           await http.start();
+          explorerUrl = http.url;
           node.emit('log', 'info', 'explorer and REST API', { url: http.url });
         },
         stop: () => http.stop(),

@@ -66,6 +66,17 @@ export interface RpcServerOptions {
   maxConnections?: number;
   /** How long an answer may wait on a client that reads none of it before its connection is cut (WRITE_TIMEOUT_MS; tests lower it). */
   writeTimeoutMs?: number;
+  /** Where a browser that opened this port should go instead (the explorer's address), told at the time it asks. */
+  elsewhere?: () => string | undefined;
+}
+
+/**
+ * What this port is, for a client that is no JSON-RPC one (a browser: a GET, no token): "missing
+ * or wrong RPC token" told it neither what speaks here nor where the pages it wanted are. The
+ * token is named by the file that holds it, never given.
+ */
+export function notJsonRpcText(elsewhere: string | undefined): string {
+  return `this port answers JSON-RPC 2.0 over POST, each request with the header "Authorization: Bearer TOKEN", the TOKEN from rpc.json in the datadir (cairn commands read it there; cairn help rpc lists the methods)${elsewhere ? `; ${elsewhere}` : ''}`;
 }
 
 /** A method table over some context: the node's (`rpcHandlers`) or a light client's. */
@@ -91,6 +102,7 @@ export class JsonRpcServer<C> {
   private readonly port: number;
   private readonly maxConnections: number;
   private readonly writeTimeoutMs: number;
+  private readonly elsewhere: () => string | undefined;
   readonly token: string;
   private server: Server | undefined;
   private endpointFile: string | undefined;
@@ -119,6 +131,7 @@ export class JsonRpcServer<C> {
     this.port = options.port ?? 0;
     this.maxConnections = options.maxConnections ?? MAX_RPC_CONNECTIONS;
     this.writeTimeoutMs = options.writeTimeoutMs ?? WRITE_TIMEOUT_MS;
+    this.elsewhere = options.elsewhere ?? (() => undefined);
     this.token = options.token ?? randomBytes(32).toString('hex');
   }
 
@@ -182,13 +195,15 @@ export class JsonRpcServer<C> {
       res.end();
     };
     try {
-      if (!this.authorized(req)) {
-        req.resume();
-        return await send(401, failure(null, RPC_ERRORS.INVALID_REQUEST, 'missing or wrong RPC token'));
-      }
+      // The method first: a browser sends no token, and is told what this port is, not that its token is wrong.
       if (req.method !== 'POST') {
         req.resume();
-        return await send(405, failure(null, RPC_ERRORS.INVALID_REQUEST, 'use POST'));
+        res.setHeader('allow', 'POST');
+        return await send(405, failure(null, RPC_ERRORS.INVALID_REQUEST, notJsonRpcText(this.elsewhere())));
+      }
+      if (!this.authorized(req)) {
+        req.resume();
+        return await send(401, failure(null, RPC_ERRORS.INVALID_REQUEST, 'missing or wrong RPC token: send the one in rpc.json in the datadir, as the header "Authorization: Bearer TOKEN" (cairn commands read it there)'));
       }
       const body = await readBody(req, MAX_RPC_BODY_BYTES);
       if (body === undefined) {

@@ -3,13 +3,15 @@
  * or a web page on this machine without the token can make it do.
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { JsonRpcServer, MAX_RPC_CONNECTIONS } from '../node/rpc.ts';
-import { RPC_ERRORS } from '../node/rpc-types.ts';
 import { lightParamNames, lightRpcHandlers, type LightContext } from '../node/light/rpc.ts';
 import { encodeAddress } from '../ledger/keys.ts';
 import { tempDir, testKey } from './helpers/fixtures.ts';
 import { answered, checkConnectionCap, stallReader } from './helpers/http.ts';
-import { waitFor } from './helpers/network.ts';
+import { networkParams, startNode, stopAll, waitFor } from './helpers/network.ts';
+import { RPC_ENDPOINT_FILE, RPC_ERRORS, type RpcEndpointFile } from '../node/rpc-types.ts';
 import { GZIP_MIN_BYTES } from '../node/http/compress.ts';
 
 describe('JSON-RPC server', () => {
@@ -137,4 +139,41 @@ describe('JSON-RPC server', () => {
     const small = await call('small', 'gzip');
     assert.deepEqual([small.encoding, small.vary, small.answer.result], [null, null, 1]);
   });
+
+  it('a browser (a GET, no token) is told this port speaks JSON-RPC over POST with the token in rpc.json, and where the explorer is: never the token', async function () {
+    this.timeout(30_000);
+    // From the gaps review: it read "missing or wrong RPC token" and nothing else.
+    const withExplorer = await startNode(networkParams(), [], { verifyThreads: 1, rpc: { port: 0 }, http: { port: 0 } });
+    const withoutExplorer = await startNode(networkParams(), [], { verifyThreads: 1, rpc: { port: 0 } });
+    try {
+      const endpoint = (n: typeof withExplorer) => JSON.parse(readFileSync(join(n.config.datadir, RPC_ENDPOINT_FILE), 'utf8')) as RpcEndpointFile;
+      const browse = async (url: string) => {
+        const res = await fetch(url, { headers: { accept: 'text/html' } });
+        return { status: res.status, allow: res.headers.get('allow'), body: (await res.json()) as { error: { code: number; message: string } } };
+      };
+      const said = 'this port answers JSON-RPC 2.0 over POST, each request with the header "Authorization: Bearer TOKEN", the TOKEN from rpc.json in the datadir (cairn commands read it there; cairn help rpc lists the methods)';
+      const one = endpoint(withExplorer);
+      const a = await browse(one.url);
+      assert.deepEqual([a.status, a.allow, a.body.error.code], [405, 'POST', RPC_ERRORS.INVALID_REQUEST]);
+      assert.match(a.body.error.message, new RegExp(`^${escape(said)}; the explorer and REST API are at http://127\\.0\\.0\\.1:\\d+/$`));
+      assert.ok(!a.body.error.message.includes(one.token));
+      const page = await fetch(/ at (http:\S+)$/.exec(a.body.error.message)![1]!);
+      assert.deepEqual([page.status, page.headers.get('content-type')?.split(';')[0]], [200, 'text/html'], 'the address named is the explorer\'s');
+      const b = await browse(endpoint(withoutExplorer).url);
+      assert.equal(b.body.error.message, `${said}; this node serves no explorer or REST API (it was started with --no-http)`);
+      const unauthorized = await fetch(one.url, { method: 'POST', body: '{"jsonrpc":"2.0","id":1,"method":"status"}' });
+      assert.equal(unauthorized.status, 401);
+      assert.match(((await unauthorized.json()) as { error: { message: string } }).error.message, /^missing or wrong RPC token: send the one in rpc\.json in the datadir/);
+      // A light client's server has no explorer to name.
+      const light = new JsonRpcServer({}, {}, { datadir: dir.path });
+      servers.push(light);
+      assert.equal((await browse(await light.start())).body.error.message, said);
+    } finally {
+      await stopAll([withExplorer, withoutExplorer]);
+    }
+  });
 });
+
+function escape(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
