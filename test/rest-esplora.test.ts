@@ -154,7 +154,7 @@ describe('REST API as Esplora\'s clients use it', function () {
       txid: hash,
       version: 1,
       chain_id: params.chainId,
-      vin: [{ is_coinbase: true }],
+      vin: [{ is_coinbase: true, prevout: null }],
       from: null,
       to: miner,
       amount: block!.coinbase.amount.toString(),
@@ -167,6 +167,24 @@ describe('REST API as Esplora\'s clients use it', function () {
     const raw = await get(`${base}/tx/${hash}/raw`);
     assert.deepEqual([raw.status, raw.json<{ error: { message: string } }>().error.message], [404, `${hash} is the coinbase of block ${block!.header.height}, which has no encoding of its own: its block's holds it (/block/${hash}/raw)`]);
     assert.equal((await get(`${base}/tx/${'ab'.repeat(32)}`)).status, 404);
+  });
+
+  it("answers a transfer with Esplora's vin: one input, not a coinbase, naming its sender and what it takes (amount plus fee), pending, confirmed and in its block's page", async () => {
+    // From the gaps review: a transfer had no vin, and a client reading tx.vin[0].is_coinbase failed on undefined.
+    const payer = FUNDED_KEYS[3]!;
+    // Its next nonce, whichever of this file's tests ran before.
+    const account = (await get(`${base}/address/${encodeAddress(payer.address)}`)).json<{ nonce: string; mempool_stats: { tx_count: number } }>();
+    const tx = transfer(payer, carol, 1234n, BigInt(account.nonce) + BigInt(account.mempool_stats.tx_count), 7n);
+    await t.node.submitTransaction(tx);
+    const vin = [{ is_coinbase: false, prevout: { scriptpubkey_address: encodeAddress(payer.address), value: '1241' } }];
+    const pending = (await get(`${base}/tx/${tx.idHex}`)).json<{ vin: unknown; status: { confirmed: boolean } }>();
+    assert.deepEqual([pending.vin, pending.status.confirmed], [vin, false]);
+    const [block] = await mineOn(t, 1);
+    assert.ok(block!.txs.some((x) => x.idHex === tx.idHex), 'mined');
+    const confirmed = (await get(`${base}/tx/${tx.idHex}`)).json<{ vin: unknown; status: { confirmed: boolean } }>();
+    assert.deepEqual([confirmed.vin, confirmed.status.confirmed], [vin, true]);
+    const page = (await get(`${base}/block/${toHex(block!.header.hash)}/txs`)).json<{ txid: string; vin: unknown }[]>();
+    assert.deepEqual(page.find((x) => x.txid === tx.idHex)?.vin, vin);
   });
 
   it('answers 404 at /tx/ for a block off the main chain: its coinbase pays nobody', async () => {

@@ -46,12 +46,20 @@ export function blockJson(block: Block, mediantime: number | null) {
   };
 }
 
+/**
+ * A transfer in Esplora's shape, where a client reads `vin[0].is_coinbase` (undefined for a
+ * transfer until it had one) and the payer from `vin[].prevout.scriptpubkey_address`: one input,
+ * the sender's account, which spends no earlier output (no `txid` or `vout`) and gives the amount
+ * plus the fee (`prevout.value`, a decimal string as every amount here).
+ */
 export function txJson(tx: Transaction, status: TxStatus) {
+  const from = encodeAddress(tx.from);
   return {
     txid: tx.idHex,
     version: 1,
     chain_id: tx.chainId,
-    from: encodeAddress(tx.from),
+    vin: [{ is_coinbase: false, prevout: { scriptpubkey_address: from, value: (tx.amount + tx.fee).toString() } }],
+    from,
     to: encodeAddress(tx.to),
     amount: tx.amount.toString(),
     fee: tx.fee.toString(),
@@ -63,7 +71,7 @@ export function txJson(tx: Transaction, status: TxStatus) {
 
 /**
  * A main-chain block's coinbase as a transaction object, under its block's hash (a coinbase has no
- * id of its own: its address line's `txid`): Esplora marks one `vin: [{ is_coinbase: true }]`; no
+ * id of its own: its address line's `txid`): Esplora marks one `vin: [{ is_coinbase: true, prevout: null }]`; no
  * sender, fee or nonce; `amount` the reward plus the block's fees; `size` its bytes in the block.
  */
 export function coinbaseJson(block: Block, chainId: number) {
@@ -71,7 +79,7 @@ export function coinbaseJson(block: Block, chainId: number) {
     txid: toHex(block.header.hash),
     version: 1,
     chain_id: chainId,
-    vin: [{ is_coinbase: true }],
+    vin: [{ is_coinbase: true, prevout: null }],
     from: null,
     to: block.header.height === 0 ? null : encodeAddress(block.coinbase.to),
     amount: block.coinbase.amount.toString(),
