@@ -5,108 +5,82 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { fromHex } from '../ledger/bytes.ts';
 import { encodeAddress } from '../ledger/keys.ts';
-import { decodeTransaction } from '../ledger/transaction.ts';
+import { decodeTransaction, type Transaction } from '../ledger/transaction.ts';
 import { tempDir, testKey } from './helpers/fixtures.ts';
 import { DEVNET_ADDRESS, DEVNET_PRIVATE_KEY, cliJson, killAll, runCli, spawnCli, stopChild, waitFor, writeTestGenesis, type CliChild, type CliResult } from './helpers/cli.ts';
 
-/**
- * `cairn send` run several at once from one key, against a real node that does not mine (so that
- * every transfer stays pending and each nonce is in plain sight in its mempool).
- */
-describe('cairn send, against a node that takes the transfer but whose answer is lost', () => {
-  const dir = tempDir('cairn-send-lost-');
-  let server: Server | undefined;
+describe('cairn send, against a stand-in for a node', function () {
+  this.timeout(30_000);
+  const dir = tempDir('cairn-send-stand-in-');
+  const passwordFile = join(dir.path, 'password');
+  const keystore = join(dir.path, 'keys');
+  const servers: Server[] = [];
+  before(async () => {
+    writeFileSync(passwordFile, 'stand-in\n', { mode: 0o600 });
+    writeFileSync(join(dir.path, 'devnet.hex'), DEVNET_PRIVATE_KEY + '\n');
+    await cliJson(['keys', 'import', '--keystore', keystore, '--password-file', passwordFile, join(dir.path, 'devnet.hex')]);
+  });
   after(async () => {
-    await new Promise((r) => (server ? server.close(r) : r(undefined)));
+    await Promise.all(servers.map((server) => new Promise((r) => server.close(r))));
     dir.remove();
   });
 
-  it('names the transfer it submitted and how to ask about it, not "is it running?" (sending again is a second payment)', async function () {
-    this.timeout(30_000);
-    const passwordFile = join(dir.path, 'password');
-    writeFileSync(passwordFile, 'lost answer\n', { mode: 0o600 });
-    writeFileSync(join(dir.path, 'devnet.hex'), DEVNET_PRIVATE_KEY + '\n');
-    const keystore = join(dir.path, 'keys');
-    await cliJson(['keys', 'import', '--keystore', keystore, '--password-file', passwordFile, join(dir.path, 'devnet.hex')]);
-    const received: string[] = [];
-    const answers: Record<string, unknown> = {
-      status: { chainId: 4243, unit: 'CRN', decimals: 8, minFee: '1', feeEstimate: '1' },
-      getAccount: { address: DEVNET_ADDRESS, balance: '1000000', nonce: '0', nextNonce: '0' },
-    };
-    server = createServer((req, res) => {
+  /**
+   * The URL of a JSON-RPC server that answers each method with `answers[method]`, and a submission
+   * with what `submitted` returns for it: undefined cuts the connection (taken, the answer lost).
+   */
+  async function standIn(answers: Record<string, unknown>, submitted: (tx: Transaction) => unknown): Promise<string> {
+    const server = createServer((req, res) => {
       let body = '';
       req.setEncoding('utf8').on('data', (d: string) => (body += d)).on('end', () => {
         const call = JSON.parse(body) as { id: number; method: string; params: { tx?: string } };
-        if (call.method === 'sendRawTransaction') {
-          received.push(decodeTransaction(fromHex(call.params.tx!)).idHex);
-          return req.socket.destroy(); // taken, and the answer lost
-        }
+        const result = call.method === 'sendRawTransaction' ? submitted(decodeTransaction(fromHex(call.params.tx!))) : answers[call.method];
+        if (result === undefined) return req.socket.destroy();
         res.setHeader('content-type', 'application/json');
-        res.end(JSON.stringify({ jsonrpc: '2.0', id: call.id, result: answers[call.method] }));
+        res.end(JSON.stringify({ jsonrpc: '2.0', id: call.id, result }));
       });
     });
-    await new Promise<void>((r) => server!.listen(0, '127.0.0.1', r));
-    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    const r = await runCli(['send', '--rpc', url, '--rpc-token', 't', '--keystore', keystore, '--from', DEVNET_ADDRESS, '--to', DEVNET_ADDRESS, '--amount', '5', '--fee', '1', '--password-file', passwordFile]);
+    servers.push(server);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  }
+  const send = (url: string, amount: string, extra: string[]) => runCli(['send', '--rpc', url, '--rpc-token', 't', '--keystore', keystore, '--from', DEVNET_ADDRESS, '--to', DEVNET_ADDRESS, '--amount', amount, ...extra]);
+  const status = { chainId: 4243, unit: 'CRN', decimals: 8, minFee: '1', feeEstimate: '1' };
+
+  it('whose answer to the submission is lost: names the transfer it submitted and how to ask about it, not "is it running?" (sending again is a second payment)', async () => {
+    const received: string[] = [];
+    const url = await standIn({ status, getAccount: { address: DEVNET_ADDRESS, balance: '1000000', nonce: '0', nextNonce: '0' } }, (tx) => void received.push(tx.idHex));
+    const r = await send(url, '5', ['--fee', '1', '--password-file', passwordFile]);
     assert.equal(received.length, 1);
     const id = received[0]!;
     assert.equal(r.code, 1, r.stderr);
     assert.equal(r.stderr, `cairn: the node at ${url} did not answer the submission of ${id}, which it may have taken all the same: cairn tx ${id} tells, before you send again\n`);
   });
-});
 
-describe('cairn send --amount 0', () => {
-  const dir = tempDir('cairn-send-zero-');
-  let server: Server | undefined;
-  after(async () => {
-    await new Promise((r) => (server ? server.close(r) : r(undefined)));
-    dir.remove();
-  });
-
-  it('is refused before the password without --nonce (a fee and a nonce for nothing), and sent with one (a cancellation)', async function () {
-    this.timeout(30_000);
-    const passwordFile = join(dir.path, 'password');
-    writeFileSync(passwordFile, 'zero\n', { mode: 0o600 });
-    writeFileSync(join(dir.path, 'devnet.hex'), DEVNET_PRIVATE_KEY + '\n');
-    const keystore = join(dir.path, 'keys');
-    await cliJson(['keys', 'import', '--keystore', keystore, '--password-file', passwordFile, join(dir.path, 'devnet.hex')]);
+  it('--amount 0 is refused before the password without --nonce (a fee and a nonce for nothing), and sent with one (a cancellation)', async () => {
     const received: { amount: bigint; nonce: bigint }[] = [];
-    const answers: Record<string, unknown> = {
-      status: { chainId: 4243, unit: 'CRN', decimals: 8, minFee: '1', feeEstimate: '1' },
-      estimateFee: { fee: '1' },
-      getAccount: { address: DEVNET_ADDRESS, balance: '1000000', nonce: '0', nextNonce: '1' },
-      getMempool: { txs: [] },
-    };
-    server = createServer((req, res) => {
-      let body = '';
-      req.setEncoding('utf8').on('data', (d: string) => (body += d)).on('end', () => {
-        const call = JSON.parse(body) as { id: number; method: string; params: { tx?: string } };
-        let result = answers[call.method];
-        if (call.method === 'sendRawTransaction') {
-          const tx = decodeTransaction(fromHex(call.params.tx!));
-          received.push({ amount: tx.amount, nonce: tx.nonce });
-          result = { id: tx.idHex };
-        }
-        res.setHeader('content-type', 'application/json');
-        res.end(JSON.stringify({ jsonrpc: '2.0', id: call.id, result }));
-      });
+    const answers = { status, estimateFee: { fee: '1' }, getAccount: { address: DEVNET_ADDRESS, balance: '1000000', nonce: '0', nextNonce: '1' }, getMempool: { txs: [] } };
+    const url = await standIn(answers, (tx) => {
+      received.push({ amount: tx.amount, nonce: tx.nonce });
+      return { id: tx.idHex };
     });
-    await new Promise<void>((r) => server!.listen(0, '127.0.0.1', r));
-    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    const send = (amount: string, extra: string[] = []) => runCli(['send', '--rpc', url, '--rpc-token', 't', '--keystore', keystore, '--from', DEVNET_ADDRESS, '--to', DEVNET_ADDRESS, '--amount', amount, '--fee', '2', ...extra]);
     // No --password-file: a prompt with no terminal would fail otherwise, so the refusal came first.
     for (const amount of ['0', '0CRN', '0.0 CRN']) {
-      const r = await send(amount);
+      const r = await send(url, amount, ['--fee', '2']);
       assert.equal(r.code, 2, r.stderr);
       assert.equal(r.stderr, `cairn: --amount 0 moves nothing, yet would spend a fee and ${DEVNET_ADDRESS}'s next nonce: give an amount above 0; to cancel a pending transfer, send 0 to yourself with its --nonce and a fee at least 10% above its own (cairn mempool shows both) (see cairn send --help)\n`);
     }
     assert.deepEqual(received, []);
-    const cancel = await send('0', ['--nonce', '0', '--password-file', passwordFile]);
+    const cancel = await send(url, '0', ['--fee', '2', '--nonce', '0', '--password-file', passwordFile]);
     assert.equal(cancel.code, 0, cancel.stderr);
     assert.deepEqual(received, [{ amount: 0n, nonce: 0n }]);
   });
 });
 
+/**
+ * `cairn send` run several at once from one key, against a real node that does not mine (so that
+ * every transfer stays pending and each nonce is in plain sight in its mempool).
+ */
 describe('cairn send, several at once from one key', function () {
   this.timeout(60_000);
   const dir = tempDir('cairn-send-');
