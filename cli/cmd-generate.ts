@@ -7,6 +7,7 @@ import { encodeAddress } from '../ledger/keys.ts';
 import { generateChain, generatorGenesis, generatorKey, generatorSenders } from '../consensus/generate.ts';
 import { count, parse, required, UsageError } from './args.ts';
 import type { Out } from './output.ts';
+import { datadirFailure } from './datadir.ts';
 
 export interface GenerateDatadirOptions {
   readonly datadir: string;
@@ -34,8 +35,12 @@ export async function generateDatadir(o: GenerateDatadirOptions): Promise<Genera
   if (existing.length > 0) throw new UsageError(`${o.datadir} is not empty: generate into a new directory`);
   const now = Math.floor(Date.now() / 1000);
   const params = generatorGenesis({ blocks: o.blocks, txsPerBlock: o.txsPerBlock, accounts: o.accounts, now });
-  await mkdir(o.datadir, { recursive: true, mode: 0o700 });
-  await writeFile(join(o.datadir, 'genesis.json'), genesisJson(params));
+  try {
+    await mkdir(o.datadir, { recursive: true, mode: 0o700 });
+    await writeFile(join(o.datadir, 'genesis.json'), genesisJson(params));
+  } catch (err) {
+    throw datadirFailure(err, o.datadir);
+  }
   // Larger memtables: fewer, larger tables for LevelDB to merge while millions of blocks go in.
   const db = await ChainDB.open(await LevelKv.open(join(o.datadir, 'chain'), { writeBufferSize: 64 << 20 }), params);
   const started = performance.now();

@@ -4,6 +4,7 @@ import { createKey, importKey, listKeys, loadPrivateKey, requireKey } from './ke
 import { readPassword } from './password.ts';
 import { address, parse, required, str, UsageError } from './args.ts';
 import type { Out } from './output.ts';
+import { fileReason } from './file-errors.ts';
 
 const OPTIONS = { keystore: { type: 'string' as const }, 'password-file': { type: 'string' as const }, json: { type: 'boolean' as const } };
 
@@ -18,11 +19,11 @@ async function readStdin(): Promise<string> {
  * terminal's scrollback, a CI log): the user is told where it already is.
  */
 async function readKeyFile(file: string): Promise<string> {
-  return readFile(file, 'utf8').catch(() => {
+  return readFile(file, 'utf8').catch((err: unknown) => {
     if (/^(0[xX])?[0-9a-fA-F]{64}$/.test(file.trim())) {
       throw new UsageError('that is a private key, not a FILE holding one: it is now in your shell\'s history (and was in the process list); put it in a file, or pipe it on stdin');
     }
-    throw new UsageError(`cannot read ${file}`);
+    throw new UsageError(`cannot read ${file}: ${fileReason(err, file)}; give the file that holds the hex private key, or - to read it from stdin`);
   });
 }
 

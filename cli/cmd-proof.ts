@@ -3,11 +3,12 @@ import { readFile, stat } from 'node:fs/promises';
 import { fromHex, toHex } from '../ledger/bytes.ts';
 import { decodeHeader } from '../ledger/block.ts';
 import { encodeAddress } from '../ledger/keys.ts';
-import { parseGenesis, type ChainParams } from '../ledger/genesis.ts';
+import type { ChainParams } from '../ledger/genesis.ts';
 import { readProofFile, verifyProofFile, type ProofFile, type VerifiedProof } from '../consensus/proof-file.ts';
 import { blockWork } from '../consensus/pow.ts';
 import { NODE_ACCESS, address, checkpointArg, parse, str, UsageError } from './args.ts';
-import { BUNDLED_GENESIS } from './datadir.ts';
+import { BUNDLED_GENESIS, readGenesis } from './datadir.ts';
+import { fileReason } from './file-errors.ts';
 import { connect, RpcClientError, type RpcClient } from './rpc-client.ts';
 import { coins, type Out } from './output.ts';
 
@@ -147,7 +148,7 @@ export async function verifyCommand(argv: string[], out: Out): Promise<void> {
     text = await readFile(path, 'utf8');
   } catch (err) {
     if (err instanceof UsageError) throw err;
-    throw new UsageError(`cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw new UsageError(`cannot read ${path}: ${fileReason(err, path)}; give the file cairn proof wrote (cairn proof account ADDRESS > proof.json)`);
   }
   const file = readProofFile(text);
   const proven = verifyProofFile(params, file, { checkpoint, now: Math.floor(Date.now() / 1000) });
@@ -155,12 +156,7 @@ export async function verifyCommand(argv: string[], out: Out): Promise<void> {
 }
 
 async function genesisFor(path: string | undefined): Promise<ChainParams> {
-  const file = path ?? BUNDLED_GENESIS;
-  try {
-    return parseGenesis(await readFile(file, 'utf8'));
-  } catch (err) {
-    throw new UsageError(`cannot use the genesis file ${file}: ${(err as Error).message}`);
-  }
+  return (await readGenesis(path ?? BUNDLED_GENESIS)).params;
 }
 
 /** `work` in blocks at the genesis target, to two decimals: a unit a user can hold against a height. */

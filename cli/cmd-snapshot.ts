@@ -1,5 +1,5 @@
 import { open, rm, stat, type FileHandle } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { Reader, toHex } from '../ledger/bytes.ts';
 import { HEADER_BYTES, decodeHeader } from '../ledger/block.ts';
 import { ChainDB } from '../ledger/chaindb.ts';
@@ -9,6 +9,7 @@ import { DEFAULT_REORG_DEPTH } from '../consensus/chain-index.ts';
 import { SNAPSHOT_HEAD_BYTES, SnapshotFileError, SnapshotImport, decodeSnapshotHead, snapshotFileParts } from '../consensus/snapshot-file.ts';
 import { DEFAULT_SNAPSHOT_INTERVAL, makeSnapshot, pivotHeight } from '../node/snapshots.ts';
 import { writeWholeFile } from '../node/durable-file.ts';
+import { fileReason, isSystemError } from './file-errors.ts';
 import { count, parse, str, UsageError } from './args.ts';
 import { DEFAULT_DATADIR, initDatadir, loadDatadirParams } from './datadir.ts';
 import type { Out } from './output.ts';
@@ -99,6 +100,11 @@ export async function exportSnapshot(datadir: string, file: string, o: { height?
       }
       await handle.write(Buffer.concat(pending));
       return written + size;
+    }).catch((err: unknown) => {
+      if (!isSystemError(err)) throw err;
+      // The error names the temporary file beside FILE, which the user never gave.
+      const why = err.code === 'ENOENT' ? `the directory ${dirname(file)} does not exist` : fileReason(err, file);
+      throw new UsageError(`cannot write ${file}: ${why}; give a FILE in a directory you can write`);
     });
     return { height, hash: toHex(info.hash), accounts: info.accounts, bytes };
   } finally {
@@ -146,9 +152,15 @@ const u32 = (bytes: Uint8Array) => new Reader(bytes).u32();
  * itself (a full disk) leaves the install marked, and the next open of the datadir finishes it.
  */
 export async function importSnapshot(datadir: string, file: string, params: Parameters<typeof ChainDB.open>[1]): Promise<{ height: number; hash: string }> {
-  const handle = await open(file, 'r').catch((err: NodeJS.ErrnoException) => {
-    throw new UsageError(`cannot read ${file}: ${err.code ?? err.message}`);
+  const unreadable = (err: unknown) => new UsageError(`cannot read ${file}: ${fileReason(err, file)}; give the file cairn snapshot export wrote`);
+  const handle = await open(file, 'r').catch((err: unknown) => {
+    throw unreadable(err);
   });
+  // A directory opens; its first read failed, in Node's words. A pipe (<(…)) is read as a file.
+  if ((await handle.stat()).isDirectory()) {
+    await handle.close();
+    throw unreadable(Object.assign(new Error('EISDIR'), { code: 'EISDIR' }));
+  }
   try {
     const db = await openStore(datadir, params);
     try {

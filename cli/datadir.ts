@@ -1,4 +1,3 @@
-import { statSync } from 'node:fs';
 import { mkdir, readdir, readFile, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,6 +11,7 @@ import { CHECKPOINT_FILE } from '../node/light/checkpoint.ts';
 import { MEMPOOL_FILE } from '../node/mempool-file.ts';
 import { PEERS_FILE } from '../node/peer-file.ts';
 import { RPC_ENDPOINT_FILE } from '../node/rpc-types.ts';
+import { fileReason, isSystemError } from './file-errors.ts';
 import { isLightDatadir } from './start-errors.ts';
 
 export const BUNDLED_GENESIS = fileURLToPath(new URL('../genesis.json', import.meta.url));
@@ -28,14 +28,15 @@ async function exists(path: string): Promise<boolean> {
   return stat(path).then(() => true, () => false);
 }
 
+/** The largest genesis file read: V8's longest string (2^29 − 24 characters), at a byte a character. */
+export const MAX_GENESIS_BYTES = 2 ** 29 - 24;
+
 /**
  * The genesis in `file`. `copy`: the datadir's own copy, which says which network the datadir
  * belongs to; damaged, it is named as such, since the user never gave that path.
  */
-/** The largest genesis file read: V8's longest string (2^29 − 24 characters), at a byte a character. */
-export const MAX_GENESIS_BYTES = 2 ** 29 - 24;
 
-async function readGenesis(file: string, copy = false): Promise<{ text: string; params: ChainParams }> {
+export async function readGenesis(file: string, copy = false): Promise<{ text: string; params: ChainParams }> {
   let text: string;
   try {
     // Read whole, so: a device or a pipe (--genesis /dev/zero) would be read until memory ran out,
@@ -46,7 +47,7 @@ async function readGenesis(file: string, copy = false): Promise<{ text: string; 
     text = await readFile(file, 'utf8');
   } catch (err) {
     if (err instanceof DatadirError) throw err;
-    throw new DatadirError(`cannot read genesis file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw new DatadirError(`cannot read genesis file ${file}: ${fileReason(err, file)}; ${copy ? "put that network's genesis file back in its place" : "give --genesis the network's genesis file (cairn genesis new writes one for a network of your own)"}`);
   }
   try {
     return { text, params: parseGenesis(text) };
@@ -60,31 +61,12 @@ async function readGenesis(file: string, copy = false): Promise<{ text: string; 
 
 /** Why a datadir could not be made, with the path at fault and the flag that names it. */
 export function datadirFailure(err: unknown, datadir: string): unknown {
-  const e = err as NodeJS.ErrnoException;
-  const path = e.path ?? datadir;
-  const at = path !== datadir ? ` (at ${path})` : '';
-  const reason: Record<string, () => string> = {
-    EACCES: () => `permission denied${at}`,
-    EPERM: () => `permission denied${at}`,
-    EROFS: () => `the file system is read-only${at}`,
-    ENOTDIR: () => `${fileOnTheWay(path) ?? 'a parent'} is a file, not a directory`,
-    ENOENT: () => `${path} cannot be created there (ENOENT)`,
-    ENOSPC: () => 'no space left on the device',
-  };
-  const why = e.code !== undefined ? reason[e.code]?.() : undefined;
-  return why ? new DatadirError(`cannot create the datadir ${datadir}: ${why}; give --datadir a directory you can write`) : err;
-}
-
-/** The nearest of `path` and its parents that exists and is not a directory. */
-function fileOnTheWay(path: string): string | undefined {
-  for (let p = path; ; p = dirname(p)) {
-    try {
-      if (!statSync(p).isDirectory()) return p;
-    } catch {
-      // not there: its parent, then
-    }
-    if (dirname(p) === p) return undefined;
-  }
+  if (!isSystemError(err)) return err;
+  const path = err.path ?? datadir;
+  const at = path !== datadir && err.code !== 'ENOTDIR' ? ` (at ${path})` : '';
+  // mkdir's ENOENT with every parent there: a file system that takes no new directory (/proc).
+  const why = err.code === 'ENOENT' ? `${path} cannot be created there` : `${fileReason(err, datadir)}${at}`;
+  return new DatadirError(`cannot create the datadir ${datadir}: ${why}; give --datadir a directory you can write`);
 }
 
 /**

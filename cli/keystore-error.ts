@@ -26,9 +26,3 @@ export class KeystoreError extends CairnError {
     super(code, message.replace(/\s*[\r\n]+\s*/g, ' '));
   }
 }
-
-/** "EACCES" rather than Node's message, which repeats the path (already in ours). */
-export function errnoText(err: unknown): string {
-  const e = err as NodeJS.ErrnoException;
-  return e.code ?? (e instanceof Error ? e.message : String(err));
-}

@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { toHex } from '../ledger/bytes.ts';
 import { syncDirectory } from '../node/durable-file.ts';
 import { MAX_KEY_FILE_BYTES } from './key-file.ts';
-import { errnoText, KeystoreError } from './keystore-error.ts';
+import { fileReason } from './file-errors.ts';
+import { KeystoreError } from './keystore-error.ts';
 
 export function keyFilePath(dir: string, address: string): string {
   return join(dir, `${address}.json`);
@@ -22,14 +23,14 @@ export async function ensureDir(dir: string): Promise<void> {
     return;
   } catch (err) {
     if (err instanceof KeystoreError) throw err;
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw ioError(`cannot use keystore ${dir}`, err);
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw ioError(`cannot use keystore ${dir}`, err, dir, KEYSTORE_WAY_ON);
   }
   try {
     await mkdir(dir, { recursive: true, mode: 0o700 });
     // The umask may have taken bits away from the mode; nobody else needs any.
     await chmod(dir, 0o700);
   } catch (err) {
-    throw ioError(`cannot create keystore ${dir}`, err);
+    throw ioError(`cannot create keystore ${dir}`, err, dir, KEYSTORE_WAY_ON);
   }
 }
 
@@ -62,7 +63,7 @@ export async function writeNewFileAtomically(dir: string, file: string, content:
     await syncDirectory(dir);
   } catch (err) {
     if (err instanceof KeystoreError) throw err;
-    throw ioError(`cannot write key file ${file}`, err);
+    throw ioError(`cannot write key file ${file}`, err, file);
   } finally {
     await unlink(temp).catch(() => {});
   }
@@ -75,7 +76,7 @@ export async function exists(path: string): Promise<boolean> {
     return true;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
-    throw ioError(`cannot read ${path}`, err);
+    throw ioError(`cannot read ${path}`, err, path);
   }
 }
 
@@ -103,7 +104,7 @@ export async function readKeyFile(dir: string, file: string, address: string): P
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
       throw new KeystoreError('KEY_NOT_FOUND', `no key for ${address} in keystore ${dir}`);
     }
-    throw ioError(`cannot read key file ${file}`, err);
+    throw ioError(`cannot read key file ${file}`, err, file);
   }
 }
 
@@ -115,9 +116,12 @@ export function keystoreDirError(dir: string, err: unknown): KeystoreError {
   const code = (err as NodeJS.ErrnoException).code;
   if (code === 'ENOENT') return new KeystoreError('KEYSTORE_NOT_FOUND', `no keystore at ${dir}`);
   if (code === 'ENOTDIR') return new KeystoreError('KEYSTORE_NOT_FOUND', `keystore ${dir} is not a directory`);
-  return ioError(`cannot read keystore ${dir}`, err);
+  return ioError(`cannot read keystore ${dir}`, err, dir);
 }
 
-function ioError(what: string, err: unknown): KeystoreError {
-  return new KeystoreError('KEYSTORE_IO', `${what}: ${errnoText(err)}`);
+/** What a keystore that cannot be made or used needs. */
+const KEYSTORE_WAY_ON = 'give --keystore a directory you can write (a new one is made)';
+
+function ioError(what: string, err: unknown, path?: string, wayOn?: string): KeystoreError {
+  return new KeystoreError('KEYSTORE_IO', `${what}: ${fileReason(err, path)}${wayOn ? `; ${wayOn}` : ''}`);
 }

@@ -42,7 +42,7 @@ import {
 import { KeystoreError } from './keystore-error.ts';
 import { ensureDir, exists, keyExists, keyFilePath, keystoreDirError, readKeyFile, writeNewFileAtomically } from './keystore-files.ts';
 
-export { errnoText, KeystoreError, type KeystoreErrorCode } from './keystore-error.ts';
+export { KeystoreError, type KeystoreErrorCode } from './keystore-error.ts';
 export { DEFAULT_SCRYPT_N, KEY_FILE_VERSION, SCRYPT_P, SCRYPT_R, type KeyFileV1 } from './key-file.ts';
 
 export interface KeystoreOptions {

@@ -5,7 +5,8 @@
 import { constants } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { StringDecoder } from 'node:string_decoder';
-import { KeystoreError, errnoText, requirePassword } from './keystore.ts';
+import { KeystoreError, requirePassword } from './keystore.ts';
+import { fileReason } from './file-errors.ts';
 
 export interface ReadPasswordOptions {
   /** `--password-file`: its first line is the password. Wins over everything else. */
@@ -47,7 +48,7 @@ export async function readPassword(options: ReadPasswordOptions = {}): Promise<s
     } catch (err) {
       throw new KeystoreError(
         'PASSWORD_FILE_UNREADABLE',
-        `cannot read password file ${options.passwordFile}: ${errnoText(err)}`,
+        `cannot read password file ${options.passwordFile}: ${fileReason(err, options.passwordFile)}; give --password-file a file whose first line is the password`,
       );
     }
     const firstLine = text.split('\n', 1)[0] ?? '';

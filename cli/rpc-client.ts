@@ -5,6 +5,7 @@ import { request as httpsRequest } from 'node:https';
 import { join, resolve } from 'node:path';
 import { CairnError } from '../ledger/errors.ts';
 import { DEFAULT_DATADIR, UsageError } from './args.ts';
+import { fileReason, isSystemError } from './file-errors.ts';
 import { endpointPid, isLightDatadir, runningPid } from './start-errors.ts';
 import { RPC_ENDPOINT_FILE, RPC_ERRORS, type RpcEndpointFile, type RpcMethods } from '../node/rpc-types.ts';
 
@@ -61,7 +62,11 @@ export class RpcClient<M extends { [K in keyof M]: { params: unknown; result: un
     const [what, start] = light ? ['light client', `cairn light --datadir ${datadir} --bootstrap MULTIADDR`] : ['node', `cairn node --datadir ${datadir}`];
     try {
       endpoint = JSON.parse(await readFile(join(datadir, RPC_ENDPOINT_FILE), 'utf8')) as RpcEndpointFile;
-    } catch {
+    } catch (err) {
+      // A node run by another user (a service's) keeps rpc.json to itself: that is no "not running".
+      if (isSystemError(err) && err.code !== 'ENOENT') {
+        throw new RpcClientError('RPC_ENDPOINT_UNREADABLE', `cannot read ${join(datadir, RPC_ENDPOINT_FILE)}: ${fileReason(err)}; the ${what} writes it for the user it runs as: run this as that user, or give --rpc URL with its token in CAIRN_RPC_TOKEN`);
+      }
       // cairn devnet's folder (its nodes in DIR/node-N): "start one with cairn node --datadir ./devnet"
       // sent the user to a start that refuses that folder.
       const first = join(datadir, 'node-0');

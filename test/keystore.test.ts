@@ -460,7 +460,7 @@ describe('readPassword', () => {
     }
     const missing = join(dir.path, 'missing');
     const err = await rejectsWith(readPassword({ passwordFile: missing, env }), 'PASSWORD_FILE_UNREADABLE', ['from-env']);
-    assert.match(err.message, /ENOENT/);
+    assert.equal(err.message, `cannot read password file ${missing}: it does not exist; give --password-file a file whose first line is the password`);
   });
 
   it('no file, no variable and no terminal → NO_PASSWORD, saying how to give one', async () => {
