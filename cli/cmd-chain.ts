@@ -33,7 +33,8 @@ export function lightNoPeersText(datadir: string, banned: LightStatusResult['ban
 /** The account as the light client on `datadir` proves it: checked against a header it holds, trusting no peer. */
 async function lightAccount(addr: string, datadir: string, out: Out): Promise<void> {
   const rpc = await RpcClient.fromDatadir<LightRpcMethods>(datadir).catch((err: unknown) => {
-    if (err instanceof RpcClientError) throw new RpcClientError(err.code, `no light client is running on ${datadirPath(datadir)}; start one with: cairn light --datadir ${datadir} --bootstrap MULTIADDR`);
+    // A light client still starting, or an rpc.json this user may not read, says so in its own words.
+    if (err instanceof RpcClientError && err.code === 'NODE_NOT_RUNNING') throw new RpcClientError(err.code, `no light client is running on ${datadirPath(datadir)}; start one with: cairn light --datadir ${datadir} --bootstrap MULTIADDR`);
     throw err;
   });
   const [a, coin] = await Promise.all([rpc.call('getAccount', { address: addr }), out.json ? undefined : rpc.call('status', {})]).catch(async (err: unknown) => {

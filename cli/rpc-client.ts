@@ -6,6 +6,7 @@ import { join, resolve } from 'node:path';
 import { CairnError } from '../ledger/errors.ts';
 import { DEFAULT_DATADIR, UsageError } from './args.ts';
 import { fileReason, isSystemError } from './file-errors.ts';
+import { datadirHolder, holderText } from './lock-holder.ts';
 import { endpointPid, isLightDatadir, runningPid } from './start-errors.ts';
 import { RPC_ENDPOINT_FILE, RPC_ERRORS, type RpcEndpointFile, type RpcMethods } from '../node/rpc-types.ts';
 
@@ -56,16 +57,33 @@ export class RpcClient<M extends { [K in keyof M]: { params: unknown; result: un
 
   /** Finds a running node's endpoint and token in its datadir. */
   static async fromDatadir<T extends { [K in keyof T]: { params: unknown; result: unknown } } = RpcMethods>(datadir: string, options: RpcClientOptions = {}): Promise<RpcClient<T>> {
-    let endpoint: RpcEndpointFile;
     // cairn status and cairn stop take a light client's datadir too: what to start is a light client then.
     const light = isLightDatadir(datadir);
     const [what, start] = light ? ['light client', `cairn light --datadir ${datadir} --bootstrap MULTIADDR`] : ['node', `cairn node --datadir ${datadir}`];
-    try {
-      endpoint = JSON.parse(await readFile(join(datadir, RPC_ENDPOINT_FILE), 'utf8')) as RpcEndpointFile;
-    } catch (err) {
-      // A node run by another user (a service's) keeps rpc.json to itself: that is no "not running".
-      if (isSystemError(err) && err.code !== 'ENOENT') {
-        throw new RpcClientError('RPC_ENDPOINT_UNREADABLE', `cannot read ${join(datadir, RPC_ENDPOINT_FILE)}: ${fileReason(err)}; the ${what} writes it for the user it runs as: run this as that user, or give --rpc URL with its token in CAIRN_RPC_TOKEN`);
+    // Read again once when a process holds the datadir's store: a running node holds it too, and
+    // may have written its rpc.json since the first read.
+    for (let read = 1; ; read++) {
+      let endpoint: RpcEndpointFile | undefined;
+      try {
+        endpoint = JSON.parse(await readFile(join(datadir, RPC_ENDPOINT_FILE), 'utf8')) as RpcEndpointFile;
+      } catch (err) {
+        // A node run by another user (a service's) keeps rpc.json to itself: that is no "not running".
+        if (isSystemError(err) && err.code !== 'ENOENT') {
+          throw new RpcClientError('RPC_ENDPOINT_UNREADABLE', `cannot read ${join(datadir, RPC_ENDPOINT_FILE)}: ${fileReason(err)}; the ${what} writes it for the user it runs as: run this as that user, or give --rpc URL with its token in CAIRN_RPC_TOKEN`);
+        }
+      }
+      // A node killed (kill -9, a crash, a power cut) leaves its rpc.json behind: say so rather than
+      // "not answering" at an address nobody listens on.
+      const pid = endpoint && endpointPid(datadir);
+      if (endpoint && (pid === undefined || runningPid(datadir) !== undefined)) {
+        return new RpcClient<T>(endpoint.url, endpoint.token, { ...options, datadir: { path: datadir, light, what, start, pid } });
+      }
+      // A node still starting (a long store open) holds its store and has written no rpc.json yet.
+      const holder = datadirHolder(datadir, light);
+      if (holder && read === 1) continue;
+      if (holder) throw new RpcClientError('NODE_STARTING', holderText(datadir, holder, what));
+      if (endpoint) {
+        throw new RpcClientError('NODE_NOT_RUNNING', `no ${what} is running on ${datadir}: its ${RPC_ENDPOINT_FILE} names pid ${pid}, which has ended without removing it (killed, or crashed: see its log); start it again with: ${start}`);
       }
       // cairn devnet's folder (its nodes in DIR/node-N): "start one with cairn node --datadir ./devnet"
       // sent the user to a start that refuses that folder.
@@ -73,13 +91,6 @@ export class RpcClient<M extends { [K in keyof M]: { params: unknown; result: un
       if (existsSync(join(first, 'genesis.json'))) throw new RpcClientError('NODE_NOT_RUNNING', `${datadirPath(datadir)} is a devnet's folder (cairn devnet): each of its nodes has a datadir of its own in it, such as --datadir ${first}`);
       throw new RpcClientError('NODE_NOT_RUNNING', `no ${what} is running on ${datadirPath(datadir)}: it has no ${RPC_ENDPOINT_FILE}; if one runs on another datadir, give that --datadir, else start one with: ${start}`);
     }
-    // A node killed (kill -9, a crash, a power cut) leaves its rpc.json behind: say so rather than
-    // "not answering" at an address nobody listens on.
-    const pid = endpointPid(datadir);
-    if (pid !== undefined && runningPid(datadir) === undefined) {
-      throw new RpcClientError('NODE_NOT_RUNNING', `no ${what} is running on ${datadir}: its ${RPC_ENDPOINT_FILE} names pid ${pid}, which has ended without removing it (killed, or crashed: see its log); start it again with: ${start}`);
-    }
-    return new RpcClient<T>(endpoint.url, endpoint.token, { ...options, datadir: { path: datadir, light, what, start, pid } });
   }
 
   /**

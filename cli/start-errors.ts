@@ -10,6 +10,7 @@ import { CairnError, StoreError, isDiskFull } from '../ledger/errors.ts';
 import { keptPeerId, PEER_KEY_FILE } from '../node/libp2p/identity.ts';
 import { RPC_ENDPOINT_FILE, type RpcEndpointFile } from '../node/rpc-types.ts';
 import { UsageError } from './args.ts';
+import { datadirHolder } from './lock-holder.ts';
 
 export class StartError extends CairnError {
   constructor(code: 'PORT_IN_USE' | 'PORT_DENIED' | 'HOST_UNAVAILABLE' | 'LISTEN_FAILED' | 'DATADIR_IN_USE' | 'DATADIR_MISMATCH' | 'OWN_PEER_ID' | 'DISK_FULL', message: string) {
@@ -59,14 +60,17 @@ function alive(pid: number): boolean {
   }
 }
 
-/** The datadir held by another process: the cairn node or light client with `pid`, if known. */
+/**
+ * The datadir held by another process: the cairn node or light client with `pid` (its rpc.json's),
+ * else the process holding its lock, if the system says (one still starting has no rpc.json yet).
+ */
 function inUse(s: StartSettings, pid: number | undefined): StartError {
-  return new StartError(
-    'DATADIR_IN_USE',
-    pid !== undefined
-      ? `the datadir ${s.datadir} is in use by the cairn ${s.what ?? 'node'} with pid ${pid}: stop it first (cairn stop --datadir ${s.datadir}), or give this one another --datadir`
-      : `the datadir ${s.datadir} is in use by another process (a ${s.what ?? 'node'} still starting, or cairn init): wait for it or stop it, or give this one another --datadir`,
-  );
+  if (pid !== undefined) {
+    return new StartError('DATADIR_IN_USE', `the datadir ${s.datadir} is in use by the cairn ${s.what ?? 'node'} with pid ${pid}: stop it first (cairn stop --datadir ${s.datadir}), or give this one another --datadir`);
+  }
+  const holder = datadirHolder(s.datadir, s.what === 'light client');
+  const by = !holder ? `another process (a ${s.what ?? 'node'} still starting, or cairn init)` : holder.command ? `cairn ${holder.command} with pid ${holder.pid}${holder.command === 'node' || holder.command === 'light' ? ', still starting' : ''}` : `another process with pid ${holder.pid}`;
+  return new StartError('DATADIR_IN_USE', `the datadir ${s.datadir} is in use by ${by}: wait for it or stop it${holder ? ` (kill ${holder.pid})` : ''}, or give this one another --datadir`);
 }
 
 /**

@@ -94,7 +94,9 @@ describe('start errors found before the datadir is touched: a port in use, a boo
     const other = await LevelKv.open(join(datadir, 'chain')); // the node that won, still starting
     try {
       const r = await runCli(['node', '--datadir', datadir, '--mine', '--password-file', password, '--p2p-port', '0', '--rpc-port', '0', '--http-port', '0', ...NODE_FLAGS]);
-      assert.deepEqual(lastLine(r), { code: 1, line: `cairn: the datadir ${datadir} is in use by another process (a node still starting, or cairn init): wait for it or stop it, or give this one another --datadir` });
+      // The holder is this test's process, named by its pid where the system lists locks (Linux).
+      const by = process.platform === 'linux' ? `another process with pid ${process.pid}: wait for it or stop it (kill ${process.pid})` : 'another process (a node still starting, or cairn init): wait for it or stop it';
+      assert.deepEqual(lastLine(r), { code: 1, line: `cairn: the datadir ${datadir} is in use by ${by}, or give this one another --datadir` });
       assert.equal(existsSync(join(datadir, 'keystore')), false, `a key was made: ${r.stdout}`);
     } finally {
       await other.close();

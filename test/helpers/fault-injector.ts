@@ -9,7 +9,8 @@
  * the process kept alive meanwhile as a hang on a socket or a thread keeps it.
  *
  * CAIRN_TEST_HOLD=store-open: the store's open (a long scan, a resumed install) is held until
- * SIGUSR2, after writing `store open held` to stderr.
+ * SIGUSR2, after writing `store open held` to stderr. CAIRN_TEST_HOLD=store-opened: the same,
+ * but with LevelDB open and its lock taken (`store opened, held`), as a long scan holds it.
  *
  * CAIRN_TEST_KILL_AFTER_WRITE=HEX: the process kills itself (SIGKILL) as soon as a batch written
  * with LevelKv.write (not the commit queue's writeLog) that holds a key starting with those bytes
@@ -45,15 +46,22 @@ if (process.env['CAIRN_TEST_HANG'] === 'store-close') {
   });
 }
 
-if (process.env['CAIRN_TEST_HOLD'] === 'store-open') {
+const hold = process.env['CAIRN_TEST_HOLD'];
+if (hold === 'store-open' || hold === 'store-opened') {
   const open = LevelKv.open.bind(LevelKv);
   // A listener keeps no process alive, as the open's own work would.
   const alive = setInterval(() => {}, 60_000);
   const released = new Promise<void>((resolve) => process.once('SIGUSR2', () => resolve(clearInterval(alive))));
   LevelKv.open = async (...args: Parameters<typeof LevelKv.open>) => {
-    process.stderr.write('store open held\n');
+    if (hold === 'store-open') {
+      process.stderr.write('store open held\n');
+      await released;
+      return open(...args);
+    }
+    const opened = await open(...args);
+    process.stderr.write('store opened, held\n');
     await released;
-    return open(...args);
+    return opened;
   };
 }
 

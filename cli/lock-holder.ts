@@ -1,0 +1,72 @@
+/**
+ * Which process holds a datadir's lock, and what cairn command it runs: a node still starting
+ * (a long store open) has no rpc.json yet, and was reported as "no node is running".
+ *
+ * The lock is LevelDB's (the store's `chain/LOCK`, a light client's `lock/LOCK`), a POSIX record
+ * lock. Taking it to see whether it is free would race the start it asks about (a node opening
+ * its store just then is refused, "in use by another process"); Linux lists every lock held, with
+ * its holder's pid, in /proc/locks, which is read here and nothing is taken. Elsewhere, or where
+ * the list does not name the file, the holder is unknown and the callers say what they said before.
+ */
+import { readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+
+export interface LockHolder {
+  readonly pid: number;
+  /** The cairn command it runs (`node`, `light`, `snapshot`, …), when its command line says. */
+  readonly command: string | undefined;
+}
+
+/** The process holding the lock of the datadir's store (a full node's) or of a light client's datadir. */
+export function datadirHolder(datadir: string, light = false): LockHolder | undefined {
+  const pid = lockHolderPid(join(datadir, light ? 'lock' : 'chain', 'LOCK'));
+  return pid === undefined ? undefined : { pid, command: cairnCommandOf(pid) };
+}
+
+/** The pid holding a POSIX lock on `file`, from /proc/locks (Linux); undefined where none or unknown. */
+export function lockHolderPid(file: string, locks = '/proc/locks'): number | undefined {
+  let id: string;
+  let listed: string;
+  try {
+    const st = statSync(file, { bigint: true });
+    // The kernel prints the device as MAJOR:MINOR in hex (Linux's split of a 64-bit dev_t).
+    const major = ((st.dev >> 8n) & 0xfffn) | ((st.dev >> 32n) & ~0xfffn);
+    const minor = (st.dev & 0xffn) | ((st.dev >> 12n) & ~0xffn);
+    id = `${major.toString(16).padStart(2, '0')}:${minor.toString(16).padStart(2, '0')}:${st.ino}`;
+    listed = readFileSync(locks, 'utf8');
+  } catch {
+    return undefined;
+  }
+  for (const line of listed.split('\n')) {
+    // "1: POSIX  ADVISORY  WRITE 6400 fe:00:2147618 0 EOF"; a waiter's line has "->" after the number.
+    const f = line.trim().split(/\s+/);
+    if (f[1] === 'POSIX' && f[5] === id) {
+      const pid = Number(f[4]);
+      if (Number.isSafeInteger(pid) && pid > 0) return pid;
+    }
+  }
+  return undefined;
+}
+
+/** The cairn command process `pid` runs: the word after the script (cli/main.ts, dist/cli/main.js, cli/cairn.mjs). */
+function cairnCommandOf(pid: number): string | undefined {
+  try {
+    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    const script = argv.findIndex((a) => /(^|\/)(cli\/main\.[jt]s|cli\/cairn\.mjs)$/.test(a));
+    return script < 0 ? undefined : argv[script + 1] || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * A datadir's holder in words, for a command that found no node answering there: a node or light
+ * client starting (its RPC comes once its store is open), or another cairn command using it.
+ */
+export function holderText(datadir: string, holder: LockHolder, what: string): string {
+  if (holder.command === 'node' || holder.command === 'light') {
+    return `the ${holder.command === 'light' ? 'light client' : 'node'} on ${datadir} (pid ${holder.pid}) is starting: it answers once its store is open; ask again in a moment (kill ${holder.pid} stops it)`;
+  }
+  if (holder.command) return `cairn ${holder.command} (pid ${holder.pid}) holds the store of ${datadir}, and no ${what} answers there: ask again once it has ended`;
+  return `another process (pid ${holder.pid}) holds the store of ${datadir} (a ${what} still starting?), and no ${what} answers there yet: ask again in a moment`;
+}

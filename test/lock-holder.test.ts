@@ -1,0 +1,85 @@
+/**
+ * A node still starting (its store open, no rpc.json yet) is told apart from none running
+ * (cli/lock-holder.ts): the holder of the store's lock, read from /proc/locks, never taken.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { lockHolderPid } from '../cli/lock-holder.ts';
+import { LevelKv } from '../ledger/kv-level.ts';
+import { tempDir } from './helpers/fixtures.ts';
+import { CAIRN_MAIN, runCli, waitFor } from './helpers/cli.ts';
+import { spawnWithFaults, stopProcess } from './helpers/cluster.ts';
+
+const NODE_FLAGS = ['--p2p-host', '127.0.0.1', '--p2p-port', '0', '--rpc-port', '0', '--http-port', '0', '--no-mdns', '--log-level', 'warn'];
+const linux = process.platform === 'linux';
+
+describe('who holds a datadir', function () {
+  this.timeout(60_000);
+  const dir = tempDir('cairn-lock-holder-');
+  after(() => dir.remove());
+
+  it('reads the holder of a LevelDB lock from /proc/locks, not a waiter; none for a free lock, or without the list', async function () {
+    if (!linux) this.skip(); // elsewhere the holder is unknown, and the messages are as before
+    const store = join(dir.path, 'store');
+    const kv = await LevelKv.open(store);
+    try {
+      assert.equal(lockHolderPid(join(store, 'LOCK')), process.pid);
+    } finally {
+      await kv.close();
+    }
+    assert.equal(lockHolderPid(join(store, 'LOCK')), undefined, 'released');
+    assert.equal(lockHolderPid(join(dir.path, 'none', 'LOCK')), undefined);
+    const kept = await LevelKv.open(store);
+    try {
+      // A waiter's line ("->") names the file too, and is no holder; without the list (not Linux), none.
+      const list = join(dir.path, 'locks');
+      const held = readFileSync('/proc/locks', 'utf8').split('\n').find((l) => l.split(/\s+/)[4] === String(process.pid))!;
+      const waiter = held.replace(/^(\d+:) POSIX/, '$1 -> POSIX').replace(String(process.pid), '4242');
+      writeFileSync(list, `${waiter}\n${held}\n`);
+      assert.equal(lockHolderPid(join(store, 'LOCK'), list), process.pid);
+      assert.equal(lockHolderPid(join(store, 'LOCK'), join(dir.path, 'no-such-list')), undefined);
+    } finally {
+      await kept.close();
+    }
+  });
+
+  it('cairn status, cairn stop and a second node name a node still opening its store, with its pid; once started, it answers', async function () {
+    if (!linux) this.skip();
+    const datadir = join(dir.path, 'data');
+    const starting = spawnWithFaults([CAIRN_MAIN, 'node', '--datadir', datadir, ...NODE_FLAGS], { CAIRN_TEST_HOLD: 'store-opened' });
+    try {
+      await waitFor('the store to be opened and held', async () => {
+        if (starting.child.exitCode !== null) throw new Error(`the node exited: ${starting.log()}`);
+        return starting.log().includes('store opened, held') || undefined;
+      }, 30_000);
+      const pid = starting.child.pid!;
+      const said = `cairn: the node on ${datadir} (pid ${pid}) is starting: it answers once its store is open; ask again in a moment (kill ${pid} stops it)\n`;
+      const [status, stop, second] = await Promise.all([
+        runCli(['status', '--datadir', datadir]),
+        runCli(['stop', '--datadir', datadir]),
+        runCli(['node', '--datadir', datadir, ...NODE_FLAGS]),
+      ]);
+      assert.deepEqual([status.code, status.stderr], [1, said]);
+      assert.deepEqual([stop.code, stop.stderr], [1, said]);
+      assert.equal(second.code, 1, second.stderr);
+      assert.equal(second.stderr.trimEnd().split('\n').at(-1), `cairn: the datadir ${datadir} is in use by cairn node with pid ${pid}, still starting: wait for it or stop it (kill ${pid}), or give this one another --datadir`);
+      process.kill(pid, 'SIGUSR2');
+      await waitFor('the node to answer', async () => ((await runCli(['status', '--datadir', datadir, '--json'])).code === 0 ? true : undefined), 30_000);
+    } finally {
+      await stopProcess(starting.child, 'SIGTERM');
+    }
+  });
+
+  it("a light client's datadir held by another process: cairn account --light says so, not \"no light client is running\"", async function () {
+    if (!linux) this.skip();
+    const light = join(dir.path, 'light');
+    const held = await LevelKv.open(join(light, 'lock')); // as a light client holds it while it starts
+    try {
+      const r = await runCli(['account', 'cairn12rqpp3a5l5vef8weqsvd42g9rzmqx4la30zrhz', '--light', '--datadir', light]);
+      assert.deepEqual([r.code, r.stderr], [1, `cairn: another process (pid ${process.pid}) holds the store of ${light} (a light client still starting?), and no light client answers there yet: ask again in a moment\n`]);
+    } finally {
+      await held.close();
+    }
+  });
+});
