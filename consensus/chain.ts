@@ -1,20 +1,20 @@
 import { EventEmitter } from 'node:events';
-import { bytesEqual, toHex } from '../ledger/bytes.ts';
+import { bytesEqual } from '../ledger/bytes.ts';
 import { CairnError } from '../ledger/errors.ts';
 import type { Block, BlockHeader } from '../ledger/block.ts';
 import type { ChainDB } from '../ledger/chaindb.ts';
 import { SerialQueue } from '../ledger/serial.ts';
-import { BlockIndexEntry, HAVE_DATA, INVALID, decodeIndexRecord, medianTimePast } from './block-index.ts';
+import { HAVE_DATA, medianTimePast, type BlockIndexEntry } from './block-index.ts';
 import { ChainIndex, DEFAULT_REORG_DEPTH, DEFAULT_WINDOW, MEDIAN_SPAN } from './chain-index.ts';
 import { HeaderChainCheck } from './headers.ts';
 import { ChainByHeight } from './by-height.ts';
 import { nextTarget } from './difficulty.ts';
-import { checkHeaderContext } from './header-rules.ts';
 import { ConsensusError } from './errors.ts';
-import type { BlockOutcome, ChainEvents, ChainOptions, Clock } from './chain-types.ts';
+import type { BlockOutcome, ChainEvents, ChainOptions } from './chain-types.ts';
 import { OrphanPool } from './orphans.ts';
 import { checkBlockSanity, type SaneBlock } from './sanity.ts';
 import { ForkChoice } from './fork-choice.ts';
+import { BlockAcceptance } from './accept.ts';
 import { SettledReads, type Patience } from './settled-reads.ts';
 export { maxFutureDrift } from './header-rules.ts';
 
@@ -41,11 +41,12 @@ export type { BlockOutcome, ChainEvents, ChainOptions, Clock, ReorgEvent } from 
  */
 export class Chain extends EventEmitter<ChainEvents> {
   readonly db: ChainDB;
-  private readonly clock: Clock;
   private readonly stopwatch: (() => number) | undefined;
   /** The recent window of the main chain and the side branches off it; older blocks are in the store. */
   private index: ChainIndex;
   private readonly options: ChainOptions;
+  /** Steps 2–4 (consensus/accept.ts). */
+  private readonly acceptance: BlockAcceptance;
   /** Step 5, which owns the candidates for best tip (consensus/fork-choice.ts). */
   private readonly forkChoice: ForkChoice;
   readonly orphans: OrphanPool;
@@ -54,7 +55,7 @@ export class Chain extends EventEmitter<ChainEvents> {
   private readonly lock = new SerialQueue();
   /**
    * Blocks the running import accepted that are not on disk yet (their entries lack HAVE_DATA):
-   * a child of the tip waits for its connect to write it, and `writeUnconnected` stores what
+   * a child of the tip waits for its connect to write it, and acceptance's `writeUnconnected` stores what
    * fork choice left aside. Empty between imports.
    */
   private readonly unwritten = new Map<BlockIndexEntry, SaneBlock>();
@@ -64,7 +65,6 @@ export class Chain extends EventEmitter<ChainEvents> {
   private constructor(db: ChainDB, options: ChainOptions, index: ChainIndex) {
     super();
     this.db = db;
-    this.clock = options.clock;
     this.stopwatch = options.stopwatch;
     this.orphans = new OrphanPool(options.orphanLimits);
     this.index = index;
@@ -79,6 +79,17 @@ export class Chain extends EventEmitter<ChainEvents> {
       remember: (entry) => this.remember(entry),
       events: this,
       reorganising: () => this.reorganising(),
+    });
+    this.acceptance = new BlockAcceptance({
+      db,
+      clock: options.clock,
+      checkpoint: options.checkpoint,
+      lock: this.lock,
+      index: () => this.index,
+      orphans: this.orphans,
+      candidates: this.forkChoice.candidates,
+      unwritten: this.unwritten,
+      remember: (entry) => this.remember(entry),
     });
   }
 
@@ -261,12 +272,12 @@ export class Chain extends EventEmitter<ChainEvents> {
    * imported too; their failures are reported through the 'invalid' event, not thrown.
    */
   processBlock(block: Block): Promise<BlockOutcome> {
-    return this.runImport(async () => (await this.known(block)) ?? this.timed(block, () => this.importBlock(checkBlockSanity(block, this.params))));
+    return this.runImport(async () => (await this.acceptance.known(block)) ?? this.timed(block, () => this.importBlock(checkBlockSanity(block, this.params))));
   }
 
   /** The same for a block whose sanity the caller checked (a compact block rebuilt, a synced batch). */
   processSaneBlock(block: SaneBlock): Promise<BlockOutcome> {
-    return this.runImport(async () => (await this.known(block)) ?? this.timed(block, () => this.importBlock(block)));
+    return this.runImport(async () => (await this.acceptance.known(block)) ?? this.timed(block, () => this.importBlock(block)));
   }
 
   /**
@@ -278,11 +289,7 @@ export class Chain extends EventEmitter<ChainEvents> {
    * crosses a network in the time of its hops' checks rather than of their imports.
    */
   judgeHeader(header: BlockHeader): 'tip' | 'known' | 'unknown' {
-    const parent = this.getEntry(header.prevHash);
-    if (!parent) return 'unknown';
-    checkHeaderContext(this.params, header, parent.header, parent.anchorTimestamp, medianTimePast(parent), this.clock(), this.options.checkpoint);
-    if (!parent.isValid) throw new ConsensusError('BLOCK_PARENT_INVALID', `parent ${parent.hashHex} is invalid`);
-    return parent === this.tip ? 'tip' : 'known';
+    return this.acceptance.judgeHeader(header);
   }
 
   /** Runs an import, and with a stopwatch tells how long it took ('imported'). Import lock. */
@@ -293,23 +300,11 @@ export class Chain extends EventEmitter<ChainEvents> {
     return outcome;
   }
 
-  /** The outcome for a block seen before, without checking it again; below the window, from its stored record. */
-  private async known(block: Block): Promise<BlockOutcome | undefined> {
-    const { hash, height } = block.header;
-    let status = this.getEntry(hash)?.status;
-    if (status === undefined && height < this.index.bottom) {
-      const record = await this.db.history.record(height, hash);
-      status = record && decodeIndexRecord(record).status;
-    }
-    if (status !== undefined && status & INVALID) throw new ConsensusError('BLOCK_KNOWN_INVALID', `block ${toHex(hash)} is known to be invalid`);
-    return status !== undefined || this.orphans.has(hash) ? 'duplicate' : undefined;
-  }
-
   /** Steps 2–7 for one block. Import lock. */
   private async importBlock(block: SaneBlock): Promise<BlockOutcome> {
     this.lock.assertHeld('importBlock');
     try {
-      const entry = await this.accept(block);
+      const entry = await this.acceptance.accept(block);
       if (!entry) return 'orphan';
       const failures = await this.forkChoice.activateBestChain();
       if (!entry.isValid) {
@@ -320,7 +315,7 @@ export class Chain extends EventEmitter<ChainEvents> {
       await this.adoptOrphans(block);
       return this.isMain(entry) ? 'connected' : 'side-branch';
     } finally {
-      await this.writeUnconnected();
+      await this.acceptance.writeUnconnected();
       await this.fitWindow();
     }
   }
@@ -331,20 +326,6 @@ export class Chain extends EventEmitter<ChainEvents> {
     for (const e of await this.index.fit(this.db)) this.forkChoice.candidates.delete(e);
   }
 
-  /** Stores what this import accepted but fork choice did not connect (a tie lost, or a failure mid-way). Import lock. */
-  private async writeUnconnected(): Promise<void> {
-    this.lock.assertHeld('writeUnconnected');
-    try {
-      for (const [entry, block] of this.unwritten) {
-        if (!entry.isValid || entry.status & HAVE_DATA) continue;
-        entry.status |= HAVE_DATA;
-        await this.db.putBlock(block, entry.encode());
-      }
-    } finally {
-      this.unwritten.clear();
-    }
-  }
-
   /** Step 7. Import lock. */
   private async adoptOrphans(parent: Block): Promise<void> {
     this.lock.assertHeld('adoptOrphans');
@@ -352,7 +333,7 @@ export class Chain extends EventEmitter<ChainEvents> {
     while (waiting.length > 0) {
       const child = waiting.shift()!;
       try {
-        const entry = await this.accept(child);
+        const entry = await this.acceptance.accept(child);
         if (entry) {
           const failures = await this.forkChoice.activateBestChain();
           const own = failures.find((f) => f.entry === entry);
@@ -365,54 +346,6 @@ export class Chain extends EventEmitter<ChainEvents> {
         if (entry) this.emit('invalid', entry, err);
       }
     }
-  }
-
-  /**
-   * Steps 2–4. Returns the new index entry (a candidate for fork choice), or undefined for an
-   * orphan. Import lock.
-   */
-  private async accept(block: SaneBlock): Promise<BlockIndexEntry | undefined> {
-    this.lock.assertHeld('accept');
-    const { header } = block;
-    const floor = this.index.forkFloor;
-    const below = header.height - 1;
-    if (below >= floor && below - MEDIAN_SPAN < this.index.bottom && (below === 0 || (await this.db.history.record(below, header.prevHash)))) {
-      // Its parent is stored below the window (a fork deeper than the window but within the
-      // reorg depth): bring that part of the chain back from the store. Only for a parent that
-      // exists, so that made-up blocks cannot make us load the window again and again.
-      await this.index.ensure(this.db, below - MEDIAN_SPAN);
-    }
-    const parent = this.getEntry(header.prevHash);
-    if (parent ? parent.height < floor : header.height - 1 < floor) {
-      // Its parent is too deep to reorganise to (or unknown that deep): it can never become ours.
-      throw new ConsensusError('BLOCK_FORK_TOO_DEEP', `block ${toHex(header.hash)} at ${header.height} forks below height ${floor}, deeper than the ${this.index.reorgDepth} blocks this node reorganises`, 0);
-    }
-    if (!parent) {
-      this.orphans.add(block, this.clock());
-      return undefined;
-    }
-    const entry = new BlockIndexEntry(header, parent, 0, this.index.nextSeq++);
-    // Context failures are cheap to re-check and cheap to forge (a header may claim an easy
-    // target), so they are refused without a trace: remembering them would let junk fill the disk.
-    checkHeaderContext(this.params, header, parent.header, parent.anchorTimestamp, medianTimePast(parent), this.clock(), this.options.checkpoint);
-    if (!parent.isValid) {
-      // Real work at the real target built on an invalid block: worth remembering.
-      entry.status = INVALID;
-      await this.remember(entry);
-      throw new ConsensusError('BLOCK_PARENT_INVALID', `parent ${parent.hashHex} is invalid`);
-    }
-    // The common case, a child of the tip (more work by its own), is connected next: its
-    // connect writes it, in the same unit as its state.
-    if (parent === this.tip) {
-      this.unwritten.set(entry, block);
-    } else {
-      entry.status = HAVE_DATA;
-      await this.db.putBlock(block, entry.encode());
-    }
-    this.index.add(entry);
-    if (entry.totalWork >= this.tip.totalWork) this.forkChoice.candidates.add(entry);
-    this.forkChoice.candidates.delete(parent);
-    return entry;
   }
 
   private async remember(entry: BlockIndexEntry): Promise<void> {
