@@ -5,11 +5,9 @@ import type { SaneBlock } from '../consensus/sanity.ts';
 import { LIE, PeerFault, fetchHeaderChain, shortOfCheckpoint, type HeaderChain } from './header-sync.ts';
 import { ForkWatch } from './fork-watch.ts';
 import { JoinTurns, SnapshotJoin, type JoinOutcome } from './snapshot-sync.ts';
-import { BodyDownload, InvalidChain } from './body-download.ts';
+import { InvalidChain } from './body-download.ts';
 import { fetchBodiesFrom } from './fetch-bodies.ts';
-import { AskedHeights } from './asked-heights.ts';
 import { InterruptibleSleeps, type Env } from './env.ts';
-import { importBlocks } from './import-blocks.ts';
 import type { PeerManager } from './peers.ts';
 import type { PeerRecords } from './peer-records.ts';
 import type { Serve } from './serving.ts';
@@ -18,7 +16,8 @@ import { PeerStatuses } from './peer-statuses.ts';
 import type { NetworkNames } from './protocols.ts';
 import { BusyMemory, TransportError, isOwnFailure, ownFailureFields, waitingOutBusy, type Transport } from './transport.ts';
 import { MAX_BLOCKS_PER_REQUEST, type Status } from './wire.ts';
-import { SYNC_LOG_INTERVAL_MS, type SyncEvents, type SyncOptions } from './sync-types.ts';
+import type { SyncEvents, SyncOptions } from './sync-types.ts';
+import { SyncDownloads } from './sync-downloads.ts';
 
 /**
  * Catches this node up to the most-work chain its peers know, and answers their requests.
@@ -41,8 +40,6 @@ export class Sync extends EventEmitter<SyncEvents> {
   private readonly known: PeerStatuses;
   /** Busy answers' retry-afters, kept for every request of sync's. */
   private readonly busy: BusyMemory;
-  /** The block heights asked of each peer on its connection: whether its server's trickle would refuse a batch asked again. */
-  private readonly asked = new AskedHeights();
   private running: Promise<void> | undefined;
   /** Set by stop: no round starts after it, and the download under way ends. */
   private stopped = false;
@@ -50,8 +47,6 @@ export class Sync extends EventEmitter<SyncEvents> {
   private readonly sleeps: InterruptibleSleeps;
   private again = false;
   private lastTarget = 0;
-  /** When the last progress line was logged (env monotonic ms). */
-  private progressSaidAt = -Infinity;
   /**
    * While a snapshot join runs, the chain must stay at genesis for the state to be installed under
    * it: gossip holds its blocks meanwhile (node/gossip.ts), or one block 1, which costs next to
@@ -61,8 +56,8 @@ export class Sync extends EventEmitter<SyncEvents> {
   private readonly joinTurns: JoinTurns;
   /** Chains it will not, or may soon not, follow (node/fork-watch.ts). */
   private readonly forks: ForkWatch;
-  /** The body download under way: a peer whose status arrives and can serve it joins it; a stop ends it. */
-  private downloading: { readonly download: BodyDownload; readonly canServe: (status: Status) => boolean } | undefined;
+  /** Body downloads: the one under way, which a peer whose status arrives may join and a stop ends. */
+  private readonly downloads: SyncDownloads;
 
   constructor(o: SyncOptions) {
     super();
@@ -76,10 +71,18 @@ export class Sync extends EventEmitter<SyncEvents> {
       busy: this.busy,
       onForeign: (peer) => this.emit('foreign', peer),
       onStatus: (peer, status) => {
-        if (this.downloading?.canServe(status)) this.downloading.download.join(peer);
+        this.downloads.offer(peer, status);
         if (status.totalWork > o.chain.tip.totalWork) void this.requestSync();
         this.emit('status', peer);
       },
+    });
+    this.downloads = new SyncDownloads({
+      ...o,
+      events: this,
+      statusOf: async (peer) => (await this.known.handshake(peer)) ?? this.statuses.get(peer)?.status,
+      fetch: (peer, hashes) => this.fetchBodies(peer, hashes),
+      blame: (peer, err) => this.blame(peer, err),
+      stopped: () => this.stopped,
     });
   }
 
@@ -147,7 +150,7 @@ export class Sync extends EventEmitter<SyncEvents> {
     this.known.byPeer.delete(peer);
     this.forks.forget(peer);
     this.busy.forget(peer);
-    this.asked.forget(peer);
+    this.downloads.forget(peer);
   }
 
   /** Resolves when no sync is running. */
@@ -161,7 +164,7 @@ export class Sync extends EventEmitter<SyncEvents> {
    */
   stop(): void {
     this.stopped = true;
-    this.downloading?.download.end();
+    this.downloads.end();
     this.sleeps.interrupt();
   }
 
@@ -337,70 +340,9 @@ export class Sync extends EventEmitter<SyncEvents> {
       endedEarly = await this.forks.endsForHeavierChain(others, blocks[0]!.header);
       return !endedEarly;
     };
-    await this.download(first, check.tipHeight, providers, canServe, keepGoing, peer);
+    await this.downloads.run({ first, last: check.tipHeight, providers, canServe, keepGoing, claimant: peer });
     if (endedEarly) this.again = true;
     this.emit('took');
-  }
-
-  /**
-   * Fetches the blocks of heights [first, last] of the checked header chain (hashes from the
-   * scratch list, those we lack) in batches, a few outstanding per provider, and imports them
-   * strictly in order as they arrive. Peers whose status shows they can serve (`canServe`) join
-   * the download as their status arrives. What a short answer brought is kept, the rest asked
-   * again; a provider that fails or has none of a batch drops out, the batch back in line for the
-   * others; one that sent a body that does not match its header is also punished, and so is the
-   * header peer (`claimant`) when it serves less of its own chain than it keeps (WITHHELD). A provider that
-   * holds up the import (its batch is the next one, the read-ahead is full, and an idle provider
-   * would have fetched it twice over meanwhile) sits out a pause, unpunished, and its batches go
-   * to the others: the first copy of a batch to arrive is imported, so one slow peer costs a few
-   * batches asked twice rather than a wait on every batch it holds (node/body-download.ts). A block that breaks a rule ends the download:
-   * the chain is bad (InvalidChain, for the header peer). `keepGoing` may end it before a batch.
-   */
-  private async download(
-    first: number,
-    last: number,
-    providers: string[],
-    canServe: (status: Status) => boolean,
-    keepGoing: (blocks: readonly SaneBlock[]) => Promise<boolean>,
-    claimant: string,
-  ): Promise<void> {
-    this.emit('download', last - first + 1);
-    const { env, chain, peers } = this.o;
-    const download = new BodyDownload({
-      env,
-      first,
-      last,
-      // A busy answer leaves its last status standing, as everywhere: one gone leaves none.
-      claimant: { peer: claimant, keepsBodies: async (height) => (((await this.known.handshake(claimant)) ?? this.statuses.get(claimant)?.status)?.prunedHeight ?? height) < height },
-      asked: this.asked,
-      batchHashes: async (start, count) => (await chain.db.history.pending(start, count)).filter((h) => !chain.getEntry(h)),
-      fetch: (peer, hashes) => this.fetchBodies(peer, hashes),
-      preverify: this.o.preverify,
-      importBatch: async (blocks, from) => {
-        await importBlocks(chain, blocks, env);
-        this.o.records?.gave(from, 'block', env.monotonic());
-        this.emit('progress', { height: chain.tip.height, target: last, peer: from });
-        // A terminal draws a bar from 'progress'; a service's log had nothing from "node started"
-        // to the first block after the catch-up, hours later. A line every so often, as Bitcoin Core's.
-        if (env.monotonic() - this.progressSaidAt >= SYNC_LOG_INTERVAL_MS) {
-          this.progressSaidAt = env.monotonic();
-          this.o.log?.('info', 'syncing', { height: chain.tip.height, target: last, peer: from });
-        }
-      },
-      // Once a stall, each pause four times the last: what an operator reads when a sync crawls.
-      onStall: (peer, stalls, pauseMs) => this.o.log?.('info', 'a peer held up the block download: it sits out a pause', { peer, stalls, pauseSeconds: pauseMs / 1000, height: chain.tip.height }),
-      blame: (peer, err) => this.blame(peer, err),
-      isBanned: (peer) => peers.isBanned(peer),
-      keepGoing,
-    });
-    for (const peer of providers) download.join(peer);
-    this.downloading = { download, canServe };
-    if (this.stopped) download.end();
-    try {
-      await download.run();
-    } finally {
-      this.downloading = undefined;
-    }
   }
 
   /** A batch of bodies from one provider, each checked against what was asked (node/fetch-bodies.ts). */
