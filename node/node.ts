@@ -20,6 +20,7 @@ import { serveLightClients } from './light/serve.ts';
 import type { TxSignatureVerifier } from './tx-signatures.ts';
 import type { Transport } from './transport.ts';
 import { followConnections } from './connection-events.ts';
+import { followBlocks } from './block-events.ts';
 import { KeepConnected } from './keep-connected.ts';
 import type { Pruner } from './pruner.ts';
 import { openLedger } from './open-ledger.ts';
@@ -187,7 +188,8 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     }
     this.goOn('the mempool file read');
     this.txRelay = new TxRelay({ ...common, mempool: this.mempool, gossip: this.gossip, signatures: this.signatures, serve, blockRoom: blockTxRoom(this.params) });
-    this.wire();
+    followBlocks({ chain: this.chain, db: this.db, mempool: this.mempool, signatures: this.signatures, gossip: this.gossip, sync: this.sync, txRelay: this.txRelay, own: this.own, clock: this.clock, events: this });
+    followConnections(this.transport, { genesis: this.db.genesis.header.hash, links: this.links, sync: this.sync, txRelay: this.txRelay, peers: this.peers, stopped: () => this.stopped, log: this.log });
     this.gossip.start();
     this.pruner?.start();
     await this.sync.start();
@@ -237,49 +239,6 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     this.emit('log', 'info', 'node started', { peerId: this.transport.peerId, height: this.chain.tip.height, listen: this.listenAddresses(), ...held });
   }
 
-  private wire(): void {
-    this.chain.on('tip', (e) => {
-      for (const block of e.connected) this.signatures.confirmed(block.txs);
-      void this.mempool
-        .update(e.connected, e.disconnected, this.clock())
-        .then(() => this.regossip(e.disconnected))
-        // A block of a catch-up is old news: what it passed over says nothing of today's miners.
-        .then(() => (this.sync.syncing || e.connected.length === 0 ? undefined : this.txRelay.pushPassedOver(e.connected.at(-1)!)))
-        .catch((err: Error) => this.emit('log', 'warn', `mempool update after a new tip failed: ${err.message}`, { stack: err.stack }));
-      if (e.disconnected.length > 0) {
-        // Which tips, not only how many blocks: what an operator compares with other nodes and explorers.
-        this.emit('log', 'info', 'reorganised', { fork: e.fork.height, forkHash: e.fork.hashHex, disconnected: e.disconnected.length, connected: e.connected.length, from: e.from.hashHex, to: e.to.hashHex, height: e.to.height });
-      }
-    });
-    // What the pool admitted at genesis was judged against the genesis state, not the snapshot's.
-    this.chain.on('adopted', () => {
-      void this.mempool.recheckAll().catch((err: Error) => this.emit('log', 'warn', `mempool recheck after a snapshot failed: ${err.message}`, { stack: err.stack }));
-    });
-    this.chain.on('connect', (block, entry) => {
-      this.own.connected(block, entry.hashHex);
-      this.emit('block', block, this.own.has(entry.hashHex) ? 'mined' : 'received');
-    });
-    this.chain.on('invalid', (entry, err) => this.emit('log', 'warn', `invalid block ${entry.hashHex} at ${entry.height}: ${err.message}`));
-    this.gossip.on('orphan', (peer) => void this.sync.handshake(peer));
-    this.gossip.on('connected', (peer, hash) => this.sync.peerHas(peer, hash));
-    // A chain taken by sync (an orphan's branch, a catch-up) is announced as its tip: gossip
-    // forwards only what it connected itself, so peers reached through this node would otherwise
-    // hear of it at their next status poll, 15 s a hop, and mine rival blocks meanwhile.
-    this.sync.on('took', () => void this.announceTip());
-    // The block itself is logged as invalid by the chain; this says who brought it, and why no penalty.
-    this.gossip.on('failed', (peer, err) => this.emit('log', 'info', 'a compact block whose header held failed its import: its miner\'s fault, the peer that forwarded it is not penalised', { peer, reason: (err as Error).message }));
-    followConnections(this.transport, { genesis: this.db.genesis.header.hash, links: this.links, sync: this.sync, txRelay: this.txRelay, peers: this.peers, stopped: () => this.stopped, log: this.log });
-  }
-
-  /**
-   * Transactions of blocks a reorganisation took away are back in our mempool, but the peers on
-   * the winning side may never have seen them: push them so they get mined.
-   */
-  private async regossip(disconnected: readonly Block[]): Promise<void> {
-    const back = disconnected.flatMap((b) => b.txs).filter((tx) => this.mempool.has(tx.id));
-    await this.txRelay.pushToAll(back);
-  }
-
   /** A save that fails (a full disk) is told: the file of the last save stays, and is read at the next start. */
   private async saveMempool(): Promise<void> {
     await this.parts.mempoolStore!.save(this.mempool).catch((err: Error) => this.emit('log', 'warn', `cannot save the mempool: ${err.message}`));
@@ -287,12 +246,6 @@ export class CairnNode extends EventEmitter<NodeEvents> {
 
   private every(ms: number, task: () => void): void {
     this.timers.push(this.env.setInterval(task, ms));
-  }
-
-  /** Publishes our tip's block: peers that have it ignore it. */
-  private async announceTip(): Promise<void> {
-    const block = await this.db.getBlock(this.chain.tip.hash).catch(() => undefined);
-    if (block && block.header.height > 0) await this.gossip.publishWholeBlock(block).catch(() => {});
   }
 
   private pollStatuses(): void {
