@@ -5,23 +5,21 @@ import { CairnError } from '../../ledger/errors.ts';
 import type { BlockHeader } from '../../ledger/block.ts';
 import { genesisBlock, type ChainParams } from '../../ledger/genesis.ts';
 import type { Account } from '../../ledger/state.ts';
-import { ConsensusError } from '../../consensus/errors.ts';
 import { InterruptibleSleeps, secondsOf, type Env, type Timer } from '../env.ts';
 import { PeerBook } from '../peer-book.ts';
 import { PeerManager } from '../peers.ts';
 import { PeerRecords } from '../peer-records.ts';
 import { Slots } from '../slots.ts';
 import { networkNames, type NetworkNames } from '../protocols.ts';
-import { TransportError, isOwnFailure, ownFailureFields, waitingOutBusy, type RequestLimits, type Transport } from '../transport.ts';
+import { TransportError, waitingOutBusy, type RequestLimits, type Transport } from '../transport.ts';
 import { decodeStatus, encodeStatus, type Status } from '../wire.ts';
-import { LightHeaders, type HeaderView } from './headers.ts';
+import { LightHeaders } from './headers.ts';
 import { holdCheckpoint, type Checkpoint } from './checkpoint.ts';
 import { checkpointText } from '../../consensus/header-rules.ts';
 import { REORGANISED, chooseProvers, proofFrom, proveFromAny, type Prover } from './proofs.ts';
 import { SilentPeers } from './silent-peers.ts';
 import { ProverOrder } from './prover-order.ts';
-import { LIE, extendByRange, followBranch, type HeaderFetching } from './header-fetch.ts';
-import { PeerFault } from '../header-sync.ts';
+import { LightSync } from './sync.ts';
 import type { LightClientEvents, LightClientParts, ProvenAccount } from './client-types.ts';
 
 export type { LightClientEvents, LightClientParts, ProvenAccount };
@@ -63,15 +61,11 @@ export class LightClient extends EventEmitter<LightClientEvents> {
   private book!: PeerBook;
   readonly statuses = new Map<string, Status>();
   private readonly timers: Timer[] = [];
-  private syncing: Promise<void> | undefined;
   private readonly silent: SilentPeers;
   /** Which peers are asked for proofs first: those whose last proofs held, quickest first. */
   private readonly provers: ProverOrder;
-  /** Peers whose chains this client cannot follow (header-fetch.ts), left alone while they stay connected. */
-  private readonly apart = new Set<string>();
-  private again = false;
-  /** The next sync round first takes a chain of as much work as ours on another tip (takeTie). */
-  private tieWanted = false;
+  /** The sync rounds, made at start with the headers and the checkpoint. */
+  private sync!: LightSync;
   private stopped = false;
   /** The checkpoint held (given, or kept in the datadir): no chain is ours that does not pass through it. */
   private checkpoint: Checkpoint | undefined;
@@ -109,6 +103,19 @@ export class LightClient extends EventEmitter<LightClientEvents> {
       throw err;
     }
     this.headers = headers;
+    this.sync = new LightSync({
+      params: this.params,
+      names: this.names,
+      clock: this.clock,
+      request: (...args) => this.request(...args),
+      checkpoint: this.checkpoint,
+      headers,
+      statuses: this.statuses,
+      peers: this.peers,
+      silent: this.silent,
+      stopped: () => this.stopped,
+      events: this,
+    });
     this.transport = await this.parts.createTransport(
       {
         denied: (peer) => this.peers.isBanned(peer),
@@ -146,7 +153,7 @@ export class LightClient extends EventEmitter<LightClientEvents> {
       this.statuses.delete(peer);
       this.silent.forget(peer);
       this.provers.forget(peer);
-      this.apart.delete(peer);
+      this.sync.forget(peer);
       this.book.disconnected(peer);
       this.peers.disconnected(peer);
     });
@@ -170,7 +177,7 @@ export class LightClient extends EventEmitter<LightClientEvents> {
     this.sleeps.interrupt(); // a busy peer's retry-after is not sat out
     for (const t of this.timers) this.env.clearInterval(t);
     await this.transport?.stop();
-    await this.syncing?.catch(() => {});
+    await this.sync?.running?.catch(() => {});
     await this.headers?.close();
   }
 
@@ -206,130 +213,9 @@ export class LightClient extends EventEmitter<LightClientEvents> {
     return answer;
   }
 
-  /** Follows every peer that claims more work than our chain, one at a time. Resolves when caught up. */
+  /** Follows every peer that claims more work than our chain, one at a time (node/light/sync.ts). Resolves when caught up. */
   requestSync(): Promise<void> {
-    if (this.syncing) {
-      this.again = true;
-      return this.syncing;
-    }
-    this.syncing = (async () => {
-      try {
-        do {
-          this.again = false;
-          await this.round(); // always a turn later, so `syncing` is set before this ends
-        } while (this.again && !this.stopped);
-      } finally {
-        this.syncing = undefined;
-      }
-    })();
-    return this.syncing;
-  }
-
-  private async round(): Promise<void> {
-    if (this.tieWanted) await this.takeTie();
-    const ahead = this.ahead();
-    ahead.sort(([, a], [, b]) => (b.totalWork > a.totalWork ? 1 : b.totalWork < a.totalWork ? -1 : 0));
-    const tried = new Set<string>();
-    for (const [peer, status] of ahead) {
-      tried.add(peer);
-      if (this.stopped || status.totalWork <= this.headers.tip.totalWork) continue;
-      try {
-        await this.syncFrom(peer, status, tried);
-      } catch (err) {
-        this.blame(peer, err);
-      }
-    }
-  }
-
-  private blame(peer: string, err: unknown): void {
-    if (err instanceof PeerFault) this.peers.penalize(peer, err.score, err.message);
-    else if (err instanceof CairnError && err.banScore > 0) this.peers.penalize(peer, err.banScore, `headers: ${err.message}`);
-    else if (isOwnFailure(err)) this.emit('log', 'warn', `sync from ${peer} failed on our side, not the peer's: ${(err as Error)?.message ?? String(err)}`, ownFailureFields(err, { peer }));
-    else this.emit('log', 'debug', `sync from ${peer} stopped: ${(err as Error).message}`);
-    this.silent.note(peer, err);
-    this.statuses.delete(peer);
-  }
-
-  /**
-   * Catches up with `peer`: by height while its chain extends ours (getHeaderRange), else from
-   * where its chain leaves ours (getHeaders and a locator). Every header is checked against the
-   * one before it, and staged: its headers become our chain only once they show the work its
-   * status claimed, as a full node's sync holds a peer to its claim before it takes any block
-   * (docs/PROTOCOL.md, "Sync" 3). A sync that ends any other way (withheld, a bad header, a
-   * timeout, a branch it will not follow) leaves our chain as it was.
-   */
-  private async syncFrom(peer: string, claimed: Status, tried: ReadonlySet<string>, tie = false): Promise<void> {
-    const staged = this.headers.stage();
-    try {
-      const work = (await extendByRange(this.fetching, peer, staged)) ?? (await followBranch(this.fetching, peer, staged, tie));
-      if (work === undefined) return;
-      if (work < claimed.totalWork) throw new PeerFault('its headers do not add up to the work its status claimed (withheld)', LIE);
-      // Its status said it passed the checkpoint's height (see ahead()).
-      if (this.checkpoint && staged.height < this.checkpoint.height) throw new PeerFault(`its headers end at ${staged.height}, below the checkpoint its status claimed to pass`, LIE);
-      this.commit(staged, tie);
-    } catch (err) {
-      // Headers before one ahead of our clock hold (a clock behind by more than the drift would
-      // otherwise stay up to a batch behind for good), but prove no claim: taken as a full node
-      // takes a chain cut short, only when no peer yet to be tried claims more work than they hold.
-      const aheadOfClock = err instanceof ConsensusError && err.code === 'HEADER_TIME_TOO_NEW';
-      if (aheadOfClock && !this.ahead().some(([p, s]) => !tried.has(p) && s.totalWork > staged.tip.totalWork)) this.commit(staged);
-      throw err;
-    } finally {
-      this.headers.rollback(); // whatever was not committed
-    }
-  }
-
-  /** What fetching a peer's headers (header-fetch.ts) needs of this client. */
-  private get fetching(): HeaderFetching {
-    const apart = (peer: string, why: string) => {
-      // Once a connection, as a full node says it: at every round (each status) it was said again.
-      if (this.apart.has(peer)) return;
-      this.apart.add(peer);
-      this.emit('log', 'warn', why);
-    };
-    return { params: this.params, names: this.names, clock: this.clock, request: (...args) => this.request(...args), apart, checkpoint: this.checkpoint };
-  }
-
-  /**
-   * Peers not banned nor silent whose status claims more work than our chain (or what `claims`
-   * asks), and a chain that reaches the checkpoint's height: one that does not could not be ours (no fault: a node still
-   * syncing says so too).
-   */
-  private ahead(claims = (s: Status) => s.totalWork > this.headers.tip.totalWork): [string, Status][] {
-    const reaches = (s: Status) => !this.checkpoint || s.height >= this.checkpoint.height;
-    return [...this.statuses].filter(([p, s]) => claims(s) && reaches(s) && !this.peers.isBanned(p) && this.silent.waitsOn(p) && !this.apart.has(p));
-  }
-
-  /**
-   * Nobody proved an account against our tip: a peer's chain of as much work on another tip
-   * becomes ours if its headers show it. First seen wins a tie only while it can be proven: a
-   * withholder's branch (headers shown, proofs and bodies not) held the client until the honest
-   * chain it tied with outgrew it.
-   */
-  private async takeTie(): Promise<void> {
-    this.tieWanted = false;
-    const tip = this.headers.tip.header;
-    for (const [peer, status] of this.ahead((s) => s.totalWork === this.headers.tip.totalWork && !bytesEqual(s.tipHash, tip.hash))) {
-      if (this.stopped || !bytesEqual(this.headers.tip.header.hash, tip.hash)) return;
-      try {
-        await this.syncFrom(peer, status, new Set([peer]), true);
-      } catch (err) {
-        this.blame(peer, err);
-      }
-    }
-  }
-
-  /**
-   * The staged headers become our chain, if they hold more work than it and reach the
-   * checkpoint's height (header-fetch.ts refused any other block there).
-   */
-  private commit(staged: HeaderView, tie = false): void {
-    const ours = this.headers.tip;
-    if (staged.tip.totalWork < ours.totalWork || (staged.tip.totalWork === ours.totalWork && (!tie || bytesEqual(staged.tip.header.hash, ours.header.hash)))) return;
-    if (this.checkpoint && staged.height < this.checkpoint.height) return;
-    this.headers.commit();
-    this.emit('tip', this.headers.height);
-    this.emit('log', 'info', 'headers', { height: this.headers.height, tip: toHex(this.headers.tip.header.hash) });
+    return this.sync.requestSync();
   }
 
   /**
@@ -360,7 +246,7 @@ export class LightClient extends EventEmitter<LightClientEvents> {
       if (!Array.isArray(proven)) return { address, account: proven.account, height: tip.height, blockHash: tip.hash, peer: proven.peer };
       answers = proven;
       if (answers.includes(REORGANISED)) continue;
-      this.tieWanted = true;
+      this.sync.wantTie();
       await this.requestSync();
       if (bytesEqual(this.headers.tip.header.hash, tip.hash)) break;
     }
@@ -393,7 +279,7 @@ export class LightClient extends EventEmitter<LightClientEvents> {
       listen: this.transport.listenAddresses(),
       banned: [...this.bans].map(([peer, reason]) => ({ peer, reason })),
       headerMemoryBytes: this.headers.memoryBytes,
-      syncing: this.syncing !== undefined,
+      syncing: this.sync.running !== undefined,
       checkpoint: this.checkpoint ? { height: this.checkpoint.height, hash: toHex(this.checkpoint.hash), passed: this.headers.height >= this.checkpoint.height } : null,
     };
   }

@@ -2,7 +2,7 @@
  * How a light client fetches a peer's headers into its staging (node/light/headers.ts): by
  * height while the peer's chain extends ours, else by locator from where it leaves ours, every
  * header checked against the one before it. Whether the staged headers become the chain is the
- * client's call (LightClient.syncFrom: only once they show the work the peer claimed).
+ * client's call (LightSync.syncFrom, node/light/sync.ts: only once they show the work the peer claimed).
  */
 import { bytesEqual, toHex } from '../../ledger/bytes.ts';
 import { HEADER_BYTES, type BlockHeader } from '../../ledger/block.ts';
@@ -45,7 +45,7 @@ function holdsCheckpoint(o: HeaderFetching, header: BlockHeader): void {
 /**
  * Throws if `headers`, which go on from a block of ours, leave our chain at or below the
  * checkpoint that ours holds: the peer's status claimed a chain that reaches the checkpoint's
- * height (LightClient.ahead), so it holds another block there, even where these headers stop short
+ * height (LightSync.ahead), so it holds another block there, even where these headers stop short
  * of it or fork too far back to follow. (The locator's block may be below the fork: the headers up
  * to it are ours.)
  */
