@@ -8,7 +8,7 @@ import type { SaneBlock } from '../consensus/sanity.ts';
 import { BodyDownload, InvalidChain } from './body-download.ts';
 import { secondsOf, type Env, type Timer } from './env.ts';
 import { importBlocks } from './import-blocks.ts';
-import { Pruner } from './pruner.ts';
+import { PRUNE_CHUNK, Pruner } from './pruner.ts';
 import { TxSignatureVerifier, type SignatureVerifier } from './tx-signatures.ts';
 
 /** How long to wait before asking again when nobody could serve the history. */
@@ -186,7 +186,10 @@ export class HistoryCheck {
       // The blocks executed are needed no more once deeper than any reorganisation: their bodies,
       // undo data and transaction index go as a pruned node's do, or the check's store would hold
       // the whole history below the snapshot until the verdict (a pruned node's many times over).
-      pruner = new Pruner(check, env, check.reorgDepth, (height, err) => err && this.p.log('warn', `the history check's store is not pruned past ${height}: ${err.message}`));
+      // A chunk at a time (the store holds twice the reorg depth at most): pruned at every tip, as
+      // a node following the network is, the check held its imports for a prune every batch.
+      const report = (height: number, err?: Error) => err && this.p.log('warn', `the history check's store is not pruned past ${height}: ${err.message}`);
+      pruner = new Pruner(check, env, check.reorgDepth, report, undefined, { batchOf: Math.min(PRUNE_CHUNK, check.reorgDepth) });
       pruner.start();
       this.checkChain = check;
       this.p.log('info', 'checking the history below the snapshot', { from: check.tip.height + 1, to: this.base });
