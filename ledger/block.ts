@@ -69,6 +69,13 @@ export function makeHeader(fields: HeaderFields): BlockHeader {
   return { ...fields, bytes, hash: sha256(bytes) };
 }
 
+/** The height an encoded header, or a block that begins with one, gives: read alone, nothing else decoded. */
+export function encodedHeight(bytes: Uint8Array): number {
+  const r = new Reader(bytes);
+  r.u32('header version');
+  return r.u32('header height');
+}
+
 function readHeader(r: Reader): BlockHeader {
   const start = r.offset;
   const version = r.u32('header version');

@@ -5,6 +5,7 @@ import type { NetworkNames } from './protocols.ts';
 import { HELD_RETRY_MS, type Serve } from './serving.ts';
 import type { Busy } from './transport.ts';
 import { answerHeaderRange } from './header-sync.ts';
+import { encodedHeight } from '../ledger/block.ts';
 import { decodeGetBlocks, decodeGetHeaders, encodeHeaders, encodeStatus, type Status } from './wire.ts';
 
 /** Request caps, as docs/PROTOCOL.md writes them (test/spec-limits.test.ts reads them there). */
@@ -83,7 +84,7 @@ export async function serveChain(o: ChainServerOptions): Promise<void> {
         const missing = stored.indexOf(undefined);
         // Up to the first we lack: the asker takes the rest from someone else.
         const frames = (missing < 0 ? stored : stored.slice(0, missing)) as Uint8Array[];
-        const admitted = admit(o, peer, hashes, frames);
+        const admitted = await admit(o, peer, hashes, frames);
         return typeof admitted === 'number' ? frames.slice(0, admitted) : admitted;
       } finally {
         release?.();
@@ -93,22 +94,37 @@ export async function serveChain(o: ChainServerOptions): Promise<void> {
   );
 }
 
-function admit(o: ChainServerOptions, peer: string, hashes: readonly Uint8Array[], frames: readonly Uint8Array[]): number | Busy {
+async function admit(o: ChainServerOptions, peer: string, hashes: readonly Uint8Array[], frames: readonly Uint8Array[]): Promise<number | Busy> {
   if (!o.admitBlocks || frames.length === 0) return frames.length;
+  return o.admitBlocks(peer, await placeServed(o, peer, hashes, frames), o.chain.tip.height);
+}
+
+/**
+ * Each block about to be served: its size, its main-chain height (undefined off it), and whether
+ * the asker has it: an ancestor of the tip it announced, above the height it said it pruned (a
+ * snapshot-synced node checking its history asks for exactly those bodies, and counted as
+ * re-downloads they were trickled, then cut off). Blocks below the in-memory window are placed
+ * by the height in their header and the store's main chain: placed only from the window, they
+ * were never re-downloads, and a peer could take the chain's old history again and again.
+ */
+async function placeServed(o: ChainServerOptions, peer: string, hashes: readonly Uint8Array[], frames: readonly Uint8Array[]): Promise<{ bytes: number; height: number | undefined; theirs: boolean }[]> {
   const { chain } = o;
-  const theirs = o.announced(peer);
-  return o.admitBlocks(
-    peer,
-    frames.map((bytes, i) => {
-      const entry = chain.getEntry(hashes[i]!);
-      return {
-        bytes: bytes.byteLength,
-        height: entry && chain.isMain(entry) ? entry.height : undefined,
-        // Bodies at or below its pruned height it lacks: a snapshot-synced node checking its history
-        // asks for exactly those, and counted as re-downloads they were trickled and then cut off.
-        theirs: entry !== undefined && theirs !== undefined && entry.height > theirs.prunedHeight && theirs.tip.height >= entry.height && theirs.tip.ancestor(entry.height) === entry,
-      };
+  const announced = o.announced(peer);
+  const lacks = (height: number) => announced === undefined || height <= announced.prunedHeight;
+  // Every main-chain block below the window is an ancestor of an announced tip whose own ancestor at the window's bottom is ours.
+  const bottom = announced?.tip.ancestor(chain.windowBottom);
+  const sharesOldChain = bottom !== undefined && chain.isMain(bottom);
+  return Promise.all(
+    frames.map(async (bytes, i) => {
+      const hash = hashes[i]!;
+      const entry = chain.getEntry(hash);
+      if (entry) {
+        const theirs = !lacks(entry.height) && announced!.tip.height >= entry.height && announced!.tip.ancestor(entry.height) === entry;
+        return { bytes: bytes.byteLength, height: chain.isMain(entry) ? entry.height : undefined, theirs };
+      }
+      const height = encodedHeight(bytes);
+      const main = height < chain.windowBottom && (await chain.byHeight.isMain(hash, height));
+      return { bytes: bytes.byteLength, height: main ? height : undefined, theirs: main && sharesOldChain && !lacks(height) };
     }),
-    chain.tip.height,
   );
 }
