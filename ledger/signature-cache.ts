@@ -1,3 +1,5 @@
+import { BoundedSet } from './bounded.ts';
+
 /**
  * Ids of transactions whose signatures have been verified. A transaction id hashes the whole
  * signed encoding (fields, key and signature), so an id in here vouches for exactly those bytes.
@@ -5,12 +7,11 @@
  * Bounded: the oldest ids go first, and a confirmed transaction's id is dropped with its block.
  */
 export class SignatureCache {
-  private readonly ids = new Set<string>();
-  private readonly capacity: number;
+  private readonly ids: BoundedSet<string>;
   hits = 0;
 
   constructor(capacity = 200_000) {
-    this.capacity = capacity;
+    this.ids = new BoundedSet(capacity);
   }
 
   get size(): number {
@@ -29,8 +30,6 @@ export class SignatureCache {
   }
 
   add(idHex: string): void {
-    if (this.ids.has(idHex)) return;
     this.ids.add(idHex);
-    if (this.ids.size > this.capacity) this.ids.delete(this.ids.values().next().value!);
   }
 }
