@@ -11,6 +11,7 @@
  * time between imports, its progress (`M addrindex`) written in the same batch as what it
  * indexed, so a kill resumes where it stopped.
  */
+import { BoundedMap } from './bounded.ts';
 import { Reader, Writer, bytesEqual, toHex } from './bytes.ts';
 import { StoreError } from './errors.ts';
 import { layout } from './layout.ts';
@@ -122,7 +123,7 @@ const BACKFILL_RECORDS = 20_000;
 export class AddressIndex {
   private readonly db: ChainDB;
   /** counts() of busy addresses so far, up to an entry's block (its hash: still on the main chain?). */
-  private readonly countMemo = new Map<string, CountMemo>();
+  private readonly countMemo = new BoundedMap<string, CountMemo>(COUNT_MEMO_SIZE);
   /** Addresses whose counts() run now, with the calls waiting on each (one at a time an address). */
   private readonly counting = new Map<string, { queue: SerialQueue; waiting: number }>();
   private next: number;
@@ -280,7 +281,6 @@ export class AddressIndex {
         }
         this.countMemo.delete(key);
         this.countMemo.set(key, { ...last, hash, counts: settled, stored });
-        if (this.countMemo.size > COUNT_MEMO_SIZE) this.countMemo.delete(this.countMemo.keys().next().value!);
       }
     }
     return total;
