@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { BoundedMap } from '../ledger/bounded.ts';
 import { CairnError } from '../ledger/errors.ts';
 import { addressGroup } from './address-groups.ts';
 
@@ -28,12 +29,10 @@ function faded(s: Score | undefined, now: number): number {
 }
 
 /** Adds `score` to `key`'s faded total, moved to the end of the map's order; returns the new total. */
-function addScore(scores: Map<string, Score>, key: string, score: number, now: number): number {
+function addScore(scores: BoundedMap<string, Score>, key: string, score: number, now: number): number {
   const value = faded(scores.get(key), now) + score;
   scores.delete(key);
   scores.set(key, { value, at: now });
-  const oldest = scores.keys().next();
-  if (scores.size > MAX_SCORES && !oldest.done) scores.delete(oldest.value);
   return value;
 }
 
@@ -88,8 +87,8 @@ export class PeerManager extends EventEmitter<PeerManagerEvents> {
   private readonly clock: () => number;
   private readonly banSeconds: number;
   private readonly limitLoopback: boolean;
-  private readonly scores = new Map<string, Score>();
-  private readonly ipScores = new Map<string, Score>();
+  private readonly scores = new BoundedMap<string, Score>(MAX_SCORES);
+  private readonly ipScores = new BoundedMap<string, Score>(MAX_SCORES);
   private readonly bans = new Map<string, { until: number; reason: string }>();
   private readonly ipBans = new Map<string, { until: number; reason: string }>();
   /** The IP each connected peer came from, for its score and its ban. */
@@ -99,7 +98,7 @@ export class PeerManager extends EventEmitter<PeerManagerEvents> {
    * connection closed (an import's verdict, a sync's), and a peer that hung up at once would
    * otherwise leave its address unscored and unbanned, free to come back under a new identity.
    */
-  private readonly goneIps = new Map<string, string>();
+  private readonly goneIps = new BoundedMap<string, string>(RECENT_IPS);
   /** The latest time the clock said, to see it set back. */
   private latest = -Infinity;
   /** The ban made last, for the operator (status): a node whose every peer was banned says why. */
@@ -148,7 +147,6 @@ export class PeerManager extends EventEmitter<PeerManagerEvents> {
     this.ips.delete(peer);
     this.goneIps.delete(peer);
     this.goneIps.set(peer, ip);
-    if (this.goneIps.size > RECENT_IPS) this.goneIps.delete(this.goneIps.keys().next().value!);
   }
 
   /** The IP `peer` is connected from, or was when it left lately (undefined for loopback, unless told to limit it). */
