@@ -3,6 +3,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { isIP, type Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import type { NodeView } from '../view.ts';
+import { BoundedMap } from '../../ledger/bounded.ts';
 import { toHex } from '../../ledger/bytes.ts';
 import { localUrl } from './local-url.ts';
 import { decodeAddress } from '../../ledger/keys.ts';
@@ -80,7 +81,7 @@ export class HttpServer {
   readonly feed: EventFeed;
   private readonly files = new StaticFiles();
   private server: Server | undefined;
-  private readonly buckets = new Map<string, { tokens: number; at: number }>();
+  private readonly buckets = new BoundedMap<string, { tokens: number; at: number }>(10_000);
   private readonly streams = new Set<ServerResponse>();
   private readonly streamsByClient = new Map<string, number>();
   private readonly connectionsByClient = new Map<string, number>();
@@ -169,7 +170,6 @@ export class HttpServer {
     b.tokens = Math.min(burst, b.tokens + ((now - b.at) / 1000) * rate);
     b.at = now;
     this.buckets.set(key, b);
-    if (this.buckets.size > 10_000) this.buckets.delete(this.buckets.keys().next().value!);
     if (b.tokens < 1) return false;
     b.tokens -= 1;
     return true;
