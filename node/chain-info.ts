@@ -3,6 +3,7 @@
  * network hashes, the last blocks, the forks seen, and what fee gets a transfer into the next
  * block. Read-only, through the public faces of Chain, ChainDB and Mempool.
  */
+import { BoundedMap } from '../ledger/bounded.ts';
 import { toHex } from '../ledger/bytes.ts';
 import { encodeAddress } from '../ledger/keys.ts';
 import { COINBASE_BYTES, HEADER_BYTES, decodeBlock, type Block } from '../ledger/block.ts';
@@ -73,7 +74,7 @@ export async function estimateFee(chain: Chain, mempool: Mempool): Promise<FeeEs
  * Per block hash, its cheapest fee if it was full, else null: status asks for the estimate often
  * (a benchmark, ten times a second), and a block's answer never changes, so each is read once.
  */
-const fullBlockFloors = new Map<string, bigint | null>();
+const fullBlockFloors = new BoundedMap<string, bigint | null>(16 * FEE_WINDOW);
 
 async function cheapestIfFull(chain: Chain, entry: BlockIndexEntry, capacity: number): Promise<bigint | null | undefined> {
   const known = fullBlockFloors.get(entry.hashHex);
@@ -83,7 +84,6 @@ async function cheapestIfFull(chain: Chain, entry: BlockIndexEntry, capacity: nu
   // Most blocks are not full: their count says so without decoding a megabyte of transactions.
   const floor = capacity === 0 || txCount(bytes) < capacity ? null : decodeBlock(bytes).txs.reduce((low, tx) => (tx.fee < low ? tx.fee : low), MAX_AMOUNT);
   fullBlockFloors.set(entry.hashHex, floor);
-  if (fullBlockFloors.size > 16 * FEE_WINDOW) fullBlockFloors.delete(fullBlockFloors.keys().next().value!);
   return floor;
 }
 

@@ -1,3 +1,4 @@
+import type { BoundedSet } from '../ledger/bounded.ts';
 import { toHex } from '../ledger/bytes.ts';
 import { CairnError, DecodeError } from '../ledger/errors.ts';
 import type { ChainParams } from '../ledger/genesis.ts';
@@ -16,7 +17,7 @@ import type { Transport } from './transport.ts';
  */
 export const OTHER_PEERS_ASKED = 4;
 /** Headers whose transactions no other peer held, remembered so (see fromOthers), oldest first. */
-const MAX_NONE_HELD = 1024;
+export const MAX_NONE_HELD = 1024;
 /** A forwarder's whole answer matched the short ids and not the Merkle root: no honest node sends that. */
 const UNMADE_COMPACT_SCORE = 100;
 
@@ -32,7 +33,7 @@ export interface CompactRebuildOptions {
   readonly untilStop: <T>(answer: Promise<T>) => Promise<T | undefined>;
   readonly stopped: () => boolean;
   /** Headers (hex) whose transactions other peers were asked for and none held (fromOthers). */
-  readonly noneHeld: Set<string>;
+  readonly noneHeld: BoundedSet<string>;
   readonly stats: { rebuilt: number; fetched: number; fromOthers: number };
 }
 
@@ -115,7 +116,6 @@ async function fromOthers(o: CompactRebuildOptions, forwarder: string, compact: 
   if (txs) o.stats.fromOthers++;
   else if (!held && !o.stopped()) {
     o.noneHeld.add(hash);
-    if (o.noneHeld.size > MAX_NONE_HELD) o.noneHeld.delete(o.noneHeld.values().next().value!);
   }
   return txs;
 }

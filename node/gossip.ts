@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { BoundedSet } from '../ledger/bounded.ts';
 import { toHex } from '../ledger/bytes.ts';
 import { CairnError } from '../ledger/errors.ts';
 import { decodeBlock, type Block, type BlockHeader } from '../ledger/block.ts';
@@ -9,7 +10,7 @@ import { checkBlockSanity, type SaneBlock } from '../consensus/sanity.ts';
 import { ConsensusError } from '../consensus/errors.ts';
 import { hasValidProofOfWork } from '../consensus/pow.ts';
 import { decodeCompactBlock, encodeCompactBlock, type CompactBlock } from './compact.ts';
-import { rebuildCompact, type CompactRebuildOptions } from './compact-rebuild.ts';
+import { MAX_NONE_HELD, rebuildCompact, type CompactRebuildOptions } from './compact-rebuild.ts';
 import type { PeerManager } from './peers.ts';
 import type { NetworkStats, PeerRecords } from './peer-records.ts';
 import type { NetworkNames } from './protocols.ts';
@@ -68,7 +69,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
   deepForkBlocks = 0;
   private readonly inFlight = new BlocksInFlight();
   /** `hash peer` of each compact block whose header held here lately, oldest first (MAX_REBUILT_FROM). */
-  private readonly rebuiltFrom = new Set<string>();
+  private readonly rebuiltFrom = new BoundedSet<string>(MAX_REBUILT_FROM);
   private readonly rebuilding: CompactRebuildOptions;
 
   /** What peers sent that a reorganisation under way refused, tried again once it has ended (a push's too). */
@@ -80,7 +81,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
     super();
     this.o = o;
     const { transport, names, mempool, chain, peers, records } = o;
-    this.rebuilding = { transport, names, mempool, params: chain.params, peers, records, untilStop: (answer) => this.gate.untilStop(answer), stopped: () => this.gate.stopped, noneHeld: new Set(), stats: this.compactStats };
+    this.rebuilding = { transport, names, mempool, params: chain.params, peers, records, untilStop: (answer) => this.gate.untilStop(answer), stopped: () => this.gate.stopped, noneHeld: new BoundedSet(MAX_NONE_HELD), stats: this.compactStats };
     const groupOf = (peer: string) => senderGroup(o.peers, o.records, peer);
     this.txTurns = new TxBatchTurns(groupOf, o.stats);
     this.afterReorganisation = new AfterReorganisation(o, this.gate, { admitted: (peer, txs) => this.relayOwn(peer, txs), offence: (peer, err) => void this.reject(peer, err) }, groupOf);
@@ -285,7 +286,6 @@ export class Gossip extends EventEmitter<GossipEvents> {
     const key = `${hash} ${peer}`;
     if (this.rebuiltFrom.has(key)) return false;
     this.rebuiltFrom.add(key);
-    if (this.rebuiltFrom.size > MAX_REBUILT_FROM) this.rebuiltFrom.delete(this.rebuiltFrom.values().next().value!);
     return true;
   }
 

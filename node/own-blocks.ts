@@ -1,3 +1,4 @@
+import { BoundedSet } from '../ledger/bounded.ts';
 import { toHex } from '../ledger/bytes.ts';
 import type { Block } from '../ledger/block.ts';
 import type { ChainParams } from '../ledger/genesis.ts';
@@ -18,7 +19,7 @@ export class OwnBlocks {
   private readonly gossip: Gossip;
   private readonly params: ChainParams;
   /** The last blocks made here, by hash, oldest first. */
-  private readonly made = new Set<string>();
+  private readonly made = new BoundedSet<string>(OWN_BLOCKS_KEPT);
   /** Blocks made here whose import is running, gossiped the moment they connect. */
   private readonly announceOnConnect = new Set<string>();
 
@@ -46,7 +47,6 @@ export class OwnBlocks {
   async importAndAnnounce(block: Block): Promise<BlockOutcome> {
     const hash = toHex(block.header.hash);
     this.made.add(hash);
-    if (this.made.size > OWN_BLOCKS_KEPT) this.made.delete(this.made.values().next().value!);
     try {
       const onTip = this.saneOnTip(block);
       if (onTip) return await this.gossip.announceAndImport(onTip);
