@@ -1,6 +1,7 @@
 import type { Block } from '../ledger/block.ts';
 import type { Mempool } from '../ledger/mempool.ts';
 import type { Transaction } from '../ledger/transaction.ts';
+import { BoundedMap } from '../ledger/bounded.ts';
 import { toHex } from '../ledger/bytes.ts';
 import { MAX_TXS_PER_BATCH } from './wire.ts';
 
@@ -40,16 +41,8 @@ export class LocalTxs {
     /** Transactions a push carries at most (MAX_TXS_PER_BATCH). */
     readonly maxPush?: number;
   };
-  /** Ours, by id (hex). */
-  private readonly txs = new Map<string, Local>();
-  /**
-   * Ours in the order they were added (from `oldest` on), to forget the oldest first: a Map's first
-   * key is found by walking past every key deleted before it, ~7 µs at 10,000, which each admission
-   * of an RPC batch paid once this node followed that many. One no longer followed (forgotten,
-   * mined, added again) is skipped when its turn comes, and dropped as the queue outgrows the map.
-   */
-  private order: Local[] = [];
-  private oldest = 0;
+  /** Ours, by id (hex), the one added longest ago first. */
+  private readonly txs = new BoundedMap<string, Local>(MAX_LOCAL);
 
   constructor(o: LocalTxs['o']) {
     this.o = o;
@@ -57,22 +50,8 @@ export class LocalTxs {
 
   /** A transaction of our users', admitted and announced now. */
   add(tx: Transaction): void {
-    const local: Local = { tx, sentAt: this.o.now() };
     this.txs.delete(tx.idHex);
-    this.txs.set(tx.idHex, local);
-    this.order.push(local);
-    while (this.txs.size > MAX_LOCAL) {
-      const first = this.order[this.oldest++]!;
-      if (this.followed(first)) this.txs.delete(first.tx.idHex);
-    }
-    if (this.order.length > 2 * this.txs.size + 1_024) {
-      this.order = this.order.slice(this.oldest).filter((l) => this.followed(l));
-      this.oldest = 0;
-    }
-  }
-
-  private followed(local: Local): boolean {
-    return this.txs.get(local.tx.idHex) === local;
+    this.txs.set(tx.idHex, { tx, sentAt: this.o.now() });
   }
 
   /**
