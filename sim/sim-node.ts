@@ -6,6 +6,7 @@ import type { BanRecord, BanStore } from '../node/peers.ts';
 import type { ServingLimits } from '../node/serving-limits.ts';
 import { InlineVerifier } from '../node/inline-verifier.ts';
 import type { SignatureVerifier } from '../node/tx-signatures.ts';
+import { BoundedMap } from '../ledger/bounded.ts';
 import { toHex } from '../ledger/bytes.ts';
 import { sha256 } from '../ledger/hash.ts';
 import type { Checkpoint } from '../consensus/header-rules.ts';
@@ -56,7 +57,7 @@ export interface SimNodeSpec {
  */
 class SharedVerdicts implements SignatureVerifier {
   private readonly inner = new InlineVerifier();
-  private readonly verdicts = new Map<string, boolean>();
+  private readonly verdicts = new BoundedMap<string, boolean>(200_000);
 
   async verify(items: readonly { signature: Uint8Array; message: Uint8Array; publicKey: Uint8Array }[]): Promise<boolean[]> {
     const out: boolean[] = new Array(items.length);
@@ -71,7 +72,6 @@ class SharedVerdicts implements SignatureVerifier {
     todo.forEach((i, k) => {
       out[i] = fresh[k]!;
       this.verdicts.set(keys[i]!, fresh[k]!);
-      if (this.verdicts.size > 200_000) this.verdicts.delete(this.verdicts.keys().next().value!);
     });
     return out;
   }
