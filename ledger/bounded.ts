@@ -9,17 +9,21 @@
  * oldest on every insertion made ever more holes in front: 77 µs an insertion into a Set of
  * 200,000 hex ids (the signature cache under a flood), 1.9 µs here; 5.7 and 0.7 µs at 10,000. So
  * the iterator is kept from one eviction to the next, where it resumes after the key it gave last
- * (V8 moves a kept iterator onto a rebuilt table); every live key lies past it, since keys are only
- * ever appended. The memory is the built-in's, 56 MB for those 200,000 ids either way: an order
- * queue beside the Set held up to 105 MB (the keys it passed stay until it is cut), and two
- * generations of half the bound 24–50 MB, but they hold from half the bound to all of it.
+ * (V8 moves a kept iterator onto a table an insertion rebuilt); every live key lies past it, since
+ * keys are only ever appended. A delete lets it go, and the next eviction walks from the start
+ * once: a table rebuilt by a delete (V8 shrinks), or by an insertion that evicts nothing (after a
+ * delete), would stay alive with every key in it as long as a parked iterator held it.
+ *
+ * The memory is the built-in's, 56 MB for those 200,000 ids either way: an order queue beside the
+ * Set held up to 105 MB (the keys it passed stay until it is cut), and two generations of half the
+ * bound 24–50 MB, but they hold from half the bound to all of it.
  */
 export class BoundedSet<K> extends Set<K> {
   private readonly oldest: OldestKey<K>;
 
   constructor(bound: number) {
     super();
-    this.oldest = new OldestKey(this, bound);
+    this.oldest = new OldestKey(this, bound, (key) => super.delete(key));
   }
 
   override add(key: K): this {
@@ -33,8 +37,8 @@ export class BoundedSet<K> extends Set<K> {
   }
 
   override clear(): void {
+    this.oldest.forget();
     super.clear();
-    this.oldest.cleared();
   }
 }
 
@@ -44,7 +48,7 @@ export class BoundedMap<K, V> extends Map<K, V> {
 
   constructor(bound: number) {
     super();
-    this.oldest = new OldestKey(this, bound);
+    this.oldest = new OldestKey(this, bound, (key) => super.delete(key));
   }
 
   override set(key: K, value: V): this {
@@ -58,24 +62,27 @@ export class BoundedMap<K, V> extends Map<K, V> {
   }
 
   override clear(): void {
+    this.oldest.forget();
     super.clear();
-    this.oldest.cleared();
   }
 }
 
 /**
  * What BoundedSet and BoundedMap share (two built-ins, no common base): the bound, and the iterator
- * over their keys kept between evictions.
+ * over their keys kept from one eviction to the next.
  */
 class OldestKey<K> {
   private readonly of: Set<K> | Map<K, unknown>;
   private readonly bound: number;
+  /** The built-in's delete, which keeps the iterator. */
+  private readonly evict: (key: K) => boolean;
   private iterator: Iterator<K> | undefined;
 
-  constructor(of: Set<K> | Map<K, unknown>, bound: number) {
+  constructor(of: Set<K> | Map<K, unknown>, bound: number, evict: (key: K) => boolean) {
     if (!Number.isInteger(bound) || bound < 1) throw new RangeError(`a bounded collection holds at least one key, not ${bound}`);
     this.of = of;
     this.bound = bound;
+    this.evict = evict;
   }
 
   /** A key was inserted: past the bound, the oldest is deleted. */
@@ -84,22 +91,17 @@ class OldestKey<K> {
     let next = this.iterator?.next();
     // An iterator that once said done stays done: start again, whatever made it run out.
     if (!next || next.done) next = (this.iterator = this.of.keys()).next();
-    this.of.delete(next.value as K);
+    this.evict(next.value as K);
   }
 
-  /**
-   * A key was deleted (`deleted`: it was held). Leaving fewer than bound - 1 (not a key moved to the
-   * end by delete-and-set while full, nor an eviction) may let V8 shrink the table, and a kept
-   * iterator holds the table it was made on, with every key in it, until its next step: it is let
-   * go, and the next eviction walks from the start once.
-   */
+  /** `deleted`: a key was (not an eviction); the iterator is let go (see BoundedSet). */
   deleted(deleted: boolean): boolean {
-    if (deleted && this.of.size < this.bound - 1) this.iterator = undefined;
+    if (deleted) this.iterator = undefined;
     return deleted;
   }
 
-  /** The iterator would hold the old table and its keys. */
-  cleared(): void {
+  /** Every key is about to go: the iterator too. */
+  forget(): void {
     this.iterator = undefined;
   }
 }
