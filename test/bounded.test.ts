@@ -51,6 +51,26 @@ describe('BoundedSet and BoundedMap (the oldest key forgotten past the bound)', 
     assert.deepEqual([...set], [15, 16, 17, 18]);
   });
 
+  it('evict from one kept iterator: a run of evictions asks for the keys once, and again only after a delete', () => {
+    // A fresh iterator per eviction walks every key deleted before the oldest (V8): O(evictions) each.
+    const set = new BoundedSet<number>(100);
+    let iterators = 0;
+    const keys = set.keys.bind(set);
+    set.keys = () => {
+      iterators++;
+      return keys();
+    };
+    for (let i = 0; i < 10_000; i++) set.add(i);
+    assert.equal(iterators, 1);
+    set.delete(12_345); // not held: nothing to let go
+    for (let i = 10_000; i < 15_000; i++) set.add(i);
+    assert.equal(iterators, 1);
+    set.delete(14_990);
+    for (let i = 15_000; i < 20_000; i++) set.add(i);
+    assert.equal(iterators, 2);
+    assert.deepEqual([...set], Array.from({ length: 100 }, (_, i) => 19_900 + i));
+  });
+
   it('refuse a bound below one', () => {
     assert.throws(() => new BoundedSet(0), RangeError);
     assert.throws(() => new BoundedMap(2.5), RangeError);
