@@ -313,9 +313,12 @@ export class Serving {
       this.groups.delete(key!);
       this.groups.set(key!, group);
     }
-    for (const [k, g] of this.groups) {
-      if (this.groups.size <= MAX_REMEMBERED) break;
-      if (g.members === 0) this.groups.delete(k);
+    // Only past the bound: an iterator made anew walks every entry the moves above deleted before the first live one.
+    if (this.groups.size > MAX_REMEMBERED) {
+      for (const [k, g] of this.groups) {
+        if (this.groups.size <= MAX_REMEMBERED) break;
+        if (g.members === 0) this.groups.delete(k);
+      }
     }
     return group;
   }
