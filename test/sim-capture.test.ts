@@ -10,8 +10,15 @@ import { scenario, type ScenarioOptions } from '../sim/scenario.ts';
 
 const CAPTURE: ScenarioOptions = { adversaries: ['capturer'] };
 const WITHHELD: ScenarioOptions = { ...CAPTURE, withholdCheckpoint: true };
-/** From a sweep of seeds 1-30: seed 3 has a capturer of each kind (one just past the reorg depth, one to the honest height), 7 a long one, 8 a short one. */
-const SEEDS = ['3', '7', '8'];
+/**
+ * From a sweep of seeds 1-30: seed 1 has a capturer of each kind (one just past the reorg depth, one
+ * to the honest height), 7 a long one, 8 a short one, and each joiner of theirs is captured with its
+ * checkpoint withheld. Whether a joiner is captured is a race with its discovery of honest peers:
+ * in seeds 5, 6 and 9 none is, and seed 3's n6, captured until 407948c, now escapes: a blocks answer
+ * of blocks below the window waits on store reads since, and the timing moved (no penalty, no
+ * busy answer differs).
+ */
+const SEEDS = ['1', '7', '8'];
 
 function explain(r: SimResult, withheld: boolean): string {
   const lines = Object.entries(r.violations).flatMap(([name, list]) => (list ?? []).map((v) => `  ${name}: ${v}`));
