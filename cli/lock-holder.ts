@@ -48,15 +48,21 @@ export function lockHolderPid(file: string, locks = '/proc/locks'): number | und
   return undefined;
 }
 
-/** The cairn command process `pid` runs: the word after the script (cli/main.ts, dist/cli/main.js, cli/cairn.mjs). */
 function cairnCommandOf(pid: number): string | undefined {
   try {
-    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-    const script = argv.findIndex((a) => /(^|\/)(cli\/main\.[jt]s|cli\/cairn\.mjs)$/.test(a));
-    return script < 0 ? undefined : argv[script + 1] || undefined;
+    return cairnCommandIn(readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0'));
   } catch {
     return undefined;
   }
+}
+
+/**
+ * The cairn command a command line runs: the word after the script (cli/main.ts, dist/cli/main.js,
+ * cli/cairn.mjs, or the installed `cairn`: npm's bin is a link, and the kernel names the link).
+ */
+export function cairnCommandIn(argv: readonly string[]): string | undefined {
+  const script = argv.findIndex((a) => /(^|\/)(cli\/main\.[jt]s|cli\/cairn\.mjs|cairn)$/.test(a));
+  return script < 0 ? undefined : argv[script + 1] || undefined;
 }
 
 /**

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { lockHolderPid } from '../cli/lock-holder.ts';
+import { cairnCommandIn, lockHolderPid } from '../cli/lock-holder.ts';
 import { LevelKv } from '../ledger/kv-level.ts';
 import { tempDir } from './helpers/fixtures.ts';
 import { CAIRN_MAIN, runCli, waitFor } from './helpers/cli.ts';
@@ -37,6 +37,15 @@ describe('who holds a datadir', function () {
   before(async () => {
     listed = await locksListed(join(dir.path, 'probe'));
     if (!listed) console.log('      SKIPPED: /proc/locks does not name this file system\'s locks as stat does (not Linux, or an overlay file system)');
+  });
+
+  it('names the cairn command a holder runs, from a checkout, the built CLI or the installed cairn (a link the kernel names)', () => {
+    assert.equal(cairnCommandIn(['node', '/src/cairn/cli/main.ts', 'node', '--datadir', 'd']), 'node');
+    assert.equal(cairnCommandIn(['/usr/bin/node', '/x/dist/cli/main.js', 'light']), 'light');
+    assert.equal(cairnCommandIn(['node', '/usr/local/bin/cairn', 'snapshot', 'import']), 'snapshot');
+    assert.equal(cairnCommandIn(['node', '/home/u/app/node_modules/.bin/cairn', 'node']), 'node');
+    assert.equal(cairnCommandIn(['node', '/x/cli/cairn.mjs']), undefined, 'no command word');
+    assert.equal(cairnCommandIn(['node', 'server.js', 'node']), undefined, 'not cairn');
   });
 
   it('reads the holder of a LevelDB lock from /proc/locks, not a waiter; none for a free lock, or without the list', async function () {
