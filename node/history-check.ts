@@ -6,6 +6,7 @@ import type { ChainHistory, HistoryVerdict } from '../ledger/history.ts';
 import { Chain } from '../consensus/chain.ts';
 import type { SaneBlock } from '../consensus/sanity.ts';
 import { BodyDownload, InvalidChain } from './body-download.ts';
+import type { AskedHeights } from './asked-heights.ts';
 import { secondsOf, type Env, type Timer } from './env.ts';
 import { importBlocks } from './import-blocks.ts';
 import { PRUNE_CHUNK, Pruner } from './pruner.ts';
@@ -33,6 +34,12 @@ export interface HistoryCheckParts {
   providers(base: number): string[];
   /** A batch of bodies from one peer, each checked against the header asked for (node/sync.ts). */
   fetch(peer: string, hashes: readonly Uint8Array[]): Promise<SaneBlock[]>;
+  /**
+   * The heights asked of each peer on its connection, the sync's and the check's: its server
+   * counts a block asked again past an allowance as a re-download, trickled, so a batch asked
+   * again then goes one block a request (node/asked-heights.ts).
+   */
+  readonly asked?: AskedHeights;
   blame(peer: string, err: unknown): void;
   isBanned(peer: string): boolean;
   /** Resolves when the node's own sync is idle: the check only imports between syncs. */
@@ -44,6 +51,7 @@ export interface HistoryCheckParts {
 export interface HistorySources {
   readonly statuses: ReadonlyMap<string, { readonly peer: string; readonly status: { readonly height: number; readonly prunedHeight: number } }>;
   fetchBodies(peer: string, hashes: readonly Uint8Array[]): Promise<SaneBlock[]>;
+  readonly askedHeights: AskedHeights;
   blame(peer: string, err: unknown): void;
   idle(): Promise<void>;
 }
@@ -52,10 +60,11 @@ export interface HistorySources {
  * The parts a check takes from the node's sync: bodies from height 1 come from peers that pruned
  * none and whose chain reaches the base, and the check imports only while the sync is idle.
  */
-export function partsFromSync(sync: HistorySources, peers: { isBanned(peer: string): boolean }): Pick<HistoryCheckParts, 'providers' | 'fetch' | 'blame' | 'isBanned' | 'syncIdle'> {
+export function partsFromSync(sync: HistorySources, peers: { isBanned(peer: string): boolean }): Pick<HistoryCheckParts, 'providers' | 'fetch' | 'asked' | 'blame' | 'isBanned' | 'syncIdle'> {
   return {
     providers: (base) => [...sync.statuses.values()].filter((s) => s.status.prunedHeight === 0 && s.status.height >= base && !peers.isBanned(s.peer)).map((s) => s.peer),
     fetch: (peer, hashes) => sync.fetchBodies(peer, hashes),
+    asked: sync.askedHeights,
     blame: (peer, err) => sync.blame(peer, err),
     isBanned: (peer) => peers.isBanned(peer),
     syncIdle: () => sync.idle(),
@@ -260,6 +269,7 @@ export class HistoryCheck {
       last: this.base,
       batchHashes: (start, count) => chain.db.history.mainHashes(start, start + count),
       fetch: (peer, hashes) => this.p.fetch(peer, hashes),
+      asked: this.p.asked,
       preverify: (blocks) => signatures.preverify(blocks.flatMap((b) => b.txs)),
       importBatch: async (blocks) => {
         if (this.stopped) throw new Error('stopped');

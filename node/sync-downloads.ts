@@ -41,8 +41,12 @@ export interface ChainBodies {
 
 export class SyncDownloads {
   private readonly parts: SyncDownloadParts;
-  /** The block heights asked of each peer on its connection: whether its server's trickle would refuse a batch asked again. */
-  private readonly asked = new AskedHeights();
+  /**
+   * The block heights asked of each peer on its connection: whether its server's trickle would
+   * refuse a batch asked again. The history check below a snapshot asks the same connections, and
+   * its server counts both, so it records its asks here too.
+   */
+  readonly asked = new AskedHeights();
   /** When the last progress line was logged (env monotonic ms). */
   private progressSaidAt = -Infinity;
   private underWay: { readonly download: BodyDownload; readonly canServe: (status: Status) => boolean } | undefined;

@@ -18,6 +18,7 @@ import { BusyMemory, TransportError, isOwnFailure, ownFailureFields, waitingOutB
 import { MAX_BLOCKS_PER_REQUEST, type Status } from './wire.ts';
 import type { SyncEvents, SyncOptions } from './sync-types.ts';
 import { SyncDownloads } from './sync-downloads.ts';
+import type { AskedHeights } from './asked-heights.ts';
 
 /**
  * Catches this node up to the most-work chain its peers know, and answers their requests.
@@ -104,6 +105,11 @@ export class Sync extends EventEmitter<SyncEvents> {
   /** While a sync runs, the height of the chain its headers showed; our own height otherwise. */
   get targetHeight(): number {
     return Math.max(this.o.chain.tip.height, this.lastTarget);
+  }
+
+  /** The heights this node asked each peer for on its connection (node/asked-heights.ts), the history check's too. */
+  get askedHeights(): AskedHeights {
+    return this.downloads.asked;
   }
 
   /** Serves our chain: status, headers, blocks (node/chain-server.ts). */

@@ -23,6 +23,7 @@ import { realEnv, type Env } from '../node/env.ts';
 import { HistoryCheck, historyCheckStatus, type HistoryCheckStatus } from '../node/history-check.ts';
 import { InlineVerifier } from '../node/inline-verifier.ts';
 import { busyError } from '../node/transport.ts';
+import { AskedHeights } from '../node/asked-heights.ts';
 import { FUNDED_KEYS, tempDir, testKey, testParams, transfer, uncheckedSignatures } from './helpers/fixtures.ts';
 import { mineChild } from './helpers/mining.ts';
 
@@ -95,14 +96,16 @@ describe('history check below a snapshot', function () {
    * for a block above it, once the blocks up to it are imported (earlier, the download would drop
    * the batch it is fetching with the peer).
    */
-  function checker(node: Awaited<ReturnType<typeof importedNode>>, o: { serveUpTo?: number; fetched?: number[]; env?: Env; logs?: string[]; busyFor?: number; providers?: () => string[] } = {}): HistoryCheck {
+  function checker(node: Awaited<ReturnType<typeof importedNode>>, o: { serveUpTo?: number; fetched?: number[]; env?: Env; logs?: string[]; busyFor?: number; providers?: () => string[]; asked?: AskedHeights; requests?: number[] } = {}): HistoryCheck {
     const check: HistoryCheck = new HistoryCheck({
       env: o.env ?? realEnv,
       chain: node.chain,
       store: { open: async () => node.disk.open(), remove: async () => node.disk.clear() },
       verifier: new InlineVerifier(),
       providers: o.providers ?? (() => ['source']),
+      asked: o.asked,
       fetch: async (_peer, hashes): Promise<SaneBlock[]> => {
+        o.requests?.push(hashes.length);
         if (o.busyFor !== undefined) throw busyError('source', 'blocks', o.busyFor);
         const blocks = [];
         for (const hash of hashes) {
@@ -165,6 +168,39 @@ describe('history check below a snapshot', function () {
       assert.deepEqual(historyCheckStatus(db.history, undefined), { state: 'valid', height: BASE, target: BASE, reason: '' });
     } finally {
       await db.close();
+    }
+  });
+
+  it("records its asks with the sync's, per connection, and asks a peer one block a request once its server would count a batch as asked again", async () => {
+    // Since blocks below a server's in-memory window are placed by their height (407948c), the
+    // server counts a history block asked again on the connection, past its allowance, as a
+    // re-download: a batch of them larger than its trickle's burst would be busy for ever.
+    const fresh = await importedNode(goodSource, 'asked-fresh');
+    try {
+      const asked = new AskedHeights();
+      const requests: number[] = [];
+      const check = checker(fresh, { asked, requests });
+      check.start();
+      assert.equal((await verdict(fresh, check)).state, 'valid');
+      assert.ok(requests.some((n) => n > 1), `whole batches at first: ${JSON.stringify(requests)}`);
+      // Five more asks of the same heights: 4 × 60 asked again without the check's (under the allowance of 256), 5 × 60 with them.
+      for (let i = 0; i < 5; i++) await asked.counting('source', 1, BASE, Promise.resolve());
+      assert.equal(asked.reDownloads('source', 1, BASE), true, "the check's asks were recorded");
+    } finally {
+      await fresh.close();
+    }
+    const node = await importedNode(goodSource, 'asked');
+    try {
+      const asked = new AskedHeights();
+      // The sync (or an earlier round of the check) asked this connection for these heights many times over.
+      for (let i = 0; i < 6; i++) await asked.counting('source', 1, BASE, Promise.resolve());
+      const requests: number[] = [];
+      const check = checker(node, { asked, requests });
+      check.start();
+      assert.equal((await verdict(node, check)).state, 'valid');
+      assert.ok(requests.length >= BASE && requests.every((n) => n === 1), `one block a request: ${JSON.stringify(requests)}`);
+    } finally {
+      await node.close();
     }
   });
 
