@@ -9,7 +9,7 @@ import { BodyDownload, InvalidChain } from './body-download.ts';
 import type { AskedHeights } from './asked-heights.ts';
 import { secondsOf, type Env, type Timer } from './env.ts';
 import { importBlocks } from './import-blocks.ts';
-import { PRUNE_CHUNK, Pruner } from './pruner.ts';
+import { Pruner } from './pruner.ts';
 import { TxSignatureVerifier, type SignatureVerifier } from './tx-signatures.ts';
 
 /** How long to wait before asking again when nobody could serve the history. */
@@ -198,7 +198,7 @@ export class HistoryCheck {
       // A chunk at a time (the store holds twice the reorg depth at most): pruned at every tip, as
       // a node following the network is, the check held its imports for a prune every batch.
       const report = (height: number, err?: Error) => err && this.p.log('warn', `the history check's store is not pruned past ${height}: ${err.message}`);
-      pruner = new Pruner(check, env, check.reorgDepth, report, undefined, { batchOf: Math.min(PRUNE_CHUNK, check.reorgDepth) });
+      pruner = new Pruner(check, env, check.reorgDepth, report, undefined, { chunksOnly: true });
       pruner.start();
       this.checkChain = check;
       this.p.log('info', 'checking the history below the snapshot', { from: check.tip.height + 1, to: this.base });
