@@ -1,6 +1,6 @@
 import type { Chain } from '../consensus/chain.ts';
 import type { BlockIndexEntry } from '../consensus/block-index.ts';
-import { InterruptibleSleeps, nextTurn, type Env } from './env.ts';
+import { nextTurn, type Env } from './env.ts';
 
 /** Blocks pruned per batch at most (fewer when they hold many transactions): one atomic write. */
 export const PRUNE_CHUNK = 1_000;
@@ -30,7 +30,8 @@ export class Pruner {
   private running: Promise<void> | undefined;
   private stopped = false;
   private readonly onTip = () => this.schedule();
-  private readonly sleeps: InterruptibleSleeps;
+  /** Ends the pause under way now (a whole chunk may go, or a stop). */
+  private wake: (() => void) | undefined;
   /** When the last prune ended (monotonic), -Infinity before the first. */
   private lastEnded = -Infinity;
   /** Told of every chunk pruned (the node logs it), and of a chunk that failed (the next tip tries again). */
@@ -58,7 +59,6 @@ export class Pruner {
     this.needed = needed;
     this.chunk = o.chunksOnly ? Math.max(1, Math.min(PRUNE_CHUNK, chain.reorgDepth)) : PRUNE_CHUNK;
     this.batchOf = o.chunksOnly ? this.chunk : 1;
-    this.sleeps = new InterruptibleSleeps(env);
   }
 
   start(): void {
@@ -70,7 +70,7 @@ export class Pruner {
   async stop(): Promise<void> {
     this.stopped = true;
     this.chain.off('tip', this.onTip);
-    this.sleeps.interrupt();
+    this.wake?.();
     await this.running;
   }
 
@@ -99,9 +99,13 @@ export class Pruner {
    * otherwise once it is (what comes meanwhile waits with it).
    */
   schedule(): void {
-    if (this.running || this.stopped || this.prunable() < this.batchOf) return;
+    if (this.running) {
+      if (this.prunable() >= this.chunk) this.wake?.(); // the store holds no more than a chunk beyond `keep`
+      return;
+    }
+    if (this.stopped || this.prunable() < this.batchOf) return;
     const wait = this.prunable() >= this.chunk ? 0 : this.lastEnded + PRUNE_PAUSE_MS - this.env.monotonic();
-    this.running = (wait > 0 ? this.sleeps.sleep(wait) : nextTurn(this.env))
+    this.running = (wait > 0 ? this.pause(wait) : nextTurn(this.env))
       .then(() => this.run())
       .then(
         () => {
@@ -113,6 +117,17 @@ export class Pruner {
           this.report(this.chain.db.history.prunedHeight, err); // the next tip tries again
         },
       );
+  }
+
+  private pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = this.env.setTimeout(() => this.wake?.(), ms);
+      this.wake = () => {
+        this.wake = undefined;
+        this.env.clearTimeout(timer);
+        resolve();
+      };
+    });
   }
 
   /** One prune once due, then more while a whole chunk may go (a start after a long stop, a backfill done). */
