@@ -15,8 +15,8 @@ const WITHHELD: ScenarioOptions = { ...CAPTURE, withholdCheckpoint: true };
  * to the honest height), 7 a long one, 8 a short one, and each joiner of theirs is captured with its
  * checkpoint withheld. Whether a joiner is captured is a race with its discovery of honest peers:
  * in seeds 5, 6 and 9 none is, and seed 3's n6, captured until 407948c, now escapes: a blocks answer
- * of blocks below the window waits on store reads since, and the timing moved (no penalty, no
- * busy answer differs).
+ * of blocks below the window waits on store reads since, and the timing moved (in that run no
+ * peer is penalised and no block counted a re-download, before or after).
  */
 const SEEDS = ['1', '7', '8'];
 
