@@ -11,14 +11,17 @@ import { scenario, type ScenarioOptions } from '../sim/scenario.ts';
 const CAPTURE: ScenarioOptions = { adversaries: ['capturer'] };
 const WITHHELD: ScenarioOptions = { ...CAPTURE, withholdCheckpoint: true };
 /**
- * From a sweep of seeds 1-30: seed 1 has a capturer of each kind (one just past the reorg depth, one
- * to the honest height), 7 a long one, 8 a short one, and each joiner of theirs is captured with its
- * checkpoint withheld. Whether a joiner is captured is a race with its discovery of honest peers:
- * in seeds 5, 6 and 9 none is, and seed 3's n6, captured until 407948c, now escapes: a blocks answer
- * of blocks below the window waits on store reads since, and the timing moved (in that run no
- * peer is penalised and no block counted a re-download, before or after).
+ * Seed 1 has a capturer of each kind (one just past the reorg depth, one to the honest height), 7
+ * a long one, 8 a short one: with checkpoints, every invariant must hold for them.
  */
 const SEEDS = ['1', '7', '8'];
+/**
+ * Whether a joiner with its checkpoint withheld is captured is a race with its discovery of honest
+ * peers, which any change to a message's timing moves for some seed (seed 3's n6 escaped once a
+ * blocks answer waited on store reads, 407948c). So the capture is judged over a sweep, not a
+ * pinned seed: in seeds 1-10, 9 of 13 joiners are captured today.
+ */
+const SWEEP = Array.from({ length: 10 }, (_, i) => String(i + 1));
 
 function explain(r: SimResult, withheld: boolean): string {
   const lines = Object.entries(r.violations).flatMap(([name, list]) => (list ?? []).map((v) => `  ${name}: ${v}`));
@@ -51,15 +54,25 @@ describe('simulation: a capturer with a cheap chain, and joiners with checkpoint
     assert.ok(banned > 0, 'a chain with another block at a joiner\'s checkpoint height costs its capturer a ban');
   });
 
-  it('with the joiner\'s checkpoint withheld, the joiner is captured: it ends on the capturer\'s chain, apart from the honest nodes', async () => {
-    for (const seed of SEEDS) {
+  it('with the joiner\'s checkpoint withheld, joiners are captured by each kind of cheap chain: they end on the capturer\'s, apart from the honest nodes', async () => {
+    const joined: string[] = [];
+    const captured: string[] = [];
+    const capturedBy = new Set<string>();
+    for (const seed of SWEEP) {
       const r = await simulate(seed, WITHHELD);
-      for (const joiner of joiners(seed)) {
-        assert.ok(r.captured?.includes(joiner), `seed ${seed}: ${joiner} ends on a capturer's chain (captured: ${JSON.stringify(r.captured)})`);
-        assert.match(r.violations.convergence?.join('\n') ?? '', new RegExp(`\\b${joiner}\\b`), `seed ${seed}: ${joiner} apart from the honest tip`);
+      const mine = joiners(seed);
+      joined.push(...mine.map((j) => `${seed}:${j}`));
+      for (const joiner of mine.filter((j) => r.captured?.includes(j))) {
+        captured.push(`${seed}:${joiner}`);
+        assert.match(r.violations.convergence?.join('\n') ?? '', new RegExp(`\\b${joiner}\\b`), `seed ${seed}: ${joiner} captured, and so apart from the honest tip`);
+        assert.equal(r.ok, false, `seed ${seed}: a captured joiner is a violation`);
+        // With one capturer in the run, the kind of chain that captured the joiner is the one built.
+        const built = Object.keys(r.acts).filter((act) => act.endsWith('-cheap-chain'));
+        if (built.length === 1) capturedBy.add(built[0]!);
       }
-      assert.equal(r.ok, false);
     }
+    assert.ok(captured.length * 2 >= joined.length, `at least half the joiners are captured: ${captured.join(' ')} of ${joined.join(' ')}`);
+    assert.deepEqual([...capturedBy].sort(), ['long-cheap-chain', 'short-cheap-chain'], `each kind captured a joiner alone (captured: ${captured.join(' ')})`);
   });
 
   it('a node below its checkpoint neither mines nor is judged for a gossiped block it may not take', async () => {
