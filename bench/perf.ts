@@ -11,6 +11,7 @@ import { bestBackend, libsecp256k1Backend, opensslBackend } from '../ledger/sign
 import { RpcClient } from '../cli/rpc-client.ts';
 import { startBenchNode, stopNodes } from './nodes.ts';
 import { VerifyPool } from '../node/verify-pool.ts';
+import { ParallelCeiling } from './verify-ceiling.ts';
 import { testParams } from '../test/helpers/fixtures.ts';
 import { stopAll, type TestNode } from '../test/helpers/network.ts';
 import { atLeast, measureRate, median, metric, type Suite, type SuiteContext } from './report.ts';
@@ -50,6 +51,7 @@ export const verifySuite: Suite = {
     ctx.log(`verify: ${items.length} distinct signatures ${signerNote()} in ${s1(performance.now() - setup)} s`);
     const single = libsecp256k1Backend() ?? opensslBackend;
     const pool = new VerifyPool(CORES, bestBackend());
+    const ceiling = new ParallelCeiling(CORES, items);
     try {
       let next = 0;
       const inline = () => {
@@ -71,9 +73,12 @@ export const verifySuite: Suite = {
       ctx.log(`verify: ${single.name} on one core (inline), alternating with VerifyPool, ${pool.threads} threads (${pool.backend}), batches of ${VERIFY_BATCH}`);
       const singleRuns: number[] = [];
       const poolRuns: number[] = [];
+      const ceilingRuns: number[] = [];
       await keepAlive(async () => {
+        if (!ctx.quick) await ceiling.rate(300);
         for (let r = 0; r < ctx.runs; r++) {
           singleRuns.push(...(await measureRate(inline, { runs: 1, minMs: 1000, warmupMs: r === 0 ? 300 : 0 })));
+          if (!ctx.quick) ceilingRuns.push(await ceiling.rate(1000));
           poolRuns.push(...(await measureRate(pooled, { runs: 1, minMs: 2000, warmupMs: r === 0 ? 500 : 0 })));
         }
       });
@@ -110,6 +115,21 @@ export const verifySuite: Suite = {
           runs: limit.singleRuns,
           note: `the calling thread, no pool, runs alternating with the pool's: the rate behind the machine limit (issue's reference: ~19,000/s on one core of the development machine)`,
         }),
+        ...(ceilingRuns.length === 0
+          ? []
+          : [
+              metric({
+                key: 'verifyParallelCeilingPerSec',
+                label: `${limit.backend} on ${CORES} threads at once, each on its own (no pool)`,
+                unit: 'verify/s',
+                runs: ceilingRuns,
+                limit: limit.limit,
+                note:
+                  `what the cores verify together with nothing between them, alternating with the two above: ` +
+                  `${ceilingRuns.map((rate, i) => `${Math.round((1000 * rate) / (singleRuns[i]! * CORES)) / 10}%`).join(', ')} of the machine limit measured beside it; ` +
+                  `the pool's runs are ${poolRuns.map((rate, i) => `${Math.round((1000 * rate) / ceilingRuns[i]!) / 10}%`).join(', ')} of it (what the pool itself costs)`,
+              }),
+            ]),
         metric({
           key: 'machineVerifyLimitPerSec',
           label: `machine limit: 1-core rate × ${limit.cores} cores`,
@@ -119,7 +139,7 @@ export const verifySuite: Suite = {
         }),
       ];
     } finally {
-      await pool.close();
+      await Promise.all([pool.close(), ceiling.close()]);
     }
   },
 };
