@@ -130,3 +130,46 @@ describe('the blocks a peer already has, as a blocks answer tells its budgets', 
     });
   }
 });
+
+describe('a tip on a branch that leaves our main chain below the window', function () {
+  this.timeout(60_000);
+  // Blocks below the window are placed by height alone: ancestors of the announced tip only if
+  // that tip's chain reaches the window's bottom through ours. A branch that forks below it has
+  // none of our blocks between the fork and the bottom, and where the fork is the window no longer
+  // tells: counted as its own, those were trickled as re-downloads of blocks it never had.
+
+  it('has none of the blocks below the window', async () => {
+    const params = testParams();
+    const db = await ChainDB.open(new MemoryDisk().open(), params);
+    const chain = await Chain.open(db, { clock: () => Date.now(), window: 4, reorgDepth: 16 });
+    const trunk = mineChain(params, asParent(db.genesis), 100, { miner: testKey(1).address });
+    const theirs = mineChain(params, asParent(trunk[99]!), 16, { miner: testKey(2).address });
+    const ours = mineChain(params, asParent(trunk[99]!), 20, { miner: testKey(3).address });
+    for (const b of [...trunk, ...theirs]) assert.equal(await chain.processBlock(b), 'connected');
+    // Their tip, as a status looked up before our chain moved on (an entry the index has since let go).
+    const tip = chain.getEntry(theirs[15]!.header.hash)!;
+    for (const b of ours) await chain.processBlock(b);
+    assert.equal(toHex(chain.tip.hash), toHex(ours[19]!.header.hash));
+    const bottom = chain.windowBottom;
+    assert.ok(bottom > 100 && bottom <= tip.height, `the window's bottom (${bottom}) between the fork at 100 and their tip at ${tip.height}`);
+    const names = networkNames(db.genesis.header.hash);
+    let respond: Responder | undefined;
+    const serve = (async (name: string, _protocol: string, r: Responder) => void (name === 'blocks' && (respond = r))) as unknown as Serve;
+    let told: { height: number | undefined; theirs: boolean }[] = [];
+    await serveChain({
+      serve,
+      names,
+      chain,
+      peers: new PeerManager(() => Date.now()),
+      status: () => ({ genesis: db.genesis.header.hash, height: chain.tip.height, tipHash: chain.tip.hash, totalWork: chain.tip.totalWork, prunedHeight: 0 }),
+      announced: () => ({ tip, prunedHeight: 0 }),
+      admitBlocks: (_peer, asked) => ((told = asked.map(({ height, theirs }) => ({ height, theirs }))), asked.length),
+    });
+    const below = [...trunk, ...ours].filter((b) => b.header.height < bottom).slice(-64); // the most one request asks
+    const answer = await respond!(encodeGetBlocks(below.map((b) => b.header.hash)), 'on-another-branch');
+    assert.ok(Array.isArray(answer) && answer.length === below.length, 'every block served');
+    assert.deepEqual(told.map((b) => b.height), below.map((b) => b.header.height), 'each on the main chain at its height');
+    assert.deepEqual(told.map((b) => b.theirs), below.map(() => false), 'none of them counted as its own');
+    await db.close();
+  });
+});
