@@ -6,6 +6,7 @@ import { HELD_RETRY_MS, type Serve } from './serving.ts';
 import type { Busy } from './transport.ts';
 import { answerHeaderRange } from './header-sync.ts';
 import { encodedHeight } from '../ledger/block.ts';
+import { bytesEqual } from '../ledger/bytes.ts';
 import { decodeGetBlocks, decodeGetHeaders, encodeHeaders, encodeStatus, type Status } from './wire.ts';
 
 /** Request caps, as docs/PROTOCOL.md writes them (test/spec-limits.test.ts reads them there). */
@@ -114,17 +115,39 @@ async function placeServed(o: ChainServerOptions, peer: string, hashes: readonly
   // Every main-chain block below the window is an ancestor of an announced tip whose own ancestor at the window's bottom is ours.
   const bottom = announced?.tip.ancestor(chain.windowBottom);
   const sharesOldChain = bottom !== undefined && chain.isMain(bottom);
-  return Promise.all(
-    frames.map(async (bytes, i) => {
-      const hash = hashes[i]!;
-      const entry = chain.getEntry(hash);
-      if (entry) {
-        const theirs = !lacks(entry.height) && announced!.tip.height >= entry.height && announced!.tip.ancestor(entry.height) === entry;
-        return { bytes: bytes.byteLength, height: chain.isMain(entry) ? entry.height : undefined, theirs };
-      }
-      const height = encodedHeight(bytes);
-      const main = height < chain.windowBottom && (await chain.byHeight.isMain(hash, height));
-      return { bytes: bytes.byteLength, height: main ? height : undefined, theirs: main && sharesOldChain && !lacks(height) };
-    }),
-  );
+  const entries = frames.map((_, i) => chain.getEntry(hashes[i]!));
+  const heights = frames.map((bytes, i) => entries[i]?.height ?? encodedHeight(bytes));
+  // Out of the index and in the window's heights, a block is off the main chain (a side branch let go).
+  const old = frames.flatMap((_, i) => (!entries[i] && heights[i]! < chain.windowBottom ? [{ i, hash: hashes[i]!, height: heights[i]! }] : []));
+  const oldMain = new Set((await mainBelowWindow(chain, old)).map((b) => b.i));
+  return frames.map((bytes, i) => {
+    const entry = entries[i];
+    if (entry) {
+      const theirs = !lacks(entry.height) && announced!.tip.height >= entry.height && announced!.tip.ancestor(entry.height) === entry;
+      return { bytes: bytes.byteLength, height: chain.isMain(entry) ? entry.height : undefined, theirs };
+    }
+    const main = oldMain.has(i);
+    return { bytes: bytes.byteLength, height: main ? heights[i] : undefined, theirs: main && sharesOldChain && !lacks(heights[i]!) };
+  });
+}
+
+/**
+ * Those of `old` (blocks below the window, by their headers' heights) on the main chain. A syncing
+ * peer asks for consecutive heights: one range read of the main chain's hashes across them, not a
+ * read a block. Heights a hostile asker spreads apart are read one by one, so that no request
+ * reads more than twice as many hashes as it asks blocks.
+ */
+async function mainBelowWindow<T extends { hash: Uint8Array; height: number }>(chain: Chain, old: readonly T[]): Promise<T[]> {
+  if (old.length === 0) return [];
+  const from = Math.min(...old.map((b) => b.height));
+  const span = Math.max(...old.map((b) => b.height)) - from + 1;
+  if (span > 2 * old.length) {
+    const main = await Promise.all(old.map((b) => chain.byHeight.isMain(b.hash, b.height)));
+    return old.filter((_, k) => main[k]);
+  }
+  const mainHashes = await chain.byHeight.hashes(from, span);
+  return old.filter((b) => {
+    const main = mainHashes[b.height - from];
+    return main !== undefined && bytesEqual(main, b.hash);
+  });
 }

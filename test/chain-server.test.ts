@@ -19,6 +19,8 @@ import { answerHeaderRange } from '../node/header-sync.ts';
 import { decodeGetBlocks, decodeHeaders, encodeGetBlocks, encodeGetHeaders, encodeStatus } from '../node/wire.ts';
 import { testKey, testParams } from './helpers/fixtures.ts';
 import { asParent, mineChain } from './helpers/mining.ts';
+import type { Block } from '../ledger/block.ts';
+import type { BlockIndexEntry } from '../consensus/block-index.ts';
 import { heldReorganisation, untilAsked } from './helpers/reorg.ts';
 
 describe('a node mid-way through a reorganisation, serving headers', function () {
@@ -82,6 +84,40 @@ describe('a node mid-way through a reorganisation, serving headers', function ()
   });
 });
 
+type Announced = { tip: BlockIndexEntry; prunedHeight: number } | undefined;
+
+/** A node's blocks responder on `chain`: `ask` serves the blocks asked, every one, and gives what the answer told the budgets of each. */
+async function blocksServer(chain: Chain, announced: () => Announced) {
+  const { db } = chain;
+  let respond: Responder | undefined;
+  const serve = (async (name: string, _protocol: string, r: Responder) => void (name === 'blocks' && (respond = r))) as unknown as Serve;
+  let told: { height: number | undefined; theirs: boolean }[] = [];
+  await serveChain({
+    serve,
+    names: networkNames(db.genesis.header.hash),
+    chain,
+    peers: new PeerManager(() => Date.now()),
+    status: () => ({ genesis: db.genesis.header.hash, height: chain.tip.height, tipHash: chain.tip.hash, totalWork: chain.tip.totalWork, prunedHeight: 0 }),
+    announced,
+    admitBlocks: (_peer, asked) => ((told = asked.map(({ height, theirs }) => ({ height, theirs }))), asked.length),
+  });
+  return async (blocks: readonly Block[]) => {
+    const answer = await respond!(encodeGetBlocks(blocks.map((b) => b.header.hash)), 'asker');
+    assert.ok(Array.isArray(answer) && answer.length === blocks.length, 'every block served');
+    return told;
+  };
+}
+
+/** A chain of `length` blocks with a window of 4 (and the median span): most of it below the window. */
+async function chainBelowWindow(length: number, options: { reorgDepth?: number } = {}) {
+  const params = testParams();
+  const db = await ChainDB.open(new MemoryDisk().open(), params);
+  const chain = await Chain.open(db, { clock: () => Date.now(), window: 4, ...options });
+  const blocks = mineChain(params, asParent(db.genesis), length, { miner: testKey(1).address });
+  for (const b of blocks) assert.equal(await chain.processBlock(b), 'connected');
+  return { params, db, chain, blocks };
+}
+
 describe('the blocks a peer already has, as a blocks answer tells its budgets', function () {
   this.timeout(60_000);
   // A snapshot-synced node checking its history asks for the bodies below its snapshot, which are
@@ -98,25 +134,11 @@ describe('the blocks a peer already has, as a blocks answer tells its budgets', 
       const blocks = mineChain(params, asParent(db.genesis), 60, { miner: testKey(1).address });
       for (const b of blocks) assert.equal(await chain.processBlock(b), 'connected');
       assert.equal(chain.windowBottom > 30, window !== undefined, `the window's bottom at ${chain.windowBottom}`);
-      const names = networkNames(db.genesis.header.hash);
-      let respond: Responder | undefined;
-      const serve = (async (name: string, _protocol: string, r: Responder) => void (name === 'blocks' && (respond = r))) as unknown as Serve;
-      const told: { height: number | undefined; theirs: boolean }[][] = [];
-      let announced: { tip: NonNullable<ReturnType<Chain['getEntry']>>; prunedHeight: number } | undefined;
-      await serveChain({
-        serve,
-        names,
-        chain,
-        peers: new PeerManager(() => Date.now()),
-        status: () => ({ genesis: db.genesis.header.hash, height: 60, tipHash: chain.tip.hash, totalWork: chain.tip.totalWork, prunedHeight: 0 }),
-        announced: () => announced,
-        admitBlocks: (_peer, asked) => (told.push(asked.map(({ height, theirs }) => ({ height, theirs }))), asked.length),
-      });
+      let announced: Announced;
+      const serveBlocks = await blocksServer(chain, () => announced);
       const heights = blocks.map((b) => b.header.height);
       const ask = async () => {
-        const answer = await respond!(encodeGetBlocks(blocks.map((b) => b.header.hash)), 'snapshot-synced');
-        assert.ok(Array.isArray(answer) && answer.length === 60, 'every block served');
-        const placed = told.pop()!;
+        const placed = await serveBlocks(blocks);
         assert.deepEqual(placed.map((b) => b.height), heights, 'each on the main chain at its height');
         return placed.map((b) => b.theirs);
       };
@@ -138,38 +160,50 @@ describe('a tip on a branch that leaves our main chain below the window', functi
   // none of our blocks between the fork and the bottom, and where the fork is the window no longer
   // tells: counted as its own, those were trickled as re-downloads of blocks it never had.
 
-  it('has none of the blocks below the window', async () => {
-    const params = testParams();
-    const db = await ChainDB.open(new MemoryDisk().open(), params);
-    const chain = await Chain.open(db, { clock: () => Date.now(), window: 4, reorgDepth: 16 });
-    const trunk = mineChain(params, asParent(db.genesis), 100, { miner: testKey(1).address });
+  it('has none of the blocks below the window, and that branch\'s blocks there are on no main-chain height', async () => {
+    const { params, db, chain, blocks: trunk } = await chainBelowWindow(100, { reorgDepth: 16 });
     const theirs = mineChain(params, asParent(trunk[99]!), 16, { miner: testKey(2).address });
     const ours = mineChain(params, asParent(trunk[99]!), 20, { miner: testKey(3).address });
-    for (const b of [...trunk, ...theirs]) assert.equal(await chain.processBlock(b), 'connected');
+    for (const b of theirs) assert.equal(await chain.processBlock(b), 'connected');
     // Their tip, as a status looked up before our chain moved on (an entry the index has since let go).
     const tip = chain.getEntry(theirs[15]!.header.hash)!;
     for (const b of ours) await chain.processBlock(b);
     assert.equal(toHex(chain.tip.hash), toHex(ours[19]!.header.hash));
     const bottom = chain.windowBottom;
     assert.ok(bottom > 100 && bottom <= tip.height, `the window's bottom (${bottom}) between the fork at 100 and their tip at ${tip.height}`);
-    const names = networkNames(db.genesis.header.hash);
-    let respond: Responder | undefined;
-    const serve = (async (name: string, _protocol: string, r: Responder) => void (name === 'blocks' && (respond = r))) as unknown as Serve;
-    let told: { height: number | undefined; theirs: boolean }[] = [];
-    await serveChain({
-      serve,
-      names,
-      chain,
-      peers: new PeerManager(() => Date.now()),
-      status: () => ({ genesis: db.genesis.header.hash, height: chain.tip.height, tipHash: chain.tip.hash, totalWork: chain.tip.totalWork, prunedHeight: 0 }),
-      announced: () => ({ tip, prunedHeight: 0 }),
-      admitBlocks: (_peer, asked) => ((told = asked.map(({ height, theirs }) => ({ height, theirs }))), asked.length),
-    });
-    const below = [...trunk, ...ours].filter((b) => b.header.height < bottom).slice(-64); // the most one request asks
-    const answer = await respond!(encodeGetBlocks(below.map((b) => b.header.hash)), 'on-another-branch');
-    assert.ok(Array.isArray(answer) && answer.length === below.length, 'every block served');
-    assert.deepEqual(told.map((b) => b.height), below.map((b) => b.header.height), 'each on the main chain at its height');
-    assert.deepEqual(told.map((b) => b.theirs), below.map(() => false), 'none of them counted as its own');
+    const serveBlocks = await blocksServer(chain, () => ({ tip, prunedHeight: 0 }));
+    const main = [...trunk, ...ours].filter((b) => b.header.height < bottom).slice(-59);
+    const side = theirs.filter((b) => b.header.height < bottom);
+    assert.equal(main.length + side.length, 64, 'the most one request asks');
+    const placed = await serveBlocks([...main, ...side]);
+    assert.deepEqual(placed.map((b) => b.height), [...main.map((b) => b.header.height), ...side.map(() => undefined)], 'ours at their heights, theirs at none');
+    assert.deepEqual(placed.map((b) => b.theirs), placed.map(() => false), 'none of them counted as its own');
+    await db.close();
+  });
+});
+
+describe('what placing a blocks answer below the window reads of the store', function () {
+  this.timeout(60_000);
+
+  it('one range of main-chain hashes for consecutive heights, one hash a block for heights far apart', async () => {
+    const { db, chain, blocks } = await chainBelowWindow(120);
+    const serveBlocks = await blocksServer(chain, () => ({ tip: chain.tip, prunedHeight: 0 }));
+    const reads: number[] = []; // hashes read, a read each
+    const mainHashes = db.history.mainHashes.bind(db.history);
+    db.history.mainHashes = (from, to) => (reads.push(to - from), mainHashes(from, to));
+    const hashAt = db.getHashAtHeight.bind(db);
+    db.getHashAtHeight = (height) => (reads.push(1), hashAt(height));
+    const consecutive = blocks.slice(10, 74);
+    assert.ok(consecutive.at(-1)!.header.height < chain.windowBottom);
+    const placed = await serveBlocks(consecutive);
+    assert.deepEqual(placed.map((b) => b.theirs), consecutive.map(() => true));
+    // A syncing peer's batch: a read a block was 64 reads where one does.
+    assert.deepEqual(reads.splice(0), [64], 'one read of the 64 hashes');
+    // A hostile asker's: one range across them would read the whole chain's hashes for two blocks.
+    const apart = [blocks[0]!, blocks[79]!];
+    assert.ok(apart[1]!.header.height < chain.windowBottom);
+    await serveBlocks(apart);
+    assert.deepEqual(reads.splice(0), [1, 1], 'a hash for each');
     await db.close();
   });
 });
