@@ -2,7 +2,7 @@ import type { Chain } from '../consensus/chain.ts';
 import type { BlockIndexEntry } from '../consensus/block-index.ts';
 import type { PeerManager } from './peers.ts';
 import type { NetworkNames } from './protocols.ts';
-import { HELD_RETRY_MS, type Serve } from './serving.ts';
+import { HELD_RETRY_MS, type Serve, type ServedBlock } from './serving.ts';
 import type { Busy } from './transport.ts';
 import { answerHeaderRange } from './header-sync.ts';
 import { encodedHeight } from '../ledger/block.ts';
@@ -24,7 +24,7 @@ const SERVE_TIMEOUT_MS = 5_000;
  * these blocks the peer gets now, given which it already has (all of them: never a short answer,
  * which a syncing node takes for withholding), or busy.
  */
-export type AdmitBlocks = (peer: string, blocks: readonly { bytes: number; height: number | undefined; theirs: boolean }[], chainHeight: number) => number | Busy;
+export type AdmitBlocks = (peer: string, blocks: readonly ServedBlock[], chainHeight: number) => number | Busy;
 
 /**
  * Room node-wide to read `count` blocks of at most `eachBytes` each from the store (node/serving.ts
@@ -101,14 +101,15 @@ async function admit(o: ChainServerOptions, peer: string, hashes: readonly Uint8
 }
 
 /**
- * Each block about to be served: its size, its main-chain height (undefined off it), and whether
- * the asker has it: an ancestor of the tip it announced, above the height it said it pruned (a
- * snapshot-synced node checking its history asks for exactly those bodies, and counted as
- * re-downloads they were trickled, then cut off). Blocks below the in-memory window are placed
- * by the height in their header and the store's main chain: placed only from the window, they
- * were never re-downloads, and a peer could take the chain's old history again and again.
+ * Each block about to be served: its size, its height, and whether the asker has it: an ancestor
+ * of the tip it announced, above the height it said it pruned (a snapshot-synced node checking
+ * its history asks for exactly those bodies, and counted as re-downloads they were trickled, then
+ * cut off). Below the in-memory window, by the height in its header and the store's main chain:
+ * placed only from the window, the chain's old history was never a re-download, and a peer could
+ * take it again and again. A side branch's block has its height too, which is how the budgets
+ * know a block served before: without one, asked again and again it was never a repeat.
  */
-async function placeServed(o: ChainServerOptions, peer: string, hashes: readonly Uint8Array[], frames: readonly Uint8Array[]): Promise<{ bytes: number; height: number | undefined; theirs: boolean }[]> {
+async function placeServed(o: ChainServerOptions, peer: string, hashes: readonly Uint8Array[], frames: readonly Uint8Array[]): Promise<ServedBlock[]> {
   const { chain } = o;
   const announced = o.announced(peer);
   const lacks = (height: number) => announced === undefined || height <= announced.prunedHeight;
@@ -116,18 +117,17 @@ async function placeServed(o: ChainServerOptions, peer: string, hashes: readonly
   const bottom = announced?.tip.ancestor(chain.windowBottom);
   const sharesOldChain = bottom !== undefined && chain.isMain(bottom);
   const entries = frames.map((_, i) => chain.getEntry(hashes[i]!));
+  // A stored body's height was checked against its parent's before it was stored: the asker names only the hash.
   const heights = frames.map((bytes, i) => entries[i]?.height ?? encodedHeight(bytes));
-  // Out of the index and in the window's heights, a block is off the main chain (a side branch let go).
-  const old = frames.flatMap((_, i) => (!entries[i] && heights[i]! < chain.windowBottom ? [{ i, hash: hashes[i]!, height: heights[i]! }] : []));
-  const oldMain = new Set((await mainBelowWindow(chain, old)).map((b) => b.i));
+  // Out of the index, a block in the window's heights is a side branch let go; below them, it is
+  // the asker's if it is on the main chain, which the store is read for only when it may be.
+  const mayBeTheirs = (i: number) => !entries[i] && sharesOldChain && heights[i]! < chain.windowBottom && !lacks(heights[i]!);
+  const old = frames.flatMap((_, i) => (mayBeTheirs(i) ? [{ i, hash: hashes[i]!, height: heights[i]! }] : []));
+  const oldTheirs = new Set((await mainBelowWindow(chain, old)).map((b) => b.i));
   return frames.map((bytes, i) => {
     const entry = entries[i];
-    if (entry) {
-      const theirs = !lacks(entry.height) && announced!.tip.height >= entry.height && announced!.tip.ancestor(entry.height) === entry;
-      return { bytes: bytes.byteLength, height: chain.isMain(entry) ? entry.height : undefined, theirs };
-    }
-    const main = oldMain.has(i);
-    return { bytes: bytes.byteLength, height: main ? heights[i] : undefined, theirs: main && sharesOldChain && !lacks(heights[i]!) };
+    const theirs = entry ? !lacks(entry.height) && announced!.tip.height >= entry.height && announced!.tip.ancestor(entry.height) === entry : oldTheirs.has(i);
+    return { bytes: bytes.byteLength, height: heights[i]!, theirs };
   });
 }
 

@@ -17,6 +17,16 @@ const FORGET_AFTER_MS = 10 * 60_000;
 /** The retry-after of a request refused because the node holds as many answers as it may: not the asker's doing. */
 export const HELD_RETRY_MS = 1_000;
 
+/**
+ * A block about to be served: its size, its height (a side branch's too: the budgets know a block
+ * served before on a connection by its height, whichever branch's it was), and whether the asker
+ * already has it (node/chain-server.ts places them).
+ */
+export interface ServedBlock {
+  readonly bytes: number;
+  readonly height: number;
+  readonly theirs: boolean;
+}
 
 /**
  * The buckets the identities of one address group share (its /24, or /48 for IPv6; each loopback
@@ -44,7 +54,7 @@ interface ProtocolState {
 interface PeerBudget {
   readonly group: GroupBudget;
   readonly protocols: Map<ServedProtocol, ProtocolState>;
-  /** Main-chain heights served on this connection, one bit each: a second time is a re-download. */
+  /** Heights served on this connection, one bit each, whichever branch's block: a second time is a re-download. */
   served: Uint8Array;
   /** Its connection ended, no request since: an answer read while it left marks nothing (`served` would stay, H/8 bytes). */
   gone: boolean;
@@ -149,9 +159,9 @@ export class Serving {
 
   /**
    * Whether the blocks about to be served to `peer` are served now, all of them, or busy: each
-   * comes with its size, its main-chain height (undefined off the main chain), and whether the tip
-   * the peer announced builds on it; `chainHeight` is ours. A block it already has — its own tip's
-   * ancestor, or, past the repeat allowance, one served to it before on this connection — is a
+   * comes with its size, its height, and whether the tip the peer announced builds on it;
+   * `chainHeight` is ours. A block it already has — its own tip's ancestor, or, past the repeat
+   * allowance, one served to it before on this connection (a height served before) — is a
    * re-download, paid for from a trickle: an answer is served only when the trickle holds its
    * re-downloads (less one block: a debt of one block at most), so that no request of 64 large
    * blocks takes a burst's worth many times over. Never cut short: a syncing node takes an answer
@@ -161,7 +171,7 @@ export class Serving {
    * admitted on the same balance, and charging each only once it was built let four of them hold
    * 64 blocks each.
    */
-  serveBlocks(peer: string, blocks: readonly { bytes: number; height: number | undefined; theirs: boolean }[], chainHeight: number): number | Busy {
+  serveBlocks(peer: string, blocks: readonly ServedBlock[], chainHeight: number): number | Busy {
     const budget = this.budgets.get(peer);
     if (!budget) return blocks.length;
     const { group } = budget;
@@ -174,8 +184,8 @@ export class Serving {
     let repeats = budget.repeats;
     const inAnswer = new Set<number>(); // a height asked twice in one request is asked again too
     const redundant = blocks.filter((b) => {
-      const again = b.height !== undefined && (wasServed(budget, b.height) || inAnswer.has(b.height));
-      if (b.height !== undefined) inAnswer.add(b.height);
+      const again = wasServed(budget, b.height) || inAnswer.has(b.height);
+      inAnswer.add(b.height);
       if (b.theirs || (again && repeats + 1 > allowance)) return true;
       if (again) repeats++;
       return false;
@@ -191,7 +201,7 @@ export class Serving {
     }
     budget.repeats = repeats;
     for (const b of blocks) {
-      if (b.height !== undefined && !budget.gone) markServed(budget, b.height);
+      if (!budget.gone) markServed(budget, b.height);
       group.bytes.tokens -= b.bytes;
       budget.prepaid += b.bytes;
     }
@@ -362,7 +372,7 @@ function wasServed(b: PeerBudget, h: number): boolean {
   return byte < b.served.length && (b.served[byte]! & (1 << (h & 7))) !== 0;
 }
 
-/** Marks main-chain height `h` served on this connection. */
+/** Marks height `h` served on this connection. */
 function markServed(b: PeerBudget, h: number): void {
   const byte = h >> 3;
   if (byte >= b.served.length) {

@@ -12,8 +12,10 @@ import { Sync } from '../node/sync.ts';
 import { PeerManager } from '../node/peers.ts';
 import { networkNames } from '../node/protocols.ts';
 import { realEnv } from '../node/env.ts';
-import type { Serve } from '../node/serving.ts';
-import type { Responder, Transport } from '../node/transport.ts';
+import { Serving, type Serve } from '../node/serving.ts';
+import { NetworkStats, PeerRecords } from '../node/peer-records.ts';
+import type { Env } from '../node/env.ts';
+import { isBusy, type Responder, type Transport } from '../node/transport.ts';
 import { serveChain } from '../node/chain-server.ts';
 import { answerHeaderRange } from '../node/header-sync.ts';
 import { decodeGetBlocks, decodeHeaders, encodeGetBlocks, encodeGetHeaders, encodeStatus } from '../node/wire.ts';
@@ -153,6 +155,26 @@ describe('the blocks a peer already has, as a blocks answer tells its budgets', 
   }
 });
 
+/**
+ * Blocks 1 to 100, then their branch of 16 (connected, then let go) and ours of 20 from block 100,
+ * with a reorg depth of 16: the window's bottom ends between the fork and their tip, so their
+ * branch is stored but in no index, below the window and in its heights.
+ */
+async function branchLetGo() {
+  const { params, db, chain, blocks: trunk } = await chainBelowWindow(100, { reorgDepth: 16 });
+  const theirs = mineChain(params, asParent(trunk[99]!), 16, { miner: testKey(2).address });
+  const ours = mineChain(params, asParent(trunk[99]!), 20, { miner: testKey(3).address });
+  for (const b of theirs) assert.equal(await chain.processBlock(b), 'connected');
+  // Their tip, as a status looked up before our chain moved on (an entry the index has since let go).
+  const tip = chain.getEntry(theirs[15]!.header.hash)!;
+  for (const b of ours) await chain.processBlock(b);
+  assert.equal(toHex(chain.tip.hash), toHex(ours[19]!.header.hash));
+  assert.equal(chain.getEntry(theirs[0]!.header.hash), undefined, 'their branch let go');
+  const bottom = chain.windowBottom;
+  assert.ok(bottom > 100 && bottom <= tip.height, `the window's bottom (${bottom}) between the fork at 100 and their tip at ${tip.height}`);
+  return { params, db, chain, trunk, theirs, ours, tip, bottom };
+}
+
 describe('a tip on a branch that leaves our main chain below the window', function () {
   this.timeout(60_000);
   // Blocks below the window are placed by height alone: ancestors of the announced tip only if
@@ -160,24 +182,60 @@ describe('a tip on a branch that leaves our main chain below the window', functi
   // none of our blocks between the fork and the bottom, and where the fork is the window no longer
   // tells: counted as its own, those were trickled as re-downloads of blocks it never had.
 
-  it('has none of the blocks below the window, and that branch\'s blocks there are on no main-chain height', async () => {
-    const { params, db, chain, blocks: trunk } = await chainBelowWindow(100, { reorgDepth: 16 });
-    const theirs = mineChain(params, asParent(trunk[99]!), 16, { miner: testKey(2).address });
-    const ours = mineChain(params, asParent(trunk[99]!), 20, { miner: testKey(3).address });
-    for (const b of theirs) assert.equal(await chain.processBlock(b), 'connected');
-    // Their tip, as a status looked up before our chain moved on (an entry the index has since let go).
-    const tip = chain.getEntry(theirs[15]!.header.hash)!;
-    for (const b of ours) await chain.processBlock(b);
-    assert.equal(toHex(chain.tip.hash), toHex(ours[19]!.header.hash));
-    const bottom = chain.windowBottom;
-    assert.ok(bottom > 100 && bottom <= tip.height, `the window's bottom (${bottom}) between the fork at 100 and their tip at ${tip.height}`);
+  it('has none of the blocks below the window', async () => {
+    const { db, chain, trunk, ours, tip, bottom } = await branchLetGo();
     const serveBlocks = await blocksServer(chain, () => ({ tip, prunedHeight: 0 }));
-    const main = [...trunk, ...ours].filter((b) => b.header.height < bottom).slice(-59);
-    const side = theirs.filter((b) => b.header.height < bottom);
-    assert.equal(main.length + side.length, 64, 'the most one request asks');
-    const placed = await serveBlocks([...main, ...side]);
-    assert.deepEqual(placed.map((b) => b.height), [...main.map((b) => b.header.height), ...side.map(() => undefined)], 'ours at their heights, theirs at none');
+    const below = [...trunk, ...ours].filter((b) => b.header.height < bottom).slice(-64); // the most one request asks
+    const placed = await serveBlocks(below);
+    assert.deepEqual(placed.map((b) => b.height), below.map((b) => b.header.height), 'each at its height');
     assert.deepEqual(placed.map((b) => b.theirs), placed.map(() => false), 'none of them counted as its own');
+    await db.close();
+  });
+});
+
+describe("a side branch's blocks, as a blocks answer tells its budgets", function () {
+  this.timeout(60_000);
+  // The budgets know a block served before on a connection by its height. A side branch's block
+  // had none: asked again and again, it was never a repeat, and only the byte budget held a peer
+  // taking it, at its group's whole share for as long as it stayed connected. Its height is the
+  // one its header gives, checked against its parent's before it was stored: the asker names only
+  // the hash, and a height marked served is one of its own connection's.
+
+  it('each at its height: in the index, let go in the window\'s heights, and below them', async () => {
+    const { params, db, chain, theirs, ours } = await branchLetGo();
+    const beside = mineChain(params, asParent(ours[17]!), 1, { miner: testKey(4).address })[0]!;
+    assert.equal(await chain.processBlock(beside), 'side-branch');
+    const serveBlocks = await blocksServer(chain, () => undefined);
+    const side = [...theirs, beside];
+    const placed = await serveBlocks(side);
+    assert.deepEqual(placed.map((b) => b.height), side.map((b) => b.header.height));
+    assert.deepEqual(placed.map((b) => b.theirs), side.map(() => false), 'a peer whose tip we do not know has none we can tell');
+    await db.close();
+  });
+
+  it('one asked again and again is a re-download past the allowance, as a main-chain block is', async () => {
+    const { db, chain, theirs } = await branchLetGo();
+    const peers = new PeerManager(() => 0);
+    const records = new PeerRecords();
+    records.connected('asker', { direction: 'inbound', remoteAddr: '/ip4/10.0.0.1/tcp/1/p2p/asker' }, 0);
+    // A trickle that one re-download empties, and a clock that never refills it.
+    const limits = { repeatAllowance: 0, redundantBurstBytes: 1, redundantBytesPerSec: 1 };
+    const serving = new Serving({ env: { now: () => 0, monotonic: () => 0 } as unknown as Env, peers, records, stats: new NetworkStats(), limits });
+    let respond: Responder | undefined;
+    await serveChain({
+      serve: (async (name: string, _protocol: string, r: Responder) => void (name === 'blocks' && (respond = serving.guard('blocks', r)))) as unknown as Serve,
+      names: networkNames(db.genesis.header.hash),
+      chain,
+      peers,
+      status: () => ({}) as never,
+      announced: () => undefined,
+      admitBlocks: (peer, blocks, height) => serving.serveBlocks(peer, blocks, height),
+    });
+    const allowance = Math.floor(chain.tip.height / 8); // repeats forgiven: answers lost and asked again
+    const request = encodeGetBlocks([theirs[0]!.header.hash]);
+    let served = 0;
+    while (served < 3 * allowance && !isBusy(await respond!(request, 'asker'))) served++;
+    assert.equal(served, 1 + allowance + 1, 'once, its repeats forgiven, one on the trickle; then busy');
     await db.close();
   });
 });
@@ -185,9 +243,10 @@ describe('a tip on a branch that leaves our main chain below the window', functi
 describe('what placing a blocks answer below the window reads of the store', function () {
   this.timeout(60_000);
 
-  it('one range of main-chain hashes for consecutive heights, one hash a block for heights far apart', async () => {
+  it('one range of main-chain hashes for consecutive heights, one hash a block for heights far apart, none for blocks the asker cannot have', async () => {
     const { db, chain, blocks } = await chainBelowWindow(120);
-    const serveBlocks = await blocksServer(chain, () => ({ tip: chain.tip, prunedHeight: 0 }));
+    let announced: Announced = { tip: chain.tip, prunedHeight: 0 };
+    const serveBlocks = await blocksServer(chain, () => announced);
     const reads: number[] = []; // hashes read, a read each
     const mainHashes = db.history.mainHashes.bind(db.history);
     db.history.mainHashes = (from, to) => (reads.push(to - from), mainHashes(from, to));
@@ -204,6 +263,12 @@ describe('what placing a blocks answer below the window reads of the store', fun
     assert.ok(apart[1]!.header.height < chain.windowBottom);
     await serveBlocks(apart);
     assert.deepEqual(reads.splice(0), [1, 1], 'a hash for each');
+    // Main-chain or not, a block is at its height: the store is read only for blocks the asker may have.
+    announced = { tip: chain.tip, prunedHeight: 80 };
+    await serveBlocks(consecutive);
+    announced = undefined;
+    await serveBlocks(consecutive);
+    assert.deepEqual(reads, [], 'none for a peer that said it lacks them, nor for one whose tip we do not know');
     await db.close();
   });
 });
