@@ -3,9 +3,10 @@ import { toHex } from '../ledger/bytes.ts';
 import { CairnError, DecodeError } from '../ledger/errors.ts';
 import type { ChainParams } from '../ledger/genesis.ts';
 import type { Mempool } from '../ledger/mempool.ts';
-import type { Transaction } from '../ledger/transaction.ts';
+import { TX_BYTES, type Transaction } from '../ledger/transaction.ts';
 import type { SaneBlock } from '../consensus/sanity.ts';
 import { assemble, fetchBlockTxs, matchMempool, type CompactBlock } from './compact.ts';
+import type { Env } from './env.ts';
 import type { PeerManager } from './peers.ts';
 import type { PeerRecords } from './peer-records.ts';
 import type { NetworkNames } from './protocols.ts';
@@ -16,6 +17,22 @@ import type { Transport } from './transport.ts';
  * since by then every honest peer has had the block for as long as the forwarder kept us waiting.
  */
 export const OTHER_PEERS_ASKED = 4;
+/**
+ * How long a forwarder has to answer for the transactions before other peers are asked as well
+ * (a hedged request): HEDGE_ROUND_TRIPS of its last status round trip, within HEDGE_MIN_MS and
+ * HEDGE_MAX_MS, plus its answer's bytes at HEDGE_BYTES_PER_MS. An honest forwarder answers in a
+ * round trip from memory, but it relays a block before importing it and answers while that import
+ * runs (45–67 ms a hop on two cores in BENCHMARKS.md's propagation runs, more for a full block or
+ * a node also mining), hence a floor ten times that: asked too early, honest peers would pay a
+ * round of requests for every block whose forwarder is merely busy. The ceiling, a fifth of the
+ * request's 5 s deadline, is what a stalling forwarder costs each hop behind it (its round trip
+ * is its own to inflate); unmeasured (no status answered yet), the ceiling.
+ */
+export const HEDGE_ROUND_TRIPS = 4;
+export const HEDGE_MIN_MS = 500;
+export const HEDGE_MAX_MS = 1000;
+/** 1 MB/s: a forwarder still sending thousands of transactions is not stalling, and others would send them all again. */
+export const HEDGE_BYTES_PER_MS = 1000;
 /** Headers whose transactions no other peer held, remembered so (see fromOthers), oldest first. */
 export const MAX_NONE_HELD = 1024;
 /** A forwarder's whole answer matched the short ids and not the Merkle root: no honest node sends that. */
@@ -23,11 +40,13 @@ const UNMADE_COMPACT_SCORE = 100;
 
 export interface CompactRebuildOptions {
   readonly transport: Transport;
+  /** The hedge's timer (hedgeDelayMs). */
+  readonly env: Pick<Env, 'setTimeout' | 'clearTimeout'>;
   readonly names: NetworkNames;
   readonly mempool: Pick<Mempool, 'byShortId'>;
   readonly params: ChainParams;
   readonly peers: PeerManager;
-  /** Which peers brought us blocks first lately: they are asked first after the forwarder. */
+  /** Which peers brought us blocks first lately (asked first after the forwarder), and the forwarder's round trip (the hedge's delay). */
   readonly records?: PeerRecords;
   /** A peer's answer, or undefined once the node stops (node/stop-gate.ts). */
   readonly untilStop: <T>(answer: Promise<T>) => Promise<T | undefined>;
@@ -44,8 +63,9 @@ export interface CompactRebuildOptions {
  * Gossipsub drops the copies of the message that other peers forward while the first is judged,
  * so the forwarder is the only peer we know has the block. One that stalls, or answers empty
  * (neither an offence: a slow or restarted honest peer does both), would otherwise hold the
- * block here until the next status poll: the transactions are then asked of other peers, which
- * have had the block as long as it kept us waiting. Their answers are checked against the
+ * block here until the next status poll, and each hop behind it for the request's 5 s deadline:
+ * the transactions are also asked of other peers once it has not answered within the hedge's
+ * delay (hedgeDelayMs), or as soon as it gives nothing. Their answers are checked against the
  * forwarder's short ids and the header's Merkle root, and cost them nothing when wrong: the
  * short ids were the forwarder's word, not theirs.
  */
@@ -55,24 +75,68 @@ export async function rebuildCompact(o: CompactRebuildOptions, forwarder: string
     o.stats.rebuilt++;
   } else {
     o.stats.fetched++;
-    const fetched = (await fromForwarder(o, forwarder, compact, missing)) ?? (await fromOthers(o, forwarder, compact, missing));
+    const fetched = await hedgedFetch(o, forwarder, compact, missing);
     if (!fetched || o.stopped()) return undefined;
-    missing.forEach((index, k) => (txs[index] = fetched[k]));
+    missing.forEach((index, k) => (txs[index] = fetched.txs[k]));
   }
   const block = assemble(compact, txs as Transaction[], o.params);
   if (block || o.stopped()) return block;
   // A short-id collision (a transaction of our mempool's sharing one with the block's): all of them.
-  const everyIndex = compact.shortIds.map((_, i) => i);
-  const all = await fromForwarder(o, forwarder, compact, everyIndex);
-  if (all) {
-    const whole = assemble(compact, all, o.params);
-    // Every transaction from the forwarder, each the one its short id names, and still not the
-    // header's: it holds the block it forwarded, so this is a compact block no block makes.
-    if (!whole) o.peers.penalize(forwarder, UNMADE_COMPACT_SCORE, 'a compact block whose transactions, from its forwarder, do not make its header');
-    return whole;
-  }
-  const elsewhere = o.stopped() ? undefined : await fromOthers(o, forwarder, compact, everyIndex);
-  return elsewhere && !o.stopped() ? assemble(compact, elsewhere, o.params) : undefined;
+  const all = await hedgedFetch(o, forwarder, compact, compact.shortIds.map((_, i) => i));
+  if (!all || o.stopped()) return undefined;
+  const whole = assemble(compact, all.txs, o.params);
+  // Every transaction from the forwarder, each the one its short id names, and still not the
+  // header's: it holds the block it forwarded, so this is a compact block no block makes.
+  if (!whole && all.fromForwarder) o.peers.penalize(forwarder, UNMADE_COMPACT_SCORE, 'a compact block whose transactions, from its forwarder, do not make its header');
+  return whole;
+}
+
+/** Transactions fetched, and whether the forwarder gave them (only its answers are held against it). */
+interface Fetched {
+  readonly txs: Transaction[];
+  readonly fromForwarder: boolean;
+}
+
+/** How long the forwarder has to answer for `asked` transactions before others are asked too (see HEDGE_ROUND_TRIPS). */
+export function hedgeDelayMs(forwarderRttMs: number | undefined, asked: number): number {
+  const wait = forwarderRttMs === undefined ? HEDGE_MAX_MS : Math.min(HEDGE_MAX_MS, Math.max(HEDGE_MIN_MS, HEDGE_ROUND_TRIPS * forwarderRttMs));
+  return wait + Math.ceil((asked * TX_BYTES) / HEDGE_BYTES_PER_MS);
+}
+
+/**
+ * The transactions at `indexes`, from the forwarder if it answers within the hedge's delay (and
+ * then nobody else is asked); else from it or other peers, whichever first gives them all, and
+ * from others at once if it gives nothing before the delay. Others that had nothing at the hedge
+ * may not have had the block yet: if the forwarder then gives nothing too, they are asked once
+ * more, having had the block as long as it kept us waiting (one round more, not one a message:
+ * a header none held is then remembered, as fromOthers says).
+ */
+async function hedgedFetch(o: CompactRebuildOptions, forwarder: string, compact: CompactBlock, indexes: readonly number[]): Promise<Fetched | undefined> {
+  const own = fromForwarder(o, forwarder, compact, indexes);
+  const prompt = await withinHedge(o, own, hedgeDelayMs(o.records?.get(forwarder)?.rttMs, indexes.length));
+  if (prompt !== LATE) return prompt ? { txs: prompt, fromForwarder: true } : taken(o, await fromOthers(o, forwarder, compact, indexes));
+  const askedBefore = o.noneHeld.has(toHex(compact.header.hash));
+  const others = fromOthers(o, forwarder, compact, indexes);
+  const first = await firstFound<Fetched>([own.then((txs) => txs && { txs, fromForwarder: true }), others.then((txs) => txs && { txs, fromForwarder: false })]);
+  if (first) return first.fromForwarder ? first : taken(o, first.txs);
+  if (askedBefore || o.stopped()) return undefined;
+  return taken(o, await fromOthers(o, forwarder, compact, indexes, { again: true }));
+}
+
+const LATE = Symbol('the forwarder has not answered within the hedge');
+
+/** The forwarder's answer, or LATE once `ms` have passed without it. */
+function withinHedge<T>(o: CompactRebuildOptions, answer: Promise<T>, ms: number): Promise<T | typeof LATE> {
+  let timer: unknown;
+  const late = new Promise<typeof LATE>((resolve) => (timer = o.env.setTimeout(() => resolve(LATE), ms)));
+  return Promise.race([answer.finally(() => o.env.clearTimeout(timer)), late]);
+}
+
+/** Others' transactions, counted as theirs when taken. */
+function taken(o: CompactRebuildOptions, txs: Transaction[] | undefined): Fetched | undefined {
+  if (!txs) return undefined;
+  o.stats.fromOthers++;
+  return { txs, fromForwarder: false };
 }
 
 /**
@@ -90,12 +154,13 @@ async function fromForwarder(o: CompactRebuildOptions, forwarder: string, compac
 /**
  * The first full answer of up to OTHER_PEERS_ASKED other peers, asked at once (those that brought
  * blocks lately first). A header none of them had (every answer empty, or none) is not asked of
- * them again: the same header with other short ids, from identity after identity, would otherwise
- * cost honest peers these requests per message, for a block its miner never released.
+ * them again (unless `again`, by the rebuild whose round found none: hedgedFetch): the same header
+ * with other short ids, from identity after identity, would otherwise cost honest peers these
+ * requests per message, for a block its miner never released.
  */
-async function fromOthers(o: CompactRebuildOptions, forwarder: string, compact: CompactBlock, indexes: readonly number[]): Promise<Transaction[] | undefined> {
+async function fromOthers(o: CompactRebuildOptions, forwarder: string, compact: CompactBlock, indexes: readonly number[], { again = false } = {}): Promise<Transaction[] | undefined> {
   const hash = toHex(compact.header.hash);
-  if (o.stopped() || o.noneHeld.has(hash)) return undefined;
+  if (o.stopped() || (o.noneHeld.has(hash) && !again)) return undefined;
   const lastBlockAt = (peer: string) => o.records?.get(peer)?.lastBlockAt ?? -1;
   const asked = o.transport
     .peers()
@@ -113,10 +178,7 @@ async function fromOthers(o: CompactRebuildOptions, forwarder: string, compact: 
     }),
   );
   const txs = await o.untilStop(firstFound(answers));
-  if (txs) o.stats.fromOthers++;
-  else if (!held && !o.stopped()) {
-    o.noneHeld.add(hash);
-  }
+  if (!txs && !held && !o.stopped()) o.noneHeld.add(hash);
   return txs;
 }
 

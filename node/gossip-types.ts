@@ -2,6 +2,7 @@
 import type { Transaction } from '../ledger/transaction.ts';
 import type { Mempool } from '../ledger/mempool.ts';
 import type { Chain } from '../consensus/chain.ts';
+import type { Env } from './env.ts';
 import type { PeerManager } from './peers.ts';
 import type { NetworkStats, PeerRecords } from './peer-records.ts';
 import type { NetworkNames } from './protocols.ts';
@@ -25,6 +26,8 @@ export interface GossipOptions {
   readonly mempool: Mempool;
   readonly peers: PeerManager;
   readonly clock: () => number;
+  /** Timers: how long a compact block's forwarder has before other peers are asked too (node/compact-rebuild.ts). */
+  readonly env: Env;
   readonly signatures: TxSignatureVerifier;
   /** Where the peers that brought valid blocks and transactions first are noted, for eviction. */
   readonly records?: PeerRecords;

@@ -80,8 +80,8 @@ export class Gossip extends EventEmitter<GossipEvents> {
   constructor(o: GossipOptions) {
     super();
     this.o = o;
-    const { transport, names, mempool, chain, peers, records } = o;
-    this.rebuilding = { transport, names, mempool, params: chain.params, peers, records, untilStop: (answer) => this.gate.untilStop(answer), stopped: () => this.gate.stopped, noneHeld: new BoundedSet(MAX_NONE_HELD), stats: this.compactStats };
+    const { transport, env, names, mempool, chain, peers, records } = o;
+    this.rebuilding = { transport, env, names, mempool, params: chain.params, peers, records, untilStop: (answer) => this.gate.untilStop(answer), stopped: () => this.gate.stopped, noneHeld: new BoundedSet(MAX_NONE_HELD), stats: this.compactStats };
     const groupOf = (peer: string) => senderGroup(o.peers, o.records, peer);
     this.txTurns = new TxBatchTurns(groupOf, o.stats);
     this.afterReorganisation = new AfterReorganisation(o, this.gate, { admitted: (peer, txs) => this.relayOwn(peer, txs), offence: (peer, err) => void this.reject(peer, err) }, groupOf);

@@ -17,7 +17,12 @@ import type { NetworkNames } from '../node/protocols.ts';
 import { TxSignatureVerifier } from '../node/tx-signatures.ts';
 import { InlineVerifier } from '../node/inline-verifier.ts';
 import { PeerManager } from '../node/peers.ts';
+import { PeerRecords } from '../node/peer-records.ts';
+import { hedgeDelayMs } from '../node/compact-rebuild.ts';
 import { makeBlock } from '../ledger/block.ts';
+import { Scheduler } from '../sim/scheduler.ts';
+import { SimEnv } from '../sim/env.ts';
+import { Random } from '../sim/random.ts';
 import { afterTurns, testKey, testParams, transfer } from './helpers/fixtures.ts';
 import { asParent, mineChain, mineChild } from './helpers/mining.ts';
 import { heldReorganisation } from './helpers/reorg.ts';
@@ -28,9 +33,14 @@ const names = { blockTopic: '/blocks', compactBlockTopic: '/cblocks', txTopic: '
 interface StubNetwork {
   readonly peers?: readonly string[];
   readonly request?: (peer: string, protocol: string, body: Uint8Array) => Promise<Uint8Array>;
+  /** The peers' records (their status round trips), if any. */
+  readonly records?: PeerRecords;
 }
 
-/** Gossip on `chain`, started; its validators by topic, and the peers it scores. */
+/**
+ * Gossip on `chain`, started; its validators by topic, the peers it scores, and the scheduler of
+ * its env's timers, which run only when a test drives it.
+ */
 function gossipOn(chain: Chain, db: ChainDB, now: number, network: StubNetwork = {}) {
   const signatures = new TxSignatureVerifier(new InlineVerifier());
   const mempool = new Mempool(db, chain.params, {}, (tx) => signatures.checkTx(tx));
@@ -42,9 +52,21 @@ function gossipOn(chain: Chain, db: ChainDB, now: number, network: StubNetwork =
     publish: async () => 0,
   } as unknown as Transport;
   const peers = new PeerManager(() => 0);
-  const gossip = new Gossip({ transport, names, chain, mempool, peers, signatures, clock: () => now } as unknown as GossipOptions);
+  const scheduler = new Scheduler(now);
+  const env = new SimEnv(scheduler, new Random('gossip'));
+  const gossip = new Gossip({ transport, env, names, chain, mempool, peers, records: network.records, signatures, clock: () => now } as unknown as GossipOptions);
   gossip.start();
-  return { gossip, peers, whole: validators.get(names.blockTopic)!, compact: validators.get(names.compactBlockTopic)!, txs: validators.get(names.txTopic)! };
+  return { gossip, peers, scheduler, whole: validators.get(names.blockTopic)!, compact: validators.get(names.compactBlockTopic)!, txs: validators.get(names.txTopic)! };
+}
+
+/** A chain in memory at genesis, and a block on it with one transfer that no mempool here holds. */
+async function atGenesis() {
+  const params = testParams();
+  const db = await ChainDB.open(new MemoryDisk().open(), params);
+  const now = params.timestamp + 1_000_000;
+  const chain = await Chain.open(db, { clock: () => now });
+  const block = mineChild(params, asParent(db.genesis), [transfer(testKey(0), testKey(9).address, 5n, 0n)], { miner: testKey(1).address });
+  return { params, db, now, chain, block };
 }
 
 describe('Gossip: blocks', function () {
@@ -110,11 +132,7 @@ describe('Gossip: blocks', function () {
     // offence; the honest copies of the message were gossipsub duplicates, dropped unseen, and the
     // fallback asked that same forwarder's status. A peer that relayed every block first and then
     // stalled held each one here for 5 + 5 s and then until the next status poll.
-    const params = testParams();
-    const db = await ChainDB.open(new MemoryDisk().open(), params);
-    const now = params.timestamp + 1_000_000;
-    const chain = await Chain.open(db, { clock: () => now });
-    const block = mineChild(params, asParent(db.genesis), [transfer(testKey(0), testKey(9).address, 5n, 0n)], { miner: testKey(1).address });
+    const { db, now, chain, block } = await atGenesis();
     const asked: string[] = [];
     const request = async (peer: string, _protocol: string, body: Uint8Array) => {
       asked.push(peer);
@@ -136,16 +154,132 @@ describe('Gossip: blocks', function () {
     assert.equal(peers.score('staller'), 0, 'a timeout is no offence');
   });
 
+  describe('a compact block whose forwarder is slow to give the transactions we lack (simulated time)', () => {
+    /** What a peer answers, and after how long; 'never', the transport's deadline of 5 s. */
+    type Answer = { readonly ms: number; readonly give: 'txs' | 'none' | 'garbage' } | 'never';
+    const after = (ms: number, give: 'txs' | 'none' | 'garbage' = 'txs'): Answer => ({ ms, give });
+
+    /** A block with one transaction no mempool here holds, on a chain at genesis, and peers' answers as `answer` says. */
+    async function hedging(answer: (peer: string, askedAtMs: number) => Answer) {
+      const { db, now, chain, block } = await atGenesis();
+      const records = new PeerRecords();
+      records.connected('forwarder', { direction: 'outbound', remoteAddr: '/ip4/10.0.0.1/tcp/7370' }, 0).rttMs = 200;
+      const asked: [peer: string, atMs: number][] = [];
+      let scheduler!: Scheduler;
+      const request = (peer: string, _protocol: string, body: Uint8Array) => {
+        const at = scheduler.now - now;
+        asked.push([peer, at]);
+        const a = answer(peer, at);
+        const indexes = decodeGetBlockTxs(body).indexes;
+        const bytes = a !== 'never' && a.give === 'garbage' ? new Uint8Array([1, 1, 7]) : encodeTxBatch(a !== 'never' && a.give === 'txs' ? indexes.map((i) => block.txs[i]!) : []);
+        return new Promise<Uint8Array>((resolve, reject) =>
+          a === 'never' ? scheduler.after(5_000, () => reject(new TransportError('TRANSPORT_TIMEOUT', 'no answer within 5 s'))) : scheduler.after(a.ms, () => resolve(bytes)),
+        );
+      };
+      const net = gossipOn(chain, db, now, { peers: ['forwarder', 'other1', 'other2'], request, records });
+      scheduler = net.scheduler;
+      const verdict = await net.scheduler.drive(net.compact('forwarder', encodeCompactBlock(block)), 60_000);
+      return { ...net, verdict: verdict?.value, tookMs: net.scheduler.now - now, asked, block, chain };
+    }
+    const HEDGE = hedgeDelayMs(200, 1);
+
+    it('one that never answers: the block is rebuilt from another peer after the hedge delay, not after its 5 s deadline', async () => {
+      // From a review: other peers were asked only once the forwarder's request had failed, so a
+      // forwarder that stalls cost each hop the whole 5 s deadline before anyone else was asked.
+      assert.equal(HEDGE, 4 * 200 + 1, "four of the forwarder's round trips, and a millisecond for one transaction's bytes");
+      const { verdict, tookMs, asked, gossip, peers } = await hedging((peer) => (peer === 'forwarder' ? 'never' : after(20)));
+      assert.equal(verdict, 'accept', 'rebuilt, and forwarded on the tip');
+      assert.equal(tookMs, HEDGE + 20, 'the hedge delay, then one answer of another peer');
+      assert.deepEqual(asked, [
+        ['forwarder', 0],
+        ['other1', HEDGE],
+        ['other2', HEDGE],
+      ]);
+      assert.equal(gossip.compactStats.fromOthers, 1);
+      assert.equal(peers.score('forwarder'), 0, 'no answer is no offence');
+    });
+
+    it('one that answers promptly: no other peer is asked, then or later', async () => {
+      // A fast honest network must not pay other peers' requests for every block.
+      const { verdict, tookMs, asked, gossip, scheduler } = await hedging((peer) => (peer === 'forwarder' ? after(300) : after(20)));
+      assert.equal(verdict, 'accept');
+      assert.equal(tookMs, 300);
+      await scheduler.runUntil(scheduler.now + 60_000);
+      assert.deepEqual(asked, [['forwarder', 0]]);
+      assert.equal(gossip.compactStats.fromOthers, 0);
+    });
+
+    it('one that answers after the hedge, before the others: its answer is taken', async () => {
+      const { verdict, tookMs, asked, gossip, scheduler } = await hedging((peer) => (peer === 'forwarder' ? after(HEDGE + 100) : after(200)));
+      assert.equal(verdict, 'accept');
+      assert.equal(tookMs, HEDGE + 100, "the forwarder's answer, 100 ms before the others'");
+      assert.deepEqual(asked.map(([peer]) => peer), ['forwarder', 'other1', 'other2'], 'the others asked at the hedge');
+      await scheduler.runUntil(scheduler.now + 1_000);
+      assert.equal(gossip.compactStats.fromOthers, 0, 'theirs, which came later, not taken');
+    });
+
+    it("one whose garbage comes after the others' answer: still its offence", async () => {
+      // The forwarder holds the block it forwarded, whoever answered first.
+      const { verdict, tookMs, peers, scheduler } = await hedging((peer) => (peer === 'forwarder' ? after(3_000, 'garbage') : after(20)));
+      assert.equal(verdict, 'accept');
+      assert.equal(tookMs, HEDGE + 20);
+      assert.equal(peers.isBanned('forwarder'), false, 'not yet answered');
+      await scheduler.runUntil(scheduler.now + 5_000);
+      assert.equal(peers.isBanned('forwarder'), true, 'its 100');
+    });
+
+    it('others that had nothing at the hedge are asked once more when the forwarder then gives nothing', async () => {
+      // At the hedge the others may not have had the block yet; after the forwarder's deadline they
+      // have had it as long as it kept us waiting, as when others were asked only then.
+      const { verdict, tookMs, asked, gossip } = await hedging((peer, at) => (peer === 'forwarder' ? 'never' : after(20, at < 5_000 ? 'none' : 'txs')));
+      assert.equal(verdict, 'accept');
+      assert.equal(tookMs, 5_000 + 20);
+      assert.deepEqual(asked, [
+        ['forwarder', 0],
+        ['other1', HEDGE],
+        ['other2', HEDGE],
+        ['other1', 5_000],
+        ['other2', 5_000],
+      ]);
+      assert.equal(gossip.compactStats.fromOthers, 1);
+    });
+
+    it("a header none holds, in variants whose forwarders all stall, costs other peers two rounds, however many variants come", async () => {
+      // The hedge asks others before the forwarder has failed, and the round after its deadline
+      // bypasses what the hedge's round remembered; neither may be paid again per message.
+      const { db, now, chain, block: withheld } = await atGenesis();
+      const forwarders = ['f1', 'f2', 'f3'];
+      const asked: string[] = [];
+      let scheduler!: Scheduler;
+      const request = (peer: string) => {
+        asked.push(peer);
+        if (forwarders.includes(peer)) return new Promise<Uint8Array>((_, reject) => scheduler.after(5_000, () => reject(new TransportError('TRANSPORT_TIMEOUT', 'no answer within 5 s'))));
+        return new Promise<Uint8Array>((resolve) => scheduler.after(20, () => resolve(encodeTxBatch([])))); // none holds it
+      };
+      const records = new PeerRecords();
+      for (const peer of ['o1', 'o2', 'o3', 'o4']) {
+        records.connected(peer, { direction: 'outbound', remoteAddr: '/ip4/10.0.0.1/tcp/7370' }, 0);
+        records.gave(peer, 'block', 1); // those asked first after a forwarder
+      }
+      const net = gossipOn(chain, db, now, { peers: [...forwarders, 'o1', 'o2', 'o3', 'o4'], request, records });
+      scheduler = net.scheduler;
+      const verdicts = forwarders.map((forwarder, i) => {
+        const variant = encodeCompactBlock(withheld);
+        variant.set(new Uint8Array(SHORT_ID_BYTES).fill(i), variant.length - SHORT_ID_BYTES);
+        return new Promise<unknown>((resolve) => scheduler.after(i * 2_000, () => void net.compact(forwarder, variant).then(resolve)));
+      });
+      assert.deepEqual((await scheduler.drive(Promise.all(verdicts), 60_000))?.value, ['ignore', 'ignore', 'ignore']);
+      assert.equal(asked.filter((peer) => !forwarders.includes(peer)).length, 8, "the first variant's hedge and its round after the deadline, 4 peers each; none for the others");
+      assert.equal(asked.filter((peer) => forwarders.includes(peer)).length, 3, 'each forwarder once');
+    });
+  });
+
   it("a second forwarder's rebuild of a header, still waiting on its forwarder, holds no child and no transaction batch once the first brought the block in", async () => {
     // From a review: each header's rebuild was one entry by hash, and a second one (the same header
     // with other short ids, from another identity) replaced the first. Once the first forwarder's
     // block was in, a child and the transaction batches still waited for the second's forwarder,
     // which could stall its getBlockTxs for as long as it liked.
-    const params = testParams();
-    const db = await ChainDB.open(new MemoryDisk().open(), params);
-    const now = params.timestamp + 1_000_000;
-    const chain = await Chain.open(db, { clock: () => now });
-    const parent = mineChild(params, asParent(db.genesis), [transfer(testKey(0), testKey(9).address, 5n, 0n)], { miner: testKey(1).address });
+    const { params, db, now, chain, block: parent } = await atGenesis();
     const child = mineChild(params, asParent(parent), [], { miner: testKey(1).address });
     const variant = encodeCompactBlock(parent);
     variant.set(new Uint8Array(SHORT_ID_BYTES).fill(7), variant.length - SHORT_ID_BYTES);
@@ -185,11 +319,7 @@ describe('Gossip: blocks', function () {
     // Asking other peers when a forwarder gives nothing costs honest peers requests: a header whose
     // block its miner never released, sent with other short ids from identity after identity (each
     // another message), would have cost them a round of requests per message.
-    const params = testParams();
-    const db = await ChainDB.open(new MemoryDisk().open(), params);
-    const now = params.timestamp + 1_000_000;
-    const chain = await Chain.open(db, { clock: () => now });
-    const withheld = mineChild(params, asParent(db.genesis), [transfer(testKey(0), testKey(9).address, 5n, 0n)], { miner: testKey(1).address });
+    const { db, now, chain, block: withheld } = await atGenesis();
     const forwarders = ['f1', 'f2', 'f3'];
     const asked: string[] = [];
     const request = async (peer: string) => (asked.push(peer), encodeTxBatch([])); // none holds it

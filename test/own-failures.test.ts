@@ -130,7 +130,7 @@ describe('failures on our side are logged, and charged to no peer', function () 
     }) as unknown as Transport;
     const signatures = new TxSignatureVerifier(new InlineVerifier());
     const mempool = new Mempool(db, params, undefined, (tx) => signatures.checkTx(tx));
-    const gossip = new Gossip({ transport, names, chain, mempool, peers, clock: () => now, signatures, log });
+    const gossip = new Gossip({ transport, env: realEnv, names, chain, mempool, peers, clock: () => now, signatures, log });
     gossip.start();
     importsThrowTypeError(chain);
     const block: Block = blocks[0]!;
@@ -159,7 +159,7 @@ describe('failures on our side are logged, and charged to no peer', function () 
     }) as unknown as Transport;
     const signatures = new TxSignatureVerifier(new InlineVerifier());
     const mempool = new Mempool(db, params, undefined, (tx) => signatures.checkTx(tx));
-    const gossip = new Gossip({ transport, names, chain, mempool, peers, clock: () => now, signatures, log });
+    const gossip = new Gossip({ transport, env: realEnv, names, chain, mempool, peers, clock: () => now, signatures, log });
     const failed: unknown[] = [];
     gossip.on('failed', (_peer, err) => failed.push(err));
     gossip.start();

@@ -210,7 +210,7 @@ describe('sync: a first peer with a cheap chain', function () {
     const names = networkNames(db.genesis.header.hash);
     const signatures = new TxSignatureVerifier(new InlineVerifier());
     const mempool = new Mempool(db, params, undefined, (tx) => signatures.checkTx(tx));
-    const gossip = new Gossip({ transport, names, chain, mempool, peers: new PeerManager(() => 0), clock: () => chain.tip.header.timestamp, signatures });
+    const gossip = new Gossip({ transport, env: realEnv, names, chain, mempool, peers: new PeerManager(() => 0), clock: () => chain.tip.header.timestamp, signatures });
     const asked: string[] = [];
     gossip.on('orphan', (peer) => asked.push(peer));
     gossip.start();
