@@ -53,7 +53,7 @@ export interface CompactRebuildOptions {
   readonly stopped: () => boolean;
   /** Headers (hex) whose transactions other peers were asked for and none held (fromOthers). */
   readonly noneHeld: BoundedSet<string>;
-  readonly stats: { rebuilt: number; fetched: number; fromOthers: number };
+  readonly stats: { rebuilt: number; fetched: number; fromOthers: number; hedged: number };
 }
 
 /**
@@ -115,6 +115,7 @@ async function hedgedFetch(o: CompactRebuildOptions, forwarder: string, compact:
   const own = fromForwarder(o, forwarder, compact, indexes);
   const prompt = await withinHedge(o, own, hedgeDelayMs(o.records?.get(forwarder)?.rttMs, indexes.length));
   if (prompt !== LATE) return prompt ? { txs: prompt, fromForwarder: true } : taken(o, await fromOthers(o, forwarder, compact, indexes));
+  o.stats.hedged++;
   const askedBefore = o.noneHeld.has(toHex(compact.header.hash));
   const others = fromOthers(o, forwarder, compact, indexes);
   const first = await firstFound<Fetched>([own.then((txs) => txs && { txs, fromForwarder: true }), others.then((txs) => txs && { txs, fromForwarder: false })]);

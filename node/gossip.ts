@@ -63,8 +63,8 @@ export class Gossip extends EventEmitter<GossipEvents> {
   private readonly o: GossipOptions;
   /** Validations under way, which a stop lets end: each refuses to import once it sees the stop. */
   private readonly gate = new StopGate();
-  /** Compact blocks rebuilt from the mempool alone, with some transactions fetched (`fromOthers`: from peers other than the forwarder), or not at all. */
-  readonly compactStats = { rebuilt: 0, fetched: 0, fromOthers: 0, failed: 0, unknownParent: 0, awaitedParent: 0, repeated: 0 };
+  /** Compact blocks rebuilt from the mempool alone, with some transactions fetched (`fromOthers`: from peers other than the forwarder; `hedged`: fetches whose forwarder was late, so others were asked too), or not at all. */
+  readonly compactStats = { rebuilt: 0, fetched: 0, fromOthers: 0, hedged: 0, failed: 0, unknownParent: 0, awaitedParent: 0, repeated: 0 };
   /** Blocks heard of on a branch that forks more than GOSSIP_FORK_DEPTH below our tip (offDeepFork). */
   deepForkBlocks = 0;
   private readonly inFlight = new BlocksInFlight();

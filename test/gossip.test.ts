@@ -195,7 +195,7 @@ describe('Gossip: blocks', function () {
         ['other1', HEDGE],
         ['other2', HEDGE],
       ]);
-      assert.equal(gossip.compactStats.fromOthers, 1);
+      assert.deepEqual([gossip.compactStats.fromOthers, gossip.compactStats.hedged], [1, 1]);
       assert.equal(peers.score('forwarder'), 0, 'no answer is no offence');
     });
 
@@ -206,7 +206,7 @@ describe('Gossip: blocks', function () {
       assert.equal(tookMs, 300);
       await scheduler.runUntil(scheduler.now + 60_000);
       assert.deepEqual(asked, [['forwarder', 0]]);
-      assert.equal(gossip.compactStats.fromOthers, 0);
+      assert.deepEqual([gossip.compactStats.fromOthers, gossip.compactStats.hedged], [0, 0]);
     });
 
     it('one that answers after the hedge, before the others: its answer is taken', async () => {

@@ -67,7 +67,9 @@ describe('network: gossip and sync between nodes on 127.0.0.1', function () {
     const [block] = await mineOn(a, 1);
     assert.equal(block!.txs.length, 5);
     await waitFor(() => sameTip([a, b]), 10_000, 'B to connect the block');
-    assert.deepEqual(b.node.gossip.compactStats, { rebuilt: 0, fetched: 1, fromOthers: 0, failed: 0, unknownParent: 0, awaitedParent: 0, repeated: 0 });
+    // Whether A answered within the hedge's delay (`hedged`) is the machine's load, not the code's.
+    const { hedged: _, ...stats } = b.node.gossip.compactStats;
+    assert.deepEqual(stats, { rebuilt: 0, fetched: 1, fromOthers: 0, failed: 0, unknownParent: 0, awaitedParent: 0, repeated: 0 });
     assert.deepEqual(await b.node.db.getAccount(testKey(71).address), { balance: 10n + 11n + 12n + 13n + 14n, nonce: 0n });
   });
 
