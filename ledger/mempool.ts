@@ -4,7 +4,7 @@ import { SerialQueue } from './serial.ts';
 import { MAX_AMOUNT } from './amount.ts';
 import type { Block } from './block.ts';
 import { checkTxSignature, TX_BYTES, type Transaction } from './transaction.ts';
-import { EMPTY_ACCOUNT, checkTxAgainstState, readAccounts, type Account, type AccountSource, type StateRules } from './state.ts';
+import { EMPTY_ACCOUNT, checkTxAgainstState, readAccounts, readAccountsByKey, type Account, type AccountSource, type StateRules } from './state.ts';
 import { PendingSet, type MempoolEntry } from './pending-set.ts';
 import { selectForBlock } from './block-template.ts';
 import { DEFAULT_MEMPOOL_POLICY, MempoolFullError, MempoolRejection, NO_VICTIMS, chooseVictims, refusedByNonce, refusedOnSight, underpricedReplacement, type MempoolPolicy } from './mempool-rules.ts';
@@ -326,7 +326,7 @@ export class Mempool extends EventEmitter<{ added: [entry: MempoolEntry] }> {
           if (entry) this.pending.remove(entry);
         }
       }
-      // Only senders with something still pending need a look: usually a few of the block's accounts.
+      // Only senders with something still pending need a look (a busy devnet's block: hundreds to thousands).
       const touched = new Map<string, Uint8Array>();
       const touch = (key: string, address: Uint8Array) => {
         if (this.bySender.has(key)) touched.set(key, address);
@@ -340,7 +340,7 @@ export class Mempool extends EventEmitter<{ added: [entry: MempoolEntry] }> {
           }
         }
       }
-      for (const [key, address] of touched) if (this.bySender.has(key)) await this.revalidateSender(address);
+      await this.revalidateSenders(touched);
       if (disconnected.length === 0) return;
       const confirmed = new Set<string>();
       for (const block of connected) for (const tx of block.txs) confirmed.add(tx.idHex);
@@ -361,13 +361,24 @@ export class Mempool extends EventEmitter<{ added: [entry: MempoolEntry] }> {
   }
 
   /** The accounts of the senders of `txs` (none: EMPTY_ACCOUNT), by sender key, in one round trip to the store where it has one. */
-  private async accountsOf(txs: readonly Transaction[]): Promise<Map<string, Account>> {
+  private accountsOf(txs: readonly Transaction[]): Promise<Map<string, Account>> {
     const senders = new Map<string, Uint8Array>();
     for (const tx of txs) senders.set(tx.fromKey, tx.from);
-    const keys = [...senders.keys()];
-    const addresses = [...senders.values()];
-    const found = await readAccounts(this.state, addresses, keys);
-    return new Map(keys.map((key, i) => [key, found[i] ?? EMPTY_ACCOUNT]));
+    return readAccountsByKey(this.state, senders);
+  }
+
+  /**
+   * Judges `senders` (address by hex key) again, in their order, against the tip's accounts read in
+   * one round trip in this turn of the queue. An await and a read each cost a devnet block's update
+   * (100-4,000 senders with more pending) 40 ms, 14 µs a sender; this 13 ms (medians).
+   */
+  private async revalidateSenders(senders: ReadonlyMap<string, Uint8Array>): Promise<void> {
+    if (senders.size === 0) return;
+    const accounts = await readAccountsByKey(this.state, senders).catch(() => undefined);
+    for (const [key, address] of senders) {
+      const account = accounts ? accounts.get(key)! : ((await this.state.getAccount(address)) ?? EMPTY_ACCOUNT); // a failed read: each on its own
+      this.pending.keepWithin(key, account);
+    }
   }
 
   /**
@@ -378,15 +389,10 @@ export class Mempool extends EventEmitter<{ added: [entry: MempoolEntry] }> {
    */
   recheckAll(): Promise<void> {
     return this.queue.run(async () => {
-      const senders = [...this.bySender.values()].map((pending) => pending.values().next().value!.tx.from);
-      for (const address of senders) await this.revalidateSender(address);
+      const senders = new Map<string, Uint8Array>();
+      for (const [key, pending] of this.bySender) senders.set(key, pending.values().next().value!.tx.from);
+      await this.revalidateSenders(senders);
     });
-  }
-
-  private async revalidateSender(address: Uint8Array): Promise<void> {
-    const senderKey = toHex(address);
-    if (!this.bySender.has(senderKey)) return;
-    this.pending.keepWithin(senderKey, (await this.state.getAccount(address)) ?? EMPTY_ACCOUNT);
   }
 
   /** Transactions for a block template (block-template.ts). */

@@ -28,6 +28,13 @@ export function readAccounts(source: AccountSource, addresses: readonly Uint8Arr
   return source.getAccounts ? source.getAccounts(addresses, keys) : Promise.all(addresses.map((address) => source.getAccount(address)));
 }
 
+/** `source`'s accounts of `addresses` (by hex key; none: EMPTY_ACCOUNT), by key, in one round trip where it can. */
+export async function readAccountsByKey(source: AccountSource, addresses: ReadonlyMap<string, Uint8Array>): Promise<Map<string, Account>> {
+  const keys = [...addresses.keys()];
+  const found = await readAccounts(source, [...addresses.values()], keys);
+  return new Map(keys.map((key, i) => [key, found[i] ?? EMPTY_ACCOUNT]));
+}
+
 /** An account as it was before a block touched it; `undefined` means it did not exist. */
 export interface UndoRecord {
   readonly address: Uint8Array;
