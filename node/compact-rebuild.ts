@@ -53,6 +53,8 @@ export interface CompactRebuildOptions {
   readonly stopped: () => boolean;
   /** Headers (hex) whose transactions other peers were asked for and none held (fromOthers). */
   readonly noneHeld: BoundedSet<string>;
+  /** Headers (hex) whose transactions other peers were asked for once more after a hedged round found none held (hedgedFetch). */
+  readonly askedAgain: BoundedSet<string>;
   readonly stats: { rebuilt: number; fetched: number; fromOthers: number; hedged: number };
 }
 
@@ -108,19 +110,25 @@ export function hedgeDelayMs(forwarderRttMs: number | undefined, asked: number):
  * then nobody else is asked); else from it or other peers, whichever first gives them all, and
  * from others at once if it gives nothing before the delay. Others that had nothing at the hedge
  * may not have had the block yet: if the forwarder then gives nothing too, they are asked once
- * more, having had the block as long as it kept us waiting (one round more, not one a message:
- * a header none held is then remembered, as fromOthers says).
+ * more, having had the block as long as it kept us waiting: one round more a header, however many
+ * variants of it come and however close together, and none when their answers showed they hold a
+ * block by that hash.
  */
 async function hedgedFetch(o: CompactRebuildOptions, forwarder: string, compact: CompactBlock, indexes: readonly number[]): Promise<Fetched | undefined> {
   const own = fromForwarder(o, forwarder, compact, indexes);
   const prompt = await withinHedge(o, own, hedgeDelayMs(o.records?.get(forwarder)?.rttMs, indexes.length));
   if (prompt !== LATE) return prompt ? { txs: prompt, fromForwarder: true } : taken(o, await fromOthers(o, forwarder, compact, indexes));
   o.stats.hedged++;
-  const askedBefore = o.noneHeld.has(toHex(compact.header.hash));
+  const hash = toHex(compact.header.hash);
+  const askedBefore = o.noneHeld.has(hash);
   const others = fromOthers(o, forwarder, compact, indexes);
   const first = await firstFound<Fetched>([own.then((txs) => txs && { txs, fromForwarder: true }), others.then((txs) => txs && { txs, fromForwarder: false })]);
   if (first) return first.fromForwarder ? first : taken(o, first.txs);
-  if (askedBefore || o.stopped()) return undefined;
+  // Once a header, and only if the round found that none held it: answers showing a block by that
+  // hash under other short ids would be the same again, and variants of one header whose hedges
+  // all fired before any round ended would each pay the others a second round.
+  if (askedBefore || o.stopped() || !o.noneHeld.has(hash) || o.askedAgain.has(hash)) return undefined;
+  o.askedAgain.add(hash);
   return taken(o, await fromOthers(o, forwarder, compact, indexes, { again: true }));
 }
 

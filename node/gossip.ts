@@ -63,7 +63,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
   private readonly o: GossipOptions;
   /** Validations under way, which a stop lets end: each refuses to import once it sees the stop. */
   private readonly gate = new StopGate();
-  /** Compact blocks rebuilt from the mempool alone, with some transactions fetched (`fromOthers`: from peers other than the forwarder; `hedged`: fetches whose forwarder was late, so others were asked too), or not at all. */
+  /** Compact blocks rebuilt from the mempool alone, with some transactions fetched (`fromOthers`: from peers other than the forwarder; `hedged`: fetches whose forwarder was late, so that others were asked too where any were left to ask), or not at all. */
   readonly compactStats = { rebuilt: 0, fetched: 0, fromOthers: 0, hedged: 0, failed: 0, unknownParent: 0, awaitedParent: 0, repeated: 0 };
   /** Blocks heard of on a branch that forks more than GOSSIP_FORK_DEPTH below our tip (offDeepFork). */
   deepForkBlocks = 0;
@@ -81,7 +81,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
     super();
     this.o = o;
     const { transport, env, names, mempool, chain, peers, records } = o;
-    this.rebuilding = { transport, env, names, mempool, params: chain.params, peers, records, untilStop: (answer) => this.gate.untilStop(answer), stopped: () => this.gate.stopped, noneHeld: new BoundedSet(MAX_NONE_HELD), stats: this.compactStats };
+    this.rebuilding = { transport, env, names, mempool, params: chain.params, peers, records, untilStop: (answer) => this.gate.untilStop(answer), stopped: () => this.gate.stopped, noneHeld: new BoundedSet(MAX_NONE_HELD), askedAgain: new BoundedSet(MAX_NONE_HELD), stats: this.compactStats };
     const groupOf = (peer: string) => senderGroup(o.peers, o.records, peer);
     this.txTurns = new TxBatchTurns(groupOf, o.stats);
     this.afterReorganisation = new AfterReorganisation(o, this.gate, { admitted: (peer, txs) => this.relayOwn(peer, txs), offence: (peer, err) => void this.reject(peer, err) }, groupOf);
