@@ -25,8 +25,16 @@ export class ParallelCeiling {
       this.threads.map(
         (thread) =>
           new Promise<{ done: number; ms: number }>((resolve, reject) => {
-            thread.once('message', resolve);
-            thread.once('error', reject);
+            const answered = (answer: { done: number; ms: number }) => {
+              thread.off('error', failed);
+              resolve(answer);
+            };
+            const failed = (err: Error) => {
+              thread.off('message', answered);
+              reject(err);
+            };
+            thread.once('message', answered);
+            thread.once('error', failed);
             thread.postMessage({ ms });
           }),
       ),
