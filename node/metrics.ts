@@ -6,6 +6,7 @@ import { NETWORK_METRIC_FAMILIES, networkMetrics } from './peer-records.ts';
 import { historyCheckStatus } from './history-check.ts';
 import { hostRefused } from './http/local-host.ts';
 import { cutStalledWrites, WRITE_TIMEOUT_MS } from './http/write-timeout.ts';
+import { requestTarget } from './http/request-target.ts';
 
 /** Seconds: a block import is milliseconds when following the tip, seconds for a big block. */
 const IMPORT_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -201,7 +202,7 @@ export class Metrics {
         return;
       }
       // A scraper may add a query (Prometheus' `params`): the path is what names the page.
-      if (new URL(req.url ?? '/', 'http://host').pathname !== '/metrics') {
+      if (requestTarget(req.url)?.pathname !== '/metrics') {
         res.writeHead(404).end();
         return;
       }

@@ -13,6 +13,7 @@ import { StaticFiles } from './static.ts';
 import { hostRefused } from './local-host.ts';
 import { endAnswer } from './compress.ts';
 import { cutStalledWrites, WRITE_TIMEOUT_MS } from './write-timeout.ts';
+import { requestTarget } from './request-target.ts';
 
 export interface HttpOptions {
   /** Default 127.0.0.1: the API is open to whoever reaches it, with no token. */
@@ -192,7 +193,11 @@ export class HttpServer {
         req.resume();
         return this.error(res, 403, 'HOST_REFUSED', `this port answers only this machine's names (localhost, its IP addresses), not "${req.headers.host}": a page that points its own name here is refused; --http-host-name NAME adds one (a reverse proxy's)`);
       }
-      const url = new URL(req.url ?? '/', 'http://localhost');
+      const url = requestTarget(req.url);
+      if (!url) {
+        req.resume();
+        return this.error(res, 400, 'BAD_REQUEST', `not a request target this server answers: ${(req.url ?? '').slice(0, 200)}`);
+      }
       const method = req.method ?? 'GET';
       if (method === 'OPTIONS') {
         req.resume();
