@@ -188,6 +188,22 @@ describe('RPC and REST under fuzzing', function () {
       const answer = await get(`${rest}/tx`, { method: 'POST', body });
       assert.ok(answer.status === 400 || (answer.status === 200 && known.ids.includes(answer.text)), `POST /tx ${body.slice(0, 100)}: ${answer.status} ${answer.text.slice(0, 300)}`);
     }
+    // The event stream: its kinds, addresses and resume points, from the query or Last-Event-ID.
+    const streamAsks = fc.sample(
+      fc.tuple(
+        fc.array(fc.tuple(fc.constantFrom('types', 'address', 'since'), fc.oneof(fc.constantFrom('block', 'tx,reorg', 'address', 'block,,tx', '0', '1', '999999999999999', 'x:3', ''), arbAddress, fc.string({ maxLength: 20 }))), { maxLength: 4 }),
+        fc.option(fc.oneof(fc.constantFrom('0', '2', '1e3', '-1', ':', 'a:b:1'), fc.string({ maxLength: 30 }).filter((x) => /^[\x20-\x7e]*$/.test(x)))),
+      ),
+      { seed: SEED, numRuns: runs(60) },
+    );
+    for (const [q, lastId] of streamAsks) {
+      const abort = new AbortController();
+      const response = await fetch(`${rest}/events?${new URLSearchParams(q).toString()}`, { headers: lastId === null ? {} : { 'last-event-id': lastId }, signal: abort.signal });
+      statuses.set(response.status, (statuses.get(response.status) ?? 0) + 1);
+      const text = response.status === 200 ? '' : await response.text();
+      abort.abort();
+      assert.ok(response.status === 200 || response.status === 400, `/events?${new URLSearchParams(q).toString()} (Last-Event-ID ${lastId}): ${response.status} ${text}`);
+    }
     assert.ok((statuses.get(200) ?? 0) > 50 && (statuses.get(404) ?? 0) > 50, `statuses ${JSON.stringify([...statuses])}`);
     assert.deepEqual(state(), before_);
   });
