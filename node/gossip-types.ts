@@ -19,6 +19,30 @@ export interface GossipEvents {
   connected: [peer: string, hash: Uint8Array];
 }
 
+/**
+ * What became of the compact blocks gossip judged past their proof of work (Gossip.compactStats,
+ * shown as cairn_compact_blocks_* by node/metrics.ts). They overlap: a fetch may be hedged, then
+ * answered by others or fail.
+ */
+export interface CompactStats {
+  /** Rebuilt from the mempool alone. */
+  rebuilt: number;
+  /** Some transactions missing from the mempool, asked of peers. */
+  fetched: number;
+  /** Fetches answered by peers other than the forwarder. */
+  fromOthers: number;
+  /** Fetches whose forwarder was late, so that other peers were asked too (where any were left to ask). */
+  hedged: number;
+  /** Not rebuilt (their transactions not had): left to sync. */
+  failed: number;
+  /** Their parent unknown and their target far easier than the tip's: not rebuilt, the forwarder's chain asked for. */
+  unknownParent: number;
+  /** Their parent being rebuilt or imported here: waited for it. */
+  awaitedParent: number;
+  /** A header the same peer sent before (under other short ids): ignored. */
+  repeated: number;
+}
+
 export interface GossipOptions {
   readonly transport: Transport;
   readonly names: NetworkNames;

@@ -21,7 +21,7 @@ import { AfterReorganisation, admitTxBatch } from './gossip-txs.ts';
 import { TxBatchTurns, bannedSender, senderGroup } from './tx-batch-turns.ts';
 import { BlocksInFlight } from './blocks-in-flight.ts';
 import { StopGate } from './stop-gate.ts';
-import type { GossipEvents, GossipOptions } from './gossip-types.ts';
+import type { CompactStats, GossipEvents, GossipOptions } from './gossip-types.ts';
 
 /** The largest gossip message on any topic: a full block and its framing (docs/PROTOCOL.md, "Gossip"). */
 export function maxGossipBytes(maxBlockBytes: number): number {
@@ -63,8 +63,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
   private readonly o: GossipOptions;
   /** Validations under way, which a stop lets end: each refuses to import once it sees the stop. */
   private readonly gate = new StopGate();
-  /** Compact blocks rebuilt from the mempool alone, with some transactions fetched (`fromOthers`: from peers other than the forwarder; `hedged`: fetches whose forwarder was late, so that others were asked too where any were left to ask), or not at all. */
-  readonly compactStats = { rebuilt: 0, fetched: 0, fromOthers: 0, hedged: 0, failed: 0, unknownParent: 0, awaitedParent: 0, repeated: 0 };
+  readonly compactStats: CompactStats = { rebuilt: 0, fetched: 0, fromOthers: 0, hedged: 0, failed: 0, unknownParent: 0, awaitedParent: 0, repeated: 0 };
   /** Blocks heard of on a branch that forks more than GOSSIP_FORK_DEPTH below our tip (offDeepFork). */
   deepForkBlocks = 0;
   private readonly inFlight = new BlocksInFlight();

@@ -2,6 +2,7 @@ import { createServer, type Server } from 'node:http';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Chain } from '../consensus/chain.ts';
 import type { NodeView } from './view.ts';
+import type { CompactStats } from './gossip-types.ts';
 import { NETWORK_METRIC_FAMILIES, networkMetrics } from './peer-records.ts';
 import { historyCheckStatus } from './history-check.ts';
 import { hostRefused } from './http/local-host.ts';
@@ -20,6 +21,21 @@ const QUEUE_BUCKETS = [0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 
 const STORE_WRITE_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 /** Open connections: a scraper needs one; uncapped, anyone who reaches the port could take every file descriptor the node has. */
 export const MAX_METRICS_CONNECTIONS = 16;
+
+/**
+ * Gossip's compact-block counters (Gossip.compactStats), each a counter of its own: they overlap
+ * (a fetch may be hedged, then fail), so no sum over a label of one family would mean anything.
+ */
+const COMPACT_BLOCK_COUNTERS: { readonly [K in keyof CompactStats]: readonly [name: string, help: string] } = {
+  rebuilt: ['cairn_compact_blocks_rebuilt_total', 'Compact blocks rebuilt from the mempool alone'],
+  fetched: ['cairn_compact_blocks_fetched_total', 'Compact blocks with transactions the mempool lacked, asked of peers'],
+  fromOthers: ['cairn_compact_blocks_from_others_total', 'Fetches of a compact block\'s transactions answered by peers other than its forwarder'],
+  hedged: ['cairn_compact_blocks_hedged_total', 'Fetches of a compact block\'s transactions whose forwarder was late, so that other peers were asked too'],
+  failed: ['cairn_compact_blocks_failed_total', 'Compact blocks not rebuilt (their transactions not had): left to sync'],
+  unknownParent: ['cairn_compact_blocks_unknown_parent_total', 'Compact blocks whose parent is unknown and whose target is far easier than the tip\'s: not rebuilt, the forwarder\'s chain asked for'],
+  awaitedParent: ['cairn_compact_blocks_awaited_parent_total', 'Compact blocks that waited for their parent, being rebuilt or imported here'],
+  repeated: ['cairn_compact_blocks_repeated_total', 'Compact blocks of a header their peer sent before (under other short ids): ignored'],
+};
 
 /** The main chain's tip as scrapes report it. */
 interface TipFigures {
@@ -70,6 +86,9 @@ export class Metrics {
     const gauge = (name: string, help: string, read: () => number) =>
       new Gauge({ name, help, registers, collect() { this.set(read()); } });
     const counter = (name: string, help: string) => new Counter({ name, help, registers });
+    /** A counter kept by the node, read from it when scraped. */
+    const counted = (name: string, help: string, read: () => number) =>
+      new Counter({ name, help, registers, collect() { this.reset(); this.inc(read()); } });
     /** A counter kept by the node under one label, read from it when scraped: each label value's total. */
     const countedBy = (name: string, help: string, label: string, read: () => Record<string, number>) =>
       new Counter({
@@ -175,6 +194,7 @@ export class Metrics {
       evicted: n.mempool.dropped.evicted,
       expired: n.mempool.dropped.expired,
     }));
+    for (const [field, [name, help]] of Object.entries(COMPACT_BLOCK_COUNTERS)) counted(name, help, () => n.gossip.compactStats[field as keyof CompactStats]);
     const now = options.now;
     if (now) {
       node.on('block', (block, source) => {

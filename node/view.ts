@@ -26,7 +26,7 @@ export interface NodeView {
   readonly mempool: Mempool;
   readonly sync: Pick<Sync, 'syncing' | 'targetHeight' | 'statuses' | 'peersAhead' | 'peersApart'>;
   readonly peers: Pick<PeerManager, 'score' | 'bannedCount' | 'bannedAddressCount' | 'lastBan' | 'on'>;
-  readonly gossip: Pick<Gossip, 'on'>;
+  readonly gossip: Pick<Gossip, 'on' | 'compactStats'>;
   readonly transport: Pick<Transport, 'peers' | 'connectionInfo' | 'listenAddresses' | 'peerId'>;
   /** Per-peer records, budgets and the network's counters (metrics, getPeers). */
   readonly guard: { readonly records: Pick<PeerRecords, 'get'>; readonly serving: Pick<Serving, 'throttled'>; readonly stats: NetworkStats };

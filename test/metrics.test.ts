@@ -80,7 +80,8 @@ describe('metrics (prom-client)', function () {
     dir.remove();
   });
 
-  const value = (series: string) => Number(new RegExp(`^${series.replace(/[{}"]/g, '\\$&')} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+  const valueIn = (page: string, series: string) => Number(new RegExp(`^${series.replace(/[{}"]/g, '\\$&')} (\\S+)$`, 'm').exec(page)?.[1] ?? NaN);
+  const value = (series: string) => valueIn(text, series);
 
   it('keeps every cairn_* name it had, and adds process and event-loop metrics', () => {
     for (const name of KEPT) assert.match(text, new RegExp(`^# TYPE ${name} `, 'm'), name);
@@ -114,6 +115,34 @@ describe('metrics (prom-client)', function () {
     }
     assert.equal(value('cairn_chain_tip_timestamp_seconds'), node.chain.tip.header.timestamp);
     assert.equal(value('cairn_reorg_depth_blocks_count'), 0);
+  });
+
+  it('shows gossip\'s compact-block counters, each a counter of its own', async () => {
+    // From the project's list: they were kept (Gossip.compactStats) and shown nowhere.
+    const series = {
+      rebuilt: 'cairn_compact_blocks_rebuilt_total',
+      fetched: 'cairn_compact_blocks_fetched_total',
+      fromOthers: 'cairn_compact_blocks_from_others_total',
+      hedged: 'cairn_compact_blocks_hedged_total',
+      failed: 'cairn_compact_blocks_failed_total',
+      unknownParent: 'cairn_compact_blocks_unknown_parent_total',
+      awaitedParent: 'cairn_compact_blocks_awaited_parent_total',
+      repeated: 'cairn_compact_blocks_repeated_total',
+    } as const;
+    const stats = node.gossip.compactStats;
+    const before = { ...stats };
+    const fields = Object.keys(series) as (keyof typeof series)[];
+    assert.deepEqual(fields.toSorted(), Object.keys(stats).toSorted(), 'every counter gossip keeps');
+    try {
+      fields.forEach((field, i) => (stats[field] = 100 + i));
+      const page = await (await fetch(url)).text();
+      fields.forEach((field, i) => {
+        assert.match(page, new RegExp(`^# TYPE ${series[field]} counter$`, 'm'), series[field]);
+        assert.equal(valueIn(page, series[field]), 100 + i, series[field]);
+      });
+    } finally {
+      Object.assign(stats, before);
+    }
   });
 
   it('a reorganisation counts once, with its depth', async () => {
