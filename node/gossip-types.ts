@@ -50,14 +50,12 @@ export interface GossipOptions {
   readonly mempool: Mempool;
   readonly peers: PeerManager;
   readonly clock: () => number;
-  /** Timers: how long a compact block's forwarder has before other peers are asked too (node/compact-rebuild.ts). */
+  /** Timers (how long a compact block's forwarder has before other peers are asked too: node/compact-rebuild.ts), and the monotonic clock the records are noted by. */
   readonly env: Env;
   readonly signatures: TxSignatureVerifier;
   /** Where the peers that brought valid blocks and transactions first are noted, for eviction. */
   readonly records?: PeerRecords;
   readonly stats?: NetworkStats;
-  /** The env's monotonic milliseconds, for the records. */
-  readonly now?: () => number;
   /** True while no block may be imported from gossip (a snapshot join is under way: node/sync.ts). */
   readonly holdBlocks?: () => boolean;
   /** Relays a transaction admitted from a batch not forwarded whole (node/tx-relay.ts). */

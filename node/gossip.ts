@@ -107,7 +107,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
 
   /** The peer brought us something valid first: it keeps its slot when the node is full. */
   private gave(peer: string, what: 'block' | 'tx'): void {
-    if (this.o.records && this.o.now) this.o.records.gave(peer, what, this.o.now());
+    this.o.records?.gave(peer, what, this.o.env.monotonic());
   }
 
   /**

@@ -147,7 +147,7 @@ export class CairnNode extends EventEmitter<NodeEvents> {
     });
     const serve: Serve = (name, protocol, respond, options) => this.guard.handle(name, protocol, respond, options);
     const common = { transport: this.transport, names: this.names, chain: this.chain, peers: this.peers, clock: this.clock, env: this.env, records: this.guard.records };
-    this.gossip = new Gossip({ ...common, mempool: this.mempool, signatures: this.signatures, stats: this.guard.stats, now: () => this.env.monotonic(), announceTx: (tx) => this.txRelay.announce(tx), holdBlocks: () => this.sync.joining, log: this.log });
+    this.gossip = new Gossip({ ...common, mempool: this.mempool, signatures: this.signatures, stats: this.guard.stats, announceTx: (tx) => this.txRelay.announce(tx), holdBlocks: () => this.sync.joining, log: this.log });
     this.own = new OwnBlocks(this.chain, this.gossip, this.params);
     this.sync = new Sync({
       ...common,

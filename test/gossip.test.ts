@@ -127,6 +127,21 @@ describe('Gossip: blocks', function () {
     await r.reorganised;
   });
 
+  it("the peer that brought a valid block or transactions first is noted for eviction, by the env's monotonic clock", async () => {
+    // The clock came from an optional `now` of its own beside the env: a Gossip given the env and
+    // not it (as here) noted nobody, and eviction then took the peers that fed it for idle ones.
+    const { db, now, chain, block } = await atGenesis();
+    const records = new PeerRecords();
+    records.connected('peer', { direction: 'outbound', remoteAddr: '/ip4/10.0.0.1/tcp/7370' }, 0);
+    const { scheduler, whole, txs } = gossipOn(chain, db, now, { records });
+    await scheduler.runUntil(scheduler.now + 5_000);
+    assert.equal(await whole('peer', block.bytes), 'accept');
+    assert.equal(records.get('peer')?.lastBlockAt, scheduler.now);
+    await scheduler.runUntil(scheduler.now + 1_000);
+    assert.equal(await txs('peer', encodeTxBatch([transfer(testKey(0), testKey(9).address, 1n, 1n)])), 'accept');
+    assert.equal(records.get('peer')?.lastTxAt, scheduler.now);
+  });
+
   it("a compact block whose forwarder gives nothing for the transactions we lack: they are asked of other peers, not left to the next status poll", async () => {
     // From a review: only the first forwarder was asked, and a timeout or an empty answer is no
     // offence; the honest copies of the message were gossipsub duplicates, dropped unseen, and the

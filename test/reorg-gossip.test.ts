@@ -16,6 +16,7 @@ import { InlineVerifier } from '../node/inline-verifier.ts';
 import { encodeTxBatch } from '../node/wire.ts';
 import { TxRelay } from '../node/tx-relay.ts';
 import { PeerManager } from '../node/peers.ts';
+import { realEnv } from '../node/env.ts';
 import { afterTurns, testKey, transfer } from './helpers/fixtures.ts';
 import { heldReorganisation, untilAsked } from './helpers/reorg.ts';
 import { TEST_TOPICS, peerTable, validatorsTransport } from './helpers/gossip-harness.ts';
@@ -40,7 +41,7 @@ describe('transactions gossiped or pushed mid-way through a reorganisation', fun
     const { peers, records, connect } = peerTable();
     const relayed: string[] = [];
     const names = TEST_TOPICS;
-    const gossip = new Gossip({ transport, names, chain: r.chain, mempool, peers, records, signatures, clock: () => r.now, announceTx: (tx: Transaction) => void relayed.push(tx.idHex) } as unknown as GossipOptions);
+    const gossip = new Gossip({ transport, env: realEnv, names, chain: r.chain, mempool, peers, records, signatures, clock: () => r.now, announceTx: (tx: Transaction) => void relayed.push(tx.idHex) } as unknown as GossipOptions);
     gossip.start();
     const gossiped = (peer: string, txs: readonly Transaction[]) => validators.get('/txs')!(peer, encodeTxBatch(txs));
     /** Once this node relays `spend` (it entered, after the reorganisation). */

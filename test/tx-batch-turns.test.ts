@@ -17,6 +17,7 @@ import { InlineVerifier } from '../node/inline-verifier.ts';
 import { BATCHES_AT_ONCE_PER_GROUP, MAX_WAITING_BATCHES, MAX_WAITING_BATCH_BYTES, MAX_WAITING_BATCH_BYTES_IN_ALL, TxBatchTurns } from '../node/tx-batch-turns.ts';
 import { admitTxBatch } from '../node/gossip-txs.ts';
 import { MAX_TXS_PER_BATCH, encodeTxBatch } from '../node/wire.ts';
+import { realEnv } from '../node/env.ts';
 import { FUNDED_KEYS, afterTurns, testKey, transfer } from './helpers/fixtures.ts';
 import { TEST_TOPICS, countingSignatures, peerTable, validatorsTransport } from './helpers/gossip-harness.ts';
 
@@ -57,7 +58,7 @@ function txGossip(held?: Uint8Array) {
   const { peers, records, connect } = peerTable();
   const stats = new NetworkStats();
   const names = TEST_TOPICS;
-  new Gossip({ transport, names, chain: { params: { maxBlockBytes: 1 << 20 } }, mempool, peers, records, stats, signatures, clock: () => 1_000, announceTx: () => {} } as unknown as GossipOptions).start();
+  new Gossip({ transport, env: realEnv, names, chain: { params: { maxBlockBytes: 1 << 20 } }, mempool, peers, records, stats, signatures, clock: () => 1_000, announceTx: () => {} } as unknown as GossipOptions).start();
   return { validate: validators.get('/txs')!, mempool, peers, stats, connect, release, heldReads: () => heldReads, verified };
 }
 
