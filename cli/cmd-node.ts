@@ -9,6 +9,7 @@ import { DEFAULT_REORG_DEPTH } from '../consensus/chain-index.ts';
 import { checkPeerAddress } from '../node/libp2p/addresses.ts';
 import { createKey, KeystoreError, listKeys } from './keystore.ts';
 import { readPassword } from './password.ts';
+import { whileWaitingForPassword } from './lock-holder.ts';
 import { DEFAULT_PORTS, address, checkpointArg, count, hostNames, listenAddress, parse, port, str, UsageError } from './args.ts';
 import { DEFAULT_DATADIR, futureGenesisWarning, initDatadir, sharedChainIdWarning } from './datadir.ts';
 import { createLogger, isLogLevel } from './log.ts';
@@ -60,7 +61,7 @@ async function keptOrNewCoinbase(values: Record<string, unknown>, datadir: strin
   // key, imported by the walkthrough): the user says which.
   if (existing.length > 1) throw new UsageError(`${keystore} holds ${existing.length} keys: say which one mining pays with --coinbase ADDRESS (cairn keys list --keystore ${keystore})`);
   if (existing.length === 1) return address(existing[0]!, 'coinbase key');
-  const password = await readPassword({ passwordFile: str(values, 'password-file'), confirm: true, purpose: `the new coinbase key in ${keystore}` });
+  const password = await whileWaitingForPassword(datadir, () => readPassword({ passwordFile: str(values, 'password-file'), confirm: true, purpose: `the new coinbase key in ${keystore}` }));
   const { address: created } = await createKey(keystore, password);
   log(`created coinbase key ${created} in ${keystore}`);
   return address(created, 'coinbase key');

@@ -13,6 +13,7 @@ import { PEERS_FILE } from '../node/peer-file.ts';
 import { RPC_ENDPOINT_FILE } from '../node/rpc-types.ts';
 import { fileReason, isSystemError } from './file-errors.ts';
 import { isLightDatadir } from './start-errors.ts';
+import { PASSWORD_WAIT_FILE } from './lock-holder.ts';
 
 export const BUNDLED_GENESIS = fileURLToPath(new URL('../genesis.json', import.meta.url));
 export { DEFAULT_DATADIR } from './args.ts';
@@ -99,7 +100,7 @@ async function makeDirs(dir: string): Promise<void> {
  * node/libp2p/identity.ts's PEER_KEY_FILE, not imported: that would load libp2p's crypto into every
  * command (cmd-proof imports this file).
  */
-const CAIRN_ENTRIES = new Set([GENESIS_COPY, 'chain', 'keystore', 'p2p-key', RPC_ENDPOINT_FILE, BANS_FILE, PEERS_FILE, MEMPOOL_FILE, CHECKPOINT_FILE, 'history-check', 'lock', 'headers', 'headers.tip', 'node.log']);
+const CAIRN_ENTRIES = new Set([GENESIS_COPY, 'chain', 'keystore', 'p2p-key', RPC_ENDPOINT_FILE, BANS_FILE, PEERS_FILE, MEMPOOL_FILE, CHECKPOINT_FILE, 'history-check', 'lock', 'headers', 'headers.tip', 'node.log', PASSWORD_WAIT_FILE]);
 
 /**
  * Refuses a folder that holds things and none of Cairn's (`--datadir ~`, or a project's folder):

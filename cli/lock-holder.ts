@@ -8,19 +8,60 @@
  * its holder's pid, in /proc/locks, which is read here and nothing is taken. Elsewhere, or where
  * the list does not name the file, the holder is unknown and the callers say what they said before.
  */
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+
+/**
+ * The file in a datadir naming the pid of a node waiting there for its new coinbase key's
+ * password, its store's lock held: nothing else tells that wait (a person's, for as long as they
+ * take) from a store open. Believed only while that pid holds the lock, so one a kill left behind
+ * says nothing.
+ */
+export const PASSWORD_WAIT_FILE = 'password-wait';
 
 export interface LockHolder {
   readonly pid: number;
   /** The cairn command it runs (`node`, `light`, `snapshot`, …), when its command line says. */
   readonly command: string | undefined;
+  /** A node waiting for the password of its new coinbase key (whileWaitingForPassword). */
+  readonly waitingForPassword: boolean;
 }
 
 /** The process holding the lock of the datadir's store (a full node's) or of a light client's datadir. */
 export function datadirHolder(datadir: string, light = false): LockHolder | undefined {
   const pid = lockHolderPid(join(datadir, light ? 'lock' : 'chain', 'LOCK'));
-  return pid === undefined ? undefined : { pid, command: cairnCommandOf(pid) };
+  return pid === undefined ? undefined : { pid, command: cairnCommandOf(pid), waitingForPassword: !light && passwordWaiter(datadir) === pid };
+}
+
+/**
+ * `ask` (a password read), with the datadir marked as waiting for it by this process, which holds
+ * the datadir's store's lock meanwhile. The mark is a hint for those who ask who holds the
+ * datadir: a write or a removal that fails costs the start nothing.
+ */
+export async function whileWaitingForPassword<T>(datadir: string, ask: () => Promise<T>): Promise<T> {
+  const file = join(datadir, PASSWORD_WAIT_FILE);
+  const hint = (write: () => void) => {
+    try {
+      write();
+    } catch {
+      // Only the words of `cairn status` meanwhile are at stake.
+    }
+  };
+  hint(() => writeFileSync(file, `${process.pid}\n`));
+  try {
+    return await ask();
+  } finally {
+    hint(() => rmSync(file, { force: true }));
+  }
+}
+
+function passwordWaiter(datadir: string): number | undefined {
+  try {
+    const pid = Number(readFileSync(join(datadir, PASSWORD_WAIT_FILE), 'utf8').trim());
+    return Number.isSafeInteger(pid) && pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** The pid holding a POSIX lock on `file`, from /proc/locks (Linux); undefined where none or unknown. */
@@ -70,6 +111,9 @@ export function cairnCommandIn(argv: readonly string[]): string | undefined {
  * client starting (its RPC comes once its store is open), or another cairn command using it.
  */
 export function holderText(datadir: string, holder: LockHolder, what: string): string {
+  if (holder.waitingForPassword) {
+    return `the node on ${datadir} (pid ${holder.pid}) is starting, waiting for the password of its new coinbase key (asked where it was started): it answers once given one and its store is open (kill ${holder.pid} stops it)`;
+  }
   if (holder.command === 'node' || holder.command === 'light') {
     return `the ${holder.command === 'light' ? 'light client' : 'node'} on ${datadir} (pid ${holder.pid}) is starting: it answers once its store is open; ask again in a moment (kill ${holder.pid} stops it)`;
   }

@@ -69,7 +69,7 @@ function inUse(s: StartSettings, pid: number | undefined): StartError {
     return new StartError('DATADIR_IN_USE', `the datadir ${s.datadir} is in use by the cairn ${s.what ?? 'node'} with pid ${pid}: stop it first (cairn stop --datadir ${s.datadir}), or give this one another --datadir`);
   }
   const holder = datadirHolder(s.datadir, s.what === 'light client');
-  const by = !holder ? `another process (a ${s.what ?? 'node'} still starting, or cairn init)` : holder.command ? `cairn ${holder.command} with pid ${holder.pid}${holder.command === 'node' || holder.command === 'light' ? ', still starting' : ''}` : `another process with pid ${holder.pid}`;
+  const by = !holder ? `another process (a ${s.what ?? 'node'} still starting, or cairn init)` : holder.waitingForPassword ? `cairn node with pid ${holder.pid}, still starting: waiting for the password of its new coinbase key` : holder.command ? `cairn ${holder.command} with pid ${holder.pid}${holder.command === 'node' || holder.command === 'light' ? ', still starting' : ''}` : `another process with pid ${holder.pid}`;
   return new StartError('DATADIR_IN_USE', `the datadir ${s.datadir} is in use by ${by}: wait for it or stop it${holder ? ` (kill ${holder.pid})` : ''}, or give this one another --datadir`);
 }
 

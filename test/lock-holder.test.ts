@@ -1,11 +1,13 @@
 /**
- * A node still starting (its store open, no rpc.json yet) is told apart from none running
- * (cli/lock-holder.ts): the holder of the store's lock, read from /proc/locks, never taken.
+ * A node still starting (its store open, or its coinbase key's password awaited; no rpc.json yet)
+ * is told apart from none running (cli/lock-holder.ts): the holder of the store's lock, read from
+ * /proc/locks, never taken.
  */
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { closeSync, constants, existsSync, openSync, readdirSync, readFileSync, readlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { cairnCommandIn, lockHolderPid } from '../cli/lock-holder.ts';
+import { cairnCommandIn, lockHolderPid, PASSWORD_WAIT_FILE } from '../cli/lock-holder.ts';
 import { LevelKv } from '../ledger/kv-level.ts';
 import { tempDir } from './helpers/fixtures.ts';
 import { CAIRN_MAIN, runCli, waitFor } from './helpers/cli.ts';
@@ -27,6 +29,19 @@ async function locksListed(path: string): Promise<boolean> {
   } finally {
     await kv.close();
   }
+}
+
+/** What cairn status and cairn stop say of a datadir whose node is starting (`said`), and the last line of a second node's refusal (`inUse`). */
+async function namedWhileStarting(datadir: string, said: string, inUse: string): Promise<void> {
+  const [status, stop, second] = await Promise.all([
+    runCli(['status', '--datadir', datadir]),
+    runCli(['stop', '--datadir', datadir]),
+    runCli(['node', '--datadir', datadir, ...NODE_FLAGS]),
+  ]);
+  assert.deepEqual([status.code, status.stderr], [1, said]);
+  assert.deepEqual([stop.code, stop.stderr], [1, said]);
+  assert.equal(second.code, 1, second.stderr);
+  assert.equal(second.stderr.trimEnd().split('\n').at(-1), inUse);
 }
 
 describe('who holds a datadir', function () {
@@ -83,18 +98,62 @@ describe('who holds a datadir', function () {
         return starting.log().includes('store opened, held') || undefined;
       }, 30_000);
       const pid = starting.child.pid!;
-      const said = `cairn: the node on ${datadir} (pid ${pid}) is starting: it answers once its store is open; ask again in a moment (kill ${pid} stops it)\n`;
-      const [status, stop, second] = await Promise.all([
-        runCli(['status', '--datadir', datadir]),
-        runCli(['stop', '--datadir', datadir]),
-        runCli(['node', '--datadir', datadir, ...NODE_FLAGS]),
-      ]);
-      assert.deepEqual([status.code, status.stderr], [1, said]);
-      assert.deepEqual([stop.code, stop.stderr], [1, said]);
-      assert.equal(second.code, 1, second.stderr);
-      assert.equal(second.stderr.trimEnd().split('\n').at(-1), `cairn: the datadir ${datadir} is in use by cairn node with pid ${pid}, still starting: wait for it or stop it (kill ${pid}), or give this one another --datadir`);
+      await namedWhileStarting(
+        datadir,
+        `cairn: the node on ${datadir} (pid ${pid}) is starting: it answers once its store is open; ask again in a moment (kill ${pid} stops it)\n`,
+        `cairn: the datadir ${datadir} is in use by cairn node with pid ${pid}, still starting: wait for it or stop it (kill ${pid}), or give this one another --datadir`,
+      );
       process.kill(pid, 'SIGUSR2');
       await waitFor('the node to answer', async () => ((await runCli(['status', '--datadir', datadir, '--json'])).code === 0 ? true : undefined), 30_000);
+    } finally {
+      await stopProcess(starting.child, 'SIGTERM');
+    }
+  });
+
+  it('cairn status, cairn stop and a second node name a first --mine start waiting for its coinbase key\'s password, with its pid, not as opening its store', async function () {
+    if (!listed) this.skip();
+    // From the project's list: it holds the store's lock while it waits (cmd-node.ts, coinbaseFor),
+    // and was told as opening its store, "ask again in a moment", for as long as nobody typed.
+    const datadir = join(dir.path, 'mining');
+    const password = join(dir.path, 'password');
+    assert.equal(spawnSync('mkfifo', [password]).status, 0, 'mkfifo');
+    // A FIFO as --password-file: its open waits for a writer, as a prompt waits for a person.
+    const starting = spawnWithFaults([CAIRN_MAIN, 'node', '--mine', '--datadir', datadir, '--password-file', password, ...NODE_FLAGS], {});
+    try {
+      const pid = starting.child.pid!;
+      const alive = () => {
+        if (starting.child.exitCode !== null) throw new Error(`the node exited: ${starting.log()}`);
+      };
+      await waitFor('the node to wait for its password', async () => {
+        alive();
+        return existsSync(join(datadir, PASSWORD_WAIT_FILE)) || undefined;
+      }, 30_000);
+      await namedWhileStarting(
+        datadir,
+        `cairn: the node on ${datadir} (pid ${pid}) is starting, waiting for the password of its new coinbase key (asked where it was started): it answers once given one and its store is open (kill ${pid} stops it)\n`,
+        `cairn: the datadir ${datadir} is in use by cairn node with pid ${pid}, still starting: waiting for the password of its new coinbase key: wait for it or stop it (kill ${pid}), or give this one another --datadir`,
+      );
+      // Opened for reading and writing, a FIFO's open waits for nobody (Linux): the password is
+      // written, and the pipe let go once the node has it open, which then reads it to its end.
+      const writer = openSync(password, constants.O_RDWR);
+      try {
+        writeSync(writer, 'a password\n');
+        const opened = (fd: string) => {
+          try {
+            return readlinkSync(`/proc/${pid}/fd/${fd}`) === password;
+          } catch {
+            return false;
+          }
+        };
+        await waitFor('the node to open its password file', async () => {
+          alive();
+          return readdirSync(`/proc/${pid}/fd`).some(opened) || undefined;
+        }, 30_000);
+      } finally {
+        closeSync(writer);
+      }
+      await waitFor('the node to answer', async () => ((await runCli(['status', '--datadir', datadir, '--json'])).code === 0 ? true : undefined), 30_000);
+      assert.equal(existsSync(join(datadir, PASSWORD_WAIT_FILE)), false, 'the mark is gone once the password came');
     } finally {
       await stopProcess(starting.child, 'SIGTERM');
     }
