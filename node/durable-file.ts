@@ -1,7 +1,7 @@
 import { open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
-/** The write under way to each file, so that the next waits for it (both would use one temporary file). */
+/** The write or removal under way of each file, so that the next waits for it (two writes would use one temporary file). */
 const writing = new Map<string, Promise<void>>();
 
 /**
@@ -12,8 +12,29 @@ const writing = new Map<string, Promise<void>>();
  * that fails (a full disk) leaves the old file and removes its temporary one.
  */
 export function replaceFile(file: string, data: Uint8Array | string): Promise<void> {
+  return inTurn(file, () => writeThenRename(file, data));
+}
+
+/**
+ * Removes `file` (none is no error), after the write to it under way if any, and syncs its
+ * directory: unsynced, a power cut can bring the removed file back.
+ */
+export function removeFile(file: string): Promise<void> {
+  return inTurn(file, async () => {
+    try {
+      await rm(file);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw err;
+    }
+    await syncDirectory(dirname(file));
+  });
+}
+
+/** `change` to `file` once the one under way has ended. */
+function inTurn(file: string, change: () => Promise<void>): Promise<void> {
   const previous = writing.get(file) ?? Promise.resolve();
-  const done = previous.then(() => writeThenRename(file, data));
+  const done = previous.then(change);
   const settled = done.catch(() => {});
   writing.set(file, settled);
   void settled.then(() => {

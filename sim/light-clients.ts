@@ -91,7 +91,8 @@ export class SimLightClients {
     const s = this.world.scheduler;
     for (const spec of this.specs) {
       mkdirSync(join(this.dir, spec.id));
-      s.at(SIM_EPOCH_MS + spec.joinAtMs, () => void this.start(spec));
+      // Held as a stop is: a start removes the saved tip it read, a real file, synced.
+      s.at(SIM_EPOCH_MS + spec.joinAtMs, () => s.hold(this.start(spec)));
       const r = spec.restart;
       if (!r) continue;
       s.at(SIM_EPOCH_MS + r.atMs, () => {
@@ -100,7 +101,7 @@ export class SimLightClients {
         if (r.kind === 'crash') this.crash(spec.id);
         // The scheduler waits for the stop: its last write is a real file's (the saved tip).
         else s.hold(this.stop(spec.id));
-        s.after(r.downMs, () => void this.start(spec));
+        s.after(r.downMs, () => s.hold(this.start(spec)));
       });
     }
   }

@@ -75,10 +75,11 @@ export class Scheduler {
   }
 
   /**
-   * Simulated time stands still until `work` settles: for the one real thing code under the
-   * simulator may await, a file written as a light client stops (its next life reads it), which
-   * would otherwise land at a simulated time of the machine's choosing. `work` must need no event
-   * to settle, only promise work and the real write (a watchdog of real time says so, and fails the run).
+   * Simulated time stands still until `work` settles: for the real things code under the
+   * simulator may await, a file written as a light client stops (its next life reads it) and
+   * removed as that life starts, which would otherwise land at a simulated time of the
+   * machine's choosing. `work` must need no event to settle, only promise work and the real file
+   * work (a watchdog of real time says so, and fails the run).
    */
   hold(work: Promise<unknown>): void {
     const done: Promise<void> = work.then(

@@ -5,13 +5,18 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { createRequire, syncBuiltinESMExports } from 'node:module';
 import { join } from 'node:path';
 import { loadOrCreatePeerKey, PEER_KEY_FILE } from '../node/libp2p/identity.ts';
 import { replaceFile, writeWholeFile } from '../node/durable-file.ts';
 import { createServer } from 'node:net';
 import { JsonRpcServer } from '../node/rpc.ts';
 import { RPC_ENDPOINT_FILE } from '../node/rpc-types.ts';
-import { tempDir } from './helpers/fixtures.ts';
+import { LightHeaders } from '../node/light/headers.ts';
+import { genesisBlock } from '../ledger/genesis.ts';
+import { tempDir, testParams } from './helpers/fixtures.ts';
+
+const fsPromises = createRequire(import.meta.url)('node:fs/promises') as typeof import('node:fs/promises');
 
 describe('files kept beside the store', () => {
   let dir: ReturnType<typeof tempDir>;
@@ -71,6 +76,16 @@ describe('files kept beside the store', () => {
     assert.equal(readFileSync(`${file}.${process.pid}.2.partial`, 'utf8'), 'a kill left this');
   });
 
+  it("a light client's saved tip is removed as it is read, the removal synced: a power cut could bring it back, stale", async () => {
+    // From the project's list: it was removed with rmSync and its directory never synced.
+    const genesis = genesisBlock(testParams()).header;
+    const path = join(dir.path, 'headers');
+    await new LightHeaders(path, genesis).close(); // a clean close saves the tip
+    assert.ok(existsSync(`${path}.tip`));
+    const synced = await directorySyncs(() => LightHeaders.open(path, genesis), `${path}.tip`);
+    assert.deepEqual(synced, [{ dir: dir.path, fileThere: false }], 'its directory synced once it was gone');
+  });
+
   it('rpc.json is written whole (mode 0600); an RPC start that cannot write it fails and leaves no port open', async () => {
     // From a review of a full disk: rpc.json was written in place (a CLI could read half a token),
     // and an RPC start that failed to write it left its server listening, unusable, until exit.
@@ -93,6 +108,35 @@ describe('files kept beside the store', () => {
     await new Promise((closed) => again.close(closed));
   });
 });
+
+/**
+ * The directories synced while `run` runs (each open of one whose handle is synced), and whether
+ * `file` was there then. Node's own fs/promises is watched, and the modules' bindings to it with it.
+ */
+async function directorySyncs(run: () => Promise<unknown>, file: string): Promise<{ dir: string; fileThere: boolean }[]> {
+  const synced: { dir: string; fileThere: boolean }[] = [];
+  const original = fsPromises.open;
+  fsPromises.open = (async (...args: Parameters<typeof original>) => {
+    const handle = await original(...args);
+    const path = String(args[0]);
+    if ((await handle.stat()).isDirectory()) {
+      const sync = handle.sync.bind(handle);
+      handle.sync = async () => {
+        await sync();
+        synced.push({ dir: path, fileThere: existsSync(file) });
+      };
+    }
+    return handle;
+  }) as typeof original;
+  syncBuiltinESMExports();
+  try {
+    await run();
+  } finally {
+    fsPromises.open = original;
+    syncBuiltinESMExports();
+  }
+  return synced;
+}
 
 /** A port free now on 127.0.0.1. */
 async function freePort(): Promise<number> {

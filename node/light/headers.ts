@@ -1,7 +1,7 @@
-import { closeSync, fstatSync, fsyncSync, ftruncateSync, openSync, readFileSync, readSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, fsyncSync, ftruncateSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
 import { Reader, Writer, bigIntToBytes, bytesEqual, bytesToBigInt, toHex } from '../../ledger/bytes.ts';
 import { HEADER_BYTES, decodeHeader, type BlockHeader } from '../../ledger/block.ts';
-import { replaceFile } from '../durable-file.ts';
+import { removeFile, replaceFile } from '../durable-file.ts';
 import type { HeaderChainStart } from '../../consensus/headers.ts';
 import { blockWork } from '../../consensus/pow.ts';
 
@@ -196,7 +196,7 @@ export class LightHeaders {
    * million headers (and 150 MB its peers uploaded) before it could prove an account. The saved
    * tip is removed as it is read, so a kill later on starts over rather than trust a stale one.
    */
-  static open(path: string, genesis: BlockHeader): LightHeaders {
+  static async open(path: string, genesis: BlockHeader): Promise<LightHeaders> {
     const tipFile = `${path}.tip`;
     let saved: SavedTip | undefined;
     try {
@@ -204,7 +204,7 @@ export class LightHeaders {
     } catch {
       saved = undefined; // none, or not one this code wrote for this file: start over
     }
-    rmSync(tipFile, { force: true });
+    await removeFile(tipFile);
     return new LightHeaders(path, genesis, saved);
   }
 
