@@ -7,6 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createServer, isIP } from 'node:net';
 import { join } from 'node:path';
 import { CairnError, StoreError, isDiskFull } from '../ledger/errors.ts';
+import { processAlive } from '../node/durable-file.ts';
 import { keptPeerId, PEER_KEY_FILE } from '../node/libp2p/identity.ts';
 import { RPC_ENDPOINT_FILE, type RpcEndpointFile } from '../node/rpc-types.ts';
 import { UsageError } from './args.ts';
@@ -38,7 +39,7 @@ export function isLightDatadir(datadir: string): boolean {
 /** The pid a running node wrote to DIR/rpc.json, if it is there and that process is alive. */
 export function runningPid(datadir: string): number | undefined {
   const pid = endpointPid(datadir);
-  return pid !== undefined && alive(pid) ? pid : undefined;
+  return pid !== undefined && processAlive(pid) ? pid : undefined;
 }
 
 /** The pid DIR/rpc.json names, alive or not. */
@@ -48,15 +49,6 @@ export function endpointPid(datadir: string): number | undefined {
     return Number.isSafeInteger(pid) && pid > 0 ? pid : undefined;
   } catch {
     return undefined;
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0); // throws when no such process
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM'; // there, but another user's
   }
 }
 

@@ -1,5 +1,5 @@
-import { open, rename, rm, type FileHandle } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { open, readdir, rename, rm, type FileHandle } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 
 /** The write or removal under way of each file, so that the next waits for it (two writes would use one temporary file). */
 const writing = new Map<string, Promise<void>>();
@@ -63,9 +63,10 @@ let temporaries = 0;
  * for a file too big to hold in memory (a snapshot file). Its temporary file is this write's own
  * (`FILE.PID.N.partial`, made new): two writers of one file (two exports from two datadirs) each
  * rename a file of their own, never one that both wrote into. A write that fails removes it; a
- * kill leaves it, named for what it is.
+ * kill leaves it, named for what it is, until the next write of `file` (removeKilledPartials).
  */
 export async function writeWholeFile<T>(file: string, write: (handle: FileHandle) => Promise<T>): Promise<T> {
+  await removeKilledPartials(file);
   for (;;) {
     const temp = `${file}.${process.pid}.${++temporaries}.partial`;
     let handle: FileHandle;
@@ -77,6 +78,35 @@ export async function writeWholeFile<T>(file: string, write: (handle: FileHandle
       continue;
     }
     return syncAndRename(handle, temp, file, () => write(handle));
+  }
+}
+
+/**
+ * The temporary files of `file` whose writers were killed mid-way (`FILE.PID.N.partial`, PID no
+ * live process), each as big as the file: a killed export left one for good. A live writer's are
+ * kept (two exports from two datadirs may write one file at once). Removed before the write,
+ * whose rename's directory sync keeps the removals too; one that cannot be removed is left.
+ * Where the PID is another PID namespace's (a container writing to a shared mount), a live writer
+ * looks dead from here: its rename then fails and its `file` stays as it was.
+ */
+async function removeKilledPartials(file: string): Promise<void> {
+  const dir = dirname(file);
+  const prefix = `${basename(file)}.`;
+  // A directory that cannot be read: the write's own open says why.
+  const names = await readdir(dir).catch(() => [] as string[]);
+  for (const name of names) {
+    const pid = name.startsWith(prefix) ? /^(\d+)\.\d+\.partial$/.exec(name.slice(prefix.length))?.[1] : undefined;
+    if (pid !== undefined && !processAlive(Number(pid))) await rm(join(dir, name), { force: true }).catch(() => {});
+  }
+}
+
+/** Whether a process with `pid` runs (another user's too), as far as this PID namespace shows. */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0); // throws when no such process
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'; // there, but another user's
   }
 }
 

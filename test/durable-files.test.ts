@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { createRequire, syncBuiltinESMExports } from 'node:module';
 import { join } from 'node:path';
 import { loadOrCreatePeerKey, PEER_KEY_FILE } from '../node/libp2p/identity.ts';
@@ -74,6 +75,18 @@ describe('files kept beside the store', () => {
     assert.equal(readFileSync(file, 'utf8'), 'new');
     assert.deepEqual(readdirSync(dir.path).sort(), ['out.snap', `out.snap.${process.pid}.2.partial`], "no temporary file left of its own; another's left alone");
     assert.equal(readFileSync(`${file}.${process.pid}.2.partial`, 'utf8'), 'a kill left this');
+  });
+
+  it('a file written in a stream: what killed writers of it left is removed at its next write; a live writer\'s, and other files\', are not', async () => {
+    // From the project's list: a kill during an export left FILE.PID.N.partial, the snapshot's size, for good.
+    const file = join(dir.path, 'out.snap');
+    const dead = spawnSync(process.execPath, ['-e', '']).pid!; // ended and reaped: no process has its pid
+    const live = process.ppid;
+    const left = [`out.snap.${dead}.1.partial`, `out.snap.${dead}.7.partial`];
+    const kept = [`out.snap.${live}.3.partial`, `other.snap.${dead}.1.partial`, `out.snapshot.${dead}.1.partial`, `out.snap.${dead}.1.partial.old`];
+    for (const name of [...left, ...kept]) writeFileSync(join(dir.path, name), 'a kill left this');
+    await writeWholeFile(file, (handle) => handle.write('new'));
+    assert.deepEqual(readdirSync(dir.path).sort(), ['out.snap', ...kept].sort());
   });
 
   it("a light client's saved tip is removed as it is read, the removal synced: a power cut could bring it back, stale", async () => {
