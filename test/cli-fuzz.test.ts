@@ -14,6 +14,8 @@ import { encodeAddress } from '../ledger/keys.ts';
 import { accountCommand, mempoolCommand, peersCommand, txCommand } from '../cli/cmd-chain.ts';
 import { blockCommand, blocksCommand, rpcHelpCommand, statusCommand, tipsCommand } from '../cli/cmd-inspect.ts';
 import { proofCommand, verifyCommand } from '../cli/cmd-proof.ts';
+import { genesisCommand } from '../cli/cmd-genesis.ts';
+import { genesisJson, parseGenesis } from '../ledger/genesis.ts';
 import { createOut, failureText, type Out } from '../cli/output.ts';
 import { RPC_ENDPOINT_FILE, type RpcEndpointFile } from '../node/rpc-types.ts';
 import { FUNDED_KEYS, tempDir, testKey, transfer } from './helpers/fixtures.ts';
@@ -100,5 +102,48 @@ describe('cairn commands on fuzzed command lines', function () {
     }
     if (process.env.CAIRN_FUZZ_SCALE) console.log(`      ${JSON.stringify(outcomes)}`);
     assert.ok(outcomes.answered > 40 && outcomes.refused > 40, JSON.stringify(outcomes));
+  });
+
+  it('cairn genesis new, on fuzzed values of every option: a genesis file a node reads back as written, or a line of ours', async () => {
+    const junk = fc.oneof(fc.constantFrom('-1', '1.5', '1e3', '0x10', '', ' ', 'CRN', '4294967296', '9007199254740993'), fc.string({ maxLength: 10 }));
+    const whole = fc.oneof({ weight: 4, arbitrary: fc.integer({ min: 0, max: 20 }).map(String) }, fc.constantFrom('60', '600', '86400', '86401', '4294967295', '281474976710656'), fc.nat().map(String), junk);
+    const amount = fc.oneof(fc.bigInt({ min: 0n, max: 10n ** 22n }).map(String), fc.constantFrom('1000CRN', '1.5CRN', '0.000000001CRN', '99999999999CRN'), junk);
+    const options: Record<string, fc.Arbitrary<string>> = {
+      '--alloc': fc.tuple(fc.constantFrom(alice.address, bob.address), amount).map(([a, v]) => `${encodeAddress(a)}=${v}`),
+      '--chain-id': whole,
+      '--timestamp': fc.oneof(whole, fc.constantFrom(String(Math.floor(Date.now() / 1000)), String(Date.now()))),
+      '--target': fc.oneof(fc.bigInt({ min: 0n, max: (1n << 260n) }).map((t) => `0x${t.toString(16)}`), fc.constantFrom('0x', `0x${'F'.repeat(64)}`, 'ff'), junk),
+      '--block-time': whole,
+      '--half-life': whole,
+      '--reward': amount,
+      '--unit': fc.oneof(fc.constantFrom('CRN', 'btc', 'ABCDEFGH', 'ABCDEFGHI', 'A-B'), junk),
+      '--decimals': whole,
+      '--max-block-bytes': whole,
+      '--max-block-txs': whole,
+    };
+    const pair = fc.constantFrom(...Object.keys(options)).chain((o) => options[o]!.map((v) => [o, v] as const));
+    const lines = fc.sample(fc.uniqueArray(pair, { maxLength: 4, selector: ([o]) => o }), { seed: SEED, numRuns: runs(300) });
+    const outcomes = { written: 0, refused: 0 };
+    const stderr = process.stderr.write.bind(process.stderr);
+    try {
+      process.stderr.write = (() => true) as typeof process.stderr.write;
+      for (const pairs of lines) {
+        const argv = ['new', '--name', 'fuzz-net', ...pairs.flat()];
+        let written = '';
+        try {
+          await genesisCommand(argv, createOut(false, (text) => void (written += text)));
+        } catch (err) {
+          outcomes.refused++;
+          assert.doesNotMatch(failureText(err, false, ''), /internal error/, `cairn genesis ${argv.map((a) => JSON.stringify(a)).join(' ')}`);
+          continue;
+        }
+        outcomes.written++;
+        assert.equal(genesisJson(parseGenesis(written)), written, `cairn genesis ${argv.join(' ')} wrote a file read back otherwise`);
+      }
+    } finally {
+      process.stderr.write = stderr;
+    }
+    if (process.env.CAIRN_FUZZ_SCALE) console.log(`      ${JSON.stringify(outcomes)}`);
+    assert.ok(outcomes.written > 20 && outcomes.refused > 20, JSON.stringify(outcomes));
   });
 });
