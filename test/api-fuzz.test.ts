@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { request } from 'node:http';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { toHex } from '../ledger/bytes.ts';
@@ -57,6 +58,18 @@ describe('RPC and REST under fuzzing', function () {
     await http?.stop();
     await stopAll([t]);
   });
+
+  /** The status of a GET of `url` sent with exactly `host` as its Host header (fetch sets its own). */
+  function rawStatus(url: string, host: string): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const req = request(url, { setHost: false, headers: { host } }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode!));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+  }
 
   function state(): { tip: string; pending: string[] } {
     return { tip: t.node.chain.tip.hashHex, pending: [...t.node.mempool.entries()].map((e) => e.tx.idHex).sort() };
@@ -145,7 +158,7 @@ describe('RPC and REST under fuzzing', function () {
     assert.deepEqual(state(), before_);
   });
 
-  it('a target that reads as another host (//%40(…) is a path to the REST API and to the metrics page (404: neither has it): it ended the node from the metrics port', async () => {
+  it('a target that reads as another host (//%40(…) is a path to the REST API and to the metrics page (404: neither has it): it ended the node from the metrics port; Host headers of every shape are refused or answered', async () => {
     const metrics = new Metrics(t.node);
     try {
       const port = await metrics.listen(0);
@@ -153,6 +166,15 @@ describe('RPC and REST under fuzzing', function () {
         assert.equal((await get(`http://127.0.0.1:${port}${target}`)).status, 404, target);
         assert.equal((await get(`http://127.0.0.1:${port}/metrics`)).status, 200, 'still serving');
       }
+      // Host headers of every shape (the DNS-rebinding check reads them): refused or answered, never a 500 or an end.
+      const hosts = fc.sample(fc.oneof(fc.constantFrom('127.0.0.1', 'localhost', '[::1]', 'x.localhost.', 'evil.example', '127.0.0.1:1', '[::1', ':', '@', 'a@b', '%', '', '[', 'localhost/x', 'localhost?x', 'localhost#x'), fc.string({ maxLength: 20 }).filter((h) => /^[\x21-\x7e]*$/.test(h))), { seed: SEED, numRuns: runs(150) });
+      for (const host of hosts) {
+        for (const base of [`http://127.0.0.1:${port}/metrics`, `${rest}/blocks/tip/height`]) {
+          const status = await rawStatus(base, host);
+          assert.ok([200, 400, 403].includes(status), `${base} with Host ${JSON.stringify(host)}: ${status}`);
+        }
+      }
+      assert.equal((await get(`http://127.0.0.1:${port}/metrics`)).status, 200, 'still serving');
       const odd = await get(`${rest}//%40(B%2BE%25%3C/status`);
       assert.equal(odd.status, 404, odd.text);
       // Not /blocks/tip/height on another "host": a path whose first segment is empty.
