@@ -249,11 +249,11 @@ export class AddressIndex {
   }
 
   private async countNow(address: Uint8Array, key: string, settledHeight: number): Promise<AddressCounts> {
-    // A reorganisation reaching the settled height while this runs would leave counts of one
-    // chain under a block of another: its hash there is read first and last (before the memo is
-    // checked, and after the last entry's block is read), and the counts are remembered only if
-    // it did not change.
-    const [settledBefore] = await this.db.history.mainHashes(settledHeight, settledHeight + 1);
+    // A block disconnected while this runs may have shown its reads another chain than the one
+    // the last entry's block is then read from, even one that came back by the end (a settled
+    // block's hash, read first and last, was the same then): the counts are remembered only if
+    // none was, the main chain only growing between the first read and the last.
+    const disconnects = this.db.disconnectsQueued;
     let memo = this.countMemo.get(key) ?? (await this.storedCount(address));
     if (memo) {
       const [hash] = await this.db.history.mainHashes(memo.height, memo.height + 1);
@@ -271,17 +271,14 @@ export class AddressIndex {
       last = { height, position: readU32(k, 25) };
     }
     const [hash] = last ? await this.db.history.mainHashes(last.height, last.height + 1) : [];
-    const [settledAfter] = await this.db.history.mainHashes(settledHeight, settledHeight + 1);
-    if (last && settledBefore && settledAfter && bytesEqual(settledBefore, settledAfter)) {
-      if (hash) {
-        let stored = memo?.stored ?? 0;
-        if (settled.entries - stored >= STORED_COUNT_STEP) {
-          this.db.queueRecords([{ type: 'put', key: layout.addressCount(address), value: encodeCount(this.end, last, hash, settled) }]);
-          stored = settled.entries;
-        }
-        this.countMemo.delete(key);
-        this.countMemo.set(key, { ...last, hash, counts: settled, stored });
+    if (last && hash && this.db.disconnectsQueued === disconnects) {
+      let stored = memo?.stored ?? 0;
+      if (settled.entries - stored >= STORED_COUNT_STEP) {
+        this.db.queueRecords([{ type: 'put', key: layout.addressCount(address), value: encodeCount(this.end, last, hash, settled) }]);
+        stored = settled.entries;
       }
+      this.countMemo.delete(key);
+      this.countMemo.set(key, { ...last, hash, counts: settled, stored });
     }
     return total;
   }

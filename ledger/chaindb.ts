@@ -41,6 +41,7 @@ export class ChainDB implements AccountSource, TreeNodeReader {
   private tree: TreeStore;
   private readonly writes: CommitQueue;
   private readonly indexers: readonly BlockIndexer[];
+  private disconnects = 0;
   private readonly cachedTreeNodes: number | undefined;
   /** What the tree's top was last rebuilt from: a clean close's checkpoint, or the stored nodes. */
   private rebuiltFrom: 'checkpoint' | 'scan';
@@ -373,8 +374,18 @@ export class ChainDB implements AccountSource, TreeNodeReader {
     unit.end();
   }
 
+  /**
+   * Blocks disconnected since the store opened (queued). A reader that finds it unchanged after
+   * reads it began before saw a main chain that only grew between them: each read a prefix of
+   * the one after it.
+   */
+  get disconnectsQueued(): number {
+    return this.disconnects;
+  }
+
   /** Queues the disconnection of the stored tip `block` with its `undo` data, and the tree back as it was, as ONE unit. */
   queueDisconnect(block: Block, undo: readonly UndoRecord[], tree: TreeUpdate, extraOps: readonly BatchOp[] = []): void {
+    this.disconnects++;
     const { header } = block;
     const unit = this.writes.unit();
     for (const tx of block.txs) unit.del(layout.tx(tx.id));
