@@ -5,7 +5,8 @@
  * replacements paying enough or not, amounts near what the sender has left, forged signatures),
  * blocks of the pool's own selection and of transactions it never saw, admissions queued between
  * a block's state change and the pool's update (as a node's come), reorganisations that take
- * blocks back, expiry, and a look at every sender again. Every index must say what the entries
+ * blocks back, expiry, a snapshot's state adopted, transactions restored from the mempool file,
+ * and a peer's batch weighed for a signature check. Every index must say what the entries
  * say; the gapped set must be exactly the entries above each sender's first missing nonce from
  * its state nonce; the eviction order what sorting the senders' tails gives; and the block the
  * pool selects must apply to the state.
@@ -24,7 +25,7 @@ import { toHex } from '../ledger/bytes.ts';
 import { childBlock, placeholderTransfer, seededRandom, testKey, testParams, type TestKey } from './helpers/fixtures.ts';
 
 const PARAMS = testParams();
-const SENDERS = [40, 41, 42, 43, 44].map(testKey);
+const SENDERS = [40, 41, 42, 43, 44, 45, 46].map(testKey);
 /** Paid, never paying: a recipient of its own in the address index. */
 const SINK = testKey(50).address;
 const FIRST_SEED = Number(process.env.CAIRN_FUZZ_SEED ?? 1);
@@ -53,6 +54,8 @@ interface TailSlot {
   readonly index: number;
 }
 
+const NO_ACCOUNT: Account = { balance: 0n, nonce: 0n };
+const account = (state: MemoryAccounts, address: Uint8Array) => state.map.get(toHex(address)) ?? NO_ACCOUNT;
 const ids = (entries: Iterable<MempoolEntry>) => [...entries].map((e) => e.idHex).sort();
 
 /**
@@ -89,7 +92,7 @@ async function checkIndexes(pool: Mempool, state: MemoryAccounts, evictFor: stri
   assert.deepEqual([...pool.feesHighestFirst()], entries.map((e) => e.tx.fee).sort((a, b) => (a > b ? -1 : a < b ? 1 : 0)), `${where}: fees sorted`);
   // What waits for a missing nonce: exactly what is above each sender's first missing one from its state nonce.
   const nonces = new Map<string, Account>();
-  for (const key of bySender.keys()) nonces.set(key, state.map.get(key) ?? { balance: 0n, nonce: 0n });
+  for (const key of bySender.keys()) nonces.set(key, state.map.get(key) ?? NO_ACCOUNT);
   const gapped = entries.filter((e) => e.tx.nonce > firstMissing(bySender.get(e.tx.fromKey), nonces.get(e.tx.fromKey)!.nonce));
   assert.deepEqual(ids(set.gapped), ids(gapped), `${where}: gapped`);
   assert.equal(set.gappedTotal, gapped.reduce((sum, e) => sum + e.tx.bytes.length, 0), `${where}: gapped bytes`);
@@ -115,6 +118,7 @@ async function checkIndexes(pool: Mempool, state: MemoryAccounts, evictFor: stri
   });
   assert.deepEqual(ids(pool.executableHeads()), ids(runs.filter((e) => e.tx.nonce === nonces.get(e.tx.fromKey)!.nonce)), `${where}: heads`);
   assert.deepEqual(ids([...pool.executableHeads()].flatMap((head) => pool.runFrom(head))), ids(runs), `${where}: runs`);
+  for (const k of SENDERS) assert.equal(await pool.nextNonce(k.address), firstMissing(bySender.get(toHex(k.address)), account(state, k.address).nonce), `${where}: next nonce`);
   const selected = await pool.selectForBlock(1_000, 1_000_000);
   assert.deepEqual(ids(selected.map((tx) => ({ idHex: tx.idHex }) as MempoolEntry)), ids(runs), `${where}: selection`);
   applyTo(new MemoryAccounts(), state, selected, where);
@@ -175,8 +179,7 @@ describe('the mempool\'s indexes over random operations', function () {
       const forged = new Set<string>();
       const accounts = new MemoryAccounts();
       for (const k of SENDERS) accounts.set(k.address, { balance: BigInt(500 + random.int(5_000)), nonce: BigInt(random.int(3)) });
-      const account = (address: Uint8Array) => accounts.map.get(toHex(address)) ?? { balance: 0n, nonce: 0n };
-      const policy = { maxBytes: (6 + random.int(14)) * TX_BYTES, maxGappedBytes: (1 + random.int(4)) * TX_BYTES, maxNonceGap: 3 + random.int(6), maxAge: 30 + random.int(60) };
+      const policy = { maxBytes: (4 + random.int(12)) * TX_BYTES, maxGappedBytes: (1 + random.int(4)) * TX_BYTES, maxNonceGap: 3 + random.int(6), maxAge: 30 + random.int(60) };
       // Some signatures are checked later (a pool's thread), so admissions interleave.
       const checkSignature = (tx: Transaction) => {
         const verdict = () => {
@@ -192,14 +195,15 @@ describe('the mempool\'s indexes over random operations', function () {
       /** A transaction from a random sender: at its next nonces or past a gap, a replacement or not, its amount near what it has left. */
       const randomTx = (): Transaction => {
         const k = SENDERS[random.int(SENDERS.length)]!;
-        const { balance, nonce: stateNonce } = account(k.address);
+        const { balance, nonce: stateNonce } = account(accounts, k.address);
         const mine = pool.sentFrom(k.address);
         const replacing = mine.length > 0 && random.int(4) === 0 ? mine[random.int(mine.length)]! : undefined;
-        const nonce = replacing ? replacing.tx.nonce : stateNonce + BigInt(random.int(policy.maxNonceGap + 3)) - (random.int(8) === 0 ? 1n : 0n);
+        const next = firstMissing(new Map(mine.map((e) => [e.tx.nonce, e])), stateNonce);
+        const nonce = replacing ? replacing.tx.nonce : random.int(2) === 0 ? next : stateNonce + BigInt(random.int(policy.maxNonceGap + 3)) - (random.int(8) === 0 ? 1n : 0n);
         const fee = replacing ? replacing.tx.fee + BigInt(random.int(4)) : BigInt(1 + random.int(30));
         const left = balance - mine.reduce((sum, e) => sum + e.tx.amount + e.tx.fee, 0n) + (replacing ? replacing.tx.amount + replacing.tx.fee : 0n);
         const near = left - fee + BigInt(random.int(7)) - 3n;
-        const amount = random.int(2) === 0 && near > 0n ? near : BigInt(1 + random.int(300));
+        const amount = random.int(4) === 0 && near > 0n ? near : BigInt(1 + random.int(60));
         const to = random.int(3) === 0 ? SENDERS[random.int(SENDERS.length)]!.address : SINK;
         const tx = placeholderTransfer(PARAMS, k, to, nonce < 0n ? 0n : nonce, amount, fee);
         if (replacing) seen.replaced++;
@@ -212,14 +216,14 @@ describe('the mempool\'s indexes over random operations', function () {
         const before = new Map(accounts.map);
         const applies: Transaction[] = [];
         for (const tx of txs) {
-          const sender = account(tx.from);
+          const sender = account(accounts, tx.from);
           if (tx.nonce !== sender.nonce || tx.amount + tx.fee > sender.balance) continue;
           applyTo(accounts, accounts, [tx], 'a block of ours');
           applies.push(tx);
         }
         const miner = random.int(2) === 0 ? SENDERS[random.int(SENDERS.length)]!.address : SINK;
         const block = childBlock({ hash: new Uint8Array(32), height: chain.length }, applies, { miner });
-        const paid = account(miner);
+        const paid = account(accounts, miner);
         accounts.set(miner, { ...paid, balance: paid.balance + 50n + applies.reduce((sum, tx) => sum + tx.fee, 0n) });
         chain.push({ block, before });
         return block;
@@ -227,39 +231,57 @@ describe('the mempool\'s indexes over random operations', function () {
       /** Transactions the pool never saw, at some senders' next nonces. */
       const foreign = () =>
         SENDERS.filter(() => random.int(3) === 0).flatMap((k: TestKey) => {
-          const { nonce, balance } = account(k.address);
+          const { nonce, balance } = account(accounts, k.address);
           return [placeholderTransfer(PARAMS, k, SINK, nonce, BigInt(random.int(Number(balance / 2n) + 1)), BigInt(1 + random.int(20)))];
         });
 
       for (let step = 0; step < 120; step++) {
         now += random.int(5);
         const where = `seed ${seed} (CAIRN_FUZZ_SEED=${seed} replays it), step ${step}`;
-        const op = random.int(20);
+        const op = random.int(24);
         const evictedBefore = pool.dropped.evicted;
         if (op < 9) {
           await admissions();
         } else if (op < 14) {
-          // A block: the pool's selection (all of it or some), or some of it and some it never saw;
-          // admissions may come between the state's change and the pool's update, as a node's do.
-          const selected = await pool.selectForBlock(1 + random.int(6), 1_000_000);
-          const txs = random.int(2) === 0 ? selected : [...foreign(), ...selected.filter(() => random.int(2) === 0)];
-          const block = connect(txs);
+          // Blocks (one, or a few at once as a catch-up's): the pool's selection (all of it or some),
+          // or some of it and some it never saw; admissions may come between the state's change
+          // and the pool's update, as a node's do.
+          const blocks: Block[] = [];
+          for (let n = random.int(4) === 0 ? 2 + random.int(2) : 1; n > 0; n--) {
+            const selected = (await pool.selectForBlock(1 + random.int(6), 1_000_000)).filter((tx) => !blocks.some((b) => b.txs.includes(tx)));
+            blocks.push(connect(random.int(2) === 0 ? selected : [...foreign(), ...selected.filter(() => random.int(2) === 0)]));
+          }
           const queued = random.int(3) === 0 ? [admissions(), admissions()] : [];
           seen.queuedBeforeUpdate += queued.length;
-          await Promise.all([pool.update([block], [], now), ...queued]);
+          await Promise.all([pool.update(blocks, [], now), ...queued]);
         } else if (op < 16 && chain.length > 0) {
-          // A reorganisation: the last blocks back, the state as it was before them, and maybe another block.
+          // A reorganisation: the last blocks back, the state as it was before them, and maybe a
+          // block of the other branch, with some of what they held, some of the pool's and some new.
           const back = chain.splice(chain.length - 1 - random.int(Math.min(3, chain.length)));
           accounts.map.clear();
           for (const [key, a] of back[0]!.before) accounts.map.set(key, a);
-          const connected = random.int(2) === 0 ? [connect(foreign())] : [];
+          const takenBack = back.flatMap((b) => b.block.txs).filter(() => random.int(2) === 0);
+          const connected = random.int(2) === 0 ? [connect([...takenBack, ...foreign(), ...(await pool.selectForBlock(3, 1_000_000))])] : [];
           await pool.update(connected, back.map((b) => b.block), now);
           seen.reorganised++;
         } else if (op < 18) {
           now += random.int(3) === 0 ? policy.maxAge : 0;
           seen.expired += await pool.expire(now);
-        } else {
+        } else if (op < 19) {
           await pool.recheckAll();
+        } else if (op < 20) {
+          // A snapshot's state adopted (the chain went elsewhere without blocks to follow): every sender judged again.
+          for (const k of SENDERS) if (random.int(2) === 0) accounts.set(k.address, { balance: BigInt(random.int(6_000)), nonce: BigInt(random.int(8)) });
+          chain.length = 0;
+          await pool.recheckAll();
+        } else if (op < 22) {
+          // Transactions kept from an earlier run (the mempool file), each with when it came, some long ago.
+          await pool.restore(Array.from({ length: 1 + random.int(4) }, () => ({ tx: randomTx(), addedAt: now - random.int(policy.maxAge * 2) })), now);
+        } else {
+          // A peer's batch judged worth a signature check: the pool changes not.
+          const before = [...pool.entries()];
+          await pool.worthVerifying(Array.from({ length: 1 + random.int(4) }, randomTx));
+          assert.deepEqual([...pool.entries()], before, where);
         }
         seen.evicted += pool.dropped.evicted - evictedBefore;
         seen.gapped += pool.gappedBytes > 0 ? 1 : 0;
