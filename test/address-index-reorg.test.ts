@@ -35,7 +35,7 @@ const SCALE = Number(process.env.CAIRN_FUZZ_SCALE ?? 1);
 type Balances = Map<string, { balance: bigint; nonce: bigint }>;
 
 /** The node's store as the node opens it: the indexer in every unit, the index opened before the chain. */
-class Store {
+class Ledger {
   readonly disk = new MemoryDisk();
   kv!: MemoryKv;
   db!: ChainDB;
@@ -118,7 +118,7 @@ describe('address index over random reorganisations, reopens and backfills', fun
       const where = `seed ${seed} (CAIRN_FUZZ_SEED=${seed} replays it)`;
       const blocks = new Map<string, Block>();
       const balances = new Map<string, Balances>();
-      const store = new Store();
+      const store = new Ledger();
       await store.open(true);
       const genesis = store.db.genesis;
       balances.set(toHex(genesis.header.hash), new Map(params.alloc.map((a) => [toHex(a.address), { balance: a.balance, nonce: 0n }])));
@@ -222,7 +222,7 @@ describe('address index over random reorganisations, reopens and backfills', fun
       assert.deepEqual(store.failures, [], where);
 
       const main = mainChain();
-      const fresh = new Store();
+      const fresh = new Ledger();
       await fresh.open(true);
       for (const b of main) assert.equal(await fresh.chain.processBlock(b), 'connected', where);
       for (const address of EVERYONE) {
@@ -262,7 +262,7 @@ describe('address index over random reorganisations, reopens and backfills', fun
     // it too, once the count was stored).
     const minerA = testKey(10).address;
     const minerB = testKey(11).address;
-    const store = new Store();
+    const store = new Ledger();
     await store.open(true);
     const index = store.index!;
     const a = mineChain(params, asParent(store.db.genesis), 30, { miner: minerA });
