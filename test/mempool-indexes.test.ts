@@ -22,7 +22,7 @@ import { TX_BYTES, type Transaction } from '../ledger/transaction.ts';
 import type { Account } from '../ledger/state.ts';
 import type { Block } from '../ledger/block.ts';
 import { toHex } from '../ledger/bytes.ts';
-import { childBlock, placeholderTransfer, seededRandom, testKey, testParams, type TestKey } from './helpers/fixtures.ts';
+import { afterTurns, childBlock, placeholderTransfer, seededRandom, testKey, testParams, type TestKey } from './helpers/fixtures.ts';
 
 const PARAMS = testParams();
 const SENDERS = [40, 41, 42, 43, 44, 45, 46].map(testKey);
@@ -246,12 +246,15 @@ describe('the mempool\'s indexes over random operations', function () {
           // Blocks (one, or a few at once as a catch-up's): the pool's selection (all of it or some),
           // or some of it and some it never saw; admissions may come between the state's change
           // and the pool's update, as a node's do.
+          // Or even while a batch is being admitted, its senders' accounts read before the block.
+          const during = random.int(4) === 0 ? [admissions(), admissions()] : [];
+          if (during.length > 0) await afterTurns(1 + random.int(3));
           const blocks: Block[] = [];
           for (let n = random.int(4) === 0 ? 2 + random.int(2) : 1; n > 0; n--) {
             const selected = (await pool.selectForBlock(1 + random.int(6), 1_000_000)).filter((tx) => !blocks.some((b) => b.txs.includes(tx)));
             blocks.push(connect(random.int(2) === 0 ? selected : [...foreign(), ...selected.filter(() => random.int(2) === 0)]));
           }
-          const queued = random.int(3) === 0 ? [admissions(), admissions()] : [];
+          const queued = [...during, ...(random.int(3) === 0 ? [admissions(), admissions()] : [])];
           seen.queuedBeforeUpdate += queued.length;
           await Promise.all([pool.update(blocks, [], now), ...queued]);
         } else if (op < 16 && chain.length > 0) {
