@@ -109,7 +109,7 @@ function checkRemembered(what: string, at: { height: number; position: number; h
 }
 
 describe('address index over random reorganisations, reopens and backfills', function () {
-  this.timeout(120_000);
+  this.timeout(120_000 * SCALE);
 
   it('equals a fresh index of the final main chain, pages and counts included, and remembers only true counts', async () => {
     const seen = { reorgs: 0, kills: 0, backfills: 0, memos: 0, stored: 0 };

@@ -170,7 +170,7 @@ function applyTo(into: MemoryAccounts, state: MemoryAccounts, txs: readonly Tran
 }
 
 describe('the mempool\'s indexes over random operations', function () {
-  this.timeout(60_000);
+  this.timeout(60_000 * SCALE);
 
   it('agree after every operation with indexes recomputed from the entries', async () => {
     const seen = { admitted: 0, replaced: 0, evicted: 0, expired: 0, gapped: 0, queuedBeforeUpdate: 0, reorganised: 0, forged: 0 };
