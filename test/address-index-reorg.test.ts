@@ -108,6 +108,14 @@ function checkRemembered(what: string, at: { height: number; position: number; h
   return true;
 }
 
+/** Each count `index` remembers in memory for a block of `main` checked; how many were. */
+function checkMemos(index: AddressIndex, main: readonly Block[], where: string): number {
+  const memos = (index as unknown as { countMemo: Map<string, { height: number; position: number; hash: Uint8Array; counts: AddressCounts }> }).countMemo;
+  let checked = 0;
+  for (const [key, memo] of memos) if (checkRemembered(`${where}: the count remembered for ${key}`, memo, main, Buffer.from(key, 'hex'))) checked++;
+  return checked;
+}
+
 describe('address index over random reorganisations, reopens and backfills', function () {
   this.timeout(120_000 * SCALE);
 
@@ -215,6 +223,8 @@ describe('address index over random reorganisations, reopens and backfills', fun
             seen.backfills++;
           }
         }
+        // What the index remembers is true at every step, not only of the chain it ends on.
+        if (store.index) checkMemos(store.index, mainChain(), `${where}, step ${step}`);
       }
       await settle();
       const index = store.index!;
@@ -237,10 +247,7 @@ describe('address index over random reorganisations, reopens and backfills', fun
         // Twice: the first from what is remembered, the second from what the first remembered.
         for (let i = 0; i < 2; i++) assert.deepEqual(await index.counts(address, store.chain.tip.height - random.int(3)), counts, `${at}: counts`);
       }
-      const memos = (index as unknown as { countMemo: Map<string, { height: number; position: number; hash: Uint8Array; counts: AddressCounts }> }).countMemo;
-      for (const [key, memo] of memos) {
-        if (checkRemembered(`${where}: the count remembered for ${key}`, memo, main, Buffer.from(key, 'hex'))) seen.memos++;
-      }
+      seen.memos += checkMemos(index, main, where);
       for await (const [key, value] of store.db.records(layout.range('C'))) {
         const r = new Reader(value);
         if (r.u32() !== index.status().end) continue; // another index's: never used
