@@ -2,6 +2,7 @@
  * The key file's format, version 1: its constants, the limits a file read back must keep to, and
  * the checks that turn untrusted JSON into a `KeyFileV1` before any decryption sees it. No I/O here.
  */
+import { jsonValueText } from '../ledger/json-text.ts';
 import { decodeAddress, PRIVATE_KEY_BYTES } from '../ledger/keys.ts';
 import { KeystoreError } from './keystore-error.ts';
 
@@ -82,7 +83,7 @@ export function parseKeyFile(text: string, file: string): KeyFileV1 {
   }
   if (!isObject(doc)) throw corrupt('not a JSON object');
   if (doc['version'] !== KEY_FILE_VERSION) {
-    throw corrupt(`version ${JSON.stringify(doc['version'])} is not supported (expected ${KEY_FILE_VERSION})`);
+    throw corrupt(`version ${jsonValueText(doc['version'])} is not supported (expected ${KEY_FILE_VERSION})`);
   }
   const address = doc['address'];
   if (typeof address !== 'string' || !isAddressText(address)) throw corrupt('address is not a cairn address');

@@ -321,6 +321,19 @@ describe('keystore', () => {
       }
     });
 
+    it('a key file whose version is deeply nested or long → KEY_FILE_CORRUPT in one short line, not "a bug in cairn"', async () => {
+      // Found by the files fuzz (test/files-fuzz.test.ts): the message quoted the version with
+      // JSON.stringify, which threw RangeError (the CLI's "internal error") on 10,000 nested arrays.
+      await importKey(keystore, PASSWORD, KEY1_HEX, FAST);
+      const file = join(keystore, `${KEY1_ADDRESS}.json`);
+      const good = readDoc(file);
+      for (const version of ['['.repeat(10_000) + ']'.repeat(10_000), JSON.stringify('9'.repeat(60_000))]) {
+        writeFileSync(file, JSON.stringify(good).replace('"version":1', `"version":${version}`));
+        const err = await rejectsWith(loadPrivateKey(keystore, KEY1_ADDRESS, PASSWORD), 'KEY_FILE_CORRUPT');
+        assert.ok(err.message.length < 300, err.message);
+      }
+    });
+
     it('import of bad hex, a zero key or a key ≥ the curve order → INVALID_PRIVATE_KEY, echoing nothing', async () => {
       const cases = [
         '',
