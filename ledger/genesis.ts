@@ -1,5 +1,6 @@
 import { Writer, bigIntToBytes, bytesEqual, toHex } from './bytes.ts';
 import { GenesisError } from './errors.ts';
+import { jsonParseReason, jsonValueText } from './json-text.ts';
 import { sha256 } from './hash.ts';
 import { decodeAddress, encodeAddress } from './keys.ts';
 import { MAX_AMOUNT, MAX_DECIMALS, parseAmount } from './amount.ts';
@@ -40,14 +41,14 @@ function fail(message: string): never {
 
 function integer(value: unknown, field: string, min: number, max: number): number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
-    fail(`"${field}" must be an integer from ${min} to ${max}, got ${JSON.stringify(value)}`);
+    fail(`"${field}" must be an integer from ${min} to ${max}, got ${jsonValueText(value)}`);
   }
   return value;
 }
 
 function amount(value: unknown, field: string): bigint {
   const parsed = typeof value === 'string' ? parseAmount(value) : undefined;
-  if (parsed === undefined) fail(`"${field}" must be a decimal string of base units up to ${MAX_AMOUNT}, got ${JSON.stringify(value)}`);
+  if (parsed === undefined) fail(`"${field}" must be a decimal string of base units up to ${MAX_AMOUNT}, got ${jsonValueText(value)}`);
   return parsed;
 }
 
@@ -92,7 +93,7 @@ export function parseGenesis(text: string): ChainParams {
   try {
     json = JSON.parse(text);
   } catch (err) {
-    fail(`not valid JSON (${(err as Error).message})`);
+    fail(`not valid JSON (${jsonParseReason(err)})`);
   }
   const duplicate = findDuplicateMember(text);
   if (duplicate !== undefined) fail(`member "${duplicate}" appears twice in one object`);

@@ -301,3 +301,23 @@ describe('genesis: duplicate members', () => {
     assert.doesNotThrow(() => parseGenesis(text.replace('"name": "cairn-devnet-1"', '"name": "x\\"name\\":"')));
   });
 });
+
+describe('genesis: what a refusal says', () => {
+  it('names a value that is deeply nested or long, and a syntax error, in one short line, never a RangeError', () => {
+    // Found by the files fuzz (test/files-fuzz.test.ts): the message quoted a bad value with
+    // JSON.stringify, which threw RangeError on 10,000 nested arrays (cairn init said "Maximum call
+    // stack size exceeded"), and JSON.parse's own message quotes the text around the fault, newline
+    // and all, of which the CLI prints the first line only.
+    const nested = '['.repeat(10_000) + ']'.repeat(10_000);
+    const text = JSON.stringify(base());
+    for (const [bad, field] of [
+      [text.replace('"chainId":42', `"chainId":${nested}`), /"chainId" must be an integer from 0 to 4294967295, got an array$/],
+      [text.replace('"reward":"5000"', `"reward":${nested}`), /"reward" must be a decimal string .*, got an array$/],
+      [text.replace('"reward":"5000"', `"reward":"${'9'.repeat(100_000)}"`), /"reward" must be .*, got "9{40}"… \(100000 characters\)$/],
+      ['\u0000\n  "name": "x"\n}', /^genesis: not valid JSON \(.*\)$/],
+    ] as const) {
+      rejected(bad, field);
+      assert.throws(() => parseGenesis(bad), (err: Error) => !/[\r\n]/.test(err.message) && err.message.length < 300);
+    }
+  });
+});
