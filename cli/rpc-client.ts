@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { request as httpRequest } from 'node:http';
+import { request as httpRequest, type ClientRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { join, resolve } from 'node:path';
 import { CairnError } from '../ledger/errors.ts';
@@ -184,32 +184,41 @@ const MAX_RESPONSE_BYTES = 256 * 1024 * 1024;
  */
 function post(url: string, token: string, body: string, timeoutMs: number): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
-    const deadline = setTimeout(() => req.destroy(new Error('timed out')), timeoutMs);
+    // A request node:http refuses to make (a URL or a token it cannot send) throws before `req` is
+    // set: the deadline must not then fire on it, a ReferenceError that ended a script's process.
+    let req: ClientRequest | undefined;
+    const deadline = setTimeout(() => req?.destroy(new Error('timed out')), timeoutMs);
     const done = <T>(settle: (value: T) => void) => (value: T) => {
       clearTimeout(deadline);
       settle(value);
     };
     resolve = done(resolve);
     reject = done(reject);
-    const req = (url.startsWith('https:') ? httpsRequest : httpRequest)(url, {
-      method: 'POST',
-      agent: false,
-      headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), authorization: `Bearer ${token}` },
-      timeout: timeoutMs,
-    }, (res) => {
-      const chunks: Buffer[] = [];
-      let size = 0;
-      res.on('data', (c: Buffer) => {
-        size += c.length;
-        if (size <= MAX_RESPONSE_BYTES) chunks.push(c);
-        else res.destroy(new RpcClientError('RPC_BAD_RESPONSE', `the node at ${url} sent an answer over ${MAX_RESPONSE_BYTES / 1024 / 1024} MiB`));
+    try {
+      req = (url.startsWith('https:') ? httpsRequest : httpRequest)(url, {
+        method: 'POST',
+        agent: false,
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), authorization: `Bearer ${token}` },
+        timeout: timeoutMs,
+      }, (res) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on('data', (c: Buffer) => {
+          size += c.length;
+          if (size <= MAX_RESPONSE_BYTES) chunks.push(c);
+          else res.destroy(new RpcClientError('RPC_BAD_RESPONSE', `the node at ${url} sent an answer over ${MAX_RESPONSE_BYTES / 1024 / 1024} MiB`));
+        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+        res.on('error', reject);
       });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
-      res.on('error', reject);
-    });
-    req.on('timeout', () => req.destroy(new Error('timed out')));
-    req.on('error', reject);
-    req.end(body);
+    } catch (err) {
+      reject(err);
+      return;
+    }
+    const sent = req;
+    sent.on('timeout', () => sent.destroy(new Error('timed out')));
+    sent.on('error', reject);
+    sent.end(body);
   });
 }
 

@@ -3,7 +3,7 @@
  * failure it is handed, and the launcher that picks what to run.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, utimesSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -130,6 +130,18 @@ describe('cli plumbing', function () {
     } finally {
       dir.remove();
     }
+  });
+
+  it('a call node:http cannot make (a token it cannot send) fails, and leaves no timer behind to fire on a request never made', async () => {
+    // A script's process ended 60 s later on a ReferenceError: the deadline's timer fired on the
+    // request that node:http had refused to make.
+    // In a process of its own: mocha's timers are in this one.
+    const script = `const { RpcClient } = await import(${JSON.stringify(pathToFileURL(join(REPO, 'cli/rpc-client.ts')).href)});
+      const err = await new RpcClient('http://127.0.0.1:1/', 'a\\nb').call('status', {}).then(() => undefined, (e) => e);
+      console.log(err?.code, JSON.stringify(process.getActiveResourcesInfo().filter((r) => r === 'Timeout')));
+      process.exit(0);`;
+    const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+    assert.equal(child.stdout.trim(), 'NODE_NOT_RUNNING []', child.stderr);
   });
 
   it("a devnet's folder given as a datadir: names the datadirs of its nodes in it, not \"start one with cairn node --datadir\" there", async () => {
