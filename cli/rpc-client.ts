@@ -4,6 +4,7 @@ import { request as httpRequest, type ClientRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { join, resolve } from 'node:path';
 import { CairnError } from '../ledger/errors.ts';
+import { jsonParseReason } from '../ledger/json-text.ts';
 import { DEFAULT_DATADIR, UsageError } from './args.ts';
 import { fileReason, isSystemError } from './file-errors.ts';
 import { datadirHolder, holderText } from './lock-holder.ts';
@@ -23,6 +24,9 @@ export class RpcClientError extends CairnError {
 
 /** How long a call waits for its answer, asking again while the node reorganises included. */
 export const RPC_TIMEOUT_MS = 60_000;
+/** A token an Authorization header can carry, as the node makes them (hex). */
+const RPC_TOKEN = /^[\x21-\x7e]+$/;
+
 /** The longest a node's "ask again in" is taken at its word (a wrong one must not stall a call). */
 const MAX_RETRY_AFTER_MS = 5_000;
 
@@ -64,13 +68,17 @@ export class RpcClient<M extends { [K in keyof M]: { params: unknown; result: un
     // may have written its rpc.json since the first read.
     for (let read = 1; ; read++) {
       let endpoint: RpcEndpointFile | undefined;
+      let damage: string | undefined;
       try {
-        endpoint = JSON.parse(await readFile(join(datadir, RPC_ENDPOINT_FILE), 'utf8')) as RpcEndpointFile;
+        const text = await readFile(join(datadir, RPC_ENDPOINT_FILE), 'utf8');
+        endpoint = endpointIn(text);
+        if (!endpoint) damage = 'not the url, token and pid a node writes';
       } catch (err) {
         // A node run by another user (a service's) keeps rpc.json to itself: that is no "not running".
         if (isSystemError(err) && err.code !== 'ENOENT') {
           throw new RpcClientError('RPC_ENDPOINT_UNREADABLE', `cannot read ${join(datadir, RPC_ENDPOINT_FILE)}: ${fileReason(err)}; the ${what} writes it for the user it runs as: run this as that user, or give --rpc URL with its token in CAIRN_RPC_TOKEN`);
         }
+        if (!isSystemError(err)) damage = `not JSON: ${jsonParseReason(err)}`;
       }
       // A node killed (kill -9, a crash, a power cut) leaves its rpc.json behind: say so rather than
       // "not answering" at an address nobody listens on.
@@ -82,6 +90,10 @@ export class RpcClient<M extends { [K in keyof M]: { params: unknown; result: un
       const holder = datadirHolder(datadir, light);
       if (holder && read === 1) continue;
       if (holder) throw new RpcClientError('NODE_STARTING', holderText(datadir, holder, what));
+      // Written whole by the node (a kill leaves the old file or the new one): a user's edit, or a bad disk.
+      if (damage !== undefined) {
+        throw new RpcClientError('RPC_ENDPOINT_DAMAGED', `${join(datadir, RPC_ENDPOINT_FILE)} is damaged (${damage}): the ${what} writes it anew when it starts; if one runs there, restart it, or give --rpc URL with its token in CAIRN_RPC_TOKEN`);
+      }
       if (endpoint) {
         throw new RpcClientError('NODE_NOT_RUNNING', `no ${what} is running on ${datadir}: its ${RPC_ENDPOINT_FILE} names pid ${pid}, which has ended without removing it (killed, or crashed: see its log); start it again with: ${start}`);
       }
@@ -244,9 +256,29 @@ export async function connect(values: Record<string, unknown>): Promise<RpcClien
     checkRpcUrl(url);
     const token = (typeof values['rpc-token'] === 'string' ? values['rpc-token'] : undefined) ?? process.env['CAIRN_RPC_TOKEN'];
     if (!token) throw new UsageError('--rpc needs --rpc-token (or CAIRN_RPC_TOKEN)');
+    if (!RPC_TOKEN.test(token)) throw new UsageError("--rpc-token (or CAIRN_RPC_TOKEN) must be the token in the node's rpc.json: printable characters without spaces");
     return new RpcClient(url, token, { notice: stderrNotice });
   }
   return RpcClient.fromDatadir(typeof values['datadir'] === 'string' ? values['datadir'] : DEFAULT_DATADIR, { notice: stderrNotice });
+}
+
+/** The endpoint in an rpc.json's text, if it is one a node could have written: anything else would fail a call with a misleading reason, or none. */
+function endpointIn(text: string): RpcEndpointFile | undefined {
+  const e = JSON.parse(text) as Partial<Record<keyof RpcEndpointFile, unknown>> | null;
+  if (typeof e !== 'object' || e === null) return undefined;
+  const { url, token, pid } = e;
+  if (typeof url !== 'string' || !isRpcUrl(url) || typeof token !== 'string' || !RPC_TOKEN.test(token)) return undefined;
+  return typeof pid === 'number' && Number.isSafeInteger(pid) && pid > 0 ? { url, token, pid } : undefined;
+}
+
+function isRpcUrl(url: string): boolean {
+  let parsed: URL | undefined;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return false;
+  }
+  return (parsed.protocol === 'http:' || parsed.protocol === 'https:') && parsed.hostname !== '';
 }
 
 /**
@@ -255,13 +287,7 @@ export async function connect(values: Record<string, unknown>): Promise<RpcClien
  * node that was running.
  */
 function checkRpcUrl(url: string): void {
-  let parsed: URL | undefined;
-  try {
-    parsed = new URL(url);
-  } catch {
-    parsed = undefined;
-  }
-  if (parsed && (parsed.protocol === 'http:' || parsed.protocol === 'https:') && parsed.hostname !== '') return;
+  if (isRpcUrl(url)) return;
   const hint = /^[^/:]+:\d+\/?$/.test(url) ? `: did you mean http://${url}?` : '';
   throw new UsageError(`--rpc must be the node's URL, http://HOST:PORT (its rpc.json says it), got "${url}"${hint}`);
 }

@@ -132,6 +132,34 @@ describe('cli plumbing', function () {
     }
   });
 
+  it('a damaged rpc.json is said to be damaged, with the way on: not "it has no rpc.json", nor a call to an endpoint it does not name', async () => {
+    // Found by the files fuzz (test/files-fuzz.test.ts): `[]` or a url that is no string gave a client
+    // that called "undefined", and told "does not answer at undefined"; text that is not JSON, "no rpc.json".
+    const dir = tempDir();
+    try {
+      const file = join(dir.path, 'rpc.json');
+      const good = { url: 'http://127.0.0.1:7371/', token: 'ab12', pid: process.pid };
+      for (const [text, why] of [
+        ['[]', 'not the url, token and pid a node writes'],
+        ['null', 'not the url, token and pid a node writes'],
+        [JSON.stringify({ ...good, url: 5 }), 'not the url, token and pid a node writes'],
+        [JSON.stringify({ ...good, url: 'file:///etc/passwd' }), 'not the url, token and pid a node writes'],
+        [JSON.stringify({ ...good, token: 'a\nb' }), 'not the url, token and pid a node writes'],
+        [JSON.stringify({ ...good, pid: '12' }), 'not the url, token and pid a node writes'],
+        ['{"url": "http://127.0.0.1:7371/",\n "tok', 'not JSON: '],
+      ] as const) {
+        writeFileSync(file, text);
+        const err = await connect({ datadir: dir.path }).then(() => undefined, (e: unknown) => e);
+        assert.ok(err instanceof RpcClientError && err.code === 'RPC_ENDPOINT_DAMAGED', `${text}: ${String(err)}`);
+        assert.ok(err.message.startsWith(`${file} is damaged (${why}`), err.message);
+        assert.ok(err.message.endsWith(`: the node writes it anew when it starts; if one runs there, restart it, or give --rpc URL with its token in CAIRN_RPC_TOKEN`), err.message);
+        assert.doesNotMatch(err.message, /\n/);
+      }
+    } finally {
+      dir.remove();
+    }
+  });
+
   it('a call node:http cannot make (a token it cannot send) fails, and leaves no timer behind to fire on a request never made', async () => {
     // A script's process ended 60 s later on a ReferenceError: the deadline's timer fired on the
     // request that node:http had refused to make.
@@ -142,6 +170,7 @@ describe('cli plumbing', function () {
       process.exit(0);`;
     const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
     assert.equal(child.stdout.trim(), 'NODE_NOT_RUNNING []', child.stderr);
+    await assert.rejects(connect({ rpc: 'http://127.0.0.1:1/', 'rpc-token': 'a b' }), /^UsageError: --rpc-token \(or CAIRN_RPC_TOKEN\) must be the token in the node's rpc\.json/);
   });
 
   it("a devnet's folder given as a datadir: names the datadirs of its nodes in it, not \"start one with cairn node --datadir\" there", async () => {
