@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { jsonParseReason } from '../ledger/json-text.ts';
 import type { BanRecord, BanStore } from './peers.ts';
 import { replaceFile } from './durable-file.ts';
 
@@ -28,7 +29,7 @@ export function banFile(datadir: string): BanStore {
       try {
         list = (JSON.parse(text) as { bans?: unknown } | null)?.bans;
       } catch (err) {
-        throw new Error(`${file} is damaged (${(err as Error).message})`);
+        throw new Error(`${file} is damaged (${jsonParseReason(err)})`);
       }
       if (!Array.isArray(list)) throw new Error(`${file} is damaged (no list of bans in it)`);
       return list.filter(isBanRecord);

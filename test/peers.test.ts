@@ -208,6 +208,9 @@ describe('bans by identity and address', () => {
       await new NetworkGuard({ env, peers: new PeerManager(clock), banStore: store, log: (level, message) => void logs.push(`${level} ${message}`) }).restoreBans();
       assert.equal(logs.length, 1, logs.join('\n'));
       assert.match(logs[0]!, /^warn .*bans\.json is damaged \(.*\): the node starts with no bans, and the next ban replaces the file$/);
+      // The parser's message quotes the text near the fault, newline and all: the log's line is one.
+      writeFileSync(join(dir.path, BANS_FILE), '\u0000\n  "bans": []\n}\n');
+      await assert.rejects(store.load(), (err: Error) => /^\S*bans\.json is damaged \(.*\)$/.test(err.message) && !/[\r\n]/.test(err.message));
       for (const text of ['null', '{"bans": 5}', '[]']) {
         writeFileSync(join(dir.path, BANS_FILE), text);
         await assert.rejects(store.load(), /no list of bans/, text);
