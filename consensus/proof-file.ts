@@ -1,5 +1,6 @@
 import { bytesEqual, fromHex, toHex } from '../ledger/bytes.ts';
 import { CairnError, DecodeError, ProofError } from '../ledger/errors.ts';
+import { jsonParseReason } from '../ledger/json-text.ts';
 import { BLOCK_VERSION, decodeHeader, type BlockHeader } from '../ledger/block.ts';
 import { genesisBlock, type ChainParams } from '../ledger/genesis.ts';
 import { decodeAddress, encodeAddress } from '../ledger/keys.ts';
@@ -83,7 +84,7 @@ export function readProofFile(text: string): ProofFile {
   try {
     json = JSON.parse(text);
   } catch (err) {
-    throw not(`not a proof file: not JSON (${(err as Error).message})`);
+    throw not(`not a proof file: not JSON (${jsonParseReason(err)})`);
   }
   const f = json as Partial<ProofFile> & Record<string, unknown>;
   const bad = (what: string) => not(`not a proof file: ${what}`);

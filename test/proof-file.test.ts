@@ -309,6 +309,8 @@ describe('proofs and proof files', function () {
 
   it('refuses what is not a proof file, saying why', () => {
     assert.throws(() => readProofFile('{'), /not JSON/);
+    // The parser's message quotes the text near the fault, newline and all; cairn verify prints one line.
+    assert.throws(() => readProofFile('\u0000\n  "cairnProof": 1\n}'), (err: Error) => /^not a proof file: not JSON \(.*\)$/.test(err.message) && !/[\r\n]/.test(err.message));
     assert.throws(() => readProofFile('{"cairnProof":2}'), /"cairnProof" must be 1/);
     assert.throws(() => readProofFile(JSON.stringify({ ...files.account, proof: 'xyz' })), /"proof" must be hex/);
   });
