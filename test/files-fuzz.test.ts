@@ -215,6 +215,18 @@ describe('the files a node and the CLI read, under fuzzing', function () {
       }
     }
 
+    it('a chain longer than the headers kept whole: a byte changed in the head or in the end of the saved tip starts over, or reopens with block 1 as it was', async () => {
+      // Found by the fuzz: block 1's timestamp (ASERT's anchor) was saved alone, and checked only
+      // while block 1 was among the headers kept whole: a bit flipped in it reopened the chain with
+      // every later target wrong, and the client banned each peer whose headers it then checked.
+      const s = await saved(RECENT_HEADERS + 40);
+      for (let at = 0; at < s.tip.length; at = at === 12 ? s.tip.length - 160 : at + (at < 12 ? 1 : 8)) {
+        const tip = Uint8Array.from(s.tip);
+        tip[at]! ^= 0x10;
+        await opensAsSavedOrStartsOver(s, s.headers, tip);
+      }
+    });
+
     for (const [name, n, runs] of [['a short chain', 12, 200], ['a chain longer than the headers kept whole', RECENT_HEADERS + 40, 25]] as const) {
       it(`${name}: a damaged tip or headers file reopens as the chain saved or starts over at genesis`, async () => {
         const s = await saved(n);

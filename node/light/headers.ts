@@ -13,13 +13,19 @@ interface Recent {
   readonly totalWork: bigint;
 }
 
-/** What a clean close leaves beside the hashes file (`path.tip`) for the next start to go on from. */
-const TIP_FILE_MAGIC = 0x434c5431; // "CLT1"
+/**
+ * What a clean close leaves beside the hashes file (`path.tip`) for the next start to go on from.
+ * "CLT1" held block 1's timestamp alone, which nothing could check once block 1 was older than the
+ * headers kept whole: a bad disk's flipped bit in it gave every later target wrong, and the client
+ * banned every peer whose headers it checked. "CLT2" holds block 1's header, checked against the file.
+ */
+const TIP_FILE_MAGIC = 0x434c5432; // "CLT2"
 
 /** The last headers a clean close saved, with their chains' total work, checked against the hashes file. */
 interface SavedTip {
   readonly recent: readonly Recent[];
-  readonly anchor: number | undefined;
+  /** Block 1's header (none for a chain at genesis alone). */
+  readonly anchor: BlockHeader | undefined;
 }
 
 /**
@@ -32,8 +38,8 @@ export class HeaderView {
   /** Height of recent headers by hash (hex), for finding where a peer's chain forks from ours. */
   private readonly heights: Map<string, number>;
   private top: number;
-  /** Block 1's timestamp: ASERT's anchor, needed for every target after it. */
-  private anchor: number | undefined;
+  /** Block 1's header: its timestamp is ASERT's anchor, needed for every target after it. */
+  private anchor: BlockHeader | undefined;
   /** The lowest height this view wrote to the file (Infinity: none). */
   lowestWrite = Infinity;
 
@@ -54,6 +60,10 @@ export class HeaderView {
   }
 
   get anchorTimestamp(): number | undefined {
+    return this.anchor?.timestamp;
+  }
+
+  get anchorHeader(): BlockHeader | undefined {
     return this.anchor;
   }
 
@@ -99,7 +109,7 @@ export class HeaderView {
     if (!at || (height >= 10 && !this.recent(height - 10))) return undefined;
     const recentTimes: number[] = [];
     for (let h = Math.max(0, height - 10); h <= height; h++) recentTimes.push(this.recent(h)!.header.timestamp);
-    return { header: at.header, totalWork: at.totalWork, anchorTimestamp: height >= 1 ? this.anchor : undefined, recentTimes };
+    return { header: at.header, totalWork: at.totalWork, anchorTimestamp: height >= 1 ? this.anchor?.timestamp : undefined, recentTimes };
   }
 
   /** Appends checked headers that follow the tip, with each one's chain total work. */
@@ -112,7 +122,7 @@ export class HeaderView {
       this.heights.set(toHex(header.hash), header.height);
       writeSync(this.fd, header.hash, 0, 32, header.height * 32);
       this.lowestWrite = Math.min(this.lowestWrite, header.height);
-      if (header.height === 1) this.anchor = header.timestamp;
+      if (header.height === 1) this.anchor = header;
       this.top = header.height;
     });
   }
@@ -130,7 +140,7 @@ export class HeaderView {
   }
 
   /** Takes the headers a clean close saved (checked against the file already) as the chain's last. */
-  restore(recent: readonly Recent[], anchor: number | undefined): void {
+  restore(recent: readonly Recent[], anchor: BlockHeader | undefined): void {
     for (const r of recent) {
       this.ring[r.header.height % RECENT_HEADERS] = r;
       this.heights.set(toHex(r.header.hash), r.header.height);
@@ -269,8 +279,10 @@ export class LightHeaders {
     fsyncSync(this.fd);
     closeSync(this.fd);
     const kept = this.committed.kept();
-    const w = new Writer(16 + kept.length * (HEADER_BYTES + 32)).u32(TIP_FILE_MAGIC).u64(BigInt(this.committed.anchorTimestamp ?? 0)).u32(kept.length);
+    const anchor = this.committed.anchorHeader;
+    const w = new Writer(8 + (kept.length + 1) * (HEADER_BYTES + 32)).u32(TIP_FILE_MAGIC).u32(kept.length);
     for (const r of kept) w.bytes(r.header.bytes).bytes(bigIntToBytes(r.totalWork, 32));
+    if (anchor) w.bytes(anchor.bytes);
     await replaceFile(`${this.path}.tip`, w.finish()).catch(() => {});
   }
 }
@@ -278,12 +290,11 @@ export class LightHeaders {
 /**
  * The headers in a saved tip, if they are what the hashes file at `path` ends with, on the chain
  * of `genesis`: consecutive, linked, each one's total work its parent's plus its own, each hash the
- * file's at its height, the file ending at the last, and block 1's timestamp the anchor.
+ * file's at its height, the file ending at the last, and block 1 the file's (its timestamp the anchor).
  */
 function savedTipMatching(bytes: Uint8Array, path: string, genesis: BlockHeader): SavedTip | undefined {
   const r = new Reader(bytes);
   if (r.u32('tip magic') !== TIP_FILE_MAGIC) return undefined;
-  const anchorTime = Number(r.u64('anchor'));
   const count = r.u32('count');
   if (count < 1 || count > RECENT_HEADERS) return undefined;
   const recent: Recent[] = [];
@@ -294,20 +305,21 @@ function savedTipMatching(bytes: Uint8Array, path: string, genesis: BlockHeader)
     if (parent && (header.height !== parent.header.height + 1 || !bytesEqual(header.prevHash, parent.header.hash) || totalWork !== parent.totalWork + blockWork(header.target))) return undefined;
     recent.push({ header, totalWork });
   }
-  r.end('saved tip');
   const first = recent[0]!.header;
   const top = recent.at(-1)!.header.height;
-  const anchor = top >= 1 ? anchorTime : undefined;
+  const anchor = top >= 1 ? decodeHeader(r.bytes(HEADER_BYTES, 'block 1')) : undefined;
+  r.end('saved tip');
   if (count !== Math.min(top + 1, RECENT_HEADERS)) return undefined;
   if (first.height === 0 && recent[0]!.totalWork !== blockWork(genesis.target)) return undefined;
-  if (first.height <= 1 && top >= 1 && recent[1 - first.height]!.header.timestamp !== anchor) return undefined;
+  if (anchor && (anchor.height !== 1 || !bytesEqual(anchor.prevHash, genesis.hash))) return undefined;
   const fd = openSync(path, 'r');
   try {
     if (fstatSync(fd).size !== (top + 1) * 32) return undefined;
     const hashes = new Uint8Array(count * 32);
-    const genesisHash = new Uint8Array(32);
-    if (readSync(fd, hashes, 0, hashes.length, first.height * 32) !== hashes.length || readSync(fd, genesisHash, 0, 32, 0) !== 32) return undefined;
-    if (!bytesEqual(genesisHash, genesis.hash)) return undefined;
+    const start = new Uint8Array(64); // the hashes of genesis and block 1
+    if (readSync(fd, hashes, 0, hashes.length, first.height * 32) !== hashes.length || readSync(fd, start, 0, 64, 0) !== Math.min(64, (top + 1) * 32)) return undefined;
+    if (!bytesEqual(start.subarray(0, 32), genesis.hash)) return undefined;
+    if (anchor && !bytesEqual(start.subarray(32), anchor.hash)) return undefined;
     if (!recent.every((k, i) => bytesEqual(k.header.hash, hashes.subarray(i * 32, i * 32 + 32)))) return undefined;
   } finally {
     closeSync(fd);
