@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { constants } from 'node:buffer';
+import fc from 'fast-check';
 import { copyFileSync, mkdirSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
@@ -32,6 +33,7 @@ import { RPC_ERRORS } from '../node/rpc-types.ts';
 import type { NodeView } from '../node/view.ts';
 import { FUNDED_KEYS, tempDir, testKey, testParams, transfer } from './helpers/fixtures.ts';
 import { asParent, mineChild } from './helpers/mining.ts';
+import { arbFileBytes, FUZZ_SEED, fuzzRuns } from './helpers/fuzz.ts';
 
 // One hash in 2^16 meets it: a header changed anywhere is all but certain to lose its proof of work.
 const params = testParams({ name: 'cairn-proofs', target: (1n << 240n) - 1n, timestamp: 1_600_000_000 });
@@ -277,6 +279,25 @@ describe('proofs and proof files', function () {
       assert.ok(reasons.size >= 5, `several distinct reasons: ${[...reasons].join(' | ')}`);
     });
   }
+
+  it('a proof file edited at random (its JSON and its bytes), or garbage, verifies as what it says or is refused with a ProofFileError in one line (property)', () => {
+    // The same edits as every file a node or the CLI reads (test/files-fuzz.test.ts).
+    const samples = (['account', 'absent', 'tx', 'checkpointed'] as const).map((name) => ({ name, bytes: new TextEncoder().encode(JSON.stringify(files[name], null, 2)) }));
+    fc.assert(
+      fc.property(fc.constantFrom(...samples).chain(({ name, bytes }) => arbFileBytes(bytes, true).map((edited) => ({ name, edited }))), ({ name, edited }) => {
+        const checkpoint = name === 'checkpointed' ? { height: 12, hash: chain.mainAt(12)!.hash } : undefined;
+        try {
+          const file = readProofFile(Buffer.from(edited).toString('utf8'));
+          const verified = verifyProofFile(params, file, { now: NOW, checkpoint });
+          assert.equal(verified.hash, file.block.hash);
+        } catch (err) {
+          assert.ok(err instanceof ProofFileError, `${String(err)}\n${(err as Error).stack}`);
+          assert.doesNotMatch(err.message, /[\r\n]/);
+        }
+      }),
+      { seed: FUZZ_SEED, numRuns: fuzzRuns(1500) },
+    );
+  });
 
   it('refuses a file at its first bad header, before reading the rest of the list', () => {
     // It decoded every header before checking any: a file of 1.5 million headers that do not hold
