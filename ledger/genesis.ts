@@ -96,9 +96,9 @@ export function parseGenesis(text: string): ChainParams {
     fail(`not valid JSON (${jsonParseReason(err)})`);
   }
   const duplicate = findDuplicateMember(text);
-  if (duplicate !== undefined) fail(`member "${duplicate}" appears twice in one object`);
+  if (duplicate !== undefined) fail(`member ${jsonValueText(duplicate)} appears twice in one object`);
   const g = plainObject(json, 'genesis');
-  for (const key of Object.keys(g)) if (!KNOWN_KEYS.includes(key)) fail(`unknown field "${key}"`);
+  for (const key of Object.keys(g)) if (!KNOWN_KEYS.includes(key)) fail(`unknown field ${jsonValueText(key)}`);
   for (const key of KNOWN_KEYS) if (!(key in g)) fail(`missing field "${key}"`);
 
   if (typeof g.name !== 'string' || !/^[\x21-\x7e]+$/.test(g.name) || g.name.length > MAX_NAME_BYTES) {
@@ -115,7 +115,7 @@ export function parseGenesis(text: string): ChainParams {
   }
 
   const limits = plainObject(g.limits, 'limits');
-  for (const key of Object.keys(limits)) if (key !== 'maxBlockBytes' && key !== 'maxBlockTxs') fail(`unknown field "limits.${key}"`);
+  for (const key of Object.keys(limits)) if (key !== 'maxBlockBytes' && key !== 'maxBlockTxs') fail(`unknown field ${jsonValueText(`limits.${key}`)}`);
   const maxBlockBytes = integer(limits.maxBlockBytes, 'limits.maxBlockBytes', HEADER_BYTES + COINBASE_BYTES + 1, MAX_BLOCK_BYTES_LIMIT);
   const maxBlockTxs = integer(limits.maxBlockTxs, 'limits.maxBlockTxs', 0, 1_000_000);
 

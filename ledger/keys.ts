@@ -74,10 +74,10 @@ export function decodeAddress(text: string): Uint8Array {
     if (prefix !== ADDRESS_PREFIX) throw new Error(`prefix must be "${ADDRESS_PREFIX}", got "${prefix}"`);
     bytes = bech32m.fromWords(words);
   } catch (err) {
-    throw new AddressError('DECODE_NON_CANONICAL', `invalid address "${text}": ${(err as Error).message}`);
+    throw new AddressError('DECODE_NON_CANONICAL', `invalid address ${JSON.stringify(text)}: ${(err as Error).message}`);
   }
   if (bytes.length !== ADDRESS_BYTES) {
-    throw new AddressError('DECODE_NON_CANONICAL', `invalid address "${text}": ${bytes.length} bytes, expected 20`);
+    throw new AddressError('DECODE_NON_CANONICAL', `invalid address ${JSON.stringify(text)}: ${bytes.length} bytes, expected 20`);
   }
   return bytes;
 }

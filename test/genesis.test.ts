@@ -315,6 +315,11 @@ describe('genesis: what a refusal says', () => {
       [text.replace('"reward":"5000"', `"reward":${nested}`), /"reward" must be a decimal string .*, got an array$/],
       [text.replace('"reward":"5000"', `"reward":"${'9'.repeat(100_000)}"`), /"reward" must be .*, got "9{40}"… \(100000 characters\)$/],
       ['\u0000\n  "name": "x"\n}', /^genesis: not valid JSON \(.*\)$/],
+      // Names of members too: JSON escapes a newline in one, and the message quoted it raw.
+      [text.replace('"decimals"', '"deci\\nmals"'), /^genesis: unknown field "deci\\nmals"$/],
+      [text.replace('"maxBlockTxs"', '"max\\nBlockTxs"'), /^genesis: unknown field "limits.max\\nBlockTxs"$/],
+      [text.replace('"decimals":8', '"deci\\nmals":1,"deci\\nmals":2'), /^genesis: member "deci\\nmals" appears twice in one object$/],
+      [text.replace('"alloc":{', '"alloc":{"cairn1\\nx":"1",'), /^genesis: alloc: invalid address "cairn1\\nx": /],
     ] as const) {
       rejected(bad, field);
       assert.throws(() => parseGenesis(bad), (err: Error) => !/[\r\n]/.test(err.message) && err.message.length < 300);
