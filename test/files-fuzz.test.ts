@@ -14,7 +14,7 @@ import fc from 'fast-check';
 import { bytesEqual, toHex } from '../ledger/bytes.ts';
 import { GenesisError } from '../ledger/errors.ts';
 import { makeHeader, type BlockHeader } from '../ledger/block.ts';
-import { genesisBlock, genesisJson, parseGenesis } from '../ledger/genesis.ts';
+import { genesisBlock, genesisJson, parseGenesis, sameGenesis } from '../ledger/genesis.ts';
 import { Mempool } from '../ledger/mempool.ts';
 import { MemoryAccounts } from '../ledger/audit.ts';
 import { blockWork } from '../consensus/pow.ts';
@@ -75,7 +75,7 @@ describe('the files a node and the CLI read, under fuzzing', function () {
     await property(fc.constantFrom(...samples).chain((s) => arbFileBytes(s, true)), async (bytes) => {
       const params = await readsOrRefuses('genesis', bytes, [GenesisError], () => parseGenesis(text(bytes)));
       if (!params) return;
-      assert.deepEqual(parseGenesis(genesisJson(params)), params, 'what was taken writes back as itself');
+      assert.ok(sameGenesis(parseGenesis(genesisJson(params)), params), 'what was taken writes back as the same network');
       genesisBlock(params);
     }, 1500);
   });

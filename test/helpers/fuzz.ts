@@ -101,7 +101,9 @@ function clone(doc: Doc): Doc {
   return copy;
 }
 
-function applyJsonEdit(root: Doc, e: JsonEdit): Doc {
+function applyJsonEdit(root: Doc, edit: JsonEdit): Doc {
+  // The junk's own copy: its arrays and objects are shared by every run, and an edit may add to them.
+  const e = { ...edit, junk: clone(edit.junk) };
   const all = places(root);
   const { parent, key } = all[e.at % all.length]!;
   if (parent === undefined) return e.kind === 'replace' ? e.junk : root;
