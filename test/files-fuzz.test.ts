@@ -8,7 +8,7 @@
  * The proof file handed to `cairn verify` is fuzzed in test/proof-file.test.ts.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { bytesEqual, toHex } from '../ledger/bytes.ts';
@@ -33,7 +33,9 @@ import { createKey, KeystoreError, listKeys, loadPrivateKey } from '../cli/keyst
 import { keyFilePath } from '../cli/keystore-files.ts';
 import { failureText } from '../cli/output.ts';
 import { RpcClient, RpcClientError } from '../cli/rpc-client.ts';
+import { createNode } from '../node/launch.ts';
 import { tempDir, testKey, testParams, transfer } from './helpers/fixtures.ts';
+import { networkParams, startNode } from './helpers/network.ts';
 import { arbFileBytes, FUZZ_SEED, fuzzRuns } from './helpers/fuzz.ts';
 
 type ErrorClass = new (...a: never[]) => Error;
@@ -70,6 +72,31 @@ describe('the files a node and the CLI read, under fuzzing', function () {
     dir.remove();
   });
 
+  it('a node started on a datadir whose peers.json, bans.json and mempool.dat are garbage: starts, says so of the bans and the mempool, and keeps the rest', async () => {
+    const first = await startNode(networkParams(), [], { verifyThreads: 1 });
+    await first.node.stop();
+    const datadir = first.config.datadir;
+    const garbage = Uint8Array.from({ length: 300 }, (_, i) => (i * 167 + 13) & 0xff);
+    for (const file of [PEERS_FILE, BANS_FILE, MEMPOOL_FILE]) writeFileSync(join(datadir, file), garbage);
+    writeFileSync(join(datadir, SENTINEL), 'kept');
+    const before = readdirSync(datadir).filter((f) => f !== MEMPOOL_FILE).sort();
+    const again = createNode(first.config);
+    const warnings: string[] = [];
+    again.on('log', (level, message) => void (level === 'warn' && warnings.push(message)));
+    try {
+      await again.start();
+      assert.ok(warnings.some((w) => /bans\.json is damaged \(.*\): the node starts with no bans/.test(w)), warnings.join('\n'));
+      assert.ok(warnings.some((w) => /mempool\.dat is damaged \(.*\): 0 transactions read before the damage, the file removed/.test(w)), warnings.join('\n'));
+      await again.stop();
+      for (const file of before) assert.ok(existsSync(join(datadir, file)), `${file} kept`);
+      assert.equal(readFileSync(join(datadir, SENTINEL), 'utf8'), 'kept');
+      assert.deepEqual(JSON.parse(readFileSync(join(datadir, PEERS_FILE), 'utf8')), { peers: [] }, 'the peers passed over, and the file replaced at the stop');
+    } finally {
+      await again.stop();
+      first.remove();
+    }
+  });
+
   it('genesis.json: read as the network it defines, which writes back to the same, or refused with a GenesisError naming the problem', async () => {
     const samples = [readFileSync(new URL('../genesis.json', import.meta.url)), new TextEncoder().encode(genesisJson(testParams()))];
     await property(fc.constantFrom(...samples).chain((s) => arbFileBytes(s, true)), async (bytes) => {
@@ -95,7 +122,7 @@ describe('the files a node and the CLI read, under fuzzing', function () {
       const book = new PeerBook({ now: () => 0, monotonic: () => 0 } as unknown as Env, transport as never, new PeerManager(() => 0));
       book.restore(known);
       book.redial();
-    }, 600);
+    }, 400);
   });
 
   it('bans.json: the bans in it are restored, or a damaged file is refused with the reason and the node starts with none, saying so', async () => {
@@ -117,7 +144,7 @@ describe('the files a node and the CLI read, under fuzzing', function () {
       const peers = new PeerManager(() => 1_800_000_000);
       peers.restore(bans);
       for (const r of peers.records()) assert.ok(Number.isFinite(r.until) && r.until <= 1_800_000_000 + 86_400 * 365, `a ban until ${r.until}`);
-    }, 800);
+    }, 400);
   });
 
   it('mempool.dat: read up to any damage, the rest of the file removed and said; nothing it did not hold is admitted', async () => {
@@ -152,7 +179,7 @@ describe('the files a node and the CLI read, under fuzzing', function () {
       writeFileSync(join(dir.path, CHECKPOINT_FILE), bytes);
       const checkpoint = await readsOrRefuses('checkpoint', bytes, [CheckpointError], () => readCheckpoint(dir.path));
       if (checkpoint) assert.deepEqual(parseCheckpoint(checkpointText(checkpoint)), checkpoint);
-    }, 600);
+    }, 300);
   });
 
   describe("a light client's headers file and its saved tip", () => {
@@ -227,7 +254,7 @@ describe('the files a node and the CLI read, under fuzzing', function () {
       }
     });
 
-    for (const [name, n, runs] of [['a short chain', 12, 200], ['a chain longer than the headers kept whole', RECENT_HEADERS + 40, 25]] as const) {
+    for (const [name, n, runs] of [['a short chain', 12, 100], ['a chain longer than the headers kept whole', RECENT_HEADERS + 40, 25]] as const) {
       it(`${name}: a damaged tip or headers file reopens as the chain saved or starts over at genesis`, async () => {
         const s = await saved(n);
         await property(fc.oneof(arbFileBytes(s.tip).map((tip) => ({ tip, headers: s.headers })), arbFileBytes(s.headers).map((headers) => ({ tip: s.tip, headers }))), (c) => opensAsSavedOrStartsOver(s, c.headers, c.tip), runs);
