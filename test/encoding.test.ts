@@ -48,6 +48,7 @@ import {
 import { decodeAccount, decodeUndo, encodeAccount, encodeUndo, type UndoRecord } from '../ledger/state.ts';
 import { decodeCompactBlock, encodeCompactBlock } from '../node/compact.ts';
 import { testKey, transfer } from './helpers/fixtures.ts';
+import { arbByteEdit, editBytes } from './helpers/fuzz.ts';
 
 const U64_MAX = (1n << 64n) - 1n;
 const SEED = 42;
@@ -361,23 +362,9 @@ describe('encoding', () => {
     });
 
     it('random mutations of valid encodings decode canonically or throw DecodeError (property)', () => {
-      const arbEdit = fc.record({
-        kind: fc.constantFrom('set', 'xor', 'insert', 'delete', 'truncate'),
-        pos: fc.nat(),
-        value: fc.integer({ min: 0, max: 255 }),
-      });
       fc.assert(
-        fc.property(fc.constantFrom(...CODECS), fc.array(arbEdit, { minLength: 1, maxLength: 4 }), (codec, edits) => {
-          let bytes: Uint8Array = codec.sample.slice();
-          for (const e of edits) {
-            const at = bytes.length === 0 ? 0 : e.pos % bytes.length;
-            if (e.kind === 'set') bytes[at] = e.value;
-            else if (e.kind === 'xor') bytes[at] = (bytes[at] ?? 0) ^ (e.value | 1);
-            else if (e.kind === 'insert') bytes = concatBytes(bytes.subarray(0, at), Uint8Array.of(e.value), bytes.subarray(at));
-            else if (e.kind === 'delete') bytes = concatBytes(bytes.subarray(0, at), bytes.subarray(at + 1));
-            else bytes = bytes.slice(0, at);
-          }
-          decodesCanonicallyOrRefuses(codec, bytes);
+        fc.property(fc.constantFrom(...CODECS), fc.array(arbByteEdit, { minLength: 1, maxLength: 4 }), (codec, edits) => {
+          decodesCanonicallyOrRefuses(codec, editBytes(codec.sample, edits));
         }),
         { seed: SEED, numRuns: 5000 },
       );
