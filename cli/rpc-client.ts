@@ -69,8 +69,9 @@ export class RpcClient<M extends { [K in keyof M]: { params: unknown; result: un
     for (let read = 1; ; read++) {
       let endpoint: RpcEndpointFile | undefined;
       let damage: string | undefined;
+      let text = '';
       try {
-        const text = await readFile(join(datadir, RPC_ENDPOINT_FILE), 'utf8');
+        text = await readFile(join(datadir, RPC_ENDPOINT_FILE), 'utf8');
         endpoint = endpointIn(text);
         if (!endpoint) damage = 'not the url, token and pid a node writes';
       } catch (err) {
@@ -78,7 +79,7 @@ export class RpcClient<M extends { [K in keyof M]: { params: unknown; result: un
         if (isSystemError(err) && err.code !== 'ENOENT') {
           throw new RpcClientError('RPC_ENDPOINT_UNREADABLE', `cannot read ${join(datadir, RPC_ENDPOINT_FILE)}: ${fileReason(err)}; the ${what} writes it for the user it runs as: run this as that user, or give --rpc URL with its token in CAIRN_RPC_TOKEN`);
         }
-        if (!isSystemError(err)) damage = `not JSON: ${jsonParseReason(err)}`;
+        if (!isSystemError(err)) damage = `not JSON: ${jsonParseReason(err, text)}`;
       }
       // A node killed (kill -9, a crash, a power cut) leaves its rpc.json behind: say so rather than
       // "not answering" at an address nobody listens on.

@@ -84,7 +84,7 @@ export function readProofFile(text: string): ProofFile {
   try {
     json = JSON.parse(text);
   } catch (err) {
-    throw not(`not a proof file: not JSON (${jsonParseReason(err)})`);
+    throw not(`not a proof file: not JSON (${jsonParseReason(err, text)})`);
   }
   const f = json as Partial<ProofFile> & Record<string, unknown>;
   const bad = (what: string) => not(`not a proof file: ${what}`);

@@ -93,7 +93,7 @@ export function parseGenesis(text: string): ChainParams {
   try {
     json = JSON.parse(text);
   } catch (err) {
-    fail(`not valid JSON (${jsonParseReason(err)})`);
+    fail(`not valid JSON (${jsonParseReason(err, text)})`);
   }
   const duplicate = findDuplicateMember(text);
   if (duplicate !== undefined) fail(`member ${jsonValueText(duplicate)} appears twice in one object`);

@@ -17,7 +17,11 @@ export function jsonValueText(value: unknown): string {
   return value === undefined ? 'nothing' : 'an object';
 }
 
-/** Why JSON.parse refused a text, on one line. */
-export function jsonParseReason(err: unknown): string {
+/**
+ * Why JSON.parse refused `text`, on one line. A byte order mark (what some editors put first) is
+ * named: the parser's "Unexpected token '\ufeff'" quoted a character nobody sees.
+ */
+export function jsonParseReason(err: unknown, text: string): string {
+  if (text.startsWith('\ufeff')) return 'it starts with a byte order mark (U+FEFF), which JSON does not allow: save it as UTF-8 without one';
   return (err instanceof Error ? err.message : String(err)).replace(/\s*[\r\n]+\s*/g, ' ');
 }

@@ -29,7 +29,7 @@ export function banFile(datadir: string): BanStore {
       try {
         list = (JSON.parse(text) as { bans?: unknown } | null)?.bans;
       } catch (err) {
-        throw new Error(`${file} is damaged (${jsonParseReason(err)})`);
+        throw new Error(`${file} is damaged (${jsonParseReason(err, text)})`);
       }
       if (!Array.isArray(list)) throw new Error(`${file} is damaged (no list of bans in it)`);
       return list.filter(isBanRecord);

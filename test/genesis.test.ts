@@ -315,6 +315,8 @@ describe('genesis: what a refusal says', () => {
       [text.replace('"reward":"5000"', `"reward":${nested}`), /"reward" must be a decimal string .*, got an array$/],
       [text.replace('"reward":"5000"', `"reward":"${'9'.repeat(100_000)}"`), /"reward" must be .*, got "9{40}"… \(100000 characters\)$/],
       ['\u0000\n  "name": "x"\n}', /^genesis: not valid JSON \(.*\)$/],
+      // A byte order mark (Notepad's UTF-8) was "Unexpected token '\ufeff'": a character nobody sees.
+      [`\ufeff${text}`, /^genesis: not valid JSON \(it starts with a byte order mark \(U\+FEFF\), which JSON does not allow: save it as UTF-8 without one\)$/],
       // Names of members too: JSON escapes a newline in one, and the message quoted it raw.
       [text.replace('"decimals"', '"deci\\nmals"'), /^genesis: unknown field "deci\\nmals"$/],
       [text.replace('"maxBlockTxs"', '"max\\nBlockTxs"'), /^genesis: unknown field "limits.max\\nBlockTxs"$/],
