@@ -17,11 +17,10 @@ import { RPC_DOC } from '../node/rpc-doc.ts';
 import type { Schema } from '../node/json-schema.ts';
 import { RPC_ENDPOINT_FILE, RPC_ERRORS, type RpcEndpointFile } from '../node/rpc-types.ts';
 import { FUNDED_KEYS, testKey, transfer } from './helpers/fixtures.ts';
+import { FUZZ_SEED as SEED, fuzzRuns as runs } from './helpers/fuzz.ts';
 import { get } from './helpers/http.ts';
 import { mineOn, networkParams, startNode, stopAll, type TestNode } from './helpers/network.ts';
 
-const SEED = Number(process.env.CAIRN_FUZZ_SEED ?? 1207);
-const runs = (n: number) => n * Number(process.env.CAIRN_FUZZ_SCALE ?? 1);
 /** Methods left out: `stop` ends the node, and `auditState` replays the chain (tested on its own). */
 const LEFT_OUT = new Set(['stop', 'auditState']);
 

@@ -7,50 +7,12 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DEFAULT_DATADIR, DEFAULT_PORTS, UsageError } from '../cli/args.ts';
-import { accountCommand, mempoolCommand, peersCommand, txCommand } from '../cli/cmd-chain.ts';
-import { devnetCommand } from '../cli/cmd-devnet.ts';
-import { generateCommand } from '../cli/cmd-generate.ts';
-import { genesisCommand } from '../cli/cmd-genesis.ts';
-import { blockCommand, blocksCommand, rpcHelpCommand, statusCommand, stopCommand, tipsCommand } from '../cli/cmd-inspect.ts';
-import { keysCommand } from '../cli/cmd-keys.ts';
-import { lightCommand } from '../cli/cmd-light.ts';
-import { initCommand, nodeCommand } from '../cli/cmd-node.ts';
-import { proofCommand, verifyCommand } from '../cli/cmd-proof.ts';
-import { sendCommand } from '../cli/cmd-send.ts';
-import { snapshotCommand } from '../cli/cmd-snapshot.ts';
 import { createOut, type Out } from '../cli/output.ts';
 import { lightRpcHandlers } from '../node/light/rpc.ts';
 import { REPO } from './helpers/cli.ts';
+import { CLI_COMMANDS, type Command } from './helpers/cli-commands.ts';
 
-type Command = (argv: string[], out: Out) => Promise<void>;
-
-/** Each command line that has a help text of its own, as cli/main.ts dispatches it. */
-const COMMANDS: Record<string, Command> = {
-  init: initCommand,
-  node: nodeCommand,
-  devnet: devnetCommand,
-  generate: generateCommand,
-  'genesis new': (argv, out) => genesisCommand(['new', ...argv], out),
-  snapshot: snapshotCommand,
-  light: lightCommand,
-  stop: stopCommand,
-  'keys new': (argv, out) => keysCommand(['new', ...argv], out),
-  'keys list': (argv, out) => keysCommand(['list', ...argv], out),
-  'keys import': (argv, out) => keysCommand(['import', ...argv], out),
-  'keys export': (argv, out) => keysCommand(['export', ...argv], out),
-  send: sendCommand,
-  status: statusCommand,
-  account: accountCommand,
-  tx: txCommand,
-  block: blockCommand,
-  blocks: blocksCommand,
-  tips: tipsCommand,
-  peers: peersCommand,
-  mempool: mempoolCommand,
-  proof: proofCommand,
-  verify: verifyCommand,
-  'help rpc': rpcHelpCommand,
-};
+const COMMANDS = CLI_COMMANDS;
 
 const FLAG = /--([a-z][a-z0-9-]*)/g;
 const flagsIn = (text: string): Set<string> => new Set([...text.matchAll(FLAG)].map((m) => m[1]!));

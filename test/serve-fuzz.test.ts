@@ -28,10 +28,9 @@ import { decodeProofs, encodeGetProofs } from '../node/light/wire.ts';
 import { positionsAt } from '../ledger/smt-range.ts';
 import { decodeHeaders, decodeStatus, decodeTxBatch, encodeGetBlocks, encodeGetHeaderRange, encodeGetHeaders, type Status } from '../node/wire.ts';
 import { FUNDED_KEYS, testKey, testParams, transfer } from './helpers/fixtures.ts';
+import { FUZZ_SEED as SEED, fuzzRuns as runs } from './helpers/fuzz.ts';
 import { asParent, mineChain, mineChild } from './helpers/mining.ts';
 
-const SEED = Number(process.env.CAIRN_FUZZ_SEED ?? 1207);
-const runs = (n: number) => n * Number(process.env.CAIRN_FUZZ_SCALE ?? 1);
 
 describe('a node serving its peers, fuzzed at its responders', function () {
   this.timeout(120_000);

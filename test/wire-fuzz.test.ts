@@ -2,7 +2,7 @@
  * Every decoder of bytes a peer (or a file a user was handed) controls, fuzzed: what it takes
  * re-encodes to the very bytes it was given, and anything else is refused with its typed error,
  * never with a RangeError or TypeError that a handler might not expect (test/encoding.test.ts does
- * the same for the ledger's own encodings).
+ * the same for the ledger's own encodings). Deeper by hand: CAIRN_FUZZ_SCALE=50 CAIRN_FUZZ_SEED=7 (test/helpers/fuzz.ts).
  */
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
@@ -36,10 +36,8 @@ import {
   encodeTxBatch,
 } from '../node/wire.ts';
 import { testKey, testParams, transfer } from './helpers/fixtures.ts';
+import { FUZZ_SEED as SEED, arbByteEdit, editBytes, fuzzRuns as runs } from './helpers/fuzz.ts';
 
-/** A deeper run by hand: CAIRN_FUZZ_SCALE=100 CAIRN_FUZZ_SEED=7 mocha test/wire-fuzz.test.ts (CI runs scale 1, seed 1207). */
-const SEED = Number(process.env.CAIRN_FUZZ_SEED ?? 1207);
-const runs = (n: number) => n * Number(process.env.CAIRN_FUZZ_SCALE ?? 1);
 const h = (n: number) => sha256(Uint8Array.of(n));
 const [k0, k1] = [testKey(0), testKey(1)];
 const TXS = [transfer(k0, k1.address, 5n, 1n), transfer(k1, k0.address, 7n, 2n, 3n)];
@@ -133,26 +131,6 @@ function decodesCanonicallyOrRefuses(codec: Codec, bytes: Uint8Array): void {
   assert.deepEqual(again, bytes, `${codec.name} decoded but re-encodes differently`);
 }
 
-const arbEdit = fc.record({
-  kind: fc.constantFrom('set', 'xor', 'insert', 'delete', 'truncate', 'append'),
-  pos: fc.nat(),
-  value: fc.integer({ min: 0, max: 255 }),
-});
-
-function edited(sample: Uint8Array, edits: readonly { kind: string; pos: number; value: number }[]): Uint8Array {
-  let bytes: Uint8Array = sample.slice();
-  for (const e of edits) {
-    const at = bytes.length === 0 ? 0 : e.pos % bytes.length;
-    if (e.kind === 'set') bytes[at] = e.value;
-    else if (e.kind === 'xor') bytes[at] = (bytes[at] ?? 0) ^ (e.value | 1);
-    else if (e.kind === 'insert') bytes = concatBytes(bytes.subarray(0, at), Uint8Array.of(e.value), bytes.subarray(at));
-    else if (e.kind === 'delete') bytes = concatBytes(bytes.subarray(0, at), bytes.subarray(at + 1));
-    else if (e.kind === 'append') bytes = concatBytes(bytes, Uint8Array.of(e.value));
-    else bytes = bytes.slice(0, at);
-  }
-  return bytes;
-}
-
 const arbCase = fc.constantFrom(...CODECS.flatMap((codec) => codec.samples.map((sample) => ({ codec, sample }))));
 
 describe('peer and file decoders under fuzzing', () => {
@@ -162,7 +140,7 @@ describe('peer and file decoders under fuzzing', () => {
 
   it('random edits of valid messages decode canonically or are refused with a typed error (property)', () => {
     fc.assert(
-      fc.property(arbCase, fc.array(arbEdit, { minLength: 1, maxLength: 4 }), ({ codec, sample }, edits) => decodesCanonicallyOrRefuses(codec, edited(sample, edits))),
+      fc.property(arbCase, fc.array(arbByteEdit, { minLength: 1, maxLength: 4 }), ({ codec, sample }, edits) => decodesCanonicallyOrRefuses(codec, editBytes(sample, edits))),
       { seed: SEED, numRuns: runs(20_000) },
     );
   });
