@@ -86,7 +86,7 @@ describe('cairn commands on fuzzed command lines', function () {
       process.stdout.write = write;
     }
     if (process.env.CAIRN_FUZZ_SCALE) console.log(`      ${JSON.stringify(outcomes)}`);
-    assert.ok(outcomes.answered > 40 && outcomes.refused > 40, JSON.stringify(outcomes));
+    assert.ok(outcomes.answered > 20 && outcomes.refused > 20, JSON.stringify(outcomes));
   });
 
   it('cairn genesis new, on fuzzed values of every option: a genesis file a node reads back as written, or a line of ours', async () => {
