@@ -1,10 +1,15 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { jsonParseReason } from '../ledger/json-text.ts';
 import type { BanRecord, BanStore } from './peers.ts';
 import { replaceFile } from './durable-file.ts';
 
 export const BANS_FILE = 'bans.json';
+/**
+ * Far above any file this node writes (twice MAX_BANS records of ~200 bytes): a foreign or damaged
+ * file of gigabytes is refused by its size, not read whole into the heap at every start.
+ */
+export const MAX_BANS_FILE_BYTES = 64 * 1024 * 1024;
 
 /**
  * A real node's bans, kept in `<datadir>/bans.json` across restarts: replaced whole (a crash or a
@@ -18,13 +23,16 @@ export function banFile(datadir: string): BanStore {
   const file = join(datadir, BANS_FILE);
   return {
     async load() {
-      let text: string;
+      let text: string | undefined;
+      let size = 0;
       try {
-        text = await readFile(file, 'utf8');
+        size = (await stat(file)).size;
+        if (size <= MAX_BANS_FILE_BYTES) text = await readFile(file, 'utf8');
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
         throw new Error(`cannot read ${file}: ${(err as Error).message}`);
       }
+      if (text === undefined) throw new Error(`${file} is damaged (${size} bytes: far more than the bans this node keeps)`);
       let list: unknown;
       try {
         list = (JSON.parse(text) as { bans?: unknown } | null)?.bans;

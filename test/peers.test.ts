@@ -4,9 +4,9 @@
  * alone unless asked; bans kept across a restart, in a file written whole, until they expire.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { banFile, BANS_FILE } from '../node/ban-file.ts';
+import { banFile, BANS_FILE, MAX_BANS_FILE_BYTES } from '../node/ban-file.ts';
 import { PeerManager, SCORE_HALF_LIFE_SECONDS, type BanStore } from '../node/peers.ts';
 import { NetworkGuard } from '../node/guard.ts';
 import type { Env } from '../node/env.ts';
@@ -215,6 +215,9 @@ describe('bans by identity and address', () => {
         writeFileSync(join(dir.path, BANS_FILE), text);
         await assert.rejects(store.load(), /no list of bans/, text);
       }
+      // A file of gigabytes (a foreign one, a bad disk) is refused by its size, not read into the heap.
+      truncateSync(join(dir.path, BANS_FILE), MAX_BANS_FILE_BYTES + 1);
+      await assert.rejects(store.load(), new RegExp(`bans\\.json is damaged \\(${MAX_BANS_FILE_BYTES + 1} bytes`));
       writeFileSync(join(dir.path, BANS_FILE), JSON.stringify({ bans: [bans[0], { kind: 'peer', id: 7 }] }));
       assert.deepEqual(await store.load(), [bans[0]], 'what is not a ban is skipped');
       assert.match(readFileSync(join(dir.path, BANS_FILE), 'utf8'), /"id":7/, 'and the file is left for the next save to replace');
