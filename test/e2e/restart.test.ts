@@ -99,7 +99,9 @@ describe('e2e: restart', function () {
     const c = cluster({ name: 'peers' });
     const a = await c.node('a').start({});
     const b = await c.node('b').start({ bootstrap: [a.addr] });
-    await waitFor('b connected to a', 30_000, async () => (await b.status()).peers >= 1 || undefined);
+    // Its status handshake with a done: a connection counts in `peers` as it opens, and the book
+    // notes where a listens only once identify has told it (peer:ready), just before that handshake.
+    await waitFor('b connected to a, their statuses exchanged', 30_000, async () => (await b.call('getPeers', {})).some((p) => p.id === a.peerId && p.height !== null) || undefined);
     const stopped = await b.stop('SIGTERM');
     assert.equal(stopped.code, 0);
     const saved = JSON.parse(readFileSync(join(b.datadir, PEERS_FILE), 'utf8')) as { peers: { peer: string; addrs: string[] }[] };
