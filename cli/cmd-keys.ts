@@ -4,7 +4,7 @@ import { createKey, importKey, listKeys, loadPrivateKey, requireKey } from './ke
 import { readPassword } from './password.ts';
 import { address, parse, required, str, UsageError } from './args.ts';
 import type { Out } from './output.ts';
-import { fileReason } from './file-errors.ts';
+import { fileReason } from '../node/file-errors.ts';
 
 const OPTIONS = { keystore: { type: 'string' as const }, 'password-file': { type: 'string' as const }, json: { type: 'boolean' as const } };
 

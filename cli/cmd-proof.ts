@@ -8,7 +8,7 @@ import { readProofFile, verifyProofFile, type ProofFile, type VerifiedProof } fr
 import { blockWork } from '../consensus/pow.ts';
 import { NODE_ACCESS, address, checkpointArg, parse, str, UsageError } from './args.ts';
 import { BUNDLED_GENESIS, readGenesis } from './datadir.ts';
-import { fileReason } from './file-errors.ts';
+import { fileReason } from '../node/file-errors.ts';
 import { connect, RpcClientError, type RpcClient } from './rpc-client.ts';
 import { coins, type Out } from './output.ts';
 

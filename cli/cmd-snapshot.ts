@@ -9,7 +9,7 @@ import { DEFAULT_REORG_DEPTH } from '../consensus/chain-index.ts';
 import { SNAPSHOT_HEAD_BYTES, SnapshotFileError, SnapshotImport, decodeSnapshotHead, snapshotFileParts } from '../consensus/snapshot-file.ts';
 import { DEFAULT_SNAPSHOT_INTERVAL, makeSnapshot, pivotHeight } from '../node/snapshots.ts';
 import { writeWholeFile } from '../node/durable-file.ts';
-import { fileReason, isSystemError } from './file-errors.ts';
+import { fileReason, isSystemError } from '../node/file-errors.ts';
 import { count, parse, str, UsageError } from './args.ts';
 import { DEFAULT_DATADIR, initDatadir, loadDatadirParams } from './datadir.ts';
 import type { Out } from './output.ts';

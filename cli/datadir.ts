@@ -11,7 +11,7 @@ import { CHECKPOINT_FILE } from '../node/light/checkpoint.ts';
 import { MEMPOOL_FILE } from '../node/mempool-file.ts';
 import { PEERS_FILE } from '../node/peer-file.ts';
 import { RPC_ENDPOINT_FILE } from '../node/rpc-types.ts';
-import { fileReason, isSystemError } from './file-errors.ts';
+import { fileReason, isSystemError } from '../node/file-errors.ts';
 import { isLightDatadir } from './start-errors.ts';
 import { PASSWORD_WAIT_FILE } from './lock-holder.ts';
 

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { toHex } from '../ledger/bytes.ts';
 import { syncDirectory } from '../node/durable-file.ts';
 import { MAX_KEY_FILE_BYTES } from './key-file.ts';
-import { fileReason } from './file-errors.ts';
+import { fileReason } from '../node/file-errors.ts';
 import { KeystoreError } from './keystore-error.ts';
 
 export function keyFilePath(dir: string, address: string): string {

@@ -6,7 +6,7 @@ import { constants } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { StringDecoder } from 'node:string_decoder';
 import { KeystoreError, requirePassword } from './keystore.ts';
-import { fileReason } from './file-errors.ts';
+import { fileReason } from '../node/file-errors.ts';
 
 export interface ReadPasswordOptions {
   /** `--password-file`: its first line is the password. Wins over everything else. */

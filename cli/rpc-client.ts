@@ -6,7 +6,7 @@ import { join, resolve } from 'node:path';
 import { CairnError } from '../ledger/errors.ts';
 import { jsonParseReason } from '../ledger/json-text.ts';
 import { DEFAULT_DATADIR, UsageError } from './args.ts';
-import { fileReason, isSystemError } from './file-errors.ts';
+import { fileReason, isSystemError } from '../node/file-errors.ts';
 import { datadirHolder, holderText } from './lock-holder.ts';
 import { endpointPid, isLightDatadir, runningPid } from './start-errors.ts';
 import { RPC_ENDPOINT_FILE, RPC_ERRORS, type RpcEndpointFile, type RpcMethods } from '../node/rpc-types.ts';

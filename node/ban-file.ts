@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { jsonParseReason } from '../ledger/json-text.ts';
 import type { BanRecord, BanStore } from './peers.ts';
 import { replaceFile } from './durable-file.ts';
+import { fileReason } from './file-errors.ts';
 
 export const BANS_FILE = 'bans.json';
 /**
@@ -30,7 +31,7 @@ export function banFile(datadir: string): BanStore {
         if (size <= MAX_BANS_FILE_BYTES) text = await readFile(file, 'utf8');
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-        throw new Error(`cannot read ${file}: ${(err as Error).message}`);
+        throw new Error(`cannot read ${file}: ${fileReason(err, file)}`);
       }
       if (text === undefined) throw new Error(`${file} is damaged (${size} bytes: far more than the bans this node keeps)`);
       let list: unknown;

@@ -5,6 +5,7 @@ import { Serving } from './serving.ts';
 import type { ServingLimits } from './serving-limits.ts';
 import { Slots, type SlotLimits } from './slots.ts';
 import { isOwnFailure, ownFailureFields, type ConnectionGate, type Responder, type ServeOptions, type Transport } from './transport.ts';
+import { fileReasonAt } from './file-errors.ts';
 
 export interface NetworkGuardOptions {
   readonly env: Env;
@@ -82,7 +83,7 @@ export class NetworkGuard {
         this.waiting = undefined;
         return store.save(this.o.peers.records());
       })
-      .catch((err: Error) => this.o.log('warn', `cannot save bans: ${err.message}`));
+      .catch((err: Error) => this.o.log('warn', `cannot save bans: ${fileReasonAt(err)}`));
     this.waiting = next;
     this.saving = next;
     return next;

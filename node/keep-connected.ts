@@ -3,6 +3,7 @@ import { PeerBook } from './peer-book.ts';
 import { MAX_SAVED_PEERS, type PeerStore } from './peer-file.ts';
 import type { PeerManager } from './peers.ts';
 import type { Transport } from './transport.ts';
+import { fileReasonAt } from './file-errors.ts';
 
 /** How long a node may be without a peer before it says so (and how often it repeats it). */
 const NO_PEERS_WARNING_MS = 30_000;
@@ -85,6 +86,6 @@ export class KeepConnected {
   /** Saves the peers worth keeping; a save that fails (a full disk) is told, and the last file stays. */
   async save(): Promise<void> {
     if (!this.restored) return;
-    await this.o.peerStore!.save(this.book.worthKeeping(MAX_SAVED_PEERS)).catch((err: Error) => this.o.log('warn', `cannot save the known peers: ${err.message}`));
+    await this.o.peerStore!.save(this.book.worthKeeping(MAX_SAVED_PEERS)).catch((err: Error) => this.o.log('warn', `cannot save the known peers: ${fileReasonAt(err)}`));
   }
 }

@@ -4,6 +4,7 @@ import type { Mempool } from '../ledger/mempool.ts';
 import type { Transaction } from '../ledger/transaction.ts';
 import { replaceFile } from './durable-file.ts';
 import { decodeTxBatch, encodeTxBatch, MAX_TXS_PER_BATCH } from './wire.ts';
+import { fileReason } from './file-errors.ts';
 
 export const MEMPOOL_FILE = 'mempool.dat';
 
@@ -49,7 +50,7 @@ export async function loadMempool(datadir: string, mempool: Mempool, now: number
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { admitted: 0, dropped: 0 };
     // Left as it is: the user may want what is in it. The next save replaces it (or says why not).
-    return { admitted: 0, dropped: 0, problem: `cannot read ${file} (${(err as Error).message}): the mempool starts empty` };
+    return { admitted: 0, dropped: 0, problem: `cannot read ${file} (${fileReason(err, file)}): the mempool starts empty` };
   }
   const kept: { tx: Transaction; addedAt: number }[] = [];
   let problem: string | undefined;

@@ -32,6 +32,7 @@ import { StoppedDuringStart, type LogLevel, type NodeEvents, type NodePartsOf, t
 import { OwnBlocks } from './own-blocks.ts';
 import { checkpointText } from '../consensus/header-rules.ts';
 import type { Miner } from './miner.ts';
+import { fileReasonAt } from './file-errors.ts';
 
 export type { LogLevel, MempoolStore, NodeEvents, NodeService } from './node-types.ts';
 export { StoppedDuringStart } from './node-types.ts';
@@ -241,7 +242,7 @@ export class CairnNode extends EventEmitter<NodeEvents> {
 
   /** A save that fails (a full disk) is told: the file of the last save stays, and is read at the next start. */
   private async saveMempool(): Promise<void> {
-    await this.parts.mempoolStore!.save(this.mempool).catch((err: Error) => this.emit('log', 'warn', `cannot save the mempool: ${err.message}`));
+    await this.parts.mempoolStore!.save(this.mempool).catch((err: Error) => this.emit('log', 'warn', `cannot save the mempool: ${fileReasonAt(err)}`));
   }
 
   private every(ms: number, task: () => void): void {

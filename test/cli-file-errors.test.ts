@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { generateDatadir } from '../cli/cmd-generate.ts';
-import { fileReason } from '../cli/file-errors.ts';
+import { fileReason } from '../node/file-errors.ts';
 import { DEVNET_PRIVATE_KEY, runCli, type CliResult } from './helpers/cli.ts';
 import { tempDir } from './helpers/fixtures.ts';
 

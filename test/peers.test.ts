@@ -4,7 +4,7 @@
  * alone unless asked; bans kept across a restart, in a file written whole, until they expire.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { banFile, BANS_FILE, MAX_BANS_FILE_BYTES } from '../node/ban-file.ts';
 import { PeerManager, SCORE_HALF_LIFE_SECONDS, type BanStore } from '../node/peers.ts';
@@ -218,6 +218,11 @@ describe('bans by identity and address', () => {
       // A file of gigabytes (a foreign one, a bad disk) is refused by its size, not read into the heap.
       truncateSync(join(dir.path, BANS_FILE), MAX_BANS_FILE_BYTES + 1);
       await assert.rejects(store.load(), new RegExp(`bans\\.json is damaged \\(${MAX_BANS_FILE_BYTES + 1} bytes`));
+      // A file that cannot be read is named, and why in words, not Node's code (EISDIR).
+      rmSync(join(dir.path, BANS_FILE));
+      mkdirSync(join(dir.path, BANS_FILE));
+      await assert.rejects(store.load(), (err: Error) => err.message === `cannot read ${join(dir.path, BANS_FILE)}: it is a directory, not a file`);
+      rmSync(join(dir.path, BANS_FILE), { recursive: true });
       writeFileSync(join(dir.path, BANS_FILE), JSON.stringify({ bans: [bans[0], { kind: 'peer', id: 7 }] }));
       assert.deepEqual(await store.load(), [bans[0]], 'what is not a ban is skipped');
       assert.match(readFileSync(join(dir.path, BANS_FILE), 'utf8'), /"id":7/, 'and the file is left for the next save to replace');

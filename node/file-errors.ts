@@ -42,6 +42,12 @@ export function fileReason(err: unknown, path?: string): string {
   return /^[A-Z][A-Z0-9_]*: ([^,]+)/.exec(message)?.[1] ?? message;
 }
 
+/** `fileReason` after the path the error names, for a log line that names no file of its own (a save's temporary file, say). */
+export function fileReasonAt(err: unknown): string {
+  const at = (err as NodeJS.ErrnoException | undefined)?.path;
+  return at === undefined ? fileReason(err) : `${at}: ${fileReason(err, at)}`;
+}
+
 /** Whether `err` is the system's (a file call's errno code), which `fileReason` puts in words; anything else is ours to pass on. */
 export function isSystemError(err: unknown): err is NodeJS.ErrnoException {
   const e = err as NodeJS.ErrnoException | undefined;
