@@ -1,7 +1,8 @@
 /**
- * Why a file or directory a user named could not be used, in words. Node says it as a code
- * ("ENOENT", "EISDIR") that sent a user to a search engine; each caller adds the path and the way
- * on (which flag, which file it wanted).
+ * Why a file or directory could not be used, in words: one a user named (the CLI's flags), or one
+ * of the node's own beside its store (its log). Node says it as a code ("ENOENT", "EISDIR") that
+ * sent a user to a search engine; each caller adds the path and the way on (which flag, which file
+ * it wanted).
  */
 import { statSync } from 'node:fs';
 import { dirname } from 'node:path';
