@@ -27,10 +27,10 @@ export interface SimResult {
   readonly roles: Record<string, number>;
   /** Penalties honest nodes gave each adversary role (its identities' included). */
   readonly penalised: Record<string, number>;
-  /** With light clients (ScenarioOptions.lightClients): how many, those judged at the end (on an honest node's tip), accounts proven, their crashes and clean stops; accounts asked for while the network ran, proven, and compared with an honest node at that block; bans they gave adversaries; clients left on a withholder's chain of as much work (not judged). */
+  /** With light clients (ScenarioOptions.lightClients): how many, those judged at the end (on an honest node's tip), accounts proven, their crashes and clean stops; accounts asked for while the network ran, proven, and compared with an honest node at that block; bans they gave adversaries; clients left on a withholder's chain of as much work (not judged); ties taken (a move to a chain of as much work, away from a tip nobody proved against). */
   /** With a capturer (sim/capture.ts): the honest nodes that ended on a capturer's chain. */
   readonly captured?: readonly string[];
-  readonly lightClients?: { readonly clients: number; readonly checked: number; readonly proofs: number; readonly crashes: number; readonly stops: number; readonly queries: number; readonly queriesProven: number; readonly queriesCompared: number; readonly adversariesBanned: number; readonly onWithheldChain: number };
+  readonly lightClients?: { readonly clients: number; readonly checked: number; readonly proofs: number; readonly crashes: number; readonly stops: number; readonly queries: number; readonly queriesProven: number; readonly queriesCompared: number; readonly adversariesBanned: number; readonly onWithheldChain: number; readonly ties: number };
   readonly events: number;
   readonly traceHash: string;
   readonly invariants: Record<InvariantName, 'pass' | 'fail'>;

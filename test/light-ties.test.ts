@@ -58,6 +58,8 @@ describe('light client: chains of as much work', function () {
     await fullNode(net, 'withholder', withheld, { proofs: timedOut });
     await fullNode(net, 'honest', honest);
     const client = await startLight();
+    const ties: boolean[] = [];
+    client.on('tip', (_height, tie) => ties.push(tie));
     await meet(client, 'withholder');
     await meet(client, 'honest');
     assert.equal(toHex(client.headers.tip.header.hash), withheld.tip.hashHex, 'first seen wins the tie');
@@ -66,6 +68,7 @@ describe('light client: chains of as much work', function () {
     assert.equal(toHex(proven.blockHash), honest.tip.hashHex);
     assert.deepEqual(proven.account, { balance: 507n, nonce: 0n });
     assert.deepEqual([...client.bans], [], 'a timeout, and a chain of as much work, are no fault');
+    assert.deepEqual(ties.slice(-2), [false, true], 'the move to the honest tip is told as a tie, the one before it as more work');
   });
 
   it('keeps the first seen while a peer proves against it', async () => {
@@ -73,11 +76,14 @@ describe('light client: chains of as much work', function () {
     await fullNode(net, 'first', withheld);
     await fullNode(net, 'second', honest);
     const client = await startLight();
+    const ties: boolean[] = [];
+    client.on('tip', (_height, tie) => ties.push(tie));
     await meet(client, 'first');
     await meet(client, 'second');
     const proven = await client.getAccount(carol.address);
     assert.equal(toHex(proven.blockHash), withheld.tip.hashHex);
     assert.equal(toHex(client.headers.tip.header.hash), withheld.tip.hashHex);
     assert.equal(client.statuses.has('second'), true, 'and the other peer is still known');
+    assert.ok(ties.length > 0 && !ties.includes(true), 'no tie taken');
   });
 });

@@ -21,8 +21,12 @@ export interface LightClientParts {
 
 export interface LightClientEvents {
   log: [level: 'info' | 'warn' | 'debug', message: string, fields?: Record<string, unknown>];
-  /** The header chain moved: a new tip (height). */
-  tip: [height: number];
+  /**
+   * The header chain moved: a new tip (height). `tie` when it has only as much work as the tip it
+   * replaced, taken because nobody proved an account against that one (LightSync.takeTie);
+   * otherwise it has more.
+   */
+  tip: [height: number, tie: boolean];
 }
 
 /** An account, proven by a peer's proof against the state root of a header this client holds. */

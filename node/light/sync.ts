@@ -182,8 +182,9 @@ export class LightSync {
     const ours = headers.tip;
     if (staged.tip.totalWork < ours.totalWork || (staged.tip.totalWork === ours.totalWork && (!tie || bytesEqual(staged.tip.header.hash, ours.header.hash)))) return;
     if (checkpoint && staged.height < checkpoint.height) return;
+    const tied = tie && staged.tip.totalWork === ours.totalWork;
     headers.commit();
-    events.emit('tip', headers.height);
+    events.emit('tip', headers.height, tied);
     events.emit('log', 'info', 'headers', { height: headers.height, tip: toHex(headers.tip.header.hash) });
   }
 }
