@@ -2,19 +2,16 @@ import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { toHex } from '../ledger/bytes.ts';
 import { encodeAddress } from '../ledger/keys.ts';
-import { LevelKv } from '../ledger/kv-level.ts';
 import { createNode } from '../node/launch.ts';
 import { StoppedDuringStart } from '../node/node.ts';
 import { DEFAULT_REORG_DEPTH } from '../consensus/chain-index.ts';
 import { checkPeerAddress } from '../node/libp2p/addresses.ts';
-import { createKey, KeystoreError, listKeys } from './keystore.ts';
-import { readPassword } from './password.ts';
-import { whileWaitingForPassword } from './lock-holder.ts';
-import { DEFAULT_PORTS, address, checkpointArg, count, hostNames, listenAddress, parse, port, str, UsageError } from './args.ts';
+import { coinbaseFor } from './coinbase.ts';
+import { DEFAULT_PORTS, checkpointArg, count, hostNames, listenAddress, parse, port, str, UsageError } from './args.ts';
 import { DEFAULT_DATADIR, futureGenesisWarning, initDatadir, sharedChainIdWarning } from './datadir.ts';
 import { createLogger, isLogLevel } from './log.ts';
 import { ProgressBar } from './progress.ts';
-import { bootstrapWithoutOwn, checkPortsDistinct, explainStartFailure, probePorts, type StartSettings } from './start-errors.ts';
+import { bootstrapWithoutOwn, checkPortsDistinct, explainStartFailure, probePorts } from './start-errors.ts';
 import { exitIfStopHangs, failedStopMs, stopOnUnexpectedErrors } from './fatal.ts';
 import type { Out } from './output.ts';
 
@@ -29,42 +26,6 @@ export async function initCommand(argv: string[], out: Out): Promise<void> {
   for (const warning of warnings) process.stderr.write(`cairn: warning: ${warning}\n`);
   const warning = warnings.join('; ');
   out.result({ datadir: resolve(datadir), network: params.name, created, ...(warning ? { warning } : {}) }, `${created ? 'created' : 'already initialised:'} ${resolve(datadir)} for network ${params.name}`);
-}
-
-/**
- * The address a mining node pays to: --coinbase, else the keystore's one key, else a new one,
- * chosen holding the store's lock. Two nodes started together on a new datadir each made a key,
- * the second was then refused the store, and every later start was refused for a keystore of
- * two: now the second is refused first, and makes nothing. The lock is let go for the node to
- * take: one that comes between finds the key and uses it.
- */
-async function coinbaseFor(values: Record<string, unknown>, datadir: string, settings: StartSettings, log: (msg: string) => void): Promise<Uint8Array> {
-  const given = str(values, 'coinbase');
-  if (given) return address(given, '--coinbase address');
-  const lock = await LevelKv.open(join(datadir, 'chain')).catch((err: unknown) => {
-    throw explainStartFailure(err, settings);
-  });
-  try {
-    return await keptOrNewCoinbase(values, datadir, log);
-  } finally {
-    await lock.close();
-  }
-}
-
-async function keptOrNewCoinbase(values: Record<string, unknown>, datadir: string, log: (msg: string) => void): Promise<Uint8Array> {
-  const keystore = str(values, 'keystore') ?? join(datadir, 'keystore');
-  const existing = await listKeys(keystore).catch((err: unknown) => {
-    if (err instanceof KeystoreError && err.code === 'KEYSTORE_NOT_FOUND') return [] as string[]; // made below
-    throw err;
-  });
-  // Which of several keys would be a guess (the first by name was once the public development
-  // key, imported by the walkthrough): the user says which.
-  if (existing.length > 1) throw new UsageError(`${keystore} holds ${existing.length} keys: say which one mining pays with --coinbase ADDRESS (cairn keys list --keystore ${keystore})`);
-  if (existing.length === 1) return address(existing[0]!, 'coinbase key');
-  const password = await whileWaitingForPassword(datadir, () => readPassword({ passwordFile: str(values, 'password-file'), confirm: true, purpose: `the new coinbase key in ${keystore}` }));
-  const { address: created } = await createKey(keystore, password);
-  log(`created coinbase key ${created} in ${keystore}`);
-  return address(created, 'coinbase key');
 }
 
 export async function nodeCommand(argv: string[], out: Out): Promise<void> {
@@ -292,7 +253,8 @@ interfaces (--p2p-host: one IPv4 or IPv6 address of this machine instead), JSON-
 127.0.0.1:7371 (0 picks a free port; the endpoint and token are written to DIR/rpc.json). Each
 port must differ from the others. --mine mines to --coinbase, or to the key of the keystore (default
 DIR/keystore), creating one on first start (one holding several keys needs --coinbase to say
-which), hashing on --threads of the node's worker threads
+which; nodes started at once on one --keystore make one key between them, the others waiting
+for the first's), hashing on --threads of the node's worker threads
 (default 1; at most one per core) whenever they have no signatures to check. It mines nothing while it first catches up with
 a peer's longer chain, nor, with peers to find (--bootstrap, or those of its last run), before one
 tells its chain (a minute at most), and with --snapshot-sync at genesis it waits for a peer to join from (start

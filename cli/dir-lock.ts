@@ -5,7 +5,8 @@
  * reused into one. The holder's pid is written beside it to name it to those who wait, with a
  * token of its hold, by which they tell that the lock changed hands.
  *
- * Its user: one `cairn send` per key (send-lock.ts).
+ * Its users: one `cairn send` per key (send-lock.ts), one coinbase key chosen per keystore
+ * (coinbase.ts).
  */
 import { randomUUID } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';

@@ -112,7 +112,7 @@ describe('who holds a datadir', function () {
 
   it('cairn status, cairn stop and a second node name a first --mine start waiting for its coinbase key\'s password, with its pid, not as opening its store', async function () {
     if (!listed) this.skip();
-    // From the project's list: it holds the store's lock while it waits (cmd-node.ts, coinbaseFor),
+    // From the project's list: it holds the store's lock while it waits (cli/coinbase.ts, coinbaseFor),
     // and was told as opening its store, "ask again in a moment", for as long as nobody typed.
     const datadir = join(dir.path, 'mining');
     const password = join(dir.path, 'password');
