@@ -33,7 +33,7 @@ export function addressGroup(addr: string): AddressGroup | undefined {
 }
 
 /** The eight 16-bit groups of an IPv6 address, or undefined if it is not one. */
-function expandIpv6(text: string): number[] | undefined {
+export function expandIpv6(text: string): number[] | undefined {
   let t = text.toLowerCase();
   const v4 = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(t);
   if (v4) {

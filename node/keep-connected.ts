@@ -44,9 +44,15 @@ export class KeepConnected {
   async start(): Promise<void> {
     for (const addr of this.o.bootstrap ?? []) this.book.remember(addr, 'bootstrap');
     if (!this.o.peerStore) return;
-    const restored = this.book.restore(await this.o.peerStore.load());
+    const saved = await this.o.peerStore.load();
+    const { taken, unreachable, passedOver } = this.book.restore(saved);
     this.restored = true;
-    if (restored > 0) this.o.log('info', 'known peers from before the restart', { peers: restored });
+    if (passedOver.size > 0) {
+      const why = [...passedOver].map(([reason, n]) => `${n}× ${reason}`).join(', ');
+      const left = unreachable > 0 ? `; ${unreachable} of its ${saved.length} peers had nothing else to dial` : '';
+      this.o.log('warn', `passed over in the peers known from before the restart (peers.json), as no dial could reach them: ${why}${left}`);
+    }
+    if (taken > 0) this.o.log('info', 'known peers from before the restart', { peers: taken });
   }
 
   /** Once a second: dials who is due, and warns when the node has been alone too long. */

@@ -3,6 +3,7 @@ import type { Env } from './env.ts';
 import type { PeerManager } from './peers.ts';
 import type { Transport } from './transport.ts';
 import type { KnownAddress } from './peer-file.ts';
+import { undialable } from './undialable.ts';
 
 /** How a peer came to be known. Bootstrap and user-given peers are kept for good; the others may be forgotten. */
 export type PeerSource = 'bootstrap' | 'user' | 'discovered' | 'connected';
@@ -62,6 +63,10 @@ const MAX_KNOWN = 1_000;
 const MAX_KNOWN_PER_SUBNET = 64;
 /** Addresses kept for one peer: anyone may announce more for a known id, and each is dialled. */
 const MAX_ADDRS_PER_PEER = 8;
+
+/** Why restore passes over a saved peer, beside undialable's reasons. */
+const ITSELF = "this node's own peer id";
+const ANOTHER_PEER = "an address ending in another peer's id";
 
 /** A fresh backoff: dialled at the next round, then 1 s later, doubling. */
 function startOver(k: KnownPeer): void {
@@ -172,19 +177,39 @@ export class PeerBook {
   /**
    * Peers from before a restart, known again as once connected: dialled like discovered ones
    * (while the node wants peers, forgotten after failing), within the same per-subnet share.
-   * Returns how many were taken.
+   * What no dial could ever reach is passed over (a hand-edited or damaged file): this node's own
+   * id, an address naming another peer's id, and what `undialable` says of an address; a peer left
+   * with no address is not taken. Returns how many were taken, how many had nothing left to dial,
+   * and what was passed over, by why.
    */
-  restore(saved: readonly KnownAddress[]): number {
+  restore(saved: readonly KnownAddress[]): { taken: number; unreachable: number; passedOver: Map<string, number> } {
     let taken = 0;
+    let unreachable = 0;
+    const passedOver = new Map<string, number>();
+    const passOver = (why: string) => passedOver.set(why, (passedOver.get(why) ?? 0) + 1);
     for (const { peer, addrs } of saved) {
-      if (peer === this.transport.peerId || this.known.has(peer)) continue;
-      const usable = addrs.filter((a) => peerIdOf(a) === undefined || peerIdOf(a) === peer).slice(0, MAX_ADDRS_PER_PEER);
+      if (peer === this.transport.peerId) {
+        passOver(ITSELF);
+        unreachable++;
+        continue;
+      }
+      if (this.known.has(peer)) continue;
+      const usable = addrs.filter((a) => {
+        const id = peerIdOf(a);
+        const why = undialable(a) ?? (id !== undefined && id !== peer ? ANOTHER_PEER : undefined);
+        if (why !== undefined) passOver(why);
+        return why === undefined;
+      }).slice(0, MAX_ADDRS_PER_PEER);
+      if (usable.length === 0) {
+        unreachable++;
+        continue;
+      }
       // Kept in the next save too, behind every peer connected since: two restarts in a row without
       // a connection must not empty the file.
       const k = { addrs: usable, source: 'connected' as const, delayMs: REDIAL_MIN_MS, nextAt: 0, failures: 0, reported: false, lastConnectedAt: 0 };
-      if (usable.length > 0 && this.add(peer, k)) taken++;
+      if (this.add(peer, k)) taken++;
     }
-    return taken;
+    return { taken, unreachable, passedOver };
   }
 
   /** The connection ended: if it had lasted, the peer is redialled at once and its backoff starts over. */

@@ -335,7 +335,7 @@ describe('PeerBook: dialling known and discovered peers', () => {
 
     it('a restarted node dials the peers it knew with no bootstrap, keeps them through a save before they answer, and forgets them as discovered ones', async () => {
       const restarted = new PeerBook(net.env(), net as never, peers);
-      assert.equal(restarted.restore([{ peer: 'k1', addrs: [addr('k1')] }, { peer: 'self', addrs: [addr('self')] }, { peer: 'k2', addrs: [addr('other')] }]), 1, "itself, and an address naming another peer's id, are passed over");
+      assert.equal(restarted.restore([{ peer: 'k1', addrs: [addr('k1')] }, { peer: 'self', addrs: [addr('self')] }, { peer: 'k2', addrs: [addr('other')] }]).taken, 1, "itself, and an address naming another peer's id, are passed over");
       assert.deepEqual(restarted.worthKeeping(10).map((k) => k.peer), ['k1'], 'kept in the next save though not yet connected');
       net.reachable.add('k1');
       restarted.redial();
@@ -345,10 +345,50 @@ describe('PeerBook: dialling known and discovered peers', () => {
       restarted.connected('k1', [addr('k1')]);
       assert.equal(restarted.worthKeeping(10)[0]!.peer, 'k1');
       // One that does not answer is forgotten after five failures, as a discovered peer is.
-      assert.equal(restarted.restore([{ peer: 'gone', addrs: [addr('gone')] }]), 1);
+      assert.equal(restarted.restore([{ peer: 'gone', addrs: [addr('gone')] }]).taken, 1);
       await tick(net, restarted, 40);
       assert.equal(net.dialsOf('gone').length, 5);
       assert.ok(!restarted.worthKeeping(10).some((k) => k.peer === 'gone'));
+    });
+
+    it('passes over what no dial could reach (itself, a relay, port 0, 0.0.0.0, ::, multicast, another transport), says so in one line, and dials the rest', async () => {
+      // From the carried list: a hand-edited or damaged peers.json was dialled whatever it named,
+      // 0.0.0.0 included, which Linux takes for this machine.
+      const id = (n: string) => `/p2p/${n}`;
+      const saved: KnownAddress[] = [
+        { peer: 'self', addrs: [addr('self')] },
+        { peer: 'relayed', addrs: [`/ip4/10.0.0.1/tcp/1/p2p/R/p2p-circuit${id('relayed')}`] },
+        { peer: 'p0', addrs: [`/ip4/10.0.0.2/tcp/0${id('p0')}`] },
+        { peer: 'any4', addrs: [`/ip4/0.0.0.0/tcp/7370${id('any4')}`] },
+        { peer: 'any6', addrs: [`/ip6/::/tcp/7370${id('any6')}`, `/ip6/::ffff:0.0.0.0/tcp/7370${id('any6')}`] },
+        { peer: 'group', addrs: [`/ip4/224.0.0.251/tcp/7370${id('group')}`, `/ip6/ff02::fb/tcp/7370${id('group')}`, `/ip4/255.255.255.255/tcp/1${id('group')}`] },
+        { peer: 'quic', addrs: [`/ip4/10.0.0.3/udp/1/quic-v1${id('quic')}`, 'not an address'] },
+        // Kept: a DNS name (libp2p resolves it, as --bootstrap takes one), and the good address of a peer with a bad one beside it.
+        { peer: 'named', addrs: [`/dns4/peer.example/tcp/7370${id('named')}`] },
+        { peer: 'mixed', addrs: [`/ip4/0.0.0.0/tcp/7370${id('mixed')}`, `/ip4/10.0.0.4/tcp/7370${id('mixed')}`, `/ip6/2001:db8::1/tcp/7370${id('mixed')}`] },
+      ];
+      const logs: string[] = [];
+      const peerStore = { load: async () => saved, save: async () => {} };
+      const links = new KeepConnected({ env: net.env(), transport: net as never, peers, peerStore, log: (level, message, fields) => void logs.push(`${level} ${message}${fields ? ` ${JSON.stringify(fields)}` : ''}`) });
+      await links.start();
+      for (const peer of ['named', 'mixed']) net.reachable.add(peer);
+      links.book.redial();
+      await settle();
+      assert.deepEqual(net.dialAddrs.sort(), [
+        [`/dns4/peer.example/tcp/7370${id('named')}`],
+        [`/ip4/10.0.0.4/tcp/7370${id('mixed')}`, `/ip6/2001:db8::1/tcp/7370${id('mixed')}`],
+      ]);
+      assert.deepEqual(logs, [
+        "warn passed over in the peers known from before the restart (peers.json), as no dial could reach them: 1× this node's own peer id, " +
+          '1× a relay address (/p2p-circuit; this node dials TCP only), 1× port 0, 4× an unspecified IP (0.0.0.0/8, ::), 3× a multicast or broadcast IP, ' +
+          '2× not /ip4|ip6|dns/HOST/tcp/PORT (this node dials TCP only); 7 of its 9 peers had nothing else to dial',
+        'info known peers from before the restart {"peers":2}',
+      ]);
+      // A file of peers it can dial is taken without a word of warning.
+      const quiet: string[] = [];
+      const again = new KeepConnected({ env: net.env(), transport: net as never, peers, peerStore: { load: async () => [saved[7]!, { peer: 'mixed', addrs: saved[8]!.addrs.slice(1) }], save: async () => {} }, log: (level, message) => void quiet.push(`${level} ${message}`) });
+      await again.start();
+      assert.deepEqual(quiet, ['info known peers from before the restart']);
     });
 
     it('a stop before the file was read (a start that failed half-way) writes nothing over it', async () => {
