@@ -76,6 +76,8 @@ export class Metrics {
   readonly verifyQueueWait: Histogram;
   readonly storeWrite: Histogram;
   private server: Server | undefined;
+  /** Each takes back listeners the constructor added to the node's events. */
+  private readonly unsubscribe: (() => void)[] = [];
 
   constructor(node: NodeView, options: { now?: () => number } = {}) {
     const registers = [this.registry];
@@ -160,19 +162,35 @@ export class Metrics {
     this.verifyQueueWait = new Histogram({ name: 'cairn_verify_queue_wait_seconds', help: 'Time a batch of signatures waited for a verifier thread', buckets: QUEUE_BUCKETS, registers });
     this.storeWrite = new Histogram({ name: 'cairn_store_write_seconds', help: 'Time a batch write to the store (LevelDB) took: blocks\' units, prune chunks, snapshot pages', buckets: STORE_WRITE_BUCKETS, registers });
 
-    node.chain.on('connect', () => {
+    const onConnect = () => {
       imported.inc();
       tip();
-    });
-    node.chain.on('tip', (e) => {
+    };
+    const onTip = (e: { disconnected: readonly unknown[] }) => {
       if (e.disconnected.length === 0) return;
       reorgs.inc();
       reorgDepth.observe(e.disconnected.length);
+    };
+    const onInvalidBlock = () => invalidBlocks.inc();
+    const onImported = (_block: unknown, _outcome: unknown, ms: number) => this.blockImport.observe(ms / 1000);
+    const onInvalidMessage = () => invalidMessages.inc();
+    const onBan = () => bans.inc();
+    node.chain.on('connect', onConnect);
+    node.chain.on('tip', onTip);
+    node.chain.on('invalid', onInvalidBlock);
+    node.chain.on('imported', onImported);
+    node.gossip.on('invalid', onInvalidMessage);
+    node.peers.on('ban', onBan);
+    // The node outlives its metrics (a test's, one closed by a stop that failed half-way): their
+    // counters must not go on being fed, nor keep the registry reachable from the chain.
+    this.unsubscribe.push(() => {
+      node.chain.off('connect', onConnect);
+      node.chain.off('tip', onTip);
+      node.chain.off('invalid', onInvalidBlock);
+      node.chain.off('imported', onImported);
+      node.gossip.off('invalid', onInvalidMessage);
+      node.peers.off('ban', onBan);
     });
-    node.chain.on('invalid', () => invalidBlocks.inc());
-    node.chain.on('imported', (_block, _outcome, ms) => this.blockImport.observe(ms / 1000));
-    node.gossip.on('invalid', () => invalidMessages.inc());
-    node.peers.on('ban', () => bans.inc());
     // The network's counters (node/peer-records.ts: served bytes and busy answers by protocol,
     // evictions, refusals, bans by reason), read from its NetworkStats when scraped.
     const samples = (name: string) => networkMetrics(n.guard.stats, n.peers.bannedAddressCount).filter((m) => m.name === name);
@@ -197,12 +215,14 @@ export class Metrics {
     for (const [field, [name, help]] of Object.entries(COMPACT_BLOCK_COUNTERS)) counted(name, help, () => n.gossip.compactStats[field as keyof CompactStats]);
     const now = options.now;
     if (now) {
-      node.on('block', (block, source) => {
+      const onBlock: Parameters<NodeView['on']>[1] = (block, source) => {
         // A block downloaded while catching up is old news, not propagation.
         if (source !== 'received' || node.sync.syncing) return;
         const delay = now() / 1000 - block.header.timestamp;
         if (delay >= 0) this.blockPropagation.observe(delay);
-      });
+      };
+      node.on('block', onBlock);
+      this.unsubscribe.push(() => node.off('block', onBlock));
     }
   }
 
@@ -242,7 +262,9 @@ export class Metrics {
     return typeof address === 'object' && address ? address.port : port;
   }
 
+  /** Stops following the node's events, and its server if it listens. */
   async close(): Promise<void> {
+    for (const unsubscribe of this.unsubscribe.splice(0)) unsubscribe();
     if (!this.server) return;
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server!.close(() => resolve()));

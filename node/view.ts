@@ -25,8 +25,8 @@ export interface NodeView {
   readonly db: ChainDB;
   readonly mempool: Mempool;
   readonly sync: Pick<Sync, 'syncing' | 'targetHeight' | 'statuses' | 'peersAhead' | 'peersApart'>;
-  readonly peers: Pick<PeerManager, 'score' | 'bannedCount' | 'bannedAddressCount' | 'lastBan' | 'on'>;
-  readonly gossip: Pick<Gossip, 'on' | 'compactStats'>;
+  readonly peers: Pick<PeerManager, 'score' | 'bannedCount' | 'bannedAddressCount' | 'lastBan' | 'on' | 'off'>;
+  readonly gossip: Pick<Gossip, 'on' | 'off' | 'compactStats'>;
   readonly transport: Pick<Transport, 'peers' | 'connectionInfo' | 'listenAddresses' | 'peerId'>;
   /** Per-peer records, budgets and the network's counters (metrics, getPeers). */
   readonly guard: { readonly records: Pick<PeerRecords, 'get'>; readonly serving: Pick<Serving, 'throttled'>; readonly stats: NetworkStats };
@@ -39,6 +39,7 @@ export interface NodeView {
   readonly historyCheck: Pick<HistoryCheck, 'checkedHeight' | 'waitingFor'> | undefined;
   /** Each block the node connected, and whether it mined it or received it. */
   on(event: 'block', listener: (block: Block, source: 'mined' | 'received') => void): unknown;
+  off(event: 'block', listener: (block: Block, source: 'mined' | 'received') => void): unknown;
   /** Seconds since the epoch, by the node's clock. */
   clock(): number;
   /** The node's timers: how long status waits for a reorganisation to end. */

@@ -167,6 +167,22 @@ describe('metrics (prom-client)', function () {
     );
   });
 
+  it('closed, it takes back every listener it added to the node: the chain, gossip, peers and the node have none left from it', async () => {
+    // From the carried list: the chain's 'tip' listener (and the others) stayed after close(),
+    // fed a registry nobody scraped, and kept it reachable from the chain for as long as it ran.
+    const listeners = () => ({
+      chain: (['connect', 'tip', 'invalid', 'imported'] as const).map((event) => node.chain.listenerCount(event)),
+      gossip: node.gossip.listenerCount('invalid'),
+      peers: node.peers.listenerCount('ban'),
+      node: node.listenerCount('block'),
+    });
+    const before = listeners();
+    const fresh = new Metrics(node, { now: () => Date.now() });
+    assert.deepEqual(listeners(), { chain: before.chain.map((n) => n + 1), gossip: before.gossip + 1, peers: before.peers + 1, node: before.node + 1 });
+    await fresh.close(); // one that never listened on a port too
+    assert.deepEqual(listeners(), before);
+  });
+
   it('a ban is one warning, its peer and reason in fields a JSON log is searched by', () => {
     const peer = '12D3KooWGq2cz1Hf4G2bMXRDeEcvyrPkXV5ysPpQtFMmvFjfpw6Q';
     node.peers.ban(peer, 'sync: its chain holds an invalid block');
