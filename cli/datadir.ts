@@ -1,4 +1,4 @@
-import { mkdir, readdir, readFile, stat } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CairnError, StoreError } from '../ledger/errors.ts';
@@ -33,19 +33,45 @@ async function exists(path: string): Promise<boolean> {
 export const MAX_GENESIS_BYTES = 2 ** 29 - 24;
 
 /**
+ * The text of a genesis file: a regular file, or a pipe (`--genesis <(…)`, `/dev/stdin` fed by
+ * one), refused past `maxBytes`. Read whole, so: a device (--genesis /dev/zero) would be read until
+ * memory ran out, and a file past V8's longest string failed with "Invalid string length" after
+ * seconds. A file is refused by its size before it is read; a pipe, which has none, once it has
+ * given more (at most `maxBytes` held meanwhile).
+ */
+export async function readGenesisText(file: string, maxBytes = MAX_GENESIS_BYTES): Promise<string> {
+  const over = `the ${maxBytes} a genesis file may have (the longest text this runtime holds)`;
+  const st = await stat(file);
+  if (st.isFIFO()) {
+    const handle = await open(file, 'r');
+    try {
+      const chunks: Buffer[] = [];
+      let total = 0;
+      for (;;) {
+        const chunk = Buffer.allocUnsafe(64 * 1024);
+        const { bytesRead } = await handle.read(chunk, 0, chunk.length, null);
+        if (bytesRead === 0) return Buffer.concat(chunks, total).toString('utf8');
+        total += bytesRead;
+        if (total > maxBytes) throw new DatadirError(`${file} is not a genesis file Cairn can read: the pipe gave more bytes than ${over}`);
+        chunks.push(chunk.subarray(0, bytesRead));
+      }
+    } finally {
+      await handle.close();
+    }
+  }
+  if (!st.isFile()) throw new DatadirError(`${file} is not a genesis file: not a regular file, nor a pipe`);
+  if (st.size > maxBytes) throw new DatadirError(`${file} is not a genesis file Cairn can read: ${st.size} bytes, over ${over}`);
+  return await readFile(file, 'utf8');
+}
+
+/**
  * The genesis in `file`. `copy`: the datadir's own copy, which says which network the datadir
  * belongs to; damaged, it is named as such, since the user never gave that path.
  */
-
 export async function readGenesis(file: string, copy = false): Promise<{ text: string; params: ChainParams }> {
   let text: string;
   try {
-    // Read whole, so: a device or a pipe (--genesis /dev/zero) would be read until memory ran out,
-    // and a file past V8's longest string failed with "Invalid string length" after seconds.
-    const st = await stat(file);
-    if (!st.isFile()) throw new DatadirError(`${file} is not a genesis file: not a regular file`);
-    if (st.size > MAX_GENESIS_BYTES) throw new DatadirError(`${file} is not a genesis file Cairn can read: ${st.size} bytes, over the ${MAX_GENESIS_BYTES} a genesis file may have (the longest text this runtime holds)`);
-    text = await readFile(file, 'utf8');
+    text = await readGenesisText(file);
   } catch (err) {
     if (err instanceof DatadirError) throw err;
     throw new DatadirError(`cannot read genesis file ${file}: ${fileReason(err, file)}; ${copy ? "put that network's genesis file back in its place" : "give --genesis the network's genesis file (cairn genesis new writes one for a network of your own)"}`);

@@ -10,7 +10,8 @@ import { genesisJson, parseGenesis, sameGenesis } from '../ledger/genesis.ts';
 import { encodeAddress } from '../ledger/keys.ts';
 import { tempDir, testKey } from './helpers/fixtures.ts';
 import { REPO, runCli } from './helpers/cli.ts';
-import { futureGenesisWarning, sharedChainIdWarning } from '../cli/datadir.ts';
+import { futureGenesisWarning, readGenesisText, sharedChainIdWarning } from '../cli/datadir.ts';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -109,6 +110,34 @@ describe('cairn genesis new', () => {
       assert.equal(init.code, 0, init.stderr);
       assert.match(init.stderr, /^cairn: warning: the network "ms-net" starts at \+\d{6}-.* is in milliseconds: in seconds it is \d{10}\n$/);
     } finally {
+      dir.remove();
+    }
+  });
+
+  it('a genesis from a pipe (/dev/stdin fed by one, <(…)) is read, up to the most a genesis file may have: more is refused once the pipe gave it', async () => {
+    // From the carried list: init, node and verify refused any pipe, as "not a regular file", for
+    // fear of reading a device whole; a pipe has no size to check first, so its read is capped.
+    const dir = tempDir('cairn-genesis-pipe-');
+    const writers: ChildProcess[] = [];
+    try {
+      const text = genesisJson(parseGenesis(readFileSync(join(REPO, 'genesis.json'), 'utf8')));
+      const init = await runCli(['init', '--datadir', join(dir.path, 'piped'), '--genesis', '/dev/stdin', '--json'], { input: text, inputThroughPipe: true });
+      assert.equal(init.code, 0, init.stderr);
+      assert.equal(readFileSync(join(dir.path, 'piped', 'genesis.json'), 'utf8'), text, 'the copy is what the pipe gave');
+      // A pipe that never ends (`--genesis <(yes)`), with a cap a test can reach: refused past it.
+      const fifo = join(dir.path, 'fifo');
+      assert.equal(spawnSync('mkfifo', [fifo]).status, 0, 'mkfifo');
+      const writer = spawn('sh', ['-c', 'exec yes > "$0"', fifo], { stdio: 'ignore' });
+      writers.push(writer);
+      const gone = new Promise((r) => writer.once('close', r));
+      await assert.rejects(readGenesisText(fifo, 100_000), { message: `${fifo} is not a genesis file Cairn can read: the pipe gave more bytes than the 100000 a genesis file may have (the longest text this runtime holds)` });
+      await gone; // its next write, with no reader, ends it (SIGPIPE): the next reader must not meet it
+      // One that ends within the cap is its text, whole.
+      const short = spawn('sh', ['-c', 'printf "%s" "$1" > "$0"', fifo, text], { stdio: 'ignore' });
+      writers.push(short);
+      assert.equal(await readGenesisText(fifo, text.length), text);
+    } finally {
+      for (const w of writers) if (w.exitCode === null && w.signalCode === null) w.kill('SIGKILL');
       dir.remove();
     }
   });

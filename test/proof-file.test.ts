@@ -21,7 +21,7 @@ import { RpcClient } from '../cli/rpc-client.ts';
 import { toHex } from '../ledger/bytes.ts';
 import { ChainDB } from '../ledger/chaindb.ts';
 import { MemoryDisk } from '../ledger/kv-memory.ts';
-import { parseGenesis } from '../ledger/genesis.ts';
+import { genesisJson, parseGenesis } from '../ledger/genesis.ts';
 import { encodeAddress } from '../ledger/keys.ts';
 import { verifyAccountProof } from '../ledger/smt-proof.ts';
 import { Chain } from '../consensus/chain.ts';
@@ -34,6 +34,7 @@ import type { NodeView } from '../node/view.ts';
 import { FUNDED_KEYS, tempDir, testKey, testParams, transfer } from './helpers/fixtures.ts';
 import { asParent, mineChild } from './helpers/mining.ts';
 import { arbFileBytes, FUZZ_SEED, fuzzRuns } from './helpers/fuzz.ts';
+import { runCli } from './helpers/cli.ts';
 
 // One hash in 2^16 meets it: a header changed anywhere is all but certain to lose its proof of work.
 const params = testParams({ name: 'cairn-proofs', target: (1n << 240n) - 1n, timestamp: 1_600_000_000 });
@@ -323,6 +324,22 @@ describe('proofs and proof files', function () {
       }
       // A malformed flag was said only after the read: a file not there shows the order.
       await assert.rejects(verifyCommand([join(dir.path, 'absent.json'), '--checkpoint', '12'], createOut(false, () => assert.fail('no answer printed'))), /^UsageError: --checkpoint must be HEIGHT:HASH/);
+    } finally {
+      dir.remove();
+    }
+  });
+
+  it('cairn verify takes its --genesis from a pipe (/dev/stdin fed by one), as init and node do', async () => {
+    // From the carried list: refused as "not a regular file", so that `--genesis <(…)` failed.
+    const dir = tempDir();
+    try {
+      const proof = join(dir.path, 'proof.json');
+      writeFileSync(proof, JSON.stringify(files.account));
+      const piped = await runCli(['verify', '--genesis', '/dev/stdin', proof, '--json'], { input: genesisJson(params), inputThroughPipe: true });
+      assert.equal(piped.code, 0, piped.stderr);
+      const fromFile = join(dir.path, 'genesis.json');
+      writeFileSync(fromFile, genesisJson(params));
+      assert.equal(piped.stdout, (await runCli(['verify', '--genesis', fromFile, proof, '--json'])).stdout, 'the answer the same file gives');
     } finally {
       dir.remove();
     }

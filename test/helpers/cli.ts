@@ -27,6 +27,11 @@ export interface CliResult {
 export interface RunOptions {
   readonly env?: Record<string, string>;
   readonly input?: string;
+  /**
+   * `input` through an OS pipe, as `cat FILE | cairn …` gives it: the stdin Node gives a child is
+   * a socket, which Linux does not open again by /dev/stdin.
+   */
+  readonly inputThroughPipe?: boolean;
   /** The process is killed (and the promise rejects) when it has not exited by then. */
   readonly timeoutMs?: number;
   readonly script?: string;
@@ -47,7 +52,9 @@ function childEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
 
 /** Runs `cairn ARGS` as a real process under this Node (24, the project's) and collects its output. */
 export function runCli(args: readonly string[], options: RunOptions = {}): Promise<CliResult> {
-  const child = spawn(process.execPath, [options.script ?? CAIRN_MAIN, ...args], {
+  const argv = [options.script ?? CAIRN_MAIN, ...args];
+  const [command, commandArgs] = options.inputThroughPipe ? ['sh', ['-c', 'cat | "$0" "$@"', process.execPath, ...argv]] : [process.execPath, argv];
+  const child = spawn(command, commandArgs, {
     cwd: options.cwd ?? REPO,
     env: childEnv(options.env),
     stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
