@@ -1,3 +1,4 @@
+import type { EventEmitter } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Chain } from '../consensus/chain.ts';
@@ -162,35 +163,21 @@ export class Metrics {
     this.verifyQueueWait = new Histogram({ name: 'cairn_verify_queue_wait_seconds', help: 'Time a batch of signatures waited for a verifier thread', buckets: QUEUE_BUCKETS, registers });
     this.storeWrite = new Histogram({ name: 'cairn_store_write_seconds', help: 'Time a batch write to the store (LevelDB) took: blocks\' units, prune chunks, snapshot pages', buckets: STORE_WRITE_BUCKETS, registers });
 
-    const onConnect = () => {
+    // The node outlives its metrics (a test's, one closed by a stop that failed half-way): their
+    // counters must not go on being fed, nor keep the registry reachable from the chain.
+    this.follow(node.chain, 'connect', () => {
       imported.inc();
       tip();
-    };
-    const onTip = (e: { disconnected: readonly unknown[] }) => {
+    });
+    this.follow(node.chain, 'tip', (e) => {
       if (e.disconnected.length === 0) return;
       reorgs.inc();
       reorgDepth.observe(e.disconnected.length);
-    };
-    const onInvalidBlock = () => invalidBlocks.inc();
-    const onImported = (_block: unknown, _outcome: unknown, ms: number) => this.blockImport.observe(ms / 1000);
-    const onInvalidMessage = () => invalidMessages.inc();
-    const onBan = () => bans.inc();
-    node.chain.on('connect', onConnect);
-    node.chain.on('tip', onTip);
-    node.chain.on('invalid', onInvalidBlock);
-    node.chain.on('imported', onImported);
-    node.gossip.on('invalid', onInvalidMessage);
-    node.peers.on('ban', onBan);
-    // The node outlives its metrics (a test's, one closed by a stop that failed half-way): their
-    // counters must not go on being fed, nor keep the registry reachable from the chain.
-    this.unsubscribe.push(() => {
-      node.chain.off('connect', onConnect);
-      node.chain.off('tip', onTip);
-      node.chain.off('invalid', onInvalidBlock);
-      node.chain.off('imported', onImported);
-      node.gossip.off('invalid', onInvalidMessage);
-      node.peers.off('ban', onBan);
     });
+    this.follow(node.chain, 'invalid', () => invalidBlocks.inc());
+    this.follow(node.chain, 'imported', (_block, _outcome, ms) => this.blockImport.observe(ms / 1000));
+    this.follow(node.gossip, 'invalid', () => invalidMessages.inc());
+    this.follow(node.peers, 'ban', () => bans.inc());
     // The network's counters (node/peer-records.ts: served bytes and busy answers by protocol,
     // evictions, refusals, bans by reason), read from its NetworkStats when scraped.
     const samples = (name: string) => networkMetrics(n.guard.stats, n.peers.bannedAddressCount).filter((m) => m.name === name);
@@ -224,6 +211,13 @@ export class Metrics {
       node.on('block', onBlock);
       this.unsubscribe.push(() => node.off('block', onBlock));
     }
+  }
+
+  /** Adds `listener` to `target`'s `event`, and takes it back at close(). */
+  private follow<T extends Record<keyof T, unknown[]>, K extends keyof T & string>(target: Pick<EventEmitter<T>, 'on' | 'off'>, event: K, listener: (...args: T[K]) => void): void {
+    // Node's typings key an emitter's events by a conditional type a generic K does not meet.
+    target.on(event as never, listener as never);
+    this.unsubscribe.push(() => target.off(event as never, listener as never));
   }
 
   render(): Promise<string> {
