@@ -1,5 +1,4 @@
 import { constants } from 'node:buffer';
-import { readFile, stat } from 'node:fs/promises';
 import { fromHex, toHex } from '../ledger/bytes.ts';
 import { decodeHeader } from '../ledger/block.ts';
 import { encodeAddress } from '../ledger/keys.ts';
@@ -8,6 +7,7 @@ import { readProofFile, verifyProofFile, type ProofFile, type VerifiedProof } fr
 import { blockWork } from '../consensus/pow.ts';
 import { NODE_ACCESS, address, checkpointArg, parse, str, UsageError } from './args.ts';
 import { BUNDLED_GENESIS, readGenesis } from './datadir.ts';
+import { readCappedText } from './capped-read.ts';
 import { fileReason } from '../node/file-errors.ts';
 import { connect, RpcClientError, type RpcClient } from './rpc-client.ts';
 import { coins, type Out } from './output.ts';
@@ -140,12 +140,12 @@ export async function verifyCommand(argv: string[], out: Out): Promise<void> {
   const params = await genesisFor(str(values, 'genesis'));
   let text: string;
   try {
-    // Past the longest string JavaScript can make, no proof file (whose text it must be) can be
-    // read: refused before reading it, where the read took the file's size in memory and then
-    // failed with "Invalid string length".
-    const { size } = await stat(path);
-    if (size > MAX_STRING_LENGTH) throw new UsageError(`${path} is ${size} bytes, more than any proof file: cairn proof writes at most ${MAX_FILE_HEADERS} headers (about 465 MB)`);
-    text = await readFile(path, 'utf8');
+    // Past the longest string JavaScript can make, no proof file (whose text it must be) can be read.
+    text = await readCappedText(path, 'a proof file', MAX_STRING_LENGTH, (why, tooLarge) =>
+      tooLarge
+        ? new UsageError(`${path} is not a proof file Cairn can read: ${why} (cairn proof writes at most ${MAX_FILE_HEADERS} headers, about 465 MB)`)
+        : new UsageError(`${path} is not a proof file: ${why}; give the file cairn proof wrote (cairn proof account ADDRESS > proof.json)`),
+    );
   } catch (err) {
     if (err instanceof UsageError) throw err;
     throw new UsageError(`cannot read ${path}: ${fileReason(err, path)}; give the file cairn proof wrote (cairn proof account ADDRESS > proof.json)`);

@@ -1,7 +1,8 @@
-import { mkdir, open, readdir, readFile, stat } from 'node:fs/promises';
+import { mkdir, readdir, readFile, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CairnError, StoreError } from '../ledger/errors.ts';
+import { readCappedText } from './capped-read.ts';
 import { genesisHashHex, parseGenesis, sameGenesis, type ChainParams } from '../ledger/genesis.ts';
 import { ChainDB } from '../ledger/chaindb.ts';
 import { LevelKv } from '../ledger/kv-level.ts';
@@ -32,36 +33,11 @@ async function exists(path: string): Promise<boolean> {
 /** The largest genesis file read: V8's longest string (2^29 − 24 characters), at a byte a character. */
 export const MAX_GENESIS_BYTES = 2 ** 29 - 24;
 
-/**
- * The text of a genesis file: a regular file, or a pipe (`--genesis <(…)`, `/dev/stdin` fed by
- * one), refused past `maxBytes`. Read whole, so: a device (--genesis /dev/zero) would be read until
- * memory ran out, and a file past V8's longest string failed with "Invalid string length" after
- * seconds. A file is refused by its size before it is read; a pipe, which has none, once it has
- * given more (at most `maxBytes` held meanwhile).
- */
-export async function readGenesisText(file: string, maxBytes = MAX_GENESIS_BYTES): Promise<string> {
-  const over = `the ${maxBytes} a genesis file may have (the longest text this runtime holds)`;
-  const st = await stat(file);
-  if (st.isFIFO()) {
-    const handle = await open(file, 'r');
-    try {
-      const chunks: Buffer[] = [];
-      let total = 0;
-      for (;;) {
-        const chunk = Buffer.allocUnsafe(64 * 1024);
-        const { bytesRead } = await handle.read(chunk, 0, chunk.length, null);
-        if (bytesRead === 0) return Buffer.concat(chunks, total).toString('utf8');
-        total += bytesRead;
-        if (total > maxBytes) throw new DatadirError(`${file} is not a genesis file Cairn can read: the pipe gave more bytes than ${over}`);
-        chunks.push(chunk.subarray(0, bytesRead));
-      }
-    } finally {
-      await handle.close();
-    }
-  }
-  if (!st.isFile()) throw new DatadirError(`${file} is not a genesis file: not a regular file, nor a pipe`);
-  if (st.size > maxBytes) throw new DatadirError(`${file} is not a genesis file Cairn can read: ${st.size} bytes, over ${over}`);
-  return await readFile(file, 'utf8');
+/** The text of a genesis file, or a pipe's (readCappedText), up to `maxBytes`. */
+export function readGenesisText(file: string, maxBytes = MAX_GENESIS_BYTES): Promise<string> {
+  return readCappedText(file, 'a genesis file', maxBytes, (why, tooLarge) =>
+    tooLarge ? new DatadirError(`${file} is not a genesis file Cairn can read: ${why} (the longest text this runtime holds)`) : new DatadirError(`${file} is not a genesis file: ${why}`),
+  );
 }
 
 /**

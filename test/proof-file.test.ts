@@ -319,9 +319,15 @@ describe('proofs and proof files', function () {
         truncateSync(huge, size); // sparse: no disk, no time
         await assert.rejects(
           verifyCommand([huge], createOut(false, () => assert.fail('no answer printed'))),
-          (err: unknown) => err instanceof UsageError && err.message === `${huge} is ${size} bytes, more than any proof file: cairn proof writes at most ${MAX_FILE_HEADERS} headers (about 465 MB)`,
+          (err: unknown) =>
+            err instanceof UsageError &&
+            err.message === `${huge} is not a proof file Cairn can read: ${size} bytes, over the ${MAX_STRING_LENGTH} a proof file may have (cairn proof writes at most ${MAX_FILE_HEADERS} headers, about 465 MB)`,
         );
       }
+      // A device has no size to refuse it by: it was read until memory ran out (/dev/zero).
+      await assert.rejects(verifyCommand(['/dev/zero'], createOut(false, () => assert.fail('no answer printed'))), {
+        message: '/dev/zero is not a proof file: not a regular file, nor a pipe; give the file cairn proof wrote (cairn proof account ADDRESS > proof.json)',
+      });
       // A malformed flag was said only after the read: a file not there shows the order.
       await assert.rejects(verifyCommand([join(dir.path, 'absent.json'), '--checkpoint', '12'], createOut(false, () => assert.fail('no answer printed'))), /^UsageError: --checkpoint must be HEIGHT:HASH/);
     } finally {
@@ -329,7 +335,7 @@ describe('proofs and proof files', function () {
     }
   });
 
-  it('cairn verify takes its --genesis from a pipe (/dev/stdin fed by one), as init and node do', async () => {
+  it('cairn verify takes its --genesis, and its proof file, from a pipe (/dev/stdin fed by one), as init and node do', async () => {
     // From the carried list: refused as "not a regular file", so that `--genesis <(…)` failed.
     const dir = tempDir();
     try {
@@ -340,6 +346,10 @@ describe('proofs and proof files', function () {
       const fromFile = join(dir.path, 'genesis.json');
       writeFileSync(fromFile, genesisJson(params));
       assert.equal(piped.stdout, (await runCli(['verify', '--genesis', fromFile, proof, '--json'])).stdout, 'the answer the same file gives');
+      // And the proof file itself, as `cairn proof account A | cairn verify /dev/stdin` gives it.
+      const proofPiped = await runCli(['verify', '--genesis', fromFile, '/dev/stdin', '--json'], { input: JSON.stringify(files.account), inputThroughPipe: true });
+      assert.equal(proofPiped.code, 0, proofPiped.stderr);
+      assert.equal(proofPiped.stdout, piped.stdout);
     } finally {
       dir.remove();
     }

@@ -1,0 +1,37 @@
+import { open, readFile, stat } from 'node:fs/promises';
+
+/**
+ * The text of a file the user names, read whole: a regular file, or a pipe (`<(…)`, `/dev/stdin`
+ * fed by one), never more than `maxBytes`. A file is refused by its size before it is read; a
+ * pipe, which has none, once it has given more (at most `maxBytes` held meanwhile). Anything else
+ * is refused unread: a device (/dev/zero) would be read until memory ran out, and a file past
+ * V8's longest string fails with "Invalid string length" after seconds. `refuse` words each
+ * refusal for its caller (`tooLarge`: refused for its size, not its kind), `what` names the file
+ * in it ("a genesis file"); what the file system says goes up as it is thrown.
+ */
+export async function readCappedText(file: string, what: string, maxBytes: number, refuse: (why: string, tooLarge: boolean) => Error): Promise<string> {
+  const st = await stat(file);
+  const over = `the ${maxBytes} ${what} may have`;
+  if (st.isFIFO()) return readPipe(file, maxBytes, () => refuse(`the pipe gave more bytes than ${over}`, true));
+  if (!st.isFile()) throw refuse('not a regular file, nor a pipe', false);
+  if (st.size > maxBytes) throw refuse(`${st.size} bytes, over ${over}`, true);
+  return await readFile(file, 'utf8');
+}
+
+async function readPipe(file: string, maxBytes: number, tooLarge: () => Error): Promise<string> {
+  const handle = await open(file, 'r');
+  try {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    for (;;) {
+      const chunk = Buffer.allocUnsafe(64 * 1024);
+      const { bytesRead } = await handle.read(chunk, 0, chunk.length, null);
+      if (bytesRead === 0) return Buffer.concat(chunks, total).toString('utf8');
+      total += bytesRead;
+      if (total > maxBytes) throw tooLarge();
+      chunks.push(chunk.subarray(0, bytesRead));
+    }
+  } finally {
+    await handle.close();
+  }
+}
