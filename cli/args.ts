@@ -170,14 +170,41 @@ export function amount(text: string, what: string): bigint {
 export function address(text: string, what: string): Uint8Array {
   try {
     return decodeAddress(text);
-  } catch (err) {
+  } catch {
     // Something else pasted (an 0x… or hex key, another chain's address): the decoder's why
     // ("address must be lower case", "invalid separator") sent the user after the wrong fault.
-    if (!text.toLowerCase().startsWith(`${ADDRESS_PREFIX}1`)) throw new UsageError(`invalid ${what} "${text}": not a Cairn address, which is ${ADDRESS_PREFIX}1 and 38 more letters and digits (cairn keys list shows yours)`);
-    // The decoder says "invalid address "TEXT": why"; said once, with what the address was for.
-    const why = (err as Error).message.replace(/^invalid address "[^"]*": /, '');
-    throw new UsageError(`invalid ${what} "${text}": ${why}`);
+    if (!text.toLowerCase().startsWith(`${ADDRESS_PREFIX}1`)) throw new UsageError(`invalid ${what} "${text}": not a Cairn address, which is ${ADDRESS_PREFIX}1 and ${ADDRESS_DATA_LENGTH} more letters and digits (cairn keys list shows yours)`);
+    throw new UsageError(`invalid ${what} "${text}": ${addressFault(text)}`);
   }
+}
+
+/** The letters bech32 writes an address's data in: no 1, b, i or o, which are easily misread. */
+const BECH32_LETTERS = 'qpzry9x8gf2tvdw0s3jn54khce6mua7l';
+/** After `cairn1`: 20 bytes in 32 letters of 5 bits, and 6 of checksum. */
+const ADDRESS_DATA_LENGTH = 38;
+
+/**
+ * What is wrong with a text that starts as an address does, in the terms of its fix. The decoder's
+ * own words ("Invalid checksum in …", "invalid data length", "Unknown letter") name its internals;
+ * a person holding a mistyped or half-pasted address needs to know to copy it again.
+ */
+function addressFault(text: string): string {
+  const again = 'copy the address again (cairn keys list shows yours)';
+  const lower = text.toLowerCase();
+  if (text !== lower && text !== text.toUpperCase()) return `it mixes capitals and small letters: ${again}`;
+  const data = lower.slice(ADDRESS_PREFIX.length + 1);
+  const stranger = [...data].findIndex((c) => !BECH32_LETTERS.includes(c));
+  if (stranger >= 0) return `"${data[stranger]}" (character ${ADDRESS_PREFIX.length + 2 + stranger}) is not in any address, which has no 1, b, i or o after ${ADDRESS_PREFIX}1: ${again}`;
+  if (data.length !== ADDRESS_DATA_LENGTH) return `it has ${data.length} characters after ${ADDRESS_PREFIX}1, where an address has ${ADDRESS_DATA_LENGTH}: ${data.length < ADDRESS_DATA_LENGTH ? 'some are missing' : 'some are extra'}; ${again}`;
+  if (text !== lower) {
+    try {
+      decodeAddress(lower);
+      return `an address is written in small letters: give "${lower}"`;
+    } catch {
+      return `it is in capitals, where an address is in small letters, and its checksum does not match either, so a character is mistyped: ${again}`;
+    }
+  }
+  return `its checksum does not match, so a character is mistyped: ${again}`;
 }
 
 /**
