@@ -36,8 +36,9 @@ export const NODE_ACCESS: Options = {
 
 /** NODE_ACCESS's flags in a command's help (CAIRN_RPC_TOKEN is read where --rpc-token is absent: rpc-client.ts). */
 export const NODE_ACCESS_HELP = `  --datadir DIR          the node running on DIR (default ./data)
-  --rpc URL --rpc-token T   or a node reached by URL (the token better from CAIRN_RPC_TOKEN:
-                         a flag is in the process list, where every user of the machine reads it)
+  --rpc URL --rpc-token T   or a node reached by URL, with the token in its DIR/rpc.json (new at
+                         each start; better from CAIRN_RPC_TOKEN: a flag is in the process list,
+                         where every user of the machine reads it)
   --json                 machine-readable output (amounts in base units)`;
 
 /**

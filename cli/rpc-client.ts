@@ -143,7 +143,8 @@ export class RpcClient<M extends { [K in keyof M]: { params: unknown; result: un
       if (d) throw new RpcClientError('NODE_NOT_RUNNING', `the ${d.what} on ${d.path} does not answer at ${this.url} (its ${RPC_ENDPOINT_FILE} names pid ${d.pid ?? '?'}): if it has ended (a crash leaves ${RPC_ENDPOINT_FILE} behind, and its pid may since be another process's), start it again with: ${d.start}`);
       throw new RpcClientError('NODE_NOT_RUNNING', `the node at ${this.url} is not answering; is it running?`);
     }
-    if (response.status === 401) throw new RpcClientError('RPC_UNAUTHORIZED', `the node at ${this.url} refused the RPC token`);
+    // The token is new at every start of the node: one copied before a restart is the usual cause.
+    if (response.status === 401) throw new RpcClientError('RPC_UNAUTHORIZED', `the node at ${this.url} refused the RPC token: give the one in its datadir's ${RPC_ENDPOINT_FILE}, which is new at each start of the node (--rpc-token or CAIRN_RPC_TOKEN), or, on the node's machine, --datadir DIR instead of --rpc`);
     let answer: unknown;
     try {
       answer = JSON.parse(response.text);
@@ -256,7 +257,7 @@ export async function connect(values: Record<string, unknown>): Promise<RpcClien
   if (url) {
     checkRpcUrl(url);
     const token = (typeof values['rpc-token'] === 'string' ? values['rpc-token'] : undefined) ?? process.env['CAIRN_RPC_TOKEN'];
-    if (!token) throw new UsageError('--rpc needs --rpc-token (or CAIRN_RPC_TOKEN)');
+    if (!token) throw new UsageError(`--rpc needs --rpc-token (or CAIRN_RPC_TOKEN): the token in the node's ${RPC_ENDPOINT_FILE}, in its datadir`);
     if (!RPC_TOKEN.test(token)) throw new UsageError("--rpc-token (or CAIRN_RPC_TOKEN) must be the token in the node's rpc.json: printable characters without spaces");
     return new RpcClient(url, token, { notice: stderrNotice });
   }

@@ -5,6 +5,8 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, utimesSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { address, DEFAULT_PORTS, hostNames, listenAddress, parse, UsageError } from '../cli/args.ts';
@@ -220,6 +222,27 @@ describe('cli plumbing', function () {
       assert.match(await refused('localhost:7371/'), /did you mean http:\/\/localhost:7371\/\?$/);
       assert.match(await refused('ftp://127.0.0.1:7371'), /^--rpc must be the node's URL, http:\/\/HOST:PORT .*got "ftp:\/\/127.0.0.1:7371"$/);
       assert.match(await refused('http://'), /got "http:\/\/"$/);
+    });
+
+    it('a missing or refused token is told where the right one is: the node\'s rpc.json, new at each start', async () => {
+      const saved = process.env['CAIRN_RPC_TOKEN'];
+      delete process.env['CAIRN_RPC_TOKEN'];
+      try {
+        await assert.rejects(connect({ rpc: 'http://127.0.0.1:1/' }), (err: Error) => err instanceof UsageError && err.message === "--rpc needs --rpc-token (or CAIRN_RPC_TOKEN): the token in the node's rpc.json, in its datadir");
+      } finally {
+        if (saved !== undefined) process.env['CAIRN_RPC_TOKEN'] = saved;
+      }
+      const server = createServer((_req, res) => res.writeHead(401).end());
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      try {
+        const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+        const err = await new RpcClient(url, 'a-stale-token').call('status', {}).then(() => undefined, (e: unknown) => e);
+        assert.ok(err instanceof RpcClientError, String(err));
+        assert.equal(err.message, `the node at ${url} refused the RPC token: give the one in its datadir's rpc.json, which is new at each start of the node (--rpc-token or CAIRN_RPC_TOKEN), or, on the node's machine, --datadir DIR instead of --rpc`);
+      } finally {
+        server.closeAllConnections();
+        await new Promise((resolve) => server.close(resolve));
+      }
     });
 
     it('an http or https URL is taken as it is', async () => {
