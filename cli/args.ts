@@ -85,21 +85,41 @@ function editDistance(a: string, b: string): number {
   return row[b.length]!;
 }
 
+/** What unitApart reads of node:util's parse tokens (positionals, options, a --). */
+interface ArgToken {
+  readonly kind: string;
+  readonly index: number;
+  readonly value?: string | undefined;
+  readonly rawName?: string;
+  readonly inlineValue?: boolean | undefined;
+}
+
 export function parse(argv: string[], options: Options, positionals = 0) {
   let parsed;
   const all: Options = { help: { type: 'boolean', short: 'h' }, ...options };
   try {
-    parsed = parseArgs({ args: argv, options: all, allowPositionals: true, strict: true });
+    parsed = parseArgs({ args: argv, options: all, allowPositionals: true, strict: true, tokens: true });
   } catch (err) {
     throw parseFailure(err, all);
   }
   if (!parsed.values.help && parsed.positionals.length > positionals) {
-    throw new UsageError(`unexpected argument "${parsed.positionals[positionals]}"`);
+    const stray = parsed.tokens.filter((t) => t.kind === 'positional')[positionals]!;
+    throw new UsageError(`unexpected argument "${stray.value}"${unitApart(parsed.tokens, stray)}`);
   }
   for (const [name, value] of Object.entries(parsed.values)) {
     for (const text of Array.isArray(value) ? value : [value]) if (typeof text === 'string') refuseUnexpandedTilde(name, text);
   }
   return parsed as { values: Record<string, string | boolean | string[] | undefined>; positionals: string[] };
+}
+
+/**
+ * `--amount 12.5 CRN`, as one says it: the unit became an argument of its own, which "unexpected
+ * argument" alone left unexplained. Said when the stray word follows a number an option took.
+ */
+function unitApart(tokens: readonly ArgToken[], stray: ArgToken): string {
+  const taker = tokens.find((t) => t.kind === 'option' && t.value !== undefined && t.index + (t.inlineValue ? 0 : 1) === stray.index - 1);
+  if (!taker || !/^\d+(\.\d+)?$/.test(taker.value ?? '') || !/^[A-Za-z][A-Za-z0-9]{0,7}$/.test(stray.value ?? '')) return '';
+  return `: an amount and its unit are one argument, ${taker.rawName} ${taker.value}${stray.value} (or ${taker.rawName} "${taker.value} ${stray.value}")`;
 }
 
 /**

@@ -115,6 +115,25 @@ describe('cli plumbing', function () {
     assert.equal(said('Cairn' + good.slice(5)), `it mixes capitals and small letters: ${again}`);
   });
 
+  it('an amount typed apart from its unit (--amount 12.5 CRN) is told to join them, not only that CRN is unexpected', () => {
+    const options = { amount: { type: 'string' }, fee: { type: 'string' }, json: { type: 'boolean' } } as const;
+    const said = (argv: string[]) => {
+      try {
+        parse(argv, options);
+      } catch (err) {
+        assert.ok(err instanceof UsageError, argv.join(' '));
+        return err.message;
+      }
+      assert.fail(`${argv.join(' ')} was taken`);
+    };
+    assert.equal(said(['--amount', '12.5', 'CRN']), 'unexpected argument "CRN": an amount and its unit are one argument, --amount 12.5CRN (or --amount "12.5 CRN")');
+    assert.equal(said(['--json', '--fee=1', 'crn', '--amount', '2CRN']), 'unexpected argument "crn": an amount and its unit are one argument, --fee 1crn (or --fee "1 crn")');
+    // Anything else stray is only named: nothing says it was a unit.
+    assert.equal(said(['--amount', '2CRN', 'CRN']), 'unexpected argument "CRN"');
+    assert.equal(said(['--json', '1', 'CRN']), 'unexpected argument "1"');
+    assert.equal(said(['--amount', 'x', 'CRN']), 'unexpected argument "CRN"');
+  });
+
   it('a ~ the shell left as it is (--datadir=~/cairn, or quoted) is refused with the way to write it, not made a folder named "~"', () => {
     const options = { datadir: { type: 'string' }, bootstrap: { type: 'string', multiple: true } } as const;
     assert.throws(() => parse(['--datadir=~/cairn'], options), (err: Error) => err instanceof UsageError && err.message === '--datadir "~/cairn": the shell did not expand ~ (it does not after "=", nor in quotes), and a folder named "~" would be made here: write --datadir ~/cairn (a space, no quotes), or --datadir "$HOME/cairn"');
