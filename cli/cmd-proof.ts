@@ -150,6 +150,9 @@ export async function verifyCommand(argv: string[], out: Out): Promise<void> {
     if (err instanceof UsageError) throw err;
     throw new UsageError(`cannot read ${path}: ${fileReason(err, path)}; give the file cairn proof wrote (cairn proof account ADDRESS > proof.json)`);
   }
+  // The shell makes the file of `cairn proof … > FILE` before cairn runs: a proof that failed
+  // leaves it empty, which "not JSON (Unexpected end of JSON input)" did not connect to that.
+  if (text.trim() === '') throw new UsageError(`${path} is empty, as a cairn proof … > ${path} that failed leaves it: make it again once that command succeeds`);
   const file = readProofFile(text);
   const proven = verifyProofFile(params, file, { checkpoint, now: Math.floor(Date.now() / 1000) });
   out.result(provenJson(proven, params), describeProof(proven, params));

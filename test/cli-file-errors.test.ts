@@ -57,6 +57,12 @@ describe('files and directories a command cannot use, through real processes', f
     assert.deepEqual(said(status), { code: 1, line: `cairn: cannot read ${join('a-folder', 'rpc.json')}: it is a directory, not a file; the node writes it for the user it runs as: run this as that user, or give --rpc URL with its token in CAIRN_RPC_TOKEN` });
   });
 
+  it('an empty proof file, as a failed cairn proof … > FILE leaves it, is said to be that, not "not JSON"', async () => {
+    const empty = join(dir.path, 'txproof.json');
+    writeFileSync(empty, '');
+    assert.deepEqual(said(await runCli(['verify', empty])), { code: 2, line: `cairn: ${empty} is empty, as a cairn proof … > ${empty} that failed leaves it: make it again once that command succeeds (see cairn verify --help)` });
+  });
+
   it('snapshot export to a directory that does not exist names that directory, not the temporary file beside FILE', async () => {
     const datadir = join(dir.path, 'generated');
     await generateDatadir({ datadir, blocks: 2 });
