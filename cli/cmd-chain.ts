@@ -111,7 +111,9 @@ const HELP = {
   account: `Usage: cairn account ADDRESS [--datadir DIR | --rpc URL --rpc-token T] [--json]
        cairn account ADDRESS --light [--datadir DIR] [--json]
 
-Balance (in coins; --json: base units) and nonce of ADDRESS at the chain tip. With --light, from the
+Balance (in coins; --json: base units) and nonce of ADDRESS at the chain tip: the nonce is how many
+of its transactions the chain holds, the next nonce the one its next transaction takes, counting
+those pending in the mempool (cairn send chooses it). With --light, from the
 light client running on DIR (default ./light; see cairn light --help): proven by a peer's proof
 against the state root of the light client's tip, checked there, trusting no node.
 ${NODE_ACCESS_HELP}

@@ -96,6 +96,10 @@ describe('cairn COMMAND --help names the flags the command parses', () => {
     assert.deepEqual(wrong, []);
   });
 
+  it("cairn account's help says what its nonce and next nonce lines are, which a newcomer saw both at 0 and could not tell apart", () => {
+    assert.match(helps['account']!, /the nonce is how many\s+of its transactions the chain holds, the next nonce the one its next transaction takes, counting\s+those pending in the mempool/);
+  });
+
   it("cairn light's help names the JSON-RPC methods a light client answers, the only ones cairn commands can ask it", () => {
     const help = helps['light']!;
     assert.deepEqual(Object.keys(lightRpcHandlers).filter((method) => !new RegExp(`\\b${method}\\b`).test(help)), []);
