@@ -64,7 +64,13 @@ export async function devnetCommand(argv: string[], out: Out): Promise<void> {
       for (const m of members) signal(m.child, 'SIGTERM');
       return;
     }
-    void stopAll().then(() => process.exit(0));
+    // Nodes take seconds to stop cleanly: said, or the terminal sat silent after the Ctrl-C.
+    const nodes = members.length === 1 ? 'the node' : `the ${members.length} nodes`;
+    process.stderr.write(`cairn: stopping ${nodes} (Ctrl-C again stops them at once)\n`);
+    void stopAll().then(() => {
+      process.stderr.write(`cairn: stopped ${nodes}\n`);
+      process.exit(0);
+    });
   };
   // SIGHUP too: the terminal's hang-up no longer reaches the nodes' own groups.
   for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(s, onSignal);

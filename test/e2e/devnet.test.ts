@@ -142,6 +142,8 @@ describe('e2e: cairn devnet', function () {
     const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => devnet!.once('close', (code, signal) => r({ code, signal })));
     process.kill(-devnet.pid, 'SIGINT');
     assert.deepEqual(await exited, { code: 0, signal: null }, stderr);
+    // Said while it takes its seconds, not a silent terminal after the Ctrl-C.
+    assert.deepEqual(stderr.trimEnd().split('\n').slice(-2), ['cairn: stopping the 2 nodes (Ctrl-C again stops them at once)', 'cairn: stopped the 2 nodes'], stderr);
     for (const [i, row] of rows.entries()) {
       assert.equal(alive(nodePids[i]!), false, `${row.name} is gone`);
       const said = messages(join(row.datadir, 'node.log'));
