@@ -66,13 +66,16 @@ export function duration(seconds: number): string {
   return `${Math.round(seconds / 86_400)} d`;
 }
 
-/** A large count with an SI prefix: 4194304 → "4.19 M". */
-export function si(value: number): string {
+/**
+ * A large count with an SI prefix and its unit: (4194304, 'H/s') → "4.19 MH/s", (0, 'H/s') → "0 H/s"
+ * (the unit put after a bare prefix read "0H/s" beside "2.41 MH/s"); (4194304, '') → "4.19 M".
+ */
+export function si(value: number, unit: string): string {
   const prefixes = ['', 'k', 'M', 'G', 'T', 'P', 'E', 'Z', 'Y'];
   let i = 0;
   while (Math.abs(value) >= 1000 && i < prefixes.length - 1) {
     value /= 1000;
     i++;
   }
-  return i === 0 ? `${Math.round(value)}` : `${value.toFixed(value < 10 ? 2 : value < 100 ? 1 : 0)} ${prefixes[i]}`;
+  return (i === 0 ? `${Math.round(value)} ${unit}` : `${value.toFixed(value < 10 ? 2 : value < 100 ? 1 : 0)} ${prefixes[i]}${unit}`).trimEnd();
 }

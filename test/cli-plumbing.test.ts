@@ -15,7 +15,7 @@ import { createLogger } from '../cli/log.ts';
 import { datadirFailure } from '../cli/datadir.ts';
 import { syncText } from '../cli/cmd-inspect.ts';
 import { connect, RpcClient, RpcClientError } from '../cli/rpc-client.ts';
-import { failureText } from '../cli/output.ts';
+import { failureText, si } from '../cli/output.ts';
 import type { StatusResult } from '../node/rpc-types.ts';
 import { tempDir } from './helpers/fixtures.ts';
 import { CAIRN_BIN, REPO, closedPort, runCli, waitFor } from './helpers/cli.ts';
@@ -271,6 +271,11 @@ describe('cli plumbing', function () {
         assert.equal(client.url, url);
       }
     });
+  });
+
+  it("status's rates read alike at every size: 0 H/s beside 2.41 MH/s, not 0H/s", () => {
+    assert.deepEqual([0, 999, 2_410_000].map((n) => si(n, 'H/s')), ['0 H/s', '999 H/s', '2.41 MH/s']);
+    assert.deepEqual([1, 4_600_000].map((n) => si(n, '')), ['1', '4.60 M'], 'a count without a unit ends in no space');
   });
 
   describe("status's sync line", () => {
