@@ -1,4 +1,6 @@
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { toHex } from '../ledger/bytes.ts';
 import { createKey, importKey, listKeys, loadPrivateKey, requireKey } from './keystore.ts';
 import { readPassword } from './password.ts';
@@ -27,6 +29,17 @@ async function readKeyFile(file: string): Promise<string> {
   });
 }
 
+/**
+ * An empty keystore, with the way on. The one a newcomer lists most is a node's datadir given for
+ * its keystore (`--keystore ./data`): the node's coinbase key is one folder down, where a bare
+ * "(no keys)" left them thinking it lost.
+ */
+function noKeysText(keystore: string): string {
+  const inDatadir = join(keystore, 'keystore');
+  if (existsSync(inDatadir)) return `(no keys in ${keystore}; a node keeps its coinbase key in its datadir's keystore: --keystore ${inDatadir})`;
+  return `(no keys in ${keystore}; cairn keys new --keystore ${keystore} makes one, cairn keys import --keystore ${keystore} FILE brings one)`;
+}
+
 export async function keysCommand(argv: string[], out: Out): Promise<void> {
   const [sub, ...rest] = argv;
   if (sub === undefined || sub === '--help' || sub === '-h') return out.help(HELP_KEYS);
@@ -42,8 +55,9 @@ export async function keysCommand(argv: string[], out: Out): Promise<void> {
     case 'list': {
       const { values } = parse(rest, OPTIONS);
       if (values.help) return out.help(HELP_KEYS);
-      const addresses = await listKeys(required(values, 'keystore'));
-      return out.result(addresses.map((a) => ({ address: a })), addresses.length ? addresses.join('\n') : '(no keys)');
+      const keystore = required(values, 'keystore');
+      const addresses = await listKeys(keystore);
+      return out.result(addresses.map((a) => ({ address: a })), addresses.length ? addresses.join('\n') : noKeysText(keystore));
     }
     case 'import': {
       const { values, positionals } = parse(rest, OPTIONS, 1);

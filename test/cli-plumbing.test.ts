@@ -15,7 +15,8 @@ import { createLogger } from '../cli/log.ts';
 import { datadirFailure } from '../cli/datadir.ts';
 import { syncText } from '../cli/cmd-inspect.ts';
 import { connect, RpcClient, RpcClientError } from '../cli/rpc-client.ts';
-import { failureText, si } from '../cli/output.ts';
+import { createOut, failureText, si } from '../cli/output.ts';
+import { keysCommand } from '../cli/cmd-keys.ts';
 import type { StatusResult } from '../node/rpc-types.ts';
 import { tempDir } from './helpers/fixtures.ts';
 import { CAIRN_BIN, REPO, closedPort, runCli, waitFor } from './helpers/cli.ts';
@@ -271,6 +272,26 @@ describe('cli plumbing', function () {
         assert.equal(client.url, url);
       }
     });
+  });
+
+  it('keys list of an empty keystore says how to fill it, and of a datadir, where the node keeps its key', async () => {
+    const dir = tempDir();
+    try {
+      const list = async (keystore: string) => {
+        let text = '';
+        await keysCommand(['list', '--keystore', keystore], createOut(false, (t) => (text += t)));
+        return text.trimEnd();
+      };
+      const datadir = join(dir.path, 'data');
+      mkdirSync(join(datadir, 'keystore'), { recursive: true });
+      writeFileSync(join(datadir, 'genesis.json'), '{}\n');
+      assert.equal(await list(datadir), `(no keys in ${datadir}; a node keeps its coinbase key in its datadir's keystore: --keystore ${join(datadir, 'keystore')})`);
+      const empty = join(dir.path, 'keys');
+      mkdirSync(empty);
+      assert.equal(await list(empty), `(no keys in ${empty}; cairn keys new --keystore ${empty} makes one, cairn keys import --keystore ${empty} FILE brings one)`);
+    } finally {
+      dir.remove();
+    }
   });
 
   it("status's rates read alike at every size: 0 H/s beside 2.41 MH/s, not 0H/s", () => {
