@@ -13,7 +13,8 @@ export async function readCappedText(file: string, what: string, maxBytes: numbe
   const st = await stat(file);
   const over = `the ${maxBytes} ${what} may have`;
   if (st.isFIFO()) return readPipe(file, maxBytes, () => refuse(`the pipe gave more bytes than ${over}`, true));
-  if (!st.isFile()) throw refuse('not a regular file, nor a pipe', false);
+  // A directory fails the read as itself (EISDIR), which the caller's file errors put in words.
+  if (!st.isFile() && !st.isDirectory()) throw refuse('not a regular file, nor a pipe', false);
   if (st.size > maxBytes) throw refuse(`${st.size} bytes, over ${over}`, true);
   return await readFile(file, 'utf8');
 }
