@@ -1,11 +1,13 @@
 /**
  * What the mempool refuses, in words a submitter can act on: its policy and errors, a
- * transaction's refusals on sight, by nonce and as an underpriced replacement, and whom a full
- * pool evicts to make its room. None of it changes the pool; ledger/mempool.ts acts on them.
+ * transaction's refusals on sight, by nonce and as an underpriced replacement, whom a full pool
+ * evicts to make its room, and the whole judgment of an admission from them. None of it changes
+ * the pool; ledger/mempool.ts acts on them.
  */
 import { CairnError } from './errors.ts';
+import { MAX_AMOUNT } from './amount.ts';
 import { TX_BYTES, type Transaction } from './transaction.ts';
-import type { Account } from './state.ts';
+import { checkTxAgainstState, type Account, type StateRules } from './state.ts';
 import type { MempoolEntry, PendingSet } from './pending-set.ts';
 
 export type MempoolRejectionCode =
@@ -70,7 +72,7 @@ export const DEFAULT_MEMPOOL_POLICY: MempoolPolicy = {
   replaceBumpPercent: 10n,
 };
 
-export const NO_VICTIMS: readonly MempoolEntry[] = [];
+const NO_VICTIMS: readonly MempoolEntry[] = [];
 
 // The refusals below come as functions that make the error: worthVerifying asks them of every
 // transaction a peer relays, most of them already pending, and an Error's stack costs microseconds.
@@ -122,4 +124,43 @@ export function chooseVictims(pending: PendingSet, policy: MempoolPolicy, tx: Tr
     freed += victim.tx.bytes.length;
   }
   return victims;
+}
+
+/** What admitting a transaction does to the pool: the entry of its nonce it replaces, or the entries evicted for its room. */
+export interface Admission {
+  readonly replaced: MempoolEntry | undefined;
+  readonly victims: readonly MempoolEntry[];
+}
+
+/**
+ * Judges `tx` against the pool and its sender's `account` (as the state has it), all but its
+ * signature: throws the first refusal, else says what admitting it does. `readmit`: a transaction
+ * of a disconnected block, which the nonce gap limit does not hold back. Changes nothing.
+ */
+export function judgeAdmission(pending: PendingSet, policy: MempoolPolicy, rules: StateRules, tx: Transaction, account: Account, readmit: boolean): Admission {
+  const onSight = refusedOnSight(pending, policy, tx);
+  if (onSight) throw onSight();
+  const byNonce = refusedByNonce(policy, tx, account, readmit);
+  if (byNonce) throw byNonce();
+  // The rules a block would apply, as if the earlier pending nonces were already in.
+  checkTxAgainstState(tx, { balance: MAX_AMOUNT, nonce: tx.nonce }, rules);
+  const senderKey = tx.fromKey;
+  const replaced = pending.bySender.get(senderKey)?.get(tx.nonce);
+  const underpriced = underpricedReplacement(pending, policy, tx);
+  if (underpriced) throw underpriced();
+  let committed = pending.committedBy(senderKey) + tx.amount + tx.fee;
+  if (replaced) committed -= replaced.tx.amount + replaced.tx.fee;
+  if (committed > account.balance) {
+    const earlier = committed - tx.amount - tx.fee;
+    const parts = `${tx.amount} + fee ${tx.fee}${earlier > 0n ? `, plus ${earlier} pending from this sender` : ''}`;
+    throw new MempoolRejection('MEMPOOL_INSUFFICIENT_BALANCE', `insufficient funds: need ${committed} (${parts}), have ${account.balance} (base units)`);
+  }
+  // A replacement takes the place of the one it replaces; anyone else makes room only once
+  // the (expensive, last) signature check has passed, so a forgery evicts nothing.
+  const executableEnd = pending.executableEnd(senderKey, account.nonce);
+  const gapped = !replaced && executableEnd < tx.nonce;
+  if (gapped && pending.gappedBytes + TX_BYTES > policy.maxGappedBytes) {
+    throw new MempoolFullError(`the pool holds its share of transactions waiting for an earlier nonce (${policy.maxGappedBytes} bytes): send nonce ${executableEnd} first`, true);
+  }
+  return { replaced, victims: replaced ? NO_VICTIMS : chooseVictims(pending, policy, tx, gapped) };
 }

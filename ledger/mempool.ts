@@ -1,13 +1,12 @@
 import { EventEmitter } from 'node:events';
 import { toHex } from './bytes.ts';
 import { SerialQueue } from './serial.ts';
-import { MAX_AMOUNT } from './amount.ts';
 import type { Block } from './block.ts';
-import { checkTxSignature, TX_BYTES, type Transaction } from './transaction.ts';
-import { EMPTY_ACCOUNT, checkTxAgainstState, readAccounts, readAccountsByKey, type Account, type AccountSource, type StateRules } from './state.ts';
+import { checkTxSignature, type Transaction } from './transaction.ts';
+import { EMPTY_ACCOUNT, readAccounts, readAccountsByKey, type Account, type AccountSource, type StateRules } from './state.ts';
 import { PendingSet, type MempoolEntry } from './pending-set.ts';
 import { selectForBlock } from './block-template.ts';
-import { DEFAULT_MEMPOOL_POLICY, MempoolFullError, MempoolRejection, NO_VICTIMS, chooseVictims, refusedByNonce, refusedOnSight, underpricedReplacement, type MempoolPolicy } from './mempool-rules.ts';
+import { DEFAULT_MEMPOOL_POLICY, MempoolRejection, judgeAdmission, refusedByNonce, refusedOnSight, underpricedReplacement, type MempoolPolicy } from './mempool-rules.ts';
 
 export type { MempoolEntry } from './pending-set.ts';
 export { SHORT_ID_BYTES } from './pending-set.ts';
@@ -225,45 +224,19 @@ export class Mempool extends EventEmitter<{ added: [entry: MempoolEntry] }> {
 
   /** `admit` with the sender's account read: throws a refusal at once, and waits only for a signature not verified before. */
   private admitAgainst(tx: Transaction, now: number, readmit: boolean, account: Account): MempoolEntry | Promise<MempoolEntry> {
-    const idHex = tx.idHex;
-    const onSight = refusedOnSight(this.pending, this.policy, tx);
-    if (onSight) throw onSight();
-    const byNonce = refusedByNonce(this.policy, tx, account, readmit);
-    if (byNonce) throw byNonce();
-    // The rules a block would apply, as if the earlier pending nonces were already in.
-    checkTxAgainstState(tx, { balance: MAX_AMOUNT, nonce: tx.nonce }, this.rules);
-    const senderKey = tx.fromKey;
-    const pending = this.bySender.get(senderKey);
-    const replaced = pending?.get(tx.nonce);
-    const underpriced = underpricedReplacement(this.pending, this.policy, tx);
-    if (underpriced) throw underpriced();
-    let committed = this.pending.committedBy(senderKey) + tx.amount + tx.fee;
-    if (replaced) committed -= replaced.tx.amount + replaced.tx.fee;
-    if (committed > account.balance) {
-      const earlier = committed - tx.amount - tx.fee;
-      const parts = `${tx.amount} + fee ${tx.fee}${earlier > 0n ? `, plus ${earlier} pending from this sender` : ''}`;
-      throw new MempoolRejection('MEMPOOL_INSUFFICIENT_BALANCE', `insufficient funds: need ${committed} (${parts}), have ${account.balance} (base units)`);
-    }
-    // A replacement takes the place of the one it replaces; anyone else makes room only once
-    // the (expensive, last) signature check has passed, so a forgery evicts nothing.
-    const executableEnd = this.pending.executableEnd(senderKey, account.nonce);
-    const gapped = !replaced && executableEnd < tx.nonce;
-    if (gapped && this.pending.gappedBytes + TX_BYTES > this.policy.maxGappedBytes) {
-      throw new MempoolFullError(`the pool holds its share of transactions waiting for an earlier nonce (${this.policy.maxGappedBytes} bytes): send nonce ${executableEnd} first`, true);
-    }
-    const victims = replaced ? NO_VICTIMS : chooseVictims(this.pending, this.policy, tx, gapped);
+    const { replaced, victims } = judgeAdmission(this.pending, this.policy, this.rules, tx, account, readmit);
     const checking = this.checkSignature(tx); // a signature already verified answers at once
-    if (checking) return checking.then(() => this.enter(tx, idHex, now, account.nonce, victims, replaced));
-    return this.enter(tx, idHex, now, account.nonce, victims, replaced);
+    if (checking) return checking.then(() => this.enter(tx, now, account.nonce, victims, replaced));
+    return this.enter(tx, now, account.nonce, victims, replaced);
   }
 
   /** `tx`, judged and its signature checked, in the pool: `victims` and `replaced` out. */
-  private enter(tx: Transaction, idHex: string, now: number, stateNonce: bigint, victims: readonly MempoolEntry[], replaced: MempoolEntry | undefined): MempoolEntry {
+  private enter(tx: Transaction, now: number, stateNonce: bigint, victims: readonly MempoolEntry[], replaced: MempoolEntry | undefined): MempoolEntry {
     const senderKey = tx.fromKey;
     for (const v of victims) this.pending.remove(v);
     this.dropped.evicted += victims.length;
     if (replaced) this.pending.remove(replaced);
-    const entry: MempoolEntry = { tx, idHex, addedAt: now };
+    const entry: MempoolEntry = { tx, idHex: tx.idHex, addedAt: now };
     this.pending.insert(entry);
     this.pending.classify(senderKey, stateNonce);
     // For live feeds (node/http/events.ts): a transaction that entered, also one a reorg put back.
