@@ -126,6 +126,39 @@ export function chooseVictims(pending: PendingSet, policy: MempoolPolicy, tx: Tr
   return victims;
 }
 
+/**
+ * What to evict so that the entries behind a missing nonce keep to their share of the pool, when
+ * something other than an admission put them over it (a reorganisation's hole, a state that went
+ * back): the cheapest first (every transaction is TX_BYTES, so its fee is its rate; equal fees: the
+ * later nonce, then the id), each with every later nonce of its sender, which would otherwise wait
+ * behind one that is not coming. Each sender's in descending nonces. Changes nothing.
+ */
+export function gappedVictims(pending: PendingSet, policy: MempoolPolicy): MempoolEntry[] {
+  let over = pending.gappedBytes - policy.maxGappedBytes;
+  if (over <= 0) return [];
+  const cheapest = [...pending.gappedEntries].sort(
+    (a, b) => (a.tx.fee !== b.tx.fee ? (a.tx.fee < b.tx.fee ? -1 : 1) : a.tx.nonce !== b.tx.nonce ? (a.tx.nonce > b.tx.nonce ? -1 : 1) : a.idHex < b.idHex ? -1 : 1),
+  );
+  // Per sender, its entries by nonce and how many of the lowest are left: taking an entry takes those
+  // above it once, not a walk of the sender each (a reorganisation's thousands of one sender).
+  const senders = new Map<string, { byNonce: MempoolEntry[]; left: number }>();
+  const victims: MempoolEntry[] = [];
+  for (const entry of cheapest) {
+    if (over <= 0) break;
+    let sender = senders.get(entry.tx.fromKey);
+    if (!sender) {
+      const byNonce = [...pending.bySender.get(entry.tx.fromKey)!.values()].sort((a, b) => (a.tx.nonce < b.tx.nonce ? -1 : 1));
+      senders.set(entry.tx.fromKey, (sender = { byNonce, left: byNonce.length }));
+    }
+    while (sender.left > 0 && sender.byNonce[sender.left - 1]!.tx.nonce >= entry.tx.nonce) {
+      const victim = sender.byNonce[--sender.left]!; // above a gapped entry: gapped too
+      victims.push(victim);
+      over -= victim.tx.bytes.length;
+    }
+  }
+  return victims;
+}
+
 /** What admitting a transaction does to the pool: the entry of its nonce it replaces, or the entries evicted for its room. */
 export interface Admission {
   readonly replaced: MempoolEntry | undefined;

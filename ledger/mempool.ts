@@ -6,7 +6,7 @@ import { checkTxSignature, type Transaction } from './transaction.ts';
 import { EMPTY_ACCOUNT, readAccounts, readAccountsByKey, type Account, type AccountSource, type StateRules } from './state.ts';
 import { PendingSet, type MempoolEntry } from './pending-set.ts';
 import { selectForBlock } from './block-template.ts';
-import { DEFAULT_MEMPOOL_POLICY, MempoolRejection, judgeAdmission, refusedByNonce, refusedOnSight, underpricedReplacement, type MempoolPolicy } from './mempool-rules.ts';
+import { DEFAULT_MEMPOOL_POLICY, MempoolRejection, gappedVictims, judgeAdmission, refusedByNonce, refusedOnSight, underpricedReplacement, type MempoolPolicy } from './mempool-rules.ts';
 
 export type { MempoolEntry } from './pending-set.ts';
 export { SHORT_ID_BYTES } from './pending-set.ts';
@@ -52,7 +52,8 @@ export class Mempool extends EventEmitter<{ added: [entry: MempoolEntry] }> {
 
   /**
    * Transactions dropped unmined since start: to make room for better-paying ones (the pool full),
-   * or after waiting longer than the policy allows. Only ever counts up (metrics).
+   * or those waiting for a missing nonce beyond their share, or after waiting longer than the
+   * policy allows. Only ever counts up (metrics).
    */
   readonly dropped = { evicted: 0, expired: 0 };
 
@@ -314,23 +315,43 @@ export class Mempool extends EventEmitter<{ added: [entry: MempoolEntry] }> {
         }
       }
       await this.revalidateSenders(touched);
-      if (disconnected.length === 0) return;
-      const confirmed = new Set<string>();
-      for (const block of connected) for (const tx of block.txs) confirmed.add(tx.idHex);
-      const takenBack = disconnected.flatMap((block) => block.txs).filter((tx) => !confirmed.has(tx.idHex));
-      // One at a time, a deep reorganisation's thousands each waited on a round trip to the pool,
-      // and nextNonce (every wallet's next send) on all of them. A failure here leaves each to
-      // its own check at admission.
-      await this.preverify?.(takenBack.filter((tx) => !this.byId.has(tx.idHex))).catch(() => {});
-      // The senders' accounts in one read, not one each: 4,000 taken back were 4,000 store reads,
-      // each waiting on a turn of a busy node's event loop, and nextNonce on all of them. A block
-      // connected meanwhile is the next update's, which looks again at every sender it touched.
-      // A failed read leaves each to its own.
-      const accounts = await this.accountsOf(takenBack).catch(() => undefined);
-      // No longer valid: gone, as it would be from a block. A sender's run in the blocks may be
-      // longer than the gap a new transaction may open: it is taken back all the same.
-      for (const tx of takenBack) await this.admit(tx, now, true, accounts?.get(tx.fromKey)).catch(() => {});
+      if (disconnected.length > 0) await this.takeBack(connected, disconnected, now);
+      this.keepGappedShare();
     });
+  }
+
+  /** Offers again what `disconnected` held and `connected` did not. */
+  private async takeBack(connected: readonly Block[], disconnected: readonly Block[], now: number): Promise<void> {
+    const confirmed = new Set<string>();
+    for (const block of connected) for (const tx of block.txs) confirmed.add(tx.idHex);
+    const takenBack = disconnected.flatMap((block) => block.txs).filter((tx) => !confirmed.has(tx.idHex));
+    // One at a time, a deep reorganisation's thousands each waited on a round trip to the pool,
+    // and nextNonce (every wallet's next send) on all of them. A failure here leaves each to
+    // its own check at admission.
+    await this.preverify?.(takenBack.filter((tx) => !this.byId.has(tx.idHex))).catch(() => {});
+    // The senders' accounts in one read, not one each: 4,000 taken back were 4,000 store reads,
+    // each waiting on a turn of a busy node's event loop, and nextNonce on all of them. A block
+    // connected meanwhile is the next update's, which looks again at every sender it touched.
+    // A failed read leaves each to its own.
+    const accounts = await this.accountsOf(takenBack).catch(() => undefined);
+    // No longer valid: gone, as it would be from a block. A sender's run in the blocks may be
+    // longer than the gap a new transaction may open: it is taken back all the same.
+    for (const tx of takenBack) await this.admit(tx, now, true, accounts?.get(tx.fromKey)).catch(() => {});
+  }
+
+  /**
+   * Evicts what waits for a missing nonce beyond the policy's share (`gappedVictims`): admission
+   * holds new entries to it, but a state that went back turns admitted ones gapped unchecked, as
+   * does a hole where a reorganisation's taken-back transaction was refused (below the minimum
+   * fee, out of room, or beyond a balance the new branch lowered). A miner whose block is taken
+   * away (a fee below our minimum in it is enough) could otherwise leave the whole pool to what no
+   * block can take. Called once the pool has followed the state; until then (its update queued)
+   * the share may be over.
+   */
+  private keepGappedShare(): void {
+    const victims = gappedVictims(this.pending, this.policy);
+    for (const v of victims) this.pending.remove(v);
+    this.dropped.evicted += victims.length;
   }
 
   /** The accounts of the senders of `txs` (none: EMPTY_ACCOUNT), by sender key, in one round trip to the store where it has one. */
@@ -365,6 +386,7 @@ export class Mempool extends EventEmitter<{ added: [entry: MempoolEntry] }> {
       const senders = new Map<string, Uint8Array>();
       for (const [key, pending] of this.bySender) senders.set(key, pending.values().next().value!.tx.from);
       await this.revalidateSenders(senders);
+      this.keepGappedShare();
     });
   }
 

@@ -64,6 +64,11 @@ export class PendingSet {
     return this.gappedTotal;
   }
 
+  /** The entries behind a missing nonce, as the last `classify` of each sender found them. */
+  get gappedEntries(): ReadonlySet<MempoolEntry> {
+    return this.gapped;
+  }
+
   /** The fees of every entry, summed. */
   get fees(): bigint {
     return this.totalFees;

@@ -195,7 +195,7 @@ export class Metrics {
       needed: n.db.treeReads.nodes,
       ahead: n.db.treeReads.prefetched,
     }));
-    countedBy('cairn_mempool_dropped_total', 'Transactions dropped from the mempool unmined: evicted (the pool full, a better fee came) or expired (waited too long)', 'reason', () => ({
+    countedBy('cairn_mempool_dropped_total', 'Transactions dropped from the mempool unmined: evicted (the pool full, a better fee came; or, after a reorganisation or an adopted snapshot, more waiting for a missing nonce than their share) or expired (waited too long)', 'reason', () => ({
       evicted: n.mempool.dropped.evicted,
       expired: n.mempool.dropped.expired,
     }));

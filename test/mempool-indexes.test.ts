@@ -5,11 +5,13 @@
  * replacements paying enough or not, amounts near what the sender has left, forged signatures),
  * blocks of the pool's own selection and of transactions it never saw, admissions queued between
  * a block's state change and the pool's update (as a node's come), reorganisations that take
- * blocks back, expiry, a snapshot's state adopted, transactions restored from the mempool file,
- * and a peer's batch weighed for a signature check. Every index must say what the entries
- * say; the gapped set must be exactly the entries above each sender's first missing nonce from
- * its state nonce; the eviction order what sorting the senders' tails gives; and the block the
- * pool selects must apply to the state.
+ * blocks back (admissions queued before their update too), expiry, a snapshot's state adopted,
+ * transactions restored from the mempool file, and a peer's batch weighed for a signature check.
+ * Every index must say what the entries say; the gapped set must be exactly the entries above
+ * each sender's first missing nonce from its state nonce, and within its share of the pool
+ * (which a reorganisation's hole or a state gone back breaks unless the pool evicts); the
+ * eviction order what sorting the senders' tails gives; and the block the pool selects must
+ * apply to the state.
  *
  * Seeded: CAIRN_FUZZ_SEED picks the first seed, CAIRN_FUZZ_SCALE multiplies the seeds run.
  */
@@ -109,6 +111,8 @@ async function checkIndexes(pool: Mempool, state: MemoryAccounts, evictFor: stri
     assert.ok(committed.get(key)! <= account.balance, `${where}: ${key} commits more than it has`);
   }
   assert.ok(set.totalBytes <= pool.policy.maxBytes, `${where}: over the pool's size`);
+  // Whatever turned entries gapped (a reorganisation's hole, a state that went back), they keep to their share.
+  assert.ok(set.gappedTotal <= pool.policy.maxGappedBytes, `${where}: ${set.gappedTotal} bytes gapped, over the share of ${pool.policy.maxGappedBytes}`);
   checkTails(set, bySender, evictFor, where);
   // What a block could take: each sender's run from its state nonce, and the selection of it all applies.
   const runs = [...bySender].flatMap(([key, pending]) => {
@@ -173,7 +177,7 @@ describe('the mempool\'s indexes over random operations', function () {
   this.timeout(60_000 * SCALE);
 
   it('agree after every operation with indexes recomputed from the entries', async () => {
-    const seen = { admitted: 0, replaced: 0, evicted: 0, expired: 0, gapped: 0, queuedBeforeUpdate: 0, reorganised: 0, forged: 0 };
+    const seen = { admitted: 0, replaced: 0, evicted: 0, expired: 0, gapped: 0, overShare: 0, queuedBeforeUpdate: 0, queuedBeforeReorganisation: 0, reorganised: 0, forged: 0 };
     for (let seed = FIRST_SEED; seed < FIRST_SEED + 25 * SCALE; seed++) {
       const random = seededRandom(seed);
       const forged = new Set<string>();
@@ -265,7 +269,10 @@ describe('the mempool\'s indexes over random operations', function () {
           for (const [key, a] of back[0]!.before) accounts.map.set(key, a);
           const takenBack = back.flatMap((b) => b.block.txs).filter(() => random.int(2) === 0);
           const connected = random.int(2) === 0 ? [connect([...takenBack, ...foreign(), ...(await pool.selectForBlock(3, 1_000_000))])] : [];
-          await pool.update(connected, back.map((b) => b.block), now);
+          // Admissions may come between the state's going back and the pool's update, judged against the state gone back.
+          const queued = random.int(3) === 0 ? [admissions(), admissions()] : [];
+          seen.queuedBeforeReorganisation += queued.length;
+          await Promise.all([...queued, pool.update(connected, back.map((b) => b.block), now)]);
           seen.reorganised++;
         } else if (op < 18) {
           now += random.int(3) === 0 ? policy.maxAge : 0;
@@ -277,6 +284,7 @@ describe('the mempool\'s indexes over random operations', function () {
           for (const k of SENDERS) if (random.int(2) === 0) accounts.set(k.address, { balance: BigInt(random.int(6_000)), nonce: BigInt(random.int(8)) });
           chain.length = 0;
           await pool.recheckAll();
+          seen.overShare += pool.dropped.evicted - evictedBefore; // a recheck evicts only what waits beyond the gapped share
         } else if (op < 22) {
           // Transactions kept from an earlier run (the mempool file), each with when it came, some long ago.
           await pool.restore(Array.from({ length: 1 + random.int(4) }, () => ({ tx: randomTx(), addedAt: now - random.int(policy.maxAge * 2) })), now);
