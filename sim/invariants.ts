@@ -273,7 +273,8 @@ async function addressIndexMismatch(node: CairnNode): Promise<string | undefined
 /**
  * The node's mempool against its tip's state, once the tip's mempool update is done: no sender's
  * transaction below its state nonce, no sender's pending total beyond its balance, and the share
- * of those waiting for a missing nonce what their nonces say. Import lock. What differs, or undefined.
+ * of those waiting for a missing nonce what their nonces say, and within the policy's. Import
+ * lock. What differs, or undefined.
  */
 async function mempoolMismatch(node: CairnNode): Promise<string | undefined> {
   await node.mempool.settled();
@@ -291,6 +292,7 @@ async function mempoolMismatch(node: CairnNode): Promise<string | undefined> {
     for (const e of entries) if (e.tx.nonce > executableBelow) gapped += e.tx.bytes.length;
   }
   if (gapped !== node.mempool.gappedBytes) return `its mempool counts ${node.mempool.gappedBytes} bytes waiting for a missing nonce, its entries ${gapped}`;
+  if (gapped > node.mempool.policy.maxGappedBytes) return `its mempool holds ${gapped} bytes waiting for a missing nonce, over their share of ${node.mempool.policy.maxGappedBytes}`;
   return undefined;
 }
 
