@@ -8,9 +8,13 @@ import { chmod, link, mkdir, open, rename, stat, unlink } from 'node:fs/promises
 import { join } from 'node:path';
 import { toHex } from '../ledger/bytes.ts';
 import { syncDirectory } from '../node/durable-file.ts';
+import { DEFAULT_DATADIR } from './args.ts';
 import { MAX_KEY_FILE_BYTES } from './key-file.ts';
 import { fileReason } from '../node/file-errors.ts';
 import { KeystoreError } from './keystore-error.ts';
+
+/** Where `cairn node` keeps its coinbase key when given no --datadir and no --keystore. */
+export const DEFAULT_NODE_KEYSTORE = `./${join(DEFAULT_DATADIR, 'keystore')}`;
 
 export function keyFilePath(dir: string, address: string): string {
   return join(dir, `${address}.json`);
@@ -114,7 +118,9 @@ export function keyExists(address: string, file: string): KeystoreError {
 
 export function keystoreDirError(dir: string, err: unknown): KeystoreError {
   const code = (err as NodeJS.ErrnoException).code;
-  if (code === 'ENOENT') return new KeystoreError('KEYSTORE_NOT_FOUND', `no keystore at ${dir}`);
+  // A newcomer's first send or list often names a folder that was never made, or the node's datadir
+  // beside the keystore inside it: both ways on, so that neither has to be guessed.
+  if (code === 'ENOENT') return new KeystoreError('KEYSTORE_NOT_FOUND', `no keystore at ${dir}: cairn keys new --keystore ${dir} makes one; a node keeps its coinbase key in its datadir's keystore, DATADIR/keystore (${DEFAULT_NODE_KEYSTORE} by default)`);
   if (code === 'ENOTDIR') return new KeystoreError('KEYSTORE_NOT_FOUND', `keystore ${dir} is not a directory`);
   return ioError(`cannot read keystore ${dir}`, err, dir);
 }

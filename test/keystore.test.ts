@@ -237,6 +237,13 @@ describe('keystore', () => {
       await rejectsWith(importKey(keystore, PASSWORD, KEY1_HEX, FAST), 'KEYSTORE_IO');
     });
 
+    it('a missing keystore says how to make one and where a node keeps its key: a bare "no keystore at DIR" left a newcomer with no next step', async () => {
+      for (const refusal of [() => listKeys(keystore), () => loadPrivateKey(keystore, KEY1_ADDRESS, PASSWORD)]) {
+        const err = await rejectsWith(refusal(), 'KEYSTORE_NOT_FOUND');
+        assert.equal(err.message, `no keystore at ${keystore}: cairn keys new --keystore ${keystore} makes one; a node keeps its coinbase key in its datadir's keystore, DATADIR/keystore (./data/keystore by default)`);
+      }
+    });
+
     it('an address with no key → KEY_NOT_FOUND; text that is no address → INVALID_ADDRESS', async () => {
       await importKey(keystore, PASSWORD, KEY1_HEX, FAST);
       await rejectsWith(loadPrivateKey(keystore, KEY2_ADDRESS, PASSWORD), 'KEY_NOT_FOUND');
