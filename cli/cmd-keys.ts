@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { toHex } from '../ledger/bytes.ts';
-import { createKey, importKey, listKeys, loadPrivateKey, requireKey } from './keystore.ts';
+import { createKey, howToFillKeystore, importKey, listKeys, loadPrivateKey, requireKey } from './keystore.ts';
 import { readPassword } from './password.ts';
 import { address, parse, required, str, UsageError } from './args.ts';
 import type { Out } from './output.ts';
@@ -37,7 +37,7 @@ async function readKeyFile(file: string): Promise<string> {
 function noKeysText(keystore: string): string {
   const inDatadir = join(keystore, 'keystore');
   if (existsSync(inDatadir)) return `(no keys in ${keystore}; a node keeps its coinbase key in its datadir's keystore: --keystore ${inDatadir})`;
-  return `(no keys in ${keystore}; cairn keys new --keystore ${keystore} makes one, cairn keys import --keystore ${keystore} FILE brings one)`;
+  return `(no keys in ${keystore}; ${howToFillKeystore(keystore)})`;
 }
 
 export async function keysCommand(argv: string[], out: Out): Promise<void> {

@@ -11,7 +11,9 @@
  * a `KeystoreError` with a code and a one-line message that names only paths and addresses.
  */
 import { createCipheriv, createDecipheriv, randomBytes, scrypt as scryptCallback } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fromHex, toHex } from '../ledger/bytes.ts';
 import {
   addressOf,
@@ -40,7 +42,7 @@ import {
   type KeyFileV1,
 } from './key-file.ts';
 import { KeystoreError } from './keystore-error.ts';
-import { ensureDir, exists, keyExists, keyFilePath, keystoreDirError, readKeyFile, writeNewFileAtomically } from './keystore-files.ts';
+import { DEFAULT_NODE_KEYSTORE, ensureDir, exists, keyExists, keyFilePath, keystoreDirError, readKeyFile, writeNewFileAtomically } from './keystore-files.ts';
 
 export { KeystoreError, type KeystoreErrorCode } from './keystore-error.ts';
 export { DEFAULT_SCRYPT_N, KEY_FILE_VERSION, SCRYPT_P, SCRYPT_R, type KeyFileV1 } from './key-file.ts';
@@ -114,8 +116,29 @@ export async function listKeys(dir: string): Promise<string[]> {
 export async function requireKey(dir: string, address: string): Promise<void> {
   const held = await listKeys(dir);
   if (held.includes(address)) return;
-  const holds = held.length === 0 ? 'it holds none' : `it holds ${held.length === 1 ? held[0] : `${held.length}: cairn keys list --keystore ${dir}`}`;
-  throw new KeystoreError('KEY_NOT_FOUND', `no key for ${address} in keystore ${dir} (${holds}); the key a node mines to is in its datadir's keystore, e.g. --keystore ./data/keystore`);
+  const listing = `cairn keys list --keystore ${dir}`;
+  if (isDatadirKeystore(dir)) {
+    // Pointing a user at a datadir's keystore when they gave one sent them back where they were.
+    const wayOn = held.length === 0 ? howToFillKeystore(dir) : `${listing} shows the keys it holds`;
+    throw new KeystoreError('KEY_NOT_FOUND', `no key for ${address} in keystore ${dir} (it holds ${held.length === 1 ? held[0] : held.length === 0 ? 'none' : held.length}); ${wayOn}`);
+  }
+  const holds = held.length === 0 ? 'it holds none' : `it holds ${held.length === 1 ? held[0] : `${held.length}: ${listing}`}`;
+  throw new KeystoreError('KEY_NOT_FOUND', `no key for ${address} in keystore ${dir} (${holds}); the key a node mines to is in its datadir's keystore, e.g. --keystore ${DEFAULT_NODE_KEYSTORE}`);
+}
+
+/** The way on from an empty keystore: a key made there, or one brought in. */
+export function howToFillKeystore(dir: string): string {
+  return `cairn keys new --keystore ${dir} makes one, cairn keys import --keystore ${dir} FILE brings one`;
+}
+
+/**
+ * Whether `dir` is a node's keystore: the default datadir's (as the hint above names it), or the
+ * `keystore` folder of any folder holding a datadir's genesis copy or chain store.
+ */
+function isDatadirKeystore(dir: string): boolean {
+  const path = resolve(dir);
+  if (path === resolve(DEFAULT_NODE_KEYSTORE)) return true;
+  return basename(path) === 'keystore' && ['genesis.json', 'chain'].some((entry) => existsSync(join(dirname(path), entry)));
 }
 
 /** Decrypts the key for `address`. The caller owns the bytes and should zero them when done. */

@@ -11,6 +11,7 @@ import {
   KeystoreError,
   listKeys,
   loadPrivateKey,
+  requireKey,
   type KeystoreErrorCode,
 } from '../cli/keystore.ts';
 import { promptHidden, readPassword } from '../cli/password.ts';
@@ -249,6 +250,28 @@ describe('keystore', () => {
       await rejectsWith(loadPrivateKey(keystore, KEY2_ADDRESS, PASSWORD), 'KEY_NOT_FOUND');
       for (const bad of ['', '../keys/x', KEY1_ADDRESS.toUpperCase(), KEY1_ADDRESS.slice(0, -1) + 'q', 'bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq']) {
         await rejectsWith(loadPrivateKey(keystore, bad, PASSWORD), 'INVALID_ADDRESS');
+      }
+    });
+
+    it("a key a datadir's keystore does not hold: the way on is that keystore's own keys, not a hint naming a datadir's keystore again", async () => {
+      const cwd = process.cwd();
+      process.chdir(dir.path);
+      try {
+        // As a newcomer types it: the default datadir's keystore, by a relative path.
+        await importKey('data/keystore', PASSWORD, KEY1_HEX, FAST);
+        const given = await rejectsWith(requireKey('data/keystore', KEY2_ADDRESS), 'KEY_NOT_FOUND');
+        assert.equal(given.message, `no key for ${KEY2_ADDRESS} in keystore data/keystore (it holds ${KEY1_ADDRESS}); cairn keys list --keystore data/keystore shows the keys it holds`);
+        // Any other datadir's keystore (it has a genesis copy beside it), empty.
+        mkdirSync('node2/keystore', { recursive: true });
+        writeFileSync('node2/genesis.json', '{}\n');
+        const empty = await rejectsWith(requireKey('node2/keystore', KEY2_ADDRESS), 'KEY_NOT_FOUND');
+        assert.equal(empty.message, `no key for ${KEY2_ADDRESS} in keystore node2/keystore (it holds none); cairn keys new --keystore node2/keystore makes one, cairn keys import --keystore node2/keystore FILE brings one`);
+        // A keystore of the user's own still learns where a node keeps the key it mines to.
+        await importKey('keys', PASSWORD, KEY1_HEX, FAST);
+        const own = await rejectsWith(requireKey('keys', KEY2_ADDRESS), 'KEY_NOT_FOUND');
+        assert.match(own.message, /; the key a node mines to is in its datadir's keystore, e\.g\. --keystore \.\/data\/keystore$/);
+      } finally {
+        process.chdir(cwd);
       }
     });
 
