@@ -71,7 +71,9 @@ export async function readPassword(options: ReadPasswordOptions = {}): Promise<s
   }
   const password = requirePassword(await prompt(options.purpose === undefined ? 'Password: ' : `Password for ${options.purpose}: `), 'the prompt');
   if (options.confirm === true && (await prompt('Repeat password: ')) !== password) {
-    throw new KeystoreError('PASSWORD_MISMATCH', 'the two passwords differ');
+    // Asked before anything is written (keys new, import, a first --mine start): said, lest the user
+    // wonder whether a key was made under the first password.
+    throw new KeystoreError('PASSWORD_MISMATCH', 'the two passwords differ, so no key was written: run the command again and type the same password twice');
   }
   return password;
 }

@@ -525,7 +525,8 @@ describe('readPassword', () => {
     assert.deepEqual(same.questions, ['Password: ', 'Repeat password: ']);
 
     const differ = recordingPrompt('hunter2', 'hunter3');
-    await rejectsWith(readPassword({ env: {}, prompt: differ.prompt, confirm: true }), 'PASSWORD_MISMATCH', ['hunter']);
+    const mismatch = await rejectsWith(readPassword({ env: {}, prompt: differ.prompt, confirm: true }), 'PASSWORD_MISMATCH', ['hunter']);
+    assert.equal(mismatch.message, 'the two passwords differ, so no key was written: run the command again and type the same password twice');
 
     // Confirmation is for typing; a file or variable is taken as it is.
     assert.equal(await readPassword({ env: { CAIRN_PASSWORD: 'x' }, prompt: recordingPrompt().prompt, confirm: true }), 'x');
