@@ -138,8 +138,10 @@ export function promptHidden(
     const onEnd = (): void => (answer === '' ? finish(cancelled()) : finish());
     const onError = (): void => finish(new KeystoreError('PROMPT_CANCELLED', 'cannot read the password from the terminal'));
 
-    output.write(question);
+    // Echo off before the prompt shows: a user who starts typing when they see it must not have
+    // the first keys echoed in the moment between the two.
     input.setRawMode?.(true);
+    output.write(question);
     input.on('data', onData);
     input.on('end', onEnd);
     input.on('error', onError);

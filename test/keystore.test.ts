@@ -536,11 +536,14 @@ describe('readPassword', () => {
 describe('promptHidden', () => {
   function fakeTerminal() {
     const rawModes: boolean[] = [];
+    /** Raw mode switches and writes, in the order they came: what a terminal would have shown when. */
+    const events: string[] = [];
     const input = Object.assign(new PassThrough(), {
       isRaw: false,
       setRawMode(mode: boolean) {
         input.isRaw = mode;
         rawModes.push(mode);
+        events.push(mode ? 'raw on' : 'raw off');
       },
     });
     let written = '';
@@ -550,7 +553,13 @@ describe('promptHidden', () => {
         done();
       },
     });
-    return { input, output, rawModes, written: () => written };
+    // Recorded at the call, not when the stream gets round to it (a TTY's write is synchronous).
+    const write = output.write.bind(output);
+    output.write = ((chunk: string, ...rest: never[]) => {
+      events.push(`wrote ${JSON.stringify(chunk)}`);
+      return write(chunk, ...rest);
+    }) as typeof output.write;
+    return { input, output, rawModes, events, written: () => written };
   }
 
   it('asks on the output, echoes nothing, reads one line in raw mode and restores the terminal', async () => {
@@ -563,6 +572,14 @@ describe('promptHidden', () => {
     assert.deepEqual(t.rawModes, [true, false]);
     assert.equal(t.input.isPaused(), true);
     assert.equal(t.input.listenerCount('data'), 0);
+  });
+
+  it('switches echo off before it shows the prompt, so that nothing typed once the prompt is seen is echoed', async () => {
+    const t = fakeTerminal();
+    const answer = promptHidden('Password: ', t);
+    t.input.write('s3cr3t\r');
+    await answer;
+    assert.deepEqual(t.events, ['raw on', 'wrote "Password: "', 'raw off', 'wrote "\\n"']);
   });
 
   it('Backspace, Ctrl-U and arrow keys edit the line; UTF-8 split across reads is joined', async () => {
