@@ -25,19 +25,19 @@ export interface AddressBackfillParts {
  */
 export async function backfillAddressIndex(index: AddressIndex, o: AddressBackfillParts): Promise<void> {
   let told = 0;
-  o.log('info', 'building the address index', { ...index.status() });
+  o.log('info', 'building the address index', statusFields(index));
   try {
     while (!o.stopped()) {
       const done = await o.chain.withImportsPaused(() => index.backfillStep());
       o.pruner?.schedule(); // it waits behind the backfill
       if (done) {
-        o.log('info', 'address index ready', { ...index.status() });
+        o.log('info', 'address index ready', statusFields(index));
         return;
       }
       const { progress } = index.status();
       if (progress - told >= 0.1) {
         told = progress;
-        o.log('info', 'building the address index', { ...index.status() });
+        o.log('info', 'building the address index', statusFields(index));
       }
       await nextTurn(o.env);
     }
@@ -46,4 +46,13 @@ export async function backfillAddressIndex(index: AddressIndex, o: AddressBackfi
     // is told here, not left to end the process. Its progress is kept; the next start goes on.
     o.log('warn', `the address index's backfill stopped at height ${index.status().next}: ${(err as Error).message}; the next start carries on`);
   }
+}
+
+/**
+ * The index's status for a log line, its progress in whole percent as the status, the explorer and
+ * the REST API show it: the bare ratio read progress=0.10026666666666667.
+ */
+function statusFields(index: AddressIndex): Record<string, unknown> {
+  const status = index.status();
+  return { ...status, progress: `${Math.floor(status.progress * 100)}%` };
 }

@@ -378,3 +378,26 @@ describe('address index on a real node', function () {
     }
   });
 });
+
+describe('address index backfill log', () => {
+  it('gives its progress in whole percent, as the status and the explorer do, not as a long ratio', async () => {
+    const { backfillAddressIndex } = await import('../node/address-backfill.ts');
+    const { realEnv } = await import('../node/env.ts');
+    // 376 of 3750 blocks: the ratio a newcomer read as progress=0.10026666666666667.
+    const steps = [0, 376, 2000, 3750];
+    let at = 0;
+    const index = {
+      status: () => ({ state: steps[at] === 3750 ? 'ready' : 'building', next: 1 + steps[at]!, end: 3751, progress: steps[at]! / 3750 }),
+      backfillStep: async () => ++at === steps.length - 1,
+    } as unknown as AddressIndex;
+    const chain = { withImportsPaused: <T>(work: () => Promise<T>) => work() } as unknown as Chain;
+    const logged: Array<[string, unknown]> = [];
+    await backfillAddressIndex(index, { chain, env: realEnv, pruner: undefined, stopped: () => false, log: (_level, message, fields) => void logged.push([message, fields?.['progress']]) });
+    assert.deepEqual(logged, [
+      ['building the address index', '0%'],
+      ['building the address index', '10%'],
+      ['building the address index', '53%'],
+      ['address index ready', '100%'],
+    ]);
+  });
+});
