@@ -152,6 +152,9 @@ export async function nodeCommand(argv: string[], out: Out): Promise<void> {
         // a process ended by that signal (128 + its number).
         process.exit(signal === 'SIGTERM' ? 143 : 130);
       }
+      // Before the line that says so: a sync's imports go on a moment into the stop, and each
+      // drew the bar again under "stopping", as if nothing had been asked.
+      bar?.stop();
       logger.info({ signal }, 'stopping');
       resolveStop();
     };

@@ -1,38 +1,57 @@
 import type { SyncProgress } from '../node/sync-types.ts';
 
+/** What the bar draws on: a terminal's stream, or a test's stand-in. */
+export type BarOutput = Pick<NodeJS.WriteStream, 'write'>;
+
 /**
  * A one-line sync progress bar for a terminal: blocks, rate and time left, redrawn in place at
  * most ten times a second, cleared when sync is done.
  */
 export class ProgressBar {
-  private readonly out: NodeJS.WriteStream;
+  private readonly out: BarOutput;
+  private readonly now: () => number;
   private startedAt = 0;
   private startHeight = 0;
-  private lastDraw = 0;
+  private lastDraw = -Infinity;
   private shown = false;
+  /** Set by stop(): the node is stopping, and a bar drawn after its "stopping" line read as a sync going on. */
+  private stopped = false;
 
-  constructor(out: NodeJS.WriteStream = process.stderr) {
+  constructor(out: BarOutput = process.stderr, now: () => number = Date.now) {
     this.out = out;
+    this.now = now;
   }
 
   update(p: SyncProgress): void {
-    const now = Date.now();
+    if (this.stopped) return;
+    // Caught up: cleared rather than drawn, as the last frame's rate and time left would be wiped
+    // as soon as written.
+    if (p.height >= p.target) return this.done();
+    const now = this.now();
     if (!this.shown) {
       this.startedAt = now;
       this.startHeight = p.height;
       this.shown = true;
     }
-    if (now - this.lastDraw < 100 && p.height < p.target) return;
+    if (now - this.lastDraw < 100) return;
     this.lastDraw = now;
     const total = Math.max(p.target, 1);
-    const fraction = Math.min(1, p.height / total);
     const width = 30;
-    const filled = Math.round(fraction * width);
-    const rate = (p.height - this.startHeight) / Math.max(0.001, (now - this.startedAt) / 1000);
-    const eta = rate > 0 ? Math.ceil((p.target - p.height) / rate) : undefined;
+    const filled = Math.round(Math.min(1, p.height / total) * width);
     const bar = '█'.repeat(filled) + '░'.repeat(width - filled);
-    this.out.write(`\rsyncing ${bar} ${p.height}/${p.target} blocks  ${rate.toFixed(0)} blk/s  ETA ${eta === undefined ? '?' : eta + 's'}   `);
-    if (p.height >= p.target) this.done();
+    this.out.write(`\r\x1b[2Ksyncing ${bar} ${p.height}/${p.target} blocks${this.rateText(p, now)}`);
+  }
+
+  /**
+   * The rate and time left, once blocks have come in since the bar began: before that there is
+   * no rate to tell, and "0 blk/s  ETA ?" said the sync had stalled when it had not yet begun.
+   */
+  private rateText(p: SyncProgress, now: number): string {
+    const gained = p.height - this.startHeight;
+    const seconds = (now - this.startedAt) / 1000;
+    if (gained <= 0 || seconds <= 0) return '';
+    const rate = gained / seconds;
+    return `  ${rate < 10 ? rate.toFixed(1) : rate.toFixed(0)} blk/s  ETA ${Math.ceil((p.target - p.height) / rate)}s`;
   }
 
   /**
@@ -42,12 +61,18 @@ export class ProgressBar {
   interrupt(): void {
     if (!this.shown) return;
     this.out.write('\r\x1b[2K');
-    this.lastDraw = 0;
+    this.lastDraw = -Infinity;
   }
 
   done(): void {
     if (!this.shown) return;
     this.out.write('\r\x1b[2K');
     this.shown = false;
+  }
+
+  /** Clears the bar for good: the node is stopping, and what it logs from then on is the stop. */
+  stop(): void {
+    this.done();
+    this.stopped = true;
   }
 }

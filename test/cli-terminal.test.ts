@@ -2,7 +2,8 @@
  * cairn at a terminal, as a newcomer meets it. The password prompt names the key the password is
  * for: a bare "Password:" came right after "initialised datadir" on a node's first start, and
  * before a transfer from one of several keys. The sync progress bar leaves its line to a log
- * record: Ctrl-C during a sync wrote "stopping" on the end of the bar. `script` (util-linux) gives
+ * record: Ctrl-C during a sync wrote "stopping" on the end of the bar, and then drew the bar again
+ * below it; the bar itself (no rate before one is measured) is tested on a recorded stream. `script` (util-linux) gives
  * each command a terminal of its own, as in test/e2e/restart.test.ts.
  */
 import assert from 'node:assert/strict';
@@ -13,6 +14,7 @@ import { tempDir, testKey } from './helpers/fixtures.ts';
 import { withCompileCache } from './helpers/compile-cache.ts';
 import { encodeAddress } from '../ledger/keys.ts';
 import { generateDatadir } from '../cli/cmd-generate.ts';
+import { ProgressBar } from '../cli/progress.ts';
 import { CAIRN_MAIN, DEVNET_ADDRESS, DEVNET_PRIVATE_KEY, REPO, cliJson, killAll, runCli, scriptArgs, spawnCli, stopChild, waitFor, type CliChild } from './helpers/cli.ts';
 
 interface Terminal {
@@ -126,8 +128,57 @@ describe('cairn node at a terminal: Ctrl-C during a sync', function () {
     node.process.stdin!.write('\x03'); // Ctrl-C, as the terminal sends it
     await shows(node, /INFO {2}stopped/);
     assert.equal(await node.exited, 0, node.screen());
-    // The bar ends with spaces and no newline: a record written after it began on its line.
-    assert.doesNotMatch(node.screen(), /blocks {2}[^\r\n]*ETA [^\r\n]*\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ /, node.screen());
+    // The bar ends with no newline: a record written after it began on its line.
+    assert.doesNotMatch(node.screen(), /blocks[^\r\n]*\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ /, node.screen());
     assert.match(node.screen(), /\r\x1b\[2K\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ INFO {2}stopping/, 'the bar cleared for the record');
+    // Imports finishing during the stop drew the bar again under "stopping".
+    const afterStopping = node.screen().slice(node.screen().indexOf('INFO  stopping'));
+    assert.doesNotMatch(afterStopping, /syncing [█░]/, node.screen());
+  });
+});
+
+describe('the sync progress bar', () => {
+  /** A bar on a recorded stream, with a clock the test sets. */
+  function recordedBar() {
+    const frames: string[] = [];
+    let clock = 0;
+    const bar = new ProgressBar({ write: (text: string | Uint8Array) => frames.push(String(text)) > 0 } as never, () => clock);
+    return { bar, frames, at: (ms: number) => void (clock = ms) };
+  }
+  const progress = (height: number, target: number) => ({ height, target, peer: 'p' });
+
+  it('tells a rate and the time left only once blocks came in: "0 blk/s  ETA ?" read as a stalled sync', () => {
+    const { bar, frames, at } = recordedBar();
+    bar.update(progress(100, 1000));
+    assert.match(frames.at(-1)!, /syncing [█░]+ 100\/1000 blocks$/);
+    at(1000);
+    bar.update(progress(100, 1000));
+    assert.match(frames.at(-1)!, /100\/1000 blocks$/, 'no block yet: still no rate');
+    at(2000);
+    bar.update(progress(300, 1000));
+    assert.match(frames.at(-1)!, /300\/1000 blocks {2}100 blk\/s {2}ETA 7s$/);
+    at(22_000);
+    bar.update(progress(304, 1000));
+    assert.match(frames.at(-1)!, /304\/1000 blocks {2}9\.3 blk\/s {2}ETA 76s$/, 'under 10 blk/s, to a tenth: a slower sync read "0 blk/s"');
+  });
+
+  it('at the end clears its line, with no last frame telling a time left', () => {
+    const { bar, frames, at } = recordedBar();
+    bar.update(progress(0, 5));
+    at(50);
+    bar.update(progress(5, 5));
+    assert.deepEqual(frames.slice(1), ['\r\x1b[2K']);
+  });
+
+  it('once stopped, clears its line and draws nothing more: the node is stopping', () => {
+    const { bar, frames, at } = recordedBar();
+    bar.update(progress(100, 1000));
+    bar.stop();
+    assert.deepEqual(frames.slice(1), ['\r\x1b[2K']);
+    at(1000);
+    bar.update(progress(200, 1000));
+    bar.interrupt();
+    bar.update(progress(1000, 1000));
+    assert.equal(frames.length, 2, frames.join('|'));
   });
 });
