@@ -1,5 +1,7 @@
 import { bytesEqual, toHex } from '../ledger/bytes.ts';
 import type { Block } from '../ledger/block.ts';
+import type { BlockIndexEntry } from '../consensus/block-index.ts';
+import { maxFutureDrift } from '../consensus/header-rules.ts';
 import type { CairnNode } from '../node/node.ts';
 import type { SimNode } from './sim-node.ts';
 import { SIM_EPOCH_MS, type World } from './world.ts';
@@ -40,8 +42,12 @@ export class Liveness {
   private readonly joinEnded = new Map<string, number>();
   /** The blocks honest nodes connected that carry each transaction, by its id. */
   private readonly carriedBy = new Map<string, string[]>();
-  /** Pairs (block, node) whose bound was judged; blocks not judged, mined with a fault in effect or over lossy links; users' transactions judged. */
-  readonly counts = { judged: 0, faulty: 0, lossy: 0, txsJudged: 0 };
+  /**
+   * Pairs (block, node) whose bound was judged; blocks not judged, mined with a fault in effect or
+   * over lossy links; pairs not judged, the block's branch ahead of the node's clock; users'
+   * transactions judged.
+   */
+  readonly counts = { judged: 0, faulty: 0, lossy: 0, aheadOfClock: 0, txsJudged: 0 };
 
   constructor(world: World, fail: Fail) {
     this.world = world;
@@ -100,7 +106,7 @@ export class Liveness {
     const minedAt = w.scheduler.now;
     // A node below its checkpoint takes no block from gossip (node/gossip.ts), and forwards none: sync brings it the chain through the checkpoint.
     const inStep = w.nodes.filter((n) => n.honest && n.node && n.transport && n.node.chain.tip.totalWork >= parent.totalWork && !belowCheckpoint(n.node));
-    const dist = this.shortestPaths(miner, inStep, block.header.prevHash);
+    const dist = this.shortestPaths(miner, inStep, block.header.prevHash, entry.totalWork);
     if (!dist) {
       this.counts.lossy++;
       return;
@@ -110,6 +116,13 @@ export class Liveness {
       if (sim === miner) continue;
       const bound = ms + PATH_SLACK_MS;
       const life = sim.node;
+      // A header beyond the node's clock and the drift is refused as it arrives, without blame
+      // (a timewarper's, or an honest one on it, to a node whose clock is behind): the node takes
+      // it when a status poll next brings it, once its clock has caught up. No path bounds that.
+      if (life && aheadOfClock(entry, life, Math.floor((life.env.now() + ms) / 1000))) {
+        this.counts.aheadOfClock++;
+        continue;
+      }
       w.scheduler.after(bound, () => {
         // The network changed meanwhile: the path may be gone, or a new one longer.
         if (w.faults.lastDisturbanceMs >= minedAt || sim.node !== life || !life) return;
@@ -137,9 +150,11 @@ export class Liveness {
    * A hop costs its link's delay, then round trips over the slowest link in use: one for the
    * transactions the receiver lacks if the block builds on its tip, four if not (those, then its
    * status, the headers and the blocks of the branch, as sync fetches an orphan's), plus
-   * HOP_SLACK_MS.
+   * HOP_SLACK_MS. No path goes on through a node whose chain has `work` already (a race's other
+   * block at the height): a node forwards only a block that becomes its tip (node/gossip.ts), and
+   * for it this one is moot.
    */
-  private shortestPaths(from: SimNode, nodes: readonly SimNode[], parent: Uint8Array): Map<SimNode, number> | undefined {
+  private shortestPaths(from: SimNode, nodes: readonly SimNode[], parent: Uint8Array, work: bigint): Map<SimNode, number> | undefined {
     const net = this.world.net;
     let slowest = 0;
     for (const a of this.world.nodes) {
@@ -156,6 +171,7 @@ export class Liveness {
       for (const [n, d] of dist) if (!done.has(n) && (here === undefined || d < dist.get(here)!)) here = n;
       if (!here) return dist;
       done.add(here);
+      if (here !== from && here.node!.chain.tip.totalWork >= work) continue;
       for (const next of nodes) {
         if (done.has(next) || !here.transport!.isConnected(next.id)) continue;
         const link = net.link(here.id, next.id);
@@ -195,4 +211,17 @@ export class Liveness {
 function belowCheckpoint(node: CairnNode): boolean {
   const checkpoint = node.chain.checkpoint;
   return checkpoint !== undefined && node.chain.tip.height < checkpoint.height;
+}
+
+/**
+ * Whether a header of `entry`'s branch that `node` does not hold (from `entry` down to where its
+ * chain index has one) is beyond `clock` (the node's, in seconds, as the block would arrive) and
+ * the drift: HEADER_TIME_TOO_NEW there.
+ */
+function aheadOfClock(entry: BlockIndexEntry, node: CairnNode, clock: number): boolean {
+  const limit = clock + maxFutureDrift(node.params.blockTime);
+  for (let e: BlockIndexEntry | undefined = entry; e && !node.chain.getEntry(e.header.hash); e = e.parent) {
+    if (e.header.timestamp > limit) return true;
+  }
+  return false;
 }

@@ -15,8 +15,8 @@ export interface SimResult {
   readonly reorgs: number;
   /** The most blocks one reorganisation took off a node's chain. */
   readonly deepestReorg: number;
-  /** What the liveness checks judged (sim/liveness.ts): (block, node) pairs; blocks not judged, mined in faults or over lossy links; users' transactions. */
-  readonly liveness: { readonly judged: number; readonly faulty: number; readonly lossy: number; readonly txsJudged: number };
+  /** What the liveness checks judged (sim/liveness.ts): (block, node) pairs; blocks not judged, mined in faults or over lossy links; pairs not judged, the block's branch ahead of the node's clock; users' transactions. */
+  readonly liveness: { readonly judged: number; readonly faulty: number; readonly lossy: number; readonly aheadOfClock: number; readonly txsJudged: number };
   /** Nodes that joined by snapshot sync. */
   readonly snapshotJoins: number;
   /** Tree nodes the nodes read from their stores below the top: when needed, and ahead of a block (TreeStore.prefetch). */
