@@ -7,14 +7,7 @@
 import assert from 'node:assert/strict';
 import { stateDigest } from '../ledger/audit.ts';
 import { Checker } from '../sim/invariants.ts';
-import type { SimTransport } from '../sim/network.ts';
-import { Random } from '../sim/random.ts';
-import { scenario, simParams } from '../sim/scenario.ts';
-import { mineHistory } from '../sim/mining.ts';
 import { sign, Wallets } from '../sim/wallets.ts';
-import type { ChainParams } from '../ledger/genesis.ts';
-import type { Transaction } from '../ledger/transaction.ts';
-import { World } from '../sim/world.ts';
 import { decodeSnapshotChunk, encodeSnapshotChunk } from '../node/snapshot-wire.ts';
 import { keptSnapshotHeights, makeSnapshot, pivotHeight, serveSnapshots } from '../node/snapshots.ts';
 import { historyCheckStatus } from '../node/history-check.ts';
@@ -34,53 +27,8 @@ import type { PeerManager } from '../node/peers.ts';
 import { networkNames } from '../node/protocols.ts';
 import { decodeGetHeaderRange, encodeHeaders, type Status } from '../node/wire.ts';
 import { afterTurns, testKey, testParams } from './helpers/fixtures.ts';
+import { DEPTH, INTERVAL, joinWorld, wrapSnapshots } from './helpers/snapshot-world.ts';
 import { asParent, mineChain, mineChild } from './helpers/mining.ts';
-
-const INTERVAL = 20;
-const DEPTH = 16;
-
-/**
- * `pruned`: n0, the miner and the one peer holding the chain at first, prunes at the reorg depth.
- * `historyTxs`: the transactions of the history's blocks by height (else coinbases only), and no users' transactions during the run.
- */
-function joinWorld(name: string, extra: { hostile?: boolean; pruned?: boolean; historyTxs?: (height: number, params: ChainParams) => Transaction[] } = {}) {
-  const base = scenario(name, { calm: true, nodes: extra.hostile ? 4 : 3, minutes: 3 });
-  const pruneKeep = extra.pruned ? DEPTH : undefined;
-  const nodes: (typeof base.nodes)[number][] = [
-    { ...base.nodes[0]!, hashShare: 1, pruneKeep },
-    { ...base.nodes[1]!, hashShare: 0, pruneKeep: undefined },
-    { ...base.nodes[2]!, hashShare: 0, joinAtMs: 60_000, snapshotSync: true, bootstrapTo: extra.hostile ? ['n3', 'n1'] : ['n0', 'n1'] },
-  ];
-  if (extra.hostile) nodes.push({ ...base.nodes[3]!, hashShare: 0, role: 'tamperer' as const, joinAtMs: 0 });
-  const params = simParams(new Random(name), 130);
-  return new World({
-    ...base,
-    params,
-    history: 130,
-    reorgDepth: DEPTH,
-    window: 4,
-    snapshotInterval: INTERVAL,
-    nodes,
-    ...(extra.historyTxs && {
-      txPerMinute: 0,
-      historyBlocks: () => mineHistory(params, 130, base.wallets.minerAddress(0), (height) => extra.historyTxs!(height, params)),
-    }),
-  });
-}
-
-type Responder = (req: Uint8Array, peer: string) => Promise<Uint8Array>;
-
-/** Wraps node `id`'s getSnapshotChunk answers, each life. */
-function wrapSnapshots(world: World, id: string, wrap: (honest: Responder) => Responder): void {
-  world.observe({
-    onStarted(sim, node) {
-      if (sim.id !== id) return;
-      const transport = node.transport as SimTransport;
-      const honest = (transport as unknown as { handlers: Map<string, { respond: Responder }> }).handlers.get(node.names.snapshot)!.respond;
-      transport.override(node.names.snapshot, wrap(honest));
-    },
-  });
-}
 
 describe('snapshot sync', function () {
   this.timeout(120_000);
