@@ -9,6 +9,7 @@ const now = () => Math.floor(Date.now() / 1000);
 
 /** What is true about syncing, in words: never "up to date" when there is nobody to be behind. */
 export function syncText(s: StatusResult): string {
+  if (s.snapshotSync) return `snapshot sync: ${snapshotSyncText(s.snapshotSync)}`;
   if (s.reorganising) return `reorganising: at ${s.height} part-way to another chain with more work (heights and balances are the fork's until it ends)`;
   if (s.syncing) return `syncing: at ${s.height} of ${s.syncTarget}`;
   if (s.peers === 0) {
@@ -24,6 +25,18 @@ export function syncText(s: StatusResult): string {
   // Behind is less work than a peer's chain, not a lower height: a slow branch can be taller and lighter.
   if (s.peersAhead > 0) return `behind: ${s.peersAhead === 1 ? '1 peer claims' : `${s.peersAhead} peers claim`} more work${s.bestPeerHeight !== null && s.bestPeerHeight > s.height ? ` (best announced height ${s.bestPeerHeight})` : ''}`;
   return `in step with ${s.peers} peer${s.peers === 1 ? '' : 's'}${s.bestPeerHeight === null ? '' : ` (best announced height ${s.bestPeerHeight})`}`;
+}
+
+/** A snapshot sync's join under way, in words: its headers read as a sync at 0, its install as a reorganisation. */
+export function snapshotSyncText(j: NonNullable<StatusResult['snapshotSync']>): string {
+  switch (j.phase) {
+    case 'headers':
+      return `downloading and checking the best peer's headers, ${j.done} of ${j.total}`;
+    case 'chunks':
+      return `fetching the state at block ${j.pivot} from peers, ${j.done} chunk${j.done === 1 ? '' : 's'} checked, ${j.total - j.done} to go`;
+    case 'installing':
+      return `installing the state at block ${j.pivot} (step ${Math.min(j.done + 1, j.total)} of ${j.total}); then the blocks after it`;
+  }
 }
 
 /** Peers banned now, and the last ban with its reason (another network's peer: the genesis to fix). */
@@ -212,8 +225,9 @@ function table(head: string[], rows: string[][]): string {
 export const HELP = {
   status: `Usage: cairn status [--datadir DIR | --rpc URL --rpc-token T] [--json]
 
-The node's network and coin, height and the age of its last block, whether it is syncing (or has
-no peers to sync from), peers in and out, the peers banned and the last ban's reason (a peer of another
+The node's network and coin, height and the age of its last block, whether it is syncing (a
+snapshot sync's phase too: its headers, the state's chunks, the install) or has no peers to sync
+from, peers in and out, the peers banned and the last ban's reason (a peer of another
 network: a different genesis.json), whether it mines, the difficulty (expected hashes a
 block), the network's estimated hash rate, mempool, a suggested fee, memory and listen addresses.
 On a light client's datadir (cairn status --datadir ./light): its height, head, peers, the peers it

@@ -86,7 +86,7 @@ const txJson = obj({
 
 const METHODS: { readonly [M in RpcMethod]: Omit<RpcMethodDoc, 'name'> } = {
   status: {
-    summary: 'network, height, head, difficulty, hash rate, peers in/out, sync, mining, mempool, fee estimate, memory; a reorganisation under way is waited out for 2 s, then answered part-way with reorganising: true',
+    summary: 'network, height, head, difficulty, hash rate, peers in/out, sync (a snapshot sync\'s phase and progress too), mining, mempool, fee estimate, memory; a reorganisation under way is waited out for 2 s, then answered part-way with reorganising: true',
     params: [],
     result: {
       name: 'status',
@@ -94,6 +94,7 @@ const METHODS: { readonly [M in RpcMethod]: Omit<RpcMethodDoc, 'name'> } = {
         network: { type: 'string' }, chainId: int, genesis: ref('Hash'), height: ref('Height'), head: ref('Hash'), totalWork: ref('Decimal'),
         peers: int, mempool: int, mempoolBytes: int, listen: { type: 'array', items: { type: 'string' } }, peerId: { type: 'string' },
         syncing: { type: 'boolean' }, syncTarget: int, reorganising: { type: 'boolean' },
+        snapshotSync: { oneOf: [{ type: 'null' }, obj({ phase: { type: 'string', enum: ['headers', 'chunks', 'installing'] }, pivot: ref('Height'), done: int, total: int })] },
         checkpoint: { oneOf: [{ type: 'null' }, obj({ height: ref('Height'), hash: ref('Hash'), passed: { type: 'boolean' } })] }, prunedHeight: ref('Height'), stateBase: ref('Height'),
         historyCheck: { oneOf: [{ type: 'null' }, obj({ state: { type: 'string', enum: ['checking', 'valid', 'invalid', 'off'] }, height: ref('Height'), target: ref('Height'), reason: { type: 'string' } })] },
         mining: { type: 'boolean' }, miningWaits: { type: ['string', 'null'] }, miningHashRate: { type: ['integer', 'null'], minimum: 0 }, unit: { type: 'string' }, decimals: int,

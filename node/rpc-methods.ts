@@ -129,6 +129,8 @@ function lastBanStatus(node: NodeView): StatusResult['lastBan'] {
 /** What `status` answers, read at one moment of the chain. */
 async function statusOf(node: NodeView): Promise<StatusResult> {
   const tip = node.chain.tip;
+  // With the tip: an install's answer is at genesis until the install ends.
+  const snapshotSync = node.sync.snapshotProgress ?? null;
   const connections = node.transport.peers().map((peer) => node.transport.connectionInfo(peer)).filter((c) => c !== undefined);
   const peerHeights = [...node.sync.statuses.values()].map((s) => s.status.height);
   const fee = await estimateFee(node.chain, node.mempool);
@@ -147,6 +149,7 @@ async function statusOf(node: NodeView): Promise<StatusResult> {
     syncing: node.sync.syncing,
     syncTarget: node.sync.targetHeight,
     reorganising: false,
+    snapshotSync,
     checkpoint: node.chain.checkpoint ? { height: node.chain.checkpoint.height, hash: toHex(node.chain.checkpoint.hash), passed: tip.height >= node.chain.checkpoint.height } : null,
     prunedHeight: node.db.history.prunedHeight,
     stateBase: node.db.history.stateBase,
@@ -189,14 +192,19 @@ type Handlers = { [M in RpcMethod]: (node: NodeView, params: Record<string, unkn
  */
 export const rpcHandlers: Handlers = {
   async status(node) {
+    // A snapshot's install holds imports as a reorganisation does, for as long as a minute, but
+    // the chain read here stays at genesis until it ends: nothing part-way to wait out, and no
+    // reorganisation to claim (snapshotSync says what it is).
+    const installing = () => node.sync.snapshotProgress?.phase === 'installing';
+    if (installing()) return statusOf(node);
     // Status is what an operator asks to see that the node lives: a reorganisation thousands of
-    // blocks deep, or a snapshot's install, takes many seconds. Where other reads are answered
-    // "ask again", this one says where the chain stands and that it is moving.
+    // blocks deep takes many seconds. Where other reads are answered "ask again", this one says
+    // where the chain stands and that it is moving.
     try {
       return await readSettled(node, () => statusOf(node));
     } catch (err) {
       if (!(err instanceof ReorganisingError)) throw err;
-      return { ...(await statusOf(node)), reorganising: node.chain.reorganisationUnderWay };
+      return { ...(await statusOf(node)), reorganising: node.chain.reorganisationUnderWay && !installing() };
     }
   },
 

@@ -18,10 +18,21 @@ export interface StatusResult {
   syncing: boolean;
   syncTarget: number;
   /**
-   * A reorganisation (or a snapshot's install) was under way when status was asked, and still was
-   * REORG_WAIT_MS (node/reorg-wait.ts) later: height, head and work are where it stood, part-way between the tips.
+   * A reorganisation was under way when status was asked, and still was REORG_WAIT_MS
+   * (node/reorg-wait.ts) later: height, head and work are where it stood, part-way between the
+   * tips. Never a snapshot's install, which snapshotSync tells (and status does not wait for).
    */
   reorganising: boolean;
+  /**
+   * A snapshot sync's join under way (`cairn node --snapshot-sync`, node/snapshot-sync.ts), null
+   * when none runs: `headers`, the best peer's headers checked up to `done` of the `total` it
+   * claimed; `chunks`, the state at block `pivot` fetched, `done` chunks verified of `total` known
+   * so far (a chunk too big to send comes back as two halves: the total grows); `installing`, that
+   * state put in place of genesis's, step `done` + 1 of `total`. `pivot` is 0 until the headers
+   * chose it. Then the blocks after the pivot are executed as by any sync (`syncing`), and
+   * `historyCheck` tells the check of those below it.
+   */
+  snapshotSync: { phase: 'headers' | 'chunks' | 'installing'; pivot: number; done: number; total: number } | null;
   /** The block this node holds its chain to (`cairn node --checkpoint`), and whether its chain has passed it; null without one. */
   checkpoint: { height: number; hash: string; passed: boolean } | null;
   /** Main-chain blocks 1 up to this height have no body here (pruned); 0 when the node keeps every block. */

@@ -13,6 +13,8 @@ import type { PeerManager } from './peers.ts';
 import type { NetworkNames } from './protocols.ts';
 import { TransportError, type Transport } from './transport.ts';
 import { pivotHeight } from './snapshots.ts';
+import { INSTALL_STEPS, JoinProgress } from './snapshot-progress.ts';
+import type { Env } from './env.ts';
 import { stagedHeaders } from './staged-headers.ts';
 import { decodeSnapshotChunk, encodeGetSnapshotChunk, SNAPSHOT_CHUNK_MAX_BYTES } from './snapshot-wire.ts';
 import { encodeGetBlocks, type Status } from './wire.ts';
@@ -39,6 +41,8 @@ export interface SnapshotJoinOptions {
   readonly chain: Chain;
   readonly peers: PeerManager;
   readonly clock: () => number;
+  /** Times the join's progress lines in the log (JoinProgress). */
+  readonly env: Pick<Env, 'monotonic'>;
   readonly interval: number;
   /** The peers whose status is known now, the most work first: providers are taken from it when the chunks are asked. */
   readonly candidates: () => readonly { peer: string; status: Status }[];
@@ -116,9 +120,12 @@ export class SnapshotJoin {
   private readonly o: SnapshotJoinOptions;
   /** Chunks verified in this attempt. */
   chunksVerified = 0;
+  /** Its phase and how far it got (status, the log). */
+  readonly progress: JoinProgress;
 
   constructor(o: SnapshotJoinOptions) {
     this.o = o;
+    this.progress = new JoinProgress(o.env, o.log);
   }
 
   /** Tries to join, with the headers of `best` (JoinTurns.pick), the state from every peer that has it. */
@@ -127,6 +134,8 @@ export class SnapshotJoin {
     if (chain.tip.height !== 0) return 'not-possible';
     const maxPivot = pivotHeight(best.status.height, interval, chain.reorgDepth);
     if (maxPivot === undefined) return (await chain.db.join.state()) ? 'later' : 'not-possible';
+    const target = best.status.height;
+    this.progress.begin({ phase: 'headers', pivot: 0, done: 0, total: target }, 'snapshot sync: checking the headers of the peer with the most work', { peer: best.peer, target });
 
     // 1. Headers, checked as any sync checks them; those up to the highest pivot possible kept.
     // From the last staged header its chain holds too: what an earlier round checked stays.
@@ -145,10 +154,14 @@ export class SnapshotJoin {
       replacing = false;
       await chain.db.join.stageHeaders(keep);
     };
+    const headersChecked = (height: number) => {
+      this.o.onHeaders(height);
+      this.progress.advance(height, target);
+    };
     let found;
     try {
       const ours = await stagedHeaders(chain);
-      found = await fetchHeaderChain({ request: this.o.request, names: this.o.names, chain, clock: this.o.clock, onProgress: this.o.onHeaders, onChecked: staged, ours }, best.peer, best.status);
+      found = await fetchHeaderChain({ request: this.o.request, names: this.o.names, chain, clock: this.o.clock, onProgress: headersChecked, onChecked: staged, ours }, best.peer, best.status);
     } finally {
       await chain.db.history.clearPending();
     }
@@ -172,7 +185,9 @@ export class SnapshotJoin {
     if (!staged0) return 'later';
     const pivotHeader = decodeIndexRecord(staged0.record).header;
     await chain.db.join.begin(pivot, pivotHeader.hash);
-    this.o.log('info', 'snapshot sync', { pivot, hash: toHex(pivotHeader.hash), tip: check.tipHeight, chunksDone: (await chain.db.join.chunksDone()).size });
+    const verified = await chain.db.join.chunksDone();
+    const chunks = { phase: 'chunks', pivot, done: verified.size, total: verified.size + plan(verified).length } as const;
+    this.progress.begin(chunks, 'snapshot sync', { pivot, hash: toHex(pivotHeader.hash), tip: check.tipHeight, chunksDone: verified.size });
 
     // 2. The pivot's body (the tip must be a stored block), then its state, chunk by chunk.
     // Every peer known by now whose chain reaches the pivot (more statuses came in during the headers).
@@ -185,7 +200,14 @@ export class SnapshotJoin {
 
     // 3. Install, and the chain takes the pivot as its tip.
     const pivotRecord = encodeIndexRecord({ ...decodeIndexRecord(staged0.record), status: HAVE_DATA });
-    await chain.adoptSnapshot(() => chain.db.join.install(pivotRecord, (step) => this.o.log('debug', 'snapshot installing', { step })));
+    this.progress.begin({ phase: 'installing', pivot, done: 0, total: INSTALL_STEPS.length }, 'snapshot sync: installing the state', { pivot });
+    await chain.adoptSnapshot(() =>
+      chain.db.join.install(pivotRecord, (step) => {
+        this.progress.advance(INSTALL_STEPS.indexOf(step), INSTALL_STEPS.length);
+        this.o.log('debug', 'snapshot installing', { step });
+      }),
+    );
+    this.progress.end();
     this.o.log('info', 'snapshot installed', { height: chain.tip.height, hash: chain.tip.hashHex });
     return 'joined';
   }
@@ -222,7 +244,8 @@ export class SnapshotJoin {
    */
   private async fetchState(pivot: number, header: BlockHeader, providers: readonly string[]): Promise<boolean> {
     const { chain } = this.o;
-    const todo = new Line(plan(await chain.db.join.chunksDone()));
+    const verifiedBefore = await chain.db.join.chunksDone();
+    const todo = new Line(plan(verifiedBefore));
     const active = new Set(providers);
     let verified = 0;
     /** The positions split in this join, by whom, the accounts their verified parts held, and the parts still out. */
@@ -292,6 +315,7 @@ export class SnapshotJoin {
         } finally {
           inFlight--;
           wake();
+          this.progress.advance(verifiedBefore.size + verified, verifiedBefore.size + verified + todo.length + inFlight);
         }
       }
     };

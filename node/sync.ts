@@ -5,6 +5,7 @@ import type { SaneBlock } from '../consensus/sanity.ts';
 import { LIE, PeerFault, fetchHeaderChain, shortOfCheckpoint, type HeaderChain } from './header-sync.ts';
 import { ForkWatch } from './fork-watch.ts';
 import { JoinTurns, SnapshotJoin, type JoinOutcome } from './snapshot-sync.ts';
+import type { SnapshotProgress } from './snapshot-progress.ts';
 import { InvalidChain } from './body-download.ts';
 import { fetchBodiesFrom } from './fetch-bodies.ts';
 import { InterruptibleSleeps, type Env } from './env.ts';
@@ -53,7 +54,7 @@ export class Sync extends EventEmitter<SyncEvents> {
    * it: gossip holds its blocks meanwhile (node/gossip.ts), or one block 1, which costs next to
    * nothing on a chain behind schedule, would throw the whole join away.
    */
-  private joinRunning = false;
+  private joinUnderWay: SnapshotJoin | undefined;
   private readonly joinTurns: JoinTurns;
   /** Chains it will not, or may soon not, follow (node/fork-watch.ts). */
   private readonly forks: ForkWatch;
@@ -89,7 +90,12 @@ export class Sync extends EventEmitter<SyncEvents> {
 
   /** True while a snapshot join runs (gossip holds its blocks meanwhile). */
   get joining(): boolean {
-    return this.joinRunning;
+    return this.joinUnderWay !== undefined;
+  }
+
+  /** Where the snapshot join under way stands (status); undefined when none runs. */
+  get snapshotProgress(): SnapshotProgress | undefined {
+    return this.joinUnderWay?.progress.now;
   }
 
   /** True while a sync is running. */
@@ -267,7 +273,7 @@ export class Sync extends EventEmitter<SyncEvents> {
       onHeaders: (height) => this.emit('headers', (this.lastTarget = height)),
       log: this.o.log ?? (() => {}),
     });
-    this.joinRunning = true;
+    this.joinUnderWay = join;
     this.emit('joining', true);
     let unshown = false;
     try {
@@ -279,7 +285,7 @@ export class Sync extends EventEmitter<SyncEvents> {
     } finally {
       this.joinTurns.ended(best.peer, unshown, join.chunksVerified);
       if (this.joinTurns.givenUp) this.o.log?.('warn', 'snapshot sync made no progress in several rounds: syncing from genesis instead');
-      this.joinRunning = false;
+      this.joinUnderWay = undefined;
       this.emit('joining', false);
     }
   }

@@ -24,7 +24,7 @@ export interface NodeView {
   readonly chain: Chain;
   readonly db: ChainDB;
   readonly mempool: Mempool;
-  readonly sync: Pick<Sync, 'syncing' | 'targetHeight' | 'statuses' | 'peersAhead' | 'peersApart'>;
+  readonly sync: Pick<Sync, 'syncing' | 'targetHeight' | 'statuses' | 'peersAhead' | 'peersApart' | 'snapshotProgress'>;
   readonly peers: Pick<PeerManager, 'score' | 'bannedCount' | 'bannedAddressCount' | 'lastBan' | 'on' | 'off'>;
   readonly gossip: Pick<Gossip, 'on' | 'off' | 'compactStats'>;
   readonly transport: Pick<Transport, 'peers' | 'connectionInfo' | 'listenAddresses' | 'peerId'>;

@@ -172,6 +172,7 @@ async function joinFrom(store: SnapshotStore, root: Uint8Array, peers: Record<st
     chain: joiner as never,
     peers: { isBanned: () => false, penalize: (peer: string, score: number, why: string) => void penalties.push(`${peer} ${score} ${why}`) } as unknown as PeerManager,
     clock: () => 0,
+    env: { monotonic: () => 0 },
     interval: HEIGHT,
     candidates: () => [],
     onHeaders: () => {},

@@ -59,6 +59,7 @@ describe('snapshot sync: a join round goes on from the headers staged before', f
       chain,
       peers: { isBanned: () => false, penalize: () => {} } as unknown as PeerManager,
       clock: () => now,
+      env: { monotonic: () => 0 },
       interval: INTERVAL,
       candidates: () => [],
       onHeaders: () => {},

@@ -200,6 +200,7 @@ describe('snapshot sync: the pivot comes only from a chain that showed the work 
         chain,
         peers: { isBanned: () => false, penalize: () => assert.fail('no penalty: its chain may have moved') } as unknown as PeerManager,
         clock: () => now,
+      env: { monotonic: () => 0 },
         interval: 20,
         candidates: () => [{ peer: 'boaster', status: claimed }],
         onHeaders: () => {},

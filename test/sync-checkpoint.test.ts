@@ -236,6 +236,7 @@ describe('sync: a first peer with a cheap chain', function () {
       chain,
       peers: new PeerManager(() => now),
       clock: () => now,
+      env: { monotonic: () => 0 },
       interval: 20,
       candidates: () => [{ peer: 'cheap-liar', status: claimed }],
       onHeaders: () => {},

@@ -79,7 +79,7 @@ export function viewOf(r: Awaited<ReturnType<typeof heldReorganisation>>, o: { m
     addressIndex: undefined,
     env: o.env ?? realEnv,
     transport: { peers: () => [], connectionInfo: () => undefined, listenAddresses: () => [], peerId: 'self' },
-    sync: { syncing: false, targetHeight: 0, statuses: new Map(), peersAhead: 0, peersApart: 0 },
+    sync: { syncing: false, targetHeight: 0, statuses: new Map(), peersAhead: 0, peersApart: 0, snapshotProgress: undefined },
     peers: { lastBan: undefined, bannedCount: 0 },
     mining: false,
     miner: undefined,

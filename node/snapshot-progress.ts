@@ -1,0 +1,79 @@
+/**
+ * Where a snapshot join (node/snapshot-sync.ts) stands while it runs, for `status`
+ * (StatusResult.snapshotSync) and the log. Without it a join read as something else: its headers
+ * as a sync stuck at genesis ("at 0 of 640000"), its install, which holds imports as a
+ * reorganisation does, as a reorganisation; and a long chain's headers or a large state take
+ * minutes in which the log said nothing.
+ */
+import type { Env } from './env.ts';
+import { SYNC_LOG_INTERVAL_MS } from './sync-types.ts';
+
+/**
+ * `headers`: the best peer's headers checked, `done` of the `total` it claimed; `chunks`: the
+ * state at `pivot` fetched, `done` chunks verified (earlier runs' too) of `total` known so far (a
+ * chunk too big to send comes back as two halves: the total grows); `installing`: the state
+ * written in place of genesis's, `done` of `total` steps (INSTALL_STEPS).
+ */
+export interface SnapshotProgress {
+  readonly phase: 'headers' | 'chunks' | 'installing';
+  /** The snapshot block whose state is taken; 0 while the headers that choose it are checked. */
+  readonly pivot: number;
+  readonly done: number;
+  readonly total: number;
+}
+
+/**
+ * The install's steps, by what ledger/snapshot-join.ts reports as each begins: the accounts and
+ * the state tree written, the headers below the pivot indexed, the chain read again at the pivot.
+ */
+export const INSTALL_STEPS: readonly string[] = ['state', 'headers', 'done'];
+
+type Log = (level: 'info' | 'warn' | 'debug', message: string, fields?: Record<string, unknown>) => void;
+
+/** What the periodic line of each phase says. */
+const PROGRESS_LINES: Record<SnapshotProgress['phase'], (p: SnapshotProgress) => [string, Record<string, unknown>]> = {
+  headers: (p) => ['snapshot sync: headers checked', { height: p.done, target: p.total }],
+  chunks: (p) => ['snapshot sync: state chunks checked', { pivot: p.pivot, checked: p.done, toGo: p.total - p.done }],
+  installing: (p) => ['snapshot sync: installing the state', { pivot: p.pivot, step: p.done + 1, steps: p.total }],
+};
+
+/** A join's phase and progress: a log line as each phase begins, and one every SYNC_LOG_INTERVAL_MS within it. */
+export class JoinProgress {
+  private readonly monotonic: () => number;
+  private readonly log: Log;
+  private current: SnapshotProgress | undefined;
+  /** When the last line was logged (monotonic ms). */
+  private saidAt = 0;
+
+  constructor(env: Pick<Env, 'monotonic'>, log: Log) {
+    this.monotonic = () => env.monotonic();
+    this.log = log;
+  }
+
+  /** Where the join stands; undefined before its first phase. */
+  get now(): SnapshotProgress | undefined {
+    return this.current;
+  }
+
+  /** A phase begins, where `at` says: `message` and `fields` say so in the log. */
+  begin(at: SnapshotProgress, message: string, fields: Record<string, unknown>): void {
+    this.current = at;
+    this.saidAt = this.monotonic();
+    this.log('info', message, fields);
+  }
+
+  /** The join is over (its state in place): nothing more to tell. */
+  end(): void {
+    this.current = undefined;
+  }
+
+  /** Progress within the phase under way; logged when the last line is SYNC_LOG_INTERVAL_MS old. */
+  advance(done: number, total: number): void {
+    if (!this.current) return;
+    this.current = { ...this.current, done, total };
+    if (this.monotonic() - this.saidAt < SYNC_LOG_INTERVAL_MS) return;
+    this.saidAt = this.monotonic();
+    const [message, fields] = PROGRESS_LINES[this.current.phase](this.current);
+    this.log('info', message, fields);
+  }
+}
