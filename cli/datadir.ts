@@ -105,12 +105,22 @@ async function makeDirs(dir: string): Promise<void> {
 const CAIRN_ENTRIES = new Set([GENESIS_COPY, 'chain', 'keystore', 'p2p-key', RPC_ENDPOINT_FILE, BANS_FILE, PEERS_FILE, MEMPOOL_FILE, CHECKPOINT_FILE, 'history-check', 'lock', 'headers', 'headers.tip', 'node.log', PASSWORD_WAIT_FILE]);
 
 /**
+ * What a folder holds (`lost+found` aside: the file system's), and whether any of it is Cairn's:
+ * one that holds things and none of Cairn's is no datadir (a start refuses it; `cairn status` and
+ * `cairn stop` say it holds no node's data). A missing or unreadable folder holds nothing.
+ */
+export async function folderEntries(datadir: string): Promise<{ entries: string[]; cairn: boolean }> {
+  const entries = (await readdir(datadir).catch(() => [] as string[])).filter((name) => name !== 'lost+found');
+  return { entries, cairn: entries.some((name) => CAIRN_ENTRIES.has(name)) };
+}
+
+/**
  * Refuses a folder that holds things and none of Cairn's (`--datadir ~`, or a project's folder):
  * its chain store, key, genesis and files would go in among the user's own.
  */
 async function refuseForeignFolder(datadir: string): Promise<void> {
-  const entries = (await readdir(datadir).catch(() => [] as string[])).filter((name) => name !== 'lost+found');
-  if (entries.length === 0 || entries.some((name) => CAIRN_ENTRIES.has(name))) return;
+  const { entries, cairn } = await folderEntries(datadir);
+  if (entries.length === 0 || cairn) return;
   throw new DatadirError(`${datadir} is not empty and is not a Cairn datadir (it has no ${GENESIS_COPY}, no chain store): Cairn's files would go in among its ${entries.length} entr${entries.length === 1 ? 'y' : 'ies'}; give --datadir a new or empty folder (a missing one is made), such as ${join(datadir, 'cairn')}`);
 }
 

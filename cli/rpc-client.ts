@@ -8,6 +8,7 @@ import { jsonParseReason } from '../ledger/json-text.ts';
 import { DEFAULT_DATADIR, UsageError } from './args.ts';
 import { fileReason, isSystemError } from '../node/file-errors.ts';
 import { datadirHolder, holderText } from './lock-holder.ts';
+import { folderEntries } from './datadir.ts';
 import { endpointPid, isLightDatadir, runningPid } from './start-errors.ts';
 import { RPC_ENDPOINT_FILE, RPC_ERRORS, type RpcEndpointFile, type RpcMethods } from '../node/rpc-types.ts';
 
@@ -102,6 +103,12 @@ export class RpcClient<M extends { [K in keyof M]: { params: unknown; result: un
       // sent the user to a start that refuses that folder.
       const first = join(datadir, 'node-0');
       if (existsSync(join(first, 'genesis.json'))) throw new RpcClientError('NODE_NOT_RUNNING', `${datadirPath(datadir)} is a devnet's folder (cairn devnet): each of its nodes has a datadir of its own in it, such as --datadir ${first}`);
+      // A folder of other things (a keystore's, --datadir ~): "start one with cairn node" there
+      // sent the user to a start that refuses it.
+      const { entries, cairn } = await folderEntries(datadir);
+      if (entries.length > 0 && !cairn) {
+        throw new RpcClientError('NOT_A_DATADIR', `${datadirPath(datadir)} holds no node's data (no genesis.json, no chain store, among its ${entries.length} entr${entries.length === 1 ? 'y' : 'ies'}): give --datadir the folder a node runs on (default ./data)`);
+      }
       throw new RpcClientError('NODE_NOT_RUNNING', `no ${what} is running on ${datadirPath(datadir)}: it has no ${RPC_ENDPOINT_FILE}; if one runs on another datadir, give that --datadir, else start one with: ${start}`);
     }
   }

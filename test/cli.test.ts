@@ -244,6 +244,14 @@ describe('cairn command, through real processes', function () {
       assert.equal(encodeAddress(addressOf(publicKeyOf(fromHex(fresh.privateKey)))), newAddress);
     });
 
+    it('cairn status and cairn stop given the keystore as --datadir: it holds no node\'s data, not "start one with cairn node" there', async () => {
+      // cairn node refuses a folder of other things: the start it was sent to failed too.
+      const [status, stop] = await Promise.all([runCli(['status', '--datadir', keystore]), runCli(['stop', '--datadir', keystore])]);
+      const said = new RegExp(`^cairn: ${keystore} holds no node's data \\(no genesis\\.json, no chain store, among its 2 entries\\): give --datadir the folder a node runs on \\(default \\./data\\)$`);
+      assertOneLineError(status, said, 1);
+      assertOneLineError(stop, said, 1);
+    });
+
     it('a key file holds no private key in the clear, and only its owner may read it', () => {
       assert.equal(statSync(keystore).mode & 0o777, 0o700);
       const raw = Buffer.from(DEVNET_PRIVATE_KEY, 'hex');
