@@ -1,7 +1,9 @@
+import { existsSync } from 'node:fs';
 import { DEFAULT_DATADIR, NODE_ACCESS, NODE_ACCESS_HELP, count, parse, UsageError } from './args.ts';
-import { connect, RpcClient, RpcClientError } from './rpc-client.ts';
+import { connect, datadirPath, RpcClient, RpcClientError } from './rpc-client.ts';
+import { folderEntries } from './datadir.ts';
 import { coins, duration, lines, si, type Out } from './output.ts';
-import { isLightDatadir, runningPid } from './start-errors.ts';
+import { endpointPid, isLightDatadir, runningPid } from './start-errors.ts';
 import type { StatusResult } from '../node/rpc-types.ts';
 import type { LightStatusResult } from '../node/light/rpc.ts';
 
@@ -182,15 +184,38 @@ export async function stopCommand(argv: string[], out: Out): Promise<void> {
   const timeoutSeconds = count(values, 'timeout', 1, 3600) ?? 60;
   const datadir = typeof values.datadir === 'string' ? values.datadir : values.rpc ? undefined : DEFAULT_DATADIR;
   const pid = datadir === undefined ? undefined : runningPid(datadir);
-  const rpc = await connect(values);
+  const what = datadir !== undefined && isLightDatadir(datadir) ? 'light client' : 'node';
+  let rpc: RpcClient;
+  try {
+    rpc = await connect(values);
+  } catch (err) {
+    if (!(err instanceof RpcClientError && err.code === 'NODE_NOT_RUNNING') || datadir === undefined) throw err;
+    return notRunning(datadir, what, err, out);
+  }
   await rpc.call('stop', {});
   const deadline = Date.now() + timeoutSeconds * 1000;
   while (await stillRunning(rpc, pid)) {
     if (Date.now() > deadline) throw new RpcClientError('STOP_TIMEOUT', `the node was asked to stop but still runs after ${timeoutSeconds} s${pid ? ` (pid ${pid})` : ''}`);
     await new Promise((r) => setTimeout(r, 100));
   }
-  const what = datadir !== undefined && isLightDatadir(datadir) ? 'the light client' : 'the node';
-  out.result({ stopped: true, pid: pid ?? null }, `stopped ${what}${pid ? ` (pid ${pid})` : ''}`);
+  out.result({ stopped: true, pid: pid ?? null }, `stopped the ${what}${pid ? ` (pid ${pid})` : ''}`);
+}
+
+/**
+ * `cairn stop` with nothing running on `datadir`. On a datadir of Cairn's, what was asked for
+ * holds, as systemctl stop of a stopped unit: exit 0. On no datadir at all (a typo, ./data from
+ * another folder) the node meant may still run elsewhere: exit 1, and no "start one" either.
+ */
+async function notRunning(datadir: string, what: string, err: RpcClientError, out: Out): Promise<void> {
+  const { entries, cairn } = await folderEntries(datadir);
+  if (cairn) {
+    const ended = endpointPid(datadir);
+    const unclean = ended === undefined ? '' : ` (its last run, pid ${ended}, ended without a clean stop: killed, or crashed; see its log)`;
+    return out.result({ stopped: false, pid: null }, `no ${what} is running on ${datadirPath(datadir)}: nothing to stop${unclean}`);
+  }
+  if (entries.length > 0) throw err; // a devnet's folder: connect named its nodes' datadirs
+  const why = existsSync(datadir) ? 'it is empty' : 'no such directory';
+  throw new RpcClientError('NODE_NOT_RUNNING', `nothing to stop: ${datadirPath(datadir)} is no datadir (${why}); if the ${what} runs on another, give that --datadir`);
 }
 
 /** A node has stopped when its process is gone (known pid) or, reached by URL, when it stops answering. */
@@ -268,6 +293,8 @@ Example:
   stop: `Usage: cairn stop [--timeout SECONDS] [--datadir DIR | --rpc URL --rpc-token T] [--json]
 
 Asks the node to stop cleanly (as Ctrl-C or SIGTERM would) and waits until it has (default 60 s).
+With no node running on a datadir of Cairn's it says so and exits 0 (--json: stopped false): what
+was asked for holds. A path that holds nothing of a node's is an error (exit 1).
 ${NODE_ACCESS_HELP}
 
 Examples:

@@ -198,6 +198,25 @@ describe('cairn command, through real processes', function () {
       assertOneLineError(await runCli(['status', '--datadir', stale]), new RegExp(`^cairn: no node is running on .*stale: its rpc\\.json names pid ${ended}, which has ended without removing it \\(killed, or crashed: see its log\\); start it again with: cairn node --datadir .*stale$`), 1);
     });
 
+    it('cairn stop where no node runs: on a datadir, says so and exits 0 (after a kill too); on none, exit 1 and no "start one"', async () => {
+      // From a newcomer's walkthrough: a stop of a node that had already stopped exited 1 and
+      // said to start one with cairn node, when what they asked for held.
+      const stopped = join(dir.path, 'stopped');
+      mkdirSync(stopped);
+      writeFileSync(join(stopped, 'genesis.json'), '{}\n');
+      const [text, json] = await Promise.all([runCli(['stop', '--datadir', stopped]), runCli(['stop', '--datadir', stopped, '--json'])]);
+      assert.deepEqual([text.code, text.stdout, text.stderr], [0, `no node is running on ${stopped}: nothing to stop\n`, '']);
+      assert.deepEqual([json.code, JSON.parse(json.stdout)], [0, { stopped: false, pid: null }]);
+      // Killed: its rpc.json names a pid that has ended.
+      const ended = spawnSync(process.execPath, ['-e', ''], { encoding: 'utf8' }).pid;
+      writeFileSync(join(stopped, 'rpc.json'), JSON.stringify({ url: `http://127.0.0.1:${await closedPort()}/`, token: 'x', pid: ended }) + '\n');
+      const killed = await runCli(['stop', '--datadir', stopped]);
+      assert.deepEqual([killed.code, killed.stdout], [0, `no node is running on ${stopped}: nothing to stop (its last run, pid ${ended}, ended without a clean stop: killed, or crashed; see its log)\n`]);
+      // No datadir there at all (a typo, ./data from another folder): the node meant may run elsewhere.
+      const missing = join(dir.path, 'no-such-datadir');
+      assertOneLineError(await runCli(['stop', '--datadir', missing]), new RegExp(`^cairn: nothing to stop: ${missing} is no datadir \\(no such directory\\); if the node runs on another, give that --datadir$`), 1);
+    });
+
     it('a malformed address or transaction id is refused before any node is asked', async () => {
       const empty = join(dir.path, 'empty');
       const badChecksum = DEVNET_ADDRESS.slice(0, -1) + (DEVNET_ADDRESS.endsWith('z') ? 'q' : 'z');
