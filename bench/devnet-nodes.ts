@@ -14,7 +14,8 @@ import { RpcClient } from '../cli/rpc-client.ts';
 import { RPC_ENDPOINT_FILE, type RpcMethod, type RpcMethods, type StatusResult } from '../node/rpc-types.ts';
 import { CAIRN_BIN, exited, track } from '../test/helpers/cluster.ts';
 import type { SuiteContext } from './report.ts';
-import { SENDER_BALANCE, type BenchKey } from './perf-common.ts';
+import { SENDER_BALANCE, benchKey, type BenchKey } from './perf-common.ts';
+import { MAX_TARGET } from '../consensus/pow.ts';
 
 export const DEVNET_NODES = 3;
 export const DEVNET_BLOCK_TIME = 2;
@@ -119,6 +120,20 @@ export function hashRate(): number {
 }
 
 export const DEVNET_CHAIN_ID = 4207;
+/** The share of a core the mining thread is reckoned to get: it shares the machine with three nodes, and often with others. */
+const DEVNET_MINER_SHARE = 4;
+/** The address the devnet's miner pays to. */
+export const DEVNET_MINER = benchKey(999_998).address;
+
+/**
+ * The genesis target for one block a block time from a mining thread with a quarter of a core,
+ * from one thread's hash rate measured here (`rate`); ASERT, with a short half-life, corrects the rest.
+ */
+export function devnetTarget(): { rate: number; target: bigint } {
+  const rate = hashRate();
+  const target = (1n << 256n) / BigInt(Math.max(1, Math.round((rate / DEVNET_MINER_SHARE) * DEVNET_BLOCK_TIME)));
+  return { rate, target: target > MAX_TARGET ? MAX_TARGET : target };
+}
 
 export function devnetGenesis(senders: readonly BenchKey[], target: bigint): string {
   const alloc: Record<string, string> = {};
@@ -162,6 +177,17 @@ export async function startDevnetNode(ctx: SuiteContext, name: string, genesisFi
       if (performance.now() > deadline) throw new Error(`${name} did not answer RPC within 60 s (${join(datadir, RPC_ENDPOINT_FILE)})`);
       await sleep(200);
     }
+  }
+}
+
+/**
+ * The devnet's DEVNET_NODES nodes, each bootstrapped off the one before (a line), the first mining,
+ * pushed onto `nodes` as each answers (so that whoever stops them finds every one started).
+ */
+export async function startDevnet(ctx: SuiteContext, genesisFile: string, rss: RssWatch, nodes: DevnetNode[]): Promise<void> {
+  for (let i = 0; i < DEVNET_NODES; i++) {
+    const bootstrap = i === 0 ? [] : nodes[i - 1]!.listen.filter((a) => a.includes('/127.0.0.1/'));
+    nodes.push(await startDevnetNode(ctx, `node-${i}`, genesisFile, bootstrap, i === 0 ? DEVNET_MINER : undefined, rss));
   }
 }
 

@@ -7,15 +7,13 @@ import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { MAX_TARGET } from '../consensus/pow.ts';
 import type { StatusResult } from '../node/rpc-types.ts';
 import { waitFor } from '../test/helpers/network.ts';
 import { exited, stopProcess } from '../test/helpers/cluster.ts';
 import type { SuiteContext } from './report.ts';
-import { benchKey, k, ms0, s1, type BenchKey } from './perf-common.ts';
-import { call, converged, DEVNET_BLOCK_TIME, DEVNET_NODES, devnetGenesis, hashRate, pollStatuses, RssWatch, startDevnetNode, type DevnetNode, type StatusAnswer } from './devnet-nodes.ts';
+import { k, ms0, s1, type BenchKey } from './perf-common.ts';
+import { call, converged, DEVNET_BLOCK_TIME, DEVNET_NODES, devnetGenesis, devnetTarget, pollStatuses, RssWatch, startDevnet, type DevnetNode, type StatusAnswer } from './devnet-nodes.ts';
 
-const DEVNET_MINER_SHARE = 4;
 /** Submission starts this long before the measured window: the first block after it is still empty. */
 const DEVNET_WARMUP_MS = 8_000;
 const DEVNET_BATCH = 1_000;
@@ -55,15 +53,10 @@ export interface DevnetRun {
  * head and state digest.
  */
 export async function devnetRun(ctx: SuiteContext, hexes: readonly string[], senders: readonly BenchKey[], submitIndex: number, windowMs: number): Promise<DevnetRun> {
-  const rate = hashRate();
-  // One block a block time if the mining thread gets a quarter of a core (it shares the machine
-  // with three nodes, and often with others); ASERT, with a short half-life, corrects the rest.
-  let target = (1n << 256n) / BigInt(Math.max(1, Math.round((rate / DEVNET_MINER_SHARE) * DEVNET_BLOCK_TIME)));
-  if (target > MAX_TARGET) target = MAX_TARGET;
+  const { rate, target } = devnetTarget();
   const dir = ctx.tempDir('cairn-bench-devnet-');
   const genesisFile = join(dir.path, 'genesis.json');
   writeFileSync(genesisFile, devnetGenesis(senders, target));
-  const miner = benchKey(999_998).address;
 
   const nodes: DevnetNode[] = [];
   // Every node's RSS from its spawn until it is stopped (issue #19: no window excluded). The
@@ -72,10 +65,7 @@ export async function devnetRun(ctx: SuiteContext, hexes: readonly string[], sen
   // files mapped in), which the diagnostic figure without it shows.
   const rss = new RssWatch();
   try {
-    for (let i = 0; i < DEVNET_NODES; i++) {
-      const bootstrap = i === 0 ? [] : nodes[i - 1]!.listen.filter((a) => a.includes('/127.0.0.1/'));
-      nodes.push(await startDevnetNode(ctx, `node-${i}`, genesisFile, bootstrap, i === 0 ? miner : undefined, rss));
-    }
+    await startDevnet(ctx, genesisFile, rss, nodes);
     const submitNode = nodes[submitIndex]!;
     const minerNode = nodes[0]!;
     ctx.log(`devnet: ${DEVNET_NODES} nodes up (pids ${nodes.map((n) => n.child.pid).join(', ')}); hash rate ${k(rate)}/s on one thread here, genesis target for ${DEVNET_BLOCK_TIME} s blocks at that rate`);

@@ -11,6 +11,7 @@ import { scalingSuite } from './scaling.ts';
 import { stateSuite } from './state.ts';
 import { networkSuite } from './network.ts';
 import { longChainSuite } from './long-chain.ts';
+import { soakSuite } from './soak.ts';
 import { PERF_SUITES } from './perf.ts';
 import { vsBcoinSuite } from './vs-bcoin.ts';
 import { currentMachineLimit, MACHINE_LIMIT_ENV } from './perf-common.ts';
@@ -28,7 +29,7 @@ import {
 } from './report.ts';
 
 /** Every suite, in the order they run. A new suite is one module exporting a `Suite`, added here. */
-const SUITES: readonly Suite[] = [...PERF_SUITES, ledgerSuite, consensusSuite, networkSuite, stateSuite, lightSuite, longChainSuite, scalingSuite, vsBcoinSuite];
+const SUITES: readonly Suite[] = [...PERF_SUITES, ledgerSuite, consensusSuite, networkSuite, stateSuite, lightSuite, longChainSuite, scalingSuite, soakSuite, vsBcoinSuite];
 /** Suites that run only when asked for: they need what a plain clone lacks (the bcoin harness beside it). */
 const ON_REQUEST = new Set(['vs-bcoin']);
 
