@@ -1,4 +1,5 @@
 import type { SyncProgress } from '../node/sync-types.ts';
+import { duration } from './output.ts';
 
 /** What the bar draws on: a terminal's stream, or a test's stand-in. */
 export type BarOutput = Pick<NodeJS.WriteStream, 'write'>;
@@ -51,7 +52,8 @@ export class ProgressBar {
     const seconds = (now - this.startedAt) / 1000;
     if (gained <= 0 || seconds <= 0) return '';
     const rate = gained / seconds;
-    return `  ${rate < 10 ? rate.toFixed(1) : rate.toFixed(0)} blk/s  ETA ${Math.ceil((p.target - p.height) / rate)}s`;
+    // In the units `cairn status` tells ages in: "ETA 3600s" made the reader do the sum.
+    return `  ${rate < 10 ? rate.toFixed(1) : rate.toFixed(0)} blk/s  ETA ${duration(Math.ceil((p.target - p.height) / rate))}`;
   }
 
   /**

@@ -156,10 +156,13 @@ describe('the sync progress bar', () => {
     assert.match(frames.at(-1)!, /100\/1000 blocks$/, 'no block yet: still no rate');
     at(2000);
     bar.update(progress(300, 1000));
-    assert.match(frames.at(-1)!, /300\/1000 blocks {2}100 blk\/s {2}ETA 7s$/);
+    assert.match(frames.at(-1)!, /300\/1000 blocks {2}100 blk\/s {2}ETA 7 s$/);
     at(22_000);
     bar.update(progress(304, 1000));
-    assert.match(frames.at(-1)!, /304\/1000 blocks {2}9\.3 blk\/s {2}ETA 76s$/, 'under 10 blk/s, to a tenth: a slower sync read "0 blk/s"');
+    assert.match(frames.at(-1)!, /304\/1000 blocks {2}9\.3 blk\/s {2}ETA 76 s$/, 'under 10 blk/s, to a tenth: a slower sync read "0 blk/s"');
+    at(322_000);
+    bar.update(progress(310, 100_000));
+    assert.match(frames.at(-1)!, /310\/100000 blocks {2}0\.7 blk\/s {2}ETA 42 h$/, 'a long wait in hours, not "ETA 152880s"');
   });
 
   it('at the end clears its line, with no last frame telling a time left', () => {
