@@ -115,7 +115,7 @@ export async function nodeCommand(argv: string[], out: Out): Promise<void> {
   if (sharedChainId) logger.warn(sharedChainId);
   const notYet = futureGenesisWarning(params, Date.now() / 1000);
   if (notYet) logger.warn(notYet);
-  const coinbase = values.mine ? await coinbaseFor(values, datadir, settings, (m) => logger.info(m)) : undefined;
+  const coinbase = values.mine ? await coinbaseFor(values, datadir, settings, (level, m) => logger[level](m)) : undefined;
 
   const node = createNode({
     datadir,

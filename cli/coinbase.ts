@@ -21,6 +21,9 @@ import { withDirLock } from './dir-lock.ts';
 import { address, str, UsageError } from './args.ts';
 import { explainStartFailure, type StartSettings } from './start-errors.ts';
 
+/** Where what the choice does goes: the key made (info), the wait for another node's choice, or a lock that cannot be made (warn). */
+export type CoinbaseLog = (level: 'info' | 'warn', message: string) => void;
+
 /** Where, in a keystore, the lock of its coinbase key's choice lives: hidden, so that `keys list` passes it by. */
 export const COINBASE_LOCK = '.coinbase-lock';
 
@@ -28,7 +31,7 @@ export const COINBASE_LOCK = '.coinbase-lock';
  * The coinbase of a `--mine` start (`values`: its flags), chosen holding its datadir's store's
  * lock; `log` tells what was made, and what is waited for.
  */
-export async function coinbaseFor(values: Record<string, unknown>, datadir: string, settings: StartSettings, log: (msg: string) => void): Promise<Uint8Array> {
+export async function coinbaseFor(values: Record<string, unknown>, datadir: string, settings: StartSettings, log: CoinbaseLog): Promise<Uint8Array> {
   const given = str(values, 'coinbase');
   if (given) return address(given, '--coinbase address');
   const lock = await LevelKv.open(join(datadir, 'chain')).catch((err: unknown) => {
@@ -45,7 +48,7 @@ export async function coinbaseFor(values: Record<string, unknown>, datadir: stri
  * The keystore's one key, or a new one when it holds none. Keys are only ever added, so one found
  * is the answer without the keystore's lock; none found is looked for again under it.
  */
-export async function keptOrNewCoinbase(values: Record<string, unknown>, datadir: string, log: (msg: string) => void): Promise<Uint8Array> {
+export async function keptOrNewCoinbase(values: Record<string, unknown>, datadir: string, log: CoinbaseLog): Promise<Uint8Array> {
   const keystore = str(values, 'keystore') ?? join(datadir, 'keystore');
   const kept = await keptCoinbase(keystore);
   if (kept) return kept;
@@ -59,12 +62,13 @@ export async function keptOrNewCoinbase(values: Record<string, unknown>, datadir
       `waiting for another cairn node${holder} to choose its coinbase key in ${keystore} first (when the keystore holds none, it makes one, asking for its password where it was started): this node then mines to that key`,
     unlockable: (reason: string) => `warning: cannot lock ${path} (${reason}): nodes started at once on ${keystore} may each make a key`,
   };
-  return withDirLock(path, words, { notice: log }, async () => {
+  // At warn: a start that waits, perhaps for minutes, must say why under --log-level warn too.
+  return withDirLock(path, words, { notice: (text) => log('warn', text) }, async () => {
     const madeMeanwhile = await keptCoinbase(keystore);
     if (madeMeanwhile) return madeMeanwhile;
     const password = await whileWaitingForPassword(datadir, () => readPassword({ passwordFile: str(values, 'password-file'), confirm: true, purpose: `the new coinbase key in ${keystore}` }));
     const { address: created } = await createKey(keystore, password);
-    log(`created coinbase key ${created} in ${keystore}`);
+    log('info', `created coinbase key ${created} in ${keystore}`);
     return address(created, 'coinbase key');
   });
 }
