@@ -54,7 +54,7 @@ export function followBlocks(o: BlockEventParts): void {
     events.emit('block', block, own.has(entry.hashHex) ? 'mined' : 'received');
   });
   chain.on('invalid', (entry, err) => events.emit('log', 'warn', `invalid block ${entry.hashHex} at ${entry.height}: ${err.message}`));
-  gossip.on('orphan', (peer) => void sync.handshake(peer));
+  gossip.on('orphan', (peer) => void sync.handshake(peer, true));
   gossip.on('connected', (peer, hash) => sync.peerHas(peer, hash));
   // A chain taken by sync (an orphan's branch, a catch-up) is announced as its tip: gossip
   // forwards only what it connected itself, so peers reached through this node would otherwise

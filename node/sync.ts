@@ -143,9 +143,9 @@ export class Sync extends EventEmitter<SyncEvents> {
     return this.known.byPeer;
   }
 
-  /** The handshake: learn the peer's chain, refuse it if it is another network, sync if it is ahead. */
-  handshake(peer: string): Promise<Status | undefined> {
-    return this.known.handshake(peer);
+  /** The handshake: learn the peer's chain, refuse it if it is another network, sync if it is ahead (`fresh`: PeerStatuses.handshake). */
+  handshake(peer: string, fresh = false): Promise<Status | undefined> {
+    return this.known.handshake(peer, fresh);
   }
 
   /** `peer` gave us block `hash`, now connected: it has that chain (node/peer-statuses.ts). */
