@@ -96,13 +96,21 @@ export class RssWatch {
   }
 }
 
-export function rssMbOf(pid: number): number | undefined {
+/** Fields of a process's /proc/PID/status in MB (`VmRSS`, `RssAnon`, `RssFile`: given in kB; NaN where absent, as in a zombie's), undefined once it has ended. */
+export function procStatusMb<F extends string>(pid: number, fields: readonly F[]): Record<F, number> | undefined {
+  let status: string;
   try {
-    const match = /VmRSS:\s+(\d+)\s+kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return match ? Number(match[1]) / 1024 : undefined;
+    status = readFileSync(`/proc/${pid}/status`, 'utf8');
   } catch {
     return undefined;
   }
+  const kb = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+)\\s+kB`).exec(status)?.[1] ?? NaN);
+  return Object.fromEntries(fields.map((f) => [f, kb(f) / 1024])) as Record<F, number>;
+}
+
+export function rssMbOf(pid: number): number | undefined {
+  const mb = procStatusMb(pid, ['VmRSS'])?.VmRSS;
+  return mb === undefined || Number.isNaN(mb) ? undefined : mb;
 }
 
 /** Hashes a second with one thread, as a node's hashing thread does (node/pow-hash.js, one header at a time). */

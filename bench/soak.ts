@@ -18,7 +18,7 @@ import { seededRandom } from '../test/helpers/fixtures.ts';
 import { stopProcess } from '../test/helpers/cluster.ts';
 import { metric, type Metric, type Suite, type SuiteContext } from './report.ts';
 import { benchKey, benchKeys, k, s1, signedBytes, type BenchKey } from './perf-common.ts';
-import { DEVNET_CHAIN_ID, RssWatch, call, converged, devnetGenesis, devnetTarget, startDevnet, type DevnetNode } from './devnet-nodes.ts';
+import { DEVNET_CHAIN_ID, RssWatch, call, converged, devnetGenesis, devnetTarget, procStatusMb, startDevnet, type DevnetNode } from './devnet-nodes.ts';
 
 const SENDERS = 1_000;
 /** New recipients come from a fixed pool, so that the accounts level off as a real network's do. */
@@ -36,11 +36,10 @@ interface Sample {
 
 const mb = (bytes: number) => bytes / 1048576;
 
-/** RssAnon and RssFile of a process, in MB (/proc/PID/status). */
+/** RssAnon and RssFile of a running process, in MB. */
 function rssParts(pid: number): { anonMb: number; fileMb: number } {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? 0);
-  return { anonMb: kb('RssAnon') / 1024, fileMb: kb('RssFile') / 1024 };
+  const mb = procStatusMb(pid, ['RssAnon', 'RssFile']);
+  return { anonMb: mb?.RssAnon ?? NaN, fileMb: mb?.RssFile ?? NaN };
 }
 
 function dirMb(dir: string): number {

@@ -44,6 +44,11 @@ export interface AddressCounts {
   readonly coinbase: number;
 }
 
+/** An index's progress (AddressIndexStatus.progress) as people read it, in whole percent: "10%". */
+export function percentDone(progress: number): string {
+  return `${Math.floor(progress * 100)}%`;
+}
+
 export interface AddressIndexStatus {
   readonly state: 'building' | 'ready';
   /** Heights still to backfill are [next, end). */

@@ -2,7 +2,7 @@
 // the background, beside the node as the pruner and the history check are, so that turning the
 // index on never holds up the start or the imports.
 
-import type { AddressIndex } from '../ledger/address-index.ts';
+import { percentDone, type AddressIndex } from '../ledger/address-index.ts';
 import type { Chain } from '../consensus/chain.ts';
 import { nextTurn, type Env } from './env.ts';
 import type { Pruner } from './pruner.ts';
@@ -54,5 +54,5 @@ export async function backfillAddressIndex(index: AddressIndex, o: AddressBackfi
  */
 function statusFields(index: AddressIndex): Record<string, unknown> {
   const status = index.status();
-  return { ...status, progress: `${Math.floor(status.progress * 100)}%` };
+  return { ...status, progress: percentDone(status.progress) };
 }

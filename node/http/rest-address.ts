@@ -9,7 +9,7 @@ import type { NodeView } from '../view.ts';
 import { addressLine, prunedAddressLine, cursorOf, kindOf, parseCursor } from './rest-shapes.ts';
 import { addressParam, bad, hashParam, intQuery, isHashText, RestError, type RestAnswer } from './rest-params.ts';
 import { bytesEqual } from '../../ledger/bytes.ts';
-import type { AddressCursor, AddressIndex } from '../../ledger/address-index.ts';
+import { percentDone, type AddressCursor, type AddressIndex } from '../../ledger/address-index.ts';
 
 /** Esplora's address page: 25 lines (at most 100 here). */
 export const ADDRESS_PAGE = 25;
@@ -48,7 +48,7 @@ async function addressTxs(node: NodeView, addrText: string, which: 'all' | 'chai
   const index = indexOf(node);
   const status = index.status();
   if (status.state !== 'ready') {
-    throw new RestError(503, 'INDEX_BUILDING', `the address index is being built (${Math.floor(status.progress * 100)}% done); try again soon`);
+    throw new RestError(503, 'INDEX_BUILDING', `the address index is being built (${percentDone(status.progress)} done); try again soon`);
   }
   const before = cursorText === undefined ? undefined : await cursorAfter(node, index, address, cursorText);
   // As Esplora: a last_seen_txid that is no confirmed line of the address ends the list.
