@@ -1,5 +1,6 @@
 import { CairnError } from '../ledger/errors.ts';
 import type { Mempool } from '../ledger/mempool.ts';
+import type { MempoolEntry } from '../ledger/pending-set.ts';
 import type { Transaction } from '../ledger/transaction.ts';
 import type { Block } from '../ledger/block.ts';
 import { LocalTxs } from './local-txs.ts';
@@ -35,8 +36,10 @@ const ANNOUNCE_DELAY_MS = 10;
  * /24 or /48, as the serving budgets count). An identity costs nothing and a reconnect little, nor
  * does an IPv6 host's next /64, while a push is up to 33 MB of our upload (and a sort of the whole
  * pool): without it one host reconnecting under fresh identities, or from fresh /64s, had the
- * mempool sent to it again each time. Peers we dialled, and the machine's own processes, are sent
- * it on every connection.
+ * mempool sent to it again each time. Within the interval the group is sent what entered since it
+ * was last sent any: what a node that restarted missed while it was down, which only a push brings
+ * it (gossip sends each once), and to a host that keeps reconnecting no more than gossip gives it.
+ * Peers we dialled, and the machine's own processes, are sent it all on every connection.
  */
 export const MEMPOOL_PUSH_PER_GROUP_INTERVAL_MS = 10 * 60_000;
 /** Groups remembered for that at most: the oldest goes first. */
@@ -76,8 +79,15 @@ export class TxRelay {
   private readonly relayed: RelayedTxs;
 
   private outbox: Transaction[] = [];
-  /** The address groups of inbound peers sent our mempool, and when: oldest first. */
-  private readonly mempoolSentTo = new Map<string, number>();
+  /**
+   * The address groups of inbound peers sent our whole mempool, when (oldest first), and the
+   * admissions they have been sent up to since.
+   */
+  private readonly mempoolSentTo = new Map<string, { at: number; upTo: number }>();
+  /** Each pool entry's place in the order of admission (`admissions` when it entered). */
+  private readonly admissionOrder = new WeakMap<MempoolEntry, number>();
+  private admissions = 0;
+  private readonly onAdmitted = (entry: MempoolEntry): void => void this.admissionOrder.set(entry, ++this.admissions);
   private flushTimer: Timer | undefined;
   private stopped = false;
   /** A push's pauses (a busy peer's retry-after, a lost batch's before it goes again), which a stop ends, and with them the push. */
@@ -88,6 +98,7 @@ export class TxRelay {
     this.pauses = new InterruptibleSleeps(o.env);
     this.local = new LocalTxs({ mempool: o.mempool, now: () => o.env.monotonic(), blockRoom: o.blockRoom });
     this.relayed = new RelayedTxs({ mempool: o.mempool, now: () => o.env.monotonic(), blockRoom: o.blockRoom, ours: (idHex) => this.local.has(idHex) });
+    o.mempool?.on('added', this.onAdmitted);
   }
 
   /** `announce` for a transaction this node's own user submitted: it is also followed until a block takes it. */
@@ -128,6 +139,7 @@ export class TxRelay {
 
   stop(): void {
     this.stopped = true;
+    this.o.mempool?.off('added', this.onAdmitted);
     this.pauses.interrupt();
     this.o.env.clearTimeout(this.flushTimer);
     this.outbox = [];
@@ -226,24 +238,29 @@ export class TxRelay {
 
   /**
    * Our whole mempool, in nonce order per sender, for a peer that just connected: unless it dialled
-   * us from an address group sent it within MEMPOOL_PUSH_PER_GROUP_INTERVAL_MS (it hears of new ones by gossip).
+   * us from an address group sent it within MEMPOOL_PUSH_PER_GROUP_INTERVAL_MS, which is sent only
+   * what entered since the group was last sent any.
    */
   async pushMempool(peer: string): Promise<void> {
-    if (!this.mayPushMempool(peer)) return;
-    const txs = [...this.o.mempool.entries()].map((e) => e.tx).sort((a, b) => (a.nonce < b.nonce ? -1 : a.nonce > b.nonce ? 1 : 0));
+    const sentUpTo = this.admissionsSentTo(peer);
+    if (sentUpTo === this.admissions) return; // nothing new: not even a walk of the pool
+    const txs: Transaction[] = [];
+    for (const e of this.o.mempool.entries()) if ((this.admissionOrder.get(e) ?? 0) > sentUpTo) txs.push(e.tx);
+    txs.sort((a, b) => (a.nonce < b.nonce ? -1 : a.nonce > b.nonce ? 1 : 0));
     await this.push(peer, txs);
   }
 
-  private mayPushMempool(peer: string): boolean {
-    if (this.o.records?.get(peer)?.direction !== 'inbound' || this.o.peers.ipOf(peer) === undefined) return true;
+  /** The admissions `peer` has been sent (by its address group): all of them are to go, -1, unless it dialled us. */
+  private admissionsSentTo(peer: string): number {
+    if (this.o.records?.get(peer)?.direction !== 'inbound' || this.o.peers.ipOf(peer) === undefined) return -1;
     const group = senderGroup(this.o.peers, this.o.records, peer);
     const now = this.o.env.monotonic(); // a duration: the wall clock may be stepped meanwhile
-    for (const [sentTo, at] of this.mempoolSentTo) {
+    for (const [sentTo, { at }] of this.mempoolSentTo) {
       if (now - at < MEMPOOL_PUSH_PER_GROUP_INTERVAL_MS && this.mempoolSentTo.size < MEMPOOL_PUSH_GROUPS) break;
       this.mempoolSentTo.delete(sentTo);
     }
-    if (this.mempoolSentTo.has(group)) return false;
-    this.mempoolSentTo.set(group, now);
-    return true;
+    const sent = this.mempoolSentTo.get(group);
+    this.mempoolSentTo.set(group, { at: sent?.at ?? now, upTo: this.admissions });
+    return sent?.upTo ?? -1;
   }
 }

@@ -187,7 +187,7 @@ export class Liveness {
    * node's chain (by it, or by one that replaced it). Every one, up to the last second of the
    * faults: the quiet period has three blocks, 10, 25 and 40 s in, on a network whole and lossless
    * by then, where a transaction reaches every connected node in well under a second and every
-   * new connection is pushed the whole mempool.
+   * new connection is pushed the mempool (what entered since, if its address group was sent it lately).
    */
   async final(nodes: readonly SimNode[], drive: <T>(work: Promise<T>) => Promise<{ value: T } | undefined>): Promise<void> {
     const w = this.world;

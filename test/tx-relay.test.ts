@@ -181,20 +181,23 @@ describe('TxRelay.push', () => {
 });
 
 describe('TxRelay.pushMempool', () => {
-  it('sends the whole mempool to one address group (/24, /48) that dialled us at most once in the interval, however many identities and addresses it comes under', async () => {
+  it('sends the whole mempool to one address group (/24, /48) that dialled us at most once in the interval, however many identities and addresses it comes under, and within it what entered since', async () => {
     // From a review: every new connection was sent the whole mempool (up to 33 MB), so one host
     // reconnecting under fresh identities had it sent again each time.
     let now = 1_000_000;
     const pushedTo: string[] = [];
+    const pushed: Transaction[][] = [];
     const transport = {
-      request: async (peer: string) => {
+      request: async (peer: string, _protocol: string, body: Uint8Array) => {
         pushedTo.push(peer);
+        pushed.push(decodeTxBatch(body));
         return new Uint8Array(0);
       },
     } as unknown as Transport;
     const env = { monotonic: () => now } as unknown as Env;
     const state = new MemoryAccounts();
     state.set(FUNDED_KEYS[0]!.address, { balance: 1_000_000n, nonce: 0n });
+    state.set(FUNDED_KEYS[1]!.address, { balance: 1_000_000n, nonce: 0n });
     const mempool = new Mempool(state, { chainId: 7 }, {});
     await mempool.add(transfer(FUNDED_KEYS[0]!, testKey(40).address, 1n, 0n), 0);
     assert.equal(mempool.size, 1);
@@ -221,6 +224,16 @@ describe('TxRelay.pushMempool', () => {
     assert.equal(await pushes('v6b'), 0, 'another /64 of the same /48');
     connect('a5', 'inbound', '/ip4/203.0.113.99/tcp/4001');
     assert.equal(await pushes('a5'), 0, 'another IP of the same /24');
+    // From seed 90091 (a sweep with a withholder): a miner restarted two minutes after it last
+    // dialled a peer was sent nothing, and never mined what entered that peer's pool while it was
+    // down: only a push brings a node what gossip sent while it was away.
+    const later = [transfer(FUNDED_KEYS[1]!, testKey(40).address, 1n, 1n), transfer(FUNDED_KEYS[1]!, testKey(40).address, 1n, 0n)];
+    for (const tx of later) await mempool.add(tx, 0);
+    connect('a6', 'inbound', '/ip4/203.0.113.5/tcp/4005');
+    assert.equal(await pushes('a6'), 1, 'what entered since the group was last sent the pool');
+    assert.deepEqual(pushed.at(-1)!.map((tx) => tx.nonce), [0n, 1n], 'only that, in nonce order');
+    connect('a7', 'inbound', '/ip4/203.0.113.5/tcp/4006');
+    assert.equal(await pushes('a7'), 0, 'and nothing again');
     connect('a3', 'outbound', '/ip4/203.0.113.5/tcp/4003');
     assert.equal(await pushes('a3'), 1, 'a peer we dialled');
     connect('local', 'inbound', '/ip4/127.0.0.1/tcp/4001');
