@@ -21,6 +21,7 @@ import { AfterReorganisation, admitTxBatch } from './gossip-txs.ts';
 import { TxBatchTurns, bannedSender, senderGroup } from './tx-batch-turns.ts';
 import { BlocksInFlight } from './blocks-in-flight.ts';
 import { StopGate } from './stop-gate.ts';
+import { OrphansAwaited } from './orphans-awaited.ts';
 import type { CompactStats, GossipEvents, GossipOptions } from './gossip-types.ts';
 
 /** The largest gossip message on any topic: a full block and its framing (docs/PROTOCOL.md, "Gossip"). */
@@ -67,6 +68,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
   /** Blocks heard of on a branch that forks more than GOSSIP_FORK_DEPTH below our tip (offDeepFork). */
   deepForkBlocks = 0;
   private readonly inFlight = new BlocksInFlight();
+  private readonly orphansAwaited: OrphansAwaited;
   /** `hash peer` of each compact block whose header held here lately, oldest first (MAX_REBUILT_FROM). */
   private readonly rebuiltFrom = new BoundedSet<string>(MAX_REBUILT_FROM);
   private readonly rebuilding: CompactRebuildOptions;
@@ -84,6 +86,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
     const groupOf = (peer: string) => senderGroup(o.peers, o.records, peer);
     this.txTurns = new TxBatchTurns(groupOf, o.stats);
     this.afterReorganisation = new AfterReorganisation(o, this.gate, { admitted: (peer, txs) => this.relayOwn(peer, txs), offence: (peer, err) => void this.reject(peer, err) }, groupOf);
+    this.orphansAwaited = new OrphansAwaited(chain, env);
   }
 
   start(): void {
@@ -118,6 +121,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
    */
   stop(): void {
     this.gate.stop();
+    this.orphansAwaited.stop();
   }
 
   /**
@@ -182,7 +186,10 @@ export class Gossip extends EventEmitter<GossipEvents> {
     try {
       const block = decodeBlock(data);
       const { header } = block;
-      if (chain.getEntry(header.hash)?.isValid || chain.orphans.has(header.hash)) return 'ignore';
+      if (chain.getEntry(header.hash)?.isValid) return 'ignore';
+      // Another message of the block (its compact block, say) made it an orphan, and sync is
+      // fetching its branch: this one is forwarded if that ends on our main chain.
+      if (chain.orphans.has(header.hash)) return (await this.orphansAwaited.onMainChain(header.hash)) ? 'accept' : 'ignore';
       if (!hasValidProofOfWork(header)) throw new ConsensusError('HEADER_BAD_POW', 'block header lacks its proof of work');
       // Held as an orphan only with a claimed target near ours, as a compact block is.
       if (chain.judgeHeader(header) === 'unknown' && this.claimTooEasy(header)) {
@@ -190,10 +197,17 @@ export class Gossip extends EventEmitter<GossipEvents> {
         return 'ignore';
       }
       if (this.belowCheckpoint(peer) || this.offDeepFork(peer, header)) return 'ignore';
-      return this.verdictOf(peer, await chain.processSaneBlock(checkBlockSanity(block, chain.params)), header.hash);
+      return await this.verdictAfterSync(peer, await chain.processSaneBlock(checkBlockSanity(block, chain.params)), header.hash);
     } catch (err) {
       return this.reject(peer, err);
     }
+  }
+
+  /** verdictOf, but an orphan is forwarded if the branch sync fetches for it connects in time (node/orphans-awaited.ts). */
+  private async verdictAfterSync(peer: string, outcome: BlockOutcome, hash: Uint8Array): Promise<Verdict> {
+    const verdict = this.verdictOf(peer, outcome, hash);
+    if (outcome !== 'orphan') return verdict;
+    return (await this.orphansAwaited.onMainChain(hash)) ? 'accept' : 'ignore';
   }
 
   /**
@@ -306,7 +320,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
       return 'accept';
     }
     try {
-      return this.verdictOf(peer, await chain.processSaneBlock(block), block.header.hash);
+      return await this.verdictAfterSync(peer, await chain.processSaneBlock(block), block.header.hash);
     } catch (err) {
       if (isOwnFailure(err)) throw err;
       // Everything a forwarder checks before it forwards has held here too.

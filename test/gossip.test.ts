@@ -3,12 +3,14 @@
  * what a peer's block messages may make the node store, and what they may make it wait for.
  */
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { toHex } from '../ledger/bytes.ts';
 import { MemoryDisk } from '../ledger/kv-memory.ts';
 import { ChainDB } from '../ledger/chaindb.ts';
 import { Mempool } from '../ledger/mempool.ts';
 import { Chain } from '../consensus/chain.ts';
 import { GOSSIP_FORK_DEPTH, Gossip } from '../node/gossip.ts';
+import { ORPHAN_FORWARD_WAIT_MS } from '../node/orphans-awaited.ts';
 import { SHORT_ID_BYTES, decodeGetBlockTxs, encodeCompactBlock } from '../node/compact.ts';
 import { encodeTxBatch } from '../node/wire.ts';
 import type { GossipOptions } from '../node/gossip-types.ts';
@@ -104,6 +106,33 @@ describe('Gossip: blocks', function () {
     const near = mineChild(params, asParent(main[main.length - 1 - GOSSIP_FORK_DEPTH]!), [], side);
     assert.equal(await whole('peer', near.bytes), 'ignore');
     assert.notEqual(chain.getEntry(near.header.hash), undefined, 'stored as a side branch');
+  });
+
+  it('a block held as an orphan is forwarded once sync connects its branch, within the wait', async () => {
+    // Seed 133 of the simulator, after 9b5d3d7: n8 took block 6 as an orphan, then, while sync
+    // fetched its parent, the whole block from another peer; both were ignored, and sync's
+    // announcement of its new tip was that message again, which gossipsub does not publish twice.
+    // Its peer n1, reached only through nodes in that state, had the block at its next poll.
+    const { params, db, now, chain } = await atGenesis();
+    const [b1, b2, b3, b4, b5] = mineChain(params, asParent(db.genesis), 5, { miner: testKey(1).address });
+    const { gossip, scheduler, whole } = gossipOn(chain, db, now);
+    let asked = 0;
+    gossip.on('orphan', () => asked++);
+    const orphan = whole('a', b2!.bytes);
+    assert.equal(await whole('b', b2!.bytes), 'ignore', 'one message of a block waits, not each');
+    // Held as an orphan by another message of it (its compact block, say) before this one came.
+    assert.equal(await chain.processBlock(b3!), 'orphan');
+    const held = whole('c', b3!.bytes);
+    assert.equal(await chain.processBlock(b1!), 'connected', 'sync brings the parent; the orphans follow it');
+    assert.deepEqual(await Promise.all([orphan, held]), ['accept', 'accept'], 'forwarded: they are on our main chain');
+    assert.equal(asked, 1, "the first's forwarder's chain was asked for");
+
+    // One whose branch never comes: given up after the wait, unforwarded.
+    const unconnected = whole('a', b5!.bytes);
+    await once(gossip, 'orphan'); // its wait has begun
+    await scheduler.runUntil(scheduler.now + ORPHAN_FORWARD_WAIT_MS);
+    assert.equal(await unconnected, 'ignore');
+    assert.equal(chain.tip.height, 3, `${toHex(b4!.header.hash)} never came`);
   });
 
   it('a whole block is judged before it waits for the import: one we hold, or one that breaks a rule of its own, is not held in memory meanwhile', async () => {
