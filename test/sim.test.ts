@@ -111,6 +111,13 @@ describe('simulation', function () {
     // more work than n3's, and n3 synced only at its next poll, 5.6 s later (node/peer-statuses.ts).
     const [crossed] = await simulateSeeds(['80021'], { nodes: 16, minutes: 10, adversaries: every, lightClients: 2 });
     assert.ok(crossed!.ok, explain(crossed!, ` --nodes 16 --minutes 10 --adversaries ${every.join(',')} --light-clients 2`));
+    // A withholder and three light clients: n0, the one honest miner after n3 left, restarted and
+    // redialled n2 160 s after it last had; n2 had sent n0's address group its pool then, so sent
+    // nothing, and n0 never had a user's nonce 4 that n2 took while n0 was down (node/tx-relay.ts
+    // now sends such a group what entered since).
+    const withheld: Role[] = ['capturer', 'garbage', 'liar', 'selfish', 'withholder', 'eclipser', 'sybil'];
+    const [restarted] = await simulateSeeds(['90091'], { adversaries: withheld, lightClients: 3 });
+    assert.ok(restarted!.ok, explain(restarted!, ` --adversaries ${withheld.join(',')} --light-clients 3`));
   });
 
   it(`${SWEEP} seeded scenarios keep every invariant`, async () => {
