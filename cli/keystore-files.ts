@@ -5,12 +5,12 @@
  */
 import { randomBytes } from 'node:crypto';
 import { chmod, link, mkdir, open, rename, stat, unlink } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { toHex } from '../ledger/bytes.ts';
 import { syncDirectory } from '../node/durable-file.ts';
 import { DEFAULT_DATADIR } from './args.ts';
-import { MAX_KEY_FILE_BYTES } from './key-file.ts';
-import { fileReason } from '../node/file-errors.ts';
+import { isAddressText, MAX_KEY_FILE_BYTES } from './key-file.ts';
+import { fileOnTheWay, fileReason } from '../node/file-errors.ts';
 import { KeystoreError } from './keystore-error.ts';
 
 /** Where `cairn node` keeps its coinbase key when given no --datadir and no --keystore. */
@@ -20,10 +20,16 @@ export function keyFilePath(dir: string, address: string): string {
   return join(dir, `${address}.json`);
 }
 
+/** The address a key file's name gives (`cairn1….json`); undefined for any other name (temporaries, notes, locks). */
+export function keyFileAddress(name: string): string | undefined {
+  const address = /^(cairn1[a-z0-9]+)\.json$/.exec(name)?.[1];
+  return address !== undefined && isAddressText(address) ? address : undefined;
+}
+
 export async function ensureDir(dir: string): Promise<void> {
   try {
     const info = await stat(dir);
-    if (!info.isDirectory()) throw new KeystoreError('KEYSTORE_IO', `keystore ${dir} is not a directory`);
+    if (!info.isDirectory()) throw notADirectory(dir, 'KEYSTORE_IO');
     return;
   } catch (err) {
     if (err instanceof KeystoreError) throw err;
@@ -87,7 +93,7 @@ export async function exists(path: string): Promise<boolean> {
 export async function readKeyFile(dir: string, file: string, address: string): Promise<string> {
   try {
     const info = await stat(dir);
-    if (!info.isDirectory()) throw new KeystoreError('KEYSTORE_NOT_FOUND', `keystore ${dir} is not a directory`);
+    if (!info.isDirectory()) throw notADirectory(dir, 'KEYSTORE_NOT_FOUND');
   } catch (err) {
     if (err instanceof KeystoreError) throw err;
     throw keystoreDirError(dir, err);
@@ -121,8 +127,22 @@ export function keystoreDirError(dir: string, err: unknown): KeystoreError {
   // A newcomer's first send or list often names a folder that was never made, or the node's datadir
   // beside the keystore inside it: both ways on, so that neither has to be guessed.
   if (code === 'ENOENT') return new KeystoreError('KEYSTORE_NOT_FOUND', `no keystore at ${dir}: cairn keys new --keystore ${dir} makes one; a node keeps its coinbase key in its datadir's keystore, DATADIR/keystore (${DEFAULT_NODE_KEYSTORE} by default)`);
-  if (code === 'ENOTDIR') return new KeystoreError('KEYSTORE_NOT_FOUND', `keystore ${dir} is not a directory`);
+  if (code === 'ENOTDIR') return notADirectory(dir, 'KEYSTORE_NOT_FOUND');
   return ioError(`cannot read keystore ${dir}`, err, dir);
+}
+
+/**
+ * A keystore named by a path that is a file, or runs through one, with what --keystore wants: a
+ * bare "is not a directory" left the user guessing. The file named most is a key file itself
+ * (`--keystore keys/cairn1….json`): its directory is the keystore.
+ */
+function notADirectory(dir: string, code: 'KEYSTORE_IO' | 'KEYSTORE_NOT_FOUND'): KeystoreError {
+  const file = fileOnTheWay(dir) ?? dir;
+  const what = file === dir ? `keystore ${dir} is a file, not a directory` : `keystore ${dir}: ${file} is a file, not a directory`;
+  const wayOn = keyFileAddress(basename(file)) !== undefined
+    ? `it is a key file: give --keystore the directory that holds it (--keystore ${dirname(file)})`
+    : 'give --keystore a directory of key files (cairn keys new --keystore DIR makes one, with a new key in it)';
+  return new KeystoreError(code, `${what}; ${wayOn}`);
 }
 
 /** What a keystore that cannot be made or used needs. */

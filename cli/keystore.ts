@@ -42,7 +42,7 @@ import {
   type KeyFileV1,
 } from './key-file.ts';
 import { KeystoreError } from './keystore-error.ts';
-import { DEFAULT_NODE_KEYSTORE, ensureDir, exists, keyExists, keyFilePath, keystoreDirError, readKeyFile, writeNewFileAtomically } from './keystore-files.ts';
+import { DEFAULT_NODE_KEYSTORE, ensureDir, exists, keyExists, keyFileAddress, keyFilePath, keystoreDirError, readKeyFile, writeNewFileAtomically } from './keystore-files.ts';
 
 export { KeystoreError, type KeystoreErrorCode } from './keystore-error.ts';
 export { DEFAULT_SCRYPT_N, KEY_FILE_VERSION, SCRYPT_P, SCRYPT_R, type KeyFileV1 } from './key-file.ts';
@@ -102,8 +102,8 @@ export async function listKeys(dir: string): Promise<string[]> {
   }
   const addresses: string[] = [];
   for (const name of names) {
-    const match = /^(cairn1[a-z0-9]+)\.json$/.exec(name);
-    if (match?.[1] !== undefined && isAddressText(match[1])) addresses.push(match[1]);
+    const address = keyFileAddress(name);
+    if (address !== undefined) addresses.push(address);
   }
   return addresses.sort();
 }

@@ -86,6 +86,6 @@ describe('the coinbase key of a --mine start (cli/coinbase.ts)', function () {
     // A keystore that cannot be made is refused as such, not after a password for a key it cannot hold.
     const file = join(dir.path, 'a-file');
     writeFileSync(file, '');
-    await assert.rejects(start('filed', file, join(dir.path, 'no-such-password-file')).coinbase, { code: 'KEYSTORE_IO', message: `keystore ${file} is not a directory` });
+    await assert.rejects(start('filed', file, join(dir.path, 'no-such-password-file')).coinbase, { code: 'KEYSTORE_IO', message: `keystore ${file} is a file, not a directory; give --keystore a directory of key files (cairn keys new --keystore DIR makes one, with a new key in it)` });
   });
 });

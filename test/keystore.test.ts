@@ -238,6 +238,22 @@ describe('keystore', () => {
       await rejectsWith(importKey(keystore, PASSWORD, KEY1_HEX, FAST), 'KEYSTORE_IO');
     });
 
+    it('a keystore that is a file says what --keystore wants, for list, load and import alike; a key file named for it, its directory', async () => {
+      // A bare "keystore X is not a directory" gave no next step, worded three ways in three places.
+      writeFileSync(keystore, 'not a directory');
+      const wants = `keystore ${keystore} is a file, not a directory; give --keystore a directory of key files (cairn keys new --keystore DIR makes one, with a new key in it)`;
+      for (const refusal of [() => listKeys(keystore), () => loadPrivateKey(keystore, KEY1_ADDRESS, PASSWORD), () => importKey(keystore, PASSWORD, KEY1_HEX, FAST)]) {
+        assert.equal((await refusal().then(() => assert.fail('taken'), (e: Error) => e)).message, wants);
+      }
+      const under = join(keystore, 'keys');
+      assert.equal((await rejectsWith(listKeys(under), 'KEYSTORE_NOT_FOUND')).message, `keystore ${under}: ${keystore} is a file, not a directory; give --keystore a directory of key files (cairn keys new --keystore DIR makes one, with a new key in it)`);
+      const { address } = await importKey(join(dir.path, 'held'), PASSWORD, KEY1_HEX, FAST);
+      const keyFile = join(dir.path, 'held', `${address}.json`);
+      for (const refusal of [() => listKeys(keyFile), () => loadPrivateKey(keyFile, address, PASSWORD)]) {
+        assert.equal((await refusal().then(() => assert.fail('taken'), (e: Error) => e)).message, `keystore ${keyFile} is a file, not a directory; it is a key file: give --keystore the directory that holds it (--keystore ${join(dir.path, 'held')})`);
+      }
+    });
+
     it('a missing keystore says how to make one and where a node keeps its key: a bare "no keystore at DIR" left a newcomer with no next step', async () => {
       for (const refusal of [() => listKeys(keystore), () => loadPrivateKey(keystore, KEY1_ADDRESS, PASSWORD)]) {
         const err = await rejectsWith(refusal(), 'KEYSTORE_NOT_FOUND');
