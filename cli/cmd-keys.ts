@@ -4,9 +4,14 @@ import { join } from 'node:path';
 import { toHex } from '../ledger/bytes.ts';
 import { createKey, howToFillKeystore, importKey, listKeys, loadPrivateKey, requireKey } from './keystore.ts';
 import { readPassword } from './password.ts';
+import { ensureDir } from './keystore-files.ts';
+import { withKeyWriteLock } from './keystore-lock.ts';
 import { address, parse, required, str, UsageError } from './args.ts';
 import type { Out } from './output.ts';
 import { fileReason } from '../node/file-errors.ts';
+
+/** What a key's write waits for, told on stderr: stdout is the address, for scripts. */
+const notice = (text: string) => void process.stderr.write(`${text}\n`);
 
 const OPTIONS = { keystore: { type: 'string' as const }, 'password-file': { type: 'string' as const }, json: { type: 'boolean' as const } };
 
@@ -48,8 +53,10 @@ export async function keysCommand(argv: string[], out: Out): Promise<void> {
       const { values } = parse(rest, OPTIONS);
       if (values.help) return out.help(HELP_KEYS);
       const keystore = required(values, 'keystore');
+      // Made before the password is asked, as the lock in it needs: a keystore that cannot be made is refused without one.
+      await ensureDir(keystore);
       const password = await readPassword({ passwordFile: str(values, 'password-file'), confirm: true, purpose: `the new key in ${keystore}` });
-      const { address: created } = await createKey(keystore, password);
+      const { address: created } = await withKeyWriteLock(keystore, notice, () => createKey(keystore, password));
       return out.result({ address: created }, created);
     }
     case 'list': {
@@ -67,8 +74,9 @@ export async function keysCommand(argv: string[], out: Out): Promise<void> {
       // Typed at a terminal, the key would be echoed, into its scrollback and any recording.
       if ((source === undefined || source === '-') && process.stdin.isTTY) throw new UsageError('give a file holding the hex private key, or pipe it on stdin (- reads stdin, not a terminal: it would echo the key)');
       const hex = source === undefined || source === '-' ? await readStdin() : await readKeyFile(source);
+      await ensureDir(keystore);
       const password = await readPassword({ passwordFile: str(values, 'password-file'), confirm: true, purpose: `the imported key in ${keystore}` });
-      const { address: imported } = await importKey(keystore, password, hex);
+      const { address: imported } = await withKeyWriteLock(keystore, notice, () => importKey(keystore, password, hex));
       return out.result({ address: imported }, imported);
     }
     case 'export': {

@@ -8,8 +8,9 @@
  * given one `--keystore` each found it empty and made a key, with the same end. Under it the
  * keystore is listed and, when it holds none, the key made: the second waits (saying so, as the
  * first may be waiting for a person to type its password), then finds the first's key and mines
- * to it without asking for a password. Both locks are let go for the node to take its store: one
- * that comes between finds the key and uses it.
+ * to it without asking for a password (`cairn keys new|import` take it too: keystore-lock.ts).
+ * Both locks are let go for the node to take its store: one that comes between finds the key and
+ * uses it.
  */
 import { join } from 'node:path';
 import { LevelKv } from '../ledger/kv-level.ts';
@@ -18,14 +19,12 @@ import { ensureDir } from './keystore-files.ts';
 import { readPassword } from './password.ts';
 import { whileWaitingForPassword } from './lock-holder.ts';
 import { withDirLock } from './dir-lock.ts';
+import { keystoreLockPath } from './keystore-lock.ts';
 import { address, str, UsageError } from './args.ts';
 import { explainStartFailure, type StartSettings } from './start-errors.ts';
 
 /** Where what the choice does goes: the key made (info), the wait for another node's choice, or a lock that cannot be made (warn). */
 export type CoinbaseLog = (level: 'info' | 'warn', message: string) => void;
-
-/** Where, in a keystore, the lock of its coinbase key's choice lives: hidden, so that `keys list` passes it by. */
-export const COINBASE_LOCK = '.coinbase-lock';
 
 /**
  * The coinbase of a `--mine` start (`values`: its flags), chosen holding its datadir's store's
@@ -55,7 +54,7 @@ export async function keptOrNewCoinbase(values: Record<string, unknown>, datadir
   // Made before the lock, which lives in it, and so before any password is asked: a keystore
   // that cannot be made is refused without one.
   await ensureDir(keystore);
-  const path = join(keystore, COINBASE_LOCK);
+  const path = keystoreLockPath(keystore);
   // No limit on the wait: the holder may be waiting for a person to type a password.
   const words = {
     waiting: (holder: string) =>

@@ -5,8 +5,8 @@
  * reused into one. The holder's pid is written beside it to name it to those who wait, with a
  * token of its hold, by which they tell that the lock changed hands.
  *
- * Its users: one `cairn send` per key (send-lock.ts), one coinbase key chosen per keystore
- * (coinbase.ts).
+ * Its users: one `cairn send` per key (send-lock.ts), and the keystore's lock (keystore-lock.ts),
+ * under which a node chooses its coinbase key and `cairn keys` adds one.
  */
 import { randomUUID } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';

@@ -266,7 +266,8 @@ describe('cairn command, through real processes', function () {
     it('cairn status and cairn stop given the keystore as --datadir: it holds no node\'s data, not "start one with cairn node" there', async () => {
       // cairn node refuses a folder of other things: the start it was sent to failed too.
       const [status, stop] = await Promise.all([runCli(['status', '--datadir', keystore]), runCli(['stop', '--datadir', keystore])]);
-      const said = new RegExp(`^cairn: ${keystore} holds no node's data \\(no genesis\\.json, no chain store, among its 2 entries\\): give --datadir the folder a node runs on \\(default \\./data\\)$`);
+      // Its entries: the two keys, and the lock they were written under (cli/keystore-lock.ts).
+      const said = new RegExp(`^cairn: ${keystore} holds no node's data \\(no genesis\\.json, no chain store, among its 3 entries\\): give --datadir the folder a node runs on \\(default \\./data\\)$`);
       assertOneLineError(status, said, 1);
       assertOneLineError(stop, said, 1);
     });

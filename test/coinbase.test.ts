@@ -7,18 +7,22 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { encodeAddress } from '../ledger/keys.ts';
-import { COINBASE_LOCK, coinbaseFor } from '../cli/coinbase.ts';
+import { coinbaseFor } from '../cli/coinbase.ts';
+import { COINBASE_LOCK } from '../cli/keystore-lock.ts';
 import { withDirLock } from '../cli/dir-lock.ts';
 import { createKey, listKeys } from '../cli/keystore.ts';
 import { tempDir } from './helpers/fixtures.ts';
-import { waitFor } from './helpers/cli.ts';
+import { DEVNET_ADDRESS, DEVNET_PRIVATE_KEY, killAll, spawnCli, waitFor } from './helpers/cli.ts';
 
 const SETTINGS = { p2pPort: 0, rpcPort: 0 };
 
 describe('the coinbase key of a --mine start (cli/coinbase.ts)', function () {
   this.timeout(60_000);
   const dir = tempDir('cairn-coinbase-');
-  after(() => dir.remove());
+  after(async () => {
+    await killAll();
+    dir.remove();
+  });
 
   /** A start of a node on a datadir of its own, with `keystore`; `said` collects what it logs. */
   function start(name: string, keystore: string, passwordFile: string) {
@@ -75,6 +79,38 @@ describe('the coinbase key of a --mine start (cli/coinbase.ts)', function () {
     assert.equal(keys.length, 1, `one key: ${keys.join(', ')}`);
     assert.deepEqual([encodeAddress(a!), encodeAddress(b!)], [keys[0], keys[0]]);
     assert.equal(runs.filter((run) => run.said.includes(`created coinbase key ${keys[0]} in ${keystore}`)).length, 1);
+  });
+
+  it('cairn keys new and import wait for a start choosing its key, saying why, and add theirs after it: none comes between its look and its key', async () => {
+    // A key added between a first start's look at an empty keystore and its new key left two, and
+    // every later start asked for --coinbase.
+    const keystore = join(dir.path, 'keys-beside-a-start');
+    mkdirSync(keystore, { mode: 0o700 });
+    const password = join(dir.path, 'keys-password');
+    writeFileSync(password, 'a password\n', { mode: 0o600 });
+    const devKey = join(dir.path, 'devnet.hex');
+    writeFileSync(devKey, `${DEVNET_PRIVATE_KEY}\n`);
+    let made = '';
+    const commands = [spawnCli(['keys', 'new', '--keystore', keystore, '--password-file', password]), spawnCli(['keys', 'import', '--keystore', keystore, '--password-file', password, devKey])];
+    await holding(keystore, async () => {
+      assert.deepEqual(await listKeys(keystore), [], 'the start finds none');
+      for (const command of commands) {
+        let exited = false;
+        void command.exited.then(() => (exited = true));
+        const said = await waitFor('the keys command to say that it waits', async () => (/^waiting for .*$/m.exec(command.stderr())?.[0] ?? (exited ? `exited: ${command.stderr()}` : undefined)), 30_000);
+        assert.equal(said, `waiting for a cairn node (pid ${process.pid}) choosing its coinbase key in ${keystore} (when the keystore holds none, it makes one, asking for its password where it was started): this key is added once it is done`);
+      }
+      assert.deepEqual(await listKeys(keystore), [], 'nothing added while the start chooses');
+      ({ address: made } = await createKey(keystore, 'first password'));
+    });
+    const [created, imported] = await Promise.all(
+      commands.map(async (command) => {
+        assert.equal((await command.exited).code, 0, command.stderr());
+        return command.stdout().trim();
+      }),
+    );
+    assert.equal(imported, DEVNET_ADDRESS);
+    assert.deepEqual(await listKeys(keystore), [made, created!, imported!].sort());
   });
 
   it('a keystore that holds its key is not locked (nothing made in it), and a new one is made before any password is asked', async () => {

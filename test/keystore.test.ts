@@ -254,6 +254,17 @@ describe('keystore', () => {
       }
     });
 
+    it('keys new and import refuse a keystore they cannot use before asking for a password', async () => {
+      writeFileSync(keystore, 'not a directory');
+      const hexFile = join(dir.path, 'key.hex');
+      writeFileSync(hexFile, KEY1_HEX);
+      const noPassword = join(dir.path, 'no-such-password-file'); // read, it would be the error
+      for (const args of [['new'], ['import', hexFile]]) {
+        const refused = keysCommand([...args, '--keystore', keystore, '--password-file', noPassword], createOut(false, () => {}));
+        await rejectsWith(refused, 'KEYSTORE_IO');
+      }
+    });
+
     it('a missing keystore says how to make one and where a node keeps its key: a bare "no keystore at DIR" left a newcomer with no next step', async () => {
       for (const refusal of [() => listKeys(keystore), () => loadPrivateKey(keystore, KEY1_ADDRESS, PASSWORD)]) {
         const err = await rejectsWith(refusal(), 'KEYSTORE_NOT_FOUND');
