@@ -37,13 +37,20 @@ const PROGRESS_LINES: Record<SnapshotProgress['phase'], (p: SnapshotProgress) =>
   installing: (p) => ['snapshot sync: installing the state', { pivot: p.pivot, step: p.done + 1, steps: p.total }],
 };
 
-/** A join's phase and progress: a log line as each phase begins, and one every SYNC_LOG_INTERVAL_MS within it. */
+/**
+ * A join's phase and progress: a log line as each phase begins, and one every SYNC_LOG_INTERVAL_MS
+ * within it. One lasts the join's rounds (the Sync's): a round that ends "try later" (no snapshot
+ * served yet, the headers short of their claim) is followed by another at the next status, and
+ * each said its phases again, a wall of the same lines while a node waited for a snapshot.
+ */
 export class JoinProgress {
   private readonly monotonic: () => number;
   private readonly log: Log;
   private current: SnapshotProgress | undefined;
   /** When the last line was logged (monotonic ms). */
   private saidAt = 0;
+  /** What an earlier round said once (a phase at its pivot, a warning): said again at debug only. */
+  private readonly said = new Set<string>();
 
   constructor(env: Pick<Env, 'monotonic'>, log: Log) {
     this.monotonic = () => env.monotonic();
@@ -59,12 +66,23 @@ export class JoinProgress {
   begin(at: SnapshotProgress, message: string, fields: Record<string, unknown>): void {
     this.current = at;
     this.saidAt = this.monotonic();
-    this.log('info', message, fields);
+    this.once('info', `${at.phase}@${at.pivot}`, message, fields);
   }
 
-  /** The join is over (its state in place): nothing more to tell. */
+  /** A warning that a round ends, whose next round may end the same way: said once, then at debug. */
+  warnOnce(message: string, fields?: Record<string, unknown>): void {
+    this.once('warn', message, message, fields);
+  }
+
+  /** The round is over (the state in place, or to try later): no phase under way to tell. */
   end(): void {
     this.current = undefined;
+  }
+
+  private once(level: 'info' | 'warn', key: string, message: string, fields?: Record<string, unknown>): void {
+    const again = this.said.has(key);
+    this.said.add(key);
+    this.log(again ? 'debug' : level, message, fields);
   }
 
   /** Progress within the phase under way; logged when the last line is SYNC_LOG_INTERVAL_MS old. */

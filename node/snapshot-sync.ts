@@ -43,6 +43,8 @@ export interface SnapshotJoinOptions {
   readonly clock: () => number;
   /** Times the join's progress lines in the log (JoinProgress). */
   readonly env: Pick<Env, 'monotonic'>;
+  /** What earlier rounds said (the Sync's, across them); a new one, unless given. */
+  readonly progress?: JoinProgress;
   readonly interval: number;
   /** The peers whose status is known now, the most work first: providers are taken from it when the chunks are asked. */
   readonly candidates: () => readonly { peer: string; status: Status }[];
@@ -125,7 +127,7 @@ export class SnapshotJoin {
 
   constructor(o: SnapshotJoinOptions) {
     this.o = o;
-    this.progress = new JoinProgress(o.env, o.log);
+    this.progress = o.progress ?? new JoinProgress(o.env, o.log);
   }
 
   /** Tries to join, with the headers of `best` (JoinTurns.pick), the state from every peer that has it. */
@@ -194,7 +196,7 @@ export class SnapshotJoin {
     const providers = this.o.candidates().filter((c) => c.status.height >= pivot && !this.o.peers.isBanned(c.peer)).map((c) => c.peer);
     if (!(await chain.db.hasBlock(pivotHeader.hash)) && !(await this.fetchPivotBlock(pivotHeader, providers))) return 'later';
     if (!(await this.fetchState(pivot, pivotHeader, providers))) {
-      this.o.log('warn', `snapshot sync: no peer left that serves the state at ${pivot}; asking again at the next status`, { providers: providers.length });
+      this.progress.warnOnce(`snapshot sync: no peer left that serves the state at ${pivot}; asking again at the next status`, { providers: providers.length });
       return 'later';
     }
 

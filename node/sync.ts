@@ -5,7 +5,7 @@ import type { SaneBlock } from '../consensus/sanity.ts';
 import { LIE, PeerFault, fetchHeaderChain, shortOfCheckpoint, type HeaderChain } from './header-sync.ts';
 import { ForkWatch } from './fork-watch.ts';
 import { JoinTurns, SnapshotJoin, type JoinOutcome } from './snapshot-sync.ts';
-import type { SnapshotProgress } from './snapshot-progress.ts';
+import { JoinProgress, type SnapshotProgress } from './snapshot-progress.ts';
 import { InvalidChain } from './body-download.ts';
 import { fetchBodiesFrom } from './fetch-bodies.ts';
 import { InterruptibleSleeps, type Env } from './env.ts';
@@ -56,6 +56,8 @@ export class Sync extends EventEmitter<SyncEvents> {
    */
   private joinUnderWay: SnapshotJoin | undefined;
   private readonly joinTurns: JoinTurns;
+  /** The join's phases and what its rounds said, across them: a round that begins one again says so at debug. */
+  private readonly joinProgress: JoinProgress;
   /** Chains it will not, or may soon not, follow (node/fork-watch.ts). */
   private readonly forks: ForkWatch;
   /** Body downloads: the one under way, which a peer whose status arrives may join and a stop ends. */
@@ -67,6 +69,7 @@ export class Sync extends EventEmitter<SyncEvents> {
     this.busy = new BusyMemory(o.env);
     this.sleeps = new InterruptibleSleeps(o.env);
     this.joinTurns = new JoinTurns(() => o.env.monotonic());
+    this.joinProgress = new JoinProgress(o.env, (level, message, fields) => this.o.log?.(level, message, fields));
     this.forks = new ForkWatch({ ...o, ask: (peer, protocol, request) => this.busy.ask(peer, protocol, request) });
     this.known = new PeerStatuses({
       ...o,
@@ -272,6 +275,7 @@ export class Sync extends EventEmitter<SyncEvents> {
         waitingOutBusy((ms) => this.sleeps.sleep(ms), () => this.busy.ask(to, protocol, () => transport.requestMany(to, protocol, body, max, options)), () => this.stopped),
       onHeaders: (height) => this.emit('headers', (this.lastTarget = height)),
       log: this.o.log ?? (() => {}),
+      progress: this.joinProgress,
     });
     this.joinUnderWay = join;
     this.emit('joining', true);
@@ -285,6 +289,7 @@ export class Sync extends EventEmitter<SyncEvents> {
     } finally {
       this.joinTurns.ended(best.peer, unshown, join.chunksVerified);
       if (this.joinTurns.givenUp) this.o.log?.('warn', 'snapshot sync made no progress in several rounds: syncing from genesis instead');
+      this.joinProgress.end();
       this.joinUnderWay = undefined;
       this.emit('joining', false);
     }

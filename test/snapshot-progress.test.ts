@@ -10,7 +10,8 @@ import { JoinProgress } from '../node/snapshot-progress.ts';
 import { SYNC_LOG_INTERVAL_MS } from '../node/sync-types.ts';
 import { statusLines } from '../cli/cmd-inspect.ts';
 import { lines } from '../cli/output.ts';
-import { INTERVAL, joinWorld } from './helpers/snapshot-world.ts';
+import { encodeSnapshotChunk } from '../node/snapshot-wire.ts';
+import { INTERVAL, joinWorld, wrapSnapshots } from './helpers/snapshot-world.ts';
 
 describe('snapshot sync: what status and the log say of a join', function () {
   this.timeout(120_000);
@@ -77,6 +78,39 @@ describe('snapshot sync: what status and the log say of a join', function () {
       ['snapshot sync: checking the headers of the peer with the most work', 'snapshot sync', 'snapshot sync: installing the state', 'snapshot installed'],
       'a line in the log as each phase begins',
     );
+    for (const sim of world.nodes) sim.crash();
+  });
+
+  it('a join that waits for a snapshot to be served says each phase once, not again at every round that ends "later"', async () => {
+    // From the lead's list: a node waiting for its peers to serve a snapshot logged "checking the
+    // headers", the chunks' line and "no peer left" again at each round, one a status apart.
+    const world = joinWorld('snapshot-waits');
+    const ROUNDS_REFUSED = 4;
+    let rounds = 0;
+    for (const id of ['n0', 'n1']) wrapSnapshots(world, id, (honest) => (req, peer) => (rounds <= ROUNDS_REFUSED ? Promise.resolve(encodeSnapshotChunk({ kind: 'none' })) : honest(req, peer)));
+    /** Each line said at info or warn, with the pivot it names, and how often. */
+    const said = new Map<string, number>();
+    world.observe({
+      onStarted(sim, node) {
+        if (sim.id !== 'n2') return;
+        node.on('log', (level, message, fields) => {
+          if (message === 'snapshot sync: checking the headers of the peer with the most work') rounds++;
+          if (!message.startsWith('snapshot sync') || level === 'debug') return;
+          const line = `${level}: ${message}${fields?.['pivot'] === undefined ? '' : ` (pivot ${String(fields['pivot'])})`}`;
+          said.set(line, (said.get(line) ?? 0) + 1);
+        });
+      },
+    });
+    await world.run();
+    const n2 = world.nodes[2]!.node!;
+    const pivot = n2.db.history.stateBase;
+    assert.ok(pivot > 0, 'n2 joined by snapshot in the end');
+    assert.ok(rounds > ROUNDS_REFUSED, `${rounds} rounds`);
+    // A pivot that moves up as the chain grows is news, and said; the same one again is not.
+    assert.deepEqual([...said].filter(([, times]) => times > 1), [], 'nothing said twice');
+    for (const line of ['info: snapshot sync: checking the headers of the peer with the most work', `info: snapshot sync (pivot ${pivot})`, `warn: snapshot sync: no peer left that serves the state at ${pivot}; asking again at the next status`, `info: snapshot sync: installing the state (pivot ${pivot})`]) {
+      assert.ok(said.has(line), `said: ${line}\n${[...said.keys()].join('\n')}`);
+    }
     for (const sim of world.nodes) sim.crash();
   });
 
