@@ -6,7 +6,7 @@
  * minutes in which the log said nothing.
  */
 import type { Env } from './env.ts';
-import { SYNC_LOG_INTERVAL_MS } from './sync-types.ts';
+import { LogPace } from './log-pace.ts';
 
 /**
  * `headers`: the best peer's headers checked, `done` of the `total` it claimed; `chunks`: the
@@ -44,16 +44,14 @@ const PROGRESS_LINES: Record<SnapshotProgress['phase'], (p: SnapshotProgress) =>
  * each said its phases again, a wall of the same lines while a node waited for a snapshot.
  */
 export class JoinProgress {
-  private readonly monotonic: () => number;
+  private readonly pace: LogPace;
   private readonly log: Log;
   private current: SnapshotProgress | undefined;
-  /** When the last line was logged (monotonic ms). */
-  private saidAt = 0;
   /** What an earlier round said once (a phase at its pivot, a warning): said again at debug only. */
   private readonly said = new Set<string>();
 
   constructor(env: Pick<Env, 'monotonic'>, log: Log) {
-    this.monotonic = () => env.monotonic();
+    this.pace = new LogPace(() => env.monotonic(), 0);
     this.log = log;
   }
 
@@ -65,7 +63,7 @@ export class JoinProgress {
   /** A phase begins, where `at` says: `message` and `fields` say so in the log. */
   begin(at: SnapshotProgress, message: string, fields: Record<string, unknown>): void {
     this.current = at;
-    this.saidAt = this.monotonic();
+    this.pace.said();
     this.once('info', `${at.phase}@${at.pivot}`, message, fields);
   }
 
@@ -89,8 +87,7 @@ export class JoinProgress {
   advance(done: number, total: number): void {
     if (!this.current) return;
     this.current = { ...this.current, done, total };
-    if (this.monotonic() - this.saidAt < SYNC_LOG_INTERVAL_MS) return;
-    this.saidAt = this.monotonic();
+    if (!this.pace.due()) return;
     const [message, fields] = PROGRESS_LINES[this.current.phase](this.current);
     this.log('info', message, fields);
   }

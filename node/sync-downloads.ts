@@ -9,7 +9,8 @@ import { AskedHeights } from './asked-heights.ts';
 import { BodyDownload } from './body-download.ts';
 import { importBlocks } from './import-blocks.ts';
 import type { Status } from './wire.ts';
-import { SYNC_LOG_INTERVAL_MS, type SyncEvents, type SyncOptions } from './sync-types.ts';
+import type { SyncEvents, SyncOptions } from './sync-types.ts';
+import { LogPace } from './log-pace.ts';
 
 /** What the downloads are given: the sync's options, and what only the Sync knows. */
 export interface SyncDownloadParts extends Pick<SyncOptions, 'env' | 'chain' | 'peers' | 'records' | 'preverify' | 'log'> {
@@ -47,12 +48,13 @@ export class SyncDownloads {
    * its server counts both, so it records its asks here too.
    */
   readonly asked = new AskedHeights();
-  /** When the last progress line was logged (env monotonic ms). */
-  private progressSaidAt = -Infinity;
+  /** The progress lines' pace, from one download to the next. */
+  private readonly progressPace: LogPace;
   private underWay: { readonly download: BodyDownload; readonly canServe: (status: Status) => boolean } | undefined;
 
   constructor(parts: SyncDownloadParts) {
     this.parts = parts;
+    this.progressPace = new LogPace(() => parts.env.monotonic());
   }
 
   /** `peer` said `status`: it joins the download under way if it can serve it. */
@@ -102,10 +104,7 @@ export class SyncDownloads {
         events.emit('progress', { height: chain.tip.height, target: last, peer: from });
         // A terminal draws a bar from 'progress'; a service's log had nothing from "node started"
         // to the first block after the catch-up, hours later. A line every so often, as Bitcoin Core's.
-        if (env.monotonic() - this.progressSaidAt >= SYNC_LOG_INTERVAL_MS) {
-          this.progressSaidAt = env.monotonic();
-          this.parts.log?.('info', 'syncing', { height: chain.tip.height, target: last, peer: from });
-        }
+        if (this.progressPace.due()) this.parts.log?.('info', 'syncing', { height: chain.tip.height, target: last, peer: from });
       },
       // Once a stall, each pause four times the last: what an operator reads when a sync crawls.
       onStall: (peer, stalls, pauseMs) => this.parts.log?.('info', 'a peer held up the block download: it sits out a pause', { peer, stalls, pauseSeconds: pauseMs / 1000, height: chain.tip.height }),
