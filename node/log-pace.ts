@@ -1,8 +1,8 @@
 /**
  * A progress line in the log at most once an interval (SYNC_LOG_INTERVAL_MS), on the node's
  * monotonic clock (the simulator's, under it): a line per batch would be one every few
- * milliseconds, and none left a service's log silent for as long as a sync took. A sync's body
- * lines and a snapshot join's each keep one.
+ * milliseconds, and none left a service's log silent for as long as a sync took. A sync's header
+ * and body lines and a snapshot join's each keep one.
  */
 import { SYNC_LOG_INTERVAL_MS } from './sync-types.ts';
 

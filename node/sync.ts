@@ -19,6 +19,7 @@ import { BusyMemory, TransportError, isOwnFailure, ownFailureFields, waitingOutB
 import { MAX_BLOCKS_PER_REQUEST, type Status } from './wire.ts';
 import type { SyncEvents, SyncOptions } from './sync-types.ts';
 import { SyncDownloads } from './sync-downloads.ts';
+import { LogPace } from './log-pace.ts';
 import type { AskedHeights } from './asked-heights.ts';
 
 /**
@@ -296,15 +297,19 @@ export class Sync extends EventEmitter<SyncEvents> {
   }
 
   private async syncFrom(peer: string, claimed: Status, tried: ReadonlySet<string>): Promise<void> {
-    const { chain, clock } = this.o;
+    const { chain, clock, log } = this.o;
     // 1. Headers, checked as they come; their hashes go to the store's scratch list by height.
+    // Said in the log, and every so often as they come: a long chain's headers took minutes in
+    // which a new node's log said nothing between its peers' connections and its first blocks.
+    log?.('info', 'sync: checking the headers of a peer ahead', { peer, target: claimed.height, height: chain.tip.height });
+    const pace = new LogPace(() => this.o.env.monotonic(), this.o.env.monotonic());
+    const headersChecked = (height: number) => {
+      this.emit('headers', (this.lastTarget = height));
+      if (pace.due()) log?.('info', 'sync: headers checked', { height, target: claimed.height, peer });
+    };
     const request = this.patientRequest;
     try {
-      const found = await fetchHeaderChain(
-        { request, names: this.o.names, chain, clock, onProgress: (height) => this.emit('headers', (this.lastTarget = height)) },
-        peer,
-        claimed,
-      );
+      const found = await fetchHeaderChain({ request, names: this.o.names, chain, clock, onProgress: headersChecked }, peer, claimed);
       if (found && 'apartBelow' in found) return this.forks.noteApart(peer, claimed, found);
       this.forks.forget(peer);
       if (found?.aheadOfClock) this.forks.noteAheadOfClock(peer, found.aheadOfClock);

@@ -33,7 +33,7 @@ import { PeerManager } from '../node/peers.ts';
 import { networkNames } from '../node/protocols.ts';
 import { realEnv } from '../node/env.ts';
 import type { Serve } from '../node/serving.ts';
-import type { Status } from '../node/wire.ts';
+import { MAX_HEADERS_PER_RESPONSE, type Status } from '../node/wire.ts';
 
 const KEPT = [
   'cairn_chain_height', 'process_resident_memory_bytes', 'nodejs_heap_used_bytes', 'cairn_peers', 'cairn_peers_banned', 'cairn_mempool_transactions',
@@ -360,6 +360,33 @@ describe('logs an operator greps for', function () {
     assert.equal(batches, 4);
     const said = logged.filter((l) => l.message === 'syncing');
     assert.deepEqual(said.map((l) => [l.level, l.fields]), [['info', { height: 32, target: 100, peer: 'honest' }], ['info', { height: 96, target: 100, peer: 'honest' }]]);
+    await db.close();
+  });
+
+  it(`a sync says whose headers it checks, and how far, once in ${SYNC_LOG_INTERVAL_MS / 1000} s: a new node's log said nothing from its peers' connections to its first blocks`, async () => {
+    const params = testParams();
+    const now = params.timestamp + 100_000_000;
+    const db = await ChainDB.open(new MemoryDisk().open(), params);
+    const chain = await Chain.open(db, { clock: () => now });
+    const blocks = mineChain(params, asParent(db.genesis), 2 * MAX_HEADERS_PER_RESPONSE + 100, { miner: testKey(1).address }); // three ranges of headers
+    const names = networkNames(db.genesis.header.hash);
+    const status: Status = { genesis: db.genesis.header.hash, height: blocks.length, tipHash: blocks.at(-1)!.header.hash, totalWork: blocks.reduce((sum, b) => sum + blockWork(b.header.target), chain.tip.totalWork), prunedHeight: 0 };
+    const logged: { message: string; fields?: Record<string, unknown> }[] = [];
+    let clock = 0;
+    const env = { ...realEnv, monotonic: () => clock };
+    const sync = new Sync({ transport: chainPeerTransport('honest', names, status, blocks), env, names, chain, peers: new PeerManager(() => now), clock: () => now, serve: (async () => {}) as unknown as Serve, log: (level, message, fields) => void (level === 'info' && message.startsWith('sync:') && logged.push({ message, fields })) });
+    let ranges = 0;
+    sync.on('headers', () => {
+      if (++ranges === 2) clock += SYNC_LOG_INTERVAL_MS; // the second range comes an interval after the start
+    });
+    sync.statuses.set('honest', { peer: 'honest', status });
+    await sync.requestSync();
+    assert.equal(chain.tip.height, blocks.length);
+    assert.equal(ranges, 3);
+    assert.deepEqual(logged, [
+      { message: 'sync: checking the headers of a peer ahead', fields: { peer: 'honest', target: blocks.length, height: 0 } },
+      { message: 'sync: headers checked', fields: { height: 2 * MAX_HEADERS_PER_RESPONSE, target: blocks.length, peer: 'honest' } },
+    ]);
     await db.close();
   });
 });
