@@ -99,7 +99,7 @@ export function addressIndexPuts(block: Block): BatchOp[] {
  * all at once when its allocation filled the young generation).
  */
 export const addressIndexer: BlockIndexer = {
-  connect: (block, _effects, write) => eachPut(block, write),
+  connect: (block, write) => eachPut(block, write),
   disconnect: (block, write) => {
     const height = block.header.height;
     eachEntry(block, (address, position) => write(layout.addressEntry(address, height, position), undefined));

@@ -1,8 +1,8 @@
 /** What ChainDB (ledger/chaindb.ts) is opened with and hands out, apart from the class itself. */
+import { Writer } from './bytes.ts';
 import type { Block } from './block.ts';
 import type { FlushScheduler } from './commit-queue.ts';
 import type { StoreError } from './errors.ts';
-import type { BlockEffects } from './state.ts';
 
 export interface ChainTip {
   readonly hash: Uint8Array;
@@ -15,8 +15,12 @@ export interface ChainTip {
  * index can never disagree with the block it describes, even across a kill.
  */
 export interface BlockIndexer {
-  /** Writes the records connecting `block` adds: a put of `value` at `key`, or its deletion (`value` undefined). */
-  connect(block: Block, effects: BlockEffects, write: (key: Uint8Array, value: Uint8Array | undefined) => void): void;
+  /**
+   * Writes the records connecting `block` adds: a put of `value` at `key`, or its deletion
+   * (`value` undefined). From the block alone: a snapshot's block is indexed so at its install,
+   * its state taken, not made by executing it.
+   */
+  connect(block: Block, write: (key: Uint8Array, value: Uint8Array | undefined) => void): void;
   /** The same for disconnecting it: the writes that take those records out again. */
   disconnect(block: Block, write: (key: Uint8Array, value: Uint8Array | undefined) => void): void;
 }
@@ -38,4 +42,9 @@ export interface ChainDBOptions {
 export interface TxLocation {
   readonly blockHash: Uint8Array;
   readonly index: number;
+}
+
+/** A transaction index record (`T`, ledger/layout.ts): its block's hash and its place in it. */
+export function encodeTxLocation(blockHash: Uint8Array, index: number): Uint8Array {
+  return new Writer(36).bytes(blockHash).u32(index).finish();
 }

@@ -1,4 +1,4 @@
-import { Reader, Writer, bytesEqual, plainBytes, toHex } from './bytes.ts';
+import { Reader, bytesEqual, plainBytes, toHex } from './bytes.ts';
 import { StoreError } from './errors.ts';
 import { layout } from './layout.ts';
 import { TipAccounts } from './tip-accounts.ts';
@@ -15,7 +15,7 @@ import { ChainHistory } from './history.ts';
 import { PinnedState } from './pinned-state.ts';
 import { SnapshotJoinStore } from './snapshot-join.ts';
 import { SnapshotStore } from './snapshot-store.ts';
-import type { BlockIndexer, ChainDBOptions, ChainTip, TxLocation } from './chaindb-types.ts';
+import { encodeTxLocation, type BlockIndexer, type ChainDBOptions, type ChainTip, type TxLocation } from './chaindb-types.ts';
 
 /**
  * The only code that touches the database (bcoin's ChainDB), and it only saves and loads: it
@@ -76,7 +76,7 @@ export class ChainDB implements AccountSource, TreeNodeReader {
     this.tipAccounts = new TipAccounts(kv, this.writes);
     this.history = new ChainHistory(kv, () => this.writes.flushed());
     this.snapshots = new SnapshotStore(kv);
-    this.join = new SnapshotJoinStore(kv);
+    this.join = new SnapshotJoinStore(kv, this.indexers);
   }
 
   /**
@@ -156,7 +156,7 @@ export class ChainDB implements AccountSource, TreeNodeReader {
         }
       }
       // A snapshot sync's install that a kill interrupted is finished before the state is read.
-      const resumed = await new SnapshotJoinStore(kv).resumeInstall();
+      const resumed = await new SnapshotJoinStore(kv, options.indexers ?? []).resumeInstall();
       await new SnapshotStore(kv).clearIncomplete();
       const db = new ChainDB(kv, params, genesis, options, await TreeStore.loadTop(kv), resumed);
       await db.loadChecked();
@@ -367,7 +367,7 @@ export class ChainDB implements AccountSource, TreeNodeReader {
     unit.put(layout.undo(hash), encodeUndo(effects.undo));
     for (let i = 0; i < block.txs.length; i++) unit.put(layout.tx(block.txs[i]!.id), encodeTxLocation(hash, i));
     for (const op of extraOps) unit.op(op);
-    for (const indexer of this.indexers) indexer.connect(block, effects, (key, value) => unit.put(key, value));
+    for (const indexer of this.indexers) indexer.connect(block, (key, value) => unit.put(key, value));
     this.tree.apply(tree, unit);
     unit.latest('tip', TIP_SLOT, layout.tip, hash);
     for (const a of effects.accounts) unit.account(a.key, a.account, layout.account(a.address), encodeAccount(a.account));
@@ -402,9 +402,5 @@ export class ChainDB implements AccountSource, TreeNodeReader {
 
 /** The tip pointer's LatestOp slot, the one of its kind (a tree position's is its id). */
 const TIP_SLOT = 'tip';
-
-function encodeTxLocation(blockHash: Uint8Array, index: number): Uint8Array {
-  return new Writer(36).bytes(blockHash).u32(index).finish();
-}
 
 export type { BatchOp };

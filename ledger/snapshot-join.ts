@@ -1,8 +1,9 @@
 import { Reader, Writer, bytesEqual, plainBytes, toHex } from './bytes.ts';
-import { HEADER_BYTES, decodeHeader } from './block.ts';
+import { HEADER_BYTES, decodeBlock, decodeHeader } from './block.ts';
+import { encodeTxLocation, type BlockIndexer } from './chaindb-types.ts';
 import { StoreError } from './errors.ts';
 import { layout } from './layout.ts';
-import type { BatchOp, KvStore } from './kv.ts';
+import { batchOp, type BatchOp, type KvStore } from './kv.ts';
 import { encodeAccount } from './state.ts';
 import { positionIdOfBytes } from './smt.ts';
 import { SortedTreeBuilder, type SortedLeaf } from './smt-build.ts';
@@ -38,9 +39,12 @@ const BATCH = 10_000;
  */
 export class SnapshotJoinStore {
   private readonly kv: KvStore;
+  /** The store's indexes kept beside the chain (ChainDB's): the pivot block is indexed by the install. */
+  private readonly indexers: readonly BlockIndexer[];
 
-  constructor(kv: KvStore) {
+  constructor(kv: KvStore, indexers: readonly BlockIndexer[] = []) {
     this.kv = kv;
+    this.indexers = indexers;
   }
 
   async state(): Promise<JoinState | undefined> {
@@ -187,7 +191,8 @@ export class SnapshotJoinStore {
     const pivotRecord = state.pivotRecord!;
     const header = decodeHeader(pivotRecord.subarray(0, HEADER_BYTES));
     if (header.height !== height || !bytesEqual(header.hash, hash)) throw new StoreError('STORE_CORRUPT', 'the snapshot sync mark names another block than its pivot record');
-    if (!(await this.kv.get(layout.block(hash)))) throw new StoreError('STORE_CORRUPT', `the pivot block ${toHex(hash)} of the snapshot sync is not stored`);
+    const pivotBody = await this.kv.get(layout.block(hash));
+    if (!pivotBody) throw new StoreError('STORE_CORRUPT', `the pivot block ${toHex(hash)} of the snapshot sync is not stored`);
     // 1. The old state goes (a fresh node's: genesis allocations).
     await this.kv.clear(layout.range('A'));
     await this.kv.clear(layout.range('S'));
@@ -233,13 +238,23 @@ export class SnapshotJoinStore {
     if (next <= height) throw new StoreError('STORE_CORRUPT', `the snapshot sync's staged headers end at ${next - 1}, below the pivot ${height}`);
     ops.push({ type: 'put', key: layout.index(height, hash), value: pivotRecord }, { type: 'put', key: layout.height(height), value: hash });
     await flush();
-    // 4. The tip moves to the pivot; history below it is absent, as on a pruned node.
-    await this.kv.write([
+    // 4. The tip moves to the pivot; history below it is absent, as on a pruned node. The pivot's
+    // body is kept, as a block above a pruning mark is: its transactions are found by id and its
+    // lines are in the address index, as a node that executed it has them.
+    ops.push(
       { type: 'put', key: layout.pruned, value: new Writer(4).u32(height - 1).finish() },
       { type: 'put', key: layout.stateBase, value: new Writer(4).u32(height).finish() },
       { type: 'put', key: layout.tip, value: hash },
       { type: 'del', key: layout.join },
-    ]);
+    );
+    const pivot = decodeBlock(pivotBody);
+    pivot.txs.forEach((tx, i) => ops.push({ type: 'put', key: layout.tx(tx.id), value: encodeTxLocation(hash, i) }));
+    for (const indexer of this.indexers) indexer.connect(pivot, (key, value) => ops.push(batchOp(key, value)));
+    // Installed by a store opened without the address index (`cairn snapshot import`), an index
+    // it had (a node ran at genesis) would be complete but for the pivot: its next open rebuilds
+    // it instead, from the pivot, with nothing above it yet.
+    if (this.indexers.length === 0) ops.push({ type: 'del', key: layout.addressIndexState });
+    await flush();
     await this.kv.clear(layout.range('W'));
     onProgress?.('done');
   }

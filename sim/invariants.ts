@@ -247,12 +247,12 @@ async function invalidOnMainChain(node: CairnNode, invalid: InvalidRegistry): Pr
  * Finishes the node's address index backfill, then compares every stored X record with the
  * records of its main chain's blocks. Import lock. Returns what differs, or undefined. A pruning
  * node's records at pruned heights cannot be recomputed (the bodies are gone): those are left out,
- * as are a snapshot-synced node's up to its pivot (it indexes the blocks it executed).
+ * as are a snapshot-synced node's below its pivot (whose body it keeps and indexes).
  */
 async function addressIndexMismatch(node: CairnNode): Promise<string | undefined> {
   const index = node.addressIndex!;
   while (!(await index.backfillStep()));
-  const pruned = Math.max(node.db.history.prunedHeight, node.db.history.stateBase);
+  const pruned = node.db.history.prunedHeight;
   const expected = new Map<string, string>();
   for (let h = pruned + 1; h <= node.chain.tip.height; h++) {
     const block = await node.db.getBlockAtHeight(h);
