@@ -64,11 +64,11 @@ describe("a snapshot's install cut short at each of its writes", function () {
   });
   after(() => dir.remove());
 
-  /** A store at genesis; `indexed`: a node ran on it with the address index, which is complete there. */
-  async function atGenesis(indexed: boolean): Promise<MemoryDisk> {
+  /** A store at genesis where a node ran with the address index, which is complete there. */
+  async function atGenesis(): Promise<MemoryDisk> {
     const disk = new MemoryDisk();
-    const db = await ChainDB.open(disk.open(), params, { indexers: indexed ? [addressIndexer] : [] });
-    if (indexed) await AddressIndex.open(db);
+    const db = await ChainDB.open(disk.open(), params, { indexers: [addressIndexer] });
+    await AddressIndex.open(db);
     await db.close();
     return disk;
   }
@@ -119,7 +119,7 @@ describe("a snapshot's install cut short at each of its writes", function () {
 
   it('reopens at genesis or at the snapshot block, whole, whatever write it stopped at', async () => {
     // The reference: an install that nothing stopped.
-    const clean = await atGenesis(true);
+    const clean = await atGenesis();
     const db = await ChainDB.open(clean.open(), params, { indexers: [addressIndexer] });
     await importInto(db);
     const reference = { digest: await stateDigest(db), pivot: (await db.getBlockAtHeight(PIVOT))! };
@@ -128,8 +128,9 @@ describe("a snapshot's install cut short at each of its writes", function () {
 
     const outcomes: string[] = [];
     for (let failAt = 1; ; failAt++) {
+      // Imported by a node's store (the address index in its units) or by `cairn snapshot import` (none).
       const indexed = failAt % 2 === 1;
-      const disk = await atGenesis(indexed);
+      const disk = await atGenesis();
       const { kv, state } = dyingStore(disk.open(), failAt);
       const dying = await ChainDB.open(kv, params, { indexers: indexed ? [addressIndexer] : [] });
       state.armed = true;
@@ -153,6 +154,12 @@ describe("a snapshot's install cut short at each of its writes", function () {
         assert.equal(await reopened(disk, reference), 'pivot', `imported again after write ${failAt}`);
       }
     }
+    // Imported whole by a store opened without the index, as `cairn snapshot import` opens it.
+    const imported = await atGenesis();
+    const plain = await ChainDB.open(imported.open(), params);
+    await importInto(plain);
+    await plain.close();
+    assert.equal(await reopened(imported, reference), 'pivot');
     // Both ends were reached: stops before the install's mark, and stops within the install.
     assert.ok(outcomes.some((o) => o.endsWith('genesis')) && outcomes.some((o) => o.endsWith('pivot')), outcomes.join(' '));
   });
