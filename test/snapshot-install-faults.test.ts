@@ -1,8 +1,9 @@
 /**
  * A snapshot's install (ledger/snapshot-join.ts) cut short at each of its writes, as a kill or a
  * failing disk leaves it: the store reopens at genesis, or at the snapshot block with its state,
- * its tree's root the block's state root, its indexes of the block and nothing staged left: never
- * between. Driven through `cairn snapshot import`'s code, which stages and installs what a join does.
+ * its tree's root the block's state root, its indexes of the block and nothing staged left, and
+ * the next block connects on it: never between. Driven through `cairn snapshot import`'s code,
+ * which stages and installs what a join does.
  */
 import assert from 'node:assert/strict';
 import { open } from 'node:fs/promises';
@@ -55,12 +56,17 @@ describe("a snapshot's install cut short at each of its writes", function () {
   const file = join(dir.path, 'state.snap');
   let params: ReturnType<typeof parseGenesis>;
   const PIVOT = 100;
+  /** The block after the snapshot's, from the source chain: the first a node connects on top. */
+  let next: Block;
 
   before(async () => {
     const source = join(dir.path, 'source');
     await generateDatadir({ datadir: source, blocks: 140, txsPerBlock: 2, accounts: 300 });
     params = parseGenesis(readFileSync(join(source, 'genesis.json'), 'utf8'));
     assert.equal((await exportSnapshot(source, file, { interval: 100, reorgDepth: 30 })).height, PIVOT);
+    const db = await ChainDB.open(join(source, 'chain'), params);
+    next = (await db.getBlockAtHeight(PIVOT + 1))!;
+    await db.close();
   });
   after(() => dir.remove());
 
@@ -111,6 +117,8 @@ describe("a snapshot's install cut short at each of its writes", function () {
       const lines = addressIndexPuts(reference.pivot).map((op) => `${toHex(op.key)} ${op.type === 'put' ? toHex(op.value) : ''}`);
       assert.deepEqual(await keysUnder(db, 'X'), lines.sort(), "the address index holds the snapshot block's lines");
       for (const [i, tx] of reference.pivot.txs.entries()) assert.deepEqual(await db.getTxLocation(tx.id), { blockHash: reference.pivot.header.hash, index: i });
+      // The state taken is one the next block's state root holds for.
+      assert.equal(await chain.processBlock(next), 'connected');
       return 'pivot';
     } finally {
       await db.close();
