@@ -6,6 +6,9 @@
 import assert from 'node:assert/strict';
 import { toHex } from '../ledger/bytes.ts';
 import { layout } from '../ledger/layout.ts';
+import { encodeAddress } from '../ledger/keys.ts';
+import { answerRest, RestError } from '../node/http/rest.ts';
+import type { EventFeed } from '../node/http/events.ts';
 import { sign, Wallets } from '../sim/wallets.ts';
 import { testKey } from './helpers/fixtures.ts';
 import { joinWorld } from './helpers/snapshot-world.ts';
@@ -52,6 +55,16 @@ describe('the snapshot block a node joins at', function () {
     const lines = await drive(n2!.addressIndex!.history(payee, 10));
     assert.deepEqual(lines.map((l) => l.height).filter((h) => h >= base).at(-1), base, "the payee's line in the pivot block");
     assert.deepEqual(await records(n2), await records(n0));
+    // Esplora's paging after the last txid seen, that transfer: the lines before it (none), not
+    // "pruned" (it was: the id was unknown here, and the node has pruned below its pivot).
+    const rest = (path: string) =>
+      drive(
+        answerRest(n2!, undefined as unknown as EventFeed, 'GET', path, new URLSearchParams(), undefined).then(
+          (answer) => ({ status: 200, answer }),
+          (err: unknown) => (err instanceof RestError ? { status: err.status, answer: err.code } : Promise.reject(err)),
+        ),
+      );
+    assert.deepEqual(await rest(`/address/${encodeAddress(payee)}/txs/chain/${tx.idHex}`), { status: 200, answer: { json: [] } });
     for (const sim of world.nodes) sim.crash();
   });
 });
