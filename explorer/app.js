@@ -8,11 +8,21 @@ const live = /** @type {HTMLElement} */ (document.getElementById('live'));
 
 /** Which page is shown, so a live event knows whether it concerns it. */
 let current = '';
+/**
+ * Counts the pages asked for: a page whose answers come after the next one was asked for (a slow
+ * block, then a quick click elsewhere) is dropped, not shown over the page the user went to.
+ */
+let asked = 0;
 
 async function route() {
   const path = location.hash.replace(/^#/, '') || '/';
   const parts = path.split('/').filter(Boolean);
   current = parts[0] ?? 'home';
+  const turn = ++asked;
+  /** @param {HTMLElement} page */
+  const show = (page) => {
+    if (turn === asked) main.replaceChildren(page);
+  };
   try {
     let page;
     if (parts.length === 0) page = await homePage();
@@ -26,33 +36,54 @@ async function route() {
     else if (parts[0] === 'mempool') page = await mempoolPage();
     else if (parts[0] === 'node') page = await nodePage();
     else page = h('p', { class: 'error' }, `No page ${path}`);
-    main.replaceChildren(page);
+    show(page);
   } catch (err) {
     const message = err instanceof ApiError ? `${err.message} (${err.code})` : String(err);
-    main.replaceChildren(h('p', { class: 'error' }, message));
+    show(h('p', { class: 'error' }, message));
   }
 }
 
 /**
+ * Shows the page at `hash`: the same as the one shown is made again (a search for what the page
+ * showed before a failed search replaced it would otherwise change nothing, and no hashchange comes).
+ * @param {string} hash
+ */
+function go(hash) {
+  if (location.hash === hash) void route();
+  else location.hash = hash;
+}
+
+/** @param {string} message */
+function searchFailed(message) {
+  asked++; // a page still loading is not shown over this
+  main.replaceChildren(h('p', { class: 'error' }, message));
+}
+
+/**
  * What the search box holds: a height, a block hash or a transaction id (both 64 hex digits: the
- * node says which), or an address.
+ * node says which, and that neither when it knows no such hash), or an address (all in upper case
+ * too, as a QR code carries it).
  * @param {string} text
  */
 async function search(text) {
   const q = text.trim();
-  if (/^\d{1,10}$/.test(q)) return void (location.hash = `#/height/${q}`);
-  if (/^cairn1[0-9a-z]+$/.test(q)) return void (location.hash = `#/address/${q}`);
+  if (q === '') return searchFailed('Type a height, a block hash, a transaction id or an address.');
+  if (/^\d{1,10}$/.test(q)) return go(`#/height/${q}`);
+  if (/^cairn1/i.test(q)) return go(`#/address/${q === q.toUpperCase() ? q.toLowerCase() : q}`);
   if (/^[0-9a-fA-F]{64}$/.test(q)) {
     const hex = q.toLowerCase();
-    try {
-      await api(`/block/${hex}/status`);
-      location.hash = `#/block/${hex}`;
-    } catch {
-      location.hash = `#/tx/${hex}`;
+    for (const [probe, page] of /** @type {[string, string][]} */ ([[`/block/${hex}/status`, 'block'], [`/tx/${hex}/status`, 'tx']])) {
+      try {
+        await api(probe);
+        return go(`#/${page}/${hex}`);
+      } catch (err) {
+        // Anything but "no such thing" (a node busy reorganising, a network error) is told as it is.
+        if (!(err instanceof ApiError && err.status === 404)) return searchFailed(err instanceof ApiError ? `${err.message} (${err.code})` : String(err));
+      }
     }
-    return;
+    return searchFailed(`Nothing on this node has the hash ${hex}: no block, and no transaction on the main chain or in the mempool.`);
   }
-  main.replaceChildren(h('p', { class: 'error' }, `"${q}" is not a height, a block hash, a transaction id or an address.`));
+  searchFailed(`"${q}" is not a height, a block hash, a transaction id or an address.`);
 }
 
 /** Light, dark, or as the system says: the toggle cycles, and the choice is remembered. */
@@ -84,6 +115,8 @@ function follow(since) {
   events.addEventListener('block', (e) => {
     const b = JSON.parse(/** @type {MessageEvent<string>} */ (e).data);
     say(`new block ${b.height} (${b.tx_count} txs)`);
+    // A pending transaction's page: the block may be the one that took it.
+    if (current === 'tx' && document.querySelector('#tx-page .tag.pending')) return void route();
     if (current !== 'home') return;
     const tip = document.getElementById('tip-height');
     if (tip && Number(tip.textContent) < b.height) tip.replaceChildren(h('a', { href: `#/block/${b.hash}` }, String(b.height)));
@@ -95,7 +128,9 @@ function follow(since) {
   events.addEventListener('reorg', (e) => {
     const r = JSON.parse(/** @type {MessageEvent<string>} */ (e).data);
     say(`reorganisation at ${r.common_ancestor.height}: ${r.disconnected.length} block(s) replaced`);
-    if (current === 'home') void route();
+    // Every page may show what the main chain no longer holds (a block, a confirmation, a
+    // balance): each is made again from the node's answers after it.
+    void route();
   });
   events.addEventListener('resync', () => {
     say('reconnected: refreshing');

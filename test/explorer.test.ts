@@ -4,13 +4,18 @@
  * The page shows a block mined after it loaded without a reload, finds an address by the search
  * box and lists its history, opens a transaction from it, switches light/dark, and asks nothing
  * of any host but the node; a block of more than a page of transactions shows them all, a page at a
- * time. On a pruned node, an address's history shows its pruned lines.
+ * time. A search says plainly when the node knows no such thing; a reorganisation makes the page
+ * shown again (a block it took away, a transaction it put back in the mempool); a slow page asked
+ * for before another is not shown over it. On a pruned node, an address's history shows its pruned
+ * lines.
  */
 import assert from 'node:assert/strict';
 import puppeteer, { type Browser, type HTTPRequest, type Page } from 'puppeteer-core';
 import { encodeAddress } from '../ledger/keys.ts';
 import { DEVNET_PRIVATE_KEY, demoKey, startDemo, type Demo } from '../scripts/explorer-demo.ts';
 import { ensureDebianBinary } from './helpers/debian.ts';
+import { mineChild } from './helpers/mining.ts';
+import { rememberState, stateOfStore } from './helpers/states.ts';
 
 describe('explorer in headless Chromium', function () {
   this.timeout(120_000);
@@ -140,6 +145,97 @@ describe('explorer in headless Chromium', function () {
     } finally {
       page.off('request', hold);
       for (const r of held.values()) if (!r.isInterceptResolutionHandled()) await r.continue();
+      await page.setRequestInterception(false);
+    }
+  });
+
+  it('says plainly when a search finds nothing or is malformed; takes an address in upper case; the page searched for again after a failed search comes back', async () => {
+    const search = async (q: string) => {
+      await page.click('#search-input', { count: 3 });
+      await page.keyboard.press('Backspace');
+      await page.type('#search-input', q);
+      await page.keyboard.press('Enter');
+    };
+    const address = encodeAddress(demoKey(2).address);
+    await search(address.toUpperCase());
+    await page.waitForSelector('#address-page');
+    assert.equal(await page.evaluate('location.hash'), `#/address/${address}`);
+    const nothing = 'ab'.repeat(32);
+    await search(nothing.toUpperCase());
+    await page.waitForSelector('main .error');
+    assert.equal(await text('main .error'), `Nothing on this node has the hash ${nothing}: no block, and no transaction on the main chain or in the mempool.`);
+    await search('12ab');
+    await page.waitForFunction(`document.querySelector('main .error')?.textContent?.startsWith('"12ab" is not')`);
+    // The address page is still the location: searched for again, it is shown again.
+    await search(address);
+    await page.waitForSelector('#address-page');
+  });
+
+  it('a block page and a transaction page whose block a reorganisation took away say so, without a reload', async () => {
+    const fork = demo.node.chain.tip;
+    rememberState(fork.hash, await stateOfStore(demo.node.db));
+    const tx = await demo.pay(DEVNET_PRIVATE_KEY, demoKey(6).address, 7_000_000n);
+    await demo.mine();
+    const gone = demo.node.chain.tip;
+    assert.equal(gone.height, fork.height + 1);
+    await page.goto(`${demo.url}#/block/${gone.hashHex}`, { waitUntil: 'load' });
+    await page.waitForFunction(`document.querySelector('h1')?.textContent === 'Block ${gone.height}'`);
+    const txView = await browser.newPage();
+    txView.on('pageerror', (err) => void pageErrors.push(String(err)));
+    try {
+      // Two pages, one in the background: waits poll on changes to the page, not on animation frames (none in the background).
+      await txView.goto(`${demo.url}#/tx/${tx.idHex}`, { waitUntil: 'load' });
+      await txView.waitForSelector('#tx-page .tag.confirmed');
+      await page.evaluate('window.loadedOnce = true');
+      // Both pages asked /node for the latest event before showing: their streams replay from there.
+      const c1 = mineChild(demo.params, fork, [], { spacing: 1, miner: demoKey(7).address });
+      const c2 = mineChild(demo.params, { hash: c1.header.hash, height: c1.header.height, header: c1.header, anchorTimestamp: fork.anchorTimestamp }, [], { spacing: 1, miner: demoKey(7).address });
+      assert.equal(await demo.node.chain.processBlock(c1), 'side-branch');
+      assert.equal(await demo.node.chain.processBlock(c2), 'connected');
+      await page.waitForFunction(`document.querySelector('h1')?.textContent === 'Block ${gone.height} not on the main chain'`, { timeout: 20_000, polling: 'mutation' });
+      assert.equal(await page.evaluate('window.loadedOnce'), true, 'the same page, not a reload');
+      await txView.waitForSelector('#tx-page .tag.pending', { timeout: 20_000 });
+      // Back in the mempool, it is confirmed again by the next block, and its page says so.
+      await demo.mine();
+      await txView.waitForFunction(`document.querySelector('#tx-page .tag.confirmed')?.textContent === 'in block ${demo.node.chain.tip.height}'`, { timeout: 20_000, polling: 'mutation' });
+    } finally {
+      await txView.close();
+    }
+  });
+
+  it('shows the page asked for last: a slow answer for the one before it does not replace it', async () => {
+    const slow = (await demo.node.db.getHashAtHeight(3))!;
+    const slowHex = Buffer.from(slow).toString('hex');
+    const held: HTTPRequest[] = [];
+    const hold = (r: HTTPRequest) => {
+      if (new URL(r.url()).pathname === `/block/${slowHex}`) held.push(r);
+      else void r.continue();
+    };
+    await page.goto(`${demo.url}#/node`, { waitUntil: 'load' });
+    await page.waitForFunction("document.querySelector('h1')?.textContent === 'This node'");
+    // Each answer's JSON, once read, is noted a turn later: after everything its reader did with it.
+    await page.evaluate(`{
+      const read = Response.prototype.json;
+      window.readAnswers = [];
+      Response.prototype.json = async function () {
+        const value = await read.call(this);
+        setTimeout(() => window.readAnswers.push(new URL(this.url).pathname), 0);
+        return value;
+      };
+    }`);
+    await page.setRequestInterception(true);
+    page.on('request', hold);
+    try {
+      await page.evaluate(`location.hash = '#/block/${slowHex}'`);
+      await waitUntil(() => held.length > 0, 'the page never asked for the block');
+      await page.evaluate("location.hash = '#/mempool'");
+      await page.waitForFunction("document.querySelector('h1')?.textContent === 'Mempool'");
+      await held[0]!.continue();
+      await page.waitForFunction(`window.readAnswers.includes('/block/${slowHex}/txs')`);
+      assert.equal(await text('h1'), 'Mempool');
+    } finally {
+      page.off('request', hold);
+      for (const r of held) if (!r.isInterceptResolutionHandled()) await r.continue();
       await page.setRequestInterception(false);
     }
   });
