@@ -187,6 +187,29 @@ describe('REST API as Esplora\'s clients use it', function () {
     assert.deepEqual(page.find((x) => x.txid === tx.idHex)?.vin, vin);
   });
 
+  it("pages a block's transactions as Esplora: a page past the last is 404, not an empty list (a block of no transfers has its one empty page); a height above the tip names the tip", async () => {
+    // Bob's next nonce, whichever of this file's tests ran before.
+    const account = (await get(`${base}/address/${encodeAddress(bob.address)}`)).json<{ nonce: string; mempool_stats: { tx_count: number } }>();
+    const nonce = BigInt(account.nonce) + BigInt(account.mempool_stats.tx_count);
+    for (let i = 0n; i < 26n; i++) await t.node.submitTransaction(transfer(bob, testKey(43).address, 1n, nonce + i, 1n));
+    const [full] = await mineOn(t, 1);
+    const [empty] = await mineOn(t, 1);
+    assert.equal(full!.txs.length, 26);
+    const page = async (block: { header: { hash: Uint8Array } }, start: number) => {
+      const answer = await get(`${base}/block/${toHex(block.header.hash)}/txs/${start}`);
+      return [answer.status, answer.status === 200 ? answer.json<unknown[]>().length : answer.json<{ error: { code: string } }>().error.code];
+    };
+    assert.deepEqual(await Promise.all([page(full!, 0), page(full!, 25), page(full!, 50), page(empty!, 0), page(empty!, 25)]), [
+      [200, 25],
+      [200, 1],
+      [404, 'NOT_FOUND'],
+      [200, 0],
+      [404, 'NOT_FOUND'],
+    ]);
+    const above = await get(`${base}/block-height/${t.node.chain.tip.height + 1}`);
+    assert.deepEqual([above.status, above.json<{ error: { message: string } }>().error.message], [404, `no main-chain block at height ${t.node.chain.tip.height + 1} (the tip is at ${t.node.chain.tip.height})`]);
+  });
+
   it('answers 404 at /tx/ for a block off the main chain: its coinbase pays nobody', async () => {
     const r = await heldReorganisation();
     r.release();

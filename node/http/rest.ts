@@ -259,6 +259,9 @@ async function answerRead(node: NodeView, feed: EventFeed, p: readonly string[],
       if (p[2] === 'txs' && p.length <= 4) {
         const start = p[3] === undefined ? 0 : heightParam(p[3], 'a start');
         if (start % BLOCK_TXS_PAGE !== 0) throw bad(`start must be a multiple of ${BLOCK_TXS_PAGE}`);
+        // As Esplora: a page past the last is none (a client pages until this), not an empty list;
+        // a block of no transfers has its one empty page.
+        if (start > 0 && start >= block.txs.length) throw notFound(`block ${p[1]} has ${block.txs.length} transfers: no page starts at ${start}`);
         const status = main ? confirmedIn(block) : UNCONFIRMED;
         return { json: block.txs.slice(start, start + BLOCK_TXS_PAGE).map((tx) => txJson(tx, status)) };
       }
@@ -267,7 +270,7 @@ async function answerRead(node: NodeView, feed: EventFeed, p: readonly string[],
     case 'block-height': {
       if (p.length !== 2) return undefined;
       const hash = await node.chain.byHeight.hashAt(heightParam(p[1]!));
-      if (!hash) throw notFound(`no main-chain block at height ${p[1]}`);
+      if (!hash) throw notFound(`no main-chain block at height ${p[1]} (the tip is at ${tip.height})`);
       return { text: toHex(hash) };
     }
     case 'tx': {
