@@ -253,6 +253,11 @@ export class JsonRpcServer<C> {
     if (r.jsonrpc !== '2.0' || typeof r.method !== 'string') {
       return failure(id, RPC_ERRORS.INVALID_REQUEST, 'expected {"jsonrpc":"2.0","method":…}');
     }
+    // JSON-RPC 2.0: params, when given, are a structured value; any other makes no valid request
+    // (bitcoind's answer too), which is answered even as a notification. A null stands for none.
+    if (r.params !== undefined && r.params !== null && typeof r.params !== 'object') {
+      return failure(id, RPC_ERRORS.INVALID_REQUEST, 'params, when given, are an object (by name) or an array (by position)');
+    }
     if (!Object.hasOwn(this.handlers, r.method)) return failure(id, RPC_ERRORS.METHOD_NOT_FOUND, `unknown method "${r.method}"`);
     let params = r.params ?? {};
     if (Array.isArray(params)) {
@@ -261,9 +266,6 @@ export class JsonRpcServer<C> {
       const named = paramsByPosition(r.method, names, params);
       if (typeof named === 'string') return failure(id, RPC_ERRORS.INVALID_PARAMS, named);
       params = named;
-    }
-    if (typeof params !== 'object' || params === null) {
-      return failure(id, RPC_ERRORS.INVALID_PARAMS, 'params must be an object (by name) or an array (by position)');
     }
     const refused = this.checkParams(r.method, params as Record<string, unknown>);
     if (refused) return failure(id, RPC_ERRORS.INVALID_PARAMS, refused);

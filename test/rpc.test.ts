@@ -96,7 +96,7 @@ describe('JSON-RPC server', () => {
     assert.match(await post(`{"jsonrpc":"2.0","id":${'9'.repeat(64)},"method":"count"}`), new RegExp(`"id":${'9'.repeat(64)},"result"`));
   });
 
-  it('params by position are named by the order the server is given; too many, or a method without an order, is -32602', async () => {
+  it('params by position are named by the order the server is given; too many, or a method without an order, is -32602; params neither, -32600', async () => {
     const seen: Record<string, unknown>[] = [];
     const handlers = { async echo(_: object, params: Record<string, unknown>) { seen.push(params); return params; }, async named(_: object, params: Record<string, unknown>) { return params; } };
     const rpc = new JsonRpcServer({}, handlers, { datadir: dir.path, paramNames: (method) => (method === 'echo' ? ['height', 'hash'] : undefined) });
@@ -109,8 +109,76 @@ describe('JSON-RPC server', () => {
     assert.deepEqual((await call('echo', { hash: 'cd' })).result, { hash: 'cd' }, 'by name, as before');
     assert.deepEqual((await call('echo', [1, 'ab', true])).error, { code: RPC_ERRORS.INVALID_PARAMS, message: 'echo takes at most 2 params by position (height, hash), got 3' });
     assert.deepEqual((await call('named', [1])).error, { code: RPC_ERRORS.INVALID_PARAMS, message: 'params must be an object: named takes its params by name' });
-    assert.deepEqual((await call('echo', 'x')).error, { code: RPC_ERRORS.INVALID_PARAMS, message: 'params must be an object (by name) or an array (by position)' });
+    assert.deepEqual((await call('echo', 'x')).error, { code: RPC_ERRORS.INVALID_REQUEST, message: 'params, when given, are an object (by name) or an array (by position)' }, 'no structured value: no valid request');
     assert.equal(seen.length, 4, 'the refused calls did not run');
+  });
+
+  it("answers JSON-RPC 2.0's own examples (jsonrpc.org, section 7) as it says: codes, ids, batches, notifications", async () => {
+    const ran: string[] = [];
+    const arith = (f: (a: number, b: number) => number) => async (_: object, p: Record<string, unknown>) => f(p.minuend as number, p.subtrahend as number);
+    const handlers = {
+      subtract: arith((a, b) => a - b),
+      async sum(_: object, p: Record<string, unknown>) { return Object.values(p).reduce((s: number, v) => s + (v as number), 0); },
+      async update() { ran.push('update'); return null; },
+      async notify_hello() { ran.push('notify_hello'); return null; },
+      async get_data() { return ['hello', 5]; },
+    };
+    const order: Record<string, string[]> = { subtract: ['minuend', 'subtrahend'], sum: ['a', 'b', 'c'], update: ['a', 'b', 'c', 'd', 'e'], notify_hello: ['n'], get_data: [] };
+    const rpc = new JsonRpcServer({}, handlers, { datadir: dir.path, paramNames: (m) => order[m] });
+    servers.push(rpc);
+    const url = await rpc.start();
+    const send = async (body: string) => {
+      const res = await fetch(url, { method: 'POST', headers: { authorization: `Bearer ${rpc.token}` }, body });
+      const text = await res.text();
+      return { status: res.status, answer: text === '' ? undefined : (JSON.parse(text) as unknown) };
+    };
+    type Answer = { jsonrpc: string; id: unknown; result?: unknown; error?: { code: number } };
+    /** An answer as the spec writes it: id with result, or id with error code (messages are ours). */
+    const brief = (a: unknown) => {
+      const { jsonrpc, id, result, error } = a as Answer;
+      assert.equal(jsonrpc, '2.0');
+      assert.ok((result === undefined) !== (error === undefined), 'a result or an error, never both');
+      return error ? { id, code: error.code } : { id, result };
+    };
+    const one = async (body: string) => brief((await send(body)).answer);
+    const many = async (body: string) => {
+      const { answer } = await send(body);
+      assert.ok(Array.isArray(answer), `a batch is answered with an array: ${JSON.stringify(answer)}`);
+      return answer.map(brief);
+    };
+
+    assert.deepEqual(await one('{"jsonrpc": "2.0", "method": "subtract", "params": [42, 23], "id": 1}'), { id: 1, result: 19 });
+    assert.deepEqual(await one('{"jsonrpc": "2.0", "method": "subtract", "params": [23, 42], "id": 2}'), { id: 2, result: -19 });
+    assert.deepEqual(await one('{"jsonrpc": "2.0", "method": "subtract", "params": {"subtrahend": 23, "minuend": 42}, "id": 3}'), { id: 3, result: 19 });
+    assert.deepEqual(await one('{"jsonrpc": "2.0", "method": "subtract", "params": {"minuend": 42, "subtrahend": 23}, "id": "4"}'), { id: '4', result: 19 });
+    assert.deepEqual(await one('{"jsonrpc": "2.0", "method": "subtract", "params": [42, 23], "id": null}'), { id: null, result: 19 }, 'an id null is no notification');
+    // Notifications: run, never answered, known method or not.
+    assert.deepEqual(await send('{"jsonrpc": "2.0", "method": "update", "params": [1,2,3,4,5]}'), { status: 204, answer: undefined });
+    assert.deepEqual(await send('{"jsonrpc": "2.0", "method": "foobar"}'), { status: 204, answer: undefined });
+    assert.deepEqual(ran, ['update']);
+    assert.deepEqual(await one('{"jsonrpc": "2.0", "method": "foobar", "id": "1"}'), { id: '1', code: -32601 });
+    assert.deepEqual(await one('{"jsonrpc": "2.0", "method": "foobar, "params": "bar", "baz]'), { id: null, code: -32700 });
+    assert.deepEqual(await one('{"jsonrpc": "2.0", "method": 1, "params": "bar"}'), { id: null, code: -32600 });
+    assert.deepEqual(await one('{"jsonrpc": "2.0", "method": "subtract", "params": "bar", "id": 5}'), { id: 5, code: -32600 }, 'params that are no structured value: no valid request');
+    assert.deepEqual(await one('{"jsonrpc": "1.0", "method": "subtract", "params": [1, 1], "id": 6}'), { id: 6, code: -32600 });
+    assert.deepEqual(await one('{"method": "subtract", "params": [1, 1], "id": 7}'), { id: 7, code: -32600 });
+    assert.deepEqual(await one('[{"jsonrpc": "2.0", "method": "sum", "params": [1,2,4], "id": "1"}, {"jsonrpc": "2.0", "method"]'), { id: null, code: -32700 });
+    assert.deepEqual(await one('[]'), { id: null, code: -32600 }, 'an empty batch: one error, not an array');
+    assert.deepEqual(await many('[1]'), [{ id: null, code: -32600 }]);
+    assert.deepEqual(await many('[1,2,3]'), [{ id: null, code: -32600 }, { id: null, code: -32600 }, { id: null, code: -32600 }]);
+    assert.deepEqual(
+      await many(`[
+        {"jsonrpc": "2.0", "method": "sum", "params": [1,2,4], "id": "1"},
+        {"jsonrpc": "2.0", "method": "notify_hello", "params": [7]},
+        {"jsonrpc": "2.0", "method": "subtract", "params": [42,23], "id": "2"},
+        {"foo": "boo"},
+        {"jsonrpc": "2.0", "method": "foo.get", "params": {"name": "myself"}, "id": "5"},
+        {"jsonrpc": "2.0", "method": "get_data", "id": "9"}
+      ]`),
+      [{ id: '1', result: 7 }, { id: '2', result: 19 }, { id: null, code: -32600 }, { id: '5', code: -32601 }, { id: '9', result: ['hello', 5] }],
+    );
+    assert.deepEqual(await send('[{"jsonrpc": "2.0", "method": "notify_sum", "params": [1,2,4]}, {"jsonrpc": "2.0", "method": "notify_hello", "params": [7]}]'), { status: 204, answer: undefined }, 'a batch of notifications: nothing');
+    assert.deepEqual(ran, ['update', 'notify_hello', 'notify_hello']);
   });
 
   it('a light client\'s getAccount takes its address by position too', async () => {
