@@ -119,7 +119,8 @@ export async function answerAddress(node: NodeView, p: readonly string[], query:
         address: encodeAddress(address),
         balance: account.balance.toString(),
         nonce: account.nonce.toString(),
-        chain_stats: counts ? { tx_count: counts.entries - counts.coinbase, sent_count: counts.sent, received_count: counts.received, coinbase_count: counts.coinbase } : null,
+        // tx_count as Esplora's: every line of the history its paths list, the coinbases among them.
+        chain_stats: counts ? { tx_count: counts.entries, sent_count: counts.sent, received_count: counts.received, coinbase_count: counts.coinbase } : null,
         mempool_stats: { tx_count: pending },
         index: index ? index.status() : null,
       },
