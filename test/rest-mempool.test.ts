@@ -3,12 +3,13 @@
  * each bucket labelled with its least fee, the cheapest lumped into one; the totals and the
  * sorted fees behind them followed across admissions and replacements (they are computed once per
  * change of the pool, not per request); an address's pending count from the pool's own index; the
- * pool's ids (Esplora's /mempool/txids), made at most once a second.
+ * pool's ids (Esplora's /mempool/txids), made at most once a second; the last to enter, in
+ * Esplora's fields too.
  */
 import assert from 'node:assert/strict';
 import { answerRest, MEMPOOL_TXIDS_MS, type RestShared } from '../node/http/rest.ts';
 import type { SharedBody } from '../node/http/compress.ts';
-import type { EventFeed } from '../node/http/events.ts';
+import { txSummary, type EventFeed } from '../node/http/events.ts';
 import type { NodeView } from '../node/view.ts';
 import { Mempool } from '../ledger/mempool.ts';
 import { MemoryAccounts } from '../ledger/audit.ts';
@@ -49,6 +50,13 @@ describe('REST views of the mempool', () => {
     // Ten transactions a block: within one block, beat the tenth highest fee; within two, the twentieth.
     const estimates = (await ask('/fee-estimates')).json;
     assert.deepEqual([estimates['1'], estimates['2'], estimates['6']], ['38', '28', '1']);
+  });
+
+  it("/mempool/recent: Esplora's fields (txid, fee, value, vsize) beside ours", async () => {
+    const tx = transfer(senders[2]!, sink, 5n, 0n, 3n);
+    const feed = { recentTxs: () => [txSummary(tx)] } as unknown as EventFeed;
+    const answer = (await answerRest(node, feed, 'GET', '/mempool/recent', new URLSearchParams(), undefined)) as { json: Record<string, unknown>[] };
+    assert.deepEqual(answer.json, [{ txid: tx.idHex, from: encodeAddress(senders[2]!.address), to: encodeAddress(sink), amount: '5', fee: '3', size: TX_BYTES, value: '5', vsize: TX_BYTES }]);
   });
 
   it("an address's pending count: sent and received", async () => {

@@ -297,7 +297,8 @@ async function answerRead(node: NodeView, feed: EventFeed, p: readonly string[],
       if (p.length === 1) {
         return { json: { count: node.mempool.size, vsize: node.mempool.bytes, total_fee: node.mempool.fees.toString(), fee_histogram: feeHistogram(node) } };
       }
-      if (p[1] === 'recent' && p.length === 2) return { json: feed.recentTxs() };
+      // Esplora's names for its fields (value, vsize) beside ours, which the events and the explorer read.
+      if (p[1] === 'recent' && p.length === 2) return { json: feed.recentTxs().map((t) => ({ ...t, value: t.amount, vsize: t.size })) };
       if (p[1] === 'txids' && p.length === 2) return { shared: mempoolTxids(node, shared) };
       return undefined;
     }
