@@ -118,9 +118,12 @@ function follow(since) {
     // A pending transaction's page: the block may be the one that took it.
     if (current === 'tx' && document.querySelector('#tx-page .tag.pending')) return void route();
     if (current !== 'home') return;
+    const tbody = document.querySelector('#recent-blocks tbody');
+    // A block that came while the page was made (its list asked for before it, the event before
+    // the list was shown) would be a gap under this one: the page is made again, with both.
+    if (tbody && Number(tbody.firstElementChild?.firstElementChild?.textContent) < b.height - 1) return void route();
     const tip = document.getElementById('tip-height');
     if (tip && Number(tip.textContent) < b.height) tip.replaceChildren(h('a', { href: `#/block/${b.hash}` }, String(b.height)));
-    const tbody = document.querySelector('#recent-blocks tbody');
     if (!tbody || tbody.querySelector(`a[href="#/block/${b.hash}"]`)) return;
     tbody.prepend(row(BLOCK_HEADS, blockRow({ ...b, id: b.hash }), { class: 'fresh', 'data-height': b.height }));
     while (tbody.children.length > 10) tbody.lastElementChild?.remove();

@@ -149,6 +149,35 @@ describe('explorer in headless Chromium', function () {
     }
   });
 
+  it('shows no gap in the recent blocks when one came while the home page was made: its list answered before it, its event before the list was shown', async () => {
+    await page.goto(`${demo.url}#/node`, { waitUntil: 'load' });
+    await page.waitForFunction("document.querySelector('h1')?.textContent === 'This node'");
+    const before = demo.node.chain.tip.height;
+    const stale = await (await fetch(`${demo.url}blocks`)).text();
+    let held: HTTPRequest | undefined;
+    const hold = (r: HTTPRequest) => {
+      if (new URL(r.url()).pathname === '/blocks') held = r;
+      else void r.continue();
+    };
+    await page.setRequestInterception(true);
+    page.on('request', hold);
+    try {
+      await page.evaluate("location.hash = '#/'");
+      await waitUntil(() => held !== undefined, 'the home page never asked for its blocks');
+      await demo.mine();
+      await page.waitForFunction(`document.getElementById('live')?.textContent?.startsWith('new block ${before + 1} ')`);
+      await held!.respond({ status: 200, contentType: 'application/json', body: stale });
+      await page.waitForSelector('#recent-blocks tbody tr');
+    } finally {
+      page.off('request', hold);
+      await page.setRequestInterception(false);
+    }
+    await demo.mine();
+    await page.waitForFunction(`document.querySelector('#recent-blocks tbody tr td')?.textContent === '${before + 2}'`);
+    const heights = await page.$$eval('#recent-blocks tbody tr', (trs) => trs.map((tr) => Number(tr.firstElementChild?.textContent)));
+    assert.deepEqual(heights.slice(0, 3), [before + 2, before + 1, before]);
+  });
+
   it('says plainly when a search finds nothing or is malformed; takes an address in upper case; the page searched for again after a failed search comes back', async () => {
     const search = async (q: string) => {
       await page.click('#search-input', { count: 3 });
