@@ -189,7 +189,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
       if (chain.getEntry(header.hash)?.isValid) return 'ignore';
       // Another message of the block (its compact block, say) made it an orphan, and sync is
       // fetching its branch: this one is forwarded if that ends on our main chain.
-      if (chain.orphans.has(header.hash)) return (await this.orphansAwaited.onMainChain(header.hash)) ? 'accept' : 'ignore';
+      if (chain.orphans.has(header.hash)) return await this.forwardedIfConnected(header.hash);
       if (!hasValidProofOfWork(header)) throw new ConsensusError('HEADER_BAD_POW', 'block header lacks its proof of work');
       // Held as an orphan only with a claimed target near ours, as a compact block is.
       if (chain.judgeHeader(header) === 'unknown' && this.claimTooEasy(header)) {
@@ -206,7 +206,10 @@ export class Gossip extends EventEmitter<GossipEvents> {
   /** verdictOf, but an orphan is forwarded if the branch sync fetches for it connects in time (node/orphans-awaited.ts). */
   private async verdictAfterSync(peer: string, outcome: BlockOutcome, hash: Uint8Array): Promise<Verdict> {
     const verdict = this.verdictOf(peer, outcome, hash);
-    if (outcome !== 'orphan') return verdict;
+    return outcome === 'orphan' ? await this.forwardedIfConnected(hash) : verdict;
+  }
+
+  private async forwardedIfConnected(hash: Uint8Array): Promise<Verdict> {
     return (await this.orphansAwaited.onMainChain(hash)) ? 'accept' : 'ignore';
   }
 
@@ -283,7 +286,9 @@ export class Gossip extends EventEmitter<GossipEvents> {
         this.compactStats.repeated++;
         return 'ignore';
       }
-      return await this.inFlight.rebuild(hash, () => this.rebuildAndImport(peer, compact), () => chain.getEntry(compact.header.hash) !== undefined);
+      const verdict = await this.inFlight.rebuild(hash, () => this.rebuildAndImport(peer, compact), () => chain.getEntry(compact.header.hash) !== undefined);
+      // Out of flight first: its children, and transactions it would let in, wait for sync now.
+      return verdict === 'orphan' ? await this.forwardedIfConnected(compact.header.hash) : verdict;
     } catch (err) {
       return this.reject(peer, err);
     }
@@ -302,8 +307,8 @@ export class Gossip extends EventEmitter<GossipEvents> {
     return true;
   }
 
-  /** validateCompactBlock's second half, once the header held against its parent. */
-  private async rebuildAndImport(peer: string, compact: CompactBlock): Promise<Verdict> {
+  /** validateCompactBlock's second half, once the header held against its parent; 'orphan' for a block held as one. */
+  private async rebuildAndImport(peer: string, compact: CompactBlock): Promise<Verdict | 'orphan'> {
     const { chain } = this.o;
     const block = await rebuildCompact(this.rebuilding, peer, compact);
     // The node began to stop while the transactions were fetched: nothing more goes into its chain.
@@ -320,7 +325,9 @@ export class Gossip extends EventEmitter<GossipEvents> {
       return 'accept';
     }
     try {
-      return await this.verdictAfterSync(peer, await chain.processSaneBlock(block), block.header.hash);
+      const outcome = await chain.processSaneBlock(block);
+      const verdict = this.verdictOf(peer, outcome, block.header.hash);
+      return outcome === 'orphan' ? 'orphan' : verdict;
     } catch (err) {
       if (isOwnFailure(err)) throw err;
       // Everything a forwarder checks before it forwards has held here too.

@@ -1,4 +1,4 @@
-import { toHex } from '../ledger/bytes.ts';
+import { fromHex, toHex } from '../ledger/bytes.ts';
 import type { Chain } from '../consensus/chain.ts';
 import type { Env } from './env.ts';
 
@@ -35,23 +35,26 @@ export class OrphansAwaited {
   onMainChain(hash: Uint8Array): Promise<boolean> {
     const key = toHex(hash);
     if (this.stopped || this.ends.has(key) || this.ends.size >= MAX_ORPHANS_AWAITED) return Promise.resolve(false);
-    const { chain, env } = this;
     return new Promise<boolean>((resolve) => {
-      const onTip = (): void => {
-        const entry = chain.getEntry(hash);
-        if (entry && chain.isMain(entry)) end(true);
-      };
-      const timer = env.setTimeout(() => end(false), ORPHAN_FORWARD_WAIT_MS);
+      const timer = this.env.setTimeout(() => end(false), ORPHAN_FORWARD_WAIT_MS);
       const end = (connected: boolean): void => {
-        chain.off('tip', onTip);
-        env.clearTimeout(timer);
+        this.env.clearTimeout(timer);
         this.ends.delete(key);
+        if (this.ends.size === 0) this.chain.off('tip', this.onTip);
         resolve(connected && !this.stopped);
       };
+      // One listener for all of them: sixteen of the chain's own would trip Node's leak warning.
+      if (this.ends.size === 0) this.chain.on('tip', this.onTip);
       this.ends.set(key, end);
-      chain.on('tip', onTip);
     });
   }
+
+  private readonly onTip = (): void => {
+    for (const [key, end] of [...this.ends]) {
+      const entry = this.chain.getEntry(fromHex(key));
+      if (entry && this.chain.isMain(entry)) end(true);
+    }
+  };
 
   /** Every wait ends unforwarded: a stopping node forwards nothing more. */
   stop(): void {

@@ -135,6 +135,24 @@ describe('Gossip: blocks', function () {
     assert.equal(chain.tip.height, 3, `${toHex(b4!.header.hash)} never came`);
   });
 
+  it("a compact block held as an orphan waits out of flight: its child is held as one too and its forwarder's chain asked for, not left waiting on it", async () => {
+    // Seed 60033 (ten nodes, every adversary) failed with the wait inside the rebuild's flight:
+    // the block counted as being rebuilt for seconds, and what came after waited on it.
+    const { params, db, now, chain } = await atGenesis();
+    const [c1, c2, c3] = mineChain(params, asParent(db.genesis), 3, { miner: testKey(1).address });
+    const { gossip, compact } = gossipOn(chain, db, now);
+    let asked = 0;
+    gossip.on('orphan', () => asked++);
+    const parent = compact('a', encodeCompactBlock(c2!));
+    await once(gossip, 'orphan');
+    const child = compact('b', encodeCompactBlock(c3!));
+    for (let turns = 0; turns < 1_000 && !chain.orphans.has(c3!.header.hash); turns++) await afterTurns(1);
+    assert.ok(chain.orphans.has(c3!.header.hash), 'the child is held as an orphan');
+    assert.equal(asked, 2, "its forwarder's chain is asked for");
+    assert.equal(await chain.processBlock(c1!), 'connected');
+    assert.deepEqual(await Promise.all([parent, child]), ['accept', 'accept'], 'both forwarded once sync connected them');
+  });
+
   it('a whole block is judged before it waits for the import: one we hold, or one that breaks a rule of its own, is not held in memory meanwhile', async () => {
     // From a review: the block topic handed every message to the import queue first, where a
     // block we hold is a 'duplicate' whatever body came with it, unpunished. While an import ran
