@@ -39,10 +39,6 @@ export async function devnetCommand(argv: string[], out: Out): Promise<void> {
   const n = count(values, 'nodes', 1, 32) ?? 3;
   const root = resolve(str(values, 'datadir') ?? 'devnet');
   const genesisArgs = str(values, 'genesis') ? ['--genesis', str(values, 'genesis')!] : [];
-  // A reader that has gone (`cairn devnet 2>&1 | head`, once head quit) fails the next write with
-  // EPIPE, an 'error' event that ended this process on the spot, its nodes left running in their
-  // own groups with nobody to stop them: what it would have printed has nowhere to go.
-  for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
   const members: Member[] = [];
   let stopping = false;
   // Each node runs in a process group of its own (detached), so that a Ctrl-C at the terminal

@@ -80,9 +80,9 @@ export async function lightCommand(argv: string[], out: Out): Promise<void> {
     failure = err;
     stop('unexpected error');
   }, stopMs);
-  // As `cairn node`: a hang-up is a clean stop, and a terminal gone is no reason to die mid-stop.
+  // As `cairn node`: a hang-up is a clean stop, and a terminal gone is no reason to die mid-stop
+  // (main.ts hears the failed writes).
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => stop(signal));
-  for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
   try {
     await light.start();
   } catch (err) {

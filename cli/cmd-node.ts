@@ -93,9 +93,6 @@ export async function nodeCommand(argv: string[], out: Out): Promise<void> {
   const perIp = count(values, 'max-inbound-per-ip', 1, 1000);
   const perSubnet = count(values, 'max-inbound-per-subnet', 1, 1000);
   const connectionLimits = { ...(perIp !== undefined && { maxInboundPerIp: perIp }), ...(perSubnet !== undefined && { maxInboundPerSubnet: perSubnet }) };
-  // A terminal that hangs up fails the next write with EIO, an 'error' event that ended the node
-  // wherever it was (mid-stop, after SIGHUP): what it would have printed has nowhere to go.
-  for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
   const bar = process.stderr.isTTY ? new ProgressBar() : undefined;
   const logger = createLogger(level, undefined, (text) => {
     bar?.interrupt();

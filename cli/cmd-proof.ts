@@ -35,7 +35,7 @@ export async function proofCommand(argv: string[], out: Out): Promise<void> {
   if (what === 'tx' && block !== undefined) throw new UsageError('--block is for account proofs: a transaction is proven against its own block');
   const file = await makeProofFile(await connect(values), { what, subject, block, since });
   // The file is the answer with or without --json: it is JSON, for `cairn verify`.
-  process.stdout.write(JSON.stringify(file, null, 1) + '\n');
+  out.text(JSON.stringify(file, null, 1));
 }
 
 /** Attempts at a proof whose block the node's chain left while its headers were fetched. */

@@ -101,7 +101,7 @@ export async function sendCommand(argv: string[], out: Out): Promise<void> {
   }
   const { id } = sent;
   if (!values.wait) return out.result({ id }, id);
-  if (!out.json) process.stdout.write(`${id}\n`); // at once: the id is what to ask about if the wait is cut short
+  if (!out.json) out.text(id); // at once: the id is what to ask about if the wait is cut short
   const height = await waitForConfirmation(rpc, { id, from, nonce: sent.nonce }, timeoutSeconds, status, coins(fee, status));
   out.result({ id, status: 'confirmed', blockHeight: height }, `confirmed in block ${height}`);
 }

@@ -5,7 +5,7 @@ import { blockCommand, blocksCommand, rpcHelpCommand, statusCommand, stopCommand
 import { keysCommand } from './cmd-keys.ts';
 import { proofCommand, verifyCommand } from './cmd-proof.ts';
 import { sendCommand } from './cmd-send.ts';
-import { createOut, failureText, type Out } from './output.ts';
+import { answerFailureText, answerWriter, createOut, failureText, type Out } from './output.ts';
 import { execWithNodeRuntime } from './runtime.ts';
 
 type Command = (argv: string[], out: Out) => Promise<void>;
@@ -81,16 +81,16 @@ function version(): string {
   return 'unknown';
 }
 
-export async function main(argv: string[]): Promise<number> {
+export async function main(argv: string[], write: (text: string) => void = (t) => void process.stdout.write(t)): Promise<number> {
   const [name, ...rest] = argv;
-  const out = createOut(rest.includes('--json'));
+  const out = createOut(rest.includes('--json'), write);
   if (name === '--version' || name === '-V' || name === 'version') {
     out.result({ version: version(), node: process.versions.node }, `cairn ${version()} (Node.js ${process.versions.node})`);
     return 0;
   }
   // `cairn help send` is `cairn send --help`, as git's and npm's help COMMAND; a name that is no
   // command is refused as it would be on its own, with the nearest command.
-  if (name === 'help' && rest[0] !== undefined && rest[0] !== 'rpc') return main(Object.hasOwn(COMMANDS, rest[0]) ? [rest[0], '--help'] : [rest[0]]);
+  if (name === 'help' && rest[0] !== undefined && rest[0] !== 'rpc') return main(Object.hasOwn(COMMANDS, rest[0]) ? [rest[0], '--help'] : [rest[0]], write);
   // Own names only: COMMANDS['toString'] is Object's, which ran as a command that did nothing.
   const command = name === 'help' && rest[0] === 'rpc' ? (a: string[], o: Out) => rpcHelpCommand(a.slice(1), o) : name === undefined || !Object.hasOwn(COMMANDS, name) ? undefined : COMMANDS[name];
   if (name === undefined || name === '--help' || name === '-h' || (name === 'help' && rest[0] !== 'rpc')) {
@@ -119,8 +119,20 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-const code = await main(process.argv.slice(2));
+// A write that fails (a reader gone: EPIPE; a terminal hung up: EIO; a full disk) is an 'error'
+// event, which unheard ended the process where it was, with a stack: mid-wait, mid-stop, its
+// nodes left running (devnet). The answer's own failure is kept by answerWriter.
+for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
+const answer = answerWriter();
+let code = await main(process.argv.slice(2), answer.write);
 // Libraries may leave timers behind (libp2p does, for a second): once our output has been
 // flushed, nothing is left to wait for.
-process.exitCode = code;
-process.stdout.write('', () => process.stderr.write('', () => process.exit(code)));
+process.stdout.write('', () => {
+  const failure = answerFailureText(answer.failure());
+  if (failure !== undefined && code === 0) {
+    process.stderr.write(failure);
+    code = 1;
+  }
+  process.exitCode = code;
+  process.stderr.write('', () => process.exit(code));
+});

@@ -1,4 +1,5 @@
 import { formatUnits } from '../ledger/amount.ts';
+import { fileReason } from '../node/file-errors.ts';
 
 /** Where a command's answer goes: JSON for scripts with --json, lines for people otherwise. */
 export interface Out {
@@ -9,6 +10,11 @@ export interface Out {
    */
   result(data: unknown, human: string | (() => string)): void;
   help(text: string): void;
+  /**
+   * A line of the answer as it is, with or without --json: one whose format is its own (a proof
+   * file is JSON either way), or one said before the result (send --wait's id, at once).
+   */
+  text(text: string): void;
 }
 
 export function createOut(json: boolean, write: (text: string) => void = (t) => process.stdout.write(t)): Out {
@@ -20,7 +26,42 @@ export function createOut(json: boolean, write: (text: string) => void = (t) => 
     help(text) {
       write(text + '\n');
     },
+    text(text) {
+      write(text + '\n');
+    },
   };
+}
+
+/** Where the answer goes: stdout, each write's failure kept (the first) for the exit status. */
+export interface AnswerWriter {
+  write(text: string): void;
+  failure(): NodeJS.ErrnoException | undefined;
+}
+
+/**
+ * Node reports a failed write to stdout as an 'error' event, after the write returned. Unheard,
+ * it ended the process with a stack when the reader had gone (`cairn send --wait | head -1`, the
+ * id read, the confirmation written to nobody); and where the process had already exited, a
+ * full disk or a closed file (`cairn proof … > proof.json`) lost the answer with exit status 0.
+ */
+export function answerWriter(stream: NodeJS.WritableStream = process.stdout): AnswerWriter {
+  let failed: NodeJS.ErrnoException | undefined;
+  return {
+    write(text) {
+      stream.write(text, (err) => void (failed ??= err ?? undefined));
+    },
+    failure: () => failed,
+  };
+}
+
+/**
+ * What stderr says of an answer that could not be written, if anything: a reader that stopped
+ * reading (EPIPE: `| head -1`) took what it wanted, and the command's own status stands (what it
+ * did, a transfer sent or not); anything else (a full disk, a device that failed) lost the answer, and the command fails.
+ */
+export function answerFailureText(err: NodeJS.ErrnoException | undefined): string | undefined {
+  if (err === undefined || err.code === 'EPIPE') return undefined;
+  return `cairn: the answer could not be written to stdout: ${fileReason(err)}\n`;
 }
 
 /**

@@ -4,7 +4,7 @@
  * "EISDIR") alone, nor its message with the system call.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { generateDatadir } from '../cli/cmd-generate.ts';
 import { fileReason } from '../node/file-errors.ts';
@@ -68,6 +68,23 @@ describe('files and directories a command cannot use, through real processes', f
     await generateDatadir({ datadir, blocks: 2 });
     const r = await runCli(['snapshot', 'export', '--datadir', datadir, '--height', '1', join(dir.path, 'nowhere', 'state.snap')]);
     assert.deepEqual(said(r), { code: 2, line: `cairn: cannot write ${join(dir.path, 'nowhere', 'state.snap')}: the directory ${join(dir.path, 'nowhere')} does not exist; give a FILE in a directory you can write (see cairn snapshot --help)` });
+  });
+
+  it('an answer that cannot be written to stdout (a full disk: > /dev/full) fails the command, saying so; it was lost with status 0', async function () {
+    if (!existsSync('/dev/full')) {
+      console.log('      SKIPPED: no /dev/full on this system');
+      this.skip(); // reported as pending, not passed
+    }
+    const full = openSync('/dev/full', 'w');
+    try {
+      const [genesis, help] = await Promise.all([runCli(['genesis', 'new', '--name', 'full-1', '--json'], { stdoutTo: full }), runCli(['help'], { stdoutTo: full })]);
+      for (const r of [genesis, help]) {
+        assert.equal(r.code, 1, r.stderr);
+        assert.match(r.stderr, /^cairn: the answer could not be written to stdout: no space left on the device$/m);
+      }
+    } finally {
+      closeSync(full);
+    }
   });
 
   it('the system\'s other refusals in words, the path they name when it is not the one given', () => {

@@ -75,6 +75,19 @@ describe('cairn send, against a stand-in for a node', function () {
     assert.equal(cancel.code, 0, cancel.stderr);
     assert.deepEqual(received, [{ amount: 0n, nonce: 0n }]);
   });
+
+  /** A stand-in that takes every transfer and answers `getTransaction` with `state`. */
+  async function acceptingStandIn(state: { status: string; blockHeight: number | null }): Promise<string> {
+    const answers = { status, getAccount: { address: DEVNET_ADDRESS, balance: '1000000', nonce: '0', nextNonce: '0' }, getTransaction: { id: '', ...state, blockHash: null, from: DEVNET_ADDRESS, to: DEVNET_ADDRESS, amount: '5', fee: '1', nonce: '0' } };
+    return standIn(answers, (tx) => ({ id: tx.idHex }));
+  }
+
+  it('--wait whose stdout reader has gone (| head -1, the id read) waits on and ends with its own status, with no stack', async () => {
+    const url = await acceptingStandIn({ status: 'confirmed', blockHeight: 7 });
+    const r = await runCli(['send', '--rpc', url, '--rpc-token', 't', '--keystore', keystore, '--from', DEVNET_ADDRESS, '--to', DEVNET_ADDRESS, '--amount', '5', '--fee', '1', '--password-file', passwordFile, '--wait'], { stdoutTo: 'gone' });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stderr, 'waiting for a block to include it (fee 0.00000001 CRN, up to 120 s; Ctrl-C stops waiting, not the transaction)\n');
+  });
 });
 
 /**

@@ -37,6 +37,11 @@ export interface RunOptions {
   readonly script?: string;
   /** The folder the command runs in (default: the checkout). */
   readonly cwd?: string;
+  /**
+   * Where stdout goes instead of being collected: `'gone'`, a pipe whose reader has gone (`| head
+   * -1` once head has quit: every write fails with EPIPE), or an open file descriptor (/dev/full).
+   */
+  readonly stdoutTo?: 'gone' | number;
 }
 
 /**
@@ -57,12 +62,13 @@ export function runCli(args: readonly string[], options: RunOptions = {}): Promi
   const child = spawn(command, commandArgs, {
     cwd: options.cwd ?? REPO,
     env: childEnv(options.env),
-    stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+    stdio: [options.input === undefined ? 'ignore' : 'pipe', typeof options.stdoutTo === 'number' ? options.stdoutTo : 'pipe', 'pipe'],
   });
   live.add(child);
   let stdout = '';
   let stderr = '';
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  if (options.stdoutTo === 'gone') child.stdout!.destroy();
+  else child.stdout?.setEncoding('utf8').on('data', (d: string) => (stdout += d));
   child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
   if (options.input !== undefined) child.stdin!.end(options.input);
   const timeoutMs = options.timeoutMs ?? 30_000;
