@@ -102,7 +102,13 @@ export async function sendCommand(argv: string[], out: Out): Promise<void> {
   const { id } = sent;
   if (!values.wait) return out.result({ id }, id);
   if (!out.json) out.text(id); // at once: the id is what to ask about if the wait is cut short
-  const height = await waitForConfirmation(rpc, { id, from, nonce: sent.nonce }, timeoutSeconds, status, coins(fee, status));
+  const height = await waitForConfirmation(rpc, { id, from, nonce: sent.nonce }, timeoutSeconds, status, coins(fee, status)).catch((err: unknown) => {
+    // The transfer was sent all the same: with --json a script had only the error's status 1, as
+    // for a send refused before it went, and sending again was a second payment. Its document is
+    // then a send's without --wait, {id}; the status says the wait failed.
+    if (out.json) out.result({ id }, id);
+    throw err;
+  });
   out.result({ id, status: 'confirmed', blockHeight: height }, `confirmed in block ${height}`);
 }
 
@@ -230,7 +236,8 @@ and refused above --max-fee (default 0.1 of a coin).
 The sender must hold amount + fee, counting what it already has pending.
 
 --wait prints the id at once, then waits until a block includes the transaction (at most
---timeout, default 120 s), showing progress on stderr, and warns at once when the node has no
+--timeout, default 120 s; with --json, {id, status, blockHeight} once it has, or {id} and exit
+status 1 when the wait fails), showing progress on stderr, and warns at once when the node has no
 peers and does not mine (nothing could confirm it then). It ends at once, naming the other, if
 another transaction took its nonce (a replacement sent with --nonce, or one confirmed).
 

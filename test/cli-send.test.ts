@@ -88,6 +88,14 @@ describe('cairn send, against a stand-in for a node', function () {
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stderr, 'waiting for a block to include it (fee 0.00000001 CRN, up to 120 s; Ctrl-C stops waiting, not the transaction)\n');
   });
+
+  it('--json --wait that fails after the transfer went (--timeout) prints its {id} with exit status 1: status 1 alone read as nothing sent, and a retry paid twice', async () => {
+    const url = await acceptingStandIn({ status: 'pending', blockHeight: null });
+    const r = await send(url, '5', ['--fee', '1', '--password-file', passwordFile, '--json', '--wait', '--timeout', '1']);
+    assert.equal(r.code, 1, r.stderr);
+    const { id } = JSON.parse(r.stdout) as { id: string };
+    assert.match(r.stderr, new RegExp(`^cairn: ${id} was not confirmed within 1 s \\(still pending\\); cairn tx ${id} tells what became of it$`, 'm'));
+  });
 });
 
 /**
@@ -164,7 +172,7 @@ describe('cairn send, several at once from one key', function () {
     const bump = ok(await send(payee, '2001', ['--nonce', first.nonce, '--fee', String(BigInt(first.fee) * 2n + 10n)]));
     const r = await waiting;
     assert.equal(r.code, 1, `stdout: ${r.stdout}\nstderr: ${r.stderr}`);
-    assert.equal(r.stdout, '');
+    assert.deepEqual(JSON.parse(r.stdout), { id: first.id }, 'the id of what it sent, as a send without --wait');
     assert.match(r.stderr, new RegExp(`^cairn: ${first.id} was replaced in the node's mempool by ${bump} \\(the same nonce ${first.nonce}, fee [0-9.]+ \\w+\\): it will not be confirmed; cairn tx ${bump} tells what becomes of that one$`, 'm'));
     assert.deepEqual((await pendingFromDevnet()).filter((t) => t.to === payee).map((t) => t.id), [bump]);
   });
