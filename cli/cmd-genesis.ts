@@ -98,7 +98,9 @@ function randomChainId(): number {
 
 export async function genesisCommand(argv: string[], out: Out): Promise<void> {
   const [sub, ...rest] = argv;
-  if (sub === undefined || sub === '--help' || sub === '-h') return out.help(HELP);
+  if (sub === '--help' || sub === '-h') return out.help(HELP);
+  // `cairn genesis > net.json` had the help in net.json, status 0, for init to refuse as not JSON.
+  if (sub === undefined) throw new UsageError('say what to do: cairn genesis new --name NAME … > genesis.json');
   if (sub !== 'new') throw new UsageError(`unknown genesis command "${sub}": cairn genesis new …`);
   const { values } = parse(rest, {
     name: { type: 'string' },

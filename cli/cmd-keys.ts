@@ -47,7 +47,9 @@ function noKeysText(keystore: string): string {
 
 export async function keysCommand(argv: string[], out: Out): Promise<void> {
   const [sub, ...rest] = argv;
-  if (sub === undefined || sub === '--help' || sub === '-h') return out.help(HELP_KEYS);
+  if (sub === '--help' || sub === '-h') return out.help(HELP_KEYS);
+  // As cairn proof and cairn snapshot: a script's `cairn keys $EMPTY` had the help on its stdout, status 0.
+  if (sub === undefined) throw new UsageError('say what to do: cairn keys new, list, import or export');
   switch (sub) {
     case 'new': {
       const { values } = parse(rest, OPTIONS);
