@@ -81,13 +81,10 @@ export async function peersCommand(argv: string[], out: Out): Promise<void> {
   const { values } = parse(argv, NODE_ACCESS);
   if (values.help) return out.help(HELP.peers);
   const peers = await (await connect(values)).call('getPeers', {});
-  out.result(
+  out.list(
     peers,
-    peers.length === 0
-      ? '(no peers)'
-      : peers
-          .map((p) => `${p.id}  ${p.direction ?? '?'}  height ${p.height ?? '?'}  score ${p.banScore}  in ${bytes(p.bytesIn)}  out ${bytes(p.bytesOut)}${p.throttled ? '  THROTTLED' : ''}  ${p.addrs.join(' ')}`)
-          .join('\n'),
+    () => peers.map((p) => `${p.id}  ${p.direction ?? '?'}  height ${p.height ?? '?'}  score ${p.banScore}  in ${bytes(p.bytesIn)}  out ${bytes(p.bytesOut)}${p.throttled ? '  THROTTLED' : ''}  ${p.addrs.join(' ')}`),
+    '(no peers)',
   );
 }
 

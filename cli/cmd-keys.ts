@@ -66,7 +66,7 @@ export async function keysCommand(argv: string[], out: Out): Promise<void> {
       if (values.help) return out.help(HELP_KEYS);
       const keystore = required(values, 'keystore');
       const addresses = await listKeys(keystore);
-      return out.result(addresses.map((a) => ({ address: a })), addresses.length ? addresses.join('\n') : noKeysText(keystore));
+      return out.list(addresses.map((a) => ({ address: a })), () => addresses, noKeysText(keystore));
     }
     case 'import': {
       const { values, positionals } = parse(rest, OPTIONS, 1);

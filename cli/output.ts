@@ -11,13 +11,19 @@ export interface Out {
   result(data: unknown, human: string | (() => string)): void;
   help(text: string): void;
   /**
+   * A list, one item a line for people: when empty, `empty` says so (and what to do) on stderr and
+   * stdout stays empty, where a script reading lines (`for a in $(cairn keys list …)`) took the
+   * words of "(no keys in …)" for items; --json prints [] either way.
+   */
+  list(items: readonly unknown[], human: () => string[], empty: string): void;
+  /**
    * A line of the answer as it is, with or without --json: one whose format is its own (a proof
    * file is JSON either way), or one said before the result (send --wait's id, at once).
    */
   text(text: string): void;
 }
 
-export function createOut(json: boolean, write: (text: string) => void = (t) => process.stdout.write(t)): Out {
+export function createOut(json: boolean, write: (text: string) => void = (t) => process.stdout.write(t), note: (text: string) => void = (t) => process.stderr.write(t)): Out {
   return {
     json,
     result(data, human) {
@@ -28,6 +34,11 @@ export function createOut(json: boolean, write: (text: string) => void = (t) => 
     },
     text(text) {
       write(text + '\n');
+    },
+    list(items, human, empty) {
+      if (items.length === 0) note(empty + '\n');
+      if (json) write(JSON.stringify(items, null, 2) + '\n');
+      else if (items.length > 0) write(human().join('\n') + '\n');
     },
   };
 }

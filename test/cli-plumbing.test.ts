@@ -274,13 +274,15 @@ describe('cli plumbing', function () {
     });
   });
 
-  it('keys list of an empty keystore says how to fill it, and of a datadir, where the node keeps its key', async () => {
+  it('keys list of an empty keystore says how to fill it, and of a datadir, where the node keeps its key (on stderr: stdout holds addresses only)', async () => {
     const dir = tempDir();
     try {
       const list = async (keystore: string) => {
-        let text = '';
-        await keysCommand(['list', '--keystore', keystore], createOut(false, (t) => (text += t)));
-        return text.trimEnd();
+        let stdout = '';
+        let said = '';
+        await keysCommand(['list', '--keystore', keystore], createOut(false, (t) => (stdout += t), (t) => (said += t)));
+        assert.equal(stdout, '');
+        return said.trimEnd();
       };
       const datadir = join(dir.path, 'data');
       mkdirSync(join(datadir, 'keystore'), { recursive: true });

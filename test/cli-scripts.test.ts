@@ -3,10 +3,15 @@
  * stderr, and an exit status that tells success from failure, through real processes.
  */
 import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { runCli } from './helpers/cli.ts';
+import { tempDir } from './helpers/fixtures.ts';
 
 describe('cairn driven by a script', function () {
   this.timeout(60_000);
+  const dir = tempDir('cairn-scripts-');
+  after(() => dir.remove());
 
   it('a command of subcommands given none is a usage error (status 2) on stderr, as cairn proof is: not its help on stdout with status 0', async () => {
     const [keys, genesis, proof] = await Promise.all([runCli(['keys']), runCli(['genesis']), runCli(['proof'])]);
@@ -19,5 +24,17 @@ describe('cairn driven by a script', function () {
       assert.equal(r.stdout, '');
       assert.equal(r.stderr, said);
     }
+  });
+
+  it('an empty list prints no line on stdout, where a loop over its lines took "(no keys in …)" for keys; the way on is on stderr, and --json prints []', async () => {
+    const keystore = join(dir.path, 'empty-keys');
+    mkdirSync(keystore);
+    const [human, json] = await Promise.all([runCli(['keys', 'list', '--keystore', keystore]), runCli(['keys', 'list', '--keystore', keystore, '--json'])]);
+    for (const r of [human, json]) {
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stderr, /^\(no keys in .*empty-keys; cairn keys new --keystore .* makes one/);
+    }
+    assert.equal(human.stdout, '');
+    assert.deepEqual(JSON.parse(json.stdout), []);
   });
 });
