@@ -102,13 +102,14 @@ export async function keysCommand(argv: string[], out: Out): Promise<void> {
 
 const HELP_KEYS = `Usage: cairn keys new    --keystore DIR [--password-file F] [--json]
        cairn keys list   --keystore DIR [--json]
-       cairn keys import --keystore DIR [--password-file F] [FILE | -]
-       cairn keys export --keystore DIR [--password-file F] ADDRESS
+       cairn keys import --keystore DIR [--password-file F] [--json] [FILE | -]
+       cairn keys export --keystore DIR [--password-file F] [--json] ADDRESS
 
 Keys are encrypted at rest (scrypt + AES-256-GCM), one file per address, mode 0600. The password
 comes from --password-file (its first line), else CAIRN_PASSWORD, else a prompt that does not
-echo. It is never printed or logged. import reads a hex private key from FILE or stdin; export
-prints it after the password.
+echo (with no terminal on stdin, none: the command fails at once, naming both). It is never
+printed or logged. import reads a hex private key from FILE or stdin; export
+prints it after the password. --json prints {address} (export: and privateKey; list: a list of them).
 
 Examples:
   cairn keys new --keystore ./keys

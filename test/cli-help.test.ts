@@ -81,6 +81,25 @@ describe('cairn COMMAND --help names the flags the command parses', () => {
     assert.deepEqual(wrong, []);
   });
 
+  it('--json is on each usage line of a command that takes it, where a script author looks for it', () => {
+    const wrong: string[] = [];
+    for (const name of Object.keys(COMMANDS)) {
+      // cairn proof's answer is a proof file, JSON with or without it (its help says so).
+      if (!parsed[name]!.has('json') || name === 'proof') continue;
+      const lines = helps[name]!.split('\n\n')[0]!.split('\n');
+      // A usage is a line naming the command and the lines that go on from it.
+      const usages = lines.flatMap((line, i) => {
+        if (!line.includes(`cairn ${name} `)) return [];
+        const rest = lines.slice(i + 1);
+        const end = rest.findIndex((l) => l.includes('cairn '));
+        return [[line, ...rest.slice(0, end < 0 ? rest.length : end)].join(' ')];
+      });
+      if (usages.length === 0) wrong.push(`cairn ${name} has no usage line naming it`);
+      for (const usage of usages) if (!/\[--json\]/.test(usage)) wrong.push(`cairn ${name} takes --json, which its usage "${usage.trim().slice(0, 60)}…" does not show`);
+    }
+    assert.deepEqual(wrong, []);
+  });
+
   it('an example that starts a second node (another --datadir) moves every port the first one listens on', () => {
     // From a newcomer's first hour: the example moved P2P and RPC only, and the node it started
     // failed on the explorer's port 7372, held by the first.
