@@ -63,7 +63,9 @@ Proofs (no trust in any node):
   light     a light client: headers only, accounts proven by any peer (cairn account ADDRESS --light)
 
 cairn --version prints the version. Human output shows amounts in coins (1000 CRN); --json keeps
-exact base units.
+exact base units, in one JSON document on stdout. What is said to people (progress, warnings,
+errors) goes to stderr. Exit status: 0 success, 2 a command line that cannot run as written,
+1 any other failure.
 
 Example, a mining node on ./data with the bundled devnet genesis:
   cairn node --mine`;

@@ -37,4 +37,13 @@ describe('cairn driven by a script', function () {
     assert.equal(human.stdout, '');
     assert.deepEqual(JSON.parse(json.stdout), []);
   });
+
+  it('cairn help names the exit statuses the commands give: 0 success, 2 a command line that cannot run, 1 any other failure', async () => {
+    const empty = join(dir.path, 'no-node');
+    mkdirSync(empty);
+    const [help, ok, usage, failed] = await Promise.all([runCli(['help']), runCli(['--version']), runCli(['status', '--bogus']), runCli(['status', '--datadir', empty])]);
+    assert.match(help.stdout, /Exit status: 0 success, 2 a command line that cannot run as written,\s+1 any other failure\./);
+    assert.deepEqual([ok.code, usage.code, failed.code], [0, 2, 1]);
+    for (const r of [usage, failed]) assert.equal(r.stdout, '');
+  });
 });
