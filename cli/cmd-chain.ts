@@ -1,4 +1,4 @@
-import { DEFAULT_LIGHT_DATADIR, NODE_ACCESS, NODE_ACCESS_HELP, address, parse, str, UsageError } from './args.ts';
+import { DEFAULT_DATADIR, DEFAULT_LIGHT_DATADIR, NODE_ACCESS, NODE_ACCESS_HELP, address, parse, str, UsageError } from './args.ts';
 import { RpcClient, RpcClientError, connect, datadirPath } from './rpc-client.ts';
 import { coins, lines, type Out } from './output.ts';
 import type { LightRpcMethods, LightStatusResult } from '../node/light/rpc.ts';
@@ -11,6 +11,13 @@ export async function accountCommand(argv: string[], out: Out): Promise<void> {
   if (values.light) return lightAccount(positionals[0], str(values, 'datadir') ?? DEFAULT_LIGHT_DATADIR, out);
   const rpc = await connect(values);
   const [a, coin] = await Promise.all([rpc.call('getAccount', { address: positionals[0] }), out.json ? undefined : rpc.call('status', {})]);
+  // A light client answers getAccount too, with a proof's fields and no next nonce (it has no
+  // mempool): printed as a node's answer, --json lacked nextNonce, with status 0.
+  if ((a as Partial<typeof a>).nextNonce === undefined) {
+    const datadir = values.rpc ? 'DIR' : (str(values, 'datadir') ?? DEFAULT_DATADIR);
+    const where = values.rpc ? `the node at ${rpc.url} is a light client` : `${datadirPath(datadir)} is a light client's datadir`;
+    throw new RpcClientError('RPC_LIGHT_CLIENT', `${where}, which proves an account rather than holds it, and has no mempool to count a next nonce from: cairn account ${positionals[0]} --light --datadir ${datadir} asks it for the proven balance and nonce`);
+  }
   out.result({ address: a.address, balance: a.balance, nonce: a.nonce, nextNonce: a.nextNonce }, lines([
     ['address', a.address],
     ['balance', coin ? coins(a.balance, coin) : a.balance],

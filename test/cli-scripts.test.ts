@@ -4,8 +4,10 @@
  */
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { runCli } from './helpers/cli.ts';
+import { DEVNET_ADDRESS, runCli } from './helpers/cli.ts';
 import { tempDir } from './helpers/fixtures.ts';
 
 describe('cairn driven by a script', function () {
@@ -45,5 +47,33 @@ describe('cairn driven by a script', function () {
     assert.match(help.stdout, /Exit status: 0 success, 2 a command line that cannot run as written,\s+1 any other failure\./);
     assert.deepEqual([ok.code, usage.code, failed.code], [0, 2, 1]);
     for (const r of [usage, failed]) assert.equal(r.stdout, '');
+  });
+
+  it('cairn account without --light, given a light client, is refused pointing to --light: its answer had no nextNonce, with status 0', async () => {
+    // A light client's answers to status and getAccount, as node/light/rpc.ts gives them.
+    const answers: Record<string, unknown> = {
+      status: { network: 'cairn-devnet-1', unit: 'CRN', decimals: 8, headerMemoryBytes: 1024 },
+      getAccount: { address: DEVNET_ADDRESS, balance: '5', nonce: '1', exists: true, block: { height: 3, hash: '00'.repeat(32) }, provenBy: '12D3KooW' },
+    };
+    const server = createServer((req, res) => {
+      let body = '';
+      req.setEncoding('utf8').on('data', (d: string) => (body += d)).on('end', () => {
+        const call = JSON.parse(body) as { id: number; method: string };
+        res.setHeader('content-type', 'application/json');
+        res.end(JSON.stringify({ jsonrpc: '2.0', id: call.id, result: answers[call.method] }));
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+      const results = await Promise.all([runCli(['account', DEVNET_ADDRESS, '--rpc', url, '--rpc-token', 't', '--json']), runCli(['account', DEVNET_ADDRESS, '--rpc', url, '--rpc-token', 't'])]);
+      for (const r of results) {
+        assert.equal(r.code, 1, r.stdout);
+        assert.equal(r.stdout, '');
+        assert.equal(r.stderr, `cairn: the node at ${url} is a light client, which proves an account rather than holds it, and has no mempool to count a next nonce from: cairn account ${DEVNET_ADDRESS} --light --datadir DIR asks it for the proven balance and nonce\n`);
+      }
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
   });
 });
