@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { DEFAULT_DATADIR, NODE_ACCESS, NODE_ACCESS_HELP, count, parse, UsageError } from './args.ts';
-import { connect, datadirPath, RpcClient, RpcClientError } from './rpc-client.ts';
+import { connect, datadirPath, isLightStatus, RpcClient, RpcClientError } from './rpc-client.ts';
 import { folderEntries } from './datadir.ts';
 import { coins, duration, lines, si, type Out } from './output.ts';
 import { endpointPid, isLightDatadir, runningPid } from './start-errors.ts';
@@ -95,10 +95,6 @@ export function statusLines(s: StatusResult): [string, string | number][] {
     ['memory', `${mb(s.memory.rss)} MB resident, heap ${mb(s.memory.heapUsed)} of ${mb(s.memory.heapTotal)} MB (limit ${mb(s.memory.heapLimit)} MB)`],
     ['listen', s.listen.join('\n' + ' '.repeat(12))],
   ];
-}
-
-function isLightStatus(s: StatusResult | LightStatusResult): s is LightStatusResult {
-  return 'headerMemoryBytes' in s;
 }
 
 /** A light client's status: what it follows and from whom; it has no mempool, miner or state. */

@@ -5,7 +5,7 @@ import { loadPrivateKey, requireKey } from './keystore.ts';
 import { readPassword } from './password.ts';
 import { withSendLock } from './send-lock.ts';
 import { loadLevel } from './dir-lock.ts';
-import { connect, RpcClient, RpcClientError } from './rpc-client.ts';
+import { connect, isLightStatus, RpcClient, RpcClientError } from './rpc-client.ts';
 import { NODE_ACCESS, NODE_ACCESS_HELP, address, amountArg, count, parse, required, resolveAmount, str, UsageError } from './args.ts';
 import { coins, type Out } from './output.ts';
 import { RPC_ERRORS, type RpcMethods, type StatusResult } from '../node/rpc-types.ts';
@@ -46,6 +46,9 @@ export async function sendCommand(argv: string[], out: Out): Promise<void> {
 
   const rpc = await connect(values);
   const status = await rpc.call('status', {});
+  // A light client answers status too, with none of the fees a transfer needs: with --fee the
+  // check below met its missing minFee as a TypeError (without, estimateFee was refused).
+  if (isLightStatus(status)) throw rpc.lightClientError();
   const value = resolveAmount(amountText, status, '--amount');
   // Consensus takes a transfer of 0 (PROTOCOL.md), and it has one use: taking the nonce of a
   // pending transfer, to cancel it. Without --nonce it replaces nothing and moves nothing, yet

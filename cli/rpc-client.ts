@@ -10,7 +10,8 @@ import { fileReason, isSystemError } from '../node/file-errors.ts';
 import { datadirHolder, holderText } from './lock-holder.ts';
 import { folderEntries } from './datadir.ts';
 import { endpointPid, isLightDatadir, runningPid } from './start-errors.ts';
-import { RPC_ENDPOINT_FILE, RPC_ERRORS, type RpcEndpointFile, type RpcMethods } from '../node/rpc-types.ts';
+import { RPC_ENDPOINT_FILE, RPC_ERRORS, type RpcEndpointFile, type RpcMethods, type StatusResult } from '../node/rpc-types.ts';
+import type { LightStatusResult } from '../node/light/rpc.ts';
 
 /** A failure talking to a node: not running, refused our token, or answered with a JSON-RPC error. */
 export class RpcClientError extends CairnError {
@@ -138,6 +139,12 @@ export class RpcClient<M extends { [K in keyof M]: { params: unknown; result: un
     }
   }
 
+  /** The refusal of a command only a full node answers, where a light client answered instead. */
+  lightClientError(rpcCode?: number): RpcClientError {
+    const where = this.datadir ? `${this.datadir.path} is a light client's datadir, and a light client` : `the node at ${this.url} is a light client, which`;
+    return new RpcClientError('RPC_LIGHT_CLIENT', `${where} answers only cairn status, cairn account ADDRESS --light and cairn stop: this command needs a full node's --datadir (default ./data)`, rpcCode);
+  }
+
   private async callOnce<K extends keyof M & string>(method: K, params: M[K]['params'], timeoutMs: number): Promise<M[K]['result']> {
     const body = JSON.stringify({ jsonrpc: '2.0', id: this.nextId++, method, params });
     let response: { status: number; text: string };
@@ -163,13 +170,16 @@ export class RpcClient<M extends { [K in keyof M]: { params: unknown; result: un
     if (!isJsonRpcAnswer(answer)) throw new RpcClientError('RPC_BAD_RESPONSE', `${this.url} answers, but not JSON-RPC (is it the explorer's --http-port?)`);
     if (answer.error) {
       // `cairn tx --datadir ./light` read only `unknown method "getTransaction"`.
-      if (answer.error.code === RPC_ERRORS.METHOD_NOT_FOUND && this.datadir?.light) {
-        throw new RpcClientError('RPC_LIGHT_CLIENT', `${this.datadir.path} is a light client's datadir, and a light client answers only cairn status, cairn account ADDRESS --light and cairn stop: this command needs a full node's --datadir (default ./data)`, answer.error.code);
-      }
+      if (answer.error.code === RPC_ERRORS.METHOD_NOT_FOUND && this.datadir?.light) throw this.lightClientError(answer.error.code);
       throw new RpcClientError('RPC_ERROR', answer.error.message, answer.error.code, answer.error.data);
     }
     return answer.result as M[K]['result'];
   }
+}
+
+/** Whether a status answer is a light client's (cairn status --datadir ./light), which has fields of its own. */
+export function isLightStatus(s: StatusResult | LightStatusResult): s is LightStatusResult {
+  return 'headerMemoryBytes' in s;
 }
 
 /** A datadir as the client found it: what runs there, the command that starts it, the pid its rpc.json names. */

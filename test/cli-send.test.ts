@@ -76,6 +76,15 @@ describe('cairn send, against a stand-in for a node', function () {
     assert.deepEqual(received, [{ amount: 0n, nonce: 0n }]);
   });
 
+  it('at a light client (its status has no fees) is refused as a command a light client does not answer, not a TypeError, with --fee too', async () => {
+    const url = await standIn({ status: { network: 'cairn-devnet-1', unit: 'CRN', decimals: 8, height: 3, headerMemoryBytes: 1024 } }, () => assert.fail('nothing is submitted'));
+    for (const extra of [['--fee', '1'], []]) {
+      const r = await send(url, '5', [...extra, '--password-file', passwordFile]);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /^cairn: the node at http:\/\/127\.0\.0\.1:\d+\/? is a light client, which answers only cairn status, cairn account ADDRESS --light and cairn stop: this command needs a full node's --datadir \(default \.\/data\)\n$/);
+    }
+  });
+
   /** A stand-in that takes every transfer and answers `getTransaction` with `state`. */
   async function acceptingStandIn(state: { status: string; blockHeight: number | null }): Promise<string> {
     const answers = { status, getAccount: { address: DEVNET_ADDRESS, balance: '1000000', nonce: '0', nextNonce: '0' }, getTransaction: { id: '', ...state, blockHash: null, from: DEVNET_ADDRESS, to: DEVNET_ADDRESS, amount: '5', fee: '1', nonce: '0' } };
