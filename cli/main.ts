@@ -83,7 +83,8 @@ function version(): string {
   return 'unknown';
 }
 
-export async function main(argv: string[], write: (text: string) => void = (t) => void process.stdout.write(t)): Promise<number> {
+/** Runs `argv`, its answer written by `write`; the exit status. */
+export async function main(argv: string[], write: (text: string) => void): Promise<number> {
   const [name, ...rest] = argv;
   const out = createOut(rest.includes('--json'), write);
   if (name === '--version' || name === '-V' || name === 'version') {

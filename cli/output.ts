@@ -52,8 +52,8 @@ export interface AnswerWriter {
 /**
  * Node reports a failed write to stdout as an 'error' event, after the write returned. Unheard,
  * it ended the process with a stack when the reader had gone (`cairn send --wait | head -1`, the
- * id read, the confirmation written to nobody); and where the process had already exited, a
- * full disk or a closed file (`cairn proof … > proof.json`) lost the answer with exit status 0.
+ * id read, the confirmation written to nobody); where the process exited first, a full disk
+ * (`cairn proof … > proof.json`) lost the answer with exit status 0.
  */
 export function answerWriter(stream: NodeJS.WritableStream = process.stdout): AnswerWriter {
   let failed: NodeJS.ErrnoException | undefined;
@@ -68,7 +68,8 @@ export function answerWriter(stream: NodeJS.WritableStream = process.stdout): An
 /**
  * What stderr says of an answer that could not be written, if anything: a reader that stopped
  * reading (EPIPE: `| head -1`) took what it wanted, and the command's own status stands (what it
- * did, a transfer sent or not); anything else (a full disk, a device that failed) lost the answer, and the command fails.
+ * did: a transfer sent or not); anything else (a full disk, a device that failed) lost the
+ * answer, and the command fails.
  */
 export function answerFailureText(err: NodeJS.ErrnoException | undefined): string | undefined {
   if (err === undefined || err.code === 'EPIPE') return undefined;
