@@ -12,27 +12,33 @@ import { open, readFile, stat } from 'node:fs/promises';
 export async function readCappedText(file: string, what: string, maxBytes: number, refuse: (why: string, tooLarge: boolean) => Error): Promise<string> {
   const st = await stat(file);
   const over = `the ${maxBytes} ${what} may have`;
-  if (st.isFIFO()) return readPipe(file, maxBytes, () => refuse(`the pipe gave more bytes than ${over}`, true));
+  if (st.isFIFO()) {
+    const handle = await open(file, 'r');
+    try {
+      return await readCappedStream(handle.createReadStream({ autoClose: false }), maxBytes, () => refuse(`the pipe gave more bytes than ${over}`, true));
+    } finally {
+      await handle.close();
+    }
+  }
   // A directory fails the read as itself (EISDIR), which the caller's file errors put in words.
   if (!st.isFile() && !st.isDirectory()) throw refuse('not a regular file, nor a pipe', false);
   if (st.size > maxBytes) throw refuse(`${st.size} bytes, over ${over}`, true);
   return await readFile(file, 'utf8');
 }
 
-async function readPipe(file: string, maxBytes: number, tooLarge: () => Error): Promise<string> {
-  const handle = await open(file, 'r');
-  try {
-    const chunks: Buffer[] = [];
-    let total = 0;
-    for (;;) {
-      const chunk = Buffer.allocUnsafe(64 * 1024);
-      const { bytesRead } = await handle.read(chunk, 0, chunk.length, null);
-      if (bytesRead === 0) return Buffer.concat(chunks, total).toString('utf8');
-      total += bytesRead;
-      if (total > maxBytes) throw tooLarge();
-      chunks.push(chunk.subarray(0, bytesRead));
-    }
-  } finally {
-    await handle.close();
+/**
+ * The text a stream gives (a pipe; stdin, for a FILE given as `-`), refused by `tooLarge` once it
+ * has given more than `maxBytes`. Stdin as Node gives it may be a socket (a child's, in CI), which
+ * /dev/stdin does not open again: read as the stream it is.
+ */
+export async function readCappedStream(stream: AsyncIterable<Buffer | string>, maxBytes: number, tooLarge: () => Error): Promise<string> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of stream) {
+    const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+    total += bytes.length;
+    if (total > maxBytes) throw tooLarge();
+    chunks.push(bytes);
   }
+  return Buffer.concat(chunks, total).toString('utf8');
 }

@@ -7,7 +7,7 @@ import { readProofFile, verifyProofFile, type ProofFile, type VerifiedProof } fr
 import { blockWork } from '../consensus/pow.ts';
 import { NODE_ACCESS, address, checkpointArg, parse, str, UsageError } from './args.ts';
 import { BUNDLED_GENESIS, readGenesis } from './datadir.ts';
-import { readCappedText } from './capped-read.ts';
+import { readCappedStream, readCappedText } from './capped-read.ts';
 import { fileReason } from '../node/file-errors.ts';
 import { connect, RpcClientError, type RpcClient } from './rpc-client.ts';
 import { coins, type Out } from './output.ts';
@@ -138,21 +138,27 @@ export async function verifyCommand(argv: string[], out: Out): Promise<void> {
   // Before the file, which may take seconds and hundreds of megabytes to read.
   const checkpoint = checkpointArg(str(values, 'checkpoint'));
   const params = await genesisFor(str(values, 'genesis'));
+  // `-` is stdin, as for cairn keys import: `cairn proof … | cairn verify -` (it said "cannot read -: it does not exist").
+  if (path === '-' && process.stdin.isTTY) throw new UsageError('- reads the proof file from stdin, which is a terminal here: pipe one in (cairn proof account ADDRESS | cairn verify -), or give its FILE');
+  const refuse = (why: string, tooLarge: boolean) =>
+    tooLarge
+      ? new UsageError(`${path} is not a proof file Cairn can read: ${why} (cairn proof writes at most ${MAX_FILE_HEADERS} headers, about 465 MB)`)
+      : new UsageError(`${path} is not a proof file: ${why}; give the file cairn proof wrote (cairn proof account ADDRESS > proof.json)`);
   let text: string;
   try {
     // Past the longest string JavaScript can make, no proof file (whose text it must be) can be read.
-    text = await readCappedText(path, 'a proof file', MAX_STRING_LENGTH, (why, tooLarge) =>
-      tooLarge
-        ? new UsageError(`${path} is not a proof file Cairn can read: ${why} (cairn proof writes at most ${MAX_FILE_HEADERS} headers, about 465 MB)`)
-        : new UsageError(`${path} is not a proof file: ${why}; give the file cairn proof wrote (cairn proof account ADDRESS > proof.json)`),
-    );
+    text = path === '-'
+      ? await readCappedStream(process.stdin, MAX_STRING_LENGTH, () => refuse(`stdin gave more bytes than the ${MAX_STRING_LENGTH} a proof file may have`, true))
+      : await readCappedText(path, 'a proof file', MAX_STRING_LENGTH, refuse);
   } catch (err) {
     if (err instanceof UsageError) throw err;
     throw new UsageError(`cannot read ${path}: ${fileReason(err, path)}; give the file cairn proof wrote (cairn proof account ADDRESS > proof.json)`);
   }
   // The shell makes the file of `cairn proof … > FILE` before cairn runs: a proof that failed
   // leaves it empty, which "not JSON (Unexpected end of JSON input)" did not connect to that.
-  if (text.trim() === '') throw new UsageError(`${path} is empty, as a cairn proof … > ${path} that failed leaves it: make it again once that command succeeds`);
+  if (text.trim() === '') {
+    throw new UsageError(path === '-' ? 'stdin is empty, as a cairn proof … | cairn verify - whose proof failed leaves it: its error is the one to read' : `${path} is empty, as a cairn proof … > ${path} that failed leaves it: make it again once that command succeeds`);
+  }
   const file = readProofFile(text);
   const proven = verifyProofFile(params, file, { checkpoint, now: Math.floor(Date.now() / 1000) });
   out.result(provenJson(proven, params), describeProof(proven, params));
@@ -235,7 +241,7 @@ Examples:
   cairn proof account cairn12rqpp3a5l5vef8weqsvd42g9rzmqx4la30zrhz > proof.json
   cairn proof account cairn12rqpp3a5l5vef8weqsvd42g9rzmqx4la30zrhz --block 412 > proof.json
   cairn proof tx 3f2a…c9e1 > txproof.json`,
-  verify: `Usage: cairn verify FILE [--genesis FILE] [--checkpoint HEIGHT:HASH] [--json]
+  verify: `Usage: cairn verify FILE|- [--genesis FILE] [--checkpoint HEIGHT:HASH] [--json]
 
 Checks a proof file offline, trusting no node: the headers from genesis (of the bundled
 genesis.json, or --genesis FILE) or from the checkpoint you give, their links, proof of work, ASERT
@@ -246,8 +252,11 @@ the work their count suggests are called out: a chain dated behind schedule ease
 until blocks cost next to nothing, so check the block's hash with a node you trust, or give a
 recent --checkpoint.
 
+A FILE of - is stdin, a pipe or a file (not a terminal).
+
 Examples:
   cairn verify proof.json
+  cairn proof tx 3f2a…c9e1 | cairn verify - --json
   cairn verify proof.json --checkpoint 10000:0000a1…`,
 };
 

@@ -335,7 +335,7 @@ describe('proofs and proof files', function () {
     }
   });
 
-  it('cairn verify takes its --genesis, and its proof file, from a pipe (/dev/stdin fed by one), as init and node do', async () => {
+  it('cairn verify takes its --genesis, and its proof file, from a pipe (/dev/stdin fed by one), as init and node do, and its proof file as - from stdin', async () => {
     // From the carried list: refused as "not a regular file", so that `--genesis <(…)` failed.
     const dir = tempDir();
     try {
@@ -350,6 +350,12 @@ describe('proofs and proof files', function () {
       const proofPiped = await runCli(['verify', '--genesis', fromFile, '/dev/stdin', '--json'], { input: JSON.stringify(files.account), inputThroughPipe: true });
       assert.equal(proofPiped.code, 0, proofPiped.stderr);
       assert.equal(proofPiped.stdout, piped.stdout);
+      // And as `-` (it said "cannot read -: it does not exist"): through a pipe, or a child's socket, which /dev/stdin does not open again.
+      for (const inputThroughPipe of [true, false]) {
+        const dash = await runCli(['verify', '--genesis', fromFile, '-', '--json'], { input: JSON.stringify(files.account), inputThroughPipe });
+        assert.equal(dash.code, 0, dash.stderr);
+        assert.equal(dash.stdout, piped.stdout);
+      }
     } finally {
       dir.remove();
     }
