@@ -25,6 +25,9 @@ export async function snapshotCommand(argv: string[], out: Out): Promise<void> {
   const [what, file] = positionals;
   if (what !== 'export' && what !== 'import') throw new UsageError('say what to do: cairn snapshot export FILE, or cairn snapshot import FILE');
   if (!file) throw new UsageError(`give the FILE to ${what === 'export' ? 'write' : 'read'}`);
+  // As other commands' `-` is stdin or stdout, a script's `cairn snapshot export - | gzip` had a
+  // file named "-" written here, and the line saying so piped on as the snapshot, with status 0.
+  if (file === '-') throw new UsageError(`snapshot ${what} takes a FILE's name, not - (${what === 'export' ? 'stdout: the file is written whole, then renamed into place' : 'stdin'}): give one, such as state.snap`);
   const datadir = str(values, 'datadir') ?? DEFAULT_DATADIR;
   if (what === 'export') {
     const made = await exportSnapshot(datadir, file, {

@@ -3,10 +3,11 @@
  * stderr, and an exit status that tells success from failure, through real processes.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { generateDatadir } from '../cli/cmd-generate.ts';
 import { DEVNET_ADDRESS, runCli } from './helpers/cli.ts';
 import { tempDir } from './helpers/fixtures.ts';
 
@@ -75,5 +76,15 @@ describe('cairn driven by a script', function () {
     } finally {
       await new Promise((r) => server.close(r));
     }
+  });
+
+  it('snapshot export - is refused: it wrote a file named "-" and piped the line saying so on as the snapshot, with status 0', async () => {
+    const datadir = join(dir.path, 'generated');
+    await generateDatadir({ datadir, blocks: 2 });
+    const r = await runCli(['snapshot', 'export', '--datadir', datadir, '--height', '1', '-'], { cwd: dir.path });
+    assert.equal(r.code, 2, r.stdout);
+    assert.equal(r.stdout, '');
+    assert.equal(r.stderr, 'cairn: snapshot export takes a FILE\'s name, not - (stdout: the file is written whole, then renamed into place): give one, such as state.snap (see cairn snapshot --help)\n');
+    assert.equal(existsSync(join(dir.path, '-')), false);
   });
 });
