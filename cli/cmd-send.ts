@@ -105,14 +105,35 @@ export async function sendCommand(argv: string[], out: Out): Promise<void> {
   const { id } = sent;
   if (!values.wait) return out.result({ id }, id);
   if (!out.json) out.text(id); // at once: the id is what to ask about if the wait is cut short
+  // The transfer was sent all the same, however the wait ends: with --json a script had only a
+  // failure's status, as for a send refused before it went, and sending again paid twice. Its
+  // document is then a send's without --wait, {id}; the status says the wait did not end well.
+  const unwaited = out.json ? idOnStop(() => out.result({ id }, id)) : () => {};
   const height = await waitForConfirmation(rpc, { id, from, nonce: sent.nonce }, timeoutSeconds, status, coins(fee, status)).catch((err: unknown) => {
-    // The transfer was sent all the same: with --json a script had only the error's status 1, as
-    // for a send refused before it went, and sending again was a second payment. Its document is
-    // then a send's without --wait, {id}; the status says the wait failed.
+    unwaited();
     if (out.json) out.result({ id }, id);
     throw err;
   });
+  unwaited();
   out.result({ id, status: 'confirmed', blockHeight: height }, `confirmed in block ${height}`);
+}
+
+/**
+ * Until the returned function is called, a signal that stops the wait (Ctrl-C, a CI job's
+ * SIGTERM) first has `say` print the id, then ends the process by that signal, as it would have.
+ */
+function idOnStop(say: () => void): () => void {
+  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+  const onSignal = (signal: NodeJS.Signals) => {
+    off();
+    say();
+    process.kill(process.pid, signal); // no listener now: the signal's own end
+  };
+  const off = () => {
+    for (const s of signals) process.off(s, onSignal);
+  };
+  for (const s of signals) process.on(s, onSignal);
+  return off;
 }
 
 /**
@@ -240,7 +261,7 @@ The sender must hold amount + fee, counting what it already has pending.
 
 --wait prints the id at once, then waits until a block includes the transaction (at most
 --timeout, default 120 s; with --json, {id, status, blockHeight} once it has, or {id} and exit
-status 1 when the wait fails), showing progress on stderr, and warns at once when the node has no
+status 1 when the wait fails, or the signal's when one stops it), showing progress on stderr, and warns at once when the node has no
 peers and does not mine (nothing could confirm it then). It ends at once, naming the other, if
 another transaction took its nonce (a replacement sent with --nonce, or one confirmed).
 

@@ -20,6 +20,7 @@ describe('cairn send, against a stand-in for a node', function () {
     writeFileSync(join(dir.path, 'devnet.hex'), DEVNET_PRIVATE_KEY + '\n');
     await cliJson(['keys', 'import', '--keystore', keystore, '--password-file', passwordFile, join(dir.path, 'devnet.hex')]);
   });
+  afterEach(() => killAll()); // a send a failed test left waiting
   after(async () => {
     await Promise.all(servers.map((server) => new Promise((r) => server.close(r))));
     dir.remove();
@@ -104,6 +105,17 @@ describe('cairn send, against a stand-in for a node', function () {
     assert.equal(r.code, 1, r.stderr);
     const { id } = JSON.parse(r.stdout) as { id: string };
     assert.match(r.stderr, new RegExp(`^cairn: ${id} was not confirmed within 1 s \\(still pending\\); cairn tx ${id} tells what became of it$`, 'm'));
+  });
+
+  it('--json --wait stopped by a signal (Ctrl-C, a CI job\'s SIGTERM) prints the {id} it sent, then ends by that signal', async () => {
+    const url = await acceptingStandIn({ status: 'pending', blockHeight: null });
+    for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+      const c = spawnCli(['send', '--rpc', url, '--rpc-token', 't', '--keystore', keystore, '--from', DEVNET_ADDRESS, '--to', DEVNET_ADDRESS, '--amount', '5', '--fee', '1', '--password-file', passwordFile, '--json', '--wait']);
+      await waitFor('the wait to begin', async () => (c.stderr().includes('waiting for a block') ? true : undefined), 20_000, 50);
+      c.child.kill(signal);
+      assert.deepEqual(await c.exited, { code: null, signal });
+      assert.match((JSON.parse(c.stdout()) as { id: string }).id, /^[0-9a-f]{64}$/);
+    }
   });
 });
 
