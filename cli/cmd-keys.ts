@@ -76,6 +76,8 @@ export async function keysCommand(argv: string[], out: Out): Promise<void> {
       // Typed at a terminal, the key would be echoed, into its scrollback and any recording.
       if ((source === undefined || source === '-') && process.stdin.isTTY) throw new UsageError('give a file holding the hex private key, or pipe it on stdin (- reads stdin, not a terminal: it would echo the key)');
       const hex = source === undefined || source === '-' ? await readStdin() : await readKeyFile(source);
+      // A script that left out FILE, its stdin /dev/null or closed: "a private key is 64 hex digits" did not say where it looked.
+      if ((source === undefined || source === '-') && hex.trim() === '') throw new UsageError(`${source === undefined ? 'no FILE given, and ' : ''}stdin was empty: give the FILE that holds the hex private key, or pipe the key in`);
       await ensureDir(keystore);
       const password = await readPassword({ passwordFile: str(values, 'password-file'), confirm: true, purpose: `the imported key in ${keystore}` });
       const { address: imported } = await withKeyWriteLock(keystore, notice, () => importKey(keystore, password, hex));

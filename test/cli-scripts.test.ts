@@ -87,4 +87,11 @@ describe('cairn driven by a script', function () {
     assert.equal(r.stderr, 'cairn: snapshot export takes a FILE\'s name, not - (stdout: the file is written whole, then renamed into place): give one, such as state.snap (see cairn snapshot --help)\n');
     assert.equal(existsSync(join(dir.path, '-')), false);
   });
+
+  it('keys import with no FILE and an empty stdin (a script that left FILE out) says where it looked, as a usage error', async () => {
+    const keystore = join(dir.path, 'import-keys');
+    const [bare, dash] = await Promise.all([runCli(['keys', 'import', '--keystore', keystore], { input: '' }), runCli(['keys', 'import', '--keystore', keystore, '-'], { input: '\n' })]);
+    assert.deepEqual([bare.code, bare.stderr], [2, 'cairn: no FILE given, and stdin was empty: give the FILE that holds the hex private key, or pipe the key in (see cairn keys --help)\n']);
+    assert.deepEqual([dash.code, dash.stderr], [2, 'cairn: stdin was empty: give the FILE that holds the hex private key, or pipe the key in (see cairn keys --help)\n']);
+  });
 });
