@@ -152,8 +152,10 @@ export class HeaderView {
   /** The kept headers, oldest first. */
   kept(): Recent[] {
     const out: Recent[] = [];
-    for (let h = Math.max(0, this.top - RECENT_HEADERS + 1); h <= this.top; h++) out.push(this.recent(h)!);
-    return out;
+    // Down to the first height not kept: after a branch to a shorter chain, those below the fork
+    // kept before it, fewer than the ring holds (the heights above them it dropped).
+    for (let h = this.top; h > this.top - RECENT_HEADERS && this.recent(h); h--) out.push(this.recent(h)!);
+    return out.reverse();
   }
 }
 
@@ -309,7 +311,8 @@ function savedTipMatching(bytes: Uint8Array, path: string, genesis: BlockHeader)
   const top = recent.at(-1)!.header.height;
   const anchor = top >= 1 ? decodeHeader(r.bytes(HEADER_BYTES, 'block 1')) : undefined;
   r.end('saved tip');
-  if (count !== Math.min(top + 1, RECENT_HEADERS)) return undefined;
+  // All of them up to the window, or as many as a branch to a shorter chain left (kept()): its fork and the 10 before it at least.
+  if (count > Math.min(top + 1, RECENT_HEADERS) || count < Math.min(top + 1, 11)) return undefined;
   if (first.height === 0 && recent[0]!.totalWork !== blockWork(genesis.target)) return undefined;
   if (anchor && (anchor.height !== 1 || !bytesEqual(anchor.prevHash, genesis.hash))) return undefined;
   const fd = openSync(path, 'r');
