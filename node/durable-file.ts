@@ -1,7 +1,8 @@
+import { closeSync, fchmodSync, fsyncSync, openSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { open, readdir, rename, rm, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
-/** The write or removal under way of each file, so that the next waits for it (two writes would use one temporary file). */
+/** The write under way of each file, so that the next waits for it (two writes would use one temporary file). */
 const writing = new Map<string, Promise<void>>();
 
 /**
@@ -16,19 +17,36 @@ export function replaceFile(file: string, data: Uint8Array | string): Promise<vo
 }
 
 /**
- * Removes `file` (none is no error), after the write to it under way if any, and syncs its
- * directory: unsynced, a power cut can bring the removed file back.
+ * replaceFile, done before it returns: for a file written between synchronous writes of another
+ * that it must agree with (a light client's saved tip, as its hashes file commits). Never for a
+ * file replaceFile writes too: the two would share the temporary file.
  */
-export function removeFile(file: string): Promise<void> {
-  return inTurn(file, async () => {
+export function replaceFileSync(file: string, data: Uint8Array): void {
+  const temp = `${file}.tmp`;
+  try {
+    const fd = openSync(temp, 'w', 0o600);
     try {
-      await rm(file);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-      throw err;
+      fchmodSync(fd, 0o600);
+      writeFileSync(fd, data);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
     }
-    await syncDirectory(dirname(file));
-  });
+    renameSync(temp, file);
+  } catch (err) {
+    rmSync(temp, { force: true });
+    throw err;
+  }
+  try {
+    const dir = openSync(dirname(file), 'r');
+    try {
+      fsyncSync(dir);
+    } finally {
+      closeSync(dir);
+    }
+  } catch {
+    // Best effort, as syncDirectory: the file itself is synced.
+  }
 }
 
 /** `change` to `file` once the one under way has ended. */

@@ -52,8 +52,8 @@ export function lightClientSpecs(seed: string, count: number, fullNodes: readonl
 /**
  * Light clients (node/light/client.ts) in the world: each a real LightClient over the simulated
  * network, its clock and timers the scheduler's, its randomness the seed's. Its header file is a
- * real one, in a directory of the run's, written synchronously as it syncs; the one write that is
- * not (a clean stop's saved tip) the scheduler waits for, so the next life reads what it left.
+ * real one, in a directory of the run's, written synchronously as it syncs, and so is its saved
+ * tip, at each commit and at a clean stop: the next life, after a crash too, reads what it left.
  */
 export class SimLightClients {
   private readonly world: World;
@@ -62,8 +62,8 @@ export class SimLightClients {
   readonly clients = new Map<string, LightClient>();
   private readonly envs = new Map<string, SimEnv>();
   private readonly lives = new Map<string, number>();
-  /** The tip a clean stop saved, for the next life to start from. */
-  private readonly saved = new Map<string, { height: number; hash: Uint8Array }>();
+  /** The tip a clean stop or a crash left, for the next life to start from. */
+  private readonly saved = new Map<string, { height: number; hash: Uint8Array; how: 'a clean stop' | 'a crash' }>();
   /** What a light client did that it must not: ban or penalise an honest full node. */
   readonly wrongs: string[] = [];
   /** What was judged at the end: clients on an honest node's tip, accounts proven; and the restarts. */
@@ -91,7 +91,7 @@ export class SimLightClients {
     const s = this.world.scheduler;
     for (const spec of this.specs) {
       mkdirSync(join(this.dir, spec.id));
-      // Held as a stop is: a start removes the saved tip it read, a real file, synced.
+      // Held as a stop is: a start reads real files.
       s.at(SIM_EPOCH_MS + spec.joinAtMs, () => s.hold(this.start(spec)));
       const r = spec.restart;
       if (!r) continue;
@@ -126,9 +126,9 @@ export class SimLightClients {
       if (this.judge(spec.id, peer, `banned honest ${peer}: ${reason}`) === false) this.counts.adversariesBanned++;
     });
     client.peers.on('penalty', (peer, score, reason) => this.judge(spec.id, peer, `penalised honest ${peer} by ${score}: ${reason}`));
-    // Its chain only ever moves to one with more work, in a life and across a clean stop (a crash
-    // starts over), or to one of as much when it takes a tie, which it does only away from a tip
-    // nobody proved against (a withholder's: test/light-ties.test.ts).
+    // Its chain only ever moves to one with more work, in a life and across a clean stop or a
+    // crash, or to one of as much when it takes a tie, which it does only away from a tip nobody
+    // proved against (a withholder's: test/light-ties.test.ts).
     let work = 0n;
     client.on('tip', (_height, tie) => {
       const now = client.headers.tip.totalWork;
@@ -141,7 +141,7 @@ export class SimLightClients {
     work = client.headers.tip.totalWork;
     const saved = this.saved.get(spec.id);
     this.saved.delete(spec.id);
-    if (saved && !bytesEqual(client.headers.tip.header.hash, saved.hash)) this.wrongs.push(`at ${this.at()} s: ${spec.id} started at ${client.headers.height} after a clean stop at ${saved.height}`);
+    if (saved && !bytesEqual(client.headers.tip.header.hash, saved.hash)) this.wrongs.push(`at ${this.at()} s: ${spec.id} started at ${client.headers.height} after ${saved.how} at ${saved.height}`);
     this.query(spec.id, client, new Random(`light-queries:${this.world.o.seed}:${spec.id}:${life}`));
   }
 
@@ -189,8 +189,11 @@ export class SimLightClients {
     return owner?.honest;
   }
 
-  /** A kill -9: its timers never fire, its connections drop, nothing is saved. */
+  /** A kill -9: its timers never fire, its connections drop, nothing more is saved. */
   crash(id: string): void {
+    const client = this.clients.get(id);
+    // Killed as it stands: the chain it committed last is what the next life must open at.
+    if (client?.headers) this.saved.set(id, { height: client.headers.height, hash: client.headers.tip.header.hash, how: 'a crash' });
     this.envs.get(id)?.kill();
     (this.clients.get(id)?.transport as { goDown?: () => void } | undefined)?.goDown?.();
     this.clients.delete(id);
@@ -201,7 +204,7 @@ export class SimLightClients {
     const client = this.clients.get(id);
     this.clients.delete(id);
     await client?.stop();
-    if (client) this.saved.set(id, { height: client.headers.height, hash: client.headers.tip.header.hash });
+    if (client) this.saved.set(id, { height: client.headers.height, hash: client.headers.tip.header.hash, how: 'a clean stop' });
     this.envs.get(id)?.kill();
     this.envs.delete(id);
   }

@@ -9,15 +9,11 @@ import { spawnSync } from 'node:child_process';
 import { createRequire, syncBuiltinESMExports } from 'node:module';
 import { join } from 'node:path';
 import { loadOrCreatePeerKey, PEER_KEY_FILE } from '../node/libp2p/identity.ts';
-import { replaceFile, writeWholeFile } from '../node/durable-file.ts';
+import { replaceFile, replaceFileSync, writeWholeFile } from '../node/durable-file.ts';
 import { createServer } from 'node:net';
 import { JsonRpcServer } from '../node/rpc.ts';
 import { RPC_ENDPOINT_FILE } from '../node/rpc-types.ts';
-import { LightHeaders } from '../node/light/headers.ts';
-import { genesisBlock } from '../ledger/genesis.ts';
-import { tempDir, testParams } from './helpers/fixtures.ts';
-
-const fsPromises = createRequire(import.meta.url)('node:fs/promises') as typeof import('node:fs/promises');
+import { tempDir } from './helpers/fixtures.ts';
 
 describe('files kept beside the store', () => {
   let dir: ReturnType<typeof tempDir>;
@@ -89,14 +85,26 @@ describe('files kept beside the store', () => {
     assert.deepEqual(readdirSync(dir.path).sort(), ['out.snap', ...kept].sort());
   });
 
-  it("a light client's saved tip is removed as it is read, the removal synced: a power cut could bring it back, stale", async () => {
-    // From the project's list: it was removed with rmSync and its directory never synced.
-    const genesis = genesisBlock(testParams()).header;
-    const path = join(dir.path, 'headers');
-    await new LightHeaders(path, genesis).close(); // a clean close saves the tip
-    assert.ok(existsSync(`${path}.tip`));
-    const synced = await directorySyncs(() => LightHeaders.open(path, genesis), `${path}.tip`);
-    assert.deepEqual(synced, [{ dir: dir.path, fileThere: false }], 'its directory synced once it was gone');
+  it("a light client's saved tip is replaced whole before the call returns: written and synced, renamed, and the rename synced", () => {
+    // Saved at each commit, between synchronous writes of the hashes file it must agree with.
+    const fs = createRequire(import.meta.url)('node:fs') as typeof import('node:fs');
+    const file = join(dir.path, 'headers.tip');
+    writeFileSync(file, 'old');
+    const steps: string[] = [];
+    const { fsyncSync, renameSync } = fs;
+    fs.fsyncSync = (fd) => (fsyncSync(fd), steps.push(fs.fstatSync(fd).isDirectory() ? 'directory synced' : 'file synced'));
+    fs.renameSync = (from, to) => (renameSync(from, to), steps.push(`${String(from).slice(dir.path.length + 1)} renamed`));
+    syncBuiltinESMExports();
+    try {
+      replaceFileSync(file, Uint8Array.of(1, 2, 3));
+    } finally {
+      Object.assign(fs, { fsyncSync, renameSync });
+      syncBuiltinESMExports();
+    }
+    assert.deepEqual(steps, ['file synced', 'headers.tip.tmp renamed', 'directory synced']);
+    assert.deepEqual([...readFileSync(file)], [1, 2, 3]);
+    assert.equal(statSync(file).mode & 0o777, 0o600);
+    assert.deepEqual(readdirSync(dir.path), ['headers.tip']);
   });
 
   it('rpc.json is written whole (mode 0600); an RPC start that cannot write it fails and leaves no port open', async () => {
@@ -121,35 +129,6 @@ describe('files kept beside the store', () => {
     await new Promise((closed) => again.close(closed));
   });
 });
-
-/**
- * The directories synced while `run` runs (each open of one whose handle is synced), and whether
- * `file` was there then. Node's own fs/promises is watched, and the modules' bindings to it with it.
- */
-async function directorySyncs(run: () => Promise<unknown>, file: string): Promise<{ dir: string; fileThere: boolean }[]> {
-  const synced: { dir: string; fileThere: boolean }[] = [];
-  const original = fsPromises.open;
-  fsPromises.open = (async (...args: Parameters<typeof original>) => {
-    const handle = await original(...args);
-    const path = String(args[0]);
-    if ((await handle.stat()).isDirectory()) {
-      const sync = handle.sync.bind(handle);
-      handle.sync = async () => {
-        await sync();
-        synced.push({ dir: path, fileThere: existsSync(file) });
-      };
-    }
-    return handle;
-  }) as typeof original;
-  syncBuiltinESMExports();
-  try {
-    await run();
-  } finally {
-    fsPromises.open = original;
-    syncBuiltinESMExports();
-  }
-  return synced;
-}
 
 /** A port free now on 127.0.0.1. */
 async function freePort(): Promise<number> {

@@ -1,7 +1,8 @@
-import { closeSync, fstatSync, fsyncSync, ftruncateSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, ftruncateSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
 import { Reader, Writer, bigIntToBytes, bytesEqual, bytesToBigInt, toHex } from '../../ledger/bytes.ts';
 import { HEADER_BYTES, decodeHeader, type BlockHeader } from '../../ledger/block.ts';
-import { removeFile, replaceFile } from '../durable-file.ts';
+import { sha256 } from '../../ledger/hash.ts';
+import { replaceFileSync } from '../durable-file.ts';
 import type { HeaderChainStart } from '../../consensus/headers.ts';
 import { blockWork } from '../../consensus/pow.ts';
 
@@ -14,14 +15,17 @@ interface Recent {
 }
 
 /**
- * What a clean close leaves beside the hashes file (`path.tip`) for the next start to go on from.
+ * What each commit and a clean close leave beside the hashes file (`path.tip`) for the next start to go on from.
  * "CLT1" held block 1's timestamp alone, which nothing could check once block 1 was older than the
  * headers kept whole: a bad disk's flipped bit in it gave every later target wrong, and the client
  * banned every peer whose headers it checked. "CLT2" holds block 1's header, checked against the file.
+ * "CLT3" ends in the SHA-256 of what comes before: its headers are written into the hashes file as
+ * they are read (a kill may have cut a branch staged over them), so a flipped bit in one no longer
+ * shows against the file, and a tip with a wrong state root would have every honest proof refused.
  */
-const TIP_FILE_MAGIC = 0x434c5432; // "CLT2"
+const TIP_FILE_MAGIC = 0x434c5433; // "CLT3"
 
-/** The last headers a clean close saved, with their chains' total work, checked against the hashes file. */
+/** The last headers a commit or a clean close saved, with their chains' total work, checked against the hashes file. */
 interface SavedTip {
   readonly recent: readonly Recent[];
   /** Block 1's header (none for a chain at genesis alone). */
@@ -42,7 +46,6 @@ export class HeaderView {
   private anchor: BlockHeader | undefined;
   /** The lowest height this view wrote to the file (Infinity: none). */
   lowestWrite = Infinity;
-
   constructor(fd: number, from?: HeaderView) {
     this.fd = fd;
     this.ring = from ? [...from.ring] : new Array(RECENT_HEADERS);
@@ -170,8 +173,10 @@ export class HeaderView {
  * (`rollback()`: the file cut back to the chain's top, any hash of it a branch overwrote put back).
  * Otherwise one peer's cheap chain, longer than the headers kept whole, staged as it was fetched
  * and then withheld at the end, stayed ours, and every honest chain forked too far back to follow.
- * The reads here (tip, proofs, status) are of the committed chain only; a clean close saves it
- * beside the file, so the next start goes on from its tip.
+ * The reads here (tip, proofs, status) are of the committed chain only; each commit, and a clean
+ * close, saves it beside the file (whole or not at all, the hashes synced first), so the next
+ * start goes on from its tip however the last one ended: saved at a clean close only, a kill
+ * cost a sync from genesis again.
  */
 export class LightHeaders {
   private readonly path: string;
@@ -181,8 +186,9 @@ export class LightHeaders {
   private staged: HeaderView | undefined;
 
   /**
-   * Starts a chain at `genesis` in a new (or emptied) file at `path`; or, `from` the headers a
-   * clean close saved, goes on with the file as it is (LightHeaders.open checked the two agree).
+   * Starts a chain at `genesis` in a new (or emptied) file at `path`; or, `from` the headers last
+   * saved, goes on with the file cut back to their tip (LightHeaders.open checked the two agree
+   * up to it; past it are a staging's hashes, or those of a commit a kill kept from being saved).
    */
   constructor(path: string, genesis: BlockHeader, from?: SavedTip) {
     this.path = path;
@@ -190,7 +196,12 @@ export class LightHeaders {
     this.genesis = genesis;
     this.committed = new HeaderView(this.fd);
     if (!from) this.committed.append([genesis], [blockWork(genesis.target)]);
-    else this.committed.restore(from.recent, from.anchor);
+    else {
+      // Their hashes written again: a kill may have cut a branch staged over them.
+      for (const r of from.recent) writeSync(this.fd, r.header.hash, 0, 32, r.header.height * 32);
+      ftruncateSync(this.fd, (from.recent.at(-1)!.header.height + 1) * 32);
+      this.committed.restore(from.recent, from.anchor);
+    }
   }
 
   /** The chain back to genesis alone, the file with it (a chain below a new checkpoint: node/light/checkpoint.ts). */
@@ -199,24 +210,23 @@ export class LightHeaders {
     ftruncateSync(this.fd, 0);
     this.committed = new HeaderView(this.fd);
     this.committed.append([this.genesis], [blockWork(this.genesis.target)]);
+    this.save();
   }
 
   /**
-   * The chain a clean close left at `path`, or a new one at `genesis` when there is none that
-   * holds (never closed, killed, another network's): a restart then asks its peers only for the
-   * headers that came since, where it asked for every one from genesis again, about a minute at a
-   * million headers (and 150 MB its peers uploaded) before it could prove an account. The saved
-   * tip is removed as it is read, so a kill later on starts over rather than trust a stale one.
+   * The chain last saved at `path` (by a commit or a clean close), or a new one at `genesis` when
+   * none holds (never saved, another network's, a kill mid-way through a branch that rewrote the
+   * hashes saved): a restart then asks its peers only for the headers that came since, where it
+   * asked for every one from genesis again, about a minute at a million headers (and 150 MB its
+   * peers uploaded) before it could prove an account.
    */
   static async open(path: string, genesis: BlockHeader): Promise<LightHeaders> {
-    const tipFile = `${path}.tip`;
     let saved: SavedTip | undefined;
     try {
-      saved = savedTipMatching(readFileSync(tipFile), path, genesis);
+      saved = savedTipMatching(readFileSync(`${path}.tip`), path, genesis);
     } catch {
       saved = undefined; // none, or not one this code wrote for this file: start over
     }
-    await removeFile(tipFile);
     return new LightHeaders(path, genesis, saved);
   }
 
@@ -251,6 +261,7 @@ export class LightHeaders {
     this.committed = this.staged;
     this.staged = undefined;
     ftruncateSync(this.fd, (this.committed.height + 1) * 32);
+    this.save();
   }
 
   /**
@@ -271,31 +282,48 @@ export class LightHeaders {
     return (kept(this.committed) + kept(this.staged)) * (152 + 32 + 64 + 200);
   }
 
-  /**
-   * Closes the file, with the committed headers saved beside it (whole or not at all) for the next
-   * start; a staging still open is dropped first. A save that fails (a full disk) only costs that
-   * start a sync from genesis.
-   */
+  /** Closes the file, with the committed headers saved beside it for the next start; a staging still open is dropped first. */
   async close(): Promise<void> {
     this.rollback();
-    fsyncSync(this.fd);
+    this.save();
     closeSync(this.fd);
+  }
+
+  /**
+   * The committed headers saved beside the file, whole or not at all, once the hashes they name
+   * are synced (else a power cut could keep the saved tip and lose hashes below it). Synchronous,
+   * as the writes of the hashes are: a save under way while a sync rewrote them could name hashes
+   * no longer there. One that fails (a full disk) costs the next start only the headers since the
+   * last that held, or a sync from genesis.
+   */
+  private save(): void {
     const kept = this.committed.kept();
     const anchor = this.committed.anchorHeader;
     const w = new Writer(8 + (kept.length + 1) * (HEADER_BYTES + 32)).u32(TIP_FILE_MAGIC).u32(kept.length);
     for (const r of kept) w.bytes(r.header.bytes).bytes(bigIntToBytes(r.totalWork, 32));
     if (anchor) w.bytes(anchor.bytes);
-    await replaceFile(`${this.path}.tip`, w.finish()).catch(() => {});
+    const body = w.finish();
+    try {
+      fsyncSync(this.fd);
+      replaceFileSync(`${this.path}.tip`, new Writer(body.length + 32).bytes(body).bytes(sha256(body)).finish());
+    } catch {
+      // As the comment says: the tip saved before, checked against the file at the next start, or none.
+    }
   }
 }
 
 /**
- * The headers in a saved tip, if they are what the hashes file at `path` ends with, on the chain
- * of `genesis`: consecutive, linked, each one's total work its parent's plus its own, each hash the
- * file's at its height, the file ending at the last, and block 1 the file's (its timestamp the anchor).
+ * The headers in a saved tip, if they go on from the hashes file at `path`, on the chain of
+ * `genesis`: consecutive, linked, each one's total work its parent's plus its own, the first a
+ * child of the file's hash below it (or genesis), and block 1 the file's (its timestamp the
+ * anchor). The file below them is as it was when they were saved: a staging forks within the
+ * headers kept whole, whose lowest height never falls (restart() empties the file). At their
+ * heights and above it may hold a branch staged over them, or a later commit whose save a kill
+ * cut: the headers saved are written again, and the rest cut.
  */
 function savedTipMatching(bytes: Uint8Array, path: string, genesis: BlockHeader): SavedTip | undefined {
-  const r = new Reader(bytes);
+  if (bytes.length < 40 || !bytesEqual(sha256(bytes.subarray(0, -32)), bytes.subarray(-32))) return undefined;
+  const r = new Reader(bytes.subarray(0, -32));
   if (r.u32('tip magic') !== TIP_FILE_MAGIC) return undefined;
   const count = r.u32('count');
   if (count < 1 || count > RECENT_HEADERS) return undefined;
@@ -313,17 +341,16 @@ function savedTipMatching(bytes: Uint8Array, path: string, genesis: BlockHeader)
   r.end('saved tip');
   // All of them up to the window, or as many as a branch to a shorter chain left (kept()): its fork and the 10 before it at least.
   if (count > Math.min(top + 1, RECENT_HEADERS) || count < Math.min(top + 1, 11)) return undefined;
-  if (first.height === 0 && recent[0]!.totalWork !== blockWork(genesis.target)) return undefined;
+  if (first.height === 0 && (!bytesEqual(first.hash, genesis.hash) || recent[0]!.totalWork !== blockWork(genesis.target))) return undefined;
   if (anchor && (anchor.height !== 1 || !bytesEqual(anchor.prevHash, genesis.hash))) return undefined;
+  if (anchor && first.height <= 1 && !bytesEqual(recent[1 - first.height]!.header.hash, anchor.hash)) return undefined;
+  if (first.height === 0) return { recent, anchor }; // the whole chain: nothing of the file's is needed
   const fd = openSync(path, 'r');
   try {
-    if (fstatSync(fd).size !== (top + 1) * 32) return undefined;
-    const hashes = new Uint8Array(count * 32);
+    const below = new Uint8Array(32);
+    if (readSync(fd, below, 0, 32, (first.height - 1) * 32) !== 32 || !bytesEqual(below, first.prevHash)) return undefined;
     const start = new Uint8Array(64); // the hashes of genesis and block 1
-    if (readSync(fd, hashes, 0, hashes.length, first.height * 32) !== hashes.length || readSync(fd, start, 0, 64, 0) !== Math.min(64, (top + 1) * 32)) return undefined;
-    if (!bytesEqual(start.subarray(0, 32), genesis.hash)) return undefined;
-    if (anchor && !bytesEqual(start.subarray(32), anchor.hash)) return undefined;
-    if (!recent.every((k, i) => bytesEqual(k.header.hash, hashes.subarray(i * 32, i * 32 + 32)))) return undefined;
+    if (first.height >= 2 && (readSync(fd, start, 0, 64, 0) !== 64 || !bytesEqual(start.subarray(0, 32), genesis.hash) || !bytesEqual(start.subarray(32), anchor!.hash))) return undefined;
   } finally {
     closeSync(fd);
   }

@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { ChainDB } from '../../ledger/chaindb.ts';
 import { MemoryDisk } from '../../ledger/kv-memory.ts';
-import type { Block } from '../../ledger/block.ts';
+import { BLOCK_VERSION, makeHeader, type Block, type BlockHeader } from '../../ledger/block.ts';
+import { sha256 } from '../../ledger/hash.ts';
 import { Chain } from '../../consensus/chain.ts';
 import { realEnv, type Env } from '../../node/env.ts';
 import { serveLightClients } from '../../node/light/serve.ts';
@@ -24,6 +25,16 @@ export const params = testParams({ name: 'cairn-light-test', timestamp: 1_600_00
 export const NOW = params.timestamp + 1_000_000;
 export const env = { ...realEnv, now: () => NOW * 1000 };
 export const names = networkNames((await ChainDB.open(new MemoryDisk().open(), params)).genesis.header.hash);
+
+/**
+ * A child of `parent` that is not mined (its proof of work not met): for a header store
+ * (node/light/headers.ts), which keeps what was checked and checks nothing itself. `branch` tells
+ * apart children of one parent.
+ */
+export function unminedChild(parent: BlockHeader, branch: number): BlockHeader {
+  const seed = sha256(Uint8Array.from([...parent.hash, branch & 0xff, (branch >>> 8) & 0xff]));
+  return makeHeader({ version: BLOCK_VERSION, height: parent.height + 1, prevHash: parent.hash, merkleRoot: seed, stateRoot: seed, timestamp: parent.timestamp + 10, target: parent.target, nonce: 0n });
+}
 
 /** Peers are responders by protocol; the light client's side is a Transport over them. */
 export class FakeNet {
