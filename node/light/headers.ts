@@ -91,19 +91,23 @@ export class HeaderView {
     return h !== undefined && this.recent(h)?.header.hash && toHex(this.recent(h)!.header.hash) === toHex(hash) ? h : undefined;
   }
 
-  /** Main-chain hashes from the tip back to genesis, dense then doubling, with their heights. */
+  /**
+   * Main-chain hashes from the tip back to genesis, dense then doubling, with their heights; and
+   * the lowest a branch can be followed from (startAt: the 10 before it kept too). Without it, a
+   * fork between that height and the next hash above it was answered from the one below, and
+   * taken for one too deep to follow: any fork more than 1,031 below the tip, of 2,048 kept.
+   */
   locator(): { hashes: Uint8Array[]; heights: Map<string, number> } {
-    const hashes: Uint8Array[] = [];
-    const heights = new Map<string, number>();
-    let step = 1;
-    for (let h = this.top; ; h -= step) {
-      const at = Math.max(h, 0);
-      const hash = this.hashAt(at)!;
-      hashes.push(hash);
-      heights.set(toHex(hash), at);
-      if (at === 0) return { hashes, heights };
-      if (hashes.length >= 10) step *= 2;
+    const at: number[] = [];
+    for (let h = this.top, step = 1; h > 0; h -= step) {
+      at.push(h);
+      if (at.length >= 10) step *= 2;
     }
+    at.push(0);
+    const lowest = Math.max(0, this.top - RECENT_HEADERS + 11);
+    if (!at.includes(lowest)) at.splice(at.findIndex((h) => h < lowest), 0, lowest);
+    const hashes = at.map((h) => this.hashAt(h)!);
+    return { hashes, heights: new Map(hashes.map((hash, i) => [toHex(hash), at[i]!])) };
   }
 
   /** What checking the children of the header at `height` needs, if it is recent enough. */
