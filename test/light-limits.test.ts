@@ -6,6 +6,9 @@
  * of sync rounds for a while, never banned.
  */
 import assert from 'node:assert/strict';
+import { BLOCK_VERSION, makeHeader, type BlockHeader } from '../ledger/block.ts';
+import { nextTarget } from '../consensus/difficulty.ts';
+import { hasValidProofOfWork } from '../consensus/pow.ts';
 import { LightClient } from '../node/light/client.ts';
 import { proveFromAny, type Prover } from '../node/light/proofs.ts';
 import { SilentPeers } from '../node/light/silent-peers.ts';
@@ -13,7 +16,8 @@ import { busyError, TransportError } from '../node/transport.ts';
 import { DEFAULT_SLOT_LIMITS } from '../node/slots.ts';
 import { tempDir } from './helpers/fixtures.ts';
 import { waitFor } from './helpers/network.ts';
-import { FakeNet, FakeTransport, carol, extend, fullNode, longWaitsNeverEnd, names, newChain, params } from './helpers/light-net.ts';
+import { decodeGetHeaderRange, encodeHeaders, encodeStatus } from '../node/wire.ts';
+import { FakeNet, FakeTransport, carol, extend, fullNode, longWaitsNeverEnd, names, newChain, params, statusOf } from './helpers/light-net.ts';
 
 describe('light client against cheap identities', function () {
   this.timeout(30_000);
@@ -187,5 +191,40 @@ describe('light client against cheap identities', function () {
     const provers: Prover[] = Array.from({ length: 20 }, (_, i) => ({ peer: `p${i}`, announcedOurTip: true }));
     const answers = await proveFromAny(provers, async ({ peer }) => `no proof from ${peer}`);
     assert.deepEqual(answers, provers.map((p) => `no proof from ${p.peer}`));
+  });
+  it('asks a peer for headers up to the height its status claimed, no further: a stream of valid headers that never adds up to its claim is cut there, and it is banned', async () => {
+    // Headers checked one by one, each valid, on a chain dated on schedule at the easiest target:
+    // nothing bounded how many were fetched (and written to the hashes file) while the peer's
+    // claim was not yet met, and getAccount waited for the sync that never ended.
+    const { chain, client } = await syncedWithHonest();
+    const claimed = { ...statusOf(chain), height: chain.tip.height + 100, totalWork: chain.tip.totalWork * 100_000n }; // more than the stream holds
+    const stream: BlockHeader[] = [chain.tip.header];
+    const headerAt = (height: number): BlockHeader => {
+      while (stream.at(-1)!.height < height) {
+        const parent = stream.at(-1)!;
+        const fields = { version: BLOCK_VERSION, height: parent.height + 1, prevHash: parent.hash, merkleRoot: parent.hash, stateRoot: parent.stateRoot, timestamp: parent.timestamp + params.blockTime, target: nextTarget(params, parent, chain.tip.anchorTimestamp) };
+        let header = makeHeader({ ...fields, nonce: 0n });
+        for (let n = 1n; !hasValidProofOfWork(header); n++) header = makeHeader({ ...fields, nonce: n });
+        stream.push(header);
+      }
+      return stream[height - chain.tip.height]!;
+    };
+    let asked = 0;
+    const MAX_ASKED = 10; // then it stops, as a stream a test can wait for
+    net.peers.set('streamer', new Map([
+      [names.status, async () => encodeStatus(claimed)],
+      [names.headerRange, async (req: Uint8Array) => {
+        const { from, count } = decodeGetHeaderRange(req);
+        if (++asked > MAX_ASKED) return encodeHeaders([]);
+        return encodeHeaders(Array.from({ length: count }, (_, i) => headerAt(from + i)));
+      }],
+    ]));
+    transport.connect('streamer');
+    await waitFor(() => client.statuses.has('streamer') || client.peers.isBanned('streamer'), 10_000, "the streamer's status");
+    await client.requestSync();
+    assert.ok(client.peers.isBanned('streamer'));
+    assert.match(client.bans.get('streamer')!, /do not add up/);
+    assert.equal(asked, 1, 'one answer reached the height it claimed');
+    assert.equal(client.headers.height, chain.tip.height);
   });
 });

@@ -64,9 +64,11 @@ function forksBelowCheckpoint(o: HeaderFetching, staged: HeaderView, headers: re
  * along our own chain. The total work then shown; undefined if the peer's next header does not
  * follow our tip, or it has none at that height at all: its chain forks from ours, and may have
  * more work at no more height (a branch mined on schedule against ours mined slowly, whose
- * ASERT targets were easier), which only the locator finds.
+ * ASERT targets were easier), which only the locator finds. No more is asked once the headers
+ * reach `upTo`, the height the peer claimed: what its chain grew since, the next round takes; a
+ * stream of valid headers that never adds up to its claim is cut there (and judged by the caller).
  */
-export async function extendByRange(o: HeaderFetching, peer: string, staged: HeaderView): Promise<bigint | undefined> {
+export async function extendByRange(o: HeaderFetching, peer: string, staged: HeaderView, upTo: number): Promise<bigint | undefined> {
   let check: HeaderChainCheck | undefined;
   for (;;) {
     const tip = staged.tip;
@@ -91,17 +93,17 @@ export async function extendByRange(o: HeaderFetching, peer: string, staged: Hea
       works.push(check.totalWork);
     }
     staged.append(headers, works);
-    if (headers.length < MAX_HEADERS_PER_RESPONSE) return check.totalWork;
+    if (headers.length < MAX_HEADERS_PER_RESPONSE || staged.height >= upTo) return check.totalWork;
   }
 }
 
 /**
  * Headers after our locator: a branch that forks below our tip is held until its work exceeds
  * ours (or, `tie`, equals it), and only then replaces the staged headers above the fork. The work
- * shown; undefined if the branch cannot be followed (it forks too far back, or runs too long
- * without more work).
+ * shown, up to the height `upTo` the peer claimed at most (as extendByRange); undefined if the
+ * branch cannot be followed (it forks too far back, or runs too long without more work).
  */
-export async function followBranch(o: HeaderFetching, peer: string, staged: HeaderView, tie = false): Promise<bigint | undefined> {
+export async function followBranch(o: HeaderFetching, peer: string, staged: HeaderView, upTo: number, tie = false): Promise<bigint | undefined> {
   let check: HeaderChainCheck | undefined;
   let fork = -1;
   let branch: { header: BlockHeader; work: bigint }[] = [];
@@ -160,7 +162,7 @@ export async function followBranch(o: HeaderFetching, peer: string, staged: Head
         return undefined;
       }
     }
-    if (headers.length < MAX_HEADERS_PER_RESPONSE) break;
+    if (headers.length < MAX_HEADERS_PER_RESPONSE || check.tipHeight >= upTo) break;
   }
   return check?.totalWork ?? staged.tip.totalWork;
 }

@@ -112,7 +112,7 @@ export class LightSync {
     const { headers, checkpoint } = this.parts;
     const staged = headers.stage();
     try {
-      const work = (await extendByRange(this.fetching, peer, staged)) ?? (await followBranch(this.fetching, peer, staged, tie));
+      const work = (await extendByRange(this.fetching, peer, staged, claimed.height)) ?? (await followBranch(this.fetching, peer, staged, claimed.height, tie));
       if (work === undefined) return;
       if (work < claimed.totalWork) throw new PeerFault('its headers do not add up to the work its status claimed (withheld)', LIE);
       // Its status said it passed the checkpoint's height (see ahead()).
