@@ -13,12 +13,11 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { toHex } from '../ledger/bytes.ts';
 import { genesisBlock } from '../ledger/genesis.ts';
-import { LightClient } from '../node/light/client.ts';
 import { LightHeaders, RECENT_HEADERS } from '../node/light/headers.ts';
 import { withCompileCache } from './helpers/compile-cache.ts';
-import { seededRandom, tempDir, testParams } from './helpers/fixtures.ts';
+import { seededRandom, testParams } from './helpers/fixtures.ts';
 import { waitFor } from './helpers/network.ts';
-import { FakeNet, FakeTransport, carol, env, extend, fullNode, names, newChain, params, unminedChild, waitsNeverEnd } from './helpers/light-net.ts';
+import { carol, cheapThenHeavier, extend, fullNode, names, newChain, params, unminedChild, useLightClients, waitsNeverEnd } from './helpers/light-net.ts';
 
 const WRITER = fileURLToPath(new URL('./helpers/light-headers-writer.ts', import.meta.url));
 const KILLS = 12;
@@ -48,37 +47,12 @@ async function runUntilKilled(path: string, seed: number, commits: number, delay
 
 describe('light client restarts', function () {
   this.timeout(60_000);
-  let dir: ReturnType<typeof tempDir>;
-  const clients: LightClient[] = [];
-  let transport: FakeTransport;
-  let net: FakeNet;
-
-  beforeEach(() => {
-    dir = tempDir('cairn-light-restart-');
-    net = new FakeNet();
-  });
-  afterEach(async () => {
-    for (const c of clients.splice(0).reverse()) await c.stop();
-    dir.remove();
-  });
-
-  async function startLight(clientEnv = env): Promise<LightClient> {
-    const light = new LightClient({ params, env: clientEnv, datadir: dir.path, bootstrap: [], statusIntervalMs: 3_600_000, createTransport: async (gate) => (transport = new FakeTransport(net, gate)) });
-    clients.push(light);
-    await light.start();
-    return light;
-  }
-
-  async function meet(client: LightClient, peer: string): Promise<void> {
-    transport.connect(peer);
-    await waitFor(() => client.statuses.has(peer), 10_000, `${peer}'s status`);
-    await client.requestSync();
-  }
+  const lights = useLightClients('cairn-light-restart-');
 
   it(`its header store, killed ${KILLS} times while it stages, commits, reorganises and drops headers, reopens each time at the chain last committed (or the one being committed), every hash in place`, async () => {
     const params = testParams({ name: 'cairn-light-kill', timestamp: 1_600_000_000 });
     const genesis = genesisBlock(params).header;
-    const path = join(dir.path, 'headers');
+    const path = join(lights.datadir, 'headers');
     const rng = seededRandom(16);
     let committed = [toHex(genesis.hash)];
     let reopenedAbove = 0;
@@ -108,7 +82,7 @@ describe('light client restarts', function () {
 
   it('headers saved that do not go on from the hashes file below them (another chain\'s file, a bad disk) are not trusted: it starts over', async () => {
     const genesis = genesisBlock(params).header;
-    const path = join(dir.path, 'headers');
+    const path = join(lights.datadir, 'headers');
     const store = new LightHeaders(path, genesis);
     const staged = store.stage();
     let parent = genesis;
@@ -135,28 +109,20 @@ describe('light client restarts', function () {
     // The headers kept whole after it are those from the fork's ancestors kept before it up to the
     // new tip: fewer than the window, with the heights below them gone from it. Saving took the
     // window as whole and read a header at each of those heights: a TypeError at the stop.
-    const cheap = await newChain();
-    const cheapBlocks = await extend(cheap, RECENT_HEADERS + 60, 60);
-    const heavier = await newChain();
-    for (const block of cheapBlocks.slice(0, 1100)) await heavier.processBlock(block);
-    await extend(heavier, 400, 61, false, 1); // ahead of schedule: harder targets
-    assert.ok(heavier.tip.totalWork > cheap.tip.totalWork && heavier.tip.height < cheap.tip.height);
-    await fullNode(net, 'cheap', cheap);
-    await fullNode(net, 'heavier', heavier);
-    const client = await startLight();
+    const { cheap, heavier } = await cheapThenHeavier(lights.net, 1100);
+    const client = await lights.start();
     const failures: string[] = [];
     client.on('log', (level, message) => level === 'warn' && failures.push(message));
-    await meet(client, 'cheap');
+    await lights.meet(client, 'cheap');
     assert.equal(client.headers.height, cheap.tip.height);
-    await meet(client, 'heavier');
+    await lights.meet(client, 'heavier');
     assert.deepEqual(failures, []);
     assert.equal(toHex(client.headers.tip.header.hash), heavier.tip.hashHex);
-    const again = await startLight(); // killed: what the commit saved
+    const again = await lights.start(); // killed: what the commit saved
     assert.equal(toHex(again.headers.tip.header.hash), heavier.tip.hashHex);
-    await clients.shift()!.stop();
+    await client.stop();
     await again.stop();
-    clients.pop();
-    const cleanly = await startLight();
+    const cleanly = await lights.start();
     assert.equal(toHex(cleanly.headers.tip.header.hash), heavier.tip.hashHex);
   });
 
@@ -166,25 +132,25 @@ describe('light client restarts', function () {
     const longer = await newChain();
     for (const block of blocks) await longer.processBlock(block);
     await extend(longer, 2_100, 52);
-    await fullNode(net, 'full', chain);
-    await fullNode(net, 'cut', longer);
-    const handlers = net.peers.get('cut')!;
+    await fullNode(lights.net, 'full', chain);
+    await fullNode(lights.net, 'cut', longer);
+    const handlers = lights.net.peers.get('cut')!;
     const respond = handlers.get(names.headerRange)!;
     let answers = 0;
     handlers.set(names.headerRange, async (req, asker) => (answers++ > 0 ? { busy: true, retryAfterMs: 1_500 } : respond(req, asker)));
-    const killed = await startLight(waitsNeverEnd(1_000));
-    await meet(killed, 'full');
+    const killed = await lights.start(waitsNeverEnd(1_000));
+    await lights.meet(killed, 'full');
     assert.equal(killed.headers.height, chain.tip.height);
-    transport.connect('cut');
+    lights.transport.connect('cut');
     await waitFor(() => answers >= 2, 10_000, 'a range staged beyond our tip, and the next answered busy');
-    assert.ok(statSync(join(dir.path, 'headers')).size > (chain.tip.height + 1) * 32, 'staged hashes written past the tip');
+    assert.ok(statSync(join(lights.datadir, 'headers')).size > (chain.tip.height + 1) * 32, 'staged hashes written past the tip');
     // Killed here: no stop, nothing saved at the end. A new start on the same datadir.
-    const again = await startLight();
+    const again = await lights.start();
     assert.equal(again.headers.height, chain.tip.height, 'the committed tip, not genesis');
     assert.equal(toHex(again.headers.tip.header.hash), chain.tip.hashHex);
-    assert.equal(statSync(join(dir.path, 'headers')).size, (chain.tip.height + 1) * 32, 'the staged hashes cut off');
+    assert.equal(statSync(join(lights.datadir, 'headers')).size, (chain.tip.height + 1) * 32, 'the staged hashes cut off');
     for (const h of [1, 2, 500, chain.tip.height - RECENT_HEADERS, chain.tip.height]) assert.equal(toHex(again.headers.hashAt(h)!), toHex(blocks[h - 1]!.header.hash));
-    await meet(again, 'full');
+    await lights.meet(again, 'full');
     assert.deepEqual((await again.getAccount(carol.address)).account, { balance: 507n, nonce: 0n });
   });
 });

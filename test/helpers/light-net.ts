@@ -17,7 +17,9 @@ import type { Serve } from '../../node/serving.ts';
 import { networkNames } from '../../node/protocols.ts';
 import { TransportError, busyError, isBusy, type ConnectionGate, type RequestLimits, type Responder, type Transport, type TransportEvents } from '../../node/transport.ts';
 import { decodeGetHeaders, encodeHeaders, encodeStatus } from '../../node/wire.ts';
-import { FUNDED_KEYS, testKey, testParams, transfer } from './fixtures.ts';
+import { LightClient } from '../../node/light/client.ts';
+import { FUNDED_KEYS, tempDir, testKey, testParams, transfer } from './fixtures.ts';
+import { waitFor } from './network.ts';
 import { mineChild } from './mining.ts';
 import { RECENT_HEADERS } from '../../node/light/headers.ts';
 
@@ -174,4 +176,66 @@ export async function captureChains(): Promise<{ cheap: Chain; honest: Chain; ch
   await extend(honest, 400, 61, false, 1); // ahead of schedule: harder targets
   assert.ok(honest.tip.totalWork > cheap.tip.totalWork);
   return { cheap, honest, cheapBlocks };
+}
+
+/**
+ * A cheap chain longer than the headers a light client keeps whole, at the easiest targets, and
+ * a heavier, shorter one sharing its first `shared` blocks (then paying carol, and mined ahead of
+ * schedule: harder targets), each served by a full node on `net` ('cheap', 'heavier').
+ */
+export async function cheapThenHeavier(net: FakeNet, shared: number): Promise<{ cheap: Chain; heavier: Chain }> {
+  const cheap = await newChain();
+  const cheapBlocks = await extend(cheap, RECENT_HEADERS + 60, 60);
+  const heavier = await newChain();
+  for (const block of cheapBlocks.slice(0, shared)) await heavier.processBlock(block);
+  await extend(heavier, 1, 61, true);
+  await extend(heavier, 400, 61, false, 1);
+  assert.ok(heavier.tip.totalWork > cheap.tip.totalWork && heavier.tip.height < cheap.tip.height);
+  await fullNode(net, 'cheap', cheap);
+  await fullNode(net, 'heavier', heavier);
+  return { cheap, heavier };
+}
+
+/**
+ * For a mocha `describe`: a datadir and a FakeNet of its own for each test, light clients started
+ * on them over a FakeTransport (each stopped after the test, the last started first: a stop is
+ * once only, so a test may stop one itself), and `meet`: a peer connects, its status is heard,
+ * and a sync round runs.
+ */
+export function useLightClients(prefix: string) {
+  let dir: ReturnType<typeof tempDir>;
+  let net: FakeNet;
+  let transport: FakeTransport;
+  const clients: LightClient[] = [];
+  beforeEach(() => {
+    dir = tempDir(prefix);
+    net = new FakeNet();
+  });
+  afterEach(async () => {
+    for (const client of clients.splice(0).reverse()) await client.stop();
+    dir.remove();
+  });
+  return {
+    get datadir() {
+      return dir.path;
+    },
+    get net() {
+      return net;
+    },
+    /** The transport of the client started last. */
+    get transport() {
+      return transport;
+    },
+    async start(clientEnv: Env = env): Promise<LightClient> {
+      const client = new LightClient({ params, env: clientEnv, datadir: dir.path, bootstrap: [], statusIntervalMs: 3_600_000, createTransport: async (gate) => (transport = new FakeTransport(net, gate)) });
+      clients.push(client);
+      await client.start();
+      return client;
+    },
+    async meet(client: LightClient, peer: string): Promise<void> {
+      transport.connect(peer);
+      await waitFor(() => client.statuses.has(peer) || client.peers.isBanned(peer), 10_000, `${peer}'s status`);
+      await client.requestSync();
+    },
+  };
 }
