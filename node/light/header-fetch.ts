@@ -65,8 +65,9 @@ function forksBelowCheckpoint(o: HeaderFetching, staged: HeaderView, headers: re
  * follow our tip, or it has none at that height at all: its chain forks from ours, and may have
  * more work at no more height (a branch mined on schedule against ours mined slowly, whose
  * ASERT targets were easier), which only the locator finds. No more is asked once the headers
- * reach `upTo`, the height the peer claimed: what its chain grew since, the next round takes; a
- * stream of valid headers that never adds up to its claim is cut there (and judged by the caller).
+ * reach `upTo`, a little past the height the peer claimed: what its chain grew since, the next
+ * round takes; a stream of valid headers that never adds up to its claim is cut there (and judged
+ * by the caller).
  */
 export async function extendByRange(o: HeaderFetching, peer: string, staged: HeaderView, upTo: number): Promise<bigint | undefined> {
   let check: HeaderChainCheck | undefined;
@@ -100,7 +101,7 @@ export async function extendByRange(o: HeaderFetching, peer: string, staged: Hea
 /**
  * Headers after our locator: a branch that forks below our tip is held until its work exceeds
  * ours (or, `tie`, equals it), and only then replaces the staged headers above the fork. The work
- * shown, up to the height `upTo` the peer claimed at most (as extendByRange); undefined if the
+ * shown, up to the height `upTo` at most (as extendByRange); undefined if the
  * branch cannot be followed (it forks too far back, or runs too long without more work).
  */
 export async function followBranch(o: HeaderFetching, peer: string, staged: HeaderView, upTo: number, tie = false): Promise<bigint | undefined> {

@@ -10,7 +10,7 @@ import { ConsensusError } from '../../consensus/errors.ts';
 import { PeerFault } from '../header-sync.ts';
 import type { PeerManager } from '../peers.ts';
 import { isOwnFailure, ownFailureFields } from '../transport.ts';
-import type { Status } from '../wire.ts';
+import { MAX_HEADERS_PER_RESPONSE, type Status } from '../wire.ts';
 import type { LightHeaders, HeaderView } from './headers.ts';
 import { LIE, extendByRange, followBranch, type HeaderFetching } from './header-fetch.ts';
 import type { SilentPeers } from './silent-peers.ts';
@@ -112,7 +112,10 @@ export class LightSync {
     const { headers, checkpoint } = this.parts;
     const staged = headers.stage();
     try {
-      const work = (await extendByRange(this.fetching, peer, staged, claimed.height)) ?? (await followBranch(this.fetching, peer, staged, claimed.height, tie));
+      // Headers up to one answer past the height it claimed, as a full node's sync takes them: a
+      // chain that moved since to a heavier branch may hold less work at that height.
+      const upTo = claimed.height + MAX_HEADERS_PER_RESPONSE;
+      const work = (await extendByRange(this.fetching, peer, staged, upTo)) ?? (await followBranch(this.fetching, peer, staged, upTo, tie));
       if (work === undefined) return;
       if (work < claimed.totalWork) throw new PeerFault('its headers do not add up to the work its status claimed (withheld)', LIE);
       // Its status said it passed the checkpoint's height (see ahead()).
