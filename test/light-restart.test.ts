@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { openSync, closeSync, statSync, writeSync } from 'node:fs';
+import { closeSync, openSync, rmSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { toHex } from '../ledger/bytes.ts';
@@ -103,6 +103,25 @@ describe('light client restarts', function () {
       await again.close();
       return again;
     }
+  });
+
+  it('a saved tip of the whole chain reopens without the hashes file (removed): it is written again from it', async () => {
+    const genesis = genesisBlock(params).header;
+    const path = join(lights.datadir, 'headers');
+    const store = new LightHeaders(path, genesis);
+    const staged = store.stage();
+    for (let parent = genesis; parent.height < 30; ) {
+      parent = unminedChild(parent, 0);
+      staged.append([parent], [staged.tip.totalWork + 2n]);
+    }
+    store.commit();
+    const hashes = [...Array(31).keys()].map((h) => toHex(store.hashAt(h)!));
+    await store.close();
+    rmSync(path);
+    const again = await LightHeaders.open(path, genesis);
+    assert.deepEqual([...Array(31).keys()].map((h) => toHex(again.hashAt(h)!)), hashes);
+    await again.close();
+    assert.equal(statSync(path).size, 31 * 32);
   });
 
   it('a reorganisation to a shorter chain that forks below most of the headers kept is saved, and reopens', async () => {

@@ -1,4 +1,4 @@
-import { closeSync, fsyncSync, ftruncateSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
+import { closeSync, constants, fsyncSync, ftruncateSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
 import { Reader, Writer, bigIntToBytes, bytesEqual, bytesToBigInt, toHex } from '../../ledger/bytes.ts';
 import { HEADER_BYTES, decodeHeader, type BlockHeader } from '../../ledger/block.ts';
 import { sha256 } from '../../ledger/hash.ts';
@@ -196,7 +196,8 @@ export class LightHeaders {
    */
   constructor(path: string, genesis: BlockHeader, from?: SavedTip) {
     this.path = path;
-    this.fd = openSync(path, from ? 'r+' : 'w+');
+    // Saved, the file is kept, or made again (a saved tip of the whole chain needs none of it).
+    this.fd = openSync(path, from ? constants.O_RDWR | constants.O_CREAT : 'w+', 0o600);
     this.genesis = genesis;
     this.committed = new HeaderView(this.fd);
     if (!from) this.committed.append([genesis], [blockWork(genesis.target)]);
