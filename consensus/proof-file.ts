@@ -108,6 +108,9 @@ export function readProofFile(text: string): ProofFile {
 }
 
 function header(hex: string, what: string): BlockHeader {
+  // Lower case only, as the proof's hex and the hashes: a digit in upper case is a byte changed
+  // that fromHex would read as the same header.
+  if (/[A-F]/.test(hex)) throw not(`${what} does not decode: hex in upper case`);
   try {
     return decodeHeader(fromHex(hex));
   } catch (err) {

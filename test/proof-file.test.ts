@@ -267,6 +267,10 @@ describe('proofs and proof files', function () {
       fails({ ...file, block: { ...file.block, height: file.block.height - 1 } }, 'block.height');
       fails({ ...file, block: { ...file.block, hash: flip(file.block.hash, 5) } }, 'block.hash');
       fails({ ...file, genesis: flip(file.genesis, 0) }, 'genesis');
+      // A digit in upper case is a byte changed too, though it decodes to the same header: the file is lower-case hex throughout.
+      const upper = (hex: string) => hex.replace(/[a-f]/, (c) => c.toUpperCase());
+      fails({ ...file, headers: { ...file.headers, list: [upper(file.headers.list[0]!), ...file.headers.list.slice(1)] } }, 'header 0 in upper case');
+      if (file.headers.anchor) fails({ ...file, headers: { ...file.headers, anchor: upper(file.headers.anchor) } }, 'anchor in upper case');
       fails({ ...file, network: 'cairn-other' }, 'network');
       fails({ ...file, kind: file.kind === 'account' ? 'transaction' : 'account' }, 'kind');
       if (file.kind === 'account') {
