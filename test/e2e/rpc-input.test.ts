@@ -88,7 +88,8 @@ describe('e2e: bad RPC input', function () {
 
     // Wrong parameter types.
     await expectError('params an array', call('status', [1, 2]), RPC_ERRORS.INVALID_PARAMS);
-    await expectError('params a string', call('getAccount', 'cairn1'), RPC_ERRORS.INVALID_PARAMS);
+    // Params neither an object nor an array make no valid request at all (JSON-RPC 2.0, as bitcoind).
+    await expectError('params a string', call('getAccount', 'cairn1'), RPC_ERRORS.INVALID_REQUEST);
     await expectError('address a number', call('getAccount', { address: 42 }), RPC_ERRORS.INVALID_PARAMS);
     await expectError('address not an address', call('getAccount', { address: 'cairn1notanaddress' }), RPC_ERRORS.INVALID_PARAMS);
     await expectError('height negative', call('getBlock', { height: -1 }), RPC_ERRORS.INVALID_PARAMS);
