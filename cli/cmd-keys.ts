@@ -2,9 +2,9 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { toHex } from '../ledger/bytes.ts';
-import { createKey, howToFillKeystore, importKey, listKeys, loadPrivateKey, requireKey } from './keystore.ts';
+import { checkPrivateKeyText, createKey, howToFillKeystore, importKey, listKeys, loadPrivateKey, requireKey } from './keystore.ts';
 import { readPassword } from './password.ts';
-import { ensureDir } from './keystore-files.ts';
+import { ensureDir, removeMadeKeystore } from './keystore-files.ts';
 import { withKeyWriteLock } from './keystore-lock.ts';
 import { address, parse, required, str, UsageError } from './args.ts';
 import type { Out } from './output.ts';
@@ -19,6 +19,21 @@ async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks).toString('utf8');
+}
+
+/**
+ * `add` (a password asked, then a key written under the keystore's lock) in `keystore`, made first:
+ * the lock lives in it, and a keystore that cannot be made is refused before any password. One
+ * this made is taken away again if `add` fails before anything is in it.
+ */
+async function addingKey<T>(keystore: string, add: () => Promise<T>): Promise<T> {
+  const made = await ensureDir(keystore);
+  try {
+    return await add();
+  } catch (err) {
+    await removeMadeKeystore(keystore, made);
+    throw err;
+  }
 }
 
 /**
@@ -55,10 +70,10 @@ export async function keysCommand(argv: string[], out: Out): Promise<void> {
       const { values } = parse(rest, OPTIONS);
       if (values.help) return out.help(HELP_KEYS);
       const keystore = required(values, 'keystore');
-      // Made before the password is asked, as the lock in it needs: a keystore that cannot be made is refused without one.
-      await ensureDir(keystore);
-      const password = await readPassword({ passwordFile: str(values, 'password-file'), confirm: true, purpose: `the new key in ${keystore}` });
-      const { address: created } = await withKeyWriteLock(keystore, notice, () => createKey(keystore, password));
+      const { address: created } = await addingKey(keystore, async () => {
+        const password = await readPassword({ passwordFile: str(values, 'password-file'), confirm: true, purpose: `the new key in ${keystore}` });
+        return withKeyWriteLock(keystore, notice, () => createKey(keystore, password));
+      });
       return out.result({ address: created }, created);
     }
     case 'list': {
@@ -78,9 +93,11 @@ export async function keysCommand(argv: string[], out: Out): Promise<void> {
       const hex = source === undefined || source === '-' ? await readStdin() : await readKeyFile(source);
       // A script that left out FILE, its stdin /dev/null or closed: "a private key is 64 hex digits" did not say where it looked.
       if ((source === undefined || source === '-') && hex.trim() === '') throw new UsageError(`${source === undefined ? 'no FILE given, and ' : ''}stdin was empty: give the FILE that holds the hex private key, or pipe the key in`);
-      await ensureDir(keystore);
-      const password = await readPassword({ passwordFile: str(values, 'password-file'), confirm: true, purpose: `the imported key in ${keystore}` });
-      const { address: imported } = await withKeyWriteLock(keystore, notice, () => importKey(keystore, password, hex));
+      checkPrivateKeyText(hex);
+      const { address: imported } = await addingKey(keystore, async () => {
+        const password = await readPassword({ passwordFile: str(values, 'password-file'), confirm: true, purpose: `the imported key in ${keystore}` });
+        return withKeyWriteLock(keystore, notice, () => importKey(keystore, password, hex));
+      });
       return out.result({ address: imported }, imported);
     }
     case 'export': {

@@ -4,8 +4,8 @@
  * limit, and the errno-to-`KeystoreError` mapping those share.
  */
 import { randomBytes } from 'node:crypto';
-import { chmod, link, mkdir, open, rename, stat, unlink } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { chmod, link, mkdir, open, rename, rmdir, stat, unlink } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
 import { toHex } from '../ledger/bytes.ts';
 import { syncDirectory } from '../node/durable-file.ts';
 import { DEFAULT_DATADIR } from './args.ts';
@@ -26,21 +26,42 @@ export function keyFileAddress(name: string): string | undefined {
   return address !== undefined && isAddressText(address) ? address : undefined;
 }
 
-export async function ensureDir(dir: string): Promise<void> {
+/** Makes keystore `dir` unless it is there; the first directory it made, if any, for removeMadeKeystore. */
+export async function ensureDir(dir: string): Promise<string | undefined> {
   try {
     const info = await stat(dir);
     if (!info.isDirectory()) throw notADirectory(dir, 'KEYSTORE_IO');
-    return;
+    return undefined;
   } catch (err) {
     if (err instanceof KeystoreError) throw err;
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw ioError(`cannot use keystore ${dir}`, err, dir, KEYSTORE_WAY_ON);
   }
   try {
-    await mkdir(dir, { recursive: true, mode: 0o700 });
+    const made = await mkdir(dir, { recursive: true, mode: 0o700 });
     // The umask may have taken bits away from the mode; nobody else needs any.
     await chmod(dir, 0o700);
+    return made;
   } catch (err) {
     throw ioError(`cannot create keystore ${dir}`, err, dir, KEYSTORE_WAY_ON);
+  }
+}
+
+/**
+ * Takes away what ensureDir made for `dir` (`made`, the first directory, and those under it down
+ * to `dir`), each only while it is empty: a command that failed before its key (no password)
+ * left an empty keystore, which later ones took for one holding no keys. Never one that holds
+ * anything, another process's key or lock among them.
+ */
+export async function removeMadeKeystore(dir: string, made: string | undefined): Promise<void> {
+  if (made === undefined) return;
+  const first = resolve(made);
+  for (let at = resolve(dir); ; at = dirname(at)) {
+    try {
+      await rmdir(at);
+    } catch {
+      return;
+    }
+    if (at === first || at === dirname(at)) return;
   }
 }
 

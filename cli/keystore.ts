@@ -189,6 +189,11 @@ export function requirePassword(password: string, from?: string): string {
   return password;
 }
 
+/** Refuses text that is no private key, as importKey would, before a keystore is made or a password asked for it. */
+export function checkPrivateKeyText(hexText: string): void {
+  parsePrivateKeyHex(hexText).fill(0);
+}
+
 /** Never echoes the input: a near-miss of a private key is still almost a private key. */
 function parsePrivateKeyHex(hexText: string): Uint8Array {
   const text = hexText.trim();

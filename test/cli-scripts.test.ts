@@ -3,7 +3,7 @@
  * stderr, and an exit status that tells success from failure, through real processes.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -93,5 +93,21 @@ describe('cairn driven by a script', function () {
     const [bare, dash] = await Promise.all([runCli(['keys', 'import', '--keystore', keystore], { input: '' }), runCli(['keys', 'import', '--keystore', keystore, '-'], { input: '\n' })]);
     assert.deepEqual([bare.code, bare.stderr], [2, 'cairn: no FILE given, and stdin was empty: give the FILE that holds the hex private key, or pipe the key in (see cairn keys --help)\n']);
     assert.deepEqual([dash.code, dash.stderr], [2, 'cairn: stdin was empty: give the FILE that holds the hex private key, or pipe the key in (see cairn keys --help)\n']);
+  });
+
+  it('keys new or import that fails before its key (no password, a key that is none) leaves no keystore behind, nor the folders made for it', async () => {
+    // Made before the password is asked (the keystore's lock lives in it), an empty keystore was
+    // left, and the lock in it too when the key read was none: later commands took it for one with no keys.
+    const password = join(dir.path, 'undone-password');
+    writeFileSync(password, 'a password\n', { mode: 0o600 });
+    const notAKey = join(dir.path, 'not-a-key.hex');
+    writeFileSync(notAKey, 'not a key\n');
+    const [unasked, refused] = await Promise.all([
+      runCli(['keys', 'new', '--keystore', join(dir.path, 'undone-new', 'keys')]),
+      runCli(['keys', 'import', '--keystore', join(dir.path, 'undone-import', 'keys'), '--password-file', password, notAKey]),
+    ]);
+    assert.deepEqual([unasked.code, unasked.stderr], [1, 'cairn: no password: pass --password-file FILE, set CAIRN_PASSWORD, or run in a terminal to be asked\n']);
+    assert.deepEqual([refused.code, refused.stderr], [1, 'cairn: a private key is 64 hex digits, optionally prefixed with 0x\n']);
+    for (const left of ['undone-new', 'undone-import']) assert.equal(existsSync(join(dir.path, left)), false, left);
   });
 });
