@@ -1,5 +1,6 @@
 /** What ChainDB (ledger/chaindb.ts) is opened with and hands out, apart from the class itself. */
 import { Writer } from './bytes.ts';
+import { layout } from './layout.ts';
 import type { Block } from './block.ts';
 import type { FlushScheduler } from './commit-queue.ts';
 import type { StoreError } from './errors.ts';
@@ -44,7 +45,10 @@ export interface TxLocation {
   readonly index: number;
 }
 
-/** A transaction index record (`T`, ledger/layout.ts): its block's hash and its place in it. */
-export function encodeTxLocation(blockHash: Uint8Array, index: number): Uint8Array {
-  return new Writer(36).bytes(blockHash).u32(index).finish();
+/**
+ * The transaction index records (`T`, ledger/layout.ts) of `block`: each transaction's block hash
+ * and place in it. One writer for a block's connect and a snapshot's pivot at its install.
+ */
+export function eachTxLocation(block: Block, write: (key: Uint8Array, value: Uint8Array) => void): void {
+  block.txs.forEach((tx, i) => write(layout.tx(tx.id), new Writer(36).bytes(block.header.hash).u32(i).finish()));
 }

@@ -15,7 +15,7 @@ import { ChainHistory } from './history.ts';
 import { PinnedState } from './pinned-state.ts';
 import { SnapshotJoinStore } from './snapshot-join.ts';
 import { SnapshotStore } from './snapshot-store.ts';
-import { encodeTxLocation, type BlockIndexer, type ChainDBOptions, type ChainTip, type TxLocation } from './chaindb-types.ts';
+import { eachTxLocation, type BlockIndexer, type ChainDBOptions, type ChainTip, type TxLocation } from './chaindb-types.ts';
 
 /**
  * The only code that touches the database (bcoin's ChainDB), and it only saves and loads: it
@@ -365,7 +365,7 @@ export class ChainDB implements AccountSource, TreeNodeReader {
     if (!blockStored) unit.put(layout.block(hash), block.bytes);
     unit.put(layout.height(header.height), hash);
     unit.put(layout.undo(hash), encodeUndo(effects.undo));
-    for (let i = 0; i < block.txs.length; i++) unit.put(layout.tx(block.txs[i]!.id), encodeTxLocation(hash, i));
+    eachTxLocation(block, (key, value) => unit.put(key, value));
     for (const op of extraOps) unit.op(op);
     for (const indexer of this.indexers) indexer.connect(block, (key, value) => unit.put(key, value));
     this.tree.apply(tree, unit);

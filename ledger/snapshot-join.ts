@@ -1,6 +1,6 @@
 import { Reader, Writer, bytesEqual, plainBytes, toHex } from './bytes.ts';
 import { HEADER_BYTES, decodeBlock, decodeHeader } from './block.ts';
-import { encodeTxLocation, type BlockIndexer } from './chaindb-types.ts';
+import { eachTxLocation, type BlockIndexer } from './chaindb-types.ts';
 import { StoreError } from './errors.ts';
 import { layout } from './layout.ts';
 import { batchOp, type BatchOp, type KvStore } from './kv.ts';
@@ -248,7 +248,7 @@ export class SnapshotJoinStore {
       { type: 'del', key: layout.join },
     );
     const pivot = decodeBlock(pivotBody);
-    pivot.txs.forEach((tx, i) => ops.push({ type: 'put', key: layout.tx(tx.id), value: encodeTxLocation(hash, i) }));
+    eachTxLocation(pivot, (key, value) => ops.push({ type: 'put', key, value }));
     for (const indexer of this.indexers) indexer.connect(pivot, (key, value) => ops.push(batchOp(key, value)));
     // Installed by a store opened without the address index (`cairn snapshot import`), an index
     // it had (a node ran at genesis) would be complete but for the pivot: its next open rebuilds
