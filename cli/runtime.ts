@@ -5,8 +5,9 @@
  * arena. Under the devnet benchmark's load (bench/devnet.ts) that was 500–630 MB of RSS per node
  * for 60–100 MB of live objects.
  *
- * Both must be in place when the process starts, so `cairn node` re-executes itself once with
- * them (process.execve: same pid, same arguments, same stdio). Flags the user passed to Node
+ * Both must be in place when the process starts, so `cairn node` and `cairn light` (whose young
+ * generation grew to 128 MB while it checked headers) re-execute themselves once with them
+ * (process.execve: same pid, same arguments, same stdio). Flags the user passed to Node
  * themselves win, as do malloc variables already in the environment.
  */
 export const NODE_RUNTIME = {
