@@ -113,7 +113,7 @@ describe('light client', function () {
     const proven = await client.getAccount(carol.address);
     assert.deepEqual(proven.account, { balance: 507n, nonce: 0n });
     assert.equal(proven.height, chain.tip.height);
-    assert.ok(existsSync(join(dir.path, 'headers.tip')), 'the saved tip is kept once read: a kill now reopens at it too (test/light-kill.test.ts)');
+    assert.ok(existsSync(join(dir.path, 'headers.tip')), 'the saved tip is kept once read: a kill now reopens at it too (test/light-restart.test.ts)');
   });
 
   it('a saved tip that does not hold (a bit flipped), or is of another network, is not trusted: the client starts from genesis', async () => {

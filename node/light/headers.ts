@@ -146,7 +146,7 @@ export class HeaderView {
     this.top = height;
   }
 
-  /** Takes the headers a clean close saved (checked against the file already) as the chain's last. */
+  /** Takes the headers last saved (by a commit or a clean close; checked against the file already) as the chain's last. */
   restore(recent: readonly Recent[], anchor: BlockHeader | undefined): void {
     for (const r of recent) {
       this.ring[r.header.height % RECENT_HEADERS] = r;

@@ -1,5 +1,5 @@
 /**
- * Child process of test/light-kill.test.ts: a light client's header store (node/light/headers.ts)
+ * Child process of test/light-restart.test.ts: a light client's header store (node/light/headers.ts)
  * written as sync rounds write it, until the process is killed.
  *
  *   node test/helpers/light-headers-writer.ts <path> <seed>
