@@ -11,12 +11,15 @@
 import { join } from 'node:path';
 import { withDirLock, type DirLockWords } from './dir-lock.ts';
 
-/** Where, in a keystore, its lock lives: hidden, so that `keys list` passes it by. */
-export const COINBASE_LOCK = '.coinbase-lock';
+/**
+ * The name of the keystore's lock in it: hidden, so that `keys list` passes it by. Named when a
+ * --mine start alone took it, and kept: a node of an earlier build takes the same lock.
+ */
+export const KEYSTORE_LOCK_NAME = '.coinbase-lock';
 
 /** The lock's path in `keystore`. */
 export function keystoreLockPath(keystore: string): string {
-  return join(keystore, COINBASE_LOCK);
+  return join(keystore, KEYSTORE_LOCK_NAME);
 }
 
 /**

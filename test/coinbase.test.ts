@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { encodeAddress } from '../ledger/keys.ts';
 import { coinbaseFor } from '../cli/coinbase.ts';
-import { COINBASE_LOCK } from '../cli/keystore-lock.ts';
+import { KEYSTORE_LOCK_NAME } from '../cli/keystore-lock.ts';
 import { withDirLock } from '../cli/dir-lock.ts';
 import { createKey, listKeys } from '../cli/keystore.ts';
 import { tempDir } from './helpers/fixtures.ts';
@@ -36,7 +36,7 @@ describe('the coinbase key of a --mine start (cli/coinbase.ts)', function () {
 
   /** Holds the keystore's lock, as a first start does from listing it to making its key, while `whileHeld` runs. */
   function holding(keystore: string, whileHeld: () => Promise<void>): Promise<void> {
-    const path = join(keystore, COINBASE_LOCK);
+    const path = join(keystore, KEYSTORE_LOCK_NAME);
     return withDirLock(path, { waiting: () => 'unused', unlockable: (reason) => assert.fail(reason) }, { notice: () => {} }, whileHeld);
   }
 
@@ -118,7 +118,7 @@ describe('the coinbase key of a --mine start (cli/coinbase.ts)', function () {
     const { address: kept } = await createKey(keystore, 'a password');
     const run = start('kept-node', keystore, join(dir.path, 'no-such-password-file'));
     assert.equal(encodeAddress(await run.coinbase), kept);
-    assert.equal(existsSync(join(keystore, COINBASE_LOCK)), false);
+    assert.equal(existsSync(join(keystore, KEYSTORE_LOCK_NAME)), false);
     // A keystore that cannot be made is refused as such, not after a password for a key it cannot hold.
     const file = join(dir.path, 'a-file');
     writeFileSync(file, '');
