@@ -3,73 +3,22 @@
  * what a peer's block messages may make the node store, and what they may make it wait for.
  */
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
 import { toHex } from '../ledger/bytes.ts';
 import { MemoryDisk } from '../ledger/kv-memory.ts';
 import { ChainDB } from '../ledger/chaindb.ts';
-import { Mempool } from '../ledger/mempool.ts';
 import { Chain } from '../consensus/chain.ts';
-import { GOSSIP_FORK_DEPTH, Gossip } from '../node/gossip.ts';
-import { ORPHAN_FORWARD_WAIT_MS } from '../node/orphans-awaited.ts';
+import { GOSSIP_FORK_DEPTH } from '../node/gossip.ts';
 import { SHORT_ID_BYTES, decodeGetBlockTxs, encodeCompactBlock } from '../node/compact.ts';
 import { encodeTxBatch } from '../node/wire.ts';
-import type { GossipOptions } from '../node/gossip-types.ts';
-import { TransportError, type GossipValidator, type Transport } from '../node/transport.ts';
-import type { NetworkNames } from '../node/protocols.ts';
-import { TxSignatureVerifier } from '../node/tx-signatures.ts';
-import { InlineVerifier } from '../node/inline-verifier.ts';
-import { PeerManager } from '../node/peers.ts';
+import { TransportError } from '../node/transport.ts';
 import { PeerRecords } from '../node/peer-records.ts';
 import { hedgeDelayMs } from '../node/compact-rebuild.ts';
 import { makeBlock } from '../ledger/block.ts';
 import { Scheduler } from '../sim/scheduler.ts';
-import { SimEnv } from '../sim/env.ts';
-import { Random } from '../sim/random.ts';
 import { afterTurns, testKey, testParams, transfer } from './helpers/fixtures.ts';
 import { asParent, mineChain, mineChild } from './helpers/mining.ts';
 import { heldReorganisation } from './helpers/reorg.ts';
-
-const names = { blockTopic: '/blocks', compactBlockTopic: '/cblocks', txTopic: '/txs' } as NetworkNames;
-
-/** What the stub transport's peers are, and how they answer requests (none, unless given). */
-interface StubNetwork {
-  readonly peers?: readonly string[];
-  readonly request?: (peer: string, protocol: string, body: Uint8Array) => Promise<Uint8Array>;
-  /** The peers' records (their status round trips), if any. */
-  readonly records?: PeerRecords;
-}
-
-/**
- * Gossip on `chain`, started; its validators by topic, the peers it scores, and the scheduler of
- * its env's timers, which run only when a test drives it.
- */
-function gossipOn(chain: Chain, db: ChainDB, now: number, network: StubNetwork = {}) {
-  const signatures = new TxSignatureVerifier(new InlineVerifier());
-  const mempool = new Mempool(db, chain.params, {}, (tx) => signatures.checkTx(tx));
-  const validators = new Map<string, GossipValidator>();
-  const transport = {
-    subscribe: (topic: string, validate: GossipValidator) => void validators.set(topic, validate),
-    peers: () => [...(network.peers ?? [])],
-    request: (peer: string, protocol: string, body: Uint8Array) => (network.request ?? (() => Promise.reject(new TransportError('TRANSPORT_CLOSED', 'no such peer'))))(peer, protocol, body),
-    publish: async () => 0,
-  } as unknown as Transport;
-  const peers = new PeerManager(() => 0);
-  const scheduler = new Scheduler(now);
-  const env = new SimEnv(scheduler, new Random('gossip'));
-  const gossip = new Gossip({ transport, env, names, chain, mempool, peers, records: network.records, signatures, clock: () => now } as unknown as GossipOptions);
-  gossip.start();
-  return { gossip, peers, scheduler, whole: validators.get(names.blockTopic)!, compact: validators.get(names.compactBlockTopic)!, txs: validators.get(names.txTopic)! };
-}
-
-/** A chain in memory at genesis, and a block on it with one transfer that no mempool here holds. */
-async function atGenesis() {
-  const params = testParams();
-  const db = await ChainDB.open(new MemoryDisk().open(), params);
-  const now = params.timestamp + 1_000_000;
-  const chain = await Chain.open(db, { clock: () => now });
-  const block = mineChild(params, asParent(db.genesis), [transfer(testKey(0), testKey(9).address, 5n, 0n)], { miner: testKey(1).address });
-  return { params, db, now, chain, block };
-}
+import { atGenesis, gossipOn } from './helpers/gossip-stub.ts';
 
 describe('Gossip: blocks', function () {
   this.timeout(60_000);
@@ -106,51 +55,6 @@ describe('Gossip: blocks', function () {
     const near = mineChild(params, asParent(main[main.length - 1 - GOSSIP_FORK_DEPTH]!), [], side);
     assert.equal(await whole('peer', near.bytes), 'ignore');
     assert.notEqual(chain.getEntry(near.header.hash), undefined, 'stored as a side branch');
-  });
-
-  it('a block held as an orphan is forwarded once sync connects its branch, within the wait', async () => {
-    // Seed 133 of the simulator, after 9b5d3d7: n8 took block 6 as an orphan, then, while sync
-    // fetched its parent, the whole block from another peer; both were ignored, and sync's
-    // announcement of its new tip was that message again, which gossipsub does not publish twice.
-    // Its peer n1, reached only through nodes in that state, had the block at its next poll.
-    const { params, db, now, chain } = await atGenesis();
-    const [b1, b2, b3, b4, b5] = mineChain(params, asParent(db.genesis), 5, { miner: testKey(1).address });
-    const { gossip, scheduler, whole } = gossipOn(chain, db, now);
-    let asked = 0;
-    gossip.on('orphan', () => asked++);
-    const orphan = whole('a', b2!.bytes);
-    assert.equal(await whole('b', b2!.bytes), 'ignore', 'one message of a block waits, not each');
-    // Held as an orphan by another message of it (its compact block, say) before this one came.
-    assert.equal(await chain.processBlock(b3!), 'orphan');
-    const held = whole('c', b3!.bytes);
-    assert.equal(await chain.processBlock(b1!), 'connected', 'sync brings the parent; the orphans follow it');
-    assert.deepEqual(await Promise.all([orphan, held]), ['accept', 'accept'], 'forwarded: they are on our main chain');
-    assert.equal(asked, 1, "the first's forwarder's chain was asked for");
-
-    // One whose branch never comes: given up after the wait, unforwarded.
-    const unconnected = whole('a', b5!.bytes);
-    await once(gossip, 'orphan'); // its wait has begun
-    await scheduler.runUntil(scheduler.now + ORPHAN_FORWARD_WAIT_MS);
-    assert.equal(await unconnected, 'ignore');
-    assert.equal(chain.tip.height, 3, `${toHex(b4!.header.hash)} never came`);
-  });
-
-  it("a compact block held as an orphan waits out of flight: its child is held as one too and its forwarder's chain asked for, not left waiting on it", async () => {
-    // Seed 60033 (ten nodes, every adversary) failed with the wait inside the rebuild's flight:
-    // the block counted as being rebuilt for seconds, and what came after waited on it.
-    const { params, db, now, chain } = await atGenesis();
-    const [c1, c2, c3] = mineChain(params, asParent(db.genesis), 3, { miner: testKey(1).address });
-    const { gossip, compact } = gossipOn(chain, db, now);
-    let asked = 0;
-    gossip.on('orphan', () => asked++);
-    const parent = compact('a', encodeCompactBlock(c2!));
-    await once(gossip, 'orphan');
-    const child = compact('b', encodeCompactBlock(c3!));
-    for (let turns = 0; turns < 1_000 && !chain.orphans.has(c3!.header.hash); turns++) await afterTurns(1);
-    assert.ok(chain.orphans.has(c3!.header.hash), 'the child is held as an orphan');
-    assert.equal(asked, 2, "its forwarder's chain is asked for");
-    assert.equal(await chain.processBlock(c1!), 'connected');
-    assert.deepEqual(await Promise.all([parent, child]), ['accept', 'accept'], 'both forwarded once sync connected them');
   });
 
   it('a whole block is judged before it waits for the import: one we hold, or one that breaks a rule of its own, is not held in memory meanwhile', async () => {
