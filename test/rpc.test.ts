@@ -160,6 +160,7 @@ describe('JSON-RPC server', () => {
     assert.deepEqual(await one('{"jsonrpc": "2.0", "method": "foobar, "params": "bar", "baz]'), { id: null, code: -32700 });
     assert.deepEqual(await one('{"jsonrpc": "2.0", "method": 1, "params": "bar"}'), { id: null, code: -32600 });
     assert.deepEqual(await one('{"jsonrpc": "2.0", "method": "subtract", "params": "bar", "id": 5}'), { id: 5, code: -32600 }, 'params that are no structured value: no valid request');
+    assert.deepEqual(await one('{"jsonrpc": "2.0", "method": "subtract", "params": "bar"}'), { id: null, code: -32600 }, 'answered as a notification too (940fae4): it went unanswered');
     assert.deepEqual(await one('{"jsonrpc": "1.0", "method": "subtract", "params": [1, 1], "id": 6}'), { id: 6, code: -32600 });
     assert.deepEqual(await one('{"method": "subtract", "params": [1, 1], "id": 7}'), { id: 7, code: -32600 });
     assert.deepEqual(await one('[{"jsonrpc": "2.0", "method": "sum", "params": [1,2,4], "id": "1"}, {"jsonrpc": "2.0", "method"]'), { id: null, code: -32700 });
