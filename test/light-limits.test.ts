@@ -192,7 +192,7 @@ describe('light client against cheap identities', function () {
     const answers = await proveFromAny(provers, async ({ peer }) => `no proof from ${peer}`);
     assert.deepEqual(answers, provers.map((p) => `no proof from ${p.peer}`));
   });
-  it('asks a peer for headers up to the height its status claimed, no further: a stream of valid headers that never adds up to its claim is cut there, and it is banned', async () => {
+  it('asks a peer for headers up to one answer past the height its status claimed, no further: a stream of valid headers that never adds up to its claim is cut there, and it is banned', async () => {
     // Headers checked one by one, each valid, on a chain dated on schedule at the easiest target:
     // nothing bounded how many were fetched (and written to the hashes file) while the peer's
     // claim was not yet met, and getAccount waited for the sync that never ended.
