@@ -188,8 +188,12 @@ export class Gossip extends EventEmitter<GossipEvents> {
       const { header } = block;
       if (chain.getEntry(header.hash)?.isValid) return 'ignore';
       // Another message of the block (its compact block, say) made it an orphan, and sync is
-      // fetching its branch: this one is forwarded if that ends on our main chain.
-      if (chain.orphans.has(header.hash)) return await this.forwardedIfConnected(header.hash);
+      // fetching its branch: this one is forwarded if that ends on our main chain, its body
+      // checked first (the orphan's header may come with a body of the sender's own).
+      if (chain.orphans.has(header.hash)) {
+        checkBlockSanity(block, chain.params);
+        return await this.forwardedIfConnected(header.hash);
+      }
       if (!hasValidProofOfWork(header)) throw new ConsensusError('HEADER_BAD_POW', 'block header lacks its proof of work');
       // Held as an orphan only with a claimed target near ours, as a compact block is.
       if (chain.judgeHeader(header) === 'unknown' && this.claimTooEasy(header)) {

@@ -7,7 +7,8 @@ import { once } from 'node:events';
 import { toHex } from '../ledger/bytes.ts';
 import { ORPHAN_FORWARD_WAIT_MS } from '../node/orphans-awaited.ts';
 import { encodeCompactBlock } from '../node/compact.ts';
-import { afterTurns, testKey } from './helpers/fixtures.ts';
+import { makeBlock } from '../ledger/block.ts';
+import { afterTurns, testKey, transfer } from './helpers/fixtures.ts';
 import { asParent, mineChain } from './helpers/mining.ts';
 import { atGenesis, gossipOn } from './helpers/gossip-stub.ts';
 
@@ -39,6 +40,20 @@ describe('Gossip: a block held as an orphan', function () {
     await scheduler.runUntil(scheduler.now + ORPHAN_FORWARD_WAIT_MS);
     assert.equal(await unconnected, 'ignore');
     assert.equal(chain.tip.height, 3, `${toHex(b4!.header.hash)} never came`);
+  });
+
+  it("a whole block with a held orphan's header and a body of its own is refused, not forwarded once the orphan connects", async () => {
+    // From a read of the diff: the message waited and was then forwarded, body unchecked; peers
+    // without the block would refuse it and blame us, which gossip must never earn.
+    const { params, db, now, chain } = await atGenesis();
+    const [b1, b2] = mineChain(params, asParent(db.genesis), 2, { miner: testKey(1).address });
+    const { whole, peers } = gossipOn(chain, db, now);
+    assert.equal(await chain.processBlock(b2!), 'orphan');
+    const forged = makeBlock(b2!.header, b2!.coinbase, [transfer(testKey(0), testKey(9).address, 1n, 0n)]);
+    const verdict = whole('forger', forged.bytes);
+    assert.equal(await chain.processBlock(b1!), 'connected');
+    assert.equal(await verdict, 'reject');
+    assert.ok(peers.isBanned('forger') || peers.score('forger') > 0, 'its sender pays for it');
   });
 
   it("a compact block held as an orphan waits out of flight: its child is held as one too and its forwarder's chain asked for, not left waiting on it", async () => {
