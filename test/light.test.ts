@@ -449,6 +449,22 @@ describe('light client', function () {
     assert.deepEqual(proven.account, { balance: 507n, nonce: 0n });
   });
 
+  it('charges nothing to a peer that says it lacks the tip it announced when its status then brings no answer: nothing shows it withheld', async () => {
+    // Sweeps of the simulator with light clients (seeds 92010, 92029): an honest node answered
+    // "unknown block" or "too deep" as its chain moved, and the status asked of it then failed
+    // (the link, or the client's own crash, cut it): 25 for an honest node's bad luck.
+    const chain = await newChain();
+    await extend(chain, 3, 50);
+    await fullNode(net, 'moving', chain, { proofs: async () => encodeProofs({ kind: 'unknown-block' }) });
+    const client = await startLight();
+    await meet(client, 'moving');
+    net.peers.get('moving')!.set(names.status, async () => {
+      throw new TransportError('TRANSPORT_TIMEOUT', 'no answer');
+    });
+    await assert.rejects(client.getAccount(carol.address), /no peer served/);
+    assert.equal(client.peers.score('moving'), 0);
+  });
+
   it('a peer that says it lacks the tip it announced and then claims work it cannot show is banned', async () => {
     const chain = await newChain();
     await extend(chain, 3, 50);

@@ -39,6 +39,15 @@ const REGRESSIONS: readonly { seed: string; lightClients: number; adversaries?: 
     found: "a light client's tie away from a withholder's tip, taken for a move to no more work",
     also: (r) => assert.ok(r.lightClients!.ties > 0, 'the seed still takes a tie'),
   },
+  // A sweep with the capturer's mix: an honest node answered "unknown block" for the tip it had
+  // announced as its chain moved, the status asked of it then brought no answer (light2's own
+  // crash cut it), and it was charged 25 for withholding (node/light/proofs.ts).
+  {
+    seed: '92029',
+    lightClients: 3,
+    adversaries: ['capturer', 'garbage', 'liar', 'selfish', 'withholder', 'eclipser', 'sybil'],
+    found: 'an honest node charged for withholding when its status after "unknown block" never came',
+  },
 ];
 
 describe('simulation: light clients', function () {

@@ -49,7 +49,7 @@ export function chooseProvers(statuses: ReadonlyMap<string, Status>, peers: Peer
  * reorganised in between, and "too deep" when it moved more than PROOF_DEPTH blocks past it, in
  * either case to a chain with more work, which its status then names: that costs nothing (a claim
  * its headers do not back is a ban, by the sync it starts). A status that still names our tip, or
- * no heavier chain, is withholding: peers that announced our tip are asked first, and one that
+ * no heavier chain, is withholding (no status at all shows nothing, and costs nothing): peers that announced our tip are asked first, and one that
  * answers no proof at it for free could keep honest provers from being asked at all.
  */
 export async function proofFrom(
@@ -66,7 +66,9 @@ export async function proofFrom(
     if (answer.kind !== 'proofs') {
       if (!announcedOurTip) return answer.kind;
       const status = await statusNow(peer);
-      if (status && !bytesEqual(status.tipHash, tip.header.hash) && status.totalWork > tip.totalWork) return REORGANISED;
+      // No status (a timeout, the connection gone, our own crash or stop): nothing shows it withheld.
+      if (!status) return answer.kind;
+      if (!bytesEqual(status.tipHash, tip.header.hash) && status.totalWork > tip.totalWork) return REORGANISED;
       peers.penalize(peer, WITHHELD, `gave no proof at the tip it announced (${answer.kind})`);
       return answer.kind;
     }
