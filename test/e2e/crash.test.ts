@@ -2,7 +2,7 @@
  * Scenario 2 of the resilience suite: crash consistency. A mining `cairn node` (M) that imports
  * blocks — a long chain synced from a feeder node (P) that mines too, and its own and P's new
  * blocks, with the reorganisations two miners cause — is killed with SIGKILL at random (seeded)
- * moments 20 times. After every restart, before anything else, its stored state must equal a
+ * moments 15 times. After every restart, before anything else, its stored state must equal a
  * from-scratch replay of its stored chain (the `auditState` RPC), its stored state tree must hash
  * to the root of that replay, which its head's header must carry, the sum of all balances must be
  * the genesis allocations plus one reward per block, and the head it reported just before the
@@ -20,7 +20,7 @@ import { seededRandom, testKey, uncheckedSignatures } from '../helpers/fixtures.
 import { asParent, mineChild } from '../helpers/mining.ts';
 import { cairnJson, clusters, commonHead, report, secs, waitFor } from '../helpers/cluster.ts';
 
-const KILLS = 20;
+const KILLS = 15;
 const PREBUILT_BLOCKS = 2000;
 const SENDERS = [0, 1, 2, 3].map((i) => testKey(500 + i));
 /** One hash in 16: the in-process pre-build below costs nothing; the nodes' pace is set by timestamps. */
