@@ -21,7 +21,7 @@ import { measureSyncFromPeers, SYNC_UPLINK_BYTES_PER_MS, type SyncPeersMeasureme
 import { onThreads, simulateSeeds } from './helpers/sim-threads.ts';
 import { withCompileCache } from './helpers/compile-cache.ts';
 
-const SWEEP = 150;
+const SWEEP = 200;
 /** Seeds run twice for determinism: 223 has a garbage node and a selfish miner, 66 a liar and a free rider, 61 a tamperer and a sybil. */
 const DETERMINISM_SEEDS = ['223', '66', '61'];
 /** Networks without faults or adversaries, where a reorganisation can only be a race at one height. */
