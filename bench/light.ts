@@ -9,6 +9,7 @@ import { nextTarget } from '../consensus/difficulty.ts';
 import { LightHeaders } from '../node/light/headers.ts';
 import { MAX_HEADERS_PER_RESPONSE } from '../node/wire.ts';
 import { testParams } from '../test/helpers/fixtures.ts';
+import { LIGHT_RUNTIME } from '../cli/runtime.ts';
 import { below, metric, type Suite } from './report.ts';
 
 /**
@@ -18,6 +19,7 @@ import { below, metric, type Suite } from './report.ts';
  * is the growth of the process's memory (resident, and V8's heap plus buffers, after a collection)
  * from before the first header to after the last: what the header chain itself costs. The headers
  * are made on the fly against a target every other hash meets, a batch at a time, and dropped.
+ * Its process has `cairn light`'s settings (cli/runtime.ts), not a node's.
  */
 const HEADERS = 1_000_000;
 
@@ -35,6 +37,7 @@ function memory() {
 export const lightSuite: Suite = {
   name: 'light',
   description: 'light client: memory of a 1M-header chain (headers checked and kept as it keeps them)',
+  runtime: LIGHT_RUNTIME,
   async run(ctx) {
     const count = ctx.quick ? HEADERS / 10 : HEADERS;
     const params = testParams({ name: 'cairn-bench-light', target: (1n << 255n) - 1n, timestamp: 1_000_000_000 });

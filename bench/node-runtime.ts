@@ -3,6 +3,6 @@
  * with (cli/runtime.ts), so that the nodes it times in-process (rpc, sync, propagation) have the
  * heap a real node has. It re-executes itself once to get them, as `cairn node` does.
  */
-import { execWithNodeRuntime } from '../cli/runtime.ts';
+import { NODE_RUNTIME, execWithRuntime } from '../cli/runtime.ts';
 
-execWithNodeRuntime();
+execWithRuntime(NODE_RUNTIME);

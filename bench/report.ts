@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, freemem, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
+import type { Runtime } from '../cli/runtime.ts';
 
 /**
  * One measured figure. `value` is always the median of `runs`: the machines we measure on are
@@ -66,6 +67,8 @@ export interface Suite {
   readonly description: string;
   /** Runs only when named (its first run generates gigabytes of chain): not part of a plain `npm run bench`. */
   readonly onlyWhenNamed?: boolean;
+  /** The process settings of what it measures, when not a node's (cli/runtime.ts): its process runs with them. */
+  readonly runtime?: Runtime;
   run(ctx: SuiteContext): Promise<Metric[]>;
 }
 

@@ -15,6 +15,7 @@ import { soakSuite } from './soak.ts';
 import { PERF_SUITES } from './perf.ts';
 import { vsBcoinSuite } from './vs-bcoin.ts';
 import { currentMachineLimit, MACHINE_LIMIT_ENV } from './perf-common.ts';
+import { flagName } from '../cli/runtime.ts';
 import {
   TempDirs,
   checkMetricKeys,
@@ -112,7 +113,7 @@ async function main(): Promise<number> {
   for (const suite of selected) {
     const start = performance.now();
     try {
-      const child = await runInChild(suite.name, runs, values.quick);
+      const child = await runInChild(suite, runs, values.quick);
       cpuMs += child.cpuMs;
       if (child.machineLimit) process.env[MACHINE_LIMIT_ENV] ??= child.machineLimit;
       checkMetricKeys([...results.flatMap((r) => r.metrics), ...child.metrics]);
@@ -160,9 +161,11 @@ function withVsBcoin<T extends object>(report: T, results: readonly SuiteResult[
  * run one after another in one process, the propagation suite's node threads took up to half as
  * much CPU again per block once the sync and devnet suites had left their garbage behind.
  */
-function runInChild(name: string, runs: number, quick: boolean): Promise<{ metrics: Metric[]; cpuMs: number; machineLimit?: string }> {
-  const args = [...process.execArgv, fileURLToPath(import.meta.url), '--child', name, '--runs', String(runs), ...(quick ? ['--quick'] : [])];
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+function runInChild(suite: Suite, runs: number, quick: boolean): Promise<{ metrics: Metric[]; cpuMs: number; machineLimit?: string }> {
+  const own = suite.runtime?.v8Flags ?? [];
+  const v8Flags = [...process.execArgv.filter((flag) => !own.some((f) => flagName(f) === flagName(flag))), ...own];
+  const args = [...v8Flags, fileURLToPath(import.meta.url), '--child', suite.name, '--runs', String(runs), ...(quick ? ['--quick'] : [])];
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...suite.runtime?.env, ...process.env } });
   let out = '';
   child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
   return new Promise((resolve, reject) => {

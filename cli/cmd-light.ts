@@ -118,7 +118,8 @@ P2P on any free port (--p2p-port N) of all interfaces (--p2p-host IP). Each --bo
 (cairn status on that node lists them). One light client per DIR: a second is refused, naming the
 first's pid. It stops on SIGINT, SIGTERM, SIGHUP or cairn stop --datadir DIR; an error nothing
 handles (a bug) is logged with its stack and stops it as cleanly, exit status 1. It re-executes
-itself once with the node's memory settings (cairn node --help); CAIRN_NODE_RUNTIME=off keeps Node's.
+itself once with the node's memory settings (cairn node --help), a smaller young generation and
+V8's --optimize-for-size; CAIRN_NODE_RUNTIME=off keeps Node's.
 
 Examples:
   cairn light --bootstrap /ip4/127.0.0.1/tcp/7370/p2p/12D3Koo…

@@ -6,7 +6,7 @@ import { keysCommand } from './cmd-keys.ts';
 import { proofCommand, verifyCommand } from './cmd-proof.ts';
 import { sendCommand } from './cmd-send.ts';
 import { answerFailureText, answerWriter, createOut, failureText, type Out } from './output.ts';
-import { execWithNodeRuntime } from './runtime.ts';
+import { LIGHT_RUNTIME, NODE_RUNTIME, execWithRuntime } from './runtime.ts';
 
 type Command = (argv: string[], out: Out) => Promise<void>;
 
@@ -14,7 +14,7 @@ const COMMANDS: Record<string, Command> = {
   // Loaded on demand: these pull in libp2p, which read-only commands should not pay for.
   init: async (argv, out) => (await import('./cmd-node.ts')).initCommand(argv, out),
   node: async (argv, out) => {
-    execWithNodeRuntime(); // returns only once the process runs with the node's memory settings
+    execWithRuntime(NODE_RUNTIME); // returns only once the process runs with the node's memory settings
     return (await import('./cmd-node.ts')).nodeCommand(argv, out);
   },
   devnet: async (argv, out) => (await import('./cmd-devnet.ts')).devnetCommand(argv, out),
@@ -24,7 +24,7 @@ const COMMANDS: Record<string, Command> = {
   light: async (argv, out) => {
     // A long-running process too: under Node's defaults V8's young generation grew to 128 MB
     // while it checked headers, some 300 MB resident for a million of them against ~35 MB.
-    execWithNodeRuntime();
+    execWithRuntime(LIGHT_RUNTIME);
     return (await import('./cmd-light.ts')).lightCommand(argv, out);
   },
   stop: stopCommand,
