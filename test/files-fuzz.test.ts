@@ -221,7 +221,7 @@ describe('the files a node and the CLI read, under fuzzing', function () {
       const path = join(dir.path, 'headers');
       writeFileSync(path, headers);
       writeFileSync(`${path}.tip`, tip);
-      const light = await LightHeaders.open(path, genesis);
+      const light = LightHeaders.open(path, genesis);
       const opened = { height: light.height, hash: light.tip.header.hash };
       try {
         const top = s.chain.length - 1;
@@ -244,7 +244,7 @@ describe('the files a node and the CLI read, under fuzzing', function () {
       }
       // The tip is saved at every commit now, not removed as it is read: what opened is what the
       // files say from then on, however damaged they were.
-      const again = await LightHeaders.open(path, genesis);
+      const again = LightHeaders.open(path, genesis);
       try {
         assert.equal(again.height, opened.height, 'reopened where it opened');
         assert.ok(bytesEqual(again.tip.header.hash, opened.hash));

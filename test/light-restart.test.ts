@@ -29,19 +29,22 @@ async function runUntilKilled(path: string, seed: number, commits: number, delay
   let err = '';
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
   const closed = new Promise<void>((resolve) => child.on('close', () => resolve()));
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`the writer made no ${commits} commits in 20 s: ${out.slice(-300)} ${err}`)), 20_000);
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-      out += chunk;
-      if (out.split('\ndone\n').length > commits) {
-        clearTimeout(timer);
-        setTimeout(resolve, delayMs);
-      }
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`the writer made no ${commits} commits in 20 s: ${out.slice(-300)} ${err}`)), 20_000);
+      child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+        out += chunk;
+        if (out.split('\ndone\n').length > commits) {
+          clearTimeout(timer);
+          setTimeout(resolve, delayMs);
+        }
+      });
+      void closed.then(() => reject(new Error(`the writer exited: ${err}`)));
     });
-    void closed.then(() => reject(new Error(`the writer exited: ${err}`)));
-  });
-  child.kill('SIGKILL');
-  await closed;
+  } finally {
+    child.kill('SIGKILL'); // a writer that failed to commit in time is not left running either
+    await closed;
+  }
   return out.split('\n');
 }
 
@@ -66,7 +69,7 @@ describe('light client restarts', function () {
         else if (word === 'done') [committed, pending] = [pending!, undefined];
       }
       // A restart, as the client's start: the chain committed, or the one whose commit the kill cut.
-      const store = await LightHeaders.open(path, genesis);
+      const store = LightHeaders.open(path, genesis);
       const tip = toHex(store.tip.header.hash);
       if (pending && tip === pending.at(-1)) committed = pending;
       assert.equal(tip, committed.at(-1), `run ${run}: opened at ${store.height}, not the chain committed (${committed.length - 1})`);
@@ -99,7 +102,7 @@ describe('light client restarts', function () {
     assert.equal((await reopened()).height, 0);
 
     async function reopened(): Promise<LightHeaders> {
-      const again = await LightHeaders.open(path, genesis);
+      const again = LightHeaders.open(path, genesis);
       await again.close();
       return again;
     }
@@ -118,7 +121,7 @@ describe('light client restarts', function () {
     const hashes = [...Array(31).keys()].map((h) => toHex(store.hashAt(h)!));
     await store.close();
     rmSync(path);
-    const again = await LightHeaders.open(path, genesis);
+    const again = LightHeaders.open(path, genesis);
     assert.deepEqual([...Array(31).keys()].map((h) => toHex(again.hashAt(h)!)), hashes);
     await again.close();
     assert.equal(statSync(path).size, 31 * 32);

@@ -95,7 +95,7 @@ export class LightClient extends EventEmitter<LightClientEvents> {
   }
 
   async start(): Promise<void> {
-    const headers = await LightHeaders.open(join(this.parts.datadir, 'headers'), this.genesis);
+    const headers = LightHeaders.open(join(this.parts.datadir, 'headers'), this.genesis);
     try {
       this.checkpoint = await holdCheckpoint(this.parts.datadir, headers, this.parts.checkpoint);
     } catch (err) {

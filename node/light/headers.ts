@@ -225,7 +225,7 @@ export class LightHeaders {
    * asked for every one from genesis again, about a minute at a million headers (and 150 MB its
    * peers uploaded) before it could prove an account.
    */
-  static async open(path: string, genesis: BlockHeader): Promise<LightHeaders> {
+  static open(path: string, genesis: BlockHeader): LightHeaders {
     let saved: SavedTip | undefined;
     try {
       saved = savedTipMatching(readFileSync(`${path}.tip`), path, genesis);

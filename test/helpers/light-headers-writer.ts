@@ -35,7 +35,7 @@ const rng = seededRandom(Number(seedText));
 const say = (line: string) => writeSync(1, `${line}\n`);
 
 const WRITER_PARAMS = testParams({ name: 'cairn-light-kill', timestamp: 1_600_000_000 });
-const store = await LightHeaders.open(path, genesisBlock(WRITER_PARAMS).header);
+const store = LightHeaders.open(path, genesisBlock(WRITER_PARAMS).header);
 say(`open ${store.height} ${toHex(store.tip.header.hash)}`);
 
 for (let round = 0; ; round++) {
