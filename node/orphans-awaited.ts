@@ -1,4 +1,4 @@
-import { fromHex, toHex } from '../ledger/bytes.ts';
+import { toHex } from '../ledger/bytes.ts';
 import type { Chain } from '../consensus/chain.ts';
 import type { Env } from './env.ts';
 
@@ -20,7 +20,8 @@ export const MAX_ORPHANS_AWAITED = 16;
 export class OrphansAwaited {
   private readonly chain: Pick<Chain, 'getEntry' | 'isMain' | 'on' | 'off'>;
   private readonly env: Pick<Env, 'setTimeout' | 'clearTimeout'>;
-  private readonly ends = new Map<string, (connected: boolean) => void>();
+  /** By the block's hash in hex: its hash and how its wait ends. */
+  private readonly ends = new Map<string, { readonly hash: Uint8Array; readonly end: (connected: boolean) => void }>();
   private stopped = false;
 
   constructor(chain: OrphansAwaited['chain'], env: OrphansAwaited['env']) {
@@ -45,13 +46,13 @@ export class OrphansAwaited {
       };
       // One listener for all of them: sixteen of the chain's own would trip Node's leak warning.
       if (this.ends.size === 0) this.chain.on('tip', this.onTip);
-      this.ends.set(key, end);
+      this.ends.set(key, { hash, end });
     });
   }
 
   private readonly onTip = (): void => {
-    for (const [key, end] of [...this.ends]) {
-      const entry = this.chain.getEntry(fromHex(key));
+    for (const { hash, end } of [...this.ends.values()]) {
+      const entry = this.chain.getEntry(hash);
       if (entry && this.chain.isMain(entry)) end(true);
     }
   };
@@ -59,6 +60,6 @@ export class OrphansAwaited {
   /** Every wait ends unforwarded: a stopping node forwards nothing more. */
   stop(): void {
     this.stopped = true;
-    for (const end of [...this.ends.values()]) end(false);
+    for (const { end } of [...this.ends.values()]) end(false);
   }
 }
