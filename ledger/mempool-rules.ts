@@ -104,17 +104,20 @@ export function underpricedReplacement(pending: PendingSet, policy: MempoolPolic
 }
 
 /**
- * The cheapest transactions that nothing else depends on (other senders' tails; equal fees: the
- * sender that entered the pool first), whose room `tx` needs; refuses `tx` if it is the
- * cheapest, or if it waits for a missing nonce (`gapped`: it may not push out what a block
- * could take). Changes nothing: the caller evicts once the signature has passed.
+ * The cheapest transactions that nothing else depends on (senders' tails, of `tx`'s own sender
+ * only those above its nonce; equal fees: the sender that entered the pool first), whose room
+ * `tx` needs; refuses `tx` if it is the cheapest, or if it waits for a missing nonce (`gapped`: it
+ * may not push out what a block could take). Its own sender's later nonces compete as any
+ * sender's: leaving them out kept a sender's fee-2 transaction behind a missing nonce while its
+ * fee-10 gap filler pushed out another sender's fee 9, or was refused as the cheapest. Changes
+ * nothing: the caller evicts once the signature has passed.
  */
 export function chooseVictims(pending: PendingSet, policy: MempoolPolicy, tx: Transaction, gapped: boolean): readonly MempoolEntry[] {
   if (pending.bytes + TX_BYTES <= policy.maxBytes) return NO_VICTIMS;
   if (gapped) throw new MempoolFullError(`mempool is full (${policy.maxBytes} bytes), and a transaction waiting for an earlier nonce makes no room`, true);
   const victims: MempoolEntry[] = [];
   let freed = 0;
-  const cheapest = pending.tails.cheapestFirst(tx.fromKey);
+  const cheapest = pending.tails.cheapestFirst(tx.fromKey, tx.nonce);
   while (pending.bytes - freed + TX_BYTES > policy.maxBytes) {
     const victim = cheapest.next().value;
     if (!victim || victim.tx.fee >= tx.fee) {

@@ -131,13 +131,14 @@ export class SenderTails<E extends Pending> {
   }
 
   /**
-   * The tails the pool could evict, cheapest first (equal fees: the sender that entered first),
-   * leaving out `sender`'s; once a sender's tail is taken, its next-highest nonce competes as
-   * the tail it would become. Reads the heap without changing it (a frontier of the positions
-   * whose parents were taken, so k taken cost O(k log k)), so the pool must not change while
-   * the iteration runs.
+   * The tails the pool could evict for a newcomer of `sender` at `nonce`, cheapest first (equal
+   * fees: the sender that entered first); once a sender's tail is taken, its next-highest nonce
+   * competes as the tail it would become. Of `sender`'s own, only those above `nonce`: the
+   * newcomer needs those below it. Reads the heap without changing it (a frontier of the
+   * positions whose parents were taken, so k taken cost O(k log k)), so the pool must not change
+   * while the iteration runs.
    */
-  *cheapestFirst(sender: string): Generator<E, undefined> {
+  *cheapestFirst(sender: string, nonce: bigint): Generator<E, undefined> {
     const frontier: Candidate<E>[] = [];
     const offer = (candidate: Candidate<E>) => {
       frontier.push(candidate);
@@ -160,7 +161,7 @@ export class SenderTails<E extends Pending> {
         fromHeap(2 * taken.index + 1);
         fromHeap(2 * taken.index + 2);
       }
-      if (taken.slot.sender === sender) continue;
+      if (taken.slot.sender === sender && taken.entry.tx.nonce <= nonce) continue;
       yield taken.entry;
       const next = below(taken.slot.pending, taken.entry.tx.nonce);
       if (next) offer({ entry: next, slot: taken.slot, index: -1 });

@@ -54,9 +54,10 @@ function insides(pool: Mempool): PoolInsides {
 }
 
 /**
- * The victim choice before the tail index, verbatim but for its inputs: for each victim, every
- * sender's highest nonce not yet chosen, by a walk over all of them; the strictly cheapest wins,
- * so among equal fees the first in the sender map's order.
+ * The victim choice before the tail index, but for its inputs and the newcomer's own sender: for
+ * each victim, every sender's highest nonce not yet chosen (of the newcomer's sender, above the
+ * newcomer's nonce), by a walk over all of them; the strictly cheapest wins, so among equal fees
+ * the first in the sender map's order.
  */
 function linearVictims(pool: PoolInsides, tx: Transaction): MempoolEntry[] {
   const senderKey = tx.fromKey;
@@ -66,9 +67,9 @@ function linearVictims(pool: PoolInsides, tx: Transaction): MempoolEntry[] {
   while (pool.totalBytes - freed + TX_BYTES > pool.policy.maxBytes) {
     let victim: MempoolEntry | undefined;
     for (const [key, pending] of pool.bySender) {
-      if (key === senderKey) continue;
       let tail: MempoolEntry | undefined;
       for (const e of pending.values()) if (!excluded.has(e) && (!tail || e.tx.nonce > tail.tx.nonce)) tail = e;
+      if (key === senderKey && tail && tail.tx.nonce <= tx.nonce) continue;
       if (tail && (!victim || tail.tx.fee < victim.tx.fee)) victim = tail;
     }
     if (!victim || victim.tx.fee >= tx.fee) throw new MempoolFullError('full');
@@ -127,6 +128,31 @@ describe('Mempool eviction', () => {
     assert.deepEqual(pool.dropped, { evicted: 3, expired: 1 }, 'B, C and A evicted; A expired before');
   });
 
+  it("lets the newcomer's own later nonces compete with every other sender's tails, never those it needs", async () => {
+    // S waits at nonce 3 (fee 2) for nonces 1 and 2; T pays 9, or 20. S's nonce 1 at fee 10 needs room.
+    const [S, T] = [20, 21].map(testKey) as [TestKey, TestKey];
+    const full = async (tFee: bigint) => {
+      const state = new MemoryAccounts();
+      for (const k of [S, T]) state.set(k.address, { balance: 1_000_000n, nonce: 0n });
+      const pool = new Mempool(state, RULES, { maxBytes: 3 * TX_BYTES, maxGappedBytes: TX_BYTES }, noSignatureCheck);
+      const txs = { s0: pay(S, 0n, 50n), s3: pay(S, 3n, 2n), t0: pay(T, 0n, tFee), s1: pay(S, 1n, 10n) };
+      for (const tx of [txs.s0, txs.s3, txs.t0]) await pool.add(tx, 0);
+      return { pool, txs };
+    };
+    // The cheapest nothing depends on is S's own nonce 3: it goes, not T's fee 9.
+    const a = await full(9n);
+    await a.pool.add(a.txs.s1, 0);
+    assert.deepEqual(poolIds(a.pool), [a.txs.s0, a.txs.s1, a.txs.t0].map((tx) => tx.idHex).sort(), 'S\'s nonce 3 evicted, T\'s fee 9 kept');
+    // T's fee 20 beats the newcomer, but S's fee 2 does not: the newcomer is not the cheapest.
+    const b = await full(20n);
+    await b.pool.add(b.txs.s1, 0);
+    assert.deepEqual(poolIds(b.pool), [b.txs.s0, b.txs.s1, b.txs.t0].map((tx) => tx.idHex).sort(), 'admitted for S\'s nonce 3');
+    // Nonce 0, which the newcomer needs, is never its victim: with T's fee 20 and only S's nonce 0 cheaper, it is refused.
+    const c = await full(20n);
+    await c.pool.add(c.txs.s1, 0); // takes nonce 3's room
+    await assert.rejects(c.pool.add(pay(S, 2n, 11n), 0), MempoolFullError, 'S\'s nonces 0 and 1 are the newcomer\'s own chain');
+  });
+
   it('chooses what the linear search chose, over random workloads with ties, replacements and reorgs', async () => {
     const seen = { admitted: 0, evicting: 0, refusedFull: 0, multiple: 0, sameSenderTwice: 0, readmitted: 0, expired: 0 };
     for (let seed = 1; seed <= 12; seed++) {
@@ -162,8 +188,8 @@ describe('Mempool eviction', () => {
           inside.policy = policy;
         }
       };
-      // Only a probe's sender and fee matter to the choice.
-      const probes = [...senders, stranger].flatMap((k) => [1n, 3n, 5n, 9n].map((fee) => pay(k, 0n, fee, 0n)));
+      // Only a probe's sender, nonce and fee matter to the choice.
+      const probes = [...senders, stranger].flatMap((k) => [0n, 2n].flatMap((nonce) => [1n, 3n, 5n, 9n].map((fee) => pay(k, nonce, fee, 0n))));
       const checkAll = (context: string) => {
         assert.equal(inside.tails.size, inside.bySender.size, `seed ${seed}, ${context}: one heap slot per sender`);
         for (const address of [SINK, stranger.address, ...senders.map((k) => k.address)]) {

@@ -39,7 +39,7 @@ interface PendingInternals {
   readonly byShortId: Map<string, MempoolEntry>;
   readonly bySender: Map<string, Map<bigint, MempoolEntry>>;
   readonly committed: Map<string, bigint>;
-  readonly tails: { readonly heap: readonly TailSlot[]; readonly slots: Map<string, TailSlot>; cheapestFirst(sender: string): Generator<MempoolEntry> };
+  readonly tails: { readonly heap: readonly TailSlot[]; readonly slots: Map<string, TailSlot>; cheapestFirst(sender: string, nonce: bigint): Generator<MempoolEntry> };
   readonly byAddress: Map<string, Set<MempoolEntry>>;
   readonly gapped: Set<MempoolEntry>;
   readonly runs: Map<string, { from: bigint; end: bigint }>;
@@ -113,7 +113,7 @@ async function checkIndexes(pool: Mempool, state: MemoryAccounts, evictFor: stri
   assert.ok(set.totalBytes <= pool.policy.maxBytes, `${where}: over the pool's size`);
   // Whatever turned entries gapped (a reorganisation's hole, a state that went back), they keep to their share.
   assert.ok(set.gappedTotal <= pool.policy.maxGappedBytes, `${where}: ${set.gappedTotal} bytes gapped, over the share of ${pool.policy.maxGappedBytes}`);
-  checkTails(set, bySender, evictFor, where);
+  checkTails(set, bySender, evictFor, firstMissing(bySender.get(evictFor), (state.map.get(evictFor) ?? NO_ACCOUNT).nonce), where);
   // What a block could take: each sender's run from its state nonce, and the selection of it all applies.
   const runs = [...bySender].flatMap(([key, pending]) => {
     const run: MempoolEntry[] = [];
@@ -129,7 +129,7 @@ async function checkIndexes(pool: Mempool, state: MemoryAccounts, evictFor: stri
 }
 
 /** The tails' heap against each sender's highest nonce, and the eviction order against a sort. */
-function checkTails(set: PendingInternals, bySender: ReadonlyMap<string, ReadonlyMap<bigint, MempoolEntry>>, evictFor: string, where: string): void {
+function checkTails(set: PendingInternals, bySender: ReadonlyMap<string, ReadonlyMap<bigint, MempoolEntry>>, evictFor: string, evictForNonce: bigint, where: string): void {
   const { heap, slots } = set.tails;
   assert.deepEqual([...slots.keys()].sort(), [...bySender.keys()].sort(), `${where}: a tail slot per sender`);
   assert.equal(heap.length, slots.size, `${where}: the heap's size`);
@@ -144,8 +144,9 @@ function checkTails(set: PendingInternals, bySender: ReadonlyMap<string, Readonl
   // Senders in the order they entered the pool: the sender map's.
   const orders = [...set.bySender.keys()].map((key) => slots.get(key)!.order);
   assert.deepEqual(orders, [...orders].sort((a, b) => a - b), `${where}: senders' order`);
-  // Whom a full pool evicts for `evictFor`, cheapest first: every other sender's nonces from the top, by fee then order.
-  const queues = [...set.bySender].filter(([key]) => key !== evictFor).map(([key, p]) => ({ order: slots.get(key)!.order, left: [...p.values()].sort((a, b) => (a.tx.nonce < b.tx.nonce ? -1 : 1)) }));
+  // Whom a full pool evicts for `evictFor` at `evictForNonce`, cheapest first: every sender's nonces from the top (of its
+  // own, those above that nonce), by fee then order.
+  const queues = [...set.bySender].map(([key, p]) => ({ order: slots.get(key)!.order, left: [...p.values()].filter((e) => key !== evictFor || e.tx.nonce > evictForNonce).sort((a, b) => (a.tx.nonce < b.tx.nonce ? -1 : 1)) }));
   const expected: string[] = [];
   for (;;) {
     let best: (typeof queues)[0] | undefined;
@@ -156,7 +157,7 @@ function checkTails(set: PendingInternals, bySender: ReadonlyMap<string, Readonl
     if (!best) break;
     expected.push(best.left.pop()!.idHex);
   }
-  assert.deepEqual([...set.tails.cheapestFirst(evictFor)].map((e) => e.idHex), expected, `${where}: eviction order`);
+  assert.deepEqual([...set.tails.cheapestFirst(evictFor, evictForNonce)].map((e) => e.idHex), expected, `${where}: eviction order`);
 }
 
 /** `txs` applied to `state` as a block would (into `into`, a copy of what they touch), each asserted valid. */
