@@ -186,6 +186,10 @@ export function judgeAdmission(pending: PendingSet, policy: MempoolPolicy, rules
   if (underpriced) throw underpriced();
   let committed = pending.committedBy(senderKey) + tx.amount + tx.fee;
   if (replaced) committed -= replaced.tx.amount + replaced.tx.fee;
+  // Nonces below the state's are a block's whose update is still queued (a node's admissions come
+  // between a block's state and the pool's turn to follow it): the balance has paid for them once,
+  // and counting them again refused a busy sender's next transaction for funds it had.
+  if (committed > account.balance) committed -= pending.committedBelow(senderKey, account.nonce);
   if (committed > account.balance) {
     const earlier = committed - tx.amount - tx.fee;
     const parts = `${tx.amount} + fee ${tx.fee}${earlier > 0n ? `, plus ${earlier} pending from this sender` : ''}`;

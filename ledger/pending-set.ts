@@ -91,6 +91,13 @@ export class PendingSet {
     return this.committed.get(senderKey) ?? 0n;
   }
 
+  /** What `senderKey` has pending below `nonce`, amounts plus fees (a walk of its entries). */
+  committedBelow(senderKey: string, nonce: bigint): bigint {
+    let below = 0n;
+    for (const e of this.bySender.get(senderKey)?.values() ?? []) if (e.tx.nonce < nonce) below += e.tx.amount + e.tx.fee;
+    return below;
+  }
+
   /** The entries sent from or to the address `key` (hex). */
   involving(key: string): ReadonlySet<MempoolEntry> {
     return this.byAddress.get(key) ?? NONE;

@@ -116,6 +116,27 @@ describe('Mempool following the tip', () => {
     assert.deepEqual(calls, { getAccount: SENDERS.length, getAccounts: 1, batched: SENDERS.length });
   });
 
+  it("admits a sender's next nonce between a block's state and the pool's update, its mined ones not counted twice", async () => {
+    // S pays 60 of its 100 at nonce 0; a block takes it, and S's next, 30, comes before the pool follows.
+    const [S] = SENDERS as [TestKey];
+    const accounts = new MemoryAccounts();
+    accounts.set(S.address, { balance: 100n, nonce: 0n });
+    const pool = new Mempool(accounts, PARAMS, {}, () => {});
+    const s0 = placeholderTransfer(PARAMS, S, SINK, 0n, 58n, 2n);
+    await pool.add(s0, NOW);
+    accounts.set(S.address, { balance: 40n, nonce: 1n });
+    const [s1, s2] = [1n, 2n].map((nonce) => placeholderTransfer(PARAMS, S, SINK, nonce, 13n, 2n)) as [Transaction, Transaction];
+    const one = pool.add(s1, NOW);
+    const batch = pool.addMany([s2], NOW);
+    const following = pool.update([blockOf([s0])], [], NOW);
+    assert.equal((await one).idHex, s1.idHex, 'nonce 1: 15 of the 40 left');
+    assert.deepEqual((await batch).map((e) => (e instanceof Error ? e.message : e.idHex)), [s2.idHex], 'nonce 2 in a batch: 30 of the 40');
+    await following;
+    assert.deepEqual(pool.sentFrom(S.address).map((e) => e.tx.nonce).sort(), [1n, 2n]);
+    // Still within what S has: one more of 15 is refused.
+    await assert.rejects(pool.add(placeholderTransfer(PARAMS, S, SINK, 3n, 13n, 2n), NOW), /insufficient funds/);
+  });
+
   it('judges every sender again from one read when the state is replaced under the pool', async () => {
     const { accounts, pending, connect, kept } = scene();
     const { state, calls } = counted(accounts);
