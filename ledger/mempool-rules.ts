@@ -112,14 +112,15 @@ export function underpricedReplacement(pending: PendingSet, policy: MempoolPolic
  * fee-10 gap filler pushed out another sender's fee 9, or was refused as the cheapest. Changes
  * nothing: the caller evicts once the signature has passed.
  */
-export function chooseVictims(pending: PendingSet, policy: MempoolPolicy, tx: Transaction, gapped: boolean): readonly MempoolEntry[] {
-  if (pending.bytes + TX_BYTES <= policy.maxBytes) return NO_VICTIMS;
+export function chooseVictims(pending: PendingSet, policy: MempoolPolicy, tx: Transaction, gapped: boolean, displaced: readonly MempoolEntry[] = NO_VICTIMS): readonly MempoolEntry[] {
+  let freed = displaced.length * TX_BYTES; // going anyway (`unfundedAfter`)
+  if (pending.bytes - freed + TX_BYTES <= policy.maxBytes) return NO_VICTIMS;
   if (gapped) throw new MempoolFullError(`mempool is full (${policy.maxBytes} bytes), and a transaction waiting for an earlier nonce makes no room`, true);
   const victims: MempoolEntry[] = [];
-  let freed = 0;
   const cheapest = pending.tails.cheapestFirst(tx.fromKey, tx.nonce);
   while (pending.bytes - freed + TX_BYTES > policy.maxBytes) {
     const victim = cheapest.next().value;
+    if (victim && displaced.includes(victim)) continue;
     if (!victim || victim.tx.fee >= tx.fee) {
       throw new MempoolFullError(`mempool is full (${policy.maxBytes} bytes) and fee ${tx.fee} does not beat the cheapest pending`);
     }
@@ -166,6 +167,24 @@ export function gappedVictims(pending: PendingSet, policy: MempoolPolicy): Mempo
 export interface Admission {
   readonly replaced: MempoolEntry | undefined;
   readonly victims: readonly MempoolEntry[];
+  /** Its sender's later nonces that the balance no longer covers with it in (a taken-back transaction's: `unfundedAfter`). */
+  readonly displaced: readonly MempoolEntry[];
+}
+
+const costOf = (entries: readonly MempoolEntry[]) => entries.reduce((sum, e) => sum + e.tx.amount + e.tx.fee, 0n);
+
+/**
+ * For a transaction of a disconnected block, `tx`: its sender's pending nonces above it that the
+ * balance no longer covers once `tx` and the nonces below it are in, in nonce order (from the
+ * first that does not fit, every later one), as a block would take them. Changes nothing.
+ */
+function unfundedAfter(pending: PendingSet, tx: Transaction, account: Account): MempoolEntry[] {
+  const mine = [...(pending.bySender.get(tx.fromKey)?.values() ?? [])].filter((e) => e.tx.nonce >= account.nonce && e.tx.nonce !== tx.nonce);
+  let sum = tx.amount + tx.fee + costOf(mine.filter((e) => e.tx.nonce < tx.nonce));
+  const later = mine.filter((e) => e.tx.nonce > tx.nonce).sort((a, b) => (a.tx.nonce < b.tx.nonce ? -1 : 1));
+  let fits = 0;
+  while (fits < later.length && sum + later[fits]!.tx.amount + later[fits]!.tx.fee <= account.balance) sum += later[fits]!.tx.amount + later[fits++]!.tx.fee;
+  return later.slice(fits);
 }
 
 /**
@@ -190,6 +209,11 @@ export function judgeAdmission(pending: PendingSet, policy: MempoolPolicy, rules
   // between a block's state and the pool's turn to follow it): the balance has paid for them once,
   // and counting them again refused a busy sender's next transaction for funds it had.
   if (committed > account.balance) committed -= pending.committedBelow(senderKey, account.nonce);
+  // A reorganisation that took the block of a sender's earlier nonces away also took what the block
+  // paid it (a coinbase, a transfer in): the nonces it sent after, against that balance, go rather
+  // than the earlier ones, which then came back refused, and left the later ones waiting for them.
+  const displaced = readmit && committed > account.balance ? unfundedAfter(pending, tx, account) : NO_VICTIMS;
+  committed -= costOf(displaced);
   if (committed > account.balance) {
     const earlier = committed - tx.amount - tx.fee;
     const parts = `${tx.amount} + fee ${tx.fee}${earlier > 0n ? `, plus ${earlier} pending from this sender` : ''}`;
@@ -202,5 +226,5 @@ export function judgeAdmission(pending: PendingSet, policy: MempoolPolicy, rules
   if (gapped && pending.gappedBytes + TX_BYTES > policy.maxGappedBytes) {
     throw new MempoolFullError(`the pool holds its share of transactions waiting for an earlier nonce (${policy.maxGappedBytes} bytes): send nonce ${executableEnd} first`, true);
   }
-  return { replaced, victims: replaced ? NO_VICTIMS : chooseVictims(pending, policy, tx, gapped) };
+  return { replaced, displaced, victims: replaced ? NO_VICTIMS : chooseVictims(pending, policy, tx, gapped, displaced) };
 }

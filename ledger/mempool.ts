@@ -6,7 +6,7 @@ import { checkTxSignature, type Transaction } from './transaction.ts';
 import { EMPTY_ACCOUNT, readAccounts, readAccountsByKey, type Account, type AccountSource, type StateRules } from './state.ts';
 import { PendingSet, type MempoolEntry } from './pending-set.ts';
 import { selectForBlock } from './block-template.ts';
-import { DEFAULT_MEMPOOL_POLICY, MempoolRejection, gappedVictims, judgeAdmission, refusedByNonce, refusedOnSight, underpricedReplacement, type MempoolPolicy } from './mempool-rules.ts';
+import { DEFAULT_MEMPOOL_POLICY, MempoolRejection, gappedVictims, judgeAdmission, refusedByNonce, refusedOnSight, underpricedReplacement, type Admission, type MempoolPolicy } from './mempool-rules.ts';
 
 export type { MempoolEntry } from './pending-set.ts';
 export { SHORT_ID_BYTES } from './pending-set.ts';
@@ -225,15 +225,16 @@ export class Mempool extends EventEmitter<{ added: [entry: MempoolEntry] }> {
 
   /** `admit` with the sender's account read: throws a refusal at once, and waits only for a signature not verified before. */
   private admitAgainst(tx: Transaction, now: number, readmit: boolean, account: Account): MempoolEntry | Promise<MempoolEntry> {
-    const { replaced, victims } = judgeAdmission(this.pending, this.policy, this.rules, tx, account, readmit);
+    const admission = judgeAdmission(this.pending, this.policy, this.rules, tx, account, readmit);
     const checking = this.checkSignature(tx); // a signature already verified answers at once
-    if (checking) return checking.then(() => this.enter(tx, now, account.nonce, victims, replaced));
-    return this.enter(tx, now, account.nonce, victims, replaced);
+    if (checking) return checking.then(() => this.enter(tx, now, account.nonce, admission));
+    return this.enter(tx, now, account.nonce, admission);
   }
 
-  /** `tx`, judged and its signature checked, in the pool: `victims` and `replaced` out. */
-  private enter(tx: Transaction, now: number, stateNonce: bigint, victims: readonly MempoolEntry[], replaced: MempoolEntry | undefined): MempoolEntry {
+  /** `tx`, judged and its signature checked, in the pool: what it displaces, its victims and what it replaces out. */
+  private enter(tx: Transaction, now: number, stateNonce: bigint, { displaced, victims, replaced }: Admission): MempoolEntry {
     const senderKey = tx.fromKey;
+    for (const d of displaced) this.pending.remove(d);
     for (const v of victims) this.pending.remove(v);
     this.dropped.evicted += victims.length;
     if (replaced) this.pending.remove(replaced);

@@ -69,7 +69,7 @@ interface World {
 
 /** How often each verdict came, over the whole run: the workloads reach what they are for. */
 const seen = new Map<string, number>();
-const reached = { evicted: 0, expired: 0, takenBack: 0 };
+const reached = { evicted: 0, expired: 0, takenBack: 0, displaced: 0 };
 
 function verdictOf(outcome: unknown): Verdict {
   const verdict = outcome instanceof CairnError ? outcome.code : 'admitted';
@@ -261,6 +261,7 @@ describe('the mempool against a naive reference', function () {
         }
         reached.evicted += w.ref.evicted;
         reached.expired += w.ref.expired;
+        reached.displaced += w.ref.displaced;
       }),
       { seed: FUZZ_SEED, numRuns: fuzzRuns(60) },
     );

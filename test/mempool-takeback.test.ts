@@ -86,8 +86,8 @@ describe('Mempool take-back', () => {
   });
 
   it('admits what one admission after another would, over random reorganisations', async () => {
-    // The reference is addMany, which admits one after another against the senders' accounts
-    // (with a nonce window wide enough that a take-back's exemption from it changes nothing): duplicates,
+    // The reference is the pool's own admission of a taken-back transaction, one after another,
+    // each reading its sender's account: duplicates,
     // replacements under- and over-priced, overspending, gaps, a full pool and its share of
     // gapped transactions, and forged signatures, against states a reorganisation moved back.
     const codes = new Set<string>();
@@ -144,7 +144,9 @@ describe('Mempool take-back', () => {
       // missing nonce beyond its share evicted, once the run is back, not before.
       const pending = (oneByOne.pool as unknown as { pending: PendingSet }).pending;
       for (const k of SENDERS) pending.keepWithin(toHex(k.address), (await accounts.getAccount(k.address))!);
-      for (const outcome of await oneByOne.pool.addMany(block, NOW + 5)) codes.add(outcome instanceof Error ? (outcome as TxRuleError).code : 'admitted');
+      // Each as a taken-back transaction (readmitted: its sender's later nonces that no longer fit give way to it), its account read alone.
+      const readmit = (oneByOne.pool as unknown as { admit(tx: Transaction, now: number, readmit: boolean): Promise<MempoolEntry> }).admit.bind(oneByOne.pool);
+      for (const tx of block) codes.add(await readmit(tx, NOW + 5, true).then(() => 'admitted', (err: TxRuleError) => err.code));
       const evictedBefore = oneByOne.pool.dropped.evicted;
       await oneByOne.pool.recheckAll();
       seeds.overShare += oneByOne.pool.dropped.evicted > evictedBefore ? 1 : 0;
@@ -158,6 +160,24 @@ describe('Mempool take-back', () => {
       assert.ok(codes.has(code), `${code} among ${[...codes]}`);
     }
     assert.ok(seeds.gapped > 10 && seeds.evicting > 10 && seeds.overShare > 2, JSON.stringify(seeds));
+  });
+
+  it("takes back a sender's earlier nonces before its later ones that the state no longer funds", async () => {
+    // S (100) paid 30 at nonce 0 in a block that also paid it 50 as its miner; then, with 120, 100
+    // at nonce 1. The block is taken away: S has 100 again, enough for nonce 0 or nonce 1, not both.
+    const [S] = SENDERS as [TestKey];
+    const accounts = new MemoryAccounts();
+    accounts.set(S.address, { balance: 120n, nonce: 1n });
+    const pool = new Mempool(accounts, PARAMS, {}, () => {});
+    const s0 = pay(S, 0n, 2n, 28n);
+    const s1 = pay(S, 1n, 2n, 98n);
+    await pool.add(s1, NOW);
+    const block = childBlock({ hash: new Uint8Array(32), height: 1 }, [s0], { miner: S.address });
+    accounts.set(S.address, { balance: 100n, nonce: 0n });
+    await pool.update([], [block], NOW);
+    // Nonce 1 alone waits for a nonce 0 the pool refused: nothing a block could take. Nonce 0, mined once, is what comes first.
+    assert.deepEqual(pool.sentFrom(S.address).map((e) => e.idHex), [s0.idHex], 'nonce 0 back, nonce 1 dropped');
+    assert.equal(pool.gappedBytes, 0);
   });
 
   it("classifies a sender's run taken back once per transaction, not walking its nonces at each", async () => {

@@ -30,6 +30,8 @@ export class ReferencePool {
   senders: string[] = [];
   evicted = 0;
   expired = 0;
+  /** Later nonces a taken-back transaction displaced (no counter of the pool's: what the workloads reached). */
+  displaced = 0;
 
   /** Whether a transaction's signature fails: checked last, so that a forgery evicts nothing. */
   readonly forged: (tx: Transaction) => boolean;
@@ -95,17 +97,29 @@ export class ReferencePool {
       const bump = (replaced.tx.fee * p.replaceBumpPercent) / 100n;
       if (tx.fee < replaced.tx.fee + (bump > 1n ? bump : 1n)) return 'MEMPOOL_REPLACEMENT_UNDERPRICED';
     }
-    const committed = mine.filter((e) => e !== replaced).reduce((sum, e) => sum + e.tx.amount + e.tx.fee, tx.amount + tx.fee);
-    if (committed > account.balance) return 'MEMPOOL_INSUFFICIENT_BALANCE';
+    // Nonces below the state's are mined (their block's update in the pool to come): the balance paid them.
+    const counted = mine.filter((e) => e !== replaced && e.tx.nonce >= account.nonce);
+    const cost = (es: readonly ReferenceEntry[]) => es.reduce((sum, e) => sum + e.tx.amount + e.tx.fee, 0n);
+    // A taken-back transaction comes before its sender's later nonces: those the balance no longer covers go.
+    const displaced: ReferenceEntry[] = [];
+    if (readmit && cost(counted) + tx.amount + tx.fee > account.balance) {
+      let sum = cost(counted.filter((e) => e.tx.nonce < tx.nonce)) + tx.amount + tx.fee;
+      for (const e of counted.filter((e) => e.tx.nonce > tx.nonce)) {
+        if (displaced.length === 0 && sum + e.tx.amount + e.tx.fee <= account.balance) sum += e.tx.amount + e.tx.fee;
+        else displaced.push(e);
+      }
+    }
+    if (cost(counted) - cost(displaced) + tx.amount + tx.fee > account.balance) return 'MEMPOOL_INSUFFICIENT_BALANCE';
     const gapped = !replaced && tx.nonce > this.nextNonce(tx.fromKey);
     if (gapped && this.gapped().length * TX_BYTES + TX_BYTES > p.maxGappedBytes) return 'MEMPOOL_FULL';
     const victims: ReferenceEntry[] = [];
-    if (!replaced && (this.entries.length + 1) * TX_BYTES > p.maxBytes) {
+    const room = () => (this.entries.length - displaced.length - victims.length + 1) * TX_BYTES <= p.maxBytes;
+    if (!replaced && !room()) {
       if (gapped) return 'MEMPOOL_FULL';
       // Each sender's highest nonce, the cheapest first (equal fees: the sender that came first):
-      // of the newcomer's own, only those above it, which nothing it needs comes after.
-      const left = new Map(this.senders.map((s) => [s, this.of(s).filter((e) => s !== tx.fromKey || e.tx.nonce > tx.nonce)]));
-      while ((this.entries.length - victims.length + 1) * TX_BYTES > p.maxBytes) {
+      // of the newcomer's own, only those above it (it needs those below).
+      const left = new Map(this.senders.map((s) => [s, this.of(s).filter((e) => (s !== tx.fromKey || e.tx.nonce > tx.nonce) && !displaced.includes(e))]));
+      while (!room()) {
         let cheapest: ReferenceEntry | undefined;
         for (const s of this.senders) {
           const tail = left.get(s)?.at(-1);
@@ -117,6 +131,8 @@ export class ReferencePool {
       }
     }
     if (this.forged(tx)) return 'TX_BAD_SIGNATURE';
+    for (const d of displaced) this.remove(d);
+    this.displaced += displaced.length;
     for (const v of victims) this.remove(v);
     this.evicted += victims.length;
     if (replaced) this.remove(replaced);
