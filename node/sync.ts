@@ -49,6 +49,11 @@ export class Sync extends EventEmitter<SyncEvents> {
   /** Busy answers' retry-afters being waited out: a stop ends them. */
   private readonly sleeps: InterruptibleSleeps;
   private again = false;
+  /**
+   * Peers whose chains this sync put off for a claim of more work elsewhere (takeChain): once each.
+   * A claim is only a claim: one that came to nothing put the chain off again every round, for ever.
+   */
+  private readonly putOff = new Set<string>();
   private lastTarget = 0;
   /**
    * While a snapshot join runs, the chain must stay at genesis for the state to be installed under
@@ -192,6 +197,7 @@ export class Sync extends EventEmitter<SyncEvents> {
       return this.running;
     }
     this.running = (async () => {
+      this.putOff.clear();
       try {
         do {
           this.again = false;
@@ -337,8 +343,9 @@ export class Sync extends EventEmitter<SyncEvents> {
       return;
     }
     if (check.totalWork <= chain.tip.totalWork) return;
-    // A peer whose status came in meanwhile claims more than this chain holds: it goes first.
-    if (this.ahead().some((s) => !tried.has(s.peer) && s.status.totalWork > check.totalWork)) {
+    // A peer whose status came in meanwhile claims more than this chain holds: it goes first, once.
+    if (!this.putOff.has(peer) && this.ahead().some((s) => !tried.has(s.peer) && s.status.totalWork > check.totalWork)) {
+      this.putOff.add(peer);
       this.again = true;
       return;
     }

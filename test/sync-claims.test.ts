@@ -259,6 +259,41 @@ describe('sync: claimed work', function () {
     });
   }
 
+  it("a peer whose newest header is ahead of our clock has the rest of its chain taken, though another claims more than it showed", async () => {
+    // Its headers stop short of its claim, no fault of its own (our clock may be the one behind),
+    // and a peer later in the round claimed more than they showed, then gave no headers at all:
+    // the honest chain was put off for that claim, round after round, for ever.
+    const params = testParams();
+    const now = params.timestamp + 1_000_000;
+    const db = await ChainDB.open(new MemoryDisk().open(), params);
+    const chain = await Chain.open(db, { clock: () => now });
+    const honest = mineChain(params, asParent(db.genesis), 9, { miner: testKey(1).address });
+    honest.push(mineChild(params, asParent(honest.at(-1)!), [], { timestamp: now + 100_000, miner: testKey(1).address }));
+    const work = (blocks: readonly Block[]) => blocks.reduce((sum, b) => sum + blockWork(b.header.target), blockWork(db.genesis.header.target));
+    const names = networkNames(db.genesis.header.hash);
+    const honestStatus: Status = { genesis: db.genesis.header.hash, height: 10, tipHash: honest.at(-1)!.header.hash, totalWork: work(honest), prunedHeight: 0 };
+    const liarStatus: Status = { ...honestStatus, totalWork: work(honest.slice(0, 9)) + 1n };
+    const honestPeer = chainPeerTransport('honest', names, honestStatus, honest);
+    let ranges = 0;
+    const transport = Object.assign(new EventEmitter(), {
+      peers: () => ['honest', 'liar'],
+      async request(peer: string, protocol: string, body: Uint8Array, o: never) {
+        if (protocol !== names.status && ++ranges > 100) throw new Error('100 header ranges asked: a sync that goes round for ever');
+        if (peer === 'honest') return honestPeer.request(peer, protocol, body, o);
+        return protocol === names.status ? encodeStatus(liarStatus) : encodeHeaders([]);
+      },
+      requestMany: honestPeer.requestMany.bind(honestPeer),
+    }) as unknown as Transport;
+    const peers = new PeerManager(() => now);
+    const sync = new Sync({ transport, env: realEnv, names, chain, peers, clock: () => now, serve: (async () => {}) as unknown as Serve });
+    sync.statuses.set('honest', { peer: 'honest', status: honestStatus });
+    sync.statuses.set('liar', { peer: 'liar', status: liarStatus });
+    await sync.requestSync();
+    assert.equal(toHex(chain.tip.hash), toHex(honest[8]!.header.hash), `the honest chain up to our clock: at ${chain.tip.height}, ${ranges} ranges asked`);
+    assert.equal(peers.score('honest'), 0);
+    await db.close();
+  });
+
   it('a node on a chain that a heavier one forks from below its floor says so, once, and counts that peer apart', async () => {
     // The spec's promise: a node apart from the network longer than the reorg depth is told so.
     // Here the easy chain was the only one known, and was taken; the honest status came later.
