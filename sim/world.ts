@@ -117,7 +117,22 @@ export class World {
 
   /** Starts node `sim` (first start or a restart after a crash). */
   async startNode(sim: SimNode): Promise<void> {
-    if (sim.up || sim.gone) return;
+    // A start takes simulated time (the store's reads) before the node is up: a second start asked
+    // meanwhile (a crash's restart falling just after the faults' end restarted it) ran two lives
+    // on one disk at once, which no datadir's lock allows, and their writes mixed.
+    if (sim.up || sim.gone || this.starting.has(sim)) return;
+    this.starting.add(sim);
+    try {
+      await this.startLife(sim);
+    } finally {
+      this.starting.delete(sim);
+    }
+  }
+
+  /** Nodes whose start is under way. */
+  private readonly starting = new Set<SimNode>();
+
+  private async startLife(sim: SimNode): Promise<void> {
     const others = this.nodes.filter((n) => n !== sim && n.spec.joinAtMs <= this.scheduler.now - SIM_EPOCH_MS);
     // Like a user's --bootstrap: up to two nodes that were there before it (whoever they are).
     const chosen = sim.spec.bootstrapTo ? others.filter((n) => sim.spec.bootstrapTo!.includes(n.id)) : this.rng.fork(`bootstrap-${sim.id}-${sim.lives}`).shuffle(others).slice(0, 2);
