@@ -126,6 +126,7 @@ export class BodyDownload {
   /** Providers that joined before the download started. */
   private readonly early: string[] = [];
   private joinNow: ((peer: string) => void) | undefined;
+  private goneNow: ((peer: string) => void) | undefined;
   private endNow: (() => void) | undefined;
   private ended = false;
 
@@ -149,6 +150,17 @@ export class BodyDownload {
   }
 
   /**
+   * `peer`'s connection ended: it leaves, and may join again on its next connection. What it
+   * claimed on the old one is not held against what it answers on the next: a node that crashed
+   * lost the last blocks it had not written, and asked on again it answered short of the status
+   * it gave before, which was charged as withholding.
+   */
+  gone(peer: string): void {
+    if (this.goneNow) this.goneNow(peer);
+    else this.early.splice(0, this.early.length, ...this.early.filter((p) => p !== peer));
+  }
+
+  /**
    * Runs the download to its end: every block imported, or nobody left who can serve it (the
    * sync's next round retries), or `keepGoing` said no, or a block that breaks a rule (thrown:
    * InvalidChain).
@@ -167,7 +179,8 @@ export class BodyDownload {
     const holders = new Map<number, { peer: string; since: number; holdingUpSince?: number }>();
     /** How long each provider's last batch took. */
     const batchMs = new Map<string, number>();
-    const active = new Set<string>();
+    /** The providers taking part, each with its joining's token: a worker of an earlier one (a connection since ended) stops. */
+    const active = new Map<string, object>();
     /** Every peer that took part: one that dropped out does not come back in this download. */
     const joined = new Set<string>();
     /** Providers sitting out after a stall: until when, and how many stalls so far. */
@@ -223,14 +236,14 @@ export class BodyDownload {
     const leave = (peer: string) => {
       active.delete(peer);
       const now = env.monotonic();
-      if ([...active].every((p) => (paused.get(p)?.until ?? 0) > now)) {
+      if ([...active.keys()].every((p) => (paused.get(p)?.until ?? 0) > now)) {
         for (const pause of paused.values()) pause.until = Math.min(pause.until, now);
       }
       notify();
     };
 
-    const worker = async (peer: string) => {
-      while (!finished && active.has(peer)) {
+    const worker = async (peer: string, token: object) => {
+      while (!finished && active.get(peer) === token) {
         const pause = paused.get(peer);
         if (pause && pause.until > env.monotonic()) {
           await sitOut(pause.until - env.monotonic(), changed()); // woken early if its pause is lifted
@@ -297,7 +310,7 @@ export class BodyDownload {
               busyAnswers.set(peer, busyInARow);
               retryAfterMs = err.retryAfterMs; // not a failure: asked again once that has passed
             } else {
-              leave(peer);
+              if (active.get(peer) === token) leave(peer);
               if (!busy && (err instanceof PeerFault || err instanceof CairnError)) this.parts.blame(peer, err);
             }
           }
@@ -341,8 +354,15 @@ export class BodyDownload {
     this.joinNow = (peer: string) => {
       if (finished || joined.has(peer) || this.parts.isBanned(peer)) return;
       joined.add(peer);
-      active.add(peer);
-      for (let i = 0; i < REQUESTS_PER_PEER; i++) workers.push(worker(peer));
+      const token = {};
+      active.set(peer, token);
+      for (let i = 0; i < REQUESTS_PER_PEER; i++) workers.push(worker(peer, token));
+    };
+    this.goneNow = (peer: string) => {
+      joined.delete(peer);
+      busyAnswers.delete(peer);
+      if (peer === claimant?.peer) claimantJudged = true;
+      if (active.has(peer)) leave(peer);
     };
     for (const peer of this.early) this.joinNow(peer);
     this.endNow = () => {
@@ -368,6 +388,7 @@ export class BodyDownload {
       }
     } finally {
       this.joinNow = undefined;
+      this.goneNow = undefined;
       this.endNow = undefined;
       finished = true;
       for (const end of [...atEnd]) end();

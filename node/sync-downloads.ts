@@ -67,8 +67,10 @@ export class SyncDownloads {
     this.underWay?.download.end();
   }
 
+  /** `peer`'s connection ended: its asks start over, and it leaves the download under way (it may join again). */
   forget(peer: string): void {
     this.asked.forget(peer);
+    this.underWay?.download.gone(peer);
   }
 
   /**

@@ -168,6 +168,61 @@ describe('sync: withheld bodies', function () {
     await db.close();
   });
 
+  it('a header peer that crashed and came back on a new connection without its last blocks costs nothing for lacking them', async () => {
+    // From a review: its download went on asking it after its connection ended, on the next one,
+    // and held its answers to the status of the old: a crash loses the last blocks a node had not
+    // written, and the short answer for them was charged as withholding (four such and a ban).
+    const params = testParams();
+    const now = params.timestamp + 1_000_000;
+    const db = await ChainDB.open(new MemoryDisk().open(), params);
+    const chain = await Chain.open(db, { clock: () => now });
+    const names = networkNames(db.genesis.header.hash);
+    const blocks = mineChain(params, asParent(db.genesis), 100, { miner: testKey(10).address });
+    const work = (n: number) => blocks.slice(0, n).reduce((sum, b) => sum + blockWork(b.header.target), blockWork(db.genesis.header.target));
+    const statusAt = (n: number): Status => ({ genesis: db.genesis.header.hash, height: n, tipHash: blocks[n - 1]!.header.hash, totalWork: work(n), prunedHeight: 0 });
+    let held = 100; // the blocks it has: 98 once it crashed (the last two never written)
+    let inFlight = 0;
+    let sync: Sync | undefined;
+    const crash = () => {
+      if (inFlight > 0) return void setTimeout(crash, 1);
+      sync!.forget('peer'); // as the node does when a connection ends
+      held = 98;
+    };
+    let busyOnce = true;
+    const transport = Object.assign(new EventEmitter(), {
+      peers: () => ['peer'],
+      async request(_peer: string, protocol: string, body: Uint8Array) {
+        if (protocol === names.status) return encodeStatus(statusAt(held));
+        const { from, count } = decodeGetHeaderRange(body);
+        return encodeHeaders(blocks.slice(0, held).slice(from - 1, from - 1 + count).map((b) => b.header));
+      },
+      async requestMany(peer: string, _protocol: string, body: Uint8Array) {
+        const hashes = decodeGetBlocks(body);
+        if (busyOnce && bytesEqual(hashes[0]!, blocks[96]!.header.hash)) {
+          // Its last batch is answered busy, and the peer crashes while the asker waits it out.
+          busyOnce = false;
+          setTimeout(crash, 5);
+          throw busyError(peer, 'blocks', 50);
+        }
+        // Never crashed with an answer in flight here: that one would fail, and its asker drop it.
+        inFlight++;
+        await new Promise((resolve) => setImmediate(resolve));
+        inFlight--;
+        const found = hashes.map((hash) => blocks.slice(0, held).find((b) => bytesEqual(b.header.hash, hash))?.bytes);
+        const missing = found.indexOf(undefined);
+        return missing < 0 ? found : found.slice(0, missing);
+      },
+    }) as unknown as Transport;
+    const peers = new PeerManager(() => now);
+    sync = new Sync({ transport, env: realEnv, names, chain, peers, clock: () => now, serve: (async () => {}) as unknown as Serve });
+    sync.statuses.set('peer', { peer: 'peer', status: statusAt(100) });
+    await sync.requestSync();
+    assert.equal(busyOnce, false, 'its last batch was asked');
+    assert.ok(chain.tip.height >= 96, `the blocks before it taken: at ${chain.tip.height}`);
+    assert.equal(peers.score('peer'), 0);
+    await db.close();
+  });
+
   it('a peer whose bodies time out, and one that lacks the bodies of a chain it never claimed, cost nothing however often', async () => {
     // The other side of the check above: slowness is no offence, and a provider taken for the
     // work its status claims may be on another chain, which never held these blocks.
