@@ -225,9 +225,12 @@ export class Sync extends EventEmitter<SyncEvents> {
     // Peers whose turn this round has had: a claim of theirs that came to nothing here (no
     // headers, a fork below our floor, busy) must not keep another peer's chain waiting for it.
     const tried = new Set<string>();
-    for (const { peer, status } of ahead) {
+    for (const { peer } of ahead) {
       if (this.stopped) return;
-      if (status.totalWork <= chain.tip.totalWork) continue;
+      // Its claim as it stands at its turn: one made on a connection that has ended since (a
+      // restart that lost the last blocks it had not written) is not what its chain shows now.
+      const status = this.statuses.get(peer)?.status;
+      if (!status || status.totalWork <= chain.tip.totalWork) continue;
       tried.add(peer);
       try {
         await this.syncFrom(peer, status, tried);

@@ -223,6 +223,51 @@ describe('sync: withheld bodies', function () {
     await db.close();
   });
 
+  it('a peer that crashed and came back with fewer blocks before its turn in a round is held to the status it gave since, not the one before', async () => {
+    // From a review: a round took each peer with the status it had when the round began. One
+    // that restarted meanwhile, its last blocks lost (never written), showed less than that old
+    // claim on its turn, and was banned for lying about its work.
+    const params = testParams();
+    const now = params.timestamp + 1_000_000;
+    const db = await ChainDB.open(new MemoryDisk().open(), params);
+    const chain = await Chain.open(db, { clock: () => now });
+    const names = networkNames(db.genesis.header.hash);
+    const mined = { slow: mineChain(params, asParent(db.genesis), 12, { miner: testKey(3).address }), restarted: mineChain(params, asParent(db.genesis), 10, { miner: testKey(1).address }) };
+    const held: Record<string, number> = { slow: 12, restarted: 10 };
+    const work = (blocks: readonly Block[]) => blocks.reduce((sum, b) => sum + blockWork(b.header.target), blockWork(db.genesis.header.target));
+    const statusOf = (peer: 'slow' | 'restarted'): Status => {
+      const blocks = mined[peer].slice(0, held[peer]);
+      return { genesis: db.genesis.header.hash, height: blocks.length, tipHash: blocks.at(-1)!.header.hash, totalWork: work(blocks), prunedHeight: 0 };
+    };
+    let sync: Sync | undefined;
+    const transport = Object.assign(new EventEmitter(), {
+      peers: () => ['slow', 'restarted'],
+      async request(peer: 'slow' | 'restarted', protocol: string, body: Uint8Array) {
+        if (protocol === names.status) return encodeStatus(statusOf(peer));
+        const { from, count } = decodeGetHeaderRange(body);
+        return encodeHeaders(mined[peer].slice(0, held[peer]).slice(from - 1, from - 1 + count).map((b) => b.header));
+      },
+      async requestMany(peer: string) {
+        if (peer === 'slow' && held.restarted === 10) {
+          // While the first peer's bodies are slow to come, the other crashes, losing its last two
+          // blocks, and is back on a new connection, its status asked again (connection-events.ts).
+          sync!.forget('restarted');
+          held.restarted = 8;
+          await sync!.handshake('restarted');
+        }
+        throw new TransportError('TRANSPORT_TIMEOUT', 'no answer in 20 s');
+      },
+    }) as unknown as Transport;
+    const peers = new PeerManager(() => now);
+    sync = new Sync({ transport, env: realEnv, names, chain, peers, clock: () => now, serve: (async () => {}) as unknown as Serve });
+    for (const peer of ['slow', 'restarted'] as const) sync.statuses.set(peer, { peer, status: statusOf(peer) });
+    await sync.requestSync();
+    assert.equal(held.restarted, 8, 'it restarted during the round');
+    assert.equal(peers.isBanned('restarted'), false, `score ${peers.score('restarted')}`);
+    assert.equal(peers.score('slow'), 0);
+    await db.close();
+  });
+
   it('a peer whose bodies time out, and one that lacks the bodies of a chain it never claimed, cost nothing however often', async () => {
     // The other side of the check above: slowness is no offence, and a provider taken for the
     // work its status claims may be on another chain, which never held these blocks.
