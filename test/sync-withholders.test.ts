@@ -91,6 +91,20 @@ describe('sync: withheld bodies', function () {
     return { db, chain, peers, mined, round, bodiesAsked };
   }
 
+  /** A new node at genesis, and the status a peer gives of the chain `blocks` (heights 1 to n) built on it. */
+  async function newNode() {
+    const params = testParams();
+    const now = params.timestamp + 1_000_000;
+    const db = await ChainDB.open(new MemoryDisk().open(), params);
+    const chain = await Chain.open(db, { clock: () => now });
+    const names = networkNames(db.genesis.header.hash);
+    const statusOf = (blocks: readonly Block[]): Status => {
+      const totalWork = blocks.reduce((sum, b) => sum + blockWork(b.header.target), blockWork(db.genesis.header.target));
+      return { genesis: db.genesis.header.hash, height: blocks.length, tipHash: blocks.at(-1)!.header.hash, totalWork, prunedHeight: 0 };
+    };
+    return { params, now, db, chain, names, statusOf };
+  }
+
   it('a peer that shows a heavier chain and then serves none of its bodies is penalised each time, and banned after a few: the honest chain is taken meanwhile', async () => {
     // From a review: a withholder (headers served, every body request answered with none) was let
     // go unpunished: each status poll, every 15 s, made its claim the first of a round again, its
@@ -172,14 +186,9 @@ describe('sync: withheld bodies', function () {
     // From a review: its download went on asking it after its connection ended, on the next one,
     // and held its answers to the status of the old: a crash loses the last blocks a node had not
     // written, and the short answer for them was charged as withholding (four such and a ban).
-    const params = testParams();
-    const now = params.timestamp + 1_000_000;
-    const db = await ChainDB.open(new MemoryDisk().open(), params);
-    const chain = await Chain.open(db, { clock: () => now });
-    const names = networkNames(db.genesis.header.hash);
+    const { params, now, db, chain, names, statusOf } = await newNode();
     const blocks = mineChain(params, asParent(db.genesis), 100, { miner: testKey(10).address });
-    const work = (n: number) => blocks.slice(0, n).reduce((sum, b) => sum + blockWork(b.header.target), blockWork(db.genesis.header.target));
-    const statusAt = (n: number): Status => ({ genesis: db.genesis.header.hash, height: n, tipHash: blocks[n - 1]!.header.hash, totalWork: work(n), prunedHeight: 0 });
+    const statusAt = (n: number) => statusOf(blocks.slice(0, n));
     let held = 100; // the blocks it has: 98 once it crashed (the last two never written)
     let inFlight = 0;
     let sync: Sync | undefined;
@@ -227,23 +236,15 @@ describe('sync: withheld bodies', function () {
     // From a review: a round took each peer with the status it had when the round began. One
     // that restarted meanwhile, its last blocks lost (never written), showed less than that old
     // claim on its turn, and was banned for lying about its work.
-    const params = testParams();
-    const now = params.timestamp + 1_000_000;
-    const db = await ChainDB.open(new MemoryDisk().open(), params);
-    const chain = await Chain.open(db, { clock: () => now });
-    const names = networkNames(db.genesis.header.hash);
+    const { params, now, db, chain, names, statusOf } = await newNode();
     const mined = { slow: mineChain(params, asParent(db.genesis), 12, { miner: testKey(3).address }), restarted: mineChain(params, asParent(db.genesis), 10, { miner: testKey(1).address }) };
     const held: Record<string, number> = { slow: 12, restarted: 10 };
-    const work = (blocks: readonly Block[]) => blocks.reduce((sum, b) => sum + blockWork(b.header.target), blockWork(db.genesis.header.target));
-    const statusOf = (peer: 'slow' | 'restarted'): Status => {
-      const blocks = mined[peer].slice(0, held[peer]);
-      return { genesis: db.genesis.header.hash, height: blocks.length, tipHash: blocks.at(-1)!.header.hash, totalWork: work(blocks), prunedHeight: 0 };
-    };
+    const statusNow = (peer: 'slow' | 'restarted') => statusOf(mined[peer].slice(0, held[peer]));
     let sync: Sync | undefined;
     const transport = Object.assign(new EventEmitter(), {
       peers: () => ['slow', 'restarted'],
       async request(peer: 'slow' | 'restarted', protocol: string, body: Uint8Array) {
-        if (protocol === names.status) return encodeStatus(statusOf(peer));
+        if (protocol === names.status) return encodeStatus(statusNow(peer));
         const { from, count } = decodeGetHeaderRange(body);
         return encodeHeaders(mined[peer].slice(0, held[peer]).slice(from - 1, from - 1 + count).map((b) => b.header));
       },
@@ -260,7 +261,7 @@ describe('sync: withheld bodies', function () {
     }) as unknown as Transport;
     const peers = new PeerManager(() => now);
     sync = new Sync({ transport, env: realEnv, names, chain, peers, clock: () => now, serve: (async () => {}) as unknown as Serve });
-    for (const peer of ['slow', 'restarted'] as const) sync.statuses.set(peer, { peer, status: statusOf(peer) });
+    for (const peer of ['slow', 'restarted'] as const) sync.statuses.set(peer, { peer, status: statusNow(peer) });
     await sync.requestSync();
     assert.equal(held.restarted, 8, 'it restarted during the round');
     assert.equal(peers.isBanned('restarted'), false, `score ${peers.score('restarted')}`);
