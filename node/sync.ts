@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { bytesEqual } from '../ledger/bytes.ts';
 import { CairnError } from '../ledger/errors.ts';
 import type { Chain } from '../consensus/chain.ts';
 import type { SaneBlock } from '../consensus/sanity.ts';
@@ -338,6 +339,11 @@ export class Sync extends EventEmitter<SyncEvents> {
     // otherwise be imported ahead of an honest peer's heavier one, and once deeper than the
     // reorg depth it would keep us from that chain for good.
     if (complete && check.totalWork < claimed.totalWork) throw new PeerFault('its headers do not add up to the work it claimed', LIE);
+    // Short of it, as a chain that moved meanwhile would be (a range with none, or one that does
+    // not link): its status asked again tells. The same tip still named is one its headers denied.
+    if (!complete && !found.aheadOfClock && check.totalWork < claimed.totalWork && (await this.stillNames(peer, claimed))) {
+      throw new PeerFault(`its headers stop at ${check.tipHeight}, short of the tip at ${claimed.height} its status names again`, LIE);
+    }
     // Below our checkpoint, a chain that stops short of it is not taken, however much work it
     // shows: a cheap one longer than the reorg depth would keep us from the checkpoint's for good.
     // Its status said it reached the checkpoint's height (ahead()).
@@ -375,6 +381,12 @@ export class Sync extends EventEmitter<SyncEvents> {
     await this.downloads.run({ first, last: check.tipHeight, providers, canServe, keepGoing, claimant: peer });
     if (endedEarly) this.again = true;
     this.emit('took');
+  }
+
+  /** Whether `peer`'s status, asked again, names the tip `claimed` named (busy or gone: it says nothing). */
+  private async stillNames(peer: string, claimed: Status): Promise<boolean> {
+    const now = await this.known.handshake(peer, true);
+    return now !== undefined && now.height === claimed.height && bytesEqual(now.tipHash, claimed.tipHash);
   }
 
   /** A batch of bodies from one provider, each checked against what was asked (node/fetch-bodies.ts). */

@@ -294,6 +294,55 @@ describe('sync: claimed work', function () {
     await db.close();
   });
 
+  for (const moved of [false, true]) {
+    it(moved ? 'a peer whose chain moved while its headers were fetched (its status names another tip since) costs nothing' : 'a peer whose headers stop short of the tip its status names, and names again when asked, is banned before its chain is taken', async () => {
+      // From a review: headers that stop short of the claim (a range answered with none) were taken
+      // for a chain that moved, unblamed, and a liar's claim headed every round for as long as it
+      // stayed. Its status asked again tells the two apart: still the same tip, which its headers
+      // denied, is a lie; another is a chain that moved (a reorganisation, a restart).
+      const params = testParams();
+      const now = params.timestamp + 1_000_000;
+      const db = await ChainDB.open(new MemoryDisk().open(), params);
+      const chain = await Chain.open(db, { clock: () => now });
+      const blocks = mineChain(params, asParent(db.genesis), 2_100, { miner: testKey(1).address });
+      const names = networkNames(db.genesis.header.hash);
+      const statusAt = (n: number): Status => {
+        const totalWork = blocks.slice(0, n).reduce((sum, b) => sum + blockWork(b.header.target), blockWork(db.genesis.header.target));
+        return { genesis: db.genesis.header.hash, height: n, tipHash: blocks[n - 1]!.header.hash, totalWork, prunedHeight: 0 };
+      };
+      let status = statusAt(2_100);
+      let bodiesAsked = 0;
+      const transport = Object.assign(new EventEmitter(), {
+        peers: () => ['peer'],
+        async request(_peer: string, protocol: string, body: Uint8Array) {
+          if (protocol === names.status) return encodeStatus(status);
+          const { from, count } = decodeGetHeaderRange(body);
+          if (from > 2_000) {
+            if (moved) status = statusAt(2_000); // it went back to a chain whose tip is block 2,000 (as far as this test needs)
+            return encodeHeaders([]);
+          }
+          return encodeHeaders(blocks.slice(from - 1, Math.min(2_000, from - 1 + count)).map((b) => b.header));
+        },
+        async requestMany(_peer: string, _protocol: string, body: Uint8Array) {
+          bodiesAsked++;
+          return decodeGetBlocks(body).map((hash) => blocks.find((b) => bytesEqual(b.header.hash, hash))!.bytes);
+        },
+      }) as unknown as Transport;
+      const peers = new PeerManager(() => now);
+      const sync = new Sync({ transport, env: realEnv, names, chain, peers, clock: () => now, serve: (async () => {}) as unknown as Serve });
+      sync.statuses.set('peer', { peer: 'peer', status });
+      await sync.requestSync();
+      if (moved) {
+        assert.equal(peers.score('peer'), 0, 'its chain moved: no fault');
+        assert.equal(chain.tip.height, 2_000, 'its chain taken');
+      } else {
+        assert.equal(peers.isBanned('peer'), true, `score ${peers.score('peer')}`);
+        assert.equal(bodiesAsked, 0, 'banned before its chain was taken');
+      }
+      await db.close();
+    });
+  }
+
   it('a node on a chain that a heavier one forks from below its floor says so, once, and counts that peer apart', async () => {
     // The spec's promise: a node apart from the network longer than the reorg depth is told so.
     // Here the easy chain was the only one known, and was taken; the honest status came later.
