@@ -5,7 +5,7 @@ import { ConsensusError } from '../consensus/errors.ts';
 import { checkCheckpoint, checkpointText, type Checkpoint } from '../consensus/header-rules.ts';
 import type { HeaderChainCheck } from '../consensus/headers.ts';
 import type { NetworkNames } from './protocols.ts';
-import type { Transport } from './transport.ts';
+import { TransportError, type Transport } from './transport.ts';
 import { MAX_HEADERS_PER_RESPONSE, decodeGetHeaderRange, decodeHeaders, encodeGetHeaderRange, encodeHeaderBytes, type Status } from './wire.ts';
 
 const HEADERS_TIMEOUT_MS = 10_000;
@@ -16,6 +16,8 @@ const HEADERS_TIMEOUT_MS = 10_000;
 const RANGES_IN_FLIGHT = 8;
 /** Below the height both chains share, how far back the first range starts: most forks are shallow. */
 const FIRST_LOOK_BACK = 16;
+/** Failed requests that say nothing of the peer's chain: what it answered before them stands. */
+const NO_ANSWER: ReadonlySet<string> = new Set(['TRANSPORT_TIMEOUT', 'TRANSPORT_CLOSED', 'TRANSPORT_BUSY']);
 /** Lying about the chain, or sending what does not match what was asked for, is a ban. */
 export const LIE = 100;
 
@@ -63,6 +65,11 @@ export interface HeaderChain {
   readonly complete: boolean;
   /** The first of its headers ahead of our clock, if one ended it. */
   readonly aheadOfClock?: BlockHeader;
+  /**
+   * A request for a range that failed (a timeout, a connection closed, busy for too long), if one
+   * ended it: no fault, and no sign of its chain either; what was checked before it stands.
+   */
+  readonly interrupted?: TransportError;
 }
 
 /**
@@ -196,6 +203,9 @@ export async function fetchHeaderChain(o: HeaderSyncOptions, peer: string, claim
     const next = inFlight.shift();
     if (!next) return { fork, check, complete: true };
     const headers = await next;
+    // Thrown away, the headers checked so far were fetched again next round, to fail as far along:
+    // from a peer that loses one answer in a few, a chain longer than that was never taken.
+    if (headers instanceof TransportError && NO_ANSWER.has(headers.code) && check.tipHeight > fork.height) return { fork, check, complete: false, interrupted: headers };
     if (headers instanceof Error) throw headers;
     // Ranges are asked only up to the height it claimed: none there means its chain moved (to a
     // shorter one, heavier), not that this is all of it.

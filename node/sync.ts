@@ -341,7 +341,7 @@ export class Sync extends EventEmitter<SyncEvents> {
     if (complete && check.totalWork < claimed.totalWork) throw new PeerFault('its headers do not add up to the work it claimed', LIE);
     // Short of it, as a chain that moved meanwhile would be (a range with none, or one that does
     // not link): its status asked again tells. The same tip still named is one its headers denied.
-    if (!complete && !found.aheadOfClock && check.totalWork < claimed.totalWork && (await this.stillNames(peer, claimed))) {
+    if (!complete && !found.aheadOfClock && !found.interrupted && check.totalWork < claimed.totalWork && (await this.stillNames(peer, claimed))) {
       throw new PeerFault(`its headers stop at ${check.tipHeight}, short of the tip at ${claimed.height} its status names again`, LIE);
     }
     // Below our checkpoint, a chain that stops short of it is not taken, however much work it
