@@ -170,6 +170,7 @@ export class Sync extends EventEmitter<SyncEvents> {
 
   forget(peer: string): void {
     this.known.byPeer.delete(peer);
+    this.putOff.delete(peer);
     this.forks.forget(peer);
     this.busy.forget(peer);
     this.downloads.forget(peer);
