@@ -192,6 +192,9 @@ export class Gossip extends EventEmitter<GossipEvents> {
       // checked first (the orphan's header may come with a body of the sender's own).
       if (chain.orphans.has(header.hash)) {
         checkBlockSanity(block, chain.params);
+        // Its sender has the branch too, and the sync for the first may fail (a tamperer's bodies):
+        // seed 14004 waited for its next poll, its other sources' statuses from before they had it.
+        this.emit('orphan', peer);
         return await this.forwardedIfConnected(header.hash);
       }
       if (!hasValidProofOfWork(header)) throw new ConsensusError('HEADER_BAD_POW', 'block header lacks its proof of work');
@@ -233,7 +236,8 @@ export class Gossip extends EventEmitter<GossipEvents> {
    * node blamed; peers hear of a side branch once it leads, from whoever connects it.
    */
   private verdictOf(peer: string, outcome: BlockOutcome, hash: Uint8Array): Verdict {
-    if (outcome === 'orphan') this.emit('orphan', peer);
+    // A copy of one held already (another message of it came first) asks its sender's chain too.
+    if (outcome === 'orphan' || (outcome === 'duplicate' && this.o.chain.orphans.has(hash))) this.emit('orphan', peer);
     if (outcome === 'connected') {
       this.gave(peer, 'block');
       this.emit('connected', peer, hash);

@@ -23,8 +23,8 @@ describe('Gossip: a block held as an orphan', function () {
     const { params, db, now, chain } = await atGenesis();
     const [b1, b2, b3, b4, b5] = mineChain(params, asParent(db.genesis), 5, { miner: testKey(1).address });
     const { gossip, scheduler, whole } = gossipOn(chain, db, now);
-    let asked = 0;
-    gossip.on('orphan', () => asked++);
+    const asked: string[] = [];
+    gossip.on('orphan', (peer) => asked.push(peer));
     const orphan = whole('a', b2!.bytes);
     assert.equal(await whole('b', b2!.bytes), 'ignore', 'one message of a block waits, not each');
     // Held as an orphan by another message of it (its compact block, say) before this one came.
@@ -32,7 +32,7 @@ describe('Gossip: a block held as an orphan', function () {
     const held = whole('c', b3!.bytes);
     assert.equal(await chain.processBlock(b1!), 'connected', 'sync brings the parent; the orphans follow it');
     assert.deepEqual(await Promise.all([orphan, held]), ['accept', 'accept'], 'forwarded: they are on our main chain');
-    assert.equal(asked, 1, "the first's forwarder's chain was asked for");
+    assert.deepEqual(asked, ['a', 'b', 'c'], "each sender's chain was asked for");
 
     // One whose branch never comes: given up after the wait, unforwarded.
     const unconnected = whole('a', b5!.bytes);
@@ -40,6 +40,24 @@ describe('Gossip: a block held as an orphan', function () {
     await scheduler.runUntil(scheduler.now + ORPHAN_FORWARD_WAIT_MS);
     assert.equal(await unconnected, 'ignore');
     assert.equal(chain.tip.height, 3, `${toHex(b4!.header.hash)} never came`);
+  });
+
+  it("a held orphan's copy from another peer asks that peer's chain too: the sync for the first sender may fail", async () => {
+    // Seed 14004 (ten nodes, every adversary but the capturer), after a partition healed: n0 took
+    // block 50 as an orphan from the tamperer's compact block, then whole from an honest peer;
+    // the sync from the tamperer ended in its ban, the honest sender's chain was never asked for
+    // (its status was from before it had the block), and n0 waited for its next poll.
+    const { params, db, now, chain } = await atGenesis();
+    const [b1, b2] = mineChain(params, asParent(db.genesis), 2, { miner: testKey(1).address });
+    const { gossip, whole } = gossipOn(chain, db, now);
+    const asked: string[] = [];
+    gossip.on('orphan', (peer) => asked.push(peer));
+    assert.equal(await chain.processBlock(b2!), 'orphan'); // the tamperer's compact block's doing
+    const copy = whole('honest', b2!.bytes);
+    for (let turns = 0; turns < 1_000 && asked.length === 0; turns++) await afterTurns(1);
+    assert.deepEqual(asked, ['honest'], "the honest sender's chain is asked for");
+    assert.equal(await chain.processBlock(b1!), 'connected');
+    assert.equal(await copy, 'accept');
   });
 
   it("a whole block with a held orphan's header and a body of its own is refused, not forwarded once the orphan connects", async () => {
