@@ -3,7 +3,7 @@ import { BoundedSet } from '../ledger/bounded.ts';
 import { toHex } from '../ledger/bytes.ts';
 import { CairnError } from '../ledger/errors.ts';
 import { decodeBlock, type Block, type BlockHeader } from '../ledger/block.ts';
-import { TX_BYTES, type Transaction } from '../ledger/transaction.ts';
+import type { Transaction } from '../ledger/transaction.ts';
 import type { Mempool } from '../ledger/mempool.ts';
 import type { BlockOutcome, Chain } from '../consensus/chain.ts';
 import { checkBlockSanity, type SaneBlock } from '../consensus/sanity.ts';
@@ -16,7 +16,8 @@ import type { NetworkStats, PeerRecords } from './peer-records.ts';
 import type { NetworkNames } from './protocols.ts';
 import { isOwnFailure, ownFailureFields, verdictFor, type Transport, type Verdict } from './transport.ts';
 import type { TxSignatureVerifier } from './tx-signatures.ts';
-import { MAX_TXS_PER_BATCH, encodeTxBatch } from './wire.ts';
+import { encodeTxBatch } from './wire.ts';
+import { GOSSIP_FORK_DEPTH, ORPHAN_TARGET_SLACK, gossipBatchTxs, maxGossipBytes } from './gossip-limits.ts';
 import { AfterReorganisation, admitTxBatch } from './gossip-txs.ts';
 import { TxBatchTurns, bannedSender, senderGroup } from './tx-batch-turns.ts';
 import { BlocksInFlight } from './blocks-in-flight.ts';
@@ -24,33 +25,9 @@ import { StopGate } from './stop-gate.ts';
 import { OrphansAwaited } from './orphans-awaited.ts';
 import type { CompactStats, GossipEvents, GossipOptions } from './gossip-types.ts';
 
-/** The largest gossip message on any topic: a full block and its framing (docs/PROTOCOL.md, "Gossip"). */
-export function maxGossipBytes(maxBlockBytes: number): number {
-  return maxBlockBytes + 64 * 1024;
-}
-
-/**
- * Transactions in one gossip message: a batch of at most MAX_TXS_PER_BATCH that fits under the
- * cap. On a network whose blocks are under 100,468 bytes, 1,000 transactions (166,004 bytes) do
- * not, and a receiver bans the sender of a message over the cap.
- */
-export function gossipBatchTxs(maxBlockBytes: number): number {
-  return Math.min(MAX_TXS_PER_BATCH, Math.floor((maxGossipBytes(maxBlockBytes) - BATCH_HEAD_BYTES) / TX_BYTES));
-}
-/** A batch's wire version and its count (CompactSize, 3 bytes up to 65,535). */
-const BATCH_HEAD_BYTES = 4;
-
 /** An honest node never sends a message above the cap: it is dropped unread, and its sender banned. */
 const OVERSIZED_SCORE = 100;
 
-/** How far below our tip a gossiped block's parent may be for gossip to import it. */
-export const GOSSIP_FORK_DEPTH = 16;
-/**
- * How much easier than our tip's target a compact block whose parent we lack may claim to be, and
- * still be rebuilt: ASERT moves a target by 2^(lead / half-life), so near our tip an honest one
- * is within a small factor of ours, while a claim far easier may be junk that cost one hash.
- */
-export const ORPHAN_TARGET_SLACK = 16n;
 /** Compact blocks remembered by header and forwarder, so that each is rebuilt once (see firstFrom). */
 const MAX_REBUILT_FROM = 4096;
 

@@ -7,7 +7,7 @@ import { toHex } from '../ledger/bytes.ts';
 import { MemoryDisk } from '../ledger/kv-memory.ts';
 import { ChainDB } from '../ledger/chaindb.ts';
 import { Chain } from '../consensus/chain.ts';
-import { GOSSIP_FORK_DEPTH } from '../node/gossip.ts';
+import { GOSSIP_FORK_DEPTH } from '../node/gossip-limits.ts';
 import { SHORT_ID_BYTES, decodeGetBlockTxs, encodeCompactBlock } from '../node/compact.ts';
 import { encodeTxBatch } from '../node/wire.ts';
 import { TransportError } from '../node/transport.ts';

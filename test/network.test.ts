@@ -12,7 +12,7 @@ import { TransportError } from '../node/transport.ts';
 import { decodeTxBatch, encodeGetBlocks, encodeStatus, encodeTxBatch } from '../node/wire.ts';
 import { BLOCK_TXS_DEPTH, SHORT_ID_BYTES, decodeGetBlockTxs, encodeCompactBlock, encodeGetBlockTxs } from '../node/compact.ts';
 import { transactionBytesAt } from '../ledger/block.ts';
-import { GOSSIP_FORK_DEPTH } from '../node/gossip.ts';
+import { GOSSIP_FORK_DEPTH } from '../node/gossip-limits.ts';
 import { decodeTransaction } from '../ledger/transaction.ts';
 import { FUNDED_KEYS, seededRandom, testKey, transfer } from './helpers/fixtures.ts';
 import { asParent, mineChild } from './helpers/mining.ts';

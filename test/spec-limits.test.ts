@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { BLOCK_TXS_DEPTH, GET_BLOCK_TXS_MAX_BYTES, MAX_REQUESTED } from '../node/compact.ts';
-import { GOSSIP_FORK_DEPTH, ORPHAN_TARGET_SLACK, gossipBatchTxs, maxGossipBytes } from '../node/gossip.ts';
+import { GOSSIP_FORK_DEPTH, ORPHAN_TARGET_SLACK, gossipBatchTxs, maxGossipBytes } from '../node/gossip-limits.ts';
 import { DEFAULT_SNAPSHOT_INTERVAL } from '../node/snapshots.ts';
 import { DEFAULT_REORG_DEPTH } from '../consensus/chain-index.ts';
 import { PROOF_DEPTH } from '../node/light/wire.ts';
