@@ -283,6 +283,8 @@ export const RPC_ERRORS = {
    * was read or submitted; `data.retryAfterSeconds` says when to ask again (the CLI does so itself).
    */
   REORGANISING: -32005,
+  /** A batch's answers before this request passed MAX_BATCH_ANSWER_BYTES: it was not run; ask for it in another batch. */
+  ANSWER_TOO_LARGE: -32006,
 } as const;
 
 /** Where a node's RPC listens and the token it accepts: written to `<datadir>/rpc.json`, mode 0600. */

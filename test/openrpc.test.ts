@@ -13,7 +13,7 @@ import { decodeTransaction } from '../ledger/transaction.ts';
 import { EXAMPLE, RPC_DOC } from '../node/rpc-doc.ts';
 import { validate } from '../node/json-schema.ts';
 import { RPC_ENDPOINT_FILE, RPC_ERRORS, type RpcEndpointFile } from '../node/rpc-types.ts';
-import { MAX_BATCH, MAX_RPC_BODY_BYTES } from '../node/rpc.ts';
+import { BATCH_RUNNING, MAX_BATCH, MAX_BATCH_ANSWER_BYTES, MAX_RPC_BODY_BYTES } from '../node/rpc.ts';
 import { MAX_ID_TEXT } from '../node/rpc-body.ts';
 import { GZIP_MIN_BYTES } from '../node/http/compress.ts';
 import { renderRpcMarkdown, RPC_MD } from '../scripts/rpc-docs.ts';
@@ -82,6 +82,7 @@ describe('OpenRPC: the document is the API', function () {
     assert.match(description, /batch/);
     assert.ok(description.includes(`1 to ${MAX_BATCH} requests`), `the batch limit, ${MAX_BATCH}: ${description}`);
     assert.ok(description.includes(`${MAX_RPC_BODY_BYTES} bytes`), `the body limit, ${MAX_RPC_BODY_BYTES} bytes: ${description}`);
+    assert.ok(description.includes(`run ${BATCH_RUNNING} at a time`) && description.includes(`pass ${MAX_BATCH_ANSWER_BYTES} bytes of JSON`) && description.includes(String(RPC_ERRORS.ANSWER_TOO_LARGE)), `a batch's answer budget, as the server has it: ${description}`);
     const response = await fetch(endpoint.url, {
       method: 'POST',
       headers: { authorization: `Bearer ${endpoint.token}`, 'content-type': 'application/json' },

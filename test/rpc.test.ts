@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { JsonRpcServer, MAX_RPC_CONNECTIONS } from '../node/rpc.ts';
+import { BATCH_RUNNING, JsonRpcServer, MAX_BATCH_ANSWER_BYTES, MAX_RPC_CONNECTIONS } from '../node/rpc.ts';
 import { lightParamNames, lightRpcHandlers, type LightContext } from '../node/light/rpc.ts';
 import { encodeAddress } from '../ledger/keys.ts';
 import { tempDir, testKey } from './helpers/fixtures.ts';
@@ -111,6 +111,39 @@ describe('JSON-RPC server', () => {
     assert.deepEqual((await call('named', [1])).error, { code: RPC_ERRORS.INVALID_PARAMS, message: 'params must be an object: named takes its params by name' });
     assert.deepEqual((await call('echo', 'x')).error, { code: RPC_ERRORS.INVALID_REQUEST, message: 'params, when given, are an object (by name) or an array (by position)' }, 'no structured value: no valid request');
     assert.equal(seen.length, 4, 'the refused calls did not run');
+  });
+
+  it(`runs a batch ${BATCH_RUNNING} requests at a time, and refuses those not yet run once its answers pass ${MAX_BATCH_ANSWER_BYTES} bytes`, async () => {
+    // From the HTTP review: a batch of 1,000 getHeaders of 2,000 each (a 60 KB body) ran them all at
+    // once and made a 600 MB answer, past the longest string V8 makes, after holding every part.
+    const part = 1024 * 1024;
+    let runs = 0;
+    let running = 0;
+    let mostRunning = 0;
+    const handlers = {
+      async big() {
+        runs++;
+        mostRunning = Math.max(mostRunning, ++running);
+        await new Promise((resolve) => setImmediate(resolve));
+        running--;
+        return 'x'.repeat(part);
+      },
+    };
+    const rpc = new JsonRpcServer({}, handlers, { datadir: dir.path });
+    servers.push(rpc);
+    const url = await rpc.start();
+    const asked = 40;
+    const batch = Array.from({ length: asked }, (_, i) => ({ jsonrpc: '2.0', id: i, method: 'big' }));
+    batch.push({ jsonrpc: '2.0', method: 'big' } as (typeof batch)[number]); // a notification: it adds nothing to the answer, and runs
+    const text = await (await fetch(url, { method: 'POST', headers: { authorization: `Bearer ${rpc.token}` }, body: JSON.stringify(batch) })).text();
+    const answers = JSON.parse(text) as { id: number; result?: string; error?: { code: number; message: string } }[];
+    assert.deepEqual(answers.map((a) => a.id), batch.slice(0, asked).map((r) => r.id), 'every request with an id answered, in order');
+    const refused = answers.filter((a) => a.error);
+    assert.ok(refused.length > 0 && refused.every((a) => a.error!.code === RPC_ERRORS.ANSWER_TOO_LARGE), JSON.stringify(refused.map((a) => a.error?.code)));
+    assert.ok(answers.findIndex((a) => a.error) === asked - refused.length, 'the refused are those after the budget ran out');
+    assert.ok(text.length <= MAX_BATCH_ANSWER_BYTES + (BATCH_RUNNING + 1) * (part + 100), `an answer within the budget and the requests running when it ran out: ${text.length}`);
+    assert.equal(runs, asked - refused.length + 1, 'a refused request did not run; the notification did');
+    assert.ok(mostRunning <= BATCH_RUNNING, `${mostRunning} at once`);
   });
 
   it("answers JSON-RPC 2.0's own examples (jsonrpc.org, section 7) as it says: codes, ids, batches, notifications", async () => {
