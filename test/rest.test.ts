@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
+import { connect } from 'node:net';
 import { toHex } from '../ledger/bytes.ts';
 import { encodeAddress } from '../ledger/keys.ts';
 import { HttpServer } from '../node/http/server.ts';
@@ -342,6 +343,32 @@ describe('REST API and live events', function () {
       await stream.waitFor('a block after the idle', (es) => es.length >= 1);
     } finally {
       stalled.socket.destroy();
+      stream.close();
+    }
+  });
+
+  it('a request whose body comes a byte at a time is answered 408 and its connection closed once its time is up; an event stream is never cut for it', async () => {
+    // Node's default is 300 s: a slow POST /tx held its connection for five minutes.
+    const timed = new HttpServer(t.node, { requestTimeoutMs: 400 });
+    servers.push(timed);
+    const url = new URL(await timed.start());
+    const stream = await openStream(`${url.origin}/events?types=block`);
+    const socket = connect(Number(url.port), url.hostname);
+    let reply = '';
+    socket.setEncoding('utf8').on('data', (d: string) => (reply += d));
+    const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+    socket.write('POST /tx HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/plain\r\nContent-Length: 334\r\n\r\n0');
+    const drip = setInterval(() => socket.write('0'), 50);
+    try {
+      const outcome = await Promise.race([closed.then(() => 'closed'), new Promise((resolve) => setTimeout(resolve, 10_000, 'still open after 10 s'))]);
+      assert.equal(outcome, 'closed');
+      assert.match(reply, /^HTTP\/1\.1 408/);
+      // The stream, open for longer than the request's time, still gets what comes.
+      await mineOn(t, 1);
+      await stream.waitFor('a block', (es) => es.length >= 1);
+    } finally {
+      clearInterval(drip);
+      socket.destroy();
       stream.close();
     }
   });

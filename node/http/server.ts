@@ -43,7 +43,16 @@ export interface HttpOptions {
   readonly trustProxy?: boolean;
   /** How long an answer may wait on a client that reads none of it before its connection is cut (WRITE_TIMEOUT_MS; tests lower it). */
   readonly writeTimeoutMs?: number;
+  /** How long a request, headers and body, may take to arrive (REQUEST_TIMEOUT_MS; tests lower it). */
+  readonly requestTimeoutMs?: number;
 }
+
+/**
+ * Node's default is 300 s: a POST /tx whose body came a byte at a time held its connection for
+ * five minutes, and a client whose connections are not counted (loopback: a proxy) could hold
+ * every one. The RPC server's is the same 30 s. An event stream is a request long arrived.
+ */
+const REQUEST_TIMEOUT_MS = 30_000;
 
 /** Most request body a POST /tx takes: one transaction in hex is 334 characters. */
 const MAX_BODY = 16 * 1024;
@@ -98,8 +107,11 @@ export class HttpServer {
 
   async start(): Promise<string> {
     await this.files.load();
-    const server = createServer((req, res) => void this.handle(req, res));
-    server.headersTimeout = 10_000;
+    const requestTimeout = this.options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
+    // Node looks for requests past their time at this interval (30 s by default): within a quarter of it.
+    const connectionsCheckingInterval = Math.min(30_000, Math.ceil(requestTimeout / 4));
+    const server = createServer({ requestTimeout, connectionsCheckingInterval }, (req, res) => void this.handle(req, res));
+    server.headersTimeout = Math.min(10_000, requestTimeout);
     server.maxConnections = this.options.maxConnections ?? MAX_CONNECTIONS;
     cutStalledWrites(server, this.options.writeTimeoutMs ?? WRITE_TIMEOUT_MS);
     server.on('connection', (socket: Socket) => this.admit(socket));
