@@ -384,6 +384,8 @@ interface GoodRow {
   readonly setup?: (h: TipHarness) => Promise<void>;
   readonly txs: (h: TipHarness) => Transaction[];
   readonly reward?: bigint;
+  /** Who the coinbase pays (MINER unless given). */
+  readonly miner?: TestKey;
   /** Accounts after the block (relative to the store before it when a function). */
   readonly expect: ReadonlyArray<{ readonly key: TestKey; readonly account: Account | undefined }>;
 }
@@ -434,6 +436,39 @@ const GOOD: GoodRow[] = [
     expect: [{ key: RICH, account: { balance: MAX_AMOUNT, nonce: 0n } }],
   },
   {
+    // TX_AMOUNT_OVER_LIMIT is for a sum above the cap: one at it is a valid payment.
+    name: 'amount + fee exactly MAX_AMOUNT, from a balance of MAX_AMOUNT',
+    params: overflowParams(),
+    setup: async (h) => {
+      await aMinesABlock(h);
+      await h.connectBlock(childBlock(h.tip, [transfer(A, RICH.address, HEADROOM, 0n, 0n)], { reward: BIG_REWARD }));
+    },
+    reward: BIG_REWARD,
+    txs: () => [transfer(RICH, FRESH.address, MAX_AMOUNT - 1n, 0n, 1n)],
+    expect: [
+      { key: RICH, account: { balance: 0n, nonce: 1n } },
+      { key: FRESH, account: { balance: MAX_AMOUNT - 1n, nonce: 0n } },
+    ],
+  },
+  {
+    // The miner's BLOCK_BAD_COINBASE is for a balance above the cap: a coinbase that reaches it is valid.
+    name: 'a coinbase that brings the miner to exactly MAX_AMOUNT',
+    params: { ...overflowParams(), reward: HEADROOM },
+    reward: HEADROOM,
+    miner: RICH,
+    txs: () => [],
+    expect: [{ key: RICH, account: { balance: MAX_AMOUNT, nonce: 0n } }],
+  },
+  {
+    // PROTOCOL.md, Accounts: a block's first touch makes an account, even with an amount of 0.
+    name: 'a transfer of 0 to an address with no account makes its account (0, 0)',
+    txs: () => [transfer(A, FRESH.address, 0n, 0n, 1n)],
+    expect: [
+      { key: A, account: { balance: START - 1n, nonce: 1n } },
+      { key: FRESH, account: { balance: 0n, nonce: 0n } },
+    ],
+  },
+  {
     name: 'a block of exactly maxBlockBytes',
     params: { maxBlockBytes: HEADER_BYTES + COINBASE_BYTES + 1 + TX_BYTES },
     txs: () => [transfer(A, B.address, 10n, 0n)],
@@ -457,7 +492,7 @@ describe('rules: valid edge cases are accepted', () => {
       const h = await TipHarness.open(db);
       await row.setup?.(h);
       const before = await auditChainDB(db);
-      const block = childBlock(h.tip, row.txs(h), { reward: row.reward });
+      const block = childBlock(h.tip, row.txs(h), { reward: row.reward, miner: row.miner?.address });
       await h.connectBlock(block);
       assert.deepEqual(h.tip, { hash: block.header.hash, height: before.height + 1 });
       for (const { key, account } of row.expect) assert.deepEqual(await db.getAccount(key.address), account);
