@@ -117,6 +117,20 @@ describe('Chain: the block index window', () => {
     await auditChainDB(db);
   });
 
+  it('judges the reorg depth on a parent in memory as on one below the window: a fork at the floor is followed, one a block deeper refused', async () => {
+    // A window deeper than the reorg depth: the parents either side of the floor are in memory,
+    // so the refusal is the rule on a known parent, not the one for a parent not found.
+    chain = await Chain.open(db, { clock: () => now, reorgDepth: 5, window: 30 });
+    const main = mineChain(params, asParent(db.genesis), 20, { miner: testKey(60).address });
+    await feed(main);
+    assert.equal(chain.forkFloor, 15);
+    assert.ok(chain.mainAt(14) && chain.mainAt(15), 'both parents are in memory');
+    const deeper = mineChild(params, asParent(main[13]!), [], { miner: testKey(61).address });
+    await assert.rejects(chain.processBlock(deeper), (err: unknown) => err instanceof CairnError && err.code === 'BLOCK_FORK_TOO_DEEP' && err.banScore === 0);
+    assert.equal(chain.getEntry(deeper.header.hash), undefined);
+    assert.equal(await chain.processBlock(mineChild(params, asParent(main[14]!), [], { miner: testKey(61).address })), 'side-branch');
+  });
+
   it('walks a side branch down to its fork point once a block, not once for each of its entries', async () => {
     // From the long-chain review: each side entry was walked down to the main chain alone, the
     // square of the branch's length at every block (3,000 entries: 39 ms a main-chain block).

@@ -9,6 +9,7 @@ import { makeBlock, type Block } from '../ledger/block.ts';
 import { Chain, maxFutureDrift } from '../consensus/chain.ts';
 import { HAVE_DATA } from '../consensus/block-index.ts';
 import { ConsensusError } from '../consensus/errors.ts';
+import { nextTarget } from '../consensus/difficulty.ts';
 import { FUNDED_KEYS, tempDir, testKey, testParams, transfer } from './helpers/fixtures.ts';
 import { asParent, mineChain, mineChild } from './helpers/mining.ts';
 
@@ -243,6 +244,18 @@ describe('Chain: fork choice, reorgs and header rules', () => {
     }
     assert.ok(new ConsensusError('HEADER_BAD_POW', 'x') instanceof CairnError);
     assert.ok(new BlockRuleError('BLOCK_BAD_COINBASE', 'x') instanceof CairnError);
+  });
+
+  it("refuses a target one above or one below ASERT's, off schedule where it is not the genesis target", async () => {
+    const b1 = mineChild(params, genesis());
+    const b2 = mineChild(params, asParent(b1), [], { spacing: 37 });
+    assert.deepEqual(await feed([b1, b2]), ['connected', 'connected']);
+    const expected = nextTarget(params, b2.header, b1.header.timestamp);
+    assert.notEqual(expected, params.target);
+    for (const target of [expected + 1n, expected - 1n]) {
+      await assert.rejects(chain.processBlock(mineChild(params, asParent(b2), [], { target })), rejectsWith('HEADER_BAD_TARGET'));
+    }
+    assert.equal(await chain.processBlock(mineChild(params, asParent(b2), [], { target: expected })), 'connected');
   });
 
   it('refuses a child of a block found invalid, and remembers it invalid', async () => {

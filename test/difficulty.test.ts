@@ -296,6 +296,10 @@ describe('difficulty: asertTarget invariants', () => {
     // Far ahead: never below 1, however many blocks.
     assert.equal(asertTarget(MAX_TARGET, 5, 0, 1_000_000, 120), 1n);
     assert.equal(asertTarget(1n, 5, -1_000_000, 0, 120), 1n);
+    // A gap of 2^50 s at a half-life of 1 s is a shift of 2^50 bits, more than any bigint holds:
+    // PROTOCOL.md's clamp (a shift over 256 bits gives 2^256 − 1) must come before the shift.
+    assert.equal(asertTarget(1n, 1, 2 ** 50, 0, 1), MAX_TARGET);
+    assert.equal(asertTarget(MAX_TARGET, 1, -(2 ** 50), 0, 1), 1n);
   });
 
   it('refuses targets and parameters outside its domain', () => {
