@@ -106,6 +106,13 @@ const ROWS: Row[] = [
     error: TxRuleError, code: 'TX_WRONG_CHAIN', txIndex: 0, banScore: 100,
   },
   {
+    // PROTOCOL.md's order (rule 3 before rule 4): another network's transaction costs its relayer
+    // the ban (100) whatever its nonce, not the 0 of a nonce a reorganisation may have made stale.
+    name: 'a transaction for another chain with a nonce that is wrong here too',
+    block: (h) => childBlock(h.tip, [transfer(A, B.address, 10n, 5n, 1n, 8)]),
+    error: TxRuleError, code: 'TX_WRONG_CHAIN', txIndex: 0, banScore: 100,
+  },
+  {
     name: 'a nonce too high',
     block: (h) => childBlock(h.tip, [transfer(A, B.address, 10n, 1n)]),
     error: TxRuleError, code: 'TX_BAD_NONCE', txIndex: 0, banScore: 0,
@@ -148,6 +155,15 @@ const ROWS: Row[] = [
     name: 'amount + fee over MAX_AMOUNT (each within it)',
     block: (h) => childBlock(h.tip, [transfer(A, B.address, MAX_AMOUNT, 0n, 1n)]),
     error: TxRuleError, code: 'TX_AMOUNT_OVER_LIMIT', txIndex: 0, banScore: 100,
+  },
+  {
+    // Rule 4 before rule 5: a nonce judged stale first, as a reorganisation may leave it (ban 0).
+    name: 'amount + fee over MAX_AMOUNT with a nonce already used',
+    setup: async (h) => {
+      await h.connectBlock(childBlock(h.tip, [transfer(A, B.address, 10n, 0n)]));
+    },
+    block: (h) => childBlock(h.tip, [transfer(A, B.address, MAX_AMOUNT, 0n, 1n)]),
+    error: TxRuleError, code: 'TX_BAD_NONCE', txIndex: 0, banScore: 0,
   },
   {
     name: 'a credit that would take the recipient over MAX_AMOUNT',
