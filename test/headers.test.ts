@@ -3,6 +3,7 @@ import { ChainDB } from '../ledger/chaindb.ts';
 import { CairnError } from '../ledger/errors.ts';
 import { Chain } from '../consensus/chain.ts';
 import { HeaderChainCheck } from '../consensus/headers.ts';
+import { medianOf } from '../consensus/header-rules.ts';
 import { tempDir, testParams } from './helpers/fixtures.ts';
 import { asParent, mineChain, mineChild } from './helpers/mining.ts';
 import { makeHeader, type BlockHeader } from '../ledger/block.ts';
@@ -76,6 +77,25 @@ describe('HeaderChainCheck: a peer claimed chain, judged before any body is fetc
     new HeaderChainCheck(params, chain.mainAt(0)!, now).extend([...blocks, child].map((b) => b.header));
     new HeaderChainCheck(params, chain.tip, now).extend([child.header]);
     assert.equal(await chain.processBlock(child), 'connected');
+  });
+
+  it('keeps the median time past of timestamps out of order and equal as medianOf gives it: a header at it refused, one past it taken, as import judges', async () => {
+    // The check keeps a sorted copy of the last 11 timestamps, updated a header at a time; timestamps
+    // from the median + 1 to + 5 repeat and go back, where an insertion off by one would unsort it.
+    const times = [db.genesis.header.timestamp];
+    const check = new HeaderChainCheck(params, chain.tip, now);
+    let parent = asParent(db.genesis);
+    for (let i = 0; i < 60; i++) {
+      const median = medianOf(times.slice(-11));
+      const atMedian = mineChild(params, parent, [], { timestamp: median });
+      assert.throws(() => check.extend([atMedian.header]), (err: unknown) => err instanceof CairnError && err.code === 'HEADER_TIME_TOO_OLD', `block ${i + 1}`);
+      const block = mineChild(params, parent, [], { timestamp: median + 1 + ((i * 7) % 5) });
+      check.extend([block.header]);
+      assert.equal(await chain.processBlock(block), 'connected');
+      times.push(block.header.timestamp);
+      parent = asParent(block);
+    }
+    assert.equal(check.tipHeight, 60);
   });
 
   it('answers a locator with the main-chain headers after the fork point', async () => {
